@@ -1,0 +1,17 @@
+"""History: the one contract between running (sim or live) and analysis."""
+
+from msgstorm.history.reader import History, read_history
+from msgstorm.history.schema import DELIVERIES, EVENTS, MESSAGES, RUN, STATUSES, TABLES
+from msgstorm.history.writer import HistoryWriter
+
+__all__ = [
+    "History",
+    "HistoryWriter",
+    "read_history",
+    "MESSAGES",
+    "DELIVERIES",
+    "EVENTS",
+    "RUN",
+    "STATUSES",
+    "TABLES",
+]

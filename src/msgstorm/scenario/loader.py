@@ -1,0 +1,176 @@
+"""Loading a scenario: TOML text -> overrides -> validated, frozen ``Scenario``.
+
+Every failure becomes a ``ScenarioError`` whose issues name file, line and field; the CLI
+prints them and exits 2. ``--set dotted.key=value`` overrides are applied to the raw
+table before validation, so they are validated like the file itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from msgstorm.scenario.errors import Loc, ScenarioError, ScenarioIssue, TomlLocator, format_field
+from msgstorm.scenario.refs import check_references
+from msgstorm.scenario.schema import Scenario
+
+__all__ = ["load_scenario", "parse_scenario", "scenario_hash", "apply_override"]
+
+
+def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Scenario:
+    """Read, override, validate and cross-check a scenario file."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError([ScenarioIssue(str(file), None, "", "no such scenario file")]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ScenarioError([ScenarioIssue(str(file), None, "", f"cannot read: {error}")]) from None
+    return parse_scenario(text, source=str(file), base_dir=file.parent, overrides=overrides)
+
+
+def parse_scenario(
+    text: str,
+    source: str = "<scenario>",
+    base_dir: Path | None = None,
+    overrides: Iterable[str] = (),
+) -> Scenario:
+    """Validate scenario TOML text; ``base_dir`` resolves relative replay paths."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        match = re.search(r"line (\d+)", str(error))
+        line = int(match.group(1)) if match else None
+        raise ScenarioError([ScenarioIssue(source, line, "", f"not valid TOML: {error}")]) from None
+    locator = TomlLocator(text)
+    overridden: set[Loc] = set()
+    for override in overrides:
+        try:
+            overridden.add(apply_override(raw, override))
+        except ValueError as error:
+            raise ScenarioError([ScenarioIssue("--set", None, override, str(error))]) from None
+    _resolve_paths(raw, base_dir or Path("."))
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as error:
+        raise ScenarioError(_issues(error, source, locator, overridden)) from None
+    problems = check_references(scenario)
+    if problems:
+        raise ScenarioError(
+            [_issue(loc, message, source, locator, overridden) for loc, message in problems]
+        )
+    return scenario
+
+
+def scenario_hash(scenario: Scenario) -> str:
+    """A stable hash of the validated scenario (units already normalised)."""
+    canonical = json.dumps(scenario.model_dump(mode="json", by_alias=True), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def apply_override(raw: dict[str, Any], override: str) -> Loc:
+    """Apply ``dotted.key=value`` to a raw table; the value is read as TOML, else a string."""
+    if "=" not in override:
+        raise ValueError("expected dotted.key=value, e.g. run.seed=7")
+    dotted, value_text = override.split("=", 1)
+    parts: list[str | int] = [int(p) if p.isdigit() else p for p in dotted.strip().split(".")]
+    if not parts or any(p == "" for p in parts):
+        raise ValueError(f"bad key {dotted!r}")
+    try:
+        value: Any = tomllib.loads(f"v = {value_text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = value_text.strip()
+    node: Any = raw
+    for part in parts[:-1]:
+        if isinstance(part, int):
+            if not isinstance(node, list) or part >= len(node):
+                raise ValueError(f"{dotted}: no element {part}")
+            node = node[part]
+        else:
+            if not isinstance(node, dict):
+                raise ValueError(f"{dotted}: {part!r} is not a table")
+            node = node.setdefault(part, {})
+    last = parts[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or last >= len(node):
+            raise ValueError(f"{dotted}: no element {last}")
+        node[last] = value
+    else:
+        if not isinstance(node, dict):
+            raise ValueError(f"{dotted}: not a table")
+        node[last] = value
+    return tuple(parts)
+
+
+def _resolve_paths(raw: Any, base_dir: Path) -> None:
+    """Make replay paths relative to the scenario file, not the working directory."""
+    if isinstance(raw, dict):
+        if raw.get("process") == "replay" and isinstance(raw.get("path"), str):
+            path = Path(raw["path"])
+            if not path.is_absolute():
+                raw["path"] = str(base_dir / path)
+        for value in raw.values():
+            _resolve_paths(value, base_dir)
+    elif isinstance(raw, list):
+        for value in raw:
+            _resolve_paths(value, base_dir)
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> Loc:
+    """Drop pydantic's union-tag and validator segments, keep the user's field path."""
+    cleaned: list[str | int] = []
+    for part in loc:
+        if isinstance(part, str) and ("[" in part or "(" in part):
+            continue
+        cleaned.append(part)
+    return tuple(cleaned)
+
+
+def _issues(
+    error: ValidationError, source: str, locator: TomlLocator, overridden: set[Loc]
+) -> list[ScenarioIssue]:
+    issues = []
+    for detail in error.errors():
+        loc = _clean_loc(detail["loc"])
+        message = detail["msg"]
+        if detail["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling; see the README's schema)"
+        elif detail["type"] == "missing":
+            message = "required field is missing"
+        message = message.removeprefix("Value error, ")
+        issues.append(_issue_with_path(loc, message, source, locator, overridden))
+    return issues
+
+
+_UNION_TAGS = frozenset({
+    "constant", "uniform", "normal", "lognormal", "pareto", "exponential", "poisson", "hawkes",
+    "step_ramp", "linear_ramp", "replay", "phases", "partition", "crash", "degrade",
+    "unbounded", "drop_tail", "suspend", "eip1559", "shed",
+})
+
+
+def _issue_with_path(
+    loc: Loc, message: str, source: str, locator: TomlLocator, overridden: set[Loc]
+) -> ScenarioIssue:
+    # Discriminated unions put the chosen tag (e.g. "poisson") into the path; the user
+    # never wrote it as a key, so it is left out of the field name.
+    shown = tuple(
+        part for index, part in enumerate(loc)
+        if index == len(loc) - 1 or not (isinstance(part, str) and part in _UNION_TAGS)
+    )
+    return _issue(shown, message, source, locator, overridden)
+
+
+def _issue(
+    loc: Loc, message: str, source: str, locator: TomlLocator, overridden: set[Loc]
+) -> ScenarioIssue:
+    if any(loc[: len(o)] == o for o in overridden):
+        return ScenarioIssue("--set", None, format_field(loc), message)
+    return ScenarioIssue(source, locator.line_of(loc), format_field(loc), message)

@@ -1,0 +1,126 @@
+"""Cross-reference checks on a validated scenario: names that must exist elsewhere in it.
+
+Pydantic checks each field alone; this pass checks that regions, nodes, files, queue
+policies and SLO metrics named in one place exist, and returns ``(location, message)``
+pairs that the loader turns into file:line errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from msgstorm.scenario.regions import default_one_way_ns
+
+if TYPE_CHECKING:
+    from msgstorm.scenario.schema import NetworkSpec, Scenario
+
+__all__ = ["check_references", "node_names", "node_regions"]
+
+Problem = tuple[tuple[str | int, ...], str]
+
+
+def node_names(network: NetworkSpec) -> list[str]:
+    """Node names in index order: ``<region>-<i>`` for each region, in the order given."""
+    return [f"{region}-{i}" for region in network.regions for i in range(network.nodes_per_region)]
+
+
+def node_regions(network: NetworkSpec) -> list[str]:
+    """The region of each node, in node index order."""
+    return [region for region in network.regions for _ in range(network.nodes_per_region)]
+
+
+def _region_pair(key: str) -> tuple[str, str] | None:
+    parts = key.split("/")
+    return (parts[0].strip(), parts[1].strip()) if len(parts) == 2 else None
+
+
+def check_references(scenario: Scenario) -> list[Problem]:
+    """Every name used is defined; every region pair has a latency."""
+    problems: list[Problem] = []
+    network = scenario.network
+    regions = set(network.regions)
+    nodes = set(node_names(network))
+    names = regions | nodes
+    hint_nodes = ", ".join(sorted(nodes)[:6]) + (" ..." if len(nodes) > 6 else "")
+
+    explicit: set[frozenset[str]] = set()
+    for key in network.latency:
+        pair = _region_pair(key)
+        if pair is None:
+            problems.append((("network", "latency", key), "expected a key like \"us-east/eu-west\""))
+            continue
+        for region in pair:
+            if region not in regions:
+                problems.append(
+                    (("network", "latency", key), f"unknown region {region!r}; regions are {sorted(regions)}")
+                )
+        explicit.add(frozenset(pair))
+    for i, a in enumerate(network.regions):
+        for b in network.regions[i + 1:]:
+            if frozenset({a, b}) not in explicit and default_one_way_ns(a, b) is None:
+                problems.append(
+                    (("network", "regions"),
+                     f"no built-in latency between {a!r} and {b!r}; add network.latency.\"{a}/{b}\" = \"40ms\"")
+                )
+    for index, link in enumerate(network.links):
+        for name in link.between:
+            if name not in names:
+                problems.append((("network", "links", index, "between"), f"unknown region or node {name!r}"))
+
+    gossip = scenario.gossip
+    if gossip.mode == "mesh" and gossip.degree > gossip.peers:
+        problems.append((("gossip", "degree"), f"mesh degree {gossip.degree} exceeds peers {gossip.peers}"))
+
+    sequencer = scenario.sequencer
+    if sequencer.node is not None and sequencer.node not in nodes:
+        problems.append((("sequencer", "node"), f"unknown node {sequencer.node!r}; nodes are {hint_nodes}"))
+    for index, name in enumerate(sequencer.standby):
+        if name not in nodes:
+            problems.append((("sequencer", "standby", index), f"unknown node {name!r}; nodes are {hint_nodes}"))
+    from msgstorm.sim.policies import QUEUE_POLICIES
+
+    if sequencer.policy not in QUEUE_POLICIES:
+        problems.append(
+            (("sequencer", "policy"), f"unknown queue policy {sequencer.policy!r}; one of {sorted(QUEUE_POLICIES)}")
+        )
+
+    for index, agent in enumerate(scenario.agents):
+        if agent.region is not None and agent.region not in regions:
+            problems.append((("agents", index, "region"), f"unknown region {agent.region!r}; regions are {sorted(regions)}"))
+        if agent.node is not None and agent.node not in nodes:
+            problems.append((("agents", index, "node"), f"unknown node {agent.node!r}; nodes are {hint_nodes}"))
+        arrivals = [("arrival",), *[("arrival", "phases", i, "arrival") for i in range(len(getattr(agent.arrival, "phases", [])))]]
+        for sub in arrivals:
+            spec = agent.arrival if len(sub) == 1 else agent.arrival.phases[sub[2]].arrival  # type: ignore[union-attr]
+            if spec.process == "replay" and not Path(spec.path).is_file():
+                problems.append((("agents", index, *sub, "path"), f"replay file not found: {spec.path}"))
+    names_seen: set[str] = set()
+    for index, agent in enumerate(scenario.agents):
+        if agent.name in names_seen:
+            problems.append((("agents", index, "name"), f"agent name {agent.name!r} is used twice"))
+        names_seen.add(agent.name)
+
+    for index, fault in enumerate(scenario.faults):
+        if fault.kind == "partition":
+            for g, group in enumerate(fault.groups):
+                for name in group:
+                    if name not in names:
+                        problems.append(
+                            (("faults", index, "groups", g), f"unknown region or node {name!r}; regions are {sorted(regions)}")
+                        )
+        elif fault.kind == "crash":
+            if fault.node != "sequencer" and fault.node not in nodes:
+                problems.append((("faults", index, "node"), f"unknown node {fault.node!r}; nodes are {hint_nodes} or \"sequencer\""))
+        elif fault.kind == "degrade":
+            for name in [*(fault.between or ()), *(fault.nodes or ())]:
+                if name not in names:
+                    field = "between" if fault.between else "nodes"
+                    problems.append((("faults", index, field), f"unknown region or node {name!r}"))
+
+    from msgstorm.analysis.slo import slo_metric_known
+
+    for name in scenario.slo:
+        if not slo_metric_known(name):
+            problems.append((("slo", name), "unknown SLO metric; see the README's SLO table for names"))
+    return problems

@@ -1,0 +1,383 @@
+"""The scenario schema: one frozen, validated description of a stress test.
+
+``scenario.toml`` is parsed by ``msgstorm.scenario.loader`` into these pydantic models.
+Every quantity is converted to a fixed unit here (ns, messages/s, bytes, bits/s,
+fractions), so traffic, faults, the simulator and analysis never parse strings.
+Cross-references (region and node names) are checked in ``msgstorm.scenario.refs``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from msgstorm.scenario.distributions import (
+    DurationDist,
+    DurationNs,
+    NumberDist,
+    SizeDist,
+)
+from msgstorm.scenario.units import parse_bandwidth_bps, parse_fraction, parse_rate_per_s
+
+__all__ = [
+    "MESSAGE_KINDS",
+    "Scenario",
+    "RunSpec",
+    "NetworkSpec",
+    "LinkModel",
+    "GossipSpec",
+    "SequencerSpec",
+    "BlocksSpec",
+    "BackpressureSpec",
+    "DesyncSpec",
+    "AgentSpec",
+    "ArrivalSpec",
+    "FaultSpec",
+    "AnalysisSpec",
+    "HistorySpec",
+]
+
+MessageKind = Literal["order", "cancel", "quote", "liquidation", "price", "spam"]
+MESSAGE_KINDS: tuple[str, ...] = ("order", "cancel", "quote", "liquidation", "price", "spam")
+
+RatePerS = Annotated[float, BeforeValidator(parse_rate_per_s), Field(ge=0)]
+Fraction = Annotated[float, BeforeValidator(parse_fraction)]
+BandwidthBps = Annotated[float, BeforeValidator(parse_bandwidth_bps)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- run ---------------------------------------------------------------------------------
+
+
+class RunSpec(_Spec):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = Field(default=1, ge=0)
+    duration: DurationNs = Field(gt=0)
+    drain: DurationNs = 5_000_000_000
+    window: DurationNs = Field(default=1_000_000_000, gt=0)
+    sample_interval: DurationNs = Field(default=100_000_000, gt=0)
+
+
+# --- network -----------------------------------------------------------------------------
+
+
+class LinkModel(_Spec):
+    """How one link's delay varies around its base one-way latency.
+
+    constant: base; uniform: base + U(0, jitter); normal: base + N(0, jitter) truncated at 0;
+    lognormal: base x LN(0, sigma); pareto: base x Pareto(1, alpha) (heavy tail).
+    """
+
+    dist: Literal["constant", "uniform", "normal", "lognormal", "pareto"] = "constant"
+    jitter: DurationNs = 0
+    sigma: float = Field(default=0.1, ge=0, le=3)
+    alpha: float = Field(default=3.0, gt=1)
+
+
+class LinkOverride(_Spec):
+    between: tuple[str, str]
+    latency: DurationNs
+    dist: LinkModel | None = None
+
+
+class NetworkSpec(_Spec):
+    regions: list[str] = Field(default_factory=lambda: ["us-east"], min_length=1)
+    nodes_per_region: int = Field(default=4, ge=1, le=100_000)
+    intra_region_latency: DurationNs = 500_000
+    latency: dict[str, DurationNs] = Field(default_factory=dict)
+    links: list[LinkOverride] = Field(default_factory=list)
+    link: LinkModel = LinkModel()
+    bandwidth: BandwidthBps = 1e9
+    processing: DurationDist = Field(default_factory=lambda: {"dist": "constant", "value": 20_000})
+
+    @model_validator(mode="after")
+    def _unique_regions(self) -> NetworkSpec:
+        if len(set(self.regions)) != len(self.regions):
+            raise ValueError("region names must be unique")
+        return self
+
+
+class GossipSpec(_Spec):
+    mode: Literal["mesh", "flood"] = "mesh"
+    degree: int = Field(default=8, ge=1)
+    peers: int = Field(default=16, ge=1)
+
+
+# --- sequencer, blocks, backpressure -------------------------------------------------------
+
+
+class SequencerSpec(_Spec):
+    node: str | None = None
+    workers: int = Field(default=1, ge=1, le=1024)
+    service: DurationDist = Field(
+        default_factory=lambda: {"dist": "exponential", "mean": 100_000}
+    )
+    policy: str = "fifo"
+    standby: list[str] = Field(default_factory=list)
+    failover_timeout: DurationNs = 1_000_000_000
+
+
+class BlocksSpec(_Spec):
+    interval: DurationNs = Field(default=500_000_000, gt=0)
+    max_messages: int = Field(default=5000, ge=1)
+    max_gas: int | None = Field(default=None, ge=1)
+    gas: dict[MessageKind, int] = Field(default_factory=dict)
+    quorum: Fraction = 0.67
+    header_size: int = Field(default=500, ge=0)
+
+
+class Unbounded(_Spec):
+    mode: Literal["unbounded"] = "unbounded"
+
+
+class DropTail(_Spec):
+    mode: Literal["drop_tail"]
+    capacity: int = Field(ge=1)
+
+
+class Suspend(_Spec):
+    mode: Literal["suspend"]
+    high: int = Field(ge=1)
+    low: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _watermarks(self) -> Suspend:
+        if self.low >= self.high:
+            raise ValueError("'low' watermark must be below 'high'")
+        return self
+
+
+class Eip1559(_Spec):
+    mode: Literal["eip1559"]
+    initial_base_fee: float = Field(default=1.0, gt=0)
+    min_base_fee: float = Field(default=0.01, gt=0)
+    target: Fraction = 0.5
+    max_change: Fraction = 0.125
+    underpriced: Literal["wait", "reject"] = "wait"
+
+
+class Shed(_Spec):
+    mode: Literal["shed"]
+    capacity: int = Field(ge=1)
+    levels: dict[MessageKind, Fraction] = Field(
+        default_factory=lambda: {"spam": 0.5, "quote": 0.75}
+    )
+    protect: list[MessageKind] = Field(default_factory=lambda: ["liquidation"])
+
+
+BackpressureSpec = Annotated[
+    Union[Unbounded, DropTail, Suspend, Eip1559, Shed], Field(discriminator="mode")
+]
+
+
+class DesyncSpec(_Spec):
+    max_height_gap: int = Field(default=2, ge=0)
+    min_duration: DurationNs = 1_000_000_000
+
+
+# --- traffic -------------------------------------------------------------------------------
+
+
+class ConstantArrival(_Spec):
+    process: Literal["constant"]
+    rate: RatePerS
+
+
+class PoissonArrival(_Spec):
+    process: Literal["poisson"]
+    rate: RatePerS
+
+
+class HawkesArrival(_Spec):
+    """Self-exciting arrivals, exponential kernel: each event spawns Poisson(branching)
+    children at Exp(decay) delays. branching >= 1 would explode and is rejected."""
+
+    process: Literal["hawkes"]
+    baseline: RatePerS
+    branching: float = Field(ge=0, lt=1)
+    decay: DurationNs = Field(gt=0)
+
+
+class StepRampArrival(_Spec):
+    process: Literal["step_ramp"]
+    start: RatePerS
+    step: RatePerS
+    every: DurationNs = Field(gt=0)
+    steps: int = Field(ge=1, le=10_000)
+    poisson: bool = True
+
+
+class LinearRampArrival(_Spec):
+    process: Literal["linear_ramp"]
+    start: RatePerS
+    end: RatePerS
+    poisson: bool = True
+
+
+class ReplayArrival(_Spec):
+    process: Literal["replay"]
+    path: str
+    column: str = "t"
+    time_unit: Literal["ns", "us", "ms", "s"] = "ns"
+    speed: float = Field(default=1.0, gt=0)
+
+
+SimpleArrival = Annotated[
+    Union[
+        ConstantArrival,
+        PoissonArrival,
+        HawkesArrival,
+        StepRampArrival,
+        LinearRampArrival,
+        ReplayArrival,
+    ],
+    Field(discriminator="process"),
+]
+
+
+class Phase(_Spec):
+    duration: DurationNs = Field(gt=0)
+    arrival: SimpleArrival
+
+
+class PhasesArrival(_Spec):
+    process: Literal["phases"]
+    phases: list[Phase] = Field(min_length=1)
+
+
+ArrivalSpec = Annotated[
+    Union[
+        ConstantArrival,
+        PoissonArrival,
+        HawkesArrival,
+        StepRampArrival,
+        LinearRampArrival,
+        ReplayArrival,
+        PhasesArrival,
+    ],
+    Field(discriminator="process"),
+]
+
+ROLE_MIX: dict[str, dict[str, float]] = {
+    "trader": {"order": 0.7, "cancel": 0.3},
+    "market_maker": {"quote": 0.8, "cancel": 0.2},
+    "flooder": {"spam": 1.0},
+    "liquidator": {"liquidation": 1.0},
+    "oracle": {"price": 1.0},
+}
+
+
+class AgentSpec(_Spec):
+    name: str = Field(min_length=1)
+    role: Literal["trader", "market_maker", "flooder", "liquidator", "oracle"] = "trader"
+    count: int = Field(default=1, ge=1, le=1_000_000)
+    region: str | None = None
+    node: str | None = None
+    arrival: ArrivalSpec
+    mix: dict[MessageKind, Annotated[float, Field(ge=0)]] | None = None
+    size: SizeDist = Field(default_factory=lambda: {"dist": "constant", "value": 250})
+    fee: NumberDist = Field(default_factory=lambda: {"dist": "constant", "value": 1.0})
+    keys: int = Field(default=100, ge=1)
+    start: DurationNs = 0
+    stop: DurationNs | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> AgentSpec:
+        if self.region is not None and self.node is not None:
+            raise ValueError("give 'region' or 'node', not both")
+        if self.mix is not None and sum(self.mix.values()) <= 0:
+            raise ValueError("'mix' weights must add up to more than 0")
+        if self.stop is not None and self.stop <= self.start:
+            raise ValueError("'stop' must be after 'start'")
+        return self
+
+    @property
+    def kind_mix(self) -> dict[str, float]:
+        """The message mix as normalised weights (the role's default when not given)."""
+        mix = self.mix if self.mix is not None else ROLE_MIX[self.role]
+        total = sum(mix.values())
+        return {kind: weight / total for kind, weight in mix.items() if weight > 0}
+
+
+# --- faults ------------------------------------------------------------------------------
+
+
+class PartitionFault(_Spec):
+    """Cut every link between groups (region or node names); unnamed nodes form one more group."""
+
+    kind: Literal["partition"]
+    at: DurationNs
+    duration: DurationNs | None = None
+    groups: list[list[str]] = Field(min_length=1)
+
+
+class CrashFault(_Spec):
+    """Crash a node ("sequencer" means whichever node leads at that moment)."""
+
+    kind: Literal["crash"]
+    at: DurationNs
+    node: str
+    restart_after: DurationNs | None = None
+
+
+class DegradeFault(_Spec):
+    """Add latency, jitter and loss to links between two groups, or touching some nodes."""
+
+    kind: Literal["degrade"]
+    at: DurationNs
+    duration: DurationNs | None = None
+    between: tuple[str, str] | None = None
+    nodes: list[str] | None = None
+    latency: DurationNs = 0
+    jitter: DurationNs = 0
+    loss: Fraction = 0.0
+
+    @model_validator(mode="after")
+    def _scope(self) -> DegradeFault:
+        if (self.between is None) == (self.nodes is None):
+            raise ValueError("give exactly one of 'between' or 'nodes'")
+        return self
+
+
+FaultSpec = Annotated[
+    Union[PartitionFault, CrashFault, DegradeFault], Field(discriminator="kind")
+]
+
+
+# --- analysis, history ---------------------------------------------------------------------
+
+
+class AnalysisSpec(_Spec):
+    knee_latency_factor: float = Field(default=3.0, gt=1)
+    throughput_fraction: Fraction = 0.95
+
+
+class HistorySpec(_Spec):
+    delivery_sample: Fraction = 1.0
+    max_deliveries: int = Field(default=5_000_000, ge=0)
+    row_group_size: int = Field(default=65_536, ge=1024)
+
+
+SLO_PATTERN = r"^\s*(<=|>=|==|!=|<|>)\s*(\S.*)$"
+
+
+class Scenario(_Spec):
+    """A whole stress test: what runs, what is sent, what goes wrong, what must hold."""
+
+    run: RunSpec
+    target: Literal["sim"] = "sim"
+    network: NetworkSpec = NetworkSpec()
+    gossip: GossipSpec = GossipSpec()
+    sequencer: SequencerSpec = SequencerSpec()
+    blocks: BlocksSpec = BlocksSpec()
+    backpressure: BackpressureSpec = Unbounded()
+    desync: DesyncSpec = DesyncSpec()
+    agents: list[AgentSpec] = Field(min_length=1)
+    faults: list[FaultSpec] = Field(default_factory=list)
+    slo: dict[str, Annotated[str, Field(pattern=SLO_PATTERN)]] = Field(default_factory=dict)
+    analysis: AnalysisSpec = AnalysisSpec()
+    history: HistorySpec = HistorySpec()

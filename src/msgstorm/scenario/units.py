@@ -1,0 +1,142 @@
+"""Units in scenario files: "50us", "2s", "2000/s", "10%", "250B", "1Gbit/s".
+
+The scenario loader turns every quantity into an integer or float of a fixed unit
+(nanoseconds, messages per second, a fraction, bytes, bits per second) before
+the rest of the pipeline sees it, so no bare number of unknown unit travels further.
+Each parser raises ``ValueError`` with what was expected; pydantic turns that into a
+validation error that the loader maps back to file:line.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "parse_duration_ns",
+    "parse_rate_per_s",
+    "parse_fraction",
+    "parse_size_bytes",
+    "parse_bandwidth_bps",
+    "format_duration",
+]
+
+_NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+
+_DURATION_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "min": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
+_DURATION_RE = re.compile(r"^\s*" + _NUMBER + r"\s*(ns|us|µs|ms|s|min|m|h)\s*$")
+
+_RATE_PER = {"s": 1.0, "sec": 1.0, "ms": 1000.0, "min": 1 / 60.0, "m": 1 / 60.0, "h": 1 / 3600.0}
+_RATE_RE = re.compile(r"^\s*" + _NUMBER + r"\s*([kKM]?)\s*/\s*(s|sec|ms|min|m|h)\s*$")
+_MULT = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6}
+
+_SIZE_BYTES = {
+    "B": 1,
+    "KB": 1000,
+    "kB": 1000,
+    "MB": 1_000_000,
+    "GB": 1_000_000_000,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+}
+_SIZE_RE = re.compile(r"^\s*" + _NUMBER + r"\s*(B|KB|kB|MB|GB|KiB|MiB|GiB)\s*$")
+
+_BW_BPS = {
+    "bit/s": 1,
+    "bps": 1,
+    "kbit/s": 1e3,
+    "Kbit/s": 1e3,
+    "Mbit/s": 1e6,
+    "Gbit/s": 1e9,
+    "B/s": 8,
+    "KB/s": 8e3,
+    "kB/s": 8e3,
+    "MB/s": 8e6,
+    "GB/s": 8e9,
+}
+_BW_RE = re.compile(
+    r"^\s*" + _NUMBER + r"\s*(bit/s|bps|kbit/s|Kbit/s|Mbit/s|Gbit/s|B/s|KB/s|kB/s|MB/s|GB/s)\s*$"
+)
+
+
+def parse_duration_ns(value: object) -> int:
+    """A duration as integer nanoseconds: "50us", "2s", "1.5ms", or 0."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as '50ms', got a boolean")
+    if isinstance(value, int) and value == 0:
+        return 0
+    if isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if match:
+            return round(float(match.group(1)) * _DURATION_NS[match.group(2)])
+    raise ValueError(
+        f"expected a duration with a unit (ns, us, ms, s, min, h) such as '50ms', got {value!r}"
+    )
+
+
+def parse_rate_per_s(value: object) -> float:
+    """A rate as messages per second: "2000/s", "5k/s", "120/min"."""
+    if isinstance(value, str):
+        match = _RATE_RE.match(value)
+        if match:
+            return float(match.group(1)) * _MULT[match.group(2)] * _RATE_PER[match.group(3)]
+    raise ValueError(f"expected a rate such as '2000/s' or '120/min', got {value!r}")
+
+
+def parse_fraction(value: object) -> float:
+    """A fraction in [0, 1] from "10%" or a plain number in [0, 1]."""
+    if isinstance(value, bool):
+        raise ValueError("expected a percentage such as '10%', got a boolean")
+    if isinstance(value, (int, float)):
+        fraction = float(value)
+    elif isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            fraction = float(value.strip()[:-1]) / 100.0
+        except ValueError:
+            raise ValueError(f"expected a percentage such as '10%', got {value!r}") from None
+    else:
+        raise ValueError(f"expected a percentage such as '10%' or a number in [0, 1], got {value!r}")
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"expected a fraction between 0% and 100%, got {value!r}")
+    return fraction
+
+
+def parse_size_bytes(value: object) -> int:
+    """A size as bytes: "250B", "4KiB", or a plain integer of bytes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str):
+        match = _SIZE_RE.match(value)
+        if match:
+            return round(float(match.group(1)) * _SIZE_BYTES[match.group(2)])
+    raise ValueError(f"expected a size such as '250B' or '4KiB', got {value!r}")
+
+
+def parse_bandwidth_bps(value: object) -> float:
+    """A bandwidth as bits per second: "1Gbit/s", "100MB/s"; 0 or "unlimited" means no limit."""
+    if isinstance(value, int) and not isinstance(value, bool) and value == 0:
+        return 0.0
+    if isinstance(value, str):
+        if value.strip() == "unlimited":
+            return 0.0
+        match = _BW_RE.match(value)
+        if match:
+            return float(match.group(1)) * _BW_BPS[match.group(2)]
+    raise ValueError(f"expected a bandwidth such as '1Gbit/s' or 'unlimited', got {value!r}")
+
+
+def format_duration(ns: int) -> str:
+    """A short human form of a nanosecond duration, for messages and tables."""
+    for unit, size in (("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000)):
+        if abs(ns) >= size:
+            return f"{ns / size:g}{unit}"
+    return f"{ns}ns"

@@ -1,0 +1,68 @@
+"""Sequencer queue policies: the order in which admitted messages are served.
+
+A policy is one class behind ``QueuePolicy``; the engine only calls ``push``, ``pop``
+and ``len``. Register new ones in ``QUEUE_POLICIES`` (a later fair-ordering or batch
+auction policy plugs in here without touching the engine).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from typing import Protocol
+
+__all__ = ["QueuePolicy", "FifoPolicy", "FeePriorityPolicy", "QUEUE_POLICIES"]
+
+
+class QueuePolicy(Protocol):
+    """Holds admitted message indices until a worker takes one."""
+
+    def push(self, msg: int, fee: float, t_ns: int) -> None: ...
+
+    def pop(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+
+class FifoPolicy:
+    """First come, first served (arrival order at the sequencer)."""
+
+    __slots__ = ("_queue",)
+
+    def __init__(self) -> None:
+        self._queue: deque[int] = deque()
+
+    def push(self, msg: int, fee: float, t_ns: int) -> None:
+        self._queue.append(msg)
+
+    def pop(self) -> int:
+        return self._queue.popleft()
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+
+class FeePriorityPolicy:
+    """Highest fee first; equal fees in arrival order (a deterministic tie-breaker)."""
+
+    __slots__ = ("_heap", "_arrivals")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, int]] = []
+        self._arrivals = 0
+
+    def push(self, msg: int, fee: float, t_ns: int) -> None:
+        self._arrivals += 1
+        heapq.heappush(self._heap, (-fee, self._arrivals, msg))
+
+    def pop(self) -> int:
+        return heapq.heappop(self._heap)[2]
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+
+QUEUE_POLICIES: dict[str, type[QueuePolicy]] = {
+    "fifo": FifoPolicy,
+    "fee_priority": FeePriorityPolicy,
+}
