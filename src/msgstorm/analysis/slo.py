@@ -1,6 +1,195 @@
-"""SLO verdicts (placeholder until analysis lands)."""
+"""SLO verdicts: the scenario's ``[slo]`` table checked against the summary.
+
+Place in the pipeline: the last analysis step. An entry such as ``"latency.p99" = "< 250ms"``
+names a metric (an alias into summary.json, listed in ``SLO_METRICS``) and a comparison:
+an operator (<, <=, >, >=, ==, !=) and a number with an optional unit:
+
+- a duration ("250ms", "1.5s", "800us") only for millisecond metrics, compared in ms;
+- a rate ("2000/s", "5k/s") only for per-second metrics;
+- a percentage ("10%") only for fractions (``loss_rate``);
+- a plain number for any metric, read in the metric's own unit (ms, per second, fraction, count).
+
+Each entry becomes ``{name, verdict, value, threshold}``: verdict "pass" or "fail", or
+"unknown" when the metric is null (e.g. no committed messages) or the entry does not parse;
+``value`` is the metric's value, ``threshold`` the comparison as written (e.g. "< 250ms").
+The scenario loader calls ``slo_metric_known``; ``slo_problem`` also checks the comparison.
+"""
+
 from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from msgstorm.scenario.units import parse_duration_ns, parse_rate_per_s
+
+__all__ = [
+    "SLO_METRICS",
+    "SloRule",
+    "SloError",
+    "slo_metric_known",
+    "slo_problem",
+    "parse_slo",
+    "slo_value",
+    "evaluate_slos",
+]
+
+Unit = Literal["ms", "per_s", "fraction", "count"]
+
+_STAGES = ("propagation", "queue_wait", "service", "block_wait")
+
+
+def _metrics() -> dict[str, tuple[tuple[str, ...], Unit]]:
+    table: dict[str, tuple[tuple[str, ...], Unit]] = {}
+    for name in ("p50", "p90", "p99", "p999", "max", "mean"):
+        table[f"latency.{name}"] = (("latency_ms", name), "ms")
+    for name in ("stddev", "p99_minus_p50", "ipdv_mean", "ipdv_p99"):
+        table[f"jitter.{name}"] = (("jitter_ms", name), "ms")
+    for stage in _STAGES:
+        for name in ("p50", "p99"):
+            table[f"stage.{stage}.{name}"] = (("latency_stages_ms", stage, name), "ms")
+    table["throughput"] = (("throughput_per_s",), "per_s")
+    table["offered_rate"] = (("offered_rate_per_s",), "per_s")
+    table["capacity.knee_rate"] = (("capacity", "knee_rate_per_s"), "per_s")
+    table["failure_threshold.rate"] = (("failure_threshold", "rate_per_s"), "per_s")
+    for name in ("sent", "sequenced", "committed", "dropped", "rejected", "lost", "pending"):
+        table[f"messages.{name}"] = (("messages", name), "count")
+    table["loss_rate"] = (("loss_rate",), "fraction")  # computed from messages, see slo_value
+    table["queue.max_depth"] = (("queue", "max_depth"), "count")
+    table["queue.mean_depth"] = (("queue", "mean_depth"), "count")
+    table["desync.episodes"] = (("desync", "episodes"), "count")
+    table["desync.max_height_gap"] = (("desync", "max_height_gap"), "count")
+    return table
+
+
+# Metric name -> (path into summary.json, unit).
+SLO_METRICS: dict[str, tuple[tuple[str, ...], Unit]] = _metrics()
+
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+_EXPRESSION = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*(\S.*?)\s*$")
+
+
+class SloError(ValueError):
+    """An SLO entry that names an unknown metric or whose comparison does not parse."""
+
+
+@dataclass(frozen=True)
+class SloRule:
+    """One parsed SLO: ``metric op threshold`` with the threshold in the metric's unit."""
+
+    name: str
+    op: str
+    threshold: float
+    expression: str  # as written, stripped: "< 250ms"
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        return SLO_METRICS[self.name][0]
+
+    def holds(self, value: float) -> bool:
+        return _OPERATORS[self.op](value, self.threshold)
 
 
 def slo_metric_known(name: str) -> bool:
-    return True
+    """Whether ``name`` is an SLO metric (see ``SLO_METRICS``)."""
+    return name in SLO_METRICS
+
+
+def _threshold(name: str, text: str, unit: Unit) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if text.endswith("%"):
+        if unit != "fraction":
+            raise SloError(f"{name}: a percentage fits only fractions such as loss_rate, got {text!r}")
+        try:
+            return float(text[:-1]) / 100.0
+        except ValueError:
+            raise SloError(f"{name}: expected a percentage such as '10%', got {text!r}") from None
+    try:
+        duration_ns = parse_duration_ns(text)
+    except ValueError:
+        pass
+    else:
+        if unit != "ms":
+            raise SloError(f"{name}: a duration fits only latency metrics, got {text!r}")
+        return duration_ns / 1_000_000
+    try:
+        rate = parse_rate_per_s(text)
+    except ValueError:
+        pass
+    else:
+        if unit != "per_s":
+            raise SloError(f"{name}: a rate fits only throughput, offered_rate or capacity, got {text!r}")
+        return rate
+    raise SloError(
+        f"{name}: expected a number, a duration such as '250ms', a rate such as '2000/s' "
+        f"or a percentage such as '10%', got {text!r}"
+    )
+
+
+def parse_slo(name: str, expression: str) -> SloRule:
+    """Parse one ``[slo]`` entry; raises ``SloError`` saying what is wrong."""
+    if not slo_metric_known(name):
+        raise SloError(f"unknown SLO metric {name!r}; known: {', '.join(sorted(SLO_METRICS))}")
+    match = _EXPRESSION.match(expression)
+    if match is None:
+        raise SloError(
+            f"{name}: expected an operator (<, <=, >, >=, ==, !=) and a value such as "
+            f"'< 250ms', got {expression!r}"
+        )
+    op, text = match.groups()
+    threshold = _threshold(name, text, SLO_METRICS[name][1])
+    return SloRule(name, op, threshold, f"{op} {text}")
+
+
+def slo_problem(name: str, expression: str) -> str | None:
+    """What is wrong with an ``[slo]`` entry, or None when it parses (for scenario checks)."""
+    try:
+        parse_slo(name, expression)
+    except SloError as error:
+        return str(error)
+    return None
+
+
+def slo_value(summary: Mapping[str, Any], name: str) -> float | None:
+    """The metric's value in a summary (None when null or absent)."""
+    if name == "loss_rate":
+        counts = summary.get("messages") or {}
+        sent = counts.get("sent") or 0
+        if not sent:
+            return None
+        return round(((counts.get("dropped") or 0) + (counts.get("lost") or 0)) / sent, 9)
+    node: Any = summary
+    for key in SLO_METRICS[name][0]:
+        if not isinstance(node, Mapping) or node.get(key) is None:
+            return None
+        node = node[key]
+    return node if isinstance(node, (int, float)) and not isinstance(node, bool) else None
+
+
+def evaluate_slos(summary: Mapping[str, Any], slos: Mapping[str, str]) -> list[dict[str, Any]]:
+    """[{name, verdict, value, threshold}] for every ``[slo]`` entry, in the given order."""
+    results: list[dict[str, Any]] = []
+    for name, expression in slos.items():
+        value = slo_value(summary, name) if slo_metric_known(name) else None
+        try:
+            rule = parse_slo(name, expression)
+        except SloError:
+            verdict = "unknown"
+            threshold = expression.strip()
+        else:
+            threshold = rule.expression
+            verdict = "unknown" if value is None else ("pass" if rule.holds(value) else "fail")
+        results.append({"name": name, "verdict": verdict, "value": value, "threshold": threshold})
+    return results

@@ -13,6 +13,8 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from msgstorm.scenario.distributions import (
+    Constant,
+    Exponential,
     DurationDist,
     DurationNs,
     NumberDist,
@@ -92,7 +94,7 @@ class NetworkSpec(_Spec):
     links: list[LinkOverride] = Field(default_factory=list)
     link: LinkModel = LinkModel()
     bandwidth: BandwidthBps = 1e9
-    processing: DurationDist = Field(default_factory=lambda: {"dist": "constant", "value": 20_000})
+    processing: DurationDist = Field(default_factory=lambda: Constant(value=20_000))
 
     @model_validator(mode="after")
     def _unique_regions(self) -> NetworkSpec:
@@ -113,9 +115,7 @@ class GossipSpec(_Spec):
 class SequencerSpec(_Spec):
     node: str | None = None
     workers: int = Field(default=1, ge=1, le=1024)
-    service: DurationDist = Field(
-        default_factory=lambda: {"dist": "exponential", "mean": 100_000}
-    )
+    service: DurationDist = Field(default_factory=lambda: Exponential(dist="exponential", mean=100_000))
     policy: str = "fifo"
     standby: list[str] = Field(default_factory=list)
     failover_timeout: DurationNs = 1_000_000_000
@@ -279,8 +279,8 @@ class AgentSpec(_Spec):
     node: str | None = None
     arrival: ArrivalSpec
     mix: dict[MessageKind, Annotated[float, Field(ge=0)]] | None = None
-    size: SizeDist = Field(default_factory=lambda: {"dist": "constant", "value": 250})
-    fee: NumberDist = Field(default_factory=lambda: {"dist": "constant", "value": 1.0})
+    size: SizeDist = Field(default_factory=lambda: Constant(value=250))
+    fee: NumberDist = Field(default_factory=lambda: Constant(value=1.0))
     keys: int = Field(default=100, ge=1)
     start: DurationNs = 0
     stop: DurationNs | None = None

@@ -1,0 +1,168 @@
+"""Capacity: the knee of a step ramp, the highest offered rate the layer takes without degrading.
+
+Place in the pipeline: runs when the scenario has a step ramp; reads the ramp's shape from
+``History.scenario`` and the messages from the history, and feeds ``capacity`` in the summary
+and the failure threshold (which walks the same steps).
+
+Steps come from the first agent (in scenario order) whose arrival is a ``step_ramp``, directly
+or as a phase: step k covers ``[t0 + k*every, t0 + (k+1)*every)`` where t0 is the agent's
+``start`` plus the durations of earlier phases; steps are cut at the phase's end, the agent's
+``stop`` and ``run.duration`` (traffic stops there). Per step, counting every agent's traffic:
+
+- ``offered_per_s``: messages intended in the step / step length;
+- ``throughput_per_s``: messages committed within the step's time span / step length (so
+  steps should be long against the latency, or a rising step looks short of throughput);
+- ``p99_ms``: p99 latency of the messages intended in the step (null if none committed).
+
+The knee (DESIGN.md): walking steps in order, a step passes when throughput >=
+``throughput_fraction`` x offered and p99 <= ``knee_latency_factor`` x the first step's p99;
+the knee is the offered rate of the last step passing before the first failure (None when the
+first step fails already).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from msgstorm.analysis._common import (
+    I64,
+    MessageArrays,
+    analysis_settings,
+    ms,
+    percentile,
+    rounded,
+)
+from msgstorm.analysis._intervals import IntervalLoad, interval_load
+from msgstorm.history.reader import History
+
+__all__ = ["STEP_SCHEMA", "StepRamp", "find_step_ramp", "ramp_steps", "capacity"]
+
+STEP_SCHEMA = pa.schema(
+    [
+        pa.field("step", pa.int64(), nullable=False),  # 1-based
+        pa.field("t_start_ns", pa.int64(), nullable=False),
+        pa.field("t_end_ns", pa.int64(), nullable=False),
+        pa.field("nominal_rate_per_s", pa.float64(), nullable=False),  # ramp agent x count
+        pa.field("offered_per_s", pa.float64(), nullable=False),
+        pa.field("throughput_per_s", pa.float64(), nullable=False),
+        pa.field("p99_ms", pa.float64()),
+        pa.field("passed", pa.bool_(), nullable=False),  # this step alone meets the criterion
+    ]
+)
+
+
+@dataclass(frozen=True)
+class StepRamp:
+    """Where the ramp's steps lie in time and the rate each asks for."""
+
+    agent: str
+    edges: I64  # step k is [edges[k], edges[k+1])
+    nominal_rate_per_s: list[float]
+
+
+def _ramp_edges(t0: int, every: int, steps: int, stop: int) -> tuple[I64, int]:
+    edges = [t0 + k * every for k in range(steps + 1)]
+    kept = [edge for edge in edges if edge < stop]
+    if not kept:
+        return np.zeros(0, dtype=np.int64), 0
+    if len(kept) < len(edges):
+        kept.append(stop)
+    return np.asarray(kept, dtype=np.int64), len(kept) - 1
+
+
+def find_step_ramp(scenario: dict[str, Any]) -> StepRamp | None:
+    """The first step ramp among the agents (directly or in phases), or None."""
+    run = scenario.get("run") or {}
+    duration = int(run.get("duration") or 0) or None
+    for agent in scenario.get("agents") or []:
+        arrival = agent.get("arrival") or {}
+        start = int(agent.get("start") or 0)
+        stops = [t for t in (agent.get("stop"), duration) if t is not None]
+        agent_stop = min(int(t) for t in stops) if stops else None
+        if arrival.get("process") == "phases":
+            candidates = []
+            t = start
+            for phase in arrival.get("phases") or []:
+                candidates.append((t, t + int(phase["duration"]), phase.get("arrival") or {}))
+                t += int(phase["duration"])
+        else:
+            candidates = [(start, None, arrival)]
+        for t0, phase_end, ramp in candidates:
+            if ramp.get("process") != "step_ramp":
+                continue
+            ends = [t for t in (phase_end, agent_stop) if t is not None]
+            every, steps = int(ramp["every"]), int(ramp["steps"])
+            stop = min(ends) if ends else t0 + every * steps
+            edges, kept = _ramp_edges(t0, every, steps, stop)
+            if kept == 0:
+                continue
+            count = int(agent.get("count") or 1)
+            rates = [(float(ramp["start"]) + k * float(ramp["step"])) * count for k in range(kept)]
+            return StepRamp(str(agent.get("name")), edges, rates)
+    return None
+
+
+def _knee(
+    load: IntervalLoad, p99_ns: list[float | None], factor: float, fraction: float
+) -> tuple[dict[str, Any], list[bool]]:
+    offered, throughput = load.offered_per_s.tolist(), load.throughput_per_s.tolist()
+    baseline = p99_ns[0] if p99_ns else None
+    passed = [
+        baseline is not None
+        and p99 is not None
+        and thr >= fraction * off
+        and p99 <= factor * baseline
+        for off, thr, p99 in zip(offered, throughput, p99_ns)
+    ]
+    last_passing: int | None = None
+    for index, ok in enumerate(passed):
+        if not ok:
+            break
+        last_passing = index
+    first_failing = next((i + 1 for i, ok in enumerate(passed) if not ok), None)
+    baseline_ms = ms(baseline) if baseline is not None else None
+    method = (
+        f"step ramp: highest step offered rate with throughput >= {fraction:.0%} of offered "
+        f"and p99 <= {factor:g} x first-step p99 ({baseline_ms} ms); "
+        + (f"first failing step {first_failing}" if first_failing else "every step passed")
+    )
+    knee_rate = rounded(offered[last_passing]) if last_passing is not None else None
+    return {"knee_rate_per_s": knee_rate, "method": method}, passed
+
+
+def ramp_steps(ramp: StepRamp, messages: MessageArrays) -> IntervalLoad:
+    """The ramp's steps as intervals, latency attributed by ``t_intended``."""
+    return interval_load(messages, ramp.edges, latency_by="intended", clip_last=False)
+
+
+def capacity(
+    history: History, messages: MessageArrays | None = None
+) -> tuple[dict[str, Any] | None, pa.Table | None, IntervalLoad | None]:
+    """({knee_rate_per_s, method}, per-step table, step intervals), or Nones without a ramp."""
+    ramp = find_step_ramp(history.scenario)
+    if ramp is None:
+        return None, None, None
+    messages = messages if messages is not None else MessageArrays.from_history(history)
+    factor, fraction = analysis_settings(history)
+    load = ramp_steps(ramp, messages)
+    p99_ns = [percentile(v, 99.0) if v.size else None for v in load.latencies_ns]
+    knee, passed = _knee(load, p99_ns, factor, fraction)
+    table = pa.table(
+        {
+            "step": np.arange(1, load.count + 1, dtype=np.int64),
+            "t_start_ns": load.starts,
+            "t_end_ns": load.ends,
+            "nominal_rate_per_s": ramp.nominal_rate_per_s,
+            "offered_per_s": [rounded(v) for v in load.offered_per_s.tolist()],
+            "throughput_per_s": [rounded(v) for v in load.throughput_per_s.tolist()],
+            "p99_ms": [ms(v) for v in p99_ns],
+            "passed": passed,
+        },
+        schema=STEP_SCHEMA,
+    )
+    return knee, table, load
+

@@ -1,0 +1,145 @@
+"""Failure threshold: the lowest offered load at which the layer first breaks, and how.
+
+Place in the pipeline: after windows, capacity, desync and queue are known. With a step ramp
+the ramp's steps are walked in increasing offered-rate order; otherwise the run's windows in
+time order. The first interval where any criterion fires is the threshold:
+``{rate_per_s: its offered rate, reason, t_ns: its start}``; None when nothing fires.
+
+Reasons, checked in this order (the first that fires is reported):
+
+- ``"loss"``: a message intended in the interval ended dropped or lost.
+- ``"desync"``: a desync episode overlaps the interval.
+- ``"overload"``: throughput below ``throughput_fraction`` x offered while the sequencer queue
+  (last ``queue_depth`` sample at or before each end) is deeper at the interval's end than at
+  its start. The offered rate compared is the lower of this interval's and the previous one's
+  (0 before the first), so the pipeline filling after a rise in load - commits lag intents by
+  the latency - is not mistaken for overload; a sustained overload fires one interval later.
+- ``"slo"``: a latency or jitter SLO (``latency.*``, ``jitter.stddev``,
+  ``jitter.p99_minus_p50``) fails on the interval's latencies (messages committed in a
+  window; messages intended in a step).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from msgstorm.analysis._common import MessageArrays, analysis_settings, rounded
+from msgstorm.analysis._intervals import IntervalLoad, overlap_range
+from msgstorm.analysis.capacity import capacity
+from msgstorm.analysis.desync import DesyncEpisode, desync_episodes
+from msgstorm.analysis.latency import jitter_ms, latency_ms
+from msgstorm.analysis.queue import DepthSamples, depth_samples
+from msgstorm.analysis.slo import SloError, SloRule, parse_slo, slo_value
+from msgstorm.analysis.windows import window_table
+from msgstorm.history.reader import History
+
+__all__ = ["REASONS", "failure_threshold", "find_failure"]
+
+REASONS: tuple[str, ...] = ("loss", "desync", "overload", "slo")
+
+_INTERVAL_SECTIONS = ("latency_ms", "jitter_ms")
+
+
+def _slo_breached(latency_ns: np.ndarray, rules: list[SloRule]) -> bool:
+    relevant = [rule for rule in rules if rule.path[0] in _INTERVAL_SECTIONS]
+    if not relevant or latency_ns.size == 0:
+        return False
+    local = {"latency_ms": latency_ms(latency_ns), "jitter_ms": jitter_ms(latency_ns)}
+    for rule in relevant:
+        value = slo_value(local, rule.name)
+        if value is not None and not rule.holds(value):
+            return True
+    return False
+
+
+def find_failure(
+    load: IntervalLoad,
+    order: list[int],
+    *,
+    episodes: list[DesyncEpisode],
+    depth: DepthSamples,
+    rules: list[SloRule],
+    throughput_fraction: float,
+    horizon_ns: int,
+    clip_last: bool,
+) -> dict[str, Any] | None:
+    """Walk ``load``'s intervals in ``order``; the first failing one as {rate_per_s, reason, t_ns}."""
+    desynced = np.zeros(load.count, dtype=np.bool_)
+    for episode in episodes:
+        end = episode.t_end_ns if episode.t_end_ns is not None else horizon_ns
+        span = overlap_range(load.edges, episode.t_start_ns, end, clip_last)
+        if span is not None:
+            desynced[span[0] : span[1] + 1] = True
+    offered, throughput = load.offered_per_s.tolist(), load.throughput_per_s.tolist()
+    previous_offered = 0.0
+    for index in order:
+        start, end = int(load.edges[index]), int(load.edges[index + 1])
+        compared = min(offered[index], previous_offered)
+        previous_offered = offered[index]
+        reason: str | None = None
+        if load.dropped[index] + load.lost[index] > 0:
+            reason = "loss"
+        elif desynced[index]:
+            reason = "desync"
+        elif throughput[index] < throughput_fraction * compared and depth.depth_at(
+            end
+        ) > depth.depth_at(start):
+            reason = "overload"
+        elif _slo_breached(load.latencies_ns[index], rules):
+            reason = "slo"
+        if reason is not None:
+            return {"rate_per_s": rounded(offered[index]), "reason": reason, "t_ns": start}
+    return None
+
+
+def slo_rules(history: History) -> list[SloRule]:
+    """The scenario's SLO entries that parse (the others show as unknown in the summary)."""
+    rules = []
+    for name, expression in (history.scenario.get("slo") or {}).items():
+        try:
+            rules.append(parse_slo(str(name), str(expression)))
+        except SloError:
+            continue
+    return rules
+
+
+def failure_threshold(
+    history: History, messages: MessageArrays | None = None
+) -> dict[str, Any] | None:
+    """The failure threshold of a run (see the module docstring)."""
+    messages = messages if messages is not None else MessageArrays.from_history(history)
+    episodes = desync_episodes(history)
+    _, _, steps = capacity(history, messages)
+    windows, load = window_table(history, None, messages, episodes)
+    horizon = int(load.edges[-1]) if load.count else 0
+    return failure_over(
+        history, steps if steps is not None else load, episodes, horizon, ramp=steps is not None
+    )
+
+
+def failure_over(
+    history: History,
+    load: IntervalLoad,
+    episodes: list[DesyncEpisode],
+    horizon_ns: int,
+    *,
+    ramp: bool,
+) -> dict[str, Any] | None:
+    """The threshold over ramp steps (``ramp``: by offered rate) or windows (by time)."""
+    _, fraction = analysis_settings(history)
+    indices = list(range(load.count))
+    if ramp:
+        offered = load.offered_per_s.tolist()
+        indices.sort(key=lambda i: offered[i])  # stable: equal rates stay in time order
+    return find_failure(
+        load,
+        indices,
+        episodes=episodes,
+        depth=depth_samples(history),
+        rules=slo_rules(history),
+        throughput_fraction=fraction,
+        horizon_ns=horizon_ns,
+        clip_last=not ramp,
+    )

@@ -1,0 +1,97 @@
+"""Sequencer queue, backpressure and base fee, read from sampled events.
+
+Place in the pipeline: the target samples the sequencer queue every ``run.sample_interval``
+(``queue_depth`` = current depth, ``queue_depth_max`` = max since the previous sample) and
+records ``backpressure`` state changes (detail ``{"state": ...}``) and ``base_fee`` values.
+This module turns them into the summary's ``queue``, ``backpressure`` and ``base_fee``, the
+timelines the report plots, and the depth-at-a-time lookup the failure threshold uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from msgstorm.analysis._common import F64, I64, events_of, plain_number, rounded, seconds
+from msgstorm.history.reader import History
+
+__all__ = [
+    "RELEASED_STATES",
+    "DepthSamples",
+    "depth_samples",
+    "queue_summary",
+    "backpressure_timeline",
+    "backpressure_summary",
+    "base_fee_timeline",
+    "base_fee_summary",
+]
+
+# Backpressure states meaning "not engaged"; any other state (suspended, shedding, ...) is.
+RELEASED_STATES: frozenset[str] = frozenset({"resumed", "normal", "released", "off", "clear"})
+
+
+@dataclass(frozen=True)
+class DepthSamples:
+    """Queue depth samples in time order: current depth and max-since-previous-sample."""
+
+    t: I64
+    depth: F64
+    t_max: I64
+    depth_max: F64
+
+    def depth_at(self, t_ns: int) -> float:
+        """Depth of the last ``queue_depth`` sample at or before ``t_ns`` (0 before any)."""
+        index = int(np.searchsorted(self.t, t_ns, side="right")) - 1
+        return float(self.depth[index]) if index >= 0 else 0.0
+
+
+def depth_samples(history: History) -> DepthSamples:
+    current = events_of(history, "queue_depth")
+    maxima = events_of(history, "queue_depth_max")
+    keep = ~np.isnan(current.value)
+    keep_max = ~np.isnan(maxima.value)
+    return DepthSamples(current.t[keep], current.value[keep], maxima.t[keep_max], maxima.value[keep_max])
+
+
+def queue_summary(samples: DepthSamples) -> dict[str, int | float | None]:
+    """{max_depth: max over both sample kinds, mean_depth: mean of ``queue_depth`` samples}."""
+    every = np.concatenate([samples.depth, samples.depth_max])
+    return {
+        "max_depth": plain_number(float(every.max())) if every.size else None,
+        "mean_depth": rounded(float(samples.depth.mean())) if samples.depth.size else None,
+    }
+
+
+def backpressure_timeline(history: History) -> list[dict[str, Any]]:
+    """[{t_ns, state}] of every backpressure event, in time order."""
+    rows = events_of(history, "backpressure")
+    return [
+        {"t_ns": int(t), "state": str(detail.get("state", "unknown"))}
+        for t, detail in zip(rows.t.tolist(), rows.details())
+    ]
+
+
+def backpressure_summary(timeline: list[dict[str, Any]]) -> dict[str, Any]:
+    """{events: count, first_engaged_s: time of the first state not in RELEASED_STATES or None}."""
+    engaged = [entry["t_ns"] for entry in timeline if entry["state"] not in RELEASED_STATES]
+    return {"events": len(timeline), "first_engaged_s": seconds(engaged[0]) if engaged else None}
+
+
+def base_fee_timeline(history: History) -> list[dict[str, Any]]:
+    """[{t_ns, base_fee}] in time order (events with a null value are skipped)."""
+    rows = events_of(history, "base_fee")
+    return [
+        {"t_ns": int(t), "base_fee": float(value)}
+        for t, value in zip(rows.t.tolist(), rows.value.tolist())
+        if not np.isnan(value)
+    ]
+
+
+def base_fee_summary(timeline: list[dict[str, Any]]) -> dict[str, float | None] | None:
+    """{min, max, last} of the base fee, or None when no base fee was recorded."""
+    if not timeline:
+        return None
+    fees = [entry["base_fee"] for entry in timeline]
+    return {"min": rounded(min(fees), 9), "max": rounded(max(fees), 9), "last": rounded(fees[-1], 9)}

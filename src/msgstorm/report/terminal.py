@@ -1,0 +1,76 @@
+"""Terminal summary: the headline numbers of a run as rich tables, read from summary.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["print_summary"]
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        text = f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 1e6 else f"{value:,.0f}"
+    else:
+        text = f"{value:,}" if isinstance(value, int) else str(value)
+    return f"{text}{unit}"
+
+
+def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    title = f"msgstorm · {summary.get('scenario')} · seed {summary.get('seed')} · {summary.get('target')}"
+    if summary.get("interrupted"):
+        title += " · INTERRUPTED"
+    head = Table(title=title, show_header=True, header_style="bold")
+    head.add_column("metric")
+    head.add_column("value", justify="right")
+    head.add_row("offered rate", _fmt(summary.get("offered_rate_per_s"), "/s"))
+    head.add_row("throughput", _fmt(summary.get("throughput_per_s"), "/s"))
+    latency = summary.get("latency_ms") or {}
+    head.add_row("latency p50 / p99 / p99.9",
+                 " / ".join(_fmt(latency.get(k)) for k in ("p50", "p99", "p999")) + " ms")
+    head.add_row("latency max / mean", f"{_fmt(latency.get('max'))} / {_fmt(latency.get('mean'))} ms")
+    jitter = summary.get("jitter_ms") or {}
+    head.add_row("jitter stddev / p99−p50",
+                 f"{_fmt(jitter.get('stddev'))} / {_fmt(jitter.get('p99_minus_p50'))} ms")
+    capacity = summary.get("capacity")
+    head.add_row("capacity (knee)", _fmt(capacity.get("knee_rate_per_s"), "/s") if capacity else "— (no ramp)")
+    failure = summary.get("failure_threshold")
+    head.add_row("failure threshold",
+                 f"{_fmt(failure.get('rate_per_s'), '/s')} ({failure.get('reason')})" if failure else "none fired")
+    queue = summary.get("queue") or {}
+    head.add_row("queue depth max / mean", f"{_fmt(queue.get('max_depth'))} / {_fmt(queue.get('mean_depth'))}")
+    desync = summary.get("desync") or {}
+    head.add_row("desync episodes / max gap",
+                 f"{_fmt(desync.get('episodes'))} / {_fmt(desync.get('max_height_gap'))}")
+    messages = summary.get("messages") or {}
+    head.add_row("messages", ", ".join(f"{k} {_fmt(v)}" for k, v in messages.items()))
+    if summary.get("wall_s") is not None:
+        head.add_row("wall time", _fmt(summary.get("wall_s"), " s"))
+    console.print(head)
+
+    stages = summary.get("latency_stages_ms") or {}
+    if stages:
+        table = Table(title="where the time goes (ms)", header_style="bold")
+        table.add_column("stage")
+        table.add_column("p50", justify="right")
+        table.add_column("p99", justify="right")
+        for stage, values in stages.items():
+            table.add_row(stage, _fmt((values or {}).get("p50")), _fmt((values or {}).get("p99")))
+        console.print(table)
+
+    slos = summary.get("slo") or []
+    if slos:
+        table = Table(title="SLOs", header_style="bold")
+        for column in ("name", "threshold", "value", "verdict"):
+            table.add_column(column)
+        colours = {"pass": "green", "fail": "red", "unknown": "yellow"}
+        for slo in slos:
+            verdict = str(slo.get("verdict"))
+            table.add_row(str(slo.get("name")), str(slo.get("threshold")), _fmt(slo.get("value")),
+                          f"[{colours.get(verdict, 'white')}]{verdict}[/]")
+        console.print(table)

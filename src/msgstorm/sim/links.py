@@ -1,0 +1,159 @@
+"""Link delays in the shadow network, and the faults that act on links.
+
+``LinkState.delay(i, j)`` is called for every transmission: base one-way latency of the
+region pair (or a node-pair override), varied by the link model, plus any active
+degradation; ``None`` means the message was lost on the way. Partitions are kept as a
+colour per node (links between colours are cut) so the check is one comparison.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from msgstorm.scenario.schema import DegradeFault, LinkModel, PartitionFault
+from msgstorm.sim.topology import Topology
+
+__all__ = ["LinkState"]
+
+_BLOCK = 8192
+
+
+class _UnitDraws:
+    """Buffered standard draws (uniform, normal, pareto) for the hot loop."""
+
+    __slots__ = ("rng", "uniform", "normal", "pareto", "ui", "ni", "pi", "alpha")
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.uniform: list[float] = []
+        self.normal: list[float] = []
+        self.pareto: list[float] = []
+        self.ui = self.ni = self.pi = 0
+        self.alpha = 0.0
+
+    def u(self) -> float:
+        if self.ui >= len(self.uniform):
+            self.uniform = self.rng.random(_BLOCK).tolist()
+            self.ui = 0
+        self.ui += 1
+        return self.uniform[self.ui - 1]
+
+    def z(self) -> float:
+        if self.ni >= len(self.normal):
+            self.normal = self.rng.standard_normal(_BLOCK).tolist()
+            self.ni = 0
+        self.ni += 1
+        return self.normal[self.ni - 1]
+
+    def p(self, alpha: float) -> float:
+        if self.pi >= len(self.pareto) or alpha != self.alpha:
+            self.pareto = self.rng.pareto(alpha, _BLOCK).tolist()
+            self.alpha = alpha
+            self.pi = 0
+        self.pi += 1
+        return self.pareto[self.pi - 1]
+
+
+class LinkState:
+    """Delays and cuts between nodes; faults change it through ``apply_*``."""
+
+    def __init__(self, topology: Topology, rng: np.random.Generator) -> None:
+        self.topology = topology
+        self.region_of = topology.region_of
+        self.base_ns = topology.base_ns
+        self.draws = _UnitDraws(rng)
+        self.colour = [0] * topology.size
+        self._partitions: dict[int, list[int]] = {}  # fault_id -> group per node
+        self._degrades: dict[int, tuple[set[tuple[int, int]] | set[int], bool, int, int, float]] = {}
+        # Fast path: no overrides, constant model everywhere, no degradation.
+        self.models = topology.region_model
+        self.constant = all(m.dist == "constant" for row in self.models for m in row) and not topology.node_overrides
+
+    # --- the hot path -------------------------------------------------------------------
+
+    def delay(self, i: int, j: int) -> int | None:
+        """One-way delay for a transmission from node i to j, or None if it is lost."""
+        ri = self.region_of[i]
+        rj = self.region_of[j]
+        if self.constant and not self._degrades:
+            return self.base_ns[ri][rj]
+        override = self.topology.node_overrides.get((i, j)) if self.topology.node_overrides else None
+        if override is None:
+            base = self.base_ns[ri][rj]
+            model = self.models[ri][rj]
+        else:
+            base, model = override
+        delay = self._vary(base, model)
+        if self._degrades:
+            for scope, by_nodes, extra, jitter, loss in self._degrades.values():
+                hit = (i in scope or j in scope) if by_nodes else ((ri, rj) in scope)  # type: ignore[operator]
+                if hit:
+                    if loss > 0.0 and self.draws.u() < loss:
+                        return None
+                    delay += extra
+                    if jitter:
+                        delay += int(abs(self.draws.z()) * jitter)
+        return delay
+
+    def _vary(self, base: int, model: LinkModel) -> int:
+        dist = model.dist
+        if dist == "constant":
+            return base
+        if dist == "uniform":
+            return base + int(self.draws.u() * model.jitter)
+        if dist == "normal":
+            return max(0, base + int(self.draws.z() * model.jitter))
+        if dist == "lognormal":
+            return int(base * math.exp(model.sigma * self.draws.z()))
+        return int(base * (1.0 + self.draws.p(model.alpha)))
+
+    # --- faults ---------------------------------------------------------------------------
+
+    def start_partition(self, fault_id: int, fault: PartitionFault, node_index: dict[str, int]) -> None:
+        groups = [len(fault.groups)] * self.topology.size  # unnamed nodes: one more group
+        for g, members in enumerate(fault.groups):
+            for name in members:
+                for node in self._resolve(name, node_index):
+                    groups[node] = g
+        self._partitions[fault_id] = groups
+        self._recolour()
+
+    def end_partition(self, fault_id: int) -> None:
+        self._partitions.pop(fault_id, None)
+        self._recolour()
+
+    def _recolour(self) -> None:
+        keys: dict[tuple[int, ...], int] = {}
+        columns = list(self._partitions.values())
+        self.colour = [keys.setdefault(tuple(col[n] for col in columns), len(keys)) for n in range(self.topology.size)]
+
+    def start_degrade(self, fault_id: int, fault: DegradeFault, node_index: dict[str, int]) -> None:
+        if fault.nodes is not None:
+            scope: set[int] = set()
+            for name in fault.nodes:
+                scope.update(self._resolve(name, node_index))
+            self._degrades[fault_id] = (scope, True, fault.latency, fault.jitter, fault.loss)
+        else:
+            assert fault.between is not None
+            a, b = fault.between
+            regions = self.topology.regions
+            pairs: set[tuple[int, int]] = set()
+            if a in regions and b in regions:
+                ra, rb = regions.index(a), regions.index(b)
+                pairs = {(ra, rb), (rb, ra)}
+                self._degrades[fault_id] = (pairs, False, fault.latency, fault.jitter, fault.loss)
+            else:  # node names: degrade every link touching either side
+                scope = set(self._resolve(a, node_index)) | set(self._resolve(b, node_index))
+                self._degrades[fault_id] = (scope, True, fault.latency, fault.jitter, fault.loss)
+
+    def end_degrade(self, fault_id: int) -> None:
+        self._degrades.pop(fault_id, None)
+
+    def _resolve(self, name: str, node_index: dict[str, int]) -> list[int]:
+        if name in node_index:
+            return [node_index[name]]
+        regions = self.topology.regions
+        region = regions.index(name)
+        return [n for n, r in enumerate(self.region_of) if r == region]

@@ -1,0 +1,705 @@
+"""The shadow network: the simulated target, run as a discrete-event simulation.
+
+Lifecycle: ``ShadowNetwork(scenario, writer, seed)`` builds the topology, links, the
+sequencer and its policies; ``run(traffic)`` drives virtual time until the traffic is sent
+and every message settled (or ``run.drain`` has passed), streaming rows into the history
+writer; ``finish()`` settles what is left (pending/lost) and returns the end time.
+
+Per message: the sending agent's node validates it and gossips it over the overlay; each
+receipt costs the receiving node processing time (duplicates too); the sequencer node
+admits it through backpressure into its queue policy; ``workers`` slots serve it; every
+block interval the leader packs sequenced messages into a block, gossips the block, every
+node votes back on applying it, and a quorum of votes commits it.
+
+The event loop is written for speed: events are plain tuples
+``(t_ns, eid, handler, a, b, c, d)`` on a ``heapq`` (``eid`` makes same-time order
+deterministic), traffic is merged from pre-sorted arrays instead of being pushed on the
+heap, and hot attributes are bound to locals.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import deque
+from collections.abc import Callable, Iterable
+from heapq import heappop, heappush
+from itertools import count
+from typing import Any
+
+import numpy as np
+
+from msgstorm.faults.schedule import FaultOp, fault_schedule
+from msgstorm.history.writer import HistoryWriter
+from msgstorm.scenario.schema import MESSAGE_KINDS, CrashFault, DegradeFault, PartitionFault, Scenario
+from msgstorm.sim.backpressure import ADMIT, DROP, REJECT, make_backpressure
+from msgstorm.sim.backpressure import _Base as _NoDepth
+from msgstorm.sim.links import LinkState
+from msgstorm.sim.policies import QUEUE_POLICIES
+from msgstorm.sim.sampling import Sampler
+from msgstorm.sim.state import (
+    COMMITTED,
+    DROPPED,
+    HELD,
+    IN_BLOCK,
+    IN_FLIGHT,
+    IN_SERVICE,
+    LOST,
+    NULL,
+    PENDING,
+    QUEUED,
+    REJECTED,
+    SEQUENCED,
+    MessageState,
+)
+from msgstorm.sim.topology import Topology, build_topology
+
+__all__ = ["ShadowNetwork", "Progress"]
+
+Progress = Callable[[dict[str, Any]], None]
+_FLUSH_ROWS = 16_384
+
+
+class ShadowNetwork:
+    def __init__(
+        self,
+        scenario: Scenario,
+        writer: HistoryWriter,
+        seed: np.random.SeedSequence,
+        progress: Progress | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.writer = writer
+        self.progress = progress
+        topo_seed, link_seed, proc_seed, svc_seed = seed.spawn(4)
+        self.topology: Topology = build_topology(scenario.network, scenario.gossip, np.random.default_rng(topo_seed))
+        n = self.topology.size
+        self.n = n
+        self.names = self.topology.names
+        self.node_index = {name: i for i, name in enumerate(self.names)}
+        self.links = LinkState(self.topology, np.random.default_rng(link_seed))
+        self.processing = Sampler(scenario.network.processing, np.random.default_rng(proc_seed))
+        self.service = Sampler(scenario.sequencer.service, np.random.default_rng(svc_seed))
+        bandwidth = scenario.network.bandwidth
+        self.tx_ns_per_byte = 8e9 / bandwidth if bandwidth > 0 else 0.0
+        self.up = [True] * n
+        self.cpu_free = [0] * n
+        self.uplink_free = [0] * n
+        self.msgs = MessageState([a.name for a in scenario.agents], self.names)
+        self.inflight: dict[int, list[Any]] = {}  # msg -> [seen bytearray, outstanding events]
+        self.heap: list[tuple[Any, ...]] = []
+        self.eid = count()
+        self.now = 0
+        self.end_of_traffic = scenario.run.duration
+        self.hard_stop = scenario.run.duration + scenario.run.drain
+        self.interrupted = False
+        # Sequencer.
+        seq = scenario.sequencer
+        self.leader = self.node_index[seq.node] if seq.node is not None else 0
+        self.epoch = 0
+        self.standby = [self.node_index[name] for name in seq.standby]
+        self.mempool: dict[int, list[int]] = {node: [] for node in self.standby}
+        self.policy = QUEUE_POLICIES[seq.policy]()
+        self.backpressure = make_backpressure(scenario.backpressure)
+        self.workers = seq.workers
+        self.busy = 0
+        self.in_service: set[int] = set()
+        self.sequenced: deque[int] = deque()
+        self.next_seq = 0
+        self.held: deque[int] = deque()  # senders suspended by backpressure
+        self.waiting: list[tuple[float, int, int]] = []  # underpriced: (-fee, arrival, msg)
+        self.waiting_arrivals = count()
+        self.depth = 0  # messages in the policy queue (len() on a Python class is slow)
+        self.depth_max = 0
+        # Only watermark-style modes react to depth; skipping the call keeps the loop lean.
+        self.watch_depth = type(self.backpressure).on_depth is not _NoDepth.on_depth
+        # Blocks and votes.
+        blocks = scenario.blocks
+        self.block_interval = blocks.interval
+        self.max_messages = blocks.max_messages
+        self.max_gas = blocks.max_gas
+        self.gas_of = [blocks.gas.get(kind, 21_000) for kind in MESSAGE_KINDS]  # type: ignore[call-overload]
+        self.quorum = max(1, math.ceil(blocks.quorum * n - 1e-9))
+        self.height = [0] * n
+        self.committed_height = 0
+        self.block_ids = count(1)
+        self.block_height: dict[int, int] = {}
+        self.block_epoch: dict[int, int] = {}
+        self.block_bytes: dict[int, int] = {}
+        self.block_at_height: dict[int, int] = {}
+        self.block_msgs: dict[int, list[int]] = {}  # height -> messages
+        self.votes: dict[int, int] = {}
+        self.binflight: dict[int, list[Any]] = {}
+        # Desync.
+        self.max_gap = scenario.desync.max_height_gap
+        self.min_desync = scenario.desync.min_duration
+        self.gap_since = [NULL] * n
+        self.gap_max = [0] * n
+        self.desynced = [False] * n
+        # Faults.
+        self.fault_ops: list[FaultOp] = fault_schedule(scenario)
+        self.crashed_by_fault: dict[int, int] = {}
+        # History buffers.
+        self.events: list[tuple[int, str, str | None, float | None, int | None, str | None]] = []
+        self.deliveries: list[tuple[int, int, int, int]] = []
+        self.final: list[int] = []
+        sample = scenario.history.delivery_sample
+        self.delivery_stride = 0 if sample <= 0 else max(1, round(1 / sample))
+        self.delivery_budget = scenario.history.max_deliveries
+        self.committed = 0
+        self.dropped = 0
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    def _push(self, t: int, handler: Callable[..., None], a: int = 0, b: int = 0, c: int = 0, d: int = 0) -> None:
+        heappush(self.heap, (t, next(self.eid), handler, a, b, c, d))
+
+    def _event(self, t: int, kind: str, node: int | None = None, value: float | None = None,
+               height: int | None = None, detail: dict[str, Any] | None = None) -> None:
+        self.events.append((t, kind, None if node is None else self.names[node], value, height,
+                            None if detail is None else json.dumps(detail, sort_keys=True)))
+        if len(self.events) >= _FLUSH_ROWS:
+            self._flush_events()
+
+    def _flush_events(self) -> None:
+        if self.events:
+            t, kind, node, value, height, detail = zip(*self.events)
+            self.writer.append("events", {"t": t, "kind": kind, "node": node, "value": value,
+                                          "height": height, "detail": detail})
+            self.events = []
+
+    def _flush_deliveries(self) -> None:
+        if self.deliveries:
+            msg, node, t, hops = zip(*self.deliveries)
+            names = self.names
+            self.writer.append("deliveries", {"msg_id": msg, "node": [names[i] for i in node],
+                                              "t_delivered": t, "hops": hops})
+            self.deliveries = []
+
+    def _flush_final(self) -> None:
+        if self.final:
+            self.writer.append("messages", self.msgs.rows(self.final))
+            self.final = []
+
+    def _settle(self, m: int, status: int) -> None:
+        self.msgs.where[m] = status
+        self.msgs.terminal += 1
+        self.final.append(m)
+        if len(self.final) >= _FLUSH_ROWS:
+            self._flush_final()
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def run(self, traffic: Iterable[Any]) -> None:
+        """Drive virtual time; Ctrl-C stops early and keeps what was recorded."""
+        self._event(0, "run_start", detail={"nodes": self.n, "leader": self.names[self.leader]})
+        for index, op in enumerate(self.fault_ops):
+            self._push(op.t_ns, self._fault, index)
+        self._push(self.block_interval, self._block_tick)
+        self._push(self.scenario.run.sample_interval, self._sample)
+        heap = self.heap
+        msgs = self.msgs
+        batches = iter(traffic)
+        send_t: list[int] = []
+        first_id = 0
+        si = sn = 0
+        traffic_done = False
+        steps = 0
+        try:
+            while True:
+                if si >= sn and not traffic_done:
+                    batch = next(batches, None)
+                    if batch is None:
+                        traffic_done = True
+                    else:
+                        msgs.add(batch)
+                        send_t = batch.t_intended.tolist()
+                        first_id = int(batch.msg_id[0]) if len(batch) else 0
+                        si, sn = 0, len(send_t)
+                        continue
+                # Traffic first at equal times: a send at t happens before events at t.
+                if si < sn and (not heap or send_t[si] <= heap[0][0]):
+                    t = send_t[si]
+                    self.now = t
+                    self._send(t, first_id + si)
+                    si += 1
+                    continue
+                if not heap:
+                    break
+                event = heappop(heap)
+                t = event[0]
+                if t > self.hard_stop:
+                    heappush(heap, event)
+                    break
+                self.now = t
+                event[2](t, event[3], event[4], event[5], event[6])
+                steps += 1
+                if steps & 0x3FF == 0:
+                    if traffic_done and t >= self.end_of_traffic and msgs.terminal >= msgs.count:
+                        break
+                    if self.progress is not None:
+                        self._report_progress()
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self._event(self.now, "interrupted")
+
+    def _report_progress(self) -> None:
+        assert self.progress is not None
+        self.progress({"t_ns": self.now, "end_ns": self.hard_stop, "sent": self.msgs.count,
+                       "settled": self.msgs.terminal, "committed": self.committed,
+                       "dropped": self.dropped, "queue_depth": self.depth})
+
+    def finish(self) -> int:
+        """Settle every message still moving, flush all buffers; returns the end time."""
+        t_end = self.now
+        for node in range(self.n):
+            if self.desynced[node]:
+                self._event(t_end, "desync_end", node, float(self.height[self.leader] - self.height[node]),
+                            detail={"max_gap": self.gap_max[node], "open": True})
+        where = self.msgs.where
+        alive = (QUEUED, IN_SERVICE, SEQUENCED, IN_BLOCK, HELD)
+        for m in range(self.msgs.count):
+            state = where[m]
+            if state < COMMITTED:
+                self._settle(m, PENDING if state in alive or m in self.inflight else LOST)
+        self._event(t_end, "run_end", value=float(self.msgs.count))
+        self._flush_final()
+        self._flush_events()
+        self._flush_deliveries()
+        return t_end
+
+    # --- gossip -------------------------------------------------------------------------
+
+    def _send(self, t: int, m: int) -> None:
+        if self.backpressure.suspended:
+            self.msgs.where[m] = HELD
+            self.held.append(m)
+            return
+        self._inject(t, m)
+
+    def _inject(self, t: int, m: int) -> None:
+        msgs = self.msgs
+        msgs.t_sent[m] = t
+        msgs.where[m] = IN_FLIGHT
+        origin = msgs.origin[m]
+        if not self.up[origin]:
+            return  # the agent's node is down: the message is lost
+        self.inflight[m] = [bytearray(self.n), 1]
+        self._recv_msg(t, origin, m, -1, 0)
+
+    def _recv_msg(self, t: int, node: int, m: int, sender: int, hops: int) -> None:
+        state = self.inflight[m]
+        if self.up[node]:
+            start = self.cpu_free[node]
+            if start < t:
+                start = t
+            done = start + self.processing()
+            self.cpu_free[node] = done
+            seen = state[0]
+            if not seen[node]:
+                seen[node] = 1
+                if done == t:
+                    self._validated_msg(t, node, m, sender, hops)
+                    return
+                heappush(self.heap, (done, next(self.eid), self._validated_msg, node, m, sender, hops))
+                return
+        state[1] -= 1
+        if state[1] == 0:
+            del self.inflight[m]
+
+    def _validated_msg(self, t: int, node: int, m: int, sender: int, hops: int) -> None:
+        state = self.inflight[m]
+        state[1] -= 1
+        if self.up[node]:
+            stride = self.delivery_stride
+            if stride and m % stride == 0 and self.delivery_budget > 0:
+                self.delivery_budget -= 1
+                self.deliveries.append((m, node, t, hops))
+                if len(self.deliveries) >= _FLUSH_ROWS:
+                    self._flush_deliveries()
+            if node == self.leader:
+                self._intake(t, m)
+            elif node in self.mempool:
+                self.mempool[node].append(m)
+            state[1] += self._forward(t, node, sender, self.msgs.size[m], self._recv_msg, m, hops + 1)
+        if state[1] == 0:
+            del self.inflight[m]
+
+    def _forward(self, t: int, node: int, sender: int, size: int, handler: Callable[..., None],
+                 item: int, hops: int) -> int:
+        """Send an item to every forwarding peer except its sender; returns events pushed."""
+        colour = self.links.colour
+        mine = colour[node]
+        delay = self.links.delay
+        heap = self.heap
+        eid = self.eid
+        tx = int(size * self.tx_ns_per_byte)
+        free = self.uplink_free[node]
+        pushed = 0
+        for peer in self.topology.forward[node]:
+            if peer == sender or colour[peer] != mine:
+                continue
+            d = delay(node, peer)
+            if d is None:
+                continue
+            if tx:
+                free = (free if free > t else t) + tx
+                arrive = free + d
+            else:
+                arrive = t + d
+            heappush(heap, (arrive, next(eid), handler, peer, item, node, hops))
+            pushed += 1
+        if tx:
+            self.uplink_free[node] = free
+        return pushed
+
+    # --- the sequencer ------------------------------------------------------------------
+
+    def _intake(self, t: int, m: int) -> None:
+        msgs = self.msgs
+        if msgs.where[m] != IN_FLIGHT:
+            return
+        msgs.t_received[m] = t
+        decision = self.backpressure.admit(msgs.kind[m], msgs.fee[m], self.depth)
+        if decision == ADMIT:
+            self.policy.push(m, msgs.fee[m], t)
+            self.depth += 1
+            msgs.where[m] = QUEUED
+            if self.busy < self.workers:
+                self._start_service(t)
+            else:
+                self._depth_changed(t)
+        elif decision == DROP:
+            self.dropped += 1
+            self._settle(m, DROPPED)
+        elif decision == REJECT:
+            self._settle(m, REJECTED)
+        else:
+            msgs.where[m] = HELD
+            heappush(self.waiting, (-msgs.fee[m], next(self.waiting_arrivals), m))
+
+    def _start_service(self, t: int) -> None:
+        policy = self.policy
+        msgs = self.msgs
+        backpressure = self.backpressure
+        while self.busy < self.workers and self.depth:
+            m = policy.pop()
+            self.depth -= 1
+            if not backpressure.eligible(msgs.fee[m]):
+                # The base fee rose while it queued: it waits or is rejected, as on arrival.
+                if backpressure.admit(msgs.kind[m], msgs.fee[m], self.depth) == REJECT:
+                    self._settle(m, REJECTED)
+                else:
+                    msgs.where[m] = HELD
+                    heappush(self.waiting, (-msgs.fee[m], next(self.waiting_arrivals), m))
+                continue
+            msgs.t_dequeued[m] = t
+            msgs.where[m] = IN_SERVICE
+            self.busy += 1
+            self.in_service.add(m)
+            heappush(self.heap, (t + self.service(), next(self.eid), self._service_done, m, self.epoch, 0, 0))
+        self._depth_changed(t)
+
+    def _depth_changed(self, t: int) -> None:
+        depth = self.depth
+        if depth > self.depth_max:
+            self.depth_max = depth
+        if not self.watch_depth:
+            return
+        state = self.backpressure.on_depth(depth)
+        if state is not None:
+            self._event(t, "backpressure", self.leader, float(depth), detail={"state": state})
+            if state == "resumed":
+                held = self.held
+                self.held = deque()
+                for m in held:
+                    self._inject(t, m)
+
+    def _service_done(self, t: int, m: int, epoch: int, _c: int, _d: int) -> None:
+        if epoch != self.epoch:
+            return  # the sequencer crashed while serving it
+        msgs = self.msgs
+        self.in_service.discard(m)
+        self.busy -= 1
+        msgs.seq_no[m] = self.next_seq
+        self.next_seq += 1
+        msgs.t_sequenced[m] = t
+        msgs.where[m] = SEQUENCED
+        self.sequenced.append(m)
+        self._start_service(t)
+
+    # --- blocks, votes, commits ------------------------------------------------------------
+
+    def _block_tick(self, t: int, _a: int, _b: int, _c: int, _d: int) -> None:
+        if t + self.block_interval <= self.hard_stop:
+            self._push(t + self.block_interval, self._block_tick)
+        leader = self.leader
+        if not self.up[leader]:
+            return
+        msgs = self.msgs
+        take: list[int] = []
+        gas = 0
+        size = self.scenario.blocks.header_size
+        sequenced = self.sequenced
+        while sequenced and len(take) < self.max_messages:
+            m = sequenced[0]
+            g = self.gas_of[msgs.kind[m]]
+            if self.max_gas is not None and gas + g > self.max_gas:
+                break
+            sequenced.popleft()
+            take.append(m)
+            gas += g
+            size += msgs.size[m]
+        height = self.height[leader] + 1
+        for m in take:
+            msgs.where[m] = IN_BLOCK
+            msgs.block[m] = height
+        self.block_msgs[height] = take
+        self.votes[height] = 0
+        block = next(self.block_ids)
+        self.block_height[block] = height
+        self.block_epoch[block] = self.epoch
+        self.block_bytes[block] = size
+        self.block_at_height[height] = block
+        self._event(t, "block_produced", leader, float(len(take)), height, {"gas": gas, "bytes": size})
+        if self.max_gas is not None:
+            base_fee = self.backpressure.on_block(gas, self.max_gas)
+        else:
+            base_fee = self.backpressure.on_block(len(take), self.max_messages)
+        if base_fee is not None:
+            self._event(t, "base_fee", leader, base_fee, height)
+            self._release_waiting(t)
+        self.height[leader] = height
+        self._send_vote(t, leader, height, height)
+        seen = bytearray(self.n)
+        seen[leader] = 1
+        state = [seen, 0]
+        self.binflight[block] = state
+        state[1] += self._forward(t, leader, -1, size, self._recv_block, block, 1)
+        if state[1] == 0:
+            del self.binflight[block]
+        self._check_desync(t)
+
+    def _release_waiting(self, t: int) -> None:
+        base_fee = self.backpressure.base_fee
+        released = False
+        while self.waiting and base_fee is not None and -self.waiting[0][0] >= base_fee:
+            _, _, m = heappop(self.waiting)
+            self.policy.push(m, self.msgs.fee[m], t)
+            self.depth += 1
+            self.msgs.where[m] = QUEUED
+            released = True
+        if released:
+            self._start_service(t)
+
+    def _recv_block(self, t: int, node: int, block: int, sender: int, hops: int) -> None:
+        state = self.binflight[block]
+        if self.up[node]:
+            start = self.cpu_free[node]
+            if start < t:
+                start = t
+            done = start + self.processing()
+            self.cpu_free[node] = done
+            if not state[0][node]:
+                state[0][node] = 1
+                heappush(self.heap, (done, next(self.eid), self._validated_block, node, block, sender, hops))
+                return
+        state[1] -= 1
+        if state[1] == 0:
+            del self.binflight[block]
+
+    def _validated_block(self, t: int, node: int, block: int, sender: int, hops: int) -> None:
+        state = self.binflight[block]
+        state[1] -= 1
+        if self.up[node] and self.block_epoch[block] == self.epoch:
+            height = self.block_height[block]
+            mine = self.height[node]
+            if height == mine + 1:
+                self.height[node] = height
+                self._send_vote(t, node, height, height)
+                self._maybe_resynced(t, node)
+            elif height > mine + 1:
+                # Missing blocks: fetch them from the sender, one round trip away.
+                rtt = 2 * (self.links.delay(node, sender) or self.topology.base_ns[0][0])
+                self._push(t + rtt, self._synced, node, height, self.epoch)
+            state[1] += self._forward(t, node, sender, self.block_bytes[block], self._recv_block, block, hops + 1)
+        if state[1] == 0:
+            del self.binflight[block]
+
+    def _synced(self, t: int, node: int, height: int, epoch: int, _d: int) -> None:
+        if epoch != self.epoch or not self.up[node] or self.height[node] >= height:
+            return
+        first = self.height[node] + 1
+        self.height[node] = height
+        self._send_vote(t, node, first, height)
+        self._maybe_resynced(t, node)
+
+    def _send_vote(self, t: int, node: int, first: int, last: int) -> None:
+        leader = self.leader
+        if node == leader:
+            self._vote(t, node, first, last, self.epoch)
+            return
+        if self.links.colour[node] != self.links.colour[leader]:
+            return
+        d = self.links.delay(node, leader)
+        if d is not None:
+            self._push(t + d, self._vote, node, first, last, self.epoch)
+
+    def _vote(self, t: int, node: int, first: int, last: int, epoch: int) -> None:
+        if epoch != self.epoch or not self.up[self.leader]:
+            return
+        votes = self.votes
+        for height in range(first, last + 1):
+            if height in votes:
+                votes[height] += 1
+                if votes[height] >= self.quorum and height > self.committed_height:
+                    self._commit(t, height)
+
+    def _commit(self, t: int, height: int) -> None:
+        msgs = self.msgs
+        for h in range(self.committed_height + 1, height + 1):
+            for m in self.block_msgs.pop(h, ()):
+                msgs.t_committed[m] = t
+                self.committed += 1
+                self._settle(m, COMMITTED)
+            self.votes.pop(h, None)
+            self._event(t, "block_committed", self.leader, height=h)
+        self.committed_height = height
+
+    # --- desync -------------------------------------------------------------------------
+
+    def _check_desync(self, t: int) -> None:
+        top = self.height[self.leader]
+        bound = self.max_gap
+        for node in range(self.n):
+            gap = top - self.height[node]
+            if gap > bound:
+                if self.gap_since[node] == NULL:
+                    self.gap_since[node] = t
+                    self.gap_max[node] = gap
+                elif gap > self.gap_max[node]:
+                    self.gap_max[node] = gap
+                if not self.desynced[node] and t - self.gap_since[node] >= self.min_desync:
+                    self.desynced[node] = True
+                    self._event(self.gap_since[node], "desync_start", node, float(gap),
+                                detail={"detected_at": t})
+            elif self.gap_since[node] != NULL:
+                self._end_gap(t, node, gap)
+
+    def _maybe_resynced(self, t: int, node: int) -> None:
+        if self.gap_since[node] != NULL:
+            gap = self.height[self.leader] - self.height[node]
+            if gap <= self.max_gap:
+                self._end_gap(t, node, gap)
+
+    def _end_gap(self, t: int, node: int, gap: int) -> None:
+        if self.desynced[node]:
+            self._event(t, "desync_end", node, float(gap), detail={"max_gap": self.gap_max[node]})
+            self.desynced[node] = False
+        self.gap_since[node] = NULL
+
+    # --- faults -------------------------------------------------------------------------
+
+    def _fault(self, t: int, index: int, _b: int, _c: int, _d: int) -> None:
+        op = self.fault_ops[index]
+        spec = op.spec
+        detail = {"fault_id": op.fault_id, **spec.model_dump(mode="json")}
+        if isinstance(spec, PartitionFault):
+            if op.action == "start":
+                self.links.start_partition(op.fault_id, spec, self.node_index)
+            else:
+                self.links.end_partition(op.fault_id)
+        elif isinstance(spec, DegradeFault):
+            if op.action == "start":
+                self.links.start_degrade(op.fault_id, spec, self.node_index)
+            else:
+                self.links.end_degrade(op.fault_id)
+        elif isinstance(spec, CrashFault):
+            if op.action == "start":
+                node = self.leader if spec.node == "sequencer" else self.node_index[spec.node]
+                self.crashed_by_fault[op.fault_id] = node
+                detail["node_index"] = node
+                self._event(t, "fault_start", node, detail=detail)
+                self._crash(t, node)
+                return
+            node = self.crashed_by_fault.get(op.fault_id, -1)
+            self._event(t, "fault_end", None if node < 0 else node, detail=detail)
+            if node >= 0:
+                self._restart(t, node)
+            return
+        self._event(t, f"fault_{op.action}", detail=detail)
+
+    def _crash(self, t: int, node: int) -> None:
+        if not self.up[node]:
+            return
+        self.up[node] = False
+        self._event(t, "node_down", node)
+        if node in self.mempool:
+            self.mempool[node] = []
+        if node != self.leader:
+            return
+        self.epoch += 1
+        orphans: list[int] = []
+        while self.depth:
+            orphans.append(self.policy.pop())
+            self.depth -= 1
+        orphans.extend(self.in_service)
+        orphans.extend(self.sequenced)
+        orphans.extend(m for _, _, m in self.waiting)
+        self.in_service.clear()
+        self.sequenced.clear()
+        self.waiting = []
+        self.busy = 0
+        self._orphan(orphans)
+        self._depth_changed(t)
+        if any(s != node for s in self.standby):
+            self._push(t + self.scenario.sequencer.failover_timeout, self._failover, self.epoch)
+
+    def _orphan(self, messages: Iterable[int]) -> None:
+        msgs = self.msgs
+        for m in messages:
+            msgs.where[m] = IN_FLIGHT
+            msgs.t_received[m] = msgs.t_dequeued[m] = msgs.t_sequenced[m] = NULL
+            msgs.seq_no[m] = msgs.block[m] = NULL
+
+    def _failover(self, t: int, epoch: int, _b: int, _c: int, _d: int) -> None:
+        if epoch != self.epoch or self.up[self.leader]:
+            return
+        candidates = [s for s in self.standby if self.up[s] and s != self.leader]
+        if not candidates:
+            return
+        old, new = self.leader, candidates[0]
+        self.leader = new
+        self.epoch += 1
+        top = max(self.height[new], self.committed_height)
+        orphaned = [h for h in self.block_msgs if h > top]
+        for h in orphaned:
+            self._orphan(self.block_msgs.pop(h))
+        self.height = [min(h, top) for h in self.height]
+        self.height[new] = top
+        self.votes = {h: 0 for h in self.block_msgs}
+        self._event(t, "leader_change", new, detail={"from": self.names[old], "orphaned_blocks": len(orphaned)})
+        pool = self.mempool.pop(new, [])
+        for m in pool:
+            self._intake(t, m)
+
+    def _restart(self, t: int, node: int) -> None:
+        if self.up[node]:
+            return
+        self.up[node] = True
+        self.cpu_free[node] = t
+        self.uplink_free[node] = t
+        if node in self.standby and node != self.leader:
+            self.mempool[node] = []
+        self._event(t, "node_up", node)
+
+    # --- sampling -----------------------------------------------------------------------
+
+    def _sample(self, t: int, _a: int, _b: int, _c: int, _d: int) -> None:
+        depth = self.depth
+        self._event(t, "queue_depth", self.leader, float(depth))
+        self._event(t, "queue_depth_max", self.leader, float(self.depth_max))
+        self.depth_max = depth
+        interval = self.scenario.run.sample_interval
+        if t + interval <= self.hard_stop:
+            self._push(t + interval, self._sample)

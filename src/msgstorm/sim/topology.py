@@ -1,0 +1,175 @@
+"""The shadow network's shape: nodes in regions, base link latencies and the gossip overlay.
+
+Built once per run from the scenario and a dedicated RNG stream. The overlay is a random
+graph in which each node opens ``peers // 2`` outbound connections (as P2P clients do),
+joined into one component; ``mesh`` mode forwards over a degree-``degree`` subgraph of it,
+``flood`` over every connection. ``hop_distances`` is the BFS the gossip tests compare with.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from msgstorm.scenario.refs import node_names, node_regions
+from msgstorm.scenario.regions import default_one_way_ns
+from msgstorm.scenario.schema import GossipSpec, LinkModel, NetworkSpec
+
+__all__ = ["Topology", "build_topology", "hop_distances"]
+
+
+@dataclass(frozen=True)
+class Topology:
+    names: list[str]
+    regions: list[str]
+    region_of: list[int]  # node -> region index
+    base_ns: list[list[int]]  # region x region one-way latency
+    region_model: list[list[LinkModel]]  # region x region delay variation
+    node_overrides: dict[tuple[int, int], tuple[int, LinkModel]]
+    forward: list[list[int]]  # gossip forwarding lists, node -> peers
+    connections: list[list[int]]  # the full overlay
+
+    @property
+    def size(self) -> int:
+        return len(self.names)
+
+
+def _overlay(n: int, peers: int, rng: np.random.Generator) -> list[set[int]]:
+    adjacency: list[set[int]] = [set() for _ in range(n)]
+    if n == 1:
+        return adjacency
+    outbound = max(1, min(peers // 2, n - 1))
+    for node in range(n):
+        choices = rng.choice(n - 1, size=outbound, replace=False)
+        for choice in choices.tolist():
+            other = choice if choice < node else choice + 1
+            adjacency[node].add(other)
+            adjacency[other].add(node)
+    # Join components in index order so the overlay is always connected.
+    seen = [False] * n
+    roots = []
+    for start in range(n):
+        if seen[start]:
+            continue
+        roots.append(start)
+        seen[start] = True
+        queue = deque([start])
+        while queue:
+            node = queue.popleft()
+            for other in adjacency[node]:
+                if not seen[other]:
+                    seen[other] = True
+                    queue.append(other)
+    for a, b in zip(roots, roots[1:]):
+        adjacency[a].add(b)
+        adjacency[b].add(a)
+    return adjacency
+
+
+def _mesh(adjacency: list[set[int]], degree: int, rng: np.random.Generator) -> list[list[int]]:
+    """Keep up to ``degree`` links per node (symmetric), preferring links both ends keep."""
+    n = len(adjacency)
+    kept: list[set[int]] = [set() for _ in range(n)]
+    for node in range(n):
+        candidates = sorted(adjacency[node] - kept[node])
+        rng.shuffle(candidates)
+        for other in candidates:
+            if len(kept[node]) >= degree:
+                break
+            if len(kept[other]) < degree:
+                kept[node].add(other)
+                kept[other].add(node)
+    # A mesh must stay connected: add back overlay links between its components.
+    component = [-1] * n
+    label = 0
+    for start in range(n):
+        if component[start] >= 0:
+            continue
+        component[start] = label
+        queue = deque([start])
+        while queue:
+            node = queue.popleft()
+            for other in kept[node]:
+                if component[other] < 0:
+                    component[other] = label
+                    queue.append(other)
+        label += 1
+    if label > 1:
+        for node in range(n):
+            for other in sorted(adjacency[node]):
+                if component[other] != component[node]:
+                    old, new = component[other], component[node]
+                    kept[node].add(other)
+                    kept[other].add(node)
+                    component = [new if c == old else c for c in component]
+    return [sorted(peers) for peers in kept]
+
+
+def build_topology(network: NetworkSpec, gossip: GossipSpec, rng: np.random.Generator) -> Topology:
+    names = node_names(network)
+    node_region = node_regions(network)
+    regions = list(network.regions)
+    index = {region: i for i, region in enumerate(regions)}
+    explicit: dict[frozenset[str], int] = {}
+    for key, latency in network.latency.items():
+        a, b = (part.strip() for part in key.split("/"))
+        explicit[frozenset({a, b})] = latency
+    base_ns: list[list[int]] = []
+    for a in regions:
+        row = []
+        for b in regions:
+            if frozenset({a, b}) in explicit:
+                row.append(explicit[frozenset({a, b})])
+            elif a == b:
+                row.append(network.intra_region_latency)
+            else:
+                latency = default_one_way_ns(a, b)
+                if latency is None:  # refs.check_references rejects this earlier
+                    raise ValueError(f"no latency between {a} and {b}")
+                row.append(latency)
+        base_ns.append(row)
+    region_model = [[network.link for _ in regions] for _ in regions]
+    node_index = {name: i for i, name in enumerate(names)}
+    node_overrides: dict[tuple[int, int], tuple[int, LinkModel]] = {}
+    for link in network.links:
+        a, b = link.between
+        model = link.dist or network.link
+        if a in index and b in index:
+            ra, rb = index[a], index[b]
+            base_ns[ra][rb] = base_ns[rb][ra] = link.latency
+            region_model[ra][rb] = region_model[rb][ra] = model
+        else:
+            side_a = [node_index[a]] if a in node_index else [i for i, r in enumerate(node_region) if r == a]
+            side_b = [node_index[b]] if b in node_index else [i for i, r in enumerate(node_region) if r == b]
+            for i in side_a:
+                for j in side_b:
+                    node_overrides[(i, j)] = node_overrides[(j, i)] = (link.latency, model)
+    adjacency = _overlay(len(names), gossip.peers, rng)
+    connections = [sorted(peers) for peers in adjacency]
+    forward = connections if gossip.mode == "flood" else _mesh(adjacency, gossip.degree, rng)
+    return Topology(
+        names=names,
+        regions=regions,
+        region_of=[index[r] for r in node_region],
+        base_ns=base_ns,
+        region_model=region_model,
+        node_overrides=node_overrides,
+        forward=forward,
+        connections=connections,
+    )
+
+
+def hop_distances(forward: list[list[int]], source: int) -> list[int]:
+    """Breadth-first hop counts from ``source`` over the forwarding graph (-1: unreachable)."""
+    distance = [-1] * len(forward)
+    distance[source] = 0
+    queue = deque([source])
+    while queue:
+        node = queue.popleft()
+        for other in forward[node]:
+            if distance[other] < 0:
+                distance[other] = distance[node] + 1
+                queue.append(other)
+    return distance

@@ -1,0 +1,204 @@
+"""Traffic generation: a scenario's agents turned into batches of intended messages.
+
+traffic: ``Scenario`` -> per agent, an arrival process (``arrivals``) and attribute draws ->
+**generate_traffic** -> ``MessageBatch`` per time window -> sim engine / live scheduler.
+
+The run is cut into consecutive windows ``[k·w, (k+1)·w)``; each batch holds every message
+intended in one window, sorted by ``t_intended``, so memory is bounded by one window's
+messages however long the run. Every agent draws from its own generator, derived from
+the seed by index, so editing one agent never shifts another agent's stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import TypeAdapter
+
+from msgstorm.scenario.distributions import Dist, NumberDist, SizeDist
+from msgstorm.scenario.refs import node_names, node_regions
+from msgstorm.scenario.schema import MESSAGE_KINDS, AgentSpec, Scenario
+from msgstorm.sim.sampling import sample_array
+from msgstorm.traffic.arrivals import ArrivalProcess, make_arrival
+
+__all__ = ["DEFAULT_WINDOW_NS", "MessageBatch", "generate_traffic"]
+
+DEFAULT_WINDOW_NS = 1_000_000_000
+_INT32_MAX = np.iinfo(np.int32).max
+
+
+@dataclass(frozen=True, eq=False)
+class MessageBatch:
+    """Messages intended in one window, one row per message, sorted by ``t_intended``.
+
+    ``eq=False``: numpy arrays do not compare to one bool; compare columns instead.
+    """
+
+    msg_id: np.ndarray  # int64, consecutive across batches: 0, 1, 2, ...
+    t_intended: np.ndarray  # int64 ns from run start
+    agent: np.ndarray  # int32, index into scenario.agents
+    kind: np.ndarray  # int8, index into MESSAGE_KINDS
+    node: np.ndarray  # int32, origin node index in node_names(scenario.network) order
+    key: np.ndarray  # int64, in [0, agent.keys)
+    size: np.ndarray  # int32 bytes
+    fee: np.ndarray  # float64
+
+    def __post_init__(self) -> None:
+        n = len(self.msg_id)
+        for name in ("t_intended", "agent", "kind", "node", "key", "size", "fee"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"MessageBatch column {name!r} has a different length")
+
+    def __len__(self) -> int:
+        return len(self.msg_id)
+
+
+# One agent's share of a window, in batch column order minus msg_id.
+_Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+_SIZE_DIST: TypeAdapter[Dist] = TypeAdapter(SizeDist)
+_NUMBER_DIST: TypeAdapter[Dist] = TypeAdapter(NumberDist)
+
+
+def _as_dist(value: object, adapter: TypeAdapter[Dist]) -> Dist:
+    """The distribution model; validates a raw table.
+
+    AgentSpec's ``size`` and ``fee`` defaults come from a ``default_factory`` that
+    pydantic does not validate, so an agent without them holds a plain dict.
+    """
+    if isinstance(value, dict):
+        return adapter.validate_python(value)
+    return value  # type: ignore[return-value]
+
+
+def _candidate_nodes(spec: AgentSpec, scenario: Scenario) -> np.ndarray:
+    """Node indices an agent's instances attach to, round-robin."""
+    names = node_names(scenario.network)
+    if spec.node is not None:
+        if spec.node not in names:
+            raise ValueError(f"agent {spec.name!r}: unknown node {spec.node!r}")
+        return np.array([names.index(spec.node)], dtype=np.int32)
+    if spec.region is not None:
+        regions = node_regions(scenario.network)
+        indices = [i for i, region in enumerate(regions) if region == spec.region]
+        if not indices:
+            raise ValueError(f"agent {spec.name!r}: unknown region {spec.region!r}")
+        return np.array(indices, dtype=np.int32)
+    return np.arange(len(names), dtype=np.int32)
+
+
+class _AgentTraffic:
+    """One agent across the run: its arrivals, where its instances sit, what they send."""
+
+    def __init__(
+        self, index: int, spec: AgentSpec, scenario: Scenario, seed: np.random.SeedSequence
+    ) -> None:
+        run_end_ns = scenario.run.duration
+        self.index = index
+        self.spec = spec
+        self.start_ns = spec.start
+        self.end_ns = min(spec.stop if spec.stop is not None else run_end_ns, run_end_ns)
+        # Separate streams for times and attributes: changing an agent's size or fee
+        # distribution leaves its send times alone.
+        arrival_seed, attribute_seed = seed.spawn(2)
+        self.arrivals: ArrivalProcess = make_arrival(
+            spec.arrival,
+            np.random.default_rng(arrival_seed),
+            self.start_ns,
+            max(self.end_ns, self.start_ns),
+            instances=spec.count,
+        )
+        self.rng = np.random.default_rng(attribute_seed)
+        self.size_dist = _as_dist(spec.size, _SIZE_DIST)
+        self.fee_dist = _as_dist(spec.fee, _NUMBER_DIST)
+        self.nodes = _candidate_nodes(spec, scenario)
+        mix = spec.kind_mix
+        self.kind_codes = np.array([MESSAGE_KINDS.index(k) for k in mix], dtype=np.int8)
+        self.kind_weights = np.array(list(mix.values()), dtype=np.float64)
+
+    def draw(self, start_ns: int, end_ns: int) -> _Columns | None:
+        lo, hi = max(start_ns, self.start_ns), min(end_ns, self.end_ns)
+        if hi <= lo:
+            return None
+        times, instance = self.arrivals.events(lo, hi)
+        n = times.size
+        if n == 0:
+            return None
+        rng, spec = self.rng, self.spec
+        if self.nodes.size == 1:
+            node = np.full(n, self.nodes[0], dtype=np.int32)
+        else:
+            node = self.nodes[instance % self.nodes.size]
+        if self.kind_codes.size == 1:
+            kind = np.full(n, self.kind_codes[0], dtype=np.int8)
+        else:
+            kind = self.kind_codes[rng.choice(self.kind_codes.size, n, p=self.kind_weights)]
+        key = rng.integers(0, spec.keys, n, dtype=np.int64)
+        size = np.clip(np.rint(sample_array(self.size_dist, rng, n)), 0, _INT32_MAX).astype(np.int32)
+        fee = sample_array(self.fee_dist, rng, n)
+        agent = np.full(n, self.index, dtype=np.int32)
+        return times, agent, kind, node, key, size, fee
+
+
+def _agent_seeds(seed: np.random.SeedSequence, n: int) -> list[np.random.SeedSequence]:
+    """What ``seed.spawn(n)`` would return, without advancing ``seed``'s spawn counter.
+
+    So generate_traffic is a pure function of (scenario, seed): calling it twice with
+    the same SeedSequence object yields the same traffic.
+    """
+    return [
+        np.random.SeedSequence(
+            seed.entropy,
+            spawn_key=(*seed.spawn_key, seed.n_children_spawned + i),
+            pool_size=seed.pool_size,
+        )
+        for i in range(n)
+    ]
+
+
+def generate_traffic(
+    scenario: Scenario, seed: np.random.SeedSequence, window_ns: int | None = None
+) -> Iterator[MessageBatch]:
+    """Batches of intended messages for windows of ``window_ns`` (default 1 s) over the run.
+
+    Deterministic in (scenario, seed). Give traffic a SeedSequence of its own (e.g. one
+    of ``root.spawn(k)``): agent streams are the children ``seed.spawn`` would make next,
+    so spawning from the same object afterwards would reuse them. Windows with no
+    messages are skipped. Agents are built here, so a bad replay file raises at the call.
+    """
+    window = DEFAULT_WINDOW_NS if window_ns is None else int(window_ns)
+    if window <= 0:
+        raise ValueError(f"window_ns must be above 0, got {window_ns}")
+    seeds = _agent_seeds(seed, len(scenario.agents))
+    agents = [
+        _AgentTraffic(index, spec, scenario, agent_seed)
+        for index, (spec, agent_seed) in enumerate(zip(scenario.agents, seeds, strict=True))
+    ]
+    return _batches(agents, scenario.run.duration, window)
+
+
+def _batches(agents: list[_AgentTraffic], duration_ns: int, window_ns: int) -> Iterator[MessageBatch]:
+    next_msg_id = 0
+    for window_start in range(0, duration_ns, window_ns):
+        window_end = min(window_start + window_ns, duration_ns)
+        parts = [
+            columns for agent in agents
+            if (columns := agent.draw(window_start, window_end)) is not None
+        ]
+        if not parts:
+            continue
+        if len(parts) == 1:
+            merged = list(parts[0])  # one agent: already sorted, no copy
+        else:
+            merged = [np.concatenate(column) for column in zip(*parts, strict=True)]
+            # Stable sort on time: ties stay in agent order, then generation order.
+            order = np.argsort(merged[0], kind="stable")
+            merged = [column[order] for column in merged]
+        n = len(merged[0])
+        msg_id = np.arange(next_msg_id, next_msg_id + n, dtype=np.int64)
+        next_msg_id += n
+        t_intended, agent, kind, node, key, size, fee = merged
+        yield MessageBatch(msg_id, t_intended, agent, kind, node, key, size, fee)

@@ -1,0 +1,89 @@
+"""Reading a replay trace: the send times a ``replay`` arrival plays back.
+
+traffic: scenario ``process = "replay"`` -> **read_replay_offsets_ns** -> ``ReplayProcess``.
+
+The file is CSV or Parquet (chosen by suffix; read with pyarrow). One column holds send
+times, as numbers in ``time_unit`` or as timestamps. They become integer ns offsets from
+the first row's time, divided by ``speed`` (2.0 plays the trace twice as fast). Rows
+earlier than the first row would fall before the agent starts, so they are dropped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+__all__ = ["read_replay_offsets_ns"]
+
+_UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+_PARQUET_SUFFIXES = {".parquet", ".pq"}
+
+
+def read_replay_offsets_ns(path: str, column: str, time_unit: str, speed: float) -> np.ndarray:
+    """Sorted int64 ns offsets from the first row's time; ValueError naming path and column."""
+    if time_unit not in _UNIT_NS:
+        raise ValueError(f"replay time_unit must be one of {sorted(_UNIT_NS)}, got {time_unit!r}")
+    if not speed > 0:
+        raise ValueError(f"replay speed must be above 0, got {speed}")
+    values = _read_column(path, column)
+    if len(values) == 0:
+        raise ValueError(f"replay file {path}: column {column!r} has no rows")
+    if values.null_count:
+        raise ValueError(f"replay file {path}: column {column!r} has {values.null_count} empty values")
+
+    unit_ns = _UNIT_NS[time_unit]
+    kind = values.type
+    if pa.types.is_timestamp(kind) or pa.types.is_duration(kind):
+        # Timestamps carry their own unit, so time_unit does not apply.
+        target = pa.timestamp("ns") if pa.types.is_timestamp(kind) else pa.duration("ns")
+        raw = values.cast(target).cast(pa.int64()).to_numpy()
+        unit_ns = 1
+    elif pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        raw = values.to_numpy()
+    else:
+        raise ValueError(
+            f"replay file {path}: column {column!r} holds {kind}, expected numbers or timestamps"
+        )
+
+    if raw.dtype.kind in "iu":
+        # Subtract in integers first: epoch nanoseconds do not fit a float64 exactly.
+        delta = raw.astype(np.int64) - np.int64(raw[0])
+        if speed == 1.0:
+            offsets = delta * np.int64(unit_ns)
+        else:
+            offsets = np.floor(delta * (unit_ns / speed)).astype(np.int64)
+    else:
+        delta_f = raw.astype(np.float64) - float(raw[0])
+        if not np.all(np.isfinite(delta_f)):
+            raise ValueError(f"replay file {path}: column {column!r} has non-finite values")
+        offsets = np.floor(delta_f * (unit_ns / speed)).astype(np.int64)
+    offsets = np.sort(offsets[offsets >= 0], kind="stable")
+    return offsets
+
+
+def _read_column(path: str, column: str) -> pa.ChunkedArray:
+    where = f"replay file {path}"
+    try:
+        if Path(path).suffix.lower() in _PARQUET_SUFFIXES:
+            names = pq.read_schema(path).names
+            if column not in names:
+                raise ValueError(f"{where} has no column {column!r}; columns are {names}")
+            return pq.read_table(path, columns=[column]).column(column)
+        options = pa_csv.ConvertOptions(include_columns=[column])
+        return pa_csv.read_csv(path, convert_options=options).column(column)
+    except KeyError:
+        # pyarrow.csv raises ArrowKeyError for a column missing from include_columns.
+        raise ValueError(f"{where} has no column {column!r}{_csv_columns_hint(path)}") from None
+    except (OSError, pa.ArrowException) as error:
+        raise ValueError(f"{where}: cannot read column {column!r}: {error}") from None
+
+
+def _csv_columns_hint(path: str) -> str:
+    try:
+        return f"; columns are {pa_csv.open_csv(path).schema.names}"
+    except (OSError, pa.ArrowException):
+        return ""
