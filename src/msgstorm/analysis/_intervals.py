@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from msgstorm.analysis._common import NS_PER_S, I64, Bools, F64, MessageArrays
+from msgstorm.analysis._common import F64, I64, NS_PER_S, Bools, MessageArrays
 
 
 def bin_index(t: I64, present: Bools, edges: I64, clip_last: bool) -> I64:

@@ -39,7 +39,7 @@ from msgstorm.analysis._common import (
 from msgstorm.analysis._intervals import IntervalLoad, interval_load
 from msgstorm.history.reader import History
 
-__all__ = ["STEP_SCHEMA", "StepRamp", "find_step_ramp", "ramp_steps", "capacity"]
+__all__ = ["STEP_SCHEMA", "StepRamp", "capacity", "find_step_ramp", "ramp_steps"]
 
 STEP_SCHEMA = pa.schema(
     [
@@ -84,7 +84,7 @@ def find_step_ramp(scenario: dict[str, Any]) -> StepRamp | None:
         stops = [t for t in (agent.get("stop"), duration) if t is not None]
         agent_stop = min(int(t) for t in stops) if stops else None
         if arrival.get("process") == "phases":
-            candidates = []
+            candidates: list[tuple[int, int | None, dict[str, Any]]] = []
             t = start
             for phase in arrival.get("phases") or []:
                 candidates.append((t, t + int(phase["duration"]), phase.get("arrival") or {}))

@@ -32,14 +32,14 @@ from msgstorm.history.reader import History
 from msgstorm.history.schema import STATUSES
 
 __all__ = [
-    "Verdict",
-    "Checker",
     "CHECKERS",
-    "run_checkers",
+    "Checker",
+    "Verdict",
+    "check_committed_sequenced",
     "check_conservation",
     "check_ordering",
-    "check_committed_sequenced",
     "check_stage_order",
+    "run_checkers",
 ]
 
 Status = Literal["valid", "invalid", "unknown"]
@@ -181,7 +181,7 @@ def run_checkers(history: History, checkers: Mapping[str, Checker] = CHECKERS) -
     for name, checker in checkers.items():
         try:
             verdict = checker(history)
-        except Exception as error:  # a checker must never crash a run (DESIGN.md)
+        except Exception as error:  # noqa: BLE001 - a checker must never crash a run (DESIGN.md)
             verdict = Verdict(name, "unknown", f"checker raised {type(error).__name__}: {error}")
         verdicts.append(verdict)
     return verdicts

@@ -112,7 +112,7 @@ def failure_threshold(
     messages = messages if messages is not None else MessageArrays.from_history(history)
     episodes = desync_episodes(history)
     _, _, steps = capacity(history, messages)
-    windows, load = window_table(history, None, messages, episodes)
+    _, load = window_table(history, None, messages, episodes)
     horizon = int(load.edges[-1]) if load.count else 0
     return failure_over(
         history, steps if steps is not None else load, episodes, horizon, ramp=steps is not None

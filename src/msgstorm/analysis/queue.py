@@ -20,12 +20,12 @@ from msgstorm.history.reader import History
 __all__ = [
     "RELEASED_STATES",
     "DepthSamples",
+    "backpressure_summary",
+    "backpressure_timeline",
+    "base_fee_summary",
+    "base_fee_timeline",
     "depth_samples",
     "queue_summary",
-    "backpressure_timeline",
-    "backpressure_summary",
-    "base_fee_timeline",
-    "base_fee_summary",
 ]
 
 # Backpressure states meaning "not engaged"; any other state (suspended, shedding, ...) is.

@@ -27,13 +27,13 @@ from msgstorm.scenario.units import parse_duration_ns, parse_rate_per_s
 
 __all__ = [
     "SLO_METRICS",
-    "SloRule",
     "SloError",
+    "SloRule",
+    "evaluate_slos",
+    "parse_slo",
     "slo_metric_known",
     "slo_problem",
-    "parse_slo",
     "slo_value",
-    "evaluate_slos",
 ]
 
 Unit = Literal["ms", "per_s", "fraction", "count"]

@@ -45,7 +45,7 @@ from msgstorm.analysis.desync import DesyncEpisode, desync_episodes
 from msgstorm.analysis.faults import FaultWindow, fault_windows
 from msgstorm.history.reader import History
 
-__all__ = ["WINDOW_SCHEMA", "window_metrics", "window_edges", "horizon_ns", "window_ns_of"]
+__all__ = ["WINDOW_SCHEMA", "horizon_ns", "window_edges", "window_metrics", "window_ns_of"]
 
 WINDOW_SCHEMA = pa.schema(
     [

@@ -1,0 +1,159 @@
+"""``analyse(history)``: every metric, checker and SLO of a run, as one ``Analysis``.
+
+Place in the pipeline: between the history and the reports. It reads only the ``History``
+(so a run is re-analysed offline and sim and live runs compare by the same code) and returns
+``Analysis(summary, verdicts, windows, steps, timelines)``; ``summary`` is what
+``summary.json`` holds. Its keys are stable:
+
+- ``scenario``, ``seed``, ``target``, ``msgstorm_version``, ``scenario_hash``: from the run row.
+- ``duration_s``: the run's ``t_end`` (last time the target observed), in seconds.
+- ``interrupted``: the run was stopped before its end.
+- ``offered_rate_per_s``: messages sent (rows, i.e. every message the schedule produced) /
+  the scenario's ``run.duration`` (``t_end`` when absent); null without either.
+- ``throughput_per_s``: committed messages / the span from the first to the last commit (in
+  steady state commit and intent lag alike, so this matches the offered rate when nothing is
+  lost); committed / ``run.duration`` when all commits share one instant; null when neither.
+- ``latency_ms``: {p50, p90, p99, p999, max, mean} of ``t_committed - t_intended``, exact,
+  nearest rank; ``latency_stages_ms``: {propagation, queue_wait, service, block_wait} each
+  {p50, p99}; ``jitter_ms``: {stddev, p99_minus_p50, ipdv_mean, ipdv_p99} (see ``latency``).
+- ``capacity``: {knee_rate_per_s, method} on a step ramp, else null (see ``capacity``).
+- ``failure_threshold``: {rate_per_s, reason, t_ns} or null (reasons in ``failure``).
+- ``queue``: {max_depth, mean_depth} from queue samples (null values without samples).
+- ``backpressure``: {events, first_engaged_s}; ``base_fee``: {min, max, last} or null.
+- ``messages``: {sent, sequenced, committed, dropped, rejected, lost, pending}: sent counts
+  rows, sequenced those with ``t_sequenced``, the rest count statuses.
+- ``desync``: {episodes, max_height_gap}; ``propagation_ms``: {region: {p50, p90, p99, count}}.
+- ``faults``: [{fault_id, kind, start_s, end_s}]; ``checks``: [{name, verdict, detail}];
+  ``slo``: [{name, verdict, value, threshold}] (see ``slo``).
+
+Times in ms are rounded to 3 decimals; values are plain Python numbers; null where a metric
+is not defined (an empty history gives nulls and zero counts, never an error).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from msgstorm.analysis._common import (
+    NS_PER_S,
+    MessageArrays,
+    rounded,
+    run_t_end_ns,
+    scenario_section,
+    seconds,
+)
+from msgstorm.analysis.capacity import capacity
+from msgstorm.analysis.delivery import Verdict, run_checkers
+from msgstorm.analysis.desync import desync_episodes, desync_summary
+from msgstorm.analysis.failure import failure_over
+from msgstorm.analysis.faults import fault_windows, faults_summary
+from msgstorm.analysis.latency import ipdv_ms, jitter_ms, latency_ms, stage_breakdown_ms
+from msgstorm.analysis.propagation import propagation_by_region_ms
+from msgstorm.analysis.queue import (
+    backpressure_summary,
+    backpressure_timeline,
+    base_fee_summary,
+    base_fee_timeline,
+    depth_samples,
+    queue_summary,
+)
+from msgstorm.analysis.slo import evaluate_slos
+from msgstorm.analysis.windows import window_table
+from msgstorm.history.reader import History
+
+__all__ = ["Analysis", "analyse", "slo_failed"]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The analysis of one run: the summary (summary.json), checker verdicts, per-window
+    table, per-step table of a step ramp (else None), and event timelines
+    (``{"backpressure": [{t_ns, state}], "base_fee": [{t_ns, base_fee}]}``) for reports."""
+
+    summary: dict[str, Any]
+    verdicts: list[Verdict]
+    windows: pa.Table
+    steps: pa.Table | None
+    timelines: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def _message_counts(messages: MessageArrays) -> dict[str, int]:
+    counts = {"sent": messages.count, "sequenced": int(messages.t_sequenced.present.sum())}
+    for status in ("committed", "dropped", "rejected", "lost", "pending"):
+        counts[status] = int(messages.status[status].sum())
+    return counts
+
+
+def _duration_s(history: History) -> float | None:
+    duration_ns = scenario_section(history, "run").get("duration") or run_t_end_ns(history)
+    return int(duration_ns) / NS_PER_S if duration_ns else None
+
+
+def _throughput_per_s(messages: MessageArrays, duration_s: float | None) -> float | None:
+    commits = messages.t_committed.values[messages.committed]
+    if commits.size >= 2 and commits.max() > commits.min():
+        span_s = float(commits.max() - commits.min()) / NS_PER_S
+        return rounded(commits.size / span_s)
+    return rounded(commits.size / duration_s) if duration_s else None
+
+
+def analyse(history: History) -> Analysis:
+    """Compute every metric, checker verdict and SLO verdict of a run from its history."""
+    run = history.run_info
+    messages = MessageArrays.from_history(history)
+    latency_ns = messages.latency_ns()
+    episodes = desync_episodes(history)
+    faults = fault_windows(history)
+    windows, window_load = window_table(history, None, messages, episodes, faults)
+    knee, steps, step_load = capacity(history, messages)
+    horizon = int(window_load.edges[-1]) if window_load.count else 0
+    if step_load is not None:
+        failure = failure_over(history, step_load, episodes, horizon, ramp=True)
+    else:
+        failure = failure_over(history, window_load, episodes, horizon, ramp=False)
+    bp_timeline = backpressure_timeline(history)
+    fee_timeline = base_fee_timeline(history)
+    verdicts = run_checkers(history)
+    duration_s = _duration_s(history)
+
+    summary: dict[str, Any] = {
+        "scenario": run.get("scenario_name"),
+        "seed": run.get("seed"),
+        "target": run.get("target"),
+        "msgstorm_version": run.get("msgstorm_version"),
+        "scenario_hash": run.get("scenario_hash"),
+        "duration_s": seconds(run_t_end_ns(history)),
+        "interrupted": bool(run.get("interrupted", False)),
+        "offered_rate_per_s": rounded(messages.count / duration_s) if duration_s else None,
+        "throughput_per_s": _throughput_per_s(messages, duration_s),
+        "latency_ms": latency_ms(latency_ns),
+        "latency_stages_ms": stage_breakdown_ms(messages),
+        "jitter_ms": {**jitter_ms(latency_ns), **ipdv_ms(messages)},
+        "capacity": knee,
+        "failure_threshold": failure,
+        "queue": queue_summary(depth_samples(history)),
+        "backpressure": backpressure_summary(bp_timeline),
+        "base_fee": base_fee_summary(fee_timeline),
+        "messages": _message_counts(messages),
+        "desync": desync_summary(episodes),
+        "propagation_ms": propagation_by_region_ms(history, messages),
+        "faults": faults_summary(faults),
+        "checks": [{"name": v.name, "verdict": v.status, "detail": v.detail} for v in verdicts],
+    }
+    summary["slo"] = evaluate_slos(summary, dict(history.scenario.get("slo") or {}))
+    return Analysis(
+        summary=summary,
+        verdicts=verdicts,
+        windows=windows,
+        steps=steps,
+        timelines={"backpressure": bp_timeline, "base_fee": fee_timeline},
+    )
+
+
+def slo_failed(analysis: Analysis) -> bool:
+    """Whether any SLO verdict is "fail" ("unknown" does not count as failing)."""
+    return any(entry["verdict"] == "fail" for entry in analysis.summary.get("slo", []))
+

@@ -1,0 +1,80 @@
+"""Latency percentiles, stage split, jitter and RFC 3393 IPDV on hand-built histories."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+from test_analysis_history import MS, message, write_history
+
+from msgstorm.analysis._common import MessageArrays
+from msgstorm.analysis.latency import ipdv_ms, jitter_ms, latency_ms, stage_breakdown_ms
+
+
+def test_percentiles_are_exact_nearest_rank(tmp_path: Path) -> None:
+    rows = [message(i, i * MS, latency_ns=(i + 1) * MS) for i in range(100)]  # 1..100 ms
+    random.Random(3).shuffle(rows)  # rows are not sorted by msg_id in real histories
+    rows.append(message(100, 0, status="dropped"))  # no latency: not counted
+    arrays = MessageArrays.from_history(write_history(tmp_path, rows))
+    assert latency_ms(arrays.latency_ns()) == {
+        "p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 100.0, "max": 100.0, "mean": 50.5,
+    }
+
+
+def test_latency_is_rounded_to_microseconds() -> None:
+    result = latency_ms(np.array([1_234_567], dtype=np.int64))
+    assert result["p50"] == 1.235
+    assert result["mean"] == 1.235
+
+
+def test_empty_population_gives_nulls() -> None:
+    empty = np.zeros(0, dtype=np.int64)
+    assert set(latency_ms(empty).values()) == {None}
+    assert jitter_ms(empty) == {"stddev": None, "p99_minus_p50": None}
+
+
+def test_stage_split_of_committed_messages(tmp_path: Path) -> None:
+    rows = [
+        message(1, 0, stages_ns=(10 * MS, 20 * MS, 1 * MS, 100 * MS)),
+        message(2, 5 * MS, stages_ns=(30 * MS, 40 * MS, 3 * MS, 200 * MS)),
+        # reached the sequencer but was never committed: not part of the latency split
+        message(3, 0, status="pending", t_received=900 * MS, t_dequeued=990 * MS),
+    ]
+    stages = stage_breakdown_ms(MessageArrays.from_history(write_history(tmp_path, rows)))
+    assert stages == {
+        "propagation": {"p50": 10.0, "p99": 30.0},
+        "queue_wait": {"p50": 20.0, "p99": 40.0},
+        "service": {"p50": 1.0, "p99": 3.0},
+        "block_wait": {"p50": 100.0, "p99": 200.0},
+    }
+
+
+def test_jitter_is_stddev_and_p99_minus_p50() -> None:
+    latency = np.array([10, 10, 20, 20], dtype=np.int64) * MS
+    assert jitter_ms(latency) == {"stddev": 5.0, "p99_minus_p50": 10.0}
+
+
+def test_ipdv_per_agent_stream_in_intended_order(tmp_path: Path) -> None:
+    rows = [
+        # stream a: delays 5, 7, 4, 4 ms in t_intended order -> |IPDV| 2, 3, 0
+        message(4, 30 * MS, latency_ns=4 * MS, agent="a"),
+        message(1, 0, latency_ns=5 * MS, agent="a"),
+        message(3, 20 * MS, latency_ns=4 * MS, agent="a"),
+        message(2, 10 * MS, latency_ns=7 * MS, agent="a"),
+        message(9, 25 * MS, status="dropped", agent="a"),  # not committed: skipped
+        # stream b: delays 10, 11 -> |IPDV| 1; never paired with stream a
+        message(5, 5 * MS, latency_ns=10 * MS, agent="b"),
+        message(6, 15 * MS, latency_ns=11 * MS, agent="b"),
+        # a stream of one message has no IPDV
+        message(7, 0, latency_ns=90 * MS, agent="c"),
+    ]
+    result = ipdv_ms(MessageArrays.from_history(write_history(tmp_path, rows)))
+    assert result == {"ipdv_mean": 1.5, "ipdv_p99": 3.0}
+
+
+def test_ipdv_without_pairs_is_null(tmp_path: Path) -> None:
+    rows = [message(1, 0, latency_ns=MS, agent="a"), message(2, 0, latency_ns=MS, agent="b")]
+    assert ipdv_ms(MessageArrays.from_history(write_history(tmp_path, rows))) == {
+        "ipdv_mean": None, "ipdv_p99": None,
+    }

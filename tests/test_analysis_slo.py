@@ -1,0 +1,125 @@
+"""SLO entries: metric names, operators, units and verdicts."""
+
+from __future__ import annotations
+
+import pytest
+
+from msgstorm.analysis.slo import (
+    SLO_METRICS,
+    SloError,
+    evaluate_slos,
+    parse_slo,
+    slo_metric_known,
+    slo_problem,
+)
+
+SUMMARY = {
+    "latency_ms": {"p50": 12.0, "p90": 40.0, "p99": 250.0, "p999": 400.0, "max": 900.0, "mean": 20.0},
+    "jitter_ms": {"stddev": 5.0, "p99_minus_p50": 238.0, "ipdv_mean": 1.0, "ipdv_p99": 4.0},
+    "latency_stages_ms": {"queue_wait": {"p50": 1.0, "p99": 9.0}},
+    "throughput_per_s": 1900.0,
+    "offered_rate_per_s": 2000.0,
+    "capacity": None,
+    "messages": {"sent": 1000, "sequenced": 990, "committed": 980, "dropped": 15, "rejected": 0,
+                 "lost": 5, "pending": 0},
+    "queue": {"max_depth": 120, "mean_depth": 3.5},
+    "desync": {"episodes": 0, "max_height_gap": 0},
+}
+
+
+@pytest.mark.parametrize(
+    ("expression", "verdict"),
+    [
+        ("< 250ms", "fail"),
+        ("<= 250ms", "pass"),
+        ("> 249.9ms", "pass"),
+        (">= 251ms", "fail"),
+        ("== 250ms", "pass"),
+        ("!= 250ms", "fail"),
+        ("< 0.3s", "pass"),
+        ("<250000us", "fail"),
+        ("< 260", "pass"),  # a plain number is read in the metric's unit (ms)
+    ],
+)
+def test_each_operator_and_duration_units(expression: str, verdict: str) -> None:
+    [result] = evaluate_slos(SUMMARY, {"latency.p99": expression})
+    assert result == {
+        "name": "latency.p99", "verdict": verdict, "value": 250.0, "threshold": expression.strip()
+        if expression[1] in " =" else result["threshold"],
+    }
+    assert result["verdict"] == verdict
+
+
+def test_thresholds_are_converted_to_the_metric_unit() -> None:
+    assert parse_slo("latency.p99", "< 1.5s").threshold == 1500.0
+    assert parse_slo("jitter.stddev", "<= 800us").threshold == 0.8
+    assert parse_slo("throughput", ">= 2000/s").threshold == 2000.0
+    assert parse_slo("offered_rate", ">= 5k/s").threshold == 5000.0
+    assert parse_slo("loss_rate", "< 10%").threshold == pytest.approx(0.1)
+    assert parse_slo("loss_rate", "< 0.1").threshold == 0.1
+    assert parse_slo("messages.dropped", "== 0").threshold == 0.0
+    assert parse_slo("latency.p99", " <  250ms ").expression == "< 250ms"
+
+
+@pytest.mark.parametrize(
+    ("name", "expression"),
+    [
+        ("messages.dropped", "< 5ms"),  # duration on a count
+        ("latency.p99", "< 2000/s"),  # rate on a latency
+        ("latency.p99", "< 10%"),  # percentage on a latency
+        ("latency.p99", "< fast"),
+        ("latency.p99", "about 250ms"),  # no operator
+        ("latency.p42", "< 250ms"),  # unknown metric
+    ],
+)
+def test_bad_entries_raise_and_are_described(name: str, expression: str) -> None:
+    with pytest.raises(SloError):
+        parse_slo(name, expression)
+    problem = slo_problem(name, expression)
+    assert problem is not None and name in problem
+
+
+def test_metric_names() -> None:
+    for name in ("latency.p50", "latency.p999", "latency.mean", "jitter.stddev",
+                 "jitter.p99_minus_p50", "throughput", "offered_rate", "messages.committed",
+                 "messages.pending", "loss_rate", "queue.max_depth", "queue.mean_depth",
+                 "desync.episodes", "desync.max_height_gap", "stage.queue_wait.p99",
+                 "stage.propagation.p50", "capacity.knee_rate"):
+        assert slo_metric_known(name), name
+    for name in ("latency.p42", "latency", "stage.queue_wait.p90", "throughput_per_s", ""):
+        assert not slo_metric_known(name), name
+    assert "latency.p99" in SLO_METRICS
+
+
+def test_rates_counts_and_loss_rate() -> None:
+    results = evaluate_slos(SUMMARY, {
+        "throughput": ">= 2000/s",
+        "messages.dropped": "== 15",
+        "loss_rate": "<= 2%",
+        "queue.max_depth": "< 100",
+        "stage.queue_wait.p99": "< 10ms",
+    })
+    assert [(r["name"], r["verdict"], r["value"]) for r in results] == [
+        ("throughput", "fail", 1900.0),
+        ("messages.dropped", "pass", 15),
+        ("loss_rate", "pass", 0.02),
+        ("queue.max_depth", "fail", 120),
+        ("stage.queue_wait.p99", "pass", 9.0),
+    ]
+
+
+def test_null_metric_is_unknown() -> None:
+    results = evaluate_slos(SUMMARY, {
+        "capacity.knee_rate": ">= 1000/s",  # no ramp: capacity is null
+        "stage.service.p99": "< 1ms",  # stage missing
+    })
+    assert [(r["verdict"], r["value"]) for r in results] == [("unknown", None), ("unknown", None)]
+    empty = {"latency_ms": {"p99": None}, "messages": {"sent": 0, "dropped": 0, "lost": 0}}
+    results = evaluate_slos(empty, {"latency.p99": "< 1s", "loss_rate": "< 1%"})
+    assert [r["verdict"] for r in results] == ["unknown", "unknown"]
+
+
+def test_unparseable_entry_is_unknown_not_a_crash() -> None:
+    [result] = evaluate_slos(SUMMARY, {"latency.p99": "< 2000/s"})
+    assert result["verdict"] == "unknown"
+    assert result["threshold"] == "< 2000/s"

@@ -1,0 +1,84 @@
+"""Per-window metrics: offered vs throughput, latency, losses and event-derived columns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_analysis_history import MS, S, event, message, write_history
+
+from msgstorm.analysis import WINDOW_SCHEMA, window_metrics
+
+COLUMNS = [
+    "t_start_ns", "t_end_ns", "offered_per_s", "throughput_per_s", "p50_ms", "p99_ms",
+    "max_ms", "jitter_ms", "dropped", "rejected", "lost", "queue_depth_max", "base_fee",
+    "desync_nodes", "faults_active",
+]
+
+
+def test_column_names_are_the_report_contract() -> None:
+    assert WINDOW_SCHEMA.names == COLUMNS
+
+
+def test_offered_and_throughput_per_window(tmp_path: Path) -> None:
+    rows = [
+        # window 0: 4 intended; two commit in window 0, two (600 ms latency) in window 1
+        message(1, 100 * MS, latency_ns=10 * MS),
+        message(2, 200 * MS, latency_ns=30 * MS),
+        message(3, 500 * MS, latency_ns=600 * MS),
+        message(4, 900 * MS, latency_ns=600 * MS),
+        # window 1: one dropped, one rejected, one lost
+        message(5, 1100 * MS, status="dropped"),
+        message(6, 1200 * MS, status="rejected"),
+        message(7, 1300 * MS, status="lost"),
+    ]
+    table = window_metrics(write_history(tmp_path, rows, t_end=3 * S))
+    assert table.schema == WINDOW_SCHEMA
+    assert table.column("t_start_ns").to_pylist() == [0, S, 2 * S]
+    assert table.column("t_end_ns").to_pylist() == [S, 2 * S, 3 * S]
+    assert table.column("offered_per_s").to_pylist() == [4.0, 3.0, 0.0]
+    assert table.column("throughput_per_s").to_pylist() == [2.0, 2.0, 0.0]
+    assert table.column("p50_ms").to_pylist() == [10.0, 600.0, None]
+    assert table.column("p99_ms").to_pylist() == [30.0, 600.0, None]
+    assert table.column("max_ms").to_pylist() == [30.0, 600.0, None]
+    assert table.column("jitter_ms").to_pylist() == [10.0, 0.0, None]
+    assert table.column("dropped").to_pylist() == [0, 1, 0]
+    assert table.column("rejected").to_pylist() == [0, 1, 0]
+    assert table.column("lost").to_pylist() == [0, 1, 0]
+
+
+def test_window_width_and_short_last_window(tmp_path: Path) -> None:
+    rows = [message(i, i * 100 * MS, latency_ns=MS) for i in range(25)]  # 10/s for 2.5 s
+    table = window_metrics(write_history(tmp_path, rows, t_end=2500 * MS), window_ns=2 * S)
+    assert table.column("t_end_ns").to_pylist() == [2 * S, 2500 * MS]
+    # rates use the window's own length, so the short last window reads 10/s too
+    assert table.column("offered_per_s").to_pylist() == [10.0, 10.0]
+
+
+def test_event_columns(tmp_path: Path) -> None:
+    events = [
+        event(1500 * MS, "queue_depth", value=3.0),
+        event(100 * MS, "queue_depth", value=5.0),  # events are not globally time-ordered
+        event(900 * MS, "queue_depth_max", value=12.0),
+        event(1200 * MS, "base_fee", value=1.0),
+        event(1800 * MS, "base_fee", value=1.125),
+        # n1 desync in windows 0..1, n2 in window 1 only; ends at 2 s exactly: not window 2
+        event(500 * MS, "desync_start", node="n1", value=3.0),
+        event(1100 * MS, "desync_start", node="n2", value=3.0),
+        event(1900 * MS, "desync_end", node="n1", value=0.0, max_gap=4),
+        event(2000 * MS, "desync_end", node="n2", value=0.0, max_gap=3),
+        # one fault over windows 1..2, one that never ends (window 2 onwards)
+        event(1 * S, "fault_start", fault_id=0, kind="partition"),
+        event(2500 * MS, "fault_end", fault_id=0, kind="partition"),
+        event(2200 * MS, "fault_start", fault_id=1, kind="crash"),
+    ]
+    table = window_metrics(write_history(tmp_path, [], events, t_end=4 * S))
+    assert table.column("queue_depth_max").to_pylist() == [12.0, 3.0, None, None]
+    assert table.column("base_fee").to_pylist() == [None, 1.125, None, None]
+    assert table.column("desync_nodes").to_pylist() == [1, 2, 0, 0]
+    assert table.column("faults_active").to_pylist() == [0, 1, 2, 1]
+
+
+def test_empty_history_has_no_windows(tmp_path: Path) -> None:
+    table = window_metrics(write_history(tmp_path, t_end=0))
+    assert table.num_rows == 0
+    assert table.schema == WINDOW_SCHEMA

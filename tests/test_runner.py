@@ -1,0 +1,110 @@
+"""End to end on the simulator: determinism, conservation, interruption, the public API."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+
+import msgstorm
+from msgstorm.history import STATUSES
+from msgstorm.runner import run
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _small(*overrides: str) -> msgstorm.Scenario:
+    return msgstorm.load_scenario(EXAMPLES / "quickstart.toml", ["run.duration=\"3s\"", "run.drain=\"2s\"", *overrides])
+
+
+def _digest(run_dir: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((run_dir / "history").glob("*.parquet"))}
+
+
+def test_same_seed_same_history_bytes(tmp_path) -> None:
+    a = run(_small(), tmp_path / "a")
+    b = run(_small(), tmp_path / "b")
+    assert set(_digest(a.run_dir)) == {"messages.parquet", "deliveries.parquet", "events.parquet", "run.parquet"}
+    assert _digest(a.run_dir) == _digest(b.run_dir)
+    c = run(_small("run.seed=43"), tmp_path / "c")
+    assert _digest(a.run_dir)["messages.parquet"] != _digest(c.run_dir)["messages.parquet"]
+
+
+def test_conservation_every_message_one_terminal_status(tmp_path) -> None:
+    result = run(_small('backpressure.capacity=50', 'sequencer.service={dist="exponential", mean="400us"}'), tmp_path / "r")
+    messages = result.history.messages
+    ids = messages["msg_id"].to_numpy()
+    assert len(ids) == len(set(ids.tolist())) > 1000
+    assert sorted(ids.tolist()) == list(range(len(ids)))
+    statuses = set(messages["status"].to_pylist())
+    assert statuses <= set(STATUSES)
+    counts = result.summary["messages"]
+    assert counts["sent"] == len(ids)
+    assert counts["committed"] + counts["dropped"] + counts["rejected"] + counts["lost"] + counts["pending"] == counts["sent"]
+    assert counts["dropped"] > 0, "a 50-message queue under this load must drop"
+    committed = messages.filter(pc.equal(messages["status"], "committed"))
+    assert pc.all(pc.is_valid(committed["t_committed"])).as_py()
+    assert pc.all(pc.greater_equal(committed["t_committed"], committed["t_sequenced"])).as_py()
+    checks = {c["name"]: c["verdict"] for c in result.summary["checks"]}
+    assert checks and all(v == "valid" for v in checks.values()), checks
+
+
+def test_summary_json_written_and_reanalysed(tmp_path) -> None:
+    result = run(_small(), tmp_path / "r")
+    written = json.loads((result.run_dir / "summary.json").read_text())
+    for key in ("scenario", "seed", "target", "offered_rate_per_s", "throughput_per_s", "latency_ms",
+                "latency_stages_ms", "jitter_ms", "capacity", "failure_threshold", "queue", "messages",
+                "desync", "slo"):
+        assert key in written
+    (result.run_dir / "summary.json").unlink()
+    again = msgstorm.analyse(msgstorm.read_history(result.run_dir))
+    assert again.summary["latency_ms"] == written["latency_ms"]
+
+
+def test_interrupted_run_keeps_history(tmp_path) -> None:
+    calls = {"n": 0}
+
+    def stop_soon(snapshot: dict) -> None:
+        calls["n"] += 1
+        if snapshot["t_ns"] > 1_000_000_000:
+            raise KeyboardInterrupt
+
+    result = run(_small(), tmp_path / "r", progress=stop_soon)
+    assert result.summary["interrupted"] is True
+    assert result.history.messages.num_rows > 0
+    assert (result.run_dir / "summary.json").is_file()
+    assert "interrupted" in result.history.events["kind"].to_pylist()
+
+
+@pytest.mark.parametrize("mode", ["suspend", "eip1559", "shed", "unbounded"])
+def test_backpressure_modes_engage(tmp_path, mode) -> None:
+    table = {
+        "suspend": ['backpressure={mode="suspend", high=200, low=20}'],
+        "eip1559": ['backpressure={mode="eip1559", initial_base_fee=1.0, underpriced="reject"}', "blocks.max_messages=100"],
+        "shed": ['backpressure={mode="shed", capacity=400}'],
+        "unbounded": ['backpressure={mode="unbounded"}'],
+    }[mode]
+    overloaded = ['sequencer.service={dist="exponential", mean="2ms"}', *table]
+    result = run(_small(*overloaded), tmp_path / mode)
+    events = result.history.events
+    kinds = events["kind"].to_pylist()
+    counts = result.summary["messages"]
+    if mode == "suspend":
+        states = [json.loads(d)["state"] for k, d in zip(kinds, events["detail"].to_pylist()) if k == "backpressure"]
+        assert "suspended" in states and "resumed" in states
+        assert counts["dropped"] == 0
+    elif mode == "eip1559":
+        fees = [v for k, v in zip(kinds, events["value"].to_pylist()) if k == "base_fee"]
+        assert max(fees) > 1.0
+        assert counts["rejected"] > 0
+    elif mode == "shed":
+        dropped = result.history.messages.filter(pc.equal(result.history.messages["status"], "dropped"))
+        assert dropped.num_rows > 0
+        assert "quote" in set(dropped["kind"].to_pylist()), "quotes are shed before orders"
+        assert result.summary["queue"]["max_depth"] <= 400 + 1
+    else:
+        assert counts["dropped"] == 0
+        assert result.summary["queue"]["max_depth"] > 400

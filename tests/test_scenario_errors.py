@@ -1,0 +1,107 @@
+"""Bad scenarios: exit 2 with a message naming file, line and field, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from msgstorm.cli import app
+from msgstorm.scenario import ScenarioError, load_scenario
+
+GOOD = """\
+[run]
+name = "bad-input"
+duration = "2s"
+
+[network]
+regions = ["us-east", "eu-west"]
+nodes_per_region = 2
+
+[[agents]]
+name = "traders"
+arrival = { process = "poisson", rate = "100/s" }
+
+[[faults]]
+kind = "partition"
+at = "1s"
+duration = "500ms"
+groups = [["eu-west"]]
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "scenario.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("old, new, line, field, words", [
+    ('nodes_per_region = 2', 'nodes_per_region = 2\nnodes_per_regoin = 3', 8, "network.nodes_per_regoin", "unknown field"),
+    ('duration = "2s"', 'duration = "2 parsecs"', 3, "run.duration", "duration"),
+    ('rate = "100/s"', 'rate = "-100/s"', 11, "agents[0].arrival.rate", "rate"),
+    ('{ process = "poisson", rate = "100/s" }',
+     '{ process = "hawkes", baseline = "10/s", branching = 1.2, decay = "10ms" }',
+     11, "agents[0].arrival.branching", "less than 1"),
+    ('groups = [["eu-west"]]', 'groups = [["mars-north"]]', 17, "faults[0].groups[0]", "unknown region"),
+    ('{ process = "poisson", rate = "100/s" }',
+     '{ process = "replay", path = "no-such-file.csv" }', 11, "agents[0].arrival.path", "not found"),
+    ('nodes_per_region = 2', 'nodes_per_region = -2', 7, "network.nodes_per_region", "greater than or equal"),
+])
+def test_bad_scenario_names_file_line_and_field(tmp_path, old, new, line, field, words) -> None:
+    assert old in GOOD
+    path = _write(tmp_path, GOOD.replace(old, new))
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    issue = caught.value.issues[0]
+    assert issue.file == str(path)
+    assert issue.line == line
+    assert issue.field == field
+    assert words in issue.message
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}:{line}: {field}" in result.output.replace("\n", "")
+    assert "Traceback" not in result.output
+    run = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "run"), "-q"])
+    assert run.exit_code == 2
+    assert not (tmp_path / "run").exists()
+
+
+def test_good_scenario_validates(tmp_path) -> None:
+    result = CliRunner().invoke(app, ["validate", str(_write(tmp_path, GOOD))])
+    assert result.exit_code == 0, result.output
+
+
+def test_missing_file_exits_2(tmp_path) -> None:
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "nope.toml")])
+    assert result.exit_code == 2
+    assert "no such scenario file" in result.output
+
+
+def test_toml_syntax_error_names_line(tmp_path) -> None:
+    path = _write(tmp_path, GOOD.replace('name = "traders"', 'name = "traders'))
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert caught.value.issues[0].line == 10
+
+
+def test_override_errors_name_the_override(tmp_path) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(_write(tmp_path, GOOD), ["run.duration=fast"])
+    assert caught.value.issues[0].file == "--set"
+    assert caught.value.issues[0].field == "run.duration"
+
+
+def test_override_changes_value(tmp_path) -> None:
+    scenario = load_scenario(_write(tmp_path, GOOD), ["run.seed=99", "agents.0.count=3"])
+    assert scenario.run.seed == 99
+    assert scenario.agents[0].count == 3
+
+
+def test_every_example_validates() -> None:
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    paths = sorted(examples.glob("*.toml"))
+    assert {p.name for p in paths} >= {"quickstart.toml", "flash-crash.toml", "ramp.toml"}
+    for path in paths:
+        load_scenario(path)
