@@ -53,8 +53,16 @@ def message(
     message only has ``t_sent`` and the given status (default pending)."""
     row: dict[str, Any] = {name: None for name in TABLES["messages"].names}
     row.update(
-        msg_id=msg_id, kind="order", agent=agent, node="n0", key=0, size=100, fee=1.0,
-        t_intended=t_intended, t_sent=t_intended, status=status or "pending",
+        msg_id=msg_id,
+        kind="order",
+        agent=agent,
+        node="n0",
+        key=0,
+        size=100,
+        fee=1.0,
+        t_intended=t_intended,
+        t_sent=t_intended,
+        status=status or "pending",
     )
     if stages_ns is None and latency_ns is not None:
         stages_ns = (latency_ns, 0, 0, 0)
@@ -71,11 +79,23 @@ def message(
     return row
 
 
-def event(t: int, kind: str, *, node: str | None = None, value: float | None = None,
-          height: int | None = None, **detail: Any) -> dict[str, Any]:
+def event(
+    t: int,
+    kind: str,
+    /,
+    *,
+    node: str | None = None,
+    value: float | None = None,
+    height: int | None = None,
+    **detail: Any,
+) -> dict[str, Any]:
     """One ``events`` row; keyword arguments become the JSON detail."""
     return {
-        "t": t, "kind": kind, "node": node, "value": value, "height": height,
+        "t": t,
+        "kind": kind,
+        "node": node,
+        "value": value,
+        "height": height,
         "detail": json.dumps(detail) if detail else None,
     }
 
@@ -135,6 +155,9 @@ def test_written_history_reads_back(tmp_path: Path) -> None:
 def test_committed_message_stages_add_up() -> None:
     row = message(1, 100, stages_ns=(1, 2, 3, 4))
     assert (row["t_received"], row["t_dequeued"], row["t_sequenced"], row["t_committed"]) == (
-        101, 103, 106, 110
+        101,
+        103,
+        106,
+        110,
     )
     assert row["status"] == "committed"

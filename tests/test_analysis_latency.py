@@ -18,7 +18,12 @@ def test_percentiles_are_exact_nearest_rank(tmp_path: Path) -> None:
     rows.append(message(100, 0, status="dropped"))  # no latency: not counted
     arrays = MessageArrays.from_history(write_history(tmp_path, rows))
     assert latency_ms(arrays.latency_ns()) == {
-        "p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 100.0, "max": 100.0, "mean": 50.5,
+        "p50": 50.0,
+        "p90": 90.0,
+        "p99": 99.0,
+        "p999": 100.0,
+        "max": 100.0,
+        "mean": 50.5,
     }
 
 
@@ -76,5 +81,6 @@ def test_ipdv_per_agent_stream_in_intended_order(tmp_path: Path) -> None:
 def test_ipdv_without_pairs_is_null(tmp_path: Path) -> None:
     rows = [message(1, 0, latency_ns=MS, agent="a"), message(2, 0, latency_ns=MS, agent="b")]
     assert ipdv_ms(MessageArrays.from_history(write_history(tmp_path, rows))) == {
-        "ipdv_mean": None, "ipdv_p99": None,
+        "ipdv_mean": None,
+        "ipdv_p99": None,
     }

@@ -9,9 +9,21 @@ from test_analysis_history import MS, S, event, message, write_history
 from msgstorm.analysis import WINDOW_SCHEMA, window_metrics
 
 COLUMNS = [
-    "t_start_ns", "t_end_ns", "offered_per_s", "throughput_per_s", "p50_ms", "p99_ms",
-    "max_ms", "jitter_ms", "dropped", "rejected", "lost", "queue_depth_max", "base_fee",
-    "desync_nodes", "faults_active",
+    "t_start_ns",
+    "t_end_ns",
+    "offered_per_s",
+    "throughput_per_s",
+    "p50_ms",
+    "p99_ms",
+    "max_ms",
+    "jitter_ms",
+    "dropped",
+    "rejected",
+    "lost",
+    "queue_depth_max",
+    "base_fee",
+    "desync_nodes",
+    "faults_active",
 ]
 
 

@@ -78,7 +78,9 @@ class MessageArrays:
 
         status_column = table.column("status")
         statuses = {
-            status: np.asarray(pc.equal(status_column, status).fill_null(False).to_numpy(), dtype=np.bool_)
+            status: np.asarray(
+                pc.equal(status_column, status).fill_null(False).to_numpy(), dtype=np.bool_
+            )
             for status in STATUSES
         }
         agent = table.column("agent").combine_chunks().dictionary_encode().indices
@@ -154,9 +156,7 @@ def events_of(history: History, *kinds: str) -> EventRows:
     t = np.asarray(selected.column("t").to_numpy(), dtype=np.int64)
     order = np.argsort(t, kind="stable")
     selected = selected.take(pa.array(order, type=pa.int64()))
-    value = np.asarray(
-        selected.column("value").to_numpy(zero_copy_only=False), dtype=np.float64
-    )
+    value = np.asarray(selected.column("value").to_numpy(zero_copy_only=False), dtype=np.float64)
     return EventRows(t=t[order], value=value, table=selected)
 
 

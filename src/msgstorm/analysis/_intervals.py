@@ -69,7 +69,7 @@ class IntervalLoad:
 
     @property
     def count(self) -> int:
-        return len(self.edges) - 1
+        return max(len(self.edges) - 1, 0)
 
     @property
     def starts(self) -> I64:
@@ -99,13 +99,19 @@ def interval_load(
     *,
     latency_by: Literal["committed", "intended"],
     clip_last: bool,
+    commit_lag_ns: int = 0,
 ) -> IntervalLoad:
-    """Bin messages into the intervals given by ``edges``."""
+    """Bin messages into the intervals given by ``edges``.
+
+    ``commit_lag_ns`` shifts the throughput bins: commits in ``[start + lag, end + lag)``
+    count for an interval, so the layer's steady pipeline delay does not look like a
+    throughput shortfall.
+    """
     n = max(len(edges) - 1, 0)
     everyone = np.ones(messages.count, dtype=np.bool_)
     intended_bin = bin_index(messages.t_intended, everyone, edges, clip_last)
     committed = messages.committed
-    committed_bin = bin_index(messages.t_committed.values, committed, edges, clip_last)
+    committed_bin = bin_index(messages.t_committed.values - commit_lag_ns, committed, edges, clip_last)
 
     def count(index: I64, mask: Bools | None = None) -> I64:
         chosen = index >= 0 if mask is None else (index >= 0) & mask

@@ -10,8 +10,9 @@ or as a phase: step k covers ``[t0 + k*every, t0 + (k+1)*every)`` where t0 is th
 ``stop`` and ``run.duration`` (traffic stops there). Per step, counting every agent's traffic:
 
 - ``offered_per_s``: messages intended in the step / step length;
-- ``throughput_per_s``: messages committed within the step's time span / step length (so
-  steps should be long against the latency, or a rising step looks short of throughput);
+- ``throughput_per_s``: messages committed within the step's time span shifted by the
+  pipeline delay (the first step's median latency) / step length, so a layer that keeps up
+  shows throughput = offered even though every commit lags its send;
 - ``p99_ms``: p99 latency of the messages intended in the step (null if none committed).
 
 The knee (DESIGN.md): walking steps in order, a step passes when throughput >=
@@ -135,8 +136,12 @@ def _knee(
 
 
 def ramp_steps(ramp: StepRamp, messages: MessageArrays) -> IntervalLoad:
-    """The ramp's steps as intervals, latency attributed by ``t_intended``."""
-    return interval_load(messages, ramp.edges, latency_by="intended", clip_last=False)
+    """The ramp's steps as intervals, latency attributed by ``t_intended``; throughput is
+    counted with the first step's median latency as the commit lag."""
+    plain = interval_load(messages, ramp.edges, latency_by="intended", clip_last=False)
+    first = plain.latencies_ns[0] if plain.latencies_ns else np.zeros(0, dtype=np.int64)
+    lag = int(np.median(first)) if first.size else 0
+    return interval_load(messages, ramp.edges, latency_by="intended", clip_last=False, commit_lag_ns=lag)
 
 
 def capacity(
@@ -165,4 +170,3 @@ def capacity(
         schema=STEP_SCHEMA,
     )
     return knee, table, load
-

@@ -76,16 +76,22 @@ def check_conservation(history: History) -> Verdict:
     unique, counts = np.unique(ids, return_counts=True)
     duplicated = unique[counts > 1]
     if duplicated.size:
-        problems.append(f"{duplicated.size} msg_ids have more than one row: {_examples(duplicated)}")
+        problems.append(
+            f"{duplicated.size} msg_ids have more than one row: {_examples(duplicated)}"
+        )
     allowed = pc.is_in(messages.column("status"), value_set=pa.array(STATUSES, type=pa.string()))
     bad = np.asarray(pc.invert(allowed).fill_null(True).to_numpy(), dtype=np.bool_)
     if bad.any():
-        statuses = sorted({str(s) for s in np.asarray(messages.column("status").to_pylist(), dtype=object)[bad]})
+        statuses = sorted(
+            {str(s) for s in np.asarray(messages.column("status").to_pylist(), dtype=object)[bad]}
+        )
         problems.append(f"{int(bad.sum())} messages have a status outside {STATUSES}: {statuses}")
     delivered = np.unique(_ids(history.deliveries))
     orphans = delivered[~np.isin(delivered, unique)]
     if orphans.size:
-        problems.append(f"{orphans.size} delivered msg_ids have no message row: {_examples(orphans)}")
+        problems.append(
+            f"{orphans.size} delivered msg_ids have no message row: {_examples(orphans)}"
+        )
     if problems:
         return Verdict(name, "invalid", "; ".join(problems))
     return Verdict(name, "valid", f"{ids.size} messages, one row and one status each")
@@ -100,7 +106,9 @@ def check_ordering(history: History) -> Verdict:
     problems = []
     half = has_seq != has_t
     if half.any():
-        problems.append(f"{int(half.sum())} messages have only one of seq_no/t_sequenced: {_examples(ids[half])}")
+        problems.append(
+            f"{int(half.sum())} messages have only one of seq_no/t_sequenced: {_examples(ids[half])}"
+        )
     both = has_seq & has_t
     seq, t, seq_ids = seq_no[both], t_seq[both], ids[both]
     order = np.argsort(seq, kind="stable")
@@ -138,7 +146,9 @@ def check_committed_sequenced(history: History) -> Verdict:
             f"{_examples(ids[missing])}"
         )
     if early.any():
-        problems.append(f"{int(early.sum())} committed before being sequenced: {_examples(ids[early])}")
+        problems.append(
+            f"{int(early.sum())} committed before being sequenced: {_examples(ids[early])}"
+        )
     if problems:
         return Verdict(name, "invalid", "; ".join(problems))
     return Verdict(name, "valid", f"{int(committed.sum())} committed messages, all sequenced first")

@@ -32,7 +32,7 @@ from msgstorm.analysis.desync import DesyncEpisode, desync_episodes
 from msgstorm.analysis.latency import jitter_ms, latency_ms
 from msgstorm.analysis.queue import DepthSamples, depth_samples
 from msgstorm.analysis.slo import SloError, SloRule, parse_slo, slo_value
-from msgstorm.analysis.windows import window_table
+from msgstorm.analysis.windows import horizon_ns, window_table
 from msgstorm.history.reader import History
 
 __all__ = ["REASONS", "failure_threshold", "find_failure"]
@@ -64,6 +64,7 @@ def find_failure(
     throughput_fraction: float,
     horizon_ns: int,
     clip_last: bool,
+    lag_corrected: bool = False,
 ) -> dict[str, Any] | None:
     """Walk ``load``'s intervals in ``order``; the first failing one as {rate_per_s, reason, t_ns}."""
     desynced = np.zeros(load.count, dtype=np.bool_)
@@ -76,7 +77,9 @@ def find_failure(
     previous_offered = 0.0
     for index in order:
         start, end = int(load.edges[index]), int(load.edges[index + 1])
-        compared = min(offered[index], previous_offered)
+        # Ramp steps already count throughput with the pipeline lag; plain windows do not,
+        # so a window is compared with the lesser of its own and the previous offered rate.
+        compared = offered[index] if lag_corrected else min(offered[index], previous_offered)
         previous_offered = offered[index]
         reason: str | None = None
         if load.dropped[index] + load.lost[index] > 0:
@@ -113,7 +116,7 @@ def failure_threshold(
     episodes = desync_episodes(history)
     _, _, steps = capacity(history, messages)
     _, load = window_table(history, None, messages, episodes)
-    horizon = int(load.edges[-1]) if load.count else 0
+    horizon = horizon_ns(history, messages)
     return failure_over(
         history, steps if steps is not None else load, episodes, horizon, ramp=steps is not None
     )
@@ -142,4 +145,5 @@ def failure_over(
         throughput_fraction=fraction,
         horizon_ns=horizon_ns,
         clip_last=not ramp,
+        lag_corrected=ramp,
     )

@@ -21,7 +21,14 @@ import numpy as np
 
 from msgstorm.analysis._common import I64, MessageArrays, Stamp, ms, percentile
 
-__all__ = ["LATENCY_PERCENTILES", "STAGES", "ipdv_ms", "jitter_ms", "latency_ms", "stage_breakdown_ms"]
+__all__ = [
+    "LATENCY_PERCENTILES",
+    "STAGES",
+    "ipdv_ms",
+    "jitter_ms",
+    "latency_ms",
+    "stage_breakdown_ms",
+]
 
 LATENCY_PERCENTILES: dict[str, float] = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
 STAGES: tuple[str, ...] = ("propagation", "queue_wait", "service", "block_wait")
@@ -70,7 +77,10 @@ def stage_breakdown_ms(messages: MessageArrays) -> dict[str, dict[str, float | N
         if values.size == 0:
             result[stage] = {"p50": None, "p99": None}
         else:
-            result[stage] = {"p50": ms(percentile(values, 50.0)), "p99": ms(percentile(values, 99.0))}
+            result[stage] = {
+                "p50": ms(percentile(values, 50.0)),
+                "p99": ms(percentile(values, 99.0)),
+            }
     return result
 
 

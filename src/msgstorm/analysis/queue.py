@@ -52,7 +52,9 @@ def depth_samples(history: History) -> DepthSamples:
     maxima = events_of(history, "queue_depth_max")
     keep = ~np.isnan(current.value)
     keep_max = ~np.isnan(maxima.value)
-    return DepthSamples(current.t[keep], current.value[keep], maxima.t[keep_max], maxima.value[keep_max])
+    return DepthSamples(
+        current.t[keep], current.value[keep], maxima.t[keep_max], maxima.value[keep_max]
+    )
 
 
 def queue_summary(samples: DepthSamples) -> dict[str, int | float | None]:
@@ -94,4 +96,8 @@ def base_fee_summary(timeline: list[dict[str, Any]]) -> dict[str, float | None] 
     if not timeline:
         return None
     fees = [entry["base_fee"] for entry in timeline]
-    return {"min": rounded(min(fees), 9), "max": rounded(max(fees), 9), "last": rounded(fees[-1], 9)}
+    return {
+        "min": rounded(min(fees), 9),
+        "max": rounded(max(fees), 9),
+        "last": rounded(fees[-1], 9),
+    }

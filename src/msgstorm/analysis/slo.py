@@ -111,7 +111,9 @@ def _threshold(name: str, text: str, unit: Unit) -> float:
         pass
     if text.endswith("%"):
         if unit != "fraction":
-            raise SloError(f"{name}: a percentage fits only fractions such as loss_rate, got {text!r}")
+            raise SloError(
+                f"{name}: a percentage fits only fractions such as loss_rate, got {text!r}"
+            )
         try:
             return float(text[:-1]) / 100.0
         except ValueError:
@@ -130,7 +132,9 @@ def _threshold(name: str, text: str, unit: Unit) -> float:
         pass
     else:
         if unit != "per_s":
-            raise SloError(f"{name}: a rate fits only throughput, offered_rate or capacity, got {text!r}")
+            raise SloError(
+                f"{name}: a rate fits only throughput, offered_rate or capacity, got {text!r}"
+            )
         return rate
     raise SloError(
         f"{name}: expected a number, a duration such as '250ms', a rate such as '2000/s' "

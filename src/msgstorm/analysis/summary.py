@@ -61,7 +61,7 @@ from msgstorm.analysis.queue import (
     queue_summary,
 )
 from msgstorm.analysis.slo import evaluate_slos
-from msgstorm.analysis.windows import window_table
+from msgstorm.analysis.windows import horizon_ns, window_table
 from msgstorm.history.reader import History
 
 __all__ = ["Analysis", "analyse", "slo_failed"]
@@ -109,7 +109,7 @@ def analyse(history: History) -> Analysis:
     faults = fault_windows(history)
     windows, window_load = window_table(history, None, messages, episodes, faults)
     knee, steps, step_load = capacity(history, messages)
-    horizon = int(window_load.edges[-1]) if window_load.count else 0
+    horizon = horizon_ns(history, messages)
     if step_load is not None:
         failure = failure_over(history, step_load, episodes, horizon, ramp=True)
     else:
@@ -156,4 +156,3 @@ def analyse(history: History) -> Analysis:
 def slo_failed(analysis: Analysis) -> bool:
     """Whether any SLO verdict is "fail" ("unknown" does not count as failing)."""
     return any(entry["verdict"] == "fail" for entry in analysis.summary.get("slo", []))
-

@@ -134,7 +134,9 @@ def window_table(
         "p50_ms": [ms(percentile(v, 50.0)) if v.size else None for v in latencies],
         "p99_ms": [ms(percentile(v, 99.0)) if v.size else None for v in latencies],
         "max_ms": [ms(float(v.max())) if v.size else None for v in latencies],
-        "jitter_ms": [ms(float(np.std(v.astype(np.float64)))) if v.size else None for v in latencies],
+        "jitter_ms": [
+            ms(float(np.std(v.astype(np.float64)))) if v.size else None for v in latencies
+        ],
         "dropped": load.dropped,
         "rejected": load.rejected,
         "lost": load.lost,
@@ -148,7 +150,7 @@ def window_table(
 
 def _queue_depth_max(history: History, edges: I64) -> list[float | None]:
     rows = events_of(history, "queue_depth", "queue_depth_max")
-    n = len(edges) - 1
+    n = max(len(edges) - 1, 0)
     valid = ~np.isnan(rows.value)
     index = bin_index(rows.t, valid, edges, clip_last=True)
     peak = np.full(n, -np.inf)
@@ -159,7 +161,7 @@ def _queue_depth_max(history: History, edges: I64) -> list[float | None]:
 
 def _last_base_fee(history: History, edges: I64) -> list[float | None]:
     rows = events_of(history, "base_fee")
-    n = len(edges) - 1
+    n = max(len(edges) - 1, 0)
     valid = ~np.isnan(rows.value)
     index = bin_index(rows.t, valid, edges, clip_last=True)
     last: list[float | None] = [None] * n
@@ -170,7 +172,7 @@ def _last_base_fee(history: History, edges: I64) -> list[float | None]:
 
 
 def _desync_nodes(episodes: list[DesyncEpisode], edges: I64, horizon: int) -> I64:
-    n = len(edges) - 1
+    n = max(len(edges) - 1, 0)
     by_node: dict[str | None, np.ndarray] = {}
     for episode in episodes:
         end = episode.t_end_ns if episode.t_end_ns is not None else horizon
@@ -186,7 +188,7 @@ def _desync_nodes(episodes: list[DesyncEpisode], edges: I64, horizon: int) -> I6
 
 
 def _faults_active(faults: list[FaultWindow], edges: I64, horizon: int) -> I64:
-    n = len(edges) - 1
+    n = max(len(edges) - 1, 0)
     change = np.zeros(n + 1, dtype=np.int64)
     for fault in faults:
         end = fault.t_end_ns if fault.t_end_ns is not None else horizon

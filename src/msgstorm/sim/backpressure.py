@@ -24,6 +24,9 @@ from msgstorm.scenario.schema import (
 __all__ = ["ADMIT", "DROP", "REJECT", "HOLD", "Backpressure", "make_backpressure"]
 
 ADMIT, DROP, REJECT, HOLD = 0, 1, 2, 3
+# A mode that engages at a depth reports "normal" again only below this fraction of it, so
+# a queue hovering at the threshold does not flood the history with state changes.
+HYSTERESIS = 0.9
 
 
 class Backpressure(Protocol):
@@ -71,10 +74,12 @@ class DropTailQueue(_Base):
         return DROP if depth >= self.capacity else ADMIT
 
     def on_depth(self, depth: int) -> str | None:
-        full = depth >= self.capacity
-        if full != self.full:
-            self.full = full
-            return "dropping" if full else "normal"
+        if not self.full and depth >= self.capacity:
+            self.full = True
+            return "dropping"
+        if self.full and depth < HYSTERESIS * self.capacity:
+            self.full = False
+            return "normal"
         return None
 
 
@@ -145,10 +150,12 @@ class PriorityShedding(_Base):
         return DROP if depth >= self.limit[kind] else ADMIT
 
     def on_depth(self, depth: int) -> str | None:
-        shedding = depth >= self.lowest
-        if shedding != self.shedding:
-            self.shedding = shedding
-            return "shedding" if shedding else "normal"
+        if not self.shedding and depth >= self.lowest:
+            self.shedding = True
+            return "shedding"
+        if self.shedding and depth < HYSTERESIS * self.lowest:
+            self.shedding = False
+            return "normal"
         return None
 
 

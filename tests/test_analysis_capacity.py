@@ -1,0 +1,126 @@
+"""The knee of a step ramp: highest step rate before throughput or p99 latency degrades."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from test_analysis_history import MS, S, message, scenario_dict, write_history
+
+from msgstorm.analysis import STEP_SCHEMA, capacity, find_step_ramp
+
+RAMP = """
+[run]
+name = "ramp"
+duration = "5s"
+window = "1s"
+
+[[agents]]
+name = "ramp"
+arrival = { process = "step_ramp", start = "100/s", step = "100/s", every = "1s", steps = 5, poisson = false }
+
+[analysis]
+knee_latency_factor = 3
+throughput_fraction = "95%"
+"""
+
+
+def ramp_messages(
+    latency_ms_by_step: list[float], dropped_every: dict[int, int] | None = None
+) -> list[dict[str, Any]]:
+    """Messages of a deterministic 100/s..500/s ramp, step k with the given latency; in steps
+    named in ``dropped_every`` every n-th message is dropped instead."""
+    rows: list[dict[str, Any]] = []
+    for step, latency in enumerate(latency_ms_by_step):
+        rate = 100 * (step + 1)
+        for i in range(rate):
+            msg_id = len(rows)
+            t = step * S + i * S // rate
+            drop = (
+                dropped_every is not None and step in dropped_every and i % dropped_every[step] == 0
+            )
+            if drop:
+                rows.append(message(msg_id, t, status="dropped"))
+            else:
+                rows.append(message(msg_id, t, latency_ns=int(latency * MS)))
+    return rows
+
+
+def test_knee_is_the_step_before_latency_explodes(tmp_path: Path) -> None:
+    history = write_history(
+        tmp_path, ramp_messages([1, 1.2, 1.5, 50, 200]), scenario=scenario_dict(RAMP), t_end=6 * S
+    )
+    knee, steps, _ = capacity(history)
+    assert knee is not None and steps is not None
+    assert knee["knee_rate_per_s"] == 300.0
+    assert "3 x first-step p99" in knee["method"] and "95%" in knee["method"]
+    assert "first failing step 4" in knee["method"]
+    assert steps.schema == STEP_SCHEMA
+    assert steps.column("step").to_pylist() == [1, 2, 3, 4, 5]
+    assert steps.column("t_start_ns").to_pylist() == [0, S, 2 * S, 3 * S, 4 * S]
+    assert steps.column("nominal_rate_per_s").to_pylist() == [100.0, 200.0, 300.0, 400.0, 500.0]
+    assert steps.column("offered_per_s").to_pylist() == [100.0, 200.0, 300.0, 400.0, 500.0]
+    assert steps.column("p99_ms").to_pylist() == [1.0, 1.2, 1.5, 50.0, 200.0]
+    assert steps.column("passed").to_pylist() == [True, True, True, False, False]
+
+
+def test_knee_is_the_last_step_when_nothing_degrades(tmp_path: Path) -> None:
+    history = write_history(
+        tmp_path, ramp_messages([1, 1, 1, 1, 1]), scenario=scenario_dict(RAMP), t_end=6 * S
+    )
+    knee, steps, _ = capacity(history)
+    assert knee is not None and steps is not None
+    assert knee["knee_rate_per_s"] == 500.0
+    assert "every step passed" in knee["method"]
+    assert steps.column("throughput_per_s").to_pylist() == [100.0, 200.0, 300.0, 400.0, 500.0]
+
+
+def test_throughput_short_of_offered_fails_a_step(tmp_path: Path) -> None:
+    # step 4 loses every other message: throughput 200/s < 95% of 400/s
+    history = write_history(
+        tmp_path, ramp_messages([1, 1, 1, 1, 1], {3: 2}), scenario=scenario_dict(RAMP), t_end=6 * S
+    )
+    knee, _, _ = capacity(history)
+    assert knee is not None and knee["knee_rate_per_s"] == 300.0
+
+
+def test_stop_at_first_failure_even_if_a_later_step_passes(tmp_path: Path) -> None:
+    history = write_history(
+        tmp_path, ramp_messages([1, 10, 1, 1, 1]), scenario=scenario_dict(RAMP), t_end=6 * S
+    )
+    knee, steps, _ = capacity(history)
+    assert knee is not None and steps is not None
+    assert knee["knee_rate_per_s"] == 100.0
+    assert steps.column("passed").to_pylist() == [True, False, True, True, True]
+
+
+def test_no_ramp_no_capacity(tmp_path: Path) -> None:
+    history = write_history(tmp_path, [message(1, 0, latency_ns=MS)])
+    assert capacity(history) == (None, None, None)
+    assert find_step_ramp(history.scenario) is None
+
+
+def test_ramp_inside_phases_starts_after_earlier_phases() -> None:
+    scenario = scenario_dict("""
+[run]
+name = "phased"
+duration = "5s"
+
+[[agents]]
+name = "background"
+arrival = { process = "constant", rate = "10/s" }
+
+[[agents]]
+name = "ramp"
+count = 2
+start = "500ms"
+arrival = { process = "phases", phases = [
+  { duration = "1s", arrival = { process = "constant", rate = "50/s" } },
+  { duration = "10s", arrival = { process = "step_ramp", start = "100/s", step = "50/s", every = "1s", steps = 5 } },
+] }
+""")
+    ramp = find_step_ramp(scenario)
+    assert ramp is not None and ramp.agent == "ramp"
+    # the ramp starts at 0.5 s + 1 s, and traffic stops at run.duration (5 s)
+    assert ramp.edges.tolist() == [1500 * MS, 2500 * MS, 3500 * MS, 4500 * MS, 5 * S]
+    assert ramp.nominal_rate_per_s == [200.0, 300.0, 400.0, 500.0]  # x count

@@ -1,0 +1,92 @@
+"""Jepsen-style delivery checkers: valid, invalid, and unknown when a checker raises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_analysis_history import MS, message, write_history
+
+from msgstorm.analysis import CHECKERS, Verdict, run_checkers
+from msgstorm.history import History
+
+
+def healthy() -> list[dict[str, object]]:
+    return [
+        message(1, 0, stages_ns=(MS, MS, MS, MS)),
+        message(2, MS, stages_ns=(MS, 2 * MS, MS, MS)),
+        message(3, 2 * MS, status="dropped"),
+        message(4, 3 * MS, status="pending", t_received=5 * MS),
+    ]
+
+
+def statuses(history: History) -> dict[str, str]:
+    return {verdict.name: verdict.status for verdict in run_checkers(history)}
+
+
+def test_a_healthy_history_is_valid(tmp_path: Path) -> None:
+    deliveries = [{"msg_id": 1, "node": "n0", "t_delivered": MS, "hops": 0}]
+    history = write_history(tmp_path, healthy(), deliveries=deliveries)
+    assert statuses(history) == {name: "valid" for name in CHECKERS}
+
+
+def test_an_empty_history_is_vacuously_valid(tmp_path: Path) -> None:
+    assert set(statuses(write_history(tmp_path)).values()) == {"valid"}
+
+
+def test_duplicated_msg_id_breaks_conservation(tmp_path: Path) -> None:
+    rows = [*healthy(), message(2, 9 * MS, status="lost")]
+    [verdict] = run_checkers(
+        write_history(tmp_path, rows), {"conservation": CHECKERS["conservation"]}
+    )
+    assert verdict.status == "invalid"
+    assert "more than one row: 2" in verdict.detail
+
+
+def test_unknown_status_and_orphan_delivery_break_conservation(tmp_path: Path) -> None:
+    rows = [*healthy(), message(5, 0, status="vanished")]
+    deliveries = [{"msg_id": 77, "node": "n0", "t_delivered": MS, "hops": 1}]
+    [verdict] = run_checkers(
+        write_history(tmp_path, rows, deliveries=deliveries),
+        {"conservation": CHECKERS["conservation"]},
+    )
+    assert verdict.status == "invalid"
+    assert "vanished" in verdict.detail and "77" in verdict.detail
+
+
+def test_seq_no_going_backwards_in_time_breaks_ordering(tmp_path: Path) -> None:
+    rows = [
+        message(1, 0, stages_ns=(MS, 0, MS, MS), seq_no=2),  # sequenced at 2 ms
+        message(2, 5 * MS, stages_ns=(MS, 0, MS, MS), seq_no=1),  # sequenced at 7 ms, lower seq
+    ]
+    verdicts = statuses(write_history(tmp_path, rows))
+    assert verdicts["ordering"] == "invalid"
+    assert verdicts["conservation"] == "valid"
+
+
+def test_reused_seq_no_breaks_ordering(tmp_path: Path) -> None:
+    rows = [
+        message(1, 0, stages_ns=(MS, 0, 0, 0), seq_no=1),
+        message(2, MS, stages_ns=(MS, 0, 0, 0), seq_no=1),
+    ]
+    [verdict] = run_checkers(write_history(tmp_path, rows), {"ordering": CHECKERS["ordering"]})
+    assert verdict.status == "invalid" and "more than once" in verdict.detail
+
+
+def test_committed_without_sequencing_is_invalid(tmp_path: Path) -> None:
+    rows = [*healthy(), message(5, 0, status="committed", t_committed=4 * MS)]
+    verdicts = statuses(write_history(tmp_path, rows))
+    assert verdicts["committed-implies-sequenced"] == "invalid"
+
+
+def test_stage_times_going_backwards_are_invalid(tmp_path: Path) -> None:
+    rows = [*healthy(), message(5, 10 * MS, status="pending", t_sent=10 * MS, t_received=9 * MS)]
+    assert statuses(write_history(tmp_path, rows))["stage-order"] == "invalid"
+
+
+def test_a_raising_checker_is_unknown_and_the_others_still_run(tmp_path: Path) -> None:
+    def broken(history: History) -> Verdict:
+        raise RuntimeError("checker bug")
+
+    verdicts = run_checkers(write_history(tmp_path, healthy()), {"broken": broken, **CHECKERS})
+    assert verdicts[0] == Verdict("broken", "unknown", "checker raised RuntimeError: checker bug")
+    assert [v.status for v in verdicts[1:]] == ["valid"] * len(CHECKERS)

@@ -1,0 +1,102 @@
+"""Failure threshold: the first window (or ramp step) with loss, desync, overload or an SLO breach."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from test_analysis_capacity import RAMP, ramp_messages
+from test_analysis_history import BASE_SCENARIO, MS, S, event, message, scenario_dict, write_history
+
+from msgstorm.analysis import failure_threshold
+
+
+def steady(rate: int = 10, seconds: int = 5, latency_ms: float = 1) -> list[dict[str, Any]]:
+    return [
+        message(i, i * S // rate, latency_ns=int(latency_ms * MS)) for i in range(rate * seconds)
+    ]
+
+
+def test_nothing_fires_on_a_healthy_run(tmp_path: Path) -> None:
+    assert failure_threshold(write_history(tmp_path, steady())) is None
+
+
+def test_loss_fires_at_the_first_window_with_a_drop(tmp_path: Path) -> None:
+    rows = steady()
+    rows[25] = message(25, rows[25]["t_intended"], status="dropped")  # 2.5 s
+    rows[42] = message(42, rows[42]["t_intended"], status="lost")  # 4.2 s: later, not reported
+    assert failure_threshold(write_history(tmp_path, rows)) == {
+        "rate_per_s": 10.0,
+        "reason": "loss",
+        "t_ns": 2 * S,
+    }
+
+
+def test_desync_fires_when_an_episode_overlaps(tmp_path: Path) -> None:
+    rows = steady()
+    rows[25] = message(25, rows[25]["t_intended"], status="dropped")
+    events = [
+        event(1500 * MS, "desync_start", node="n3", value=3.0),
+        event(1700 * MS, "desync_end", node="n3", value=0.0, max_gap=5),
+    ]
+    assert failure_threshold(write_history(tmp_path, rows, events)) == {
+        "rate_per_s": 10.0,
+        "reason": "desync",
+        "t_ns": 1 * S,
+    }
+
+
+def test_open_desync_episode_counts_until_the_end(tmp_path: Path) -> None:
+    events = [event(4500 * MS, "desync_start", node="n3", value=3.0)]
+    result = failure_threshold(write_history(tmp_path, steady(), events))
+    assert result is not None and (result["reason"], result["t_ns"]) == ("desync", 4 * S)
+
+
+def test_overload_needs_short_throughput_and_a_growing_queue(tmp_path: Path) -> None:
+    rows = steady(rate=10, seconds=2)
+    # from 2 s the layer is offered 20/s but commits only 10/s
+    for j in range(40):
+        t = 2 * S + j * 50 * MS
+        rows.append(message(100 + j, t, latency_ns=2 * S + j * 100 * MS + MS - t))
+    events = [
+        event(2 * S, "queue_depth", value=0.0),
+        event(3 * S, "queue_depth", value=10.0),
+        event(4 * S, "queue_depth", value=20.0),
+    ]
+    # window 2 is compared with the previous window's 10/s (the pipeline may be filling);
+    # window 3 falls short of its own 20/s while the queue grows: overload there
+    assert failure_threshold(write_history(tmp_path, rows, events, t_end=7 * S)) == {
+        "rate_per_s": 20.0,
+        "reason": "overload",
+        "t_ns": 3 * S,
+    }
+
+
+def test_pipeline_filling_in_the_first_window_is_not_overload(tmp_path: Path) -> None:
+    # 300 ms latency: the first window commits only 70% of what it is offered
+    events = [event(1 * S, "queue_depth", value=2.0), event(2 * S, "queue_depth", value=3.0)]
+    history = write_history(tmp_path, steady(latency_ms=300), events, t_end=6 * S)
+    assert failure_threshold(history) is None
+
+
+def test_slo_breach_in_a_window(tmp_path: Path) -> None:
+    scenario = scenario_dict(
+        BASE_SCENARIO + '\n[slo]\n"latency.p99" = "< 10ms"\n"throughput" = "> 1M/s"\n'
+    )
+    rows = steady()
+    for i in range(30, 40):  # window 3 commits at 20 ms latency
+        rows[i] = message(i, rows[i]["t_intended"], latency_ns=20 * MS)
+    # the throughput SLO is a whole-run metric: it does not fire per window
+    assert failure_threshold(write_history(tmp_path, rows, scenario=scenario)) == {
+        "rate_per_s": 10.0,
+        "reason": "slo",
+        "t_ns": 3 * S,
+    }
+
+
+def test_ramp_steps_are_walked_in_increasing_offered_rate(tmp_path: Path) -> None:
+    rows = ramp_messages([1, 1, 1, 1, 1], {0: 50, 2: 50})  # losses in steps 1 and 3
+    # background traffic lifts step 1's offered rate above step 3's
+    rows += [message(10_000 + i, i * MS, latency_ns=MS, agent="bg") for i in range(1000)]
+    history = write_history(tmp_path, rows, scenario=scenario_dict(RAMP), t_end=6 * S)
+    assert failure_threshold(history) == {"rate_per_s": 300.0, "reason": "loss", "t_ns": 2 * S}

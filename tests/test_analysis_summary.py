@@ -1,0 +1,195 @@
+"""``analyse``: the summary.json keys, their values on a small run, and an empty run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_analysis_history import BASE_SCENARIO, MS, S, event, message, scenario_dict, write_history
+
+from msgstorm.analysis import Analysis, analyse, slo_failed
+from msgstorm.analysis.propagation import propagation_by_region_ms
+
+KEYS = [
+    "scenario",
+    "seed",
+    "target",
+    "msgstorm_version",
+    "scenario_hash",
+    "duration_s",
+    "interrupted",
+    "offered_rate_per_s",
+    "throughput_per_s",
+    "latency_ms",
+    "latency_stages_ms",
+    "jitter_ms",
+    "capacity",
+    "failure_threshold",
+    "queue",
+    "backpressure",
+    "base_fee",
+    "messages",
+    "desync",
+    "propagation_ms",
+    "faults",
+    "checks",
+    "slo",
+]
+
+SLOS = '\n[slo]\n"latency.p99" = "< 50ms"\n"messages.dropped" = "== 0"\n"capacity.knee_rate" = "> 1/s"\n'
+
+NODES = (
+    {"name": "n0", "region": "us-east"},
+    {"name": "n1", "region": "eu-west"},
+    {"name": "n2", "region": "eu-west"},
+)
+
+
+def assert_plain_json(value: Any) -> None:
+    """Only dict/list/str/int/float/bool/None, so json.dumps needs no custom encoder."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            assert isinstance(key, str)
+            assert_plain_json(item)
+    elif isinstance(value, list):
+        for item in value:
+            assert_plain_json(item)
+    else:
+        assert value is None or type(value) in (str, int, float, bool), (value, type(value))
+
+
+def small_run(tmp_path: Path) -> Analysis:
+    rows = [message(i, i * 100 * MS, stages_ns=(5 * MS, MS, MS, 3 * MS)) for i in range(40)]
+    rows[10] = message(10, S, status="dropped")
+    rows.append(message(40, 4 * S, status="pending"))
+    events = [
+        event(0, "run_start"),
+        event(500 * MS, "queue_depth", value=2.0),
+        event(1500 * MS, "queue_depth", value=4.0),
+        event(1400 * MS, "queue_depth_max", value=9.0),
+        event(1 * S, "backpressure", state="normal"),
+        event(2 * S, "backpressure", state="suspended"),
+        event(2500 * MS, "backpressure", state="resumed"),
+        event(1 * S, "base_fee", value=1.0),
+        event(3 * S, "base_fee", value=0.875),
+        event(2 * S, "fault_start", fault_id=0, kind="degrade"),
+        event(3 * S, "fault_end", fault_id=0, kind="degrade"),
+        event(2100 * MS, "desync_start", node="n2", value=3.0),
+        event(2900 * MS, "desync_end", node="n2", value=1.0, max_gap=6),
+        event(5 * S, "run_end"),
+    ]
+    deliveries = [
+        {"msg_id": 0, "node": "n0", "t_delivered": 1 * MS, "hops": 0},
+        {"msg_id": 0, "node": "n1", "t_delivered": 80 * MS, "hops": 1},
+        {"msg_id": 1, "node": "n2", "t_delivered": 100 * MS + 40 * MS, "hops": 2},
+    ]
+    history = write_history(
+        tmp_path,
+        rows,
+        events,
+        deliveries,
+        scenario=scenario_dict(BASE_SCENARIO + SLOS),
+        nodes=NODES,
+    )
+    return analyse(history)
+
+
+def test_summary_keys_are_stable_and_json_ready(tmp_path: Path) -> None:
+    summary = small_run(tmp_path).summary
+    assert list(summary) == KEYS
+    assert_plain_json(summary)
+    json.dumps(summary, allow_nan=False)
+
+
+def test_summary_values_of_a_small_run(tmp_path: Path) -> None:
+    analysis = small_run(tmp_path)
+    s = analysis.summary
+    assert (s["scenario"], s["seed"], s["target"], s["scenario_hash"]) == (
+        "analysis-test",
+        7,
+        "sim",
+        "abc123",
+    )
+    assert (s["duration_s"], s["interrupted"]) == (5.0, False)
+    assert s["messages"] == {
+        "sent": 41,
+        "sequenced": 39,
+        "committed": 39,
+        "dropped": 1,
+        "rejected": 0,
+        "lost": 0,
+        "pending": 1,
+    }
+    assert s["offered_rate_per_s"] == 8.2  # 41 messages / 5 s
+    assert s["throughput_per_s"] == 10.0  # 39 commits from 10 ms to 3.91 s
+    assert s["latency_ms"]["p50"] == 10.0 and s["latency_ms"]["max"] == 10.0
+    assert s["latency_stages_ms"]["propagation"] == {"p50": 5.0, "p99": 5.0}
+    assert s["latency_stages_ms"]["block_wait"] == {"p50": 3.0, "p99": 3.0}
+    assert s["jitter_ms"] == {
+        "stddev": 0.0,
+        "p99_minus_p50": 0.0,
+        "ipdv_mean": 0.0,
+        "ipdv_p99": 0.0,
+    }
+    assert s["capacity"] is None and analysis.steps is None
+    assert s["failure_threshold"] == {"rate_per_s": 10.0, "reason": "loss", "t_ns": 1 * S}
+    assert s["queue"] == {"max_depth": 9, "mean_depth": 3.0}
+    assert s["backpressure"] == {"events": 3, "first_engaged_s": 2.0}
+    assert s["base_fee"] == {"min": 0.875, "max": 1.0, "last": 0.875}
+    assert s["desync"] == {"episodes": 1, "max_height_gap": 6}
+    assert s["faults"] == [{"fault_id": 0, "kind": "degrade", "start_s": 2.0, "end_s": 3.0}]
+    assert s["propagation_ms"] == {
+        "eu-west": {"p50": 40.0, "p90": 80.0, "p99": 80.0, "count": 2},
+        "us-east": {"p50": 1.0, "p90": 1.0, "p99": 1.0, "count": 1},
+    }
+    assert [c["verdict"] for c in s["checks"]] == ["valid"] * 4
+    assert s["slo"] == [
+        {"name": "latency.p99", "verdict": "pass", "value": 10.0, "threshold": "< 50ms"},
+        {"name": "messages.dropped", "verdict": "fail", "value": 1, "threshold": "== 0"},
+        {"name": "capacity.knee_rate", "verdict": "unknown", "value": None, "threshold": "> 1/s"},
+    ]
+    assert slo_failed(analysis)
+    assert analysis.windows.num_rows == 5
+    assert analysis.timelines["backpressure"][1] == {"t_ns": 2 * S, "state": "suspended"}
+
+
+def test_analysis_is_frozen(tmp_path: Path) -> None:
+    analysis = analyse(write_history(tmp_path))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        analysis.steps = None  # type: ignore[misc]
+
+
+def test_empty_history_gives_nulls_not_errors(tmp_path: Path) -> None:
+    scenario = scenario_dict(BASE_SCENARIO + SLOS)
+    analysis = analyse(write_history(tmp_path, scenario=scenario, t_end=0))
+    s = analysis.summary
+    assert list(s) == KEYS
+    assert_plain_json(s)
+    assert set(s["latency_ms"].values()) == {None}
+    assert s["jitter_ms"] == dict.fromkeys(["stddev", "p99_minus_p50", "ipdv_mean", "ipdv_p99"])
+    assert s["messages"] == dict.fromkeys(
+        ["sent", "sequenced", "committed", "dropped", "rejected", "lost", "pending"], 0
+    )
+    assert s["offered_rate_per_s"] == 0.0 and s["throughput_per_s"] == 0.0
+    assert s["queue"] == {"max_depth": None, "mean_depth": None}
+    assert s["base_fee"] is None and s["failure_threshold"] is None and s["capacity"] is None
+    assert s["propagation_ms"] == {} and s["faults"] == []
+    assert [entry["verdict"] for entry in s["slo"]] == ["unknown", "pass", "unknown"]
+    assert not slo_failed(analysis)
+    assert analysis.windows.num_rows == 0
+
+
+def test_propagation_skips_unknown_messages_and_unlisted_nodes_are_unknown(tmp_path: Path) -> None:
+    rows = [message(1, 0, latency_ns=MS), message(2, 0, status="pending", t_sent=None)]
+    deliveries = [
+        {"msg_id": 1, "node": "n9", "t_delivered": 7 * MS, "hops": 3},  # not in nodes
+        {"msg_id": 2, "node": "n1", "t_delivered": 7 * MS, "hops": 1},  # never sent
+        {"msg_id": 99, "node": "n1", "t_delivered": 7 * MS, "hops": 1},  # no such message
+    ]
+    history = write_history(tmp_path, rows, deliveries=deliveries, nodes=NODES)
+    assert propagation_by_region_ms(history) == {
+        "unknown": {"p50": 7.0, "p90": 7.0, "p99": 7.0, "count": 1}
+    }
