@@ -489,6 +489,9 @@ def print_header(args: argparse.Namespace) -> None:
           f"{platform.system()} {platform.release()}")
     print(f"python   {platform.python_implementation()} {platform.python_version()}")
     print(f"versions msgstorm {_version('msgstorm')}, simpy {_version('simpy')}, numpy {np.__version__}")
+    if hasattr(os, "getloadavg"):
+        print(f"load     {os.getloadavg()[0]:.2f} (1-min average at start; other work on the machine "
+              "skews the timings)")
     print(f"mode     {'--quick' if args.quick else 'default'}: mm1 {args.customers:,} customers, "
           f"gossip {args.messages:,} messages")
     print()

@@ -193,3 +193,11 @@ def test_propagation_skips_unknown_messages_and_unlisted_nodes_are_unknown(tmp_p
     assert propagation_by_region_ms(history) == {
         "unknown": {"p50": 7.0, "p90": 7.0, "p99": 7.0, "count": 1}
     }
+
+
+def test_public_exports_resolve() -> None:
+    from msgstorm import analysis
+
+    for name in analysis.__all__:
+        assert getattr(analysis, name) is not None, name
+    assert analysis.slo_metric_known("latency.p99")

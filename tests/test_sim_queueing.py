@@ -79,7 +79,7 @@ def test_mm1_mean_queue_wait(scenario_from, run_scenario, rho: float, messages: 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("rho, messages", [(0.5, 200_000), (0.8, 400_000)])
+@pytest.mark.parametrize("rho, messages", [(0.5, 220_000), (0.8, 400_000)])
 def test_md1_mean_queue_wait(scenario_from, run_scenario, rho: float, messages: int) -> None:
     rate = rho * MU
     scenario = scenario_from(QUEUE_TOML.format(

@@ -111,7 +111,9 @@ def interval_load(
     everyone = np.ones(messages.count, dtype=np.bool_)
     intended_bin = bin_index(messages.t_intended, everyone, edges, clip_last)
     committed = messages.committed
-    committed_bin = bin_index(messages.t_committed.values - commit_lag_ns, committed, edges, clip_last)
+    committed_bin = bin_index(
+        messages.t_committed.values - commit_lag_ns, committed, edges, clip_last
+    )
 
     def count(index: I64, mask: Bools | None = None) -> I64:
         chosen = index >= 0 if mask is None else (index >= 0) & mask

@@ -141,7 +141,9 @@ def ramp_steps(ramp: StepRamp, messages: MessageArrays) -> IntervalLoad:
     plain = interval_load(messages, ramp.edges, latency_by="intended", clip_last=False)
     first = plain.latencies_ns[0] if plain.latencies_ns else np.zeros(0, dtype=np.int64)
     lag = int(np.median(first)) if first.size else 0
-    return interval_load(messages, ramp.edges, latency_by="intended", clip_last=False, commit_lag_ns=lag)
+    return interval_load(
+        messages, ramp.edges, latency_by="intended", clip_last=False, commit_lag_ns=lag
+    )
 
 
 def capacity(

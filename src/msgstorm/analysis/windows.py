@@ -19,6 +19,9 @@ Columns (names are a contract with the report):
 - ``desync_nodes``: distinct nodes in a desync episode at any point in the window.
 - ``faults_active``: faults active at any point in the window.
 
+Episodes and faults span ``[start, end)`` (one ending exactly at a window's start is not
+active in it); one that never ends lasts to ``t_end``.
+
 Rates use the window's own length, so the shorter last window is not under-reported.
 """
 

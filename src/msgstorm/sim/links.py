@@ -67,9 +67,42 @@ class LinkState:
         self.colour = [0] * topology.size
         self._partitions: dict[int, list[int]] = {}  # fault_id -> group per node
         self._degrades: dict[int, tuple[set[tuple[int, int]] | set[int], bool, int, int, float]] = {}
-        # Fast path: no overrides, constant model everywhere, no degradation.
         self.models = topology.region_model
         self.constant = all(m.dist == "constant" for row in self.models for m in row) and not topology.node_overrides
+        # Fast path for gossip fan-out: one link model everywhere and no node overrides.
+        # The caller then reads variations straight from ``variation`` (``additive``: add
+        # it to the base; else multiply), refilled by ``refill`` -- a method call per
+        # transmission costs more than the transmission's own arithmetic.
+        models = {m for row in self.models for m in row}
+        self.uniform_model: LinkModel | None = models.pop() if len(models) == 1 and not topology.node_overrides else None
+        self.additive = self.uniform_model is None or self.uniform_model.dist in ("constant", "uniform", "normal")
+        self.variation: list[float] = []
+        self.variation_index = 0
+        self.rng = rng
+
+    def refill(self) -> list[float]:
+        """A new block of variations for ``uniform_model``; resets ``variation_index``."""
+        model = self.uniform_model
+        assert model is not None
+        rng = self.rng
+        if model.dist == "constant":
+            values = np.zeros(_BLOCK)
+        elif model.dist == "uniform":
+            values = np.floor(rng.random(_BLOCK) * model.jitter)
+        elif model.dist == "normal":
+            values = np.trunc(rng.standard_normal(_BLOCK) * model.jitter)
+        elif model.dist == "lognormal":
+            values = np.exp(model.sigma * rng.standard_normal(_BLOCK))
+        else:
+            values = 1.0 + rng.pareto(model.alpha, _BLOCK)
+        self.variation = values.tolist()
+        self.variation_index = 0
+        return self.variation
+
+    @property
+    def fast(self) -> bool:
+        """Whether ``variation`` may be used instead of ``delay`` right now."""
+        return self.uniform_model is not None and not self._degrades
 
     # --- the hot path -------------------------------------------------------------------
 

@@ -46,22 +46,22 @@ class Sampler:
     shift other streams.
     """
 
-    __slots__ = ("_dist", "_rng", "_block", "_buffer", "_index", "constant")
+    __slots__ = ("_dist", "_rng", "_block", "buffer", "index", "constant")
 
     def __init__(self, dist: Dist, rng: np.random.Generator, block: int = 4096) -> None:
         self._dist = dist
         self._rng = rng
         self._block = block
-        self._buffer: list[int] = []
-        self._index = 0
+        self.buffer: list[int] = []
+        self.index = 0
         self.constant: int | None = round(dist.value) if isinstance(dist, Constant) else None
 
     def __call__(self) -> int:
         if self.constant is not None:
             return self.constant
-        index = self._index
-        if index >= len(self._buffer):
-            self._buffer = np.rint(sample_array(self._dist, self._rng, self._block)).astype(np.int64).tolist()
+        index = self.index
+        if index >= len(self.buffer):
+            self.buffer = np.rint(sample_array(self._dist, self._rng, self._block)).astype(np.int64).tolist()
             index = 0
-        self._index = index + 1
-        return self._buffer[index]
+        self.index = index + 1
+        return self.buffer[index]

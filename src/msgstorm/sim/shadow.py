@@ -78,6 +78,10 @@ class ShadowNetwork:
         self.names = self.topology.names
         self.node_index = {name: i for i, name in enumerate(self.names)}
         self.links = LinkState(self.topology, np.random.default_rng(link_seed))
+        region_of = self.topology.region_of
+        base_ns = self.topology.base_ns
+        self.forward_base = [[base_ns[region_of[i]][region_of[j]] for j in peers]
+                             for i, peers in enumerate(self.topology.forward)]
         self.processing = Sampler(scenario.network.processing, np.random.default_rng(proc_seed))
         self.service = Sampler(scenario.sequencer.service, np.random.default_rng(svc_seed))
         bandwidth = scenario.network.bandwidth
@@ -293,7 +297,17 @@ class ShadowNetwork:
             start = self.cpu_free[node]
             if start < t:
                 start = t
-            done = start + self.processing()
+            # Sampler.__call__ inlined: a buffered draw without the call overhead.
+            processing = self.processing
+            if processing.constant is not None:
+                done = start + processing.constant
+            else:
+                index = processing.index
+                if index < len(processing.buffer):
+                    processing.index = index + 1
+                    done = start + processing.buffer[index]
+                else:
+                    done = start + processing()
             self.cpu_free[node] = done
             seen = state[0]
             if not seen[node]:
@@ -328,27 +342,56 @@ class ShadowNetwork:
     def _forward(self, t: int, node: int, sender: int, size: int, handler: Callable[..., None],
                  item: int, hops: int) -> int:
         """Send an item to every forwarding peer except its sender; returns events pushed."""
-        colour = self.links.colour
+        links = self.links
+        colour = links.colour
         mine = colour[node]
-        delay = self.links.delay
         heap = self.heap
         eid = self.eid
         tx = int(size * self.tx_ns_per_byte)
         free = self.uplink_free[node]
         pushed = 0
-        for peer in self.topology.forward[node]:
-            if peer == sender or colour[peer] != mine:
-                continue
-            d = delay(node, peer)
-            if d is None:
-                continue
-            if tx:
-                free = (free if free > t else t) + tx
-                arrive = free + d
-            else:
-                arrive = t + d
-            heappush(heap, (arrive, next(eid), handler, peer, item, node, hops))
-            pushed += 1
+        if links.fast:
+            # Inlined link delays (see LinkState.refill): this loop runs once per receipt.
+            variation = links.variation
+            vi = links.variation_index
+            additive = links.additive
+            for peer, base in zip(self.topology.forward[node], self.forward_base[node]):
+                if peer == sender or colour[peer] != mine:
+                    continue
+                if vi >= len(variation):
+                    variation = links.refill()
+                    vi = 0
+                x = variation[vi]
+                vi += 1
+                if additive:
+                    d = base + int(x)
+                    if d < 0:
+                        d = 0
+                else:
+                    d = int(base * x)
+                if tx:
+                    free = (free if free > t else t) + tx
+                    arrive = free + d
+                else:
+                    arrive = t + d
+                heappush(heap, (arrive, next(eid), handler, peer, item, node, hops))
+                pushed += 1
+            links.variation_index = vi
+        else:
+            delay = links.delay
+            for peer in self.topology.forward[node]:
+                if peer == sender or colour[peer] != mine:
+                    continue
+                d = delay(node, peer)
+                if d is None:
+                    continue
+                if tx:
+                    free = (free if free > t else t) + tx
+                    arrive = free + d
+                else:
+                    arrive = t + d
+                heappush(heap, (arrive, next(eid), handler, peer, item, node, hops))
+                pushed += 1
         if tx:
             self.uplink_free[node] = free
         return pushed

@@ -1,0 +1,259 @@
+"""report.html: one run on one self-contained page (plotly.js embedded, no network).
+
+Place in the pipeline: History + Analysis -> **html** -> ``RUN_DIR/report.html``, written by
+``msgstorm run`` and ``msgstorm report``. Sections: headline numbers and SLO verdicts;
+throughput, latency over time (faults, backpressure and desync shaded), latency vs load (knee),
+percentile spectrum, latency stages, queue depth and base fee, propagation by region;
+delivery checks and faults; market outcomes when the summary has them; the scenario.
+
+The page is about 5 MB, almost all of it plotly.js (4.8 MB, embedded once); the data of a
+run is thinned (percentile spectrum, queue samples) so it stays a few hundred kB at most.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from msgstorm.analysis import Analysis
+from msgstorm.history.reader import History
+from msgstorm.report import figures
+from msgstorm.report.page import Plot, esc, figure_block, page, table
+from msgstorm.report.series import (
+    latency_ns,
+    percentile_spectrum,
+    queue_depth_series,
+    region_matrix,
+    shaded_spans,
+)
+
+__all__ = ["REPORT_FILE", "fmt", "render_run_report", "write_run_report"]
+
+REPORT_FILE = "report.html"
+
+# summary.json keys the page shows in their own sections; any other top-level key (market
+# outcomes, fairness, ... as analysis grows) is shown generically.
+_KNOWN_KEYS = frozenset({
+    "scenario", "seed", "target", "msgstorm_version", "scenario_hash", "duration_s", "interrupted",
+    "offered_rate_per_s", "throughput_per_s", "latency_ms", "latency_stages_ms", "jitter_ms", "capacity",
+    "failure_threshold", "queue", "backpressure", "base_fee", "messages", "desync", "propagation_ms",
+    "faults", "checks", "slo", "wall_s",
+})
+_MARKET_KEYS = ("market", "impact", "liquidations", "liquidation", "bad_debt", "safe_leverage", "fairness")
+
+
+def fmt(value: Any, unit: str = "", digits: int = 3) -> str:
+    """A number for people: thousands separators, trailing zeros dropped; None as an em dash."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}{unit}"
+    if isinstance(value, float):
+        text = f"{value:,.{digits}f}".rstrip("0").rstrip(".") if abs(value) < 1e6 else f"{value:,.0f}"
+        return f"{text}{unit}"
+    return f"{value}{unit}"
+
+
+def _card(label: str, value: str, sub: str = "") -> str:
+    sub_html = f'<div class="sub">{sub}</div>' if sub else ""
+    return f'<div class="card"><div class="label">{esc(label)}</div><div class="value">{value}</div>{sub_html}</div>'
+
+
+def _verdict(verdict: Any) -> str:
+    text = esc(verdict)
+    return f'<span class="verdict verdict-{text}">{text}</span>'
+
+
+def _headline(summary: dict[str, Any]) -> str:
+    latency = summary.get("latency_ms") or {}
+    jitter = summary.get("jitter_ms") or {}
+    messages = summary.get("messages") or {}
+    capacity = summary.get("capacity")
+    failure = summary.get("failure_threshold")
+    not_committed = sum(int(messages.get(k) or 0) for k in ("dropped", "rejected", "lost", "pending"))
+    cards = [
+        _card("offered rate", fmt(summary.get("offered_rate_per_s"), "/s")),
+        _card("throughput (committed)", fmt(summary.get("throughput_per_s"), "/s")),
+        _card("latency p50", fmt(latency.get("p50"), " ms")),
+        _card("latency p99", fmt(latency.get("p99"), " ms"), f"p99.9 {fmt(latency.get('p999'), ' ms')}"),
+        _card("latency max", fmt(latency.get("max"), " ms"), f"mean {fmt(latency.get('mean'), ' ms')}"),
+        _card("jitter (stddev)", fmt(jitter.get("stddev"), " ms"), f"p99−p50 {fmt(jitter.get('p99_minus_p50'), ' ms')}"),
+        _card("capacity (knee)", fmt(capacity.get("knee_rate_per_s"), "/s") if capacity else "—",
+              "step ramp" if capacity else "no step ramp"),
+        _card("failure threshold", fmt(failure.get("rate_per_s"), "/s") if failure else "none",
+              esc(failure.get("reason")) if failure else "no criterion fired"),
+        _card("messages committed", fmt(messages.get("committed")), f"of {fmt(messages.get('sent'))} sent"),
+        _card("not committed", fmt(not_committed),
+              ", ".join(f"{k} {fmt(messages.get(k))}" for k in ("dropped", "rejected", "lost", "pending"))),
+        _card("queue depth max", fmt((summary.get("queue") or {}).get("max_depth")),
+              f"mean {fmt((summary.get('queue') or {}).get('mean_depth'))}"),
+        _card("desync episodes", fmt((summary.get("desync") or {}).get("episodes")),
+              f"max height gap {fmt((summary.get('desync') or {}).get('max_height_gap'))}"),
+        _card("run time", fmt(summary.get("duration_s"), " s"),
+              f"wall {fmt(summary.get('wall_s'), ' s')}" if summary.get("wall_s") is not None else ""),
+    ]
+    slos = summary.get("slo") or []
+    rows = [
+        [esc(s.get("name")), esc(s.get("threshold")), f'<td class="num">{fmt(s.get("value"))}</td>',
+         f'<td data-verdict="{esc(s.get("verdict"))}">{_verdict(s.get("verdict"))}</td>']
+        for s in slos
+    ]
+    slo_html = (table(["SLO", "threshold", "value", "verdict"], rows, attrs='id="slo-table"') if slos
+                else '<p class="note" id="slo-table-empty">The scenario sets no SLOs.</p>')
+    interrupted = '<p class="note"><b>This run was interrupted</b>: numbers cover what was recorded.</p>' \
+        if summary.get("interrupted") else ""
+    return f'{interrupted}<div class="cards">{"".join(cards)}</div><h2 style="margin-top:16px">SLO verdicts</h2>{slo_html}'
+
+
+def _spectrum_table(latency: dict[str, Any]) -> str:
+    names = [("p50", "50%"), ("p90", "90%"), ("p99", "99%"), ("p999", "99.9%"), ("max", "max")]
+    return table([label for _, label in names], [[f'<td class="num">{fmt(latency.get(k), " ms")}</td>' for k, _ in names]])
+
+
+def _checks(summary: dict[str, Any]) -> str:
+    checks = summary.get("checks") or []
+    rows = [[esc(c.get("name")), f'<td data-verdict="{esc(c.get("verdict"))}">{_verdict(c.get("verdict"))}</td>',
+             esc(c.get("detail"))] for c in checks]
+    parts = [table(["checker", "verdict", "detail"], rows, attrs='id="checks-table"') if checks
+             else '<p class="note">No delivery checks ran.</p>']
+    faults = summary.get("faults") or []
+    if faults:
+        fault_rows = [[esc(f.get("fault_id")), esc(f.get("kind")), f'<td class="num">{fmt(f.get("start_s"), " s")}</td>',
+                       f'<td class="num">{fmt(f.get("end_s"), " s") if f.get("end_s") is not None else "still active"}</td>']
+                      for f in faults]
+        parts.append('<h2 style="margin-top:16px">Faults</h2>' + table(["id", "kind", "start", "end"], fault_rows))
+    else:
+        parts.append('<p class="note">No fault was active during the run.</p>')
+    return "".join(parts)
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        items: list[tuple[str, Any]] = []
+        for key, inner in value.items():
+            items.extend(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
+        return items
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return [(prefix, json.dumps(value))] if len(value) > 20 else [
+            item for i, v in enumerate(value) for item in _flatten(v, f"{prefix}[{i}]")]
+    return [(prefix, value)]
+
+
+def _other_results(summary: dict[str, Any]) -> tuple[str, str] | None:
+    keys = [k for k in summary if k not in _KNOWN_KEYS]
+    if not keys:
+        return None
+    heading = "Market outcomes" if any(k in _MARKET_KEYS for k in keys) else "Other results"
+    ordered = sorted(keys, key=lambda k: (k not in _MARKET_KEYS, k))
+    rows = [[esc(name), f'<td class="num">{esc(fmt(value))}</td>'] for key in ordered
+            for name, value in _flatten(summary[key], key)]
+    return heading, table(["metric", "value"], rows, attrs='id="other-results"')
+
+
+_DURATION_KEYS = frozenset({"at", "duration", "start", "stop", "every", "decay", "drain", "window", "interval",
+                            "latency", "jitter", "restart_after", "sample_interval", "min_duration"})
+_RATE_KEYS = frozenset({"rate", "baseline", "step", "end"})
+
+
+def _scenario_value(key: str, value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if key in _DURATION_KEYS:
+            return fmt(value / 1e6, " ms") if value < 1e9 else fmt(value / 1e9, " s")
+        if key in _RATE_KEYS:
+            return fmt(value, "/s")
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_scenario_value(k, v)}" for k, v in value.items() if v is not None) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_scenario_value(key, v) for v in value) + "]"
+    return str(value)
+
+
+def _scenario(history: History) -> str:
+    scenario = history.scenario
+    network = scenario.get("network") or {}
+    facts = [
+        ("target", scenario.get("target")),
+        ("regions", f"{', '.join(network.get('regions') or [])} × {network.get('nodes_per_region')} nodes"),
+        ("sequencer", _scenario_value("sequencer", scenario.get("sequencer") or {})),
+        ("blocks", _scenario_value("blocks", scenario.get("blocks") or {})),
+        ("backpressure", _scenario_value("backpressure", scenario.get("backpressure") or {})),
+        ("run", _scenario_value("run", scenario.get("run") or {})),
+    ]
+    parts = [table(["", ""], [[esc(k), esc(v)] for k, v in facts])]
+    agents = scenario.get("agents") or []
+    if agents:
+        rows = [[esc(a.get("name")), esc(a.get("role")), f'<td class="num">{esc(a.get("count"))}</td>',
+                 esc(a.get("region") or a.get("node") or "any"), esc(_scenario_value("arrival", a.get("arrival") or {}))]
+                for a in agents]
+        parts.append('<h2 style="margin-top:14px">Agents</h2>' + table(["agent", "role", "count", "where", "arrival"], rows))
+    faults = scenario.get("faults") or []
+    if faults:
+        rows = [[esc(f.get("kind")), esc(_scenario_value("fault", {k: v for k, v in f.items() if k != "kind"}))]
+                for f in faults]
+        parts.append('<h2 style="margin-top:14px">Fault schedule</h2>' + table(["kind", "settings"], rows))
+    text = json.dumps(scenario, indent=2, sort_keys=True)
+    parts.append(
+        "<details><summary>The full scenario as run (validated; times in ns, rates per second, sizes in bytes)"
+        f"</summary><pre>{esc(text)}</pre></details>")
+    return "".join(parts)
+
+
+def _plots(history: History, analysis: Analysis) -> dict[str, Plot]:
+    summary = analysis.summary
+    spans = shaded_spans(history, analysis)
+    percentiles, inverse, values = percentile_spectrum(latency_ns(history))
+    return {
+        "throughput": Plot("throughput", figures.throughput_figure(analysis.windows, spans, summary.get("failure_threshold")),
+                           "Offered: messages intended per window. Achieved: messages committed per window."),
+        "latency-time": Plot("latency-time", figures.latency_time_figure(analysis.windows, spans),
+                             "Latency from the intended send time to commit, of the messages committed in each window."),
+        "latency-load": Plot("latency-load", figures.latency_load_figure(analysis.steps, analysis.windows, summary.get("capacity")),
+                             esc((summary.get("capacity") or {}).get("method") or "")),
+        "spectrum": Plot("spectrum", figures.spectrum_figure(percentiles, inverse, values)),
+        "stages": Plot("stages", figures.stages_figure(summary.get("latency_stages_ms") or {}),
+                       "Committed messages only. Stage percentiles are separate populations: they need not add up."),
+        "queue": Plot("queue", figures.queue_fee_figure(queue_depth_series(history),
+                                                        analysis.timelines.get("base_fee", []), spans)),
+        "regions": Plot("regions", figures.region_heatmap_figure(region_matrix(history)),
+                        "Time from a message's send to its first delivery at each node, grouped by the sending "
+                        "node's region (rows) and the receiving node's region (columns)."),
+    }
+
+
+def render_run_report(history: History, analysis: Analysis, wall_s: float | None = None) -> str:
+    """The whole report page as HTML text (``wall_s``: the run's wall time, when known)."""
+    summary = dict(analysis.summary)
+    if wall_s is not None:
+        summary["wall_s"] = round(wall_s, 3)
+    plots = _plots(history, analysis)
+    sections = [
+        ("headline", "Headline", _headline(summary)),
+        ("throughput", "Throughput", figure_block(plots["throughput"])),
+        ("latency", "Latency over time", figure_block(plots["latency-time"])),
+        ("load", "Latency vs load", figure_block(plots["latency-load"])),
+        ("spectrum", "Percentile spectrum", figure_block(plots["spectrum"]) + _spectrum_table(summary.get("latency_ms") or {})),
+        ("stages", "Where the time goes", figure_block(plots["stages"])),
+        ("queue", "Queue and base fee", figure_block(plots["queue"])),
+        ("regions", "Propagation by region", figure_block(plots["regions"])),
+        ("checks", "Delivery checks and faults", _checks(summary)),
+    ]
+    other = _other_results(summary)
+    if other is not None:
+        sections.append(("outcomes", other[0], other[1]))
+    sections.append(("scenario", "Scenario", _scenario(history)))
+    title = f"msgstorm · {summary.get('scenario')}"
+    meta = esc(f"seed {summary.get('seed')} · target {summary.get('target')} · msgstorm {summary.get('msgstorm_version')}"
+               f" · scenario {str(summary.get('scenario_hash') or '')[:12]}"
+               + (" · INTERRUPTED" if summary.get("interrupted") else ""))
+    return page(title, meta, sections, extra={"summary": summary})
+
+
+def write_run_report(run_dir: str | Path, history: History, analysis: Analysis,
+                     wall_s: float | None = None) -> Path:
+    """Write ``RUN_DIR/report.html``; returns its path."""
+    path = Path(run_dir) / REPORT_FILE
+    path.write_text(render_run_report(history, analysis, wall_s), encoding="utf-8")
+    return path
