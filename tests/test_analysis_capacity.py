@@ -124,3 +124,18 @@ arrival = { process = "phases", phases = [
     # the ramp starts at 0.5 s + 1 s, and traffic stops at run.duration (5 s)
     assert ramp.edges.tolist() == [1500 * MS, 2500 * MS, 3500 * MS, 4500 * MS, 5 * S]
     assert ramp.nominal_rate_per_s == [200.0, 300.0, 400.0, 500.0]  # x count
+
+
+def test_steady_pipeline_delay_is_not_a_throughput_shortfall(tmp_path: Path) -> None:
+    # 400 ms latency everywhere: unshifted, step 2 would count only 160 commits for 200
+    # offered; throughput is counted with the first step's median latency as the lag
+    history = write_history(
+        tmp_path,
+        ramp_messages([400, 400, 400, 400, 400]),
+        scenario=scenario_dict(RAMP),
+        t_end=7 * S,
+    )
+    knee, steps, _ = capacity(history)
+    assert knee is not None and steps is not None
+    assert knee["knee_rate_per_s"] == 500.0
+    assert steps.column("throughput_per_s").to_pylist() == [100.0, 200.0, 300.0, 400.0, 500.0]

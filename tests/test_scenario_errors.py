@@ -105,3 +105,17 @@ def test_every_example_validates() -> None:
     assert {p.name for p in paths} >= {"quickstart.toml", "flash-crash.toml", "ramp.toml"}
     for path in paths:
         load_scenario(path)
+
+
+@pytest.mark.parametrize("entry, words", [
+    ('"latency.p99" = "< 2000/s"', "latency.p99"),
+    ('"latency.p77" = "< 2ms"', "unknown SLO metric"),
+])
+def test_bad_slo_entries_are_rejected_at_load(tmp_path, entry, words) -> None:
+    path = _write(tmp_path, GOOD + f"\n[slo]\n{entry}\n")
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    issue = caught.value.issues[0]
+    assert issue.line == GOOD.count("\n") + 3
+    assert issue.field.startswith("slo.")
+    assert words in issue.message

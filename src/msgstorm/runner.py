@@ -19,6 +19,7 @@ import numpy as np
 
 from msgstorm.analysis import Analysis, analyse
 from msgstorm.history import History, HistoryWriter, read_history
+from msgstorm.report import write_run_files
 from msgstorm.scenario import Scenario, scenario_hash
 from msgstorm.sim.shadow import Progress, ShadowNetwork
 from msgstorm.traffic import generate_traffic
@@ -98,6 +99,7 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progres
     history = read_history(run_dir)
     analysis = analyse(history)
     write_summary(run_dir, analysis, wall_s)
+    write_run_files(run_dir, history, analysis, wall_s)  # report.html, windows.csv
     return RunResult(scenario, run_dir, history, analysis, wall_s)
 
 
@@ -111,7 +113,8 @@ def write_summary(run_dir: Path, analysis: Analysis, wall_s: float | None = None
 
 
 def reanalyse(run_dir: str | Path) -> Analysis:
-    """Analyse a run directory from its history alone and rewrite its summary.json."""
+    """Analyse a run directory from its history alone; rewrite summary.json, report.html
+    and windows.csv."""
     directory = Path(run_dir)
     previous = directory / "summary.json"
     wall_s = None
@@ -120,6 +123,8 @@ def reanalyse(run_dir: str | Path) -> Analysis:
             wall_s = json.loads(previous.read_text()).get("wall_s")
         except (ValueError, OSError):
             wall_s = None
-    analysis = analyse(read_history(directory))
+    history = read_history(directory)
+    analysis = analyse(history)
     write_summary(directory, analysis, wall_s)
+    write_run_files(directory, history, analysis, wall_s)  # report.html, windows.csv
     return analysis

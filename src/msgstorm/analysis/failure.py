@@ -11,9 +11,12 @@ Reasons, checked in this order (the first that fires is reported):
 - ``"desync"``: a desync episode overlaps the interval.
 - ``"overload"``: throughput below ``throughput_fraction`` x offered while the sequencer queue
   (last ``queue_depth`` sample at or before each end) is deeper at the interval's end than at
-  its start. The offered rate compared is the lower of this interval's and the previous one's
-  (0 before the first), so the pipeline filling after a rise in load - commits lag intents by
-  the latency - is not mistaken for overload; a sustained overload fires one interval later.
+  its start. Commits lag intents by the latency, so right after a rise in load throughput
+  trails offered even in a healthy layer. Ramp steps already count throughput shifted by that
+  lag (see ``capacity``) and are compared with their own offered rate; a window is compared
+  with the lower of its own and the previous window's offered rate (0 before the first), so
+  the pipeline filling is not mistaken for overload and a sustained overload fires one window
+  later.
 - ``"slo"``: a latency or jitter SLO (``latency.*``, ``jitter.stddev``,
   ``jitter.p99_minus_p50``) fails on the interval's latencies (messages committed in a
   window; messages intended in a step).

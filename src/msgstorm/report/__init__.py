@@ -1,0 +1,28 @@
+"""Reports: what a run leaves for people and tools, all read from the history and analysis.
+
+Place in the pipeline: the last stage. ``terminal`` (rich tables), ``html`` (report.html),
+``windows_csv`` (windows.csv), ``schema`` (the JSON Schema of summary.json), ``compare``
+(runs side by side, regressions flagged), ``live`` (the progress bar) and ``prometheus``
+(metrics exported while a run goes). Submodules import their heavy dependencies (plotly,
+prometheus-client) themselves, so importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from msgstorm.analysis import Analysis
+    from msgstorm.history.reader import History
+
+__all__ = ["write_run_files"]
+
+
+def write_run_files(run_dir: str | Path, history: History, analysis: Analysis,
+                    wall_s: float | None = None) -> list[Path]:
+    """Write ``report.html`` and ``windows.csv`` next to summary.json; returns their paths."""
+    from msgstorm.report.html import write_run_report
+    from msgstorm.report.windows_csv import write_windows_csv
+
+    return [write_run_report(run_dir, history, analysis, wall_s), write_windows_csv(run_dir, analysis.windows)]

@@ -43,7 +43,7 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int 
         hovermode="x unified",
     )
     fig.update_xaxes(title_text=x_title)
-    fig.update_yaxes(title_text=y_title)
+    fig.update_layout(yaxis_title_text=y_title)  # the primary axis only: a second one has its own
     return fig
 
 
@@ -82,18 +82,18 @@ def throughput_figure(windows: pa.Table, spans: Sequence[Span], failure: dict[st
                                  ("achieved (committed)", "throughput_per_s", "#2ca02c")):
         x, y = _step_xy(starts, ends, cols.get(column, []))
         fig.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines", line={"shape": "hv", "color": colour, "width": 2}))
-    lost = [d + r + lo for d, r, lo in zip(cols.get("dropped", []), cols.get("rejected", []), cols.get("lost", []))]
+    lost = [(d + r + lo) / max(b - a, 1e-9) for d, r, lo, a, b in
+            zip(cols.get("dropped", []), cols.get("rejected", []), cols.get("lost", []), starts, ends)]
     if any(lost):
         fig.add_trace(go.Bar(x=[(a + b) / 2 for a, b in zip(starts, ends)], y=lost, name="dropped+rejected+lost",
-                             yaxis="y2", marker={"color": "#d62728"}, opacity=0.5, width=[(b - a) * 0.8 for a, b in zip(starts, ends)]))
-        fig.update_layout(yaxis2={"title": "messages not committed", "overlaying": "y", "side": "right",
-                                  "rangemode": "tozero", "showgrid": False})
+                             marker={"color": "#d62728"}, opacity=0.45, width=[(b - a) * 0.9 for a, b in zip(starts, ends)],
+                             hovertemplate="%{y:,.0f}/s not committed<extra></extra>"))
     if failure and failure.get("t_ns") is not None:
         fig.add_vline(x=failure["t_ns"] / NS_PER_S, line={"dash": "dot", "color": "#444"},
                       annotation_text=f"failure threshold: {failure.get('reason')}", annotation_position="top left")
     _shade(fig, spans)
-    fig.update_yaxes(rangemode="tozero", selector={"anchor": "x"})
-    return _layout(fig, "Offered vs achieved throughput", "time (s)", "messages/s")
+    fig.update_yaxes(rangemode="tozero")
+    return _layout(fig, "Offered vs achieved throughput (bars: messages intended per second that were not committed)", "time (s)", "messages/s")
 
 
 def latency_time_figure(windows: pa.Table, spans: Sequence[Span]) -> go.Figure:
@@ -127,7 +127,7 @@ def latency_load_figure(steps: pa.Table | None, windows: pa.Table, capacity: dic
         fig.add_trace(go.Scatter(x=cols["offered_per_s"], y=cols["throughput_per_s"], name="throughput per step",
                                  mode="lines+markers", yaxis="y2", line={"color": "#1f77b4", "dash": "dot"}))
         fig.update_layout(yaxis2={"title": "throughput (messages/s)", "overlaying": "y", "side": "right",
-                                  "rangemode": "tozero", "showgrid": False})
+                                  "rangemode": "tozero", "showgrid": False, "tickmode": "auto"})
         knee = (capacity or {}).get("knee_rate_per_s")
         if knee is not None:
             fig.add_vline(x=knee, line={"dash": "dash", "color": "#2ca02c", "width": 2},
@@ -135,13 +135,14 @@ def latency_load_figure(steps: pa.Table | None, windows: pa.Table, capacity: dic
         title = "Latency vs offered load (step ramp; green steps pass the knee criterion)"
     else:
         cols = _window_columns(windows)
+        loaded = [i for i, offered in enumerate(cols.get("offered_per_s", [])) if offered]  # not the drain
         fig.add_trace(go.Scatter(
-            x=cols.get("offered_per_s", []), y=cols.get("p99_ms", []), name="p99 per window", mode="markers",
-            marker={"size": 9, "color": "#ff7f0e"},
-            text=[f"window at {t / NS_PER_S:.3g} s" for t in cols.get("t_start_ns", [])],
+            x=[cols["offered_per_s"][i] for i in loaded], y=[cols["p99_ms"][i] for i in loaded],
+            name="p99 per window", mode="markers", marker={"size": 9, "color": "#ff7f0e"},
+            text=[f"window at {cols['t_start_ns'][i] / NS_PER_S:.3g} s" for i in loaded],
             hovertemplate="offered %{x:,.0f}/s<br>p99 %{y:,.3f} ms<br>%{text}<extra></extra>",
         ))
-        title = "Latency vs offered load (no step ramp: one point per window, no knee)"
+        title = "Latency vs offered load (no step ramp: one point per window with traffic; no knee)"
     fig.update_yaxes(rangemode="tozero")
     fig = _layout(fig, title, "offered load (messages/s)", "p99 latency (ms)")
     fig.update_layout(hovermode="closest")
@@ -197,7 +198,7 @@ def queue_fee_figure(depth: tuple[list[float], list[float]], base_fee: list[dict
         fig.add_trace(go.Scatter(x=[e["t_ns"] / NS_PER_S for e in base_fee], y=[e["base_fee"] for e in base_fee],
                                  name="base fee", mode="lines", yaxis="y2", line={"color": "#8c564b", "shape": "hv"}))
         fig.update_layout(yaxis2={"title": "base fee", "overlaying": "y", "side": "right",
-                                  "rangemode": "tozero", "showgrid": False})
+                                  "rangemode": "tozero", "showgrid": False, "tickmode": "auto"})
     _shade(fig, spans)
     fig.update_yaxes(rangemode="tozero")
     title = "Queue depth and base fee" if base_fee else "Queue depth (no base fee recorded)"

@@ -154,20 +154,25 @@ def _other_results(summary: dict[str, Any]) -> tuple[str, str] | None:
 
 
 _DURATION_KEYS = frozenset({"at", "duration", "start", "stop", "every", "decay", "drain", "window", "interval",
-                            "latency", "jitter", "restart_after", "sample_interval", "min_duration"})
+                            "latency", "jitter", "restart_after", "sample_interval", "min_duration",
+                            "failover_timeout", "intra_region_latency"})
+# Distributions of a time (their numbers are ns): every number inside but shape parameters.
+_DURATION_DISTS = frozenset({"service", "processing", "link"})
+_SHAPE_KEYS = frozenset({"sigma", "alpha", "shape", "weight", "p"})
 _RATE_KEYS = frozenset({"rate", "baseline", "step", "end"})
 
 
-def _scenario_value(key: str, value: Any) -> str:
+def _scenario_value(key: str, value: Any, in_duration: bool = False) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if key in _DURATION_KEYS:
+        if key in _DURATION_KEYS or (in_duration and key not in _SHAPE_KEYS):
             return fmt(value / 1e6, " ms") if value < 1e9 else fmt(value / 1e9, " s")
         if key in _RATE_KEYS:
             return fmt(value, "/s")
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={_scenario_value(k, v)}" for k, v in value.items() if v is not None) + "}"
+        inner = in_duration or key in _DURATION_DISTS
+        return "{" + ", ".join(f"{k}={_scenario_value(k, v, inner)}" for k, v in value.items() if v is not None) + "}"
     if isinstance(value, list):
-        return "[" + ", ".join(_scenario_value(key, v) for v in value) + "]"
+        return "[" + ", ".join(_scenario_value(key, v, in_duration) for v in value) + "]"
     return str(value)
 
 

@@ -118,9 +118,13 @@ def check_references(scenario: Scenario) -> list[Problem]:
                     field = "between" if fault.between else "nodes"
                     problems.append((("faults", index, field), f"unknown region or node {name!r}"))
 
-    from msgstorm.analysis.slo import slo_metric_known
+    from msgstorm.analysis.slo import slo_metric_known, slo_problem
 
-    for name in scenario.slo:
+    for name, expression in scenario.slo.items():
         if not slo_metric_known(name):
-            problems.append((("slo", name), "unknown SLO metric; see the README's SLO table for names"))
+            problems.append((("slo", name), "unknown SLO metric; see the README's SLO metrics for names"))
+            continue
+        problem = slo_problem(name, expression)
+        if problem is not None:
+            problems.append((("slo", name), problem))
     return problems
