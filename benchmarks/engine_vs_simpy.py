@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """msgstorm's simulation engine against an equivalent SimPy 4 model, in one run.
 
 Run by hand, not in CI (needs ``simpy``, the ``bench`` extra):
@@ -63,6 +62,7 @@ import pstats
 import random
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -432,28 +432,32 @@ def case_gossip(messages: int, workdir: Path) -> CaseResult:
     ids = history.messages["msg_id"].to_numpy()
     sent[ids] = history.messages["t_sent"].to_numpy()
     delivered = history.deliveries
-    engine_delay = float(np.mean(delivered["t_delivered"].to_numpy() - sent[delivered["msg_id"].to_numpy()])) / 1e9
+    delays_ns = delivered["t_delivered"].to_numpy() - sent[delivered["msg_id"].to_numpy()]
+    engine_delay = float(np.mean(delays_ns)) / 1e9
     simpy_s, simpy_events, simpy_receipts, simpy_delay = simpy_gossip(
         forward, generated, GOSSIP_RATE, GOSSIP_LATENCY_NS / 1e9, GOSSIP_PROCESSING_NS / 1e9, seed=11)
     ok = (same_run and engine_receipts == simpy_receipts == expected
           and delivered.num_rows == generated * len(forward))
     delay_gap = engine_delay / simpy_delay - 1
     delay_ok = abs(delay_gap) <= 0.02
+    votes = blocks * len(forward)
     checks = [
-        f"overlay  {len(forward)} nodes, mean forwarding degree {edges_x2 / len(forward):.2f}, "
-        f"{generated} messages",
-        f"receipts msgstorm {engine_receipts:,} / simpy {simpy_receipts:,} / expected "
-        f"messages x (2 + sum deg - nodes) = {expected:,}: {'ok' if ok else 'FAILED'}",
-        f"         (msgstorm's count: a second, untimed run of the same scenario and seed with its "
-        f"receipt handler wrapped; {'same' if same_run else 'DIFFERENT'} heap event count as the timed run)",
-        f"delay    mean first delivery msgstorm {engine_delay * 1e3:.4f} ms, simpy {simpy_delay * 1e3:.4f} ms "
-        f"({delay_gap:+.2%}): {'ok' if delay_ok else 'FAILED'}",
-        f"extras   msgstorm only: {blocks} block(s) (interval {BLOCK_INTERVAL_S} s; "
-        f"{counted.extra['_recv_block'][0]} block receipts, not counted above, + <= {blocks * len(forward)} votes), "
-        f"sequencer service on node 0 ({generated:,} service events), queue sampling every 100 ms, "
-        f"{delivered.num_rows:,} delivery rows written",
+        (f"overlay  {len(forward)} nodes, mean forwarding degree {edges_x2 / len(forward):.2f}, "
+         f"{generated} messages"),
+        (f"receipts msgstorm {engine_receipts:,} / simpy {simpy_receipts:,} / expected "
+         f"messages x (2 + sum deg - nodes) = {expected:,}: {'ok' if ok else 'FAILED'}"),
+        (f"(msgstorm's count: a second, untimed run of the same scenario and seed with its "
+         f"receipt handler wrapped; {'same' if same_run else 'DIFFERENT'} heap event count "
+         f"as the timed run)"),
+        (f"delay    mean first delivery msgstorm {engine_delay * 1e3:.4f} ms, "
+         f"simpy {simpy_delay * 1e3:.4f} ms ({delay_gap:+.2%}): {'ok' if delay_ok else 'FAILED'}"),
+        (f"extras   msgstorm only: {blocks} block(s) (interval {BLOCK_INTERVAL_S} s; "
+         f"{counted.extra['_recv_block'][0]} block receipts, not counted above, + <= {votes} votes), "
+         f"sequencer service on node 0 ({generated:,} service events), queue sampling every "
+         f"100 ms, {delivered.num_rows:,} delivery rows written"),
     ]
-    return CaseResult("gossip", engine_receipts, "receipts", run, simpy_s, simpy_events, checks, ok and delay_ok)
+    return CaseResult("gossip", engine_receipts, "receipts", run, simpy_s, simpy_events, checks,
+                      ok and delay_ok)
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -508,15 +512,17 @@ def print_table(results: list[CaseResult]) -> None:
         e = r.engine
         engine_rate = r.work / e.engine_s
         print(f"  {r.name:7s} {e.wall_s:.2f} s = setup {e.setup_s:.2f} + traffic {e.traffic_s:.2f} "
-              f"+ history {e.history_s:.2f} + engine {e.engine_s:.2f}; engine alone {engine_rate:,.0f} {r.unit}/s "
-              f"= {engine_rate / (r.work / r.simpy_s):.2f}x SimPy")
+              f"+ history {e.history_s:.2f} + engine {e.engine_s:.2f}")
+        print(f"  {'':7s} engine alone: {engine_rate:,.0f} {r.unit}/s, "
+              f"{engine_rate / (r.work / r.simpy_s):.2f}x SimPy")
         print(f"  {'':7s} events: msgstorm {e.events:,} ({e.events / e.wall_s:,.0f}/s end to end), "
               f"simpy {r.simpy_events:,} ({r.simpy_events / r.simpy_s:,.0f}/s)")
     print()
     print("checks (the two models must have done the same work):")
     for r in results:
         for line in r.checks:
-            print(f"  {r.name:7s} {line}")
+            print(textwrap.fill(f"{r.name:7s} {line}", width=104, initial_indent="  ",
+                                subsequent_indent=" " * 19, break_on_hyphens=False))
 
 
 def profile_gossip(messages: int, workdir: Path) -> None:

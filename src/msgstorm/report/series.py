@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from msgstorm.analysis import Analysis
@@ -27,6 +28,7 @@ __all__ = [
     "RegionMatrix",
     "Span",
     "latency_ns",
+    "latency_ns_of",
     "percentile_spectrum",
     "queue_depth_series",
     "region_matrix",
@@ -43,7 +45,12 @@ F64 = npt.NDArray[np.float64]
 
 def latency_ns(history: History) -> I64:
     """Latency of every committed message (as analysis defines it), unsorted."""
-    messages = history.messages
+    return latency_ns_of(history.messages)
+
+
+def latency_ns_of(messages: pa.Table) -> I64:
+    """Latency of the committed messages of a ``messages`` table (needs the columns status,
+    t_intended, t_committed only, so a caller may read just those)."""
     committed = pc.and_(pc.equal(messages.column("status"), "committed"),
                         pc.is_valid(messages.column("t_committed")))
     chosen = messages.filter(committed)
