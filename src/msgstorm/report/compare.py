@@ -1,0 +1,277 @@
+"""``msgstorm compare``: runs side by side, differences against the first, regressions flagged.
+
+Place in the pipeline: reads only each run directory's ``summary.json`` (and, for the page's
+plots, ``windows.csv`` and the messages' latencies when present), so sim and live runs, old
+and new versions, compare by the same code.
+
+Each metric has a direction: for latency, jitter, losses, queue depth, desync, failing SLOs and
+invalid checks *lower* is better; for throughput, capacity and the failure threshold *higher*
+is. A run regresses on a metric when it is worse than the baseline (the first run) by more than
+``tolerance`` x |baseline| (so with a baseline of 0, any worsening counts: the first dropped
+message is a regression). Offered rate and wall time are shown but never flagged: the first
+says whether the runs are comparable at all, the second depends on the host.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = [
+    "METRICS",
+    "Comparison",
+    "Delta",
+    "Metric",
+    "RunDirError",
+    "RunSummary",
+    "compare_runs",
+    "load_run",
+    "parse_tolerance",
+    "print_comparison",
+]
+
+Better = Literal["lower", "higher"]
+Status = Literal["same", "better", "worse", "regression", "improved", "n/a"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A summary value to compare: where it is, its unit, which way is better (None: not
+    judged) and what a null means ("n/a", or "best" for a threshold that never fired)."""
+
+    name: str
+    path: tuple[str, ...]
+    unit: str = ""
+    better: Better | None = "lower"
+    null_is_best: bool = False
+
+
+def _metrics() -> list[Metric]:
+    metrics = [
+        Metric("offered rate", ("offered_rate_per_s",), "/s", None),
+        Metric("throughput", ("throughput_per_s",), "/s", "higher"),
+    ]
+    for key, label in (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"), ("max", "max"),
+                       ("mean", "mean")):
+        metrics.append(Metric(f"latency {label}", ("latency_ms", key), " ms"))
+    metrics += [
+        Metric("jitter stddev", ("jitter_ms", "stddev"), " ms"),
+        Metric("jitter p99−p50", ("jitter_ms", "p99_minus_p50"), " ms"),
+        Metric("IPDV p99", ("jitter_ms", "ipdv_p99"), " ms"),
+    ]
+    for stage in ("propagation", "queue_wait", "service", "block_wait"):
+        metrics.append(Metric(f"{stage.replace('_', ' ')} p99", ("latency_stages_ms", stage, "p99"), " ms"))
+    metrics += [
+        Metric("capacity (knee)", ("capacity", "knee_rate_per_s"), "/s", "higher"),
+        Metric("failure threshold", ("failure_threshold", "rate_per_s"), "/s", "higher", null_is_best=True),
+        Metric("messages committed", ("messages", "committed"), "", "higher"),
+        Metric("messages dropped", ("messages", "dropped")),
+        Metric("messages rejected", ("messages", "rejected")),
+        Metric("messages lost", ("messages", "lost")),
+        Metric("messages pending", ("messages", "pending")),
+        Metric("queue depth max", ("queue", "max_depth")),
+        Metric("desync episodes", ("desync", "episodes")),
+        Metric("desync max height gap", ("desync", "max_height_gap")),
+        Metric("SLOs failing", ("@slo_failing",)),
+        Metric("checks not valid", ("@checks_not_valid",)),
+        Metric("wall time", ("wall_s",), " s", None),
+    ]
+    return metrics
+
+
+METRICS: list[Metric] = _metrics()
+
+
+class RunDirError(ValueError):
+    """A path that is not a usable run directory; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run to compare: its label (A, B, ...), directory and summary.json."""
+
+    label: str
+    path: Path
+    summary: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return f"{self.label}: {self.path.name or self.path}"
+
+
+def load_run(path: str | Path, label: str) -> RunSummary:
+    """Read a run directory's summary.json; raises ``RunDirError`` saying what is wrong."""
+    directory = Path(path)
+    if not directory.exists():
+        raise RunDirError(f"{directory}: no such run directory")
+    if not directory.is_dir():
+        raise RunDirError(f"{directory}: not a directory (give a run directory, the one holding summary.json)")
+    summary_path = directory / "summary.json"
+    if not summary_path.is_file():
+        if (directory / "history").is_dir():
+            raise RunDirError(f"{directory}: no summary.json; its history is there, so "
+                              f"`msgstorm report {directory}` will write it")
+        raise RunDirError(f"{directory}: not a msgstorm run directory (no summary.json and no history/)")
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise RunDirError(f"{summary_path}: cannot read it ({error})") from None
+    except ValueError as error:
+        raise RunDirError(f"{summary_path}: not valid JSON ({error}); "
+                          f"`msgstorm report {directory}` rewrites it from the history") from None
+    missing = [key for key in ("latency_ms", "messages", "throughput_per_s") if not isinstance(summary, dict)
+               or key not in summary]
+    if missing:
+        raise RunDirError(f"{summary_path}: not a msgstorm summary (missing {', '.join(missing)})")
+    return RunSummary(label, directory, summary)
+
+
+def parse_tolerance(text: str) -> float:
+    """"5%" or "0.05" -> 0.05; raises ValueError with what would be right."""
+    cleaned = text.strip()
+    try:
+        value = float(cleaned[:-1]) / 100.0 if cleaned.endswith("%") else float(cleaned)
+    except ValueError:
+        raise ValueError(f"--tolerance: expected a percentage such as '5%' or a fraction such as 0.05, "
+                         f"got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"--tolerance: must be zero or more, got {text!r}")
+    return value
+
+
+def metric_value(summary: dict[str, Any], metric: Metric) -> float | None:
+    """The metric's value in a summary (None when null or absent)."""
+    if metric.path == ("@slo_failing",):
+        return float(sum(1 for s in summary.get("slo") or [] if s.get("verdict") == "fail"))
+    if metric.path == ("@checks_not_valid",):
+        return float(sum(1 for c in summary.get("checks") or [] if c.get("verdict") != "valid"))
+    node: Any = summary
+    for key in metric.path:
+        if not isinstance(node, dict) or node.get(key) is None:
+            return None
+        node = node[key]
+    return float(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else None
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One run's value of a metric against the baseline's."""
+
+    value: float | None
+    diff: float | None
+    relative: float | None  # diff / |baseline|; None when the baseline is 0 or null
+    status: Status
+
+
+def judge(metric: Metric, base: float | None, value: float | None, tolerance: float) -> Delta:
+    """Compare one value with the baseline's (see the module docstring for the rule)."""
+    if base is None or value is None:
+        if metric.better is not None and metric.null_is_best and (base is None) != (value is None):
+            return Delta(value, None, None, "regression" if base is None else "improved")
+        return Delta(value, None, None, "same" if base is None and value is None else "n/a")
+    diff = value - base
+    relative = diff / abs(base) if base != 0 else None
+    if metric.better is None or diff == 0:
+        return Delta(value, diff, relative, "same" if diff == 0 else "n/a")
+    worse = diff > 0 if metric.better == "lower" else diff < 0
+    beyond = abs(diff) > tolerance * abs(base)
+    if worse:
+        return Delta(value, diff, relative, "regression" if beyond else "worse")
+    return Delta(value, diff, relative, "improved" if beyond else "better")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Runs, the tolerance and, per metric, the baseline value and each other run's delta."""
+
+    runs: list[RunSummary]
+    tolerance: float
+    rows: list[tuple[Metric, float | None, list[Delta]]]
+
+    @property
+    def regressions(self) -> list[tuple[Metric, RunSummary, Delta]]:
+        return [(metric, run, delta) for metric, _, deltas in self.rows
+                for run, delta in zip(self.runs[1:], deltas) if delta.status == "regression"]
+
+
+def compare_runs(runs: Sequence[RunSummary], tolerance: float) -> Comparison:
+    """Every metric of every run against the first run."""
+    if len(runs) < 2:
+        raise ValueError("compare needs at least two run directories")
+    rows = []
+    for metric in METRICS:
+        base = metric_value(runs[0].summary, metric)
+        deltas = [judge(metric, base, metric_value(run.summary, metric), tolerance) for run in runs[1:]]
+        if base is None and all(d.value is None for d in deltas):
+            continue  # e.g. no ramp in any run: no knee to compare
+        rows.append((metric, base, deltas))
+    return Comparison(list(runs), tolerance, rows)
+
+
+def format_value(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}{unit}"
+    return f"{value:,.3f}".rstrip("0").rstrip(".") + unit
+
+
+def format_delta(metric: Metric, delta: Delta) -> str:
+    """"+12.5 ms (+3.1%)", or what a null change means."""
+    if delta.diff is None:
+        if delta.status == "regression":
+            return "fired (was none)"
+        if delta.status == "improved":
+            return "none fired"
+        return ""
+    if delta.diff == 0:
+        return "="
+    sign = "+" if delta.diff > 0 else "−"
+    text = f"{sign}{format_value(abs(delta.diff), metric.unit)}"
+    if delta.relative is not None:
+        text += f" ({sign}{abs(delta.relative) * 100:.1f}%)"
+    return text
+
+
+_STYLES = {"regression": "bold red", "worse": "yellow", "improved": "bold green", "better": "green"}
+_MARKS = {"regression": " ▲ REGRESSION", "improved": " ▼ improved"}
+
+
+def print_comparison(comparison: Comparison, console: Console) -> None:
+    """The comparison as a rich table, then a line naming each regression."""
+    tolerance = f"{comparison.tolerance * 100:g}%"
+    table = Table(title=f"msgstorm compare · baseline {comparison.runs[0].name} · tolerance {tolerance}",
+                  header_style="bold")
+    table.add_column("metric")
+    table.add_column(comparison.runs[0].name, justify="right")
+    for run in comparison.runs[1:]:
+        table.add_column(run.name, justify="right")
+        table.add_column(f"Δ {run.label}", justify="right")
+    for metric, base, deltas in comparison.rows:
+        cells = [metric.name, format_value(base, metric.unit)]
+        for delta in deltas:
+            style = _STYLES.get(delta.status)
+            text = format_delta(metric, delta) + _MARKS.get(delta.status, "")
+            cells += [format_value(delta.value, metric.unit), f"[{style}]{text}[/]" if style else text]
+        table.add_row(*cells)
+    console.print(table)
+    for run in comparison.runs:
+        console.print(f"  {run.label} = {run.path}", highlight=False)
+    offered = {metric_value(run.summary, METRICS[0]) for run in comparison.runs}
+    if len(offered) > 1:
+        console.print("[yellow]note[/]: the runs offered different loads; differences may come from the load, "
+                      "not the system", highlight=False)
+    regressions = comparison.regressions
+    if regressions:
+        for metric, run, delta in regressions:
+            console.print(f"[bold red]regression[/]: {metric.name} in {run.name}: {format_delta(metric, delta)} "
+                          f"(beyond {tolerance})", highlight=False)
+    else:
+        console.print(f"[green]no regression[/] beyond {tolerance}", highlight=False)

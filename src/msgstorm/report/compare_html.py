@@ -1,0 +1,142 @@
+"""compare.html: the ``msgstorm compare`` table on a self-contained page, with overlaid plots.
+
+Place in the pipeline: Comparison -> **compare_html** -> a file. The table is the terminal's
+(regressions in red); the plots overlay the runs: latency percentiles, the percentile
+spectrum (from each run's messages, when its history is there), and throughput and p99 over
+time (from each run's windows.csv, when there).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly.graph_objects as go
+import pyarrow.parquet as pq
+
+from msgstorm.report.compare import Comparison, RunSummary, format_delta, format_value
+from msgstorm.report.figures import percentile_ticks
+from msgstorm.report.page import Plot, esc, figure_block, page, table
+from msgstorm.report.series import latency_ns_of, percentile_spectrum
+from msgstorm.report.windows_csv import WINDOWS_FILE, read_windows_csv
+
+__all__ = ["render_compare", "write_compare_html"]
+
+_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+
+
+def _layout(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
+    fig.update_layout(title={"text": title, "x": 0.01}, template="plotly_white", height=380,
+                      margin={"l": 70, "r": 30, "t": 60, "b": 55}, legend={"orientation": "h", "y": -0.22},
+                      hovermode="x unified", xaxis_title_text=x_title, yaxis_title_text=y_title)
+    return fig
+
+
+def _colour(index: int) -> str:
+    return _COLOURS[index % len(_COLOURS)]
+
+
+def _percentile_bars(runs: list[RunSummary]) -> go.Figure:
+    keys = [("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"), ("max", "max")]
+    fig = go.Figure()
+    for index, run in enumerate(runs):
+        latency = run.summary.get("latency_ms") or {}
+        fig.add_trace(go.Bar(x=[label for _, label in keys], y=[latency.get(key) for key, _ in keys],
+                             name=run.name, marker={"color": _colour(index)}))
+    fig.update_layout(barmode="group")
+    return _layout(fig, "Latency percentiles", "percentile", "latency (ms)")
+
+
+def _spectra(runs: list[RunSummary]) -> go.Figure | None:
+    fig = go.Figure()
+    longest = 10.0
+    for index, run in enumerate(runs):
+        path = run.path / "history" / "messages.parquet"
+        if not path.is_file():
+            continue
+        messages = pq.read_table(path, columns=["status", "t_intended", "t_committed"])
+        percentiles, inverse, values = percentile_spectrum(latency_ns_of(messages))
+        if not inverse:
+            continue
+        longest = max(longest, inverse[-1])
+        fig.add_trace(go.Scatter(x=inverse, y=values, name=run.name, mode="lines", customdata=percentiles,
+                                 line={"shape": "hv", "color": _colour(index)},
+                                 hovertemplate="p%{customdata:.4f}: %{y:,.3f} ms"))
+    if not fig.data:
+        return None
+    tickvals, ticktext = percentile_ticks(longest)
+    fig.update_xaxes(type="log", tickvals=tickvals, ticktext=ticktext)
+    fig = _layout(fig, "Latency by percentile (x axis 1/(1−p), log)", "percentile", "latency (ms)")
+    fig.update_layout(hovermode="closest")
+    return fig
+
+
+def _over_time(runs: list[RunSummary], column: str, title: str, y_title: str) -> go.Figure | None:
+    fig = go.Figure()
+    for index, run in enumerate(runs):
+        path = run.path / WINDOWS_FILE
+        if not path.is_file():
+            continue
+        windows = read_windows_csv(path)
+        if not windows.get("t_start_ns"):
+            continue
+        mids = [((a or 0) + (b or 0)) / 2e9 for a, b in zip(windows["t_start_ns"], windows["t_end_ns"])]
+        fig.add_trace(go.Scatter(x=mids, y=windows.get(column, []), name=run.name, mode="lines+markers",
+                                 line={"color": _colour(index)}))
+    if not fig.data:
+        return None
+    fig.update_yaxes(rangemode="tozero")
+    return _layout(fig, title, "time (s)", y_title)
+
+
+def _table(comparison: Comparison) -> str:
+    runs = comparison.runs
+    headers = ["metric", runs[0].name]
+    for run in runs[1:]:
+        headers += [run.name, f"Δ {run.label}"]
+    rows = []
+    for metric, base, deltas in comparison.rows:
+        cells = [esc(metric.name), f'<td class="num">{esc(format_value(base, metric.unit))}</td>']
+        for delta in deltas:
+            label = {"regression": " regression", "improved": " improved"}.get(delta.status, "")
+            cells += [f'<td class="num">{esc(format_value(delta.value, metric.unit))}</td>',
+                      f'<td class="num" data-status="{delta.status}"><span class="verdict-{delta.status}">'
+                      f'{esc(format_delta(metric, delta))}{esc(label)}</span></td>']
+        rows.append(cells)
+    return table(headers, rows, attrs='id="compare-table"')
+
+
+def render_compare(comparison: Comparison) -> str:
+    """The whole compare page as HTML text."""
+    runs = comparison.runs
+    tolerance = f"{comparison.tolerance * 100:g}%"
+    regressions = comparison.regressions
+    verdict = (f'<p id="compare-verdict" data-regressions="{len(regressions)}"><span class="verdict verdict-fail">'
+               f'{len(regressions)} regression{"s" if len(regressions) != 1 else ""}</span> beyond {esc(tolerance)}: '
+               + "; ".join(esc(f"{m.name} in {r.name}") for m, r, _ in regressions) + "</p>"
+               if regressions else
+               f'<p id="compare-verdict" data-regressions="0"><span class="verdict verdict-pass">no regression</span>'
+               f' beyond {esc(tolerance)}</p>')
+    legend = table(["run", "directory", "scenario", "seed"],
+                   [[esc(r.label), esc(r.path), esc(r.summary.get("scenario")), esc(r.summary.get("seed"))] for r in runs])
+    candidates = [
+        ("percentiles", _percentile_bars(runs)),
+        ("spectrum", _spectra(runs)),
+        ("throughput", _over_time(runs, "throughput_per_s", "Achieved throughput per window", "messages/s")),
+        ("p99", _over_time(runs, "p99_ms", "p99 latency per window", "latency (ms)")),
+    ]
+    plots = "".join(figure_block(Plot(slug, figure)) for slug, figure in candidates if figure is not None)
+    sections = [
+        ("metrics", "Metrics against the baseline", verdict + _table(comparison)
+         + '<p class="note">Lower is better for latency, jitter, losses, queue depth, desync, failing SLOs and '
+           'invalid checks; higher for throughput, capacity and the failure threshold. Offered rate and wall '
+           'time are not judged.</p>'),
+        ("runs", "Runs", legend),
+        ("plots", "Plots", plots),
+    ]
+    return page("msgstorm compare", esc(f"baseline {runs[0].name} · tolerance {tolerance}"), sections)
+
+
+def write_compare_html(comparison: Comparison, path: str | Path) -> Path:
+    target = Path(path)
+    target.write_text(render_compare(comparison), encoding="utf-8")
+    return target

@@ -1,0 +1,128 @@
+"""Live views of a running simulation: rates from progress snapshots, and the progress bar.
+
+Place in the pipeline: beside the target while it runs. The simulator calls
+``progress(snapshot)`` every ~1000 events with ``t_ns, end_ns, sent, settled, committed,
+dropped, queue_depth`` (virtual time; counts so far). ``SnapshotRates`` turns successive
+snapshots into rates over a sliding span of virtual time; ``LiveProgress`` draws a rich bar
+from them; ``tee`` feeds one snapshot to several consumers (the bar and the Prometheus
+exporter). Nothing here changes the run: a consumer only reads the snapshot.
+
+``sent`` counts messages the schedule has *generated*, and traffic is generated a window
+(``run.window``) at a time, so it runs ahead of virtual time by up to one window; the offered
+rate is therefore measured over a span of at least two windows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+__all__ = ["LiveProgress", "SnapshotRates", "tee"]
+
+Snapshot = dict[str, Any]
+NS_PER_S = 1_000_000_000
+
+
+def tee(*consumers: Callable[[Snapshot], None] | None) -> Callable[[Snapshot], None] | None:
+    """One progress callback calling each given consumer in turn (None when none is given)."""
+    chosen = [consumer for consumer in consumers if consumer is not None]
+    if not chosen:
+        return None
+    if len(chosen) == 1:
+        return chosen[0]
+
+    def both(snapshot: Snapshot) -> None:
+        for consumer in chosen:
+            consumer(snapshot)
+
+    return both
+
+
+class SnapshotRates:
+    """Offered (generated) and achieved (committed) rates per second of virtual time, over
+    the last ``span_ns`` of virtual time."""
+
+    def __init__(self, span_ns: int = 2 * NS_PER_S) -> None:
+        self.span_ns = max(1, span_ns)
+        self._points: deque[tuple[int, int, int]] = deque()  # (t_ns, sent, committed)
+
+    def update(self, snapshot: Snapshot) -> None:
+        point = (int(snapshot["t_ns"]), int(snapshot["sent"]), int(snapshot["committed"]))
+        points = self._points
+        if points and point[0] < points[-1][0]:  # time went back: a new run
+            points.clear()
+        points.append(point)
+        # Keep one point at or before the span's start so the span is fully covered.
+        while len(points) > 2 and points[1][0] <= point[0] - self.span_ns:
+            points.popleft()
+
+    def _rate(self, index: int) -> float | None:
+        if len(self._points) < 2:
+            return None
+        first, last = self._points[0], self._points[-1]
+        elapsed_ns = last[0] - first[0]
+        if elapsed_ns <= 0:
+            return None
+        return (last[index] - first[index]) * NS_PER_S / elapsed_ns
+
+    @property
+    def offered_per_s(self) -> float | None:
+        return self._rate(1)
+
+    @property
+    def committed_per_s(self) -> float | None:
+        return self._rate(2)
+
+
+def _count(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
+
+
+class LiveProgress:
+    """A rich progress bar fed by snapshots: virtual time, committed rate, queue depth,
+    drops and the simulation's speed (virtual seconds per wall second). Redraws at most
+    every ``min_interval_s`` of wall time. Use as a context manager around the run."""
+
+    def __init__(self, console: Console, span_ns: int = 2 * NS_PER_S, min_interval_s: float = 0.1) -> None:
+        self.rates = SnapshotRates(span_ns)
+        self.min_interval_s = min_interval_s
+        self._bar = Progress(TextColumn("[bold]sim"), BarColumn(), TextColumn("{task.fields[status]}"),
+                             TimeElapsedColumn(), console=console, transient=True)
+        self._task = self._bar.add_task("sim", total=1.0, status="starting")
+        self._started = time.monotonic()
+        self._last_draw = 0.0
+
+    def __enter__(self) -> LiveProgress:
+        self._started = time.monotonic()
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self._bar.__exit__(kind, error, trace)
+
+    def __call__(self, snapshot: Snapshot) -> None:
+        self.rates.update(snapshot)
+        now = time.monotonic()
+        if now - self._last_draw < self.min_interval_s:
+            return
+        self._last_draw = now
+        self._bar.update(self._task, completed=min(1.0, snapshot["t_ns"] / max(1, snapshot["end_ns"])),
+                         status=self.status(snapshot, now - self._started))
+
+    def status(self, snapshot: Snapshot, wall_s: float) -> str:
+        """The text beside the bar."""
+        t_s = snapshot["t_ns"] / NS_PER_S
+        speed = f" ×{t_s / wall_s:.2g}" if wall_s > 0 else ""
+        errors = int(snapshot.get("dropped", 0)) + int(snapshot.get("rejected", 0)) + int(snapshot.get("lost", 0))
+        p99 = f" p99 {snapshot['p99_ms']:,.1f}ms" if snapshot.get("p99_ms") is not None else ""
+        return (f"t={t_s:.2f}/{snapshot['end_ns'] / NS_PER_S:.2f}s{speed} "
+                f"committed {_count(self.rates.committed_per_s)}/s{p99} "
+                f"queue {int(snapshot.get('queue_depth', 0)):,} "
+                f"errors {'[red]' if errors else ''}{errors:,}{'[/]' if errors else ''}")
