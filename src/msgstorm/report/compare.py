@@ -234,26 +234,28 @@ def format_delta(metric: Metric, delta: Delta) -> str:
     if delta.diff == 0:
         return "="
     sign = "+" if delta.diff > 0 else "−"
-    text = f"{sign}{format_value(abs(delta.diff), metric.unit)}"
+    size = abs(delta.diff)
+    digits = 0 if size >= 100 else 1 if size >= 10 else 3
+    amount = (f"{size:,.{digits}f}".rstrip("0").rstrip(".") if digits else f"{size:,.0f}") + metric.unit
     if delta.relative is not None:
-        text += f" ({sign}{abs(delta.relative) * 100:.1f}%)"
-    return text
+        return f"{sign}{abs(delta.relative) * 100:.1f}% ({sign}{amount})"
+    return f"{sign}{amount}"
 
 
 _STYLES = {"regression": "bold red", "worse": "yellow", "improved": "bold green", "better": "green"}
-_MARKS = {"regression": " ▲ REGRESSION", "improved": " ▼ improved"}
+_MARKS = {"regression": " ▲", "improved": " ▼"}
 
 
 def print_comparison(comparison: Comparison, console: Console) -> None:
     """The comparison as a rich table, then a line naming each regression."""
     tolerance = f"{comparison.tolerance * 100:g}%"
-    table = Table(title=f"msgstorm compare · baseline {comparison.runs[0].name} · tolerance {tolerance}",
+    table = Table(title=f"msgstorm compare · baseline A · tolerance {tolerance} · ▲ regression ▼ improved",
                   header_style="bold")
-    table.add_column("metric")
-    table.add_column(comparison.runs[0].name, justify="right")
+    table.add_column("metric", no_wrap=True)
+    table.add_column(comparison.runs[0].label, justify="right", no_wrap=True)
     for run in comparison.runs[1:]:
-        table.add_column(run.name, justify="right")
-        table.add_column(f"Δ {run.label}", justify="right")
+        table.add_column(run.label, justify="right", no_wrap=True)
+        table.add_column(f"Δ {run.label} vs A", justify="right", no_wrap=True)
     for metric, base, deltas in comparison.rows:
         cells = [metric.name, format_value(base, metric.unit)]
         for delta in deltas:
@@ -261,7 +263,13 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
             text = format_delta(metric, delta) + _MARKS.get(delta.status, "")
             cells += [format_value(delta.value, metric.unit), f"[{style}]{text}[/]" if style else text]
         table.add_row(*cells)
-    console.print(table)
+    if console.is_terminal:
+        console.print(table)
+    else:  # a log or a pipe: print the table whole rather than squeezed into 80 columns
+        needed = console.measure(table, options=console.options.update(max_width=10_000)).maximum
+        wide = Console(file=console.file, width=max(console.width, needed), no_color=console.no_color,
+                       force_terminal=False, highlight=False)
+        wide.print(table)
     for run in comparison.runs:
         console.print(f"  {run.label} = {run.path}", highlight=False)
     offered = {metric_value(run.summary, METRICS[0]) for run in comparison.runs}

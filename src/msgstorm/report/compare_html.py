@@ -98,9 +98,9 @@ def _table(comparison: Comparison) -> str:
         cells = [esc(metric.name), f'<td class="num">{esc(format_value(base, metric.unit))}</td>']
         for delta in deltas:
             label = {"regression": " regression", "improved": " improved"}.get(delta.status, "")
-            cells += [f'<td class="num">{esc(format_value(delta.value, metric.unit))}</td>',
-                      f'<td class="num" data-status="{delta.status}"><span class="verdict-{delta.status}">'
-                      f'{esc(format_delta(metric, delta))}{esc(label)}</span></td>']
+            judged = (f'<td class="num" data-status="{delta.status}"><span class="verdict-{delta.status}">'
+                      f'{esc(format_delta(metric, delta))}{esc(label)}</span></td>')
+            cells += [f'<td class="num">{esc(format_value(delta.value, metric.unit))}</td>', judged]
         rows.append(cells)
     return table(headers, rows, attrs='id="compare-table"')
 

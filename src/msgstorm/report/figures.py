@@ -8,6 +8,7 @@ them all. Times are seconds since the run's start, latencies milliseconds, rates
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from msgstorm.report.series import RegionMatrix, Span
 
 __all__ = [
     "SPAN_COLOURS",
+    "label_if_empty",
     "latency_load_figure",
     "latency_time_figure",
     "percentile_ticks",
@@ -50,15 +52,43 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int 
 def _shade(fig: go.Figure, spans: Sequence[Span]) -> None:
     """Shade each span across the plot; one legend entry per kind of span."""
     shown: set[str] = set()
+    shapes = []
     for span in spans:
         first = span.kind not in shown
         shown.add(span.kind)
-        fig.add_shape(
-            type="rect", xref="x", yref="paper", x0=span.start_s, x1=max(span.end_s, span.start_s),
-            y0=0, y1=1, layer="below", line={"width": 0},
-            fillcolor=SPAN_COLOURS.get(span.kind, "#7f7f7f"), opacity=0.14,
-            name=_SPAN_NAMES.get(span.kind, span.kind), legendgroup=span.kind, showlegend=first,
-        )
+        shapes.append({
+            "type": "rect", "xref": "x", "yref": "paper", "x0": span.start_s, "x1": max(span.end_s, span.start_s),
+            "y0": 0, "y1": 1, "layer": "below", "line": {"width": 0},
+            "fillcolor": SPAN_COLOURS.get(span.kind, "#7f7f7f"), "opacity": 0.14,
+            "name": _SPAN_NAMES.get(span.kind, span.kind), "legendgroup": span.kind, "showlegend": first,
+        })
+    # One assignment: plotly's add_shape copies every shape so far, so a loop of them is quadratic.
+    fig.update_layout(shapes=[*fig.layout.shapes, *shapes])
+
+
+def _has_data(values: Any) -> bool:
+    if values is None:
+        return False
+    if isinstance(values, (list, tuple)):
+        return any(_has_data(v) for v in values)
+    return not (isinstance(values, float) and math.isnan(values))
+
+
+def _values(trace: Any) -> Any:
+    """The trace's value axis: z of a heatmap, x of a horizontal bar, else y."""
+    if trace.type == "heatmap":
+        return trace.z
+    if trace.type == "bar" and trace.orientation == "h":
+        return trace.x
+    return trace.y
+
+
+def label_if_empty(fig: go.Figure, text: str = "no data in this run") -> go.Figure:
+    """Say so on a plot none of whose traces has a value (an empty run, no deliveries, ...)."""
+    if not any(_has_data(_values(trace)) for trace in fig.data):
+        fig.add_annotation(text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+                           font={"size": 16, "color": "#888"})
+    return fig
 
 
 def _window_columns(windows: pa.Table) -> dict[str, list[Any]]:

@@ -228,12 +228,18 @@ def _plots(history: History, analysis: Analysis) -> dict[str, Plot]:
     }
 
 
+def _labelled(plots: dict[str, Plot]) -> dict[str, Plot]:
+    for plot in plots.values():
+        figures.label_if_empty(plot.figure)
+    return plots
+
+
 def render_run_report(history: History, analysis: Analysis, wall_s: float | None = None) -> str:
     """The whole report page as HTML text (``wall_s``: the run's wall time, when known)."""
     summary = dict(analysis.summary)
     if wall_s is not None:
         summary["wall_s"] = round(wall_s, 3)
-    plots = _plots(history, analysis)
+    plots = _labelled(_plots(history, analysis))
     sections = [
         ("headline", "Headline", _headline(summary)),
         ("throughput", "Throughput", figure_block(plots["throughput"])),

@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -98,7 +98,7 @@ class LiveProgress:
         self._started = time.monotonic()
         self._last_draw = 0.0
 
-    def __enter__(self) -> LiveProgress:
+    def __enter__(self) -> Self:
         self._started = time.monotonic()
         self._bar.__enter__()
         return self

@@ -114,7 +114,7 @@ def esc(value: object) -> str:
 def _plotly_js() -> str:
     from plotly.offline import get_plotlyjs
 
-    return get_plotlyjs()
+    return str(get_plotlyjs())
 
 
 def _script_json(payload: str) -> str:

@@ -19,11 +19,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
 
 from msgstorm.report.live import NS_PER_S, Snapshot, SnapshotRates
 
@@ -43,7 +49,7 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
 _QUANTILES = (("0.5", "p50"), ("0.9", "p90"), ("0.99", "p99"), ("0.999", "p999"), ("1", "max"))
 
 
-class RunMetrics:
+class RunMetrics(Collector):
     """The state behind the metrics; thread-safe (the simulator writes, scrapes read)."""
 
     def __init__(self, scenario: Scenario | None = None) -> None:
@@ -107,10 +113,11 @@ class RunMetrics:
             self._faults_active = still_active
             self._latency = ([int(c) for c in counts], float(latencies_s.sum()), int(latencies_s.size))
             latency = summary.get("latency_ms") or {}
-            self._quantiles_s = {q: latency[key] / 1000 for q, key in _QUANTILES if latency.get(key) is not None}
+            self._quantiles_s = {q: round(latency[key] / 1000, 9) for q, key in _QUANTILES
+                               if latency.get(key) is not None}
             self._slos = [(str(s.get("name")), str(s.get("verdict"))) for s in summary.get("slo") or []]
             if summary.get("duration_s") is not None:
-                self._snapshot["t_ns"] = int(round(float(summary["duration_s"]) * NS_PER_S))
+                self._snapshot["t_ns"] = round(float(summary["duration_s"]) * NS_PER_S)
             self._finished = True
 
     # --- the collector -----------------------------------------------------------------
@@ -138,8 +145,8 @@ class RunMetrics:
                                   "(during a sim run, up to one traffic window ahead of virtual time).", value=sent)
         by_status = CounterMetricFamily("msgstorm_messages", "Messages by final status (committed and dropped "
                                         "during the run; every status once finished).", labels=["status"])
-        for status, value in sorted(counts.items()):
-            by_status.add_metric([status], value)
+        for status, count in sorted(counts.items()):
+            by_status.add_metric([status], count)
         yield by_status
         if offered is not None:
             yield GaugeMetricFamily("msgstorm_offered_rate_per_second", "Offered load, messages per second "
@@ -156,9 +163,9 @@ class RunMetrics:
         histogram = HistogramMetricFamily("msgstorm_latency_seconds", "Latency from intended send to commit of "
                                           "committed messages (filled when the run finishes).")
         if latency is not None:
-            cumulative, sum_s, count = latency
+            cumulative, sum_s, observed = latency
             buckets = [(repr(bound), float(c)) for bound, c in zip(LATENCY_BUCKETS_S, cumulative)]
-            histogram.add_metric([], buckets + [("+Inf", float(count))], sum_s)
+            histogram.add_metric([], [*buckets, ("+Inf", float(observed))], sum_s)
         else:
             histogram.add_metric([], [("+Inf", 0.0)], 0.0)
         yield histogram
@@ -187,7 +194,7 @@ class PrometheusExporter:
         self.addr = addr
         self.metrics = RunMetrics(scenario)
         self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(self.metrics)  # type: ignore[arg-type]
+        self.registry.register(self.metrics)
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -201,7 +208,7 @@ class PrometheusExporter:
     def url(self) -> str:
         return f"http://{self.addr}:{self.port}/metrics"
 
-    def start(self) -> PrometheusExporter:
+    def start(self) -> Self:
         """Listen; raises OSError when the address is taken."""
         self._server, self._thread = start_http_server(self.requested_port, addr=self.addr, registry=self.registry)
         return self
@@ -221,7 +228,7 @@ class PrometheusExporter:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> PrometheusExporter:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *_: object) -> None:

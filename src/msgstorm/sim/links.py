@@ -79,6 +79,9 @@ class LinkState:
         self.variation: list[float] = []
         self.variation_index = 0
         self.rng = rng
+        self.fast = False
+        self.partitioned = False
+        self._update_fast()
 
     def refill(self) -> list[float]:
         """A new block of variations for ``uniform_model``; resets ``variation_index``."""
@@ -99,10 +102,10 @@ class LinkState:
         self.variation_index = 0
         return self.variation
 
-    @property
-    def fast(self) -> bool:
-        """Whether ``variation`` may be used instead of ``delay`` right now."""
-        return self.uniform_model is not None and not self._degrades
+    def _update_fast(self) -> None:
+        # A plain attribute, not a property: it is read once per gossip fan-out.
+        self.fast = self.uniform_model is not None and not self._degrades
+        self.partitioned = bool(self._partitions)
 
     # --- the hot path -------------------------------------------------------------------
 
@@ -152,10 +155,12 @@ class LinkState:
                     groups[node] = g
         self._partitions[fault_id] = groups
         self._recolour()
+        self._update_fast()
 
     def end_partition(self, fault_id: int) -> None:
         self._partitions.pop(fault_id, None)
         self._recolour()
+        self._update_fast()
 
     def _recolour(self) -> None:
         keys: dict[tuple[int, ...], int] = {}
@@ -180,9 +185,11 @@ class LinkState:
             else:  # node names: degrade every link touching either side
                 scope = set(self._resolve(a, node_index)) | set(self._resolve(b, node_index))
                 self._degrades[fault_id] = (scope, True, fault.latency, fault.jitter, fault.loss)
+        self._update_fast()
 
     def end_degrade(self, fault_id: int) -> None:
         self._degrades.pop(fault_id, None)
+        self._update_fast()
 
     def _resolve(self, name: str, node_index: dict[str, int]) -> list[int]:
         if name in node_index:

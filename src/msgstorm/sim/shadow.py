@@ -117,6 +117,8 @@ class ShadowNetwork:
         self.depth_max = 0
         # Only watermark-style modes react to depth; skipping the call keeps the loop lean.
         self.watch_depth = type(self.backpressure).on_depth is not _NoDepth.on_depth
+        self.admits_all = type(self.backpressure).admit is _NoDepth.admit
+        self.priced = type(self.backpressure).eligible is not _NoDepth.eligible
         # Blocks and votes.
         blocks = scenario.blocks
         self.block_interval = blocks.interval
@@ -350,7 +352,13 @@ class ShadowNetwork:
         tx = int(size * self.tx_ns_per_byte)
         free = self.uplink_free[node]
         pushed = 0
-        if links.fast:
+        if links.constant and not tx and not links.partitioned and links.fast:
+            # Constant links, no bandwidth limit, no cut: the whole fan-out is base delays.
+            for peer, base in zip(self.topology.forward[node], self.forward_base[node]):
+                if peer != sender:
+                    heappush(heap, (t + base, next(eid), handler, peer, item, node, hops))
+                    pushed += 1
+        elif links.fast:
             # Inlined link delays (see LinkState.refill): this loop runs once per receipt.
             variation = links.variation
             vi = links.variation_index
@@ -403,7 +411,7 @@ class ShadowNetwork:
         if msgs.where[m] != IN_FLIGHT:
             return
         msgs.t_received[m] = t
-        decision = self.backpressure.admit(msgs.kind[m], msgs.fee[m], self.depth)
+        decision = ADMIT if self.admits_all else self.backpressure.admit(msgs.kind[m], msgs.fee[m], self.depth)
         if decision == ADMIT:
             self.policy.push(m, msgs.fee[m], t)
             self.depth += 1
@@ -428,7 +436,7 @@ class ShadowNetwork:
         while self.busy < self.workers and self.depth:
             m = policy.pop()
             self.depth -= 1
-            if not backpressure.eligible(msgs.fee[m]):
+            if self.priced and not backpressure.eligible(msgs.fee[m]):
                 # The base fee rose while it queued: it waits or is rejected, as on arrival.
                 if backpressure.admit(msgs.kind[m], msgs.fee[m], self.depth) == REJECT:
                     self._settle(m, REJECTED)
@@ -440,8 +448,19 @@ class ShadowNetwork:
             msgs.where[m] = IN_SERVICE
             self.busy += 1
             self.in_service.add(m)
-            heappush(self.heap, (t + self.service(), next(self.eid), self._service_done, m, self.epoch, 0, 0))
-        self._depth_changed(t)
+            service = self.service
+            if service.constant is not None:
+                duration = service.constant
+            elif service.index < len(service.buffer):  # Sampler.__call__ inlined
+                duration = service.buffer[service.index]
+                service.index += 1
+            else:
+                duration = service()
+            heappush(self.heap, (t + duration, next(self.eid), self._service_done, m, self.epoch, 0, 0))
+        if self.watch_depth:
+            self._depth_changed(t)
+        elif self.depth > self.depth_max:
+            self.depth_max = self.depth
 
     def _depth_changed(self, t: int) -> None:
         depth = self.depth

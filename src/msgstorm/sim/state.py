@@ -93,20 +93,30 @@ class MessageState:
     def rows(self, indices: list[int], statuses: list[int] | None = None) -> dict[str, Any]:
         """Columns for the ``messages`` table for these message indices."""
         idx = np.asarray(indices, dtype=np.int64)
+        n = len(indices)
+        # Rows usually settle in msg_id order (FIFO commits): then list slices, converted in
+        # C, replace a Python-level gather.
+        first = indices[0] if n else 0
+        contiguous = n > 0 and indices[-1] - first + 1 == n and bool(np.all(np.diff(idx) == 1))
+
+        def gather(column: list[Any], dtype: Any) -> np.ndarray:
+            if contiguous:
+                return np.array(column[first:first + n], dtype=dtype)
+            return np.fromiter((column[i] for i in indices), dtype=dtype, count=n)
 
         def nullable(column: list[int]) -> pa.Array:
-            values = np.fromiter((column[i] for i in indices), dtype=np.int64, count=len(indices))
+            values = gather(column, np.int64)
             return pa.array(values, mask=values < 0)
 
         where = statuses if statuses is not None else [self.where[i] for i in indices]
         return {
             "msg_id": idx,
-            "kind": self.kind_names[np.fromiter((self.kind[i] for i in indices), dtype=np.int64, count=len(indices))].tolist(),
+            "kind": self.kind_names[gather(self.kind, np.int64)].tolist(),
             "agent": self.agent_names[self._agent.data[idx]].tolist(),
-            "node": self.node_names[np.fromiter((self.origin[i] for i in indices), dtype=np.int64, count=len(indices))].tolist(),
+            "node": self.node_names[gather(self.origin, np.int64)].tolist(),
             "key": self._key.data[idx],
-            "size": np.fromiter((self.size[i] for i in indices), dtype=np.int32, count=len(indices)),
-            "fee": np.fromiter((self.fee[i] for i in indices), dtype=np.float64, count=len(indices)),
+            "size": gather(self.size, np.int32),
+            "fee": gather(self.fee, np.float64),
             "t_intended": self._t_intended.data[idx],
             "t_sent": nullable(self.t_sent),
             "t_received": nullable(self.t_received),

@@ -1,0 +1,107 @@
+"""Files a run leaves beside summary.json (windows.csv, report.html), the summary's JSON Schema,
+``msgstorm schema`` and ``msgstorm report``, and the live progress view."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+import msgstorm
+from msgstorm.cli import app
+from msgstorm.report.live import LiveProgress, SnapshotRates, tee
+from msgstorm.report.schema import summary_schema
+from msgstorm.report.windows_csv import read_windows_csv
+from msgstorm.runner import RunResult, run
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunResult]:
+    root = tmp_path_factory.mktemp("files")
+    plain = msgstorm.load_scenario(EXAMPLES / "quickstart.toml", ['run.duration="3s"', 'run.drain="2s"',
+                                                                  'faults.0.at="1s"'])
+    ramp = msgstorm.load_scenario(EXAMPLES / "ramp.toml", [
+        'run.duration="4s"',
+        'agents.0.arrival={process="step_ramp", start="200/s", step="200/s", every="1s", steps=4}',
+        'backpressure={mode="eip1559", initial_base_fee=1.0, underpriced="reject"}',
+    ])
+    return {"plain": run(plain, root / "plain"), "ramp": run(ramp, root / "ramp")}
+
+
+def test_summaries_validate_against_the_shipped_schema(runs) -> None:
+    schema = summary_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    summaries = [json.loads((r.run_dir / "summary.json").read_text()) for r in runs.values()]
+    for summary in summaries:
+        validator.validate(summary)
+    assert summaries[0]["faults"] and summaries[1]["capacity"] and summaries[1]["base_fee"], \
+        "between them the runs fill the optional sections"
+    broken = copy.deepcopy(summaries[0])
+    broken["latency_ms"]["p99"] = "fast"
+    assert not validator.is_valid(broken)
+    del summaries[0]["messages"]
+    assert not validator.is_valid(summaries[0])
+
+
+def test_schema_command_prints_the_schema() -> None:
+    outcome = CliRunner().invoke(app, ["schema"])
+    assert outcome.exit_code == 0
+    assert json.loads(outcome.output) == summary_schema()
+
+
+def test_windows_csv_holds_the_window_table(runs) -> None:
+    result = runs["plain"]
+    written = read_windows_csv(result.run_dir / "windows.csv")
+    table = result.analysis.windows
+    assert list(written) == table.column_names
+    for name in table.column_names:
+        expected = [None if v is None else float(v) for v in table.column(name).to_pylist()]
+        assert written[name] == expected, name
+    assert len(written["t_start_ns"]) == table.num_rows > 0
+
+
+def test_report_command_rewrites_report_and_csv(runs) -> None:
+    run_dir = runs["plain"].run_dir
+    (run_dir / "report.html").unlink()
+    (run_dir / "windows.csv").unlink()
+    outcome = CliRunner().invoke(app, ["report", str(run_dir)])
+    assert outcome.exit_code == 0, outcome.output
+    assert "report.html" in outcome.output
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert '<table id="slo-table">' in page and (run_dir / "windows.csv").is_file()
+    assert '"wall_s"' in page, "the wall time kept in summary.json shows on the rewritten page"
+
+
+def test_snapshot_rates_over_virtual_time() -> None:
+    rates = SnapshotRates(span_ns=1_000_000_000)
+    assert rates.committed_per_s is None
+    for step in range(30):  # 100 ms apart, 500 committed and 600 generated per step
+        rates.update({"t_ns": step * 100_000_000, "sent": step * 600, "committed": step * 500})
+    assert rates.committed_per_s == pytest.approx(5000.0)
+    assert rates.offered_per_s == pytest.approx(6000.0)
+    rates.update({"t_ns": 0, "sent": 0, "committed": 0})  # a new run starts over
+    assert rates.committed_per_s is None
+
+
+def test_live_progress_shows_rate_queue_and_errors() -> None:
+    seen: list[dict] = []
+    bar = LiveProgress(Console(file=io.StringIO(), force_terminal=False), span_ns=1_000_000_000)
+    both = tee(bar, seen.append, None)
+    assert both is not None
+    for step in range(1, 12):
+        both({"t_ns": step * 100_000_000, "end_ns": 5_000_000_000, "sent": step * 400, "settled": step * 300,
+              "committed": step * 300, "dropped": 7, "queue_depth": 42})
+    assert len(seen) == 11
+    status = bar.status(seen[-1], wall_s=0.5)
+    assert "committed 3,000/s" in status and "queue 42" in status and "errors" in status and "7" in status
+    assert "t=1.10/5.00s" in status
+    assert tee(None) is None

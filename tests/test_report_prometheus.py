@@ -1,0 +1,142 @@
+"""Prometheus export: scraped over HTTP while a run goes; the final values equal summary.json's."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
+
+import msgstorm
+from msgstorm.cli import app
+from msgstorm.report.prometheus import PrometheusExporter
+from msgstorm.runner import run
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SMALL = ['run.duration="3s"', 'run.drain="2s"', 'faults.0.at="1s"', 'faults.0.duration="1s"']
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    values = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return values
+
+
+def _value(samples: dict, name: str, **labels: str) -> float | None:
+    return samples.get((name, tuple(sorted(labels.items()))))
+
+
+def _scrape(url: str) -> dict | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return _samples(response.read().decode())
+    except (urllib.error.URLError, ConnectionError):
+        return None
+
+
+def test_scraped_during_run_and_final_values_match_summary(tmp_path) -> None:
+    scenario = msgstorm.load_scenario(EXAMPLES / "quickstart.toml", SMALL)
+    scrapes: list[dict] = []
+    stop = threading.Event()
+    with PrometheusExporter(0, scenario) as exporter:
+        assert exporter.url.startswith("http://127.0.0.1:")
+
+        def scrape_until_stopped() -> None:
+            while not stop.is_set():
+                scraped = _scrape(exporter.url)
+                if scraped is not None:
+                    scrapes.append(scraped)
+                time.sleep(0.02)
+
+        scraper = threading.Thread(target=scrape_until_stopped)
+        scraper.start()
+        try:
+            result = run(scenario, tmp_path / "run", progress=exporter.observe)
+            during = list(scrapes)
+            exporter.finish(result.analysis, result.history)
+        finally:
+            stop.set()
+            scraper.join()
+        final = _scrape(exporter.url)
+    assert final is not None
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+
+    live = [s for s in during if _value(s, "msgstorm_run_finished") == 0.0
+            and (_value(s, "msgstorm_messages_total", status="committed") or 0) > 0]
+    assert live, "no scrape saw the run in progress"
+    committed = [_value(s, "msgstorm_messages_total", status="committed") for s in live]
+    assert committed == sorted(committed), "a counter went back"
+    assert max(committed) <= summary["messages"]["committed"]
+    assert any(_value(s, "msgstorm_faults_active") == 1.0 for s in live), "the fault was active 1s..2s"
+    assert all(_value(s, "msgstorm_queue_depth") is not None for s in live)
+    assert any((_value(s, "msgstorm_throughput_per_second") or 0) > 0 for s in live)
+
+    assert _value(final, "msgstorm_run_finished") == 1.0
+    assert _value(final, "msgstorm_messages_sent_total") == summary["messages"]["sent"]
+    for status in ("committed", "dropped", "rejected", "lost", "pending"):
+        assert _value(final, "msgstorm_messages_total", status=status) == summary["messages"][status], status
+    assert _value(final, "msgstorm_latency_seconds_count") == summary["messages"]["committed"]
+    assert _value(final, "msgstorm_latency_seconds_bucket", le="+Inf") == summary["messages"]["committed"]
+    assert _value(final, "msgstorm_offered_rate_per_second") == summary["offered_rate_per_s"]
+    assert _value(final, "msgstorm_throughput_per_second") == summary["throughput_per_s"]
+    p99_s = _value(final, "msgstorm_latency_quantile_seconds", quantile="0.99")
+    assert p99_s * 1000 == pytest.approx(summary["latency_ms"]["p99"])
+    assert _value(final, "msgstorm_faults_active") == 0.0
+    mean_s = _value(final, "msgstorm_latency_seconds_sum") / summary["messages"]["committed"]
+    assert abs(mean_s * 1000 - summary["latency_ms"]["mean"]) < 0.01
+    for slo in summary["slo"]:
+        assert _value(final, "msgstorm_slo_passed", slo=slo["name"]) == (1.0 if slo["verdict"] == "pass" else 0.0)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_cli_serves_metrics_on_loopback_while_running(tmp_path) -> None:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/metrics"
+    command = [sys.executable, "-c", "from msgstorm.cli import app; app()", "run", str(EXAMPLES / "quickstart.toml"),
+               "--out", str(tmp_path / "run"), "-q", "--prometheus", str(port),
+               *[arg for override in SMALL for arg in ("--set", override)]]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    scrapes = []
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        scraped = _scrape(url)
+        if scraped is not None:
+            scrapes.append(scraped)
+        time.sleep(0.05)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert f"prometheus metrics: {url}" in stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert scrapes, "the endpoint never answered while the run went"
+    seen = [_value(s, "msgstorm_messages_total", status="committed") for s in scrapes]
+    assert any(v is not None for v in seen)
+    assert all(v is None or v <= summary["messages"]["committed"] for v in seen)
+    assert _scrape(url) is None, "the server stops with the run"
+
+
+def test_port_in_use_exits_2(tmp_path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        outcome = CliRunner().invoke(app, ["run", str(EXAMPLES / "quickstart.toml"), "--out", str(tmp_path / "r"),
+                                           "-q", "--prometheus", str(port)])
+    assert outcome.exit_code == 2, outcome.output
+    assert f"--prometheus {port}: cannot listen on 127.0.0.1:{port}" in outcome.output
+    assert not (tmp_path / "r").exists(), "nothing ran"
