@@ -227,7 +227,10 @@ class ShadowNetwork:
                 if si < sn and (not heap or send_t[si] <= heap[0][0]):
                     t = send_t[si]
                     self.now = t
-                    self._send(t, first_id + si)
+                    if self.backpressure.suspended:
+                        self._hold(first_id + si)
+                    else:
+                        self._inject(t, first_id + si)
                     si += 1
                     continue
                 if not heap:
@@ -276,12 +279,10 @@ class ShadowNetwork:
 
     # --- gossip -------------------------------------------------------------------------
 
-    def _send(self, t: int, m: int) -> None:
-        if self.backpressure.suspended:
-            self.msgs.where[m] = HELD
-            self.held.append(m)
-            return
-        self._inject(t, m)
+    def _hold(self, m: int) -> None:
+        """Backpressure suspended the senders: keep the message until they resume."""
+        self.msgs.where[m] = HELD
+        self.held.append(m)
 
     def _inject(self, t: int, m: int) -> None:
         msgs = self.msgs
@@ -337,7 +338,8 @@ class ShadowNetwork:
                 self._intake(t, m)
             elif node in self.mempool:
                 self.mempool[node].append(m)
-            state[1] += self._forward(t, node, sender, self.msgs.size[m], self._recv_msg, m, hops + 1)
+            if self.topology.forward[node]:
+                state[1] += self._forward(t, node, sender, self.msgs.size[m], self._recv_msg, m, hops + 1)
         if state[1] == 0:
             del self.inflight[m]
 
@@ -432,13 +434,15 @@ class ShadowNetwork:
     def _start_service(self, t: int) -> None:
         policy = self.policy
         msgs = self.msgs
-        backpressure = self.backpressure
-        while self.busy < self.workers and self.depth:
+        workers = self.workers
+        service = self.service
+        heap = self.heap
+        while self.busy < workers and self.depth:
             m = policy.pop()
             self.depth -= 1
-            if self.priced and not backpressure.eligible(msgs.fee[m]):
+            if self.priced and not self.backpressure.eligible(msgs.fee[m]):
                 # The base fee rose while it queued: it waits or is rejected, as on arrival.
-                if backpressure.admit(msgs.kind[m], msgs.fee[m], self.depth) == REJECT:
+                if self.backpressure.admit(msgs.kind[m], msgs.fee[m], self.depth) == REJECT:
                     self._settle(m, REJECTED)
                 else:
                     msgs.where[m] = HELD
@@ -448,7 +452,6 @@ class ShadowNetwork:
             msgs.where[m] = IN_SERVICE
             self.busy += 1
             self.in_service.add(m)
-            service = self.service
             if service.constant is not None:
                 duration = service.constant
             elif service.index < len(service.buffer):  # Sampler.__call__ inlined
@@ -456,7 +459,7 @@ class ShadowNetwork:
                 service.index += 1
             else:
                 duration = service()
-            heappush(self.heap, (t + duration, next(self.eid), self._service_done, m, self.epoch, 0, 0))
+            heappush(heap, (t + duration, next(self.eid), self._service_done, m, self.epoch, 0, 0))
         if self.watch_depth:
             self._depth_changed(t)
         elif self.depth > self.depth_max:
@@ -488,7 +491,8 @@ class ShadowNetwork:
         msgs.t_sequenced[m] = t
         msgs.where[m] = SEQUENCED
         self.sequenced.append(m)
-        self._start_service(t)
+        if self.depth:
+            self._start_service(t)
 
     # --- blocks, votes, commits ------------------------------------------------------------
 
@@ -620,10 +624,17 @@ class ShadowNetwork:
     def _commit(self, t: int, height: int) -> None:
         msgs = self.msgs
         for h in range(self.committed_height + 1, height + 1):
-            for m in self.block_msgs.pop(h, ()):
-                msgs.t_committed[m] = t
-                self.committed += 1
-                self._settle(m, COMMITTED)
+            block = self.block_msgs.pop(h, [])
+            where = msgs.where
+            t_committed = msgs.t_committed
+            for m in block:
+                t_committed[m] = t
+                where[m] = COMMITTED
+            self.committed += len(block)
+            msgs.terminal += len(block)
+            self.final.extend(block)
+            if len(self.final) >= _FLUSH_ROWS:
+                self._flush_final()
             self.votes.pop(h, None)
             self._event(t, "block_committed", self.leader, height=h)
         self.committed_height = height
