@@ -559,6 +559,7 @@ class ShadowNetwork:
             self._start_service(t)
 
     def _recv_block(self, t: int, node: int, block: int, sender: int, hops: int) -> None:
+        # The node's CPU accounting mirrors _recv_msg, which inlines it for speed.
         state = self.binflight[block]
         if self.up[node]:
             start = self.cpu_free[node]
