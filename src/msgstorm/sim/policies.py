@@ -15,7 +15,12 @@ __all__ = ["QueuePolicy", "FifoPolicy", "FeePriorityPolicy", "QUEUE_POLICIES"]
 
 
 class QueuePolicy(Protocol):
-    """Holds admitted message indices until a worker takes one."""
+    """Holds admitted message indices until a worker takes one.
+
+    A policy may set ``work_conserving = True`` when, with an empty queue and an idle
+    worker, it would hand a new message over at once; the engine then skips the queue.
+    A batching policy (e.g. a frequent batch auction) must leave it False.
+    """
 
     def push(self, msg: int, fee: float, t_ns: int) -> None: ...
 
@@ -27,6 +32,7 @@ class QueuePolicy(Protocol):
 class FifoPolicy:
     """First come, first served (arrival order at the sequencer)."""
 
+    work_conserving = True
     __slots__ = ("_queue",)
 
     def __init__(self) -> None:
@@ -45,6 +51,7 @@ class FifoPolicy:
 class FeePriorityPolicy:
     """Highest fee first; equal fees in arrival order (a deterministic tie-breaker)."""
 
+    work_conserving = True
     __slots__ = ("_heap", "_arrivals")
 
     def __init__(self) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from msgstorm.scenario.schema import MESSAGE_KINDS
 
@@ -48,6 +49,10 @@ class MessageState:
         self.agent_names = np.array(agent_names, dtype=object)
         self.node_names = np.array(node_names, dtype=object)
         self.kind_names = np.array(MESSAGE_KINDS, dtype=object)
+        self._kind_dict = pa.array(MESSAGE_KINDS, pa.string())
+        self._agent_dict = pa.array(agent_names, pa.string())
+        self._node_dict = pa.array(node_names, pa.string())
+        self._status_dict = pa.array([STATUS_NAMES[code] for code in range(COMMITTED, PENDING + 1)], pa.string())
         # Read by the hot loop.
         self.kind: list[int] = []
         self.size: list[int] = []
@@ -108,12 +113,14 @@ class MessageState:
             values = gather(column, np.int64)
             return pa.array(values, mask=values < 0)
 
-        where = statuses if statuses is not None else [self.where[i] for i in indices]
+        where = np.asarray(statuses, dtype=np.int64) if statuses is not None else gather(self.where, np.int64)
+        # Names are taken from small dictionaries in C (pyarrow take) instead of building
+        # one Python string per row.
         return {
             "msg_id": idx,
-            "kind": self.kind_names[gather(self.kind, np.int64)].tolist(),
-            "agent": self.agent_names[self._agent.data[idx]].tolist(),
-            "node": self.node_names[gather(self.origin, np.int64)].tolist(),
+            "kind": pc.take(self._kind_dict, gather(self.kind, np.int64)),
+            "agent": pc.take(self._agent_dict, self._agent.data[idx]),
+            "node": pc.take(self._node_dict, gather(self.origin, np.int64)),
             "key": self._key.data[idx],
             "size": gather(self.size, np.int32),
             "fee": gather(self.fee, np.float64),
@@ -125,5 +132,5 @@ class MessageState:
             "seq_no": nullable(self.seq_no),
             "t_committed": nullable(self.t_committed),
             "block": nullable(self.block),
-            "status": [STATUS_NAMES[w] for w in where],
+            "status": pc.take(self._status_dict, where - COMMITTED),
         }
