@@ -64,6 +64,7 @@ def test_scraped_during_run_and_final_values_match_summary(tmp_path) -> None:
         try:
             result = run(scenario, tmp_path / "run", progress=exporter.observe)
             during = list(scrapes)
+            ended = _scrape(exporter.url)  # after the simulator's last snapshot, before finish()
             exporter.finish(result.analysis, result.history)
         finally:
             stop.set()
@@ -81,6 +82,12 @@ def test_scraped_during_run_and_final_values_match_summary(tmp_path) -> None:
     assert any(_value(s, "msgstorm_faults_active") == 1.0 for s in live), "the fault was active 1s..2s"
     assert all(_value(s, "msgstorm_queue_depth") is not None for s in live)
     assert any((_value(s, "msgstorm_throughput_per_second") or 0) > 0 for s in live)
+
+    # The live histogram is fed by the snapshots alone and ends on the summary's count.
+    assert ended is not None
+    assert _value(ended, "msgstorm_latency_seconds_count") == summary["messages"]["committed"]
+    live_counts = [_value(s, "msgstorm_latency_seconds_count") or 0 for s in live]
+    assert any(0 < c < summary["messages"]["committed"] for c in live_counts)
 
     assert _value(final, "msgstorm_run_finished") == 1.0
     assert _value(final, "msgstorm_messages_sent_total") == summary["messages"]["sent"]

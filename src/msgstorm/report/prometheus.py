@@ -93,7 +93,15 @@ class RunMetrics(Collector):
                     self._counts[status] = max(self._counts.get(status, 0), int(snapshot[status]))
             self._offered = self._rates.offered_per_s
             self._committed_rate = self._rates.committed_per_s
-            self._faults_active = active
+            self._faults_active = int(snapshot.get("faults_active", active))
+            fresh = snapshot.get("latencies_ns")
+            if fresh is not None and len(fresh):
+                # Commits since the previous snapshot go into the live histogram.
+                seconds = np.sort(np.asarray(fresh, dtype=np.float64)) / 1e9
+                counts = np.searchsorted(seconds, np.asarray(LATENCY_BUCKETS_S), side="right")
+                cumulative, sum_s, observed = self._latency or ([0] * len(LATENCY_BUCKETS_S), 0.0, 0)
+                self._latency = ([a + int(b) for a, b in zip(cumulative, counts)],
+                                 sum_s + float(seconds.sum()), observed + int(seconds.size))
 
     def finish(self, analysis: Analysis, history: History) -> None:
         """Set every metric to the final analysis' values (the snapshots stop before the end)."""

@@ -155,6 +155,11 @@ class ShadowNetwork:
         self.delivery_budget = scenario.history.max_deliveries
         self.committed = 0
         self.dropped = 0
+        self.rejected = 0
+        self.emitted = 0  # messages whose send time has come (held ones included)
+        self.active_faults: set[int] = set()
+        self.recent_latencies: list[np.ndarray] = []
+        self.latency_window = np.zeros(0, dtype=np.int64)
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -233,6 +238,7 @@ class ShadowNetwork:
                     else:
                         self._inject(t, first_id + si)
                     si += 1
+                    self.emitted += 1
                     continue
                 if not heap:
                     break
@@ -253,11 +259,27 @@ class ShadowNetwork:
             self.interrupted = True
             self._event(self.now, "interrupted")
 
-    def _report_progress(self) -> None:
+    def _report_progress(self, final: bool = False) -> None:
+        """Hand the progress callback a snapshot (live progress bar, Prometheus export).
+
+        ``latencies_ns`` holds the commit latencies since the previous snapshot, so a
+        consumer can keep its own histogram; ``p99_ms`` is over the latest commits.
+        """
         assert self.progress is not None
-        self.progress({"t_ns": self.now, "end_ns": self.hard_stop, "sent": self.msgs.count,
-                       "settled": self.msgs.terminal, "committed": self.committed,
-                       "dropped": self.dropped, "queue_depth": self.depth})
+        latencies = (np.concatenate(self.recent_latencies) if self.recent_latencies
+                     else np.zeros(0, dtype=np.int64))
+        self.recent_latencies = []
+        if latencies.size:
+            self.latency_window = np.concatenate([self.latency_window, latencies])[-4096:]
+        p99_ms = float(np.percentile(self.latency_window, 99)) / 1e6 if self.latency_window.size else None
+        self.progress({
+            "t_ns": self.now, "end_ns": self.hard_stop, "sent": self.msgs.count,
+            "emitted": self.emitted, "settled": self.msgs.terminal, "committed": self.committed,
+            "dropped": self.dropped, "rejected": self.rejected, "queue_depth": self.depth,
+            "base_fee": self.backpressure.base_fee, "faults_active": len(self.active_faults),
+            "leader": self.names[self.leader], "p99_ms": p99_ms, "latencies_ns": latencies,
+            "final": final,
+        })
 
     def finish(self) -> int:
         """Settle every message still moving, flush all buffers; returns the end time."""
@@ -273,6 +295,11 @@ class ShadowNetwork:
             if state < COMMITTED:
                 self._settle(m, PENDING if state in alive or m in self.inflight else LOST)
         self._event(t_end, "run_end", value=float(self.msgs.count))
+        if self.progress is not None:
+            try:
+                self._report_progress(final=True)
+            except KeyboardInterrupt:  # a second Ctrl-C while settling: the history comes first
+                self.interrupted = True
         self._flush_final()
         self._flush_events()
         self._flush_deliveries()
@@ -443,6 +470,7 @@ class ShadowNetwork:
             self.dropped += 1
             self._settle(m, DROPPED)
         elif decision == REJECT:
+            self.rejected += 1
             self._settle(m, REJECTED)
         else:
             msgs.where[m] = HELD
@@ -460,6 +488,7 @@ class ShadowNetwork:
             if self.priced and not self.backpressure.eligible(msgs.fee[m]):
                 # The base fee rose while it queued: it waits or is rejected, as on arrival.
                 if self.backpressure.admit(msgs.kind[m], msgs.fee[m], self.depth) == REJECT:
+                    self.rejected += 1
                     self._settle(m, REJECTED)
                 else:
                     msgs.where[m] = HELD
@@ -656,6 +685,8 @@ class ShadowNetwork:
                 where[m] = COMMITTED
             self.committed += len(block)
             msgs.terminal += len(block)
+            if self.progress is not None and block:
+                self.recent_latencies.append(t - msgs.t_intended(block))
             self.final.extend(block)
             if len(self.final) >= _FLUSH_ROWS:
                 self._flush_final()
@@ -700,6 +731,10 @@ class ShadowNetwork:
     def _fault(self, t: int, index: int, _b: int, _c: int, _d: int) -> None:
         op = self.fault_ops[index]
         spec = op.spec
+        if op.action == "start":
+            self.active_faults.add(op.fault_id)
+        else:
+            self.active_faults.discard(op.fault_id)
         detail = {"fault_id": op.fault_id, **spec.model_dump(mode="json")}
         if isinstance(spec, PartitionFault):
             if op.action == "start":

@@ -95,6 +95,10 @@ class MessageState:
         self._t_intended.extend(batch.t_intended)
         self.count += n
 
+    def t_intended(self, indices: list[int]) -> np.ndarray:
+        """Intended send times of these messages (int64 ns)."""
+        return self._t_intended.data[np.asarray(indices, dtype=np.int64)]
+
     def rows(self, indices: list[int], statuses: list[int] | None = None) -> dict[str, Any]:
         """Columns for the ``messages`` table for these message indices."""
         idx = np.asarray(indices, dtype=np.int64)
