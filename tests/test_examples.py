@@ -14,7 +14,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 def test_flash_crash_shows_burst_shedding_and_desync(tmp_path) -> None:
     result = msgstorm.run(msgstorm.load_scenario(EXAMPLES / "flash-crash.toml"), tmp_path)
     windows = {row["t_start_ns"] // 1_000_000_000: row for row in result.analysis.windows.to_pylist()}
-    calm = max(windows[s]["p99_ms"] for s in range(0, 5))
+    calm = max(windows[s]["p99_ms"] for s in range(5))
     burst = max(windows[s]["p99_ms"] for s in range(8, 14))
     assert burst > 2 * calm, (calm, burst)
     summary = result.summary

@@ -11,14 +11,14 @@ Load a scenario, run it on the embedded shadow network, read the verdicts::
 from msgstorm.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 
 __all__ = [
+    "RunResult",
     "Scenario",
     "ScenarioError",
-    "RunResult",
+    "analyse",
     "load_scenario",
     "parse_scenario",
-    "run",
     "read_history",
-    "analyse",
+    "run",
 ]
 
 

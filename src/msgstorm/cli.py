@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -33,7 +33,7 @@ def _load(path: Path, overrides: list[str]) -> Any:
 @app.command()
 def validate(
     scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override dotted.key=value")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override dotted.key=value")] = None,
 ) -> None:
     """Check a scenario without running it."""
     loaded = _load(scenario, set_ or [])
@@ -44,11 +44,11 @@ def validate(
 @app.command()
 def run(
     scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="run directory (default runs/<UTC time>-<name>)")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="override run.seed")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override dotted.key=value (repeatable)")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="run directory (default runs/<UTC time>-<name>)")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="override run.seed")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override dotted.key=value (repeatable)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
-    prometheus: Annotated[Optional[int], typer.Option(
+    prometheus: Annotated[int | None, typer.Option(
         "--prometheus", metavar="PORT", min=0, max=65535,
         help="serve live metrics at http://127.0.0.1:PORT/metrics while the run goes "
              "(0 picks a free port)")] = None,
@@ -96,7 +96,7 @@ def _start_exporter(port: int, loaded: Any) -> Any:
     return exporter
 
 
-def _run_with_progress(loaded: Any, out_dir: Optional[Path], run_scenario: Any, also: Any = None) -> Any:
+def _run_with_progress(loaded: Any, out_dir: Path | None, run_scenario: Any, also: Any = None) -> Any:
     from msgstorm.report.live import LiveProgress, tee
 
     with LiveProgress(out, span_ns=2 * loaded.run.window) as bar:

@@ -11,7 +11,7 @@ import json
 import os
 import platform
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from msgstorm.scenario import Scenario, scenario_hash
 from msgstorm.sim.shadow import Progress, ShadowNetwork
 from msgstorm.traffic import generate_traffic
 
-__all__ = ["RunResult", "run", "reanalyse", "default_run_dir", "msgstorm_version"]
+__all__ = ["RunResult", "default_run_dir", "msgstorm_version", "reanalyse", "run"]
 
 
 def msgstorm_version() -> str:
@@ -54,7 +54,7 @@ class RunResult:
 
 
 def default_run_dir(scenario: Scenario, root: Path = Path("runs")) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return root / f"{stamp}-{scenario.run.name}"
 
 

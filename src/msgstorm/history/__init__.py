@@ -5,13 +5,13 @@ from msgstorm.history.schema import DELIVERIES, EVENTS, MESSAGES, RUN, STATUSES,
 from msgstorm.history.writer import HistoryWriter
 
 __all__ = [
-    "History",
-    "HistoryWriter",
-    "read_history",
-    "MESSAGES",
     "DELIVERIES",
     "EVENTS",
+    "MESSAGES",
     "RUN",
     "STATUSES",
     "TABLES",
+    "History",
+    "HistoryWriter",
+    "read_history",
 ]

@@ -13,13 +13,13 @@ from __future__ import annotations
 import pyarrow as pa
 
 __all__ = [
-    "MESSAGES",
     "DELIVERIES",
     "EVENTS",
-    "RUN",
-    "TABLES",
-    "STATUSES",
     "EVENT_KINDS",
+    "MESSAGES",
+    "RUN",
+    "STATUSES",
+    "TABLES",
 ]
 
 STATUSES: tuple[str, ...] = ("committed", "dropped", "rejected", "lost", "pending")

@@ -11,8 +11,8 @@ __all__ = [
     "ScenarioError",
     "ScenarioIssue",
     "load_scenario",
-    "parse_scenario",
-    "scenario_hash",
     "node_names",
     "node_regions",
+    "parse_scenario",
+    "scenario_hash",
 ]

@@ -16,18 +16,18 @@ from msgstorm.scenario.units import parse_duration_ns, parse_size_bytes
 
 __all__ = [
     "Constant",
-    "Uniform",
-    "Normal",
-    "Lognormal",
-    "Pareto",
-    "Exponential",
     "Dist",
     "DurationDist",
-    "SizeDist",
-    "NumberDist",
     "DurationNs",
-    "SizeBytes",
+    "Exponential",
+    "Lognormal",
+    "Normal",
+    "NumberDist",
+    "Pareto",
     "PositiveFloat",
+    "SizeBytes",
+    "SizeDist",
+    "Uniform",
 ]
 
 

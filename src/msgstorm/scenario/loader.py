@@ -21,7 +21,7 @@ from msgstorm.scenario.errors import Loc, ScenarioError, ScenarioIssue, TomlLoca
 from msgstorm.scenario.refs import check_references
 from msgstorm.scenario.schema import Scenario
 
-__all__ = ["load_scenario", "parse_scenario", "scenario_hash", "apply_override"]
+__all__ = ["apply_override", "load_scenario", "parse_scenario", "scenario_hash"]
 
 
 def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Scenario:

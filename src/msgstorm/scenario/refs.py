@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from msgstorm.scenario.regions import default_one_way_ns
+from msgstorm.scenario.schema import PhasesArrival, ReplayArrival
 
 if TYPE_CHECKING:
     from msgstorm.scenario.schema import NetworkSpec, Scenario
@@ -90,11 +91,13 @@ def check_references(scenario: Scenario) -> list[Problem]:
             problems.append((("agents", index, "region"), f"unknown region {agent.region!r}; regions are {sorted(regions)}"))
         if agent.node is not None and agent.node not in nodes:
             problems.append((("agents", index, "node"), f"unknown node {agent.node!r}; nodes are {hint_nodes}"))
-        arrivals = [("arrival",), *[("arrival", "phases", i, "arrival") for i in range(len(getattr(agent.arrival, "phases", [])))]]
-        for sub in arrivals:
-            spec = agent.arrival if len(sub) == 1 else agent.arrival.phases[sub[2]].arrival  # type: ignore[union-attr]
-            if spec.process == "replay" and not Path(spec.path).is_file():
-                problems.append((("agents", index, *sub, "path"), f"replay file not found: {spec.path}"))
+        arrivals: list[tuple[tuple[str | int, ...], object]] = [(("arrival",), agent.arrival)]
+        if isinstance(agent.arrival, PhasesArrival):
+            arrivals += [(("arrival", "phases", i, "arrival"), phase.arrival)
+                         for i, phase in enumerate(agent.arrival.phases)]
+        for where, spec in arrivals:
+            if isinstance(spec, ReplayArrival) and not Path(spec.path).is_file():
+                problems.append((("agents", index, *where, "path"), f"replay file not found: {spec.path}"))
     names_seen: set[str] = set()
     for index, agent in enumerate(scenario.agents):
         if agent.name in names_seen:

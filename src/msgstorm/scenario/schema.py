@@ -8,15 +8,15 @@ Cross-references (region and node names) are checked in ``msgstorm.scenario.refs
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from msgstorm.scenario.distributions import (
     Constant,
-    Exponential,
     DurationDist,
     DurationNs,
+    Exponential,
     NumberDist,
     SizeDist,
 )
@@ -24,20 +24,20 @@ from msgstorm.scenario.units import parse_bandwidth_bps, parse_fraction, parse_r
 
 __all__ = [
     "MESSAGE_KINDS",
-    "Scenario",
-    "RunSpec",
-    "NetworkSpec",
-    "LinkModel",
-    "GossipSpec",
-    "SequencerSpec",
-    "BlocksSpec",
-    "BackpressureSpec",
-    "DesyncSpec",
     "AgentSpec",
-    "ArrivalSpec",
-    "FaultSpec",
     "AnalysisSpec",
+    "ArrivalSpec",
+    "BackpressureSpec",
+    "BlocksSpec",
+    "DesyncSpec",
+    "FaultSpec",
+    "GossipSpec",
     "HistorySpec",
+    "LinkModel",
+    "NetworkSpec",
+    "RunSpec",
+    "Scenario",
+    "SequencerSpec",
 ]
 
 MessageKind = Literal["order", "cancel", "quote", "liquidation", "price", "spam"]
@@ -160,17 +160,23 @@ class Eip1559(_Spec):
     underpriced: Literal["wait", "reject"] = "wait"
 
 
+def _default_levels() -> dict[MessageKind, float]:
+    return {"spam": 0.5, "quote": 0.75}
+
+
+def _default_protect() -> list[MessageKind]:
+    return ["liquidation"]
+
+
 class Shed(_Spec):
     mode: Literal["shed"]
     capacity: int = Field(ge=1)
-    levels: dict[MessageKind, Fraction] = Field(
-        default_factory=lambda: {"spam": 0.5, "quote": 0.75}
-    )
-    protect: list[MessageKind] = Field(default_factory=lambda: ["liquidation"])
+    levels: dict[MessageKind, Fraction] = Field(default_factory=lambda: _default_levels())
+    protect: list[MessageKind] = Field(default_factory=lambda: _default_protect())
 
 
 BackpressureSpec = Annotated[
-    Union[Unbounded, DropTail, Suspend, Eip1559, Shed], Field(discriminator="mode")
+    Unbounded | DropTail | Suspend | Eip1559 | Shed, Field(discriminator="mode")
 ]
 
 
@@ -227,14 +233,7 @@ class ReplayArrival(_Spec):
 
 
 SimpleArrival = Annotated[
-    Union[
-        ConstantArrival,
-        PoissonArrival,
-        HawkesArrival,
-        StepRampArrival,
-        LinearRampArrival,
-        ReplayArrival,
-    ],
+    ConstantArrival | PoissonArrival | HawkesArrival | StepRampArrival | LinearRampArrival | ReplayArrival,
     Field(discriminator="process"),
 ]
 
@@ -250,15 +249,7 @@ class PhasesArrival(_Spec):
 
 
 ArrivalSpec = Annotated[
-    Union[
-        ConstantArrival,
-        PoissonArrival,
-        HawkesArrival,
-        StepRampArrival,
-        LinearRampArrival,
-        ReplayArrival,
-        PhasesArrival,
-    ],
+    ConstantArrival | PoissonArrival | HawkesArrival | StepRampArrival | LinearRampArrival | ReplayArrival | PhasesArrival,
     Field(discriminator="process"),
 ]
 
@@ -344,7 +335,7 @@ class DegradeFault(_Spec):
 
 
 FaultSpec = Annotated[
-    Union[PartitionFault, CrashFault, DegradeFault], Field(discriminator="kind")
+    PartitionFault | CrashFault | DegradeFault, Field(discriminator="kind")
 ]
 
 

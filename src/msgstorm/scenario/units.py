@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 
 __all__ = [
-    "parse_duration_ns",
-    "parse_rate_per_s",
-    "parse_fraction",
-    "parse_size_bytes",
-    "parse_bandwidth_bps",
     "format_duration",
+    "parse_bandwidth_bps",
+    "parse_duration_ns",
+    "parse_fraction",
+    "parse_rate_per_s",
+    "parse_size_bytes",
 ]
 
 _NUMBER = r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"

@@ -21,7 +21,7 @@ from msgstorm.scenario.schema import (
     Unbounded,
 )
 
-__all__ = ["ADMIT", "DROP", "REJECT", "HOLD", "Backpressure", "make_backpressure"]
+__all__ = ["ADMIT", "DROP", "HOLD", "REJECT", "Backpressure", "make_backpressure"]
 
 ADMIT, DROP, REJECT, HOLD = 0, 1, 2, 3
 # A mode that engages at a depth reports "normal" again only below this fraction of it, so

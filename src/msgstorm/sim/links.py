@@ -23,7 +23,7 @@ _BLOCK = 8192
 class _UnitDraws:
     """Buffered standard draws (uniform, normal, pareto) for the hot loop."""
 
-    __slots__ = ("rng", "uniform", "normal", "pareto", "ui", "ni", "pi", "alpha")
+    __slots__ = ("alpha", "ni", "normal", "pareto", "pi", "rng", "ui", "uniform")
 
     def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
@@ -124,7 +124,7 @@ class LinkState:
         delay = self._vary(base, model)
         if self._degrades:
             for scope, by_nodes, extra, jitter, loss in self._degrades.values():
-                hit = (i in scope or j in scope) if by_nodes else ((ri, rj) in scope)  # type: ignore[operator]
+                hit = (i in scope or j in scope) if by_nodes else ((ri, rj) in scope)
                 if hit:
                     if loss > 0.0 and self.draws.u() < loss:
                         return None

@@ -11,7 +11,7 @@ import heapq
 from collections import deque
 from typing import Protocol
 
-__all__ = ["QueuePolicy", "FifoPolicy", "FeePriorityPolicy", "QUEUE_POLICIES"]
+__all__ = ["QUEUE_POLICIES", "FeePriorityPolicy", "FifoPolicy", "QueuePolicy"]
 
 
 class QueuePolicy(Protocol):
@@ -52,7 +52,7 @@ class FeePriorityPolicy:
     """Highest fee first; equal fees in arrival order (a deterministic tie-breaker)."""
 
     work_conserving = True
-    __slots__ = ("_heap", "_arrivals")
+    __slots__ = ("_arrivals", "_heap")
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, int]] = []

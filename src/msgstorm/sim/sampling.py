@@ -19,7 +19,7 @@ from msgstorm.scenario.distributions import (
     Uniform,
 )
 
-__all__ = ["sample_array", "Sampler"]
+__all__ = ["Sampler", "sample_array"]
 
 
 def sample_array(dist: Dist, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -46,7 +46,7 @@ class Sampler:
     shift other streams.
     """
 
-    __slots__ = ("_dist", "_rng", "_block", "buffer", "index", "constant")
+    __slots__ = ("_block", "_dist", "_rng", "buffer", "constant", "index")
 
     def __init__(self, dist: Dist, rng: np.random.Generator, block: int = 4096) -> None:
         self._dist = dist

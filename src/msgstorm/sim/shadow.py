@@ -31,7 +31,13 @@ import numpy as np
 
 from msgstorm.faults.schedule import FaultOp, fault_schedule
 from msgstorm.history.writer import HistoryWriter
-from msgstorm.scenario.schema import MESSAGE_KINDS, CrashFault, DegradeFault, PartitionFault, Scenario
+from msgstorm.scenario.schema import (
+    MESSAGE_KINDS,
+    CrashFault,
+    DegradeFault,
+    PartitionFault,
+    Scenario,
+)
 from msgstorm.sim.backpressure import ADMIT, DROP, REJECT, make_backpressure
 from msgstorm.sim.backpressure import _Base as _NoDepth
 from msgstorm.sim.links import LinkState
@@ -54,7 +60,7 @@ from msgstorm.sim.state import (
 )
 from msgstorm.sim.topology import Topology, build_topology
 
-__all__ = ["ShadowNetwork", "Progress"]
+__all__ = ["Progress", "ShadowNetwork"]
 
 Progress = Callable[[dict[str, Any]], None]
 _FLUSH_ROWS = 16_384
@@ -324,8 +330,7 @@ class ShadowNetwork:
         seen[origin] = 1
         self.inflight[m] = [seen, 1]
         start = self.cpu_free[origin]
-        if start < t:
-            start = t
+        start = max(start, t)
         done = start + self.processing()
         self.cpu_free[origin] = done
         if done == t:
@@ -337,8 +342,7 @@ class ShadowNetwork:
         state = self.inflight[m]
         if self.up[node]:
             start = self.cpu_free[node]
-            if start < t:
-                start = t
+            start = max(start, t)
             # Sampler.__call__ inlined: a buffered draw without the call overhead.
             processing = self.processing
             if processing.constant is not None:
@@ -414,12 +418,11 @@ class ShadowNetwork:
                 vi += 1
                 if additive:
                     d = base + int(x)
-                    if d < 0:
-                        d = 0
+                    d = max(d, 0)
                 else:
                     d = int(base * x)
                 if tx:
-                    free = (free if free > t else t) + tx
+                    free = (max(t, free)) + tx
                     arrive = free + d
                 else:
                     arrive = t + d
@@ -431,11 +434,12 @@ class ShadowNetwork:
             for peer in self.topology.forward[node]:
                 if peer == sender or colour[peer] != mine:
                     continue
-                d = delay(node, peer)
-                if d is None:
+                maybe = delay(node, peer)
+                if maybe is None:
                     continue
+                d = maybe
                 if tx:
-                    free = (free if free > t else t) + tx
+                    free = (max(t, free)) + tx
                     arrive = free + d
                 else:
                     arrive = t + d
@@ -480,8 +484,6 @@ class ShadowNetwork:
         policy = self.policy
         msgs = self.msgs
         workers = self.workers
-        service = self.service
-        heap = self.heap
         while self.busy < workers and self.depth:
             m = policy.pop()
             self.depth -= 1
@@ -519,8 +521,7 @@ class ShadowNetwork:
 
     def _depth_changed(self, t: int) -> None:
         depth = self.depth
-        if depth > self.depth_max:
-            self.depth_max = depth
+        self.depth_max = max(self.depth_max, depth)
         if not self.watch_depth:
             return
         state = self.backpressure.on_depth(depth)
@@ -591,7 +592,7 @@ class ShadowNetwork:
         self._send_vote(t, leader, height, height)
         seen = bytearray(self.n)
         seen[leader] = 1
-        state = [seen, 0]
+        state: list[Any] = [seen, 0]
         self.binflight[block] = state
         state[1] += self._forward(t, leader, -1, size, self._recv_block, block, 1)
         if state[1] == 0:
@@ -615,8 +616,7 @@ class ShadowNetwork:
         state = self.binflight[block]
         if self.up[node]:
             start = self.cpu_free[node]
-            if start < t:
-                start = t
+            start = max(start, t)
             done = start + self.processing()
             self.cpu_free[node] = done
             if not state[0][node]:

@@ -16,8 +16,21 @@ import pyarrow.compute as pc
 
 from msgstorm.scenario.schema import MESSAGE_KINDS
 
-__all__ = ["MessageState", "IN_FLIGHT", "QUEUED", "IN_SERVICE", "SEQUENCED", "IN_BLOCK", "HELD",
-           "COMMITTED", "DROPPED", "REJECTED", "LOST", "PENDING", "STATUS_NAMES"]
+__all__ = [
+    "COMMITTED",
+    "DROPPED",
+    "HELD",
+    "IN_BLOCK",
+    "IN_FLIGHT",
+    "IN_SERVICE",
+    "LOST",
+    "PENDING",
+    "QUEUED",
+    "REJECTED",
+    "SEQUENCED",
+    "STATUS_NAMES",
+    "MessageState",
+]
 
 # Where a message is. Below COMMITTED it is still moving; the rest are terminal statuses.
 IN_FLIGHT, QUEUED, IN_SERVICE, SEQUENCED, IN_BLOCK, HELD = 0, 1, 2, 3, 4, 5

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -62,7 +63,7 @@ def _overlay(n: int, peers: int, rng: np.random.Generator) -> list[set[int]]:
                 if not seen[other]:
                     seen[other] = True
                     queue.append(other)
-    for a, b in zip(roots, roots[1:]):
+    for a, b in pairwise(roots):
         adjacency[a].add(b)
         adjacency[b].add(a)
     return adjacency
@@ -125,10 +126,10 @@ def build_topology(network: NetworkSpec, gossip: GossipSpec, rng: np.random.Gene
             elif a == b:
                 row.append(network.intra_region_latency)
             else:
-                latency = default_one_way_ns(a, b)
-                if latency is None:  # refs.check_references rejects this earlier
+                default = default_one_way_ns(a, b)
+                if default is None:  # refs.check_references rejects this earlier
                     raise ValueError(f"no latency between {a} and {b}")
-                row.append(latency)
+                row.append(default)
         base_ns.append(row)
     region_model = [[network.link for _ in regions] for _ in regions]
     node_index = {name: i for i, name in enumerate(names)}
