@@ -21,7 +21,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 GOLDEN = {
     "messages": 3019,
     "committed": 3019,
-    "digest": "6ab903a215f285b82a01f6fa07589a6c7f7ff7c1e3c62ad797bc3286ba829338",
+    "digest": "66d7d8e1ec0fc4e11068dfb1985d6de54871a7a98e9298dd6677eb35b6131d1a",
 }
 
 

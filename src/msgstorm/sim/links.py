@@ -66,7 +66,7 @@ class LinkState:
         self.draws = _UnitDraws(rng)
         self.colour = [0] * topology.size
         self._partitions: dict[int, list[int]] = {}  # fault_id -> group per node
-        self._degrades: dict[int, tuple[set[tuple[int, int]] | set[int], bool, int, int, float]] = {}
+        self.degrades: dict[int, tuple[set[tuple[int, int]] | set[int], bool, int, int, float]] = {}
         self.models = topology.region_model
         self.constant = all(m.dist == "constant" for row in self.models for m in row) and not topology.node_overrides
         # Fast path for gossip fan-out: one link model everywhere and no node overrides.
@@ -104,7 +104,7 @@ class LinkState:
 
     def _update_fast(self) -> None:
         # A plain attribute, not a property: it is read once per gossip fan-out.
-        self.fast = self.uniform_model is not None and not self._degrades
+        self.fast = self.uniform_model is not None and not self.degrades
         self.partitioned = bool(self._partitions)
 
     # --- the hot path -------------------------------------------------------------------
@@ -113,7 +113,7 @@ class LinkState:
         """One-way delay for a transmission from node i to j, or None if it is lost."""
         ri = self.region_of[i]
         rj = self.region_of[j]
-        if self.constant and not self._degrades:
+        if self.constant and not self.degrades:
             return self.base_ns[ri][rj]
         override = self.topology.node_overrides.get((i, j)) if self.topology.node_overrides else None
         if override is None:
@@ -122,8 +122,8 @@ class LinkState:
         else:
             base, model = override
         delay = self._vary(base, model)
-        if self._degrades:
-            for scope, by_nodes, extra, jitter, loss in self._degrades.values():
+        if self.degrades:
+            for scope, by_nodes, extra, jitter, loss in self.degrades.values():
                 hit = (i in scope or j in scope) if by_nodes else ((ri, rj) in scope)
                 if hit:
                     if loss > 0.0 and self.draws.u() < loss:
@@ -172,7 +172,7 @@ class LinkState:
             scope: set[int] = set()
             for name in fault.nodes:
                 scope.update(self._resolve(name, node_index))
-            self._degrades[fault_id] = (scope, True, fault.latency, fault.jitter, fault.loss)
+            self.degrades[fault_id] = (scope, True, fault.latency, fault.jitter, fault.loss)
         else:
             assert fault.between is not None
             a, b = fault.between
@@ -181,14 +181,14 @@ class LinkState:
             if a in regions and b in regions:
                 ra, rb = regions.index(a), regions.index(b)
                 pairs = {(ra, rb), (rb, ra)}
-                self._degrades[fault_id] = (pairs, False, fault.latency, fault.jitter, fault.loss)
+                self.degrades[fault_id] = (pairs, False, fault.latency, fault.jitter, fault.loss)
             else:  # node names: degrade every link touching either side
                 scope = set(self._resolve(a, node_index)) | set(self._resolve(b, node_index))
-                self._degrades[fault_id] = (scope, True, fault.latency, fault.jitter, fault.loss)
+                self.degrades[fault_id] = (scope, True, fault.latency, fault.jitter, fault.loss)
         self._update_fast()
 
     def end_degrade(self, fault_id: int) -> None:
-        self._degrades.pop(fault_id, None)
+        self.degrades.pop(fault_id, None)
         self._update_fast()
 
     def _resolve(self, name: str, node_index: dict[str, int]) -> list[int]:

@@ -40,6 +40,8 @@ from msgstorm.scenario.schema import (
 )
 from msgstorm.sim.backpressure import ADMIT, DROP, REJECT, make_backpressure
 from msgstorm.sim.backpressure import _Base as _NoDepth
+from msgstorm.sim.gossip import GossipState, Validation
+from msgstorm.sim.kernel import ITEM_BLOCK, ITEM_MSG
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.policies import QUEUE_POLICIES
 from msgstorm.sim.sampling import Sampler
@@ -77,26 +79,26 @@ class ShadowNetwork:
         self.scenario = scenario
         self.writer = writer
         self.progress = progress
-        topo_seed, link_seed, proc_seed, svc_seed = seed.spawn(4)
+        topo_seed, link_seed, proc_seed, svc_seed, gossip_link_seed, gossip_proc_seed = seed.spawn(6)
         self.topology: Topology = build_topology(scenario.network, scenario.gossip, np.random.default_rng(topo_seed))
         n = self.topology.size
         self.n = n
         self.names = self.topology.names
         self.node_index = {name: i for i, name in enumerate(self.names)}
         self.links = LinkState(self.topology, np.random.default_rng(link_seed))
-        region_of = self.topology.region_of
-        base_ns = self.topology.base_ns
-        self.forward_base = [[base_ns[region_of[i]][region_of[j]] for j in peers]
-                             for i, peers in enumerate(self.topology.forward)]
         self.processing = Sampler(scenario.network.processing, np.random.default_rng(proc_seed))
         self.service = Sampler(scenario.sequencer.service, np.random.default_rng(svc_seed))
         bandwidth = scenario.network.bandwidth
         self.tx_ns_per_byte = 8e9 / bandwidth if bandwidth > 0 else 0.0
-        self.up = [True] * n
-        self.cpu_free = [0] * n
-        self.uplink_free = [0] * n
+        self.up = [True] * n  # mirrored in the gossip kernel's arrays
         self.msgs = MessageState([a.name for a in scenario.agents], self.names)
-        self.inflight: dict[int, list[Any]] = {}  # msg -> [seen bytearray, outstanding events]
+        sample = scenario.history.delivery_sample
+        self.gossip = GossipState(
+            self.topology, scenario.network.processing, self.tx_ns_per_byte,
+            np.random.default_rng(gossip_link_seed), np.random.default_rng(gossip_proc_seed),
+            delivery_stride=0 if sample <= 0 else max(1, round(1 / sample)),
+            delivery_budget=scenario.history.max_deliveries,
+        )
         self.heap: list[tuple[Any, ...]] = []
         self.eid = count()
         self.now = 0
@@ -109,6 +111,7 @@ class ShadowNetwork:
         self.epoch = 0
         self.standby = [self.node_index[name] for name in seq.standby]
         self.mempool: dict[int, list[int]] = {node: [] for node in self.standby}
+        self.gossip.set_watched([self.leader, *self.standby])
         self.policy = QUEUE_POLICIES[seq.policy]()
         self.backpressure = make_backpressure(scenario.backpressure)
         self.workers = seq.workers
@@ -142,7 +145,6 @@ class ShadowNetwork:
         self.block_at_height: dict[int, int] = {}
         self.block_msgs: dict[int, list[int]] = {}  # height -> messages
         self.votes: dict[int, int] = {}
-        self.binflight: dict[int, list[Any]] = {}
         # Desync.
         self.max_gap = scenario.desync.max_height_gap
         self.min_desync = scenario.desync.min_duration
@@ -154,11 +156,7 @@ class ShadowNetwork:
         self.crashed_by_fault: dict[int, int] = {}
         # History buffers.
         self.events: list[tuple[int, str, str | None, float | None, int | None, str | None]] = []
-        self.deliveries: list[tuple[int, int, int, int]] = []
         self.final: list[int] = []
-        sample = scenario.history.delivery_sample
-        self.delivery_stride = 0 if sample <= 0 else max(1, round(1 / sample))
-        self.delivery_budget = scenario.history.max_deliveries
         self.committed = 0
         self.dropped = 0
         self.rejected = 0
@@ -187,12 +185,11 @@ class ShadowNetwork:
             self.events = []
 
     def _flush_deliveries(self) -> None:
-        if self.deliveries:
-            msg, node, t, hops = zip(*self.deliveries)
-            names = self.names
-            self.writer.append("deliveries", {"msg_id": msg, "node": [names[i] for i in node],
-                                              "t_delivered": t, "hops": hops})
-            self.deliveries = []
+        rows = self.gossip.drain_deliveries()
+        if rows.shape[1]:
+            names = np.asarray(self.names, dtype=object)
+            self.writer.append("deliveries", {"msg_id": rows[0], "node": names[rows[1]].tolist(),
+                                              "t_delivered": rows[2], "hops": rows[3].astype(np.int32)})
 
     def _flush_final(self) -> None:
         if self.final:
@@ -217,12 +214,14 @@ class ShadowNetwork:
         self._push(self.scenario.run.sample_interval, self._sample)
         heap = self.heap
         msgs = self.msgs
+        gossip = self.gossip
         batches = iter(traffic)
         send_t: list[int] = []
         first_id = 0
         si = sn = 0
         traffic_done = False
         steps = 0
+        never = self.hard_stop + 1
         try:
             while True:
                 if si >= sn and not traffic_done:
@@ -235,29 +234,37 @@ class ShadowNetwork:
                         first_id = int(batch.msg_id[0]) if len(batch) else 0
                         si, sn = 0, len(send_t)
                         continue
-                # Traffic first at equal times: a send at t happens before events at t.
-                if si < sn and (not heap or send_t[si] <= heap[0][0]):
-                    t = send_t[si]
-                    self.now = t
+                t_send = send_t[si] if si < sn else never
+                t_python = heap[0][0] if heap else never
+                t_next = t_send if t_send < t_python else t_python
+                # Receipts strictly before the next send or Python event run in the kernel;
+                # at equal times sends go first, then Python events, then receipts.
+                t_kernel = gossip.next_time()
+                if 0 <= t_kernel < t_next and t_kernel <= self.hard_stop:
+                    found = gossip.run(t_next if t_next < never else never)
+                    if found is not None:
+                        self.now = found.t_ns
+                        self._on_validated(found)
+                    steps += 1
+                elif t_next >= never:
+                    break
+                elif t_send <= t_python:
+                    self.now = t_send
                     if self.backpressure.suspended:
                         self._hold(first_id + si)
                     else:
-                        self._inject(t, first_id + si)
+                        self._inject(t_send, first_id + si)
                     si += 1
                     self.emitted += 1
                     continue
-                if not heap:
-                    break
-                event = heappop(heap)
-                t = event[0]
-                if t > self.hard_stop:
-                    heappush(heap, event)
-                    break
-                self.now = t
-                event[2](t, event[3], event[4], event[5], event[6])
-                steps += 1
+                else:
+                    event = heappop(heap)
+                    t = event[0]
+                    self.now = t
+                    event[2](t, event[3], event[4], event[5], event[6])
+                    steps += 1
                 if steps & 0x3FF == 0:
-                    if traffic_done and t >= self.end_of_traffic and msgs.terminal >= msgs.count:
+                    if traffic_done and self.now >= self.end_of_traffic and msgs.terminal >= msgs.count:
                         break
                     if self.progress is not None:
                         self._report_progress()
@@ -296,10 +303,11 @@ class ShadowNetwork:
                             detail={"max_gap": self.gap_max[node], "open": True})
         where = self.msgs.where
         alive = (QUEUED, IN_SERVICE, SEQUENCED, IN_BLOCK, HELD)
+        spreading = self.gossip.live_items(ITEM_MSG)
         for m in range(self.msgs.count):
             state = where[m]
             if state < COMMITTED:
-                self._settle(m, PENDING if state in alive or m in self.inflight else LOST)
+                self._settle(m, PENDING if state in alive or m in spreading else LOST)
         self._event(t_end, "run_end", value=float(self.msgs.count))
         if self.progress is not None:
             try:
@@ -325,129 +333,17 @@ class ShadowNetwork:
         origin = msgs.origin[m]
         if not self.up[origin]:
             return  # the agent's node is down: the message is lost
-        # The origin's own receipt, as _recv_msg would do it (fused: one call less per message).
-        seen = bytearray(self.n)
-        seen[origin] = 1
-        self.inflight[m] = [seen, 1]
-        start = self.cpu_free[origin]
-        start = max(start, t)
-        done = start + self.processing()
-        self.cpu_free[origin] = done
-        if done == t:
-            self._validated_msg(t, origin, m, -1, 0)
+        self.gossip.inject(t, origin, m, ITEM_MSG, msgs.size[m])
+
+    def _on_validated(self, found: Validation) -> None:
+        """A watched node validated an item (see GossipState.run)."""
+        if found.kind == ITEM_MSG:
+            if found.node == self.leader:
+                self._intake(found.t_ns, found.item)
+            elif found.node in self.mempool:
+                self.mempool[found.node].append(found.item)
         else:
-            heappush(self.heap, (done, next(self.eid), self._validated_msg, origin, m, -1, 0))
-
-    def _recv_msg(self, t: int, node: int, m: int, sender: int, hops: int) -> None:
-        state = self.inflight[m]
-        if self.up[node]:
-            start = self.cpu_free[node]
-            start = max(start, t)
-            # Sampler.__call__ inlined: a buffered draw without the call overhead.
-            processing = self.processing
-            if processing.constant is not None:
-                done = start + processing.constant
-            else:
-                index = processing.index
-                if index < len(processing.buffer):
-                    processing.index = index + 1
-                    done = start + processing.buffer[index]
-                else:
-                    done = start + processing()
-            self.cpu_free[node] = done
-            seen = state[0]
-            if not seen[node]:
-                seen[node] = 1
-                if done == t:
-                    self._validated_msg(t, node, m, sender, hops)
-                    return
-                heappush(self.heap, (done, next(self.eid), self._validated_msg, node, m, sender, hops))
-                return
-        state[1] -= 1
-        if state[1] == 0:
-            del self.inflight[m]
-
-    def _validated_msg(self, t: int, node: int, m: int, sender: int, hops: int) -> None:
-        state = self.inflight[m]
-        state[1] -= 1
-        if self.up[node]:
-            stride = self.delivery_stride
-            if stride and m % stride == 0 and self.delivery_budget > 0:
-                self.delivery_budget -= 1
-                self.deliveries.append((m, node, t, hops))
-                if len(self.deliveries) >= _FLUSH_ROWS:
-                    self._flush_deliveries()
-            if node == self.leader:
-                self._intake(t, m)
-            elif node in self.mempool:
-                self.mempool[node].append(m)
-            if self.topology.forward[node]:
-                state[1] += self._forward(t, node, sender, self.msgs.size[m], self._recv_msg, m, hops + 1)
-        if state[1] == 0:
-            del self.inflight[m]
-
-    def _forward(self, t: int, node: int, sender: int, size: int, handler: Callable[..., None],
-                 item: int, hops: int) -> int:
-        """Send an item to every forwarding peer except its sender; returns events pushed."""
-        links = self.links
-        colour = links.colour
-        mine = colour[node]
-        heap = self.heap
-        eid = self.eid
-        tx = int(size * self.tx_ns_per_byte)
-        free = self.uplink_free[node]
-        pushed = 0
-        if links.constant and not tx and not links.partitioned and links.fast:
-            # Constant links, no bandwidth limit, no cut: the whole fan-out is base delays.
-            for peer, base in zip(self.topology.forward[node], self.forward_base[node]):
-                if peer != sender:
-                    heappush(heap, (t + base, next(eid), handler, peer, item, node, hops))
-                    pushed += 1
-        elif links.fast:
-            # Inlined link delays (see LinkState.refill): this loop runs once per receipt.
-            variation = links.variation
-            vi = links.variation_index
-            additive = links.additive
-            for peer, base in zip(self.topology.forward[node], self.forward_base[node]):
-                if peer == sender or colour[peer] != mine:
-                    continue
-                if vi >= len(variation):
-                    variation = links.refill()
-                    vi = 0
-                x = variation[vi]
-                vi += 1
-                if additive:
-                    d = base + int(x)
-                    d = max(d, 0)
-                else:
-                    d = int(base * x)
-                if tx:
-                    free = (max(t, free)) + tx
-                    arrive = free + d
-                else:
-                    arrive = t + d
-                heappush(heap, (arrive, next(eid), handler, peer, item, node, hops))
-                pushed += 1
-            links.variation_index = vi
-        else:
-            delay = links.delay
-            for peer in self.topology.forward[node]:
-                if peer == sender or colour[peer] != mine:
-                    continue
-                maybe = delay(node, peer)
-                if maybe is None:
-                    continue
-                d = maybe
-                if tx:
-                    free = (max(t, free)) + tx
-                    arrive = free + d
-                else:
-                    arrive = t + d
-                heappush(heap, (arrive, next(eid), handler, peer, item, node, hops))
-                pushed += 1
-        if tx:
-            self.uplink_free[node] = free
-        return pushed
+            self._validated_block(found.t_ns, found.node, found.item, found.sender)
 
     # --- the sequencer ------------------------------------------------------------------
 
@@ -590,13 +486,7 @@ class ShadowNetwork:
             self._release_waiting(t)
         self.height[leader] = height
         self._send_vote(t, leader, height, height)
-        seen = bytearray(self.n)
-        seen[leader] = 1
-        state: list[Any] = [seen, 0]
-        self.binflight[block] = state
-        state[1] += self._forward(t, leader, -1, size, self._recv_block, block, 1)
-        if state[1] == 0:
-            del self.binflight[block]
+        self.gossip.inject(t, leader, block, ITEM_BLOCK, size)
         self._check_desync(t)
 
     def _release_waiting(self, t: int) -> None:
@@ -611,39 +501,22 @@ class ShadowNetwork:
         if released:
             self._start_service(t)
 
-    def _recv_block(self, t: int, node: int, block: int, sender: int, hops: int) -> None:
-        # The node's CPU accounting mirrors _recv_msg, which inlines it for speed.
-        state = self.binflight[block]
-        if self.up[node]:
-            start = self.cpu_free[node]
-            start = max(start, t)
-            done = start + self.processing()
-            self.cpu_free[node] = done
-            if not state[0][node]:
-                state[0][node] = 1
-                heappush(self.heap, (done, next(self.eid), self._validated_block, node, block, sender, hops))
-                return
-        state[1] -= 1
-        if state[1] == 0:
-            del self.binflight[block]
-
-    def _validated_block(self, t: int, node: int, block: int, sender: int, hops: int) -> None:
-        state = self.binflight[block]
-        state[1] -= 1
-        if self.up[node] and self.block_epoch[block] == self.epoch:
-            height = self.block_height[block]
-            mine = self.height[node]
-            if height == mine + 1:
-                self.height[node] = height
-                self._send_vote(t, node, height, height)
-                self._maybe_resynced(t, node)
-            elif height > mine + 1:
-                # Missing blocks: fetch them from the sender, one round trip away.
-                rtt = 2 * (self.links.delay(node, sender) or self.topology.base_ns[0][0])
-                self._push(t + rtt, self._synced, node, height, self.epoch)
-            state[1] += self._forward(t, node, sender, self.block_bytes[block], self._recv_block, block, hops + 1)
-        if state[1] == 0:
-            del self.binflight[block]
+    def _validated_block(self, t: int, node: int, block: int, sender: int) -> None:
+        if self.block_epoch[block] != self.epoch:
+            return  # orphaned by a failover
+        height = self.block_height[block]
+        mine = self.height[node]
+        if height == mine + 1:
+            self.height[node] = height
+            self._send_vote(t, node, height, height)
+            self._maybe_resynced(t, node)
+        elif height > mine + 1:
+            # Missing blocks: fetch them from the sender, one round trip away.
+            d = self.links.delay(node, sender) if sender >= 0 else None
+            if d is None:  # lost on the way: the retry costs about the base latency
+                d = self.topology.base_ns[self.topology.region_of[node]][self.topology.region_of[max(sender, 0)]]
+            rtt = 2 * d
+            self._push(t + rtt, self._synced, node, height, self.epoch)
 
     def _synced(self, t: int, node: int, height: int, epoch: int, _d: int) -> None:
         if epoch != self.epoch or not self.up[node] or self.height[node] >= height:
@@ -741,11 +614,15 @@ class ShadowNetwork:
                 self.links.start_partition(op.fault_id, spec, self.node_index)
             else:
                 self.links.end_partition(op.fault_id)
+            self.gossip.set_colours(self.links.colour)
         elif isinstance(spec, DegradeFault):
             if op.action == "start":
                 self.links.start_degrade(op.fault_id, spec, self.node_index)
+                scope, by_nodes, latency, jitter, loss = self.links.degrades[op.fault_id]
+                self.gossip.add_degrade(op.fault_id, by_nodes, scope, latency, jitter, loss)
             else:
                 self.links.end_degrade(op.fault_id)
+                self.gossip.remove_degrade(op.fault_id)
         elif isinstance(spec, CrashFault):
             if op.action == "start":
                 node = self.leader if spec.node == "sequencer" else self.node_index[spec.node]
@@ -765,6 +642,7 @@ class ShadowNetwork:
         if not self.up[node]:
             return
         self.up[node] = False
+        self.gossip.set_up(node, False, t)
         self._event(t, "node_down", node)
         if node in self.mempool:
             self.mempool[node] = []
@@ -810,6 +688,9 @@ class ShadowNetwork:
         self.height = [min(h, top) for h in self.height]
         self.height[new] = top
         self.votes = {h: 0 for h in self.block_msgs}
+        stale = {b for b in self.gossip.live_items(ITEM_BLOCK) if self.block_epoch[b] != self.epoch}
+        self.gossip.stop_forwarding(ITEM_BLOCK, stale)
+        self.gossip.set_watched([new, *self.standby])
         self._event(t, "leader_change", new, detail={"from": self.names[old], "orphaned_blocks": len(orphaned)})
         pool = self.mempool.pop(new, [])
         for m in pool:
@@ -819,8 +700,7 @@ class ShadowNetwork:
         if self.up[node]:
             return
         self.up[node] = True
-        self.cpu_free[node] = t
-        self.uplink_free[node] = t
+        self.gossip.set_up(node, True, t)
         if node in self.standby and node != self.leader:
             self.mempool[node] = []
         self._event(t, "node_up", node)

@@ -1,0 +1,251 @@
+"""Gossip state of the shadow network: the arrays the compiled kernel runs on.
+
+``GossipState`` owns every per-node and per-receipt array, allocates a slot (a row of
+"seen" flags) for each item in flight, refills the kernel's random draws from seeded
+generators, grows the event heap, and applies faults (crash, restart, partition colours,
+link degradation) by writing into the arrays. ``ShadowNetwork`` talks to it through
+``inject``, ``run`` and the fault methods; the kernel itself is ``msgstorm.sim.kernel``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from msgstorm.scenario.distributions import Dist
+from msgstorm.sim import kernel as k
+from msgstorm.sim.sampling import sample_array
+from msgstorm.sim.topology import Topology
+
+__all__ = ["GossipState", "Validation"]
+
+_UNIFORM_BLOCK = 1 << 16
+_PROCESSING_BLOCK = 1 << 15
+_DELIVERY_BLOCK = 1 << 14
+_MAX_DEGRADES = 32
+
+
+@dataclass(frozen=True)
+class Validation:
+    """A watched node finished validating an item at ``t_ns``."""
+
+    t_ns: int
+    node: int
+    item: int
+    kind: int  # kernel.ITEM_MSG or kernel.ITEM_BLOCK
+    sender: int
+    hops: int
+
+
+class GossipState:
+    def __init__(self, topology: Topology, processing: Dist, tx_ns_per_byte: float,
+                 link_rng: np.random.Generator, processing_rng: np.random.Generator,
+                 delivery_stride: int, delivery_budget: int) -> None:
+        n = topology.size
+        self.n = n
+        self.topology = topology
+        self.scalars = np.zeros(k.N_SCALARS, dtype=np.int64)
+        self.scalars[k.S_STRIDE] = delivery_stride
+        self.scalars[k.S_BUDGET] = delivery_budget
+        self.heap = np.zeros((7, 1 << 12), dtype=np.int64)
+        self.nodes = np.zeros((4, n), dtype=np.int64)
+        self.nodes[k.N_UP, :] = 1
+        slots = 1 << 10
+        self.slots = np.zeros((5, slots), dtype=np.int64)
+        self.seen = np.zeros((slots, n), dtype=np.uint8)
+        self.free_slots = np.arange(slots - 1, -1, -1, dtype=np.int64)
+        self.scalars[k.S_FREE] = slots
+        self.watch = np.zeros(n, dtype=np.uint8)
+        # The forwarding graph in CSR form, with each edge's base delay and link model.
+        ptr = [0]
+        idx: list[int] = []
+        base: list[int] = []
+        model: list[int] = []
+        param: list[float] = []
+        for i, peers in enumerate(topology.forward):
+            for j in peers:
+                override = topology.node_overrides.get((i, j))
+                if override is None:
+                    delay = topology.base_ns[topology.region_of[i]][topology.region_of[j]]
+                    spec = topology.region_model[topology.region_of[i]][topology.region_of[j]]
+                else:
+                    delay, spec = override
+                idx.append(j)
+                base.append(delay)
+                model.append(k.MODEL_CODES[spec.dist])
+                param.append({"constant": 0.0, "uniform": float(spec.jitter), "normal": float(spec.jitter),
+                              "lognormal": spec.sigma, "pareto": spec.alpha}[spec.dist])
+            ptr.append(len(idx))
+        self.fwd_ptr = np.asarray(ptr, dtype=np.int64)
+        self.fwd_idx = np.asarray(idx, dtype=np.int64)
+        self.fwd_base = np.asarray(base, dtype=np.int64)
+        self.fwd_model = np.asarray(model, dtype=np.int64)
+        self.fwd_param = np.asarray(param, dtype=np.float64)
+        self.max_degree = max((len(p) for p in topology.forward), default=0)
+        self.region_of = np.asarray(topology.region_of, dtype=np.int64)
+        regions = len(topology.regions)
+        self.deg_nodes = np.zeros((_MAX_DEGRADES, n), dtype=np.uint8)
+        self.deg_pairs = np.zeros((_MAX_DEGRADES, regions, regions), dtype=np.uint8)
+        self.deg_params = np.zeros((_MAX_DEGRADES, 4), dtype=np.float64)
+        self.deg_ids: list[int] = []
+        self.tx_ns_per_byte = tx_ns_per_byte
+        self.link_rng = link_rng
+        self.processing_rng = processing_rng
+        self.processing_dist = processing
+        self.uniform = np.zeros(0, dtype=np.float64)
+        self.processing = np.zeros(0, dtype=np.int64)
+        self.deliveries = np.zeros((4, _DELIVERY_BLOCK), dtype=np.int64)
+        self.delivered: list[np.ndarray] = []
+
+    # --- items -------------------------------------------------------------------------
+
+    def _slot(self) -> int:
+        if self.scalars[k.S_FREE] == 0:
+            self._grow_slots()
+        self.scalars[k.S_FREE] -= 1
+        return int(self.free_slots[self.scalars[k.S_FREE]])
+
+    def _grow_slots(self) -> None:
+        old = self.slots.shape[1]
+        new = old * 2
+        self.slots = np.concatenate([self.slots, np.zeros((5, old), dtype=np.int64)], axis=1)
+        self.seen = np.concatenate([self.seen, np.zeros((old, self.n), dtype=np.uint8)], axis=0)
+        free = np.zeros(new, dtype=np.int64)
+        free[:old] = np.arange(new - 1, old - 1, -1)
+        self.free_slots = free
+        self.scalars[k.S_FREE] = old
+
+    def inject(self, t: int, node: int, item: int, kind: int, size: int) -> None:
+        """Start gossip of an item at ``node`` at ``t``."""
+        if self.scalars[k.S_HEAP] + 1 >= self.heap.shape[1]:
+            self._grow_heap()
+        slot = self._slot()  # may grow the slot arrays: take it before passing them on
+        k.inject(self.heap, self.scalars, self.slots, self.seen, t, node, slot, item, kind, size)
+
+    def stop_forwarding(self, kind: int, items: set[int]) -> None:
+        """Items that must not spread further (blocks orphaned by a failover)."""
+        live = self.slots[k.SL_OUTSTANDING] > 0
+        mask = live & (self.slots[k.SL_KIND] == kind) & np.isin(self.slots[k.SL_ITEM], list(items))
+        self.slots[k.SL_FORWARD, mask] = 0
+
+    def live_items(self, kind: int) -> set[int]:
+        """Items of a kind still being propagated."""
+        live = (self.slots[k.SL_OUTSTANDING] > 0) & (self.slots[k.SL_KIND] == kind)
+        return set(self.slots[k.SL_ITEM, live].tolist())
+
+    # --- running -----------------------------------------------------------------------
+
+    def next_time(self) -> int:
+        """Time of the next kernel event, or -1."""
+        return int(self.heap[k.H_T, 0]) if self.scalars[k.S_HEAP] > 0 else -1
+
+    def run(self, until: int) -> Validation | None:
+        """Run receipts before ``until``; return the first watched validation, if any."""
+        while True:
+            code = k.run_until(until, self.max_degree, self.heap, self.scalars, self.nodes, self.slots,
+                               self.seen, self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx,
+                               self.fwd_base, self.fwd_model, self.fwd_param, self.uniform,
+                               self.processing, self.tx_ns_per_byte, self.region_of, self.deg_nodes,
+                               self.deg_pairs, self.deg_params, self.deliveries)
+            if code == k.DONE:
+                return None
+            if code == k.NOTIFY:
+                s = self.scalars
+                slot = int(s[k.S_NSLOT])
+                found = Validation(int(s[k.S_NT]), int(s[k.S_NNODE]), int(self.slots[k.SL_ITEM, slot]),
+                                   int(self.slots[k.SL_KIND, slot]), int(s[k.S_NSENDER]), int(s[k.S_NHOPS]))
+                if self.slots[k.SL_OUTSTANDING, slot] == 0:
+                    self.free_slots[s[k.S_FREE]] = slot
+                    s[k.S_FREE] += 1
+                return found
+            if code == k.NEED_UNIFORM:
+                self._refill_uniform()
+            elif code == k.NEED_PROCESSING:
+                self._refill_processing()
+            elif code == k.HEAP_FULL:
+                self._grow_heap()
+            elif code == k.DELIVERIES_FULL:
+                self._take_deliveries()
+
+    def _refill_uniform(self) -> None:
+        rest = self.uniform[self.scalars[k.S_UNIF]:]
+        self.uniform = np.concatenate([rest, self.link_rng.random(_UNIFORM_BLOCK)])
+        self.scalars[k.S_UNIF] = 0
+
+    def _refill_processing(self) -> None:
+        draws = np.rint(sample_array(self.processing_dist, self.processing_rng, _PROCESSING_BLOCK))
+        self.processing = draws.astype(np.int64)
+        self.scalars[k.S_PROC] = 0
+
+    def _grow_heap(self) -> None:
+        self.heap = np.concatenate([self.heap, np.zeros_like(self.heap)], axis=1)
+
+    def _take_deliveries(self) -> None:
+        count = int(self.scalars[k.S_DELIV])
+        if count:
+            self.delivered.append(self.deliveries[:, :count].copy())
+        self.scalars[k.S_DELIV] = 0
+
+    def drain_deliveries(self) -> np.ndarray:
+        """Recorded deliveries since the last call: int64[4, n] (msg, node, t, hops)."""
+        self._take_deliveries()
+        taken = self.delivered
+        self.delivered = []
+        return np.concatenate(taken, axis=1) if taken else np.zeros((4, 0), dtype=np.int64)
+
+    @property
+    def steps(self) -> int:
+        return int(self.scalars[k.S_STEPS])
+
+    @property
+    def receipts(self) -> int:
+        return int(self.scalars[k.S_RECEIPTS])
+
+    # --- node state and faults -----------------------------------------------------------
+
+    def up(self, node: int) -> bool:
+        return bool(self.nodes[k.N_UP, node])
+
+    def set_up(self, node: int, up: bool, t: int) -> None:
+        self.nodes[k.N_UP, node] = 1 if up else 0
+        self.nodes[k.N_CPU, node] = t
+        self.nodes[k.N_UPLINK, node] = t
+
+    def set_colours(self, colour: list[int]) -> None:
+        self.nodes[k.N_COLOUR, :] = colour
+
+    def set_watched(self, nodes: list[int]) -> None:
+        self.watch[:] = 0
+        for node in nodes:
+            self.watch[node] = 1
+
+    def add_degrade(self, fault_id: int, by_nodes: bool, scope: set[int] | set[tuple[int, int]],
+                    latency: int, jitter: int, loss: float) -> None:
+        if len(self.deg_ids) >= _MAX_DEGRADES:
+            raise ValueError(f"at most {_MAX_DEGRADES} link degradations may be active at once")
+        row = len(self.deg_ids)
+        self.deg_ids.append(fault_id)
+        self.deg_nodes[row] = 0
+        self.deg_pairs[row] = 0
+        if by_nodes:
+            for node in scope:
+                self.deg_nodes[row, node] = 1
+        else:
+            for a, b in scope:  # type: ignore[misc]
+                self.deg_pairs[row, a, b] = 1
+        self.deg_params[row] = (1.0 if by_nodes else 0.0, latency, jitter, loss)
+        self.scalars[k.S_NDEG] = len(self.deg_ids)
+
+    def remove_degrade(self, fault_id: int) -> None:
+        if fault_id not in self.deg_ids:
+            return
+        row = self.deg_ids.index(fault_id)
+        last = len(self.deg_ids) - 1
+        # Keep active rows contiguous: move the last row into the freed one.
+        self.deg_nodes[row] = self.deg_nodes[last]
+        self.deg_pairs[row] = self.deg_pairs[last]
+        self.deg_params[row] = self.deg_params[last]
+        self.deg_ids[row] = self.deg_ids[last]
+        self.deg_ids.pop()
+        self.scalars[k.S_NDEG] = len(self.deg_ids)
