@@ -9,8 +9,6 @@ link degradation) by writing into the arrays. ``ShadowNetwork`` talks to it thro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from msgstorm.scenario.distributions import Dist
@@ -18,24 +16,12 @@ from msgstorm.sim import kernel as k
 from msgstorm.sim.sampling import sample_array
 from msgstorm.sim.topology import Topology
 
-__all__ = ["GossipState", "Validation"]
+__all__ = ["GossipState"]
 
 _UNIFORM_BLOCK = 1 << 16
 _PROCESSING_BLOCK = 1 << 15
 _DELIVERY_BLOCK = 1 << 14
 _MAX_DEGRADES = 32
-
-
-@dataclass(frozen=True)
-class Validation:
-    """A watched node finished validating an item at ``t_ns``."""
-
-    t_ns: int
-    node: int
-    item: int
-    kind: int  # kernel.ITEM_MSG or kernel.ITEM_BLOCK
-    sender: int
-    hops: int
 
 
 class GossipState:
@@ -97,14 +83,10 @@ class GossipState:
         self.processing = np.zeros(0, dtype=np.int64)
         self.deliveries = np.zeros((4, _DELIVERY_BLOCK), dtype=np.int64)
         self.delivered: list[np.ndarray] = []
+        self.t_next = -1  # time of the next receipt event, -1 when there is none
+        self._bind()
 
     # --- items -------------------------------------------------------------------------
-
-    def _slot(self) -> int:
-        if self.scalars[k.S_FREE] == 0:
-            self._grow_slots()
-        self.scalars[k.S_FREE] -= 1
-        return int(self.free_slots[self.scalars[k.S_FREE]])
 
     def _grow_slots(self) -> None:
         old = self.slots.shape[1]
@@ -115,13 +97,17 @@ class GossipState:
         free[:old] = np.arange(new - 1, old - 1, -1)
         self.free_slots = free
         self.scalars[k.S_FREE] = old
+        self._bind()
 
     def inject(self, t: int, node: int, item: int, kind: int, size: int) -> None:
         """Start gossip of an item at ``node`` at ``t``."""
-        if self.scalars[k.S_HEAP] + 1 >= self.heap.shape[1]:
-            self._grow_heap()
-        slot = self._slot()  # may grow the slot arrays: take it before passing them on
-        k.inject(self.heap, self.scalars, self.slots, self.seen, t, node, slot, item, kind, size)
+        while k.inject(self.heap, self.scalars, self.slots, self.seen, self.free_slots,
+                       t, node, item, kind, size) < 0:
+            if self.scalars[k.S_FREE] == 0:
+                self._grow_slots()
+            else:
+                self._grow_heap()
+        self.t_next = t if self.t_next < 0 or t < self.t_next else self.t_next
 
     def stop_forwarding(self, kind: int, items: set[int]) -> None:
         """Items that must not spread further (blocks orphaned by a failover)."""
@@ -136,29 +122,20 @@ class GossipState:
 
     # --- running -----------------------------------------------------------------------
 
-    def next_time(self) -> int:
-        """Time of the next kernel event, or -1."""
-        return int(self.heap[k.H_T, 0]) if self.scalars[k.S_HEAP] > 0 else -1
-
-    def run(self, until: int) -> Validation | None:
-        """Run receipts before ``until``; return the first watched validation, if any."""
+    def run(self, until: int) -> tuple[int, int, int, int, int, int] | None:
+        """Run receipts before ``until``; return the first watched validation, if any, as
+        ``(t_ns, node, item, kind, sender, hops)``. ``t_next`` is the next receipt's time
+        afterwards (-1: none)."""
         while True:
-            code = k.run_until(until, self.max_degree, self.heap, self.scalars, self.nodes, self.slots,
-                               self.seen, self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx,
-                               self.fwd_base, self.fwd_model, self.fwd_param, self.uniform,
-                               self.processing, self.tx_ns_per_byte, self.region_of, self.deg_nodes,
-                               self.deg_pairs, self.deg_params, self.deliveries)
+            code = k.run_until(until, *self._args)
             if code == k.DONE:
+                self.t_next = int(self.scalars[k.S_NEXT])
                 return None
             if code == k.NOTIFY:
-                s = self.scalars
-                slot = int(s[k.S_NSLOT])
-                found = Validation(int(s[k.S_NT]), int(s[k.S_NNODE]), int(self.slots[k.SL_ITEM, slot]),
-                                   int(self.slots[k.SL_KIND, slot]), int(s[k.S_NSENDER]), int(s[k.S_NHOPS]))
-                if self.slots[k.SL_OUTSTANDING, slot] == 0:
-                    self.free_slots[s[k.S_FREE]] = slot
-                    s[k.S_FREE] += 1
-                return found
+                t, node, _slot, sender, hops, *_ = self.scalars[k.S_NT:].tolist()
+                next_t, item, kind = self.scalars[k.S_NEXT:k.S_NKIND + 1].tolist()
+                self.t_next = next_t
+                return t, node, item, kind, sender, hops
             if code == k.NEED_UNIFORM:
                 self._refill_uniform()
             elif code == k.NEED_PROCESSING:
@@ -168,18 +145,29 @@ class GossipState:
             elif code == k.DELIVERIES_FULL:
                 self._take_deliveries()
 
+    def _bind(self) -> None:
+        """The kernel's array arguments, rebuilt whenever an array is replaced."""
+        self._args = (self.max_degree, self.heap, self.scalars, self.nodes, self.slots, self.seen,
+                      self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,
+                      self.fwd_model, self.fwd_param, self.uniform, self.processing,
+                      self.tx_ns_per_byte, self.region_of, self.deg_nodes, self.deg_pairs,
+                      self.deg_params, self.deliveries)
+
     def _refill_uniform(self) -> None:
         rest = self.uniform[self.scalars[k.S_UNIF]:]
         self.uniform = np.concatenate([rest, self.link_rng.random(_UNIFORM_BLOCK)])
         self.scalars[k.S_UNIF] = 0
+        self._bind()
 
     def _refill_processing(self) -> None:
         draws = np.rint(sample_array(self.processing_dist, self.processing_rng, _PROCESSING_BLOCK))
         self.processing = draws.astype(np.int64)
         self.scalars[k.S_PROC] = 0
+        self._bind()
 
     def _grow_heap(self) -> None:
         self.heap = np.concatenate([self.heap, np.zeros_like(self.heap)], axis=1)
+        self._bind()
 
     def _take_deliveries(self) -> None:
         count = int(self.scalars[k.S_DELIV])
@@ -200,7 +188,12 @@ class GossipState:
 
     @property
     def receipts(self) -> int:
+        """Message receipts so far, duplicates included (every arrival at a live node)."""
         return int(self.scalars[k.S_RECEIPTS])
+
+    @property
+    def block_receipts(self) -> int:
+        return int(self.scalars[k.S_BLOCK_RECEIPTS])
 
     # --- node state and faults -----------------------------------------------------------
 

@@ -29,7 +29,7 @@ __all__ = [
     "DONE", "NOTIFY", "NEED_UNIFORM", "NEED_PROCESSING", "HEAP_FULL", "DELIVERIES_FULL",
     "MODEL_CODES", "S_HEAP", "S_SEQ", "S_FREE", "S_UNIF", "S_PROC", "S_DELIV", "S_BUDGET",
     "S_STRIDE", "S_NOW", "S_STEPS", "S_NT", "S_NNODE", "S_NSLOT", "S_NSENDER", "S_NHOPS",
-    "S_NDEG", "S_RECEIPTS",
+    "S_NDEG", "S_RECEIPTS", "S_BLOCK_RECEIPTS", "S_NEXT", "S_NITEM", "S_NKIND",
     "run_until", "inject", "heap_top",
 ]
 
@@ -44,8 +44,9 @@ MODEL_CODES = {"constant": 0, "uniform": 1, "normal": 2, "lognormal": 3, "pareto
 
 # Scalar slots in the ``scalars`` int64 array.
 S_HEAP, S_SEQ, S_FREE, S_UNIF, S_PROC, S_DELIV, S_BUDGET, S_STRIDE, S_NOW, S_STEPS = range(10)
-S_NT, S_NNODE, S_NSLOT, S_NSENDER, S_NHOPS, S_NDEG, S_RECEIPTS = range(10, 17)
-N_SCALARS = 17
+S_NT, S_NNODE, S_NSLOT, S_NSENDER, S_NHOPS, S_NDEG, S_RECEIPTS, S_BLOCK_RECEIPTS = range(10, 18)
+S_NEXT, S_NITEM, S_NKIND = range(18, 21)
+N_SCALARS = 21
 
 # Rows of the heap (int64[7, capacity]).
 H_T, H_SEQ, H_TYPE, H_NODE, H_SLOT, H_SENDER, H_HOPS = range(7)
@@ -125,8 +126,15 @@ def heap_top(heap: np.ndarray, scalars: np.ndarray) -> int:
 
 @nb.njit(cache=True)
 def inject(heap: np.ndarray, scalars: np.ndarray, slots: np.ndarray, seen: np.ndarray,
-           t: int, node: int, slot: int, item: int, kind: int, size: int) -> None:
-    """Start gossip of an item at ``node`` (a receipt from nobody, hop 0)."""
+           free_slots: np.ndarray, t: int, node: int, item: int, kind: int, size: int) -> int:
+    """Start gossip of an item at ``node`` (a receipt from nobody, hop 0).
+
+    Returns 0, or -1 when the heap or the slot pool is full (grow, then call again).
+    """
+    if scalars[S_FREE] == 0 or scalars[S_HEAP] + 1 >= heap.shape[1]:
+        return -1
+    scalars[S_FREE] -= 1
+    slot = free_slots[scalars[S_FREE]]
     slots[SL_ITEM, slot] = item
     slots[SL_KIND, slot] = kind
     slots[SL_OUTSTANDING, slot] = 1
@@ -134,6 +142,8 @@ def inject(heap: np.ndarray, scalars: np.ndarray, slots: np.ndarray, seen: np.nd
     slots[SL_FORWARD, slot] = 1
     seen[slot, :] = 0
     _push(heap, scalars, t, RECV, node, slot, -1, 0)
+    scalars[S_NEXT] = heap[H_T, 0]
+    return 0
 
 
 @nb.njit(cache=True)
@@ -221,6 +231,22 @@ def run_until(until: int, max_degree: int,
     Returns DONE, NOTIFY (the event is described in S_NT..S_NHOPS), or a NEED_*/FULL code
     asking Python to refill a buffer or grow the heap before calling again.
     """
+    code = _run(until, max_degree, heap, scalars, nodes, slots, seen, free_slots, watch, fwd_ptr,
+                fwd_idx, fwd_base, fwd_model, fwd_param, uniform, processing, tx_ns_per_byte,
+                region_of, deg_nodes, deg_pairs, deg_params, deliveries)
+    scalars[S_NEXT] = heap[H_T, 0] if scalars[S_HEAP] > 0 else -1
+    return code
+
+
+@nb.njit(cache=True)
+def _run(until: int, max_degree: int,
+         heap: np.ndarray, scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
+         seen: np.ndarray, free_slots: np.ndarray, watch: np.ndarray,
+         fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
+         fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
+         processing: np.ndarray, tx_ns_per_byte: float, region_of: np.ndarray,
+         deg_nodes: np.ndarray, deg_pairs: np.ndarray, deg_params: np.ndarray,
+         deliveries: np.ndarray) -> int:
     # Enough uniforms for the largest fan-out (delay, degradation loss and jitter each).
     need_uniform = 6 * (max_degree + 1) * (1 + scalars[S_NDEG])
     capacity = heap.shape[1]
@@ -245,7 +271,10 @@ def run_until(until: int, max_degree: int,
         scalars[S_NOW] = t
         scalars[S_STEPS] += 1
         if etype == RECV:
-            scalars[S_RECEIPTS] += 1
+            if slots[SL_KIND, slot] == ITEM_MSG:
+                scalars[S_RECEIPTS] += 1
+            else:
+                scalars[S_BLOCK_RECEIPTS] += 1
             if nodes[N_UP, node] != 0:
                 start = nodes[N_CPU, node]
                 if start < t:
@@ -292,7 +321,11 @@ def run_until(until: int, max_degree: int,
             scalars[S_NSLOT] = slot
             scalars[S_NSENDER] = sender
             scalars[S_NHOPS] = hops
-            # The slot is freed by Python after it read the item (see GossipState.settle).
+            scalars[S_NITEM] = slots[SL_ITEM, slot]
+            scalars[S_NKIND] = slots[SL_KIND, slot]
+            if slots[SL_OUTSTANDING, slot] == 0:
+                free_slots[scalars[S_FREE]] = slot
+                scalars[S_FREE] += 1
             return NOTIFY
         if slots[SL_OUTSTANDING, slot] == 0:
             free_slots[scalars[S_FREE]] = slot

@@ -40,7 +40,7 @@ from msgstorm.scenario.schema import (
 )
 from msgstorm.sim.backpressure import ADMIT, DROP, REJECT, make_backpressure
 from msgstorm.sim.backpressure import _Base as _NoDepth
-from msgstorm.sim.gossip import GossipState, Validation
+from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.kernel import ITEM_BLOCK, ITEM_MSG
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.policies import QUEUE_POLICIES
@@ -239,12 +239,12 @@ class ShadowNetwork:
                 t_next = t_send if t_send < t_python else t_python
                 # Receipts strictly before the next send or Python event run in the kernel;
                 # at equal times sends go first, then Python events, then receipts.
-                t_kernel = gossip.next_time()
+                t_kernel = gossip.t_next
                 if 0 <= t_kernel < t_next and t_kernel <= self.hard_stop:
                     found = gossip.run(t_next if t_next < never else never)
                     if found is not None:
-                        self.now = found.t_ns
-                        self._on_validated(found)
+                        self.now = found[0]
+                        self._on_validated(*found)
                     steps += 1
                 elif t_next >= never:
                     break
@@ -335,15 +335,15 @@ class ShadowNetwork:
             return  # the agent's node is down: the message is lost
         self.gossip.inject(t, origin, m, ITEM_MSG, msgs.size[m])
 
-    def _on_validated(self, found: Validation) -> None:
+    def _on_validated(self, t: int, node: int, item: int, kind: int, sender: int, hops: int) -> None:
         """A watched node validated an item (see GossipState.run)."""
-        if found.kind == ITEM_MSG:
-            if found.node == self.leader:
-                self._intake(found.t_ns, found.item)
-            elif found.node in self.mempool:
-                self.mempool[found.node].append(found.item)
+        if kind == ITEM_MSG:
+            if node == self.leader:
+                self._intake(t, item)
+            elif node in self.mempool:
+                self.mempool[node].append(item)
         else:
-            self._validated_block(found.t_ns, found.node, found.item, found.sender)
+            self._validated_block(t, node, item, sender)
 
     # --- the sequencer ------------------------------------------------------------------
 
