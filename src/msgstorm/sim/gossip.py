@@ -18,8 +18,8 @@ from msgstorm.sim.topology import Topology
 
 __all__ = ["GossipState"]
 
-_UNIFORM_BLOCK = 1 << 16
-_PROCESSING_BLOCK = 1 << 15
+_UNIFORM_BLOCK = 1 << 18
+_PROCESSING_BLOCK = 1 << 18
 _DELIVERY_BLOCK = 1 << 14
 _MAX_DEGRADES = 32
 
@@ -34,7 +34,7 @@ class GossipState:
         self.scalars = np.zeros(k.N_SCALARS, dtype=np.int64)
         self.scalars[k.S_STRIDE] = delivery_stride
         self.scalars[k.S_BUDGET] = delivery_budget
-        self.heap = np.zeros((7, 1 << 12), dtype=np.int64)
+        self.heap = np.zeros((1 << 12, 8), dtype=np.int64)
         self.nodes = np.zeros((4, n), dtype=np.int64)
         self.nodes[k.N_UP, :] = 1
         slots = 1 << 10
@@ -166,7 +166,7 @@ class GossipState:
         self._bind()
 
     def _grow_heap(self) -> None:
-        self.heap = np.concatenate([self.heap, np.zeros_like(self.heap)], axis=1)
+        self.heap = np.concatenate([self.heap, np.zeros_like(self.heap)], axis=0)
         self._bind()
 
     def _take_deliveries(self) -> None:

@@ -48,7 +48,7 @@ S_NT, S_NNODE, S_NSLOT, S_NSENDER, S_NHOPS, S_NDEG, S_RECEIPTS, S_BLOCK_RECEIPTS
 S_NEXT, S_NITEM, S_NKIND = range(18, 21)
 N_SCALARS = 21
 
-# Rows of the heap (int64[7, capacity]).
+# Columns of the heap (int64[capacity, 8]; column 7 pads a row to one cache line).
 H_T, H_SEQ, H_TYPE, H_NODE, H_SLOT, H_SENDER, H_HOPS = range(7)
 # Rows of per-node state (int64[4, nodes]).
 N_CPU, N_UPLINK, N_UP, N_COLOUR = range(4)
@@ -56,72 +56,66 @@ N_CPU, N_UPLINK, N_UP, N_COLOUR = range(4)
 SL_ITEM, SL_KIND, SL_OUTSTANDING, SL_SIZE, SL_FORWARD = range(5)
 
 
-@nb.njit(cache=True, inline="always")
-def _less(heap: np.ndarray, i: int, j: int) -> bool:
-    ti = heap[H_T, i]
-    tj = heap[H_T, j]
-    return bool(ti < tj or (ti == tj and heap[H_SEQ, i] < heap[H_SEQ, j]))
-
-
-@nb.njit(cache=True, inline="always")
-def _swap(heap: np.ndarray, i: int, j: int) -> None:
-    for row in range(7):
-        tmp = heap[row, i]
-        heap[row, i] = heap[row, j]
-        heap[row, j] = tmp
-
-
 @nb.njit(cache=True)
 def _push(heap: np.ndarray, scalars: np.ndarray, t: int, etype: int, node: int, slot: int,
           sender: int, hops: int) -> None:
+    # One event per row (int64[capacity, 8]): a sift moves one cache line, not seven.
+    # Sift up with a hole: parents move down, the new event is written once at the end.
+    seq = scalars[S_SEQ]
+    scalars[S_SEQ] = seq + 1
     i = scalars[S_HEAP]
     scalars[S_HEAP] = i + 1
-    heap[H_T, i] = t
-    heap[H_SEQ, i] = scalars[S_SEQ]
-    scalars[S_SEQ] += 1
-    heap[H_TYPE, i] = etype
-    heap[H_NODE, i] = node
-    heap[H_SLOT, i] = slot
-    heap[H_SENDER, i] = sender
-    heap[H_HOPS, i] = hops
     while i > 0:
         parent = (i - 1) >> 1
-        if _less(heap, i, parent):
-            _swap(heap, i, parent)
-            i = parent
-        else:
+        pt = heap[parent, H_T]
+        if pt < t or (pt == t and heap[parent, H_SEQ] < seq):
             break
+        for col in range(7):
+            heap[i, col] = heap[parent, col]
+        i = parent
+    heap[i, H_T] = t
+    heap[i, H_SEQ] = seq
+    heap[i, H_TYPE] = etype
+    heap[i, H_NODE] = node
+    heap[i, H_SLOT] = slot
+    heap[i, H_SENDER] = sender
+    heap[i, H_HOPS] = hops
 
 
 @nb.njit(cache=True)
 def _pop(heap: np.ndarray, scalars: np.ndarray) -> None:
-    """Remove the top (the caller has read it)."""
+    """Remove the top (the caller has read it): sift the last event down from the root."""
     last = scalars[S_HEAP] - 1
     scalars[S_HEAP] = last
     if last == 0:
         return
-    for row in range(7):
-        heap[row, 0] = heap[row, last]
+    t = heap[last, H_T]
+    seq = heap[last, H_SEQ]
     i = 0
     while True:
-        left = 2 * i + 1
-        if left >= last:
+        child = 2 * i + 1
+        if child >= last:
             break
-        child = left
-        right = left + 1
-        if right < last and _less(heap, right, left):
-            child = right
-        if _less(heap, child, i):
-            _swap(heap, i, child)
-            i = child
-        else:
+        right = child + 1
+        if right < last:
+            ct = heap[child, H_T]
+            rt = heap[right, H_T]
+            if rt < ct or (rt == ct and heap[right, H_SEQ] < heap[child, H_SEQ]):
+                child = right
+        ct = heap[child, H_T]
+        if t < ct or (t == ct and seq < heap[child, H_SEQ]):
             break
+        for col in range(7):
+            heap[i, col] = heap[child, col]
+        i = child
+    for col in range(7):
+        heap[i, col] = heap[last, col]
 
 
 @nb.njit(cache=True)
 def heap_top(heap: np.ndarray, scalars: np.ndarray) -> int:
     """Time of the next kernel event, or -1 when there is none."""
-    return heap[H_T, 0] if scalars[S_HEAP] > 0 else -1
+    return heap[0, H_T] if scalars[S_HEAP] > 0 else -1
 
 
 @nb.njit(cache=True)
@@ -131,7 +125,7 @@ def inject(heap: np.ndarray, scalars: np.ndarray, slots: np.ndarray, seen: np.nd
 
     Returns 0, or -1 when the heap or the slot pool is full (grow, then call again).
     """
-    if scalars[S_FREE] == 0 or scalars[S_HEAP] + 1 >= heap.shape[1]:
+    if scalars[S_FREE] == 0 or scalars[S_HEAP] + 1 >= heap.shape[0]:
         return -1
     scalars[S_FREE] -= 1
     slot = free_slots[scalars[S_FREE]]
@@ -142,7 +136,7 @@ def inject(heap: np.ndarray, scalars: np.ndarray, slots: np.ndarray, seen: np.nd
     slots[SL_FORWARD, slot] = 1
     seen[slot, :] = 0
     _push(heap, scalars, t, RECV, node, slot, -1, 0)
-    scalars[S_NEXT] = heap[H_T, 0]
+    scalars[S_NEXT] = heap[0, H_T]
     return 0
 
 
@@ -234,7 +228,7 @@ def run_until(until: int, max_degree: int,
     code = _run(until, max_degree, heap, scalars, nodes, slots, seen, free_slots, watch, fwd_ptr,
                 fwd_idx, fwd_base, fwd_model, fwd_param, uniform, processing, tx_ns_per_byte,
                 region_of, deg_nodes, deg_pairs, deg_params, deliveries)
-    scalars[S_NEXT] = heap[H_T, 0] if scalars[S_HEAP] > 0 else -1
+    scalars[S_NEXT] = heap[0, H_T] if scalars[S_HEAP] > 0 else -1
     return code
 
 
@@ -249,9 +243,9 @@ def _run(until: int, max_degree: int,
          deliveries: np.ndarray) -> int:
     # Enough uniforms for the largest fan-out (delay, degradation loss and jitter each).
     need_uniform = 6 * (max_degree + 1) * (1 + scalars[S_NDEG])
-    capacity = heap.shape[1]
+    capacity = heap.shape[0]
     while scalars[S_HEAP] > 0:
-        t = heap[H_T, 0]
+        t = heap[0, H_T]
         if t >= until:
             return DONE
         if scalars[S_UNIF] + need_uniform > uniform.shape[0]:
@@ -262,11 +256,11 @@ def _run(until: int, max_degree: int,
             return HEAP_FULL
         if scalars[S_DELIV] >= deliveries.shape[1]:
             return DELIVERIES_FULL
-        etype = heap[H_TYPE, 0]
-        node = heap[H_NODE, 0]
-        slot = heap[H_SLOT, 0]
-        sender = heap[H_SENDER, 0]
-        hops = heap[H_HOPS, 0]
+        etype = heap[0, H_TYPE]
+        node = heap[0, H_NODE]
+        slot = heap[0, H_SLOT]
+        sender = heap[0, H_SENDER]
+        hops = heap[0, H_HOPS]
         _pop(heap, scalars)
         scalars[S_NOW] = t
         scalars[S_STEPS] += 1
