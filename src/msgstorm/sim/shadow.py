@@ -112,6 +112,13 @@ class ShadowNetwork:
         self.standby = [self.node_index[name] for name in seq.standby]
         self.mempool: dict[int, list[int]] = {node: [] for node in self.standby}
         self.gossip.set_watched([self.leader, *self.standby])
+        # Nodes without gossip peers are simulated here, not in the kernel (see _validate_alone).
+        self.isolated = [not peers for peers in self.topology.forward]
+        self.cpu_free_alone = [0] * n
+        delivery_sample = scenario.history.delivery_sample
+        self.delivery_stride = 0 if delivery_sample <= 0 else max(1, round(1 / delivery_sample))
+        self.delivery_budget_alone = scenario.history.max_deliveries if any(self.isolated) else 0
+        self.deliveries_alone: list[tuple[int, int, int, int]] = []
         self.policy = QUEUE_POLICIES[seq.policy]()
         self.backpressure = make_backpressure(scenario.backpressure)
         self.workers = seq.workers
@@ -186,6 +193,10 @@ class ShadowNetwork:
 
     def _flush_deliveries(self) -> None:
         rows = self.gossip.drain_deliveries()
+        if self.deliveries_alone:
+            alone = np.asarray(self.deliveries_alone, dtype=np.int64).T
+            self.deliveries_alone = []
+            rows = np.concatenate([rows, alone], axis=1)
         if rows.shape[1]:
             names = np.asarray(self.names, dtype=object)
             self.writer.append("deliveries", {"msg_id": rows[0], "node": names[rows[1]].tolist(),
@@ -333,7 +344,35 @@ class ShadowNetwork:
         origin = msgs.origin[m]
         if not self.up[origin]:
             return  # the agent's node is down: the message is lost
-        self.gossip.inject(t, origin, m, ITEM_MSG, msgs.size[m])
+        if self.isolated[origin]:
+            self._validate_alone(t, origin, m)
+        else:
+            self.gossip.inject(t, origin, m, ITEM_MSG, msgs.size[m])
+
+    def _validate_alone(self, t: int, node: int, m: int) -> None:
+        """A node without gossip peers validates its own message; nothing spreads.
+
+        Such a node (a one-node network, as in queueing experiments) receives nothing from
+        others, so its CPU is accounted here instead of a kernel round trip per message.
+        """
+        start = self.cpu_free_alone[node]
+        if start < t:
+            start = t
+        processing = self.processing
+        done = start + (processing.constant if processing.constant is not None else processing())
+        self.cpu_free_alone[node] = done
+        stride = self.delivery_stride
+        if stride and m % stride == 0 and self.delivery_budget_alone > 0:
+            self.delivery_budget_alone -= 1
+            self.deliveries_alone.append((m, node, done, 0))
+        if done == t:
+            self._on_validated(t, node, m, ITEM_MSG, -1, 0)
+        else:
+            self._push(done, self._validated_alone, node, m)
+
+    def _validated_alone(self, t: int, node: int, m: int, _c: int, _d: int) -> None:
+        if self.up[node]:
+            self._on_validated(t, node, m, ITEM_MSG, -1, 0)
 
     def _on_validated(self, t: int, node: int, item: int, kind: int, sender: int, hops: int) -> None:
         """A watched node validated an item (see GossipState.run)."""
@@ -486,7 +525,12 @@ class ShadowNetwork:
             self._release_waiting(t)
         self.height[leader] = height
         self._send_vote(t, leader, height, height)
-        self.gossip.inject(t, leader, block, ITEM_BLOCK, size)
+        if self.isolated[leader]:
+            # Nobody to gossip to; validating its own block still costs the leader CPU.
+            start = max(t, self.cpu_free_alone[leader])
+            self.cpu_free_alone[leader] = start + self.processing()
+        else:
+            self.gossip.inject(t, leader, block, ITEM_BLOCK, size)
         self._check_desync(t)
 
     def _release_waiting(self, t: int) -> None:
@@ -701,6 +745,7 @@ class ShadowNetwork:
             return
         self.up[node] = True
         self.gossip.set_up(node, True, t)
+        self.cpu_free_alone[node] = t
         if node in self.standby and node != self.leader:
             self.mempool[node] = []
         self._event(t, "node_up", node)
