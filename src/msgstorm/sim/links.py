@@ -1,9 +1,12 @@
-"""Link delays in the shadow network, and the faults that act on links.
+"""Link delays between nodes for the Python side of the shadow network, and link faults.
 
-``LinkState.delay(i, j)`` is called for every transmission: base one-way latency of the
-region pair (or a node-pair override), varied by the link model, plus any active
-degradation; ``None`` means the message was lost on the way. Partitions are kept as a
-colour per node (links between colours are cut) so the check is one comparison.
+Gossip receipts take their delays inside the compiled kernel (``sim/kernel.py``); this
+module serves the direct node-to-leader traffic that stays in Python (finality votes, block
+catch-up round trips) and keeps the fault state both sides share: partition colours
+(links between colours are cut) and active degradations, which ``ShadowNetwork`` copies
+into the kernel's arrays. ``LinkState.delay(i, j)``: base one-way latency of the region
+pair (or a node-pair override), varied by the link model, plus any active degradation;
+``None`` means lost on the way.
 """
 
 from __future__ import annotations
@@ -69,45 +72,8 @@ class LinkState:
         self.degrades: dict[int, tuple[set[tuple[int, int]] | set[int], bool, int, int, float]] = {}
         self.models = topology.region_model
         self.constant = all(m.dist == "constant" for row in self.models for m in row) and not topology.node_overrides
-        # Fast path for gossip fan-out: one link model everywhere and no node overrides.
-        # The caller then reads variations straight from ``variation`` (``additive``: add
-        # it to the base; else multiply), refilled by ``refill`` -- a method call per
-        # transmission costs more than the transmission's own arithmetic.
-        models = {m for row in self.models for m in row}
-        self.uniform_model: LinkModel | None = models.pop() if len(models) == 1 and not topology.node_overrides else None
-        self.additive = self.uniform_model is None or self.uniform_model.dist in ("constant", "uniform", "normal")
-        self.variation: list[float] = []
-        self.variation_index = 0
-        self.rng = rng
-        self.fast = False
-        self.partitioned = False
-        self._update_fast()
 
-    def refill(self) -> list[float]:
-        """A new block of variations for ``uniform_model``; resets ``variation_index``."""
-        model = self.uniform_model
-        assert model is not None
-        rng = self.rng
-        if model.dist == "constant":
-            values = np.zeros(_BLOCK)
-        elif model.dist == "uniform":
-            values = np.floor(rng.random(_BLOCK) * model.jitter)
-        elif model.dist == "normal":
-            values = np.trunc(rng.standard_normal(_BLOCK) * model.jitter)
-        elif model.dist == "lognormal":
-            values = np.exp(model.sigma * rng.standard_normal(_BLOCK))
-        else:
-            values = 1.0 + rng.pareto(model.alpha, _BLOCK)
-        self.variation = values.tolist()
-        self.variation_index = 0
-        return self.variation
-
-    def _update_fast(self) -> None:
-        # A plain attribute, not a property: it is read once per gossip fan-out.
-        self.fast = self.uniform_model is not None and not self.degrades
-        self.partitioned = bool(self._partitions)
-
-    # --- the hot path -------------------------------------------------------------------
+    # --- delays -------------------------------------------------------------------
 
     def delay(self, i: int, j: int) -> int | None:
         """One-way delay for a transmission from node i to j, or None if it is lost."""
@@ -155,12 +121,10 @@ class LinkState:
                     groups[node] = g
         self._partitions[fault_id] = groups
         self._recolour()
-        self._update_fast()
 
     def end_partition(self, fault_id: int) -> None:
         self._partitions.pop(fault_id, None)
         self._recolour()
-        self._update_fast()
 
     def _recolour(self) -> None:
         keys: dict[tuple[int, ...], int] = {}
@@ -185,11 +149,9 @@ class LinkState:
             else:  # node names: degrade every link touching either side
                 scope = set(self._resolve(a, node_index)) | set(self._resolve(b, node_index))
                 self.degrades[fault_id] = (scope, True, fault.latency, fault.jitter, fault.loss)
-        self._update_fast()
 
     def end_degrade(self, fault_id: int) -> None:
         self.degrades.pop(fault_id, None)
-        self._update_fast()
 
     def _resolve(self, name: str, node_index: dict[str, int]) -> list[int]:
         if name in node_index:
