@@ -11,10 +11,13 @@ admits it through backpressure into its queue policy; ``workers`` slots serve it
 block interval the leader packs sequenced messages into a block, gossips the block, every
 node votes back on applying it, and a quorum of votes commits it.
 
-The event loop is written for speed: events are plain tuples
-``(t_ns, eid, handler, a, b, c, d)`` on a ``heapq`` (``eid`` makes same-time order
-deterministic), traffic is merged from pre-sorted arrays instead of being pushed on the
-heap, and hot attributes are bound to locals.
+Every gossip receipt runs in the compiled kernel (``GossipState``, ``sim/kernel.py``).
+This loop merges three time-ordered streams: traffic sends (pre-sorted arrays, never on a
+heap), Python events (plain tuples ``(t_ns, eid, handler, a, b, c, d)`` on a ``heapq``;
+``eid`` makes same-time order deterministic) and kernel receipts; at equal times sends go
+first, then Python events, then receipts. The kernel runs until the next send or Python
+event, or until a watched node validates an item (the leader or a standby for messages,
+any node for blocks), which Python then handles at exactly that time.
 """
 
 from __future__ import annotations
