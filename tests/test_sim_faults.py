@@ -164,3 +164,58 @@ def test_block_gas_limit_and_link_override(scenario_from, run_scenario) -> None:
     assert max(e["value"] for e in produced) == 50  # 50 x 21000 gas fill a block under load
     regions = result.summary["propagation_ms"]
     assert regions["ap-northeast"]["p50"] > regions["eu-west"]["p50"]
+
+
+def test_degrade_between_two_nodes_touches_only_their_link(scenario_from, run_scenario) -> None:
+    # 100% loss on the one link between us-east-0 (the leader) and eu-west-2: everything
+    # still reaches the leader over other paths, unlike a partition of the leader.
+    result = run_scenario(_scenario(scenario_from, """
+[[faults]]
+kind = "degrade"
+at = "0s"
+between = ["us-east-0", "eu-west-2"]
+loss = "100%"
+"""))
+    counts = result.summary["messages"]
+    assert counts["lost"] == 0
+    assert counts["committed"] == counts["sent"]
+    assert result.summary["desync"]["episodes"] == 0
+
+
+def test_failover_waits_for_a_standby_to_come_back(scenario_from, run_scenario) -> None:
+    text = BASE.format(faults="""
+[[faults]]
+kind = "crash"
+at = "1900ms"
+node = "eu-west-0"
+restart_after = "1s"
+
+[[faults]]
+kind = "crash"
+at = "2s"
+node = "sequencer"
+""", blocks_extra="")
+    result = run_scenario(scenario_from(text))
+    changes = _events(result, "leader_change")
+    assert [c["node"] for c in changes] == ["eu-west-0"]
+    # The first timer (2.5s) finds the standby down; a later one (after its 2.9s restart) succeeds.
+    assert 2_900_000_000 <= changes[0]["t"] <= 3_500_000_000
+    messages = result.history.messages
+    late = messages.filter(pc.and_(pc.greater(messages["t_intended"], 4_000_000_000),
+                                   pc.not_equal(messages["node"], "us-east-0")))
+    assert set(late["status"].to_pylist()) == {"committed"}
+
+
+def test_zero_length_faults_are_rejected(scenario_from) -> None:
+    import pytest
+
+    from msgstorm.scenario import ScenarioError
+
+    with pytest.raises(ScenarioError, match="greater than 0"):
+        _scenario(scenario_from, """
+[[faults]]
+kind = "partition"
+at = "1s"
+duration = "0s"
+groups = [["us-east"]]
+""")

@@ -302,7 +302,7 @@ class PartitionFault(_Spec):
 
     kind: Literal["partition"]
     at: DurationNs
-    duration: DurationNs | None = None
+    duration: Annotated[DurationNs, Field(gt=0)] | None = None
     groups: list[list[str]] = Field(min_length=1)
 
 
@@ -312,7 +312,7 @@ class CrashFault(_Spec):
     kind: Literal["crash"]
     at: DurationNs
     node: str
-    restart_after: DurationNs | None = None
+    restart_after: Annotated[DurationNs, Field(gt=0)] | None = None
 
 
 class DegradeFault(_Spec):
@@ -320,7 +320,7 @@ class DegradeFault(_Spec):
 
     kind: Literal["degrade"]
     at: DurationNs
-    duration: DurationNs | None = None
+    duration: Annotated[DurationNs, Field(gt=0)] | None = None
     between: tuple[str, str] | None = None
     nodes: list[str] | None = None
     latency: DurationNs = 0

@@ -69,10 +69,7 @@ class GossipState:
         self.fwd_model = np.asarray(model, dtype=np.int64)
         self.fwd_param = np.asarray(param, dtype=np.float64)
         self.max_degree = max((len(p) for p in topology.forward), default=0)
-        self.region_of = np.asarray(topology.region_of, dtype=np.int64)
-        regions = len(topology.regions)
         self.deg_nodes = np.zeros((_MAX_DEGRADES, n), dtype=np.uint8)
-        self.deg_pairs = np.zeros((_MAX_DEGRADES, regions, regions), dtype=np.uint8)
         self.deg_params = np.zeros((_MAX_DEGRADES, 4), dtype=np.float64)
         self.deg_ids: list[int] = []
         self.tx_ns_per_byte = tx_ns_per_byte
@@ -150,8 +147,7 @@ class GossipState:
         self._args = (self.max_degree, self.heap, self.scalars, self.nodes, self.slots, self.seen,
                       self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,
                       self.fwd_model, self.fwd_param, self.uniform, self.processing,
-                      self.tx_ns_per_byte, self.region_of, self.deg_nodes, self.deg_pairs,
-                      self.deg_params, self.deliveries)
+                      self.tx_ns_per_byte, self.deg_nodes, self.deg_params, self.deliveries)
 
     def _refill_uniform(self) -> None:
         rest = self.uniform[self.scalars[k.S_UNIF]:]
@@ -213,21 +209,15 @@ class GossipState:
         for node in nodes:
             self.watch[node] = 1
 
-    def add_degrade(self, fault_id: int, by_nodes: bool, scope: set[int] | set[tuple[int, int]],
+    def add_degrade(self, fault_id: int, side: list[int], between: bool,
                     latency: int, jitter: int, loss: float) -> None:
+        """Mirror a LinkState degradation (node flags, mode, added latency, jitter, loss)."""
         if len(self.deg_ids) >= _MAX_DEGRADES:
             raise ValueError(f"at most {_MAX_DEGRADES} link degradations may be active at once")
         row = len(self.deg_ids)
         self.deg_ids.append(fault_id)
-        self.deg_nodes[row] = 0
-        self.deg_pairs[row] = 0
-        if by_nodes:
-            for node in scope:
-                self.deg_nodes[row, node] = 1
-        else:
-            for a, b in scope:  # type: ignore[misc]
-                self.deg_pairs[row, a, b] = 1
-        self.deg_params[row] = (1.0 if by_nodes else 0.0, latency, jitter, loss)
+        self.deg_nodes[row] = np.asarray(side, dtype=np.uint8)
+        self.deg_params[row] = (1.0 if between else 0.0, latency, jitter, loss)
         self.scalars[k.S_NDEG] = len(self.deg_ids)
 
     def remove_degrade(self, fault_id: int) -> None:
@@ -237,7 +227,6 @@ class GossipState:
         last = len(self.deg_ids) - 1
         # Keep active rows contiguous: move the last row into the freed one.
         self.deg_nodes[row] = self.deg_nodes[last]
-        self.deg_pairs[row] = self.deg_pairs[last]
         self.deg_params[row] = self.deg_params[last]
         self.deg_ids[row] = self.deg_ids[last]
         self.deg_ids.pop()

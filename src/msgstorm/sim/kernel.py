@@ -165,8 +165,8 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
              heap: np.ndarray, scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
              fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
              fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
-             tx_ns_per_byte: float, region_of: np.ndarray,
-             deg_nodes: np.ndarray, deg_pairs: np.ndarray, deg_params: np.ndarray) -> None:
+             tx_ns_per_byte: float,
+             deg_nodes: np.ndarray, deg_params: np.ndarray) -> None:
     mine = nodes[N_COLOUR, node]
     tx = int(slots[SL_SIZE, slot] * tx_ns_per_byte)
     free = nodes[N_UPLINK, node]
@@ -178,10 +178,12 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
         d = _link_delay(fwd_base[e], fwd_model[e], fwd_param[e], uniform, scalars)
         lost = False
         for k in range(n_deg):
-            if deg_params[k, 0] > 0.5:
-                hit = deg_nodes[k, node] != 0 or deg_nodes[k, peer] != 0
-            else:
-                hit = deg_pairs[k, region_of[node], region_of[peer]] != 0
+            fa = deg_nodes[k, node]
+            fb = deg_nodes[k, peer]
+            if deg_params[k, 0] > 0.5:  # between: one end on side A (bit 1), one on B (bit 2)
+                hit = ((fa & 1) != 0 and (fb & 2) != 0) or ((fa & 2) != 0 and (fb & 1) != 0)
+            else:  # any link touching a flagged node
+                hit = fa != 0 or fb != 0
             if hit:
                 if deg_params[k, 3] > 0.0:
                     u = uniform[scalars[S_UNIF]]
@@ -217,8 +219,8 @@ def run_until(until: int, max_degree: int,
               seen: np.ndarray, free_slots: np.ndarray, watch: np.ndarray,
               fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
               fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
-              processing: np.ndarray, tx_ns_per_byte: float, region_of: np.ndarray,
-              deg_nodes: np.ndarray, deg_pairs: np.ndarray, deg_params: np.ndarray,
+              processing: np.ndarray, tx_ns_per_byte: float,
+              deg_nodes: np.ndarray, deg_params: np.ndarray,
               deliveries: np.ndarray) -> int:
     """Run kernel events with time < ``until``; stop early to report a watched validation.
 
@@ -227,7 +229,7 @@ def run_until(until: int, max_degree: int,
     """
     code = _run(until, max_degree, heap, scalars, nodes, slots, seen, free_slots, watch, fwd_ptr,
                 fwd_idx, fwd_base, fwd_model, fwd_param, uniform, processing, tx_ns_per_byte,
-                region_of, deg_nodes, deg_pairs, deg_params, deliveries)
+                deg_nodes, deg_params, deliveries)
     scalars[S_NEXT] = heap[0, H_T] if scalars[S_HEAP] > 0 else -1
     return code
 
@@ -238,8 +240,8 @@ def _run(until: int, max_degree: int,
          seen: np.ndarray, free_slots: np.ndarray, watch: np.ndarray,
          fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
          fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
-         processing: np.ndarray, tx_ns_per_byte: float, region_of: np.ndarray,
-         deg_nodes: np.ndarray, deg_pairs: np.ndarray, deg_params: np.ndarray,
+         processing: np.ndarray, tx_ns_per_byte: float,
+         deg_nodes: np.ndarray, deg_params: np.ndarray,
          deliveries: np.ndarray) -> int:
     # Enough uniforms for the largest fan-out (delay, degradation loss and jitter each).
     need_uniform = 6 * (max_degree + 1) * (1 + scalars[S_NDEG])
@@ -307,7 +309,7 @@ def _run(until: int, max_degree: int,
             if slots[SL_FORWARD, slot] != 0:
                 _forward(t, node, slot, sender, hops + 1, heap, scalars, nodes, slots,
                          fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform,
-                         tx_ns_per_byte, region_of, deg_nodes, deg_pairs, deg_params)
+                         tx_ns_per_byte, deg_nodes, deg_params)
         slots[SL_OUTSTANDING, slot] -= 1
         if notify:
             scalars[S_NT] = t

@@ -69,7 +69,8 @@ class LinkState:
         self.draws = _UnitDraws(rng)
         self.colour = [0] * topology.size
         self._partitions: dict[int, list[int]] = {}  # fault_id -> group per node
-        self.degrades: dict[int, tuple[set[tuple[int, int]] | set[int], bool, int, int, float]] = {}
+        # fault_id -> (flag per node, between?, added latency, jitter, loss)
+        self.degrades: dict[int, tuple[list[int], bool, int, int, float]] = {}
         self.models = topology.region_model
         self.constant = all(m.dist == "constant" for row in self.models for m in row) and not topology.node_overrides
 
@@ -89,8 +90,12 @@ class LinkState:
             base, model = override
         delay = self._vary(base, model)
         if self.degrades:
-            for scope, by_nodes, extra, jitter, loss in self.degrades.values():
-                hit = (i in scope or j in scope) if by_nodes else ((ri, rj) in scope)
+            for side, between, extra, jitter, loss in self.degrades.values():
+                if between:  # one end on side A (bit 1), the other on side B (bit 2)
+                    fi, fj = side[i], side[j]
+                    hit = bool((fi & 1 and fj & 2) or (fi & 2 and fj & 1))
+                else:  # any link touching a flagged node
+                    hit = bool(side[i] or side[j])
                 if hit:
                     if loss > 0.0 and self.draws.u() < loss:
                         return None
@@ -132,23 +137,22 @@ class LinkState:
         self.colour = [keys.setdefault(tuple(col[n] for col in columns), len(keys)) for n in range(self.topology.size)]
 
     def start_degrade(self, fault_id: int, fault: DegradeFault, node_index: dict[str, int]) -> None:
+        """Flag the degraded nodes: ``nodes`` degrades every link touching them; ``between``
+        only links with one end in each of the two groups (regions or nodes)."""
+        side = [0] * self.topology.size
         if fault.nodes is not None:
-            scope: set[int] = set()
             for name in fault.nodes:
-                scope.update(self._resolve(name, node_index))
-            self.degrades[fault_id] = (scope, True, fault.latency, fault.jitter, fault.loss)
+                for node in self._resolve(name, node_index):
+                    side[node] = 1
+            self.degrades[fault_id] = (side, False, fault.latency, fault.jitter, fault.loss)
         else:
             assert fault.between is not None
             a, b = fault.between
-            regions = self.topology.regions
-            pairs: set[tuple[int, int]] = set()
-            if a in regions and b in regions:
-                ra, rb = regions.index(a), regions.index(b)
-                pairs = {(ra, rb), (rb, ra)}
-                self.degrades[fault_id] = (pairs, False, fault.latency, fault.jitter, fault.loss)
-            else:  # node names: degrade every link touching either side
-                scope = set(self._resolve(a, node_index)) | set(self._resolve(b, node_index))
-                self.degrades[fault_id] = (scope, True, fault.latency, fault.jitter, fault.loss)
+            for node in self._resolve(a, node_index):
+                side[node] |= 1
+            for node in self._resolve(b, node_index):
+                side[node] |= 2
+            self.degrades[fault_id] = (side, True, fault.latency, fault.jitter, fault.loss)
 
     def end_degrade(self, fault_id: int) -> None:
         self.degrades.pop(fault_id, None)

@@ -665,8 +665,8 @@ class ShadowNetwork:
         elif isinstance(spec, DegradeFault):
             if op.action == "start":
                 self.links.start_degrade(op.fault_id, spec, self.node_index)
-                scope, by_nodes, latency, jitter, loss = self.links.degrades[op.fault_id]
-                self.gossip.add_degrade(op.fault_id, by_nodes, scope, latency, jitter, loss)
+                side, between, latency, jitter, loss = self.links.degrades[op.fault_id]
+                self.gossip.add_degrade(op.fault_id, side, between, latency, jitter, loss)
             else:
                 self.links.end_degrade(op.fault_id)
                 self.gossip.remove_degrade(op.fault_id)
@@ -708,7 +708,8 @@ class ShadowNetwork:
         self.waiting = []
         self.busy = 0
         self._orphan(orphans)
-        self._depth_changed(t)
+        # Depth is re-evaluated when a sequencer is back (failover or restart): resuming
+        # held senders now would send their messages into a dead sequencer.
         if any(s != node for s in self.standby):
             self._push(t + self.scenario.sequencer.failover_timeout, self._failover, self.epoch)
 
@@ -724,6 +725,10 @@ class ShadowNetwork:
             return
         candidates = [s for s in self.standby if self.up[s] and s != self.leader]
         if not candidates:
+            # No live standby yet: look again after another timeout (one may restart).
+            retry = t + self.scenario.sequencer.failover_timeout
+            if retry <= self.hard_stop:
+                self._push(retry, self._failover, epoch)
             return
         old, new = self.leader, candidates[0]
         self.leader = new
@@ -742,6 +747,7 @@ class ShadowNetwork:
         pool = self.mempool.pop(new, [])
         for m in pool:
             self._intake(t, m)
+        self._depth_changed(t)
 
     def _restart(self, t: int, node: int) -> None:
         if self.up[node]:
@@ -752,6 +758,8 @@ class ShadowNetwork:
         if node in self.standby and node != self.leader:
             self.mempool[node] = []
         self._event(t, "node_up", node)
+        if node == self.leader:
+            self._depth_changed(t)  # the sequencer is back: held senders may resume
 
     # --- sampling -----------------------------------------------------------------------
 
