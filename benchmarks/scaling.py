@@ -8,8 +8,11 @@ Run by hand, not in CI (no extra dependencies):
     python benchmarks/scaling.py --skip-cli              # no cold/warm `msgstorm run` timing
 
 Every grid point runs in a fresh subprocess (``--child``), so its peak RSS and its numba
-cache load are its own. The child reports its own ``ru_maxrss`` (RUSAGE_SELF) after the
-imports (the baseline) and after the run; the parent times the whole subprocess too.
+cache load are its own. The child first makes a tiny untimed warm-up run (50 messages) so
+the kernel is loaded from numba's cache — or compiled, if the cache does not match the
+source, which the details table then flags — before the clock starts. It reports its own
+``ru_maxrss`` (RUSAGE_SELF) after the warm-up (the baseline: interpreter, imports, the
+loaded kernel) and after the run; the parent times the whole subprocess too.
 
 The scenario (``SCENARIO_TOML``): one region, constant 1 ms links, 20 us of processing per
 receipt, gossip mesh of degree 8 over 16 peers, Poisson traffic from every node (one
@@ -30,7 +33,7 @@ What the times mean:
   report: building the network, generating traffic, the event loop, settling and writing
   the Parquet history. Rates are per this time.
 * ``process s``: the whole subprocess, from spawn to exit (interpreter start, imports,
-  loading numba's cached machine code, the run, teardown).
+  the warm-up with loading numba's cached machine code, the run, teardown).
 * ``kernel s``/``traffic s``: the parts of ``wall s`` spent in ``GossipState.run`` (the
   numba gossip kernel and its refills) and in the traffic generator; the rest is the
   Python engine (sequencer, blocks, votes, faults, per-message bookkeeping) and history
@@ -118,6 +121,34 @@ def _maxrss_mb() -> float:
 # --- the child: one grid point ---------------------------------------------------------------
 
 
+def _warm_up(out_dir: Path) -> tuple[float, bool]:
+    """Load (or compile) the numba kernel before the clock starts, with a tiny untimed run.
+
+    If the kernel's source changed since the cache was written, it compiles here, and the
+    row says so instead of counting the compile as simulator time. Returns (seconds,
+    whether it compiled).
+    """
+    import numpy as np
+
+    from msgstorm.history import HistoryWriter
+    from msgstorm.scenario import parse_scenario
+    from msgstorm.sim import kernel
+    from msgstorm.sim.shadow import ShadowNetwork
+    from msgstorm.traffic import generate_traffic
+
+    started = time.perf_counter()
+    scenario = parse_scenario(scenario_text(10, 50), source="warmup.toml")
+    writer = HistoryWriter(out_dir / "history")
+    traffic_seed, sim_seed = np.random.SeedSequence(1).spawn(2)
+    sim = ShadowNetwork(scenario, writer, sim_seed)
+    sim.run(generate_traffic(scenario, traffic_seed))
+    sim.finish()
+    writer.close()
+    shutil.rmtree(out_dir, ignore_errors=True)
+    compiled = sum(sum(d.stats.cache_misses.values()) for d in (kernel.run_until, kernel.inject))
+    return time.perf_counter() - started, compiled > 0
+
+
 def child(nodes: int, messages: int, out_dir: Path, split: bool, max_deliveries: int) -> dict[str, Any]:
     import numpy as np
 
@@ -126,6 +157,7 @@ def child(nodes: int, messages: int, out_dir: Path, split: bool, max_deliveries:
     from msgstorm.sim.shadow import ShadowNetwork
     from msgstorm.traffic import generate_traffic
 
+    warmup_s, compiled = _warm_up(out_dir / "warmup")
     baseline_mb = _maxrss_mb()
     scenario = parse_scenario(scenario_text(nodes, messages, max_deliveries), source="scaling.toml")
     perf = time.perf_counter
@@ -173,7 +205,7 @@ def child(nodes: int, messages: int, out_dir: Path, split: bool, max_deliveries:
         "kernel_s": clock["kernel"] if split else None, "traffic_s": clock["traffic"] if split else None,
         "baseline_rss_mb": baseline_mb, "peak_rss_mb": _maxrss_mb(),
         "delivery_rows": writer.rows("deliveries"), "message_rows": writer.rows("messages"),
-        "finish_s": finish_s,
+        "finish_s": finish_s, "warmup_s": warmup_s, "kernel_compiled": compiled,
         "history_mb": sum(f.stat().st_size for f in (out_dir / "history").iterdir()) / 2**20,
     }
 
@@ -325,11 +357,16 @@ def main() -> None:
         print(table_row(row), flush=True)
     print("\ndetails (finish s: `ShadowNetwork.finish`, which settles what is left and writes the "
           "delivery rows buffered during the run):\n")
-    print("| nodes | messages | delivery rows | history MB | finish s | baseline RSS MB (after imports) |")
-    print("|" + "---:|" * 6)
+    print("| nodes | messages | delivery rows | history MB | finish s | baseline RSS MB | warm-up s "
+          "| kernel compiled in warm-up |")
+    print("|" + "---:|" * 8)
     for r in rows:
         print(f"| {_fmt_int(r['nodes'])} | {_fmt_int(r['messages'])} | {_fmt_int(r['delivery_rows'])} "
-              f"| {r['history_mb']:.1f} | {r['finish_s']:.2f} | {r['baseline_rss_mb']:.0f} |")
+              f"| {r['history_mb']:.1f} | {r['finish_s']:.2f} | {r['baseline_rss_mb']:.0f} "
+              f"| {r['warmup_s']:.2f} | {'yes' if r['kernel_compiled'] else 'no'} |")
+    if any(r["kernel_compiled"] for r in rows):
+        print("\n(a 'yes' means the numba cache did not match the kernel source, e.g. because it was "
+              "edited during the benchmark; the compile fell in the untimed warm-up)")
     slope = rss_per_million(rows)
     if slope:
         print(f"\n{slope}")

@@ -119,3 +119,19 @@ def test_bad_slo_entries_are_rejected_at_load(tmp_path, entry, words) -> None:
     assert issue.line == GOOD.count("\n") + 3
     assert issue.field.startswith("slo.")
     assert words in issue.message
+
+
+def test_second_array_table_and_nested_phase_fields_are_located(tmp_path) -> None:
+    text = GOOD + """
+[[agents]]
+name = "second"
+count = 0
+arrival = { process = "phases", phases = [{ duration = "1s", arrival = { process = "poisson", rate = "ten/s" } }] }
+"""
+    path = _write(tmp_path, text)
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    issues = {issue.field: issue for issue in caught.value.issues}
+    base = GOOD.count("\n")
+    assert issues["agents[1].count"].line == base + 4
+    assert issues["agents[1].arrival.phases[0].arrival.rate"].line == base + 5

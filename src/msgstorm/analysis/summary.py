@@ -10,9 +10,9 @@ Place in the pipeline: between the history and the reports. It reads only the ``
 - ``interrupted``: the run was stopped before its end.
 - ``offered_rate_per_s``: messages sent (rows, i.e. every message the schedule produced) /
   the scenario's ``run.duration`` (``t_end`` when absent); null without either.
-- ``throughput_per_s``: committed messages / the span from the first to the last commit (in
-  steady state commit and intent lag alike, so this matches the offered rate when nothing is
-  lost); committed / ``run.duration`` when all commits share one instant; null when neither.
+- ``throughput_per_s``: committed messages / the span from the first intended send to the
+  later of the traffic window's end and the last commit (so an outage after the last commit
+  lowers it); 0 when nothing committed.
 - ``latency_ms``: {p50, p90, p99, p999, max, mean} of ``t_committed - t_intended``, exact,
   nearest rank; ``latency_stages_ms``: {propagation, queue_wait, service, block_wait} each
   {p50, p99}; ``jitter_ms``: {stddev, p99_minus_p50, ipdv_mean, ipdv_p99} (see ``latency``).
@@ -88,15 +88,24 @@ def _message_counts(messages: MessageArrays) -> dict[str, int]:
 
 
 def _duration_s(history: History) -> float | None:
+    """The traffic window: ``run.duration``, or up to ``t_end`` when the run was cut short."""
     duration_ns = scenario_section(history, "run").get("duration") or run_t_end_ns(history)
+    t_end = run_t_end_ns(history)
+    if history.run_info.get("interrupted") and t_end:
+        duration_ns = min(int(duration_ns), int(t_end)) if duration_ns else t_end
     return int(duration_ns) / NS_PER_S if duration_ns else None
 
 
 def _throughput_per_s(messages: MessageArrays, duration_s: float | None) -> float | None:
+    """Committed messages over the span from the first intended send to the later of the
+    traffic window's end and the last commit: an outage after the last commit counts."""
     commits = messages.t_committed.values[messages.committed]
-    if commits.size >= 2 and commits.max() > commits.min():
-        span_s = float(commits.max() - commits.min()) / NS_PER_S
-        return rounded(commits.size / span_s)
+    if commits.size == 0:
+        return 0.0 if messages.count or duration_s else None
+    first_ns = int(messages.t_intended.min())
+    end_ns = max(int(commits.max()), int(duration_s * NS_PER_S) if duration_s else 0)
+    if end_ns > first_ns:
+        return rounded(commits.size / ((end_ns - first_ns) / NS_PER_S))
     return rounded(commits.size / duration_s) if duration_s else None
 
 

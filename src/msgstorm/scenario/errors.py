@@ -73,13 +73,15 @@ class TomlLocator:
                 continue
             header = _HEADER.match(line)
             if header and not _KEY.match(line):
-                path = self._resolve(_split_key(header.group(2)), array_counts)
+                parts = _split_key(header.group(2))
                 if header.group(1) == "[[":
+                    # [[a.b]]: the parent resolves to its latest element, "b" is counted.
+                    path = (*self._resolve(parts[:-1], array_counts), parts[-1])
                     index = array_counts.get(path, -1) + 1
                     array_counts[path] = index
                     table = (*path, index)
                 else:
-                    table = path
+                    table = self._resolve(parts, array_counts)
                 self.lines.setdefault(table, number)
                 continue
             key = _KEY.match(line)

@@ -60,7 +60,7 @@ def parse_scenario(
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as error:
-        raise ScenarioError(_issues(error, source, locator, overridden)) from None
+        raise ScenarioError(_issues(error, source, locator, overridden, raw)) from None
     problems = check_references(scenario)
     if problems:
         raise ScenarioError(
@@ -134,7 +134,8 @@ def _clean_loc(loc: tuple[Any, ...]) -> Loc:
 
 
 def _issues(
-    error: ValidationError, source: str, locator: TomlLocator, overridden: set[Loc]
+    error: ValidationError, source: str, locator: TomlLocator, overridden: set[Loc],
+    raw: dict[str, Any],
 ) -> list[ScenarioIssue]:
     issues = []
     for detail in error.errors():
@@ -145,7 +146,7 @@ def _issues(
         elif detail["type"] == "missing":
             message = "required field is missing"
         message = message.removeprefix("Value error, ")
-        issues.append(_issue_with_path(loc, message, source, locator, overridden))
+        issues.append(_issue_with_path(loc, message, source, locator, overridden, raw))
     return issues
 
 
@@ -157,15 +158,27 @@ _UNION_TAGS = frozenset({
 
 
 def _issue_with_path(
-    loc: Loc, message: str, source: str, locator: TomlLocator, overridden: set[Loc]
+    loc: Loc, message: str, source: str, locator: TomlLocator, overridden: set[Loc],
+    raw: dict[str, Any],
 ) -> ScenarioIssue:
-    # Discriminated unions put the chosen tag (e.g. "poisson") into the path; the user
-    # never wrote it as a key, so it is left out of the field name.
-    shown = tuple(
-        part for index, part in enumerate(loc)
-        if index == len(loc) - 1 or not (isinstance(part, str) and part in _UNION_TAGS)
-    )
-    return _issue(shown, message, source, locator, overridden)
+    # Discriminated unions put the chosen tag (e.g. "poisson") into the path, which the
+    # user never wrote as a key. Walk the raw table alongside: a segment that is a key (or
+    # index) of the current table is kept, a union tag that is not is dropped.
+    shown: list[str | int] = []
+    node: Any = raw
+    for index, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            shown.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            shown.append(part)
+            node = node[part]
+        elif isinstance(part, str) and part in _UNION_TAGS and index < len(loc) - 1:
+            continue
+        else:
+            shown.append(part)
+            node = None
+    return _issue(tuple(shown), message, source, locator, overridden)
 
 
 def _issue(

@@ -318,9 +318,12 @@ class ShadowNetwork:
         where = self.msgs.where
         alive = (QUEUED, IN_SERVICE, SEQUENCED, IN_BLOCK, HELD)
         spreading = self.gossip.live_items(ITEM_MSG)
+        t_sent = self.msgs.t_sent
         for m in range(self.msgs.count):
             state = where[m]
             if state < COMMITTED:
+                if state == IN_FLIGHT and t_sent[m] == NULL:
+                    continue  # generated ahead but never due (an interrupted run): not sent
                 self._settle(m, PENDING if state in alive or m in spreading else LOST)
         self._event(t_end, "run_end", value=float(self.msgs.count))
         if self.progress is not None:
