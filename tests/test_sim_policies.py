@@ -130,3 +130,23 @@ def test_delivery_cap_bounds_rows(scenario_from, run_scenario) -> None:
     result = run_scenario(scenario_from(_text(nodes=3, max_deliveries=500, rate=200, duration="2s", drain="2s")))
     assert result.history.deliveries.num_rows == 500
     assert result.summary["messages"]["sent"] * 3 > 500
+
+
+def test_eip1559_base_fee_is_met_at_inclusion(scenario_from, run_scenario) -> None:
+    text = _text(service="100us", max_messages=50,
+                 backpressure='[backpressure]\nmode = "eip1559"\ninitial_base_fee = 0.5\nunderpriced = "wait"')
+    result = run_scenario(scenario_from(text))
+    events = result.history.events
+    produced = events.filter(pc.equal(events["kind"], "base_fee"))
+    fee_at_height = {}
+    heights = produced["height"].to_pylist()
+    values = produced["value"].to_pylist()
+    # The base fee in force while block h is packed is the one set after block h-1.
+    for h, v in zip(heights, values):
+        fee_at_height[h + 1] = v
+    messages = result.history.messages
+    committed = messages.filter(pc.equal(messages["status"], "committed"))
+    below = [(f, b) for f, b in zip(committed["fee"].to_pylist(), committed["block"].to_pylist())
+             if b in fee_at_height and f < fee_at_height[b]]
+    assert committed.num_rows > 0
+    assert below == []

@@ -501,8 +501,22 @@ class ShadowNetwork:
         gas = 0
         size = self.scenario.blocks.header_size
         sequenced = self.sequenced
+        priced = self.priced
+        backpressure = self.backpressure
         while sequenced and len(take) < self.max_messages:
             m = sequenced[0]
+            if priced and not backpressure.eligible(msgs.fee[m]):
+                # The base fee is charged at inclusion: an underpriced message waits for
+                # the fee to fall, or is rejected, as on arrival.
+                sequenced.popleft()
+                if backpressure.admit(msgs.kind[m], msgs.fee[m], self.depth) == REJECT:
+                    self.rejected += 1
+                    self._settle(m, REJECTED)
+                else:
+                    msgs.where[m] = HELD
+                    msgs.t_dequeued[m] = msgs.t_sequenced[m] = msgs.seq_no[m] = NULL
+                    heappush(self.waiting, (-msgs.fee[m], next(self.waiting_arrivals), m))
+                continue
             g = self.gas_of[msgs.kind[m]]
             if self.max_gas is not None and gas + g > self.max_gas:
                 break
