@@ -135,3 +135,61 @@ arrival = { process = "phases", phases = [{ duration = "1s", arrival = { process
     base = GOOD.count("\n")
     assert issues["agents[1].count"].line == base + 4
     assert issues["agents[1].arrival.phases[0].arrival.rate"].line == base + 5
+
+
+def test_quoted_override_keys_keep_their_dots(tmp_path) -> None:
+    scenario = load_scenario(_write(tmp_path, GOOD + '\n[slo]\n"latency.p99" = "< 5s"\n'),
+                             ['slo."latency.p99"="< 1s"'])
+    assert scenario.slo == {"latency.p99": "< 1s"}
+
+
+@pytest.mark.parametrize("override, words", [
+    ('faults.0.at="30s"', "after the run ends"),
+    ('faults.0.groups=[["eu-west"], ["eu-west-1"]]', "two groups"),
+])
+def test_faults_that_cannot_happen_as_written(tmp_path, override, words) -> None:
+    with pytest.raises(ScenarioError, match=words):
+        load_scenario(_write(tmp_path, GOOD), [override])
+
+
+def test_replay_with_a_missing_column_fails_validation(tmp_path) -> None:
+    (tmp_path / "times.csv").write_text("t\n0\n1000\n")
+    text = GOOD.replace('{ process = "poisson", rate = "100/s" }',
+                        '{ process = "replay", path = "times.csv", column = "time" }')
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(_write(tmp_path, text))
+    issue = caught.value.issues[0]
+    assert issue.line == 11 and issue.field == "agents[0].arrival.column"
+    assert "no column 'time'" in issue.message
+
+
+def test_run_refuses_an_out_path_that_is_a_file(tmp_path) -> None:
+    target = tmp_path / "taken"
+    target.write_text("")
+    result = CliRunner().invoke(app, ["run", str(_write(tmp_path, GOOD)), "--out", str(target), "-q"])
+    assert result.exit_code == 2
+    assert "not a directory" in result.output
+
+
+def test_report_on_a_corrupt_history_exits_2(tmp_path) -> None:
+    history = tmp_path / "run" / "history"
+    history.mkdir(parents=True)
+    for table in ("messages", "deliveries", "events", "run"):
+        (history / f"{table}.parquet").write_bytes(b"junk")
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "history unreadable" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_strict_fails_an_slo_that_cannot_be_judged(tmp_path) -> None:
+    # A one-second run in which the only node is down: nothing commits, p99 is unknown.
+    text = GOOD.replace('nodes_per_region = 2', 'nodes_per_region = 1').replace(
+        'regions = ["us-east", "eu-west"]', 'regions = ["us-east"]')
+    text = text[:text.index("[[faults]]")] + (
+        '[[faults]]\nkind = "crash"\nat = "0s"\nnode = "us-east-0"\n\n[slo]\n"latency.p99" = "< 1s"\n')
+    path = _write(tmp_path, text)
+    lenient = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "a"), "-q"])
+    strict = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "b"), "-q", "--strict"])
+    assert lenient.exit_code == 0, lenient.output
+    assert strict.exit_code == 1, strict.output

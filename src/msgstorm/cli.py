@@ -48,6 +48,7 @@ def run(
     seed: Annotated[int | None, typer.Option("--seed", help="override run.seed")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override dotted.key=value (repeatable)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="an SLO that cannot be judged (no data) fails too")] = False,
     prometheus: Annotated[int | None, typer.Option(
         "--prometheus", metavar="PORT", min=0, max=65535,
         help="serve live metrics at http://127.0.0.1:PORT/metrics while the run goes "
@@ -62,6 +63,9 @@ def run(
     if seed is not None:
         overrides.append(f"run.seed={seed}")
     loaded = _load(scenario, overrides)
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        err.print(f"[red]error[/]: --out {out_dir}: exists and is not a directory", highlight=False)
+        raise typer.Exit(2)
     show_progress = sys.stdout.isatty() and not quiet
     exporter = _start_exporter(prometheus, loaded) if prometheus is not None else None
     try:
@@ -78,7 +82,7 @@ def run(
     if not quiet:
         print_summary(result.summary, out)
     out.print(f"run directory: {result.run_dir} (report: {result.run_dir / 'report.html'})", highlight=False)
-    if slo_failed(result.analysis):
+    if slo_failed(result.analysis, strict):
         raise typer.Exit(1)
 
 
@@ -104,8 +108,13 @@ def _run_with_progress(loaded: Any, out_dir: Path | None, run_scenario: Any, als
 
 
 @app.command()
-def report(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> None:
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
+    strict: Annotated[bool, typer.Option("--strict", help="an SLO that cannot be judged (no data) fails too")] = False,
+) -> None:
     """Re-analyse a run from its history alone; rewrite summary.json, report.html, windows.csv."""
+    import pyarrow as pa
+
     from msgstorm.analysis import slo_failed
     from msgstorm.report.terminal import print_summary
     from msgstorm.runner import reanalyse
@@ -115,9 +124,13 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory")]) -> 
     except FileNotFoundError as error:
         err.print(f"[red]error[/]: {error}", highlight=False)
         raise typer.Exit(2) from None
+    except (pa.ArrowException, OSError) as error:
+        err.print(f"[red]error[/]: {run_dir}: history unreadable (was the run killed while "
+                  f"writing?): {error}", highlight=False)
+        raise typer.Exit(2) from None
     print_summary(analysis.summary, out)
     out.print(f"report: {run_dir / 'report.html'}", highlight=False)
-    if slo_failed(analysis):
+    if slo_failed(analysis, strict):
         raise typer.Exit(1)
 
 

@@ -162,6 +162,8 @@ def analyse(history: History) -> Analysis:
     )
 
 
-def slo_failed(analysis: Analysis) -> bool:
-    """Whether any SLO verdict is "fail" ("unknown" does not count as failing)."""
-    return any(entry["verdict"] == "fail" for entry in analysis.summary.get("slo", []))
+def slo_failed(analysis: Analysis, strict: bool = False) -> bool:
+    """Whether any SLO verdict is "fail"; with ``strict``, "unknown" (no data to judge,
+    e.g. nothing committed) fails too, as a CI gate should."""
+    failing = {"fail", "unknown"} if strict else {"fail"}
+    return any(entry["verdict"] in failing for entry in analysis.summary.get("slo", []))

@@ -80,7 +80,11 @@ def apply_override(raw: dict[str, Any], override: str) -> Loc:
     if "=" not in override:
         raise ValueError("expected dotted.key=value, e.g. run.seed=7")
     dotted, value_text = override.split("=", 1)
-    parts: list[str | int] = [int(p) if p.isdigit() else p for p in dotted.strip().split(".")]
+    # Quoted segments keep their dots: --set 'slo."latency.p99"="< 1s"'.
+    segments = re.findall(r""""[^"]*"|'[^']*'|[^.]+""", dotted.strip())
+    parts: list[str | int] = [
+        p[1:-1] if p[:1] in "\"'" else (int(p) if p.isdigit() else p) for p in segments
+    ]
     if not parts or any(p == "" for p in parts):
         raise ValueError(f"bad key {dotted!r}")
     try:

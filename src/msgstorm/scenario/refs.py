@@ -96,16 +96,38 @@ def check_references(scenario: Scenario) -> list[Problem]:
             arrivals += [(("arrival", "phases", i, "arrival"), phase.arrival)
                          for i, phase in enumerate(agent.arrival.phases)]
         for where, spec in arrivals:
-            if isinstance(spec, ReplayArrival) and not Path(spec.path).is_file():
+            if not isinstance(spec, ReplayArrival):
+                continue
+            if not Path(spec.path).is_file():
                 problems.append((("agents", index, *where, "path"), f"replay file not found: {spec.path}"))
+                continue
+            from msgstorm.traffic.replay import read_replay_offsets_ns
+
+            try:  # read it now: a bad column or value must fail validation, not the run
+                read_replay_offsets_ns(spec.path, spec.column, spec.time_unit, spec.speed)
+            except (ValueError, OSError) as error:
+                problems.append((("agents", index, *where, "column"), str(error)))
     names_seen: set[str] = set()
     for index, agent in enumerate(scenario.agents):
         if agent.name in names_seen:
             problems.append((("agents", index, "name"), f"agent name {agent.name!r} is used twice"))
         names_seen.add(agent.name)
 
+    end_of_run = scenario.run.duration + scenario.run.drain
     for index, fault in enumerate(scenario.faults):
+        if fault.at >= end_of_run:
+            problems.append((("faults", index, "at"),
+                             f"starts after the run ends (duration + drain = {end_of_run / 1e9:g}s): it would never happen"))
         if fault.kind == "partition":
+            seen_in: dict[int, int] = {}
+            for g, group in enumerate(fault.groups):
+                for name in group:
+                    members = ([node_names(network).index(name)] if name in nodes
+                               else [i for i, r in enumerate(node_regions(network)) if r == name])
+                    for node in members:
+                        if seen_in.setdefault(node, g) != g:
+                            problems.append((("faults", index, "groups", g),
+                                             f"{name!r} puts node {node_names(network)[node]!r} in two groups"))
             for g, group in enumerate(fault.groups):
                 for name in group:
                     if name not in names:

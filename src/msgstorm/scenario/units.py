@@ -62,9 +62,13 @@ _BW_BPS = {
     "kB/s": 8e3,
     "MB/s": 8e6,
     "GB/s": 8e9,
+    "Kbps": 1e3,
+    "kbps": 1e3,
+    "Mbps": 1e6,
+    "Gbps": 1e9,
 }
 _BW_RE = re.compile(
-    r"^\s*" + _NUMBER + r"\s*(bit/s|bps|kbit/s|Kbit/s|Mbit/s|Gbit/s|B/s|KB/s|kB/s|MB/s|GB/s)\s*$"
+    r"^\s*" + _NUMBER + r"\s*(bit/s|bps|kbit/s|Kbit/s|Mbit/s|Gbit/s|B/s|KB/s|kB/s|MB/s|GB/s|Kbps|kbps|Mbps|Gbps)\s*$"
 )
 
 
