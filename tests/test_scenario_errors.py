@@ -144,7 +144,6 @@ def test_quoted_override_keys_keep_their_dots(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("override, words", [
-    ('faults.0.at="30s"', "after the run ends"),
     ('faults.0.groups=[["eu-west"], ["eu-west-1"]]', "two groups"),
 ])
 def test_faults_that_cannot_happen_as_written(tmp_path, override, words) -> None:

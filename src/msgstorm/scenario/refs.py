@@ -113,11 +113,7 @@ def check_references(scenario: Scenario) -> list[Problem]:
             problems.append((("agents", index, "name"), f"agent name {agent.name!r} is used twice"))
         names_seen.add(agent.name)
 
-    end_of_run = scenario.run.duration + scenario.run.drain
     for index, fault in enumerate(scenario.faults):
-        if fault.at >= end_of_run:
-            problems.append((("faults", index, "at"),
-                             f"starts after the run ends (duration + drain = {end_of_run / 1e9:g}s): it would never happen"))
         if fault.kind == "partition":
             seen_in: dict[int, int] = {}
             for g, group in enumerate(fault.groups):
