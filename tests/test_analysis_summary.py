@@ -136,7 +136,7 @@ def test_summary_values_of_a_small_run(tmp_path: Path) -> None:
     }
     assert s["capacity"] is None and analysis.steps is None
     assert s["failure_threshold"] == {"rate_per_s": 10.0, "reason": "loss", "t_ns": 1 * S}
-    assert s["queue"] == {"max_depth": 9, "mean_depth": 3.0}
+    assert s["queue"] == {"max_depth": 9, "mean_depth": 3.0, "max_block_backlog": None}
     assert s["backpressure"] == {"events": 3, "first_engaged_s": 2.0}
     assert s["base_fee"] == {"min": 0.875, "max": 1.0, "last": 0.875}
     assert s["desync"] == {"episodes": 1, "max_height_gap": 6}
@@ -174,7 +174,7 @@ def test_empty_history_gives_nulls_not_errors(tmp_path: Path) -> None:
         ["sent", "sequenced", "committed", "dropped", "rejected", "lost", "pending"], 0
     )
     assert s["offered_rate_per_s"] == 0.0 and s["throughput_per_s"] == 0.0
-    assert s["queue"] == {"max_depth": None, "mean_depth": None}
+    assert s["queue"] == {"max_depth": None, "mean_depth": None, "max_block_backlog": None}
     assert s["base_fee"] is None and s["failure_threshold"] is None and s["capacity"] is None
     assert s["propagation_ms"] == {} and s["faults"] == []
     assert [entry["verdict"] for entry in s["slo"]] == ["unknown", "pass", "unknown"]

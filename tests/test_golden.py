@@ -21,7 +21,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 GOLDEN = {
     "messages": 3019,
     "committed": 3019,
-    "digest": "66d7d8e1ec0fc4e11068dfb1985d6de54871a7a98e9298dd6677eb35b6131d1a",
+    "digest": "0a80646cf5525e2616f7b394f07414a58c99ba49bc2101e213529071fd85a664",
 }
 
 

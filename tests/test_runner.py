@@ -108,3 +108,14 @@ def test_backpressure_modes_engage(tmp_path, mode) -> None:
     else:
         assert counts["dropped"] == 0
         assert result.summary["queue"]["max_depth"] > 400
+
+
+def test_block_capacity_overload_shows_as_backlog_and_failure(tmp_path) -> None:
+    # Blocks of 50 every 250 ms carry 200/s of the ~3,000/s offered: the queue stays short
+    # but the block backlog grows, and the failure threshold must say so.
+    result = run(_small("blocks.max_messages=50"), tmp_path / "r")
+    summary = result.summary
+    assert summary["queue"]["max_block_backlog"] > 1000
+    assert summary["failure_threshold"] is not None
+    assert summary["failure_threshold"]["reason"] in ("overload", "slo")
+    assert summary["messages"]["pending"] > 0

@@ -89,9 +89,9 @@ def find_failure(
             reason = "loss"
         elif desynced[index]:
             reason = "desync"
-        elif throughput[index] < throughput_fraction * compared and depth.depth_at(
+        elif throughput[index] < throughput_fraction * compared and depth.waiting_at(
             end
-        ) > depth.depth_at(start):
+        ) > depth.waiting_at(start):
             reason = "overload"
         elif _slo_breached(load.latencies_ns[index], rules):
             reason = "slo"

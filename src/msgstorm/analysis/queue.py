@@ -40,29 +40,42 @@ class DepthSamples:
     depth: F64
     t_max: I64
     depth_max: F64
+    t_backlog: I64
+    backlog: F64
 
     def depth_at(self, t_ns: int) -> float:
         """Depth of the last ``queue_depth`` sample at or before ``t_ns`` (0 before any)."""
         index = int(np.searchsorted(self.t, t_ns, side="right")) - 1
         return float(self.depth[index]) if index >= 0 else 0.0
 
+    def waiting_at(self, t_ns: int) -> float:
+        """Queue depth plus the block backlog (sequenced, waiting for block space) at ``t_ns``:
+        the work the layer has accepted but not yet put into blocks."""
+        index = int(np.searchsorted(self.t_backlog, t_ns, side="right")) - 1
+        return self.depth_at(t_ns) + (float(self.backlog[index]) if index >= 0 else 0.0)
+
 
 def depth_samples(history: History) -> DepthSamples:
     current = events_of(history, "queue_depth")
     maxima = events_of(history, "queue_depth_max")
+    backlog = events_of(history, "block_backlog")
     keep = ~np.isnan(current.value)
     keep_max = ~np.isnan(maxima.value)
+    keep_backlog = ~np.isnan(backlog.value)
     return DepthSamples(
-        current.t[keep], current.value[keep], maxima.t[keep_max], maxima.value[keep_max]
+        current.t[keep], current.value[keep], maxima.t[keep_max], maxima.value[keep_max],
+        backlog.t[keep_backlog], backlog.value[keep_backlog],
     )
 
 
 def queue_summary(samples: DepthSamples) -> dict[str, int | float | None]:
-    """{max_depth: max over both sample kinds, mean_depth: mean of ``queue_depth`` samples}."""
+    """{max_depth: max over both sample kinds, mean_depth: mean of ``queue_depth`` samples,
+    max_block_backlog: the most sequenced messages seen waiting for block space}."""
     every = np.concatenate([samples.depth, samples.depth_max])
     return {
         "max_depth": plain_number(float(every.max())) if every.size else None,
         "mean_depth": rounded(float(samples.depth.mean())) if samples.depth.size else None,
+        "max_block_backlog": plain_number(float(samples.backlog.max())) if samples.backlog.size else None,
     }
 
 

@@ -68,6 +68,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "block_committed",
     "queue_depth",  # sampled current depth
     "queue_depth_max",  # max depth since the previous sample
+    "block_backlog",  # sampled: sequenced messages waiting for block space
     "backpressure",  # detail: {"state": "suspended" | "resumed" | ...}
     "base_fee",
     "desync_start",

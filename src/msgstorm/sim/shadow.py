@@ -784,6 +784,8 @@ class ShadowNetwork:
         depth = self.depth
         self._event(t, "queue_depth", self.leader, float(depth))
         self._event(t, "queue_depth_max", self.leader, float(self.depth_max))
+        # Sequenced messages still waiting for block space: the backlog a full block leaves.
+        self._event(t, "block_backlog", self.leader, float(len(self.sequenced)))
         self.depth_max = depth
         interval = self.scenario.run.sample_interval
         if t + interval <= self.hard_stop:
