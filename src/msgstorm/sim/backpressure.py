@@ -141,7 +141,9 @@ class PriorityShedding(_Base):
         for kind, level in spec.levels.items():
             self.limit[MESSAGE_KINDS.index(kind)] = int(level * spec.capacity)
         self.protected = [kind in spec.protect for kind in MESSAGE_KINDS]
-        self.lowest = min(self.limit)
+        # Shedding starts at the lowest level of a kind that can be shed at all.
+        self.lowest = min(limit for limit, guarded in zip(self.limit, self.protected) if not guarded) \
+            if not all(self.protected) else spec.capacity
         self.shedding = False
 
     def admit(self, kind: int, fee: float, depth: int) -> int:

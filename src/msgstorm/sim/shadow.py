@@ -636,7 +636,10 @@ class ShadowNetwork:
     def _check_desync(self, t: int) -> None:
         top = self.height[self.leader]
         bound = self.max_gap
+        up = self.up
         for node in range(self.n):
+            if not up[node]:
+                continue  # a crashed node is down (node_down), not desynchronised
             gap = top - self.height[node]
             if gap > bound:
                 if self.gap_since[node] == NULL:
