@@ -142,8 +142,8 @@ class PriorityShedding(_Base):
             self.limit[MESSAGE_KINDS.index(kind)] = int(level * spec.capacity)
         self.protected = [kind in spec.protect for kind in MESSAGE_KINDS]
         # Shedding starts at the lowest level of a kind that can be shed at all.
-        self.lowest = min(limit for limit, guarded in zip(self.limit, self.protected) if not guarded) \
-            if not all(self.protected) else spec.capacity
+        sheddable = [limit for limit, guarded in zip(self.limit, self.protected) if not guarded]
+        self.lowest = min(sheddable) if sheddable else spec.capacity
         self.shedding = False
 
     def admit(self, kind: int, fee: float, depth: int) -> int:
