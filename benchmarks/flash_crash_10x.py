@@ -67,6 +67,35 @@ def scaled_overrides(path: Path, factor: int) -> list[str]:
     return [f"agents.{i}.count={agent.count * factor}" for i, agent in enumerate(base.agents)]
 
 
+def rss_now_mb() -> float | None:
+    """Current resident set size (Linux), for snapshots between the phases of a run."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 2**10
+    except OSError:
+        pass
+    return None
+
+
+def crossing_cost_us(sim: ShadowNetwork, calls: int = 100_000) -> tuple[float, float]:
+    """Cost of one return to Python with nothing to do, after the run, in us: the bare
+    ``kernel.run_until`` call (numba unboxing its arguments) and ``GossipState.run``."""
+    gossip = sim.gossip
+    args = gossip._args
+    run_until = kernel_module.run_until
+    run_until(0, *args)  # until=0: every pending event is later, so it returns at once
+    start = time.perf_counter()
+    for _ in range(calls):
+        run_until(0, *args)
+    bare = (time.perf_counter() - start) / calls * 1e6
+    start = time.perf_counter()
+    for _ in range(calls):
+        gossip.run(0)
+    wrapped = (time.perf_counter() - start) / calls * 1e6
+    return bare, wrapped
+
+
 def maxrss_mb() -> float:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
@@ -97,18 +126,25 @@ class Split:
             ("setup", "traffic", "kernel", "numba", "history", "finish", "analysis", "report"), 0.0)
         self.calls: dict[str, int] = dict.fromkeys(self.clock, 0)
         self.sims: list[ShadowNetwork] = []
+        self.rss: dict[str, float | None] = {}
         self._undo: list[tuple[object, str, Any]] = []
         perf = time.perf_counter
         clock, calls = self.clock, self.calls
 
-        def timer(part: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        rss = self.rss
+
+        def timer(part: str, fn: Callable[..., Any], snapshot: bool = False) -> Callable[..., Any]:
             def wrapper(*args: Any, **kwargs: Any) -> Any:
+                if snapshot:
+                    rss[f"before {part}"] = rss_now_mb()
                 start = perf()
                 try:
                     return fn(*args, **kwargs)
                 finally:
                     clock[part] += perf() - start
                     calls[part] += 1
+                    if snapshot:
+                        rss[f"after {part}"] = rss_now_mb()
             return wrapper
 
         def traffic(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
@@ -144,9 +180,9 @@ class Split:
         for name in ("_flush_final", "_flush_events", "_flush_deliveries"):
             self._patch(ShadowNetwork, name, timer("history", getattr(ShadowNetwork, name)))
         self._patch(runner.HistoryWriter, "close", timer("history", runner.HistoryWriter.close))
-        self._patch(ShadowNetwork, "finish", timer("finish", ShadowNetwork.finish))
-        self._patch(runner, "analyse", timer("analysis", runner.analyse))
-        self._patch(runner, "write_run_files", timer("report", runner.write_run_files))
+        self._patch(ShadowNetwork, "finish", timer("finish", ShadowNetwork.finish, snapshot=True))
+        self._patch(runner, "analyse", timer("analysis", runner.analyse, snapshot=True))
+        self._patch(runner, "write_run_files", timer("report", runner.write_run_files, snapshot=True))
 
     def _patch(self, owner: object, name: str, value: Any) -> None:
         self._undo.append((owner, name, owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)))
@@ -290,6 +326,16 @@ def main() -> None:
               f"(+ {sim.gossip.block_receipts:,} block receipts); kernel events {sim.gossip.steps:,}; "
               f"{sim.gossip.receipts / split.clock['kernel']:,.0f} receipts per kernel second\n")
         print_split(split, result.wall_s, total)
+        bare, wrapped = crossing_cost_us(sim)
+        returns = split.calls["numba"]
+        print(f"\ncrossing the Python/numba boundary: an empty `kernel.run_until` call costs {bare:.2f} us "
+              f"(unboxing {len(sim.gossip._args) + 1} arguments), an empty `GossipState.run` {wrapped:.2f} us; "
+              f"x {returns:,} calls = {bare * returns / 1e6:.1f} s of the compiled loop's "
+              f"{split.clock['numba']:.1f} s is call overhead "
+              f"({returns / max(1, sim.msgs.count):.1f} returns to Python per message)")
+        if any(v is not None for v in split.rss.values()):
+            print("\ncurrent RSS (MB) between phases: " + ", ".join(
+                f"{k} {v:.0f}" for k, v in split.rss.items() if v is not None))
         print()
 
     if not args.skip_profile:
