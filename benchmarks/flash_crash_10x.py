@@ -54,9 +54,14 @@ from typing import Any
 
 import msgstorm
 from msgstorm import runner
+from msgstorm.analysis import analyse
+from msgstorm.history import HistoryWriter
+from msgstorm.report import write_run_files
+from msgstorm.runner import run as run_scenario
 from msgstorm.sim import kernel as kernel_module
 from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.shadow import ShadowNetwork
+from msgstorm.traffic import generate_traffic
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SCENARIO = REPO / "examples" / "flash-crash.toml"
@@ -110,7 +115,7 @@ def messages_line(summary: dict[str, Any]) -> str:
 def timed_run(scenario: msgstorm.Scenario, out_dir: Path) -> tuple[Any, float]:
     gc.collect()
     started = time.perf_counter()
-    result = msgstorm.run(scenario, out_dir)
+    result = run_scenario(scenario, out_dir)
     return result, time.perf_counter() - started
 
 
@@ -172,17 +177,18 @@ class Split:
             self.sims.append(sim)
 
         self._patch(ShadowNetwork, "__init__", timer("setup", init))
-        self._patch(runner, "generate_traffic", traffic(runner.generate_traffic))
+        # runner.run calls these through the names it imported: patch them there.
+        self._patch(runner, "generate_traffic", traffic(generate_traffic))
         self._patch(GossipState, "run", timer("kernel", GossipState.run))
         # GossipState.run calls the compiled loop as ``k.run_until``: time it apart from the
         # Python around it (argument passing, refills, unpacking what the kernel found).
         self._patch(kernel_module, "run_until", timer("numba", kernel_module.run_until))
         for name in ("_flush_final", "_flush_events", "_flush_deliveries"):
             self._patch(ShadowNetwork, name, timer("history", getattr(ShadowNetwork, name)))
-        self._patch(runner.HistoryWriter, "close", timer("history", runner.HistoryWriter.close))
+        self._patch(HistoryWriter, "close", timer("history", HistoryWriter.close))
         self._patch(ShadowNetwork, "finish", timer("finish", ShadowNetwork.finish, snapshot=True))
-        self._patch(runner, "analyse", timer("analysis", runner.analyse, snapshot=True))
-        self._patch(runner, "write_run_files", timer("report", runner.write_run_files, snapshot=True))
+        self._patch(runner, "analyse", timer("analysis", analyse, snapshot=True))
+        self._patch(runner, "write_run_files", timer("report", write_run_files, snapshot=True))
 
     def _patch(self, owner: object, name: str, value: Any) -> None:
         self._undo.append((owner, name, owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)))
@@ -295,7 +301,7 @@ def main() -> None:
     print(f"run directories under {workdir}\n")
 
     # Warm the numba cache (a cold compile would land in the first timed run) and the imports.
-    msgstorm.run(msgstorm.load_scenario(args.scenario, ["run.duration=\"1s\"", "run.drain=\"1s\""]),
+    run_scenario(msgstorm.load_scenario(args.scenario, ["run.duration=\"1s\"", "run.drain=\"1s\""]),
                  workdir / "warmup")
     rss_before = maxrss_mb()
 
@@ -343,7 +349,7 @@ def main() -> None:
         gc.collect()
         started = time.perf_counter()
         profile.enable()
-        result = msgstorm.run(scenario, workdir / "profile")
+        result = run_scenario(scenario, workdir / "profile")
         profile.disable()
         total = time.perf_counter() - started
         print(f"## 3. cProfile\n\nunder cProfile: simulator {result.wall_s:.2f} s, msgstorm.run total {total:.2f} s")

@@ -2,7 +2,7 @@
 
 Run by hand, not in CI (no extra dependencies):
 
-    python benchmarks/scaling.py                         # full grid, ~10 min on 2 cores
+    python benchmarks/scaling.py                         # full grid, ~10 min (the 10^7 point ~4)
     python benchmarks/scaling.py --max-messages 1000000  # skip the 10^7 point
     python benchmarks/scaling.py --quick                 # small grid, under a minute
     python benchmarks/scaling.py --skip-cli              # no cold/warm `msgstorm run` timing
@@ -281,11 +281,11 @@ def cli_command() -> list[str]:
     return [sys.executable, "-c", "from msgstorm.cli import app; app()"]
 
 
-def time_cli(workdir: Path, warm_runs: int) -> list[tuple[str, float, int]]:
+def time_cli(workdir: Path, warm_runs: int) -> list[tuple[str, float, float | None]]:
     """Cold (numba cache deleted) then warm runs of ``msgstorm run examples/quickstart.toml``."""
     if os.environ.get("NUMBA_CACHE_DIR") or os.environ.get("NUMBA_DISABLE_JIT"):
         print("note: NUMBA_CACHE_DIR / NUMBA_DISABLE_JIT is set; the cold run may not be cold", flush=True)
-    results = []
+    results: list[tuple[str, float, float | None]] = []
     removed = numba_cache_files()
     for path in removed:
         path.unlink(missing_ok=True)
@@ -332,6 +332,7 @@ def main() -> None:
         print(json.dumps(child(nodes, messages, out_dir, split, args.max_deliveries)))
         return
 
+    own_workdir = args.workdir is None
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="msgstorm-scaling-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"# msgstorm simulator scaling\n\nhost: {platform.platform()}, python {platform.python_version()}, "
@@ -373,6 +374,8 @@ def main() -> None:
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    if own_workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -95,6 +95,7 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progres
             "host": [_host_facts()],
         })
         writer.close()
+    del sim  # its per-message state is in the history now; free it before analysis
     wall_s = time.perf_counter() - started
     history = read_history(run_dir)
     analysis = analyse(history)

@@ -80,6 +80,7 @@ class GossipState:
         self.processing = np.zeros(0, dtype=np.int64)
         self.deliveries = np.zeros((4, _DELIVERY_BLOCK), dtype=np.int64)
         self.delivered: list[np.ndarray] = []
+        self.delivered_rows = 0  # rows taken out of the kernel buffer, not yet written
         self.t_next = -1  # time of the next receipt event, -1 when there is none
         self._bind()
 
@@ -169,6 +170,7 @@ class GossipState:
         count = int(self.scalars[k.S_DELIV])
         if count:
             self.delivered.append(self.deliveries[:, :count].copy())
+            self.delivered_rows += count
         self.scalars[k.S_DELIV] = 0
 
     def drain_deliveries(self) -> np.ndarray:
@@ -176,6 +178,7 @@ class GossipState:
         self._take_deliveries()
         taken = self.delivered
         self.delivered = []
+        self.delivered_rows = 0
         return np.concatenate(taken, axis=1) if taken else np.zeros((4, 0), dtype=np.int64)
 
     @property

@@ -280,6 +280,8 @@ class ShadowNetwork:
                 if steps & 0x3FF == 0:
                     if traffic_done and self.now >= self.end_of_traffic and msgs.terminal >= msgs.count:
                         break
+                    if gossip.delivered_rows >= _FLUSH_ROWS:
+                        self._flush_deliveries()  # stream delivery rows, do not hoard them
                     if self.progress is not None:
                         self._report_progress()
         except KeyboardInterrupt:
