@@ -49,18 +49,31 @@ from msgstorm.sim.links import LinkState
 from msgstorm.sim.policies import QUEUE_POLICIES
 from msgstorm.sim.sampling import Sampler
 from msgstorm.sim.state import (
+    BLOCK,
     COMMITTED,
     DROPPED,
+    FEE,
     HELD,
     IN_BLOCK,
     IN_FLIGHT,
     IN_SERVICE,
+    KIND,
     LOST,
     NULL,
+    ORIGIN,
     PENDING,
     QUEUED,
     REJECTED,
+    SEQ_NO,
     SEQUENCED,
+    SIZE,
+    T_COMMITTED,
+    T_DEQUEUED,
+    T_INTENDED,
+    T_RECEIVED,
+    T_SENT,
+    T_SEQUENCED,
+    WHERE,
     MessageState,
 )
 from msgstorm.sim.topology import Topology, build_topology
@@ -166,7 +179,7 @@ class ShadowNetwork:
         self.crashed_by_fault: dict[int, int] = {}
         # History buffers.
         self.events: list[tuple[int, str, str | None, float | None, int | None, str | None]] = []
-        self.final: list[int] = []
+        self.final: list[list[Any]] = []  # settled records awaiting their Parquet row group
         self.committed = 0
         self.dropped = 0
         self.rejected = 0
@@ -211,9 +224,7 @@ class ShadowNetwork:
             self.final = []
 
     def _settle(self, m: int, status: int) -> None:
-        self.msgs.where[m] = status
-        self.msgs.terminal += 1
-        self.final.append(m)
+        self.final.append(self.msgs.settle(m, status))
         if len(self.final) >= _FLUSH_ROWS:
             self._flush_final()
 
@@ -317,16 +328,14 @@ class ShadowNetwork:
             if self.desynced[node]:
                 self._event(t_end, "desync_end", node, float(self.height[self.leader] - self.height[node]),
                             detail={"max_gap": self.gap_max[node], "open": True})
-        where = self.msgs.where
         alive = (QUEUED, IN_SERVICE, SEQUENCED, IN_BLOCK, HELD)
         spreading = self.gossip.live_items(ITEM_MSG)
-        t_sent = self.msgs.t_sent
-        for m in range(self.msgs.count):
-            state = where[m]
-            if state < COMMITTED:
-                if state == IN_FLIGHT and t_sent[m] == NULL:
-                    continue  # generated ahead but never due (an interrupted run): not sent
-                self._settle(m, PENDING if state in alive or m in spreading else LOST)
+        for m, record in list(self.msgs.live.items()):
+            state = record[WHERE]
+            if state == IN_FLIGHT and record[T_SENT] == NULL:
+                del self.msgs.live[m]  # generated ahead but never due (an interrupted run): not sent
+                continue
+            self._settle(m, PENDING if state in alive or m in spreading else LOST)
         self._event(t_end, "run_end", value=float(self.msgs.count))
         if self.progress is not None:
             try:
@@ -342,20 +351,21 @@ class ShadowNetwork:
 
     def _hold(self, m: int) -> None:
         """Backpressure suspended the senders: keep the message until they resume."""
-        self.msgs.where[m] = HELD
+        self.msgs.live[m][WHERE] = HELD
         self.held.append(m)
 
     def _inject(self, t: int, m: int) -> None:
         msgs = self.msgs
-        msgs.t_sent[m] = t
-        msgs.where[m] = IN_FLIGHT
-        origin = msgs.origin[m]
+        record = msgs.live[m]
+        record[T_SENT] = t
+        record[WHERE] = IN_FLIGHT
+        origin = record[ORIGIN]
         if not self.up[origin]:
             return  # the agent's node is down: the message is lost
         if self.isolated[origin]:
             self._validate_alone(t, origin, m)
         else:
-            self.gossip.inject(t, origin, m, ITEM_MSG, msgs.size[m])
+            self.gossip.inject(t, origin, m, ITEM_MSG, record[SIZE])
 
     def _validate_alone(self, t: int, node: int, m: int) -> None:
         """A node without gossip peers validates its own message; nothing spreads.
@@ -388,7 +398,12 @@ class ShadowNetwork:
             if node == self.leader:
                 self._intake(t, item)
             elif node in self.mempool:
-                self.mempool[node].append(item)
+                pool = self.mempool[node]
+                pool.append(item)
+                if len(pool) > _FLUSH_ROWS and len(pool) > 2 * len(self.msgs.live):
+                    # Keep the standby's mempool to what is still unsettled (bounded memory).
+                    live = self.msgs.live
+                    pool[:] = [m for m in pool if m in live]
         else:
             self._validated_block(t, node, item, sender)
 
@@ -396,19 +411,20 @@ class ShadowNetwork:
 
     def _intake(self, t: int, m: int) -> None:
         msgs = self.msgs
-        if msgs.where[m] != IN_FLIGHT:
-            return
-        msgs.t_received[m] = t
-        decision = ADMIT if self.admits_all else self.backpressure.admit(msgs.kind[m], msgs.fee[m], self.depth)
+        record = msgs.live.get(m)
+        if record is None or record[WHERE] != IN_FLIGHT:
+            return  # already settled, or already with the sequencer
+        record[T_RECEIVED] = t
+        decision = ADMIT if self.admits_all else self.backpressure.admit(record[KIND], record[FEE], self.depth)
         if decision == ADMIT:
             if not self.depth and self.busy < self.workers and self.serve_when_idle:
                 # An idle server and an empty queue: any work-conserving policy would
                 # hand this message over at once, so skip the push and pop.
                 self._serve(t, m)
                 return
-            self.policy.push(m, msgs.fee[m], t)
+            self.policy.push(m, record[FEE], t)
             self.depth += 1
-            msgs.where[m] = QUEUED
+            record[WHERE] = QUEUED
             if self.busy < self.workers:
                 self._start_service(t)
             else:
@@ -420,8 +436,8 @@ class ShadowNetwork:
             self.rejected += 1
             self._settle(m, REJECTED)
         else:
-            msgs.where[m] = HELD
-            heappush(self.waiting, (-msgs.fee[m], next(self.waiting_arrivals), m))
+            record[WHERE] = HELD
+            heappush(self.waiting, (-record[FEE], next(self.waiting_arrivals), m))
 
     def _start_service(self, t: int) -> None:
         policy = self.policy
@@ -430,14 +446,14 @@ class ShadowNetwork:
         while self.busy < workers and self.depth:
             m = policy.pop()
             self.depth -= 1
-            if self.priced and not self.backpressure.eligible(msgs.fee[m]):
+            if self.priced and not self.backpressure.eligible((record := msgs.live[m])[FEE]):
                 # The base fee rose while it queued: it waits or is rejected, as on arrival.
-                if self.backpressure.admit(msgs.kind[m], msgs.fee[m], self.depth) == REJECT:
+                if self.backpressure.admit(record[KIND], record[FEE], self.depth) == REJECT:
                     self.rejected += 1
                     self._settle(m, REJECTED)
                 else:
-                    msgs.where[m] = HELD
-                    heappush(self.waiting, (-msgs.fee[m], next(self.waiting_arrivals), m))
+                    record[WHERE] = HELD
+                    heappush(self.waiting, (-record[FEE], next(self.waiting_arrivals), m))
                 continue
             self._serve(t, m)
         if self.watch_depth:
@@ -448,8 +464,9 @@ class ShadowNetwork:
     def _serve(self, t: int, m: int) -> None:
         """A worker starts on ``m``; its service ends after a drawn service time."""
         msgs = self.msgs
-        msgs.t_dequeued[m] = t
-        msgs.where[m] = IN_SERVICE
+        record = msgs.live[m]
+        record[T_DEQUEUED] = t
+        record[WHERE] = IN_SERVICE
         self.busy += 1
         self.in_service.add(m)
         service = self.service
@@ -482,10 +499,11 @@ class ShadowNetwork:
         msgs = self.msgs
         self.in_service.discard(m)
         self.busy -= 1
-        msgs.seq_no[m] = self.next_seq
+        record = msgs.live[m]
+        record[SEQ_NO] = self.next_seq
         self.next_seq += 1
-        msgs.t_sequenced[m] = t
-        msgs.where[m] = SEQUENCED
+        record[T_SEQUENCED] = t
+        record[WHERE] = SEQUENCED
         self.sequenced.append(m)
         if self.depth:
             self._start_service(t)
@@ -507,29 +525,31 @@ class ShadowNetwork:
         backpressure = self.backpressure
         while sequenced and len(take) < self.max_messages:
             m = sequenced[0]
-            if priced and not backpressure.eligible(msgs.fee[m]):
+            record = msgs.live[m]
+            if priced and not backpressure.eligible(record[FEE]):
                 # The base fee is charged at inclusion: an underpriced message waits for
                 # the fee to fall, or is rejected, as on arrival.
                 sequenced.popleft()
-                if backpressure.admit(msgs.kind[m], msgs.fee[m], self.depth) == REJECT:
+                if backpressure.admit(record[KIND], record[FEE], self.depth) == REJECT:
                     self.rejected += 1
                     self._settle(m, REJECTED)
                 else:
-                    msgs.where[m] = HELD
-                    msgs.t_dequeued[m] = msgs.t_sequenced[m] = msgs.seq_no[m] = NULL
-                    heappush(self.waiting, (-msgs.fee[m], next(self.waiting_arrivals), m))
+                    record[WHERE] = HELD
+                    record[T_DEQUEUED] = record[T_SEQUENCED] = record[SEQ_NO] = NULL
+                    heappush(self.waiting, (-record[FEE], next(self.waiting_arrivals), m))
                 continue
-            g = self.gas_of[msgs.kind[m]]
+            g = self.gas_of[record[KIND]]
             if self.max_gas is not None and gas + g > self.max_gas:
                 break
             sequenced.popleft()
             take.append(m)
             gas += g
-            size += msgs.size[m]
+            size += record[SIZE]
         height = self.height[leader] + 1
         for m in take:
-            msgs.where[m] = IN_BLOCK
-            msgs.block[m] = height
+            record = msgs.live[m]
+            record[WHERE] = IN_BLOCK
+            record[BLOCK] = height
         self.block_msgs[height] = take
         self.votes[height] = 0
         block = next(self.block_ids)
@@ -560,9 +580,10 @@ class ShadowNetwork:
         released = False
         while self.waiting and base_fee is not None and -self.waiting[0][0] >= base_fee:
             _, _, m = heappop(self.waiting)
-            self.policy.push(m, self.msgs.fee[m], t)
+            record = self.msgs.live[m]
+            self.policy.push(m, record[FEE], t)
             self.depth += 1
-            self.msgs.where[m] = QUEUED
+            record[WHERE] = QUEUED
             released = True
         if released:
             self._start_service(t)
@@ -617,16 +638,18 @@ class ShadowNetwork:
         msgs = self.msgs
         for h in range(self.committed_height + 1, height + 1):
             block = self.block_msgs.pop(h, [])
-            where = msgs.where
-            t_committed = msgs.t_committed
+            live = msgs.live
+            settled = []
             for m in block:
-                t_committed[m] = t
-                where[m] = COMMITTED
+                record = live.pop(m)
+                record[T_COMMITTED] = t
+                record[WHERE] = COMMITTED
+                settled.append(record)
             self.committed += len(block)
             msgs.terminal += len(block)
             if self.progress is not None and block:
-                self.recent_latencies.append(t - msgs.t_intended(block))
-            self.final.extend(block)
+                self.recent_latencies.append(np.array([t - r[T_INTENDED] for r in settled], dtype=np.int64))
+            self.final.extend(settled)
             if len(self.final) >= _FLUSH_ROWS:
                 self._flush_final()
             self.votes.pop(h, None)
@@ -738,9 +761,10 @@ class ShadowNetwork:
     def _orphan(self, messages: Iterable[int]) -> None:
         msgs = self.msgs
         for m in messages:
-            msgs.where[m] = IN_FLIGHT
-            msgs.t_received[m] = msgs.t_dequeued[m] = msgs.t_sequenced[m] = NULL
-            msgs.seq_no[m] = msgs.block[m] = NULL
+            record = msgs.live[m]
+            record[WHERE] = IN_FLIGHT
+            record[T_RECEIVED] = record[T_DEQUEUED] = record[T_SEQUENCED] = NULL
+            record[SEQ_NO] = record[BLOCK] = NULL
 
     def _failover(self, t: int, epoch: int, _b: int, _c: int, _d: int) -> None:
         if epoch != self.epoch or self.up[self.leader]:

@@ -1,13 +1,14 @@
 """Per-message state while a simulation runs, and its rows for the ``messages`` table.
 
-Fields the hot loop reads or writes are plain Python lists (index access on a list is
-several times faster than on a numpy array from Python code); fields only needed when a
-row is written stay in numpy arrays. A row is written once, when its message reaches a
-terminal status (or when the run ends).
+Each unsettled message has a record (a plain list: index access on a list is several
+times faster than on a numpy array from Python code). A record leaves the live set when
+its message reaches a terminal status and its row is written, so memory follows the
+messages in flight rather than the length of the run.
 """
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -39,115 +40,82 @@ STATUS_NAMES = {COMMITTED: "committed", DROPPED: "dropped", REJECTED: "rejected"
                 PENDING: "pending"}
 NULL = -1
 
-
-class _Growable:
-    """A numpy column that grows by doubling (amortised O(1) appends of whole batches)."""
-
-    def __init__(self, dtype: Any) -> None:
-        self.data = np.empty(1024, dtype=dtype)
-        self.size = 0
-
-    def extend(self, values: np.ndarray) -> None:
-        end = self.size + len(values)
-        if end > len(self.data):
-            grown = np.empty(max(end, 2 * len(self.data)), dtype=self.data.dtype)
-            grown[: self.size] = self.data[: self.size]
-            self.data = grown
-        self.data[self.size:end] = values
-        self.size = end
+# Fields of a message record.
+(MSG_ID, KIND, AGENT, ORIGIN, KEY, SIZE, FEE, T_INTENDED, T_SENT, T_RECEIVED, T_DEQUEUED,
+ T_SEQUENCED, SEQ_NO, T_COMMITTED, BLOCK, WHERE) = range(16)
 
 
 class MessageState:
+    """Records of the messages still moving; a record leaves when its row is written.
+
+    A record is a plain list indexed by the field constants above (list indexing is the
+    cheapest access Python has). ``live`` holds only unsettled messages, so memory is
+    bounded by what is in flight, not by how many messages the run sends.
+    """
+
     def __init__(self, agent_names: list[str], node_names: list[str]) -> None:
-        self.agent_names = np.array(agent_names, dtype=object)
-        self.node_names = np.array(node_names, dtype=object)
-        self.kind_names = np.array(MESSAGE_KINDS, dtype=object)
         self._kind_dict = pa.array(MESSAGE_KINDS, pa.string())
         self._agent_dict = pa.array(agent_names, pa.string())
         self._node_dict = pa.array(node_names, pa.string())
         self._status_dict = pa.array([STATUS_NAMES[code] for code in range(COMMITTED, PENDING + 1)], pa.string())
-        # Read by the hot loop.
-        self.kind: list[int] = []
-        self.size: list[int] = []
-        self.fee: list[float] = []
-        self.origin: list[int] = []
-        # Written by the hot loop (NULL = stage not reached).
-        self.t_sent: list[int] = []
-        self.t_received: list[int] = []
-        self.t_dequeued: list[int] = []
-        self.t_sequenced: list[int] = []
-        self.seq_no: list[int] = []
-        self.t_committed: list[int] = []
-        self.block: list[int] = []
-        self.where: list[int] = []
-        # Only needed for rows.
-        self._agent = _Growable(np.int32)
-        self._key = _Growable(np.int64)
-        self._t_intended = _Growable(np.int64)
-        self.count = 0
-        self.terminal = 0
+        self.live: dict[int, list[Any]] = {}
+        self.count = 0  # messages generated so far (msg_ids 0 .. count-1)
+        self.terminal = 0  # messages settled so far
 
     def add(self, batch: Any) -> None:
-        """Append a traffic batch (msg_ids must continue from ``count``)."""
+        """Take in a traffic batch (msg_ids must continue from ``count``)."""
         n = len(batch)
         if n == 0:
             return
         if int(batch.msg_id[0]) != self.count:
             raise ValueError("traffic batches must have consecutive msg_ids")
-        self.kind.extend(batch.kind.tolist())
-        self.size.extend(batch.size.tolist())
-        self.fee.extend(batch.fee.tolist())
-        self.origin.extend(batch.node.tolist())
-        nulls = [NULL] * n
-        for column in (self.t_sent, self.t_received, self.t_dequeued, self.t_sequenced,
-                       self.seq_no, self.t_committed, self.block):
-            column.extend(nulls)
-        self.where.extend([IN_FLIGHT] * n)
-        self._agent.extend(batch.agent)
-        self._key.extend(batch.key)
-        self._t_intended.extend(batch.t_intended)
+        ids = batch.msg_id.tolist()
+        null = repeat(NULL)
+        records = map(list, zip(
+            ids, batch.kind.tolist(), batch.agent.tolist(), batch.node.tolist(), batch.key.tolist(),
+            batch.size.tolist(), batch.fee.tolist(), batch.t_intended.tolist(),
+            null, null, null, null, null, null, null, repeat(IN_FLIGHT),
+        ))
+        self.live.update(zip(ids, records))
         self.count += n
 
-    def t_intended(self, indices: list[int]) -> np.ndarray:
-        """Intended send times of these messages (int64 ns)."""
-        return self._t_intended.data[np.asarray(indices, dtype=np.int64)]
+    def settle(self, m: int, status: int) -> list[Any]:
+        """Remove a message's record with its terminal status; the caller keeps it for the row."""
+        record = self.live.pop(m)
+        record[WHERE] = status
+        self.terminal += 1
+        return record
 
-    def rows(self, indices: list[int], statuses: list[int] | None = None) -> dict[str, Any]:
-        """Columns for the ``messages`` table for these message indices."""
-        idx = np.asarray(indices, dtype=np.int64)
-        n = len(indices)
-        # Rows usually settle in msg_id order (FIFO commits): then list slices, converted in
-        # C, replace a Python-level gather.
-        first = indices[0] if n else 0
-        contiguous = n > 0 and indices[-1] - first + 1 == n and bool(np.all(np.diff(idx) == 1))
+    def rows(self, records: list[list[Any]]) -> dict[str, Any]:
+        """Columns for the ``messages`` table from settled records."""
+        # One C-level conversion of the whole block; every field is a number, and times
+        # below 2**53 ns (104 days) are exact in float64.
+        table = np.array(records, dtype=np.float64).reshape(len(records), WHERE + 1)
 
-        def gather(column: list[Any], dtype: Any) -> np.ndarray:
-            if contiguous:
-                return np.array(column[first:first + n], dtype=dtype)
-            return np.fromiter((column[i] for i in indices), dtype=dtype, count=n)
+        def ints(field: int) -> np.ndarray:
+            return table[:, field].astype(np.int64)
 
-        def nullable(column: list[int]) -> pa.Array:
-            values = gather(column, np.int64)
+        def nullable(field: int) -> pa.Array:
+            values = ints(field)
             return pa.array(values, mask=values < 0)
 
-        where = np.asarray(statuses, dtype=np.int64) if statuses is not None else gather(self.where, np.int64)
         # Names are taken from small dictionaries in C (pyarrow take) instead of building
         # one Python string per row.
         return {
-            "msg_id": idx,
-            "kind": pc.take(self._kind_dict, gather(self.kind, np.int64)),
-            "agent": pc.take(self._agent_dict, self._agent.data[idx]),
-            "node": pc.take(self._node_dict, gather(self.origin, np.int64)),
-            "key": self._key.data[idx],
-            "size": gather(self.size, np.int32),
-            "fee": gather(self.fee, np.float64),
-            "t_intended": self._t_intended.data[idx],
-            "t_sent": nullable(self.t_sent),
-            "t_received": nullable(self.t_received),
-            "t_dequeued": nullable(self.t_dequeued),
-            "t_sequenced": nullable(self.t_sequenced),
-            "seq_no": nullable(self.seq_no),
-            "t_committed": nullable(self.t_committed),
-            "block": nullable(self.block),
-            "status": pc.take(self._status_dict, where - COMMITTED),
+            "msg_id": ints(MSG_ID),
+            "kind": pc.take(self._kind_dict, ints(KIND)),
+            "agent": pc.take(self._agent_dict, ints(AGENT)),
+            "node": pc.take(self._node_dict, ints(ORIGIN)),
+            "key": ints(KEY),
+            "size": table[:, SIZE].astype(np.int32),
+            "fee": table[:, FEE].copy(),
+            "t_intended": ints(T_INTENDED),
+            "t_sent": nullable(T_SENT),
+            "t_received": nullable(T_RECEIVED),
+            "t_dequeued": nullable(T_DEQUEUED),
+            "t_sequenced": nullable(T_SEQUENCED),
+            "seq_no": nullable(SEQ_NO),
+            "t_committed": nullable(T_COMMITTED),
+            "block": nullable(BLOCK),
+            "status": pc.take(self._status_dict, ints(WHERE) - COMMITTED),
         }
