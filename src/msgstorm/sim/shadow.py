@@ -202,6 +202,9 @@ class ShadowNetwork:
 
     def _flush_events(self) -> None:
         if self.events:
+            # desync_start is written when detected, stamped with when it began: restore
+            # time order within the batch (stable, so same-time events keep their order).
+            self.events.sort(key=lambda event: event[0])
             t, kind, node, value, height, detail = zip(*self.events)
             self.writer.append("events", {"t": t, "kind": kind, "node": node, "value": value,
                                           "height": height, "detail": detail})
@@ -289,7 +292,7 @@ class ShadowNetwork:
                     event[2](t, event[3], event[4], event[5], event[6])
                     steps += 1
                 if steps & 0x3FF == 0:
-                    if traffic_done and self.now >= self.end_of_traffic and msgs.terminal >= msgs.count:
+                    if traffic_done and self.now >= self.end_of_traffic and self._settled_or_stranded():
                         break
                     if gossip.delivered_rows >= _FLUSH_ROWS:
                         self._flush_deliveries()  # stream delivery rows, do not hoard them
@@ -298,6 +301,23 @@ class ShadowNetwork:
         except KeyboardInterrupt:
             self.interrupted = True
             self._event(self.now, "interrupted")
+
+    def _settled_or_stranded(self) -> bool:
+        """Nothing can change any more: every message settled, or the rest are stranded
+        (not queued, not in a block, no receipt of theirs still travelling), so waiting for
+        the drain to run out would only add empty blocks."""
+        msgs = self.msgs
+        if msgs.terminal >= msgs.count:
+            return True
+        if self.depth or self.busy or self.sequenced or self.held or self.waiting:
+            return False
+        if any(self.block_msgs.values()):
+            return False
+        if any(event[2] == self._failover for event in self.heap):
+            return False  # a standby may still take over and sequence its mempool
+        if not all(record[WHERE] == IN_FLIGHT for record in msgs.live.values()):
+            return False
+        return not self.gossip.live_items(ITEM_MSG)  # no receipt of theirs still travelling
 
     def _report_progress(self, final: bool = False) -> None:
         """Hand the progress callback a snapshot (live progress bar, Prometheus export).
