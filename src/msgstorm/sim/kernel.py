@@ -30,7 +30,7 @@ __all__ = [
     "MODEL_CODES", "S_HEAP", "S_SEQ", "S_FREE", "S_UNIF", "S_PROC", "S_DELIV", "S_BUDGET",
     "S_STRIDE", "S_NOW", "S_STEPS", "S_NT", "S_NNODE", "S_NSLOT", "S_NSENDER", "S_NHOPS",
     "S_NDEG", "S_RECEIPTS", "S_BLOCK_RECEIPTS", "S_NEXT", "S_NITEM", "S_NKIND",
-    "run_until", "inject", "heap_top",
+    "run_until", "inject",
 ]
 
 # Event types.
@@ -110,12 +110,6 @@ def _pop(heap: np.ndarray, scalars: np.ndarray) -> None:
         i = child
     for col in range(7):
         heap[i, col] = heap[last, col]
-
-
-@nb.njit(cache=True)
-def heap_top(heap: np.ndarray, scalars: np.ndarray) -> int:
-    """Time of the next kernel event, or -1 when there is none."""
-    return heap[0, H_T] if scalars[S_HEAP] > 0 else -1
 
 
 @nb.njit(cache=True)

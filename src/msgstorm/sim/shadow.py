@@ -109,10 +109,12 @@ class ShadowNetwork:
         self.up = [True] * n  # mirrored in the gossip kernel's arrays
         self.msgs = MessageState([a.name for a in scenario.agents], self.names)
         sample = scenario.history.delivery_sample
+        # Deliveries are recorded for every stride-th msg_id (by the kernel and _validate_alone).
+        self.delivery_stride = 0 if sample <= 0 else max(1, round(1 / sample))
         self.gossip = GossipState(
             self.topology, scenario.network.processing, self.tx_ns_per_byte,
             np.random.default_rng(gossip_link_seed), np.random.default_rng(gossip_proc_seed),
-            delivery_stride=0 if sample <= 0 else max(1, round(1 / sample)),
+            delivery_stride=self.delivery_stride,
             delivery_budget=scenario.history.max_deliveries,
         )
         self.heap: list[tuple[Any, ...]] = []
@@ -131,8 +133,6 @@ class ShadowNetwork:
         # Nodes without gossip peers are simulated here, not in the kernel (see _validate_alone).
         self.isolated = [not peers for peers in self.topology.forward]
         self.cpu_free_alone = [0] * n
-        delivery_sample = scenario.history.delivery_sample
-        self.delivery_stride = 0 if delivery_sample <= 0 else max(1, round(1 / delivery_sample))
         self.delivery_budget_alone = scenario.history.max_deliveries if any(self.isolated) else 0
         self.deliveries_alone: list[tuple[int, int, int, int]] = []
         self.policy = QUEUE_POLICIES[seq.policy]()

@@ -15,9 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import TypeAdapter
 
-from msgstorm.scenario.distributions import Dist, NumberDist, SizeDist
 from msgstorm.scenario.refs import node_names, node_regions
 from msgstorm.scenario.schema import MESSAGE_KINDS, AgentSpec, Scenario
 from msgstorm.sim.sampling import sample_array
@@ -59,21 +57,6 @@ class MessageBatch:
 _Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-_SIZE_DIST: TypeAdapter[Dist] = TypeAdapter(SizeDist)
-_NUMBER_DIST: TypeAdapter[Dist] = TypeAdapter(NumberDist)
-
-
-def _as_dist(value: object, adapter: TypeAdapter[Dist]) -> Dist:
-    """The distribution model; validates a raw table.
-
-    AgentSpec's ``size`` and ``fee`` defaults come from a ``default_factory`` that
-    pydantic does not validate, so an agent without them holds a plain dict.
-    """
-    if isinstance(value, dict):
-        return adapter.validate_python(value)
-    return value  # type: ignore[return-value]
-
-
 def _candidate_nodes(spec: AgentSpec, scenario: Scenario) -> np.ndarray:
     """Node indices an agent's instances attach to, round-robin."""
     names = node_names(scenario.network)
@@ -112,8 +95,8 @@ class _AgentTraffic:
             instances=spec.count,
         )
         self.rng = np.random.default_rng(attribute_seed)
-        self.size_dist = _as_dist(spec.size, _SIZE_DIST)
-        self.fee_dist = _as_dist(spec.fee, _NUMBER_DIST)
+        self.size_dist = spec.size
+        self.fee_dist = spec.fee
         self.nodes = _candidate_nodes(spec, scenario)
         mix = spec.kind_mix
         self.kind_codes = np.array([MESSAGE_KINDS.index(k) for k in mix], dtype=np.int8)
