@@ -207,6 +207,13 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
         nodes[N_UPLINK, node] = free
 
 
+@nb.njit(cache=True, inline="always")
+def _returning(code: int, heap: np.ndarray, scalars: np.ndarray) -> int:
+    """Record the next receipt's time (S_NEXT) for Python, then hand back ``code``."""
+    scalars[S_NEXT] = heap[0, H_T] if scalars[S_HEAP] > 0 else -1
+    return code
+
+
 @nb.njit(cache=True)
 def run_until(until: int, max_degree: int,
               heap: np.ndarray, scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
@@ -221,37 +228,21 @@ def run_until(until: int, max_degree: int,
     Returns DONE, NOTIFY (the event is described in S_NT..S_NHOPS), or a NEED_*/FULL code
     asking Python to refill a buffer or grow the heap before calling again.
     """
-    code = _run(until, max_degree, heap, scalars, nodes, slots, seen, free_slots, watch, fwd_ptr,
-                fwd_idx, fwd_base, fwd_model, fwd_param, uniform, processing, tx_ns_per_byte,
-                deg_nodes, deg_params, deliveries)
-    scalars[S_NEXT] = heap[0, H_T] if scalars[S_HEAP] > 0 else -1
-    return code
-
-
-@nb.njit(cache=True)
-def _run(until: int, max_degree: int,
-         heap: np.ndarray, scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
-         seen: np.ndarray, free_slots: np.ndarray, watch: np.ndarray,
-         fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
-         fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
-         processing: np.ndarray, tx_ns_per_byte: float,
-         deg_nodes: np.ndarray, deg_params: np.ndarray,
-         deliveries: np.ndarray) -> int:
     # Enough uniforms for the largest fan-out (delay, degradation loss and jitter each).
     need_uniform = 6 * (max_degree + 1) * (1 + scalars[S_NDEG])
     capacity = heap.shape[0]
     while scalars[S_HEAP] > 0:
         t = heap[0, H_T]
         if t >= until:
-            return DONE
+            return _returning(DONE, heap, scalars)
         if scalars[S_UNIF] + need_uniform > uniform.shape[0]:
-            return NEED_UNIFORM
+            return _returning(NEED_UNIFORM, heap, scalars)
         if scalars[S_PROC] >= processing.shape[0]:
-            return NEED_PROCESSING
+            return _returning(NEED_PROCESSING, heap, scalars)
         if scalars[S_HEAP] + max_degree + 2 > capacity:
-            return HEAP_FULL
+            return _returning(HEAP_FULL, heap, scalars)
         if scalars[S_DELIV] >= deliveries.shape[1]:
-            return DELIVERIES_FULL
+            return _returning(DELIVERIES_FULL, heap, scalars)
         etype = heap[0, H_TYPE]
         node = heap[0, H_NODE]
         slot = heap[0, H_SLOT]
@@ -316,8 +307,8 @@ def _run(until: int, max_degree: int,
             if slots[SL_OUTSTANDING, slot] == 0:
                 free_slots[scalars[S_FREE]] = slot
                 scalars[S_FREE] += 1
-            return NOTIFY
+            return _returning(NOTIFY, heap, scalars)
         if slots[SL_OUTSTANDING, slot] == 0:
             free_slots[scalars[S_FREE]] = slot
             scalars[S_FREE] += 1
-    return DONE
+    return _returning(DONE, heap, scalars)
