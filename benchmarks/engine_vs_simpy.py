@@ -223,8 +223,9 @@ def run_msgstorm(scenario: Scenario, run_dir: Path, seed: int,
     sim = ShadowNetwork(scenario, writer, sim_seed)
     result = EngineRun(sim=sim, run_dir=run_dir)
     # Row building and Parquet writes go through these (rarely called: every 16k rows).
-    for name in ("_flush_final", "_flush_events", "_flush_deliveries"):
-        setattr(sim, name, timed_history(getattr(sim, name)))
+    for name in ("flush_messages", "flush_events"):
+        setattr(sim.record, name, timed_history(getattr(sim.record, name)))
+    sim._flush_deliveries = timed_history(sim._flush_deliveries)  # type: ignore[method-assign]
     if instrument is not None:
         instrument(sim, result)
     result.setup_s = perf() - started

@@ -60,6 +60,7 @@ from msgstorm.report import write_run_files
 from msgstorm.runner import run as run_scenario
 from msgstorm.sim import kernel as kernel_module
 from msgstorm.sim.gossip import GossipState
+from msgstorm.sim.recorder import Recorder
 from msgstorm.sim.shadow import ShadowNetwork
 from msgstorm.traffic import generate_traffic
 
@@ -183,8 +184,9 @@ class Split:
         # GossipState.run calls the compiled loop as ``k.run_until``: time it apart from the
         # Python around it (argument passing, refills, unpacking what the kernel found).
         self._patch(kernel_module, "run_until", timer("numba", kernel_module.run_until))
-        for name in ("_flush_final", "_flush_events", "_flush_deliveries"):
-            self._patch(ShadowNetwork, name, timer("history", getattr(ShadowNetwork, name)))
+        for name in ("flush_messages", "flush_events"):
+            self._patch(Recorder, name, timer("history", getattr(Recorder, name)))
+        self._patch(ShadowNetwork, "_flush_deliveries", timer("history", ShadowNetwork._flush_deliveries))
         self._patch(HistoryWriter, "close", timer("history", HistoryWriter.close))
         self._patch(ShadowNetwork, "finish", timer("finish", ShadowNetwork.finish, snapshot=True))
         self._patch(runner, "analyse", timer("analysis", analyse, snapshot=True))
@@ -249,7 +251,7 @@ def print_profile(profile: cProfile.Profile, top: int) -> None:
         ("  GossipState.run (kernel)", "sim/gossip.py", "run"),
         ("    kernel.run_until (compiled)", "sim/kernel.py", "run_until"),
         ("  traffic generation (_batches)", "traffic/generate.py", "_batches"),
-        ("  ShadowNetwork._flush_final (message rows)", "sim/shadow.py", "_flush_final"),
+        ("  Recorder.flush_messages (message rows)", "sim/recorder.py", "flush_messages"),
         ("  ShadowNetwork._flush_deliveries (delivery rows)", "sim/shadow.py", "_flush_deliveries"),
         ("ShadowNetwork.finish", "sim/shadow.py", "finish"),
         ("analyse", "analysis/summary.py", "analyse"),

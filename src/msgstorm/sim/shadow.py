@@ -22,7 +22,6 @@ any node for blocks), which Python then handles at exactly that time.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -43,10 +42,12 @@ from msgstorm.scenario.schema import (
 )
 from msgstorm.sim.backpressure import ADMIT, DROP, REJECT, make_backpressure
 from msgstorm.sim.backpressure import _Base as _NoDepth
+from msgstorm.sim.desync import DesyncTracker
 from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.kernel import ITEM_BLOCK, ITEM_MSG
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.policies import QUEUE_POLICIES
+from msgstorm.sim.recorder import FLUSH_ROWS, Recorder
 from msgstorm.sim.sampling import Sampler
 from msgstorm.sim.state import (
     BLOCK,
@@ -81,7 +82,6 @@ from msgstorm.sim.topology import Topology, build_topology
 __all__ = ["Progress", "ShadowNetwork"]
 
 Progress = Callable[[dict[str, Any]], None]
-_FLUSH_ROWS = 16_384
 
 
 class ShadowNetwork:
@@ -168,18 +168,13 @@ class ShadowNetwork:
         self.block_at_height: dict[int, int] = {}
         self.block_msgs: dict[int, list[int]] = {}  # height -> messages
         self.votes: dict[int, int] = {}
-        # Desync.
-        self.max_gap = scenario.desync.max_height_gap
-        self.min_desync = scenario.desync.min_duration
-        self.gap_since = [NULL] * n
-        self.gap_max = [0] * n
-        self.desynced = [False] * n
         # Faults.
         self.fault_ops: list[FaultOp] = fault_schedule(scenario)
         self.crashed_by_fault: dict[int, int] = {}
-        # History buffers.
-        self.events: list[tuple[int, str, str | None, float | None, int | None, str | None]] = []
-        self.final: list[list[Any]] = []  # settled records awaiting their Parquet row group
+        # History rows, batched for the writer.
+        self.record = Recorder(writer, self.msgs, self.names)
+        self.desync = DesyncTracker(n, scenario.desync.max_height_gap, scenario.desync.min_duration,
+                                    self.record.event)
         self.committed = 0
         self.dropped = 0
         self.rejected = 0
@@ -193,23 +188,6 @@ class ShadowNetwork:
     def _push(self, t: int, handler: Callable[..., None], a: int = 0, b: int = 0, c: int = 0, d: int = 0) -> None:
         heappush(self.heap, (t, next(self.eid), handler, a, b, c, d))
 
-    def _event(self, t: int, kind: str, node: int | None = None, value: float | None = None,
-               height: int | None = None, detail: dict[str, Any] | None = None) -> None:
-        self.events.append((t, kind, None if node is None else self.names[node], value, height,
-                            None if detail is None else json.dumps(detail, sort_keys=True)))
-        if len(self.events) >= _FLUSH_ROWS:
-            self._flush_events()
-
-    def _flush_events(self) -> None:
-        if self.events:
-            # desync_start is written when detected, stamped with when it began: restore
-            # time order within the batch (stable, so same-time events keep their order).
-            self.events.sort(key=lambda event: event[0])
-            t, kind, node, value, height, detail = zip(*self.events)
-            self.writer.append("events", {"t": t, "kind": kind, "node": node, "value": value,
-                                          "height": height, "detail": detail})
-            self.events = []
-
     def _flush_deliveries(self) -> None:
         rows = self.gossip.drain_deliveries()
         if self.deliveries_alone:
@@ -221,21 +199,11 @@ class ShadowNetwork:
             self.writer.append("deliveries", {"msg_id": rows[0], "node": names[rows[1]].tolist(),
                                               "t_delivered": rows[2], "hops": rows[3].astype(np.int32)})
 
-    def _flush_final(self) -> None:
-        if self.final:
-            self.writer.append("messages", self.msgs.rows(self.final))
-            self.final = []
-
-    def _settle(self, m: int, status: int) -> None:
-        self.final.append(self.msgs.settle(m, status))
-        if len(self.final) >= _FLUSH_ROWS:
-            self._flush_final()
-
     # --- the loop ----------------------------------------------------------------------
 
     def run(self, traffic: Iterable[Any]) -> None:
         """Drive virtual time; Ctrl-C stops early and keeps what was recorded."""
-        self._event(0, "run_start", detail={"nodes": self.n, "leader": self.names[self.leader]})
+        self.record.event(0, "run_start", detail={"nodes": self.n, "leader": self.names[self.leader]})
         for index, op in enumerate(self.fault_ops):
             self._push(op.t_ns, self._fault, index)
         self._push(self.block_interval, self._block_tick)
@@ -294,13 +262,13 @@ class ShadowNetwork:
                 if steps & 0x3FF == 0:
                     if traffic_done and self.now >= self.end_of_traffic and self._settled_or_stranded():
                         break
-                    if gossip.delivered_rows >= _FLUSH_ROWS:
+                    if gossip.delivered_rows >= FLUSH_ROWS:
                         self._flush_deliveries()  # stream delivery rows, do not hoard them
                     if self.progress is not None:
                         self._report_progress()
         except KeyboardInterrupt:
             self.interrupted = True
-            self._event(self.now, "interrupted")
+            self.record.event(self.now, "interrupted")
 
     def _settled_or_stranded(self) -> bool:
         """Nothing can change any more: every message settled, or the rest are stranded
@@ -344,10 +312,8 @@ class ShadowNetwork:
     def finish(self) -> int:
         """Settle every message still moving, flush all buffers; returns the end time."""
         t_end = self.now
-        for node in range(self.n):
-            if self.desynced[node]:
-                self._event(t_end, "desync_end", node, float(self.height[self.leader] - self.height[node]),
-                            detail={"max_gap": self.gap_max[node], "open": True})
+        top = self.height[self.leader]
+        self.desync.close(t_end, [top - height for height in self.height])
         alive = (QUEUED, IN_SERVICE, SEQUENCED, IN_BLOCK, HELD)
         spreading = self.gossip.live_items(ITEM_MSG)
         for m, record in list(self.msgs.live.items()):
@@ -355,15 +321,14 @@ class ShadowNetwork:
             if state == IN_FLIGHT and record[T_SENT] == NULL:
                 del self.msgs.live[m]  # generated ahead but never due (an interrupted run): not sent
                 continue
-            self._settle(m, PENDING if state in alive or m in spreading else LOST)
-        self._event(t_end, "run_end", value=float(self.msgs.count))
+            self.record.settle(m, PENDING if state in alive or m in spreading else LOST)
+        self.record.event(t_end, "run_end", value=float(self.msgs.count))
         if self.progress is not None:
             try:
                 self._report_progress(final=True)
             except KeyboardInterrupt:  # a second Ctrl-C while settling: the history comes first
                 self.interrupted = True
-        self._flush_final()
-        self._flush_events()
+        self.record.flush()
         self._flush_deliveries()
         return t_end
 
@@ -420,7 +385,7 @@ class ShadowNetwork:
             elif node in self.mempool:
                 pool = self.mempool[node]
                 pool.append(item)
-                if len(pool) > _FLUSH_ROWS and len(pool) > 2 * len(self.msgs.live):
+                if len(pool) > FLUSH_ROWS and len(pool) > 2 * len(self.msgs.live):
                     # Keep the standby's mempool to what is still unsettled (bounded memory).
                     live = self.msgs.live
                     pool[:] = [m for m in pool if m in live]
@@ -451,10 +416,10 @@ class ShadowNetwork:
                 self._depth_changed(t)
         elif decision == DROP:
             self.dropped += 1
-            self._settle(m, DROPPED)
+            self.record.settle(m, DROPPED)
         elif decision == REJECT:
             self.rejected += 1
-            self._settle(m, REJECTED)
+            self.record.settle(m, REJECTED)
         else:
             record[WHERE] = HELD
             heappush(self.waiting, (-record[FEE], next(self.waiting_arrivals), m))
@@ -470,7 +435,7 @@ class ShadowNetwork:
                 # The base fee rose while it queued: it waits or is rejected, as on arrival.
                 if self.backpressure.admit(record[KIND], record[FEE], self.depth) == REJECT:
                     self.rejected += 1
-                    self._settle(m, REJECTED)
+                    self.record.settle(m, REJECTED)
                 else:
                     record[WHERE] = HELD
                     heappush(self.waiting, (-record[FEE], next(self.waiting_arrivals), m))
@@ -506,7 +471,7 @@ class ShadowNetwork:
             return
         state = self.backpressure.on_depth(depth)
         if state is not None:
-            self._event(t, "backpressure", self.leader, float(depth), detail={"state": state})
+            self.record.event(t, "backpressure", self.leader, float(depth), detail={"state": state})
             if state == "resumed":
                 held = self.held
                 self.held = deque()
@@ -552,7 +517,7 @@ class ShadowNetwork:
                 sequenced.popleft()
                 if backpressure.admit(record[KIND], record[FEE], self.depth) == REJECT:
                     self.rejected += 1
-                    self._settle(m, REJECTED)
+                    self.record.settle(m, REJECTED)
                 else:
                     record[WHERE] = HELD
                     record[T_DEQUEUED] = record[T_SEQUENCED] = record[SEQ_NO] = NULL
@@ -577,13 +542,13 @@ class ShadowNetwork:
         self.block_epoch[block] = self.epoch
         self.block_bytes[block] = size
         self.block_at_height[height] = block
-        self._event(t, "block_produced", leader, float(len(take)), height, {"gas": gas, "bytes": size})
+        self.record.event(t, "block_produced", leader, float(len(take)), height, {"gas": gas, "bytes": size})
         if self.max_gas is not None:
             base_fee = self.backpressure.on_block(gas, self.max_gas)
         else:
             base_fee = self.backpressure.on_block(len(take), self.max_messages)
         if base_fee is not None:
-            self._event(t, "base_fee", leader, base_fee, height)
+            self.record.event(t, "base_fee", leader, base_fee, height)
             self._release_waiting(t)
         self.height[leader] = height
         self._send_vote(t, leader, height, height)
@@ -593,7 +558,7 @@ class ShadowNetwork:
             self.cpu_free_alone[leader] = start + self.processing()
         else:
             self.gossip.inject(t, leader, block, ITEM_BLOCK, size)
-        self._check_desync(t)
+        self.desync.check(t, self.height[self.leader], self.height, self.up)
 
     def _release_waiting(self, t: int) -> None:
         base_fee = self.backpressure.base_fee
@@ -616,7 +581,7 @@ class ShadowNetwork:
         if height == mine + 1:
             self.height[node] = height
             self._send_vote(t, node, height, height)
-            self._maybe_resynced(t, node)
+            self.desync.caught_up(t, node, self.height[self.leader] - self.height[node])
         elif height > mine + 1:
             # Missing blocks: fetch them from the sender, one round trip away.
             d = self.links.delay(node, sender) if sender >= 0 else None
@@ -631,7 +596,7 @@ class ShadowNetwork:
         first = self.height[node] + 1
         self.height[node] = height
         self._send_vote(t, node, first, height)
-        self._maybe_resynced(t, node)
+        self.desync.caught_up(t, node, self.height[self.leader] - self.height[node])
 
     def _send_vote(self, t: int, node: int, first: int, last: int) -> None:
         leader = self.leader
@@ -669,47 +634,10 @@ class ShadowNetwork:
             msgs.terminal += len(block)
             if self.progress is not None and block:
                 self.recent_latencies.append(np.array([t - r[T_INTENDED] for r in settled], dtype=np.int64))
-            self.final.extend(settled)
-            if len(self.final) >= _FLUSH_ROWS:
-                self._flush_final()
+            self.record.settled(settled)
             self.votes.pop(h, None)
-            self._event(t, "block_committed", self.leader, height=h)
+            self.record.event(t, "block_committed", self.leader, height=h)
         self.committed_height = height
-
-    # --- desync -------------------------------------------------------------------------
-
-    def _check_desync(self, t: int) -> None:
-        top = self.height[self.leader]
-        bound = self.max_gap
-        up = self.up
-        for node in range(self.n):
-            if not up[node]:
-                continue  # a crashed node is down (node_down), not desynchronised
-            gap = top - self.height[node]
-            if gap > bound:
-                if self.gap_since[node] == NULL:
-                    self.gap_since[node] = t
-                    self.gap_max[node] = gap
-                elif gap > self.gap_max[node]:
-                    self.gap_max[node] = gap
-                if not self.desynced[node] and t - self.gap_since[node] >= self.min_desync:
-                    self.desynced[node] = True
-                    self._event(self.gap_since[node], "desync_start", node, float(gap),
-                                detail={"detected_at": t})
-            elif self.gap_since[node] != NULL:
-                self._end_gap(t, node, gap)
-
-    def _maybe_resynced(self, t: int, node: int) -> None:
-        if self.gap_since[node] != NULL:
-            gap = self.height[self.leader] - self.height[node]
-            if gap <= self.max_gap:
-                self._end_gap(t, node, gap)
-
-    def _end_gap(self, t: int, node: int, gap: int) -> None:
-        if self.desynced[node]:
-            self._event(t, "desync_end", node, float(gap), detail={"max_gap": self.gap_max[node]})
-            self.desynced[node] = False
-        self.gap_since[node] = NULL
 
     # --- faults -------------------------------------------------------------------------
 
@@ -740,22 +668,22 @@ class ShadowNetwork:
                 node = self.leader if spec.node == "sequencer" else self.node_index[spec.node]
                 self.crashed_by_fault[op.fault_id] = node
                 detail["node_index"] = node
-                self._event(t, "fault_start", node, detail=detail)
+                self.record.event(t, "fault_start", node, detail=detail)
                 self._crash(t, node)
                 return
             node = self.crashed_by_fault.get(op.fault_id, -1)
-            self._event(t, "fault_end", None if node < 0 else node, detail=detail)
+            self.record.event(t, "fault_end", None if node < 0 else node, detail=detail)
             if node >= 0:
                 self._restart(t, node)
             return
-        self._event(t, f"fault_{op.action}", detail=detail)
+        self.record.event(t, f"fault_{op.action}", detail=detail)
 
     def _crash(self, t: int, node: int) -> None:
         if not self.up[node]:
             return
         self.up[node] = False
         self.gossip.set_up(node, False, t)
-        self._event(t, "node_down", node)
+        self.record.event(t, "node_down", node)
         if node in self.mempool:
             self.mempool[node] = []
         if node != self.leader:
@@ -809,7 +737,7 @@ class ShadowNetwork:
         stale = {b for b in self.gossip.live_items(ITEM_BLOCK) if self.block_epoch[b] != self.epoch}
         self.gossip.stop_forwarding(ITEM_BLOCK, stale)
         self.gossip.set_watched([new, *self.standby])
-        self._event(t, "leader_change", new, detail={"from": self.names[old], "orphaned_blocks": len(orphaned)})
+        self.record.event(t, "leader_change", new, detail={"from": self.names[old], "orphaned_blocks": len(orphaned)})
         pool = self.mempool.pop(new, [])
         for m in pool:
             self._intake(t, m)
@@ -823,7 +751,7 @@ class ShadowNetwork:
         self.cpu_free_alone[node] = t
         if node in self.standby and node != self.leader:
             self.mempool[node] = []
-        self._event(t, "node_up", node)
+        self.record.event(t, "node_up", node)
         if node == self.leader:
             self._depth_changed(t)  # the sequencer is back: held senders may resume
 
@@ -831,10 +759,10 @@ class ShadowNetwork:
 
     def _sample(self, t: int, _a: int, _b: int, _c: int, _d: int) -> None:
         depth = self.depth
-        self._event(t, "queue_depth", self.leader, float(depth))
-        self._event(t, "queue_depth_max", self.leader, float(self.depth_max))
+        self.record.event(t, "queue_depth", self.leader, float(depth))
+        self.record.event(t, "queue_depth_max", self.leader, float(self.depth_max))
         # Sequenced messages still waiting for block space: the backlog a full block leaves.
-        self._event(t, "block_backlog", self.leader, float(len(self.sequenced)))
+        self.record.event(t, "block_backlog", self.leader, float(len(self.sequenced)))
         self.depth_max = depth
         interval = self.scenario.run.sample_interval
         if t + interval <= self.hard_stop:

@@ -1,0 +1,64 @@
+"""Desync detection in the shadow network: nodes whose height trails the leader too long.
+
+A node is desynchronised when its applied height trails the leader's by more than
+``max_height_gap`` for at least ``min_duration``. The tracker is told the heights at every
+block and whenever a node catches up, and writes ``desync_start`` (stamped with when the
+gap began) and ``desync_end`` events through the callback it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["DesyncTracker"]
+
+_NONE = -1
+Event = Callable[..., None]  # (t, kind, node, value, detail=...)
+
+
+class DesyncTracker:
+    def __init__(self, nodes: int, max_gap: int, min_duration_ns: int, event: Event) -> None:
+        self.max_gap = max_gap
+        self.min_duration_ns = min_duration_ns
+        self.event = event
+        self.gap_since = [_NONE] * nodes  # when the node's gap first exceeded the bound
+        self.gap_max = [0] * nodes
+        self.desynced = [False] * nodes
+
+    def check(self, t: int, top: int, heights: list[int], up: list[bool]) -> None:
+        """At a new block: start gaps, promote long ones to episodes, end closed ones."""
+        for node, height in enumerate(heights):
+            if not up[node]:
+                continue  # a crashed node is down (node_down), not desynchronised
+            gap = top - height
+            if gap > self.max_gap:
+                if self.gap_since[node] == _NONE:
+                    self.gap_since[node] = t
+                    self.gap_max[node] = gap
+                elif gap > self.gap_max[node]:
+                    self.gap_max[node] = gap
+                if not self.desynced[node] and t - self.gap_since[node] >= self.min_duration_ns:
+                    self.desynced[node] = True
+                    self.event(self.gap_since[node], "desync_start", node, float(gap),
+                               detail={"detected_at": t})
+            elif self.gap_since[node] != _NONE:
+                self._end(t, node, gap)
+
+    def caught_up(self, t: int, node: int, gap: int) -> None:
+        """A node applied blocks: end its gap once it is back within the bound."""
+        if self.gap_since[node] != _NONE and gap <= self.max_gap:
+            self._end(t, node, gap)
+
+    def close(self, t: int, gaps: list[int]) -> None:
+        """At the end of the run: episodes still open end here, marked open."""
+        for node, gap in enumerate(gaps):
+            if self.desynced[node]:
+                detail: dict[str, Any] = {"max_gap": self.gap_max[node], "open": True}
+                self.event(t, "desync_end", node, float(gap), detail=detail)
+
+    def _end(self, t: int, node: int, gap: int) -> None:
+        if self.desynced[node]:
+            self.event(t, "desync_end", node, float(gap), detail={"max_gap": self.gap_max[node]})
+            self.desynced[node] = False
+        self.gap_since[node] = _NONE
