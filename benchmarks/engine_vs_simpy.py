@@ -55,7 +55,6 @@ import cProfile
 import gc
 import io
 import itertools
-import json
 import math
 import os
 import platform
@@ -80,7 +79,8 @@ except ImportError:  # pragma: no cover - hand-run script
     sys.exit("this benchmark needs SimPy: pip install 'msgstorm[bench]' (or pip install simpy)")
 
 from msgstorm.history import HistoryWriter, read_history
-from msgstorm.scenario import Scenario, parse_scenario, scenario_hash
+from msgstorm.runner import write_run_row
+from msgstorm.scenario import Scenario, parse_scenario
 from msgstorm.sim.shadow import ShadowNetwork
 from msgstorm.traffic import generate_traffic
 
@@ -235,20 +235,7 @@ def run_msgstorm(scenario: Scenario, run_dir: Path, seed: int,
     sim.run(timed_traffic(iter(traffic)))
     t_end = sim.finish()
     start = perf()
-    nodes = [{"name": name, "region": sim.topology.regions[r]}
-             for name, r in zip(sim.topology.names, sim.topology.region_of)]
-    writer.append("run", {
-        "scenario_name": [scenario.run.name],
-        "scenario_hash": [scenario_hash(scenario)],
-        "scenario_json": [json.dumps(scenario.model_dump(mode="json", by_alias=True), sort_keys=True)],
-        "seed": [seed],
-        "msgstorm_version": [_version("msgstorm")],
-        "target": [scenario.target],
-        "nodes_json": [json.dumps(nodes)],
-        "t_end": [t_end],
-        "interrupted": [sim.interrupted],
-        "host": [json.dumps({"python": platform.python_version(), "cpus": os.cpu_count()})],
-    })
+    write_run_row(writer, scenario, sim, t_end)
     writer.close()
     clock["history"] += perf() - start
     result.wall_s = perf() - started

@@ -153,6 +153,7 @@ def child(nodes: int, messages: int, out_dir: Path, split: bool, max_deliveries:
     import numpy as np
 
     from msgstorm.history import HistoryWriter
+    from msgstorm.runner import write_run_row
     from msgstorm.scenario import parse_scenario
     from msgstorm.sim.shadow import ShadowNetwork
     from msgstorm.traffic import generate_traffic
@@ -191,11 +192,9 @@ def child(nodes: int, messages: int, out_dir: Path, split: bool, max_deliveries:
         traffic = timed_traffic(iter(traffic))
     sim.run(traffic)
     start = perf()
-    sim.finish()  # settles the rest, flushes the buffered delivery rows
+    t_end = sim.finish()  # settles the rest, flushes the buffered delivery rows
     finish_s = perf() - start
-    writer.append("run", {"scenario_name": ["scaling"], "scenario_hash": ["-"], "scenario_json": ["{}"],
-                          "seed": [1], "msgstorm_version": ["bench"], "target": ["sim"], "nodes_json": ["[]"],
-                          "t_end": [sim.now], "interrupted": [sim.interrupted], "host": ["{}"]})
+    write_run_row(writer, scenario, sim, t_end)
     writer.close()
     wall = perf() - started
     return {

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from msgstorm.history import HistoryWriter, read_history
+from msgstorm.runner import write_run_row
 from msgstorm.sim.shadow import ShadowNetwork
 from msgstorm.sim.topology import hop_distances
 from msgstorm.traffic import generate_traffic
@@ -49,10 +50,7 @@ def test_first_delivery_is_latency_times_bfs_hops(scenario_from, tmp_path, mode,
     traffic_seed, sim_seed = np.random.SeedSequence(1).spawn(2)
     sim = ShadowNetwork(scenario, writer, sim_seed)
     sim.run(generate_traffic(scenario, traffic_seed))
-    sim.finish()
-    writer.append("run", {"scenario_name": ["g"], "scenario_hash": ["h"], "scenario_json": ["{}"], "seed": [1],
-                          "msgstorm_version": ["t"], "target": ["sim"], "nodes_json": ["[]"], "t_end": [0],
-                          "interrupted": [False], "host": ["{}"]})
+    write_run_row(writer, scenario, sim, sim.finish())
     writer.close()
     history = read_history(tmp_path)
     hops = hop_distances(sim.topology.forward, origin)

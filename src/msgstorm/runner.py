@@ -24,7 +24,7 @@ from msgstorm.scenario import Scenario, scenario_hash
 from msgstorm.sim.shadow import Progress, ShadowNetwork
 from msgstorm.traffic import generate_traffic
 
-__all__ = ["RunResult", "default_run_dir", "msgstorm_version", "reanalyse", "run"]
+__all__ = ["RunResult", "default_run_dir", "msgstorm_version", "reanalyse", "run", "write_run_row"]
 
 
 def msgstorm_version() -> str:
@@ -64,6 +64,24 @@ def _host_facts() -> str:
     return json.dumps(facts, sort_keys=True)
 
 
+def write_run_row(writer: HistoryWriter, scenario: Scenario, sim: ShadowNetwork, t_end: int) -> None:
+    """The history's ``run`` table: what ran, where, and how far it got."""
+    nodes = [{"name": name, "region": sim.topology.regions[r]}
+             for name, r in zip(sim.topology.names, sim.topology.region_of)]
+    writer.append("run", {
+        "scenario_name": [scenario.run.name],
+        "scenario_hash": [scenario_hash(scenario)],
+        "scenario_json": [json.dumps(scenario.model_dump(mode="json", by_alias=True), sort_keys=True)],
+        "seed": [scenario.run.seed],
+        "msgstorm_version": [msgstorm_version()],
+        "target": [scenario.target],
+        "nodes_json": [json.dumps(nodes)],
+        "t_end": [t_end],
+        "interrupted": [sim.interrupted],
+        "host": [_host_facts()],
+    })
+
+
 def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progress | None = None) -> RunResult:
     """Run a scenario on its target and analyse the history it wrote."""
     import time
@@ -80,20 +98,7 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progres
         sim.interrupted = True
     finally:
         t_end = sim.finish()
-        nodes = [{"name": name, "region": sim.topology.regions[r]}
-                 for name, r in zip(sim.topology.names, sim.topology.region_of)]
-        writer.append("run", {
-            "scenario_name": [scenario.run.name],
-            "scenario_hash": [scenario_hash(scenario)],
-            "scenario_json": [json.dumps(scenario.model_dump(mode="json", by_alias=True), sort_keys=True)],
-            "seed": [scenario.run.seed],
-            "msgstorm_version": [msgstorm_version()],
-            "target": [scenario.target],
-            "nodes_json": [json.dumps(nodes)],
-            "t_end": [t_end],
-            "interrupted": [sim.interrupted],
-            "host": [_host_facts()],
-        })
+        write_run_row(writer, scenario, sim, t_end)
         writer.close()
     del sim  # its per-message state is in the history now; free it before analysis
     wall_s = time.perf_counter() - started
