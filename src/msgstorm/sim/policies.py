@@ -20,6 +20,11 @@ class QueuePolicy(Protocol):
     A policy may set ``work_conserving = True`` when, with an empty queue and an idle
     worker, it would hand a new message over at once; the engine then skips the queue.
     A batching policy (e.g. a frequent batch auction) must leave it False.
+
+    A policy whose order is a fixed key per message may say so in ``order_key``:
+    ``"arrival"`` (first come, first served) or ``"fee"`` (highest fee first, then
+    arrival). One-node networks then run in the compiled loop of ``sim/solo.py``, which
+    orders its queue by that key; a policy without it runs in the Python loop.
     """
 
     def push(self, msg: int, fee: float, t_ns: int) -> None: ...
@@ -33,6 +38,7 @@ class FifoPolicy:
     """First come, first served (arrival order at the sequencer)."""
 
     work_conserving = True
+    order_key = "arrival"
     __slots__ = ("_queue",)
 
     def __init__(self) -> None:
@@ -52,6 +58,7 @@ class FeePriorityPolicy:
     """Highest fee first; equal fees in arrival order (a deterministic tie-breaker)."""
 
     work_conserving = True
+    order_key = "fee"
     __slots__ = ("_arrivals", "_heap")
 
     def __init__(self) -> None:

@@ -27,6 +27,8 @@ class Recorder:
         self.names = node_names
         self.events: list[tuple[int, str, str | None, float | None, int | None, str | None]] = []
         self.final: list[list[Any]] = []  # settled records awaiting their Parquet row group
+        self.tables: list[np.ndarray] = []  # the same as float64 tables (see settled_table)
+        self.table_rows = 0
 
     def event(self, t: int, kind: str, node: int | None = None, value: float | None = None,
               height: int | None = None, detail: dict[str, Any] | None = None) -> None:
@@ -43,6 +45,13 @@ class Recorder:
         """Records already taken out of the live set (block commits do this in bulk)."""
         self.final.extend(records)
         if len(self.final) >= FLUSH_ROWS:
+            self.flush_messages()
+
+    def settled_table(self, table: np.ndarray) -> None:
+        """Settled records as float64[n, fields] (the compiled one-node loop's rows)."""
+        self.tables.append(table)
+        self.table_rows += table.shape[0]
+        if self.table_rows >= FLUSH_ROWS:
             self.flush_messages()
 
     def deliveries(self, rows: np.ndarray) -> None:
@@ -66,6 +75,11 @@ class Recorder:
         if self.final:
             self.writer.append("messages", self.msgs.rows(self.final))
             self.final = []
+        if self.tables:
+            table = self.tables[0] if len(self.tables) == 1 else np.concatenate(self.tables)
+            self.writer.append("messages", self.msgs.rows_from_table(table))
+            self.tables = []
+            self.table_rows = 0
 
     def flush(self) -> None:
         self.flush_messages()

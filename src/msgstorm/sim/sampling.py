@@ -61,7 +61,13 @@ class Sampler:
             return self.constant
         index = self.index
         if index >= len(self.buffer):
-            self.buffer = np.rint(sample_array(self._dist, self._rng, self._block)).astype(np.int64).tolist()
+            self.buffer = self.draw_block().tolist()
             index = 0
         self.index = index + 1
         return self.buffer[index]
+
+    def draw_block(self) -> np.ndarray:
+        """The next ``block`` draws as int64, exactly as a refill of ``buffer`` takes them
+        (the compiled one-node loop consumes the same stream in the same order)."""
+        draws: np.ndarray = np.rint(sample_array(self._dist, self._rng, self._block)).astype(np.int64)
+        return draws

@@ -49,6 +49,18 @@ from msgstorm.sim.links import LinkState
 from msgstorm.sim.policies import QUEUE_POLICIES
 from msgstorm.sim.recorder import FLUSH_ROWS, Recorder
 from msgstorm.sim.sampling import Sampler
+from msgstorm.sim.solo import (
+    EV_BACKPRESSURE,
+    EV_BLOCK_BACKLOG,
+    EV_BLOCK_COMMITTED,
+    EV_BLOCK_PRODUCED,
+    EV_QUEUE_DEPTH,
+    EV_QUEUE_DEPTH_MAX,
+    NEED_BATCH,
+    YIELD,
+    SoloSequencer,
+    solo_plan,
+)
 from msgstorm.sim.state import (
     BLOCK,
     COMMITTED,
@@ -91,7 +103,10 @@ class ShadowNetwork:
         writer: HistoryWriter,
         seed: np.random.SeedSequence,
         progress: Progress | None = None,
+        compiled_solo: bool = True,
     ) -> None:
+        """``compiled_solo=False`` keeps a one-node network in the Python loop (the tests
+        compare the two loops)."""
         self.scenario = scenario
         self.writer = writer
         self.progress = progress
@@ -135,6 +150,7 @@ class ShadowNetwork:
         self.cpu_free_alone = [0] * n
         self.delivery_budget_alone = scenario.history.max_deliveries if any(self.isolated) else 0
         self.deliveries_alone: list[tuple[int, int, int, int]] = []
+        self.validating_alone: set[int] = set()  # messages waiting for an isolated node's CPU
         self.policy = QUEUE_POLICIES[seq.policy]()
         self.backpressure = make_backpressure(scenario.backpressure)
         self.workers = seq.workers
@@ -182,6 +198,10 @@ class ShadowNetwork:
         self.active_faults: set[int] = set()
         self.recent_latencies: list[np.ndarray] = []
         self.latency_window = np.zeros(0, dtype=np.int64)
+        # A one-node network runs its whole loop compiled when its rules allow (sim/solo.py).
+        plan = solo_plan(scenario, n, self.policy) if compiled_solo else None
+        self.solo = None if plan is None else SoloSequencer(
+            plan, scenario, self.processing, self.service, self.delivery_stride, self.delivery_budget_alone)
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -204,6 +224,9 @@ class ShadowNetwork:
     def run(self, traffic: Iterable[Any]) -> None:
         """Drive virtual time; Ctrl-C stops early and keeps what was recorded."""
         self.record.event(0, "run_start", detail={"nodes": self.n, "leader": self.names[self.leader]})
+        if self.solo is not None:
+            self._run_solo(traffic)
+            return
         for index, op in enumerate(self.fault_ops):
             self._push(op.t_ns, self._fault, index)
         self._push(self.block_interval, self._block_tick)
@@ -277,7 +300,7 @@ class ShadowNetwork:
         msgs = self.msgs
         if msgs.terminal >= msgs.count:
             return True
-        if self.depth or self.busy or self.sequenced or self.held or self.waiting:
+        if self.depth or self.busy or self.sequenced or self.held or self.waiting or self.validating_alone:
             return False
         if any(self.block_msgs.values()):
             return False
@@ -309,8 +332,85 @@ class ShadowNetwork:
             "final": final,
         })
 
+    # --- the compiled one-node loop ---------------------------------------------------------
+
+    def _run_solo(self, traffic: Iterable[Any]) -> None:
+        """``run`` for a one-node network: the compiled loop of sim/solo.py does every step;
+        this feeds it traffic and turns its logs into history rows."""
+        solo = self.solo
+        assert solo is not None
+        batches = iter(traffic)
+        try:
+            while True:
+                code = solo.advance()
+                self._drain_solo()
+                if code == NEED_BATCH:
+                    batch = next(batches, None)
+                    while batch is not None and len(batch) == 0:
+                        batch = next(batches, None)
+                    if batch is None:
+                        solo.last_batch()
+                    else:
+                        solo.add(batch)
+                elif code == YIELD:
+                    if self.progress is not None:
+                        self._report_progress()
+                else:
+                    break
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self._drain_solo()
+            self.record.event(self.now, "interrupted")
+
+    def _drain_solo(self) -> None:
+        """Rows, events and deliveries the compiled loop logged since the last call."""
+        solo = self.solo
+        assert solo is not None
+        self.now = solo.now
+        self.depth = solo.depth
+        self.emitted = solo.emitted
+        self.msgs.count = solo.count
+        self.msgs.terminal = solo.terminal
+        table = solo.take_settled()
+        if table.shape[0]:
+            self._settled_table(table)
+        event = self.record.event
+        leader = self.leader
+        states = solo.plan.states
+        for t, code, value, height, a, b in solo.take_events():
+            if code == EV_BLOCK_PRODUCED:
+                event(t, "block_produced", leader, value, height, {"gas": a, "bytes": b})
+            elif code == EV_BLOCK_COMMITTED:
+                event(t, "block_committed", leader, height=height)
+            elif code == EV_QUEUE_DEPTH:
+                event(t, "queue_depth", leader, value)
+            elif code == EV_QUEUE_DEPTH_MAX:
+                event(t, "queue_depth_max", leader, value)
+            elif code == EV_BLOCK_BACKLOG:
+                event(t, "block_backlog", leader, value)
+            elif code == EV_BACKPRESSURE:
+                event(t, "backpressure", leader, value, detail={"state": states[a]})
+        rows = solo.take_deliveries()
+        if rows.shape[1]:
+            self.deliveries_alone.extend(zip(*rows.tolist()))
+
+    def _settled_table(self, table: np.ndarray) -> None:
+        where = table[:, WHERE]
+        committed = where == COMMITTED
+        self.committed += int(committed.sum())
+        self.dropped += int((where == DROPPED).sum())
+        if self.progress is not None and committed.any():
+            self.recent_latencies.append((table[committed, T_COMMITTED] - table[committed, T_INTENDED]).astype(np.int64))
+        self.record.settled_table(table)
+
     def finish(self) -> int:
         """Settle every message still moving, flush all buffers; returns the end time."""
+        if self.solo is not None:
+            self._drain_solo()
+            table = self.solo.unsettled()
+            if table.shape[0]:
+                self.record.settled_table(table)
+            self.msgs.terminal = self.solo.terminal
         t_end = self.now
         top = self.height[self.leader]
         self.desync.close(t_end, [top - height for height in self.height])
@@ -321,7 +421,8 @@ class ShadowNetwork:
             if state == IN_FLIGHT and record[T_SENT] == NULL:
                 del self.msgs.live[m]  # generated ahead but never due (an interrupted run): not sent
                 continue
-            self.record.settle(m, PENDING if state in alive or m in spreading else LOST)
+            moving = state in alive or m in spreading or m in self.validating_alone
+            self.record.settle(m, PENDING if moving else LOST)
         self.record.event(t_end, "run_end", value=float(self.msgs.count))
         if self.progress is not None:
             try:
@@ -371,9 +472,11 @@ class ShadowNetwork:
         if done == t:
             self._on_validated(t, node, m, ITEM_MSG, -1, 0)
         else:
+            self.validating_alone.add(m)
             self._push(done, self._validated_alone, node, m)
 
     def _validated_alone(self, t: int, node: int, m: int, _c: int, _d: int) -> None:
+        self.validating_alone.discard(m)
         if self.up[node]:
             self._on_validated(t, node, m, ITEM_MSG, -1, 0)
 

@@ -90,7 +90,10 @@ class MessageState:
         """Columns for the ``messages`` table from settled records."""
         # One C-level conversion of the whole block; every field is a number, and times
         # below 2**53 ns (104 days) are exact in float64.
-        table = np.array(records, dtype=np.float64).reshape(len(records), WHERE + 1)
+        return self.rows_from_table(np.array(records, dtype=np.float64).reshape(len(records), WHERE + 1))
+
+    def rows_from_table(self, table: np.ndarray) -> dict[str, Any]:
+        """Columns for the ``messages`` table from settled records as float64[n, fields]."""
 
         def ints(field: int) -> np.ndarray:
             return table[:, field].astype(np.int64)

@@ -1,0 +1,161 @@
+"""The compiled one-node loop (sim/solo.py) against the Python loop it replaces.
+
+Each scenario runs twice, once per loop, from the same seed; every history table and the
+end time must be identical, row for row. The scenarios cover what the compiled loop
+accepts: both queue policies, one to four workers, constant and drawn service and
+processing times, every backpressure mode it runs (unbounded, drop_tail, shed), block
+limits by count and by gas, sampled deliveries with a budget, runs that end at the drain
+limit with messages still pending, and runs that stop early once everything settled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from msgstorm.history import History, HistoryWriter, read_history
+from msgstorm.runner import write_run_row
+from msgstorm.scenario import Scenario, parse_scenario
+from msgstorm.sim.shadow import ShadowNetwork
+from msgstorm.traffic import generate_traffic
+
+SOLO_TOML = """
+[run]
+name = "solo"
+seed = {seed}
+duration = "{duration}"
+drain = "{drain}"
+sample_interval = "{sample}"
+window = "{window}"
+
+[network]
+regions = ["us-east"]
+nodes_per_region = 1
+processing = {processing}
+
+[sequencer]
+workers = {workers}
+service = {service}
+policy = "{policy}"
+
+[blocks]
+interval = "{block}"
+max_messages = {max_messages}
+{gas}
+
+[backpressure]
+{backpressure}
+
+[history]
+delivery_sample = "{sample_share}"
+max_deliveries = {max_deliveries}
+
+[[agents]]
+name = "traders"
+count = 5
+arrival = {{ process = "poisson", rate = "{rate}/s" }}
+fee = {{ dist = "lognormal", median = 2.0, sigma = 0.4 }}
+mix = {{ order = 0.5, cancel = 0.3, liquidation = 0.2 }}
+
+[[agents]]
+name = "flooder"
+start = "2s"
+stop = "4s"
+arrival = {{ process = "constant", rate = "{flood}/s" }}
+size = "120B"
+fee = 0.2
+mix = {{ spam = 0.7, quote = 0.3 }}
+"""
+
+SHED = 'mode = "shed"\ncapacity = 400\nlevels = { spam = "25%", quote = "60%" }\nprotect = ["liquidation"]'
+
+CASES = {
+    # Fee priority under a flood, shedding spam and quotes, capped blocks.
+    "fee-shed": dict(seed=1, duration="6s", drain="1s", sample="100ms", window="1s", processing='"20us"',
+                     workers=1, service='{ dist = "exponential", mean = "500us" }', policy="fee_priority",
+                     block="250ms", max_messages=300, gas="", backpressure=SHED, sample_share="5%",
+                     max_deliveries=100, rate=300, flood=2000),
+    # FIFO, two workers, constant service, drop_tail dropping and recovering, gas-limited blocks.
+    "fifo-droptail-gas": dict(seed=2, duration="6s", drain="300ms", sample="50ms", window="500ms",
+                              processing='{ dist = "uniform", low = "10us", high = "30us" }', workers=2,
+                              service='"400us"', policy="fifo", block="100ms", max_messages=1000,
+                              gas="max_gas = 2000000", backpressure='mode = "drop_tail"\ncapacity = 200',
+                              sample_share="100%", max_deliveries=100000, rate=500, flood=3000),
+    # Zero processing, constant service: equal-time ties everywhere; a drain too short to finish.
+    "ties-short-drain": dict(seed=3, duration="5s", drain="10ms", sample="1s", window="1s", processing='"0ns"',
+                             workers=1, service='"1ms"', policy="fifo", block="1s", max_messages=100000, gas="",
+                             backpressure='mode = "unbounded"', sample_share="0%", max_deliveries=10,
+                             rate=100, flood=1000),
+    # Heavy-tailed service on four workers, blocks far too small: a backlog pending at the end.
+    "pareto-backlog": dict(seed=4, duration="5s", drain="2s", sample="100ms", window="1s", processing='"50us"',
+                           workers=4, service='{ dist = "pareto", scale = "200us", alpha = 1.5 }',
+                           policy="fee_priority", block="50ms", max_messages=5, gas="",
+                           backpressure='mode = "drop_tail"\ncapacity = 50', sample_share="1%",
+                           max_deliveries=1000, rate=1000, flood=5000),
+    # A long drain with frequent blocks and samples: the run stops early once all settled.
+    "early-stop": dict(seed=5, duration="4s", drain="60s", sample="10ms", window="1s",
+                       processing='{ dist = "lognormal", median = "30us", sigma = 0.5 }', workers=1,
+                       service='{ dist = "exponential", mean = "300us" }', policy="fifo", block="10ms",
+                       max_messages=100000, gas="", backpressure='mode = "unbounded"', sample_share="50%",
+                       max_deliveries=100000, rate=400, flood=1500),
+}
+
+
+def _simulate(scenario: Scenario, out: Path, compiled: bool) -> tuple[History, int, bool]:
+    writer = HistoryWriter(out / "history", scenario.history.row_group_size)
+    traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
+    sim = ShadowNetwork(scenario, writer, sim_seed, compiled_solo=compiled)
+    used_solo = sim.solo is not None
+    sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window))
+    t_end = sim.finish()
+    write_run_row(writer, scenario, sim, t_end)
+    writer.close()
+    return read_history(out), t_end, used_solo
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_compiled_loop_writes_the_python_loops_history(case: str, tmp_path: Path) -> None:
+    scenario = parse_scenario(SOLO_TOML.format(**CASES[case]), source=f"{case}.toml")
+    python, t_python, solo_python = _simulate(scenario, tmp_path / "python", compiled=False)
+    compiled, t_compiled, solo_compiled = _simulate(scenario, tmp_path / "compiled", compiled=True)
+    assert (solo_python, solo_compiled) == (False, True)
+    assert t_compiled == t_python
+    for table in ("messages", "events", "deliveries"):
+        assert getattr(compiled, table).to_pydict() == getattr(python, table).to_pydict(), table
+    # The scenarios must exercise what they claim to (else the comparison proves little).
+    status = python.messages["status"].to_pylist()
+    kinds = python.events["kind"].to_pylist()
+    assert status.count("committed") >= 500
+    if case in ("fee-shed", "fifo-droptail-gas", "pareto-backlog"):
+        assert "dropped" in status and "backpressure" in kinds
+    if case in ("ties-short-drain", "pareto-backlog"):
+        assert "pending" in status
+    if case == "early-stop":
+        assert t_python < scenario.run.duration + scenario.run.drain
+
+
+@pytest.mark.parametrize("old, new", [
+    ("nodes_per_region = 1", "nodes_per_region = 2"),
+    ('mode = "unbounded"', 'mode = "suspend"\nhigh = 100\nlow = 10'),
+    ('mode = "unbounded"', 'mode = "eip1559"'),
+])
+def test_scenarios_outside_the_compiled_loop_use_the_python_loop(old: str, new: str, tmp_path: Path) -> None:
+    text = SOLO_TOML.format(**CASES["ties-short-drain"])
+    assert old in text
+    scenario = parse_scenario(text.replace(old, new), source="other.toml")
+    writer = HistoryWriter(tmp_path / "history", scenario.history.row_group_size)
+    sim = ShadowNetwork(scenario, writer, np.random.SeedSequence(1))
+    writer.close()
+    assert sim.solo is None
+
+
+def test_faults_keep_a_one_node_network_in_the_python_loop(tmp_path: Path) -> None:
+    text = SOLO_TOML.format(**CASES["ties-short-drain"]) + (
+        '\n[[faults]]\nkind = "crash"\nnode = "sequencer"\nat = "1s"\nrestart_after = "1s"\n')
+    scenario = parse_scenario(text, source="crash.toml")
+    writer = HistoryWriter(tmp_path / "history", scenario.history.row_group_size)
+    sim = ShadowNetwork(scenario, writer, np.random.SeedSequence(1))
+    writer.close()
+    assert sim.solo is None
