@@ -15,8 +15,8 @@ and events, the same end-of-run check every 1,024 events — so both write the s
 
 Why compiled: per message the Python engine spends about 4 us in interpreter overhead
 (records, heap tuples, method calls) on about 20 arithmetic steps; numba runs them in
-tens of nanoseconds. Per-message state lives in a ring of int64 columns indexed by
-``msg_id & mask`` that holds the messages not yet settled, so memory follows what is in
+tens of nanoseconds. Per-message state lives in a ring of int64 records (one row of fields per message, so a
+message's updates touch one or two cache lines) indexed by ``msg_id & mask`` that holds the messages not yet settled, so memory follows what is in
 flight; settled messages leave through a log that ``SoloSequencer`` turns into rows.
 """
 
@@ -238,7 +238,7 @@ def _log_event(elog: np.ndarray, evalue: np.ndarray, sc: np.ndarray, t: int, cod
 
 @nb.njit(cache=True)
 def _settle(slog: np.ndarray, sc: np.ndarray, ring: np.ndarray, mask: int, m: int, status: int) -> None:
-    ring[WHERE, m & mask] = status
+    ring[m & mask, WHERE] = status
     slog[sc[S_SETTLED]] = m
     sc[S_SETTLED] += 1
     sc[S_TERMINAL] += 1
@@ -264,8 +264,8 @@ def _depth_changed(p: np.ndarray, sc: np.ndarray, elog: np.ndarray, evalue: np.n
 def _serve(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, ring: np.ndarray, mask: int,
            service: np.ndarray, t: int, m: int) -> None:
     slot = m & mask
-    ring[T_DEQUEUED, slot] = t
-    ring[WHERE, slot] = IN_SERVICE
+    ring[slot, T_DEQUEUED] = t
+    ring[slot, WHERE] = IN_SERVICE
     sc[S_BUSY] += 1
     if p[P_SERVICE_CONST] >= 0:
         duration = p[P_SERVICE_CONST]
@@ -292,8 +292,8 @@ def _intake(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, ring: np.ndarray, f
             slog: np.ndarray, elog: np.ndarray, evalue: np.ndarray,
             limit: np.ndarray, protected: np.ndarray, t: int, m: int) -> None:
     slot = m & mask
-    ring[T_RECEIVED, slot] = t
-    kind = ring[KIND, slot]
+    ring[slot, T_RECEIVED] = t
+    kind = ring[slot, KIND]
     if protected[kind] == 0 and sc[S_DEPTH] >= limit[kind]:
         _settle(slog, sc, ring, mask, m, DROPPED)
         return
@@ -304,7 +304,7 @@ def _intake(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, ring: np.ndarray, f
     _queue_push(qkey, qarr, qmsg, sc[S_DEPTH], key, sc[S_ARRIVALS], m)
     sc[S_ARRIVALS] += 1
     sc[S_DEPTH] += 1
-    ring[WHERE, slot] = QUEUED
+    ring[slot, WHERE] = QUEUED
     if sc[S_BUSY] < p[P_WORKERS]:
         _start_service(p, sc, heap, ring, mask, service, qkey, qarr, qmsg, elog, evalue, t)
     else:
@@ -326,21 +326,21 @@ def _block_tick(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, ring: np.ndarra
     while sc[S_SEQ_HEAD] < sc[S_SEQ_TAIL] and taken < p[P_MAX_MESSAGES]:
         m = seqring[sc[S_SEQ_HEAD] & seq_mask]
         slot = m & mask
-        g = gas_of[ring[KIND, slot]]
+        g = gas_of[ring[slot, KIND]]
         if p[P_MAX_GAS] >= 0 and gas + g > p[P_MAX_GAS]:
             break
         sc[S_SEQ_HEAD] += 1
         taken += 1
         gas += g
-        size += ring[SIZE, slot]
+        size += ring[slot, SIZE]
     _log_event(elog, evalue, sc, t, EV_BLOCK_PRODUCED, float(taken), height, gas, size)
     sc[S_HEIGHT] = height
     # The node is the whole quorum: its own vote commits the block at once.
     for i in range(first, first + taken):
         m = seqring[i & seq_mask]
         slot = m & mask
-        ring[BLOCK, slot] = height
-        ring[T_COMMITTED, slot] = t
+        ring[slot, BLOCK] = height
+        ring[slot, T_COMMITTED] = t
         _settle(slog, sc, ring, mask, m, COMMITTED)
     _log_event(elog, evalue, sc, t, EV_BLOCK_COMMITTED, 0.0, height, 0, 0)
     # Validating its own block costs the node CPU, as in ShadowNetwork._block_tick.
@@ -360,7 +360,7 @@ def advance(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, qkey: np.ndarray, q
             protected: np.ndarray, send_t: np.ndarray) -> int:
     """Run sends and events in ShadowNetwork's order until a batch is used up, the run
     ends, or a buffer needs Python (GROW: more room; REFILL: more random draws)."""
-    mask = ring.shape[1] - 1
+    mask = ring.shape[0] - 1
     never = p[P_NEVER]
     sends = p[P_SENDS]
     workers = p[P_WORKERS]
@@ -391,7 +391,7 @@ def advance(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, qkey: np.ndarray, q
             m = p[P_FIRST_ID] + si
             sc[S_SEND_I] = si + 1
             slot = m & mask
-            ring[T_SENT, slot] = t_send
+            ring[slot, T_SENT] = t_send
             start = sc[S_CPU] if sc[S_CPU] > t_send else t_send
             if p[P_PROCESSING_CONST] >= 0:
                 done = start + p[P_PROCESSING_CONST]
@@ -420,10 +420,10 @@ def advance(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, qkey: np.ndarray, q
         if etype == E_SERVICE_DONE:
             sc[S_BUSY] -= 1
             slot = m & mask
-            ring[SEQ_NO, slot] = sc[S_NEXT_SEQ]
+            ring[slot, SEQ_NO] = sc[S_NEXT_SEQ]
             sc[S_NEXT_SEQ] += 1
-            ring[T_SEQUENCED, slot] = t
-            ring[WHERE, slot] = SEQUENCED
+            ring[slot, T_SEQUENCED] = t
+            ring[slot, WHERE] = SEQUENCED
             seqring[sc[S_SEQ_TAIL] & (seqring.shape[0] - 1)] = m
             sc[S_SEQ_TAIL] += 1
             if sc[S_DEPTH] > 0:
@@ -450,8 +450,8 @@ def advance(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, qkey: np.ndarray, q
 
 @nb.njit(cache=True)
 def _oldest_unsettled(ring: np.ndarray, lo: int, count: int) -> int:
-    mask = ring.shape[1] - 1
-    while lo < count and ring[WHERE, lo & mask] >= COMMITTED:
+    mask = ring.shape[0] - 1
+    while lo < count and ring[lo & mask, WHERE] >= COMMITTED:
         lo += 1
     return lo
 
@@ -494,7 +494,7 @@ class SoloSequencer:
         self.qarr = np.zeros(1 << 10, dtype=np.int64)
         self.qmsg = np.zeros(1 << 10, dtype=np.int64)
         self.seqring = np.zeros(1 << 10, dtype=np.int64)
-        self.ring = np.zeros((FIELDS, 1 << 12), dtype=np.int64)
+        self.ring = np.zeros((1 << 12, FIELDS), dtype=np.int64)
         self.fees = np.zeros(1 << 12, dtype=np.float64)
         self.slog = np.zeros(1 << 14, dtype=np.int64)
         self.elog = np.zeros((5, 1 << 10), dtype=np.int64)
@@ -549,21 +549,24 @@ class SoloSequencer:
         self._keep_settled()
         self.lo = int(_oldest_unsettled(self.ring, self.lo, count))
         need = count + n - self.lo
-        if need > self.ring.shape[1]:
+        if need > self.ring.shape[0]:
             self._grow_ring(need)
-        mask = self.ring.shape[1] - 1
-        slots = batch.msg_id & mask
-        ring = self.ring
-        ring[:, slots] = NULL
-        ring[MSG_ID, slots] = batch.msg_id
-        ring[KIND, slots] = batch.kind
-        ring[AGENT, slots] = batch.agent
-        ring[ORIGIN, slots] = batch.node
-        ring[KEY, slots] = batch.key
-        ring[SIZE, slots] = batch.size
-        ring[T_INTENDED, slots] = batch.t_intended
-        ring[WHERE, slots] = IN_FLIGHT
-        self.fees[slots] = batch.fee
+        size = self.ring.shape[0]
+        start = count & (size - 1)
+        # The batch's rows are one slice of the ring, or two where it wraps around.
+        split = min(n, size - start)
+        for rows, part in ((slice(start, start + split), slice(0, split)), (slice(0, n - split), slice(split, n))):
+            block = self.ring[rows]
+            block[:] = NULL
+            block[:, MSG_ID] = batch.msg_id[part]
+            block[:, KIND] = batch.kind[part]
+            block[:, AGENT] = batch.agent[part]
+            block[:, ORIGIN] = batch.node[part]
+            block[:, KEY] = batch.key[part]
+            block[:, SIZE] = batch.size[part]
+            block[:, T_INTENDED] = batch.t_intended[part]
+            block[:, WHERE] = IN_FLIGHT
+            self.fees[rows] = batch.fee[part]
         self.send_t = np.ascontiguousarray(batch.t_intended, dtype=np.int64)
         self.p[P_FIRST_ID] = count
         self.p[P_SENDS] = n
@@ -641,14 +644,14 @@ class SoloSequencer:
 
     def _grow_ring(self, need: int) -> None:
         old = self.ring
-        size = old.shape[1]
+        size = old.shape[0]
         while size < need:
             size *= 2
-        ring = np.zeros((FIELDS, size), dtype=np.int64)
+        ring = np.zeros((size, FIELDS), dtype=np.int64)
         fees = np.zeros(size, dtype=np.float64)
         ids = np.arange(self.lo, self.count)
-        ring[:, ids & (size - 1)] = old[:, ids & (old.shape[1] - 1)]
-        fees[ids & (size - 1)] = self.fees[ids & (old.shape[1] - 1)]
+        ring[ids & (size - 1)] = old[ids & (old.shape[0] - 1)]
+        fees[ids & (size - 1)] = self.fees[ids & (old.shape[0] - 1)]
         self.ring, self.fees = ring, fees
 
     # --- logs ----------------------------------------------------------------------------------
@@ -665,11 +668,11 @@ class SoloSequencer:
     def _settled_rows(self) -> np.ndarray:
         n = int(self.sc[S_SETTLED])
         self.sc[S_SETTLED] = 0
-        return self._rows(self.slog[:n] & (self.ring.shape[1] - 1))
+        return self._rows(self.slog[:n] & (self.ring.shape[0] - 1))
 
     def _rows(self, slots: np.ndarray) -> np.ndarray:
         # Records as MessageState.rows_from_table takes them; times below 2**53 ns are exact.
-        table = self.ring[:, slots].T.astype(np.float64)
+        table: np.ndarray = self.ring[slots].astype(np.float64)
         table[:, FEE] = self.fees[slots]
         return table
 
@@ -700,8 +703,8 @@ class SoloSequencer:
         generated ahead but never due (an interrupted run) are not sent, so not written.
         """
         ids = np.arange(self.lo, self.count)
-        slots = ids & (self.ring.shape[1] - 1)
-        slots = slots[(self.ring[WHERE, slots] < COMMITTED) & (self.ring[T_SENT, slots] != NULL)]
-        self.ring[WHERE, slots] = PENDING
+        slots = ids & (self.ring.shape[0] - 1)
+        slots = slots[(self.ring[slots, WHERE] < COMMITTED) & (self.ring[slots, T_SENT] != NULL)]
+        self.ring[slots, WHERE] = PENDING
         self.sc[S_TERMINAL] += slots.shape[0]
         return self._rows(slots)
