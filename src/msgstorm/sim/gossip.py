@@ -22,6 +22,19 @@ _UNIFORM_BLOCK = 1 << 18
 _PROCESSING_BLOCK = 1 << 18
 _DELIVERY_BLOCK = 1 << 14
 _MAX_DEGRADES = 32
+_HEAP_ENTRIES = 1 << 12
+# Heap keys are ``seq << idx_bits | idx`` in an int64 (kept below 2**_KEY_BITS): when seq
+# would outgrow its bits, the live events are renumbered 0.. in their order (_renumber_keys).
+_KEY_BITS = 62
+
+
+def _heap_keys(entries: int) -> np.ndarray:
+    """Zeroed int64[kernel.ROOT + entries, 2], 64-byte aligned, so that the kernel's four
+    sibling entries (rows 4m..4m+3) share one cache line."""
+    rows = k.ROOT + entries
+    raw = np.zeros(2 * rows + 8, dtype=np.int64)
+    skip = (-raw.ctypes.data % 64) // 8
+    return raw[skip:skip + 2 * rows].reshape(rows, 2)
 
 
 class GossipState:
@@ -34,7 +47,12 @@ class GossipState:
         self.scalars = np.zeros(k.N_SCALARS, dtype=np.int64)
         self.scalars[k.S_STRIDE] = delivery_stride
         self.scalars[k.S_BUDGET] = delivery_budget
-        self.heap = np.zeros((1 << 12, 8), dtype=np.int64)
+        # The event heap: keys (time, sequence and payload row) and the payload rows; the
+        # free payload rows are pool[heap size:].
+        self.keys = _heap_keys(_HEAP_ENTRIES)
+        self.payload = np.zeros((_HEAP_ENTRIES, 4), dtype=np.int32)
+        self.pool = np.arange(_HEAP_ENTRIES, dtype=np.int64)
+        self._renumber_keys()
         self.nodes = np.zeros((4, n), dtype=np.int64)
         self.nodes[k.N_UP, :] = 1
         slots = 1 << 10
@@ -99,8 +117,8 @@ class GossipState:
 
     def inject(self, t: int, node: int, item: int, kind: int, size: int) -> None:
         """Start gossip of an item at ``node`` at ``t``."""
-        while k.inject(self.heap, self.scalars, self.slots, self.seen, self.free_slots,
-                       t, node, item, kind, size) < 0:
+        while k.inject(self.keys, self.payload, self.pool, self.scalars, self.slots, self.seen,
+                       self.free_slots, t, node, item, kind, size) < 0:
             if self.scalars[k.S_FREE] == 0:
                 self._grow_slots()
             else:
@@ -145,8 +163,8 @@ class GossipState:
 
     def _bind(self) -> None:
         """The kernel's array arguments, rebuilt whenever an array is replaced."""
-        self._args = (self.max_degree, self.heap, self.scalars, self.nodes, self.slots, self.seen,
-                      self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,
+        self._args = (self.max_degree, self.keys, self.payload, self.pool, self.scalars, self.nodes,
+                      self.slots, self.seen, self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,
                       self.fwd_model, self.fwd_param, self.uniform, self.processing,
                       self.tx_ns_per_byte, self.deg_nodes, self.deg_params, self.deliveries)
 
@@ -163,8 +181,34 @@ class GossipState:
         self._bind()
 
     def _grow_heap(self) -> None:
-        self.heap = np.concatenate([self.heap, np.zeros_like(self.heap)], axis=0)
+        """Double the heap when it is nearly full; renumber the sequence keys either way."""
+        capacity = self.pool.shape[0]
+        if self.scalars[k.S_HEAP] + self.max_degree + 2 > capacity:
+            keys = _heap_keys(2 * capacity)
+            keys[:self.keys.shape[0]] = self.keys
+            self.keys = keys
+            self.payload = np.concatenate([self.payload, np.zeros_like(self.payload)])
+            self.pool = np.concatenate([self.pool, np.arange(capacity, 2 * capacity, dtype=np.int64)])
+        self._renumber_keys()
         self._bind()
+
+    def _renumber_keys(self) -> None:
+        """Renumber the live events' sequence keys 0.. in their (time, seq) order and repack
+        them for the heap's capacity. Sorted keys are a valid heap, and the relative order
+        of every pair of events, live or future, stays as it was."""
+        old_bits = int(self.scalars[k.S_IDX_BITS])
+        bits = max(1, (self.pool.shape[0] - 1).bit_length())
+        if 2 * bits + 2 > _KEY_BITS:  # renumbering must leave room for more events than fit
+            raise MemoryError(f"the gossip event heap outgrew {1 << bits:,} events")
+        n = int(self.scalars[k.S_HEAP])
+        live = self.keys[k.ROOT:k.ROOT + n]
+        order = np.lexsort((live[:, 1], live[:, 0]))
+        idx = live[order, 1] & ((1 << old_bits) - 1)
+        live[:, 0] = live[order, 0]
+        live[:, 1] = (np.arange(n, dtype=np.int64) << bits) | idx
+        self.scalars[k.S_SEQ] = n
+        self.scalars[k.S_IDX_BITS] = bits
+        self.scalars[k.S_SEQ_LIMIT] = 1 << (_KEY_BITS - bits)
 
     def _take_deliveries(self) -> None:
         count = int(self.scalars[k.S_DELIV])

@@ -13,6 +13,11 @@ overhead of those steps dominates; thousand-node networks produce millions of re
 simulated second. numba compiles these functions once (``cache=True`` keeps the machine
 code on disk), and all state lives in plain numpy arrays owned by ``GossipState``.
 
+The event queue is a 4-ary min-heap of 16-byte keys ``(t, seq << idx_bits | idx)``: time,
+then insertion sequence, decide the order, and ``idx`` names the event's row in a separate
+payload array (node, slot, sender, hops and type), so a sift moves two words instead of a
+whole event, and a node's four children share one cache line (see ``GossipState``).
+
 Randomness is not drawn here: link variations use uniform draws and node processing uses
 draws that Python refills from its own seeded generators, so results stay deterministic.
 """
@@ -30,7 +35,7 @@ __all__ = [
     "MODEL_CODES", "S_HEAP", "S_SEQ", "S_FREE", "S_UNIF", "S_PROC", "S_DELIV", "S_BUDGET",
     "S_STRIDE", "S_NOW", "S_STEPS", "S_NT", "S_NNODE", "S_NSLOT", "S_NSENDER", "S_NHOPS",
     "S_NDEG", "S_RECEIPTS", "S_BLOCK_RECEIPTS", "S_NEXT", "S_NITEM", "S_NKIND",
-    "run_until", "inject",
+    "S_IDX_BITS", "S_SEQ_LIMIT", "ROOT", "run_until", "inject",
 ]
 
 # Event types.
@@ -45,11 +50,16 @@ MODEL_CODES = {"constant": 0, "uniform": 1, "normal": 2, "lognormal": 3, "pareto
 # Scalar slots in the ``scalars`` int64 array.
 S_HEAP, S_SEQ, S_FREE, S_UNIF, S_PROC, S_DELIV, S_BUDGET, S_STRIDE, S_NOW, S_STEPS = range(10)
 S_NT, S_NNODE, S_NSLOT, S_NSENDER, S_NHOPS, S_NDEG, S_RECEIPTS, S_BLOCK_RECEIPTS = range(10, 18)
-S_NEXT, S_NITEM, S_NKIND = range(18, 21)
-N_SCALARS = 21
+S_NEXT, S_NITEM, S_NKIND, S_IDX_BITS, S_SEQ_LIMIT = range(18, 23)
+N_SCALARS = 23
 
-# Columns of the heap (int64[capacity, 8]; column 7 pads a row to one cache line).
-H_T, H_SEQ, H_TYPE, H_NODE, H_SLOT, H_SENDER, H_HOPS = range(7)
+# Heap keys (int64[rows, 2]): K_T, then K_SEQ = seq << idx_bits | idx. Heap entry i is row
+# ROOT + i, so the children of entry i (4i+1..4i+4) are rows 4(i+1)..4(i+1)+3: with the
+# array 64-byte aligned, one cache line.
+K_T, K_SEQ = 0, 1
+ROOT = 3
+# Columns of the payload (int32[capacity, 4]); the type is the low bit of P_HOPS_TYPE.
+P_NODE, P_SLOT, P_SENDER, P_HOPS_TYPE = range(4)
 # Rows of per-node state (int64[4, nodes]).
 N_CPU, N_UPLINK, N_UP, N_COLOUR = range(4)
 # Rows of per-slot state (int64[5, slots]).
@@ -57,69 +67,110 @@ SL_ITEM, SL_KIND, SL_OUTSTANDING, SL_SIZE, SL_FORWARD = range(5)
 
 
 @nb.njit(cache=True)
-def _push(heap: np.ndarray, scalars: np.ndarray, t: int, etype: int, node: int, slot: int,
-          sender: int, hops: int) -> None:
-    # One event per row (int64[capacity, 8]): a sift moves one cache line, not seven.
-    # Sift up with a hole: parents move down, the new event is written once at the end.
-    seq = scalars[S_SEQ]
-    scalars[S_SEQ] = seq + 1
-    i = scalars[S_HEAP]
-    scalars[S_HEAP] = i + 1
+def _sift_up(keys: np.ndarray, i: int, t: int, key: int) -> None:
+    """Place key (t, key) at entry ``i`` (a hole) or above: parents move down into the hole."""
     while i > 0:
-        parent = (i - 1) >> 1
-        pt = heap[parent, H_T]
-        if pt < t or (pt == t and heap[parent, H_SEQ] < seq):
+        parent = (i - 1) >> 2
+        pt = keys[ROOT + parent, K_T]
+        if pt < t or (pt == t and keys[ROOT + parent, K_SEQ] < key):
             break
-        for col in range(7):
-            heap[i, col] = heap[parent, col]
+        keys[ROOT + i, K_T] = pt
+        keys[ROOT + i, K_SEQ] = keys[ROOT + parent, K_SEQ]
         i = parent
-    heap[i, H_T] = t
-    heap[i, H_SEQ] = seq
-    heap[i, H_TYPE] = etype
-    heap[i, H_NODE] = node
-    heap[i, H_SLOT] = slot
-    heap[i, H_SENDER] = sender
-    heap[i, H_HOPS] = hops
+    keys[ROOT + i, K_T] = t
+    keys[ROOT + i, K_SEQ] = key
 
 
 @nb.njit(cache=True)
-def _pop(heap: np.ndarray, scalars: np.ndarray) -> None:
-    """Remove the top (the caller has read it): sift the last event down from the root."""
-    last = scalars[S_HEAP] - 1
-    scalars[S_HEAP] = last
-    if last == 0:
-        return
-    t = heap[last, H_T]
-    seq = heap[last, H_SEQ]
+def _sift_down(keys: np.ndarray, n: int, t: int, key: int) -> None:
+    """Place (t, key) in a heap of ``n`` entries whose root is a hole: smaller children rise.
+
+    The smallest of four children is found as a tournament of selects, not branches: which
+    child wins is unpredictable, and a mispredicted branch costs more than the compares.
+    """
     i = 0
     while True:
-        child = 2 * i + 1
-        if child >= last:
+        first = 4 * i + 1
+        if first + 3 < n:
+            r = ROOT + first
+            t0 = keys[r, K_T]
+            k0 = keys[r, K_SEQ]
+            t1 = keys[r + 1, K_T]
+            k1 = keys[r + 1, K_SEQ]
+            t2 = keys[r + 2, K_T]
+            k2 = keys[r + 2, K_SEQ]
+            t3 = keys[r + 3, K_T]
+            k3 = keys[r + 3, K_SEQ]
+            b01 = (t1 < t0) | ((t1 == t0) & (k1 < k0))
+            ta = t1 if b01 else t0
+            ka = k1 if b01 else k0
+            ia = first + 1 if b01 else first
+            b23 = (t3 < t2) | ((t3 == t2) & (k3 < k2))
+            tb = t3 if b23 else t2
+            kb = k3 if b23 else k2
+            ib = first + 3 if b23 else first + 2
+            bab = (tb < ta) | ((tb == ta) & (kb < ka))
+            bt = tb if bab else ta
+            bk = kb if bab else ka
+            best = ib if bab else ia
+        elif first < n:
+            best = first
+            bt = keys[ROOT + first, K_T]
+            bk = keys[ROOT + first, K_SEQ]
+            for c in range(first + 1, n):
+                ct = keys[ROOT + c, K_T]
+                ck = keys[ROOT + c, K_SEQ]
+                if ct < bt or (ct == bt and ck < bk):
+                    best = c
+                    bt = ct
+                    bk = ck
+        else:
             break
-        right = child + 1
-        if right < last:
-            ct = heap[child, H_T]
-            rt = heap[right, H_T]
-            if rt < ct or (rt == ct and heap[right, H_SEQ] < heap[child, H_SEQ]):
-                child = right
-        ct = heap[child, H_T]
-        if t < ct or (t == ct and seq < heap[child, H_SEQ]):
+        if t < bt or (t == bt and key < bk):
             break
-        for col in range(7):
-            heap[i, col] = heap[child, col]
-        i = child
-    for col in range(7):
-        heap[i, col] = heap[last, col]
+        keys[ROOT + i, K_T] = bt
+        keys[ROOT + i, K_SEQ] = bk
+        i = best
+    keys[ROOT + i, K_T] = t
+    keys[ROOT + i, K_SEQ] = key
 
 
 @nb.njit(cache=True)
-def inject(heap: np.ndarray, scalars: np.ndarray, slots: np.ndarray, seen: np.ndarray,
-           free_slots: np.ndarray, t: int, node: int, item: int, kind: int, size: int) -> int:
+def _push(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, seq: int, idx_bits: int,
+          t: int, etype: int, node: int, slot: int, sender: int, hops: int) -> None:
+    """Add an event as entry ``n`` (the caller then counts ``n`` and ``seq`` up by one).
+
+    ``pool[n:]`` holds the free payload rows: each heap entry owns one row.
+    """
+    idx = pool[n]
+    payload[idx, P_NODE] = node
+    payload[idx, P_SLOT] = slot
+    payload[idx, P_SENDER] = sender
+    payload[idx, P_HOPS_TYPE] = (hops << 1) | etype
+    _sift_up(keys, n, t, (seq << idx_bits) | idx)
+
+
+@nb.njit(cache=True)
+def _pop(keys: np.ndarray, pool: np.ndarray, n: int, idx: int) -> int:
+    """Remove the root (payload row ``idx``, already read); return the new size."""
+    n -= 1
+    pool[n] = idx
+    if n > 0:
+        _sift_down(keys, n, keys[ROOT + n, K_T], keys[ROOT + n, K_SEQ])
+    return n
+
+
+@nb.njit(cache=True)
+def inject(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, scalars: np.ndarray,
+           slots: np.ndarray, seen: np.ndarray, free_slots: np.ndarray,
+           t: int, node: int, item: int, kind: int, size: int) -> int:
     """Start gossip of an item at ``node`` (a receipt from nobody, hop 0).
 
     Returns 0, or -1 when the heap or the slot pool is full (grow, then call again).
     """
-    if scalars[S_FREE] == 0 or scalars[S_HEAP] + 1 >= heap.shape[0]:
+    n = scalars[S_HEAP]
+    seq = scalars[S_SEQ]
+    if scalars[S_FREE] == 0 or n + 1 >= pool.shape[0] or seq + 1 > scalars[S_SEQ_LIMIT]:
         return -1
     scalars[S_FREE] -= 1
     slot = free_slots[scalars[S_FREE]]
@@ -129,71 +180,87 @@ def inject(heap: np.ndarray, scalars: np.ndarray, slots: np.ndarray, seen: np.nd
     slots[SL_SIZE, slot] = size
     slots[SL_FORWARD, slot] = 1
     seen[slot, :] = 0
-    _push(heap, scalars, t, RECV, node, slot, -1, 0)
-    scalars[S_NEXT] = heap[0, H_T]
+    _push(keys, payload, pool, n, seq, scalars[S_IDX_BITS], t, RECV, node, slot, -1, 0)
+    scalars[S_HEAP] = n + 1
+    scalars[S_SEQ] = seq + 1
+    scalars[S_NEXT] = keys[ROOT, K_T]
     return 0
 
 
 @nb.njit(cache=True)
-def _link_delay(base: int, model: int, param: float, uniform: np.ndarray, scalars: np.ndarray) -> int:
-    if model == 0:
-        return base
-    u = uniform[scalars[S_UNIF]]
-    scalars[S_UNIF] += 1
+def _normal(uniform: np.ndarray, unif: int) -> float:
+    """A standard normal from two uniforms (Box-Muller)."""
+    u = uniform[unif]
+    v = uniform[unif + 1]
+    return math.sqrt(-2.0 * math.log(1.0 - u)) * math.cos(2.0 * math.pi * v)
+
+
+@nb.njit(cache=True)
+def _link_delay(base: int, model: int, param: float, uniform: np.ndarray, unif: int) -> tuple[int, int]:
+    """A transmission's link delay and the index of the next unused uniform."""
     if model == 1:
-        return base + int(u * param)
+        return base + int(uniform[unif] * param), unif + 1
     if model == 2 or model == 3:
         # Box-Muller with a second uniform: one standard normal per transmission.
-        v = uniform[scalars[S_UNIF]]
-        scalars[S_UNIF] += 1
-        z = math.sqrt(-2.0 * math.log(1.0 - u)) * math.cos(2.0 * math.pi * v)
+        z = _normal(uniform, unif)
         if model == 2:
             d = base + int(z * param)
-            return d if d > 0 else 0
-        return int(base * math.exp(param * z))
-    return int(base * (1.0 - u) ** (-1.0 / param))  # Pareto(1, alpha) multiplier
+            return (d if d > 0 else 0), unif + 2
+        return int(base * math.exp(param * z)), unif + 2
+    # Pareto(1, alpha) multiplier
+    return int(base * (1.0 - uniform[unif]) ** (-1.0 / param)), unif + 1
+
+
+@nb.njit(cache=True)
+def _degrade(d: int, node: int, peer: int, n_deg: int, deg_nodes: np.ndarray, deg_params: np.ndarray,
+             uniform: np.ndarray, unif: int) -> tuple[int, int, bool]:
+    """Apply the active degradations to one transmission: (delay, next uniform, lost)."""
+    for k in range(n_deg):
+        fa = deg_nodes[k, node]
+        fb = deg_nodes[k, peer]
+        if deg_params[k, 0] > 0.5:  # between: one end on side A (bit 1), one on B (bit 2)
+            hit = ((fa & 1) != 0 and (fb & 2) != 0) or ((fa & 2) != 0 and (fb & 1) != 0)
+        else:  # any link touching a flagged node
+            hit = fa != 0 or fb != 0
+        if hit:
+            if deg_params[k, 3] > 0.0:
+                u = uniform[unif]
+                unif += 1
+                if u < deg_params[k, 3]:
+                    return d, unif, True
+            d += int(deg_params[k, 1])
+            if deg_params[k, 2] > 0.0:
+                z = _normal(uniform, unif)
+                unif += 2
+                d += int(abs(z) * deg_params[k, 2])
+    return d, unif, False
 
 
 @nb.njit(cache=True)
 def _forward(t: int, node: int, slot: int, sender: int, hops: int,
-             heap: np.ndarray, scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
+             keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, seq: int, idx_bits: int,
+             unif: int, nodes: np.ndarray, slots: np.ndarray,
              fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
              fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
-             tx_ns_per_byte: float,
-             deg_nodes: np.ndarray, deg_params: np.ndarray) -> None:
+             tx_ns_per_byte: float, n_deg: int,
+             deg_nodes: np.ndarray, deg_params: np.ndarray) -> tuple[int, int, int]:
+    """Send a validated item to ``node``'s forwarding peers; return the new (n, seq, unif)."""
     mine = nodes[N_COLOUR, node]
     tx = int(slots[SL_SIZE, slot] * tx_ns_per_byte)
     free = nodes[N_UPLINK, node]
-    n_deg = scalars[S_NDEG]
+    sent = 0
     for e in range(fwd_ptr[node], fwd_ptr[node + 1]):
         peer = fwd_idx[e]
         if peer == sender or nodes[N_COLOUR, peer] != mine:
             continue
-        d = _link_delay(fwd_base[e], fwd_model[e], fwd_param[e], uniform, scalars)
-        lost = False
-        for k in range(n_deg):
-            fa = deg_nodes[k, node]
-            fb = deg_nodes[k, peer]
-            if deg_params[k, 0] > 0.5:  # between: one end on side A (bit 1), one on B (bit 2)
-                hit = ((fa & 1) != 0 and (fb & 2) != 0) or ((fa & 2) != 0 and (fb & 1) != 0)
-            else:  # any link touching a flagged node
-                hit = fa != 0 or fb != 0
-            if hit:
-                if deg_params[k, 3] > 0.0:
-                    u = uniform[scalars[S_UNIF]]
-                    scalars[S_UNIF] += 1
-                    if u < deg_params[k, 3]:
-                        lost = True
-                        break
-                d += int(deg_params[k, 1])
-                if deg_params[k, 2] > 0.0:
-                    u = uniform[scalars[S_UNIF]]
-                    v = uniform[scalars[S_UNIF] + 1]
-                    scalars[S_UNIF] += 2
-                    z = math.sqrt(-2.0 * math.log(1.0 - u)) * math.cos(2.0 * math.pi * v)
-                    d += int(abs(z) * deg_params[k, 2])
-        if lost:
-            continue
+        d = fwd_base[e]
+        model = fwd_model[e]
+        if model != 0:  # constant links draw nothing
+            d, unif = _link_delay(d, model, fwd_param[e], uniform, unif)
+        if n_deg > 0:
+            d, unif, lost = _degrade(d, node, peer, n_deg, deg_nodes, deg_params, uniform, unif)
+            if lost:
+                continue
         if tx > 0:
             if free < t:
                 free = t
@@ -201,22 +268,20 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
             arrive = free + d
         else:
             arrive = t + d
-        _push(heap, scalars, arrive, RECV, peer, slot, node, hops)
-        slots[SL_OUTSTANDING, slot] += 1
+        _push(keys, payload, pool, n, seq, idx_bits, arrive, RECV, peer, slot, node, hops)
+        n += 1
+        seq += 1
+        sent += 1
+    slots[SL_OUTSTANDING, slot] += sent
     if tx > 0:
         nodes[N_UPLINK, node] = free
-
-
-@nb.njit(cache=True, inline="always")
-def _returning(code: int, heap: np.ndarray, scalars: np.ndarray) -> int:
-    """Record the next receipt's time (S_NEXT) for Python, then hand back ``code``."""
-    scalars[S_NEXT] = heap[0, H_T] if scalars[S_HEAP] > 0 else -1
-    return code
+    return n, seq, unif
 
 
 @nb.njit(cache=True)
 def run_until(until: int, max_degree: int,
-              heap: np.ndarray, scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
+              keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
+              scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
               seen: np.ndarray, free_slots: np.ndarray, watch: np.ndarray,
               fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
               fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
@@ -228,73 +293,105 @@ def run_until(until: int, max_degree: int,
     Returns DONE, NOTIFY (the event is described in S_NT..S_NHOPS), or a NEED_*/FULL code
     asking Python to refill a buffer or grow the heap before calling again.
     """
+    # The counters live in locals for the whole loop and go back to ``scalars`` on return:
+    # through the array, every event would reload them (the compiler cannot tell that the
+    # other int64 arrays written in between do not alias it).
+    n = scalars[S_HEAP]
+    seq = scalars[S_SEQ]
+    unif = scalars[S_UNIF]
+    proc = scalars[S_PROC]
+    deliv = scalars[S_DELIV]
+    n_free = scalars[S_FREE]
+    budget = scalars[S_BUDGET]
+    steps = scalars[S_STEPS]
+    receipts = scalars[S_RECEIPTS]
+    block_receipts = scalars[S_BLOCK_RECEIPTS]
+    now = scalars[S_NOW]
+    stride = scalars[S_STRIDE]
+    n_deg = scalars[S_NDEG]
+    idx_bits = scalars[S_IDX_BITS]
+    idx_mask = (1 << idx_bits) - 1
+    # An event adds at most max_degree entries; the seq limit keeps seq << idx_bits in an int64.
+    heap_room = pool.shape[0] - max_degree - 2
+    seq_room = scalars[S_SEQ_LIMIT] - max_degree - 2
     # Enough uniforms for the largest fan-out (delay, degradation loss and jitter each).
-    need_uniform = 6 * (max_degree + 1) * (1 + scalars[S_NDEG])
-    capacity = heap.shape[0]
-    while scalars[S_HEAP] > 0:
-        t = heap[0, H_T]
+    uniform_room = uniform.shape[0] - 6 * (max_degree + 1) * (1 + n_deg)
+    n_processing = processing.shape[0]
+    n_deliveries = deliveries.shape[1]
+    code = DONE
+    while n > 0:
+        t = keys[ROOT, K_T]
         if t >= until:
-            return _returning(DONE, heap, scalars)
-        if scalars[S_UNIF] + need_uniform > uniform.shape[0]:
-            return _returning(NEED_UNIFORM, heap, scalars)
-        if scalars[S_PROC] >= processing.shape[0]:
-            return _returning(NEED_PROCESSING, heap, scalars)
-        if scalars[S_HEAP] + max_degree + 2 > capacity:
-            return _returning(HEAP_FULL, heap, scalars)
-        if scalars[S_DELIV] >= deliveries.shape[1]:
-            return _returning(DELIVERIES_FULL, heap, scalars)
-        etype = heap[0, H_TYPE]
-        node = heap[0, H_NODE]
-        slot = heap[0, H_SLOT]
-        sender = heap[0, H_SENDER]
-        hops = heap[0, H_HOPS]
-        _pop(heap, scalars)
-        scalars[S_NOW] = t
-        scalars[S_STEPS] += 1
-        if etype == RECV:
+            break
+        if unif > uniform_room:
+            code = NEED_UNIFORM
+            break
+        if proc >= n_processing:
+            code = NEED_PROCESSING
+            break
+        if n > heap_room or seq > seq_room:
+            code = HEAP_FULL
+            break
+        if deliv >= n_deliveries:
+            code = DELIVERIES_FULL
+            break
+        idx = keys[ROOT, K_SEQ] & idx_mask
+        node = int(payload[idx, P_NODE])
+        slot = int(payload[idx, P_SLOT])
+        sender = int(payload[idx, P_SENDER])
+        hops_type = int(payload[idx, P_HOPS_TYPE])
+        hops = hops_type >> 1
+        now = t
+        steps += 1
+        if hops_type & 1 == RECV:
             if slots[SL_KIND, slot] == ITEM_MSG:
-                scalars[S_RECEIPTS] += 1
+                receipts += 1
             else:
-                scalars[S_BLOCK_RECEIPTS] += 1
+                block_receipts += 1
             if nodes[N_UP, node] != 0:
                 start = nodes[N_CPU, node]
                 if start < t:
                     start = t
-                done = start + processing[scalars[S_PROC]]
-                scalars[S_PROC] += 1
+                done = start + processing[proc]
+                proc += 1
                 nodes[N_CPU, node] = done
                 if seen[slot, node] == 0:
                     seen[slot, node] = 1
                     # The validation completes at ``done``; keep the slot alive until then.
-                    _push(heap, scalars, done, VALIDATED, node, slot, sender, hops)
+                    # It takes the receipt's place: the root's payload row and one sift down
+                    # instead of a pop and a push.
+                    payload[idx, P_HOPS_TYPE] = (hops << 1) | VALIDATED
+                    _sift_down(keys, n, done, (seq << idx_bits) | idx)
+                    seq += 1
                     continue
+            n = _pop(keys, pool, n, idx)
             slots[SL_OUTSTANDING, slot] -= 1
             if slots[SL_OUTSTANDING, slot] == 0:
-                free_slots[scalars[S_FREE]] = slot
-                scalars[S_FREE] += 1
+                free_slots[n_free] = slot
+                n_free += 1
             continue
         # VALIDATED
+        n = _pop(keys, pool, n, idx)
         notify = False
         if nodes[N_UP, node] != 0:
             kind = slots[SL_KIND, slot]
             item = slots[SL_ITEM, slot]
             if kind == ITEM_MSG:
-                stride = scalars[S_STRIDE]
-                if stride > 0 and item % stride == 0 and scalars[S_BUDGET] > 0:
-                    scalars[S_BUDGET] -= 1
-                    i = scalars[S_DELIV]
-                    deliveries[0, i] = item
-                    deliveries[1, i] = node
-                    deliveries[2, i] = t
-                    deliveries[3, i] = hops
-                    scalars[S_DELIV] = i + 1
+                if stride > 0 and item % stride == 0 and budget > 0:
+                    budget -= 1
+                    deliveries[0, deliv] = item
+                    deliveries[1, deliv] = node
+                    deliveries[2, deliv] = t
+                    deliveries[3, deliv] = hops
+                    deliv += 1
                 notify = watch[node] != 0
             else:
                 notify = True
             if slots[SL_FORWARD, slot] != 0:
-                _forward(t, node, slot, sender, hops + 1, heap, scalars, nodes, slots,
-                         fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform,
-                         tx_ns_per_byte, deg_nodes, deg_params)
+                n, seq, unif = _forward(t, node, slot, sender, hops + 1, keys, payload, pool, n, seq,
+                                        idx_bits, unif, nodes, slots, fwd_ptr, fwd_idx, fwd_base,
+                                        fwd_model, fwd_param, uniform, tx_ns_per_byte, n_deg,
+                                        deg_nodes, deg_params)
         slots[SL_OUTSTANDING, slot] -= 1
         if notify:
             scalars[S_NT] = t
@@ -305,10 +402,24 @@ def run_until(until: int, max_degree: int,
             scalars[S_NITEM] = slots[SL_ITEM, slot]
             scalars[S_NKIND] = slots[SL_KIND, slot]
             if slots[SL_OUTSTANDING, slot] == 0:
-                free_slots[scalars[S_FREE]] = slot
-                scalars[S_FREE] += 1
-            return _returning(NOTIFY, heap, scalars)
+                free_slots[n_free] = slot
+                n_free += 1
+            code = NOTIFY
+            break
         if slots[SL_OUTSTANDING, slot] == 0:
-            free_slots[scalars[S_FREE]] = slot
-            scalars[S_FREE] += 1
-    return _returning(DONE, heap, scalars)
+            free_slots[n_free] = slot
+            n_free += 1
+    scalars[S_HEAP] = n
+    scalars[S_SEQ] = seq
+    scalars[S_UNIF] = unif
+    scalars[S_PROC] = proc
+    scalars[S_DELIV] = deliv
+    scalars[S_FREE] = n_free
+    scalars[S_BUDGET] = budget
+    scalars[S_STEPS] = steps
+    scalars[S_RECEIPTS] = receipts
+    scalars[S_BLOCK_RECEIPTS] = block_receipts
+    scalars[S_NOW] = now
+    # The next receipt's time, for Python.
+    scalars[S_NEXT] = keys[ROOT, K_T] if n > 0 else -1
+    return code
