@@ -52,6 +52,14 @@ class MessageBatch:
     def __len__(self) -> int:
         return len(self.msg_id)
 
+    @classmethod
+    def concat(cls, batches: list[MessageBatch]) -> MessageBatch:
+        """Consecutive batches as one (the one-node loop takes traffic in larger pieces)."""
+        if len(batches) == 1:
+            return batches[0]
+        return cls(*(np.concatenate([getattr(b, name) for b in batches])
+                     for name in ("msg_id", "t_intended", "agent", "kind", "node", "key", "size", "fee")))
+
 
 # One agent's share of a window, in batch column order minus msg_id.
 _Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
