@@ -60,9 +60,11 @@ class _TableSink:
         self.pending_rows = 0
 
     def close(self) -> None:
-        self.flush()
-        self.background.wait()
-        self.writer.close()
+        try:
+            self.flush()
+            self.background.wait()
+        finally:
+            self.writer.close()
 
 
 class _Background:
@@ -113,8 +115,13 @@ class HistoryWriter:
         if self.closed:
             return
         self.closed = True
-        try:
-            for sink in self._sinks.values():
+        # Every table is closed even if one failed: what the others hold stays readable.
+        failure: BaseException | None = None
+        for sink in self._sinks.values():
+            try:
                 sink.close()
-        finally:
-            self._background.shutdown()
+            except BaseException as error:  # re-raised below, once the rest are closed
+                failure = failure or error
+        self._background.shutdown()
+        if failure is not None:
+            raise failure
