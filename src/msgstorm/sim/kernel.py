@@ -81,51 +81,53 @@ def _sift_up(keys: np.ndarray, i: int, t: int, key: int) -> None:
     keys[ROOT + i, K_SEQ] = key
 
 
+@nb.njit(cache=True, inline="always")
+def _smallest_child(keys: np.ndarray, n: int, first: int) -> tuple[int, int, int]:
+    """The smallest of the children ``first``.. (at most four, at least one) of a heap of
+    ``n`` entries, as (t, key, entry).
+
+    Four children are compared as a tournament of selects, not branches: which child wins
+    is unpredictable, and a mispredicted branch costs more than the compares.
+    """
+    if first + 3 < n:
+        r = ROOT + first
+        t0 = keys[r, K_T]
+        k0 = keys[r, K_SEQ]
+        t1 = keys[r + 1, K_T]
+        k1 = keys[r + 1, K_SEQ]
+        t2 = keys[r + 2, K_T]
+        k2 = keys[r + 2, K_SEQ]
+        t3 = keys[r + 3, K_T]
+        k3 = keys[r + 3, K_SEQ]
+        b01 = (t1 < t0) | ((t1 == t0) & (k1 < k0))
+        ta = t1 if b01 else t0
+        ka = k1 if b01 else k0
+        ia = first + 1 if b01 else first
+        b23 = (t3 < t2) | ((t3 == t2) & (k3 < k2))
+        tb = t3 if b23 else t2
+        kb = k3 if b23 else k2
+        ib = first + 3 if b23 else first + 2
+        bab = (tb < ta) | ((tb == ta) & (kb < ka))
+        return (tb if bab else ta), (kb if bab else ka), (ib if bab else ia)
+    best = first
+    bt = keys[ROOT + first, K_T]
+    bk = keys[ROOT + first, K_SEQ]
+    for c in range(first + 1, n):
+        ct = keys[ROOT + c, K_T]
+        ck = keys[ROOT + c, K_SEQ]
+        if ct < bt or (ct == bt and ck < bk):
+            best = c
+            bt = ct
+            bk = ck
+    return bt, bk, best
+
+
 @nb.njit(cache=True)
 def _sift_down(keys: np.ndarray, n: int, t: int, key: int) -> None:
-    """Place (t, key) in a heap of ``n`` entries whose root is a hole: smaller children rise.
-
-    The smallest of four children is found as a tournament of selects, not branches: which
-    child wins is unpredictable, and a mispredicted branch costs more than the compares.
-    """
+    """Place (t, key) in a heap of ``n`` entries whose root is a hole: smaller children rise."""
     i = 0
-    while True:
-        first = 4 * i + 1
-        if first + 3 < n:
-            r = ROOT + first
-            t0 = keys[r, K_T]
-            k0 = keys[r, K_SEQ]
-            t1 = keys[r + 1, K_T]
-            k1 = keys[r + 1, K_SEQ]
-            t2 = keys[r + 2, K_T]
-            k2 = keys[r + 2, K_SEQ]
-            t3 = keys[r + 3, K_T]
-            k3 = keys[r + 3, K_SEQ]
-            b01 = (t1 < t0) | ((t1 == t0) & (k1 < k0))
-            ta = t1 if b01 else t0
-            ka = k1 if b01 else k0
-            ia = first + 1 if b01 else first
-            b23 = (t3 < t2) | ((t3 == t2) & (k3 < k2))
-            tb = t3 if b23 else t2
-            kb = k3 if b23 else k2
-            ib = first + 3 if b23 else first + 2
-            bab = (tb < ta) | ((tb == ta) & (kb < ka))
-            bt = tb if bab else ta
-            bk = kb if bab else ka
-            best = ib if bab else ia
-        elif first < n:
-            best = first
-            bt = keys[ROOT + first, K_T]
-            bk = keys[ROOT + first, K_SEQ]
-            for c in range(first + 1, n):
-                ct = keys[ROOT + c, K_T]
-                ck = keys[ROOT + c, K_SEQ]
-                if ct < bt or (ct == bt and ck < bk):
-                    best = c
-                    bt = ct
-                    bk = ck
-        else:
-            break
+    while 4 * i + 1 < n:
+        bt, bk, best = _smallest_child(keys, n, 4 * i + 1)
         if t < bt or (t == bt and key < bk):
             break
         keys[ROOT + i, K_T] = bt
@@ -133,6 +135,20 @@ def _sift_down(keys: np.ndarray, n: int, t: int, key: int) -> None:
         i = best
     keys[ROOT + i, K_T] = t
     keys[ROOT + i, K_SEQ] = key
+
+
+@nb.njit(cache=True)
+def _sift_down_to_leaf(keys: np.ndarray, n: int, t: int, key: int) -> None:
+    """As ``_sift_down``, for a (t, key) that belongs near the bottom (the heap's last entry):
+    move the hole down to a leaf without comparing, then sift (t, key) up from there. That
+    saves a compare per level, since the last entry rarely stops before a leaf."""
+    i = 0
+    while 4 * i + 1 < n:
+        bt, bk, best = _smallest_child(keys, n, 4 * i + 1)
+        keys[ROOT + i, K_T] = bt
+        keys[ROOT + i, K_SEQ] = bk
+        i = best
+    _sift_up(keys, i, t, key)
 
 
 @nb.njit(cache=True)
@@ -156,7 +172,7 @@ def _pop(keys: np.ndarray, pool: np.ndarray, n: int, idx: int) -> int:
     n -= 1
     pool[n] = idx
     if n > 0:
-        _sift_down(keys, n, keys[ROOT + n, K_T], keys[ROOT + n, K_SEQ])
+        _sift_down_to_leaf(keys, n, keys[ROOT + n, K_T], keys[ROOT + n, K_SEQ])
     return n
 
 
