@@ -27,7 +27,7 @@ class Recorder:
         self.names = node_names
         self.events: list[tuple[int, str, str | None, float | None, int | None, str | None]] = []
         self.final: list[list[Any]] = []  # settled records awaiting their Parquet row group
-        self.tables: list[np.ndarray] = []  # the same as float64 tables (see settled_table)
+        self.tables: list[tuple[np.ndarray, np.ndarray]] = []  # the same as tables (see settled_table)
         self.table_rows = 0
 
     def event(self, t: int, kind: str, node: int | None = None, value: float | None = None,
@@ -47,9 +47,9 @@ class Recorder:
         if len(self.final) >= FLUSH_ROWS:
             self.flush_messages()
 
-    def settled_table(self, table: np.ndarray) -> None:
-        """Settled records as float64[n, fields] (the compiled one-node loop's rows)."""
-        self.tables.append(table)
+    def settled_table(self, table: np.ndarray, fee: np.ndarray) -> None:
+        """Settled records as int64[n, fields] and their fees (the one-node loop's rows)."""
+        self.tables.append((table, fee))
         self.table_rows += table.shape[0]
         if self.table_rows >= FLUSH_ROWS:
             self.flush_messages()
@@ -76,8 +76,10 @@ class Recorder:
             self.writer.append("messages", self.msgs.rows(self.final))
             self.final = []
         if self.tables:
-            table = self.tables[0] if len(self.tables) == 1 else np.concatenate(self.tables)
-            self.writer.append("messages", self.msgs.rows_from_table(table))
+            tables, fees = zip(*self.tables)
+            table = tables[0] if len(tables) == 1 else np.concatenate(tables)
+            fee = fees[0] if len(fees) == 1 else np.concatenate(fees)
+            self.writer.append("messages", self.msgs.rows_from_table(table, fee))
             self.tables = []
             self.table_rows = 0
 

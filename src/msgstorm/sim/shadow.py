@@ -380,9 +380,9 @@ class ShadowNetwork:
         self.emitted = solo.emitted
         self.msgs.count = solo.count
         self.msgs.terminal = solo.terminal
-        table = solo.take_settled()
+        table, fee = solo.take_settled()
         if table.shape[0]:
-            self._settled_table(table)
+            self._settled_table(table, fee)
         event = self.record.event
         leader = self.leader
         states = solo.plan.states
@@ -403,22 +403,22 @@ class ShadowNetwork:
         if rows.shape[1]:
             self.deliveries_alone.extend(zip(*rows.tolist()))
 
-    def _settled_table(self, table: np.ndarray) -> None:
+    def _settled_table(self, table: np.ndarray, fee: np.ndarray) -> None:
         where = table[:, WHERE]
         committed = where == COMMITTED
         self.committed += int(committed.sum())
         self.dropped += int((where == DROPPED).sum())
         if self.progress is not None and committed.any():
             self.recent_latencies.append((table[committed, T_COMMITTED] - table[committed, T_INTENDED]).astype(np.int64))
-        self.record.settled_table(table)
+        self.record.settled_table(table, fee)
 
     def finish(self) -> int:
         """Settle every message still moving, flush all buffers; returns the end time."""
         if self.solo is not None:
             self._drain_solo()
-            table = self.solo.unsettled()
+            table, fee = self.solo.unsettled()
             if table.shape[0]:
-                self.record.settled_table(table)
+                self.record.settled_table(table, fee)
             self.msgs.terminal = self.solo.terminal
         t_end = self.now
         top = self.height[self.leader]

@@ -36,7 +36,6 @@ from msgstorm.sim.state import (
     BLOCK,
     COMMITTED,
     DROPPED,
-    FEE,
     IN_FLIGHT,
     IN_SERVICE,
     KEY,
@@ -510,7 +509,7 @@ class SoloSequencer:
         self.service = np.zeros(0, dtype=np.int64)
         self.processing = np.zeros(0, dtype=np.int64)
         self.lo = 0  # the oldest msg_id that may still be unsettled
-        self.settled: list[np.ndarray] = []  # rows moved out of the settle log, not yet taken
+        self.settled: list[tuple[np.ndarray, np.ndarray]] = []  # rows out of the settle log, not yet taken
         # The first block tick and sample, pushed as ShadowNetwork.run pushes them.
         self._push_initial(E_TICK, blocks.interval)
         self._push_initial(E_SAMPLE, run.sample_interval)
@@ -660,25 +659,27 @@ class SoloSequencer:
 
     # --- logs ----------------------------------------------------------------------------------
 
-    def take_settled(self) -> np.ndarray:
-        """Rows of messages settled since the last call, in settle order: float64[n, 16]."""
+    def take_settled(self) -> tuple[np.ndarray, np.ndarray]:
+        """Records of messages settled since the last call, in settle order, and their fees:
+        (int64[n, fields], float64[n])."""
         self._keep_settled()
         taken = self.settled
         self.settled = []
         if not taken:
-            return np.zeros((0, FIELDS), dtype=np.float64)
-        return taken[0] if len(taken) == 1 else np.concatenate(taken)
+            return np.zeros((0, FIELDS), dtype=np.int64), np.zeros(0, dtype=np.float64)
+        if len(taken) == 1:
+            return taken[0]
+        return np.concatenate([t for t, _ in taken]), np.concatenate([f for _, f in taken])
 
-    def _settled_rows(self) -> np.ndarray:
+    def _settled_rows(self) -> tuple[np.ndarray, np.ndarray]:
         n = int(self.sc[S_SETTLED])
         self.sc[S_SETTLED] = 0
         return self._rows(self.slog[:n] & (self.ring.shape[0] - 1))
 
-    def _rows(self, slots: np.ndarray) -> np.ndarray:
-        # Records as MessageState.rows_from_table takes them; times below 2**53 ns are exact.
-        table: np.ndarray = self.ring[slots].astype(np.float64)
-        table[:, FEE] = self.fees[slots]
-        return table
+    def _rows(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Records and fees as MessageState.rows_from_table takes them (copies: the slots
+        # are reused by later messages).
+        return self.ring[slots], self.fees[slots]
 
     def take_events(self) -> list[tuple[int, int, float, int, int, int]]:
         """Events logged since the last call: (t, code, value, height, a, b)."""
@@ -699,7 +700,7 @@ class SoloSequencer:
         rows[2] = self.dlog[1, :n]
         return rows
 
-    def unsettled(self) -> np.ndarray:
+    def unsettled(self) -> tuple[np.ndarray, np.ndarray]:
         """At the end: rows for every message still moving, in msg_id order, as pending.
 
         In a one-node network with no faults nothing is stranded: a message not settled

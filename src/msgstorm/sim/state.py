@@ -92,8 +92,9 @@ class MessageState:
         # below 2**53 ns (104 days) are exact in float64.
         return self.rows_from_table(np.array(records, dtype=np.float64).reshape(len(records), WHERE + 1))
 
-    def rows_from_table(self, table: np.ndarray) -> dict[str, Any]:
-        """Columns for the ``messages`` table from settled records as float64[n, fields]."""
+    def rows_from_table(self, table: np.ndarray, fee: np.ndarray | None = None) -> dict[str, Any]:
+        """Columns for the ``messages`` table from settled records as a [n, fields] table:
+        float64 (fees in their column), or int64 with the fees given apart."""
 
         def ints(field: int) -> np.ndarray:
             return table[:, field].astype(np.int64)
@@ -111,7 +112,7 @@ class MessageState:
             "node": pc.take(self._node_dict, ints(ORIGIN)),
             "key": ints(KEY),
             "size": table[:, SIZE].astype(np.int32),
-            "fee": table[:, FEE].copy(),
+            "fee": table[:, FEE].copy() if fee is None else fee,
             "t_intended": ints(T_INTENDED),
             "t_sent": nullable(T_SENT),
             "t_received": nullable(T_RECEIVED),
