@@ -125,18 +125,15 @@ def solo_plan(scenario: Scenario, nodes: int, policy: Any) -> SoloPlan | None:
 
 
 # --- the compiled loop ---------------------------------------------------------------------
-# The helpers are inlined into ``advance`` at numba's level: called as functions, each call
-# passes a dozen array structs, which cost a quarter of the loop's time (0.25 s against
-# 0.19 s per million M/M/1 customers); the price is a longer first compile (about 9 s
-# instead of 4, once per install: the machine code is cached).
+# ``advance`` keeps the loop's state in local variables, loaded from ``sc`` on entry and
+# stored back at its one exit: numba cannot tell the int64 arrays apart, so state kept in
+# ``sc`` would be reloaded from memory after every store to the heap or the ring.
 
 
 @nb.njit(cache=True, inline="always")
-def _push(heap: np.ndarray, sc: np.ndarray, t: int, etype: int, msg: int) -> None:
-    eid = sc[S_EID]
-    sc[S_EID] = eid + 1
-    i = sc[S_HEAP]
-    sc[S_HEAP] = i + 1
+def _heap_push(heap: np.ndarray, n: int, t: int, eid: int, etype: int, msg: int) -> None:
+    """Add an event to a heap of ``n`` rows ordered by (t, eid); the caller counts it."""
+    i = n
     while i > 0:
         parent = (i - 1) >> 1
         pt = heap[parent, 0]
@@ -154,9 +151,9 @@ def _push(heap: np.ndarray, sc: np.ndarray, t: int, etype: int, msg: int) -> Non
 
 
 @nb.njit(cache=True, inline="always")
-def _pop(heap: np.ndarray, sc: np.ndarray) -> None:
-    last = sc[S_HEAP] - 1
-    sc[S_HEAP] = last
+def _heap_pop(heap: np.ndarray, n: int) -> None:
+    """Remove the top of a heap of ``n`` rows (the caller has read it and counts it)."""
+    last = n - 1
     if last == 0:
         return
     t = heap[last, 0]
@@ -226,133 +223,16 @@ def _queue_pop(qkey: np.ndarray, qarr: np.ndarray, qmsg: np.ndarray, n: int) -> 
     return top
 
 
-@nb.njit(cache=True)
-def _log_event(elog: np.ndarray, evalue: np.ndarray, sc: np.ndarray, t: int, code: int,
-               value: float, height: int, a: int, b: int) -> None:
-    i = sc[S_EVENTS]
+@nb.njit(cache=True, inline="always")
+def _log_event(elog: np.ndarray, evalue: np.ndarray, i: int, t: int, code: int, value: float,
+               height: int, a: int, b: int) -> None:
+    """Write event ``i`` of the log; the caller counts it."""
     elog[0, i] = t
     elog[1, i] = code
     elog[2, i] = height
     elog[3, i] = a
     elog[4, i] = b
     evalue[i] = value
-    sc[S_EVENTS] = i + 1
-
-
-@nb.njit(cache=True, inline="always")
-def _settle(slog: np.ndarray, sc: np.ndarray, ring: np.ndarray, mask: int, m: int, status: int) -> None:
-    ring[m & mask, WHERE] = status
-    slog[sc[S_SETTLED]] = m
-    sc[S_SETTLED] += 1
-    sc[S_TERMINAL] += 1
-
-
-@nb.njit(cache=True, inline="always")
-def _depth_changed(p: np.ndarray, sc: np.ndarray, elog: np.ndarray, evalue: np.ndarray, t: int) -> None:
-    depth = sc[S_DEPTH]
-    if depth > sc[S_DEPTH_MAX]:
-        sc[S_DEPTH_MAX] = depth
-    if p[P_WATCH_DEPTH] == 0:
-        return
-    # DropTailQueue / PriorityShedding.on_depth: engage at a depth, release below 90% of it.
-    if sc[S_ENGAGED] == 0 and depth >= p[P_ENGAGE_AT]:
-        sc[S_ENGAGED] = 1
-        _log_event(elog, evalue, sc, t, EV_BACKPRESSURE, float(depth), 0, 1, 0)
-    elif sc[S_ENGAGED] != 0 and depth < HYSTERESIS * p[P_ENGAGE_AT]:
-        sc[S_ENGAGED] = 0
-        _log_event(elog, evalue, sc, t, EV_BACKPRESSURE, float(depth), 0, 0, 0)
-
-
-@nb.njit(cache=True, inline="always")
-def _serve(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, ring: np.ndarray, mask: int,
-           service: np.ndarray, t: int, m: int) -> None:
-    slot = m & mask
-    ring[slot, T_DEQUEUED] = t
-    ring[slot, WHERE] = IN_SERVICE
-    sc[S_BUSY] += 1
-    if p[P_SERVICE_CONST] >= 0:
-        duration = p[P_SERVICE_CONST]
-    else:
-        duration = service[sc[S_SERVICE_I]]
-        sc[S_SERVICE_I] += 1
-    _push(heap, sc, t + duration, E_SERVICE_DONE, m)
-
-
-@nb.njit(cache=True, inline="always")
-def _start_service(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, ring: np.ndarray, mask: int,
-                   service: np.ndarray, qkey: np.ndarray, qarr: np.ndarray, qmsg: np.ndarray,
-                   elog: np.ndarray, evalue: np.ndarray, t: int) -> None:
-    while sc[S_BUSY] < p[P_WORKERS] and sc[S_DEPTH] > 0:
-        m = _queue_pop(qkey, qarr, qmsg, sc[S_DEPTH])
-        sc[S_DEPTH] -= 1
-        _serve(p, sc, heap, ring, mask, service, t, m)
-    _depth_changed(p, sc, elog, evalue, t)
-
-
-@nb.njit(cache=True, inline="always")
-def _intake(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, ring: np.ndarray, fees: np.ndarray,
-            mask: int, service: np.ndarray, qkey: np.ndarray, qarr: np.ndarray, qmsg: np.ndarray,
-            slog: np.ndarray, elog: np.ndarray, evalue: np.ndarray,
-            limit: np.ndarray, protected: np.ndarray, t: int, m: int) -> None:
-    slot = m & mask
-    ring[slot, T_RECEIVED] = t
-    kind = ring[slot, KIND]
-    if protected[kind] == 0 and sc[S_DEPTH] >= limit[kind]:
-        _settle(slog, sc, ring, mask, m, DROPPED)
-        return
-    if sc[S_DEPTH] == 0 and sc[S_BUSY] < p[P_WORKERS] and p[P_SERVE_IDLE] != 0:
-        _serve(p, sc, heap, ring, mask, service, t, m)
-        return
-    key = -fees[slot] if p[P_KEY_FEE] != 0 else 0.0
-    _queue_push(qkey, qarr, qmsg, sc[S_DEPTH], key, sc[S_ARRIVALS], m)
-    sc[S_ARRIVALS] += 1
-    sc[S_DEPTH] += 1
-    ring[slot, WHERE] = QUEUED
-    if sc[S_BUSY] < p[P_WORKERS]:
-        _start_service(p, sc, heap, ring, mask, service, qkey, qarr, qmsg, elog, evalue, t)
-    else:
-        _depth_changed(p, sc, elog, evalue, t)
-
-
-@nb.njit(cache=True)
-def _block_tick(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, ring: np.ndarray, mask: int,
-                seqring: np.ndarray, slog: np.ndarray, elog: np.ndarray, evalue: np.ndarray,
-                gas_of: np.ndarray, processing: np.ndarray, t: int) -> None:
-    if t + p[P_BLOCK] < p[P_NEVER]:
-        _push(heap, sc, t + p[P_BLOCK], E_TICK, 0)
-    seq_mask = seqring.shape[0] - 1
-    taken = 0
-    gas = 0
-    size = p[P_HEADER]
-    height = sc[S_HEIGHT] + 1
-    first = sc[S_SEQ_HEAD]
-    while sc[S_SEQ_HEAD] < sc[S_SEQ_TAIL] and taken < p[P_MAX_MESSAGES]:
-        m = seqring[sc[S_SEQ_HEAD] & seq_mask]
-        slot = m & mask
-        g = gas_of[ring[slot, KIND]]
-        if p[P_MAX_GAS] >= 0 and gas + g > p[P_MAX_GAS]:
-            break
-        sc[S_SEQ_HEAD] += 1
-        taken += 1
-        gas += g
-        size += ring[slot, SIZE]
-    _log_event(elog, evalue, sc, t, EV_BLOCK_PRODUCED, float(taken), height, gas, size)
-    sc[S_HEIGHT] = height
-    # The node is the whole quorum: its own vote commits the block at once.
-    for i in range(first, first + taken):
-        m = seqring[i & seq_mask]
-        slot = m & mask
-        ring[slot, BLOCK] = height
-        ring[slot, T_COMMITTED] = t
-        _settle(slog, sc, ring, mask, m, COMMITTED)
-    _log_event(elog, evalue, sc, t, EV_BLOCK_COMMITTED, 0.0, height, 0, 0)
-    # Validating its own block costs the node CPU, as in ShadowNetwork._block_tick.
-    start = sc[S_CPU] if sc[S_CPU] > t else t
-    if p[P_PROCESSING_CONST] >= 0:
-        sc[S_CPU] = start + p[P_PROCESSING_CONST]
-    else:
-        sc[S_CPU] = start + processing[sc[S_PROCESSING_I]]
-        sc[S_PROCESSING_I] += 1
 
 
 @nb.njit(cache=True)
@@ -362,93 +242,282 @@ def advance(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, qkey: np.ndarray, q
             service: np.ndarray, processing: np.ndarray, gas_of: np.ndarray, limit: np.ndarray,
             protected: np.ndarray, send_t: np.ndarray) -> int:
     """Run sends and events in ShadowNetwork's order until a batch is used up, the run
-    ends, or a buffer needs Python (GROW: more room; REFILL: more random draws)."""
+    ends, or a buffer needs Python (GROW: more room; REFILL: more random draws).
+
+    Each step is ShadowNetwork's handler of the same name, in the same order: a send is
+    ``_inject`` + ``_validate_alone``; an arrival at the sequencer ``_intake``; then
+    ``_start_service`` / ``_serve``, ``_depth_changed``, ``_service_done``,
+    ``_block_tick`` (with ``_send_vote``, ``_vote`` and ``_commit``: the node is its own
+    quorum) and ``_sample``.
+    """
     mask = ring.shape[0] - 1
-    never = p[P_NEVER]
-    sends = p[P_SENDS]
+    seq_mask = seqring.shape[0] - 1
+    heap_cap = heap.shape[0]
+    queue_cap = qkey.shape[0]
+    slog_cap = slog.shape[0]
+    elog_cap = elog.shape[1]
+    dlog_cap = dlog.shape[1]
+    n_service = service.shape[0]
+    n_processing = processing.shape[0]
+    # Parameters.
     workers = p[P_WORKERS]
+    block_interval = p[P_BLOCK]
+    sample_interval = p[P_SAMPLE]
+    never = p[P_NEVER]
+    end_of_traffic = p[P_END_OF_TRAFFIC]
+    max_messages = p[P_MAX_MESSAGES]
+    max_gas = p[P_MAX_GAS]
+    header = p[P_HEADER]
+    service_const = p[P_SERVICE_CONST]
+    processing_const = p[P_PROCESSING_CONST]
+    stride = p[P_STRIDE]
+    key_fee = p[P_KEY_FEE] != 0
+    watch_depth = p[P_WATCH_DEPTH] != 0
+    engage_at = p[P_ENGAGE_AT]
+    release_below = HYSTERESIS * engage_at
+    serve_idle = p[P_SERVE_IDLE] != 0
+    final = p[P_FINAL] != 0
+    first_id = p[P_FIRST_ID]
+    sends = p[P_SENDS]
+    # State.
+    now = sc[S_NOW]
+    eid = sc[S_EID]
+    hn = sc[S_HEAP]
+    depth = sc[S_DEPTH]
+    arrivals = sc[S_ARRIVALS]
+    busy = sc[S_BUSY]
+    seq_head = sc[S_SEQ_HEAD]
+    seq_tail = sc[S_SEQ_TAIL]
+    next_seq = sc[S_NEXT_SEQ]
+    height = sc[S_HEIGHT]
+    cpu = sc[S_CPU]
+    service_i = sc[S_SERVICE_I]
+    processing_i = sc[S_PROCESSING_I]
+    depth_max = sc[S_DEPTH_MAX]
+    steps = sc[S_STEPS]
+    settled = sc[S_SETTLED]
+    events = sc[S_EVENTS]
+    delivered = sc[S_DELIVERED]
+    budget = sc[S_DELIVERY_BUDGET]
+    si = sc[S_SEND_I]
+    terminal = sc[S_TERMINAL]
+    count = sc[S_COUNT]
+    engaged = sc[S_ENGAGED]
+    validating = sc[S_VALIDATING]
     work = 0
+    code = END
     while True:
-        si = sc[S_SEND_I]
-        if si >= sends and p[P_FINAL] == 0:
-            return NEED_BATCH
+        if si >= sends and not final:
+            code = NEED_BATCH
+            break
         # Room for the largest single step: a block settles every sequenced message.
-        backlog = sc[S_SEQ_TAIL] - sc[S_SEQ_HEAD]
-        if (sc[S_HEAP] + workers + 2 > heap.shape[0] or sc[S_DEPTH] + 1 > qkey.shape[0]
-                or backlog + 1 > seqring.shape[0] or sc[S_SETTLED] + backlog + 1 > slog.shape[0]
-                or sc[S_EVENTS] + 8 > elog.shape[1] or sc[S_DELIVERED] + 1 > dlog.shape[1]):
-            return GROW
-        if ((p[P_SERVICE_CONST] < 0 and sc[S_SERVICE_I] + workers > service.shape[0])
-                or (p[P_PROCESSING_CONST] < 0 and sc[S_PROCESSING_I] + 1 > processing.shape[0])):
-            return REFILL
+        backlog = seq_tail - seq_head
+        if (hn + workers + 2 > heap_cap or depth + 1 > queue_cap or backlog + 1 > seq_mask + 1
+                or settled + backlog + 1 > slog_cap or events + 8 > elog_cap or delivered + 1 > dlog_cap):
+            code = GROW
+            break
+        if ((service_const < 0 and service_i + workers > n_service)
+                or (processing_const < 0 and processing_i + 1 > n_processing)):
+            code = REFILL
+            break
         work += 1
         if work >= _YIELD_EVERY:
-            return YIELD
+            code = YIELD
+            break
         t_send = send_t[si] if si < sends else never
-        t_event = heap[0, 0] if sc[S_HEAP] > 0 else never
+        t_event = heap[0, 0] if hn > 0 else never
         if t_send >= never and t_event >= never:
-            return END
-        if t_send <= t_event:
-            # A send: the node validates its own message (ShadowNetwork._validate_alone).
-            sc[S_NOW] = t_send
-            m = p[P_FIRST_ID] + si
-            sc[S_SEND_I] = si + 1
-            slot = m & mask
-            ring[slot, T_SENT] = t_send
-            start = sc[S_CPU] if sc[S_CPU] > t_send else t_send
-            if p[P_PROCESSING_CONST] >= 0:
-                done = start + p[P_PROCESSING_CONST]
+            code = END
+            break
+        arrived = -1  # a message reaching the sequencer at ``t`` (_intake)
+        start = False  # a worker may take the next queued message (_start_service)
+        direct = -1  # a message served without queueing (_intake's hand-over to _serve)
+        is_event = t_send > t_event
+        if not is_event:
+            # A send: the node validates its own message (_inject, _validate_alone).
+            t = t_send
+            now = t
+            m = first_id + si
+            si += 1
+            ring[m & mask, T_SENT] = t
+            begin = cpu if cpu > t else t
+            if processing_const >= 0:
+                done = begin + processing_const
             else:
-                done = start + processing[sc[S_PROCESSING_I]]
-                sc[S_PROCESSING_I] += 1
-            sc[S_CPU] = done
-            stride = p[P_STRIDE]
-            if stride > 0 and m % stride == 0 and sc[S_DELIVERY_BUDGET] > 0:
-                sc[S_DELIVERY_BUDGET] -= 1
-                dlog[0, sc[S_DELIVERED]] = m
-                dlog[1, sc[S_DELIVERED]] = done
-                sc[S_DELIVERED] += 1
-            if done == t_send:
-                _intake(p, sc, heap, ring, fees, mask, service, qkey, qarr, qmsg, slog, elog, evalue,
-                        limit, protected, t_send, m)
+                done = begin + processing[processing_i]
+                processing_i += 1
+            cpu = done
+            if stride > 0 and m % stride == 0 and budget > 0:
+                budget -= 1
+                dlog[0, delivered] = m
+                dlog[1, delivered] = done
+                delivered += 1
+            if done == t:
+                arrived = m
             else:
-                sc[S_VALIDATING] += 1
-                _push(heap, sc, done, E_VALIDATED, m)
-            continue
-        t = t_event
-        etype = heap[0, 2]
-        m = heap[0, 3]
-        _pop(heap, sc)
-        sc[S_NOW] = t
-        if etype == E_SERVICE_DONE:
-            sc[S_BUSY] -= 1
+                validating += 1
+                _heap_push(heap, hn, done, eid, E_VALIDATED, m)
+                hn += 1
+                eid += 1
+        else:
+            t = t_event
+            now = t
+            etype = heap[0, 2]
+            m = heap[0, 3]
+            _heap_pop(heap, hn)
+            hn -= 1
+            if etype == E_SERVICE_DONE:  # _service_done
+                busy -= 1
+                slot = m & mask
+                ring[slot, SEQ_NO] = next_seq
+                next_seq += 1
+                ring[slot, T_SEQUENCED] = t
+                ring[slot, WHERE] = SEQUENCED
+                seqring[seq_tail & seq_mask] = m
+                seq_tail += 1
+                start = depth > 0
+            elif etype == E_VALIDATED:  # _validated_alone
+                validating -= 1
+                arrived = m
+            elif etype == E_TICK:  # _block_tick
+                if t + block_interval < never:
+                    _heap_push(heap, hn, t + block_interval, eid, E_TICK, 0)
+                    hn += 1
+                    eid += 1
+                taken = 0
+                gas = 0
+                size = header
+                first = seq_head
+                while seq_head < seq_tail and taken < max_messages:
+                    slot = seqring[seq_head & seq_mask] & mask
+                    g = gas_of[ring[slot, KIND]]
+                    if max_gas >= 0 and gas + g > max_gas:
+                        break
+                    seq_head += 1
+                    taken += 1
+                    gas += g
+                    size += ring[slot, SIZE]
+                height += 1
+                _log_event(elog, evalue, events, t, EV_BLOCK_PRODUCED, float(taken), height, gas, size)
+                events += 1
+                # The node is the whole quorum: its own vote commits the block at once.
+                for i in range(first, first + taken):
+                    mb = seqring[i & seq_mask]
+                    slot = mb & mask
+                    ring[slot, BLOCK] = height
+                    ring[slot, T_COMMITTED] = t
+                    ring[slot, WHERE] = COMMITTED
+                    slog[settled] = mb
+                    settled += 1
+                terminal += taken
+                _log_event(elog, evalue, events, t, EV_BLOCK_COMMITTED, 0.0, height, 0, 0)
+                events += 1
+                # Validating its own block costs the node CPU.
+                begin = cpu if cpu > t else t
+                if processing_const >= 0:
+                    cpu = begin + processing_const
+                else:
+                    cpu = begin + processing[processing_i]
+                    processing_i += 1
+            else:  # E_SAMPLE: _sample
+                _log_event(elog, evalue, events, t, EV_QUEUE_DEPTH, float(depth), 0, 0, 0)
+                _log_event(elog, evalue, events + 1, t, EV_QUEUE_DEPTH_MAX, float(depth_max), 0, 0, 0)
+                _log_event(elog, evalue, events + 2, t, EV_BLOCK_BACKLOG, float(seq_tail - seq_head), 0, 0, 0)
+                events += 3
+                depth_max = depth
+                if t + sample_interval < never:
+                    _heap_push(heap, hn, t + sample_interval, eid, E_SAMPLE, 0)
+                    hn += 1
+                    eid += 1
+        depth_changed = False
+        if arrived >= 0:  # _intake
+            m = arrived
             slot = m & mask
-            ring[slot, SEQ_NO] = sc[S_NEXT_SEQ]
-            sc[S_NEXT_SEQ] += 1
-            ring[slot, T_SEQUENCED] = t
-            ring[slot, WHERE] = SEQUENCED
-            seqring[sc[S_SEQ_TAIL] & (seqring.shape[0] - 1)] = m
-            sc[S_SEQ_TAIL] += 1
-            if sc[S_DEPTH] > 0:
-                _start_service(p, sc, heap, ring, mask, service, qkey, qarr, qmsg, elog, evalue, t)
-        elif etype == E_VALIDATED:
-            sc[S_VALIDATING] -= 1
-            _intake(p, sc, heap, ring, fees, mask, service, qkey, qarr, qmsg, slog, elog, evalue,
-                    limit, protected, t, m)
-        elif etype == E_TICK:
-            _block_tick(p, sc, heap, ring, mask, seqring, slog, elog, evalue, gas_of, processing, t)
-        else:  # E_SAMPLE
-            _log_event(elog, evalue, sc, t, EV_QUEUE_DEPTH, float(sc[S_DEPTH]), 0, 0, 0)
-            _log_event(elog, evalue, sc, t, EV_QUEUE_DEPTH_MAX, float(sc[S_DEPTH_MAX]), 0, 0, 0)
-            _log_event(elog, evalue, sc, t, EV_BLOCK_BACKLOG, float(sc[S_SEQ_TAIL] - sc[S_SEQ_HEAD]), 0, 0, 0)
-            sc[S_DEPTH_MAX] = sc[S_DEPTH]
-            if t + p[P_SAMPLE] < never:
-                _push(heap, sc, t + p[P_SAMPLE], E_SAMPLE, 0)
-        sc[S_STEPS] += 1
-        # ShadowNetwork.run looks for the end every 1,024 events: so does this loop.
-        if (sc[S_STEPS] & 0x3FF) == 0 and p[P_FINAL] != 0 and sc[S_SEND_I] >= sends \
-                and t >= p[P_END_OF_TRAFFIC] and sc[S_TERMINAL] >= sc[S_COUNT]:
-            return STOP
+            ring[slot, T_RECEIVED] = t
+            kind = ring[slot, KIND]
+            if protected[kind] == 0 and depth >= limit[kind]:
+                ring[slot, WHERE] = DROPPED
+                slog[settled] = m
+                settled += 1
+                terminal += 1
+            elif depth == 0 and busy < workers and serve_idle:
+                direct = m  # an idle worker and an empty queue: straight to service
+            else:
+                _queue_push(qkey, qarr, qmsg, depth, -fees[slot] if key_fee else 0.0, arrivals, m)
+                arrivals += 1
+                depth += 1
+                ring[slot, WHERE] = QUEUED
+                if busy < workers:
+                    start = True
+                else:
+                    depth_changed = True
+        if start or direct >= 0:  # _start_service and _serve
+            while True:
+                if direct >= 0:
+                    ms = direct
+                    direct = -1
+                elif busy < workers and depth > 0:
+                    ms = _queue_pop(qkey, qarr, qmsg, depth)
+                    depth -= 1
+                else:
+                    break
+                slot = ms & mask
+                ring[slot, T_DEQUEUED] = t
+                ring[slot, WHERE] = IN_SERVICE
+                busy += 1
+                if service_const >= 0:
+                    duration = service_const
+                else:
+                    duration = service[service_i]
+                    service_i += 1
+                _heap_push(heap, hn, t + duration, eid, E_SERVICE_DONE, ms)
+                hn += 1
+                eid += 1
+            depth_changed = start  # a direct hand-over leaves the depth alone
+        if depth_changed:  # _depth_changed and the backpressure's on_depth
+            if depth > depth_max:
+                depth_max = depth
+            if watch_depth:
+                # DropTailQueue / PriorityShedding: engage at a depth, release below 90% of it.
+                if engaged == 0 and depth >= engage_at:
+                    engaged = 1
+                    _log_event(elog, evalue, events, t, EV_BACKPRESSURE, float(depth), 0, 1, 0)
+                    events += 1
+                elif engaged != 0 and depth < release_below:
+                    engaged = 0
+                    _log_event(elog, evalue, events, t, EV_BACKPRESSURE, float(depth), 0, 0, 0)
+                    events += 1
+        if is_event:
+            steps += 1
+            # ShadowNetwork.run looks for the end every 1,024 events: so does this loop.
+            if (steps & 0x3FF) == 0 and final and si >= sends and t >= end_of_traffic and terminal >= count:
+                code = STOP
+                break
+    sc[S_NOW] = now
+    sc[S_EID] = eid
+    sc[S_HEAP] = hn
+    sc[S_DEPTH] = depth
+    sc[S_ARRIVALS] = arrivals
+    sc[S_BUSY] = busy
+    sc[S_SEQ_HEAD] = seq_head
+    sc[S_SEQ_TAIL] = seq_tail
+    sc[S_NEXT_SEQ] = next_seq
+    sc[S_HEIGHT] = height
+    sc[S_CPU] = cpu
+    sc[S_SERVICE_I] = service_i
+    sc[S_PROCESSING_I] = processing_i
+    sc[S_DEPTH_MAX] = depth_max
+    sc[S_STEPS] = steps
+    sc[S_SETTLED] = settled
+    sc[S_EVENTS] = events
+    sc[S_DELIVERED] = delivered
+    sc[S_DELIVERY_BUDGET] = budget
+    sc[S_SEND_I] = si
+    sc[S_TERMINAL] = terminal
+    sc[S_COUNT] = count
+    sc[S_ENGAGED] = engaged
+    sc[S_VALIDATING] = validating
+    return code
 
 
 @nb.njit(cache=True)
@@ -515,7 +584,9 @@ class SoloSequencer:
         self._push_initial(E_SAMPLE, run.sample_interval)
 
     def _push_initial(self, etype: int, t: int) -> None:
-        _push(self.heap, self.sc, t, etype, 0)
+        _heap_push(self.heap, int(self.sc[S_HEAP]), t, int(self.sc[S_EID]), etype, 0)
+        self.sc[S_HEAP] += 1
+        self.sc[S_EID] += 1
 
     # --- state read by ShadowNetwork ---------------------------------------------------------
 
