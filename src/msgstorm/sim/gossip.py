@@ -29,12 +29,12 @@ _KEY_BITS = 62
 
 
 def _heap_keys(entries: int) -> np.ndarray:
-    """Zeroed int64[kernel.ROOT + entries, 2], 64-byte aligned, so that the kernel's four
-    sibling entries (rows 4m..4m+3) share one cache line."""
-    rows = k.ROOT + entries
-    raw = np.zeros(2 * rows + 8, dtype=np.int64)
+    """Zeroed keys for a heap of ``entries`` (int64[2 * (kernel.ROOT + entries)]), 64-byte
+    aligned, so that the kernel's four sibling entries share one cache line."""
+    size = 2 * (k.ROOT + entries)
+    raw = np.zeros(size + 8, dtype=np.int64)
     skip = (-raw.ctypes.data % 64) // 8
-    return raw[skip:skip + 2 * rows].reshape(rows, 2)
+    return raw[skip:skip + size]
 
 
 class GossipState:
@@ -50,7 +50,7 @@ class GossipState:
         # The event heap: keys (time, sequence and payload row) and the payload rows; the
         # free payload rows are pool[heap size:].
         self.keys = _heap_keys(_HEAP_ENTRIES)
-        self.payload = np.zeros((_HEAP_ENTRIES, 4), dtype=np.int32)
+        self.payload = np.zeros(4 * _HEAP_ENTRIES, dtype=np.int32)
         self.pool = np.arange(_HEAP_ENTRIES, dtype=np.int64)
         self._renumber_keys()
         self.nodes = np.zeros((4, n), dtype=np.int64)
@@ -201,7 +201,7 @@ class GossipState:
         if 2 * bits + 2 > _KEY_BITS:  # renumbering must leave room for more events than fit
             raise MemoryError(f"the gossip event heap outgrew {1 << bits:,} events")
         n = int(self.scalars[k.S_HEAP])
-        live = self.keys[k.ROOT:k.ROOT + n]
+        live = self.keys[2 * k.ROOT:2 * (k.ROOT + n)].reshape(n, 2)
         order = np.lexsort((live[:, 1], live[:, 0]))
         idx = live[order, 1] & ((1 << old_bits) - 1)
         live[:, 0] = live[order, 0]

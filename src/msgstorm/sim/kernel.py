@@ -53,12 +53,15 @@ S_NT, S_NNODE, S_NSLOT, S_NSENDER, S_NHOPS, S_NDEG, S_RECEIPTS, S_BLOCK_RECEIPTS
 S_NEXT, S_NITEM, S_NKIND, S_IDX_BITS, S_SEQ_LIMIT = range(18, 23)
 N_SCALARS = 23
 
-# Heap keys (int64[rows, 2]): K_T, then K_SEQ = seq << idx_bits | idx. Heap entry i is row
-# ROOT + i, so the children of entry i (4i+1..4i+4) are rows 4(i+1)..4(i+1)+3: with the
-# array 64-byte aligned, one cache line.
-K_T, K_SEQ = 0, 1
+# Heap keys: int64[2 * (ROOT + capacity)], entry i's time at 2 * (ROOT + i) and its
+# seq << idx_bits | idx right after. With the root at ROOT = 3, the children of entry i
+# (4i+1..4i+4) start at a multiple of four entries: with the array 64-byte aligned, they
+# share one cache line. (Flat arrays and unsigned indices, not [rows, 2] arrays: numba
+# indexes a 2-D array with a multiply by its row length and a negative-index check, both
+# on the critical path of a sift.)
 ROOT = 3
-# Columns of the payload (int32[capacity, 4]); the type is the low bit of P_HOPS_TYPE.
+# Payload fields (int32[4 * capacity], row idx at 4 * idx); the type is the low bit of
+# P_HOPS_TYPE.
 P_NODE, P_SLOT, P_SENDER, P_HOPS_TYPE = range(4)
 # Rows of per-node state (int64[4, nodes]).
 N_CPU, N_UPLINK, N_UP, N_COLOUR = range(4)
@@ -66,19 +69,39 @@ N_CPU, N_UPLINK, N_UP, N_COLOUR = range(4)
 SL_ITEM, SL_KIND, SL_OUTSTANDING, SL_SIZE, SL_FORWARD = range(5)
 
 
+@nb.njit(cache=True, inline="always")
+def _key_t(keys: np.ndarray, i: int) -> int:
+    return keys[nb.uint64(2 * (ROOT + i))]  # type: ignore[no-any-return]
+
+
+@nb.njit(cache=True, inline="always")
+def _key_seq(keys: np.ndarray, i: int) -> int:
+    return keys[nb.uint64(2 * (ROOT + i) + 1)]  # type: ignore[no-any-return]
+
+
+@nb.njit(cache=True, inline="always")
+def _set_key(keys: np.ndarray, i: int, t: int, key: int) -> None:
+    keys[nb.uint64(2 * (ROOT + i))] = t
+    keys[nb.uint64(2 * (ROOT + i) + 1)] = key
+
+
+@nb.njit(cache=True, inline="always")
+def _field(payload: np.ndarray, idx: int, field: int) -> int:
+    return int(payload[nb.uint64(4 * idx + field)])
+
+
 @nb.njit(cache=True)
 def _sift_up(keys: np.ndarray, i: int, t: int, key: int) -> None:
     """Place key (t, key) at entry ``i`` (a hole) or above: parents move down into the hole."""
     while i > 0:
         parent = (i - 1) >> 2
-        pt = keys[ROOT + parent, K_T]
-        if pt < t or (pt == t and keys[ROOT + parent, K_SEQ] < key):
+        pt = _key_t(keys, parent)
+        pk = _key_seq(keys, parent)
+        if pt < t or (pt == t and pk < key):
             break
-        keys[ROOT + i, K_T] = pt
-        keys[ROOT + i, K_SEQ] = keys[ROOT + parent, K_SEQ]
+        _set_key(keys, i, pt, pk)
         i = parent
-    keys[ROOT + i, K_T] = t
-    keys[ROOT + i, K_SEQ] = key
+    _set_key(keys, i, t, key)
 
 
 @nb.njit(cache=True, inline="always")
@@ -90,15 +113,14 @@ def _smallest_child(keys: np.ndarray, n: int, first: int) -> tuple[int, int, int
     is unpredictable, and a mispredicted branch costs more than the compares.
     """
     if first + 3 < n:
-        r = ROOT + first
-        t0 = keys[r, K_T]
-        k0 = keys[r, K_SEQ]
-        t1 = keys[r + 1, K_T]
-        k1 = keys[r + 1, K_SEQ]
-        t2 = keys[r + 2, K_T]
-        k2 = keys[r + 2, K_SEQ]
-        t3 = keys[r + 3, K_T]
-        k3 = keys[r + 3, K_SEQ]
+        t0 = _key_t(keys, first)
+        k0 = _key_seq(keys, first)
+        t1 = _key_t(keys, first + 1)
+        k1 = _key_seq(keys, first + 1)
+        t2 = _key_t(keys, first + 2)
+        k2 = _key_seq(keys, first + 2)
+        t3 = _key_t(keys, first + 3)
+        k3 = _key_seq(keys, first + 3)
         b01 = (t1 < t0) | ((t1 == t0) & (k1 < k0))
         ta = t1 if b01 else t0
         ka = k1 if b01 else k0
@@ -110,11 +132,11 @@ def _smallest_child(keys: np.ndarray, n: int, first: int) -> tuple[int, int, int
         bab = (tb < ta) | ((tb == ta) & (kb < ka))
         return (tb if bab else ta), (kb if bab else ka), (ib if bab else ia)
     best = first
-    bt = keys[ROOT + first, K_T]
-    bk = keys[ROOT + first, K_SEQ]
+    bt = _key_t(keys, first)
+    bk = _key_seq(keys, first)
     for c in range(first + 1, n):
-        ct = keys[ROOT + c, K_T]
-        ck = keys[ROOT + c, K_SEQ]
+        ct = _key_t(keys, c)
+        ck = _key_seq(keys, c)
         if ct < bt or (ct == bt and ck < bk):
             best = c
             bt = ct
@@ -130,11 +152,9 @@ def _sift_down(keys: np.ndarray, n: int, t: int, key: int) -> None:
         bt, bk, best = _smallest_child(keys, n, 4 * i + 1)
         if t < bt or (t == bt and key < bk):
             break
-        keys[ROOT + i, K_T] = bt
-        keys[ROOT + i, K_SEQ] = bk
+        _set_key(keys, i, bt, bk)
         i = best
-    keys[ROOT + i, K_T] = t
-    keys[ROOT + i, K_SEQ] = key
+    _set_key(keys, i, t, key)
 
 
 @nb.njit(cache=True)
@@ -145,8 +165,7 @@ def _sift_down_to_leaf(keys: np.ndarray, n: int, t: int, key: int) -> None:
     i = 0
     while 4 * i + 1 < n:
         bt, bk, best = _smallest_child(keys, n, 4 * i + 1)
-        keys[ROOT + i, K_T] = bt
-        keys[ROOT + i, K_SEQ] = bk
+        _set_key(keys, i, bt, bk)
         i = best
     _sift_up(keys, i, t, key)
 
@@ -159,10 +178,10 @@ def _push(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, seq: 
     ``pool[n:]`` holds the free payload rows: each heap entry owns one row.
     """
     idx = pool[n]
-    payload[idx, P_NODE] = node
-    payload[idx, P_SLOT] = slot
-    payload[idx, P_SENDER] = sender
-    payload[idx, P_HOPS_TYPE] = (hops << 1) | etype
+    payload[nb.uint64(4 * idx + P_NODE)] = node
+    payload[nb.uint64(4 * idx + P_SLOT)] = slot
+    payload[nb.uint64(4 * idx + P_SENDER)] = sender
+    payload[nb.uint64(4 * idx + P_HOPS_TYPE)] = (hops << 1) | etype
     _sift_up(keys, n, t, (seq << idx_bits) | idx)
 
 
@@ -172,7 +191,7 @@ def _pop(keys: np.ndarray, pool: np.ndarray, n: int, idx: int) -> int:
     n -= 1
     pool[n] = idx
     if n > 0:
-        _sift_down_to_leaf(keys, n, keys[ROOT + n, K_T], keys[ROOT + n, K_SEQ])
+        _sift_down_to_leaf(keys, n, _key_t(keys, n), _key_seq(keys, n))
     return n
 
 
@@ -199,7 +218,7 @@ def inject(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, scalars: np.
     _push(keys, payload, pool, n, seq, scalars[S_IDX_BITS], t, RECV, node, slot, -1, 0)
     scalars[S_HEAP] = n + 1
     scalars[S_SEQ] = seq + 1
-    scalars[S_NEXT] = keys[ROOT, K_T]
+    scalars[S_NEXT] = _key_t(keys, 0)
     return 0
 
 
@@ -336,7 +355,7 @@ def run_until(until: int, max_degree: int,
     n_deliveries = deliveries.shape[1]
     code = DONE
     while n > 0:
-        t = keys[ROOT, K_T]
+        t = _key_t(keys, 0)
         if t >= until:
             break
         if unif > uniform_room:
@@ -351,11 +370,11 @@ def run_until(until: int, max_degree: int,
         if deliv >= n_deliveries:
             code = DELIVERIES_FULL
             break
-        idx = keys[ROOT, K_SEQ] & idx_mask
-        node = int(payload[idx, P_NODE])
-        slot = int(payload[idx, P_SLOT])
-        sender = int(payload[idx, P_SENDER])
-        hops_type = int(payload[idx, P_HOPS_TYPE])
+        idx = _key_seq(keys, 0) & idx_mask
+        node = _field(payload, idx, P_NODE)
+        slot = _field(payload, idx, P_SLOT)
+        sender = _field(payload, idx, P_SENDER)
+        hops_type = _field(payload, idx, P_HOPS_TYPE)
         hops = hops_type >> 1
         now = t
         steps += 1
@@ -376,7 +395,7 @@ def run_until(until: int, max_degree: int,
                     # The validation completes at ``done``; keep the slot alive until then.
                     # It takes the receipt's place: the root's payload row and one sift down
                     # instead of a pop and a push.
-                    payload[idx, P_HOPS_TYPE] = (hops << 1) | VALIDATED
+                    payload[nb.uint64(4 * idx + P_HOPS_TYPE)] = (hops << 1) | VALIDATED
                     _sift_down(keys, n, done, (seq << idx_bits) | idx)
                     seq += 1
                     continue
@@ -437,5 +456,5 @@ def run_until(until: int, max_degree: int,
     scalars[S_BLOCK_RECEIPTS] = block_receipts
     scalars[S_NOW] = now
     # The next receipt's time, for Python.
-    scalars[S_NEXT] = keys[ROOT, K_T] if n > 0 else -1
+    scalars[S_NEXT] = _key_t(keys, 0) if n > 0 else -1
     return code
