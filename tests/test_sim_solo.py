@@ -159,3 +159,24 @@ def test_faults_keep_a_one_node_network_in_the_python_loop(tmp_path: Path) -> No
     sim = ShadowNetwork(scenario, writer, np.random.SeedSequence(1))
     writer.close()
     assert sim.solo is None
+
+
+def test_an_interrupted_compiled_run_keeps_what_was_sent(tmp_path: Path) -> None:
+    from msgstorm.runner import run
+
+    case = dict(CASES["early-stop"], duration="120s", drain="1s")
+    scenario = parse_scenario(SOLO_TOML.format(**case), source="interrupt.toml")
+
+    def stop_soon(snapshot: dict[str, object]) -> None:
+        if int(snapshot["t_ns"]) > 5_000_000_000:  # type: ignore[call-overload]
+            raise KeyboardInterrupt
+
+    result = run(scenario, tmp_path / "r", progress=stop_soon)
+    messages = result.history.messages
+    t_sent = messages["t_sent"].to_pylist()
+    assert result.summary["interrupted"] is True
+    assert "interrupted" in result.history.events["kind"].to_pylist()
+    # Everything written was sent, and the run stopped well before its traffic ended.
+    assert messages.num_rows > 1000 and None not in t_sent
+    assert max(t_sent) < 60_000_000_000
+    assert sorted(messages["msg_id"].to_pylist()) == list(range(messages.num_rows))

@@ -361,11 +361,10 @@ class ShadowNetwork:
                         solo.add(MessageBatch.concat(taken))
                     else:
                         solo.last_batch()
-                elif code == YIELD:
-                    if self.progress is not None:
-                        self._report_progress()
-                else:
+                elif code != YIELD:
                     break
+                if self.progress is not None:
+                    self._report_progress()
         except KeyboardInterrupt:
             self.interrupted = True
             self._drain_solo()
