@@ -47,10 +47,12 @@ class GossipState:
         self.scalars = np.zeros(k.N_SCALARS, dtype=np.int64)
         self.scalars[k.S_STRIDE] = delivery_stride
         self.scalars[k.S_BUDGET] = delivery_budget
-        # The event heap: keys (time, sequence and payload row) and the payload rows; the
-        # free payload rows are pool[heap size:].
+        # The event heap: keys (time, sequence and payload row), the payload rows with
+        # their links to the next receipt of a run (see the kernel), and the free rows
+        # (pool[rows taken:]).
         self.keys = _heap_keys(_HEAP_ENTRIES)
         self.payload = np.zeros(4 * _HEAP_ENTRIES, dtype=np.int32)
+        self.chain = np.full(2 * _HEAP_ENTRIES, -1, dtype=np.int64)
         self.pool = np.arange(_HEAP_ENTRIES, dtype=np.int64)
         self._renumber_keys()
         self.nodes = np.zeros((4, n), dtype=np.int64)
@@ -117,7 +119,7 @@ class GossipState:
 
     def inject(self, t: int, node: int, item: int, kind: int, size: int) -> None:
         """Start gossip of an item at ``node`` at ``t``."""
-        while k.inject(self.keys, self.payload, self.pool, self.scalars, self.slots, self.seen,
+        while k.inject(self.keys, self.payload, self.pool, self.chain, self.scalars, self.slots, self.seen,
                        self.free_slots, t, node, item, kind, size) < 0:
             if self.scalars[k.S_FREE] == 0:
                 self._grow_slots()
@@ -163,7 +165,7 @@ class GossipState:
 
     def _bind(self) -> None:
         """The kernel's array arguments, rebuilt whenever an array is replaced."""
-        self._args = (self.max_degree, self.keys, self.payload, self.pool, self.scalars, self.nodes,
+        self._args = (self.max_degree, self.keys, self.payload, self.pool, self.chain, self.scalars, self.nodes,
                       self.slots, self.seen, self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,
                       self.fwd_model, self.fwd_param, self.uniform, self.processing,
                       self.tx_ns_per_byte, self.deg_nodes, self.deg_params, self.deliveries)
@@ -183,30 +185,38 @@ class GossipState:
     def _grow_heap(self) -> None:
         """Double the heap when it is nearly full; renumber the sequence keys either way."""
         capacity = self.pool.shape[0]
-        if self.scalars[k.S_HEAP] + self.max_degree + 2 > capacity:
+        if self.scalars[k.S_ROWS] + self.max_degree + 2 > capacity:
             keys = _heap_keys(2 * capacity)
             keys[:self.keys.shape[0]] = self.keys
             self.keys = keys
             self.payload = np.concatenate([self.payload, np.zeros_like(self.payload)])
+            self.chain = np.concatenate([self.chain, np.full_like(self.chain, -1)])
             self.pool = np.concatenate([self.pool, np.arange(capacity, 2 * capacity, dtype=np.int64)])
         self._renumber_keys()
         self._bind()
 
     def _renumber_keys(self) -> None:
-        """Renumber the live events' sequence keys 0.. in their (time, seq) order and repack
-        them for the heap's capacity. Sorted keys are a valid heap, and the relative order
-        of every pair of events, live or future, stays as it was."""
+        """Renumber the live receipts' seqs 0.. in their order and repack the heap keys for
+        the heap's capacity. A heap entry stands for its run (the receipts linked after
+        it, with consecutive seqs), so it gets the run's length in numbers. The order of
+        every pair of receipts, live or future, stays as it was, so the heap stays valid."""
         old_bits = int(self.scalars[k.S_IDX_BITS])
         bits = max(1, (self.pool.shape[0] - 1).bit_length())
         if 2 * bits + 2 > _KEY_BITS:  # renumbering must leave room for more events than fit
             raise MemoryError(f"the gossip event heap outgrew {1 << bits:,} events")
         n = int(self.scalars[k.S_HEAP])
         live = self.keys[2 * k.ROOT:2 * (k.ROOT + n)].reshape(n, 2)
-        order = np.lexsort((live[:, 1], live[:, 0]))
-        idx = live[order, 1] & ((1 << old_bits) - 1)
-        live[:, 0] = live[order, 0]
-        live[:, 1] = (np.arange(n, dtype=np.int64) << bits) | idx
-        self.scalars[k.S_SEQ] = n
+        idx = live[:, 1] & ((1 << old_bits) - 1)
+        length = np.ones(n, dtype=np.int64)
+        after = self.chain[2 * idx]
+        while (more := after >= 0).any():
+            length += more
+            after[more] = self.chain[2 * after[more]]
+        order = np.argsort(live[:, 1] >> old_bits)
+        first = np.empty(n, dtype=np.int64)
+        first[order] = np.cumsum(length[order]) - length[order]
+        live[:, 1] = (first << bits) | idx
+        self.scalars[k.S_SEQ] = int(length.sum())
         self.scalars[k.S_IDX_BITS] = bits
         self.scalars[k.S_SEQ_LIMIT] = 1 << (_KEY_BITS - bits)
 
