@@ -16,7 +16,10 @@ code on disk), and all state lives in plain numpy arrays owned by ``GossipState`
 The event queue is a 4-ary min-heap of 16-byte keys ``(t, seq << idx_bits | idx)``: time,
 then insertion sequence, decide the order, and ``idx`` names the event's row in a separate
 payload array (node, slot, sender, hops and type), so a sift moves two words instead of a
-whole event, and a node's four children share one cache line (see ``GossipState``).
+whole event, and a node's four children share one cache line (see ``GossipState``). A
+forward's receipts that arrive in send order share one heap entry (a *run*, below). The
+hot loop is written for speed: branch-free child selection, counters in locals, flat
+arrays with unsigned indices; the comments at each say why.
 
 Randomness is not drawn here: link variations use uniform draws and node processing uses
 draws that Python refills from its own seeded generators, so results stay deterministic.
@@ -69,6 +72,7 @@ P_NODE, P_SLOT, P_SENDER, P_HOPS_TYPE = range(4)
 # a receipt puts its successor (time, seq + 1) in its place. The heap holds about one entry
 # per forward instead of one per receipt, so sifts are shorter and stay in L1 cache, and
 # the order of events is exactly that of one heap entry per receipt.
+
 # Rows of per-node state (int64[4, nodes]).
 N_CPU, N_UPLINK, N_UP, N_COLOUR = range(4)
 # Rows of per-slot state (int64[5, slots]).
@@ -203,8 +207,8 @@ def _pop(keys: np.ndarray, n: int) -> int:
 
 
 @nb.njit(cache=True)
-def inject(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, chain: np.ndarray, scalars: np.ndarray,
-           slots: np.ndarray, seen: np.ndarray, free_slots: np.ndarray,
+def inject(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, chain: np.ndarray,
+           scalars: np.ndarray, slots: np.ndarray, seen: np.ndarray, free_slots: np.ndarray,
            t: int, node: int, item: int, kind: int, size: int) -> int:
     """Start gossip of an item at ``node`` (a receipt from nobody, hop 0).
 
