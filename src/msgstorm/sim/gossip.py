@@ -28,13 +28,17 @@ _HEAP_ENTRIES = 1 << 12
 _KEY_BITS = 62
 
 
-def _heap_keys(entries: int) -> np.ndarray:
-    """Zeroed keys for a heap of ``entries`` (int64[2 * (kernel.ROOT + entries)]), 64-byte
-    aligned, so that the kernel's four sibling entries share one cache line."""
-    size = 2 * (k.ROOT + entries)
+def _aligned(size: int) -> np.ndarray:
+    """Zeroed int64[size], 64-byte aligned: the kernel's four sibling heap entries, or one
+    payload row, then never straddle two cache lines."""
     raw = np.zeros(size + 8, dtype=np.int64)
     skip = (-raw.ctypes.data % 64) // 8
     return raw[skip:skip + size]
+
+
+def _heap_keys(entries: int) -> np.ndarray:
+    """Zeroed keys for a heap of ``entries``: int64[2 * (kernel.ROOT + entries)]."""
+    return _aligned(2 * (k.ROOT + entries))
 
 
 class GossipState:
@@ -47,12 +51,11 @@ class GossipState:
         self.scalars = np.zeros(k.N_SCALARS, dtype=np.int64)
         self.scalars[k.S_STRIDE] = delivery_stride
         self.scalars[k.S_BUDGET] = delivery_budget
-        # The event heap: keys (time, sequence and payload row), the payload rows with
-        # their links to the next receipt of a run (see the kernel), and the free rows
+        # The event heap: keys (time, sequence and payload row), the payload rows (with
+        # their links to the next receipt of a run, see the kernel), and the free rows
         # (pool[rows taken:]).
         self.keys = _heap_keys(_HEAP_ENTRIES)
-        self.payload = np.zeros(4 * _HEAP_ENTRIES, dtype=np.int32)
-        self.chain = np.full(2 * _HEAP_ENTRIES, -1, dtype=np.int64)
+        self.payload = _aligned(4 * _HEAP_ENTRIES)
         self.pool = np.arange(_HEAP_ENTRIES, dtype=np.int64)
         self._renumber_keys()
         self.nodes = np.zeros((4, n), dtype=np.int64)
@@ -119,7 +122,7 @@ class GossipState:
 
     def inject(self, t: int, node: int, item: int, kind: int, size: int) -> None:
         """Start gossip of an item at ``node`` at ``t``."""
-        while k.inject(self.keys, self.payload, self.pool, self.chain, self.scalars, self.slots, self.seen,
+        while k.inject(self.keys, self.payload, self.pool, self.scalars, self.slots, self.seen,
                        self.free_slots, t, node, item, kind, size) < 0:
             if self.scalars[k.S_FREE] == 0:
                 self._grow_slots()
@@ -165,7 +168,7 @@ class GossipState:
 
     def _bind(self) -> None:
         """The kernel's array arguments, rebuilt whenever an array is replaced."""
-        self._args = (self.max_degree, self.keys, self.payload, self.pool, self.chain, self.scalars, self.nodes,
+        self._args = (self.max_degree, self.keys, self.payload, self.pool, self.scalars, self.nodes,
                       self.slots, self.seen, self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,
                       self.fwd_model, self.fwd_param, self.uniform, self.processing,
                       self.tx_ns_per_byte, self.deg_nodes, self.deg_params, self.deliveries)
@@ -189,8 +192,9 @@ class GossipState:
             keys = _heap_keys(2 * capacity)
             keys[:self.keys.shape[0]] = self.keys
             self.keys = keys
-            self.payload = np.concatenate([self.payload, np.zeros_like(self.payload)])
-            self.chain = np.concatenate([self.chain, np.full_like(self.chain, -1)])
+            payload = _aligned(2 * self.payload.shape[0])
+            payload[:self.payload.shape[0]] = self.payload
+            self.payload = payload
             self.pool = np.concatenate([self.pool, np.arange(capacity, 2 * capacity, dtype=np.int64)])
         self._renumber_keys()
         self._bind()
@@ -208,10 +212,10 @@ class GossipState:
         live = self.keys[2 * k.ROOT:2 * (k.ROOT + n)].reshape(n, 2)
         idx = live[:, 1] & ((1 << old_bits) - 1)
         length = np.ones(n, dtype=np.int64)
-        after = self.chain[2 * idx]
+        after = self.payload[4 * idx + k.P_NEXT]
         while (more := after >= 0).any():
             length += more
-            after[more] = self.chain[2 * after[more]]
+            after[more] = self.payload[4 * after[more] + k.P_NEXT]
         order = np.argsort(live[:, 1] >> old_bits)
         first = np.empty(n, dtype=np.int64)
         first[order] = np.cumsum(length[order]) - length[order]

@@ -38,7 +38,7 @@ __all__ = [
     "MODEL_CODES", "S_HEAP", "S_SEQ", "S_FREE", "S_UNIF", "S_PROC", "S_DELIV", "S_BUDGET",
     "S_STRIDE", "S_NOW", "S_STEPS", "S_NT", "S_NNODE", "S_NSLOT", "S_NSENDER", "S_NHOPS",
     "S_NDEG", "S_RECEIPTS", "S_BLOCK_RECEIPTS", "S_NEXT", "S_NITEM", "S_NKIND",
-    "S_IDX_BITS", "S_SEQ_LIMIT", "S_ROWS", "ROOT", "run_until", "inject",
+    "S_IDX_BITS", "S_SEQ_LIMIT", "S_ROWS", "ROOT", "P_NEXT", "run_until", "inject",
 ]
 
 # Event types.
@@ -63,12 +63,16 @@ N_SCALARS = 24
 # indexes a 2-D array with a multiply by its row length and a negative-index check, both
 # on the critical path of a sift.)
 ROOT = 3
-# Payload fields (int32[4 * capacity], row idx at 4 * idx); the type is the low bit of
-# P_HOPS_TYPE. ``pool[rows:]`` lists the free rows (S_ROWS rows are taken).
-P_NODE, P_SLOT, P_SENDER, P_HOPS_TYPE = range(4)
+# Payload rows (int64[4 * capacity], row idx at 4 * idx, 32 bytes: an event's fields come
+# with one cache line): P_NEXT and P_NEXT_T (below), node | slot << 32, and
+# (sender + 1) | hops << 33 | type << 32. ``pool[rows:]`` lists the free rows (S_ROWS rows
+# are taken).
+P_NEXT, P_NEXT_T, P_NODE_SLOT, P_SENDER_HOPS = range(4)
+LOW32 = 0xFFFFFFFF
 # Runs: the receipts one forward sends, in send order, get consecutive seqs; while their
 # arrival times do not decrease, only the first of them is in the heap, and each row links
-# to the next (``chain[2 * idx]``: its row or -1, ``chain[2 * idx + 1]``: its time). Popping
+# to the next (P_NEXT: its row or -1, P_NEXT_T: its time, kept here rather than in its own
+# row so that one cache line gives both). Popping
 # a receipt puts its successor (time, seq + 1) in its place. The heap holds about one entry
 # per forward instead of one per receipt, so sifts are shorter and stay in L1 cache, and
 # the order of events is exactly that of one heap entry per receipt.
@@ -97,7 +101,7 @@ def _set_key(keys: np.ndarray, i: int, t: int, key: int) -> None:
 
 @nb.njit(cache=True, inline="always")
 def _field(payload: np.ndarray, idx: int, field: int) -> int:
-    return int(payload[nb.uint64(4 * idx + field)])
+    return payload[nb.uint64(4 * idx + field)]  # type: ignore[no-any-return]
 
 
 @nb.njit(cache=True)
@@ -181,13 +185,11 @@ def _sift_down_to_leaf(keys: np.ndarray, n: int, t: int, key: int) -> None:
 
 
 @nb.njit(cache=True, inline="always")
-def _write_row(payload: np.ndarray, chain: np.ndarray, idx: int,
+def _write_row(payload: np.ndarray, idx: int,
                etype: int, node: int, slot: int, sender: int, hops: int) -> None:
-    payload[nb.uint64(4 * idx + P_NODE)] = node
-    payload[nb.uint64(4 * idx + P_SLOT)] = slot
-    payload[nb.uint64(4 * idx + P_SENDER)] = sender
-    payload[nb.uint64(4 * idx + P_HOPS_TYPE)] = (hops << 1) | etype
-    chain[nb.uint64(2 * idx)] = -1
+    payload[nb.uint64(4 * idx + P_NEXT)] = -1
+    payload[nb.uint64(4 * idx + P_NODE_SLOT)] = node | (slot << 32)
+    payload[nb.uint64(4 * idx + P_SENDER_HOPS)] = (sender + 1) | (((hops << 1) | etype) << 32)
 
 
 @nb.njit(cache=True, inline="always")
@@ -207,7 +209,7 @@ def _pop(keys: np.ndarray, n: int) -> int:
 
 
 @nb.njit(cache=True)
-def inject(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, chain: np.ndarray,
+def inject(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
            scalars: np.ndarray, slots: np.ndarray, seen: np.ndarray, free_slots: np.ndarray,
            t: int, node: int, item: int, kind: int, size: int) -> int:
     """Start gossip of an item at ``node`` (a receipt from nobody, hop 0).
@@ -228,7 +230,7 @@ def inject(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, chain: np.nd
     slots[SL_FORWARD, slot] = 1
     seen[slot, :] = 0
     idx = pool[rows]
-    _write_row(payload, chain, idx, RECV, node, slot, -1, 0)
+    _write_row(payload, idx, RECV, node, slot, -1, 0)
     _sift_up(keys, n, t, (seq << scalars[S_IDX_BITS]) | idx)
     scalars[S_ROWS] = rows + 1
     scalars[S_HEAP] = n + 1
@@ -288,7 +290,7 @@ def _degrade(d: int, node: int, peer: int, n_deg: int, deg_nodes: np.ndarray, de
 
 @nb.njit(cache=True)
 def _forward(t: int, node: int, slot: int, sender: int, hops: int,
-             keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, chain: np.ndarray,
+             keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
              n: int, rows: int, seq: int, idx_bits: int, unif: int, nodes: np.ndarray, slots: np.ndarray,
              fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
              fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
@@ -323,10 +325,10 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
             arrive = t + d
         idx = pool[nb.uint64(rows)]
         rows += 1
-        _write_row(payload, chain, idx, RECV, peer, slot, node, hops)
+        _write_row(payload, idx, RECV, peer, slot, node, hops)
         if last >= 0 and arrive >= last_t:  # extends the run: seq is the tail's + 1
-            chain[nb.uint64(2 * last)] = idx
-            chain[nb.uint64(2 * idx + 1)] = arrive
+            payload[nb.uint64(4 * last + P_NEXT)] = idx
+            payload[nb.uint64(4 * last + P_NEXT_T)] = arrive
         else:
             _sift_up(keys, n, arrive, (seq << idx_bits) | idx)
             n += 1
@@ -342,7 +344,7 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
 
 @nb.njit(cache=True)
 def run_until(until: int, max_degree: int,
-              keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, chain: np.ndarray,
+              keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
               scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
               seen: np.ndarray, free_slots: np.ndarray, watch: np.ndarray,
               fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
@@ -400,10 +402,13 @@ def run_until(until: int, max_degree: int,
             break
         key = _key_seq(keys, 0)
         idx = key & idx_mask
-        node = _field(payload, idx, P_NODE)
-        slot = _field(payload, idx, P_SLOT)
-        sender = _field(payload, idx, P_SENDER)
-        hops_type = _field(payload, idx, P_HOPS_TYPE)
+        node_slot = _field(payload, idx, P_NODE_SLOT)
+        sender_hops = _field(payload, idx, P_SENDER_HOPS)
+        after = _field(payload, idx, P_NEXT)
+        node = node_slot & LOW32
+        slot = node_slot >> 32
+        sender = (sender_hops & LOW32) - 1
+        hops_type = sender_hops >> 32
         hops = hops_type >> 1
         now = t
         steps += 1
@@ -424,21 +429,20 @@ def run_until(until: int, max_degree: int,
                     # The validation completes at ``done``; keep the slot alive until then.
                     # It takes the receipt's place: the root's payload row and one sift down
                     # instead of a pop and a push; the rest of the run goes back in.
-                    after = chain[nb.uint64(2 * idx)]
-                    payload[nb.uint64(4 * idx + P_HOPS_TYPE)] = (hops << 1) | VALIDATED
-                    chain[nb.uint64(2 * idx)] = -1
+                    after_t = _field(payload, idx, P_NEXT_T)
+                    payload[nb.uint64(4 * idx + P_SENDER_HOPS)] = sender_hops | (VALIDATED << 32)
+                    payload[nb.uint64(4 * idx + P_NEXT)] = -1
                     _sift_down(keys, n, done, (seq << idx_bits) | idx)
                     seq += 1
                     if after >= 0:
-                        _sift_up(keys, n, chain[nb.uint64(2 * after + 1)],
+                        _sift_up(keys, n, after_t,
                                  (((key >> idx_bits) + 1) << idx_bits) | after)
                         n += 1
                     continue
-            after = chain[nb.uint64(2 * idx)]
             if after >= 0:
                 # The next receipt of the run takes this one's place; it is due soon after
                 # (a serialisation time later), so it sifts down from the top.
-                _sift_down(keys, n, chain[nb.uint64(2 * after + 1)],
+                _sift_down(keys, n, _field(payload, idx, P_NEXT_T),
                            (((key >> idx_bits) + 1) << idx_bits) | after)
             else:
                 n = _pop(keys, n)
@@ -467,7 +471,7 @@ def run_until(until: int, max_degree: int,
             else:
                 notify = True
             if slots[SL_FORWARD, slot] != 0:
-                n, rows, seq, unif = _forward(t, node, slot, sender, hops + 1, keys, payload, pool, chain,
+                n, rows, seq, unif = _forward(t, node, slot, sender, hops + 1, keys, payload, pool,
                                               n, rows, seq, idx_bits, unif, nodes, slots, fwd_ptr, fwd_idx, fwd_base,
                                         fwd_model, fwd_param, uniform, tx_ns_per_byte, n_deg,
                                         deg_nodes, deg_params)
