@@ -43,3 +43,18 @@ def test_quickstart_runs_clean(tmp_path) -> None:
     result = msgstorm.run(msgstorm.load_scenario(EXAMPLES / "quickstart.toml"), tmp_path)
     assert result.summary["messages"]["committed"] == result.summary["messages"]["sent"] > 20_000
     assert all(slo["verdict"] == "pass" for slo in result.summary["slo"])
+
+
+def test_matching_engine_runs_compiled_and_finds_its_capacity(tmp_path) -> None:
+    from msgstorm.sim.policies import FifoPolicy
+    from msgstorm.sim.solo import solo_plan
+
+    scenario = msgstorm.load_scenario(EXAMPLES / "matching-engine.toml")
+    assert solo_plan(scenario, 1, FifoPolicy()) is not None  # the compiled one-node loop runs it
+    result = msgstorm.run(scenario, tmp_path)
+    summary = result.summary
+    # Lognormal service, median 40us, sigma 0.5: mean 45.3us, 22,060 orders/s at full use;
+    # the ramp steps by 2,000/s, so the last stable step is 20,000 or 22,000/s.
+    assert 19_000 <= summary["capacity"]["knee_rate_per_s"] <= 22_100
+    assert summary["failure_threshold"]["rate_per_s"] > summary["capacity"]["knee_rate_per_s"]
+    assert summary["messages"]["committed"] == summary["messages"]["sent"] > 700_000
