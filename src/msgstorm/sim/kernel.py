@@ -342,7 +342,11 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
     return n, rows, seq, unif
 
 
-@nb.njit(cache=True)
+# error_model="numpy": no ZeroDivisionError path for ``item % stride`` (stride > 0 is
+# tested first, and it is the loop's only division; the link models' divisions are in
+# _link_delay, compiled with the default model). Without that exception path the whole
+# loop compiles to faster code: ~8% more receipts per second at 1,000 nodes.
+@nb.njit(cache=True, error_model="numpy")
 def run_until(until: int, max_degree: int,
               keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
               scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
