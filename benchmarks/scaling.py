@@ -24,8 +24,13 @@ most 1,000,000 delivery rows.
 Grid:
 
 * (a) nodes 10, 100, 1,000, 10,000 at 2,000 messages (1 s of traffic);
+* the target point: 1,000 nodes at 100,000 messages (~680M receipts), which should run at
+  5M receipts per wall second or more (a line after the tables says whether it did;
+  ``--skip-target`` leaves it out, ``--quick`` too);
 * (b) messages 10^4 .. 10^7 at 10 nodes (the 10^7 point is 5,000 s of virtual time and
   runs last; ``--max-messages`` caps the grid).
+
+``--points 1000:100000 10:1000000`` runs just the points given.
 
 What the times mean:
 
@@ -70,6 +75,9 @@ NODES_GRID_MESSAGES = 2_000
 MESSAGES_GRID = (10_000, 100_000, 1_000_000, 10_000_000)
 MESSAGES_GRID_NODES = 10
 MAX_DELIVERIES = 1_000_000  # history.max_deliveries; --max-deliveries changes it
+# The throughput target: at least 5M receipts per wall second at 1,000 nodes, 100k messages.
+TARGET_POINT = (1_000, 100_000)
+TARGET_RECEIPTS_PER_S = 5_000_000
 
 SCENARIO_TOML = """
 [run]
@@ -318,6 +326,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="nodes up to 1,000, messages up to 10^5")
     parser.add_argument("--skip-cli", action="store_true", help="skip the cold/warm `msgstorm run` timing")
     parser.add_argument("--skip-nodes", action="store_true", help="skip the network-size grid")
+    parser.add_argument("--skip-target", action="store_true",
+                        help="skip the target point (1,000 nodes, 100k messages: ~1.5 min)")
+    parser.add_argument("--points", nargs="+", metavar="NODES:MESSAGES",
+                        help="run only these points, e.g. --points 1000:100000 10000:1000")
     parser.add_argument("--no-split", action="store_true", help="no kernel/traffic timers in the children")
     parser.add_argument("--max-deliveries", type=int, default=MAX_DELIVERIES,
                         help=f"history.max_deliveries of the scenario (default {MAX_DELIVERIES:,})")
@@ -345,7 +357,11 @@ def main() -> None:
     messages_grid = sorted(m for m in MESSAGES_GRID
                            if m <= args.max_messages and (not args.quick or m <= 100_000))
     grid = [] if args.skip_nodes else [(n, NODES_GRID_MESSAGES) for n in nodes_grid]
+    if not (args.skip_target or args.quick):
+        grid.append(TARGET_POINT)
     grid += [(MESSAGES_GRID_NODES, m) for m in messages_grid]  # largest last
+    if args.points:
+        grid = [(int(n), int(m)) for n, m in (point.split(":") for point in args.points)]
     print(f"\nsimulator scaling: {RATE_PER_S:,}/s Poisson from random nodes, 1 region, 1 ms links, "
           f"20 us processing, mesh 8/16, blocks 1 s, deliveries capped at {args.max_deliveries:,} rows; "
           f"one fresh subprocess per row\n", flush=True)
@@ -367,6 +383,12 @@ def main() -> None:
     if any(r["kernel_compiled"] for r in rows):
         print("\n(a 'yes' means the numba cache did not match the kernel source, e.g. because it was "
               "edited during the benchmark; the compile fell in the untimed warm-up)")
+    for r in rows:
+        if (r["nodes"], round(r["messages"], -4)) == TARGET_POINT:
+            rate = r["receipts"] / r["wall_s"]
+            print(f"\ntarget: >= {TARGET_RECEIPTS_PER_S:,} receipts/s at {TARGET_POINT[0]:,} nodes, "
+                  f"{TARGET_POINT[1]:,} messages: {'met' if rate >= TARGET_RECEIPTS_PER_S else 'NOT MET'} "
+                  f"({rate:,.0f}/s)")
     slope = rss_per_million(rows)
     if slope:
         print(f"\n{slope}")
