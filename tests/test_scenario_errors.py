@@ -48,6 +48,10 @@ def _write(tmp_path: Path, text: str) -> Path:
     ('{ process = "poisson", rate = "100/s" }',
      '{ process = "replay", path = "no-such-file.csv" }', 11, "agents[0].arrival.path", "not found"),
     ('nodes_per_region = 2', 'nodes_per_region = -2', 7, "network.nodes_per_region", "greater than or equal"),
+    ('rate = "100/s" }', 'rate = "100/s" }\nfee = { dist = "normal", mean = inf, std = 1.0 }', 12,
+     "agents[0].fee.mean", "finite number"),
+    ('nodes_per_region = 2', 'nodes_per_region = 2\n[blocks]\ngas = { order = -5 }', 9, "blocks.gas.order",
+     "greater than or equal"),
 ])
 def test_bad_scenario_names_file_line_and_field(tmp_path, old, new, line, field, words) -> None:
     assert old in GOOD

@@ -49,7 +49,7 @@ BandwidthBps = Annotated[float, BeforeValidator(parse_bandwidth_bps)]
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --- run ---------------------------------------------------------------------------------
@@ -125,7 +125,7 @@ class BlocksSpec(_Spec):
     interval: DurationNs = Field(default=500_000_000, gt=0)
     max_messages: int = Field(default=5000, ge=1)
     max_gas: int | None = Field(default=None, ge=1)
-    gas: dict[MessageKind, int] = Field(default_factory=dict)
+    gas: dict[MessageKind, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
     quorum: Fraction = 0.67
     header_size: int = Field(default=500, ge=0)
 

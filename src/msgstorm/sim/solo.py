@@ -15,9 +15,11 @@ and events, the same end-of-run check every 1,024 events — so both write the s
 
 Why compiled: per message the Python engine spends about 4 us in interpreter overhead
 (records, heap tuples, method calls) on about 20 arithmetic steps; numba runs them in
-tens of nanoseconds. Per-message state lives in a ring of int64 records (one row of fields per message, so a
-message's updates touch one or two cache lines) indexed by ``msg_id & mask`` that holds the messages not yet settled, so memory follows what is in
-flight; settled messages leave through a log that ``SoloSequencer`` turns into rows.
+tens of nanoseconds. Per-message state is a table of int64 records, one row of fields per
+message (its updates touch one or two cache lines). A message takes a free row when it
+is added and gives it back once it has settled and its row has been copied out, so the
+table holds the messages not yet settled, however old: memory follows what is in flight.
+Settled messages leave through a log that ``SoloSequencer`` turns into history rows.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import numba as nb
 import numpy as np
 
+from msgstorm.scenario.distributions import Constant
 from msgstorm.scenario.schema import MESSAGE_KINDS, DropTail, Scenario, Shed, Unbounded
 from msgstorm.sim.backpressure import HYSTERESIS
 from msgstorm.sim.sampling import Sampler
@@ -60,11 +63,15 @@ from msgstorm.sim.state import (
 __all__ = ["SoloPlan", "SoloSequencer", "solo_plan"]
 
 # Return codes of ``advance``.
+# END: nothing is left before the hard stop; STOP: everything settled (the early end).
 NEED_BATCH, END, STOP, YIELD, GROW, REFILL = 0, 1, 2, 3, 4, 5
-# Event types on the heap (int64[capacity, 4]: t, insertion number, type, msg).
+# Event types on the event heap (keys: time, ties: insertion number, values: msg << 2 | type).
 E_TICK, E_SAMPLE, E_VALIDATED, E_SERVICE_DONE = 0, 1, 2, 3
-# Codes in the event log (int64[5, n]: t, code, height, a, b; float64 value).
-EV_BLOCK_PRODUCED, EV_BLOCK_COMMITTED, EV_QUEUE_DEPTH, EV_QUEUE_DEPTH_MAX, EV_BLOCK_BACKLOG, EV_BACKPRESSURE = range(6)
+# Codes in the event log (int64[5, n]: t, code, height, a, b; float64 value). a and b are
+# the block's gas and bytes for EV_BLOCK_PRODUCED, and a is 1 (engaged) or 0 (released)
+# for EV_BACKPRESSURE; other codes leave them 0.
+(EV_BLOCK_PRODUCED, EV_BLOCK_COMMITTED, EV_QUEUE_DEPTH, EV_QUEUE_DEPTH_MAX, EV_BLOCK_BACKLOG,
+ EV_BACKPRESSURE) = range(6)
 # Parameters (int64).
 (P_WORKERS, P_BLOCK, P_SAMPLE, P_NEVER, P_END_OF_TRAFFIC, P_MAX_MESSAGES, P_MAX_GAS, P_HEADER,
  P_SERVICE_CONST, P_PROCESSING_CONST, P_STRIDE, P_KEY_FEE, P_WATCH_DEPTH, P_ENGAGE_AT,
@@ -73,9 +80,10 @@ N_PARAMS = 18
 # Scalars (int64).
 (S_NOW, S_EID, S_HEAP, S_DEPTH, S_ARRIVALS, S_BUSY, S_SEQ_HEAD, S_SEQ_TAIL, S_NEXT_SEQ, S_HEIGHT,
  S_CPU, S_SERVICE_I, S_PROCESSING_I, S_DEPTH_MAX, S_STEPS, S_SETTLED, S_EVENTS, S_DELIVERED,
- S_DELIVERY_BUDGET, S_SEND_I, S_TERMINAL, S_COUNT, S_ENGAGED, S_VALIDATING) = range(24)
-N_SCALARS = 24
+ S_DELIVERY_BUDGET, S_SEND_I, S_TERMINAL, S_COUNT, S_ENGAGED) = range(23)
+N_SCALARS = 23
 FIELDS = WHERE + 1
+_FREE = -2  # WHERE of a record row that holds no message
 _YIELD_EVERY = 1 << 16
 
 
@@ -92,26 +100,48 @@ class SoloPlan:
     protected: tuple[bool, ...]  # per kind: never dropped
 
 
+# Times and sizes the compiled loop takes: below this, a sum of two stays within int64.
+_INT_LIMIT = 1 << 62
+
+
+def _fits_int64(scenario: Scenario) -> bool:
+    """Whether the loop's int64 arithmetic can hold this scenario's values exactly (the
+    Python loop's integers cannot overflow; absurd values, such as an interval of 300
+    years meaning "never", go there)."""
+    run, blocks, seq, network = scenario.run, scenario.blocks, scenario.sequencer, scenario.network
+    gas = max([21_000, *blocks.gas.values()])
+    values = [run.duration + run.drain, run.sample_interval, blocks.interval, blocks.header_size,
+              blocks.max_messages * (gas + (1 << 31))]  # a block's gas and bytes
+    if blocks.max_gas is not None:
+        values.append(blocks.max_gas)
+    for dist in (seq.service, network.processing):
+        if isinstance(dist, Constant):
+            values.append(round(dist.value))
+    return all(0 <= value < _INT_LIMIT for value in values)
+
+
 def solo_plan(scenario: Scenario, nodes: int, policy: Any) -> SoloPlan | None:
     """The plan for a scenario the compiled loop runs exactly, or None (Python loop).
 
     Accepted: one node, no faults, backpressure that only drops (unbounded, drop_tail,
-    shed), and a queue policy that declares a static ``order_key`` ("arrival" or "fee").
+    shed), a queue policy that declares a static ``order_key`` ("arrival" or "fee"), and
+    times and sizes that int64 arithmetic holds (see ``_fits_int64``).
     """
-    if nodes != 1 or scenario.faults:
+    if nodes != 1 or scenario.faults or not _fits_int64(scenario):
         return None
     key = getattr(policy, "order_key", None)
     if key not in ("arrival", "fee"):
         return None
     kinds = len(MESSAGE_KINDS)
     spec = scenario.backpressure
-    never = 1 << 62
+    fee = key == "fee"
+    idle = bool(getattr(policy, "work_conserving", False))
     if isinstance(spec, Unbounded):
-        return SoloPlan(key == "fee", bool(getattr(policy, "work_conserving", False)), False, never,
-                        ("normal", "normal"), (never,) * kinds, (False,) * kinds)
+        return SoloPlan(fee, idle, False, _INT_LIMIT, ("normal", "normal"), (_INT_LIMIT,) * kinds,
+                        (False,) * kinds)
     if isinstance(spec, DropTail):
-        return SoloPlan(key == "fee", bool(getattr(policy, "work_conserving", False)), True, spec.capacity,
-                        ("normal", "dropping"), (spec.capacity,) * kinds, (False,) * kinds)
+        return SoloPlan(fee, idle, True, spec.capacity, ("normal", "dropping"), (spec.capacity,) * kinds,
+                        (False,) * kinds)
     if isinstance(spec, Shed):
         limit = [spec.capacity] * kinds
         for kind, level in spec.levels.items():
@@ -119,107 +149,63 @@ def solo_plan(scenario: Scenario, nodes: int, policy: Any) -> SoloPlan | None:
         protected = tuple(kind in spec.protect for kind in MESSAGE_KINDS)
         sheddable = [lim for lim, guarded in zip(limit, protected) if not guarded]
         lowest = min(sheddable) if sheddable else spec.capacity
-        return SoloPlan(key == "fee", bool(getattr(policy, "work_conserving", False)), True, lowest,
-                        ("normal", "shedding"), tuple(limit), protected)
+        return SoloPlan(fee, idle, True, lowest, ("normal", "shedding"), tuple(limit), protected)
     return None  # suspend holds senders, EIP-1559 prices admission: the Python loop does these
 
 
 # --- the compiled loop ---------------------------------------------------------------------
 # ``advance`` keeps the loop's state in local variables, loaded from ``sc`` on entry and
 # stored back at its one exit: numba cannot tell the int64 arrays apart, so state kept in
-# ``sc`` would be reloaded from memory after every store to the heap or the ring.
+# ``sc`` would be reloaded from memory after every store to the heap or the records.
 
 
 @nb.njit(cache=True, inline="always")
-def _heap_push(heap: np.ndarray, n: int, t: int, eid: int, etype: int, msg: int) -> None:
-    """Add an event to a heap of ``n`` rows ordered by (t, eid); the caller counts it."""
+def _heap_push(keys: np.ndarray, ties: np.ndarray, values: np.ndarray, n: int, key: Any, tie: int,
+               value: int) -> None:
+    """Add ``value`` to a binary heap of ``n`` entries ordered by (key, tie); the caller
+    counts it. Two heaps use it: the events (key: time, tie: insertion number) and the
+    policy queue (key: 0 for FIFO or minus the fee, tie: arrival number)."""
     i = n
     while i > 0:
         parent = (i - 1) >> 1
-        pt = heap[parent, 0]
-        if pt < t or (pt == t and heap[parent, 1] < eid):
+        if keys[parent] < key or (keys[parent] == key and ties[parent] < tie):
             break
-        heap[i, 0] = pt
-        heap[i, 1] = heap[parent, 1]
-        heap[i, 2] = heap[parent, 2]
-        heap[i, 3] = heap[parent, 3]
+        keys[i] = keys[parent]
+        ties[i] = ties[parent]
+        values[i] = values[parent]
         i = parent
-    heap[i, 0] = t
-    heap[i, 1] = eid
-    heap[i, 2] = etype
-    heap[i, 3] = msg
+    keys[i] = key
+    ties[i] = tie
+    values[i] = value
 
 
 @nb.njit(cache=True, inline="always")
-def _heap_pop(heap: np.ndarray, n: int) -> None:
-    """Remove the top of a heap of ``n`` rows (the caller has read it and counts it)."""
-    last = n - 1
-    if last == 0:
-        return
-    t = heap[last, 0]
-    eid = heap[last, 1]
-    i = 0
-    while True:
-        child = 2 * i + 1
-        if child >= last:
-            break
-        right = child + 1
-        if right < last and (heap[right, 0] < heap[child, 0]
-                             or (heap[right, 0] == heap[child, 0] and heap[right, 1] < heap[child, 1])):
-            child = right
-        if t < heap[child, 0] or (t == heap[child, 0] and eid < heap[child, 1]):
-            break
-        for col in range(4):
-            heap[i, col] = heap[child, col]
-        i = child
-    for col in range(4):
-        heap[i, col] = heap[last, col]
-
-
-@nb.njit(cache=True, inline="always")
-def _queue_push(qkey: np.ndarray, qarr: np.ndarray, qmsg: np.ndarray, n: int, key: float,
-                arrival: int, msg: int) -> None:
-    """The policy queue: a binary heap on (key, arrival); FIFO is key 0 for everyone."""
-    i = n
-    while i > 0:
-        parent = (i - 1) >> 1
-        if qkey[parent] < key or (qkey[parent] == key and qarr[parent] < arrival):
-            break
-        qkey[i] = qkey[parent]
-        qarr[i] = qarr[parent]
-        qmsg[i] = qmsg[parent]
-        i = parent
-    qkey[i] = key
-    qarr[i] = arrival
-    qmsg[i] = msg
-
-
-@nb.njit(cache=True, inline="always")
-def _queue_pop(qkey: np.ndarray, qarr: np.ndarray, qmsg: np.ndarray, n: int) -> int:
-    top = int(qmsg[0])
+def _heap_pop(keys: np.ndarray, ties: np.ndarray, values: np.ndarray, n: int) -> int:
+    """Remove and return the top value of a heap of ``n`` entries; the caller counts it."""
+    top = int(values[0])
     last = n - 1
     if last == 0:
         return top
-    key = qkey[last]
-    arrival = qarr[last]
+    key = keys[last]
+    tie = ties[last]
     i = 0
     while True:
         child = 2 * i + 1
         if child >= last:
             break
         right = child + 1
-        if right < last and (qkey[right] < qkey[child]
-                             or (qkey[right] == qkey[child] and qarr[right] < qarr[child])):
+        if right < last and (keys[right] < keys[child]
+                             or (keys[right] == keys[child] and ties[right] < ties[child])):
             child = right
-        if key < qkey[child] or (key == qkey[child] and arrival < qarr[child]):
+        if key < keys[child] or (key == keys[child] and tie < ties[child]):
             break
-        qkey[i] = qkey[child]
-        qarr[i] = qarr[child]
-        qmsg[i] = qmsg[child]
+        keys[i] = keys[child]
+        ties[i] = ties[child]
+        values[i] = values[child]
         i = child
-    qkey[i] = key
-    qarr[i] = arrival
-    qmsg[i] = qmsg[last]
+    keys[i] = key
+    ties[i] = tie
+    values[i] = values[last]
     return top
 
 
@@ -236,11 +222,12 @@ def _log_event(elog: np.ndarray, evalue: np.ndarray, i: int, t: int, code: int, 
 
 
 @nb.njit(cache=True)
-def advance(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, qkey: np.ndarray, qarr: np.ndarray,
-            qmsg: np.ndarray, seqring: np.ndarray, ring: np.ndarray, fees: np.ndarray,
-            slog: np.ndarray, elog: np.ndarray, evalue: np.ndarray, dlog: np.ndarray,
-            service: np.ndarray, processing: np.ndarray, gas_of: np.ndarray, limit: np.ndarray,
-            protected: np.ndarray, send_t: np.ndarray) -> int:
+def advance(p: np.ndarray, sc: np.ndarray, ev_t: np.ndarray, ev_eid: np.ndarray, ev_val: np.ndarray,
+            qkey: np.ndarray, qarr: np.ndarray, qrow: np.ndarray, seqring: np.ndarray,
+            records: np.ndarray, fees: np.ndarray, slog: np.ndarray, elog: np.ndarray,
+            evalue: np.ndarray, dlog: np.ndarray, service: np.ndarray, processing: np.ndarray,
+            gas_of: np.ndarray, limit: np.ndarray, protected: np.ndarray, send_t: np.ndarray,
+            send_row: np.ndarray) -> int:
     """Run sends and events in ShadowNetwork's order until a batch is used up, the run
     ends, or a buffer needs Python (GROW: more room; REFILL: more random draws).
 
@@ -248,11 +235,12 @@ def advance(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, qkey: np.ndarray, q
     ``_inject`` + ``_validate_alone``; an arrival at the sequencer ``_intake``; then
     ``_start_service`` / ``_serve``, ``_depth_changed``, ``_service_done``,
     ``_block_tick`` (with ``_send_vote``, ``_vote`` and ``_commit``: the node is its own
-    quorum) and ``_sample``.
+    quorum) and ``_sample``. Messages are named by their row in ``records`` (the heaps,
+    the queue, the sequenced ring and the settle log hold rows); send ``i`` is message
+    ``first_id + i`` in row ``send_row[i]``.
     """
-    mask = ring.shape[0] - 1
     seq_mask = seqring.shape[0] - 1
-    heap_cap = heap.shape[0]
+    heap_cap = ev_t.shape[0]
     queue_cap = qkey.shape[0]
     slog_cap = slog.shape[0]
     elog_cap = elog.shape[1]
@@ -303,7 +291,6 @@ def advance(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, qkey: np.ndarray, q
     terminal = sc[S_TERMINAL]
     count = sc[S_COUNT]
     engaged = sc[S_ENGAGED]
-    validating = sc[S_VALIDATING]
     work = 0
     code = END
     while True:
@@ -313,7 +300,8 @@ def advance(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, qkey: np.ndarray, q
         # Room for the largest single step: a block settles every sequenced message.
         backlog = seq_tail - seq_head
         if (hn + workers + 2 > heap_cap or depth + 1 > queue_cap or backlog + 1 > seq_mask + 1
-                or settled + backlog + 1 > slog_cap or events + 8 > elog_cap or delivered + 1 > dlog_cap):
+                or settled + backlog + 1 > slog_cap or events + 8 > elog_cap
+                or delivered + 1 > dlog_cap):
             code = GROW
             break
         if ((service_const < 0 and service_i + workers > n_service)
@@ -325,11 +313,11 @@ def advance(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, qkey: np.ndarray, q
             code = YIELD
             break
         t_send = send_t[si] if si < sends else never
-        t_event = heap[0, 0] if hn > 0 else never
+        t_event = ev_t[0] if hn > 0 else never
         if t_send >= never and t_event >= never:
             code = END
             break
-        arrived = -1  # a message reaching the sequencer at ``t`` (_intake)
+        arrived = -1  # the row of a message reaching the sequencer at ``t`` (_intake)
         start = False  # a worker may take the next queued message (_start_service)
         direct = -1  # a message served without queueing (_intake's hand-over to _serve)
         is_event = t_send > t_event
@@ -338,8 +326,9 @@ def advance(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, qkey: np.ndarray, q
             t = t_send
             now = t
             m = first_id + si
+            row = send_row[si]
             si += 1
-            ring[m & mask, T_SENT] = t
+            records[row, T_SENT] = t
             begin = cpu if cpu > t else t
             if processing_const >= 0:
                 done = begin + processing_const
@@ -353,35 +342,32 @@ def advance(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, qkey: np.ndarray, q
                 dlog[1, delivered] = done
                 delivered += 1
             if done == t:
-                arrived = m
+                arrived = row
             else:
-                validating += 1
-                _heap_push(heap, hn, done, eid, E_VALIDATED, m)
+                _heap_push(ev_t, ev_eid, ev_val, hn, done, eid, (row << 2) | E_VALIDATED)
                 hn += 1
                 eid += 1
         else:
             t = t_event
             now = t
-            etype = heap[0, 2]
-            m = heap[0, 3]
-            _heap_pop(heap, hn)
+            value = _heap_pop(ev_t, ev_eid, ev_val, hn)
             hn -= 1
+            etype = value & 3
+            row = value >> 2
             if etype == E_SERVICE_DONE:  # _service_done
                 busy -= 1
-                slot = m & mask
-                ring[slot, SEQ_NO] = next_seq
+                records[row, SEQ_NO] = next_seq
                 next_seq += 1
-                ring[slot, T_SEQUENCED] = t
-                ring[slot, WHERE] = SEQUENCED
-                seqring[seq_tail & seq_mask] = m
+                records[row, T_SEQUENCED] = t
+                records[row, WHERE] = SEQUENCED
+                seqring[seq_tail & seq_mask] = row
                 seq_tail += 1
                 start = depth > 0
             elif etype == E_VALIDATED:  # _validated_alone
-                validating -= 1
-                arrived = m
+                arrived = row
             elif etype == E_TICK:  # _block_tick
                 if t + block_interval < never:
-                    _heap_push(heap, hn, t + block_interval, eid, E_TICK, 0)
+                    _heap_push(ev_t, ev_eid, ev_val, hn, t + block_interval, eid, E_TICK)
                     hn += 1
                     eid += 1
                 taken = 0
@@ -389,25 +375,25 @@ def advance(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, qkey: np.ndarray, q
                 size = header
                 first = seq_head
                 while seq_head < seq_tail and taken < max_messages:
-                    slot = seqring[seq_head & seq_mask] & mask
-                    g = gas_of[ring[slot, KIND]]
+                    row = seqring[seq_head & seq_mask]
+                    g = gas_of[records[row, KIND]]
                     if max_gas >= 0 and gas + g > max_gas:
                         break
                     seq_head += 1
                     taken += 1
                     gas += g
-                    size += ring[slot, SIZE]
+                    size += records[row, SIZE]
                 height += 1
-                _log_event(elog, evalue, events, t, EV_BLOCK_PRODUCED, float(taken), height, gas, size)
+                _log_event(elog, evalue, events, t, EV_BLOCK_PRODUCED, float(taken), height, gas,
+                           size)
                 events += 1
                 # The node is the whole quorum: its own vote commits the block at once.
                 for i in range(first, first + taken):
-                    mb = seqring[i & seq_mask]
-                    slot = mb & mask
-                    ring[slot, BLOCK] = height
-                    ring[slot, T_COMMITTED] = t
-                    ring[slot, WHERE] = COMMITTED
-                    slog[settled] = mb
+                    row = seqring[i & seq_mask]
+                    records[row, BLOCK] = height
+                    records[row, T_COMMITTED] = t
+                    records[row, WHERE] = COMMITTED
+                    slog[settled] = row
                     settled += 1
                 terminal += taken
                 _log_event(elog, evalue, events, t, EV_BLOCK_COMMITTED, 0.0, height, 0, 0)
@@ -420,33 +406,33 @@ def advance(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, qkey: np.ndarray, q
                     cpu = begin + processing[processing_i]
                     processing_i += 1
             else:  # E_SAMPLE: _sample
+                backlog = seq_tail - seq_head
                 _log_event(elog, evalue, events, t, EV_QUEUE_DEPTH, float(depth), 0, 0, 0)
                 _log_event(elog, evalue, events + 1, t, EV_QUEUE_DEPTH_MAX, float(depth_max), 0, 0, 0)
-                _log_event(elog, evalue, events + 2, t, EV_BLOCK_BACKLOG, float(seq_tail - seq_head), 0, 0, 0)
+                _log_event(elog, evalue, events + 2, t, EV_BLOCK_BACKLOG, float(backlog), 0, 0, 0)
                 events += 3
                 depth_max = depth
                 if t + sample_interval < never:
-                    _heap_push(heap, hn, t + sample_interval, eid, E_SAMPLE, 0)
+                    _heap_push(ev_t, ev_eid, ev_val, hn, t + sample_interval, eid, E_SAMPLE)
                     hn += 1
                     eid += 1
         depth_changed = False
         if arrived >= 0:  # _intake
-            m = arrived
-            slot = m & mask
-            ring[slot, T_RECEIVED] = t
-            kind = ring[slot, KIND]
+            row = arrived
+            records[row, T_RECEIVED] = t
+            kind = records[row, KIND]
             if protected[kind] == 0 and depth >= limit[kind]:
-                ring[slot, WHERE] = DROPPED
-                slog[settled] = m
+                records[row, WHERE] = DROPPED
+                slog[settled] = row
                 settled += 1
                 terminal += 1
             elif depth == 0 and busy < workers and serve_idle:
-                direct = m  # an idle worker and an empty queue: straight to service
+                direct = row  # an idle worker and an empty queue: straight to service
             else:
-                _queue_push(qkey, qarr, qmsg, depth, -fees[slot] if key_fee else 0.0, arrivals, m)
+                _heap_push(qkey, qarr, qrow, depth, -fees[row] if key_fee else 0.0, arrivals, row)
                 arrivals += 1
                 depth += 1
-                ring[slot, WHERE] = QUEUED
+                records[row, WHERE] = QUEUED
                 if busy < workers:
                     start = True
                 else:
@@ -454,23 +440,22 @@ def advance(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, qkey: np.ndarray, q
         if start or direct >= 0:  # _start_service and _serve
             while True:
                 if direct >= 0:
-                    ms = direct
+                    row = direct
                     direct = -1
                 elif busy < workers and depth > 0:
-                    ms = _queue_pop(qkey, qarr, qmsg, depth)
+                    row = _heap_pop(qkey, qarr, qrow, depth)
                     depth -= 1
                 else:
                     break
-                slot = ms & mask
-                ring[slot, T_DEQUEUED] = t
-                ring[slot, WHERE] = IN_SERVICE
+                records[row, T_DEQUEUED] = t
+                records[row, WHERE] = IN_SERVICE
                 busy += 1
                 if service_const >= 0:
                     duration = service_const
                 else:
                     duration = service[service_i]
                     service_i += 1
-                _heap_push(heap, hn, t + duration, eid, E_SERVICE_DONE, ms)
+                _heap_push(ev_t, ev_eid, ev_val, hn, t + duration, eid, (row << 2) | E_SERVICE_DONE)
                 hn += 1
                 eid += 1
             depth_changed = start  # a direct hand-over leaves the depth alone
@@ -490,7 +475,8 @@ def advance(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, qkey: np.ndarray, q
         if is_event:
             steps += 1
             # ShadowNetwork.run looks for the end every 1,024 events: so does this loop.
-            if (steps & 0x3FF) == 0 and final and si >= sends and t >= end_of_traffic and terminal >= count:
+            if ((steps & 0x3FF) == 0 and final and si >= sends and t >= end_of_traffic
+                    and terminal >= count):
                 code = STOP
                 break
     sc[S_NOW] = now
@@ -514,18 +500,8 @@ def advance(p: np.ndarray, sc: np.ndarray, heap: np.ndarray, qkey: np.ndarray, q
     sc[S_DELIVERY_BUDGET] = budget
     sc[S_SEND_I] = si
     sc[S_TERMINAL] = terminal
-    sc[S_COUNT] = count
     sc[S_ENGAGED] = engaged
-    sc[S_VALIDATING] = validating
     return code
-
-
-@nb.njit(cache=True)
-def _oldest_unsettled(ring: np.ndarray, lo: int, count: int) -> int:
-    mask = ring.shape[0] - 1
-    while lo < count and ring[lo & mask, WHERE] >= COMMITTED:
-        lo += 1
-    return lo
 
 
 # --- the Python side -------------------------------------------------------------------------
@@ -558,16 +534,24 @@ class SoloSequencer:
         p[P_SERVE_IDLE] = int(plan.serve_idle)
         self.sc = np.zeros(N_SCALARS, dtype=np.int64)
         self.sc[S_DELIVERY_BUDGET] = delivery_budget
-        self.gas_of = np.asarray([blocks.gas.get(kind, 21_000) for kind in MESSAGE_KINDS], dtype=np.int64)  # type: ignore[call-overload]
+        gas = [blocks.gas.get(kind, 21_000) for kind in MESSAGE_KINDS]  # type: ignore[call-overload]
+        self.gas_of = np.asarray(gas, dtype=np.int64)
         self.limit = np.asarray(plan.limit, dtype=np.int64)
         self.protected = np.asarray(plan.protected, dtype=np.uint8)
-        self.heap = np.zeros((1 << 10, 4), dtype=np.int64)
+        self.ev_t = np.zeros(1 << 10, dtype=np.int64)
+        self.ev_eid = np.zeros(1 << 10, dtype=np.int64)
+        self.ev_val = np.zeros(1 << 10, dtype=np.int64)
         self.qkey = np.zeros(1 << 10, dtype=np.float64)
         self.qarr = np.zeros(1 << 10, dtype=np.int64)
-        self.qmsg = np.zeros(1 << 10, dtype=np.int64)
+        self.qrow = np.zeros(1 << 10, dtype=np.int64)
         self.seqring = np.zeros(1 << 10, dtype=np.int64)
-        self.ring = np.zeros((1 << 12, FIELDS), dtype=np.int64)
+        # Message records, a row each, and the rows free for new messages (a stack).
+        self.records = np.full((1 << 12, FIELDS), NULL, dtype=np.int64)
+        self.records[:, WHERE] = _FREE
         self.fees = np.zeros(1 << 12, dtype=np.float64)
+        self.free = np.arange((1 << 12) - 1, -1, -1, dtype=np.int64)
+        self.n_free = 1 << 12
+        self.send_row = np.zeros(0, dtype=np.int64)
         self.slog = np.zeros(1 << 14, dtype=np.int64)
         self.elog = np.zeros((5, 1 << 10), dtype=np.int64)
         self.evalue = np.zeros(1 << 10, dtype=np.float64)
@@ -577,14 +561,15 @@ class SoloSequencer:
         self._processing_sampler = processing
         self.service = np.zeros(0, dtype=np.int64)
         self.processing = np.zeros(0, dtype=np.int64)
-        self.lo = 0  # the oldest msg_id that may still be unsettled
-        self.settled: list[tuple[np.ndarray, np.ndarray]] = []  # rows out of the settle log, not yet taken
+        # Records copied out of the settle log, not yet taken by take_settled.
+        self.settled: list[tuple[np.ndarray, np.ndarray]] = []
         # The first block tick and sample, pushed as ShadowNetwork.run pushes them.
         self._push_initial(E_TICK, blocks.interval)
         self._push_initial(E_SAMPLE, run.sample_interval)
 
     def _push_initial(self, etype: int, t: int) -> None:
-        _heap_push(self.heap, int(self.sc[S_HEAP]), t, int(self.sc[S_EID]), etype, 0)
+        n, eid = int(self.sc[S_HEAP]), int(self.sc[S_EID])
+        _heap_push(self.ev_t, self.ev_eid, self.ev_val, n, t, eid, etype)
         self.sc[S_HEAP] += 1
         self.sc[S_EID] += 1
 
@@ -619,28 +604,24 @@ class SoloSequencer:
         count = self.count
         if n and int(batch.msg_id[0]) != count:
             raise ValueError("traffic batches must have consecutive msg_ids")
-        # Rows of settled messages must be taken before new messages reuse their slots.
+        # Settled messages give their rows back once their records are copied out.
         self._keep_settled()
-        self.lo = int(_oldest_unsettled(self.ring, self.lo, count))
-        need = count + n - self.lo
-        if need > self.ring.shape[0]:
-            self._grow_ring(need)
-        size = self.ring.shape[0]
-        start = count & (size - 1)
-        # The batch's rows are one slice of the ring, or two where it wraps around.
-        split = min(n, size - start)
-        for rows, part in ((slice(start, start + split), slice(0, split)), (slice(0, n - split), slice(split, n))):
-            block = self.ring[rows]
-            block[:] = NULL
-            block[:, MSG_ID] = batch.msg_id[part]
-            block[:, KIND] = batch.kind[part]
-            block[:, AGENT] = batch.agent[part]
-            block[:, ORIGIN] = batch.node[part]
-            block[:, KEY] = batch.key[part]
-            block[:, SIZE] = batch.size[part]
-            block[:, T_INTENDED] = batch.t_intended[part]
-            block[:, WHERE] = IN_FLIGHT
-            self.fees[rows] = batch.fee[part]
+        if n > self.n_free:
+            self._grow_records(n)
+        rows = self.free[self.n_free - n:self.n_free][::-1].copy()
+        self.n_free -= n
+        block = np.full((n, FIELDS), NULL, dtype=np.int64)
+        block[:, MSG_ID] = batch.msg_id
+        block[:, KIND] = batch.kind
+        block[:, AGENT] = batch.agent
+        block[:, ORIGIN] = batch.node
+        block[:, KEY] = batch.key
+        block[:, SIZE] = batch.size
+        block[:, T_INTENDED] = batch.t_intended
+        block[:, WHERE] = IN_FLIGHT
+        self.records[rows] = block
+        self.fees[rows] = batch.fee
+        self.send_row = rows
         self.send_t = np.ascontiguousarray(batch.t_intended, dtype=np.int64)
         self.p[P_FIRST_ID] = count
         self.p[P_SENDS] = n
@@ -653,14 +634,15 @@ class SoloSequencer:
         self.p[P_SENDS] = 0
         self.sc[S_SEND_I] = 0
         self.send_t = np.zeros(0, dtype=np.int64)
+        self.send_row = np.zeros(0, dtype=np.int64)
 
     def advance(self) -> int:
         """Run until the loop needs a batch (NEED_BATCH), yields (YIELD) or ends (END, STOP)."""
         while True:
-            code = advance(self.p, self.sc, self.heap, self.qkey, self.qarr, self.qmsg, self.seqring,
-                           self.ring, self.fees, self.slog, self.elog, self.evalue, self.dlog,
-                           self.service, self.processing, self.gas_of, self.limit, self.protected,
-                           self.send_t)
+            code = advance(self.p, self.sc, self.ev_t, self.ev_eid, self.ev_val, self.qkey, self.qarr,
+                           self.qrow, self.seqring, self.records, self.fees, self.slog, self.elog,
+                           self.evalue, self.dlog, self.service, self.processing, self.gas_of,
+                           self.limit, self.protected, self.send_t, self.send_row)
             if code == GROW:
                 self._grow()
             elif code == REFILL:
@@ -673,12 +655,13 @@ class SoloSequencer:
     def _grow(self) -> None:
         sc = self.sc
         backlog = int(sc[S_SEQ_TAIL] - sc[S_SEQ_HEAD])
-        while sc[S_HEAP] + self.p[P_WORKERS] + 2 > self.heap.shape[0]:
-            self.heap = np.concatenate([self.heap, np.zeros_like(self.heap)])
+        while sc[S_HEAP] + self.p[P_WORKERS] + 2 > self.ev_t.shape[0]:
+            self.ev_t, self.ev_eid, self.ev_val = (np.concatenate([a, np.zeros_like(a)])
+                                                   for a in (self.ev_t, self.ev_eid, self.ev_val))
         if sc[S_DEPTH] + 1 > self.qkey.shape[0]:
             self.qkey = np.concatenate([self.qkey, np.zeros_like(self.qkey)])
             self.qarr = np.concatenate([self.qarr, np.zeros_like(self.qarr)])
-            self.qmsg = np.concatenate([self.qmsg, np.zeros_like(self.qmsg)])
+            self.qrow = np.concatenate([self.qrow, np.zeros_like(self.qrow)])
         if backlog + 1 > self.seqring.shape[0]:
             # Unroll the ring into one twice as large, keeping head and tail positions.
             old = self.seqring
@@ -716,17 +699,23 @@ class SoloSequencer:
             rest = np.concatenate([rest, self._processing_sampler.draw_block()])
         self.processing, self.sc[S_PROCESSING_I] = rest, 0
 
-    def _grow_ring(self, need: int) -> None:
-        old = self.ring
-        size = old.shape[0]
-        while size < need:
+    def _grow_records(self, need: int) -> None:
+        """At least ``need`` free rows: the table doubles, its new rows go on the free stack."""
+        old = self.records.shape[0]
+        size = old
+        while size - old + self.n_free < need:
             size *= 2
-        ring = np.zeros((size, FIELDS), dtype=np.int64)
+        records = np.full((size, FIELDS), NULL, dtype=np.int64)
+        records[:old] = self.records
+        records[old:, WHERE] = _FREE
         fees = np.zeros(size, dtype=np.float64)
-        ids = np.arange(self.lo, self.count)
-        ring[ids & (size - 1)] = old[ids & (old.shape[0] - 1)]
-        fees[ids & (size - 1)] = self.fees[ids & (old.shape[0] - 1)]
-        self.ring, self.fees = ring, fees
+        fees[:old] = self.fees
+        free = np.empty(size, dtype=np.int64)
+        added = np.arange(size - 1, old - 1, -1, dtype=np.int64)
+        free[:added.shape[0]] = added
+        free[added.shape[0]:added.shape[0] + self.n_free] = self.free[:self.n_free]
+        self.records, self.fees, self.free = records, fees, free
+        self.n_free += added.shape[0]
 
     # --- logs ----------------------------------------------------------------------------------
 
@@ -745,12 +734,17 @@ class SoloSequencer:
     def _settled_rows(self) -> tuple[np.ndarray, np.ndarray]:
         n = int(self.sc[S_SETTLED])
         self.sc[S_SETTLED] = 0
-        return self._rows(self.slog[:n] & (self.ring.shape[0] - 1))
+        rows = self.slog[:n]
+        taken = self._rows(rows)
+        # Their records are copied out: the rows are free for new messages.
+        self.records[rows, WHERE] = _FREE
+        self.free[self.n_free:self.n_free + n] = rows
+        self.n_free += n
+        return taken
 
-    def _rows(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # Records and fees as MessageState.rows_from_table takes them (copies: the slots
-        # are reused by later messages).
-        return self.ring[slots], self.fees[slots]
+    def _rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Copies of the records and fees, as MessageState.rows_from_table takes them.
+        return self.records[rows], self.fees[rows]
 
     def take_events(self) -> list[tuple[int, int, float, int, int, int]]:
         """Events logged since the last call: (t, code, value, height, a, b)."""
@@ -763,7 +757,8 @@ class SoloSequencer:
                         e[3].tolist(), e[4].tolist()))
 
     def take_deliveries(self) -> np.ndarray:
-        """Deliveries logged since the last call: int64[4, n] (msg, node, t, hops)."""
+        """Deliveries logged since the last call: int64[4, n] (msg, node, t, hops); node and
+        hops are 0: the only node validates its own messages, no hop away."""
         n = int(self.sc[S_DELIVERED])
         self.sc[S_DELIVERED] = 0
         rows = np.zeros((4, n), dtype=np.int64)
@@ -778,9 +773,10 @@ class SoloSequencer:
         is still being validated, queued, served or waiting for block space. Messages
         generated ahead but never due (an interrupted run) are not sent, so not written.
         """
-        ids = np.arange(self.lo, self.count)
-        slots = ids & (self.ring.shape[0] - 1)
-        slots = slots[(self.ring[slots, WHERE] < COMMITTED) & (self.ring[slots, T_SENT] != NULL)]
-        self.ring[slots, WHERE] = PENDING
-        self.sc[S_TERMINAL] += slots.shape[0]
-        return self._rows(slots)
+        where = self.records[:, WHERE]
+        moving = (where >= 0) & (where < COMMITTED) & (self.records[:, T_SENT] != NULL)
+        rows = np.flatnonzero(moving)
+        rows = rows[np.argsort(self.records[rows, MSG_ID], kind="stable")]  # msg_id order
+        self.records[rows, WHERE] = PENDING
+        self.sc[S_TERMINAL] += rows.shape[0]
+        return self._rows(rows)
