@@ -18,6 +18,11 @@ heap), Python events (plain tuples ``(t_ns, eid, handler, a, b, c, d)`` on a ``h
 first, then Python events, then receipts. The kernel runs until the next send or Python
 event, or until a watched node validates an item (the leader or a standby for messages,
 any node for blocks), which Python then handles at exactly that time.
+
+A one-node network has no receipts to gossip; when ``solo_plan`` accepts its scenario the
+whole loop runs compiled instead (``SoloSequencer``, ``sim/solo.py``), replaying the
+handlers below step for step, and ``_run_solo`` only feeds it traffic and records what
+it logged. ``compiled_solo=False`` keeps it here (the tests compare the two).
 """
 
 from __future__ import annotations
