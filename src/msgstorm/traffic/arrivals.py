@@ -120,16 +120,19 @@ class PoissonProcess(_Window):
         lo, hi = self._clip(start_ns, end_ns)
         if hi <= lo:
             return _empty()
-        x_lo = float(self._intensity.cumulative(lo - self.t0_ns))
-        x_hi = float(self._intensity.cumulative(hi - self.t0_ns))
+        x_lo = self._intensity.cumulative_at(lo - self.t0_ns)
+        x_hi = self._intensity.cumulative_at(hi - self.t0_ns)
         expected = self.instances * (x_hi - x_lo)
         n = int(self._rng.poisson(expected)) if expected > 0 else 0
         if n == 0:
             return _empty()
         x = x_lo + _sorted_uniform(self._rng, n) * (x_hi - x_lo)
         t = self.t0_ns + self._intensity.inverse(x)
-        # Clip guards the float round-trip at the window edges (a 1 ns nudge at most).
-        times = np.clip(np.floor(t).astype(np.int64), lo, hi - 1)
+        # Clip guards the float round-trip at the window edges (a 1 ns nudge at most);
+        # in place, with two ufuncs (np.clip's wrapper costs more than the work here).
+        times = np.floor(t).astype(np.int64)
+        np.maximum(times, lo, out=times)
+        np.minimum(times, hi - 1, out=times)
         return times, _instances_uniform(self._rng, self.instances, n)
 
 
@@ -160,8 +163,8 @@ class DeterministicProcess(_Window):
         phase = self._phase
         # Candidate k per instance, one extra on each side: flooring to whole ns can move
         # an event across a window edge, and the exact test below settles it.
-        x_lo = float(self._intensity.cumulative(lo - self.t0_ns - 1))
-        x_hi = float(self._intensity.cumulative(hi - self.t0_ns))
+        x_lo = self._intensity.cumulative_at(lo - self.t0_ns - 1)
+        x_hi = self._intensity.cumulative_at(hi - self.t0_ns)
         k_lo = np.maximum(np.floor(x_lo - phase) - 1.0, 0.0)
         k_end = np.minimum(np.ceil(x_hi - phase) + 1.0, np.ceil(self._intensity.total - phase))
         counts = np.clip(k_end - k_lo, 0.0, None).astype(np.int64)

@@ -12,6 +12,7 @@ share one implementation of each process instead of six.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -35,6 +36,10 @@ class Intensity(Protocol):
 
     def cumulative(self, t_rel_ns: np.ndarray | float) -> np.ndarray:
         """Λ(t), with t clipped to the span."""
+        ...
+
+    def cumulative_at(self, t_rel_ns: float) -> float:
+        """Λ(t) at one point, as a float (equal to ``float(cumulative(t))``)."""
         ...
 
     def inverse(self, whole: np.ndarray, frac: np.ndarray | None = None) -> np.ndarray:
@@ -65,6 +70,9 @@ class PiecewiseConstantIntensity:
         # Λ at each segment start; repeated values mark zero-rate segments, which
         # searchsorted(side="right") then skips when inverting.
         self._cum = np.concatenate(([0.0], np.cumsum(counts)[:-1]))
+        self._starts_list: list[float] = starts.tolist()
+        self._rates_list: list[float] = rates.tolist()
+        self._cum_list: list[float] = self._cum.tolist()
         self._total = float(counts.sum())
         # ns per event; 0 (not inf) on zero-rate segments so no NaN can ever appear.
         self._period_ns = np.divide(
@@ -88,6 +96,14 @@ class PiecewiseConstantIntensity:
         j = np.searchsorted(self._starts, t, side="right") - 1
         result: np.ndarray = self._cum[j] + self._rates[j] * (t - self._starts[j]) / _NS_PER_S
         return result
+
+    def cumulative_at(self, t_rel_ns: float) -> float:
+        # One point (a window edge, twice per window): the same float64 arithmetic as
+        # ``cumulative`` in plain Python, without numpy's per-call cost on 0-d arrays.
+        x = min(max(float(t_rel_ns), 0.0), self._span_ns)
+        j = bisect_right(self._starts_list, x) - 1
+        start, rate, cum = self._starts_list[j], self._rates_list[j], self._cum_list[j]
+        return cum + rate * (x - start) / _NS_PER_S
 
     def inverse(self, whole: np.ndarray, frac: np.ndarray | None = None) -> np.ndarray:
         x = whole if frac is None else whole + frac
@@ -125,6 +141,9 @@ class LinearIntensity:
         t = np.clip(np.asarray(t_rel_ns, dtype=np.float64), 0.0, self._span_ns)
         result: np.ndarray = (self._start * t + 0.5 * self._slope * t * t) / _NS_PER_S
         return result
+
+    def cumulative_at(self, t_rel_ns: float) -> float:
+        return float(self.cumulative(t_rel_ns))
 
     def inverse(self, whole: np.ndarray, frac: np.ndarray | None = None) -> np.ndarray:
         q = (whole if frac is None else whole + frac) * _NS_PER_S
