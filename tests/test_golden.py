@@ -21,7 +21,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 GOLDEN = {
     "messages": 3019,
     "committed": 3019,
-    "digest": "0a80646cf5525e2616f7b394f07414a58c99ba49bc2101e213529071fd85a664",
+    "digest": "a56c328390c138ee4d88ef8e04e605e9372eb24eec6e0aee490922af789248f6",
 }
 
 

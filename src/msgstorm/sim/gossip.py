@@ -105,6 +105,7 @@ class GossipState:
         self.delivered: list[np.ndarray] = []
         self.delivered_rows = 0  # rows taken out of the kernel buffer, not yet written
         self.t_next = -1  # time of the next receipt event, -1 when there is none
+        self.sends = np.zeros((4, 0), dtype=np.int64)
         self._bind()
 
     # --- items -------------------------------------------------------------------------
@@ -129,6 +130,24 @@ class GossipState:
             else:
                 self._grow_heap()
         self.t_next = t if self.t_next < 0 or t < self.t_next else self.t_next
+
+    # --- sends run by the kernel -------------------------------------------------------
+
+    def set_sends(self, t: np.ndarray, node: np.ndarray, item: np.ndarray, size: np.ndarray) -> None:
+        """A traffic batch the kernel may send from (``allow_sends`` says which part)."""
+        self.sends = np.stack([np.asarray(column, dtype=np.int64) for column in (t, node, item, size)])
+        self.scalars[k.S_SEND_I] = self.scalars[k.S_SEND_END] = 0
+        self._bind()
+
+    def allow_sends(self, first: int, end: int) -> None:
+        """The next ``run`` sends messages ``first`` .. ``end - 1`` of the batch that fall
+        before its ``until``; ``send_index`` tells how far it got."""
+        self.scalars[k.S_SEND_I] = first
+        self.scalars[k.S_SEND_END] = end
+
+    @property
+    def send_index(self) -> int:
+        return int(self.scalars[k.S_SEND_I])
 
     def stop_forwarding(self, kind: int, items: set[int]) -> None:
         """Items that must not spread further (blocks orphaned by a failover)."""
@@ -165,13 +184,15 @@ class GossipState:
                 self._grow_heap()
             elif code == k.DELIVERIES_FULL:
                 self._take_deliveries()
+            elif code == k.NEED_SLOTS:
+                self._grow_slots()
 
     def _bind(self) -> None:
         """The kernel's array arguments, rebuilt whenever an array is replaced."""
         self._args = (self.max_degree, self.keys, self.payload, self.pool, self.scalars, self.nodes,
                       self.slots, self.seen, self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,
                       self.fwd_model, self.fwd_param, self.uniform, self.processing,
-                      self.tx_ns_per_byte, self.deg_nodes, self.deg_params, self.deliveries)
+                      self.tx_ns_per_byte, self.deg_nodes, self.deg_params, self.deliveries, self.sends)
 
     def _refill_uniform(self) -> None:
         rest = self.uniform[self.scalars[k.S_UNIF]:]

@@ -34,7 +34,8 @@ import numpy as np
 
 __all__ = [
     "RECV", "VALIDATED", "ITEM_MSG", "ITEM_BLOCK",
-    "DONE", "NOTIFY", "NEED_UNIFORM", "NEED_PROCESSING", "HEAP_FULL", "DELIVERIES_FULL",
+    "DONE", "NOTIFY", "NEED_UNIFORM", "NEED_PROCESSING", "HEAP_FULL", "DELIVERIES_FULL", "NEED_SLOTS",
+    "S_SEND_I", "S_SEND_END", "SEND_T", "SEND_NODE", "SEND_ITEM", "SEND_SIZE",
     "MODEL_CODES", "S_HEAP", "S_SEQ", "S_FREE", "S_UNIF", "S_PROC", "S_DELIV", "S_BUDGET",
     "S_STRIDE", "S_NOW", "S_STEPS", "S_NT", "S_NNODE", "S_NSLOT", "S_NSENDER", "S_NHOPS",
     "S_NDEG", "S_RECEIPTS", "S_BLOCK_RECEIPTS", "S_NEXT", "S_NITEM", "S_NKIND",
@@ -46,15 +47,17 @@ RECV, VALIDATED = 0, 1
 # Item kinds.
 ITEM_MSG, ITEM_BLOCK = 0, 1
 # Return codes of run_until.
-DONE, NOTIFY, NEED_UNIFORM, NEED_PROCESSING, HEAP_FULL, DELIVERIES_FULL = 0, 1, 2, 3, 4, 5
+DONE, NOTIFY, NEED_UNIFORM, NEED_PROCESSING, HEAP_FULL, DELIVERIES_FULL, NEED_SLOTS = 0, 1, 2, 3, 4, 5, 6
 # Link model codes.
 MODEL_CODES = {"constant": 0, "uniform": 1, "normal": 2, "lognormal": 3, "pareto": 4}
 
 # Scalar slots in the ``scalars`` int64 array.
 S_HEAP, S_SEQ, S_FREE, S_UNIF, S_PROC, S_DELIV, S_BUDGET, S_STRIDE, S_NOW, S_STEPS = range(10)
 S_NT, S_NNODE, S_NSLOT, S_NSENDER, S_NHOPS, S_NDEG, S_RECEIPTS, S_BLOCK_RECEIPTS = range(10, 18)
-S_NEXT, S_NITEM, S_NKIND, S_IDX_BITS, S_SEQ_LIMIT, S_ROWS = range(18, 24)
-N_SCALARS = 24
+S_NEXT, S_NITEM, S_NKIND, S_IDX_BITS, S_SEQ_LIMIT, S_ROWS, S_SEND_I, S_SEND_END = range(18, 26)
+N_SCALARS = 26
+# Rows of the sends array (int64[4, n]): a traffic batch's messages, in send order.
+SEND_T, SEND_NODE, SEND_ITEM, SEND_SIZE = range(4)
 
 # Heap keys: int64[2 * (ROOT + capacity)], entry i's time at 2 * (ROOT + i) and its
 # seq << idx_bits | idx right after. With the root at ROOT = 3, the children of entry i
@@ -355,9 +358,12 @@ def run_until(until: int, max_degree: int,
               fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
               processing: np.ndarray, tx_ns_per_byte: float,
               deg_nodes: np.ndarray, deg_params: np.ndarray,
-              deliveries: np.ndarray) -> int:
+              deliveries: np.ndarray, sends: np.ndarray) -> int:
     """Run kernel events with time < ``until``; stop early to report a watched validation.
 
+    Sends ``S_SEND_I`` .. ``S_SEND_END - 1`` of ``sends`` (Python allows a range when
+    nothing else needs it first) start gossip at their times, before any receipt at the
+    same time, as ``ShadowNetwork`` orders them; a send from a node that is down is lost.
     Returns DONE, NOTIFY (the event is described in S_NT..S_NHOPS), or a NEED_*/FULL code
     asking Python to refill a buffer or grow the heap before calling again.
     """
@@ -387,8 +393,41 @@ def run_until(until: int, max_degree: int,
     uniform_room = uniform.shape[0] - 6 * (max_degree + 1) * (1 + n_deg)
     n_processing = processing.shape[0]
     n_deliveries = deliveries.shape[1]
+    send_i = scalars[S_SEND_I]
+    send_end = scalars[S_SEND_END]
     code = DONE
-    while n > 0:
+    while True:
+        if send_i < send_end:
+            ts = sends[SEND_T, send_i]
+            if ts < until and (n == 0 or ts <= _key_t(keys, 0)):
+                # A send goes before any receipt at its time: gossip starts at its origin.
+                if n_free == 0:
+                    code = NEED_SLOTS
+                    break
+                if rows > row_room or seq > seq_room:
+                    code = HEAP_FULL
+                    break
+                origin = sends[SEND_NODE, send_i]
+                if nodes[N_UP, origin] != 0:
+                    n_free -= 1
+                    slot = free_slots[n_free]
+                    slots[SL_ITEM, slot] = sends[SEND_ITEM, send_i]
+                    slots[SL_KIND, slot] = ITEM_MSG
+                    slots[SL_OUTSTANDING, slot] = 1
+                    slots[SL_SIZE, slot] = sends[SEND_SIZE, send_i]
+                    slots[SL_FORWARD, slot] = 1
+                    seen[slot, :] = 0
+                    idx = pool[rows]
+                    _write_row(payload, idx, RECV, origin, slot, -1, 0)
+                    _sift_up(keys, n, ts, (seq << idx_bits) | idx)
+                    rows += 1
+                    n += 1
+                    seq += 1
+                send_i += 1
+                now = ts
+                continue
+        if n == 0:
+            break
         t = _key_t(keys, 0)
         if t >= until:
             break
@@ -508,6 +547,7 @@ def run_until(until: int, max_degree: int,
     scalars[S_RECEIPTS] = receipts
     scalars[S_BLOCK_RECEIPTS] = block_receipts
     scalars[S_NOW] = now
+    scalars[S_SEND_I] = send_i
     # The next receipt's time, for Python.
     scalars[S_NEXT] = _key_t(keys, 0) if n > 0 else -1
     return code

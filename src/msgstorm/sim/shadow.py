@@ -55,6 +55,7 @@ from msgstorm.sim.policies import QUEUE_POLICIES
 from msgstorm.sim.recorder import FLUSH_ROWS, Recorder
 from msgstorm.sim.sampling import Sampler
 from msgstorm.sim.solo import (
+    END_CHECK_MASK,
     EV_BACKPRESSURE,
     EV_BLOCK_BACKLOG,
     EV_BLOCK_COMMITTED,
@@ -245,8 +246,12 @@ class ShadowNetwork:
         first_id = 0
         si = sn = 0
         traffic_done = False
-        steps = 0
+        steps = 0  # Python events
+        kernel_runs = 0
         never = self.hard_stop + 1
+        # The kernel starts gossip of each send itself unless a send needs Python: a node
+        # without peers validates alone (_validate_alone), suspended senders hold theirs.
+        kernel_sends = not any(self.isolated)
         try:
             while True:
                 if si >= sn and not traffic_done:
@@ -258,6 +263,8 @@ class ShadowNetwork:
                         send_t = batch.t_intended.tolist()
                         first_id = int(batch.msg_id[0]) if len(batch) else 0
                         si, sn = 0, len(send_t)
+                        if kernel_sends:
+                            gossip.set_sends(batch.t_intended, batch.node, batch.msg_id, batch.size)
                         continue
                 t_send = send_t[si] if si < sn else never
                 t_python = heap[0][0] if heap else never
@@ -265,12 +272,32 @@ class ShadowNetwork:
                 # Receipts strictly before the next send or Python event run in the kernel;
                 # at equal times sends go first, then Python events, then receipts.
                 t_kernel = gossip.t_next
+                if kernel_sends and si < sn and t_send < t_python and not self.backpressure.suspended:
+                    # Sends and receipts before the next Python event, in one kernel run.
+                    gossip.allow_sends(si, sn)
+                    try:
+                        found = gossip.run(t_python)
+                    finally:
+                        sent = gossip.send_index
+                        gossip.allow_sends(sent, sent)
+                        self._mark_sent(first_id, send_t, si, sent)
+                        si = sent
+                    if found is not None:
+                        self.now = found[0]
+                        self._on_validated(*found)
+                    kernel_runs += 1
+                    if kernel_runs & 0x3FF == 0:
+                        self._stream(gossip)
+                    continue
                 if 0 <= t_kernel < t_next and t_kernel <= self.hard_stop:
                     found = gossip.run(t_next if t_next < never else never)
                     if found is not None:
                         self.now = found[0]
                         self._on_validated(*found)
-                    steps += 1
+                    kernel_runs += 1
+                    if kernel_runs & 0x3FF == 0:
+                        self._stream(gossip)
+                    continue
                 elif t_next >= never:
                     break
                 elif t_send <= t_python:
@@ -288,16 +315,33 @@ class ShadowNetwork:
                     self.now = t
                     event[2](t, event[3], event[4], event[5], event[6])
                     steps += 1
-                if steps & 0x3FF == 0:
+                # Every 64 Python events (kernel runs do not count: how often the kernel hands
+                # back depends on how its work is split, not on the simulation), look for the end.
+                if steps & END_CHECK_MASK == 0:
                     if traffic_done and self.now >= self.end_of_traffic and self._settled_or_stranded():
                         break
-                    if gossip.delivered_rows >= FLUSH_ROWS:
-                        self._flush_deliveries()  # stream delivery rows, do not hoard them
-                    if self.progress is not None:
-                        self._report_progress()
+                    if steps & 0x3FF == 0:
+                        self._stream(gossip)
         except KeyboardInterrupt:
             self.interrupted = True
             self.record.event(self.now, "interrupted")
+
+    def _stream(self, gossip: GossipState) -> None:
+        if gossip.delivered_rows >= FLUSH_ROWS:
+            self._flush_deliveries()  # stream delivery rows, do not hoard them
+        if self.progress is not None:
+            self._report_progress()
+
+    def _mark_sent(self, first_id: int, send_t: list[int], first: int, end: int) -> None:
+        """Sends ``first`` .. ``end - 1`` of the batch were made by the kernel at their
+        intended times (as ``_inject`` records a send; one whose node was down is lost)."""
+        if end <= first:
+            return
+        live = self.msgs.live
+        for i in range(first, end):
+            live[first_id + i][T_SENT] = send_t[i]
+        self.emitted += end - first
+        self.now = send_t[end - 1]
 
     def _settled_or_stranded(self) -> bool:
         """Nothing can change any more: every message settled, or the rest are stranded
