@@ -272,16 +272,19 @@ class ShadowNetwork:
                 # Receipts strictly before the next send or Python event run in the kernel;
                 # at equal times sends go first, then Python events, then receipts.
                 t_kernel = gossip.t_next
-                if kernel_sends and si < sn and t_send < t_python and not self.backpressure.suspended:
-                    # Sends and receipts before the next Python event, in one kernel run.
-                    gossip.allow_sends(si, sn)
+                # The kernel also takes the sends before the next Python event when it may.
+                sending = kernel_sends and si < sn and t_send < t_python and not self.backpressure.suspended
+                if sending or (0 <= t_kernel < t_next and t_kernel <= self.hard_stop):
+                    if sending:
+                        gossip.allow_sends(si, sn)
                     try:
-                        found = gossip.run(t_python)
+                        found = gossip.run(min(t_python if sending else t_next, never))
                     finally:
-                        sent = gossip.send_index
-                        gossip.allow_sends(sent, sent)
-                        self._mark_sent(first_id, send_t, si, sent)
-                        si = sent
+                        if sending:
+                            sent = gossip.send_index
+                            gossip.allow_sends(sent, sent)
+                            self._mark_sent(first_id, send_t, si, sent)
+                            si = sent
                     if found is not None:
                         self.now = found[0]
                         self._on_validated(*found)
@@ -289,16 +292,7 @@ class ShadowNetwork:
                     if kernel_runs & 0x3FF == 0:
                         self._stream(gossip)
                     continue
-                if 0 <= t_kernel < t_next and t_kernel <= self.hard_stop:
-                    found = gossip.run(t_next if t_next < never else never)
-                    if found is not None:
-                        self.now = found[0]
-                        self._on_validated(*found)
-                    kernel_runs += 1
-                    if kernel_runs & 0x3FF == 0:
-                        self._stream(gossip)
-                    continue
-                elif t_next >= never:
+                if t_next >= never:
                     break
                 elif t_send <= t_python:
                     self.now = t_send
