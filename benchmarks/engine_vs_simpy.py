@@ -18,8 +18,8 @@ Three cases, each modelled twice with the same parameters:
     per customer that requests, holds for its service time and releases). Both must give
     a mean queue wait near rho / (mu - lambda), so both did the same work. SimPy serves as
     many customers as msgstorm's traffic generator produced. A one-node network runs in
-    msgstorm's compiled one-node loop (``sim/solo.py``). Target: 50x SimPy's rate at
-    1,000,000 customers (``--customers 1000000``).
+    msgstorm's compiled one-node loop (``sim/solo.py``, ``sim/solo_loop.py``). Target:
+    50x SimPy's rate at 1,000,000 customers (``--customers 1000000``).
 
 ``gossip``
     50 nodes in one region, mesh overlay of degree 8 (16 peers), 1 ms constant link
@@ -95,7 +95,7 @@ except ImportError:  # pragma: no cover - hand-run script
 from msgstorm.history import HistoryWriter, read_history
 from msgstorm.runner import write_run_row
 from msgstorm.scenario import Scenario, parse_scenario
-from msgstorm.sim import kernel, solo
+from msgstorm.sim import kernel, solo_loop
 from msgstorm.sim.shadow import ShadowNetwork
 from msgstorm.traffic import generate_traffic
 
@@ -259,7 +259,7 @@ def run_msgstorm(scenario: Scenario, run_dir: Path, seed: int) -> EngineRun:
     # Python heap pushes (each takes one id) plus the gossip kernel's events; a one-node
     # network counts its compiled loop's heap pushes instead (nothing else runs).
     if sim.solo is not None:
-        result.heap_events = int(sim.solo.sc[solo.S_EID])
+        result.heap_events = int(sim.solo.sc[solo_loop.S_EID])
     else:
         result.heap_events = _next_id(sim, "eid") + sim.gossip.steps
     result.kernel_compiled = _kernel_compiles() > compiles_before
@@ -268,7 +268,7 @@ def run_msgstorm(scenario: Scenario, run_dir: Path, seed: int) -> EngineRun:
 
 def _kernel_compiles() -> int:
     """Compiles of the numba loops in this process so far (numba's cache-miss counters)."""
-    return sum(sum(obj.stats.cache_misses.values()) for module in (kernel, solo)
+    return sum(sum(obj.stats.cache_misses.values()) for module in (kernel, solo_loop)
                for obj in vars(module).values() if isinstance(obj, Dispatcher))
 
 

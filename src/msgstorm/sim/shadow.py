@@ -20,7 +20,7 @@ event, or until a watched node validates an item (the leader or a standby for me
 any node for blocks), which Python then handles at exactly that time.
 
 A one-node network has no receipts to gossip; when ``solo_plan`` accepts its scenario the
-whole loop runs compiled instead (``SoloSequencer``, ``sim/solo.py``), replaying the
+whole loop runs compiled instead (``SoloSequencer``, ``sim/solo.py`` and ``solo_loop.py``), replaying the
 handlers below step for step, and ``_run_solo`` only feeds it traffic and records what
 it logged. ``compiled_solo=False`` keeps it here (the tests compare the two).
 """
@@ -54,19 +54,8 @@ from msgstorm.sim.links import LinkState
 from msgstorm.sim.policies import QUEUE_POLICIES
 from msgstorm.sim.recorder import FLUSH_ROWS, Recorder
 from msgstorm.sim.sampling import Sampler
-from msgstorm.sim.solo import (
-    END_CHECK_MASK,
-    EV_BACKPRESSURE,
-    EV_BLOCK_BACKLOG,
-    EV_BLOCK_COMMITTED,
-    EV_BLOCK_PRODUCED,
-    EV_QUEUE_DEPTH,
-    EV_QUEUE_DEPTH_MAX,
-    NEED_BATCH,
-    YIELD,
-    SoloSequencer,
-    solo_plan,
-)
+from msgstorm.sim.solo import NEED_BATCH, YIELD, SoloSequencer, solo_plan
+from msgstorm.sim.solo_loop import END_CHECK_MASK
 from msgstorm.sim.state import (
     BLOCK,
     COMMITTED,
@@ -425,22 +414,7 @@ class ShadowNetwork:
         table, fee = solo.take_settled()
         if table.shape[0]:
             self._settled_table(table, fee)
-        event = self.record.event
-        leader = self.leader
-        states = solo.plan.states
-        for t, code, value, height, a, b in solo.take_events():
-            if code == EV_BLOCK_PRODUCED:
-                event(t, "block_produced", leader, value, height, {"gas": a, "bytes": b})
-            elif code == EV_BLOCK_COMMITTED:
-                event(t, "block_committed", leader, height=height)
-            elif code == EV_QUEUE_DEPTH:
-                event(t, "queue_depth", leader, value)
-            elif code == EV_QUEUE_DEPTH_MAX:
-                event(t, "queue_depth_max", leader, value)
-            elif code == EV_BLOCK_BACKLOG:
-                event(t, "block_backlog", leader, value)
-            elif code == EV_BACKPRESSURE:
-                event(t, "backpressure", leader, value, detail={"state": states[a]})
+        solo.record_events(self.record, self.leader)
         rows = solo.take_deliveries()
         if rows.shape[1]:
             self.deliveries_alone.extend(zip(*rows.tolist()))
