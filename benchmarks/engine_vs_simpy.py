@@ -77,7 +77,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -91,6 +91,8 @@ try:
     import simpy
 except ImportError:  # pragma: no cover - hand-run script
     sys.exit("this benchmark needs SimPy: pip install 'msgstorm[bench]' (or pip install simpy)")
+
+from timing import timed_batches
 
 from msgstorm.history import HistoryWriter, read_history
 from msgstorm.runner import write_run_row
@@ -214,15 +216,6 @@ def run_msgstorm(scenario: Scenario, run_dir: Path, seed: int) -> EngineRun:
     clock = {"traffic": 0.0, "history": 0.0}
     perf = time.perf_counter
 
-    def timed_traffic(batches: Iterator[Any]) -> Iterator[Any]:
-        while True:
-            start = perf()
-            batch = next(batches, None)
-            clock["traffic"] += perf() - start
-            if batch is None:
-                return
-            yield batch
-
     def timed_history(fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             start = perf()
@@ -247,7 +240,7 @@ def run_msgstorm(scenario: Scenario, run_dir: Path, seed: int) -> EngineRun:
     start = perf()
     traffic = generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window)
     clock["traffic"] += perf() - start
-    sim.run(timed_traffic(iter(traffic)))
+    sim.run(timed_batches(iter(traffic), clock))
     t_end = sim.finish()
     start = perf()
     write_run_row(writer, scenario, sim, t_end)

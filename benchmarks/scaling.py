@@ -159,6 +159,7 @@ def _warm_up(out_dir: Path) -> tuple[float, bool]:
 
 def child(nodes: int, messages: int, out_dir: Path, split: bool, max_deliveries: int) -> dict[str, Any]:
     import numpy as np
+    from timing import timed_batches
 
     from msgstorm.history import HistoryWriter
     from msgstorm.runner import write_run_row
@@ -171,15 +172,6 @@ def child(nodes: int, messages: int, out_dir: Path, split: bool, max_deliveries:
     scenario = parse_scenario(scenario_text(nodes, messages, max_deliveries), source="scaling.toml")
     perf = time.perf_counter
     clock = {"traffic": 0.0, "kernel": 0.0}
-
-    def timed_traffic(batches: Any) -> Any:
-        while True:
-            start = perf()
-            batch = next(batches, None)
-            clock["traffic"] += perf() - start
-            if batch is None:
-                return
-            yield batch
 
     started = perf()
     writer = HistoryWriter(out_dir / "history", scenario.history.row_group_size)
@@ -197,7 +189,7 @@ def child(nodes: int, messages: int, out_dir: Path, split: bool, max_deliveries:
                 clock["kernel"] += perf() - start
 
         sim.gossip.run = timed_kernel  # type: ignore[method-assign]  # the loop looks it up per call
-        traffic = timed_traffic(iter(traffic))
+        traffic = timed_batches(iter(traffic), clock)
     sim.run(traffic)
     start = perf()
     t_end = sim.finish()  # settles the rest, flushes the buffered delivery rows
