@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,3 +32,16 @@ def run_scenario(tmp_path: Path) -> Callable[..., object]:
         return run(scenario, tmp_path / (name or f"run{next(counter)}"))
 
     return go
+
+
+def require_program(*names: str, install: str) -> str:
+    """The path of the first of ``names`` on PATH. Missing: skip with how to install it, except
+    under ``CI=true``, where a missing OS package is a broken CI set-up and fails the test."""
+    for name in names:
+        found = shutil.which(name)
+        if found is not None:
+            return found
+    reason = f"{names[0]} is not installed (install it with: {install})"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}; CI must install it in .ci/run")
+    pytest.skip(reason)

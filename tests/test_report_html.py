@@ -1,14 +1,14 @@
 """report.html and compare.html in headless Chromium: no script errors, every plot drew, verdicts shown.
 
-Chromium is required (CI installs it: ``apt-get install -y chromium``); without it these
-tests fail rather than skip, so a missing browser cannot pass for a working report.
+Chromium renders the pages (CI installs it: ``apt-get install -y chromium``). Without it these
+tests skip with that reason on a developer's machine, and fail under ``CI=true``, so a missing
+browser cannot pass for a working report where it matters.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 import msgstorm
 from msgstorm.cli import app
 from msgstorm.runner import RunResult, run
+from conftest import require_program
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -39,11 +40,7 @@ PLOTS = {"throughput", "latency-time", "latency-load", "spectrum", "stages", "qu
 
 
 def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.fail("chromium is not installed: the HTML report tests need it "
-                    "(apt-get update && apt-get install -y chromium)")
-    return found
+    return require_program("chromium", "chromium-browser", install="apt-get update && apt-get install -y chromium")
 
 
 def open_in_chromium(page: Path, profile: Path, screenshot: Path | None = None) -> tuple[str, list[str]]:
@@ -99,8 +96,13 @@ def _run(tmp_path_factory: pytest.TempPathFactory, example: str, overrides: list
 
 
 @pytest.fixture(scope="module")
-def faulty(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, str, list[str], Path]:
-    result = _run(tmp_path_factory, "quickstart.toml", FAULTY, "faulty")
+def faulty_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    return _run(tmp_path_factory, "quickstart.toml", FAULTY, "faulty")
+
+
+@pytest.fixture(scope="module")
+def faulty(faulty_run: RunResult, tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, str, list[str], Path]:
+    result = faulty_run
     screenshot = result.run_dir / "report.png"
     dom, console = open_in_chromium(result.run_dir / "report.html", tmp_path_factory.mktemp("profile"), screenshot)
     return result, dom, console, screenshot
@@ -142,8 +144,8 @@ def test_report_shades_faults_backpressure_and_desync(faulty) -> None:
     assert (fault["x0"], fault["x1"]) == (1.0, 2.2)
 
 
-def test_report_is_self_contained_and_small(faulty) -> None:
-    result = faulty[0]
+def test_report_is_self_contained_and_small(faulty_run) -> None:
+    result = faulty_run
     text = (result.run_dir / "report.html").read_text(encoding="utf-8")
     assert re.search(r"<script[^>]+src=", text) is None
     assert re.search(r"<link[^>]+href=", text) is None
