@@ -22,15 +22,17 @@ hot loop is written for speed: branch-free child selection, counters in locals, 
 arrays with unsigned indices; the comments at each say why.
 
 Randomness is not drawn here: link variations use uniform draws and node processing uses
-draws that Python refills from its own seeded generators, so results stay deterministic.
+draws that Python refills from its own seeded generators, so results stay deterministic. The
+uniforms become normal and Pareto variations through ``msgstorm.draws`` (IEEE basic
+operations only), so the same seed gives the same delays on every CPU.
 """
 
 from __future__ import annotations
 
-import math
-
 import numba as nb
 import numpy as np
+
+from msgstorm.draws import exp, log, normal_ppf
 
 __all__ = [
     "RECV", "VALIDATED", "ITEM_MSG", "ITEM_BLOCK",
@@ -243,27 +245,19 @@ def inject(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
 
 
 @nb.njit(cache=True)
-def _normal(uniform: np.ndarray, unif: int) -> float:
-    """A standard normal from two uniforms (Box-Muller)."""
-    u = uniform[unif]
-    v = uniform[unif + 1]
-    return math.sqrt(-2.0 * math.log(1.0 - u)) * math.cos(2.0 * math.pi * v)
-
-
-@nb.njit(cache=True)
 def _link_delay(base: int, model: int, param: float, uniform: np.ndarray, unif: int) -> tuple[int, int]:
     """A transmission's link delay and the index of the next unused uniform."""
     if model == 1:
         return base + int(uniform[unif] * param), unif + 1
     if model == 2 or model == 3:
-        # Box-Muller with a second uniform: one standard normal per transmission.
-        z = _normal(uniform, unif)
+        # One standard normal per transmission, by inverse CDF from one uniform.
+        z = normal_ppf(uniform[unif])
         if model == 2:
             d = base + int(z * param)
-            return (d if d > 0 else 0), unif + 2
-        return int(base * math.exp(param * z)), unif + 2
-    # Pareto(1, alpha) multiplier
-    return int(base * (1.0 - uniform[unif]) ** (-1.0 / param)), unif + 1
+            return (d if d > 0 else 0), unif + 1
+        return int(base * exp(param * z)), unif + 1
+    # Pareto(1, alpha) multiplier: (1 - u) ** (-1 / alpha)
+    return int(base * exp(-log(1.0 - uniform[unif]) / param)), unif + 1
 
 
 @nb.njit(cache=True)
@@ -285,8 +279,8 @@ def _degrade(d: int, node: int, peer: int, n_deg: int, deg_nodes: np.ndarray, de
                     return d, unif, True
             d += int(deg_params[k, 1])
             if deg_params[k, 2] > 0.0:
-                z = _normal(uniform, unif)
-                unif += 2
+                z = normal_ppf(uniform[unif])
+                unif += 1
                 d += int(abs(z) * deg_params[k, 2])
     return d, unif, False
 

@@ -11,10 +11,9 @@ pair (or a node-pair override), varied by the link model, plus any active degrad
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from msgstorm import draws
 from msgstorm.scenario.schema import DegradeFault, LinkModel, PartitionFault
 from msgstorm.sim.topology import Topology
 
@@ -24,7 +23,8 @@ _BLOCK = 8192
 
 
 class _UnitDraws:
-    """Buffered standard draws (uniform, normal, pareto) for the hot loop."""
+    """Buffered standard draws (uniform, normal, Pareto multiplier) for the hot loop, made
+    CPU-independent by ``msgstorm.draws``."""
 
     __slots__ = ("alpha", "ni", "normal", "pareto", "pi", "rng", "ui", "uniform")
 
@@ -45,14 +45,14 @@ class _UnitDraws:
 
     def z(self) -> float:
         if self.ni >= len(self.normal):
-            self.normal = self.rng.standard_normal(_BLOCK).tolist()
+            self.normal = draws.standard_normal(self.rng, _BLOCK).tolist()
             self.ni = 0
         self.ni += 1
         return self.normal[self.ni - 1]
 
     def p(self, alpha: float) -> float:
         if self.pi >= len(self.pareto) or alpha != self.alpha:
-            self.pareto = self.rng.pareto(alpha, _BLOCK).tolist()
+            self.pareto = draws.pareto_multiplier(self.rng, alpha, _BLOCK).tolist()
             self.alpha = alpha
             self.pi = 0
         self.pi += 1
@@ -113,8 +113,8 @@ class LinkState:
         if dist == "normal":
             return max(0, base + int(self.draws.z() * model.jitter))
         if dist == "lognormal":
-            return int(base * math.exp(model.sigma * self.draws.z()))
-        return int(base * (1.0 + self.draws.p(model.alpha)))
+            return int(base * draws.exp(model.sigma * self.draws.z()))
+        return int(base * self.draws.p(model.alpha))  # Pareto(1, alpha) multiplier
 
     # --- faults ---------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from msgstorm import draws
 from msgstorm.scenario.distributions import (
     Constant,
     Dist,
@@ -23,19 +24,21 @@ __all__ = ["Sampler", "sample_array"]
 
 
 def sample_array(dist: Dist, rng: np.random.Generator, n: int) -> np.ndarray:
-    """``n`` draws as float64 (non-negative; normal is truncated at zero)."""
+    """``n`` draws as float64 (non-negative; normal is truncated at zero). Every draw goes
+    through ``msgstorm.draws``, so the values are the same on every CPU (uniform needs no
+    help: numpy computes it as low + (high - low) * U with basic operations)."""
     if isinstance(dist, Constant):
         return np.full(n, dist.value, dtype=np.float64)
     if isinstance(dist, Uniform):
         return rng.uniform(dist.low, dist.high, n)
     if isinstance(dist, Normal):
-        return np.maximum(rng.normal(dist.mean_value, dist.std, n), 0.0)
+        return np.maximum(draws.normal(rng, dist.mean_value, dist.std, n), 0.0)
     if isinstance(dist, Lognormal):
-        return dist.median * np.exp(rng.normal(0.0, dist.sigma, n))
+        return draws.lognormal(rng, dist.median, dist.sigma, n)
     if isinstance(dist, Pareto):
-        return dist.scale * (1.0 + rng.pareto(dist.alpha, n))
+        return dist.scale * draws.pareto_multiplier(rng, dist.alpha, n)
     if isinstance(dist, Exponential):
-        return rng.exponential(dist.mean_value, n)
+        return draws.exponential(rng, dist.mean_value, n)
     raise TypeError(f"unknown distribution {dist!r}")
 
 

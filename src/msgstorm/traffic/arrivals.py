@@ -22,6 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
+from msgstorm import draws
 from msgstorm.scenario.schema import (
     ArrivalSpec,
     ConstantArrival,
@@ -95,7 +96,7 @@ def _instances_uniform(rng: np.random.Generator, instances: int, n: int) -> np.n
 
 def _sorted_uniform(rng: np.random.Generator, n: int) -> np.ndarray:
     """n sorted U(0,1) draws in O(n): normalised partial sums of n+1 exponentials."""
-    sums = np.cumsum(rng.exponential(1.0, n + 1))
+    sums = np.cumsum(draws.exponential(rng, 1.0, n + 1))
     result: np.ndarray = sums[:n] / sums[n]
     return result
 
@@ -123,7 +124,7 @@ class PoissonProcess(_Window):
         x_lo = self._intensity.cumulative_at(lo - self.t0_ns)
         x_hi = self._intensity.cumulative_at(hi - self.t0_ns)
         expected = self.instances * (x_hi - x_lo)
-        n = int(self._rng.poisson(expected)) if expected > 0 else 0
+        n = draws.poisson(self._rng, expected) if expected > 0 else 0
         if n == 0:
             return _empty()
         x = x_lo + _sorted_uniform(self._rng, n) * (x_hi - x_lo)
@@ -228,7 +229,7 @@ class HawkesProcess(_Window):
             return _empty()
         rng = self._rng
         expected = self.instances * self._baseline_per_s * (hi - lo) / _NS_PER_S
-        n = int(rng.poisson(expected)) if expected > 0 else 0
+        n = draws.poisson(rng, expected) if expected > 0 else 0
         gen_t = lo + _sorted_uniform(rng, n) * (hi - lo)
         gen_i = _instances_uniform(rng, self.instances, n)
 
@@ -241,11 +242,11 @@ class HawkesProcess(_Window):
         out_t, out_i = [gen_t], [gen_i]
 
         while gen_t.size and self._branching > 0:
-            n_children = rng.poisson(self._branching, gen_t.size)
+            n_children = draws.poisson_many(rng, self._branching, gen_t.size)
             total = int(n_children.sum())
             if total == 0:
                 break
-            child_t = np.repeat(gen_t, n_children) + rng.exponential(self._decay_ns, total)
+            child_t = np.repeat(gen_t, n_children) + draws.exponential(rng, self._decay_ns, total)
             child_i = np.repeat(gen_i, n_children)
             # Children at or past the end are never sent, and neither are their (later)
             # descendants, so they are dropped rather than carried.

@@ -1,0 +1,341 @@
+"""Portable random draws: the same seed gives the same bits on every x86-64 CPU.
+
+Place in the pipeline: the bottom layer under traffic generation (arrival times, fees, sizes)
+and the simulator (service and processing times, link delays, gossip kernel). Every random
+value msgstorm draws is built here from uniform doubles (``Generator.random``, exact on every
+machine) with nothing but IEEE-754 basic operations (+ - * /, sqrt, floor, frexp, ldexp), which
+are correctly rounded and so give the same result on every CPU.
+
+Why by hand: numpy's vectorised ``exp``/``log``/``power`` take a different SIMD path per CPU
+(AVX2, AVX-512) and differ in the last bit; numpy's ziggurat normal and exponential, its Pareto
+and Poisson call libm, whose x86-64 builds also pick per-CPU (FMA) variants. No library offers
+CPU-independent transcendental functions, so ``log`` and ``exp`` follow fdlibm's algorithms
+(e_log.c, e_exp.c: range reduction and a minimax polynomial, under 1 ulp of error), the normal
+is Wichura's AS241 inverse CDF (one uniform per draw, no rejection) and the Poisson variates
+follow numpy's own algorithms (multiplication below 10, Hörmann's PTRS above) on these.
+
+Each function is written once, as numba-compiled scalar code: the gossip kernel calls the
+scalars, and array forms loop over them. numba is run without fastmath, so LLVM never fuses a
+multiply and an add into an FMA (which would round differently); ``tests/test_draws.py``
+checks the compiled code bit for bit against the same functions run by the Python interpreter.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+__all__ = [
+    "exp",
+    "exp_array",
+    "exponential",
+    "log",
+    "log_array",
+    "lognormal",
+    "normal",
+    "normal_ppf",
+    "pareto_multiplier",
+    "poisson",
+    "poisson_many",
+    "standard_normal",
+]
+
+# fdlibm e_log.c / e_exp.c constants: ln 2 split so that k * _LN2_HI is exact for |k| < 2**11.
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700e00
+_SQRT_HALF = 0.70710678118654752440
+_LG1 = 6.666666666666735130e-01
+_LG2 = 3.999999999940941908e-01
+_LG3 = 2.857142874366239149e-01
+_LG4 = 2.222219843214978396e-01
+_LG5 = 1.818357216161805012e-01
+_LG6 = 1.531383769920937332e-01
+_LG7 = 1.479819860511658591e-01
+_P1 = 1.66666666666666019037e-01
+_P2 = -2.77777777770155933842e-03
+_P3 = 6.61375632143793436117e-05
+_P4 = -1.65339022054652515390e-06
+_P5 = 4.13813679705723846039e-08
+_EXP_OVERFLOW = 7.09782712893383973096e02
+_EXP_UNDERFLOW = -7.45133219101941108420e02
+# The smallest probability the normal's inverse CDF is asked for: a uniform of exactly 0
+# (one draw in 2**53) would map to -inf.
+_P_FLOOR = 2.0**-60
+
+
+@nb.njit(cache=True)
+def log(x: float) -> float:
+    """Natural logarithm (fdlibm e_log.c); log(0) = -inf, log(x < 0) = nan, log(inf) = inf."""
+    if x != x or x < 0.0:
+        return math.nan
+    if x == 0.0:
+        return -math.inf
+    if x == math.inf:
+        return math.inf
+    m, e = math.frexp(x)  # x = m * 2**e, 0.5 <= m < 1 (subnormals included)
+    if m < _SQRT_HALF:
+        m = m + m
+        e = e - 1
+    f = m - 1.0  # exact: m is within a factor 2 of 1
+    k = float(e)
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
+    t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
+    r = t2 + t1
+    hfsq = 0.5 * f * f
+    return k * _LN2_HI - ((hfsq - (s * (hfsq + r) + k * _LN2_LO)) - f)
+
+
+@nb.njit(cache=True)
+def exp(x: float) -> float:
+    """e**x (fdlibm e_exp.c); overflows to inf, underflows to 0, nan stays nan."""
+    if x != x:
+        return math.nan
+    if x > _EXP_OVERFLOW:
+        return math.inf
+    if x < _EXP_UNDERFLOW:
+        return 0.0
+    k = math.floor(x * _INV_LN2 + 0.5)
+    hi = x - k * _LN2_HI
+    lo = k * _LN2_LO
+    r = hi - lo
+    t = r * r
+    c = r - t * (_P1 + t * (_P2 + t * (_P3 + t * (_P4 + t * _P5))))
+    y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
+    return math.ldexp(y, int(k))
+
+
+@nb.njit(cache=True)
+def normal_ppf(p: float) -> float:
+    """The standard normal quantile of ``p`` in [0, 1) (Wichura's AS241, PPND16; relative
+    error about 1e-16); ``p`` is floored at 2**-60 so a uniform of 0 stays finite."""
+    if p < _P_FLOOR:
+        p = _P_FLOOR
+    q = p - 0.5
+    if abs(q) <= 0.425:
+        r = 0.180625 - q * q
+        num = (((((((2.5090809287301226727e+3 * r + 3.3430575583588128105e+4) * r
+                    + 6.7265770927008700853e+4) * r + 4.5921953931549871457e+4) * r
+                  + 1.3731693765509461125e+4) * r + 1.9715909503065514427e+3) * r
+                + 1.3314166789178437745e+2) * r + 3.3871328727963666080e+0) * q
+        den = (((((((5.2264952788528545610e+3 * r + 2.8729085735721942674e+4) * r
+                    + 3.9307895800092710610e+4) * r + 2.1213794301586595867e+4) * r
+                  + 5.3941960214247511077e+3) * r + 6.8718700749205790830e+2) * r
+                + 4.2313330701600911252e+1) * r + 1.0)
+        return num / den
+    r = p if q <= 0.0 else 1.0 - p
+    r = math.sqrt(-log(r))
+    if r <= 5.0:
+        r = r - 1.6
+        num = (((((((7.74545014278341407640e-4 * r + 2.27238449892691845833e-2) * r
+                    + 2.41780725177450611770e-1) * r + 1.27045825245236838258e+0) * r
+                  + 3.64784832476320460504e+0) * r + 5.76949722146069140550e+0) * r
+                + 4.63033784615654529590e+0) * r + 1.42343711074968357734e+0)
+        den = (((((((1.05075007164441684324e-9 * r + 5.47593808499534494600e-4) * r
+                    + 1.51986665636164571966e-2) * r + 1.48103976427480074590e-1) * r
+                  + 6.89767334985100004550e-1) * r + 1.67638483018380384940e+0) * r
+                + 2.05319162663775882187e+0) * r + 1.0)
+    else:
+        r = r - 5.0
+        num = (((((((2.01033439929228813265e-7 * r + 2.71155556874348757815e-5) * r
+                    + 1.24266094738807843860e-3) * r + 2.65321895265761230930e-2) * r
+                  + 2.96560571828504891230e-1) * r + 1.78482653991729133580e+0) * r
+                + 5.46378491116411436990e+0) * r + 6.65790464350110377720e+0)
+        den = (((((((2.04426310338993978564e-15 * r + 1.42151175831644588870e-7) * r
+                    + 1.84631831751005468180e-5) * r + 7.86869131145613259100e-4) * r
+                  + 1.48753612908506148525e-2) * r + 1.36929880922735805310e-1) * r
+                + 5.99832206555887937690e-1) * r + 1.0)
+    x = num / den
+    return -x if q < 0.0 else x
+
+
+# --- arrays: one loop over the scalar, so both forms give the same bits -------------------
+
+@nb.njit(cache=True)
+def log_array(x: np.ndarray) -> np.ndarray:
+    out = np.empty(x.shape[0], dtype=np.float64)
+    for i in range(x.shape[0]):
+        out[i] = log(x[i])
+    return out
+
+
+@nb.njit(cache=True)
+def exp_array(x: np.ndarray) -> np.ndarray:
+    out = np.empty(x.shape[0], dtype=np.float64)
+    for i in range(x.shape[0]):
+        out[i] = exp(x[i])
+    return out
+
+
+@nb.njit(cache=True)
+def _exponential_from(u: np.ndarray, mean: float) -> np.ndarray:
+    out = np.empty(u.shape[0], dtype=np.float64)
+    for i in range(u.shape[0]):
+        out[i] = -log(1.0 - u[i]) * mean  # 1 - u is exact and in (0, 1]
+    return out
+
+
+@nb.njit(cache=True)
+def _normal_from(u: np.ndarray, mean: float, std: float) -> np.ndarray:
+    out = np.empty(u.shape[0], dtype=np.float64)
+    for i in range(u.shape[0]):
+        out[i] = mean + std * normal_ppf(u[i])
+    return out
+
+
+@nb.njit(cache=True)
+def _lognormal_from(u: np.ndarray, median: float, sigma: float) -> np.ndarray:
+    out = np.empty(u.shape[0], dtype=np.float64)
+    for i in range(u.shape[0]):
+        out[i] = median * exp(sigma * normal_ppf(u[i]))
+    return out
+
+
+@nb.njit(cache=True)
+def _pareto_from(u: np.ndarray, alpha: float) -> np.ndarray:
+    out = np.empty(u.shape[0], dtype=np.float64)
+    for i in range(u.shape[0]):
+        out[i] = exp(-log(1.0 - u[i]) / alpha)  # (1 - u) ** (-1 / alpha)
+    return out
+
+
+def exponential(rng: np.random.Generator, mean: float, n: int) -> np.ndarray:
+    """``n`` exponential draws with the given mean (inverse CDF, one uniform each)."""
+    return _exponential_from(rng.random(n), float(mean))
+
+
+def standard_normal(rng: np.random.Generator, n: int) -> np.ndarray:
+    return _normal_from(rng.random(n), 0.0, 1.0)
+
+
+def normal(rng: np.random.Generator, mean: float, std: float, n: int) -> np.ndarray:
+    return _normal_from(rng.random(n), float(mean), float(std))
+
+
+def lognormal(rng: np.random.Generator, median: float, sigma: float, n: int) -> np.ndarray:
+    """``median * exp(sigma * Z)``, Z standard normal."""
+    return _lognormal_from(rng.random(n), float(median), float(sigma))
+
+
+def pareto_multiplier(rng: np.random.Generator, alpha: float, n: int) -> np.ndarray:
+    """Pareto type I with minimum 1 and tail index ``alpha``: ``(1 - U) ** (-1 / alpha)``."""
+    return _pareto_from(rng.random(n), float(alpha))
+
+
+# --- Poisson ------------------------------------------------------------------------------
+
+@nb.njit(cache=True)
+def _log_gamma(x: float) -> float:
+    """log Γ(x) for x >= 1 (numpy's random_loggam: Stirling's series, shifted up below 7)."""
+    if x == 1.0 or x == 2.0:
+        return 0.0
+    n = 0
+    if x < 7.0:
+        n = int(7.0 - x)
+    x0 = x + n
+    x2 = (1.0 / x0) * (1.0 / x0)
+    gl0 = -1.39243221690590e+00
+    gl0 = gl0 * x2 + 1.796443723688307e-01
+    gl0 = gl0 * x2 - 2.955065359477124e-02
+    gl0 = gl0 * x2 + 6.410256410256410e-03
+    gl0 = gl0 * x2 - 1.917526917526918e-03
+    gl0 = gl0 * x2 + 8.417508417508418e-04
+    gl0 = gl0 * x2 - 5.952380952380952e-04
+    gl0 = gl0 * x2 + 7.936507936507937e-04
+    gl0 = gl0 * x2 - 2.777777777777778e-03
+    gl0 = gl0 * x2 + 8.333333333333333e-02
+    gl = gl0 / x0 + 0.5 * 1.8378770664093453e+00 + (x0 - 0.5) * log(x0) - x0
+    for _ in range(n):
+        gl -= log(x0 - 1.0)
+        x0 -= 1.0
+    return gl
+
+
+@nb.njit(cache=True)
+def _poisson_one(uniform: np.ndarray, at: int, lam: float) -> tuple[int, int]:
+    """One Poisson(lam) variate from ``uniform[at:]``: (variate, next unused index), or
+    (-1, at) when the block ran out (the caller draws more and calls again)."""
+    if lam <= 0.0:
+        return 0, at
+    if lam < 10.0:  # multiplication method
+        limit = exp(-lam)
+        count = 0
+        prod = 1.0
+        i = at
+        while i < uniform.shape[0]:
+            prod *= uniform[i]
+            i += 1
+            if prod > limit:
+                count += 1
+            else:
+                return count, i
+        return -1, at
+    # PTRS (Hörmann 1993), as numpy's random_poisson_ptrs
+    slam = math.sqrt(lam)
+    loglam = log(lam)
+    b = 0.931 + 2.53 * slam
+    a = -0.059 + 0.02483 * b
+    invalpha = 1.1239 + 1.1328 / (b - 3.4)
+    vr = 0.9277 - 3.6224 / (b - 2.0)
+    i = at
+    while i + 1 < uniform.shape[0]:
+        u = uniform[i] - 0.5
+        v = uniform[i + 1]
+        i += 2
+        us = 0.5 - abs(u)
+        k = math.floor((2.0 * a / us + b) * u + lam + 0.43) if us > 0.0 else -1.0
+        if us >= 0.07 and v <= vr:
+            return int(k), i
+        if k < 0.0 or (us < 0.013 and v > us):
+            continue
+        if (log(v) + log(invalpha) - log(a / (us * us) + b)) <= (-lam + k * loglam - _log_gamma(k + 1.0)):
+            return int(k), i
+    return -1, at
+
+
+@nb.njit(cache=True)
+def _poisson_fill(uniform: np.ndarray, lam: float, out: np.ndarray, start: int) -> tuple[int, int]:
+    """Fill ``out[start:]`` from ``uniform``: (entries filled up to, uniforms used)."""
+    at = 0
+    j = start
+    while j < out.shape[0]:
+        value, nxt = _poisson_one(uniform, at, lam)
+        if value < 0:
+            break
+        out[j] = value
+        at = nxt
+        j += 1
+    return j, at
+
+
+# Uniforms drawn per refill for Poisson variates: about 1 + lam per draw below 10, ~2.2 above.
+_POISSON_BLOCK = 4096
+
+
+def poisson_many(rng: np.random.Generator, lam: float, n: int) -> np.ndarray:
+    """``n`` Poisson(lam) variates. Uniforms are drawn in blocks; a block's unused tail is
+    kept for the next variate, so the stream depends only on the seed and the calls made."""
+    out = np.zeros(n, dtype=np.int64)
+    if n == 0 or lam <= 0.0:
+        return out
+    if not math.isfinite(lam):
+        raise ValueError(f"Poisson mean must be finite, got {lam}")
+    per_draw = 1.0 + lam if lam < 10.0 else 2.5
+    filled = 0
+    spare = np.empty(0, dtype=np.float64)
+    while filled < n:
+        want = max(_POISSON_BLOCK, int((n - filled) * per_draw * 1.1) + 16)
+        uniform = np.concatenate((spare, rng.random(want)))
+        filled, used = _poisson_fill(uniform, float(lam), out, filled)
+        spare = uniform[used:]
+    return out
+
+
+def poisson(rng: np.random.Generator, lam: float) -> int:
+    """One Poisson(lam) variate (the expected count of a traffic window)."""
+    return int(poisson_many(rng, lam, 1)[0])
