@@ -32,18 +32,21 @@ def _load(path: Path, overrides: list[str]) -> Any:
 
 @app.command()
 def validate(
-    scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
+    scenario: Annotated[Path, typer.Argument(help="scenario TOML file", metavar="SCENARIO.toml")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="override dotted.key=value")] = None,
 ) -> None:
     """Check a scenario without running it."""
+    from msgstorm.scenario.budget import estimate_work
+
     loaded = _load(scenario, set_ or [])
     out.print(f"[green]ok[/]: {scenario} ({loaded.run.name}: {len(loaded.agents)} agents, "
-              f"{len(loaded.faults)} faults, target {loaded.target})", highlight=False)
+              f"{len(loaded.faults)} faults, target {loaded.target})", highlight=False, soft_wrap=True)
+    out.print(f"estimated work: {estimate_work(loaded).describe()}", highlight=False, soft_wrap=True)
 
 
 @app.command()
 def run(
-    scenario: Annotated[Path, typer.Argument(help="scenario TOML file")],
+    scenario: Annotated[Path, typer.Argument(help="scenario TOML file", metavar="SCENARIO.toml")],
     out_dir: Annotated[Path | None, typer.Option("--out", help="run directory (default runs/<UTC time>-<name>)")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="override run.seed")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override dotted.key=value (repeatable)")] = None,

@@ -41,7 +41,10 @@ def _duration(value: object) -> int:
 def _number(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"expected a number, got {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond float range
+        raise ValueError(f"number {value!r} is too large") from None
 
 
 DurationNs = Annotated[int, BeforeValidator(_duration)]

@@ -17,22 +17,37 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from msgstorm.scenario.budget import check_budget
 from msgstorm.scenario.errors import Loc, ScenarioError, ScenarioIssue, TomlLocator, format_field
 from msgstorm.scenario.refs import check_references
 from msgstorm.scenario.schema import Scenario
 
-__all__ = ["apply_override", "load_scenario", "parse_scenario", "scenario_hash"]
+__all__ = ["MAX_SCENARIO_BYTES", "apply_override", "load_scenario", "parse_scenario", "scenario_hash"]
+
+# A scenario describes a run; a larger file is almost surely the wrong file.
+MAX_SCENARIO_BYTES = 1 << 20
 
 
 def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Scenario:
     """Read, override, validate and cross-check a scenario file."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError([ScenarioIssue(str(file), None, "", "no such scenario file")]) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ScenarioError([ScenarioIssue(str(file), None, "", f"cannot read: {error}")]) from None
+        if not file.exists():
+            raise ScenarioError([ScenarioIssue(str(file), None, "", "no such scenario file")])
+        if not file.is_file():  # a directory, /dev/zero, a FIFO: reading could block or never end
+            raise ScenarioError([ScenarioIssue(str(file), None, "", "not a regular file (a scenario is a TOML file)")])
+        with file.open("rb") as handle:
+            data = handle.read(MAX_SCENARIO_BYTES + 1)
+    except OSError as error:
+        raise ScenarioError([ScenarioIssue(str(file), None, "", f"cannot read: {error.strerror or error}")]) from None
+    if len(data) > MAX_SCENARIO_BYTES:
+        raise ScenarioError([ScenarioIssue(str(file), None, "", f"larger than {MAX_SCENARIO_BYTES // 2**20} MiB: "
+                                           "not a scenario file (put large traffic in a replay file)")])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ScenarioError([ScenarioIssue(str(file), line, "", f"not UTF-8 text: {error.reason} at byte {error.start}")]) from None
     return parse_scenario(text, source=str(file), base_dir=file.parent, overrides=overrides)
 
 
@@ -62,6 +77,8 @@ def parse_scenario(
     except ValidationError as error:
         raise ScenarioError(_issues(error, source, locator, overridden, raw)) from None
     problems = check_references(scenario)
+    if not problems:  # the estimate needs names that resolve
+        problems = check_budget(scenario)
     if problems:
         raise ScenarioError(
             [_issue(loc, message, source, locator, overridden) for loc, message in problems]
@@ -188,6 +205,6 @@ def _issue_with_path(
 def _issue(
     loc: Loc, message: str, source: str, locator: TomlLocator, overridden: set[Loc]
 ) -> ScenarioIssue:
-    if any(loc[: len(o)] == o for o in overridden):
+    if loc and any(loc[: len(o)] == o or o[: len(loc)] == loc for o in overridden):
         return ScenarioIssue("--set", None, format_field(loc), message)
     return ScenarioIssue(source, locator.line_of(loc), format_field(loc), message)

@@ -33,6 +33,7 @@ __all__ = [
     "FaultSpec",
     "GossipSpec",
     "HistorySpec",
+    "LimitsSpec",
     "LinkModel",
     "NetworkSpec",
     "RunSpec",
@@ -57,7 +58,7 @@ class _Spec(BaseModel):
 
 class RunSpec(_Spec):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    seed: int = Field(default=1, ge=0)
+    seed: int = Field(default=1, ge=0, lt=2**63)  # the history's int64 seed column
     duration: DurationNs = Field(gt=0)
     drain: DurationNs = 5_000_000_000
     window: DurationNs = Field(default=1_000_000_000, gt=0)
@@ -353,6 +354,21 @@ class HistorySpec(_Spec):
     row_group_size: int = Field(default=65_536, ge=1024)
 
 
+class LimitsSpec(_Spec):
+    """What a run may ask of this machine; ``scenario.budget`` refuses a scenario whose
+    estimated work exceeds one. Raise a limit deliberately, e.g.
+    ``--set limits.max_messages=500_000_000``."""
+
+    max_messages: int = Field(default=100_000_000, ge=1)
+    max_window_messages: int = Field(default=20_000_000, ge=1)  # one traffic window in memory
+    max_instances: int = Field(default=100_000, ge=1)  # agent instances, each with its own stream
+    max_windows: int = Field(default=1_000_000, ge=1)  # analysis windows
+    max_samples: int = Field(default=10_000_000, ge=1)  # queue-depth samples
+    max_blocks: int = Field(default=10_000_000, ge=1)
+    max_receipts: float = Field(default=2e10, gt=0)  # gossip receipts (about an hour of kernel time)
+    memory: Fraction = 0.8  # share of the memory available when the run starts
+
+
 SLO_PATTERN = r"^\s*(<=|>=|==|!=|<|>)\s*(\S.*)$"
 
 
@@ -372,3 +388,4 @@ class Scenario(_Spec):
     slo: dict[str, Annotated[str, Field(pattern=SLO_PATTERN)]] = Field(default_factory=dict)
     analysis: AnalysisSpec = AnalysisSpec()
     history: HistorySpec = HistorySpec()
+    limits: LimitsSpec = LimitsSpec()

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "MAX_DURATION_NS",
+    "MAX_SIZE_BYTES",
     "format_duration",
     "parse_bandwidth_bps",
     "parse_duration_ns",
@@ -32,6 +34,10 @@ _DURATION_NS = {
     "min": 60_000_000_000,
     "h": 3_600_000_000_000,
 }
+# Times are int64 nanoseconds in the history: the longest duration that fits (about 292 years).
+MAX_DURATION_NS = 2**63 - 1
+# Sizes are int32 bytes in the history.
+MAX_SIZE_BYTES = 2**31 - 1
 _DURATION_RE = re.compile(r"^\s*" + _NUMBER + r"\s*(ns|us|µs|ms|s|min|m|h)\s*$")
 
 _RATE_PER = {"s": 1.0, "sec": 1.0, "ms": 1000.0, "min": 1 / 60.0, "m": 1 / 60.0, "h": 1 / 3600.0}
@@ -81,7 +87,11 @@ def parse_duration_ns(value: object) -> int:
     if isinstance(value, str):
         match = _DURATION_RE.match(value)
         if match:
-            return round(float(match.group(1)) * _DURATION_NS[match.group(2)])
+            ns = float(match.group(1)) * _DURATION_NS[match.group(2)]
+            if not ns <= MAX_DURATION_NS:  # also catches inf from a huge exponent
+                raise ValueError(f"duration {value!r} is too long: at most about 292 years "
+                                 "(int64 nanoseconds)")
+            return round(ns)
     raise ValueError(
         f"expected a duration with a unit (ns, us, ms, s, min, h) such as '50ms', got {value!r}"
     )
@@ -92,7 +102,10 @@ def parse_rate_per_s(value: object) -> float:
     if isinstance(value, str):
         match = _RATE_RE.match(value)
         if match:
-            return float(match.group(1)) * _MULT[match.group(2)] * _RATE_PER[match.group(3)]
+            rate = float(match.group(1)) * _MULT[match.group(2)] * _RATE_PER[match.group(3)]
+            if rate == float("inf"):
+                raise ValueError(f"rate {value!r} is not a finite number")
+            return rate
     raise ValueError(f"expected a rate such as '2000/s' or '120/min', got {value!r}")
 
 
@@ -116,12 +129,15 @@ def parse_fraction(value: object) -> float:
 
 def parse_size_bytes(value: object) -> int:
     """A size as bytes: "250B", "4KiB", or a plain integer of bytes."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SIZE_BYTES:
         return value
     if isinstance(value, str):
         match = _SIZE_RE.match(value)
         if match:
-            return round(float(match.group(1)) * _SIZE_BYTES[match.group(2)])
+            size = float(match.group(1)) * _SIZE_BYTES[match.group(2)]
+            if not size <= MAX_SIZE_BYTES:
+                raise ValueError(f"size {value!r} is too large: at most 2GiB")
+            return round(size)
     raise ValueError(f"expected a size such as '250B' or '4KiB', got {value!r}")
 
 
@@ -134,7 +150,10 @@ def parse_bandwidth_bps(value: object) -> float:
             return 0.0
         match = _BW_RE.match(value)
         if match:
-            return float(match.group(1)) * _BW_BPS[match.group(2)]
+            bps = float(match.group(1)) * _BW_BPS[match.group(2)]
+            if bps == float("inf"):
+                raise ValueError(f"bandwidth {value!r} is not a finite number")
+            return bps
     raise ValueError(f"expected a bandwidth such as '1Gbit/s' or 'unlimited', got {value!r}")
 
 

@@ -1,0 +1,240 @@
+"""The work a scenario asks for, estimated before anything runs, and the limits it must fit.
+
+Place in the pipeline: the last step of loading (``loader.parse_scenario``), after validation
+and the cross-checks, so ``msgstorm validate`` and ``msgstorm run`` refuse a scenario that
+cannot finish on this machine before they create anything, with file:line:field and the
+estimate. The estimate is closed-form (expected counts from each arrival process), cheap, and
+errs high: a Hawkes burst or a Poisson fluctuation is covered by ``_PEAK_MARGIN``.
+
+The limits are the ``[limits]`` table of the scenario (defaults below, documented in the
+README); a user raises one deliberately, e.g. ``--set limits.max_messages=500_000_000``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from msgstorm.scenario.errors import Loc
+from msgstorm.scenario.schema import (
+    AgentSpec,
+    ArrivalSpec,
+    ConstantArrival,
+    HawkesArrival,
+    LinearRampArrival,
+    PhasesArrival,
+    PoissonArrival,
+    ReplayArrival,
+    Scenario,
+    StepRampArrival,
+)
+
+__all__ = ["WorkEstimate", "check_budget", "estimate_work", "memory_available_bytes"]
+
+_NS_PER_S = 1e9
+_DRAIN_SLACK_NS = 60 * 1e9
+# A traffic window's count can exceed its expectation (Poisson noise, Hawkes clusters).
+_PEAK_MARGIN = 3.0
+# Memory coefficients, measured on the examples with /usr/bin/time -v (peak RSS) and rounded
+# up: the interpreter, numpy, pyarrow, numba and the loaded kernels; a message of a traffic
+# window in its batch arrays and Python list; a message waiting in the sequencer's queue;
+# an agent instance (its random stream and arrival state); a node (gossip arrays, mempool);
+# a message row held by the analysis (every column of the messages table).
+_BASE_BYTES = 350 * 2**20
+_WINDOW_MESSAGE_BYTES = 200
+_QUEUED_MESSAGE_BYTES = 400
+_INSTANCE_BYTES = 10_000
+_NODE_BYTES = 64 * 2**10
+_ANALYSED_MESSAGE_BYTES = 700
+
+
+@dataclass(frozen=True)
+class WorkEstimate:
+    """Expected work of one run (counts are expectations, memory a peak)."""
+
+    messages: float
+    peak_window_messages: float
+    instances: int
+    nodes: int
+    traffic_windows: int
+    analysis_windows: int
+    queue_samples: int
+    blocks: int
+    gossip_receipts: float
+    delivery_rows: float
+    queued_messages: float
+    memory_bytes: float
+
+    def describe(self) -> str:
+        return (f"about {self.messages:,.0f} messages ({self.peak_window_messages:,.0f} in the busiest "
+                f"window), {self.nodes:,} nodes, {self.gossip_receipts:,.0f} gossip receipts, "
+                f"{self.analysis_windows:,} windows, {self.queue_samples:,} queue samples, "
+                f"{self.blocks:,} blocks, {self.delivery_rows:,.0f} delivery rows, "
+                f"peak memory about {_gib(self.memory_bytes)}")
+
+
+def _gib(size: float) -> str:
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
+
+
+def _replay_rows(path: str) -> float:
+    """Rows of a replay file: Parquet metadata, or the lines of a CSV (no parsing)."""
+    file = Path(path)
+    try:
+        if file.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return float(pq.ParquetFile(file).metadata.num_rows)
+        with file.open("rb") as handle:
+            return float(sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b"")))
+    except (OSError, ValueError):
+        return 0.0  # the traffic layer reports an unreadable file when it opens it
+
+
+def _arrival(spec: ArrivalSpec, span_ns: float) -> tuple[float, float, str]:
+    """(expected messages per instance over ``span_ns``, peak rate per s, the field that sets
+    the rate) for one arrival process."""
+    span_s = span_ns / _NS_PER_S
+    if isinstance(spec, (ConstantArrival, PoissonArrival)):
+        return spec.rate * span_s, spec.rate, "rate"
+    if isinstance(spec, HawkesArrival):
+        mean_rate = spec.baseline / (1.0 - spec.branching)
+        return mean_rate * span_s, mean_rate, "baseline"
+    if isinstance(spec, StepRampArrival):
+        total, peak = 0.0, 0.0
+        for k in range(spec.steps):
+            begins = k * spec.every
+            if begins >= span_ns:
+                break
+            level = spec.start + k * spec.step
+            total += level * min(spec.every, span_ns - begins) / _NS_PER_S
+            peak = max(peak, level)
+        return total, peak, "step"
+    if isinstance(spec, LinearRampArrival):
+        return (spec.start + spec.end) / 2 * span_s, max(spec.start, spec.end), "end"
+    if isinstance(spec, ReplayArrival):
+        rows = _replay_rows(spec.path)
+        return rows, rows / max(span_s, 1e-9), "path"
+    if isinstance(spec, PhasesArrival):
+        total, peak, left, field = 0.0, 0.0, span_ns, "phases"
+        for phase in spec.phases:
+            if left <= 0:
+                break
+            count, rate, _ = _arrival(phase.arrival, min(phase.duration, left))
+            total, peak, left = total + count, max(peak, rate), left - phase.duration
+        return total, peak, field
+    raise TypeError(f"unknown arrival process {spec!r}")  # pragma: no cover - schema is closed
+
+
+def _agent_span_ns(agent: AgentSpec, duration_ns: int) -> float:
+    stop = duration_ns if agent.stop is None else min(agent.stop, duration_ns)
+    return float(max(0, stop - agent.start))
+
+
+def _per_agent(scenario: Scenario) -> list[tuple[float, float, Loc]]:
+    """(messages, peak rate, the field to blame) for each agent."""
+    rows = []
+    for index, agent in enumerate(scenario.agents):
+        per_instance, peak, field = _arrival(agent.arrival, _agent_span_ns(agent, scenario.run.duration))
+        rows.append((per_instance * agent.count, peak * agent.count, ("agents", index, "arrival", field)))
+    return rows
+
+
+def _service_capacity_per_s(scenario: Scenario) -> float:
+    mean_ns = scenario.sequencer.service.mean
+    return math.inf if mean_ns <= 0 else scenario.sequencer.workers * _NS_PER_S / mean_ns
+
+
+def _queue_bound(scenario: Scenario) -> float:
+    """The most messages backpressure lets wait in the queue (inf when it does not bound it)."""
+    backpressure = scenario.backpressure
+    for name in ("capacity", "high"):
+        bound = getattr(backpressure, name, None)
+        if isinstance(bound, int):
+            return float(bound)
+    return math.inf
+
+
+def estimate_work(scenario: Scenario) -> WorkEstimate:
+    run = scenario.run
+    agents = _per_agent(scenario)
+    messages = sum(count for count, _, _ in agents)
+    peak_rate = sum(rate for _, rate, _ in agents)
+    # An overloaded sequencer holds the excess of offered over service capacity in memory.
+    excess_per_s = max(0.0, peak_rate - _service_capacity_per_s(scenario))
+    queued = min(messages, excess_per_s * run.duration / _NS_PER_S, _queue_bound(scenario))
+    # The run stops once every message is settled or stranded, so a long drain (even one
+    # meaning "never") lasts about as long as the backlog takes to serve, plus slack.
+    backlog_ns = queued * scenario.sequencer.service.mean / scenario.sequencer.workers
+    horizon_ns = run.duration + min(run.drain, backlog_ns + _DRAIN_SLACK_NS)
+    peak_window = min(messages, peak_rate * run.window / _NS_PER_S * _PEAK_MARGIN)
+    nodes = len(scenario.network.regions) * scenario.network.nodes_per_region
+    fanout = scenario.gossip.degree if scenario.gossip.mode == "mesh" else scenario.gossip.peers
+    fanout = min(fanout, scenario.gossip.peers, max(nodes - 1, 0))
+    blocks = math.ceil(horizon_ns / scenario.blocks.interval)
+    receipts = (messages + blocks) * nodes * max(fanout, 1) if nodes > 1 else 0.0
+    deliveries = min(float(scenario.history.max_deliveries), messages * nodes * scenario.history.delivery_sample)
+    instances = sum(agent.count for agent in scenario.agents)
+    memory = (_BASE_BYTES + peak_window * _WINDOW_MESSAGE_BYTES + queued * _QUEUED_MESSAGE_BYTES
+              + instances * _INSTANCE_BYTES + nodes * _NODE_BYTES + messages * _ANALYSED_MESSAGE_BYTES)
+    return WorkEstimate(
+        messages=messages, peak_window_messages=peak_window, instances=instances, nodes=nodes,
+        traffic_windows=math.ceil(run.duration / run.window),
+        analysis_windows=math.ceil(horizon_ns / run.window),
+        queue_samples=math.ceil(horizon_ns / run.sample_interval), blocks=blocks,
+        gossip_receipts=receipts, delivery_rows=deliveries, queued_messages=queued, memory_bytes=memory,
+    )
+
+
+def memory_available_bytes() -> float:
+    """Memory this process can still use: MemAvailable from /proc/meminfo, else physical."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return math.inf
+
+
+def _largest(agents: list[tuple[float, float, Loc]], by: int) -> Loc:
+    return max(agents, key=lambda row: row[by])[2] if agents else ("agents",)
+
+
+def check_budget(scenario: Scenario, estimate: WorkEstimate | None = None) -> list[tuple[Loc, str]]:
+    """Every limit the scenario's estimate exceeds, as (field to blame, message)."""
+    work = estimate or estimate_work(scenario)
+    limits = scenario.limits
+    agents = _per_agent(scenario)
+    found: list[tuple[Loc, str]] = []
+
+    def over(value: float, limit: float, what: str, name: str, blame: Loc) -> None:
+        if value > limit:
+            found.append((blame, f"{what}: about {value:,.0f}, over limits.{name} = {limit:,.0f}; "
+                                 f"shorten or slow the run, or raise the limit with "
+                                 f"--set limits.{name}=N if this machine can take it"))
+
+    over(work.messages, limits.max_messages, "messages", "max_messages", _largest(agents, 0))
+    over(work.peak_window_messages, limits.max_window_messages, "messages in one traffic window",
+         "max_window_messages", _largest(agents, 1))
+    biggest_count = max(range(len(scenario.agents)), key=lambda i: scenario.agents[i].count)
+    over(work.instances, limits.max_instances, "agent instances", "max_instances", ("agents", biggest_count, "count"))
+    over(work.analysis_windows, limits.max_windows, "analysis windows", "max_windows", ("run", "window"))
+    over(work.queue_samples, limits.max_samples, "queue samples", "max_samples", ("run", "sample_interval"))
+    over(work.blocks, limits.max_blocks, "blocks", "max_blocks", ("blocks", "interval"))
+    receipts_blame = ("blocks", "interval") if work.blocks > work.messages else _largest(agents, 0)
+    over(work.gossip_receipts, limits.max_receipts, "gossip receipts", "max_receipts", receipts_blame)
+    available = memory_available_bytes()
+    if work.memory_bytes > available * limits.memory:
+        found.append((_largest(agents, 1), f"memory: about {_gib(work.memory_bytes)}, over limits.memory = "
+                      f"{limits.memory:.0%} of the {_gib(available)} available now; shorten or slow the run, "
+                      "or raise the limit with --set limits.memory=... if you know better"))
+    if found:
+        found.append(((), f"estimated work: {work.describe()}"))
+    return found

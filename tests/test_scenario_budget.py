@@ -1,0 +1,97 @@
+"""Inputs that validate must be able to finish: the work estimate and the limits behind it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import msgstorm
+from msgstorm.cli import app
+from msgstorm.scenario import ScenarioError
+from msgstorm.scenario.budget import estimate_work
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+QUICKSTART = str(EXAMPLES / "quickstart.toml")
+
+
+def _invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--set", 'agents.0.arrival={process="poisson", rate="1e12/s"}'],
+     "--set: agents[0].arrival.rate: messages: about"),
+    (["--set", "agents.0.count=1000000"], "--set: agents[0].count: agent instances: about 1,000,004"),
+    (["--set", 'run.window="1ns"'], "--set: run.window: analysis windows: about 13,000,000,000"),
+    (["--set", 'blocks.interval="1ns"'], "--set: blocks.interval: blocks: about 13,000,000,000"),
+    (["--set", 'run.sample_interval="1ns"'], "--set: run.sample_interval: queue samples"),
+    (["--set", 'run.duration="100000h"'], "agents[0].arrival.rate: messages: about"),
+    (["--set", 'sequencer.service={dist="lognormal", median="1e300s", sigma=1}'], "too long"),
+    (["--set", "run.seed=9223372036854775808"], "run.seed"),
+])
+def test_work_that_cannot_finish_is_refused_with_the_field_and_the_estimate(args: list[str], expected: str) -> None:
+    for command in ("validate", "run"):
+        code, output = _invoke(command, QUICKSTART, *args)
+        assert code == 2, output
+        assert expected in output, output
+    if "limits" not in args[1] and "seed" not in args[1] and "1e300s" not in args[1]:
+        assert "estimated work: about" in output
+
+
+def test_the_seed_flag_is_bounded_by_the_history_column() -> None:
+    code, output = _invoke("run", QUICKSTART, "--seed", "9223372036854775808", "-q")
+    assert code == 2 and "run.seed" in output and "less than 9223372036854775808" in output
+
+
+def test_a_limit_can_be_raised_deliberately() -> None:
+    too_many_blocks = ['blocks.interval="10us"', 'run.duration="100s"']
+    with pytest.raises(ScenarioError, match="max_blocks"):
+        msgstorm.load_scenario(QUICKSTART, too_many_blocks)
+    scenario = msgstorm.load_scenario(QUICKSTART, [*too_many_blocks, "limits.max_blocks=20_000_000"])
+    assert scenario.limits.max_blocks == 20_000_000
+
+
+def test_the_file_error_points_at_the_line_of_the_field(tmp_path: Path) -> None:
+    text = (EXAMPLES / "quickstart.toml").read_text().replace('window = "1s"', 'window = "1ns"')
+    path = tmp_path / "tiny-window.toml"
+    path.write_text(text)
+    line = next(number for number, row in enumerate(text.splitlines(), 1) if row.startswith("window"))
+    code, output = _invoke("validate", str(path))
+    assert code == 2 and f"{path}:{line}: run.window: analysis windows" in output
+
+
+@pytest.mark.parametrize("make", ["directory", "fifo", "binary", "huge", "devzero"])
+def test_a_file_that_is_no_scenario_is_refused_at_once(tmp_path: Path, make: str) -> None:
+    path = tmp_path / "scenario.toml"
+    if make == "directory":
+        path.mkdir()
+    elif make == "fifo":
+        os.mkfifo(path)  # reading it would block forever
+    elif make == "binary":
+        path.write_bytes(b"[run]\nname = \"x\"\n\xff\xfe\x00garbage")
+    elif make == "huge":
+        path.write_text("# padding\n" * 200_000)
+    else:
+        path = Path("/dev/zero")
+    code, output = _invoke("validate", str(path))
+    assert code == 2
+    assert {"directory": "not a regular file", "fifo": "not a regular file", "binary": ":3: not UTF-8",
+            "huge": "larger than 1 MiB", "devzero": "not a regular file"}[make] in output
+
+
+@pytest.mark.parametrize(("example", "tolerance"), [
+    ("quickstart.toml", 0.05), ("ramp.toml", 0.05), ("matching-engine.toml", 0.05), ("flash-crash.toml", 0.35),
+])
+def test_the_estimate_matches_what_a_run_sends(example: str, tolerance: float, tmp_path: Path) -> None:
+    overrides = ['run.duration="3s"', 'run.drain="1s"'] if example != "ramp.toml" else ['run.drain="1s"']
+    scenario = msgstorm.load_scenario(EXAMPLES / example, overrides)
+    estimate = estimate_work(scenario)
+    sent = msgstorm.run(scenario, tmp_path / "run").summary["messages"]["sent"]
+    assert abs(sent - estimate.messages) <= tolerance * estimate.messages, (sent, estimate.messages)
+    assert estimate.peak_window_messages >= sent / estimate.traffic_windows
