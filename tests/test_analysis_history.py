@@ -134,6 +134,7 @@ def write_history(
             "t_end": [t_end],
             "interrupted": [False],
             "host": ["{}"],
+            "completed": [True],
         },
     )
     writer.close()

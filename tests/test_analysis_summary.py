@@ -21,6 +21,7 @@ KEYS = [
     "scenario_hash",
     "duration_s",
     "interrupted",
+    "cut_off",
     "offered_rate_per_s",
     "throughput_per_s",
     "latency_ms",

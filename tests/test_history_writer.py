@@ -1,14 +1,17 @@
-"""The streaming history writer: row groups written in order from its background thread,
-and a failed write reported to the caller instead of lost with the thread."""
+"""The streaming history writer: parts written in order, whole or not at all, a failed write
+reported to the caller instead of lost with the thread, and old one-file histories still read."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from msgstorm.history import HistoryWriter
+from msgstorm.history import RUN, HistoryWriter, read_history
+from msgstorm.history.reader import read_table
 
 
 def _deliveries(start: int, n: int) -> dict[str, list[object]]:
@@ -16,32 +19,80 @@ def _deliveries(start: int, n: int) -> dict[str, list[object]]:
             "t_delivered": [10 * i for i in range(start, start + n)], "hops": [1] * n}
 
 
-def test_row_groups_arrive_in_order(tmp_path: Path) -> None:
+def _event(t: int) -> dict[str, list[object]]:
+    return {"t": [t], "kind": ["run_start"], "node": [None], "value": [None], "height": [None], "detail": [None]}
+
+
+def test_parts_arrive_in_order(tmp_path: Path) -> None:
     writer = HistoryWriter(tmp_path / "history", row_group_size=100)
-    for start in range(0, 5_000, 70):  # appends that straddle row-group boundaries
+    for start in range(0, 5_000, 70):  # appends that straddle part boundaries
         writer.append("deliveries", _deliveries(start, 70))
     writer.close()
-    table = pq.read_table(tmp_path / "history" / "deliveries.parquet")
+    parts = sorted((tmp_path / "history" / "deliveries").glob("part-*.parquet"))
+    assert len(parts) > 10
+    table = read_table(tmp_path / "history", "deliveries")
     assert table["msg_id"].to_pylist() == list(range(0, 5_040))
-    assert pq.ParquetFile(tmp_path / "history" / "deliveries.parquet").metadata.num_row_groups > 10
+
+
+def test_a_part_is_cut_once_a_second_of_wall_time_has_passed(tmp_path: Path) -> None:
+    now = [0.0]
+    writer = HistoryWriter(tmp_path / "history", row_group_size=1_000_000, clock=lambda: now[0])
+    writer.append("deliveries", _deliveries(0, 5))
+    writer.sync()
+    directory = tmp_path / "history" / "deliveries"
+    assert list(directory.glob("part-*.parquet")) == [directory / "part-000000.parquet"]  # sync cut one
+    writer.append("deliveries", _deliveries(5, 5))
+    now[0] = 0.5
+    writer.append("events", _event(1))
+    writer._background.wait()
+    assert len(list(directory.glob("part-*.parquet"))) == 1  # under a second: still buffered
+    now[0] = 1.01
+    writer.append("events", _event(2))  # any append past the interval cuts every waiting table
+    writer._background.wait()
+    assert len(list(directory.glob("part-*.parquet"))) == 2
+    assert read_table(tmp_path / "history", "deliveries").num_rows == 10
+    writer.close()
+
+
+def test_a_leftover_temporary_part_is_ignored(tmp_path: Path) -> None:
+    writer = HistoryWriter(tmp_path / "history", row_group_size=10)
+    writer.append("deliveries", _deliveries(0, 10))
+    writer.close()
+    (tmp_path / "history" / "deliveries" / ".part-000001.parquet.tmp").write_bytes(b"PAR1 half a file")
+    assert read_table(tmp_path / "history", "deliveries").num_rows == 10
 
 
 def test_a_failed_write_is_raised_not_lost(tmp_path: Path) -> None:
     writer = HistoryWriter(tmp_path / "history", row_group_size=100)
-    sink = writer._sinks["deliveries"]
-
-    def disk_full(*_args: object, **_kwargs: object) -> None:
-        raise OSError(28, "No space left on device")
-
-    sink.writer.write_table = disk_full  # type: ignore[method-assign]
-    writer.append("events", {"t": [1], "kind": ["run_start"], "node": [None], "value": [None],
-                              "height": [None], "detail": [None]})
-    with pytest.raises(OSError, match="No space left"):
-        for start in range(0, 1_000, 100):  # each append fills a row group
+    writer.append("events", _event(1))
+    writer.sync()
+    # The deliveries directory is gone: its next part cannot be written (a real OS error).
+    (tmp_path / "history" / "deliveries").rmdir()
+    with pytest.raises(OSError):
+        for start in range(0, 1_000, 100):  # each append cuts a part
             writer.append("deliveries", _deliveries(start, 100))
         writer.close()
-    # The other tables were still closed: what they hold is readable.
     if not writer.closed:
-        with pytest.raises(OSError, match="No space left"):
+        with pytest.raises(OSError):
             writer.close()
-    assert pq.read_table(tmp_path / "history" / "events.parquet").num_rows == 1
+    # The other tables were still written: what they hold is readable.
+    assert read_table(tmp_path / "history", "events").num_rows == 1
+
+
+def test_a_history_of_one_file_per_table_still_reads(tmp_path: Path) -> None:
+    """Runs written before tables became directories of parts."""
+    history = tmp_path / "history"
+    history.mkdir()
+    writer = HistoryWriter(tmp_path / "new", row_group_size=10)
+    writer.close()
+    for name in ("messages", "deliveries", "events"):
+        pq.write_table(read_table(tmp_path / "new", name), history / f"{name}.parquet")
+    old_run = pa.schema([field for field in RUN if field.name != "completed"])
+    pq.write_table(pa.Table.from_pylist([{
+        "scenario_name": "old", "scenario_hash": "h", "scenario_json": json.dumps({"run": {"name": "old"}}),
+        "seed": 1, "msgstorm_version": "0.1.0", "target": "sim", "nodes_json": "[]", "t_end": 5,
+        "interrupted": False, "host": "{}",
+    }], schema=old_run), history / "run.parquet")
+    read = read_history(tmp_path)
+    assert read.run_info["scenario_name"] == "old"
+    assert read.cut_off is False

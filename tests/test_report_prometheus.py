@@ -134,7 +134,12 @@ def test_cli_serves_metrics_on_loopback_while_running(tmp_path) -> None:
     seen = [_value(s, "msgstorm_messages_total", status="committed") for s in scrapes]
     assert any(v is not None for v in seen)
     assert all(v is None or v <= summary["messages"]["committed"] for v in seen)
-    assert _scrape(url) is None, "the server stops with the run"
+    # After the run the endpoint lingers (default 5 s) with the final values, so a scraper sees them.
+    finished = [s for s in scrapes if _value(s, "msgstorm_run_finished") == 1.0]
+    assert finished, "no scrape saw the finished run: the endpoint closed with the run"
+    assert _value(finished[-1], "msgstorm_messages_total", status="committed") == summary["messages"]["committed"]
+    assert all(_value(s, "msgstorm_run_finished") == 0.0 for s in scrapes[: len(scrapes) - len(finished)])
+    assert _scrape(url) is None, "the server stops once the linger is over"
 
 
 def test_port_in_use_exits_2(tmp_path) -> None:

@@ -1,13 +1,25 @@
 """The ``msgstorm`` command line: run, validate, report, compare, schema.
 
-Exit codes: 0 ok; 1 an SLO failed (``compare --fail-on-regression``: a regression); 2 bad
-input (the message names file, line and field, or the run directory and what is wrong).
+Exit codes (``EXIT_*`` below; the README lists them):
+0 ok; 1 an SLO failed (``compare --fail-on-regression``: a regression; ``run``: the disk
+filled up while writing the history, what was saved is said); 2 bad input (the message
+names file, line and field, or the path and the OS error) or a bad place to write;
+3 interrupted (Ctrl-C or SIGTERM, or a history that was cut off): the history holds what
+was recorded, and ``msgstorm report RUN_DIR`` finishes the job.
+
+Lines a script may read (paths, errors) are never wrapped, whatever the terminal's width.
 """
 
 from __future__ import annotations
 
+import errno
+import signal
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -17,8 +29,37 @@ from msgstorm.scenario import ScenarioError, load_scenario
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Stress-test the messaging layer of a trading system.")
-err = Console(stderr=True)
-out = Console()
+# soft_wrap: a long path or error line stays one line when stdout is a file or a pipe.
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+EXIT_OK, EXIT_SLO_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``timeout``, a CI runner, ``kill``) stops the run as Ctrl-C does: what was
+    recorded is settled and written. A second SIGTERM or SIGINT while stopping ends the
+    process at once; the history's parts on disk stay whole (``report`` reads them)."""
+    signals = 0
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal signals
+        signals += 1
+        if signals > 1:
+            err.print("stopped again: exiting now; the history keeps what was flushed", highlight=False)
+            sys.stderr.flush()
+            import os
+
+            os._exit(EXIT_INTERRUPTED)
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _load(path: Path, overrides: list[str]) -> Any:
@@ -47,7 +88,10 @@ def validate(
 @app.command()
 def run(
     scenario: Annotated[Path, typer.Argument(help="scenario TOML file", metavar="SCENARIO.toml")],
-    out_dir: Annotated[Path | None, typer.Option("--out", help="run directory (default runs/<UTC time>-<name>)")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="run directory (default runs/<UTC time>-<name>, "
+                                                 "always new)")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace the run in a non-empty --out directory "
+                                            "(removes history/, summary.json, report.html, windows.csv)")] = False,
     seed: Annotated[int | None, typer.Option("--seed", help="override run.seed")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override dotted.key=value (repeatable)")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
@@ -56,37 +100,84 @@ def run(
         "--prometheus", metavar="PORT", min=0, max=65535,
         help="serve live metrics at http://127.0.0.1:PORT/metrics while the run goes "
              "(0 picks a free port)")] = None,
+    linger: Annotated[float, typer.Option(
+        "--prometheus-linger", metavar="SECONDS", min=0,
+        help="keep serving the final metrics this long after the run ends")] = 5.0,
 ) -> None:
     """Run a scenario, write the run directory and print a summary."""
     from msgstorm.analysis import slo_failed
     from msgstorm.report.terminal import print_summary
+    from msgstorm.runner import RunDirError, default_run_dir, prepare_run_dir
     from msgstorm.runner import run as run_scenario
 
     overrides = list(set_ or [])
     if seed is not None:
         overrides.append(f"run.seed={seed}")
     loaded = _load(scenario, overrides)
-    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
-        err.print(f"[red]error[/]: --out {out_dir}: exists and is not a directory", highlight=False)
-        raise typer.Exit(2)
-    show_progress = sys.stdout.isatty() and not quiet
-    exporter = _start_exporter(prometheus, loaded) if prometheus is not None else None
+    exporter = _start_exporter(prometheus, loaded) if prometheus is not None else None  # exits 2 on a bad port
     try:
-        observe = exporter.observe if exporter is not None else None
-        if show_progress:
-            result = _run_with_progress(loaded, out_dir, run_scenario, observe)
+        if out_dir is None:
+            run_dir = default_run_dir(loaded)
         else:
-            result = run_scenario(loaded, out_dir, observe)
+            removed = prepare_run_dir(out_dir, overwrite)
+            if removed:
+                err.print(f"--overwrite: removed {', '.join(removed)} from {out_dir}", highlight=False)
+            run_dir = out_dir
+    except (RunDirError, OSError) as error:
         if exporter is not None:
-            exporter.finish(result.analysis, result.history)
+            exporter.close()
+        if isinstance(error, RunDirError):
+            err.print(f"[red]error[/]: --out {error}", highlight=False)
+        else:
+            where = out_dir if out_dir is not None else Path("runs")
+            err.print(f"[red]error[/]: {where}: cannot create the run directory: {error.strerror or error}",
+                      highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    show_progress = sys.stdout.isatty() and not quiet
+    try:
+        with _sigterm_as_interrupt():
+            observe = exporter.observe if exporter is not None else None
+            if show_progress:
+                result = _run_with_progress(loaded, run_dir, run_scenario, observe)
+            else:
+                result = run_scenario(loaded, run_dir, observe)
+            if exporter is not None:
+                exporter.finish(result.analysis, result.history)
+                _linger(exporter, linger)
+    except KeyboardInterrupt:
+        # The simulator settles its own interruptions; one that lands here came while the
+        # history was being closed, analysed or reported: the history is on disk.
+        err.print(f"interrupted: the history in {run_dir} is written; finish the summary and report "
+                  f"with: msgstorm report {run_dir}", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            err.print(f"[red]error[/]: {run_dir}: {error.strerror}: the run stopped; the history in "
+                      f"{run_dir / 'history'} keeps every part written before (msgstorm report {run_dir} reads it)",
+                      highlight=False)
+            raise typer.Exit(EXIT_SLO_FAILED) from None
+        err.print(f"[red]error[/]: {getattr(error, 'filename', None) or run_dir}: {error.strerror or error}",
+                  highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     finally:
         if exporter is not None:
             exporter.close()
     if not quiet:
         print_summary(result.summary, out)
     out.print(f"run directory: {result.run_dir} (report: {result.run_dir / 'report.html'})", highlight=False)
+    if result.summary.get("interrupted"):
+        err.print(f"interrupted: the history in {result.run_dir} holds what was recorded before the stop; "
+                  f"re-analyse it with: msgstorm report {result.run_dir}", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED)
     if slo_failed(result.analysis, strict):
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_SLO_FAILED)
+
+
+def _linger(exporter: Any, seconds: float) -> None:
+    """Keep the final metrics up so a scraper sees them (``msgstorm_run_finished`` 1)."""
+    if seconds > 0:
+        err.print(f"prometheus: final metrics at {exporter.url} for {seconds:g} s more", highlight=False)
+        time.sleep(seconds)
 
 
 def _start_exporter(port: int, loaded: Any) -> Any:
@@ -112,29 +203,43 @@ def _run_with_progress(loaded: Any, out_dir: Path | None, run_scenario: Any, als
 
 @app.command()
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="a run directory")],
+    run_dir: Annotated[Path, typer.Argument(help="a run directory", metavar="RUN_DIR")],
     strict: Annotated[bool, typer.Option("--strict", help="an SLO that cannot be judged (no data) fails too")] = False,
 ) -> None:
     """Re-analyse a run from its history alone; rewrite summary.json, report.html, windows.csv."""
     import pyarrow as pa
 
     from msgstorm.analysis import slo_failed
+    from msgstorm.history import read_history
     from msgstorm.report.terminal import print_summary
     from msgstorm.runner import reanalyse
 
     try:
-        analysis = reanalyse(run_dir)
+        with _sigterm_as_interrupt():
+            history = read_history(run_dir)
+            if history.cut_off and history.messages.num_rows == 0:
+                err.print(f"[red]error[/]: {run_dir}: the run was cut off before any message was recorded; "
+                          "there is nothing to report", highlight=False)
+                raise typer.Exit(EXIT_INTERRUPTED)
+            analysis = reanalyse(run_dir, history)
     except FileNotFoundError as error:
         err.print(f"[red]error[/]: {error}", highlight=False)
-        raise typer.Exit(2) from None
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     except (pa.ArrowException, OSError) as error:
-        err.print(f"[red]error[/]: {run_dir}: history unreadable (was the run killed while "
-                  f"writing?): {error}", highlight=False)
-        raise typer.Exit(2) from None
+        err.print(f"[red]error[/]: {run_dir}: history unreadable: {error}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except KeyboardInterrupt:
+        err.print(f"interrupted: {run_dir} is unchanged where it was not rewritten; run msgstorm report "
+                  f"{run_dir} again to finish", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     print_summary(analysis.summary, out)
     out.print(f"report: {run_dir / 'report.html'}", highlight=False)
+    if analysis.summary.get("cut_off"):
+        err.print(f"cut off: {run_dir} was killed before it finished; the numbers cover what was "
+                  "flushed to its history (up to about a second before the kill)", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED)
     if slo_failed(analysis, strict):
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_SLO_FAILED)
 
 
 @app.command()
@@ -144,7 +249,8 @@ def compare(
                                            "get before it is a regression, e.g. 5% or 0.05")] = "5%",
     fail_on_regression: Annotated[bool, typer.Option("--fail-on-regression",
                                                      help="exit 1 when any metric regressed")] = False,
-    html: Annotated[Path, typer.Option("--html", help="where to write the HTML comparison")] = Path("compare.html"),
+    html: Annotated[Path | None, typer.Option("--html", help="where to write the HTML comparison "
+                                              "(default: compare.html in the first run's directory)")] = None,
     no_html: Annotated[bool, typer.Option("--no-html", help="print the table only")] = False,
 ) -> None:
     """Compare runs' key metrics against the first run; flag regressions beyond a tolerance."""
@@ -179,7 +285,12 @@ def compare(
     if not no_html:
         from msgstorm.report.compare_html import write_compare_html
 
-        out.print(f"comparison: {write_compare_html(comparison, html)}", highlight=False)
+        target = html if html is not None else runs[0] / "compare.html"
+        try:
+            out.print(f"comparison: {write_compare_html(comparison, target)}", highlight=False)
+        except OSError as error:
+            err.print(f"[red]error[/]: --html {target}: cannot write: {error.strerror or error}", highlight=False)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
     if fail_on_regression and comparison.regressions:
         raise typer.Exit(1)
 

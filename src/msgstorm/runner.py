@@ -24,7 +24,8 @@ from msgstorm.scenario import Scenario, scenario_hash
 from msgstorm.sim.shadow import Progress, ShadowNetwork
 from msgstorm.traffic import generate_traffic
 
-__all__ = ["RunResult", "default_run_dir", "msgstorm_version", "reanalyse", "run", "write_run_row"]
+__all__ = ["RUN_FILES", "RunDirError", "RunResult", "default_run_dir", "msgstorm_version", "prepare_run_dir",
+           "reanalyse", "run", "write_run_row"]
 
 
 def msgstorm_version() -> str:
@@ -53,9 +54,55 @@ class RunResult:
         return list(self.analysis.verdicts)
 
 
+# What a run writes into its directory; ``--overwrite`` clears exactly these.
+RUN_FILES = ("history", "summary.json", "report.html", "windows.csv")
+
+
+class RunDirError(Exception):
+    """The run directory cannot be used: it holds something, or the OS refused it."""
+
+
 def default_run_dir(scenario: Scenario, root: Path = Path("runs")) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return root / f"{stamp}-{scenario.run.name}"
+    """A new, empty directory ``runs/<UTC time to the microsecond>-<name>[-N]``, created
+    exclusively here, so runs started in parallel never share one."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    root.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1000):
+        candidate = root / (f"{stamp}-{scenario.run.name}" + (f"-{attempt}" if attempt else ""))
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise RunDirError(f"{root}: could not create a new run directory")  # pragma: no cover
+
+
+def prepare_run_dir(out_dir: Path, overwrite: bool = False) -> list[str]:
+    """Make ``out_dir`` ready for a run: create it, or accept it empty. A directory that holds
+    anything is refused (``RunDirError`` says what is there) unless ``overwrite``, which
+    removes what a run writes and nothing else. Returns what was removed."""
+    import shutil
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunDirError(f"{out_dir}: exists and is not a directory")
+    if out_dir.is_dir():
+        present = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in out_dir.iterdir())
+        if present and not overwrite:
+            shown = ", ".join(present[:6]) + (f" and {len(present) - 6} more" if len(present) > 6 else "")
+            raise RunDirError(f"{out_dir}: not empty (holds {shown}); choose a new directory, "
+                              "or pass --overwrite to replace the run in it")
+        removed = []
+        for name in RUN_FILES:
+            path = out_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+                removed.append(name + "/")
+            elif path.exists():
+                path.unlink()
+                removed.append(name)
+        return removed
+    out_dir.mkdir(parents=True)
+    return []
 
 
 def _host_facts() -> str:
@@ -64,8 +111,10 @@ def _host_facts() -> str:
     return json.dumps(facts, sort_keys=True)
 
 
-def write_run_row(writer: HistoryWriter, scenario: Scenario, sim: ShadowNetwork, t_end: int) -> None:
-    """The history's ``run`` table: what ran, where, and how far it got."""
+def write_run_row(writer: HistoryWriter, scenario: Scenario, sim: ShadowNetwork, t_end: int,
+                  completed: bool = True) -> None:
+    """The history's ``run`` table: what ran, where, and how far it got. The row written at
+    the start has ``completed`` False; a history whose last row is that one was cut off."""
     nodes = [{"name": name, "region": sim.topology.regions[r]}
              for name, r in zip(sim.topology.names, sim.topology.region_of)]
     writer.append("run", {
@@ -79,6 +128,7 @@ def write_run_row(writer: HistoryWriter, scenario: Scenario, sim: ShadowNetwork,
         "t_end": [t_end],
         "interrupted": [sim.interrupted],
         "host": [_host_facts()],
+        "completed": [completed],
     })
 
 
@@ -86,12 +136,17 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progres
     """Run a scenario on its target and analyse the history it wrote."""
     import time
 
-    run_dir = Path(out_dir) if out_dir is not None else default_run_dir(scenario)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir is None:
+        run_dir = default_run_dir(scenario)
+    else:
+        run_dir = Path(out_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
     writer = HistoryWriter(run_dir / "history", scenario.history.row_group_size)
     traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
     started = time.perf_counter()
     sim = ShadowNetwork(scenario, writer, sim_seed, progress)
+    write_run_row(writer, scenario, sim, 0, completed=False)  # a killed run still says what ran
+    writer.sync()
     try:
         sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window))
     except KeyboardInterrupt:  # raised outside the loop (e.g. while generating traffic)
@@ -118,9 +173,9 @@ def write_summary(run_dir: Path, analysis: Analysis, wall_s: float | None = None
     return path
 
 
-def reanalyse(run_dir: str | Path) -> Analysis:
-    """Analyse a run directory from its history alone; rewrite summary.json, report.html
-    and windows.csv."""
+def reanalyse(run_dir: str | Path, history: History | None = None) -> Analysis:
+    """Analyse a run directory from its history alone (``history``: already read from it);
+    rewrite summary.json, report.html and windows.csv."""
     directory = Path(run_dir)
     previous = directory / "summary.json"
     wall_s = None
@@ -129,7 +184,7 @@ def reanalyse(run_dir: str | Path) -> Analysis:
             wall_s = json.loads(previous.read_text()).get("wall_s")
         except (ValueError, OSError):
             wall_s = None
-    history = read_history(directory)
+    history = history if history is not None else read_history(directory)
     analysis = analyse(history)
     write_summary(directory, analysis, wall_s)
     write_run_files(directory, history, analysis, wall_s)  # report.html, windows.csv

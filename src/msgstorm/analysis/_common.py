@@ -161,8 +161,18 @@ def events_of(history: History, *kinds: str) -> EventRows:
 
 
 def run_t_end_ns(history: History) -> int:
-    """The last time the target observed (0 for a history without a run row)."""
-    return int(history.run_info.get("t_end") or 0)
+    """The last time the target observed (0 for a history without a run row). A run that was
+    cut off never wrote it: then the latest time any recorded row carries stands in."""
+    if not history.cut_off:
+        return int(history.run_info.get("t_end") or 0)
+    latest = 0
+    for table, names in ((history.messages, ("t_intended", "t_committed")), (history.events, ("t",)),
+                         (history.deliveries, ("t_delivered",))):
+        for name in names:
+            if table.num_rows:
+                value = pc.max(table.column(name)).as_py()
+                latest = max(latest, int(value or 0))
+    return latest
 
 
 def scenario_section(history: History, name: str) -> dict[str, Any]:

@@ -7,7 +7,10 @@ Place in the pipeline: between the history and the reports. It reads only the ``
 
 - ``scenario``, ``seed``, ``target``, ``msgstorm_version``, ``scenario_hash``: from the run row.
 - ``duration_s``: the run's ``t_end`` (last time the target observed), in seconds.
-- ``interrupted``: the run was stopped before its end.
+- ``interrupted``: the run was stopped before its end (Ctrl-C, SIGTERM, or cut off).
+- ``cut_off``: the run was killed (SIGKILL, power loss) before it could write its end: the
+  history holds what was flushed, about a second short of the kill, without the messages
+  that were still moving.
 - ``offered_rate_per_s``: messages sent (rows, i.e. every message the schedule produced) /
   the scenario's ``run.duration`` (``t_end`` when absent); null without either.
 - ``throughput_per_s``: committed messages / the span from the first intended send to the
@@ -91,7 +94,7 @@ def _duration_s(history: History) -> float | None:
     """The traffic window: ``run.duration``, or up to ``t_end`` when the run was cut short."""
     duration_ns = scenario_section(history, "run").get("duration") or run_t_end_ns(history)
     t_end = run_t_end_ns(history)
-    if history.run_info.get("interrupted") and t_end:
+    if (history.run_info.get("interrupted") or history.cut_off) and t_end:
         duration_ns = min(int(duration_ns), int(t_end)) if duration_ns else t_end
     return int(duration_ns) / NS_PER_S if duration_ns else None
 
@@ -135,7 +138,8 @@ def analyse(history: History) -> Analysis:
         "msgstorm_version": run.get("msgstorm_version"),
         "scenario_hash": run.get("scenario_hash"),
         "duration_s": seconds(run_t_end_ns(history)),
-        "interrupted": bool(run.get("interrupted", False)),
+        "interrupted": bool(run.get("interrupted", False)) or history.cut_off,
+        "cut_off": history.cut_off,
         "offered_rate_per_s": rounded(messages.count / duration_s) if duration_s else None,
         "throughput_per_s": _throughput_per_s(messages, duration_s),
         "latency_ms": latency_ms(latency_ns),

@@ -1,6 +1,6 @@
 """History: the one contract between running (sim or live) and analysis."""
 
-from msgstorm.history.reader import History, read_history
+from msgstorm.history.reader import History, HistoryMissing, read_history
 from msgstorm.history.schema import DELIVERIES, EVENTS, MESSAGES, RUN, STATUSES, TABLES
 from msgstorm.history.writer import HistoryWriter
 
@@ -12,6 +12,7 @@ __all__ = [
     "STATUSES",
     "TABLES",
     "History",
+    "HistoryMissing",
     "HistoryWriter",
     "read_history",
 ]

@@ -1,7 +1,9 @@
 """The history contract: the four tables every target (sim or live) writes.
 
 Analysis reads only these tables, so a run can be re-analysed offline and sim and live
-runs are compared by the same code. Times are integer nanoseconds since the run's start
+runs are compared by the same code. On disk each table is a directory of Parquet parts
+(``history/<table>/part-NNNNNN.parquet``, see ``writer``); the ``run`` table holds a row
+written when the run starts and one written when it ends. Times are integer nanoseconds since the run's start
 (virtual time in sim, monotonic wall time in live); null where a stage was not reached.
 
 ``messages.t_dequeued`` (service start at the sequencer) extends the columns listed in
@@ -100,6 +102,9 @@ RUN = pa.schema(
         pa.field("t_end", pa.int64(), nullable=False),  # last time the target observed
         pa.field("interrupted", pa.bool_(), nullable=False),
         pa.field("host", pa.string(), nullable=False),  # JSON host facts
+        # False on the row written when the run starts, True on the one written when it ends:
+        # a history whose last run row is not completed was cut off (killed, power lost).
+        pa.field("completed", pa.bool_(), nullable=False),
     ]
 )
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import plotly.graph_objects as go
-import pyarrow.parquet as pq
+import pyarrow as pa
 
+from msgstorm.history.reader import read_table
 from msgstorm.report.compare import Comparison, RunSummary, format_delta, format_value
 from msgstorm.report.figures import percentile_ticks
 from msgstorm.report.page import Plot, esc, figure_block, page, table
@@ -50,10 +51,10 @@ def _spectra(runs: list[RunSummary]) -> go.Figure | None:
     fig = go.Figure()
     longest = 10.0
     for index, run in enumerate(runs):
-        path = run.path / "history" / "messages.parquet"
-        if not path.is_file():
+        try:
+            messages = read_table(run.path / "history", "messages", ["status", "t_intended", "t_committed"])
+        except (FileNotFoundError, OSError, pa.ArrowException):  # a run without its history
             continue
-        messages = pq.read_table(path, columns=["status", "t_intended", "t_committed"])
         percentiles, inverse, values = percentile_spectrum(latency_ns_of(messages))
         if not inverse:
             continue

@@ -103,8 +103,13 @@ def _headline(summary: dict[str, Any]) -> str:
     ]
     slo_html = (table(["SLO", "threshold", "value", "verdict"], rows, attrs='id="slo-table"') if slos
                 else '<p class="note" id="slo-table-empty">The scenario sets no SLOs.</p>')
-    interrupted = '<p class="note"><b>This run was interrupted</b>: numbers cover what was recorded.</p>' \
-        if summary.get("interrupted") else ""
+    if summary.get("cut_off"):
+        interrupted = ('<p class="note"><b>This run was cut off</b> (killed before it could finish): numbers '
+                       'cover what was flushed to the history before the kill.</p>')
+    elif summary.get("interrupted"):
+        interrupted = '<p class="note"><b>This run was interrupted</b>: numbers cover what was recorded.</p>'
+    else:
+        interrupted = ""
     return f'{interrupted}<div class="cards">{"".join(cards)}</div><h2 style="margin-top:16px">SLO verdicts</h2>{slo_html}'
 
 
@@ -258,7 +263,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
     title = f"msgstorm · {summary.get('scenario')}"
     meta = esc(f"seed {summary.get('seed')} · target {summary.get('target')} · msgstorm {summary.get('msgstorm_version')}"
                f" · scenario {str(summary.get('scenario_hash') or '')[:12]}"
-               + (" · INTERRUPTED" if summary.get("interrupted") else ""))
+               + (" · CUT OFF" if summary.get("cut_off") else " · INTERRUPTED" if summary.get("interrupted") else ""))
     return page(title, meta, sections, extra={"summary": summary})
 
 

@@ -23,7 +23,9 @@ def _fmt(value: Any, unit: str = "") -> str:
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     title = f"msgstorm · {summary.get('scenario')} · seed {summary.get('seed')} · {summary.get('target')}"
-    if summary.get("interrupted"):
+    if summary.get("cut_off"):
+        title += " · CUT OFF"
+    elif summary.get("interrupted"):
         title += " · INTERRUPTED"
     head = Table(title=title, show_header=True, header_style="bold")
     head.add_column("metric")
