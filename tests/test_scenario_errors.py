@@ -105,7 +105,7 @@ def test_override_changes_value(tmp_path) -> None:
 
 def test_every_example_validates() -> None:
     examples = Path(__file__).resolve().parent.parent / "examples"
-    paths = sorted(examples.glob("*.toml"))
+    paths = sorted(path for path in examples.glob("*.toml") if path.name != "bad.toml")  # bad on purpose
     assert {p.name for p in paths} >= {"quickstart.toml", "flash-crash.toml", "ramp.toml"}
     for path in paths:
         load_scenario(path)
@@ -196,3 +196,21 @@ def test_strict_fails_an_slo_that_cannot_be_judged(tmp_path) -> None:
     strict = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "b"), "-q", "--strict"])
     assert lenient.exit_code == 0, lenient.output
     assert strict.exit_code == 1, strict.output
+
+
+def test_the_shipped_bad_example_gives_the_errors_the_readme_shows() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    shown = [line for line in readme.splitlines() if line.startswith("error: examples/bad.toml:")]
+    assert len(shown) == 3
+    bad = Path(__file__).resolve().parent.parent / "examples" / "bad.toml"
+    result = CliRunner().invoke(app, ["validate", str(bad)])
+    assert result.exit_code == 2
+    printed = [line.replace(str(bad), "examples/bad.toml") for line in result.output.splitlines()]
+    assert printed == shown
+
+
+def test_an_error_caused_by_set_is_blamed_on_set() -> None:
+    quickstart = Path(__file__).resolve().parent.parent / "examples" / "quickstart.toml"
+    result = CliRunner().invoke(app, ["validate", str(quickstart), "--set", "network.regions.0=mars"])
+    assert result.exit_code == 2
+    assert "error: --set: network.regions: no built-in latency between 'mars' and 'eu-west'" in result.output
