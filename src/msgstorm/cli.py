@@ -217,7 +217,7 @@ def report(
     try:
         with _sigterm_as_interrupt():
             history = read_history(run_dir)
-            if history.cut_off and history.messages.num_rows == 0:
+            if history.cut_off and history.num_rows("messages") == 0:
                 err.print(f"[red]error[/]: {run_dir}: the run was cut off before any message was recorded; "
                           "there is nothing to report", highlight=False)
                 raise typer.Exit(EXIT_INTERRUPTED)

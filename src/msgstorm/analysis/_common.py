@@ -40,8 +40,15 @@ DEFAULT_WINDOW_NS = NS_PER_S
 
 def nullable_ints(column: pa.ChunkedArray) -> tuple[I64, Bools]:
     """A nullable integer column as (values with nulls as 0, present mask)."""
+    if column.null_count == 0:  # no mask to build and no fill
+        values = np.asarray(column.to_numpy(), dtype=np.int64)
+        if not values.flags.writeable:  # a zero-copy view of Arrow memory: callers may write
+            values = values.copy()
+        return values, np.ones(values.shape[0], dtype=np.bool_)
     present = np.asarray(pc.is_valid(column).to_numpy(), dtype=np.bool_)
     values = np.asarray(column.fill_null(0).to_numpy(), dtype=np.int64)
+    if not values.flags.writeable:  # a zero-copy view of Arrow memory: callers may write
+        values = values.copy()
     return values, present
 
 
@@ -53,49 +60,61 @@ class Stamp:
     present: Bools
 
 
-@dataclass(frozen=True)
 class MessageArrays:
-    """The ``messages`` table as numpy arrays, read once and shared by every metric."""
+    """The ``messages`` table as numpy arrays, one column at a time, shared by every metric.
 
-    msg_id: I64
-    agent: I64  # dictionary codes of the ``agent`` column: one stream per agent
-    t_intended: I64
-    t_sent: Stamp
-    t_received: Stamp
-    t_dequeued: Stamp
-    t_sequenced: Stamp
-    seq_no: Stamp
-    t_committed: Stamp
-    status: dict[str, Bools] = field(default_factory=dict)
+    Memory is what decides how long a run can be analysed, so only the columns nearly every
+    metric needs are read and kept: ``t_intended``, ``t_committed``, the statuses and the
+    agent codes (about 30 bytes a message). The stage times, ``seq_no`` and ``msg_id`` are
+    read from the history each time they are asked for and dropped after use, so a metric
+    that needs two of them holds two, not all of them (a column of ten million messages
+    reads in a few tens of milliseconds).
+    """
+
+    def __init__(self, history: History) -> None:
+        self._history = history
+        self.t_intended: I64 = np.asarray(history.column("messages", "t_intended").to_numpy(), dtype=np.int64)
+        self.t_committed = self._stamp("t_committed")
+        codes, names = history.codes("messages", "status")
+        self.status: dict[str, Bools] = {
+            status: codes == names.index(status) if status in names else np.zeros(codes.shape[0], dtype=np.bool_)
+            for status in STATUSES
+        }
+        del codes
+        self.agent: npt.NDArray[np.int32] = history.codes("messages", "agent")[0]
 
     @classmethod
     def from_history(cls, history: History) -> MessageArrays:
-        table = history.messages
+        return cls(history)
 
-        def stamp(name: str) -> Stamp:
-            values, present = nullable_ints(table.column(name))
-            return Stamp(values, present)
+    def _stamp(self, name: str) -> Stamp:
+        values, present = nullable_ints(self._history.column("messages", name))
+        return Stamp(values, present)
 
-        status_column = table.column("status")
-        statuses = {
-            status: np.asarray(
-                pc.equal(status_column, status).fill_null(False).to_numpy(), dtype=np.bool_
-            )
-            for status in STATUSES
-        }
-        agent = table.column("agent").combine_chunks().dictionary_encode().indices
-        return cls(
-            msg_id=np.asarray(table.column("msg_id").to_numpy(), dtype=np.int64),
-            agent=np.asarray(agent.to_numpy(zero_copy_only=False), dtype=np.int64),
-            t_intended=np.asarray(table.column("t_intended").to_numpy(), dtype=np.int64),
-            t_sent=stamp("t_sent"),
-            t_received=stamp("t_received"),
-            t_dequeued=stamp("t_dequeued"),
-            t_sequenced=stamp("t_sequenced"),
-            seq_no=stamp("seq_no"),
-            t_committed=stamp("t_committed"),
-            status=statuses,
-        )
+    # Read on each access, not kept (see the class docstring).
+    @property
+    def msg_id(self) -> I64:
+        return np.asarray(self._history.column("messages", "msg_id").to_numpy(), dtype=np.int64)
+
+    @property
+    def t_sent(self) -> Stamp:
+        return self._stamp("t_sent")
+
+    @property
+    def t_received(self) -> Stamp:
+        return self._stamp("t_received")
+
+    @property
+    def t_dequeued(self) -> Stamp:
+        return self._stamp("t_dequeued")
+
+    @property
+    def t_sequenced(self) -> Stamp:
+        return self._stamp("t_sequenced")
+
+    @property
+    def seq_no(self) -> Stamp:
+        return self._stamp("seq_no")
 
     @property
     def count(self) -> int:
@@ -160,18 +179,37 @@ def events_of(history: History, *kinds: str) -> EventRows:
     return EventRows(t=t[order], value=value, table=selected)
 
 
+def message_rows(msg_id: I64, wanted: I64) -> tuple[npt.NDArray[np.int64], Bools]:
+    """For each id in ``wanted``: the row of ``msg_id`` holding it, and whether one does.
+    The contract's ids are dense (0 .. n-1), so a lookup table of row numbers replaces a
+    sort; ids that are not dense fall back to a sorted search."""
+    if msg_id.size == 0:
+        return np.zeros(wanted.shape[0], dtype=np.int64), np.zeros(wanted.shape[0], dtype=np.bool_)
+    top = int(msg_id.max())
+    if int(msg_id.min()) >= 0 and top < 2 * msg_id.size + 1024:
+        row_of = np.full(top + 1, -1, dtype=np.int64)
+        row_of[msg_id] = np.arange(msg_id.size, dtype=np.int64)
+        inside = (wanted >= 0) & (wanted <= top)
+        row = np.where(inside, row_of[np.clip(wanted, 0, top)], -1)
+        known = row >= 0
+        row[~known] = 0
+        return row, known
+    order = np.argsort(msg_id, kind="stable")
+    position = np.minimum(np.searchsorted(msg_id[order], wanted), msg_id.size - 1)
+    row = order[position]
+    return row, msg_id[row] == wanted
+
+
 def run_t_end_ns(history: History) -> int:
     """The last time the target observed (0 for a history without a run row). A run that was
     cut off never wrote it: then the latest time any recorded row carries stands in."""
     if not history.cut_off:
         return int(history.run_info.get("t_end") or 0)
     latest = 0
-    for table, names in ((history.messages, ("t_intended", "t_committed")), (history.events, ("t",)),
-                         (history.deliveries, ("t_delivered",))):
-        for name in names:
-            if table.num_rows:
-                value = pc.max(table.column(name)).as_py()
-                latest = max(latest, int(value or 0))
+    for table, name in (("messages", "t_intended"), ("messages", "t_committed"), ("events", "t"),
+                        ("deliveries", "t_delivered")):
+        value = pc.max(history.column(table, name)).as_py()
+        latest = max(latest, int(value or 0))
     return latest
 
 

@@ -26,9 +26,9 @@ def bin_index(t: I64, present: Bools, edges: I64, clip_last: bool) -> I64:
     n = len(edges) - 1
     if n <= 0:
         return np.full(t.shape, -1, dtype=np.int64)
-    index = np.searchsorted(edges, t, side="right").astype(np.int64) - 1
-    beyond = t >= edges[-1]
-    index[beyond] = n - 1 if clip_last else -1
+    index = np.searchsorted(edges, t, side="right")
+    index -= 1  # in place: at ten million messages every array counts
+    index[t >= edges[-1]] = n - 1 if clip_last else -1
     index[~present] = -1
     return index
 
@@ -108,11 +108,11 @@ def interval_load(
     throughput shortfall.
     """
     n = max(len(edges) - 1, 0)
-    everyone = np.ones(messages.count, dtype=np.bool_)
-    intended_bin = bin_index(messages.t_intended, everyone, edges, clip_last)
+    intended_bin = bin_index(messages.t_intended, np.ones(messages.count, dtype=np.bool_), edges, clip_last)
     committed = messages.committed
     committed_bin = bin_index(
-        messages.t_committed.values - commit_lag_ns, committed, edges, clip_last
+        messages.t_committed.values - commit_lag_ns if commit_lag_ns else messages.t_committed.values,
+        committed, edges, clip_last
     )
 
     def count(index: I64, mask: Bools | None = None) -> I64:
@@ -121,11 +121,16 @@ def interval_load(
 
     latency_bin = committed_bin if latency_by == "committed" else intended_bin
     in_some = (latency_bin >= 0) & committed
-    latency = messages.t_committed.values[in_some] - messages.t_intended[in_some]
+    latency = messages.t_committed.values[in_some]
+    latency -= messages.t_intended[in_some]
     groups = latency_bin[in_some]
+    del in_some
     order = np.argsort(groups, kind="stable")
     sizes = np.bincount(groups, minlength=n)[:n] if n else np.zeros(0, dtype=np.int64)
-    split = np.split(latency[order], np.cumsum(sizes)[:-1]) if n else []
+    del groups
+    latency = latency[order]
+    del order
+    split = np.split(latency, np.cumsum(sizes)[:-1]) if n else []
     return IntervalLoad(
         edges=edges,
         offered=count(intended_bin),

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from msgstorm.analysis._common import I64, nullable_ints
 from msgstorm.history.reader import History
@@ -68,26 +68,34 @@ def _ids(table: pa.Table) -> I64:
     return np.asarray(table.column("msg_id").to_numpy(), dtype=np.int64)
 
 
+def _nullable(history: History, column: str) -> tuple[I64, npt.NDArray[np.bool_]]:
+    return nullable_ints(history.column("messages", column))
+
+
 def check_conservation(history: History) -> Verdict:
     name = "conservation"
-    messages = history.messages
-    ids = _ids(messages)
+    ids = np.sort(_ids(history.columns("messages", ["msg_id"])))  # one sorted copy, no set operations
     problems = []
-    unique, counts = np.unique(ids, return_counts=True)
-    duplicated = unique[counts > 1]
+    repeated = ids[1:] == ids[:-1]
+    duplicated = np.unique(ids[1:][repeated])
+    del repeated
     if duplicated.size:
         problems.append(
             f"{duplicated.size} msg_ids have more than one row: {_examples(duplicated)}"
         )
-    allowed = pc.is_in(messages.column("status"), value_set=pa.array(STATUSES, type=pa.string()))
-    bad = np.asarray(pc.invert(allowed).fill_null(True).to_numpy(), dtype=np.bool_)
-    if bad.any():
-        statuses = sorted(
-            {str(s) for s in np.asarray(messages.column("status").to_pylist(), dtype=object)[bad]}
-        )
+    codes, names = history.codes("messages", "status")
+    unknown = [index for index, status in enumerate(names) if status not in STATUSES]
+    if unknown:
+        bad = np.isin(codes, unknown)
+        statuses = sorted(names[index] for index in unknown)
         problems.append(f"{int(bad.sum())} messages have a status outside {STATUSES}: {statuses}")
-    delivered = np.unique(_ids(history.deliveries))
-    orphans = delivered[~np.isin(delivered, unique)]
+    del codes
+    delivered = np.unique(_ids(history.columns("deliveries", ["msg_id"])))
+    if ids.size:
+        position = np.minimum(np.searchsorted(ids, delivered), ids.size - 1)
+        orphans = delivered[ids[position] != delivered]
+    else:
+        orphans = delivered
     if orphans.size:
         problems.append(
             f"{orphans.size} delivered msg_ids have no message row: {_examples(orphans)}"
@@ -99,56 +107,65 @@ def check_conservation(history: History) -> Verdict:
 
 def check_ordering(history: History) -> Verdict:
     name = "ordering"
-    messages = history.messages
-    seq_no, has_seq = nullable_ints(messages.column("seq_no"))
-    t_seq, has_t = nullable_ints(messages.column("t_sequenced"))
-    ids = _ids(messages)
+    seq_no, has_seq = _nullable(history, "seq_no")
+    t_seq, has_t = _nullable(history, "t_sequenced")
     problems = []
     half = has_seq != has_t
     if half.any():
+        ids = _ids(history.columns("messages", ["msg_id"]))
         problems.append(
             f"{int(half.sum())} messages have only one of seq_no/t_sequenced: {_examples(ids[half])}"
         )
     both = has_seq & has_t
-    seq, t, seq_ids = seq_no[both], t_seq[both], ids[both]
-    order = np.argsort(seq, kind="stable")
-    seq, t, seq_ids = seq[order], t[order], seq_ids[order]
+    del half, has_seq, has_t
+    rows = np.flatnonzero(both)
+    order = rows[np.argsort(seq_no[rows], kind="stable")]  # rows of the sequenced, in seq_no order
+    del rows, both
+    seq = seq_no[order]
+    del seq_no
     repeated = np.unique(seq[1:][seq[1:] == seq[:-1]])
     if repeated.size:
         problems.append(f"{repeated.size} seq_nos are used more than once: {_examples(repeated)}")
+    count = seq.size
+    del seq
+    t = t_seq[order]
+    del t_seq
     backwards = np.flatnonzero(t[1:] < t[:-1]) + 1
+    del t
     if backwards.size:
+        ids = _ids(history.columns("messages", ["msg_id"]))
         problems.append(
             f"{backwards.size} messages were sequenced earlier than a lower seq_no: "
-            f"msg_ids {_examples(seq_ids[backwards])}"
+            f"msg_ids {_examples(ids[order[backwards]])}"
         )
     if problems:
         return Verdict(name, "invalid", "; ".join(problems))
-    return Verdict(name, "valid", f"{seq.size} sequenced messages in seq_no order")
+    return Verdict(name, "valid", f"{count} sequenced messages in seq_no order")
 
 
 def check_committed_sequenced(history: History) -> Verdict:
     name = "committed-implies-sequenced"
-    messages = history.messages
-    committed = np.asarray(
-        pc.equal(messages.column("status"), "committed").fill_null(False).to_numpy(), dtype=np.bool_
-    )
-    _, has_seq = nullable_ints(messages.column("seq_no"))
-    t_seq, has_t_seq = nullable_ints(messages.column("t_sequenced"))
-    t_commit, has_commit = nullable_ints(messages.column("t_committed"))
-    ids = _ids(messages)
+    codes, names = history.codes("messages", "status")
+    committed = codes == names.index("committed") if "committed" in names else np.zeros(codes.size, dtype=np.bool_)
+    del codes
+    _, has_seq = _nullable(history, "seq_no")
+    t_seq, has_t_seq = _nullable(history, "t_sequenced")
+    t_commit, has_commit = _nullable(history, "t_committed")
     missing = committed & ~(has_seq & has_t_seq & has_commit)
     early = committed & has_t_seq & has_commit & (t_commit < t_seq)
+    del t_seq, t_commit
     problems = []
-    if missing.any():
-        problems.append(
-            f"{int(missing.sum())} committed messages lack seq_no, t_sequenced or t_committed: "
-            f"{_examples(ids[missing])}"
-        )
-    if early.any():
-        problems.append(
-            f"{int(early.sum())} committed before being sequenced: {_examples(ids[early])}"
-        )
+    if missing.any() or early.any():
+        ids = _ids(history.columns("messages", ["msg_id"]))
+        if missing.any():
+            problems.append(
+                f"{int(missing.sum())} committed messages lack seq_no, t_sequenced or t_committed: "
+                f"{_examples(ids[missing])}"
+            )
+        if early.any():
+            problems.append(
+                f"{int(early.sum())} committed before being sequenced: {_examples(ids[early])}"
+            )
     if problems:
         return Verdict(name, "invalid", "; ".join(problems))
     return Verdict(name, "valid", f"{int(committed.sum())} committed messages, all sequenced first")
@@ -159,14 +176,14 @@ _STAGE_COLUMNS = ("t_sent", "t_received", "t_dequeued", "t_sequenced", "t_commit
 
 def check_stage_order(history: History) -> Verdict:
     name = "stage-order"
-    messages = history.messages
-    ids = _ids(messages)
-    previous = np.asarray(messages.column("t_intended").to_numpy(), dtype=np.int64)
+    ids = _ids(history.columns("messages", ["msg_id"]))
+    previous = np.asarray(history.column("messages", "t_intended").to_numpy(), dtype=np.int64)
     bad = np.zeros(ids.size, dtype=np.bool_)
-    for column in _STAGE_COLUMNS:
-        values, present = nullable_ints(messages.column(column))
+    for column in _STAGE_COLUMNS:  # one column at a time: memory stays at three of them
+        values, present = nullable_ints(history.column("messages", column))
         bad |= present & (values < previous)
         previous = np.where(present, values, previous)
+        del values, present
     if bad.any():
         return Verdict(
             name,

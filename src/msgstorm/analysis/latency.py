@@ -55,25 +55,28 @@ def jitter_ms(latency_ns: I64) -> dict[str, float | None]:
 
 
 def _stage_ns(messages: MessageArrays, start: Stamp | None, end: Stamp) -> I64:
-    committed = messages.committed
-    if start is None:
-        mask = committed & end.present
-        return end.values[mask] - messages.t_intended[mask]
-    mask = committed & start.present & end.present
-    return end.values[mask] - start.values[mask]
+    """The stage's durations of committed messages. ``end`` is a stamp read for this call, so
+    its values are overwritten in place (one array less at ten million messages)."""
+    mask = messages.committed & end.present
+    if start is not None:
+        mask &= start.present
+    np.subtract(end.values, messages.t_intended if start is None else start.values, out=end.values)
+    spans: I64 = end.values[mask]
+    return spans
 
 
 def stage_breakdown_ms(messages: MessageArrays) -> dict[str, dict[str, float | None]]:
     """{propagation, queue_wait, service, block_wait}: each {p50, p99} in ms."""
+    # One stage at a time: each reads its two columns and lets them go before the next.
     spans = {
-        "propagation": _stage_ns(messages, None, messages.t_received),
-        "queue_wait": _stage_ns(messages, messages.t_received, messages.t_dequeued),
-        "service": _stage_ns(messages, messages.t_dequeued, messages.t_sequenced),
-        "block_wait": _stage_ns(messages, messages.t_sequenced, messages.t_committed),
+        "propagation": lambda: _stage_ns(messages, None, messages.t_received),
+        "queue_wait": lambda: _stage_ns(messages, messages.t_received, messages.t_dequeued),
+        "service": lambda: _stage_ns(messages, messages.t_dequeued, messages.t_sequenced),
+        "block_wait": lambda: _stage_ns(messages, messages.t_sequenced, messages._stamp("t_committed")),
     }
     result: dict[str, dict[str, float | None]] = {}
     for stage in STAGES:
-        values = spans[stage]
+        values = spans[stage]()
         if values.size == 0:
             result[stage] = {"p50": None, "p99": None}
         else:
@@ -87,12 +90,10 @@ def stage_breakdown_ms(messages: MessageArrays) -> dict[str, dict[str, float | N
 def ipdv_ms(messages: MessageArrays) -> dict[str, float | None]:
     """{ipdv_mean, ipdv_p99}: mean and p99 of |IPDV| in ms over every agent's stream."""
     committed = messages.committed
-    agent = messages.agent[committed]
-    intended = messages.t_intended[committed]
-    msg_id = messages.msg_id[committed]
-    latency = messages.t_committed.values[committed] - intended
-    order = np.lexsort((msg_id, intended, agent))
-    agent, latency = agent[order], latency[order]
+    order = np.lexsort((messages.msg_id[committed], messages.t_intended[committed], messages.agent[committed]))
+    agent = messages.agent[committed][order]
+    latency = messages.latency_ns()[order]
+    del order
     same_stream = agent[1:] == agent[:-1]
     ipdv = np.abs(np.diff(latency))[same_stream]
     if ipdv.size == 0:

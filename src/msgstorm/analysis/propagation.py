@@ -10,9 +10,8 @@ Deliveries of messages without ``t_sent`` (or unknown msg_ids) are skipped.
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 
-from msgstorm.analysis._common import MessageArrays, ms, percentile
+from msgstorm.analysis._common import MessageArrays, message_rows, ms, percentile
 from msgstorm.history.reader import History
 
 __all__ = ["propagation_by_region_ms"]
@@ -25,25 +24,25 @@ def propagation_by_region_ms(
 ) -> dict[str, dict[str, float | int | None]]:
     """{region: {p50, p90, p99 (ms), count}} sorted by region name; {} without deliveries."""
     messages = messages if messages is not None else MessageArrays.from_history(history)
-    deliveries = history.deliveries
-    if deliveries.num_rows == 0 or messages.count == 0:
+    if history.num_rows("deliveries") == 0 or messages.count == 0:
         return {}
+    deliveries = history.columns("deliveries", ["msg_id", "t_delivered"])
     delivered_id = np.asarray(deliveries.column("msg_id").to_numpy(), dtype=np.int64)
     t_delivered = np.asarray(deliveries.column("t_delivered").to_numpy(), dtype=np.int64)
-    order = np.argsort(messages.msg_id, kind="stable")
-    sorted_ids = messages.msg_id[order]
-    position = np.minimum(np.searchsorted(sorted_ids, delivered_id), len(sorted_ids) - 1)
-    row = order[position]
-    known = (sorted_ids[position] == delivered_id) & messages.t_sent.present[row]
-    propagation = t_delivered - messages.t_sent.values[row]
+    del deliveries
+    row, known = message_rows(messages.msg_id, delivered_id)
+    del delivered_id
+    t_sent = messages.t_sent
+    known &= t_sent.present[row]
+    propagation = t_delivered - t_sent.values[row]
+    del t_sent, t_delivered, row
 
     region_of = {node["name"]: node.get("region", UNKNOWN_REGION) for node in history.nodes}
-    node_codes = deliveries.column("node").combine_chunks().dictionary_encode()
-    assert isinstance(node_codes, pa.DictionaryArray)
-    names = node_codes.dictionary.to_pylist()
+    codes, names = history.codes("deliveries", "node")
     regions = sorted({region_of.get(name, UNKNOWN_REGION) for name in names})
-    region_code = np.array([regions.index(region_of.get(name, UNKNOWN_REGION)) for name in names])
-    delivery_region = region_code[np.asarray(node_codes.indices.to_numpy(zero_copy_only=False))]
+    region_code = np.array([regions.index(region_of.get(name, UNKNOWN_REGION)) for name in names], dtype=np.int32)
+    delivery_region = region_code[codes] if names else np.zeros(0, dtype=np.int32)
+    del codes
 
     result: dict[str, dict[str, float | int | None]] = {}
     for code, region in enumerate(regions):

@@ -13,27 +13,92 @@ analysis reports it instead of presenting a partial history as a whole one.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from msgstorm.history.schema import TABLES
 from msgstorm.history.writer import PART_GLOB
 
-__all__ = ["History", "HistoryMissing", "read_history", "read_table"]
+__all__ = ["History", "HistoryMissing", "count_rows", "read_history", "read_table"]
 
 
-@dataclass(frozen=True)
 class History:
-    """The four history tables of one run, as Arrow tables."""
+    """The four history tables of one run.
 
-    messages: pa.Table
-    deliveries: pa.Table
-    events: pa.Table
-    run: pa.Table
+    Read from a run directory, a table is loaded only when asked for, and ``columns`` reads
+    just the columns a metric needs, so analysing ten million messages does not hold every
+    column of every row (``messages`` and ``deliveries`` as whole tables are for tests and
+    small tools). Built from Arrow tables (a history in memory), it serves those.
+    """
+
+    def __init__(self, messages: pa.Table | None = None, deliveries: pa.Table | None = None,
+                 events: pa.Table | None = None, run: pa.Table | None = None, *,
+                 directory: Path | None = None) -> None:
+        given = {"messages": messages, "deliveries": deliveries, "events": events, "run": run}
+        if directory is None and any(table is None for table in given.values()):
+            raise ValueError("a History needs every table, or the history directory to read them from")
+        self._tables: dict[str, pa.Table] = {name: table for name, table in given.items() if table is not None}
+        self._directory = directory
+
+    def table(self, name: str) -> pa.Table:
+        """A whole table (read once, then kept)."""
+        if name not in self._tables:
+            assert self._directory is not None
+            self._tables[name] = read_table(self._directory, name)
+        return self._tables[name]
+
+    def columns(self, name: str, columns: list[str]) -> pa.Table:
+        """Only ``columns`` of a table: from memory if the whole table is there, else from disk."""
+        if name in self._tables:
+            return self._tables[name].select(columns)
+        assert self._directory is not None
+        return read_table(self._directory, name, columns)
+
+    def column(self, name: str, column: str) -> pa.ChunkedArray:
+        return self.columns(name, [column]).column(column)
+
+    def codes(self, name: str, column: str) -> tuple[np.ndarray, list[str]]:
+        """A string column as (int32 codes, the distinct values): a handful of names (kinds,
+        agents, nodes, statuses) costs 4 bytes a row instead of a Python or Arrow string."""
+        if name in self._tables:
+            encoded = self._tables[name].column(column).combine_chunks().dictionary_encode()
+        else:
+            assert self._directory is not None
+            chunks = [pq.read_table(source, columns=[column], read_dictionary=[column]).column(column)
+                      for source in _sources(self._directory, name)]
+            if not chunks:
+                return np.zeros(0, dtype=np.int32), []
+            merged = pa.chunked_array([c for chunk in chunks for c in chunk.chunks],
+                                      type=chunks[0].type).unify_dictionaries()
+            encoded = merged.combine_chunks() if merged.num_chunks else pa.array([], pa.string()).dictionary_encode()
+        indices = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int32)
+        return indices, [str(value) for value in encoded.dictionary.to_pylist()]
+
+    def num_rows(self, name: str) -> int:
+        if name in self._tables:
+            return int(self._tables[name].num_rows)
+        assert self._directory is not None
+        return count_rows(self._directory, name)
+
+    @property
+    def messages(self) -> pa.Table:
+        return self.table("messages")
+
+    @property
+    def deliveries(self) -> pa.Table:
+        return self.table("deliveries")
+
+    @property
+    def events(self) -> pa.Table:
+        return self.table("events")
+
+    @property
+    def run(self) -> pa.Table:
+        return self.table("run")
 
     @property
     def run_info(self) -> dict[str, Any]:
@@ -77,24 +142,34 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def read_table(history_dir: Path, name: str, columns: list[str] | None = None) -> pa.Table:
-    """One table of a history directory (parts, or a former single file)."""
-    schema = TABLES[name]
+def _sources(history_dir: Path, name: str) -> list[Path]:
     directory = history_dir / name
     single = history_dir / f"{name}.parquet"
     if directory.is_dir():
-        parts = sorted(directory.glob(PART_GLOB))
-        tables = [_conform(pq.read_table(part, columns=columns), schema if columns is None else
-                           pa.schema([schema.field(c) for c in columns])) for part in parts]
-    elif single.is_file():
-        tables = [_conform(pq.read_table(single, columns=columns), schema if columns is None else
-                           pa.schema([schema.field(c) for c in columns]))]
-    else:
-        raise HistoryMissing(f"{directory}: history table missing (is {history_dir.parent} a msgstorm run directory?)")
+        return sorted(directory.glob(PART_GLOB))
+    if single.is_file():
+        return [single]
+    raise HistoryMissing(f"{directory}: history table missing (is {history_dir.parent} a msgstorm run directory?)")
+
+
+def read_table(history_dir: Path, name: str, columns: list[str] | None = None) -> pa.Table:
+    """One table of a history directory (parts, or a former single file), all columns or some."""
+    schema = TABLES[name]
     target = schema if columns is None else pa.schema([schema.field(c) for c in columns])
+    wanted = None if columns is None else [c for c in columns]
+    tables = []
+    for source in _sources(history_dir, name):
+        present = set(pq.read_schema(source).names)
+        read = pq.read_table(source, columns=None if wanted is None else [c for c in wanted if c in present])
+        tables.append(_conform(read, target))
     if not tables:
         return target.empty_table()
     return pa.concat_tables(tables)
+
+
+def count_rows(history_dir: Path, name: str) -> int:
+    """Rows of a table from the Parquet footers alone."""
+    return sum(pq.ParquetFile(source).metadata.num_rows for source in _sources(history_dir, name))
 
 
 def read_history(run_dir: str | Path) -> History:
@@ -102,4 +177,9 @@ def read_history(run_dir: str | Path) -> History:
     history_dir = Path(run_dir) / "history"
     if not history_dir.is_dir():
         raise HistoryMissing(f"{history_dir}: no history (is {run_dir} a msgstorm run directory?)")
-    return History(**{name: read_table(history_dir, name) for name in TABLES})
+    for name in TABLES:
+        _sources(history_dir, name)  # every table is there (raises naming the missing one)
+    history = History(directory=history_dir)
+    history.table("run")  # small, and read at once so a torn history fails here, not mid-analysis
+    history.table("events")
+    return history

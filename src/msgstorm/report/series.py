@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from msgstorm.analysis import Analysis
+from msgstorm.analysis._common import message_rows
 from msgstorm.analysis.desync import desync_episodes
 from msgstorm.analysis.faults import fault_windows
 from msgstorm.analysis.queue import RELEASED_STATES, depth_samples
@@ -45,7 +46,18 @@ F64 = npt.NDArray[np.float64]
 
 def latency_ns(history: History) -> I64:
     """Latency of every committed message (as analysis defines it), unsorted."""
-    return latency_ns_of(history.messages)
+    codes, names = history.codes("messages", "status")
+    if "committed" not in names:
+        return np.zeros(0, dtype=np.int64)
+    committed = codes == names.index("committed")
+    del codes
+    t_committed = history.column("messages", "t_committed")
+    committed &= np.asarray(pc.is_valid(t_committed).to_numpy(), dtype=np.bool_)
+    latency = np.asarray(t_committed.fill_null(0).to_numpy(), dtype=np.int64)[committed]
+    del t_committed
+    intended = np.asarray(history.column("messages", "t_intended").to_numpy(), dtype=np.int64)
+    latency -= intended[committed]
+    return latency
 
 
 def latency_ns_of(messages: pa.Table) -> I64:
@@ -96,31 +108,33 @@ def region_matrix(history: History) -> RegionMatrix:
     as region "unknown". Deliveries of unknown messages or without ``t_sent`` are skipped."""
     region_of = {node["name"]: node.get("region", "unknown") for node in history.nodes}
     regions = sorted(set(region_of.values()))
-    deliveries, messages = history.deliveries, history.messages
-    if deliveries.num_rows == 0 or messages.num_rows == 0:
+    if history.num_rows("deliveries") == 0 or history.num_rows("messages") == 0:
         empty: list[list[float | None]] = [[None] * len(regions) for _ in regions]
         return RegionMatrix(regions, regions, empty, [row[:] for row in empty],
                             [[0] * len(regions) for _ in regions])
-    ids = np.asarray(messages.column("msg_id").to_numpy(), dtype=np.int64)
-    sent_valid = np.asarray(pc.is_valid(messages.column("t_sent")).to_numpy(), dtype=np.bool_)
-    t_sent = np.asarray(messages.column("t_sent").fill_null(0).to_numpy(), dtype=np.int64)
-    origin_node = messages.column("node").to_pylist()
-    names = sorted(set(region_of) | set(origin_node) | set(deliveries.column("node").to_pylist()))
+    # Node names as dictionary codes: a handful of names, not one Python string per row.
+    origin_codes, origin_names = history.codes("messages", "node")
+    destination_codes, destination_names = history.codes("deliveries", "node")
+    names = sorted(set(region_of) | set(origin_names) | set(destination_names))
     regions = sorted({region_of.get(name, "unknown") for name in names})
     region_index = {region: i for i, region in enumerate(regions)}
     node_region = {name: region_index[region_of.get(name, "unknown")] for name in names}
-    origin = np.array([node_region[name] for name in origin_node], dtype=np.int64)
-
-    order = np.argsort(ids, kind="stable")
-    delivered_id = np.asarray(deliveries.column("msg_id").to_numpy(), dtype=np.int64)
-    position = np.minimum(np.searchsorted(ids[order], delivered_id), len(ids) - 1)
-    row = order[position]
-    known = (ids[row] == delivered_id) & sent_valid[row]
-    t_delivered = np.asarray(deliveries.column("t_delivered").to_numpy(), dtype=np.int64)
-    destination = np.array([node_region[name] for name in deliveries.column("node").to_pylist()],
-                           dtype=np.int64)
-    propagation = (t_delivered - t_sent[row])[known]
-    pair = (origin[row] * len(regions) + destination)[known]
+    origin_lookup = np.array([node_region[name] for name in origin_names], dtype=np.int64)
+    destination = np.array([node_region[name] for name in destination_names], dtype=np.int64)[destination_codes]
+    del destination_codes
+    delivered_id = np.asarray(history.column("deliveries", "msg_id").to_numpy(), dtype=np.int64)
+    ids = np.asarray(history.column("messages", "msg_id").to_numpy(), dtype=np.int64)
+    row, known = message_rows(ids, delivered_id)
+    del ids, delivered_id
+    origin = origin_lookup[origin_codes[row]]
+    del origin_codes
+    t_sent_column = history.column("messages", "t_sent")
+    known &= np.asarray(pc.is_valid(t_sent_column).to_numpy(), dtype=np.bool_)[row]
+    t_sent = np.asarray(t_sent_column.fill_null(0).to_numpy(), dtype=np.int64)[row]
+    del t_sent_column, row
+    t_delivered = np.asarray(history.column("deliveries", "t_delivered").to_numpy(), dtype=np.int64)
+    propagation = (t_delivered - t_sent)[known]
+    pair = (origin * len(regions) + destination)[known]
 
     size = len(regions)
     p50: list[list[float | None]] = [[None] * size for _ in range(size)]
