@@ -212,7 +212,7 @@ def report(
     from msgstorm.analysis import slo_failed
     from msgstorm.history import read_history
     from msgstorm.report.terminal import print_summary
-    from msgstorm.runner import reanalyse
+    from msgstorm.report.rerun import reanalyse
 
     try:
         with _sigterm_as_interrupt():

@@ -20,6 +20,7 @@ import numpy as np
 from msgstorm.analysis import Analysis, analyse
 from msgstorm.history import History, HistoryWriter, read_history
 from msgstorm.report import write_run_files
+from msgstorm.report.rerun import reanalyse, write_summary
 from msgstorm.scenario import Scenario, scenario_hash
 from msgstorm.sim.shadow import Progress, ShadowNetwork
 from msgstorm.traffic import generate_traffic
@@ -162,30 +163,3 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progres
     write_summary(run_dir, analysis, wall_s)
     write_run_files(run_dir, history, analysis, wall_s)  # report.html, windows.csv
     return RunResult(scenario, run_dir, history, analysis, wall_s)
-
-
-def write_summary(run_dir: Path, analysis: Analysis, wall_s: float | None = None) -> Path:
-    summary = dict(analysis.summary)
-    if wall_s is not None:
-        summary["wall_s"] = round(wall_s, 3)
-    path = run_dir / "summary.json"
-    path.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    return path
-
-
-def reanalyse(run_dir: str | Path, history: History | None = None) -> Analysis:
-    """Analyse a run directory from its history alone (``history``: already read from it);
-    rewrite summary.json, report.html and windows.csv."""
-    directory = Path(run_dir)
-    previous = directory / "summary.json"
-    wall_s = None
-    if previous.is_file():
-        try:
-            wall_s = json.loads(previous.read_text()).get("wall_s")
-        except (ValueError, OSError):
-            wall_s = None
-    history = history if history is not None else read_history(directory)
-    analysis = analyse(history)
-    write_summary(directory, analysis, wall_s)
-    write_run_files(directory, history, analysis, wall_s)  # report.html, windows.csv
-    return analysis

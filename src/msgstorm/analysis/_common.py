@@ -60,15 +60,27 @@ class Stamp:
     present: Bools
 
 
+class _StatusMasks:
+    """``status["committed"]`` etc.: a boolean mask per status, computed from one byte a
+    message when asked for (five kept masks would cost five bytes a message)."""
+
+    def __init__(self, code: npt.NDArray[np.int8]) -> None:
+        self._code = code
+
+    def __getitem__(self, status: str) -> Bools:
+        mask: Bools = self._code == STATUSES.index(status)
+        return mask
+
+
 class MessageArrays:
     """The ``messages`` table as numpy arrays, one column at a time, shared by every metric.
 
     Memory is what decides how long a run can be analysed, so only the columns nearly every
-    metric needs are read and kept: ``t_intended``, ``t_committed``, the statuses and the
-    agent codes (about 30 bytes a message). The stage times, ``seq_no`` and ``msg_id`` are
+    metric needs are read and kept: ``t_intended``, ``t_committed`` and the status (about
+    18 bytes a message). The stage times, ``seq_no`` and ``msg_id`` are
     read from the history each time they are asked for and dropped after use, so a metric
     that needs two of them holds two, not all of them (a column of ten million messages
-    reads in a few tens of milliseconds).
+    reads in a few tens of milliseconds). So are the agent codes.
     """
 
     def __init__(self, history: History) -> None:
@@ -76,12 +88,13 @@ class MessageArrays:
         self.t_intended: I64 = np.asarray(history.column("messages", "t_intended").to_numpy(), dtype=np.int64)
         self.t_committed = self._stamp("t_committed")
         codes, names = history.codes("messages", "status")
-        self.status: dict[str, Bools] = {
-            status: codes == names.index(status) if status in names else np.zeros(codes.shape[0], dtype=np.bool_)
-            for status in STATUSES
-        }
+        # One byte a message for the status; each status's mask is made when asked for.
+        self._status_code = np.full(codes.shape[0], -1, dtype=np.int8)
+        for index, status in enumerate(STATUSES):
+            if status in names:
+                self._status_code[codes == names.index(status)] = index
         del codes
-        self.agent: npt.NDArray[np.int32] = history.codes("messages", "agent")[0]
+        self.status = _StatusMasks(self._status_code)
 
     @classmethod
     def from_history(cls, history: History) -> MessageArrays:
@@ -92,6 +105,11 @@ class MessageArrays:
         return Stamp(values, present)
 
     # Read on each access, not kept (see the class docstring).
+    @property
+    def agent(self) -> npt.NDArray[np.int32]:
+        """Dictionary codes of the ``agent`` column: one stream per agent."""
+        return self._history.codes("messages", "agent")[0]
+
     @property
     def msg_id(self) -> I64:
         return np.asarray(self._history.column("messages", "msg_id").to_numpy(), dtype=np.int64)

@@ -26,6 +26,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from msgstorm.analysis._common import I64, nullable_ints
 from msgstorm.history.reader import History
@@ -108,7 +109,7 @@ def check_conservation(history: History) -> Verdict:
 def check_ordering(history: History) -> Verdict:
     name = "ordering"
     seq_no, has_seq = _nullable(history, "seq_no")
-    t_seq, has_t = _nullable(history, "t_sequenced")
+    has_t = np.asarray(pc.is_valid(history.column("messages", "t_sequenced")).to_numpy(), dtype=np.bool_)
     problems = []
     half = has_seq != has_t
     if half.any():
@@ -118,18 +119,33 @@ def check_ordering(history: History) -> Verdict:
         )
     both = has_seq & has_t
     del half, has_seq, has_t
-    rows = np.flatnonzero(both)
-    order = rows[np.argsort(seq_no[rows], kind="stable")]  # rows of the sequenced, in seq_no order
-    del rows, both
-    seq = seq_no[order]
+    count = int(both.sum())
+    seq = seq_no[both]
     del seq_no
-    repeated = np.unique(seq[1:][seq[1:] == seq[:-1]])
+    top = int(seq.max()) if seq.size else -1
+    if seq.size and int(seq.min()) >= 0 and top < 2 * seq.size + 1024:
+        # Sequence numbers are dense: place each message at its seq_no instead of sorting.
+        uses = np.bincount(seq, minlength=top + 1)
+        repeated = np.flatnonzero(uses > 1)
+        dense = repeated.size == 0
+        del uses
+    else:
+        dense, repeated = False, np.zeros(0, dtype=np.int64)
+    if dense:
+        row_at = np.full(top + 1, -1, dtype=np.int64)
+        row_at[seq] = np.flatnonzero(both)
+        del seq, both
+        order = row_at[row_at >= 0]  # rows of the sequenced, in seq_no order
+        del row_at
+    else:
+        rows = np.flatnonzero(both)
+        order = rows[np.argsort(seq, kind="stable")]
+        sorted_seq = seq[np.argsort(seq, kind="stable")]
+        repeated = np.unique(sorted_seq[1:][sorted_seq[1:] == sorted_seq[:-1]])
+        del rows, seq, sorted_seq, both
     if repeated.size:
         problems.append(f"{repeated.size} seq_nos are used more than once: {_examples(repeated)}")
-    count = seq.size
-    del seq
-    t = t_seq[order]
-    del t_seq
+    t = _nullable(history, "t_sequenced")[0][order]  # read now, once the sort's arrays are gone
     backwards = np.flatnonzero(t[1:] < t[:-1]) + 1
     del t
     if backwards.size:

@@ -90,8 +90,14 @@ def stage_breakdown_ms(messages: MessageArrays) -> dict[str, dict[str, float | N
 def ipdv_ms(messages: MessageArrays) -> dict[str, float | None]:
     """{ipdv_mean, ipdv_p99}: mean and p99 of |IPDV| in ms over every agent's stream."""
     committed = messages.committed
-    order = np.lexsort((messages.msg_id[committed], messages.t_intended[committed], messages.agent[committed]))
-    agent = messages.agent[committed][order]
+    ids = messages.msg_id  # read for this and dropped; one temporary at a time
+    by_id = ids[committed]
+    del ids
+    intended = messages.t_intended[committed]
+    agent = messages.agent[committed]  # read for this and dropped
+    order = np.lexsort((by_id, intended, agent))
+    del by_id, intended
+    agent = agent[order]
     latency = messages.latency_ns()[order]
     del order
     same_stream = agent[1:] == agent[:-1]

@@ -179,6 +179,10 @@ def read_history(run_dir: str | Path) -> History:
         raise HistoryMissing(f"{history_dir}: no history (is {run_dir} a msgstorm run directory?)")
     for name in TABLES:
         _sources(history_dir, name)  # every table is there (raises naming the missing one)
+    # Analysis reads one large column after another and drops each once converted; Arrow's
+    # default allocator (mimalloc) keeps such freed pages, which at ten million messages
+    # costs about 150 MB of peak memory. The system allocator hands them back at once.
+    pa.set_memory_pool(pa.system_memory_pool())
     history = History(directory=history_dir)
     history.table("run")  # small, and read at once so a torn history fails here, not mid-analysis
     history.table("events")

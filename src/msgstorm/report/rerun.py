@@ -1,0 +1,45 @@
+"""Writing a run's results from its analysis, and re-analysing a run directory.
+
+Place in the pipeline: history -> analysis -> **summary.json, report.html, windows.csv**.
+``msgstorm run`` calls ``write_summary`` and ``write_run_files`` after the target stops;
+``msgstorm report`` calls ``reanalyse``. This module imports nothing of the simulator, so
+re-analysing a run does not load the compiled kernels (about a hundred MB of memory).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from msgstorm.analysis import Analysis, analyse
+from msgstorm.history import History, read_history
+from msgstorm.report import write_run_files
+
+__all__ = ["reanalyse", "write_summary"]
+
+
+def write_summary(run_dir: Path, analysis: Analysis, wall_s: float | None = None) -> Path:
+    summary = dict(analysis.summary)
+    if wall_s is not None:
+        summary["wall_s"] = round(wall_s, 3)
+    path = run_dir / "summary.json"
+    path.write_text(json.dumps(summary, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return path
+
+
+def reanalyse(run_dir: str | Path, history: History | None = None) -> Analysis:
+    """Analyse a run directory from its history alone (``history``: already read from it);
+    rewrite summary.json, report.html and windows.csv."""
+    directory = Path(run_dir)
+    previous = directory / "summary.json"
+    wall_s = None
+    if previous.is_file():
+        try:
+            wall_s = json.loads(previous.read_text()).get("wall_s")
+        except (ValueError, OSError):
+            wall_s = None
+    history = history if history is not None else read_history(directory)
+    analysis = analyse(history)
+    write_summary(directory, analysis, wall_s)
+    write_run_files(directory, history, analysis, wall_s)  # report.html, windows.csv
+    return analysis
