@@ -106,3 +106,13 @@ def test_a_full_disk_while_running_is_one_line_exit_1_and_keeps_what_was_written
     assert done.returncode == 1, done.stderr
     assert "No space left on device" in done.stderr and f"msgstorm report {run_dir}" in done.stderr
     assert list((run_dir / "history" / "messages").glob("part-*.parquet")), "parts written before are kept"
+
+
+@pytest.mark.parametrize(("command", "usage"), [
+    ("run", "msgstorm run [OPTIONS] SCENARIO.toml"), ("validate", "msgstorm validate [OPTIONS] SCENARIO.toml"),
+    ("report", "msgstorm report [OPTIONS] RUN_DIR"), ("compare", "msgstorm compare [OPTIONS] RUN_DIR..."),
+])
+def test_help_names_the_arguments_plainly(command: str, usage: str) -> None:
+    result = CliRunner().invoke(app, [command, "--help"], prog_name="msgstorm", terminal_width=200)
+    assert result.exit_code == 0
+    assert usage in result.output and "{" not in result.output.split("\n\n")[0]

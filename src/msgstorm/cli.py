@@ -23,9 +23,20 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
+import typer.core
 from rich.console import Console
 
 from msgstorm.scenario import ScenarioError, load_scenario
+
+class _Command(typer.core.TyperCommand):
+    """A command whose usage line names its arguments plainly (``SCENARIO.toml``, not typer's
+    ``{SCENARIO.toml}``, which reads like a literal brace in a shell)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = super().collect_usage_pieces(ctx)
+        return [piece.replace("{", "", 1).replace("}", "", 1) if piece.startswith("{") else piece
+                for piece in pieces]
+
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Stress-test the messaging layer of a trading system.")
@@ -71,7 +82,7 @@ def _load(path: Path, overrides: list[str]) -> Any:
         raise typer.Exit(2) from None
 
 
-@app.command()
+@app.command(cls=_Command)
 def validate(
     scenario: Annotated[Path, typer.Argument(help="scenario TOML file", metavar="SCENARIO.toml")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="override dotted.key=value")] = None,
@@ -85,7 +96,7 @@ def validate(
     out.print(f"estimated work: {estimate_work(loaded).describe()}", highlight=False, soft_wrap=True)
 
 
-@app.command()
+@app.command(cls=_Command)
 def run(
     scenario: Annotated[Path, typer.Argument(help="scenario TOML file", metavar="SCENARIO.toml")],
     out_dir: Annotated[Path | None, typer.Option("--out", help="run directory (default runs/<UTC time>-<name>, "
@@ -201,7 +212,7 @@ def _run_with_progress(loaded: Any, out_dir: Path | None, run_scenario: Any, als
         return run_scenario(loaded, out_dir, tee(bar, also))
 
 
-@app.command()
+@app.command(cls=_Command)
 def report(
     run_dir: Annotated[Path, typer.Argument(help="a run directory", metavar="RUN_DIR")],
     strict: Annotated[bool, typer.Option("--strict", help="an SLO that cannot be judged (no data) fails too")] = False,
@@ -242,9 +253,9 @@ def report(
         raise typer.Exit(EXIT_SLO_FAILED)
 
 
-@app.command()
+@app.command(cls=_Command)
 def compare(
-    runs: Annotated[list[Path], typer.Argument(help="run directories; the first is the baseline")],
+    runs: Annotated[list[Path], typer.Argument(help="run directories; the first is the baseline", metavar="RUN_DIR")],
     tolerance: Annotated[str, typer.Option("--tolerance", help="how much worse than the baseline a metric may "
                                            "get before it is a regression, e.g. 5% or 0.05")] = "5%",
     fail_on_regression: Annotated[bool, typer.Option("--fail-on-regression",
