@@ -109,3 +109,28 @@ def test_output_lines_are_never_wrapped_when_not_a_terminal(tmp_path: Path) -> N
                           capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "COLUMNS": "80"})
     assert done.returncode == 0, done.stderr
     assert f"run directory: {run_dir} (report: {run_dir / 'report.html'})" in done.stdout.splitlines()
+
+
+def test_ctrl_c_during_analysis_says_the_history_is_whole_and_how_to_finish(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C lands after the simulation, while the history is analysed (raised from there)."""
+    from typer.testing import CliRunner
+
+    import msgstorm.runner
+    from msgstorm.cli import app
+
+    def interrupted(_history: object) -> object:
+        raise KeyboardInterrupt
+
+    run_dir = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(msgstorm.runner, "analyse", interrupted)
+        result = CliRunner().invoke(app, ["run", str(EXAMPLES / "quickstart.toml"), "--out", str(run_dir), "-q",
+                                          "--set", 'run.duration="1s"'])
+    assert result.exit_code == 3, result.output
+    assert f"the history in {run_dir} is written; finish the summary and report with: msgstorm report {run_dir}" \
+        in result.output
+    assert not (run_dir / "summary.json").exists()
+    finished = CliRunner().invoke(app, ["report", str(run_dir)])
+    assert finished.exit_code == 0, finished.output
+    assert json.loads((run_dir / "summary.json").read_text())["interrupted"] is False
