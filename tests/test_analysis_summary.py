@@ -202,3 +202,11 @@ def test_public_exports_resolve() -> None:
     for name in analysis.__all__:
         assert getattr(analysis, name) is not None, name
     assert analysis.slo_metric_known("latency.p99")
+
+
+def test_the_readme_lists_every_check_the_summary_carries() -> None:
+    from msgstorm.analysis.delivery import CHECKERS
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `checks` |"))
+    assert all(name in row for name in CHECKERS), (row, list(CHECKERS))
