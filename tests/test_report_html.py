@@ -13,12 +13,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import require_program
 from typer.testing import CliRunner
 
 import msgstorm
 from msgstorm.cli import app
 from msgstorm.runner import RunResult, run
-from conftest import require_program
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -28,6 +28,7 @@ from rich.console import Console
 
 from msgstorm.scenario import ScenarioError, load_scenario
 
+
 class _Command(typer.core.TyperCommand):
     """A command whose usage line names its arguments plainly (``SCENARIO.toml``, not typer's
     ``{SCENARIO.toml}``, which reads like a literal brace in a shell)."""
@@ -222,8 +223,8 @@ def report(
 
     from msgstorm.analysis import slo_failed
     from msgstorm.history import read_history
-    from msgstorm.report.terminal import print_summary
     from msgstorm.report.rerun import reanalyse
+    from msgstorm.report.terminal import print_summary
 
     try:
         with _sigterm_as_interrupt():

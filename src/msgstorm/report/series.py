@@ -53,7 +53,7 @@ def latency_ns(history: History) -> I64:
     del codes
     t_committed = history.column("messages", "t_committed")
     committed &= np.asarray(pc.is_valid(t_committed).to_numpy(), dtype=np.bool_)
-    latency = np.asarray(t_committed.fill_null(0).to_numpy(), dtype=np.int64)[committed]
+    latency: I64 = np.asarray(t_committed.fill_null(0).to_numpy(), dtype=np.int64)[committed]
     del t_committed
     intended = np.asarray(history.column("messages", "t_intended").to_numpy(), dtype=np.int64)
     latency -= intended[committed]

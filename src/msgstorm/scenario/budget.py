@@ -135,7 +135,7 @@ def _agent_span_ns(agent: AgentSpec, duration_ns: int) -> float:
 
 def _per_agent(scenario: Scenario) -> list[tuple[float, float, Loc]]:
     """(messages, peak rate, the field to blame) for each agent."""
-    rows = []
+    rows: list[tuple[float, float, Loc]] = []
     for index, agent in enumerate(scenario.agents):
         per_instance, peak, field = _arrival(agent.arrival, _agent_span_ns(agent, scenario.run.duration))
         rows.append((per_instance * agent.count, peak * agent.count, ("agents", index, "arrival", field)))

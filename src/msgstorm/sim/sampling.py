@@ -32,7 +32,8 @@ def sample_array(dist: Dist, rng: np.random.Generator, n: int) -> np.ndarray:
     if isinstance(dist, Uniform):
         return rng.uniform(dist.low, dist.high, n)
     if isinstance(dist, Normal):
-        return np.maximum(draws.normal(rng, dist.mean_value, dist.std, n), 0.0)
+        truncated: np.ndarray = np.maximum(draws.normal(rng, dist.mean_value, dist.std, n), 0.0)
+        return truncated
     if isinstance(dist, Lognormal):
         return draws.lognormal(rng, dist.median, dist.sigma, n)
     if isinstance(dist, Pareto):
