@@ -83,7 +83,10 @@ CHILD = """
 import json, sys
 from pathlib import Path
 import msgstorm
-from numpy._core import _multiarray_umath as umath
+try:
+    from numpy._core import _multiarray_umath as umath
+except ImportError:  # numpy 1.x
+    from numpy.core import _multiarray_umath as umath
 from test_golden import column_digests
 scenario = msgstorm.parse_scenario(Path(sys.argv[1]).read_text(), source=sys.argv[1])
 history = msgstorm.run(scenario, sys.argv[2]).history
@@ -94,7 +97,10 @@ print(json.dumps({"enabled": enabled, "digests": column_digests(history)}))
 
 def _dispatched_here() -> list[str]:
     """numpy's dispatched CPU features this machine has, lowest level first."""
-    from numpy._core import _multiarray_umath as umath
+    try:
+        from numpy._core import _multiarray_umath as umath
+    except ImportError:  # numpy 1.x
+        from numpy.core import _multiarray_umath as umath  # type: ignore[no-redef]
 
     return [name for name in umath.__cpu_dispatch__ if umath.__cpu_features__.get(name)]
 
