@@ -60,9 +60,10 @@ def test_sigint_and_sigterm_stop_the_run_and_exit_3_with_where_the_history_is(tm
     assert f"msgstorm report {run_dir}" in stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["interrupted"] is True and summary["cut_off"] is False
-    assert 0 < summary["messages"]["sent"]
     history = msgstorm.read_history(run_dir)
     assert history.cut_off is False and history.run_info["interrupted"] is True
+    # Wherever the signal landed (even while a kernel compiled), what was sent is all there.
+    assert summary["messages"]["sent"] == history.num_rows("messages")
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
