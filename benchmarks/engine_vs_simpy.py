@@ -233,9 +233,8 @@ def run_msgstorm(scenario: Scenario, run_dir: Path, seed: int) -> EngineRun:
     sim = ShadowNetwork(scenario, writer, sim_seed)
     result = EngineRun(sim=sim, run_dir=run_dir)
     # Row building and Parquet writes go through these (rarely called: every 16k rows).
-    for name in ("flush_messages", "flush_events"):
+    for name in ("flush_messages", "flush_events", "deliveries"):
         setattr(sim.record, name, timed_history(getattr(sim.record, name)))
-    sim._flush_deliveries = timed_history(sim._flush_deliveries)  # type: ignore[method-assign]
     result.setup_s = perf() - started
     start = perf()
     traffic = generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window)
@@ -252,9 +251,9 @@ def run_msgstorm(scenario: Scenario, run_dir: Path, seed: int) -> EngineRun:
     # Python heap pushes (each takes one id) plus the gossip kernel's events; a one-node
     # network counts its compiled loop's heap pushes instead (nothing else runs).
     if sim.solo is not None:
-        result.heap_events = int(sim.solo.sc[solo_loop.S_EID])
+        result.heap_events = int(sim.solo.solo.sc[solo_loop.S_EID])
     else:
-        result.heap_events = _next_id(sim, "eid") + sim.gossip.steps
+        result.heap_events = _next_id(sim.ctx.events, "eid") + sim.gossip.steps
     result.kernel_compiled = _kernel_compiles() > compiles_before
     return result
 
@@ -437,7 +436,7 @@ def case_gossip(name: str, messages: int, workdir: Path) -> CaseResult:
     # The gossip kernel counts every message receipt (duplicates included) and, apart,
     # every block receipt.
     engine_receipts = sim.gossip.receipts
-    blocks = next(sim.block_ids) - 1
+    blocks = next(sim.chain.block_ids) - 1
     # Mean first-delivery delay (send -> validated at a node) over every (message, node).
     history = read_history(run.run_dir)
     sent = np.empty(generated, dtype=np.int64)

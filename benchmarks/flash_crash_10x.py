@@ -23,7 +23,7 @@ a temporary directory), plus one of the original for comparison:
 2. **split**: the same, with timers around the parts (monkeypatched in this process only):
    network setup (``ShadowNetwork.__init__``), traffic generation (the batch generator),
    the gossip kernel (``GossipState.run``: the numba event loop plus its refills), history
-   writing (``ShadowNetwork._flush_*`` — row building and Parquet — and
+   writing (``Recorder.flush_*`` and ``Recorder.deliveries`` — row building and Parquet — and
    ``HistoryWriter.close``), analysis, report; within the kernel, the compiled loop
    (``kernel.run_until``) apart from the Python around it; the Python engine is the simulator's wall
    time minus setup, traffic, kernel and history. The timers cost a few percent.
@@ -184,9 +184,8 @@ class Split:
         # GossipState.run calls the compiled loop as ``k.run_until``: time it apart from the
         # Python around it (argument passing, refills, unpacking what the kernel found).
         self._patch(kernel_module, "run_until", timer("numba", kernel_module.run_until))
-        for name in ("flush_messages", "flush_events"):
+        for name in ("flush_messages", "flush_events", "deliveries"):
             self._patch(Recorder, name, timer("history", getattr(Recorder, name)))
-        self._patch(ShadowNetwork, "_flush_deliveries", timer("history", ShadowNetwork._flush_deliveries))
         self._patch(HistoryWriter, "close", timer("history", HistoryWriter.close))
         self._patch(ShadowNetwork, "finish", timer("finish", ShadowNetwork.finish, snapshot=True))
         self._patch(runner, "analyse", timer("analysis", analyse, snapshot=True))
@@ -252,7 +251,7 @@ def print_profile(profile: cProfile.Profile, top: int) -> None:
         ("    kernel.run_until (compiled)", "sim/kernel.py", "run_until"),
         ("  traffic generation (_batches)", "traffic/generate.py", "_batches"),
         ("  Recorder.flush_messages (message rows)", "sim/recorder.py", "flush_messages"),
-        ("  ShadowNetwork._flush_deliveries (delivery rows)", "sim/shadow.py", "_flush_deliveries"),
+        ("  Recorder.deliveries (delivery rows)", "sim/recorder.py", "deliveries"),
         ("ShadowNetwork.finish", "sim/shadow.py", "finish"),
         ("analyse", "analysis/summary.py", "analyse"),
         ("write_run_files (report)", "report/__init__.py", "write_run_files"),

@@ -199,7 +199,7 @@ def child(nodes: int, messages: int, out_dir: Path, split: bool, max_deliveries:
     wall = perf() - started
     return {
         "nodes": nodes, "target_messages": messages, "messages": sim.msgs.count,
-        "committed": sim.committed, "receipts": sim.gossip.receipts,
+        "committed": sim.ctx.tally.committed, "receipts": sim.gossip.receipts,
         "block_receipts": sim.gossip.block_receipts, "wall_s": wall,
         "kernel_s": clock["kernel"] if split else None, "traffic_s": clock["traffic"] if split else None,
         "baseline_rss_mb": baseline_mb, "peak_rss_mb": _maxrss_mb(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyarrow.compute as pc
 
 import msgstorm
@@ -46,11 +47,13 @@ def test_quickstart_runs_clean(tmp_path) -> None:
 
 
 def test_matching_engine_runs_compiled_and_finds_its_capacity(tmp_path) -> None:
-    from msgstorm.sim.policies import FifoPolicy
-    from msgstorm.sim.solo import solo_plan
+    from msgstorm.history import HistoryWriter
+    from msgstorm.sim.shadow import ShadowNetwork
 
     scenario = msgstorm.load_scenario(EXAMPLES / "matching-engine.toml")
-    assert solo_plan(scenario, 1, FifoPolicy()) is not None  # the compiled one-node loop runs it
+    probe = HistoryWriter(tmp_path / "probe")
+    assert ShadowNetwork(scenario, probe, np.random.SeedSequence(1)).solo is not None  # it runs compiled
+    probe.close()
     result = msgstorm.run(scenario, tmp_path)
     summary = result.summary
     # Lognormal service, median 40us, sigma 0.5: mean 45.3us, 22,060 orders/s at full use;

@@ -9,12 +9,14 @@ import json
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
 import msgstorm
 from msgstorm.cli import app
+from msgstorm.progress import ProgressSnapshot
 from msgstorm.report.live import LiveProgress, SnapshotRates, tee
 from msgstorm.report.schema import summary_schema
 from msgstorm.report.windows_csv import read_windows_csv
@@ -81,27 +83,40 @@ def test_report_command_rewrites_report_and_csv(runs) -> None:
     assert '"wall_s"' in page, "the wall time kept in summary.json shows on the rewritten page"
 
 
+def _snapshot(t_ns: int, sent: int, committed: int, **fields: object) -> ProgressSnapshot:
+    values: dict[str, object] = {"end_ns": 5_000_000_000, "emitted": sent, "settled": committed, "dropped": 0,
+                                 "rejected": 0, "queue_depth": 0, "base_fee": None, "faults_active": 0,
+                                 "leader": "n0"}
+    values.update(fields)
+    return ProgressSnapshot(t_ns=t_ns, sent=sent, committed=committed, **values)  # type: ignore[arg-type]
+
+
 def test_snapshot_rates_over_virtual_time() -> None:
     rates = SnapshotRates(span_ns=1_000_000_000)
     assert rates.committed_per_s is None
     for step in range(30):  # 100 ms apart, 500 committed and 600 generated per step
-        rates.update({"t_ns": step * 100_000_000, "sent": step * 600, "committed": step * 500})
+        rates.update(_snapshot(step * 100_000_000, step * 600, step * 500))
     assert rates.committed_per_s == pytest.approx(5000.0)
     assert rates.offered_per_s == pytest.approx(6000.0)
-    rates.update({"t_ns": 0, "sent": 0, "committed": 0})  # a new run starts over
+    rates.update(_snapshot(0, 0, 0))  # a new run starts over
     assert rates.committed_per_s is None
 
 
-def test_live_progress_shows_rate_queue_and_errors() -> None:
-    seen: list[dict] = []
+def test_live_progress_shows_rate_queue_errors_and_nearest_rank_p99() -> None:
+    seen: list[ProgressSnapshot] = []
     bar = LiveProgress(Console(file=io.StringIO(), force_terminal=False), span_ns=1_000_000_000)
     both = tee(bar, seen.append, None)
     assert both is not None
     for step in range(1, 12):
-        both({"t_ns": step * 100_000_000, "end_ns": 5_000_000_000, "sent": step * 400, "settled": step * 300,
-              "committed": step * 300, "dropped": 7, "queue_depth": 42})
+        # 10 commits a snapshot, latencies step*1ms .. step*1ms + 9 ms: 110 in all.
+        latencies = np.arange(10, dtype=np.int64) * 1_000_000 + step * 1_000_000
+        both(_snapshot(step * 100_000_000, step * 400, step * 300, dropped=7, queue_depth=42,
+                       latencies_ns=latencies))
     assert len(seen) == 11
     status = bar.status(seen[-1], wall_s=0.5)
     assert "committed 3,000/s" in status and "queue 42" in status and "errors" in status and "7" in status
     assert "t=1.10/5.00s" in status
+    # Nearest rank over the 110 latencies (the analysis's definition): rank ceil(0.99 * 110) = 109.
+    every = np.sort(np.concatenate([np.arange(10) + s for s in range(1, 12)]))
+    assert f"p99 {every[108]:,.1f}ms" in status
     assert tee(None) is None

@@ -11,6 +11,7 @@ import pytest
 
 import msgstorm
 from msgstorm.history import STATUSES
+from msgstorm.progress import ProgressSnapshot
 from msgstorm.runner import run
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -70,9 +71,9 @@ def test_summary_json_written_and_reanalysed(tmp_path) -> None:
 def test_interrupted_run_keeps_history(tmp_path) -> None:
     calls = {"n": 0}
 
-    def stop_soon(snapshot: dict) -> None:
+    def stop_soon(snapshot: ProgressSnapshot) -> None:
         calls["n"] += 1
-        if snapshot["t_ns"] > 1_000_000_000:
+        if snapshot.t_ns > 1_000_000_000:
             raise KeyboardInterrupt
 
     result = run(_small(), tmp_path / "r", progress=stop_soon)

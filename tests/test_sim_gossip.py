@@ -67,7 +67,7 @@ def test_first_delivery_is_latency_times_bfs_hops(scenario_from, tmp_path, mode,
     for msg_id, delivered in by_msg.items():
         assert len(delivered) == nodes
         for node, t in delivered.items():
-            index = sim.node_index[node]
+            index = sim.cluster.index[node]
             assert t - sent[msg_id] == latency_ns * hops[index], (msg_id, node)
 
 

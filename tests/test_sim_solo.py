@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from msgstorm.history import History, HistoryWriter, read_history
+from msgstorm.progress import ProgressSnapshot
 from msgstorm.runner import write_run_row
 from msgstorm.scenario import Scenario, parse_scenario
 from msgstorm.sim.shadow import ShadowNetwork
@@ -172,8 +173,8 @@ def test_an_interrupted_compiled_run_keeps_what_was_sent(tmp_path: Path) -> None
     case = dict(CASES["early-stop"], duration="120s", drain="1s")
     scenario = parse_scenario(SOLO_TOML.format(**case), source="interrupt.toml")
 
-    def stop_soon(snapshot: dict[str, object]) -> None:
-        if int(snapshot["t_ns"]) > 5_000_000_000:  # type: ignore[call-overload]
+    def stop_soon(snapshot: ProgressSnapshot) -> None:
+        if snapshot.t_ns > 5_000_000_000:
             raise KeyboardInterrupt
 
     result = run(scenario, tmp_path / "r", progress=stop_soon)
@@ -207,4 +208,4 @@ def test_a_starving_message_does_not_hold_memory(tmp_path: Path) -> None:
     assert len(status) > 300_000 and status.count("dropped") > 1000
     # Some message waited from early on to the end, and the record table stayed small.
     assert first_pending is not None and first_pending < 100_000
-    assert sim.solo.records.shape[0] <= 1 << 16
+    assert sim.solo.solo.records.shape[0] <= 1 << 16

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -19,10 +20,11 @@ import numpy as np
 
 from msgstorm.analysis import Analysis, analyse
 from msgstorm.history import History, HistoryWriter, read_history
+from msgstorm.progress import Progress
 from msgstorm.report import write_run_files
 from msgstorm.report.rerun import reanalyse, write_summary
 from msgstorm.scenario import Scenario, scenario_hash
-from msgstorm.sim.shadow import Progress, ShadowNetwork
+from msgstorm.sim.shadow import ShadowNetwork
 from msgstorm.traffic import generate_traffic
 
 __all__ = ["RUN_FILES", "RunDirError", "RunResult", "default_run_dir", "msgstorm_version", "prepare_run_dir",
@@ -116,8 +118,6 @@ def write_run_row(writer: HistoryWriter, scenario: Scenario, sim: ShadowNetwork,
                   completed: bool = True) -> None:
     """The history's ``run`` table: what ran, where, and how far it got. The row written at
     the start has ``completed`` False; a history whose last row is that one was cut off."""
-    nodes = [{"name": name, "region": sim.topology.regions[r]}
-             for name, r in zip(sim.topology.names, sim.topology.region_of)]
     writer.append("run", {
         "scenario_name": [scenario.run.name],
         "scenario_hash": [scenario_hash(scenario)],
@@ -125,7 +125,7 @@ def write_run_row(writer: HistoryWriter, scenario: Scenario, sim: ShadowNetwork,
         "seed": [scenario.run.seed],
         "msgstorm_version": [msgstorm_version()],
         "target": [scenario.target],
-        "nodes_json": [json.dumps(nodes)],
+        "nodes_json": [json.dumps(sim.nodes)],
         "t_end": [t_end],
         "interrupted": [sim.interrupted],
         "host": [_host_facts()],
@@ -135,8 +135,6 @@ def write_run_row(writer: HistoryWriter, scenario: Scenario, sim: ShadowNetwork,
 
 def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progress | None = None) -> RunResult:
     """Run a scenario on its target and analyse the history it wrote."""
-    import time
-
     if out_dir is None:
         run_dir = default_run_dir(scenario)
     else:

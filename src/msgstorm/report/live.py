@@ -1,8 +1,8 @@
 """Live views of a running simulation: rates from progress snapshots, and the progress bar.
 
 Place in the pipeline: beside the target while it runs. The simulator calls
-``progress(snapshot)`` every ~1000 events with ``t_ns, end_ns, sent, settled, committed,
-dropped, queue_depth`` (virtual time; counts so far). ``SnapshotRates`` turns successive
+``progress(snapshot)`` every ~1000 events with a ``ProgressSnapshot`` (``msgstorm.progress``:
+virtual time, counts so far, the commit latencies since the previous snapshot). ``SnapshotRates`` turns successive
 snapshots into rates over a sliding span of virtual time; ``LiveProgress`` draws a rich bar
 from them; ``tee`` feeds one snapshot to several consumers (the bar and the Prometheus
 exporter). Nothing here changes the run: a consumer only reads the snapshot.
@@ -18,14 +18,16 @@ import time
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from msgstorm.progress import ProgressSnapshot, RecentLatencies
+
 __all__ = ["LiveProgress", "SnapshotRates", "tee"]
 
-Snapshot = dict[str, Any]
+Snapshot = ProgressSnapshot
 NS_PER_S = 1_000_000_000
 
 
@@ -53,7 +55,7 @@ class SnapshotRates:
         self._points: deque[tuple[int, int, int]] = deque()  # (t_ns, sent, committed)
 
     def update(self, snapshot: Snapshot) -> None:
-        point = (int(snapshot["t_ns"]), int(snapshot["sent"]), int(snapshot["committed"]))
+        point = (snapshot.t_ns, snapshot.sent, snapshot.committed)
         points = self._points
         if points and point[0] < points[-1][0]:  # time went back: a new run
             points.clear()
@@ -91,6 +93,7 @@ class LiveProgress:
 
     def __init__(self, console: Console, span_ns: int = 2 * NS_PER_S, min_interval_s: float = 0.1) -> None:
         self.rates = SnapshotRates(span_ns)
+        self.latencies = RecentLatencies()
         self.min_interval_s = min_interval_s
         self._bar = Progress(TextColumn("[bold]sim"), BarColumn(), TextColumn("{task.fields[status]}"),
                              TimeElapsedColumn(), console=console, transient=True)
@@ -109,20 +112,22 @@ class LiveProgress:
 
     def __call__(self, snapshot: Snapshot) -> None:
         self.rates.update(snapshot)
+        self.latencies.add(snapshot.latencies_ns)
         now = time.monotonic()
         if now - self._last_draw < self.min_interval_s:
             return
         self._last_draw = now
-        self._bar.update(self._task, completed=min(1.0, snapshot["t_ns"] / max(1, snapshot["end_ns"])),
+        self._bar.update(self._task, completed=min(1.0, snapshot.t_ns / max(1, snapshot.end_ns)),
                          status=self.status(snapshot, now - self._started))
 
     def status(self, snapshot: Snapshot, wall_s: float) -> str:
         """The text beside the bar."""
-        t_s = snapshot["t_ns"] / NS_PER_S
+        t_s = snapshot.t_ns / NS_PER_S
         speed = f" ×{t_s / wall_s:.2g}" if wall_s > 0 else ""
-        errors = int(snapshot.get("dropped", 0)) + int(snapshot.get("rejected", 0)) + int(snapshot.get("lost", 0))
-        p99 = f" p99 {snapshot['p99_ms']:,.1f}ms" if snapshot.get("p99_ms") is not None else ""
-        return (f"t={t_s:.2f}/{snapshot['end_ns'] / NS_PER_S:.2f}s{speed} "
+        errors = snapshot.dropped + snapshot.rejected
+        p99_ms = self.latencies.p99_ms()
+        p99 = f" p99 {p99_ms:,.1f}ms" if p99_ms is not None else ""
+        return (f"t={t_s:.2f}/{snapshot.end_ns / NS_PER_S:.2f}s{speed} "
                 f"committed {_count(self.rates.committed_per_s)}/s{p99} "
-                f"queue {int(snapshot.get('queue_depth', 0)):,} "
+                f"queue {snapshot.queue_depth:,} "
                 f"errors {'[red]' if errors else ''}{errors:,}{'[/]' if errors else ''}")

@@ -8,9 +8,9 @@ global state).
 
 During the run the metrics come from the snapshots: messages generated, committed and
 dropped (counters), queue depth, offered and committed rate (over a sliding span of virtual
-time), faults active (from the scenario's fault schedule at the snapshot's virtual time),
-virtual time. The snapshot carries no latencies, so the latency histogram and quantiles are
-filled when the run finishes. After ``finish`` every value equals summary.json's: the
+time), faults active (as the target reports them),
+virtual time, and a latency histogram of the commits each snapshot carries (exact quantiles
+come with the final analysis). After ``finish`` every value equals summary.json's: the
 ``msgstorm_messages_total{status}`` counters its ``messages``, the rates its
 ``offered_rate_per_s``/``throughput_per_s``, the histogram's count the committed messages.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
 from prometheus_client import CollectorRegistry, start_http_server
@@ -31,7 +31,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from msgstorm.report.live import NS_PER_S, Snapshot, SnapshotRates
+from msgstorm.progress import ProgressSnapshot
+from msgstorm.report.live import NS_PER_S, SnapshotRates
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -56,16 +57,12 @@ class RunMetrics(Collector):
         self._lock = threading.Lock()
         window_ns = scenario.run.window if scenario is not None else NS_PER_S
         self._rates = SnapshotRates(2 * int(window_ns))
-        self._faults: list[tuple[int, int | None]] = []
         self._info = {"scenario": "", "target": "", "seed": ""}
         if scenario is not None:
-            from msgstorm.faults import fault_schedule
-
-            schedule = fault_schedule(scenario)
-            ends = {op.fault_id: op.t_ns for op in schedule if op.action == "end"}
-            self._faults = [(op.t_ns, ends.get(op.fault_id)) for op in schedule if op.action == "start"]
             self._info = {"scenario": scenario.run.name, "target": str(scenario.target), "seed": str(scenario.run.seed)}
-        self._snapshot: Snapshot = {}
+        self._t_ns: int | None = None
+        self._end_ns: int | None = None
+        self._queue_depth: int | None = None
         self._counts: dict[str, int] = {}
         self._sent = 0
         self._offered: float | None = None
@@ -78,24 +75,22 @@ class RunMetrics(Collector):
 
     # --- writers -----------------------------------------------------------------------
 
-    def observe(self, snapshot: Snapshot) -> None:
-        """A progress callback: take the simulator's latest snapshot."""
-        t_ns = int(snapshot["t_ns"])
-        active = sum(1 for start, end in self._faults if start <= t_ns and (end is None or t_ns < end))
+    def observe(self, snapshot: ProgressSnapshot) -> None:
+        """A progress callback: take the target's latest snapshot."""
         with self._lock:
             if self._finished:
                 return
             self._rates.update(snapshot)
-            self._snapshot = dict(snapshot)
-            self._sent = max(self._sent, int(snapshot["sent"]))
-            for status in ("committed", "dropped", "rejected", "lost"):
-                if status in snapshot:  # counters never go back
-                    self._counts[status] = max(self._counts.get(status, 0), int(snapshot[status]))
+            self._t_ns, self._end_ns, self._queue_depth = snapshot.t_ns, snapshot.end_ns, snapshot.queue_depth
+            self._sent = max(self._sent, snapshot.sent)
+            for status, count in (("committed", snapshot.committed), ("dropped", snapshot.dropped),
+                                  ("rejected", snapshot.rejected)):
+                self._counts[status] = max(self._counts.get(status, 0), count)  # counters never go back
             self._offered = self._rates.offered_per_s
             self._committed_rate = self._rates.committed_per_s
-            self._faults_active = int(snapshot.get("faults_active", active))
-            fresh = snapshot.get("latencies_ns")
-            if fresh is not None and len(fresh):
+            self._faults_active = snapshot.faults_active
+            fresh = snapshot.latencies_ns
+            if fresh.size:
                 # Commits since the previous snapshot go into the live histogram.
                 seconds = np.sort(np.asarray(fresh, dtype=np.float64)) / 1e9
                 counts = np.searchsorted(seconds, np.asarray(LATENCY_BUCKETS_S), side="right")
@@ -125,14 +120,14 @@ class RunMetrics(Collector):
                                if latency.get(key) is not None}
             self._slos = [(str(s.get("name")), str(s.get("verdict"))) for s in summary.get("slo") or []]
             if summary.get("duration_s") is not None:
-                self._snapshot["t_ns"] = round(float(summary["duration_s"]) * NS_PER_S)
+                self._t_ns = round(float(summary["duration_s"]) * NS_PER_S)
             self._finished = True
 
     # --- the collector -----------------------------------------------------------------
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            snapshot = dict(self._snapshot)
+            t_ns, end_ns, queue_depth = self._t_ns, self._end_ns, self._queue_depth
             counts = dict(self._counts)
             sent, offered, committed_rate = self._sent, self._offered, self._committed_rate
             faults_active, finished = self._faults_active, self._finished
@@ -143,12 +138,12 @@ class RunMetrics(Collector):
         yield info
         yield GaugeMetricFamily("msgstorm_run_finished", "1 once the run ended and its final analysis is exported.",
                                 value=1.0 if finished else 0.0)
-        if "t_ns" in snapshot:
+        if t_ns is not None:
             yield GaugeMetricFamily("msgstorm_virtual_time_seconds", "Virtual time the run has reached.",
-                                    value=snapshot["t_ns"] / NS_PER_S)
-        if "end_ns" in snapshot:
+                                    value=t_ns / NS_PER_S)
+        if end_ns is not None:
             yield GaugeMetricFamily("msgstorm_virtual_end_seconds", "Virtual time at which the run stops.",
-                                    value=snapshot["end_ns"] / NS_PER_S)
+                                    value=end_ns / NS_PER_S)
         yield CounterMetricFamily("msgstorm_messages_sent", "Messages the schedule has produced so far "
                                   "(during a sim run, up to one traffic window ahead of virtual time).", value=sent)
         by_status = CounterMetricFamily("msgstorm_messages", "Messages by final status (committed and dropped "
@@ -164,12 +159,12 @@ class RunMetrics(Collector):
             yield GaugeMetricFamily("msgstorm_throughput_per_second", "Achieved (committed) messages per second "
                                     "(sliding span while running; summary throughput_per_s at the end).",
                                     value=committed_rate)
-        if "queue_depth" in snapshot:
+        if queue_depth is not None:
             yield GaugeMetricFamily("msgstorm_queue_depth", "Messages waiting in the sequencer queue.",
-                                    value=float(snapshot["queue_depth"]))
+                                    value=float(queue_depth))
         yield GaugeMetricFamily("msgstorm_faults_active", "Scheduled faults active now.", value=float(faults_active))
         histogram = HistogramMetricFamily("msgstorm_latency_seconds", "Latency from intended send to commit of "
-                                          "committed messages (filled when the run finishes).")
+                                          "committed messages (as they commit; the whole run once finished).")
         if latency is not None:
             cumulative, sum_s, observed = latency
             buckets = [(repr(bound), float(c)) for bound, c in zip(LATENCY_BUCKETS_S, cumulative)]
@@ -221,7 +216,7 @@ class PrometheusExporter:
         self._server, self._thread = start_http_server(self.requested_port, addr=self.addr, registry=self.registry)
         return self
 
-    def observe(self, snapshot: dict[str, Any]) -> None:
+    def observe(self, snapshot: ProgressSnapshot) -> None:
         self.metrics.observe(snapshot)
 
     def finish(self, analysis: Analysis, history: History) -> None:

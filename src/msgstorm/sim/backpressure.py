@@ -9,6 +9,7 @@ are returned as strings and written as ``backpressure`` events.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from msgstorm.scenario.schema import (
@@ -21,7 +22,7 @@ from msgstorm.scenario.schema import (
     Unbounded,
 )
 
-__all__ = ["ADMIT", "DROP", "HOLD", "REJECT", "Backpressure", "make_backpressure"]
+__all__ = ["ADMIT", "DROP", "HOLD", "NEVER_DEPTH", "REJECT", "Backpressure", "DropRule", "make_backpressure"]
 
 ADMIT, DROP, REJECT, HOLD = 0, 1, 2, 3
 # A mode that engages at a depth reports "normal" again only below this fraction of it, so
@@ -32,6 +33,7 @@ HYSTERESIS = 0.9
 class Backpressure(Protocol):
     suspended: bool  # senders must hold new messages
     base_fee: float | None  # None unless the mode prices admission
+    drop_rule: DropRule | None  # the mode as drop tables, when it only drops
 
     def admit(self, kind: int, fee: float, depth: int) -> int: ...
 
@@ -42,9 +44,26 @@ class Backpressure(Protocol):
     def on_block(self, used: int, capacity: int) -> float | None: ...
 
 
+@dataclass(frozen=True)
+class DropRule:
+    """A mode that only ever admits or drops, as tables: arrivals of kind k are dropped at
+    depth ``limit[k]`` unless ``protected[k]``; the mode engages (the ``states[1]``
+    backpressure event) at depth ``engage_at`` and is released (``states[0]``) below
+    ``HYSTERESIS * engage_at``. The Python sequencer and the compiled one-node loop
+    (``sim/solo.py``) both decide from this one object."""
+
+    limit: tuple[int, ...]
+    protected: tuple[bool, ...]
+    engage_at: int
+    states: tuple[str, str]
+
+
 class _Base:
     suspended = False
     base_fee: float | None = None
+    # The mode as drop tables, when it only drops (the compiled one-node loop replays it);
+    # None for modes that hold senders or price admission.
+    drop_rule: DropRule | None = None
 
     def admit(self, kind: int, fee: float, depth: int) -> int:
         return ADMIT
@@ -59,28 +78,49 @@ class _Base:
         return None
 
 
+# Depths beyond any queue: "never" for an unbounded queue (int64 arithmetic stays exact).
+NEVER_DEPTH = 1 << 62
+
+
 class UnboundedQueue(_Base):
     """Admit everything; the queue grows without limit."""
 
+    drop_rule = DropRule((NEVER_DEPTH,) * len(MESSAGE_KINDS), (False,) * len(MESSAGE_KINDS), NEVER_DEPTH,
+                         ("normal", "normal"))
 
-class DropTailQueue(_Base):
+
+class _Dropping(_Base):
+    """Admit or drop by the ``DropRule`` table; report engaging and releasing."""
+
+    def __init__(self, rule: DropRule) -> None:
+        self.rule = rule
+        self.drop_rule = rule
+        self.limit = list(rule.limit)
+        self.protected = list(rule.protected)
+        self.engage_at = rule.engage_at
+        self.engaged = False
+
+    def admit(self, kind: int, fee: float, depth: int) -> int:
+        if self.protected[kind]:
+            return ADMIT
+        return DROP if depth >= self.limit[kind] else ADMIT
+
+    def on_depth(self, depth: int) -> str | None:
+        if not self.engaged and depth >= self.engage_at:
+            self.engaged = True
+            return self.rule.states[1]
+        if self.engaged and depth < HYSTERESIS * self.engage_at:
+            self.engaged = False
+            return self.rule.states[0]
+        return None
+
+
+class DropTailQueue(_Dropping):
     """Drop arrivals while the queue holds ``capacity`` messages."""
 
     def __init__(self, spec: DropTail) -> None:
-        self.capacity = spec.capacity
-        self.full = False
-
-    def admit(self, kind: int, fee: float, depth: int) -> int:
-        return DROP if depth >= self.capacity else ADMIT
-
-    def on_depth(self, depth: int) -> str | None:
-        if not self.full and depth >= self.capacity:
-            self.full = True
-            return "dropping"
-        if self.full and depth < HYSTERESIS * self.capacity:
-            self.full = False
-            return "normal"
-        return None
+        kinds = len(MESSAGE_KINDS)
+        super().__init__(DropRule((spec.capacity,) * kinds, (False,) * kinds, spec.capacity, ("normal", "dropping")))
 
 
 class SuspendResume(_Base):
@@ -131,34 +171,19 @@ class FeeEscalation(_Base):
         return self.base_fee
 
 
-class PriorityShedding(_Base):
+class PriorityShedding(_Dropping):
     """Shed low-priority kinds first: each kind has a depth level (fraction of capacity)
-    above which its arrivals are dropped; protected kinds are always admitted."""
+    above which its arrivals are dropped; protected kinds are always admitted. Shedding
+    starts at the lowest level of a kind that can be shed at all."""
 
     def __init__(self, spec: Shed) -> None:
-        self.capacity = spec.capacity
-        self.limit = [spec.capacity] * len(MESSAGE_KINDS)
+        limit = [spec.capacity] * len(MESSAGE_KINDS)
         for kind, level in spec.levels.items():
-            self.limit[MESSAGE_KINDS.index(kind)] = int(level * spec.capacity)
-        self.protected = [kind in spec.protect for kind in MESSAGE_KINDS]
-        # Shedding starts at the lowest level of a kind that can be shed at all.
-        sheddable = [limit for limit, guarded in zip(self.limit, self.protected) if not guarded]
-        self.lowest = min(sheddable) if sheddable else spec.capacity
-        self.shedding = False
-
-    def admit(self, kind: int, fee: float, depth: int) -> int:
-        if self.protected[kind]:
-            return ADMIT
-        return DROP if depth >= self.limit[kind] else ADMIT
-
-    def on_depth(self, depth: int) -> str | None:
-        if not self.shedding and depth >= self.lowest:
-            self.shedding = True
-            return "shedding"
-        if self.shedding and depth < HYSTERESIS * self.lowest:
-            self.shedding = False
-            return "normal"
-        return None
+            limit[MESSAGE_KINDS.index(kind)] = int(level * spec.capacity)
+        protected = tuple(kind in spec.protect for kind in MESSAGE_KINDS)
+        sheddable = [lim for lim, guarded in zip(limit, protected) if not guarded]
+        lowest = min(sheddable) if sheddable else spec.capacity
+        super().__init__(DropRule(tuple(limit), protected, lowest, ("normal", "shedding")))
 
 
 def make_backpressure(spec: BackpressureSpec) -> Backpressure:

@@ -19,13 +19,11 @@ history recorder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from msgstorm.scenario.distributions import Constant
-from msgstorm.scenario.schema import MESSAGE_KINDS, DropTail, Scenario, Shed, Unbounded
+from msgstorm.scenario.schema import Scenario
 from msgstorm.sim.recorder import Recorder
 from msgstorm.sim.sampling import Sampler
 from msgstorm.sim.solo_loop import (
@@ -83,6 +81,7 @@ from msgstorm.sim.solo_loop import (
     _heap_push,
     advance,
 )
+from msgstorm.sim.solo_plan import SoloPlan
 from msgstorm.sim.state import (
     AGENT,
     COMMITTED,
@@ -99,73 +98,7 @@ from msgstorm.sim.state import (
     WHERE,
 )
 
-__all__ = ["END", "NEED_BATCH", "STOP", "YIELD", "SoloPlan", "SoloSequencer", "solo_plan"]
-
-
-@dataclass(frozen=True)
-class SoloPlan:
-    """What the compiled loop needs to know about a scenario it accepts."""
-
-    key_fee: bool  # the queue serves the highest fee first (else arrival order)
-    serve_idle: bool  # work-conserving policy: an idle worker takes an arrival at once
-    watch_depth: bool  # backpressure reacts to depth (drop_tail, shed)
-    engage_at: int  # depth at which it engages ("dropping" / "shedding")
-    states: tuple[str, str]  # the backpressure event's state names: (released, engaged)
-    limit: tuple[int, ...]  # per kind: arrivals are dropped at this depth
-    protected: tuple[bool, ...]  # per kind: never dropped
-
-
-# Times and sizes the compiled loop takes: below this, a sum of two stays within int64.
-_INT_LIMIT = 1 << 62
-
-
-def _fits_int64(scenario: Scenario) -> bool:
-    """Whether the loop's int64 arithmetic can hold this scenario's values exactly (the
-    Python loop's integers cannot overflow; absurd values, such as an interval of 300
-    years meaning "never", go there)."""
-    run, blocks, seq, network = scenario.run, scenario.blocks, scenario.sequencer, scenario.network
-    gas = max([21_000, *blocks.gas.values()])
-    values = [run.duration + run.drain, run.sample_interval, blocks.interval, blocks.header_size,
-              blocks.max_messages * (gas + (1 << 31))]  # a block's gas and bytes
-    if blocks.max_gas is not None:
-        values.append(blocks.max_gas)
-    for dist in (seq.service, network.processing):
-        if isinstance(dist, Constant):
-            values.append(round(dist.value))
-    return all(0 <= value < _INT_LIMIT for value in values)
-
-
-def solo_plan(scenario: Scenario, nodes: int, policy: Any) -> SoloPlan | None:
-    """The plan for a scenario the compiled loop runs exactly, or None (Python loop).
-
-    Accepted: one node, no faults, backpressure that only drops (unbounded, drop_tail,
-    shed), a queue policy that declares a static ``order_key`` ("arrival" or "fee"), and
-    times and sizes that int64 arithmetic holds (see ``_fits_int64``).
-    """
-    if nodes != 1 or scenario.faults or not _fits_int64(scenario):
-        return None
-    key = getattr(policy, "order_key", None)
-    if key not in ("arrival", "fee"):
-        return None
-    kinds = len(MESSAGE_KINDS)
-    spec = scenario.backpressure
-    fee = key == "fee"
-    idle = bool(getattr(policy, "work_conserving", False))
-    if isinstance(spec, Unbounded):
-        return SoloPlan(fee, idle, False, _INT_LIMIT, ("normal", "normal"), (_INT_LIMIT,) * kinds,
-                        (False,) * kinds)
-    if isinstance(spec, DropTail):
-        return SoloPlan(fee, idle, True, spec.capacity, ("normal", "dropping"), (spec.capacity,) * kinds,
-                        (False,) * kinds)
-    if isinstance(spec, Shed):
-        limit = [spec.capacity] * kinds
-        for kind, level in spec.levels.items():
-            limit[MESSAGE_KINDS.index(kind)] = int(level * spec.capacity)
-        protected = tuple(kind in spec.protect for kind in MESSAGE_KINDS)
-        sheddable = [lim for lim, guarded in zip(limit, protected) if not guarded]
-        lowest = min(sheddable) if sheddable else spec.capacity
-        return SoloPlan(fee, idle, True, lowest, ("normal", "shedding"), tuple(limit), protected)
-    return None  # suspend holds senders, EIP-1559 prices admission: the Python loop does these
+__all__ = ["END", "NEED_BATCH", "STOP", "YIELD", "SoloSequencer"]
 
 
 # --- the Python side -------------------------------------------------------------------------
@@ -176,7 +109,7 @@ class SoloSequencer:
     logs into history rows and events through ``ShadowNetwork``'s recorder."""
 
     def __init__(self, plan: SoloPlan, scenario: Scenario, processing: Sampler, service: Sampler,
-                 delivery_stride: int, delivery_budget: int) -> None:
+                 gas_of: list[int], delivery_stride: int, delivery_budget: int) -> None:
         run, blocks = scenario.run, scenario.blocks
         self.plan = plan
         self.p = np.zeros(N_PARAMS, dtype=np.int64)
@@ -198,8 +131,7 @@ class SoloSequencer:
         p[P_SERVE_IDLE] = int(plan.serve_idle)
         self.sc = np.zeros(N_SCALARS, dtype=np.int64)
         self.sc[S_DELIVERY_BUDGET] = delivery_budget
-        gas = [blocks.gas.get(kind, 21_000) for kind in MESSAGE_KINDS]  # type: ignore[call-overload]
-        self.gas_of = np.asarray(gas, dtype=np.int64)
+        self.gas_of = np.asarray(gas_of, dtype=np.int64)
         self.limit = np.asarray(plan.limit, dtype=np.int64)
         self.protected = np.asarray(plan.protected, dtype=np.uint8)
         self.ev_t = np.zeros(1 << 10, dtype=np.int64)

@@ -86,6 +86,16 @@ class MessageState:
         self.terminal += 1
         return record
 
+    def back_in_flight(self, messages: list[int]) -> None:
+        """Messages a crash or failover took from the sequencer or the chain: they are in
+        flight again, as if never received (a standby may still sequence them)."""
+        live = self.live
+        for m in messages:
+            record = live[m]
+            record[WHERE] = IN_FLIGHT
+            record[T_RECEIVED] = record[T_DEQUEUED] = record[T_SEQUENCED] = NULL
+            record[SEQ_NO] = record[BLOCK] = NULL
+
     def rows(self, records: list[list[Any]]) -> dict[str, Any]:
         """Columns for the ``messages`` table from settled records."""
         # One C-level conversion of the whole block; every field is a number, and times

@@ -1,0 +1,40 @@
+"""Event kinds: the names writers put in the ``events`` table and readers look for.
+
+Place in the pipeline: part of the history contract (``history/schema.py``). Targets write
+events through these constants, the history writer refuses a kind that is not one of them,
+and the analysis selects events by the same constants, so a misspelt kind fails on write
+instead of silently vanishing from a report.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["EVENT_KINDS", "EventKind"]
+
+
+class EventKind(StrEnum):
+    """``value`` carries the event's one number, ``height`` a block height, ``detail`` JSON."""
+
+    RUN_START = "run_start"
+    RUN_END = "run_end"  # value: messages generated
+    FAULT_START = "fault_start"  # detail: the fault's spec and fault_id
+    FAULT_END = "fault_end"
+    NODE_DOWN = "node_down"
+    NODE_UP = "node_up"
+    LEADER_CHANGE = "leader_change"  # node: the new leader; detail: {"from", "orphaned_blocks"}
+    BLOCK_PRODUCED = "block_produced"  # value: messages; detail: {"gas", "bytes"}
+    BLOCK_COMMITTED = "block_committed"
+    QUEUE_DEPTH = "queue_depth"  # sampled current depth
+    QUEUE_DEPTH_MAX = "queue_depth_max"  # max depth since the previous sample
+    BLOCK_BACKLOG = "block_backlog"  # sampled: sequenced messages waiting for block space
+    VALIDATION_BACKLOG = "validation_backlog"  # sampled per gossip node: receipts' worth of queued CPU work
+    BACKPRESSURE = "backpressure"  # detail: {"state": "suspended" | "resumed" | ...}
+    BASE_FEE = "base_fee"
+    DESYNC_START = "desync_start"
+    DESYNC_END = "desync_end"
+    SEND_LAG = "send_lag"  # live: sender could not keep the schedule
+    INTERRUPTED = "interrupted"
+
+
+EVENT_KINDS: tuple[str, ...] = tuple(kind.value for kind in EventKind)

@@ -1,0 +1,103 @@
+"""Driving the compiled one-node loop: traffic in, history rows and telemetry out.
+
+Place in the pipeline: inside the simulator, the one-node counterpart of
+``ShadowNetwork.run``. ``SoloSequencer`` (``sim/solo.py``) owns the compiled loop's arrays;
+this feeds it traffic batches, turns what it logged (settled records, events, deliveries)
+into history rows through the run's recorder, and keeps the shared counts that progress
+snapshots read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from msgstorm.history.events import EventKind
+from msgstorm.sim.context import SimContext
+from msgstorm.sim.lone_cpu import LoneCpu
+from msgstorm.sim.recorder import FLUSH_ROWS
+from msgstorm.sim.solo import NEED_BATCH, YIELD, SoloSequencer
+from msgstorm.sim.state import COMMITTED, DROPPED, T_COMMITTED, T_INTENDED, WHERE
+from msgstorm.sim.telemetry import Telemetry
+from msgstorm.traffic.generate import MessageBatch
+
+__all__ = ["SoloDriver"]
+
+
+class SoloDriver:
+    def __init__(self, ctx: SimContext, solo: SoloSequencer, lone: LoneCpu, telemetry: Telemetry | None) -> None:
+        self.ctx = ctx
+        self.solo = solo
+        self.lone = lone
+        self.telemetry = telemetry
+        self.now = 0
+
+    def run(self, traffic: Iterable[Any], publish: Callable[[], None]) -> bool:
+        """Run to the end; returns False when Ctrl-C stopped it (what it logged is kept).
+        ``publish()`` hands telemetry a snapshot."""
+        solo = self.solo
+        batches = iter(traffic)
+        try:
+            while True:
+                code = solo.advance()
+                self.drain()
+                if code == NEED_BATCH:
+                    # Windows are joined into pieces of FLUSH_ROWS messages: the loop sees the
+                    # same sends in the same order, and pays its per-call costs less often.
+                    taken: list[Any] = []
+                    size = 0
+                    while size < FLUSH_ROWS:
+                        batch = next(batches, None)
+                        if batch is None:
+                            break
+                        if len(batch):
+                            taken.append(batch)
+                            size += len(batch)
+                    if taken:
+                        solo.add(MessageBatch.concat(taken))
+                    else:
+                        solo.last_batch()
+                elif code != YIELD:
+                    break
+                if self.telemetry is not None:
+                    publish()
+        except KeyboardInterrupt:
+            self.drain()
+            self.ctx.record.event(self.now, EventKind.INTERRUPTED)
+            return False
+        return True
+
+    def drain(self) -> None:
+        """Rows, events and deliveries the compiled loop logged since the last call."""
+        solo = self.solo
+        ctx = self.ctx
+        self.now = solo.now
+        ctx.tally.emitted = solo.emitted
+        ctx.msgs.count = solo.count
+        ctx.msgs.terminal = solo.terminal
+        table, fee = solo.take_settled()
+        if table.shape[0]:
+            where = table[:, WHERE]
+            committed = where == COMMITTED
+            ctx.tally.committed += int(committed.sum())
+            ctx.tally.dropped += int((where == DROPPED).sum())
+            if self.telemetry is not None and committed.any():
+                self.telemetry.committed_latencies(table[committed, T_COMMITTED] - table[committed, T_INTENDED])
+            ctx.record.settled_table(table, fee)
+        solo.record_events(ctx.record, ctx.cluster.leader)
+        rows = solo.take_deliveries()
+        if rows.shape[1]:
+            self.lone.deliveries.extend(zip(*rows.tolist()))
+
+    def finish(self) -> None:
+        """Settle what is still moving as pending."""
+        self.drain()
+        table, fee = self.solo.unsettled()
+        if table.shape[0]:
+            self.ctx.record.settled_table(table, fee)
+        self.ctx.msgs.terminal = self.solo.terminal
+
+    @property
+    def depth(self) -> int:
+        return self.solo.depth
+
