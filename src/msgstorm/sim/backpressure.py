@@ -43,6 +43,10 @@ class Backpressure(Protocol):
 
     def on_block(self, used: int, capacity: int) -> float | None: ...
 
+    def room(self, depth: int) -> int | None:
+        """How many held messages may be sent again now (None: no bound)."""
+        ...
+
 
 @dataclass(frozen=True)
 class DropRule:
@@ -75,6 +79,9 @@ class _Base:
         return None
 
     def on_block(self, used: int, capacity: int) -> float | None:
+        return None
+
+    def room(self, depth: int) -> int | None:
         return None
 
 
@@ -124,7 +131,11 @@ class DropTailQueue(_Dropping):
 
 
 class SuspendResume(_Base):
-    """Circuit breaker: suspend senders at the high watermark, resume at the low one."""
+    """Circuit breaker: suspend senders at the high watermark, resume at the low one.
+
+    On resume the held messages are sent again only as the queue has room: up to ``high``
+    minus the depth at once, then one for each message a worker takes from the queue, so
+    the queue never exceeds ``high`` plus what was already on its way."""
 
     def __init__(self, spec: Suspend) -> None:
         self.high = spec.high
@@ -138,6 +149,9 @@ class SuspendResume(_Base):
             self.suspended = False
             return "resumed"
         return None
+
+    def room(self, depth: int) -> int | None:
+        return max(0, self.high - depth)
 
 
 class FeeEscalation(_Base):

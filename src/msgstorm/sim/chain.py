@@ -29,7 +29,7 @@ from msgstorm.sim.links import LinkState
 from msgstorm.sim.lone_cpu import LoneCpu
 from msgstorm.sim.recorder import FLUSH_ROWS
 from msgstorm.sim.sequencer import Sequencer
-from msgstorm.sim.state import BLOCK, COMMITTED, IN_BLOCK, T_COMMITTED, WHERE
+from msgstorm.sim.state import BLOCK, COMMITTED, IN_BLOCK, SEQ_NO, T_COMMITTED, WHERE
 from msgstorm.sim.topology import Topology
 
 __all__ = ["Chain", "gas_table"]
@@ -227,7 +227,10 @@ class Chain:
         top = max(self.height[new], self.committed_height)
         orphaned = [h for h in self.block_msgs if h > top]
         for h in orphaned:
-            ctx.msgs.back_in_flight(self.block_msgs.pop(h))
+            messages = self.block_msgs.pop(h)
+            if messages:
+                self.sequencer.renumber_from(ctx.msgs.live[messages[0]][SEQ_NO])
+            ctx.msgs.back_in_flight(messages)
         self.height = [min(h, top) for h in self.height]
         self.height[new] = top
         self.votes = {h: 0 for h in self.block_msgs}

@@ -37,7 +37,6 @@ from msgstorm.sim.state import (
     IN_FLIGHT,
     IN_SERVICE,
     KIND,
-    NULL,
     QUEUED,
     REJECTED,
     SEQ_NO,
@@ -121,9 +120,11 @@ class Sequencer:
         policy = self.policy
         live = self.ctx.msgs.live
         workers = self.workers
+        taken = 0
         while self.busy < workers and self.depth:
             m = policy.pop()
             self.depth -= 1
+            taken += 1
             if self.priced and not self.backpressure.eligible((record := live[m])[FEE]):
                 # The base fee rose while it queued: it waits or is rejected, as on arrival.
                 if self.backpressure.admit(record[KIND], record[FEE], self.depth) == REJECT:
@@ -138,6 +139,8 @@ class Sequencer:
             self.depth_changed(t)
         elif self.depth > self.depth_max:
             self.depth_max = self.depth
+        if self.held and taken and not self.backpressure.suspended:
+            self._release_held(t, taken)  # a held message for each one the workers took
 
     def _serve(self, t: int, m: int) -> None:
         """A worker starts on ``m``; its service ends after a drawn service time."""
@@ -183,40 +186,43 @@ class Sequencer:
             ctx = self.ctx
             ctx.record.event(t, EventKind.BACKPRESSURE, ctx.cluster.leader, float(depth), detail={"state": state})
             if state == "resumed":
-                held = self.held
-                self.held = deque()
-                for m in held:
-                    self.release(t, m)
+                self._release_held(t, self.backpressure.room(depth))
+
+    def _release_held(self, t: int, most: int | None) -> None:
+        """Send up to ``most`` held messages again (all when None), oldest first, until
+        backpressure suspends the senders again."""
+        held = self.held
+        backpressure = self.backpressure
+        released = 0
+        while held and not backpressure.suspended and (most is None or released < most):
+            self.release(t, held.popleft())
+            released += 1
+
+    def unstick(self, t: int) -> None:
+        """At a sample: messages are held but nothing is queued or served, so no worker will
+        free room (the released ones were lost on the way): release what room allows."""
+        if self.held and not self.depth and not self.busy and not self.backpressure.suspended:
+            self._release_held(t, self.backpressure.room(0))
 
     # --- blocks -------------------------------------------------------------------------
 
     def take_block(self, max_messages: int, max_gas: int | None, gas_of: list[int],
                    header_size: int) -> tuple[list[int], int, int]:
         """Sequenced messages for the next block, in sequence order, up to the block's
-        message and gas limits: ``(messages, gas, bytes)``."""
+        message and gas limits: ``(messages, gas, bytes)``.
+
+        A message is sequenced once: whatever price rule applies was applied before a
+        worker took it (``_start_service``), so every sequenced message is included in
+        turn and sequence numbers among committed messages run without gaps."""
         ctx = self.ctx
         live = ctx.msgs.live
         take: list[int] = []
         gas = 0
         size = header_size
         sequenced = self.sequenced
-        priced = self.priced
-        backpressure = self.backpressure
         while sequenced and len(take) < max_messages:
             m = sequenced[0]
             record = live[m]
-            if priced and not backpressure.eligible(record[FEE]):
-                # The base fee is charged at inclusion: an underpriced message waits for
-                # the fee to fall, or is rejected, as on arrival.
-                sequenced.popleft()
-                if backpressure.admit(record[KIND], record[FEE], self.depth) == REJECT:
-                    ctx.tally.rejected += 1
-                    ctx.record.settle(m, REJECTED)
-                else:
-                    record[WHERE] = HELD
-                    record[T_DEQUEUED] = record[T_SEQUENCED] = record[SEQ_NO] = NULL
-                    heappush(self.waiting, (-record[FEE], next(self.waiting_arrivals), m))
-                continue
             g = gas_of[record[KIND]]
             if max_gas is not None and gas + g > max_gas:
                 break
@@ -252,6 +258,9 @@ class Sequencer:
         """The leader crashed: empty the queue, the workers, the block backlog and the
         waiting heap; returns those messages (they go back in flight)."""
         orphans: list[int] = []
+        if self.sequenced:
+            # Sequenced but in no block: their numbers are given again, without a gap.
+            self.next_seq = self.ctx.msgs.live[self.sequenced[0]][SEQ_NO]
         while self.depth:
             orphans.append(self.policy.pop())
             self.depth -= 1
@@ -263,6 +272,10 @@ class Sequencer:
         self.waiting = []
         self.busy = 0
         return orphans
+
+    def renumber_from(self, seq_no: int) -> None:
+        """Blocks from ``seq_no`` on were orphaned: sequence again from there."""
+        self.next_seq = min(self.next_seq, seq_no)
 
     def sample(self, t: int) -> None:
         """Queue samples every ``run.sample_interval``."""

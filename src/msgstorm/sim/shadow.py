@@ -196,7 +196,8 @@ class ShadowNetwork:
                 # at equal times sends go first, then Python events, then receipts.
                 t_kernel = gossip.t_next
                 # The kernel also takes the sends before the next Python event when it may.
-                sending = kernel_sends and si < sn and t_send < t_python and not backpressure.suspended
+                sending = (kernel_sends and si < sn and t_send < t_python and not backpressure.suspended
+                           and not sequencer.held)
                 if sending or (0 <= t_kernel < t_next and t_kernel <= hard_stop):
                     if sending:
                         gossip.allow_sends(si, sn)
@@ -219,7 +220,7 @@ class ShadowNetwork:
                     break
                 elif t_send <= t_python:
                     self.now = t_send
-                    if backpressure.suspended:
+                    if backpressure.suspended or sequencer.held:  # behind held messages, in order
                         sequencer.hold(first_id + si)
                     else:
                         self._inject(t_send, first_id + si)
@@ -282,6 +283,7 @@ class ShadowNetwork:
 
     def _sample(self, t: int, _a: int, _b: int, _c: int, _d: int) -> None:
         self.sequencer.sample(t)
+        self.sequencer.unstick(t)
         interval = self.scenario.run.sample_interval
         if t + interval <= self.ctx.hard_stop:
             self.ctx.events.push(t + interval, self._sample)
