@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from msgstorm.history.events import EventKind
+
 __all__ = ["DesyncTracker"]
 
 _NONE = -1
@@ -40,7 +42,7 @@ class DesyncTracker:
                     self.gap_max[node] = gap
                 if not self.desynced[node] and t - self.gap_since[node] >= self.min_duration_ns:
                     self.desynced[node] = True
-                    self.event(self.gap_since[node], "desync_start", node, float(gap),
+                    self.event(self.gap_since[node], EventKind.DESYNC_START, node, float(gap),
                                detail={"detected_at": t})
             elif self.gap_since[node] != _NONE:
                 self._end(t, node, gap)
@@ -55,10 +57,10 @@ class DesyncTracker:
         for node, gap in enumerate(gaps):
             if self.desynced[node]:
                 detail: dict[str, Any] = {"max_gap": self.gap_max[node], "open": True}
-                self.event(t, "desync_end", node, float(gap), detail=detail)
+                self.event(t, EventKind.DESYNC_END, node, float(gap), detail=detail)
 
     def _end(self, t: int, node: int, gap: int) -> None:
         if self.desynced[node]:
-            self.event(t, "desync_end", node, float(gap), detail={"max_gap": self.gap_max[node]})
+            self.event(t, EventKind.DESYNC_END, node, float(gap), detail={"max_gap": self.gap_max[node]})
             self.desynced[node] = False
         self.gap_since[node] = _NONE

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from msgstorm.history.events import EventKind
 from msgstorm.scenario.schema import Scenario
 from msgstorm.sim.recorder import Recorder
 from msgstorm.sim.sampling import Sampler
@@ -354,17 +355,17 @@ class SoloSequencer:
         for t, code, value, height, a, b in zip(e[0].tolist(), e[1].tolist(), self.evalue[:n].tolist(),
                                                 e[2].tolist(), e[3].tolist(), e[4].tolist()):
             if code == EV_BLOCK_PRODUCED:
-                record.event(t, "block_produced", leader, value, height, {"gas": a, "bytes": b})
+                record.event(t, EventKind.BLOCK_PRODUCED, leader, value, height, {"gas": a, "bytes": b})
             elif code == EV_BLOCK_COMMITTED:
-                record.event(t, "block_committed", leader, height=height)
+                record.event(t, EventKind.BLOCK_COMMITTED, leader, height=height)
             elif code == EV_QUEUE_DEPTH:
-                record.event(t, "queue_depth", leader, value)
+                record.event(t, EventKind.QUEUE_DEPTH, leader, value)
             elif code == EV_QUEUE_DEPTH_MAX:
-                record.event(t, "queue_depth_max", leader, value)
+                record.event(t, EventKind.QUEUE_DEPTH_MAX, leader, value)
             elif code == EV_BLOCK_BACKLOG:
-                record.event(t, "block_backlog", leader, value)
+                record.event(t, EventKind.BLOCK_BACKLOG, leader, value)
             elif code == EV_BACKPRESSURE:
-                record.event(t, "backpressure", leader, value, detail={"state": states[a]})
+                record.event(t, EventKind.BACKPRESSURE, leader, value, detail={"state": states[a]})
 
     def take_deliveries(self) -> np.ndarray:
         """Deliveries logged since the last call: int64[4, n] (msg, node, t, hops); node and
