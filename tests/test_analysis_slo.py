@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from msgstorm.analysis.slo import (
+from msgstorm.scenario.slo import (
     SLO_METRICS,
     SloError,
     evaluate_slos,

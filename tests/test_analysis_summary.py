@@ -33,6 +33,9 @@ KEYS = [
     "backpressure",
     "base_fee",
     "messages",
+    "by_kind",
+    "by_agent",
+    "gossip_backlog",
     "desync",
     "propagation_ms",
     "faults",
@@ -178,6 +181,7 @@ def test_empty_history_gives_nulls_not_errors(tmp_path: Path) -> None:
     assert s["queue"] == {"max_depth": None, "mean_depth": None, "max_block_backlog": None}
     assert s["base_fee"] is None and s["failure_threshold"] is None and s["capacity"] is None
     assert s["propagation_ms"] == {} and s["faults"] == []
+    assert s["by_kind"] == {} and s["by_agent"] == {} and s["gossip_backlog"] is None
     assert [entry["verdict"] for entry in s["slo"]] == ["unknown", "pass", "unknown"]
     assert not slo_failed(analysis)
     assert analysis.windows.num_rows == 0
@@ -210,3 +214,39 @@ def test_the_readme_lists_every_check_the_summary_carries() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     row = next(line for line in readme.splitlines() if line.startswith("| `checks` |"))
     assert all(name in row for name in CHECKERS), (row, list(CHECKERS))
+
+
+def test_by_kind_and_by_agent_count_statuses_and_latencies(tmp_path: Path) -> None:
+    rows = [
+        message(1, 0, latency_ns=10 * MS, agent="alice", kind="order"),
+        message(2, 0, latency_ns=30 * MS, agent="alice", kind="order"),
+        message(3, 0, latency_ns=20 * MS, agent="bob", kind="cancel"),
+        message(4, 0, status="dropped", agent="bob", kind="order"),
+        message(5, 0, status="lost", agent="bob", kind="cancel"),
+        message(6, 0, status="pending", agent="alice", kind="cancel"),
+    ]
+    events = [event(S, "validation_backlog", node="n3", value=12.5),
+              event(2 * S, "validation_backlog", node="n1", value=40.0),
+              event(2 * S, "validation_backlog", node="n3", value=40.0)]
+    s = analyse(write_history(tmp_path, rows, events)).summary
+    counts = dict.fromkeys(("committed", "dropped", "rejected", "lost", "pending"), 0)
+    assert s["by_kind"] == {
+        "cancel": {"sent": 3, **counts, "committed": 1, "lost": 1, "pending": 1,
+                   "latency_ms": {"p50": 20.0, "p99": 20.0}},
+        "order": {"sent": 3, **counts, "committed": 2, "dropped": 1, "latency_ms": {"p50": 10.0, "p99": 30.0}},
+    }
+    assert s["by_agent"]["alice"] == {"sent": 3, **counts, "committed": 2, "pending": 1,
+                                      "latency_ms": {"p50": 10.0, "p99": 30.0}}
+    assert s["by_agent"]["bob"]["latency_ms"] == {"p50": 20.0, "p99": 20.0}
+    assert sum(entry["sent"] for entry in s["by_agent"].values()) == s["messages"]["sent"]
+    # The first sample to reach the largest backlog names its node.
+    assert s["gossip_backlog"] == {"max": 40.0, "node": "n1", "mean": 30.833, "samples": 3}
+
+
+def test_throughput_is_commits_over_first_send_to_the_later_of_window_end_and_last_commit(tmp_path: Path) -> None:
+    # Window 5 s (run.duration); sends from 1 s; last commit at 3 s: 4 commits over 4 s.
+    rows = [message(i, S + i * MS, latency_ns=2 * S - i * MS) for i in range(4)]
+    assert analyse(write_history(tmp_path / "a", rows)).summary["throughput_per_s"] == 1.0
+    # A commit after the window's end (at 9 s) stretches the span to 8 s: 4 / 8.
+    late = [*rows[:3], message(3, S, latency_ns=8 * S)]
+    assert analyse(write_history(tmp_path / "b", late)).summary["throughput_per_s"] == 0.5

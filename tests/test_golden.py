@@ -43,12 +43,19 @@ GOLDEN = {
     "deliveries.node": "e51c4319a70b16d6",
     "deliveries.t_delivered": "380e82b4b2408386",
     "deliveries.hops": "cd253cfca0443c56",
-    "events.t": "86f8d9a53e1cd6a7",
-    "events.kind": "ff4feb5c14f24d74",
-    "events.node": "30fde54283f43683",
-    "events.value": "6f286a248ec36f06",
-    "events.height": "86c134dabc32ee33",
-    "events.detail": "f65cf9dd7eb6c6a2",
+    "events.t": "99763bae2b4677e7",
+    "events.kind": "4ea76abbf0d90247",
+    "events.node": "4ffd2bf2eed66e80",
+    "events.value": "98320496ca66780b",
+    "events.height": "e0b4df2288484035",
+    "events.detail": "2e1d814c953e7d8c",
+    "edges.src": "7380d5b4fa7322b2",
+    "edges.dst": "4621ad0363d73c89",
+    "edges.src_region": "11241b5cc3f6f5f8",
+    "edges.dst_region": "a265c824a99068ec",
+    "edges.base_latency_ns": "1ca4a64369d454a3",
+    "edges.overlay": "6f6b1df0e0d96211",
+    "edges.mesh": "4ebcd8ec5b8b3f78",
 }
 
 
@@ -58,6 +65,7 @@ def column_digests(history: History) -> dict[str, str]:
         "messages": history.messages.take(pc.sort_indices(history.messages["msg_id"])),
         "deliveries": history.deliveries,
         "events": history.events,
+        "edges": history.edges,
     }
     digests = {}
     for name, table in tables.items():

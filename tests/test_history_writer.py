@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from msgstorm.history import RUN, HistoryWriter, read_history
+from msgstorm.history.events import EventKind
 from msgstorm.history.reader import read_table
 
 
@@ -96,3 +97,18 @@ def test_a_history_of_one_file_per_table_still_reads(tmp_path: Path) -> None:
     read = read_history(tmp_path)
     assert read.run_info["scenario_name"] == "old"
     assert read.cut_off is False
+    assert read.edges.num_rows == 0  # written by newer targets only
+
+
+def test_an_unknown_event_kind_is_refused_and_nothing_of_the_batch_is_written(tmp_path: Path) -> None:
+    writer = HistoryWriter(tmp_path / "history", row_group_size=10)
+    good = {"t": [1], "kind": [EventKind.QUEUE_DEPTH], "node": ["a"], "value": [3.0], "height": [None],
+            "detail": [None]}
+    writer.append("events", good)
+    with pytest.raises(ValueError, match=r"unknown event kind\(s\) \['queue_dept'\]"):
+        writer.append("events", {**good, "t": [2, 3], "kind": ["queue_depth", "queue_dept"],
+                                 "node": ["a", "a"], "value": [1.0, 2.0], "height": [None, None],
+                                 "detail": [None, None]})
+    writer.close()
+    events = read_history(tmp_path).events
+    assert events["t"].to_pylist() == [1] and events["kind"].to_pylist() == ["queue_depth"]

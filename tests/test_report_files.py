@@ -120,3 +120,20 @@ def test_live_progress_shows_rate_queue_errors_and_nearest_rank_p99() -> None:
     every = np.sort(np.concatenate([np.arange(10) + s for s in range(1, 12)]))
     assert f"p99 {every[108]:,.1f}ms" in status
     assert tee(None) is None
+
+
+def test_the_shipped_schema_is_generated_from_the_summary_model() -> None:
+    from msgstorm.analysis.summary_model import summary_schema_text
+    from msgstorm.report.schema import summary_schema_text as shipped
+
+    assert shipped() == summary_schema_text(), \
+        "regenerate: python -m msgstorm.analysis.summary_model > src/msgstorm/report/summary.schema.json"
+
+
+def test_real_summaries_fit_the_summary_model(runs) -> None:
+    from msgstorm.analysis.summary_model import Summary
+
+    for r in runs.values():
+        summary = json.loads((r.run_dir / "summary.json").read_text())
+        Summary.model_validate(summary)
+        assert set(Summary.model_fields) - {"wall_s"} <= set(summary)

@@ -1,4 +1,5 @@
-"""The compiled gossip kernel's link models: each delay distribution as documented."""
+"""The link model (sim/link_model.py): each delay distribution as documented, the same for
+the compiled gossip kernel and for the Python side (votes, catch-up)."""
 
 from __future__ import annotations
 
@@ -35,8 +36,8 @@ arrival = {{ process = "poisson", rate = "200/s" }}
 """
 
 
-def _delays_ms(run_scenario, scenario_from, link: str) -> np.ndarray:  # type: ignore[no-untyped-def]
-    result = run_scenario(scenario_from(TWO_NODES.format(link=link)))
+def _delays_ms(run_scenario, scenario_from, link: str, faults: str = "") -> np.ndarray:  # type: ignore[no-untyped-def]
+    result = run_scenario(scenario_from(TWO_NODES.format(link=link) + faults))
     deliveries = result.history.deliveries
     far = deliveries.filter(pc.equal(deliveries["node"], "us-east-1"))
     messages = result.history.messages
@@ -75,3 +76,44 @@ def test_pareto_link_has_a_heavy_tail(run_scenario, scenario_from) -> None:
     # Pareto(1, alpha) multiplier: mean alpha / (alpha - 1) = 1.5; P(x > 2) = 2^-alpha.
     assert np.mean(delays) == pytest.approx(15.0, rel=0.05)
     assert np.mean(delays > 20.0) == pytest.approx(0.125, abs=0.02)
+
+
+DEGRADED = """
+[[faults]]
+kind = "degrade"
+at = "0s"
+nodes = ["us-east-1"]
+latency = "3ms"
+jitter = "2ms"
+loss = "10%"
+"""
+
+
+@pytest.mark.parametrize("link, faults", [
+    ('{ dist = "uniform", jitter = "4ms" }', ""),
+    ('{ dist = "normal", jitter = "2ms" }', ""),
+    ('{ dist = "lognormal", sigma = 0.5 }', ""),
+    ('{ dist = "pareto", alpha = 3.0 }', ""),
+    ('{ dist = "lognormal", sigma = 0.3 }', DEGRADED),
+])
+def test_python_links_draw_the_kernels_delays(run_scenario, scenario_from, tmp_path, link: str, faults: str) -> None:
+    """Votes and catch-up (Python) and gossip (kernel) travel one link model: the same
+    delay distribution (two-sample Kolmogorov-Smirnov at the 1% level) and the same loss."""
+    from msgstorm.history import HistoryWriter
+    from msgstorm.sim.shadow import ShadowNetwork
+
+    scenario = scenario_from(TWO_NODES.format(link=link) + faults)
+    kernel = _delays_ms(run_scenario, scenario_from, link, faults)
+    writer = HistoryWriter(tmp_path / "history", scenario.history.row_group_size)
+    sim = ShadowNetwork(scenario, writer, np.random.SeedSequence(5))
+    writer.close()
+    if faults:
+        sim.links.start_degrade(1, scenario.faults[0], sim.ctx.cluster.index)
+    draws = [sim.links.delay(0, 1) for _ in range(20_000)]
+    python = np.array([d for d in draws if d is not None]) / 1e6
+    both = np.sort(np.concatenate([kernel, python]))
+    gap = np.abs(np.searchsorted(np.sort(kernel), both, side="right") / kernel.size
+                 - np.searchsorted(np.sort(python), both, side="right") / python.size).max()
+    assert gap < 1.63 * np.sqrt((kernel.size + python.size) / (kernel.size * python.size))
+    if faults:
+        assert 1 - python.size / len(draws) == pytest.approx(0.1, abs=0.01)

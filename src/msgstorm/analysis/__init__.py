@@ -10,7 +10,9 @@ checkers), ``desync``, ``propagation``, ``queue`` (depth, backpressure, base fee
 from msgstorm.analysis.capacity import STEP_SCHEMA, capacity, find_step_ramp
 from msgstorm.analysis.delivery import CHECKERS, Checker, Verdict, run_checkers
 from msgstorm.analysis.failure import REASONS, failure_threshold
-from msgstorm.analysis.slo import (
+from msgstorm.analysis.summary import Analysis, analyse, slo_failed
+from msgstorm.analysis.windows import WINDOW_SCHEMA, window_metrics
+from msgstorm.scenario.slo import (
     SLO_METRICS,
     SloError,
     evaluate_slos,
@@ -18,8 +20,6 @@ from msgstorm.analysis.slo import (
     slo_metric_known,
     slo_problem,
 )
-from msgstorm.analysis.summary import Analysis, analyse, slo_failed
-from msgstorm.analysis.windows import WINDOW_SCHEMA, window_metrics
 
 __all__ = [
     "CHECKERS",

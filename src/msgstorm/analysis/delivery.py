@@ -5,7 +5,8 @@ history and answers a ``Verdict`` that is "valid", "invalid" or "unknown". A che
 raises becomes "unknown" with the error text (``run_checkers``), so a checker bug never
 crashes a run. A history without messages is vacuously valid.
 
-Checkers (``CHECKERS``, by name):
+Checkers, registered by name in ``CHECKERS`` (``scenario/registry.py``; a new one is one
+function decorated with ``@CHECKERS.register("name")``):
 
 - ``conservation``: every message has exactly one row (msg_ids unique), its status is one of
   ``STATUSES``, and every delivery names a message that exists.
@@ -19,9 +20,9 @@ Checkers (``CHECKERS``, by name):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +32,7 @@ import pyarrow.compute as pc
 from msgstorm.analysis._common import I64, nullable_ints
 from msgstorm.history.reader import History
 from msgstorm.history.schema import STATUSES
+from msgstorm.scenario.registry import CHECKERS
 
 __all__ = [
     "CHECKERS",
@@ -56,7 +58,10 @@ class Verdict:
     detail: str
 
 
-Checker = Callable[[History], Verdict]
+class Checker(Protocol):
+    """A property of the history: reads only the history, answers a ``Verdict``."""
+
+    def __call__(self, history: History) -> Verdict: ...
 
 
 def _examples(values: I64) -> str:
@@ -73,6 +78,7 @@ def _nullable(history: History, column: str) -> tuple[I64, npt.NDArray[np.bool_]
     return nullable_ints(history.column("messages", column))
 
 
+@CHECKERS.register("conservation")
 def check_conservation(history: History) -> Verdict:
     name = "conservation"
     ids = np.sort(_ids(history.columns("messages", ["msg_id"])))  # one sorted copy, no set operations
@@ -106,6 +112,7 @@ def check_conservation(history: History) -> Verdict:
     return Verdict(name, "valid", f"{ids.size} messages, one row and one status each")
 
 
+@CHECKERS.register("ordering")
 def check_ordering(history: History) -> Verdict:
     name = "ordering"
     seq_no, has_seq = _nullable(history, "seq_no")
@@ -159,6 +166,7 @@ def check_ordering(history: History) -> Verdict:
     return Verdict(name, "valid", f"{count} sequenced messages in seq_no order")
 
 
+@CHECKERS.register("committed-implies-sequenced")
 def check_committed_sequenced(history: History) -> Verdict:
     name = "committed-implies-sequenced"
     codes, names = history.codes("messages", "status")
@@ -190,6 +198,7 @@ def check_committed_sequenced(history: History) -> Verdict:
 _STAGE_COLUMNS = ("t_sent", "t_received", "t_dequeued", "t_sequenced", "t_committed")
 
 
+@CHECKERS.register("stage-order")
 def check_stage_order(history: History) -> Verdict:
     name = "stage-order"
     ids = _ids(history.columns("messages", ["msg_id"]))
@@ -210,16 +219,9 @@ def check_stage_order(history: History) -> Verdict:
     return Verdict(name, "valid", f"{ids.size} messages with stage times in order")
 
 
-CHECKERS: Mapping[str, Checker] = {
-    "conservation": check_conservation,
-    "ordering": check_ordering,
-    "committed-implies-sequenced": check_committed_sequenced,
-    "stage-order": check_stage_order,
-}
-
-
 def run_checkers(history: History, checkers: Mapping[str, Checker] = CHECKERS) -> list[Verdict]:
-    """Run each checker; an exception becomes an "unknown" verdict naming the error."""
+    """Run each checker (default: every registered one, built-ins first); an exception
+    becomes an "unknown" verdict naming the error."""
     verdicts = []
     for name, checker in checkers.items():
         try:

@@ -34,9 +34,9 @@ from msgstorm.analysis.capacity import capacity
 from msgstorm.analysis.desync import DesyncEpisode, desync_episodes
 from msgstorm.analysis.latency import jitter_ms, latency_ms
 from msgstorm.analysis.queue import DepthSamples, depth_samples
-from msgstorm.analysis.slo import SloError, SloRule, parse_slo, slo_value
 from msgstorm.analysis.windows import horizon_ns, window_table
 from msgstorm.history.reader import History
+from msgstorm.scenario.slo import SloError, SloRule, parse_slo, slo_value
 
 __all__ = ["REASONS", "failure_threshold", "find_failure"]
 

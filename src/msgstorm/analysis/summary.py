@@ -25,6 +25,10 @@ Place in the pipeline: between the history and the reports. It reads only the ``
 - ``backpressure``: {events, first_engaged_s}; ``base_fee``: {min, max, last} or null.
 - ``messages``: {sent, sequenced, committed, dropped, rejected, lost, pending}: sent counts
   rows, sequenced those with ``t_sequenced``, the rest count statuses.
+- ``by_kind``, ``by_agent``: {name: {sent, committed, dropped, rejected, lost, pending,
+  latency_ms: {p50, p99}}} (see ``breakdown``).
+- ``gossip_backlog``: {max, node, mean, samples} of the gossip nodes' sampled validation
+  backlog (receipts' worth of queued CPU work), or null without samples.
 - ``desync``: {episodes, max_height_gap}; ``propagation_ms``: {region: {p50, p90, p99, count}}.
 - ``faults``: [{fault_id, kind, start_s, end_s}]; ``checks``: [{name, verdict, detail}];
   ``slo``: [{name, verdict, value, threshold}] (see ``slo``).
@@ -48,6 +52,7 @@ from msgstorm.analysis._common import (
     scenario_section,
     seconds,
 )
+from msgstorm.analysis.breakdown import by_group, gossip_backlog_summary
 from msgstorm.analysis.capacity import capacity
 from msgstorm.analysis.delivery import Verdict, run_checkers
 from msgstorm.analysis.desync import desync_episodes, desync_summary
@@ -63,9 +68,9 @@ from msgstorm.analysis.queue import (
     depth_samples,
     queue_summary,
 )
-from msgstorm.analysis.slo import evaluate_slos
 from msgstorm.analysis.windows import horizon_ns, window_table
 from msgstorm.history.reader import History
+from msgstorm.scenario.slo import evaluate_slos
 
 __all__ = ["Analysis", "analyse", "slo_failed"]
 
@@ -157,6 +162,9 @@ def analyse(history: History) -> Analysis:
         "backpressure": backpressure_summary(bp_timeline),
         "base_fee": base_fee_summary(fee_timeline),
         "messages": _message_counts(messages),
+        "by_kind": by_group(history, messages, "kind"),
+        "by_agent": by_group(history, messages, "agent"),
+        "gossip_backlog": gossip_backlog_summary(history),
         "desync": desync_summary(episodes),
         "propagation_ms": propagation_by_region_ms(history, messages),
         "faults": faults_summary(faults),

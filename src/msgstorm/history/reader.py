@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from msgstorm.history.schema import TABLES
+from msgstorm.history.schema import OPTIONAL_TABLES, TABLES
 from msgstorm.history.writer import PART_GLOB
 
 __all__ = ["History", "HistoryMissing", "count_rows", "read_history", "read_table"]
@@ -42,6 +42,8 @@ class History:
         if directory is None and any(table is None for table in given.values()):
             raise ValueError("a History needs every table, or the history directory to read them from")
         self._tables: dict[str, pa.Table] = {name: table for name, table in given.items() if table is not None}
+        if directory is None:
+            self._tables.update({name: TABLES[name].empty_table() for name in OPTIONAL_TABLES})
         self._directory = directory
 
     def table(self, name: str) -> pa.Table:
@@ -101,6 +103,11 @@ class History:
         return self.table("run")
 
     @property
+    def edges(self) -> pa.Table:
+        """The overlay's links (empty if the target did not write them)."""
+        return self.table("edges")
+
+    @property
     def run_info(self) -> dict[str, Any]:
         """The latest ``run`` row as a dict (the final one if the run ended)."""
         if self.run.num_rows == 0:
@@ -149,6 +156,8 @@ def _sources(history_dir: Path, name: str) -> list[Path]:
         return sorted(directory.glob(PART_GLOB))
     if single.is_file():
         return [single]
+    if name in OPTIONAL_TABLES:
+        return []
     raise HistoryMissing(f"{directory}: history table missing (is {history_dir.parent} a msgstorm run directory?)")
 
 

@@ -1,9 +1,10 @@
-"""The history contract: the four tables every target (sim or live) writes.
+"""The history contract: the tables every target (sim or live) writes.
 
 Analysis reads only these tables, so a run can be re-analysed offline and sim and live
 runs are compared by the same code. On disk each table is a directory of Parquet parts
 (``history/<table>/part-NNNNNN.parquet``, see ``writer``); the ``run`` table holds a row
-written when the run starts and one written when it ends. Times are integer nanoseconds since the run's start
+written when the run starts and one written when it ends; ``edges`` (the overlay) is
+optional. Times are integer nanoseconds since the run's start
 (virtual time in sim, monotonic wall time in live); null where a stage was not reached.
 
 ``messages.t_dequeued`` (service start at the sequencer) extends the columns listed in
@@ -14,11 +15,15 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from msgstorm.history.events import EVENT_KINDS
+
 __all__ = [
     "DELIVERIES",
+    "EDGES",
     "EVENTS",
     "EVENT_KINDS",
     "MESSAGES",
+    "OPTIONAL_TABLES",
     "RUN",
     "STATUSES",
     "TABLES",
@@ -56,28 +61,7 @@ DELIVERIES = pa.schema(
     ]
 )
 
-# Event kinds written by targets. ``value`` carries the event's one number (queue depth,
-# base fee, messages in a block, height gap), ``height`` a block height, ``detail`` JSON.
-EVENT_KINDS: tuple[str, ...] = (
-    "run_start",
-    "run_end",
-    "fault_start",
-    "fault_end",
-    "node_down",
-    "node_up",
-    "leader_change",
-    "block_produced",
-    "block_committed",
-    "queue_depth",  # sampled current depth
-    "queue_depth_max",  # max depth since the previous sample
-    "block_backlog",  # sampled: sequenced messages waiting for block space
-    "backpressure",  # detail: {"state": "suspended" | "resumed" | ...}
-    "base_fee",
-    "desync_start",
-    "desync_end",
-    "send_lag",  # live: sender could not keep the schedule
-    "interrupted",
-)
+# Event kinds: ``history/events.py`` (``EventKind``), shared by writers and readers.
 
 EVENTS = pa.schema(
     [
@@ -108,9 +92,28 @@ RUN = pa.schema(
     ]
 )
 
+# The overlay a run used: one row per directed node pair that is connected (``overlay``),
+# and, for small networks, per pair that is not (so the report can compare the latency
+# paths give with what a direct link would). ``mesh``: the link forwards gossip.
+EDGES = pa.schema(
+    [
+        pa.field("src", pa.string(), nullable=False),
+        pa.field("dst", pa.string(), nullable=False),
+        pa.field("src_region", pa.string(), nullable=False),
+        pa.field("dst_region", pa.string(), nullable=False),
+        pa.field("base_latency_ns", pa.int64(), nullable=False),
+        pa.field("overlay", pa.bool_(), nullable=False),
+        pa.field("mesh", pa.bool_(), nullable=False),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "messages": MESSAGES,
     "deliveries": DELIVERIES,
     "events": EVENTS,
     "run": RUN,
+    "edges": EDGES,
 }
+# Tables a history may lack (written by newer targets only; a live target may not know its
+# overlay): read as empty.
+OPTIONAL_TABLES: frozenset[str] = frozenset({"edges"})

@@ -31,6 +31,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from msgstorm.history.events import EVENT_KINDS
 from msgstorm.history.schema import TABLES
 
 __all__ = ["FLUSH_INTERVAL_S", "PART_GLOB", "HistoryWriter"]
@@ -38,6 +39,7 @@ __all__ = ["FLUSH_INTERVAL_S", "PART_GLOB", "HistoryWriter"]
 _IN_FLIGHT = 2
 # At most this much wall time between parts of a table that has rows waiting.
 FLUSH_INTERVAL_S = 1.0
+_KNOWN_KINDS = frozenset(EVENT_KINDS)
 PART_GLOB = "part-*.parquet"
 
 
@@ -140,7 +142,14 @@ class HistoryWriter:
         self.closed = False
 
     def append(self, table: str, columns: dict[str, Any]) -> None:
-        """Append rows given as equal-length columns (lists or numpy arrays)."""
+        """Append rows given as equal-length columns (lists or numpy arrays). Event kinds
+        must be ``EventKind`` values: an unknown kind raises ``ValueError`` and nothing of
+        the batch is written."""
+        if table == "events":
+            unknown = set(columns["kind"]) - _KNOWN_KINDS
+            if unknown:
+                raise ValueError(f"unknown event kind(s) {sorted(map(str, unknown))}; "
+                                 f"kinds are msgstorm.history.events.EventKind")
         self._sinks[table].append(columns)
         if self._clock() - self._last_flush >= FLUSH_INTERVAL_S:
             self.flush()

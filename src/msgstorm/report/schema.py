@@ -1,8 +1,9 @@
 """The JSON Schema of summary.json, shipped with the package (``msgstorm schema`` prints it).
 
 Place in the pipeline: beside the reports, for tools that read summary.json. The schema file
-``summary.schema.json`` (JSON Schema 2020-12) sits next to this module; keep it in step with
-``analysis.summary``, whose docstring lists the same keys. A test validates real summaries.
+``summary.schema.json`` (JSON Schema 2020-12) sits next to this module, generated from the
+pydantic model ``analysis.summary_model.Summary``; a test checks that the shipped file is
+what the model generates, and validates real summaries against it.
 """
 
 from __future__ import annotations

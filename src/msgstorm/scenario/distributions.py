@@ -3,7 +3,7 @@
 A distribution is written either as a bare quantity ("50us" means constant 50us) or as a
 table with a ``dist`` tag: ``{dist = "lognormal", median = "50us", sigma = 0.5}``. The same
 model is instantiated for three quantities: durations (integer ns), sizes (bytes) and plain
-numbers (fees). ``msgstorm.sim.sampling`` turns a spec into a fast sampler.
+numbers (fees). ``msgstorm.sampling`` turns a spec into a fast sampler.
 """
 
 from __future__ import annotations

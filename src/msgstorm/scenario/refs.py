@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from msgstorm.scenario.regions import default_one_way_ns
+from msgstorm.scenario.registry import QUEUE_POLICIES
 from msgstorm.scenario.schema import PhasesArrival, ReplayArrival
+from msgstorm.scenario.slo import slo_metric_known, slo_problem
 
 if TYPE_CHECKING:
     from msgstorm.scenario.schema import NetworkSpec, Scenario
@@ -79,11 +81,9 @@ def check_references(scenario: Scenario) -> list[Problem]:
     for index, name in enumerate(sequencer.standby):
         if name not in nodes:
             problems.append((("sequencer", "standby", index), f"unknown node {name!r}; nodes are {hint_nodes}"))
-    from msgstorm.sim.policies import QUEUE_POLICIES
-
     if sequencer.policy not in QUEUE_POLICIES:
         problems.append(
-            (("sequencer", "policy"), f"unknown queue policy {sequencer.policy!r}; one of {sorted(QUEUE_POLICIES)}")
+            (("sequencer", "policy"), f"unknown queue policy {sequencer.policy!r}; one of {QUEUE_POLICIES.names()}")
         )
 
     for index, agent in enumerate(scenario.agents):
@@ -101,7 +101,9 @@ def check_references(scenario: Scenario) -> list[Problem]:
             if not Path(spec.path).is_file():
                 problems.append((("agents", index, *where, "path"), f"replay file not found: {spec.path}"))
                 continue
-            from msgstorm.traffic.replay import read_replay_offsets_ns
+            from msgstorm.scenario.replay import (
+                read_replay_offsets_ns,  # pyarrow: only when replaying
+            )
 
             try:  # read it now: a bad column or value must fail validation, not the run
                 read_replay_offsets_ns(spec.path, spec.column, spec.time_unit, spec.speed)
@@ -138,8 +140,6 @@ def check_references(scenario: Scenario) -> list[Problem]:
                 if name not in names:
                     field = "between" if fault.between else "nodes"
                     problems.append((("faults", index, field), f"unknown region or node {name!r}"))
-
-    from msgstorm.analysis.slo import slo_metric_known, slo_problem
 
     for name, expression in scenario.slo.items():
         if not slo_metric_known(name):

@@ -1,6 +1,7 @@
 """Backpressure at the sequencer's intake: what happens when messages arrive faster than served.
 
-One class per mode behind ``Backpressure``; the sequencer asks ``admit`` on arrival,
+One class per mode behind ``Backpressure``, registered under its ``mode`` name in
+``BACKPRESSURE_MODES`` (``scenario/registry.py``); the sequencer asks ``admit`` on arrival,
 ``eligible`` when a worker takes a message (EIP-1559 may have raised the base fee since),
 reports depth changes through ``on_depth`` (which may change state: suspend senders,
 start shedding) and block fullness through ``on_block`` (fee escalation). State changes
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from msgstorm.scenario.registry import BACKPRESSURE_MODES
 from msgstorm.scenario.schema import (
     MESSAGE_KINDS,
     BackpressureSpec,
@@ -89,11 +91,15 @@ class _Base:
 NEVER_DEPTH = 1 << 62
 
 
+@BACKPRESSURE_MODES.register("unbounded")
 class UnboundedQueue(_Base):
     """Admit everything; the queue grows without limit."""
 
-    drop_rule = DropRule((NEVER_DEPTH,) * len(MESSAGE_KINDS), (False,) * len(MESSAGE_KINDS), NEVER_DEPTH,
-                         ("normal", "normal"))
+    drop_rule: DropRule | None = DropRule((NEVER_DEPTH,) * len(MESSAGE_KINDS), (False,) * len(MESSAGE_KINDS), NEVER_DEPTH,
+                                          ("normal", "normal"))
+
+    def __init__(self, spec: Unbounded | None = None) -> None:
+        pass
 
 
 class _Dropping(_Base):
@@ -122,6 +128,7 @@ class _Dropping(_Base):
         return None
 
 
+@BACKPRESSURE_MODES.register("drop_tail")
 class DropTailQueue(_Dropping):
     """Drop arrivals while the queue holds ``capacity`` messages."""
 
@@ -130,6 +137,7 @@ class DropTailQueue(_Dropping):
         super().__init__(DropRule((spec.capacity,) * kinds, (False,) * kinds, spec.capacity, ("normal", "dropping")))
 
 
+@BACKPRESSURE_MODES.register("suspend")
 class SuspendResume(_Base):
     """Circuit breaker: suspend senders at the high watermark, resume at the low one.
 
@@ -154,6 +162,7 @@ class SuspendResume(_Base):
         return max(0, self.high - depth)
 
 
+@BACKPRESSURE_MODES.register("eip1559")
 class FeeEscalation(_Base):
     """EIP-1559: the base fee moves up to ``max_change`` per block toward ``target`` use.
 
@@ -185,6 +194,7 @@ class FeeEscalation(_Base):
         return self.base_fee
 
 
+@BACKPRESSURE_MODES.register("shed")
 class PriorityShedding(_Dropping):
     """Shed low-priority kinds first: each kind has a depth level (fraction of capacity)
     above which its arrivals are dropped; protected kinds are always admitted. Shedding
@@ -201,14 +211,6 @@ class PriorityShedding(_Dropping):
 
 
 def make_backpressure(spec: BackpressureSpec) -> Backpressure:
-    if isinstance(spec, Unbounded):
-        return UnboundedQueue()
-    if isinstance(spec, DropTail):
-        return DropTailQueue(spec)
-    if isinstance(spec, Suspend):
-        return SuspendResume(spec)
-    if isinstance(spec, Eip1559):
-        return FeeEscalation(spec)
-    if isinstance(spec, Shed):
-        return PriorityShedding(spec)
-    raise TypeError(f"unknown backpressure mode {spec!r}")
+    """The mode the spec names, from the registry (``scenario/registry.py``)."""
+    mode: Backpressure = BACKPRESSURE_MODES[spec.mode](spec)
+    return mode

@@ -7,15 +7,18 @@ history: partitions and degradations change the links (in Python and in the goss
 kernel), a crash takes a node down (the leader's crash empties the sequencer and starts a
 failover), a restart brings it back.
 
-A new fault kind is one more branch in ``_apply`` and its spec in the scenario schema.
+Each kind is a ``FaultKind`` registered under its name in ``FAULT_KINDS``
+(``scenario/registry.py``): a new kind is one such class (here or in a file of its own)
+and its spec in the scenario schema.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from msgstorm.faults.schedule import FaultOp, fault_schedule
 from msgstorm.history.events import EventKind
+from msgstorm.scenario.registry import FAULT_KINDS
 from msgstorm.scenario.schema import CrashFault, DegradeFault, PartitionFault
 from msgstorm.sim.chain import Chain
 from msgstorm.sim.context import SimContext
@@ -24,7 +27,7 @@ from msgstorm.sim.links import LinkState
 from msgstorm.sim.lone_cpu import LoneCpu
 from msgstorm.sim.sequencer import Sequencer
 
-__all__ = ["FaultInjector"]
+__all__ = ["Crash", "Degrade", "FaultInjector", "FaultKind", "Partition"]
 
 
 class FaultInjector:
@@ -47,41 +50,13 @@ class FaultInjector:
     def _apply(self, t: int, index: int, _b: int, _c: int, _d: int) -> None:
         op = self.ops[index]
         spec = op.spec
-        record = self.ctx.record
         if op.action == "start":
             self.active.add(op.fault_id)
         else:
             self.active.discard(op.fault_id)
         detail: dict[str, Any] = {"fault_id": op.fault_id, **spec.model_dump(mode="json")}
-        node_index = self.ctx.cluster.index
-        if isinstance(spec, PartitionFault):
-            if op.action == "start":
-                self.links.start_partition(op.fault_id, spec, node_index)
-            else:
-                self.links.end_partition(op.fault_id)
-            self.gossip.set_colours(self.links.colour)
-        elif isinstance(spec, DegradeFault):
-            if op.action == "start":
-                self.links.start_degrade(op.fault_id, spec, node_index)
-                side, between, latency, jitter, loss = self.links.degrades[op.fault_id]
-                self.gossip.add_degrade(op.fault_id, side, between, latency, jitter, loss)
-            else:
-                self.links.end_degrade(op.fault_id)
-                self.gossip.remove_degrade(op.fault_id)
-        elif isinstance(spec, CrashFault):
-            if op.action == "start":
-                node = self.ctx.cluster.leader if spec.node == "sequencer" else node_index[spec.node]
-                self.crashed_by_fault[op.fault_id] = node
-                detail["node_index"] = node
-                record.event(t, EventKind.FAULT_START, node, detail=detail)
-                self.crash(t, node)
-                return
-            node = self.crashed_by_fault.get(op.fault_id, -1)
-            record.event(t, EventKind.FAULT_END, None if node < 0 else node, detail=detail)
-            if node >= 0:
-                self.restart(t, node)
-            return
-        record.event(t, EventKind.FAULT_START if op.action == "start" else EventKind.FAULT_END, detail=detail)
+        kind: FaultKind = FAULT_KINDS[spec.kind]
+        (kind.start if op.action == "start" else kind.end)(self, t, op, detail)
 
     def crash(self, t: int, node: int) -> None:
         cluster = self.ctx.cluster
@@ -110,3 +85,72 @@ class FaultInjector:
         self.ctx.record.event(t, EventKind.NODE_UP, node)
         if node == cluster.leader:
             self.sequencer.depth_changed(t)  # the sequencer is back: held senders may resume
+
+
+class FaultKind(Protocol):
+    """What one kind of fault does at its start and end. Each writes its ``fault_start``
+    or ``fault_end`` event (``detail`` holds the spec and ``fault_id``)."""
+
+    @staticmethod
+    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None: ...
+
+    @staticmethod
+    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None: ...
+
+
+@FAULT_KINDS.register("partition")
+class Partition:
+    """Cut the links between groups (colours), in Python and in the kernel."""
+
+    @staticmethod
+    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+        assert isinstance(op.spec, PartitionFault)
+        injector.links.start_partition(op.fault_id, op.spec, injector.ctx.cluster.index)
+        injector.gossip.set_colours(injector.links.colour)
+        injector.ctx.record.event(t, EventKind.FAULT_START, detail=detail)
+
+    @staticmethod
+    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+        injector.links.end_partition(op.fault_id)
+        injector.gossip.set_colours(injector.links.colour)
+        injector.ctx.record.event(t, EventKind.FAULT_END, detail=detail)
+
+
+@FAULT_KINDS.register("degrade")
+class Degrade:
+    """Add latency, jitter and loss to links (one ``Degradations`` read by both sides)."""
+
+    @staticmethod
+    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+        assert isinstance(op.spec, DegradeFault)
+        injector.links.start_degrade(op.fault_id, op.spec, injector.ctx.cluster.index)
+        injector.gossip.degradations_changed()
+        injector.ctx.record.event(t, EventKind.FAULT_START, detail=detail)
+
+    @staticmethod
+    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+        injector.links.end_degrade(op.fault_id)
+        injector.gossip.degradations_changed()
+        injector.ctx.record.event(t, EventKind.FAULT_END, detail=detail)
+
+
+@FAULT_KINDS.register("crash")
+class Crash:
+    """Take a node down ("sequencer": whichever node leads then); restart it at the end."""
+
+    @staticmethod
+    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+        assert isinstance(op.spec, CrashFault)
+        cluster = injector.ctx.cluster
+        node = cluster.leader if op.spec.node == "sequencer" else cluster.index[op.spec.node]
+        injector.crashed_by_fault[op.fault_id] = node
+        detail["node_index"] = node
+        injector.ctx.record.event(t, EventKind.FAULT_START, node, detail=detail)
+        injector.crash(t, node)
+
+    @staticmethod
+    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+        node = injector.crashed_by_fault.get(op.fault_id, -1)
+        injector.ctx.record.event(t, EventKind.FAULT_END, None if node < 0 else node, detail=detail)
+        if node >= 0:
+            injector.restart(t, node)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from msgstorm.sampling import sample_array
 from msgstorm.scenario.distributions import Dist
 from msgstorm.sim import kernel as k
-from msgstorm.sim.sampling import sample_array
+from msgstorm.sim.link_model import Degradations, model_code
 from msgstorm.sim.topology import Topology
 
 __all__ = ["GossipState"]
@@ -21,7 +22,6 @@ __all__ = ["GossipState"]
 _UNIFORM_BLOCK = 1 << 18
 _PROCESSING_BLOCK = 1 << 18
 _DELIVERY_BLOCK = 1 << 14
-_MAX_DEGRADES = 32
 _HEAP_ENTRIES = 1 << 12
 # Heap keys are ``seq << idx_bits | idx`` in an int64 (kept below 2**_KEY_BITS): when seq
 # would outgrow its bits, the live events are renumbered 0.. in their order (_renumber_keys).
@@ -43,7 +43,7 @@ def _heap_keys(entries: int) -> np.ndarray:
 
 class GossipState:
     def __init__(self, topology: Topology, processing: Dist, tx_ns_per_byte: float,
-                 link_rng: np.random.Generator, processing_rng: np.random.Generator,
+                 link_rng: np.random.Generator, processing_rng: np.random.Generator, degradations: Degradations,
                  delivery_stride: int, delivery_budget: int) -> None:
         n = topology.size
         self.n = n
@@ -80,11 +80,11 @@ class GossipState:
                     spec = topology.region_model[topology.region_of[i]][topology.region_of[j]]
                 else:
                     delay, spec = override
+                code, value = model_code(spec)
                 idx.append(j)
                 base.append(delay)
-                model.append(k.MODEL_CODES[spec.dist])
-                param.append({"constant": 0.0, "uniform": float(spec.jitter), "normal": float(spec.jitter),
-                              "lognormal": spec.sigma, "pareto": spec.alpha}[spec.dist])
+                model.append(code)
+                param.append(value)
             ptr.append(len(idx))
         self.fwd_ptr = np.asarray(ptr, dtype=np.int64)
         self.fwd_idx = np.asarray(idx, dtype=np.int64)
@@ -92,9 +92,7 @@ class GossipState:
         self.fwd_model = np.asarray(model, dtype=np.int64)
         self.fwd_param = np.asarray(param, dtype=np.float64)
         self.max_degree = max((len(p) for p in topology.forward), default=0)
-        self.deg_nodes = np.zeros((_MAX_DEGRADES, n), dtype=np.uint8)
-        self.deg_params = np.zeros((_MAX_DEGRADES, 4), dtype=np.float64)
-        self.deg_ids: list[int] = []
+        self.degradations = degradations
         self.tx_ns_per_byte = tx_ns_per_byte
         self.link_rng = link_rng
         self.processing_rng = processing_rng
@@ -192,7 +190,7 @@ class GossipState:
         self._args = (self.max_degree, self.keys, self.payload, self.pool, self.scalars, self.nodes,
                       self.slots, self.seen, self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,
                       self.fwd_model, self.fwd_param, self.uniform, self.processing,
-                      self.tx_ns_per_byte, self.deg_nodes, self.deg_params, self.deliveries, self.sends)
+                      self.tx_ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries, self.sends)
 
     def _refill_uniform(self) -> None:
         rest = self.uniform[self.scalars[k.S_UNIF]:]
@@ -291,25 +289,6 @@ class GossipState:
         for node in nodes:
             self.watch[node] = 1
 
-    def add_degrade(self, fault_id: int, side: list[int], between: bool,
-                    latency: int, jitter: int, loss: float) -> None:
-        """Mirror a LinkState degradation (node flags, mode, added latency, jitter, loss)."""
-        if len(self.deg_ids) >= _MAX_DEGRADES:
-            raise ValueError(f"at most {_MAX_DEGRADES} link degradations may be active at once")
-        row = len(self.deg_ids)
-        self.deg_ids.append(fault_id)
-        self.deg_nodes[row] = np.asarray(side, dtype=np.uint8)
-        self.deg_params[row] = (1.0 if between else 0.0, latency, jitter, loss)
-        self.scalars[k.S_NDEG] = len(self.deg_ids)
-
-    def remove_degrade(self, fault_id: int) -> None:
-        if fault_id not in self.deg_ids:
-            return
-        row = self.deg_ids.index(fault_id)
-        last = len(self.deg_ids) - 1
-        # Keep active rows contiguous: move the last row into the freed one.
-        self.deg_nodes[row] = self.deg_nodes[last]
-        self.deg_params[row] = self.deg_params[last]
-        self.deg_ids[row] = self.deg_ids[last]
-        self.deg_ids.pop()
-        self.scalars[k.S_NDEG] = len(self.deg_ids)
+    def degradations_changed(self) -> None:
+        """Take the shared ``Degradations`` after a fault added or removed one."""
+        self.scalars[k.S_NDEG] = self.degradations.count

@@ -22,9 +22,9 @@ hot loop is written for speed: branch-free child selection, counters in locals, 
 arrays with unsigned indices; the comments at each say why.
 
 Randomness is not drawn here: link variations use uniform draws and node processing uses
-draws that Python refills from its own seeded generators, so results stay deterministic. The
-uniforms become normal and Pareto variations through ``msgstorm.draws`` (IEEE basic
-operations only), so the same seed gives the same delays on every CPU.
+draws that Python refills from its own seeded generators, so results stay deterministic.
+Link delays and degradations come from ``sim/link_model.py``, the one link model the
+Python side uses too.
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from msgstorm.draws import exp, log, normal_ppf
+from msgstorm.sim.link_model import degrade, link_delay
 
 __all__ = [
     "RECV", "VALIDATED", "ITEM_MSG", "ITEM_BLOCK",
     "DONE", "NOTIFY", "NEED_UNIFORM", "NEED_PROCESSING", "HEAP_FULL", "DELIVERIES_FULL", "NEED_SLOTS",
     "S_SEND_I", "S_SEND_END", "SEND_T", "SEND_NODE", "SEND_ITEM", "SEND_SIZE",
-    "MODEL_CODES", "S_HEAP", "S_SEQ", "S_FREE", "S_UNIF", "S_PROC", "S_DELIV", "S_BUDGET",
+    "S_HEAP", "S_SEQ", "S_FREE", "S_UNIF", "S_PROC", "S_DELIV", "S_BUDGET",
     "S_STRIDE", "S_NOW", "S_STEPS", "S_NT", "S_NNODE", "S_NSLOT", "S_NSENDER", "S_NHOPS",
     "S_NDEG", "S_RECEIPTS", "S_BLOCK_RECEIPTS", "S_NEXT", "S_NITEM", "S_NKIND",
     "S_IDX_BITS", "S_SEQ_LIMIT", "S_ROWS", "ROOT", "P_NEXT", "run_until", "inject",
@@ -50,8 +50,6 @@ RECV, VALIDATED = 0, 1
 ITEM_MSG, ITEM_BLOCK = 0, 1
 # Return codes of run_until.
 DONE, NOTIFY, NEED_UNIFORM, NEED_PROCESSING, HEAP_FULL, DELIVERIES_FULL, NEED_SLOTS = 0, 1, 2, 3, 4, 5, 6
-# Link model codes.
-MODEL_CODES = {"constant": 0, "uniform": 1, "normal": 2, "lognormal": 3, "pareto": 4}
 
 # Scalar slots in the ``scalars`` int64 array.
 S_HEAP, S_SEQ, S_FREE, S_UNIF, S_PROC, S_DELIV, S_BUDGET, S_STRIDE, S_NOW, S_STEPS = range(10)
@@ -245,47 +243,6 @@ def inject(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
 
 
 @nb.njit(cache=True)
-def _link_delay(base: int, model: int, param: float, uniform: np.ndarray, unif: int) -> tuple[int, int]:
-    """A transmission's link delay and the index of the next unused uniform."""
-    if model == 1:
-        return base + int(uniform[unif] * param), unif + 1
-    if model == 2 or model == 3:
-        # One standard normal per transmission, by inverse CDF from one uniform.
-        z = normal_ppf(uniform[unif])
-        if model == 2:
-            d = base + int(z * param)
-            return (d if d > 0 else 0), unif + 1
-        return int(base * exp(param * z)), unif + 1
-    # Pareto(1, alpha) multiplier: (1 - u) ** (-1 / alpha)
-    return int(base * exp(-log(1.0 - uniform[unif]) / param)), unif + 1
-
-
-@nb.njit(cache=True)
-def _degrade(d: int, node: int, peer: int, n_deg: int, deg_nodes: np.ndarray, deg_params: np.ndarray,
-             uniform: np.ndarray, unif: int) -> tuple[int, int, bool]:
-    """Apply the active degradations to one transmission: (delay, next uniform, lost)."""
-    for k in range(n_deg):
-        fa = deg_nodes[k, node]
-        fb = deg_nodes[k, peer]
-        if deg_params[k, 0] > 0.5:  # between: one end on side A (bit 1), one on B (bit 2)
-            hit = ((fa & 1) != 0 and (fb & 2) != 0) or ((fa & 2) != 0 and (fb & 1) != 0)
-        else:  # any link touching a flagged node
-            hit = fa != 0 or fb != 0
-        if hit:
-            if deg_params[k, 3] > 0.0:
-                u = uniform[unif]
-                unif += 1
-                if u < deg_params[k, 3]:
-                    return d, unif, True
-            d += int(deg_params[k, 1])
-            if deg_params[k, 2] > 0.0:
-                z = normal_ppf(uniform[unif])
-                unif += 1
-                d += int(abs(z) * deg_params[k, 2])
-    return d, unif, False
-
-
-@nb.njit(cache=True)
 def _forward(t: int, node: int, slot: int, sender: int, hops: int,
              keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
              n: int, rows: int, seq: int, idx_bits: int, unif: int, nodes: np.ndarray, slots: np.ndarray,
@@ -308,9 +265,9 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
         d = fwd_base[e]
         model = fwd_model[e]
         if model != 0:  # constant links draw nothing
-            d, unif = _link_delay(d, model, fwd_param[e], uniform, unif)
+            d, unif = link_delay(d, model, fwd_param[e], uniform, unif)
         if n_deg > 0:
-            d, unif, lost = _degrade(d, node, peer, n_deg, deg_nodes, deg_params, uniform, unif)
+            d, unif, lost = degrade(d, node, peer, n_deg, deg_nodes, deg_params, uniform, unif)
             if lost:
                 continue
         if tx > 0:
@@ -341,7 +298,7 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
 
 # error_model="numpy": no ZeroDivisionError path for ``item % stride`` (stride > 0 is
 # tested first, and it is the loop's only division; the link models' divisions are in
-# _link_delay, compiled with the default model). Without that exception path the whole
+# link_model.link_delay, compiled with the default model). Without that exception path the whole
 # loop compiles to faster code: ~8% more receipts per second at 1,000 nodes.
 @nb.njit(cache=True, error_model="numpy")
 def run_until(until: int, max_degree: int,

@@ -2,9 +2,9 @@
 
 Gossip receipts take their delays inside the compiled kernel (``sim/kernel.py``); this
 module serves the direct node-to-leader traffic that stays in Python (finality votes, block
-catch-up round trips) and keeps the fault state both sides share: partition colours
-(links between colours are cut) and active degradations, which ``ShadowNetwork`` copies
-into the kernel's arrays. ``LinkState.delay(i, j)``: base one-way latency of the region
+catch-up round trips) with the same link model (``sim/link_model.py``), and keeps the fault
+state both sides share: partition colours (links between colours are cut, mirrored into
+the kernel's arrays) and the active degradations (one ``Degradations``, read by both). ``LinkState.delay(i, j)``: base one-way latency of the region
 pair (or a node-pair override), varied by the link model, plus any active degradation;
 ``None`` means lost on the way.
 """
@@ -13,50 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from msgstorm import draws
-from msgstorm.scenario.schema import DegradeFault, LinkModel, PartitionFault
+from msgstorm.scenario.schema import DegradeFault, PartitionFault
+from msgstorm.sim.link_model import Degradations, degrade, link_delay, model_code
 from msgstorm.sim.topology import Topology
 
 __all__ = ["LinkState"]
 
 _BLOCK = 8192
-
-
-class _UnitDraws:
-    """Buffered standard draws (uniform, normal, Pareto multiplier) for the hot loop, made
-    CPU-independent by ``msgstorm.draws``."""
-
-    __slots__ = ("alpha", "ni", "normal", "pareto", "pi", "rng", "ui", "uniform")
-
-    def __init__(self, rng: np.random.Generator) -> None:
-        self.rng = rng
-        self.uniform: list[float] = []
-        self.normal: list[float] = []
-        self.pareto: list[float] = []
-        self.ui = self.ni = self.pi = 0
-        self.alpha = 0.0
-
-    def u(self) -> float:
-        if self.ui >= len(self.uniform):
-            self.uniform = self.rng.random(_BLOCK).tolist()
-            self.ui = 0
-        self.ui += 1
-        return self.uniform[self.ui - 1]
-
-    def z(self) -> float:
-        if self.ni >= len(self.normal):
-            self.normal = draws.standard_normal(self.rng, _BLOCK).tolist()
-            self.ni = 0
-        self.ni += 1
-        return self.normal[self.ni - 1]
-
-    def p(self, alpha: float) -> float:
-        if self.pi >= len(self.pareto) or alpha != self.alpha:
-            self.pareto = draws.pareto_multiplier(self.rng, alpha, _BLOCK).tolist()
-            self.alpha = alpha
-            self.pi = 0
-        self.pi += 1
-        return self.pareto[self.pi - 1]
 
 
 class LinkState:
@@ -66,13 +29,14 @@ class LinkState:
         self.topology = topology
         self.region_of = topology.region_of
         self.base_ns = topology.base_ns
-        self.draws = _UnitDraws(rng)
+        self.rng = rng
+        self.uniform = np.zeros(0, dtype=np.float64)
+        self.unif = 0
         self.colour = [0] * topology.size
         self._partitions: dict[int, list[int]] = {}  # fault_id -> group per node
-        # fault_id -> (flag per node, between?, added latency, jitter, loss)
-        self.degrades: dict[int, tuple[list[int], bool, int, int, float]] = {}
-        self.models = topology.region_model
-        self.constant = all(m.dist == "constant" for row in self.models for m in row) and not topology.node_overrides
+        self.degradations = Degradations(topology.size)
+        self.models = [[model_code(m) for m in row] for row in topology.region_model]
+        self.constant = all(code == 0 for row in self.models for code, _ in row) and not topology.node_overrides
 
     # --- delays -------------------------------------------------------------------
 
@@ -80,41 +44,27 @@ class LinkState:
         """One-way delay for a transmission from node i to j, or None if it is lost."""
         ri = self.region_of[i]
         rj = self.region_of[j]
-        if self.constant and not self.degrades:
+        degradations = self.degradations
+        if self.constant and not degradations.ids:
             return self.base_ns[ri][rj]
         override = self.topology.node_overrides.get((i, j)) if self.topology.node_overrides else None
         if override is None:
             base = self.base_ns[ri][rj]
-            model = self.models[ri][rj]
+            code, param = self.models[ri][rj]
         else:
-            base, model = override
-        delay = self._vary(base, model)
-        if self.degrades:
-            for side, between, extra, jitter, loss in self.degrades.values():
-                if between:  # one end on side A (bit 1), the other on side B (bit 2)
-                    fi, fj = side[i], side[j]
-                    hit = bool((fi & 1 and fj & 2) or (fi & 2 and fj & 1))
-                else:  # any link touching a flagged node
-                    hit = bool(side[i] or side[j])
-                if hit:
-                    if loss > 0.0 and self.draws.u() < loss:
-                        return None
-                    delay += extra
-                    if jitter:
-                        delay += int(abs(self.draws.z()) * jitter)
-        return delay
-
-    def _vary(self, base: int, model: LinkModel) -> int:
-        dist = model.dist
-        if dist == "constant":
-            return base
-        if dist == "uniform":
-            return base + int(self.draws.u() * model.jitter)
-        if dist == "normal":
-            return max(0, base + int(self.draws.z() * model.jitter))
-        if dist == "lognormal":
-            return int(base * draws.exp(model.sigma * self.draws.z()))
-        return int(base * self.draws.p(model.alpha))  # Pareto(1, alpha) multiplier
+            base = override[0]
+            code, param = model_code(override[1])
+        count = degradations.count
+        if self.unif + 1 + 2 * count > len(self.uniform):
+            self.uniform = np.concatenate([self.uniform[self.unif:], self.rng.random(_BLOCK)])
+            self.unif = 0
+        delay, self.unif = link_delay(base, code, param, self.uniform, self.unif)
+        if count:
+            delay, self.unif, lost = degrade(delay, i, j, count, degradations.nodes, degradations.params,
+                                             self.uniform, self.unif)
+            if lost:
+                return None
+        return int(delay)
 
     # --- faults ---------------------------------------------------------------------------
 
@@ -144,7 +94,6 @@ class LinkState:
             for name in fault.nodes:
                 for node in self._resolve(name, node_index):
                     side[node] = 1
-            self.degrades[fault_id] = (side, False, fault.latency, fault.jitter, fault.loss)
         else:
             assert fault.between is not None
             a, b = fault.between
@@ -152,10 +101,10 @@ class LinkState:
                 side[node] |= 1
             for node in self._resolve(b, node_index):
                 side[node] |= 2
-            self.degrades[fault_id] = (side, True, fault.latency, fault.jitter, fault.loss)
+        self.degradations.add(fault_id, side, fault.nodes is None, fault.latency, fault.jitter, fault.loss)
 
     def end_degrade(self, fault_id: int) -> None:
-        self.degrades.pop(fault_id, None)
+        self.degradations.remove(fault_id)
 
     def _resolve(self, name: str, node_index: dict[str, int]) -> list[int]:
         if name in node_index:

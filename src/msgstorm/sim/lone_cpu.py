@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from msgstorm.sampling import Sampler
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.kernel import ITEM_MSG
-from msgstorm.sim.sampling import Sampler
 
 __all__ = ["LoneCpu"]
 

@@ -1,8 +1,10 @@
 """Sequencer queue policies: the order in which admitted messages are served.
 
 A policy is one class behind ``QueuePolicy``; the engine only calls ``push``, ``pop``
-and ``len``. Register new ones in ``QUEUE_POLICIES`` (a later fair-ordering or batch
-auction policy plugs in here without touching the engine).
+and ``len``. A class registers itself with ``@QUEUE_POLICIES.register("name")``
+(``scenario/registry.py``), and a scenario names it in ``sequencer.policy``: a later
+fair-ordering or batch auction policy plugs in without touching the engine (README,
+"Extending msgstorm").
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from typing import Protocol
+
+from msgstorm.scenario.registry import QUEUE_POLICIES
 
 __all__ = ["QUEUE_POLICIES", "FeePriorityPolicy", "FifoPolicy", "QueuePolicy"]
 
@@ -34,6 +38,7 @@ class QueuePolicy(Protocol):
     def __len__(self) -> int: ...
 
 
+@QUEUE_POLICIES.register("fifo")
 class FifoPolicy:
     """First come, first served (arrival order at the sequencer)."""
 
@@ -54,6 +59,7 @@ class FifoPolicy:
         return len(self._queue)
 
 
+@QUEUE_POLICIES.register("fee_priority")
 class FeePriorityPolicy:
     """Highest fee first; equal fees in arrival order (a deterministic tie-breaker)."""
 
@@ -74,9 +80,3 @@ class FeePriorityPolicy:
 
     def __len__(self) -> int:
         return len(self._heap)
-
-
-QUEUE_POLICIES: dict[str, type[QueuePolicy]] = {
-    "fifo": FifoPolicy,
-    "fee_priority": FeePriorityPolicy,
-}

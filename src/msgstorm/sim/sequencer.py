@@ -25,11 +25,11 @@ from heapq import heappop, heappush
 from itertools import count
 
 from msgstorm.history.events import EventKind
+from msgstorm.sampling import Sampler
 from msgstorm.sim.backpressure import ADMIT, DROP, REJECT, Backpressure
 from msgstorm.sim.backpressure import _Base as _NoDepth
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.policies import QueuePolicy
-from msgstorm.sim.sampling import Sampler
 from msgstorm.sim.state import (
     DROPPED,
     FEE,

@@ -36,18 +36,18 @@ import numpy as np
 from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.progress import Progress
+from msgstorm.sampling import Sampler
+from msgstorm.scenario.registry import QUEUE_POLICIES
 from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
 from msgstorm.sim.backpressure import make_backpressure
 from msgstorm.sim.chain import Chain, gas_table
 from msgstorm.sim.context import Cluster, EventQueue, SimContext, Tally
 from msgstorm.sim.fault_injector import FaultInjector
 from msgstorm.sim.gossip import GossipState
-from msgstorm.sim.kernel import ITEM_MSG
+from msgstorm.sim.kernel import ITEM_MSG, N_CPU
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.lone_cpu import LoneCpu
-from msgstorm.sim.policies import QUEUE_POLICIES
 from msgstorm.sim.recorder import FLUSH_ROWS, Recorder
-from msgstorm.sim.sampling import Sampler
 from msgstorm.sim.sequencer import Sequencer
 from msgstorm.sim.solo import SoloSequencer
 from msgstorm.sim.solo_driver import SoloDriver
@@ -70,9 +70,13 @@ from msgstorm.sim.state import (
     MessageState,
 )
 from msgstorm.sim.telemetry import Telemetry
-from msgstorm.sim.topology import Topology, build_topology
+from msgstorm.sim.topology import Topology, build_topology, edge_columns
 
-__all__ = ["Progress", "ShadowNetwork"]
+__all__ = ["BACKLOG_NODES", "Progress", "ShadowNetwork"]
+
+# The most backlogged nodes sampled per ``validation_backlog`` sample (a thousand-node run
+# would otherwise write a thousand events per sample).
+BACKLOG_NODES = 32
 
 
 class ShadowNetwork:
@@ -101,7 +105,7 @@ class ShadowNetwork:
         self.delivery_stride = 0 if sample <= 0 else max(1, round(1 / sample))
         self.gossip = GossipState(
             topology, scenario.network.processing, 8e9 / bandwidth if bandwidth > 0 else 0.0,
-            np.random.default_rng(gossip_link_seed), np.random.default_rng(gossip_proc_seed),
+            np.random.default_rng(gossip_link_seed), np.random.default_rng(gossip_proc_seed), self.links.degradations,
             delivery_stride=self.delivery_stride,
             delivery_budget=scenario.history.max_deliveries,
         )
@@ -113,6 +117,7 @@ class ShadowNetwork:
                           isolated=[not peers for peers in topology.forward])
         self.msgs = MessageState([a.name for a in scenario.agents], names)
         self.record = Recorder(writer, self.msgs, names)
+        writer.append("edges", edge_columns(topology))
         self.ctx = SimContext(scenario, EventQueue(), cluster, self.msgs, self.record, Tally(),
                               hard_stop=scenario.run.duration + scenario.run.drain)
         self.cluster = cluster
@@ -284,9 +289,27 @@ class ShadowNetwork:
     def _sample(self, t: int, _a: int, _b: int, _c: int, _d: int) -> None:
         self.sequencer.sample(t)
         self.sequencer.unstick(t)
+        if self.topology.size > 1:
+            self._sample_validation_backlog(t)
         interval = self.scenario.run.sample_interval
         if t + interval <= self.ctx.hard_stop:
             self.ctx.events.push(t + interval, self._sample)
+
+    def _sample_validation_backlog(self, t: int) -> None:
+        """``validation_backlog`` events: the nodes whose CPU has the most validation work
+        queued (received, not yet validated), in receipts' worth (queued CPU time over the
+        mean processing time), the largest ``BACKLOG_NODES`` of those with any."""
+        mean_ns = self.scenario.network.processing.mean
+        if mean_ns <= 0:
+            return
+        free = np.maximum(self.gossip.nodes[N_CPU], np.asarray(self.lone.cpu_free, dtype=np.int64))
+        backlog = free - t
+        busy = np.flatnonzero(backlog > 0)
+        if busy.size == 0:
+            return
+        top = busy[np.argsort(-backlog[busy], kind="stable")[:BACKLOG_NODES]]
+        for node in sorted(top.tolist()):
+            self.record.event(t, EventKind.VALIDATION_BACKLOG, node, float(backlog[node]) / mean_ns)
 
     # --- the send path ---------------------------------------------------------------------
 

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from msgstorm.history.events import EventKind
+from msgstorm.sampling import Sampler
 from msgstorm.scenario.schema import Scenario
 from msgstorm.sim.recorder import Recorder
-from msgstorm.sim.sampling import Sampler
 from msgstorm.sim.solo_loop import (
     _FREE,
     E_SAMPLE,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from msgstorm.scenario.refs import node_names, node_regions
 from msgstorm.scenario.regions import default_one_way_ns
 from msgstorm.scenario.schema import GossipSpec, LinkModel, NetworkSpec
 
-__all__ = ["Topology", "build_topology", "hop_distances"]
+__all__ = ["ALL_PAIRS_MAX_NODES", "Topology", "build_topology", "edge_columns", "hop_distances"]
 
 
 @dataclass(frozen=True)
@@ -174,3 +175,33 @@ def hop_distances(forward: list[list[int]], source: int) -> list[int]:
                 distance[other] = distance[node] + 1
                 queue.append(other)
     return distance
+
+
+# Networks up to this many nodes also list their unconnected pairs in the edges table
+# (4,032 rows at 64 nodes); larger ones list only their overlay connections.
+ALL_PAIRS_MAX_NODES = 64
+
+
+def edge_columns(topology: Topology) -> dict[str, list[Any]]:
+    """The ``edges`` history table: every overlay connection (and, up to
+    ``ALL_PAIRS_MAX_NODES`` nodes, every other pair) with its base one-way latency."""
+    n = topology.size
+    connected = [set(peers) for peers in topology.connections]
+    forwards = [set(peers) for peers in topology.forward]
+    rows: dict[str, list[Any]] = {name: [] for name in
+                                  ("src", "dst", "src_region", "dst_region", "base_latency_ns", "overlay", "mesh")}
+    for i in range(n):
+        others = range(n) if n <= ALL_PAIRS_MAX_NODES else sorted(connected[i] | forwards[i])
+        for j in others:
+            if j == i:
+                continue
+            override = topology.node_overrides.get((i, j))
+            ri, rj = topology.region_of[i], topology.region_of[j]
+            rows["src"].append(topology.names[i])
+            rows["dst"].append(topology.names[j])
+            rows["src_region"].append(topology.regions[ri])
+            rows["dst_region"].append(topology.regions[rj])
+            rows["base_latency_ns"].append(topology.base_ns[ri][rj] if override is None else override[0])
+            rows["overlay"].append(j in connected[i])
+            rows["mesh"].append(j in forwards[i])
+    return rows

@@ -14,15 +14,21 @@ One process stands for ``instances`` independent copies of the same arrival (an 
 copies merge into one Poisson process of summed rate with uniformly drawn instances;
 Hawkes copies merge into one Hawkes process (baseline × instances) whose children keep
 their immigrant's instance; deterministic copies each get their own phase.
+
+Each ``process`` of the scenario is built by a function registered under its name in
+``ARRIVAL_PROCESSES`` (``scenario/registry.py``); a new process is one such builder and
+its spec class in the scenario schema.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from msgstorm import draws
+from msgstorm.scenario.registry import ARRIVAL_PROCESSES
+from msgstorm.scenario.replay import read_replay_offsets_ns
 from msgstorm.scenario.schema import (
     ArrivalSpec,
     ConstantArrival,
@@ -34,7 +40,6 @@ from msgstorm.scenario.schema import (
     StepRampArrival,
 )
 from msgstorm.traffic.intensity import Intensity, LinearIntensity, PiecewiseConstantIntensity
-from msgstorm.traffic.replay import read_replay_offsets_ns
 
 __all__ = [
     "ArrivalProcess",
@@ -43,6 +48,7 @@ __all__ = [
     "PhasesProcess",
     "PoissonProcess",
     "ReplayProcess",
+    "ArrivalBuilder",
     "make_arrival",
 ]
 
@@ -332,44 +338,78 @@ def make_arrival(
 
     ``t_end_ns`` is the end of the agent's window: a linear ramp spans it, and nothing is
     sent at or after it. ``instances`` independent copies are superposed (see module doc).
-    Random choices made once (constant phases) are drawn from ``rng`` here.
+    Random choices made once (constant phases) are drawn from ``rng`` here. The builder
+    is the one registered under ``spec.process`` in ``ARRIVAL_PROCESSES``.
     """
-    span_ns = max(t_end_ns - t0_ns, 0)
-    if isinstance(spec, ConstantArrival):
-        constant = PiecewiseConstantIntensity.constant(spec.rate, span_ns)
-        return DeterministicProcess(constant, rng, t0_ns, t_end_ns, instances)
-    if isinstance(spec, PoissonArrival):
-        constant = PiecewiseConstantIntensity.constant(spec.rate, span_ns)
-        return PoissonProcess(constant, rng, t0_ns, t_end_ns, instances)
-    if isinstance(spec, HawkesArrival):
-        return HawkesProcess(
-            spec.baseline, spec.branching, spec.decay, rng, t0_ns, t_end_ns, instances
-        )
-    if isinstance(spec, StepRampArrival):
-        steps = np.arange(spec.steps, dtype=np.float64)
-        ramp_end_ns = t0_ns + spec.steps * spec.every
-        steps_intensity = PiecewiseConstantIntensity(
-            steps * spec.every, spec.start + steps * spec.step, spec.steps * spec.every
-        )
-        process_type = PoissonProcess if spec.poisson else DeterministicProcess
-        return process_type(steps_intensity, rng, t0_ns, min(t_end_ns, ramp_end_ns), instances)
-    if isinstance(spec, LinearRampArrival):
-        ramp = LinearIntensity(spec.start, spec.end, span_ns)
-        process_type = PoissonProcess if spec.poisson else DeterministicProcess
-        return process_type(ramp, rng, t0_ns, t_end_ns, instances)
-    if isinstance(spec, ReplayArrival):
-        offsets_ns = read_replay_offsets_ns(spec.path, spec.column, spec.time_unit, spec.speed)
-        return ReplayProcess(offsets_ns, t0_ns, t_end_ns, instances)
-    if isinstance(spec, PhasesArrival):
-        phases: list[tuple[int, int, ArrivalProcess]] = []
-        phase_start = t0_ns
-        for phase in spec.phases:
-            if phase_start >= t_end_ns:
-                break  # never reached: skip building it (a replay phase would read its file)
-            phase_end = phase_start + phase.duration
-            # A ramp inside a phase spans the phase; the agent's end still clips it.
-            sub = make_arrival(phase.arrival, rng, phase_start, phase_end, instances)
-            phases.append((phase_start, min(phase_end, t_end_ns), sub))
-            phase_start = phase_end
-        return PhasesProcess(phases, t0_ns, t_end_ns, instances)
-    raise TypeError(f"unknown arrival spec {spec!r}")
+    process: ArrivalProcess = ARRIVAL_PROCESSES[spec.process](spec, rng, t0_ns, t_end_ns, instances)
+    return process
+
+
+class ArrivalBuilder(Protocol):
+    """Builds the process for one kind of arrival spec (the arguments of ``make_arrival``)."""
+
+    def __call__(self, spec: Any, rng: np.random.Generator, t0_ns: int, t_end_ns: int,
+                 instances: int) -> ArrivalProcess: ...
+
+
+@ARRIVAL_PROCESSES.register("constant")
+def _constant(spec: ConstantArrival, rng: np.random.Generator, t0_ns: int, t_end_ns: int,
+              instances: int) -> ArrivalProcess:
+    constant = PiecewiseConstantIntensity.constant(spec.rate, max(t_end_ns - t0_ns, 0))
+    return DeterministicProcess(constant, rng, t0_ns, t_end_ns, instances)
+
+
+@ARRIVAL_PROCESSES.register("poisson")
+def _poisson(spec: PoissonArrival, rng: np.random.Generator, t0_ns: int, t_end_ns: int,
+             instances: int) -> ArrivalProcess:
+    constant = PiecewiseConstantIntensity.constant(spec.rate, max(t_end_ns - t0_ns, 0))
+    return PoissonProcess(constant, rng, t0_ns, t_end_ns, instances)
+
+
+@ARRIVAL_PROCESSES.register("hawkes")
+def _hawkes(spec: HawkesArrival, rng: np.random.Generator, t0_ns: int, t_end_ns: int,
+            instances: int) -> ArrivalProcess:
+    return HawkesProcess(spec.baseline, spec.branching, spec.decay, rng, t0_ns, t_end_ns, instances)
+
+
+@ARRIVAL_PROCESSES.register("step_ramp")
+def _step_ramp(spec: StepRampArrival, rng: np.random.Generator, t0_ns: int, t_end_ns: int,
+               instances: int) -> ArrivalProcess:
+    steps = np.arange(spec.steps, dtype=np.float64)
+    ramp_end_ns = t0_ns + spec.steps * spec.every
+    steps_intensity = PiecewiseConstantIntensity(
+        steps * spec.every, spec.start + steps * spec.step, spec.steps * spec.every
+    )
+    process_type = PoissonProcess if spec.poisson else DeterministicProcess
+    return process_type(steps_intensity, rng, t0_ns, min(t_end_ns, ramp_end_ns), instances)
+
+
+@ARRIVAL_PROCESSES.register("linear_ramp")
+def _linear_ramp(spec: LinearRampArrival, rng: np.random.Generator, t0_ns: int, t_end_ns: int,
+                 instances: int) -> ArrivalProcess:
+    ramp = LinearIntensity(spec.start, spec.end, max(t_end_ns - t0_ns, 0))
+    process_type = PoissonProcess if spec.poisson else DeterministicProcess
+    return process_type(ramp, rng, t0_ns, t_end_ns, instances)
+
+
+@ARRIVAL_PROCESSES.register("replay")
+def _replay(spec: ReplayArrival, rng: np.random.Generator, t0_ns: int, t_end_ns: int,
+            instances: int) -> ArrivalProcess:
+    offsets_ns = read_replay_offsets_ns(spec.path, spec.column, spec.time_unit, spec.speed)
+    return ReplayProcess(offsets_ns, t0_ns, t_end_ns, instances)
+
+
+@ARRIVAL_PROCESSES.register("phases")
+def _phases(spec: PhasesArrival, rng: np.random.Generator, t0_ns: int, t_end_ns: int,
+            instances: int) -> ArrivalProcess:
+    phases: list[tuple[int, int, ArrivalProcess]] = []
+    phase_start = t0_ns
+    for phase in spec.phases:
+        if phase_start >= t_end_ns:
+            break  # never reached: skip building it (a replay phase would read its file)
+        phase_end = phase_start + phase.duration
+        # A ramp inside a phase spans the phase; the agent's end still clips it.
+        sub = make_arrival(phase.arrival, rng, phase_start, phase_end, instances)
+        phases.append((phase_start, min(phase_end, t_end_ns), sub))
+        phase_start = phase_end
+    return PhasesProcess(phases, t0_ns, t_end_ns, instances)

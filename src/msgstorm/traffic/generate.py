@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from msgstorm.sampling import sample_array
 from msgstorm.scenario.distributions import Constant
 from msgstorm.scenario.refs import node_names, node_regions
 from msgstorm.scenario.schema import MESSAGE_KINDS, AgentSpec, Scenario
-from msgstorm.sim.sampling import sample_array
 from msgstorm.traffic.arrivals import ArrivalProcess, make_arrival
 
 __all__ = ["DEFAULT_WINDOW_NS", "MessageBatch", "generate_traffic"]

@@ -1,0 +1,53 @@
+"""Per message kind and per agent: what happened to their messages, and how fast.
+
+Place in the pipeline: one analysis step, reading the ``messages`` table (through
+``MessageArrays``) and the ``validation_backlog`` events. ``by_group`` gives the summary's
+``by_kind`` and ``by_agent``: for each kind (or agent) the messages sent, the counts by
+status, and the latency p50/p99 of the committed ones (``t_committed - t_intended``, nearest
+rank, as ``latency_ms``). ``gossip_backlog_summary`` gives ``gossip_backlog``: the largest
+validation backlog sampled on a gossip node (in receipts' worth of queued CPU work), which
+node, and the mean over every sampled node that had one; null without samples.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from msgstorm.analysis._common import MessageArrays, events_of, ms, percentile, rounded
+from msgstorm.history.reader import History
+from msgstorm.history.schema import STATUSES
+
+__all__ = ["by_group", "gossip_backlog_summary"]
+
+
+def by_group(history: History, messages: MessageArrays, column: str) -> dict[str, dict[str, Any]]:
+    """``{name: {sent, committed, dropped, rejected, lost, pending, latency_ms: {p50, p99}}}``
+    for each distinct value of ``column`` ("kind" or "agent"), in name order."""
+    codes, names = history.codes("messages", column)
+    out: dict[str, dict[str, Any]] = {}
+    for code in sorted(range(len(names)), key=lambda c: names[c]):
+        mine = codes == code
+        entry: dict[str, Any] = {"sent": int(mine.sum())}
+        for status in STATUSES:
+            entry[status] = int((mine & messages.status[status]).sum())
+        done = messages.latency_ns(mine)
+        entry["latency_ms"] = {name: ms(percentile(done, q)) if done.size else None
+                               for name, q in (("p50", 50.0), ("p99", 99.0))}
+        out[names[code]] = entry
+    return out
+
+
+def gossip_backlog_summary(history: History) -> dict[str, Any] | None:
+    """{max, node, mean} of the ``validation_backlog`` samples, or None without any."""
+    rows = events_of(history, "validation_backlog")
+    if rows.value.size == 0:
+        return None
+    top = int(np.argmax(rows.value))  # the first sample to reach the maximum
+    return {
+        "max": rounded(float(rows.value[top])),
+        "node": rows.table.column("node")[top].as_py(),
+        "mean": rounded(float(rows.value.mean())),
+        "samples": int(rows.value.size),
+    }

@@ -1,0 +1,213 @@
+"""The summary.json contract as a pydantic model; ``summary.schema.json`` is generated from it.
+
+Place in the pipeline: beside ``analysis.summary``, which builds the summary as plain
+JSON-ready values; this model states what each key holds. ``summary_json_schema()`` gives
+the JSON Schema (2020-12) that ``report/summary.schema.json`` ships (``msgstorm schema``
+prints it; a test checks the shipped file equals the generated one, and real summaries
+validate against both). Regenerate the file after changing the model:
+``python -m msgstorm.analysis.summary_model > src/msgstorm/report/summary.schema.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Summary", "summary_json_schema"]
+
+Ms = Annotated[float | None, Field(description="milliseconds, 3 decimals")]
+Rate = Annotated[float | None, Field(ge=0, description="per second")]
+Seconds = Annotated[float | None, Field(ge=0)]
+Count = Annotated[int, Field(ge=0)]
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class P50P99(_Closed):
+    p50: Ms
+    p99: Ms
+
+
+class Latency(_Closed):
+    p50: Ms
+    p90: Ms
+    p99: Ms
+    p999: Ms
+    max: Ms
+    mean: Ms
+
+
+class Stages(_Closed):
+    propagation: P50P99
+    queue_wait: P50P99
+    service: P50P99
+    block_wait: P50P99
+
+
+class Jitter(_Closed):
+    stddev: Ms
+    p99_minus_p50: Ms
+    ipdv_mean: Ms
+    ipdv_p99: Ms
+
+
+class Capacity(_Closed):
+    knee_rate_per_s: Rate
+    method: str
+
+
+class FailureThreshold(_Closed):
+    rate_per_s: Rate
+    reason: Literal["loss", "desync", "overload", "slo"]
+    t_ns: Count
+
+
+class Queue(_Closed):
+    max_depth: Annotated[float | None, Field(ge=0)]
+    mean_depth: Annotated[float | None, Field(ge=0)]
+    max_block_backlog: Annotated[float | None, Field(ge=0)] = None
+
+
+class Backpressure(_Closed):
+    events: Count
+    first_engaged_s: Seconds
+
+
+class BaseFee(_Closed):
+    min: float | None
+    max: float | None
+    last: float | None
+
+
+class Messages(_Closed):
+    sent: Count
+    sequenced: Count
+    committed: Count
+    dropped: Count
+    rejected: Count
+    lost: Count
+    pending: Count
+
+
+class Group(_Closed):
+    """One message kind's or agent's messages: sent, final statuses, committed latency."""
+
+    sent: Count
+    committed: Count
+    dropped: Count
+    rejected: Count
+    lost: Count
+    pending: Count
+    latency_ms: P50P99
+
+
+class GossipBacklog(_Closed):
+    max: Annotated[float, Field(ge=0, description="receipts' worth of queued validation work")]
+    node: str | None
+    mean: Annotated[float, Field(ge=0)]
+    samples: Count
+
+
+class Desync(_Closed):
+    episodes: Count
+    max_height_gap: Count
+
+
+class RegionPropagation(_Closed):
+    p50: Ms
+    p90: Ms
+    p99: Ms
+    count: Count
+
+
+class Fault(_Closed):
+    fault_id: int | None
+    kind: str | None
+    start_s: Annotated[float, Field(ge=0)]
+    end_s: Annotated[Seconds, Field(description="null while still active at the end")]
+
+
+class Check(_Closed):
+    name: str
+    verdict: Literal["valid", "invalid", "unknown"]
+    detail: str
+
+
+class SloVerdict(_Closed):
+    name: str
+    verdict: Literal["pass", "fail", "unknown"]
+    value: float | None
+    threshold: str
+
+
+class Summary(BaseModel):
+    """The headline results of one msgstorm run, as written to RUN_DIR/summary.json by
+    `msgstorm run` and `msgstorm report` (see msgstorm.analysis.summary). Times in ms are
+    rounded to 3 decimals; null where a metric is not defined. New top-level keys may be
+    added by later versions; the keys below keep their meaning."""
+
+    model_config = ConfigDict(extra="allow", title="msgstorm summary.json")
+
+    scenario: Annotated[str | None, Field(description="run.name of the scenario")]
+    seed: int | None
+    target: Annotated[str | None, Field(description="sim, or a live driver's name")]
+    msgstorm_version: str | None
+    scenario_hash: Annotated[str | None, Field(description="hash of the validated scenario")]
+    duration_s: Annotated[Seconds, Field(description="the run's t_end: the last time the target observed")]
+    interrupted: Annotated[bool, Field(description="the run was stopped before its end (Ctrl-C, SIGTERM, "
+                                                   "or cut off)")]
+    cut_off: Annotated[bool, Field(description="the run was killed before it could write its end; the "
+                                               "history holds what was flushed before")]
+    offered_rate_per_s: Annotated[Rate, Field(description="messages the schedule produced / run.duration")]
+    throughput_per_s: Annotated[Rate, Field(
+        description="committed messages / the span from the first intended send to the later of the "
+                    "traffic window's end (run.duration) and the last commit")]
+    latency_ms: Annotated[Latency, Field(
+        description="t_committed - t_intended of committed messages; exact nearest-rank percentiles")]
+    latency_stages_ms: Annotated[Stages, Field(
+        description="propagation = t_received - t_intended, queue_wait = t_dequeued - t_received, "
+                    "service = t_sequenced - t_dequeued, block_wait = t_committed - t_sequenced")]
+    jitter_ms: Annotated[Jitter, Field(
+        description="stddev and p99-p50 of latency; mean and p99 of |IPDV| (RFC 3393) per agent stream")]
+    capacity: Annotated[Capacity | None, Field(description="the knee of a step ramp; null without a ramp")]
+    failure_threshold: Annotated[FailureThreshold | None, Field(
+        description="the first interval (ramp step or window) where a failure criterion fired; "
+                    "null when none did")]
+    queue: Queue
+    backpressure: Backpressure
+    base_fee: Annotated[BaseFee | None, Field(description="null when no base fee was recorded")]
+    messages: Annotated[Messages, Field(
+        description="sent counts every message the schedule produced; sequenced those with "
+                    "t_sequenced; the rest count final statuses")]
+    by_kind: Annotated[dict[str, Group], Field(description="per message kind")]
+    by_agent: Annotated[dict[str, Group], Field(description="per agent")]
+    gossip_backlog: Annotated[GossipBacklog | None, Field(
+        description="the gossip nodes' sampled validation backlog: the largest, where, and the mean "
+                    "over sampled nodes that had one; null without samples")]
+    desync: Desync
+    propagation_ms: Annotated[dict[str, RegionPropagation], Field(
+        description="gossip propagation (t_delivered - t_sent) by receiving region")]
+    faults: list[Fault]
+    checks: Annotated[list[Check], Field(description="delivery checker verdicts")]
+    slo: Annotated[list[SloVerdict], Field(description="one entry per [slo] line of the scenario, in order")]
+    wall_s: Annotated[float | None, Field(ge=0, description="wall-clock seconds the run took (absent when "
+                                                           "unknown)")] = None
+
+
+def summary_json_schema() -> dict[str, Any]:
+    """The JSON Schema (2020-12) of summary.json, generated from ``Summary``."""
+    schema = Summary.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "urn:msgstorm:summary:2", **schema}
+
+
+def summary_schema_text() -> str:
+    """The schema as the shipped file holds it."""
+    return json.dumps(summary_json_schema(), indent=2) + "\n"
+
+
+if __name__ == "__main__":
+    print(summary_schema_text(), end="")

@@ -1,0 +1,134 @@
+"""Extension points: the names a scenario may use, and what implements each.
+
+Place in the pipeline: the scenario layer, below every engine. Five registries map a name
+that appears in a scenario or a report to its implementation:
+
+- ``QUEUE_POLICIES``: ``sequencer.policy`` -> a no-argument factory of a ``QueuePolicy``
+  (``sim/policies.py``);
+- ``BACKPRESSURE_MODES``: ``backpressure.mode`` -> a factory taking the mode's spec and
+  returning a ``Backpressure`` (``sim/backpressure.py``);
+- ``FAULT_KINDS``: ``faults[].kind`` -> a ``FaultKind`` applying the fault's start and end
+  (``sim/fault_injector.py``);
+- ``ARRIVAL_PROCESSES``: ``agents[].arrival.process`` -> a builder of an ``ArrivalProcess``
+  (``traffic/arrivals.py``);
+- ``CHECKERS``: a name in the report's checks -> a ``Checker`` reading the history
+  (``analysis/delivery.py``).
+
+Implementations register themselves with ``@REGISTRY.register("name")`` in the module that
+defines them; the scenario layer never imports those modules. A registry imports its
+built-in modules by name, the first time it is asked for a name (as a plugin loader does),
+and then the modules listed in ``MSGSTORM_EXTENSIONS`` (module names or ``.py`` files,
+separated by ``,`` or the path separator): a new policy can live in one file outside the
+package. Backpressure modes, fault kinds and arrival processes take settings, so a new one
+also adds its spec class to ``scenario/schema.py``; queue policies and checkers need
+nothing else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = [
+    "ARRIVAL_PROCESSES",
+    "BACKPRESSURE_MODES",
+    "CHECKERS",
+    "EXTENSIONS_ENV",
+    "FAULT_KINDS",
+    "QUEUE_POLICIES",
+    "Registry",
+    "load_extensions",
+]
+
+T = TypeVar("T")
+EXTENSIONS_ENV = "MSGSTORM_EXTENSIONS"
+_loaded_extensions: set[str] = set()
+
+
+class Registry(Mapping[str, T]):
+    """Names to implementations of one extension point (a read-only mapping; entries are
+    added only through ``register``)."""
+
+    def __init__(self, what: str, builtin_modules: tuple[str, ...]) -> None:
+        self.what = what
+        self.builtin_modules = builtin_modules
+        self._entries: dict[str, T] = {}
+        self._loaded = False
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator: register the decorated class or function under ``name``."""
+
+        def add(implementation: T) -> T:
+            existing = self._entries.get(name)
+            if existing is not None and existing is not implementation:
+                raise ValueError(f"{self.what} {name!r} is registered twice ({existing!r}, {implementation!r})")
+            self._entries[name] = implementation
+            return implementation
+
+        return add
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            for module in self.builtin_modules:
+                importlib.import_module(module)
+            load_extensions()
+
+    def __getitem__(self, name: str) -> T:
+        self._load()
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise KeyError(f"unknown {self.what} {name!r}; one of {self.names()}") from None
+
+    def __contains__(self, name: object) -> bool:
+        self._load()
+        return name in self._entries
+
+    def names(self) -> list[str]:
+        self._load()
+        return sorted(self._entries)
+
+    def __iter__(self) -> Iterator[str]:
+        """Names in registration order (built-ins first)."""
+        self._load()
+        return iter(list(self._entries))
+
+    def __len__(self) -> int:
+        self._load()
+        return len(self._entries)
+
+
+def load_extensions(spec: str | None = None) -> None:
+    """Import the extension modules named in ``spec`` (default: ``$MSGSTORM_EXTENSIONS``),
+    each once: dotted module names, or paths of ``.py`` files."""
+    text = os.environ.get(EXTENSIONS_ENV, "") if spec is None else spec
+    for entry in (part.strip() for part in re.split(rf"[,{re.escape(os.pathsep)}]", text)):
+        if not entry or entry in _loaded_extensions:
+            continue
+        _loaded_extensions.add(entry)
+        if entry.endswith(".py"):
+            path = Path(entry).expanduser().resolve()
+            if not path.is_file():
+                raise ImportError(f"{EXTENSIONS_ENV}: extension file not found: {entry}")
+            name = f"msgstorm_extension_{path.stem}"
+            module_spec = importlib.util.spec_from_file_location(name, path)
+            assert module_spec is not None and module_spec.loader is not None
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[name] = module
+            module_spec.loader.exec_module(module)
+        else:
+            importlib.import_module(entry)
+
+
+QUEUE_POLICIES: Registry[Callable[[], Any]] = Registry("queue policy", ("msgstorm.sim.policies",))
+BACKPRESSURE_MODES: Registry[Callable[[Any], Any]] = Registry("backpressure mode", ("msgstorm.sim.backpressure",))
+FAULT_KINDS: Registry[Any] = Registry("fault kind", ("msgstorm.sim.fault_injector",))
+ARRIVAL_PROCESSES: Registry[Callable[..., Any]] = Registry("arrival process", ("msgstorm.traffic.arrivals",))
+CHECKERS: Registry[Any] = Registry("checker", ("msgstorm.analysis.delivery",))

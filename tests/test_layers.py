@@ -1,0 +1,55 @@
+"""The package's layers: no import runs from a lower layer to a higher one.
+
+Every ``import`` of every module counts, including those inside functions. Packages of one
+rank do not import each other (the simulator and the analysis meet only in the history).
+The registries of ``scenario/registry.py`` load their built-in implementations by module
+name when first asked, as a plugin loader does; that is the one way up, and it is not an
+import statement.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "src" / "msgstorm"
+
+RANK = {
+    "draws": 0, "progress": 0,
+    "scenario": 1, "history": 1,
+    "sampling": 2, "faults": 2,
+    "traffic": 3,
+    "sim": 4, "analysis": 4,
+    "report": 5,
+    "runner": 6,
+    "cli": 7,
+    "__init__": 8,
+}
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "msgstorm":
+            parts = node.module.split(".")
+            found += [(node.lineno, parts[1])] if len(parts) > 1 else [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, a.name.split(".")[1]) for a in node.names if a.name.startswith("msgstorm.")]
+    return found
+
+
+def test_every_package_has_a_rank() -> None:
+    names = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
+             if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").is_file()))}
+    assert names == set(RANK)
+
+
+def test_no_import_runs_upwards() -> None:
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        own = parts[0]
+        for line, target in _imports(path):
+            if target != own and RANK[target] >= RANK[own]:
+                wrong.append(f"{path.relative_to(PACKAGE)}:{line} imports msgstorm.{target}")
+    assert wrong == []
