@@ -36,7 +36,7 @@ RAMP = [
     'agents.0.arrival={process="step_ramp", start="100/s", step="100/s", every="1s", steps=6}',
     'backpressure={mode="eip1559", initial_base_fee=1.0, underpriced="reject"}',
 ]
-PLOTS = {"throughput", "latency-time", "latency-load", "spectrum", "stages", "queue", "regions"}
+PLOTS = {"throughput", "latency-time", "latency-load", "spectrum", "stages", "queue", "backlog", "regions", "topology"}
 
 
 def _chromium() -> str:
@@ -172,3 +172,20 @@ def test_compare_html_draws_and_flags(faulty, ramp, tmp_path) -> None:
     dom, console = open_in_chromium(page, tmp_path / "profile")
     assert_page_rendered(dom, console, {"percentiles", "spectrum", "throughput", "p99"})
     assert 'data-status="regression"' in dom
+
+
+def test_report_tables_by_kind_and_agent_and_region_paths(faulty) -> None:
+    result, dom, _, _ = faulty
+    summary = result.summary
+    for key, table_id in (("by_kind", "by-kind"), ("by_agent", "by-agent")):
+        table = re.search(rf'<table id="{table_id}">.*?</table>', dom, re.DOTALL)
+        assert table, table_id
+        rows = re.findall(r"<tr><td>([^<]+)</td><td class=\"num\">([^<]+)</td>", table.group(0))
+        assert [(name, int(sent.replace(",", ""))) for name, sent in rows] == \
+            [(name, group["sent"]) for name, group in summary[key].items()]
+    paths = re.search(r'<table id="region-paths">.*?</table>', dom, re.DOTALL)
+    assert paths and paths.group(0).count("<tr><td>") == 9  # 3 regions, both directions and within
+    topology = re.search(r'<script type="application/json" id="fig-topology">(.*?)</script>', dom, re.DOTALL)
+    assert topology
+    names = {trace.get("name") for trace in json.loads(topology.group(1))["data"]}
+    assert {"us-east", "eu-west", "ap-northeast"} <= names

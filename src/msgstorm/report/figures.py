@@ -22,12 +22,14 @@ __all__ = [
     "label_if_empty",
     "latency_load_figure",
     "latency_time_figure",
+    "merged_intervals",
     "percentile_ticks",
     "queue_fee_figure",
     "region_heatmap_figure",
     "spectrum_figure",
     "stages_figure",
     "throughput_figure",
+    "validation_backlog_figure",
 ]
 
 NS_PER_S = 1e9
@@ -49,18 +51,41 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int 
     return fig
 
 
+def merged_intervals(spans: Sequence[Span]) -> list[tuple[str, float, float]]:
+    """Each kind's spans as disjoint intervals (overlaps joined): one node's desync or ten
+    nodes' at once shade alike instead of stacking to an opaque block."""
+    out: list[tuple[str, float, float]] = []
+    for kind in dict.fromkeys(span.kind for span in spans):
+        current: list[float] | None = None
+        for start, end in sorted((s.start_s, max(s.end_s, s.start_s)) for s in spans if s.kind == kind):
+            if current is not None and start <= current[1]:
+                current[1] = max(current[1], end)
+                continue
+            if current is not None:
+                out.append((kind, current[0], current[1]))
+            current = [start, end]
+        if current is not None:
+            out.append((kind, current[0], current[1]))
+    return out
+
+
 def _shade(fig: go.Figure, spans: Sequence[Span]) -> None:
-    """Shade each span across the plot; one legend entry per kind of span."""
+    """Shade each kind's spans across the plot, one legend entry per kind. Faults are drawn
+    last, on top, with a dashed outline and a light fill, so they stay visible where
+    desync or backpressure shading covers the same time."""
     shown: set[str] = set()
     shapes = []
-    for span in spans:
-        first = span.kind not in shown
-        shown.add(span.kind)
+    intervals = merged_intervals(spans)
+    for kind, start, end in sorted(intervals, key=lambda item: item[0] == "fault"):
+        first = kind not in shown
+        shown.add(kind)
+        fault = kind == "fault"
         shapes.append({
-            "type": "rect", "xref": "x", "yref": "paper", "x0": span.start_s, "x1": max(span.end_s, span.start_s),
-            "y0": 0, "y1": 1, "layer": "below", "line": {"width": 0},
-            "fillcolor": SPAN_COLOURS.get(span.kind, "#7f7f7f"), "opacity": 0.14,
-            "name": _SPAN_NAMES.get(span.kind, span.kind), "legendgroup": span.kind, "showlegend": first,
+            "type": "rect", "xref": "x", "yref": "paper", "x0": start, "x1": end,
+            "y0": 0, "y1": 1, "layer": "above" if fault else "below",
+            "line": {"width": 1.5, "dash": "dash", "color": SPAN_COLOURS["fault"]} if fault else {"width": 0},
+            "fillcolor": SPAN_COLOURS.get(kind, "#7f7f7f"), "opacity": 0.10 if fault else 0.14,
+            "name": _SPAN_NAMES.get(kind, kind), "legendgroup": kind, "showlegend": first,
         })
     # One assignment: plotly's add_shape copies every shape so far, so a loop of them is quadratic.
     fig.update_layout(shapes=[*fig.layout.shapes, *shapes])
@@ -127,16 +152,53 @@ def throughput_figure(windows: pa.Table, spans: Sequence[Span], failure: dict[st
 
 
 def latency_time_figure(windows: pa.Table, spans: Sequence[Span]) -> go.Figure:
-    """p50, p99 and max latency of the messages committed in each window."""
+    """p50, p99 and max latency of the messages committed in each window; on a second axis,
+    the messages of each window that were dropped, rejected or lost (bars)."""
     cols = _window_columns(windows)
-    mids = [(a + b) / 2 / NS_PER_S for a, b in zip(cols.get("t_start_ns", []), cols.get("t_end_ns", []))]
+    starts = cols.get("t_start_ns", [])
+    ends = cols.get("t_end_ns", [])
+    mids = [(a + b) / 2 / NS_PER_S for a, b in zip(starts, ends)]
+    widths = [(b - a) / NS_PER_S * 0.28 for a, b in zip(starts, ends)]
     fig = go.Figure()
     for name, column, colour in (("p50", "p50_ms", "#1f77b4"), ("p99", "p99_ms", "#ff7f0e"), ("max", "max_ms", "#7f7f7f")):
         fig.add_trace(go.Scatter(x=mids, y=cols.get(column, []), name=name, mode="lines+markers",
                                  line={"color": colour, "dash": "dot" if name == "max" else "solid"}, connectgaps=False))
+    lost_any = False
+    for offset, (name, column, colour) in zip((-1, 0, 1), (("dropped", "dropped", "#d62728"),
+                                                          ("rejected", "rejected", "#e377c2"),
+                                                          ("lost", "lost", "#8c564b"))):
+        counts = cols.get(column, [])
+        if not any(counts):
+            continue
+        lost_any = True
+        fig.add_trace(go.Bar(x=[m + offset * w for m, w in zip(mids, widths)], y=counts, width=widths, name=name,
+                             yaxis="y2", marker={"color": colour}, opacity=0.5,
+                             hovertemplate="%{y:,} " + name + "<extra></extra>"))
+    if lost_any:
+        fig.update_layout(yaxis2={"title": {"text": "messages not committed"}, "overlaying": "y", "side": "right",
+                                  "rangemode": "tozero", "showgrid": False})
     _shade(fig, spans)
     fig.update_yaxes(rangemode="tozero")
-    return _layout(fig, "Latency over time (per window, shaded: faults, backpressure, desync)", "time (s)", "latency (ms)")
+    return _layout(fig, "Latency over time (bars: not committed; shaded: faults, backpressure, desync)",
+                   "time (s)", "latency (ms)")
+
+
+def validation_backlog_figure(backlog: tuple[list[float], list[float], list[float]],
+                              depth: tuple[list[float], list[float]], spans: Sequence[Span]) -> go.Figure:
+    """Gossip nodes' validation backlog per sample (largest node, and all sampled nodes
+    together) beside the sequencer queue, in messages."""
+    t, largest, total = backlog
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=t, y=largest, name="largest node backlog", mode="lines",
+                             line={"color": "#9467bd", "width": 2}))
+    fig.add_trace(go.Scatter(x=t, y=total, name="sampled nodes together", mode="lines",
+                             line={"color": "#9467bd", "dash": "dot"}))
+    fig.add_trace(go.Scatter(x=depth[0], y=depth[1], name="sequencer queue", mode="lines",
+                             line={"color": "#1f77b4", "shape": "hv"}))
+    _shade(fig, spans)
+    fig.update_yaxes(rangemode="tozero")
+    return _layout(fig, "Validation backlog on gossip nodes vs the sequencer queue", "time (s)",
+                   "messages (receipts' worth of CPU work)")
 
 
 def latency_load_figure(steps: pa.Table | None, windows: pa.Table, capacity: dict[str, Any] | None) -> go.Figure:

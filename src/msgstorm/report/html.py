@@ -3,8 +3,9 @@
 Place in the pipeline: History + Analysis -> **html** -> ``RUN_DIR/report.html``, written by
 ``msgstorm run`` and ``msgstorm report``. Sections: headline numbers and SLO verdicts;
 throughput, latency over time (faults, backpressure and desync shaded), latency vs load (knee),
-percentile spectrum, latency stages, queue depth and base fee, propagation by region;
-delivery checks and faults; market outcomes when the summary has them; the scenario.
+percentile spectrum, latency stages, queue depth and base fee, gossip validation backlog,
+propagation by region, the overlay (topology and region path latencies), per kind and
+agent; delivery checks and faults; market outcomes when the summary has them; the scenario.
 
 The page is about 5 MB, almost all of it plotly.js (4.8 MB, embedded once); the data of a
 run is thinned (percentile spectrum, queue samples) so it stays a few hundred kB at most.
@@ -26,7 +27,9 @@ from msgstorm.report.series import (
     queue_depth_series,
     region_matrix,
     shaded_spans,
+    validation_backlog_series,
 )
+from msgstorm.report.topology import region_path_rows, topology_figure
 
 __all__ = ["REPORT_FILE", "fmt", "render_run_report", "write_run_report"]
 
@@ -38,7 +41,7 @@ _KNOWN_KEYS = frozenset({
     "scenario", "seed", "target", "msgstorm_version", "scenario_hash", "duration_s", "interrupted",
     "offered_rate_per_s", "throughput_per_s", "latency_ms", "latency_stages_ms", "jitter_ms", "capacity",
     "failure_threshold", "queue", "backpressure", "base_fee", "messages", "desync", "propagation_ms",
-    "faults", "checks", "slo", "wall_s",
+    "faults", "checks", "slo", "wall_s", "by_kind", "by_agent", "gossip_backlog", "cut_off",
 })
 _MARKET_KEYS = ("market", "impact", "liquidations", "liquidation", "bad_debt", "safe_leverage", "fairness")
 
@@ -116,6 +119,39 @@ def _headline(summary: dict[str, Any]) -> str:
 def _spectrum_table(latency: dict[str, Any]) -> str:
     names = [("p50", "50%"), ("p90", "90%"), ("p99", "99%"), ("p999", "99.9%"), ("max", "max")]
     return table([label for _, label in names], [[f'<td class="num">{fmt(latency.get(k), " ms")}</td>' for k, _ in names]])
+
+
+def _groups(summary: dict[str, Any]) -> str:
+    """Per message kind and per agent: counts by status and committed latency."""
+    statuses = ("committed", "dropped", "rejected", "lost", "pending")
+    parts = []
+    for key, label, table_id in (("by_kind", "kind", "by-kind"), ("by_agent", "agent", "by-agent")):
+        groups = summary.get(key) or {}
+        rows = [[esc(name), f'<td class="num">{fmt(g.get("sent"))}</td>',
+                 *(f'<td class="num">{fmt(g.get(status))}</td>' for status in statuses),
+                 f'<td class="num">{fmt((g.get("latency_ms") or {}).get("p50"), " ms")}</td>',
+                 f'<td class="num">{fmt((g.get("latency_ms") or {}).get("p99"), " ms")}</td>']
+                for name, g in groups.items()]
+        parts.append(f'<h2 style="margin-top:14px">By {label}</h2>' + (
+            table([label, "sent", *statuses, "p50", "p99"], rows, attrs=f'id="{table_id}"') if rows
+            else '<p class="note">No messages.</p>'))
+    return "".join(parts)
+
+
+def _topology(history: History) -> str:
+    edges = history.edges
+    if edges.num_rows == 0:
+        return '<p class="note">This history has no overlay (edges table).</p>'
+    rows = [[esc(r["from"]), esc(r["to"]), f'<td class="num">{fmt(r["direct_ms"], " ms")}</td>',
+             f'<td class="num">{fmt(r["mesh_mean_ms"], " ms")}</td>', f'<td class="num">{fmt(r["mesh_max_ms"], " ms")}</td>',
+             f'<td class="num">{fmt(r["mesh_hops_max"])}</td>', f'<td class="num">{fmt(r["unreachable"])}</td>']
+            for r in region_path_rows(edges)]
+    note = ('<p class="note">Base one-way latency of a direct link vs the shortest path over the gossip mesh '
+            "(sum of base latencies, mean and max over the node pairs measured). Messages travel the mesh: "
+            "where it has no direct link between two nodes, even two nodes of one region are several hops "
+            "apart.</p>")
+    return note + table(["from", "to", "direct link", "mesh path mean", "mesh path max", "hops (max)",
+                         "unreachable"], rows, attrs='id="region-paths"')
 
 
 def _checks(summary: dict[str, Any]) -> str:
@@ -227,6 +263,11 @@ def _plots(history: History, analysis: Analysis) -> dict[str, Plot]:
                        "Committed messages only. Stage percentiles are separate populations: they need not add up."),
         "queue": Plot("queue", figures.queue_fee_figure(queue_depth_series(history),
                                                         analysis.timelines.get("base_fee", []), spans)),
+        "backlog": Plot("backlog", figures.validation_backlog_figure(validation_backlog_series(history),
+                                                                     queue_depth_series(history), spans),
+                        "Sampled every run.sample_interval: each node's queued validation work in receipts' "
+                        "worth (queued CPU time / mean processing time), for the most backlogged nodes."),
+        "topology": Plot("topology", topology_figure(history.edges)),
         "regions": Plot("regions", figures.region_heatmap_figure(region_matrix(history)),
                         "Time from a message's send to its first delivery at each node, grouped by the sending "
                         "node's region (rows) and the receiving node's region (columns)."),
@@ -253,7 +294,10 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         ("spectrum", "Percentile spectrum", figure_block(plots["spectrum"]) + _spectrum_table(summary.get("latency_ms") or {})),
         ("stages", "Where the time goes", figure_block(plots["stages"])),
         ("queue", "Queue and base fee", figure_block(plots["queue"])),
+        ("backlog", "Gossip validation backlog", figure_block(plots["backlog"])),
         ("regions", "Propagation by region", figure_block(plots["regions"])),
+        ("topology", "Overlay", figure_block(plots["topology"]) + _topology(history)),
+        ("groups", "By message kind and agent", _groups(summary)),
         ("checks", "Delivery checks and faults", _checks(summary)),
     ]
     other = _other_results(summary)

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from msgstorm.analysis import Analysis
-from msgstorm.analysis._common import message_rows
+from msgstorm.analysis._common import events_of, message_rows
 from msgstorm.analysis.desync import desync_episodes
 from msgstorm.analysis.faults import fault_windows
 from msgstorm.analysis.queue import RELEASED_STATES, depth_samples
@@ -34,6 +34,7 @@ __all__ = [
     "queue_depth_series",
     "region_matrix",
     "shaded_spans",
+    "validation_backlog_series",
 ]
 
 NS_PER_S = 1e9
@@ -202,3 +203,23 @@ def queue_depth_series(history: History, max_points: int = MAX_POINTS) -> tuple[
         t = t[starts]
         depth = np.maximum.reduceat(depth, starts)
     return [round(v / NS_PER_S, 6) for v in t.tolist()], [float(v) for v in depth.tolist()]
+
+
+def validation_backlog_series(history: History, max_points: int = MAX_POINTS
+                              ) -> tuple[list[float], list[float], list[float]]:
+    """(t seconds, largest node backlog, sum over the sampled nodes) per ``validation_backlog``
+    sample time, thinned to at most ``max_points`` samples by keeping each bucket's peak."""
+    rows = events_of(history, "validation_backlog")
+    if rows.t.size == 0:
+        return [], [], []
+    times, starts = np.unique(rows.t, return_index=True)
+    largest = np.maximum.reduceat(rows.value, starts)
+    total = np.add.reduceat(rows.value, starts)
+    if times.size > max_points:
+        bucket = (np.arange(times.size) * max_points) // times.size
+        keep = np.searchsorted(bucket, np.arange(max_points))
+        times = times[keep]
+        largest = np.maximum.reduceat(largest, keep)
+        total = np.maximum.reduceat(total, keep)
+    return ([round(v / NS_PER_S, 6) for v in times.tolist()], [round(v, 3) for v in largest.tolist()],
+            [round(v, 3) for v in total.tolist()])
