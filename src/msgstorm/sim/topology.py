@@ -182,26 +182,36 @@ def hop_distances(forward: list[list[int]], source: int) -> list[int]:
 ALL_PAIRS_MAX_NODES = 64
 
 
-def edge_columns(topology: Topology) -> dict[str, list[Any]]:
+def edge_columns(topology: Topology) -> dict[str, Any]:
     """The ``edges`` history table: every overlay connection (and, up to
     ``ALL_PAIRS_MAX_NODES`` nodes, every other pair) with its base one-way latency."""
     n = topology.size
-    connected = [set(peers) for peers in topology.connections]
-    forwards = [set(peers) for peers in topology.forward]
-    rows: dict[str, list[Any]] = {name: [] for name in
-                                  ("src", "dst", "src_region", "dst_region", "base_latency_ns", "overlay", "mesh")}
+    everyone = list(range(n))
+    src: list[int] = []
+    dst: list[int] = []
+    overlay: list[bool] = []
+    mesh: list[bool] = []
     for i in range(n):
-        others = range(n) if n <= ALL_PAIRS_MAX_NODES else sorted(connected[i] | forwards[i])
+        connected, forwards = set(topology.connections[i]), set(topology.forward[i])
+        others = everyone if n <= ALL_PAIRS_MAX_NODES else sorted(connected | forwards)
         for j in others:
-            if j == i:
-                continue
-            override = topology.node_overrides.get((i, j))
-            ri, rj = topology.region_of[i], topology.region_of[j]
-            rows["src"].append(topology.names[i])
-            rows["dst"].append(topology.names[j])
-            rows["src_region"].append(topology.regions[ri])
-            rows["dst_region"].append(topology.regions[rj])
-            rows["base_latency_ns"].append(topology.base_ns[ri][rj] if override is None else override[0])
-            rows["overlay"].append(j in connected[i])
-            rows["mesh"].append(j in forwards[i])
-    return rows
+            if j != i:
+                src.append(i)
+                dst.append(j)
+                overlay.append(j in connected)
+                mesh.append(j in forwards)
+    src_a = np.asarray(src, dtype=np.int64)
+    dst_a = np.asarray(dst, dtype=np.int64)
+    region_of = np.asarray(topology.region_of, dtype=np.int64)
+    base = np.asarray(topology.base_ns, dtype=np.int64).reshape(len(topology.regions), -1)
+    latency = base[region_of[src_a], region_of[dst_a]] if src else np.zeros(0, dtype=np.int64)
+    if topology.node_overrides:
+        row = {pair: k for k, pair in enumerate(zip(src, dst))}
+        for pair, (override_ns, _model) in topology.node_overrides.items():
+            if pair in row:
+                latency[row[pair]] = override_ns
+    names = np.asarray(topology.names, dtype=object)
+    regions = np.asarray(topology.regions, dtype=object)
+    return {"src": names[src_a].tolist(), "dst": names[dst_a].tolist(),
+            "src_region": regions[region_of[src_a]].tolist(), "dst_region": regions[region_of[dst_a]].tolist(),
+            "base_latency_ns": latency, "overlay": overlay, "mesh": mesh}
