@@ -12,6 +12,7 @@ from test_analysis_history import BASE_SCENARIO, MS, S, event, message, scenario
 
 from msgstorm.analysis import Analysis, analyse, slo_failed
 from msgstorm.analysis.propagation import propagation_by_region_ms
+from msgstorm.scenario.registry import CHECKERS
 
 KEYS = [
     "scenario",
@@ -36,6 +37,7 @@ KEYS = [
     "by_kind",
     "by_agent",
     "gossip_backlog",
+    "generator",
     "desync",
     "propagation_ms",
     "faults",
@@ -149,7 +151,7 @@ def test_summary_values_of_a_small_run(tmp_path: Path) -> None:
         "eu-west": {"p50": 40.0, "p90": 80.0, "p99": 80.0, "count": 2},
         "us-east": {"p50": 1.0, "p90": 1.0, "p99": 1.0, "count": 1},
     }
-    assert [c["verdict"] for c in s["checks"]] == ["valid"] * 4
+    assert {c["name"]: c["verdict"] for c in s["checks"]} == dict.fromkeys(CHECKERS, "valid")
     assert s["slo"] == [
         {"name": "latency.p99", "verdict": "pass", "value": 10.0, "threshold": "< 50ms"},
         {"name": "messages.dropped", "verdict": "fail", "value": 1, "threshold": "== 0"},
@@ -182,6 +184,7 @@ def test_empty_history_gives_nulls_not_errors(tmp_path: Path) -> None:
     assert s["base_fee"] is None and s["failure_threshold"] is None and s["capacity"] is None
     assert s["propagation_ms"] == {} and s["faults"] == []
     assert s["by_kind"] == {} and s["by_agent"] == {} and s["gossip_backlog"] is None
+    assert s["generator"] is None
     assert [entry["verdict"] for entry in s["slo"]] == ["unknown", "pass", "unknown"]
     assert not slo_failed(analysis)
     assert analysis.windows.num_rows == 0

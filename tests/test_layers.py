@@ -15,11 +15,11 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "msgstorm"
 
 RANK = {
-    "draws": 0, "progress": 0,
+    "draws": 0, "progress": 0, "errors": 0,
     "scenario": 1, "history": 1,
     "sampling": 2, "faults": 2,
     "traffic": 3,
-    "sim": 4, "analysis": 4,
+    "sim": 4, "live": 4, "analysis": 4,
     "report": 5,
     "runner": 6,
     "cli": 7,

@@ -26,6 +26,7 @@ import typer
 import typer.core
 from rich.console import Console
 
+from msgstorm.errors import TargetError
 from msgstorm.scenario import ScenarioError, load_scenario
 
 
@@ -162,6 +163,9 @@ def run(
         err.print(f"interrupted: the history in {run_dir} is written; finish the summary and report "
                   f"with: msgstorm report {run_dir}", highlight=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except TargetError as error:
+        err.print(f"[red]error[/]: {error}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     except OSError as error:
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
             err.print(f"[red]error[/]: {run_dir}: {error.strerror}: the run stopped; the history in "

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -114,7 +115,16 @@ def _host_facts() -> str:
     return json.dumps(facts, sort_keys=True)
 
 
-def write_run_row(writer: HistoryWriter, scenario: Scenario, sim: ShadowNetwork, t_end: int,
+class Target(Protocol):
+    """What the run row needs of a target (the simulator or a live one)."""
+
+    @property
+    def nodes(self) -> list[dict[str, str]]: ...
+
+    interrupted: bool
+
+
+def write_run_row(writer: HistoryWriter, scenario: Scenario, sim: Target, t_end: int,
                   completed: bool = True) -> None:
     """The history's ``run`` table: what ran, where, and how far it got. The row written at
     the start has ``completed`` False; a history whose last row is that one was cut off."""
@@ -143,6 +153,34 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progres
     writer = HistoryWriter(run_dir / "history", scenario.history.row_group_size)
     traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
     started = time.perf_counter()
+    if scenario.target != "sim":
+        _run_live(scenario, writer, run_dir, traffic_seed)
+    else:
+        _run_sim(scenario, writer, traffic_seed, sim_seed, progress)
+    wall_s = time.perf_counter() - started
+    history = read_history(run_dir)
+    analysis = analyse(history)
+    write_summary(run_dir, analysis, wall_s)
+    write_run_files(run_dir, history, analysis, wall_s)  # report.html, windows.csv
+    return RunResult(scenario, run_dir, history, analysis, wall_s)
+
+
+def _run_live(scenario: Scenario, writer: HistoryWriter, run_dir: Path, traffic_seed: np.random.SeedSequence) -> None:
+    from msgstorm.live.target import LiveTarget  # the live drivers' clients load only for live runs
+
+    live = LiveTarget(scenario, writer, run_dir)
+    write_run_row(writer, scenario, live, 0, completed=False)
+    writer.sync()
+    try:
+        live.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window))
+    finally:
+        t_end = live.finish()
+        write_run_row(writer, scenario, live, t_end)
+        writer.close()
+
+
+def _run_sim(scenario: Scenario, writer: HistoryWriter, traffic_seed: np.random.SeedSequence,
+             sim_seed: np.random.SeedSequence, progress: Progress | None) -> None:
     sim = ShadowNetwork(scenario, writer, sim_seed, progress)
     write_run_row(writer, scenario, sim, 0, completed=False)  # a killed run still says what ran
     writer.sync()
@@ -154,10 +192,4 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progres
         t_end = sim.finish()
         write_run_row(writer, scenario, sim, t_end)
         writer.close()
-    del sim  # its per-message state is in the history now; free it before analysis
-    wall_s = time.perf_counter() - started
-    history = read_history(run_dir)
-    analysis = analyse(history)
-    write_summary(run_dir, analysis, wall_s)
-    write_run_files(run_dir, history, analysis, wall_s)  # report.html, windows.csv
-    return RunResult(scenario, run_dir, history, analysis, wall_s)
+    # On return the simulator's per-message state is freed before analysis.

@@ -29,6 +29,8 @@ Place in the pipeline: between the history and the reports. It reads only the ``
   latency_ms: {p50, p99}}} (see ``breakdown``).
 - ``gossip_backlog``: {max, node, mean, samples} of the gossip nodes' sampled validation
   backlog (receipts' worth of queued CPU work), or null without samples.
+- ``generator``: {saturated, send_lag_ms: {p50, p99, max}} on a live target, null on the
+  simulator (see ``generator``).
 - ``desync``: {episodes, max_height_gap}; ``propagation_ms``: {region: {p50, p90, p99, count}}.
 - ``faults``: [{fault_id, kind, start_s, end_s}]; ``checks``: [{name, verdict, detail}];
   ``slo``: [{name, verdict, value, threshold}] (see ``slo``).
@@ -58,6 +60,7 @@ from msgstorm.analysis.delivery import Verdict, run_checkers
 from msgstorm.analysis.desync import desync_episodes, desync_summary
 from msgstorm.analysis.failure import failure_over
 from msgstorm.analysis.faults import fault_windows, faults_summary
+from msgstorm.analysis.generator import generator_summary
 from msgstorm.analysis.latency import ipdv_ms, jitter_ms, latency_ms, stage_breakdown_ms
 from msgstorm.analysis.propagation import propagation_by_region_ms
 from msgstorm.analysis.queue import (
@@ -165,6 +168,7 @@ def analyse(history: History) -> Analysis:
         "by_kind": by_group(history, messages, "kind"),
         "by_agent": by_group(history, messages, "agent"),
         "gossip_backlog": gossip_backlog_summary(history),
+        "generator": generator_summary(history),
         "desync": desync_summary(episodes),
         "propagation_ms": propagation_by_region_ms(history, messages),
         "faults": faults_summary(faults),

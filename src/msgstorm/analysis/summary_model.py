@@ -112,6 +112,17 @@ class GossipBacklog(_Closed):
     samples: Count
 
 
+class SendLag(_Closed):
+    p50: Ms
+    p99: Ms
+    max: Ms
+
+
+class Generator(_Closed):
+    saturated: Annotated[bool, Field(description="p99 send lag over 1 ms: the schedule was not kept")]
+    send_lag_ms: SendLag
+
+
 class Desync(_Closed):
     episodes: Count
     max_height_gap: Count
@@ -188,6 +199,8 @@ class Summary(BaseModel):
     gossip_backlog: Annotated[GossipBacklog | None, Field(
         description="the gossip nodes' sampled validation backlog: the largest, where, and the mean "
                     "over sampled nodes that had one; null without samples")]
+    generator: Annotated[Generator | None, Field(
+        description="a live target's load generator: send lag (t_sent - t_intended); null on the simulator")]
     desync: Desync
     propagation_ms: Annotated[dict[str, RegionPropagation], Field(
         description="gossip propagation (t_delivered - t_sent) by receiving region")]

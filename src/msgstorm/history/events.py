@@ -34,6 +34,12 @@ class EventKind(StrEnum):
     DESYNC_START = "desync_start"
     DESYNC_END = "desync_end"
     SEND_LAG = "send_lag"  # live: sender could not keep the schedule
+    SERVER_START = "server_start"  # live: a server msgstorm started; detail: {"name", "pid", "url"}
+    SERVER_STOP = "server_stop"  # detail: {"name", "returncode"}
+    DISCONNECTED = "disconnected"  # live: a client lost its connection; detail: {"client"}
+    RECONNECTED = "reconnected"
+    CLIENT_ERROR = "client_error"  # live: detail: {"client", "error"}
+    READ_BACK = "read_back"  # live, after the drain: value = messages the broker stored (null: cannot tell)
     INTERRUPTED = "interrupted"
 
 

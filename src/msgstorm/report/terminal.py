@@ -51,6 +51,12 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
                  f"{_fmt(desync.get('episodes'))} / {_fmt(desync.get('max_height_gap'))}")
     messages = summary.get("messages") or {}
     head.add_row("messages", ", ".join(f"{k} {_fmt(v)}" for k, v in messages.items()))
+    generator = summary.get("generator")
+    if generator:
+        lag = generator.get("send_lag_ms") or {}
+        head.add_row("generator send lag p99 / max",
+                     f"{_fmt(lag.get('p99'))} / {_fmt(lag.get('max'))} ms"
+                     + (" — SATURATED: the schedule was not kept" if generator.get("saturated") else ""))
     if summary.get("wall_s") is not None:
         head.add_row("wall time", _fmt(summary.get("wall_s"), " s"))
     console.print(head)

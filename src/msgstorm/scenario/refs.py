@@ -7,18 +7,20 @@ pairs that the loader turns into file:line errors.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from msgstorm.scenario.regions import default_one_way_ns
-from msgstorm.scenario.registry import QUEUE_POLICIES
+from msgstorm.scenario.registry import LIVE_DRIVERS, QUEUE_POLICIES
 from msgstorm.scenario.schema import PhasesArrival, ReplayArrival
 from msgstorm.scenario.slo import slo_metric_known, slo_problem
 
 if TYPE_CHECKING:
     from msgstorm.scenario.schema import NetworkSpec, Scenario
 
-__all__ = ["check_references", "node_names", "node_regions"]
+__all__ = ["check_references", "is_loopback_url", "node_names", "node_regions"]
 
 Problem = tuple[tuple[str | int, ...], str]
 
@@ -36,6 +38,17 @@ def node_regions(network: NetworkSpec) -> list[str]:
 def _region_pair(key: str) -> tuple[str, str] | None:
     parts = key.split("/")
     return (parts[0].strip(), parts[1].strip()) if len(parts) == 2 else None
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether a URL's host is on this machine (127.0.0.0/8, ::1, localhost)."""
+    host = urlsplit(url if "://" in url else f"tcp://{url}").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_references(scenario: Scenario) -> list[Problem]:
@@ -81,6 +94,12 @@ def check_references(scenario: Scenario) -> list[Problem]:
     for index, name in enumerate(sequencer.standby):
         if name not in nodes:
             problems.append((("sequencer", "standby", index), f"unknown node {name!r}; nodes are {hint_nodes}"))
+    live = scenario.live
+    if live.url is not None and not live.allow_remote and not is_loopback_url(live.url):
+        problems.append((("live", "url"), f"{live.url}: not a loopback address; load goes only to 127.0.0.0/8 or "
+                                          "::1 unless live.allow_remote = true"))
+    if scenario.target != "sim" and scenario.target not in LIVE_DRIVERS:
+        problems.append((("target",), f"unknown target {scenario.target!r}; \"sim\" or one of {LIVE_DRIVERS.names()}"))
     if sequencer.policy not in QUEUE_POLICIES:
         problems.append(
             (("sequencer", "policy"), f"unknown queue policy {sequencer.policy!r}; one of {QUEUE_POLICIES.names()}")

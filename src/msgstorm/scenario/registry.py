@@ -1,6 +1,6 @@
 """Extension points: the names a scenario may use, and what implements each.
 
-Place in the pipeline: the scenario layer, below every engine. Five registries map a name
+Place in the pipeline: the scenario layer, below every engine. Six registries map a name
 that appears in a scenario or a report to its implementation:
 
 - ``QUEUE_POLICIES``: ``sequencer.policy`` -> a no-argument factory of a ``QueuePolicy``
@@ -12,7 +12,9 @@ that appears in a scenario or a report to its implementation:
 - ``ARRIVAL_PROCESSES``: ``agents[].arrival.process`` -> a builder of an ``ArrivalProcess``
   (``traffic/arrivals.py``);
 - ``CHECKERS``: a name in the report's checks -> a ``Checker`` reading the history
-  (``analysis/delivery.py``).
+  (``analysis/delivery.py``);
+- ``LIVE_DRIVERS``: ``target`` (other than "sim") -> a ``Driver`` class for a real broker
+  (``live/drivers/``).
 
 Implementations register themselves with ``@REGISTRY.register("name")`` in the module that
 defines them; the scenario layer never imports those modules. A registry imports its
@@ -41,6 +43,7 @@ __all__ = [
     "CHECKERS",
     "EXTENSIONS_ENV",
     "FAULT_KINDS",
+    "LIVE_DRIVERS",
     "QUEUE_POLICIES",
     "Registry",
     "load_extensions",
@@ -131,4 +134,7 @@ QUEUE_POLICIES: Registry[Callable[[], Any]] = Registry("queue policy", ("msgstor
 BACKPRESSURE_MODES: Registry[Callable[[Any], Any]] = Registry("backpressure mode", ("msgstorm.sim.backpressure",))
 FAULT_KINDS: Registry[Any] = Registry("fault kind", ("msgstorm.sim.fault_injector",))
 ARRIVAL_PROCESSES: Registry[Callable[..., Any]] = Registry("arrival process", ("msgstorm.traffic.arrivals",))
-CHECKERS: Registry[Any] = Registry("checker", ("msgstorm.analysis.delivery",))
+CHECKERS: Registry[Any] = Registry("checker", ("msgstorm.analysis.delivery", "msgstorm.analysis.generator"))
+LIVE_DRIVERS: Registry[Any] = Registry("live driver", (
+    "msgstorm.live.drivers.nats",
+))

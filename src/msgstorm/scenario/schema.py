@@ -33,12 +33,16 @@ __all__ = [
     "FaultSpec",
     "GossipSpec",
     "HistorySpec",
+    "JetStreamSpec",
     "LimitsSpec",
     "LinkModel",
+    "LiveSpec",
     "NetworkSpec",
+    "RedisSpec",
     "RunSpec",
     "Scenario",
     "SequencerSpec",
+    "ZmqSpec",
 ]
 
 MessageKind = Literal["order", "cancel", "quote", "liquidation", "price", "spam"]
@@ -372,11 +376,64 @@ class LimitsSpec(_Spec):
 SLO_PATTERN = r"^\s*(<=|>=|==|!=|<|>)\s*(\S.*)$"
 
 
+class JetStreamSpec(_Spec):
+    """``[live.jetstream]``: the stream a ``target = "jetstream"`` run publishes to."""
+
+    stream: str = Field(default="MSGSTORM", pattern=r"^[A-Za-z0-9_-]+$")
+    # 1: one server; 3 or 5: msgstorm starts a cluster of that many on loopback (R3 / R5 stream).
+    replicas: int = Field(default=1, ge=1, le=5)
+    storage: Literal["file", "memory"] = "file"
+    # Publishes in flight (sent, ack not yet back); the publisher waits when the window is full.
+    max_pending_acks: int = Field(default=4096, ge=1, le=1_000_000)
+    # Consumers ack each message ("explicit") or not at all ("none").
+    ack: Literal["explicit", "none"] = "explicit"
+
+
+class RedisSpec(_Spec):
+    """``[live.redis]``: the Redis Stream a ``target = "redis"`` run XADDs to."""
+
+    stream: str = Field(default="msgstorm", pattern=r"^[A-Za-z0-9_.:-]+$")
+    group: str = Field(default="msgstorm", pattern=r"^[A-Za-z0-9_.:-]+$")
+    # Consumers share the stream through one consumer group ("group") or each reads it all ("fanout").
+    mode: Literal["group", "fanout"] = "group"
+    read_count: int = Field(default=512, ge=1, le=100_000)  # XREADGROUP / XREAD COUNT
+    maxlen: int | None = Field(default=None, ge=1)  # XADD MAXLEN ~ (None: the stream keeps everything)
+
+
+class ZmqSpec(_Spec):
+    """``[live.zmq]``: brokerless ZeroMQ sockets on loopback for ``target = "zmq"``."""
+
+    # PUSH/PULL shares messages among consumers; PUB/SUB gives every consumer every message.
+    pattern: Literal["push-pull", "pub-sub"] = "push-pull"
+    hwm: int = Field(default=1_000_000, ge=0)  # send and receive high-water marks (0: none)
+
+
+class LiveSpec(_Spec):
+    """How a live target is reached (``target`` other than "sim").
+
+    Without ``url`` msgstorm starts the server itself on a free loopback port, with its data
+    and log under the run directory, and stops it on every exit. With ``url`` it uses a
+    server the user runs; load goes only to loopback addresses unless ``allow_remote``.
+    """
+
+    url: str | None = None
+    allow_remote: bool = False
+    subject: str = Field(default="msgstorm", pattern=r"^[A-Za-z0-9_.-]+$")  # subject / stream key prefix
+    consumers: int = Field(default=1, ge=1, le=64)
+    flush_interval: DurationNs = Field(default=1_000_000, gt=0)  # the publisher flushes at least this often
+    start_timeout: DurationNs = Field(default=10_000_000_000, gt=0)  # a started server must listen within
+    jetstream: JetStreamSpec = JetStreamSpec()
+    redis: RedisSpec = RedisSpec()
+    zmq: ZmqSpec = ZmqSpec()
+
+
 class Scenario(_Spec):
     """A whole stress test: what runs, what is sent, what goes wrong, what must hold."""
 
     run: RunSpec
-    target: Literal["sim"] = "sim"
+    # "sim" (the shadow network) or a live driver registered in LIVE_DRIVERS ("nats", ...).
+    target: str = "sim"
+    live: LiveSpec = LiveSpec()
     network: NetworkSpec = NetworkSpec()
     gossip: GossipSpec = GossipSpec()
     sequencer: SequencerSpec = SequencerSpec()

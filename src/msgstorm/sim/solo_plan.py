@@ -41,7 +41,8 @@ SOLO_FIELDS: dict[str, str] = {
     "run.drain": REPLAYED,
     "run.window": OUTSIDE,  # how traffic is generated in pieces; the loop joins them
     "run.sample_interval": REPLAYED,
-    "target": OUTSIDE,
+    "target": OUTSIDE,  # a live target never reaches the simulator
+    "live": OUTSIDE,
     "network.regions": NO_EFFECT,
     "network.nodes_per_region": NO_EFFECT,  # solo_plan requires one node
     "network.intra_region_latency": NO_EFFECT,

@@ -1,0 +1,50 @@
+"""The load generator's own record: did it keep the schedule?
+
+Place in the pipeline: one analysis step, reading ``t_intended`` and ``t_sent`` of the
+``messages`` table. On a live target the send lag (``t_sent - t_intended``) is the
+generator's: a generator that falls behind sends less than the scenario offers, and the
+run must say so. ``generator_summary`` gives summary.json's ``generator``: {saturated,
+send_lag_ms: {p50, p99, max}}, saturated when the p99 send lag exceeds
+``SATURATION_LAG_MS``; null on the simulator (whose sends are exact, and whose later sends
+are backpressure holds, not a generator). The ``generator`` checker turns it into a
+verdict: invalid when saturated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from msgstorm.analysis._common import ms, nullable_ints, percentile
+from msgstorm.analysis.delivery import Verdict
+from msgstorm.history.reader import History
+from msgstorm.scenario.registry import CHECKERS
+
+__all__ = ["SATURATION_LAG_MS", "check_generator", "generator_summary"]
+
+SATURATION_LAG_MS = 1.0
+
+
+def generator_summary(history: History) -> dict[str, Any] | None:
+    if history.run_info.get("target", "sim") == "sim":
+        return None
+    sent, present = nullable_ints(history.column("messages", "t_sent"))
+    intended, _ = nullable_ints(history.column("messages", "t_intended"))
+    lag = (sent - intended)[present]
+    if lag.size == 0:
+        return {"saturated": False, "send_lag_ms": {"p50": None, "p99": None, "max": None}}
+    p99 = ms(percentile(lag, 99.0))
+    return {"saturated": bool(p99 is not None and p99 > SATURATION_LAG_MS),
+            "send_lag_ms": {"p50": ms(percentile(lag, 50.0)), "p99": p99, "max": ms(float(lag.max()))}}
+
+
+@CHECKERS.register("generator")
+def check_generator(history: History) -> Verdict:
+    summary = generator_summary(history)
+    if summary is None:
+        return Verdict("generator", "valid", "simulated target: sends leave exactly on schedule")
+    lag = summary["send_lag_ms"]
+    if summary["saturated"]:
+        return Verdict("generator", "invalid",
+                       f"the generator could not keep the schedule: send lag p99 {lag['p99']} ms, max {lag['max']} ms "
+                       f"(over {SATURATION_LAG_MS} ms); the offered load was not what the scenario asked")
+    return Verdict("generator", "valid", f"send lag p99 {lag['p99']} ms, max {lag['max']} ms")

@@ -1,0 +1,70 @@
+"""The driver Protocol: what the live target asks of a messaging system.
+
+Place in the pipeline: between ``live/target.py`` (the open-loop generator and the
+history) and a broker. A driver starts its server when the scenario names no URL
+(``servers.ManagedServer``), connects one publisher and ``live.consumers`` consumers,
+publishes payloads in the order given, calls ``on_receipt(consumer, payload)`` for every
+message a consumer gets, ``on_ack(msg_id, order)`` when the broker acknowledges a publish
+(drivers with ``acks``; ``order`` is the broker's serialization order: a stream sequence, an
+entry id's rank), and reports connection trouble through ``on_event``. Times are taken by
+the target, on one monotonic clock, not by the driver.
+
+``fanout`` says how consumers share the messages: True when every consumer gets every
+message (subscriptions, PUB/SUB), False when each message goes to one consumer of a group
+(consumer groups, PUSH/PULL). A driver that can read the stored stream back after the run
+(``read_back``) lets the delivery check compare what the broker kept with what it acked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from msgstorm.scenario.schema import LiveSpec
+
+__all__ = ["Driver", "OnAck", "OnEvent", "OnReceipt"]
+
+OnReceipt = Callable[[int, bytes], None]  # (consumer index, payload)
+OnAck = Callable[[int, int], None]  # (msg_id, the broker's order for it)
+OnEvent = Callable[[str, dict[str, Any]], None]  # (EventKind value, detail)
+
+
+class Driver(Protocol):
+    """One messaging system. ``__init__(spec, run_dir, on_event)`` does no I/O."""
+
+    fanout: bool  # every consumer gets every message (else consumers share them)
+    acks: bool  # publishes are acknowledged with an order (``on_ack`` is called)
+
+    def __init__(self, spec: LiveSpec, run_dir: Path, on_event: OnEvent) -> None: ...
+
+    def start_servers(self) -> list[dict[str, Any]]:
+        """Start what the run needs when ``spec.url`` is None; describe each server
+        started ({"name", "pid", "url"}). Blocking; called before the event loop runs."""
+        ...
+
+    def stop_servers(self) -> None:
+        """Stop every server started (safe to call twice, and after a failed start)."""
+        ...
+
+    async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
+        """Connect the publisher and the consumers; consumers are subscribed on return."""
+        ...
+
+    async def publish(self, msg_id: int, payload: bytes) -> None:
+        """Hand one message to the client (it may buffer: ``flush`` sends what is buffered).
+        Must not wait for the broker's ack: acks arrive through ``on_ack``."""
+        ...
+
+    async def flush(self) -> None:
+        """Send what is buffered and wait for the acks outstanding (bounded by the driver)."""
+        ...
+
+    async def read_back(self) -> list[bytes] | None:
+        """After the run: the payloads the broker stored, in its order; None when the target
+        keeps nothing to read (core NATS, ZeroMQ)."""
+        ...
+
+    async def close(self) -> None:
+        """Close every connection (what was received before is kept)."""
+        ...

@@ -1,0 +1,131 @@
+"""Servers msgstorm starts itself for a live run, and stops on every way out.
+
+Place in the pipeline: under the live drivers. ``ManagedServer`` starts one server
+process on a free loopback port with its data and log under ``RUN_DIR/servers/``, waits
+until it accepts connections, and stops it (SIGTERM, then SIGKILL) when the run ends, fails
+or is interrupted. The child asks the kernel to kill it if msgstorm itself dies (Linux
+``PR_SET_PDEATHSIG``), so even a SIGKILLed run leaves no server behind. Every server still
+running is stopped at interpreter exit too.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from msgstorm.errors import TargetError
+from msgstorm.scenario.refs import is_loopback_url
+
+__all__ = ["ManagedServer", "ServerError", "free_port", "require_loopback"]
+
+_RUNNING: set[ManagedServer] = set()
+_PR_SET_PDEATHSIG = 1
+
+
+class ServerError(TargetError):
+    """A server could not be found, started or reached."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def require_loopback(url: str, allow_remote: bool) -> None:
+    """Refuse a load target off this machine unless the user said so (``live.allow_remote``)."""
+    if not allow_remote and not is_loopback_url(url):
+        raise ServerError(f"{url}: not a loopback address; load goes only to 127.0.0.0/8 or ::1 unless "
+                          "live.allow_remote = true")
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class ManagedServer:
+    """One server process: ``start()`` returns once its port accepts connections."""
+
+    def __init__(self, name: str, argv: list[str], port: int, directory: Path, start_timeout_s: float) -> None:
+        self.name = name
+        self.argv = argv
+        self.port = port
+        self.directory = directory
+        self.start_timeout_s = start_timeout_s
+        self.process: subprocess.Popen[bytes] | None = None
+        self.returncode: int | None = None
+
+    @staticmethod
+    def program(*names: str, install: str) -> str:
+        """The path of the first of ``names`` on PATH (or beside this Python), else a
+        ServerError saying how to install it."""
+        beside = Path(sys.executable).parent
+        for name in names:
+            found = shutil.which(name) or (str(beside / name) if (beside / name).is_file() else None)
+            if found:
+                return found
+        raise ServerError(f"{names[0]} not found; install it: {install}")
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        log = open(self.directory / f"{self.name}.out", "ab")  # noqa: SIM115 - the child holds it
+        try:
+            self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            cwd=self.directory, preexec_fn=_die_with_parent)
+        finally:
+            log.close()
+        _RUNNING.add(self)
+        (self.directory / f"{self.name}.pid").write_text(str(self.process.pid), encoding="utf-8")
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.stop()
+                raise ServerError(f"{self.name} exited at start (code {self.returncode}); "
+                                  f"see {self.directory / (self.name + '.out')}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise ServerError(f"{self.name} did not listen on 127.0.0.1:{self.port} within {self.start_timeout_s:g} s")
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout_s``; a paused (SIGSTOPped) server is
+        continued first so it can exit. Safe to call twice."""
+        process = self.process
+        if process is None:
+            return
+        if process.poll() is None:
+            try:
+                os.kill(process.pid, signal.SIGCONT)
+                process.terminate()
+                process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            except ProcessLookupError:
+                pass
+        self.returncode = process.returncode
+        _RUNNING.discard(self)
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in list(_RUNNING):
+        server.stop(timeout_s=2.0)

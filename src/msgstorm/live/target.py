@@ -1,0 +1,281 @@
+"""The live target: the open-loop generator, the consumers and the history they write.
+
+Place in the pipeline: ``runner`` -> **LiveTarget** -> history, beside ``ShadowNetwork``.
+The traffic model's messages leave at their intended times (``t_intended``), never when a
+previous publish returns: a broker that stalls shows as latency, not as a lower offered
+rate (no coordinated omission). One monotonic clock, in this process, stamps the intended
+time, the send and every receipt, so end-to-end latency needs no clock sync.
+
+The generator records its own send lag (``t_sent - t_intended``); the analysis reports it
+as ``generator`` in summary.json and calls the generator saturated when it could not keep
+the schedule. The run is bounded: nothing is sent after ``run.duration``, and receipts are
+awaited at most ``run.drain`` after the last send.
+
+History written (the same tables as the simulator; the driver's docstring maps the stage
+columns): one ``messages`` row per message sent (a message the schedule held when the run
+was interrupted was never sent and has no row). On a target with publish acks
+(``driver.acks``) ``t_sequenced`` = ``t_committed`` is the ack's arrival and ``seq_no`` the
+broker's order; without acks both are the first consumer receipt and ``seq_no`` the order
+of first receipts. Status ``committed`` when acked or received, ``lost`` when neither by
+the end of the drain (``pending`` if the run was interrupted first). ``deliveries``: one row
+per receipt, ``node`` the consumer; after the run, a driver that can read its stream back
+adds one row per stored message with ``node`` = ``stream`` and ``hops`` = 0.
+``events``: run start (its detail says ``fanout``, ``acks`` and ``read_back``, which the
+delivery check needs), run end, servers started and stopped, disconnections, errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from msgstorm.errors import TargetError
+from msgstorm.history.events import EventKind
+from msgstorm.history.writer import HistoryWriter
+from msgstorm.live.drivers.base import Driver
+from msgstorm.scenario.registry import LIVE_DRIVERS
+from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
+from msgstorm.traffic.generate import MessageBatch
+
+__all__ = ["HEADER", "LiveTarget"]
+
+# Every payload starts with the message's id and key (little-endian int64s); the rest is
+# padding up to the message's size.
+HEADER = struct.Struct("<qq")
+# asyncio's sleep wakes up to about a millisecond late (its timers round to the loop's
+# clock resolution), so a wait sleeps until this long before the send time and spends the
+# rest yielding to the event loop (consumers and the client's flusher run meanwhile).
+_SPIN_NS = 1_200_000
+# While behind schedule, let consumers and the client's flusher run after this many sends.
+_YIELD_EVERY = 256
+PUBLISHER = "publisher"
+STREAM = "stream"
+
+
+class LiveTarget:
+    """Drive ``scenario.target``'s driver with the scenario's traffic; ``finish`` writes
+    what happened. ``nodes`` and ``interrupted`` are what the run row records."""
+
+    def __init__(self, scenario: Scenario, writer: HistoryWriter, run_dir: Path) -> None:
+        self.scenario = scenario
+        self.writer = writer
+        self.run_dir = run_dir
+        self.interrupted = False
+        self.drained = False
+        self._t0 = time.monotonic_ns()
+        self._events: list[tuple[int, str, str | None, float | None, dict[str, Any] | None]] = []
+        self.driver: Driver = LIVE_DRIVERS[scenario.target](scenario.live, run_dir, self._on_event)
+        self.consumer_names = [f"consumer-{i}" for i in range(scenario.live.consumers)]
+        self.batches: list[MessageBatch] = []
+        self.sent: list[np.ndarray] = []
+        self.receipt_consumer: list[int] = []
+        self.receipt_msg: list[int] = []
+        self.receipt_t: list[int] = []
+        self.ack_msg: list[int] = []
+        self.ack_order: list[int] = []
+        self.ack_t: list[int] = []
+        self.stored: list[bytes] | None = None
+        self.t_read_back = 0
+        self.unreadable = 0
+
+    @property
+    def nodes(self) -> list[dict[str, str]]:
+        nodes = [{"name": PUBLISHER, "region": "local"}, *({"name": n, "region": "local"} for n in self.consumer_names)]
+        return nodes + ([{"name": STREAM, "region": "broker"}] if self.stored is not None else [])
+
+    def _now(self) -> int:
+        return time.monotonic_ns() - self._t0
+
+    def _on_event(self, kind: str, detail: dict[str, Any]) -> None:
+        self._events.append((self._now(), kind, None, None, detail))
+
+    def _on_receipt(self, consumer: int, payload: bytes) -> None:
+        t = self._now()
+        if len(payload) < HEADER.size:
+            self.unreadable += 1
+            return
+        msg_id, _key = HEADER.unpack_from(payload)
+        self.receipt_consumer.append(consumer)
+        self.receipt_msg.append(msg_id)
+        self.receipt_t.append(t)
+
+    def _on_ack(self, msg_id: int, order: int) -> None:
+        self.ack_t.append(self._now())
+        self.ack_msg.append(msg_id)
+        self.ack_order.append(order)
+
+    # --- running ------------------------------------------------------------------------
+
+    def run(self, traffic: Iterator[MessageBatch]) -> None:
+        self._events.append((self._now(), EventKind.RUN_START, None, None, {
+            "target": self.scenario.target, "consumers": len(self.consumer_names), "processes": 1,
+            "fanout": bool(self.driver.fanout), "acks": bool(self.driver.acks)}))
+        try:
+            for server in self.driver.start_servers():
+                self._events.append((self._now(), EventKind.SERVER_START, None, None, server))
+            asyncio.run(self._main(traffic))
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self._events.append((self._now(), EventKind.INTERRUPTED, None, None, None))
+        finally:
+            self.driver.stop_servers()
+            for server in getattr(self.driver, "servers", []):
+                self._events.append((self._now(), EventKind.SERVER_STOP, None, None,
+                                     {"name": server.name, "returncode": server.returncode}))
+
+    async def _main(self, traffic: Iterator[MessageBatch]) -> None:
+        try:
+            try:
+                await self.driver.connect(self._on_receipt, self._on_ack)
+            except Exception as error:  # noqa: BLE001 - any client failure here means no run
+                raise TargetError(f"{self.scenario.target}: cannot connect: {type(error).__name__}: {error}") from error
+            # The schedule starts now: connecting is not part of the run's time.
+            shift = self._now()
+            self._t0 += shift
+            self._events = [(t - shift, kind, node, value, detail) for t, kind, node, value, detail in self._events]
+            await self._send_all(traffic)
+            await self.driver.flush()
+            await self._drain()
+            if not self.interrupted:
+                self.stored = await self.driver.read_back()
+                self.t_read_back = self._now()
+                self._events.append((self.t_read_back, EventKind.READ_BACK, None,
+                                     None if self.stored is None else float(len(self.stored)), None))
+        finally:
+            await self.driver.close()
+
+    async def _send_all(self, traffic: Iterator[MessageBatch]) -> None:
+        run = self.scenario.run
+        stop_at = run.duration
+        publish = self.driver.publish
+        now = self._now
+        pad: dict[int, bytes] = {}
+        since_yield = 0
+        for batch in traffic:
+            sent = np.full(len(batch), -1, dtype=np.int64)
+            self.batches.append(batch)
+            self.sent.append(sent)
+            ids, keys, sizes = batch.msg_id.tolist(), batch.key.tolist(), batch.size.tolist()
+            for i, t_intended in enumerate(batch.t_intended.tolist()):
+                if t_intended >= stop_at:
+                    return
+                wait = t_intended - now()
+                while wait > 0:
+                    await asyncio.sleep((wait - _SPIN_NS) / 1e9 if wait > _SPIN_NS else 0)
+                    wait = t_intended - now()
+                size = sizes[i]
+                padding = pad.get(size)
+                if padding is None:
+                    padding = pad[size] = bytes(max(size - HEADER.size, 0))
+                sent[i] = now()
+                await publish(ids[i], HEADER.pack(ids[i], keys[i]) + padding)
+                since_yield += 1
+                if since_yield >= _YIELD_EVERY:
+                    since_yield = 0
+                    await asyncio.sleep(0)
+
+    async def _drain(self) -> None:
+        """Wait until every message sent is received (by every consumer on a fan-out target,
+        by one otherwise) and acked (on a target with acks), or ``run.drain`` has passed."""
+        sent = sum(int((s >= 0).sum()) for s in self.sent)
+        expected = sent * (len(self.consumer_names) if self.driver.fanout else 1)
+        acks = sent if self.driver.acks else 0
+        deadline = self._now() + self.scenario.run.drain
+        while self._now() < deadline:
+            if len(self.receipt_msg) >= expected and len(self.ack_msg) >= acks:
+                self.drained = True
+                return
+            await asyncio.sleep(0.005)
+
+    # --- the history ------------------------------------------------------------------------
+
+    def finish(self) -> int:
+        """Write the messages, deliveries and events; return the run's end time (ns)."""
+        t_end = self._now()
+        self._write_messages()
+        self._events.append((t_end, EventKind.RUN_END, None, float(sum(int((s >= 0).sum()) for s in self.sent)),
+                             None))
+        self._events.sort(key=lambda event: event[0])
+        if self._events:
+            t, kind, node, value, detail = zip(*self._events)
+            self.writer.append("events", {
+                "t": list(t), "kind": list(kind), "node": list(node), "value": list(value),
+                "height": [None] * len(t), "detail": [None if d is None else json.dumps(d, default=str) for d in detail],
+            })
+        self._events = []
+        return t_end
+
+    def _write_messages(self) -> None:
+        if self.batches:
+            batch = MessageBatch.concat(self.batches)
+            sent = np.concatenate(self.sent)
+        else:
+            batch, sent = None, np.zeros(0, dtype=np.int64)
+        receipts_msg = np.asarray(self.receipt_msg, dtype=np.int64)
+        receipts_t = np.asarray(self.receipt_t, dtype=np.int64)
+        if receipts_msg.size:
+            self.writer.append("deliveries", {
+                "msg_id": receipts_msg,
+                "node": pa.array(np.asarray(self.consumer_names, dtype=object)[np.asarray(self.receipt_consumer)]),
+                "t_delivered": receipts_t, "hops": np.ones(receipts_msg.size, dtype=np.int32)})
+        if self.stored:
+            stored = [HEADER.unpack_from(p)[0] for p in self.stored if len(p) >= HEADER.size]
+            self.writer.append("deliveries", {
+                "msg_id": np.asarray(stored, dtype=np.int64), "node": pa.array([STREAM] * len(stored)),
+                "t_delivered": np.full(len(stored), self.t_read_back, dtype=np.int64),
+                "hops": np.zeros(len(stored), dtype=np.int32)})
+        if batch is None:
+            return
+        keep = sent >= 0
+        ids = batch.msg_id[keep]
+        n = ids.size
+        # First receipt per message (over consumers), and the order of first receipts.
+        first_t = np.full(n, -1, dtype=np.int64)
+        seq_no = np.full(n, -1, dtype=np.int64)
+        if receipts_msg.size and n:
+            row_of = {int(m): r for r, m in enumerate(ids.tolist())}
+            next_seq = 0
+            for m, t in zip(receipts_msg.tolist(), receipts_t.tolist()):
+                row = row_of.get(m)
+                if row is not None and first_t[row] < 0:
+                    first_t[row] = t
+                    seq_no[row] = next_seq
+                    next_seq += 1
+        if self.driver.acks:
+            # The broker's ack is the commit: its time and order, whatever consumers saw.
+            ack_t = np.full(n, -1, dtype=np.int64)
+            ack_order = np.full(n, -1, dtype=np.int64)
+            row_of = {int(m): r for r, m in enumerate(ids.tolist())}
+            for m, order, t in zip(self.ack_msg, self.ack_order, self.ack_t):
+                row = row_of.get(m)
+                if row is not None and ack_t[row] < 0:
+                    ack_t[row], ack_order[row] = t, order
+            acked = ack_t >= 0
+            first_t = np.where(acked, ack_t, first_t)
+            seq_no = np.where(acked, ack_order, -1)
+        got = first_t >= 0
+        unreceived = "pending" if self.interrupted else "lost"
+        status = np.where(got, "committed", unreceived)
+        agents = np.asarray([a.name for a in self.scenario.agents], dtype=object)
+        kinds = np.asarray(MESSAGE_KINDS, dtype=object)
+
+        def nullable(values: np.ndarray) -> pa.Array:
+            return pa.array(values, mask=values < 0)
+
+        self.writer.append("messages", {
+            "msg_id": ids, "kind": pa.array(kinds[batch.kind[keep]]), "agent": pa.array(agents[batch.agent[keep]]),
+            "node": pa.array([PUBLISHER] * n, type=pa.string()), "key": batch.key[keep], "size": batch.size[keep],
+            "fee": batch.fee[keep], "t_intended": batch.t_intended[keep], "t_sent": sent[keep],
+            "t_received": pa.nulls(n, pa.int64()) if self.driver.acks else nullable(first_t), "t_dequeued": pa.nulls(n, pa.int64()),
+            "t_sequenced": nullable(np.where(seq_no >= 0, first_t, -1)), "seq_no": nullable(seq_no),
+            "t_committed": nullable(first_t),
+            "block": pa.nulls(n, pa.int64()), "status": pa.array(status.tolist(), type=pa.string()),
+        })

