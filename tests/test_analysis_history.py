@@ -116,6 +116,8 @@ def write_history(
     scenario: dict[str, Any] | None = None,
     t_end: int = 5 * S,
     nodes: Sequence[dict[str, str]] = ({"name": "n0", "region": "us-east"},),
+    target: str = "sim",
+    interrupted: bool = False,
 ) -> History:
     """Write the rows with ``HistoryWriter`` under ``run_dir`` and read them back."""
     scenario = scenario if scenario is not None else scenario_dict()
@@ -131,10 +133,10 @@ def write_history(
             "scenario_json": [json.dumps(scenario)],
             "seed": [7],
             "msgstorm_version": ["0.1.0"],
-            "target": ["sim"],
+            "target": [target],
             "nodes_json": [json.dumps(list(nodes))],
             "t_end": [t_end],
-            "interrupted": [False],
+            "interrupted": [interrupted],
             "host": ["{}"],
             "completed": [True],
         },

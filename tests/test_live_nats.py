@@ -78,7 +78,8 @@ def test_every_message_arrives_and_the_server_is_gone_after(tmp_path: Path) -> N
     assert summary["messages"]["sent"] == 2000 and summary["messages"]["committed"] == 2000
     assert summary["messages"]["lost"] == 0
     assert {c["name"]: c["verdict"] for c in summary["checks"]} == dict.fromkeys(
-        ["conservation", "ordering", "committed-implies-sequenced", "stage-order", "generator"], "valid")
+        ["conservation", "ordering", "committed-implies-sequenced", "stage-order", "generator", "delivery"],
+        "valid")
     assert summary["generator"]["saturated"] is False
     assert 0 < summary["latency_ms"]["p50"] < 50
     kinds = [e["kind"] for e in _events(result.run_dir)]
@@ -166,3 +167,22 @@ def test_sigterm_stops_a_live_run_keeps_its_history_and_stops_the_server(tmp_pat
     assert summary["interrupted"] is True and summary["messages"]["sent"] > 300
     assert summary["messages"]["lost"] == 0
     assert_nothing_left(run_dir)
+
+
+def test_a_live_run_writes_an_hdrhistogram_log_hdr_tools_can_read(tmp_path: Path) -> None:
+    from hdrh.histogram import HdrHistogram
+    from hdrh.log import HistogramLogReader
+
+    result = run(_scenario(duration="3s", rate=1000), tmp_path / "run")
+    reader = HistogramLogReader(str(result.run_dir / "latency.hlog"), HdrHistogram(1, 3_600_000_000, 3))
+    total = HdrHistogram(1, 3_600_000_000, 3)
+    intervals = 0
+    while (histogram := reader.get_next_interval_histogram()) is not None:
+        total.add(histogram)
+        intervals += 1
+    reader.close()
+    assert intervals == 3  # one per 1 s window
+    assert total.get_total_count() == result.summary["messages"]["committed"] == 3000
+    exact_p99_us = result.summary["latency_ms"]["p99"] * 1000
+    # HdrHistogram keeps 3 significant digits; the history's exact value is within them.
+    assert abs(total.get_value_at_percentile(99) - exact_p99_us) <= max(0.002 * exact_p99_us, 2)

@@ -31,6 +31,9 @@ Place in the pipeline: between the history and the reports. It reads only the ``
   backlog (receipts' worth of queued CPU work), or null without samples.
 - ``generator``: {saturated, send_lag_ms: {p50, p99, max}} on a live target, null on the
   simulator (see ``generator``).
+- ``delivery``: the audit of a live run's receipts: {fanout, consumers, expected, received,
+  lost {total, prefix, middle, postfix, acked}, duplicated, unexpected, reordered, stream}
+  (see ``audit``); null on the simulator.
 - ``desync``: {episodes, max_height_gap}; ``propagation_ms``: {region: {p50, p90, p99, count}}.
 - ``faults``: [{fault_id, kind, start_s, end_s}]; ``checks``: [{name, verdict, detail}];
   ``slo``: [{name, verdict, value, threshold}] (see ``slo``).
@@ -54,6 +57,7 @@ from msgstorm.analysis._common import (
     scenario_section,
     seconds,
 )
+from msgstorm.analysis.audit import delivery_summary
 from msgstorm.analysis.breakdown import by_group, gossip_backlog_summary
 from msgstorm.analysis.capacity import capacity
 from msgstorm.analysis.delivery import Verdict, run_checkers
@@ -169,6 +173,7 @@ def analyse(history: History) -> Analysis:
         "by_agent": by_group(history, messages, "agent"),
         "gossip_backlog": gossip_backlog_summary(history),
         "generator": generator_summary(history),
+        "delivery": delivery_summary(history),
         "desync": desync_summary(episodes),
         "propagation_ms": propagation_by_region_ms(history, messages),
         "faults": faults_summary(faults),

@@ -123,6 +123,33 @@ class Generator(_Closed):
     send_lag_ms: SendLag
 
 
+class Lost(_Closed):
+    total: Count
+    prefix: Annotated[int, Field(ge=0, description="before the first receipt in send order")]
+    middle: Annotated[int, Field(ge=0, description="between receipts: a gap")]
+    postfix: Annotated[int, Field(ge=0, description="after the last receipt")]
+    acked: Annotated[int, Field(ge=0, description="of the lost, those the broker had acked")]
+
+
+class StreamReadBack(_Closed):
+    stored: Count
+    acked_missing: Annotated[int, Field(ge=0, description="acked, yet not in the stream read back")]
+    duplicated: Count
+    unexpected: Count
+
+
+class Delivery(_Closed):
+    fanout: Annotated[bool, Field(description="every consumer gets every message (else they share)")]
+    consumers: Count
+    expected: Annotated[int, Field(ge=0, description="receipts a correct run has")]
+    received: Count
+    lost: Lost
+    duplicated: Count
+    unexpected: Annotated[int, Field(ge=0, description="receipts of messages never sent")]
+    reordered: Annotated[int, Field(ge=0, description="receipts after a later-sent message of the same key")]
+    stream: StreamReadBack | None
+
+
 class Desync(_Closed):
     episodes: Count
     max_height_gap: Count
@@ -201,6 +228,8 @@ class Summary(BaseModel):
                     "over sampled nodes that had one; null without samples")]
     generator: Annotated[Generator | None, Field(
         description="a live target's load generator: send lag (t_sent - t_intended); null on the simulator")]
+    delivery: Annotated[Delivery | None, Field(
+        description="a live run's receipts audited against what was sent; null on the simulator")]
     desync: Desync
     propagation_ms: Annotated[dict[str, RegionPropagation], Field(
         description="gossip propagation (t_delivered - t_sent) by receiving region")]

@@ -1,7 +1,7 @@
 """Reports: what a run leaves for people and tools, all read from the history and analysis.
 
 Place in the pipeline: the last stage. ``terminal`` (rich tables), ``html`` (report.html),
-``windows_csv`` (windows.csv), ``schema`` (the JSON Schema of summary.json), ``compare``
+``windows_csv`` (windows.csv), ``hdr_log`` (a live run's latency.hlog), ``schema`` (the JSON Schema of summary.json), ``compare``
 (runs side by side, regressions flagged), ``live`` (the progress bar) and ``prometheus``
 (metrics exported while a run goes). Submodules import their heavy dependencies (plotly,
 prometheus-client) themselves, so importing this package stays cheap.
@@ -21,8 +21,12 @@ __all__ = ["write_run_files"]
 
 def write_run_files(run_dir: str | Path, history: History, analysis: Analysis,
                     wall_s: float | None = None) -> list[Path]:
-    """Write ``report.html`` and ``windows.csv`` next to summary.json; returns their paths."""
+    """Write ``report.html``, ``windows.csv`` and, for a live run, ``latency.hlog`` next to
+    summary.json; returns their paths."""
+    from msgstorm.report.hdr_log import write_hdr_log
     from msgstorm.report.html import write_run_report
     from msgstorm.report.windows_csv import write_windows_csv
 
-    return [write_run_report(run_dir, history, analysis, wall_s), write_windows_csv(run_dir, analysis.windows)]
+    written = [write_run_report(run_dir, history, analysis, wall_s), write_windows_csv(run_dir, analysis.windows)]
+    hdr = write_hdr_log(run_dir, history)
+    return written + ([hdr] if hdr is not None else [])

@@ -41,7 +41,7 @@ _KNOWN_KEYS = frozenset({
     "scenario", "seed", "target", "msgstorm_version", "scenario_hash", "duration_s", "interrupted",
     "offered_rate_per_s", "throughput_per_s", "latency_ms", "latency_stages_ms", "jitter_ms", "capacity",
     "failure_threshold", "queue", "backpressure", "base_fee", "messages", "desync", "propagation_ms",
-    "faults", "checks", "slo", "wall_s", "by_kind", "by_agent", "gossip_backlog", "cut_off", "generator",
+    "faults", "checks", "slo", "wall_s", "by_kind", "by_agent", "gossip_backlog", "cut_off", "generator", "delivery",
 })
 _MARKET_KEYS = ("market", "impact", "liquidations", "liquidation", "bad_debt", "safe_leverage", "fairness")
 

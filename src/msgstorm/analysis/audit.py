@@ -1,0 +1,209 @@
+"""The delivery audit of a live run: every receipt checked against what was sent, Jepsen style.
+
+Place in the pipeline: one analysis step, reading the ``messages`` and ``deliveries`` tables
+and the run-start event of a live run (its detail says ``fanout``: does every consumer get
+every message, or do consumers share them). ``delivery_summary`` gives summary.json's
+``delivery``; the ``delivery`` checker turns it into a verdict. Null / valid on the
+simulator, whose deliveries are its own gossip and are checked by the other checkers.
+
+Counts, over consumer receipts (rows whose node is not ``stream``):
+
+- ``expected``: receipts a correct run has: sent x consumers on a fan-out target, sent when
+  consumers share.
+- ``lost``: expected receipts that never came, split by where they sit in send order
+  relative to the receipts that did come (per consumer on fan-out, over the group when
+  shared): ``prefix`` before the first receipt (a consumer that joined late), ``middle``
+  between receipts (a gap: the most damning), ``postfix`` after the last (a consumer that
+  stopped, or a run cut short). ``acked``: lost receipts of messages the broker had acked.
+- ``duplicated``: receipts beyond the first of one message (per consumer on fan-out, over
+  the group when shared).
+- ``unexpected``: receipts of a message never sent.
+- ``reordered``: first receipts that came after a later-sent message with the same key on
+  the same consumer. Send order is ``t_sent`` (one publisher, one clock), so per-key
+  sequence numbers need not travel in the payload: the history has the key and the order.
+- ``stream``: when the driver read the broker's stream back after the run (rows with node
+  ``stream``): ``stored``, ``acked_missing`` (acked, yet not in the stream: an acked write
+  lost), ``duplicated`` (stored twice), ``unexpected``. Null when nothing was read back.
+
+Verdict: invalid on any lost, duplicated, unexpected or reordered receipt or acked message
+missing from the stream; unknown when the run was interrupted or cut off and nothing but
+postfix losses were seen (the receipts may have been on their way); valid otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from msgstorm.analysis._common import I64, events_of, message_rows, nullable_ints
+from msgstorm.analysis.delivery import Verdict
+from msgstorm.history.events import EventKind
+from msgstorm.history.reader import History
+from msgstorm.scenario.registry import CHECKERS
+
+__all__ = ["STREAM_NODE", "check_delivery", "delivery_summary"]
+
+STREAM_NODE = "stream"
+_NOT_CONSUMERS = (STREAM_NODE, "publisher")
+
+
+@dataclass
+class _Lost:
+    prefix: int = 0
+    middle: int = 0
+    postfix: int = 0
+    acked: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.prefix + self.middle + self.postfix
+
+    def add(self, received: npt.NDArray[np.bool_], acked: npt.NDArray[np.bool_]) -> None:
+        """``received`` by send position; a missing one is placed against the receipts."""
+        missing = ~received
+        if not missing.any():
+            return
+        got = np.flatnonzero(received)
+        positions = np.flatnonzero(missing)
+        if got.size == 0:
+            self.postfix += int(positions.size)  # nothing came: no later receipt proves a gap
+        else:
+            self.prefix += int((positions < got[0]).sum())
+            self.postfix += int((positions > got[-1]).sum())
+            self.middle += int(((positions > got[0]) & (positions < got[-1])).sum())
+        self.acked += int(acked[positions].sum())
+
+
+def _run_start(history: History) -> dict[str, Any] | None:
+    starts = events_of(history, EventKind.RUN_START)
+    return starts.details()[0] if starts.count else None
+
+
+def _reordered(positions: I64, keys: I64) -> int:
+    """First receipts (send positions, in receipt order) that came after a later-sent
+    message with the same key: stable-sort by key, then within each key a receipt is out
+    of order when an earlier receipt of that key has a larger send position."""
+    if positions.size < 2:
+        return 0
+    by_key = np.argsort(keys, kind="stable")
+    key_rank = np.cumsum(np.r_[0, np.diff(keys[by_key]) != 0])
+    # Each key's positions lifted above every earlier key's, so one running maximum serves all.
+    lifted = key_rank.astype(np.int64) * (int(positions.max()) + 1) + positions[by_key]
+    return int((lifted < np.maximum.accumulate(lifted)).sum())
+
+
+def delivery_summary(history: History) -> dict[str, Any] | None:
+    if history.run_info.get("target", "sim") == "sim":
+        return None
+    start = _run_start(history) or {}
+    fanout = bool(start.get("fanout", True))
+    messages = history.columns("messages", ["msg_id", "key", "t_sent", "seq_no"])
+    t_sent, was_sent = nullable_ints(messages.column("t_sent"))
+    # seq_no is the broker's ack order only on a target with acks (else the receipt order).
+    acked_all = nullable_ints(messages.column("seq_no"))[1] & bool(start.get("acks", False))
+    ids = np.asarray(messages.column("msg_id").to_numpy(), dtype=np.int64)[was_sent]
+    keys_by_row = np.asarray(messages.column("key").to_numpy(), dtype=np.int64)[was_sent]
+    acked_by_row = acked_all[was_sent]
+    # Send order: one publisher stamps t_sent on one clock; ties keep the table's order.
+    order = np.argsort(t_sent[was_sent], kind="stable")
+    sent = int(ids.size)
+    position_of_row = np.empty(sent, dtype=np.int64)
+    position_of_row[order] = np.arange(sent, dtype=np.int64)
+    keys = keys_by_row[order]
+    acked = acked_by_row[order]
+
+    deliveries = history.columns("deliveries", ["msg_id", "node", "t_delivered"])
+    nodes = pc.cast(deliveries.column("node"), pa.string())
+    receipts = deliveries.filter(pc.invert(pc.is_in(nodes, value_set=pa.array(_NOT_CONSUMERS, type=pa.string()))))
+    consumers = sorted(set(receipts.column("node").to_pylist()))
+    named = int(start.get("consumers", len(consumers)) or 0)
+    consumer_count = max(named, len(consumers))
+    expected = sent * (consumer_count if fanout else 1)
+
+    lost, duplicated, unexpected, reordered = _Lost(), 0, 0, 0
+    group_received = np.zeros(sent, dtype=np.bool_)
+    for consumer in consumers:
+        mine = receipts.filter(pc.equal(pc.cast(receipts.column("node"), pa.string()), consumer))
+        t = np.asarray(mine.column("t_delivered").to_numpy(), dtype=np.int64)
+        in_order = np.argsort(t, kind="stable")  # rows are written in receipt order already
+        msg = np.asarray(mine.column("msg_id").to_numpy(), dtype=np.int64)[in_order]
+        row, known = message_rows(ids, msg)
+        unexpected += int((~known).sum())
+        position = position_of_row[row[known]]
+        first_positions, first_index = np.unique(position, return_index=True)
+        duplicated_here = int(position.size - first_positions.size)
+        received = np.zeros(sent, dtype=np.bool_)
+        received[first_positions] = True
+        if fanout:
+            duplicated += duplicated_here
+            lost.add(received, acked)
+        else:
+            duplicated += int((group_received & received).sum()) + duplicated_here
+            group_received |= received
+        in_receipt_order = position[np.sort(first_index)]
+        reordered += _reordered(in_receipt_order, keys[in_receipt_order])
+    if fanout:
+        for _ in range(consumer_count - len(consumers)):  # a consumer that received nothing
+            lost.add(np.zeros(sent, dtype=np.bool_), acked)
+    else:
+        lost.add(group_received, acked)
+
+    return {
+        "fanout": fanout,
+        "consumers": consumer_count,
+        "expected": expected,
+        "received": int(receipts.num_rows),
+        "lost": {"total": lost.total, "prefix": lost.prefix, "middle": lost.middle, "postfix": lost.postfix,
+                 "acked": lost.acked},
+        "duplicated": duplicated,
+        "unexpected": unexpected,
+        "reordered": reordered,
+        "stream": _stream(deliveries, ids, acked_by_row),
+    }
+
+
+def _stream(deliveries: pa.Table, ids: I64, acked_by_row: npt.NDArray[np.bool_]) -> dict[str, int] | None:
+    stored_rows = deliveries.filter(pc.equal(pc.cast(deliveries.column("node"), pa.string()), STREAM_NODE))
+    if stored_rows.num_rows == 0:
+        return None
+    stored = np.asarray(stored_rows.column("msg_id").to_numpy(), dtype=np.int64)
+    row, known = message_rows(ids, stored)
+    present = np.zeros(ids.size, dtype=np.bool_)
+    present[row[known]] = True
+    distinct = int(np.unique(stored[known]).size)
+    return {"stored": int(stored.size), "acked_missing": int((acked_by_row & ~present).sum()),
+            "duplicated": int(known.sum()) - distinct, "unexpected": int((~known).sum())}
+
+
+@CHECKERS.register("delivery")
+def check_delivery(history: History) -> Verdict:
+    name = "delivery"
+    summary = delivery_summary(history)
+    if summary is None:
+        return Verdict(name, "valid", "simulated target: its deliveries are checked by the other checkers")
+    lost, stream = summary["lost"], summary["stream"] or {}
+    problems = []
+    if lost["total"]:
+        problems.append(f"{lost['total']} of {summary['expected']} receipts lost (prefix {lost['prefix']}, "
+                        f"middle {lost['middle']}, postfix {lost['postfix']}; {lost['acked']} of them acked)")
+    for key, what in (("duplicated", "duplicated"), ("unexpected", "never sent"), ("reordered", "out of key order")):
+        if summary[key]:
+            problems.append(f"{summary[key]} receipts {what}")
+    if stream.get("acked_missing"):
+        problems.append(f"{stream['acked_missing']} acked messages missing from the stream read back")
+    if stream.get("duplicated"):
+        problems.append(f"{stream['duplicated']} messages stored twice in the stream")
+    info = history.run_info
+    if problems:
+        only_tail = lost["total"] == lost["postfix"] and len(problems) == 1
+        if only_tail and (history.cut_off or info.get("interrupted")):
+            return Verdict(name, "unknown", "the run was stopped early: " + problems[0])
+        return Verdict(name, "invalid", "; ".join(problems))
+    read_back = f"; {stream['stored']} read back from the stream" if stream else ""
+    return Verdict(name, "valid", f"{summary['received']} receipts of {summary['expected']} expected, "
+                                  f"none lost, duplicated, unexpected or reordered{read_back}")

