@@ -311,6 +311,64 @@ def compare(
         raise typer.Exit(1)
 
 
+@app.command(cls=_Command)
+def calibrate(
+    run_dir: Annotated[Path, typer.Argument(help="a step-ramp run directory (live or sim)", metavar="RUN_DIR")],
+    output: Annotated[Path, typer.Option("--out", "-o", help="the twin scenario file to write", metavar="TWIN.toml")],
+    low_load: Annotated[str, typer.Option("--low-load", help="steps offered at most this share of the measured "
+                                          "knee are the low-load steps the fit uses")] = "50%",
+) -> None:
+    """Fit a one-node sim twin to a step-ramp run from its low-load steps; write its scenario."""
+    import pyarrow as pa
+
+    from msgstorm.analysis.calibrate import CalibrationError
+    from msgstorm.analysis.calibrate import calibrate as fit_twin
+    from msgstorm.history import read_history
+    from msgstorm.report.twin import write_twin
+    from msgstorm.runner import msgstorm_version
+    from msgstorm.scenario.units import parse_fraction
+
+    try:
+        fraction = parse_fraction(low_load)
+        if not 0 < fraction < 1:
+            raise ValueError(f"expected a share of the knee above 0% and below 100%, such as '50%', got {low_load!r}")
+    except ValueError as error:
+        err.print(f"[red]error[/]: --low-load: {error}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    try:
+        calibration = fit_twin(read_history(run_dir), fraction)
+    except CalibrationError as error:
+        err.print(f"[red]error[/]: {run_dir}: {error}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except FileNotFoundError as error:
+        err.print(f"[red]error[/]: {error}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except (pa.ArrowException, OSError) as error:
+        err.print(f"[red]error[/]: {run_dir}: history unreadable: {error}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    try:
+        write_twin(calibration, output, str(run_dir), msgstorm_version())
+    except ScenarioError as error:  # the twin is validated before it is written: a bug, but said plainly
+        for issue in error.issues:
+            err.print(f"[red]error[/]: the twin scenario would not load, so it was not written: {issue}",
+                      highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except OSError as error:
+        err.print(f"[red]error[/]: {output}: cannot write: {error.strerror or error}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    fit = calibration.service
+    low, high = fit.capacity_range_per_s
+    out.print(f"low-load steps {', '.join(str(s.step) for s in calibration.steps)} (measured knee "
+              f"{calibration.measured_knee_per_s:,.0f}/s): workers {fit.workers}, mean service "
+              f"{fit.mean_service_ns / 1e3:,.1f} us, scv {fit.scv:.2f}, capacity {fit.capacity_per_s:,.0f}/s "
+              f"({low:,.0f}-{high:,.0f}/s), RMS relative error {fit.rms_relative_error:.1%}", highlight=False)
+    if not fit.identified:
+        err.print("warning: the low-load steps' waits grow about linearly with the rate, so they do not show "
+                  "where the queue saturates; the twin takes the lowest capacity they allow (see its header)",
+                  highlight=False)
+    out.print(f"twin: {output} (its knee is the prediction: msgstorm run {output})", highlight=False)
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of summary.json."""

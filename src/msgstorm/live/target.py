@@ -27,6 +27,7 @@ delivery check needs), run end, servers started and stopped, disconnections, err
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import struct
 import time
@@ -121,7 +122,11 @@ class LiveTarget:
         try:
             for server in self.driver.start_servers():
                 self._events.append((self._now(), EventKind.SERVER_START, None, None, server))
-            asyncio.run(self._main(traffic))
+            # A batch can take a few hundred ms to build (a step ramp's first): build the
+            # first before the clock starts, so the schedule does not open late.
+            traffic = iter(traffic)
+            first = next(traffic, None)
+            asyncio.run(self._main(itertools.chain([] if first is None else [first], traffic)))
         except KeyboardInterrupt:
             self.interrupted = True
             self._events.append((self._now(), EventKind.INTERRUPTED, None, None, None))

@@ -138,4 +138,7 @@ CHECKERS: Registry[Any] = Registry("checker", ("msgstorm.analysis.delivery", "ms
                                                 "msgstorm.analysis.audit"))
 LIVE_DRIVERS: Registry[Any] = Registry("live driver", (
     "msgstorm.live.drivers.nats",
+    "msgstorm.live.drivers.jetstream",
+    "msgstorm.live.drivers.zmq",
+    "msgstorm.live.drivers.redis",
 ))

@@ -398,6 +398,10 @@ class RedisSpec(_Spec):
     mode: Literal["group", "fanout"] = "group"
     read_count: int = Field(default=512, ge=1, le=100_000)  # XREADGROUP / XREAD COUNT
     maxlen: int | None = Field(default=None, ge=1)  # XADD MAXLEN ~ (None: the stream keeps everything)
+    # XADDs sent in one pipelined round trip, at most (one round trip in flight at a time).
+    pipeline: int = Field(default=1024, ge=1, le=100_000)
+    # XADDs buffered or awaiting their reply; the publisher waits when this many are outstanding.
+    max_pending: int = Field(default=8192, ge=1, le=10_000_000)
 
 
 class ZmqSpec(_Spec):
@@ -406,6 +410,9 @@ class ZmqSpec(_Spec):
     # PUSH/PULL shares messages among consumers; PUB/SUB gives every consumer every message.
     pattern: Literal["push-pull", "pub-sub"] = "push-pull"
     hwm: int = Field(default=1_000_000, ge=0)  # send and receive high-water marks (0: none)
+    # PUSH at its high-water mark waits this long for a consumer to take a message, then
+    # drops it (and drops at once until one does): the run stays bounded. PUB never waits.
+    send_timeout: DurationNs = Field(default=1_000_000_000, gt=0)
 
 
 class LiveSpec(_Spec):

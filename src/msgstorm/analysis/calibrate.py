@@ -1,0 +1,349 @@
+"""Calibration: fit a one-node simulator twin to a step-ramp run, from its low-load steps only.
+
+Place in the pipeline: ``msgstorm calibrate RUN_DIR`` -> **calibrate(history)** ->
+``Calibration`` -> ``report/twin.py`` writes the twin scenario. Like every analysis it reads
+only the history: the ramp's steps and knee come from ``capacity``, the messages' stage times
+from the ``messages`` table.
+
+The model (what the twin is): one serialising resource, ``workers`` servers with a service
+time of mean ``s`` and squared coefficient of variation ``scv`` (an M/G/c queue), plus a
+delay that does not queue. Which resource serialises depends on the target, and the history
+shows its queue either way: a message's *wait* is the time it waited for a busy resource,
+
+- ``t_sent - t_intended``: the send lag. Live, the generator, the client library and the
+  consumers share one Python thread (one event loop), so a message whose send time has come
+  waits while that thread works on earlier messages;
+- ``t_dequeued - t_received``: the sequencer's queue wait, where the target observes it (sim).
+
+The fit, over the low-load steps only (those offered at most ``low_load_fraction`` of the
+measured knee; the knee chooses them and is otherwise not used, so the twin's knee is a
+prediction, not a copy):
+
+1. per step, the offered rate, the mean wait of its committed messages and, where the wait
+   is a queue's (exactly 0 for a message that found a server free), the share that waited;
+2. for each candidate ``workers`` c (1..``MAX_WORKERS``) and mean service s, the
+   Allen-Cunneen M/G/c mean wait ``C(c, lambda*s) / (c/s - lambda) * (1 + scv) / 2`` (Erlang C),
+   with ``scv`` solved in closed form (least squares on relative errors), and the share that
+   waits, ``C(c, lambda*s)``; the pair with the smallest RMS relative error over both wins, the
+   fewest workers among near-equal fits. The share pins the utilisation down far better than
+   the mean wait's curvature does, but a live send lag is never exactly 0 (the generator's
+   wake-up granularity), so there the mean wait alone has to do;
+3. the delay that does not queue, as the twin's commit wait (blocks every ``interval``:
+   uniform between 0 and the interval), sized so the twin's first-step p99 latency equals the
+   measured one, because the knee's latency bar is a multiple of exactly that p99.
+
+How much the low steps pin down: the waits' growth is nearly linear in the rate at low
+utilisation, and only its curvature (the ``1/(1 - rho)``) says where the queue saturates.
+``capacity_range_per_s`` spans the fits whose error is within ``RANGE_TOLERANCE`` of the best.
+When the best fit's utilisation at the highest low step stays under ``MIN_UTILISATION`` the
+capacity is not identified (``identified`` false): the fit is then the lowest capacity in that
+range, so the twin's knee is a lower estimate, and the twin's header says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from msgstorm.analysis._common import F64, I64, Bools, MessageArrays, percentile
+from msgstorm.analysis._intervals import IntervalLoad
+from msgstorm.analysis.capacity import capacity
+from msgstorm.history.reader import History
+
+__all__ = [
+    "DEFAULT_LOW_LOAD_FRACTION",
+    "MIN_LOW_LOAD_STEPS",
+    "Calibration",
+    "CalibrationError",
+    "LowLoadStep",
+    "ServiceFit",
+    "calibrate",
+    "erlang_c",
+    "mgc_mean_wait_ns",
+]
+
+DEFAULT_LOW_LOAD_FRACTION = 0.5
+# Two unknowns of the queue (mean service and its variability) and one degree of freedom
+# left to judge the fit by.
+MIN_LOW_LOAD_STEPS = 3
+MAX_WORKERS = 8
+# Under 5% utilisation at the highest low step, the curvature of the waits (1/(1 - rho) is
+# at most 1.05) is below the noise of a live run: the steps do not say where the queue ends.
+MIN_UTILISATION = 0.05
+_GRID_MIN_UTILISATION = 0.01
+# Fits this close to the best (in RMS relative error) are as good given a run's noise.
+RANGE_TOLERANCE = 0.02
+# A fit with more workers replaces one with fewer only when clearly better.
+PARSIMONY_TOLERANCE = 0.005
+# Squared coefficients of variation written as a constant / an exponential service time
+# (within a factor 1.5 of an exponential's 1: Allen-Cunneen is approximate for several
+# workers, and a step's mean wait is noisy); anything else is a lognormal with the fitted
+# mean and scv.
+CONSTANT_SCV, EXPONENTIAL_SCV = 0.05, (1 / 1.5, 1.5)
+# The shortest commit interval the twin gets: every block is two events in its history.
+MIN_BLOCK_INTERVAL_NS = 200_000
+_GRID_POINTS = 400
+_MONTE_CARLO_DRAWS = 200_000
+_MONTE_CARLO_SEED = 20240601  # a fixed stream: the same history gives the same twin
+
+
+class CalibrationError(ValueError):
+    """The history cannot give a twin; the message says why and what would."""
+
+
+@dataclass(frozen=True)
+class LowLoadStep:
+    """One ramp step used by the fit."""
+
+    step: int  # 1-based, as in ``analysis.steps``
+    offered_per_s: float
+    messages: int  # committed messages intended in the step
+    mean_wait_ns: float  # measured
+    fitted_wait_ns: float  # the M/G/c model's
+    waited_share: float | None  # measured share of messages that queued (None: not observable)
+    fitted_waited_share: float | None  # the model's (Erlang C)
+    mean_latency_ns: float
+    p99_latency_ns: float
+
+
+@dataclass(frozen=True)
+class ServiceFit:
+    """The serialising resource: ``workers`` servers, service mean and scv."""
+
+    workers: int
+    mean_service_ns: float
+    scv: float  # squared coefficient of variation of the service time
+    rms_relative_error: float  # of the fitted mean waits over the low-load steps
+    capacity_range_per_s: tuple[float, float]  # fits within RANGE_TOLERANCE of the best
+    # False: the best fit's utilisation at the highest low step is under MIN_UTILISATION (the
+    # waits grow about linearly), and the fit is the lowest capacity in the range.
+    identified: bool
+
+    @property
+    def capacity_per_s(self) -> float:
+        return self.workers * 1e9 / self.mean_service_ns
+
+    def utilisation(self, rate_per_s: float) -> float:
+        return rate_per_s * self.mean_service_ns / 1e9 / self.workers
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What ``calibrate`` found: the fit, the steps it used and the twin's settings."""
+
+    scenario_name: str
+    target: str
+    seed: int
+    measured_knee_per_s: float
+    low_load_fraction: float
+    wait_source: str  # which stage columns measured the wait
+    steps: tuple[LowLoadStep, ...]
+    service: ServiceFit
+    service_dist: dict[str, Any]  # a DurationDist table in ns: {"dist": "lognormal", ...}
+    block_interval_ns: int  # the twin's commit wait: uniform in [0, interval)
+    first_step_p99_ns: float  # measured; the twin's block interval is sized to it
+    twin_first_step_p99_ns: float  # the model's, from the same Monte Carlo draws
+    twin_low_load_mean_latency_ns: float  # the model's mean at the first step
+    scenario: dict[str, Any]  # the source run's validated scenario (normalised units)
+
+
+def erlang_c(workers: int, offered_erlangs: F64) -> F64:
+    """Probability that an arrival waits in M/M/c (Erlang C), by the stable Erlang B recursion."""
+    blocking = np.ones_like(offered_erlangs)
+    for k in range(1, workers + 1):
+        blocking = offered_erlangs * blocking / (k + offered_erlangs * blocking)
+    rho = offered_erlangs / workers
+    result: F64 = blocking / (1.0 - rho * (1.0 - blocking))
+    return result
+
+
+def mgc_mean_wait_ns(rate_per_s: F64, workers: int, mean_service_ns: float, scv: float) -> F64:
+    """Allen-Cunneen mean wait in queue of M/G/c (exact for c = 1: Pollaczek-Khinchine)."""
+    service_s = mean_service_ns / 1e9
+    offered = rate_per_s * service_s
+    mmc_s = erlang_c(workers, offered) / (workers / service_s - rate_per_s)
+    wait: F64 = mmc_s * (1.0 + scv) / 2.0 * 1e9
+    return wait
+
+
+def calibrate(history: History, low_load_fraction: float = DEFAULT_LOW_LOAD_FRACTION) -> Calibration:
+    """Fit the twin from the history's step ramp; ``CalibrationError`` when it cannot."""
+    if not 0.0 < low_load_fraction < 1.0:
+        raise CalibrationError(f"the low-load fraction must be between 0 and 1 (e.g. 50%), got {low_load_fraction:g}")
+    if history.num_rows("messages") == 0:
+        raise CalibrationError("the history holds no messages")
+    messages = MessageArrays.from_history(history)
+    knee_rate, chosen, load = _low_load_steps(history, messages, low_load_fraction)
+    wait_ns, queued, wait_source = _waits(messages)
+    measured = [_measure_step(messages, load, index, wait_ns, queued) for index in chosen]
+    rates = np.asarray([m.offered_per_s for m in measured], dtype=np.float64)
+    mean_waits = np.asarray([m.mean_wait_ns for m in measured], dtype=np.float64)
+    if not np.any(mean_waits > 0):
+        raise CalibrationError(f"no message of the low-load steps waited ({wait_source} is zero throughout): "
+                               "nothing shows a queue to fit")
+    shares = None if queued is None else np.asarray([m.waited_share for m in measured], dtype=np.float64)
+    service = _fit_service(rates, mean_waits, shares)
+    fitted = mgc_mean_wait_ns(rates, service.workers, service.mean_service_ns, service.scv)
+    fitted_shares = erlang_c(service.workers, rates * service.mean_service_ns / 1e9)
+    steps = tuple(replace(m, fitted_wait_ns=float(wait), fitted_waited_share=None if shares is None else float(share))
+                  for m, wait, share in zip(measured, fitted, fitted_shares))
+    dist, draw = _service_dist(service.mean_service_ns, service.scv)
+    first = steps[0]
+    first_waits = wait_ns[_inside(messages, load, chosen[0])]
+    interval, twin_p99, twin_mean = _block_interval(first_waits, draw, first.p99_latency_ns)
+    scenario = history.scenario
+    run = scenario.get("run") or {}
+    return Calibration(
+        scenario_name=str(run.get("name", "")), target=str(history.run_info.get("target") or scenario.get("target")),
+        seed=int(run.get("seed") or 0), measured_knee_per_s=knee_rate, low_load_fraction=low_load_fraction,
+        wait_source=wait_source, steps=steps, service=service, service_dist=dist, block_interval_ns=interval,
+        first_step_p99_ns=first.p99_latency_ns, twin_first_step_p99_ns=twin_p99,
+        twin_low_load_mean_latency_ns=twin_mean, scenario=scenario)
+
+
+def _low_load_steps(history: History, messages: MessageArrays, fraction: float) -> tuple[float, list[int], IntervalLoad]:
+    """(measured knee, indices of the low-load steps, the ramp's steps): the passing steps
+    offered at most ``fraction`` of the knee."""
+    knee, table, load = capacity(history, messages)
+    if knee is None or table is None or load is None:
+        raise CalibrationError("the run has no step ramp (an agent with arrival process 'step_ramp'): "
+                               "calibration reads the capacity knee and the steps below it")
+    knee_rate = knee["knee_rate_per_s"]
+    if knee_rate is None:
+        raise CalibrationError("the ramp's first step already fails the knee criterion, so there are no "
+                               "low-load steps: start the ramp lower")
+    chosen: list[int] = []
+    for index, (rate, passed) in enumerate(zip(table.column("offered_per_s").to_pylist(),
+                                               table.column("passed").to_pylist())):
+        if not passed:
+            break
+        if rate <= fraction * knee_rate:
+            chosen.append(index)
+    if len(chosen) < MIN_LOW_LOAD_STEPS:
+        raise CalibrationError(
+            f"only {len(chosen)} step(s) offered at most {fraction:.0%} of the measured knee "
+            f"({knee_rate:,.0f}/s); the fit needs at least {MIN_LOW_LOAD_STEPS}: use a finer ramp "
+            "(smaller 'step', lower 'start') or a higher --low-load fraction")
+    return float(knee_rate), chosen, load
+
+
+def _inside(messages: MessageArrays, load: IntervalLoad, index: int) -> Bools:
+    """Committed messages intended in step ``index``."""
+    intended = messages.t_intended
+    inside: Bools = messages.committed & (intended >= load.starts[index]) & (intended < load.ends[index])
+    return inside
+
+
+def _measure_step(messages: MessageArrays, load: IntervalLoad, index: int, wait_ns: I64,
+                  queued: Bools | None) -> LowLoadStep:
+    inside = _inside(messages, load, index)
+    latency = messages.t_committed.values[inside] - messages.t_intended[inside]
+    if latency.size == 0:
+        raise CalibrationError(f"step {index + 1} committed no message")
+    return LowLoadStep(
+        step=index + 1, offered_per_s=float(load.offered_per_s[index]), messages=int(latency.size),
+        mean_wait_ns=float(wait_ns[inside].mean()), fitted_wait_ns=math.nan,
+        waited_share=None if queued is None else float(queued[inside].mean()), fitted_waited_share=None,
+        mean_latency_ns=float(latency.mean()), p99_latency_ns=percentile(latency, 99.0))
+
+
+def _waits(messages: MessageArrays) -> tuple[I64, Bools | None, str]:
+    """Each message's wait for a serialising resource (ns; 0 where no stage shows one), and
+    whether it waited at all when that is observable: a queue's wait is exactly 0 for a
+    message that found a server free, while a live generator's send lag never is (its
+    wake-up granularity), so there only the mean wait counts."""
+    wait = np.zeros(messages.count, dtype=np.int64)
+    sources = []
+    sent = messages.t_sent
+    lagged = bool(np.any(sent.present & (sent.values > messages.t_intended)))
+    if lagged:
+        wait += np.where(sent.present, np.maximum(sent.values - messages.t_intended, 0), 0)
+        sources.append("send lag (t_sent - t_intended)")
+    dequeued, received = messages.t_dequeued, messages.t_received
+    both = dequeued.present & received.present
+    queued: Bools | None = None
+    if np.any(both):
+        queue_wait = np.where(both, np.maximum(dequeued.values - received.values, 0), 0)
+        wait += queue_wait
+        sources.append("sequencer queue wait (t_dequeued - t_received)")
+        if not lagged:
+            queued = queue_wait > 0
+    return wait, queued, " + ".join(sources) or "no wait column"
+
+
+def _fit_service(rates: F64, mean_waits: F64, waited: F64 | None) -> ServiceFit:
+    """The M/G/c (workers, mean service, scv) whose Allen-Cunneen waits (and, where the wait
+    column is a queue's, Erlang C shares of messages that waited) fit the steps best."""
+    top = float(rates.max())
+    # Relative errors, with a floor so a step that barely waited does not dominate.
+    scale = np.maximum(mean_waits, 0.01 * float(mean_waits.max()))
+    fits: list[tuple[float, int, float, float]] = []  # (error, workers, mean service ns, scv)
+    for workers in range(1, MAX_WORKERS + 1):
+        for rho_top in np.geomspace(_GRID_MIN_UTILISATION, 0.98, _GRID_POINTS):
+            service_ns = float(rho_top) * workers / top * 1e9
+            base = mgc_mean_wait_ns(rates, workers, service_ns, 1.0)  # the M/M/c wait
+            ratio = base / scale
+            factor = float(np.dot(ratio, mean_waits / scale) / np.dot(ratio, ratio))  # (1 + scv) / 2
+            factor = max(factor, 0.5)  # scv >= 0
+            errors = (factor * base - mean_waits) / scale
+            if waited is not None:
+                share = erlang_c(workers, rates * service_ns / 1e9)
+                errors = np.concatenate([errors, (share - waited) / np.maximum(waited, 0.01)])
+            fits.append((float(np.sqrt(np.mean(errors**2))), workers, service_ns, 2.0 * factor - 1.0))
+    best_error = min(f[0] for f in fits)
+    good = [f for f in fits if f[0] <= best_error + PARSIMONY_TOLERANCE]
+    fewest = min(f[1] for f in good)
+    chosen = min(f for f in good if f[1] == fewest)
+    near = [f for f in fits if f[0] <= best_error + RANGE_TOLERANCE]
+    capacities = [f[1] * 1e9 / f[2] for f in near]
+    identified = chosen[2] / 1e9 * top / chosen[1] >= MIN_UTILISATION
+    if not identified:
+        # The waits are explained as well by a queue that never fills: take the lowest capacity
+        # they allow, so the twin's knee is a lower estimate rather than a guess.
+        chosen = min(near, key=lambda f: f[1] * 1e9 / f[2])
+    error, workers, service_ns, scv = chosen
+    return ServiceFit(workers=workers, mean_service_ns=service_ns, scv=scv, rms_relative_error=error,
+                      capacity_range_per_s=(min(capacities), max(capacities)), identified=identified)
+
+
+Sampler = Callable[[np.random.Generator, int], F64]
+
+
+def _service_dist(mean_ns: float, scv: float) -> tuple[dict[str, Any], Sampler]:
+    """The scenario table of a service time with this mean and scv, and a numpy sampler of it."""
+    mean = round(mean_ns)
+    if scv < CONSTANT_SCV:
+        return {"dist": "constant", "value": mean}, lambda rng, n: np.full(n, float(mean))
+    if EXPONENTIAL_SCV[0] <= scv <= EXPONENTIAL_SCV[1]:
+        return {"dist": "exponential", "mean": mean}, lambda rng, n: rng.exponential(float(mean), n)
+    sigma = math.sqrt(math.log1p(scv))
+    median = mean / math.sqrt(1.0 + scv)
+    return ({"dist": "lognormal", "median": round(median), "sigma": round(sigma, 4)},
+            lambda rng, n: rng.lognormal(math.log(median), sigma, n))
+
+
+def _block_interval(first_waits: I64, draw: Sampler, target_p99_ns: float) -> tuple[int, float, float]:
+    """The commit interval whose uniform wait, added to the first step's measured waits and
+    the fitted service, gives the measured first-step p99 (bisection on common random draws).
+    Returns (interval ns, the model's first-step p99, its mean latency)."""
+    rng = np.random.default_rng(_MONTE_CARLO_SEED)
+    base = rng.choice(first_waits.astype(np.float64), _MONTE_CARLO_DRAWS) + draw(rng, _MONTE_CARLO_DRAWS)
+    unit = rng.random(_MONTE_CARLO_DRAWS)
+
+    def p99(interval: float) -> float:
+        return percentile(base + unit * interval, 99.0)
+
+    low, high = float(MIN_BLOCK_INTERVAL_NS), max(2.0 * target_p99_ns, 2.0 * MIN_BLOCK_INTERVAL_NS)
+    if p99(low) < target_p99_ns:
+        for _ in range(60):
+            middle = (low + high) / 2
+            if p99(middle) < target_p99_ns:
+                low = middle
+            else:
+                high = middle
+    interval = max(MIN_BLOCK_INTERVAL_NS, round(low / 1000) * 1000)  # to the microsecond
+    return interval, p99(interval), float(np.mean(base + unit * interval))

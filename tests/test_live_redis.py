@@ -1,0 +1,211 @@
+"""Live target against a real Redis server (redis-server, the OS package), Redis Streams.
+
+No mocks: msgstorm starts redis-server itself (or the test starts one to play a user's
+server), drives it open loop, checks every ack and every receipt against what was sent and
+reads the stream back; after each test no server msgstorm started is left running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+from conftest import require_program
+
+from msgstorm.errors import TargetError
+from msgstorm.history import read_history
+from msgstorm.live.drivers.redis import SEQ_BITS, entry_order
+from msgstorm.live.servers import ManagedServer, free_port
+from msgstorm.runner import RunResult, run
+from msgstorm.scenario import Scenario, parse_scenario
+
+INSTALL = "apt-get install redis-server"
+LIVE = """
+target = "redis"
+
+[run]
+name = "live-redis"
+duration = "{duration}"
+drain = "2s"
+
+[live]
+consumers = {consumers}
+{live}
+
+[live.redis]
+mode = "{mode}"
+
+[[agents]]
+name = "traders"
+arrival = {{ process = "constant", rate = "{rate}/s" }}
+size = "64B"
+"""
+
+
+@pytest.fixture(autouse=True)
+def _redis_server() -> None:
+    require_program("redis-server", install=INSTALL)
+
+
+def _scenario(mode: str = "group", duration: str = "2s", rate: int = 1000, consumers: int = 2,
+              live: str = "") -> Scenario:
+    text = LIVE.format(mode=mode, duration=duration, rate=rate, consumers=consumers, live=live)
+    return parse_scenario(text, source="live-redis.toml")
+
+
+def _events(result: RunResult) -> list[dict[str, object]]:
+    return result.history.events.to_pylist()
+
+
+def assert_nothing_left(run_dir: Path) -> None:
+    pid = int((run_dir / "servers" / "redis-server.pid").read_text())
+    start = next(e for e in read_history(run_dir).events.to_pylist() if e["kind"] == "server_start")
+    port = int(json.loads(str(start["detail"]))["url"].rsplit(":", 1)[1])
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still listens"
+
+
+def _receipts(result: RunResult) -> dict[str, list[int]]:
+    """msg_ids per deliveries node, in receipt order."""
+    deliveries = result.history.deliveries.to_pylist()
+    by_node: dict[str, list[int]] = {}
+    for row in sorted(deliveries, key=lambda r: r["t_delivered"]):
+        by_node.setdefault(row["node"], []).append(row["msg_id"])
+    return by_node
+
+
+def test_entry_order_increases_with_the_entry_id() -> None:
+    ids = [b"5-0", b"5-1", b"5-1048575", b"6-0", b"1795392471632-7"]
+    orders = [entry_order(i) for i in ids]
+    assert orders == sorted(orders) and len(set(orders)) == len(orders)
+    assert entry_order(b"6-3") == 6 * 2**SEQ_BITS + 3
+    assert entry_order(b"1795392471632-7") < 2**63  # fits the history's int64 seq_no
+
+
+def test_a_group_shares_every_message_once_and_the_stream_keeps_them_in_order(tmp_path: Path) -> None:
+    result = run(_scenario(mode="group"), tmp_path / "run")
+    summary = result.summary
+    assert summary["target"] == "redis"
+    assert summary["messages"]["sent"] == summary["messages"]["committed"] == 2000
+    assert summary["messages"]["lost"] == 0
+    assert {c["name"]: c["verdict"] for c in summary["checks"]} == dict.fromkeys(
+        ["conservation", "ordering", "committed-implies-sequenced", "stage-order", "delivery", "generator"],
+        "valid")
+    messages = result.history.messages.sort_by("msg_id")
+    seq_no = np.asarray(messages["seq_no"].to_numpy(zero_copy_only=False))
+    assert (np.diff(seq_no) > 0).all(), "entry order follows send order"
+    assert messages["t_received"].null_count == 2000  # the XADD reply is the commit
+    receipts = _receipts(result)
+    consumed = receipts["consumer-0"] + receipts["consumer-1"]
+    assert sorted(consumed) == list(range(2000)), "each message to exactly one consumer of the group"
+    assert receipts["consumer-0"] and receipts["consumer-1"], "both consumers of the group took a share"
+    assert receipts["stream"] == list(range(2000)), "read back: every message, in send order"
+    delivery = summary["delivery"]
+    assert delivery["fanout"] is False and delivery["duplicated"] == 0 and delivery["reordered"] == 0
+    assert delivery["stream"] == {"stored": 2000, "acked_missing": 0, "duplicated": 0, "unexpected": 0}
+    kinds = [e["kind"] for e in _events(result)]
+    assert {"server_start", "server_stop", "read_back"} <= set(kinds)
+    assert "disconnected" not in kinds and "client_error" not in kinds
+    assert (result.run_dir / "servers" / "redis-server.log").is_file()
+    assert_nothing_left(result.run_dir)
+
+
+def test_in_fanout_every_consumer_reads_every_message(tmp_path: Path) -> None:
+    result = run(_scenario(mode="fanout", duration="1s"), tmp_path / "run")
+    receipts = _receipts(result)
+    assert receipts["consumer-0"] == receipts["consumer-1"] == list(range(1000))
+    delivery = result.summary["delivery"]
+    assert delivery["fanout"] is True and delivery["expected"] == delivery["received"] == 2000
+    assert result.summary["messages"]["committed"] == 1000
+    assert_nothing_left(result.run_dir)
+
+
+def test_a_killed_server_is_a_fault_the_history_reports_not_a_crash(tmp_path: Path) -> None:
+    """SIGKILL redis-server 1.5 s into a 4 s run: the run still ends by itself (drain bounded),
+    the disconnections are events, and what was never acked shows as lost."""
+    run_dir = tmp_path / "run"
+    pid_file = run_dir / "servers" / "redis-server.pid"
+
+    def kill() -> None:
+        deadline = time.monotonic() + 20
+        while not pid_file.is_file() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.5)  # connected and sending by now
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    started = time.monotonic()
+    result = run(_scenario(duration="4s", rate=500), run_dir)
+    elapsed_s = time.monotonic() - started
+    killer.join()
+    assert elapsed_s < 30, "duration 4 s + drain 2 s + flush and close bounds"
+    messages = result.summary["messages"]
+    assert messages["sent"] == 2000
+    assert 0 < messages["committed"] < 2000 and messages["committed"] + messages["lost"] == 2000
+    events = _events(result)
+    kinds = Counter(e["kind"] for e in events)
+    assert kinds["disconnected"] >= 3  # the publisher and both consumers
+    clients = {json.loads(str(e["detail"]))["client"] for e in events if e["kind"] == "disconnected"}
+    assert clients == {"msgstorm-publisher", "msgstorm-consumer-0", "msgstorm-consumer-1"}
+    assert kinds["client_error"] >= 1  # the read-back failed; publishes were dropped
+    read_back = next(e for e in events if e["kind"] == "read_back")
+    assert read_back["value"] is None  # nothing could be read back
+    stop = next(e for e in events if e["kind"] == "server_stop")
+    assert json.loads(str(stop["detail"]))["returncode"] == -signal.SIGKILL
+    lost_ids = [m["msg_id"] for m in result.history.messages.to_pylist() if m["status"] == "lost"]
+    assert min(lost_ids) > 0 and max(lost_ids) == 1999, "the tail after the kill is lost"
+    reread = read_history(run_dir)  # the history on disk is whole and readable
+    assert reread.messages.num_rows == 2000
+    assert_nothing_left(run_dir)
+
+
+@pytest.fixture
+def user_server(tmp_path: Path) -> Iterator[str]:
+    """A redis-server started by the test, playing a server the user runs: its URL."""
+    binary = ManagedServer.program("redis-server", install=INSTALL)
+    port = free_port()
+    directory = tmp_path / "user-server"
+    server = ManagedServer("redis-server", [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                                            "--appendonly", "no"], port, directory, 10.0)
+    server.start()
+    try:
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def test_a_user_server_is_used_as_is_and_an_existing_stream_is_refused(tmp_path: Path, user_server: str) -> None:
+    scenario = _scenario(duration="1s", live=f'url = "{user_server}"')
+    first = run(scenario, tmp_path / "first")
+    assert first.summary["messages"]["committed"] == 1000
+    assert not (tmp_path / "first" / "servers").exists()
+    assert "server_start" not in {e["kind"] for e in _events(first)}
+    client = redis.Redis.from_url(user_server)
+    try:
+        assert client.xlen("msgstorm") == 1000  # the stream is left for the user
+    finally:
+        client.close()
+    with pytest.raises(TargetError, match=r"key 'msgstorm' already exists .*DEL msgstorm.*live\.redis\.stream"):
+        run(scenario, tmp_path / "second")
+
+
+def test_an_unreachable_url_is_an_error_not_a_run(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nobody listens once closed
+    url = f"redis://127.0.0.1:{port}"
+    with pytest.raises(TargetError, match=rf"{url}: cannot connect: ConnectionError"):
+        run(_scenario(live=f'url = "{url}"'), tmp_path / "run")
