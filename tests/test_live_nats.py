@@ -84,6 +84,7 @@ def test_every_message_arrives_and_the_server_is_gone_after(tmp_path: Path) -> N
     assert 0 < summary["latency_ms"]["p50"] < 50
     kinds = [e["kind"] for e in _events(result.run_dir)]
     assert kinds[0] == "run_start" and "server_start" in kinds and "server_stop" in kinds
+    assert "disconnected" not in kinds, "closing the clients at the end is not a disconnection"
     deliveries = result.history.deliveries
     assert deliveries.num_rows == 2000 and set(deliveries["node"].to_pylist()) == {"consumer-0"}
     assert (result.run_dir / "servers" / "nats-server.log").is_file()

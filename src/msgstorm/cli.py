@@ -75,7 +75,25 @@ def _sigterm_as_interrupt() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _load(path: Path, overrides: list[str]) -> Any:
+TargetOption = Annotated[str | None, typer.Option(
+    "--target", metavar="NAME|URL",
+    help="where to run: sim, nats, jetstream, redis, zmq (msgstorm starts the server), or the URL of a "
+         "server you run (nats://, jetstream://, redis://); overrides the scenario's target")]
+AllowRemoteOption = Annotated[bool, typer.Option(
+    "--allow-remote", help="let --target or live.url name an address off this machine (load goes only "
+                           "to loopback otherwise)")]
+
+
+def _load(path: Path, overrides: list[str], target: str | None = None, allow_remote: bool = False) -> Any:
+    if target is not None or allow_remote:
+        from msgstorm.scenario.target_option import target_overrides
+
+        try:
+            overrides = overrides + (target_overrides(target, allow_remote) if target is not None
+                                     else ["live.allow_remote=true"])
+        except ValueError as error:
+            err.print(f"[red]error[/]: {error}", highlight=False)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
     try:
         return load_scenario(path, overrides)
     except ScenarioError as error:
@@ -88,11 +106,13 @@ def _load(path: Path, overrides: list[str]) -> Any:
 def validate(
     scenario: Annotated[Path, typer.Argument(help="scenario TOML file", metavar="SCENARIO.toml")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="override dotted.key=value")] = None,
+    target: TargetOption = None,
+    allow_remote: AllowRemoteOption = False,
 ) -> None:
     """Check a scenario without running it."""
     from msgstorm.scenario.budget import estimate_work
 
-    loaded = _load(scenario, set_ or [])
+    loaded = _load(scenario, set_ or [], target, allow_remote)
     out.print(f"[green]ok[/]: {scenario} ({loaded.run.name}: {len(loaded.agents)} agents, "
               f"{len(loaded.faults)} faults, target {loaded.target})", highlight=False, soft_wrap=True)
     out.print(f"estimated work: {estimate_work(loaded).describe()}", highlight=False, soft_wrap=True)
@@ -107,6 +127,8 @@ def run(
                                             "(removes history/, summary.json, report.html, windows.csv)")] = False,
     seed: Annotated[int | None, typer.Option("--seed", help="override run.seed")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override dotted.key=value (repeatable)")] = None,
+    target: TargetOption = None,
+    allow_remote: AllowRemoteOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="an SLO that cannot be judged (no data) fails too")] = False,
     prometheus: Annotated[int | None, typer.Option(
@@ -126,7 +148,7 @@ def run(
     overrides = list(set_ or [])
     if seed is not None:
         overrides.append(f"run.seed={seed}")
-    loaded = _load(scenario, overrides)
+    loaded = _load(scenario, overrides, target, allow_remote)
     exporter = _start_exporter(prometheus, loaded) if prometheus is not None else None  # exits 2 on a bad port
     try:
         if out_dir is None:

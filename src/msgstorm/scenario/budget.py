@@ -66,8 +66,13 @@ class WorkEstimate:
     delivery_rows: float
     queued_messages: float
     memory_bytes: float
+    live_consumers: int = 0  # a live target's consumers (0: the simulator)
 
     def describe(self) -> str:
+        if self.live_consumers:  # a live run has no simulated nodes, gossip, queue or blocks
+            return (f"about {self.messages:,.0f} messages ({self.peak_window_messages:,.0f} in the busiest "
+                    f"window), {self.live_consumers:,} consumer{'s' if self.live_consumers != 1 else ''}, {self.analysis_windows:,} windows, "
+                    f"{self.delivery_rows:,.0f} delivery rows, peak memory about {_gib(self.memory_bytes)}")
         return (f"about {self.messages:,.0f} messages ({self.peak_window_messages:,.0f} in the busiest "
                 f"window), {self.nodes:,} nodes, {self.gossip_receipts:,.0f} gossip receipts, "
                 f"{self.analysis_windows:,} windows, {self.queue_samples:,} queue samples, "
@@ -167,6 +172,8 @@ def estimate_work(scenario: Scenario) -> WorkEstimate:
     queued = min(messages, excess_per_s * run.duration / _NS_PER_S, _queue_bound(scenario))
     # The run stops once every message is settled or stranded, so a long drain (even one
     # meaning "never") lasts about as long as the backlog takes to serve, plus slack.
+    if scenario.target != "sim":
+        return _estimate_live(scenario, messages, peak_rate)
     backlog_ns = queued * scenario.sequencer.service.mean / scenario.sequencer.workers
     horizon_ns = run.duration + min(run.drain, backlog_ns + _DRAIN_SLACK_NS)
     peak_window = min(messages, peak_rate * run.window / _NS_PER_S * _PEAK_MARGIN)
@@ -185,6 +192,26 @@ def estimate_work(scenario: Scenario) -> WorkEstimate:
         analysis_windows=math.ceil(horizon_ns / run.window),
         queue_samples=math.ceil(horizon_ns / run.sample_interval), blocks=blocks,
         gossip_receipts=receipts, delivery_rows=deliveries, queued_messages=queued, memory_bytes=memory,
+    )
+
+
+def _estimate_live(scenario: Scenario, messages: float, peak_rate: float) -> WorkEstimate:
+    """A live run: the broker, not msgstorm, holds the backlog; every consumer may write a
+    delivery row per message (fan-out); the run lasts its duration and drain at most."""
+    run = scenario.run
+    horizon_ns = run.duration + run.drain
+    peak_window = min(messages, peak_rate * run.window / _NS_PER_S * _PEAK_MARGIN)
+    consumers = scenario.live.consumers
+    deliveries = min(float(scenario.history.max_deliveries), messages * consumers)
+    instances = sum(agent.count for agent in scenario.agents)
+    memory = (_BASE_BYTES + peak_window * _WINDOW_MESSAGE_BYTES + instances * _INSTANCE_BYTES
+              + messages * _ANALYSED_MESSAGE_BYTES)
+    return WorkEstimate(
+        messages=messages, peak_window_messages=peak_window, instances=instances, nodes=0,
+        traffic_windows=math.ceil(run.duration / run.window),
+        analysis_windows=math.ceil(horizon_ns / run.window), queue_samples=0, blocks=0,
+        gossip_receipts=0.0, delivery_rows=deliveries, queued_messages=0.0, memory_bytes=memory,
+        live_consumers=consumers,
     )
 
 

@@ -49,6 +49,7 @@ class NatsDriver:
         self.servers: list[ManagedServer] = []
         self.publisher: Client | None = None
         self.consumers: list[Client] = []
+        self._closing = False
 
     def start_servers(self) -> list[dict[str, Any]]:
         if self.url is not None:
@@ -71,7 +72,8 @@ class NatsDriver:
 
     async def _connect(self, name: str) -> Client:
         async def disconnected() -> None:
-            self.on_event(EventKind.DISCONNECTED, {"client": name})
+            if not self._closing:  # nats-py also calls this when close() is asked for
+                self.on_event(EventKind.DISCONNECTED, {"client": name})
 
         async def reconnected() -> None:
             self.on_event(EventKind.RECONNECTED, {"client": name})
@@ -113,6 +115,7 @@ class NatsDriver:
         return None  # core NATS stores nothing
 
     async def close(self) -> None:
+        self._closing = True
         for client in [*([self.publisher] if self.publisher else []), *self.consumers]:
             if not client.is_closed:
                 try:
