@@ -38,6 +38,7 @@ def _invoke(*args: str) -> tuple[int, str]:
     ("jetstream://127.0.0.1:4222", ['target="jetstream"', 'live.url="nats://127.0.0.1:4222"']),
     ("redis://localhost:6379/0", ['target="redis"', 'live.url="redis://localhost:6379/0"']),
     ("nats://[::1]:4222", ['target="nats"', 'live.url="nats://[::1]:4222"']),
+    ("tcp://127.0.0.1:5555", ['target="zmq"', 'live.url="tcp://127.0.0.1:5555"']),
 ])
 def test_a_name_or_url_becomes_the_scenarios_target(value: str, expected: list[str]) -> None:
     assert target_overrides(value) == expected
@@ -46,7 +47,7 @@ def test_a_name_or_url_becomes_the_scenarios_target(value: str, expected: list[s
 @pytest.mark.parametrize(("value", "message"), [
     ("nats://10.1.2.3:4222", "not a loopback address; load goes only to 127.0.0.0/8 or ::1 unless you pass "
                              "--allow-remote"),
-    ("tcp://127.0.0.1:5555", "ZeroMQ has no server to reach"),
+    ("ipc:///tmp/feed", "the ZeroMQ driver binds a TCP endpoint"),
     ("kafka://127.0.0.1:9092", "unknown URL scheme 'kafka'"),
     ("nats://", "the URL names no host"),
     ("nats server", "expected a target name"),
@@ -108,3 +109,11 @@ def test_a_sim_scenario_runs_against_the_users_server_and_leaves_it_running(
     assert not (run_dir / "servers").exists()
     assert server.process is not None and server.process.poll() is None, "the user's server keeps running"
     os.kill(server.process.pid, 0)
+
+
+def test_a_live_target_warns_that_simulated_faults_are_not_applied() -> None:
+    code, output = _invoke("validate", str(EXAMPLES / "flash-crash.toml"), "--target", "nats")
+    assert code == 0, output
+    assert "[[faults]] entry is simulated only and not applied to a live target" in output
+    code, output = _invoke("validate", str(EXAMPLES / "flash-crash.toml"))
+    assert code == 0 and "simulated only" not in output

@@ -78,7 +78,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 TargetOption = Annotated[str | None, typer.Option(
     "--target", metavar="NAME|URL",
     help="where to run: sim, nats, jetstream, redis, zmq (msgstorm starts the server), or the URL of a "
-         "server you run (nats://, jetstream://, redis://); overrides the scenario's target")]
+         "server you run (nats://, jetstream://, redis://; tcp:// the endpoint ZeroMQ binds); overrides the scenario's target")]
 AllowRemoteOption = Annotated[bool, typer.Option(
     "--allow-remote", help="let --target or live.url name an address off this machine (load goes only "
                            "to loopback otherwise)")]
@@ -95,11 +95,17 @@ def _load(path: Path, overrides: list[str], target: str | None = None, allow_rem
             err.print(f"[red]error[/]: {error}", highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT) from None
     try:
-        return load_scenario(path, overrides)
+        loaded = load_scenario(path, overrides)
     except ScenarioError as error:
         for issue in error.issues:
             err.print(f"[red]error[/]: {issue}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    if loaded.target != "sim" and loaded.faults:
+        count = len(loaded.faults)
+        err.print(f"warning: {path}: target {loaded.target} is live; its {count} [[faults]] "
+                  f"entr{'ies are' if count != 1 else 'y is'} simulated only and not applied to a live target",
+                  highlight=False, markup=False)
+    return loaded
 
 
 @app.command(cls=_Command)

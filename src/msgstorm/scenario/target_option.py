@@ -4,7 +4,8 @@ Place in the pipeline: the scenario layer, before validation. ``run`` and ``vali
 ``--target NAME_OR_URL`` into ``--set`` overrides, so the scenario is validated (and a
 remote address refused) exactly as if the file said it. A name picks a target msgstorm
 starts itself (``sim``, ``nats``, ``jetstream``, ``redis``, ``zmq``, or a registered
-driver); a URL picks a server the user already runs, its scheme naming the driver.
+driver); a URL picks a server the user already runs, its scheme naming the driver (for ZeroMQ, which has
+no server, ``tcp://`` names the endpoint msgstorm's publisher binds).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ URL_SCHEMES: dict[str, tuple[str, str]] = {
     "jetstream": ("jetstream", "nats"),
     "redis": ("redis", "redis"),
     "rediss": ("redis", "rediss"),
+    "tcp": ("zmq", "tcp"),  # the endpoint the ZeroMQ publisher binds (there is no server)
 }
 
 
@@ -36,9 +38,9 @@ def target_overrides(value: str, allow_remote: bool = False) -> list[str]:
     else:
         parts = urlsplit(text)
         scheme = parts.scheme.lower()
-        if scheme in ("tcp", "ipc", "inproc"):
-            raise ValueError(f"--target {value!r}: ZeroMQ has no server to reach; msgstorm binds its own "
-                             "loopback endpoints: use --target zmq")
+        if scheme in ("ipc", "inproc"):
+            raise ValueError(f"--target {value!r}: the ZeroMQ driver binds a TCP endpoint: use "
+                             "--target tcp://127.0.0.1:PORT, or --target zmq for a free loopback port")
         if scheme not in URL_SCHEMES:
             known = ", ".join(f"{s}://" for s in URL_SCHEMES)
             raise ValueError(f"--target {value!r}: unknown URL scheme {parts.scheme!r}; expected one of {known}")
