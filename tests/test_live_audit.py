@@ -33,6 +33,7 @@ drain = "2s"
 
 [live]
 consumers = 2
+nats = {{ client = "{client}" }}
 
 [[agents]]
 name = "traders"
@@ -76,11 +77,13 @@ class FaultyNats(NatsDriver):
             if msg_id == 500:
                 on_receipt(0, HEADER.pack(INVENTED, 0))
 
+        self.on_receipts = None  # every receipt through the doctor, one at a time
         await super().connect(doctor, on_ack)
 
 
-def test_the_audit_reports_exactly_what_a_doctored_consumer_saw(tmp_path: Path) -> None:
-    scenario = parse_scenario(SCENARIO.format(target="nats-faulty", duration="2s"), source="audit.toml")
+@pytest.mark.parametrize("client", ["wire", "nats-py"])
+def test_the_audit_reports_exactly_what_a_doctored_consumer_saw(tmp_path: Path, client: str) -> None:
+    scenario = parse_scenario(SCENARIO.format(target="nats-faulty", duration="2s", client=client), source="audit.toml")
     result = run(scenario, tmp_path / "run")
     ids = sorted(result.history.messages["msg_id"].to_pylist())
     assert ids == list(range(2000)), "the drops above assume ids 0..1999"
@@ -108,25 +111,44 @@ class CutNats(NatsDriver):
                 CutNats.received.add(HEADER.unpack_from(payload)[0])
             on_receipt(consumer, payload)
 
+        bulk = self.on_receipts
+        if bulk is not None:  # the wire client hands receipts over in bulk
+
+            def watch_many(consumer: int, payloads: list[bytes]) -> None:
+                if consumer == 0:
+                    CutNats.received.update(HEADER.unpack_from(p)[0] for p in payloads)
+                bulk(consumer, payloads)
+
+            self.on_receipts = watch_many
         await super().connect(watch, on_ack)
         self._cut = asyncio.get_running_loop().call_later(1.0, self._cut_consumer)
 
     def _cut_consumer(self) -> None:
         # The client's own socket, shut down under it: the server drops the subscription,
         # the client notices, reconnects and subscribes again.
-        transport: Any = self.consumers[0]._transport  # noqa: SLF001 - the test reaches into the client on purpose
-        sock: socket.socket = transport._io_writer.get_extra_info("socket")  # noqa: SLF001
+        if self.wire:
+            transport: Any = self.wire_consumers[0].transport
+            sock: socket.socket = transport.get_extra_info("socket")
+        else:
+            client: Any = self.consumers[0]._transport  # noqa: SLF001 - the test reaches into the client on purpose
+            sock = client._io_writer.get_extra_info("socket")  # noqa: SLF001
         sock.shutdown(socket.SHUT_RDWR)
 
     async def publish(self, msg_id: int, payload: bytes) -> None:
         CutNats.published.append(msg_id)
         await super().publish(msg_id, payload)
 
+    async def publish_many(self, msg_ids: list[int], payloads: list[bytes]) -> None:
+        if self.wire:  # (nats-py's publish_many calls publish, which records)
+            CutNats.published.extend(msg_ids)
+        await super().publish_many(msg_ids, payloads)
 
-def test_a_cut_consumer_connection_loses_exactly_what_it_missed(tmp_path: Path) -> None:
+
+@pytest.mark.parametrize("client", ["wire", "nats-py"])
+def test_a_cut_consumer_connection_loses_exactly_what_it_missed(tmp_path: Path, client: str) -> None:
     CutNats.published.clear()
     CutNats.received.clear()
-    scenario = parse_scenario(SCENARIO.format(target="nats-cut", duration="3s"), source="audit.toml")
+    scenario = parse_scenario(SCENARIO.format(target="nats-cut", duration="3s", client=client), source="audit.toml")
     result = run(scenario, tmp_path / "run")
     missed = set(CutNats.published) - CutNats.received
     assert missed, "the cut lost nothing: the test did not cut"

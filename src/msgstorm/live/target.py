@@ -27,6 +27,7 @@ delivery check needs), run end, servers started and stopped, disconnections, err
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import json
 import struct
@@ -41,7 +42,7 @@ import pyarrow as pa
 from msgstorm.errors import TargetError
 from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
-from msgstorm.live.drivers.base import Driver
+from msgstorm.live.drivers.base import BurstDriver, Driver
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
 from msgstorm.traffic.generate import MessageBatch
@@ -57,6 +58,8 @@ HEADER = struct.Struct("<qq")
 _SPIN_NS = 1_200_000
 # While behind schedule, let consumers and the client's flusher run after this many sends.
 _YIELD_EVERY = 256
+# A batch is turned into Python values this many messages at a time while it is sent.
+_SLICE = 4096
 PUBLISHER = "publisher"
 STREAM = "stream"
 
@@ -108,6 +111,16 @@ class LiveTarget:
         self.receipt_msg.append(msg_id)
         self.receipt_t.append(t)
 
+    def _on_receipts(self, consumer: int, payloads: list[bytes]) -> None:
+        t = self._now()
+        unpack = HEADER.unpack_from
+        size = HEADER.size
+        ids = [unpack(p)[0] for p in payloads if len(p) >= size]
+        self.unreadable += len(payloads) - len(ids)
+        self.receipt_msg.extend(ids)
+        self.receipt_consumer.extend([consumer] * len(ids))
+        self.receipt_t.extend([t] * len(ids))
+
     def _on_ack(self, msg_id: int, order: int) -> None:
         self.ack_t.append(self._now())
         self.ack_msg.append(msg_id)
@@ -139,6 +152,8 @@ class LiveTarget:
     async def _main(self, traffic: Iterator[MessageBatch]) -> None:
         try:
             try:
+                if isinstance(self.driver, BurstDriver):
+                    self.driver.on_receipts = self._on_receipts
                 await self.driver.connect(self._on_receipt, self._on_ack)
             except Exception as error:  # noqa: BLE001 - any client failure here means no run
                 raise TargetError(f"{self.scenario.target}: cannot connect: {type(error).__name__}: {error}") from error
@@ -158,6 +173,9 @@ class LiveTarget:
             await self.driver.close()
 
     async def _send_all(self, traffic: Iterator[MessageBatch]) -> None:
+        if isinstance(self.driver, BurstDriver) and self.driver.burst > 1:
+            await self._send_bursts(self.driver, traffic)
+            return
         run = self.scenario.run
         stop_at = run.duration
         publish = self.driver.publish
@@ -186,6 +204,55 @@ class LiveTarget:
                 if since_yield >= _YIELD_EVERY:
                     since_yield = 0
                     await asyncio.sleep(0)
+
+    async def _send_bursts(self, driver: BurstDriver, traffic: Iterator[MessageBatch]) -> None:
+        """As ``_send_all``, for a driver that takes many messages at once: every message due
+        when the generator wakes leaves in one ``publish_many`` (at most ``driver.burst``),
+        each stamped with the time that burst was handed over. So that no pause opens in the
+        schedule, the next window's batch is generated on a worker thread while this one is
+        sent, and a batch is turned into Python values a slice at a time."""
+        stop_at = self.scenario.run.duration
+        publish_many = driver.publish_many
+        burst = driver.burst
+        now = self._now
+        pack = HEADER.pack
+        pad: dict[int, bytes] = {}
+        since_yield = 0
+        loop = asyncio.get_running_loop()
+        batches = iter(traffic)
+        upcoming = loop.run_in_executor(None, next, batches, None)
+        while (batch := await upcoming) is not None:
+            upcoming = loop.run_in_executor(None, next, batches, None)
+            sent = np.full(len(batch), -1, dtype=np.int64)
+            self.batches.append(batch)
+            self.sent.append(sent)
+            stop = int(np.searchsorted(batch.t_intended, stop_at, side="left"))
+            for first in range(0, stop, _SLICE):
+                last = min(first + _SLICE, stop)
+                times = batch.t_intended[first:last].tolist()
+                ids, keys = batch.msg_id[first:last].tolist(), batch.key[first:last].tolist()
+                sizes = batch.size[first:last].tolist()
+                for size in set(sizes):
+                    if size not in pad:
+                        pad[size] = bytes(max(size - HEADER.size, 0))
+                i, n = 0, last - first
+                while i < n:
+                    wait = times[i] - now()
+                    while wait > 0:
+                        await asyncio.sleep((wait - _SPIN_NS) / 1e9 if wait > _SPIN_NS else 0)
+                        wait = times[i] - now()
+                    t = now()
+                    j = min(n, i + burst, max(i + 1, bisect.bisect_right(times, t, i, n)))
+                    sent[first + i:first + j] = t
+                    await publish_many(ids[i:j], [pack(ids[k], keys[k]) + pad[sizes[k]] for k in range(i, j)])
+                    since_yield += j - i
+                    i = j
+                    if since_yield >= _YIELD_EVERY:
+                        since_yield = 0
+                        await asyncio.sleep(0)
+            if stop < len(batch):
+                upcoming.cancel()
+                return
 
     async def _drain(self) -> None:
         """Wait until every message sent is received (by every consumer on a fan-out target,

@@ -376,6 +376,16 @@ class LimitsSpec(_Spec):
 SLO_PATTERN = r"^\s*(<=|>=|==|!=|<|>)\s*(\S.*)$"
 
 
+class NatsSpec(_Spec):
+    """``[live.nats]``: the client a ``target = "nats"`` run uses."""
+
+    # "wire": msgstorm's own core-NATS client (bursts of PUBs in one write, MSGs parsed in
+    # bulk; plain nats:// only); "nats-py": the nats-py client (TLS, credentials).
+    client: Literal["wire", "nats-py"] = "wire"
+    # Messages due at once that go out in one write, at most.
+    burst: int = Field(default=1024, ge=1, le=100_000)
+
+
 class JetStreamSpec(_Spec):
     """``[live.jetstream]``: the stream a ``target = "jetstream"`` run publishes to."""
 
@@ -429,6 +439,7 @@ class LiveSpec(_Spec):
     consumers: int = Field(default=1, ge=1, le=64)
     flush_interval: DurationNs = Field(default=1_000_000, gt=0)  # the publisher flushes at least this often
     start_timeout: DurationNs = Field(default=10_000_000_000, gt=0)  # a started server must listen within
+    nats: NatsSpec = NatsSpec()
     jetstream: JetStreamSpec = JetStreamSpec()
     redis: RedisSpec = RedisSpec()
     zmq: ZmqSpec = ZmqSpec()

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from msgstorm.scenario.schema import LiveSpec
 
-__all__ = ["Driver", "OnAck", "OnEvent", "OnReceipt"]
+__all__ = ["BurstDriver", "Driver", "OnAck", "OnEvent", "OnReceipt", "OnReceipts"]
 
 OnReceipt = Callable[[int, bytes], None]  # (consumer index, payload)
+OnReceipts = Callable[[int, list[bytes]], None]  # (consumer index, payloads read at once)
 OnAck = Callable[[int, int], None]  # (msg_id, the broker's order for it)
 OnEvent = Callable[[str, dict[str, Any]], None]  # (EventKind value, detail)
 
@@ -67,4 +68,22 @@ class Driver(Protocol):
 
     async def close(self) -> None:
         """Close every connection (what was received before is kept)."""
+        ...
+
+
+@runtime_checkable
+class BurstDriver(Driver, Protocol):
+    """A driver that also takes many messages at once, and hands receipts over in bulk.
+
+    The target sends every message due when it wakes in one ``publish_many`` (at most
+    ``burst``; a driver with ``burst`` 1 is driven one message at a time) and, before
+    ``connect``, sets ``on_receipts``, which the driver then calls instead of
+    ``on_receipt`` with all the payloads one read brought (one receipt time for them).
+    """
+
+    burst: int
+    on_receipts: OnReceipts | None
+
+    async def publish_many(self, msg_ids: list[int], payloads: list[bytes]) -> None:
+        """Hand several messages to the client, in order (as ``publish`` each)."""
         ...

