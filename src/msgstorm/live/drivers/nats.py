@@ -194,7 +194,7 @@ class NatsDriver:
             await asyncio.sleep(RECONNECT_S)
             try:
                 connection = await self._open_wire(name, index)
-            except (OSError, asyncio.TimeoutError, Exception):  # noqa: BLE001 - try again until the run ends
+            except Exception:  # noqa: BLE001 - any failure: try again until the run ends
                 continue
             if self._closing:
                 connection.close()
