@@ -31,6 +31,7 @@ import bisect
 import itertools
 import json
 import struct
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,6 +61,8 @@ _SPIN_NS = 1_200_000
 _YIELD_EVERY = 256
 # A batch is turned into Python values this many messages at a time while it is sent.
 _SLICE = 4096
+# The interpreter's thread switch interval during a live run.
+_SWITCH_S = 100e-6
 PUBLISHER = "publisher"
 STREAM = "stream"
 
@@ -139,7 +142,14 @@ class LiveTarget:
             # first before the clock starts, so the schedule does not open late.
             traffic = iter(traffic)
             first = next(traffic, None)
-            asyncio.run(self._main(itertools.chain([] if first is None else [first], traffic)))
+            # The next window is generated on a worker thread: hand the GIL back to the event
+            # loop within _SWITCH_S (Python's default, 5 ms, would show in the latency).
+            switch = sys.getswitchinterval()
+            sys.setswitchinterval(_SWITCH_S)
+            try:
+                asyncio.run(self._main(itertools.chain([] if first is None else [first], traffic)))
+            finally:
+                sys.setswitchinterval(switch)
         except KeyboardInterrupt:
             self.interrupted = True
             self._events.append((self._now(), EventKind.INTERRUPTED, None, None, None))
