@@ -85,6 +85,9 @@ def test_every_message_arrives_and_the_server_is_gone_after(tmp_path: Path) -> N
     kinds = [e["kind"] for e in _events(result.run_dir)]
     assert kinds[0] == "run_start" and "server_start" in kinds and "server_stop" in kinds
     assert "disconnected" not in kinds, "closing the clients at the end is not a disconnection"
+    start = json.loads(next(e["detail"] for e in _events(result.run_dir) if e["kind"] == "server_start"))
+    if "GOMAXPROCS" not in os.environ:  # the server leaves the generator's core alone
+        assert start["GOMAXPROCS"] == str(max(1, len(os.sched_getaffinity(0)) - 1))
     deliveries = result.history.deliveries
     assert deliveries.num_rows == 2000 and set(deliveries["node"].to_pylist()) == {"consumer-0"}
     assert (result.run_dir / "servers" / "nats-server.log").is_file()

@@ -52,7 +52,13 @@ from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from msgstorm.history.events import EventKind
 from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt
-from msgstorm.live.servers import ManagedServer, ServerError, free_port, require_loopback
+from msgstorm.live.servers import (
+    ManagedServer,
+    ServerError,
+    free_port,
+    go_server_env,
+    require_loopback,
+)
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import LiveSpec
 
@@ -152,11 +158,11 @@ class JetStreamDriver:
                 cluster_ports[i] if cluster_ports else None,
                 [p for j, p in enumerate(cluster_ports) if j != i]), encoding="utf-8")
             self.servers.append(ManagedServer(name, [binary, "-c", str(config)], ports[i], directory,
-                                              self.spec.start_timeout / 1e9))
+                                              self.spec.start_timeout / 1e9, env=go_server_env()))
         for server in self.servers:  # stop_servers stops those started if a later one fails
             server.start()
         self.urls = [f"nats://127.0.0.1:{port}" for port in ports]
-        return [{"name": s.name, "pid": s.pid, "url": url} for s, url in zip(self.servers, self.urls)]
+        return [{"name": s.name, "pid": s.pid, "url": url, **(s.env or {})} for s, url in zip(self.servers, self.urls)]
 
     def stop_servers(self) -> None:
         for server in self.servers:

@@ -33,7 +33,7 @@ from nats.aio.msg import Msg
 from msgstorm.history.events import EventKind
 from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt, OnReceipts
 from msgstorm.live.drivers.nats_wire import WireConnection, pub_frames
-from msgstorm.live.servers import ManagedServer, free_port, require_loopback
+from msgstorm.live.servers import ManagedServer, free_port, go_server_env, require_loopback
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import LiveSpec
 
@@ -78,11 +78,11 @@ class NatsDriver:
         directory = self.run_dir / "servers"
         server = ManagedServer("nats-server", [binary, "-a", "127.0.0.1", "-p", str(port), "-l",
                                                str(directory / "nats-server.log")],
-                               port, directory, self.spec.start_timeout / 1e9)
+                               port, directory, self.spec.start_timeout / 1e9, env=go_server_env())
         self.servers.append(server)
         server.start()
         self.url = f"nats://127.0.0.1:{port}"
-        return [{"name": server.name, "pid": server.pid, "url": self.url}]
+        return [{"name": server.name, "pid": server.pid, "url": self.url, **(server.env or {})}]
 
     def stop_servers(self) -> None:
         for server in self.servers:
