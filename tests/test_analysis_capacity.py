@@ -139,3 +139,27 @@ def test_steady_pipeline_delay_is_not_a_throughput_shortfall(tmp_path: Path) -> 
     assert knee is not None and steps is not None
     assert knee["knee_rate_per_s"] == 500.0
     assert steps.column("throughput_per_s").to_pylist() == [100.0, 200.0, 300.0, 400.0, 500.0]
+
+
+def test_a_live_step_the_generator_could_not_keep_fails_and_says_so(tmp_path: Path) -> None:
+    # Latency stays flat, but in step 3 every message left 5 ms late: the load asked for
+    # was not offered there, so the knee is step 2's, the generator's limit.
+    rows = ramp_messages([1, 1, 1, 1, 1])
+    for row in rows:
+        if 2 * S <= row["t_intended"] < 3 * S:
+            row["t_sent"] = row["t_intended"] + 5 * MS
+    history = write_history(tmp_path, rows, scenario=scenario_dict(RAMP), t_end=6 * S, target="nats")
+    knee, steps, _ = capacity(history)
+    assert knee is not None and steps is not None
+    assert knee["knee_rate_per_s"] == 200.0
+    assert "first failing step 3 (there the generator could not keep the schedule" in knee["method"]
+    assert steps.column("passed").to_pylist() == [True, True, False, True, True]
+
+
+def test_the_same_late_sends_on_the_simulator_change_nothing(tmp_path: Path) -> None:
+    rows = ramp_messages([1, 1, 1, 1, 1])
+    for row in rows:
+        if 2 * S <= row["t_intended"] < 3 * S:
+            row["t_sent"] = row["t_intended"] + 5 * MS
+    knee, _, _ = capacity(write_history(tmp_path, rows, scenario=scenario_dict(RAMP), t_end=6 * S))
+    assert knee is not None and knee["knee_rate_per_s"] == 500.0

@@ -18,7 +18,9 @@ or as a phase: step k covers ``[t0 + k*every, t0 + (k+1)*every)`` where t0 is th
 The knee (DESIGN.md): walking steps in order, a step passes when throughput >=
 ``throughput_fraction`` x offered and p99 <= ``knee_latency_factor`` x the first step's p99;
 the knee is the offered rate of the last step passing before the first failure (None when the
-first step fails already).
+first step fails already). On a live target a step also fails when the generator could not
+keep its schedule there (p99 send lag over ``SATURATION_LAG_MS``): that step's load was not
+offered as asked, so what fails is the generator, and the method says so.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from msgstorm.analysis._common import (
     rounded,
 )
 from msgstorm.analysis._intervals import IntervalLoad, interval_load
+from msgstorm.analysis.generator import SATURATION_LAG_MS
 from msgstorm.history.reader import History
 
 __all__ = ["STEP_SCHEMA", "StepRamp", "capacity", "find_step_ramp", "ramp_steps"]
@@ -108,16 +111,19 @@ def find_step_ramp(scenario: dict[str, Any]) -> StepRamp | None:
 
 
 def _knee(
-    load: IntervalLoad, p99_ns: list[float | None], factor: float, fraction: float
+    load: IntervalLoad, p99_ns: list[float | None], factor: float, fraction: float,
+    saturated: list[bool] | None = None,
 ) -> tuple[dict[str, Any], list[bool]]:
     offered, throughput = load.offered_per_s.tolist(), load.throughput_per_s.tolist()
     baseline = p99_ns[0] if p99_ns else None
+    saturated = saturated if saturated is not None else [False] * len(offered)
     passed = [
         baseline is not None
         and p99 is not None
         and thr >= fraction * off
         and p99 <= factor * baseline
-        for off, thr, p99 in zip(offered, throughput, p99_ns)
+        and not late
+        for off, thr, p99, late in zip(offered, throughput, p99_ns, saturated)
     ]
     last_passing: int | None = None
     for index, ok in enumerate(passed):
@@ -130,9 +136,31 @@ def _knee(
         f"step ramp: highest step offered rate with throughput >= {fraction:.0%} of offered "
         f"and p99 <= {factor:g} x first-step p99 ({baseline_ms} ms); "
         + (f"first failing step {first_failing}" if first_failing else "every step passed")
+        + (" (there the generator could not keep the schedule: the knee is msgstorm's own, not the target's)"
+           if first_failing and saturated[first_failing - 1] else "")
     )
     knee_rate = rounded(offered[last_passing]) if last_passing is not None else None
     return {"knee_rate_per_s": knee_rate, "method": method}, passed
+
+
+def _saturated_steps(history: History, messages: MessageArrays, edges: I64) -> list[bool] | None:
+    """Per step, whether the generator's p99 send lag there exceeded the saturation limit
+    (by ``t_intended``); None on the simulator, whose sends leave exactly on time."""
+    if history.run_info.get("target", "sim") == "sim":
+        return None
+    sent = messages.t_sent
+    lag = sent.values - messages.t_intended
+    step = np.searchsorted(edges, messages.t_intended, side="right") - 1
+    keep = sent.present & (step >= 0) & (step < len(edges) - 1)
+    lag, step = lag[keep], step[keep]
+    order = np.argsort(step, kind="stable")
+    bounds = np.searchsorted(step[order], np.arange(len(edges)))
+    result = []
+    for k in range(len(edges) - 1):
+        values = lag[order[bounds[k]:bounds[k + 1]]]
+        p99 = percentile(values, 99.0) if values.size else None
+        result.append(p99 is not None and p99 > SATURATION_LAG_MS * 1e6)
+    return result
 
 
 def ramp_steps(ramp: StepRamp, messages: MessageArrays) -> IntervalLoad:
@@ -157,7 +185,7 @@ def capacity(
     factor, fraction = analysis_settings(history)
     load = ramp_steps(ramp, messages)
     p99_ns = [percentile(v, 99.0) if v.size else None for v in load.latencies_ns]
-    knee, passed = _knee(load, p99_ns, factor, fraction)
+    knee, passed = _knee(load, p99_ns, factor, fraction, _saturated_steps(history, messages, ramp.edges))
     table = pa.table(
         {
             "step": np.arange(1, load.count + 1, dtype=np.int64),
