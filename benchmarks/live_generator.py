@@ -63,6 +63,7 @@ window = "1s"
 [live]
 url = "{url}"
 nats = {{ client = "{client}" }}
+subject = "bench{rate}"
 jetstream = {{ stream = "BENCH{rate}", storage = "memory" }}
 consumers = 1
 
