@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from test_analysis_history import MS, message, write_history
 
 from msgstorm.analysis import CHECKERS, Verdict, run_checkers
@@ -51,6 +52,18 @@ def test_unknown_status_and_orphan_delivery_break_conservation(tmp_path: Path) -
     )
     assert verdict.status == "invalid"
     assert "vanished" in verdict.detail and "77" in verdict.detail
+
+
+@pytest.mark.parametrize("base", [0, 10**12])  # dense ids (counted in place) and sparse ones (sorted)
+def test_duplicates_and_orphans_are_named_whatever_the_ids(tmp_path: Path, base: int) -> None:
+    rows = [message(base + i, i * MS, status="lost") for i in range(50)] + [message(base + 7, 0, status="lost")]
+    deliveries = [{"msg_id": msg_id, "node": "n0", "t_delivered": MS, "hops": 1}
+                  for msg_id in (base + 3, base + 3, base + 60, base + 60, -5)]
+    [verdict] = run_checkers(write_history(tmp_path, rows, deliveries=deliveries),
+                             {"conservation": CHECKERS["conservation"]})
+    assert verdict.status == "invalid"
+    assert f"1 msg_ids have more than one row: {base + 7}" in verdict.detail
+    assert f"2 delivered msg_ids have no message row: -5, {base + 60}" in verdict.detail
 
 
 def test_seq_no_going_backwards_in_time_breaks_ordering(tmp_path: Path) -> None:
