@@ -13,6 +13,7 @@ analysis reports it instead of presenting a partial history as a whole one.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ import pyarrow.parquet as pq
 from msgstorm.history.schema import OPTIONAL_TABLES, TABLES
 from msgstorm.history.writer import PART_GLOB
 
-__all__ = ["History", "HistoryMissing", "count_rows", "read_history", "read_table"]
+__all__ = ["COLUMN_CACHE_BYTES", "History", "HistoryMissing", "count_rows", "read_history", "read_table"]
+
+COLUMN_CACHE_BYTES = 160 * 2**20
 
 
 class History:
@@ -45,6 +48,20 @@ class History:
         if directory is None:
             self._tables.update({name: TABLES[name].empty_table() for name in OPTIONAL_TABLES})
         self._directory = directory
+        # Each part file opened once (its footer parsed once), read a few columns at a time.
+        self._parts: dict[str, list[tuple[pq.ParquetFile, frozenset[str]]]] = {}
+        # Columns read from disk, kept while they fit in COLUMN_CACHE_BYTES (oldest out first):
+        # metrics ask for the same few columns again, and decoding a part costs more than
+        # keeping it, up to the budget that bounds memory at ten million messages.
+        self._cache: OrderedDict[tuple[str, ...], Any] = OrderedDict()
+        self._cached_bytes = 0
+
+    def _open_parts(self, name: str) -> list[tuple[pq.ParquetFile, frozenset[str]]]:
+        if name not in self._parts:
+            assert self._directory is not None
+            files = [pq.ParquetFile(source, memory_map=True) for source in _sources(self._directory, name)]
+            self._parts[name] = [(file, frozenset(file.schema_arrow.names)) for file in files]
+        return self._parts[name]
 
     def table(self, name: str) -> pa.Table:
         """A whole table (read once, then kept)."""
@@ -57,8 +74,31 @@ class History:
         """Only ``columns`` of a table: from memory if the whole table is there, else from disk."""
         if name in self._tables:
             return self._tables[name].select(columns)
-        assert self._directory is not None
-        return read_table(self._directory, name, columns)
+        missing = [c for c in columns if (name, c) not in self._cache]
+        if missing:
+            target = pa.schema([TABLES[name].field(c) for c in missing])
+            tables = [_conform(file.read(columns=[c for c in missing if c in present]), target)
+                      for file, present in self._open_parts(name)]
+            read = pa.concat_tables(tables) if tables else target.empty_table()
+            found = {c: read.column(c) for c in missing}
+            for column, values in found.items():
+                self._keep((name, column), values, int(values.nbytes))
+        else:
+            found = {}
+        arrays = [found[c] if c in found else self._cache[(name, c)][0] for c in columns]
+        for c in columns:
+            if (name, c) in self._cache:
+                self._cache.move_to_end((name, c))
+        return pa.Table.from_arrays(arrays, schema=pa.schema([TABLES[name].field(c) for c in columns]))
+
+    def _keep(self, key: tuple[str, ...], values: Any, size: int) -> None:
+        if size > COLUMN_CACHE_BYTES:
+            return
+        self._cache[key] = (values, size)
+        self._cached_bytes += size
+        while self._cached_bytes > COLUMN_CACHE_BYTES:
+            _, (_, dropped) = self._cache.popitem(last=False)
+            self._cached_bytes -= dropped
 
     def column(self, name: str, column: str) -> pa.ChunkedArray:
         return self.columns(name, [column]).column(column)
@@ -66,6 +106,11 @@ class History:
     def codes(self, name: str, column: str) -> tuple[np.ndarray, list[str]]:
         """A string column as (int32 codes, the distinct values): a handful of names (kinds,
         agents, nodes, statuses) costs 4 bytes a row instead of a Python or Arrow string."""
+        key = ("codes", name, column)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            indices, values = self._cache[key][0]
+            return indices, list(values)
         if name in self._tables:
             encoded = self._tables[name].column(column).combine_chunks().dictionary_encode()
         else:
@@ -78,13 +123,16 @@ class History:
                                       type=chunks[0].type).unify_dictionaries()
             encoded = merged.combine_chunks() if merged.num_chunks else pa.array([], pa.string()).dictionary_encode()
         indices = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int32)
-        return indices, [str(value) for value in encoded.dictionary.to_pylist()]
+        values = [str(value) for value in encoded.dictionary.to_pylist()]
+        if name not in self._tables:
+            indices.setflags(write=False)  # shared by later callers: nobody may change it
+            self._keep(key, (indices, tuple(values)), int(indices.nbytes))
+        return indices, values
 
     def num_rows(self, name: str) -> int:
         if name in self._tables:
             return int(self._tables[name].num_rows)
-        assert self._directory is not None
-        return count_rows(self._directory, name)
+        return sum(file.metadata.num_rows for file, _ in self._open_parts(name))
 
     @property
     def messages(self) -> pa.Table:
