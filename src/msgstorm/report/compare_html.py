@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import plotly.graph_objects as go
 import pyarrow as pa
 
 from msgstorm.history.reader import read_table
+from msgstorm.report import plotspec as go
 from msgstorm.report.compare import Comparison, RunSummary, format_delta, format_value
 from msgstorm.report.figures import percentile_ticks
 from msgstorm.report.page import Plot, esc, figure_block, page, table

@@ -12,9 +12,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import plotly.graph_objects as go
 import pyarrow as pa
 
+from msgstorm.report import plotspec as go
 from msgstorm.report.series import RegionMatrix, Span
 
 __all__ = [
@@ -87,8 +87,7 @@ def _shade(fig: go.Figure, spans: Sequence[Span]) -> None:
             "fillcolor": SPAN_COLOURS.get(kind, "#7f7f7f"), "opacity": 0.10 if fault else 0.14,
             "name": _SPAN_NAMES.get(kind, kind), "legendgroup": kind, "showlegend": first,
         })
-    # One assignment: plotly's add_shape copies every shape so far, so a loop of them is quadratic.
-    fig.update_layout(shapes=[*fig.layout.shapes, *shapes])
+    fig.update_layout(shapes=[*(fig.layout.shapes or ()), *shapes])
 
 
 def _has_data(values: Any) -> bool:

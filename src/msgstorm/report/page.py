@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
-import plotly.graph_objects as go
+from msgstorm.report import plotspec as go
 
 __all__ = ["Plot", "esc", "figure_block", "page", "table"]
 
@@ -112,9 +112,11 @@ def esc(value: object) -> str:
 
 @lru_cache(maxsize=1)
 def _plotly_js() -> str:
-    from plotly.offline import get_plotlyjs
+    # The plotly.js bundle the plotly package ships, read as a file (importing plotly's
+    # Python side would cost a few hundred ms the page does not need).
+    from importlib.resources import files
 
-    return str(get_plotlyjs())
+    return (files("plotly") / "package_data" / "plotly.min.js").read_text(encoding="utf-8")
 
 
 def _script_json(payload: str) -> str:

@@ -15,8 +15,9 @@ import math
 from collections import defaultdict
 from typing import Any
 
-import plotly.graph_objects as go
 import pyarrow as pa
+
+from msgstorm.report import plotspec as go
 
 __all__ = ["MAX_PATH_SOURCES", "region_path_rows", "topology_figure"]
 
