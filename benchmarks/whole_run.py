@@ -1,0 +1,135 @@
+"""msgstorm as a user times it: ``msgstorm run`` as a whole process against a SimPy model
+process of the same queue, and ``msgstorm report`` on a million and ten million messages.
+
+Run by hand, not in CI (needs the ``bench`` extra for SimPy):
+
+    python benchmarks/whole_run.py               # 3 pairs, then report on 1M and 10M messages
+    python benchmarks/whole_run.py --pairs 5
+    python benchmarks/whole_run.py --skip-10m    # leave out the ten-million-message report
+
+The queue: M/M/1 at rho 0.8, one million customers. msgstorm: one node, ``processing = 0``,
+exponential service 100 us, Poisson 8,000/s for 125 s, blocks every 100 ms, ``msgstorm run
+mm1.toml -q`` (simulation, history, analysis, summary.json, report.html, windows.csv).
+SimPy: ``Resource(capacity=1)``, a source process and one process per customer, printing the
+mean wait. Each side is its own process, started fresh (imports included), the two
+alternating pair by pair; the wall time is the median over the pairs and the peak RSS the
+largest the kernel reports for the child (``wait4``). The ten-million-message run is the same
+queue at 80,000/s with 10 us service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MM1 = """
+[run]
+name = "mm1"
+duration = "125s"
+drain = "10s"
+
+[network]
+regions = ["us-east"]
+nodes_per_region = 1
+processing = 0
+
+[sequencer]
+service = {{ dist = "exponential", mean = "{service}" }}
+
+[blocks]
+interval = "100ms"
+
+[[agents]]
+name = "traders"
+arrival = {{ process = "poisson", rate = "{rate}/s" }}
+"""
+
+SIMPY = """
+import random, sys
+import simpy
+
+ARRIVAL, SERVICE, CUSTOMERS = 8000.0, 10000.0, 1_000_000
+random.seed(1)
+env = simpy.Environment()
+server = simpy.Resource(env, capacity=1)
+waits = []
+
+def customer(env):
+    arrived = env.now
+    with server.request() as request:
+        yield request
+        waits.append(env.now - arrived)
+        yield env.timeout(random.expovariate(SERVICE))
+
+def source(env):
+    for _ in range(CUSTOMERS):
+        env.process(customer(env))
+        yield env.timeout(random.expovariate(ARRIVAL))
+
+env.process(source(env))
+env.run()
+print(f"customers {len(waits)}, mean wait {sum(waits) / len(waits) * 1e3:.3f} ms (theory 0.400 ms)")
+"""
+
+
+def timed(command: list[str], cwd: Path) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS MB, stdout) of one child process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    out = process.stdout.read() if process.stdout else ""
+    err = process.stderr.read() if process.stderr else ""
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        raise SystemExit(f"{' '.join(command)} failed:\n{err}")
+    return wall, usage.ru_maxrss / 1024, out
+
+
+def msgstorm(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from msgstorm.cli import app; app()", *args]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--skip-10m", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="msgstorm-whole-run-"))
+    try:
+        (work / "mm1.toml").write_text(MM1.format(service="100us", rate=8000))
+        (work / "mm1_10m.toml").write_text(MM1.format(service="10us", rate=80000))
+        (work / "simpy_mm1.py").write_text(SIMPY)
+        timed(msgstorm("run", "mm1.toml", "-q", "--out", "warm", "--set", 'run.duration="1s"'), work)  # numba cache
+        ours, theirs = [], []
+        for pair in range(args.pairs):
+            ours.append(timed(msgstorm("run", "mm1.toml", "-q", "--out", f"run{pair}"), work))
+            theirs.append(timed([sys.executable, "simpy_mm1.py"], work))
+            print(f"pair {pair + 1}: msgstorm {ours[-1][0]:.2f} s ({ours[-1][1]:.0f} MB), "
+                  f"SimPy {theirs[-1][0]:.2f} s ({theirs[-1][1]:.0f} MB)  {theirs[-1][2].strip()}")
+        ours_s, theirs_s = statistics.median(t for t, _, _ in ours), statistics.median(t for t, _, _ in theirs)
+        print(f"msgstorm run, M/M/1 with 1M customers: {ours_s:.2f} s, peak RSS {max(m for _, m, _ in ours):.0f} MB")
+        print(f"SimPy model, 1M customers:            {theirs_s:.2f} s, peak RSS {max(m for _, m, _ in theirs):.0f} MB")
+        print(f"ratio SimPy / msgstorm (whole process): {theirs_s / ours_s:.1f}x (target 5x, aim 8x)")
+        reports = [timed(msgstorm("report", "run0"), work) for _ in range(3)]
+        print(f"msgstorm report on 1M messages: {statistics.median(t for t, _, _ in reports):.2f} s, "
+              f"peak RSS {max(m for _, m, _ in reports):.0f} MB (target 0.5 s)")
+        if not args.skip_10m:
+            made = timed(msgstorm("run", "mm1_10m.toml", "-q", "--out", "run10m"), work)
+            print(f"msgstorm run, 10M messages: {made[0]:.2f} s, peak RSS {made[1]:.0f} MB")
+            reports = [timed(msgstorm("report", "run10m"), work) for _ in range(2)]
+            print(f"msgstorm report on 10M messages: {statistics.median(t for t, _, _ in reports):.2f} s, "
+                  f"peak RSS {max(m for _, m, _ in reports):.0f} MB (target 5 s, 1 GB)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
