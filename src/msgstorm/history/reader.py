@@ -26,7 +26,7 @@ from msgstorm.history.writer import PART_GLOB
 
 __all__ = ["COLUMN_CACHE_BYTES", "History", "HistoryMissing", "count_rows", "read_history", "read_table"]
 
-COLUMN_CACHE_BYTES = 160 * 2**20
+COLUMN_CACHE_BYTES = 128 * 2**20
 
 
 class History:
@@ -52,14 +52,15 @@ class History:
         self._parts: dict[str, list[tuple[pq.ParquetFile, frozenset[str]]]] = {}
         # Columns read from disk, kept while they fit in COLUMN_CACHE_BYTES (oldest out first):
         # metrics ask for the same few columns again, and decoding a part costs more than
-        # keeping it, up to the budget that bounds memory at ten million messages.
+        # keeping it. A column over an eighth of the budget (a run of millions of messages)
+        # is not kept: there memory, not time, is what limits the analysis.
         self._cache: OrderedDict[tuple[str, ...], Any] = OrderedDict()
         self._cached_bytes = 0
 
     def _open_parts(self, name: str) -> list[tuple[pq.ParquetFile, frozenset[str]]]:
         if name not in self._parts:
             assert self._directory is not None
-            files = [pq.ParquetFile(source, memory_map=True) for source in _sources(self._directory, name)]
+            files = [pq.ParquetFile(source) for source in _sources(self._directory, name)]
             self._parts[name] = [(file, frozenset(file.schema_arrow.names)) for file in files]
         return self._parts[name]
 
@@ -92,7 +93,7 @@ class History:
         return pa.Table.from_arrays(arrays, schema=pa.schema([TABLES[name].field(c) for c in columns]))
 
     def _keep(self, key: tuple[str, ...], values: Any, size: int) -> None:
-        if size > COLUMN_CACHE_BYTES:
+        if size > COLUMN_CACHE_BYTES // 8:  # a long run's columns: read again rather than held
             return
         self._cache[key] = (values, size)
         self._cached_bytes += size
