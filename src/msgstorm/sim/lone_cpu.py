@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+
 from msgstorm.sampling import Sampler
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.kernel import ITEM_MSG
@@ -32,6 +34,7 @@ class LoneCpu:
         self.delivery_stride = delivery_stride
         self.delivery_budget = ctx.scenario.history.max_deliveries if any(ctx.cluster.isolated) else 0
         self.deliveries: list[tuple[int, int, int, int]] = []  # (msg, node, t, hops)
+        self._blocks: list[np.ndarray] = []  # earlier rows, int64[4, n], in the order logged
         self.validating: set[int] = set()  # messages waiting for an isolated node's CPU
 
     def validate(self, t: int, node: int, m: int) -> None:
@@ -65,6 +68,20 @@ class LoneCpu:
     def restarted(self, t: int, node: int) -> None:
         self.cpu_free[node] = t
 
-    def take_deliveries(self) -> list[tuple[int, int, int, int]]:
-        taken, self.deliveries = self.deliveries, []
-        return taken
+    def _pending_block(self) -> None:
+        if self.deliveries:
+            self._blocks.append(np.asarray(self.deliveries, dtype=np.int64).T)
+            self.deliveries = []
+
+    def add_deliveries(self, rows: np.ndarray) -> None:
+        """Delivery rows logged elsewhere (the one-node loop), int64[4, n], after those so far."""
+        self._pending_block()
+        self._blocks.append(rows)
+
+    def take_deliveries(self) -> np.ndarray:
+        """Every delivery row logged since the last call, int64[4, n] (msg, node, t, hops)."""
+        self._pending_block()
+        blocks, self._blocks = self._blocks, []
+        if not blocks:
+            return np.zeros((4, 0), dtype=np.int64)
+        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)

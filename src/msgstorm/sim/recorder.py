@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.sim.state import MessageState
@@ -57,8 +58,8 @@ class Recorder:
     def deliveries(self, rows: np.ndarray) -> None:
         """Delivery rows as int64[4, n]: msg_id, node, t_delivered, hops."""
         if rows.shape[1]:
-            names = np.asarray(self.names, dtype=object)
-            self.writer.append("deliveries", {"msg_id": rows[0], "node": names[rows[1]].tolist(),
+            names = pa.array(self.names, type=pa.string())
+            self.writer.append("deliveries", {"msg_id": rows[0], "node": names.take(pa.array(rows[1])),
                                               "t_delivered": rows[2], "hops": rows[3].astype(np.int32)})
 
     def flush_events(self) -> None:

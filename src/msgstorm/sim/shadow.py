@@ -367,6 +367,6 @@ class ShadowNetwork:
         """Delivery rows gathered so far (the kernel's and the lone CPUs') into the history."""
         rows = self.gossip.drain_deliveries()
         alone = self.lone.take_deliveries()
-        if alone:
-            rows = np.concatenate([rows, np.asarray(alone, dtype=np.int64).T], axis=1)
+        if alone.shape[1]:
+            rows = np.concatenate([rows, alone], axis=1)
         self.record.deliveries(rows)

@@ -87,7 +87,7 @@ class SoloDriver:
         solo.record_events(ctx.record, ctx.cluster.leader)
         rows = solo.take_deliveries()
         if rows.shape[1]:
-            self.lone.deliveries.extend(zip(*rows.tolist()))
+            self.lone.add_deliveries(rows)
 
     def finish(self) -> None:
         """Settle what is still moving as pending."""
