@@ -138,16 +138,18 @@ class LiveTarget:
         try:
             for server in self.driver.start_servers():
                 self._events.append((self._now(), EventKind.SERVER_START, None, None, server))
-            # A batch can take a few hundred ms to build (a step ramp's first): build the
-            # first before the clock starts, so the schedule does not open late.
+            # A batch can take a few hundred ms to build (a step ramp's first), and the first
+            # two windows compile the traffic draws' code paths on a fresh install (numba
+            # holds the GIL while it compiles: a 200 ms stall of the generator). Build both
+            # before the clock starts, so the schedule neither opens late nor stalls.
             traffic = iter(traffic)
-            first = next(traffic, None)
+            ahead = [batch for batch in itertools.islice(traffic, 2)]
             # The next window is generated on a worker thread: hand the GIL back to the event
             # loop within _SWITCH_S (Python's default, 5 ms, would show in the latency).
             switch = sys.getswitchinterval()
             sys.setswitchinterval(_SWITCH_S)
             try:
-                asyncio.run(self._main(itertools.chain([] if first is None else [first], traffic)))
+                asyncio.run(self._main(itertools.chain(ahead, traffic)))
             finally:
                 sys.setswitchinterval(switch)
         except KeyboardInterrupt:
