@@ -6,6 +6,9 @@ Run by hand, not in CI (needs the ``bench`` extra for SimPy):
     python benchmarks/whole_run.py               # 3 pairs, then report on 1M and 10M messages
     python benchmarks/whole_run.py --pairs 5
     python benchmarks/whole_run.py --skip-10m    # leave out the ten-million-message report
+    python benchmarks/whole_run.py --quick       # 3 pairs, report on 1M only, no warm-up pair
+    python benchmarks/whole_run.py --report-only --skip-10m   # only ``msgstorm report`` timings
+    python benchmarks/whole_run.py --keep DIR    # keep the runs (a later --report-only reuses them)
 
 The queue: M/M/1 at rho 0.8, one million customers. msgstorm: one node, ``processing = 0``,
 exponential service 100 us, Poisson 8,000/s for 125 s, blocks every 100 ms, ``msgstorm run
@@ -96,38 +99,59 @@ def msgstorm(*args: str) -> list[str]:
     return [sys.executable, "-c", "from msgstorm.cli import app; app()", *args]
 
 
+def pairs(work: Path, count: int) -> None:
+    """``count`` pairs, msgstorm first then SimPy, and the medians."""
+    ours, theirs = [], []
+    for pair in range(count):
+        ours.append(timed(msgstorm("run", "mm1.toml", "-q", "--out", f"run{pair}", "--overwrite"), work))
+        theirs.append(timed([sys.executable, "simpy_mm1.py"], work))
+        print(f"pair {pair + 1}: msgstorm {ours[-1][0]:.2f} s ({ours[-1][1]:.0f} MB), "
+              f"SimPy {theirs[-1][0]:.2f} s ({theirs[-1][1]:.0f} MB)  {theirs[-1][2].strip()}", flush=True)
+    ours_s, theirs_s = statistics.median(t for t, _, _ in ours), statistics.median(t for t, _, _ in theirs)
+    print(f"msgstorm run, M/M/1 with 1M customers: {ours_s:.2f} s, peak RSS {max(m for _, m, _ in ours):.0f} MB")
+    print(f"SimPy model, 1M customers:            {theirs_s:.2f} s, peak RSS {max(m for _, m, _ in theirs):.0f} MB")
+    print(f"ratio SimPy / msgstorm (whole process): {theirs_s / ours_s:.1f}x (target 5x, aim 8x)", flush=True)
+
+
+def reports(work: Path, run_dir: str, label: str, times: int, target: str) -> None:
+    """``msgstorm report`` on one run, ``times`` times: the median and the largest peak RSS."""
+    done = [timed(msgstorm("report", run_dir), work) for _ in range(times)]
+    print(f"msgstorm report on {label} messages: {statistics.median(t for t, _, _ in done):.2f} s, "
+          f"peak RSS {max(m for _, m, _ in done):.0f} MB ({target})", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=3)
-    parser.add_argument("--skip-10m", action="store_true")
+    parser.add_argument("--skip-10m", action="store_true", help="leave out the ten-million-message run and report")
+    parser.add_argument("--quick", action="store_true", help="the pairs and the 1M report only (~1 min)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="time only msgstorm report (runs made once if the work directory lacks them)")
+    parser.add_argument("--keep", type=Path, default=None, help="work directory to keep the runs in")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="msgstorm-whole-run-"))
+    work = args.keep or Path(tempfile.mkdtemp(prefix="msgstorm-whole-run-"))
+    work.mkdir(parents=True, exist_ok=True)
+    skip_10m = args.skip_10m or args.quick
     try:
         (work / "mm1.toml").write_text(MM1.format(service="100us", rate=8000))
         (work / "mm1_10m.toml").write_text(MM1.format(service="10us", rate=80000))
         (work / "simpy_mm1.py").write_text(SIMPY)
-        timed(msgstorm("run", "mm1.toml", "-q", "--out", "warm", "--set", 'run.duration="1s"'), work)  # numba cache
-        ours, theirs = [], []
-        for pair in range(args.pairs):
-            ours.append(timed(msgstorm("run", "mm1.toml", "-q", "--out", f"run{pair}"), work))
-            theirs.append(timed([sys.executable, "simpy_mm1.py"], work))
-            print(f"pair {pair + 1}: msgstorm {ours[-1][0]:.2f} s ({ours[-1][1]:.0f} MB), "
-                  f"SimPy {theirs[-1][0]:.2f} s ({theirs[-1][1]:.0f} MB)  {theirs[-1][2].strip()}")
-        ours_s, theirs_s = statistics.median(t for t, _, _ in ours), statistics.median(t for t, _, _ in theirs)
-        print(f"msgstorm run, M/M/1 with 1M customers: {ours_s:.2f} s, peak RSS {max(m for _, m, _ in ours):.0f} MB")
-        print(f"SimPy model, 1M customers:            {theirs_s:.2f} s, peak RSS {max(m for _, m, _ in theirs):.0f} MB")
-        print(f"ratio SimPy / msgstorm (whole process): {theirs_s / ours_s:.1f}x (target 5x, aim 8x)")
-        reports = [timed(msgstorm("report", "run0"), work) for _ in range(3)]
-        print(f"msgstorm report on 1M messages: {statistics.median(t for t, _, _ in reports):.2f} s, "
-              f"peak RSS {max(m for _, m, _ in reports):.0f} MB (target 0.5 s)")
-        if not args.skip_10m:
-            made = timed(msgstorm("run", "mm1_10m.toml", "-q", "--out", "run10m"), work)
-            print(f"msgstorm run, 10M messages: {made[0]:.2f} s, peak RSS {made[1]:.0f} MB")
-            reports = [timed(msgstorm("report", "run10m"), work) for _ in range(2)]
-            print(f"msgstorm report on 10M messages: {statistics.median(t for t, _, _ in reports):.2f} s, "
-                  f"peak RSS {max(m for _, m, _ in reports):.0f} MB (target 5 s, 1 GB)")
+        if not args.report_only:
+            # Compiled loops loaded from numba's cache once, untimed (a compile would land here).
+            timed(msgstorm("run", "mm1.toml", "-q", "--out", "warm", "--overwrite", "--set", 'run.duration="1s"'),
+                  work)
+            pairs(work, args.pairs)
+        elif not (work / "run0" / "summary.json").is_file():
+            timed(msgstorm("run", "mm1.toml", "-q", "--out", "run0", "--overwrite"), work)
+        reports(work, "run0", "1M", 3, "target 0.5 s")
+        if not skip_10m:
+            if not args.report_only or not (work / "run10m" / "summary.json").is_file():
+                made = timed(msgstorm("run", "mm1_10m.toml", "-q", "--out", "run10m", "--overwrite"), work)
+                print(f"msgstorm run, 10M messages: {made[0]:.2f} s, peak RSS {made[1]:.0f} MB", flush=True)
+            reports(work, "run10m", "10M", 2, "target 5 s, 1 GB")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
