@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from msgstorm.history.schema import OPTIONAL_TABLES, TABLES
-from msgstorm.history.writer import PART_GLOB
+from msgstorm.history.writer import PART_GLOB, use_system_allocator
 
 __all__ = ["COLUMN_CACHE_BYTES", "History", "HistoryMissing", "count_rows", "read_history", "read_table"]
 
@@ -60,7 +60,10 @@ class History:
     def _open_parts(self, name: str) -> list[tuple[pq.ParquetFile, frozenset[str]]]:
         if name not in self._parts:
             assert self._directory is not None
-            files = [pq.ParquetFile(source) for source in _sources(self._directory, name)]
+            # String columns come back as the dictionaries Parquet stores them in (codes and
+            # a few distinct values), not as a string a row: ``codes`` takes them as they are.
+            strings = [field.name for field in TABLES[name] if pa.types.is_string(field.type)]
+            files = [pq.ParquetFile(source, read_dictionary=strings) for source in _sources(self._directory, name)]
             self._parts[name] = [(file, frozenset(file.schema_arrow.names)) for file in files]
         return self._parts[name]
 
@@ -78,7 +81,7 @@ class History:
         missing = [c for c in columns if (name, c) not in self._cache]
         if missing:
             target = pa.schema([TABLES[name].field(c) for c in missing])
-            tables = [_conform(file.read(columns=[c for c in missing if c in present]), target)
+            tables = [_conform(file.read(columns=[c for c in missing if c in present], use_threads=False), target)
                       for file, present in self._open_parts(name)]
             read = pa.concat_tables(tables) if tables else target.empty_table()
             found = {c: read.column(c) for c in missing}
@@ -115,19 +118,18 @@ class History:
         if name in self._tables:
             encoded = self._tables[name].column(column).combine_chunks().dictionary_encode()
         else:
-            assert self._directory is not None
-            chunks = [pq.read_table(source, columns=[column], read_dictionary=[column]).column(column)
-                      for source in _sources(self._directory, name)]
+            chunks = [chunk for file, present in self._open_parts(name) if column in present
+                      for chunk in file.read(columns=[column], use_threads=False).column(column).chunks]
             if not chunks:
                 return np.zeros(0, dtype=np.int32), []
-            merged = pa.chunked_array([c for chunk in chunks for c in chunk.chunks],
-                                      type=chunks[0].type).unify_dictionaries()
-            encoded = merged.combine_chunks() if merged.num_chunks else pa.array([], pa.string()).dictionary_encode()
+            if not pa.types.is_dictionary(chunks[0].type):  # a part written by a former version
+                chunks = [chunk.dictionary_encode() for chunk in chunks]
+            merged = pa.chunked_array(chunks, type=chunks[0].type).unify_dictionaries()
+            encoded = merged.combine_chunks()
         indices = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int32)
         values = [str(value) for value in encoded.dictionary.to_pylist()]
-        if name not in self._tables:
-            indices.setflags(write=False)  # shared by later callers: nobody may change it
-            self._keep(key, (indices, tuple(values)), int(indices.nbytes))
+        indices.setflags(write=False)  # shared by later callers: nobody may change it
+        self._keep(key, (indices, tuple(values)), int(indices.nbytes))
         return indices, values
 
     def num_rows(self, name: str) -> int:
@@ -237,10 +239,7 @@ def read_history(run_dir: str | Path) -> History:
         raise HistoryMissing(f"{history_dir}: no history (is {run_dir} a msgstorm run directory?)")
     for name in TABLES:
         _sources(history_dir, name)  # every table is there (raises naming the missing one)
-    # Analysis reads one large column after another and drops each once converted; Arrow's
-    # default allocator (mimalloc) keeps such freed pages, which at ten million messages
-    # costs about 150 MB of peak memory. The system allocator hands them back at once.
-    pa.set_memory_pool(pa.system_memory_pool())
+    use_system_allocator()
     history = History(directory=history_dir)
     history.table("run")  # small, and read at once so a torn history fails here, not mid-analysis
     history.table("events")

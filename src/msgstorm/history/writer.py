@@ -34,13 +34,24 @@ import pyarrow.parquet as pq
 from msgstorm.history.events import EVENT_KINDS
 from msgstorm.history.schema import TABLES
 
-__all__ = ["FLUSH_INTERVAL_S", "PART_GLOB", "HistoryWriter"]
+__all__ = ["FLUSH_INTERVAL_S", "PART_GLOB", "HistoryWriter", "use_system_allocator"]
 
 _IN_FLIGHT = 2
 # At most this much wall time between parts of a table that has rows waiting.
 FLUSH_INTERVAL_S = 1.0
 _KNOWN_KINDS = frozenset(EVENT_KINDS)
 PART_GLOB = "part-*.parquet"
+
+
+def use_system_allocator() -> None:
+    """Arrow allocates through the C library's allocator from here on. Its default (mimalloc)
+    keeps the pages of freed buffers for reuse; writing a history frees a part's buffers
+    after each encode, and analysis reads one large column after another and drops each once
+    converted, so the kept pages only add to the peak (about 60 MB while a million-message
+    run writes, about 150 MB while ten million messages are analysed). The system allocator
+    hands them back at once."""
+    if pa.default_memory_pool().backend_name != "system":
+        pa.set_memory_pool(pa.system_memory_pool())
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -55,12 +66,14 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_part(table: pa.Table, directory: Path, name: str, row_group_size: int, strings: list[str]) -> None:
+def _write_part(table: pa.Table, directory: Path, name: str, row_group_size: int, strings: list[str],
+                encodings: dict[str, str]) -> None:
     temporary = directory / f".{name}.tmp"
     # Dictionary pages only for the string columns (kinds, agents, nodes, statuses: a
     # handful of values each). On the numeric columns they cost a third of the write
     # time and, with times and ids nearly all distinct, save nothing.
-    pq.write_table(table, temporary, compression="zstd", use_dictionary=strings, row_group_size=row_group_size)
+    pq.write_table(table, temporary, compression="zstd", use_dictionary=strings, column_encoding=encodings,
+                   row_group_size=row_group_size)
     with open(temporary, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(temporary, directory / name)
@@ -75,6 +88,11 @@ class _TableSink:
         self.schema = schema
         self.row_group_size = row_group_size
         self.strings = [field.name for field in schema if pa.types.is_string(field.type)]
+        # The int64 columns (ids, times, sequence numbers) are stored as deltas: consecutive
+        # rows are close (times of one run, ids counting up), so the deltas pack into a few
+        # bits before zstd sees them. A million messages: written in 0.24 s instead of
+        # 0.38 s, read back about three times faster, a quarter smaller on disk.
+        self.encodings = {field.name: "DELTA_BINARY_PACKED" for field in schema if pa.types.is_int64(field.type)}
         self.pending: list[pa.RecordBatch] = []
         self.pending_rows = 0
         self.rows_written = 0
@@ -95,7 +113,8 @@ class _TableSink:
         table = pa.Table.from_batches(self.pending, schema=self.schema)
         name = f"part-{self.parts:06d}.parquet"
         self.parts += 1
-        self.background.submit(lambda: _write_part(table, self.directory, name, self.row_group_size, self.strings))
+        self.background.submit(lambda: _write_part(table, self.directory, name, self.row_group_size, self.strings,
+                                                   self.encodings))
         self.rows_written += table.num_rows
         self.pending = []
         self.pending_rows = 0
@@ -131,6 +150,7 @@ class HistoryWriter:
     def __init__(self, history_dir: Path, row_group_size: int = 65_536,
                  clock: Callable[[], float] = time.monotonic) -> None:
         history_dir.mkdir(parents=True, exist_ok=True)
+        use_system_allocator()
         self.dir = history_dir
         self._clock = clock
         self._last_flush = clock()

@@ -78,6 +78,11 @@ class LoneCpu:
         self._pending_block()
         self._blocks.append(rows)
 
+    @property
+    def delivery_rows(self) -> int:
+        """Delivery rows logged and not yet taken."""
+        return len(self.deliveries) + sum(block.shape[1] for block in self._blocks)
+
     def take_deliveries(self) -> np.ndarray:
         """Every delivery row logged since the last call, int64[4, n] (msg, node, t, hops)."""
         self._pending_block()

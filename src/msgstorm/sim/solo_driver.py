@@ -88,6 +88,11 @@ class SoloDriver:
         rows = solo.take_deliveries()
         if rows.shape[1]:
             self.lone.add_deliveries(rows)
+            if self.lone.delivery_rows >= FLUSH_ROWS:
+                # Streamed as the run goes, not hoarded to the end: in a one-node network the
+                # lone CPU's rows are the whole deliveries table (no gossip kernel rows), so
+                # writing them now keeps the table's order and its encoding off the run's end.
+                ctx.record.deliveries(self.lone.take_deliveries())
 
     def finish(self) -> None:
         """Settle what is still moving as pending."""
