@@ -76,16 +76,19 @@ class MessageArrays:
     """The ``messages`` table as numpy arrays, one column at a time, shared by every metric.
 
     Memory is what decides how long a run can be analysed, so only the columns nearly every
-    metric needs are read and kept: ``t_intended``, ``t_committed`` and the status (about
-    18 bytes a message). The stage times, ``seq_no`` and ``msg_id`` are
-    read from the history each time they are asked for and dropped after use, so a metric
-    that needs two of them holds two, not all of them (a column of ten million messages
-    reads in a few tens of milliseconds). So are the agent codes.
+    metric needs are held here: ``t_intended``, ``t_committed`` and the status (about
+    18 bytes a message). The stage times, ``seq_no``, ``msg_id`` and the agent codes are
+    asked of the history each time (``History.ints``, ``History.codes``): it keeps one
+    read-only copy of a column while its budget allows (a million messages: every column,
+    shared with the checkers and the report), and for a longer run reads it again, so a
+    metric that needs two of them holds two, not all of them (a column of ten million
+    messages reads in a few tens of milliseconds). Arrays from here are read-only: a
+    metric that computes in place works on its own copy.
     """
 
     def __init__(self, history: History) -> None:
         self._history = history
-        self.t_intended: I64 = np.asarray(history.column("messages", "t_intended").to_numpy(), dtype=np.int64)
+        self.t_intended: I64 = history.ints("messages", "t_intended")[0]
         self.t_committed = self._stamp("t_committed")
         codes, names = history.codes("messages", "status")
         # One byte a message for the status; each status's mask is made when asked for.
@@ -95,24 +98,25 @@ class MessageArrays:
                 self._status_code[codes == names.index(status)] = index
         del codes
         self.status = _StatusMasks(self._status_code)
+        self._committed: Bools | None = None
 
     @classmethod
     def from_history(cls, history: History) -> MessageArrays:
         return cls(history)
 
     def _stamp(self, name: str) -> Stamp:
-        values, present = nullable_ints(self._history.column("messages", name))
+        values, present = self._history.ints("messages", name)
         return Stamp(values, present)
 
-    # Read on each access, not kept (see the class docstring).
+    # Asked of the history on each access, not held here (see the class docstring).
     @property
-    def agent(self) -> npt.NDArray[np.int32]:
+    def agent(self) -> npt.NDArray[np.integer[Any]]:
         """Dictionary codes of the ``agent`` column: one stream per agent."""
         return self._history.codes("messages", "agent")[0]
 
     @property
     def msg_id(self) -> I64:
-        return np.asarray(self._history.column("messages", "msg_id").to_numpy(), dtype=np.int64)
+        return self._history.ints("messages", "msg_id")[0]
 
     @property
     def t_sent(self) -> Stamp:
@@ -134,14 +138,24 @@ class MessageArrays:
     def seq_no(self) -> Stamp:
         return self._stamp("seq_no")
 
+    def status_counts(self, mask: Bools | None = None) -> dict[str, int]:
+        """Messages of each status (restricted to ``mask`` if given), in one pass."""
+        code = self._status_code if mask is None else self._status_code[mask]
+        counts = np.bincount(code.astype(np.int64) + 1, minlength=len(STATUSES) + 1)[1:]  # -1: none of them
+        return {status: int(n) for status, n in zip(STATUSES, counts.tolist())}
+
     @property
     def count(self) -> int:
         return int(self.t_intended.shape[0])
 
     @property
     def committed(self) -> Bools:
-        """Messages whose latency is defined: status committed with a commit time."""
-        return self.status["committed"] & self.t_committed.present
+        """Messages whose latency is defined: status committed with a commit time (made once:
+        a byte a message, asked for by most metrics)."""
+        if self._committed is None:
+            self._committed = self.status["committed"] & self.t_committed.present
+            self._committed.setflags(write=False)
+        return self._committed
 
     def latency_ns(self, mask: Bools | None = None) -> I64:
         """``t_committed - t_intended`` of committed messages (restricted to ``mask`` if given)."""
@@ -248,6 +262,7 @@ def analysis_settings(history: History) -> tuple[float, float]:
 def percentile(values: npt.NDArray[Any], q: float) -> float:
     """Exact nearest-rank percentile of a non-empty array."""
     return float(np.percentile(values, q, method="inverted_cdf"))
+
 
 
 def ms(ns: float | None) -> float | None:

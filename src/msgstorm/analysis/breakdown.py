@@ -17,7 +17,6 @@ import numpy as np
 
 from msgstorm.analysis._common import MessageArrays, events_of, ms, percentile, rounded
 from msgstorm.history.reader import History
-from msgstorm.history.schema import STATUSES
 
 __all__ = ["by_group", "gossip_backlog_summary"]
 
@@ -28,10 +27,10 @@ def by_group(history: History, messages: MessageArrays, column: str) -> dict[str
     codes, names = history.codes("messages", column)
     out: dict[str, dict[str, Any]] = {}
     for code in sorted(range(len(names)), key=lambda c: names[c]):
-        mine = codes == code
-        entry: dict[str, Any] = {"sent": int(mine.sum())}
-        for status in STATUSES:
-            entry[status] = int((mine & messages.status[status]).sum())
+        mine = None if len(names) == 1 else codes == code  # one name: every message is its
+        by_status = messages.status_counts(mine)
+        entry: dict[str, Any] = {"sent": messages.count if mine is None else int(mine.sum())}
+        entry.update(by_status)
         done = messages.latency_ns(mine)
         entry["latency_ms"] = {name: ms(percentile(done, q)) if done.size else None
                                for name, q in (("p50", 50.0), ("p99", 99.0))}

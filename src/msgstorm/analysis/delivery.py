@@ -26,10 +26,8 @@ from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from msgstorm.analysis._common import I64, nullable_ints
+from msgstorm.analysis._common import I64
 from msgstorm.history.reader import History
 from msgstorm.history.schema import STATUSES
 from msgstorm.scenario.registry import CHECKERS
@@ -70,18 +68,19 @@ def _examples(values: I64) -> str:
     return shown + more
 
 
-def _ids(table: pa.Table) -> I64:
-    return np.asarray(table.column("msg_id").to_numpy(), dtype=np.int64)
+def _ids(history: History, table: str = "messages") -> I64:
+    return history.ints(table, "msg_id")[0]
 
 
 def _nullable(history: History, column: str) -> tuple[I64, npt.NDArray[np.bool_]]:
-    return nullable_ints(history.column("messages", column))
+    """A column as read-only (values, present), shared with the other metrics."""
+    return history.ints("messages", column)
 
 
 @CHECKERS.register("conservation")
 def check_conservation(history: History) -> Verdict:
     name = "conservation"
-    ids = _ids(history.columns("messages", ["msg_id"]))
+    ids = _ids(history)
     count = int(ids.size)
     problems = []
     low, top = (int(ids.min()), int(ids.max())) if count else (0, -1)
@@ -109,7 +108,7 @@ def check_conservation(history: History) -> Verdict:
         statuses = sorted(names[index] for index in unknown)
         problems.append(f"{int(bad.sum())} messages have a status outside {STATUSES}: {statuses}")
     del codes
-    delivered = _ids(history.columns("deliveries", ["msg_id"]))
+    delivered = _ids(history, "deliveries")
     if dense:
         inside = (delivered >= 0) & (delivered < present.size)
         known = np.zeros(delivered.size, dtype=np.bool_)
@@ -134,11 +133,11 @@ def check_conservation(history: History) -> Verdict:
 def check_ordering(history: History) -> Verdict:
     name = "ordering"
     seq_no, has_seq = _nullable(history, "seq_no")
-    has_t = np.asarray(pc.is_valid(history.column("messages", "t_sequenced")).to_numpy(), dtype=np.bool_)
+    has_t = _nullable(history, "t_sequenced")[1]
     problems = []
     half = has_seq != has_t
     if half.any():
-        ids = _ids(history.columns("messages", ["msg_id"]))
+        ids = _ids(history)
         problems.append(
             f"{int(half.sum())} messages have only one of seq_no/t_sequenced: {_examples(ids[half])}"
         )
@@ -174,7 +173,7 @@ def check_ordering(history: History) -> Verdict:
     backwards = np.flatnonzero(t[1:] < t[:-1]) + 1
     del t
     if backwards.size:
-        ids = _ids(history.columns("messages", ["msg_id"]))
+        ids = _ids(history)
         problems.append(
             f"{backwards.size} messages were sequenced earlier than a lower seq_no: "
             f"msg_ids {_examples(ids[order[backwards]])}"
@@ -198,7 +197,7 @@ def check_committed_sequenced(history: History) -> Verdict:
     del t_seq, t_commit
     problems = []
     if missing.any() or early.any():
-        ids = _ids(history.columns("messages", ["msg_id"]))
+        ids = _ids(history)
         if missing.any():
             problems.append(
                 f"{int(missing.sum())} committed messages lack seq_no, t_sequenced or t_committed: "
@@ -219,11 +218,11 @@ _STAGE_COLUMNS = ("t_sent", "t_received", "t_dequeued", "t_sequenced", "t_commit
 @CHECKERS.register("stage-order")
 def check_stage_order(history: History) -> Verdict:
     name = "stage-order"
-    ids = _ids(history.columns("messages", ["msg_id"]))
-    previous = np.asarray(history.column("messages", "t_intended").to_numpy(), dtype=np.int64)
+    ids = _ids(history)
+    previous = _nullable(history, "t_intended")[0]
     bad = np.zeros(ids.size, dtype=np.bool_)
     for column in _STAGE_COLUMNS:  # one column at a time: memory stays at three of them
-        values, present = nullable_ints(history.column("messages", column))
+        values, present = _nullable(history, column)
         bad |= present & (values < previous)
         previous = np.where(present, values, previous)
         del values, present

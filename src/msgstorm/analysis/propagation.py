@@ -26,10 +26,8 @@ def propagation_by_region_ms(
     messages = messages if messages is not None else MessageArrays.from_history(history)
     if history.num_rows("deliveries") == 0 or messages.count == 0:
         return {}
-    deliveries = history.columns("deliveries", ["msg_id", "t_delivered"])
-    delivered_id = np.asarray(deliveries.column("msg_id").to_numpy(), dtype=np.int64)
-    t_delivered = np.asarray(deliveries.column("t_delivered").to_numpy(), dtype=np.int64)
-    del deliveries
+    delivered_id = history.ints("deliveries", "msg_id")[0]
+    t_delivered = history.ints("deliveries", "t_delivered")[0]
     row, known = message_rows(messages.msg_id, delivered_id)
     del delivered_id
     t_sent = messages.t_sent

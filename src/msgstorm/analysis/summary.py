@@ -96,10 +96,8 @@ class Analysis:
 
 
 def _message_counts(messages: MessageArrays) -> dict[str, int]:
-    counts = {"sent": messages.count, "sequenced": int(messages.t_sequenced.present.sum())}
-    for status in ("committed", "dropped", "rejected", "lost", "pending"):
-        counts[status] = int(messages.status[status].sum())
-    return counts
+    return {"sent": messages.count, "sequenced": int(messages.t_sequenced.present.sum()),
+            **messages.status_counts()}
 
 
 def _duration_s(history: History) -> float | None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from msgstorm.history.schema import OPTIONAL_TABLES, TABLES
@@ -50,10 +51,11 @@ class History:
         self._directory = directory
         # Each part file opened once (its footer parsed once), read a few columns at a time.
         self._parts: dict[str, list[tuple[pq.ParquetFile, frozenset[str]]]] = {}
-        # Columns read from disk, kept while they fit in COLUMN_CACHE_BYTES (oldest out first):
-        # metrics ask for the same few columns again, and decoding a part costs more than
-        # keeping it. A column over an eighth of the budget (a run of millions of messages)
-        # is not kept: there memory, not time, is what limits the analysis.
+        # Columns converted for analysis (``ints``, ``codes``), kept while they fit in
+        # COLUMN_CACHE_BYTES (oldest out first): metrics, checkers and the report ask for the
+        # same few columns again, and they share one read-only copy. A column over an eighth
+        # of the budget (a run of millions of messages) is not kept: there memory, not time,
+        # is what limits the analysis, and it is read again when asked for again.
         self._cache: OrderedDict[tuple[str, ...], Any] = OrderedDict()
         self._cached_bytes = 0
 
@@ -75,25 +77,26 @@ class History:
         return self._tables[name]
 
     def columns(self, name: str, columns: list[str]) -> pa.Table:
-        """Only ``columns`` of a table: from memory if the whole table is there, else from disk."""
+        """Only ``columns`` of a table: from memory if the whole table is there, else from disk
+        (an integer column ``ints`` holds is wrapped as it is, without a copy)."""
         if name in self._tables:
             return self._tables[name].select(columns)
-        missing = [c for c in columns if (name, c) not in self._cache]
+        fields = [TABLES[name].field(c) for c in columns]
+        found: dict[str, Any] = {}
+        for field in fields:
+            held = self._cache.get(("ints", name, field.name))
+            if held is not None and pa.types.is_int64(field.type):
+                values, present = held[0]
+                mask = None if present.all() else ~present
+                found[field.name] = pa.chunked_array([pa.array(values, type=field.type, mask=mask)])
+        missing = [c for c in columns if c not in found]
         if missing:
             target = pa.schema([TABLES[name].field(c) for c in missing])
             tables = [_conform(file.read(columns=[c for c in missing if c in present], use_threads=False), target)
                       for file, present in self._open_parts(name)]
             read = pa.concat_tables(tables) if tables else target.empty_table()
-            found = {c: read.column(c) for c in missing}
-            for column, values in found.items():
-                self._keep((name, column), values, int(values.nbytes))
-        else:
-            found = {}
-        arrays = [found[c] if c in found else self._cache[(name, c)][0] for c in columns]
-        for c in columns:
-            if (name, c) in self._cache:
-                self._cache.move_to_end((name, c))
-        return pa.Table.from_arrays(arrays, schema=pa.schema([TABLES[name].field(c) for c in columns]))
+            found.update({c: read.column(c) for c in missing})
+        return pa.Table.from_arrays([found[c] for c in columns], schema=pa.schema(fields))
 
     def _keep(self, key: tuple[str, ...], values: Any, size: int) -> None:
         if size > COLUMN_CACHE_BYTES // 8:  # a long run's columns: read again rather than held
@@ -107,9 +110,32 @@ class History:
     def column(self, name: str, column: str) -> pa.ChunkedArray:
         return self.columns(name, [column]).column(column)
 
+    def ints(self, name: str, column: str) -> tuple[np.ndarray, np.ndarray]:
+        """An integer column as numpy (int64 values with nulls as 0, bool present mask),
+        both read-only: the analysis' metrics and checkers share one copy instead of each
+        converting the column again (copy before writing into it)."""
+        key = ("ints", name, column)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            values, present = self._cache[key][0]
+            return values, present
+        chunked = self.column(name, column)
+        if chunked.null_count:
+            present = np.asarray(pc.is_valid(chunked).to_numpy(), dtype=np.bool_)
+            chunked = chunked.fill_null(0)
+        else:
+            present = np.ones(len(chunked), dtype=np.bool_)
+        values = np.asarray(chunked.to_numpy(), dtype=np.int64)
+        del chunked
+        values.setflags(write=False)
+        present.setflags(write=False)
+        self._keep(key, (values, present), int(values.nbytes + present.nbytes))
+        return values, present
+
     def codes(self, name: str, column: str) -> tuple[np.ndarray, list[str]]:
-        """A string column as (int32 codes, the distinct values): a handful of names (kinds,
-        agents, nodes, statuses) costs 4 bytes a row instead of a Python or Arrow string."""
+        """A string column as (integer codes, the distinct values), the codes read-only and as
+        narrow as the values allow: a handful of names (kinds, agents, nodes, statuses) costs
+        a byte a row instead of a Python or Arrow string."""
         key = ("codes", name, column)
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -126,8 +152,10 @@ class History:
                 chunks = [chunk.dictionary_encode() for chunk in chunks]
             merged = pa.chunked_array(chunks, type=chunks[0].type).unify_dictionaries()
             encoded = merged.combine_chunks()
-        indices = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int32)
         values = [str(value) for value in encoded.dictionary.to_pylist()]
+        # The narrowest integer that holds every code: a byte a row for a handful of names.
+        width = np.int8 if len(values) <= 127 else np.int16 if len(values) <= 32767 else np.int32
+        indices = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=width)
         indices.setflags(write=False)  # shared by later callers: nobody may change it
         self._keep(key, (indices, tuple(values)), int(indices.nbytes))
         return indices, values
