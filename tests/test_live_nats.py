@@ -20,6 +20,7 @@ import pytest
 from conftest import require_program
 
 from msgstorm.errors import TargetError
+from msgstorm.live.drivers.nats import NatsDriver
 from msgstorm.runner import run
 from msgstorm.scenario import ScenarioError, parse_scenario
 
@@ -190,3 +191,25 @@ def test_a_live_run_writes_an_hdrhistogram_log_hdr_tools_can_read(tmp_path: Path
     exact_p99_us = result.summary["latency_ms"]["p99"] * 1000
     # HdrHistogram keeps 3 significant digits; the history's exact value is within them.
     assert abs(total.get_value_at_percentile(99) - exact_p99_us) <= max(0.002 * exact_p99_us, 2)
+
+
+def test_the_cycle_collector_is_off_while_the_generator_runs(tmp_path: Path) -> None:
+    # A full collection of a large heap pauses the interpreter for tens of ms: it would show
+    # as send lag. Off during the run, back on after.
+    import gc
+
+    seen: list[bool] = []
+    original = NatsDriver.publish_many
+
+    async def watching(self: NatsDriver, msg_ids: list[int], payloads: list[bytes]) -> None:
+        seen.append(gc.isenabled())
+        await original(self, msg_ids, payloads)
+
+    NatsDriver.publish_many = watching  # type: ignore[method-assign]
+    try:
+        result = run(_scenario(duration="1s"), tmp_path / "run")
+    finally:
+        NatsDriver.publish_many = original  # type: ignore[method-assign]
+    assert seen and not any(seen)
+    assert gc.isenabled()
+    assert result.summary["messages"]["committed"] == 1000

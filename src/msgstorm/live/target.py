@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import gc
 import itertools
 import json
 import struct
@@ -146,12 +147,24 @@ class LiveTarget:
             ahead = [batch for batch in itertools.islice(traffic, 2)]
             # The next window is generated on a worker thread: hand the GIL back to the event
             # loop within _SWITCH_S (Python's default, 5 ms, would show in the latency).
+            # The cycle collector stops the interpreter while it walks every tracked object: in
+            # a process holding a large heap (a long test session, a notebook) a full collection
+            # takes tens of ms, which would show as send lag. Objects that exist now are frozen
+            # out of its reach and collection is off while the generator runs; what the run
+            # itself allocates is freed by reference counting (payloads, lists of ints).
             switch = sys.getswitchinterval()
+            collecting = gc.isenabled()
+            gc.collect()
+            gc.freeze()
+            gc.disable()
             sys.setswitchinterval(_SWITCH_S)
             try:
                 asyncio.run(self._main(itertools.chain(ahead, traffic)))
             finally:
                 sys.setswitchinterval(switch)
+                gc.unfreeze()
+                if collecting:
+                    gc.enable()
         except KeyboardInterrupt:
             self.interrupted = True
             self._events.append((self._now(), EventKind.INTERRUPTED, None, None, None))
