@@ -13,13 +13,14 @@ analysis reports it instead of presenting a partial history as a whole one.
 from __future__ import annotations
 
 import json
+import weakref
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from msgstorm.history.schema import OPTIONAL_TABLES, TABLES
@@ -58,6 +59,8 @@ class History:
         # is what limits the analysis, and it is read again when asked for again.
         self._cache: OrderedDict[tuple[str, ...], Any] = OrderedDict()
         self._cached_bytes = 0
+        self._latest_large: tuple[tuple[str, ...], tuple[np.ndarray, np.ndarray]] | None = None
+        self._large: dict[tuple[str, ...], tuple[weakref.ref[np.ndarray], weakref.ref[np.ndarray]]] = {}
 
     def _open_parts(self, name: str) -> list[tuple[pq.ParquetFile, frozenset[str]]]:
         if name not in self._parts:
@@ -84,9 +87,10 @@ class History:
         fields = [TABLES[name].field(c) for c in columns]
         found: dict[str, Any] = {}
         for field in fields:
-            held = self._cache.get(("ints", name, field.name))
+            key = ("ints", name, field.name)
+            held = self._cache[key][0] if key in self._cache else self._held(key)
             if held is not None and pa.types.is_int64(field.type):
-                values, present = held[0]
+                values, present = held
                 mask = None if present.all() else ~present
                 found[field.name] = pa.chunked_array([pa.array(values, type=field.type, mask=mask)])
         missing = [c for c in columns if c not in found]
@@ -119,18 +123,48 @@ class History:
             self._cache.move_to_end(key)
             values, present = self._cache[key][0]
             return values, present
-        chunked = self.column(name, column)
-        if chunked.null_count:
-            present = np.asarray(pc.is_valid(chunked).to_numpy(), dtype=np.bool_)
-            chunked = chunked.fill_null(0)
-        else:
-            present = np.ones(len(chunked), dtype=np.bool_)
-        values = np.asarray(chunked.to_numpy(), dtype=np.int64)
-        del chunked
+        held = self._held(key)
+        if held is not None:
+            return held
+        values, present = _int64_numpy(self._int64_chunks(name, column), self.num_rows(name))
         values.setflags(write=False)
         present.setflags(write=False)
-        self._keep(key, (values, present), int(values.nbytes + present.nbytes))
+        size = int(values.nbytes + present.nbytes)
+        if size > COLUMN_CACHE_BYTES // 8:
+            # Too large to keep (ten million messages: 90 MB a column). The latest one is kept
+            # anyway (metrics often ask for the same column twice in a row), and any other
+            # is handed out again while a metric still holds it (a weak reference): either
+            # way no memory is added beyond one column, and a column is not read twice for
+            # nothing.
+            self._latest_large = (key, (values, present))
+            self._large[key] = (weakref.ref(values), weakref.ref(present))
+        else:
+            self._keep(key, (values, present), size)
         return values, present
+
+    def _held(self, key: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+        """A large column read before and still in memory (see ``ints``), else None."""
+        if self._latest_large is not None and self._latest_large[0] == key:
+            return self._latest_large[1]
+        refs = self._large.get(key)
+        if refs is None:
+            return None
+        values, present = refs[0](), refs[1]()
+        return None if values is None or present is None else (values, present)
+
+    def _int64_chunks(self, name: str, column: str) -> Iterator[tuple[int, pa.Array | None]]:
+        """(rows, int64 chunk) one part at a time (None: a part written without the column),
+        so reading a column holds one part of Arrow memory at a time, not the whole column."""
+        if name in self._tables:
+            for chunk in self._tables[name].column(column).chunks:
+                yield len(chunk), chunk.cast(pa.int64())
+            return
+        for file, present in self._open_parts(name):
+            if column not in present:
+                yield file.metadata.num_rows, None
+                continue
+            for chunk in file.read(columns=[column], use_threads=False).column(column).chunks:
+                yield len(chunk), chunk.cast(pa.int64())
 
     def codes(self, name: str, column: str) -> tuple[np.ndarray, list[str]]:
         """A string column as (integer codes, the distinct values), the codes read-only and as
@@ -226,6 +260,28 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
         else:
             columns.append(pa.nulls(table.num_rows, type=field.type))
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _int64_numpy(chunks: Iterable[tuple[int, pa.Array | None]], rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Integer chunks copied straight from their Arrow buffers into one numpy array (nulls as
+    0) and a present mask: no filled or concatenated Arrow copy of the whole column."""
+    values = np.zeros(rows, dtype=np.int64)
+    present = np.zeros(rows, dtype=np.bool_)
+    at = 0
+    for count, chunk in chunks:
+        if chunk is not None and count and chunk.null_count < count:
+            validity, data = chunk.buffers()[:2]
+            start = chunk.offset
+            values[at:at + count] = np.frombuffer(data, dtype=np.int64, count=start + count)[start:]
+            if chunk.null_count and validity is not None:
+                bits = np.frombuffer(validity, dtype=np.uint8)
+                mask = np.unpackbits(bits, count=start + count, bitorder="little")[start:].view(np.bool_)
+                present[at:at + count] = mask
+                values[at:at + count][~mask] = 0  # a null's slot holds whatever Arrow left there
+            else:
+                present[at:at + count] = True
+        at += count
+    return values, present
 
 
 def _sources(history_dir: Path, name: str) -> list[Path]:
