@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,3 +46,15 @@ def require_program(*names: str, install: str) -> str:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason}; CI must install it in .ci/run")
     pytest.skip(reason)
+
+
+def assert_checks_valid(summary: dict[str, Any], names: list[str]) -> None:
+    """Every check in ``names`` valid; the generator's verdict (when named) must agree with
+    its own measurement instead: whether a generator keeps a 1 ms schedule on a shared test
+    machine depends on the machine's load, which a test must not."""
+    verdicts = {check["name"]: check["verdict"] for check in summary["checks"]}
+    assert set(verdicts) == set(names), verdicts
+    if "generator" in names:
+        expected = "invalid" if summary["generator"]["saturated"] else "valid"
+        assert verdicts.pop("generator") == expected
+    assert verdicts == dict.fromkeys(verdicts, "valid"), verdicts

@@ -158,10 +158,11 @@ drain = "2s"
 consumers = 1
 
 [analysis]
-# A generous bar, so the knee is the last step (about 6,000/s): on a shared machine one stall
-# can fail a step, and this test is about the path from a live history to a twin, not about
-# where the knee lies.
-knee_latency_factor = 10.0
+# No latency bar to speak of, so the knee is the last step (about 6,000/s): the wire client's
+# first-step p99 is a fraction of a ms, so on a shared machine one stall of a few ms would
+# fail a step under any modest factor, and this test is about the path from a live history
+# to a twin, not about where the knee lies (throughput still has to keep up).
+knee_latency_factor = 100000.0
 throughput_fraction = "90%"
 
 [[agents]]
