@@ -88,7 +88,9 @@ class MessageArrays:
 
     def __init__(self, history: History) -> None:
         self._history = history
-        self.t_intended: I64 = history.ints("messages", "t_intended")[0]
+        # Held as a whole stamp, so a checker asking the history for it again gets this copy.
+        self._t_intended = self._stamp("t_intended")
+        self.t_intended: I64 = self._t_intended.values
         self.t_committed = self._stamp("t_committed")
         codes, names = history.codes("messages", "status")
         # One byte a message for the status; each status's mask is made when asked for.

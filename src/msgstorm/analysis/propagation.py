@@ -26,9 +26,11 @@ def propagation_by_region_ms(
     messages = messages if messages is not None else MessageArrays.from_history(history)
     if history.num_rows("deliveries") == 0 or messages.count == 0:
         return {}
+    msg_id = messages.msg_id  # first: the metric before this one read it (see History.ints)
     delivered_id = history.ints("deliveries", "msg_id")[0]
     t_delivered = history.ints("deliveries", "t_delivered")[0]
-    row, known = message_rows(messages.msg_id, delivered_id)
+    row, known = message_rows(msg_id, delivered_id)
+    del msg_id
     del delivered_id
     t_sent = messages.t_sent
     known &= t_sent.present[row]

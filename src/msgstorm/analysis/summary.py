@@ -146,6 +146,13 @@ def analyse(history: History) -> Analysis:
     fee_timeline = base_fee_timeline(history)
     verdicts = run_checkers(history)
     duration_s = _duration_s(history)
+    # In this order, metrics that read a column follow the one that read it just before
+    # (a long run's columns are not kept, see ``History.ints``): t_sequenced, then msg_id.
+    stages = stage_breakdown_ms(messages)
+    counts = _message_counts(messages)
+    by_kind, by_agent = by_group(history, messages, "kind"), by_group(history, messages, "agent")
+    ipdv = ipdv_ms(messages)
+    propagation = propagation_by_region_ms(history, messages)
 
     summary: dict[str, Any] = {
         "scenario": run.get("scenario_name"),
@@ -159,21 +166,21 @@ def analyse(history: History) -> Analysis:
         "offered_rate_per_s": rounded(messages.count / duration_s) if duration_s else None,
         "throughput_per_s": _throughput_per_s(messages, duration_s),
         "latency_ms": latency,
-        "latency_stages_ms": stage_breakdown_ms(messages),
-        "jitter_ms": {**jitter, **ipdv_ms(messages)},
+        "latency_stages_ms": stages,
+        "jitter_ms": {**jitter, **ipdv},
         "capacity": knee,
         "failure_threshold": failure,
         "queue": queue_summary(depth_samples(history)),
         "backpressure": backpressure_summary(bp_timeline),
         "base_fee": base_fee_summary(fee_timeline),
-        "messages": _message_counts(messages),
-        "by_kind": by_group(history, messages, "kind"),
-        "by_agent": by_group(history, messages, "agent"),
+        "messages": counts,
+        "by_kind": by_kind,
+        "by_agent": by_agent,
         "gossip_backlog": gossip_backlog_summary(history),
         "generator": generator_summary(history),
         "delivery": delivery_summary(history),
         "desync": desync_summary(episodes),
-        "propagation_ms": propagation_by_region_ms(history, messages),
+        "propagation_ms": propagation,
         "faults": faults_summary(faults),
         "checks": [{"name": v.name, "verdict": v.status, "detail": v.detail} for v in verdicts],
     }
