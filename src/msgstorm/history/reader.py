@@ -28,7 +28,7 @@ from msgstorm.history.writer import PART_GLOB, use_system_allocator
 
 __all__ = ["COLUMN_CACHE_BYTES", "History", "HistoryMissing", "count_rows", "read_history", "read_table"]
 
-COLUMN_CACHE_BYTES = 128 * 2**20
+COLUMN_CACHE_BYTES = 64 * 2**20
 
 
 class History:
@@ -54,13 +54,13 @@ class History:
         self._parts: dict[str, list[tuple[pq.ParquetFile, frozenset[str]]]] = {}
         # Columns converted for analysis (``ints``, ``codes``), kept while they fit in
         # COLUMN_CACHE_BYTES (oldest out first): metrics, checkers and the report ask for the
-        # same few columns again, and they share one read-only copy. A column over an eighth
+        # same few columns again, and they share one read-only copy. A column over a quarter
         # of the budget (a run of millions of messages) is not kept: there memory, not time,
         # is what limits the analysis, and it is read again when asked for again.
         self._cache: OrderedDict[tuple[str, ...], Any] = OrderedDict()
         self._cached_bytes = 0
         self._latest_large: tuple[tuple[str, ...], tuple[np.ndarray, np.ndarray]] | None = None
-        self._large: dict[tuple[str, ...], tuple[weakref.ref[np.ndarray], weakref.ref[np.ndarray]]] = {}
+        self._handed_out: dict[tuple[str, ...], tuple[weakref.ref[np.ndarray], weakref.ref[np.ndarray]]] = {}
 
     def _open_parts(self, name: str) -> list[tuple[pq.ParquetFile, frozenset[str]]]:
         if name not in self._parts:
@@ -103,7 +103,7 @@ class History:
         return pa.Table.from_arrays([found[c] for c in columns], schema=pa.schema(fields))
 
     def _keep(self, key: tuple[str, ...], values: Any, size: int) -> None:
-        if size > COLUMN_CACHE_BYTES // 8:  # a long run's columns: read again rather than held
+        if size > COLUMN_CACHE_BYTES // 4:  # a long run's columns: read again rather than held
             return
         self._cache[key] = (values, size)
         self._cached_bytes += size
@@ -130,14 +130,12 @@ class History:
         values.setflags(write=False)
         present.setflags(write=False)
         size = int(values.nbytes + present.nbytes)
-        if size > COLUMN_CACHE_BYTES // 8:
-            # Too large to keep (ten million messages: 90 MB a column). The latest one is kept
-            # anyway (metrics often ask for the same column twice in a row), and any other
-            # is handed out again while a metric still holds it (a weak reference): either
-            # way no memory is added beyond one column, and a column is not read twice for
-            # nothing.
-            self._latest_large = (key, (values, present))
-            self._large[key] = (weakref.ref(values), weakref.ref(present))
+        # A column no longer kept (or never: ten million messages, 90 MB a column) is handed
+        # out again while a metric still holds it (a weak reference), so it is not read twice
+        # for nothing and adds no memory.
+        self._handed_out[key] = (weakref.ref(values), weakref.ref(present))
+        if size > COLUMN_CACHE_BYTES // 4:
+            self._latest_large = (key, (values, present))  # the latest is kept: metrics often ask twice in a row
         else:
             self._keep(key, (values, present), size)
         return values, present
@@ -146,7 +144,7 @@ class History:
         """A large column read before and still in memory (see ``ints``), else None."""
         if self._latest_large is not None and self._latest_large[0] == key:
             return self._latest_large[1]
-        refs = self._large.get(key)
+        refs = self._handed_out.get(key)
         if refs is None:
             return None
         values, present = refs[0](), refs[1]()
