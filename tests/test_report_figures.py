@@ -4,28 +4,39 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from msgstorm.report.figures import latency_time_figure, merged_intervals, validation_backlog_figure
-from msgstorm.report.series import Span
+from msgstorm.report.figures import (
+    latency_time_figure,
+    merged_intervals,
+    thinning_note,
+    throughput_figure,
+    validation_backlog_figure,
+)
+from msgstorm.report.series import MAX_POINTS, Span
 
 S = 1_000_000_000
 
 
-def _windows(dropped: list[int], lost: list[int]) -> pa.Table:
+def _windows(dropped: list[int], lost: list[int], p99_ms: list[float | None] | None = None) -> pa.Table:
     n = len(dropped)
     return pa.table({"t_start_ns": [i * S for i in range(n)], "t_end_ns": [(i + 1) * S for i in range(n)],
-                     "p50_ms": [1.0] * n, "p99_ms": [2.0] * n, "max_ms": [3.0] * n,
+                     "offered_per_s": [100.0] * n, "throughput_per_s": [100.0] * n,
+                     "p50_ms": [1.0] * n, "p99_ms": p99_ms or [2.0] * n, "max_ms": [3.0] * n,
                      "dropped": dropped, "rejected": [0] * n, "lost": lost})
+
+
+def _traces(fig: dict, kind: str) -> dict[str, dict]:
+    return {trace["name"]: trace for trace in fig["data"] if trace["type"] == kind}
 
 
 def test_latency_chart_shows_what_was_not_committed_on_a_second_axis() -> None:
     fig = latency_time_figure(_windows([0, 5, 0], [0, 0, 7]), [])
-    bars = {trace.name: trace for trace in fig.data if trace.type == "bar"}
+    bars = _traces(fig, "bar")
     assert set(bars) == {"dropped", "lost"}  # rejected: none in any window, not drawn
-    assert list(bars["dropped"].y) == [0, 5, 0] and list(bars["lost"].y) == [0, 0, 7]
-    assert {trace.yaxis for trace in bars.values()} == {"y2"}
-    assert fig.layout.yaxis2.overlaying == "y"
+    assert bars["dropped"]["y"] == [0, 5, 0] and bars["lost"]["y"] == [0, 0, 7]
+    assert {trace["yaxis"] for trace in bars.values()} == {"y2"}
+    assert fig["layout"]["yaxis2"]["overlaying"] == "y"
     quiet = latency_time_figure(_windows([0, 0], [0, 0]), [])
-    assert not [trace for trace in quiet.data if trace.type == "bar"] and "yaxis2" not in quiet.to_dict()["layout"]
+    assert not _traces(quiet, "bar") and "yaxis2" not in quiet["layout"]
 
 
 def test_faults_stay_visible_under_desync_shading() -> None:
@@ -33,14 +44,46 @@ def test_faults_stay_visible_under_desync_shading() -> None:
              Span("fault", "f", 2.5, 3.5)]
     assert merged_intervals(spans) == [("desync", 1.0, 4.0), ("desync", 6.0, 7.0), ("fault", 2.5, 3.5)]
     fig = latency_time_figure(_windows([0], [0]), spans)
-    shapes = list(fig.layout.shapes)
-    assert [shape.legendgroup for shape in shapes] == ["desync", "desync", "fault"]  # the fault drawn last
+    shapes = fig["layout"]["shapes"]
+    assert [shape["legendgroup"] for shape in shapes] == ["desync", "desync", "fault"]  # the fault drawn last
     fault = shapes[-1]
-    assert fault.layer == "above" and fault.line.width > 0 and fault.line.dash == "dash"
-    assert all(shape.layer == "below" for shape in shapes[:-1])
+    assert fault["layer"] == "above" and fault["line"]["width"] > 0 and fault["line"]["dash"] == "dash"
+    assert all(shape["layer"] == "below" for shape in shapes[:-1])
 
 
 def test_validation_backlog_figure_draws_the_backlog_beside_the_queue() -> None:
     fig = validation_backlog_figure(([0.1, 0.2], [40.0, 12.0], [90.0, 12.0]), ([0.1, 0.2], [3.0, 4.0]), [])
-    assert [trace.name for trace in fig.data] == ["largest node backlog", "sampled nodes together", "sequencer queue"]
-    assert list(fig.data[0].y) == [40.0, 12.0]
+    assert [trace["name"] for trace in fig["data"]] == ["largest node backlog", "sampled nodes together",
+                                                        "sequencer queue"]
+    assert fig["data"][0]["y"] == [40.0, 12.0]
+
+
+def test_a_long_run_is_drawn_thinned_and_keeps_its_spikes() -> None:
+    n = 10 * MAX_POINTS
+    p99: list[float | None] = [2.0] * n
+    p99[12_345] = 900.0  # one window's spike
+    p99[777] = 0.5  # one window's dip
+    dropped = [0] * n
+    dropped[4_321] = 40
+    fig = latency_time_figure(_windows(dropped, [0] * n, p99), [])
+    lines = _traces(fig, "scatter")
+    assert all(len(trace["x"]) <= MAX_POINTS for trace in lines.values())
+    shown = dict(zip(lines["p99"]["x"], lines["p99"]["y"]))
+    assert shown[12_345.5] == 900.0 and shown[777.5] == 0.5
+    assert max(lines["p99"]["y"]) == 900.0 and min(lines["p99"]["y"]) == 0.5
+    [bars] = _traces(fig, "bar").values()
+    assert len(bars["y"]) <= MAX_POINTS and max(bars["y"]) == 40 and sum(bars["y"]) == 40
+    # The bar of the span holding the loss covers that window.
+    peak = bars["y"].index(40)
+    half = bars["width"][peak] / 0.28 / 2
+    assert bars["x"][peak] - half <= 4_321 and 4_322 <= bars["x"][peak] + half
+    throughput = throughput_figure(_windows(dropped, [0] * n), [], None)
+    offered = _traces(throughput, "scatter")["offered"]
+    assert len(offered["x"]) <= MAX_POINTS + 1 and offered["x"][-1] == n  # the step ends at the run's end
+    assert thinning_note(n) and not thinning_note(MAX_POINTS)
+
+
+def test_a_short_run_is_drawn_window_by_window() -> None:
+    fig = latency_time_figure(_windows([0, 1, 0], [0, 0, 0], [2.0, None, 4.0]), [])
+    p99 = _traces(fig, "scatter")["p99"]
+    assert p99["x"] == [0.5, 1.5, 2.5] and p99["y"] == [2.0, None, 4.0]

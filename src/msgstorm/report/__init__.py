@@ -3,8 +3,9 @@
 Place in the pipeline: the last stage. ``terminal`` (rich tables), ``html`` (report.html),
 ``windows_csv`` (windows.csv), ``hdr_log`` (a live run's latency.hlog), ``schema`` (the JSON Schema of summary.json), ``compare``
 (runs side by side, regressions flagged), ``live`` (the progress bar) and ``prometheus``
-(metrics exported while a run goes). Submodules import their heavy dependencies (plotly,
-prometheus-client) themselves, so importing this package stays cheap.
+(metrics exported while a run goes). Submodules import their heavy dependencies
+(prometheus-client, rich) themselves, so importing this package stays cheap; plotly's
+Python side is not imported at all (report.html embeds the plotly.js file it ships).
 """
 
 from __future__ import annotations

@@ -3,21 +3,24 @@
 Place in the pipeline: Comparison -> **compare_html** -> a file. The table is the terminal's
 (regressions in red); the plots overlay the runs: latency percentiles, the percentile
 spectrum (from each run's messages, when its history is there), and throughput and p99 over
-time (from each run's windows.csv, when there).
+time (from each run's windows.csv, when there; a run of more windows than a screen shows is
+thinned as report.html thins it).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from msgstorm.history.reader import read_table
-from msgstorm.report import plotspec as go
 from msgstorm.report.compare import Comparison, RunSummary, format_delta, format_value
 from msgstorm.report.figures import percentile_ticks
 from msgstorm.report.page import Plot, esc, figure_block, page, table
-from msgstorm.report.series import latency_ns_of, percentile_spectrum
+from msgstorm.report.plotspec import Figure, figure, title
+from msgstorm.report.series import latency_ns_of, percentile_spectrum, thin_lowest_highest
 from msgstorm.report.windows_csv import WINDOWS_FILE, read_windows_csv
 
 __all__ = ["render_compare", "write_compare_html"]
@@ -25,30 +28,30 @@ __all__ = ["render_compare", "write_compare_html"]
 _COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
 
-def _layout(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
-    fig.update_layout(title={"text": title, "x": 0.01}, template="plotly_white", height=380,
-                      margin={"l": 70, "r": 30, "t": 60, "b": 55}, legend={"orientation": "h", "y": -0.22},
-                      hovermode="x unified", xaxis_title_text=x_title, yaxis_title_text=y_title)
-    return fig
+def _layout(title_text: str, x_title: str, y_title: str, **more: Any) -> dict[str, Any]:
+    xaxis = more.pop("xaxis", {})
+    yaxis = more.pop("yaxis", {})
+    return {"title": title(title_text, x=0.01), "height": 380, "margin": {"l": 70, "r": 30, "t": 60, "b": 55},
+            "legend": {"orientation": "h", "y": -0.22}, "hovermode": "x unified",
+            "xaxis": {**xaxis, "title": {"text": x_title}}, "yaxis": {**yaxis, "title": {"text": y_title}}, **more}
 
 
 def _colour(index: int) -> str:
     return _COLOURS[index % len(_COLOURS)]
 
 
-def _percentile_bars(runs: list[RunSummary]) -> go.Figure:
+def _percentile_bars(runs: list[RunSummary]) -> Figure:
     keys = [("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"), ("max", "max")]
-    fig = go.Figure()
+    data = []
     for index, run in enumerate(runs):
         latency = run.summary.get("latency_ms") or {}
-        fig.add_trace(go.Bar(x=[label for _, label in keys], y=[latency.get(key) for key, _ in keys],
-                             name=run.name, marker={"color": _colour(index)}))
-    fig.update_layout(barmode="group")
-    return _layout(fig, "Latency percentiles", "percentile", "latency (ms)")
+        data.append({"type": "bar", "x": [label for _, label in keys], "y": [latency.get(key) for key, _ in keys],
+                     "name": run.name, "marker": {"color": _colour(index)}})
+    return figure(data, _layout("Latency percentiles", "percentile", "latency (ms)", barmode="group"))
 
 
-def _spectra(runs: list[RunSummary]) -> go.Figure | None:
-    fig = go.Figure()
+def _spectra(runs: list[RunSummary]) -> Figure | None:
+    data = []
     longest = 10.0
     for index, run in enumerate(runs):
         try:
@@ -59,20 +62,21 @@ def _spectra(runs: list[RunSummary]) -> go.Figure | None:
         if not inverse:
             continue
         longest = max(longest, inverse[-1])
-        fig.add_trace(go.Scatter(x=inverse, y=values, name=run.name, mode="lines", customdata=percentiles,
-                                 line={"shape": "hv", "color": _colour(index)},
-                                 hovertemplate="p%{customdata:.4f}: %{y:,.3f} ms"))
-    if not fig.data:
+        data.append({"type": "scatter", "x": inverse, "y": values, "name": run.name, "mode": "lines",
+                     "customdata": percentiles, "line": {"shape": "hv", "color": _colour(index)},
+                     "hovertemplate": "p%{customdata:.4f}: %{y:,.3f} ms"})
+    if not data:
         return None
     tickvals, ticktext = percentile_ticks(longest)
-    fig.update_xaxes(type="log", tickvals=tickvals, ticktext=ticktext)
-    fig = _layout(fig, "Latency by percentile (x axis 1/(1−p), log)", "percentile", "latency (ms)")
-    fig.update_layout(hovermode="closest")
-    return fig
+    layout = _layout("Latency by percentile (x axis 1/(1−p), log)", "percentile", "latency (ms)",
+                     xaxis={"type": "log", "tickvals": tickvals, "ticktext": ticktext})
+    layout["hovermode"] = "closest"
+    return figure(data, layout)
 
 
-def _over_time(runs: list[RunSummary], column: str, title: str, y_title: str) -> go.Figure | None:
-    fig = go.Figure()
+def _over_time(runs: list[RunSummary], column: str, title_text: str, y_title: str) -> Figure | None:
+    """One line per run through its windows (a long run thinned as report.html thins it)."""
+    data = []
     for index, run in enumerate(runs):
         path = run.path / WINDOWS_FILE
         if not path.is_file():
@@ -80,13 +84,15 @@ def _over_time(runs: list[RunSummary], column: str, title: str, y_title: str) ->
         windows = read_windows_csv(path)
         if not windows.get("t_start_ns"):
             continue
-        mids = [((a or 0) + (b or 0)) / 2e9 for a, b in zip(windows["t_start_ns"], windows["t_end_ns"])]
-        fig.add_trace(go.Scatter(x=mids, y=windows.get(column, []), name=run.name, mode="lines+markers",
-                                 line={"color": _colour(index)}))
-    if not fig.data:
+        mids = np.array([((a or 0) + (b or 0)) / 2e9 for a, b in zip(windows["t_start_ns"], windows["t_end_ns"])])
+        values = np.array([np.nan if v is None else v for v in windows.get(column, [])], dtype=np.float64)
+        keep = thin_lowest_highest(values)
+        data.append({"type": "scatter", "x": mids[keep].tolist(),
+                     "y": [None if v != v else v for v in values[keep].tolist()], "name": run.name,
+                     "mode": "lines+markers", "line": {"color": _colour(index)}})
+    if not data:
         return None
-    fig.update_yaxes(rangemode="tozero")
-    return _layout(fig, title, "time (s)", y_title)
+    return figure(data, _layout(title_text, "time (s)", y_title, yaxis={"rangemode": "tozero"}))
 
 
 def _table(comparison: Comparison) -> str:

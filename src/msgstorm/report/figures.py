@@ -1,9 +1,13 @@
-"""The run report's plots, one function each, as plotly figures.
+"""The run report's plots, one function each, as plain plotly.js figure specifications.
 
 Place in the pipeline: Analysis + series -> **figures** -> html. Each function takes plain
 data (the analysis' window and step tables, the summary, ``series`` views of the history)
-and returns a ``plotly.graph_objects.Figure``; the page embeds plotly.js once and draws
-them all. Times are seconds since the run's start, latencies milliseconds, rates per second.
+and returns a ``plotspec.Figure`` (traces and layout as plotly.js reads them); the page
+embeds plotly.js once and draws them all. Times are seconds since the run's start,
+latencies milliseconds, rates per second. A run of more windows than a screen shows
+(``series.MAX_POINTS``) is drawn thinned: each line keeps its lowest and highest points of
+every span of windows, each set of bars the largest bar of every span (``thinning_note``
+says so under the plot).
 """
 
 from __future__ import annotations
@@ -12,22 +16,34 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
-from msgstorm.report import plotspec as go
-from msgstorm.report.series import RegionMatrix, Span
+from msgstorm.report import plotspec
+from msgstorm.report.plotspec import Figure, figure, title, vline
+from msgstorm.report.series import (
+    F64,
+    I64,
+    MAX_POINTS,
+    RegionMatrix,
+    Span,
+    bucket_peaks,
+    thin_lowest_highest,
+)
 
 __all__ = [
     "SPAN_COLOURS",
     "label_if_empty",
     "latency_load_figure",
     "latency_time_figure",
+    "load_points",
     "merged_intervals",
     "percentile_ticks",
     "queue_fee_figure",
     "region_heatmap_figure",
     "spectrum_figure",
     "stages_figure",
+    "thinning_note",
     "throughput_figure",
     "validation_backlog_figure",
 ]
@@ -37,18 +53,27 @@ SPAN_COLOURS = {"fault": "#d62728", "backpressure": "#ff7f0e", "desync": "#9467b
 _SPAN_NAMES = {"fault": "fault active", "backpressure": "backpressure engaged", "desync": "node desynced"}
 
 
-def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int = 380) -> go.Figure:
-    fig.update_layout(
-        title={"text": title, "x": 0.01, "xanchor": "left"},
-        template="plotly_white",
-        height=height,
-        margin={"l": 70, "r": 30, "t": 60, "b": 55},
-        legend={"orientation": "h", "y": -0.22, "x": 0},
-        hovermode="x unified",
-    )
-    fig.update_xaxes(title_text=x_title)
-    fig.update_layout(yaxis_title_text=y_title)  # the primary axis only: a second one has its own
-    return fig
+def _layout(title_text: str, x_title: str, y_title: str, height: int = 380, *,
+            xaxis: dict[str, Any] | None = None, yaxis: dict[str, Any] | None = None,
+            **more: Any) -> dict[str, Any]:
+    """The layout every report plot shares; ``xaxis``/``yaxis``: more settings of the
+    primary axes (a second y axis is passed whole in ``more``)."""
+    return {
+        "title": title(title_text, x=0.01, xanchor="left"),
+        "height": height,
+        "margin": {"l": 70, "r": 30, "t": 60, "b": 55},
+        "legend": {"orientation": "h", "y": -0.22, "x": 0},
+        "hovermode": "x unified",
+        "xaxis": {**(xaxis or {}), "title": {"text": x_title}},
+        "yaxis": {**(yaxis or {}), "title": {"text": y_title}},
+        **more,
+    }
+
+
+def _with_shapes(layout: dict[str, Any], shapes: list[dict[str, Any]]) -> dict[str, Any]:
+    if shapes:
+        layout["shapes"] = [*layout.get("shapes", []), *shapes]
+    return layout
 
 
 def merged_intervals(spans: Sequence[Span]) -> list[tuple[str, float, float]]:
@@ -69,14 +94,13 @@ def merged_intervals(spans: Sequence[Span]) -> list[tuple[str, float, float]]:
     return out
 
 
-def _shade(fig: go.Figure, spans: Sequence[Span]) -> None:
-    """Shade each kind's spans across the plot, one legend entry per kind. Faults are drawn
+def _shading(spans: Sequence[Span]) -> list[dict[str, Any]]:
+    """Each kind's spans shaded across the plot, one legend entry per kind. Faults are drawn
     last, on top, with a dashed outline and a light fill, so they stay visible where
     desync or backpressure shading covers the same time."""
     shown: set[str] = set()
     shapes = []
-    intervals = merged_intervals(spans)
-    for kind, start, end in sorted(intervals, key=lambda item: item[0] == "fault"):
+    for kind, start, end in sorted(merged_intervals(spans), key=lambda item: item[0] == "fault"):
         first = kind not in shown
         shown.add(kind)
         fault = kind == "fault"
@@ -87,7 +111,7 @@ def _shade(fig: go.Figure, spans: Sequence[Span]) -> None:
             "fillcolor": SPAN_COLOURS.get(kind, "#7f7f7f"), "opacity": 0.10 if fault else 0.14,
             "name": _SPAN_NAMES.get(kind, kind), "legendgroup": kind, "showlegend": first,
         })
-    fig.update_layout(shapes=[*(fig.layout.shapes or ()), *shapes])
+    return shapes
 
 
 def _has_data(values: Any) -> bool:
@@ -98,146 +122,203 @@ def _has_data(values: Any) -> bool:
     return not (isinstance(values, float) and math.isnan(values))
 
 
-def _values(trace: Any) -> Any:
+def _values(trace: dict[str, Any]) -> Any:
     """The trace's value axis: z of a heatmap, x of a horizontal bar, else y."""
-    if trace.type == "heatmap":
-        return trace.z
-    if trace.type == "bar" and trace.orientation == "h":
-        return trace.x
-    return trace.y
+    if trace.get("type") == "heatmap":
+        return trace.get("z")
+    if trace.get("type") == "bar" and trace.get("orientation") == "h":
+        return trace.get("x")
+    return trace.get("y")
 
 
-def label_if_empty(fig: go.Figure, text: str = "no data in this run") -> go.Figure:
+def label_if_empty(fig: Figure, text: str = "no data in this run") -> Figure:
     """Say so on a plot none of whose traces has a value (an empty run, no deliveries, ...)."""
-    if not any(_has_data(_values(trace)) for trace in fig.data):
-        fig.add_annotation(text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
-                           font={"size": 16, "color": "#888"})
+    if not any(_has_data(_values(trace)) for trace in fig["data"]):
+        fig["layout"]["annotations"] = [*fig["layout"].get("annotations", []), {
+            "font": {"color": "#888", "size": 16}, "showarrow": False, "text": text,
+            "x": 0.5, "xref": "paper", "y": 0.5, "yref": "paper"}]
     return fig
 
 
-def _window_columns(windows: pa.Table) -> dict[str, list[Any]]:
-    return {name: windows.column(name).to_pylist() for name in windows.column_names}
+def thinning_note(windows: int, max_points: int = MAX_POINTS, *, points: bool = False) -> str:
+    """What a plot of ``windows`` windows drawn thinned shows ("" when it is not thinned);
+    ``points``: a plot of one marker per window rather than lines and bars."""
+    if windows <= max_points:
+        return ""
+    drawn = ("the windows with the lowest and the highest p99 of every span of windows are drawn" if points else
+             "of every span of windows, each line keeps the lowest and the highest value, and bars the largest")
+    return f"{windows:,} windows are more than a screen shows: {drawn}."
 
 
-def _step_xy(starts_s: list[float], ends_s: list[float], values: list[Any]) -> tuple[list[float], list[Any]]:
-    """A per-window value as a step line: held from each window's start to its end."""
-    if not starts_s:
+def _listed(values: F64 | I64) -> list[Any]:
+    """Numbers for JSON, a missing value (NaN) as None."""
+    return [None if value != value else value for value in values.tolist()]
+
+
+def _column(windows: pa.Table, name: str) -> F64 | I64:
+    """A window column as numpy (integers stay integers; a null is NaN); all NaN if absent."""
+    if name not in windows.column_names:
+        return np.full(windows.num_rows, np.nan)
+    column = windows.column(name)
+    if column.null_count == 0 and pa.types.is_integer(column.type):
+        return np.asarray(column.to_numpy(), dtype=np.int64)
+    return np.asarray(column.to_numpy(), dtype=np.float64)
+
+
+def _window_ns(windows: pa.Table) -> tuple[I64, I64]:
+    return (np.asarray(windows.column("t_start_ns").to_numpy(), dtype=np.int64),
+            np.asarray(windows.column("t_end_ns").to_numpy(), dtype=np.int64))
+
+
+def _step(starts_s: F64, ends_s: F64, values: F64 | I64) -> tuple[list[Any], list[Any]]:
+    """A per-window value as a step line: held from each window's start to its end (thinned
+    to the windows ``thin_lowest_highest`` keeps, the last one always among them)."""
+    if starts_s.size == 0:
         return [], []
-    return [*starts_s, ends_s[-1]], [*values, values[-1]]
+    keep = thin_lowest_highest(values.astype(np.float64))
+    y = _listed(values[keep])
+    return [*starts_s[keep].tolist(), float(ends_s[-1])], [*y, y[-1]]
 
 
-def throughput_figure(windows: pa.Table, spans: Sequence[Span], failure: dict[str, Any] | None) -> go.Figure:
+def _scatter(x: F64, values: F64 | I64) -> tuple[list[Any], list[Any]]:
+    keep = thin_lowest_highest(values.astype(np.float64))
+    return x[keep].tolist(), _listed(values[keep])
+
+
+def throughput_figure(windows: pa.Table, spans: Sequence[Span], failure: dict[str, Any] | None) -> Figure:
     """Offered vs achieved (committed) throughput per window, with losses on a second axis."""
-    cols = _window_columns(windows)
-    starts = [t / NS_PER_S for t in cols.get("t_start_ns", [])]
-    ends = [t / NS_PER_S for t in cols.get("t_end_ns", [])]
-    fig = go.Figure()
+    start_ns, end_ns = _window_ns(windows)
+    starts, ends = start_ns / NS_PER_S, end_ns / NS_PER_S
+    data: list[dict[str, Any]] = []
     for name, column, colour in (("offered", "offered_per_s", "#1f77b4"),
                                  ("achieved (committed)", "throughput_per_s", "#2ca02c")):
-        x, y = _step_xy(starts, ends, cols.get(column, []))
-        fig.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines", line={"shape": "hv", "color": colour, "width": 2}))
-    lost = [(d + r + lo) / max(b - a, 1e-9) for d, r, lo, a, b in
-            zip(cols.get("dropped", []), cols.get("rejected", []), cols.get("lost", []), starts, ends)]
-    if any(lost):
-        fig.add_trace(go.Bar(x=[(a + b) / 2 for a, b in zip(starts, ends)], y=lost, name="dropped+rejected+lost",
-                             marker={"color": "#d62728"}, opacity=0.45, width=[(b - a) * 0.9 for a, b in zip(starts, ends)],
-                             hovertemplate="%{y:,.0f}/s not committed<extra></extra>"))
+        x, y = _step(starts, ends, _column(windows, column))
+        data.append({"type": "scatter", "x": x, "y": y, "name": name, "mode": "lines",
+                     "line": {"shape": "hv", "color": colour, "width": 2}})
+    not_committed = _column(windows, "dropped") + _column(windows, "rejected") + _column(windows, "lost")
+    lost_per_s = not_committed / np.maximum(ends - starts, 1e-9)
+    if np.any(lost_per_s > 0):
+        first, last, peak = bucket_peaks(lost_per_s)
+        data.append({"type": "bar", "x": ((starts[first] + ends[last]) / 2).tolist(), "y": peak.tolist(),
+                     "name": "dropped+rejected+lost", "marker": {"color": "#d62728"}, "opacity": 0.45,
+                     "width": ((ends[last] - starts[first]) * 0.9).tolist(),
+                     "hovertemplate": "%{y:,.0f}/s not committed<extra></extra>"})
+    shapes, annotations = [], []
     if failure and failure.get("t_ns") is not None:
-        fig.add_vline(x=failure["t_ns"] / NS_PER_S, line={"dash": "dot", "color": "#444"},
-                      annotation_text=f"failure threshold: {failure.get('reason')}", annotation_position="top left")
-    _shade(fig, spans)
-    fig.update_yaxes(rangemode="tozero")
-    return _layout(fig, "Offered vs achieved throughput (bars: messages intended per second that were not committed)", "time (s)", "messages/s")
+        shape, label = vline(failure["t_ns"] / NS_PER_S, {"dash": "dot", "color": "#444"},
+                             f"failure threshold: {failure.get('reason')}")
+        shapes.append(shape)
+        annotations.append(label)
+    layout = _layout("Offered vs achieved throughput (bars: messages intended per second that were not committed)",
+                     "time (s)", "messages/s", yaxis={"rangemode": "tozero"})
+    if annotations:
+        layout["annotations"] = annotations
+    return figure(data, _with_shapes(layout, shapes + _shading(spans)))
 
 
-def latency_time_figure(windows: pa.Table, spans: Sequence[Span]) -> go.Figure:
+def latency_time_figure(windows: pa.Table, spans: Sequence[Span]) -> Figure:
     """p50, p99 and max latency of the messages committed in each window; on a second axis,
     the messages of each window that were dropped, rejected or lost (bars)."""
-    cols = _window_columns(windows)
-    starts = cols.get("t_start_ns", [])
-    ends = cols.get("t_end_ns", [])
-    mids = [(a + b) / 2 / NS_PER_S for a, b in zip(starts, ends)]
-    widths = [(b - a) / NS_PER_S * 0.28 for a, b in zip(starts, ends)]
-    fig = go.Figure()
+    start_ns, end_ns = _window_ns(windows)
+    mids = (start_ns + end_ns) / 2 / NS_PER_S
+    data: list[dict[str, Any]] = []
     for name, column, colour in (("p50", "p50_ms", "#1f77b4"), ("p99", "p99_ms", "#ff7f0e"), ("max", "max_ms", "#7f7f7f")):
-        fig.add_trace(go.Scatter(x=mids, y=cols.get(column, []), name=name, mode="lines+markers",
-                                 line={"color": colour, "dash": "dot" if name == "max" else "solid"}, connectgaps=False))
+        x, y = _scatter(mids, _column(windows, column))
+        data.append({"type": "scatter", "x": x, "y": y, "name": name, "mode": "lines+markers",
+                     "line": {"color": colour, "dash": "dot" if name == "max" else "solid"}, "connectgaps": False})
     lost_any = False
-    for offset, (name, column, colour) in zip((-1, 0, 1), (("dropped", "dropped", "#d62728"),
-                                                          ("rejected", "rejected", "#e377c2"),
-                                                          ("lost", "lost", "#8c564b"))):
-        counts = cols.get(column, [])
-        if not any(counts):
+    for offset, (name, colour) in zip((-1, 0, 1), (("dropped", "#d62728"), ("rejected", "#e377c2"), ("lost", "#8c564b"))):
+        counts = _column(windows, name)
+        if not np.any(counts > 0):
             continue
         lost_any = True
-        fig.add_trace(go.Bar(x=[m + offset * w for m, w in zip(mids, widths)], y=counts, width=widths, name=name,
-                             yaxis="y2", marker={"color": colour}, opacity=0.5,
-                             hovertemplate="%{y:,} " + name + "<extra></extra>"))
+        first, last, peak = bucket_peaks(counts)
+        bar_mids = (start_ns[first] + end_ns[last]) / 2 / NS_PER_S
+        widths = (end_ns[last] - start_ns[first]) / NS_PER_S * 0.28
+        data.append({"type": "bar", "x": (bar_mids + offset * widths).tolist(), "y": _listed(peak),
+                     "width": widths.tolist(), "name": name, "yaxis": "y2", "marker": {"color": colour},
+                     "opacity": 0.5, "hovertemplate": "%{y:,} " + name + "<extra></extra>"})
+    more: dict[str, Any] = {}
     if lost_any:
-        fig.update_layout(yaxis2={"title": {"text": "messages not committed"}, "overlaying": "y", "side": "right",
-                                  "rangemode": "tozero", "showgrid": False})
-    _shade(fig, spans)
-    fig.update_yaxes(rangemode="tozero")
-    return _layout(fig, "Latency over time (bars: not committed; shaded: faults, backpressure, desync)",
-                   "time (s)", "latency (ms)")
+        more["yaxis2"] = {"title": {"text": "messages not committed"}, "overlaying": "y", "side": "right",
+                          "rangemode": "tozero", "showgrid": False}
+    layout = _layout("Latency over time (bars: not committed; shaded: faults, backpressure, desync)",
+                     "time (s)", "latency (ms)", yaxis={"rangemode": "tozero"}, **more)
+    return figure(data, _with_shapes(layout, _shading(spans)))
 
 
 def validation_backlog_figure(backlog: tuple[list[float], list[float], list[float]],
-                              depth: tuple[list[float], list[float]], spans: Sequence[Span]) -> go.Figure:
+                              depth: tuple[list[float], list[float]], spans: Sequence[Span]) -> Figure:
     """Gossip nodes' validation backlog per sample (largest node, and all sampled nodes
     together) beside the sequencer queue, in messages."""
     t, largest, total = backlog
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=t, y=largest, name="largest node backlog", mode="lines",
-                             line={"color": "#9467bd", "width": 2}))
-    fig.add_trace(go.Scatter(x=t, y=total, name="sampled nodes together", mode="lines",
-                             line={"color": "#9467bd", "dash": "dot"}))
-    fig.add_trace(go.Scatter(x=depth[0], y=depth[1], name="sequencer queue", mode="lines",
-                             line={"color": "#1f77b4", "shape": "hv"}))
-    _shade(fig, spans)
-    fig.update_yaxes(rangemode="tozero")
-    return _layout(fig, "Validation backlog on gossip nodes vs the sequencer queue", "time (s)",
-                   "messages (receipts' worth of CPU work)")
+    data = [
+        {"type": "scatter", "x": t, "y": largest, "name": "largest node backlog", "mode": "lines",
+         "line": {"color": "#9467bd", "width": 2}},
+        {"type": "scatter", "x": t, "y": total, "name": "sampled nodes together", "mode": "lines",
+         "line": {"color": "#9467bd", "dash": "dot"}},
+        {"type": "scatter", "x": depth[0], "y": depth[1], "name": "sequencer queue", "mode": "lines",
+         "line": {"color": "#1f77b4", "shape": "hv"}},
+    ]
+    layout = _layout("Validation backlog on gossip nodes vs the sequencer queue", "time (s)",
+                     "messages (receipts' worth of CPU work)", yaxis={"rangemode": "tozero"})
+    return figure(data, _with_shapes(layout, _shading(spans)))
 
 
-def latency_load_figure(steps: pa.Table | None, windows: pa.Table, capacity: dict[str, Any] | None) -> go.Figure:
+def latency_load_figure(steps: pa.Table | None, windows: pa.Table, capacity: dict[str, Any] | None) -> Figure:
     """p99 latency against offered load: per ramp step with the knee marked, else per window."""
-    fig = go.Figure()
+    data: list[dict[str, Any]] = []
+    more: dict[str, Any] = {}
     if steps is not None and steps.num_rows:
-        cols = _window_columns(steps)
+        cols = {name: steps.column(name).to_pylist() for name in steps.column_names}
         passed = cols["passed"]
-        fig.add_trace(go.Scatter(
-            x=cols["offered_per_s"], y=cols["p99_ms"], name="p99 per step", mode="lines+markers",
-            marker={"size": 10, "color": ["#2ca02c" if ok else "#d62728" for ok in passed],
-                    "line": {"width": 1, "color": "#333"}},
-            line={"color": "#888"},
-            text=[f"step {s}: throughput {t:,.0f}/s, {'passes' if ok else 'fails'}"
-                  for s, t, ok in zip(cols["step"], cols["throughput_per_s"], passed)],
-            hovertemplate="offered %{x:,.0f}/s<br>p99 %{y:,.3f} ms<br>%{text}<extra></extra>",
-        ))
-        fig.add_trace(go.Scatter(x=cols["offered_per_s"], y=cols["throughput_per_s"], name="throughput per step",
-                                 mode="lines+markers", yaxis="y2", line={"color": "#1f77b4", "dash": "dot"}))
-        fig.update_layout(yaxis2={"title": "throughput (messages/s)", "overlaying": "y", "side": "right",
-                                  "rangemode": "tozero", "showgrid": False, "tickmode": "auto"})
+        data.append({
+            "type": "scatter", "x": cols["offered_per_s"], "y": cols["p99_ms"], "name": "p99 per step",
+            "mode": "lines+markers",
+            "marker": {"size": 10, "color": ["#2ca02c" if ok else "#d62728" for ok in passed],
+                       "line": {"width": 1, "color": "#333"}},
+            "line": {"color": "#888"},
+            "text": [f"step {s}: throughput {t:,.0f}/s, {'passes' if ok else 'fails'}"
+                     for s, t, ok in zip(cols["step"], cols["throughput_per_s"], passed)],
+            "hovertemplate": "offered %{x:,.0f}/s<br>p99 %{y:,.3f} ms<br>%{text}<extra></extra>",
+        })
+        data.append({"type": "scatter", "x": cols["offered_per_s"], "y": cols["throughput_per_s"],
+                     "name": "throughput per step", "mode": "lines+markers", "yaxis": "y2",
+                     "line": {"color": "#1f77b4", "dash": "dot"}})
+        more["yaxis2"] = {"title": {"text": "throughput (messages/s)"}, "overlaying": "y", "side": "right",
+                          "rangemode": "tozero", "showgrid": False, "tickmode": "auto"}
         knee = (capacity or {}).get("knee_rate_per_s")
         if knee is not None:
-            fig.add_vline(x=knee, line={"dash": "dash", "color": "#2ca02c", "width": 2},
-                          annotation_text=f"knee {knee:,.0f}/s", annotation_position="top left")
-        title = "Latency vs offered load (step ramp; green steps pass the knee criterion)"
+            shape, label = vline(knee, {"dash": "dash", "color": "#2ca02c", "width": 2}, f"knee {knee:,.0f}/s")
+            more["shapes"], more["annotations"] = [shape], [label]
+        title_text = "Latency vs offered load (step ramp; green steps pass the knee criterion)"
     else:
-        cols = _window_columns(windows)
-        loaded = [i for i, offered in enumerate(cols.get("offered_per_s", [])) if offered]  # not the drain
-        fig.add_trace(go.Scatter(
-            x=[cols["offered_per_s"][i] for i in loaded], y=[cols["p99_ms"][i] for i in loaded],
-            name="p99 per window", mode="markers", marker={"size": 9, "color": "#ff7f0e"},
-            text=[f"window at {cols['t_start_ns'][i] / NS_PER_S:.3g} s" for i in loaded],
-            hovertemplate="offered %{x:,.0f}/s<br>p99 %{y:,.3f} ms<br>%{text}<extra></extra>",
-        ))
-        title = "Latency vs offered load (no step ramp: one point per window with traffic; no knee)"
-    fig.update_yaxes(rangemode="tozero")
-    fig = _layout(fig, title, "offered load (messages/s)", "p99 latency (ms)")
-    fig.update_layout(hovermode="closest")
-    return fig
+        offered = _column(windows, "offered_per_s")
+        loaded = _loaded(offered)
+        p99 = _column(windows, "p99_ms")[loaded]
+        keep = loaded[thin_lowest_highest(p99.astype(np.float64))]
+        start_s = _column(windows, "t_start_ns")[keep] / NS_PER_S
+        data.append({
+            "type": "scatter", "x": _listed(offered[keep]), "y": _listed(_column(windows, "p99_ms")[keep]),
+            "name": "p99 per window", "mode": "markers", "marker": {"size": 9, "color": "#ff7f0e"},
+            "text": [f"window at {t:.3g} s" for t in start_s.tolist()],
+            "hovertemplate": "offered %{x:,.0f}/s<br>p99 %{y:,.3f} ms<br>%{text}<extra></extra>",
+        })
+        title_text = "Latency vs offered load (no step ramp: one point per window with traffic; no knee)"
+    layout = _layout(title_text, "offered load (messages/s)", "p99 latency (ms)", yaxis={"rangemode": "tozero"},
+                     **more)
+    layout["hovermode"] = "closest"
+    return figure(data, layout)
+
+
+def _loaded(offered: F64 | I64) -> I64:
+    return np.flatnonzero(offered != 0)  # not the drain
+
+
+def load_points(windows: pa.Table) -> int:
+    """How many windows the latency-vs-load plot of a run without a step ramp has a point
+    for (those with traffic), before thinning."""
+    return int(_loaded(_column(windows, "offered_per_s")).size)
 
 
 def percentile_ticks(max_inverse: float) -> tuple[list[float], list[str]]:
@@ -251,67 +332,66 @@ def percentile_ticks(max_inverse: float) -> tuple[list[float], list[str]]:
     return values, labels
 
 
-def spectrum_figure(percentiles: list[float], inverse: list[float], latency_ms: list[float]) -> go.Figure:
+def spectrum_figure(percentiles: list[float], inverse: list[float], latency_ms: list[float]) -> Figure:
     """Latency by percentile, x = 1/(1-p) on a log scale so the tail spreads out (HdrHistogram)."""
-    fig = go.Figure(go.Scatter(
-        x=inverse, y=latency_ms, mode="lines", name="latency", line={"shape": "hv", "color": "#1f77b4", "width": 2},
-        customdata=percentiles, hovertemplate="p%{customdata:.4f}: %{y:,.3f} ms<extra></extra>",
-    ))
+    data = [{"type": "scatter", "x": inverse, "y": latency_ms, "mode": "lines", "name": "latency",
+             "line": {"shape": "hv", "color": "#1f77b4", "width": 2}, "customdata": percentiles,
+             "hovertemplate": "p%{customdata:.4f}: %{y:,.3f} ms<extra></extra>"}]
     tickvals, ticktext = percentile_ticks(max(inverse) if inverse else 10.0)
-    fig.update_xaxes(type="log", tickvals=tickvals, ticktext=ticktext)
-    fig.update_yaxes(rangemode="tozero")
-    fig = _layout(fig, "Latency by percentile (committed messages; x axis 1/(1−p), log)", "percentile", "latency (ms)")
-    fig.update_layout(hovermode="closest", showlegend=False)
-    return fig
+    layout = _layout("Latency by percentile (committed messages; x axis 1/(1−p), log)", "percentile",
+                     "latency (ms)", xaxis={"type": "log", "tickvals": tickvals, "ticktext": ticktext},
+                     yaxis={"rangemode": "tozero"}, showlegend=False)
+    layout["hovermode"] = "closest"
+    return figure(data, layout)
 
 
-def stages_figure(stages: dict[str, dict[str, float | None]]) -> go.Figure:
+def stages_figure(stages: dict[str, dict[str, float | None]]) -> Figure:
     """Where the time goes: p50 and p99 of each latency stage."""
     names = list(stages)
-    fig = go.Figure()
+    data = []
     for key, colour in (("p50", "#1f77b4"), ("p99", "#ff7f0e")):
         values = [(stages[name] or {}).get(key) for name in names]
-        fig.add_trace(go.Bar(y=[n.replace("_", " ") for n in names], x=values, name=key, orientation="h",
-                             marker={"color": colour},
-                             text=[f"{v:,.3f} ms" if v is not None else "—" for v in values], textposition="auto"))
-    fig.update_yaxes(autorange="reversed")
-    fig = _layout(fig, "Latency stages: propagation, queue wait, service, block wait", "latency (ms)", "", height=320)
-    fig.update_layout(barmode="group", hovermode="closest")
-    return fig
+        data.append({"type": "bar", "y": [n.replace("_", " ") for n in names], "x": values, "name": key,
+                     "orientation": "h", "marker": {"color": colour},
+                     "text": [f"{v:,.3f} ms" if v is not None else "—" for v in values], "textposition": "auto"})
+    layout = _layout("Latency stages: propagation, queue wait, service, block wait", "latency (ms)", "",
+                     height=320, yaxis={"autorange": "reversed"}, barmode="group")
+    layout["hovermode"] = "closest"
+    return figure(data, layout)
 
 
 def queue_fee_figure(depth: tuple[list[float], list[float]], base_fee: list[dict[str, Any]],
-                     spans: Sequence[Span]) -> go.Figure:
+                     spans: Sequence[Span]) -> Figure:
     """Sequencer queue depth (peak between samples) and, when recorded, the base fee."""
-    fig = go.Figure(go.Scatter(x=depth[0], y=depth[1], name="queue depth (peak)", mode="lines",
-                               line={"color": "#1f77b4", "shape": "hv"}, fill="tozeroy"))
+    data: list[dict[str, Any]] = [{"type": "scatter", "x": depth[0], "y": depth[1], "name": "queue depth (peak)",
+                                   "mode": "lines", "line": {"color": "#1f77b4", "shape": "hv"}, "fill": "tozeroy"}]
+    more: dict[str, Any] = {}
     if base_fee:
-        fig.add_trace(go.Scatter(x=[e["t_ns"] / NS_PER_S for e in base_fee], y=[e["base_fee"] for e in base_fee],
-                                 name="base fee", mode="lines", yaxis="y2", line={"color": "#8c564b", "shape": "hv"}))
-        fig.update_layout(yaxis2={"title": "base fee", "overlaying": "y", "side": "right",
-                                  "rangemode": "tozero", "showgrid": False, "tickmode": "auto"})
-    _shade(fig, spans)
-    fig.update_yaxes(rangemode="tozero")
-    title = "Queue depth and base fee" if base_fee else "Queue depth (no base fee recorded)"
-    return _layout(fig, title, "time (s)", "messages queued")
+        fee = np.array([e["base_fee"] for e in base_fee], dtype=np.float64)
+        keep = thin_lowest_highest(fee).tolist()
+        data.append({"type": "scatter", "x": [base_fee[i]["t_ns"] / NS_PER_S for i in keep],
+                     "y": [base_fee[i]["base_fee"] for i in keep], "name": "base fee", "mode": "lines",
+                     "yaxis": "y2", "line": {"color": "#8c564b", "shape": "hv"}})
+        more["yaxis2"] = {"title": {"text": "base fee"}, "overlaying": "y", "side": "right",
+                          "rangemode": "tozero", "showgrid": False, "tickmode": "auto"}
+    title_text = "Queue depth and base fee" if base_fee else "Queue depth (no base fee recorded)"
+    layout = _layout(title_text, "time (s)", "messages queued", yaxis={"rangemode": "tozero"}, **more)
+    return figure(data, _with_shapes(layout, _shading(spans)))
 
 
-def region_heatmap_figure(matrix: RegionMatrix) -> go.Figure:
+def region_heatmap_figure(matrix: RegionMatrix) -> Figure:
     """Gossip propagation p50 by origin region (rows) and receiving region (columns)."""
     text = [
         [f"p50 {a:,.2f} ms<br>p99 {b:,.2f} ms<br>{c:,} deliveries" if a is not None and b is not None else "no data"
          for a, b, c in zip(row50, row99, counts)]
         for row50, row99, counts in zip(matrix.p50_ms, matrix.p99_ms, matrix.count)
     ]
-    z = [list(row) for row in matrix.p50_ms]
-    fig = go.Figure(go.Heatmap(
-        z=z, x=matrix.destinations, y=matrix.origins, text=text, texttemplate="%{text}",
-        hovertemplate="%{y} → %{x}<br>%{text}<extra></extra>", colorscale="Viridis",
-        colorbar={"title": {"text": "p50 ms"}},
-    ))
-    fig.update_yaxes(autorange="reversed")
+    data = [{"type": "heatmap", "z": [list(row) for row in matrix.p50_ms], "x": matrix.destinations,
+             "y": matrix.origins, "text": text, "texttemplate": "%{text}",
+             "hovertemplate": "%{y} → %{x}<br>%{text}<extra></extra>", "colorscale": plotspec.VIRIDIS,
+             "colorbar": {"title": {"text": "p50 ms"}}}]
     height = max(300, 110 + 70 * len(matrix.origins))
-    fig = _layout(fig, "Gossip propagation by region (origin → receiver, p50 colour)", "receiving region",
-                  "origin region", height=height)
-    fig.update_layout(hovermode="closest")
-    return fig
+    layout = _layout("Gossip propagation by region (origin → receiver, p50 colour)", "receiving region",
+                     "origin region", height=height, yaxis={"autorange": "reversed"})
+    layout["hovermode"] = "closest"
+    return figure(data, layout)

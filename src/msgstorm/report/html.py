@@ -8,7 +8,9 @@ propagation by region, the overlay (topology and region path latencies), per kin
 agent; delivery checks and faults; market outcomes when the summary has them; the scenario.
 
 The page is about 5 MB, almost all of it plotly.js (4.8 MB, embedded once); the data of a
-run is thinned (percentile spectrum, queue samples) so it stays a few hundred kB at most.
+run is thinned to what a screen shows (percentile spectrum, queue samples, and a run of
+more windows than ``series.MAX_POINTS``, said so under its plots) so it stays a few
+hundred kB at most. Each figure is a plain plotly.js specification (``plotspec``).
 """
 
 from __future__ import annotations
@@ -251,27 +253,36 @@ def _plots(history: History, analysis: Analysis) -> dict[str, Plot]:
     summary = analysis.summary
     spans = shaded_spans(history, analysis)
     percentiles, inverse, values = percentile_spectrum(latency_ns(history))
+    depth = queue_depth_series(history)
+    thinned = figures.thinning_note(analysis.windows.num_rows)
+    steps = analysis.steps
     return {
         "throughput": Plot("throughput", figures.throughput_figure(analysis.windows, spans, summary.get("failure_threshold")),
-                           "Offered: messages intended per window. Achieved: messages committed per window."),
+                           _joined("Offered: messages intended per window. Achieved: messages committed per window.",
+                                   thinned)),
         "latency-time": Plot("latency-time", figures.latency_time_figure(analysis.windows, spans),
-                             "Latency from the intended send time to commit, of the messages committed in each window."),
-        "latency-load": Plot("latency-load", figures.latency_load_figure(analysis.steps, analysis.windows, summary.get("capacity")),
-                             esc((summary.get("capacity") or {}).get("method") or "")),
+                             _joined("Latency from the intended send time to commit, of the messages committed in "
+                                     "each window.", thinned)),
+        "latency-load": Plot("latency-load", figures.latency_load_figure(steps, analysis.windows, summary.get("capacity")),
+                             _joined(esc((summary.get("capacity") or {}).get("method") or ""),
+                                     "" if steps is not None and steps.num_rows else
+                                     figures.thinning_note(figures.load_points(analysis.windows), points=True))),
         "spectrum": Plot("spectrum", figures.spectrum_figure(percentiles, inverse, values)),
         "stages": Plot("stages", figures.stages_figure(summary.get("latency_stages_ms") or {}),
                        "Committed messages only. Stage percentiles are separate populations: they need not add up."),
-        "queue": Plot("queue", figures.queue_fee_figure(queue_depth_series(history),
-                                                        analysis.timelines.get("base_fee", []), spans)),
-        "backlog": Plot("backlog", figures.validation_backlog_figure(validation_backlog_series(history),
-                                                                     queue_depth_series(history), spans),
+        "queue": Plot("queue", figures.queue_fee_figure(depth, analysis.timelines.get("base_fee", []), spans)),
+        "backlog": Plot("backlog", figures.validation_backlog_figure(validation_backlog_series(history), depth, spans),
                         "Sampled every run.sample_interval: each node's queued validation work in receipts' "
                         "worth (queued CPU time / mean processing time), for the most backlogged nodes."),
         "topology": Plot("topology", topology_figure(history.edges)),
-        "regions": Plot("regions", figures.region_heatmap_figure(region_matrix(history)),
+        "regions": Plot("regions", figures.region_heatmap_figure(region_matrix(history, summary.get("propagation_ms"))),
                         "Time from a message's send to its first delivery at each node, grouped by the sending "
                         "node's region (rows) and the receiving node's region (columns)."),
     }
+
+
+def _joined(*sentences: str) -> str:
+    return " ".join(sentence for sentence in sentences if sentence)
 
 
 def _labelled(plots: dict[str, Plot]) -> dict[str, Plot]:

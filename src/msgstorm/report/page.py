@@ -14,9 +14,10 @@ import html
 import json
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from importlib.resources import files
 from typing import Any
 
-from msgstorm.report import plotspec as go
+from msgstorm.report.plotspec import Figure, to_json
 
 __all__ = ["Plot", "esc", "figure_block", "page", "table"]
 
@@ -114,8 +115,6 @@ def esc(value: object) -> str:
 def _plotly_js() -> str:
     # The plotly.js bundle the plotly package ships, read as a file (importing plotly's
     # Python side would cost a few hundred ms the page does not need).
-    from importlib.resources import files
-
     return (files("plotly") / "package_data" / "plotly.min.js").read_text(encoding="utf-8")
 
 
@@ -128,13 +127,13 @@ def _script_json(payload: str) -> str:
 class Plot:
     """One figure on the page: ``slug`` names its container (``plot-<slug>``)."""
 
-    def __init__(self, slug: str, figure: go.Figure, caption: str = "") -> None:
+    def __init__(self, slug: str, figure: Figure, caption: str = "") -> None:
         self.slug = slug
         self.figure = figure
         self.caption = caption
 
     def json(self) -> str:
-        return _script_json(self.figure.to_json(validate=False))
+        return _script_json(to_json(self.figure))
 
 
 def figure_block(plot: Plot) -> str:

@@ -1,171 +1,96 @@
-"""Plain plotly figure specifications: the JSON plotly.js draws, built as dicts.
+"""Plain plotly.js figure specifications: the JSON the page draws, written as dicts.
 
-Place in the pipeline: ``figures``, ``topology`` and ``compare_html`` build their plots with
-this module's ``Figure``, ``Scatter``, ``Bar`` and ``Heatmap``; ``page`` embeds each as JSON
-for plotly.js. Why by hand: plotly's graph objects validate and deep-copy every property on
-every update (about a second for one report of a million messages, and a large import),
-while the page needs only the JSON that plotly.js reads. The subset here is the one the
-reports use, with plotly's meaning: ``update_layout(xaxis_title_text=...)`` nests on
-underscores, ``update_xaxes``/``update_yaxes`` update every x/y axis present, ``add_vline``
-draws a line across the plot with its label. ``tests/test_report_plotspec.py`` loads every
-report figure into plotly's own ``Figure``, which rejects any property plotly.js does not know.
+Place in the pipeline: ``figures``, ``topology`` and ``compare_html`` write each plot as a
+``Figure`` (``{"data": [traces], "layout": {...}}``, what ``Plotly.newPlot`` takes) from
+series that are already aggregated and thinned; ``page`` embeds it with ``to_json``. Why
+not plotly's graph objects: they validate and deep-copy every property on every update
+(about a second for the report of a million messages, and a large import), while the page
+needs only the JSON. The specs are written in the form plotly's ``Figure`` turns its own
+into (titles as ``{"text": ...}``, colour scales spelled out, ``add_vline``'s shape and
+label), so ``tests/test_report_plotspec.py`` checks that every report figure comes out of
+plotly's own ``Figure`` unchanged: valid for plotly.js, and what graph objects built.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
-__all__ = ["Bar", "Figure", "Heatmap", "Scatter", "Spec", "template"]
+__all__ = ["VIRIDIS", "Figure", "figure", "title", "to_json", "template", "vline"]
 
-_AXIS = re.compile(r"^(x|y)axis\d*$")
-
-
-class Spec(dict[str, Any]):
-    """A dict whose keys read as attributes (``trace.y``, ``layout.yaxis2.overlaying``);
-    a key not set reads as None, as in plotly."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return self.get(name)
+# plotly's "Viridis" as its Figure spells the name out (ten stops): the region heatmap's colours.
+VIRIDIS: list[list[float | str]] = [
+    [0.0, "#440154"], [0.1111111111111111, "#482878"], [0.2222222222222222, "#3e4989"],
+    [0.3333333333333333, "#31688e"], [0.4444444444444444, "#26828e"], [0.5555555555555556, "#1f9e89"],
+    [0.6666666666666666, "#35b779"], [0.7777777777777778, "#6ece58"], [0.8888888888888888, "#b5de2b"],
+    [1.0, "#fde725"],
+]
 
 
-def _spec(value: Any) -> Any:
-    if isinstance(value, dict):
-        return Spec({key: _spec(item) for key, item in value.items()})
-    if isinstance(value, list):
-        return [_spec(item) for item in value]
-    return value
+class Figure(TypedDict):
+    """One plot: its traces and its layout, as plotly.js reads them."""
 
-
-def _nested(properties: dict[str, Any]) -> Spec:
-    """plotly's magic underscores: ``xaxis_title_text=v`` is ``{"xaxis": {"title": {"text": v}}}``."""
-    out = Spec()
-    for key, value in properties.items():
-        path = key.split("_")
-        _merge(out, Spec({path[-1]: _spec(value)}) if len(path) == 1 else _path(path, value))
-    return out
-
-
-def _path(path: list[str], value: Any) -> Spec:
-    node: Any = _spec(value)
-    for part in reversed(path):
-        node = Spec({part: node})
-    return Spec(node)
-
-
-def _merge(target: Spec, update: dict[str, Any]) -> None:
-    """Deep update: nested dicts merge, anything else replaces."""
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(target.get(key), dict):
-            _merge(target[key], value)
-        else:
-            target[key] = _spec(value)
-
-
-def _trace(kind: str, properties: dict[str, Any]) -> Spec:
-    trace = Spec(type=kind)
-    _merge(trace, _nested(properties))
-    return trace
-
-
-def Scatter(**properties: Any) -> Spec:  # noqa: N802 - named as plotly's trace types
-    return _trace("scatter", properties)
-
-
-def Bar(**properties: Any) -> Spec:  # noqa: N802
-    return _trace("bar", properties)
-
-
-def Heatmap(**properties: Any) -> Spec:  # noqa: N802
-    return _trace("heatmap", properties)
+    data: list[dict[str, Any]]
+    layout: dict[str, Any]
 
 
 @cache
 def template(name: str) -> dict[str, Any]:
-    """A plotly template, read from the JSON file the plotly package ships (no import of it)."""
+    """A plotly template, read from the JSON file the plotly package ships (plotly's Python
+    side is not imported). Shared by every figure that uses it: read-only."""
     text = (files("plotly") / "package_data" / "templates" / f"{name}.json").read_text(encoding="utf-8")
     return dict(json.loads(text))
 
 
-class Figure:
-    """``data`` (traces) and ``layout``, built with plotly's method names."""
-
-    def __init__(self, data: Spec | list[Spec] | None = None, layout: dict[str, Any] | None = None) -> None:
-        self.data: list[Spec] = [] if data is None else [data] if isinstance(data, dict) else list(data)
-        self.layout = Spec()
-        if layout:
-            _merge(self.layout, _nested(layout))
-
-    def add_trace(self, trace: Spec) -> Figure:
-        self.data.append(trace)
-        return self
-
-    def update_layout(self, properties: dict[str, Any] | None = None, **more: Any) -> Figure:
-        update = {**(properties or {}), **more}
-        if isinstance(update.get("template"), str):  # a name, as plotly takes it: the template itself
-            update["template"] = template(update["template"])
-        _merge(self.layout, _nested(update))
-        return self
-
-    def _update_axes(self, letter: str, properties: dict[str, Any]) -> Figure:
-        names = [key for key in self.layout if _AXIS.match(key) and key[0] == letter] or [f"{letter}axis"]
-        if f"{letter}axis" not in names:
-            names.insert(0, f"{letter}axis")
-        for name in names:
-            axis = self.layout.setdefault(name, Spec())
-            _merge(axis, _nested(properties))
-        return self
-
-    def update_xaxes(self, **properties: Any) -> Figure:
-        return self._update_axes("x", properties)
-
-    def update_yaxes(self, **properties: Any) -> Figure:
-        return self._update_axes("y", properties)
-
-    def add_annotation(self, **properties: Any) -> Figure:
-        self.layout["annotations"] = [*(self.layout.get("annotations") or []), _nested(properties)]
-        return self
-
-    def add_vline(self, x: float, line: dict[str, Any] | None = None, annotation_text: str | None = None,
-                  annotation_position: str = "top right") -> Figure:
-        """A vertical line across the plot at ``x``, labelled at the top (as plotly's)."""
-        shape = Spec(type="line", xref="x", yref="paper", x0=x, x1=x, y0=0, y1=1, line=_spec(line or {}))
-        self.layout["shapes"] = [*(self.layout.get("shapes") or []), shape]
-        if annotation_text is not None:
-            left = "left" in annotation_position
-            self.add_annotation(text=annotation_text, x=x, xref="x", y=1, yref="paper", showarrow=False,
-                                xanchor="right" if left else "left",
-                                yanchor="top" if "top" in annotation_position else "bottom")
-        return self
-
-    def to_plotly_json(self) -> dict[str, Any]:
-        return {"data": self.data, "layout": self.layout}
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.to_plotly_json()
-
-    def to_json(self, validate: bool = False) -> str:
-        """JSON for plotly.js: numpy values as numbers, NaN and infinities as null."""
-        return json.dumps(_clean(self.to_plotly_json()), separators=(",", ":"), allow_nan=False)
+def figure(data: list[dict[str, Any]], layout: dict[str, Any], template_name: str = "plotly_white") -> Figure:
+    """A figure of ``data`` and ``layout`` drawn with the named template."""
+    return Figure(data=data, layout={**layout, "template": template(template_name)})
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _clean(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(item) for item in value]
+def title(text: str, **more: Any) -> dict[str, Any]:
+    """A title as plotly.js reads it: ``{"text": ..., more}``."""
+    return {"text": text, **more}
+
+
+def vline(x: float, line: dict[str, Any], label: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A vertical line across the plot at ``x`` and its label at the top, to its left: the
+    shape and annotation plotly's ``add_vline(annotation_position="top left")`` makes."""
+    shape = {"type": "line", "x0": x, "x1": x, "xref": "x", "y0": 0, "y1": 1, "yref": "y domain", "line": line}
+    annotation = {"showarrow": False, "text": label, "x": x, "xanchor": "right", "xref": "x",
+                  "y": 1, "yanchor": "top", "yref": "y domain"}
+    return shape, annotation
+
+
+def to_json(spec: Figure) -> str:
+    """JSON for plotly.js: numpy values as numbers, NaN and infinities as null."""
+    try:  # the figures hold plain numbers already: one pass of the C encoder
+        return json.dumps(spec, separators=(",", ":"), allow_nan=False, default=_numpy)
+    except ValueError:  # a NaN or infinity somewhere: walk the figure once to null them
+        return json.dumps(_finite(spec), separators=(",", ":"), allow_nan=False, default=_numpy)
+
+
+def _numpy(value: Any) -> Any:
     if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
+        return _finite(value.tolist())
     if isinstance(value, np.generic):
-        return _clean(value.item())
+        return _finite(value.item())
+    raise TypeError(f"{type(value).__name__} is not JSON for plotly.js")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return _finite(value.tolist())
+    if isinstance(value, np.generic):
+        return _finite(value.item())
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value

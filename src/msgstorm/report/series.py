@@ -5,13 +5,20 @@ here is a view of what analysis already defines (latency is ``t_committed - t_in
 committed messages, percentiles nearest-rank, propagation ``t_delivered - t_sent``); it adds
 only what a plot needs beyond the summary: the whole percentile spectrum, propagation split by
 origin and destination region, the spans to shade (faults, backpressure, desync) and the queue
-depth samples, thinned so a long run still makes a small page.
+depth samples. Each plot gets a few thousand points at most, what a screen shows: a long
+series is thinned (``thin_lowest_highest``, ``bucket_peaks``) so that spikes and dips stay,
+and a long run still makes a small page that draws at once.
+
+Columns come from ``History.ints`` and ``History.codes``, the read-only copies the analysis
+used (a million messages: nothing is read again); a run of one region takes its propagation
+from the summary rather than from the deliveries.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -26,20 +33,24 @@ from msgstorm.analysis.queue import RELEASED_STATES, depth_samples
 from msgstorm.history.reader import History
 
 __all__ = [
+    "MAX_POINTS",
     "RegionMatrix",
     "Span",
+    "bucket_peaks",
+    "bucket_starts",
     "latency_ns",
     "latency_ns_of",
     "percentile_spectrum",
     "queue_depth_series",
     "region_matrix",
     "shaded_spans",
+    "thin_lowest_highest",
     "validation_backlog_series",
 ]
 
 NS_PER_S = 1e9
 NS_PER_MS = 1e6
-MAX_POINTS = 2_000  # per line: enough for a screen, small enough for the page
+MAX_POINTS = 2_000  # per line or set of bars: enough for a screen, small enough for the page
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -52,12 +63,11 @@ def latency_ns(history: History) -> I64:
         return np.zeros(0, dtype=np.int64)
     committed = codes == names.index("committed")
     del codes
-    t_committed = history.column("messages", "t_committed")
-    committed &= np.asarray(pc.is_valid(t_committed).to_numpy(), dtype=np.bool_)
-    latency: I64 = np.asarray(t_committed.fill_null(0).to_numpy(), dtype=np.int64)[committed]
-    del t_committed
-    intended = np.asarray(history.column("messages", "t_intended").to_numpy(), dtype=np.int64)
-    latency -= intended[committed]
+    t_committed, present = history.ints("messages", "t_committed")
+    committed &= present
+    latency: I64 = t_committed[committed]
+    del t_committed, present
+    latency -= history.ints("messages", "t_intended")[0][committed]
     return latency
 
 
@@ -103,53 +113,70 @@ class RegionMatrix:
     count: list[list[int]]
 
 
-def region_matrix(history: History) -> RegionMatrix:
+def region_matrix(history: History, by_receiver: dict[str, dict[str, Any]] | None = None) -> RegionMatrix:
     """Per (origin, destination) region: p50/p99 of ``t_delivered - t_sent``. The origin is the
     region of the node the message was sent through; nodes not in the run's node list count
-    as region "unknown". Deliveries of unknown messages or without ``t_sent`` are skipped."""
+    as region "unknown". Deliveries of unknown messages or without ``t_sent`` are skipped.
+    Percentiles are nearest-rank, as analysis takes them.
+
+    ``by_receiver``: the summary's ``propagation_ms`` (the same deliveries joined to the same
+    messages, grouped by the receiving region only). A run of one region has one cell, and
+    that cell is its region's entry there, so the deliveries are not read again."""
     region_of = {node["name"]: node.get("region", "unknown") for node in history.nodes}
     regions = sorted(set(region_of.values()))
     if history.num_rows("deliveries") == 0 or history.num_rows("messages") == 0:
-        empty: list[list[float | None]] = [[None] * len(regions) for _ in regions]
-        return RegionMatrix(regions, regions, empty, [row[:] for row in empty],
-                            [[0] * len(regions) for _ in regions])
+        return _region_matrix(regions, [])
     # Node names as dictionary codes: a handful of names, not one Python string per row.
     origin_codes, origin_names = history.codes("messages", "node")
     destination_codes, destination_names = history.codes("deliveries", "node")
     names = sorted(set(region_of) | set(origin_names) | set(destination_names))
     regions = sorted({region_of.get(name, "unknown") for name in names})
     region_index = {region: i for i, region in enumerate(regions)}
-    node_region = {name: region_index[region_of.get(name, "unknown")] for name in names}
-    origin_lookup = np.array([node_region[name] for name in origin_names], dtype=np.int64)
-    destination = np.array([node_region[name] for name in destination_names], dtype=np.int64)[destination_codes]
-    del destination_codes
-    delivered_id = np.asarray(history.column("deliveries", "msg_id").to_numpy(), dtype=np.int64)
-    ids = np.asarray(history.column("messages", "msg_id").to_numpy(), dtype=np.int64)
-    row, known = message_rows(ids, delivered_id)
-    del ids, delivered_id
-    origin = origin_lookup[origin_codes[row]]
-    del origin_codes
-    t_sent_column = history.column("messages", "t_sent")
-    known &= np.asarray(pc.is_valid(t_sent_column).to_numpy(), dtype=np.bool_)[row]
-    t_sent = np.asarray(t_sent_column.fill_null(0).to_numpy(), dtype=np.int64)[row]
-    del t_sent_column, row
-    t_delivered = np.asarray(history.column("deliveries", "t_delivered").to_numpy(), dtype=np.int64)
-    propagation = (t_delivered - t_sent)[known]
-    pair = (origin * len(regions) + destination)[known]
+    if len(regions) == 1 and by_receiver is not None:
+        cell = by_receiver.get(regions[0]) or {}
+        return RegionMatrix(regions, regions, [[cell.get("p50")]], [[cell.get("p99")]], [[int(cell.get("count") or 0)]])
 
+    row, known = message_rows(history.ints("messages", "msg_id")[0], history.ints("deliveries", "msg_id")[0])
+    t_sent, present = history.ints("messages", "t_sent")
+    known &= present[row]
+    propagation = history.ints("deliveries", "t_delivered")[0] - t_sent[row]
+    del t_sent, present
+    propagation = propagation[known]
+    if len(regions) == 1:  # one cell: no need to know who sent or received what
+        return _region_matrix(regions, [propagation])
+
+    # The (origin, destination) cell of each delivery; deliveries grouped by cell with a
+    # stable sort on the smallest integer type that holds the cells (a radix sort).
+    cells = len(regions) ** 2
+    cell_type = np.uint8 if cells <= 2**8 else np.uint16 if cells <= 2**16 else np.int64
+    origin_region = np.array([region_index[region_of.get(name, "unknown")] for name in origin_names], dtype=cell_type)
+    destination_region = np.array([region_index[region_of.get(name, "unknown")] for name in destination_names],
+                                  dtype=cell_type)
+    cell = origin_region[origin_codes[row[known]]] * cell_type(len(regions))
+    cell += destination_region[destination_codes[known]]
+    del row, known, origin_codes, destination_codes
+    order = np.argsort(cell, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=cells))])
+    del cell
+    grouped = propagation[order]
+    del order, propagation
+    return _region_matrix(regions, [grouped[bounds[c]:bounds[c + 1]] for c in range(cells)])
+
+
+def _region_matrix(regions: list[str], cells: list[I64]) -> RegionMatrix:
+    """The matrix from each cell's propagation times (row-major; none: every cell empty).
+    Each cell's values are partitioned in place."""
     size = len(regions)
     p50: list[list[float | None]] = [[None] * size for _ in range(size)]
     p99: list[list[float | None]] = [[None] * size for _ in range(size)]
     count = [[0] * size for _ in range(size)]
-    by_pair = np.argsort(pair, kind="stable")
-    bounds = np.searchsorted(pair[by_pair], np.arange(size * size + 1))
-    for code in range(size * size):
-        values = propagation[by_pair[bounds[code]:bounds[code + 1]]]
+    for code, values in enumerate(cells):
         if values.size == 0:
             continue
         i, j = divmod(code, size)
-        p50[i][j] = round(float(np.percentile(values, 50.0, method="inverted_cdf")) / NS_PER_MS, 3)
-        p99[i][j] = round(float(np.percentile(values, 99.0, method="inverted_cdf")) / NS_PER_MS, 3)
+        median, tail = np.percentile(values, [50.0, 99.0], method="inverted_cdf", overwrite_input=True)
+        p50[i][j] = round(float(median) / NS_PER_MS, 3)
+        p99[i][j] = round(float(tail) / NS_PER_MS, 3)
         count[i][j] = int(values.size)
     return RegionMatrix(regions, regions, p50, p99, count)
 
@@ -191,6 +218,42 @@ def shaded_spans(history: History, analysis: Analysis) -> list[Span]:
     return spans
 
 
+def bucket_starts(n: int, buckets: int) -> I64:
+    """The first index of each of ``buckets`` runs of consecutive points that split ``n``
+    points as evenly as can be (sizes differ by one at most)."""
+    return (np.arange(buckets, dtype=np.int64) * n + buckets - 1) // buckets
+
+
+def thin_lowest_highest(values: F64, max_points: int = MAX_POINTS) -> I64:
+    """Which points of a line to draw: all of them when there are at most ``max_points``;
+    else the first, the last, and in each of ``max_points // 2 - 1`` runs of consecutive
+    points the lowest and the highest (NaN counts as neither), in order. A spike or a dip
+    of one point stays on the plot, as the eye would see it at full resolution."""
+    n = int(values.size)
+    if n <= max_points:
+        return np.arange(n, dtype=np.int64)
+    buckets = max(max_points // 2 - 1, 1)
+    starts = bucket_starts(n, buckets)
+    bucket = np.repeat(np.arange(buckets), np.diff(np.append(starts, n)))
+    missing = np.isnan(values)
+    # Sorted by bucket, then value: each bucket's first entry is its lowest (its highest, on
+    # the negated values); a stable sort keeps the earliest of equal values.
+    lowest = np.lexsort((np.where(missing, np.inf, values), bucket))[starts]
+    highest = np.lexsort((np.where(missing, np.inf, -values), bucket))[starts]
+    return np.unique(np.concatenate([[0, n - 1], lowest, highest]))
+
+
+def bucket_peaks(values: F64 | I64, max_points: int = MAX_POINTS) -> tuple[I64, I64, F64 | I64]:
+    """Bars of at most ``max_points``: (first point, last point, largest value) of each run
+    of consecutive points; one point a run, as it is, when there are no more than that."""
+    n = int(values.size)
+    if n <= max_points:
+        index = np.arange(n, dtype=np.int64)
+        return index, index, values
+    starts = bucket_starts(n, max_points)
+    return starts, np.append(starts[1:], n) - 1, np.maximum.reduceat(values, starts)
+
+
 def queue_depth_series(history: History, max_points: int = MAX_POINTS) -> tuple[list[float], list[float]]:
     """(t seconds, depth) of the sequencer queue: ``queue_depth_max`` samples (the peak since
     the previous sample, so spikes between samples still show), else ``queue_depth``; thinned
@@ -198,8 +261,7 @@ def queue_depth_series(history: History, max_points: int = MAX_POINTS) -> tuple[
     samples = depth_samples(history)
     t, depth = (samples.t_max, samples.depth_max) if samples.t_max.size else (samples.t, samples.depth)
     if t.size > max_points:
-        bucket = (np.arange(t.size) * max_points) // t.size
-        starts = np.searchsorted(bucket, np.arange(max_points))
+        starts = bucket_starts(t.size, max_points)
         t = t[starts]
         depth = np.maximum.reduceat(depth, starts)
     return [round(v / NS_PER_S, 6) for v in t.tolist()], [float(v) for v in depth.tolist()]
@@ -216,8 +278,7 @@ def validation_backlog_series(history: History, max_points: int = MAX_POINTS
     largest = np.maximum.reduceat(rows.value, starts)
     total = np.add.reduceat(rows.value, starts)
     if times.size > max_points:
-        bucket = (np.arange(times.size) * max_points) // times.size
-        keep = np.searchsorted(bucket, np.arange(max_points))
+        keep = bucket_starts(times.size, max_points)
         times = times[keep]
         largest = np.maximum.reduceat(largest, keep)
         total = np.maximum.reduceat(total, keep)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from msgstorm.report import plotspec as go
+from msgstorm.report.plotspec import Figure, figure, title
 
 __all__ = ["MAX_PATH_SOURCES", "region_path_rows", "topology_figure"]
 
@@ -38,14 +38,13 @@ def _nodes(edges: pa.Table) -> tuple[list[str], dict[str, str]]:
     return list(region), region
 
 
-def topology_figure(edges: pa.Table) -> go.Figure:
+def topology_figure(edges: pa.Table) -> Figure:
     """Nodes on a circle, grouped by region and coloured by it; lines: mesh links."""
     names, region_of = _nodes(edges)
     regions = list(dict.fromkeys(region_of[name] for name in names))
     ordered = sorted(names, key=lambda name: regions.index(region_of[name]))
     angle = {name: 2 * math.pi * i / max(len(ordered), 1) for i, name in enumerate(ordered)}
     xy = {name: (math.cos(a), math.sin(a)) for name, a in angle.items()}
-    fig = go.Figure()
     line_x: list[float | None] = []
     line_y: list[float | None] = []
     seen: set[tuple[str, str]] = set()
@@ -56,20 +55,20 @@ def topology_figure(edges: pa.Table) -> go.Figure:
         seen.add(pair)
         line_x += [xy[src][0], xy[dst][0], None]
         line_y += [xy[src][1], xy[dst][1], None]
-    fig.add_trace(go.Scatter(x=line_x, y=line_y, mode="lines", name=f"mesh links ({len(seen)})",
-                             line={"color": "#bbbbbb", "width": 1}, hoverinfo="skip"))
+    data: list[dict[str, Any]] = [{"type": "scatter", "x": line_x, "y": line_y, "mode": "lines",
+                                   "name": f"mesh links ({len(seen)})", "line": {"color": "#bbbbbb", "width": 1},
+                                   "hoverinfo": "skip"}]
     for index, region in enumerate(regions):
         members = [name for name in ordered if region_of[name] == region]
-        fig.add_trace(go.Scatter(
-            x=[xy[n][0] for n in members], y=[xy[n][1] for n in members], mode="markers", name=region,
-            text=members, hovertemplate="%{text}<extra>" + region + "</extra>",
-            marker={"size": 9 if len(names) <= 200 else 5, "color": _PALETTE[index % len(_PALETTE)]}))
-    fig.update_layout(title={"text": "Gossip overlay: nodes by region, lines are mesh links", "x": 0.01},
-                      template="plotly_white", height=520, margin={"l": 20, "r": 20, "t": 60, "b": 20},
-                      legend={"orientation": "h", "y": -0.05, "x": 0}, showlegend=True)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, scaleanchor="x", scaleratio=1)
-    return fig
+        data.append({
+            "type": "scatter", "x": [xy[n][0] for n in members], "y": [xy[n][1] for n in members],
+            "mode": "markers", "name": region, "text": members, "hovertemplate": "%{text}<extra>" + region + "</extra>",
+            "marker": {"size": 9 if len(names) <= 200 else 5, "color": _PALETTE[index % len(_PALETTE)]}})
+    layout = {"title": title("Gossip overlay: nodes by region, lines are mesh links", x=0.01), "height": 520,
+              "margin": {"l": 20, "r": 20, "t": 60, "b": 20}, "legend": {"orientation": "h", "y": -0.05, "x": 0},
+              "showlegend": True, "xaxis": {"visible": False},
+              "yaxis": {"visible": False, "scaleanchor": "x", "scaleratio": 1}}
+    return figure(data, layout)
 
 
 def _shortest(adjacency: dict[str, list[tuple[str, int]]], source: str) -> dict[str, int]:

@@ -1,0 +1,97 @@
+"""Plot-ready series: thinning a long series for the screen, and propagation by region."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from msgstorm.analysis._common import message_rows
+from msgstorm.history import read_history
+from msgstorm.report.series import bucket_peaks, bucket_starts, region_matrix, thin_lowest_highest
+from msgstorm.runner import run
+from msgstorm.scenario import load_scenario
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SHORT = ['run.duration="2s"', 'run.drain="1s"']
+
+
+def test_buckets_split_the_points_evenly() -> None:
+    for n, buckets in ((10, 3), (2_001, 1_000), (5, 5)):
+        starts = bucket_starts(n, buckets)
+        sizes = np.diff(np.append(starts, n))
+        assert starts[0] == 0 and sizes.sum() == n and sizes.max() - sizes.min() <= 1
+
+
+def test_a_short_series_is_drawn_whole() -> None:
+    values = np.array([3.0, np.nan, 1.0])
+    assert thin_lowest_highest(values, max_points=3).tolist() == [0, 1, 2]
+    first, last, peak = bucket_peaks(values, max_points=3)
+    assert first.tolist() == last.tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_thinning_keeps_every_runs_lowest_and_highest(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, max_points = int(rng.integers(101, 5_000)), 100
+    values = rng.normal(size=n)
+    values[rng.integers(0, n, size=n // 10)] = np.nan  # windows with nothing committed
+    keep = thin_lowest_highest(values, max_points)
+    assert keep.size <= max_points and np.all(np.diff(keep) > 0) and keep[0] == 0 and keep[-1] == n - 1
+    starts = bucket_starts(n, max_points // 2 - 1)
+    for start, end in zip(starts, np.append(starts[1:], n)):
+        run_values = values[start:end]
+        kept = values[keep[(keep >= start) & (keep < end)]]
+        if np.isnan(run_values).all():
+            assert kept.size >= 1 and np.isnan(kept).all()  # a gap stays a gap
+        else:
+            assert np.nanmin(kept) == np.nanmin(run_values) and np.nanmax(kept) == np.nanmax(run_values)
+
+
+def test_bars_keep_each_runs_largest() -> None:
+    values = np.arange(1_000, dtype=np.float64) % 7
+    first, last, peak = bucket_peaks(values, max_points=30)
+    assert first.size == 30 and first[0] == 0 and last[-1] == 999 and np.all(first[1:] == last[:-1] + 1)
+    assert all(peak[i] == values[first[i]:last[i] + 1].max() for i in range(30))
+
+
+def _brute_force(history) -> dict[tuple[str, str], tuple[float, float, int]]:  # type: ignore[no-untyped-def]
+    """Each (origin, receiver) region pair's p50, p99 and count, one pair at a time."""
+    messages, deliveries = history.messages, history.deliveries
+    region_of = {node["name"]: node.get("region", "unknown") for node in history.nodes}
+    row, known = message_rows(messages["msg_id"].to_numpy(), deliveries["msg_id"].to_numpy())
+    sent = messages["t_sent"].to_numpy(zero_copy_only=False)[row]
+    known &= ~np.isnan(sent)
+    propagation = deliveries["t_delivered"].to_numpy() - sent
+    origin = np.array([region_of.get(name, "unknown") for name in messages["node"].to_pylist()])[row]
+    receiver = np.array([region_of.get(name, "unknown") for name in deliveries["node"].to_pylist()])
+    cells = {}
+    for pair in {(a, b) for a, b in zip(origin[known], receiver[known])}:
+        values = propagation[known & (origin == pair[0]) & (receiver == pair[1])]
+        cells[pair] = (round(float(np.percentile(values, 50, method="inverted_cdf")) / 1e6, 3),
+                       round(float(np.percentile(values, 99, method="inverted_cdf")) / 1e6, 3), int(values.size))
+    return cells
+
+
+def test_region_matrix_is_each_region_pairs_propagation(tmp_path: Path) -> None:
+    result = run(load_scenario(EXAMPLES / "quickstart.toml", SHORT), tmp_path / "run")
+    history = read_history(result.run_dir)
+    matrix = region_matrix(history, result.summary["propagation_ms"])  # three regions: from the deliveries
+    expected = _brute_force(history)
+    assert len(matrix.origins) == 3 and len(expected) == 9
+    for i, origin in enumerate(matrix.origins):
+        for j, receiver in enumerate(matrix.destinations):
+            assert (matrix.p50_ms[i][j], matrix.p99_ms[i][j], matrix.count[i][j]) == expected[(origin, receiver)]
+
+
+def test_one_regions_matrix_is_the_summarys_propagation_of_it(tmp_path: Path) -> None:
+    one_region = [*SHORT, 'network.regions=["us-east"]', "network.nodes_per_region=6", 'agents.1.region="us-east"',
+                  "faults=[]"]
+    result = run(load_scenario(EXAMPLES / "quickstart.toml", one_region), tmp_path / "run")
+    history = read_history(result.run_dir)
+    computed = region_matrix(history)
+    taken = region_matrix(history, result.summary["propagation_ms"])
+    assert taken == computed and computed.count[0][0] > 0
+    assert _brute_force(history) == {("us-east", "us-east"): (computed.p50_ms[0][0], computed.p99_ms[0][0],
+                                                               computed.count[0][0])}
