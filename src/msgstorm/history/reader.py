@@ -165,9 +165,10 @@ class History:
                 yield len(chunk), chunk.cast(pa.int64())
 
     def codes(self, name: str, column: str) -> tuple[np.ndarray, list[str]]:
-        """A string column as (integer codes, the distinct values), the codes read-only and as
-        narrow as the values allow: a handful of names (kinds, agents, nodes, statuses) costs
-        a byte a row instead of a Python or Arrow string."""
+        """A string column as (integer codes, the distinct values in order of first
+        appearance), the codes read-only and as narrow as the values allow: a handful of
+        names (kinds, agents, nodes, statuses) costs a byte a row instead of a Python or
+        Arrow string."""
         key = ("codes", name, column)
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -176,18 +177,16 @@ class History:
         if name in self._tables:
             encoded = self._tables[name].column(column).combine_chunks().dictionary_encode()
         else:
-            chunks = [chunk for file, present in self._open_parts(name) if column in present
+            chunks = [chunk if pa.types.is_dictionary(chunk.type) else chunk.dictionary_encode()  # a former version's
+                      for file, present in self._open_parts(name) if column in present
                       for chunk in file.read(columns=[column], use_threads=False).column(column).chunks]
             if not chunks:
                 return np.zeros(0, dtype=np.int32), []
-            if not pa.types.is_dictionary(chunks[0].type):  # a part written by a former version
-                chunks = [chunk.dictionary_encode() for chunk in chunks]
-            merged = pa.chunked_array(chunks, type=chunks[0].type).unify_dictionaries()
-            encoded = merged.combine_chunks()
-        values = [str(value) for value in encoded.dictionary.to_pylist()]
-        # The narrowest integer that holds every code: a byte a row for a handful of names.
-        width = np.int8 if len(values) <= 127 else np.int16 if len(values) <= 32767 else np.int32
-        indices = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=width)
+            encoded = pa.chunked_array(chunks, type=chunks[0].type).unify_dictionaries().combine_chunks()
+        indices, order = _first_appearance(np.asarray(encoded.indices.to_numpy(zero_copy_only=False)),
+                                           len(encoded.dictionary))
+        names = encoded.dictionary.to_pylist()
+        values = [str(names[code]) for code in order]
         indices.setflags(write=False)  # shared by later callers: nobody may change it
         self._keep(key, (indices, tuple(values)), int(indices.nbytes))
         return indices, values
@@ -258,6 +257,28 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
         else:
             columns.append(pa.nulls(table.num_rows, type=field.type))
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _first_appearance(indices: np.ndarray, size: int) -> tuple[np.ndarray, list[int]]:
+    """Dictionary codes renumbered to the order in which their values first appear, unused
+    values left out (a dictionary a target wrote whole may name agents that sent nothing),
+    as the narrowest integer that holds them; and the old code of each new one."""
+    used = np.bincount(indices, minlength=size) > 0 if indices.size else np.zeros(size, dtype=np.bool_)
+    wanted = int(used.sum())
+    order: list[int] = []
+    seen = np.zeros(size, dtype=np.bool_)
+    block = 65_536  # every value has usually appeared in the first block
+    for start in range(0, indices.size, block):
+        if len(order) == wanted:
+            break
+        distinct, first = np.unique(indices[start:start + block], return_index=True)
+        new = ~seen[distinct]
+        order.extend(distinct[new][np.argsort(first[new], kind="stable")].tolist())
+        seen[distinct] = True
+    renumber = np.zeros(max(size, 1), dtype=np.int64)
+    renumber[order] = np.arange(len(order))
+    width = np.int8 if len(order) <= 127 else np.int16 if len(order) <= 32767 else np.int32
+    return renumber.astype(width)[indices], order
 
 
 def _int64_numpy(chunks: Iterable[tuple[int, pa.Array | None]], rows: int) -> tuple[np.ndarray, np.ndarray]:

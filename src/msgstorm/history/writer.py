@@ -72,12 +72,38 @@ def _write_part(table: pa.Table, directory: Path, name: str, row_group_size: int
     # Dictionary pages only for the string columns (kinds, agents, nodes, statuses: a
     # handful of values each). On the numeric columns they cost a third of the write
     # time and, with times and ids nearly all distinct, save nothing.
+    # A string column may come as dictionary codes (see ``_batch``); without the Arrow schema
+    # stored beside the Parquet one, every reader sees it as the string column it is.
     pq.write_table(table, temporary, compression="zstd", use_dictionary=strings, column_encoding=encodings,
-                   row_group_size=row_group_size)
+                   row_group_size=row_group_size, store_schema=False)
     with open(temporary, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(temporary, directory / name)
     _fsync_dir(directory)
+
+
+def _batch(columns: dict[str, Any], schema: pa.Schema) -> pa.RecordBatch:
+    """Rows in ``schema``. A string column given as a ``pa.DictionaryArray`` of strings (a
+    target's names taken from their codes) stays one: the Parquet writer stores its codes
+    and names as they are, where a column of strings would be made and hashed again."""
+    coded = {field.name for field in schema if pa.types.is_string(field.type)
+             and isinstance(columns.get(field.name), pa.DictionaryArray)
+             and pa.types.is_string(columns[field.name].type.value_type)}
+    if not coded:
+        return pa.RecordBatch.from_pydict(columns, schema=schema)
+    rest = pa.RecordBatch.from_pydict({name: value for name, value in columns.items() if name not in coded},
+                                      schema=pa.schema([field for field in schema if field.name not in coded]))
+    arrays = [columns[field.name] if field.name in coded else rest.column(field.name) for field in schema]
+    fields = [field.with_type(columns[field.name].type) if field.name in coded else field for field in schema]
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _table(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
+    """One part's batches as a table (batches that differ in how a string column comes,
+    names or codes, are cast to the contract's types first)."""
+    if all(batch.schema.equals(batches[0].schema) for batch in batches):
+        return pa.Table.from_batches(batches)
+    return pa.concat_tables([pa.Table.from_batches([batch]).cast(schema) for batch in batches])
 
 
 class _TableSink:
@@ -99,7 +125,7 @@ class _TableSink:
         self.parts = 0
 
     def append(self, columns: dict[str, Any]) -> None:
-        batch = pa.RecordBatch.from_pydict(columns, schema=self.schema)
+        batch = _batch(columns, self.schema)
         if batch.num_rows == 0:
             return
         self.pending.append(batch)
@@ -110,12 +136,12 @@ class _TableSink:
     def flush(self) -> None:
         if not self.pending:
             return
-        table = pa.Table.from_batches(self.pending, schema=self.schema)
+        table = _table(self.pending, self.schema)
         name = f"part-{self.parts:06d}.parquet"
         self.parts += 1
         self.background.submit(lambda: _write_part(table, self.directory, name, self.row_group_size, self.strings,
                                                    self.encodings))
-        self.rows_written += table.num_rows
+        self.rows_written += self.pending_rows
         self.pending = []
         self.pending_rows = 0
 

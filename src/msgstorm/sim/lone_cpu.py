@@ -81,7 +81,7 @@ class LoneCpu:
     @property
     def delivery_rows(self) -> int:
         """Delivery rows logged and not yet taken."""
-        return len(self.deliveries) + sum(block.shape[1] for block in self._blocks)
+        return len(self.deliveries) + sum(int(block.shape[1]) for block in self._blocks)
 
     def take_deliveries(self) -> np.ndarray:
         """Every delivery row logged since the last call, int64[4, n] (msg, node, t, hops)."""

@@ -59,8 +59,9 @@ class Recorder:
         """Delivery rows as int64[4, n]: msg_id, node, t_delivered, hops."""
         if rows.shape[1]:
             names = pa.array(self.names, type=pa.string())
-            self.writer.append("deliveries", {"msg_id": rows[0], "node": names.take(pa.array(rows[1])),
-                                              "t_delivered": rows[2], "hops": rows[3].astype(np.int32)})
+            node = pa.DictionaryArray.from_arrays(rows[1].astype(np.int32), names)  # codes, not strings
+            self.writer.append("deliveries", {"msg_id": rows[0], "node": node, "t_delivered": rows[2],
+                                              "hops": rows[3].astype(np.int32)})
 
     def flush_events(self) -> None:
         if self.events:

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from msgstorm.scenario.schema import MESSAGE_KINDS
 
@@ -113,13 +112,19 @@ class MessageState:
             values = ints(field)
             return pa.array(values, mask=values < 0)
 
-        # Names are taken from small dictionaries in C (pyarrow take) instead of building
-        # one Python string per row.
+        def codes(names: pa.Array, field: int, first: int = 0) -> pa.DictionaryArray:
+            indices = table[:, field].astype(np.int32)
+            if first:
+                indices -= first
+            return pa.DictionaryArray.from_arrays(indices, names)
+
+        # Names stay codes into small dictionaries (the history writer stores them as they
+        # are) instead of a string made per row.
         return {
             "msg_id": ints(MSG_ID),
-            "kind": pc.take(self._kind_dict, ints(KIND)),
-            "agent": pc.take(self._agent_dict, ints(AGENT)),
-            "node": pc.take(self._node_dict, ints(ORIGIN)),
+            "kind": codes(self._kind_dict, KIND),
+            "agent": codes(self._agent_dict, AGENT),
+            "node": codes(self._node_dict, ORIGIN),
             "key": ints(KEY),
             "size": table[:, SIZE].astype(np.int32),
             "fee": table[:, FEE].copy() if fee is None else fee,
@@ -131,5 +136,5 @@ class MessageState:
             "seq_no": nullable(SEQ_NO),
             "t_committed": nullable(T_COMMITTED),
             "block": nullable(BLOCK),
-            "status": pc.take(self._status_dict, ints(WHERE) - COMMITTED),
+            "status": codes(self._status_dict, WHERE, COMMITTED),
         }
