@@ -23,7 +23,7 @@ from msgstorm.analysis import Analysis, analyse
 from msgstorm.history import History, HistoryWriter, read_history
 from msgstorm.progress import Progress
 from msgstorm.report import write_run_files
-from msgstorm.report.rerun import reanalyse, write_summary
+from msgstorm.report.rerun import reanalyse, without_cycle_collection, write_summary
 from msgstorm.scenario import Scenario, scenario_hash
 from msgstorm.sim.shadow import ShadowNetwork
 from msgstorm.traffic import generate_traffic
@@ -156,12 +156,14 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progres
     if scenario.target != "sim":
         _run_live(scenario, writer, run_dir, traffic_seed)
     else:
-        _run_sim(scenario, writer, traffic_seed, sim_seed, progress)
+        with without_cycle_collection():
+            _run_sim(scenario, writer, traffic_seed, sim_seed, progress)
     wall_s = time.perf_counter() - started
-    history = read_history(run_dir)
-    analysis = analyse(history)
-    write_summary(run_dir, analysis, wall_s)
-    write_run_files(run_dir, history, analysis, wall_s)  # report.html, windows.csv
+    with without_cycle_collection():
+        history = read_history(run_dir)
+        analysis = analyse(history)
+        write_summary(run_dir, analysis, wall_s)
+        write_run_files(run_dir, history, analysis, wall_s)  # report.html, windows.csv
     return RunResult(scenario, run_dir, history, analysis, wall_s)
 
 

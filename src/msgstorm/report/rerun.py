@@ -8,14 +8,17 @@ re-analysing a run does not load the compiled kernels (about a hundred MB of mem
 
 from __future__ import annotations
 
+import gc
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from msgstorm.analysis import Analysis, analyse
 from msgstorm.history import History, read_history
 from msgstorm.report import write_run_files
 
-__all__ = ["reanalyse", "write_summary"]
+__all__ = ["reanalyse", "without_cycle_collection", "write_summary"]
 
 
 def write_summary(run_dir: Path, analysis: Analysis, wall_s: float | None = None) -> Path:
@@ -38,8 +41,25 @@ def reanalyse(run_dir: str | Path, history: History | None = None) -> Analysis:
             wall_s = json.loads(previous.read_text()).get("wall_s")
         except (ValueError, OSError):
             wall_s = None
-    history = history if history is not None else read_history(directory)
-    analysis = analyse(history)
-    write_summary(directory, analysis, wall_s)
-    write_run_files(directory, history, analysis, wall_s)  # report.html, windows.csv
+    with without_cycle_collection():
+        history = history if history is not None else read_history(directory)
+        analysis = analyse(history)
+        write_summary(directory, analysis, wall_s)
+        write_run_files(directory, history, analysis, wall_s)  # report.html, windows.csv
     return analysis
+
+
+@contextmanager
+def without_cycle_collection() -> Iterator[None]:
+    """Python's cyclic garbage collector paused, and restored as it was. The simulator and
+    the analysis make long-lived containers and almost no garbage cycles (reference counting
+    frees their temporaries at once), so a collection during them only walks every object
+    the imports made: for a million messages one full collection, 0.12 s of a 2 s run.
+    Live runs keep it: client libraries make cycles (futures, tasks, exceptions)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
