@@ -221,11 +221,13 @@ def message_rows(msg_id: I64, wanted: I64) -> tuple[npt.NDArray[np.int64], Bools
         return np.zeros(wanted.shape[0], dtype=np.int64), np.zeros(wanted.shape[0], dtype=np.bool_)
     top = int(msg_id.max())
     if int(msg_id.min()) >= 0 and top < 2 * msg_id.size + 1024:
-        row_of = np.full(top + 1, -1, dtype=np.int64)
-        row_of[msg_id] = np.arange(msg_id.size, dtype=np.int64)
-        inside = (wanted >= 0) & (wanted <= top)
-        row = np.where(inside, row_of[np.clip(wanted, 0, top)], -1)
-        known = row >= 0
+        # Row numbers as int32 while they fit: the table is as long as the messages.
+        width = np.int32 if msg_id.size < 2**31 else np.int64
+        row_of = np.full(top + 1, -1, dtype=width)
+        row_of[msg_id] = np.arange(msg_id.size, dtype=width)
+        row = row_of[np.clip(wanted, 0, top)].astype(np.int64)
+        known = (row >= 0) & (wanted >= 0) & (wanted <= top)
+        del row_of
         row[~known] = 0
         return row, known
     order = np.argsort(msg_id, kind="stable")

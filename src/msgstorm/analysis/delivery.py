@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -147,21 +147,21 @@ def check_ordering(history: History) -> Verdict:
     seq = seq_no[both]
     del seq_no
     top = int(seq.max()) if seq.size else -1
+    dense, repeated = False, np.zeros(0, dtype=np.int64)
     if seq.size and int(seq.min()) >= 0 and top < 2 * seq.size + 1024:
-        # Sequence numbers are dense: place each message at its seq_no instead of sorting.
-        uses = np.bincount(seq, minlength=top + 1)
-        repeated = np.flatnonzero(uses > 1)
-        dense = repeated.size == 0
-        del uses
-    else:
-        dense, repeated = False, np.zeros(0, dtype=np.int64)
-    if dense:
-        row_at = np.full(top + 1, -1, dtype=np.int64)
-        row_at[seq] = np.flatnonzero(both)
-        del seq, both
-        order = row_at[row_at >= 0]  # rows of the sequenced, in seq_no order
-        del row_at
-    else:
+        # Sequence numbers are dense: place each message's row at its seq_no instead of
+        # sorting (row numbers as int32 while they fit); every seq_no used once exactly
+        # when as many places are taken as there are messages.
+        width = np.int32 if both.size < 2**31 else np.int64
+        row_at: npt.NDArray[np.signedinteger[Any]] = np.full(top + 1, -1, dtype=width)
+        row_at[seq] = np.flatnonzero(both).astype(width)
+        taken = row_at >= 0
+        dense = int(taken.sum()) == seq.size
+        if dense:
+            del seq, both
+            order = row_at[taken]  # rows of the sequenced, in seq_no order
+        del row_at, taken
+    if not dense:
         rows = np.flatnonzero(both)
         order = rows[np.argsort(seq, kind="stable")]
         sorted_seq = seq[np.argsort(seq, kind="stable")]
