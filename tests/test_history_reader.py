@@ -1,0 +1,90 @@
+"""Reading a history back for analysis: integer columns as shared numpy arrays, string
+columns as codes in order of first appearance, the same from disk as from memory, and
+names a target wrote as dictionary codes read back as the strings they stand for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from msgstorm.history import HistoryWriter, read_history
+from msgstorm.history.reader import History, read_table
+
+NAMES = pa.array(["n0", "n1", "n2", "n3"], pa.string())
+
+
+def _deliveries(codes: list[int], start: int) -> dict[str, object]:
+    """Delivery rows whose node names come as codes into NAMES (as the simulator gives them)."""
+    n = len(codes)
+    return {"msg_id": np.arange(start, start + n), "node": pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()),
+                                                                                          NAMES),
+            "t_delivered": np.arange(start, start + n) * 10, "hops": np.zeros(n, dtype=np.int32)}
+
+
+def _run_row(writer: HistoryWriter) -> None:
+    writer.append("run", {"scenario_name": ["s"], "scenario_hash": ["h"], "scenario_json": ["{}"], "seed": [1],
+                          "msgstorm_version": ["0"], "target": ["sim"], "nodes_json": ["[]"], "t_end": [1],
+                          "interrupted": [False], "host": ["{}"], "completed": [True]})
+
+
+def _written(tmp_path: Path, parts: list[tuple[list[int], int]]) -> History:
+    writer = HistoryWriter(tmp_path / "history", row_group_size=1024)
+    for codes, start in parts:
+        writer.append("deliveries", _deliveries(codes, start))
+        writer.sync()  # a part each
+    _run_row(writer)
+    writer.close()
+    return read_history(tmp_path)
+
+
+def test_names_written_as_codes_read_back_as_strings(tmp_path: Path) -> None:
+    history = _written(tmp_path, [([2, 0, 2], 0), ([3, 3], 3)])
+    table = read_table(tmp_path / "history", "deliveries")
+    assert table.schema.field("node").type == pa.string()
+    assert table["node"].to_pylist() == ["n2", "n0", "n2", "n3", "n3"]
+    assert history.column("deliveries", "node").to_pylist() == ["n2", "n0", "n2", "n3", "n3"]
+
+
+def test_codes_follow_first_appearance_and_leave_unused_names_out(tmp_path: Path) -> None:
+    # Each part's dictionary is the whole NAMES (n1 never used): codes name only what appears.
+    history = _written(tmp_path, [([2, 0, 2], 0), ([3, 0], 3)])
+    codes, values = history.codes("deliveries", "node")
+    assert values == ["n2", "n0", "n3"]
+    assert codes.tolist() == [0, 1, 0, 2, 1]
+    assert codes.dtype == np.int8
+    memory = History(messages=pa.table({}), deliveries=read_table(tmp_path / "history", "deliveries"),
+                     events=pa.table({}), run=pa.table({}))
+    memory_codes, memory_values = memory.codes("deliveries", "node")
+    assert memory_values == values and memory_codes.tolist() == codes.tolist()
+
+
+def test_ints_are_shared_read_only_and_equal_from_disk_and_memory(tmp_path: Path) -> None:
+    writer = HistoryWriter(tmp_path / "history", row_group_size=1024)
+    for start in (0, 3):
+        sent = pa.array([None if (start + i) % 2 else 100 + start + i for i in range(3)], pa.int64())
+        writer.append("messages", {
+            "msg_id": np.arange(start, start + 3), "kind": ["order"] * 3, "agent": ["a"] * 3, "node": ["n0"] * 3,
+            "key": np.zeros(3, dtype=np.int64), "size": np.ones(3, dtype=np.int32), "fee": np.zeros(3),
+            "t_intended": np.arange(start, start + 3) * 10, "t_sent": sent, "t_received": pa.nulls(3, pa.int64()),
+            "t_dequeued": pa.nulls(3, pa.int64()), "t_sequenced": pa.nulls(3, pa.int64()),
+            "seq_no": pa.nulls(3, pa.int64()), "t_committed": pa.nulls(3, pa.int64()),
+            "block": pa.nulls(3, pa.int64()), "status": ["pending"] * 3})
+        writer.sync()
+    _run_row(writer)
+    writer.close()
+    history = read_history(tmp_path)
+    values, present = history.ints("messages", "t_sent")
+    assert values.tolist() == [100, 0, 102, 0, 104, 0]  # nulls read as 0
+    assert present.tolist() == [True, False, True, False, True, False]
+    assert history.ints("messages", "t_sent")[0] is values  # one copy, shared
+    with pytest.raises(ValueError):
+        values[0] = 1  # read-only: a metric that writes works on its own copy
+    assert history.column("messages", "t_sent").to_pylist() == [100, None, 102, None, 104, None]
+    memory = History(messages=read_table(tmp_path / "history", "messages"), deliveries=pa.table({}),
+                     events=pa.table({}), run=pa.table({}))
+    for column in ("msg_id", "t_intended", "t_sent", "t_committed"):
+        disk, mem = history.ints("messages", column), memory.ints("messages", column)
+        assert disk[0].tolist() == mem[0].tolist() and disk[1].tolist() == mem[1].tolist()
