@@ -263,9 +263,10 @@ def analysis_settings(history: History) -> tuple[float, float]:
     return factor, fraction
 
 
-def percentile(values: npt.NDArray[Any], q: float) -> float:
-    """Exact nearest-rank percentile of a non-empty array."""
-    return float(np.percentile(values, q, method="inverted_cdf"))
+def percentile(values: npt.NDArray[Any], q: float, scratch: bool = False) -> float:
+    """Exact nearest-rank percentile of a non-empty array. ``scratch``: the caller's own
+    array, which may be reordered in place (no copy; order statistics do not change)."""
+    return float(np.percentile(values, q, method="inverted_cdf", overwrite_input=scratch))
 
 
 

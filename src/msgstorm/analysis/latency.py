@@ -54,14 +54,25 @@ def jitter_ms(latency_ns: I64) -> dict[str, float | None]:
     }
 
 
+_BLOCK_ROWS = 1 << 20
+
+
 def _stage_ns(messages: MessageArrays, start: Stamp | None, end: Stamp) -> I64:
-    """The stage's durations of committed messages (the stamps are shared, read-only: the
-    durations are computed on the selected rows' own copy)."""
+    """The stage's durations of committed messages. The stamps are shared and read-only, so
+    the durations are a new array, filled a block of rows at a time: no temporaries as long
+    as the run (ten million messages: 160 MB less at the analysis' peak)."""
     mask = messages.committed & end.present
     if start is not None:
         mask &= start.present
-    spans: I64 = end.values[mask]
-    spans -= (messages.t_intended if start is None else start.values)[mask]
+    begin = messages.t_intended if start is None else start.values
+    spans = np.empty(int(np.count_nonzero(mask)), dtype=np.int64)
+    filled = 0
+    for first in range(0, mask.size, _BLOCK_ROWS):
+        chosen = mask[first:first + _BLOCK_ROWS]
+        block = end.values[first:first + _BLOCK_ROWS][chosen]
+        block -= begin[first:first + _BLOCK_ROWS][chosen]
+        spans[filled:filled + block.size] = block
+        filled += block.size
     return spans
 
 
@@ -80,9 +91,11 @@ def stage_breakdown_ms(messages: MessageArrays) -> dict[str, dict[str, float | N
         if values.size == 0:
             result[stage] = {"p50": None, "p99": None}
         else:
+            # Only order statistics are taken of these spans: partitioning them in place
+            # saves a copy as long as the run.
             result[stage] = {
-                "p50": ms(percentile(values, 50.0)),
-                "p99": ms(percentile(values, 99.0)),
+                "p50": ms(percentile(values, 50.0, scratch=True)),
+                "p99": ms(percentile(values, 99.0, scratch=True)),
             }
     return result
 
