@@ -31,9 +31,13 @@ def by_group(history: History, messages: MessageArrays, column: str) -> dict[str
         by_status = messages.status_counts(mine)
         entry: dict[str, Any] = {"sent": messages.count if mine is None else int(mine.sum())}
         entry.update(by_status)
-        done = messages.latency_ns(mine)
-        entry["latency_ms"] = {name: ms(percentile(done, q)) if done.size else None
-                               for name, q in (("p50", 50.0), ("p99", 99.0))}
+        if mine is None:  # every committed message: asked of by_kind and by_agent alike
+            p50, p99 = messages.latency_percentiles((50.0, 99.0))
+        else:
+            done = messages.latency_ns(mine)
+            p50, p99 = (percentile(done, 50.0, scratch=True), percentile(done, 99.0, scratch=True)) if done.size \
+                else (None, None)
+        entry["latency_ms"] = {"p50": ms(p50), "p99": ms(p99)}
         out[names[code]] = entry
     return out
 
