@@ -5,8 +5,8 @@ Run by hand, not in CI (needs the ``bench`` extra for SimPy):
 
     python benchmarks/whole_run.py               # 3 pairs, then report on 1M and 10M messages
     python benchmarks/whole_run.py --pairs 5
-    python benchmarks/whole_run.py --skip-10m    # leave out the ten-million-message report
-    python benchmarks/whole_run.py --quick       # 3 pairs, report on 1M only, no warm-up pair
+    python benchmarks/whole_run.py --skip-10m    # leave out the ten-million-message run and report
+    python benchmarks/whole_run.py --quick       # the pairs and the 1M report only (~1 min)
     python benchmarks/whole_run.py --report-only --skip-10m   # only ``msgstorm report`` timings
     python benchmarks/whole_run.py --keep DIR    # keep the runs (a later --report-only reuses them)
 
