@@ -8,7 +8,15 @@ Load a scenario, run it on the embedded shadow network, read the verdicts::
     print(result.summary["latency_ms"]["p99"])
 """
 
-from msgstorm.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from msgstorm.analysis import analyse
+    from msgstorm.history import read_history
+    from msgstorm.runner import RunResult, run
+    from msgstorm.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 
 __all__ = [
     "RunResult",
@@ -23,8 +31,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # The runner pulls in the simulator and analysis; import them only when used so that
-    # ``msgstorm validate`` and scenario tooling stay light.
+    # Every name loads on first use: ``import msgstorm.<module>`` runs this package first, and
+    # a command that does not read a scenario (``report``, ``compare``) should not pay for the
+    # scenario schema, nor ``validate`` for the simulator and analysis.
+    if name in ("Scenario", "ScenarioError", "load_scenario", "parse_scenario"):
+        from msgstorm import scenario
+
+        return getattr(scenario, name)
     if name in ("run", "RunResult"):
         from msgstorm import runner
 

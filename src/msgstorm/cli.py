@@ -12,7 +12,9 @@ Lines a script may read (paths, errors) are never wrapped, whatever the terminal
 
 from __future__ import annotations
 
+import atexit
 import errno
+import gc
 import signal
 import sys
 import time
@@ -27,7 +29,6 @@ import typer.core
 from rich.console import Console
 
 from msgstorm.errors import TargetError
-from msgstorm.scenario import ScenarioError, load_scenario
 
 
 class _Command(typer.core.TyperCommand):
@@ -85,6 +86,9 @@ AllowRemoteOption = Annotated[bool, typer.Option(
 
 
 def _load(path: Path, overrides: list[str], target: str | None = None, allow_remote: bool = False) -> Any:
+    # The scenario schema (pydantic) loads only for the commands that read a scenario.
+    from msgstorm.scenario import ScenarioError, load_scenario
+
     if target is not None or allow_remote:
         from msgstorm.scenario.target_option import target_overrides
 
@@ -354,6 +358,7 @@ def calibrate(
     from msgstorm.history import read_history
     from msgstorm.report.twin import write_twin
     from msgstorm.runner import msgstorm_version
+    from msgstorm.scenario import ScenarioError
     from msgstorm.scenario.units import parse_fraction
 
     try:
@@ -405,5 +410,9 @@ def schema() -> None:
     sys.stdout.write(summary_schema_text())
 
 
-def main() -> None:  # pragma: no cover - console entry
+def main() -> None:  # pragma: no cover - console entry (pyproject [project.scripts])
+    # At exit the interpreter runs full cycle collections over every object the command left
+    # (about 0.3 s after a million-message run). Every file is closed by then, so the objects
+    # are frozen out of the collector's sight first; they are freed with the process.
+    atexit.register(gc.freeze)
     app()

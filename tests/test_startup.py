@@ -1,0 +1,78 @@
+"""Start-up: each command loads only what it uses, and the console entry ends cleanly.
+
+``report`` and ``compare`` read a history: they must not load the scenario schema
+(pydantic models), the simulator or numba. ``validate`` reads a scenario: it must not load
+numba, pyarrow, the analysis or the report. Each check runs in a fresh interpreter, so
+what another test imported does not count.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICKSTART = str(ROOT / "examples" / "quickstart.toml")
+
+
+def _loaded_after(code: str) -> set[str]:
+    script = f"import sys\n{code}\nprint('\\n'.join(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
+    return set(result.stdout.split())
+
+
+def test_report_and_compare_load_no_scenario_schema_simulator_or_numba() -> None:
+    loaded = _loaded_after(
+        "import msgstorm.cli, msgstorm.history, msgstorm.analysis, msgstorm.report.rerun, "
+        "msgstorm.report.html, msgstorm.report.compare, msgstorm.report.terminal, msgstorm.report.windows_csv")
+    unwanted = {name for name in loaded
+                if name.split(".")[0] in ("numba", "llvmlite", "plotly")
+                or name.startswith(("msgstorm.sim", "msgstorm.traffic", "msgstorm.live"))
+                or name in ("msgstorm.scenario.schema", "msgstorm.scenario.loader")}
+    assert unwanted == set()
+    assert "msgstorm.analysis.summary" in loaded  # the check looked at a real import
+
+
+def test_validate_loads_no_numba_history_or_analysis() -> None:
+    loaded = _loaded_after(
+        "import msgstorm.cli, msgstorm.scenario.budget\n"
+        f"from msgstorm.scenario import load_scenario\nload_scenario({QUICKSTART!r})")
+    unwanted = {name for name in loaded
+                if name.split(".")[0] in ("numba", "llvmlite", "pyarrow", "plotly")
+                or name.startswith(("msgstorm.analysis", "msgstorm.history", "msgstorm.report", "msgstorm.live"))}
+    assert unwanted == set()
+    assert "msgstorm.scenario.schema" in loaded
+
+
+def test_package_names_resolve_on_first_use() -> None:
+    import msgstorm
+    import msgstorm.scenario as scenario
+    from msgstorm.scenario import schema
+
+    assert msgstorm.Scenario is schema.Scenario
+    assert scenario.MESSAGE_KINDS is schema.MESSAGE_KINDS
+    for name in msgstorm.__all__:
+        assert getattr(msgstorm, name) is not None
+    for name in scenario.__all__:
+        assert getattr(scenario, name) is not None
+
+
+def test_console_entry_is_main_and_a_run_through_it_leaves_whole_files(tmp_path: Path) -> None:
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["msgstorm"] == "msgstorm.cli:main"
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-c", "from msgstorm.cli import main; main()", "run", QUICKSTART, "-q",
+               "--out", str(run_dir), "--set", 'run.duration="500ms"', "--set", 'run.drain="500ms"']
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["messages"]["sent"] > 0
+    assert (run_dir / "report.html").read_text().rstrip().endswith("</html>")
+    assert (run_dir / "windows.csv").read_text().count("\n") > 1
+    again = subprocess.run([sys.executable, "-c", "from msgstorm.cli import main; main()", "report", str(run_dir)],
+                           capture_output=True, text=True, cwd=ROOT)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["messages"] == summary["messages"]
