@@ -18,10 +18,16 @@ ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = str(ROOT / "examples" / "quickstart.toml")
 
 
-def _loaded_after(code: str) -> set[str]:
-    script = f"import sys\n{code}\nprint('\\n'.join(sorted(sys.modules)))"
+def _run(code: str) -> tuple[list[str], set[str]]:
+    """What ``code`` printed (lines), and the modules loaded once it ran, in a fresh interpreter."""
+    script = f"import sys\n{code}\nprint('--- modules')\nprint('\\n'.join(sorted(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
-    return set(result.stdout.split())
+    printed, modules = result.stdout.split("--- modules\n")
+    return printed.splitlines(), set(modules.split())
+
+
+def _loaded_after(code: str) -> set[str]:
+    return _run(code)[1]
 
 
 def test_report_and_compare_load_no_scenario_schema_simulator_or_numba() -> None:
@@ -76,3 +82,39 @@ def test_console_entry_is_main_and_a_run_through_it_leaves_whole_files(tmp_path:
                            capture_output=True, text=True, cwd=ROOT)
     assert again.returncode == 0, again.stderr
     assert json.loads((run_dir / "summary.json").read_text())["messages"] == summary["messages"]
+
+
+ONE_NODE = """
+[run]
+name = "one-node"
+duration = "1s"
+drain = "1s"
+
+[network]
+regions = ["us-east"]
+nodes_per_region = 1
+processing = 0
+
+[[agents]]
+name = "traders"
+arrival = { process = "poisson", rate = "2000/s" }
+"""
+
+
+def test_a_simulated_run_loads_no_plotting_metrics_or_live_clients_and_only_its_kernels(tmp_path: Path) -> None:
+    scenario = tmp_path / "one-node.toml"
+    scenario.write_text(ONE_NODE)
+    code = (
+        "import msgstorm\n"
+        "from msgstorm.sim import kernel, solo_loop\n"
+        f"result = msgstorm.run(msgstorm.load_scenario({str(scenario)!r}), {str(tmp_path / 'run')!r})\n"
+        "assert result.summary['messages']['sent'] > 0\n"
+        "print('gossip-kernel-signatures', len(kernel.run_until.signatures), len(kernel.inject.signatures))\n"
+        "print('one-node-loop-signatures', len(solo_loop.advance.signatures))")
+    printed, loaded = _run(code)
+    unwanted = {name.split(".")[0] for name in loaded} & {
+        "plotly", "prometheus_client", "simpy", "nats", "redis", "zmq", "ray"}
+    assert unwanted == set()
+    assert (tmp_path / "run" / "report.html").stat().st_size > 1_000_000  # plotly.js is embedded all the same
+    assert "gossip-kernel-signatures 0 0" in printed  # a one-node network never loads the gossip kernel
+    assert "one-node-loop-signatures 1" in printed

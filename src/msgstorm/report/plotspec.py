@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import math
 from functools import cache
-from importlib.resources import files
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Any, TypedDict
 
 import numpy as np
 
-__all__ = ["VIRIDIS", "Figure", "figure", "title", "to_json", "template", "vline"]
+__all__ = ["VIRIDIS", "Figure", "figure", "plotly_file", "title", "to_json", "template", "vline"]
 
 # plotly's "Viridis" as its Figure spells the name out (ten stops): the region heatmap's colours.
 VIRIDIS: list[list[float | str]] = [
@@ -39,11 +40,20 @@ class Figure(TypedDict):
     layout: dict[str, Any]
 
 
+def plotly_file(*parts: str) -> Path:
+    """A file of the plotly package's ``package_data``, found without importing plotly (its
+    ``__init__`` alone takes about 40 ms; the page needs only the files)."""
+    spec = find_spec("plotly")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("plotly is not installed: pip install plotly (report.html embeds its plotly.js)")
+    return Path(next(iter(spec.submodule_search_locations)), "package_data", *parts)
+
+
 @cache
 def template(name: str) -> dict[str, Any]:
     """A plotly template, read from the JSON file the plotly package ships (plotly's Python
     side is not imported). Shared by every figure that uses it: read-only."""
-    text = (files("plotly") / "package_data" / "templates" / f"{name}.json").read_text(encoding="utf-8")
+    text = plotly_file("templates", f"{name}.json").read_text(encoding="utf-8")
     return dict(json.loads(text))
 
 
