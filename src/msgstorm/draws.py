@@ -298,7 +298,9 @@ def _poisson_one(uniform: np.ndarray, at: int, lam: float) -> tuple[int, int]:
     return -1, at
 
 
-@nb.njit(cache=True)
+# ``at`` is an int64 from the start: as the literal 0 numba would compile _poisson_one twice,
+# for the constant (its first typing pass) and again for int64.
+@nb.njit(cache=True, locals={"at": nb.int64})
 def _poisson_fill(uniform: np.ndarray, lam: float, out: np.ndarray, start: int) -> tuple[int, int]:
     """Fill ``out[start:]`` from ``uniform``: (entries filled up to, uniforms used)."""
     at = 0

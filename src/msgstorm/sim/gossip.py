@@ -9,6 +9,8 @@ link degradation) by writing into the arrays. ``ShadowNetwork`` talks to it thro
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from msgstorm.sampling import sample_array
@@ -104,6 +106,9 @@ class GossipState:
         self.delivered_rows = 0  # rows taken out of the kernel buffer, not yet written
         self.t_next = -1  # time of the next receipt event, -1 when there is none
         self.sends = np.zeros((4, 0), dtype=np.int64)
+        # Called once before the kernel's first call: waits for a helper process compiling
+        # it (sim/warm.py), so numba loads it from its cache instead of compiling it again.
+        self.before_first_call: Callable[[], object] | None = None
         self._bind()
 
     # --- items -------------------------------------------------------------------------
@@ -121,6 +126,8 @@ class GossipState:
 
     def inject(self, t: int, node: int, item: int, kind: int, size: int) -> None:
         """Start gossip of an item at ``node`` at ``t``."""
+        if self.before_first_call is not None:
+            self._first_call()
         while k.inject(self.keys, self.payload, self.pool, self.scalars, self.slots, self.seen,
                        self.free_slots, t, node, item, kind, size) < 0:
             if self.scalars[k.S_FREE] == 0:
@@ -164,6 +171,8 @@ class GossipState:
         """Run receipts before ``until``; return the first watched validation, if any, as
         ``(t_ns, node, item, kind, sender, hops)``. ``t_next`` is the next receipt's time
         afterwards (-1: none)."""
+        if self.before_first_call is not None:
+            self._first_call()
         while True:
             code = k.run_until(until, *self._args)
             if code == k.DONE:
@@ -184,6 +193,11 @@ class GossipState:
                 self._take_deliveries()
             elif code == k.NEED_SLOTS:
                 self._grow_slots()
+
+    def _first_call(self) -> None:
+        wait, self.before_first_call = self.before_first_call, None
+        if wait is not None:
+            wait()
 
     def _bind(self) -> None:
         """The kernel's array arguments, rebuilt whenever an array is replaced."""

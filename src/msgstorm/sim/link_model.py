@@ -15,11 +15,17 @@ operations only), so the same seed gives the same delays on every CPU.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numba as nb
 import numpy as np
 
 from msgstorm.draws import exp, log, normal_ppf
-from msgstorm.scenario.schema import LinkModel
+
+# Only a type here: without the scenario schema (pydantic) imported, a helper process
+# compiling the kernel (sim/warm.py) starts sooner.
+if TYPE_CHECKING:
+    from msgstorm.scenario.schema import LinkModel
 
 __all__ = ["MAX_DEGRADES", "MODEL_CODES", "Degradations", "degrade", "link_delay", "model_code"]
 

@@ -39,6 +39,7 @@ from msgstorm.progress import Progress
 from msgstorm.sampling import Sampler
 from msgstorm.scenario.registry import QUEUE_POLICIES
 from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
+from msgstorm.sim import warm
 from msgstorm.sim.backpressure import make_backpressure
 from msgstorm.sim.chain import Chain, gas_table
 from msgstorm.sim.context import Cluster, EventQueue, SimContext, Tally
@@ -87,9 +88,11 @@ class ShadowNetwork:
         seed: np.random.SeedSequence,
         progress: Progress | None = None,
         compiled_solo: bool = True,
+        helper_cpus: int | None = None,
     ) -> None:
         """``compiled_solo=False`` keeps a one-node network in the Python loop (the tests
-        compare the two loops)."""
+        compare the two loops). ``helper_cpus`` is how many CPUs a helper compiling the
+        loop may count on (``sim/warm.py``; default: as the OS says, 0: no helper)."""
         self.scenario = scenario
         self.writer = writer
         topo_seed, link_seed, proc_seed, svc_seed, gossip_link_seed, gossip_proc_seed = seed.spawn(6)
@@ -136,10 +139,20 @@ class ShadowNetwork:
         self.faults = FaultInjector(self.ctx, self.links, self.gossip, self.sequencer, self.chain, self.lone)
         # A one-node network runs its whole loop compiled when its rules allow (sim/solo.py).
         plan = solo_plan(scenario, cluster.size, self.sequencer, gas_of) if compiled_solo else None
+        # On a cold numba cache a helper process compiles the loop this run uses while this
+        # one generates traffic; the loop's first call waits for it (sim/warm.py). Nodes
+        # without peers all (the Python loop's one-node network) never call the kernel.
+        loop = "solo" if plan is not None else None if all(cluster.isolated) else "gossip"
+        self.helper = None if loop is None else warm.start(loop, helper_cpus)
         self.solo = None if plan is None else SoloDriver(
             self.ctx, SoloSequencer(plan, scenario, self.processing, service, gas_of, self.delivery_stride,
                                     self.lone.delivery_budget),
             self.lone, self.telemetry)
+        if self.helper is not None:
+            if self.solo is None:
+                self.gossip.before_first_call = self.helper.wait
+            else:
+                self.solo.solo.before_first_call = self.helper.wait
 
     # --- what the runner reads ------------------------------------------------------------
 
@@ -339,6 +352,8 @@ class ShadowNetwork:
 
     def finish(self) -> int:
         """Settle every message still moving, flush all buffers; returns the end time."""
+        if self.helper is not None:
+            self.helper.stop()
         if self.solo is not None:
             self.solo.finish()
             self.now = self.solo.now

@@ -19,6 +19,7 @@ history recorder.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -160,6 +161,9 @@ class SoloSequencer:
         self.processing = np.zeros(0, dtype=np.int64)
         # Records copied out of the settle log, not yet taken by take_settled.
         self.settled: list[tuple[np.ndarray, np.ndarray]] = []
+        # Called once before the loop's first call: waits for a helper process compiling it
+        # (sim/warm.py), so numba loads it from its cache instead of compiling it again.
+        self.before_first_call: Callable[[], object] | None = None
         # The first block tick and sample, pushed as ShadowNetwork.run pushes them.
         self._push_initial(E_TICK, blocks.interval)
         self._push_initial(E_SAMPLE, run.sample_interval)
@@ -235,6 +239,13 @@ class SoloSequencer:
 
     def advance(self) -> int:
         """Run until the loop needs a batch (NEED_BATCH), yields (YIELD) or ends (END, STOP)."""
+        if self.before_first_call is not None:
+            # The loop's first call would ask for service and processing times: drawn first,
+            # their draws compile while the helper still compiles the loop (from the
+            # samplers' own streams, so the loop sees the same times either way).
+            self._refill()
+            wait, self.before_first_call = self.before_first_call, None
+            wait()
         while True:
             code = advance(self.p, self.sc, self.ev_t, self.ev_eid, self.ev_val, self.qkey, self.qarr,
                            self.qrow, self.seqring, self.records, self.fees, self.slog, self.elog,

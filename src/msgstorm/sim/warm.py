@@ -1,0 +1,256 @@
+"""A helper process that compiles the simulator's loop while a cold run starts.
+
+Place in the pipeline: beside ``ShadowNetwork``, from its construction to its first loop
+call. numba compiles the gossip kernel (``sim/kernel.py``) or the one-node loop
+(``sim/solo_loop.py``) on first use and keeps the machine code in its on-disk cache. The
+first run after install finds no cache: the quick start compiled its traffic's draws
+(about 1.5 s) and then the kernel (about 3 s), one after the other, since numba's compiler
+is Python under one global lock and threads cannot share the work. A second process can.
+When the loop a run will use has no cache entry and this process may use a second CPU,
+``start`` launches ``python -m msgstorm.sim.warm``, which compiles the loop into the same
+cache while this process generates traffic (and compiles the draws). Before its first
+call the simulator waits for the helper (``Helper.wait``), and numba loads the loop from
+the cache instead of compiling it.
+
+The helper changes no result: it compiles the same functions with the signatures the
+simulator calls them with (``gossip_split``, ``solo_split``; ``tests/test_sim_warm.py``
+compares them with a run's), into the cache this process reads, and numba's cache holds
+machine code for one exact signature. If it fails, is slow, or would write elsewhere (it
+checks that its cache path is this process's), this process compiles for itself as it
+would without it. Both processes may write the same entry (a function
+both compile, such as ``draws.exp``): numba writes each cache file under a unique
+temporary name and renames it into place (``numba/core/caching.py``,
+``IndexDataCacheFile._open_for_write``), and both write the same key and file name, so a
+reader finds one whole file or none (and then compiles).
+
+Lifecycle of a ``Helper``: started by ``start``; ``wait()`` blocks until it exits (at most
+``WAIT_S``, then it is killed); ``stop()`` kills it if it still runs and reaps it. Both
+are idempotent; ``ShadowNetwork.finish`` calls ``stop()``, and a helper left behind by an
+exception is stopped when its ``Helper`` is collected or the interpreter exits.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import subprocess
+import sys
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from numba.core import config as numba_config
+from numba.core import types as nbt
+
+from msgstorm.sim import kernel, link_model
+
+__all__ = ["SPLITS", "WAIT_S", "Helper", "Loop", "Split", "gossip_split", "missing", "solo_split", "start"]
+
+# numba's settings (read from the environment at its import; mypy cannot see them).
+_config: Any = numba_config
+# How long the simulator waits for a helper before compiling for itself. The helper does
+# the same work this process would, so waiting is never slower unless it hangs; this
+# bounds that case (the quick start's kernel compiles in about 3 s).
+WAIT_S = 120.0
+
+
+@dataclass(frozen=True)
+class Loop:
+    """A compiled function and the one signature the simulator calls it with."""
+
+    function: Any  # a numba Dispatcher
+    signature: tuple[nbt.Type, ...]
+
+    @classmethod
+    def of(cls, function: Any, **parameters: nbt.Type) -> Loop:
+        """The signature by parameter name; every parameter must be named."""
+        names = list(inspect.signature(function.py_func).parameters)
+        if sorted(names) != sorted(parameters):
+            raise TypeError(f"{function.__name__} takes {names}, got types for {list(parameters)}")
+        return cls(function, tuple(parameters[name] for name in names))
+
+    @property
+    def name(self) -> str:
+        return f"{self.function.py_func.__module__}.{self.function.__name__}"
+
+    def ready(self) -> bool:
+        """Whether this process has the signature compiled, or numba's on-disk cache holds
+        it (read from the cache's index as ``Dispatcher.compile`` reads it, without loading
+        the machine code). numba has no public call for the latter; should its internals
+        change, the answer is True (no helper)."""
+        if self.signature in self.function.overloads:
+            return True
+        try:
+            cache = self.function._cache
+            key = cache._index_key(self.signature, self.function.targetctx.codegen())
+            return key in cache._cache_file._load_index()
+        except Exception:
+            return True
+
+
+# Argument types as the simulator passes them: int64 scalars, and C-contiguous arrays.
+INT, FLOAT = nbt.int64, nbt.float64
+I64, F64, U8 = nbt.int64[::1], nbt.float64[::1], nbt.uint8[::1]
+I64_2D, F64_2D, U8_2D = nbt.int64[:, ::1], nbt.float64[:, ::1], nbt.uint8[:, ::1]
+
+
+@dataclass(frozen=True)
+class Split:
+    """How a cold start shares a loop's compiling: ``helper`` is compiled (in order) by the
+    helper process; ``here`` by this process once it has nothing else to do before the
+    loop's first call (``Helper.wait``), instead of idling.
+
+    numba compiles a function's callees while it types it, so the helper compiles the top
+    function and with it the whole tree below. ``here`` takes functions the helper reaches
+    last (its leaves), so that it finds them in the cache, and functions the helper does
+    not need at all. A function both happen to compile costs time, never a result."""
+
+    helper: tuple[Loop, ...]
+    here: tuple[Loop, ...] = ()
+
+    @property
+    def loops(self) -> tuple[Loop, ...]:
+        return self.helper + self.here
+
+
+def gossip_split() -> Split:
+    """The gossip kernel. The helper compiles run_until (with the heap functions and
+    _forward); this process compiles the link model, which run_until's typing reaches last
+    (in _forward: link_delay, then degrade) and which LinkState calls from Python too, then
+    inject."""
+    return Split(
+        helper=(
+            Loop.of(kernel.run_until, until=INT, max_degree=INT, keys=I64, payload=I64, pool=I64, scalars=I64,
+                    nodes=I64_2D, slots=I64_2D, seen=U8_2D, free_slots=I64, watch=U8, fwd_ptr=I64, fwd_idx=I64,
+                    fwd_base=I64, fwd_model=I64, fwd_param=F64, uniform=F64, processing=I64,
+                    tx_ns_per_byte=FLOAT, deg_nodes=U8_2D, deg_params=F64_2D, deliveries=I64_2D, sends=I64_2D),
+        ),
+        here=(
+            Loop.of(link_model.link_delay, base=INT, model=INT, param=FLOAT, uniform=F64, unif=INT),
+            Loop.of(link_model.degrade, d=INT, node=INT, peer=INT, n_deg=INT, deg_nodes=U8_2D,
+                    deg_params=F64_2D, uniform=F64, unif=INT),
+            Loop.of(kernel.inject, keys=I64, payload=I64, pool=I64, scalars=I64, slots=I64_2D, seen=U8_2D,
+                    free_slots=I64, t=INT, node=INT, item=INT, kind=INT, size=INT),
+        ),
+    )
+
+
+def solo_split() -> Split:
+    """The one-node loop (SoloSequencer.advance); meanwhile this process compiles the
+    traffic's draws (SoloDriver takes the first batch before the loop's first call)."""
+    # Imported here: a gossip run's helper then starts without the one-node loop's imports
+    # (the scenario schema and pyarrow, about 0.1 s before it can compile).
+    from msgstorm.sim import solo_loop
+
+    return Split(
+        helper=(
+            Loop.of(solo_loop.advance, p=I64, sc=I64, ev_t=I64, ev_eid=I64, ev_val=I64, qkey=F64, qarr=I64,
+                    qrow=I64, seqring=I64, records=I64_2D, fees=F64, slog=I64, elog=I64_2D, evalue=F64,
+                    dlog=I64_2D, service=I64, processing=I64, gas_of=I64, limit=I64, protected=U8,
+                    send_t=I64, send_row=I64),
+        ),
+    )
+
+
+# What a run may ask a helper for, by name (the helper's command line).
+SPLITS: dict[str, Callable[[], Split]] = {"gossip": gossip_split, "solo": solo_split}
+
+
+def missing(loops: Sequence[Loop]) -> list[Loop]:
+    """The loops neither compiled in this process nor in numba's cache yet."""
+    return [loop for loop in loops if not loop.ready()]
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+class Helper:
+    """A ``python -m msgstorm.sim.warm`` process compiling a split's ``helper`` loops into
+    numba's cache."""
+
+    def __init__(self, process: subprocess.Popen[bytes], split: Split) -> None:
+        self.process = process
+        self.split = split
+        # Stops (and reaps) the process if this object is dropped or the interpreter exits
+        # before stop() ran: no helper outlives its run, and none is left a zombie.
+        self._finalizer = weakref.finalize(self, _end, process)
+
+    def wait(self, timeout_s: float = WAIT_S) -> int | None:
+        """Compile the split's ``here`` loops (or load them from the cache), then block until
+        the helper exits (at most ``timeout_s``, then stop it). Returns its exit code, or
+        None when it was stopped."""
+        try:
+            for loop in self.split.here:
+                loop.function.compile(loop.signature)
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            return None
+        except BaseException:  # Ctrl-C while waiting: no helper is left behind
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Kill the helper if it still runs and reap it (idempotent)."""
+        self._finalizer()
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+
+
+def start(name: str, cpus: int | None = None) -> Helper | None:
+    """Start a helper for ``SPLITS[name]`` when numba's cache lacks any of its helper loops
+    and this process may use two CPUs or more (``cpus``; default: as the OS says); None
+    otherwise.
+
+    On one CPU a helper would only take turns with this process. With numba's JIT disabled
+    there is nothing to compile."""
+    if _config.DISABLE_JIT or (cpus if cpus is not None else _usable_cpus()) < 2:
+        return None
+    split = SPLITS[name]()
+    todo = missing(split.helper)
+    if not todo:
+        return None
+    # The helper uses this process's cache directory, even one set in code rather than in
+    # the environment. It imports msgstorm as a new interpreter finds it (-P: not from the
+    # working directory), and compiles only if that is this very package: its cache path,
+    # derived from the source files' directory, must be this one (main).
+    env = dict(os.environ)
+    if _config.CACHE_DIR:
+        env["NUMBA_CACHE_DIR"] = str(_config.CACHE_DIR)
+    else:
+        env.pop("NUMBA_CACHE_DIR", None)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-P", "-m", "msgstorm.sim.warm", name, str(todo[0].function.stats.cache_path)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+            # Its own session: Ctrl-C at the terminal reaches this process only, which stops it.
+            start_new_session=True)
+    except OSError:
+        return None
+    return Helper(process, split)
+
+
+def main(argv: Sequence[str]) -> int:
+    """The helper: compile the named split's helper loops (in order) into numba's cache.
+    Exit 2, doing nothing, if this process's cache path is not the one given (the
+    parent's): what it compiled would not be found."""
+    name, cache_path = argv
+    loops = SPLITS[name]().helper
+    if str(loops[0].function.stats.cache_path) != cache_path:
+        return 2
+    for loop in loops:
+        loop.function.compile(loop.signature)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

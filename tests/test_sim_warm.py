@@ -1,0 +1,251 @@
+"""The helper process that compiles the simulator's loop on a cold start (``sim/warm.py``).
+
+It must compile exactly the signatures a run calls, into the cache the run reads; a run
+must write the same history with or without it, and no helper process may be left running
+or unreaped. Checks that need an empty numba cache run in a fresh interpreter whose
+``NUMBA_CACHE_DIR`` is in ``tmp_path`` (the in-tree cache of other tests stays as it is).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from msgstorm.history import History, HistoryWriter, read_history
+from msgstorm.runner import write_run_row
+from msgstorm.scenario import Scenario, parse_scenario
+from msgstorm.sim import kernel, warm
+from msgstorm.sim.shadow import ShadowNetwork
+from msgstorm.traffic import generate_traffic
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Small, but calling every warmed function: normal link jitter (link_delay), a degradation
+# (degrade), blocks gossiped from the leader (inject).
+GOSSIP = """
+[run]
+name = "warm-gossip"
+seed = 7
+duration = "600ms"
+drain = "300ms"
+
+[network]
+regions = ["us-east", "eu-west"]
+nodes_per_region = 3
+processing = { dist = "lognormal", median = "40us", sigma = 0.4 }
+link = { dist = "normal", jitter = "2ms" }
+
+[blocks]
+interval = "100ms"
+
+[[agents]]
+name = "traders"
+count = 4
+arrival = { process = "poisson", rate = "200/s" }
+
+[[faults]]
+kind = "degrade"
+at = "200ms"
+duration = "200ms"
+between = ["us-east", "eu-west"]
+latency = "5ms"
+jitter = "1ms"
+loss = "1%"
+"""
+
+ONE_NODE = """
+[run]
+name = "warm-one-node"
+duration = "500ms"
+drain = "200ms"
+
+[network]
+regions = ["us-east"]
+nodes_per_region = 1
+processing = { dist = "lognormal", median = "20us", sigma = 0.3 }
+
+[sequencer]
+service = { dist = "exponential", mean = "200us" }
+
+[[agents]]
+name = "traders"
+arrival = { process = "poisson", rate = "2000/s" }
+"""
+
+# Runs a scenario the way msgstorm.runner does, with ShadowNetwork's helper_cpus given.
+SIMULATE = """
+from pathlib import Path
+import numpy as np
+from msgstorm.history import HistoryWriter
+from msgstorm.scenario import parse_scenario
+from msgstorm.sim.shadow import ShadowNetwork
+from msgstorm.traffic import generate_traffic
+
+def simulate(text, out, helper_cpus):
+    scenario = parse_scenario(text, source="warm.toml")
+    writer = HistoryWriter(Path(out), scenario.history.row_group_size)
+    traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
+    sim = ShadowNetwork(scenario, writer, sim_seed, helper_cpus=helper_cpus)
+    sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window))
+    sim.finish()
+    writer.close()
+    return sim
+"""
+
+
+def _fresh_interpreter(code: str, cache_dir: Path) -> Any:
+    """Run ``SIMULATE`` + ``code`` with an empty numba cache in ``cache_dir``; the JSON it
+    printed last."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir)}
+    result = subprocess.run([sys.executable, "-c", SIMULATE + code], capture_output=True, text=True, cwd=ROOT,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_the_warmed_signatures_are_the_ones_a_run_compiles(tmp_path: Path) -> None:
+    # No helper and an empty cache: this process compiles every function it calls, callees
+    # of the kernel included, and each dispatcher lists the signatures it was called with.
+    code = f"""
+import json
+from msgstorm.sim import warm
+simulate({GOSSIP!r}, {str(tmp_path / "gossip")!r}, helper_cpus=0)
+simulate({ONE_NODE!r}, {str(tmp_path / "one-node")!r}, helper_cpus=0)
+print(json.dumps({{loop.name: [[str(t) for t in loop.signature],
+                               [[str(t) for t in sig] for sig in loop.function.signatures]]
+                  for split in warm.SPLITS.values() for loop in split().loops}}))
+"""
+    found = _fresh_interpreter(code, tmp_path / "numba-cache")
+    assert set(found) == {"msgstorm.sim.kernel.run_until", "msgstorm.sim.kernel.inject",
+                          "msgstorm.sim.link_model.link_delay", "msgstorm.sim.link_model.degrade",
+                          "msgstorm.sim.solo_loop.advance"}
+    for name, (warmed, called) in found.items():
+        assert called == [warmed], name
+
+
+def test_a_helper_compiles_into_the_cache_the_run_then_loads_from(tmp_path: Path) -> None:
+    code = f"""
+import json
+from msgstorm.sim import kernel, warm
+split = warm.gossip_split()
+before = [loop.name for loop in warm.missing(split.loops)]
+helper = warm.start("gossip", cpus=2)
+exit_code = helper.wait()
+after = [loop.name for loop in warm.missing(split.loops)]
+sim = simulate({GOSSIP!r}, {str(tmp_path / "gossip")!r}, helper_cpus=2)
+print(json.dumps({{"before": before, "exit_code": exit_code, "reaped": helper.process.returncode is not None,
+                  "after": after, "second_helper": sim.helper is not None,
+                  "hits": sum(kernel.run_until.stats.cache_hits.values()),
+                  "misses": sum(kernel.run_until.stats.cache_misses.values())}}))
+"""
+    found = _fresh_interpreter(code, tmp_path / "numba-cache")
+    assert found["before"] == [loop.name for loop in warm.gossip_split().loops]  # an empty cache
+    assert found["exit_code"] == 0 and found["reaped"]
+    assert found["after"] == []  # the helper's loops in the cache, the others compiled here
+    assert not found["second_helper"]  # nothing left to compile: no helper
+    assert (found["hits"], found["misses"]) == (1, 0)  # the run loaded the kernel, compiled nothing
+
+
+def _simulate(scenario: Scenario, out: Path, helper: warm.Helper | None) -> tuple[History, list[int]]:
+    """Run ``scenario`` with ``helper`` attached as a cold start attaches it; the history,
+    and the exit codes its wait returned (one per call)."""
+    writer = HistoryWriter(out / "history", scenario.history.row_group_size)
+    traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
+    sim = ShadowNetwork(scenario, writer, sim_seed, helper_cpus=0)
+    waited: list[int] = []
+    if helper is not None:
+        def wait() -> None:
+            waited.append(helper.wait())
+        sim.helper = helper
+        if sim.solo is None:
+            sim.gossip.before_first_call = wait
+        else:
+            sim.solo.solo.before_first_call = wait
+    sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window))
+    t_end = sim.finish()
+    write_run_row(writer, scenario, sim, t_end)
+    writer.close()
+    return read_history(out), waited
+
+
+@pytest.mark.parametrize("text", [GOSSIP, ONE_NODE], ids=["gossip", "one-node"])
+def test_a_run_waits_once_for_its_helper_and_a_failed_helper_changes_nothing(tmp_path: Path, text: str) -> None:
+    scenario = parse_scenario(text, source="warm.toml")
+    split = warm.gossip_split() if "warm-gossip" in text else warm.solo_split()
+    failing = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    alone, _ = _simulate(scenario, tmp_path / "alone", None)
+    helped, waited = _simulate(scenario, tmp_path / "helped", warm.Helper(failing, split))
+    assert waited == [3]  # once, however often the loop runs
+    assert failing.returncode == 3
+    for table in ("messages", "events", "deliveries", "edges"):
+        assert getattr(helped, table).to_pydict() == getattr(alone, table).to_pydict(), table
+
+
+def _sleeping() -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def test_a_helper_that_overruns_its_wait_is_killed_and_reaped() -> None:
+    helper = warm.Helper(_sleeping(), warm.Split(helper=()))
+    assert helper.wait(timeout_s=0.2) is None
+    assert helper.process.returncode is not None
+    helper.stop()  # idempotent
+
+
+class _Interrupted:
+    """Stands in for a dispatcher: compiling it is interrupted (Ctrl-C)."""
+
+    def compile(self, signature: object) -> None:
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_waiting_stops_and_reaps_the_helper() -> None:
+    helper = warm.Helper(_sleeping(), warm.Split(helper=(), here=(warm.Loop(_Interrupted(), ()),)))
+    with pytest.raises(KeyboardInterrupt):
+        helper.wait()
+    assert helper.process.returncode is not None
+
+
+def test_a_helper_dropped_without_stop_is_killed_and_reaped() -> None:
+    helper = warm.Helper(_sleeping(), warm.Split(helper=()))
+    process = helper.process
+    del helper
+    gc.collect()
+    assert process.returncode is not None
+
+
+def test_finishing_a_simulation_stops_its_helper(tmp_path: Path) -> None:
+    scenario = parse_scenario(GOSSIP, source="warm.toml")
+    writer = HistoryWriter(tmp_path / "history", scenario.history.row_group_size)
+    sim = ShadowNetwork(scenario, writer, np.random.SeedSequence(1), helper_cpus=0)
+    assert sim.helper is None
+    sim.helper = warm.Helper(_sleeping(), warm.gossip_split())
+    sim.finish()
+    writer.close()
+    assert sim.helper.process.returncode is not None
+
+
+def test_no_helper_on_one_cpu_or_when_the_loops_are_compiled() -> None:
+    assert warm.start("gossip", cpus=1) is None
+    for make in warm.SPLITS.values():
+        for loop in make().helper:
+            loop.function.compile(loop.signature)  # loaded from the cache, or compiled
+    assert warm.start("gossip", cpus=2) is None
+    assert warm.start("solo", cpus=2) is None
+
+
+def test_a_helper_whose_cache_is_elsewhere_compiles_nothing() -> None:
+    assert warm.main(["gossip", "/nonexistent/numba-cache"]) == 2
+
+
+def test_a_signature_names_every_parameter() -> None:
+    with pytest.raises(TypeError, match="inject takes"):
+        warm.Loop.of(kernel.inject, keys=warm.I64)
