@@ -12,6 +12,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import require_program
 from test_live_nats import assert_nothing_left
@@ -114,10 +115,10 @@ class CutNats(NatsDriver):
         bulk = self.on_receipts
         if bulk is not None:  # the wire client hands receipts over in bulk
 
-            def watch_many(consumer: int, payloads: list[bytes]) -> None:
+            def watch_many(consumer: int, msg_ids: np.ndarray, unreadable: int) -> None:
                 if consumer == 0:
-                    CutNats.received.update(HEADER.unpack_from(p)[0] for p in payloads)
-                bulk(consumer, payloads)
+                    CutNats.received.update(msg_ids.tolist())
+                bulk(consumer, msg_ids, unreadable)
 
             self.on_receipts = watch_many
         await super().connect(watch, on_ack)
@@ -138,10 +139,10 @@ class CutNats(NatsDriver):
         CutNats.published.append(msg_id)
         await super().publish(msg_id, payload)
 
-    async def publish_many(self, msg_ids: list[int], payloads: list[bytes]) -> None:
-        if self.wire:  # (nats-py's publish_many calls publish, which records)
-            CutNats.published.extend(msg_ids)
-        await super().publish_many(msg_ids, payloads)
+    async def publish_burst(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
+        if self.wire:  # (nats-py's publish_burst calls publish, which records)
+            CutNats.published.extend(msg_ids.tolist())
+        await super().publish_burst(msg_ids, keys, sizes)
 
 
 @pytest.mark.parametrize("client", ["wire", "nats-py"])

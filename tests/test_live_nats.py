@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import assert_checks_valid, require_program
 
@@ -130,7 +132,7 @@ def test_a_paused_server_shows_in_the_latency_and_loses_nothing(tmp_path: Path) 
 
 
 def test_a_starved_generator_says_so(tmp_path: Path) -> None:
-    result = run(_scenario(duration="1s", rate=2_000_000, size=16), tmp_path / "run")
+    result = run(_scenario(duration="300ms", rate=10_000_000, size=16), tmp_path / "run")
     generator = result.summary["generator"]
     assert generator["saturated"] is True and generator["send_lag_ms"]["p99"] > 1.0
     verdict = next(c for c in result.summary["checks"] if c["name"] == "generator")
@@ -152,18 +154,40 @@ def test_a_server_that_does_not_answer_is_an_error_not_a_run(tmp_path: Path) -> 
         run(_scenario(live=f'url = "nats://127.0.0.1:{port}"'), tmp_path / "run")
 
 
+def _wait_for_server(run_dir: Path, deadline: float) -> int:
+    """Until the run's server listens; its port (from its log)."""
+    log = run_dir / "servers" / "nats-server.log"
+    while (found := re.search(r"client connections on [0-9.]+:([0-9]+)",
+                              log.read_text() if log.is_file() else "")) is None:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.01)
+    return int(found.group(1))
+
+
+def _wait_for_traffic(run_dir: Path, timeout_s: float) -> None:
+    """Until the run's server carries the run's messages: subscribe to them on a socket of
+    our own and wait for the first MSG."""
+    deadline = time.monotonic() + timeout_s
+    port = _wait_for_server(run_dir, deadline)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
+        sock.sendall(b'CONNECT {"verbose":false}\r\nSUB msgstorm 1\r\n')
+        received = b""
+        while b"MSG msgstorm" not in received:
+            assert time.monotonic() < deadline, "nothing was sent"
+            received = received[-64:] + sock.recv(65536)
+
+
 def test_sigterm_stops_a_live_run_keeps_its_history_and_stops_the_server(tmp_path: Path) -> None:
     scenario = tmp_path / "live.toml"
     scenario.write_text(LIVE.format(duration="60s", rate=500, live="", size=64), encoding="utf-8")
     run_dir = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-c", "from msgstorm.cli import main; main()", "run", str(scenario),
                                 "--out", str(run_dir), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    pid_file = run_dir / "servers" / "nats-server.pid"
-    deadline = time.monotonic() + 30
-    while not pid_file.is_file() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(2.0)
-    process.send_signal(signal.SIGTERM)
+    try:
+        _wait_for_traffic(run_dir, timeout_s=30)
+        time.sleep(1.0)
+    finally:
+        process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 3, stderr.decode()[-2000:]
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -197,17 +221,17 @@ def test_the_cycle_collector_is_off_while_the_generator_runs(tmp_path: Path) -> 
     import gc
 
     seen: list[bool] = []
-    original = NatsDriver.publish_many
+    original = NatsDriver.publish_burst
 
-    async def watching(self: NatsDriver, msg_ids: list[int], payloads: list[bytes]) -> None:
+    async def watching(self: NatsDriver, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
         seen.append(gc.isenabled())
-        await original(self, msg_ids, payloads)
+        await original(self, msg_ids, keys, sizes)
 
-    NatsDriver.publish_many = watching  # type: ignore[method-assign]
+    NatsDriver.publish_burst = watching  # type: ignore[method-assign]
     try:
         result = run(_scenario(duration="1s"), tmp_path / "run")
     finally:
-        NatsDriver.publish_many = original  # type: ignore[method-assign]
+        NatsDriver.publish_burst = original  # type: ignore[method-assign]
     assert seen and not any(seen)
     assert gc.isenabled()
     assert result.summary["messages"]["committed"] == 1000

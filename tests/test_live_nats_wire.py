@@ -4,15 +4,31 @@ nats-server's refusals (authentication) as clear errors, not hangs."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import require_program
 
 from msgstorm.errors import TargetError
-from msgstorm.live.drivers.nats_wire import WireConnection, WireError, pub_frames
+from msgstorm.live.drivers.nats_wire import (
+    BAD_HEADER,
+    CONTROL,
+    FULL,
+    MAX_FRAMES,
+    MIN_READ,
+    NEED_MORE,
+    READ_BUFFER,
+    WireConnection,
+    WireError,
+    pack_pubs,
+    pub_frames,
+    scan_msgs,
+)
+from msgstorm.live.drivers.nats_wire import payloads as payloads_of
 from msgstorm.live.servers import ManagedServer, free_port
 from msgstorm.runner import run
 from msgstorm.scenario import parse_scenario
@@ -67,11 +83,12 @@ def _stream() -> tuple[bytes, list[bytes]]:
 def test_the_parser_reads_messages_however_the_stream_is_split(chunk: int) -> None:
     frames, payloads = _stream()
     received: list[bytes] = []
-    connection = WireConnection("nats://127.0.0.1:1", "test", received.extend)
+    connection = WireConnection("nats://127.0.0.1:1", "test",
+                                lambda data, starts, lengths: received.extend(payloads_of(data, starts, lengths)))
     transport: Any = _Transport()
     connection.connection_made(transport)
     for start in range(0, len(frames), chunk):
-        connection.data_received(frames[start:start + chunk])
+        connection.feed(frames[start:start + chunk])
     assert received == payloads
     assert transport.written.count(b"PONG\r\n") == 2
     assert connection.errors == []
@@ -79,6 +96,154 @@ def test_the_parser_reads_messages_however_the_stream_is_split(chunk: int) -> No
 
 def test_pub_frames_carry_each_payloads_exact_size() -> None:
     assert pub_frames("s", [b"ab", b"", b"\r\n"]) == b"PUB s 2\r\nab\r\nPUB s 0\r\n\r\nPUB s 2\r\n\r\n\r\n"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_packed_pub_frames_are_pub_frames(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    sizes = rng.choice([0, 1, 9, 10, 99, 100, 999, 1000, 9999, 10_000, 200_000], size=60)
+    payloads = [rng.bytes(int(n)) for n in sizes]
+    ends = np.cumsum([len(p) for p in payloads]).astype(np.int64)
+    data = np.frombuffer(b"".join(payloads), dtype=np.uint8)
+    subject = "orders.eu-west"
+    head = np.frombuffer(f"PUB {subject} ".encode(), dtype=np.uint8)
+    assert pack_pubs(head, data, ends).tobytes() == pub_frames(subject, payloads)
+    assert pack_pubs(head, data[:0], ends[:0]).size == 0
+
+
+class _Recorder(WireConnection):
+    """A connection that keeps, in order, what the stream held: payloads, control lines
+    and errors (``("msg", payload)``, ``("control", line)``, ``("error", line)``)."""
+
+    def __init__(self) -> None:
+        super().__init__("nats://127.0.0.1:1", "test", self._frames)
+        self.seen: list[tuple[str, bytes]] = []
+        self.connection_made(_Transport())
+
+    def _frames(self, data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> None:
+        self.seen.extend(("msg", p) for p in payloads_of(data, starts, lengths))
+
+    def _control(self, line: bytes) -> None:
+        self.seen.append(("control", line))
+        super()._control(line)
+
+    def _protocol_error(self, line: bytes) -> None:
+        self.seen.append(("error", line))
+        super()._protocol_error(line)
+
+
+_REFERENCE_MSG = re.compile(rb"MSG [^ \r\n]+ ([0-9]+) (?:[^ \r\n]+ )?([0-9]+)\r\n")
+
+
+def _reference(stream: bytes) -> list[tuple[str, bytes]]:
+    """What the stream holds, read by the regular expression the wire client first parsed
+    MSGs with (one whole stream, so no split can hide a difference)."""
+    seen: list[tuple[str, bytes]] = []
+    position = 0
+    while position < len(stream):
+        if stream.startswith(b"MSG ", position):
+            match = _REFERENCE_MSG.match(stream, position)
+            line_end = stream.find(b"\r\n", position)
+            if match is None:
+                if line_end < 0:
+                    break
+                seen.append(("error", stream[position:line_end]))
+                position = line_end + 2
+                continue
+            start = match.end()
+            end = start + int(match.group(2))
+            if end + 2 > len(stream):
+                break
+            seen.append(("msg", stream[start:end]))
+            position = end + 2
+            continue
+        line_end = stream.find(b"\r\n", position)
+        if line_end < 0:
+            break
+        kind = "error" if stream.startswith(b"-ERR", position) else "control"
+        seen.append(("control", stream[position:line_end]))
+        if kind == "error":
+            seen.append(("error", stream[position:line_end]))
+        position = line_end + 2
+    return seen
+
+
+_CONTROL = [b"PING\r\n", b"PONG\r\n", b"+OK\r\n", b'INFO {"server_id":"x","max_payload":1048576}\r\n',
+            b"-ERR 'Slow Consumer'\r\n"]
+_BAD_HEADERS = [b"MSG s x 3\r\n", b"MSG  s 1 3\r\n", b"MSG s 1 r q 3\r\n", b"MSG s 1 3 \r\n", b"MSG s 1\r\n",
+                b"MSG s\r1 3\r\n", b"MSG s 1 -3\r\n"]
+
+
+def _random_stream(rng: np.random.Generator, frames: int, bad: bool = False) -> bytes:
+    parts = []
+    for _ in range(frames):
+        roll = rng.random()
+        if roll < 0.15:
+            parts.append(_CONTROL[rng.integers(len(_CONTROL))])
+        elif bad and roll < 0.2:
+            parts.append(_BAD_HEADERS[rng.integers(len(_BAD_HEADERS))])
+        else:
+            size = int(rng.choice([0, 1, 2, 16, 128, 1000, 5000]))
+            # Payloads that look like frames: the parser must trust the size, not the bytes.
+            body = (b"MSG a 1 3\r\nPING\r\n" * (size // 16 + 1))[:size] if rng.random() < 0.3 else rng.bytes(size)
+            reply = b"_INBOX.%d " % rng.integers(1000) if rng.random() < 0.5 else b""
+            subject = b"orders.%d" % rng.integers(100)
+            parts.append(b"MSG %s %d %s%d\r\n%s\r\n" % (subject, rng.integers(1, 10**6), reply, size, body))
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_parser_reads_random_streams_as_the_reference_does_at_every_split(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    stream = _random_stream(rng, 300, bad=seed % 2 == 1)
+    expected = _reference(stream)
+    assert sum(kind == "msg" for kind, _ in expected) > 200
+    # Chunk sizes from one byte up, and random cut points: a frame split anywhere.
+    for chunk in [1, 2, 3, 5, 8, 13, 100, 1000, 4096, 65_536, len(stream)]:
+        connection = _Recorder()
+        for start in range(0, len(stream), chunk):
+            connection.feed(stream[start:start + chunk])
+        assert connection.seen == expected, chunk
+    cuts = np.sort(rng.choice(len(stream), size=200, replace=False))
+    connection = _Recorder()
+    for start, end in zip([0, *cuts.tolist()], [*cuts.tolist(), len(stream)]):
+        connection.feed(stream[start:end])
+    assert connection.seen == expected
+    written: list[bytes] = connection.transport.written  # type: ignore[union-attr]
+    assert written.count(b"PONG\r\n") == sum(line == b"PING" for kind, line in expected if kind == "control")
+
+
+def test_a_payload_larger_than_the_read_buffer_arrives_whole() -> None:
+    big = np.random.default_rng(1).bytes(3 * READ_BUFFER + 7)
+    stream = b"PING\r\nMSG s 1 _INBOX.1 %d\r\n%s\r\nMSG s 1 2\r\nok\r\n" % (len(big), big)
+    for chunk in [MIN_READ - 1, READ_BUFFER, len(stream)]:
+        connection = _Recorder()
+        for start in range(0, len(stream), chunk):
+            connection.feed(stream[start:start + chunk])
+        assert connection.seen == [("control", b"PING"), ("msg", big), ("msg", b"ok")]
+
+
+def test_more_frames_in_one_read_than_the_parser_hands_over_at_once() -> None:
+    count = 3 * MAX_FRAMES + 5
+    stream = b"".join(b"MSG s 1 8\r\n%s\r\n" % i.to_bytes(8, "little") for i in range(count))
+    connection = _Recorder()
+    connection.feed(stream)
+    assert [int.from_bytes(p, "little") for _, p in connection.seen] == list(range(count))
+
+
+def test_scan_msgs_stops_where_it_must() -> None:
+    starts, lengths = np.empty(2, dtype=np.int64), np.empty(2, dtype=np.int64)
+
+    def scan(stream: bytes) -> tuple[int, int, int]:
+        return scan_msgs(np.frombuffer(stream, dtype=np.uint8).copy(), 0, starts, lengths)
+
+    assert scan(b"MSG s 1 3\r\nabc\r\nPING\r\n") == (1, 16, CONTROL)
+    assert scan(b"MSG s 1 3\r\nabc\r") == (0, 0, NEED_MORE)  # the payload's CRLF is not here yet
+    assert scan(b"MSG s 1 3\r") == (0, 0, NEED_MORE)
+    assert scan(b"MSG") == (0, 0, CONTROL)  # too little to tell: the caller waits for a line's end
+    assert scan(b"MSG s 1 r x\r\n") == (0, 0, BAD_HEADER)
+    assert scan(b"MSG s 1 1\r\na\r\n" * 3) == (2, 28, FULL)
+    assert (starts.tolist(), lengths.tolist()) == ([11, 25], [1, 1])
 
 
 def test_a_url_with_credentials_is_sent_to_nats_py() -> None:
@@ -129,13 +294,13 @@ def test_the_wire_and_nats_py_clients_see_the_same_run(tmp_path: Path) -> None:
 
 
 def test_the_parser_reports_a_server_error_line() -> None:
-    connection = WireConnection("nats://127.0.0.1:1", "test", lambda payloads: None)
+    connection = WireConnection("nats://127.0.0.1:1", "test", lambda data, starts, lengths: None)
     transport: Any = _Transport()
     connection.connection_made(transport)
     loop = asyncio.new_event_loop()
     try:
         connection._handshake = loop.create_future()  # noqa: SLF001 - a handshake in progress
-        connection.data_received(b"-ERR 'Authorization Violation'\r\n")
+        connection.feed(b"-ERR 'Authorization Violation'\r\n")
         assert connection._handshake.done()  # noqa: SLF001
         with pytest.raises(WireError, match="Authorization Violation"):
             connection._handshake.result()  # noqa: SLF001

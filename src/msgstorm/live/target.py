@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import concurrent.futures
 import gc
 import itertools
 import json
-import struct
 import sys
 import time
 from collections.abc import Iterator
@@ -45,15 +45,13 @@ from msgstorm.errors import TargetError
 from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.drivers.base import BurstDriver, Driver
+from msgstorm.live.payload import HEADER, message_id, payload
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
 from msgstorm.traffic.generate import MessageBatch
 
-__all__ = ["HEADER", "LiveTarget"]
+__all__ = ["HEADER", "LiveTarget", "Receipts", "first_arrivals"]
 
-# Every payload starts with the message's id and key (little-endian int64s); the rest is
-# padding up to the message's size.
-HEADER = struct.Struct("<qq")
 # asyncio's sleep wakes up to about a millisecond late (its timers round to the loop's
 # clock resolution), so a wait sleeps until this long before the send time and spends the
 # rest yielding to the event loop (consumers and the client's flusher run meanwhile).
@@ -66,6 +64,59 @@ _SLICE = 4096
 _SWITCH_S = 100e-6
 PUBLISHER = "publisher"
 STREAM = "stream"
+
+
+class Receipts:
+    """Every receipt in arrival order: (consumer, msg_id, time). One at a time (``add``),
+    or the ids one read brought as one array, with one consumer and one time (``add_read``):
+    nothing is made per message on the bulk path."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._chunks: list[tuple[np.ndarray | int, np.ndarray, np.ndarray | int]] = []
+        self._consumer: list[int] = []
+        self._msg: list[int] = []
+        self._t: list[int] = []
+
+    def add(self, consumer: int, msg_id: int, t: int) -> None:
+        self._consumer.append(consumer)
+        self._msg.append(msg_id)
+        self._t.append(t)
+        self.count += 1
+
+    def add_read(self, consumer: int, msg_ids: np.ndarray, t: int) -> None:
+        self._close_singles()
+        self._chunks.append((consumer, msg_ids, t))
+        self.count += msg_ids.size
+
+    def _close_singles(self) -> None:
+        if self._msg:
+            self._chunks.append((np.asarray(self._consumer, dtype=np.int64), np.asarray(self._msg, dtype=np.int64),
+                                 np.asarray(self._t, dtype=np.int64)))
+            self._consumer, self._msg, self._t = [], [], []
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(consumer, msg_id, t), int64 each, in arrival order."""
+        self._close_singles()
+        empty = np.zeros(0, dtype=np.int64)
+        return (np.concatenate([empty, *(np.broadcast_to(c, m.shape) for c, m, _ in self._chunks)]),
+                np.concatenate([empty, *(m for _, m, _ in self._chunks)]),
+                np.concatenate([empty, *(np.broadcast_to(t, m.shape) for _, m, t in self._chunks)]))
+
+
+def first_arrivals(ids: np.ndarray, arrived: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``ids`` (distinct message ids) found in ``arrived`` (ids in order of
+    arrival; repeats and ids not in ``ids`` allowed), in order of their first arrival, and
+    where in ``arrived`` that first arrival is."""
+    if ids.size == 0 or arrived.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    place = np.minimum(np.searchsorted(ids[order], arrived), ids.size - 1)
+    known = ids[order][place] == arrived
+    rows = order[place[known]]
+    first_rows, first = np.unique(rows, return_index=True)  # first: index into rows
+    by_arrival = np.argsort(first, kind="stable")
+    return first_rows[by_arrival], np.flatnonzero(known)[first[by_arrival]]
 
 
 class LiveTarget:
@@ -84,9 +135,7 @@ class LiveTarget:
         self.consumer_names = [f"consumer-{i}" for i in range(scenario.live.consumers)]
         self.batches: list[MessageBatch] = []
         self.sent: list[np.ndarray] = []
-        self.receipt_consumer: list[int] = []
-        self.receipt_msg: list[int] = []
-        self.receipt_t: list[int] = []
+        self.receipts = Receipts()
         self.ack_msg: list[int] = []
         self.ack_order: list[int] = []
         self.ack_t: list[int] = []
@@ -105,25 +154,17 @@ class LiveTarget:
     def _on_event(self, kind: str, detail: dict[str, Any]) -> None:
         self._events.append((self._now(), kind, None, None, detail))
 
-    def _on_receipt(self, consumer: int, payload: bytes) -> None:
+    def _on_receipt(self, consumer: int, data: bytes) -> None:
         t = self._now()
-        if len(payload) < HEADER.size:
+        msg_id = message_id(data)
+        if msg_id is None:
             self.unreadable += 1
             return
-        msg_id, _key = HEADER.unpack_from(payload)
-        self.receipt_consumer.append(consumer)
-        self.receipt_msg.append(msg_id)
-        self.receipt_t.append(t)
+        self.receipts.add(consumer, msg_id, t)
 
-    def _on_receipts(self, consumer: int, payloads: list[bytes]) -> None:
-        t = self._now()
-        unpack = HEADER.unpack_from
-        size = HEADER.size
-        ids = [unpack(p)[0] for p in payloads if len(p) >= size]
-        self.unreadable += len(payloads) - len(ids)
-        self.receipt_msg.extend(ids)
-        self.receipt_consumer.extend([consumer] * len(ids))
-        self.receipt_t.extend([t] * len(ids))
+    def _on_receipts(self, consumer: int, msg_ids: np.ndarray, unreadable: int) -> None:
+        self.receipts.add_read(consumer, msg_ids, self._now())
+        self.unreadable += unreadable
 
     def _on_ack(self, msg_id: int, order: int) -> None:
         self.ack_t.append(self._now())
@@ -142,9 +183,12 @@ class LiveTarget:
             # A batch can take a few hundred ms to build (a step ramp's first), and the first
             # two windows compile the traffic draws' code paths on a fresh install (numba
             # holds the GIL while it compiles: a 200 ms stall of the generator). Build both
-            # before the clock starts, so the schedule neither opens late nor stalls.
+            # before the clock starts, so the schedule neither opens late nor stalls. On a worker
+            # thread: numba swallows an exception raised inside its compiler, so a SIGTERM or
+            # Ctrl-C (KeyboardInterrupt) would be lost if it came while the main thread compiled.
             traffic = iter(traffic)
-            ahead = [batch for batch in itertools.islice(traffic, 2)]
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                ahead = pool.submit(lambda: list(itertools.islice(traffic, 2))).result()
             # The next window is generated on a worker thread: hand the GIL back to the event
             # loop within _SWITCH_S (Python's default, 5 ms, would show in the latency).
             # The cycle collector stops the interpreter while it walks every tracked object: in
@@ -205,7 +249,6 @@ class LiveTarget:
         stop_at = run.duration
         publish = self.driver.publish
         now = self._now
-        pad: dict[int, bytes] = {}
         since_yield = 0
         for batch in traffic:
             sent = np.full(len(batch), -1, dtype=np.int64)
@@ -219,12 +262,8 @@ class LiveTarget:
                 while wait > 0:
                     await asyncio.sleep((wait - _SPIN_NS) / 1e9 if wait > _SPIN_NS else 0)
                     wait = t_intended - now()
-                size = sizes[i]
-                padding = pad.get(size)
-                if padding is None:
-                    padding = pad[size] = bytes(max(size - HEADER.size, 0))
                 sent[i] = now()
-                await publish(ids[i], HEADER.pack(ids[i], keys[i]) + padding)
+                await publish(ids[i], payload(ids[i], keys[i], sizes[i]))
                 since_yield += 1
                 if since_yield >= _YIELD_EVERY:
                     since_yield = 0
@@ -233,15 +272,15 @@ class LiveTarget:
     async def _send_bursts(self, driver: BurstDriver, traffic: Iterator[MessageBatch]) -> None:
         """As ``_send_all``, for a driver that takes many messages at once: every message due
         when the generator wakes leaves in one ``publish_many`` (at most ``driver.burst``),
-        each stamped with the time that burst was handed over. So that no pause opens in the
-        schedule, the next window's batch is generated on a worker thread while this one is
-        sent, and a batch is turned into Python values a slice at a time."""
+        each stamped with the time that burst was handed over, as slices of the batch's
+        columns (no Python object per message). So that no pause opens in the schedule, the
+        next window's batch is generated on a worker thread while this one is sent, and its
+        intended times are turned into Python ints a slice at a time (``bisect`` on a list
+        finds a burst's end faster than a numpy call)."""
         stop_at = self.scenario.run.duration
-        publish_many = driver.publish_many
+        publish_burst = driver.publish_burst
         burst = driver.burst
         now = self._now
-        pack = HEADER.pack
-        pad: dict[int, bytes] = {}
         since_yield = 0
         loop = asyncio.get_running_loop()
         batches = iter(traffic)
@@ -252,14 +291,10 @@ class LiveTarget:
             self.batches.append(batch)
             self.sent.append(sent)
             stop = int(np.searchsorted(batch.t_intended, stop_at, side="left"))
+            ids, keys, sizes = batch.msg_id, batch.key, batch.size
             for first in range(0, stop, _SLICE):
                 last = min(first + _SLICE, stop)
                 times = batch.t_intended[first:last].tolist()
-                ids, keys = batch.msg_id[first:last].tolist(), batch.key[first:last].tolist()
-                sizes = batch.size[first:last].tolist()
-                for size in set(sizes):
-                    if size not in pad:
-                        pad[size] = bytes(max(size - HEADER.size, 0))
                 i, n = 0, last - first
                 while i < n:
                     wait = times[i] - now()
@@ -268,8 +303,9 @@ class LiveTarget:
                         wait = times[i] - now()
                     t = now()
                     j = min(n, i + burst, max(i + 1, bisect.bisect_right(times, t, i, n)))
-                    sent[first + i:first + j] = t
-                    await publish_many(ids[i:j], [pack(ids[k], keys[k]) + pad[sizes[k]] for k in range(i, j)])
+                    a, b = first + i, first + j
+                    sent[a:b] = t
+                    await publish_burst(ids[a:b], keys[a:b], sizes[a:b])
                     since_yield += j - i
                     i = j
                     if since_yield >= _YIELD_EVERY:
@@ -287,7 +323,7 @@ class LiveTarget:
         acks = sent if self.driver.acks else 0
         deadline = self._now() + self.scenario.run.drain
         while self._now() < deadline:
-            if len(self.receipt_msg) >= expected and len(self.ack_msg) >= acks:
+            if self.receipts.count >= expected and len(self.ack_msg) >= acks:
                 self.drained = True
                 return
             await asyncio.sleep(0.005)
@@ -316,12 +352,11 @@ class LiveTarget:
             sent = np.concatenate(self.sent)
         else:
             batch, sent = None, np.zeros(0, dtype=np.int64)
-        receipts_msg = np.asarray(self.receipt_msg, dtype=np.int64)
-        receipts_t = np.asarray(self.receipt_t, dtype=np.int64)
+        receipts_consumer, receipts_msg, receipts_t = self.receipts.columns()
         if receipts_msg.size:
             self.writer.append("deliveries", {
                 "msg_id": receipts_msg,
-                "node": pa.array(np.asarray(self.consumer_names, dtype=object)[np.asarray(self.receipt_consumer)]),
+                "node": pa.array(np.asarray(self.consumer_names, dtype=object)[receipts_consumer]),
                 "t_delivered": receipts_t, "hops": np.ones(receipts_msg.size, dtype=np.int32)})
         if self.stored:
             stored = [HEADER.unpack_from(p)[0] for p in self.stored if len(p) >= HEADER.size]
@@ -337,24 +372,16 @@ class LiveTarget:
         # First receipt per message (over consumers), and the order of first receipts.
         first_t = np.full(n, -1, dtype=np.int64)
         seq_no = np.full(n, -1, dtype=np.int64)
-        if receipts_msg.size and n:
-            row_of = {int(m): r for r, m in enumerate(ids.tolist())}
-            next_seq = 0
-            for m, t in zip(receipts_msg.tolist(), receipts_t.tolist()):
-                row = row_of.get(m)
-                if row is not None and first_t[row] < 0:
-                    first_t[row] = t
-                    seq_no[row] = next_seq
-                    next_seq += 1
+        rows, at = first_arrivals(ids, receipts_msg)
+        first_t[rows] = receipts_t[at]
+        seq_no[rows] = np.arange(rows.size)
         if self.driver.acks:
             # The broker's ack is the commit: its time and order, whatever consumers saw.
             ack_t = np.full(n, -1, dtype=np.int64)
             ack_order = np.full(n, -1, dtype=np.int64)
-            row_of = {int(m): r for r, m in enumerate(ids.tolist())}
-            for m, order, t in zip(self.ack_msg, self.ack_order, self.ack_t):
-                row = row_of.get(m)
-                if row is not None and ack_t[row] < 0:
-                    ack_t[row], ack_order[row] = t, order
+            rows, at = first_arrivals(ids, np.asarray(self.ack_msg, dtype=np.int64))
+            ack_t[rows] = np.asarray(self.ack_t, dtype=np.int64)[at]
+            ack_order[rows] = np.asarray(self.ack_order, dtype=np.int64)[at]
             acked = ack_t >= 0
             first_t = np.where(acked, ack_t, first_t)
             seq_no = np.where(acked, ack_order, -1)

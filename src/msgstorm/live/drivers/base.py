@@ -21,12 +21,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
 from msgstorm.scenario.schema import LiveSpec
 
 __all__ = ["BurstDriver", "Driver", "OnAck", "OnEvent", "OnReceipt", "OnReceipts"]
 
 OnReceipt = Callable[[int, bytes], None]  # (consumer index, payload)
-OnReceipts = Callable[[int, list[bytes]], None]  # (consumer index, payloads read at once)
+# (consumer index, the ids of the messages one read brought (int64), payloads in it too
+# short to carry an id)
+OnReceipts = Callable[[int, np.ndarray, int], None]
 OnAck = Callable[[int, int], None]  # (msg_id, the broker's order for it)
 OnEvent = Callable[[str, dict[str, Any]], None]  # (EventKind value, detail)
 
@@ -75,15 +79,19 @@ class Driver(Protocol):
 class BurstDriver(Driver, Protocol):
     """A driver that also takes many messages at once, and hands receipts over in bulk.
 
-    The target sends every message due when it wakes in one ``publish_many`` (at most
-    ``burst``; a driver with ``burst`` 1 is driven one message at a time) and, before
-    ``connect``, sets ``on_receipts``, which the driver then calls instead of
-    ``on_receipt`` with all the payloads one read brought (one receipt time for them).
+    The target sends every message due when it wakes in one ``publish_burst`` (at most
+    ``burst``; a driver with ``burst`` 1 is driven one message at a time), as columns: the
+    driver lays out the payloads itself (``live/payload.py``), so no Python object is made
+    per message. Before ``connect`` the target sets ``on_receipts``, which the driver then
+    calls instead of ``on_receipt`` with the ids of all the messages one read brought (one
+    receipt time for them); a driver whose ``on_receipts`` is set back to None calls
+    ``on_receipt`` with each payload.
     """
 
     burst: int
     on_receipts: OnReceipts | None
 
-    async def publish_many(self, msg_ids: list[int], payloads: list[bytes]) -> None:
-        """Hand several messages to the client, in order (as ``publish`` each)."""
+    async def publish_burst(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
+        """Hand several messages to the client, in order (as ``publish`` each of
+        ``payload(msg_ids[i], keys[i], sizes[i])``). Columns: int64, int64, int32."""
         ...

@@ -8,8 +8,9 @@ connection and a plain subscription, so every consumer gets every message (a fan
 receive, or that a slow consumer's connection dropped, is lost, and the history says so.
 
 ``[live.nats] client``: ``"wire"`` (the default, ``nats_wire.py``) sends every message due
-at once as one burst of PUBs in one write (``publish_many``) and parses each read of MSGs
-in bulk; a connection lost is reconnected every ``RECONNECT_S`` and subscribed again, and
+at once as one burst of PUBs framed in one compiled pass (``publish_burst``), bursts close
+together in one write, and parses each read of MSGs in one pass, handing the target the
+message ids it brought as one array; a connection lost is reconnected every ``RECONNECT_S`` and subscribed again, and
 publishes made while the publisher's connection is down are dropped (lost in the history,
 counted in a ``client_error`` event). ``"nats-py"`` uses the nats-py client (TLS,
 credentials), which buffers publishes while it reconnects.
@@ -27,12 +28,16 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import numpy as np
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from msgstorm.history.events import EventKind
 from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt, OnReceipts
-from msgstorm.live.drivers.nats_wire import WireConnection, pub_frames
+from msgstorm.live.drivers.nats_wire import WireConnection, pack_pubs, payloads, pub_frames
+from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
+from msgstorm.live.payload import pack_payloads, payload, read_ids
+from msgstorm.live.payload import warm_up as warm_up_payloads
 from msgstorm.live.servers import ManagedServer, free_port, go_server_env, require_loopback
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import LiveSpec
@@ -44,6 +49,11 @@ __all__ = ["NatsDriver"]
 PENDING_BYTES = 8 * 1024 * 1024
 # The wire client tries a lost connection again this often.
 RECONNECT_S = 0.1
+
+
+def _warm_up() -> None:
+    warm_up_wire()
+    warm_up_payloads()
 
 
 @LIVE_DRIVERS.register("nats")
@@ -68,6 +78,7 @@ class NatsDriver:
         self._on_receipt: OnReceipt | None = None
         self._dropped = 0
         self._reconnects: set[asyncio.Task[None]] = set()
+        self._pub_head = np.frombuffer(f"PUB {spec.subject} ".encode(), dtype=np.uint8).copy()
 
     def start_servers(self) -> list[dict[str, Any]]:
         if self.url is not None:
@@ -124,22 +135,26 @@ class NatsDriver:
             self.consumers.append(client)
         self.publisher = await self._connect("msgstorm-publisher")
 
-    async def publish(self, msg_id: int, payload: bytes) -> None:
+    async def publish(self, msg_id: int, data: bytes) -> None:
         if self.wire:
-            await self.publish_many([msg_id], [payload])
+            publisher = self.wire_publisher
+            if publisher is None or not await publisher.publish_frames(pub_frames(self.spec.subject, [data])):
+                self._dropped += 1
             return
         assert self.publisher is not None
-        await self.publisher.publish(self.spec.subject, payload)
+        await self.publisher.publish(self.spec.subject, data)
 
-    async def publish_many(self, msg_ids: list[int], payloads: list[bytes]) -> None:
-        """Publish several messages due at once (one write on the wire client)."""
+    async def publish_burst(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
+        """Publish several messages due at once (framed in one pass, one write, on the
+        wire client)."""
         if not self.wire:
-            for msg_id, payload in zip(msg_ids, payloads):
-                await self.publish(msg_id, payload)
+            for msg_id, key, size in zip(msg_ids.tolist(), keys.tolist(), sizes.tolist()):
+                await self.publish(msg_id, payload(msg_id, key, size))
             return
         publisher = self.wire_publisher
-        if publisher is None or not await publisher.publish_frames(pub_frames(self.spec.subject, payloads)):
-            self._dropped += len(payloads)
+        frames = pack_pubs(self._pub_head, *pack_payloads(msg_ids, keys, sizes))
+        if publisher is None or not await publisher.publish_frames(frames.data):
+            self._dropped += msg_ids.size
 
     async def flush(self) -> None:
         if self.wire:
@@ -153,21 +168,22 @@ class NatsDriver:
 
     async def _open_wire(self, name: str, index: int | None) -> WireConnection:
         assert self.url is not None
-        on_messages = None
+        on_frames = None
         if index is not None and self.on_receipts is not None:
             bulk = self.on_receipts
 
-            def on_messages(payloads: list[bytes], index: int = index) -> None:
-                bulk(index, payloads)
+            def on_frames(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, index: int = index) -> None:
+                ids = read_ids(data, starts, lengths)
+                bulk(index, ids, starts.size - ids.size)
         elif index is not None:
             receive = self._on_receipt
             assert receive is not None
 
-            def on_messages(payloads: list[bytes], index: int = index) -> None:
-                for payload in payloads:
-                    receive(index, payload)
+            def on_frames(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, index: int = index) -> None:
+                for received in payloads(data, starts, lengths):
+                    receive(index, received)
 
-        connection = WireConnection(self.url, name, on_messages, self._wire_lost)
+        connection = WireConnection(self.url, name, on_frames, self._wire_lost)
         await connection.open(timeout_s=self.spec.start_timeout / 1e9)
         if index is not None:
             connection.subscribe(self.spec.subject, 1)
@@ -176,6 +192,11 @@ class NatsDriver:
 
     async def _connect_wire(self, on_receipt: OnReceipt) -> None:
         self._on_receipt = on_receipt
+        # The framing and the parser are compiled (or loaded from numba's cache) before the
+        # run's clock starts, so the first burst does not wait for numba; on a worker thread,
+        # so that a signal meanwhile stops the run as at any other time (numba swallows an
+        # exception raised inside its compiler).
+        await asyncio.get_running_loop().run_in_executor(None, _warm_up)
         for index in range(self.spec.consumers):
             self.wire_consumers.append(await self._open_wire(f"msgstorm-consumer-{index}", index))
         self.wire_publisher = await self._open_wire("msgstorm-publisher", None)
