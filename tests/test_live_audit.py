@@ -107,6 +107,8 @@ class CutNats(NatsDriver):
     received: set[int] = set()
 
     async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
+        self.staged_ids: list[int] = []
+
         def watch(consumer: int, payload: bytes) -> None:
             if consumer == 0:
                 CutNats.received.add(HEADER.unpack_from(payload)[0])
@@ -139,10 +141,15 @@ class CutNats(NatsDriver):
         CutNats.published.append(msg_id)
         await super().publish(msg_id, payload)
 
-    async def publish_burst(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
-        if self.wire:  # (nats-py's publish_burst calls publish, which records)
-            CutNats.published.extend(msg_ids.tolist())
-        await super().publish_burst(msg_ids, keys, sizes)
+    def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
+        self.staged_ids.extend(msg_ids.tolist())
+        super().stage(msg_ids, keys, sizes)
+
+    async def publish_staged(self, count: int) -> None:
+        if self.wire:  # (nats-py's publish_staged calls publish, which records)
+            CutNats.published.extend(self.staged_ids[:count])
+        del self.staged_ids[:count]
+        await super().publish_staged(count)
 
 
 @pytest.mark.parametrize("client", ["wire", "nats-py"])

@@ -107,8 +107,11 @@ def test_packed_pub_frames_are_pub_frames(seed: int) -> None:
     data = np.frombuffer(b"".join(payloads), dtype=np.uint8)
     subject = "orders.eu-west"
     head = np.frombuffer(f"PUB {subject} ".encode(), dtype=np.uint8)
-    assert pack_pubs(head, data, ends).tobytes() == pub_frames(subject, payloads)
-    assert pack_pubs(head, data[:0], ends[:0]).size == 0
+    frames, frame_ends = pack_pubs(head, data, ends)
+    assert frames.tobytes() == pub_frames(subject, payloads)
+    assert [frames[a:b].tobytes() for a, b in zip([0, *frame_ends[:-1]], frame_ends)] == [
+        pub_frames(subject, [p]) for p in payloads]
+    assert [a.size for a in pack_pubs(head, data[:0], ends[:0])] == [0, 0]
 
 
 class _Recorder(WireConnection):

@@ -79,11 +79,13 @@ class Driver(Protocol):
 class BurstDriver(Driver, Protocol):
     """A driver that also takes many messages at once, and hands receipts over in bulk.
 
-    The target sends every message due when it wakes in one ``publish_burst`` (at most
-    ``burst``; a driver with ``burst`` 1 is driven one message at a time), as columns: the
-    driver lays out the payloads itself (``live/payload.py``), so no Python object is made
-    per message. Before ``connect`` the target sets ``on_receipts``, which the driver then
-    calls instead of ``on_receipt`` with the ids of all the messages one read brought (one
+    The target ``stage``s the messages it will send next, a few thousand at a time, as
+    columns: the driver lays out their payloads (``live/payload.py``) and whatever it
+    sends them in once, ahead of time. When the generator wakes it publishes every staged
+    message due in one ``publish_staged`` (at most ``burst``; a driver with ``burst`` 1 is
+    driven one message at a time, through ``publish``): no Python object is made per
+    message. Before ``connect`` the target sets ``on_receipts``, which the driver then calls
+    instead of ``on_receipt`` with the ids of all the messages one read brought (one
     receipt time for them); a driver whose ``on_receipts`` is set back to None calls
     ``on_receipt`` with each payload.
     """
@@ -91,7 +93,11 @@ class BurstDriver(Driver, Protocol):
     burst: int
     on_receipts: OnReceipts | None
 
-    async def publish_burst(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
-        """Hand several messages to the client, in order (as ``publish`` each of
-        ``payload(msg_ids[i], keys[i], sizes[i])``). Columns: int64, int64, int32."""
+    def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
+        """Messages to publish after those staged before, in order: ``payload(msg_ids[i],
+        keys[i], sizes[i])`` each (columns int64, int64, int32). Nothing is sent yet."""
+        ...
+
+    async def publish_staged(self, count: int) -> None:
+        """Publish the next ``count`` staged messages (as ``publish`` each)."""
         ...

@@ -8,8 +8,8 @@ connection and a plain subscription, so every consumer gets every message (a fan
 receive, or that a slow consumer's connection dropped, is lost, and the history says so.
 
 ``[live.nats] client``: ``"wire"`` (the default, ``nats_wire.py``) sends every message due
-at once as one burst of PUBs framed in one compiled pass (``publish_burst``), bursts close
-together in one write, and parses each read of MSGs in one pass, handing the target the
+at once as one slice of PUB frames built ahead, a few thousand messages in one compiled
+pass (``stage``, ``publish_staged``), bursts close together in one write, and parses each read of MSGs in one pass, handing the target the
 message ids it brought as one array; a connection lost is reconnected every ``RECONNECT_S`` and subscribed again, and
 publishes made while the publisher's connection is down are dropped (lost in the history,
 counted in a ``client_error`` event). ``"nats-py"`` uses the nats-py client (TLS,
@@ -24,6 +24,7 @@ began (the client may buffer the message a while), ``t_received`` = ``t_sequence
 from __future__ import annotations
 
 import asyncio
+import collections
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,22 @@ __all__ = ["NatsDriver"]
 PENDING_BYTES = 8 * 1024 * 1024
 # The wire client tries a lost connection again this often.
 RECONNECT_S = 0.1
+
+
+class _Staged:
+    """Messages staged and not all published yet (``taken`` of ``count``): on the wire
+    client their PUB frames, message k's from ``frame_ends[k]`` to ``frame_ends[k + 1]``;
+    on nats-py each one's id and payload."""
+
+    __slots__ = ("count", "frame_ends", "frames", "messages", "taken")
+
+    def __init__(self, count: int, frames: memoryview | None = None, frame_ends: list[int] | None = None,
+                 messages: list[tuple[int, bytes]] | None = None) -> None:
+        self.count = count
+        self.frames = frames
+        self.frame_ends = frame_ends or []
+        self.messages = messages or []
+        self.taken = 0
 
 
 def _warm_up() -> None:
@@ -79,6 +96,7 @@ class NatsDriver:
         self._dropped = 0
         self._reconnects: set[asyncio.Task[None]] = set()
         self._pub_head = np.frombuffer(f"PUB {spec.subject} ".encode(), dtype=np.uint8).copy()
+        self._staged: collections.deque[_Staged] = collections.deque()
 
     def start_servers(self) -> list[dict[str, Any]]:
         if self.url is not None:
@@ -144,17 +162,34 @@ class NatsDriver:
         assert self.publisher is not None
         await self.publisher.publish(self.spec.subject, data)
 
-    async def publish_burst(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
-        """Publish several messages due at once (framed in one pass, one write, on the
-        wire client)."""
-        if not self.wire:
-            for msg_id, key, size in zip(msg_ids.tolist(), keys.tolist(), sizes.tolist()):
-                await self.publish(msg_id, payload(msg_id, key, size))
-            return
-        publisher = self.wire_publisher
-        frames = pack_pubs(self._pub_head, *pack_payloads(msg_ids, keys, sizes))
-        if publisher is None or not await publisher.publish_frames(frames.data):
-            self._dropped += msg_ids.size
+    def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
+        """Messages to publish next; on the wire client their PUB frames are built now."""
+        if self.wire:
+            frames, ends = pack_pubs(self._pub_head, *pack_payloads(msg_ids, keys, sizes))
+            self._staged.append(_Staged(msg_ids.size, frames=frames.data, frame_ends=[0, *ends.tolist()]))
+        else:
+            self._staged.append(_Staged(msg_ids.size, messages=[
+                (msg_id, payload(msg_id, key, size))
+                for msg_id, key, size in zip(msg_ids.tolist(), keys.tolist(), sizes.tolist())]))
+
+    async def publish_staged(self, count: int) -> None:
+        """Publish the next ``count`` staged messages (on the wire client, one slice of the
+        frames built by ``stage`` each time the staged slices allow)."""
+        while count > 0:
+            staged = self._staged[0]
+            first = staged.taken
+            last = staged.taken = min(staged.count, first + count)
+            count -= last - first
+            if last == staged.count:
+                self._staged.popleft()
+            if staged.frames is None:
+                for msg_id, data in staged.messages[first:last]:
+                    await self.publish(msg_id, data)
+                continue
+            ends = staged.frame_ends
+            publisher = self.wire_publisher
+            if publisher is None or not await publisher.publish_frames(staged.frames[ends[first]:ends[last]]):
+                self._dropped += last - first
 
     async def flush(self) -> None:
         if self.wire:

@@ -84,14 +84,17 @@ def _digits(value: int) -> int:
 
 
 @nb.njit(cache=True)
-def pack_pubs(head: np.ndarray, data: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def pack_pubs(head: np.ndarray, data: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """PUB frames (``head`` is ``PUB <subject> ``) for the payloads laid back to back in
-    ``data``, payload i ending at ``ends[i]``: ``pub_frames`` of the same payloads."""
+    ``data``, payload i ending at ``ends[i]`` (``pub_frames`` of the same payloads), and
+    where each frame ends."""
+    frame_ends = np.empty(ends.size, dtype=np.int64)
     total = 0
     start = 0
     for i in range(ends.size):
         length = ends[i] - start
         total += head.size + _digits(length) + 2 + length + 2
+        frame_ends[i] = total
         start = ends[i]
     out = np.empty(total, dtype=np.uint8)
     position = 0
@@ -115,7 +118,7 @@ def pack_pubs(head: np.ndarray, data: np.ndarray, ends: np.ndarray) -> np.ndarra
         out[position + 1] = _LF
         position += 2
         start = ends[i]
-    return out
+    return out, frame_ends
 
 
 @nb.njit(cache=True)
@@ -200,8 +203,8 @@ def payloads(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> list[
 def warm_up() -> None:
     """Compile (or load from numba's cache) the framing and the parser for the array types
     a run passes them, so that the first burst does not wait for the compiler."""
-    frames = pack_pubs(np.frombuffer(b"PUB s ", dtype=np.uint8).copy(), np.zeros(3, dtype=np.uint8),
-                       np.array([1, 3], dtype=np.int64))
+    frames, _ = pack_pubs(np.frombuffer(b"PUB s ", dtype=np.uint8).copy(), np.zeros(3, dtype=np.uint8),
+                          np.array([1, 3], dtype=np.int64))
     scan_msgs(np.frombuffer(b"MSG s 1 0\r\n\r\n", dtype=np.uint8).copy(), 0, np.empty(1, dtype=np.int64),
               np.empty(1, dtype=np.int64))
     assert frames.size > 0
