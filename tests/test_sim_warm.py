@@ -154,6 +154,29 @@ print(json.dumps({{"before": before, "exit_code": exit_code, "reaped": helper.pr
     assert (found["hits"], found["misses"]) == (1, 0)  # the run loaded the kernel, compiled nothing
 
 
+def test_no_helper_for_a_stale_cache_entry(tmp_path: Path) -> None:
+    # An index without the current key (the source changed, or an upgrade in place) may sit
+    # beside an old data file; numba writes the index before the data, so a second process
+    # could load the old code in between. Only a function with no entry at all gets a helper.
+    code = """
+import json, os
+from msgstorm.sim import kernel, warm
+before = warm.start("gossip", cpus=2)
+started = before is not None
+if before is not None:
+    before.stop()
+index = kernel.run_until._cache._cache_file._index_path
+os.makedirs(os.path.dirname(index), exist_ok=True)
+with open(index, "wb") as stale:
+    stale.write(b"an index of another version")
+loop = warm.gossip_split().helper[0]
+print(json.dumps({"started_on_empty_cache": started, "ready_on_stale": loop.ready(),
+                  "started_on_stale": warm.start("gossip", cpus=2) is not None}))
+"""
+    found = _fresh_interpreter(code, tmp_path / "numba-cache")
+    assert found == {"started_on_empty_cache": True, "ready_on_stale": True, "started_on_stale": False}
+
+
 def _simulate(scenario: Scenario, out: Path, helper: warm.Helper | None) -> tuple[History, list[int]]:
     """Run ``scenario`` with ``helper`` attached as a cold start attaches it; the history,
     and the exit codes its wait returned (one per call)."""

@@ -118,3 +118,12 @@ def test_a_simulated_run_loads_no_plotting_metrics_or_live_clients_and_only_its_
     assert (tmp_path / "run" / "report.html").stat().st_size > 1_000_000  # plotly.js is embedded all the same
     assert "gossip-kernel-signatures 0 0" in printed  # a one-node network never loads the gossip kernel
     assert "one-node-loop-signatures 1" in printed
+
+
+def test_package_names_are_listed_and_the_scenario_subpackage_reachable() -> None:
+    printed, _ = _run("import msgstorm\nprint(sorted(dir(msgstorm)))\nprint(msgstorm.scenario.__name__)\n"
+                      "import msgstorm.scenario as s\nprint(sorted(dir(s)))")
+    names, subpackage, scenario_names = printed
+    assert set(eval(names)) >= {"Scenario", "ScenarioError", "load_scenario", "run", "analyse", "read_history"}
+    assert subpackage == "msgstorm.scenario"
+    assert set(eval(scenario_names)) >= {"Scenario", "load_scenario", "MESSAGE_KINDS", "node_names"}

@@ -10,6 +10,7 @@ Load a scenario, run it on the embedded shadow network, read the verdicts::
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -30,14 +31,18 @@ __all__ = [
 ]
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
 def __getattr__(name: str) -> object:
     # Every name loads on first use: ``import msgstorm.<module>`` runs this package first, and
     # a command that does not read a scenario (``report``, ``compare``) should not pay for the
     # scenario schema, nor ``validate`` for the simulator and analysis.
     if name in ("Scenario", "ScenarioError", "load_scenario", "parse_scenario"):
-        from msgstorm import scenario
-
-        return getattr(scenario, name)
+        return getattr(import_module("msgstorm.scenario"), name)
+    if name == "scenario":  # the subpackage, as ``msgstorm.scenario`` read before it was imported
+        return import_module("msgstorm.scenario")
     if name in ("run", "RunResult"):
         from msgstorm import runner
 

@@ -78,15 +78,23 @@ class Loop:
         """Whether this process has the signature compiled, or numba's on-disk cache holds
         it (read from the cache's index as ``Dispatcher.compile`` reads it, without loading
         the machine code). numba has no public call for the latter; should its internals
-        change, the answer is True (no helper)."""
+        change, the answer is True (no helper).
+
+        An index that exists without this signature's key also answers True: it is a stale
+        entry (the source changed, or msgstorm was upgraded in place) whose old data file
+        may still be on disk, and numba writes an entry's index before its data without a
+        lock, so a second process reading it in between would load the old machine code.
+        The helper is for a cache with no entry for the function at all (a fresh install
+        or checkout); a stale one is rewritten by this process alone, as before."""
         if self.signature in self.function.overloads:
             return True
         try:
             cache = self.function._cache
-            key = cache._index_key(self.signature, self.function.targetctx.codegen())
-            return key in cache._cache_file._load_index()
+            if os.path.exists(cache._cache_file._index_path):
+                return True
         except Exception:
             return True
+        return False
 
 
 # Argument types as the simulator passes them: int64 scalars, and C-contiguous arrays.
