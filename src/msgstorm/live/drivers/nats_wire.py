@@ -5,16 +5,16 @@ Place in the pipeline: under ``drivers/nats.py``, which uses it for ``[live.nats
 publish and 17 us per received message (a ``Msg`` object and a callback each), which caps
 an open-loop generator in one Python thread near 20,000 messages/s, far below what
 nats-server takes. Core NATS's text protocol is small (INFO, CONNECT, PING/PONG, PUB, SUB,
-MSG, -ERR), so this client frames a whole burst of PUBs into one buffer and writes it with
-one ``write``, and reads MSGs straight into a buffer of its own and parses a whole read in
-one pass. It speaks only what a load run needs: plain TCP, no TLS, no credentials, no
+MSG, -ERR), so this client frames the PUBs of many messages into one buffer ahead of time
+and writes each burst of them, bursts close together in one ``write``, and it reads MSGs
+straight into a buffer of its own and parses a whole read in one pass. It speaks only what a load run needs: plain TCP, no TLS, no credentials, no
 headers, no cluster discovery (use ``client = "nats-py"`` for those; the driver refuses such
 a URL with wire).
 
 The per-frame work is compiled (numba): at a few hundred thousand messages a second, a
 Python step per message (formatting a PUB, matching a MSG header, slicing a payload into a
-``bytes``) costs more than everything else the generator does. ``pack_pubs`` frames a burst
-of payloads laid back to back; ``scan_msgs`` walks a read and returns where each MSG's
+``bytes``) costs more than everything else the generator does. ``pack_pubs`` frames
+payloads laid back to back and says where each frame ends; ``scan_msgs`` walks a read and returns where each MSG's
 payload starts and how long it is, stopping at anything that is not a MSG (PING, PONG,
 INFO, +OK, -ERR are handled in Python: they are rare). ``pub_frames`` is the same framing
 one ``bytes`` payload at a time, for publishes that come one by one; tests hold the two to
