@@ -379,10 +379,11 @@ SLO_PATTERN = r"^\s*(<=|>=|==|!=|<|>)\s*(\S.*)$"
 class NatsSpec(_Spec):
     """``[live.nats]``: the client a ``target = "nats"`` run uses."""
 
-    # "wire": msgstorm's own core-NATS client (bursts of PUBs in one write, MSGs parsed in
-    # bulk; plain nats:// only); "nats-py": the nats-py client (TLS, credentials).
+    # "wire": msgstorm's own core-NATS client (PUB frames built and MSG reads parsed in
+    # compiled passes, every message due at once sent as one burst; plain nats:// only);
+    # "nats-py": the nats-py client (TLS, credentials).
     client: Literal["wire", "nats-py"] = "wire"
-    # Messages due at once that go out in one write, at most.
+    # Messages due at once that go out as one burst (a slice of the staged frames), at most.
     burst: int = Field(default=1024, ge=1, le=100_000)
 
 
