@@ -35,24 +35,22 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
 
+# Where each name lives.
+_HOMES = {
+    "Scenario": "msgstorm.scenario", "ScenarioError": "msgstorm.scenario",
+    "load_scenario": "msgstorm.scenario", "parse_scenario": "msgstorm.scenario",
+    "run": "msgstorm.runner", "RunResult": "msgstorm.runner",
+    "read_history": "msgstorm.history", "analyse": "msgstorm.analysis",
+}
+
+
 def __getattr__(name: str) -> object:
     # Every name loads on first use: ``import msgstorm.<module>`` runs this package first, and
     # a command that does not read a scenario (``report``, ``compare``) should not pay for the
     # scenario schema, nor ``validate`` for the simulator and analysis.
-    if name in ("Scenario", "ScenarioError", "load_scenario", "parse_scenario"):
-        return getattr(import_module("msgstorm.scenario"), name)
-    if name == "scenario":  # the subpackage, as ``msgstorm.scenario`` read before it was imported
+    if name == "scenario":  # the subpackage, read as an attribute before it was imported
         return import_module("msgstorm.scenario")
-    if name in ("run", "RunResult"):
-        from msgstorm import runner
-
-        return getattr(runner, name)
-    if name == "read_history":
-        from msgstorm.history import read_history
-
-        return read_history
-    if name == "analyse":
-        from msgstorm.analysis import analyse
-
-        return analyse
-    raise AttributeError(f"module 'msgstorm' has no attribute {name!r}")
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'msgstorm' has no attribute {name!r}")
+    return getattr(import_module(home), name)

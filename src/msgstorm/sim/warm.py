@@ -75,26 +75,23 @@ class Loop:
         return f"{self.function.py_func.__module__}.{self.function.__name__}"
 
     def ready(self) -> bool:
-        """Whether this process has the signature compiled, or numba's on-disk cache holds
-        it (read from the cache's index as ``Dispatcher.compile`` reads it, without loading
-        the machine code). numba has no public call for the latter; should its internals
-        change, the answer is True (no helper).
+        """Whether a helper has nothing to do for this loop: this process has the signature
+        compiled, or numba's on-disk cache has an index for the function at all (its path
+        read through numba's internals, which have no public call for it; should they
+        change, the answer is True: no helper).
 
-        An index that exists without this signature's key also answers True: it is a stale
-        entry (the source changed, or msgstorm was upgraded in place) whose old data file
-        may still be on disk, and numba writes an entry's index before its data without a
-        lock, so a second process reading it in between would load the old machine code.
-        The helper is for a cache with no entry for the function at all (a fresh install
-        or checkout); a stale one is rewritten by this process alone, as before."""
+        An index without this signature's key counts as ready too: it is a stale entry (the
+        source changed, or msgstorm was upgraded in place) whose old data file may still be
+        on disk, and numba writes an entry's index before its data without a lock, so a
+        second process reading it in between would load the old machine code. The helper
+        is for a function with no entry at all (a fresh install or checkout); a stale one
+        is rewritten by this process alone, as before."""
         if self.signature in self.function.overloads:
             return True
         try:
-            cache = self.function._cache
-            if os.path.exists(cache._cache_file._index_path):
-                return True
+            return bool(os.path.exists(self.function._cache._cache_file._index_path))
         except Exception:
             return True
-        return False
 
 
 # Argument types as the simulator passes them: int64 scalars, and C-contiguous arrays.

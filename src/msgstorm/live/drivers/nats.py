@@ -8,12 +8,13 @@ connection and a plain subscription, so every consumer gets every message (a fan
 receive, or that a slow consumer's connection dropped, is lost, and the history says so.
 
 ``[live.nats] client``: ``"wire"`` (the default, ``nats_wire.py``) sends every message due
-at once as one slice of PUB frames built ahead, a few thousand messages in one compiled
-pass (``stage``, ``publish_staged``), bursts close together in one write, and parses each read of MSGs in one pass, handing the target the
-message ids it brought as one array; a connection lost is reconnected every ``RECONNECT_S`` and subscribed again, and
-publishes made while the publisher's connection is down are dropped (lost in the history,
-counted in a ``client_error`` event). ``"nats-py"`` uses the nats-py client (TLS,
-credentials), which buffers publishes while it reconnects.
+at once as one slice of PUB frames built ahead, a few thousand messages in one compiled pass
+(``stage``, ``publish_staged``), bursts close together in one write, and parses each read of
+MSGs in one pass, handing the target the message ids it brought as one array; a connection
+lost is reconnected every ``RECONNECT_S`` and subscribed again, and publishes made while the
+publisher's connection is down are dropped (lost in the history, counted in a
+``client_error`` event). ``"nats-py"`` uses the nats-py client (TLS, credentials), which
+buffers publishes while it reconnects.
 
 History mapping (what each column means on this target): ``t_sent`` the publish call
 began (the client may buffer the message a while), ``t_received`` = ``t_sequenced`` =

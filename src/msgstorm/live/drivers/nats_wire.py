@@ -7,18 +7,18 @@ an open-loop generator in one Python thread near 20,000 messages/s, far below wh
 nats-server takes. Core NATS's text protocol is small (INFO, CONNECT, PING/PONG, PUB, SUB,
 MSG, -ERR), so this client frames the PUBs of many messages into one buffer ahead of time
 and writes each burst of them, bursts close together in one ``write``, and it reads MSGs
-straight into a buffer of its own and parses a whole read in one pass. It speaks only what a load run needs: plain TCP, no TLS, no credentials, no
-headers, no cluster discovery (use ``client = "nats-py"`` for those; the driver refuses such
-a URL with wire).
+straight into a buffer of its own and parses a whole read in one pass. It speaks only what a
+load run needs: plain TCP, no TLS, no credentials, no headers, no cluster discovery (use
+``client = "nats-py"`` for those; the driver refuses such a URL with wire).
 
 The per-frame work is compiled (numba): at a few hundred thousand messages a second, a
 Python step per message (formatting a PUB, matching a MSG header, slicing a payload into a
-``bytes``) costs more than everything else the generator does. ``pack_pubs`` frames
-payloads laid back to back and says where each frame ends; ``scan_msgs`` walks a read and returns where each MSG's
-payload starts and how long it is, stopping at anything that is not a MSG (PING, PONG,
-INFO, +OK, -ERR are handled in Python: they are rare). ``pub_frames`` is the same framing
-one ``bytes`` payload at a time, for publishes that come one by one; tests hold the two to
-the same bytes.
+``bytes``) costs more than everything else the generator does. ``pack_pubs`` frames payloads
+laid back to back and says where each frame ends; ``scan_msgs`` walks a read and returns
+where each MSG's payload starts and how long it is, stopping at anything that is not a MSG
+(PING, PONG, INFO, +OK, -ERR are handled in Python: they are rare). ``pub_frames`` is the
+same framing one ``bytes`` payload at a time, for publishes that come one by one; tests hold
+the two to the same bytes.
 
 One ``WireConnection`` is one TCP connection (an ``asyncio.BufferedProtocol``). It hands
 each read's MSGs to ``on_frames(data, starts, lengths)``: ``data`` is the connection's
@@ -287,8 +287,9 @@ class WireConnection(asyncio.BufferedProtocol):
         await asyncio.wait_for(future, timeout_s)
 
     async def publish_frames(self, frames: bytes | memoryview) -> bool:
-        """Write PUB frames (``bytes``, or the memory of ``pack_pubs``'s array; coalesced for up to ``COALESCE_S``); wait while the transport
-        holds more than ``HIGH_WATER``. False when the connection is gone (nothing written)."""
+        """Write PUB frames (``bytes``, or the memory of ``pack_pubs``'s array; coalesced for
+        up to ``COALESCE_S``); wait while the transport holds more than ``HIGH_WATER``. False
+        when the connection is gone (nothing written)."""
         if not self._writable.is_set():
             await self._writable.wait()
         if self.transport is None or self.lost or self.transport.is_closing():
