@@ -269,3 +269,25 @@ def test_staged_messages_are_published_in_order_across_slices(tmp_path: Path, cl
         driver.stop_servers()
     sizes = {msg_id: 16 + first for first, last in ((0, 5), (5, 12), (12, 20)) for msg_id in range(first, last)}
     assert received == [payload(m, m * 10, sizes[m]) for m in range(20)]
+
+
+def test_a_signal_while_the_server_starts_leaves_a_stop_paired_with_its_start(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C lands while msgstorm waits for the server it spawned to listen: the run ends
+    interrupted, the server is stopped, and the history records its start before its stop."""
+    import msgstorm.live.servers as servers
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(servers.socket, "create_connection", interrupted)
+    result = run(_scenario(), tmp_path / "run")
+    monkeypatch.undo()
+    assert result.summary["interrupted"] is True and result.summary["messages"]["sent"] == 0
+    events = [e for e in _events(result.run_dir) if e["kind"] in ("server_start", "server_stop")]
+    assert [e["kind"] for e in events] == ["server_start", "server_stop"]
+    start = json.loads(events[0]["detail"])
+    assert start["name"] == "nats-server" and start["started"] is False
+    assert start["pid"] == int((result.run_dir / "servers" / "nats-server.pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(start["pid"], 0)

@@ -34,7 +34,10 @@ class EventKind(StrEnum):
     DESYNC_START = "desync_start"
     DESYNC_END = "desync_end"
     SEND_LAG = "send_lag"  # live: sender could not keep the schedule
-    SERVER_START = "server_start"  # live: a server msgstorm started; detail: {"name", "pid", "url"}
+    # live: a server msgstorm started; detail: {"name", "pid", "url"}, or {"name", "pid",
+    # "url": null, "started": false} for one spawned but stopped before it listened (a signal,
+    # a cluster sibling that failed): every server_stop follows its server_start
+    SERVER_START = "server_start"
     SERVER_STOP = "server_stop"  # detail: {"name", "returncode"}
     DISCONNECTED = "disconnected"  # live: a client lost its connection; detail: {"client"}
     RECONNECTED = "reconnected"

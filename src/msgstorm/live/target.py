@@ -188,9 +188,11 @@ class LiveTarget:
         self._events.append((self._now(), EventKind.RUN_START, None, None, {
             "target": self.scenario.target, "consumers": len(self.consumer_names), "processes": 1,
             "fanout": bool(self.driver.fanout), "acks": bool(self.driver.acks)}))
+        started: set[int] = set()  # pids of the servers whose server_start is recorded
         try:
             for server in self.driver.start_servers():
                 self._events.append((self._now(), EventKind.SERVER_START, None, None, server))
+                started.add(server["pid"])
             # A batch can take a few hundred ms to build (a step ramp's first), and the first
             # two windows compile the traffic draws' code paths on a fresh install (numba
             # holds the GIL while it compiles: a 200 ms stall of the generator). Build both
@@ -226,6 +228,15 @@ class LiveTarget:
         finally:
             self.driver.stop_servers()
             for server in getattr(self.driver, "servers", []):
+                if server.pid is None:  # never spawned: a start that failed or was interrupted first
+                    continue
+                if server.pid not in started:
+                    # Spawned, but the start was cut short (a signal while it waited for the port,
+                    # a sibling of a cluster that failed): the history still pairs every stop
+                    # with its start.
+                    self._events.append((self._now(), EventKind.SERVER_START, None, None,
+                                         {"name": server.name, "pid": server.pid, "url": None,
+                                          "started": False}))
                 self._events.append((self._now(), EventKind.SERVER_STOP, None, None,
                                      {"name": server.name, "returncode": server.returncode}))
 
