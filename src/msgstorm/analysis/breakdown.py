@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from msgstorm.analysis._common import MessageArrays, events_of, ms, percentile, rounded
+from msgstorm.analysis._common import MessageArrays, events_of, ms, percentiles, rounded
 from msgstorm.history.reader import History
 
 __all__ = ["by_group", "gossip_backlog_summary"]
@@ -35,8 +35,7 @@ def by_group(history: History, messages: MessageArrays, column: str) -> dict[str
             p50, p99 = messages.latency_percentiles((50.0, 99.0))
         else:
             done = messages.latency_ns(mine)
-            p50, p99 = (percentile(done, 50.0, scratch=True), percentile(done, 99.0, scratch=True)) if done.size \
-                else (None, None)
+            p50, p99 = percentiles(done, (50.0, 99.0), scratch=True) if done.size else (None, None)
         entry["latency_ms"] = {"p50": ms(p50), "p99": ms(p99)}
         out[names[code]] = entry
     return out

@@ -32,7 +32,7 @@ from msgstorm.analysis._common import MessageArrays, analysis_settings, rounded
 from msgstorm.analysis._intervals import IntervalLoad, overlap_range
 from msgstorm.analysis.capacity import capacity
 from msgstorm.analysis.desync import DesyncEpisode, desync_episodes
-from msgstorm.analysis.latency import jitter_ms, latency_ms
+from msgstorm.analysis.latency import latency_and_jitter_ms
 from msgstorm.analysis.queue import DepthSamples, depth_samples
 from msgstorm.analysis.windows import horizon_ns, window_table
 from msgstorm.history.reader import History
@@ -49,7 +49,8 @@ def _slo_breached(latency_ns: np.ndarray, rules: list[SloRule]) -> bool:
     relevant = [rule for rule in rules if rule.path[0] in _INTERVAL_SECTIONS]
     if not relevant or latency_ns.size == 0:
         return False
-    local = {"latency_ms": latency_ms(latency_ns), "jitter_ms": jitter_ms(latency_ns)}
+    latency, jitter, _ = latency_and_jitter_ms(latency_ns)
+    local = {"latency_ms": latency, "jitter_ms": jitter}
     for rule in relevant:
         value = slo_value(local, rule.name)
         if value is not None and not rule.holds(value):

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from msgstorm.analysis._common import I64, MessageArrays, Stamp, ms, percentile
+from msgstorm.analysis._common import I64, MessageArrays, Stamp, ms, percentile, percentiles
 
 __all__ = [
     "LATENCY_PERCENTILES",
     "STAGES",
     "ipdv_ms",
     "jitter_ms",
+    "latency_and_jitter_ms",
     "latency_ms",
     "stage_breakdown_ms",
 ]
@@ -34,24 +35,35 @@ LATENCY_PERCENTILES: dict[str, float] = {"p50": 50.0, "p90": 90.0, "p99": 99.0, 
 STAGES: tuple[str, ...] = ("propagation", "queue_wait", "service", "block_wait")
 
 
+def latency_and_jitter_ms(
+    latency_ns: I64, scratch: bool = False
+) -> tuple[dict[str, float | None], dict[str, float | None], dict[float, float]]:
+    """``latency_ms`` and ``jitter_ms`` of one population from one partition of it, and the
+    percentiles taken (ns, by q). ``scratch``: the caller's own array, reordered in place."""
+    if latency_ns.size == 0:
+        return ({name: None for name in (*LATENCY_PERCENTILES, "max", "mean")},
+                {"stddev": None, "p99_minus_p50": None}, {})
+    # What does not depend on the order first: the partition below reorders a scratch array.
+    largest = float(latency_ns.max())
+    mean = float(latency_ns.mean())
+    stddev = float(np.std(latency_ns.astype(np.float64)))
+    taken = dict(zip(LATENCY_PERCENTILES.values(), percentiles(latency_ns, tuple(LATENCY_PERCENTILES.values()),
+                                                                  scratch=scratch)))
+    latency: dict[str, float | None] = {name: ms(taken[q]) for name, q in LATENCY_PERCENTILES.items()}
+    latency["max"] = ms(largest)
+    latency["mean"] = ms(mean)
+    jitter = {"stddev": ms(stddev), "p99_minus_p50": ms(taken[99.0] - taken[50.0])}
+    return latency, jitter, taken
+
+
 def latency_ms(latency_ns: I64) -> dict[str, float | None]:
     """{p50, p90, p99, p999, max, mean} in ms; every value None for an empty population."""
-    if latency_ns.size == 0:
-        return {name: None for name in (*LATENCY_PERCENTILES, "max", "mean")}
-    result = {name: ms(percentile(latency_ns, q)) for name, q in LATENCY_PERCENTILES.items()}
-    result["max"] = ms(float(latency_ns.max()))
-    result["mean"] = ms(float(latency_ns.mean()))
-    return result
+    return latency_and_jitter_ms(latency_ns)[0]
 
 
 def jitter_ms(latency_ns: I64) -> dict[str, float | None]:
     """{stddev, p99_minus_p50} in ms; None for an empty population."""
-    if latency_ns.size == 0:
-        return {"stddev": None, "p99_minus_p50": None}
-    return {
-        "stddev": ms(float(np.std(latency_ns.astype(np.float64)))),
-        "p99_minus_p50": ms(percentile(latency_ns, 99.0) - percentile(latency_ns, 50.0)),
-    }
+    return latency_and_jitter_ms(latency_ns)[1]
 
 
 _BLOCK_ROWS = 1 << 20
@@ -93,10 +105,8 @@ def stage_breakdown_ms(messages: MessageArrays) -> dict[str, dict[str, float | N
         else:
             # Only order statistics are taken of these spans: partitioning them in place
             # saves a copy as long as the run.
-            result[stage] = {
-                "p50": ms(percentile(values, 50.0, scratch=True)),
-                "p99": ms(percentile(values, 99.0, scratch=True)),
-            }
+            p50, p99 = percentiles(values, (50.0, 99.0), scratch=True)
+            result[stage] = {"p50": ms(p50), "p99": ms(p99)}
     return result
 
 

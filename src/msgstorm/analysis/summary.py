@@ -65,7 +65,7 @@ from msgstorm.analysis.desync import desync_episodes, desync_summary
 from msgstorm.analysis.failure import failure_over
 from msgstorm.analysis.faults import fault_windows, faults_summary
 from msgstorm.analysis.generator import generator_summary
-from msgstorm.analysis.latency import ipdv_ms, jitter_ms, latency_ms, stage_breakdown_ms
+from msgstorm.analysis.latency import ipdv_ms, latency_and_jitter_ms, stage_breakdown_ms
 from msgstorm.analysis.propagation import propagation_by_region_ms
 from msgstorm.analysis.queue import (
     backpressure_summary,
@@ -128,9 +128,9 @@ def analyse(history: History) -> Analysis:
     messages = MessageArrays.from_history(history)
     # Metrics over all latencies first, so the array is let go before the heavier steps:
     # peak memory at ten million messages is the steady arrays plus one step's temporaries.
-    latency_ns = messages.latency_ns()
-    latency = latency_ms(latency_ns)
-    jitter = jitter_ms(latency_ns)
+    latency_ns = messages.latency_ns()  # analyse's own array: partitioned in place
+    latency, jitter, taken = latency_and_jitter_ms(latency_ns, scratch=True)
+    messages.keep_latency_percentiles(taken)  # by_kind and by_agent ask for p50 and p99 of it again
     del latency_ns
     episodes = desync_episodes(history)
     faults = fault_windows(history)

@@ -38,7 +38,7 @@ from msgstorm.analysis._common import (
     MessageArrays,
     events_of,
     ms,
-    percentile,
+    percentiles,
     rounded,
     run_t_end_ns,
     scenario_section,
@@ -129,13 +129,16 @@ def window_table(
     faults = faults if faults is not None else fault_windows(history)
 
     latencies = load.latencies_ns
+    # Each window's p50 and p99 in one partition (of a copy: the failure threshold reads
+    # these arrays again).
+    middle_tail = [percentiles(v, (50.0, 99.0)) if v.size else [None, None] for v in latencies]
     columns = {
         "t_start_ns": load.starts,
         "t_end_ns": load.ends,
         "offered_per_s": [rounded(v) for v in load.offered_per_s.tolist()],
         "throughput_per_s": [rounded(v) for v in load.throughput_per_s.tolist()],
-        "p50_ms": [ms(percentile(v, 50.0)) if v.size else None for v in latencies],
-        "p99_ms": [ms(percentile(v, 99.0)) if v.size else None for v in latencies],
+        "p50_ms": [ms(p50) for p50, _ in middle_tail],
+        "p99_ms": [ms(p99) for _, p99 in middle_tail],
         "max_ms": [ms(float(v.max())) if v.size else None for v in latencies],
         "jitter_ms": [
             ms(float(np.std(v.astype(np.float64)))) if v.size else None for v in latencies
