@@ -6,10 +6,17 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
 from test_analysis_history import MS, message, write_history
 
-from msgstorm.analysis._common import MessageArrays
-from msgstorm.analysis.latency import ipdv_ms, jitter_ms, latency_ms, stage_breakdown_ms
+from msgstorm.analysis._common import MessageArrays, percentile, percentiles
+from msgstorm.analysis.latency import (
+    ipdv_ms,
+    jitter_ms,
+    latency_and_jitter_ms,
+    latency_ms,
+    stage_breakdown_ms,
+)
 
 
 def test_percentiles_are_exact_nearest_rank(tmp_path: Path) -> None:
@@ -84,3 +91,34 @@ def test_ipdv_without_pairs_is_null(tmp_path: Path) -> None:
         "ipdv_mean": None,
         "ipdv_p99": None,
     }
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_percentiles_in_one_partition_are_each_percentile(seed: int) -> None:
+    """Several ranks selected at once give what one call per percentile gives, in the
+    order asked, with ties and repeated qs, on the caller's copy or a scratch array."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 5000))
+    values = rng.integers(0, 50 if seed % 2 else 10**9, n)
+    qs = (99.9, 50.0, 0.0, 100.0, 90.0, 50.0, float(rng.uniform(0, 100)))
+    expected = [percentile(values, q) for q in qs]
+    kept = values.copy()
+    assert percentiles(values, qs) == expected
+    assert np.array_equal(values, kept), "without scratch the array is left as it was"
+    assert percentiles(values.copy(), qs, scratch=True) == expected
+
+
+def test_latency_and_jitter_from_one_partition_are_latency_ms_and_jitter_ms_of_before() -> None:
+    rng = np.random.default_rng(7)
+    latency_ns = rng.integers(1, 10**8, 20_001)
+    latency, jitter, taken = latency_and_jitter_ms(latency_ns.copy(), scratch=True)
+    ms = lambda ns: round(float(ns) / 1e6, 3)  # noqa: E731
+    assert latency == {"p50": ms(percentile(latency_ns, 50)), "p90": ms(percentile(latency_ns, 90)),
+                       "p99": ms(percentile(latency_ns, 99)), "p999": ms(percentile(latency_ns, 99.9)),
+                       "max": ms(latency_ns.max()), "mean": ms(latency_ns.mean())}
+    assert jitter == {"stddev": ms(np.std(latency_ns.astype(np.float64))),
+                      "p99_minus_p50": ms(percentile(latency_ns, 99) - percentile(latency_ns, 50))}
+    assert taken == {q: percentile(latency_ns, q) for q in (50.0, 90.0, 99.0, 99.9)}
+    assert (latency_ms(latency_ns), jitter_ms(latency_ns)) == (latency, jitter)
+    empty = latency_and_jitter_ms(np.zeros(0, dtype=np.int64))
+    assert empty[0]["p50"] is None and empty[1]["stddev"] is None and empty[2] == {}
