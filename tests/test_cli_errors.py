@@ -113,6 +113,7 @@ def test_a_full_disk_while_running_is_one_line_exit_1_and_keeps_what_was_written
     ("report", "msgstorm report [OPTIONS] RUN_DIR"), ("compare", "msgstorm compare [OPTIONS] RUN_DIR..."),
 ])
 def test_help_names_the_arguments_plainly(command: str, usage: str) -> None:
-    result = CliRunner().invoke(app, [command, "--help"], prog_name="msgstorm", terminal_width=200)
+    result = CliRunner().invoke(app, [command, "--help"], prog_name="msgstorm", terminal_width=200,
+                                env={"COLUMNS": "200"})  # rich sizes typer's help from COLUMNS
     assert result.exit_code == 0
     assert usage in result.output and "{" not in result.output.split("\n\n")[0]

@@ -292,7 +292,7 @@ def report(
 
 @app.command(cls=_Command)
 def compare(
-    runs: Annotated[list[Path], typer.Argument(help="run directories; the first is the baseline", metavar="RUN_DIR")],
+    runs: Annotated[list[Path], typer.Argument(help="run directories; the first is the baseline", metavar="RUN_DIR...")],
     tolerance: Annotated[str, typer.Option("--tolerance", help="how much worse than the baseline a metric may "
                                            "get before it is a regression, e.g. 5% or 0.05")] = "5%",
     fail_on_regression: Annotated[bool, typer.Option("--fail-on-regression",
