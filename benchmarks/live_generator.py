@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import sys
 import tempfile
 import time
@@ -65,8 +66,8 @@ window = "1s"
 [live]
 url = "{url}"
 nats = {{ client = "{client}" }}
-subject = "bench{rate}"
-jetstream = {{ stream = "BENCH{rate}", storage = "memory" }}
+subject = "bench{number}"
+jetstream = {{ stream = "BENCH{number}", storage = "memory" }}
 consumers = 1
 
 [[agents]]
@@ -124,12 +125,28 @@ async def plain_jetstream(url: str, count: int, size: int = 128) -> float:
     return count / elapsed
 
 
+async def delete_stream(url: str, name: str) -> None:
+    client = await nats.connect(url)
+    try:
+        await client.jetstream().delete_stream(name)
+    finally:
+        await client.close()
+
+
+# Each run's subject and stream are new: a rate run again must not find the stream (and
+# its subject) an earlier run at that rate left on the server.
+_RUN_NUMBERS = itertools.count()
+
+
 def msgstorm_at(url: str, rate: int, duration: float, client: str,
                 target: str = "nats") -> tuple[bool, dict[str, object]]:
+    number = next(_RUN_NUMBERS)
     scenario = parse_scenario(SCENARIO.format(duration=duration, url=url, rate=rate, client=client,
-                                              target=target), source="bench.toml")
+                                              target=target, number=number), source="bench.toml")
     with tempfile.TemporaryDirectory() as directory:
         summary = run(scenario, Path(directory) / "run").summary
+    if target == "jetstream":
+        asyncio.run(delete_stream(url, f"BENCH{number}"))  # a memory stream holds the server's memory
     generator = summary["generator"]
     assert isinstance(generator, dict)
     messages = summary["messages"]
