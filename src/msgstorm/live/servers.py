@@ -24,7 +24,7 @@ from pathlib import Path
 from msgstorm.errors import TargetError
 from msgstorm.scenario.refs import is_loopback_url
 
-__all__ = ["ManagedServer", "ServerError", "free_port", "go_server_env", "require_loopback"]
+__all__ = ["ManagedServer", "ServerError", "die_with_parent", "free_port", "go_server_env", "require_loopback"]
 
 _RUNNING: set[ManagedServer] = set()
 _PR_SET_PDEATHSIG = 1
@@ -60,7 +60,8 @@ def go_server_env() -> dict[str, str]:
     return {"GOMAXPROCS": str(max(1, cpus - 1))}
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Ask the kernel to kill this process when its parent dies (Linux; ``preexec_fn``)."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -101,7 +102,7 @@ class ManagedServer:
         try:
             self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             env={**os.environ, **self.env} if self.env else None,
-                                            cwd=self.directory, preexec_fn=_die_with_parent)
+                                            cwd=self.directory, preexec_fn=die_with_parent)
         finally:
             log.close()
         _RUNNING.add(self)

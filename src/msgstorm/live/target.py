@@ -72,10 +72,13 @@ STREAM = "stream"
 class Receipts:
     """Every receipt in arrival order: (consumer, msg_id, time). One at a time (``add``),
     or the ids one read brought as one array, with one consumer and one time (``add_read``):
-    nothing is made per message on the bulk path."""
+    nothing is made per message on the bulk path. Receipts a consumer process stamped
+    itself (``add_timed``) arrive later than they happened, interleaved with other
+    consumers': ``columns`` puts them in time order."""
 
     def __init__(self) -> None:
         self.count = 0
+        self._timed = False
         self._chunks: list[tuple[np.ndarray | int, np.ndarray, np.ndarray | int]] = []
         self._consumer: list[int] = []
         self._msg: list[int] = []
@@ -92,6 +95,13 @@ class Receipts:
         self._chunks.append((consumer, msg_ids, t))
         self.count += msg_ids.size
 
+    def add_timed(self, consumer: int, msg_ids: np.ndarray, times: np.ndarray) -> None:
+        """Receipts with a time each (int64, this run's clock), in the order they happened."""
+        self._close_singles()
+        self._chunks.append((consumer, msg_ids, times))
+        self.count += msg_ids.size
+        self._timed = True
+
     def _close_singles(self) -> None:
         if self._msg:
             self._chunks.append((np.asarray(self._consumer, dtype=np.int64), np.asarray(self._msg, dtype=np.int64),
@@ -102,9 +112,13 @@ class Receipts:
         """(consumer, msg_id, t), int64 each, in arrival order."""
         self._close_singles()
         empty = np.zeros(0, dtype=np.int64)
-        return (np.concatenate([empty, *(np.broadcast_to(c, m.shape) for c, m, _ in self._chunks)]),
-                np.concatenate([empty, *(m for _, m, _ in self._chunks)]),
-                np.concatenate([empty, *(np.broadcast_to(t, m.shape) for _, m, t in self._chunks)]))
+        consumer, msg, t = (np.concatenate([empty, *(np.broadcast_to(c, m.shape) for c, m, _ in self._chunks)]),
+                            np.concatenate([empty, *(m for _, m, _ in self._chunks)]),
+                            np.concatenate([empty, *(np.broadcast_to(t, m.shape) for _, m, t in self._chunks)]))
+        if self._timed and t.size > 1 and bool((t[1:] < t[:-1]).any()):
+            order = np.argsort(t, kind="stable")  # equal times keep the order they came in
+            consumer, msg, t = consumer[order], msg[order], t[order]
+        return consumer, msg, t
 
 
 def first_arrivals(ids: np.ndarray, arrived: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -177,6 +191,11 @@ class LiveTarget:
         self.receipts.add_read(consumer, msg_ids, self._now())
         self.unreadable += unreadable
 
+    def _on_timed_receipts(self, consumer: int, msg_ids: np.ndarray, times: np.ndarray, unreadable: int) -> None:
+        """Receipts a consumer process stamped itself (CLOCK_MONOTONIC ns, the clock of ``_now``)."""
+        self.receipts.add_timed(consumer, msg_ids, times - self._t0)
+        self.unreadable += unreadable
+
     def _on_ack(self, msg_id: int, order: int) -> None:
         self.ack_t.append(self._now())
         self.ack_msg.append(msg_id)
@@ -186,7 +205,8 @@ class LiveTarget:
 
     def run(self, traffic: Iterator[MessageBatch]) -> None:
         self._events.append((self._now(), EventKind.RUN_START, None, None, {
-            "target": self.scenario.target, "consumers": len(self.consumer_names), "processes": 1,
+            "target": self.scenario.target, "consumers": len(self.consumer_names),
+            "processes": int(getattr(self.driver, "processes", 1)),
             "fanout": bool(self.driver.fanout), "acks": bool(self.driver.acks)}))
         started: set[int] = set()  # pids of the servers whose server_start is recorded
         try:
@@ -245,6 +265,8 @@ class LiveTarget:
             try:
                 if isinstance(self.driver, BurstDriver):
                     self.driver.on_receipts = self._on_receipts
+                if hasattr(self.driver, "on_timed_receipts"):
+                    self.driver.on_timed_receipts = self._on_timed_receipts
                 await self.driver.connect(self._on_receipt, self._on_ack)
             except Exception as error:  # noqa: BLE001 - any client failure here means no run
                 raise TargetError(f"{self.scenario.target}: cannot connect: {type(error).__name__}: {error}") from error

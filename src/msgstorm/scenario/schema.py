@@ -385,6 +385,16 @@ class NatsSpec(_Spec):
     client: Literal["wire", "nats-py"] = "wire"
     # Messages due at once that go out as one burst (a slice of the staged frames), at most.
     burst: int = Field(default=1024, ge=1, le=100_000)
+    # Each consumer reads in a process of its own (wire client only), so the generator's
+    # thread only sends: for machines with a core to spare per consumer.
+    consumer_processes: bool = False
+
+    @model_validator(mode="after")
+    def _processes_need_wire(self) -> NatsSpec:
+        if self.consumer_processes and self.client != "wire":
+            raise ValueError('consumer_processes = true needs client = "wire" (the nats-py client reads in '
+                             "the generator's process)")
+        return self
 
 
 class JetStreamSpec(_Spec):

@@ -16,6 +16,13 @@ publisher's connection is down are dropped (lost in the history, counted in a
 ``client_error`` event). ``"nats-py"`` uses the nats-py client (TLS, credentials), which
 buffers publishes while it reconnects.
 
+``[live.nats] consumer_processes = true`` (wire client) runs each consumer in a process of
+its own (``live/consumer_process.py``, its log in ``RUN_DIR/servers/msgstorm-consumer-<i>.log``): the
+generator's thread then only sends, and each consumer has a core to read on when the
+machine has one to spare. A consumer process stamps its reads with the same monotonic
+clock (CLOCK_MONOTONIC is one clock for the whole host) and streams its receipts to the
+generator every few milliseconds; one that dies is reported as a ``client_error`` event.
+
 History mapping (what each column means on this target): ``t_sent`` the publish call
 began (the client may buffer the message a while), ``t_received`` = ``t_sequenced`` =
 ``t_committed`` the first consumer's receipt, ``seq_no`` the order of first receipts,
@@ -35,6 +42,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from msgstorm.history.events import EventKind
+from msgstorm.live.consumer_process import ConsumerProcess, OnTimedReceipts
 from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt, OnReceipts
 from msgstorm.live.drivers.nats_wire import WireConnection, pack_pubs, payloads, pub_frames
 from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
@@ -91,6 +99,10 @@ class NatsDriver:
         self.wire = spec.nats.client == "wire"
         self.burst = spec.nats.burst if self.wire else 1  # nats-py: one publish at a time
         self.on_receipts: OnReceipts | None = None  # set by the target: receipts in bulk
+        # Set by the target: receipts with their own times (consumer processes).
+        self.on_timed_receipts: OnTimedReceipts | None = None
+        self.in_processes = self.wire and spec.nats.consumer_processes
+        self.consumer_processes: list[ConsumerProcess] = []
         self.wire_publisher: WireConnection | None = None
         self.wire_consumers: list[WireConnection] = []
         self._on_receipt: OnReceipt | None = None
@@ -115,8 +127,15 @@ class NatsDriver:
         return [{"name": server.name, "pid": server.pid, "url": self.url, **(server.env or {})}]
 
     def stop_servers(self) -> None:
+        for process in self.consumer_processes:  # any still running (an interrupted run)
+            process.kill()
         for server in self.servers:
             server.stop()
+
+    @property
+    def processes(self) -> int:
+        """Processes the generator and its consumers run in."""
+        return 1 + (self.spec.consumers if self.in_processes else 0)
 
     async def _connect(self, name: str) -> Client:
         async def disconnected() -> None:
@@ -233,9 +252,30 @@ class NatsDriver:
         # so that a signal meanwhile stops the run as at any other time (numba swallows an
         # exception raised inside its compiler).
         await asyncio.get_running_loop().run_in_executor(None, _warm_up)
-        for index in range(self.spec.consumers):
-            self.wire_consumers.append(await self._open_wire(f"msgstorm-consumer-{index}", index))
+        if self.in_processes:
+            await self._start_consumer_processes()
+        else:
+            for index in range(self.spec.consumers):
+                self.wire_consumers.append(await self._open_wire(f"msgstorm-consumer-{index}", index))
         self.wire_publisher = await self._open_wire("msgstorm-publisher", None)
+
+    async def _start_consumer_processes(self) -> None:
+        """One process per consumer, started together; each returns once it is subscribed
+        (after the warm-up above, numba's cache holds what they load)."""
+        assert self.url is not None
+        timed = self.on_timed_receipts
+        if timed is None:  # the receipts' times are the consumers' own: only a caller that takes them will do
+            raise RuntimeError("consumer processes need on_timed_receipts set before connect")
+        self.consumer_processes = [
+            ConsumerProcess(index, f"msgstorm-consumer-{index}", self.url, self.spec.subject, self.run_dir / "servers",
+                            timed, self.on_event)
+            for index in range(self.spec.consumers)]
+        try:
+            await asyncio.gather(*(p.start(self.spec.start_timeout / 1e9) for p in self.consumer_processes))
+        except BaseException:
+            for process in self.consumer_processes:
+                process.kill()
+            raise
 
     def _wire_lost(self, connection: WireConnection) -> None:
         if self._closing:
@@ -270,6 +310,8 @@ class NatsDriver:
         self._closing = True
         for task in list(self._reconnects):
             task.cancel()
+        # Consumer processes first: each sends what it still holds before it exits.
+        await asyncio.gather(*(process.stop() for process in self.consumer_processes))
         for connection in [*([self.wire_publisher] if self.wire_publisher else []), *self.wire_consumers]:
             connection.close()
             for error in connection.errors:

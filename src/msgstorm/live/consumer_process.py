@@ -1,0 +1,332 @@
+"""Core-NATS consumers in processes of their own, for a generator whose one thread cannot
+also read every message.
+
+Place in the pipeline: under ``drivers/nats.py``. With ``[live.nats] consumer_processes =
+true`` each consumer runs as ``python -m msgstorm.live.consumer_process URL SUBJECT NAME
+TIMEOUT_S``: it subscribes with the wire client (``nats_wire.WireConnection``), stamps each
+read with ``time.monotonic_ns()`` (CLOCK_MONOTONIC: one clock for every process of the host,
+the generator's included, so end-to-end latency still needs no clock sync) and streams what it
+received to its parent on its stdout, in frames:
+
+- ``READY``: subscribed (the server has answered a PING after the SUB), nothing sent yet;
+- ``RECEIPTS``: ``<reads> <ids> <unreadable>`` (uint32 each), then each read's time and how
+  many ids it brought (int64 each), then the ids (int64): at most every ``FLUSH_S``;
+- ``EVENT``: JSON ``{"kind", "detail"}`` (disconnected, reconnected, client_error);
+- ``DONE``: everything received has been sent.
+
+The parent (``ConsumerProcess``) closes the child's stdin to stop it; the child then sends what
+it still holds, ``DONE``, and exits. The kernel kills a child whose parent dies
+(``PR_SET_PDEATHSIG``), so even a SIGKILLed run leaves none behind. A child that dies first
+loses at most its last ``FLUSH_S`` of receipts, and the parent reports it as a
+``client_error`` event. Why frames by hand: they carry numpy arrays as they are, a few bytes
+of header per read, where a pickle per message would cost the consumer more than the read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from msgstorm.live.servers import die_with_parent
+
+__all__ = ["FLUSH_S", "ConsumerProcess", "OnTimedReceipts"]
+
+# (consumer index, msg ids (int64), receipt times (int64, CLOCK_MONOTONIC ns), payloads too
+# short to carry an id)
+OnTimedReceipts = Callable[[int, np.ndarray, np.ndarray, int], None]
+OnEvent = Callable[[str, dict[str, Any]], None]
+
+READY, RECEIPTS, EVENT, DONE = range(4)
+_HEADER = struct.Struct("<BI")  # frame kind, payload bytes
+_COUNTS = struct.Struct("<III")  # reads, ids, unreadable
+# The child sends what it received at least this often (and a child that dies loses at most this).
+FLUSH_S = 0.02
+# The child tries a lost connection again this often.
+RECONNECT_S = 0.1
+# A frame's payload is at most this large: a flush of more ids is split.
+_MAX_IDS = 1 << 20
+
+
+def _frame(kind: int, payload: bytes = b"") -> bytes:
+    return _HEADER.pack(kind, len(payload)) + payload
+
+
+def _receipts_frame(times: list[int], chunks: list[np.ndarray], unreadable: int) -> bytes:
+    counts = np.fromiter((chunk.size for chunk in chunks), dtype=np.int64, count=len(chunks))
+    ids = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
+    payload = b"".join((_COUNTS.pack(len(times), ids.size, unreadable), np.asarray(times, dtype=np.int64).tobytes(),
+                        counts.tobytes(), ids.tobytes()))
+    return _frame(RECEIPTS, payload)
+
+
+def parse_receipts(payload: bytes | memoryview) -> tuple[np.ndarray, np.ndarray, int]:
+    """A ``RECEIPTS`` frame's payload as (ids, each id's receipt time, unreadable)."""
+    reads, count, unreadable = _COUNTS.unpack_from(payload)
+    at = _COUNTS.size
+    times = np.frombuffer(payload, dtype=np.int64, count=reads, offset=at)
+    counts = np.frombuffer(payload, dtype=np.int64, count=reads, offset=at + 8 * reads)
+    ids = np.frombuffer(payload, dtype=np.int64, count=count, offset=at + 16 * reads).copy()
+    return ids, np.repeat(times, counts), unreadable
+
+
+# --- the child ---------------------------------------------------------------------------------
+
+
+class _Stdin(asyncio.Protocol):
+    """Ends the child when its parent closes the pipe (or dies)."""
+
+    def __init__(self, closed: asyncio.Future[None]) -> None:
+        self.closed = closed
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class _Child:
+    def __init__(self, url: str, subject: str, name: str, timeout_s: float, out: asyncio.WriteTransport) -> None:
+        self.url, self.subject, self.name, self.timeout_s = url, subject, name, timeout_s
+        self.out = out
+        self.times: list[int] = []
+        self.chunks: list[np.ndarray] = []
+        self.held = 0
+        self.unreadable = 0
+        self.closing = False
+        self.connection: Any = None
+        self.reconnect: asyncio.Task[None] | None = None
+
+    def on_frames(self, data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> None:
+        from msgstorm.live.payload import read_ids
+
+        t = time.monotonic_ns()
+        ids = read_ids(data, starts, lengths)
+        self.unreadable += starts.size - ids.size
+        if ids.size:
+            self.times.append(t)
+            self.chunks.append(ids)
+            self.held += ids.size
+            if self.held >= _MAX_IDS:
+                self.flush()
+
+    def flush(self) -> None:
+        if self.chunks or self.unreadable:
+            self.out.write(_receipts_frame(self.times, self.chunks, self.unreadable))
+            self.times, self.chunks, self.held, self.unreadable = [], [], 0, 0
+
+    def event(self, kind: str, detail: dict[str, Any]) -> None:
+        self.flush()  # receipts before the event, as they happened
+        self.out.write(_frame(EVENT, json.dumps({"kind": kind, "detail": {"client": self.name, **detail}}).encode()))
+
+    async def open(self) -> Any:
+        from msgstorm.live.drivers.nats_wire import WireConnection
+
+        connection = WireConnection(self.url, self.name, self.on_frames, self.on_lost)
+        await connection.open(timeout_s=self.timeout_s)
+        connection.subscribe(self.subject, 1)
+        await connection.ping(timeout_s=self.timeout_s)  # subscribed before the parent sends anything
+        return connection
+
+    def on_lost(self, connection: Any) -> None:
+        if self.closing:
+            return
+        self.event("disconnected", {})
+        self.reconnect = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        while not self.closing:
+            await asyncio.sleep(RECONNECT_S)
+            try:
+                connection = await self.open()
+            except Exception:  # noqa: BLE001 - any failure: try again until the run ends
+                continue
+            if self.closing:
+                connection.close()
+                return
+            self.connection = connection
+            self.event("reconnected", {})
+            return
+
+    def close(self) -> None:
+        self.closing = True
+        if self.reconnect is not None:
+            self.reconnect.cancel()
+        if self.connection is not None:
+            self.connection.close()
+            for error in self.connection.errors:
+                self.event("client_error", {"error": error})
+        self.flush()
+
+
+async def _consume(url: str, subject: str, name: str, timeout_s: float, out_fd: int) -> None:
+    from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
+    from msgstorm.live.payload import warm_up as warm_up_payloads
+
+    warm_up_wire()  # compiled (loaded from numba's cache) before anything arrives
+    warm_up_payloads()
+    loop = asyncio.get_running_loop()
+    out, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(out_fd, "wb", buffering=0))
+    closed: asyncio.Future[None] = loop.create_future()
+    await loop.connect_read_pipe(lambda: _Stdin(closed), sys.stdin.buffer)
+    child = _Child(url, subject, name, timeout_s, out)
+    child.connection = await child.open()
+    out.write(_frame(READY))
+    while not closed.done():
+        await asyncio.wait([closed], timeout=FLUSH_S)
+        child.flush()
+    child.close()
+    out.write(_frame(DONE))
+    while out.get_write_buffer_size():
+        await asyncio.sleep(0.001)
+    out.close()
+
+
+def main(argv: list[str]) -> int:
+    url, subject, name, timeout_s = argv
+    # The frames own the original stdout; anything else printed goes to stderr (the log).
+    out_fd = os.dup(sys.stdout.fileno())
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    try:
+        asyncio.run(_consume(url, subject, name, float(timeout_s), out_fd))
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+# --- the parent --------------------------------------------------------------------------------
+
+
+class _Frames(asyncio.Protocol):
+    """The parent's end of a child's stdout: frames in, calls out."""
+
+    def __init__(self, owner: ConsumerProcess) -> None:
+        self.owner = owner
+        self.buffer = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        at = 0
+        while len(buffer) - at >= _HEADER.size:
+            kind, size = _HEADER.unpack_from(buffer, at)
+            if len(buffer) - at - _HEADER.size < size:
+                break
+            start = at + _HEADER.size
+            self.owner.on_frame(kind, bytes(buffer[start:start + size]))
+            at = start + size
+        del buffer[:at]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner.on_end()
+
+
+class ConsumerProcess:
+    """One consumer process, as the driver sees it: ``start`` returns once it is subscribed;
+    its receipts arrive through ``on_receipts`` while the parent's loop runs; ``stop`` asks
+    it to finish and waits for everything it received; ``kill`` ends it at once."""
+
+    def __init__(self, index: int, name: str, url: str, subject: str, log_dir: Path,
+                 on_receipts: OnTimedReceipts, on_event: OnEvent) -> None:
+        self.index, self.name, self.url, self.subject = index, name, url, subject
+        self.log_dir = log_dir
+        self.on_receipts = on_receipts
+        self.on_event = on_event
+        self.process: subprocess.Popen[bytes] | None = None
+        self.ready: asyncio.Future[None] | None = None
+        self.done: asyncio.Future[None] | None = None
+        self.received = 0
+        self.stopping = False
+
+    async def start(self, timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        self.ready, self.done = loop.create_future(), loop.create_future()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_dir / f"{self.name}.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "msgstorm.live.consumer_process", self.url, self.subject, self.name,
+                 str(timeout_s)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, preexec_fn=die_with_parent)
+        assert self.process.stdout is not None
+        await loop.connect_read_pipe(lambda: _Frames(self), self.process.stdout)
+        try:
+            # Starting Python, numpy and the compiled parser in a fresh process takes a while.
+            await asyncio.wait_for(asyncio.shield(self.ready), timeout_s + 30.0)
+        except TimeoutError:
+            self.kill()
+            raise RuntimeError(f"{self.name}: the consumer process did not subscribe within "
+                               f"{timeout_s + 30.0:g} s; see {self.log_dir / (self.name + '.log')}") from None
+
+    def on_frame(self, kind: int, payload: bytes) -> None:
+        if kind == RECEIPTS:
+            ids, times, unreadable = parse_receipts(payload)
+            self.received += ids.size
+            self.on_receipts(self.index, ids, times, unreadable)
+        elif kind == EVENT:
+            event = json.loads(bytes(payload))
+            self.on_event(event["kind"], event["detail"])
+        elif kind == READY and self.ready is not None and not self.ready.done():
+            self.ready.set_result(None)
+        elif kind == DONE and self.done is not None and not self.done.done():
+            self.done.set_result(None)
+
+    def on_end(self) -> None:
+        """The child's stdout closed: after DONE, or because the child died."""
+        finished = self.done is not None and self.done.done()
+        if not finished:
+            code = self.process.poll() if self.process is not None else None
+            if not self.stopping or code not in (0, None):
+                self.on_event("client_error", {"client": self.name,
+                                               "error": f"consumer process ended early (exit code {code})"})
+            if self.done is not None:
+                self.done.set_result(None)
+        if self.ready is not None and not self.ready.done():
+            self.ready.set_exception(RuntimeError(f"{self.name}: the consumer process ended before it subscribed; "
+                                                  f"see {self.log_dir / (self.name + '.log')}"))
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Close the child's stdin; wait for its last receipts and its exit."""
+        self.stopping = True
+        process = self.process
+        if process is None:
+            return
+        if process.stdin is not None and not process.stdin.closed:
+            try:
+                process.stdin.close()
+            except OSError:
+                pass
+        if self.done is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self.done), timeout_s)
+            except TimeoutError:
+                pass
+        deadline = time.monotonic() + timeout_s
+        while process.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        self.kill()
+
+    def kill(self) -> None:
+        """End the child now (a no-op once it has exited); reaps it."""
+        process = self.process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdin is not None and not process.stdin.closed:
+            try:
+                process.stdin.close()
+            except OSError:
+                pass
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
