@@ -67,7 +67,7 @@ window = "1s"
 url = "{url}"
 nats = {{ client = "{client}" }}
 subject = "bench{number}"
-jetstream = {{ stream = "BENCH{number}", storage = "memory" }}
+jetstream = {{ stream = "BENCH{number}", storage = "memory", client = "{client}" }}
 consumers = 1
 
 [[agents]]
@@ -159,7 +159,8 @@ def msgstorm_at(url: str, rate: int, duration: float, client: str,
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--client", choices=["wire", "nats-py"], default="wire", help="msgstorm's NATS client")
+    parser.add_argument("--client", choices=["wire", "nats-py"], default="wire",
+                        help="msgstorm's NATS (or, with --jetstream, JetStream) client")
     parser.add_argument("--jetstream", action="store_true", help="a JetStream stream with async publish acks")
     parser.add_argument("--tries", type=int, default=2, help="runs at a rate before it counts as not sustained")
     args = parser.parse_args()

@@ -8,6 +8,7 @@ test no server msgstorm started is left running and its port is closed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,14 +17,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import nats
 import numpy as np
 import pytest
 from conftest import assert_checks_valid, require_program
 
 from msgstorm.errors import TargetError
 from msgstorm.history import read_history
-from msgstorm.live.drivers.jetstream import server_config
+from msgstorm.live.drivers import jetstream
+from msgstorm.live.drivers.jetstream import JetStreamDriver, server_config
 from msgstorm.live.servers import ManagedServer, free_port
 from msgstorm.runner import RunResult, run
 from msgstorm.scenario import Scenario, parse_scenario
@@ -236,3 +240,92 @@ def test_a_server_that_does_not_answer_is_an_error_not_a_run(tmp_path: Path) -> 
         port = sock.getsockname()[1]  # nobody listens once closed
     with pytest.raises(TargetError, match="jetstream: cannot connect"):
         run(_scenario(live=f'url = "nats://127.0.0.1:{port}"\nstart_timeout = "2s"'), tmp_path / "run")
+
+
+@pytest.mark.parametrize("client", ["wire", "nats-py"])
+def test_each_client_acks_every_message_in_stream_order_and_leaves_nothing_to_redeliver(
+        tmp_path: Path, user_server: Callable[..., str], client: str) -> None:
+    """A run on a server the test keeps, so that after the run its consumers can be asked
+    what they still wait for: nothing unacked, nothing redelivered."""
+    url = user_server("-js", "-sd", str(tmp_path / "user-data"))
+    result = run(_scenario(rate=2000, live=f'url = "{url}"', jetstream=f'client = "{client}"'), tmp_path / "run")
+    summary = result.summary
+    assert summary["messages"]["sent"] == summary["messages"]["committed"] == 4000
+    assert summary["messages"]["lost"] == 0
+    messages = result.history.messages.sort_by([("t_committed", "ascending"), ("seq_no", "ascending")])
+    assert messages["seq_no"].to_pylist() == list(range(1, 4001)), "every ack, stream sequence 1..N in ack order"
+    assert messages["msg_id"].to_pylist() == list(range(4000)), "the stream keeps the send order"
+    receipts = _receipts(result)
+    assert receipts["consumer-0"] == receipts["consumer-1"] == receipts["stream"] == list(range(4000))
+    delivery = summary["delivery"]
+    assert delivery["duplicated"] == 0 and delivery["lost"]["total"] == 0 and delivery["unexpected"] == 0
+    assert "client_error" not in [e["kind"] for e in _events(result.run_dir)]
+
+    async def consumers() -> list[Any]:
+        client = await nats.connect(url)
+        try:
+            js = client.jetstream()
+            return [info async for info in _consumer_infos(js)]
+        finally:
+            await client.close()
+
+    infos = asyncio.run(consumers())
+    assert len(infos) == 2, "the two consumers' push consumers (the read-back's is deleted)"
+    for info in infos:
+        assert info.delivered.stream_seq == 4000 and info.num_redelivered == 0 and info.num_ack_pending == 0
+
+
+async def _consumer_infos(js: Any) -> Any:
+    for info in await js.consumers_info("MSGSTORM"):
+        yield info
+
+
+@pytest.mark.parametrize("client", ["wire", "nats-py"])
+def test_the_ack_window_holds_and_lets_overdue_publishes_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            client: str) -> None:
+    """With 4 publishes allowed in flight and the server paused (SIGSTOP), 4 are sent and the
+    burst waits; each 0.5 s (the ack timeout here) the 4 overdue leave the window and 4
+    more go. After SIGCONT every ack is recorded (those given up too), in stream order."""
+    monkeypatch.setattr(jetstream, "ACK_TIMEOUT_S", 0.5)
+    scenario = _scenario(jetstream=f'client = "{client}"\nmax_pending_acks = 4\nstorage = "memory"')
+    events: list[tuple[str, dict[str, Any]]] = []
+    driver = JetStreamDriver(scenario.live, tmp_path, lambda kind, detail: events.append((kind, detail)))
+    acks: list[tuple[int, int]] = []
+
+    async def drive() -> None:
+        await driver.connect(lambda consumer, data: None, lambda msg_id, seq: acks.append((msg_id, seq)))
+        ids = np.arange(12, dtype=np.int64)
+        driver.stage(ids, ids, np.full(12, 64, dtype=np.int32))
+        pid = driver.servers[0].pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            sending = asyncio.get_running_loop().create_task(driver.publish_staged(12))
+            await asyncio.sleep(0.3)
+            assert not sending.done() and driver.window.unanswered == 4, "full: the burst waits"
+            await asyncio.wait_for(sending, 2.0)  # two rounds of overdue acks let the rest go
+            assert driver.window.timed_out == 8 and acks == []
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await driver.flush()
+        deadline = time.monotonic() + 5
+        while len(acks) < 12 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await driver.close()
+
+    driver.start_servers()
+    try:
+        asyncio.run(drive())
+    finally:
+        driver.stop_servers()
+    assert sorted(acks) == [(i, i + 1) for i in range(12)], "every ack recorded, given up or not"
+    errors = [detail for kind, detail in events if kind == "client_error"]
+    assert errors == [{"client": "msgstorm-publisher", "refused": 0, "ack_timeouts": 8, "dropped": 0,
+                       "error": "publish acks overdue"}]
+
+
+def test_the_wire_client_sends_a_url_it_cannot_serve_to_nats_py(tmp_path: Path) -> None:
+    for url in ("tls://127.0.0.1:4222", "nats://user:secret@127.0.0.1:4222"):
+        with pytest.raises(TargetError, match=r'jetstream: cannot connect: WireError: .*\[live.jetstream\] '
+                                              r'client = "nats-py"'):
+            run(_scenario(live=f'url = "{url}"'), tmp_path / "run")

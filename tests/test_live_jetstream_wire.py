@@ -245,7 +245,7 @@ def test_acks_error_payloads_and_statuses() -> None:
 
 def test_a_consumer_acks_each_message_and_answers_flow_control_not_heartbeats() -> None:
     receipts: list[tuple[int, list[int], int]] = []
-    consumer = WireConsumer(3, explicit=True, on_receipts=lambda i, ids, bad: receipts.append((i, ids.tolist(), bad)),
+    consumer = WireConsumer(3, "d.0", explicit=True, on_receipts=lambda i, ids, bad: receipts.append((i, ids.tolist(), bad)),
                             on_receipt=lambda i, data: None)
     consumer.connection = _connection(consumer.on_table)
     flow = b"NATS/1.0 100 FlowControl Request\r\n\r\n"

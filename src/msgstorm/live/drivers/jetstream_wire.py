@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
 
-from msgstorm.live.drivers.base import OnAck, OnReceipt, OnReceipts
+from msgstorm.live.drivers.base import OnAck, OnAcks, OnReceipt, OnReceipts
 from msgstorm.live.drivers.nats_wire import (
     HEADER_LENGTH,
     PAYLOAD_LENGTH,
@@ -37,17 +36,17 @@ from msgstorm.live.drivers.nats_wire import (
     SUBJECT_START,
     FrameConnection,
     decimal,
+    frame_table,
     pack_replies,
     pack_request_pubs,
     payloads,
     reply_frames,
+    request_frames,
+    scan_frames,
 )
 from msgstorm.live.payload import pack_payloads, read_ids
 
-__all__ = ["AckWindow", "OnAcks", "PublishTrouble", "WireConsumer", "WirePublisher", "read_acks"]
-
-# (msg_ids, the broker's order for each): the acks of one read (int64 arrays).
-OnAcks = Callable[[np.ndarray, np.ndarray], None]
+__all__ = ["AckWindow", "PublishTrouble", "WireConsumer", "WirePublisher", "read_acks", "warm_up"]
 
 _QUOTE, _BACKSLASH, _COLON, _COMMA, _DOT = b'"\\:,.'
 _OPEN_OBJECT, _CLOSE_OBJECT, _OPEN_ARRAY, _CLOSE_ARRAY = b"{}[]"
@@ -263,6 +262,7 @@ class WirePublisher:
 
     def __init__(self, subject: str, reply_prefix: str, window: AckWindow, trouble: PublishTrouble,
                  on_ack: OnAck) -> None:
+        self.subject = subject
         self.reply_prefix = reply_prefix
         self.window = window
         self.trouble = trouble
@@ -314,14 +314,25 @@ class WirePublisher:
             count -= last - first
             if last == staged.msg_ids.size:
                 self._staged.popleft()
-            msg_ids = staged.msg_ids[first:last]
-            window.sent(msg_ids, loop.time())  # before the write: its acks come after
             ends = staged.frame_ends
-            connection = self.connection
-            if connection is None or not await connection.publish_frames(staged.frames[ends[first]:ends[last]]):
-                window.answered(msg_ids)  # never sent: no ack will come
-                self.trouble.dropped += last - first
-                self.trouble.note("publishes dropped while disconnected")
+            await self._send(staged.msg_ids[first:last], staged.frames[ends[first]:ends[last]], loop.time())
+
+    async def publish_one(self, msg_id: int, payload: bytes) -> None:
+        """Send one publish (``request_frames``), once the window has room."""
+        loop = asyncio.get_running_loop()
+        self.window.expire(loop.time())
+        if self.window.room() <= 0:
+            await self.window.wait_for_room()
+        frames = request_frames(self.subject, self.reply_prefix, [msg_id], [payload])
+        await self._send(np.array([msg_id], dtype=np.int64), frames, loop.time())
+
+    async def _send(self, msg_ids: np.ndarray, frames: bytes | memoryview, now: float) -> None:
+        self.window.sent(msg_ids, now)  # before the write: the acks come after it
+        connection = self.connection
+        if connection is None or not await connection.publish_frames(frames):
+            self.window.answered(msg_ids)  # never sent: no ack will come
+            self.trouble.dropped += msg_ids.size
+            self.trouble.note("publishes dropped while disconnected")
 
     async def flush(self, timeout_s: float) -> None:
         """Send what is buffered, then wait (at most ``timeout_s``) for the acks outstanding."""
@@ -344,8 +355,10 @@ class WireConsumer:
     when that is None); with explicit acks, an empty PUB answers each message's reply
     subject (``$JS.ACK...``), all those of one read in one write."""
 
-    def __init__(self, index: int, explicit: bool, on_receipts: OnReceipts | None, on_receipt: OnReceipt) -> None:
+    def __init__(self, index: int, deliver_subject: str, explicit: bool, on_receipts: OnReceipts | None,
+                 on_receipt: OnReceipt) -> None:
         self.index = index
+        self.deliver_subject = deliver_subject
         self.explicit = explicit
         self.on_receipts = on_receipts
         self.on_receipt = on_receipt
@@ -389,3 +402,15 @@ class WireConsumer:
         if answers and self.connection is not None:
             self.connection.write_now(reply_frames(answers))
         return frames[:, keep]
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the ack parser and the window's passes."""
+    ack = b'{"stream":"S","seq":1}'
+    received = np.frombuffer(b"MSG _INBOX.a.0 1 %d\r\n%s\r\n" % (len(ack), ack), dtype=np.uint8).copy()
+    table = frame_table(1)
+    scan_frames(received, 0, table)
+    msg_ids, seqs = read_acks(received, table)
+    state = np.zeros(1, dtype=np.uint8)
+    _mark_sent(state, msg_ids)
+    assert _settle(state, msg_ids) == 1 and seqs.tolist() == [1]

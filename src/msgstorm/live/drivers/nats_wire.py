@@ -43,9 +43,9 @@ from urllib.parse import urlsplit
 import numba as nb
 import numpy as np
 
-__all__ = ["FrameConnection", "OnFrames", "OnTable", "WireConnection", "WireError", "decimal", "frame_table",
-           "pack_pubs", "pack_replies", "pack_request_pubs", "payloads", "pub_frames", "reply_frames",
-           "request_frames", "scan_frames", "scan_msgs", "warm_up", "warm_up_frames"]
+__all__ = ["FrameConnection", "OnFrames", "OnTable", "WireConnection", "WireError", "check_url", "decimal",
+           "frame_table", "pack_pubs", "pack_replies", "pack_request_pubs", "payloads", "pub_frames",
+           "reply_frames", "request_frames", "scan_frames", "scan_msgs", "warm_up", "warm_up_frames"]
 
 # (read buffer, payload starts, payload lengths): the MSGs of one read, valid during the call.
 OnFrames = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
@@ -366,6 +366,15 @@ def warm_up_frames() -> None:
     assert pack_replies(received, table[REPLY_START], table[REPLY_LENGTH]).tobytes() == b"PUB r.7 0\r\n\r\n"
 
 
+def check_url(url: str, section: str = "live.nats") -> None:
+    """Raise ``WireError`` for a URL this client cannot serve (TLS, credentials), saying
+    which setting (``[section] client``) chooses the client that can."""
+    parts = urlsplit(url)
+    if parts.scheme != "nats" or parts.username or parts.password:
+        raise WireError(f"{url}: the wire client speaks plain nats:// without credentials; "
+                        f"set [{section}] client = \"nats-py\" for TLS or authentication")
+
+
 def _read_buffer(size: int, kept: np.ndarray | None = None) -> tuple[bytearray, np.ndarray]:
     """A read buffer of ``size`` bytes (and an array view of it) starting with ``kept``."""
     raw = bytearray(size)
@@ -384,10 +393,8 @@ class WireConnection(asyncio.BufferedProtocol):
 
     def __init__(self, url: str, name: str, on_frames: OnFrames | None = None,
                  on_lost: Callable[[WireConnection], None] | None = None, section: str = "live.nats") -> None:
+        check_url(url, section)
         parts = urlsplit(url)
-        if parts.scheme != "nats" or parts.username or parts.password:
-            raise WireError(f"{url}: the wire client speaks plain nats:// without credentials; "
-                            f"set [{section}] client = \"nats-py\" for TLS or authentication")
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 4222
         self.name = name
