@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,13 @@ import pytest
 
 from msgstorm.analysis._common import message_rows
 from msgstorm.history import read_history
-from msgstorm.report.series import bucket_peaks, bucket_starts, region_matrix, thin_lowest_highest
+from msgstorm.report.series import (
+    bucket_peaks,
+    bucket_starts,
+    percentile_spectrum,
+    region_matrix,
+    thin_lowest_highest,
+)
 from msgstorm.runner import run
 from msgstorm.scenario import load_scenario
 
@@ -95,3 +102,20 @@ def test_one_regions_matrix_is_the_summarys_propagation_of_it(tmp_path: Path) ->
     assert taken == computed and computed.count[0][0] > 0
     assert _brute_force(history) == {("us-east", "us-east"): (computed.p50_ms[0][0], computed.p99_ms[0][0],
                                                                computed.count[0][0])}
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1000, 123_457])
+def test_percentile_spectrum_reads_the_sorted_latencies_at_its_ranks(n: int) -> None:
+    """The spectrum's latencies are the nearest-rank order statistics of a full sort (ties
+    included), and the input is left as it was."""
+    latencies = np.random.default_rng(n).integers(0, 50 if n % 2 else 10**9, n)
+    kept = latencies.copy()
+    percentiles, inverse, values = percentile_spectrum(latencies)
+    assert np.array_equal(latencies, kept)
+    ordered = np.sort(latencies)
+    assert values[-1] == round(float(ordered[-1]) / 1e6, 3) and inverse[-1] == float(n)
+    for percent, value in zip(percentiles[:-1], values[:-1], strict=True):
+        # Nearest rank; the percentages are rounded to 6 decimals, so either side of a boundary.
+        ranks = {int(np.clip(math.ceil(percent / 100.0 * n + d), 1, n)) - 1 for d in (-1e-3, 0.0, 1e-3)}
+        assert value in {round(float(ordered[k]) / 1e6, 3) for k in ranks}, (percent, value)
+    assert values == sorted(values)
