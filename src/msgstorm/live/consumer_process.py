@@ -3,7 +3,7 @@ also read every message.
 
 Place in the pipeline: under ``drivers/nats.py``. With ``[live.nats] consumer_processes =
 true`` each consumer runs as ``python -m msgstorm.live.consumer_process URL SUBJECT NAME
-TIMEOUT_S``: it subscribes with the wire client (``nats_wire.WireConnection``), stamps each
+TIMEOUT_S PARENT_PID``: it subscribes with the wire client (``nats_wire.WireConnection``), stamps each
 read with ``time.monotonic_ns()`` (CLOCK_MONOTONIC: one clock for every process of the host,
 the generator's included, so end-to-end latency still needs no clock sync) and streams what it
 received to its parent on its stdout, in frames:
@@ -15,10 +15,13 @@ received to its parent on its stdout, in frames:
 - ``DONE``: everything received has been sent.
 
 The parent (``ConsumerProcess``) closes the child's stdin to stop it; the child then sends what
-it still holds, ``DONE``, and exits. The kernel kills a child whose parent dies
-(``PR_SET_PDEATHSIG``), so even a SIGKILLed run leaves none behind. A child that dies first
-loses at most its last ``FLUSH_S`` of receipts, and the parent reports it as a
-``client_error`` event. Why frames by hand: they carry numpy arrays as they are, a few bytes
+it still holds, ``DONE``, and exits. Ctrl-C, which a terminal sends to the whole process
+group, is the parent's to act on: the child ignores SIGINT and is stopped through its stdin
+like at any other end. The kernel kills a child whose parent dies (``PR_SET_PDEATHSIG``, set
+by the child itself, which then checks that its parent is still the one that started it), so
+even a SIGKILLed run leaves none behind. A child that ends without ``DONE`` loses what it had
+not sent yet (at most its last ``FLUSH_S``), and the parent reports it as a ``client_error``
+event. Why frames by hand: they carry numpy arrays as they are, a few bytes
 of header per read, where a pickle per message would cost the consumer more than the read.
 """
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -37,13 +41,17 @@ from typing import Any
 
 import numpy as np
 
+from msgstorm.live.drivers.nats_wire import WireConnection
+from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
+from msgstorm.live.payload import read_ids
+from msgstorm.live.payload import warm_up as warm_up_payloads
 from msgstorm.live.servers import die_with_parent
 
 __all__ = ["FLUSH_S", "ConsumerProcess", "OnTimedReceipts"]
 
-# (consumer index, msg ids (int64), receipt times (int64, CLOCK_MONOTONIC ns), payloads too
-# short to carry an id)
-OnTimedReceipts = Callable[[int, np.ndarray, np.ndarray, int], None]
+# (consumer index, msg ids (int64), each read's time (int64, CLOCK_MONOTONIC ns), how many of
+# the ids each read brought (int64), payloads too short to carry an id)
+OnTimedReceipts = Callable[[int, np.ndarray, np.ndarray, np.ndarray, int], None]
 OnEvent = Callable[[str, dict[str, Any]], None]
 
 READY, RECEIPTS, EVENT, DONE = range(4)
@@ -69,14 +77,15 @@ def _receipts_frame(times: list[int], chunks: list[np.ndarray], unreadable: int)
     return _frame(RECEIPTS, payload)
 
 
-def parse_receipts(payload: bytes | memoryview) -> tuple[np.ndarray, np.ndarray, int]:
-    """A ``RECEIPTS`` frame's payload as (ids, each id's receipt time, unreadable)."""
+def parse_receipts(payload: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """A ``RECEIPTS`` frame's payload as (ids, each read's time, each read's count of ids,
+    unreadable); the arrays are read-only views of ``payload``."""
     reads, count, unreadable = _COUNTS.unpack_from(payload)
     at = _COUNTS.size
     times = np.frombuffer(payload, dtype=np.int64, count=reads, offset=at)
     counts = np.frombuffer(payload, dtype=np.int64, count=reads, offset=at + 8 * reads)
-    ids = np.frombuffer(payload, dtype=np.int64, count=count, offset=at + 16 * reads).copy()
-    return ids, np.repeat(times, counts), unreadable
+    ids = np.frombuffer(payload, dtype=np.int64, count=count, offset=at + 16 * reads)
+    return ids, times, counts, unreadable
 
 
 # --- the child ---------------------------------------------------------------------------------
@@ -102,12 +111,10 @@ class _Child:
         self.held = 0
         self.unreadable = 0
         self.closing = False
-        self.connection: Any = None
+        self.connection: WireConnection | None = None
         self.reconnect: asyncio.Task[None] | None = None
 
     def on_frames(self, data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> None:
-        from msgstorm.live.payload import read_ids
-
         t = time.monotonic_ns()
         ids = read_ids(data, starts, lengths)
         self.unreadable += starts.size - ids.size
@@ -127,20 +134,25 @@ class _Child:
         self.flush()  # receipts before the event, as they happened
         self.out.write(_frame(EVENT, json.dumps({"kind": kind, "detail": {"client": self.name, **detail}}).encode()))
 
-    async def open(self) -> Any:
-        from msgstorm.live.drivers.nats_wire import WireConnection
-
+    async def open(self) -> WireConnection:
         connection = WireConnection(self.url, self.name, self.on_frames, self.on_lost)
-        await connection.open(timeout_s=self.timeout_s)
-        connection.subscribe(self.subject, 1)
-        await connection.ping(timeout_s=self.timeout_s)  # subscribed before the parent sends anything
+        try:
+            await connection.open(timeout_s=self.timeout_s)
+            connection.subscribe(self.subject, 1)
+            await connection.ping(timeout_s=self.timeout_s)  # subscribed before the parent sends anything
+        except BaseException:
+            connection.close()  # half open (subscribed, no PONG): it must not deliver beside a later one
+            raise
         return connection
 
-    def on_lost(self, connection: Any) -> None:
-        if self.closing:
+    def on_lost(self, connection: WireConnection) -> None:
+        # A connection still being opened that drops makes its open() raise, and the loop
+        # that opened it tries again: only the connection in use starts a reconnection.
+        if self.closing or connection is not self.connection:
             return
         self.event("disconnected", {})
-        self.reconnect = asyncio.get_running_loop().create_task(self._reconnect())
+        if self.reconnect is None or self.reconnect.done():
+            self.reconnect = asyncio.get_running_loop().create_task(self._reconnect())
 
     async def _reconnect(self) -> None:
         while not self.closing:
@@ -168,9 +180,6 @@ class _Child:
 
 
 async def _consume(url: str, subject: str, name: str, timeout_s: float, out_fd: int) -> None:
-    from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
-    from msgstorm.live.payload import warm_up as warm_up_payloads
-
     warm_up_wire()  # compiled (loaded from numba's cache) before anything arrives
     warm_up_payloads()
     loop = asyncio.get_running_loop()
@@ -180,6 +189,7 @@ async def _consume(url: str, subject: str, name: str, timeout_s: float, out_fd: 
     child = _Child(url, subject, name, timeout_s, out)
     child.connection = await child.open()
     out.write(_frame(READY))
+    print(f"{name}: subscribed to {subject} on {url}", file=sys.stderr, flush=True)
     while not closed.done():
         await asyncio.wait([closed], timeout=FLUSH_S)
         child.flush()
@@ -191,7 +201,11 @@ async def _consume(url: str, subject: str, name: str, timeout_s: float, out_fd: 
 
 
 def main(argv: list[str]) -> int:
-    url, subject, name, timeout_s = argv
+    url, subject, name, timeout_s, parent = argv
+    die_with_parent()
+    if os.getppid() != int(parent):  # the parent died before the kernel was asked to say so
+        return 1
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops this process (stdin closed)
     # The frames own the original stdout; anything else printed goes to stderr (the log).
     out_fd = os.dup(sys.stdout.fileno())
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
@@ -244,7 +258,6 @@ class ConsumerProcess:
         self.ready: asyncio.Future[None] | None = None
         self.done: asyncio.Future[None] | None = None
         self.received = 0
-        self.stopping = False
 
     async def start(self, timeout_s: float) -> None:
         loop = asyncio.get_running_loop()
@@ -253,8 +266,8 @@ class ConsumerProcess:
         with open(self.log_dir / f"{self.name}.log", "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "msgstorm.live.consumer_process", self.url, self.subject, self.name,
-                 str(timeout_s)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, preexec_fn=die_with_parent)
+                 str(timeout_s), str(os.getpid())],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
         assert self.process.stdout is not None
         await loop.connect_read_pipe(lambda: _Frames(self), self.process.stdout)
         try:
@@ -267,9 +280,9 @@ class ConsumerProcess:
 
     def on_frame(self, kind: int, payload: bytes) -> None:
         if kind == RECEIPTS:
-            ids, times, unreadable = parse_receipts(payload)
+            ids, times, counts, unreadable = parse_receipts(payload)
             self.received += ids.size
-            self.on_receipts(self.index, ids, times, unreadable)
+            self.on_receipts(self.index, ids, times, counts, unreadable)
         elif kind == EVENT:
             event = json.loads(bytes(payload))
             self.on_event(event["kind"], event["detail"])
@@ -282,10 +295,11 @@ class ConsumerProcess:
         """The child's stdout closed: after DONE, or because the child died."""
         finished = self.done is not None and self.done.done()
         if not finished:
+            # Its stdout can close before the process is reaped: the exit code may not be known yet.
             code = self.process.poll() if self.process is not None else None
-            if not self.stopping or code not in (0, None):
-                self.on_event("client_error", {"client": self.name,
-                                               "error": f"consumer process ended early (exit code {code})"})
+            self.on_event("client_error", {
+                "client": self.name, "error": "consumer process ended early, without sending all it received"
+                + ("" if code is None else f" (exit code {code})")})
             if self.done is not None:
                 self.done.set_result(None)
         if self.ready is not None and not self.ready.done():
@@ -294,7 +308,6 @@ class ConsumerProcess:
 
     async def stop(self, timeout_s: float = 10.0) -> None:
         """Close the child's stdin; wait for its last receipts and its exit."""
-        self.stopping = True
         process = self.process
         if process is None:
             return

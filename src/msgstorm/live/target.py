@@ -3,8 +3,9 @@
 Place in the pipeline: ``runner`` -> **LiveTarget** -> history, beside ``ShadowNetwork``.
 The traffic model's messages leave at their intended times (``t_intended``), never when a
 previous publish returns: a broker that stalls shows as latency, not as a lower offered
-rate (no coordinated omission). One monotonic clock, in this process, stamps the intended
-time, the send and every receipt, so end-to-end latency needs no clock sync.
+rate (no coordinated omission). One monotonic clock stamps the intended time, the send and
+every receipt (CLOCK_MONOTONIC: the host's, also in consumer processes), so end-to-end
+latency needs no clock sync.
 
 The generator records its own send lag (``t_sent - t_intended``); the analysis reports it
 as ``generator`` in summary.json and calls the generator saturated when it could not keep
@@ -79,7 +80,9 @@ class Receipts:
     def __init__(self) -> None:
         self.count = 0
         self._timed = False
-        self._chunks: list[tuple[np.ndarray | int, np.ndarray, np.ndarray | int]] = []
+        # (consumer, ids, time): the time one int (a read), an array (an id each) or (each
+        # read's time, each read's count of ids).
+        self._chunks: list[tuple[np.ndarray | int, np.ndarray, np.ndarray | int | tuple[np.ndarray, np.ndarray]]] = []
         self._consumer: list[int] = []
         self._msg: list[int] = []
         self._t: list[int] = []
@@ -95,10 +98,11 @@ class Receipts:
         self._chunks.append((consumer, msg_ids, t))
         self.count += msg_ids.size
 
-    def add_timed(self, consumer: int, msg_ids: np.ndarray, times: np.ndarray) -> None:
-        """Receipts with a time each (int64, this run's clock), in the order they happened."""
+    def add_timed(self, consumer: int, msg_ids: np.ndarray, read_times: np.ndarray, read_counts: np.ndarray) -> None:
+        """Receipts of several reads, in the order they happened: read k brought
+        ``read_counts[k]`` of the ids, at ``read_times[k]`` (int64, this run's clock)."""
         self._close_singles()
-        self._chunks.append((consumer, msg_ids, times))
+        self._chunks.append((consumer, msg_ids, (read_times, read_counts)))
         self.count += msg_ids.size
         self._timed = True
 
@@ -114,11 +118,17 @@ class Receipts:
         empty = np.zeros(0, dtype=np.int64)
         consumer, msg, t = (np.concatenate([empty, *(np.broadcast_to(c, m.shape) for c, m, _ in self._chunks)]),
                             np.concatenate([empty, *(m for _, m, _ in self._chunks)]),
-                            np.concatenate([empty, *(np.broadcast_to(t, m.shape) for _, m, t in self._chunks)]))
+                            np.concatenate([empty, *(_times_of(t, m) for _, m, t in self._chunks)]))
         if self._timed and t.size > 1 and bool((t[1:] < t[:-1]).any()):
             order = np.argsort(t, kind="stable")  # equal times keep the order they came in
             consumer, msg, t = consumer[order], msg[order], t[order]
         return consumer, msg, t
+
+
+def _times_of(t: np.ndarray | int | tuple[np.ndarray, np.ndarray], ids: np.ndarray) -> np.ndarray:
+    if isinstance(t, tuple):
+        return np.repeat(t[0], t[1])
+    return np.broadcast_to(t, ids.shape)
 
 
 def first_arrivals(ids: np.ndarray, arrived: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -191,9 +201,11 @@ class LiveTarget:
         self.receipts.add_read(consumer, msg_ids, self._now())
         self.unreadable += unreadable
 
-    def _on_timed_receipts(self, consumer: int, msg_ids: np.ndarray, times: np.ndarray, unreadable: int) -> None:
-        """Receipts a consumer process stamped itself (CLOCK_MONOTONIC ns, the clock of ``_now``)."""
-        self.receipts.add_timed(consumer, msg_ids, times - self._t0)
+    def _on_timed_receipts(self, consumer: int, msg_ids: np.ndarray, read_times: np.ndarray,
+                           read_counts: np.ndarray, unreadable: int) -> None:
+        """Receipts a consumer process stamped itself, a time per read (CLOCK_MONOTONIC ns,
+        the clock of ``_now``)."""
+        self.receipts.add_timed(consumer, msg_ids, read_times - self._t0, read_counts)
         self.unreadable += unreadable
 
     def _on_ack(self, msg_id: int, order: int) -> None:

@@ -239,10 +239,14 @@ class NatsDriver:
                     receive(index, received)
 
         connection = WireConnection(self.url, name, on_frames, self._wire_lost)
-        await connection.open(timeout_s=self.spec.start_timeout / 1e9)
-        if index is not None:
-            connection.subscribe(self.spec.subject, 1)
-            await connection.ping(timeout_s=self.spec.start_timeout / 1e9)  # subscribed before anything is sent
+        try:
+            await connection.open(timeout_s=self.spec.start_timeout / 1e9)
+            if index is not None:
+                connection.subscribe(self.spec.subject, 1)
+                await connection.ping(timeout_s=self.spec.start_timeout / 1e9)  # subscribed before anything is sent
+        except BaseException:
+            connection.close()  # half open (perhaps subscribed): it must not deliver beside a later one
+            raise
         return connection
 
     async def _connect_wire(self, on_receipt: OnReceipt) -> None:
@@ -278,7 +282,10 @@ class NatsDriver:
             raise
 
     def _wire_lost(self, connection: WireConnection) -> None:
-        if self._closing:
+        # Only a connection in use is reconnected: one that drops while it is being opened
+        # makes its open() raise, and whoever opened it tries again.
+        in_use = connection is self.wire_publisher or any(c is connection for c in self.wire_consumers)
+        if self._closing or not in_use:
             return
         self.on_event(EventKind.DISCONNECTED, {"client": connection.name})
         index = next((i for i, c in enumerate(self.wire_consumers) if c is connection), None)
