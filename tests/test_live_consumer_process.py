@@ -170,7 +170,7 @@ def test_every_consumer_process_gets_every_message_and_none_is_left(tmp_path: Pa
     nodes = deliveries["node"].to_pylist()
     assert nodes.count("consumer-0") == 4000 and nodes.count("consumer-1") == 4000
     start = json.loads(next(e["detail"] for e in _events(result.run_dir) if e["kind"] == "run_start"))
-    assert start["processes"] == 3
+    assert start["processes"] == 3 and summary["generator"]["processes"] == 3
     # Receipt times are on the generator's clock: after the send, and not long after.
     messages = result.history.messages
     sent = np.asarray(messages["t_sent"].to_numpy())

@@ -174,7 +174,7 @@ def _run_live(scenario: Scenario, writer: HistoryWriter, run_dir: Path, traffic_
     write_run_row(writer, scenario, live, 0, completed=False)
     writer.sync()
     try:
-        live.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window))
+        live.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window), traffic_seed)
     finally:
         t_end = live.finish()
         write_run_row(writer, scenario, live, t_end)

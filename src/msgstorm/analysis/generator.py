@@ -4,17 +4,19 @@ Place in the pipeline: one analysis step, reading ``t_intended`` and ``t_sent`` 
 ``messages`` table. On a live target the send lag (``t_sent - t_intended``) is the
 generator's: a generator that falls behind sends less than the scenario offers, and the
 run must say so. ``generator_summary`` gives summary.json's ``generator``: {saturated,
-send_lag_ms: {p50, p99, max}}, saturated when the p99 send lag exceeds
-``SATURATION_LAG_MS``; null on the simulator (whose sends are exact, and whose later sends
+send_lag_ms: {p50, p99, max}, processes}, saturated when the p99 send lag exceeds
+``SATURATION_LAG_MS``, ``processes`` what the run's start event says the generator and its
+consumers ran in (1: one process; null for a history that does not say); null on the simulator (whose sends are exact, and whose later sends
 are backpressure holds, not a generator). The ``generator`` checker turns it into a
 verdict: invalid when saturated.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from msgstorm.analysis._common import ms, nullable_ints, percentiles
+from msgstorm.analysis._common import events_of, ms, nullable_ints, percentiles
 from msgstorm.analysis.delivery import Verdict
 from msgstorm.history.reader import History
 from msgstorm.scenario.registry import CHECKERS
@@ -31,11 +33,19 @@ def generator_summary(history: History) -> dict[str, Any] | None:
     intended, _ = nullable_ints(history.column("messages", "t_intended"))
     lag = (sent - intended)[present]
     if lag.size == 0:
-        return {"saturated": False, "send_lag_ms": {"p50": None, "p99": None, "max": None}}
+        return {"saturated": False, "send_lag_ms": {"p50": None, "p99": None, "max": None},
+                "processes": _processes(history)}
     largest = ms(float(lag.max()))
     p50, p99 = (ms(v) for v in percentiles(lag, (50.0, 99.0), scratch=True))  # lag: this call's own array
     return {"saturated": bool(p99 is not None and p99 > SATURATION_LAG_MS),
-            "send_lag_ms": {"p50": p50, "p99": p99, "max": largest}}
+            "send_lag_ms": {"p50": p50, "p99": p99, "max": largest}, "processes": _processes(history)}
+
+
+def _processes(history: History) -> int | None:
+    starts = events_of(history, "run_start").table.column("detail").to_pylist()
+    detail = json.loads(starts[0]) if starts and starts[0] else {}
+    processes = detail.get("processes")
+    return int(processes) if isinstance(processes, int) else None
 
 
 @CHECKERS.register("generator")

@@ -121,6 +121,8 @@ class SendLag(_Closed):
 class Generator(_Closed):
     saturated: Annotated[bool, Field(description="p99 send lag over 1 ms: the schedule was not kept")]
     send_lag_ms: SendLag
+    processes: Annotated[int | None, Field(ge=1, description="processes the generator and its consumers ran in "
+                                                             "(null: the history does not say)")] = None
 
 
 class Lost(_Closed):

@@ -16,8 +16,8 @@ received to its parent on its stdout, in frames:
 
 The parent (``ConsumerProcess``) closes the child's stdin to stop it; the child then sends what
 it still holds, ``DONE``, and exits. Ctrl-C, which a terminal sends to the whole process
-group, is the parent's to act on: the child ignores SIGINT and is stopped through its stdin
-like at any other end. The kernel kills a child whose parent dies (``PR_SET_PDEATHSIG``, set
+group, and a SIGTERM sent to the group are the parent's to act on: the child ignores both
+and is stopped through its stdin like at any other end. The kernel kills a child whose parent dies (``PR_SET_PDEATHSIG``, set
 by the child itself, which then checks that its parent is still the one that started it), so
 even a SIGKILLed run leaves none behind. A child that ends without ``DONE`` loses what it had
 not sent yet (at most its last ``FLUSH_S``), and the parent reports it as a ``client_error``
@@ -205,7 +205,10 @@ def main(argv: list[str]) -> int:
     die_with_parent()
     if os.getppid() != int(parent):  # the parent died before the kernel was asked to say so
         return 1
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops this process (stdin closed)
+    # Ctrl-C and a SIGTERM sent to the whole group are the parent's to act on: it stops this
+    # process through its stdin, so that what it holds is not lost.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.SIG_IGN)
     # The frames own the original stdout; anything else printed goes to stderr (the log).
     out_fd = os.dup(sys.stdout.fileno())
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
@@ -259,15 +262,20 @@ class ConsumerProcess:
         self.done: asyncio.Future[None] | None = None
         self.received = 0
 
+    EARLY_END = "consumer process ended early, without sending all it received"
+
+    def command(self, timeout_s: float) -> list[str]:
+        """The child's command line."""
+        return [sys.executable, "-m", "msgstorm.live.consumer_process", self.url, self.subject, self.name,
+                str(timeout_s), str(os.getpid())]
+
     async def start(self, timeout_s: float) -> None:
         loop = asyncio.get_running_loop()
         self.ready, self.done = loop.create_future(), loop.create_future()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_dir / f"{self.name}.log", "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "msgstorm.live.consumer_process", self.url, self.subject, self.name,
-                 str(timeout_s), str(os.getpid())],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+            self.process = subprocess.Popen(self.command(timeout_s), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=log)
         assert self.process.stdout is not None
         await loop.connect_read_pipe(lambda: _Frames(self), self.process.stdout)
         try:
@@ -275,7 +283,7 @@ class ConsumerProcess:
             await asyncio.wait_for(asyncio.shield(self.ready), timeout_s + 30.0)
         except TimeoutError:
             self.kill()
-            raise RuntimeError(f"{self.name}: the consumer process did not subscribe within "
+            raise RuntimeError(f"{self.name}: the process did not get ready within "
                                f"{timeout_s + 30.0:g} s; see {self.log_dir / (self.name + '.log')}") from None
 
     def on_frame(self, kind: int, payload: bytes) -> None:
@@ -298,12 +306,12 @@ class ConsumerProcess:
             # Its stdout can close before the process is reaped: the exit code may not be known yet.
             code = self.process.poll() if self.process is not None else None
             self.on_event("client_error", {
-                "client": self.name, "error": "consumer process ended early, without sending all it received"
+                "client": self.name, "error": self.EARLY_END
                 + ("" if code is None else f" (exit code {code})")})
             if self.done is not None:
                 self.done.set_result(None)
         if self.ready is not None and not self.ready.done():
-            self.ready.set_exception(RuntimeError(f"{self.name}: the consumer process ended before it subscribed; "
+            self.ready.set_exception(RuntimeError(f"{self.name}: the process ended before it got ready; "
                                                   f"see {self.log_dir / (self.name + '.log')}"))
 
     async def stop(self, timeout_s: float = 10.0) -> None:

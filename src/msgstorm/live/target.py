@@ -171,6 +171,14 @@ class LiveTarget:
         self.batches: list[MessageBatch] = []
         self.sent: list[np.ndarray] = []
         self.receipts = Receipts()
+        # [live.nats] generator_processes: this process sends the messages whose key is 0
+        # modulo the count, generator processes the others (``generator_process.py``).
+        nats = scenario.live.nats
+        self.generator_count = nats.generator_processes if scenario.target == "nats" and nats.client == "wire" else 1
+        self.generators: list[Any] = []
+        self.sent_elsewhere: list[tuple[np.ndarray, np.ndarray]] = []
+        self.sent_elsewhere_count = 0
+        self.seed: np.random.SeedSequence | None = None
         self.ack_msg: list[int] = []
         self.ack_order: list[int] = []
         self.ack_t: list[int] = []
@@ -221,10 +229,12 @@ class LiveTarget:
 
     # --- running ------------------------------------------------------------------------
 
-    def run(self, traffic: Iterator[MessageBatch]) -> None:
+    def run(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None = None) -> None:
+        """Send ``traffic`` (made from ``seed``: generator processes make it again from that)."""
+        self.seed = seed
         self._events.append((self._now(), EventKind.RUN_START, None, None, {
             "target": self.scenario.target, "consumers": len(self.consumer_names),
-            "processes": int(getattr(self.driver, "processes", 1)),
+            "processes": int(getattr(self.driver, "processes", 1)) + self.generator_count - 1,
             "fanout": bool(self.driver.fanout), "acks": bool(self.driver.acks)}))
         started: set[int] = set()  # pids of the servers whose server_start is recorded
         try:
@@ -288,13 +298,18 @@ class LiveTarget:
                 if hasattr(self.driver, "on_timed_receipts"):
                     self.driver.on_timed_receipts = self._on_timed_receipts
                 await self.driver.connect(self._on_receipt, self._on_ack)
+                await self._start_generators()
             except Exception as error:  # noqa: BLE001 - any client failure here means no run
                 raise TargetError(f"{self.scenario.target}: cannot connect: {type(error).__name__}: {error}") from error
             # The schedule starts now: connecting is not part of the run's time.
             shift = self._now()
             self._t0 += shift
             self._events = [(t - shift, kind, node, value, detail) for t, kind, node, value, detail in self._events]
+            for generator in self.generators:
+                generator.begin(self._t0)
             await self._send_all(traffic)
+            # The generator processes keep the same schedule: wait for the end of theirs.
+            await asyncio.gather(*(generator.finished() for generator in self.generators))
             await self.driver.flush()
             await self._drain()
             if not self.interrupted:
@@ -303,7 +318,37 @@ class LiveTarget:
                 self._events.append((self.t_read_back, EventKind.READ_BACK, None,
                                      None if self.stored is None else float(len(self.stored)), None))
         finally:
+            # Interrupted: stopped now, each reports what it sent (a no-op for one that is done).
+            await asyncio.gather(*(generator.stop() for generator in self.generators))
             await self.driver.close()
+
+    async def _start_generators(self) -> None:
+        """Generator processes 1 .. N-1, connected and waiting for the run's start."""
+        if self.generator_count == 1:
+            return
+        from msgstorm.live.generator_process import GeneratorProcess, write_spec
+
+        if self.seed is None:
+            raise TargetError("generator processes need the traffic's seed")
+        url = getattr(self.driver, "url", None)
+        assert url is not None
+        spec = self.run_dir / "servers" / "generators.pickle"
+        write_spec(spec, self.scenario, self.seed)
+        self.generators = [
+            GeneratorProcess(index, self.generator_count, f"msgstorm-generator-{index}", url, spec,
+                             self.run_dir / "servers", self._on_sent, self._on_event)
+            for index in range(1, self.generator_count)]
+        try:
+            await asyncio.gather(*(g.start(self.scenario.live.start_timeout / 1e9) for g in self.generators))
+        except BaseException:
+            for generator in self.generators:
+                generator.kill()
+            raise
+
+    def _on_sent(self, index: int, msg_ids: np.ndarray, times: np.ndarray, counts: np.ndarray, _: int) -> None:
+        """What a generator process sent: each burst's time (CLOCK_MONOTONIC ns) and size."""
+        self.sent_elsewhere.append((msg_ids, np.repeat(times - self._t0, counts)))
+        self.sent_elsewhere_count += msg_ids.size
 
     async def _send_all(self, traffic: Iterator[MessageBatch]) -> None:
         if isinstance(self.driver, BurstDriver) and self.driver.burst > 1:
@@ -356,10 +401,14 @@ class LiveTarget:
             self.batches.append(batch)
             self.sent.append(sent)
             stop = int(np.searchsorted(batch.t_intended, stop_at, side="left"))
-            ids, keys, sizes = batch.msg_id, batch.key, batch.size
-            for first in range(0, stop, _SLICE):
-                last = min(first + _SLICE, stop)
-                times = batch.t_intended[first:last].tolist()
+            # With generator processes, this process sends its share only (positions in the batch).
+            own = None if self.generator_count == 1 else np.flatnonzero(batch.key[:stop] % self.generator_count == 0)
+            ids, keys, sizes, intended = ((batch.msg_id, batch.key, batch.size, batch.t_intended) if own is None else
+                                          (batch.msg_id[own], batch.key[own], batch.size[own], batch.t_intended[own]))
+            mine = stop if own is None else own.size
+            for first in range(0, mine, _SLICE):
+                last = min(first + _SLICE, mine)
+                times = intended[first:last].tolist()
                 driver.stage(ids[first:last], keys[first:last], sizes[first:last])
                 i, n = 0, last - first
                 while i < n:
@@ -369,7 +418,10 @@ class LiveTarget:
                         wait = times[i] - now()
                     t = now()
                     j = min(n, i + burst, max(i + 1, bisect.bisect_right(times, t, i, n)))
-                    sent[first + i:first + j] = t
+                    if own is None:
+                        sent[first + i:first + j] = t
+                    else:
+                        sent[own[first + i:first + j]] = t
                     await publish_staged(j - i)
                     since_yield += j - i
                     i = j
@@ -383,7 +435,7 @@ class LiveTarget:
     async def _drain(self) -> None:
         """Wait until every message sent is received (by every consumer on a fan-out target,
         by one otherwise) and acked (on a target with acks), or ``run.drain`` has passed."""
-        sent = sum(int((s >= 0).sum()) for s in self.sent)
+        sent = sum(int((s >= 0).sum()) for s in self.sent) + self.sent_elsewhere_count
         expected = sent * (len(self.consumer_names) if self.driver.fanout else 1)
         acks = sent if self.driver.acks else 0
         deadline = self._now() + self.scenario.run.drain
@@ -399,8 +451,8 @@ class LiveTarget:
         """Write the messages, deliveries and events; return the run's end time (ns)."""
         t_end = self._now()
         self._write_messages()
-        self._events.append((t_end, EventKind.RUN_END, None, float(sum(int((s >= 0).sum()) for s in self.sent)),
-                             None))
+        sent = sum(int((s >= 0).sum()) for s in self.sent) + self.sent_elsewhere_count
+        self._events.append((t_end, EventKind.RUN_END, None, float(sent), None))
         self._events.sort(key=lambda event: event[0])
         if self._events:
             t, kind, node, value, detail = zip(*self._events)
@@ -417,6 +469,13 @@ class LiveTarget:
             sent = np.concatenate(self.sent)
         else:
             batch, sent = None, np.zeros(0, dtype=np.int64)
+        if batch is not None:
+            # What generator processes sent, by message id (ids are consecutive from the first batch's).
+            first = int(batch.msg_id[0]) if len(batch) else 0
+            for ids, times in self.sent_elsewhere:
+                at = ids - first
+                inside = (at >= 0) & (at < sent.size)
+                sent[at[inside]] = times[inside]
         receipts_consumer, receipts_msg, receipts_t = self.receipts.columns()
         if receipts_msg.size:
             self.writer.append("deliveries", {

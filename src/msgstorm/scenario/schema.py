@@ -388,12 +388,17 @@ class NatsSpec(_Spec):
     # Each consumer reads in a process of its own (wire client only), so the generator's
     # thread only sends: for machines with a core to spare per consumer.
     consumer_processes: bool = False
+    # Processes that publish (wire client only): process k sends the messages whose key is k
+    # modulo this count, so each key's messages leave in order from one connection.
+    generator_processes: int = Field(default=1, ge=1, le=64)
 
     @model_validator(mode="after")
     def _processes_need_wire(self) -> NatsSpec:
-        if self.consumer_processes and self.client != "wire":
-            raise ValueError('consumer_processes = true needs client = "wire" (the nats-py client reads in '
-                             "the generator's process)")
+        for name, used in (("consumer_processes", self.consumer_processes),
+                           ("generator_processes", self.generator_processes > 1)):
+            if used and self.client != "wire":
+                raise ValueError(f'{name} needs client = "wire" (the nats-py client runs in the generator\'s '
+                                 "process)")
         return self
 
 

@@ -1,0 +1,301 @@
+"""Generator processes: shares of the traffic published by processes of their own, for a
+load one Python thread cannot send.
+
+Place in the pipeline: under ``live/target.py``. With ``[live.nats] generator_processes = N``
+(core NATS, wire client) the generator's own process publishes the messages whose key is 0
+modulo N, and process k (1 .. N-1), ``python -m msgstorm.live.generator_process SPEC K N URL
+NAME TIMEOUT_S PARENT_PID``, those whose key is k modulo N. Each key's messages thus leave
+from one connection, in order: the per-key order the delivery check judges is the broker's,
+not a race between publishers. Every process makes the whole traffic from the scenario and
+the run's seed (``SPEC``: both, pickled by the generator), so its share has the same ids,
+keys and intended times as in the generator, and keeps the same schedule: it connects, says
+``READY``, and starts when the generator writes the run's start (``START``: its
+CLOCK_MONOTONIC time, the clock every process of the host shares). It stamps each burst's
+send time on that clock and streams (ids, send times) back in ``consumer_process``'s
+``RECEIPTS`` frames (a time and a count per burst), at least every ``FLUSH_S``. It stops at
+the end of the schedule, or at once when its stdin closes (the run was interrupted), and
+sends ``DONE`` once the server has had everything it sent (a PING answered) and all of it is
+reported. Publishes made while its connection is down are dropped and counted in a
+``client_error`` event, as the generator's own are. SIGINT and SIGTERM are the generator's
+to act on (the process ignores them and is stopped through its stdin); the kernel ends the
+process with its parent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import os
+import pickle
+import signal
+import struct
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from msgstorm.live.consumer_process import (
+    DONE,
+    EVENT,
+    FLUSH_S,
+    READY,
+    RECONNECT_S,
+    ConsumerProcess,
+    _frame,
+    _receipts_frame,
+)
+from msgstorm.live.drivers.nats_wire import WireConnection, pack_pubs
+from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
+from msgstorm.live.payload import pack_payloads
+from msgstorm.live.payload import warm_up as warm_up_payloads
+from msgstorm.live.servers import die_with_parent
+
+__all__ = ["START", "GeneratorProcess", "share_of", "write_spec"]
+
+START = struct.Struct("<q")  # the run's start, CLOCK_MONOTONIC ns (the generator to the process)
+# Messages staged (their PUB frames built) at a time, and the spin before a send time, as the
+# generator's own loop (``target._SLICE``, ``target._SPIN_NS``).
+_SLICE = 2048
+_SPIN_NS = 1_200_000
+
+
+def share_of(keys: np.ndarray, index: int, count: int) -> np.ndarray:
+    """Positions of the messages (by key) that process ``index`` of ``count`` publishes."""
+    return np.flatnonzero(keys % count == index)
+
+
+def write_spec(path: Path, scenario: Any, seed: np.random.SeedSequence) -> None:
+    """The scenario and the traffic seed the processes make their traffic from."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps((scenario, seed)))
+
+
+# --- the process -------------------------------------------------------------------------------
+
+
+class _Control(asyncio.Protocol):
+    """The generator's end of the conversation: START, then stdin closed to stop."""
+
+    def __init__(self, started: asyncio.Future[int], closed: asyncio.Future[None]) -> None:
+        self.started, self.closed = started, closed
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) >= START.size and not self.started.done():
+            self.started.set_result(START.unpack_from(self.buffer)[0])
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.started.done():
+            self.started.set_result(-1)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class _Publisher:
+    def __init__(self, url: str, name: str, timeout_s: float, out: asyncio.WriteTransport) -> None:
+        self.url, self.name, self.timeout_s, self.out = url, name, timeout_s, out
+        self.connection: WireConnection | None = None
+        self.reconnect: asyncio.Task[None] | None = None
+        self.closing = False
+        self.times: list[int] = []
+        self.chunks: list[np.ndarray] = []
+        self.dropped = 0
+
+    async def open(self) -> WireConnection:
+        connection = WireConnection(self.url, self.name, None, self.on_lost)
+        try:
+            await connection.open(timeout_s=self.timeout_s)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def on_lost(self, connection: WireConnection) -> None:
+        if self.closing or connection is not self.connection:
+            return
+        self.event("disconnected", {})
+        if self.reconnect is None or self.reconnect.done():
+            self.reconnect = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        while not self.closing:
+            await asyncio.sleep(RECONNECT_S)
+            try:
+                connection = await self.open()
+            except Exception:  # noqa: BLE001 - any failure: try again until the run ends
+                continue
+            if self.closing:
+                connection.close()
+                return
+            self.connection = connection
+            self.event("reconnected", {})
+            return
+
+    def event(self, kind: str, detail: dict[str, Any]) -> None:
+        import json
+
+        self.flush()
+        self.out.write(_frame(EVENT, json.dumps({"kind": kind, "detail": {"client": self.name, **detail}}).encode()))
+
+    def flush(self) -> None:
+        if self.chunks:
+            self.out.write(_receipts_frame(self.times, self.chunks, 0))
+            self.times, self.chunks = [], []
+
+    async def publish(self, frames: memoryview, ids: np.ndarray, t: int) -> None:
+        connection = self.connection
+        if connection is None or not await connection.publish_frames(frames):
+            self.dropped += ids.size
+            return
+        self.times.append(t)
+        self.chunks.append(ids)
+
+    async def close(self) -> None:
+        self.closing = True
+        if self.reconnect is not None:
+            self.reconnect.cancel()
+        connection = self.connection
+        if connection is not None and not connection.lost:
+            try:
+                await connection.ping(timeout_s=10.0)  # the server has had every publish
+            except Exception:  # noqa: BLE001 - what was sent is reported either way
+                pass
+        if connection is not None:
+            connection.close()
+            for error in connection.errors:
+                self.event("client_error", {"error": error})
+        if self.dropped:
+            self.event("client_error", {"dropped": self.dropped, "error": "publishes dropped while disconnected"})
+        self.flush()
+
+
+def _next_window(batches: Any) -> Any:
+    return next(batches, None)
+
+
+async def _generate(spec: Path, index: int, count: int, url: str, name: str, timeout_s: float,
+                    out_fd: int) -> None:
+    from msgstorm.traffic.generate import generate_traffic
+
+    scenario, seed = pickle.loads(spec.read_bytes())
+    warm_up_wire()
+    warm_up_payloads()
+    loop = asyncio.get_running_loop()
+    out, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(out_fd, "wb", buffering=0))
+    started: asyncio.Future[int] = loop.create_future()
+    closed: asyncio.Future[None] = loop.create_future()
+    await loop.connect_read_pipe(lambda: _Control(started, closed), sys.stdin.buffer)
+    publisher = _Publisher(url, name, timeout_s, out)
+    publisher.connection = await publisher.open()
+    batches = iter(generate_traffic(scenario, seed, window_ns=scenario.run.window))
+    upcoming = loop.run_in_executor(None, _next_window, batches)  # the first window, made ahead
+    out.write(_frame(READY))
+    print(f"{name}: connected to {url}, share {index} of {count}", file=sys.stderr, flush=True)
+    t0 = await started
+    if t0 >= 0:
+        await _send(scenario, index, count, t0, publisher, closed, batches, upcoming)
+    await publisher.close()
+    out.write(_frame(DONE))
+    while out.get_write_buffer_size():
+        await asyncio.sleep(0.001)
+    out.close()
+
+
+async def _send(scenario: Any, index: int, count: int, t0: int, publisher: _Publisher, closed: asyncio.Future[None],
+                batches: Any, upcoming: asyncio.Future[Any]) -> None:
+    """The share's messages at their intended times, as ``LiveTarget._send_bursts`` sends."""
+    loop = asyncio.get_running_loop()
+    head = np.frombuffer(f"PUB {scenario.live.subject} ".encode(), dtype=np.uint8).copy()
+    stop_at = scenario.run.duration
+    burst = scenario.live.nats.burst
+    now = time.monotonic_ns
+    last_flush = now()
+    while (batch := await upcoming) is not None:
+        upcoming = loop.run_in_executor(None, _next_window, batches)
+        mine = share_of(batch.key, index, count)
+        mine = mine[batch.t_intended[mine] < stop_at]
+        for first in range(0, mine.size, _SLICE):
+            chosen = mine[first:first + _SLICE]
+            ids = batch.msg_id[chosen]
+            frames, ends = pack_pubs(head, *pack_payloads(ids, batch.key[chosen], batch.size[chosen]))
+            edges = [0, *ends.tolist()]
+            times = (batch.t_intended[chosen] + t0).tolist()
+            data = frames.data
+            i, n = 0, chosen.size
+            while i < n:
+                wait = times[i] - now()
+                while wait > 0:
+                    await asyncio.sleep((wait - _SPIN_NS) / 1e9 if wait > _SPIN_NS else 0)
+                    wait = times[i] - now()
+                if closed.done():
+                    upcoming.cancel()
+                    return
+                t = now()
+                j = min(n, i + burst, max(i + 1, bisect.bisect_right(times, t, i, n)))
+                await publisher.publish(data[edges[i]:edges[j]], ids[i:j], t)
+                i = j
+                if t - last_flush > FLUSH_S * 1e9:
+                    publisher.flush()
+                    last_flush = t
+                    await asyncio.sleep(0)
+        if batch.t_intended.size and batch.t_intended[-1] >= stop_at:
+            upcoming.cancel()
+            return
+
+
+def main(argv: list[str]) -> int:
+    spec, index, count, url, name, timeout_s, parent = argv
+    die_with_parent()
+    if os.getppid() != int(parent):  # the parent died before the kernel was asked to say so
+        return 1
+    # Ctrl-C and a SIGTERM sent to the whole group are the parent's to act on: it stops this
+    # process through its stdin, so that what it holds is not lost.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.SIG_IGN)
+    out_fd = os.dup(sys.stdout.fileno())  # the frames own the original stdout
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    asyncio.run(_generate(Path(spec), int(index), int(count), url, name, float(timeout_s), out_fd))
+    return 0
+
+
+# --- the generator's side -------------------------------------------------------------------------
+
+
+class GeneratorProcess(ConsumerProcess):
+    """One generator process, as the generator sees it: ``start`` returns once it is
+    connected; ``begin`` gives it the run's start; what it sent arrives through
+    ``on_receipts`` (index, ids, each burst's send time, each burst's count, 0); ``stop``
+    ends it early, ``finished`` waits for the end of its schedule."""
+
+    EARLY_END = "generator process ended early, without reporting all it sent"
+
+    def __init__(self, index: int, count: int, name: str, url: str, spec: Path, log_dir: Path,
+                 on_sent: Any, on_event: Any) -> None:
+        super().__init__(index, name, url, "", log_dir, on_sent, on_event)
+        self.count = count
+        self.spec = spec
+
+    def command(self, timeout_s: float) -> list[str]:
+        return [sys.executable, "-m", "msgstorm.live.generator_process", str(self.spec), str(self.index),
+                str(self.count), self.url, self.name, str(timeout_s), str(os.getpid())]
+
+    def begin(self, t0: int) -> None:
+        process = self.process
+        if process is not None and process.stdin is not None and not process.stdin.closed:
+            try:
+                process.stdin.write(START.pack(t0))
+                process.stdin.flush()
+            except OSError:
+                pass  # it has ended: on_end reports it
+
+    async def finished(self) -> None:
+        """Until it has sent its whole share and reported it (or ended)."""
+        if self.done is not None:
+            await asyncio.shield(self.done)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

