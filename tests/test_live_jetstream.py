@@ -280,13 +280,31 @@ async def _consumer_infos(js: Any) -> Any:
         yield info
 
 
+def _stop(pid: int) -> None:
+    """SIGSTOP ``pid`` and return once every thread of it has stopped (a thread still
+    running a moment after the signal could yet answer a publish)."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        states = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+            except OSError:
+                continue  # a thread that ended meanwhile
+        if all(state in "tT" for state in states):
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"nats-server {pid} did not stop")
+
+
 @pytest.mark.parametrize("client", ["wire", "nats-py"])
 def test_the_ack_window_holds_and_lets_overdue_publishes_go(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                             client: str) -> None:
     """With 4 publishes allowed in flight and the server paused (SIGSTOP), 4 are sent and the
-    burst waits; each 0.5 s (the ack timeout here) the 4 overdue leave the window and 4
+    burst waits; each second (the ack timeout here) the 4 overdue leave the window and 4
     more go. After SIGCONT every ack is recorded (those given up too), in stream order."""
-    monkeypatch.setattr(jetstream, "ACK_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(jetstream, "ACK_TIMEOUT_S", 1.0)
     scenario = _scenario(jetstream=f'client = "{client}"\nmax_pending_acks = 4\nstorage = "memory"')
     events: list[tuple[str, dict[str, Any]]] = []
     driver = JetStreamDriver(scenario.live, tmp_path, lambda kind, detail: events.append((kind, detail)))
@@ -298,12 +316,12 @@ def test_the_ack_window_holds_and_lets_overdue_publishes_go(tmp_path: Path, monk
         driver.stage(ids, ids, np.full(12, 64, dtype=np.int32))
         pid = driver.servers[0].pid
         assert pid is not None
-        os.kill(pid, signal.SIGSTOP)
+        _stop(pid)
         try:
             sending = asyncio.get_running_loop().create_task(driver.publish_staged(12))
             await asyncio.sleep(0.3)
             assert not sending.done() and driver.window.unanswered == 4, "full: the burst waits"
-            await asyncio.wait_for(sending, 2.0)  # two rounds of overdue acks let the rest go
+            await asyncio.wait_for(sending, 5.0)  # two rounds of overdue acks let the rest go
             assert driver.window.timed_out == 8 and acks == []
         finally:
             os.kill(pid, signal.SIGCONT)

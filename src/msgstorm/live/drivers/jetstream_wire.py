@@ -162,9 +162,16 @@ def _settle(state: np.ndarray, msg_ids: np.ndarray) -> int:
 
 
 @nb.njit(cache=True)
-def _mark_sent(state: np.ndarray, msg_ids: np.ndarray) -> None:
+def _mark_sent(state: np.ndarray, msg_ids: np.ndarray) -> int:
+    """Mark ``msg_ids`` unanswered; 0, or (nothing marked) the size ``state`` must grow to."""
+    top = -1
+    for msg_id in msg_ids:
+        top = max(top, msg_id)
+    if top >= state.size:
+        return top + 1
     for msg_id in msg_ids:
         state[msg_id] = _PENDING
+    return 0
 
 
 class AckWindow:
@@ -189,14 +196,12 @@ class AckWindow:
 
     def sent(self, msg_ids: np.ndarray, now: float) -> None:
         """``msg_ids`` (int64, not negative) were sent at ``now`` (the event loop's time, s)."""
-        if msg_ids.size == 0:
-            return
-        top = int(msg_ids.max())
-        if top >= self._state.size:
-            grown = np.zeros(max(2 * self._state.size, top + 1), dtype=np.uint8)
+        needed = _mark_sent(self._state, msg_ids)
+        if needed:
+            grown = np.zeros(max(2 * self._state.size, needed), dtype=np.uint8)
             grown[:self._state.size] = self._state
             self._state = grown
-        _mark_sent(self._state, msg_ids)
+            _mark_sent(self._state, msg_ids)
         self.unanswered += msg_ids.size
         self._sends.append((msg_ids, now + self.timeout_s))
 
@@ -405,12 +410,14 @@ class WireConsumer:
 
 
 def warm_up() -> None:
-    """Compile (or load from numba's cache) the ack parser and the window's passes."""
+    """Compile (or load from numba's cache) the ack parser and the window's passes for the
+    array types a run passes them: a connection hands over a view of its frame table's
+    first columns (a non-contiguous array), or the whole table when a read fills it."""
     ack = b'{"stream":"S","seq":1}'
-    received = np.frombuffer(b"MSG _INBOX.a.0 1 %d\r\n%s\r\n" % (len(ack), ack), dtype=np.uint8).copy()
-    table = frame_table(1)
-    scan_frames(received, 0, table)
-    msg_ids, seqs = read_acks(received, table)
+    received = np.frombuffer(b"MSG _INBOX.a.0 1 %d\r\n%s\r\n" % (len(ack), ack) * 2, dtype=np.uint8).copy()
+    table = frame_table(2)
+    assert scan_frames(received, 0, table)[0] == 2
+    read_acks(received, table)
+    msg_ids, seqs = read_acks(received, table[:, :1])
     state = np.zeros(1, dtype=np.uint8)
-    _mark_sent(state, msg_ids)
-    assert _settle(state, msg_ids) == 1 and seqs.tolist() == [1]
+    assert _mark_sent(state, msg_ids) == 0 and _settle(state, msg_ids) == 1 and seqs.tolist() == [1]
