@@ -291,3 +291,29 @@ def test_a_signal_while_the_server_starts_leaves_a_stop_paired_with_its_start(tm
     assert start["pid"] == int((result.run_dir / "servers" / "nats-server.pid").read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(start["pid"], 0)
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.013, 0.29, 0.71])
+def test_sigterm_at_any_moment_of_a_fast_run_ends_it_promptly(tmp_path: Path, delay_s: float) -> None:
+    """SIGTERM while the generator sends 200,000 messages a second, at whatever point of its
+    loop it lands: the run stops within seconds (its task is cancelled, never left waiting),
+    exits as interrupted and leaves a history; a second SIGTERM is not needed."""
+    scenario = tmp_path / "live.toml"
+    scenario.write_text(LIVE.format(duration="60s", rate=200_000, live="", size=64), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-c", "from msgstorm.cli import main; main()", "run", str(scenario),
+                                "--out", str(run_dir), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_for_traffic(run_dir, timeout_s=30)
+        time.sleep(delay_s)
+    finally:
+        process.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("the run did not end within 30 s of SIGTERM")
+    assert process.returncode == 3, stderr.decode()[-2000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["messages"]["sent"] > 0
+    assert_nothing_left(run_dir)

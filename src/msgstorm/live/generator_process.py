@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import concurrent.futures
 import os
 import pickle
 import signal
@@ -146,10 +147,11 @@ class _Publisher:
             self.times, self.chunks = [], []
 
     async def publish(self, frames: memoryview, ids: np.ndarray, t: int) -> None:
+        """Send one burst. One dropped while the connection is down is recorded as sent all
+        the same (the generator's own are: they show as lost, and are counted)."""
         connection = self.connection
         if connection is None or not await connection.publish_frames(frames):
             self.dropped += ids.size
-            return
         self.times.append(t)
         self.chunks.append(ids)
 
@@ -191,12 +193,20 @@ async def _generate(spec: Path, index: int, count: int, url: str, name: str, tim
     publisher = _Publisher(url, name, timeout_s, out)
     publisher.connection = await publisher.open()
     batches = iter(generate_traffic(scenario, seed, window_ns=scenario.run.window))
-    upcoming = loop.run_in_executor(None, _next_window, batches)  # the first window, made ahead
-    out.write(_frame(READY))
-    print(f"{name}: connected to {url}, share {index} of {count}", file=sys.stderr, flush=True)
-    t0 = await started
-    if t0 >= 0:
-        await _send(scenario, index, count, t0, publisher, closed, batches, upcoming)
+    # Windows are made on one worker thread, in order (the traffic is one generator); the
+    # first is made before READY and the second is on its way, as the generator has them when
+    # its clock starts: the first sends are not late.
+    with concurrent.futures.ThreadPoolExecutor(1) as windows:
+        first = await loop.run_in_executor(windows, _next_window, batches)
+        upcoming = loop.run_in_executor(windows, _next_window, batches)
+        out.write(_frame(READY))
+        print(f"{name}: connected to {url}, share {index} of {count}", file=sys.stderr, flush=True)
+        t0 = await started
+        try:
+            if t0 >= 0 and first is not None:
+                await _send(scenario, index, count, t0, publisher, closed, batches, windows, first, upcoming)
+        finally:
+            upcoming.cancel()
     await publisher.close()
     out.write(_frame(DONE))
     while out.get_write_buffer_size():
@@ -205,20 +215,20 @@ async def _generate(spec: Path, index: int, count: int, url: str, name: str, tim
 
 
 async def _send(scenario: Any, index: int, count: int, t0: int, publisher: _Publisher, closed: asyncio.Future[None],
-                batches: Any, upcoming: asyncio.Future[Any]) -> None:
-    """The share's messages at their intended times, as ``LiveTarget._send_bursts`` sends."""
+                batches: Any, windows: concurrent.futures.Executor, batch: Any, upcoming: asyncio.Future[Any]) -> None:
+    """The share's messages at their intended times, as ``LiveTarget._send_bursts`` sends;
+    returns at the end of the schedule or as soon as ``closed`` is done (stdin closed)."""
     loop = asyncio.get_running_loop()
     head = np.frombuffer(f"PUB {scenario.live.subject} ".encode(), dtype=np.uint8).copy()
     stop_at = scenario.run.duration
     burst = scenario.live.nats.burst
     now = time.monotonic_ns
     last_flush = now()
-    while (batch := await upcoming) is not None:
-        upcoming = loop.run_in_executor(None, _next_window, batches)
+    while batch is not None:
         mine = share_of(batch.key, index, count)
         mine = mine[batch.t_intended[mine] < stop_at]
-        for first in range(0, mine.size, _SLICE):
-            chosen = mine[first:first + _SLICE]
+        for start in range(0, mine.size, _SLICE):
+            chosen = mine[start:start + _SLICE]
             ids = batch.msg_id[chosen]
             frames, ends = pack_pubs(head, *pack_payloads(ids, batch.key[chosen], batch.size[chosen]))
             edges = [0, *ends.tolist()]
@@ -228,10 +238,17 @@ async def _send(scenario: Any, index: int, count: int, t0: int, publisher: _Publ
             while i < n:
                 wait = times[i] - now()
                 while wait > 0:
-                    await asyncio.sleep((wait - _SPIN_NS) / 1e9 if wait > _SPIN_NS else 0)
+                    if wait > _SPIN_NS:
+                        if publisher.chunks:  # a gap in the share: report what was sent first
+                            publisher.flush()
+                            last_flush = now()
+                        await asyncio.wait([closed], timeout=(wait - _SPIN_NS) / 1e9)
+                    else:
+                        await asyncio.sleep(0)
+                    if closed.done():
+                        return
                     wait = times[i] - now()
                 if closed.done():
-                    upcoming.cancel()
                     return
                 t = now()
                 j = min(n, i + burst, max(i + 1, bisect.bisect_right(times, t, i, n)))
@@ -241,9 +258,8 @@ async def _send(scenario: Any, index: int, count: int, t0: int, publisher: _Publ
                     publisher.flush()
                     last_flush = t
                     await asyncio.sleep(0)
-        if batch.t_intended.size and batch.t_intended[-1] >= stop_at:
-            upcoming.cancel()
-            return
+        batch = await upcoming
+        upcoming = loop.run_in_executor(windows, _next_window, batches)
 
 
 def main(argv: list[str]) -> int:

@@ -33,7 +33,9 @@ import concurrent.futures
 import gc
 import itertools
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,6 +68,8 @@ _YIELD_EVERY = 256
 _SLICE = 2048
 # The interpreter's thread switch interval during a live run.
 _SWITCH_S = 100e-6
+# Signals that stop a run (``LiveTarget._stop_on_signals``).
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 PUBLISHER = "publisher"
 STREAM = "stream"
 
@@ -179,6 +183,7 @@ class LiveTarget:
         self.sent_elsewhere: list[tuple[np.ndarray, np.ndarray]] = []
         self.sent_elsewhere_count = 0
         self.seed: np.random.SeedSequence | None = None
+        self._handlers: dict[int, Any] = {}
         self.ack_msg: list[int] = []
         self.ack_order: list[int] = []
         self.ack_t: list[int] = []
@@ -263,13 +268,21 @@ class LiveTarget:
             gc.freeze()
             gc.disable()
             sys.setswitchinterval(_SWITCH_S)
+            self._handlers = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
             try:
                 asyncio.run(self._main(itertools.chain(ahead, traffic)))
+            except asyncio.CancelledError:
+                if not self.interrupted:  # not cancelled by a signal of ours
+                    raise
+                raise KeyboardInterrupt from None
             finally:
                 sys.setswitchinterval(switch)
                 gc.unfreeze()
                 if collecting:
                     gc.enable()
+                if threading.current_thread() is threading.main_thread():
+                    for sig, handler in self._handlers.items():  # the loop's own handlers are gone with it
+                        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         except KeyboardInterrupt:
             self.interrupted = True
             self._events.append((self._now(), EventKind.INTERRUPTED, None, None, None))
@@ -288,7 +301,32 @@ class LiveTarget:
                 self._events.append((self._now(), EventKind.SERVER_STOP, None, None,
                                      {"name": server.name, "returncode": server.returncode}))
 
+    def _stop_on_signals(self) -> None:
+        """SIGINT and SIGTERM, while the loop runs, cancel the run's task: every await it is in
+        ends with CancelledError and the ``finally`` blocks stop what was started. A handler
+        that raises KeyboardInterrupt wherever the interpreter happens to be (the command
+        line's) can land inside the event loop's own bookkeeping and lose the wake-up of the
+        very task it stops, which then waits forever. A second signal goes to that handler."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals reach the main thread's loop only
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def stop(sig: int) -> None:
+            if not self.interrupted:
+                self.interrupted = True
+                task.cancel()
+                return
+            handler = self._handlers.get(sig)
+            if callable(handler):
+                handler(sig, None)
+
+        for sig in _STOP_SIGNALS:
+            loop.add_signal_handler(sig, stop, sig)
+
     async def _main(self, traffic: Iterator[MessageBatch]) -> None:
+        self._stop_on_signals()
         try:
             try:
                 if isinstance(self.driver, BurstDriver):
@@ -339,11 +377,17 @@ class LiveTarget:
                              self.run_dir / "servers", self._on_sent, self._on_event)
             for index in range(1, self.generator_count)]
         try:
-            await asyncio.gather(*(g.start(self.scenario.live.start_timeout / 1e9) for g in self.generators))
+            started = await asyncio.gather(*(g.start(self.scenario.live.start_timeout / 1e9) for g in self.generators),
+                                           return_exceptions=True)
+            failed = next((outcome for outcome in started if isinstance(outcome, BaseException)), None)
+            if failed is not None:
+                raise failed
         except BaseException:
             for generator in self.generators:
                 generator.kill()
             raise
+        finally:
+            spec.unlink(missing_ok=True)  # each has read it before it said it was ready
 
     def _on_sent(self, index: int, msg_ids: np.ndarray, times: np.ndarray, counts: np.ndarray, _: int) -> None:
         """What a generator process sent: each burst's time (CLOCK_MONOTONIC ns) and size."""
@@ -351,7 +395,8 @@ class LiveTarget:
         self.sent_elsewhere_count += msg_ids.size
 
     async def _send_all(self, traffic: Iterator[MessageBatch]) -> None:
-        if isinstance(self.driver, BurstDriver) and self.driver.burst > 1:
+        # Generator processes need the burst path (its own-share filter), which also serves burst = 1.
+        if isinstance(self.driver, BurstDriver) and (self.driver.burst > 1 or self.generator_count > 1):
             await self._send_bursts(self.driver, traffic)
             return
         run = self.scenario.run
@@ -469,6 +514,25 @@ class LiveTarget:
             sent = np.concatenate(self.sent)
         else:
             batch, sent = None, np.zeros(0, dtype=np.int64)
+        if self.sent_elsewhere:
+            # Generator processes keep their own schedule: one ahead of this process when the run
+            # was stopped sent messages of windows this one had not made yet. Traffic is a pure
+            # function of the scenario and seed: make those windows again so the messages get rows.
+            top = max((int(ids.max()) for ids, _ in self.sent_elsewhere if ids.size), default=-1)
+            held = int(batch.msg_id[-1]) if batch is not None and len(batch) else -1
+            if top > held and self.seed is not None:
+                from msgstorm.traffic.generate import generate_traffic
+
+                more, more_sent = [], []
+                for extra in generate_traffic(self.scenario, self.seed, window_ns=self.scenario.run.window):
+                    if not len(extra) or int(extra.msg_id[-1]) <= held:
+                        continue
+                    more.append(extra)
+                    more_sent.append(np.full(len(extra), -1, dtype=np.int64))
+                    if int(extra.msg_id[-1]) >= top:
+                        break
+                batch = MessageBatch.concat(([batch] if batch is not None else []) + more)
+                sent = np.concatenate([sent, *more_sent])
         if batch is not None:
             # What generator processes sent, by message id (ids are consecutive from the first batch's).
             first = int(batch.msg_id[0]) if len(batch) else 0

@@ -167,4 +167,10 @@ def check_references(scenario: Scenario) -> list[Problem]:
         problem = slo_problem(name, expression)
         if problem is not None:
             problems.append((("slo", name), problem))
+    nats = scenario.live.nats
+    for field, used in (("generator_processes", nats.generator_processes > 1),
+                        ("consumer_processes", nats.consumer_processes)):
+        if used and scenario.target != "nats":
+            problems.append((("live", "nats", field), f"applies to target = \"nats\" only (this scenario's target "
+                                                      f"is {scenario.target!r})"))
     return problems
