@@ -50,6 +50,7 @@ order, as ``deliveries`` rows with node ``stream``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import shutil
 from collections import deque
@@ -354,7 +355,7 @@ class JetStreamDriver:
                                                         consumer.deliver_subject)
             self.wire_consumers.append(consumer)
             config = self._consumer_config(consumer.deliver_subject)
-            await self._retrying(lambda config=config: js.add_consumer(self.settings.stream, config))  # type: ignore[misc]
+            await self._retrying(functools.partial(js.add_consumer, self.settings.stream, config))
         publisher = WirePublisher(self.spec.subject, f"{inbox}.ack.", self.window, self.trouble, on_ack)
         publisher.on_acks = self.on_acks
         publisher.connection = await self._open_wire(PUBLISHER, publisher.on_table, publisher.reply_prefix + "*")
