@@ -23,6 +23,7 @@ import nats
 import numpy as np
 import pytest
 from conftest import assert_checks_valid, require_program
+from test_live_nats import _wait_for_traffic
 
 from msgstorm.errors import TargetError
 from msgstorm.history import read_history
@@ -143,11 +144,11 @@ def test_a_paused_server_shows_in_the_latency_and_loses_nothing_acked(tmp_path: 
     pid_file = run_dir / "servers" / "nats-server.pid"
 
     def pause() -> None:
-        deadline = time.monotonic() + 20
-        while not pid_file.is_file() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        # Sending for a second by now: the stream made and the compiled client loaded (on a
+        # fresh machine numba compiles it first, which takes longer than any fixed wait).
+        _wait_for_traffic(run_dir, timeout_s=120)
+        time.sleep(1.0)
         pid = int(pid_file.read_text())
-        time.sleep(3.0)  # connected and sending by now
         os.kill(pid, signal.SIGSTOP)
         time.sleep(1.0)
         os.kill(pid, signal.SIGCONT)

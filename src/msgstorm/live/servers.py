@@ -106,7 +106,12 @@ class ManagedServer:
         finally:
             log.close()
         _RUNNING.add(self)
-        (self.directory / f"{self.name}.pid").write_text(str(self.process.pid), encoding="utf-8")
+        # Written whole or not at all (a temporary file renamed): whoever watches for the file
+        # (a tool that pauses the server, a test) never reads it half written.
+        pid_file = self.directory / f"{self.name}.pid"
+        partial = pid_file.with_suffix(".pid.tmp")
+        partial.write_text(str(self.process.pid), encoding="utf-8")
+        partial.replace(pid_file)
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
