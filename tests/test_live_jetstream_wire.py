@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -315,3 +316,92 @@ def test_a_run_compiles_nothing_the_warm_up_did_not() -> None:
     message = (7).to_bytes(8, "little") + bytes(8)
     consumer.connection.feed(b"MSG d 1 $JS.ACK.S.c.1.1.1.0.0 16\r\n%s\r\n" % message)
     assert [len(function.signatures) for function in compiled] == before
+
+
+def test_a_lost_publisher_connection_frees_the_window_at_once() -> None:
+    """The acks pending on a lost connection will not come on it: the window gives them up
+    (counted as timed out) and a burst waiting for room goes on, not ACK_TIMEOUT_S later."""
+
+    async def scenario() -> tuple[float, int, int]:
+        window = AckWindow(limit=2, timeout_s=60.0)
+        window.sent(np.array([0, 1], dtype=np.int64), asyncio.get_running_loop().time())
+        waiting = asyncio.ensure_future(window.wait_for_room())
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        started = asyncio.get_running_loop().time()
+        window.give_up()
+        await asyncio.wait_for(waiting, 5.0)
+        return asyncio.get_running_loop().time() - started, window.unanswered, window.timed_out
+
+    waited, unanswered, timed_out = asyncio.run(scenario())
+    assert waited < 1.0 and (unanswered, timed_out) == (0, 2)
+
+
+def test_a_failed_open_leaves_no_subscribed_connection_and_reconnects_once(tmp_path: Path) -> None:
+    """A server that completes the handshake and then answers no PING (the SUB's check times
+    out): the half-open, subscribed connection is closed; reconnecting against it for a while
+    leaves at most one subscribed connection, and none after close."""
+    from msgstorm.live.drivers.jetstream import JetStreamDriver
+    from msgstorm.scenario import parse_scenario
+
+    connections: list[dict[str, Any]] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        entry: dict[str, Any] = {"subs": 0, "pings": 0, "closed": False}
+        connections.append(entry)
+        writer.write(b'INFO {"server_id":"x","version":"2.10.0","headers":true,"max_payload":1048576,"proto":1}\r\n')
+        while line := await reader.readline():
+            if line.startswith(b"PING"):
+                entry["pings"] += 1
+                if entry["pings"] == 1:
+                    writer.write(b"PONG\r\n")  # the handshake's only
+            elif line.startswith(b"SUB"):
+                entry["subs"] += 1
+        entry["closed"] = True
+        writer.close()
+
+    def subscribed() -> int:
+        return sum(1 for c in connections if c["subs"] and not c["closed"])
+
+    async def scenario() -> tuple[int, int, int]:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        spec = parse_scenario(f"""target = "jetstream"
+[run]
+name = "x"
+duration = "1s"
+[live]
+url = "nats://127.0.0.1:{port}"
+start_timeout = "300ms"
+[[agents]]
+name = "a"
+arrival = {{ process = "constant", rate = "10/s" }}
+""", source="x.toml").live
+        driver = JetStreamDriver(spec, tmp_path, lambda kind, detail: None)
+        with pytest.raises(TimeoutError):
+            await driver._open_wire("msgstorm-consumer-0", lambda data, table: None, "D.0")
+        await asyncio.sleep(0.05)
+        after_failed_open = subscribed()
+        consumer = WireConsumer(0, "D.0", False, lambda index, ids, bad: None, None)
+
+        class Lost:
+            name = "msgstorm-consumer-0"
+            errors: list[str] = []
+
+            def close(self) -> None:
+                pass
+
+        consumer.connection = Lost()  # type: ignore[assignment]
+        driver.wire_consumers.append(consumer)
+        reconnecting = asyncio.get_running_loop().create_task(driver._reconnect(consumer.connection))  # type: ignore[arg-type]
+        await asyncio.sleep(2.0)
+        while_reconnecting = subscribed()
+        driver._closing = True
+        reconnecting.cancel()
+        await driver.close()
+        await asyncio.sleep(0.1)
+        server.close()
+        return after_failed_open, while_reconnecting, subscribed()
+
+    after_failed_open, while_reconnecting, after_close = asyncio.run(scenario())
+    assert after_failed_open == 0 and while_reconnecting <= 1 and after_close == 0

@@ -361,16 +361,30 @@ class JetStreamDriver:
         publisher.connection = await self._open_wire(PUBLISHER, publisher.on_table, publisher.reply_prefix + "*")
         self.wire_publisher = publisher
 
-    async def _open_wire(self, name: str, on_table: OnTable, subject: str) -> FrameConnection:
-        connection = FrameConnection(self.urls[0], name, on_table, self._wire_lost, SECTION)
-        await connection.open(timeout_s=self.spec.start_timeout / 1e9)
-        connection.subscribe(subject, 1)
-        await connection.ping(timeout_s=self.spec.start_timeout / 1e9)  # subscribed before anything is sent
+    async def _open_wire(self, name: str, on_table: OnTable, subject: str, attempt: int = 0) -> FrameConnection:
+        """``attempt``: reconnections go through a cluster's servers in turn (a dead one is
+        not the only one tried); the first connection is to the first server."""
+        url = self.urls[attempt % len(self.urls)]
+        connection = FrameConnection(url, name, on_table, self._wire_lost, SECTION)
+        try:
+            await connection.open(timeout_s=self.spec.start_timeout / 1e9)
+            connection.subscribe(subject, 1)
+            await connection.ping(timeout_s=self.spec.start_timeout / 1e9)  # subscribed before anything is sent
+        except BaseException:
+            connection.close()  # half open, perhaps subscribed: it must not deliver beside a later one
+            raise
         return connection
 
     def _wire_lost(self, connection: WireConnection) -> None:
-        if self._closing:
+        # Only a connection in use is reconnected: one that drops while it is being opened
+        # makes its open() raise, and whoever opened it tries again.
+        publisher = self.wire_publisher
+        lost_publisher = publisher is not None and publisher.connection is connection
+        in_use = lost_publisher or any(c.connection is connection for c in self.wire_consumers)
+        if self._closing or not in_use:
             return
+        if lost_publisher:
+            self.window.give_up()  # its pending acks will not come on this connection
         self.on_event(EventKind.DISCONNECTED, {"client": connection.name})
         task = asyncio.get_running_loop().create_task(self._reconnect(connection))
         self._reconnects.add(task)
@@ -385,10 +399,12 @@ class JetStreamDriver:
         if owner is None:
             return
         subject = owner.deliver_subject if isinstance(owner, WireConsumer) else owner.reply_prefix + "*"
+        attempt = 0
         while not self._closing:
             await asyncio.sleep(RECONNECT_S)
+            attempt += 1
             try:
-                connection = await self._open_wire(lost.name, owner.on_table, subject)
+                connection = await self._open_wire(lost.name, owner.on_table, subject, attempt)
             except Exception:  # noqa: BLE001 - any failure: try again until the run ends
                 continue
             if self._closing:

@@ -220,6 +220,12 @@ class AckWindow:
             self.unanswered -= given_up
             self.timed_out += given_up
 
+    def give_up(self) -> None:
+        """The publisher's connection was lost: no pending ack is owed on it any more (one that
+        still comes is recorded all the same), and a burst waiting for room goes on."""
+        self.expire(float("inf"))
+        self._room.set()
+
     async def wait_for_room(self) -> None:
         """Return once the window is not full: an ack arrived, or the oldest ack is overdue."""
         loop = asyncio.get_running_loop()
