@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,3 +61,36 @@ def assert_checks_valid(summary: dict[str, Any], names: list[str]) -> None:
         expected = "invalid" if summary["generator"]["saturated"] else "valid"
         assert verdicts.pop("generator") == expected
     assert verdicts == dict.fromkeys(verdicts, "valid"), verdicts
+
+
+def run_in_process(scenario: Path, run_dir: Path, **popen: Any) -> subprocess.Popen[bytes]:
+    """``msgstorm run SCENARIO --out RUN_DIR -q`` as a process of its own (to signal it)."""
+    return subprocess.Popen([sys.executable, "-c", "from msgstorm.cli import main; main()", "run", str(scenario),
+                             "--out", str(run_dir), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+
+
+def children_running(module: str, parent: int) -> dict[int, list[str]]:
+    """pid -> arguments (after ``-m module``) of every running ``python -m module`` whose
+    parent is ``parent``: others' runs on the same host are not ours to count or kill."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode().split("\0")
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if module in argv and int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            found[int(entry.name)] = argv[argv.index(module) + 1:]
+    return found
+
+
+def wait_for_logs(process: subprocess.Popen[bytes], logs: list[Path], marker: str, then_s: float) -> None:
+    """Until every log in ``logs`` says ``marker`` (the run's child processes are ready), then
+    ``then_s`` more for the run to send; fails if the run ends first or after 90 s."""
+    deadline = time.monotonic() + 90
+    while not all(log.is_file() and marker in log.read_text() for log in logs):
+        assert time.monotonic() < deadline and process.poll() is None, f"no {marker!r} in {logs}"
+        time.sleep(0.05)
+    time.sleep(then_s)

@@ -13,13 +13,18 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_checks_valid, require_program
+from conftest import (
+    assert_checks_valid,
+    children_running,
+    require_program,
+    run_in_process,
+    wait_for_logs,
+)
 
 from msgstorm.live.consumer_process import (
     DONE,
@@ -61,32 +66,16 @@ def _scenario(duration: str = "2s", rate: int = 2000, consumers: int = 2):  # ty
 
 
 def _consumer_processes(parent: int | None = None) -> dict[int, str]:
-    """pid -> consumer name of every running consumer process whose parent is ``parent``
-    (default: this process); others' runs on the same host are not ours to count or kill."""
-    parent = os.getpid() if parent is None else parent
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if b"msgstorm.live.consumer_process" in argv and int(stat.rsplit(")", 1)[1].split()[1]) == parent:
-            found[int(entry.name)] = argv[argv.index(b"msgstorm.live.consumer_process") + 3].decode()
-    return found
+    """pid -> consumer name of every running consumer process of ``parent`` (default: this process)."""
+    children = children_running("msgstorm.live.consumer_process", os.getpid() if parent is None else parent)
+    return {pid: args[2] for pid, args in children.items()}
 
 
 def _wait_until_subscribed(run_dir: Path, process: subprocess.Popen[bytes], consumers: int) -> None:
     """Until every consumer process of the run has subscribed (each logs it then), and the
     generator has had a second to send."""
-    deadline = time.monotonic() + 90
-    logs = [run_dir / "servers" / f"msgstorm-consumer-{i}.log" for i in range(consumers)]
-    while not all(log.is_file() and "subscribed" in log.read_text() for log in logs):
-        assert time.monotonic() < deadline and process.poll() is None, "the consumer processes did not subscribe"
-        time.sleep(0.05)
-    time.sleep(1.0)
+    wait_for_logs(process, [run_dir / "servers" / f"msgstorm-consumer-{i}.log" for i in range(consumers)],
+                  "subscribed", 1.0)
 
 
 def _events(run_dir: Path) -> list[dict[str, object]]:
@@ -185,8 +174,7 @@ def test_a_consumer_process_killed_mid_run_is_a_fault_and_the_run_goes_on(tmp_pa
     scenario = tmp_path / "live.toml"
     scenario.write_text(LIVE.format(duration="6s", rate=1000, consumers=2), encoding="utf-8")
     run_dir = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-c", "from msgstorm.cli import main; main()", "run", str(scenario),
-                                "--out", str(run_dir), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = run_in_process(scenario, run_dir)
     try:
         _wait_until_subscribed(run_dir, process, 2)
         victim = next(pid for pid, name in _consumer_processes(process.pid).items() if name == "msgstorm-consumer-0")
@@ -213,8 +201,7 @@ def test_sigterm_leaves_no_consumer_process_and_a_history(tmp_path: Path) -> Non
     scenario = tmp_path / "live.toml"
     scenario.write_text(LIVE.format(duration="60s", rate=500, consumers=2), encoding="utf-8")
     run_dir = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-c", "from msgstorm.cli import main; main()", "run", str(scenario),
-                                "--out", str(run_dir), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = run_in_process(scenario, run_dir)
     try:
         _wait_until_subscribed(run_dir, process, 2)
     finally:
@@ -243,9 +230,7 @@ def test_ctrl_c_to_the_process_group_stops_consumer_processes_through_their_pare
     scenario = tmp_path / "live.toml"
     scenario.write_text(LIVE.format(duration="60s", rate=500, consumers=2), encoding="utf-8")
     run_dir = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-c", "from msgstorm.cli import main; main()", "run", str(scenario),
-                                "--out", str(run_dir), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               start_new_session=True)
+    process = run_in_process(scenario, run_dir, start_new_session=True)
     try:
         _wait_until_subscribed(run_dir, process, 2)
     finally:

@@ -12,13 +12,18 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_checks_valid, require_program
+from conftest import (
+    assert_checks_valid,
+    children_running,
+    require_program,
+    run_in_process,
+    wait_for_logs,
+)
 
 from msgstorm.live.generator_process import share_of
 from msgstorm.runner import run
@@ -48,19 +53,8 @@ size = "64B"
 
 
 def _generator_processes(parent: int) -> dict[int, str]:
-    """pid -> name of every running generator process whose parent is ``parent``."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if b"msgstorm.live.generator_process" in argv and int(stat.rsplit(")", 1)[1].split()[1]) == parent:
-            found[int(entry.name)] = argv[argv.index(b"msgstorm.live.generator_process") + 5].decode()
-    return found
+    """pid -> name of every running generator process of ``parent``."""
+    return {pid: args[4] for pid, args in children_running("msgstorm.live.generator_process", parent).items()}
 
 
 def _events(run_dir: Path) -> list[dict[str, object]]:
@@ -70,12 +64,8 @@ def _events(run_dir: Path) -> list[dict[str, object]]:
 
 
 def _wait_until_connected(run_dir: Path, process: subprocess.Popen[bytes], processes: int) -> None:
-    deadline = time.monotonic() + 90
-    logs = [run_dir / "servers" / f"msgstorm-generator-{i}.log" for i in range(1, processes)]
-    while not all(log.is_file() and "connected" in log.read_text() for log in logs):
-        assert time.monotonic() < deadline and process.poll() is None, "the generator processes did not connect"
-        time.sleep(0.05)
-    time.sleep(1.5)
+    wait_for_logs(process, [run_dir / "servers" / f"msgstorm-generator-{i}.log" for i in range(1, processes)],
+                  "connected", 1.5)
 
 
 def test_shares_split_the_keys() -> None:
@@ -131,8 +121,7 @@ def test_a_generator_process_killed_mid_run_is_a_fault_and_the_run_goes_on(tmp_p
     scenario = tmp_path / "live.toml"
     scenario.write_text(LIVE.format(duration="6s", rate=1000, processes=2), encoding="utf-8")
     run_dir = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-c", "from msgstorm.cli import main; main()", "run", str(scenario),
-                                "--out", str(run_dir), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = run_in_process(scenario, run_dir)
     try:
         _wait_until_connected(run_dir, process, 2)
         victim = next(iter(_generator_processes(process.pid)))
@@ -162,8 +151,7 @@ def test_sigterm_leaves_no_generator_process_and_a_history(tmp_path: Path) -> No
     scenario = tmp_path / "live.toml"
     scenario.write_text(LIVE.format(duration="60s", rate=500, processes=3), encoding="utf-8")
     run_dir = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-c", "from msgstorm.cli import main; main()", "run", str(scenario),
-                                "--out", str(run_dir), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = run_in_process(scenario, run_dir)
     try:
         _wait_until_connected(run_dir, process, 3)
     finally:
@@ -193,8 +181,7 @@ arrival = { process = "constant", rate = "300/s" }
     text = scenario.read_text().replace('name = "traders"\n', 'name = "traders"\nstop = "2s"\n')
     scenario.write_text(text, encoding="utf-8")
     run_dir = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-c", "from msgstorm.cli import main; main()", "run", str(scenario),
-                                "--out", str(run_dir), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = run_in_process(scenario, run_dir)
     try:
         _wait_until_connected(run_dir, process, 2)
         time.sleep(2.0)  # past the first agent's stop: nothing due for 45 s

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_checks_valid, require_program
+from conftest import assert_checks_valid, require_program, run_in_process
 
 from msgstorm.errors import TargetError
 from msgstorm.live.drivers.nats import NatsDriver
@@ -299,8 +299,7 @@ def test_sigterm_at_any_moment_of_a_fast_run_ends_it_promptly(tmp_path: Path, de
     scenario = tmp_path / "live.toml"
     scenario.write_text(LIVE.format(duration="60s", rate=200_000, live="", size=64), encoding="utf-8")
     run_dir = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-c", "from msgstorm.cli import main; main()", "run", str(scenario),
-                                "--out", str(run_dir), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = run_in_process(scenario, run_dir)
     try:
         _wait_for_traffic(run_dir, timeout_s=30)
         time.sleep(delay_s)

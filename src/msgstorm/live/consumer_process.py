@@ -47,7 +47,7 @@ from msgstorm.live.payload import read_ids
 from msgstorm.live.payload import warm_up as warm_up_payloads
 from msgstorm.live.servers import die_with_parent
 
-__all__ = ["FLUSH_S", "ConsumerProcess", "OnTimedReceipts"]
+__all__ = ["FLUSH_S", "START", "ChildLink", "ConsumerProcess", "OnTimedReceipts", "become_child", "finish", "open_pipes"]
 
 # (consumer index, msg ids (int64), each read's time (int64, CLOCK_MONOTONIC ns), how many of
 # the ids each read brought (int64), payloads too short to carry an id)
@@ -57,6 +57,7 @@ OnEvent = Callable[[str, dict[str, Any]], None]
 READY, RECEIPTS, EVENT, DONE = range(4)
 _HEADER = struct.Struct("<BI")  # frame kind, payload bytes
 _COUNTS = struct.Struct("<III")  # reads, ids, unreadable
+START = struct.Struct("<q")  # the run's start, CLOCK_MONOTONIC ns (the parent to a generator process)
 # The child sends what it received at least this often (and a child that dies loses at most this).
 FLUSH_S = 0.02
 # The child tries a lost connection again this often.
@@ -92,58 +93,57 @@ def parse_receipts(payload: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 
 class _Stdin(asyncio.Protocol):
-    """Ends the child when its parent closes the pipe (or dies)."""
+    """What the parent says on the child's stdin: ``START`` (when ``started`` is given: its
+    value, -1 if the pipe closed first), then the pipe closed (``closed``), which ends it."""
 
-    def __init__(self, closed: asyncio.Future[None]) -> None:
-        self.closed = closed
+    def __init__(self, closed: asyncio.Future[None], started: asyncio.Future[int] | None) -> None:
+        self.closed, self.started = closed, started
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.started is not None and len(self.buffer) >= START.size and not self.started.done():
+            self.started.set_result(START.unpack_from(self.buffer)[0])
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.started is not None and not self.started.done():
+            self.started.set_result(-1)
         if not self.closed.done():
             self.closed.set_result(None)
 
 
-class _Child:
-    def __init__(self, url: str, subject: str, name: str, timeout_s: float, out: asyncio.WriteTransport) -> None:
-        self.url, self.subject, self.name, self.timeout_s = url, subject, name, timeout_s
+class ChildLink:
+    """A child process's connection to the server and its stdout to the parent: what it
+    recorded (a time and ids per read or burst) goes up as ``RECEIPTS`` frames, connection
+    trouble as ``EVENT`` frames, and a lost connection is opened again every
+    ``RECONNECT_S``, one attempt at a time, until ``close_connection``. ``open`` makes a
+    connection ready for use."""
+
+    def __init__(self, url: str, name: str, timeout_s: float, out: asyncio.WriteTransport) -> None:
+        self.url, self.name, self.timeout_s = url, name, timeout_s
         self.out = out
         self.times: list[int] = []
         self.chunks: list[np.ndarray] = []
-        self.held = 0
         self.unreadable = 0
         self.closing = False
         self.connection: WireConnection | None = None
         self.reconnect: asyncio.Task[None] | None = None
 
-    def on_frames(self, data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> None:
-        t = time.monotonic_ns()
-        ids = read_ids(data, starts, lengths)
-        self.unreadable += starts.size - ids.size
-        if ids.size:
-            self.times.append(t)
-            self.chunks.append(ids)
-            self.held += ids.size
-            if self.held >= _MAX_IDS:
-                self.flush()
+    async def open(self) -> WireConnection:
+        raise NotImplementedError
+
+    def record(self, t: int, ids: np.ndarray) -> None:
+        self.times.append(t)
+        self.chunks.append(ids)
 
     def flush(self) -> None:
         if self.chunks or self.unreadable:
             self.out.write(_receipts_frame(self.times, self.chunks, self.unreadable))
-            self.times, self.chunks, self.held, self.unreadable = [], [], 0, 0
+            self.times, self.chunks, self.unreadable = [], [], 0
 
     def event(self, kind: str, detail: dict[str, Any]) -> None:
-        self.flush()  # receipts before the event, as they happened
+        self.flush()  # what was recorded before the event, as it happened
         self.out.write(_frame(EVENT, json.dumps({"kind": kind, "detail": {"client": self.name, **detail}}).encode()))
-
-    async def open(self) -> WireConnection:
-        connection = WireConnection(self.url, self.name, self.on_frames, self.on_lost)
-        try:
-            await connection.open(timeout_s=self.timeout_s)
-            connection.subscribe(self.subject, 1)
-            await connection.ping(timeout_s=self.timeout_s)  # subscribed before the parent sends anything
-        except BaseException:
-            connection.close()  # half open (subscribed, no PONG): it must not deliver beside a later one
-            raise
-        return connection
 
     def on_lost(self, connection: WireConnection) -> None:
         # A connection still being opened that drops makes its open() raise, and the loop
@@ -168,7 +168,8 @@ class _Child:
             self.event("reconnected", {})
             return
 
-    def close(self) -> None:
+    def close_connection(self) -> None:
+        """No more reconnecting; the connection closed and its errors reported."""
         self.closing = True
         if self.reconnect is not None:
             self.reconnect.cancel()
@@ -176,16 +177,82 @@ class _Child:
             self.connection.close()
             for error in self.connection.errors:
                 self.event("client_error", {"error": error})
+
+
+class _Child(ChildLink):
+    def __init__(self, url: str, subject: str, name: str, timeout_s: float, out: asyncio.WriteTransport) -> None:
+        super().__init__(url, name, timeout_s, out)
+        self.subject = subject
+        self.held = 0
+
+    def on_frames(self, data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> None:
+        t = time.monotonic_ns()
+        ids = read_ids(data, starts, lengths)
+        self.unreadable += starts.size - ids.size
+        if ids.size:
+            self.record(t, ids)
+            self.held += ids.size
+            if self.held >= _MAX_IDS:
+                self.flush()
+
+    def flush(self) -> None:
+        super().flush()
+        self.held = 0
+
+    async def open(self) -> WireConnection:
+        connection = WireConnection(self.url, self.name, self.on_frames, self.on_lost)
+        try:
+            await connection.open(timeout_s=self.timeout_s)
+            connection.subscribe(self.subject, 1)
+            await connection.ping(timeout_s=self.timeout_s)  # subscribed before the parent sends anything
+        except BaseException:
+            connection.close()  # half open (subscribed, no PONG): it must not deliver beside a later one
+            raise
+        return connection
+
+    def close(self) -> None:
+        self.close_connection()
         self.flush()
+
+
+async def open_pipes(out_fd: int, started: asyncio.Future[int] | None = None
+                     ) -> tuple[asyncio.WriteTransport, asyncio.Future[None]]:
+    """A child's frames out (``out_fd``, its original stdout) and its stdin in; the future
+    returned is done once the parent closes stdin (or dies), ``started`` once it says START."""
+    loop = asyncio.get_running_loop()
+    out, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(out_fd, "wb", buffering=0))
+    closed: asyncio.Future[None] = loop.create_future()
+    await loop.connect_read_pipe(lambda: _Stdin(closed, started), sys.stdin.buffer)
+    return out, closed
+
+
+async def finish(out: asyncio.WriteTransport) -> None:
+    """``DONE``, once everything written before has left for the parent."""
+    out.write(_frame(DONE))
+    while out.get_write_buffer_size():
+        await asyncio.sleep(0.001)
+    out.close()
+
+
+def become_child(parent: str) -> int | None:
+    """What a child process does first: ask the kernel to end it with its parent (None if
+    the parent has already died), leave Ctrl-C and SIGTERM to the parent (which stops it
+    through its stdin, so that nothing it holds is lost), and keep its original stdout for
+    the frames (returned) while anything else printed goes to stderr (its log)."""
+    die_with_parent()
+    if os.getppid() != int(parent):  # the parent died before the kernel was asked to say so
+        return None
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.SIG_IGN)
+    out_fd = os.dup(sys.stdout.fileno())
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    return out_fd
 
 
 async def _consume(url: str, subject: str, name: str, timeout_s: float, out_fd: int) -> None:
     warm_up_wire()  # compiled (loaded from numba's cache) before anything arrives
     warm_up_payloads()
-    loop = asyncio.get_running_loop()
-    out, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(out_fd, "wb", buffering=0))
-    closed: asyncio.Future[None] = loop.create_future()
-    await loop.connect_read_pipe(lambda: _Stdin(closed), sys.stdin.buffer)
+    out, closed = await open_pipes(out_fd)
     child = _Child(url, subject, name, timeout_s, out)
     child.connection = await child.open()
     out.write(_frame(READY))
@@ -194,28 +261,15 @@ async def _consume(url: str, subject: str, name: str, timeout_s: float, out_fd: 
         await asyncio.wait([closed], timeout=FLUSH_S)
         child.flush()
     child.close()
-    out.write(_frame(DONE))
-    while out.get_write_buffer_size():
-        await asyncio.sleep(0.001)
-    out.close()
+    await finish(out)
 
 
 def main(argv: list[str]) -> int:
     url, subject, name, timeout_s, parent = argv
-    die_with_parent()
-    if os.getppid() != int(parent):  # the parent died before the kernel was asked to say so
+    out_fd = become_child(parent)
+    if out_fd is None:
         return 1
-    # Ctrl-C and a SIGTERM sent to the whole group are the parent's to act on: it stops this
-    # process through its stdin, so that what it holds is not lost.
-    for stop in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(stop, signal.SIG_IGN)
-    # The frames own the original stdout; anything else printed goes to stderr (the log).
-    out_fd = os.dup(sys.stdout.fileno())
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    try:
-        asyncio.run(_consume(url, subject, name, float(timeout_s), out_fd))
-    except KeyboardInterrupt:
-        return 130
+    asyncio.run(_consume(url, subject, name, float(timeout_s), out_fd))
     return 0
 
 

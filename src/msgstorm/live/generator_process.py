@@ -28,8 +28,6 @@ import bisect
 import concurrent.futures
 import os
 import pickle
-import signal
-import struct
 import sys
 import time
 from pathlib import Path
@@ -38,24 +36,23 @@ from typing import Any
 import numpy as np
 
 from msgstorm.live.consumer_process import (
-    DONE,
-    EVENT,
     FLUSH_S,
     READY,
-    RECONNECT_S,
+    START,
+    ChildLink,
     ConsumerProcess,
     _frame,
-    _receipts_frame,
+    become_child,
+    finish,
+    open_pipes,
 )
 from msgstorm.live.drivers.nats_wire import WireConnection, pack_pubs
 from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
 from msgstorm.live.payload import pack_payloads
 from msgstorm.live.payload import warm_up as warm_up_payloads
-from msgstorm.live.servers import die_with_parent
 
-__all__ = ["START", "GeneratorProcess", "share_of", "write_spec"]
+__all__ = ["GeneratorProcess", "share_of", "write_spec"]
 
-START = struct.Struct("<q")  # the run's start, CLOCK_MONOTONIC ns (the generator to the process)
 # Messages staged (their PUB frames built) at a time, and the spin before a send time, as the
 # generator's own loop (``target._SLICE``, ``target._SPIN_NS``).
 _SLICE = 2048
@@ -76,75 +73,17 @@ def write_spec(path: Path, scenario: Any, seed: np.random.SeedSequence) -> None:
 # --- the process -------------------------------------------------------------------------------
 
 
-class _Control(asyncio.Protocol):
-    """The generator's end of the conversation: START, then stdin closed to stop."""
+class _Publisher(ChildLink):
+    """The process's connection: each burst it sent is recorded (time, ids) for the parent."""
 
-    def __init__(self, started: asyncio.Future[int], closed: asyncio.Future[None]) -> None:
-        self.started, self.closed = started, closed
-        self.buffer = b""
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if len(self.buffer) >= START.size and not self.started.done():
-            self.started.set_result(START.unpack_from(self.buffer)[0])
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.started.done():
-            self.started.set_result(-1)
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-
-class _Publisher:
     def __init__(self, url: str, name: str, timeout_s: float, out: asyncio.WriteTransport) -> None:
-        self.url, self.name, self.timeout_s, self.out = url, name, timeout_s, out
-        self.connection: WireConnection | None = None
-        self.reconnect: asyncio.Task[None] | None = None
-        self.closing = False
-        self.times: list[int] = []
-        self.chunks: list[np.ndarray] = []
+        super().__init__(url, name, timeout_s, out)
         self.dropped = 0
 
     async def open(self) -> WireConnection:
         connection = WireConnection(self.url, self.name, None, self.on_lost)
-        try:
-            await connection.open(timeout_s=self.timeout_s)
-        except BaseException:
-            connection.close()
-            raise
+        await connection.open(timeout_s=self.timeout_s)  # closes what it opened if it fails
         return connection
-
-    def on_lost(self, connection: WireConnection) -> None:
-        if self.closing or connection is not self.connection:
-            return
-        self.event("disconnected", {})
-        if self.reconnect is None or self.reconnect.done():
-            self.reconnect = asyncio.get_running_loop().create_task(self._reconnect())
-
-    async def _reconnect(self) -> None:
-        while not self.closing:
-            await asyncio.sleep(RECONNECT_S)
-            try:
-                connection = await self.open()
-            except Exception:  # noqa: BLE001 - any failure: try again until the run ends
-                continue
-            if self.closing:
-                connection.close()
-                return
-            self.connection = connection
-            self.event("reconnected", {})
-            return
-
-    def event(self, kind: str, detail: dict[str, Any]) -> None:
-        import json
-
-        self.flush()
-        self.out.write(_frame(EVENT, json.dumps({"kind": kind, "detail": {"client": self.name, **detail}}).encode()))
-
-    def flush(self) -> None:
-        if self.chunks:
-            self.out.write(_receipts_frame(self.times, self.chunks, 0))
-            self.times, self.chunks = [], []
 
     async def publish(self, frames: memoryview, ids: np.ndarray, t: int) -> None:
         """Send one burst. One dropped while the connection is down is recorded as sent all
@@ -152,23 +91,16 @@ class _Publisher:
         connection = self.connection
         if connection is None or not await connection.publish_frames(frames):
             self.dropped += ids.size
-        self.times.append(t)
-        self.chunks.append(ids)
+        self.record(t, ids)
 
     async def close(self) -> None:
-        self.closing = True
-        if self.reconnect is not None:
-            self.reconnect.cancel()
         connection = self.connection
         if connection is not None and not connection.lost:
             try:
                 await connection.ping(timeout_s=10.0)  # the server has had every publish
             except Exception:  # noqa: BLE001 - what was sent is reported either way
                 pass
-        if connection is not None:
-            connection.close()
-            for error in connection.errors:
-                self.event("client_error", {"error": error})
+        self.close_connection()
         if self.dropped:
             self.event("client_error", {"dropped": self.dropped, "error": "publishes dropped while disconnected"})
         self.flush()
@@ -186,10 +118,8 @@ async def _generate(spec: Path, index: int, count: int, url: str, name: str, tim
     warm_up_wire()
     warm_up_payloads()
     loop = asyncio.get_running_loop()
-    out, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(out_fd, "wb", buffering=0))
     started: asyncio.Future[int] = loop.create_future()
-    closed: asyncio.Future[None] = loop.create_future()
-    await loop.connect_read_pipe(lambda: _Control(started, closed), sys.stdin.buffer)
+    out, closed = await open_pipes(out_fd, started)
     publisher = _Publisher(url, name, timeout_s, out)
     publisher.connection = await publisher.open()
     batches = iter(generate_traffic(scenario, seed, window_ns=scenario.run.window))
@@ -208,10 +138,7 @@ async def _generate(spec: Path, index: int, count: int, url: str, name: str, tim
         finally:
             upcoming.cancel()
     await publisher.close()
-    out.write(_frame(DONE))
-    while out.get_write_buffer_size():
-        await asyncio.sleep(0.001)
-    out.close()
+    await finish(out)
 
 
 async def _send(scenario: Any, index: int, count: int, t0: int, publisher: _Publisher, closed: asyncio.Future[None],
@@ -264,15 +191,9 @@ async def _send(scenario: Any, index: int, count: int, t0: int, publisher: _Publ
 
 def main(argv: list[str]) -> int:
     spec, index, count, url, name, timeout_s, parent = argv
-    die_with_parent()
-    if os.getppid() != int(parent):  # the parent died before the kernel was asked to say so
+    out_fd = become_child(parent)
+    if out_fd is None:
         return 1
-    # Ctrl-C and a SIGTERM sent to the whole group are the parent's to act on: it stops this
-    # process through its stdin, so that what it holds is not lost.
-    for stop in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(stop, signal.SIG_IGN)
-    out_fd = os.dup(sys.stdout.fileno())  # the frames own the original stdout
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     asyncio.run(_generate(Path(spec), int(index), int(count), url, name, float(timeout_s), out_fd))
     return 0
 
