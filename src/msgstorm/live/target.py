@@ -51,7 +51,7 @@ from msgstorm.live.drivers.base import BulkAckDriver, BurstDriver, Driver
 from msgstorm.live.payload import HEADER, message_id, payload
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
-from msgstorm.traffic.generate import MessageBatch
+from msgstorm.traffic.generate import MessageBatch, generate_traffic
 
 __all__ = ["HEADER", "LiveTarget", "Receipts", "first_arrivals"]
 
@@ -521,8 +521,6 @@ class LiveTarget:
             top = max((int(ids.max()) for ids, _ in self.sent_elsewhere if ids.size), default=-1)
             held = int(batch.msg_id[-1]) if batch is not None and len(batch) else -1
             if top > held and self.seed is not None:
-                from msgstorm.traffic.generate import generate_traffic
-
                 more, more_sent = [], []
                 for extra in generate_traffic(self.scenario, self.seed, window_ns=self.scenario.run.window):
                     if not len(extra) or int(extra.msg_id[-1]) <= held:

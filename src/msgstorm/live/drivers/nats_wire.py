@@ -254,6 +254,16 @@ def _msg_size(data: np.ndarray, first: int, line_end: int) -> int:
     return decimal(data, field_starts[fields - 1], field_ends[fields - 1])
 
 
+@nb.njit(cache=True, inline="always")
+def _line_end(data: np.ndarray, start: int) -> int:
+    """Where the CRLF that ends the line from ``start`` begins (``data.size - 1`` or more:
+    the line is not all here yet)."""
+    line_end = start
+    while line_end + 1 < data.size and not (data[line_end] == _CR and data[line_end + 1] == _LF):
+        line_end += 1
+    return line_end
+
+
 @nb.njit(cache=True)
 def scan_msgs(data: np.ndarray, position: int, starts: np.ndarray,
               lengths: np.ndarray) -> tuple[int, int, int]:
@@ -269,9 +279,7 @@ def scan_msgs(data: np.ndarray, position: int, starts: np.ndarray,
         if (size - position < 4 or data[position] != _M or data[position + 1] != _S
                 or data[position + 2] != _G or data[position + 3] != _SPACE):
             return count, position, CONTROL
-        line_end = position + 4
-        while line_end + 1 < size and not (data[line_end] == _CR and data[line_end + 1] == _LF):
-            line_end += 1
+        line_end = _line_end(data, position + 4)
         if line_end + 1 >= size:
             return count, position, NEED_MORE  # the header is not all here yet
         length = _msg_size(data, position + 4, line_end)
@@ -305,9 +313,7 @@ def scan_frames(data: np.ndarray, position: int, table: np.ndarray) -> tuple[int
         if (size - first < 4 or data[first] != _M or data[first + 1] != _S
                 or data[first + 2] != _G or data[first + 3] != _SPACE):
             return count, position, CONTROL
-        line_end = first + 4
-        while line_end + 1 < size and not (data[line_end] == _CR and data[line_end + 1] == _LF):
-            line_end += 1
+        line_end = _line_end(data, first + 4)
         if line_end + 1 >= size:
             return count, position, NEED_MORE  # the header is not all here yet
         fields = _split_fields(data, first + 4, line_end, field_starts[:5 if headers else 4],
