@@ -53,6 +53,8 @@ What the timings include:
   compiles them if the cache does not match their source; the header prints how long
   that took. Loading is paid once per process, so a throughput figure should not carry
   it; ``msgstorm run``, one run per process, does (see the README's cold/warm start).
+  The process's heap keeps freed blocks for reuse, as the ``msgstorm`` command sets it
+  (``msgstorm/heap.py``).
 * SimPy: building the environment and ``env.run()``; the models draw their random
   numbers with ``random.Random`` as they go and record only what the checks need (queue
   waits; a running sum of delivery delays).
@@ -94,6 +96,7 @@ except ImportError:  # pragma: no cover - hand-run script
 
 from timing import timed_batches
 
+from msgstorm.heap import keep_freed_memory
 from msgstorm.history import HistoryWriter, read_history
 from msgstorm.runner import write_run_row
 from msgstorm.scenario import Scenario, parse_scenario
@@ -581,6 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     args.customers = args.customers or (50_000 if args.quick else 200_000)
     args.messages = args.messages or (5_000 if args.quick else 20_000)
     args.gossip1k_messages = args.gossip1k_messages or (80 if args.quick else 300)
+    keep_freed_memory()  # as the ``msgstorm`` command does first (``msgstorm/heap.py``)
     print_header(args)
     results = []
     with tempfile.TemporaryDirectory(prefix="msgstorm-bench-") as tmp:

@@ -29,6 +29,7 @@ import typer.core
 from rich.console import Console
 
 from msgstorm.errors import TargetError
+from msgstorm.heap import keep_freed_memory
 
 
 class _Command(typer.core.TyperCommand):
@@ -415,4 +416,5 @@ def main() -> None:  # pragma: no cover - console entry (pyproject [project.scri
     # (about 0.3 s after a million-message run). Every file is closed by then, so the objects
     # are frozen out of the collector's sight first; they are freed with the process.
     atexit.register(gc.freeze)
+    keep_freed_memory()
     app()
