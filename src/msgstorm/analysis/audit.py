@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from msgstorm.analysis._common import I64, events_of, message_rows, nullable_ints
 from msgstorm.analysis.delivery import Verdict
@@ -117,6 +116,8 @@ def delivery_summary(history: History) -> dict[str, Any] | None:
     keys = keys_by_row[order]
     acked = acked_by_row[order]
 
+    import pyarrow.compute as pc  # here, not at import: a simulated run's analysis does without it
+
     deliveries = history.columns("deliveries", ["msg_id", "node", "t_delivered"])
     nodes = pc.cast(deliveries.column("node"), pa.string())
     receipts = deliveries.filter(pc.invert(pc.is_in(nodes, value_set=pa.array(_NOT_CONSUMERS, type=pa.string()))))
@@ -168,6 +169,8 @@ def delivery_summary(history: History) -> dict[str, Any] | None:
 
 
 def _stream(deliveries: pa.Table, ids: I64, acked_by_row: npt.NDArray[np.bool_]) -> dict[str, int] | None:
+    import pyarrow.compute as pc
+
     stored_rows = deliveries.filter(pc.equal(pc.cast(deliveries.column("node"), pa.string()), STREAM_NODE))
     if stored_rows.num_rows == 0:
         return None

@@ -49,7 +49,7 @@ def gossip_backlog_summary(history: History) -> dict[str, Any] | None:
     top = int(np.argmax(rows.value))  # the first sample to reach the maximum
     return {
         "max": rounded(float(rows.value[top])),
-        "node": rows.table.column("node")[top].as_py(),
+        "node": rows.column("node")[top],
         "mean": rounded(float(rows.value.mean())),
         "samples": int(rows.value.size),
     }

@@ -42,7 +42,7 @@ def generator_summary(history: History) -> dict[str, Any] | None:
 
 
 def _processes(history: History) -> int | None:
-    starts = events_of(history, "run_start").table.column("detail").to_pylist()
+    starts = events_of(history, "run_start").column("detail")
     detail = json.loads(starts[0]) if starts and starts[0] else {}
     processes = detail.get("processes")
     return int(processes) if isinstance(processes, int) else None

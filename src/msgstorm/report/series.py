@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from msgstorm.analysis import Analysis
 from msgstorm.analysis._common import events_of, message_rows
@@ -74,6 +73,8 @@ def latency_ns(history: History) -> I64:
 def latency_ns_of(messages: pa.Table) -> I64:
     """Latency of the committed messages of a ``messages`` table (needs the columns status,
     t_intended, t_committed only, so a caller may read just those)."""
+    import pyarrow.compute as pc  # here, not at import: ``msgstorm report`` does without it
+
     committed = pc.and_(pc.equal(messages.column("status"), "committed"),
                         pc.is_valid(messages.column("t_committed")))
     chosen = messages.filter(committed)
