@@ -10,6 +10,8 @@ Load a scenario, run it on the embedded shadow network, read the verdicts::
 
 from __future__ import annotations
 
+__version__ = "0.1.0"
+
 from importlib import import_module
 from typing import TYPE_CHECKING
 

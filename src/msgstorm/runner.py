@@ -13,7 +13,6 @@ import platform
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Protocol
 
@@ -33,10 +32,10 @@ __all__ = ["RUN_FILES", "RunDirError", "RunResult", "default_run_dir", "msgstorm
 
 
 def msgstorm_version() -> str:
-    try:
-        return version("msgstorm")
-    except PackageNotFoundError:  # running from a source tree
-        return "0+unknown"
+    """The package's version (``msgstorm.__version__``, which pyproject.toml reads too)."""
+    import msgstorm
+
+    return msgstorm.__version__
 
 
 @dataclass(frozen=True)
