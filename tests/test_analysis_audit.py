@@ -101,3 +101,19 @@ def test_the_simulator_has_no_delivery_audit(tmp_path: Path) -> None:
     history = write_history(tmp_path, [message(0, 0, latency_ns=MS)])
     assert delivery_summary(history) is None
     assert check_delivery(history).status == "valid"
+
+
+def test_a_burst_is_in_msg_id_order_whatever_the_order_of_its_rows(tmp_path: Path) -> None:
+    """Messages sent in one burst share their t_sent; a live run writes each row when it
+    settles, so the table need not hold them in msg_id order. Send order is still msg_id
+    order: receipts of one key in that order are not reordered, a lost one sits where it was sent."""
+    rows = [message(i, 0, key=0, status="committed", t_sent=MS) for i in range(6)]
+    rows[4]["status"] = "lost"  # 4 was never received: a gap between 3 and 5
+    shuffled = [rows[i] for i in (5, 2, 0, 3, 1, 4)]
+    deliveries = [{"msg_id": m, "node": "consumer-0", "t_delivered": 2 * MS, "hops": 1} for m in (0, 1, 2, 3, 5)]
+    start = event(0, "run_start", target="nats", fanout=True, acks=False, consumers=1)
+    for name, table in (("ordered", rows), ("shuffled", shuffled)):
+        summary = delivery_summary(write_history(tmp_path / name, table, [start], deliveries, target="nats"))
+        assert summary is not None
+        assert summary["reordered"] == 0, name
+        assert summary["lost"] == {"total": 1, "prefix": 0, "middle": 1, "postfix": 0, "acked": 0}, name

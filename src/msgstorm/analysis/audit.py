@@ -108,8 +108,9 @@ def delivery_summary(history: History) -> dict[str, Any] | None:
     ids = np.asarray(messages.column("msg_id").to_numpy(), dtype=np.int64)[was_sent]
     keys_by_row = np.asarray(messages.column("key").to_numpy(), dtype=np.int64)[was_sent]
     acked_by_row = acked_all[was_sent]
-    # Send order: one publisher stamps t_sent on one clock; ties keep the table's order.
-    order = np.argsort(t_sent[was_sent], kind="stable")
+    # Send order: t_sent, on one clock; ties (one burst) in msg_id order, the order a burst's
+    # messages were handed over in. Not the table's: a live run writes a row when it settles.
+    order = np.lexsort((ids, t_sent[was_sent]))
     sent = int(ids.size)
     position_of_row = np.empty(sent, dtype=np.int64)
     position_of_row[order] = np.arange(sent, dtype=np.int64)
