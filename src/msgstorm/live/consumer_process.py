@@ -10,7 +10,9 @@ received to its parent on its stdout, in frames:
 
 - ``READY``: subscribed (the server has answered a PING after the SUB), nothing sent yet;
 - ``RECEIPTS``: ``<reads> <ids> <unreadable>`` (uint32 each), then each read's time and how
-  many ids it brought (int64 each), then the ids (int64): at most every ``FLUSH_S``;
+  many ids it brought (int64 each), then the ids (int64): every ``FLUSH_S``, its last read
+  one of no ids stamped when the frame is made (so the parent knows every read before that
+  time has come, even from a consumer that receives nothing: ``ConsumerProcess.reported_until``);
 - ``EVENT``: JSON ``{"kind", "detail"}`` (disconnected, reconnected, client_error);
 - ``DONE``: everything received has been sent.
 
@@ -41,17 +43,15 @@ from typing import Any
 
 import numpy as np
 
+from msgstorm.live.drivers.base import OnTimedReceipts
 from msgstorm.live.drivers.nats_wire import WireConnection
 from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
 from msgstorm.live.payload import read_ids
 from msgstorm.live.payload import warm_up as warm_up_payloads
 from msgstorm.live.servers import die_with_parent
 
-__all__ = ["FLUSH_S", "START", "ChildLink", "ConsumerProcess", "OnTimedReceipts", "become_child", "finish", "open_pipes"]
+__all__ = ["ENDED", "FLUSH_S", "START", "ChildLink", "ConsumerProcess", "OnTimedReceipts", "become_child", "finish", "open_pipes"]
 
-# (consumer index, msg ids (int64), each read's time (int64, CLOCK_MONOTONIC ns), how many of
-# the ids each read brought (int64), payloads too short to carry an id)
-OnTimedReceipts = Callable[[int, np.ndarray, np.ndarray, np.ndarray, int], None]
 OnEvent = Callable[[str, dict[str, Any]], None]
 
 READY, RECEIPTS, EVENT, DONE = range(4)
@@ -64,6 +64,9 @@ FLUSH_S = 0.02
 RECONNECT_S = 0.1
 # A frame's payload is at most this large: a flush of more ids is split.
 _MAX_IDS = 1 << 20
+_NO_IDS = np.zeros(0, dtype=np.int64)
+# ``ConsumerProcess.reported_until`` of a process that has ended: nothing more will come.
+ENDED = np.iinfo(np.int64).max
 
 
 def _frame(kind: int, payload: bytes = b"") -> bytes:
@@ -259,6 +262,7 @@ async def _consume(url: str, subject: str, name: str, timeout_s: float, out_fd: 
     print(f"{name}: subscribed to {subject} on {url}", file=sys.stderr, flush=True)
     while not closed.done():
         await asyncio.wait([closed], timeout=FLUSH_S)
+        child.record(time.monotonic_ns(), _NO_IDS)  # every read before now is in this frame
         child.flush()
     child.close()
     await finish(out)
@@ -315,6 +319,9 @@ class ConsumerProcess:
         self.ready: asyncio.Future[None] | None = None
         self.done: asyncio.Future[None] | None = None
         self.received = 0
+        # Every read the child stamped before this (CLOCK_MONOTONIC ns) has been handed over
+        # (-1: nothing yet; ``ENDED`` once the child is done).
+        self.reported_until = -1
 
     EARLY_END = "consumer process ended early, without sending all it received"
 
@@ -345,17 +352,21 @@ class ConsumerProcess:
             ids, times, counts, unreadable = parse_receipts(payload)
             self.received += ids.size
             self.on_receipts(self.index, ids, times, counts, unreadable)
+            if times.size:
+                self.reported_until = max(self.reported_until, int(times[-1]))
         elif kind == EVENT:
             event = json.loads(bytes(payload))
             self.on_event(event["kind"], event["detail"])
         elif kind == READY and self.ready is not None and not self.ready.done():
             self.ready.set_result(None)
         elif kind == DONE and self.done is not None and not self.done.done():
+            self.reported_until = ENDED
             self.done.set_result(None)
 
     def on_end(self) -> None:
         """The child's stdout closed: after DONE, or because the child died."""
         finished = self.done is not None and self.done.done()
+        self.reported_until = ENDED  # a dead child sends nothing more
         if not finished:
             # Its stdout can close before the process is reaped: the exit code may not be known yet.
             code = self.process.poll() if self.process is not None else None

@@ -10,7 +10,8 @@ latency needs no clock sync.
 The generator records its own send lag (``t_sent - t_intended``); the analysis reports it
 as ``generator`` in summary.json and calls the generator saturated when it could not keep
 the schedule. The run is bounded: nothing is sent after ``run.duration``, and receipts are
-awaited at most ``run.drain`` after the last send.
+awaited at most ``run.drain`` after the last send, and not at all for publishes the driver
+says will never arrive (dropped, refused: ``CountsLostPublishes``) or acks it says will not come.
 
 History written (the same tables as the simulator; the driver's docstring maps the stage
 columns): one ``messages`` row per message sent (a message the schedule held when the run
@@ -23,6 +24,15 @@ per receipt, ``node`` the consumer; after the run, a driver that can read its st
 adds one row per stored message with ``node`` = ``stream`` and ``hops`` = 0.
 ``events``: run start (its detail says ``fanout``, ``acks`` and ``read_back``, which the
 delivery check needs), run end, servers started and stopped, disconnections, errors.
+
+``messages`` and ``deliveries`` are written while the run goes: every ``_RECORD_EVERY_S``
+the event loop hands what came since (references, no copy) to a thread of its own, where
+``live/recorder.py`` writes the rows that nothing still to come can change (acked; or first
+received, before a horizon every receipt has reached) and the writer's thread encodes them.
+So a run killed (SIGKILL, power loss) keeps the messages settled up to about a second
+before; ``finish`` writes the rest (lost, pending, received but not acked) and the stream
+read back. The rows are those one write at the end made; only their order in the tables
+differs (see the recorder).
 """
 
 from __future__ import annotations
@@ -46,11 +56,26 @@ import pyarrow as pa
 
 from msgstorm.errors import TargetError
 from msgstorm.history.events import EventKind
-from msgstorm.history.writer import HistoryWriter
-from msgstorm.live.drivers.base import BulkAckDriver, BurstDriver, Driver
+from msgstorm.history.writer import FLUSH_INTERVAL_S, HistoryWriter
+from msgstorm.live.drivers.base import (
+    BulkAckDriver,
+    BurstDriver,
+    CountsLostPublishes,
+    Driver,
+    TimedReceiptsDriver,
+)
 from msgstorm.live.payload import HEADER, message_id, payload
+from msgstorm.live.recorder import (
+    FAR,
+    PUBLISHER,
+    Acks,
+    Intake,
+    LiveRecorder,
+    Receipts,
+    first_arrivals,
+)
 from msgstorm.scenario.registry import LIVE_DRIVERS
-from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
+from msgstorm.scenario.schema import Scenario
 from msgstorm.traffic.generate import MessageBatch, generate_traffic
 
 __all__ = ["HEADER", "LiveTarget", "Receipts", "first_arrivals"]
@@ -70,84 +95,12 @@ _SLICE = 2048
 _SWITCH_S = 100e-6
 # Signals that stop a run (``LiveTarget._stop_on_signals``).
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-PUBLISHER = "publisher"
+# What the run brought is handed to the recorder's thread this often (the writer's own
+# interval: a killed run loses about this much and the writer's last part).
+_RECORD_EVERY_S = FLUSH_INTERVAL_S
+# The drain looks at what has arrived this often.
+_DRAIN_POLL_S = 0.005
 STREAM = "stream"
-
-
-class Receipts:
-    """Every receipt in arrival order: (consumer, msg_id, time). One at a time (``add``),
-    or the ids one read brought as one array, with one consumer and one time (``add_read``):
-    nothing is made per message on the bulk path. Receipts a consumer process stamped
-    itself (``add_timed``) arrive later than they happened, interleaved with other
-    consumers': ``columns`` puts them in time order."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._timed = False
-        # (consumer, ids, time): the time one int (a read), an array (an id each) or (each
-        # read's time, each read's count of ids).
-        self._chunks: list[tuple[np.ndarray | int, np.ndarray, np.ndarray | int | tuple[np.ndarray, np.ndarray]]] = []
-        self._consumer: list[int] = []
-        self._msg: list[int] = []
-        self._t: list[int] = []
-
-    def add(self, consumer: int, msg_id: int, t: int) -> None:
-        self._consumer.append(consumer)
-        self._msg.append(msg_id)
-        self._t.append(t)
-        self.count += 1
-
-    def add_read(self, consumer: int, msg_ids: np.ndarray, t: int) -> None:
-        self._close_singles()
-        self._chunks.append((consumer, msg_ids, t))
-        self.count += msg_ids.size
-
-    def add_timed(self, consumer: int, msg_ids: np.ndarray, read_times: np.ndarray, read_counts: np.ndarray) -> None:
-        """Receipts of several reads, in the order they happened: read k brought
-        ``read_counts[k]`` of the ids, at ``read_times[k]`` (int64, this run's clock)."""
-        self._close_singles()
-        self._chunks.append((consumer, msg_ids, (read_times, read_counts)))
-        self.count += msg_ids.size
-        self._timed = True
-
-    def _close_singles(self) -> None:
-        if self._msg:
-            self._chunks.append((np.asarray(self._consumer, dtype=np.int64), np.asarray(self._msg, dtype=np.int64),
-                                 np.asarray(self._t, dtype=np.int64)))
-            self._consumer, self._msg, self._t = [], [], []
-
-    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(consumer, msg_id, t), int64 each, in arrival order."""
-        self._close_singles()
-        empty = np.zeros(0, dtype=np.int64)
-        consumer, msg, t = (np.concatenate([empty, *(np.broadcast_to(c, m.shape) for c, m, _ in self._chunks)]),
-                            np.concatenate([empty, *(m for _, m, _ in self._chunks)]),
-                            np.concatenate([empty, *(_times_of(t, m) for _, m, t in self._chunks)]))
-        if self._timed and t.size > 1 and bool((t[1:] < t[:-1]).any()):
-            order = np.argsort(t, kind="stable")  # equal times keep the order they came in
-            consumer, msg, t = consumer[order], msg[order], t[order]
-        return consumer, msg, t
-
-
-def _times_of(t: np.ndarray | int | tuple[np.ndarray, np.ndarray], ids: np.ndarray) -> np.ndarray:
-    if isinstance(t, tuple):
-        return np.repeat(t[0], t[1])
-    return np.broadcast_to(t, ids.shape)
-
-
-def first_arrivals(ids: np.ndarray, arrived: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The rows of ``ids`` (distinct message ids) found in ``arrived`` (ids in order of
-    arrival; repeats and ids not in ``ids`` allowed), in order of their first arrival, and
-    where in ``arrived`` that first arrival is."""
-    if ids.size == 0 or arrived.size == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    order = np.argsort(ids, kind="stable")
-    place = np.minimum(np.searchsorted(ids[order], arrived), ids.size - 1)
-    known = ids[order][place] == arrived
-    rows = order[place[known]]
-    first_rows, first = np.unique(rows, return_index=True)  # first: index into rows
-    by_arrival = np.argsort(first, kind="stable")
-    return first_rows[by_arrival], np.flatnonzero(known)[first[by_arrival]]
 
 
 def _next_window(batches: Iterator[MessageBatch]) -> tuple[MessageBatch, np.ndarray] | None:
@@ -175,21 +128,27 @@ class LiveTarget:
         self.batches: list[MessageBatch] = []
         self.sent: list[np.ndarray] = []
         self.receipts = Receipts()
+        self.acks = Acks()
         # [live.nats] generator_processes: this process sends the messages whose key is 0
         # modulo the count, generator processes the others (``generator_process.py``).
         nats = scenario.live.nats
         self.generator_count = nats.generator_processes if scenario.target == "nats" and nats.client == "wire" else 1
         self.generators: list[Any] = []
-        self.sent_elsewhere: list[tuple[np.ndarray, np.ndarray]] = []
+        self.sent_elsewhere: list[tuple[np.ndarray, np.ndarray]] = []  # since the last intake
         self.sent_elsewhere_count = 0
+        self.top_elsewhere = -1  # the highest id a generator process sent
+        self.dropped_elsewhere = 0  # publishes generator processes dropped
         self.seed: np.random.SeedSequence | None = None
         self._handlers: dict[int, Any] = {}
-        self.ack_msg: list[int] = []
-        self.ack_order: list[int] = []
-        self.ack_t: list[int] = []
         self.stored: list[bytes] | None = None
         self.t_read_back = 0
         self.unreadable = 0
+        # The history's messages and deliveries rows, written on a thread of its own while the
+        # run goes (``live/recorder.py``): what the run brought is handed over as intakes.
+        self.recorder = LiveRecorder(writer, [agent.name for agent in scenario.agents], self.consumer_names,
+                                     bool(self.driver.acks), self.generator_count)
+        self._recording = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="msgstorm-recorder")
+        self._windows_taken = 0  # windows handed to the recorder
 
     @property
     def nodes(self) -> list[dict[str, str]]:
@@ -218,19 +177,16 @@ class LiveTarget:
                            read_counts: np.ndarray, unreadable: int) -> None:
         """Receipts a consumer process stamped itself, a time per read (CLOCK_MONOTONIC ns,
         the clock of ``_now``)."""
-        self.receipts.add_timed(consumer, msg_ids, read_times - self._t0, read_counts)
+        if msg_ids.size:  # a frame of no ids only says how far the process has reported
+            self.receipts.add_timed(consumer, msg_ids, read_times - self._t0, read_counts)
         self.unreadable += unreadable
 
     def _on_ack(self, msg_id: int, order: int) -> None:
-        self.ack_t.append(self._now())
-        self.ack_msg.append(msg_id)
-        self.ack_order.append(order)
+        self.acks.add(msg_id, order, self._now())
 
     def _on_acks(self, msg_ids: np.ndarray, orders: np.ndarray) -> None:
         """The acks one read brought (int64 arrays), with one time for them all."""
-        self.ack_t.extend([self._now()] * msg_ids.size)
-        self.ack_msg.extend(msg_ids.tolist())
-        self.ack_order.extend(orders.tolist())
+        self.acks.add_read(msg_ids, orders, self._now())
 
     # --- running ------------------------------------------------------------------------
 
@@ -333,7 +289,7 @@ class LiveTarget:
                     self.driver.on_receipts = self._on_receipts
                 if isinstance(self.driver, BulkAckDriver):
                     self.driver.on_acks = self._on_acks
-                if hasattr(self.driver, "on_timed_receipts"):
+                if isinstance(self.driver, TimedReceiptsDriver):
                     self.driver.on_timed_receipts = self._on_timed_receipts
                 await self.driver.connect(self._on_receipt, self._on_ack)
                 await self._start_generators()
@@ -345,11 +301,18 @@ class LiveTarget:
             self._events = [(t - shift, kind, node, value, detail) for t, kind, node, value, detail in self._events]
             for generator in self.generators:
                 generator.begin(self._t0)
-            await self._send_all(traffic)
-            # The generator processes keep the same schedule: wait for the end of theirs.
-            await asyncio.gather(*(generator.finished() for generator in self.generators))
-            await self.driver.flush()
-            await self._drain()
+            recording = asyncio.get_running_loop().create_task(self._record())
+            try:
+                await self._send_all(traffic)
+                # The generator processes keep the same schedule: wait for the end of theirs.
+                await asyncio.gather(*(generator.finished() for generator in self.generators))
+                await self.driver.flush()
+                await self._drain()
+            finally:
+                recording.cancel()  # the rest is written by ``finish``
+                await asyncio.gather(recording, return_exceptions=True)
+            if not recording.cancelled() and recording.exception() is not None:
+                raise recording.exception()  # type: ignore[misc]  # the history could not be written
             if not self.interrupted:
                 self.stored = await self.driver.read_back()
                 self.t_read_back = self._now()
@@ -359,6 +322,27 @@ class LiveTarget:
             # Interrupted: stopped now, each reports what it sent (a no-op for one that is done).
             await asyncio.gather(*(generator.stop() for generator in self.generators))
             await self.driver.close()
+
+    async def _record(self) -> None:
+        """Every ``_RECORD_EVERY_S``, what the run brought goes to the recorder's thread,
+        which writes the rows it makes final: the event loop only hands over references."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(_RECORD_EVERY_S)
+            await loop.run_in_executor(self._recording, self.recorder.flush, self._intake())
+
+    def _intake(self) -> Intake:
+        """What came since the last intake (on the event loop's thread: references only)."""
+        windows = list(zip(self.batches[self._windows_taken:], self.sent[self._windows_taken:]))
+        self._windows_taken = len(self.batches)
+        sent_elsewhere, self.sent_elsewhere = self.sent_elsewhere, []
+        horizon = self._now()  # receipts the target stamps: every one before now is in
+        if isinstance(self.driver, TimedReceiptsDriver):
+            through = self.driver.receipts_through()
+            if through is not None:
+                horizon = min(horizon, through - self._t0)
+        shares = [FAR if g.reported_until == FAR else g.reported_until - self._t0 for g in self.generators]
+        return Intake(windows, self.receipts.take(), self.acks.take(), sent_elsewhere, horizon, shares)
 
     async def _start_generators(self) -> None:
         """Generator processes 1 .. N-1, connected and waiting for the run's start."""
@@ -374,7 +358,7 @@ class LiveTarget:
         write_spec(spec, self.scenario, self.seed)
         self.generators = [
             GeneratorProcess(index, self.generator_count, f"msgstorm-generator-{index}", url, spec,
-                             self.run_dir / "servers", self._on_sent, self._on_event)
+                             self.run_dir / "servers", self._on_sent, self._on_generator_event)
             for index in range(1, self.generator_count)]
         try:
             started = await asyncio.gather(*(g.start(self.scenario.live.start_timeout / 1e9) for g in self.generators),
@@ -391,8 +375,14 @@ class LiveTarget:
 
     def _on_sent(self, index: int, msg_ids: np.ndarray, times: np.ndarray, counts: np.ndarray, _: int) -> None:
         """What a generator process sent: each burst's time (CLOCK_MONOTONIC ns) and size."""
-        self.sent_elsewhere.append((msg_ids, np.repeat(times - self._t0, counts)))
-        self.sent_elsewhere_count += msg_ids.size
+        if msg_ids.size:
+            self.sent_elsewhere.append((msg_ids, np.repeat(times - self._t0, counts)))
+            self.sent_elsewhere_count += msg_ids.size
+            self.top_elsewhere = max(self.top_elsewhere, int(msg_ids.max()))
+
+    def _on_generator_event(self, kind: str, detail: dict[str, Any]) -> None:
+        self.dropped_elsewhere += int(detail.get("dropped", 0) or 0)  # sent while its connection was down
+        self._on_event(kind, detail)
 
     async def _send_all(self, traffic: Iterator[MessageBatch]) -> None:
         # Generator processes need the burst path (its own-share filter), which also serves burst = 1.
@@ -479,23 +469,30 @@ class LiveTarget:
 
     async def _drain(self) -> None:
         """Wait until every message sent is received (by every consumer on a fan-out target,
-        by one otherwise) and acked (on a target with acks), or ``run.drain`` has passed."""
+        by one otherwise) and acked (on a target with acks), or ``run.drain`` has passed.
+        Publishes the driver (or a generator process) says will never arrive, dropped or
+        refused, are not waited for, nor acks it says will not come."""
         sent = sum(int((s >= 0).sum()) for s in self.sent) + self.sent_elsewhere_count
-        expected = sent * (len(self.consumer_names) if self.driver.fanout else 1)
-        acks = sent if self.driver.acks else 0
+        consumers = len(self.consumer_names) if self.driver.fanout else 1
         deadline = self._now() + self.scenario.run.drain
         while self._now() < deadline:
-            if self.receipts.count >= expected and len(self.ack_msg) >= acks:
+            lost, unacked = self.dropped_elsewhere, 0
+            if isinstance(self.driver, CountsLostPublishes):  # they can still come in while it drains
+                lost, unacked = lost + self.driver.lost_publishes, self.driver.unacked_publishes
+            acks = sent - lost - unacked if self.driver.acks else 0
+            if self.receipts.count >= (sent - lost) * consumers and self.acks.count >= acks:
                 self.drained = True
                 return
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(_DRAIN_POLL_S)
 
     # --- the history ------------------------------------------------------------------------
 
     def finish(self) -> int:
-        """Write the messages, deliveries and events; return the run's end time (ns)."""
+        """Write the rest of the messages and deliveries, and the events; return the run's
+        end time (ns)."""
         t_end = self._now()
-        self._write_messages()
+        self._recording.shutdown(wait=True)  # its last intake is written first
+        self._write_rest()
         sent = sum(int((s >= 0).sum()) for s in self.sent) + self.sent_elsewhere_count
         self._events.append((t_end, EventKind.RUN_END, None, float(sent), None))
         self._events.sort(key=lambda event: event[0])
@@ -508,84 +505,26 @@ class LiveTarget:
         self._events = []
         return t_end
 
-    def _write_messages(self) -> None:
-        if self.batches:
-            batch = MessageBatch.concat(self.batches)
-            sent = np.concatenate(self.sent)
-        else:
-            batch, sent = None, np.zeros(0, dtype=np.int64)
-        if self.sent_elsewhere:
+    def _write_rest(self) -> None:
+        """The last intake (nothing more will come), then the stream read back."""
+        held = int(self.batches[-1].msg_id[-1]) if self.batches and len(self.batches[-1]) else -1
+        if self.top_elsewhere > held and self.seed is not None:
             # Generator processes keep their own schedule: one ahead of this process when the run
             # was stopped sent messages of windows this one had not made yet. Traffic is a pure
             # function of the scenario and seed: make those windows again so the messages get rows.
-            top = max((int(ids.max()) for ids, _ in self.sent_elsewhere if ids.size), default=-1)
-            held = int(batch.msg_id[-1]) if batch is not None and len(batch) else -1
-            if top > held and self.seed is not None:
-                more, more_sent = [], []
-                for extra in generate_traffic(self.scenario, self.seed, window_ns=self.scenario.run.window):
-                    if not len(extra) or int(extra.msg_id[-1]) <= held:
-                        continue
-                    more.append(extra)
-                    more_sent.append(np.full(len(extra), -1, dtype=np.int64))
-                    if int(extra.msg_id[-1]) >= top:
-                        break
-                batch = MessageBatch.concat(([batch] if batch is not None else []) + more)
-                sent = np.concatenate([sent, *more_sent])
-        if batch is not None:
-            # What generator processes sent, by message id (ids are consecutive from the first batch's).
-            first = int(batch.msg_id[0]) if len(batch) else 0
-            for ids, times in self.sent_elsewhere:
-                at = ids - first
-                inside = (at >= 0) & (at < sent.size)
-                sent[at[inside]] = times[inside]
-        receipts_consumer, receipts_msg, receipts_t = self.receipts.columns()
-        if receipts_msg.size:
-            self.writer.append("deliveries", {
-                "msg_id": receipts_msg,
-                "node": pa.array(np.asarray(self.consumer_names, dtype=object)[receipts_consumer]),
-                "t_delivered": receipts_t, "hops": np.ones(receipts_msg.size, dtype=np.int32)})
+            for extra in generate_traffic(self.scenario, self.seed, window_ns=self.scenario.run.window):
+                if not len(extra) or int(extra.msg_id[-1]) <= held:
+                    continue
+                self.batches.append(extra)
+                self.sent.append(np.full(len(extra), -1, dtype=np.int64))
+                if int(extra.msg_id[-1]) >= self.top_elsewhere:
+                    break
+        intake = self._intake()
+        intake.horizon, intake.shares_through = FAR, [FAR] * len(self.generators)
+        self.recorder.finish(intake, self.interrupted)
         if self.stored:
             stored = [HEADER.unpack_from(p)[0] for p in self.stored if len(p) >= HEADER.size]
             self.writer.append("deliveries", {
                 "msg_id": np.asarray(stored, dtype=np.int64), "node": pa.array([STREAM] * len(stored)),
                 "t_delivered": np.full(len(stored), self.t_read_back, dtype=np.int64),
                 "hops": np.zeros(len(stored), dtype=np.int32)})
-        if batch is None:
-            return
-        keep = sent >= 0
-        ids = batch.msg_id[keep]
-        n = ids.size
-        # First receipt per message (over consumers), and the order of first receipts.
-        first_t = np.full(n, -1, dtype=np.int64)
-        seq_no = np.full(n, -1, dtype=np.int64)
-        rows, at = first_arrivals(ids, receipts_msg)
-        first_t[rows] = receipts_t[at]
-        seq_no[rows] = np.arange(rows.size)
-        if self.driver.acks:
-            # The broker's ack is the commit: its time and order, whatever consumers saw.
-            ack_t = np.full(n, -1, dtype=np.int64)
-            ack_order = np.full(n, -1, dtype=np.int64)
-            rows, at = first_arrivals(ids, np.asarray(self.ack_msg, dtype=np.int64))
-            ack_t[rows] = np.asarray(self.ack_t, dtype=np.int64)[at]
-            ack_order[rows] = np.asarray(self.ack_order, dtype=np.int64)[at]
-            acked = ack_t >= 0
-            first_t = np.where(acked, ack_t, first_t)
-            seq_no = np.where(acked, ack_order, -1)
-        got = first_t >= 0
-        unreceived = "pending" if self.interrupted else "lost"
-        status = np.where(got, "committed", unreceived)
-        agents = np.asarray([a.name for a in self.scenario.agents], dtype=object)
-        kinds = np.asarray(MESSAGE_KINDS, dtype=object)
-
-        def nullable(values: np.ndarray) -> pa.Array:
-            return pa.array(values, mask=values < 0)
-
-        self.writer.append("messages", {
-            "msg_id": ids, "kind": pa.array(kinds[batch.kind[keep]]), "agent": pa.array(agents[batch.agent[keep]]),
-            "node": pa.array([PUBLISHER] * n, type=pa.string()), "key": batch.key[keep], "size": batch.size[keep],
-            "fee": batch.fee[keep], "t_intended": batch.t_intended[keep], "t_sent": sent[keep],
-            "t_received": pa.nulls(n, pa.int64()) if self.driver.acks else nullable(first_t), "t_dequeued": pa.nulls(n, pa.int64()),
-            "t_sequenced": nullable(np.where(seq_no >= 0, first_t, -1)), "seq_no": nullable(seq_no),
-            "t_committed": nullable(first_t),
-            "block": pa.nulls(n, pa.int64()), "status": pa.array(status.tolist(), type=pa.string()),
-        })

@@ -13,6 +13,11 @@ the target, on one monotonic clock, not by the driver.
 message (subscriptions, PUB/SUB), False when each message goes to one consumer of a group
 (consumer groups, PUSH/PULL). A driver that can read the stored stream back after the run
 (``read_back``) lets the delivery check compare what the broker kept with what it acked.
+
+Optional capabilities: ``CountsLostPublishes`` (a driver that knows some publishes will
+never arrive says how many, so the target's drain does not wait for them) and
+``TimedReceiptsDriver`` (consumers that stamp their receipts elsewhere, in processes of
+their own, and say up to when they have handed them all over).
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ import numpy as np
 
 from msgstorm.scenario.schema import LiveSpec
 
-__all__ = ["BulkAckDriver", "BurstDriver", "Driver", "OnAck", "OnAcks", "OnEvent", "OnReceipt", "OnReceipts"]
+__all__ = ["BulkAckDriver", "BurstDriver", "CountsLostPublishes", "Driver", "OnAck", "OnAcks", "OnEvent", "OnReceipt",
+           "OnReceipts", "OnTimedReceipts", "TimedReceiptsDriver"]
 
 OnReceipt = Callable[[int, bytes], None]  # (consumer index, payload)
 # (consumer index, the ids of the messages one read brought (int64), payloads in it too
@@ -35,6 +41,9 @@ OnAck = Callable[[int, int], None]  # (msg_id, the broker's order for it)
 # (msg_ids, the broker's order for each): the acks one read brought, int64 arrays
 OnAcks = Callable[[np.ndarray, np.ndarray], None]
 OnEvent = Callable[[str, dict[str, Any]], None]  # (EventKind value, detail)
+# (consumer index, msg ids (int64), each read's time (int64, CLOCK_MONOTONIC ns), how many of
+# the ids each read brought (int64), payloads too short to carry an id)
+OnTimedReceipts = Callable[[int, np.ndarray, np.ndarray, np.ndarray, int], None]
 
 
 class Driver(Protocol):
@@ -112,3 +121,29 @@ class BulkAckDriver(Protocol):
     read brought (one ack time for them); left None, the driver calls ``on_ack``."""
 
     on_acks: OnAcks | None
+
+
+@runtime_checkable
+class CountsLostPublishes(Protocol):
+    """A driver that counts the publishes it knows will never arrive, so the target's drain
+    stops waiting for them. ``lost_publishes``: never reached the broker (dropped while a
+    connection was down, at a high-water mark) or refused by it (an error ack): neither an
+    ack nor a receipt will come. ``unacked_publishes``: may have reached the broker, but
+    their acks will not come (the connection they were due on failed with them unanswered).
+    Both only grow during a run."""
+
+    lost_publishes: int
+    unacked_publishes: int
+
+
+@runtime_checkable
+class TimedReceiptsDriver(Protocol):
+    """A driver whose consumers may stamp their receipts themselves, elsewhere (consumer
+    processes): before ``connect`` the target sets ``on_timed_receipts``; receipts then
+    arrive later than they happened. ``receipts_through`` says how far they have all come:
+    every receipt stamped before that time (CLOCK_MONOTONIC ns) has been handed over, so the
+    target may write the receipts before it in their final order. None: no such consumer."""
+
+    on_timed_receipts: OnTimedReceipts | None
+
+    def receipts_through(self) -> int | None: ...

@@ -183,6 +183,13 @@ class JetStreamDriver:
         self._reconnects: set[asyncio.Task[None]] = set()
         self._closing = False
 
+    @property
+    def lost_publishes(self) -> int:
+        """Publishes refused (an error ack) or never sent (``CountsLostPublishes``)."""
+        return self.trouble.refused + self.trouble.dropped
+
+    unacked_publishes = 0  # an overdue ack may still come: none is given up for good
+
     # --- the servers ----------------------------------------------------------------------
 
     def start_servers(self) -> list[dict[str, Any]]:

@@ -42,8 +42,8 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from msgstorm.history.events import EventKind
-from msgstorm.live.consumer_process import ConsumerProcess, OnTimedReceipts
-from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt, OnReceipts
+from msgstorm.live.consumer_process import ConsumerProcess
+from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt, OnReceipts, OnTimedReceipts
 from msgstorm.live.drivers.nats_wire import WireConnection, pack_pubs, payloads, pub_frames
 from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
 from msgstorm.live.payload import pack_payloads, payload, read_ids
@@ -106,7 +106,9 @@ class NatsDriver:
         self.wire_publisher: WireConnection | None = None
         self.wire_consumers: list[WireConnection] = []
         self._on_receipt: OnReceipt | None = None
-        self._dropped = 0
+        self._dropped = 0  # publishes dropped while disconnected, not yet reported
+        self.lost_publishes = 0  # every publish dropped (``CountsLostPublishes``)
+        self.unacked_publishes = 0  # core NATS acks nothing
         self._reconnects: set[asyncio.Task[None]] = set()
         self._pub_head = np.frombuffer(f"PUB {spec.subject} ".encode(), dtype=np.uint8).copy()
         self._staged: collections.deque[_Staged] = collections.deque()
@@ -131,6 +133,13 @@ class NatsDriver:
             process.kill()
         for server in self.servers:
             server.stop()
+
+    def receipts_through(self) -> int | None:
+        """Every receipt a consumer process stamped before this (CLOCK_MONOTONIC ns) has been
+        handed over; None without consumer processes (``TimedReceiptsDriver``)."""
+        if not self.consumer_processes:
+            return None
+        return min(process.reported_until for process in self.consumer_processes)
 
     @property
     def processes(self) -> int:
@@ -178,6 +187,7 @@ class NatsDriver:
             publisher = self.wire_publisher
             if publisher is None or not await publisher.publish_frames(pub_frames(self.spec.subject, [data])):
                 self._dropped += 1
+                self.lost_publishes += 1
             return
         assert self.publisher is not None
         await self.publisher.publish(self.spec.subject, data)
@@ -210,6 +220,7 @@ class NatsDriver:
             publisher = self.wire_publisher
             if publisher is None or not await publisher.publish_frames(staged.frames[ends[first]:ends[last]]):
                 self._dropped += last - first
+                self.lost_publishes += last - first
 
     async def flush(self) -> None:
         if self.wire:

@@ -121,6 +121,10 @@ class RedisDriver:
         self._room = asyncio.Event()  # the publisher may buffer again
         self._connected = True  # the publisher's connection is up and its task runs
         self._dropped = 0  # publishes dropped while disconnected, not yet reported
+        # ``CountsLostPublishes``: every publish dropped or refused; every XADD whose reply was
+        # lost with its connection (it may be in the stream, its entry id will not come).
+        self.lost_publishes = 0
+        self.unacked_publishes = 0
         self._closing = False  # every task's loop ends when this is set
 
     # --- the server -----------------------------------------------------------------------
@@ -226,6 +230,7 @@ class RedisDriver:
             await self._room.wait()
         if not self._connected:
             self._dropped += 1  # never reaches the server: it shows as lost
+            self.lost_publishes += 1
             return
         self._buffer.append((msg_id, payload))
         self._work.set()
@@ -253,6 +258,8 @@ class RedisDriver:
                     # Whether the server appended any of them is unknown: none is acked.
                     self._in_flight = 0
                     self._connected = False
+                    self.unacked_publishes += len(batch)
+                    self.lost_publishes += len(self._buffer)
                     self._dropped += len(self._buffer)
                     self._buffer.clear()
                     self._room.set()
@@ -262,6 +269,7 @@ class RedisDriver:
                 self._in_flight = 0
                 self._room.set()
                 refused = [reply for reply in replies if not isinstance(reply, bytes)]
+                self.lost_publishes += len(refused)
                 for (msg_id, _), reply in zip(batch, replies):
                     if isinstance(reply, bytes):
                         on_ack(msg_id, entry_order(reply))

@@ -77,12 +77,18 @@ class ZmqDriver:
         self.fanout = spec.zmq.pattern == "pub-sub"
         self.endpoint: str | None = None  # where the publisher is bound, once connected
         self.dropped = 0  # PUSH sends given up at the high-water mark
+        self.unacked_publishes = 0  # ZeroMQ acks nothing (``CountsLostPublishes``)
         self._stalled = False  # a PUSH send timed out and none has gone through since
         self._context: zmq.asyncio.Context | None = None
         self._publisher: zmq.asyncio.Socket | None = None
         self._sockets: list[zmq.asyncio.Socket] = []
         self._receivers: list[asyncio.Task[None]] = []
         self._probed: set[int] = set()
+
+    @property
+    def lost_publishes(self) -> int:
+        """PUSH sends dropped (``CountsLostPublishes``; a PUB drops at its mark unseen)."""
+        return self.dropped
 
     def start_servers(self) -> list[dict[str, Any]]:
         url = self.spec.url

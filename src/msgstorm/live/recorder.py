@@ -1,0 +1,453 @@
+"""Rows on their way from the live target into the history writer, written while the run goes.
+
+Place in the pipeline: ``live/target.py`` -> **LiveRecorder** -> ``HistoryWriter``, as
+``sim/recorder.py`` is for the simulator. The target keeps what the run brings (windows of
+traffic and their send times, receipts, acks, what generator processes sent) on the event
+loop's thread, and about once a second hands what came since to the recorder as an
+``Intake`` (references, nothing copied); the recorder turns it into ``messages`` and
+``deliveries`` rows on a thread of its own, and the writer's thread encodes them. A run that
+is killed keeps the rows flushed up to about a second before the kill.
+
+A message's row is written once nothing that can still come would change it:
+
+- on a target with acks, when its first ack arrives (``t_committed`` its time, ``seq_no``
+  the broker's order);
+- without acks, when its first receipt is known to be first: receipts are taken in time
+  order (ties in the order they reached the target) up to a horizon before which every
+  receipt is in (now, for receipts the target stamps itself; for consumer processes, which
+  stamp their own and send them every 20 ms, the latest time each has reported), and
+  ``seq_no`` counts first receipts in that order, as the end-of-run write did.
+
+``deliveries`` rows are written in that same order, as a prefix: a receipt whose message's
+row cannot be written yet (its ack has not come; its send, by a generator process, is not
+reported yet) holds back the receipts after it, so no delivery is on disk before its
+message's row and the receipts keep the order the audit reads ties in. A receipt of an
+id that was not sent before it arrived (a payload corrupted in flight) is not that
+message's receipt: it gets its ``deliveries`` row and counts for nothing else.
+
+At the end (``finish``) everything left is written: messages received but not acked (a
+receipt's time, no ``seq_no``), and messages never received (``lost``, or ``pending`` when
+the run was interrupted). The rows are those the end-of-run write made before, one per
+message sent; only their order differs: ``messages`` in the order rows became final (msg_id
+order within one flush), ``deliveries`` in receipt order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from msgstorm.history.writer import HistoryWriter
+from msgstorm.scenario.schema import MESSAGE_KINDS
+from msgstorm.traffic.generate import MessageBatch
+
+__all__ = ["FAR", "PUBLISHER", "Acks", "Intake", "LiveRecorder", "Receipts", "first_arrivals"]
+
+PUBLISHER = "publisher"
+# A time after every other: a horizon with nothing left to come.
+FAR = np.iinfo(np.int64).max
+# Rows handed to the writer at a time: each append turns its columns into Arrow on this
+# thread, holding the GIL, and the generator must not wait long for it.
+_ROWS_PER_APPEND = 32_768
+# Statuses a live message row takes, as dictionary codes.
+_STATUSES = ("committed", "lost", "pending")
+_COMMITTED, _LOST, _PENDING = range(3)
+
+_Times = np.ndarray | int | tuple[np.ndarray, np.ndarray]
+
+
+class Receipts:
+    """Receipts in arrival order: (consumer, msg_id, time). One at a time (``add``), or the
+    ids one read brought as one array, with one consumer and one time (``add_read``):
+    nothing is made per message on the bulk path. Receipts a consumer process stamped
+    itself (``add_timed``) arrive later than they happened, interleaved with other
+    consumers': ``columns`` puts them in time order. ``take`` hands over what is held
+    (``count`` goes on counting every receipt ever added)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._timed = False
+        # (consumer, ids, time): the time one int (a read), an array (an id each) or (each
+        # read's time, each read's count of ids).
+        self._chunks: list[tuple[np.ndarray | int, np.ndarray, _Times]] = []
+        self._consumer: list[int] = []
+        self._msg: list[int] = []
+        self._t: list[int] = []
+
+    def add(self, consumer: int, msg_id: int, t: int) -> None:
+        self._consumer.append(consumer)
+        self._msg.append(msg_id)
+        self._t.append(t)
+        self.count += 1
+
+    def add_read(self, consumer: int, msg_ids: np.ndarray, t: int) -> None:
+        self._close_singles()
+        self._chunks.append((consumer, msg_ids, t))
+        self.count += msg_ids.size
+
+    def add_timed(self, consumer: int, msg_ids: np.ndarray, read_times: np.ndarray, read_counts: np.ndarray) -> None:
+        """Receipts of several reads, in the order they happened: read k brought
+        ``read_counts[k]`` of the ids, at ``read_times[k]`` (int64, this run's clock)."""
+        self._close_singles()
+        self._chunks.append((consumer, msg_ids, (read_times, read_counts)))
+        self.count += msg_ids.size
+        self._timed = True
+
+    def _close_singles(self) -> None:
+        if self._msg:
+            self._chunks.append((np.asarray(self._consumer, dtype=np.int64), np.asarray(self._msg, dtype=np.int64),
+                                 np.asarray(self._t, dtype=np.int64)))
+            self._consumer, self._msg, self._t = [], [], []
+
+    def take(self) -> Receipts:
+        """What is held, as a Receipts of its own; this one keeps counting, empty (cheap:
+        on the event loop's thread, the work is left to whoever calls ``columns``)."""
+        self._close_singles()
+        taken = Receipts()
+        taken._chunks, taken._timed, taken.count = self._chunks, self._timed, self.count
+        self._chunks, self._timed = [], False
+        return taken
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(consumer, msg_id, t), int64 each, in time order (ties in arrival order)."""
+        self._close_singles()
+        chunks = self._chunks
+        consumer, msg, t = (_spread([c for c, _, _ in chunks], chunks), _joined([m for _, m, _ in chunks]),
+                            _spread([t for _, _, t in chunks], chunks))
+        if self._timed:
+            consumer, msg, t = _in_time_order(consumer, msg, t)
+        return consumer, msg, t
+
+
+# Arrays joined by one np.concatenate at most: it holds the GIL while it walks its list, and a
+# run's second of receipts can be tens of thousands of reads (the generator would wait).
+_JOIN = 256
+
+
+_SCALARS = (int, np.integer)
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    """``arrays`` end to end (int64), a few at a time."""
+    while len(arrays) > 1:
+        arrays = [np.concatenate(arrays[i:i + _JOIN]) for i in range(0, len(arrays), _JOIN)]
+    return np.asarray(arrays[0], dtype=np.int64) if arrays else np.zeros(0, dtype=np.int64)
+
+
+def _spread(values: list[Any], chunks: list[tuple[Any, np.ndarray, Any]]) -> np.ndarray:
+    """One value per id of each chunk: a chunk's value an int (every id), an array (one per
+    id) or (each read's value, each read's count of ids)."""
+    # Lists first: np.fromiter would hold the GIL while it runs a generator to its end.
+    sizes = np.array([m.size for _, m, _ in chunks], dtype=np.int64)
+    scalar = np.array([v if isinstance(v, _SCALARS) else 0 for v in values], dtype=np.int64)
+    out = np.repeat(scalar, sizes)
+    ends = np.cumsum(sizes)
+    for k, value in enumerate(values):
+        if not isinstance(value, _SCALARS):
+            out[ends[k] - sizes[k]:ends[k]] = np.repeat(value[0], value[1]) if isinstance(value, tuple) else value
+    return out
+
+
+def _in_time_order(*columns: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Rows (the last column their times) stably sorted by time: equal times keep their order."""
+    t = columns[-1]
+    if t.size > 1 and bool((t[1:] < t[:-1]).any()):
+        order = np.argsort(t, kind="stable")
+        return tuple(column[order] for column in columns)
+    return columns
+
+
+class Acks:
+    """Publish acks in arrival order: (msg_id, the broker's order, time), one at a time
+    (``add``) or the acks one read brought, with one time (``add_read``)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray | int]] = []
+        self._msg: list[int] = []
+        self._order: list[int] = []
+        self._t: list[int] = []
+
+    def add(self, msg_id: int, order: int, t: int) -> None:
+        self._msg.append(msg_id)
+        self._order.append(order)
+        self._t.append(t)
+        self.count += 1
+
+    def add_read(self, msg_ids: np.ndarray, orders: np.ndarray, t: int) -> None:
+        self._close_singles()
+        self._chunks.append((msg_ids, orders, t))
+        self.count += msg_ids.size
+
+    def _close_singles(self) -> None:
+        if self._msg:
+            self._chunks.append((np.asarray(self._msg, dtype=np.int64), np.asarray(self._order, dtype=np.int64),
+                                 np.asarray(self._t, dtype=np.int64)))
+            self._msg, self._order, self._t = [], [], []
+
+    def take(self) -> Acks:
+        """What is held, as an Acks of its own (see ``Receipts.take``)."""
+        self._close_singles()
+        taken = Acks()
+        taken._chunks, taken.count = self._chunks, self.count
+        self._chunks = []
+        return taken
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(msg_id, order, t), int64 each, in arrival order."""
+        self._close_singles()
+        chunks = [(None, m, t) for m, _, t in self._chunks]
+        return (_joined([m for m, _, _ in self._chunks]), _joined([o for _, o, _ in self._chunks]),
+                _spread([t for _, _, t in chunks], chunks))
+
+
+def first_arrivals(ids: np.ndarray, arrived: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``ids`` (distinct message ids) found in ``arrived`` (ids in order of
+    arrival; repeats and ids not in ``ids`` allowed), in order of their first arrival, and
+    where in ``arrived`` that first arrival is."""
+    if ids.size == 0 or arrived.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    place = np.minimum(np.searchsorted(ids[order], arrived), ids.size - 1)
+    known = ids[order][place] == arrived
+    rows = order[place[known]]
+    first_rows, first = np.unique(rows, return_index=True)  # first: index into rows
+    by_arrival = np.argsort(first, kind="stable")
+    return first_rows[by_arrival], np.flatnonzero(known)[first[by_arrival]]
+
+
+@dataclass
+class Intake:
+    """What the run brought since the last one, handed from the event loop's thread.
+
+    ``windows``: traffic windows made since, each with its send times (the target's own
+    array, -1 until sent; the sender goes on filling the newest). ``horizon``: every
+    receipt before this time (this run's clock) is in ``receipts`` or an earlier intake.
+    ``shares_through``: for generator process k (share k, from 1), every send it stamped
+    before this time is in ``sent_elsewhere`` or an earlier intake (``FAR`` once it ended).
+    """
+
+    windows: list[tuple[MessageBatch, np.ndarray]] = field(default_factory=list)
+    receipts: Receipts = field(default_factory=Receipts)
+    acks: Acks = field(default_factory=Acks)
+    sent_elsewhere: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    horizon: int = FAR
+    shares_through: list[int] = field(default_factory=list)
+
+
+class _Grown:
+    """A column per message, indexed by msg_id minus the first id, grown as windows come."""
+
+    def __init__(self, dtype: Any, fill: Any) -> None:
+        self.values = np.full(1 << 12, fill, dtype=dtype)
+        self.fill = fill
+
+    def reserve(self, size: int) -> None:
+        if size > self.values.size:
+            grown = np.full(max(size, 2 * self.values.size), self.fill, dtype=self.values.dtype)
+            grown[:self.values.size] = self.values
+            self.values = grown
+
+
+class LiveRecorder:
+    """Lifecycle: ``flush(intake)`` any number of times (from one thread at a time), then
+    ``finish(intake, interrupted)`` once; every row is then in the writer."""
+
+    def __init__(self, writer: HistoryWriter, agents: list[str], consumers: list[str], acks: bool,
+                 shares: int = 1) -> None:
+        self.writer = writer
+        self.acks = acks
+        self.shares = shares
+        self._agents = pa.array(agents, type=pa.string())
+        self._kinds = pa.array(MESSAGE_KINDS, type=pa.string())
+        self._consumers = pa.array(consumers, type=pa.string())
+        self._publisher = pa.array([PUBLISHER], type=pa.string())
+        self._statuses = pa.array(_STATUSES, type=pa.string())
+        self._first_id: int | None = None
+        self._count = 0  # messages in the windows so far
+        self._columns = {name: _Grown(dtype, fill) for name, dtype, fill in (
+            ("t_intended", np.int64, 0), ("agent", np.int32, 0), ("kind", np.int8, 0), ("key", np.int64, 0),
+            ("size", np.int32, 0), ("fee", np.float64, 0.0), ("t_sent", np.int64, -1), ("written", np.bool_, False))}
+        self._windows: list[tuple[int, np.ndarray]] = []  # (first position, the target's send times)
+        self._open = 0  # windows from here on may still get sends from the target
+        self._ahead: list[tuple[np.ndarray, np.ndarray]] = []  # sends reported for windows not here yet
+        empty = np.zeros(0, dtype=np.int64)
+        self._pending = (empty, empty, empty)  # receipts not written yet, in time order
+        self._next_seq = 0
+        self.messages_written = 0
+        self.deliveries_written = 0
+
+    # --- taking an intake in ---------------------------------------------------------------
+
+    def _take_windows(self, windows: list[tuple[MessageBatch, np.ndarray]]) -> None:
+        for batch, sent in windows:
+            if not len(batch):
+                continue
+            if self._first_id is None:
+                self._first_id = int(batch.msg_id[0])
+            start = int(batch.msg_id[0]) - self._first_id
+            end = start + len(batch)
+            for column in self._columns.values():
+                column.reserve(end)
+            for name in ("t_intended", "agent", "kind", "key", "size", "fee"):
+                self._columns[name].values[start:end] = getattr(batch, name)
+            self._count = max(self._count, end)
+            self._windows.append((start, sent))
+        # The target's own sends, as far as they have come: a window before the newest is
+        # sent in full (the sender moves on in order), the newest may still be going.
+        t_sent = self._columns["t_sent"].values
+        for start, sent in self._windows[self._open:]:
+            np.maximum(t_sent[start:start + sent.size], sent, out=t_sent[start:start + sent.size])
+        self._open = max(len(self._windows) - 1, 0)
+
+    def _take_sent_elsewhere(self, sent_elsewhere: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Sends generator processes reported (ids, times); those of windows not here yet wait."""
+        waiting, self._ahead = self._ahead + sent_elsewhere, []
+        t_sent = self._columns["t_sent"].values
+        for ids, times in waiting:
+            at = ids - (self._first_id or 0)
+            inside = (at >= 0) & (at < self._count)
+            t_sent[at[inside]] = times[inside]
+            if not inside.all():
+                self._ahead.append((ids[~inside], times[~inside]))
+
+    @property
+    def top_ahead(self) -> int:
+        """The highest id a generator process reported sending in a window not here (-1: none)."""
+        return max((int(ids.max()) for ids, _ in self._ahead if ids.size), default=-1)
+
+    # --- flushing ----------------------------------------------------------------------------
+
+    def flush(self, intake: Intake) -> None:
+        """Write the rows that ``intake`` (with what came before) makes final."""
+        self._take(intake, final=False)
+
+    def finish(self, intake: Intake, interrupted: bool) -> None:
+        """Write every row left: ``intake`` is the last, nothing more will come."""
+        self._take(intake, final=True, interrupted=interrupted)
+
+    def _take(self, intake: Intake, final: bool, interrupted: bool = False) -> None:
+        self._take_windows(intake.windows)
+        self._take_sent_elsewhere(intake.sent_elsewhere)
+        rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (positions, first time, seq_no)
+        if self.acks:
+            rows.append(self._acked(intake.acks))
+        receipts, received = self._receipts(intake, final)
+        rows.append(received)
+        if final:
+            unwritten = np.flatnonzero(~self._columns["written"].values[:self._count]
+                                       & (self._columns["t_sent"].values[:self._count] >= 0))
+            none = np.full(unwritten.size, -1, dtype=np.int64)
+            rows.append((unwritten, none, none))
+        self._write_messages(rows, _PENDING if interrupted else _LOST)
+        self._write_deliveries(*receipts)
+        self.writer.flush()
+
+    def _acked(self, acks: Acks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Messages whose first ack is in ``acks``: (positions, the ack's time, its order)."""
+        msg, order, t = acks.columns()
+        at = msg - (self._first_id or 0)
+        inside = (at >= 0) & (at < self._count)
+        at_inside = np.where(inside, at, 0)
+        new = np.flatnonzero(inside & (self._columns["t_sent"].values[at_inside] >= 0)
+                             & ~self._columns["written"].values[at_inside])
+        positions, first = np.unique(at[new], return_index=True)
+        self._columns["written"].values[positions] = True
+        return positions, t[new[first]], order[new[first]]
+
+    def _receipts(self, intake: Intake, final: bool) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray],
+                                                                 tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The receipts that can be written now, in time order (a prefix of those before the
+        horizon), and the messages whose first receipt they hold: (positions, that receipt's
+        time, seq_no; -1 on a target with acks, whose order is the broker's)."""
+        consumer, msg, t = (np.concatenate(pair) for pair in zip(self._pending, intake.receipts.columns()))
+        consumer, msg, t = _in_time_order(consumer, msg, t)  # held back before, or stamped late elsewhere
+        end = t.size if final else int(np.searchsorted(t, intake.horizon, side="left"))
+        at = msg[:end] - (self._first_id or 0)
+        inside = (at >= 0) & (at < self._count)
+        at = np.where(inside, at, 0)
+        t_sent = np.where(inside, self._columns["t_sent"].values[at], -1)
+        genuine = (t_sent >= 0) & (t_sent <= t[:end])  # sent before it came
+        written = self._columns["written"].values
+        if not final:
+            held = np.zeros(end, dtype=np.bool_)
+            if self.acks:
+                held |= genuine & ~written[at]  # its row waits for the ack
+            if self.shares > 1:
+                # Its send may be a generator process's not reported yet: wait for the report.
+                through = np.asarray([FAR, *intake.shares_through], dtype=np.int64)
+                share = np.where(inside, self._columns["key"].values[at] % self.shares, -1)
+                reported = np.where(share >= 0, through[share], through.min())
+                held |= (t_sent < 0) & (t[:end] > reported)
+            stop = int(np.argmax(held)) if held.any() else end
+        else:
+            stop = end
+        first = np.flatnonzero(genuine[:stop] & ~written[at[:stop]])
+        positions, once = np.unique(at[first], return_index=True)
+        in_order = np.argsort(once, kind="stable")
+        positions, first = positions[in_order], first[once[in_order]]
+        written[positions] = True
+        if self.acks:
+            seq_no = np.full(positions.size, -1, dtype=np.int64)
+        else:
+            seq_no = np.arange(self._next_seq, self._next_seq + positions.size, dtype=np.int64)
+            self._next_seq += positions.size
+        self._pending = (consumer[stop:], msg[stop:], t[stop:])
+        return (consumer[:stop], msg[:stop], t[:stop]), (positions, t[first], seq_no)
+
+    # --- rows ----------------------------------------------------------------------------------
+
+    def _write_messages(self, rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], unreceived: int) -> None:
+        positions, first_t, seq_no = (np.concatenate(part) for part in zip(*rows))
+        if positions.size == 0:
+            return
+        order = np.argsort(positions, kind="stable")
+        positions, first_t, seq_no = positions[order], first_t[order], seq_no[order]
+        for at in range(0, positions.size, _ROWS_PER_APPEND):
+            part = slice(at, at + _ROWS_PER_APPEND)
+            self._append_messages(positions[part], first_t[part], seq_no[part], unreceived)
+        self.messages_written += positions.size
+        # Cut now: a part of deliveries must not reach the disk before the rows of its messages.
+        self.writer.flush()
+
+    def _append_messages(self, positions: np.ndarray, first_t: np.ndarray, seq_no: np.ndarray,
+                         unreceived: int) -> None:
+        n = positions.size
+        columns = {name: self._columns[name].values[positions]
+                   for name in ("t_intended", "agent", "kind", "key", "size", "fee", "t_sent")}
+        status = np.where(first_t >= 0, _COMMITTED, unreceived).astype(np.int8)
+        self.writer.append("messages", {
+            "msg_id": positions + (self._first_id or 0),
+            "kind": pa.DictionaryArray.from_arrays(columns["kind"], self._kinds),
+            "agent": pa.DictionaryArray.from_arrays(columns["agent"], self._agents),
+            "node": pa.DictionaryArray.from_arrays(np.zeros(n, dtype=np.int8), self._publisher),
+            "key": columns["key"], "size": columns["size"], "fee": columns["fee"],
+            "t_intended": columns["t_intended"], "t_sent": columns["t_sent"],
+            "t_received": pa.nulls(n, pa.int64()) if self.acks else nullable(first_t),
+            "t_dequeued": pa.nulls(n, pa.int64()),
+            "t_sequenced": nullable(np.where(seq_no >= 0, first_t, -1)), "seq_no": nullable(seq_no),
+            "t_committed": nullable(first_t), "block": pa.nulls(n, pa.int64()),
+            "status": pa.DictionaryArray.from_arrays(status, self._statuses),
+        })
+
+    def _write_deliveries(self, consumer: np.ndarray, msg: np.ndarray, t: np.ndarray) -> None:
+        for at in range(0, msg.size, _ROWS_PER_APPEND):
+            part = slice(at, at + _ROWS_PER_APPEND)
+            self.writer.append("deliveries", {
+                "msg_id": msg[part], "node": pa.DictionaryArray.from_arrays(consumer[part].astype(np.int32),
+                                                                          self._consumers),
+                "t_delivered": t[part], "hops": np.ones(msg[part].size, dtype=np.int32)})
+        self.deliveries_written += msg.size
+
+
+def nullable(values: np.ndarray) -> pa.Array:
+    """int64 values, null where negative (no copy of the values)."""
+    valid = values >= 0
+    nulls = values.size - int(np.count_nonzero(valid))
+    if nulls == 0:
+        return pa.array(values)
+    bitmap = np.packbits(valid, bitorder="little")
+    return pa.Array.from_buffers(pa.int64(), values.size, [pa.py_buffer(bitmap), pa.py_buffer(values)], nulls)

@@ -1,0 +1,262 @@
+"""The live recorder writes, a flush at a time, the rows the end-of-run write made in one go.
+
+Random runs are made on paper (sends in bursts, receipts stamped by the target or by consumer
+processes and reaching it late and out of order, duplicates, losses, strays, acks, generator
+processes reporting their sends late), handed to the recorder in intakes at random moments
+that keep the contract (every receipt before the horizon is in), and the history it writes is
+compared with what the end-of-run write (kept here as it was) makes of the same run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from msgstorm.history.reader import read_table
+from msgstorm.history.writer import HistoryWriter
+from msgstorm.live.recorder import FAR, Acks, Intake, LiveRecorder, Receipts, first_arrivals
+from msgstorm.scenario.schema import MESSAGE_KINDS
+from msgstorm.traffic.generate import MessageBatch
+
+MS = 1_000_000
+US = 1_000
+AGENTS = ["traders", "makers"]
+
+
+def _end_of_run_rows(batches: list[MessageBatch], sent: np.ndarray, receipts: Receipts, acks: Acks | None,
+                     consumers: list[str], interrupted: bool) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    """messages and deliveries as ``LiveTarget._write_messages`` made them at the end of a run
+    (before rows were written while it ran), as columns of Python values."""
+    batch = MessageBatch.concat(batches)
+    receipts_consumer, receipts_msg, receipts_t = receipts.columns()
+    deliveries = {"msg_id": receipts_msg.tolist(), "node": [consumers[c] for c in receipts_consumer.tolist()],
+                  "t_delivered": receipts_t.tolist(), "hops": [1] * receipts_msg.size}
+    keep = sent >= 0
+    ids = batch.msg_id[keep]
+    n = ids.size
+    first_t = np.full(n, -1, dtype=np.int64)
+    seq_no = np.full(n, -1, dtype=np.int64)
+    rows, at = first_arrivals(ids, receipts_msg)
+    first_t[rows] = receipts_t[at]
+    seq_no[rows] = np.arange(rows.size)
+    if acks is not None:
+        ack_msg, ack_order, ack_t_all = acks.columns()
+        ack_t = np.full(n, -1, dtype=np.int64)
+        order = np.full(n, -1, dtype=np.int64)
+        rows, at = first_arrivals(ids, ack_msg)
+        ack_t[rows] = ack_t_all[at]
+        order[rows] = ack_order[at]
+        acked = ack_t >= 0
+        first_t = np.where(acked, ack_t, first_t)
+        seq_no = np.where(acked, order, -1)
+
+    def nullable(values: np.ndarray) -> list[int | None]:
+        return [None if v < 0 else v for v in values.tolist()]
+
+    messages = {
+        "msg_id": ids.tolist(), "kind": [MESSAGE_KINDS[k] for k in batch.kind[keep].tolist()],
+        "agent": [AGENTS[a] for a in batch.agent[keep].tolist()], "node": ["publisher"] * n,
+        "key": batch.key[keep].tolist(), "size": batch.size[keep].tolist(), "fee": batch.fee[keep].tolist(),
+        "t_intended": batch.t_intended[keep].tolist(), "t_sent": sent[keep].tolist(),
+        "t_received": [None] * n if acks is not None else nullable(first_t), "t_dequeued": [None] * n,
+        "t_sequenced": nullable(np.where(seq_no >= 0, first_t, -1)), "seq_no": nullable(seq_no),
+        "t_committed": nullable(first_t), "block": [None] * n,
+        "status": ["committed" if t >= 0 else ("pending" if interrupted else "lost") for t in first_t.tolist()],
+    }
+    return messages, deliveries
+
+
+class _Run:
+    """One run made on paper: what reaches the target, and when."""
+
+    def __init__(self, rng: np.random.Generator, acks: bool, timed: bool, shares: int, consumers: int) -> None:
+        n = int(rng.integers(300, 3000))
+        t_intended = np.cumsum(rng.exponential(60 * US, n)).astype(np.int64)
+        cuts = np.sort(rng.choice(np.arange(1, n), size=int(rng.integers(1, 6)), replace=False))
+        ids = np.arange(n, dtype=np.int64)
+        keys = rng.integers(0, 12, n).astype(np.int64)
+        self.batches = [MessageBatch(ids[a:b], t_intended[a:b], rng.integers(0, 2, b - a).astype(np.int32),
+                                     rng.integers(0, len(MESSAGE_KINDS), b - a).astype(np.int8),
+                                     np.zeros(b - a, dtype=np.int32), keys[a:b],
+                                     rng.integers(16, 200, b - a).astype(np.int32), rng.random(b - a))
+                        for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), n])]
+        share = keys % shares
+        # Sends leave in bursts (a time shared by the messages due together), in id order per share.
+        burst = 50 * US
+        t_sent = ((t_intended + rng.integers(0, 30 * US, n)) // burst + 1) * burst
+        for k in range(shares):
+            mine = share == k
+            t_sent[mine] = np.maximum.accumulate(t_sent[mine])
+        stop = int(n * rng.uniform(0.85, 1.0))  # the rest was never sent (the run ended)
+        t_sent[stop:] = -1
+        self.t_sent = t_sent
+        self.share = share
+        self.n = n
+        # Own sends as the target's arrays (filled as time goes); the others' as reports.
+        self.sent_arrays = [np.full(len(b), -1, dtype=np.int64) for b in self.batches]
+        self.events: list[tuple[int, int, str, Any]] = []
+        counter = iter(range(10**9))
+
+        def event(arrival: int, kind: str, data: Any) -> None:
+            self.events.append((int(arrival), next(counter), kind, data))
+
+        frame = 20 * MS
+        # Generator processes' reports: a frame covers the sends before its time.
+        self.report_frames: dict[int, list[int]] = {}
+        for k in range(1, shares):
+            offset = int(rng.integers(0, frame))
+            mine = np.flatnonzero((share == k) & (t_sent >= 0))
+            frames = (t_sent[mine] - offset) // frame * frame + frame + offset
+            last = int(frames.max()) if frames.size else offset
+            for f in range(offset, last + frame, frame):
+                inside = mine[frames == f]
+                event(f + rng.integers(0, 3 * MS), "sent", (k, ids[inside], t_sent[inside], f))
+        # Receipts: per consumer some lost, some twice, stamped on a read's grid.
+        for c in range(consumers):
+            sent_ids = np.flatnonzero(t_sent >= 0)
+            got = sent_ids[rng.random(sent_ids.size) > 0.05]
+            again = got[rng.random(got.size) < 0.03]
+            msg = np.concatenate([got, again])
+            read = 30 * US
+            t = ((t_sent[msg] + rng.exponential(300 * US, msg.size).astype(np.int64)) // read + 1) * read
+            t[got.size:] += rng.integers(1, 5 * MS, again.size) // read * read
+            strays = np.concatenate([rng.integers(stop, n + 50, 3), rng.integers(0, stop, 2)])
+            strays = strays[(strays >= n) | (t_sent[np.minimum(strays, n - 1)] < 0)]  # never sent: strays
+            msg = np.concatenate([msg, strays]).astype(np.int64)
+            t = np.concatenate([t, rng.integers(0, int(t_intended[-1]) + 1, strays.size) // read * read])
+            order = np.argsort(t, kind="stable")
+            msg, t = msg[order], t[order]
+            if not timed:
+                for m, stamp in zip(msg.tolist(), t.tolist()):
+                    event(stamp, "receipt", (c, m, stamp))
+                continue
+            # A consumer process: its reads go up in frames, every frame with the time it was made.
+            offset = int(rng.integers(0, frame))
+            frames = (t - offset) // frame * frame + frame + offset
+            last = int(frames.max()) if frames.size else offset
+            for f in range(offset, last + 2 * frame, frame):
+                inside = frames == f
+                times, counts = np.unique(t[inside], return_counts=True)
+                event(f + rng.integers(0, 4 * MS), "frame", (c, msg[inside], times, counts, f))
+        if acks:
+            acked = np.flatnonzero((t_sent >= 0) & (rng.random(n) > 0.05))
+            t_ack = ((t_sent[acked] + rng.exponential(200 * US, acked.size).astype(np.int64)) // (40 * US) + 1) * 40 * US
+            order = np.argsort(t_ack, kind="stable")
+            for rank, i in enumerate(order.tolist()):
+                event(t_ack[i], "ack", (int(acked[i]), rank + 1, int(t_ack[i])))
+        self.events.sort()
+        self.end = max(int(t_intended[-1]), max(e[0] for e in self.events)) + 10 * MS
+
+
+def _feed(run: _Run, recorder: LiveRecorder, rng: np.random.Generator, timed: bool, shares: int, consumers: int,
+          interrupted: bool) -> tuple[Receipts, Acks]:
+    """Hand ``run`` to ``recorder`` in intakes at random moments; everything it got, for the reference."""
+    all_receipts, all_acks = Receipts(), Acks()
+    receipts, acks = Receipts(), Acks()
+    sent_elsewhere: list[tuple[np.ndarray, np.ndarray]] = []
+    reported = dict.fromkeys(range(consumers), -1)  # consumer process -> its last frame's time
+    shares_through = [-1] * (shares - 1)
+    windows_taken = 0
+    starts = [int(b.t_intended[0]) for b in run.batches]
+    at = 0
+    moment = 0
+    while True:
+        moment += int(rng.integers(1 * MS, 40 * MS))
+        final = moment >= run.end
+        while at < len(run.events) and (final or run.events[at][0] <= moment):
+            _, _, kind, data = run.events[at]
+            at += 1
+            if kind == "receipt":
+                for target in (receipts, all_receipts):
+                    target.add(*data)
+            elif kind == "frame":
+                c, ids, times, counts, f = data
+                for target in (receipts, all_receipts):
+                    target.add_timed(c, ids, times, counts)
+                reported[c] = f
+            elif kind == "ack":
+                for acks_ in (acks, all_acks):
+                    acks_.add(*data)
+            else:
+                k, ids, times, f = data
+                sent_elsewhere.append((ids, times))
+                shares_through[k - 1] = f
+        # The sender's own sends, as far as it got (the recorder reads them a little later).
+        later = FAR if final else moment + int(rng.integers(0, 3 * MS))
+        for batch, sent in zip(run.batches, run.sent_arrays):
+            own = (run.share[batch.msg_id] == 0) & (run.t_sent[batch.msg_id] >= 0) & (run.t_sent[batch.msg_id] <= later)
+            sent[own] = run.t_sent[batch.msg_id][own]
+        made = len(run.batches) if final else sum(1 for s in starts if s <= moment)
+        windows = list(zip(run.batches[windows_taken:made], run.sent_arrays[windows_taken:made]))
+        windows_taken = made
+        horizon = moment if not timed else min(moment, *reported.values())
+        intake = Intake(windows, receipts.take(), acks.take(), sent_elsewhere, horizon,
+                        [FAR] * (shares - 1) if final else list(shares_through))
+        sent_elsewhere = []
+        if final:
+            recorder.finish(intake, interrupted)
+            return all_receipts, all_acks
+        recorder.flush(intake)
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_rows_written_as_the_run_goes_are_the_end_of_run_rows(tmp_path: Path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    acks = seed % 4 == 1
+    timed = not acks and seed % 3 == 0
+    shares = 1 if acks else int(rng.integers(1, 4))
+    consumers = int(rng.integers(1, 4))
+    interrupted = seed % 5 == 0
+    run = _Run(rng, acks, timed, shares, consumers)
+    names = [f"consumer-{c}" for c in range(consumers)]
+    writer = HistoryWriter(tmp_path / "history", row_group_size=512)
+    recorder = LiveRecorder(writer, AGENTS, names, acks, shares)
+    all_receipts, all_acks = _feed(run, recorder, rng, timed, shares, consumers, interrupted)
+    writer.close()
+    sent = np.where(run.t_sent >= 0, run.t_sent, -1)
+    messages, deliveries = _end_of_run_rows(run.batches, sent, all_receipts, all_acks if acks else None, names,
+                                            interrupted)
+    written = read_table(tmp_path / "history", "messages").sort_by("msg_id")
+    assert written.to_pydict() == messages
+    # Deliveries in the same order: receipt order, ties in the order they came.
+    assert read_table(tmp_path / "history", "deliveries").to_pydict() == deliveries
+    assert recorder.messages_written == len(messages["msg_id"])
+
+
+def test_a_delivery_is_never_on_disk_before_its_message(tmp_path: Path) -> None:
+    """After each flush the history on disk is whole: every receipt written has its message's
+    row (a run killed then leaves no delivery without its message)."""
+    rng = np.random.default_rng(7)
+    run = _Run(rng, acks=True, timed=False, shares=1, consumers=2)
+    writer = HistoryWriter(tmp_path / "history", row_group_size=256)
+    recorder = LiveRecorder(writer, AGENTS, ["consumer-0", "consumer-1"], acks=True)
+    original = recorder.flush
+    checked = []
+
+    def flush_and_check(intake: Intake) -> None:
+        original(intake)
+        writer.sync()
+        messages = set(read_table(tmp_path / "history", "messages", ["msg_id"]).column("msg_id").to_pylist())
+        delivered = set(read_table(tmp_path / "history", "deliveries", ["msg_id"]).column("msg_id").to_pylist())
+        sent = set(np.flatnonzero(run.t_sent >= 0).tolist())
+        assert delivered & sent <= messages
+        checked.append(len(messages))
+
+    recorder.flush = flush_and_check  # type: ignore[method-assign]
+    _feed(run, recorder, rng, timed=False, shares=1, consumers=2, interrupted=False)
+    writer.close()
+    assert max(checked) > 0.5 * run.n, "most rows are written before the end"
+
+
+def test_receipts_taken_keep_counting_and_come_in_time_order() -> None:
+    receipts = Receipts()
+    receipts.add(0, 5, 10)
+    taken = receipts.take()
+    receipts.add_timed(1, np.array([6, 7]), np.array([3, 20]), np.array([1, 1]))
+    assert receipts.count == 3 and taken.count == 1
+    assert [c.tolist() for c in taken.columns()] == [[0], [5], [10]]
+    assert [c.tolist() for c in receipts.take().columns()] == [[1, 1], [6, 7], [3, 20]]
+    assert [c.size for c in receipts.columns()] == [0, 0, 0]
