@@ -132,7 +132,7 @@ def test_a_live_run_writes_its_messages_while_it_goes_one_row_each(tmp_path: Pat
     from msgstorm.runner import run
     from msgstorm.scenario import load_scenario
 
-    result = run(load_scenario(_scenario_file(tmp_path, duration="3s")), tmp_path / "run")
+    result = run(load_scenario(_scenario_file(tmp_path, duration="3s", live='record_every = "1s"')), tmp_path / "run")
     history = result.history
     assert result.summary["messages"]["sent"] == 6000 and result.summary["messages"]["committed"] == 6000
     assert sorted(history.messages["msg_id"].to_pylist()) == list(range(6000))
@@ -144,9 +144,23 @@ def test_a_live_run_writes_its_messages_while_it_goes_one_row_each(tmp_path: Pat
 
 
 @pytest.mark.usefixtures("_nats_server")
+def test_without_record_every_the_rows_are_written_once_at_the_end_and_are_the_same(tmp_path: Path) -> None:
+    from msgstorm.runner import run
+    from msgstorm.scenario import load_scenario
+
+    result = run(load_scenario(_scenario_file(tmp_path, duration="2s")), tmp_path / "run")
+    history = result.history
+    assert result.summary["messages"]["sent"] == 4000 and result.summary["messages"]["committed"] == 4000
+    assert sorted(history.messages["msg_id"].to_pylist()) == list(range(4000))
+    assert history.deliveries.num_rows == 8000
+    _assert_received_in_order(history)
+    assert _parts(result.run_dir, "messages") == 1, "nothing written before the end"
+
+
+@pytest.mark.usefixtures("_nats_server")
 def test_a_sigkilled_live_run_keeps_the_messages_received_up_to_about_a_second_before(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    process = run_in_process(_scenario_file(tmp_path, duration="120s", rate=2000), run_dir)
+    process = run_in_process(_scenario_file(tmp_path, duration="120s", rate=2000, live='record_every = "1s"'), run_dir)
     try:
         deadline = time.monotonic() + 120
         while (written := _rows(run_dir)) < 1000:  # the run sends, and writes its rows as it goes

@@ -25,14 +25,17 @@ adds one row per stored message with ``node`` = ``stream`` and ``hops`` = 0.
 ``events``: run start (its detail says ``fanout``, ``acks`` and ``read_back``, which the
 delivery check needs), run end, servers started and stopped, disconnections, errors.
 
-``messages`` and ``deliveries`` are written while the run goes: every ``_RECORD_EVERY_S``
-the event loop hands what came since (references, no copy) to a thread of its own, where
-``live/recorder.py`` writes the rows that nothing still to come can change (acked; or first
-received, before a horizon every receipt has reached) and the writer's thread encodes them.
-So a run killed (SIGKILL, power loss) keeps the messages settled up to about a second
-before; ``finish`` writes the rest (lost, pending, received but not acked) and the stream
-read back. The rows are those one write at the end made; only their order in the tables
-differs (see the recorder).
+``messages`` and ``deliveries`` are written at the end (``finish``), or, with ``[live]
+record_every`` set, also while the run goes: that often the event loop hands what came since
+(references, no copy) to a thread of its own, where ``live/recorder.py`` writes the rows that
+nothing still to come can change (acked; or first received, before a horizon every receipt
+has reached) and the writer's thread encodes them. So a run killed (SIGKILL, power loss)
+keeps the messages settled up to about that long before; ``finish`` writes the rest (lost,
+pending, received but not acked) and the stream read back. The rows are the same either way;
+only their order in the tables differs (see the recorder). Writing while the run goes is off
+by default: the recorder's thread competes with the generator for the interpreter, and on
+a 2-core machine the highest core-NATS rate with p99 send lag within 1 ms fell from about
+1,000,000/s to about 20,000/s with it on (``benchmarks/live_generator.py --quick``).
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ import pyarrow as pa
 
 from msgstorm.errors import TargetError
 from msgstorm.history.events import EventKind
-from msgstorm.history.writer import FLUSH_INTERVAL_S, HistoryWriter
+from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.drivers.base import (
     BulkAckDriver,
     BurstDriver,
@@ -95,9 +98,6 @@ _SLICE = 2048
 _SWITCH_S = 100e-6
 # Signals that stop a run (``LiveTarget._stop_on_signals``).
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-# What the run brought is handed to the recorder's thread this often (the writer's own
-# interval: a killed run loses about this much and the writer's last part).
-_RECORD_EVERY_S = FLUSH_INTERVAL_S
 # The drain looks at what has arrived this often.
 _DRAIN_POLL_S = 0.005
 STREAM = "stream"
@@ -301,7 +301,9 @@ class LiveTarget:
             self._events = [(t - shift, kind, node, value, detail) for t, kind, node, value, detail in self._events]
             for generator in self.generators:
                 generator.begin(self._t0)
-            recording = asyncio.get_running_loop().create_task(self._record())
+            record_every = self.scenario.live.record_every
+            recording = asyncio.get_running_loop().create_task(
+                self._record(record_every / 1e9) if record_every is not None else asyncio.sleep(0))
             try:
                 await self._send_all(traffic)
                 # The generator processes keep the same schedule: wait for the end of theirs.
@@ -323,12 +325,13 @@ class LiveTarget:
             await asyncio.gather(*(generator.stop() for generator in self.generators))
             await self.driver.close()
 
-    async def _record(self) -> None:
-        """Every ``_RECORD_EVERY_S``, what the run brought goes to the recorder's thread,
-        which writes the rows it makes final: the event loop only hands over references."""
+    async def _record(self, every_s: float) -> None:
+        """Every ``every_s`` (``[live] record_every``), what the run brought goes to the
+        recorder's thread, which writes the rows it makes final: the event loop only hands
+        over references."""
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(_RECORD_EVERY_S)
+            await asyncio.sleep(every_s)
             await loop.run_in_executor(self._recording, self.recorder.flush, self._intake())
 
     def _intake(self) -> Intake:

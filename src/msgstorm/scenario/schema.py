@@ -460,6 +460,11 @@ class LiveSpec(_Spec):
     consumers: int = Field(default=1, ge=1, le=64)
     flush_interval: DurationNs = Field(default=1_000_000, gt=0)  # the publisher flushes at least this often
     start_timeout: DurationNs = Field(default=10_000_000_000, gt=0)  # a started server must listen within
+    # Write messages and deliveries this often while the run goes (a SIGKILL then keeps the
+    # rows settled up to about this long before it); unset: at the end of the run. Off by
+    # default: on a small machine the rows made beside the generator cost it its headroom
+    # (README, "History of a live run").
+    record_every: DurationNs | None = Field(default=None, gt=0)
     nats: NatsSpec = NatsSpec()
     jetstream: JetStreamSpec = JetStreamSpec()
     redis: RedisSpec = RedisSpec()
