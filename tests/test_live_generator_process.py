@@ -142,7 +142,10 @@ def test_a_generator_process_killed_mid_run_is_a_fault_and_the_run_goes_on(tmp_p
     keys = np.concatenate([batch.key for batch in batches])
     own = int((keys % 2 == 0).sum())
     assert own < summary["messages"]["sent"] < keys.size
-    assert summary["messages"]["lost"] == 0 and summary["delivery"]["unexpected"] <= 50
+    # Lost: at most the victim's last sends. A message it wrote to its socket just before the
+    # kill can still be lost: the kernel resets a socket closed with unread data (the
+    # server's PING), discarding what it had not sent yet.
+    assert summary["messages"]["lost"] <= 50 and summary["delivery"]["unexpected"] <= 50
     assert not _generator_processes(process.pid)
 
 
