@@ -47,10 +47,7 @@ What the timings include:
   the network, generating the traffic, the event loop, settling, and writing the Parquet
   history (to a temporary directory; the engine always writes one). The breakdown line
   under the table splits that into setup, traffic generation, history writing (row
-  building + Parquet) and the engine proper. The one-node loop takes its traffic from a
-  worker thread that makes the next piece while the loop runs (``sim/ahead.py``): its
-  traffic figure is the time the loop waited for it, and the time the worker spent is
-  printed beside it. Reading the history back for the checks is
+  building + Parquet) and the engine proper. Reading the history back for the checks is
   not timed. Before any timed run, a tiny untimed run of each scenario loads both
   compiled loops (the gossip kernel and the one-node loop) from numba's on-disk cache, or
   compiles them if the cache does not match their source; the header prints how long
@@ -104,7 +101,6 @@ from msgstorm.history import HistoryWriter, read_history
 from msgstorm.runner import write_run_row
 from msgstorm.scenario import Scenario, parse_scenario
 from msgstorm.sim import kernel, solo_loop
-from msgstorm.sim.ahead import Ahead
 from msgstorm.sim.shadow import ShadowNetwork
 from msgstorm.traffic import generate_traffic
 
@@ -203,8 +199,7 @@ class EngineRun:
     run_dir: Path
     wall_s: float = 0.0
     setup_s: float = 0.0
-    traffic_s: float = 0.0  # on the run's own thread: the critical path
-    traffic_ahead_s: float = 0.0  # made ahead on a worker thread while the engine ran (sim/ahead.py)
+    traffic_s: float = 0.0
     history_s: float = 0.0
     heap_events: int = 0
     kernel_compiled: bool = False
@@ -221,7 +216,7 @@ class EngineRun:
 
 def run_msgstorm(scenario: Scenario, run_dir: Path, seed: int) -> EngineRun:
     """Mirror ``msgstorm.runner.run`` without the analysis step, timing its parts."""
-    clock = {"traffic": 0.0, "history": 0.0, "waited": 0.0}
+    clock = {"traffic": 0.0, "history": 0.0}
     perf = time.perf_counter
 
     def timed_history(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -247,33 +242,14 @@ def run_msgstorm(scenario: Scenario, run_dir: Path, seed: int) -> EngineRun:
     start = perf()
     traffic = generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window)
     clock["traffic"] += perf() - start
-    # The one-node loop takes traffic made ahead on a worker thread: the time the run's own
-    # thread waited for it is on the critical path, the rest is not.
-    next_piece = Ahead.__next__
-
-    def timed_next(self: Ahead[Any]) -> Any:
-        start = perf()
-        try:
-            return next_piece(self)
-        finally:
-            clock["waited"] += perf() - start
-
-    Ahead.__next__ = timed_next  # type: ignore[method-assign]
-    try:
-        sim.run(timed_batches(iter(traffic), clock))
-    finally:
-        Ahead.__next__ = next_piece  # type: ignore[method-assign]
+    sim.run(timed_batches(iter(traffic), clock))
     t_end = sim.finish()
     start = perf()
     write_run_row(writer, scenario, sim, t_end)
     writer.close()
     clock["history"] += perf() - start
     result.wall_s = perf() - started
-    if sim.solo is not None:
-        result.traffic_ahead_s = clock["traffic"]
-        result.traffic_s = clock["waited"]
-    else:
-        result.traffic_s = clock["traffic"]
+    result.traffic_s = clock["traffic"]
     result.history_s = clock["history"]
     # Python heap pushes (each takes one id) plus the gossip kernel's events; a one-node
     # network counts its compiled loop's heap pushes instead (nothing else runs).
@@ -556,9 +532,6 @@ def print_table(results: list[CaseResult]) -> None:
         engine_rate = r.work / e.engine_s
         print(f"  {r.name:8s} {e.wall_s:.2f} s = setup {e.setup_s:.2f} + traffic {e.traffic_s:.2f} "
               f"+ history {e.history_s:.2f} + engine {e.engine_s:.2f}")
-        if e.traffic_ahead_s:
-            print(f"  {'':8s} (traffic: the engine's waits for it; {e.traffic_ahead_s:.2f} s of it was made "
-                  "ahead on a worker thread while the engine ran)")
         if e.kernel_compiled:
             print(f"  {'':8s} (engine includes compiling the numba kernel: its cache did not match "
                   "the source)")

@@ -9,11 +9,10 @@ snapshots read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from msgstorm.history.events import EventKind
-from msgstorm.sim.ahead import Ahead
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.lone_cpu import LoneCpu
 from msgstorm.sim.recorder import FLUSH_ROWS
@@ -23,24 +22,6 @@ from msgstorm.sim.telemetry import Telemetry
 from msgstorm.traffic.generate import MessageBatch
 
 __all__ = ["SoloDriver"]
-
-
-def _pieces(batches: Iterator[MessageBatch]) -> Iterator[MessageBatch]:
-    """Windows joined into pieces of FLUSH_ROWS messages: the loop sees the same sends in
-    the same order, and pays its per-call costs less often."""
-    while True:
-        taken: list[MessageBatch] = []
-        size = 0
-        while size < FLUSH_ROWS:
-            batch = next(batches, None)
-            if batch is None:
-                break
-            if len(batch):
-                taken.append(batch)
-                size += len(batch)
-        if not taken:
-            return
-        yield MessageBatch.concat(taken)
 
 
 class SoloDriver:
@@ -55,19 +36,27 @@ class SoloDriver:
         """Run to the end; returns False when Ctrl-C stopped it (what it logged is kept).
         ``publish()`` hands telemetry a snapshot."""
         solo = self.solo
+        batches = iter(traffic)
         # A new loop's first call asks for a batch and does nothing else (it has no sends), so
         # the first batch is taken before it: generating that batch compiles the traffic's
         # draws, which a cold start thus overlaps with a helper compiling the loop (sim/warm.py).
-        # Later pieces are made on a worker thread while the loop (without the interpreter
-        # lock) runs the one before (sim/ahead.py).
-        pieces = Ahead(_pieces(iter(traffic)))
         code = NEED_BATCH
         try:
             while True:
                 if code == NEED_BATCH:
-                    piece = next(pieces, None)
-                    if piece is not None:
-                        solo.add(piece)
+                    # Windows are joined into pieces of FLUSH_ROWS messages: the loop sees the
+                    # same sends in the same order, and pays its per-call costs less often.
+                    taken: list[Any] = []
+                    size = 0
+                    while size < FLUSH_ROWS:
+                        batch = next(batches, None)
+                        if batch is None:
+                            break
+                        if len(batch):
+                            taken.append(batch)
+                            size += len(batch)
+                    if taken:
+                        solo.add(MessageBatch.concat(taken))
                     else:
                         solo.last_batch()
                 elif code != YIELD:
@@ -80,8 +69,6 @@ class SoloDriver:
             self.drain()
             self.ctx.record.event(self.now, EventKind.INTERRUPTED)
             return False
-        finally:
-            pieces.close()
         return True
 
     def drain(self) -> None:

@@ -135,8 +135,7 @@ def _log_event(elog: np.ndarray, evalue: np.ndarray, i: int, t: int, code: int, 
     evalue[i] = value
 
 
-# nogil: Python threads run while it does (sim/ahead.py makes the next traffic meanwhile).
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True)
 def advance(p: np.ndarray, sc: np.ndarray, ev_t: np.ndarray, ev_eid: np.ndarray, ev_val: np.ndarray,
             qkey: np.ndarray, qarr: np.ndarray, qrow: np.ndarray, seqring: np.ndarray,
             records: np.ndarray, fees: np.ndarray, slog: np.ndarray, elog: np.ndarray,
