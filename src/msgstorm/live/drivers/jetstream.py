@@ -32,8 +32,9 @@ publishes framed ahead in one compiled pass and every publish due sent as one bu
 far as the ack window allows), each read of acks parsed in one compiled pass and handed to
 the target as arrays, each consumer's read handed over as an array of message ids with
 its acks (explicit) answered in one write; a lost connection is reconnected every
-``RECONNECT_S`` and subscribed again (publishes made while the publisher's is down are
-dropped and counted). Plain ``nats://`` only. ``"nats-py"`` publishes and consumes one
+``RECONNECT_S``, through a cluster's servers in turn, and subscribed again (a
+``reconnected`` event names the server reached, ``url``; publishes made while the
+publisher's is down are dropped and counted). Plain ``nats://`` only. ``"nats-py"`` publishes and consumes one
 message at a time through nats-py (TLS, credentials).
 
 History mapping (what each column means on this target): ``t_sent`` the publish call began
@@ -44,7 +45,8 @@ replicated stream the leader acks once a quorum stored it); ``seq_no`` the strea
 (1, 2, ...); ``t_received``, ``t_dequeued`` and ``block`` null (no broker-side queue is
 observable). Consumer receipts are ``deliveries`` rows (``consumer-<i>``; wire: one time
 per read); after the run an ephemeral pull consumer reads the whole stream back, in stream
-order, as ``deliveries`` rows with node ``stream``.
+order, as ``deliveries`` rows with node ``stream`` (a new consumer when one lands on a
+cluster's server that is down).
 """
 
 from __future__ import annotations
@@ -418,7 +420,7 @@ class JetStreamDriver:
                 connection.close()
                 return
             owner.connection = connection
-            self.on_event(EventKind.RECONNECTED, {"client": lost.name})
+            self.on_event(EventKind.RECONNECTED, {"client": lost.name, "url": connection.url})
             return
 
     # --- publishing -----------------------------------------------------------------------
@@ -494,37 +496,57 @@ class JetStreamDriver:
     # --- after the run --------------------------------------------------------------------
 
     async def read_back(self) -> list[bytes] | None:
+        """The stream's payloads in stream order, read by an ephemeral pull consumer (one
+        replica, in memory). With a cluster's server down, the meta leader may place that
+        consumer on it for a while after (until it sees the server gone): the consumer's
+        creation times out, or its fetches find no responders. Such a read is started again
+        with a new consumer until ``READ_BACK_TIMEOUT_S``; other failures end it at once."""
         if self.control is None or not self.control.is_connected:
             return None
         js = self.control.jetstream(timeout=API_TIMEOUT_S)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READ_BACK_TIMEOUT_S
+        while True:
+            try:
+                return await self._read_stream(js, deadline)
+            except (nats.errors.Error, TimeoutError) as error:
+                misplaced = isinstance(error, (nats.errors.TimeoutError, nats.errors.NoRespondersError,
+                                               ServiceUnavailableError))
+                if not misplaced or loop.time() + RETRY_INTERVAL_S >= deadline:
+                    self.on_event(EventKind.CLIENT_ERROR, {"client": "read_back", "error": _describe(error)})
+                    return None
+            await asyncio.sleep(RETRY_INTERVAL_S)
+
+    async def _read_stream(self, js: JetStreamContext, deadline: float) -> list[bytes]:
+        """One read of the whole stream by a new consumer, deleted once it has read it all."""
         name = self.settings.stream
         config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.ALL, ack_policy=api.AckPolicy.NONE,
                                     mem_storage=True, num_replicas=1)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + READ_BACK_TIMEOUT_S
+        stored = (await js.stream_info(name)).state.messages
+        subscription = await js.pull_subscribe(self.spec.subject, stream=name, config=config,
+                                               pending_msgs_limit=SUB_PENDING_MSGS,
+                                               pending_bytes_limit=SUB_PENDING_BYTES)
         payloads: list[bytes] = []
         try:
-            stored = (await js.stream_info(name)).state.messages
-            subscription = await js.pull_subscribe(self.spec.subject, stream=name, config=config,
-                                                   pending_msgs_limit=SUB_PENDING_MSGS,
-                                                   pending_bytes_limit=SUB_PENDING_BYTES)
+            while len(payloads) < stored:
+                if loop.time() >= deadline:
+                    raise TimeoutError(f"read {len(payloads)} of {stored} in {READ_BACK_TIMEOUT_S:g} s")
+                try:
+                    batch = await subscription.fetch(min(READ_BACK_BATCH, stored - len(payloads)),
+                                                     timeout=READ_BACK_FETCH_TIMEOUT_S)
+                except nats.errors.TimeoutError:
+                    if not payloads:
+                        raise  # nothing from this consumer yet: it may sit on a server that is down
+                    continue  # a slow server: this consumer has delivered, it goes on
+                payloads.extend(msg.data for msg in batch)
+        finally:
+            await subscription.unsubscribe()
+        if config.name is not None:  # pull_subscribe named the ephemeral consumer
             try:
-                while len(payloads) < stored:
-                    if loop.time() >= deadline:
-                        raise TimeoutError(f"read {len(payloads)} of {stored} in {READ_BACK_TIMEOUT_S:g} s")
-                    try:
-                        batch = await subscription.fetch(min(READ_BACK_BATCH, stored - len(payloads)),
-                                                         timeout=READ_BACK_FETCH_TIMEOUT_S)
-                    except nats.errors.TimeoutError:
-                        continue
-                    payloads.extend(msg.data for msg in batch)
-            finally:
-                await subscription.unsubscribe()
-                if config.name is not None:  # pull_subscribe named the ephemeral consumer
-                    await js.delete_consumer(name, config.name)
-        except (nats.errors.Error, TimeoutError) as error:
-            self.on_event(EventKind.CLIENT_ERROR, {"client": "read_back", "error": _describe(error)})
-            return None
+                await js.delete_consumer(name, config.name)
+            except nats.errors.Error:
+                pass  # the server deletes an ephemeral consumer nobody pulls from, a while later
         return payloads
 
     async def close(self) -> None:

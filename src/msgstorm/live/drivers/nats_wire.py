@@ -401,6 +401,7 @@ class WireConnection(asyncio.BufferedProtocol):
                  on_lost: Callable[[WireConnection], None] | None = None, section: str = "live.nats") -> None:
         check_url(url, section)
         parts = urlsplit(url)
+        self.url = url
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 4222
         self.name = name
