@@ -88,3 +88,39 @@ def test_ints_are_shared_read_only_and_equal_from_disk_and_memory(tmp_path: Path
     for column in ("msg_id", "t_intended", "t_sent", "t_committed"):
         disk, mem = history.ints("messages", column), memory.ints("messages", column)
         assert disk[0].tolist() == mem[0].tolist() and disk[1].tolist() == mem[1].tolist()
+
+
+def test_a_retained_column_is_not_read_again_once_its_holder_lets_it_go(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import msgstorm.history.reader as reader
+
+    n = 2048
+    writer = HistoryWriter(tmp_path / "history", row_group_size=4096)
+    times = np.arange(n, dtype=np.int64) * 10
+    writer.append("messages", {
+        "msg_id": np.arange(n), "kind": ["order"] * n, "agent": ["a"] * n, "node": ["n0"] * n,
+        "key": np.zeros(n, dtype=np.int64), "size": np.ones(n, dtype=np.int32), "fee": np.zeros(n),
+        **{column: times + k for k, column in enumerate(("t_intended", "t_sent", "t_received", "t_dequeued",
+                                                            "t_sequenced", "t_committed"))},
+        "seq_no": np.arange(n), "block": np.zeros(n, dtype=np.int64), "status": ["committed"] * n})
+    _run_row(writer)
+    writer.close()
+    history = read_history(tmp_path)
+    monkeypatch.setattr(reader, "COLUMN_CACHE_BYTES", 4 * n * 9)  # four columns (int64 values, bool mask)
+    reads: list[str] = []
+    chunks = History._int64_chunks
+
+    def counted(self: History, name: str, column: str) -> object:
+        reads.append(column)
+        return chunks(self, name, column)
+
+    monkeypatch.setattr(History, "_int64_chunks", counted)
+    held = history.ints("messages", "t_committed")  # a metric holds it ...
+    for column in ("t_sent", "t_received", "t_dequeued", "t_sequenced", "seq_no"):  # ... while later reads
+        history.ints("messages", column)                                              # push it out of the budget
+    assert ("ints", "messages", "t_committed") not in history._cache
+    history.retain("messages", ["t_committed"])
+    values = held[0].copy()
+    del held
+    again = history.ints("messages", "t_committed")
+    assert reads.count("t_committed") == 1 and again[0].tolist() == values.tolist()

@@ -185,6 +185,8 @@ def analyse(history: History) -> Analysis:
         "checks": [{"name": v.name, "verdict": v.status, "detail": v.detail} for v in verdicts],
     }
     summary["slo"] = evaluate_slos(summary, dict(history.scenario.get("slo") or {}))
+    # The report draws the committed messages' latency from these again.
+    history.retain("messages", ["t_committed", "t_intended"])
     return Analysis(
         summary=summary,
         verdicts=verdicts,

@@ -140,6 +140,21 @@ class History:
             self._keep(key, (values, present), size)
         return values, present
 
+    def retain(self, name: str, columns: list[str]) -> None:
+        """Integer columns of ``name`` that a caller still holds and a later step will ask for
+        again (the analysis' latency columns, which the report reads): kept as the most
+        recently used, if the budget allows, so that step does not read them again once
+        the caller lets them go. (Held by a metric, not asked of the cache since, they are
+        the first the budget drops.)"""
+        for column in columns:
+            key = ("ints", name, column)
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                continue
+            held = self._held(key)
+            if held is not None:
+                self._keep(key, held, int(held[0].nbytes + held[1].nbytes))
+
     def _held(self, key: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray] | None:
         """A large column read before and still in memory (see ``ints``), else None."""
         if self._latest_large is not None and self._latest_large[0] == key:
