@@ -144,15 +144,16 @@ def analyse(history: History) -> Analysis:
     del window_load, step_load  # their per-window latencies are summarised in ``windows``
     bp_timeline = backpressure_timeline(history)
     fee_timeline = base_fee_timeline(history)
+    # In this order, steps that read a column follow the one that read it just before (the
+    # column budget keeps a few, see ``History.ints``): msg_id (of messages and deliveries) and
+    # t_sent, then t_sequenced.
+    propagation = propagation_by_region_ms(history, messages)
     verdicts = run_checkers(history)
     duration_s = _duration_s(history)
-    # In this order, metrics that read a column follow the one that read it just before
-    # (a long run's columns are not kept, see ``History.ints``): t_sequenced, then msg_id.
     stages = stage_breakdown_ms(messages)
     counts = _message_counts(messages)
     by_kind, by_agent = by_group(history, messages, "kind"), by_group(history, messages, "agent")
     ipdv = ipdv_ms(messages)
-    propagation = propagation_by_region_ms(history, messages)
 
     summary: dict[str, Any] = {
         "scenario": run.get("scenario_name"),
