@@ -124,3 +124,16 @@ def test_a_retained_column_is_not_read_again_once_its_holder_lets_it_go(tmp_path
     del held
     again = history.ints("messages", "t_committed")
     assert reads.count("t_committed") == 1 and again[0].tolist() == values.tolist()
+
+
+def test_the_budget_drops_integer_columns_before_a_string_columns_codes(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import msgstorm.history.reader as reader
+
+    history = _written(tmp_path, [([0, 1, 2, 3] * 512, 0)])
+    monkeypatch.setattr(reader, "COLUMN_CACHE_BYTES", 2048 * 9 * 2 + 2048)  # two integer columns and the codes
+    history.codes("deliveries", "node")
+    for column in ("msg_id", "t_delivered", "hops", "msg_id"):
+        history.ints("deliveries", column)
+    assert ("codes", "deliveries", "node") in history._cache
+    assert ("ints", "deliveries", "msg_id") in history._cache and ("ints", "deliveries", "t_delivered") not in history._cache

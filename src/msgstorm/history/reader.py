@@ -108,7 +108,10 @@ class History:
         self._cache[key] = (values, size)
         self._cached_bytes += size
         while self._cached_bytes > COLUMN_CACHE_BYTES:
-            _, (_, dropped) = self._cache.popitem(last=False)
+            # Integer columns go first, oldest first: a string column's codes take a byte a
+            # row (an eighth of an integer column) and cost a read and a renumbering again.
+            oldest = next((k for k in self._cache if k[0] == "ints"), next(iter(self._cache)))
+            _, dropped = self._cache.pop(oldest)
             self._cached_bytes -= dropped
 
     def column(self, name: str, column: str) -> pa.ChunkedArray:
