@@ -90,11 +90,8 @@ def test_ints_are_shared_read_only_and_equal_from_disk_and_memory(tmp_path: Path
         assert disk[0].tolist() == mem[0].tolist() and disk[1].tolist() == mem[1].tolist()
 
 
-def test_a_retained_column_is_not_read_again_once_its_holder_lets_it_go(tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    import msgstorm.history.reader as reader
-
-    n = 2048
+def _messages_history(tmp_path: Path, n: int) -> History:
+    """``n`` committed messages with every integer column filled (distinct columns to read)."""
     writer = HistoryWriter(tmp_path / "history", row_group_size=4096)
     times = np.arange(n, dtype=np.int64) * 10
     writer.append("messages", {
@@ -105,7 +102,15 @@ def test_a_retained_column_is_not_read_again_once_its_holder_lets_it_go(tmp_path
         "seq_no": np.arange(n), "block": np.zeros(n, dtype=np.int64), "status": ["committed"] * n})
     _run_row(writer)
     writer.close()
-    history = read_history(tmp_path)
+    return read_history(tmp_path)
+
+
+def test_a_retained_column_is_not_read_again_once_its_holder_lets_it_go(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import msgstorm.history.reader as reader
+
+    n = 2048
+    history = _messages_history(tmp_path, n)
     monkeypatch.setattr(reader, "COLUMN_CACHE_BYTES", 4 * n * 9)  # four columns (int64 values, bool mask)
     reads: list[str] = []
     chunks = History._int64_chunks
@@ -130,10 +135,12 @@ def test_the_budget_drops_integer_columns_before_a_string_columns_codes(tmp_path
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     import msgstorm.history.reader as reader
 
-    history = _written(tmp_path, [([0, 1, 2, 3] * 512, 0)])
-    monkeypatch.setattr(reader, "COLUMN_CACHE_BYTES", 2048 * 9 * 2 + 2048)  # two integer columns and the codes
-    history.codes("deliveries", "node")
-    for column in ("msg_id", "t_delivered", "hops", "msg_id"):
-        history.ints("deliveries", column)
-    assert ("codes", "deliveries", "node") in history._cache
-    assert ("ints", "deliveries", "msg_id") in history._cache and ("ints", "deliveries", "t_delivered") not in history._cache
+    n = 2048
+    history = _messages_history(tmp_path, n)
+    monkeypatch.setattr(reader, "COLUMN_CACHE_BYTES", 4 * n * 9 + n)  # four integer columns and one codes
+    history.codes("messages", "status")
+    columns = ("t_sent", "t_received", "t_dequeued", "t_sequenced", "seq_no")
+    for column in columns:
+        history.ints("messages", column)
+    assert ("codes", "messages", "status") in history._cache  # read first, dropped last
+    assert [("ints", "messages", c) in history._cache for c in columns] == [False, True, True, True, True]
