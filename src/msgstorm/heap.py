@@ -43,8 +43,10 @@ def keep_freed_memory() -> bool:
         libc = ctypes.CDLL(None)  # the C library this interpreter runs on
         mallopt = libc.mallopt
         libc.gnu_get_libc_version  # noqa: B018 - only glibc has these parameters
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # TypeError: Windows takes no CDLL(None)
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+    mmap_set = bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD))
+    trim_set = bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+    return mmap_set and trim_set

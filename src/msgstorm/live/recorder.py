@@ -19,9 +19,12 @@ A message's row is written once nothing that can still come would change it:
   ``seq_no`` counts first receipts in that order, as the end-of-run write did.
 
 ``deliveries`` rows are written in that same order, as a prefix: a receipt whose message's
-row cannot be written yet (its ack has not come; its send, by a generator process, is not
-reported yet) holds back the receipts after it, so no delivery is on disk before its
-message's row and the receipts keep the order the audit reads ties in. A receipt of an
+row cannot be written yet (its send, by a generator process, is not reported yet, or falls
+in a window this process has not made yet) holds back the receipts after it, so no delivery
+is on disk before its message's row and the receipts keep the order the audit reads ties
+in. On a target with acks a receipt whose message waits for its ack holds back only the
+other receipts of its read (same time), which are then written after later reads, whole:
+a message whose ack never comes (lost with a connection) does not hold the rest of the run. A receipt of an
 id that was not sent before it arrived (a payload corrupted in flight) is not that
 message's receipt: it gets its ``deliveries`` row and counts for nothing else.
 
@@ -372,6 +375,7 @@ class LiveRecorder:
         t_sent = np.where(inside, self._columns["t_sent"].values[at], -1)
         genuine = (t_sent >= 0) & (t_sent <= t[:end])  # sent before it came
         written = self._columns["written"].values
+        take = np.ones(end, dtype=np.bool_)  # written now
         if not final:
             held = np.zeros(end, dtype=np.bool_)
             if self.acks:
@@ -382,10 +386,21 @@ class LiveRecorder:
                 share = np.where(inside, self._columns["key"].values[at] % self.shares, -1)
                 reported = np.where(share >= 0, through[share], through.min())
                 held |= (t_sent < 0) & (t[:end] > reported)
-            stop = int(np.argmax(held)) if held.any() else end
-        else:
-            stop = end
-        first = np.flatnonzero(genuine[:stop] & ~written[at[:stop]])
+                # A generator process sent it (reported) in a window this process has not made
+                # yet (it fell behind): its row waits for the window, or it would count as a
+                # stray receipt and its message as lost.
+                beyond = msg[:end] - (self._first_id or 0) >= self._count
+                held |= beyond & (msg[:end] <= self.top_ahead)
+            if self.acks:
+                # The broker orders the messages: a receipt whose message waits for its ack
+                # holds back only the receipts of its own read (same time: their order within
+                # the read is kept), not later ones (a message whose ack never comes, lost
+                # with a connection, would hold every later receipt to the end of the run).
+                take = ~np.isin(t[:end], t[:end][held])
+            elif held.any():
+                # seq_no counts first receipts in time order: only a prefix can be written.
+                take[int(np.argmax(held)):] = False
+        first = np.flatnonzero(take & genuine & ~written[at])
         positions, once = np.unique(at[first], return_index=True)
         in_order = np.argsort(once, kind="stable")
         positions, first = positions[in_order], first[once[in_order]]
@@ -395,8 +410,10 @@ class LiveRecorder:
         else:
             seq_no = np.arange(self._next_seq, self._next_seq + positions.size, dtype=np.int64)
             self._next_seq += positions.size
-        self._pending = (consumer[stop:], msg[stop:], t[stop:])
-        return (consumer[:stop], msg[:stop], t[:stop]), (positions, t[first], seq_no)
+        chosen = np.flatnonzero(take)
+        rest = np.concatenate([np.flatnonzero(~take), np.arange(end, t.size)])
+        self._pending = (consumer[rest], msg[rest], t[rest])
+        return (consumer[chosen], msg[chosen], t[chosen]), (positions, t[first], seq_no)
 
     # --- rows ----------------------------------------------------------------------------------
 

@@ -148,6 +148,7 @@ class LiveTarget:
         self.recorder = LiveRecorder(writer, [agent.name for agent in scenario.agents], self.consumer_names,
                                      bool(self.driver.acks), self.generator_count)
         self._recording = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="msgstorm-recorder")
+        self._flushing: concurrent.futures.Future[None] | None = None
         self._windows_taken = 0  # windows handed to the recorder
 
     @property
@@ -329,10 +330,12 @@ class LiveTarget:
         """Every ``every_s`` (``[live] record_every``), what the run brought goes to the
         recorder's thread, which writes the rows it makes final: the event loop only hands
         over references."""
-        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(every_s)
-            await loop.run_in_executor(self._recording, self.recorder.flush, self._intake())
+            # Kept: a flush still running when this task is cancelled goes on to its end on the
+            # recorder's thread, and ``finish`` raises what it raised.
+            self._flushing = self._recording.submit(self.recorder.flush, self._intake())
+            await asyncio.wrap_future(self._flushing)
 
     def _intake(self) -> Intake:
         """What came since the last intake (on the event loop's thread: references only)."""
@@ -495,6 +498,8 @@ class LiveTarget:
         end time (ns)."""
         t_end = self._now()
         self._recording.shutdown(wait=True)  # its last intake is written first
+        if self._flushing is not None and self._flushing.exception() is not None:
+            raise self._flushing.exception()  # type: ignore[misc]  # the history could not be written
         self._write_rest()
         sent = sum(int((s >= 0).sum()) for s in self.sent) + self.sent_elsewhere_count
         self._events.append((t_end, EventKind.RUN_END, None, float(sent), None))
