@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from msgstorm.live.consumer_process import (
+    _NO_IDS,
     FLUSH_S,
     READY,
     START,
@@ -166,10 +167,14 @@ async def _send(scenario: Any, index: int, count: int, t0: int, publisher: _Publ
                 wait = times[i] - now()
                 while wait > 0:
                     if wait > _SPIN_NS:
-                        if publisher.chunks:  # a gap in the share: report what was sent first
+                        if publisher.chunks or now() - last_flush > FLUSH_S * 1e9:
+                            # A gap in the share: report what was sent, and every FLUSH_S that
+                            # nothing more was (a marker without ids: the parent holds receipts
+                            # it cannot place yet until this process has reported past them).
+                            publisher.record(now(), _NO_IDS)
                             publisher.flush()
                             last_flush = now()
-                        await asyncio.wait([closed], timeout=(wait - _SPIN_NS) / 1e9)
+                        await asyncio.wait([closed], timeout=min(wait - _SPIN_NS, FLUSH_S * 1e9) / 1e9)
                     else:
                         await asyncio.sleep(0)
                     if closed.done():
