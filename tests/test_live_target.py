@@ -192,6 +192,26 @@ def test_a_sigkilled_live_run_keeps_the_messages_received_up_to_about_a_second_b
     assert verdicts["conservation"] == verdicts["ordering"] == "valid"
 
 
+@pytest.mark.usefixtures("_nats_server")
+def test_a_sigkilled_live_run_without_record_every_says_why_it_has_no_messages(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    process = run_in_process(_scenario_file(tmp_path, duration="120s", rate=2000), run_dir)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "history" / "run").is_dir() or not list((run_dir / "history" / "run").glob("part-*")):
+            assert process.poll() is None and time.monotonic() < deadline, "the run never started"
+            time.sleep(0.1)
+        time.sleep(2.0)  # sending, its rows held for the end
+    finally:
+        process.kill()
+    process.communicate(timeout=60)
+    assert _rows(run_dir) == 0
+    done = subprocess.run([sys.executable, "-c", "from msgstorm.cli import main; main()", "report", str(run_dir)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr
+    assert "nothing to report" in done.stderr and "[live] record_every" in done.stderr
+
+
 def _rows(run_dir: Path) -> int:
     directory = run_dir / "history"
     return count_rows(directory, "messages") if (directory / "messages").is_dir() else 0

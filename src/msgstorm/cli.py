@@ -267,8 +267,11 @@ def report(
         with _sigterm_as_interrupt():
             history = read_history(run_dir)
             if history.cut_off and history.num_rows("messages") == 0:
+                live = history.run_info.get("target", "sim") not in (None, "sim")
+                hint = ("; a live run writes its messages at the end unless \\[live] record_every is set "
+                        "(then a killed run keeps them)") if live else ""
                 err.print(f"[red]error[/]: {run_dir}: the run was cut off before any message was recorded; "
-                          "there is nothing to report", highlight=False)
+                          f"there is nothing to report{hint}", highlight=False)
                 raise typer.Exit(EXIT_INTERRUPTED)
             analysis = reanalyse(run_dir, history)
     except FileNotFoundError as error:
