@@ -348,7 +348,7 @@ def test_the_read_back_tries_a_new_consumer_when_one_lands_on_a_server_that_is_d
     events: list[tuple[str, dict[str, Any]]] = []
     spec = parse_scenario(LIVE.format(duration="1s", jetstream=""), source="live.toml").live
     driver = JetStreamDriver(spec, tmp_path, lambda kind, detail: events.append((kind, detail)))
-    driver.control = type("Control", (), {"is_connected": True,  # type: ignore[assignment]
+    driver.control = type("Control", (), {"is_connected": True, "is_closed": False,  # type: ignore[assignment]
                                           "jetstream": lambda self, timeout: api})()
     payloads = asyncio.run(driver.read_back())
     assert api.created == [f"read-back-{i}" for i in range(consumers)]
@@ -358,3 +358,33 @@ def test_the_read_back_tries_a_new_consumer_when_one_lands_on_a_server_that_is_d
     else:
         assert payloads is None
         assert [(kind, detail["client"]) for kind, detail in events] == [("client_error", "read_back")]
+
+
+def test_the_read_back_waits_for_a_control_connection_that_is_reconnecting(tmp_path: Path) -> None:
+    """The server restarted just before the read-back: nats-py reconnects the control
+    connection a moment later, and the stream is read then; a connection that closed for
+    good is said in a client_error, not left as a silent null."""
+    api = _FakeJetStream(2, [])
+    events: list[tuple[str, dict[str, Any]]] = []
+    spec = parse_scenario(LIVE.format(duration="1s", jetstream=""), source="live.toml").live
+    driver = JetStreamDriver(spec, tmp_path, lambda kind, detail: events.append((kind, detail)))
+
+    class Control:
+        def __init__(self, connected_after: int | None) -> None:
+            self.polls, self.connected_after = 0, connected_after
+            self.is_closed = connected_after is None
+
+        @property
+        def is_connected(self) -> bool:
+            self.polls += 1
+            return self.connected_after is not None and self.polls > self.connected_after
+
+        def jetstream(self, timeout: float) -> Any:
+            return api
+
+    driver.control = Control(connected_after=3)  # type: ignore[assignment]
+    assert asyncio.run(driver.read_back()) == [b"0", b"1"] and events == []
+    driver.control = Control(connected_after=None)  # type: ignore[assignment]
+    assert asyncio.run(driver.read_back()) is None
+    assert [(kind, detail["client"]) for kind, detail in events] == [("client_error", "read_back")]
+    assert "control connection" in events[0][1]["error"]

@@ -500,12 +500,20 @@ class JetStreamDriver:
         replica, in memory). With a cluster's server down, the meta leader may place that
         consumer on it for a while after (until it sees the server gone): the consumer's
         creation times out, or its fetches find no responders. Such a read is started again
-        with a new consumer until ``READ_BACK_TIMEOUT_S``; other failures end it at once."""
-        if self.control is None or not self.control.is_connected:
+        with a new consumer until ``READ_BACK_TIMEOUT_S``; other failures end it at once. A
+        control connection that is reconnecting (the server restarted just before) is waited
+        for, within the same time; a read-back that cannot happen says why (``client_error``)."""
+        if self.control is None:
             return None
-        js = self.control.jetstream(timeout=API_TIMEOUT_S)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + READ_BACK_TIMEOUT_S
+        while not self.control.is_connected:
+            if self.control.is_closed or loop.time() + RETRY_INTERVAL_S >= deadline:
+                self.on_event(EventKind.CLIENT_ERROR, {
+                    "client": "read_back", "error": "the control connection is down: the stream was not read back"})
+                return None
+            await asyncio.sleep(RETRY_INTERVAL_S)
+        js = self.control.jetstream(timeout=API_TIMEOUT_S)
         while True:
             try:
                 return await self._read_stream(js, deadline)
