@@ -229,3 +229,62 @@ def test_too_few_low_load_steps_are_refused(tmp_path: Path) -> None:
 def test_a_bad_low_load_share_is_refused(tmp_path: Path, value: str) -> None:
     result = _calibrate_cli(tmp_path, tmp_path / "twin.toml", "--low-load", value)
     assert result.exit_code == 2 and "--low-load" in result.output
+
+
+# --- a server's CPU (live runs whose servers msgstorm started) -------------------------------
+
+
+def _with_server_cpu(run_dir: Path, idle_cores: float, cpu_per_message_us: float, cpus: int) -> None:
+    """Give a history the CPU samples a server would leave by the utilisation law on the ramp
+    it carried (FINE_RAMP), every 100 ms, read with a clock tick's coarseness (10 ms)."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from msgstorm.history.schema import EVENTS
+
+    t = np.arange(0, 100_000_000_001, 100_000_000, dtype=np.int64)
+    rate = 250.0 * (np.minimum(t // 5_000_000_000, 19) + 1)  # the step each sample ends
+    busy = np.concatenate([[0.0], np.cumsum((idle_cores + rate[1:] * cpu_per_message_us / 1e6) * 0.1)])
+    seconds = np.floor(busy * 100) / 100
+    rows = [{"t": 0, "kind": "server_start", "node": None, "value": None, "height": None,
+             "detail": json.dumps({"name": "broker", "pid": 1, "url": "nats://127.0.0.1:1", "cpus": cpus})}]
+    rows += [{"t": int(when), "kind": "cpu_seconds", "node": "broker", "value": float(value), "height": None,
+              "detail": None} for when, value in zip(t, seconds)]
+    pq.write_table(pa.Table.from_pylist(rows, schema=EVENTS), run_dir / "history" / "events" / "part-999999.parquet")
+
+
+def test_a_server_whose_cpu_saturates_first_is_what_the_twin_models(tmp_path: Path) -> None:
+    """The sequencer saturates at 5,000/s; a server busy 0.1 CPU at rest and 250 us a message
+    on its one CPU saturates at (1 - 0.1) / 250 us = 3,600/s, and its CPU shows it at low load."""
+    source = _source(tmp_path)
+    _with_server_cpu(source, idle_cores=0.1, cpu_per_message_us=250.0, cpus=1)
+    calibration = calibrate(read_history(source))
+    (fit,) = calibration.cpu
+    assert fit.server == "broker" and fit.cpus == 1
+    assert fit.idle_cores == pytest.approx(0.1, abs=0.02)
+    assert fit.cpu_per_message_ns == pytest.approx(250_000, rel=0.05)
+    assert fit.capacity_per_s == pytest.approx(3600, rel=0.05)
+    assert calibration.bottleneck == fit and calibration.workers == 1
+    assert calibration.service_dist["dist"] == "exponential"
+    assert calibration.service_dist["mean"] == pytest.approx(1e9 / fit.capacity_per_s, rel=1e-3)
+    twin = tmp_path / "twin.toml"
+    result = _calibrate_cli(source, twin)
+    assert result.exit_code == 0, result.output
+    assert "the twin models broker's CPU" in result.output
+    assert "broker's CPU saturates first" in twin.read_text()
+    scenario = load_scenario(twin)
+    assert scenario.sequencer.workers == 1
+
+
+def test_a_server_with_cpu_to_spare_leaves_the_twin_on_the_wait(tmp_path: Path) -> None:
+    """The same server on four CPUs saturates at 15,600/s, past the sequencer's 5,000/s."""
+    source = _source(tmp_path)
+    _with_server_cpu(source, idle_cores=0.1, cpu_per_message_us=250.0, cpus=4)
+    calibration = calibrate(read_history(source))
+    (fit,) = calibration.cpu
+    assert fit.capacity_per_s == pytest.approx(15_600, rel=0.05)
+    assert calibration.bottleneck is None
+    assert calibration.workers == calibration.service.workers == 1
+    assert calibration.service.capacity_per_s == pytest.approx(5000, rel=0.10)

@@ -25,6 +25,7 @@ import pytest
 from conftest import assert_checks_valid, require_program
 from test_live_nats import _wait_for_traffic
 
+from msgstorm.analysis.cpu import process_cpu
 from msgstorm.errors import TargetError
 from msgstorm.history import read_history
 from msgstorm.live.drivers import jetstream
@@ -134,6 +135,17 @@ def test_every_message_is_acked_in_stream_order_delivered_and_read_back(tmp_path
     assert leader == {"stream": "MSGSTORM", "from": None, "leader": "nats-server", "replicas": []}
     assert (result.run_dir / "servers" / "nats-server.log").is_file()
     assert_nothing_left(result.run_dir)
+    # CPU samples of the server and of msgstorm's own process, every sample_interval (100 ms)
+    # of a 2 s run and its drain: cumulative, never falling; the server says its CPUs.
+    start = json.loads(str(next(e for e in events if e["kind"] == "server_start")["detail"]))
+    assert start["cpus"] == int(start.get("GOMAXPROCS") or os.environ["GOMAXPROCS"]) >= 1
+    cpu = process_cpu(result.history)
+    assert set(cpu) == {"nats-server", "publisher"} and cpu["nats-server"].cpus == start["cpus"]
+    for samples in cpu.values():
+        assert samples.t.size >= 20 and np.all(np.diff(samples.seconds) >= 0)
+        assert samples.seconds[-1] > samples.seconds[0]
+        busy = samples.cores(0, 2_000_000_000)
+        assert busy is not None and 0 < busy <= os.cpu_count()  # type: ignore[operator]
 
 
 def test_a_paused_server_shows_in_the_latency_and_loses_nothing_acked(tmp_path: Path) -> None:

@@ -399,7 +399,12 @@ def calibrate(
               f"{calibration.measured_knee_per_s:,.0f}/s): workers {fit.workers}, mean service "
               f"{fit.mean_service_ns / 1e3:,.1f} us, scv {fit.scv:.2f}, capacity {fit.capacity_per_s:,.0f}/s "
               f"({low:,.0f}-{high:,.0f}/s), RMS relative error {fit.rms_relative_error:.1%}", highlight=False)
-    if not fit.identified:
+    for cpu in calibration.cpu:
+        out.print(f"{cpu.server}: {cpu.cpus} CPU(s), idle {cpu.idle_cores:.2f}, {cpu.cpu_per_message_ns / 1e3:,.2f} us "
+                  f"of CPU a message: busy on every CPU at {cpu.capacity_per_s:,.0f}/s", highlight=False)
+    if calibration.bottleneck is not None:
+        out.print(f"the twin models {calibration.bottleneck.server}'s CPU, which saturates first", highlight=False)
+    elif not fit.identified:
         err.print("warning: the low-load steps' waits grow about linearly with the rate, so they do not show "
                   "where the queue saturates; the twin takes the lowest capacity they allow (see its header)",
                   highlight=False)

@@ -32,6 +32,18 @@ prediction, not a copy):
    uniform between 0 and the interval), sized so the twin's first-step p99 latency equals the
    measured one, because the knee's latency bar is a multiple of exactly that p99.
 
+A second resource, where the history shows it: the CPU of each server msgstorm started for a
+live run (``cpu_seconds`` events, ``analysis/cpu.py``). By the utilisation law a server's
+busy CPUs grow linearly with the rate it carries, ``U = idle + rate * D`` (``D`` its CPU per
+message), so a straight line through the low steps' mean CPUs says at which rate it would be
+busy on every CPU it may run on (``cpus``, its GOMAXPROCS): ``(cpus - idle) / D``. That line
+is visible at low load, where a queue's curvature is not: a broker whose ack latency turns
+from milliseconds to hundreds within one step (a server on one core) shows no sign of it in
+the low steps' waits, but its CPU does. The twin models whichever resource the fits say
+saturates first (the lowest capacity): the wait's queue, or that server as ``cpus`` workers
+with an exponential service time of mean ``cpus / capacity`` (the CPU samples give the mean
+cost, not its spread).
+
 How much the low steps pin down: the waits' growth is nearly linear in the rate at low
 utilisation, and only its curvature (the ``1/(1 - rho)``) says where the queue saturates.
 ``capacity_range_per_s`` spans the fits whose error is within ``RANGE_TOLERANCE`` of the best.
@@ -52,6 +64,7 @@ import numpy as np
 from msgstorm.analysis._common import F64, I64, Bools, MessageArrays, percentile
 from msgstorm.analysis._intervals import IntervalLoad
 from msgstorm.analysis.capacity import capacity
+from msgstorm.analysis.cpu import process_cpu
 from msgstorm.history.reader import History
 
 __all__ = [
@@ -59,6 +72,7 @@ __all__ = [
     "MIN_LOW_LOAD_STEPS",
     "Calibration",
     "CalibrationError",
+    "CpuFit",
     "LowLoadStep",
     "ServiceFit",
     "calibrate",
@@ -132,6 +146,26 @@ class ServiceFit:
 
 
 @dataclass(frozen=True)
+class CpuFit:
+    """A server's busy CPUs over the low-load steps, fitted by the utilisation law
+    ``cores = idle_cores + rate * cpu_per_message``; it saturates at ``cpus``."""
+
+    server: str
+    cpus: int  # how many CPUs it may run on at once (its GOMAXPROCS; 1 for redis-server)
+    idle_cores: float  # CPUs busy at no load (the line's intercept; timers, GC, the store's flushes)
+    cpu_per_message_ns: float  # the line's slope
+    step_cores: tuple[float, ...]  # measured, per low-load step
+    rms_error_cores: float  # of the line over those steps
+
+    @property
+    def capacity_per_s(self) -> float:
+        return (self.cpus - self.idle_cores) / self.cpu_per_message_ns * 1e9
+
+    def cores(self, rate_per_s: float) -> float:
+        return self.idle_cores + rate_per_s * self.cpu_per_message_ns / 1e9
+
+
+@dataclass(frozen=True)
 class Calibration:
     """What ``calibrate`` found: the fit, the steps it used and the twin's settings."""
 
@@ -142,8 +176,13 @@ class Calibration:
     low_load_fraction: float
     wait_source: str  # which stage columns measured the wait
     steps: tuple[LowLoadStep, ...]
-    service: ServiceFit
-    service_dist: dict[str, Any]  # a DurationDist table in ns: {"dist": "lognormal", ...}
+    service: ServiceFit  # the wait's queue
+    cpu: tuple[CpuFit, ...]  # each server's CPU line (live runs whose servers msgstorm started)
+    # What the twin models: None, the wait's queue (``service``); else the server of ``cpu``
+    # whose line saturates first, at a lower rate than the wait's queue.
+    bottleneck: CpuFit | None
+    workers: int  # the twin's sequencer workers
+    service_dist: dict[str, Any]  # the twin's service time, a DurationDist table in ns: {"dist": "lognormal", ...}
     block_interval_ns: int  # the twin's commit wait: uniform in [0, interval)
     first_step_p99_ns: float  # measured; the twin's block interval is sized to it
     twin_first_step_p99_ns: float  # the model's, from the same Monte Carlo draws
@@ -191,7 +230,16 @@ def calibrate(history: History, low_load_fraction: float = DEFAULT_LOW_LOAD_FRAC
     fitted_shares = erlang_c(service.workers, rates * service.mean_service_ns / 1e9)
     steps = tuple(replace(m, fitted_wait_ns=float(wait), fitted_waited_share=None if shares is None else float(share))
                   for m, wait, share in zip(measured, fitted, fitted_shares))
-    dist, draw = _service_dist(service.mean_service_ns, service.scv)
+    cpu = _fit_cpu(history, load, chosen, rates)
+    bottleneck = min(cpu, key=lambda fit: fit.capacity_per_s, default=None)
+    if bottleneck is not None and bottleneck.capacity_per_s >= service.capacity_per_s:
+        bottleneck = None
+    if bottleneck is None:
+        workers = service.workers
+        dist, draw = _service_dist(service.mean_service_ns, service.scv)
+    else:
+        workers = min(bottleneck.cpus, MAX_WORKERS)
+        dist, draw = _service_dist(workers / bottleneck.capacity_per_s * 1e9, 1.0)
     first = steps[0]
     first_waits = wait_ns[_inside(messages, load, chosen[0])]
     interval, twin_p99, twin_mean = _block_interval(first_waits, draw, first.p99_latency_ns)
@@ -200,7 +248,8 @@ def calibrate(history: History, low_load_fraction: float = DEFAULT_LOW_LOAD_FRAC
     return Calibration(
         scenario_name=str(run.get("name", "")), target=str(history.run_info.get("target") or scenario.get("target")),
         seed=int(run.get("seed") or 0), measured_knee_per_s=knee_rate, low_load_fraction=low_load_fraction,
-        wait_source=wait_source, steps=steps, service=service, service_dist=dist, block_interval_ns=interval,
+        wait_source=wait_source, steps=steps, service=service, cpu=cpu, bottleneck=bottleneck, workers=workers,
+        service_dist=dist, block_interval_ns=interval,
         first_step_p99_ns=first.p99_latency_ns, twin_first_step_p99_ns=twin_p99,
         twin_low_load_mean_latency_ns=twin_mean, scenario=scenario)
 
@@ -229,6 +278,28 @@ def _low_load_steps(history: History, messages: MessageArrays, fraction: float) 
             f"({knee_rate:,.0f}/s); the fit needs at least {MIN_LOW_LOAD_STEPS}: use a finer ramp "
             "(smaller 'step', lower 'start') or a higher --low-load fraction")
     return float(knee_rate), chosen, load
+
+
+def _fit_cpu(history: History, load: IntervalLoad, chosen: list[int], rates: F64) -> tuple[CpuFit, ...]:
+    """Each sampled server's CPU line over the low-load steps (by least squares); a server
+    whose CPU does not grow with the rate, or that is busier at no load than it can be at
+    all, has no line (it does not saturate with the load, or the samples are not of it)."""
+    fits: list[CpuFit] = []
+    for name, samples in process_cpu(history).items():
+        if samples.cpus is None or samples.cpus < 1:
+            continue  # msgstorm's own process, or a server that did not say its CPUs
+        cores = [samples.cores(int(load.starts[index]), int(load.ends[index])) for index in chosen]
+        if any(c is None for c in cores):
+            continue  # the samples do not cover every low step (the server died, a short run)
+        measured = np.asarray(cores, dtype=np.float64)
+        slope, intercept = np.polyfit(rates, measured, 1)
+        if not slope > 0 or intercept >= samples.cpus:
+            continue
+        residual = measured - (intercept + slope * rates)
+        fits.append(CpuFit(server=name, cpus=samples.cpus, idle_cores=float(intercept),
+                           cpu_per_message_ns=float(slope) * 1e9, step_cores=tuple(float(c) for c in measured),
+                           rms_error_cores=float(np.sqrt(np.mean(residual**2)))))
+    return tuple(fits)
 
 
 def _inside(messages: MessageArrays, load: IntervalLoad, index: int) -> Bools:

@@ -42,6 +42,9 @@ class EventKind(StrEnum):
     DISCONNECTED = "disconnected"  # live: a client lost its connection; detail: {"client"}
     RECONNECTED = "reconnected"
     CLIENT_ERROR = "client_error"  # live: detail: {"client", "error"}
+    # live, every run.sample_interval: value = CPU seconds a process has used since it started;
+    # node = the name of a server msgstorm started, or "publisher" (msgstorm's own process)
+    CPU_SECONDS = "cpu_seconds"
     READ_BACK = "read_back"  # live, after the drain: value = messages the broker stored (null: cannot tell)
     INTERRUPTED = "interrupted"
 

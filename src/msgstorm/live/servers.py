@@ -24,7 +24,15 @@ from pathlib import Path
 from msgstorm.errors import TargetError
 from msgstorm.scenario.refs import is_loopback_url
 
-__all__ = ["ManagedServer", "ServerError", "die_with_parent", "free_port", "go_server_env", "require_loopback"]
+__all__ = [
+    "ManagedServer",
+    "ServerError",
+    "die_with_parent",
+    "free_port",
+    "go_server_cpus",
+    "go_server_env",
+    "require_loopback",
+]
 
 _RUNNING: set[ManagedServer] = set()
 _PR_SET_PDEATHSIG = 1
@@ -60,6 +68,17 @@ def go_server_env() -> dict[str, str]:
     return {"GOMAXPROCS": str(max(1, cpus - 1))}
 
 
+def go_server_cpus() -> int:
+    """How many CPUs a Go server started with ``go_server_env`` runs on at once: its
+    GOMAXPROCS (the user's, when valid, else the one ``go_server_env`` sets)."""
+    own = os.environ.get("GOMAXPROCS", "")
+    if own.isdigit() and int(own) > 0:
+        return int(own)
+    if own:  # the Go runtime ignores a value it cannot read and uses every CPU
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return int(go_server_env()["GOMAXPROCS"])
+
+
 def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Ask the kernel to kill this process when its parent dies (Linux; ``preexec_fn``)."""
     if sys.platform.startswith("linux"):
@@ -71,8 +90,11 @@ class ManagedServer:
     """One server process: ``start()`` returns once its port accepts connections."""
 
     def __init__(self, name: str, argv: list[str], port: int, directory: Path, start_timeout_s: float,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, cpus: int | None = None) -> None:
         self.name = name
+        # How many CPUs the server's work can run on at once (None: not known); the run's
+        # server_start event says it, and calibration's utilisation law saturates there.
+        self.cpus = cpus
         self.env = env  # added to this process's environment
         self.argv = argv
         self.port = port

@@ -60,6 +60,7 @@ import pyarrow as pa
 from msgstorm.errors import TargetError
 from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
+from msgstorm.live.cpu import CpuSampler
 from msgstorm.live.drivers.base import (
     BulkAckDriver,
     BurstDriver,
@@ -303,8 +304,12 @@ class LiveTarget:
             for generator in self.generators:
                 generator.begin(self._t0)
             record_every = self.scenario.live.record_every
-            recording = asyncio.get_running_loop().create_task(
+            loop = asyncio.get_running_loop()
+            recording = loop.create_task(
                 self._record(record_every / 1e9) if record_every is not None else asyncio.sleep(0))
+            sampler = CpuSampler(PUBLISHER, [(server.name, server.pid) for server in getattr(self.driver, "servers", [])
+                                             if server.pid is not None], self._on_cpu)
+            sampling = loop.create_task(self._sample_cpu(sampler, self.scenario.run.sample_interval / 1e9))
             try:
                 await self._send_all(traffic)
                 # The generator processes keep the same schedule: wait for the end of theirs.
@@ -312,8 +317,10 @@ class LiveTarget:
                 await self.driver.flush()
                 await self._drain()
             finally:
+                sampling.cancel()
                 recording.cancel()  # the rest is written by ``finish``
-                await asyncio.gather(recording, return_exceptions=True)
+                await asyncio.gather(sampling, recording, return_exceptions=True)
+                sampler.sample()  # the CPU the run's end used
             if not recording.cancelled() and recording.exception() is not None:
                 raise recording.exception()  # type: ignore[misc]  # the history could not be written
             if not self.interrupted:
@@ -325,6 +332,17 @@ class LiveTarget:
             # Interrupted: stopped now, each reports what it sent (a no-op for one that is done).
             await asyncio.gather(*(generator.stop() for generator in self.generators))
             await self.driver.close()
+
+    def _on_cpu(self, name: str, seconds: float) -> None:
+        self._events.append((self._now(), EventKind.CPU_SECONDS, name, seconds, None))
+
+    @staticmethod
+    async def _sample_cpu(sampler: CpuSampler, every_s: float) -> None:
+        """The CPU time of this process and of the servers msgstorm started, every ``every_s``
+        (``run.sample_interval``) from the schedule's start (``live/cpu.py``)."""
+        while True:
+            sampler.sample()
+            await asyncio.sleep(every_s)
 
     async def _record(self, every_s: float) -> None:
         """Every ``every_s`` (``[live] record_every``), what the run brought goes to the

@@ -106,13 +106,12 @@ def twin_scenario(calibration: Calibration) -> dict[str, Any]:
     """The twin as a raw scenario table (units as strings), ready for TOML."""
     source = calibration.scenario
     run = dict(source["run"])
-    fit = calibration.service
     table: dict[str, Any] = {
         "target": "sim",
         "run": {"name": f"{run['name']}-twin", "seed": int(run.get("seed", 1)),
                 **{key: _ns(run[key]) for key in ("duration", "drain", "window", "sample_interval") if key in run}},
         "network": {"regions": [TWIN_REGION], "nodes_per_region": 1, "processing": "0ns"},
-        "sequencer": {"workers": fit.workers, "policy": "fifo",
+        "sequencer": {"workers": calibration.workers, "policy": "fifo",
                       "service": _dist(calibration.service_dist, _ns)},
         "blocks": {"interval": _ns(calibration.block_interval_ns), "max_messages": _BLOCK_CAPACITY},
         "agents": [_agent(agent) for agent in source["agents"]],
@@ -176,6 +175,7 @@ def _header(calibration: Calibration, source_label: str, version: str) -> list[s
             f"  under {MIN_UTILISATION:.0%} at the highest low step), so the low-load steps do not show where",
             "  the queue saturates; the twin takes the lowest capacity they allow: its knee is a",
             "  lower estimate within this model, not a prediction."]),
+        *_cpu_lines(calibration),
         f"Commit wait: blocks every {_ms(calibration.block_interval_ns)}; modelled first-step p99 "
         f"{_ms(calibration.twin_first_step_p99_ns)} (measured {_ms(calibration.first_step_p99_ns)}),",
         f"  modelled first-step mean latency {_ms(calibration.twin_low_load_mean_latency_ns)} "
@@ -194,6 +194,30 @@ def _header(calibration: Calibration, source_label: str, version: str) -> list[s
     faults = calibration.scenario.get("faults") or []
     if faults:
         lines.append(f"- the source's {len(faults)} fault(s): the twin has none.")
+    return lines
+
+
+def _cpu_lines(calibration: Calibration) -> list[str]:
+    """The servers' CPU lines and which resource the twin models."""
+    if not calibration.cpu:
+        return ["The history has no server CPU samples (a sim run, or a server msgstorm did not start):",
+                "  the twin models the wait's queue."]
+    lines = ["Server CPU over the same steps, by the utilisation law (busy CPUs = idle + rate x CPU per",
+             "message, least squares); a server saturates where it is busy on every CPU it may use:"]
+    for fit in calibration.cpu:
+        measured = ", ".join(f"{cores:.2f}" for cores in fit.step_cores)
+        lines += [f"  {fit.server}: {fit.cpus} CPU(s), idle {fit.idle_cores:.2f}, {_us(fit.cpu_per_message_ns)} a "
+                  f"message -> capacity {fit.capacity_per_s:,.0f}/s;",
+                  f"    busy CPUs per step {measured} (RMS error {fit.rms_error_cores:.3f})"]
+    bottleneck = calibration.bottleneck
+    if bottleneck is None:
+        lines.append("The wait's queue saturates first: the twin models it.")
+    else:
+        lines += [f"{bottleneck.server}'s CPU saturates first ({bottleneck.capacity_per_s:,.0f}/s, below the wait's "
+                  f"queue's {calibration.service.capacity_per_s:,.0f}/s): the twin models it,",
+                  f"  {calibration.workers} worker(s) with an exponential service time of mean "
+                  f"{_us(calibration.workers / bottleneck.capacity_per_s * 1e9)} (the samples give the mean cost, "
+                  "not its spread)."]
     return lines
 
 

@@ -90,6 +90,7 @@ from msgstorm.live.servers import (
     ManagedServer,
     ServerError,
     free_port,
+    go_server_cpus,
     go_server_env,
     require_loopback,
 )
@@ -215,11 +216,12 @@ class JetStreamDriver:
                 cluster_ports[i] if cluster_ports else None,
                 [p for j, p in enumerate(cluster_ports) if j != i]), encoding="utf-8")
             self.servers.append(ManagedServer(name, [binary, "-c", str(config)], ports[i], directory,
-                                              self.spec.start_timeout / 1e9, env=go_server_env()))
+                                              self.spec.start_timeout / 1e9, env=go_server_env(),
+                                              cpus=go_server_cpus()))
         for server in self.servers:  # stop_servers stops those started if a later one fails
             server.start()
         self.urls = [f"nats://127.0.0.1:{port}" for port in ports]
-        return [{"name": s.name, "pid": s.pid, "url": url, **(s.env or {})} for s, url in zip(self.servers, self.urls)]
+        return [{"name": s.name, "pid": s.pid, "url": url, "cpus": s.cpus, **(s.env or {})} for s, url in zip(self.servers, self.urls)]
 
     def stop_servers(self) -> None:
         for server in self.servers:

@@ -48,7 +48,13 @@ from msgstorm.live.drivers.nats_wire import WireConnection, pack_pubs, payloads,
 from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
 from msgstorm.live.payload import pack_payloads, payload, read_ids
 from msgstorm.live.payload import warm_up as warm_up_payloads
-from msgstorm.live.servers import ManagedServer, free_port, go_server_env, require_loopback
+from msgstorm.live.servers import (
+    ManagedServer,
+    free_port,
+    go_server_cpus,
+    go_server_env,
+    require_loopback,
+)
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import LiveSpec
 
@@ -122,11 +128,12 @@ class NatsDriver:
         directory = self.run_dir / "servers"
         server = ManagedServer("nats-server", [binary, "-a", "127.0.0.1", "-p", str(port), "-l",
                                                str(directory / "nats-server.log")],
-                               port, directory, self.spec.start_timeout / 1e9, env=go_server_env())
+                               port, directory, self.spec.start_timeout / 1e9, env=go_server_env(),
+                               cpus=go_server_cpus())
         self.servers.append(server)
         server.start()
         self.url = f"nats://127.0.0.1:{port}"
-        return [{"name": server.name, "pid": server.pid, "url": self.url, **(server.env or {})}]
+        return [{"name": server.name, "pid": server.pid, "url": self.url, "cpus": server.cpus, **(server.env or {})}]
 
     def stop_servers(self) -> None:
         for process in self.consumer_processes:  # any still running (an interrupted run)

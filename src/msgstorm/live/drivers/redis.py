@@ -142,11 +142,12 @@ class RedisDriver:
         server = ManagedServer("redis-server", [
             binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data), "--save", "",
             "--appendonly", "no", "--logfile", str(directory / "redis-server.log")],
-            port, directory, self.spec.start_timeout / 1e9)
+            port, directory, self.spec.start_timeout / 1e9,
+            cpus=1)  # commands run on one thread (io-threads 1, the default)
         self.servers.append(server)
         server.start()
         self.url = f"redis://127.0.0.1:{port}"
-        return [{"name": server.name, "pid": server.pid, "url": self.url}]
+        return [{"name": server.name, "pid": server.pid, "url": self.url, "cpus": server.cpus}]
 
     def _refuse_existing_stream(self, url: str) -> None:
         timeout_s = self.spec.start_timeout / 1e9

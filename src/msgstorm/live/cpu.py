@@ -1,0 +1,63 @@
+"""CPU time of a live run's processes, sampled while the run goes.
+
+Place in the pipeline: ``LiveTarget`` calls ``CpuSampler.sample`` every ``run.sample_interval``
+(and once as the schedule starts and once after the drain); each sample is one ``cpu_seconds``
+event per process: ``value`` the CPU seconds (user + system) the process has used since it
+started, ``node`` the server's name, or ``publisher`` for msgstorm's own process (generator,
+client library and consumers). Cumulative, so a sample that is late or missing costs no
+accuracy: the CPU a process used between two times is the difference of the samples around
+them. ``analysis/calibrate.py`` fits each server's CPU per message from them (the
+utilisation law), and ``analysis/cpu.py`` reads them back.
+
+A server's time is read from ``/proc/<pid>/stat`` (Linux; the threads that ended are counted,
+in clock ticks of usually 10 ms, which a step of a second averages out); elsewhere, or for a
+server that is gone (killed, stopped), that process's sample is left out.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+
+__all__ = ["CpuSampler", "process_cpu_seconds"]
+
+try:
+    _TICKS_PER_S = float(os.sysconf("SC_CLK_TCK"))
+except (AttributeError, ValueError, OSError):  # not a POSIX system: no /proc to read either
+    _TICKS_PER_S = 100.0
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system, every thread's) process ``pid`` has used; None when it
+    cannot be read (not Linux, the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            data = stat.read()
+    except OSError:
+        return None
+    # Fields after the command name, which is in parentheses and may hold spaces: the first
+    # is field 3 (state), so utime (field 14) and stime (15) are at 11 and 12.
+    fields = data[data.rfind(b")") + 2:].split()
+    try:
+        return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
+    except (IndexError, ValueError):
+        return None
+
+
+class CpuSampler:
+    """Samples of this process's CPU time and of each ``(name, pid)`` server's, handed to
+    ``emit(name, cpu_seconds)``."""
+
+    def __init__(self, own_name: str, servers: Iterable[tuple[str, int]],
+                 emit: Callable[[str, float], None]) -> None:
+        self.own_name = own_name
+        self.servers = list(servers)
+        self.emit = emit
+
+    def sample(self) -> None:
+        self.emit(self.own_name, time.process_time_ns() / 1e9)
+        for name, pid in self.servers:
+            seconds = process_cpu_seconds(pid)
+            if seconds is not None:
+                self.emit(name, seconds)

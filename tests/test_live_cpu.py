@@ -1,0 +1,86 @@
+"""CPU samples of a live run's processes (live/cpu.py) and their reading (analysis/cpu.py).
+
+The sampler reads /proc, so these tests need Linux (where CI runs); the reading is checked on
+a history with known samples.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from msgstorm.analysis.cpu import process_cpu
+from msgstorm.history import read_history
+from msgstorm.history.schema import EVENTS
+from msgstorm.live.cpu import CpuSampler, process_cpu_seconds
+from msgstorm.runner import run
+from msgstorm.scenario import parse_scenario
+
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
+
+
+@linux
+def test_a_process_cpu_time_is_read_and_grows_with_its_work() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time\nend = time.process_time() + 0.3\n"
+                              "while time.process_time() < end: pass\nimport sys; sys.stdin.read()"],
+                             stdin=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        seconds = process_cpu_seconds(child.pid)
+        while (seconds is None or seconds < 0.3) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            seconds = process_cpu_seconds(child.pid)
+        assert seconds is not None and 0.3 <= seconds < 5.0  # the spin, plus the interpreter's start
+    finally:
+        child.communicate(b"")
+    assert process_cpu_seconds(child.pid) is None  # gone: no sample, not a zero
+
+
+@linux
+def test_the_sampler_emits_this_process_and_each_server_that_can_be_read() -> None:
+    samples: list[tuple[str, float]] = []
+    sampler = CpuSampler("publisher", [("alive", os.getpid()), ("gone", 2**22 + 12345)],
+                         lambda name, seconds: samples.append((name, seconds)))
+    sampler.sample()
+    assert [name for name, _ in samples] == ["publisher", "alive"]
+    assert samples[0][1] == pytest.approx(time.process_time(), abs=0.5)
+
+
+def _with_events(run_dir: Path, rows: list[dict[str, object]]) -> None:
+    """Add event rows to a history as one more part of its events table."""
+    table = pa.Table.from_pylist([{"node": None, "value": None, "height": None, "detail": None} | row
+                                  for row in rows], schema=EVENTS)
+    pq.write_table(table, run_dir / "history" / "events" / "part-999999.parquet")
+
+
+def test_samples_read_back_as_mean_cpus_over_any_span(tmp_path: Path) -> None:
+    scenario = parse_scenario('[run]\nname = "cpu"\nduration = "1s"\n[[agents]]\nname = "a"\n'
+                              'arrival = { process = "poisson", rate = "100/s" }\n', source="cpu.toml")
+    run(scenario, tmp_path)
+    second = 1_000_000_000
+    rows: list[dict[str, object]] = [
+        {"t": 0, "kind": "server_start", "detail": json.dumps({"name": "broker", "pid": 1, "url": "x", "cpus": 2})}]
+    # broker: 0.5 CPUs in the first second, 1.5 in the next two; then a second process of that
+    # name (its time starts again from 0), which ends the first one's curve.
+    for t, seconds in [(5, 0.0), (second, 0.5), (2 * second, 2.0), (3 * second, 3.5), (4 * second, 0.1)]:
+        rows.append({"t": t, "kind": "cpu_seconds", "node": "broker", "value": seconds})
+    rows += [{"t": t * second, "kind": "cpu_seconds", "node": "publisher", "value": 0.25 * t} for t in range(3)]
+    _with_events(tmp_path, rows)
+    found = process_cpu(read_history(tmp_path))
+    assert set(found) == {"broker", "publisher"}
+    broker = found["broker"]
+    assert broker.cpus == 2 and found["publisher"].cpus is None
+    assert broker.t.tolist() == [5, second, 2 * second, 3 * second]
+    assert broker.cores(0, second) == pytest.approx(0.5, rel=1e-6)  # the first sample a moment late
+    assert broker.cores(second, 3 * second) == pytest.approx(1.5)
+    assert broker.cores(second // 2, 3 * second // 2) == pytest.approx(1.0)  # linear between samples
+    assert broker.cores(3 * second, 5 * second) is None  # past the curve
+    assert found["publisher"].cores(0, 2 * second) == pytest.approx(0.25)
