@@ -278,13 +278,18 @@ def test_a_server_whose_cpu_saturates_first_is_what_the_twin_models(tmp_path: Pa
     assert scenario.sequencer.workers == 1
 
 
-def test_a_server_with_cpu_to_spare_leaves_the_twin_on_the_wait(tmp_path: Path) -> None:
-    """The same server on four CPUs saturates at 15,600/s, past the sequencer's 5,000/s."""
+@pytest.mark.parametrize(("idle_cores", "cpu_per_message_us", "cpus", "capacity"), [
+    (0.1, 250.0, 4, 15_600),  # the same server on four CPUs: past the sequencer's 5,000/s
+    (0.6, 150.0, 1, 2_667),  # below it, but idling hot: most of its CPU is the line's intercept
+])
+def test_a_server_with_cpu_to_spare_or_a_hot_idle_leaves_the_twin_on_the_wait(
+        tmp_path: Path, idle_cores: float, cpu_per_message_us: float, cpus: int, capacity: float) -> None:
     source = _source(tmp_path)
-    _with_server_cpu(source, idle_cores=0.1, cpu_per_message_us=250.0, cpus=4)
+    _with_server_cpu(source, idle_cores=idle_cores, cpu_per_message_us=cpu_per_message_us, cpus=cpus)
     calibration = calibrate(read_history(source))
     (fit,) = calibration.cpu
-    assert fit.capacity_per_s == pytest.approx(15_600, rel=0.05)
+    assert fit.capacity_per_s == pytest.approx(capacity, rel=0.05)
+    assert fit.linear is (idle_cores < 0.5)
     assert calibration.bottleneck is None
     assert calibration.workers == calibration.service.workers == 1
     assert calibration.service.capacity_per_s == pytest.approx(5000, rel=0.10)

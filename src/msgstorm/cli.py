@@ -401,7 +401,9 @@ def calibrate(
               f"({low:,.0f}-{high:,.0f}/s), RMS relative error {fit.rms_relative_error:.1%}", highlight=False)
     for cpu in calibration.cpu:
         out.print(f"{cpu.server}: {cpu.cpus} CPU(s), idle {cpu.idle_cores:.2f}, {cpu.cpu_per_message_ns / 1e3:,.2f} us "
-                  f"of CPU a message: busy on every CPU at {cpu.capacity_per_s:,.0f}/s", highlight=False)
+                  f"of CPU a message: busy on every CPU at {cpu.capacity_per_s:,.0f}/s"
+                  + ("" if cpu.linear else " (not used: it idles hot, its CPU per message falls with load)"),
+                  highlight=False)
     if calibration.bottleneck is not None:
         out.print(f"the twin models {calibration.bottleneck.server}'s CPU, which saturates first", highlight=False)
     elif not fit.identified:

@@ -26,7 +26,13 @@ from typing import Any
 
 import tomli_w
 
-from msgstorm.analysis.calibrate import MAX_WORKERS, MIN_UTILISATION, RANGE_TOLERANCE, Calibration
+from msgstorm.analysis.calibrate import (
+    MAX_IDLE_SHARE,
+    MAX_WORKERS,
+    MIN_UTILISATION,
+    RANGE_TOLERANCE,
+    Calibration,
+)
 from msgstorm.scenario import parse_scenario
 
 __all__ = ["TWIN_REGION", "twin_scenario", "twin_toml", "write_twin"]
@@ -209,6 +215,11 @@ def _cpu_lines(calibration: Calibration) -> list[str]:
         lines += [f"  {fit.server}: {fit.cpus} CPU(s), idle {fit.idle_cores:.2f}, {_us(fit.cpu_per_message_ns)} a "
                   f"message -> capacity {fit.capacity_per_s:,.0f}/s;",
                   f"    busy CPUs per step {measured} (RMS error {fit.rms_error_cores:.3f})"]
+        if not fit.linear:
+            lines += [f"    NOT USED: busy {fit.idle_cores:.2f} CPU at no load on the line, more than "
+                      f"{MAX_IDLE_SHARE:.0%} of its CPU at the highest low",
+                      "    step: its CPU per message falls as the load grows (batching, a runtime that spins",
+                      "    while idle), so the line does not say where it saturates."]
     bottleneck = calibration.bottleneck
     if bottleneck is None:
         lines.append("The wait's queue saturates first: the twin models it.")
