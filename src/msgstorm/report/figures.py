@@ -25,6 +25,7 @@ from msgstorm.report.series import (
     F64,
     I64,
     MAX_POINTS,
+    CpuLine,
     RegionMatrix,
     Span,
     bucket_peaks,
@@ -32,6 +33,7 @@ from msgstorm.report.series import (
 )
 
 __all__ = [
+    "cpu_figure",
     "SPAN_COLOURS",
     "label_if_empty",
     "latency_load_figure",
@@ -262,6 +264,23 @@ def validation_backlog_figure(backlog: tuple[list[float], list[float], list[floa
     ]
     layout = _layout("Validation backlog on gossip nodes vs the sequencer queue", "time (s)",
                      "messages (receipts' worth of CPU work)", yaxis={"rangemode": "tozero"})
+    return figure(data, _with_shapes(layout, _shading(spans)))
+
+
+def cpu_figure(lines: Sequence[CpuLine], spans: Sequence[Span]) -> Figure:
+    """The CPUs each process of a live run kept busy, with each server's limit (dashed)."""
+    palette = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+    data: list[dict[str, Any]] = []
+    for i, line in enumerate(lines):
+        color = palette[i % len(palette)]
+        label = line.name if line.cpus is not None else f"{line.name} (msgstorm)"
+        data.append({"type": "scatter", "x": line.t, "y": line.cores, "name": label, "mode": "lines",
+                     "line": {"color": color, "shape": "vh"}})
+        if line.cpus is not None and line.t:
+            data.append({"type": "scatter", "x": [0, line.t[-1]], "y": [line.cpus, line.cpus],
+                         "name": f"{line.name}: may use {line.cpus} CPU" + ("s" if line.cpus != 1 else ""),
+                         "mode": "lines", "line": {"color": color, "dash": "dash", "width": 1}})
+    layout = _layout("CPU of the run's processes", "time (s)", "CPUs busy", yaxis={"rangemode": "tozero"})
     return figure(data, _with_shapes(layout, _shading(spans)))
 
 

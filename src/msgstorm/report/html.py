@@ -24,6 +24,7 @@ from msgstorm.history.reader import History
 from msgstorm.report import figures
 from msgstorm.report.page import Plot, esc, figure_block, page, table
 from msgstorm.report.series import (
+    cpu_series,
     latency_ns,
     percentile_spectrum,
     queue_depth_series,
@@ -275,6 +276,11 @@ def _plots(history: History, analysis: Analysis) -> dict[str, Plot]:
                         "Sampled every run.sample_interval: each node's queued validation work in receipts' "
                         "worth (queued CPU time / mean processing time), for the most backlogged nodes."),
         "topology": Plot("topology", topology_figure(history.edges)),
+        "cpu": Plot("cpu", figures.cpu_figure(cpu_series(history), spans),
+                    "Live runs: the CPU time each server msgstorm started and msgstorm's own process used, "
+                    "sampled every run.sample_interval, as CPUs busy between samples; dashed: the CPUs a "
+                    "server may run on at once (its GOMAXPROCS). msgstorm's process spins before each "
+                    "send, so it reads about one CPU at any rate."),
         "regions": Plot("regions", figures.region_heatmap_figure(region_matrix(history, summary.get("propagation_ms"))),
                         "Time from a message's send to its first delivery at each node, grouped by the sending "
                         "node's region (rows) and the receiving node's region (columns)."),
@@ -304,6 +310,8 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         ("load", "Latency vs load", figure_block(plots["latency-load"])),
         ("spectrum", "Percentile spectrum", figure_block(plots["spectrum"]) + _spectrum_table(summary.get("latency_ms") or {})),
         ("stages", "Where the time goes", figure_block(plots["stages"])),
+        *([("cpu", "CPU of the run's processes", figure_block(plots["cpu"]))]
+          if any(trace.get("x") for trace in plots["cpu"].figure["data"]) else []),
         ("queue", "Queue and base fee", figure_block(plots["queue"])),
         ("backlog", "Gossip validation backlog", figure_block(plots["backlog"])),
         ("regions", "Propagation by region", figure_block(plots["regions"])),

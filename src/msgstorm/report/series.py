@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from msgstorm.analysis import Analysis
 from msgstorm.analysis._common import events_of, message_rows
+from msgstorm.analysis.cpu import process_cpu
 from msgstorm.analysis.desync import desync_episodes
 from msgstorm.analysis.faults import fault_windows
 from msgstorm.analysis.queue import RELEASED_STATES, depth_samples
@@ -33,10 +34,12 @@ from msgstorm.history.reader import History
 
 __all__ = [
     "MAX_POINTS",
+    "CpuLine",
     "RegionMatrix",
     "Span",
     "bucket_peaks",
     "bucket_starts",
+    "cpu_series",
     "latency_ns",
     "latency_ns_of",
     "percentile_spectrum",
@@ -288,3 +291,33 @@ def validation_backlog_series(history: History, max_points: int = MAX_POINTS
         total = np.maximum.reduceat(total, keep)
     return ([round(v / NS_PER_S, 6) for v in times.tolist()], [round(v, 3) for v in largest.tolist()],
             [round(v, 3) for v in total.tolist()])
+
+
+@dataclass(frozen=True)
+class CpuLine:
+    """One process's CPUs busy between its samples (a live run's ``cpu_seconds``)."""
+
+    name: str
+    cpus: int | None  # the CPUs a server may run on at once (None: msgstorm's own process)
+    t: list[float]  # seconds: the end of each span
+    cores: list[float]  # mean CPUs busy over the span
+
+
+def cpu_series(history: History, max_points: int = MAX_POINTS) -> list[CpuLine]:
+    """Each sampled process's busy CPUs over time, servers first; more samples than
+    ``max_points`` are merged into that many spans (the samples are cumulative, so a merged
+    span's value is its exact mean)."""
+    lines = []
+    for name, samples in sorted(process_cpu(history).items(), key=lambda item: (item[1].cpus is None, item[0])):
+        t, seconds = samples.t, samples.seconds
+        if t.size < 2:
+            continue
+        if t.size - 1 > max_points:
+            keep = np.append(bucket_starts(t.size - 1, max_points), t.size - 1)
+            t, seconds = t[keep], seconds[keep]
+        span = np.diff(t).astype(np.float64)
+        ok = span > 0
+        cores = np.diff(seconds)[ok] / (span[ok] / NS_PER_S)
+        lines.append(CpuLine(name=name, cpus=samples.cpus, t=[round(v / NS_PER_S, 6) for v in t[1:][ok].tolist()],
+                             cores=[round(v, 4) for v in cores.tolist()]))
+    return lines
