@@ -444,6 +444,9 @@ class ZmqSpec(_Spec):
     # PUSH at its high-water mark waits this long for a consumer to take a message, then
     # drops it (and drops at once until one does): the run stays bounded. PUB never waits.
     send_timeout: DurationNs = Field(default=1_000_000_000, gt=0)
+    # Messages due at once that are sent in one pass (a frame each, payloads laid out ahead
+    # of time, no future per message), at most; 1: one awaited send per message.
+    burst: int = Field(default=1024, ge=1, le=100_000)
 
 
 class LiveSpec(_Spec):
