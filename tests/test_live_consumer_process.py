@@ -26,6 +26,7 @@ from conftest import (
     wait_for_logs,
 )
 
+from msgstorm.analysis.cpu import process_cpu
 from msgstorm.live.consumer_process import (
     DONE,
     EVENT,
@@ -167,6 +168,10 @@ def test_every_consumer_process_gets_every_message_and_none_is_left(tmp_path: Pa
     assert (received >= sent).all() and 0 < summary["latency_ms"]["p50"] < 1000
     assert not _consumer_processes()
     assert "subscribed" in (result.run_dir / "servers" / "msgstorm-consumer-0.log").read_text()
+    # Each consumer process's CPU time is sampled beside the server's and msgstorm's own.
+    cpu = process_cpu(result.history)
+    assert set(cpu) == {"nats-server", "publisher", "msgstorm-consumer-0", "msgstorm-consumer-1"}
+    assert all(samples.seconds[-1] > 0 for samples in cpu.values())
 
 
 @pytest.mark.usefixtures("_nats_server")

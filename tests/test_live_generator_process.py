@@ -25,6 +25,7 @@ from conftest import (
     wait_for_logs,
 )
 
+from msgstorm.analysis.cpu import process_cpu
 from msgstorm.live.generator_process import share_of
 from msgstorm.runner import run
 from msgstorm.scenario import ScenarioError, parse_scenario
@@ -114,6 +115,8 @@ def test_every_message_is_sent_once_on_schedule_and_received_in_key_order(tmp_pa
     assert start["processes"] == 3 and summary["generator"]["processes"] == 3
     assert not _generator_processes(os.getpid())
     assert "share 2 of 3" in (result.run_dir / "servers" / "msgstorm-generator-2.log").read_text()
+    cpu = process_cpu(result.history)
+    assert set(cpu) == {"nats-server", "publisher", "msgstorm-generator-1", "msgstorm-generator-2"}
 
 
 @pytest.mark.usefixtures("_nats_server")

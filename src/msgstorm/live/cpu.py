@@ -3,8 +3,9 @@
 Place in the pipeline: ``LiveTarget`` calls ``CpuSampler.sample`` every ``run.sample_interval``
 (and once as the schedule starts and once after the drain); each sample is one ``cpu_seconds``
 event per process: ``value`` the CPU seconds (user + system) the process has used since it
-started, ``node`` the server's name, or ``publisher`` for msgstorm's own process (generator,
-client library and consumers). Cumulative, so a sample that is late or missing costs no
+started, ``node`` the server's name, ``publisher`` for msgstorm's own process (generator,
+client library and consumers), or the name of one of its consumer or generator processes
+(``[live.nats] consumer_processes``, ``generator_processes``). Cumulative, so a sample that is late or missing costs no
 accuracy: the CPU a process used between two times is the difference of the samples around
 them. ``analysis/calibrate.py`` fits each server's CPU per message from them (the
 utilisation law), and ``analysis/cpu.py`` reads them back.

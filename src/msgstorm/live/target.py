@@ -307,8 +307,7 @@ class LiveTarget:
             loop = asyncio.get_running_loop()
             recording = loop.create_task(
                 self._record(record_every / 1e9) if record_every is not None else asyncio.sleep(0))
-            sampler = CpuSampler(PUBLISHER, [(server.name, server.pid) for server in getattr(self.driver, "servers", [])
-                                             if server.pid is not None], self._on_cpu)
+            sampler = CpuSampler(PUBLISHER, self._sampled_processes(), self._on_cpu)
             sampling = loop.create_task(self._sample_cpu(sampler, self.scenario.run.sample_interval / 1e9))
             try:
                 await self._send_all(traffic)
@@ -332,6 +331,13 @@ class LiveTarget:
             # Interrupted: stopped now, each reports what it sent (a no-op for one that is done).
             await asyncio.gather(*(generator.stop() for generator in self.generators))
             await self.driver.close()
+
+    def _sampled_processes(self) -> list[tuple[str, int]]:
+        """(name, pid) of the servers msgstorm started and of its consumer and generator
+        processes, whose CPU time is sampled beside its own."""
+        servers = [(server.name, server.pid) for server in getattr(self.driver, "servers", []) if server.pid is not None]
+        children = [*getattr(self.driver, "consumer_processes", []), *self.generators]
+        return servers + [(child.name, child.process.pid) for child in children if child.process is not None]
 
     def _on_cpu(self, name: str, seconds: float) -> None:
         self._events.append((self._now(), EventKind.CPU_SECONDS, name, seconds, None))
