@@ -21,6 +21,7 @@ from msgstorm.analysis.cpu import process_cpu
 from msgstorm.history import read_history
 from msgstorm.history.schema import EVENTS
 from msgstorm.live.cpu import CpuSampler, process_cpu_seconds
+from msgstorm.live.servers import go_server_cpus
 from msgstorm.runner import run
 from msgstorm.scenario import parse_scenario
 
@@ -84,3 +85,34 @@ def test_samples_read_back_as_mean_cpus_over_any_span(tmp_path: Path) -> None:
     assert broker.cores(second // 2, 3 * second // 2) == pytest.approx(1.0)  # linear between samples
     assert broker.cores(3 * second, 5 * second) is None  # past the curve
     assert found["publisher"].cores(0, 2 * second) == pytest.approx(0.25)
+
+
+@linux
+def test_a_dead_process_is_not_sampled_while_it_waits_to_be_reaped() -> None:
+    """A server killed mid-run stays a zombie until msgstorm stops it: its /proc entry is still
+    there, and reading it as a process that uses no CPU would draw a flat line."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with open(f"/proc/{child.pid}/stat", "rb") as stat:
+                if stat.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    break
+            time.sleep(0.01)
+        assert process_cpu_seconds(child.pid) is None
+    finally:
+        child.wait()
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (None, "one below the CPUs"), ("1", 1), ("64", "the CPUs"), ("", "the CPUs"), ("zero", "the CPUs"), ("0", "the CPUs"),
+])
+def test_a_go_server_says_how_many_cpus_it_runs_on(monkeypatch: pytest.MonkeyPatch, value: str | None,
+                                                   expected: int | str) -> None:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if value is None:
+        monkeypatch.delenv("GOMAXPROCS", raising=False)
+    else:
+        monkeypatch.setenv("GOMAXPROCS", value)
+    wanted = {"one below the CPUs": max(1, cpus - 1), "the CPUs": cpus}.get(str(expected), expected)
+    assert go_server_cpus() == min(int(wanted), cpus)

@@ -142,7 +142,7 @@ def test_every_message_is_acked_in_stream_order_delivered_and_read_back(tmp_path
     cpu = process_cpu(result.history)
     assert set(cpu) == {"nats-server", "publisher"} and cpu["nats-server"].cpus == start["cpus"]
     for samples in cpu.values():
-        assert samples.t.size >= 20 and np.all(np.diff(samples.seconds) >= 0)
+        assert samples.t.size >= 10 and np.all(np.diff(samples.seconds) >= 0)
         assert samples.seconds[-1] > samples.seconds[0]
         busy = samples.cores(0, 2_000_000_000)
         assert busy is not None and 0 < busy <= os.cpu_count()  # type: ignore[operator]
@@ -330,8 +330,14 @@ def test_the_ack_window_holds_and_lets_overdue_publishes_go(tmp_path: Path, monk
         pid = driver.servers[0].pid
         assert pid is not None
         _stop(pid)
+        async def send_all(count: int) -> None:
+            """As the target does: what a call did not publish (it waited) is handed over again."""
+            while count > 0:
+                published = await driver.publish_staged(count)
+                count -= count if published is None else published
+
         try:
-            sending = asyncio.get_running_loop().create_task(driver.publish_staged(12))
+            sending = asyncio.get_running_loop().create_task(send_all(12))
             await asyncio.sleep(0.3)
             assert not sending.done() and driver.window.unanswered == 4, "full: the burst waits"
             await asyncio.wait_for(sending, 5.0)  # two rounds of overdue acks let the rest go

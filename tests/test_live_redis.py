@@ -44,6 +44,7 @@ consumers = {consumers}
 
 [live.redis]
 mode = "{mode}"
+burst = {burst}
 
 [[agents]]
 name = "traders"
@@ -58,8 +59,8 @@ def _redis_server() -> None:
 
 
 def _scenario(mode: str = "group", duration: str = "2s", rate: int = 1000, consumers: int = 2,
-              live: str = "") -> Scenario:
-    text = LIVE.format(mode=mode, duration=duration, rate=rate, consumers=consumers, live=live)
+              live: str = "", burst: int = 1024) -> Scenario:
+    text = LIVE.format(mode=mode, duration=duration, rate=rate, consumers=consumers, live=live, burst=burst)
     return parse_scenario(text, source="live-redis.toml")
 
 
@@ -94,8 +95,9 @@ def test_entry_order_increases_with_the_entry_id() -> None:
     assert entry_order(b"1795392471632-7") < 2**63  # fits the history's int64 seq_no
 
 
-def test_a_group_shares_every_message_once_and_the_stream_keeps_them_in_order(tmp_path: Path) -> None:
-    result = run(_scenario(mode="group"), tmp_path / "run")
+@pytest.mark.parametrize("burst", [1, 1024])  # redis-py's pipeline; staged XADDs on msgstorm's connection
+def test_a_group_shares_every_message_once_and_the_stream_keeps_them_in_order(tmp_path: Path, burst: int) -> None:
+    result = run(_scenario(mode="group", burst=burst), tmp_path / "run")
     summary = result.summary
     assert summary["target"] == "redis"
     assert summary["messages"]["sent"] == summary["messages"]["committed"] == 2000
@@ -131,7 +133,8 @@ def test_in_fanout_every_consumer_reads_every_message(tmp_path: Path) -> None:
     assert_nothing_left(result.run_dir)
 
 
-def test_a_killed_server_is_a_fault_the_history_reports_not_a_crash(tmp_path: Path) -> None:
+@pytest.mark.parametrize("burst", [1, 1024])
+def test_a_killed_server_is_a_fault_the_history_reports_not_a_crash(tmp_path: Path, burst: int) -> None:
     """SIGKILL redis-server 1.5 s into a 4 s run: the run still ends by itself (drain bounded),
     the disconnections are events, and what was never acked shows as lost."""
     run_dir = tmp_path / "run"
@@ -147,7 +150,7 @@ def test_a_killed_server_is_a_fault_the_history_reports_not_a_crash(tmp_path: Pa
     killer = threading.Thread(target=kill)
     killer.start()
     started = time.monotonic()
-    result = run(_scenario(duration="4s", rate=500), run_dir)
+    result = run(_scenario(duration="4s", rate=500, burst=burst), run_dir)
     elapsed_s = time.monotonic() - started
     killer.join()
     assert elapsed_s < 30, "duration 4 s + drain 2 s + flush and close bounds"
@@ -199,6 +202,33 @@ def test_a_user_server_is_used_as_is_and_an_existing_stream_is_refused(tmp_path:
         client.close()
     with pytest.raises(TargetError, match=r"key 'msgstorm' already exists .*DEL msgstorm.*live\.redis\.stream"):
         run(scenario, tmp_path / "second")
+
+
+def test_a_user_server_with_a_password_and_a_database_is_reached_by_both_publishers(tmp_path: Path) -> None:
+    """msgstorm's own publisher connection says AUTH and SELECT itself; a wrong password is
+    an error before the run, not a run of lost messages."""
+    binary = ManagedServer.program("redis-server", install=INSTALL)
+    port = free_port()
+    server = ManagedServer("redis-server", [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                                            "--appendonly", "no", "--requirepass", "s3cret"],
+                           port, tmp_path / "user-server", 10.0)
+    server.start()
+    try:
+        for burst in (1, 1024):
+            database = 3 if burst == 1 else 4
+            url = f"redis://:s3cret@127.0.0.1:{port}/{database}"
+            result = run(_scenario(duration="1s", live=f'url = "{url}"', burst=burst), tmp_path / f"run-{burst}")
+            assert result.summary["messages"]["committed"] == 1000 and result.summary["messages"]["lost"] == 0
+            client = redis.Redis.from_url(url)
+            try:
+                assert client.xlen("msgstorm") == 1000, "the stream is in the URL's database"
+                assert client.dbsize() == 1
+            finally:
+                client.close()
+        with pytest.raises(TargetError, match=r"(?i)auth|password|WRONGPASS|invalid"):
+            run(_scenario(duration="1s", live=f'url = "redis://:wrong@127.0.0.1:{port}/9"'), tmp_path / "wrong")
+    finally:
+        server.stop()
 
 
 def test_an_unreachable_url_is_an_error_not_a_run(tmp_path: Path) -> None:

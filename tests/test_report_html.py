@@ -229,5 +229,5 @@ def test_a_live_report_draws_the_cpu_of_the_server_and_of_msgstorm(tmp_path: Pat
     assert set(traces) == {"nats-server", limit, "publisher (msgstorm)"}
     for name in ("nats-server", "publisher (msgstorm)"):
         cores = traces[name]["y"]
-        assert len(cores) >= 20 and all(value >= 0 for value in cores)  # 100 ms samples over 3 s
+        assert len(cores) >= 10 and all(value >= 0 for value in cores)  # 100 ms samples over a 2 s run
     assert 0 < max(traces["publisher (msgstorm)"]["y"]) < 4  # it spins before each send

@@ -83,6 +83,7 @@ __all__ = [
     "calibrate",
     "erlang_c",
     "mgc_mean_wait_ns",
+    "service_table",
 ]
 
 DEFAULT_LOW_LOAD_FRACTION = 0.5
@@ -397,6 +398,11 @@ def _fit_service(rates: F64, mean_waits: F64, waited: F64 | None) -> ServiceFit:
 
 
 Sampler = Callable[[np.random.Generator, int], F64]
+
+
+def service_table(mean_ns: float, scv: float) -> dict[str, Any]:
+    """The scenario table of a service time with this mean and scv."""
+    return _service_dist(mean_ns, scv)[0]
 
 
 def _service_dist(mean_ns: float, scv: float) -> tuple[dict[str, Any], Sampler]:

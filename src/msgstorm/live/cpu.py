@@ -1,7 +1,8 @@
 """CPU time of a live run's processes, sampled while the run goes.
 
 Place in the pipeline: ``LiveTarget`` calls ``CpuSampler.sample`` every ``run.sample_interval``
-(and once as the schedule starts and once after the drain); each sample is one ``cpu_seconds``
+(at least ``MIN_INTERVAL_S``; on a fixed grid from the schedule's start, and once after the
+drain); each sample is one ``cpu_seconds``
 event per process: ``value`` the CPU seconds (user + system) the process has used since it
 started, ``node`` the server's name, ``publisher`` for msgstorm's own process (generator,
 client library and consumers), or the name of one of its consumer or generator processes
@@ -12,7 +13,8 @@ utilisation law), and ``analysis/cpu.py`` reads them back.
 
 A server's time is read from ``/proc/<pid>/stat`` (Linux; the threads that ended are counted,
 in clock ticks of usually 10 ms, which a step of a second averages out); elsewhere, or for a
-server that is gone (killed, stopped), that process's sample is left out.
+server that is gone (killed, stopped: a zombie counts as gone), that process's sample is
+left out.
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ import os
 import time
 from collections.abc import Callable, Iterable
 
-__all__ = ["CpuSampler", "process_cpu_seconds"]
+__all__ = ["MIN_INTERVAL_S", "CpuSampler", "process_cpu_seconds"]
+
+# /proc counts CPU time in clock ticks (10 ms): sampling more often measures nothing more, and
+# each sample is a file read per process on the generator's event loop.
+MIN_INTERVAL_S = 0.05
 
 try:
     _TICKS_PER_S = float(os.sysconf("SC_CLK_TCK"))
@@ -40,6 +46,8 @@ def process_cpu_seconds(pid: int) -> float | None:
     # Fields after the command name, which is in parentheses and may hold spaces: the first
     # is field 3 (state), so utime (field 14) and stime (15) are at 11 and 12.
     fields = data[data.rfind(b")") + 2:].split()
+    if not fields or fields[0] in (b"Z", b"X"):
+        return None  # dead (a zombie until its parent reaps it): it uses no CPU, it is gone
     try:
         return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
     except (IndexError, ValueError):

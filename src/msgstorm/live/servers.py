@@ -70,13 +70,14 @@ def go_server_env() -> dict[str, str]:
 
 def go_server_cpus() -> int:
     """How many CPUs a Go server started with ``go_server_env`` runs on at once: its
-    GOMAXPROCS (the user's, when valid, else the one ``go_server_env`` sets)."""
-    own = os.environ.get("GOMAXPROCS", "")
-    if own.isdigit() and int(own) > 0:
-        return int(own)
-    if own:  # the Go runtime ignores a value it cannot read and uses every CPU
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return int(go_server_env()["GOMAXPROCS"])
+    GOMAXPROCS (the user's, else the one ``go_server_env`` sets), at most the CPUs this
+    process may use (Go does not cap GOMAXPROCS there, but no more can run at once)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if "GOMAXPROCS" not in os.environ:
+        return int(go_server_env()["GOMAXPROCS"])
+    own = os.environ["GOMAXPROCS"].strip()
+    # The Go runtime ignores a value it cannot read (empty, 0, not a number) and uses every CPU.
+    return min(int(own), cpus) if own.isdigit() and int(own) > 0 else cpus
 
 
 def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec

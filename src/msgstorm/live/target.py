@@ -60,7 +60,7 @@ import pyarrow as pa
 from msgstorm.errors import TargetError
 from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
-from msgstorm.live.cpu import CpuSampler
+from msgstorm.live.cpu import MIN_INTERVAL_S, CpuSampler
 from msgstorm.live.drivers.base import (
     BulkAckDriver,
     BurstDriver,
@@ -308,7 +308,8 @@ class LiveTarget:
             recording = loop.create_task(
                 self._record(record_every / 1e9) if record_every is not None else asyncio.sleep(0))
             sampler = CpuSampler(PUBLISHER, self._sampled_processes(), self._on_cpu)
-            sampling = loop.create_task(self._sample_cpu(sampler, self.scenario.run.sample_interval / 1e9))
+            sampling = loop.create_task(self._sample_cpu(sampler, max(self.scenario.run.sample_interval / 1e9,
+                                                                      MIN_INTERVAL_S)))
             try:
                 await self._send_all(traffic)
                 # The generator processes keep the same schedule: wait for the end of theirs.
@@ -345,10 +346,13 @@ class LiveTarget:
     @staticmethod
     async def _sample_cpu(sampler: CpuSampler, every_s: float) -> None:
         """The CPU time of this process and of the servers msgstorm started, every ``every_s``
-        (``run.sample_interval``) from the schedule's start (``live/cpu.py``)."""
-        while True:
+        (``run.sample_interval``) on a grid from the schedule's start (a late wake-up does not
+        push the later samples back; ``live/cpu.py``)."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for k in itertools.count(1):
             sampler.sample()
-            await asyncio.sleep(every_s)
+            await asyncio.sleep(max(0.0, start + k * every_s - loop.time()))
 
     async def _record(self, every_s: float) -> None:
         """Every ``every_s`` (``[live] record_every``), what the run brought goes to the
@@ -487,7 +491,9 @@ class LiveTarget:
                         sent[first + i:first + j] = t
                     else:
                         sent[own[first + i:first + j]] = t
-                    await publish_staged(j - i)
+                    published = await publish_staged(j - i)
+                    if published is not None:  # the driver waited: the rest is stamped when handed over again
+                        j = i + published
                     since_yield += j - i
                     i = j
                     if since_yield >= _YIELD_EVERY:

@@ -32,6 +32,7 @@ from msgstorm.analysis.calibrate import (
     MIN_UTILISATION,
     RANGE_TOLERANCE,
     Calibration,
+    service_table,
 )
 from msgstorm.scenario import parse_scenario
 
@@ -142,7 +143,9 @@ def _header(calibration: Calibration, source_label: str, version: str) -> list[s
     fit = calibration.service
     steps = calibration.steps
     low, high = fit.capacity_range_per_s
-    dist = calibration.service_dist
+    # The wait's queue fit, whatever the twin models (its own service_dist when the twin
+    # models a server's CPU instead).
+    dist = service_table(fit.mean_service_ns, fit.scv)
     shape = {"constant": "constant", "exponential": "exponential"}.get(
         dist["dist"], f"lognormal, median {_us(dist.get('median', 0))}, sigma {dist.get('sigma')}")
     shared = steps[0].waited_share is not None

@@ -433,6 +433,10 @@ class RedisSpec(_Spec):
     pipeline: int = Field(default=1024, ge=1, le=100_000)
     # XADDs buffered or awaiting their reply; the publisher waits when this many are outstanding.
     max_pending: int = Field(default=8192, ge=1, le=10_000_000)
+    # Messages due at once handed to the publisher together, at most: their XADDs are laid
+    # out ahead of time and written on a connection of its own, replies parsed by hiredis
+    # (plain redis:// only); 1: one publish per message through redis-py's pipeline.
+    burst: int = Field(default=1024, ge=1, le=100_000)
 
 
 class ZmqSpec(_Spec):

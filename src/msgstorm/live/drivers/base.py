@@ -109,8 +109,13 @@ class BurstDriver(Driver, Protocol):
         keys[i], sizes[i])`` each (columns int64, int64, int32). Nothing is sent yet."""
         ...
 
-    async def publish_staged(self, count: int) -> None:
-        """Publish the next ``count`` staged messages (as ``publish`` each)."""
+    async def publish_staged(self, count: int) -> int | None:
+        """Publish the next ``count`` staged messages (as ``publish`` each). None when it
+        published them all; else how many it published (fewer, perhaps 0): it had to wait
+        (for room in a window or a queue, for its socket to drain) and returned after the
+        wait, and the target stamps the rest with the time it hands them over again, so the
+        wait shows as their send lag (a send time stamped before it would put it in the
+        transport, and a receipt could come before a later-stamped send)."""
         ...
 
 

@@ -466,10 +466,9 @@ class JetStreamDriver:
         self._staged.append([(msg_id, payload(msg_id, key, size))
                              for msg_id, key, size in zip(msg_ids.tolist(), keys.tolist(), sizes.tolist())])
 
-    async def publish_staged(self, count: int) -> None:
+    async def publish_staged(self, count: int) -> int | None:
         if self.wire_publisher is not None:
-            await self.wire_publisher.publish_staged(count)
-            return
+            return await self.wire_publisher.publish_staged(count)
         while count > 0:
             staged = self._staged[0]
             taken, staged[:] = staged[:count], staged[count:]
@@ -478,6 +477,7 @@ class JetStreamDriver:
             count -= len(taken)
             for msg_id, data in taken:
                 await self.publish(msg_id, data)
+        return None  # nats-py: each publish waits for the window on its own
 
     async def flush(self) -> None:
         if self.wire_publisher is not None:

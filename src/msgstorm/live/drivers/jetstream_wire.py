@@ -308,17 +308,23 @@ class WirePublisher:
         frames, ends = pack_request_pubs(self._head, self._reply_head, msg_ids, *pack_payloads(msg_ids, keys, sizes))
         self._staged.append(_Staged(msg_ids, frames.data, [0, *ends.tolist()]))
 
-    async def publish_staged(self, count: int) -> None:
+    async def publish_staged(self, count: int) -> int | None:
         """Send the next ``count`` staged publishes, as many at once as the window has room
-        for; wait for room when it is full."""
+        for. When the window is full or the socket must drain first, it waits, then returns
+        how many it published before: the target hands the rest over again."""
         window = self.window
         loop = asyncio.get_running_loop()
         window.expire(loop.time())
+        done = 0
         while count > 0:
-            room = window.room()
-            if room <= 0:
+            connection = self.connection
+            if window.room() <= 0:
                 await window.wait_for_room()
-                continue
+                return done
+            if connection is not None and not connection.writable:
+                await connection.drained()
+                return done
+            room = window.room()
             staged = self._staged[0]
             first = staged.taken
             last = staged.taken = min(staged.msg_ids.size, first + count, first + room)
@@ -327,6 +333,8 @@ class WirePublisher:
                 self._staged.popleft()
             ends = staged.frame_ends
             await self._send(staged.msg_ids[first:last], staged.frames[ends[first]:ends[last]], loop.time())
+            done += last - first
+        return None
 
     async def publish_one(self, msg_id: int, payload: bytes) -> None:
         """Send one publish (``request_frames``), once the window has room."""

@@ -209,11 +209,18 @@ class NatsDriver:
                 (msg_id, payload(msg_id, key, size))
                 for msg_id, key, size in zip(msg_ids.tolist(), keys.tolist(), sizes.tolist())]))
 
-    async def publish_staged(self, count: int) -> None:
+    async def publish_staged(self, count: int) -> int | None:
         """Publish the next ``count`` staged messages (on the wire client, one slice of the
-        frames built by ``stage`` each time the staged slices allow)."""
+        frames built by ``stage`` each time the staged slices allow). When the wire client
+        must first wait for its socket to drain, it waits and returns how many it published
+        before: the target hands the rest over again."""
+        done = 0
         while count > 0:
             staged = self._staged[0]
+            publisher = self.wire_publisher
+            if staged.frames is not None and publisher is not None and not publisher.writable:
+                await publisher.drained()
+                return done
             first = staged.taken
             last = staged.taken = min(staged.count, first + count)
             count -= last - first
@@ -222,12 +229,14 @@ class NatsDriver:
             if staged.frames is None:
                 for msg_id, data in staged.messages[first:last]:
                     await self.publish(msg_id, data)
+                done += last - first
                 continue
             ends = staged.frame_ends
-            publisher = self.wire_publisher
             if publisher is None or not await publisher.publish_frames(staged.frames[ends[first]:ends[last]]):
                 self._dropped += last - first
                 self.lost_publishes += last - first
+            done += last - first
+        return None
 
     async def flush(self) -> None:
         if self.wire:

@@ -460,6 +460,15 @@ class WireConnection(asyncio.BufferedProtocol):
         self._write(b"PING\r\n")
         await asyncio.wait_for(future, timeout_s)
 
+    @property
+    def writable(self) -> bool:
+        """Whether ``publish_frames`` would take frames now (else it waits for the socket to drain)."""
+        return self._writable.is_set()
+
+    async def drained(self) -> None:
+        """Until ``publish_frames`` would take frames (the socket drained, or the connection is lost)."""
+        await self._writable.wait()
+
     async def publish_frames(self, frames: bytes | memoryview) -> bool:
         """Write PUB frames (``bytes``, or the memory of ``pack_pubs``'s array; coalesced for
         up to ``COALESCE_S``); wait while the transport holds more than ``HIGH_WATER``. False

@@ -22,6 +22,13 @@ retries (a retried pipeline could XADD twice): a lost connection is reported as
 count is in the ``reconnected`` or ``client_error`` event), and every client reconnects
 every ``RECONNECT_INTERVAL_S`` until the run ends.
 
+Staged bursts (``[live.redis] burst`` above 1, the default, on a plain ``redis://`` URL):
+the target stages the messages it sends next as columns, their XADD commands are laid out
+in one compiled pass, and the publisher's task writes up to ``pipeline`` of them at a time
+on a connection of its own and parses the replies with hiredis (``drivers/redis_wire.py``),
+acking them in bulk; the rules above (one round trip in flight, ``max_pending``, drops while
+disconnected, no retries) are the same.
+
 History mapping (what each column means on this target): ``t_sent`` the XADD was queued in
 the client; ``t_sequenced`` = ``t_committed`` the XADD reply (the entry id) arrived, read
 with the rest of its pipelined batch; ``seq_no`` the entry id's order (``entry_order``);
@@ -35,10 +42,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 # Absolute imports: this module is msgstorm.live.drivers.redis, the client is redis-py.
+import numpy as np
 import redis
 import redis.asyncio
 from redis.asyncio.retry import Retry as AsyncRetry
@@ -49,7 +58,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt
+from msgstorm.live.drivers.base import OnAck, OnAcks, OnEvent, OnReceipt, OnReceipts
+from msgstorm.live.drivers.redis_wire import RespPublisher, wire_supported, xadd_frames, xadd_head
+from msgstorm.live.payload import HEADER, pack_payloads
+from msgstorm.live.payload import warm_up as warm_up_payloads
 from msgstorm.live.servers import ManagedServer, ServerError, free_port, require_loopback
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import LiveSpec
@@ -100,6 +112,16 @@ def _range(reply: Any) -> list[Entry]:
     return list(reply or [])
 
 
+@dataclass
+class _Staged:
+    """Staged messages: XADD i is ``frames[ends[i]:ends[i + 1]]``, of message ``msg_ids[i]``."""
+
+    msg_ids: np.ndarray
+    frames: memoryview
+    ends: list[int]
+    taken: int = 0
+
+
 @LIVE_DRIVERS.register("redis")
 class RedisDriver:
     acks = True
@@ -126,6 +148,17 @@ class RedisDriver:
         self.lost_publishes = 0
         self.unacked_publishes = 0
         self._closing = False  # every task's loop ends when this is set
+        # Staged bursts (``BurstDriver``): XADDs laid out ahead, handed to the publisher's task
+        # as (ids, frames) slices; ``burst`` 1 publishes through redis-py one message at a time.
+        wire = self.url is None or wire_supported(self.url)
+        self.burst = spec.redis.burst if wire else 1
+        self.on_receipts: OnReceipts | None = None  # set by the target: each read's ids at once
+        self.on_acks: OnAcks | None = None  # set by the target: acks in bulk
+        self._head = xadd_head(spec.redis.stream.encode(), FIELD, spec.redis.maxlen)
+        self._staged: deque[_Staged] = deque()
+        self._chunks: deque[tuple[_Staged, int, int]] = deque()  # due, not yet written: [first, last) of one
+        self._chunked = 0  # messages in ``_chunks``
+        self._wire: RespPublisher | None = None
 
     # --- the server -----------------------------------------------------------------------
 
@@ -200,7 +233,14 @@ class RedisDriver:
         # sent from now on can be missed, so the consumers are subscribed on return.
         self._tasks = [asyncio.create_task(self._consume(index, client, on_receipt))
                        for index, client in enumerate(self.consumers)]
-        self._tasks.append(asyncio.create_task(self._send(on_ack)))
+        if self.burst > 1:
+            assert self.url is not None
+            warm_up_payloads()
+            self._wire = RespPublisher(self.url, PUBLISHER, READ_TIMEOUT_S)
+            await asyncio.wait_for(self._wire.open(), timeout_s)
+            self._tasks.append(asyncio.create_task(self._send_staged(on_ack)))
+        else:
+            self._tasks.append(asyncio.create_task(self._send(on_ack)))
 
     async def _reconnect(self, client: redis.asyncio.Redis, name: str, error: BaseException) -> None:
         """Report the failure, then retry every RECONNECT_INTERVAL_S until the client answers
@@ -282,9 +322,118 @@ class RedisDriver:
             self._connected = False
             self._room.set()
 
+    def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
+        """Messages to publish next (``BurstDriver``): their XADD commands are laid out now."""
+        frames, ends = xadd_frames(self._head, *pack_payloads(msg_ids, keys, sizes))
+        self._staged.append(_Staged(msg_ids, memoryview(frames.data), [0, *ends.tolist()]))
+
+    async def publish_staged(self, count: int) -> int | None:
+        """Hand the next ``count`` staged messages to the publisher's task (as ``publish``
+        each: it waits while ``max_pending`` are outstanding; dropped while disconnected).
+        After a wait for room it returns 0, handing over nothing: the target stamps them anew."""
+        if self._connected and self._chunked + self._in_flight >= self.settings.max_pending:
+            while self._connected and self._chunked + self._in_flight >= self.settings.max_pending:
+                self._room.clear()
+                await self._room.wait()
+            return 0
+        while count > 0:
+            staged = self._staged[0]
+            first = staged.taken
+            last = staged.taken = min(len(staged.msg_ids), first + count)
+            count -= last - first
+            if last == len(staged.msg_ids):
+                self._staged.popleft()
+            if not self._connected:
+                self._dropped += last - first  # never reaches the server: they show as lost
+                self.lost_publishes += last - first
+                continue
+            self._chunks.append((staged, first, last))
+            self._chunked += last - first
+        self._work.set()
+        return None
+
+    async def _send_staged(self, on_ack: OnAck) -> None:
+        """The publisher's task for staged bursts: up to ``pipeline`` XADDs written at once on
+        its own connection, one round trip in flight, the replies' entry ids acked in bulk."""
+        wire, client = self._wire, self.publisher
+        assert wire is not None and client is not None
+        size = self.settings.pipeline
+        try:
+            while not self._closing:
+                if not self._chunks:
+                    self._work.clear()
+                    await self._work.wait()
+                    continue
+                ids, frames = self._take(size)
+                self._in_flight = ids.size
+                try:
+                    replies = await wire.round_trip(frames, ids.size)
+                except (ConnectionError, OSError, TimeoutError) as error:
+                    # Whether the server appended any of them is unknown: none is acked.
+                    self._in_flight = 0
+                    self._connected = False
+                    self.unacked_publishes += ids.size
+                    self.lost_publishes += self._chunked
+                    self._dropped += self._chunked
+                    self._chunks.clear()
+                    self._chunked = 0
+                    self._room.set()
+                    await self._reconnect(client, PUBLISHER, RedisConnectionError(_describe(error)))
+                    while not self._closing:
+                        try:
+                            await wire.open()
+                            break
+                        except (ConnectionError, OSError, TimeoutError):
+                            await asyncio.sleep(RECONNECT_INTERVAL_S)
+                    self._connected = True
+                    continue
+                self._in_flight = 0
+                self._room.set()
+                self._ack(ids, replies, on_ack)
+        finally:
+            # Cancelled at close, or failed: publish must not wait for a task that is gone.
+            self._connected = False
+            self._room.set()
+            wire.close()
+
+    def _take(self, size: int) -> tuple[np.ndarray, bytes | memoryview]:
+        """Up to ``size`` messages from the front of ``_chunks``: their ids and their XADDs."""
+        ids: list[np.ndarray] = []
+        frames: list[memoryview] = []
+        taken = 0
+        while self._chunks and taken < size:
+            staged, first, last = self._chunks[0]
+            cut = min(last, first + size - taken)
+            if cut == last:
+                self._chunks.popleft()
+            else:  # the rest stays in front
+                self._chunks[0] = (staged, cut, last)
+            ids.append(staged.msg_ids[first:cut])
+            frames.append(staged.frames[staged.ends[first]:staged.ends[cut]])
+            taken += cut - first
+        self._chunked -= taken
+        return (ids[0] if len(ids) == 1 else np.concatenate(ids),
+                frames[0] if len(frames) == 1 else b"".join(frames))
+
+    def _ack(self, ids: np.ndarray, replies: list[Any], on_ack: OnAck) -> None:
+        """Ack each appended message with its entry id's order; count the refusals."""
+        orders = [entry_order(reply) if isinstance(reply, bytes) else -1 for reply in replies]
+        refused = [reply for reply in replies if not isinstance(reply, bytes)]
+        if refused:
+            self.lost_publishes += len(refused)
+            self.on_event(EventKind.CLIENT_ERROR, {"client": PUBLISHER, "refused": len(refused),
+                                                   "error": str(refused[0])})
+        order = np.asarray(orders, dtype=np.int64)
+        acked = order >= 0
+        if self.on_acks is not None:
+            self.on_acks(ids[acked] if refused else ids, order[acked] if refused else order)
+        else:
+            for msg_id, entry in zip(ids[acked].tolist(), order[acked].tolist()):
+                on_ack(msg_id, entry)
+
     async def flush(self) -> None:
         deadline = asyncio.get_running_loop().time() + FLUSH_TIMEOUT_S
-        while ((self._buffer or self._in_flight) and self._connected
+        while ((self._buffer or self._chunks or self._in_flight) and self._connected
                and asyncio.get_running_loop().time() < deadline):
             await asyncio.sleep(0.001)
 
@@ -296,6 +445,7 @@ class RedisDriver:
         # Fan-out: the last entry id read. Group: ">" (entries never delivered) or "0" (this
         # consumer's own unacked entries, re-read after a reconnection).
         cursor: bytes | str = b"0-0" if self.fanout else ">"
+        read = HEADER.unpack_from
         while not self._closing:
             try:
                 if self.fanout:
@@ -303,10 +453,17 @@ class RedisDriver:
                 else:
                     entries = _entries(await client.xreadgroup(group, name, {stream: cursor}, count=count,
                                                                block=BLOCK_MS))
-                for _, fields in entries:
-                    payload = fields.get(FIELD) if fields else None  # None: trimmed since delivered
-                    if payload is not None:
-                        on_receipt(index, payload)
+                on_receipts = self.on_receipts
+                if on_receipts is None:
+                    for _, fields in entries:
+                        payload = fields.get(FIELD) if fields else None  # None: trimmed since delivered
+                        if payload is not None:
+                            on_receipt(index, payload)
+                elif entries:
+                    payloads = [fields.get(FIELD) for _, fields in entries if fields]
+                    ids = [read(p)[0] for p in payloads if p is not None and len(p) >= HEADER.size]
+                    unreadable = sum(1 for p in payloads if p is not None and len(p) < HEADER.size)
+                    on_receipts(index, np.array(ids, dtype=np.int64), unreadable)
                 if self.fanout:
                     if entries:
                         cursor = entries[-1][0]

@@ -238,33 +238,43 @@ class ZmqDriver:
         data, ends = pack_payloads(msg_ids, keys, sizes)
         self._staged.append(_Staged(msg_ids.size, memoryview(data.data), [0, *ends.tolist()]))
 
-    async def publish_staged(self, count: int) -> None:
+    async def publish_staged(self, count: int) -> int | None:
         """Send the next ``count`` staged messages, a frame each, without waiting while the
-        socket takes them; a PUSH at its high-water mark waits as ``publish`` does."""
+        socket takes them. A PUSH at its high-water mark waits as ``publish`` does (one
+        message), and the call returns how many it sent, that one included: the rest are
+        handed over again. A PUSH that is dropping (timed out) drops without a wait."""
         sender = self._sender
         assert sender is not None
         send, again = sender.send, zmq.Again
+        done = 0
         while count > 0:
             staged = self._staged[0]
             first = staged.taken
-            last = staged.taken = min(staged.count, first + count)
-            count -= last - first
-            if last == staged.count:
-                self._staged.popleft()
+            last = min(staged.count, first + count)
             data, ends = staged.data, staged.ends
             i = first
+            waited = False
             while i < last:
-                if self._stalled:  # a PUSH that timed out: each send is tried once until one goes
-                    await self._send(bytes(data[ends[i]:ends[i + 1]]))
-                    i += 1
-                    continue
                 try:
+                    if self._stalled:  # tried once each, without a wait, until one goes through
+                        raise again
                     while i < last:
                         send(data[ends[i]:ends[i + 1]], zmq.NOBLOCK)
                         i += 1
                 except again:  # PUSH at its high-water mark: wait for room, as ``publish`` does
+                    waited = not self._stalled
                     await self._send(bytes(data[ends[i]:ends[i + 1]]))
                     i += 1
+                    if waited:
+                        break
+            staged.taken = i
+            if i == staged.count:
+                self._staged.popleft()
+            done += i - first
+            count -= i - first
+            if waited:
+                return done
+        return None
 
     async def flush(self) -> None:
         return None  # nothing is buffered in the client: the sockets' queues are ZeroMQ's
