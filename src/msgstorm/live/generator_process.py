@@ -182,6 +182,9 @@ async def _send(scenario: Any, index: int, count: int, t0: int, publisher: _Publ
                     wait = times[i] - now()
                 if closed.done():
                     return
+                connection = publisher.connection
+                if connection is not None and not connection.writable:
+                    await connection.drained()  # before the stamp: the wait is send lag, not transport
                 t = now()
                 j = min(n, i + burst, max(i + 1, bisect.bisect_right(times, t, i, n)))
                 await publisher.publish(data[edges[i]:edges[j]], ids[i:j], t)

@@ -330,12 +330,17 @@ class RedisDriver:
     async def publish_staged(self, count: int) -> int | None:
         """Hand the next ``count`` staged messages to the publisher's task (as ``publish``
         each: it waits while ``max_pending`` are outstanding; dropped while disconnected).
-        After a wait for room it returns 0, handing over nothing: the target stamps them anew."""
+        After a wait for room it returns 0, handing over nothing: the target stamps them anew;
+        with room for fewer than ``count`` it hands over those and returns how many."""
+        requested = count
         if self._connected and self._chunked + self._in_flight >= self.settings.max_pending:
             while self._connected and self._chunked + self._in_flight >= self.settings.max_pending:
                 self._room.clear()
                 await self._room.wait()
             return 0
+        room = self.settings.max_pending - self._chunked - self._in_flight
+        taken = min(count, room) if self._connected else count  # none waits once disconnected: dropped
+        count = taken
         while count > 0:
             staged = self._staged[0]
             first = staged.taken
@@ -350,7 +355,7 @@ class RedisDriver:
             self._chunks.append((staged, first, last))
             self._chunked += last - first
         self._work.set()
-        return None
+        return None if taken == requested else taken
 
     async def _send_staged(self, on_ack: OnAck) -> None:
         """The publisher's task for staged bursts: up to ``pipeline`` XADDs written at once on

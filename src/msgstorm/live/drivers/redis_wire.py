@@ -11,7 +11,7 @@ socket for many replies. redis-py keeps the control plane (the group, pings whil
 server is down, the consumers, the read-back).
 
 Plain ``redis://`` only: the connection says AUTH (the URL's user and password), SELECT (its
-database) and CLIENT SETNAME itself; ``rediss://`` (TLS) and unix sockets use redis-py's
+database; both read as redis-py reads them) and CLIENT SETNAME itself; ``rediss://`` (TLS) and unix sockets use redis-py's
 path (``burst = 1``).
 """
 
@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import hiredis
 import numpy as np
+from redis.connection import parse_url
 
 from msgstorm.live.drivers.nats_wire import pack_pubs
 
@@ -61,12 +62,13 @@ class RespPublisher:
     a reply is the bytes of a bulk string (an XADD's entry id), or a ``hiredis.ReplyError``."""
 
     def __init__(self, url: str, name: str, timeout_s: float) -> None:
-        parts = urlsplit(url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 6379
-        self.user = unquote(parts.username) if parts.username else None
-        self.password = unquote(parts.password) if parts.password else None
-        path = parts.path.strip("/")
-        self.db = int(path) if path.isdigit() else 0
+        # redis-py's own reading of the URL (user and password in it or in the query, the
+        # database in the path or ?db=), so this connection reaches what its clients reach.
+        settings = parse_url(url)  # type: ignore[no-untyped-call]
+        self.host, self.port = str(settings.get("host") or "127.0.0.1"), int(settings.get("port") or 6379)
+        self.user: str | None = settings.get("username")
+        self.password: str | None = settings.get("password")
+        self.db = int(settings.get("db") or 0)
         self.name = name
         self.timeout_s = timeout_s
         self._reader: asyncio.StreamReader | None = None
@@ -105,7 +107,10 @@ class RespPublisher:
             replies: list[Any] = []
             gets = self._replies.gets
             while len(replies) < count:
-                reply = gets()
+                try:
+                    reply = gets()
+                except hiredis.ProtocolError as error:  # not RESP: the stream cannot be followed
+                    raise ConnectionError(f"the publisher's connection is out of step: {error}") from error
                 if reply is False:
                     data = await asyncio.wait_for(reader.read(_READ_BYTES), self.timeout_s)
                     if not data:

@@ -72,6 +72,8 @@ PROBE = b""
 BIND_ANY_PORT = "tcp://127.0.0.1:*"
 # While connecting, a probe goes out this often until every consumer has seen one.
 _PROBE_INTERVAL_S = 0.005
+# A full PUSH in a burst looks for room this often (at most its send_timeout).
+_ROOM_POLL_S = 0.0005
 # A consumer taking what is queued never yields on its own: it yields after this many
 # frames so the publisher keeps its schedule.
 _YIELD_EVERY = 256
@@ -223,15 +225,33 @@ class ZmqDriver:
             # PUB never waits (it drops at the HWM); PUSH waits at most send_timeout.
             await self._publisher.send(payload, zmq.DONTWAIT if self._stalled else 0)
         except zmq.Again:
-            self.dropped += 1
-            if not self._stalled:
-                self._stalled = True
-                self.on_event(EventKind.CLIENT_ERROR, {
-                    "client": "publisher",
-                    "error": f"no consumer took a message for {self.spec.zmq.send_timeout / 1e9:g} s at the "
-                             f"high-water mark ({self.spec.zmq.hwm}); dropping until one does"})
+            self._drop_at_mark()
         else:
             self._stalled = False
+
+    async def _room_within(self, timeout_s: float) -> bool:
+        """Whether the publisher can take a message within ``timeout_s`` (its ZMQ_EVENTS, read
+        every ``_ROOM_POLL_S``: pyzmq's asyncio poll for POLLOUT raises Again on a socket with
+        a send timeout)."""
+        publisher = self._publisher
+        assert publisher is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not int(publisher.getsockopt(zmq.EVENTS)) & zmq.POLLOUT:
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(_ROOM_POLL_S)
+        return True
+
+    def _drop_at_mark(self) -> None:
+        """A PUSH send given up at the high-water mark; the first of a run of them is said."""
+        self.dropped += 1
+        if not self._stalled:
+            self._stalled = True
+            self.on_event(EventKind.CLIENT_ERROR, {
+                "client": "publisher",
+                "error": f"no consumer took a message for {self.spec.zmq.send_timeout / 1e9:g} s at the "
+                         f"high-water mark ({self.spec.zmq.hwm}); dropping until one does"})
 
     def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
         """Messages to publish next (``BurstDriver``): their payloads are laid out now."""
@@ -240,9 +260,10 @@ class ZmqDriver:
 
     async def publish_staged(self, count: int) -> int | None:
         """Send the next ``count`` staged messages, a frame each, without waiting while the
-        socket takes them. A PUSH at its high-water mark waits as ``publish`` does (one
-        message), and the call returns how many it sent, that one included: the rest are
-        handed over again. A PUSH that is dropping (timed out) drops without a wait."""
+        socket takes them. A PUSH at its high-water mark waits for room (at most
+        ``send_timeout``) and returns how many it took: the one that waited is sent when the
+        target hands it over again (with a send time after the wait), or, when no room came,
+        dropped and counted. A PUSH that is dropping (timed out) tries each once, no wait."""
         sender = self._sender
         assert sender is not None
         send, again = sender.send, zmq.Again
@@ -261,12 +282,17 @@ class ZmqDriver:
                     while i < last:
                         send(data[ends[i]:ends[i + 1]], zmq.NOBLOCK)
                         i += 1
-                except again:  # PUSH at its high-water mark: wait for room, as ``publish`` does
-                    waited = not self._stalled
-                    await self._send(bytes(data[ends[i]:ends[i + 1]]))
-                    i += 1
-                    if waited:
-                        break
+                except again:
+                    if self._stalled:
+                        await self._send(bytes(data[ends[i]:ends[i + 1]]))  # it goes, or is dropped
+                        i += 1
+                        continue
+                    # PUSH at its high-water mark: wait for room, as ``publish`` does.
+                    if not await self._room_within(self.spec.zmq.send_timeout / 1e9):
+                        self._drop_at_mark()
+                        i += 1
+                    waited = True
+                    break
             staged.taken = i
             if i == staged.count:
                 self._staged.popleft()
