@@ -236,6 +236,9 @@ class RedisDriver:
         if self.burst > 1:
             assert self.url is not None
             warm_up_payloads()
+            # The framing's compiled code, loaded (or compiled) now rather than in the first burst.
+            one = np.zeros(1, dtype=np.int64)
+            xadd_frames(self._head, *pack_payloads(one, one, np.ones(1, dtype=np.int32)))
             self._wire = RespPublisher(self.url, PUBLISHER, READ_TIMEOUT_S)
             await asyncio.wait_for(self._wire.open(), timeout_s)
             self._tasks.append(asyncio.create_task(self._send_staged(on_ack)))
