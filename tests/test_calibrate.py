@@ -293,3 +293,20 @@ def test_a_server_with_cpu_to_spare_or_a_hot_idle_leaves_the_twin_on_the_wait(
     assert calibration.bottleneck is None
     assert calibration.workers == calibration.service.workers == 1
     assert calibration.service.capacity_per_s == pytest.approx(5000, rel=0.10)
+
+
+def test_check_runs_the_twin_and_prints_its_knee_beside_the_measured_one(tmp_path: Path) -> None:
+    import re
+
+    source = _source(tmp_path)
+    twin = tmp_path / "twin.toml"
+    result = _calibrate_cli(source, twin, "--check")
+    assert result.exit_code == 0, result.output
+    found = re.search(r"predicted knee ([\d,]+)/s.*measured ([\d,]+)/s: ([+-]\d+)%", result.output)
+    assert found, result.output
+    predicted, measured = (float(found.group(i).replace(",", "")) for i in (1, 2))
+    assert measured == pytest.approx(calibrate(read_history(source)).measured_knee_per_s, abs=1)
+    assert predicted == pytest.approx(measured, rel=0.15) and abs(int(found.group(3))) <= 15
+    assert (tmp_path / "twin" / "summary.json").is_file()
+    again = _calibrate_cli(source, twin, "--check")  # the twin's run directory is not overwritten
+    assert again.exit_code == 2 and "not empty" in again.output

@@ -353,6 +353,8 @@ def calibrate(
     output: Annotated[Path, typer.Option("--out", "-o", help="the twin scenario file to write", metavar="TWIN.toml")],
     low_load: Annotated[str, typer.Option("--low-load", help="steps offered at most this share of the measured "
                                           "knee are the low-load steps the fit uses")] = "50%",
+    check: Annotated[bool, typer.Option("--check", help="also run the twin (into TWIN.toml's name without "
+                                        ".toml, as a run directory) and print its knee beside the measured one")] = False,
 ) -> None:
     """Fit a one-node sim twin to a step-ramp run from its low-load steps; write its scenario."""
     import pyarrow as pa
@@ -411,6 +413,31 @@ def calibrate(
                   "where the queue saturates; the twin takes the lowest capacity they allow (see its header)",
                   highlight=False)
     out.print(f"twin: {output} (its knee is the prediction: msgstorm run {output})", highlight=False)
+    if check:
+        _check_twin(output, calibration.measured_knee_per_s)
+
+
+def _check_twin(twin: Path, measured_per_s: float) -> None:
+    """Run the twin just written and print its knee against the measured one."""
+    from msgstorm.runner import run as run_scenario
+    from msgstorm.scenario import load_scenario
+
+    run_dir = twin.with_suffix("")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        err.print(f"[red]error[/]: --check: {run_dir} is not empty; the twin's run goes there", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    result = run_scenario(load_scenario(twin), run_dir)
+    capacity = result.summary.get("capacity")
+    predicted = capacity.get("knee_rate_per_s") if isinstance(capacity, dict) else None
+    if predicted is None:
+        out.print(f"twin run: {run_dir}: no knee (the first step already fails); measured {measured_per_s:,.0f}/s",
+                  highlight=False)
+        return
+    passed_all = isinstance(capacity, dict) and "every step passed" in str(capacity.get("method", ""))
+    error = (float(predicted) - measured_per_s) / measured_per_s
+    out.print(f"twin run: {run_dir}: predicted knee {float(predicted):,.0f}/s"
+              f"{' (every step passed: at least that)' if passed_all else ''}, measured {measured_per_s:,.0f}/s: "
+              f"{error:+.0%}", highlight=False)
 
 
 @app.command()
