@@ -237,6 +237,7 @@ class ZmqDriver:
         assert publisher is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
+        await asyncio.sleep(0)  # always a turn for the loop: a call that returns 0 never spins
         while not int(publisher.getsockopt(zmq.EVENTS)) & zmq.POLLOUT:
             if loop.time() >= deadline:
                 return False
