@@ -26,6 +26,7 @@ from conftest import assert_checks_valid, require_program
 from msgstorm.errors import TargetError
 from msgstorm.history import read_history
 from msgstorm.live.drivers.redis import SEQ_BITS, entry_order
+from msgstorm.live.drivers.redis_wire import entry_orders
 from msgstorm.live.servers import ManagedServer, free_port
 from msgstorm.runner import RunResult, run
 from msgstorm.scenario import Scenario, parse_scenario
@@ -94,6 +95,11 @@ def test_entry_order_increases_with_the_entry_id() -> None:
     assert orders == sorted(orders) and len(set(orders)) == len(orders)
     assert entry_order(b"6-3") == 6 * 2**SEQ_BITS + 3
     assert entry_order(b"1795392471632-7") < 2**63  # fits the history's int64 seq_no
+    # The compiled form used on bursts' replies gives the same numbers.
+    rng = np.random.default_rng(7)
+    many = [b"%d-%d" % (ms, seq) for ms, seq in zip(rng.integers(0, 2**43, 500), rng.integers(0, 2**20, 500))]
+    assert entry_orders(ids + many).tolist() == [entry_order(i) for i in ids + many]
+    assert entry_orders([]).size == 0
 
 
 @pytest.mark.parametrize("burst", [1, 1024])  # redis-py's pipeline; staged XADDs on msgstorm's connection

@@ -59,20 +59,24 @@ from redis.retry import Retry
 
 from msgstorm.history.events import EventKind
 from msgstorm.live.drivers.base import OnAck, OnAcks, OnEvent, OnReceipt, OnReceipts
-from msgstorm.live.drivers.redis_wire import RespPublisher, wire_supported, xadd_frames, xadd_head
+from msgstorm.live.drivers.redis_wire import (
+    SEQ_BITS,
+    RespPublisher,
+    entry_orders,
+    wire_supported,
+    xadd_frames,
+    xadd_head,
+)
 from msgstorm.live.payload import HEADER, pack_payloads
 from msgstorm.live.payload import warm_up as warm_up_payloads
 from msgstorm.live.servers import ManagedServer, ServerError, free_port, require_loopback
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import LiveSpec
 
-__all__ = ["RedisDriver", "entry_order"]
+__all__ = ["SEQ_BITS", "RedisDriver", "entry_order"]
 
 FIELD = b"p"  # each entry holds one field: the payload
 PUBLISHER = "msgstorm-publisher"
-# An entry id is "<ms>-<seq>"; its order is ms * 2**SEQ_BITS + seq, exact while seq < 2**20
-# (a million XADDs in one millisecond) and ms < 2**43 (the year 2248), so it fits an int64.
-SEQ_BITS = 20
 # Short enough that a consumer notices ``close`` promptly, long enough not to spin.
 BLOCK_MS = 100
 # A reply slower than this is a dead connection (a paused server shows as latency until then).
@@ -239,6 +243,7 @@ class RedisDriver:
             # The framing's compiled code, loaded (or compiled) now rather than in the first burst.
             one = np.zeros(1, dtype=np.int64)
             xadd_frames(self._head, *pack_payloads(one, one, np.ones(1, dtype=np.int32)))
+            entry_orders([b"0-1"])
             self._wire = RespPublisher(self.url, PUBLISHER, READ_TIMEOUT_S)
             await asyncio.wait_for(self._wire.open(), timeout_s)
             self._tasks.append(asyncio.create_task(self._send_staged(on_ack)))
@@ -425,18 +430,19 @@ class RedisDriver:
 
     def _ack(self, ids: np.ndarray, replies: list[Any], on_ack: OnAck) -> None:
         """Ack each appended message with its entry id's order; count the refusals."""
-        orders = [entry_order(reply) if isinstance(reply, bytes) else -1 for reply in replies]
         refused = [reply for reply in replies if not isinstance(reply, bytes)]
         if refused:
             self.lost_publishes += len(refused)
             self.on_event(EventKind.CLIENT_ERROR, {"client": PUBLISHER, "refused": len(refused),
                                                    "error": str(refused[0])})
-        order = np.asarray(orders, dtype=np.int64)
-        acked = order >= 0
+            acked = np.fromiter((isinstance(reply, bytes) for reply in replies), dtype=np.bool_, count=len(replies))
+            ids = ids[acked]
+            replies = [reply for reply in replies if isinstance(reply, bytes)]
+        order = entry_orders(replies)
         if self.on_acks is not None:
-            self.on_acks(ids[acked] if refused else ids, order[acked] if refused else order)
+            self.on_acks(ids, order)
         else:
-            for msg_id, entry in zip(ids[acked].tolist(), order[acked].tolist()):
+            for msg_id, entry in zip(ids.tolist(), order.tolist()):
                 on_ack(msg_id, entry)
 
     async def flush(self) -> None:

@@ -22,12 +22,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import hiredis
+import numba as nb
 import numpy as np
 from redis.connection import parse_url
 
 from msgstorm.live.drivers.nats_wire import pack_pubs
 
-__all__ = ["RespPublisher", "command", "wire_supported", "xadd_head", "xadd_frames"]
+__all__ = ["SEQ_BITS", "RespPublisher", "command", "entry_orders", "wire_supported", "xadd_frames", "xadd_head"]
 
 _READ_BYTES = 1 << 18
 
@@ -55,6 +56,40 @@ def xadd_frames(head: np.ndarray, data: np.ndarray, ends: np.ndarray) -> tuple[n
     ``ends[i]``), and where each command ends."""
     frames, frame_ends = pack_pubs(head, data, ends)
     return frames, frame_ends
+
+
+# An entry id "<ms>-<seq>" is ordered as ms * 2**SEQ_BITS + seq, exact while seq < 2**20 (a
+# million XADDs in one millisecond) and ms < 2**43 (the year 2248), so it fits an int64.
+SEQ_BITS = 20
+_DASH, _NEWLINE, _ZERO = ord("-"), ord("\n"), ord("0")
+
+
+@nb.njit(cache=True)
+def _orders(data: np.ndarray, count: int) -> np.ndarray:
+    orders = np.empty(count, dtype=np.int64)
+    position = 0
+    for k in range(count):
+        ms = 0
+        while data[position] != _DASH:
+            ms = ms * 10 + (data[position] - _ZERO)
+            position += 1
+        position += 1
+        seq = 0
+        while data[position] != _NEWLINE:
+            seq = seq * 10 + (data[position] - _ZERO)
+            position += 1
+        position += 1
+        orders[k] = (ms << SEQ_BITS) + seq
+    return orders
+
+
+def entry_orders(entry_ids: list[bytes]) -> np.ndarray:
+    """The orders of entry ids ``b"<ms>-<seq>"`` (as ``entry_order`` each), in one compiled
+    pass over them joined (a Python ``int()`` pair per id cost a microsecond a message)."""
+    if not entry_ids:
+        return np.zeros(0, dtype=np.int64)
+    joined = b"\n".join(entry_ids) + b"\n"
+    return _orders(np.frombuffer(joined, dtype=np.uint8), len(entry_ids))
 
 
 class RespPublisher:
