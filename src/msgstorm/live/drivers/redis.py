@@ -27,7 +27,9 @@ the target stages the messages it sends next as columns, their XADD commands are
 in one compiled pass, and the publisher's task writes up to ``pipeline`` of them at a time
 on a connection of its own and parses the replies with hiredis (``drivers/redis_wire.py``),
 acking them in bulk; the rules above (one round trip in flight, ``max_pending``, drops while
-disconnected, no retries) are the same.
+disconnected, no retries) are the same. Each consumer then reads on a connection of its own
+too (hiredis parses the replies into lists), and sends the XACK of what it read in the same
+write as its next read (after a reconnection it re-reads its unacked entries, as above).
 
 History mapping (what each column means on this target): ``t_sent`` the XADD was queued in
 the client; ``t_sequenced`` = ``t_committed`` the XADD reply (the entry id) arrived, read

@@ -7,8 +7,9 @@ about 20 us a message, the Redis target's limit on 2 cores. Here the XADD comman
 whole slice of staged messages are laid out in one compiled pass (the framing of
 ``nats_wire.pack_pubs``: a constant head, the payload's length, CRLF, the payload, CRLF) and
 written as one buffer; the replies are parsed by ``hiredis.Reader`` (C), one read of the
-socket for many replies. redis-py keeps the control plane (the group, pings while the
-server is down, the consumers, the read-back).
+socket for many replies. The consumers use the same kind of connection for XREADGROUP (or
+XREAD) and XACK (``RedisDriver._read_wire``). redis-py keeps the control plane (the group,
+pings while the server is down, the read-back).
 
 Plain ``redis://`` only: the connection says AUTH (the URL's user and password), SELECT (its
 database; both read as redis-py reads them) and CLIENT SETNAME itself; ``rediss://`` (TLS) and unix sockets use redis-py's
