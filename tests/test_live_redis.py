@@ -130,8 +130,9 @@ def test_a_group_shares_every_message_once_and_the_stream_keeps_them_in_order(tm
     assert_nothing_left(result.run_dir)
 
 
-def test_in_fanout_every_consumer_reads_every_message(tmp_path: Path) -> None:
-    result = run(_scenario(mode="fanout", duration="1s"), tmp_path / "run")
+@pytest.mark.parametrize("burst", [1, 1024])
+def test_in_fanout_every_consumer_reads_every_message(tmp_path: Path, burst: int) -> None:
+    result = run(_scenario(mode="fanout", duration="1s", burst=burst), tmp_path / "run")
     receipts = _receipts(result)
     assert receipts["consumer-0"] == receipts["consumer-1"] == list(range(1000))
     delivery = result.summary["delivery"]
@@ -205,6 +206,7 @@ def test_a_user_server_is_used_as_is_and_an_existing_stream_is_refused(tmp_path:
     client = redis.Redis.from_url(user_server)
     try:
         assert client.xlen("msgstorm") == 1000  # the stream is left for the user
+        assert client.xpending("msgstorm", "msgstorm")["pending"] == 0  # every read was acked, the last too
     finally:
         client.close()
     with pytest.raises(TargetError, match=r"key 'msgstorm' already exists .*DEL msgstorm.*live\.redis\.stream"):
@@ -328,3 +330,38 @@ def test_msgstorms_own_publisher_connection_reads_the_url_as_redis_py_does(tmp_p
             asyncio.run(xadd(f"redis://:wrong@127.0.0.1:{port}"))
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("burst", [1, 1024])
+def test_a_consumer_whose_connections_are_killed_reads_on_without_a_duplicate(tmp_path: Path, user_server: str,
+                                                                           burst: int) -> None:
+    """CLIENT KILL on consumer-0's connections mid-run, the server up: it reconnects, re-reads
+    what it was given but had not acked, and acks what it had read before, so every message
+    is received once and the group has nothing pending at the end."""
+    def kill() -> None:
+        client = redis.Redis.from_url(user_server)
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and client.xlen("msgstorm") < 1500:
+                time.sleep(0.01)
+            for entry in client.client_list():
+                if entry["name"] == "msgstorm-consumer-0":
+                    client.client_kill_filter(_id=entry["id"])
+        finally:
+            client.close()
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    result = run(_scenario(duration="3s", live=f'url = "{user_server}"', burst=burst), tmp_path / "run")
+    killer.join()
+    summary = result.summary
+    assert summary["messages"]["committed"] == 3000 and summary["messages"]["lost"] == 0
+    delivery = summary["delivery"]
+    assert delivery["duplicated"] == 0 and delivery["received"] == 3000
+    kinds = Counter(e["kind"] for e in _events(result))
+    assert 1 <= kinds["disconnected"] <= 3 and kinds["reconnected"] == kinds["disconnected"]
+    client = redis.Redis.from_url(user_server)
+    try:
+        assert client.xpending("msgstorm", "msgstorm")["pending"] == 0
+    finally:
+        client.close()

@@ -504,7 +504,8 @@ class RedisDriver:
                     elif cursor != ">":
                         cursor = ">"  # its unacked entries are all re-read: back to new ones
                 except (RedisError, OSError) as error:
-                    unacked = []  # re-read from "0" after the reconnection, and acked then
+                    # ``unacked`` is kept: its XACK (perhaps never sent) goes with the first read
+                    # after the reconnection, so those entries are not read again from "0".
                     await self._reconnect(client, name, error)
                     if not self.fanout:
                         cursor = "0"
