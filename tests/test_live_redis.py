@@ -100,6 +100,8 @@ def test_entry_order_increases_with_the_entry_id() -> None:
     many = [b"%d-%d" % (ms, seq) for ms, seq in zip(rng.integers(0, 2**43, 500), rng.integers(0, 2**20, 500))]
     assert entry_orders(ids + many).tolist() == [entry_order(i) for i in ids + many]
     assert entry_orders([]).size == 0
+    assert entry_orders([b"8796093022207-1048575", b"8796093022208-0", b"5", b"5-1048576"]).tolist() == [
+        2**63 - 1, -1, -1, -1]  # the largest that fits; past it, and not an id: -1, no wrap
 
 
 @pytest.mark.parametrize("burst", [1, 1024])  # redis-py's pipeline; staged XADDs on msgstorm's connection

@@ -444,6 +444,12 @@ class RedisDriver:
             ids = ids[acked]
             replies = [reply for reply in replies if isinstance(reply, bytes)]
         order = entry_orders(replies)
+        if (order < 0).any():  # a reply that is not an entry id Redis makes: not an ack
+            unknown = order < 0
+            self.lost_publishes += int(unknown.sum())
+            self.on_event(EventKind.CLIENT_ERROR, {"client": PUBLISHER, "refused": int(unknown.sum()),
+                                                   "error": f"not an entry id: {replies[int(np.argmax(unknown))]!r}"})
+            ids, order = ids[~unknown], order[~unknown]
         if self.on_acks is not None:
             self.on_acks(ids, order)
         else:

@@ -67,20 +67,26 @@ _DASH, _NEWLINE, _ZERO = ord("-"), ord("\n"), ord("0")
 
 @nb.njit(cache=True)
 def _orders(data: np.ndarray, count: int) -> np.ndarray:
-    orders = np.empty(count, dtype=np.int64)
-    position = 0
+    """Orders of ``count`` newline-ended ids in ``data``; -1 for one that is not an id Redis
+    makes (no dash, milliseconds past 2**43 or a sequence past 2**20: it would not fit)."""
+    orders = np.full(count, -1, dtype=np.int64)
+    position, end = 0, data.size
     for k in range(count):
-        ms = 0
-        while data[position] != _DASH:
-            ms = ms * 10 + (data[position] - _ZERO)
+        ms, seq, dash, fits = 0, 0, False, True
+        while position < end and data[position] != _NEWLINE:
+            byte = data[position]
+            if byte == _DASH:
+                dash = True
+            elif dash:
+                seq = seq * 10 + (byte - _ZERO)
+                fits = fits and seq < (1 << SEQ_BITS)
+            else:
+                ms = ms * 10 + (byte - _ZERO)
+                fits = fits and ms < (1 << 43)
             position += 1
         position += 1
-        seq = 0
-        while data[position] != _NEWLINE:
-            seq = seq * 10 + (data[position] - _ZERO)
-            position += 1
-        position += 1
-        orders[k] = (ms << SEQ_BITS) + seq
+        if dash and fits:
+            orders[k] = (ms << SEQ_BITS) + seq
     return orders
 
 
