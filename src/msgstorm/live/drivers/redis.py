@@ -240,8 +240,22 @@ class RedisDriver:
             await asyncio.wait_for(client.ping(), timeout_s)
         # The group exists (or a fan-out consumer reads from the stream's start): nothing
         # sent from now on can be missed, so the consumers are subscribed on return.
-        self._tasks = [asyncio.create_task(self._consume(index, client, on_receipt))
-                       for index, client in enumerate(self.consumers)]
+        readers: list[RespPublisher | None] = [None] * len(self.consumers)
+        if self.burst > 1:  # each consumer's own connection, opened now: a refusal is said before the run
+            assert self.url is not None
+            readers = [RespPublisher(self.url, f"msgstorm-consumer-{index}", READ_TIMEOUT_S)
+                       for index in range(len(self.consumers))]
+            try:
+                for reader in readers:
+                    assert reader is not None
+                    await asyncio.wait_for(reader.open(), timeout_s)
+            except BaseException:
+                for reader in readers:
+                    if reader is not None:
+                        reader.close()
+                raise
+        self._tasks = [asyncio.create_task(self._consume(index, client, on_receipt, reader))
+                       for index, (client, reader) in enumerate(zip(self.consumers, readers))]
         if self.burst > 1:
             assert self.url is not None
             warm_up_payloads()
@@ -464,7 +478,8 @@ class RedisDriver:
 
     # --- consuming ------------------------------------------------------------------------
 
-    async def _consume(self, index: int, client: redis.asyncio.Redis, on_receipt: OnReceipt) -> None:
+    async def _consume(self, index: int, client: redis.asyncio.Redis, on_receipt: OnReceipt,
+                       wire: RespPublisher | None) -> None:
         name = f"msgstorm-consumer-{index}"
         stream, group, count = self.settings.stream, self.settings.group, self.settings.read_count
         # Fan-out: the last entry id read. Group: ">" (entries never delivered) or "0" (this
@@ -474,7 +489,6 @@ class RedisDriver:
         # With staged bursts the consumer reads on a connection of its own too (hiredis parses
         # the replies into lists; redis-py would make a dict per entry, about 5 us a message),
         # and acks what it read in the same round trip as its next read.
-        wire = RespPublisher(self.url, name, READ_TIMEOUT_S) if self.burst > 1 and self.url else None
         unacked: list[bytes] = []
         try:
             while not self._closing:
