@@ -215,31 +215,39 @@ def test_a_user_server_is_used_as_is_and_an_existing_stream_is_refused(tmp_path:
         run(scenario, tmp_path / "second")
 
 
-def test_a_user_server_with_a_password_and_a_database_is_reached_by_both_publishers(tmp_path: Path) -> None:
-    """msgstorm's own publisher connection says AUTH and SELECT itself; a wrong password is
-    an error before the run, not a run of lost messages."""
+@pytest.fixture
+def password_server(tmp_path: Path) -> Iterator[int]:
+    """A redis-server of the user's with the password "s3cret": its port."""
     binary = ManagedServer.program("redis-server", install=INSTALL)
     port = free_port()
     server = ManagedServer("redis-server", [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
                                             "--appendonly", "no", "--requirepass", "s3cret"],
-                           port, tmp_path / "user-server", 10.0)
+                           port, tmp_path / "password-server", 10.0)
     server.start()
     try:
-        for burst in (1, 1024):
-            database = 3 if burst == 1 else 4
-            url = f"redis://:s3cret@127.0.0.1:{port}/{database}"
-            result = run(_scenario(duration="1s", live=f'url = "{url}"', burst=burst), tmp_path / f"run-{burst}")
-            assert result.summary["messages"]["committed"] == 1000 and result.summary["messages"]["lost"] == 0
-            client = redis.Redis.from_url(url)
-            try:
-                assert client.xlen("msgstorm") == 1000, "the stream is in the URL's database"
-                assert client.dbsize() == 1
-            finally:
-                client.close()
-        with pytest.raises(TargetError, match=r"(?i)auth|password|WRONGPASS|invalid"):
-            run(_scenario(duration="1s", live=f'url = "redis://:wrong@127.0.0.1:{port}/9"'), tmp_path / "wrong")
+        yield port
     finally:
         server.stop()
+
+
+def test_a_user_server_with_a_password_and_a_database_is_reached_by_both_publishers(tmp_path: Path,
+                                                                                   password_server: int) -> None:
+    """msgstorm's own publisher connection says AUTH and SELECT itself; a wrong password is
+    an error before the run, not a run of lost messages."""
+    port = password_server
+    for burst in (1, 1024):
+        database = 3 if burst == 1 else 4
+        url = f"redis://:s3cret@127.0.0.1:{port}/{database}"
+        result = run(_scenario(duration="1s", live=f'url = "{url}"', burst=burst), tmp_path / f"run-{burst}")
+        assert result.summary["messages"]["committed"] == 1000 and result.summary["messages"]["lost"] == 0
+        client = redis.Redis.from_url(url)
+        try:
+            assert client.xlen("msgstorm") == 1000, "the stream is in the URL's database"
+            assert client.dbsize() == 1
+        finally:
+            client.close()
+    with pytest.raises(TargetError, match=r"(?i)auth|password|WRONGPASS|invalid"):
+        run(_scenario(duration="1s", live=f'url = "redis://:wrong@127.0.0.1:{port}/9"'), tmp_path / "wrong")
 
 
 def test_an_unreachable_url_is_an_error_not_a_run(tmp_path: Path) -> None:
@@ -298,17 +306,12 @@ def test_staged_bursts_of_any_size_are_acked_in_order_with_their_payloads(tmp_pa
     assert driver.lost_publishes == driver.unacked_publishes == 0
 
 
-def test_msgstorms_own_publisher_connection_reads_the_url_as_redis_py_does(tmp_path: Path) -> None:
+def test_msgstorms_own_publisher_connection_reads_the_url_as_redis_py_does(password_server: int) -> None:
     """Password and database in the query string or in the URL's user part and path; a wrong
     password is refused when the connection opens (ConnectionError), not at the first XADD."""
     from msgstorm.live.drivers.redis_wire import RespPublisher, command
 
-    binary = ManagedServer.program("redis-server", install=INSTALL)
-    port = free_port()
-    server = ManagedServer("redis-server", [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                                            "--appendonly", "no", "--requirepass", "s3cret"],
-                           port, tmp_path / "server", 10.0)
-    server.start()
+    port = password_server
 
     async def xadd(url: str) -> list[object]:
         publisher = RespPublisher(url, "msgstorm-test", 5.0)
@@ -318,20 +321,17 @@ def test_msgstorms_own_publisher_connection_reads_the_url_as_redis_py_does(tmp_p
         finally:
             publisher.close()
 
-    try:
-        for url, database in ((f"redis://127.0.0.1:{port}?db=5&password=s3cret", 5),
-                              (f"redis://default:s3cret@127.0.0.1:{port}/6", 6)):
-            replies = asyncio.run(xadd(url))
-            assert len(replies) == 2 and all(isinstance(r, bytes) and b"-" in r for r in replies)
-            client = redis.Redis(port=port, password="s3cret", db=database)
-            try:
-                assert client.xlen("s") == 2
-            finally:
-                client.close()
-        with pytest.raises(ConnectionError, match="refused"):
-            asyncio.run(xadd(f"redis://:wrong@127.0.0.1:{port}"))
-    finally:
-        server.stop()
+    for url, database in ((f"redis://127.0.0.1:{port}?db=5&password=s3cret", 5),
+                          (f"redis://default:s3cret@127.0.0.1:{port}/6", 6)):
+        replies = asyncio.run(xadd(url))
+        assert len(replies) == 2 and all(isinstance(r, bytes) and b"-" in r for r in replies)
+        client = redis.Redis(port=port, password="s3cret", db=database)
+        try:
+            assert client.xlen("s") == 2
+        finally:
+            client.close()
+    with pytest.raises(ConnectionError, match="refused"):
+        asyncio.run(xadd(f"redis://:wrong@127.0.0.1:{port}"))
 
 
 @pytest.mark.parametrize("burst", [1, 1024])

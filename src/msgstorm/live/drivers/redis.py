@@ -323,27 +323,15 @@ class RedisDriver:
                 try:
                     replies = await pipe.execute(raise_on_error=False)
                 except (RedisError, OSError) as error:
-                    # Whether the server appended any of them is unknown: none is acked.
-                    self._in_flight = 0
-                    self._connected = False
-                    self.unacked_publishes += len(batch)
-                    self.lost_publishes += len(self._buffer)
-                    self._dropped += len(self._buffer)
+                    self._publisher_lost(len(batch), len(self._buffer))
                     self._buffer.clear()
-                    self._room.set()
                     await self._reconnect(client, PUBLISHER, error)
                     self._connected = True
                     continue
                 self._in_flight = 0
                 self._room.set()
-                refused = [reply for reply in replies if not isinstance(reply, bytes)]
-                self.lost_publishes += len(refused)
-                for (msg_id, _), reply in zip(batch, replies):
-                    if isinstance(reply, bytes):
-                        on_ack(msg_id, entry_order(reply))
-                if refused:
-                    self.on_event(EventKind.CLIENT_ERROR, {"client": PUBLISHER, "refused": len(refused),
-                                                           "error": str(refused[0])})
+                self._ack(np.fromiter((msg_id for msg_id, _ in batch), dtype=np.int64, count=len(batch)),
+                          replies, on_ack)
         finally:
             # Cancelled at close, or failed: publish must not wait for a task that is gone.
             self._connected = False
@@ -401,15 +389,9 @@ class RedisDriver:
                 try:
                     replies = await wire.round_trip(frames, ids.size)
                 except (ConnectionError, OSError, TimeoutError) as error:
-                    # Whether the server appended any of them is unknown: none is acked.
-                    self._in_flight = 0
-                    self._connected = False
-                    self.unacked_publishes += ids.size
-                    self.lost_publishes += self._chunked
-                    self._dropped += self._chunked
+                    self._publisher_lost(ids.size, self._chunked)
                     self._chunks.clear()
                     self._chunked = 0
-                    self._room.set()
                     await self._reconnect(client, PUBLISHER, RedisConnectionError(_describe(error)))
                     while not self._closing:
                         try:
@@ -427,6 +409,17 @@ class RedisDriver:
             self._connected = False
             self._room.set()
             wire.close()
+
+    def _publisher_lost(self, in_flight: int, buffered: int) -> None:
+        """The publisher's connection failed with ``in_flight`` XADDs unanswered (whether the
+        server appended them is unknown: none is acked) and ``buffered`` not yet sent (they
+        are dropped; the caller empties its buffer)."""
+        self._in_flight = 0
+        self._connected = False
+        self.unacked_publishes += in_flight
+        self.lost_publishes += buffered
+        self._dropped += buffered
+        self._room.set()
 
     def _take(self, size: int) -> tuple[np.ndarray, bytes | memoryview]:
         """Up to ``size`` messages from the front of ``_chunks``: their ids and their XADDs."""

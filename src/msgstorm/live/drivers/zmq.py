@@ -277,17 +277,15 @@ class ZmqDriver:
             i = first
             waited = False
             while i < last:
+                if self._stalled:  # tried once each, without a wait, until one goes through
+                    await self._send(bytes(data[ends[i]:ends[i + 1]]))  # it goes, or is dropped
+                    i += 1
+                    continue
                 try:
-                    if self._stalled:  # tried once each, without a wait, until one goes through
-                        raise again
                     while i < last:
                         send(data[ends[i]:ends[i + 1]], zmq.NOBLOCK)
                         i += 1
                 except again:
-                    if self._stalled:
-                        await self._send(bytes(data[ends[i]:ends[i + 1]]))  # it goes, or is dropped
-                        i += 1
-                        continue
                     # PUSH at its high-water mark: wait for room, as ``publish`` does.
                     if not await self._room_within(self.spec.zmq.send_timeout / 1e9):
                         self._drop_at_mark()
