@@ -15,6 +15,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "msgstorm"
 
 RANK = {
+    "jit": -1,
     "draws": 0, "progress": 0, "errors": 0, "heap": 0,
     "scenario": 1, "history": 1,
     "sampling": 2, "faults": 2,

@@ -134,3 +134,26 @@ def test_package_names_are_listed_and_the_scenario_subpackage_reachable() -> Non
     assert set(eval(names)) >= {"Scenario", "ScenarioError", "load_scenario", "run", "analyse", "read_history"}
     assert subpackage == "msgstorm.scenario"
     assert set(eval(scenario_names)) >= {"Scenario", "load_scenario", "MESSAGE_KINDS", "node_names"}
+
+
+def test_a_run_loads_its_compiled_loop_from_the_cache_without_the_compiler(tmp_path: Path) -> None:
+    """msgstorm.jit: a cached function loads without numba importing its implementation
+    modules, and a compile later in the same process still works (it refreshes on its own)."""
+    scenario = tmp_path / "one-node.toml"
+    scenario.write_text(ONE_NODE)
+    def run(out: str) -> str:
+        return ("import msgstorm\n"
+                "from msgstorm.sim import solo_loop\n"
+                f"result = msgstorm.run(msgstorm.load_scenario({str(scenario)!r}), {str(tmp_path / out)!r})\n"
+                "print('misses', sum(solo_loop.advance.stats.cache_misses.values()), "
+                "'hits', sum(solo_loop.advance.stats.cache_hits.values()))\n")
+
+    _run(run("first"))  # fills the cache if it was cold (a fresh clone's first run compiles)
+    printed, loaded = _run(run("second") + "print('arraymath-before-compile', 'numba.np.arraymath' in sys.modules)\n"
+                           "from msgstorm.jit import nb\nimport numpy as np\n"
+                           "total = nb.njit(lambda a: np.cumsum(a)[-1])(np.arange(5))\n"
+                           "print('compiled-after', total)\n")
+    assert "misses 0 hits 1" in printed
+    assert "arraymath-before-compile False" in printed
+    assert "compiled-after 10" in printed
+    assert "numba.np.arraymath" in loaded  # the compile loaded what it needed

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import math
 
-import numba as nb
 import numpy as np
+
+from msgstorm.jit import nb
 
 __all__ = [
     "exp",

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import struct
 
-import numba as nb
 import numpy as np
+
+from msgstorm.jit import nb
 
 __all__ = ["HEADER", "message_id", "pack_payloads", "payload", "read_ids", "warm_up"]
 

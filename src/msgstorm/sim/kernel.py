@@ -29,9 +29,9 @@ Python side uses too.
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
+from msgstorm.jit import nb
 from msgstorm.sim.link_model import degrade, link_delay
 
 __all__ = [

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numba as nb
 import numpy as np
 
 from msgstorm.draws import exp, log, normal_ppf
+from msgstorm.jit import nb
 
 # Only a type here: without the scenario schema (pydantic) imported, a helper process
 # compiling the kernel (sim/warm.py) starts sooner.

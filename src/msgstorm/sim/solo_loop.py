@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numba as nb
 import numpy as np
 
+from msgstorm.jit import nb
 from msgstorm.sim.backpressure import HYSTERESIS
 from msgstorm.sim.state import (
     BLOCK,

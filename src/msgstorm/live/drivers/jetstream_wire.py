@@ -22,9 +22,9 @@ import asyncio
 import collections
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
 
+from msgstorm.jit import nb
 from msgstorm.live.drivers.base import OnAck, OnAcks, OnReceipt, OnReceipts
 from msgstorm.live.drivers.nats_wire import (
     HEADER_LENGTH,

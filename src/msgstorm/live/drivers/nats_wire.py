@@ -40,8 +40,9 @@ import json
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-import numba as nb
 import numpy as np
+
+from msgstorm.jit import nb
 
 __all__ = ["FrameConnection", "OnFrames", "OnTable", "WireConnection", "WireError", "check_url", "decimal",
            "frame_table", "pack_pubs", "pack_replies", "pack_request_pubs", "payloads", "pub_frames",

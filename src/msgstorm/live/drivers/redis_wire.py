@@ -23,10 +23,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import hiredis
-import numba as nb
 import numpy as np
 from redis.connection import parse_url
 
+from msgstorm.jit import nb
 from msgstorm.live.drivers.nats_wire import pack_pubs
 
 __all__ = ["SEQ_BITS", "RespPublisher", "command", "entry_orders", "wire_supported", "xadd_frames", "xadd_head"]

@@ -1,0 +1,51 @@
+"""numba as msgstorm uses it: every compiled module imports ``nb`` from here.
+
+Place in the pipeline: under everything compiled (portable draws, the simulator's loops, the
+live wire clients). It exists for one thing numba does not offer as a setting: loading a
+function from its on-disk cache without first importing numba's whole compiler.
+
+Before numba loads a cached function it refreshes its target context, which imports every
+implementation module of the compiler (CPython builtins, numpy's array functions, typed
+containers, ...: about 0.12 s of a run's start, the largest single cost of a one-node run
+after its own simulation) so that they are there to lower code with. A function read from the
+cache is machine code already and lowers nothing; what it needs is the runtime (NRT: memory
+for the arrays it returns), which ``lean_cache_loads`` still initialises. A compile is
+unchanged: numba's compiler refreshes the context itself before it starts
+(``CompilerBase.__init__``), so a cache miss later in the same process compiles as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba as nb
+
+__all__ = ["lean_cache_loads", "nb"]
+
+
+def lean_cache_loads() -> bool:
+    """Make numba's disk cache load without the full refresh (see the module docstring);
+    False, and nothing changed, when this numba does not have the methods it replaces."""
+    try:
+        from numba.core.caching import Cache
+        from numba.core.runtime.nrt import rtsys
+    except ImportError:
+        return False
+    original = getattr(Cache, "load_overload", None)
+    if original is None or getattr(original, "_msgstorm_lean", False):
+        return original is not None
+    if not hasattr(Cache, "_load_overload") or not hasattr(Cache, "_guard_against_spurious_io_errors"):
+        return False
+
+    def load_overload(self: Any, sig: Any, target_context: Any) -> Any:
+        rtsys.initialize(target_context)  # what a cached function needs of the refresh
+        with self._guard_against_spurious_io_errors():
+            return self._load_overload(sig, target_context)
+        return None  # the guard swallowed an I/O error: a cache miss, as in numba
+
+    load_overload._msgstorm_lean = True  # type: ignore[attr-defined]
+    setattr(Cache, "load_overload", load_overload)  # noqa: B010 (a method replaced on purpose)
+    return True
+
+
+lean_cache_loads()
