@@ -29,26 +29,35 @@ def propagation_by_region_ms(
     msg_id = messages.msg_id  # first: the metric before this one read it (see History.ints)
     delivered_id = history.ints("deliveries", "msg_id")[0]
     t_delivered = history.ints("deliveries", "t_delivered")[0]
-    row, known = message_rows(msg_id, delivered_id)
-    del msg_id
-    del delivered_id
     t_sent = messages.t_sent
-    known &= t_sent.present[row]
-    propagation = t_delivered - t_sent.values[row]
-    del t_sent, t_delivered, row
+    if delivered_id.shape == msg_id.shape and np.array_equal(delivered_id, msg_id):
+        # A delivery row per message in the messages' order (a one-node run): no lookup.
+        known = t_sent.present.copy()
+        propagation = t_delivered - t_sent.values
+    else:
+        row, known = message_rows(msg_id, delivered_id)
+        known &= t_sent.present[row]
+        propagation = t_delivered - t_sent.values[row]
+        del row
+    del msg_id, delivered_id, t_sent, t_delivered
 
     region_of = {node["name"]: node.get("region", UNKNOWN_REGION) for node in history.nodes}
     codes, names = history.codes("deliveries", "node")
     regions = sorted({region_of.get(name, UNKNOWN_REGION) for name in names})
     region_code = np.array([regions.index(region_of.get(name, UNKNOWN_REGION)) for name in names], dtype=np.int32)
-    delivery_region = region_code[codes] if names else np.zeros(0, dtype=np.int32)
+    delivery_region = region_code[codes] if len(regions) > 1 else None  # one region: every row is in it
     del codes
 
     result: dict[str, dict[str, float | int | None]] = {}
     for code, region in enumerate(regions):
-        values = propagation[known & (delivery_region == code)]
+        if delivery_region is not None:
+            values = propagation[known & (delivery_region == code)]
+        elif known.all():
+            values = propagation  # every row, and this function's own array (its last use)
+        else:
+            values = propagation[known]
         if values.size == 0:
             continue
-        p50, p90, p99 = percentiles(values, (50.0, 90.0, 99.0), scratch=True)  # values: a selection, a copy
+        p50, p90, p99 = percentiles(values, (50.0, 90.0, 99.0), scratch=True)  # values: a copy, or the last use
         result[region] = {"p50": ms(p50), "p90": ms(p90), "p99": ms(p99), "count": int(values.size)}
     return result
