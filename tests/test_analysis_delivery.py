@@ -76,6 +76,22 @@ def test_seq_no_going_backwards_in_time_breaks_ordering(tmp_path: Path) -> None:
     assert verdicts["conservation"] == "valid"
 
 
+@pytest.mark.parametrize("rows_in_seq_order", [True, False])
+def test_a_late_sequencing_is_named_whether_or_not_the_rows_are_in_seq_no_order(
+        tmp_path: Path, rows_in_seq_order: bool) -> None:
+    # Every message sequenced; msg 13 (seq_no 3) is sequenced at 1 ms, before seq_nos 0-2.
+    rows = [message(10 + seq, seq * 10 * MS, stages_ns=(MS, 0, MS, 0), seq_no=seq) for seq in range(6)]
+    rows[3] = message(13, 0, stages_ns=(0, 0, MS, 0), seq_no=3)
+    if not rows_in_seq_order:
+        rows.reverse()
+    [verdict] = run_checkers(write_history(tmp_path, rows), {"ordering": CHECKERS["ordering"]})
+    assert verdict.status == "invalid"
+    assert "1 messages were sequenced earlier than a lower seq_no: msg_ids 13" in verdict.detail
+    rows = [row for row in rows if row["msg_id"] != 13]  # without it: in order
+    [verdict] = run_checkers(write_history(tmp_path / "fixed", rows), {"ordering": CHECKERS["ordering"]})
+    assert verdict.status == "valid" and verdict.detail == "5 sequenced messages in seq_no order"
+
+
 def test_reused_seq_no_breaks_ordering(tmp_path: Path) -> None:
     rows = [
         message(1, 0, stages_ns=(MS, 0, 0, 0), seq_no=1),
