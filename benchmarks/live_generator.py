@@ -77,6 +77,7 @@ subject = "bench{number}"
 jetstream = {{ stream = "BENCH{number}", storage = "memory", client = "{client}" }}
 redis = {{ stream = "bench{number}" }}
 consumers = 1
+{record}
 
 [[agents]]
 name = "load"
@@ -183,10 +184,11 @@ _RUN_NUMBERS = itertools.count()
 
 
 def msgstorm_at(url: str, rate: int, duration: float, client: str,
-                target: str = "nats") -> tuple[bool, dict[str, object]]:
+                target: str = "nats", record_every: str | None = None) -> tuple[bool, dict[str, object]]:
     number = next(_RUN_NUMBERS)
+    record = f'record_every = "{record_every}"' if record_every else ""
     scenario = parse_scenario(SCENARIO.format(duration=duration, url=url, rate=rate, client=client,
-                                              target=target, number=number), source="bench.toml")
+                                              target=target, number=number, record=record), source="bench.toml")
     with tempfile.TemporaryDirectory() as directory:
         summary = run(scenario, Path(directory) / "run").summary
     if target == "jetstream":
@@ -216,6 +218,8 @@ def main() -> int:
     parser.add_argument("--jetstream", action="store_true", help="a JetStream stream with async publish acks")
     parser.add_argument("--redis", action="store_true", help="a Redis Stream (redis-server from the OS)")
     parser.add_argument("--tries", type=int, default=2, help="runs at a rate before it counts as not sustained")
+    parser.add_argument("--record-every", metavar="DURATION",
+                        help="msgstorm's runs with [live] record_every (rows written while the run goes)")
     args = parser.parse_args()
     duration = 2.0 if args.quick else 4.0
     plain_count = 200_000 if args.quick else 1_000_000
@@ -249,7 +253,7 @@ def main() -> int:
         low, high, rate = 0, None, 5_000
         while high is None or high - low > max(low // 20, 1000):
             for _ in range(args.tries):
-                ok, facts = msgstorm_at(url, rate, duration, args.client, target)
+                ok, facts = msgstorm_at(url, rate, duration, args.client, target, args.record_every)
                 print(f"msgstorm ({target if target != 'nats' else args.client}) {rate:>9,}/s for {duration:g} s: {'sustained' if ok else 'NOT sustained'} {facts}")
                 if ok:
                     break
