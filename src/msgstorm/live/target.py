@@ -119,6 +119,9 @@ class LiveTarget:
     def __init__(self, scenario: Scenario, writer: HistoryWriter, run_dir: Path) -> None:
         self.scenario = scenario
         self.writer = writer
+        # Absolute: servers run in their own directory, so a path they are given on their command
+        # line (data, logs) must not be relative to msgstorm's (``--out runs/x`` is).
+        run_dir = Path(run_dir).resolve()
         self.run_dir = run_dir
         self.interrupted = False
         self.drained = False
