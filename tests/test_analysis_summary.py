@@ -204,6 +204,29 @@ def test_propagation_skips_unknown_messages_and_unlisted_nodes_are_unknown(tmp_p
     }
 
 
+@pytest.mark.parametrize("nodes", [("n0", "n0", "n0", "n0", "n0"), ("n0", "n1", "n0", "n2", "n0")])
+def test_propagation_of_one_delivery_row_per_message_in_their_order(tmp_path: Path, nodes: tuple[str, ...]) -> None:
+    # The shape a one-node run writes (taken whole, no lookup), in one region and in two.
+    rows = [message(i, i * MS, latency_ns=MS) for i in range(4)] + [message(4, 0, status="pending", t_sent=None)]
+    deliveries = [{"msg_id": i, "node": node, "t_delivered": (i + 2 + i % 2) * MS, "hops": 0}
+                  for i, node in enumerate(nodes)]  # propagation 2 ms (even ids), 3 ms (odd)
+    found = propagation_by_region_ms(write_history(tmp_path, rows, deliveries=deliveries, nodes=NODES))
+    if len(set(nodes)) == 1:
+        assert found == {"us-east": {"p50": 2.0, "p90": 3.0, "p99": 3.0, "count": 4}}  # msg 4: never sent
+    else:
+        assert found == {"eu-west": {"p50": 3.0, "p90": 3.0, "p99": 3.0, "count": 2},
+                         "us-east": {"p50": 2.0, "p90": 2.0, "p99": 2.0, "count": 2}}
+
+
+def test_propagation_reads_a_repeated_msg_id_as_the_lookup_does(tmp_path: Path) -> None:
+    # Rows and deliveries match one for one, but msg_id 0 has two rows (conservation calls
+    # that invalid): each delivery of it is measured from the same row, whatever the shape.
+    rows = [message(0, 0, latency_ns=MS), message(0, 10 * MS, latency_ns=MS)]
+    deliveries = [{"msg_id": 0, "node": "n0", "t_delivered": 20 * MS, "hops": 0}] * 2
+    found = propagation_by_region_ms(write_history(tmp_path, rows, deliveries=deliveries, nodes=NODES))
+    assert found == {"us-east": {"p50": 10.0, "p90": 10.0, "p99": 10.0, "count": 2}}
+
+
 def test_public_exports_resolve() -> None:
     from msgstorm import analysis
 

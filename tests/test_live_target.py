@@ -293,3 +293,17 @@ def test_a_run_into_a_relative_directory_starts_its_server_with_its_files_there(
     servers = tmp_path / "runs" / target / "servers"
     assert all((servers / name).exists() for name in files)
     assert not (servers / "runs").exists()  # nothing written under a path taken from the server's directory
+
+
+def test_a_server_program_found_through_a_relative_path_entry_is_given_absolute(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server starts in its own directory, where ``bin/some-server`` would not be found."""
+    from msgstorm.live.servers import ManagedServer
+
+    (tmp_path / "bin").mkdir()
+    program = tmp_path / "bin" / "some-server"
+    program.write_text("#!/bin/sh\nexit 0\n")
+    program.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", "bin:/usr/bin:/bin")
+    assert ManagedServer.program("some-server", install="nothing") == str(program)

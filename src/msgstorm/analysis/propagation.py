@@ -30,8 +30,10 @@ def propagation_by_region_ms(
     delivered_id = history.ints("deliveries", "msg_id")[0]
     t_delivered = history.ints("deliveries", "t_delivered")[0]
     t_sent = messages.t_sent
-    if delivered_id.shape == msg_id.shape and np.array_equal(delivered_id, msg_id):
-        # A delivery row per message in the messages' order (a one-node run): no lookup.
+    if (delivered_id.shape == msg_id.shape and bool(np.all(msg_id[1:] > msg_id[:-1]))
+            and np.array_equal(delivered_id, msg_id)):
+        # A delivery row per message in the messages' order (a one-node run), ids distinct
+        # (a repeated id is looked up to one row of it, as the general path does): no lookup.
         known = t_sent.present.copy()
         propagation = t_delivered - t_sent.values
     else:

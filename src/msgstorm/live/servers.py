@@ -112,7 +112,9 @@ class ManagedServer:
         for name in names:
             found = shutil.which(name) or (str(beside / name) if (beside / name).is_file() else None)
             if found:
-                return found
+                # Absolute: the server starts in its own directory, where a PATH entry such as
+                # ``bin`` would point elsewhere.
+                return os.path.abspath(found)
         raise ServerError(f"{names[0]} not found; install it: {install}")
 
     @property
