@@ -144,3 +144,18 @@ def test_the_budget_drops_integer_columns_before_a_string_columns_codes(tmp_path
         history.ints("messages", column)
     assert ("codes", "messages", "status") in history._cache  # read first, dropped last
     assert [("ints", "messages", c) in history._cache for c in columns] == [False, True, True, True, True]
+
+
+def test_first_appearance_finds_values_that_come_late_and_leaves_unused_ones_out() -> None:
+    from msgstorm.history.reader import _first_appearance
+
+    indices = np.full(200_000, 2, dtype=np.int32)
+    indices[150_000] = 0  # past the first block of rows the search looks at
+    indices[199_999] = 3
+    codes, order = _first_appearance(indices, 5)  # values 1 and 4 never appear
+    assert order == [2, 0, 3]
+    assert codes.dtype == np.int8
+    assert codes[149_999] == 0 and codes[150_000] == 1 and codes[199_999] == 2
+    assert int(np.count_nonzero(codes)) == 2
+    in_order, order = _first_appearance(np.array([0, 1, 0, 2], dtype=np.int32), 3)  # already in order
+    assert order == [0, 1, 2] and in_order.tolist() == [0, 1, 0, 2] and in_order.dtype == np.int8

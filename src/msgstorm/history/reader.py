@@ -282,11 +282,10 @@ def _first_appearance(indices: np.ndarray, size: int) -> tuple[np.ndarray, list[
     """Dictionary codes renumbered to the order in which their values first appear, unused
     values left out (a dictionary a target wrote whole may name agents that sent nothing),
     as the narrowest integer that holds them; and the old code of each new one."""
-    used = np.bincount(indices, minlength=size) > 0 if indices.size else np.zeros(size, dtype=np.bool_)
-    wanted = int(used.sum())
     order: list[int] = []
     seen = np.zeros(size, dtype=np.bool_)
     block = 65_536  # every value has usually appeared in the first block
+    wanted = size  # until a value is missing from the first block: then counted (a pass over all)
     for start in range(0, indices.size, block):
         if len(order) == wanted:
             break
@@ -294,9 +293,13 @@ def _first_appearance(indices: np.ndarray, size: int) -> tuple[np.ndarray, list[
         new = ~seen[distinct]
         order.extend(distinct[new][np.argsort(first[new], kind="stable")].tolist())
         seen[distinct] = True
+        if start == 0 and len(order) < size:
+            wanted = int(np.count_nonzero(np.bincount(indices, minlength=size)))
+    width = np.int8 if len(order) <= 127 else np.int16 if len(order) <= 32767 else np.int32
+    if order == list(range(size)):  # the dictionary is in order of appearance already: a cast
+        return indices.astype(width), order
     renumber = np.zeros(max(size, 1), dtype=np.int64)
     renumber[order] = np.arange(len(order))
-    width = np.int8 if len(order) <= 127 else np.int16 if len(order) <= 32767 else np.int32
     return renumber.astype(width)[indices], order
 
 
