@@ -31,11 +31,10 @@ def lean_cache_loads() -> bool:
         from numba.core.runtime.nrt import rtsys
     except ImportError:
         return False
-    original = getattr(Cache, "load_overload", None)
-    if original is None or getattr(original, "_msgstorm_lean", False):
-        return original is not None
-    if not hasattr(Cache, "_load_overload") or not hasattr(Cache, "_guard_against_spurious_io_errors"):
+    if not all(hasattr(Cache, name) for name in ("load_overload", "_load_overload", "_guard_against_spurious_io_errors")):
         return False
+    if getattr(Cache.load_overload, "_msgstorm_lean", False):  # replaced already
+        return True
 
     def load_overload(self: Any, sig: Any, target_context: Any) -> Any:
         rtsys.initialize(target_context)  # what a cached function needs of the refresh

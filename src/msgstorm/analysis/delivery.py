@@ -144,8 +144,6 @@ def check_ordering(history: History) -> Verdict:
     both = has_seq & has_t
     del half, has_seq, has_t
     count = int(both.sum())
-    repeated = np.zeros(0, dtype=np.int64)
-    order: npt.NDArray[np.signedinteger[Any]] | None = None  # None: the rows' own order
     if count == both.size and bool(np.all(seq_no[1:] > seq_no[:-1])):
         # Every message sequenced and its rows already in seq_no order (a one-node run
         # writes them so): nothing to place or sort.
@@ -154,7 +152,7 @@ def check_ordering(history: History) -> Verdict:
     seq = seq_no[both]
     del seq_no
     top = int(seq.max()) if seq.size else -1
-    dense = False
+    dense, repeated = False, np.zeros(0, dtype=np.int64)
     if seq.size and int(seq.min()) >= 0 and top < 2 * seq.size + 1024:
         # Sequence numbers are dense: place each message's row at its seq_no instead of
         # sorting (row numbers as int32 while they fit); every seq_no used once exactly
