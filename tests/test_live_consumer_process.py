@@ -202,6 +202,48 @@ def test_a_consumer_process_killed_mid_run_is_a_fault_and_the_run_goes_on(tmp_pa
 
 
 @pytest.mark.usefixtures("_nats_server")
+def test_a_consumer_the_server_cuts_off_as_slow_is_named_with_the_servers_words(tmp_path: Path) -> None:
+    """consumer-0 stopped (SIGSTOP) for 2 s while 100 MB/s come its way: nats-server cuts it
+    off once 64 MB are queued for it (its max_pending) and drops them. The summary says
+    which client was cut off, when, how long it was down and what the server said, and the
+    run goes on: consumer-1 receives every message."""
+    scenario = tmp_path / "live.toml"
+    text = LIVE.format(duration="5s", rate=500, consumers=2).replace('size = "64B"', 'size = "200000B"')
+    scenario.write_text(text, encoding="utf-8")
+    run_dir = tmp_path / "run"
+    process = run_in_process(scenario, run_dir)
+    try:
+        _wait_until_subscribed(run_dir, process, 2)
+        victim = next(pid for pid, name in _consumer_processes(process.pid).items() if name == "msgstorm-consumer-0")
+        os.kill(victim, signal.SIGSTOP)
+        time.sleep(2.0)
+        os.kill(victim, signal.SIGCONT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode in (0, 1), stderr.decode()[-2000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    connections = summary["connections"]
+    said = [i for i in connections["incidents"] if i["kind"] == "client_error"]
+    assert [i["client"] for i in said] == ["msgstorm-consumer-0"], connections
+    assert said[0]["error"].startswith("nats-server: Slow Consumer Detected"), said
+    # Logged while the consumer was stopped (its time from the server's log, on the run's clock),
+    # not when the run ended and read the log.
+    cut_off = next(i for i in connections["incidents"] if i["kind"] == "disconnected")
+    assert cut_off["client"] == "msgstorm-consumer-0" and said[0]["t_s"] <= cut_off["t_s"] + 0.05, connections
+    assert said[0]["t_s"] < summary["duration_s"] - 1.0, (said, summary["duration_s"])
+    assert connections["clients"]["msgstorm-consumer-0"]["disconnects"] >= 1
+    assert 0 < connections["clients"]["msgstorm-consumer-0"]["down_s"] < 10, connections
+    assert list(connections["clients"]) == ["msgstorm-consumer-0"] and connections["servers_exited"] == []
+    assert summary["delivery"]["lost"]["middle"] > 0, summary["delivery"]
+    from msgstorm.history import read_history
+
+    nodes = read_history(run_dir).deliveries["node"].to_pylist()
+    assert nodes.count("consumer-1") == summary["messages"]["sent"]
+
+
+@pytest.mark.usefixtures("_nats_server")
 def test_sigterm_leaves_no_consumer_process_and_a_history(tmp_path: Path) -> None:
     scenario = tmp_path / "live.toml"
     scenario.write_text(LIVE.format(duration="60s", rate=500, consumers=2), encoding="utf-8")

@@ -235,6 +235,13 @@ def test_a_server_killed_and_started_again_on_its_store_loses_nothing_it_acked(t
     summary = _assert_what_happened(run_dir, max(t for times in reconnected.values() for t in times))
     verdict = next(c for c in summary["checks"] if c["name"] == "delivery")
     assert verdict["verdict"] == "invalid" and "0 of them acked" in verdict["detail"], verdict
+    # The summary says who was cut off, for how long (about the second without a server),
+    # and that the server msgstorm started had been killed.
+    connections = summary["connections"]
+    assert set(CLIENTS) <= set(connections["clients"]), connections  # and nats-py's control connection
+    assert connections["disconnects"] == connections["reconnects"] == len(connections["clients"])
+    assert all(0.5 < entry["down_s"] < 10 for entry in connections["clients"].values()), connections
+    assert connections["servers_exited"] == [{"name": "nats-server", "returncode": -9}]
     _assert_nothing_left(run_dir, [port])
 
 

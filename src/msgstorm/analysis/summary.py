@@ -34,6 +34,9 @@ Place in the pipeline: between the history and the reports. It reads only the ``
 - ``delivery``: the audit of a live run's receipts: {fanout, consumers, expected, received,
   lost {total, prefix, middle, postfix, acked}, duplicated, unexpected, reordered, stream}
   (see ``audit``); null on the simulator.
+- ``connections``: a live run's connection trouble: {disconnects, reconnects, errors,
+  clients {client: {disconnects, down_s}}, servers_exited [{name, returncode}], incidents
+  [{t_s, kind, client, error}]} (see ``connections``); null on the simulator.
 - ``desync``: {episodes, max_height_gap}; ``propagation_ms``: {region: {p50, p90, p99, count}}.
 - ``faults``: [{fault_id, kind, start_s, end_s}]; ``checks``: [{name, verdict, detail}];
   ``slo``: [{name, verdict, value, threshold}] (see ``slo``).
@@ -60,6 +63,7 @@ from msgstorm.analysis._common import (
 from msgstorm.analysis.audit import delivery_summary
 from msgstorm.analysis.breakdown import by_group, gossip_backlog_summary
 from msgstorm.analysis.capacity import capacity
+from msgstorm.analysis.connections import connections_summary
 from msgstorm.analysis.delivery import Verdict, run_checkers
 from msgstorm.analysis.desync import desync_episodes, desync_summary
 from msgstorm.analysis.failure import failure_over
@@ -180,6 +184,7 @@ def analyse(history: History) -> Analysis:
         "gossip_backlog": gossip_backlog_summary(history),
         "generator": generator_summary(history),
         "delivery": delivery_summary(history),
+        "connections": connections_summary(history),
         "desync": desync_summary(episodes),
         "propagation_ms": propagation,
         "faults": faults_summary(faults),

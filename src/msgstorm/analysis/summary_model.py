@@ -152,6 +152,33 @@ class Delivery(_Closed):
     stream: StreamReadBack | None
 
 
+class ClientDown(_Closed):
+    disconnects: Count
+    down_s: Annotated[float, Field(ge=0, description="from each disconnect to its reconnection (or the run's end)")]
+
+
+class ServerExited(_Closed):
+    name: str | None
+    returncode: int | None
+
+
+class Incident(_Closed):
+    t_s: Annotated[float, Field(description="run time of the event")]
+    kind: Literal["disconnected", "client_error", "server_stop"]
+    client: Annotated[str | None, Field(description="the client, or the server that stopped")]
+    error: Annotated[str | None, Field(description="what the client or server said")]
+
+
+class Connections(_Closed):
+    disconnects: Count
+    reconnects: Count
+    errors: Annotated[int, Field(ge=0, description="client_error events")]
+    clients: Annotated[dict[str, ClientDown], Field(description="every client that lost its connection")]
+    servers_exited: Annotated[list[ServerExited], Field(
+        description="servers msgstorm started that had exited on their own before it stopped them")]
+    incidents: Annotated[list[Incident], Field(description="the first 20 disconnects, errors and early exits")]
+
+
 class Desync(_Closed):
     episodes: Count
     max_height_gap: Count
@@ -232,6 +259,9 @@ class Summary(BaseModel):
         description="a live target's load generator: send lag (t_sent - t_intended); null on the simulator")]
     delivery: Annotated[Delivery | None, Field(
         description="a live run's receipts audited against what was sent; null on the simulator")]
+    connections: Annotated[Connections | None, Field(
+        description="a live run's connection trouble: clients cut off, their errors, servers that went away; "
+                    "null on the simulator")] = None
     desync: Desync
     propagation_ms: Annotated[dict[str, RegionPropagation], Field(
         description="gossip propagation (t_delivered - t_sent) by receiving region")]

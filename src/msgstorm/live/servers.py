@@ -103,6 +103,8 @@ class ManagedServer:
         self.start_timeout_s = start_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
         self.returncode: int | None = None
+        # It had exited on its own (killed, crashed) when msgstorm came to stop it.
+        self.exited_early = False
 
     @staticmethod
     def program(*names: str, install: str) -> str:
@@ -157,6 +159,8 @@ class ManagedServer:
         process = self.process
         if process is None:
             return
+        if self.returncode is None and process.poll() is not None:
+            self.exited_early = True
         if process.poll() is None:
             try:
                 os.kill(process.pid, signal.SIGCONT)

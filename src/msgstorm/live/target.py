@@ -164,7 +164,11 @@ class LiveTarget:
         return time.monotonic_ns() - self._t0
 
     def _on_event(self, kind: str, detail: dict[str, Any]) -> None:
-        self._events.append((self._now(), kind, None, None, detail))
+        now = self._now()
+        if "at_wall_ns" in detail:  # it happened earlier: that wall-clock time on the run's clock
+            detail = dict(detail)
+            now = min(now, now - (time.time_ns() - int(detail.pop("at_wall_ns"))))
+        self._events.append((now, kind, None, None, detail))
 
     def _on_receipt(self, consumer: int, data: bytes) -> None:
         t = self._now()
@@ -260,7 +264,8 @@ class LiveTarget:
                                          {"name": server.name, "pid": server.pid, "url": None,
                                           "started": False}))
                 self._events.append((self._now(), EventKind.SERVER_STOP, None, None,
-                                     {"name": server.name, "returncode": server.returncode}))
+                                     {"name": server.name, "returncode": server.returncode,
+                                      **({"exited_early": True} if server.exited_early else {})}))
 
     def _stop_on_signals(self) -> None:
         """SIGINT and SIGTERM, while the loop runs, cancel the run's task: every await it is in

@@ -45,6 +45,7 @@ _KNOWN_KEYS = frozenset({
     "offered_rate_per_s", "throughput_per_s", "latency_ms", "latency_stages_ms", "jitter_ms", "capacity",
     "failure_threshold", "queue", "backpressure", "base_fee", "messages", "desync", "propagation_ms",
     "faults", "checks", "slo", "wall_s", "by_kind", "by_agent", "gossip_backlog", "cut_off", "generator", "delivery",
+    "connections",
 })
 _MARKET_KEYS = ("market", "impact", "liquidations", "liquidation", "bad_debt", "safe_leverage", "fairness")
 
@@ -171,7 +172,26 @@ def _checks(summary: dict[str, Any]) -> str:
         parts.append('<h2 style="margin-top:16px">Faults</h2>' + table(["id", "kind", "start", "end"], fault_rows))
     else:
         parts.append('<p class="note">No fault was active during the run.</p>')
+    parts.append(_connections(summary.get("connections")))
     return "".join(parts)
+
+
+def _connections(connections: dict[str, Any] | None) -> str:
+    """A live run's connection trouble: the counts, then each incident (empty on the simulator)."""
+    if connections is None:
+        return ""
+    incidents = connections.get("incidents") or []
+    if not incidents:
+        return '<p class="note">No client lost its connection and no server went away.</p>'
+    clients = connections.get("clients") or {}
+    down = "; ".join(f"{esc(name)} down {fmt(entry.get('down_s'), ' s')}" for name, entry in clients.items())
+    note = (f'<p class="note">{fmt(connections.get("disconnects"))} disconnects, '
+            f'{fmt(connections.get("reconnects"))} reconnects, {fmt(connections.get("errors"))} errors'
+            + (f"; {down}" if down else "") + ".</p>")
+    rows = [[f'<td class="num">{fmt(i.get("t_s"), " s")}</td>', esc(i.get("kind")), esc(i.get("client")),
+             esc(i.get("error") or "")] for i in incidents]
+    return ('<h2 style="margin-top:16px">Connection trouble</h2>' + note
+            + table(["time", "event", "client", "what it said"], rows, attrs='id="connections-table"'))
 
 
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:

@@ -20,6 +20,19 @@ def _fmt(value: Any, unit: str = "") -> str:
     return f"{text}{unit}"
 
 
+def _connections_line(connections: dict[str, Any]) -> str:
+    """Disconnects and errors, the clients cut off (how long) and the servers that went away."""
+    text = (f"disconnects {_fmt(connections.get('disconnects'))}, reconnects {_fmt(connections.get('reconnects'))}, "
+            f"errors {_fmt(connections.get('errors'))}")
+    clients = connections.get("clients") or {}
+    if clients:
+        text += "; down: " + ", ".join(f"{name} {_fmt(entry.get('down_s'))} s" for name, entry in clients.items())
+    exited = connections.get("servers_exited") or []
+    if exited:
+        text += "; EXITED EARLY: " + ", ".join(f"{e.get('name')} (code {e.get('returncode')})" for e in exited)
+    return text
+
+
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     title = f"msgstorm · {summary.get('scenario')} · seed {summary.get('seed')} · {summary.get('target')}"
@@ -65,6 +78,9 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
                      f" (prefix {_fmt(lost.get('prefix'))}, middle {_fmt(lost.get('middle'))}, "
                      f"postfix {_fmt(lost.get('postfix'))}), duplicated {_fmt(delivery.get('duplicated'))}, "
                      f"unexpected {_fmt(delivery.get('unexpected'))}, reordered {_fmt(delivery.get('reordered'))}")
+    connections = summary.get("connections")
+    if connections:
+        head.add_row("connections", _connections_line(connections))
     if summary.get("wall_s") is not None:
         head.add_row("wall time", _fmt(summary.get("wall_s"), " s"))
     console.print(head)
@@ -77,6 +93,16 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         table.add_column("p99", justify="right")
         for stage, values in stages.items():
             table.add_row(stage, _fmt((values or {}).get("p50")), _fmt((values or {}).get("p99")))
+        console.print(table)
+
+    incidents = (connections or {}).get("incidents") or []
+    if incidents:
+        table = Table(title="connection trouble", header_style="bold")
+        for column in ("t (s)", "event", "client", "what it said"):
+            table.add_column(column)
+        for incident in incidents:
+            table.add_row(_fmt(incident.get("t_s")), str(incident.get("kind")), _fmt(incident.get("client")),
+                          _fmt(incident.get("error")))
         console.print(table)
 
     slos = summary.get("slo") or []

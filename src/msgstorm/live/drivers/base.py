@@ -40,7 +40,9 @@ OnReceipts = Callable[[int, np.ndarray, int], None]
 OnAck = Callable[[int, int], None]  # (msg_id, the broker's order for it)
 # (msg_ids, the broker's order for each): the acks one read brought, int64 arrays
 OnAcks = Callable[[np.ndarray, np.ndarray], None]
-OnEvent = Callable[[str, dict[str, Any]], None]  # (EventKind value, detail)
+# (EventKind value, detail); the event happened now, or at ``detail["at_wall_ns"]`` (time.time_ns
+# scale) when the detail has it: something learned later, such as a line of a server's log.
+OnEvent = Callable[[str, dict[str, Any]], None]
 # (consumer index, msg ids (int64), each read's time (int64, CLOCK_MONOTONIC ns), how many of
 # the ids each read brought (int64), payloads too short to carry an id)
 OnTimedReceipts = Callable[[int, np.ndarray, np.ndarray, np.ndarray, int], None]

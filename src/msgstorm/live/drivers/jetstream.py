@@ -86,6 +86,7 @@ from msgstorm.live.drivers.nats_wire import (
 )
 from msgstorm.live.payload import payload
 from msgstorm.live.payload import warm_up as warm_up_payloads
+from msgstorm.live.server_logs import report_slow_consumers
 from msgstorm.live.servers import (
     ManagedServer,
     ServerError,
@@ -581,3 +582,4 @@ class JetStreamDriver:
                     await client.close()
                 except Exception as error:  # noqa: BLE001 - closing must not lose what was received
                     self.on_event(EventKind.CLIENT_ERROR, {"client": "close", "error": _describe(error)})
+        report_slow_consumers(self.servers, self.on_event)

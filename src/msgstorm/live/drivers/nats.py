@@ -48,6 +48,7 @@ from msgstorm.live.drivers.nats_wire import WireConnection, pack_pubs, payloads,
 from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
 from msgstorm.live.payload import pack_payloads, payload, read_ids
 from msgstorm.live.payload import warm_up as warm_up_payloads
+from msgstorm.live.server_logs import report_slow_consumers
 from msgstorm.live.servers import (
     ManagedServer,
     free_port,
@@ -360,3 +361,4 @@ class NatsDriver:
                     await client.close()
                 except Exception as error:  # noqa: BLE001 - closing must not lose what was received
                     self.on_event(EventKind.CLIENT_ERROR, {"client": "close", "error": str(error)})
+        report_slow_consumers(self.servers, self.on_event)

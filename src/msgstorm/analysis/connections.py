@@ -1,0 +1,82 @@
+"""Connection trouble of a live run: clients cut off, their errors, servers that went away.
+
+Place in the pipeline: one analysis step, reading the ``disconnected``, ``reconnected``,
+``client_error`` and ``server_stop`` events a live target records (``history/events.py``).
+Lost messages say that something went wrong; these say what and when: a consumer the
+broker cut off as too slow, a server that died, a publisher that dropped while it
+reconnected. ``connections_summary`` gives summary.json's ``connections`` (null on the
+simulator):
+
+- ``disconnects``, ``reconnects``, ``errors``: how many of each event.
+- ``clients``: {client: {disconnects, down_s}}, ``down_s`` the time from each disconnect to
+  its reconnection (to the run's end when it never came back), for every client that lost
+  its connection at least once.
+- ``servers_exited``: [{name, returncode}] of the servers msgstorm started that had exited
+  on their own (killed, crashed) before msgstorm stopped them.
+- ``incidents``: the first ``INCIDENTS_SHOWN`` of these events in time order, each {t_s,
+  kind, client, error}: the disconnect or error with what the client or server said.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from msgstorm.analysis._common import events_of, rounded, run_t_end_ns, seconds
+from msgstorm.history.events import EventKind
+from msgstorm.history.reader import History
+
+__all__ = ["INCIDENTS_SHOWN", "connections_summary"]
+
+INCIDENTS_SHOWN = 20
+
+
+def _error_text(detail: dict[str, Any]) -> str | None:
+    """What a client_error (or a server stop) says, in one line."""
+    if "error" in detail:
+        text = str(detail["error"])
+        if "dropped" in detail:
+            text += f" ({detail['dropped']:,} messages)"
+        return text
+    if "refused" in detail:
+        return f"{detail['refused']:,} publishes refused"
+    if "returncode" in detail:
+        return f"exited with code {detail['returncode']} before msgstorm stopped it"
+    return None
+
+
+def connections_summary(history: History) -> dict[str, Any] | None:
+    if history.run_info.get("target", "sim") == "sim":
+        return None
+    rows = events_of(history, EventKind.DISCONNECTED, EventKind.RECONNECTED, EventKind.CLIENT_ERROR,
+                     EventKind.SERVER_STOP)
+    t_end = run_t_end_ns(history)
+    counts = {EventKind.DISCONNECTED: 0, EventKind.RECONNECTED: 0, EventKind.CLIENT_ERROR: 0}
+    down_since: dict[str, int] = {}
+    clients: dict[str, dict[str, Any]] = {}
+    down_ns: dict[str, int] = {}
+    exited: list[dict[str, Any]] = []
+    incidents: list[dict[str, Any]] = []
+    for t, kind, detail in zip(rows.t.tolist(), rows.kinds(), rows.details()):
+        client = detail.get("client")
+        name = str(client) if client is not None else None
+        if kind == EventKind.SERVER_STOP:
+            if not detail.get("exited_early"):
+                continue  # stopped by msgstorm at the end
+            exited.append({"name": detail.get("name"), "returncode": detail.get("returncode")})
+            name = str(detail.get("name"))
+        else:
+            counts[EventKind(kind)] += 1
+        if kind == EventKind.DISCONNECTED and name is not None:
+            clients.setdefault(name, {"disconnects": 0, "down_s": 0.0})["disconnects"] += 1
+            down_since.setdefault(name, t)
+        elif kind == EventKind.RECONNECTED and name is not None and name in down_since:
+            down_ns[name] = down_ns.get(name, 0) + t - down_since.pop(name)
+        if kind != EventKind.RECONNECTED and len(incidents) < INCIDENTS_SHOWN:
+            incidents.append({"t_s": seconds(t), "kind": str(kind), "client": name, "error": _error_text(detail)})
+    for name, since in down_since.items():  # never came back
+        down_ns[name] = down_ns.get(name, 0) + max(t_end - since, 0)
+    for name, entry in clients.items():
+        entry["down_s"] = rounded(down_ns.get(name, 0) / 1e9)
+    return {"disconnects": counts[EventKind.DISCONNECTED], "reconnects": counts[EventKind.RECONNECTED],
+            "errors": counts[EventKind.CLIENT_ERROR], "clients": clients, "servers_exited": exited,
+            "incidents": incidents}

@@ -1,0 +1,90 @@
+"""A live run's connection trouble on hand-built histories: counts, time down, servers that
+exited early, the incidents in time order; null on the simulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_analysis_history import MS, S, event, message, write_history
+
+from msgstorm.analysis.connections import INCIDENTS_SHOWN, connections_summary
+from msgstorm.analysis.summary import analyse
+from msgstorm.report.html import render_run_report
+from msgstorm.report.terminal import print_summary
+
+
+def _live(tmp_path: Path, events: list[dict[str, object]]):  # type: ignore[no-untyped-def]
+    rows = [message(i, i * MS, status="committed", t_sent=i * MS + 1) for i in range(5)]
+    return write_history(tmp_path, rows, [event(0, "run_start", target="nats", fanout=True, acks=False, consumers=2),
+                                          *events], target="nats", t_end=5 * S)
+
+
+def test_disconnects_pair_with_reconnects_and_one_never_back_is_down_to_the_end(tmp_path: Path) -> None:
+    history = _live(tmp_path, [
+        event(1 * S, "disconnected", client="c0"),
+        event(1 * S + 250 * MS, "reconnected", client="c0"),
+        event(2 * S, "disconnected", client="c0"),
+        event(2 * S + 100 * MS, "reconnected", client="c0"),
+        event(4 * S, "disconnected", client="c1"),  # never back: down until t_end (5 s)
+        event(int(1.5 * S), "client_error", client="c0", error="nats-server: Slow Consumer Detected"),
+        event(5 * S, "server_stop", name="nats-server", returncode=0),  # stopped by msgstorm: no incident
+    ])
+    summary = connections_summary(history)
+    assert summary is not None
+    assert (summary["disconnects"], summary["reconnects"], summary["errors"]) == (3, 2, 1)
+    assert summary["clients"] == {"c0": {"disconnects": 2, "down_s": 0.35}, "c1": {"disconnects": 1, "down_s": 1.0}}
+    assert summary["servers_exited"] == []
+    assert [(i["t_s"], i["kind"], i["client"]) for i in summary["incidents"]] == [
+        (1.0, "disconnected", "c0"), (1.5, "client_error", "c0"), (2.0, "disconnected", "c0"),
+        (4.0, "disconnected", "c1")]
+    assert summary["incidents"][1]["error"] == "nats-server: Slow Consumer Detected"
+
+
+def test_a_server_that_exited_on_its_own_is_named_with_its_code(tmp_path: Path) -> None:
+    history = _live(tmp_path, [
+        event(2 * S, "disconnected", client="msgstorm-publisher"),
+        event(5 * S, "server_stop", name="nats-server", returncode=-9, exited_early=True),
+        event(5 * S, "client_error", client="msgstorm-publisher", error="publishes dropped while disconnected",
+              dropped=1234),
+    ])
+    summary = connections_summary(history)
+    assert summary is not None
+    assert summary["servers_exited"] == [{"name": "nats-server", "returncode": -9}]
+    assert summary["clients"]["msgstorm-publisher"] == {"disconnects": 1, "down_s": 3.0}
+    errors = {i["kind"]: i["error"] for i in summary["incidents"]}
+    assert errors["server_stop"] == "exited with code -9 before msgstorm stopped it"
+    assert errors["client_error"] == "publishes dropped while disconnected (1,234 messages)"
+
+
+def test_incidents_stop_at_the_first_twenty_but_counts_do_not(tmp_path: Path) -> None:
+    events = [event(i * 10 * MS, kind, client="c0") for i in range(1, 61)
+              for kind in ("disconnected", "reconnected")]
+    summary = connections_summary(_live(tmp_path, events))
+    assert summary is not None
+    assert summary["disconnects"] == summary["reconnects"] == 60
+    assert len(summary["incidents"]) == INCIDENTS_SHOWN
+    assert [i["t_s"] for i in summary["incidents"]] == [round(i * 0.01, 9) for i in range(1, INCIDENTS_SHOWN + 1)]
+
+
+def test_a_clean_live_run_has_zero_trouble_and_the_simulator_none(tmp_path: Path) -> None:
+    live = analyse(_live(tmp_path / "live", [])).summary
+    assert live["connections"] == {"disconnects": 0, "reconnects": 0, "errors": 0, "clients": {},
+                                   "servers_exited": [], "incidents": []}
+    sim = write_history(tmp_path / "sim", [message(0, 0, status="committed")], [], target="sim")
+    assert analyse(sim).summary["connections"] is None
+
+
+def test_the_terminal_and_the_page_show_the_trouble(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    history = _live(tmp_path, [event(1 * S, "disconnected", client="msgstorm-consumer-0"),
+                               event(1 * S, "client_error", client="msgstorm-consumer-0",
+                                     error="nats-server: Slow Consumer Detected: MaxPending of 67108864 Exceeded")])
+    analysis = analyse(history)
+    print_summary(analysis.summary, Console(width=200, force_terminal=False))
+    out = capsys.readouterr().out
+    assert "disconnects 1, reconnects 0, errors 1; down: msgstorm-consumer-0 4 s" in out
+    assert "Slow Consumer Detected: MaxPending of 67108864 Exceeded" in out
+    page = render_run_report(history, analysis)
+    assert 'id="connections-table"' in page and "Slow Consumer Detected" in page
+    assert "msgstorm-consumer-0 down 4 s" in page
