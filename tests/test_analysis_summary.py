@@ -39,6 +39,7 @@ KEYS = [
     "gossip_backlog",
     "generator",
     "delivery",
+    "connections",
     "desync",
     "propagation_ms",
     "faults",
@@ -185,7 +186,7 @@ def test_empty_history_gives_nulls_not_errors(tmp_path: Path) -> None:
     assert s["base_fee"] is None and s["failure_threshold"] is None and s["capacity"] is None
     assert s["propagation_ms"] == {} and s["faults"] == []
     assert s["by_kind"] == {} and s["by_agent"] == {} and s["gossip_backlog"] is None
-    assert s["generator"] is None and s["delivery"] is None
+    assert s["generator"] is None and s["delivery"] is None and s["connections"] is None
     assert [entry["verdict"] for entry in s["slo"]] == ["unknown", "pass", "unknown"]
     assert not slo_failed(analysis)
     assert analysis.windows.num_rows == 0
