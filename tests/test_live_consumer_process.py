@@ -237,6 +237,9 @@ def test_a_consumer_the_server_cuts_off_as_slow_is_named_with_the_servers_words(
     assert 0 < connections["clients"]["msgstorm-consumer-0"]["down_s"] < 10, connections
     assert list(connections["clients"]) == ["msgstorm-consumer-0"] and connections["servers_exited"] == []
     assert summary["delivery"]["lost"]["middle"] > 0, summary["delivery"]
+    verdict = next(c for c in summary["checks"] if c["name"] == "delivery")
+    assert verdict["verdict"] == "invalid" and "msgstorm-consumer-0: nats-server: Slow Consumer Detected" in \
+        verdict["detail"], verdict
     from msgstorm.history import read_history
 
     nodes = read_history(run_dir).deliveries["node"].to_pylist()

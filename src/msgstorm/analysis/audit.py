@@ -40,6 +40,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from msgstorm.analysis._common import I64, events_of, message_rows, nullable_ints
+from msgstorm.analysis.connections import connections_summary
 from msgstorm.analysis.delivery import Verdict
 from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
@@ -184,6 +185,18 @@ def _stream(deliveries: pa.Table, ids: I64, acked_by_row: npt.NDArray[np.bool_])
             "duplicated": int(known.sum()) - distinct, "unexpected": int((~known).sum())}
 
 
+def _trouble(history: History, lost: int) -> str:
+    """For lost receipts: the connection trouble of the run that may explain them, in brief."""
+    connections = connections_summary(history) if lost else None
+    if not connections or not connections["incidents"]:
+        return ""
+    first = connections["incidents"][0]
+    said = f": {first['error']}" if first["error"] else ""
+    return (f"; connection trouble: {connections['disconnects']} disconnects, {connections['errors']} errors, "
+            f"{len(connections['servers_exited'])} servers exited early (first at {first['t_s']:.3f} s, "
+            f"{first['kind']} {first['client']}{said})")
+
+
 @CHECKERS.register("delivery")
 def check_delivery(history: History) -> Verdict:
     name = "delivery"
@@ -207,7 +220,7 @@ def check_delivery(history: History) -> Verdict:
         only_tail = lost["total"] == lost["postfix"] and len(problems) == 1
         if only_tail and (history.cut_off or info.get("interrupted")):
             return Verdict(name, "unknown", "the run was stopped early: " + problems[0])
-        return Verdict(name, "invalid", "; ".join(problems))
+        return Verdict(name, "invalid", "; ".join(problems) + _trouble(history, lost["total"]))
     read_back = f"; {stream['stored']} read back from the stream" if stream else ""
     return Verdict(name, "valid", f"{summary['received']} receipts of {summary['expected']} expected, "
                                   f"none lost, duplicated, unexpected or reordered{read_back}")
