@@ -10,6 +10,7 @@ from test_analysis_history import MS, S, event, message, write_history
 from msgstorm.analysis.connections import INCIDENTS_SHOWN, connections_summary
 from msgstorm.analysis.summary import analyse
 from msgstorm.report.html import render_run_report
+from msgstorm.report.series import shaded_spans
 from msgstorm.report.terminal import print_summary
 
 
@@ -38,6 +39,10 @@ def test_disconnects_pair_with_reconnects_and_one_never_back_is_down_to_the_end(
         (1.0, "disconnected", "c0"), (1.5, "client_error", "c0"), (2.0, "disconnected", "c0"),
         (4.0, "disconnected", "c1")]
     assert summary["incidents"][1]["error"] == "nats-server: Slow Consumer Detected"
+    # The report shades each span without a connection, the open one up to the run's end.
+    spans = [(s.label, s.start_s, s.end_s) for s in shaded_spans(history, analyse(history))
+             if s.kind == "disconnected"]
+    assert spans == [("disconnected: c0", 1.0, 1.25), ("disconnected: c0", 2.0, 2.1), ("disconnected: c1", 4.0, 5.0)]
 
 
 def test_a_server_that_exited_on_its_own_is_named_with_its_code(tmp_path: Path) -> None:

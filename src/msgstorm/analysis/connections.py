@@ -25,7 +25,7 @@ from msgstorm.analysis._common import events_of, rounded, run_t_end_ns, seconds
 from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 
-__all__ = ["INCIDENTS_SHOWN", "connections_summary"]
+__all__ = ["INCIDENTS_SHOWN", "connections_summary", "down_spans"]
 
 INCIDENTS_SHOWN = 20
 
@@ -44,16 +44,35 @@ def _error_text(detail: dict[str, Any]) -> str | None:
     return None
 
 
+def down_spans(history: History) -> list[tuple[str, int, int | None]]:
+    """(client, disconnected at, reconnected at or None when it never came back) of every
+    disconnect, in time order: what the report shades. Empty on the simulator."""
+    if history.run_info.get("target", "sim") == "sim":
+        return []
+    rows = events_of(history, EventKind.DISCONNECTED, EventKind.RECONNECTED)
+    spans: list[tuple[str, int, int | None]] = []
+    open_at: dict[str, int] = {}  # client -> index of its open span
+    for t, kind, detail in zip(rows.t.tolist(), rows.kinds(), rows.details()):
+        client = detail.get("client")
+        if client is None:
+            continue
+        name = str(client)
+        if kind == EventKind.DISCONNECTED and name not in open_at:
+            open_at[name] = len(spans)
+            spans.append((name, t, None))
+        elif kind == EventKind.RECONNECTED and name in open_at:
+            index = open_at.pop(name)
+            spans[index] = (name, spans[index][1], t)
+    return spans
+
+
 def connections_summary(history: History) -> dict[str, Any] | None:
     if history.run_info.get("target", "sim") == "sim":
         return None
     rows = events_of(history, EventKind.DISCONNECTED, EventKind.RECONNECTED, EventKind.CLIENT_ERROR,
                      EventKind.SERVER_STOP)
-    t_end = run_t_end_ns(history)
     counts = {EventKind.DISCONNECTED: 0, EventKind.RECONNECTED: 0, EventKind.CLIENT_ERROR: 0}
-    down_since: dict[str, int] = {}
     clients: dict[str, dict[str, Any]] = {}
-    down_ns: dict[str, int] = {}
     exited: list[dict[str, Any]] = []
     incidents: list[dict[str, Any]] = []
     for t, kind, detail in zip(rows.t.tolist(), rows.kinds(), rows.details()):
@@ -68,13 +87,12 @@ def connections_summary(history: History) -> dict[str, Any] | None:
             counts[EventKind(kind)] += 1
         if kind == EventKind.DISCONNECTED and name is not None:
             clients.setdefault(name, {"disconnects": 0, "down_s": 0.0})["disconnects"] += 1
-            down_since.setdefault(name, t)
-        elif kind == EventKind.RECONNECTED and name is not None and name in down_since:
-            down_ns[name] = down_ns.get(name, 0) + t - down_since.pop(name)
         if kind != EventKind.RECONNECTED and len(incidents) < INCIDENTS_SHOWN:
             incidents.append({"t_s": seconds(t), "kind": str(kind), "client": name, "error": _error_text(detail)})
-    for name, since in down_since.items():  # never came back
-        down_ns[name] = down_ns.get(name, 0) + max(t_end - since, 0)
+    t_end = run_t_end_ns(history)
+    down_ns: dict[str, int] = {}
+    for name, start, end in down_spans(history):
+        down_ns[name] = down_ns.get(name, 0) + max((t_end if end is None else end) - start, 0)
     for name, entry in clients.items():
         entry["down_s"] = rounded(down_ns.get(name, 0) / 1e9)
     return {"disconnects": counts[EventKind.DISCONNECTED], "reconnects": counts[EventKind.RECONNECTED],

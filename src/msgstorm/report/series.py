@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from msgstorm.analysis import Analysis
 from msgstorm.analysis._common import events_of, message_rows
+from msgstorm.analysis.connections import down_spans
 from msgstorm.analysis.cpu import process_cpu
 from msgstorm.analysis.desync import desync_episodes
 from msgstorm.analysis.faults import fault_windows
@@ -190,7 +191,8 @@ def _region_matrix(regions: list[str], cells: list[I64]) -> RegionMatrix:
 
 @dataclass(frozen=True)
 class Span:
-    """A time span to shade on time plots: ``kind`` is "fault", "backpressure" or "desync"."""
+    """A time span to shade on time plots: ``kind`` is "fault", "backpressure", "desync" or
+    "disconnected" (a live client without its connection)."""
 
     kind: str
     label: str
@@ -199,7 +201,8 @@ class Span:
 
 
 def shaded_spans(history: History, analysis: Analysis) -> list[Span]:
-    """Fault windows, backpressure-engaged spans and desync episodes (per node), in seconds.
+    """Fault windows, backpressure-engaged spans, desync episodes (per node) and a live run's
+    clients without their connection, in seconds.
     A span still open at the run's end is drawn up to the end."""
     t_end_s = float(analysis.summary.get("duration_s") or 0.0)
     spans: list[Span] = []
@@ -222,6 +225,9 @@ def shaded_spans(history: History, analysis: Analysis) -> list[Span]:
         end = episode.t_end_ns / NS_PER_S if episode.t_end_ns is not None else t_end_s
         spans.append(Span("desync", f"desync: {episode.node} (gap {episode.max_height_gap})",
                           episode.t_start_ns / NS_PER_S, end))
+    for client, start, end_ns in down_spans(history):
+        end = end_ns / NS_PER_S if end_ns is not None else t_end_s
+        spans.append(Span("disconnected", f"disconnected: {client}", start / NS_PER_S, end))
     return spans
 
 
