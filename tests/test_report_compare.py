@@ -69,6 +69,8 @@ def test_direction_matters() -> None:
     assert judge(by_name["messages dropped"], 0.0, 1.0, 0.05).status == "regression"
     assert judge(by_name["failure threshold"], None, 3000.0, 0.05).status == "regression"
     assert judge(by_name["failure threshold"], 3000.0, None, 0.05).status == "improved"
+    assert judge(by_name["receipts lost (live)"], 0.0, 12.0, 0.05).status == "regression"
+    assert judge(by_name["client disconnects (live)"], 2.0, 0.0, 0.05).status == "improved"
     assert judge(by_name["offered rate"], 1000.0, 2000.0, 0.05).status == "n/a"
     assert judge(by_name["latency p99"], 100.0, 100.0, 0.0).status == "same"
 

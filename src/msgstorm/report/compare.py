@@ -76,6 +76,8 @@ def _metrics() -> list[Metric]:
         Metric("messages rejected", ("messages", "rejected")),
         Metric("messages lost", ("messages", "lost")),
         Metric("messages pending", ("messages", "pending")),
+        Metric("receipts lost (live)", ("delivery", "lost", "total")),
+        Metric("client disconnects (live)", ("connections", "disconnects")),
         Metric("queue depth max", ("queue", "max_depth")),
         Metric("desync episodes", ("desync", "episodes")),
         Metric("desync max height gap", ("desync", "max_height_gap")),
