@@ -152,7 +152,7 @@ target = "nats"
 [run]
 name = "live-calibrate"
 duration = "6s"
-drain = "2s"
+drain = "30s"
 
 [live]
 consumers = 1
@@ -161,9 +161,10 @@ consumers = 1
 # No latency bar to speak of, so the knee is the last step (about 6,000/s): the wire client's
 # first-step p99 is a fraction of a ms, so on a shared machine one stall of a few ms would
 # fail a step under any modest factor, and this test is about the path from a live history
-# to a twin, not about where the knee lies (throughput still has to keep up).
+# to a twin, not about where the knee lies (throughput still has to keep up with half the
+# offered rate: a stall at a 1 s step's end moves its commits into the next step).
 knee_latency_factor = 100000.0
-throughput_fraction = "90%"
+throughput_fraction = "50%"
 
 [[agents]]
 name = "ramp"

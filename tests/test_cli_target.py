@@ -98,7 +98,7 @@ def test_a_sim_scenario_runs_against_the_users_server_and_leaves_it_running(
     url, server = user_nats
     run_dir = tmp_path / "run"
     code, output = _invoke("run", str(EXAMPLES / "quickstart.toml"), "--target", url, "--out", str(run_dir), "-q",
-                           "--set", 'run.duration="1s"', "--set", 'run.drain="2s"')
+                           "--set", 'run.duration="1s"', "--set", 'run.drain="30s"')
     assert code == 0, output
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["target"] == "nats"

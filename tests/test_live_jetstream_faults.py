@@ -48,6 +48,7 @@ drain = "3s"
 
 [live]
 consumers = 2
+start_timeout = "60s"  # a cluster on a loaded machine: three servers, then leaders elected
 
 [live.jetstream]
 {jetstream}
@@ -281,12 +282,12 @@ def test_a_paused_server_is_waited_for_not_reconnected_to(tmp_path: Path) -> Non
 @pytest.mark.usefixtures("nats_server")
 def test_a_killed_cluster_member_is_left_for_another(tmp_path: Path) -> None:
     """SIGKILL the server the wire clients are connected to (the first of a three-server
-    cluster; the stream has three replicas) a second into a 12 s run: each client moves to
+    cluster; the stream has three replicas) a second into a 20 s run: each client moves to
     another server once, the run goes on there, and the stream read back from the other two
     keeps every message acked. When the server killed led the stream, the others elect a
-    leader first (4 to 9 s of Raft election timeout; publishes meanwhile are refused, and
-    counted): the run lasts long enough for acks to come again."""
-    process, run_dir = _start(tmp_path, "12s", "replicas = 3")
+    leader first (4 to 9 s of Raft election timeout, twice that after a split vote; publishes
+    meanwhile are refused, and counted): the run lasts long enough for acks to come again."""
+    process, run_dir = _start(tmp_path, "20s", "replicas = 3")
     try:
         ports = [_port(run_dir, f"nats-server-{i}", process) for i in range(3)]
         _wait_for_traffic(ports[0], process)

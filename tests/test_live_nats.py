@@ -34,7 +34,7 @@ target = "nats"
 [run]
 name = "live-nats"
 duration = "{duration}"
-drain = "3s"
+drain = "30s"  # Ends as soon as every message is in: long only for a slow machine.
 
 [live]
 {live}

@@ -49,7 +49,7 @@ size = "{size}B"
 
 
 def _scenario(pattern: str, consumers: int = 1, duration: str = "1s", rate: int = 1000, size: int = 64,
-              hwm: int = 1_000_000, live: str = "", drain: str = "3s", burst: int = 1024) -> Scenario:
+              hwm: int = 1_000_000, live: str = "", drain: str = "30s", burst: int = 1024) -> Scenario:
     text = LIVE.format(pattern=pattern, consumers=consumers, duration=duration, rate=rate, size=size, hwm=hwm,
                        live=live, drain=drain, burst=burst)
     return parse_scenario(text, source="live.toml")
@@ -118,11 +118,12 @@ def test_push_at_its_high_water_mark_waits_and_loses_nothing(tmp_path: Path, bur
     # The wait shows as send lag (about 0.7 s here), where PUB at the same load drops instead.
     assert result.summary["generator"]["saturated"] is True
     # ...and not as transport: a message of a burst that left after the wait is stamped when it
-    # left (stamped at the burst's start, the median send-to-receipt time was 40 ms, not 0.5).
+    # left (stamped at the burst's start, the median send-to-receipt time was 40 ms, not 0.5;
+    # the bound leaves a slow machine room).
     messages = result.history.messages
     transport = (np.asarray(messages["t_received"].to_numpy(zero_copy_only=False))
                  - np.asarray(messages["t_sent"].to_numpy(zero_copy_only=False)))
-    assert float(np.median(transport)) < 10_000_000
+    assert float(np.median(transport)) < 25_000_000
 
 
 def test_a_remote_url_is_refused_without_allow_remote(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +171,8 @@ def test_invalid_window_is_rejected() -> None:
         generate_traffic(_scenario(_agent()), np.random.SeedSequence(1), window_ns=0)
 
 
-def test_a_million_poisson_messages_generate_quickly() -> None:
+def test_a_million_poisson_messages_from_a_hundred_thousand_agents() -> None:
+    """The count only: how fast traffic is drawn is measured in benchmarks/engine_vs_simpy.py."""
     scenario = _scenario(
         _agent(
             "crowd",
@@ -183,8 +183,5 @@ def test_a_million_poisson_messages_generate_quickly() -> None:
             fee={"dist": "lognormal", "median": 2.0, "sigma": 0.5},
         )
     )
-    started = time.perf_counter()
     total = sum(len(b) for b in generate_traffic(scenario, np.random.SeedSequence(8)))
-    elapsed = time.perf_counter() - started
     assert abs(total - 1_000_000) < 4 * 1_000
-    assert elapsed < 1.0
