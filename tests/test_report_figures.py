@@ -5,8 +5,10 @@ from __future__ import annotations
 import pyarrow as pa
 
 from msgstorm.report.figures import (
+    label_if_empty,
     latency_time_figure,
     merged_intervals,
+    queue_fee_figure,
     thinning_note,
     throughput_figure,
     validation_backlog_figure,
@@ -87,3 +89,15 @@ def test_a_short_run_is_drawn_window_by_window() -> None:
     fig = latency_time_figure(_windows([0, 1, 0], [0, 0, 0], [2.0, None, 4.0]), [])
     p99 = _traces(fig, "scatter")["p99"]
     assert p99["x"] == [0.5, 1.5, 2.5] and p99["y"] == [2.0, None, 4.0]
+
+
+def test_a_plot_with_no_data_says_so_and_drops_its_shading() -> None:
+    """A live run has no queue samples: a disconnect's few ms of shading would otherwise set
+    the empty plot's time axis and fill it."""
+    spans = [Span("disconnected", "disconnected: c0", 3.03, 3.13)]
+    empty = label_if_empty(queue_fee_figure(([], []), [], spans))
+    assert "shapes" not in empty["layout"]
+    assert [a["text"] for a in empty["layout"]["annotations"]] == ["no data in this run"]
+    drawn = label_if_empty(queue_fee_figure(([0.0, 5.0], [1.0, 2.0]), [], spans))
+    assert [shape["legendgroup"] for shape in drawn["layout"]["shapes"]] == ["disconnected"]
+    assert "annotations" not in drawn["layout"]
