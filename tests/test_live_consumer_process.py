@@ -37,6 +37,7 @@ from msgstorm.live.consumer_process import (
     _receipts_frame,
     parse_receipts,
 )
+from msgstorm.live.drivers.nats_wire import WireConnection
 from msgstorm.live.target import Receipts
 from msgstorm.runner import run
 from msgstorm.scenario import ScenarioError, parse_scenario
@@ -405,9 +406,9 @@ def test_a_consumer_process_reconnects_through_a_restarting_server_with_one_subs
         port = server.sockets[0].getsockname()[1]
         out = Out()
         child = _Child(f"nats://127.0.0.1:{port}", "s", "msgstorm-consumer-0", 2.0, out)  # type: ignore[arg-type]
-        lost = object()
-        child.connection = lost  # type: ignore[assignment]
-        child.on_lost(lost)  # type: ignore[arg-type]
+        lost = WireConnection(f"nats://127.0.0.1:{port}", "msgstorm-consumer-0")  # never opened: as if dropped
+        child.connection = lost
+        child.on_lost(lost)
         await asyncio.sleep(1.5)
         open_now = sum(not w.is_closing() for w in subscribed)
         child.close()

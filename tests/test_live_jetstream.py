@@ -232,6 +232,17 @@ def user_server(tmp_path: Path) -> Iterator[Callable[..., str]]:
         server.stop()
 
 
+@pytest.mark.parametrize("client", ["wire", "nats-py"])
+def test_messages_larger_than_the_server_takes_are_refused_before_the_run(tmp_path: Path, client: str) -> None:
+    scenario = parse_scenario(LIVE.format(duration="1s", rate=100, consumers=1, live="", jetstream=f'client = "{client}"')
+                              .replace('size = "64B"', 'size = { dist = "uniform", low = "1KB", high = "3MB" }'),
+                              source="live-jetstream.toml")
+    with pytest.raises(TargetError, match=r"agents\[0\]\.size \('traders'\): messages of up to 3,000,000 B .*"
+                                          r"jetstream max_payload 1,048,576 B"):
+        run(scenario, tmp_path / "run")
+    assert_nothing_left(tmp_path / "run")
+
+
 def test_a_server_without_jetstream_is_refused_with_a_clear_error(tmp_path: Path,
                                                                    user_server: Callable[..., str]) -> None:
     url = user_server()

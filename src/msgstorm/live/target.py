@@ -305,6 +305,7 @@ class LiveTarget:
                 await self._start_generators()
             except Exception as error:  # noqa: BLE001 - any client failure here means no run
                 raise TargetError(f"{self.scenario.target}: cannot connect: {type(error).__name__}: {error}") from error
+            self._refuse_what_the_server_refuses()
             # The schedule starts now: connecting is not part of the run's time.
             shift = self._now()
             self._t0 += shift
@@ -425,6 +426,21 @@ class LiveTarget:
     def _on_generator_event(self, kind: str, detail: dict[str, Any]) -> None:
         self.dropped_elsewhere += int(detail.get("dropped", 0) or 0)  # sent while its connection was down
         self._on_event(kind, detail)
+
+    def _refuse_what_the_server_refuses(self) -> None:
+        """Before anything is sent: an agent whose messages can be larger than the server
+        takes (NATS's max_payload, which it announces) would have every such publish refused
+        and the connection closed, so the run would measure nothing. Said with the field."""
+        limit = getattr(self.driver, "max_payload", None)
+        if not isinstance(limit, int):
+            return
+        for index, agent in enumerate(self.scenario.agents):
+            upper = agent.size.upper
+            if upper is not None and max(int(upper), HEADER.size) > limit:
+                raise TargetError(
+                    f"agents[{index}].size ({agent.name!r}): messages of up to {int(upper):,} B are larger than "
+                    f"the server takes ({self.scenario.target} max_payload {limit:,} B): it would refuse them "
+                    f"and close the connection; lower the size or raise max_payload in the server's configuration")
 
     async def _send_all(self, traffic: Iterator[MessageBatch]) -> None:
         # Generator processes need the burst path (its own-share filter), which also serves burst = 1.

@@ -56,6 +56,11 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
+    @property
+    def upper(self) -> float | None:
+        """The largest value a draw can take; None when the distribution has no bound."""
+        return None
+
 
 class Constant(_Spec):
     dist: Literal["constant"] = "constant"
@@ -63,6 +68,10 @@ class Constant(_Spec):
 
     @property
     def mean(self) -> float:
+        return self.value
+
+    @property
+    def upper(self) -> float | None:
         return self.value
 
 
@@ -80,6 +89,10 @@ class Uniform(_Spec):
     @property
     def mean(self) -> float:
         return (self.low + self.high) / 2
+
+    @property
+    def upper(self) -> float | None:
+        return self.high
 
 
 class Normal(_Spec):

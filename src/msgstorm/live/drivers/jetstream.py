@@ -299,6 +299,14 @@ class JetStreamDriver:
             raise nats.errors.TimeoutError  # no leader yet: retried
         return info
 
+    @property
+    def max_payload(self) -> int | None:
+        """The largest message the server takes (its INFO's max_payload); None before connecting."""
+        connection = self.wire_publisher.connection if self.wire_publisher is not None else None
+        if connection is not None and connection.max_payload is not None:
+            return connection.max_payload
+        return int(self.control.max_payload) if self.control is not None else None
+
     async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
         if self.wire:
             for url in self.urls:
@@ -397,7 +405,7 @@ class JetStreamDriver:
             return
         if lost_publisher:
             self.window.give_up()  # its pending acks will not come on this connection
-        self.on_event(EventKind.DISCONNECTED, {"client": connection.name})
+        self.on_event(EventKind.DISCONNECTED, connection.lost_detail())
         task = asyncio.get_running_loop().create_task(self._reconnect(connection))
         self._reconnects.add(task)
         task.add_done_callback(self._reconnects.discard)

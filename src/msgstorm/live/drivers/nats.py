@@ -190,6 +190,13 @@ class NatsDriver:
             self.consumers.append(client)
         self.publisher = await self._connect("msgstorm-publisher")
 
+    @property
+    def max_payload(self) -> int | None:
+        """The largest message the server takes (its INFO's max_payload); None before connecting."""
+        if self.wire_publisher is not None:
+            return self.wire_publisher.max_payload
+        return int(self.publisher.max_payload) if self.publisher is not None else None
+
     async def publish(self, msg_id: int, data: bytes) -> None:
         if self.wire:
             publisher = self.wire_publisher
@@ -315,7 +322,7 @@ class NatsDriver:
         in_use = connection is self.wire_publisher or any(c is connection for c in self.wire_consumers)
         if self._closing or not in_use:
             return
-        self.on_event(EventKind.DISCONNECTED, {"client": connection.name})
+        self.on_event(EventKind.DISCONNECTED, connection.lost_detail())
         index = next((i for i, c in enumerate(self.wire_consumers) if c is connection), None)
         task = asyncio.get_running_loop().create_task(self._reconnect(connection.name, index))
         self._reconnects.add(task)

@@ -425,6 +425,7 @@ class WireConnection(asyncio.BufferedProtocol):
         self._pending_bytes = 0
         self._flush_timer: asyncio.TimerHandle | None = None
         self.errors: list[str] = []
+        self.max_payload: int | None = None  # the largest message the server takes (its INFO)
 
     # --- connecting ----------------------------------------------------------------------
 
@@ -530,6 +531,12 @@ class WireConnection(asyncio.BufferedProtocol):
         if not self.closing and self.on_lost is not None:
             self.on_lost(self)
 
+    def lost_detail(self) -> dict[str, str]:
+        """A ``disconnected`` event's detail: the client, and the errors the server sent
+        before it closed the connection (taken: they are not reported again at close)."""
+        said, self.errors = self.errors, []
+        return {"client": self.name, **({"error": "; ".join(said)} if said else {})}
+
     def get_buffer(self, sizehint: int) -> memoryview:
         if len(self._raw) - self._filled < MIN_READ:
             self._raw, self._data = _read_buffer(2 * len(self._raw), self._data[:self._filled])
@@ -584,6 +591,11 @@ class WireConnection(asyncio.BufferedProtocol):
                 if not future.done():
                     future.set_result(None)
         elif line.startswith(b"INFO "):
+            try:
+                limit = json.loads(line[5:]).get("max_payload")
+            except (ValueError, AttributeError):
+                limit = None
+            self.max_payload = int(limit) if isinstance(limit, int) and limit > 0 else self.max_payload
             if self._handshake is not None and not self._handshake.done():
                 self._pongs.append(self._handshake)  # the handshake ends at the first PONG
                 self._write(self._connect_line())
