@@ -44,6 +44,18 @@ def test_work_that_cannot_finish_is_refused_with_the_field_and_the_estimate(args
         assert "estimated work: about" in output
 
 
+def test_live_messages_too_large_to_stage_are_refused_before_any_server_starts() -> None:
+    """A live generator builds 2,048 messages' payloads (and frames) at once: 100 MB messages
+    need hundreds of GB. Refused at validation, naming the agent's size, on every live target;
+    the simulator, which never builds a payload, takes them."""
+    for example in ("live-zmq.toml", "live-redis.toml", "live-nats-ramp.toml"):
+        code, output = _invoke("validate", str(EXAMPLES / example), "--set", 'agents.0.size="100MB"')
+        assert code == 2, output
+        assert "--set: agents[0].size: message size: the live generator builds 2,048 messages'" in output, output
+    assert _invoke("validate", QUICKSTART, "--set", 'agents.0.size="100MB"')[0] == 0
+    assert _invoke("validate", str(EXAMPLES / "live-zmq.toml"), "--set", 'agents.0.size="64KB"')[0] == 0
+
+
 def test_the_seed_flag_is_bounded_by_the_history_column() -> None:
     code, output = _invoke("run", QUICKSTART, "--seed", "9223372036854775808", "-q")
     assert code == 2 and "run.seed" in output and "less than 9223372036854775808" in output

@@ -78,6 +78,7 @@ from msgstorm.live.recorder import (
     Receipts,
     first_arrivals,
 )
+from msgstorm.scenario.budget import STAGED_MESSAGES
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import Scenario
 from msgstorm.traffic.generate import MessageBatch, generate_traffic
@@ -94,7 +95,7 @@ _YIELD_EVERY = 256
 # turned into Python ints this many messages at a time while it is sent: large enough that
 # the per-slice work is a small share, small enough that building one (about 60 ns a
 # message on the wire client) delays no send by more than a fraction of a millisecond.
-_SLICE = 2048
+_SLICE = STAGED_MESSAGES
 # The interpreter's thread switch interval during a live run.
 _SWITCH_S = 100e-6
 # Signals that stop a run (``LiveTarget._stop_on_signals``).

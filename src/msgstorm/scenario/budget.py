@@ -31,10 +31,15 @@ from msgstorm.scenario.schema import (
     StepRampArrival,
 )
 
-__all__ = ["WorkEstimate", "check_budget", "estimate_work", "memory_available_bytes"]
+__all__ = ["STAGED_MESSAGES", "WorkEstimate", "check_budget", "estimate_work", "memory_available_bytes"]
 
 _NS_PER_S = 1e9
 _DRAIN_SLACK_NS = 60 * 1e9
+# A live generator builds the payloads of this many messages at once (and their frames, a
+# second copy): with messages of many MB that alone can outgrow the machine.
+STAGED_MESSAGES = 2048
+# A size with no upper bound (lognormal, ...) is budgeted at this multiple of its mean.
+_UNBOUNDED_SIZE_FACTOR = 3.0
 # A traffic window's count can exceed its expectation (Poisson noise, Hawkes clusters).
 _PEAK_MARGIN = 3.0
 # Memory coefficients, measured on the examples with /usr/bin/time -v (peak RSS) and rounded
@@ -230,6 +235,16 @@ def memory_available_bytes() -> float:
         return math.inf
 
 
+def _staged_bytes(scenario: Scenario) -> tuple[float, int]:
+    """What one staged slice of the largest messages takes in each generator process,
+    payloads and frames, over all of them; and the agent whose messages are largest."""
+    sizes = [agent.size.upper if agent.size.upper is not None else _UNBOUNDED_SIZE_FACTOR * agent.size.mean
+             for agent in scenario.agents]
+    index = max(range(len(sizes)), key=lambda i: sizes[i])
+    processes = scenario.live.nats.generator_processes if scenario.target == "nats" else 1
+    return STAGED_MESSAGES * sizes[index] * 2 * processes, index
+
+
 def _largest(agents: list[tuple[float, float, Loc]], by: int) -> Loc:
     return max(agents, key=lambda row: row[by])[2] if agents else ("agents",)
 
@@ -258,6 +273,12 @@ def check_budget(scenario: Scenario, estimate: WorkEstimate | None = None) -> li
     receipts_blame = ("blocks", "interval") if work.blocks > work.messages else _largest(agents, 0)
     over(work.gossip_receipts, limits.max_receipts, "gossip receipts", "max_receipts", receipts_blame)
     available = memory_available_bytes()
+    if work.live_consumers and scenario.agents:
+        staged, index = _staged_bytes(scenario)
+        if staged > available * limits.memory:
+            found.append((("agents", index, "size"), f"message size: the live generator builds {STAGED_MESSAGES:,} "
+                          f"messages' payloads and frames at once, about {_gib(staged)}, over limits.memory = "
+                          f"{limits.memory:.0%} of the {_gib(available)} available now; use smaller messages"))
     if work.memory_bytes > available * limits.memory:
         found.append((_largest(agents, 1), f"memory: about {_gib(work.memory_bytes)}, over limits.memory = "
                       f"{limits.memory:.0%} of the {_gib(available)} available now; shorten or slow the run, "
