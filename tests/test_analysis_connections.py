@@ -71,6 +71,24 @@ def test_incidents_stop_at_the_first_twenty_but_counts_do_not(tmp_path: Path) ->
     assert [i["t_s"] for i in summary["incidents"]] == [round(i * 0.01, 9) for i in range(1, INCIDENTS_SHOWN + 1)]
 
 
+def test_a_live_run_cut_off_before_it_wrote_its_events_cannot_tell(tmp_path: Path) -> None:
+    """A live run writes its events at its end: after a SIGKILL the history has none, which
+    says nothing about its connections (not "no trouble")."""
+    _live(tmp_path, [])
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from msgstorm.history import read_history
+
+    part = next((tmp_path / "history" / "run").glob("part-*.parquet"))
+    row = pq.read_table(part)
+    flags = pa.array([False] * row.num_rows)
+    pq.write_table(row.set_column(row.schema.get_field_index("completed"), "completed", flags), part)
+    cut = read_history(tmp_path)  # its run row is the one written at the start: killed before the end
+    assert cut.cut_off
+    assert connections_summary(cut) is None
+
+
 def test_a_clean_live_run_has_zero_trouble_and_the_simulator_none(tmp_path: Path) -> None:
     live = analyse(_live(tmp_path / "live", [])).summary
     assert live["connections"] == {"disconnects": 0, "reconnects": 0, "errors": 0, "clients": {},
@@ -91,5 +109,10 @@ def test_the_terminal_and_the_page_show_the_trouble(tmp_path: Path, capsys) -> N
     assert "disconnects 1, reconnects 0, errors 1; down: msgstorm-consumer-0 4 s" in out
     assert "Slow Consumer Detected: MaxPending of 67108864 Exceeded" in out
     page = render_run_report(history, analysis)
+    # What clients and servers say is text, never terminal markup.
+    summary = {**analysis.summary, "connections": {**analysis.summary["connections"], "incidents": [
+        {"t_s": 1.0, "kind": "client_error", "client": "c[0]", "error": "socket [closed] [/x]"}]}}
+    print_summary(summary, Console(width=200, force_terminal=False))
+    assert "socket [closed] [/x]" in capsys.readouterr().out
     assert 'id="connections-table"' in page and "Slow Consumer Detected" in page
     assert "msgstorm-consumer-0 down 4 s" in page

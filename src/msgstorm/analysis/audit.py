@@ -192,9 +192,10 @@ def _trouble(history: History, lost: int) -> str:
         return ""
     first = connections["incidents"][0]
     said = f": {first['error']}" if first["error"] else ""
+    who = f" {first['client']}" if first["client"] else ""
     return (f"; connection trouble: {connections['disconnects']} disconnects, {connections['errors']} errors, "
             f"{len(connections['servers_exited'])} servers exited early (first at {first['t_s']:.3f} s, "
-            f"{first['kind']} {first['client']}{said})")
+            f"{first['kind']}{who}{said})")
 
 
 @CHECKERS.register("delivery")

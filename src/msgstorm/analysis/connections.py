@@ -5,7 +5,7 @@ Place in the pipeline: one analysis step, reading the ``disconnected``, ``reconn
 Lost messages say that something went wrong; these say what and when: a consumer the
 broker cut off as too slow, a server that died, a publisher that dropped while it
 reconnected. ``connections_summary`` gives summary.json's ``connections`` (null on the
-simulator):
+simulator, and for a live run cut off before it could write its events):
 
 - ``disconnects``, ``reconnects``, ``errors``: how many of each event.
 - ``clients``: {client: {disconnects, down_s}}, ``down_s`` the time from each disconnect to
@@ -67,8 +67,8 @@ def down_spans(history: History) -> list[tuple[str, int, int | None]]:
 
 
 def connections_summary(history: History) -> dict[str, Any] | None:
-    if history.run_info.get("target", "sim") == "sim":
-        return None
+    if history.run_info.get("target", "sim") == "sim" or history.cut_off:
+        return None  # a live run writes its events at its end: a run cut off first cannot tell
     rows = events_of(history, EventKind.DISCONNECTED, EventKind.RECONNECTED, EventKind.CLIENT_ERROR,
                      EventKind.SERVER_STOP)
     counts = {EventKind.DISCONNECTED: 0, EventKind.RECONNECTED: 0, EventKind.CLIENT_ERROR: 0}

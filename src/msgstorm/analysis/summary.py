@@ -36,7 +36,8 @@ Place in the pipeline: between the history and the reports. It reads only the ``
   (see ``audit``); null on the simulator.
 - ``connections``: a live run's connection trouble: {disconnects, reconnects, errors,
   clients {client: {disconnects, down_s}}, servers_exited [{name, returncode}], incidents
-  [{t_s, kind, client, error}]} (see ``connections``); null on the simulator.
+  [{t_s, kind, client, error}]} (see ``connections``); null on the simulator and for a live
+  run cut off before it wrote its events.
 - ``desync``: {episodes, max_height_gap}; ``propagation_ms``: {region: {p50, p90, p99, count}}.
 - ``faults``: [{fault_id, kind, start_s, end_s}]; ``checks``: [{name, verdict, detail}];
   ``slo``: [{name, verdict, value, threshold}] (see ``slo``).

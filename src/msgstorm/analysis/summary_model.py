@@ -261,7 +261,7 @@ class Summary(BaseModel):
         description="a live run's receipts audited against what was sent; null on the simulator")]
     connections: Annotated[Connections | None, Field(
         description="a live run's connection trouble: clients cut off, their errors, servers that went away; "
-                    "null on the simulator")] = None
+                    "null on the simulator and for a live run cut off before it wrote its events")] = None
     desync: Desync
     propagation_ms: Annotated[dict[str, RegionPropagation], Field(
         description="gossip propagation (t_delivered - t_sent) by receiving region")]

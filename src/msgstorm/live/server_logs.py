@@ -11,6 +11,7 @@ reports each as a ``client_error`` event at the time the server logged it.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,9 +20,11 @@ from typing import Any, Protocol
 
 __all__ = ["ServerSaid", "nats_slow_consumers", "report_slow_consumers"]
 
-# [pid] 2026/11/23 20:23:59.876924 [INF] 127.0.0.1:57796 - cid:6 - "v1:python-...:name" - Slow Consumer Detected: ...
-_SLOW = re.compile(r'^\[\d+\] (\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d+) \[\w+\] .*? - cid:\d+ - '
-                   r'(?:"(?:[^"]*:)?([^":]*)" - )?(Slow Consumer Detected[^\r\n]*)')
+# [pid] 2026/11/23 20:23:59.876924 [INF] 127.0.0.1:57796 - cid:6 - "v1:python-msgstorm-wire:msgstorm-consumer-1" - Slow Consumer Detected: ...
+# The quoted part is "version:lang" and, when the client gave one, ":name" (which may hold
+# colons, and quotes escaped with a backslash).
+_SLOW = re.compile(r'^\[\d+\] (\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d+) \[\w+\] .*? - cid:(\d+) - '
+                   r'(?:"[^:"]*:[^:"]*(?::((?:[^"\\]|\\.)*))?" - )?(Slow Consumer Detected[^\r\n]*)')
 # Only the tail a run can have written is read: a log that grew huge is not read whole.
 _MAX_BYTES = 8 << 20
 
@@ -33,8 +36,21 @@ class ServerSaid:
     text: str
 
 
-def nats_slow_consumers(log: Path) -> list[ServerSaid]:
-    """The slow-consumer lines of a nats-server log, oldest first ([] without a log)."""
+def _wall_ns(stamp: str, since_ns: int) -> int:
+    """A log time (the server's local time, this process's too: same host and environment)
+    as time.time_ns. In the hour a clock goes back, a local time names two instants: the
+    one at or after ``since_ns`` and nearest now is the one a line of this run means."""
+    local = datetime.strptime(stamp, "%Y/%m/%d %H:%M:%S.%f")
+    now = time.time_ns()
+    readings = [round(local.replace(fold=fold).timestamp() * 1e6) * 1000 for fold in (0, 1)]
+    return min(readings, key=lambda t: (t < since_ns, abs(now - t)))
+
+
+def nats_slow_consumers(log: Path, since_ns: int = 0) -> list[ServerSaid]:
+    """The slow-consumer lines of a nats-server log logged at or after ``since_ns``
+    (time.time_ns; the log is appended to by every run into the same directory), oldest
+    first, one per connection (a client cut off for falling behind can be logged again
+    when its write deadline passes); [] without a log."""
     try:
         with open(log, "rb") as file:
             size = file.seek(0, 2)
@@ -43,16 +59,20 @@ def nats_slow_consumers(log: Path) -> list[ServerSaid]:
     except OSError:
         return []
     found = []
+    seen: set[str] = set()
     for line in text.splitlines():
         if "Slow Consumer" not in line:
             continue
         match = _SLOW.match(line)
         if match is None:
             continue
-        stamp, client, said = match.groups()
-        # The server runs on this host with this process's environment: its local time is ours.
-        at = datetime.strptime(stamp, "%Y/%m/%d %H:%M:%S.%f").timestamp()
-        found.append(ServerSaid(int(at * 1e9), client or None, said.strip()))
+        stamp, cid, client, said = match.groups()
+        at = _wall_ns(stamp, since_ns)
+        if at < since_ns or cid in seen:
+            continue
+        seen.add(cid)
+        name = client.replace('\\"', '"') if client else None
+        found.append(ServerSaid(at, name, said.strip()))
     return found
 
 
@@ -61,10 +81,12 @@ class _Logged(Protocol):
     directory: Path
 
 
-def report_slow_consumers(servers: Sequence[_Logged], on_event: Callable[[str, dict[str, Any]], None]) -> None:
+def report_slow_consumers(servers: Sequence[_Logged], on_event: Callable[[str, dict[str, Any]], None],
+                          since_ns: int = 0) -> None:
     """A ``client_error`` event for each slow consumer the nats-servers msgstorm started
-    (their log ``<directory>/<name>.log``) cut off, at the time each logged it."""
+    (their log ``<directory>/<name>.log``) cut off since ``since_ns`` (time.time_ns), at the
+    time each logged it."""
     for server in servers:
-        for said in nats_slow_consumers(server.directory / f"{server.name}.log"):
+        for said in nats_slow_consumers(server.directory / f"{server.name}.log", since_ns):
             on_event("client_error", {"client": said.client, "error": f"{server.name}: {said.text}",
                                       "at_wall_ns": said.at_wall_ns})

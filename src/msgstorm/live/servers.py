@@ -103,8 +103,10 @@ class ManagedServer:
         self.start_timeout_s = start_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
         self.returncode: int | None = None
-        # It had exited on its own (killed, crashed) when msgstorm came to stop it.
+        # It had exited on its own (killed, crashed) when msgstorm came to stop it, after it
+        # had listened (one that fails at start is an error of its own).
         self.exited_early = False
+        self._listened = False
 
     @staticmethod
     def program(*names: str, install: str) -> str:
@@ -127,9 +129,12 @@ class ManagedServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         log = open(self.directory / f"{self.name}.out", "ab")  # noqa: SIM115 - the child holds it
         try:
+            # A group of its own: a terminal's Ctrl-C reaches msgstorm, which stops the
+            # server after the run's end is written, not the server mid-run (it would look
+            # like a crash, its clients cut off). PDEATHSIG still ends it if msgstorm dies.
             self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             env={**os.environ, **self.env} if self.env else None,
-                                            cwd=self.directory, preexec_fn=die_with_parent)
+                                            cwd=self.directory, preexec_fn=die_with_parent, process_group=0)
         finally:
             log.close()
         _RUNNING.add(self)
@@ -147,6 +152,7 @@ class ManagedServer:
                                   f"see {self.directory / (self.name + '.out')}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    self._listened = True
                     return
             except OSError:
                 time.sleep(0.02)
@@ -159,7 +165,7 @@ class ManagedServer:
         process = self.process
         if process is None:
             return
-        if self.returncode is None and process.poll() is not None:
+        if self._listened and self.returncode is None and process.poll() is not None:
             self.exited_early = True
         if process.poll() is None:
             try:

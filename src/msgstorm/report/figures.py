@@ -136,10 +136,11 @@ def _values(trace: dict[str, Any]) -> Any:
 
 def label_if_empty(fig: Figure, text: str = "no data in this run") -> Figure:
     """Say so on a plot none of whose traces has a value (an empty run, no deliveries, ...).
-    Its shaded spans go: with no data beside them they would set the time axis to their own
-    few milliseconds and fill the plot."""
+    Its shaded spans and marks on the time axis go: with no data beside them they would set
+    the axis to their own few milliseconds and fill the plot."""
     if not any(_has_data(_values(trace)) for trace in fig["data"]):
         fig["layout"].pop("shapes", None)
+        fig["layout"]["annotations"] = [a for a in fig["layout"].get("annotations", []) if a.get("xref") != "x"]
         fig["layout"]["annotations"] = [*fig["layout"].get("annotations", []), {
             "font": {"color": "#888", "size": 16}, "showarrow": False, "text": text,
             "x": 0.5, "xref": "paper", "y": 0.5, "yref": "paper"}]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 __all__ = ["print_summary"]
@@ -26,10 +27,11 @@ def _connections_line(connections: dict[str, Any]) -> str:
             f"errors {_fmt(connections.get('errors'))}")
     clients = connections.get("clients") or {}
     if clients:
-        text += "; down: " + ", ".join(f"{name} {_fmt(entry.get('down_s'))} s" for name, entry in clients.items())
+        text += "; down: " + ", ".join(f"{escape(name)} {_fmt(entry.get('down_s'))} s" for name, entry in clients.items())
     exited = connections.get("servers_exited") or []
     if exited:
-        text += "; EXITED EARLY: " + ", ".join(f"{e.get('name')} (code {e.get('returncode')})" for e in exited)
+        text += "; EXITED EARLY: " + ", ".join(f"{escape(str(e.get('name')))} (code {e.get('returncode')})"
+                                               for e in exited)
     return text
 
 
@@ -101,8 +103,9 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         for column in ("t (s)", "event", "client", "what it said"):
             table.add_column(column)
         for incident in incidents:
-            table.add_row(_fmt(incident.get("t_s")), str(incident.get("kind")), _fmt(incident.get("client")),
-                          _fmt(incident.get("error")))
+            # What clients and servers said is text, not markup: "[closed]" would vanish.
+            table.add_row(_fmt(incident.get("t_s")), str(incident.get("kind")), escape(_fmt(incident.get("client"))),
+                          escape(_fmt(incident.get("error"))))
         console.print(table)
 
     slos = summary.get("slo") or []
