@@ -305,7 +305,9 @@ class LiveTarget:
                 await self.driver.connect(self._on_receipt, self._on_ack)
                 await self._start_generators()
             except Exception as error:  # noqa: BLE001 - any client failure here means no run
-                raise TargetError(f"{self.scenario.target}: cannot connect: {type(error).__name__}: {error}") from error
+                said = str(error) or (f"no answer within live.start_timeout ({self.scenario.live.start_timeout / 1e9:g} s)"
+                                      if isinstance(error, TimeoutError) else "no detail given")
+                raise TargetError(f"{self.scenario.target}: cannot connect: {type(error).__name__}: {said}") from error
             self._refuse_what_the_server_refuses()
             # The schedule starts now: connecting is not part of the run's time.
             shift = self._now()
