@@ -57,6 +57,10 @@ def test_a_server_that_exited_on_its_own_is_named_with_its_code(tmp_path: Path) 
     assert summary["servers_exited"] == [{"name": "nats-server", "returncode": -9}]
     assert summary["clients"]["msgstorm-publisher"] == {"disconnects": 1, "down_s": 3.0}
     errors = {i["kind"]: i["error"] for i in summary["incidents"]}
+    refused = _live(tmp_path / "refused", [event(S, "client_error", client="msgstorm-publisher", refused=7,
+                                                error="OOM command not allowed")])
+    said = connections_summary(refused)
+    assert said is not None and said["incidents"][0]["error"] == "OOM command not allowed (7 refused)"
     assert errors["server_stop"] == "exited with code -9 before msgstorm stopped it"
     assert errors["client_error"] == "publishes dropped while disconnected (1,234 messages)"
 

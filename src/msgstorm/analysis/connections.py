@@ -34,9 +34,9 @@ def _error_text(detail: dict[str, Any]) -> str | None:
     """What a client_error (or a server stop) says, in one line."""
     if "error" in detail:
         text = str(detail["error"])
-        if "dropped" in detail:
-            text += f" ({detail['dropped']:,} messages)"
-        return text
+        counts = [f"{detail[key]:,} {what}" for key, what in (("dropped", "messages"), ("refused", "refused"))
+                  if isinstance(detail.get(key), int) and detail[key]]
+        return text + (f" ({', '.join(counts)})" if counts else "")
     if "refused" in detail:
         return f"{detail['refused']:,} publishes refused"
     if "returncode" in detail:
