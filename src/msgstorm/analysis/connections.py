@@ -34,7 +34,8 @@ def _error_text(detail: dict[str, Any]) -> str | None:
     """What a client_error (or a server stop) says, in one line."""
     if "error" in detail:
         text = str(detail["error"])
-        counts = [f"{detail[key]:,} {what}" for key, what in (("dropped", "messages"), ("refused", "refused"))
+        counts = [f"{detail[key]:,} {what}" for key, what in (("dropped", "messages"), ("refused", "refused"),
+                                                                  ("ack_timeouts", "acks overdue"))
                   if isinstance(detail.get(key), int) and detail[key]]
         return text + (f" ({', '.join(counts)})" if counts else "")
     if "refused" in detail:
