@@ -100,6 +100,7 @@ def test_scraped_during_run_and_final_values_match_summary(tmp_path) -> None:
     p99_s = _value(final, "msgstorm_latency_quantile_seconds", quantile="0.99")
     assert p99_s * 1000 == pytest.approx(summary["latency_ms"]["p99"])
     assert _value(final, "msgstorm_faults_active") == 0.0
+    assert _value(final, "msgstorm_client_disconnects_total") is None, "no live clients on the simulator"
     mean_s = _value(final, "msgstorm_latency_seconds_sum") / summary["messages"]["committed"]
     assert abs(mean_s * 1000 - summary["latency_ms"]["mean"]) < 0.01
     for slo in summary["slo"]:
@@ -153,3 +154,27 @@ def test_port_in_use_exits_2(tmp_path) -> None:
     assert outcome.exit_code == 2, outcome.output
     assert f"--prometheus {port}: cannot listen on 127.0.0.1:{port}" in outcome.output
     assert not (tmp_path / "r").exists(), "nothing ran"
+
+
+def test_a_live_runs_connection_trouble_is_exported_once_finished(tmp_path) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from test_analysis_history import S, event, message, write_history
+
+    from msgstorm.analysis.summary import analyse
+    from msgstorm.report.prometheus import RunMetrics
+
+    rows = [message(i, i * 1_000_000, status="committed", t_sent=i * 1_000_000 + 1) for i in range(3)]
+    history = write_history(tmp_path, rows, [
+        event(0, "run_start", target="nats", fanout=True, acks=False, consumers=1),
+        event(S, "disconnected", client="msgstorm-consumer-0"),
+        event(S, "client_error", client="msgstorm-consumer-0", error="nats-server: Slow Consumer Detected"),
+        event(2 * S, "server_stop", name="nats-server", returncode=-9, exited_early=True)], target="nats")
+    metrics = RunMetrics()
+    registry = CollectorRegistry()
+    registry.register(metrics)
+    assert _value(_samples(generate_latest(registry).decode()), "msgstorm_client_disconnects_total") is None
+    metrics.finish(analyse(history), history)
+    final = _samples(generate_latest(registry).decode())
+    assert _value(final, "msgstorm_client_disconnects_total") == 1.0
+    assert _value(final, "msgstorm_client_errors_total") == 1.0
+    assert _value(final, "msgstorm_servers_exited_early") == 1.0

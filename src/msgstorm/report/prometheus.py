@@ -72,6 +72,7 @@ class RunMetrics(Collector):
         self._latency: tuple[list[int], float, int] | None = None  # cumulative buckets, sum_s, count
         self._quantiles_s: dict[str, float] = {}
         self._slos: list[tuple[str, str]] = []
+        self._connections: dict[str, int] | None = None  # a live run's, once finished
 
     # --- writers -----------------------------------------------------------------------
 
@@ -119,6 +120,11 @@ class RunMetrics(Collector):
             self._quantiles_s = {q: round(latency[key] / 1000, 9) for q, key in _QUANTILES
                                if latency.get(key) is not None}
             self._slos = [(str(s.get("name")), str(s.get("verdict"))) for s in summary.get("slo") or []]
+            connections = summary.get("connections")
+            self._connections = None if connections is None else {
+                "disconnects": int(connections.get("disconnects") or 0),
+                "errors": int(connections.get("errors") or 0),
+                "servers_exited": len(connections.get("servers_exited") or [])}
             if summary.get("duration_s") is not None:
                 self._t_ns = round(float(summary["duration_s"]) * NS_PER_S)
             self._finished = True
@@ -132,6 +138,7 @@ class RunMetrics(Collector):
             sent, offered, committed_rate = self._sent, self._offered, self._committed_rate
             faults_active, finished = self._faults_active, self._finished
             latency, quantiles, slos = self._latency, dict(self._quantiles_s), list(self._slos)
+            connections = dict(self._connections) if self._connections is not None else None
         info = GaugeMetricFamily("msgstorm_run_info", "The run being exported (value always 1).",
                                  labels=list(self._info))
         info.add_metric(list(self._info.values()), 1.0)
@@ -178,6 +185,14 @@ class RunMetrics(Collector):
             for quantile, value in quantiles.items():
                 family.add_metric([quantile], value)
             yield family
+        if connections is not None:
+            yield CounterMetricFamily("msgstorm_client_disconnects", "Times a live client lost its connection "
+                                      "(the run's, once finished).", value=connections["disconnects"])
+            yield CounterMetricFamily("msgstorm_client_errors", "Errors live clients reported (publishes dropped "
+                                      "or refused, consumers that ended early, servers' words).",
+                                      value=connections["errors"])
+            yield GaugeMetricFamily("msgstorm_servers_exited_early", "Servers msgstorm started that exited on "
+                                    "their own before it stopped them.", value=connections["servers_exited"])
         if slos:
             family = GaugeMetricFamily("msgstorm_slo_passed", "1 when the SLO passed, 0 when it failed, "
                                        "NaN when unknown.", labels=["slo"])
