@@ -25,6 +25,7 @@ from conftest import (
     run_in_process,
     wait_for_logs,
 )
+from test_live_nats import _wait_for_traffic
 
 from msgstorm.analysis.cpu import process_cpu
 from msgstorm.live.consumer_process import (
@@ -185,6 +186,8 @@ def test_a_consumer_process_killed_mid_run_is_a_fault_and_the_run_goes_on(tmp_pa
     process = run_in_process(scenario, run_dir)
     try:
         _wait_until_subscribed(run_dir, process, 2)
+        _wait_for_traffic(run_dir, 90.0)  # the schedule has begun: consumer-0 has messages to report
+        time.sleep(0.5)
         victim = next(pid for pid, name in _consumer_processes(process.pid).items() if name == "msgstorm-consumer-0")
         os.kill(victim, signal.SIGKILL)
         _, stderr = process.communicate(timeout=120)
