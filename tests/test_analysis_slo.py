@@ -155,3 +155,20 @@ def test_unparseable_entry_is_unknown_not_a_crash() -> None:
     [result] = evaluate_slos(SUMMARY, {"latency.p99": "< 2000/s"})
     assert result["verdict"] == "unknown"
     assert result["threshold"] == "< 2000/s"
+
+
+def test_a_live_runs_delivery_generator_and_connections() -> None:
+    live = {**SUMMARY,
+            "delivery": {"lost": {"total": 3}, "duplicated": 0, "unexpected": 0, "reordered": 1},
+            "generator": {"saturated": False, "send_lag_ms": {"p50": 0.01, "p99": 0.4, "max": 7.0}},
+            "connections": {"disconnects": 2, "errors": 0, "servers_exited": [{"name": "nats-server", "returncode": -9}]}}
+    rules = {"delivery.lost": "== 0", "delivery.reordered": "<= 1", "generator.send_lag.p99": "< 1ms",
+             "generator.send_lag.max": "< 5ms", "connections.disconnects": "== 0", "connections.errors": "== 0",
+             "connections.servers_exited": "== 0"}
+    assert [(r["name"], r["verdict"], r["value"]) for r in evaluate_slos(live, rules)] == [
+        ("delivery.lost", "fail", 3), ("delivery.reordered", "pass", 1), ("generator.send_lag.p99", "pass", 0.4),
+        ("generator.send_lag.max", "fail", 7.0), ("connections.disconnects", "fail", 2),
+        ("connections.errors", "pass", 0), ("connections.servers_exited", "fail", 1)]
+    # On the simulator these are null: unknown, which a strict gate fails.
+    sim = {**SUMMARY, "delivery": None, "generator": None, "connections": None}
+    assert {r["verdict"] for r in evaluate_slos(sim, rules)} == {"unknown"}

@@ -61,6 +61,15 @@ def _metrics() -> dict[str, tuple[tuple[str, ...], Unit]]:
     table["queue.mean_depth"] = (("queue", "mean_depth"), "count")
     table["desync.episodes"] = (("desync", "episodes"), "count")
     table["desync.max_height_gap"] = (("desync", "max_height_gap"), "count")
+    # A live run's own (null on the simulator: "unknown", which --strict-slo fails).
+    table["delivery.lost"] = (("delivery", "lost", "total"), "count")
+    for name in ("duplicated", "unexpected", "reordered"):
+        table[f"delivery.{name}"] = (("delivery", name), "count")
+    for name in ("p50", "p99", "max"):
+        table[f"generator.send_lag.{name}"] = (("generator", "send_lag_ms", name), "ms")
+    for name in ("disconnects", "errors"):
+        table[f"connections.{name}"] = (("connections", name), "count")
+    table["connections.servers_exited"] = (("connections", "servers_exited"), "count")  # how many, see slo_value
     return table
 
 
@@ -179,6 +188,8 @@ def slo_value(summary: Mapping[str, Any], name: str) -> float | None:
         if not isinstance(node, Mapping) or node.get(key) is None:
             return None
         node = node[key]
+    if isinstance(node, list):  # a list of things counted: its length
+        return len(node)
     return node if isinstance(node, (int, float)) and not isinstance(node, bool) else None
 
 
