@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
+import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from msgstorm.errors import TargetError
 from msgstorm.live.drivers.zmq import PROBE, ZmqDriver
@@ -221,9 +223,17 @@ def test_staged_bursts_at_a_push_with_no_consumer_drop_after_send_timeout_and_sa
             for task in driver._receivers:
                 task.cancel()
             await asyncio.gather(*driver._receivers, return_exceptions=True)
-            for sock in driver._sockets[1:]:  # the consumers go away
+            assert driver._publisher is not None
+            monitor = driver._publisher.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+            consumers = [sock for sock in driver._sockets if sock is not driver._publisher]
+            for sock in consumers:  # the consumers go away
                 sock.close(linger=0)
-            await asyncio.sleep(0.2)  # the PUSH sees its peer gone
+            gone = 0
+            while gone < len(consumers):  # until the PUSH has seen each peer go
+                message = await asyncio.wait_for(recv_monitor_message(monitor), 30)
+                gone += message["event"] == zmq.EVENT_DISCONNECTED
+            driver._publisher.disable_monitor()
+            monitor.close(linger=0)
             started = time.monotonic()
             ids = np.arange(count, dtype=np.int64)
             driver.stage(ids, ids, np.full(count, 1024, dtype=np.int32))
