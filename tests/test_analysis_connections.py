@@ -119,4 +119,4 @@ def test_the_terminal_and_the_page_show_the_trouble(tmp_path: Path, capsys) -> N
     print_summary(summary, Console(width=200, force_terminal=False))
     assert "socket [closed] [/x]" in capsys.readouterr().out
     assert 'id="connections-table"' in page and "Slow Consumer Detected" in page
-    assert "msgstorm-consumer-0 down 4 s" in page
+    assert "1 disconnect, 0 reconnects, 1 error, 0 servers exited early; msgstorm-consumer-0 down 4 s." in page

@@ -40,7 +40,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from msgstorm.analysis._common import I64, events_of, message_rows, nullable_ints
-from msgstorm.analysis.connections import connections_summary
+from msgstorm.analysis.connections import connections_summary, trouble_counts
 from msgstorm.analysis.delivery import Verdict
 from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
@@ -193,8 +193,7 @@ def _trouble(history: History, lost: int) -> str:
     first = connections["incidents"][0]
     said = f": {first['error']}" if first["error"] else ""
     who = f" {first['client']}" if first["client"] else ""
-    return (f"; connection trouble: {connections['disconnects']} disconnects, {connections['errors']} errors, "
-            f"{len(connections['servers_exited'])} servers exited early (first at {first['t_s']:.3f} s, "
+    return (f"; connection trouble: {trouble_counts(connections)} (first at {first['t_s']:.3f} s, "
             f"{first['kind']}{who}{said})")
 
 

@@ -25,7 +25,7 @@ from msgstorm.analysis._common import events_of, rounded, run_t_end_ns, seconds
 from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 
-__all__ = ["INCIDENTS_SHOWN", "connections_summary", "down_spans"]
+__all__ = ["INCIDENTS_SHOWN", "connections_summary", "down_spans", "trouble_counts"]
 
 INCIDENTS_SHOWN = 20
 
@@ -43,6 +43,18 @@ def _error_text(detail: dict[str, Any]) -> str | None:
     if "returncode" in detail:
         return f"exited with code {detail['returncode']} before msgstorm stopped it"
     return None
+
+
+def trouble_counts(connections: dict[str, Any]) -> str:
+    """"2 disconnects, 1 reconnect, 0 errors, 1 server exited early": the summary's counts in words."""
+    def counted(n: int, one: str, many: str) -> str:
+        return f"{n:,} {one if n == 1 else many}"
+
+    exited = len(connections.get("servers_exited") or [])
+    return ", ".join([counted(int(connections.get("disconnects") or 0), "disconnect", "disconnects"),
+                      counted(int(connections.get("reconnects") or 0), "reconnect", "reconnects"),
+                      counted(int(connections.get("errors") or 0), "error", "errors"),
+                      counted(exited, "server exited early", "servers exited early")])
 
 
 def down_spans(history: History) -> list[tuple[str, int, int | None]]:

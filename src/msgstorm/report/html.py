@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from msgstorm.analysis import Analysis
+from msgstorm.analysis.connections import trouble_counts
 from msgstorm.history.reader import History
 from msgstorm.report import figures
 from msgstorm.report.page import Plot, esc, figure_block, page, table
@@ -185,9 +186,7 @@ def _connections(connections: dict[str, Any] | None) -> str:
         return '<p class="note">No client lost its connection and no server went away.</p>'
     clients = connections.get("clients") or {}
     down = "; ".join(f"{esc(name)} down {fmt(entry.get('down_s'), ' s')}" for name, entry in clients.items())
-    note = (f'<p class="note">{fmt(connections.get("disconnects"))} disconnects, '
-            f'{fmt(connections.get("reconnects"))} reconnects, {fmt(connections.get("errors"))} errors'
-            + (f"; {down}" if down else "") + ".</p>")
+    note = f'<p class="note">{esc(trouble_counts(connections))}' + (f"; {down}" if down else "") + ".</p>"
     rows = [[f'<td class="num">{fmt(i.get("t_s"), " s")}</td>', esc(i.get("kind")), esc(i.get("client")),
              esc(i.get("error") or "")] for i in incidents]
     return ('<h2 style="margin-top:16px">Connection trouble</h2>' + note
