@@ -102,11 +102,11 @@ def test_pub_sub_gives_every_consumer_every_message_from_the_first(tmp_path: Pat
 
 
 def test_pub_at_its_high_water_mark_drops_and_the_history_counts_each_drop(tmp_path: Path) -> None:
-    result = run(_scenario("pub-sub", consumers=2, rate=20_000, size=16_384, hwm=10, drain="1s"), tmp_path / "run")
+    result = run(_scenario("pub-sub", consumers=2, rate=40_000, size=16_384, hwm=10, drain="1s"), tmp_path / "run")
     sent = set(result.history.messages["msg_id"].to_pylist())
     received = set(result.history.deliveries["msg_id"].to_pylist())
     never_received = len(sent - received)
-    assert never_received > 0, "a PUB with hwm 10 kept up with 20,000 x 16 KiB/s: raise the rate"
+    assert never_received > 0, "a PUB with hwm 10 kept up with 40,000 x 16 KiB/s: raise the rate"
     assert result.summary["messages"]["lost"] == never_received
     assert received <= sent
     assert result.summary["delivery"]["lost"]["middle"] > 0  # gaps, not a consumer that stopped
