@@ -79,14 +79,14 @@ def nats_slow_consumers(log: Path, since_ns: int = 0) -> list[ServerSaid]:
 class _Logged(Protocol):
     name: str
     directory: Path
+    started_wall_ns: int
 
 
-def report_slow_consumers(servers: Sequence[_Logged], on_event: Callable[[str, dict[str, Any]], None],
-                          since_ns: int = 0) -> None:
+def report_slow_consumers(servers: Sequence[_Logged], on_event: Callable[[str, dict[str, Any]], None]) -> None:
     """A ``client_error`` event for each slow consumer the nats-servers msgstorm started
-    (their log ``<directory>/<name>.log``) cut off since ``since_ns`` (time.time_ns), at the
-    time each logged it."""
+    (their log ``<directory>/<name>.log``) cut off since each was started, at the time each
+    logged it."""
     for server in servers:
-        for said in nats_slow_consumers(server.directory / f"{server.name}.log", since_ns):
+        for said in nats_slow_consumers(server.directory / f"{server.name}.log", server.started_wall_ns):
             on_event("client_error", {"client": said.client, "error": f"{server.name}: {said.text}",
                                       "at_wall_ns": said.at_wall_ns})

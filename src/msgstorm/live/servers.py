@@ -107,6 +107,8 @@ class ManagedServer:
         # had listened (one that fails at start is an error of its own).
         self.exited_early = False
         self._listened = False
+        # When it was started (time.time_ns): its log is appended to run after run in one directory.
+        self.started_wall_ns = 0
 
     @staticmethod
     def program(*names: str, install: str) -> str:
@@ -127,6 +129,7 @@ class ManagedServer:
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.started_wall_ns = time.time_ns()
         log = open(self.directory / f"{self.name}.out", "ab")  # noqa: SIM115 - the child holds it
         try:
             # A group of its own: a terminal's Ctrl-C reaches msgstorm, which stops the

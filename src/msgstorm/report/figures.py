@@ -140,8 +140,7 @@ def label_if_empty(fig: Figure, text: str = "no data in this run") -> Figure:
     the axis to their own few milliseconds and fill the plot."""
     if not any(_has_data(_values(trace)) for trace in fig["data"]):
         fig["layout"].pop("shapes", None)
-        fig["layout"]["annotations"] = [a for a in fig["layout"].get("annotations", []) if a.get("xref") != "x"]
-        fig["layout"]["annotations"] = [*fig["layout"].get("annotations", []), {
+        fig["layout"]["annotations"] = [*(a for a in fig["layout"].get("annotations", []) if a.get("xref") != "x"), {
             "font": {"color": "#888", "size": 16}, "showarrow": False, "text": text,
             "x": 0.5, "xref": "paper", "y": 0.5, "yref": "paper"}]
     return fig

@@ -61,7 +61,7 @@ def _metrics() -> dict[str, tuple[tuple[str, ...], Unit]]:
     table["queue.mean_depth"] = (("queue", "mean_depth"), "count")
     table["desync.episodes"] = (("desync", "episodes"), "count")
     table["desync.max_height_gap"] = (("desync", "max_height_gap"), "count")
-    # A live run's own (null on the simulator: "unknown", which --strict-slo fails).
+    # A live run's own (null on the simulator: "unknown", which --strict fails).
     table["delivery.lost"] = (("delivery", "lost", "total"), "count")
     for name in ("duplicated", "unexpected", "reordered"):
         table[f"delivery.{name}"] = (("delivery", name), "count")

