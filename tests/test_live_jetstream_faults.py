@@ -16,6 +16,7 @@ on a server that is down, which the live cluster test meets only now and then.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import nats.errors
+import pyarrow.compute as pc
 import pytest
 from conftest import require_program, run_in_process
 from nats.js.errors import NotFoundError, ServiceUnavailableError
@@ -276,6 +278,42 @@ def test_a_paused_server_is_waited_for_not_reconnected_to(tmp_path: Path) -> Non
     delivery = summary["delivery"]
     assert delivery["lost"]["total"] == delivery["duplicated"] == delivery["unexpected"] == 0
     assert delivery["stream"] == {"stored": 5000, "acked_missing": 0, "duplicated": 0, "unexpected": 0}
+    _assert_nothing_left(run_dir, [port])
+
+
+@pytest.mark.usefixtures("nats_server")
+@pytest.mark.parametrize("client", ["wire", "nats-py"])
+def test_an_interruption_while_the_window_is_full_stamps_only_what_was_sent(tmp_path: Path, client: str) -> None:
+    """SIGSTOP the server of a 10 s run at 1000/s with 300 publishes allowed in flight, so
+    that the window fills and the publisher waits for room with the next message due; then
+    SIGINT the run. That message was never sent: it has no send time, and no row. Every
+    message with one is acked or one of the 300 in flight (the server is continued only as
+    msgstorm stops it, after its clients are closed: no ack comes later). Before, the message
+    waited on kept the send time stamped when it was handed over, and counted as lost."""
+    process, run_dir = _start(tmp_path, "10s", f'max_pending_acks = 300\nclient = "{client}"')
+    try:
+        port = _port(run_dir, "nats-server", process)
+        _wait_for_traffic(port, process)
+        pid = int((run_dir / "servers" / "nats-server.pid").read_text())
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(1.5)  # the window fills in 0.3 s
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=RUN_BOUND_S)
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # msgstorm has stopped it, or will
+                os.kill(pid, signal.SIGCONT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 3, stderr.decode()[-2000:]  # interrupted
+    messages = read_history(run_dir).messages
+    sent = messages.filter(pc.is_valid(messages["t_sent"]))
+    acked = sent.filter(pc.is_valid(sent["t_committed"]))
+    assert acked.num_rows > 0
+    assert sent.num_rows - acked.num_rows == 300, (sent.num_rows, acked.num_rows)
+    assert messages.num_rows == sent.num_rows  # a message never sent has no row
     _assert_nothing_left(run_dir, [port])
 
 

@@ -8,6 +8,7 @@ reads the stream back; after each test no server msgstorm started is left runnin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -20,9 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 import pytest
 import redis
-from conftest import assert_checks_valid, require_program
+from conftest import assert_checks_valid, require_program, run_in_process
 
 from msgstorm.errors import TargetError
 from msgstorm.history import read_history
@@ -81,6 +83,15 @@ def assert_nothing_left(run_dir: Path) -> None:
         os.kill(pid, 0)
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still listens"
+
+
+def _port_of(pid: int) -> int:
+    """The port of redis-server ``pid``: "redis-server ... --port N ..." as started,
+    "redis-server 127.0.0.1:N" once it renames itself."""
+    command = Path(f"/proc/{pid}/cmdline").read_bytes().decode().replace("\0", " ")
+    found = re.search(r"--port (\d+)|:(\d+)", command)
+    assert found is not None, command
+    return int(found.group(1) or found.group(2))
 
 
 def _receipts(result: RunResult) -> dict[str, list[int]]:
@@ -158,11 +169,7 @@ def test_a_killed_server_is_a_fault_the_history_reports_not_a_crash(tmp_path: Pa
         while not pid_file.is_file() and time.monotonic() < deadline:
             time.sleep(0.01)
         pid = int(pid_file.read_text())
-        # "redis-server ... --port N ..." as started, "redis-server 127.0.0.1:N" once it renames itself.
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().decode().replace("\0", " ")
-        found = re.search(r"--port (\d+)|:(\d+)", command)
-        assert found is not None, command
-        port = int(found.group(1) or found.group(2))
+        port = _port_of(pid)
         # Sending for a while (a few hundred entries in the stream), however long the start took.
         with redis.Redis(port=port, socket_timeout=1) as client:
             while time.monotonic() < deadline:
@@ -198,6 +205,55 @@ def test_a_killed_server_is_a_fault_the_history_reports_not_a_crash(tmp_path: Pa
     assert min(lost_ids) > 0 and max(lost_ids) == 1999, "the tail after the kill is lost"
     reread = read_history(run_dir)  # the history on disk is whole and readable
     assert reread.messages.num_rows == 2000
+    assert_nothing_left(run_dir)
+
+
+@pytest.mark.parametrize("burst", [1, 1024])
+def test_an_interruption_while_the_publisher_waits_for_room_stamps_only_what_was_sent(tmp_path: Path,
+                                                                                   burst: int) -> None:
+    """SIGSTOP redis-server during a 10 s run at 1000/s with 300 XADDs allowed outstanding,
+    so that they fill and the publisher waits for room with the next message due; then
+    SIGINT the run. That message was never sent: no send time, no row. Every message with
+    one is acked or one of the 300 outstanding (the server is continued only as msgstorm
+    stops it, after its clients are closed: no reply comes later)."""
+    scenario = tmp_path / "live.toml"
+    text = LIVE.format(mode="group", duration="10s", rate=1000, consumers=1, burst=burst, drain="5s", live="")
+    scenario.write_text(text.replace("[live.redis]\n", "[live.redis]\nmax_pending = 300\n"), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    process = run_in_process(scenario, run_dir)
+    pid_file = run_dir / "servers" / "redis-server.pid"
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.is_file():
+            assert time.monotonic() < deadline and process.poll() is None, "redis-server did not start"
+            time.sleep(0.01)
+        pid = int(pid_file.read_text())
+        with redis.Redis(port=_port_of(pid), socket_timeout=1) as client:
+            while True:  # sending for a while, however long the start took
+                assert time.monotonic() < deadline and process.poll() is None, "nothing was sent"
+                with contextlib.suppress(redis.RedisError):  # not yet listening
+                    if client.xlen("msgstorm") >= 100:
+                        break
+                time.sleep(0.01)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(1.5)  # the 300 fill in 0.3 s
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=60)
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # msgstorm has stopped it, or will
+                os.kill(pid, signal.SIGCONT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 3, stderr.decode()[-2000:]  # interrupted
+    messages = read_history(run_dir).messages
+    sent = messages.filter(pc.is_valid(messages["t_sent"]))
+    acked = sent.filter(pc.is_valid(sent["t_committed"]))
+    assert acked.num_rows >= 100
+    assert sent.num_rows - acked.num_rows == 300, (sent.num_rows, acked.num_rows)
+    assert messages.num_rows == sent.num_rows  # a message never sent has no row
     assert_nothing_left(run_dir)
 
 

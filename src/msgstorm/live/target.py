@@ -452,7 +452,8 @@ class LiveTarget:
             return
         run = self.scenario.run
         stop_at = run.duration
-        publish = self.driver.publish
+        driver = self.driver
+        publish = driver.publish
         now = self._now
         since_yield = 0
         for batch in traffic:
@@ -468,7 +469,13 @@ class LiveTarget:
                     await asyncio.sleep((wait - _SPIN_NS) / 1e9 if wait > _SPIN_NS else 0)
                     wait = t_intended - now()
                 sent[i] = now()
-                await publish(ids[i], payload(ids[i], keys[i], sizes[i]))
+                handed_over = driver.handed_over
+                try:
+                    await publish(ids[i], payload(ids[i], keys[i], sizes[i]))
+                except asyncio.CancelledError:
+                    if driver.handed_over == handed_over:  # interrupted before the driver took it: never sent
+                        sent[i] = -1
+                    raise
                 since_yield += 1
                 if since_yield >= _YIELD_EVERY:
                     since_yield = 0
@@ -518,7 +525,18 @@ class LiveTarget:
                         sent[first + i:first + j] = t
                     else:
                         sent[own[first + i:first + j]] = t
-                    published = await publish_staged(j - i)
+                    handed_over = driver.handed_over
+                    try:
+                        published = await publish_staged(j - i)
+                    except asyncio.CancelledError:
+                        # Interrupted in a wait of the driver's: the messages it had not taken
+                        # were never sent, and get no send time (nor a row).
+                        taken = i + driver.handed_over - handed_over
+                        if own is None:
+                            sent[first + taken:first + j] = -1
+                        else:
+                            sent[own[first + taken:first + j]] = -1
+                        raise
                     if published is not None:  # the driver waited: the rest is stamped when handed over again
                         j = i + published
                     since_yield += j - i

@@ -53,6 +53,10 @@ class Driver(Protocol):
 
     fanout: bool  # every consumer gets every message (else consumers share them)
     acks: bool  # publishes are acknowledged with an order (``on_ack`` is called)
+    # Messages taken so far (through ``publish`` and ``publish_staged``): sent, buffered to
+    # be sent, or dropped. When an interruption cancels a publish in a wait, the target keeps
+    # a send time only on the messages the driver took: the rest were never sent.
+    handed_over: int
 
     def __init__(self, spec: LiveSpec, run_dir: Path, on_event: OnEvent) -> None: ...
 

@@ -184,6 +184,7 @@ class JetStreamDriver:
         self.trouble = PublishTrouble()
         self._reply_prefix = ""
         self._staged: deque[list[tuple[int, bytes]]] = deque()  # nats-py: messages staged
+        self._handed_over = 0  # nats-py
         self._reconnects: set[asyncio.Task[None]] = set()
         self._closing = False
 
@@ -458,6 +459,7 @@ class JetStreamDriver:
         window.expire(loop.time())
         if window.room() <= 0:
             await window.wait_for_room()
+        self._handed_over += 1  # nats-py buffers it before any wait of its own
         msg_ids = np.array([msg_id], dtype=np.int64)
         window.sent(msg_ids, loop.time())
         try:
@@ -466,6 +468,10 @@ class JetStreamDriver:
             window.answered(msg_ids)  # never sent: no ack will come
             self.trouble.dropped += 1
             self.trouble.note(_describe(error))
+
+    @property
+    def handed_over(self) -> int:
+        return self.wire_publisher.handed_over if self.wire_publisher is not None else self._handed_over
 
     def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
         """Messages to publish next; on the wire client their PUB frames are built now."""

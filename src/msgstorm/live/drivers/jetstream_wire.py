@@ -283,6 +283,7 @@ class WirePublisher:
         self._head = np.frombuffer(f"PUB {subject} ".encode(), dtype=np.uint8).copy()
         self._reply_head = np.frombuffer(reply_prefix.encode(), dtype=np.uint8).copy()
         self._staged: collections.deque[_Staged] = collections.deque()
+        self.handed_over = 0  # publishes taken (``Driver.handed_over``)
 
     def on_table(self, data: np.ndarray, frames: np.ndarray) -> None:
         """One read of acks: out of the window, then to the target (refusals counted)."""
@@ -332,6 +333,7 @@ class WirePublisher:
             if last == staged.msg_ids.size:
                 self._staged.popleft()
             ends = staged.frame_ends
+            self.handed_over += last - first  # the socket is writable: no wait before they are taken
             await self._send(staged.msg_ids[first:last], staged.frames[ends[first]:ends[last]], loop.time())
             done += last - first
         return None
@@ -343,6 +345,7 @@ class WirePublisher:
         if self.window.room() <= 0:
             await self.window.wait_for_room()
         frames = request_frames(self.subject, self.reply_prefix, [msg_id], [payload])
+        self.handed_over += 1
         await self._send(np.array([msg_id], dtype=np.int64), frames, loop.time())
 
     async def _send(self, msg_ids: np.ndarray, frames: bytes | memoryview, now: float) -> None:

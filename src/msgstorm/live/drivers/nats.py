@@ -115,6 +115,7 @@ class NatsDriver:
         self._on_receipt: OnReceipt | None = None
         self._dropped = 0  # publishes dropped while disconnected, not yet reported
         self.lost_publishes = 0  # every publish dropped (``CountsLostPublishes``)
+        self.handed_over = 0
         self.unacked_publishes = 0  # core NATS acks nothing
         self._reconnects: set[asyncio.Task[None]] = set()
         self._pub_head = np.frombuffer(f"PUB {spec.subject} ".encode(), dtype=np.uint8).copy()
@@ -203,8 +204,10 @@ class NatsDriver:
             if publisher is None or not await publisher.publish_frames(pub_frames(self.spec.subject, [data])):
                 self._dropped += 1
                 self.lost_publishes += 1
+            self.handed_over += 1  # its wait for the socket is before it takes the frames
             return
         assert self.publisher is not None
+        self.handed_over += 1  # nats-py buffers a publish before any wait of its own
         await self.publisher.publish(self.spec.subject, data)
 
     def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
@@ -234,12 +237,13 @@ class NatsDriver:
             count -= last - first
             if last == staged.count:
                 self._staged.popleft()
-            if staged.frames is None:
+            if staged.frames is None:  # each through ``publish``, which counts it
                 for msg_id, data in staged.messages[first:last]:
                     await self.publish(msg_id, data)
                 done += last - first
                 continue
             ends = staged.frame_ends
+            self.handed_over += last - first  # the socket is writable: no wait before they are taken
             if publisher is None or not await publisher.publish_frames(staged.frames[ends[first]:ends[last]]):
                 self._dropped += last - first
                 self.lost_publishes += last - first

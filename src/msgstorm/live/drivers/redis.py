@@ -155,6 +155,7 @@ class RedisDriver:
         # ``CountsLostPublishes``: every publish dropped or refused; every XADD whose reply was
         # lost with its connection (it may be in the stream, its entry id will not come).
         self.lost_publishes = 0
+        self.handed_over = 0
         self.unacked_publishes = 0
         self._closing = False  # every task's loop ends when this is set
         # Staged bursts (``BurstDriver``): XADDs laid out ahead, handed to the publisher's task
@@ -296,6 +297,7 @@ class RedisDriver:
         while self._connected and len(self._buffer) + self._in_flight >= self.settings.max_pending:
             self._room.clear()
             await self._room.wait()
+        self.handed_over += 1
         if not self._connected:
             self._dropped += 1  # never reaches the server: it shows as lost
             self.lost_publishes += 1
@@ -356,6 +358,7 @@ class RedisDriver:
         room = self.settings.max_pending - self._chunked - self._in_flight
         taken = min(count, room) if self._connected else count  # none waits once disconnected: dropped
         count = taken
+        self.handed_over += taken
         while count > 0:
             staged = self._staged[0]
             first = staged.taken

@@ -105,6 +105,7 @@ class ZmqDriver:
         self.dropped = 0  # PUSH sends given up at the high-water mark
         self.unacked_publishes = 0  # ZeroMQ acks nothing (``CountsLostPublishes``)
         self._stalled = False  # a PUSH send timed out and none has gone through since
+        self.handed_over = 0
         self._context: zmq.asyncio.Context | None = None
         self._publisher: zmq.asyncio.Socket | None = None
         self._sockets: list[zmq.asyncio.Socket] = []
@@ -218,6 +219,7 @@ class ZmqDriver:
 
     async def publish(self, msg_id: int, payload: bytes) -> None:
         await self._send(payload)
+        self.handed_over += 1  # sent or dropped: cancelled in its wait, it is neither
 
     async def _send(self, payload: bytes) -> None:
         assert self._publisher is not None
@@ -276,22 +278,25 @@ class ZmqDriver:
             data, ends = staged.data, staged.ends
             i = first
             waited = False
-            while i < last:
-                if self._stalled:  # tried once each, without a wait, until one goes through
-                    await self._send(bytes(data[ends[i]:ends[i + 1]]))  # it goes, or is dropped
-                    i += 1
-                    continue
-                try:
-                    while i < last:
-                        send(data[ends[i]:ends[i + 1]], zmq.NOBLOCK)
+            try:
+                while i < last:
+                    if self._stalled:  # tried once each, without a wait, until one goes through
+                        await self._send(bytes(data[ends[i]:ends[i + 1]]))  # it goes, or is dropped
                         i += 1
-                except again:
-                    # PUSH at its high-water mark: wait for room, as ``publish`` does.
-                    if not await self._room_within(self.spec.zmq.send_timeout / 1e9):
-                        self._drop_at_mark()
-                        i += 1
-                    waited = True
-                    break
+                        continue
+                    try:
+                        while i < last:
+                            send(data[ends[i]:ends[i + 1]], zmq.NOBLOCK)
+                            i += 1
+                    except again:
+                        # PUSH at its high-water mark: wait for room, as ``publish`` does.
+                        if not await self._room_within(self.spec.zmq.send_timeout / 1e9):
+                            self._drop_at_mark()
+                            i += 1
+                        waited = True
+                        break
+            finally:
+                self.handed_over += i - first  # cancelled in a wait too: what went, or was dropped
             staged.taken = i
             if i == staged.count:
                 self._staged.popleft()
