@@ -91,6 +91,19 @@ def test_console_entry_is_main_and_a_run_through_it_leaves_whole_files(tmp_path:
     assert "pyarrow.compute" not in loaded and "msgstorm.analysis.summary" in loaded
 
 
+def test_python_dash_m_msgstorm_is_the_same_command_line(tmp_path: Path) -> None:
+    """``python -m msgstorm``, with its exit codes: a bad scenario exits 2 naming its file."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[run]\nname = "x"\nduration = "1s"\nbogus = 1\n', encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "msgstorm", "validate", str(bad)], capture_output=True, text=True,
+                            cwd=ROOT)
+    assert result.returncode == 2, result.stderr
+    assert "bad.toml" in result.stderr and "bogus" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "msgstorm", "validate", QUICKSTART], capture_output=True,
+                            text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+
+
 ONE_NODE = """
 [run]
 name = "one-node"
