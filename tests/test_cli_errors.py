@@ -117,3 +117,19 @@ def test_help_names_the_arguments_plainly(command: str, usage: str) -> None:
                                 env={"COLUMNS": "200"})  # rich sizes typer's help from COLUMNS
     assert result.exit_code == 0
     assert usage in result.output and "{" not in result.output.split("\n\n")[0]
+
+
+def test_paths_with_square_brackets_are_printed_as_they_are(tmp_path: Path) -> None:
+    """Paths are text, not markup: "[/b]" ended in a traceback, "[y]" vanished from the line."""
+    code, output = _invoke("validate", str(tmp_path / "my[/b]file.toml"))
+    assert code == 2
+    assert f"error: {tmp_path / 'my[/b]file.toml'}: no such scenario file" in output
+    code, output = _invoke("report", str(tmp_path / "no[/x]run"))
+    assert code == 2 and "no[/x]run" in output
+    run_dir = tmp_path / "a[b]" / "run[y]"
+    code, output = _invoke("run", QUICKSTART, "--out", str(run_dir), "-q", *SHORT)
+    assert code == 0, output
+    assert f"run directory: {run_dir} (report: {run_dir / 'report.html'})" in output
+    code, output = _invoke("compare", str(run_dir), str(run_dir))
+    assert code == 0, output
+    assert f"A = {run_dir}" in output

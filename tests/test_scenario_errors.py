@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from msgstorm.cli import app
-from msgstorm.scenario import ScenarioError, load_scenario
+from msgstorm.scenario import ScenarioError, load_scenario, parse_scenario
 
 GOOD = """\
 [run]
@@ -214,3 +214,18 @@ def test_an_error_caused_by_set_is_blamed_on_set() -> None:
     result = CliRunner().invoke(app, ["validate", str(quickstart), "--set", "network.regions.0=mars"])
     assert result.exit_code == 2
     assert "error: --set: network.regions: no built-in latency between 'mars' and 'eu-west'" in result.output
+
+
+def test_set_takes_a_list_element_as_agents_0_or_agents_bracket_0() -> None:
+    quickstart = Path(__file__).resolve().parent.parent / "examples" / "quickstart.toml"
+    text = quickstart.read_text(encoding="utf-8")
+    dotted = parse_scenario(text, overrides=["agents.1.count=7"])
+    bracketed = parse_scenario(text, overrides=["agents[1].count=7"])
+    assert dotted.agents[1].count == bracketed.agents[1].count == 7
+    assert dotted == bracketed
+    result = CliRunner().invoke(app, ["validate", str(quickstart), "--set", "agents[0].count=0"])
+    assert result.exit_code == 2
+    assert "error: --set: agents[0].count: Input should be greater than or equal to 1" in result.output
+    result = CliRunner().invoke(app, ["validate", str(quickstart), "--set", "agents[x].count=3"])
+    assert result.exit_code == 2
+    assert "bad key 'agents[x].count': a list element is agents.0 or agents[0]" in result.output

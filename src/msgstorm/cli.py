@@ -27,6 +27,7 @@ from typing import Annotated, Any
 import typer
 import typer.core
 from rich.console import Console
+from rich.text import Text
 
 from msgstorm.errors import TargetError
 from msgstorm.heap import keep_freed_memory
@@ -48,6 +49,18 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
+
+def _error(message: str, **options: Any) -> None:
+    """``error: message`` on stderr. The message is plain text, never markup: paths, URLs and
+    scenario text may hold square brackets (``runs/[a]``, ``agents[0]``)."""
+    options.setdefault("highlight", False)
+    err.print(Text.assemble(("error", "red"), ": ", message), **options)
+
+
+def _ok(message: str) -> None:
+    """``ok: message`` on stdout, the message as plain text."""
+    out.print(Text.assemble(("ok", "green"), ": ", message), highlight=False)
+
 EXIT_OK, EXIT_SLO_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3
 
 
@@ -62,7 +75,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         nonlocal signals
         signals += 1
         if signals > 1:
-            err.print("stopped again: exiting now; the history keeps what was flushed", highlight=False)
+            err.print("stopped again: exiting now; the history keeps what was flushed", highlight=False, markup=False)
             sys.stderr.flush()
             import os
 
@@ -97,13 +110,13 @@ def _load(path: Path, overrides: list[str], target: str | None = None, allow_rem
             overrides = overrides + (target_overrides(target, allow_remote) if target is not None
                                      else ["live.allow_remote=true"])
         except ValueError as error:
-            err.print(f"[red]error[/]: {error}", highlight=False)
+            _error(str(error))
             raise typer.Exit(EXIT_BAD_INPUT) from None
     try:
         loaded = load_scenario(path, overrides)
     except ScenarioError as error:
         for issue in error.issues:
-            err.print(f"[red]error[/]: {issue}", highlight=False, soft_wrap=True)
+            _error(str(issue), soft_wrap=True)
         raise typer.Exit(2) from None
     if loaded.target != "sim" and loaded.faults:
         count = len(loaded.faults)
@@ -124,9 +137,9 @@ def validate(
     from msgstorm.scenario.budget import estimate_work
 
     loaded = _load(scenario, set_ or [], target, allow_remote)
-    out.print(f"[green]ok[/]: {scenario} ({loaded.run.name}: {len(loaded.agents)} agents, "
-              f"{len(loaded.faults)} faults, target {loaded.target})", highlight=False, soft_wrap=True)
-    out.print(f"estimated work: {estimate_work(loaded).describe()}", highlight=False, soft_wrap=True)
+    _ok(f"{scenario} ({loaded.run.name}: {len(loaded.agents)} agents, {len(loaded.faults)} faults, "
+        f"target {loaded.target})")
+    out.print(f"estimated work: {estimate_work(loaded).describe()}", highlight=False, soft_wrap=True, markup=False)
 
 
 @app.command(cls=_Command)
@@ -167,17 +180,16 @@ def run(
         else:
             removed = prepare_run_dir(out_dir, overwrite)
             if removed:
-                err.print(f"--overwrite: removed {', '.join(removed)} from {out_dir}", highlight=False)
+                err.print(f"--overwrite: removed {', '.join(removed)} from {out_dir}", highlight=False, markup=False)
             run_dir = out_dir
     except (RunDirError, OSError) as error:
         if exporter is not None:
             exporter.close()
         if isinstance(error, RunDirError):
-            err.print(f"[red]error[/]: --out {error}", highlight=False)
+            _error(f"--out {error}")
         else:
             where = out_dir if out_dir is not None else Path("runs")
-            err.print(f"[red]error[/]: {where}: cannot create the run directory: {error.strerror or error}",
-                      highlight=False)
+            _error(f"{where}: cannot create the run directory: {error.strerror or error}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     show_progress = sys.stdout.isatty() and not quiet
     try:
@@ -194,29 +206,27 @@ def run(
         # The simulator settles its own interruptions; one that lands here came while the
         # history was being closed, analysed or reported: the history is on disk.
         err.print(f"interrupted: the history in {run_dir} is written; finish the summary and report "
-                  f"with: msgstorm report {run_dir}", highlight=False)
+                  f"with: msgstorm report {run_dir}", highlight=False, markup=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except TargetError as error:
-        err.print(f"[red]error[/]: {error}", highlight=False)
+        _error(str(error))
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except OSError as error:
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
-            err.print(f"[red]error[/]: {run_dir}: {error.strerror}: the run stopped; the history in "
-                      f"{run_dir / 'history'} keeps every part written before (msgstorm report {run_dir} reads it)",
-                      highlight=False)
+            _error(f"{run_dir}: {error.strerror}: the run stopped; the history in "
+                   f"{run_dir / 'history'} keeps every part written before (msgstorm report {run_dir} reads it)")
             raise typer.Exit(EXIT_SLO_FAILED) from None
-        err.print(f"[red]error[/]: {getattr(error, 'filename', None) or run_dir}: {error.strerror or error}",
-                  highlight=False)
+        _error(f"{getattr(error, 'filename', None) or run_dir}: {error.strerror or error}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     finally:
         if exporter is not None:
             exporter.close()
     if not quiet:
         print_summary(result.summary, out)
-    out.print(f"run directory: {result.run_dir} (report: {result.run_dir / 'report.html'})", highlight=False)
+    out.print(f"run directory: {result.run_dir} (report: {result.run_dir / 'report.html'})", highlight=False, markup=False)
     if result.summary.get("interrupted"):
         err.print(f"interrupted: the history in {result.run_dir} holds what was recorded before the stop; "
-                  f"re-analyse it with: msgstorm report {result.run_dir}", highlight=False)
+                  f"re-analyse it with: msgstorm report {result.run_dir}", highlight=False, markup=False)
         raise typer.Exit(EXIT_INTERRUPTED)
     if slo_failed(result.analysis, strict):
         raise typer.Exit(EXIT_SLO_FAILED)
@@ -225,7 +235,7 @@ def run(
 def _linger(exporter: Any, seconds: float) -> None:
     """Keep the final metrics up so a scraper sees them (``msgstorm_run_finished`` 1)."""
     if seconds > 0:
-        err.print(f"prometheus: final metrics at {exporter.url} for {seconds:g} s more", highlight=False)
+        err.print(f"prometheus: final metrics at {exporter.url} for {seconds:g} s more", highlight=False, markup=False)
         time.sleep(seconds)
 
 
@@ -236,10 +246,10 @@ def _start_exporter(port: int, loaded: Any) -> Any:
     try:
         exporter.start()
     except OSError as error:
-        err.print(f"[red]error[/]: --prometheus {port}: cannot listen on 127.0.0.1:{port} ({error.strerror or error}); "
-                  "choose a free port (0 picks one)", highlight=False)
+        _error(f"--prometheus {port}: cannot listen on 127.0.0.1:{port} ({error.strerror or error}); "
+               "choose a free port (0 picks one)")
         raise typer.Exit(2) from None
-    err.print(f"prometheus metrics: {exporter.url}", highlight=False)
+    err.print(f"prometheus metrics: {exporter.url}", highlight=False, markup=False)
     return exporter
 
 
@@ -268,27 +278,27 @@ def report(
             history = read_history(run_dir)
             if history.cut_off and history.num_rows("messages") == 0:
                 live = history.run_info.get("target", "sim") not in (None, "sim")
-                hint = ("; a live run writes its messages at the end unless \\[live] record_every is set "
+                hint = ("; a live run writes its messages at the end unless [live] record_every is set "
                         "(then a killed run keeps them)") if live else ""
-                err.print(f"[red]error[/]: {run_dir}: the run was cut off before any message was recorded; "
-                          f"there is nothing to report{hint}", highlight=False)
+                _error(f"{run_dir}: the run was cut off before any message was recorded; "
+                       f"there is nothing to report{hint}")
                 raise typer.Exit(EXIT_INTERRUPTED)
             analysis = reanalyse(run_dir, history)
     except FileNotFoundError as error:
-        err.print(f"[red]error[/]: {error}", highlight=False)
+        _error(str(error))
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except (pa.ArrowException, OSError) as error:
-        err.print(f"[red]error[/]: {run_dir}: history unreadable: {error}", highlight=False)
+        _error(f"{run_dir}: history unreadable: {error}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except KeyboardInterrupt:
         err.print(f"interrupted: {run_dir} is unchanged where it was not rewritten; run msgstorm report "
-                  f"{run_dir} again to finish", highlight=False)
+                  f"{run_dir} again to finish", highlight=False, markup=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     print_summary(analysis.summary, out)
-    out.print(f"report: {run_dir / 'report.html'}", highlight=False)
+    out.print(f"report: {run_dir / 'report.html'}", highlight=False, markup=False)
     if analysis.summary.get("cut_off"):
         err.print(f"cut off: {run_dir} was killed before it finished; the numbers cover what was "
-                  "flushed to its history (up to about a second before the kill)", highlight=False)
+                  "flushed to its history (up to about a second before the kill)", highlight=False, markup=False)
         raise typer.Exit(EXIT_INTERRUPTED)
     if slo_failed(analysis, strict):
         raise typer.Exit(EXIT_SLO_FAILED)
@@ -330,7 +340,7 @@ def compare(
             problems.append(str(error))
     if problems:
         for problem in problems:
-            err.print(f"[red]error[/]: {problem}", highlight=False, soft_wrap=True)
+            _error(str(problem), soft_wrap=True)
         raise typer.Exit(2)
     comparison = compare_runs(loaded, fraction)
     print_comparison(comparison, out)
@@ -339,9 +349,9 @@ def compare(
 
         target = html if html is not None else runs[0] / "compare.html"
         try:
-            out.print(f"comparison: {write_compare_html(comparison, target)}", highlight=False)
+            out.print(f"comparison: {write_compare_html(comparison, target)}", highlight=False, markup=False)
         except OSError as error:
-            err.print(f"[red]error[/]: --html {target}: cannot write: {error.strerror or error}", highlight=False)
+            _error(f"--html {target}: cannot write: {error.strerror or error}")
             raise typer.Exit(EXIT_BAD_INPUT) from None
     if fail_on_regression and comparison.regressions:
         raise typer.Exit(1)
@@ -372,47 +382,47 @@ def calibrate(
         if not 0 < fraction < 1:
             raise ValueError(f"expected a share of the knee above 0% and below 100%, such as '50%', got {low_load!r}")
     except ValueError as error:
-        err.print(f"[red]error[/]: --low-load: {error}", highlight=False)
+        _error(f"--low-load: {error}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     try:
         calibration = fit_twin(read_history(run_dir), fraction)
     except CalibrationError as error:
-        err.print(f"[red]error[/]: {run_dir}: {error}", highlight=False)
+        _error(f"{run_dir}: {error}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except FileNotFoundError as error:
-        err.print(f"[red]error[/]: {error}", highlight=False)
+        _error(str(error))
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except (pa.ArrowException, OSError) as error:
-        err.print(f"[red]error[/]: {run_dir}: history unreadable: {error}", highlight=False)
+        _error(f"{run_dir}: history unreadable: {error}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     try:
         write_twin(calibration, output, str(run_dir), msgstorm_version())
     except ScenarioError as error:  # the twin is validated before it is written: a bug, but said plainly
         for issue in error.issues:
-            err.print(f"[red]error[/]: the twin scenario would not load, so it was not written: {issue}",
-                      highlight=False)
+            _error(f"the twin scenario would not load, so it was not written: {issue}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except OSError as error:
-        err.print(f"[red]error[/]: {output}: cannot write: {error.strerror or error}", highlight=False)
+        _error(f"{output}: cannot write: {error.strerror or error}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     fit = calibration.service
     low, high = fit.capacity_range_per_s
     out.print(f"low-load steps {', '.join(str(s.step) for s in calibration.steps)} (measured knee "
               f"{calibration.measured_knee_per_s:,.0f}/s): workers {fit.workers}, mean service "
               f"{fit.mean_service_ns / 1e3:,.1f} us, scv {fit.scv:.2f}, capacity {fit.capacity_per_s:,.0f}/s "
-              f"({low:,.0f}-{high:,.0f}/s), RMS relative error {fit.rms_relative_error:.1%}", highlight=False)
+              f"({low:,.0f}-{high:,.0f}/s), RMS relative error {fit.rms_relative_error:.1%}", highlight=False, markup=False)
     for cpu in calibration.cpu:
         out.print(f"{cpu.server}: {cpu.cpus} CPU(s), idle {cpu.idle_cores:.2f}, {cpu.cpu_per_message_ns / 1e3:,.2f} us "
                   f"of CPU a message: busy on every CPU at {cpu.capacity_per_s:,.0f}/s"
                   + ("" if cpu.linear else " (not used: it idles hot, its CPU per message falls with load)"),
-                  highlight=False)
+                  highlight=False, markup=False)
     if calibration.bottleneck is not None:
-        out.print(f"the twin models {calibration.bottleneck.server}'s CPU, which saturates first", highlight=False)
+        out.print(f"the twin models {calibration.bottleneck.server}'s CPU, which saturates first",
+                  highlight=False, markup=False)
     elif not fit.identified:
         err.print("warning: the low-load steps' waits grow about linearly with the rate, so they do not show "
                   "where the queue saturates; the twin takes the lowest capacity they allow (see its header)",
-                  highlight=False)
-    out.print(f"twin: {output} (its knee is the prediction: msgstorm run {output})", highlight=False)
+                  highlight=False, markup=False)
+    out.print(f"twin: {output} (its knee is the prediction: msgstorm run {output})", highlight=False, markup=False)
     if check:
         _check_twin(output, calibration.measured_knee_per_s)
 
@@ -424,20 +434,20 @@ def _check_twin(twin: Path, measured_per_s: float) -> None:
 
     run_dir = twin.with_suffix("")
     if run_dir.exists() and any(run_dir.iterdir()):
-        err.print(f"[red]error[/]: --check: {run_dir} is not empty; the twin's run goes there", highlight=False)
+        _error(f"--check: {run_dir} is not empty; the twin's run goes there")
         raise typer.Exit(EXIT_BAD_INPUT)
     result = run_scenario(load_scenario(twin), run_dir)
     capacity = result.summary.get("capacity")
     predicted = capacity.get("knee_rate_per_s") if isinstance(capacity, dict) else None
     if predicted is None:
         out.print(f"twin run: {run_dir}: no knee (the first step already fails); measured {measured_per_s:,.0f}/s",
-                  highlight=False)
+                  highlight=False, markup=False)
         return
     passed_all = isinstance(capacity, dict) and "every step passed" in str(capacity.get("method", ""))
     error = (float(predicted) - measured_per_s) / measured_per_s
     out.print(f"twin run: {run_dir}: predicted knee {float(predicted):,.0f}/s"
               f"{' (every step passed: at least that)' if passed_all else ''}, measured {measured_per_s:,.0f}/s: "
-              f"{error:+.0%}", highlight=False)
+              f"{error:+.0%}", highlight=False, markup=False)
 
 
 @app.command()

@@ -273,7 +273,7 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
                        force_terminal=False, highlight=False)
         wide.print(table)
     for run in comparison.runs:
-        console.print(f"  {run.label} = {run.path}", highlight=False)
+        console.print(f"  {run.label} = {run.path}", highlight=False, markup=False)  # a path may hold "[a]"
     offered = {metric_value(run.summary, METRICS[0]) for run in comparison.runs}
     if len(offered) > 1:
         console.print("[yellow]note[/]: the runs offered different loads; differences may come from the load, "

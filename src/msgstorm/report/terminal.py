@@ -116,6 +116,6 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         colours = {"pass": "green", "fail": "red", "unknown": "yellow"}
         for slo in slos:
             verdict = str(slo.get("verdict"))
-            table.add_row(str(slo.get("name")), str(slo.get("threshold")), _fmt(slo.get("value")),
+            table.add_row(escape(str(slo.get("name"))), escape(str(slo.get("threshold"))), _fmt(slo.get("value")),
                           f"[{colours.get(verdict, 'white')}]{verdict}[/]")
         console.print(table)

@@ -97,11 +97,23 @@ def apply_override(raw: dict[str, Any], override: str) -> Loc:
     if "=" not in override:
         raise ValueError("expected dotted.key=value, e.g. run.seed=7")
     dotted, value_text = override.split("=", 1)
-    # Quoted segments keep their dots: --set 'slo."latency.p99"="< 1s"'.
+    # Quoted segments keep their dots: --set 'slo."latency.p99"="< 1s"'. A list element is
+    # a segment of its own (agents.0.count), or an index after its list (agents[0].count).
     segments = re.findall(r""""[^"]*"|'[^']*'|[^.]+""", dotted.strip())
-    parts: list[str | int] = [
-        p[1:-1] if p[:1] in "\"'" else (int(p) if p.isdigit() else p) for p in segments
-    ]
+    parts: list[str | int] = []
+    for segment in segments:
+        if segment[:1] in "\"'":
+            parts.append(segment[1:-1])
+            continue
+        indexed = re.fullmatch(r"([^\[\]]*)((?:\[\s*\d+\s*\])+)", segment)
+        if indexed is not None:
+            if indexed.group(1):
+                parts.append(indexed.group(1))
+            parts.extend(int(index) for index in re.findall(r"\d+", indexed.group(2)))
+        elif "[" in segment or "]" in segment:
+            raise ValueError(f"bad key {dotted!r}: a list element is agents.0 or agents[0]")
+        else:
+            parts.append(int(segment) if segment.isdigit() else segment)
     if not parts or any(p == "" for p in parts):
         raise ValueError(f"bad key {dotted!r}")
     try:
