@@ -25,6 +25,7 @@ RANK = {
     "runner": 6,
     "cli": 7,
     "__init__": 8,
+    "__main__": 9,
 }
 
 
