@@ -64,6 +64,7 @@ from msgstorm.live.cpu import MIN_INTERVAL_S, CpuSampler
 from msgstorm.live.drivers.base import (
     BulkAckDriver,
     BurstDriver,
+    CountsHandedOver,
     CountsLostPublishes,
     Driver,
     TimedReceiptsDriver,
@@ -452,8 +453,8 @@ class LiveTarget:
             return
         run = self.scenario.run
         stop_at = run.duration
-        driver = self.driver
-        publish = driver.publish
+        publish = self.driver.publish
+        counter = self.driver if isinstance(self.driver, CountsHandedOver) else None
         now = self._now
         since_yield = 0
         for batch in traffic:
@@ -469,12 +470,12 @@ class LiveTarget:
                     await asyncio.sleep((wait - _SPIN_NS) / 1e9 if wait > _SPIN_NS else 0)
                     wait = t_intended - now()
                 sent[i] = now()
-                handed_over = driver.handed_over
+                handed_over = counter.handed_over if counter is not None else 0
                 try:
                     await publish(ids[i], payload(ids[i], keys[i], sizes[i]))
                 except asyncio.CancelledError:
-                    if driver.handed_over == handed_over:  # interrupted before the driver took it: never sent
-                        sent[i] = -1
+                    if counter is not None and counter.handed_over == handed_over:
+                        sent[i] = -1  # interrupted before the driver took it: never sent
                     raise
                 since_yield += 1
                 if since_yield >= _YIELD_EVERY:
@@ -492,6 +493,7 @@ class LiveTarget:
         than a numpy call)."""
         stop_at = self.scenario.run.duration
         publish_staged = driver.publish_staged
+        counter = driver if isinstance(driver, CountsHandedOver) else None
         burst = driver.burst
         now = self._now
         since_yield = 0
@@ -525,13 +527,13 @@ class LiveTarget:
                         sent[first + i:first + j] = t
                     else:
                         sent[own[first + i:first + j]] = t
-                    handed_over = driver.handed_over
+                    handed_over = counter.handed_over if counter is not None else 0
                     try:
                         published = await publish_staged(j - i)
                     except asyncio.CancelledError:
                         # Interrupted in a wait of the driver's: the messages it had not taken
                         # were never sent, and get no send time (nor a row).
-                        taken = i + driver.handed_over - handed_over
+                        taken = i + counter.handed_over - handed_over if counter is not None else j
                         if own is None:
                             sent[first + taken:first + j] = -1
                         else:

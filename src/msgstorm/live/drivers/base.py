@@ -15,7 +15,9 @@ message (subscriptions, PUB/SUB), False when each message goes to one consumer o
 (``read_back``) lets the delivery check compare what the broker kept with what it acked.
 
 Optional capabilities: ``CountsLostPublishes`` (a driver that knows some publishes will
-never arrive says how many, so the target's drain does not wait for them) and
+never arrive says how many, so the target's drain does not wait for them),
+``CountsHandedOver`` (a driver that counts the messages it has taken, so that an
+interrupted run keeps no send time on a message it never sent) and
 ``TimedReceiptsDriver`` (consumers that stamp their receipts elsewhere, in processes of
 their own, and say up to when they have handed them all over).
 """
@@ -53,10 +55,6 @@ class Driver(Protocol):
 
     fanout: bool  # every consumer gets every message (else consumers share them)
     acks: bool  # publishes are acknowledged with an order (``on_ack`` is called)
-    # Messages taken so far (through ``publish`` and ``publish_staged``): sent, buffered to
-    # be sent, or dropped. When an interruption cancels a publish in a wait, the target keeps
-    # a send time only on the messages the driver took: the rest were never sent.
-    handed_over: int
 
     def __init__(self, spec: LiveSpec, run_dir: Path, on_event: OnEvent) -> None: ...
 
@@ -132,6 +130,18 @@ class BulkAckDriver(Protocol):
     read brought (one ack time for them); left None, the driver calls ``on_ack``."""
 
     on_acks: OnAcks | None
+
+
+@runtime_checkable
+class CountsHandedOver(Protocol):
+    """A driver that counts the messages it has taken so far, through ``publish`` and
+    ``publish_staged``: sent, buffered to be sent, or dropped. When an interruption cancels
+    a publish in a wait (for room in a window or queue, for a socket to drain), the target
+    keeps a send time only on the messages the driver took: the rest were never sent. A
+    driver without the count keeps every send time the target stamped (a message waited on
+    then shows as lost, or pending). Every built-in driver counts."""
+
+    handed_over: int
 
 
 @runtime_checkable

@@ -115,7 +115,7 @@ class NatsDriver:
         self._on_receipt: OnReceipt | None = None
         self._dropped = 0  # publishes dropped while disconnected, not yet reported
         self.lost_publishes = 0  # every publish dropped (``CountsLostPublishes``)
-        self.handed_over = 0
+        self.handed_over = 0  # messages taken (``CountsHandedOver``)
         self.unacked_publishes = 0  # core NATS acks nothing
         self._reconnects: set[asyncio.Task[None]] = set()
         self._pub_head = np.frombuffer(f"PUB {spec.subject} ".encode(), dtype=np.uint8).copy()

@@ -155,7 +155,7 @@ class RedisDriver:
         # ``CountsLostPublishes``: every publish dropped or refused; every XADD whose reply was
         # lost with its connection (it may be in the stream, its entry id will not come).
         self.lost_publishes = 0
-        self.handed_over = 0
+        self.handed_over = 0  # messages taken (``CountsHandedOver``)
         self.unacked_publishes = 0
         self._closing = False  # every task's loop ends when this is set
         # Staged bursts (``BurstDriver``): XADDs laid out ahead, handed to the publisher's task

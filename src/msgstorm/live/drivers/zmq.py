@@ -105,7 +105,7 @@ class ZmqDriver:
         self.dropped = 0  # PUSH sends given up at the high-water mark
         self.unacked_publishes = 0  # ZeroMQ acks nothing (``CountsLostPublishes``)
         self._stalled = False  # a PUSH send timed out and none has gone through since
-        self.handed_over = 0
+        self.handed_over = 0  # messages taken (``CountsHandedOver``)
         self._context: zmq.asyncio.Context | None = None
         self._publisher: zmq.asyncio.Socket | None = None
         self._sockets: list[zmq.asyncio.Socket] = []
