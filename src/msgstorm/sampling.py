@@ -20,27 +20,39 @@ from msgstorm.scenario.distributions import (
     Uniform,
 )
 
-__all__ = ["Sampler", "sample_array"]
+__all__ = ["Sampler", "sample_array", "sample_from_uniforms"]
 
 
 def sample_array(dist: Dist, rng: np.random.Generator, n: int) -> np.ndarray:
     """``n`` draws as float64 (non-negative; normal is truncated at zero). Every draw goes
-    through ``msgstorm.draws``, so the values are the same on every CPU (uniform needs no
-    help: numpy computes it as low + (high - low) * U with basic operations)."""
+    through ``msgstorm.draws``, so the values are the same on every CPU. A constant draws
+    nothing; every other distribution takes exactly one uniform per value, so
+    ``sample_from_uniforms(dist, rng.random(n))`` gives the same values from the same
+    stream (compiled traffic generation draws the uniforms itself)."""
     if isinstance(dist, Constant):
         return np.full(n, dist.value, dtype=np.float64)
     if isinstance(dist, Uniform):
+        # numpy computes uniform(low, high) as low + (high - low) * U with basic operations.
         return rng.uniform(dist.low, dist.high, n)
+    return sample_from_uniforms(dist, rng.random(n))
+
+
+def sample_from_uniforms(dist: Dist, u: np.ndarray) -> np.ndarray:
+    """One draw of a non-constant ``dist`` per uniform in ``u``, as ``sample_array`` makes
+    them (``tests/test_sampling.py`` checks the two agree bit for bit)."""
+    if isinstance(dist, Uniform):
+        result: np.ndarray = dist.low + (dist.high - dist.low) * u
+        return result
     if isinstance(dist, Normal):
-        truncated: np.ndarray = np.maximum(draws.normal(rng, dist.mean_value, dist.std, n), 0.0)
+        truncated: np.ndarray = np.maximum(draws._normal_from(u, float(dist.mean_value), float(dist.std)), 0.0)
         return truncated
     if isinstance(dist, Lognormal):
-        return draws.lognormal(rng, dist.median, dist.sigma, n)
+        return draws._lognormal_from(u, float(dist.median), float(dist.sigma))
     if isinstance(dist, Pareto):
-        return dist.scale * draws.pareto_multiplier(rng, dist.alpha, n)
+        return dist.scale * draws._pareto_from(u, float(dist.alpha))
     if isinstance(dist, Exponential):
-        return draws.exponential(rng, dist.mean_value, n)
-    raise TypeError(f"unknown distribution {dist!r}")
+        return draws._exponential_from(u, float(dist.mean_value))
+    raise TypeError(f"no uniform-per-value draw for {dist!r}")
 
 
 class Sampler:

@@ -28,7 +28,7 @@ class Recorder:
         self.names = node_names
         self.events: list[tuple[int, str, str | None, float | None, int | None, str | None]] = []
         self.final: list[list[Any]] = []  # settled records awaiting their Parquet row group
-        self.tables: list[tuple[np.ndarray, np.ndarray]] = []  # the same as tables (see settled_table)
+        self.tables: list[tuple[np.ndarray, np.ndarray]] = []  # the same as columns (see settled_table)
         self.table_rows = 0
 
     def event(self, t: int, kind: str, node: int | None = None, value: float | None = None,
@@ -37,6 +37,16 @@ class Recorder:
                             None if detail is None else json.dumps(detail, sort_keys=True)))
         if len(self.events) >= FLUSH_ROWS:
             self.flush_events()
+
+    def event_rows(self, rows: list[tuple[int, str, str | None, float | None, int | None, str | None]]) -> None:
+        """Events already made into rows as ``event`` makes them (node by name, detail as JSON),
+        flushed at the same rows as one ``event`` call each would flush them."""
+        while rows:
+            room = FLUSH_ROWS - len(self.events)
+            self.events.extend(rows[:room])
+            rows = rows[room:]
+            if len(self.events) >= FLUSH_ROWS:
+                self.flush_events()
 
     def settle(self, m: int, status: int) -> None:
         """A message reached a terminal status: its record becomes a row."""
@@ -49,9 +59,9 @@ class Recorder:
             self.flush_messages()
 
     def settled_table(self, table: np.ndarray, fee: np.ndarray) -> None:
-        """Settled records as int64[n, fields] and their fees (the one-node loop's rows)."""
+        """Settled records as columns, int64[fields, n], and their fees (the one-node loop's)."""
         self.tables.append((table, fee))
-        self.table_rows += table.shape[0]
+        self.table_rows += table.shape[1]
         if self.table_rows >= FLUSH_ROWS:
             self.flush_messages()
 
@@ -77,13 +87,12 @@ class Recorder:
         if self.final:
             self.writer.append("messages", self.msgs.rows(self.final))
             self.final = []
-        if self.tables:
-            tables, fees = zip(*self.tables)
-            table = tables[0] if len(tables) == 1 else np.concatenate(tables)
-            fee = fees[0] if len(fees) == 1 else np.concatenate(fees)
-            self.writer.append("messages", self.msgs.rows_from_table(table, fee))
-            self.tables = []
-            self.table_rows = 0
+        # Each piece is its own record batch: the writer cuts parts by rows, whatever the
+        # batches, so joining them first would only copy them.
+        for table, fee in self.tables:
+            self.writer.append("messages", self.msgs.rows_from_columns(table, fee))
+        self.tables = []
+        self.table_rows = 0
 
     def flush(self) -> None:
         self.flush_messages()

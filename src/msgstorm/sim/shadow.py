@@ -157,6 +157,13 @@ class ShadowNetwork:
     # --- what the runner reads ------------------------------------------------------------
 
     @property
+    def traffic_rows(self) -> int:
+        """Messages per traffic batch this network takes best (``generate_traffic``'s
+        ``min_rows``): the one-node loop takes windows joined into pieces of FLUSH_ROWS, and
+        joined by the generator they need no copy; the network loop takes windows as they are."""
+        return FLUSH_ROWS if self.solo is not None else 0
+
+    @property
     def nodes(self) -> list[dict[str, str]]:
         """The nodes in index order, ``{"name", "region"}`` each (the run table's nodes_json)."""
         topology = self.topology

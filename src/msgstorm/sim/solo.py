@@ -19,6 +19,7 @@ history recorder.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -81,21 +82,16 @@ from msgstorm.sim.solo_loop import (
     STOP,
     YIELD,
     _heap_push,
+    admit,
     advance,
+    gather,
 )
 from msgstorm.sim.solo_plan import SoloPlan
 from msgstorm.sim.state import (
-    AGENT,
     COMMITTED,
-    IN_FLIGHT,
-    KEY,
-    KIND,
     MSG_ID,
     NULL,
-    ORIGIN,
     PENDING,
-    SIZE,
-    T_INTENDED,
     T_SENT,
     WHERE,
 )
@@ -209,19 +205,10 @@ class SoloSequencer:
         self._keep_settled()
         if n > self.n_free:
             self._grow_records(n)
-        rows = self.free[self.n_free - n:self.n_free][::-1].copy()
+        rows = np.empty(n, dtype=np.int64)
+        admit(self.records, self.fees, self.free, self.n_free, batch.msg_id, batch.kind, batch.agent,
+              batch.node, batch.key, batch.size, batch.t_intended, batch.fee, rows)
         self.n_free -= n
-        block = np.full((n, FIELDS), NULL, dtype=np.int64)
-        block[:, MSG_ID] = batch.msg_id
-        block[:, KIND] = batch.kind
-        block[:, AGENT] = batch.agent
-        block[:, ORIGIN] = batch.node
-        block[:, KEY] = batch.key
-        block[:, SIZE] = batch.size
-        block[:, T_INTENDED] = batch.t_intended
-        block[:, WHERE] = IN_FLIGHT
-        self.records[rows] = block
-        self.fees[rows] = batch.fee
         self.send_row = rows
         self.send_t = np.ascontiguousarray(batch.t_intended, dtype=np.int64)
         self.p[P_FIRST_ID] = count
@@ -327,17 +314,14 @@ class SoloSequencer:
 
     # --- logs ----------------------------------------------------------------------------------
 
-    def take_settled(self) -> tuple[np.ndarray, np.ndarray]:
-        """Records of messages settled since the last call, in settle order, and their fees:
-        (int64[n, fields], float64[n])."""
+    def take_settled(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Records of messages settled since the last call, in settle order, in pieces: each
+        as columns (int64[fields, n]: ``table[T_SENT]`` is every message's send time) and
+        their fees (float64[n]). Pieces are not joined: the history takes each as it is."""
         self._keep_settled()
         taken = self.settled
         self.settled = []
-        if not taken:
-            return np.zeros((0, FIELDS), dtype=np.int64), np.zeros(0, dtype=np.float64)
-        if len(taken) == 1:
-            return taken[0]
-        return np.concatenate([t for t, _ in taken]), np.concatenate([f for _, f in taken])
+        return taken
 
     def _settled_rows(self) -> tuple[np.ndarray, np.ndarray]:
         n = int(self.sc[S_SETTLED])
@@ -351,8 +335,12 @@ class SoloSequencer:
         return taken
 
     def _rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # Copies of the records and fees, as MessageState.rows_from_table takes them.
-        return self.records[rows], self.fees[rows]
+        # Copies of the records as columns and their fees, as MessageState.rows_from_columns
+        # takes them.
+        table = np.empty((FIELDS, rows.shape[0]), dtype=np.int64)
+        fee = np.empty(rows.shape[0], dtype=np.float64)
+        gather(self.records, self.fees, rows, table, fee)
+        return table, fee
 
     def record_events(self, record: Recorder, leader: int) -> None:
         """Write the events logged since the last call, as ShadowNetwork's handlers write
@@ -363,20 +351,26 @@ class SoloSequencer:
             return
         e = self.elog[:, :n]
         states = self.plan.states
+        node = record.names[leader]
+        rows: list[tuple[int, str, str | None, float | None, int | None, str | None]] = []
+        add = rows.append
+        # The rows Recorder.event makes, built here without a call per event; a detail is
+        # the JSON it would write (sorted keys; the numbers are ints).
         for t, code, value, height, a, b in zip(e[0].tolist(), e[1].tolist(), self.evalue[:n].tolist(),
                                                 e[2].tolist(), e[3].tolist(), e[4].tolist()):
             if code == EV_BLOCK_PRODUCED:
-                record.event(t, EventKind.BLOCK_PRODUCED, leader, value, height, {"gas": a, "bytes": b})
+                add((t, EventKind.BLOCK_PRODUCED, node, value, height, f'{{"bytes": {b}, "gas": {a}}}'))
             elif code == EV_BLOCK_COMMITTED:
-                record.event(t, EventKind.BLOCK_COMMITTED, leader, height=height)
+                add((t, EventKind.BLOCK_COMMITTED, node, None, height, None))
             elif code == EV_QUEUE_DEPTH:
-                record.event(t, EventKind.QUEUE_DEPTH, leader, value)
+                add((t, EventKind.QUEUE_DEPTH, node, value, None, None))
             elif code == EV_QUEUE_DEPTH_MAX:
-                record.event(t, EventKind.QUEUE_DEPTH_MAX, leader, value)
+                add((t, EventKind.QUEUE_DEPTH_MAX, node, value, None, None))
             elif code == EV_BLOCK_BACKLOG:
-                record.event(t, EventKind.BLOCK_BACKLOG, leader, value)
+                add((t, EventKind.BLOCK_BACKLOG, node, value, None, None))
             elif code == EV_BACKPRESSURE:
-                record.event(t, EventKind.BACKPRESSURE, leader, value, detail={"state": states[a]})
+                add((t, EventKind.BACKPRESSURE, node, value, None, json.dumps({"state": states[a]}, sort_keys=True)))
+        record.event_rows(rows)
 
     def take_deliveries(self) -> np.ndarray:
         """Deliveries logged since the last call: int64[4, n] (msg, node, t, hops); node and

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
+
 from msgstorm.history.events import EventKind
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.lone_cpu import LoneCpu
@@ -79,14 +81,13 @@ class SoloDriver:
         ctx.tally.emitted = solo.emitted
         ctx.msgs.count = solo.count
         ctx.msgs.terminal = solo.terminal
-        table, fee = solo.take_settled()
-        if table.shape[0]:
-            where = table[:, WHERE]
+        for table, fee in solo.take_settled():
+            where = table[WHERE]
             committed = where == COMMITTED
-            ctx.tally.committed += int(committed.sum())
-            ctx.tally.dropped += int((where == DROPPED).sum())
+            ctx.tally.committed += int(np.count_nonzero(committed))
+            ctx.tally.dropped += int(np.count_nonzero(where == DROPPED))
             if self.telemetry is not None and committed.any():
-                self.telemetry.committed_latencies(table[committed, T_COMMITTED] - table[committed, T_INTENDED])
+                self.telemetry.committed_latencies(table[T_COMMITTED, committed] - table[T_INTENDED, committed])
             ctx.record.settled_table(table, fee)
         solo.record_events(ctx.record, ctx.cluster.leader)
         rows = solo.take_deliveries()
@@ -102,7 +103,7 @@ class SoloDriver:
         """Settle what is still moving as pending."""
         self.drain()
         table, fee = self.solo.unsettled()
-        if table.shape[0]:
+        if table.shape[1]:
             self.ctx.record.settled_table(table, fee)
         self.ctx.msgs.terminal = self.solo.terminal
 

@@ -22,17 +22,24 @@ import numpy as np
 from msgstorm.jit import nb
 from msgstorm.sim.backpressure import HYSTERESIS
 from msgstorm.sim.state import (
+    AGENT,
     BLOCK,
     COMMITTED,
     DROPPED,
+    IN_FLIGHT,
     IN_SERVICE,
+    KEY,
     KIND,
+    MSG_ID,
+    NULL,
+    ORIGIN,
     QUEUED,
     SEQ_NO,
     SEQUENCED,
     SIZE,
     T_COMMITTED,
     T_DEQUEUED,
+    T_INTENDED,
     T_RECEIVED,
     T_SENT,
     T_SEQUENCED,
@@ -416,3 +423,38 @@ def advance(p: np.ndarray, sc: np.ndarray, ev_t: np.ndarray, ev_eid: np.ndarray,
     sc[S_TERMINAL] = terminal
     sc[S_ENGAGED] = engaged
     return code
+
+
+# --- moving records in and out (called between loop calls) -----------------------------------
+
+
+@nb.njit(cache=True)
+def admit(records: np.ndarray, fees: np.ndarray, free: np.ndarray, n_free: int, msg_id: np.ndarray,
+          kind: np.ndarray, agent: np.ndarray, node: np.ndarray, key: np.ndarray, size: np.ndarray,
+          t_intended: np.ndarray, fee: np.ndarray, rows: np.ndarray) -> None:
+    """A traffic batch's messages into free record rows, taken from the top of the free
+    stack (``rows[i]`` is message i's row): every field NULL but the batch's own, in flight."""
+    for i in range(msg_id.shape[0]):
+        r = free[n_free - 1 - i]
+        rows[i] = r
+        for f in range(FIELDS):
+            records[r, f] = NULL
+        records[r, MSG_ID] = msg_id[i]
+        records[r, KIND] = kind[i]
+        records[r, AGENT] = agent[i]
+        records[r, ORIGIN] = node[i]
+        records[r, KEY] = key[i]
+        records[r, SIZE] = size[i]
+        records[r, T_INTENDED] = t_intended[i]
+        records[r, WHERE] = IN_FLIGHT
+        fees[r] = fee[i]
+
+
+@nb.njit(cache=True)
+def gather(records: np.ndarray, fees: np.ndarray, rows: np.ndarray, table: np.ndarray, fee: np.ndarray) -> None:
+    """The records of ``rows`` as columns: ``table[f, i]`` = field f of ``rows[i]``."""
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        for f in range(FIELDS):
+            table[f, i] = records[r, f]
+        fee[i] = fees[r]

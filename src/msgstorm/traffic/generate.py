@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from msgstorm.sampling import sample_array
+from msgstorm.sampling import sample_array, sample_from_uniforms
 from msgstorm.scenario.distributions import Constant
 from msgstorm.scenario.refs import node_names, node_regions
 from msgstorm.scenario.schema import MESSAGE_KINDS, AgentSpec, Scenario
 from msgstorm.traffic.arrivals import ArrivalProcess, make_arrival
+from msgstorm.traffic.compiled import PoissonWindows
 
 __all__ = ["DEFAULT_WINDOW_NS", "MessageBatch", "generate_traffic"]
 
@@ -120,6 +121,42 @@ class _AgentTraffic:
         self.constant_size = (
             int(np.clip(np.rint(spec.size.value), 0, _INT32_MAX)) if isinstance(spec.size, Constant) else None
         )
+        # Poisson arrivals at a piecewise-constant rate draw runs of windows in one compiled
+        # call (traffic/compiled.py), the same values as ``draw`` makes window by window.
+        self.compiled = PoissonWindows.of(
+            self.arrivals, self.rng, kinds=self.kind_codes.size, keys=spec.keys,
+            size_draw=self.constant_size is None, fee_draw=not isinstance(spec.fee, Constant))
+
+    def draw_run(self, window_start: np.ndarray, window_end: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        """``draw`` for consecutive windows at once: the columns of all their messages, in
+        window order, and where each window's rows begin and end (``edges``, one more entry
+        than windows). A compiled agent draws them in one call; any other draws each window."""
+        if self.compiled is None:
+            return _joined([self.draw(int(a), int(b)) for a, b in zip(window_start.tolist(), window_end.tolist())])
+        lo = np.maximum(window_start, self.start_ns)
+        hi = np.minimum(window_end, self.end_ns)
+        chunk = self.compiled.draw(lo, hi)
+        n = chunk.times.shape[0]
+        if self.nodes.size == 1:
+            node = np.full(n, self.nodes[0], dtype=np.int32)
+        else:
+            node = self.nodes[chunk.instance % self.nodes.size]
+        if self.kind_codes.size == 1:
+            kind = np.full(n, self.kind_codes[0], dtype=np.int8)
+        else:
+            kind = self.kind_codes[self.kind_cdf.searchsorted(chunk.kind_u, side="right")]
+        if self.constant_size is not None:
+            size = np.full(n, self.constant_size, dtype=np.int32)
+        else:
+            size = np.clip(np.rint(sample_from_uniforms(self.size_dist, chunk.size_u)), 0, _INT32_MAX).astype(np.int32)
+        if isinstance(self.fee_dist, Constant):
+            fee = np.full(n, self.fee_dist.value, dtype=np.float64)
+        else:
+            fee = sample_from_uniforms(self.fee_dist, chunk.fee_u)
+        agent = np.full(n, self.index, dtype=np.int32)
+        edges = np.zeros(chunk.counts.shape[0] + 1, dtype=np.int64)
+        np.cumsum(chunk.counts, out=edges[1:])
+        return [chunk.times, agent, kind, node, chunk.key, size, fee], edges
 
     def draw(self, start_ns: int, end_ns: int) -> _Columns | None:
         lo, hi = max(start_ns, self.start_ns), min(end_ns, self.end_ns)
@@ -165,9 +202,13 @@ def _agent_seeds(seed: np.random.SeedSequence, n: int) -> list[np.random.SeedSeq
 
 
 def generate_traffic(
-    scenario: Scenario, seed: np.random.SeedSequence, window_ns: int | None = None
+    scenario: Scenario, seed: np.random.SeedSequence, window_ns: int | None = None, min_rows: int = 0
 ) -> Iterator[MessageBatch]:
     """Batches of intended messages for windows of ``window_ns`` (default 1 s) over the run.
+
+    With ``min_rows``, consecutive windows are joined into batches of at least that many
+    messages (the last may hold fewer): the same messages in the same order, in fewer and
+    larger batches, each still of whole windows (the one-node simulator takes them so).
 
     Deterministic in (scenario, seed). Give traffic a SeedSequence of its own (e.g. one
     of ``root.spawn(k)``): agent streams are the children ``seed.spawn`` would make next,
@@ -182,28 +223,100 @@ def generate_traffic(
         _AgentTraffic(index, spec, scenario, agent_seed)
         for index, (spec, agent_seed) in enumerate(zip(scenario.agents, seeds, strict=True))
     ]
-    return _batches(agents, scenario.run.duration, window)
+    return _batches(agents, scenario.run.duration, window, min_rows)
 
 
-def _batches(agents: list[_AgentTraffic], duration_ns: int, window_ns: int) -> Iterator[MessageBatch]:
-    next_msg_id = 0
-    for window_start in range(0, duration_ns, window_ns):
-        window_end = min(window_start + window_ns, duration_ns)
-        parts = [
-            columns for agent in agents
-            if (columns := agent.draw(window_start, window_end)) is not None
-        ]
+# Messages a run of windows drawn at once aims for: large enough that per-call costs vanish,
+# small enough that the arrays stay a few MB.
+RUN_MESSAGES = 1 << 17
+
+
+def _run_length(agents: list[_AgentTraffic], window_ns: int, left: int) -> int:
+    """Windows to draw at once: one when no agent is compiled (nothing to gain, and a
+    window's messages are the least memory); else as many as hold about RUN_MESSAGES."""
+    expected = sum(agent.compiled.expected_per_window(window_ns) for agent in agents if agent.compiled is not None)
+    if not any(agent.compiled is not None for agent in agents):
+        return 1
+    return max(1, min(left, int(RUN_MESSAGES / max(expected, 1.0))))
+
+
+def _joined(windows: list[_Columns | None]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per-window columns (None: no message) as one set of columns and window edges."""
+    counts = [0 if columns is None else len(columns[0]) for columns in windows]
+    edges = np.zeros(len(windows) + 1, dtype=np.int64)
+    np.cumsum(counts, out=edges[1:])
+    present = [columns for columns in windows if columns is not None]
+    if len(present) == 1:
+        return list(present[0]), edges  # one window with messages: no copy
+    if not present:
+        return [np.empty(0, dtype=dtype) for dtype in _DTYPES], edges
+    return [np.concatenate(column) for column in zip(*present, strict=True)], edges
+
+
+_DTYPES = (np.int64, np.int32, np.int8, np.int32, np.int64, np.int32, np.float64)
+
+
+def _merged_run(runs: list[tuple[list[np.ndarray], np.ndarray]], windows: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Several agents' runs as one: each window's messages from every agent, sorted by time."""
+    if len(runs) == 1:
+        return runs[0]
+    merged: list[_Columns | None] = []
+    for w in range(windows):
+        parts = [[column[edges[w]:edges[w + 1]] for column in columns]
+                 for columns, edges in runs if edges[w + 1] > edges[w]]
         if not parts:
-            continue
-        if len(parts) == 1:
-            merged = list(parts[0])  # one agent: already sorted, no copy
+            merged.append(None)
+        elif len(parts) == 1:
+            merged.append(tuple(parts[0]))  # type: ignore[arg-type]
         else:
-            merged = [np.concatenate(column) for column in zip(*parts, strict=True)]
+            joined = [np.concatenate(column) for column in zip(*parts, strict=True)]
             # Stable sort on time: ties stay in agent order, then generation order.
-            order = np.argsort(merged[0], kind="stable")
-            merged = [column[order] for column in merged]
-        n = len(merged[0])
-        msg_id = np.arange(next_msg_id, next_msg_id + n, dtype=np.int64)
-        next_msg_id += n
-        t_intended, agent, kind, node, key, size, fee = merged
-        yield MessageBatch(msg_id, t_intended, agent, kind, node, key, size, fee)
+            order = np.argsort(joined[0], kind="stable")
+            merged.append(tuple(column[order] for column in joined))  # type: ignore[arg-type]
+    return _joined(merged)
+
+
+def _cuts(edges: list[int], min_rows: int, held: int) -> list[int]:
+    """Edges at which to cut a run into batches: every non-empty window, or with
+    ``min_rows`` whole windows until a batch holds at least that many (``held`` rows wait
+    from the run before). The run's end is always a cut; what it leaves short is held."""
+    cuts: list[int] = []
+    start = edges[0] - held
+    for edge in edges[1:]:
+        if edge - start >= max(min_rows, 1):
+            cuts.append(edge)
+            start = edge
+    return cuts
+
+
+def _batches(agents: list[_AgentTraffic], duration_ns: int, window_ns: int,
+             min_rows: int = 0) -> Iterator[MessageBatch]:
+    next_msg_id = 0
+    windows = -(-duration_ns // window_ns) if duration_ns > 0 else 0
+    held: list[list[np.ndarray]] = []  # rows short of min_rows, waiting for the next run
+    held_rows = 0
+    k = 0
+    while k < windows:
+        run = _run_length(agents, window_ns, windows - k)
+        window_start = np.arange(k, k + run, dtype=np.int64) * window_ns
+        window_end = np.minimum(window_start + window_ns, duration_ns)
+        k += run
+        columns, edges = _merged_run([agent.draw_run(window_start, window_end) for agent in agents], run)
+        edge_list = edges.tolist()
+        start = 0
+        for cut in _cuts(edge_list, min_rows, held_rows):
+            piece = [column[start:cut] for column in columns]  # views
+            if held:
+                piece = [np.concatenate(parts) for parts in zip(*held, piece, strict=True)]
+                held, held_rows = [], 0
+            n = len(piece[0])
+            msg_id = np.arange(next_msg_id, next_msg_id + n, dtype=np.int64)
+            next_msg_id += n
+            yield MessageBatch(msg_id, *piece)
+            start = cut
+        if start < edge_list[-1]:
+            held.append([column[start:] for column in columns])
+            held_rows += edge_list[-1] - start
+    if held_rows:
+        piece = held[0] if len(held) == 1 else [np.concatenate(parts) for parts in zip(*held, strict=True)]
+        yield MessageBatch(np.arange(next_msg_id, next_msg_id + held_rows, dtype=np.int64), *piece)

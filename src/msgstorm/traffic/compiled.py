@@ -1,0 +1,257 @@
+"""Many traffic windows of a Poisson agent in one compiled call.
+
+traffic: ``generate`` asks each agent for a run of consecutive windows -> an agent whose
+arrivals are Poisson with a piecewise-constant rate (``poisson``, or a ``step_ramp`` with
+``poisson = true``) draws them all **here** -> columns for every window, cut per window.
+
+Drawn window by window through numpy, such an agent pays about 80 us of interpreter work
+per window (a Poisson count, its exponentials, the time change, four attribute columns),
+which for a one-node queue is a third of the whole run. This loop makes exactly the same
+draws from the same two generators in the same order, and the same float arithmetic, so
+every message is the same to the bit (``tests/test_traffic_compiled.py`` compares the two
+paths column by column over every supported distribution and arrival):
+
+- arrivals (the process's generator): per window with a positive expected count, a
+  Poisson count from numpy-sized blocks of 4096 uniforms (``draws.poisson`` draws a block
+  and drops what it does not use; here the unused rest is jumped over), n + 1 exponentials
+  made into n sorted uniforms, Λ⁻¹ by segment, floor and clip to the window, then the
+  instance of each message when the agent has several;
+- attributes (the agent's generator), for a window with messages: kind uniforms (when
+  the mix has more than one kind), keys (numpy's bounded integers), size and fee uniforms
+  (when not constant), each ``n`` long, in that order.
+
+The generators are numpy ``Generator``s whose PCG64 state is stepped by ``pcg64`` and
+written back after the call, so a later draw through numpy goes on from the same place.
+Uniforms become sizes and fees outside the loop, by ``sampling.sample_from_uniforms``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from msgstorm import draws, pcg64
+from msgstorm.jit import nb
+from msgstorm.traffic.arrivals import PoissonProcess
+from msgstorm.traffic.intensity import PiecewiseConstantIntensity
+
+__all__ = ["Chunk", "PoissonWindows"]
+
+_NS_PER_S = 1e9
+_BLOCK = 4096  # uniforms per block of draws.poisson_many (its _POISSON_BLOCK)
+_SCRATCH = 32  # uniforms drawn for a Poisson count before more are needed (rarely)
+_SPAN_LIMIT = (1 << 32) - 1  # integers(0, span) on 32-bit draws for span below this
+
+
+@nb.njit(cache=True)
+def _cumulative_at(t_rel: float, starts: np.ndarray, rates: np.ndarray, cum: np.ndarray, span: float) -> float:
+    """PiecewiseConstantIntensity.cumulative_at, the same float operations."""
+    x = min(max(t_rel, 0.0), span)
+    j = 0
+    while j + 1 < starts.shape[0] and starts[j + 1] <= x:  # bisect_right - 1
+        j += 1
+    return cum[j] + rates[j] * (x - starts[j]) / _NS_PER_S
+
+
+@nb.njit(cache=True)
+def _poisson_count(st: np.ndarray, lam: float, scratch: np.ndarray) -> int:
+    """draws.poisson(rng, lam): the variate from the stream, then the rest of its blocks
+    of 4096 uniforms skipped, as poisson_many drops them."""
+    k = _SCRATCH
+    drawn = 0
+    while True:
+        while drawn < k:
+            scratch[drawn] = pcg64.next_double(st)
+            drawn += 1
+        value, used = draws._poisson_one(scratch[:k], np.int64(0), lam)
+        if value >= 0:
+            break
+        # Powers of two up to a block, then whole blocks: the uniforms drawn never pass
+        # the blocks poisson_many would have drawn for the same variate.
+        k = k * 2 if k < _BLOCK else k + _BLOCK
+        if k > scratch.shape[0]:
+            grown = np.empty(k, dtype=np.float64)
+            grown[:drawn] = scratch[:drawn]
+            scratch = grown
+    consumed = -(-used // _BLOCK) * _BLOCK
+    pcg64.advance(st, consumed - drawn)
+    return value
+
+
+@nb.njit(cache=True)
+def _windows(arrival: np.ndarray, attribute: np.ndarray, lo: np.ndarray, hi: np.ndarray, t0: int,
+             starts: np.ndarray, rates: np.ndarray, cum: np.ndarray, period: np.ndarray, span: float,
+             instances: int, kind_draw: bool, keys: int, size_draw: bool, fee_draw: bool,
+             times: np.ndarray, instance: np.ndarray, kind_u: np.ndarray, key: np.ndarray,
+             size_u: np.ndarray, fee_u: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> tuple[int, int]:
+    """Windows ``[lo[w], hi[w])`` in order while their messages fit the output arrays:
+    (windows done, messages written). A window that does not fit is left undrawn (both
+    states are put back as they were before it)."""
+    capacity = times.shape[0]
+    filled = 0
+    scratch = np.empty(_SCRATCH, dtype=np.float64)
+    saved_arrival = arrival.copy()
+    saved_attribute = attribute.copy()
+    for w in range(lo.shape[0]):
+        counts[w] = 0
+        a, b = lo[w], hi[w]
+        if b <= a:
+            continue
+        saved_arrival[:] = arrival
+        saved_attribute[:] = attribute
+        x_lo = _cumulative_at(float(a - t0), starts, rates, cum, span)
+        x_hi = _cumulative_at(float(b - t0), starts, rates, cum, span)
+        expected = instances * (x_hi - x_lo)
+        if not expected > 0:
+            continue
+        n = _poisson_count(arrival, expected, scratch)
+        if n == 0:
+            continue
+        if filled + n > capacity:
+            arrival[:] = saved_arrival
+            attribute[:] = saved_attribute
+            return w, filled
+        # n sorted uniforms: normalised partial sums of n + 1 exponentials (mean 1).
+        total = 0.0
+        for i in range(n + 1):
+            total += -draws.log(1.0 - pcg64.next_double(arrival)) * 1.0
+            sums[i] = total
+        width = x_hi - x_lo
+        for i in range(n):
+            x = x_lo + sums[i] / total * width
+            j = 0  # searchsorted(cum, x, side="right") - 1
+            while j + 1 < cum.shape[0] and cum[j + 1] <= x:
+                j += 1
+            t = math.floor(t0 + (starts[j] + (x - cum[j]) * period[j]))
+            v = np.int64(t)
+            if v < a:
+                v = a
+            if v > b - 1:
+                v = b - 1
+            times[filled + i] = v
+        if instances > 1:
+            pcg64.bounded32(arrival, instances, instance, filled, n)
+        else:
+            for i in range(n):
+                instance[filled + i] = 0
+        if kind_draw:
+            for i in range(n):
+                kind_u[filled + i] = pcg64.next_double(attribute)
+        pcg64.bounded32(attribute, keys, key, filled, n)
+        if size_draw:
+            for i in range(n):
+                size_u[filled + i] = pcg64.next_double(attribute)
+        if fee_draw:
+            for i in range(n):
+                fee_u[filled + i] = pcg64.next_double(attribute)
+        counts[w] = n
+        filled += n
+    return lo.shape[0], filled
+
+
+@dataclass
+class Chunk:
+    """A run of windows drawn at once: per-message columns for all of them and the number
+    of messages in each window (a window with none has 0)."""
+
+    times: np.ndarray  # int64
+    instance: np.ndarray  # int64
+    kind_u: np.ndarray  # float64 uniforms (empty when the kind is not drawn)
+    key: np.ndarray  # int64
+    size_u: np.ndarray
+    fee_u: np.ndarray
+    counts: np.ndarray  # int64 per window
+
+
+class PoissonWindows:
+    """Draws runs of windows for one agent whose arrivals this loop covers (``of``)."""
+
+    MIN_CAPACITY = 1 << 12  # messages the output arrays hold at least
+
+    def __init__(self, process: PoissonProcess, intensity: PiecewiseConstantIntensity,
+                 attribute_rng: np.random.Generator, kind_draw: bool, keys: int,
+                 size_draw: bool, fee_draw: bool) -> None:
+        self.process = process
+        self.intensity = intensity
+        self.arrival_rng: np.random.Generator = process._rng
+        self.attribute_rng = attribute_rng
+        self.kind_draw, self.keys, self.size_draw, self.fee_draw = kind_draw, keys, size_draw, fee_draw
+        rates = intensity._rates
+        # Messages a window of one ns may expect at most: sizes the output arrays.
+        self.peak_per_ns = process.instances * float(rates.max()) / _NS_PER_S
+        self.capacity = self.MIN_CAPACITY
+
+    @classmethod
+    def of(cls, process: Any, attribute_rng: np.random.Generator, kinds: int, keys: int,
+           size_draw: bool, fee_draw: bool) -> PoissonWindows | None:
+        """The loop for this agent, or None when it draws in a way this loop does not make
+        (another arrival process or bit generator, keys beyond 32 bits)."""
+        if type(process) is not PoissonProcess:
+            return None
+        intensity = process._intensity
+        if type(intensity) is not PiecewiseConstantIntensity:
+            return None
+        if not np.all(np.isfinite(intensity._rates)) or not math.isfinite(intensity.total):
+            return None  # draws.poisson refuses such a mean: leave the error to it
+        if keys >= _SPAN_LIMIT or process.instances >= _SPAN_LIMIT:
+            return None
+        for rng in (process._rng, attribute_rng):
+            if type(rng.bit_generator) is not np.random.PCG64:
+                return None
+        return cls(process, intensity, attribute_rng, kinds > 1, keys, size_draw, fee_draw)
+
+    @staticmethod
+    def room(expected: float) -> int:
+        """Output arrays for a run expecting ``expected`` messages: eight standard deviations
+        of slack, so a run rarely has to go on into a second set of arrays."""
+        return int(expected * 1.05 + 8 * math.sqrt(expected)) + 64
+
+    def expected_per_window(self, window_ns: int) -> float:
+        return self.peak_per_ns * window_ns
+
+    def draw(self, lo: np.ndarray, hi: np.ndarray) -> Chunk:
+        """Windows ``[lo[w], hi[w])`` (already clipped to the agent; empty when hi <= lo)."""
+        process, intensity = self.process, self.intensity
+        # The process clips to its own span too (a ramp may end before the agent stops).
+        lo = np.maximum(lo, process.t0_ns)
+        hi = np.minimum(hi, process.t_end_ns)
+        windows = lo.shape[0]
+        counts = np.zeros(windows, dtype=np.int64)
+        parts: list[tuple[np.ndarray, ...]] = []
+        arrival = pcg64.load(self.arrival_rng)
+        attribute = pcg64.load(self.attribute_rng)
+        assert arrival is not None and attribute is not None  # PCG64, checked by ``of``
+        # Room for the messages the run may expect, with slack: a run that draws more stops
+        # at a window edge and goes on into new arrays.
+        expected = process.instances * float(np.sum(intensity.cumulative(np.maximum(hi, lo) - process.t0_ns)
+                                                     - intensity.cumulative(lo - process.t0_ns)))
+        self.capacity = max(self.capacity, self.room(expected))
+        done = 0
+        try:
+            while done < windows:
+                capacity = self.capacity
+                out = (np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=np.int64),
+                       np.empty(capacity if self.kind_draw else 0, dtype=np.float64),
+                       np.empty(capacity, dtype=np.int64),
+                       np.empty(capacity if self.size_draw else 0, dtype=np.float64),
+                       np.empty(capacity if self.fee_draw else 0, dtype=np.float64))
+                sums = np.empty(capacity + 1, dtype=np.float64)
+                upto, filled = _windows(
+                    arrival, attribute, lo[done:], hi[done:], process.t0_ns, intensity._starts,
+                    intensity._rates, intensity._cum, intensity._period_ns, intensity.span_ns,
+                    process.instances, self.kind_draw, self.keys, self.size_draw, self.fee_draw,
+                    out[0], out[1], out[2], out[3], out[4], out[5], sums, counts[done:])
+                parts.append(tuple(column[:filled] for column in out))
+                if upto == 0:
+                    # One window holds more messages than the arrays: larger arrays.
+                    self.capacity *= 2
+                done += upto
+        finally:
+            # Whatever was drawn is reflected in the generators, even on an exception.
+            pcg64.store(self.arrival_rng, arrival)
+            pcg64.store(self.attribute_rng, attribute)
+        columns = [part[0] if len(parts) == 1 else np.concatenate(part) for part in zip(*parts)]
+        return Chunk(*columns, counts=counts)
