@@ -32,11 +32,15 @@ __all__ = [
     "exp",
     "exp_array",
     "exponential",
+    "exponential_from",
     "log",
     "log_array",
     "lognormal",
+    "lognormal_from",
     "normal",
+    "normal_from",
     "normal_ppf",
+    "pareto_from",
     "pareto_multiplier",
     "poisson",
     "poisson_many",
@@ -174,7 +178,7 @@ def exp_array(x: np.ndarray) -> np.ndarray:
 
 
 @nb.njit(cache=True)
-def _exponential_from(u: np.ndarray, mean: float) -> np.ndarray:
+def exponential_from(u: np.ndarray, mean: float) -> np.ndarray:
     out = np.empty(u.shape[0], dtype=np.float64)
     for i in range(u.shape[0]):
         out[i] = -log(1.0 - u[i]) * mean  # 1 - u is exact and in (0, 1]
@@ -182,7 +186,7 @@ def _exponential_from(u: np.ndarray, mean: float) -> np.ndarray:
 
 
 @nb.njit(cache=True)
-def _normal_from(u: np.ndarray, mean: float, std: float) -> np.ndarray:
+def normal_from(u: np.ndarray, mean: float, std: float) -> np.ndarray:
     out = np.empty(u.shape[0], dtype=np.float64)
     for i in range(u.shape[0]):
         out[i] = mean + std * normal_ppf(u[i])
@@ -190,7 +194,7 @@ def _normal_from(u: np.ndarray, mean: float, std: float) -> np.ndarray:
 
 
 @nb.njit(cache=True)
-def _lognormal_from(u: np.ndarray, median: float, sigma: float) -> np.ndarray:
+def lognormal_from(u: np.ndarray, median: float, sigma: float) -> np.ndarray:
     out = np.empty(u.shape[0], dtype=np.float64)
     for i in range(u.shape[0]):
         out[i] = median * exp(sigma * normal_ppf(u[i]))
@@ -198,7 +202,7 @@ def _lognormal_from(u: np.ndarray, median: float, sigma: float) -> np.ndarray:
 
 
 @nb.njit(cache=True)
-def _pareto_from(u: np.ndarray, alpha: float) -> np.ndarray:
+def pareto_from(u: np.ndarray, alpha: float) -> np.ndarray:
     out = np.empty(u.shape[0], dtype=np.float64)
     for i in range(u.shape[0]):
         out[i] = exp(-log(1.0 - u[i]) / alpha)  # (1 - u) ** (-1 / alpha)
@@ -207,25 +211,25 @@ def _pareto_from(u: np.ndarray, alpha: float) -> np.ndarray:
 
 def exponential(rng: np.random.Generator, mean: float, n: int) -> np.ndarray:
     """``n`` exponential draws with the given mean (inverse CDF, one uniform each)."""
-    return _exponential_from(rng.random(n), float(mean))
+    return exponential_from(rng.random(n), float(mean))
 
 
 def standard_normal(rng: np.random.Generator, n: int) -> np.ndarray:
-    return _normal_from(rng.random(n), 0.0, 1.0)
+    return normal_from(rng.random(n), 0.0, 1.0)
 
 
 def normal(rng: np.random.Generator, mean: float, std: float, n: int) -> np.ndarray:
-    return _normal_from(rng.random(n), float(mean), float(std))
+    return normal_from(rng.random(n), float(mean), float(std))
 
 
 def lognormal(rng: np.random.Generator, median: float, sigma: float, n: int) -> np.ndarray:
     """``median * exp(sigma * Z)``, Z standard normal."""
-    return _lognormal_from(rng.random(n), float(median), float(sigma))
+    return lognormal_from(rng.random(n), float(median), float(sigma))
 
 
 def pareto_multiplier(rng: np.random.Generator, alpha: float, n: int) -> np.ndarray:
     """Pareto type I with minimum 1 and tail index ``alpha``: ``(1 - U) ** (-1 / alpha)``."""
-    return _pareto_from(rng.random(n), float(alpha))
+    return pareto_from(rng.random(n), float(alpha))
 
 
 # --- Poisson ------------------------------------------------------------------------------

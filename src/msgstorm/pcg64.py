@@ -68,7 +68,7 @@ def store(generator: np.random.Generator, words: np.ndarray) -> None:
     }
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _mul_hi(a: Any, b: Any) -> Any:
     """The high 64 bits of the 128-bit product of two uint64 (schoolbook, 32-bit halves)."""
     a_lo = a & _MASK32
@@ -82,13 +82,13 @@ def _mul_hi(a: Any, b: Any) -> Any:
     return a_hi * b_hi + (hi_lo >> _S32) + (cross >> _S32)
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _mul128(a_hi: Any, a_lo: Any, b_hi: Any, b_lo: Any) -> tuple[Any, Any]:
     """(a * b) mod 2**128."""
     return _mul_hi(a_lo, b_lo) + a_lo * b_hi + a_hi * b_lo, a_lo * b_lo
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _add128(a_hi: Any, a_lo: Any, b_hi: Any, b_lo: Any) -> tuple[Any, Any]:
     """(a + b) mod 2**128."""
     lo = a_lo + b_lo

@@ -44,14 +44,14 @@ def sample_from_uniforms(dist: Dist, u: np.ndarray) -> np.ndarray:
         result: np.ndarray = dist.low + (dist.high - dist.low) * u
         return result
     if isinstance(dist, Normal):
-        truncated: np.ndarray = np.maximum(draws._normal_from(u, float(dist.mean_value), float(dist.std)), 0.0)
+        truncated: np.ndarray = np.maximum(draws.normal_from(u, float(dist.mean_value), float(dist.std)), 0.0)
         return truncated
     if isinstance(dist, Lognormal):
-        return draws._lognormal_from(u, float(dist.median), float(dist.sigma))
+        return draws.lognormal_from(u, float(dist.median), float(dist.sigma))
     if isinstance(dist, Pareto):
-        return dist.scale * draws._pareto_from(u, float(dist.alpha))
+        return dist.scale * draws.pareto_from(u, float(dist.alpha))
     if isinstance(dist, Exponential):
-        return draws._exponential_from(u, float(dist.mean_value))
+        return draws.exponential_from(u, float(dist.mean_value))
     raise TypeError(f"no uniform-per-value draw for {dist!r}")
 
 

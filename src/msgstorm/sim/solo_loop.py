@@ -142,7 +142,7 @@ def _log_event(elog: np.ndarray, evalue: np.ndarray, i: int, t: int, code: int, 
     evalue[i] = value
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def advance(p: np.ndarray, sc: np.ndarray, ev_t: np.ndarray, ev_eid: np.ndarray, ev_val: np.ndarray,
             qkey: np.ndarray, qarr: np.ndarray, qrow: np.ndarray, seqring: np.ndarray,
             records: np.ndarray, fees: np.ndarray, slog: np.ndarray, elog: np.ndarray,

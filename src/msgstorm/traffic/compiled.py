@@ -43,17 +43,8 @@ __all__ = ["Chunk", "PoissonWindows"]
 _NS_PER_S = 1e9
 _BLOCK = 4096  # uniforms per block of draws.poisson_many (its _POISSON_BLOCK)
 _SCRATCH = 32  # uniforms drawn for a Poisson count before more are needed (rarely)
+_SCRATCH_MAX = 16 * _BLOCK
 _SPAN_LIMIT = (1 << 32) - 1  # integers(0, span) on 32-bit draws for span below this
-
-
-@nb.njit(cache=True)
-def _cumulative_at(t_rel: float, starts: np.ndarray, rates: np.ndarray, cum: np.ndarray, span: float) -> float:
-    """PiecewiseConstantIntensity.cumulative_at, the same float operations."""
-    x = min(max(t_rel, 0.0), span)
-    j = 0
-    while j + 1 < starts.shape[0] and starts[j + 1] <= x:  # bisect_right - 1
-        j += 1
-    return cum[j] + rates[j] * (x - starts[j]) / _NS_PER_S
 
 
 @nb.njit(cache=True)
@@ -66,62 +57,65 @@ def _poisson_count(st: np.ndarray, lam: float, scratch: np.ndarray) -> int:
         while drawn < k:
             scratch[drawn] = pcg64.next_double(st)
             drawn += 1
-        value, used = draws._poisson_one(scratch[:k], np.int64(0), lam)
+        value, used = draws._poisson_one(scratch[:k], np.int64(0), lam)  # type: ignore[arg-type]
         if value >= 0:
             break
         # Powers of two up to a block, then whole blocks: the uniforms drawn never pass
         # the blocks poisson_many would have drawn for the same variate.
         k = k * 2 if k < _BLOCK else k + _BLOCK
         if k > scratch.shape[0]:
-            grown = np.empty(k, dtype=np.float64)
-            grown[:drawn] = scratch[:drawn]
-            scratch = grown
+            # Over 16 blocks of uniforms for one variate: a multiplication run of 65,536
+            # factors (lam < 10) or 32,768 rejections in a row (PTRS) does not happen.
+            raise RuntimeError("a Poisson count used more uniforms than the scratch holds")
     consumed = -(-used // _BLOCK) * _BLOCK
     pcg64.advance(st, consumed - drawn)
     return value
 
 
 @nb.njit(cache=True)
-def _windows(arrival: np.ndarray, attribute: np.ndarray, lo: np.ndarray, hi: np.ndarray, t0: int,
-             starts: np.ndarray, rates: np.ndarray, cum: np.ndarray, period: np.ndarray, span: float,
-             instances: int, kind_draw: bool, keys: int, size_draw: bool, fee_draw: bool,
+def _copy(source: np.ndarray, target: np.ndarray) -> None:
+    # A loop: numba compiles a slice assignment's general machinery for a second or more.
+    for i in range(source.shape[0]):
+        target[i] = source[i]
+
+
+@nb.njit(cache=True, nogil=True)
+def _windows(arrival: np.ndarray, attribute: np.ndarray, lo: np.ndarray, hi: np.ndarray, x_lo: np.ndarray,
+             x_hi: np.ndarray, t0: int, starts: np.ndarray, cum: np.ndarray, period: np.ndarray, instances: int, kind_draw: bool, keys: int, size_draw: bool, fee_draw: bool,
              times: np.ndarray, instance: np.ndarray, kind_u: np.ndarray, key: np.ndarray,
-             size_u: np.ndarray, fee_u: np.ndarray, sums: np.ndarray, counts: np.ndarray) -> tuple[int, int]:
-    """Windows ``[lo[w], hi[w])`` in order while their messages fit the output arrays:
+             size_u: np.ndarray, fee_u: np.ndarray, sums: np.ndarray, counts: np.ndarray,
+             scratch: np.ndarray, saved_arrival: np.ndarray, saved_attribute: np.ndarray) -> tuple[int, int]:
+    """Windows ``[lo[w], hi[w])``, whose expected counts per instance are ``x_hi[w] -
+    x_lo[w]`` (Λ at their edges), in order while their messages fit the output arrays:
     (windows done, messages written). A window that does not fit is left undrawn (both
     states are put back as they were before it)."""
     capacity = times.shape[0]
     filled = 0
-    scratch = np.empty(_SCRATCH, dtype=np.float64)
-    saved_arrival = arrival.copy()
-    saved_attribute = attribute.copy()
     for w in range(lo.shape[0]):
         counts[w] = 0
         a, b = lo[w], hi[w]
         if b <= a:
             continue
-        saved_arrival[:] = arrival
-        saved_attribute[:] = attribute
-        x_lo = _cumulative_at(float(a - t0), starts, rates, cum, span)
-        x_hi = _cumulative_at(float(b - t0), starts, rates, cum, span)
-        expected = instances * (x_hi - x_lo)
+        _copy(arrival, saved_arrival)
+        _copy(attribute, saved_attribute)
+        expected = instances * (x_hi[w] - x_lo[w])
         if not expected > 0:
             continue
         n = _poisson_count(arrival, expected, scratch)
         if n == 0:
             continue
         if filled + n > capacity:
-            arrival[:] = saved_arrival
-            attribute[:] = saved_attribute
+            _copy(saved_arrival, arrival)
+            _copy(saved_attribute, attribute)
             return w, filled
         # n sorted uniforms: normalised partial sums of n + 1 exponentials (mean 1).
         total = 0.0
         for i in range(n + 1):
             total += -draws.log(1.0 - pcg64.next_double(arrival)) * 1.0
             sums[i] = total
-        width = x_hi - x_lo
+        width = x_hi[w] - x_lo[w]
         for i in range(n):
-            x = x_lo + sums[i] / total * width
+            x = x_lo[w] + sums[i] / total * width
             j = 0  # searchsorted(cum, x, side="right") - 1
             while j + 1 < cum.shape[0] and cum[j + 1] <= x:
                 j += 1
@@ -183,6 +177,7 @@ class PoissonWindows:
         # Messages a window of one ns may expect at most: sizes the output arrays.
         self.peak_per_ns = process.instances * float(rates.max()) / _NS_PER_S
         self.capacity = self.MIN_CAPACITY
+        self.scratch = np.empty(_SCRATCH_MAX, dtype=np.float64)
 
     @classmethod
     def of(cls, process: Any, attribute_rng: np.random.Generator, kinds: int, keys: int,
@@ -226,8 +221,11 @@ class PoissonWindows:
         assert arrival is not None and attribute is not None  # PCG64, checked by ``of``
         # Room for the messages the run may expect, with slack: a run that draws more stops
         # at a window edge and goes on into new arrays.
-        expected = process.instances * float(np.sum(intensity.cumulative(np.maximum(hi, lo) - process.t0_ns)
-                                                     - intensity.cumulative(lo - process.t0_ns)))
+        # Λ at the window edges, as PoissonProcess.events takes it (``cumulative`` is
+        # ``cumulative_at`` elementwise, the same float operations).
+        x_lo = intensity.cumulative(lo - process.t0_ns)
+        x_hi = intensity.cumulative(hi - process.t0_ns)
+        expected = process.instances * float(np.sum(np.maximum(x_hi - x_lo, 0.0)))
         self.capacity = max(self.capacity, self.room(expected))
         done = 0
         try:
@@ -240,10 +238,10 @@ class PoissonWindows:
                        np.empty(capacity if self.fee_draw else 0, dtype=np.float64))
                 sums = np.empty(capacity + 1, dtype=np.float64)
                 upto, filled = _windows(
-                    arrival, attribute, lo[done:], hi[done:], process.t0_ns, intensity._starts,
-                    intensity._rates, intensity._cum, intensity._period_ns, intensity.span_ns,
-                    process.instances, self.kind_draw, self.keys, self.size_draw, self.fee_draw,
-                    out[0], out[1], out[2], out[3], out[4], out[5], sums, counts[done:])
+                    arrival, attribute, lo[done:], hi[done:], x_lo[done:], x_hi[done:], process.t0_ns,
+                    intensity._starts, intensity._cum, intensity._period_ns, process.instances, self.kind_draw, self.keys, self.size_draw, self.fee_draw,
+                    out[0], out[1], out[2], out[3], out[4], out[5], sums, counts[done:],
+                    self.scratch, np.empty_like(arrival), np.empty_like(attribute))
                 parts.append(tuple(column[:filled] for column in out))
                 if upto == 0:
                     # One window holds more messages than the arrays: larger arrays.
@@ -253,5 +251,6 @@ class PoissonWindows:
             # Whatever was drawn is reflected in the generators, even on an exception.
             pcg64.store(self.arrival_rng, arrival)
             pcg64.store(self.attribute_rng, attribute)
-        columns = [part[0] if len(parts) == 1 else np.concatenate(part) for part in zip(*parts)]
-        return Chunk(*columns, counts=counts)
+        times, instance, kind_u, key, size_u, fee_u = (
+            part[0] if len(parts) == 1 else np.concatenate(part) for part in zip(*parts))
+        return Chunk(times, instance, kind_u, key, size_u, fee_u, counts)
