@@ -146,7 +146,7 @@ class SoloSequencer:
         self.free = np.arange((1 << 12) - 1, -1, -1, dtype=np.int64)
         self.n_free = 1 << 12
         self.send_row = np.zeros(0, dtype=np.int64)
-        self.slog = np.zeros(1 << 14, dtype=np.int64)
+        self.slog = np.zeros(1 << 16, dtype=np.int64)  # about one piece of settled rows per drain
         self.elog = np.zeros((5, 1 << 10), dtype=np.int64)
         self.evalue = np.zeros(1 << 10, dtype=np.float64)
         self.dlog = np.zeros((2, 1 << 12), dtype=np.int64)

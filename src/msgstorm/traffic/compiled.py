@@ -16,9 +16,10 @@ paths column by column over every supported distribution and arrival):
   and drops what it does not use; here the unused rest is jumped over), n + 1 exponentials
   made into n sorted uniforms, Λ⁻¹ by segment, floor and clip to the window, then the
   instance of each message when the agent has several;
-- attributes (the agent's generator), for a window with messages: kind uniforms (when
-  the mix has more than one kind), keys (numpy's bounded integers), size and fee uniforms
-  (when not constant), each ``n`` long, in that order.
+- attributes (the agent's generator), for a window with messages: kinds (a uniform each,
+  looked up in the mix's cumulative weights, when the mix has more than one kind), keys
+  (numpy's bounded integers), size and fee uniforms (when not constant), each ``n`` long,
+  in that order.
 
 The generators are numpy ``Generator``s whose PCG64 state is stepped by ``pcg64`` and
 written back after the call, so a later draw through numpy goes on from the same place.
@@ -81,8 +82,9 @@ def _copy(source: np.ndarray, target: np.ndarray) -> None:
 
 @nb.njit(cache=True, nogil=True)
 def _windows(arrival: np.ndarray, attribute: np.ndarray, lo: np.ndarray, hi: np.ndarray, x_lo: np.ndarray,
-             x_hi: np.ndarray, t0: int, starts: np.ndarray, cum: np.ndarray, period: np.ndarray, instances: int, kind_draw: bool, keys: int, size_draw: bool, fee_draw: bool,
-             times: np.ndarray, instance: np.ndarray, kind_u: np.ndarray, key: np.ndarray,
+             x_hi: np.ndarray, t0: int, starts: np.ndarray, cum: np.ndarray, period: np.ndarray, instances: int,
+             kind_cdf: np.ndarray, kind_codes: np.ndarray, keys: int, size_draw: bool, fee_draw: bool,
+             times: np.ndarray, instance: np.ndarray, kind: np.ndarray, key: np.ndarray,
              size_u: np.ndarray, fee_u: np.ndarray, sums: np.ndarray, counts: np.ndarray,
              scratch: np.ndarray, saved_arrival: np.ndarray, saved_attribute: np.ndarray) -> tuple[int, int]:
     """Windows ``[lo[w], hi[w])``, whose expected counts per instance are ``x_hi[w] -
@@ -131,9 +133,18 @@ def _windows(arrival: np.ndarray, attribute: np.ndarray, lo: np.ndarray, hi: np.
         else:
             for i in range(n):
                 instance[filled + i] = 0
-        if kind_draw:
+        if kind_cdf.shape[0] > 1:
             for i in range(n):
-                kind_u[filled + i] = pcg64.next_double(attribute)
+                # The kind whose cumulative weight first passes the uniform (what
+                # kind_codes[kind_cdf.searchsorted(u, side="right")] picks).
+                u = pcg64.next_double(attribute)
+                j = 0
+                while j + 1 < kind_cdf.shape[0] and kind_cdf[j] <= u:
+                    j += 1
+                kind[filled + i] = kind_codes[j]
+        else:
+            for i in range(n):
+                kind[filled + i] = kind_codes[0]
         pcg64.bounded32(attribute, keys, key, filled, n)
         if size_draw:
             for i in range(n):
@@ -153,7 +164,7 @@ class Chunk:
 
     times: np.ndarray  # int64
     instance: np.ndarray  # int64
-    kind_u: np.ndarray  # float64 uniforms (empty when the kind is not drawn)
+    kind: np.ndarray  # int8 codes into MESSAGE_KINDS
     key: np.ndarray  # int64
     size_u: np.ndarray
     fee_u: np.ndarray
@@ -166,13 +177,15 @@ class PoissonWindows:
     MIN_CAPACITY = 1 << 12  # messages the output arrays hold at least
 
     def __init__(self, process: PoissonProcess, intensity: PiecewiseConstantIntensity,
-                 attribute_rng: np.random.Generator, kind_draw: bool, keys: int,
+                 attribute_rng: np.random.Generator, kind_cdf: np.ndarray, kind_codes: np.ndarray, keys: int,
                  size_draw: bool, fee_draw: bool) -> None:
         self.process = process
         self.intensity = intensity
         self.arrival_rng: np.random.Generator = process._rng
         self.attribute_rng = attribute_rng
-        self.kind_draw, self.keys, self.size_draw, self.fee_draw = kind_draw, keys, size_draw, fee_draw
+        self.kind_cdf = np.ascontiguousarray(kind_cdf, dtype=np.float64)
+        self.kind_codes = np.ascontiguousarray(kind_codes, dtype=np.int8)
+        self.keys, self.size_draw, self.fee_draw = keys, size_draw, fee_draw
         rates = intensity._rates
         # Messages a window of one ns may expect at most: sizes the output arrays.
         self.peak_per_ns = process.instances * float(rates.max()) / _NS_PER_S
@@ -180,8 +193,8 @@ class PoissonWindows:
         self.scratch = np.empty(_SCRATCH_MAX, dtype=np.float64)
 
     @classmethod
-    def of(cls, process: Any, attribute_rng: np.random.Generator, kinds: int, keys: int,
-           size_draw: bool, fee_draw: bool) -> PoissonWindows | None:
+    def of(cls, process: Any, attribute_rng: np.random.Generator, kind_cdf: np.ndarray, kind_codes: np.ndarray,
+           keys: int, size_draw: bool, fee_draw: bool) -> PoissonWindows | None:
         """The loop for this agent, or None when it draws in a way this loop does not make
         (another arrival process or bit generator, keys beyond 32 bits)."""
         if type(process) is not PoissonProcess:
@@ -196,7 +209,7 @@ class PoissonWindows:
         for rng in (process._rng, attribute_rng):
             if type(rng.bit_generator) is not np.random.PCG64:
                 return None
-        return cls(process, intensity, attribute_rng, kinds > 1, keys, size_draw, fee_draw)
+        return cls(process, intensity, attribute_rng, kind_cdf, kind_codes, keys, size_draw, fee_draw)
 
     @staticmethod
     def room(expected: float) -> int:
@@ -232,14 +245,15 @@ class PoissonWindows:
             while done < windows:
                 capacity = self.capacity
                 out = (np.empty(capacity, dtype=np.int64), np.empty(capacity, dtype=np.int64),
-                       np.empty(capacity if self.kind_draw else 0, dtype=np.float64),
+                       np.empty(capacity, dtype=np.int8),
                        np.empty(capacity, dtype=np.int64),
                        np.empty(capacity if self.size_draw else 0, dtype=np.float64),
                        np.empty(capacity if self.fee_draw else 0, dtype=np.float64))
                 sums = np.empty(capacity + 1, dtype=np.float64)
                 upto, filled = _windows(
                     arrival, attribute, lo[done:], hi[done:], x_lo[done:], x_hi[done:], process.t0_ns,
-                    intensity._starts, intensity._cum, intensity._period_ns, process.instances, self.kind_draw, self.keys, self.size_draw, self.fee_draw,
+                    intensity._starts, intensity._cum, intensity._period_ns, process.instances,
+                    self.kind_cdf, self.kind_codes, self.keys, self.size_draw, self.fee_draw,
                     out[0], out[1], out[2], out[3], out[4], out[5], sums, counts[done:],
                     self.scratch, np.empty_like(arrival), np.empty_like(attribute))
                 parts.append(tuple(column[:filled] for column in out))
@@ -251,6 +265,6 @@ class PoissonWindows:
             # Whatever was drawn is reflected in the generators, even on an exception.
             pcg64.store(self.arrival_rng, arrival)
             pcg64.store(self.attribute_rng, attribute)
-        times, instance, kind_u, key, size_u, fee_u = (
+        times, instance, kind, key, size_u, fee_u = (
             part[0] if len(parts) == 1 else np.concatenate(part) for part in zip(*parts))
-        return Chunk(times, instance, kind_u, key, size_u, fee_u, counts)
+        return Chunk(times, instance, kind, key, size_u, fee_u, counts)

@@ -124,7 +124,7 @@ class _AgentTraffic:
         # Poisson arrivals at a piecewise-constant rate draw runs of windows in one compiled
         # call (traffic/compiled.py), the same values as ``draw`` makes window by window.
         self.compiled = PoissonWindows.of(
-            self.arrivals, self.rng, kinds=self.kind_codes.size, keys=spec.keys,
+            self.arrivals, self.rng, self.kind_cdf, self.kind_codes, keys=spec.keys,
             size_draw=self.constant_size is None, fee_draw=not isinstance(spec.fee, Constant))
 
     def draw_run(self, window_start: np.ndarray, window_end: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -141,10 +141,6 @@ class _AgentTraffic:
             node = np.full(n, self.nodes[0], dtype=np.int32)
         else:
             node = self.nodes[chunk.instance % self.nodes.size]
-        if self.kind_codes.size == 1:
-            kind = np.full(n, self.kind_codes[0], dtype=np.int8)
-        else:
-            kind = self.kind_codes[self.kind_cdf.searchsorted(chunk.kind_u, side="right")]
         if self.constant_size is not None:
             size = np.full(n, self.constant_size, dtype=np.int32)
         else:
@@ -156,7 +152,7 @@ class _AgentTraffic:
         agent = np.full(n, self.index, dtype=np.int32)
         edges = np.zeros(chunk.counts.shape[0] + 1, dtype=np.int64)
         np.cumsum(chunk.counts, out=edges[1:])
-        return [chunk.times, agent, kind, node, chunk.key, size, fee], edges
+        return [chunk.times, agent, chunk.kind, node, chunk.key, size, fee], edges
 
     def draw(self, start_ns: int, end_ns: int) -> _Columns | None:
         lo, hi = max(start_ns, self.start_ns), min(end_ns, self.end_ns)
