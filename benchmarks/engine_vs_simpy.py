@@ -240,7 +240,8 @@ def run_msgstorm(scenario: Scenario, run_dir: Path, seed: int) -> EngineRun:
         setattr(sim.record, name, timed_history(getattr(sim.record, name)))
     result.setup_s = perf() - started
     start = perf()
-    traffic = generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window, min_rows=sim.traffic_rows)
+    traffic = generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window, min_rows=sim.traffic_rows,
+                               compile_windows=sim.helper is None)
     clock["traffic"] += perf() - start
     sim.run(timed_batches(iter(traffic), clock))
     t_end = sim.finish()

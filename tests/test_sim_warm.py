@@ -94,7 +94,8 @@ def simulate(text, out, helper_cpus):
     writer = HistoryWriter(Path(out), scenario.history.row_group_size)
     traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
     sim = ShadowNetwork(scenario, writer, sim_seed, helper_cpus=helper_cpus)
-    sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window))
+    sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window, min_rows=sim.traffic_rows,
+                             compile_windows=sim.helper is None))
     sim.finish()
     writer.close()
     return sim
@@ -126,9 +127,38 @@ print(json.dumps({{loop.name: [[str(t) for t in loop.signature],
     found = _fresh_interpreter(code, tmp_path / "numba-cache")
     assert set(found) == {"msgstorm.sim.kernel.run_until", "msgstorm.sim.kernel.inject",
                           "msgstorm.sim.link_model.link_delay", "msgstorm.sim.link_model.degrade",
-                          "msgstorm.sim.solo_loop.advance"}
+                          "msgstorm.sim.solo_loop.advance", "msgstorm.poisson_kernel.windows"}
     for name, (warmed, called) in found.items():
         assert called == [warmed], name
+
+
+# 40,000 messages in windows of 100 ms: more than the one-node loop's first piece of traffic.
+ONE_NODE_BUSY = ONE_NODE.replace('duration = "500ms"', 'duration = "1s"\nwindow = "100ms"').replace(
+    'rate = "2000/s"', 'rate = "40000/s"')
+
+
+def test_a_cold_run_draws_its_first_traffic_window_by_window_then_compiled(tmp_path: Path) -> None:
+    """With a helper on an empty cache, the run does not compile the traffic windows before
+    its first piece: it draws that piece through numpy, compiles the windows while it waits,
+    and draws the rest with them. The history is the one a run without a helper writes."""
+    code = f"""
+import json
+import pyarrow.parquet as pq
+from msgstorm import draws, poisson_kernel
+helped = simulate({ONE_NODE_BUSY!r}, {str(tmp_path / "helped")!r}, helper_cpus=2)
+paths = [len(draws._poisson_fill.signatures), len(poisson_kernel.windows.signatures)]
+alone = simulate({ONE_NODE_BUSY!r}, {str(tmp_path / "alone")!r}, helper_cpus=0)
+same = all(pq.read_table(Path({str(tmp_path / "helped")!r}) / table).to_pydict()
+           == pq.read_table(Path({str(tmp_path / "alone")!r}) / table).to_pydict()
+           for table in ("messages", "events", "deliveries"))
+print(json.dumps({{"helper": helped.helper is not None, "paths": paths, "same": same,
+                  "messages": helped.msgs.count}}))
+"""
+    found = _fresh_interpreter(code, tmp_path / "numba-cache")
+    assert found["helper"]
+    assert found["paths"] == [1, 1]  # window by window first (poisson_fill), then compiled
+    assert found["messages"] > 30_000
+    assert found["same"]
 
 
 def test_a_helper_compiles_into_the_cache_the_run_then_loads_from(tmp_path: Path) -> None:

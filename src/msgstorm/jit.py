@@ -16,11 +16,29 @@ unchanged: numba's compiler refreshes the context itself before it starts
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numba as nb
 
-__all__ = ["lean_cache_loads", "nb"]
+__all__ = ["available", "lean_cache_loads", "nb"]
+
+
+def available(function: Any, signature: tuple[Any, ...]) -> bool:
+    """Whether calling a compiled ``function`` with ``signature`` would not compile: this
+    process has that signature compiled, or numba's on-disk cache has an index for the
+    function at all (its path read through numba's internals, which have no public call for
+    it; should they change, the answer is True).
+
+    An index without this signature's key counts too: it is a stale entry (the source
+    changed, or msgstorm was upgraded in place), which the caller compiles for itself as
+    numba would (see ``sim/warm.py`` for why a second process must not)."""
+    if signature in function.overloads:
+        return True
+    try:
+        return bool(os.path.exists(function._cache._cache_file._index_path))
+    except Exception:
+        return True
 
 
 def lean_cache_loads() -> bool:

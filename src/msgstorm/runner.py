@@ -186,7 +186,8 @@ def _run_sim(scenario: Scenario, writer: HistoryWriter, traffic_seed: np.random.
     write_run_row(writer, scenario, sim, 0, completed=False)  # a killed run still says what ran
     writer.sync()
     try:
-        sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window, min_rows=sim.traffic_rows))
+        sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window, min_rows=sim.traffic_rows,
+                                compile_windows=sim.helper is None))
     except KeyboardInterrupt:  # raised outside the loop (e.g. while generating traffic)
         sim.interrupted = True
     finally:

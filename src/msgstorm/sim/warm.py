@@ -43,6 +43,8 @@ from typing import Any
 from numba.core import config as numba_config
 from numba.core import types as nbt
 
+from msgstorm import poisson_kernel
+from msgstorm.jit import available
 from msgstorm.sim import kernel, link_model
 
 __all__ = ["SPLITS", "WAIT_S", "Helper", "Loop", "Split", "gossip_split", "missing", "solo_split", "start"]
@@ -76,9 +78,8 @@ class Loop:
 
     def ready(self) -> bool:
         """Whether a helper has nothing to do for this loop: this process has the signature
-        compiled, or numba's on-disk cache has an index for the function at all (its path
-        read through numba's internals, which have no public call for it; should they
-        change, the answer is True: no helper).
+        compiled, or numba's on-disk cache has an index for the function at all
+        (``jit.available``).
 
         An index without this signature's key counts as ready too: it is a stale entry (the
         source changed, or msgstorm was upgraded in place) whose old data file may still be
@@ -86,12 +87,7 @@ class Loop:
         second process reading it in between would load the old machine code. The helper
         is for a function with no entry at all (a fresh install or checkout); a stale one
         is rewritten by this process alone, as before."""
-        if self.signature in self.function.overloads:
-            return True
-        try:
-            return bool(os.path.exists(self.function._cache._cache_file._index_path))
-        except Exception:
-            return True
+        return available(self.function, self.signature)
 
 
 # Argument types as the simulator passes them: int64 scalars, and C-contiguous arrays.
@@ -119,11 +115,17 @@ class Split:
         return self.helper + self.here
 
 
+# Traffic windows of Poisson agents (``poisson_kernel``): a cold run draws its first traffic
+# window by window (``generate_traffic(compile_windows=False)``), compiles these while it
+# waits for the helper, and draws the rest with them.
+TRAFFIC_WINDOWS = Loop(poisson_kernel.windows, poisson_kernel.WINDOWS_SIGNATURE)
+
+
 def gossip_split() -> Split:
     """The gossip kernel. The helper compiles run_until (with the heap functions and
     _forward); this process compiles the link model, which run_until's typing reaches last
     (in _forward: link_delay, then degrade) and which LinkState calls from Python too, then
-    inject."""
+    inject, then the traffic windows."""
     return Split(
         helper=(
             Loop.of(kernel.run_until, until=INT, max_degree=INT, keys=I64, payload=I64, pool=I64, scalars=I64,
@@ -137,13 +139,15 @@ def gossip_split() -> Split:
                     deg_params=F64_2D, uniform=F64, unif=INT),
             Loop.of(kernel.inject, keys=I64, payload=I64, pool=I64, scalars=I64, slots=I64_2D, seen=U8_2D,
                     free_slots=I64, t=INT, node=INT, item=INT, kind=INT, size=INT),
+            TRAFFIC_WINDOWS,
         ),
     )
 
 
 def solo_split() -> Split:
     """The one-node loop (SoloSequencer.advance); meanwhile this process compiles the
-    traffic's draws (SoloDriver takes the first batch before the loop's first call)."""
+    traffic's draws (SoloDriver takes the first batch before the loop's first call), then
+    the traffic windows."""
     # Imported here: a gossip run's helper then starts without the one-node loop's imports
     # (the scenario schema and pyarrow, about 0.1 s before it can compile).
     from msgstorm.sim import solo_loop
@@ -155,6 +159,7 @@ def solo_split() -> Split:
                     dlog=I64_2D, service=I64, processing=I64, gas_of=I64, limit=I64, protected=U8,
                     send_t=I64, send_row=I64),
         ),
+        here=(TRAFFIC_WINDOWS,),
     )
 
 

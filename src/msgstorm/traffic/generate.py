@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from msgstorm import poisson_kernel
 from msgstorm.sampling import sample_array, sample_from_uniforms
 from msgstorm.scenario.distributions import Constant
 from msgstorm.scenario.refs import node_names, node_regions
@@ -87,7 +88,8 @@ class _AgentTraffic:
     """One agent across the run: its arrivals, where its instances sit, what they send."""
 
     def __init__(
-        self, index: int, spec: AgentSpec, scenario: Scenario, seed: np.random.SeedSequence
+        self, index: int, spec: AgentSpec, scenario: Scenario, seed: np.random.SeedSequence,
+        compile_windows: bool = True,
     ) -> None:
         run_end_ns = scenario.run.duration
         self.index = index
@@ -123,15 +125,20 @@ class _AgentTraffic:
         )
         # Poisson arrivals at a piecewise-constant rate draw runs of windows in one compiled
         # call (traffic/compiled.py), the same values as ``draw`` makes window by window.
+        self.compile_windows = compile_windows
         self.compiled = PoissonWindows.of(
             self.arrivals, self.rng, self.kind_cdf, self.kind_codes, keys=spec.keys,
             size_draw=self.constant_size is None, fee_draw=not isinstance(spec.fee, Constant))
+
+    def uses_compiled(self) -> bool:
+        """Whether this agent's next windows come from the compiled loop."""
+        return self.compiled is not None and (self.compile_windows or poisson_kernel.ready())
 
     def draw_run(self, window_start: np.ndarray, window_end: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         """``draw`` for consecutive windows at once: the columns of all their messages, in
         window order, and where each window's rows begin and end (``edges``, one more entry
         than windows). A compiled agent draws them in one call; any other draws each window."""
-        if self.compiled is None:
+        if self.compiled is None or not self.uses_compiled():
             return _joined([self.draw(int(a), int(b)) for a, b in zip(window_start.tolist(), window_end.tolist())])
         lo = np.maximum(window_start, self.start_ns)
         hi = np.minimum(window_end, self.end_ns)
@@ -198,13 +205,19 @@ def _agent_seeds(seed: np.random.SeedSequence, n: int) -> list[np.random.SeedSeq
 
 
 def generate_traffic(
-    scenario: Scenario, seed: np.random.SeedSequence, window_ns: int | None = None, min_rows: int = 0
+    scenario: Scenario, seed: np.random.SeedSequence, window_ns: int | None = None, min_rows: int = 0,
+    compile_windows: bool = True,
 ) -> Iterator[MessageBatch]:
     """Batches of intended messages for windows of ``window_ns`` (default 1 s) over the run.
 
     With ``min_rows``, consecutive windows are joined into batches of at least that many
     messages (the last may hold fewer): the same messages in the same order, in fewer and
     larger batches, each still of whole windows (the one-node simulator takes them so).
+
+    ``compile_windows=False``: while the compiled windows (``poisson_kernel``) are neither
+    compiled in this process nor in numba's cache, agents draw window by window, the same
+    messages, instead of compiling them first (a cold start compiles them while it waits
+    for its helper, ``sim/warm.py``, and the agents take the compiled path from then on).
 
     Deterministic in (scenario, seed). Give traffic a SeedSequence of its own (e.g. one
     of ``root.spawn(k)``): agent streams are the children ``seed.spawn`` would make next,
@@ -216,7 +229,7 @@ def generate_traffic(
         raise ValueError(f"window_ns must be above 0, got {window_ns}")
     seeds = _agent_seeds(seed, len(scenario.agents))
     agents = [
-        _AgentTraffic(index, spec, scenario, agent_seed)
+        _AgentTraffic(index, spec, scenario, agent_seed, compile_windows)
         for index, (spec, agent_seed) in enumerate(zip(scenario.agents, seeds, strict=True))
     ]
     return _batches(agents, scenario.run.duration, window, min_rows)
@@ -230,9 +243,10 @@ RUN_MESSAGES = 1 << 17
 def _run_length(agents: list[_AgentTraffic], window_ns: int, left: int) -> int:
     """Windows to draw at once: one when no agent is compiled (nothing to gain, and a
     window's messages are the least memory); else as many as hold about RUN_MESSAGES."""
-    expected = sum(agent.compiled.expected_per_window(window_ns) for agent in agents if agent.compiled is not None)
-    if not any(agent.compiled is not None for agent in agents):
+    compiled = [agent.compiled for agent in agents if agent.uses_compiled()]
+    if not compiled:
         return 1
+    expected = sum(windows.expected_per_window(window_ns) for windows in compiled if windows is not None)
     return max(1, min(left, int(RUN_MESSAGES / max(expected, 1.0))))
 
 
