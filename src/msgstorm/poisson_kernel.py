@@ -18,7 +18,7 @@ from msgstorm.jit import available, nb
 
 __all__ = ["SCRATCH_MAX", "WINDOWS_SIGNATURE", "ready", "windows"]
 
-_BLOCK = 4096  # uniforms per block of draws.poisson_many (its _POISSON_BLOCK)
+_BLOCK = draws._POISSON_BLOCK  # uniforms per block of draws.poisson_many
 _SCRATCH = 32  # uniforms drawn for a Poisson count before more are needed (rarely)
 SCRATCH_MAX = 16 * _BLOCK  # the scratch array ``windows`` takes
 
