@@ -112,3 +112,22 @@ def test_an_unknown_event_kind_is_refused_and_nothing_of_the_batch_is_written(tm
     writer.close()
     events = read_history(tmp_path).events
     assert events["t"].to_pylist() == [1] and events["kind"].to_pylist() == ["queue_depth"]
+
+
+def test_numeric_columns_carry_min_max_statistics_and_string_columns_none(tmp_path: Path) -> None:
+    writer = HistoryWriter(tmp_path / "history", row_group_size=100)
+    writer.append("deliveries", _deliveries(1_000, 100))
+    writer.append("deliveries", _deliveries(5_000, 100))
+    writer.close()
+    parts = sorted((tmp_path / "history" / "deliveries").glob("part-*.parquet"))
+    assert len(parts) == 2
+    ranges = []
+    for part in parts:
+        group = pq.ParquetFile(part).metadata.row_group(0)
+        columns = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+        assert columns["node"].statistics is None or not columns["node"].statistics.has_min_max
+        msg_id = columns["msg_id"].statistics
+        assert msg_id is not None and msg_id.has_min_max
+        assert columns["t_delivered"].statistics.has_min_max and columns["hops"].statistics.has_min_max
+        ranges.append((msg_id.min, msg_id.max))
+    assert ranges == [(1_000, 1_099), (5_000, 5_099)]  # a reader can skip a part by its range
