@@ -59,10 +59,23 @@ def test_scraped_during_run_and_final_values_match_summary(tmp_path) -> None:
                     scrapes.append(scraped)
                 time.sleep(0.02)
 
+        def observe(snapshot) -> None:  # type: ignore[no-untyped-def]
+            # The simulation may pass the 1 s fault in less wall time than one scrape takes:
+            # at the first snapshot with the fault active it waits (at most 10 s) until a
+            # scrape after it has landed, so the test does not depend on the machine's speed.
+            exporter.observe(snapshot)
+            if snapshot.faults_active and not fault_seen.is_set():
+                fault_seen.set()
+                seen = len(scrapes)
+                deadline = time.monotonic() + 10
+                while len(scrapes) < seen + 2 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+
+        fault_seen = threading.Event()
         scraper = threading.Thread(target=scrape_until_stopped)
         scraper.start()
         try:
-            result = run(scenario, tmp_path / "run", progress=exporter.observe)
+            result = run(scenario, tmp_path / "run", progress=observe)
             during = list(scrapes)
             ended = _scrape(exporter.url)  # after the simulator's last snapshot, before finish()
             exporter.finish(result.analysis, result.history)
