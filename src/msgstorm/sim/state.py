@@ -98,51 +98,15 @@ class MessageState:
     def rows(self, records: list[list[Any]]) -> dict[str, Any]:
         """Columns for the ``messages`` table from settled records."""
         # One C-level conversion of the whole block; every field is a number, and times
-        # below 2**53 ns (104 days) are exact in float64.
-        return self.rows_from_table(np.array(records, dtype=np.float64).reshape(len(records), WHERE + 1))
-
-    def rows_from_table(self, table: np.ndarray, fee: np.ndarray | None = None) -> dict[str, Any]:
-        """Columns for the ``messages`` table from settled records as a [n, fields] table:
-        float64 (fees in their column), or int64 with the fees given apart."""
-
-        def ints(field: int) -> np.ndarray:
-            return table[:, field].astype(np.int64)
-
-        def nullable(field: int) -> pa.Array:
-            values = ints(field)
-            return pa.array(values, mask=values < 0)
-
-        def codes(names: pa.Array, field: int, first: int = 0) -> pa.DictionaryArray:
-            indices = table[:, field].astype(np.int32)
-            if first:
-                indices -= first
-            return pa.DictionaryArray.from_arrays(indices, names)
-
-        # Names stay codes into small dictionaries (the history writer stores them as they
-        # are) instead of a string made per row.
-        return {
-            "msg_id": ints(MSG_ID),
-            "kind": codes(self._kind_dict, KIND),
-            "agent": codes(self._agent_dict, AGENT),
-            "node": codes(self._node_dict, ORIGIN),
-            "key": ints(KEY),
-            "size": table[:, SIZE].astype(np.int32),
-            "fee": table[:, FEE].copy() if fee is None else fee,
-            "t_intended": ints(T_INTENDED),
-            "t_sent": nullable(T_SENT),
-            "t_received": nullable(T_RECEIVED),
-            "t_dequeued": nullable(T_DEQUEUED),
-            "t_sequenced": nullable(T_SEQUENCED),
-            "seq_no": nullable(SEQ_NO),
-            "t_committed": nullable(T_COMMITTED),
-            "block": nullable(BLOCK),
-            "status": codes(self._status_dict, WHERE, COMMITTED),
-        }
+        # below 2**53 ns (104 days) are exact in float64. The fees keep their float column.
+        table = np.array(records, dtype=np.float64).reshape(len(records), WHERE + 1)
+        return self.rows_from_columns(np.ascontiguousarray(table.T).astype(np.int64), table[:, FEE].copy())
 
     def rows_from_columns(self, table: np.ndarray, fee: np.ndarray) -> dict[str, Any]:
         """Columns for the ``messages`` table from settled records given as columns, int64
         [fields, n], and their fees: the int64 fields go to Arrow as they are (no copy), and
-        a time with no NULL in the batch gets no validity mask."""
+        a time with no NULL in the batch gets no validity mask. Names stay codes into small
+        dictionaries (the history writer stores them as they are), not a string per row."""
 
         def nullable(field: int) -> pa.Array:
             values = table[field]
