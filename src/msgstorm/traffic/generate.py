@@ -130,19 +130,22 @@ class _AgentTraffic:
             self.arrivals, self.rng, self.kind_cdf, self.kind_codes, keys=spec.keys,
             size_draw=self.constant_size is None, fee_draw=not isinstance(spec.fee, Constant))
 
-    def uses_compiled(self) -> bool:
-        """Whether this agent's next windows come from the compiled loop."""
-        return self.compiled is not None and (self.compile_windows or poisson_kernel.ready())
+    def compiled_now(self) -> PoissonWindows | None:
+        """The compiled loop this agent's next windows come from, or None: window by window."""
+        if self.compiled is not None and (self.compile_windows or poisson_kernel.ready()):
+            return self.compiled
+        return None
 
     def draw_run(self, window_start: np.ndarray, window_end: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         """``draw`` for consecutive windows at once: the columns of all their messages, in
         window order, and where each window's rows begin and end (``edges``, one more entry
         than windows). A compiled agent draws them in one call; any other draws each window."""
-        if self.compiled is None or not self.uses_compiled():
+        compiled = self.compiled_now()
+        if compiled is None:
             return _joined([self.draw(int(a), int(b)) for a, b in zip(window_start.tolist(), window_end.tolist())])
         lo = np.maximum(window_start, self.start_ns)
         hi = np.minimum(window_end, self.end_ns)
-        chunk = self.compiled.draw(lo, hi)
+        chunk = compiled.draw(lo, hi)
         n = chunk.times.shape[0]
         if self.nodes.size == 1:
             node = np.full(n, self.nodes[0], dtype=np.int32)
@@ -243,10 +246,10 @@ RUN_MESSAGES = 1 << 17
 def _run_length(agents: list[_AgentTraffic], window_ns: int, left: int) -> int:
     """Windows to draw at once: one when no agent is compiled (nothing to gain, and a
     window's messages are the least memory); else as many as hold about RUN_MESSAGES."""
-    compiled = [agent.compiled for agent in agents if agent.uses_compiled()]
+    compiled = [windows for agent in agents if (windows := agent.compiled_now()) is not None]
     if not compiled:
         return 1
-    expected = sum(windows.expected_per_window(window_ns) for windows in compiled if windows is not None)
+    expected = sum(windows.expected_per_window(window_ns) for windows in compiled)
     return max(1, min(left, int(RUN_MESSAGES / max(expected, 1.0))))
 
 
