@@ -39,7 +39,7 @@ def sample_array(dist: Dist, rng: np.random.Generator, n: int) -> np.ndarray:
 
 def sample_from_uniforms(dist: Dist, u: np.ndarray) -> np.ndarray:
     """One draw of a non-constant ``dist`` per uniform in ``u``, as ``sample_array`` makes
-    them (``tests/test_sampling.py`` checks the two agree bit for bit)."""
+    them (``tests/test_traffic_compiled.py`` checks the two agree bit for bit)."""
     if isinstance(dist, Uniform):
         result: np.ndarray = dist.low + (dist.high - dist.low) * u
         return result
