@@ -59,7 +59,8 @@ What the timings include:
   numbers with ``random.Random`` as they go and record only what the checks need (queue
   waits; a running sum of delivery delays).
 
-One run of each, garbage collected before each, on one core: these are indications, not
+One run of each by default (``--repeat N``: each engine N times, alternating, and the runs of
+median wall time compared), garbage collected before each: these are indications, not
 careful statistics. Rerun to see the noise.
 """
 
@@ -75,6 +76,7 @@ import os
 import platform
 import pstats
 import random
+import shutil
 import sys
 import tempfile
 import textwrap
@@ -355,15 +357,35 @@ def mm1_scenario(customers: int) -> Scenario:
                           source="bench-mm1.toml")
 
 
-def case_mm1(customers: int, workdir: Path) -> CaseResult:
+def median_runs(repeat: int, engine: Callable[[int], EngineRun],
+                simpy_run: Callable[[EngineRun], tuple[Any, ...]]) -> tuple[EngineRun, tuple[Any, ...]]:
+    """Each engine ``repeat`` times, alternating (msgstorm, SimPy on the same work, msgstorm,
+    ...); returns the msgstorm run and the SimPy result (its first item: wall s) of median
+    wall time. The run directories of the msgstorm runs not kept are removed."""
+    engines: list[EngineRun] = []
+    simpys: list[tuple[Any, ...]] = []
+    for i in range(repeat):
+        engines.append(engine(i))
+        simpys.append(simpy_run(engines[-1]))
+    middle = (repeat - 1) // 2
+    kept = sorted(engines, key=lambda run: run.wall_s)[middle]
+    for run in engines:
+        if run is not kept:
+            shutil.rmtree(run.run_dir, ignore_errors=True)
+    return kept, sorted(simpys, key=lambda result: float(result[0]))[middle]
+
+
+def case_mm1(customers: int, workdir: Path, repeat: int = 1) -> CaseResult:
     scenario = mm1_scenario(customers)
-    run = run_msgstorm(scenario, workdir / "mm1", seed=5)
+    expected = (MM1_RATE / MM1_MU) / (MM1_MU - MM1_RATE)
+    # SimPy serves as many customers as msgstorm's traffic generated.
+    run, (simpy_s, simpy_events, simpy_waits) = median_runs(
+        repeat, lambda i: run_msgstorm(scenario, workdir / f"mm1-{i}", seed=5),
+        lambda run: simpy_mm1(run.sim.msgs.count, MM1_RATE, MM1_MU, seed=5))
+    generated = run.sim.msgs.count
     messages = read_history(run.run_dir).messages
     served = messages.filter(pc.is_valid(messages["t_dequeued"])).sort_by("t_received")
     engine_waits = pc.subtract(served["t_dequeued"], served["t_received"]).to_numpy() / 1e9
-    generated = run.sim.msgs.count
-    expected = (MM1_RATE / MM1_MU) / (MM1_MU - MM1_RATE)
-    simpy_s, simpy_events, simpy_waits = simpy_mm1(generated, MM1_RATE, MM1_MU, seed=5)
     checks, ok = [], True
     for label, waits in (("msgstorm", engine_waits), ("simpy", simpy_waits)):
         text, good = _wait_check(label, waits, expected)
@@ -429,9 +451,12 @@ def simpy_gossip(forward: list[list[int]], messages: int, rate: float, latency_s
     return wall, _next_id(env, "_eid"), receipts, delay_sum / deliveries
 
 
-def case_gossip(name: str, messages: int, workdir: Path) -> CaseResult:
+def case_gossip(name: str, messages: int, workdir: Path, repeat: int = 1) -> CaseResult:
     scenario = gossip_scenario(messages, GOSSIP_CASES[name])
-    run = run_msgstorm(scenario, workdir / name, seed=11)
+    run, simpy_result = median_runs(
+        repeat, lambda i: run_msgstorm(scenario, workdir / f"{name}-{i}", seed=11),
+        lambda run: simpy_gossip(run.sim.topology.forward, run.sim.msgs.count, GOSSIP_RATE,
+                                 GOSSIP_LATENCY_NS / 1e9, GOSSIP_PROCESSING_NS / 1e9, seed=11))
     sim = run.sim
     generated = sim.msgs.count
     forward = sim.topology.forward
@@ -449,8 +474,7 @@ def case_gossip(name: str, messages: int, workdir: Path) -> CaseResult:
     delivered = history.deliveries
     delays_ns = delivered["t_delivered"].to_numpy() - sent[delivered["msg_id"].to_numpy()]
     engine_delay = float(np.mean(delays_ns)) / 1e9
-    simpy_s, simpy_events, simpy_receipts, simpy_delay = simpy_gossip(
-        forward, generated, GOSSIP_RATE, GOSSIP_LATENCY_NS / 1e9, GOSSIP_PROCESSING_NS / 1e9, seed=11)
+    simpy_s, simpy_events, simpy_receipts, simpy_delay = simpy_result
     ok = (engine_receipts == simpy_receipts == expected
           and delivered.num_rows == generated * len(forward))
     delay_gap = engine_delay / simpy_delay - 1
@@ -494,7 +518,8 @@ def _cpu_model() -> str:
 
 
 def print_header(args: argparse.Namespace) -> None:
-    print("msgstorm engine vs SimPy: same models, same parameters, one run each")
+    runs = "one run each" if args.repeat == 1 else f"median of {args.repeat} runs each, alternating"
+    print(f"msgstorm engine vs SimPy: same models, same parameters, {runs}")
     print(f"machine  {_cpu_model()}, {os.cpu_count()} logical cores (both run on one), "
           f"{platform.system()} {platform.release()}")
     print(f"python   {platform.python_implementation()} {platform.python_version()}")
@@ -581,6 +606,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="also print a cProfile of msgstorm's gossip case (top 10 by tottime)")
     parser.add_argument("--only", choices=["mm1", *GOSSIP_CASES], help="run one case")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="time each engine this many times, alternating, and compare the median "
+                             "runs (default 1)")
     args = parser.parse_args(argv)
     args.customers = args.customers or (50_000 if args.quick else 200_000)
     args.messages = args.messages or (5_000 if args.quick else 20_000)
@@ -595,11 +623,11 @@ def main(argv: list[str] | None = None) -> int:
               "(or compiled) by a tiny run of each scenario")
         print()
         if args.only in (None, "mm1"):
-            results.append(case_mm1(args.customers, workdir))
+            results.append(case_mm1(args.customers, workdir, args.repeat))
         gossip_messages = {"gossip": args.messages, "gossip1k": args.gossip1k_messages}
         for name in GOSSIP_CASES:
             if args.only in (None, name):
-                results.append(case_gossip(name, gossip_messages[name], workdir))
+                results.append(case_gossip(name, gossip_messages[name], workdir, args.repeat))
         print_table(results)
         if args.profile:
             profile_gossip(args.messages, workdir)

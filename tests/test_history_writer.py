@@ -4,6 +4,7 @@ reported to the caller instead of lost with the thread, and old one-file histori
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -131,3 +132,42 @@ def test_numeric_columns_carry_min_max_statistics_and_string_columns_none(tmp_pa
         assert columns["t_delivered"].statistics.has_min_max and columns["hops"].statistics.has_min_max
         ranges.append((msg_id.min, msg_id.max))
     assert ranges == [(1_000, 1_099), (5_000, 5_099)]  # a reader can skip a part by its range
+
+
+def test_parts_land_in_the_order_they_were_cut_whichever_thread_encodes_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At close a second thread encodes the newest waiting parts while the first is still on
+    an older one; the newer parts must not land (be renamed into place) before it."""
+    import threading
+
+    from msgstorm.history import writer as writer_module
+
+    encode, land = writer_module._encode_part, writer_module._land_part
+    first_started = threading.Event()
+    encoded_by: dict[int, str] = {}
+    landed: list[str] = []
+
+    def slow_first_encode(table: pa.Table, *args: object) -> pa.Buffer:
+        start = table["msg_id"][0].as_py()
+        if start == 0:  # the first part: slow, so the parts after it are encoded meanwhile
+            first_started.set()
+            time.sleep(0.3)
+        encoded_by[start] = threading.current_thread().name
+        return encode(table, *args)  # type: ignore[arg-type]
+
+    def recorded_land(data: pa.Buffer, directory: Path, name: str) -> None:
+        landed.append(f"{directory.name}/{name}")
+        land(data, directory, name)
+
+    monkeypatch.setattr(writer_module, "_encode_part", slow_first_encode)
+    monkeypatch.setattr(writer_module, "_land_part", recorded_land)
+    writer = HistoryWriter(tmp_path / "history", row_group_size=100)
+    writer.append("deliveries", _deliveries(0, 100))
+    assert first_started.wait(5)
+    writer.append("deliveries", _deliveries(100, 100))
+    writer.append("deliveries", _deliveries(200, 50))  # waits for close
+    writer.close()
+    assert landed == [f"deliveries/part-00000{i}.parquet" for i in range(3)]
+    # The last part was encoded by the helper while the first thread was still on part 0.
+    assert encoded_by[200] != encoded_by[0]
+    assert read_table(tmp_path / "history", "deliveries")["msg_id"].to_pylist() == list(range(250))

@@ -17,11 +17,33 @@ unchanged: numba's compiler refreshes the context itself before it starts
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 import numba as nb
 
-__all__ = ["available", "lean_cache_loads", "nb"]
+__all__ = ["available", "borrowing", "lean_cache_loads", "nb"]
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def borrowing(*, nogil: bool = False, error_model: Literal["python", "numpy"] = "python") -> Callable[[_F], _F]:
+    """``nb.njit(cache=True)`` for a compiled function that only reads and writes arrays its
+    caller passed in (and views of them): the simulator's loops and their helpers.
+
+    Such a function is compiled without numba's runtime (NRT). The runtime counts references
+    to every array a compiled function holds and updates the counts with atomic instructions
+    whenever an array is bound to a name: for an inlined helper that takes arrays, at every
+    call of it, in every iteration. In the one-node loop these updates were most of its time
+    (a million customers: 0.079 s, 0.033 s without them); in the gossip kernel a quarter
+    (50 nodes, 6.8M receipts: 0.52 s, 0.39 s). The caller's references keep the
+    arrays alive for the whole call, so there is nothing to count. A function compiled this
+    way cannot allocate an array or return one it did not get: numba refuses to compile it,
+    so a later change that allocates fails at once instead of leaking."""
+    without_runtime: dict[str, Any] = {"_nrt": False}  # numba's flag has no typed parameter
+    decorate: Callable[[_F], _F] = nb.njit(cache=True, nogil=nogil, error_model=error_model, **without_runtime)
+    return decorate
 
 
 def available(function: Any, signature: tuple[Any, ...]) -> bool:

@@ -82,8 +82,10 @@ class Sampler:
         self.index = index + 1
         return self.buffer[index]
 
-    def draw_block(self) -> np.ndarray:
-        """The next ``block`` draws as int64, exactly as a refill of ``buffer`` takes them
-        (the compiled one-node loop consumes the same stream in the same order)."""
-        draws: np.ndarray = np.rint(sample_array(self._dist, self._rng, self._block)).astype(np.int64)
+    def draw_block(self, blocks: int = 1) -> np.ndarray:
+        """The next ``blocks`` blocks of draws as int64, exactly as refills of ``buffer`` take
+        them (the compiled one-node loop consumes the same stream in the same order). Several
+        blocks drawn at once are the blocks drawn one after the other: every distribution
+        takes one uniform per value from the sampler's own generator."""
+        draws: np.ndarray = np.rint(sample_array(self._dist, self._rng, self._block * blocks)).astype(np.int64)
         return draws

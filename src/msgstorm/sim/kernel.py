@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from msgstorm.jit import nb
+from msgstorm.jit import borrowing, nb
 from msgstorm.sim.link_model import degrade, link_delay
 
 __all__ = [
@@ -107,7 +107,7 @@ def _field(payload: np.ndarray, idx: int, field: int) -> int:
     return payload[nb.uint64(4 * idx + field)]  # type: ignore[no-any-return]
 
 
-@nb.njit(cache=True)
+@borrowing()
 def _sift_up(keys: np.ndarray, i: int, t: int, key: int) -> None:
     """Place key (t, key) at entry ``i`` (a hole) or above: parents move down into the hole."""
     while i > 0:
@@ -161,7 +161,7 @@ def _smallest_child(keys: np.ndarray, n: int, first: int) -> tuple[int, int, int
     return bt, bk, best
 
 
-@nb.njit(cache=True)
+@borrowing()
 def _sift_down(keys: np.ndarray, n: int, t: int, key: int) -> None:
     """Place (t, key) in a heap of ``n`` entries whose root is a hole: smaller children rise."""
     i = 0
@@ -174,7 +174,7 @@ def _sift_down(keys: np.ndarray, n: int, t: int, key: int) -> None:
     _set_key(keys, i, t, key)
 
 
-@nb.njit(cache=True)
+@borrowing()
 def _sift_down_to_leaf(keys: np.ndarray, n: int, t: int, key: int) -> None:
     """As ``_sift_down``, for a (t, key) that belongs near the bottom (the heap's last entry):
     move the hole down to a leaf without comparing, then sift (t, key) up from there. That
@@ -202,7 +202,7 @@ def _free_row(pool: np.ndarray, rows: int, idx: int) -> int:
     return rows
 
 
-@nb.njit(cache=True)
+@borrowing()
 def _pop(keys: np.ndarray, n: int) -> int:
     """Remove the root (already read; its row freed by the caller); return the new size."""
     n -= 1
@@ -211,7 +211,7 @@ def _pop(keys: np.ndarray, n: int) -> int:
     return n
 
 
-@nb.njit(cache=True)
+@borrowing()
 def inject(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
            scalars: np.ndarray, slots: np.ndarray, seen: np.ndarray, free_slots: np.ndarray,
            t: int, node: int, item: int, kind: int, size: int) -> int:
@@ -242,7 +242,7 @@ def inject(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
     return 0
 
 
-@nb.njit(cache=True)
+@borrowing()
 def _forward(t: int, node: int, slot: int, sender: int, hops: int,
              keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
              n: int, rows: int, seq: int, idx_bits: int, unif: int, nodes: np.ndarray, slots: np.ndarray,
@@ -300,7 +300,7 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
 # tested first, and it is the loop's only division; the link models' divisions are in
 # link_model.link_delay, compiled with the default model). Without that exception path the whole
 # loop compiles to faster code: ~8% more receipts per second at 1,000 nodes.
-@nb.njit(cache=True, error_model="numpy")
+@borrowing(error_model="numpy")
 def run_until(until: int, max_degree: int,
               keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
               scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,

@@ -98,6 +98,8 @@ from msgstorm.sim.state import (
 
 __all__ = ["END", "NEED_BATCH", "STOP", "YIELD", "SoloSequencer"]
 
+_REFILL_BLOCKS = 16  # Sampler blocks drawn per refill of the loop's service and processing times
+
 
 # --- the Python side -------------------------------------------------------------------------
 
@@ -283,15 +285,16 @@ class SoloSequencer:
 
     def _refill(self) -> None:
         # The Samplers' own streams, drawn block by block as Sampler.__call__ draws them, so
-        # both loops see the same service and processing times in the same order.
+        # both loops see the same service and processing times in the same order. Blocks come
+        # _REFILL_BLOCKS at a time: the same draws, a sixteenth of the calls.
         need = int(self.p[P_WORKERS]) + 1
         rest = self.service[self.sc[S_SERVICE_I]:]
         while self._service_sampler.constant is None and rest.shape[0] < need:
-            rest = np.concatenate([rest, self._service_sampler.draw_block()])
+            rest = np.concatenate([rest, self._service_sampler.draw_block(_REFILL_BLOCKS)])
         self.service, self.sc[S_SERVICE_I] = rest, 0
         rest = self.processing[self.sc[S_PROCESSING_I]:]
         while self._processing_sampler.constant is None and rest.shape[0] < need:
-            rest = np.concatenate([rest, self._processing_sampler.draw_block()])
+            rest = np.concatenate([rest, self._processing_sampler.draw_block(_REFILL_BLOCKS)])
         self.processing, self.sc[S_PROCESSING_I] = rest, 0
 
     def _grow_records(self, need: int) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from msgstorm.jit import nb
+from msgstorm.jit import borrowing, nb
 from msgstorm.sim.backpressure import HYSTERESIS
 from msgstorm.sim.state import (
     AGENT,
@@ -142,7 +142,7 @@ def _log_event(elog: np.ndarray, evalue: np.ndarray, i: int, t: int, code: int, 
     evalue[i] = value
 
 
-@nb.njit(cache=True, nogil=True)
+@borrowing(nogil=True)
 def advance(p: np.ndarray, sc: np.ndarray, ev_t: np.ndarray, ev_eid: np.ndarray, ev_val: np.ndarray,
             qkey: np.ndarray, qarr: np.ndarray, qrow: np.ndarray, seqring: np.ndarray,
             records: np.ndarray, fees: np.ndarray, slog: np.ndarray, elog: np.ndarray,
@@ -428,7 +428,7 @@ def advance(p: np.ndarray, sc: np.ndarray, ev_t: np.ndarray, ev_eid: np.ndarray,
 # --- moving records in and out (called between loop calls) -----------------------------------
 
 
-@nb.njit(cache=True)
+@borrowing()
 def admit(records: np.ndarray, fees: np.ndarray, free: np.ndarray, n_free: int, msg_id: np.ndarray,
           kind: np.ndarray, agent: np.ndarray, node: np.ndarray, key: np.ndarray, size: np.ndarray,
           t_intended: np.ndarray, fee: np.ndarray, rows: np.ndarray) -> None:
@@ -450,7 +450,7 @@ def admit(records: np.ndarray, fees: np.ndarray, free: np.ndarray, n_free: int, 
         fees[r] = fee[i]
 
 
-@nb.njit(cache=True)
+@borrowing()
 def gather(records: np.ndarray, fees: np.ndarray, rows: np.ndarray, table: np.ndarray, fee: np.ndarray) -> None:
     """The records of ``rows`` as columns: ``table[f, i]`` = field f of ``rows[i]``."""
     for i in range(rows.shape[0]):
