@@ -115,10 +115,11 @@ def test_an_unknown_event_kind_is_refused_and_nothing_of_the_batch_is_written(tm
     assert events["t"].to_pylist() == [1] and events["kind"].to_pylist() == ["queue_depth"]
 
 
-def test_numeric_columns_carry_min_max_statistics_and_string_columns_none(tmp_path: Path) -> None:
+def test_the_columns_rows_are_selected_by_carry_min_max_statistics_and_no_others(tmp_path: Path) -> None:
     writer = HistoryWriter(tmp_path / "history", row_group_size=100)
     writer.append("deliveries", _deliveries(1_000, 100))
     writer.append("deliveries", _deliveries(5_000, 100))
+    writer.append("events", _event(7))
     writer.close()
     parts = sorted((tmp_path / "history" / "deliveries").glob("part-*.parquet"))
     assert len(parts) == 2
@@ -126,12 +127,16 @@ def test_numeric_columns_carry_min_max_statistics_and_string_columns_none(tmp_pa
     for part in parts:
         group = pq.ParquetFile(part).metadata.row_group(0)
         columns = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
-        assert columns["node"].statistics is None or not columns["node"].statistics.has_min_max
-        msg_id = columns["msg_id"].statistics
-        assert msg_id is not None and msg_id.has_min_max
-        assert columns["t_delivered"].statistics.has_min_max and columns["hops"].statistics.has_min_max
-        ranges.append((msg_id.min, msg_id.max))
-    assert ranges == [(1_000, 1_099), (5_000, 5_099)]  # a reader can skip a part by its range
+        for name in ("node", "hops"):
+            assert columns[name].statistics is None or not columns[name].statistics.has_min_max
+        msg_id, t_delivered = columns["msg_id"].statistics, columns["t_delivered"].statistics
+        assert msg_id is not None and msg_id.has_min_max and t_delivered.has_min_max
+        ranges.append((msg_id.min, msg_id.max, t_delivered.min, t_delivered.max))
+    # A reader can skip a part by its ids or its times.
+    assert ranges == [(1_000, 1_099, 10_000, 10_990), (5_000, 5_099, 50_000, 50_990)]
+    event_part = next((tmp_path / "history" / "events").glob("part-*.parquet"))
+    t_column = pq.ParquetFile(event_part).metadata.row_group(0).column(0)
+    assert t_column.path_in_schema == "t" and (t_column.statistics.min, t_column.statistics.max) == (7, 7)
 
 
 def test_parts_land_in_the_order_they_were_cut_whichever_thread_encodes_them(

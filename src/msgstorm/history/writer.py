@@ -41,7 +41,9 @@ from msgstorm.history.schema import TABLES
 
 __all__ = ["FLUSH_INTERVAL_S", "PART_GLOB", "HistoryWriter", "use_system_allocator"]
 
-_IN_FLIGHT = 3
+_IN_FLIGHT = 2
+# The columns whose parts carry min/max statistics (see _TableSink).
+_STATISTICS = frozenset({"msg_id", "t_intended", "t_committed", "block", "t_delivered", "t", "height"})
 # At most this much wall time between parts of a table that has rows waiting.
 FLUSH_INTERVAL_S = 1.0
 _KNOWN_KINDS = frozenset(EVENT_KINDS)
@@ -100,16 +102,22 @@ def _land_part(data: pa.Buffer, directory: Path, name: str) -> None:
 def _batch(columns: dict[str, Any], schema: pa.Schema) -> pa.RecordBatch:
     """Rows in ``schema``. A string column given as a ``pa.DictionaryArray`` of strings (a
     target's names taken from their codes) stays one: the Parquet writer stores its codes
-    and names as they are, where a column of strings would be made and hashed again."""
-    coded = {field.name for field in schema if pa.types.is_string(field.type)
-             and isinstance(columns.get(field.name), pa.DictionaryArray)
-             and pa.types.is_string(columns[field.name].type.value_type)}
-    if not coded:
-        return pa.RecordBatch.from_pydict(columns, schema=schema)
-    rest = pa.RecordBatch.from_pydict({name: value for name, value in columns.items() if name not in coded},
-                                      schema=pa.schema([field for field in schema if field.name not in coded]))
-    arrays = [columns[field.name] if field.name in coded else rest.column(field.name) for field in schema]
-    fields = [field.with_type(columns[field.name].type) if field.name in coded else field for field in schema]
+    and names as they are, where a column of strings would be made and hashed again. Arrays
+    of the column's type are taken as they are, numpy arrays of it without a copy."""
+    arrays: list[pa.Array] = []
+    fields: list[pa.Field] = []
+    for field in schema:
+        value = columns[field.name]
+        if isinstance(value, pa.Array):
+            if isinstance(value, pa.DictionaryArray) and pa.types.is_string(field.type) \
+                    and pa.types.is_string(value.type.value_type):
+                field = field.with_type(value.type)
+            elif value.type != field.type:
+                value = value.cast(field.type)
+        else:
+            value = pa.array(value, type=field.type)
+        arrays.append(value)
+        fields.append(field)
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
 
 
@@ -140,10 +148,13 @@ class _TableSink:
         # encoding time, for files 1% smaller.
         self.encodings = {field.name: "DELTA_BINARY_PACKED" for field in schema if pa.types.is_int64(field.type)}
         self.compression = {field.name: "none" if field.name in self.encodings else "lz4" for field in schema}
-        # Min/max statistics for the numeric columns only: on a string column the writer finds
-        # them value by value through the dictionary, a quarter of a part's write time, and a
-        # reader filtering on kinds or nodes gains little from them (every part holds most).
-        self.statistics = [field.name for field in schema if field.name not in self.strings]
+        # Min/max statistics for the columns a reader selects rows by (ids, the time a message
+        # was meant to go and the time it committed, blocks; a delivery's time, an event's):
+        # a query on them skips the parts outside its range. Every other column's would cost
+        # a tenth of a part's encoding time and skip nothing more: rows are in settle order,
+        # so all of a message's times rise together with these. String columns carry none
+        # (the writer finds them value by value through the dictionary).
+        self.statistics = [field.name for field in schema if field.name in _STATISTICS]
         self.pending: list[pa.RecordBatch] = []
         self.pending_rows = 0
         self.rows_written = 0

@@ -85,6 +85,7 @@ from msgstorm.sim.solo_loop import (
     admit,
     advance,
     gather,
+    release,
 )
 from msgstorm.sim.solo_plan import SoloPlan
 from msgstorm.sim.state import (
@@ -329,13 +330,12 @@ class SoloSequencer:
     def _settled_rows(self) -> tuple[np.ndarray, np.ndarray]:
         n = int(self.sc[S_SETTLED])
         self.sc[S_SETTLED] = 0
-        rows = self.slog[:n]
-        taken = self._rows(rows)
-        # Their records are copied out: the rows are free for new messages.
-        self.records[rows, WHERE] = _FREE
-        self.free[self.n_free:self.n_free + n] = rows
+        table = np.empty((FIELDS, n), dtype=np.int64)
+        fee = np.empty(n, dtype=np.float64)
+        # Their records are copied out, and the rows are free for new messages.
+        release(self.records, self.fees, self.slog[:n], table, fee, self.free, self.n_free)
         self.n_free += n
-        return taken
+        return table, fee
 
     def _rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # Copies of the records as columns and their fees, as MessageState.rows_from_columns

@@ -458,3 +458,16 @@ def gather(records: np.ndarray, fees: np.ndarray, rows: np.ndarray, table: np.nd
         for f in range(FIELDS):
             table[f, i] = records[r, f]
         fee[i] = fees[r]
+
+
+@borrowing()
+def release(records: np.ndarray, fees: np.ndarray, rows: np.ndarray, table: np.ndarray, fee: np.ndarray,
+            free: np.ndarray, n_free: int) -> None:
+    """``gather`` the records of settled ``rows``, then give the rows back: each is marked
+    free and pushed on the free stack (``free[n_free:n_free + len(rows)]``; the caller
+    counts them)."""
+    gather(records, fees, rows, table, fee)
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        records[r, WHERE] = _FREE
+        free[n_free + i] = r

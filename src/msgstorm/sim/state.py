@@ -108,10 +108,13 @@ class MessageState:
         a time with no NULL in the batch gets no validity mask. Names stay codes into small
         dictionaries (the history writer stores them as they are), not a string per row."""
 
+        # One pass finds the stages no message of the batch missed (the usual case): those
+        # columns need no mask.
+        missed = table[T_SENT:BLOCK + 1].min(axis=1) < 0
+
         def nullable(field: int) -> pa.Array:
             values = table[field]
-            missing = values < 0
-            return pa.array(values, mask=missing) if missing.any() else pa.array(values)
+            return pa.array(values, mask=values < 0) if missed[field - T_SENT] else pa.array(values)
 
         def codes(names: pa.Array, field: int, first: int = 0) -> pa.DictionaryArray:
             indices = table[field].astype(np.int32)
