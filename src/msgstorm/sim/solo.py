@@ -64,6 +64,7 @@ from msgstorm.sim.solo_loop import (
     P_WATCH_DEPTH,
     P_WORKERS,
     REFILL,
+    S_ARRIVALS,
     S_COUNT,
     S_DELIVERED,
     S_DELIVERY_BUDGET,
@@ -259,7 +260,14 @@ class SoloSequencer:
         if sc[S_DEPTH] + 1 > self.qkey.shape[0]:
             self.qkey = np.concatenate([self.qkey, np.zeros_like(self.qkey)])
             self.qarr = np.concatenate([self.qarr, np.zeros_like(self.qarr)])
-            self.qrow = np.concatenate([self.qrow, np.zeros_like(self.qrow)])
+            if self.p[P_KEY_FEE]:  # a heap: its first entries stay where they are
+                self.qrow = np.concatenate([self.qrow, np.zeros_like(self.qrow)])
+            else:  # a FIFO ring: each queued message moves to its place in the larger ring
+                old = self.qrow
+                new = np.zeros(2 * old.shape[0], dtype=np.int64)
+                positions = np.arange(sc[S_ARRIVALS] - sc[S_DEPTH], sc[S_ARRIVALS])
+                new[positions & (new.shape[0] - 1)] = old[positions & (old.shape[0] - 1)]
+                self.qrow = new
         if backlog + 1 > self.seqring.shape[0]:
             # Unroll the ring into one twice as large, keeping head and tail positions.
             old = self.seqring

@@ -163,6 +163,7 @@ def advance(p: np.ndarray, sc: np.ndarray, ev_t: np.ndarray, ev_eid: np.ndarray,
     seq_mask = seqring.shape[0] - 1
     heap_cap = ev_t.shape[0]
     queue_cap = qkey.shape[0]
+    queue_mask = queue_cap - 1  # FIFO ring positions (the queue arrays' size is a power of two)
     slog_cap = slog.shape[0]
     elog_cap = elog.shape[1]
     dlog_cap = dlog.shape[1]
@@ -350,7 +351,13 @@ def advance(p: np.ndarray, sc: np.ndarray, ev_t: np.ndarray, ev_eid: np.ndarray,
             elif depth == 0 and busy < workers and serve_idle:
                 direct = row  # an idle worker and an empty queue: straight to service
             else:
-                _heap_push(qkey, qarr, qrow, depth, -fees[row] if key_fee else 0.0, arrivals, row)
+                if key_fee:
+                    _heap_push(qkey, qarr, qrow, depth, -fees[row], arrivals, row)
+                else:
+                    # FIFO: the heap's order would be arrival order (equal keys, ties by
+                    # arrival number), so the queue is a ring: queued messages are
+                    # arrivals - depth .. arrivals - 1, at their number & queue_mask.
+                    qrow[arrivals & queue_mask] = row
                 arrivals += 1
                 depth += 1
                 records[row, WHERE] = QUEUED
@@ -364,7 +371,10 @@ def advance(p: np.ndarray, sc: np.ndarray, ev_t: np.ndarray, ev_eid: np.ndarray,
                     row = direct
                     direct = -1
                 elif busy < workers and depth > 0:
-                    row = _heap_pop(qkey, qarr, qrow, depth)
+                    if key_fee:
+                        row = _heap_pop(qkey, qarr, qrow, depth)
+                    else:
+                        row = qrow[(arrivals - depth) & queue_mask]
                     depth -= 1
                 else:
                     break
