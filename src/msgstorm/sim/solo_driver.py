@@ -9,12 +9,14 @@ snapshots read.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from msgstorm.history.events import EventKind
+from msgstorm.history.writer import FLUSH_INTERVAL_S
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.lone_cpu import LoneCpu
 from msgstorm.sim.recorder import FLUSH_ROWS
@@ -23,7 +25,11 @@ from msgstorm.sim.state import COMMITTED, DROPPED, T_COMMITTED, T_INTENDED, WHER
 from msgstorm.sim.telemetry import Telemetry
 from msgstorm.traffic.generate import MessageBatch
 
-__all__ = ["SoloDriver"]
+__all__ = ["HAND_OUT_S", "SoloDriver"]
+
+# Message rows the loop has settled reach the history writer at least this often (wall time),
+# whole pieces or not: with the writer's own interval, a killed run loses about a second.
+HAND_OUT_S = FLUSH_INTERVAL_S / 4
 
 
 class SoloDriver:
@@ -33,6 +39,8 @@ class SoloDriver:
         self.lone = lone
         self.telemetry = telemetry
         self.now = 0
+        self.clock = time.monotonic
+        self.handed_out = self.clock()
 
     def run(self, traffic: Iterable[Any], publish: Callable[[], None]) -> bool:
         """Run to the end; returns False when Ctrl-C stopped it (what it logged is kept).
@@ -68,20 +76,27 @@ class SoloDriver:
                 code = solo.advance()
                 self.drain()
         except KeyboardInterrupt:
-            self.drain()
+            self.drain(everything=True)
             self.ctx.record.event(self.now, EventKind.INTERRUPTED)
             return False
         return True
 
-    def drain(self) -> None:
-        """Rows, events and deliveries the compiled loop logged since the last call."""
+    def drain(self, everything: bool = False) -> None:
+        """Rows, events and deliveries the compiled loop logged since the last call. Message
+        rows come in pieces the size of a history part, and also the piece being filled when
+        ``everything`` is asked or ``HAND_OUT_S`` of wall time has passed since it last came
+        (so that a killed run loses no more rows than the history writer's interval allows)."""
         solo = self.solo
         ctx = self.ctx
         self.now = solo.now
         ctx.tally.emitted = solo.emitted
         ctx.msgs.count = solo.count
         ctx.msgs.terminal = solo.terminal
-        for table, fee in solo.take_settled():
+        now = self.clock()
+        partial = everything or now - self.handed_out >= HAND_OUT_S
+        if partial:
+            self.handed_out = now
+        for table, fee in solo.take_settled(partial):
             where = table[WHERE]
             committed = where == COMMITTED
             ctx.tally.committed += int(np.count_nonzero(committed))
@@ -101,7 +116,7 @@ class SoloDriver:
 
     def finish(self) -> None:
         """Settle what is still moving as pending."""
-        self.drain()
+        self.drain(everything=True)
         table, fee = self.solo.unsettled()
         if table.shape[1]:
             self.ctx.record.settled_table(table, fee)

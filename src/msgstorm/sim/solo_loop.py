@@ -461,22 +461,24 @@ def admit(records: np.ndarray, fees: np.ndarray, free: np.ndarray, n_free: int, 
 
 
 @borrowing()
-def gather(records: np.ndarray, fees: np.ndarray, rows: np.ndarray, table: np.ndarray, fee: np.ndarray) -> None:
-    """The records of ``rows`` as columns: ``table[f, i]`` = field f of ``rows[i]``."""
+def gather(records: np.ndarray, fees: np.ndarray, rows: np.ndarray, table: np.ndarray, fee: np.ndarray,
+           offset: int) -> None:
+    """The records of ``rows`` as columns from ``offset`` on: ``table[f, offset + i]`` = field
+    f of ``rows[i]``."""
     for i in range(rows.shape[0]):
         r = rows[i]
         for f in range(FIELDS):
-            table[f, i] = records[r, f]
-        fee[i] = fees[r]
+            table[f, offset + i] = records[r, f]
+        fee[offset + i] = fees[r]
 
 
 @borrowing()
 def release(records: np.ndarray, fees: np.ndarray, rows: np.ndarray, table: np.ndarray, fee: np.ndarray,
-            free: np.ndarray, n_free: int) -> None:
+            offset: int, free: np.ndarray, n_free: int) -> None:
     """``gather`` the records of settled ``rows``, then give the rows back: each is marked
     free and pushed on the free stack (``free[n_free:n_free + len(rows)]``; the caller
     counts them)."""
-    gather(records, fees, rows, table, fee)
+    gather(records, fees, rows, table, fee, offset)
     for i in range(rows.shape[0]):
         r = rows[i]
         records[r, WHERE] = _FREE
