@@ -164,6 +164,7 @@ def test_parts_land_in_the_order_they_were_cut_whichever_thread_encodes_them(
         landed.append(f"{directory.name}/{name}")
         land(data, directory, name)
 
+    monkeypatch.setattr(writer_module, "_IN_FLIGHT", 3)  # room for the three parts at once
     monkeypatch.setattr(writer_module, "_encode_part", slow_first_encode)
     monkeypatch.setattr(writer_module, "_land_part", recorded_land)
     writer = HistoryWriter(tmp_path / "history", row_group_size=100)
