@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from msgstorm.jit import nb
+from msgstorm.jit import bits_float, frexp, nb
 
 __all__ = [
     "exp",
@@ -80,7 +80,7 @@ def log(x: float) -> float:
         return -math.inf
     if x == math.inf:
         return math.inf
-    m, e = math.frexp(x)  # x = m * 2**e, 0.5 <= m < 1 (subnormals included)
+    m, e = frexp(x)  # x = m * 2**e, 0.5 <= m < 1 (subnormals included)
     if m < _SQRT_HALF:
         m = m + m
         e = e - 1
@@ -112,7 +112,12 @@ def exp(x: float) -> float:
     t = r * r
     c = r - t * (_P1 + t * (_P2 + t * (_P3 + t * (_P4 + t * _P5))))
     y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
-    return math.ldexp(y, int(k))
+    e = int(k)
+    if -1021 <= e <= 1022:
+        # y is within [0.7, 1.42], so y * 2**e is a normal number: the product is exact, the
+        # value ldexp gives, without numba's call into the C library.
+        return y * bits_float((e + 1023) << 52)
+    return math.ldexp(y, e)
 
 
 @nb.njit(cache=True)

@@ -1,8 +1,10 @@
 """numba as msgstorm uses it: every compiled module imports ``nb`` from here.
 
 Place in the pipeline: under everything compiled (portable draws, the simulator's loops, the
-live wire clients). It exists for one thing numba does not offer as a setting: loading a
-function from its on-disk cache without first importing numba's whole compiler.
+live wire clients). It holds what numba does not offer as a setting: loading a function from
+its on-disk cache without first importing numba's whole compiler (below), compiling a loop
+without reference counting (``borrowing``), and a float's bits in compiled code
+(``float_bits``, ``bits_float``, ``frexp``).
 
 Before numba loads a cached function it refreshes its target context, which imports every
 implementation module of the compiler (CPython builtins, numpy's array functions, typed
@@ -21,8 +23,12 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 import numba as nb
+import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.core.extending import intrinsic, overload
 
-__all__ = ["available", "borrowing", "lean_cache_loads", "nb"]
+__all__ = ["available", "bits_float", "borrowing", "float_bits", "frexp", "lean_cache_loads", "nb"]
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -44,6 +50,73 @@ def borrowing(*, nogil: bool = False, error_model: Literal["python", "numpy"] = 
     without_runtime: dict[str, Any] = {"_nrt": False}  # numba's flag has no typed parameter
     decorate: Callable[[_F], _F] = nb.njit(cache=True, nogil=nogil, error_model=error_model, **without_runtime)
     return decorate
+
+
+def float_bits(x: float) -> int:
+    """The IEEE-754 bits of a float64 as an int64 (compiled: one register move)."""
+    return int(np.float64(x).view(np.int64))
+
+
+def bits_float(bits: int) -> float:
+    """The float64 whose IEEE-754 bits are the int64 ``bits``."""
+    return float(np.int64(bits).view(np.float64))
+
+
+# In compiled code the two are LLVM bitcasts. numba has no bit cast of a scalar; through an
+# array view it would allocate at every call.
+def _f64_as_i64_typing(typingctx: Any, x: Any) -> Any:
+    if not isinstance(x, types.Float):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(context.cast(builder, args[0], signature.args[0], types.float64), ir.IntType(64))
+
+    return types.int64(x), codegen
+
+
+def _i64_as_f64_typing(typingctx: Any, bits: Any) -> Any:
+    if not isinstance(bits, types.Integer):
+        return None
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(context.cast(builder, args[0], signature.args[0], types.int64), ir.DoubleType())
+
+    return types.float64(bits), codegen
+
+
+_f64_as_i64: Any = intrinsic(_f64_as_i64_typing)
+_i64_as_f64: Any = intrinsic(_i64_as_f64_typing)
+
+
+@overload(float_bits)
+def _float_bits_compiled(x: Any) -> Any:
+    def compiled(x: Any) -> Any:  # the parameters must read as the overload's
+        return _f64_as_i64(x)
+
+    return compiled
+
+
+@overload(bits_float)
+def _bits_float_compiled(bits: Any) -> Any:
+    def compiled(bits: Any) -> Any:
+        return _i64_as_f64(bits)
+
+    return compiled
+
+
+@nb.njit(cache=True, inline="always")
+def frexp(x: float) -> tuple[float, int]:
+    """``math.frexp(x)`` for a finite ``x > 0``, from its bits: ``x = m * 2**e``, ``0.5 <= m
+    < 1``, exactly as the C library gives them (subnormals included). numba compiles
+    ``math.frexp`` to a call into the C library, which took most of ``draws.log``'s time."""
+    bits = float_bits(x)
+    biased = (bits >> 52) & 0x7FF
+    shift = 0
+    if biased == 0:  # subnormal: times 2**54 (exact) it is a normal number
+        bits = float_bits(x * 18014398509481984.0)
+        biased = (bits >> 52) & 0x7FF
+        shift = 54
+    return bits_float((bits & 0x000FFFFFFFFFFFFF) | 0x3FE0000000000000), int(biased - 1022 - shift)
 
 
 def available(function: Any, signature: tuple[Any, ...]) -> bool:
