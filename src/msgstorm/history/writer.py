@@ -41,7 +41,7 @@ from msgstorm.history.schema import TABLES
 
 __all__ = ["FLUSH_INTERVAL_S", "PART_GLOB", "HistoryWriter", "use_system_allocator"]
 
-_IN_FLIGHT = 2
+_IN_FLIGHT = 3
 # The columns whose parts carry min/max statistics (see _TableSink).
 _STATISTICS = frozenset({"msg_id", "t_intended", "t_committed", "block", "t_delivered", "t", "height"})
 # At most this much wall time between parts of a table that has rows waiting.
