@@ -98,3 +98,25 @@ def test_same_seed_same_draws() -> None:
         return [*draws.lognormal(rng, 1.0, 1.0, 5), *draws.poisson_many(rng, 3.0, 5), draws.poisson(rng, 50.0)]
 
     assert sample(1) == sample(1) != sample(2)
+
+
+def test_vectorised_exponentials_are_the_scalar_ones_bit_for_bit() -> None:
+    """exponential_from and neg_log1m_into take logarithms of uniforms in a branch-free,
+    vectorised loop; they must give what -log(1 - u) gives one value at a time, and fall back
+    to it for any value that is not a uniform."""
+    rng = np.random.default_rng(21)
+    u = np.concatenate([rng.random(30_000), rng.random(1_000) * 2.0**-40,
+                        [0.0, 0.5, np.nextafter(1.0, 0.0), 2.0**-53, 1.0 - 2.0**-53]])
+    want = np.array([-draws.log(1.0 - v) for v in u])
+    assert np.array_equal(draws.exponential_from(u, 1.0), want)
+    assert np.array_equal(draws.exponential_from(u, 250.0), np.array([-draws.log(1.0 - v) * 250.0 for v in u]))
+    values = u.copy()
+    draws.neg_log1m_into(values, len(values) - 3)  # the last three are left as they are
+    assert np.array_equal(values[:-3], want[:-3]) and np.array_equal(values[-3:], u[-3:])
+    outside = np.array([0.25, 1.0, 1.5, -0.5, math.nan])  # not uniforms: the scalar path
+    expected = np.array([-draws.log(1.0 - v) for v in outside])
+    assert expected[1] == math.inf and math.isnan(expected[2]) and math.isnan(expected[4])
+    np.testing.assert_array_equal(draws.exponential_from(outside, 1.0), expected)
+    values = outside.copy()
+    draws.neg_log1m_into(values, len(values))
+    np.testing.assert_array_equal(values, expected)

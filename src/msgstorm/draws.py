@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from msgstorm.jit import bits_float, frexp, nb
+from msgstorm.jit import bits_float, float_bits, frexp, nb
 
 __all__ = [
     "exp",
@@ -35,6 +35,7 @@ __all__ = [
     "exponential_from",
     "log",
     "log_array",
+    "neg_log1m_into",
     "lognormal",
     "lognormal_from",
     "normal",
@@ -71,6 +72,21 @@ _EXP_UNDERFLOW = -7.45133219101941108420e02
 _P_FLOOR = 2.0**-60
 
 
+@nb.njit(cache=True, inline="always")
+def _log_reduced(m: float, e: int) -> float:
+    """fdlibm's log of ``m * 2**e`` for ``sqrt(1/2) <= m < sqrt(2)``."""
+    f = m - 1.0  # exact: m is within a factor 2 of 1
+    k = float(e)
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
+    t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
+    r = t2 + t1
+    hfsq = 0.5 * f * f
+    return k * _LN2_HI - ((hfsq - (s * (hfsq + r) + k * _LN2_LO)) - f)
+
+
 @nb.njit(cache=True)
 def log(x: float) -> float:
     """Natural logarithm (fdlibm e_log.c); log(0) = -inf, log(x < 0) = nan, log(inf) = inf."""
@@ -84,16 +100,42 @@ def log(x: float) -> float:
     if m < _SQRT_HALF:
         m = m + m
         e = e - 1
-    f = m - 1.0  # exact: m is within a factor 2 of 1
-    k = float(e)
-    s = f / (2.0 + f)
-    z = s * s
-    w = z * z
-    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
-    t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
-    r = t2 + t1
-    hfsq = 0.5 * f * f
-    return k * _LN2_HI - ((hfsq - (s * (hfsq + r) + k * _LN2_LO)) - f)
+    return _log_reduced(m, e)
+
+
+@nb.njit(cache=True, inline="always")
+def _log_normal(x: float) -> float:
+    """``log(x)`` for a normal, finite ``x > 0`` (such as ``1 - u`` for a uniform ``u`` in
+    [0, 1)): the same operations without a branch, so that a loop over it compiles to vector
+    instructions (a tenth of the time per value). Each vector lane rounds as the scalar
+    operation does: the same bits as ``log``."""
+    bits = float_bits(x)
+    m = bits_float((bits & 0x000FFFFFFFFFFFFF) | 0x3FE0000000000000)  # frexp's mantissa
+    e = ((bits >> 52) & 0x7FF) - 1022
+    small = m < _SQRT_HALF
+    return _log_reduced(m + m if small else m, e - 1 if small else e)
+
+
+@nb.njit(cache=True, inline="always")
+def _all_unit(values: np.ndarray, n: int) -> bool:
+    """Whether ``values[:n]`` are all in [0, 1) (uniforms: ``1 - u`` is then normal)."""
+    inside = True
+    for i in range(n):
+        inside &= (values[i] >= 0.0) & (values[i] < 1.0)
+    return inside
+
+
+@nb.njit(cache=True, error_model="numpy")
+def neg_log1m_into(values: np.ndarray, n: int) -> None:
+    """``values[i] = -log(1 - values[i])`` for ``i < n``, in place: exponential variates of
+    mean 1 from uniforms. Compiled with numpy's error model: no division check keeps the loop
+    from being vectorised (``_log_normal``)."""
+    if _all_unit(values, n):
+        for i in range(n):
+            values[i] = -_log_normal(1.0 - values[i])
+    else:
+        for i in range(n):
+            values[i] = -log(1.0 - values[i])
 
 
 @nb.njit(cache=True)
@@ -182,11 +224,15 @@ def exp_array(x: np.ndarray) -> np.ndarray:
     return out
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def exponential_from(u: np.ndarray, mean: float) -> np.ndarray:
     out = np.empty(u.shape[0], dtype=np.float64)
-    for i in range(u.shape[0]):
-        out[i] = -log(1.0 - u[i]) * mean  # 1 - u is exact and in (0, 1]
+    if _all_unit(u, u.shape[0]):  # uniforms: vectorised (see neg_log1m_into)
+        for i in range(u.shape[0]):
+            out[i] = -_log_normal(1.0 - u[i]) * mean  # 1 - u is exact and in (0, 1]
+    else:
+        for i in range(u.shape[0]):
+            out[i] = -log(1.0 - u[i]) * mean
     return out
 
 

@@ -108,7 +108,7 @@ def _bits_float_compiled(bits: Any) -> Any:
 def frexp(x: float) -> tuple[float, int]:
     """``math.frexp(x)`` for a finite ``x > 0``, from its bits: ``x = m * 2**e``, ``0.5 <= m
     < 1``, exactly as the C library gives them (subnormals included). numba compiles
-    ``math.frexp`` to a call into the C library, which took most of ``draws.log``'s time."""
+    ``math.frexp`` to a call into the C library, which no loop around it can vectorise."""
     bits = float_bits(x)
     biased = (bits >> 52) & 0x7FF
     shift = 0

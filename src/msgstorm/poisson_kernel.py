@@ -85,10 +85,15 @@ def windows(arrival: np.ndarray, attribute: np.ndarray, lo: np.ndarray, hi: np.n
             _copy(saved_arrival, arrival)
             _copy(saved_attribute, attribute)
             return w, filled
-        # n sorted uniforms: normalised partial sums of n + 1 exponentials (mean 1).
+        # n sorted uniforms: normalised partial sums of n + 1 exponentials (mean 1). The
+        # uniforms first, then their logarithms in one vectorised pass, then the sums in
+        # the same order: the same bits as one exponential at a time.
+        for i in range(n + 1):
+            sums[i] = pcg64.next_double(arrival)
+        draws.neg_log1m_into(sums, n + 1)
         total = 0.0
         for i in range(n + 1):
-            total += -draws.log(1.0 - pcg64.next_double(arrival)) * 1.0
+            total += sums[i] * 1.0
             sums[i] = total
         width = x_hi[w] - x_lo[w]
         for i in range(n):
