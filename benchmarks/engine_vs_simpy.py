@@ -195,16 +195,23 @@ arrival = {{ process = "poisson", rate = "{rate_per_node}/s" }}
 
 @dataclass
 class EngineRun:
-    """One timed msgstorm run and what the checks need from it."""
+    """One timed msgstorm run and what the checks need from it (taken from the simulator as
+    the run ends: the simulator itself is not kept, so a run's memory is free for the next)."""
 
-    sim: ShadowNetwork
     run_dir: Path
+    messages: int = 0  # generated
+    forward: list[list[int]] | None = None  # the gossip overlay
+    receipts: int = 0  # the gossip kernel's message receipts
+    block_receipts: int = 0
+    blocks: int = 0
     wall_s: float = 0.0
     setup_s: float = 0.0
     traffic_s: float = 0.0
     history_s: float = 0.0
     heap_events: int = 0
     kernel_compiled: bool = False
+    # With --repeat: every run's wall time, msgstorm's and SimPy's, in the order they ran.
+    walls_s: tuple[list[float], list[float]] | None = None
 
     @property
     def engine_s(self) -> float:
@@ -213,7 +220,7 @@ class EngineRun:
     @property
     def events(self) -> int:
         """Heap events plus traffic sends (merged from arrays, never on the heap)."""
-        return self.heap_events + self.sim.msgs.count
+        return self.heap_events + self.messages
 
 
 def run_msgstorm(scenario: Scenario, run_dir: Path, seed: int) -> EngineRun:
@@ -236,7 +243,7 @@ def run_msgstorm(scenario: Scenario, run_dir: Path, seed: int) -> EngineRun:
     writer = HistoryWriter(run_dir / "history", scenario.history.row_group_size)
     traffic_seed, sim_seed = np.random.SeedSequence(seed).spawn(2)
     sim = ShadowNetwork(scenario, writer, sim_seed)
-    result = EngineRun(sim=sim, run_dir=run_dir)
+    result = EngineRun(run_dir=run_dir)
     # Row building and Parquet writes go through these (rarely called: every 16k rows).
     for name in ("flush_messages", "flush_events", "deliveries"):
         setattr(sim.record, name, timed_history(getattr(sim.record, name)))
@@ -261,6 +268,11 @@ def run_msgstorm(scenario: Scenario, run_dir: Path, seed: int) -> EngineRun:
     else:
         result.heap_events = _next_id(sim.ctx.events, "eid") + sim.gossip.steps
     result.kernel_compiled = _kernel_compiles() > compiles_before
+    result.messages = sim.msgs.count
+    if sim.solo is None:
+        result.forward = sim.topology.forward
+        result.receipts, result.block_receipts = sim.gossip.receipts, sim.gossip.block_receipts
+        result.blocks = next(sim.chain.block_ids) - 1
     return result
 
 
@@ -369,6 +381,7 @@ def median_runs(repeat: int, engine: Callable[[int], EngineRun],
         simpys.append(simpy_run(engines[-1]))
     middle = (repeat - 1) // 2
     kept = sorted(engines, key=lambda run: run.wall_s)[middle]
+    kept.walls_s = ([run.wall_s for run in engines], [float(result[0]) for result in simpys])
     for run in engines:
         if run is not kept:
             shutil.rmtree(run.run_dir, ignore_errors=True)
@@ -381,8 +394,8 @@ def case_mm1(customers: int, workdir: Path, repeat: int = 1) -> CaseResult:
     # SimPy serves as many customers as msgstorm's traffic generated.
     run, (simpy_s, simpy_events, simpy_waits) = median_runs(
         repeat, lambda i: run_msgstorm(scenario, workdir / f"mm1-{i}", seed=5),
-        lambda run: simpy_mm1(run.sim.msgs.count, MM1_RATE, MM1_MU, seed=5))
-    generated = run.sim.msgs.count
+        lambda run: simpy_mm1(run.messages, MM1_RATE, MM1_MU, seed=5))
+    generated = run.messages
     messages = read_history(run.run_dir).messages
     served = messages.filter(pc.is_valid(messages["t_dequeued"])).sort_by("t_received")
     engine_waits = pc.subtract(served["t_dequeued"], served["t_received"]).to_numpy() / 1e9
@@ -455,17 +468,16 @@ def case_gossip(name: str, messages: int, workdir: Path, repeat: int = 1) -> Cas
     scenario = gossip_scenario(messages, GOSSIP_CASES[name])
     run, simpy_result = median_runs(
         repeat, lambda i: run_msgstorm(scenario, workdir / f"{name}-{i}", seed=11),
-        lambda run: simpy_gossip(run.sim.topology.forward, run.sim.msgs.count, GOSSIP_RATE,
+        lambda run: simpy_gossip(run.forward or [], run.messages, GOSSIP_RATE,
                                  GOSSIP_LATENCY_NS / 1e9, GOSSIP_PROCESSING_NS / 1e9, seed=11))
-    sim = run.sim
-    generated = sim.msgs.count
-    forward = sim.topology.forward
+    generated = run.messages
+    forward = run.forward or []
     edges_x2 = sum(len(peers) for peers in forward)
     expected = generated * (2 + edges_x2 - len(forward))
     # The gossip kernel counts every message receipt (duplicates included) and, apart,
     # every block receipt.
-    engine_receipts = sim.gossip.receipts
-    blocks = next(sim.chain.block_ids) - 1
+    engine_receipts = run.receipts
+    blocks = run.blocks
     # Mean first-delivery delay (send -> validated at a node) over every (message, node).
     history = read_history(run.run_dir)
     sent = np.empty(generated, dtype=np.int64)
@@ -489,7 +501,7 @@ def case_gossip(name: str, messages: int, workdir: Path, repeat: int = 1) -> Cas
         (f"delay    mean first delivery msgstorm {engine_delay * 1e3:.4f} ms, "
          f"simpy {simpy_delay * 1e3:.4f} ms ({delay_gap:+.2%}): {'ok' if delay_ok else 'FAILED'}"),
         (f"extras   msgstorm only: {blocks} block(s) (interval {BLOCK_INTERVAL_S} s; "
-         f"{sim.gossip.block_receipts} block receipts, not counted above, + <= {votes} votes), "
+         f"{run.block_receipts} block receipts, not counted above, + <= {votes} votes), "
          f"sequencer service on node 0 ({generated:,} service events), queue sampling every "
          f"100 ms, {delivered.num_rows:,} delivery rows written"),
     ]
@@ -558,6 +570,9 @@ def print_table(results: list[CaseResult]) -> None:
         engine_rate = r.work / e.engine_s
         print(f"  {r.name:8s} {e.wall_s:.2f} s = setup {e.setup_s:.2f} + traffic {e.traffic_s:.2f} "
               f"+ history {e.history_s:.2f} + engine {e.engine_s:.2f}")
+        if e.walls_s is not None:
+            print(f"  {'':8s} runs (s, in order): msgstorm {' '.join(f'{w:.3f}' for w in e.walls_s[0])}; "
+                  f"SimPy {' '.join(f'{w:.2f}' for w in e.walls_s[1])}")
         if e.kernel_compiled:
             print(f"  {'':8s} (engine includes compiling the numba kernel: its cache did not match "
                   "the source)")

@@ -13,13 +13,14 @@ Content is deterministic (same rows, same order); where parts are cut depends on
 so byte-for-byte the files of two runs may differ while their rows are the same.
 
 Encoding and compressing a part runs on a background thread (pyarrow releases the GIL
-there), so on a machine with a second core it overlaps with the simulation instead of adding
-to it. When the caller is about to wait for every part (``sync``, ``close``: the end of a
+there), and writing and syncing it on another, so on a machine with a second core it overlaps
+with the simulation instead of adding to it, and a slow disk holds up neither. When the caller is about to wait for every part (``sync``, ``close``: the end of a
 run), a second thread encodes the waiting parts from the newest back while the first goes on
 from the oldest, so both cores encode a run's last parts. Parts land (are renamed into place)
 in the order they were cut, whichever thread encoded them, so a killed run keeps a prefix of
 each table's rows, never a part whose predecessor is missing. At most ``_IN_FLIGHT`` parts
-wait, which keeps memory bounded; a write error surfaces on the next append or at ``close``.
+wait to be encoded and ``_LANDING`` to be written, which keeps memory bounded; a write error
+surfaces on a later append or at ``close``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from msgstorm.history.schema import TABLES
 __all__ = ["FLUSH_INTERVAL_S", "PART_GLOB", "HistoryWriter", "use_system_allocator"]
 
 _IN_FLIGHT = 3
+_LANDING = 16  # parts encoded or not, not yet landed (see _Background.submit)
 # The columns whose parts carry min/max statistics (see _TableSink).
 _STATISTICS = frozenset({"msg_id", "t_intended", "t_committed", "block", "t_delivered", "t", "height"})
 # At most this much wall time between parts of a table that has rows waiting.
@@ -250,9 +252,15 @@ class _Background:
 
     def submit(self, encode: Callable[[], pa.Buffer], land: Callable[[pa.Buffer], None]) -> None:
         """Encode a part and land it (``land(data)``) after every part submitted before it."""
-        while len(self.jobs) >= _IN_FLIGHT:
-            # The oldest part is being encoded or landed (both threads go in order): this
-            # waits for the threads, which are behind the simulation.
+        # Parts waiting to be encoded hold their rows (megabytes each): at most _IN_FLIGHT.
+        # Encoded parts waiting for the disk hold only their file (a tenth of that): up to
+        # _LANDING of them, so that a slow fsync does not hold up the simulation.
+        while True:
+            waiting = [part for part in self.jobs if not part.encoded.is_set()]
+            if len(waiting) < _IN_FLIGHT:
+                break
+            waiting[0].encoded.wait()  # the oldest: the encoding thread goes in order
+        while len(self.jobs) >= _LANDING:
             self.jobs.popleft().result()  # re-raises a failed write here
         part = _Part(encode, land)
         self.jobs.append(part)
