@@ -381,7 +381,8 @@ def median_runs(repeat: int, engine: Callable[[int], EngineRun],
         simpys.append(simpy_run(engines[-1]))
     middle = (repeat - 1) // 2
     kept = sorted(engines, key=lambda run: run.wall_s)[middle]
-    kept.walls_s = ([run.wall_s for run in engines], [float(result[0]) for result in simpys])
+    if repeat > 1:
+        kept.walls_s = ([run.wall_s for run in engines], [float(result[0]) for result in simpys])
     for run in engines:
         if run is not kept:
             shutil.rmtree(run.run_dir, ignore_errors=True)
