@@ -43,7 +43,9 @@ from msgstorm.history.schema import TABLES
 __all__ = ["FLUSH_INTERVAL_S", "PART_GLOB", "HistoryWriter", "use_system_allocator"]
 
 _IN_FLIGHT = 3
-_LANDING = 16  # parts encoded or not, not yet landed (see _Background.submit)
+# Parts encoded or not, not yet landed (see _Background.submit): room for a few slow fsyncs,
+# few enough that a killed run still loses only about a second of rows.
+_LANDING = 6
 # The columns whose parts carry min/max statistics (see _TableSink).
 _STATISTICS = frozenset({"msg_id", "t_intended", "t_committed", "block", "t_delivered", "t", "height"})
 # At most this much wall time between parts of a table that has rows waiting.
