@@ -4,6 +4,7 @@ reported to the caller instead of lost with the thread, and old one-file histori
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -177,3 +178,58 @@ def test_parts_land_in_the_order_they_were_cut_whichever_thread_encodes_them(
     # The last part was encoded by the helper while the first thread was still on part 0.
     assert encoded_by[200] != encoded_by[0]
     assert read_table(tmp_path / "history", "deliveries")["msg_id"].to_pylist() == list(range(250))
+
+
+def test_after_a_failed_part_no_later_part_of_its_table_lands_and_other_tables_do(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table keeps a prefix of its rows: a part after a failed one would leave a hole."""
+    from msgstorm.history import writer as writer_module
+
+    land = writer_module._land_part
+
+    def failing_second(data: pa.Buffer, directory: Path, name: str) -> None:
+        if directory.name == "deliveries" and name == "part-000001.parquet":
+            raise OSError(28, "No space left on device")
+        land(data, directory, name)
+
+    monkeypatch.setattr(writer_module, "_land_part", failing_second)
+    writer = HistoryWriter(tmp_path / "history", row_group_size=100)
+    for start in range(0, 500, 100):
+        writer.append("deliveries", _deliveries(start, 100))
+    writer.append("events", _event(3))
+    with pytest.raises(OSError, match="No space left"):
+        writer.close()
+    parts = sorted(p.name for p in (tmp_path / "history" / "deliveries").glob("part-*.parquet"))
+    assert parts == ["part-000000.parquet"]
+    assert read_table(tmp_path / "history", "deliveries")["msg_id"].to_pylist() == list(range(100))
+    assert read_table(tmp_path / "history", "events")["t"].to_pylist() == [3]
+
+
+def test_a_ctrl_c_while_a_part_is_handed_over_neither_hangs_nor_loses_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C raises in the caller's thread wherever it is; if it comes just after a part
+    was handed to the encoding thread, the part must still land, in order, and close() must
+    return."""
+    from collections import deque
+
+    interrupted: list[bool] = []
+
+    class InterruptedOnce(deque):  # type: ignore[type-arg]
+        def append(self, item: object) -> None:
+            if len(interrupted) == 0 and len(self) == 1:
+                interrupted.append(True)
+                raise KeyboardInterrupt
+            super().append(item)
+
+    writer = HistoryWriter(tmp_path / "history", row_group_size=100)
+    monkeypatch.setattr(writer._background, "jobs", InterruptedOnce())
+    writer.append("deliveries", _deliveries(0, 100))
+    with pytest.raises(KeyboardInterrupt):
+        writer.append("deliveries", _deliveries(100, 100))
+    writer.append("deliveries", _deliveries(200, 100))
+    closed = threading.Event()
+    closer = threading.Thread(target=lambda: (writer.close(), closed.set()), daemon=True)
+    closer.start()
+    assert closed.wait(10), "close() hung"
+    assert interrupted == [True]
+    assert read_table(tmp_path / "history", "deliveries")["msg_id"].to_pylist() == list(range(300))

@@ -208,3 +208,29 @@ def test_a_fifo_queue_thousands_deep_is_served_in_arrival_order_as_in_the_python
     assert len(served) > 20_000
     dequeued = [row[2] for row in served]
     assert all(a <= b for a, b in zip(dequeued, dequeued[1:]))
+
+
+def test_partial_pieces_of_settled_rows_own_their_memory_and_change_no_row(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settled records leave the loop in pieces of a history part's size; a piece handed out
+    early (the wall-time interval, the end) is copied, so a few rows never hold a whole
+    piece's buffer, and however they are cut the rows are the same."""
+    from msgstorm.sim import recorder, solo_driver
+
+    case = dict(CASES["fifo-droptail-gas"], duration="3s")
+    text = SOLO_TOML.format(**case).replace("[history]", "[history]\nrow_group_size = 1024")
+    steady, _ = _history(text, tmp_path / "steady", compiled=True)
+    pieces: list[tuple[int, bool]] = []
+    settled_table = recorder.Recorder.settled_table
+
+    def record(self: recorder.Recorder, table: np.ndarray, fee: np.ndarray) -> None:
+        pieces.append((table.shape[1], table.base is None and fee.base is None))
+        settled_table(self, table, fee)
+
+    monkeypatch.setattr(recorder.Recorder, "settled_table", record)
+    monkeypatch.setattr(solo_driver, "HAND_OUT_S", 0.0)  # every drain hands out what it has
+    eager, _ = _history(text, tmp_path / "eager", compiled=True)
+    assert eager == steady
+    partial = [owns for rows, owns in pieces if rows < 1024]
+    assert len(partial) >= 2 and all(partial)  # one mid-run, one at the end
+    assert any(rows == 1024 for rows, _ in pieces)

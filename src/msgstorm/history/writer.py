@@ -159,6 +159,7 @@ class _TableSink:
         # so all of a message's times rise together with these. String columns carry none
         # (the writer finds them value by value through the dictionary).
         self.statistics = [field.name for field in schema if field.name in _STATISTICS]
+        self.line = _Line()
         self.pending: list[pa.RecordBatch] = []
         self.pending_rows = 0
         self.rows_written = 0
@@ -182,27 +183,40 @@ class _TableSink:
             self._cut(self.pending_rows)
 
     def _cut(self, rows: int) -> None:
+        # Waiting for room first, the one step a Ctrl-C is likely to interrupt: then the rows
+        # are still pending, and the part is cut again later. Past it, nothing waits: the
+        # rows leave pending and the part is handed over at once.
+        self.background.make_room()
         table = _table(self.pending, self.schema)
         part, rest = table.slice(0, rows), table.slice(rows)  # slices share the buffers
         name = f"part-{self.parts:06d}.parquet"
-        self.parts += 1
         directory = self.directory
-        self.background.submit(
-            lambda: _encode_part(part, self.row_group_size, self.strings, self.encodings, self.compression,
-                                 self.statistics),
-            lambda data: _land_part(data, directory, name))
+        self.parts += 1
         self.rows_written += rows
         self.pending = rest.to_batches()
         self.pending_rows -= rows
+        self.background.hand_over(
+            lambda: _encode_part(part, self.row_group_size, self.strings, self.encodings, self.compression,
+                                 self.statistics),
+            lambda data: _land_part(data, directory, name), self.line)
+
+
+class _Line:
+    """A table's parts in order: once one fails, none after it lands (a killed or failed run
+    keeps a prefix of the table, never rows with a hole before them)."""
+
+    def __init__(self) -> None:
+        self.failed: BaseException | None = None
 
 
 class _Part:
     """One part on its way to disk: encoded once, by whichever encoding thread claims it
     first, then landed by the landing thread."""
 
-    def __init__(self, encode: Callable[[], pa.Buffer], land: Callable[[pa.Buffer], None]) -> None:
+    def __init__(self, encode: Callable[[], pa.Buffer], land: Callable[[pa.Buffer], None], line: _Line) -> None:
         self._encode: Callable[[], pa.Buffer] | None = encode
         self._land = land
+        self.line = line
         self._claim = threading.Lock()
         self._data: pa.Buffer | None = None
         self.encoded = threading.Event()
@@ -223,15 +237,20 @@ class _Part:
             self.encoded.set()
 
     def land(self) -> None:
-        """Once encoded, write it into place (a part that failed to encode is passed over)."""
+        """Once encoded, write it into place; not if it failed to encode, nor if a part of
+        its table before it failed."""
         self.encoded.wait()
         data, self._data = self._data, None
         try:
-            if data is not None:
+            if self.error is None and self.line.failed is not None:
+                self.error = OSError(f"not written: an earlier part of its table failed ({self.line.failed})")
+            elif self.error is None and data is not None:
                 self._land(data)
         except BaseException as error:
             self.error = error
         finally:
+            if self.error is not None and self.line.failed is None:
+                self.line.failed = self.error
             self.landed.set()
 
     def result(self) -> None:
@@ -252,8 +271,8 @@ class _Background:
         self.helper: ThreadPoolExecutor | None = None
         self.jobs: deque[_Part] = deque()  # not landed yet, oldest first
 
-    def submit(self, encode: Callable[[], pa.Buffer], land: Callable[[pa.Buffer], None]) -> None:
-        """Encode a part and land it (``land(data)``) after every part submitted before it."""
+    def make_room(self) -> None:
+        """Wait until another part may be handed over."""
         # Parts waiting to be encoded hold their rows (megabytes each): at most _IN_FLIGHT.
         # Encoded parts waiting for the disk hold only their file (a tenth of that): up to
         # _LANDING of them, so that a slow fsync does not hold up the simulation.
@@ -264,9 +283,19 @@ class _Background:
             waiting[0].encoded.wait()  # the oldest: the encoding thread goes in order
         while len(self.jobs) >= _LANDING:
             self.jobs.popleft().result()  # re-raises a failed write here
-        part = _Part(encode, land)
+
+    def hand_over(self, encode: Callable[[], pa.Buffer], land: Callable[[pa.Buffer], None], line: _Line) -> None:
+        """Encode a part and land it (``land(data)``) after every part handed over before it
+        (``make_room`` first)."""
+        part = _Part(encode, land, line)
+        # One hand-over from this thread: the encoding thread asks for the landing itself,
+        # so a Ctrl-C here cannot leave a part that is encoded but never landed (or waited
+        # for and never encoded). The landings are asked for in order, as the jobs run.
+        self.encoder.submit(self._encode_then_land, part)
         self.jobs.append(part)
-        self.encoder.submit(part.encode)
+
+    def _encode_then_land(self, part: _Part) -> None:
+        part.encode()  # returns at once if the helper took it
         self.lander.submit(part.land)
 
     def help(self) -> None:
@@ -288,6 +317,7 @@ class _Background:
             self.jobs.popleft().result()
 
     def shutdown(self) -> None:
+        # The encoding thread first: its jobs ask for the last landings.
         for pool in (self.encoder, self.helper, self.lander):
             if pool is not None:
                 pool.shutdown(wait=True)

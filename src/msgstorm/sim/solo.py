@@ -317,11 +317,19 @@ class SoloSequencer:
                 self._hand_out()
 
     def _hand_out(self) -> None:
-        """The piece being filled joins those waiting for take_settled, however full."""
-        if self.piece is not None and self.piece_filled:
-            table, fee = self.piece
-            self.settled.append((table[:, :self.piece_filled], fee[:self.piece_filled]))
-            self.piece, self.piece_filled = None, 0
+        """The piece being filled joins those waiting for take_settled, however full. A full
+        piece goes as it is; a partial one (the hand-out interval, the end) is copied out
+        and its buffer filled again, so that a few rows never hold a whole piece's memory."""
+        if self.piece is None or not self.piece_filled:
+            return
+        table, fee = self.piece
+        n = self.piece_filled
+        if n == self.piece_rows:
+            self.settled.append((table, fee))
+            self.piece = None
+        else:
+            self.settled.append((table[:, :n].copy(), fee[:n].copy()))
+        self.piece_filled = 0
 
     def _refill(self) -> None:
         # The Samplers' own streams, drawn block by block as Sampler.__call__ draws them, so
