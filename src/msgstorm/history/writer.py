@@ -243,7 +243,7 @@ class _Part:
         data, self._data = self._data, None
         try:
             if self.error is None and self.line.failed is not None:
-                self.error = OSError(f"not written: an earlier part of its table failed ({self.line.failed})")
+                self.error = self.line.failed  # not written: it would follow a hole (the cause is raised)
             elif self.error is None and data is not None:
                 self._land(data)
         except BaseException as error:
