@@ -224,15 +224,12 @@ def exp_array(x: np.ndarray) -> np.ndarray:
     return out
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(cache=True)
 def exponential_from(u: np.ndarray, mean: float) -> np.ndarray:
-    out = np.empty(u.shape[0], dtype=np.float64)
-    if _all_unit(u, u.shape[0]):  # uniforms: vectorised (see neg_log1m_into)
-        for i in range(u.shape[0]):
-            out[i] = -_log_normal(1.0 - u[i]) * mean  # 1 - u is exact and in (0, 1]
-    else:
-        for i in range(u.shape[0]):
-            out[i] = -log(1.0 - u[i]) * mean
+    out = u.copy()
+    neg_log1m_into(out, out.shape[0])  # -log(1 - u): 1 - u is exact and in (0, 1]
+    for i in range(out.shape[0]):
+        out[i] *= mean
     return out
 
 

@@ -14,9 +14,10 @@ so byte-for-byte the files of two runs may differ while their rows are the same.
 
 Encoding and compressing a part runs on a background thread (pyarrow releases the GIL
 there), and writing and syncing it on another, so on a machine with a second core it overlaps
-with the simulation instead of adding to it, and a slow disk holds up neither. When the caller is about to wait for every part (``sync``, ``close``: the end of a
-run), a second thread encodes the waiting parts from the newest back while the first goes on
-from the oldest, so both cores encode a run's last parts. Parts land (are renamed into place)
+with the simulation instead of adding to it, and a slow disk holds up neither. When the
+caller is about to wait for every part (``sync``, ``close``: the end of a run), a helper
+thread encodes the waiting parts from the newest back while the first goes on from the
+oldest, so both cores encode a run's last parts. Parts land (are renamed into place)
 in the order they were cut, whichever thread encoded them, so a killed run keeps a prefix of
 each table's rows, never a part whose predecessor is missing. At most ``_IN_FLIGHT`` parts
 wait to be encoded and ``_LANDING`` to be written, which keeps memory bounded; a write error

@@ -107,6 +107,15 @@ _REFILL_BLOCKS = 16  # Sampler blocks drawn per refill of the loop's service and
 # --- the Python side -------------------------------------------------------------------------
 
 
+def _doubled_ring(ring: np.ndarray, head: int, tail: int) -> np.ndarray:
+    """A ring buffer (power-of-two size, position ``i`` at ``i & (size - 1)``) unrolled into one
+    twice as large: entries ``head .. tail - 1`` keep their positions."""
+    doubled = np.zeros(2 * ring.shape[0], dtype=ring.dtype)
+    positions = np.arange(head, tail)
+    doubled[positions & (doubled.shape[0] - 1)] = ring[positions & (ring.shape[0] - 1)]
+    return doubled
+
+
 class SoloSequencer:
     """Owns the compiled loop's arrays, feeds it traffic batches and draws, and turns its
     logs into history rows and events through ``ShadowNetwork``'s recorder."""
@@ -268,19 +277,10 @@ class SoloSequencer:
             self.qarr = np.concatenate([self.qarr, np.zeros_like(self.qarr)])
             if self.p[P_KEY_FEE]:  # a heap: its first entries stay where they are
                 self.qrow = np.concatenate([self.qrow, np.zeros_like(self.qrow)])
-            else:  # a FIFO ring: each queued message moves to its place in the larger ring
-                old = self.qrow
-                new = np.zeros(2 * old.shape[0], dtype=np.int64)
-                positions = np.arange(sc[S_ARRIVALS] - sc[S_DEPTH], sc[S_ARRIVALS])
-                new[positions & (new.shape[0] - 1)] = old[positions & (old.shape[0] - 1)]
-                self.qrow = new
+            else:  # a FIFO ring of arrival numbers
+                self.qrow = _doubled_ring(self.qrow, int(sc[S_ARRIVALS] - sc[S_DEPTH]), int(sc[S_ARRIVALS]))
         if backlog + 1 > self.seqring.shape[0]:
-            # Unroll the ring into one twice as large, keeping head and tail positions.
-            old = self.seqring
-            new = np.zeros(2 * old.shape[0], dtype=np.int64)
-            positions = np.arange(sc[S_SEQ_HEAD], sc[S_SEQ_TAIL])
-            new[positions & (new.shape[0] - 1)] = old[positions & (old.shape[0] - 1)]
-            self.seqring = new
+            self.seqring = _doubled_ring(self.seqring, int(sc[S_SEQ_HEAD]), int(sc[S_SEQ_TAIL]))
         if sc[S_SETTLED] + backlog + 1 > self.slog.shape[0]:
             self._keep_settled()
             size = self.slog.shape[0]
