@@ -14,8 +14,9 @@ pipelined XADDs (at most ``live.redis.pipeline`` per round trip, one round trip 
 so the stream's order is the send order); the publisher waits once
 ``live.redis.max_pending`` XADDs are buffered or unanswered. Each consumer has its own
 connection. ``mode = "group"``: one consumer group, each consumer XREADGROUPs and XACKs, so
-each entry goes to one consumer; after a reconnection a consumer first re-reads what it was
-given but had not acked (at least once: a duplicate is possible, and the audit counts it).
+each entry goes to one consumer; after a reconnection a consumer first acks what it had read
+(an XACK the lost connection swallowed), then re-reads what it was given but never read, so
+a killed connection costs no duplicate (the audit would count one).
 ``mode = "fanout"``: every consumer XREADs the whole stream from its start. No client
 retries (a retried pipeline could XADD twice): a lost connection is reported as
 ``disconnected``, publishes made while it is down are dropped (they show as lost, and the
@@ -495,6 +496,9 @@ class RedisDriver:
                         entries = await self._read_wire(wire, name, cursor, unacked)
                         unacked = []
                     else:
+                        if unacked:  # read before a reconnection, its XACK lost: acked before "0" re-reads them
+                            await client.xack(stream, group, *unacked)
+                            unacked = []
                         reply = (await client.xread({stream: cursor}, count=count, block=BLOCK_MS) if self.fanout else
                                  await client.xreadgroup(group, name, {stream: cursor}, count=count, block=BLOCK_MS))
                         # (entry id, payload); None: trimmed since delivered
@@ -513,15 +517,15 @@ class RedisDriver:
                         if entries:
                             cursor = entries[-1][0]
                     elif entries:
-                        if wire is not None:
-                            unacked = [entry_id for entry_id, _ in entries]  # acked with the next read
-                        else:
-                            await client.xack(stream, group, *(entry_id for entry_id, _ in entries))
+                        unacked = [entry_id for entry_id, _ in entries]
+                        if wire is None:  # (on the wire connection they are acked with the next read)
+                            await client.xack(stream, group, *unacked)
+                            unacked = []
                     elif cursor != ">":
                         cursor = ">"  # its unacked entries are all re-read: back to new ones
                 except (RedisError, OSError) as error:
-                    # ``unacked`` is kept: its XACK (perhaps never sent) goes with the first read
-                    # after the reconnection, so those entries are not read again from "0".
+                    # ``unacked`` is kept: its XACK (perhaps never sent) goes before or with the
+                    # first read after the reconnection, so those entries are not read again from "0".
                     await self._reconnect(client, name, error)
                     if not self.fanout:
                         cursor = "0"
