@@ -1,0 +1,651 @@
+"""The scenario reference (``docs/scenario.md``), rendered as Markdown from the schema.
+
+Place in the pipeline: beside the schema, for people. Every table, field, type, bound and
+default comes from the pydantic models of ``scenario/schema.py`` (and the distributions of
+``scenario/distributions.py``); the SLO metrics come from ``scenario/slo.py`` and the
+built-in names of the extension points from ``scenario/registry.py``. What a field means is
+its ``Field(description=...)`` when the schema gives one, else the entry in ``DESCRIPTIONS``
+below, keyed ``"ModelName.field"``. ``tests/test_docs.py`` fails when a field has neither,
+when ``DESCRIPTIONS`` names a field the schema no longer has, and when the committed
+``docs/scenario.md`` differs from this module's output. Regenerate it with::
+
+    python -m msgstorm.scenario.reference > docs/scenario.md
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+import types
+import typing
+from collections.abc import Callable, Iterator
+from typing import Any, Literal, Union
+
+import annotated_types
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from msgstorm.scenario import distributions as dists
+from msgstorm.scenario import schema
+from msgstorm.scenario.regions import known_regions
+from msgstorm.scenario.registry import (
+    ARRIVAL_PROCESSES,
+    BACKPRESSURE_MODES,
+    CHECKERS,
+    FAULT_KINDS,
+    LIVE_DRIVERS,
+    QUEUE_POLICIES,
+    Registry,
+)
+from msgstorm.scenario.slo import SLO_METRICS
+from msgstorm.scenario.units import format_duration
+
+__all__ = ["DESCRIPTIONS", "described_fields", "render", "main"]
+
+# --- what each field means ---------------------------------------------------------------
+
+DESCRIPTIONS: dict[str, str] = {
+    # [run]
+    "RunSpec.name": "run name: letters, digits and `_.-`; the run directory is `runs/<UTC time>-<name>`",
+    "RunSpec.seed": "root of every random stream; same scenario and seed, same history",
+    "RunSpec.duration": "how long traffic is sent",
+    "RunSpec.drain": "extra time for messages in flight after `duration`; the run stops earlier once every "
+                     "message is settled or stranded (lost, nothing left that could deliver it)",
+    "RunSpec.window": "analysis window (offered vs achieved, jitter, failure threshold); also the traffic "
+                      "generation batch",
+    "RunSpec.sample_interval": "queue-depth sampling period (live runs: CPU samples, at least 50 ms)",
+    # target, top level
+    "Scenario.run": "the run's name, seed and times: [`[run]`](#run)",
+    "Scenario.target": "`sim` (the shadow network) or a live driver: "
+                       "{live_drivers}; `--target` overrides it, also with a URL "
+                       "(see [live targets](live.md))",
+    "Scenario.live": "how a live target is reached: [`[live]`](#live)",
+    "Scenario.network": "[`[network]`](#network)",
+    "Scenario.gossip": "[`[gossip]`](#gossip)",
+    "Scenario.sequencer": "[`[sequencer]`](#sequencer)",
+    "Scenario.blocks": "[`[blocks]`](#blocks)",
+    "Scenario.backpressure": "[`[backpressure]`](#backpressure)",
+    "Scenario.desync": "[`[desync]`](#desync)",
+    "Scenario.agents": "who sends what: [`[[agents]]`](#agents)",
+    "Scenario.faults": "what goes wrong, and when (sim): [`[[faults]]`](#faults)",
+    "Scenario.slo": "`\"metric\" = \"op value\"`, e.g. `\"latency.p99\" = \"< 250ms\"`: [`[slo]`](#slo)",
+    "Scenario.analysis": "[`[analysis]`](#analysis)",
+    "Scenario.history": "[`[history]`](#history)",
+    "Scenario.limits": "[`[limits]`](#limits)",
+    # [live]
+    "LiveSpec.url": "a server you run (`nats://`, `redis://`, `tcp://` for ZeroMQ); without it msgstorm "
+                    "starts one on a free loopback port and stops it on every way out",
+    "LiveSpec.allow_remote": "load goes only to 127.0.0.0/8 or ::1; a `url` off this machine is refused "
+                             "without this (`--allow-remote`)",
+    "LiveSpec.subject": "NATS subject, stream key prefix",
+    "LiveSpec.consumers": "consumer connections",
+    "LiveSpec.flush_interval": "the publisher flushes at least this often",
+    "LiveSpec.start_timeout": "a started server must listen, and a connection succeed, within this",
+    "LiveSpec.record_every": "write messages and deliveries this often while the run goes (a SIGKILL keeps "
+                             "the rows settled up to about this long before it); none: at the end (the "
+                             "recorder's thread costs the generator headroom)",
+    "LiveSpec.nats": "[`[live.nats]`](#livenats)",
+    "LiveSpec.jetstream": "[`[live.jetstream]`](#livejetstream)",
+    "LiveSpec.redis": "[`[live.redis]`](#liveredis)",
+    "LiveSpec.zmq": "[`[live.zmq]`](#livezmq)",
+    "NatsSpec.client": "`wire`: msgstorm's own core-NATS client (compiled framing and parsing, plain "
+                       "`nats://` only); `nats-py`: TLS and credentials, about 10 us a publish",
+    "NatsSpec.burst": "messages due at once that leave in one write, at most",
+    "NatsSpec.consumer_processes": "each consumer reads in a process of its own (wire client only)",
+    "NatsSpec.generator_processes": "processes that publish (wire client only): process k sends the "
+                                    "messages whose key is k modulo this",
+    "JetStreamSpec.stream": "stream name (on a server you run it must not exist yet)",
+    "JetStreamSpec.replicas": "1: one server; 3 or 5: a loopback cluster and an R3/R5 stream",
+    "JetStreamSpec.storage": "stream storage",
+    "JetStreamSpec.max_pending_acks": "publishes in flight; the publisher waits when the window is full",
+    "JetStreamSpec.ack": "consumers ack each message (`explicit`) or not (`none`)",
+    "JetStreamSpec.client": "`wire` or `nats-py` for the data; nats-py makes the stream and consumers and "
+                            "reads the stream back either way",
+    "RedisSpec.stream": "stream key (on a server you run it must not exist yet)",
+    "RedisSpec.group": "consumer group",
+    "RedisSpec.mode": "`group`: consumers share the stream (XREADGROUP + XACK); `fanout`: each XREADs it all",
+    "RedisSpec.read_count": "XREADGROUP / XREAD COUNT",
+    "RedisSpec.maxlen": "XADD MAXLEN ~ (trimming; no read-back check then); none: the stream keeps everything",
+    "RedisSpec.pipeline": "XADDs in one round trip, at most (one round trip in flight)",
+    "RedisSpec.max_pending": "XADDs buffered or unanswered before the publisher waits",
+    "RedisSpec.burst": "messages due at once handed over together, their XADDs laid out ahead and replies "
+                       "parsed by hiredis (plain `redis://` only); 1: redis-py's pipeline",
+    "ZmqSpec.pattern": "`push-pull` shares messages among consumers; `pub-sub` gives each every message",
+    "ZmqSpec.hwm": "send and receive high-water marks (0: none)",
+    "ZmqSpec.send_timeout": "a full PUSH waits this long for room, then drops",
+    "ZmqSpec.burst": "messages due at once sent in one pass over the socket; 1: one awaited send each",
+    # [network]
+    "NetworkSpec.regions": "region names; built-in one-way latencies between {regions}",
+    "NetworkSpec.nodes_per_region": "nodes are named `<region>-<i>`",
+    "NetworkSpec.intra_region_latency": "one-way latency inside a region",
+    "NetworkSpec.latency": "one-way overrides, `\"us-east/mars\" = \"40ms\"` (required for regions without "
+                           "a built-in latency)",
+    "NetworkSpec.links": "per-pair overrides of region or node pairs: [`links`](#networklinks)",
+    "NetworkSpec.link": "how every link's delay varies: [`link`](#networklink)",
+    "NetworkSpec.bandwidth": "per-node uplink; sending costs `size / bandwidth`, serialised per node",
+    "NetworkSpec.processing": "validation time per receipt, on the node's single CPU",
+    "LinkModel.dist": "`constant`: base; `uniform`: base + U(0, jitter); `normal`: base + N(0, jitter), "
+                      "truncated at 0; `lognormal`: base × LN(0, sigma); `pareto`: base × Pareto(1, alpha)",
+    "LinkModel.jitter": "spread of `uniform` and `normal`",
+    "LinkModel.sigma": "spread of `lognormal`",
+    "LinkModel.alpha": "tail index of `pareto`",
+    "LinkOverride.between": "two region or node names",
+    "LinkOverride.latency": "one-way base latency between them",
+    "LinkOverride.dist": "their link model; none: `network.link`",
+    # [gossip]
+    "GossipSpec.mode": "`mesh` forwards over a degree-`degree` subgraph of the overlay; `flood` over every "
+                       "connection",
+    "GossipSpec.degree": "mesh degree D",
+    "GossipSpec.peers": "overlay connections per node (each node opens `peers/2`)",
+    # [sequencer]
+    "SequencerSpec.node": "the leader; none: the first node",
+    "SequencerSpec.workers": "parallel service slots",
+    "SequencerSpec.service": "service time of one message",
+    "SequencerSpec.policy": "queue policy: {queue_policies}",
+    "SequencerSpec.standby": "failover candidates, in order",
+    "SequencerSpec.failover_timeout": "after a leader crash, the first live standby takes over after this",
+    # [blocks]
+    "BlocksSpec.interval": "block time",
+    "BlocksSpec.max_messages": "block capacity in messages",
+    "BlocksSpec.max_gas": "block capacity in gas (EIP-1559 then targets gas); none: no gas limit",
+    "BlocksSpec.gas": "gas per message kind, e.g. `{spam = 50000}`; a kind not named costs 21,000",
+    "BlocksSpec.quorum": "share of all nodes whose votes commit a block: ceil(quorum × nodes), so with 3 "
+                         "nodes 67% needs all 3 (use 60% for 2 of 3)",
+    "BlocksSpec.header_size": "block bytes besides its messages",
+    # [backpressure]
+    "Unbounded.mode": "admit everything",
+    "DropTail.mode": "drop arrivals while the queue is full",
+    "DropTail.capacity": "queue length at which arrivals are dropped",
+    "Suspend.mode": "suspend senders at `high`, resume at `low`; held messages are sent again on resume "
+                    "as the queue has room",
+    "Suspend.high": "queue length that suspends senders",
+    "Suspend.low": "queue length that resumes them (below `high`)",
+    "Eip1559.mode": "a base fee that moves each block toward a target use; a message whose fee is below it "
+                    "waits or is rejected",
+    "Eip1559.initial_base_fee": "base fee at the start",
+    "Eip1559.min_base_fee": "the base fee never falls below this",
+    "Eip1559.target": "block use the base fee steers toward",
+    "Eip1559.max_change": "largest change of the base fee per block",
+    "Eip1559.underpriced": "a message whose `fee` is below the base fee `wait`s or is `reject`ed",
+    "Shed.mode": "priority shedding: a kind is dropped above its level × capacity, others at capacity",
+    "Shed.capacity": "queue length at which every unprotected kind is dropped",
+    "Shed.levels": "per kind, the share of `capacity` above which it is dropped",
+    "Shed.protect": "kinds always admitted",
+    # [desync]
+    "DesyncSpec.max_height_gap": "a node trailing the leader by more blocks than this ...",
+    "DesyncSpec.min_duration": "... for at least this long is desynchronised",
+    # [[agents]]
+    "AgentSpec.name": "unique among the agents",
+    "AgentSpec.role": "the default message mix: {roles}",
+    "AgentSpec.count": "instances, each with its own random stream, spread round-robin over the candidate "
+                       "nodes",
+    "AgentSpec.region": "instances attach to nodes of this region (give `region` or `node`, or neither: "
+                        "all nodes)",
+    "AgentSpec.node": "instances attach to this node",
+    "AgentSpec.arrival": "when each instance sends: [arrival processes](#arrival-processes)",
+    "AgentSpec.mix": "message kind weights; none: the role's",
+    "AgentSpec.size": "message size",
+    "AgentSpec.fee": "the most a message pays (plain numbers)",
+    "AgentSpec.keys": "distinct keys (instruments, accounts) drawn uniformly; the ordering check is per key",
+    "AgentSpec.start": "the agent starts sending at this time",
+    "AgentSpec.stop": "and stops at this one; none: `run.duration`",
+    # arrivals
+    "ConstantArrival.process": "evenly spaced, a random phase per instance",
+    "ConstantArrival.rate": "per instance",
+    "PoissonArrival.process": "exponential gaps",
+    "PoissonArrival.rate": "per instance",
+    "HawkesArrival.process": "self-exciting: each event spawns Poisson(`branching`) children after "
+                             "Exp(`decay`) delays; mean rate baseline / (1 − branching)",
+    "HawkesArrival.baseline": "rate of events that have no parent",
+    "HawkesArrival.branching": "children per event, n (n ≥ 1 would explode and is refused; ~0.9: a crash)",
+    "HawkesArrival.decay": "mean delay of a child",
+    "StepRampArrival.process": "levels `start + k × step`, each `every` long; nothing after the last; the "
+                               "knee is measured on it",
+    "StepRampArrival.start": "first level",
+    "StepRampArrival.step": "added at each step",
+    "StepRampArrival.every": "length of a step",
+    "StepRampArrival.steps": "number of levels",
+    "StepRampArrival.poisson": "Poisson arrivals at each level; false: evenly spaced",
+    "LinearRampArrival.process": "rate goes linearly from `start` to `end` over the agent's window",
+    "LinearRampArrival.start": "rate at the agent's start",
+    "LinearRampArrival.end": "rate at its stop",
+    "LinearRampArrival.poisson": "Poisson arrivals; false: evenly spaced",
+    "ReplayArrival.process": "send times read from a file, relative to its first row",
+    "ReplayArrival.path": "CSV or Parquet, relative to the scenario file",
+    "ReplayArrival.column": "the column of times",
+    "ReplayArrival.time_unit": "unit of the times",
+    "ReplayArrival.speed": "2: twice as fast",
+    "PhasesArrival.process": "consecutive phases, then nothing",
+    "PhasesArrival.phases": "`[{duration, arrival}, ...]`; a phase's arrival is any process but `phases`",
+    "Phase.duration": "length of the phase",
+    "Phase.arrival": "its arrival process",
+    # [[faults]]
+    "PartitionFault.kind": "cut every link between groups; a message on a cut link is dropped at send time "
+                           "(nothing is retransmitted, so a message stranded in a minority is `lost`)",
+    "PartitionFault.at": "start",
+    "PartitionFault.duration": "how long; none: to the end of the run",
+    "PartitionFault.groups": "groups of region or node names; unnamed nodes form one more group",
+    "CrashFault.kind": "stop a node and drop what it holds; a crashed leader fails over to a standby",
+    "CrashFault.at": "start",
+    "CrashFault.node": "a node name, or `\"sequencer\"` (whoever leads then)",
+    "CrashFault.restart_after": "restart after this; none: stays down",
+    "DegradeFault.kind": "add latency, half-normal jitter and loss to some links",
+    "DegradeFault.at": "start",
+    "DegradeFault.duration": "how long; none: to the end of the run",
+    "DegradeFault.between": "two groups (region or node names): the links between them",
+    "DegradeFault.nodes": "or: every link touching these nodes (give exactly one of the two)",
+    "DegradeFault.latency": "added one-way latency",
+    "DegradeFault.jitter": "scale of the added half-normal jitter",
+    "DegradeFault.loss": "probability that a transmission is lost",
+    # [analysis], [history], [limits]
+    "AnalysisSpec.knee_latency_factor": "k: the knee is the highest ramp step whose p99 is at most k × the "
+                                        "first step's p99 ...",
+    "AnalysisSpec.throughput_fraction": "... and whose throughput reaches this share of the offered rate",
+    "HistorySpec.delivery_sample": "share of messages whose gossip deliveries are recorded (every n-th "
+                                   "msg_id)",
+    "HistorySpec.max_deliveries": "cap on delivery rows",
+    "HistorySpec.row_group_size": "rows per Parquet part (one row group each)",
+    "LimitsSpec.max_messages": "messages sent over the run",
+    "LimitsSpec.max_window_messages": "messages in one traffic window (held in memory at once)",
+    "LimitsSpec.max_instances": "agent instances (each has its own random stream)",
+    "LimitsSpec.max_windows": "analysis windows (`run.window`) over the run and its drain",
+    "LimitsSpec.max_samples": "queue-depth samples (`run.sample_interval`)",
+    "LimitsSpec.max_blocks": "blocks (`blocks.interval`)",
+    "LimitsSpec.max_receipts": "gossip receipts (about an hour of kernel time)",
+    "LimitsSpec.memory": "share of the memory available when the run starts",
+    # distributions
+    "Constant.value": "the value",
+    "Uniform.low": "lowest value",
+    "Uniform.high": "highest value",
+    "Normal.mean_value": "mean (truncated at 0: a negative draw becomes 0)",
+    "Normal.std": "standard deviation",
+    "Lognormal.median": "median",
+    "Lognormal.sigma": "sigma of the underlying normal",
+    "Pareto.scale": "the minimum",
+    "Pareto.alpha": "tail index (> 1 for a finite mean)",
+    "Exponential.mean_value": "mean",
+}
+
+# --- the parts of the schema, in the order the reference shows them ------------------------
+
+# A plain table: (heading, model); a tagged union: (heading, its tag field, the union).
+_Section = tuple[str, type[BaseModel]] | tuple[str, str, Any]
+_SECTIONS: list[_Section] = [
+    ("[run]", schema.RunSpec),
+    ("[live]", schema.LiveSpec),
+    ("[live.nats]", schema.NatsSpec),
+    ("[live.jetstream]", schema.JetStreamSpec),
+    ("[live.redis]", schema.RedisSpec),
+    ("[live.zmq]", schema.ZmqSpec),
+    ("[network]", schema.NetworkSpec),
+    ("[network.link]", schema.LinkModel),
+    ("[[network.links]]", schema.LinkOverride),
+    ("[gossip]", schema.GossipSpec),
+    ("[sequencer]", schema.SequencerSpec),
+    ("[blocks]", schema.BlocksSpec),
+    ("[backpressure]", "mode", schema.BackpressureSpec),
+    ("[desync]", schema.DesyncSpec),
+    ("[[agents]]", schema.AgentSpec),
+    ("Arrival processes", "process", schema.ArrivalSpec),
+    ("A phase of `phases`", schema.Phase),
+    ("[[faults]]", "kind", schema.FaultSpec),
+    ("[analysis]", schema.AnalysisSpec),
+    ("[history]", schema.HistorySpec),
+    ("[limits]", schema.LimitsSpec),
+]
+# Sections shown one level down, under the table they belong to.
+_SUBSECTIONS = {"Arrival processes", "A phase of `phases`"}
+
+_DISTRIBUTIONS: list[type[BaseModel]] = [
+    dists.Constant, dists.Uniform, dists.Normal, dists.Lognormal, dists.Pareto, dists.Exponential,
+]
+
+# The before-validators that give a plain number its unit (the alias types of the schema).
+_VALIDATOR_UNITS: list[tuple[Any, str]] = [
+    (dists.DurationNs, "duration"),
+    (dists.SizeBytes, "size"),
+    (schema.RatePerS, "rate"),
+    (schema.Fraction, "fraction"),
+    (schema.BandwidthBps, "bandwidth"),
+    (dists.DurationDist, "duration distribution"),
+    (dists.SizeDist, "size distribution"),
+    (dists.NumberDist, "number distribution"),
+]
+
+
+def _validator_funcs(alias: Any) -> list[Callable[..., Any]]:
+    return [getattr(meta, "func") for meta in typing.get_args(alias)[1:] if hasattr(meta, "func")]
+
+
+_UNIT_OF: dict[int, str] = {id(func): unit for alias, unit in _VALIDATOR_UNITS for func in _validator_funcs(alias)}
+
+
+def _unit(metadata: list[Any]) -> str | None:
+    for meta in metadata:
+        func = getattr(meta, "func", None)
+        if func is not None and id(func) in _UNIT_OF:
+            return _UNIT_OF[id(func)]
+    return None
+
+
+# --- rendering types, bounds and values ----------------------------------------------------
+
+_SCALARS = {int: "integer", float: "number", str: "string", bool: "boolean"}
+
+
+def _bounds(metadata: list[Any]) -> str:
+    parts: list[str] = []
+    for meta in metadata:
+        if isinstance(meta, annotated_types.Ge):
+            parts.append(f"≥ {_number(meta.ge)}")
+        elif isinstance(meta, annotated_types.Gt):
+            parts.append(f"> {_number(meta.gt)}")
+        elif isinstance(meta, annotated_types.Le):
+            parts.append(f"≤ {_number(meta.le)}")
+        elif isinstance(meta, annotated_types.Lt):
+            parts.append(f"< {_number(meta.lt)}")
+        elif isinstance(meta, annotated_types.MinLen) and meta.min_length > 0:
+            parts.append(f"at least {meta.min_length}")
+        elif getattr(meta, "pattern", None):
+            parts.append(f"matching `{getattr(meta, 'pattern')}`")
+    return ", ".join(parts)
+
+
+def _number(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        if value >= 2**20 and value & (value - 1) == 0:
+            return f"2^{value.bit_length() - 1}"
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) >= 1e9:
+            return f"{value:.0e}".replace("e+0", "e").replace("e+", "e")
+        return f"{value:g}" if not value.is_integer() else f"{int(value):,}"
+    return str(value)
+
+
+def _type_text(annotation: Any, metadata: list[Any] | None = None) -> str:
+    """A short human name of a field's type, with its unit."""
+    unit = _unit(metadata or [])
+    if unit is not None:
+        return unit
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        inner = _type_text(args[0], list(args[1:]))
+        return _with_bounds(inner, _bounds(list(args[1:])))
+    if origin is Literal:
+        if set(args) == set(schema.MESSAGE_KINDS):
+            return "message kind"
+        return " \\| ".join(f'`"{a}"`' if isinstance(a, str) else f"`{a}`" for a in args)
+    if origin in (Union, types.UnionType):
+        present = [a for a in args if a is not type(None)]
+        if all(isinstance(a, type) and issubclass(a, BaseModel) for a in present):
+            text = "table"  # a tagged union: the tag's section lists the choices
+        else:
+            text = " \\| ".join(_type_text(a) for a in present)
+        return f"{text} or none" if len(present) < len(args) else text
+    if origin is list:
+        item = _type_text(args[0])
+        return f"list of {item}s" if item == "table" else f"list of {item}"
+    if origin is tuple:
+        return "[" + ", ".join(_type_text(a) for a in args) + "]"
+    if origin is dict:
+        return f"table of {_type_text(args[0])} → {_type_text(args[1])}"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "table"
+    if annotation in _SCALARS:
+        return _SCALARS[annotation]
+    return str(annotation)
+
+
+def _with_bounds(type_text: str, bounds: str) -> str:
+    if not bounds:
+        return type_text
+    if type_text.endswith(" or none"):
+        return f"{type_text.removesuffix(' or none')} {bounds}, or none"
+    return f"{type_text} {bounds}"
+
+
+def _value_text(value: Any, annotation: Any, metadata: list[Any] | None = None) -> str:
+    """A value as it would be written in a scenario file, in the field's unit."""
+    unit = _unit(metadata or [])
+    if value is None:
+        return "none"
+    if unit == "duration":
+        return "0" if value == 0 else f'"{format_duration(int(value))}"'
+    if unit == "fraction":
+        return f'"{value * 100:g}%"'
+    if unit == "size":
+        return f'"{value}B"'
+    if unit == "rate":
+        return f'"{value:g}/s"'
+    if unit == "bandwidth":
+        return '"unlimited"' if value == 0 else _bandwidth(float(value))
+    if unit is not None and unit.endswith("distribution"):
+        return _distribution_text(value, unit)
+    if isinstance(value, BaseModel):
+        fields = value.model_dump()
+        if len(fields) == 1:  # a tagged table with nothing but its tag, e.g. {mode = "unbounded"}
+            ((tag, name),) = fields.items()
+            return f'{{{tag} = "{name}"}}'
+        return "see below"
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _value_text(value, args[0], list(args[1:]))
+    if origin in (Union, types.UnionType):
+        present = [a for a in args if a is not type(None)]
+        return _value_text(value, present[0]) if len(present) == 1 else _toml(value)
+    if origin is dict:
+        items = ", ".join(f"{k} = {_value_text(v, args[1])}" for k, v in value.items())
+        return "{" + items + "}" if items else "{}"
+    if origin is list:
+        return "[" + ", ".join(_value_text(v, args[0]) for v in value) + "]"
+    return _toml(value)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, int):
+        return f"{value:_}" if value >= 10_000 else str(value)
+    if isinstance(value, float):
+        return _number(value)
+    return repr(value)
+
+
+def _bandwidth(bps: float) -> str:
+    for unit, size in (("Gbit/s", 1e9), ("Mbit/s", 1e6), ("kbit/s", 1e3)):
+        if bps >= size and math.isclose(bps / size, round(bps / size)):
+            return f'"{bps / size:g}{unit}"'
+    return f'"{bps:g}bit/s"'
+
+
+def _distribution_text(dist: BaseModel, unit: str) -> str:
+    quantity: Callable[[float], str]
+    if unit.startswith("duration"):
+        quantity = lambda v: f'"{format_duration(int(v))}"'  # noqa: E731
+    elif unit.startswith("size"):
+        quantity = lambda v: f'"{int(v)}B"'  # noqa: E731
+    else:
+        quantity = _number
+    fields = dist.model_dump(by_alias=True)
+    tag = fields.pop("dist")
+    # The fields the distribution's own validator parses in the quantity's unit.
+    if tag == "constant":
+        return quantity(fields["value"])
+    inner = ", ".join(f"{k} = {quantity(v) if k in dists._QUANTITY_FIELDS else _number(v)}"
+                      for k, v in fields.items())
+    return f'{{dist = "{tag}", {inner}}}'
+
+
+# --- the document ----------------------------------------------------------------------------
+
+
+def described_fields() -> Iterator[tuple[str, FieldInfo]]:
+    """Every ``"Model.field"`` the reference shows, with its pydantic field."""
+    seen: set[str] = set()
+    models: list[type[BaseModel]] = [schema.Scenario, *_DISTRIBUTIONS]
+    for section in _SECTIONS:
+        models += _union_members(section[2]) if len(section) == 3 else [section[1]]
+    for model in models:
+        for name, info in model.model_fields.items():
+            key = f"{model.__name__}.{name}"
+            if model in _DISTRIBUTIONS and name == "dist":
+                continue  # the tag, shown as the distribution's heading
+            if key not in seen:
+                seen.add(key)
+                yield key, info
+
+
+def _union_members(union: Any) -> list[type[BaseModel]]:
+    inner = typing.get_args(union)[0] if typing.get_origin(union) is typing.Annotated else union
+    return [m for m in typing.get_args(inner) if isinstance(m, type) and issubclass(m, BaseModel)]
+
+
+def _description(model: type[BaseModel], name: str, info: FieldInfo) -> str:
+    text = info.description or DESCRIPTIONS.get(f"{model.__name__}.{name}")
+    if text is None:
+        raise KeyError(f"{model.__name__}.{name} has no description: add Field(description=...) in "
+                       "scenario/schema.py or an entry to DESCRIPTIONS in scenario/reference.py")
+    for placeholder, names in _names().items():  # not str.format: the texts hold braces
+        text = text.replace("{" + placeholder + "}", names)
+    return text
+
+
+def _builtin_names(registry: Registry[Any]) -> str:
+    names = [n for n in registry.names() if getattr(registry[n], "__module__", "").startswith("msgstorm.")]
+    return ", ".join(f"`{n}`" for n in names)
+
+
+def _region_names() -> str:
+    return ", ".join(f"`{r}`" for r in sorted(known_regions()))
+
+
+@functools.cache
+def _names() -> dict[str, str]:
+    """The names a description lists, read from where they are defined."""
+    return {
+        "live_drivers": _builtin_names(LIVE_DRIVERS),
+        "queue_policies": _builtin_names(QUEUE_POLICIES),
+        "regions": _region_names(),
+        "roles": "; ".join(f"`{role}` {{{', '.join(f'{k} {v:g}' for k, v in mix.items())}}}"
+                           for role, mix in schema.ROLE_MIX.items()),
+    }
+
+
+def _field_rows(model: type[BaseModel], skip: tuple[str, ...] = ()) -> list[str]:
+    rows = ["| field | type | default | meaning |", "|---|---|---|---|"]
+    for name, info in model.model_fields.items():
+        if name in skip:
+            continue
+        shown = info.alias or name
+        metadata = list(info.metadata)
+        type_text = _with_bounds(_type_text(info.annotation, metadata), _bounds(metadata))
+        if info.is_required():
+            default = "required"
+        else:
+            value = info.get_default(call_default_factory=True)
+            shown_value = _value_text(value, info.annotation, metadata)
+            default = "see its table" if shown_value == "see below" else f"`{shown_value}`"
+        rows.append(f"| `{shown}` | {type_text} | {default} | {_description(model, name, info)} |")
+    return rows
+
+
+def render() -> str:
+    """The whole reference, as Markdown."""
+    out: list[str] = [
+        "# Scenario reference",
+        "",
+        "<!-- Generated by `python -m msgstorm.scenario.reference > docs/scenario.md` from",
+        "     src/msgstorm/scenario/schema.py; edit the schema or reference.py, not this file. -->",
+        "",
+        "A scenario is one TOML file. Every table below is optional except `[run]` and",
+        "`[[agents]]`; unknown fields are errors, and every error names the file, line and field",
+        "(`msgstorm validate SCENARIO.toml`). Any field can be overridden on the command line with",
+        "`--set dotted.key=value` (TOML values; list elements by index: `agents.0.count=500`).",
+        "",
+        "## Units",
+        "",
+        "| type | written as | stored as |",
+        "|---|---|---|",
+        "| duration | `\"50us\"`, `\"2ms\"`, `\"1.5s\"`, `\"1min\"` (ns, us, ms, s, min, h); bare `0` | "
+        "integer nanoseconds (at most about 292 years) |",
+        "| rate | `\"2000/s\"`, `\"5k/s\"`, `\"120/min\"` | messages per second |",
+        "| fraction | `\"10%\"` or `0.1` | a number |",
+        "| size | `\"250B\"`, `\"4KiB\"`, `\"1KB\"` | bytes (at most 2 GiB) |",
+        "| bandwidth | `\"1Gbit/s\"`, `\"100MB/s\"`, `\"unlimited\"` | bits per second |",
+        "| *X* distribution | a bare *X* (constant) or a table, below | |",
+        "",
+        "### Distributions",
+        "",
+        "A distribution is a bare quantity (a constant) or a table with a `dist` tag, e.g.",
+        "`{dist = \"lognormal\", median = \"50us\", sigma = 0.5}`; quantities take the field's unit.",
+        "",
+    ]
+    for model in _DISTRIBUTIONS:
+        tag = typing.get_args(model.model_fields["dist"].annotation)[0]
+        doc = (model.__doc__ or "").strip()
+        out += [f"#### `dist = \"{tag}\"`", ""] + ([_clean(doc), ""] if doc else [])
+        out += _field_rows(model, skip=("dist",)) + [""]
+
+    out += ["## Top level", ""] + _field_rows(schema.Scenario) + [""]
+    for section in _SECTIONS:
+        level = "###" if section[0] in _SUBSECTIONS else "##"
+        heading = f"`{section[0]}`" if section[0].startswith("[") else section[0]
+        out += [f"{level} {heading}", ""]
+        if len(section) == 3:
+            out += _union_section(section[1], section[2], level)
+            continue
+        doc = (section[1].__doc__ or "").strip()
+        out += ([_clean(doc), ""] if doc else []) + _field_rows(section[1]) + [""]
+    out += _slo_section()
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _union_section(key: str, union: Any, level: str) -> list[str]:
+    registry = {"mode": BACKPRESSURE_MODES, "process": ARRIVAL_PROCESSES, "kind": FAULT_KINDS}[key]
+    out = [f"`{key}` chooses one of: {_builtin_names(registry)}.", ""]
+    for model in _union_members(union):
+        info = model.model_fields[key]
+        tag = typing.get_args(info.annotation)[0]
+        out += [f"{level}# `{key} = \"{tag}\"`", "", _description(model, key, info), ""]
+        if len(model.model_fields) > 1:
+            out += _field_rows(model, skip=(key,)) + [""]
+    return out
+
+
+def _slo_section() -> list[str]:
+    units = {"ms": "duration (compared in ms)", "per_s": "rate", "fraction": "fraction", "count": "count"}
+    rows = ["## `[slo]`", "",
+            "`\"metric\" = \"op value\"`, e.g. `\"latency.p99\" = \"< 250ms\"`, "
+            "`\"capacity.knee_rate\" = \">= 3000/s\"`, `\"delivery.lost\" = \"== 0\"`. Operators: "
+            "`<`, `<=`, `>`, `>=`, `==`, `!=`. A failed SLO makes `msgstorm run` exit 1; one that "
+            "cannot be judged for lack of data is `unknown` (a failure with `--strict`). Metrics "
+            "of a live run only (`delivery.*`, `connections.*`, `generator.*`) are unknown on sim. "
+            f"Checks run on every run: {_builtin_names(CHECKERS)}.",
+            "",
+            "| metric | unit | summary.json |",
+            "|---|---|---|"]
+    for name, (path, unit) in SLO_METRICS.items():
+        rows.append(f"| `{name}` | {units[unit]} | `{'.'.join(path)}` |")
+    return rows + [""]
+
+
+def _clean(doc: str) -> str:
+    return " ".join(line.strip() for line in doc.replace("``", "`").splitlines() if line.strip())
+
+
+def main() -> None:
+    """Print the reference (``python -m msgstorm.scenario.reference > docs/scenario.md``)."""
+    sys.stdout.write(render())
+
+
+if __name__ == "__main__":
+    main()
