@@ -239,7 +239,7 @@ def test_public_exports_resolve() -> None:
 def test_the_readme_lists_every_check_the_summary_carries() -> None:
     from msgstorm.analysis.delivery import CHECKERS
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parent.parent / "docs" / "run-directory.md").read_text(encoding="utf-8")
     row = next(line for line in readme.splitlines() if line.startswith("| `checks` |"))
     assert all(name in row for name in CHECKERS), (row, list(CHECKERS))
 

@@ -1,4 +1,4 @@
-"""Extension points (scenario/registry.py): what the README's "Extending msgstorm" shows.
+"""Extension points (scenario/registry.py): what docs/extending.md shows.
 
 A toy queue policy written in one file outside the package, loaded through
 ``MSGSTORM_EXTENSIONS``, is accepted by the scenario and serves messages in its own order.
@@ -30,8 +30,8 @@ from msgstorm.scenario.schema import (
     FaultSpec,
 )
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-ROOT = README.parent
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "docs" / "extending.md"
 
 
 def _readme_block(after: str, language: str) -> str:
@@ -57,15 +57,15 @@ def test_every_schema_variant_has_a_registered_implementation() -> None:
 
 def test_an_unknown_policy_names_the_registered_ones() -> None:
     with pytest.raises(ScenarioError) as error:
-        parse_scenario(_readme_block("## Extending msgstorm", "toml"), source="lifo.toml")
+        parse_scenario(_readme_block("# Extending msgstorm", "toml"), source="lifo.toml")
     # The message the README quotes, word for word.
     quoted = re.search(r"refused: `(.*?)`", README.read_text(encoding="utf-8").replace("\n", " "), re.S)
     assert quoted is not None and quoted.group(1) in str(error.value)
 
 
 def test_the_readme_lifo_policy_runs_from_one_file(tmp_path: Path) -> None:
-    (tmp_path / "lifo.py").write_text(_readme_block("## Extending msgstorm", "python"), encoding="utf-8")
-    (tmp_path / "lifo.toml").write_text(_readme_block("## Extending msgstorm", "toml"), encoding="utf-8")
+    (tmp_path / "lifo.py").write_text(_readme_block("# Extending msgstorm", "python"), encoding="utf-8")
+    (tmp_path / "lifo.toml").write_text(_readme_block("# Extending msgstorm", "toml"), encoding="utf-8")
     env = {**os.environ, "MSGSTORM_EXTENSIONS": str(tmp_path / "lifo.py")}
     done = subprocess.run([sys.executable, "-c", "from msgstorm.cli import main; main()", "run",
                            str(tmp_path / "lifo.toml"),

@@ -1,0 +1,233 @@
+"""The manual (README.md, docs/) says what the code does.
+
+- docs/scenario.md is what ``msgstorm.scenario.reference`` renders from the schema, and every
+  field of the schema has a description;
+- every example, file and page the README and docs name exists, and the README's tour names
+  every shipped example;
+- every ``msgstorm`` command of the README's quick start parses;
+- the numbers the README quotes for a sim example are those a run of it gives (sim runs are
+  deterministic): each excerpt of a terminal summary is parsed row by row and compared with
+  the run's summary, rounded as the excerpt shows it.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+
+import msgstorm
+from msgstorm.cli import app
+from msgstorm.scenario import reference
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+PAGES = [README, *sorted(DOCS.glob("*.md")), ROOT / "benchmarks" / "README.md"]
+PACKAGE = ROOT / "src" / "msgstorm"
+
+
+def _text(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+# --- the generated scenario reference -------------------------------------------------------
+
+
+def test_the_scenario_reference_is_the_one_the_schema_renders() -> None:
+    committed = _text(DOCS / "scenario.md")
+    assert committed == reference.render(), (
+        "docs/scenario.md is out of date: python -m msgstorm.scenario.reference > docs/scenario.md")
+
+
+def test_every_schema_field_is_described_and_every_description_names_a_field() -> None:
+    shown = dict(reference.described_fields())
+    missing = [key for key, info in shown.items() if not info.description and key not in reference.DESCRIPTIONS]
+    assert missing == [], f"fields without a description (Field(description=...) or reference.DESCRIPTIONS): {missing}"
+    stale = sorted(set(reference.DESCRIPTIONS) - set(shown))
+    assert stale == [], f"DESCRIPTIONS of fields the schema no longer has: {stale}"
+
+
+def test_the_reference_shows_a_new_field_and_its_default() -> None:
+    # A deliberate change to the schema changes the page: the reference is read from it.
+    text = reference.render()
+    assert '| `drain` | duration | `"5s"` |' in text
+    assert '| `service` | duration distribution | `{dist = "exponential", mean = "100us"}` |' in text
+    assert "| `capacity.knee_rate` | rate | `capacity.knee_rate_per_s` |" in text
+
+
+# --- names and paths ---------------------------------------------------------------------------
+
+_PATH = re.compile(r"`((?:src|tests|benchmarks|examples|docs|\.ci)/[\w./-]+)`"
+                   r"|`((?:sim|live|analysis|history|report|scenario|traffic|faults|msgstorm)/[\w./-]+\.py)`")
+_EXAMPLE = re.compile(r"examples/[\w.-]+\.toml")
+_LINK = re.compile(r"\]\(([^)#\s]+)(#[^)]*)?\)")
+
+
+def _exists(name: str) -> bool:
+    name = name.split("::")[0].rstrip("/")
+    return (ROOT / name).exists() or (PACKAGE / name).exists() or (PACKAGE.parent / name).exists()
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_file_a_page_names_exists(page: Path) -> None:
+    text = _text(page)
+    named = {a or b for a, b in _PATH.findall(text)} | set(_EXAMPLE.findall(text))
+    missing = sorted(name for name in named if not _exists(name))
+    assert missing == [], f"{page.name} names files that do not exist: {missing}"
+    links = [target for target, _ in _LINK.findall(text) if "://" not in target]
+    broken = sorted(target for target in links if not (page.parent / target).exists())
+    assert broken == [], f"{page.name} links to pages that do not exist: {broken}"
+
+
+def test_every_heading_a_link_points_to_exists() -> None:
+    def anchors(page: Path) -> set[str]:
+        headings = re.findall(r"^#+ (.+)$", _text(page), re.M)
+        return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+    for page in PAGES:
+        for target, anchor in _LINK.findall(_text(page)):
+            if anchor and "://" not in target:
+                linked = (page.parent / target).resolve()
+                assert anchor[1:] in anchors(linked), f"{page.name}: {target}{anchor} has no such heading"
+
+
+def test_the_readme_tours_every_shipped_example() -> None:
+    named = set(_EXAMPLE.findall(_text(README)))
+    shipped = {f"examples/{path.name}" for path in (ROOT / "examples").glob("*.toml")}
+    assert shipped - named == set(), f"examples the README does not show: {sorted(shipped - named)}"
+
+
+# --- the quick start's commands ------------------------------------------------------------------
+
+
+def _quick_start_commands() -> list[list[str]]:
+    text = _text(README)
+    section = text[text.index("## Quick start"):text.index("\n## ", text.index("## Quick start") + 1)]
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", section, re.S):
+        for line in block.splitlines():
+            for part in line.split("#")[0].split("&&"):
+                words = shlex.split(part)
+                if words and words[0] == "msgstorm":
+                    commands.append(words[1:])
+    return commands
+
+
+def test_every_msgstorm_command_of_the_quick_start_parses() -> None:
+    commands = _quick_start_commands()
+    assert ["run", "examples/quickstart.toml"] in commands
+    group = typer.main.get_command(app)
+    for words in commands:
+        context = group.make_context("msgstorm", list(words))
+        protected = list(getattr(context, "protected_args", None) or getattr(context, "_protected_args", []))
+        name, command, rest = group.resolve_command(context, protected + context.args)
+        assert command is not None, words
+        command.make_context(name or "", rest, parent=context)  # raises on an unknown option or a bad value
+
+
+# --- the numbers of the sim examples ----------------------------------------------------------
+
+# Terminal summary rows: label -> the summary keys of its numbers, in order.
+_ROWS: dict[str, list[tuple[str, ...]]] = {
+    "offered rate": [("offered_rate_per_s",)],
+    "throughput": [("throughput_per_s",)],
+    "latency p50 / p99 / p99.9": [("latency_ms", "p50"), ("latency_ms", "p99"), ("latency_ms", "p999")],
+    "latency max / mean": [("latency_ms", "max"), ("latency_ms", "mean")],
+    "jitter stddev / p99−p50": [("jitter_ms", "stddev"), ("jitter_ms", "p99_minus_p50")],
+    "capacity (knee)": [("capacity", "knee_rate_per_s")],
+    "failure threshold": [("failure_threshold", "rate_per_s")],
+    "queue depth max / mean": [("queue", "max_depth"), ("queue", "mean_depth")],
+    "desync episodes / max gap": [("desync", "episodes"), ("desync", "max_height_gap")],
+}
+_STAGES = ("propagation", "queue_wait", "service", "block_wait")
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def _tour_excerpts() -> dict[str, list[list[str]]]:
+    """Example name -> the table rows (cells) of its output excerpt in the README."""
+    excerpts: dict[str, list[list[str]]] = {}
+    for block in re.findall(r"```\n(\$ msgstorm run examples/.*?)```", _text(README), re.S):
+        first, *lines = block.splitlines()
+        name = re.search(r"examples/([\w-]+)\.toml", first).group(1)  # type: ignore[union-attr]
+        excerpts[name] = [[cell.strip() for cell in line.strip().strip("│").split("│")]
+                          for line in lines if line.startswith("│")]
+    return excerpts
+
+
+def _at(summary: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = summary
+    for key in path:
+        value = None if value is None else value[key]
+    return value
+
+
+def _matches(shown: str, actual: float) -> bool:
+    """Whether ``actual`` shows as ``shown`` when rounded to the decimals shown."""
+    number = Decimal(shown.replace(",", ""))
+    places = max(0, -number.as_tuple().exponent)  # type: ignore[operator]
+    return abs(Decimal(repr(float(actual))) - number) <= Decimal(5) / Decimal(10) ** (places + 1)
+
+
+def _check_row(cells: list[str], summary: dict[str, Any]) -> list[str]:
+    """The differences between one excerpt row and the summary (empty: it matches)."""
+    label, *values = cells
+    text = " ".join(values)
+    if label in _ROWS:
+        paths = _ROWS[label]
+        shown = _NUMBER.findall(text)
+        actual = [_at(summary, path) for path in paths]
+        if all(a is None for a in actual):
+            return [] if not shown else [f"{label}: shows {shown}, the run has none"]
+        problems = [f"{label}: shows {s}, the run gives {a}" for s, a in zip(shown, actual, strict=False)
+                    if a is None or not _matches(s, a)]
+        if len(shown) != len(paths):
+            problems.append(f"{label}: shows {len(shown)} numbers, expected {len(paths)}")
+        if label == "failure threshold" and summary["failure_threshold"] is not None:
+            if f"({summary['failure_threshold']['reason']})" not in text:
+                problems.append(f"{label}: reason is {summary['failure_threshold']['reason']}")
+        return problems
+    if label == "messages":
+        found = dict(re.findall(r"(\w+) ([\d,]+)", text))
+        return [f"messages.{k}: shows {v}, the run gives {summary['messages'][k]}"
+                for k, v in found.items() if int(v.replace(",", "")) != summary["messages"][k]]
+    if label in _STAGES:
+        stage = summary["latency_stages_ms"][label]
+        return [f"stage {label}: shows {s}, the run gives {a}"
+                for s, a in zip(_NUMBER.findall(text), (stage["p50"], stage["p99"]), strict=True)
+                if not _matches(s, a)]
+    slo = next((row for row in summary["slo"] if row["name"] == label), None)
+    if slo is not None:
+        threshold, value, verdict = values
+        problems = [] if _matches(value, slo["value"]) else [f"SLO {label}: shows {value}, the run gives {slo['value']}"]
+        return problems + ([] if verdict == slo["verdict"] else [f"SLO {label}: shows {verdict}, the run {slo['verdict']}"])
+    return [f"a row the test cannot check: {cells}"]
+
+
+def test_the_tour_shows_an_excerpt_of_each_sim_example() -> None:
+    assert set(_tour_excerpts()) == {"quickstart", "flash-crash", "ramp", "matching-engine"}
+
+
+@pytest.mark.parametrize("name", ["quickstart", "ramp", "flash-crash", "matching-engine"])
+def test_the_numbers_the_readme_quotes_are_a_runs(name: str, tmp_path: Path) -> None:
+    scenario = msgstorm.load_scenario(ROOT / "examples" / f"{name}.toml")
+    assert scenario.target == "sim"
+    summary = msgstorm.run(scenario, tmp_path / name).summary
+    rows = _tour_excerpts()[name]
+    assert rows, f"no excerpt of {name} in the README"
+    problems = [problem for cells in rows for problem in _check_row(cells, summary)]
+    assert problems == [], f"README's excerpt of examples/{name}.toml: {problems}"
+
+
+def test_a_changed_number_in_an_excerpt_fails_the_check() -> None:
+    summary = {"latency_ms": {"p50": 344.206, "p99": 552.535, "p999": 598.584}}
+    row = ["latency p50 / p99 / p99.9", "344.206 / 552.535 / 598.584 ms"]
+    assert _check_row(row, summary) == []
+    assert _check_row(["latency p50 / p99 / p99.9", "344.206 / 552.536 / 598.584 ms"], summary) != []
+    assert _check_row(["latency p50 / p99 / p99.9", "344.2 / 552.5 / 598.6 ms"], summary) == []  # rounded
+    assert _check_row(["latency p50 / p99 / p99.9", "344.3 / 552.5 / 598.6 ms"], summary) != []
