@@ -1,6 +1,6 @@
 """The ``msgstorm`` command line: run, validate, report, compare, schema.
 
-Exit codes (``EXIT_*`` below; the README lists them):
+Exit codes (``EXIT_*`` below; docs/cli.md lists them):
 0 ok; 1 an SLO failed (``compare --fail-on-regression``: a regression; ``run``: the disk
 filled up while writing the history, what was saved is said); 2 bad input (the message
 names file, line and field, or the path and the OS error) or a bad place to write;

@@ -6,8 +6,8 @@ cannot finish on this machine before they create anything, with file:line:field 
 estimate. The estimate is closed-form (expected counts from each arrival process), cheap, and
 errs high: a Hawkes burst or a Poisson fluctuation is covered by ``_PEAK_MARGIN``.
 
-The limits are the ``[limits]`` table of the scenario (defaults below, documented in the
-README); a user raises one deliberately, e.g. ``--set limits.max_messages=500_000_000``.
+The limits are the ``[limits]`` table of the scenario (defaults below, documented in
+docs/scenario.md); a user raises one deliberately, e.g. ``--set limits.max_messages=500_000_000``.
 """
 
 from __future__ import annotations

@@ -175,7 +175,7 @@ def _issues(
         loc = _clean_loc(detail["loc"])
         message = detail["msg"]
         if detail["type"] == "extra_forbidden":
-            message = "unknown field (check the spelling; see the README's schema)"
+            message = "unknown field (check the spelling; see docs/scenario.md)"
         elif detail["type"] == "missing":
             message = "required field is missing"
         message = message.removeprefix("Value error, ")

@@ -162,7 +162,7 @@ def check_references(scenario: Scenario) -> list[Problem]:
 
     for name, expression in scenario.slo.items():
         if not slo_metric_known(name):
-            problems.append((("slo", name), "unknown SLO metric; see the README's SLO metrics for names"))
+            problems.append((("slo", name), "unknown SLO metric; see the SLO metrics in docs/scenario.md"))
             continue
         problem = slo_problem(name, expression)
         if problem is not None:

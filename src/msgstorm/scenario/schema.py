@@ -470,7 +470,7 @@ class LiveSpec(_Spec):
     # Write messages and deliveries this often while the run goes (a SIGKILL then keeps the
     # rows settled up to about this long before it); unset: at the end of the run. Off by
     # default: on a small machine the rows made beside the generator cost it its headroom
-    # (README, "History of a live run").
+    # (docs/live.md, "Recording while the run goes").
     record_every: DurationNs | None = Field(default=None, gt=0)
     nats: NatsSpec = NatsSpec()
     jetstream: JetStreamSpec = JetStreamSpec()

@@ -3,7 +3,7 @@
 A policy is one class behind ``QueuePolicy``; the engine only calls ``push``, ``pop``
 and ``len``. A class registers itself with ``@QUEUE_POLICIES.register("name")``
 (``scenario/registry.py``), and a scenario names it in ``sequencer.policy``: a later
-fair-ordering or batch auction policy plugs in without touching the engine (README,
+fair-ordering or batch auction policy plugs in without touching the engine (docs/extending.md,
 "Extending msgstorm").
 """
 
