@@ -4,7 +4,8 @@
   field of the schema has a description;
 - every example, file and page the README and docs name exists, and the README's tour names
   every shipped example;
-- every ``msgstorm`` command of the README's quick start parses;
+- every ``msgstorm`` command of the README's quick start parses, and docs/cli.md shows every
+  command and option the command line has, and no other;
 - the numbers the README quotes for a sim example are those a run of it gives (sim runs are
   deterministic): each excerpt of a terminal summary is parsed row by row and compared with
   the run's summary, rounded as the excerpt shows it.
@@ -129,6 +130,24 @@ def test_every_msgstorm_command_of_the_quick_start_parses() -> None:
         name, command, rest = group.resolve_command(context, protected + context.args)
         assert command is not None, words
         command.make_context(name or "", rest, parent=context)  # raises on an unknown option or a bad value
+
+
+def test_the_command_line_page_names_every_command_and_option_and_no_other() -> None:
+    text = _text(DOCS / "cli.md")
+    section = text[text.index("## Commands"):text.index("## Exit codes")]
+    group = typer.main.get_command(app)
+    context = group.make_context("msgstorm", ["--help"], resilient_parsing=True)
+    known: set[str] = {"--help"}
+    for name in group.list_commands(context):  # type: ignore[attr-defined]
+        command = group.get_command(context, name)  # type: ignore[attr-defined]
+        assert re.search(rf"`msgstorm {name}[ `]", section), f"docs/cli.md does not show `msgstorm {name}`"
+        for param in command.params:
+            known.update(param.opts)
+            if any(opt.startswith("-") for opt in param.opts):
+                shown = any(re.search(rf"(?<![\w-]){re.escape(opt)}(?![\w-])", section) for opt in param.opts)
+                assert shown, f"docs/cli.md does not show {name} {param.opts}"
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", section))
+    assert named - known == set(), f"docs/cli.md shows options no command has: {sorted(named - known)}"
 
 
 # --- the numbers of the sim examples ----------------------------------------------------------
