@@ -150,6 +150,18 @@ def test_the_command_line_page_names_every_command_and_option_and_no_other() -> 
     assert named - known == set(), f"docs/cli.md shows options no command has: {sorted(named - known)}"
 
 
+def test_the_summary_table_names_every_key_of_summary_json() -> None:
+    from msgstorm.analysis.summary_model import Summary
+
+    text = _text(DOCS / "run-directory.md")
+    rows = [line for line in text[text.index("## summary.json"):].splitlines() if line.startswith("| `")]
+    shown = {key for row in rows for key in re.findall(r"`(\w+)`", row.split("|")[1])}
+    shown |= {key for row in rows for key in re.findall(r"`(\w+)`: \{", row)}  # keys named inside a row
+    unexplained, unknown = set(Summary.model_fields) - shown, shown - set(Summary.model_fields)
+    assert unexplained == set(), f"summary keys docs/run-directory.md does not explain: {sorted(unexplained)}"
+    assert unknown == set(), f"docs/run-directory.md explains keys the summary lacks: {sorted(unknown)}"
+
+
 # --- the numbers of the sim examples ----------------------------------------------------------
 
 # Terminal summary rows: label -> the summary keys of its numbers, in order.
