@@ -6,6 +6,8 @@
   every shipped example;
 - every ``msgstorm`` command of the README's quick start parses, and docs/cli.md shows every
   command and option the command line has, and no other;
+- the summary.json table explains every key of the summary model, and the history page lists
+  every table's columns in order and every event kind;
 - the numbers the README quotes for a sim example are those a run of it gives (sim runs are
   deterministic): each excerpt of a terminal summary is parsed row by row and compared with
   the run's summary, rounded as the excerpt shows it.
@@ -160,6 +162,21 @@ def test_the_summary_table_names_every_key_of_summary_json() -> None:
     unexplained, unknown = set(Summary.model_fields) - shown, shown - set(Summary.model_fields)
     assert unexplained == set(), f"summary keys docs/run-directory.md does not explain: {sorted(unexplained)}"
     assert unknown == set(), f"docs/run-directory.md explains keys the summary lacks: {sorted(unknown)}"
+
+
+def test_the_history_page_lists_every_table_column_and_event_kind() -> None:
+    from msgstorm.history import schema as history_schema
+    from msgstorm.history.events import EVENT_KINDS
+
+    text = _text(DOCS / "history.md")
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)` \| `([^`]*)`", text, re.M)}
+    for table in ("messages", "deliveries", "events", "run", "edges"):
+        columns = getattr(history_schema, table.upper()).names
+        shown = [c.split(" ")[0] for c in rows.get(table, "").split(", ")]
+        assert shown == columns, f"docs/history.md, table {table}: shows {shown}, the schema has {columns}"
+    kinds = text[text.index("**Event kinds**"):text.index("How a live target fills")]
+    missing = [kind for kind in EVENT_KINDS if f"`{kind}`" not in kinds]
+    assert missing == [], f"event kinds docs/history.md does not list: {missing}"
 
 
 # --- the numbers of the sim examples ----------------------------------------------------------
