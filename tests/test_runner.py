@@ -123,3 +123,27 @@ def test_block_capacity_overload_shows_as_backlog_and_failure(tmp_path) -> None:
     assert summary["failure_threshold"] is not None
     assert summary["failure_threshold"]["reason"] in ("overload", "slo")
     assert summary["messages"]["pending"] > 0
+
+
+def test_the_api_refuses_a_run_directory_that_holds_a_run_as_the_command_line_does(tmp_path) -> None:
+    """A second run into a run directory would leave the first run's later history parts
+    beside the new ones (read as one run: messages twice, conservation broken). The API
+    refuses as ``--out`` does, with the same error, and replaces the run with overwrite=True."""
+    from msgstorm.runner import RunDirError, prepare_run_dir
+
+    first = run(_small("history.row_group_size=1024"), tmp_path / "r")
+    parts_before = len(list((first.run_dir / "history" / "messages").iterdir()))
+    assert parts_before > 1  # small parts: the second run would write fewer
+    with pytest.raises(RunDirError) as refused:
+        run(_small(), tmp_path / "r")
+    with pytest.raises(RunDirError) as by_cli_rule:
+        prepare_run_dir(tmp_path / "r")
+    assert str(refused.value) == str(by_cli_rule.value)
+    assert "overwrite" in str(refused.value)
+    assert msgstorm.read_history(tmp_path / "r").num_rows("messages") == first.summary["messages"]["sent"]
+    (tmp_path / "r" / "notes.txt").write_text("kept")
+    second = run(_small(), tmp_path / "r", overwrite=True)
+    counts = second.summary["messages"]
+    assert counts["sent"] == first.summary["messages"]["sent"]  # same scenario and seed, not twice as many
+    assert all(check["verdict"] == "valid" for check in second.summary["checks"])
+    assert (tmp_path / "r" / "notes.txt").read_text() == "kept"

@@ -195,10 +195,12 @@ def run(
     try:
         with _sigterm_as_interrupt():
             observe = exporter.observe if exporter is not None else None
+            # The directory is ready (new, empty, or cleared by --overwrite above); other files
+            # --overwrite leaves alone stay, so the run is told it may share the directory.
             if show_progress:
-                result = _run_with_progress(loaded, run_dir, run_scenario, observe)
+                result = _run_with_progress(loaded, run_dir, run_scenario, observe, overwrite)
             else:
-                result = run_scenario(loaded, run_dir, observe)
+                result = run_scenario(loaded, run_dir, observe, overwrite=overwrite)
             if exporter is not None:
                 exporter.finish(result.analysis, result.history)
                 _linger(exporter, linger)
@@ -253,11 +255,12 @@ def _start_exporter(port: int, loaded: Any) -> Any:
     return exporter
 
 
-def _run_with_progress(loaded: Any, out_dir: Path | None, run_scenario: Any, also: Any = None) -> Any:
+def _run_with_progress(loaded: Any, out_dir: Path | None, run_scenario: Any, also: Any = None,
+                       overwrite: bool = False) -> Any:
     from msgstorm.report.live import LiveProgress, tee
 
     with LiveProgress(out, span_ns=2 * loaded.run.window) as bar:
-        return run_scenario(loaded, out_dir, tee(bar, also))
+        return run_scenario(loaded, out_dir, tee(bar, also), overwrite=overwrite)
 
 
 @app.command(cls=_Command)

@@ -93,7 +93,7 @@ def prepare_run_dir(out_dir: Path, overwrite: bool = False) -> list[str]:
         if present and not overwrite:
             shown = ", ".join(present[:6]) + (f" and {len(present) - 6} more" if len(present) > 6 else "")
             raise RunDirError(f"{out_dir}: not empty (holds {shown}); choose a new directory, "
-                              "or pass --overwrite to replace the run in it")
+                              "or pass --overwrite (overwrite=True in Python) to replace the run in it")
         removed = []
         for name in RUN_FILES:
             path = out_dir / name
@@ -142,13 +142,17 @@ def write_run_row(writer: HistoryWriter, scenario: Scenario, sim: Target, t_end:
     })
 
 
-def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progress | None = None) -> RunResult:
-    """Run a scenario on its target and analyse the history it wrote."""
-    if out_dir is None:
-        run_dir = default_run_dir(scenario)
-    else:
-        run_dir = Path(out_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
+def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progress | None = None, *,
+        overwrite: bool = False) -> RunResult:
+    """Run a scenario on its target and analyse the history it wrote.
+
+    ``out_dir`` must be new or empty, as ``msgstorm run --out`` requires: a directory that
+    holds anything raises ``RunDirError`` (a second run's parts would mix with the first's)
+    unless ``overwrite``, which removes what a run writes there first. Without ``out_dir``
+    the run gets a new ``runs/<UTC time>-<name>``."""
+    run_dir = default_run_dir(scenario) if out_dir is None else Path(out_dir)
+    if out_dir is not None:
+        prepare_run_dir(run_dir, overwrite)
     writer = HistoryWriter(run_dir / "history", scenario.history.row_group_size)
     traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
     started = time.perf_counter()
