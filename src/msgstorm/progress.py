@@ -10,12 +10,14 @@ a percentile: consumers that show one compute it with the analysis's definition
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["Progress", "ProgressSnapshot", "RecentLatencies", "nearest_rank"]
+__all__ = ["Progress", "ProgressSnapshot", "RecentLatencies", "nearest_rank", "nearest_rank_index"]
 
 
 def _no_latencies() -> np.ndarray:
@@ -51,11 +53,26 @@ class ProgressSnapshot:
 Progress = Callable[[ProgressSnapshot], None]
 
 
+def nearest_rank_index(n: int, q: float) -> int:
+    """The 0-based position, in sorted order, of the nearest-rank percentile ``q`` (0..100) of
+    ``n`` values: rank ceil(q/100 x n), at least 1. Exact rational arithmetic on the decimal
+    ``q`` as written: in floating point 99.9/100 x 1,000 is 999.0000000000001, whose ceiling
+    would take the rank above (the maximum of 1,000 values for p99.9)."""
+    if n <= 0:
+        raise ValueError("a percentile of no values")
+    share = Fraction(repr(float(q))) / 100
+    if not 0 <= share <= 1:
+        raise ValueError(f"a percentile between 0 and 100, got {q!r}")
+    rank = math.ceil(share * n)
+    return min(max(rank, 1), n) - 1
+
+
 def nearest_rank(values: np.ndarray, q: float) -> float:
     """The exact nearest-rank percentile ``q`` (0..100) of a non-empty array, the
-    analysis's definition (``analysis/_common.py``): the smallest value with at least q%
-    of the values at or below it."""
-    return float(np.percentile(values, q, method="inverted_cdf"))
+    analysis's definition (``analysis/_common.py`` takes its ranks from here): the smallest
+    value with at least q% of the values at or below it."""
+    position = nearest_rank_index(int(values.size), q)
+    return float(np.partition(values, position)[position])
 
 
 class RecentLatencies:

@@ -5,9 +5,9 @@ metrics; it reads the history tables once into numpy arrays (nullable times beco
 array plus a ``present`` mask) and says how results are expressed: milliseconds rounded to
 3 decimals, plain Python numbers so ``summary.json`` needs no numpy-aware encoder.
 
-Percentiles are exact and nearest-rank (numpy ``method="inverted_cdf"``): the reported
-value is always an observed latency, the smallest one with at least q% of samples at or
-below it. That is what an HDR histogram reports live, so sim and live read the same way.
+Percentiles are exact and nearest-rank: the reported value is always an observed latency,
+the smallest one with at least q% of samples at or below it (rank ceil(q/100 x n), taken in
+exact rational arithmetic: ``nearest_rank_index``). That is what an HDR histogram reports live, so sim and live read the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from msgstorm.history.reader import History, int64_numpy
 from msgstorm.history.schema import STATUSES
+from msgstorm.progress import nearest_rank_index
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -289,16 +290,20 @@ def analysis_settings(history: History) -> tuple[float, float]:
 def percentile(values: npt.NDArray[Any], q: float, scratch: bool = False) -> float:
     """Exact nearest-rank percentile of a non-empty array. ``scratch``: the caller's own
     array, which may be reordered in place (no copy; order statistics do not change)."""
-    return float(np.percentile(values, q, method="inverted_cdf", overwrite_input=scratch))
+    return percentiles(values, (q,), scratch)[0]
 
 
 def percentiles(values: npt.NDArray[Any], qs: Sequence[float], scratch: bool = False) -> list[float]:
-    """``[percentile(values, q) for q in qs]`` in one partition of the array: numpy selects
-    every rank asked for in one pass (four percentiles of a million latencies: 9 ms, against
+    """``[percentile(values, q) for q in qs]`` in one partition of the array: every rank asked
+    for is selected in one pass (four percentiles of a million latencies: about 9 ms, against
     30 ms one at a time)."""
-    found = np.percentile(values, list(qs), method="inverted_cdf", overwrite_input=scratch)
-    return [float(v) for v in found.tolist()]
-
+    positions = [nearest_rank_index(int(values.size), q) for q in qs]
+    if scratch:
+        values.partition(sorted(set(positions)))
+        ordered = values
+    else:
+        ordered = np.partition(values, sorted(set(positions)))
+    return [float(ordered[k]) for k in positions]
 
 
 def ms(ns: float | None) -> float | None:

@@ -25,7 +25,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from msgstorm.analysis import Analysis
-from msgstorm.analysis._common import events_of, message_rows
+from msgstorm.analysis._common import events_of, message_rows, percentiles
 from msgstorm.analysis.connections import down_spans
 from msgstorm.analysis.cpu import process_cpu
 from msgstorm.analysis.desync import desync_episodes
@@ -182,7 +182,7 @@ def _region_matrix(regions: list[str], cells: list[I64]) -> RegionMatrix:
         if values.size == 0:
             continue
         i, j = divmod(code, size)
-        median, tail = np.percentile(values, [50.0, 99.0], method="inverted_cdf", overwrite_input=True)
+        median, tail = percentiles(values, (50.0, 99.0), scratch=True)
         p50[i][j] = round(float(median) / NS_PER_MS, 3)
         p99[i][j] = round(float(tail) / NS_PER_MS, 3)
         count[i][j] = int(values.size)
