@@ -64,6 +64,10 @@ def test_sigint_and_sigterm_stop_the_run_and_exit_3_with_where_the_history_is(tm
     assert history.cut_off is False and history.run_info["interrupted"] is True
     # Wherever the signal landed (even while a kernel compiled), what was sent is all there.
     assert summary["messages"]["sent"] == history.num_rows("messages")
+    # Its report says what the run said: interrupted, exit 3 (not an SLO's exit 1).
+    reported = _report(run_dir)
+    assert reported.returncode == 3, reported.stderr
+    assert "interrupted" in reported.stderr and "Traceback" not in reported.stderr
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -303,6 +303,11 @@ def report(
         err.print(f"cut off: {run_dir} was killed before it finished; the numbers cover what was "
                   "flushed to its history (up to about a second before the kill)", highlight=False, markup=False)
         raise typer.Exit(EXIT_INTERRUPTED)
+    if analysis.summary.get("interrupted"):
+        # The run exited 3; its report says the same: SLOs judged on part of a run decide nothing.
+        err.print(f"interrupted: {run_dir} was stopped (Ctrl-C or SIGTERM) before it finished; the numbers "
+                  "cover what was recorded before the stop", highlight=False, markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED)
     if slo_failed(analysis, strict):
         raise typer.Exit(EXIT_SLO_FAILED)
 
