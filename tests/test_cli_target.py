@@ -117,3 +117,39 @@ def test_a_live_target_warns_that_simulated_faults_are_not_applied() -> None:
     assert "[[faults]] entry is simulated only and not applied to a live target" in output
     code, output = _invoke("validate", str(EXAMPLES / "flash-crash.toml"))
     assert code == 0 and "simulated only" not in output
+
+
+def _assert_a_failed_start(run_dir: Path, output: str) -> None:
+    """The run exits 2 and says where its directory is; the history keeps the failure, its
+    run row is not completed, and ``report`` names the failure and exits 2 (never "sent 0"
+    with every SLO passing)."""
+    assert "the run never started" in output and str(run_dir) in output
+    history = read_history(run_dir)
+    assert history.run_info["completed"] is False
+    assert history.start_failure is not None and "cannot connect" in history.start_failure
+    assert history.num_rows("messages") == 0
+    code, reported = _invoke("report", str(run_dir))
+    assert code == 2, reported
+    assert "never started" in reported and "cannot connect" in reported
+    assert "SLO" not in reported and "sent 0" not in reported
+
+
+def test_a_run_that_never_connects_is_recorded_as_a_failed_start(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    code, output = _invoke("run", str(EXAMPLES / "quickstart.toml"), "--target", f"nats://127.0.0.1:{free_port()}",
+                           "--out", str(run_dir), "-q", "--set", 'live.start_timeout="2s"')
+    assert code == 2, output
+    assert "cannot connect" in output
+    _assert_a_failed_start(run_dir, output)
+
+
+def test_a_server_that_fails_the_connect_is_recorded_as_a_failed_start(
+        tmp_path: Path, user_nats: tuple[str, ManagedServer]) -> None:
+    """A real nats-server without JetStream answers the connect, then fails the JetStream
+    client's set-up: the same rule as a server that does not answer."""
+    url, _ = user_nats
+    run_dir = tmp_path / "run"
+    code, output = _invoke("run", str(EXAMPLES / "quickstart.toml"), "--target", url.replace("nats://", "jetstream://"),
+                           "--out", str(run_dir), "-q", "--set", 'live.start_timeout="3s"')
+    assert code == 2, output
+    _assert_a_failed_start(run_dir, output)

@@ -212,6 +212,9 @@ def run(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except TargetError as error:
         _error(str(error))
+        if (run_dir / "history").is_dir():
+            err.print(f"the run never started: {run_dir} keeps the failure and the logs of any server msgstorm "
+                      f"started (servers/); msgstorm report {run_dir} says the same", highlight=False, markup=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except OSError as error:
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -279,6 +282,10 @@ def report(
     try:
         with _sigterm_as_interrupt():
             history = read_history(run_dir)
+            failure = history.start_failure
+            if failure is not None:
+                _error(f"{run_dir}: the run never started, nothing was sent: {failure}")
+                raise typer.Exit(EXIT_BAD_INPUT)
             if history.cut_off and history.num_rows("messages") == 0:
                 live = history.run_info.get("target", "sim") not in (None, "sim")
                 hint = ("; a live run writes its messages at the end unless [live] record_every is set "

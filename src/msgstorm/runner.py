@@ -180,7 +180,9 @@ def _run_live(scenario: Scenario, writer: HistoryWriter, run_dir: Path, traffic_
         live.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window), traffic_seed)
     finally:
         t_end = live.finish()
-        write_run_row(writer, scenario, live, t_end)
+        # A run that never started ends with its run row not completed, beside the event that
+        # says why: ``report`` names the failure instead of reading an empty run.
+        write_run_row(writer, scenario, live, t_end, completed=live.start_error is None)
         writer.close()
 
 

@@ -250,6 +250,22 @@ class History:
         return not info or not info.get("completed", True)
 
     @property
+    def start_failure(self) -> str | None:
+        """Why a live run never started (a server that would not start, a client that could
+        not connect: nothing was sent), from its ``client_error`` event with client
+        ``start``; None for a run that started."""
+        info = self.run_info
+        if not info or info.get("completed", True) or self.run.num_rows < 2:
+            return None  # completed, or killed before its final row: not a failed start
+        events = self.columns("events", ["kind", "detail"]).to_pylist()
+        for event in events:
+            if event["kind"] == "client_error" and event["detail"]:
+                detail = json.loads(event["detail"])
+                if detail.get("client") == "start":
+                    return str(detail.get("error", "no detail given"))
+        return None
+
+    @property
     def scenario(self) -> dict[str, Any]:
         """The validated scenario the run used (units normalised: ns, per-second, bytes)."""
         return dict(json.loads(self.run_info.get("scenario_json", "{}")))

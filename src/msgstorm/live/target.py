@@ -104,6 +104,8 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # The drain looks at what has arrived this often.
 _DRAIN_POLL_S = 0.005
 STREAM = "stream"
+# The ``client`` of the ``client_error`` event of a run that never started.
+START_FAILED = "start"
 
 
 def _next_window(batches: Iterator[MessageBatch]) -> tuple[MessageBatch, np.ndarray] | None:
@@ -127,6 +129,7 @@ class LiveTarget:
         self.run_dir = run_dir
         self.interrupted = False
         self.drained = False
+        self.start_error: str | None = None  # why the run never started (nothing was sent)
         self._t0 = time.monotonic_ns()
         self._events: list[tuple[int, str, str | None, float | None, dict[str, Any] | None]] = []
         self.driver: Driver = LIVE_DRIVERS[scenario.target](scenario.live, run_dir, self._on_event)
@@ -253,6 +256,14 @@ class LiveTarget:
         except KeyboardInterrupt:
             self.interrupted = True
             self._events.append((self._now(), EventKind.INTERRUPTED, None, None, None))
+        except TargetError as error:
+            # Nothing was sent: a server that would not start or died while it started, a
+            # client that could not connect, a size the server refuses. The history says so
+            # (``History.start_failure``), so the run directory is never read as an empty run.
+            self.start_error = str(error)
+            self._events.append((self._now(), EventKind.CLIENT_ERROR, None, None,
+                                 {"client": START_FAILED, "error": self.start_error}))
+            raise
         finally:
             self.driver.stop_servers()
             for server in getattr(self.driver, "servers", []):
