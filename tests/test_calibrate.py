@@ -311,3 +311,15 @@ def test_check_runs_the_twin_and_prints_its_knee_beside_the_measured_one(tmp_pat
     assert (tmp_path / "twin" / "summary.json").is_file()
     again = _calibrate_cli(source, twin, "--check")  # the twin's run directory is not overwritten
     assert again.exit_code == 2 and "not empty" in again.output
+
+
+def test_without_out_the_twin_is_written_into_the_run_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing lands in the working directory (a checkout): the twin sits beside its run."""
+    source = _source(tmp_path, duration="40s")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    result = CliRunner().invoke(app, ["calibrate", str(source), "--low-load", "60%"])
+    assert result.exit_code == 0, result.output
+    assert (source / "twin.toml").is_file() and f"twin: {source / 'twin.toml'}" in result.output
+    assert list(work.iterdir()) == []

@@ -72,6 +72,9 @@ def test_an_unknown_driver_name_is_refused_naming_the_known_ones() -> None:
     code, output = _invoke("validate", str(EXAMPLES / "quickstart.toml"), "--target", "kafka")
     assert code == 2
     assert "kafka" in output and "nats" in output and "jetstream" in output
+    assert "--target 'kafka': unknown target" in output and "--set" not in output  # blames the option given
+    code, output = _invoke("validate", str(EXAMPLES / "quickstart.toml"), "--target", "natz")
+    assert code == 2 and "did you mean 'nats'?" in output
 
 
 def test_a_remote_target_exits_2_before_anything_is_sent(tmp_path: Path) -> None:

@@ -64,6 +64,25 @@ def _ok(message: str) -> None:
 EXIT_OK, EXIT_SLO_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 fault``, ``2 faults``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _version(value: bool) -> None:
+    if value:
+        import msgstorm
+
+        out.print(f"msgstorm {msgstorm.__version__}", highlight=False, markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="print the version and exit")] = False) -> None:
+    """Stress-test the messaging layer of a trading system."""
+
+
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (``timeout``, a CI runner, ``kill``) stops the run as Ctrl-C does: what was
@@ -137,8 +156,8 @@ def validate(
     from msgstorm.scenario.budget import estimate_work
 
     loaded = _load(scenario, set_ or [], target, allow_remote)
-    _ok(f"{scenario} ({loaded.run.name}: {len(loaded.agents)} agents, {len(loaded.faults)} faults, "
-        f"target {loaded.target})")
+    _ok(f"{scenario} ({loaded.run.name}: {_count(len(loaded.agents), 'agent')}, "
+        f"{_count(len(loaded.faults), 'fault')}, target {loaded.target})")
     out.print(f"estimated work: {estimate_work(loaded).describe()}", highlight=False, soft_wrap=True, markup=False)
 
 
@@ -270,6 +289,8 @@ def _run_with_progress(loaded: Any, out_dir: Path | None, run_scenario: Any, als
 def report(
     run_dir: Annotated[Path, typer.Argument(help="a run directory", metavar="RUN_DIR")],
     strict: Annotated[bool, typer.Option("--strict", help="an SLO that cannot be judged (no data) fails too")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no summary table: only the report's path and "
+                                        "what decides the exit code")] = False,
 ) -> None:
     """Re-analyse a run from its history alone; rewrite summary.json, report.html, windows.csv."""
     import pyarrow as pa
@@ -304,7 +325,8 @@ def report(
         err.print(f"interrupted: {run_dir} is unchanged where it was not rewritten; run msgstorm report "
                   f"{run_dir} again to finish", highlight=False, markup=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    print_summary(analysis.summary, out)
+    if not quiet:
+        print_summary(analysis.summary, out)
     out.print(f"report: {run_dir / 'report.html'}", highlight=False, markup=False)
     if analysis.summary.get("cut_off"):
         err.print(f"cut off: {run_dir} was killed before it finished; the numbers cover what was "
@@ -329,6 +351,8 @@ def compare(
     html: Annotated[Path | None, typer.Option("--html", help="where to write the HTML comparison "
                                               "(default: compare.html in the first run's directory)")] = None,
     no_html: Annotated[bool, typer.Option("--no-html", help="print the table only")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no table: only the HTML's path and the "
+                                        "regressions")] = False,
 ) -> None:
     """Compare runs' key metrics against the first run; flag regressions beyond a tolerance."""
     from msgstorm.report.compare import (
@@ -337,6 +361,7 @@ def compare(
         load_run,
         parse_tolerance,
         print_comparison,
+        print_regressions,
     )
 
     problems: list[str] = []
@@ -358,7 +383,10 @@ def compare(
             _error(str(problem), soft_wrap=True)
         raise typer.Exit(2)
     comparison = compare_runs(loaded, fraction)
-    print_comparison(comparison, out)
+    if quiet:
+        print_regressions(comparison, out)
+    else:
+        print_comparison(comparison, out)
     if not no_html:
         from msgstorm.report.compare_html import write_compare_html
 
@@ -375,7 +403,8 @@ def compare(
 @app.command(cls=_Command)
 def calibrate(
     run_dir: Annotated[Path, typer.Argument(help="a step-ramp run directory (live or sim)", metavar="RUN_DIR")],
-    output: Annotated[Path, typer.Option("--out", "-o", help="the twin scenario file to write", metavar="TWIN.toml")],
+    output: Annotated[Path | None, typer.Option("--out", "-o", help="the twin scenario file to write (default: "
+                                                "RUN_DIR/twin.toml)", metavar="TWIN.toml")] = None,
     low_load: Annotated[str, typer.Option("--low-load", help="steps offered at most this share of the measured "
                                           "knee are the low-load steps the fit uses")] = "50%",
     check: Annotated[bool, typer.Option("--check", help="also run the twin (into TWIN.toml's name without "
@@ -399,6 +428,8 @@ def calibrate(
     except ValueError as error:
         _error(f"--low-load: {error}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
+    if output is None:
+        output = run_dir / "twin.toml"  # beside the run it was fitted to, never in the working directory
     try:
         calibration = fit_twin(read_history(run_dir), fraction)
     except CalibrationError as error:

@@ -35,6 +35,7 @@ __all__ = [
     "load_run",
     "parse_tolerance",
     "print_comparison",
+    "print_regressions",
 ]
 
 Better = Literal["lower", "higher"]
@@ -278,6 +279,13 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
     if len(offered) > 1:
         console.print("[yellow]note[/]: the runs offered different loads; differences may come from the load, "
                       "not the system", highlight=False)
+    print_regressions(comparison, console)
+
+
+def print_regressions(comparison: Comparison, console: Console) -> None:
+    """A line naming each regression, or one saying there is none (all ``compare -q`` prints
+    besides the HTML's path)."""
+    tolerance = f"{comparison.tolerance * 100:g}%"
     regressions = comparison.regressions
     if regressions:
         for metric, run, delta in regressions:

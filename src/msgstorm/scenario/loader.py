@@ -7,6 +7,7 @@ table before validation, so they are validated like the file itself.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -15,11 +16,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from msgstorm.scenario.budget import check_budget
 from msgstorm.scenario.errors import Loc, ScenarioError, ScenarioIssue, TomlLocator, format_field
-from msgstorm.scenario.refs import check_references
+from msgstorm.scenario import schema
+from msgstorm.scenario.refs import check_references, did_you_mean
 from msgstorm.scenario.schema import Scenario
 
 __all__ = ["MAX_SCENARIO_BYTES", "apply_override", "load_scenario", "parse_scenario", "scenario_hash"]
@@ -156,6 +158,18 @@ def _resolve_paths(raw: Any, base_dir: Path) -> None:
             _resolve_paths(value, base_dir)
 
 
+@functools.cache
+def _field_names() -> frozenset[str]:
+    """Every field name (and alias) of the scenario's tables, for "did you mean" on a
+    misspelt one (pydantic names the unknown field, not its table's known ones)."""
+    names: set[str] = set()
+    for value in vars(schema).values():
+        if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == schema.__name__:
+            for name, field in value.model_fields.items():
+                names.add(field.alias or name)
+    return frozenset(names)
+
+
 def _clean_loc(loc: tuple[Any, ...]) -> Loc:
     """Drop pydantic's union-tag and validator segments, keep the user's field path."""
     cleaned: list[str | int] = []
@@ -175,7 +189,10 @@ def _issues(
         loc = _clean_loc(detail["loc"])
         message = detail["msg"]
         if detail["type"] == "extra_forbidden":
-            message = "unknown field (check the spelling; see docs/scenario.md)"
+            hint = did_you_mean(str(loc[-1]) if loc else "", _field_names())
+            close = hint.removeprefix(" (").removesuffix(")")  # "did you mean 'x'?"
+            message = (f"unknown field: {close} (see docs/scenario.md)" if hint
+                       else "unknown field (check the spelling; see docs/scenario.md)")
         elif detail["type"] == "missing":
             message = "required field is missing"
         message = message.removeprefix("Value error, ")

@@ -7,7 +7,9 @@ pairs that the loader turns into file:line errors.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -15,14 +17,20 @@ from urllib.parse import urlsplit
 from msgstorm.scenario.regions import default_one_way_ns
 from msgstorm.scenario.registry import LIVE_DRIVERS, QUEUE_POLICIES
 from msgstorm.scenario.schema import PhasesArrival, ReplayArrival
-from msgstorm.scenario.slo import slo_metric_known, slo_problem
+from msgstorm.scenario.slo import SLO_METRICS, slo_metric_known, slo_problem
 
 if TYPE_CHECKING:
     from msgstorm.scenario.schema import NetworkSpec, Scenario
 
-__all__ = ["check_references", "is_loopback_url", "node_names", "node_regions"]
+__all__ = ["check_references", "did_you_mean", "is_loopback_url", "node_names", "node_regions"]
 
 Problem = tuple[tuple[str | int, ...], str]
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the known name closest to a misspelt one, else ``""``."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.7)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def node_names(network: NetworkSpec) -> list[str]:
@@ -69,7 +77,7 @@ def check_references(scenario: Scenario) -> list[Problem]:
         for region in pair:
             if region not in regions:
                 problems.append(
-                    (("network", "latency", key), f"unknown region {region!r}; regions are {sorted(regions)}")
+                    (("network", "latency", key), f"unknown region {region!r}{did_you_mean(region, regions)}; regions are {sorted(regions)}")
                 )
         explicit.add(frozenset(pair))
     for i, a in enumerate(network.regions):
@@ -82,7 +90,7 @@ def check_references(scenario: Scenario) -> list[Problem]:
     for index, link in enumerate(network.links):
         for name in link.between:
             if name not in names:
-                problems.append((("network", "links", index, "between"), f"unknown region or node {name!r}"))
+                problems.append((("network", "links", index, "between"), f"unknown region or node {name!r}{did_you_mean(name, names)}"))
 
     gossip = scenario.gossip
     if gossip.mode == "mesh" and gossip.degree > gossip.peers:
@@ -90,26 +98,26 @@ def check_references(scenario: Scenario) -> list[Problem]:
 
     sequencer = scenario.sequencer
     if sequencer.node is not None and sequencer.node not in nodes:
-        problems.append((("sequencer", "node"), f"unknown node {sequencer.node!r}; nodes are {hint_nodes}"))
+        problems.append((("sequencer", "node"), f"unknown node {sequencer.node!r}{did_you_mean(sequencer.node, nodes)}; nodes are {hint_nodes}"))
     for index, name in enumerate(sequencer.standby):
         if name not in nodes:
-            problems.append((("sequencer", "standby", index), f"unknown node {name!r}; nodes are {hint_nodes}"))
+            problems.append((("sequencer", "standby", index), f"unknown node {name!r}{did_you_mean(name, nodes)}; nodes are {hint_nodes}"))
     live = scenario.live
     if live.url is not None and not live.allow_remote and not is_loopback_url(live.url):
         problems.append((("live", "url"), f"{live.url}: not a loopback address; load goes only to 127.0.0.0/8 or "
                                           "::1 unless live.allow_remote = true"))
     if scenario.target != "sim" and scenario.target not in LIVE_DRIVERS:
-        problems.append((("target",), f"unknown target {scenario.target!r}; \"sim\" or one of {LIVE_DRIVERS.names()}"))
+        problems.append((("target",), f"unknown target {scenario.target!r}{did_you_mean(scenario.target, ['sim', *LIVE_DRIVERS.names()])}; \"sim\" or one of {LIVE_DRIVERS.names()}"))
     if sequencer.policy not in QUEUE_POLICIES:
         problems.append(
-            (("sequencer", "policy"), f"unknown queue policy {sequencer.policy!r}; one of {QUEUE_POLICIES.names()}")
+            (("sequencer", "policy"), f"unknown queue policy {sequencer.policy!r}{did_you_mean(sequencer.policy, QUEUE_POLICIES.names())}; one of {QUEUE_POLICIES.names()}")
         )
 
     for index, agent in enumerate(scenario.agents):
         if agent.region is not None and agent.region not in regions:
-            problems.append((("agents", index, "region"), f"unknown region {agent.region!r}; regions are {sorted(regions)}"))
+            problems.append((("agents", index, "region"), f"unknown region {agent.region!r}{did_you_mean(agent.region, regions)}; regions are {sorted(regions)}"))
         if agent.node is not None and agent.node not in nodes:
-            problems.append((("agents", index, "node"), f"unknown node {agent.node!r}; nodes are {hint_nodes}"))
+            problems.append((("agents", index, "node"), f"unknown node {agent.node!r}{did_you_mean(agent.node, nodes)}; nodes are {hint_nodes}"))
         arrivals: list[tuple[tuple[str | int, ...], object]] = [(("arrival",), agent.arrival)]
         if isinstance(agent.arrival, PhasesArrival):
             arrivals += [(("arrival", "phases", i, "arrival"), phase.arrival)
@@ -149,20 +157,20 @@ def check_references(scenario: Scenario) -> list[Problem]:
                 for name in group:
                     if name not in names:
                         problems.append(
-                            (("faults", index, "groups", g), f"unknown region or node {name!r}; regions are {sorted(regions)}")
+                            (("faults", index, "groups", g), f"unknown region or node {name!r}{did_you_mean(name, names)}; regions are {sorted(regions)}")
                         )
         elif fault.kind == "crash":
             if fault.node != "sequencer" and fault.node not in nodes:
-                problems.append((("faults", index, "node"), f"unknown node {fault.node!r}; nodes are {hint_nodes} or \"sequencer\""))
+                problems.append((("faults", index, "node"), f"unknown node {fault.node!r}{did_you_mean(fault.node, [*nodes, 'sequencer'])}; nodes are {hint_nodes} or \"sequencer\""))
         elif fault.kind == "degrade":
             for name in [*(fault.between or ()), *(fault.nodes or ())]:
                 if name not in names:
                     field = "between" if fault.between else "nodes"
-                    problems.append((("faults", index, field), f"unknown region or node {name!r}"))
+                    problems.append((("faults", index, field), f"unknown region or node {name!r}{did_you_mean(name, names)}"))
 
     for name, expression in scenario.slo.items():
         if not slo_metric_known(name):
-            problems.append((("slo", name), "unknown SLO metric; see the SLO metrics in docs/scenario.md"))
+            problems.append((("slo", name), f"unknown SLO metric{did_you_mean(name, SLO_METRICS)}; see the SLO metrics in docs/scenario.md"))
             continue
         problem = slo_problem(name, expression)
         if problem is not None:

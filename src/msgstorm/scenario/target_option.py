@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from msgstorm.scenario.refs import is_loopback_url
+from msgstorm.scenario.refs import did_you_mean, is_loopback_url
 
 __all__ = ["URL_SCHEMES", "target_overrides"]
 
@@ -34,6 +34,13 @@ def target_overrides(value: str, allow_remote: bool = False) -> list[str]:
         if not text or not text.replace("-", "").replace("_", "").isalnum():
             raise ValueError(f"--target {value!r}: expected a target name (sim, nats, jetstream, redis, zmq) "
                              "or a server URL such as nats://127.0.0.1:4222")
+        if text != "sim":
+            from msgstorm.scenario.registry import LIVE_DRIVERS  # loads the drivers: only for a live name
+
+            known = ["sim", *LIVE_DRIVERS.names()]
+            if text not in known:
+                raise ValueError(f"--target {value!r}: unknown target{did_you_mean(text, known)}; expected one of "
+                                 f"{', '.join(known)}, or a server URL ({', '.join(f'{s}://' for s in URL_SCHEMES)})")
         overrides = [f'target="{text}"']
     else:
         parts = urlsplit(text)
