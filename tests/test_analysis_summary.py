@@ -130,6 +130,7 @@ def test_summary_values_of_a_small_run(tmp_path: Path) -> None:
         "rejected": 0,
         "lost": 0,
         "pending": 1,
+        "unsent": 0,
     }
     assert s["offered_rate_per_s"] == 8.2  # 41 messages / 5 s
     assert s["throughput_per_s"] == 7.8  # 39 commits over 5 s (first intent to the window's end)
@@ -179,7 +180,7 @@ def test_empty_history_gives_nulls_not_errors(tmp_path: Path) -> None:
     assert set(s["latency_ms"].values()) == {None}
     assert s["jitter_ms"] == dict.fromkeys(["stddev", "p99_minus_p50", "ipdv_mean", "ipdv_p99"])
     assert s["messages"] == dict.fromkeys(
-        ["sent", "sequenced", "committed", "dropped", "rejected", "lost", "pending"], 0
+        ["sent", "sequenced", "committed", "dropped", "rejected", "lost", "pending", "unsent"], 0
     )
     assert s["offered_rate_per_s"] == 0.0 and s["throughput_per_s"] == 0.0
     assert s["queue"] == {"max_depth": None, "mean_depth": None, "max_block_backlog": None}
@@ -257,7 +258,7 @@ def test_by_kind_and_by_agent_count_statuses_and_latencies(tmp_path: Path) -> No
               event(2 * S, "validation_backlog", node="n1", value=40.0),
               event(2 * S, "validation_backlog", node="n3", value=40.0)]
     s = analyse(write_history(tmp_path, rows, events)).summary
-    counts = dict.fromkeys(("committed", "dropped", "rejected", "lost", "pending"), 0)
+    counts = dict.fromkeys(("committed", "dropped", "rejected", "lost", "pending", "unsent"), 0)
     assert s["by_kind"] == {
         "cancel": {"sent": 3, **counts, "committed": 1, "lost": 1, "pending": 1,
                    "latency_ms": {"p50": 20.0, "p99": 20.0}},

@@ -16,9 +16,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 import pytest
 from conftest import assert_checks_valid, require_program, run_in_process
 
@@ -314,3 +316,28 @@ def test_sigterm_at_any_moment_of_a_fast_run_ends_it_promptly(tmp_path: Path, de
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["interrupted"] is True and summary["messages"]["sent"] > 0
     assert_nothing_left(run_dir)
+
+
+@pytest.mark.parametrize("live", ['[live.nats]\nclient = "nats-py"',
+                                  '[live.nats]\ngenerator_processes = 2\nburst = 64'])
+def test_a_generator_behind_at_the_end_stops_there_and_counts_what_it_never_sent(tmp_path: Path, live: str) -> None:
+    """Offered far past what any generator sends (2,000,000/s for half a second): nothing
+    leaves after run.duration; the messages intended before it that were never sent are
+    rows with status ``unsent``, counted beside the send lag, never sent late, never lost."""
+    result = run(_scenario(duration="500ms", rate=2_000_000, live=live), tmp_path / "run")
+    messages = result.history.messages
+    sent_times = messages.column("t_sent").drop_null().to_numpy()
+    assert sent_times.size > 0 and int(sent_times.max()) < 500_000_000, "a message left after run.duration"
+    statuses = Counter(messages.column("status").to_pylist())
+    summary = result.summary
+    assert statuses["unsent"] == summary["messages"]["unsent"] == summary["generator"]["unsent"] > 0
+    assert messages.num_rows == 1_000_000  # every message the schedule intended has its row
+    assert summary["messages"]["sent"] == messages.num_rows - statuses["unsent"]
+    assert summary["messages"]["lost"] == 0 and summary["delivery"]["lost"]["total"] == 0
+    assert summary["generator"]["saturated"] is True
+    checks = {c["name"]: c for c in summary["checks"]}
+    assert checks["conservation"]["verdict"] == "valid"
+    assert "never sent" in checks["generator"]["detail"]
+    unsent = messages.filter(pc.equal(messages.column("status"), "unsent"))
+    assert unsent.column("t_sent").null_count == unsent.num_rows
+    assert_nothing_left(result.run_dir)

@@ -22,14 +22,14 @@ __all__ = ["by_group", "gossip_backlog_summary"]
 
 
 def by_group(history: History, messages: MessageArrays, column: str) -> dict[str, dict[str, Any]]:
-    """``{name: {sent, committed, dropped, rejected, lost, pending, latency_ms: {p50, p99}}}``
+    """``{name: {sent, committed, dropped, rejected, lost, pending, unsent, latency_ms: {p50, p99}}}``
     for each distinct value of ``column`` ("kind" or "agent"), in name order."""
     codes, names = history.codes("messages", column)
     out: dict[str, dict[str, Any]] = {}
     for code in sorted(range(len(names)), key=lambda c: names[c]):
         mine = None if len(names) == 1 else codes == code  # one name: every message is its
         by_status = messages.status_counts(mine)
-        entry: dict[str, Any] = {"sent": messages.count if mine is None else int(mine.sum())}
+        entry: dict[str, Any] = {"sent": (messages.count if mine is None else int(mine.sum())) - by_status["unsent"]}
         entry.update(by_status)
         if mine is None:  # every committed message: asked of by_kind and by_agent alike
             p50, p99 = messages.latency_percentiles((50.0, 99.0))

@@ -4,8 +4,9 @@ Place in the pipeline: one analysis step, reading ``t_intended`` and ``t_sent`` 
 ``messages`` table. On a live target the send lag (``t_sent - t_intended``) is the
 generator's: a generator that falls behind sends less than the scenario offers, and the
 run must say so. ``generator_summary`` gives summary.json's ``generator``: {saturated,
-send_lag_ms: {p50, p99, max}, processes}, saturated when the p99 send lag exceeds
-``SATURATION_LAG_MS``, ``processes`` what the run's start event says the generator and its
+send_lag_ms: {p50, p99, max}, processes, unsent}, saturated when the p99 send lag exceeds
+``SATURATION_LAG_MS`` or some messages were never sent (``unsent``: the generator stops at
+the run's end rather than send its backlog late), ``processes`` what the run's start event says the generator and its
 consumers ran in (1: one process; null for a history that does not say); null on the simulator (whose sends are exact, and whose later sends
 are backpressure holds, not a generator). The ``generator`` checker turns it into a
 verdict: invalid when saturated.
@@ -32,13 +33,21 @@ def generator_summary(history: History) -> dict[str, Any] | None:
     sent, present = nullable_ints(history.column("messages", "t_sent"))
     intended, _ = nullable_ints(history.column("messages", "t_intended"))
     lag = (sent - intended)[present]
+    unsent = _unsent(history)
     if lag.size == 0:
-        return {"saturated": False, "send_lag_ms": {"p50": None, "p99": None, "max": None},
-                "processes": _processes(history)}
+        return {"saturated": unsent > 0, "send_lag_ms": {"p50": None, "p99": None, "max": None},
+                "processes": _processes(history), "unsent": unsent}
     largest = ms(float(lag.max()))
     p50, p99 = (ms(v) for v in percentiles(lag, (50.0, 99.0), scratch=True))  # lag: this call's own array
-    return {"saturated": bool(p99 is not None and p99 > SATURATION_LAG_MS),
-            "send_lag_ms": {"p50": p50, "p99": p99, "max": largest}, "processes": _processes(history)}
+    return {"saturated": bool(p99 is not None and p99 > SATURATION_LAG_MS) or unsent > 0,
+            "send_lag_ms": {"p50": p50, "p99": p99, "max": largest}, "processes": _processes(history),
+            "unsent": unsent}
+
+
+def _unsent(history: History) -> int:
+    """Rows with status ``unsent``: the generator's shortfall at the run's end."""
+    codes, names = history.codes("messages", "status")
+    return int((codes == names.index("unsent")).sum()) if "unsent" in names else 0
 
 
 def _processes(history: History) -> int | None:
@@ -55,7 +64,9 @@ def check_generator(history: History) -> Verdict:
         return Verdict("generator", "valid", "simulated target: sends leave exactly on schedule")
     lag = summary["send_lag_ms"]
     if summary["saturated"]:
+        short = (f"; {summary['unsent']:,} messages intended before the run's end were never sent"
+                 if summary["unsent"] else "")
         return Verdict("generator", "invalid",
                        f"the generator could not keep the schedule: send lag p99 {lag['p99']} ms, max {lag['max']} ms "
-                       f"(over {SATURATION_LAG_MS} ms); the offered load was not what the scenario asked")
+                       f"(over {SATURATION_LAG_MS} ms){short}; the offered load was not what the scenario asked")
     return Verdict("generator", "valid", f"send lag p99 {lag['p99']} ms, max {lag['max']} ms")

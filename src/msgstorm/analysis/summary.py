@@ -23,10 +23,11 @@ Place in the pipeline: between the history and the reports. It reads only the ``
 - ``failure_threshold``: {rate_per_s, reason, t_ns} or null (reasons in ``failure``).
 - ``queue``: {max_depth, mean_depth} from queue samples (null values without samples).
 - ``backpressure``: {events, first_engaged_s}; ``base_fee``: {min, max, last} or null.
-- ``messages``: {sent, sequenced, committed, dropped, rejected, lost, pending}: sent counts
-  rows, sequenced those with ``t_sequenced``, the rest count statuses.
+- ``messages``: {sent, sequenced, committed, dropped, rejected, lost, pending, unsent}: sent
+  counts rows but the unsent ones (a live generator's shortfall at the run's end), sequenced
+  those with ``t_sequenced``, the rest count statuses.
 - ``by_kind``, ``by_agent``: {name: {sent, committed, dropped, rejected, lost, pending,
-  latency_ms: {p50, p99}}} (see ``breakdown``).
+  unsent, latency_ms: {p50, p99}}} (see ``breakdown``).
 - ``gossip_backlog``: {max, node, mean, samples} of the gossip nodes' sampled validation
   backlog (receipts' worth of queued CPU work), or null without samples.
 - ``generator``: {saturated, send_lag_ms: {p50, p99, max}} on a live target, null on the
@@ -101,8 +102,10 @@ class Analysis:
 
 
 def _message_counts(messages: MessageArrays) -> dict[str, int]:
-    return {"sent": messages.count, "sequenced": int(messages.t_sequenced.present.sum()),
-            **messages.status_counts()}
+    counts = messages.status_counts()
+    # ``unsent`` rows are the live generator's shortfall at the run's end: offered, never sent.
+    return {"sent": messages.count - counts["unsent"], "sequenced": int(messages.t_sequenced.present.sum()),
+            **counts}
 
 
 def _duration_s(history: History) -> float | None:

@@ -83,14 +83,18 @@ class BaseFee(_Closed):
     last: float | None
 
 
+UNSENT = "live: intended before the run's end but never sent, the generator being behind when the run ended (its shortfall; nothing is sent late); 0 on the simulator"
+
+
 class Messages(_Closed):
-    sent: Count
+    sent: Annotated[int, Field(ge=0, description="messages sent: every row but the unsent ones")]
     sequenced: Count
     committed: Count
     dropped: Count
     rejected: Count
     lost: Count
     pending: Count
+    unsent: Annotated[int, Field(ge=0, description=UNSENT)]
 
 
 class Group(_Closed):
@@ -102,6 +106,7 @@ class Group(_Closed):
     rejected: Count
     lost: Count
     pending: Count
+    unsent: Annotated[int, Field(ge=0, description=UNSENT)]
     latency_ms: P50P99
 
 
@@ -123,6 +128,8 @@ class Generator(_Closed):
     send_lag_ms: SendLag
     processes: Annotated[int | None, Field(ge=1, description="processes the generator and its consumers ran in "
                                                              "(null: the history does not say)")] = None
+    unsent: Annotated[int, Field(ge=0, description="the shortfall: messages intended before the run's end "
+                                                   "that the generator, behind, never sent (it stops at the end)")] = 0
 
 
 class Lost(_Closed):

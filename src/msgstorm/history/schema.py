@@ -29,7 +29,9 @@ __all__ = [
     "TABLES",
 ]
 
-STATUSES: tuple[str, ...] = ("committed", "dropped", "rejected", "lost", "pending")
+# "unsent" (live only): intended before the run's end, never sent because the generator was
+# behind when the run ended (its shortfall; it never sends late).
+STATUSES: tuple[str, ...] = ("committed", "dropped", "rejected", "lost", "pending", "unsent")
 
 MESSAGES = pa.schema(
     [

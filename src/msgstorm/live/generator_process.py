@@ -186,6 +186,8 @@ async def _send(scenario: Any, index: int, count: int, t0: int, publisher: _Publ
                 if connection is not None and not connection.writable:
                     await connection.drained()  # before the stamp: the wait is send lag, not transport
                 t = now()
+                if t - t0 >= stop_at:
+                    return  # the run has ended: the rest is the generator's shortfall (unsent), never sent late
                 j = min(n, i + burst, max(i + 1, bisect.bisect_right(times, t, i, n)))
                 await publisher.publish(data[edges[i]:edges[j]], ids[i:j], t)
                 i = j

@@ -30,8 +30,10 @@ message's receipt: it gets its ``deliveries`` row and counts for nothing else.
 
 At the end (``finish``) everything left is written: messages received but not acked (a
 receipt's time, no ``seq_no``), and messages never received (``lost``, or ``pending`` when
-the run was interrupted). The rows are those the end-of-run write made before, one per
-message sent; only their order differs: ``messages`` in the order rows became final (msg_id
+the run was interrupted), and, for a run not interrupted, the messages the schedule
+intended before the run's end that the generator never sent (``unsent``: it stops at the
+run's end rather than send late). The rows are those the end-of-run write made before;
+only their order differs: ``messages`` in the order rows became final (msg_id
 order within one flush), ``deliveries`` in receipt order.
 """
 
@@ -56,8 +58,8 @@ FAR = np.iinfo(np.int64).max
 # thread, holding the GIL, and the generator must not wait long for it.
 _ROWS_PER_APPEND = 32_768
 # Statuses a live message row takes, as dictionary codes.
-_STATUSES = ("committed", "lost", "pending")
-_COMMITTED, _LOST, _PENDING = range(3)
+_STATUSES = ("committed", "lost", "pending", "unsent")
+_COMMITTED, _LOST, _PENDING, _UNSENT = range(4)
 
 _Times = np.ndarray | int | tuple[np.ndarray, np.ndarray]
 
@@ -328,11 +330,14 @@ class LiveRecorder:
         """Write the rows that ``intake`` (with what came before) makes final."""
         self._take(intake, final=False)
 
-    def finish(self, intake: Intake, interrupted: bool) -> None:
-        """Write every row left: ``intake`` is the last, nothing more will come."""
-        self._take(intake, final=True, interrupted=interrupted)
+    def finish(self, intake: Intake, interrupted: bool, unsent_before: int | None = None) -> None:
+        """Write every row left: ``intake`` is the last, nothing more will come. With
+        ``unsent_before`` (the run's duration, a run not interrupted), each message the
+        schedule intended before it that was never sent gets a row with status ``unsent``:
+        the generator's shortfall, which stopped at the run's end instead of sending late."""
+        self._take(intake, final=True, interrupted=interrupted, unsent_before=unsent_before)
 
-    def _take(self, intake: Intake, final: bool, interrupted: bool = False) -> None:
+    def _take(self, intake: Intake, final: bool, interrupted: bool = False, unsent_before: int | None = None) -> None:
         self._take_windows(intake.windows)
         self._take_sent_elsewhere(intake.sent_elsewhere)
         rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (positions, first time, seq_no)
@@ -340,12 +345,20 @@ class LiveRecorder:
             rows.append(self._acked(intake.acks))
         receipts, received = self._receipts(intake, final)
         rows.append(received)
+        unsent = np.zeros(0, dtype=np.int64)
         if final:
-            unwritten = np.flatnonzero(~self._columns["written"].values[:self._count]
-                                       & (self._columns["t_sent"].values[:self._count] >= 0))
+            left = ~self._columns["written"].values[:self._count]
+            was_sent = self._columns["t_sent"].values[:self._count] >= 0
+            unwritten = np.flatnonzero(left & was_sent)
             none = np.full(unwritten.size, -1, dtype=np.int64)
             rows.append((unwritten, none, none))
+            if unsent_before is not None:
+                unsent = np.flatnonzero(left & ~was_sent
+                                        & (self._columns["t_intended"].values[:self._count] < unsent_before))
         self._write_messages(rows, _PENDING if interrupted else _LOST)
+        if unsent.size:
+            none = np.full(unsent.size, -1, dtype=np.int64)
+            self._write_messages([(unsent, none, none)], _UNSENT)
         self._write_deliveries(*receipts)
         self.writer.flush()
 
@@ -442,7 +455,7 @@ class LiveRecorder:
             "agent": pa.DictionaryArray.from_arrays(columns["agent"], self._agents),
             "node": pa.DictionaryArray.from_arrays(np.zeros(n, dtype=np.int8), self._publisher),
             "key": columns["key"], "size": columns["size"], "fee": columns["fee"],
-            "t_intended": columns["t_intended"], "t_sent": columns["t_sent"],
+            "t_intended": columns["t_intended"], "t_sent": nullable(columns["t_sent"]),  # null: unsent
             "t_received": pa.nulls(n, pa.int64()) if self.acks else nullable(first_t),
             "t_dequeued": pa.nulls(n, pa.int64()),
             "t_sequenced": nullable(np.where(seq_no >= 0, first_t, -1)), "seq_no": nullable(seq_no),

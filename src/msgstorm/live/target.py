@@ -130,6 +130,9 @@ class LiveTarget:
         self.interrupted = False
         self.drained = False
         self.start_error: str | None = None  # why the run never started (nothing was sent)
+        # The run's end came while the generator was behind its schedule: what it had not sent
+        # by then stays unsent (status ``unsent``), never sent late.
+        self.stopped_behind = False
         self._t0 = time.monotonic_ns()
         self._events: list[tuple[int, str, str | None, float | None, dict[str, Any] | None]] = []
         self.driver: Driver = LIVE_DRIVERS[scenario.target](scenario.live, run_dir, self._on_event)
@@ -481,6 +484,10 @@ class LiveTarget:
                     await asyncio.sleep((wait - _SPIN_NS) / 1e9 if wait > _SPIN_NS else 0)
                     wait = t_intended - now()
                 sent[i] = now()
+                if sent[i] >= stop_at:  # behind schedule at the run's end: the rest is unsent, never late
+                    sent[i] = -1
+                    self.stopped_behind = True
+                    return
                 handed_over = counter.handed_over if counter is not None else 0
                 try:
                     await publish(ids[i], payload(ids[i], keys[i], sizes[i]))
@@ -533,6 +540,10 @@ class LiveTarget:
                         await asyncio.sleep((wait - _SPIN_NS) / 1e9 if wait > _SPIN_NS else 0)
                         wait = times[i] - now()
                     t = now()
+                    if t >= stop_at:  # behind schedule at the run's end: the rest is unsent, never late
+                        self.stopped_behind = True
+                        upcoming.cancel()
+                        return
                     j = min(n, i + burst, max(i + 1, bisect.bisect_right(times, t, i, n)))
                     if own is None:
                         sent[first + i:first + j] = t
@@ -604,7 +615,11 @@ class LiveTarget:
     def _write_rest(self) -> None:
         """The last intake (nothing more will come), then the stream read back."""
         held = int(self.batches[-1].msg_id[-1]) if self.batches and len(self.batches[-1]) else -1
-        if self.top_elsewhere > held and self.seed is not None:
+        duration = self.scenario.run.duration
+        # A generator stopped behind at the run's end never made the windows after the one it
+        # was sending: their messages before the end are its shortfall and get ``unsent`` rows.
+        behind = self.stopped_behind and not self.interrupted and self.start_error is None
+        if (self.top_elsewhere > held or behind) and self.seed is not None:
             # Generator processes keep their own schedule: one ahead of this process when the run
             # was stopped sent messages of windows this one had not made yet. Traffic is a pure
             # function of the scenario and seed: make those windows again so the messages get rows.
@@ -613,11 +628,14 @@ class LiveTarget:
                     continue
                 self.batches.append(extra)
                 self.sent.append(np.full(len(extra), -1, dtype=np.int64))
-                if int(extra.msg_id[-1]) >= self.top_elsewhere:
+                if int(extra.msg_id[-1]) >= self.top_elsewhere and (not behind or int(extra.t_intended[-1]) >= duration):
                     break
         intake = self._intake()
         intake.horizon, intake.shares_through = FAR, [FAR] * len(self.generators)
-        self.recorder.finish(intake, self.interrupted)
+        # Every message intended before the end that no process sent is the shortfall (a
+        # generator process behind at the end stops as this one does).
+        complete = not self.interrupted and self.start_error is None
+        self.recorder.finish(intake, self.interrupted, duration if complete else None)
         if self.stored:
             stored = [HEADER.unpack_from(p)[0] for p in self.stored if len(p) >= HEADER.size]
             self.writer.append("deliveries", {

@@ -81,7 +81,7 @@ def _headline(summary: dict[str, Any]) -> str:
     messages = summary.get("messages") or {}
     capacity = summary.get("capacity")
     failure = summary.get("failure_threshold")
-    not_committed = sum(int(messages.get(k) or 0) for k in ("dropped", "rejected", "lost", "pending"))
+    not_committed = sum(int(messages.get(k) or 0) for k in ("dropped", "rejected", "lost", "pending", "unsent"))
     cards = [
         _card("offered rate", fmt(summary.get("offered_rate_per_s"), "/s")),
         _card("throughput (committed)", fmt(summary.get("throughput_per_s"), "/s")),
@@ -95,7 +95,7 @@ def _headline(summary: dict[str, Any]) -> str:
               esc(failure.get("reason")) if failure else "no criterion fired"),
         _card("messages committed", fmt(messages.get("committed")), f"of {fmt(messages.get('sent'))} sent"),
         _card("not committed", fmt(not_committed),
-              ", ".join(f"{k} {fmt(messages.get(k))}" for k in ("dropped", "rejected", "lost", "pending"))),
+              ", ".join(f"{k} {fmt(messages.get(k))}" for k in ("dropped", "rejected", "lost", "pending", "unsent"))),
         _card("queue depth max", fmt((summary.get("queue") or {}).get("max_depth")),
               f"mean {fmt((summary.get('queue') or {}).get('mean_depth'))}"),
         _card("desync episodes", fmt((summary.get("desync") or {}).get("episodes")),
@@ -128,7 +128,7 @@ def _spectrum_table(latency: dict[str, Any]) -> str:
 
 def _groups(summary: dict[str, Any]) -> str:
     """Per message kind and per agent: counts by status and committed latency."""
-    statuses = ("committed", "dropped", "rejected", "lost", "pending")
+    statuses = ("committed", "dropped", "rejected", "lost", "pending", "unsent")
     parts = []
     for key, label, table_id in (("by_kind", "kind", "by-kind"), ("by_agent", "agent", "by-agent")):
         groups = summary.get(key) or {}

@@ -111,7 +111,7 @@ class RunMetrics(Collector):
             messages = summary.get("messages") or {}
             self._sent = int(messages.get("sent") or 0)
             self._counts = {status: int(messages.get(status) or 0)
-                            for status in ("committed", "dropped", "rejected", "lost", "pending")}
+                            for status in ("committed", "dropped", "rejected", "lost", "pending", "unsent")}
             self._offered = summary.get("offered_rate_per_s")
             self._committed_rate = summary.get("throughput_per_s")
             self._faults_active = still_active

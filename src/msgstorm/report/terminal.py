@@ -69,8 +69,10 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     generator = summary.get("generator")
     if generator:
         lag = generator.get("send_lag_ms") or {}
+        unsent = int(generator.get("unsent") or 0)
         head.add_row("generator send lag p99 / max",
                      f"{_fmt(lag.get('p99'))} / {_fmt(lag.get('max'))} ms"
+                     + (f"; unsent {_fmt(unsent)} (behind at the run's end)" if unsent else "")
                      + (" — SATURATED: the schedule was not kept" if generator.get("saturated") else ""))
     delivery = summary.get("delivery")
     if delivery:

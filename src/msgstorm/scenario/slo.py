@@ -54,7 +54,7 @@ def _metrics() -> dict[str, tuple[tuple[str, ...], Unit]]:
     table["offered_rate"] = (("offered_rate_per_s",), "per_s")
     table["capacity.knee_rate"] = (("capacity", "knee_rate_per_s"), "per_s")
     table["failure_threshold.rate"] = (("failure_threshold", "rate_per_s"), "per_s")
-    for name in ("sent", "sequenced", "committed", "dropped", "rejected", "lost", "pending"):
+    for name in ("sent", "sequenced", "committed", "dropped", "rejected", "lost", "pending", "unsent"):
         table[f"messages.{name}"] = (("messages", name), "count")
     table["loss_rate"] = (("loss_rate",), "fraction")  # computed from messages, see slo_value
     table["queue.max_depth"] = (("queue", "max_depth"), "count")
