@@ -53,7 +53,8 @@ def test_knee_is_the_step_before_latency_explodes(tmp_path: Path) -> None:
     knee, steps, _ = capacity(history)
     assert knee is not None and steps is not None
     assert knee["knee_rate_per_s"] == 300.0
-    assert "3 x first-step p99" in knee["method"] and "95%" in knee["method"]
+    assert "3 x low-load p99 (1.2 ms, median of steps 1, 2, 3)" in knee["method"] and "95%" in knee["method"]
+    assert knee["limited_by"] is None and knee["at_limit"] is None  # the simulator: the layer modelled
     assert "first failing step 4" in knee["method"]
     assert steps.schema == STEP_SCHEMA
     assert steps.column("step").to_pylist() == [1, 2, 3, 4, 5]
@@ -86,12 +87,18 @@ def test_throughput_short_of_offered_fails_a_step(tmp_path: Path) -> None:
 
 def test_stop_at_first_failure_even_if_a_later_step_passes(tmp_path: Path) -> None:
     history = write_history(
-        tmp_path, ramp_messages([1, 10, 1, 1, 1]), scenario=scenario_dict(RAMP), t_end=6 * S
+        tmp_path, ramp_messages([1, 1, 1, 10, 1]), scenario=scenario_dict(RAMP), t_end=6 * S
     )
     knee, steps, _ = capacity(history)
     assert knee is not None and steps is not None
-    assert knee["knee_rate_per_s"] == 100.0
-    assert steps.column("passed").to_pylist() == [True, False, True, True, True]
+    assert knee["knee_rate_per_s"] == 300.0
+    assert steps.column("passed").to_pylist() == [True, True, True, False, True]
+
+
+def test_a_knee_among_the_low_load_steps_is_called_an_upper_bound(tmp_path: Path) -> None:
+    history = write_history(tmp_path, ramp_messages([1, 50, 200, 400, 800]), scenario=scenario_dict(RAMP), t_end=6 * S)
+    knee, _, _ = capacity(history)
+    assert knee is not None and "the knee lies among the low-load steps" in knee["method"]
 
 
 def test_no_ramp_no_capacity(tmp_path: Path) -> None:
@@ -154,6 +161,9 @@ def test_a_live_step_the_generator_could_not_keep_fails_and_says_so(tmp_path: Pa
     assert knee["knee_rate_per_s"] == 200.0
     assert "first failing step 3 (there the generator could not keep the schedule" in knee["method"]
     assert steps.column("passed").to_pylist() == [True, True, False, True, True]
+    assert knee["limited_by"] == "generator"
+    assert knee["at_limit"]["step"] == 3 and knee["at_limit"]["send_lag_p50_ms"] == 5.0
+    assert "median of steps 1, 2, 4" in knee["method"]  # the late step is no low-load baseline
 
 
 def test_the_same_late_sends_on_the_simulator_change_nothing(tmp_path: Path) -> None:
@@ -176,3 +186,36 @@ def test_a_hiccup_delaying_a_few_messages_of_a_live_step_does_not_fail_it(tmp_pa
     assert knee is not None and steps is not None
     assert knee["knee_rate_per_s"] == 500.0
     assert steps.column("passed").to_pylist() == [True] * 5
+
+
+def test_one_noisy_low_step_moves_neither_the_bar_nor_the_knee(tmp_path: Path) -> None:
+    """A first step with a 20 ms p99 (a hiccup of the machine) would have set a 60 ms bar
+    and passed step 5's 50 ms; the bar is the median of the first three steps' p99s."""
+    clean = capacity(write_history(tmp_path / "clean", ramp_messages([1, 1, 1.2, 1.5, 50]),
+                                   scenario=scenario_dict(RAMP), t_end=6 * S))[0]
+    noisy = capacity(write_history(tmp_path / "noisy", ramp_messages([20, 1, 1.2, 1.5, 50]),
+                                   scenario=scenario_dict(RAMP), t_end=6 * S))[0]
+    assert clean is not None and noisy is not None
+    assert clean["knee_rate_per_s"] == noisy["knee_rate_per_s"] == 400.0
+
+
+def _cpu_samples(name: str, cores: float) -> list[dict[str, Any]]:
+    """``cpu_seconds`` samples every 100 ms of a process busy on ``cores`` CPUs for 6 s."""
+    return [{"t": k * 100 * MS, "kind": "cpu_seconds", "node": name, "value": cores * k / 10, "height": None,
+             "detail": None} for k in range(61)]
+
+
+def test_a_live_knee_says_the_broker_or_the_machine_limited_it(tmp_path: Path) -> None:
+    rows = ramp_messages([1, 1, 1.2, 50, 200])
+    host = '{"cpus": 2}'
+    quiet = _cpu_samples("publisher", 0.3) + _cpu_samples("nats-server", 0.6)
+    knee = capacity(write_history(tmp_path / "broker", rows, quiet, scenario=scenario_dict(RAMP), t_end=6 * S,
+                                  target="nats", host=host))[0]
+    assert knee is not None and knee["knee_rate_per_s"] == 300.0
+    assert knee["limited_by"] == "broker"
+    assert knee["at_limit"]["step"] == 4 and knee["at_limit"]["machine_cpus"] == 2
+    assert knee["at_limit"]["cpu_busy"] == {"publisher": 0.3, "nats-server": 0.6}
+    busy = _cpu_samples("publisher", 1.0) + _cpu_samples("nats-server", 0.9)
+    knee = capacity(write_history(tmp_path / "machine", rows, busy, scenario=scenario_dict(RAMP), t_end=6 * S,
+                                  target="nats", host=host))[0]
+    assert knee is not None and knee["limited_by"] == "machine CPU"

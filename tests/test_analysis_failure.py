@@ -100,3 +100,50 @@ def test_ramp_steps_are_walked_in_increasing_offered_rate(tmp_path: Path) -> Non
     rows += [message(10_000 + i, i * MS, latency_ns=MS, agent="bg") for i in range(1000)]
     history = write_history(tmp_path, rows, scenario=scenario_dict(RAMP), t_end=6 * S)
     assert failure_threshold(history) == {"rate_per_s": 300.0, "reason": "loss", "t_ns": 2 * S}
+
+
+def _live(tmp_path: Path, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return failure_threshold(write_history(tmp_path, rows, scenario=scenario_dict(RAMP), t_end=6 * S, target="nats"))
+
+
+def test_a_live_ramp_with_nothing_wrong_fires_nothing(tmp_path: Path) -> None:
+    assert _live(tmp_path, ramp_messages([1, 1, 1.2, 1.5, 2])) is None
+
+
+def test_a_live_ramp_whose_p99_climbs_fires_latency(tmp_path: Path) -> None:
+    """No queue can be seen inside a broker: its p99 over 3 x the low-load p99 fires."""
+    failure = _live(tmp_path, ramp_messages([1, 1, 1.2, 50, 200]))
+    assert failure == {"rate_per_s": 400.0, "reason": "latency", "t_ns": 3 * S}
+    # The same history on the simulator: its overload needs a growing queue, latency alone is its SLOs'
+    sim = failure_threshold(write_history(tmp_path / "sim", ramp_messages([1, 1, 1.2, 50, 200]),
+                                          scenario=scenario_dict(RAMP), t_end=6 * S))
+    assert sim is None
+
+
+def test_a_live_ramp_short_of_its_offered_rate_fires_overload(tmp_path: Path) -> None:
+    """Step 4 commits a third of its messages within the run (the rest an hour late)."""
+    rows = ramp_messages([1, 1, 1, 1, 1])
+    step4 = [row for row in rows if 3 * S <= row["t_intended"] < 4 * S]
+    for row in step4[::3] + step4[1::3]:
+        for stage in ("t_received", "t_dequeued", "t_sequenced", "t_committed"):
+            if row.get(stage) is not None:
+                row[stage] += 3600 * S
+    failure = _live(tmp_path, rows)
+    assert failure is not None and failure["reason"] == "overload" and failure["rate_per_s"] == 400.0
+
+
+def test_a_live_ramp_whose_generator_fell_behind_fires_generator(tmp_path: Path) -> None:
+    rows = ramp_messages([1, 1, 1, 1, 1])
+    for row in rows:
+        if 3 * S <= row["t_intended"] < 4 * S:
+            row["t_sent"] = row["t_intended"] + 5 * MS
+    failure = _live(tmp_path, rows)
+    assert failure == {"rate_per_s": 400.0, "reason": "generator", "t_ns": 3 * S}
+
+
+def test_a_live_ramp_losing_a_message_fires_loss(tmp_path: Path) -> None:
+    rows = ramp_messages([1, 1, 1, 1, 1])
+    lost = next(row for row in rows if row["t_intended"] >= 2 * S)
+    lost.update(status="lost", t_received=None, t_dequeued=None, t_sequenced=None, seq_no=None, t_committed=None)
+    failure = _live(tmp_path, rows)
+    assert failure == {"rate_per_s": 300.0, "reason": "loss", "t_ns": 2 * S}

@@ -118,6 +118,7 @@ def write_history(
     nodes: Sequence[dict[str, str]] = ({"name": "n0", "region": "us-east"},),
     target: str = "sim",
     interrupted: bool = False,
+    host: str = "{}",
 ) -> History:
     """Write the rows with ``HistoryWriter`` under ``run_dir`` and read them back."""
     scenario = scenario if scenario is not None else scenario_dict()
@@ -137,7 +138,7 @@ def write_history(
             "nodes_json": [json.dumps(list(nodes))],
             "t_end": [t_end],
             "interrupted": [interrupted],
-            "host": ["{}"],
+            "host": [host],
             "completed": [True],
         },
     )

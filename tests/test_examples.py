@@ -54,7 +54,7 @@ def test_matching_engine_runs_compiled_and_finds_its_capacity(tmp_path) -> None:
     probe = HistoryWriter(tmp_path / "probe")
     assert ShadowNetwork(scenario, probe, np.random.SeedSequence(1)).solo is not None  # it runs compiled
     probe.close()
-    result = msgstorm.run(scenario, tmp_path)
+    result = msgstorm.run(scenario, tmp_path / "run")
     summary = result.summary
     # Lognormal service, median 40us, sigma 0.5: mean 45.3us, 22,060 orders/s at full use;
     # the ramp steps by 2,000/s, so the last stable step is 20,000 or 22,000/s.

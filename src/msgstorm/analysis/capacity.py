@@ -16,15 +16,30 @@ or as a phase: step k covers ``[t0 + k*every, t0 + (k+1)*every)`` where t0 is th
 - ``p99_ms``: p99 latency of the messages intended in the step (null if none committed).
 
 The knee (DESIGN.md): walking steps in order, a step passes when throughput >=
-``throughput_fraction`` x offered and p99 <= ``knee_latency_factor`` x the first step's p99;
+``throughput_fraction`` x offered and p99 <= ``knee_latency_factor`` x the low-load p99;
 the knee is the offered rate of the last step passing before the first failure (None when the
-first step fails already). On a live target a step also fails when the generator could not
-keep its schedule there (median send lag over ``SATURATION_LAG_MS``): that step's load was
-not offered as asked, so what fails is the generator, and the method says so.
+first step fails already). The low-load p99 is the median (the lower middle value: an
+observed p99) of the p99s of the first ``BASELINE_STEPS`` steps, leaving out a step where
+the generator was behind; those steps are not judged on latency themselves. So one noisy
+low step (a hiccup of the machine) moves neither the bar nor the knee. A ramp must start
+well below its knee: a knee among the low-load steps is an upper bound, and the method says
+so. On a live target a step also fails when the generator could not keep its
+schedule there (median send lag over ``SATURATION_LAG_MS``, or a message it never sent):
+that step's load was not offered as asked, so what fails is the generator, and the method
+says so.
+
+On a live target the capacity also says what limited it (``limited_by``), judged at the
+first failing step (the last step when every step passed): ``"generator"`` when the
+generator was behind there, ``"machine CPU"`` when the processes msgstorm sampled (its own,
+its consumers', the servers it started) kept at least ``MACHINE_BUSY_SHARE`` of the
+machine's CPUs busy, else ``"broker"``; ``at_limit`` gives that step's offered rate, median
+send lag and the CPUs each process kept busy, so a machine's limit is not taken for the
+broker's. Both are null on the simulator.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,10 +55,18 @@ from msgstorm.analysis._common import (
     rounded,
 )
 from msgstorm.analysis._intervals import IntervalLoad, interval_load
+from msgstorm.analysis.cpu import process_cpu
 from msgstorm.analysis.generator import SATURATION_LAG_MS
 from msgstorm.history.reader import History
 
-__all__ = ["STEP_SCHEMA", "StepRamp", "capacity", "find_step_ramp", "ramp_steps"]
+__all__ = ["BASELINE_STEPS", "MACHINE_BUSY_SHARE", "STEP_SCHEMA", "StepRamp", "capacity", "find_step_ramp",
+           "low_load_p99", "ramp_steps", "saturated_intervals"]
+
+# Steps (or, without a ramp, windows) whose p99s give the low-load p99 (their median).
+BASELINE_STEPS = 3
+# The share of the machine's CPUs the sampled processes keep busy at which the machine, not
+# the broker, is what limits a live run (2 cores: 1.8 CPUs busy).
+MACHINE_BUSY_SHARE = 0.9
 
 STEP_SCHEMA = pa.schema(
     [
@@ -110,20 +133,34 @@ def find_step_ramp(scenario: dict[str, Any]) -> StepRamp | None:
     return None
 
 
+def low_load_p99(p99_ns: list[float | None], saturated: list[bool]) -> tuple[float | None, list[int]]:
+    """The low-load p99 (ns) and the intervals (0-based) it came from: the lower median of
+    the first ``BASELINE_STEPS`` p99s of intervals where the generator kept its schedule."""
+    usable = [i for i, (p99, late) in enumerate(zip(p99_ns, saturated)) if p99 is not None and not late]
+    usable = usable[:BASELINE_STEPS]
+    if not usable:
+        return None, []
+    values = sorted(float(p99_ns[i]) for i in usable)  # type: ignore[arg-type]
+    return values[(len(values) - 1) // 2], usable
+
+
 def _knee(
     load: IntervalLoad, p99_ns: list[float | None], factor: float, fraction: float,
     saturated: list[bool] | None = None,
-) -> tuple[dict[str, Any], list[bool]]:
+) -> tuple[dict[str, Any], list[bool], int | None]:
+    """({knee_rate_per_s, method}, per-step pass, the first failing step's index or None)."""
     offered, throughput = load.offered_per_s.tolist(), load.throughput_per_s.tolist()
-    baseline = p99_ns[0] if p99_ns else None
     saturated = saturated if saturated is not None else [False] * len(offered)
+    baseline, used = low_load_p99(p99_ns, saturated)
+    # The low-load steps define the bar: their own latency is not judged against it (one of
+    # them with a hiccup would otherwise end the ramp before it starts).
     passed = [
         baseline is not None
         and p99 is not None
         and thr >= fraction * off
-        and p99 <= factor * baseline
+        and (p99 <= factor * baseline or index in used)
         and not late
-        for off, thr, p99, late in zip(offered, throughput, p99_ns, saturated)
+        for index, (off, thr, p99, late) in enumerate(zip(offered, throughput, p99_ns, saturated))
     ]
     last_passing: int | None = None
     for index, ok in enumerate(passed):
@@ -132,29 +169,37 @@ def _knee(
         last_passing = index
     first_failing = next((i + 1 for i, ok in enumerate(passed) if not ok), None)
     baseline_ms = ms(baseline) if baseline is not None else None
+    steps = ", ".join(str(i + 1) for i in used)
     method = (
         f"step ramp: highest step offered rate with throughput >= {fraction:.0%} of offered "
-        f"and p99 <= {factor:g} x first-step p99 ({baseline_ms} ms); "
+        f"and p99 <= {factor:g} x low-load p99 ({baseline_ms} ms, median of step{'s' if len(used) > 1 else ''} "
+        f"{steps or 'none'}); "
         + (f"first failing step {first_failing}" if first_failing else "every step passed")
         + (" (there the generator could not keep the schedule: the knee is msgstorm's own, not the target's)"
            if first_failing and saturated[first_failing - 1] else "")
+        + ("; the knee lies among the low-load steps: start the ramp lower for a knee that is not an upper bound"
+           if first_failing is not None and used and first_failing - 1 <= max(used) else "")
     )
     knee_rate = rounded(offered[last_passing]) if last_passing is not None else None
-    return {"knee_rate_per_s": knee_rate, "method": method}, passed
+    failing = first_failing - 1 if first_failing is not None else None
+    return {"knee_rate_per_s": knee_rate, "method": method}, passed, failing
 
 
-def _saturated_steps(history: History, messages: MessageArrays, edges: I64) -> list[bool] | None:
-    """Per step, whether most of its messages (by ``t_intended``) left later than the
-    saturation limit: the median send lag, not the p99, because a hiccup of a few ms delays a
-    few messages and shows in the step's p99 latency, which the latency criterion judges,
-    while a step whose bulk left late was not offered as asked. None on the simulator, whose
-    sends leave exactly on time."""
+def saturated_intervals(history: History, messages: MessageArrays, edges: I64) -> list[bool] | None:
+    """Per interval, whether the generator was behind there: most of its messages (by
+    ``t_intended``) left later than the saturation limit, or some were never sent
+    (``unsent``). The median send lag, not the p99, because a hiccup of a few ms delays a
+    few messages and shows in the interval's p99 latency, which the latency criterion
+    judges, while an interval whose bulk left late was not offered as asked. None on the
+    simulator, whose sends leave exactly on time."""
     if history.run_info.get("target", "sim") == "sim":
         return None
     sent = messages.t_sent
     lag = sent.values - messages.t_intended
     step = np.searchsorted(edges, messages.t_intended, side="right") - 1
-    keep = sent.present & (step >= 0) & (step < len(edges) - 1)
+    inside = (step >= 0) & (step < len(edges) - 1)
+    unsent = np.bincount(step[inside & messages.status["unsent"]], minlength=len(edges) - 1)
+    keep = sent.present & inside
     lag, step = lag[keep], step[keep]
     order = np.argsort(step, kind="stable")
     bounds = np.searchsorted(step[order], np.arange(len(edges)))
@@ -162,8 +207,34 @@ def _saturated_steps(history: History, messages: MessageArrays, edges: I64) -> l
     for k in range(len(edges) - 1):
         values = lag[order[bounds[k]:bounds[k + 1]]]
         median = percentile(values, 50.0) if values.size else None
-        result.append(median is not None and median > SATURATION_LAG_MS * 1e6)
+        result.append(bool(unsent[k]) or (median is not None and median > SATURATION_LAG_MS * 1e6))
     return result
+
+
+def _limit(history: History, messages: MessageArrays, load: IntervalLoad, index: int,
+           saturated: list[bool]) -> dict[str, Any]:
+    """What limited a live ramp at step ``index``: {limited_by, at_limit}."""
+    start, end = int(load.edges[index]), int(load.edges[index + 1])
+    intended = messages.t_intended
+    mine = (intended >= start) & (intended < end) & messages.t_sent.present
+    lag = messages.t_sent.values[mine] - intended[mine]
+    cpu = {name: round(cores, 2) for name, process in process_cpu(history).items()
+           if (cores := process.cores(start, end)) is not None}
+    try:
+        machine = int(json.loads(history.run_info.get("host") or "{}").get("cpus") or 0) or None
+    except ValueError:
+        machine = None
+    busy = sum(cpu.values())
+    if saturated[index]:
+        limited_by = "generator"
+    elif machine is not None and cpu and busy >= MACHINE_BUSY_SHARE * machine:
+        limited_by = "machine CPU"
+    else:
+        limited_by = "broker"
+    return {"limited_by": limited_by, "at_limit": {
+        "step": index + 1, "offered_per_s": rounded(float(load.offered_per_s[index])),
+        "send_lag_p50_ms": ms(percentile(lag, 50.0)) if lag.size else None,
+        "cpu_busy": cpu, "machine_cpus": machine}}
 
 
 def ramp_steps(ramp: StepRamp, messages: MessageArrays) -> IntervalLoad:
@@ -188,7 +259,12 @@ def capacity(
     factor, fraction = analysis_settings(history)
     load = ramp_steps(ramp, messages)
     p99_ns = [percentile(v, 99.0) if v.size else None for v in load.latencies_ns]
-    knee, passed = _knee(load, p99_ns, factor, fraction, _saturated_steps(history, messages, ramp.edges))
+    saturated = saturated_intervals(history, messages, ramp.edges)
+    knee, passed, failing = _knee(load, p99_ns, factor, fraction, saturated)
+    if saturated is not None and load.count:  # a live target: what limited it
+        knee.update(_limit(history, messages, load, failing if failing is not None else load.count - 1, saturated))
+    else:
+        knee.update({"limited_by": None, "at_limit": None})
     table = pa.table(
         {
             "step": np.arange(1, load.count + 1, dtype=np.int64),

@@ -20,17 +20,30 @@ Reasons, checked in this order (the first that fires is reported):
 - ``"slo"``: a latency or jitter SLO (``latency.*``, ``jitter.stddev``,
   ``jitter.p99_minus_p50``) fails on the interval's latencies (messages committed in a
   window; messages intended in a step).
+
+A live target shows no queue inside the broker, so there the conditions are those a client
+can see, checked in this order:
+
+- ``"loss"``: as above (a publish dropped or refused, a message never received or acked);
+- ``"generator"``: the generator was behind in the interval (median send lag over
+  ``SATURATION_LAG_MS``, or messages it never sent): msgstorm's limit, not the broker's;
+- ``"overload"``: throughput below ``throughput_fraction`` x offered (compared as above);
+- ``"latency"``: the interval's p99 over ``knee_latency_factor`` x the low-load p99 (the
+  median of the first ``BASELINE_STEPS`` intervals' p99s, as the knee takes it; those
+  intervals themselves are not judged on it);
+- ``"slo"``: as above.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from msgstorm.analysis._common import MessageArrays, analysis_settings, rounded
+from msgstorm.analysis._common import MessageArrays, analysis_settings, percentile, rounded
 from msgstorm.analysis._intervals import IntervalLoad, overlap_range
-from msgstorm.analysis.capacity import capacity
+from msgstorm.analysis.capacity import capacity, low_load_p99, saturated_intervals
 from msgstorm.analysis.desync import DesyncEpisode, desync_episodes
 from msgstorm.analysis.latency import latency_and_jitter_ms
 from msgstorm.analysis.queue import DepthSamples, depth_samples
@@ -40,7 +53,7 @@ from msgstorm.scenario.slo import SloError, SloRule, parse_slo, slo_value
 
 __all__ = ["REASONS", "failure_threshold", "find_failure"]
 
-REASONS: tuple[str, ...] = ("loss", "desync", "overload", "slo")
+REASONS: tuple[str, ...] = ("loss", "desync", "generator", "overload", "latency", "slo")
 
 _INTERVAL_SECTIONS = ("latency_ms", "jitter_ms")
 
@@ -69,8 +82,10 @@ def find_failure(
     horizon_ns: int,
     clip_last: bool,
     lag_corrected: bool = False,
+    live: LiveLimits | None = None,
 ) -> dict[str, Any] | None:
-    """Walk ``load``'s intervals in ``order``; the first failing one as {rate_per_s, reason, t_ns}."""
+    """Walk ``load``'s intervals in ``order``; the first failing one as {rate_per_s, reason, t_ns}.
+    ``live``: a live target's conditions (see the module docstring)."""
     desynced = np.zeros(load.count, dtype=np.bool_)
     for episode in episodes:
         end = episode.t_end_ns if episode.t_end_ns is not None else horizon_ns
@@ -86,19 +101,48 @@ def find_failure(
         compared = offered[index] if lag_corrected else min(offered[index], previous_offered)
         previous_offered = offered[index]
         reason: str | None = None
+        short = throughput[index] < throughput_fraction * compared
         if load.dropped[index] + load.lost[index] > 0:
             reason = "loss"
         elif desynced[index]:
             reason = "desync"
-        elif throughput[index] < throughput_fraction * compared and depth.waiting_at(
-            end
-        ) > depth.waiting_at(start):
+        elif live is not None and live.saturated[index]:
+            reason = "generator"
+        elif short and (live is not None or depth.waiting_at(end) > depth.waiting_at(start)):
             reason = "overload"
+        elif live is not None and live.slow(index):
+            reason = "latency"
         elif _slo_breached(load.latencies_ns[index], rules):
             reason = "slo"
         if reason is not None:
             return {"rate_per_s": rounded(offered[index]), "reason": reason, "t_ns": start}
     return None
+
+
+@dataclass(frozen=True)
+class LiveLimits:
+    """A live run's per-interval facts: the generator behind, and the latency bar."""
+
+    saturated: list[bool]
+    p99_ns: list[float | None]
+    limit_ns: float | None  # knee_latency_factor x the low-load p99
+    baseline: frozenset[int]  # the intervals the low-load p99 came from
+
+    def slow(self, index: int) -> bool:
+        p99 = self.p99_ns[index]
+        return (self.limit_ns is not None and p99 is not None and p99 > self.limit_ns
+                and index not in self.baseline)
+
+
+def live_limits(history: History, messages: MessageArrays, load: IntervalLoad) -> LiveLimits | None:
+    """The live conditions' facts for ``load``'s intervals; None on the simulator."""
+    saturated = saturated_intervals(history, messages, load.edges)
+    if saturated is None:
+        return None
+    factor, _ = analysis_settings(history)
+    p99_ns = [percentile(v, 99.0) if v.size else None for v in load.latencies_ns]
+    baseline, used = low_load_p99(p99_ns, saturated)
+    return LiveLimits(saturated, p99_ns, factor * baseline if baseline is not None else None, frozenset(used))
 
 
 def slo_rules(history: History) -> list[SloRule]:
@@ -122,7 +166,7 @@ def failure_threshold(
     _, load = window_table(history, None, messages, episodes)
     horizon = horizon_ns(history, messages)
     return failure_over(
-        history, steps if steps is not None else load, episodes, horizon, ramp=steps is not None
+        history, steps if steps is not None else load, episodes, horizon, ramp=steps is not None, messages=messages
     )
 
 
@@ -133,8 +177,10 @@ def failure_over(
     horizon_ns: int,
     *,
     ramp: bool,
+    messages: MessageArrays | None = None,
 ) -> dict[str, Any] | None:
     """The threshold over ramp steps (``ramp``: by offered rate) or windows (by time)."""
+    messages = messages if messages is not None else MessageArrays.from_history(history)
     _, fraction = analysis_settings(history)
     indices = list(range(load.count))
     if ramp:
@@ -150,4 +196,5 @@ def failure_over(
         horizon_ns=horizon_ns,
         clip_last=not ramp,
         lag_corrected=ramp,
+        live=live_limits(history, messages, load),
     )

@@ -146,9 +146,9 @@ def analyse(history: History) -> Analysis:
     knee, steps, step_load = capacity(history, messages)
     horizon = horizon_ns(history, messages)
     if step_load is not None:
-        failure = failure_over(history, step_load, episodes, horizon, ramp=True)
+        failure = failure_over(history, step_load, episodes, horizon, ramp=True, messages=messages)
     else:
-        failure = failure_over(history, window_load, episodes, horizon, ramp=False)
+        failure = failure_over(history, window_load, episodes, horizon, ramp=False, messages=messages)
     del window_load, step_load  # their per-window latencies are summarised in ``windows``
     bp_timeline = backpressure_timeline(history)
     fee_timeline = base_fee_timeline(history)

@@ -55,14 +55,30 @@ class Jitter(_Closed):
     ipdv_p99: Ms
 
 
+class AtLimit(_Closed):
+    step: Annotated[int, Field(ge=1, description="the ramp step judged: the first failing one (the last when all passed)")]
+    offered_per_s: Rate
+    send_lag_p50_ms: Annotated[float | None, Field(description="the generator's median send lag in that step")]
+    cpu_busy: Annotated[dict[str, float], Field(description="CPUs each sampled process kept busy in that step "
+                                                            "(publisher: msgstorm's own; servers by name)")]
+    machine_cpus: Annotated[int | None, Field(ge=1, description="CPUs of the machine the run ran on")]
+
+
 class Capacity(_Closed):
     knee_rate_per_s: Rate
     method: str
+    limited_by: Annotated[Literal["broker", "generator", "machine CPU"] | None, Field(
+        description="live: what limited the ramp at its first failing step: the generator behind its schedule, "
+                    "the machine's CPUs all busy, or else the broker; null on the simulator")] = None
+    at_limit: Annotated[AtLimit | None, Field(description="live: the facts limited_by was judged on")] = None
 
 
 class FailureThreshold(_Closed):
     rate_per_s: Rate
-    reason: Literal["loss", "desync", "overload", "slo"]
+    reason: Annotated[Literal["loss", "desync", "generator", "overload", "latency", "slo"], Field(
+        description="what fired first: loss; desync; generator (live: msgstorm's generator behind, not the broker); "
+                    "overload (throughput short of offered; on the simulator while the queue grows); latency "
+                    "(live: p99 over knee_latency_factor x the low-load p99); slo")]
     t_ns: Count
 
 
