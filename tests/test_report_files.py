@@ -137,3 +137,24 @@ def test_real_summaries_fit_the_summary_model(runs) -> None:
         summary = json.loads((r.run_dir / "summary.json").read_text())
         Summary.model_validate(summary)
         assert set(Summary.model_fields) - {"wall_s"} <= set(summary)
+
+
+def test_rates_are_printed_for_people_and_kept_whole_in_the_summary() -> None:
+    import io
+
+    from rich.console import Console
+
+    from msgstorm.report.html import fmt
+    from msgstorm.report.terminal import print_summary
+
+    assert fmt(5039.667, "/s") == "5,040/s" and fmt(12.345, "/s") == "12.3/s" and fmt(2.5, "/s") == "2.5/s"
+    assert fmt(0.1234, " ms") == "0.123 ms"  # other units keep their three decimals
+    buffer = io.StringIO()
+    print_summary({"scenario": "x", "offered_rate_per_s": 2890.101, "throughput_per_s": 2889.5,
+                   "capacity": {"knee_rate_per_s": 5039.667, "method": "m", "limited_by": "machine CPU",
+                                "at_limit": {"step": 4, "offered_per_s": 6000.0, "send_lag_p50_ms": 0.2,
+                                             "cpu_busy": {"publisher": 1.1, "nats-server": 0.8}, "machine_cpus": 2}}},
+                  Console(file=buffer, width=200))
+    text = buffer.getvalue()
+    assert "2,890/s" in text and "5,040/s" in text and "2,890.101" not in text
+    assert "limited by the machine's CPUs" in text and "publisher 1.10, nats-server 0.80 of 2" in text

@@ -24,6 +24,7 @@ from msgstorm.analysis.connections import trouble_counts
 from msgstorm.history.reader import History
 from msgstorm.report import figures
 from msgstorm.report.page import Plot, esc, figure_block, page, table
+from msgstorm.report.terminal import rate_digits
 from msgstorm.report.series import (
     cpu_series,
     latency_ns,
@@ -60,7 +61,10 @@ def fmt(value: Any, unit: str = "", digits: int = 3) -> str:
     if isinstance(value, int):
         return f"{value:,}{unit}"
     if isinstance(value, float):
-        text = f"{value:,.{digits}f}".rstrip("0").rstrip(".") if abs(value) < 1e6 else f"{value:,.0f}"
+        if unit == "/s":
+            digits = rate_digits(value)
+        text = (f"{value:,.{digits}f}".rstrip("0").rstrip(".") if digits and abs(value) < 1e6
+                else f"{value:,.0f}")
         return f"{text}{unit}"
     return f"{value}{unit}"
 
@@ -90,7 +94,8 @@ def _headline(summary: dict[str, Any]) -> str:
         _card("latency max", fmt(latency.get("max"), " ms"), f"mean {fmt(latency.get('mean'), ' ms')}"),
         _card("jitter (stddev)", fmt(jitter.get("stddev"), " ms"), f"p99−p50 {fmt(jitter.get('p99_minus_p50'), ' ms')}"),
         _card("capacity (knee)", fmt(capacity.get("knee_rate_per_s"), "/s") if capacity else "—",
-              "step ramp" if capacity else "no step ramp"),
+              (f"limited by {esc(capacity['limited_by'])}" if capacity.get("limited_by") else "step ramp")
+              if capacity else "no step ramp"),
         _card("failure threshold", fmt(failure.get("rate_per_s"), "/s") if failure else "none",
               esc(failure.get("reason")) if failure else "no criterion fired"),
         _card("messages committed", fmt(messages.get("committed")), f"of {fmt(messages.get('sent'))} sent"),

@@ -8,14 +8,22 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["print_summary"]
+__all__ = ["print_summary", "rate_digits"]
+
+
+def rate_digits(value: float) -> int:
+    """Decimals a rate (per second) is shown with: none from 100/s, where a fraction of a
+    message is noise (summary.json keeps the full value)."""
+    size = abs(value)
+    return 0 if size >= 100 else 1 if size >= 10 else 2
 
 
 def _fmt(value: Any, unit: str = "") -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
-        text = f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 1e6 else f"{value:,.0f}"
+        digits = rate_digits(value) if unit == "/s" else 3
+        text = f"{value:,.{digits}f}".rstrip("0").rstrip(".") if digits and abs(value) < 1e6 else f"{value:,.0f}"
     else:
         text = f"{value:,}" if isinstance(value, int) else str(value)
     return f"{text}{unit}"
@@ -33,6 +41,26 @@ def _connections_line(connections: dict[str, Any]) -> str:
         text += "; EXITED EARLY: " + ", ".join(f"{escape(str(e.get('name')))} (code {e.get('returncode')})"
                                                for e in exited)
     return text
+
+
+def _limit(capacity: dict[str, Any]) -> str:
+    """What limited a live ramp, beside its knee: ``; limited by the generator (send lag p50
+    4.2 ms; CPUs busy: publisher 1.0, nats-server 0.8 of 2)``."""
+    limited_by = capacity.get("limited_by")
+    if not limited_by:
+        return ""
+    at = capacity.get("at_limit") or {}
+    facts = []
+    if at.get("send_lag_p50_ms") is not None:
+        facts.append(f"send lag p50 {_fmt(at['send_lag_p50_ms'])} ms")
+    cpu = at.get("cpu_busy") or {}
+    if cpu:
+        machine = at.get("machine_cpus")
+        facts.append("CPUs busy: " + ", ".join(f"{escape(name)} {cores:.2f}" for name, cores in cpu.items())
+                     + (f" of {machine}" if machine else ""))
+    who = {"generator": "the generator (msgstorm's own limit)", "machine CPU": "the machine's CPUs",
+           "broker": "the broker"}.get(str(limited_by), str(limited_by))
+    return f"; limited by {who}" + (f" ({'; '.join(facts)})" if facts else "")
 
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
@@ -55,7 +83,8 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     head.add_row("jitter stddev / p99−p50",
                  f"{_fmt(jitter.get('stddev'))} / {_fmt(jitter.get('p99_minus_p50'))} ms")
     capacity = summary.get("capacity")
-    head.add_row("capacity (knee)", _fmt(capacity.get("knee_rate_per_s"), "/s") if capacity else "— (no ramp)")
+    head.add_row("capacity (knee)", (_fmt(capacity.get("knee_rate_per_s"), "/s") + _limit(capacity)) if capacity
+                 else "— (no ramp)")
     failure = summary.get("failure_threshold")
     head.add_row("failure threshold",
                  f"{_fmt(failure.get('rate_per_s'), '/s')} ({failure.get('reason')})" if failure else "none fired")
