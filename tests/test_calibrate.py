@@ -215,11 +215,21 @@ def test_a_run_without_a_step_ramp_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "twin.toml").exists()
 
 
-def test_too_few_low_load_steps_are_refused(tmp_path: Path) -> None:
+def test_a_knee_too_low_for_the_share_takes_the_lowest_steps_below_it_and_says_so(tmp_path: Path) -> None:
     # Steps of 1,000/s towards a 5,000/s sequencer: the knee is about 4,000/s, and only the
-    # first two steps are offered at most half of it.
+    # first two steps are offered at most half of it; three pass below it, and the fit takes those.
     ramp = '{ process = "step_ramp", start = "1000/s", step = "1000/s", every = "2s", steps = 6 }'
     source = _source(tmp_path, arrival=ramp, duration="12s")
+    result = _calibrate_cli(source, tmp_path / "twin.toml")
+    assert result.exit_code == 0, result.output
+    assert "the fit uses the lowest 3 passing steps below it" in result.output
+    assert "the fit uses the lowest 3 passing steps" in (tmp_path / "twin.toml").read_text()
+    assert [step.step for step in calibrate(read_history(source)).steps] == [1, 2, 3]
+
+
+def test_too_few_steps_below_the_knee_are_refused(tmp_path: Path) -> None:
+    ramp = '{ process = "step_ramp", start = "2000/s", step = "2000/s", every = "2s", steps = 4 }'
+    source = _source(tmp_path, arrival=ramp, duration="8s")
     result = _calibrate_cli(source, tmp_path / "twin.toml")
     assert result.exit_code == 2
     assert "the fit needs at least 3" in result.output and "finer ramp" in result.output

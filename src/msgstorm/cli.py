@@ -451,6 +451,8 @@ def calibrate(
         _error(f"{output}: cannot write: {error.strerror or error}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     fit = calibration.service
+    if calibration.low_load_note:
+        err.print(f"note: {calibration.low_load_note}", highlight=False, markup=False)
     low, high = fit.capacity_range_per_s
     out.print(f"low-load steps {', '.join(str(s.step) for s in calibration.steps)} (measured knee "
               f"{calibration.measured_knee_per_s:,.0f}/s): workers {fit.workers}, mean service "

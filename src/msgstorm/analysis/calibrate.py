@@ -203,6 +203,7 @@ class Calibration:
     twin_first_step_p99_ns: float  # the model's, from the same Monte Carlo draws
     twin_low_load_mean_latency_ns: float  # the model's mean at the first step
     scenario: dict[str, Any]  # the source run's validated scenario (normalised units)
+    low_load_note: str = ""  # how the low-load steps were chosen, when not by the share alone
 
 
 def erlang_c(workers: int, offered_erlangs: F64) -> F64:
@@ -231,7 +232,7 @@ def calibrate(history: History, low_load_fraction: float = DEFAULT_LOW_LOAD_FRAC
     if history.num_rows("messages") == 0:
         raise CalibrationError("the history holds no messages")
     messages = MessageArrays.from_history(history)
-    knee_rate, chosen, load = _low_load_steps(history, messages, low_load_fraction)
+    knee_rate, chosen, load, note = _low_load_steps(history, messages, low_load_fraction)
     wait_ns, queued, wait_source = _waits(messages)
     measured = [_measure_step(messages, load, index, wait_ns, queued) for index in chosen]
     rates = np.asarray([m.offered_per_s for m in measured], dtype=np.float64)
@@ -266,12 +267,14 @@ def calibrate(history: History, low_load_fraction: float = DEFAULT_LOW_LOAD_FRAC
         wait_source=wait_source, steps=steps, service=service, cpu=cpu, bottleneck=bottleneck, workers=workers,
         service_dist=dist, block_interval_ns=interval,
         first_step_p99_ns=first.p99_latency_ns, twin_first_step_p99_ns=twin_p99,
-        twin_low_load_mean_latency_ns=twin_mean, scenario=scenario)
+        twin_low_load_mean_latency_ns=twin_mean, scenario=scenario, low_load_note=note)
 
 
-def _low_load_steps(history: History, messages: MessageArrays, fraction: float) -> tuple[float, list[int], IntervalLoad]:
-    """(measured knee, indices of the low-load steps, the ramp's steps): the passing steps
-    offered at most ``fraction`` of the knee."""
+def _low_load_steps(history: History, messages: MessageArrays,
+                    fraction: float) -> tuple[float, list[int], IntervalLoad, str]:
+    """(measured knee, indices of the low-load steps, the ramp's steps, a note): the passing
+    steps offered at most ``fraction`` of the knee; when fewer than ``MIN_LOW_LOAD_STEPS``
+    are, the lowest passing steps below the knee, and the note says so."""
     knee, table, load = capacity(history, messages)
     if knee is None or table is None or load is None:
         raise CalibrationError("the run has no step ramp (an agent with arrival process 'step_ramp'): "
@@ -281,18 +284,28 @@ def _low_load_steps(history: History, messages: MessageArrays, fraction: float) 
         raise CalibrationError("the ramp's first step already fails the knee criterion, so there are no "
                                "low-load steps: start the ramp lower")
     chosen: list[int] = []
+    below: list[int] = []  # passing steps offered below the knee, in order
     for index, (rate, passed) in enumerate(zip(table.column("offered_per_s").to_pylist(),
                                                table.column("passed").to_pylist())):
         if not passed:
             break
+        if rate < knee_rate:
+            below.append(index)
         if rate <= fraction * knee_rate:
             chosen.append(index)
+    note = ""
+    if len(chosen) < MIN_LOW_LOAD_STEPS <= len(below):
+        # A knee that came out low (a busy machine) leaves too few steps under the share: the
+        # lowest passing steps below the knee still show the queue's growth, nearer saturation.
+        note = (f"only {len(chosen)} step(s) offered at most {fraction:.0%} of the measured knee "
+                f"({knee_rate:,.0f}/s): the fit uses the lowest {MIN_LOW_LOAD_STEPS} passing steps below it")
+        chosen = below[:MIN_LOW_LOAD_STEPS]
     if len(chosen) < MIN_LOW_LOAD_STEPS:
         raise CalibrationError(
             f"only {len(chosen)} step(s) offered at most {fraction:.0%} of the measured knee "
-            f"({knee_rate:,.0f}/s); the fit needs at least {MIN_LOW_LOAD_STEPS}: use a finer ramp "
-            "(smaller 'step', lower 'start') or a higher --low-load fraction")
-    return float(knee_rate), chosen, load
+            f"({knee_rate:,.0f}/s), and {len(below)} passing below it; the fit needs at least "
+            f"{MIN_LOW_LOAD_STEPS}: use a finer ramp (smaller 'step', lower 'start') or a higher --low-load fraction")
+    return float(knee_rate), chosen, load, note
 
 
 def _fit_cpu(history: History, load: IntervalLoad, chosen: list[int], rates: F64) -> tuple[CpuFit, ...]:

@@ -24,7 +24,6 @@ from msgstorm.analysis.connections import trouble_counts
 from msgstorm.history.reader import History
 from msgstorm.report import figures
 from msgstorm.report.page import Plot, esc, figure_block, page, table
-from msgstorm.report.terminal import rate_digits
 from msgstorm.report.series import (
     cpu_series,
     latency_ns,
@@ -34,6 +33,7 @@ from msgstorm.report.series import (
     shaded_spans,
     validation_backlog_series,
 )
+from msgstorm.report.terminal import rate_digits
 from msgstorm.report.topology import region_path_rows, topology_figure
 
 __all__ = ["REPORT_FILE", "fmt", "render_run_report", "write_run_report"]

@@ -163,7 +163,8 @@ def _header(calibration: Calibration, source_label: str, version: str) -> list[s
         "sized so that the twin's first-step p99 latency is the measured one: the knee's latency",
         "bar is a multiple of that p99.",
         f"Low-load steps used: {', '.join(str(s.step) for s in steps)} (offered <= "
-        f"{calibration.low_load_fraction:.0%} of the measured knee {calibration.measured_knee_per_s:,.0f}/s;",
+        f"{calibration.low_load_fraction:.0%} of the measured knee {calibration.measured_knee_per_s:,.0f}/s;"
+        + (f" {calibration.low_load_note};" if calibration.low_load_note else ""),
         "the knee only chose them; no step at or past it was used):",
         "  step   offered/s   messages   mean wait measured / fitted   latency mean / p99"
         + ("     waited measured / fitted" if shared else ""),

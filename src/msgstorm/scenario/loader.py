@@ -18,9 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from msgstorm.scenario import schema
 from msgstorm.scenario.budget import check_budget
 from msgstorm.scenario.errors import Loc, ScenarioError, ScenarioIssue, TomlLocator, format_field
-from msgstorm.scenario import schema
 from msgstorm.scenario.refs import check_references, did_you_mean
 from msgstorm.scenario.schema import Scenario
 

@@ -25,7 +25,6 @@ from typing import Any, Literal, Union
 import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUndefined
 
 from msgstorm.scenario import distributions as dists
 from msgstorm.scenario import schema
@@ -316,7 +315,7 @@ _VALIDATOR_UNITS: list[tuple[Any, str]] = [
 
 
 def _validator_funcs(alias: Any) -> list[Callable[..., Any]]:
-    return [getattr(meta, "func") for meta in typing.get_args(alias)[1:] if hasattr(meta, "func")]
+    return [meta.func for meta in typing.get_args(alias)[1:] if hasattr(meta, "func")]
 
 
 _UNIT_OF: dict[int, str] = {id(func): unit for alias, unit in _VALIDATOR_UNITS for func in _validator_funcs(alias)}
@@ -349,7 +348,7 @@ def _bounds(metadata: list[Any]) -> str:
         elif isinstance(meta, annotated_types.MinLen) and meta.min_length > 0:
             parts.append(f"at least {meta.min_length}")
         elif getattr(meta, "pattern", None):
-            parts.append(f"matching `{getattr(meta, 'pattern')}`")
+            parts.append(f"matching `{meta.pattern}`")
     return ", ".join(parts)
 
 

@@ -35,7 +35,9 @@ def target_overrides(value: str, allow_remote: bool = False) -> list[str]:
             raise ValueError(f"--target {value!r}: expected a target name (sim, nats, jetstream, redis, zmq) "
                              "or a server URL such as nats://127.0.0.1:4222")
         if text != "sim":
-            from msgstorm.scenario.registry import LIVE_DRIVERS  # loads the drivers: only for a live name
+            from msgstorm.scenario.registry import (
+                LIVE_DRIVERS,  # loads the drivers: only for a live name
+            )
 
             known = ["sim", *LIVE_DRIVERS.names()]
             if text not in known:
