@@ -103,7 +103,8 @@ def test_pub_sub_gives_every_consumer_every_message_from_the_first(tmp_path: Pat
 
 def test_pub_at_its_high_water_mark_drops_and_the_history_counts_each_drop(tmp_path: Path) -> None:
     result = run(_scenario("pub-sub", consumers=2, rate=40_000, size=16_384, hwm=10, drain="1s"), tmp_path / "run")
-    sent = set(result.history.messages["msg_id"].to_pylist())
+    messages = result.history.messages
+    sent = {m for m, t in zip(messages["msg_id"].to_pylist(), messages["t_sent"].to_pylist()) if t is not None}
     received = set(result.history.deliveries["msg_id"].to_pylist())
     never_received = len(sent - received)
     assert never_received > 0, "a PUB with hwm 10 kept up with 40,000 x 16 KiB/s: raise the rate"
@@ -118,7 +119,10 @@ def test_push_at_its_high_water_mark_waits_and_loses_nothing(tmp_path: Path, bur
     # one thread moves on a fast machine too (at 20,000/s one run on a quiet machine kept up).
     result = run(_scenario("push-pull", consumers=2, rate=40_000, size=16_384, hwm=1, drain="5s", burst=burst),
                  tmp_path / "run")
-    assert result.summary["messages"]["sent"] == 40_000 and result.summary["messages"]["lost"] == 0
+    counts = result.summary["messages"]
+    # What the generator could not send by the run's end stays unsent (never sent late), and
+    # nothing sent is lost.
+    assert counts["sent"] + counts["unsent"] == 40_000 and counts["lost"] == 0
     # The wait shows as send lag (about 0.7 s here), where PUB at the same load drops instead.
     assert result.summary["generator"]["saturated"] is True
     # ...and not as transport: a message of a burst that left after the wait is stamped when it
@@ -127,7 +131,7 @@ def test_push_at_its_high_water_mark_waits_and_loses_nothing(tmp_path: Path, bur
     messages = result.history.messages
     transport = (np.asarray(messages["t_received"].to_numpy(zero_copy_only=False))
                  - np.asarray(messages["t_sent"].to_numpy(zero_copy_only=False)))
-    assert float(np.median(transport)) < 25_000_000
+    assert float(np.nanmedian(transport)) < 25_000_000  # unsent messages have neither time
 
 
 def test_a_remote_url_is_refused_without_allow_remote(tmp_path: Path) -> None:

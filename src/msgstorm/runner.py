@@ -7,6 +7,7 @@ and written, and analysis still produces a summary (marked ``interrupted``).
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import platform
@@ -158,6 +159,10 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progres
     started = time.perf_counter()
     if scenario.target != "sim":
         _run_live(scenario, writer, run_dir, traffic_seed)
+        # The live target's per-message state (windows, send times, receipts) hangs in
+        # reference cycles (the driver's callbacks are its bound methods), and the analysis
+        # runs with cycle collection off: free it now, not after the analysis.
+        gc.collect()
     else:
         with without_cycle_collection():
             _run_sim(scenario, writer, traffic_seed, sim_seed, progress)

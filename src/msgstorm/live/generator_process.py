@@ -47,6 +47,7 @@ from msgstorm.live.consumer_process import (
     finish,
     open_pipes,
 )
+from msgstorm.live.drivers.base import STOP_GRACE_NS
 from msgstorm.live.drivers.nats_wire import WireConnection, pack_pubs
 from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
 from msgstorm.live.payload import pack_payloads
@@ -186,7 +187,7 @@ async def _send(scenario: Any, index: int, count: int, t0: int, publisher: _Publ
                 if connection is not None and not connection.writable:
                     await connection.drained()  # before the stamp: the wait is send lag, not transport
                 t = now()
-                if t - t0 >= stop_at:
+                if t - t0 >= stop_at + STOP_GRACE_NS:
                     return  # the run has ended: the rest is the generator's shortfall (unsent), never sent late
                 j = min(n, i + burst, max(i + 1, bisect.bisect_right(times, t, i, n)))
                 await publisher.publish(data[edges[i]:edges[j]], ids[i:j], t)

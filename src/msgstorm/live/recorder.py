@@ -288,6 +288,15 @@ class LiveRecorder:
     # --- taking an intake in ---------------------------------------------------------------
 
     def _take_windows(self, windows: list[tuple[MessageBatch, np.ndarray]]) -> None:
+        # Room for every window at once: at the end of a run that wrote nothing while it went,
+        # that is every message, and growing by doubling would hold up to three times the
+        # columns while they are copied.
+        ends = [int(batch.msg_id[-1]) + 1 for batch, _ in windows if len(batch)]
+        if ends:
+            first = self._first_id if self._first_id is not None else int(next(
+                batch.msg_id[0] for batch, _ in windows if len(batch)))
+            for column in self._columns.values():
+                column.reserve(max(ends) - first)
         for batch, sent in windows:
             if not len(batch):
                 continue
@@ -339,6 +348,7 @@ class LiveRecorder:
 
     def _take(self, intake: Intake, final: bool, interrupted: bool = False, unsent_before: int | None = None) -> None:
         self._take_windows(intake.windows)
+        intake.windows = []  # copied: the windows' arrays go before the receipts are worked on
         self._take_sent_elsewhere(intake.sent_elsewhere)
         rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (positions, first time, seq_no)
         if self.acks:

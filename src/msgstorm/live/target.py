@@ -9,7 +9,9 @@ latency needs no clock sync.
 
 The generator records its own send lag (``t_sent - t_intended``); the analysis reports it
 as ``generator`` in summary.json and calls the generator saturated when it could not keep
-the schedule. The run is bounded: nothing is sent after ``run.duration``, and receipts are
+the schedule. The run is bounded: nothing is sent more than ``STOP_GRACE_NS`` (10 ms) after
+``run.duration`` (a generator behind then stops; what it has not sent gets the status
+``unsent``), and receipts are
 awaited at most ``run.drain`` after the last send, and not at all for publishes the driver
 says will never arrive (dropped, refused: ``CountsLostPublishes``) or acks it says will not come.
 
@@ -62,6 +64,7 @@ from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.cpu import MIN_INTERVAL_S, CpuSampler
 from msgstorm.live.drivers.base import (
+    STOP_GRACE_NS,
     BulkAckDriver,
     BurstDriver,
     CountsHandedOver,
@@ -133,6 +136,7 @@ class LiveTarget:
         # The run's end came while the generator was behind its schedule: what it had not sent
         # by then stays unsent (status ``unsent``), never sent late.
         self.stopped_behind = False
+        self._sent_count = 0  # messages sent, counted when the windows go to the recorder at the end
         self._t0 = time.monotonic_ns()
         self._events: list[tuple[int, str, str | None, float | None, dict[str, Any] | None]] = []
         self.driver: Driver = LIVE_DRIVERS[scenario.target](scenario.live, run_dir, self._on_event)
@@ -484,7 +488,7 @@ class LiveTarget:
                     await asyncio.sleep((wait - _SPIN_NS) / 1e9 if wait > _SPIN_NS else 0)
                     wait = t_intended - now()
                 sent[i] = now()
-                if sent[i] >= stop_at:  # behind schedule at the run's end: the rest is unsent, never late
+                if sent[i] >= stop_at + STOP_GRACE_NS:  # behind at the run's end: the rest is unsent, never late
                     sent[i] = -1
                     self.stopped_behind = True
                     return
@@ -540,7 +544,12 @@ class LiveTarget:
                         await asyncio.sleep((wait - _SPIN_NS) / 1e9 if wait > _SPIN_NS else 0)
                         wait = times[i] - now()
                     t = now()
-                    if t >= stop_at:  # behind schedule at the run's end: the rest is unsent, never late
+                    if t >= stop_at + STOP_GRACE_NS:  # behind at the run's end: the rest is unsent, never late
+                        # Messages a driver's wait left over were stamped before it: unsent too.
+                        if own is None:
+                            sent[first + i:first + n] = -1
+                        else:
+                            sent[own[first + i:first + n]] = -1
                         self.stopped_behind = True
                         upcoming.cancel()
                         return
@@ -600,7 +609,7 @@ class LiveTarget:
         if self._flushing is not None and self._flushing.exception() is not None:
             raise self._flushing.exception()  # type: ignore[misc]  # the history could not be written
         self._write_rest()
-        sent = sum(int((s >= 0).sum()) for s in self.sent) + self.sent_elsewhere_count
+        sent = self._sent_count
         self._events.append((t_end, EventKind.RUN_END, None, float(sent), None))
         self._events.sort(key=lambda event: event[0])
         if self._events:
@@ -632,6 +641,9 @@ class LiveTarget:
                     break
         intake = self._intake()
         intake.horizon, intake.shares_through = FAR, [FAR] * len(self.generators)
+        # The windows are the recorder's now: let them go as soon as it has copied them.
+        self._sent_count = sum(int((s >= 0).sum()) for s in self.sent) + self.sent_elsewhere_count
+        self.batches, self.sent = [], []
         # Every message intended before the end that no process sent is the shortfall (a
         # generator process behind at the end stops as this one does).
         complete = not self.interrupted and self.start_error is None

@@ -32,8 +32,14 @@ import numpy as np
 
 from msgstorm.scenario.schema import LiveSpec
 
-__all__ = ["BulkAckDriver", "BurstDriver", "CountsLostPublishes", "Driver", "OnAck", "OnAcks", "OnEvent", "OnReceipt",
+__all__ = [
+    "STOP_GRACE_NS", "BulkAckDriver", "BurstDriver", "CountsLostPublishes", "Driver", "OnAck", "OnAcks", "OnEvent", "OnReceipt",
            "OnReceipts", "OnTimedReceipts", "TimedReceiptsDriver"]
+
+# A message due before ``run.duration`` still leaves up to this long after it (a wake-up a
+# few ms late at the end is no backlog); a generator further behind stops there, and what
+# it has not sent is ``unsent``: a backlog is never sent late.
+STOP_GRACE_NS = 10_000_000
 
 OnReceipt = Callable[[int, bytes], None]  # (consumer index, payload)
 # (consumer index, the ids of the messages one read brought (int64), payloads in it too
