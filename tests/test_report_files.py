@@ -158,3 +158,17 @@ def test_rates_are_printed_for_people_and_kept_whole_in_the_summary() -> None:
     text = buffer.getvalue()
     assert "2,890/s" in text and "5,040/s" in text and "2,890.101" not in text
     assert "limited by the machine's CPUs" in text and "publisher 1.10, nats-server 0.80 of 2" in text
+
+
+def test_a_live_summary_prints_no_stage_table() -> None:
+    import io
+
+    from rich.console import Console
+
+    from msgstorm.report.terminal import print_summary
+
+    stages = {stage: {"p50": 0.0, "p99": 0.0} for stage in ("propagation", "queue_wait", "service", "block_wait")}
+    for target, shown in (("nats", False), ("sim", True)):
+        buffer = io.StringIO()
+        print_summary({"scenario": "x", "target": target, "latency_stages_ms": stages}, Console(file=buffer, width=200))
+        assert ("block_wait" in buffer.getvalue()) is shown

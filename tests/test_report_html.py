@@ -219,9 +219,17 @@ def test_a_live_report_draws_the_cpu_of_the_server_and_of_msgstorm(tmp_path: Pat
     assert status.get("done") == "yes" and status.get("errors") == "0", status
     assert not [line for line in console if "Uncaught" in line or "Error" in line]
     states = _plot_states(dom)
-    assert set(states) == PLOTS | {"cpu"}
-    # A live target has no sequencer queue, gossip or overlay to draw.
-    assert {slug for slug, state in states.items() if state != "yes"} == {"queue", "backlog", "topology"}
+    # A live target has no stages, sequencer queue, gossip, regions or overlay to draw: those
+    # sections are left out (not drawn empty), and one note says what a live run cannot see.
+    assert set(states) == {"throughput", "latency-time", "latency-load", "spectrum", "cpu"}
+    assert all(state == "yes" for state in states.values()), states
+    for anchor in ("stages", "queue", "backlog", "regions", "topology"):
+        assert f'href="#{anchor}"' not in dom and f'id="{anchor}"' not in dom
+    assert dom.count("It cannot see inside the broker") == 1
+    caption = re.search(r"CPUs busy: ([^<]*)", dom)
+    # The caption is computed from the plotted samples, never a fixed sentence.
+    assert caption and re.search(r"nats-server \d+\.\d\d on average", caption.group(1))
+    assert re.search(r"publisher \d+\.\d\d on average, \d+\.\d\d at most", caption.group(1))
     figure = re.search(r'<script type="application/json" id="fig-cpu">(.*?)</script>', dom, re.DOTALL)
     assert figure
     traces = {trace["name"]: trace for trace in json.loads(figure.group(1))["data"]}

@@ -281,6 +281,7 @@ def _plots(history: History, analysis: Analysis) -> dict[str, Plot]:
     depth = queue_depth_series(history)
     thinned = figures.thinning_note(analysis.windows.num_rows)
     steps = analysis.steps
+    cpu_lines = cpu_series(history)
     return {
         "throughput": Plot("throughput", figures.throughput_figure(analysis.windows, spans, summary.get("failure_threshold")),
                            _joined("Offered: messages intended per window. Achieved: messages committed per window.",
@@ -300,15 +301,35 @@ def _plots(history: History, analysis: Analysis) -> dict[str, Plot]:
                         "Sampled every run.sample_interval: each node's queued validation work in receipts' "
                         "worth (queued CPU time / mean processing time), for the most backlogged nodes."),
         "topology": Plot("topology", topology_figure(history.edges)),
-        "cpu": Plot("cpu", figures.cpu_figure(cpu_series(history), spans),
-                    "Live runs: the CPU time each server msgstorm started and msgstorm's own process used, "
-                    "sampled every run.sample_interval, as CPUs busy between samples; dashed: the CPUs a "
-                    "server may run on at once (its GOMAXPROCS). msgstorm's process spins before each "
-                    "send, so it reads about one CPU at any rate."),
+        "cpu": Plot("cpu", figures.cpu_figure(cpu_lines, spans),
+                    "The CPU time each server msgstorm started and msgstorm's own processes used, sampled "
+                    "every run.sample_interval, as CPUs busy between samples; dashed: the CPUs a server may "
+                    "run on at once (its GOMAXPROCS). " + _cpu_caption(cpu_lines)),
         "regions": Plot("regions", figures.region_heatmap_figure(region_matrix(history, summary.get("propagation_ms"))),
                         "Time from a message's send to its first delivery at each node, grouped by the sending "
                         "node's region (rows) and the receiving node's region (columns)."),
     }
+
+
+def _cpu_caption(lines: list[Any]) -> str:
+    """What the CPU plot shows, from its own data: each process's mean and peak CPUs busy."""
+    said = []
+    for line in lines:
+        if line.cores:
+            mean, peak = sum(line.cores) / len(line.cores), max(line.cores)
+            said.append(f"{line.name} {mean:.2f} on average, {peak:.2f} at most")
+    return ("CPUs busy: " + "; ".join(said) + ".") if said else ""
+
+
+# What a client of a live broker cannot see, said once in a live run's report instead of
+# sections that would stay empty.
+LIVE_UNOBSERVED = (
+    "A live run measures what a client sees: the end-to-end latency from each message's intended "
+    "send time to its ack or first receipt, the generator's send lag, every receipt (the delivery "
+    "audit), connection trouble and the CPU of the processes msgstorm started. It cannot see inside "
+    "the broker: no queue depth, base fee, gossip validation backlog, overlay or propagation by "
+    "region, and no split of the latency into propagation, queue wait, service and block wait; "
+    "those sections appear in simulated runs only.")
 
 
 def _joined(*sentences: str) -> str:
@@ -327,19 +348,25 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
     if wall_s is not None:
         summary["wall_s"] = round(wall_s, 3)
     plots = _labelled(_plots(history, analysis))
-    sections = [
-        ("headline", "Headline", _headline(summary)),
-        ("throughput", "Throughput", figure_block(plots["throughput"])),
-        ("latency", "Latency over time", figure_block(plots["latency-time"])),
-        ("load", "Latency vs load", figure_block(plots["latency-load"])),
-        ("spectrum", "Percentile spectrum", figure_block(plots["spectrum"]) + _spectrum_table(summary.get("latency_ms") or {})),
+    live = summary.get("target") not in (None, "sim")
+    # Sections only a simulated run can fill (the inside of the layer).
+    simulated = [
         ("stages", "Where the time goes", figure_block(plots["stages"])),
-        *([("cpu", "CPU of the run's processes", figure_block(plots["cpu"]))]
-          if any(trace.get("x") for trace in plots["cpu"].figure["data"]) else []),
         ("queue", "Queue and base fee", figure_block(plots["queue"])),
         ("backlog", "Gossip validation backlog", figure_block(plots["backlog"])),
         ("regions", "Propagation by region", figure_block(plots["regions"])),
         ("topology", "Overlay", figure_block(plots["topology"]) + _topology(history)),
+    ]
+    sections = [
+        ("headline", "Headline", _headline(summary)),
+        *([("observed", "What a live run observes", f"<p>{esc(LIVE_UNOBSERVED)}</p>")] if live else []),
+        ("throughput", "Throughput", figure_block(plots["throughput"])),
+        ("latency", "Latency over time", figure_block(plots["latency-time"])),
+        ("load", "Latency vs load", figure_block(plots["latency-load"])),
+        ("spectrum", "Percentile spectrum", figure_block(plots["spectrum"]) + _spectrum_table(summary.get("latency_ms") or {})),
+        *([("cpu", "CPU of the run's processes", figure_block(plots["cpu"]))]
+          if any(trace.get("x") for trace in plots["cpu"].figure["data"]) else []),
+        *([] if live else simulated),
         ("groups", "By message kind and agent", _groups(summary)),
         ("checks", "Delivery checks and faults", _checks(summary)),
     ]

@@ -118,7 +118,8 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         head.add_row("wall time", _fmt(summary.get("wall_s"), " s"))
     console.print(head)
 
-    stages = summary.get("latency_stages_ms") or {}
+    # A live run sees no stage inside the broker (queue wait, service, block wait): no table.
+    stages = summary.get("latency_stages_ms") or {} if summary.get("target") in (None, "sim") else {}
     if stages:
         table = Table(title="where the time goes (ms)", header_style="bold")
         table.add_column("stage")
