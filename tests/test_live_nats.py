@@ -343,3 +343,30 @@ def test_a_generator_behind_at_the_end_stops_there_and_counts_what_it_never_sent
     unsent = messages.filter(pc.equal(messages.column("status"), "unsent"))
     assert unsent.column("t_sent").null_count == unsent.num_rows
     assert_nothing_left(result.run_dir)
+
+
+def test_a_live_run_feeds_the_progress_bar_its_own_counts(tmp_path: Path) -> None:
+    """Snapshots every quarter second: the target's name, the run's clock against its
+    duration, what was sent and received so far; the last one is the run's own totals."""
+    import io
+
+    from rich.console import Console
+
+    from msgstorm.progress import ProgressSnapshot
+    from msgstorm.report.live import LiveProgress
+
+    seen: list[ProgressSnapshot] = []
+    result = run(_scenario(duration="2s", rate=2000), tmp_path / "run", progress=seen.append)
+    assert len(seen) >= 4 and all(snapshot.target == "nats" for snapshot in seen)
+    assert all(b.t_ns >= a.t_ns and b.emitted >= a.emitted and b.receipts >= a.receipts for a, b in zip(seen, seen[1:]))
+    last = seen[-1]
+    assert last.final and last.end_ns == 2_000_000_000
+    assert last.emitted == result.summary["messages"]["sent"] == 4000
+    assert last.receipts == last.committed == 4000 and last.dropped == 0
+    assert last.send_lag_ns is not None and last.send_lag_ns >= 0
+    bar = LiveProgress(Console(file=io.StringIO(), width=200))
+    for snapshot in seen:
+        bar.rates.update(snapshot)
+    status = bar.status(seen[len(seen) // 2], wall_s=1.0)
+    assert "/2.0s offered" in status and "achieved" in status and "send lag" in status and "receipts" in status
+    assert "lost 0" in status and "queue" not in status

@@ -114,7 +114,8 @@ def test_live_progress_shows_rate_queue_errors_and_nearest_rank_p99() -> None:
                        latencies_ns=latencies))
     assert len(seen) == 11
     status = bar.status(seen[-1], wall_s=0.5)
-    assert "committed 3,000/s" in status and "queue 42" in status and "errors" in status and "7" in status
+    assert "committed 3,000/s" in status and "queue 42" in status and "dropped [red]7[/]" in status
+    assert "rejected 0" in status and "errors" not in status  # names what the layer did, not msgstorm
     assert "t=1.10/5.00s" in status
     # Nearest rank over the 110 latencies (the analysis's definition): rank ceil(0.99 * 110) = 109.
     every = np.sort(np.concatenate([np.arange(10) + s for s in range(1, 12)]))

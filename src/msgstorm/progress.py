@@ -48,6 +48,11 @@ class ProgressSnapshot:
     leader: str
     latencies_ns: np.ndarray = field(default_factory=_no_latencies)
     final: bool = False
+    # A live run's own: its target, the generator's latest send lag, receipts so far (every
+    # consumer's), and publishes the client says will never arrive (dropped or refused).
+    target: str = "sim"
+    send_lag_ns: int | None = None
+    receipts: int = 0
 
 
 Progress = Callable[[ProgressSnapshot], None]

@@ -158,7 +158,7 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progres
     traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
     started = time.perf_counter()
     if scenario.target != "sim":
-        _run_live(scenario, writer, run_dir, traffic_seed)
+        _run_live(scenario, writer, run_dir, traffic_seed, progress)
         # The live target's per-message state (windows, send times, receipts) hangs in
         # reference cycles (the driver's callbacks are its bound methods), and the analysis
         # runs with cycle collection off: free it now, not after the analysis.
@@ -175,10 +175,11 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progres
     return RunResult(scenario, run_dir, history, analysis, wall_s)
 
 
-def _run_live(scenario: Scenario, writer: HistoryWriter, run_dir: Path, traffic_seed: np.random.SeedSequence) -> None:
+def _run_live(scenario: Scenario, writer: HistoryWriter, run_dir: Path, traffic_seed: np.random.SeedSequence,
+              progress: Progress | None = None) -> None:
     from msgstorm.live.target import LiveTarget  # the live drivers' clients load only for live runs
 
-    live = LiveTarget(scenario, writer, run_dir)
+    live = LiveTarget(scenario, writer, run_dir, progress)
     write_run_row(writer, scenario, live, 0, completed=False)
     writer.sync()
     try:

@@ -82,6 +82,7 @@ from msgstorm.live.recorder import (
     Receipts,
     first_arrivals,
 )
+from msgstorm.progress import Progress, ProgressSnapshot
 from msgstorm.scenario.budget import STAGED_MESSAGES
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import Scenario
@@ -106,6 +107,8 @@ _SWITCH_S = 100e-6
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # The drain looks at what has arrived this often.
 _DRAIN_POLL_S = 0.005
+# A progress snapshot (the terminal bar, Prometheus) this often, in wall time.
+_PROGRESS_S = 0.25
 STREAM = "stream"
 # The ``client`` of the ``client_error`` event of a run that never started.
 START_FAILED = "start"
@@ -123,7 +126,8 @@ class LiveTarget:
     """Drive ``scenario.target``'s driver with the scenario's traffic; ``finish`` writes
     what happened. ``nodes`` and ``interrupted`` are what the run row records."""
 
-    def __init__(self, scenario: Scenario, writer: HistoryWriter, run_dir: Path) -> None:
+    def __init__(self, scenario: Scenario, writer: HistoryWriter, run_dir: Path,
+                 progress: Progress | None = None) -> None:
         self.scenario = scenario
         self.writer = writer
         # Absolute: servers run in their own directory, so a path they are given on their command
@@ -136,6 +140,10 @@ class LiveTarget:
         # The run's end came while the generator was behind its schedule: what it had not sent
         # by then stays unsent (status ``unsent``), never sent late.
         self.stopped_behind = False
+        # What the progress bar shows, kept by the send loops without per-message work.
+        self.progress = progress
+        self._emitted = 0  # messages this process handed to the driver
+        self._lag_ns: int | None = None  # the latest hand-over's send lag
         self._sent_count = 0  # messages sent, counted when the windows go to the recorder at the end
         self._t0 = time.monotonic_ns()
         self._events: list[tuple[int, str, str | None, float | None, dict[str, Any] | None]] = []
@@ -341,6 +349,7 @@ class LiveTarget:
             sampler = CpuSampler(PUBLISHER, self._sampled_processes(), self._on_cpu)
             sampling = loop.create_task(self._sample_cpu(sampler, max(self.scenario.run.sample_interval / 1e9,
                                                                       MIN_INTERVAL_S)))
+            reporting = loop.create_task(self._report_progress() if self.progress is not None else asyncio.sleep(0))
             try:
                 await self._send_all(traffic)
                 # The generator processes keep the same schedule: wait for the end of theirs.
@@ -349,8 +358,11 @@ class LiveTarget:
                 await self._drain()
             finally:
                 sampling.cancel()
+                reporting.cancel()
                 recording.cancel()  # the rest is written by ``finish``
-                await asyncio.gather(sampling, recording, return_exceptions=True)
+                await asyncio.gather(sampling, reporting, recording, return_exceptions=True)
+                if self.progress is not None:
+                    self.progress(self._snapshot(final=True))
                 sampler.sample()  # the CPU the run's end used
             if not recording.cancelled() and recording.exception() is not None:
                 raise recording.exception()  # type: ignore[misc]  # the history could not be written
@@ -363,6 +375,25 @@ class LiveTarget:
             # Interrupted: stopped now, each reports what it sent (a no-op for one that is done).
             await asyncio.gather(*(generator.stop() for generator in self.generators))
             await self.driver.close()
+
+    async def _report_progress(self) -> None:
+        """A progress snapshot every ``_PROGRESS_S``: counts the loops keep, nothing per message."""
+        assert self.progress is not None
+        while True:
+            await asyncio.sleep(_PROGRESS_S)
+            self.progress(self._snapshot())
+
+    def _snapshot(self, final: bool = False) -> ProgressSnapshot:
+        emitted = self._emitted + self.sent_elsewhere_count
+        lost = self.dropped_elsewhere + (self.driver.lost_publishes if isinstance(self.driver, CountsLostPublishes)
+                                         else 0)
+        consumers = len(self.consumer_names) if self.driver.fanout else 1
+        committed = self.acks.count if self.driver.acks else self.receipts.count // max(1, consumers)
+        return ProgressSnapshot(
+            t_ns=self._now(), end_ns=self.scenario.run.duration, sent=emitted, emitted=emitted,
+            settled=committed + lost, committed=committed, dropped=lost, rejected=0,
+            queue_depth=max(0, emitted - committed - lost), base_fee=None, faults_active=0, leader="",
+            final=final, target=self.scenario.target, send_lag_ns=self._lag_ns, receipts=self.receipts.count)
 
     def _sampled_processes(self) -> list[tuple[str, int]]:
         """(name, pid) of the servers msgstorm started and of its consumer and generator
@@ -500,6 +531,8 @@ class LiveTarget:
                         sent[i] = -1  # interrupted before the driver took it: never sent
                     raise
                 since_yield += 1
+                self._emitted += 1
+                self._lag_ns = sent[i] - t_intended
                 if since_yield >= _YIELD_EVERY:
                     since_yield = 0
                     await asyncio.sleep(0)
@@ -573,6 +606,8 @@ class LiveTarget:
                     if published is not None:  # the driver waited: the rest is stamped when handed over again
                         j = i + published
                     since_yield += j - i
+                    self._emitted += j - i
+                    self._lag_ns = t - times[i]
                     i = j
                     if since_yield >= _YIELD_EVERY:
                         since_yield = 0

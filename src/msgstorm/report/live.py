@@ -1,7 +1,7 @@
-"""Live views of a running simulation: rates from progress snapshots, and the progress bar.
+"""Live views of a running target: rates from progress snapshots, and the progress bar.
 
 Place in the pipeline: beside the target while it runs. The simulator calls
-``progress(snapshot)`` every ~1000 events with a ``ProgressSnapshot`` (``msgstorm.progress``:
+``progress(snapshot)`` every ~1000 events, a live target every quarter second of wall time, with a ``ProgressSnapshot`` (``msgstorm.progress``:
 virtual time, counts so far, the commit latencies since the previous snapshot). ``SnapshotRates`` turns successive
 snapshots into rates over a sliding span of virtual time; ``LiveProgress`` draws a rich bar
 from them; ``tee`` feeds one snapshot to several consumers (the bar and the Prometheus
@@ -95,9 +95,9 @@ class LiveProgress:
         self.rates = SnapshotRates(span_ns)
         self.latencies = RecentLatencies()
         self.min_interval_s = min_interval_s
-        self._bar = Progress(TextColumn("[bold]sim"), BarColumn(), TextColumn("{task.fields[status]}"),
+        self._bar = Progress(TextColumn("[bold]{task.fields[label]}"), BarColumn(), TextColumn("{task.fields[status]}"),
                              TimeElapsedColumn(), console=console, transient=True)
-        self._task = self._bar.add_task("sim", total=1.0, status="starting")
+        self._task = self._bar.add_task("run", total=1.0, status="starting", label="run")
         self._started = time.monotonic()
         self._last_draw = 0.0
 
@@ -118,16 +118,27 @@ class LiveProgress:
             return
         self._last_draw = now
         self._bar.update(self._task, completed=min(1.0, snapshot.t_ns / max(1, snapshot.end_ns)),
-                         status=self.status(snapshot, now - self._started))
+                         status=self.status(snapshot, now - self._started), label=snapshot.target)
 
     def status(self, snapshot: Snapshot, wall_s: float) -> str:
-        """The text beside the bar."""
+        """The text beside the bar: virtual time and speed on the simulator; on a live target
+        wall time against the duration, offered and achieved rates, the send lag, receipts
+        and the publishes lost so far."""
         t_s = snapshot.t_ns / NS_PER_S
-        speed = f" ×{t_s / wall_s:.2g}" if wall_s > 0 else ""
-        errors = snapshot.dropped + snapshot.rejected
         p99_ms = self.latencies.p99_ms()
         p99 = f" p99 {p99_ms:,.1f}ms" if p99_ms is not None else ""
+        if snapshot.target != "sim":
+            lag = "" if snapshot.send_lag_ns is None else f" send lag {snapshot.send_lag_ns / 1e6:,.1f}ms"
+            return (f"{t_s:.1f}/{snapshot.end_ns / NS_PER_S:.1f}s "
+                    f"offered {_count(self.rates.offered_per_s)}/s achieved {_count(self.rates.committed_per_s)}/s"
+                    f"{lag} receipts {snapshot.receipts:,} {_red('lost', snapshot.dropped)}")
+        speed = f" ×{t_s / wall_s:.2g}" if wall_s > 0 else ""
         return (f"t={t_s:.2f}/{snapshot.end_ns / NS_PER_S:.2f}s{speed} "
                 f"committed {_count(self.rates.committed_per_s)}/s{p99} "
                 f"queue {snapshot.queue_depth:,} "
-                f"errors {'[red]' if errors else ''}{errors:,}{'[/]' if errors else ''}")
+                f"{_red('dropped', snapshot.dropped)} {_red('rejected', snapshot.rejected)}")
+
+
+def _red(name: str, count: int) -> str:
+    """``name N``, red when N is not 0: messages the layer dropped, refused or lost."""
+    return f"{name} [red]{count:,}[/]" if count else f"{name} 0"
