@@ -383,4 +383,4 @@ def test_the_wire_client_sends_a_url_it_cannot_serve_to_nats_py(tmp_path: Path) 
     for url in ("tls://127.0.0.1:4222", "nats://user:secret@127.0.0.1:4222"):
         with pytest.raises(TargetError, match=r'jetstream: cannot connect: WireError: .*\[live.jetstream\] '
                                               r'client = "nats-py"'):
-            run(_scenario(live=f'url = "{url}"'), tmp_path / "run")
+            run(_scenario(live=f'url = "{url}"'), tmp_path / url.split(":")[0])

@@ -434,3 +434,49 @@ def test_the_read_back_waits_for_a_control_connection_that_is_reconnecting(tmp_p
     assert asyncio.run(driver.read_back()) is None
     assert [(kind, detail["client"]) for kind, detail in events] == [("client_error", "read_back")]
     assert "control connection" in events[0][1]["error"]
+
+
+@pytest.mark.usefixtures("nats_server")
+def test_a_server_that_stays_dead_costs_the_read_back_its_timeout_not_a_minute(tmp_path: Path) -> None:
+    """SIGKILL the server a second into a 3 s run and leave it dead: the read-back after the
+    run waits live.read_back_timeout (2 s here) for a connection, then the run ends, its
+    summary saying the stream was not read back and why; the run's own time axis ends
+    with its drain."""
+    scenario = tmp_path / "live.toml"
+    scenario.write_text(LIVE.format(duration="3s", jetstream="").replace(
+        'start_timeout = "60s"', 'start_timeout = "60s"\nread_back_timeout = "2s"'), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    process = run_in_process(scenario, run_dir)
+    try:
+        port = _port(run_dir, "nats-server", process)
+        _wait_for_traffic(port, process)
+        time.sleep(1.0)
+        _kill(int((run_dir / "servers" / "nats-server.pid").read_text()), port)
+        killed = time.monotonic()
+        _finish(process)
+        after_kill_s = time.monotonic() - killed
+    finally:
+        if process.poll() is None:
+            process.kill()
+    # Left: at most 2 s of schedule, the 3 s drain, the 2 s read-back wait, and the report.
+    assert after_kill_s < 30, after_kill_s
+    summary = json.loads((run_dir / "summary.json").read_text())
+    read_back = summary["delivery"]["read_back"]
+    assert read_back["done"] is False and read_back["stored"] is None and read_back["error"]
+    assert summary["delivery"]["stream"] is None
+    assert summary["duration_s"] <= 3 + 3 + 0.5  # the schedule and the drain; not the read-back
+    windows = (run_dir / "windows.csv").read_text().splitlines()
+    assert len(windows) - 1 <= 7  # one-second windows up to the drain's end
+
+
+@pytest.mark.usefixtures("nats_server")
+def test_the_read_back_is_a_phase_after_the_run_off_its_time_axis(tmp_path: Path) -> None:
+    process, run_dir = _start(tmp_path, "2s")
+    _finish(process)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    read_back = summary["delivery"]["read_back"]
+    assert read_back["done"] is True and read_back["stored"] == 2000 and read_back["seconds"] >= 0
+    assert read_back["error"] is None and summary["delivery"]["stream"]["stored"] == 2000
+    run_end = next(t for t, kind, _ in _events(run_dir) if kind == "run_end")
+    assert all(t <= run_end for t, _, _ in _events(run_dir))
+    assert summary["duration_s"] == pytest.approx(run_end / 1e9, abs=1e-3) and summary["duration_s"] < 2 + 3 + 0.5

@@ -21,6 +21,9 @@ Counts, over consumer receipts (rows whose node is not ``stream``):
 - ``reordered``: first receipts that came after a later-sent message with the same key on
   the same consumer. Send order is ``t_sent`` (one publisher, one clock), so per-key
   sequence numbers need not travel in the payload: the history has the key and the order.
+- ``read_back``: the phase after the run that read the stream back: {done, stored, seconds,
+  error} (``error`` says why it could not be done: a server that stayed down, a stall over
+  ``live.read_back_timeout``), null for a driver that reads nothing back.
 - ``stream``: when the driver read the broker's stream back after the run (rows with node
   ``stream``): ``stored``, ``acked_missing`` (acked, yet not in the stream: an acked write
   lost), ``duplicated`` (stored twice), ``unexpected``. Null when nothing was read back.
@@ -167,7 +170,24 @@ def delivery_summary(history: History) -> dict[str, Any] | None:
         "unexpected": unexpected,
         "reordered": reordered,
         "stream": _stream(deliveries, ids, acked_by_row),
+        "read_back": _read_back(history),
     }
+
+
+def _read_back(history: History) -> dict[str, Any] | None:
+    """The phase after the run that read the broker's stream back: {done, stored, seconds,
+    error}; None for a driver that reads nothing back (or a run stopped before it)."""
+    phase = events_of(history, EventKind.READ_BACK)
+    if phase.count == 0:
+        return None
+    value = phase.value[-1]
+    done = bool(np.isfinite(value))
+    errors = [detail for detail in events_of(history, EventKind.CLIENT_ERROR).details()
+              if detail.get("client") == "read_back"]
+    seconds = phase.details()[-1].get("seconds")
+    return {"done": done, "stored": int(value) if done else None,
+            "seconds": float(seconds) if isinstance(seconds, int | float) else None,
+            "error": None if done else str(errors[-1].get("error")) if errors else "the driver read nothing back"}
 
 
 def _stream(deliveries: pa.Table, ids: I64, acked_by_row: npt.NDArray[np.bool_]) -> dict[str, int] | None:

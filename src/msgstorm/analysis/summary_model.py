@@ -163,6 +163,13 @@ class StreamReadBack(_Closed):
     unexpected: Count
 
 
+class ReadBack(_Closed):
+    done: Annotated[bool, Field(description="the whole stream was read back")]
+    stored: Annotated[int | None, Field(ge=0, description="messages read back (null when not done)")]
+    seconds: Annotated[float | None, Field(ge=0, description="how long the read-back took, after the run's end")]
+    error: Annotated[str | None, Field(description="why the read-back could not be done")]
+
+
 class Delivery(_Closed):
     fanout: Annotated[bool, Field(description="every consumer gets every message (else they share)")]
     consumers: Count
@@ -173,6 +180,9 @@ class Delivery(_Closed):
     unexpected: Annotated[int, Field(ge=0, description="receipts of messages never sent")]
     reordered: Annotated[int, Field(ge=0, description="receipts after a later-sent message of the same key")]
     stream: StreamReadBack | None
+    read_back: Annotated[ReadBack | None, Field(
+        description="the phase after the run that read the broker's stream back (off the run's time axis); "
+                    "null for a driver that reads nothing back")] = None
 
 
 class ClientDown(_Closed):

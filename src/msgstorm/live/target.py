@@ -166,6 +166,7 @@ class LiveTarget:
         self._handlers: dict[int, Any] = {}
         self.stored: list[bytes] | None = None
         self.t_read_back = 0
+        self.t_run_end: int | None = None  # the drain's end: the run's end on its time axis
         self.unreadable = 0
         # The history's messages and deliveries rows, written on a thread of its own while the
         # run goes (``live/recorder.py``): what the run brought is handed over as intakes.
@@ -366,11 +367,16 @@ class LiveTarget:
                 sampler.sample()  # the CPU the run's end used
             if not recording.cancelled() and recording.exception() is not None:
                 raise recording.exception()  # type: ignore[misc]  # the history could not be written
+            # The run ends with the drain: what follows (reading the stream back, stopping
+            # servers) is a phase after it, kept off the run's time axis (see ``finish``).
+            self.t_run_end = self._now()
             if not self.interrupted:
                 self.stored = await self.driver.read_back()
-                self.t_read_back = self._now()
+                seconds = (self._now() - self.t_run_end) / 1e9
+                self.t_read_back = self.t_run_end
                 self._events.append((self.t_read_back, EventKind.READ_BACK, None,
-                                     None if self.stored is None else float(len(self.stored)), None))
+                                     None if self.stored is None else float(len(self.stored)),
+                                     {"seconds": round(seconds, 3)}))
         finally:
             # Interrupted: stopped now, each reports what it sent (a no-op for one that is done).
             await asyncio.gather(*(generator.stop() for generator in self.generators))
@@ -639,7 +645,10 @@ class LiveTarget:
     def finish(self) -> int:
         """Write the rest of the messages and deliveries, and the events; return the run's
         end time (ns)."""
-        t_end = self._now()
+        # The run's end is the drain's: events of the phase after it (the read-back, servers
+        # stopping) are stamped at that end, the read-back's own duration is in its event.
+        t_end = self.t_run_end if self.t_run_end is not None else self._now()
+        self._events = [(min(t, t_end), *rest) for t, *rest in self._events]
         self._recording.shutdown(wait=True)  # its last intake is written first
         if self._flushing is not None and self._flushing.exception() is not None:
             raise self._flushing.exception()  # type: ignore[misc]  # the history could not be written

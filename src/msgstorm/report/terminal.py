@@ -111,6 +111,12 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
                      f" (prefix {_fmt(lost.get('prefix'))}, middle {_fmt(lost.get('middle'))}, "
                      f"postfix {_fmt(lost.get('postfix'))}), duplicated {_fmt(delivery.get('duplicated'))}, "
                      f"unexpected {_fmt(delivery.get('unexpected'))}, reordered {_fmt(delivery.get('reordered'))}")
+        read_back = delivery.get("read_back")
+        if read_back:
+            head.add_row("stream read back (after the run)",
+                         f"{_fmt(read_back.get('stored'))} messages in {_fmt(read_back.get('seconds'))} s"
+                         if read_back.get("done") else
+                         f"NOT DONE after {_fmt(read_back.get('seconds'))} s: {escape(str(read_back.get('error')))}")
     connections = summary.get("connections")
     if connections:
         head.add_row("connections", _connections_line(connections))

@@ -82,6 +82,9 @@ DESCRIPTIONS: dict[str, str] = {
     "LiveSpec.consumers": "consumer connections",
     "LiveSpec.flush_interval": "the publisher flushes at least this often",
     "LiveSpec.start_timeout": "a started server must listen, and a connection succeed, within this",
+    "LiveSpec.read_back_timeout": "after the run, reading the stream back (JetStream) waits at most this for "
+                                  "its connection and for each next batch; one that cannot finish is reported "
+                                  "in delivery.read_back, and the run ends",
     "LiveSpec.record_every": "write messages and deliveries this often while the run goes (a SIGKILL keeps "
                              "the rows settled up to about this long before it); none: at the end (the "
                              "recorder's thread costs the generator headroom)",

@@ -472,6 +472,10 @@ class LiveSpec(_Spec):
     # default: on a small machine the rows made beside the generator cost it its headroom
     # (docs/live.md, "Recording while the run goes").
     record_every: DurationNs | None = Field(default=None, gt=0)
+    # After the run, reading the stream back (JetStream) waits at most this for its
+    # connection and for each next batch; a read-back that cannot finish is reported, and
+    # the run ends.
+    read_back_timeout: DurationNs = Field(default=10_000_000_000, gt=0)
     nats: NatsSpec = NatsSpec()
     jetstream: JetStreamSpec = JetStreamSpec()
     redis: RedisSpec = RedisSpec()
