@@ -33,7 +33,8 @@ def test_disconnects_pair_with_reconnects_and_one_never_back_is_down_to_the_end(
     summary = connections_summary(history)
     assert summary is not None
     assert (summary["disconnects"], summary["reconnects"], summary["errors"]) == (3, 2, 1)
-    assert summary["clients"] == {"c0": {"disconnects": 2, "down_s": 0.35}, "c1": {"disconnects": 1, "down_s": 1.0}}
+    assert summary["clients"] == {"c0": {"disconnects": 2, "down_s": 0.35, "reconnect_attempts": 0},
+                                  "c1": {"disconnects": 1, "down_s": 1.0, "reconnect_attempts": 0}}
     assert summary["servers_exited"] == []
     assert [(i["t_s"], i["kind"], i["client"]) for i in summary["incidents"]] == [
         (1.0, "disconnected", "c0"), (1.5, "client_error", "c0"), (2.0, "disconnected", "c0"),
@@ -55,7 +56,7 @@ def test_a_server_that_exited_on_its_own_is_named_with_its_code(tmp_path: Path) 
     summary = connections_summary(history)
     assert summary is not None
     assert summary["servers_exited"] == [{"name": "nats-server", "returncode": -9}]
-    assert summary["clients"]["msgstorm-publisher"] == {"disconnects": 1, "down_s": 3.0}
+    assert summary["clients"]["msgstorm-publisher"] == {"disconnects": 1, "down_s": 3.0, "reconnect_attempts": 0}
     errors = {i["kind"]: i["error"] for i in summary["incidents"]}
     refused = _live(tmp_path / "refused", [event(S, "client_error", client="msgstorm-publisher", refused=7,
                                                 error="OOM command not allowed")])
@@ -120,3 +121,28 @@ def test_the_terminal_and_the_page_show_the_trouble(tmp_path: Path, capsys) -> N
     assert "socket [closed] [/x]" in capsys.readouterr().out
     assert 'id="connections-table"' in page and "Slow Consumer Detected" in page
     assert "1 disconnect, 0 reconnects, 1 error, 0 servers exited early; msgstorm-consumer-0 down 4 s." in page
+
+
+def test_an_outage_is_one_disconnect_with_its_reconnect_attempts_as_detail(tmp_path: Path) -> None:
+    """A client retrying every 100 ms through a long outage is one disconnect: the failed
+    attempts its driver counted are a detail of it, not errors (one that never came back
+    ends in a closing client_error, folded the same way)."""
+    history = _live(tmp_path, [
+        event(1 * S, "disconnected", client="control"),
+        event(3 * S, "reconnected", client="control", attempts=19, last_error="ConnectionRefusedError: refused"),
+        event(4 * S, "disconnected", client="c0", error="-ERR 'Slow Consumer'"),
+        event(5 * S, "client_error", client="c0", attempts=9, last_error="OSError: down",
+              error="still disconnected at the run's end"),
+        event(5 * S, "client_error", client="msgstorm-publisher", error="publishes dropped while disconnected",
+              dropped=40),
+    ])
+    summary = connections_summary(history)
+    assert summary is not None
+    assert (summary["disconnects"], summary["reconnects"], summary["errors"]) == (2, 1, 1)
+    assert summary["clients"] == {"control": {"disconnects": 1, "down_s": 2.0, "reconnect_attempts": 19},
+                                  "c0": {"disconnects": 1, "down_s": 1.0, "reconnect_attempts": 9}}
+    said = {(i["kind"], i["client"]): i["error"] for i in summary["incidents"]}
+    assert said == {
+        ("disconnected", "control"): "19 reconnect attempts failed, the last: ConnectionRefusedError: refused",
+        ("disconnected", "c0"): "-ERR 'Slow Consumer'; 9 reconnect attempts failed, the last: OSError: down",
+        ("client_error", "msgstorm-publisher"): "publishes dropped while disconnected (40 messages)"}

@@ -139,7 +139,7 @@ def test_the_command_line_page_names_every_command_and_option_and_no_other() -> 
     section = text[text.index("## Commands"):text.index("## Exit codes")]
     group = typer.main.get_command(app)
     context = group.make_context("msgstorm", ["--help"], resilient_parsing=True)
-    known: set[str] = {"--help"}
+    known: set[str] = {"--help", *(opt for param in group.params for opt in param.opts)}  # --version
     for name in group.list_commands(context):  # type: ignore[attr-defined]
         command = group.get_command(context, name)  # type: ignore[attr-defined]
         assert re.search(rf"`msgstorm {name}[ `]", section), f"docs/cli.md does not show `msgstorm {name}`"

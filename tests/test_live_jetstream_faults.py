@@ -245,6 +245,13 @@ def test_a_server_killed_and_started_again_on_its_store_loses_nothing_it_acked(t
     assert connections["disconnects"] == connections["reconnects"] == len(connections["clients"])
     assert all(0.5 < entry["down_s"] < 10 for entry in connections["clients"].values()), connections
     assert connections["servers_exited"] == [{"name": "nats-server", "returncode": -9}]
+    # An outage is counted once: a client retrying through the second without a server tried
+    # more than once, and those attempts are its outage's detail, not errors (the only error
+    # left is the publisher's account of what it could not publish).
+    assert sum(entry["reconnect_attempts"] for entry in connections["clients"].values()) >= 2, connections
+    errors = [i for i in connections["incidents"] if i["kind"] == "client_error"]
+    assert connections["errors"] == len(errors) <= 1 and all(i["client"] == "msgstorm-publisher" for i in errors), \
+        connections
     _assert_nothing_left(run_dir, [port])
 
 

@@ -56,6 +56,21 @@ def test_live_messages_too_large_to_stage_are_refused_before_any_server_starts()
     assert _invoke("validate", str(EXAMPLES / "live-zmq.toml"), "--set", 'agents.0.size="64KB"')[0] == 0
 
 
+def test_a_live_run_that_would_not_fit_in_memory_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    """A live run keeps each message's row for the analysis: 300,000/s held for an hour is a
+    billion rows. Refused by the estimate with the memory it would take, before a server
+    starts or the run directory is made, on every live target."""
+    for example in ("live-zmq.toml", "live-redis.toml", "live-nats-ramp.toml", "live-jetstream.toml"):
+        out = tmp_path / example
+        code, output = _invoke("run", str(EXAMPLES / example), "--out", str(out), "--set", 'run.duration="1h"',
+                               "--set", 'agents.0.arrival={process="constant", rate="300000/s"}',
+                               "--set", "limits.max_messages=1e12", "--set", "limits.max_window_messages=1e12")
+        assert code == 2, output
+        assert "memory: about" in output and "over limits.memory" in output, output
+        assert "estimated work: about" in output and "consumer" in output, output
+        assert not out.exists(), f"{example}: the run directory was made"
+
+
 def test_the_seed_flag_is_bounded_by_the_history_column() -> None:
     code, output = _invoke("run", QUICKSTART, "--seed", "9223372036854775808", "-q")
     assert code == 2 and "run.seed" in output and "less than 9223372036854775808" in output

@@ -7,14 +7,18 @@ broker cut off as too slow, a server that died, a publisher that dropped while i
 reconnected. ``connections_summary`` gives summary.json's ``connections`` (null on the
 simulator, and for a live run cut off before it could write its events):
 
-- ``disconnects``, ``reconnects``, ``errors``: how many of each event.
-- ``clients``: {client: {disconnects, down_s}}, ``down_s`` the time from each disconnect to
-  its reconnection (to the run's end when it never came back), for every client that lost
-  its connection at least once.
+- ``disconnects``, ``reconnects``, ``errors``: how many of each event. An outage is one
+  disconnect however long it lasts: the drivers count the failed reconnect attempts into
+  it (``attempts`` in its ``reconnected`` event, or in the one ``client_error`` of an
+  outage the run's end found open), and that closing ``client_error`` is not an error.
+- ``clients``: {client: {disconnects, down_s, reconnect_attempts}}, ``down_s`` the time from
+  each disconnect to its reconnection (to the run's end when it never came back), for every
+  client that lost its connection at least once.
 - ``servers_exited``: [{name, returncode}] of the servers msgstorm started that had exited
   on their own (killed, crashed) before msgstorm stopped them.
 - ``incidents``: the first ``INCIDENTS_SHOWN`` of these events in time order, each {t_s,
-  kind, client, error}: the disconnect or error with what the client or server said.
+  kind, client, error}: the disconnect or error with what the client or server said (a
+  disconnect adds how many reconnect attempts failed, and the last one's error).
 """
 
 from __future__ import annotations
@@ -88,9 +92,24 @@ def connections_summary(history: History) -> dict[str, Any] | None:
     clients: dict[str, dict[str, Any]] = {}
     exited: list[dict[str, Any]] = []
     incidents: list[dict[str, Any]] = []
+    outages: dict[str, dict[str, Any] | None] = {}  # client -> its open outage's incident (None: not shown)
     for t, kind, detail in zip(rows.t.tolist(), rows.kinds(), rows.details()):
         client = detail.get("client")
         name = str(client) if client is not None else None
+        attempts = detail.get("attempts")
+        if name is not None and isinstance(attempts, int) and kind != EventKind.DISCONNECTED:
+            # The end of an outage (reconnected, or still down at the run's end): its failed
+            # reconnect attempts are a detail of the one disconnect, not errors of their own.
+            entry = clients.setdefault(name, {"disconnects": 0, "down_s": 0.0, "reconnect_attempts": 0})
+            entry["reconnect_attempts"] += attempts
+            incident = outages.pop(name, None)
+            if incident is not None and attempts:
+                last = detail.get("last_error")
+                said = f"{attempts:,} reconnect attempt{'s' if attempts != 1 else ''} failed" + (
+                    f", the last: {last}" if last else "")
+                incident["error"] = f"{incident['error']}; {said}" if incident["error"] else said
+            if kind == EventKind.CLIENT_ERROR:
+                continue
         if kind == EventKind.SERVER_STOP:
             if not detail.get("exited_early"):
                 continue  # stopped by msgstorm at the end
@@ -99,9 +118,13 @@ def connections_summary(history: History) -> dict[str, Any] | None:
         else:
             counts[EventKind(kind)] += 1
         if kind == EventKind.DISCONNECTED and name is not None:
-            clients.setdefault(name, {"disconnects": 0, "down_s": 0.0})["disconnects"] += 1
+            clients.setdefault(name, {"disconnects": 0, "down_s": 0.0, "reconnect_attempts": 0})["disconnects"] += 1
         if kind != EventKind.RECONNECTED and len(incidents) < INCIDENTS_SHOWN:
             incidents.append({"t_s": seconds(t), "kind": str(kind), "client": name, "error": _error_text(detail)})
+            if kind == EventKind.DISCONNECTED and name is not None:
+                outages[name] = incidents[-1]
+        elif kind == EventKind.DISCONNECTED and name is not None:
+            outages[name] = None
     t_end = run_t_end_ns(history)
     down_ns: dict[str, int] = {}
     for name, start, end in down_spans(history):

@@ -188,6 +188,7 @@ class Delivery(_Closed):
 class ClientDown(_Closed):
     disconnects: Count
     down_s: Annotated[float, Field(ge=0, description="from each disconnect to its reconnection (or the run's end)")]
+    reconnect_attempts: Annotated[int, Field(ge=0, description="failed attempts to connect again, over all its outages")]
 
 
 class ServerExited(_Closed):
@@ -205,7 +206,9 @@ class Incident(_Closed):
 class Connections(_Closed):
     disconnects: Count
     reconnects: Count
-    errors: Annotated[int, Field(ge=0, description="client_error events")]
+    errors: Annotated[int, Field(ge=0, description=(
+        "client_error events: refused or dropped publishes, clients that failed; not reconnect attempts, "
+        "which count into their outage"))]
     clients: Annotated[dict[str, ClientDown], Field(description="every client that lost its connection")]
     servers_exited: Annotated[list[ServerExited], Field(
         description="servers msgstorm started that had exited on their own before it stopped them")]

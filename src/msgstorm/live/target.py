@@ -371,12 +371,18 @@ class LiveTarget:
             # servers) is a phase after it, kept off the run's time axis (see ``finish``).
             self.t_run_end = self._now()
             if not self.interrupted:
+                events_before = len(self._events)
                 self.stored = await self.driver.read_back()
                 seconds = (self._now() - self.t_run_end) / 1e9
-                self.t_read_back = self.t_run_end
-                self._events.append((self.t_read_back, EventKind.READ_BACK, None,
-                                     None if self.stored is None else float(len(self.stored)),
-                                     {"seconds": round(seconds, 3)}))
+                # None is a target that keeps nothing to read (core NATS, ZeroMQ, a trimmed
+                # Redis stream): no phase; unless the driver said why a read-back failed.
+                failed = any(event[1] == EventKind.CLIENT_ERROR and (event[4] or {}).get("client") == "read_back"
+                             for event in self._events[events_before:])
+                if self.stored is not None or failed:
+                    self.t_read_back = self.t_run_end
+                    self._events.append((self.t_read_back, EventKind.READ_BACK, None,
+                                         None if self.stored is None else float(len(self.stored)),
+                                         {"seconds": round(seconds, 3)}))
         finally:
             # Interrupted: stopped now, each reports what it sent (a no-op for one that is done).
             await asyncio.gather(*(generator.stop() for generator in self.generators))

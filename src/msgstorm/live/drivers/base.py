@@ -30,10 +30,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from msgstorm.history.events import EventKind
 from msgstorm.scenario.schema import LiveSpec
 
 __all__ = [
-    "STOP_GRACE_NS", "BulkAckDriver", "BurstDriver", "CountsLostPublishes", "Driver", "OnAck", "OnAcks", "OnEvent", "OnReceipt",
+    "STOP_GRACE_NS", "BulkAckDriver", "Outages", "BurstDriver", "CountsLostPublishes", "Driver", "OnAck", "OnAcks", "OnEvent", "OnReceipt",
            "OnReceipts", "OnTimedReceipts", "TimedReceiptsDriver"]
 
 # A message due before ``run.duration`` still leaves up to this long after it (a wake-up a
@@ -174,3 +175,44 @@ class TimedReceiptsDriver(Protocol):
     on_timed_receipts: OnTimedReceipts | None
 
     def receipts_through(self) -> int | None: ...
+
+
+class Outages:
+    """One ``disconnected`` and one ``reconnected`` event an outage, however long it lasts.
+
+    A client library that retries every 100 ms reports each failed attempt as an error: a
+    68 s outage would be 600 ``client_error`` events. Here the attempts while a client is
+    down are counted into its outage: ``reconnected`` carries ``attempts`` and the last
+    error; an outage still open when the run closes ends in one ``client_error`` saying so
+    (with the same detail). An error of a client that is connected is reported as it comes.
+    """
+
+    def __init__(self, on_event: OnEvent) -> None:
+        self.on_event = on_event
+        self._open: dict[str, list[Any]] = {}  # client -> [attempts, last error]
+
+    def down(self, client: str, detail: dict[str, Any] | None = None) -> None:
+        if client not in self._open:
+            self._open[client] = [0, None]
+            self.on_event(EventKind.DISCONNECTED, {**(detail or {}), "client": client})
+
+    def error(self, client: str, error: str) -> None:
+        outage = self._open.get(client)
+        if outage is None:
+            self.on_event(EventKind.CLIENT_ERROR, {"client": client, "error": error})
+        else:
+            outage[0] += 1
+            outage[1] = error
+
+    def _said(self, client: str) -> dict[str, Any]:
+        attempts, last = self._open.pop(client)
+        return {"client": client, "attempts": attempts, **({"last_error": last} if last is not None else {})}
+
+    def up(self, client: str, detail: dict[str, Any] | None = None) -> None:
+        if client in self._open:
+            self.on_event(EventKind.RECONNECTED, {**self._said(client), **(detail or {})})
+
+    def close(self) -> None:
+        """Report the outages the run's end found open."""
+        for client in list(self._open):
+            self.on_event(EventKind.CLIENT_ERROR, {**self._said(client), "error": "still disconnected at the run's end"})

@@ -69,7 +69,7 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import OnAck, OnAcks, OnEvent, OnReceipt, OnReceipts
+from msgstorm.live.drivers.base import OnAck, OnAcks, OnEvent, OnReceipt, OnReceipts, Outages
 from msgstorm.live.drivers.jetstream_wire import (
     AckWindow,
     PublishTrouble,
@@ -77,6 +77,7 @@ from msgstorm.live.drivers.jetstream_wire import (
     WirePublisher,
 )
 from msgstorm.live.drivers.jetstream_wire import warm_up as warm_up_acks
+from msgstorm.live.drivers.nats import connect_nats_py
 from msgstorm.live.drivers.nats_wire import (
     FrameConnection,
     OnTable,
@@ -105,7 +106,6 @@ PUBLISHER = "msgstorm-publisher"
 CONTROL = "msgstorm-control"  # the wire client's nats-py connection: stream, consumers, read-back
 CLUSTER = "msgstorm"
 # As in the core-NATS driver: a burst does not force a flush on every publish.
-PENDING_BYTES = 8 * 1024 * 1024
 # A publish unanswered this long leaves the window, so a lost reply cannot stall the
 # publisher for the rest of the run; a paused server shows as latency until then.
 ACK_TIMEOUT_S = 10.0
@@ -186,6 +186,7 @@ class JetStreamDriver:
         self._handed_over = 0  # nats-py
         self._reconnects: set[asyncio.Task[None]] = set()
         self._closing = False
+        self.outages = Outages(on_event)
 
     @property
     def lost_publishes(self) -> int:
@@ -231,22 +232,8 @@ class JetStreamDriver:
     # --- connecting -----------------------------------------------------------------------
 
     async def _connect(self, name: str) -> Client:
-        async def disconnected() -> None:
-            if not self._closing:  # nats-py also calls this when close() is asked for
-                self.on_event(EventKind.DISCONNECTED, {"client": name})
-
-        async def reconnected() -> None:
-            self.on_event(EventKind.RECONNECTED, {"client": name})
-
-        async def error(exception: Exception) -> None:
-            self.on_event(EventKind.CLIENT_ERROR, {"client": name, "error": _describe(exception)})
-
-        # nats-py retries a first connection forever when reconnects are unlimited: bound it.
-        return await asyncio.wait_for(
-            nats.connect(self.urls, name=name, pending_size=PENDING_BYTES, allow_reconnect=True,
-                         max_reconnect_attempts=-1, reconnect_time_wait=0.1, connect_timeout=2,
-                         disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error),
-            timeout=self.spec.start_timeout / 1e9)
+        return await connect_nats_py(self.urls, name, self.outages, lambda: self._closing,
+                                     self.spec.start_timeout / 1e9)
 
     async def _retrying(self, request: Callable[[], Awaitable[T]]) -> T:
         """``request()``, retried for ``live.start_timeout`` while it fails in a way that
@@ -405,7 +392,7 @@ class JetStreamDriver:
             return
         if lost_publisher:
             self.window.give_up()  # its pending acks will not come on this connection
-        self.on_event(EventKind.DISCONNECTED, connection.lost_detail())
+        self.outages.down(connection.name, connection.lost_detail())
         task = asyncio.get_running_loop().create_task(self._reconnect(connection))
         self._reconnects.add(task)
         task.add_done_callback(self._reconnects.discard)
@@ -425,13 +412,14 @@ class JetStreamDriver:
             attempt += 1
             try:
                 connection = await self._open_wire(lost.name, owner.on_table, subject, attempt)
-            except Exception:  # noqa: BLE001 - any failure: try again until the run ends
+            except Exception as error:  # noqa: BLE001 - any failure: try again until the run ends
+                self.outages.error(lost.name, _describe(error))
                 continue
             if self._closing:
                 connection.close()
                 return
             owner.connection = connection
-            self.on_event(EventKind.RECONNECTED, {"client": lost.name, "url": connection.url})
+            self.outages.up(lost.name, {"url": connection.url})
             return
 
     # --- publishing -----------------------------------------------------------------------
@@ -601,4 +589,5 @@ class JetStreamDriver:
                     await client.close()
                 except Exception as error:  # noqa: BLE001 - closing must not lose what was received
                     self.on_event(EventKind.CLIENT_ERROR, {"client": "close", "error": _describe(error)})
+        self.outages.close()
         report_slow_consumers(self.servers, self.on_event)

@@ -33,17 +33,26 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import nats
+import nats.errors
 import numpy as np
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from msgstorm.history.events import EventKind
 from msgstorm.live.consumer_process import ConsumerProcess
-from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt, OnReceipts, OnTimedReceipts
+from msgstorm.live.drivers.base import (
+    OnAck,
+    OnEvent,
+    OnReceipt,
+    OnReceipts,
+    OnTimedReceipts,
+    Outages,
+)
 from msgstorm.live.drivers.nats_wire import WireConnection, pack_pubs, payloads, pub_frames
 from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
 from msgstorm.live.payload import pack_payloads, payload, read_ids
@@ -67,6 +76,32 @@ PENDING_BYTES = 8 * 1024 * 1024
 # The wire client tries a lost connection again this often.
 RECONNECT_S = 0.1
 
+
+
+async def connect_nats_py(urls: list[str], name: str, outages: Outages, closing: Callable[[], bool],
+                          timeout_s: float) -> Client:
+    """A nats-py client that reconnects for ever (every 100 ms) and reports its outages
+    once each through ``outages``, not each failed attempt. The first connection is
+    bounded by ``timeout_s``: nats-py would retry it for ever too."""
+    async def disconnected() -> None:
+        if not closing():  # nats-py also calls this when close() is asked for
+            outages.down(name)
+
+    async def reconnected() -> None:
+        outages.up(name)
+
+    async def error(exception: Exception) -> None:
+        said = f"{type(exception).__name__}: {exception}"
+        if isinstance(exception, nats.errors.UnexpectedEOF) and not closing():
+            outages.down(name, {"error": said})  # nats-py says why before it calls disconnected
+        else:
+            outages.error(name, said)
+
+    return await asyncio.wait_for(
+        nats.connect(urls, name=name, pending_size=PENDING_BYTES, allow_reconnect=True,
+                     max_reconnect_attempts=-1, reconnect_time_wait=0.1, connect_timeout=2,
+                     disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error),
+        timeout=timeout_s)
 
 class _Staged:
     """Messages staged and not all published yet (``taken`` of ``count``): on the wire
@@ -103,6 +138,7 @@ class NatsDriver:
         self.publisher: Client | None = None
         self.consumers: list[Client] = []
         self._closing = False
+        self.outages = Outages(on_event)
         self.wire = spec.nats.client == "wire"
         self.burst = spec.nats.burst if self.wire else 1  # nats-py: one publish at a time
         self.on_receipts: OnReceipts | None = None  # set by the target: receipts in bulk
@@ -156,23 +192,9 @@ class NatsDriver:
         return 1 + (self.spec.consumers if self.in_processes else 0)
 
     async def _connect(self, name: str) -> Client:
-        async def disconnected() -> None:
-            if not self._closing:  # nats-py also calls this when close() is asked for
-                self.on_event(EventKind.DISCONNECTED, {"client": name})
-
-        async def reconnected() -> None:
-            self.on_event(EventKind.RECONNECTED, {"client": name})
-
-        async def error(exception: Exception) -> None:
-            self.on_event(EventKind.CLIENT_ERROR, {"client": name, "error": f"{type(exception).__name__}: {exception}"})
-
         assert self.url is not None
-        # nats-py retries a first connection forever when reconnects are unlimited: bound it.
-        return await asyncio.wait_for(
-            nats.connect(self.url, name=name, pending_size=PENDING_BYTES, allow_reconnect=True,
-                         max_reconnect_attempts=-1, reconnect_time_wait=0.1, connect_timeout=2,
-                         disconnected_cb=disconnected, reconnected_cb=reconnected, error_cb=error),
-            timeout=self.spec.start_timeout / 1e9)
+        return await connect_nats_py([self.url], name, self.outages, lambda: self._closing,
+                                     self.spec.start_timeout / 1e9)
 
     async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
         if self.wire:
@@ -326,7 +348,7 @@ class NatsDriver:
         in_use = connection is self.wire_publisher or any(c is connection for c in self.wire_consumers)
         if self._closing or not in_use:
             return
-        self.on_event(EventKind.DISCONNECTED, connection.lost_detail())
+        self.outages.down(connection.name, connection.lost_detail())
         index = next((i for i, c in enumerate(self.wire_consumers) if c is connection), None)
         task = asyncio.get_running_loop().create_task(self._reconnect(connection.name, index))
         self._reconnects.add(task)
@@ -337,7 +359,8 @@ class NatsDriver:
             await asyncio.sleep(RECONNECT_S)
             try:
                 connection = await self._open_wire(name, index)
-            except Exception:  # noqa: BLE001 - any failure: try again until the run ends
+            except Exception as error:  # noqa: BLE001 - any failure: try again until the run ends
+                self.outages.error(name, f"{type(error).__name__}: {error}")
                 continue
             if self._closing:
                 connection.close()
@@ -346,7 +369,7 @@ class NatsDriver:
                 self.wire_publisher = connection
             else:
                 self.wire_consumers[index] = connection
-            self.on_event(EventKind.RECONNECTED, {"client": name})
+            self.outages.up(name)
             return
 
     async def read_back(self) -> list[bytes] | None:
@@ -372,4 +395,5 @@ class NatsDriver:
                     await client.close()
                 except Exception as error:  # noqa: BLE001 - closing must not lose what was received
                     self.on_event(EventKind.CLIENT_ERROR, {"client": "close", "error": str(error)})
+        self.outages.close()
         report_slow_consumers(self.servers, self.on_event)

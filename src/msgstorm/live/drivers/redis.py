@@ -63,7 +63,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import OnAck, OnAcks, OnEvent, OnReceipt, OnReceipts
+from msgstorm.live.drivers.base import OnAck, OnAcks, OnEvent, OnReceipt, OnReceipts, Outages
 from msgstorm.live.drivers.redis_wire import (
     SEQ_BITS,
     RespPublisher,
@@ -159,6 +159,7 @@ class RedisDriver:
         self.handed_over = 0  # messages taken (``CountsHandedOver``)
         self.unacked_publishes = 0
         self._closing = False  # every task's loop ends when this is set
+        self.outages = Outages(on_event)
         # Staged bursts (``BurstDriver``): XADDs laid out ahead, handed to the publisher's task
         # as (ids, frames) slices; ``burst`` 1 publishes through redis-py one message at a time.
         wire = self.url is None or wire_supported(self.url)
@@ -275,21 +276,25 @@ class RedisDriver:
         """Report the failure, then retry every RECONNECT_INTERVAL_S until the client answers
         (and the group exists: a restarted server may have come back empty)."""
         lost = isinstance(error, _CONNECTION_ERRORS)
-        self.on_event(EventKind.DISCONNECTED if lost else EventKind.CLIENT_ERROR,
-                      {"client": name, "error": _describe(error)})
+        if lost:
+            self.outages.down(name, {"error": _describe(error)})
+        else:
+            self.on_event(EventKind.CLIENT_ERROR, {"client": name, "error": _describe(error)})
         while not self._closing:
             await asyncio.sleep(RECONNECT_INTERVAL_S)
             try:
                 await client.ping()
                 if not self.fanout:
                     await self._ensure_group(client)
-            except (RedisError, OSError):
+            except (RedisError, OSError) as failed:
+                if lost:
+                    self.outages.error(name, _describe(failed))
                 continue
             if lost:
-                detail: dict[str, Any] = {"client": name}
+                detail: dict[str, Any] = {}
                 if name == PUBLISHER:
                     detail["dropped"], self._dropped = self._dropped, 0
-                self.on_event(EventKind.RECONNECTED, detail)
+                self.outages.up(name, detail)
             return
 
     # --- publishing -----------------------------------------------------------------------
@@ -599,6 +604,7 @@ class RedisDriver:
             error = task.exception() if task.done() and not task.cancelled() else None
             if error is not None:  # a client bug, kept in the history
                 self.on_event(EventKind.CLIENT_ERROR, {"client": "task", "error": _describe(error)})
+        self.outages.close()
         if self._dropped:
             self.on_event(EventKind.CLIENT_ERROR, {"client": PUBLISHER, "dropped": self._dropped,
                                                    "error": "publishes dropped while disconnected"})
