@@ -170,8 +170,8 @@ def test_the_history_page_lists_every_table_column_and_event_kind() -> None:
 
     text = _text(DOCS / "history.md")
     rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)` \| `([^`]*)`", text, re.M)}
-    for table in ("messages", "deliveries", "events", "run", "edges"):
-        columns = getattr(history_schema, table.upper()).names
+    for table in history_schema.TABLES:
+        columns = history_schema.TABLES[table].names
         shown = [c.split(" ")[0] for c in rows.get(table, "").split(", ")]
         assert shown == columns, f"docs/history.md, table {table}: shows {shown}, the schema has {columns}"
     kinds = text[text.index("**Event kinds**"):text.index("How a live target fills")]
@@ -192,6 +192,14 @@ _ROWS: dict[str, list[tuple[str, ...]]] = {
     "failure threshold": [("failure_threshold", "rate_per_s")],
     "queue depth max / mean": [("queue", "max_depth"), ("queue", "mean_depth")],
     "desync episodes / max gap": [("desync", "episodes"), ("desync", "max_height_gap")],
+    "liquidations": [("market", "liquidations", key)
+                     for key in ("eligible", "triggered", "executed", "late", "no_op", "not_attempted")],
+    "liquidation delay p50 / p99 / max": [("market", "liquidation_delay_ms", key) for key in ("p50", "p99", "max")],
+    "delay split (mean)": [("market", "liquidation_delay_ms", "split", key)
+                           for key in ("oracle", "keeper", "messaging")],
+    "bad debt": [("market", "bad_debt", "absolute"), ("market", "bad_debt", "pct_of_open_interest"),
+                 ("market", "open_interest"), ("market", "bad_debt", "accounts")],
+    "price staleness p50 / p99 / max": [("market", "price_staleness_ms", key) for key in ("p50", "p99", "max")],
 }
 _STAGES = ("propagation", "queue_wait", "service", "block_wait")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
@@ -258,10 +266,13 @@ def _check_row(cells: list[str], summary: dict[str, Any]) -> list[str]:
 
 
 def test_the_tour_shows_an_excerpt_of_each_sim_example() -> None:
-    assert set(_tour_excerpts()) == {"quickstart", "flash-crash", "ramp", "matching-engine"}
+    assert set(_tour_excerpts()) == set(SIM_TOUR)
 
 
-@pytest.mark.parametrize("name", ["quickstart", "ramp", "flash-crash", "matching-engine"])
+SIM_TOUR = ["quickstart", "ramp", "flash-crash", "matching-engine", "black-thursday", "black-thursday-fee-aware"]
+
+
+@pytest.mark.parametrize("name", SIM_TOUR)
 def test_the_numbers_the_readme_quotes_are_a_runs(name: str, tmp_path: Path) -> None:
     scenario = msgstorm.load_scenario(ROOT / "examples" / f"{name}.toml")
     assert scenario.target == "sim"

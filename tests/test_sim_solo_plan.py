@@ -50,6 +50,8 @@ SETTING = {
     "backpressure.max_change": (UNBOUNDED, 'mode = "eip1559"\nmax_change = 0.2'),
     "backpressure.underpriced": (UNBOUNDED, 'mode = "eip1559"\nunderpriced = "reject"'),
     "faults": (UNBOUNDED, UNBOUNDED, '[[faults]]\nkind = "crash"\nnode = "sequencer"\nat = "100ms"\nrestart_after = "100ms"'),
+    # Reactive agents call back into Python: a market keeps the Python loop.
+    "market": (UNBOUNDED, UNBOUNDED, '[market]\n[[market.instruments]]\nname = "X"\n[[market.keepers]]'),
 }
 
 

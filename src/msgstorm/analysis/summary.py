@@ -72,6 +72,7 @@ from msgstorm.analysis.failure import failure_over
 from msgstorm.analysis.faults import fault_windows, faults_summary
 from msgstorm.analysis.generator import generator_summary
 from msgstorm.analysis.latency import ipdv_ms, latency_and_jitter_ms, stage_breakdown_ms
+from msgstorm.analysis.market import market_summary
 from msgstorm.analysis.propagation import propagation_by_region_ms
 from msgstorm.analysis.queue import (
     backpressure_summary,
@@ -189,6 +190,7 @@ def analyse(history: History) -> Analysis:
         "generator": generator_summary(history),
         "delivery": delivery_summary(history),
         "connections": connections_summary(history),
+        "market": market_summary(history),
         "desync": desync_summary(episodes),
         "propagation_ms": propagation,
         "faults": faults_summary(faults),

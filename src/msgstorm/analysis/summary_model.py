@@ -247,6 +247,61 @@ class SloVerdict(_Closed):
     threshold: str
 
 
+class Liquidations(_Closed):
+    eligible: Annotated[int, Field(ge=0, description="accounts the true price took past their maintenance line")]
+    triggered: Annotated[int, Field(ge=0, description="of the eligible, those a keeper sent a liquidation for")]
+    executed: Count
+    late: Annotated[int, Field(ge=0, description="executed after the true price crossed the bankruptcy price")]
+    no_op: Annotated[int, Field(ge=0, description="liquidations committed that did nothing (recovered, or done)")]
+    not_attempted: Annotated[int, Field(ge=0, description="eligible, never triggered")]
+    messages: Annotated[int, Field(ge=0, description="liquidation messages the keepers sent")]
+
+
+class DelaySplit(_Closed):
+    oracle: Ms
+    keeper: Ms
+    messaging: Ms
+
+
+class LiquidationDelay(_Closed):
+    p50: Ms
+    p99: Ms
+    max: Ms
+    mean: Ms
+    split: Annotated[DelaySplit | None, Field(
+        description="the mean divided: line crossed -> oracle published; price seen -> keeper sent; "
+                    "the messages' ways (price to the keeper, liquidation to commit)")]
+
+
+class BadDebt(_Closed):
+    absolute: Annotated[float | None, Field(ge=0)]
+    pct_of_open_interest: Annotated[float | None, Field(ge=0)]
+    accounts: Count
+
+
+class Staleness(_Closed):
+    p50: Ms
+    p99: Ms
+    max: Ms
+
+
+class Slippage(_Closed):
+    p50: float | None
+    p99: float | None
+
+
+class Market(_Closed):
+    accounts: Count
+    open_interest: Annotated[float | None, Field(ge=0, description="every position's notional at entry")]
+    liquidations: Liquidations
+    liquidation_delay_ms: Annotated[LiquidationDelay, Field(
+        description="line crossed (true price) -> execution committed, per executed account")]
+    bad_debt: BadDebt
+    price_staleness_ms: Annotated[Staleness, Field(
+        description="at each price step: now minus the time of the true price behind the on-chain price")]
+    slippage_bps: Slippage
+
+
 class Summary(BaseModel):
     """The headline results of one msgstorm run, as written to RUN_DIR/summary.json by
     `msgstorm run` and `msgstorm report` (see msgstorm.analysis.summary). Times in ms are
@@ -298,6 +353,8 @@ class Summary(BaseModel):
     connections: Annotated[Connections | None, Field(
         description="a live run's connection trouble: clients cut off, their errors, servers that went away; "
                     "null on the simulator and for a live run cut off before it wrote its events")] = None
+    market: Annotated[Market | None, Field(
+        description="what delay cost: liquidations, their delay, bad debt, price staleness; null without [market]")] = None
     desync: Desync
     propagation_ms: Annotated[dict[str, RegionPropagation], Field(
         description="gossip propagation (t_delivered - t_sent) by receiving region")]

@@ -18,15 +18,21 @@ import pyarrow as pa
 from msgstorm.history.events import EVENT_KINDS
 
 __all__ = [
+    "ACCOUNTS",
     "DELIVERIES",
     "EDGES",
     "EVENTS",
     "EVENT_KINDS",
+    "EXECUTIONS",
+    "MARKET_TABLES",
     "MESSAGES",
     "OPTIONAL_TABLES",
+    "ORACLE",
+    "PRICES",
     "RUN",
     "STATUSES",
     "TABLES",
+    "TRIGGERS",
 ]
 
 # "unsent" (live only): intended before the run's end, never sent because the generator was
@@ -109,13 +115,78 @@ EDGES = pa.schema(
     ]
 )
 
+# The market (``[market]``, sim only): what delay costs. ``prices``: each instrument's true
+# price at every step of the path; ``oracle``: the true price behind each oracle ``price``
+# message (its time ``t_price``); ``accounts``: every account at the start with its two
+# line prices; ``triggers``: a keeper saw an account past its line in a price delivered to
+# its node (``t``) and sent a ``liquidation`` message (``t_sent``); ``executions``: a
+# liquidation message committed (``t``): executed at the on-chain price, or a no-op because
+# the account had recovered there or was already liquidated.
+PRICES = pa.schema([
+    pa.field("t", pa.int64(), nullable=False),
+    pa.field("instrument", pa.string(), nullable=False),
+    pa.field("price", pa.float64(), nullable=False),
+])
+
+ORACLE = pa.schema([
+    pa.field("msg_id", pa.int64(), nullable=False),
+    pa.field("instrument", pa.string(), nullable=False),
+    pa.field("price", pa.float64(), nullable=False),
+    pa.field("t_price", pa.int64(), nullable=False),
+])
+
+ACCOUNTS = pa.schema([
+    pa.field("account", pa.int64(), nullable=False),
+    pa.field("instrument", pa.string(), nullable=False),
+    pa.field("side", pa.int8(), nullable=False),  # +1 long, -1 short
+    pa.field("size", pa.float64(), nullable=False),  # units of the instrument
+    pa.field("entry", pa.float64(), nullable=False),
+    pa.field("collateral", pa.float64(), nullable=False),
+    pa.field("liquidation_price", pa.float64(), nullable=False),
+    pa.field("bankruptcy_price", pa.float64(), nullable=False),
+])
+
+TRIGGERS = pa.schema([
+    pa.field("t", pa.int64(), nullable=False),  # the price reached the keeper's node
+    pa.field("t_sent", pa.int64(), nullable=False),
+    pa.field("keeper", pa.string(), nullable=False),  # "<group>-<i>"
+    pa.field("node", pa.string(), nullable=False),
+    pa.field("account", pa.int64(), nullable=False),
+    pa.field("msg_id", pa.int64(), nullable=False),  # the liquidation message
+    pa.field("price_msg_id", pa.int64(), nullable=False),  # the oracle message it saw
+    pa.field("price_seen", pa.float64(), nullable=False),
+])
+
+EXECUTIONS = pa.schema([
+    pa.field("t", pa.int64(), nullable=False),  # the liquidation message committed
+    pa.field("msg_id", pa.int64(), nullable=False),
+    pa.field("account", pa.int64(), nullable=False),
+    pa.field("keeper", pa.string(), nullable=False),
+    pa.field("outcome", pa.string(), nullable=False),  # executed, recovered, already_liquidated
+    pa.field("price", pa.float64(), nullable=False),  # the on-chain price then
+    pa.field("t_price", pa.int64(), nullable=False),  # the time of the true price behind it
+    pa.field("pnl", pa.float64(), nullable=False),
+    pa.field("penalty", pa.float64(), nullable=False),
+    pa.field("slippage", pa.float64(), nullable=False),  # its cost
+    pa.field("slippage_bps", pa.float64(), nullable=False),
+    pa.field("collateral_after", pa.float64(), nullable=False),
+    pa.field("bad_debt", pa.float64(), nullable=False),
+])
+
+MARKET_TABLES = ("prices", "oracle", "accounts", "triggers", "executions")
+
 TABLES: dict[str, pa.Schema] = {
     "messages": MESSAGES,
     "deliveries": DELIVERIES,
     "events": EVENTS,
     "run": RUN,
     "edges": EDGES,
+    "prices": PRICES,
+    "oracle": ORACLE,
+    "accounts": ACCOUNTS,
+    "triggers": TRIGGERS,
+    "executions": EXECUTIONS,
 }
 # Tables a history may lack (written by newer targets only; a live target may not know its
-# overlay): read as empty.
-OPTIONAL_TABLES: frozenset[str] = frozenset({"edges"})
+# overlay; only a run with a market writes the market's): read as empty.
+OPTIONAL_TABLES: frozenset[str] = frozenset({"edges", *MARKET_TABLES})

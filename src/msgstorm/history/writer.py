@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from msgstorm.history.events import EVENT_KINDS
-from msgstorm.history.schema import TABLES
+from msgstorm.history.schema import MARKET_TABLES, TABLES
 
 __all__ = ["FLUSH_INTERVAL_S", "PART_GLOB", "HistoryWriter", "use_system_allocator"]
 
@@ -135,8 +135,11 @@ def _table(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
 
 
 class _TableSink:
-    def __init__(self, directory: Path, schema: pa.Schema, row_group_size: int, background: _Background) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+    def __init__(self, directory: Path, schema: pa.Schema, row_group_size: int, background: _Background,
+                 eager: bool = True) -> None:
+        if eager:  # a table only some runs write (the market's) gets its directory with its first part
+            directory.mkdir(parents=True, exist_ok=True)
+        self.make_directory = not eager
         self.directory = directory
         self.background = background
         self.schema = schema
@@ -188,6 +191,9 @@ class _TableSink:
         # are still pending, and the part is cut again later. Past it, nothing waits: the
         # rows leave pending and the part is handed over at once.
         self.background.make_room()
+        if self.make_directory:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self.make_directory = False
         table = _table(self.pending, self.schema)
         part, rest = table.slice(0, rows), table.slice(rows)  # slices share the buffers
         name = f"part-{self.parts:06d}.parquet"
@@ -340,7 +346,8 @@ class HistoryWriter:
         self._last_flush = clock()
         self._background = _Background()
         self._sinks = {
-            name: _TableSink(history_dir / name, schema, row_group_size, self._background)
+            name: _TableSink(history_dir / name, schema, row_group_size, self._background,
+                             eager=name not in MARKET_TABLES)
             for name, schema in TABLES.items()
         }
         self.closed = False

@@ -63,6 +63,31 @@ def _limit(capacity: dict[str, Any]) -> str:
     return f"; limited by {who}" + (f" ({'; '.join(facts)})" if facts else "")
 
 
+def _market_rows(market: dict[str, Any]) -> list[tuple[str, str]]:
+    """What delay cost, as rows of the summary table."""
+    liquidations = market.get("liquidations") or {}
+    delay = market.get("liquidation_delay_ms") or {}
+    split = delay.get("split") or {}
+    bad = market.get("bad_debt") or {}
+    stale = market.get("price_staleness_ms") or {}
+    rows = [
+        ("liquidations", f"eligible {_fmt(liquidations.get('eligible'))}, triggered {_fmt(liquidations.get('triggered'))}, "
+                         f"executed {_fmt(liquidations.get('executed'))}, late {_fmt(liquidations.get('late'))}, "
+                         f"no-op {_fmt(liquidations.get('no_op'))}, not attempted "
+                         f"{_fmt(liquidations.get('not_attempted'))}"),
+        ("liquidation delay p50 / p99 / max", f"{_fmt(delay.get('p50'))} / {_fmt(delay.get('p99'))} / "
+                                              f"{_fmt(delay.get('max'))} ms"),
+    ]
+    if split:
+        rows.append(("delay split (mean)", f"oracle {_fmt(split.get('oracle'))}, keeper {_fmt(split.get('keeper'))}, "
+                                           f"messaging {_fmt(split.get('messaging'))} ms"))
+    rows.append(("bad debt", f"{_fmt(bad.get('absolute'))} ({_fmt(bad.get('pct_of_open_interest'))}% of open "
+                             f"interest {_fmt(market.get('open_interest'))}), {_fmt(bad.get('accounts'))} accounts"))
+    rows.append(("price staleness p50 / p99 / max", f"{_fmt(stale.get('p50'))} / {_fmt(stale.get('p99'))} / "
+                                                    f"{_fmt(stale.get('max'))} ms"))
+    return rows
+
+
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     title = f"msgstorm · {summary.get('scenario')} · seed {summary.get('seed')} · {summary.get('target')}"
@@ -120,6 +145,10 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     connections = summary.get("connections")
     if connections:
         head.add_row("connections", _connections_line(connections))
+    market = summary.get("market")
+    if market:
+        for label, text in _market_rows(market):
+            head.add_row(label, text)
     if summary.get("wall_s") is not None:
         head.add_row("wall time", _fmt(summary.get("wall_s"), " s"))
     console.print(head)

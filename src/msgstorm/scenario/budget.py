@@ -53,6 +53,9 @@ _QUEUED_MESSAGE_BYTES = 400
 _INSTANCE_BYTES = 10_000
 _NODE_BYTES = 64 * 2**10
 _ANALYSED_MESSAGE_BYTES = 700
+# A market account: its columns, sorted line index and the analysis's copies; a price step.
+_ACCOUNT_BYTES = 400
+_PRICE_STEP_BYTES = 100
 
 
 @dataclass(frozen=True)
@@ -72,16 +75,20 @@ class WorkEstimate:
     queued_messages: float
     memory_bytes: float
     live_consumers: int = 0  # a live target's consumers (0: the simulator)
+    accounts: int = 0  # [market] accounts (a file's rows counted)
+    price_steps: int = 0  # [market] steps of every instrument's price path
 
     def describe(self) -> str:
         if self.live_consumers:  # a live run has no simulated nodes, gossip, queue or blocks
             return (f"about {self.messages:,.0f} messages ({self.peak_window_messages:,.0f} in the busiest "
                     f"window), {self.live_consumers:,} consumer{'s' if self.live_consumers != 1 else ''}, {self.analysis_windows:,} windows, "
                     f"{self.delivery_rows:,.0f} delivery rows, peak memory about {_gib(self.memory_bytes)}")
+        market = (f", {self.accounts:,} accounts, {self.price_steps:,} price steps"
+                  if self.accounts or self.price_steps else "")
         return (f"about {self.messages:,.0f} messages ({self.peak_window_messages:,.0f} in the busiest "
                 f"window), {self.nodes:,} nodes, {self.gossip_receipts:,.0f} gossip receipts, "
                 f"{self.analysis_windows:,} windows, {self.queue_samples:,} queue samples, "
-                f"{self.blocks:,} blocks, {self.delivery_rows:,.0f} delivery rows, "
+                f"{self.blocks:,} blocks, {self.delivery_rows:,.0f} delivery rows{market}, "
                 f"peak memory about {_gib(self.memory_bytes)}")
 
 
@@ -189,15 +196,30 @@ def estimate_work(scenario: Scenario) -> WorkEstimate:
     receipts = (messages + blocks) * nodes * max(fanout, 1) if nodes > 1 else 0.0
     deliveries = min(float(scenario.history.max_deliveries), messages * nodes * scenario.history.delivery_sample)
     instances = sum(agent.count for agent in scenario.agents)
+    accounts, price_steps = _market_work(scenario)
     memory = (_BASE_BYTES + peak_window * _WINDOW_MESSAGE_BYTES + queued * _QUEUED_MESSAGE_BYTES
-              + instances * _INSTANCE_BYTES + nodes * _NODE_BYTES + messages * _ANALYSED_MESSAGE_BYTES)
+              + instances * _INSTANCE_BYTES + nodes * _NODE_BYTES + messages * _ANALYSED_MESSAGE_BYTES
+              + accounts * _ACCOUNT_BYTES + price_steps * _PRICE_STEP_BYTES)
     return WorkEstimate(
+        accounts=accounts, price_steps=price_steps,
         messages=messages, peak_window_messages=peak_window, instances=instances, nodes=nodes,
         traffic_windows=math.ceil(run.duration / run.window),
         analysis_windows=math.ceil(horizon_ns / run.window),
         queue_samples=math.ceil(horizon_ns / run.sample_interval), blocks=blocks,
         gossip_receipts=receipts, delivery_rows=deliveries, queued_messages=queued, memory_bytes=memory,
     )
+
+
+def _market_work(scenario: Scenario) -> tuple[int, int]:
+    """(accounts, price steps over every instrument) of the scenario's market."""
+    market = scenario.market
+    if market is None:
+        return 0, 0
+    accounts = sum(int(_replay_rows(group.file)) - (0 if group.file.endswith(".parquet") else 1)
+                   if group.file is not None else group.count
+                   for group in market.accounts)
+    steps = -(-(scenario.run.duration + scenario.run.drain) // market.resolution) + 1
+    return max(accounts, 0), steps * len(market.instruments)
 
 
 def _estimate_live(scenario: Scenario, messages: float, peak_rate: float) -> WorkEstimate:
@@ -272,6 +294,14 @@ def check_budget(scenario: Scenario, estimate: WorkEstimate | None = None) -> li
     over(work.blocks, limits.max_blocks, "blocks", "max_blocks", ("blocks", "interval"))
     receipts_blame = ("blocks", "interval") if work.blocks > work.messages else _largest(agents, 0)
     over(work.gossip_receipts, limits.max_receipts, "gossip receipts", "max_receipts", receipts_blame)
+    market = scenario.market
+    if market is not None:
+        steps = -(-(scenario.run.duration + scenario.run.drain) // market.resolution) + 1
+        over(steps * len(market.instruments), limits.max_price_steps, "price steps", "max_price_steps",
+             ("market", "resolution"))
+        biggest = max(range(len(market.accounts)), key=lambda i: market.accounts[i].count, default=None)
+        over(work.accounts, limits.max_accounts, "accounts", "max_accounts",
+             ("market", "accounts", biggest, "count") if biggest is not None else ("market", "accounts"))
     available = memory_available_bytes()
     if work.live_consumers and scenario.agents:
         staged, index = _staged_bytes(scenario)

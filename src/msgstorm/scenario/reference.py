@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from msgstorm.scenario import distributions as dists
-from msgstorm.scenario import schema
+from msgstorm.scenario import market, schema
 from msgstorm.scenario.regions import known_regions
 from msgstorm.scenario.registry import (
     ARRIVAL_PROCESSES,
@@ -73,6 +73,7 @@ DESCRIPTIONS: dict[str, str] = {
     "Scenario.analysis": "[`[analysis]`](#analysis)",
     "Scenario.history": "[`[history]`](#history)",
     "Scenario.limits": "[`[limits]`](#limits)",
+    "Scenario.market": "prices, an oracle, accounts and keepers: what delay costs (sim): [`[market]`](#market)",
     # [live]
     "LiveSpec.url": "a server you run (`nats://`, `redis://`, `tcp://` for ZeroMQ); without it msgstorm "
                     "starts one on a free loopback port and stops it on every way out",
@@ -257,6 +258,61 @@ DESCRIPTIONS: dict[str, str] = {
     "LimitsSpec.max_blocks": "blocks (`blocks.interval`)",
     "LimitsSpec.max_receipts": "gossip receipts (about an hour of kernel time)",
     "LimitsSpec.memory": "share of the memory available when the run starts",
+    "LimitsSpec.max_accounts": "`[market]` accounts",
+    "LimitsSpec.max_price_steps": "`[market]` price steps over every instrument (`market.resolution`)",
+    # [market]
+    "MarketSpec.resolution": "the price paths' step: the oracle and the analysis look at the true price this often",
+    "MarketSpec.instruments": "[`[[market.instruments]]`](#marketinstruments)",
+    "MarketSpec.oracle": "[`[market.oracle]`](#marketoracle)",
+    "MarketSpec.accounts": "[`[[market.accounts]]`](#marketaccounts)",
+    "MarketSpec.keepers": "[`[[market.keepers]]`](#marketkeepers); none: nobody liquidates, and the run "
+                          "shows what that costs",
+    "MarketSpec.maintenance_margin": "an account may be liquidated when its equity is below this share of its "
+                                     "notional",
+    "MarketSpec.liquidation_penalty": "share of the notional a liquidation takes from the account",
+    "MarketSpec.slippage_bps": "a liquidation's slippage: this many basis points for each `depth` of notional "
+                               "it closes",
+    "MarketSpec.depth": "the notional that moves the price `slippage_bps`",
+    "InstrumentSpec.name": "the instrument's name (the `key` of its oracle messages is its index)",
+    "InstrumentSpec.price": "its price at the start",
+    "InstrumentSpec.drift": "drift of the geometric Brownian motion, with its time unit: `\"5%/y\"`, `\"0.1/d\"`",
+    "InstrumentSpec.volatility": "volatility, per square root of its time unit: `\"80%/y\"`",
+    "InstrumentSpec.shocks": "crashes: `{at, fall, over}`, the price falls by `fall` over `over` from `at`",
+    "InstrumentSpec.jumps": "compound Poisson jumps: `{rate = \"2/h\", mean = \"-5%\", stddev = \"3%\"}` "
+                            "(normal log sizes)",
+    "InstrumentSpec.replay": "a CSV or Parquet file of `t` (seconds from the start) and `price`: replaces the "
+                             "model (the price at each step is the last row's at or before it)",
+    "ShockSpec.at": "when the fall starts",
+    "ShockSpec.fall": "how far the price falls (below 100%)",
+    "ShockSpec.over": "over how long (log-linearly; 0: a gap)",
+    "JumpsSpec.rate": "jumps per unit of time: `\"2/h\"`",
+    "JumpsSpec.mean": "mean log size of a jump (`\"-5%\"`: mostly down)",
+    "JumpsSpec.stddev": "standard deviation of a jump's log size",
+    "OracleSpec.name": "the oracle's agent name in the history",
+    "OracleSpec.node": "the node it publishes through (default: the network's first)",
+    "OracleSpec.heartbeat": "it publishes at least this often ...",
+    "OracleSpec.deviation": "... and whenever the price moved this much since its last update",
+    "OracleSpec.size": "size of a `price` message",
+    "OracleSpec.fee": "fee of a `price` message",
+    "AccountsSpec.count": "accounts in this group",
+    "AccountsSpec.instrument": "their instrument (default: the first)",
+    "AccountsSpec.leverage_median": "leverage (notional / collateral at entry) is lognormal with this median ...",
+    "AccountsSpec.leverage_sigma": "... this sigma ...",
+    "AccountsSpec.leverage_cap": "... and at most this",
+    "AccountsSpec.collateral": "each account's collateral",
+    "AccountsSpec.long_share": "share of long positions (the rest are short)",
+    "AccountsSpec.file": "or load the group from a CSV or Parquet file: `side` (long/short or 1/-1), `size`, "
+                         "`entry`, `collateral`",
+    "KeeperSpec.name": "the keepers' agent name (each keeper is `<name>-<i>` in the `triggers` table)",
+    "KeeperSpec.count": "keepers in this group, spread over the nodes of `node` or `region` (default: all)",
+    "KeeperSpec.region": "their region",
+    "KeeperSpec.node": "or their node",
+    "KeeperSpec.reaction": "from a price reaching a keeper's node to its liquidation message",
+    "KeeperSpec.fee": "fee of a liquidation message (fixed)",
+    "KeeperSpec.fee_aware": "pay `fee_multiple` × the base fee when sending instead (`eip1559`)",
+    "KeeperSpec.fee_multiple": "the multiple of the base fee a fee-aware keeper pays",
+    "KeeperSpec.fee_cap": "the most a fee-aware keeper pays",
+    "KeeperSpec.size": "size of a `liquidation` message",
     # distributions
     "Constant.value": "the value",
     "Uniform.low": "lowest value",
@@ -293,12 +349,19 @@ _SECTIONS: list[_Section] = [
     ("Arrival processes", "process", schema.ArrivalSpec),
     ("A phase of `phases`", schema.Phase),
     ("[[faults]]", "kind", schema.FaultSpec),
+    ("[market]", market.MarketSpec),
+    ("[[market.instruments]]", market.InstrumentSpec),
+    ("`shocks` of an instrument", market.ShockSpec),
+    ("`jumps` of an instrument", market.JumpsSpec),
+    ("[market.oracle]", market.OracleSpec),
+    ("[[market.accounts]]", market.AccountsSpec),
+    ("[[market.keepers]]", market.KeeperSpec),
     ("[analysis]", schema.AnalysisSpec),
     ("[history]", schema.HistorySpec),
     ("[limits]", schema.LimitsSpec),
 ]
 # Sections shown one level down, under the table they belong to.
-_SUBSECTIONS = {"Arrival processes", "A phase of `phases`"}
+_SUBSECTIONS = {"Arrival processes", "A phase of `phases`", "`shocks` of an instrument", "`jumps` of an instrument"}
 
 _DISTRIBUTIONS: list[type[BaseModel]] = [
     dists.Constant, dists.Uniform, dists.Normal, dists.Lognormal, dists.Pareto, dists.Exponential,
@@ -314,6 +377,11 @@ _VALIDATOR_UNITS: list[tuple[Any, str]] = [
     (dists.DurationDist, "duration distribution"),
     (dists.SizeDist, "size distribution"),
     (dists.NumberDist, "number distribution"),
+    (market.Drift, "rate per time"),
+    (market.PerSecond, "rate per time"),
+    (market.Volatility, "volatility per sqrt(time)"),
+    (market.SignedFraction, "fraction"),
+    (market.Fraction, "fraction"),
 ]
 
 

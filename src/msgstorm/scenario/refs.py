@@ -175,10 +175,52 @@ def check_references(scenario: Scenario) -> list[Problem]:
         problem = slo_problem(name, expression)
         if problem is not None:
             problems.append((("slo", name), problem))
+    problems += _market_references(scenario, regions, nodes, names_seen, hint_nodes)
     nats = scenario.live.nats
     for field, used in (("generator_processes", nats.generator_processes > 1),
                         ("consumer_processes", nats.consumer_processes)):
         if used and scenario.target != "nats":
             problems.append((("live", "nats", field), f"applies to target = \"nats\" only (this scenario's target "
                                                       f"is {scenario.target!r})"))
+    return problems
+
+
+def _market_references(scenario: Scenario, regions: set[str], nodes: set[str], agent_names: set[str],
+                       hint_nodes: str) -> list[Problem]:
+    """``[market]``: its nodes and regions exist, its agents' names are not the traffic
+    agents', its files exist, and it runs on the simulator."""
+    market = scenario.market
+    if market is None:
+        return []
+    problems: list[Problem] = []
+    if scenario.target != "sim":
+        problems.append((("market",), f"market agents run on the simulator only (target {scenario.target!r}): "
+                                      "drop [market] or run with --target sim"))
+    oracle = market.oracle
+    if oracle.node is not None and oracle.node not in nodes:
+        problems.append((("market", "oracle", "node"),
+                         f"unknown node {oracle.node!r}{did_you_mean(oracle.node, nodes)}; nodes are {hint_nodes}"))
+    if oracle.name in agent_names:
+        problems.append((("market", "oracle", "name"), f"{oracle.name!r} is also the name of an agent"))
+    for index, keeper in enumerate(market.keepers):
+        if keeper.region is not None and keeper.region not in regions:
+            problems.append((("market", "keepers", index, "region"),
+                             f"unknown region {keeper.region!r}{did_you_mean(keeper.region, regions)}; "
+                             f"regions are {sorted(regions)}"))
+        if keeper.node is not None and keeper.node not in nodes:
+            problems.append((("market", "keepers", index, "node"),
+                             f"unknown node {keeper.node!r}{did_you_mean(keeper.node, nodes)}; nodes are {hint_nodes}"))
+        if keeper.name in agent_names:
+            problems.append((("market", "keepers", index, "name"), f"{keeper.name!r} is also the name of an agent"))
+    instruments = [instrument.name for instrument in market.instruments]
+    for index, group in enumerate(market.accounts):
+        if group.instrument is not None and group.instrument not in instruments:
+            problems.append((("market", "accounts", index, "instrument"),
+                             f"unknown instrument {group.instrument!r}{did_you_mean(group.instrument, instruments)}; "
+                             f"instruments are {instruments}"))
+        if group.file is not None and not Path(group.file).is_file():
+            problems.append((("market", "accounts", index, "file"), f"accounts file not found: {group.file}"))
+    for index, instrument in enumerate(market.instruments):
+        if instrument.replay is not None and not Path(instrument.replay).is_file():
+            problems.append((("market", "instruments", index, "replay"), f"price file not found: {instrument.replay}"))
     return problems

@@ -1,6 +1,6 @@
 """Extension points: the names a scenario may use, and what implements each.
 
-Place in the pipeline: the scenario layer, below every engine. Six registries map a name
+Place in the pipeline: the scenario layer, below every engine. Seven registries map a name
 that appears in a scenario or a report to its implementation:
 
 - ``QUEUE_POLICIES``: ``sequencer.policy`` -> a no-argument factory of a ``QueuePolicy``
@@ -14,7 +14,11 @@ that appears in a scenario or a report to its implementation:
 - ``CHECKERS``: a name in the report's checks -> a ``Checker`` reading the history
   (``analysis/delivery.py``);
 - ``LIVE_DRIVERS``: ``target`` (other than "sim") -> a ``Driver`` class for a real broker
-  (``live/drivers/``).
+  (``live/drivers/``);
+- ``REACTORS``: reactive agents of the simulator (every run asks each) -> a factory
+  ``(scenario, host, seed) -> Reactor | None`` (``sim/reactor.py``; the market,
+  ``market/reactor.py``): agents that create messages during the run in reaction to what
+  is delivered and committed.
 
 Implementations register themselves with ``@REGISTRY.register("name")`` in the module that
 defines them; the scenario layer never imports those modules. A registry imports its
@@ -45,6 +49,7 @@ __all__ = [
     "FAULT_KINDS",
     "LIVE_DRIVERS",
     "QUEUE_POLICIES",
+    "REACTORS",
     "Registry",
     "load_extensions",
 ]
@@ -142,3 +147,4 @@ LIVE_DRIVERS: Registry[Any] = Registry("live driver", (
     "msgstorm.live.drivers.zmq",
     "msgstorm.live.drivers.redis",
 ))
+REACTORS: Registry[Callable[..., Any]] = Registry("reactor", ("msgstorm.market.reactor",))

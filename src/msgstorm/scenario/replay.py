@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-__all__ = ["read_replay_offsets_ns"]
+__all__ = ["read_column", "read_replay_offsets_ns"]
 
 _UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
@@ -29,7 +29,7 @@ def read_replay_offsets_ns(path: str, column: str, time_unit: str, speed: float)
         raise ValueError(f"replay time_unit must be one of {sorted(_UNIT_NS)}, got {time_unit!r}")
     if not speed > 0:
         raise ValueError(f"replay speed must be above 0, got {speed}")
-    values = _read_column(path, column)
+    values = read_column(path, column)
     if len(values) == 0:
         raise ValueError(f"replay file {path}: column {column!r} has no rows")
     if values.null_count:
@@ -65,7 +65,8 @@ def read_replay_offsets_ns(path: str, column: str, time_unit: str, speed: float)
     return offsets
 
 
-def _read_column(path: str, column: str) -> pa.ChunkedArray:
+def read_column(path: str, column: str) -> pa.ChunkedArray:
+    """One column of a CSV or Parquet file; ValueError naming the file and the column."""
     where = f"replay file {path}"
     try:
         if Path(path).suffix.lower() in _PARQUET_SUFFIXES:

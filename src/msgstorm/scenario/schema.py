@@ -20,6 +20,7 @@ from msgstorm.scenario.distributions import (
     NumberDist,
     SizeDist,
 )
+from msgstorm.scenario.market import MarketSpec
 from msgstorm.scenario.units import parse_bandwidth_bps, parse_fraction, parse_rate_per_s
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "LimitsSpec",
     "LinkModel",
     "LiveSpec",
+    "MarketSpec",
     "NetworkSpec",
     "RedisSpec",
     "RunSpec",
@@ -370,6 +372,8 @@ class LimitsSpec(_Spec):
     max_samples: int = Field(default=10_000_000, ge=1)  # queue-depth samples
     max_blocks: int = Field(default=10_000_000, ge=1)
     max_receipts: float = Field(default=2e10, gt=0)  # gossip receipts (about an hour of kernel time)
+    max_accounts: int = Field(default=20_000_000, ge=1)  # [market] accounts
+    max_price_steps: int = Field(default=50_000_000, ge=1)  # [market] price steps over all instruments
     memory: Fraction = 0.8  # share of the memory available when the run starts
 
 
@@ -497,6 +501,7 @@ class Scenario(_Spec):
     desync: DesyncSpec = DesyncSpec()
     agents: list[AgentSpec] = Field(min_length=1)
     faults: list[FaultSpec] = Field(default_factory=list)
+    market: MarketSpec | None = None
     slo: dict[str, Annotated[str, Field(pattern=SLO_PATTERN)]] = Field(default_factory=dict)
     analysis: AnalysisSpec = AnalysisSpec()
     history: HistorySpec = HistorySpec()

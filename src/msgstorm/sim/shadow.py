@@ -27,6 +27,7 @@ the same ``Sequencer`` rules. ``compiled_solo=False`` keeps it here (the tests c
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from heapq import heappop
 from typing import Any
@@ -48,6 +49,7 @@ from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.kernel import ITEM_MSG, N_CPU
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.lone_cpu import LoneCpu
+from msgstorm.sim.reactor import Reactor, build_reactors
 from msgstorm.sim.recorder import FLUSH_ROWS, Recorder
 from msgstorm.sim.sequencer import Sequencer
 from msgstorm.sim.solo import SoloSequencer
@@ -60,6 +62,7 @@ from msgstorm.sim.state import (
     IN_FLIGHT,
     IN_SERVICE,
     LOST,
+    MSG_ID,
     NULL,
     ORIGIN,
     PENDING,
@@ -72,6 +75,7 @@ from msgstorm.sim.state import (
 )
 from msgstorm.sim.telemetry import Telemetry
 from msgstorm.sim.topology import Topology, build_topology, edge_columns
+from msgstorm.traffic.generate import MessageBatch
 
 __all__ = ["BACKLOG_NODES", "Progress", "ShadowNetwork"]
 
@@ -118,13 +122,20 @@ class ShadowNetwork:
                           leader=index[seq.node] if seq.node is not None else 0,
                           standby=[index[name] for name in seq.standby],
                           isolated=[not peers for peers in topology.forward])
-        self.msgs = MessageState([a.name for a in scenario.agents], names)
+        # Reactive agents (the market): built before the message state, which names their agents.
+        self.node_names = list(names)
+        self.node_regions = [topology.regions[r] for r in topology.region_of]
+        self.reactors: list[Reactor] = build_reactors(scenario, self, seed.spawn(1)[0])
+        agent_names = [a.name for a in scenario.agents] + [name for r in self.reactors for name in r.agents]
+        self._agent_index = {name: i for i, name in enumerate(agent_names)}
+        self.msgs = MessageState(agent_names, names)
         self.record = Recorder(writer, self.msgs, names)
         writer.append("edges", edge_columns(topology))
         self.ctx = SimContext(scenario, EventQueue(), cluster, self.msgs, self.record, Tally(),
-                              hard_stop=scenario.run.duration + scenario.run.drain)
+                              hard_stop=scenario.run.duration + scenario.run.drain,
+                              watched={node for r in self.reactors for node in r.watched})
         self.cluster = cluster
-        self.gossip.set_watched([cluster.leader, *cluster.standby])
+        self.gossip.set_watched([cluster.leader, *cluster.standby, *self.ctx.watched])
         self.now = 0
         self.end_of_traffic = scenario.run.duration
         self.interrupted = False
@@ -135,10 +146,12 @@ class ShadowNetwork:
                                    release=self._inject)
         gas_of = gas_table(scenario.blocks.gas, MESSAGE_KINDS)
         self.chain = Chain(self.ctx, self.sequencer, topology, self.links, self.gossip, self.lone, gas_of,
-                           None if self.telemetry is None else self.telemetry.committed)
+                           self._commit_listener())
         self.faults = FaultInjector(self.ctx, self.links, self.gossip, self.sequencer, self.chain, self.lone)
         # A one-node network runs its whole loop compiled when its rules allow (sim/solo.py).
-        plan = solo_plan(scenario, cluster.size, self.sequencer, gas_of) if compiled_solo else None
+        # Reactions need the Python loop (the compiled one cannot call back): same rules.
+        plan = (solo_plan(scenario, cluster.size, self.sequencer, gas_of)
+                if compiled_solo and not self.reactors else None)
         # On a cold numba cache a helper process compiles the loop this run uses while this
         # one generates traffic; the loop's first call waits for it (sim/warm.py). Nodes
         # without peers all (the Python loop's one-node network) never call the kernel.
@@ -153,6 +166,64 @@ class ShadowNetwork:
                 self.gossip.before_first_call = self.helper.wait
             else:
                 self.solo.solo.before_first_call = self.helper.wait
+
+    def _commit_listener(self) -> Any:
+        """What sees each committed block: the progress telemetry, and the reactors."""
+        telemetry = None if self.telemetry is None else self.telemetry.committed
+        if not self.reactors:
+            return telemetry
+        reactors = self.reactors
+
+        def committed(t: int, records: list[list[Any]]) -> None:
+            if telemetry is not None:
+                telemetry(t, records)
+            ids = [record[MSG_ID] for record in records]
+            for reactor in reactors:
+                reactor.committed(t, ids)
+
+        return committed
+
+    # --- what reactors ask for (ReactorHost, sim/reactor.py) ---------------------------------
+
+    def agent_index(self, name: str) -> int:
+        return self._agent_index[name]
+
+    def send(self, t: int, agent: int, kind: str, node: int, key: int, size: int, fee: float) -> int:
+        """A message created now by a reactor: a record like a traffic message's, sent at
+        once through the same path (held behind held messages, as a traffic send is)."""
+        msgs = self.msgs
+        m = msgs.count
+        msgs.live[m] = [m, MESSAGE_KINDS.index(kind), agent, node, key, size, float(fee), t,
+                        NULL, NULL, NULL, NULL, NULL, NULL, NULL, IN_FLIGHT]
+        msgs.count += 1
+        self.ctx.tally.emitted += 1
+        if self.sequencer.backpressure.suspended or self.sequencer.held:
+            self.sequencer.hold(m)
+        else:
+            self._inject(t, m)
+        return m
+
+    def schedule(self, t: int, handler: Any, a: int = 0, b: int = 0, c: int = 0, d: int = 0) -> None:
+        if t <= self.ctx.hard_stop:
+            self.ctx.events.push(t, handler, a, b, c, d)
+
+    def base_fee(self) -> float | None:
+        return self.sequencer.backpressure.base_fee
+
+    def append(self, table: str, columns: dict[str, Any]) -> None:
+        self.writer.append(table, columns)
+
+    def batch(self, **columns: Any) -> MessageBatch:
+        return MessageBatch(**columns)
+
+    def _numbered(self, batch: MessageBatch) -> MessageBatch:
+        """A traffic batch given msg_ids that continue from every message so far (reactors
+        create messages between batches); the reactors learn them."""
+        first = self.msgs.count
+        batch = dataclasses.replace(batch, msg_id=np.arange(first, first + len(batch), dtype=np.int64))
+        for reactor in self.reactors:
+            reactor.numbered(batch)
+        return batch
 
     # --- what the runner reads ------------------------------------------------------------
 
@@ -188,7 +259,10 @@ class ShadowNetwork:
         sequencer = self.sequencer
         backpressure = sequencer.backpressure
         tally = self.ctx.tally
+        for reactor in self.reactors:
+            traffic = reactor.traffic(traffic)
         batches = iter(traffic)
+        reacting = bool(self.reactors)
         send_t: list[int] = []
         first_id = 0
         si = sn = 0
@@ -207,6 +281,8 @@ class ShadowNetwork:
                     if batch is None:
                         traffic_done = True
                     else:
+                        if reacting:
+                            batch = self._numbered(batch)
                         msgs.add(batch)
                         send_t = batch.t_intended.tolist()
                         first_id = int(batch.msg_id[0]) if len(batch) else 0
@@ -348,6 +424,10 @@ class ShadowNetwork:
     def _on_validated(self, t: int, node: int, item: int, kind: int, sender: int, hops: int) -> None:
         """A watched node validated an item (see GossipState.run)."""
         if kind == ITEM_MSG:
+            if node in self.ctx.watched:
+                for reactor in self.reactors:
+                    if node in reactor.watched:
+                        reactor.validated(t, node, item)
             if node == self.cluster.leader:
                 self.sequencer.intake(t, item)
             elif node in self.chain.mempool:
@@ -376,6 +456,8 @@ class ShadowNetwork:
                 continue
             moving = state in alive or m in spreading or m in validating
             self.record.settle(m, PENDING if moving else LOST)
+        for reactor in self.reactors:
+            reactor.finish(t_end)
         self.record.event(t_end, EventKind.RUN_END, value=float(self.msgs.count))
         try:
             self._publish(final=True)

@@ -81,6 +81,7 @@ SOLO_FIELDS: dict[str, str] = {
     "desync.min_duration": NO_EFFECT,
     "agents": OUTSIDE,  # traffic
     "faults": PYTHON_ONLY,
+    "market": PYTHON_ONLY,  # reactive agents call back into Python (sim/reactor.py)
     "slo": OUTSIDE,
     "analysis.knee_latency_factor": OUTSIDE,
     "analysis.throughput_fraction": OUTSIDE,

@@ -1,0 +1,222 @@
+"""What delay cost: liquidations, their delay and its parts, bad debt, price staleness.
+
+Place in the pipeline: one analysis step, reading only the history's market tables
+(``prices``, ``oracle``, ``accounts``, ``triggers``, ``executions``) and the messages'
+commit times, so ``msgstorm report`` gives the same numbers as the run. ``market_summary``
+is summary.json's ``market`` (null for a run without ``[market]``):
+
+- ``liquidations``: ``eligible`` (accounts the true price took past their maintenance line
+  during the run), ``triggered`` (of those, a keeper sent a liquidation for), ``executed``,
+  ``late`` (executed after the true price had crossed the account's bankruptcy price),
+  ``no_op`` (liquidation messages that committed and did nothing: the account recovered at
+  the on-chain price, or was already liquidated), ``not_attempted`` (eligible, never
+  triggered), ``messages`` (liquidation messages sent).
+- ``liquidation_delay_ms``: from the line crossed (the true price's first step past it) to
+  the execution committed, per executed account: {p50, p99, max, mean, split}; ``split``
+  divides the mean into ``oracle`` (line crossed -> the oracle published the price the
+  keeper acted on), ``keeper`` (that price reached the keeper -> it sent the liquidation)
+  and ``messaging`` (the price message's way to the keeper, plus the liquidation's way
+  from the keeper to commit); the three add up to the mean.
+- ``bad_debt``: {absolute, pct_of_open_interest, accounts}: the negative part of what each
+  executed account kept, plus each account never liquidated marked to market at the last
+  true price of the run; open interest is every position's notional at entry.
+- ``price_staleness_ms``: at every price step of the run, per instrument, the time since the
+  true price behind the on-chain price (the newest committed oracle message; the first
+  price at the start): {p50, p99, max}.
+- ``slippage_bps``: {p50, p99} of the executed liquidations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from msgstorm.analysis._common import message_rows, ms, percentiles, rounded, run_t_end_ns
+from msgstorm.history.reader import History
+
+__all__ = ["MarketTables", "market_summary", "market_tables"]
+
+
+@dataclass(frozen=True)
+class MarketTables:
+    """The market tables as numpy columns, with what the analysis derives per account."""
+
+    instruments: list[str]
+    times: np.ndarray  # int64 [steps]: the price grid
+    prices: np.ndarray  # float64 [instruments, steps]
+    account_instrument: np.ndarray  # int64 index into instruments
+    side: np.ndarray
+    size: np.ndarray
+    entry: np.ndarray
+    collateral: np.ndarray
+    liquidation: np.ndarray
+    bankruptcy: np.ndarray
+    t_cross: np.ndarray  # int64: the first step's time past the line (-1: never, within the run)
+    t_bankrupt: np.ndarray  # int64: the first step's time past bankruptcy (-1: never)
+    t_end: int
+
+
+def _codes(table: pa.Table, column: str, names: list[str]) -> np.ndarray:
+    index = {name: i for i, name in enumerate(names)}
+    return np.array([index[value] for value in table.column(column).to_pylist()], dtype=np.int64)
+
+
+def _first_past(path: np.ndarray, lines: np.ndarray, long: np.ndarray) -> np.ndarray:
+    """The first step at which ``path`` is at or past each line (longs: at or below; shorts:
+    at or above); ``len(path)`` when never."""
+    lowest = np.minimum.accumulate(path)  # non-increasing
+    highest = np.maximum.accumulate(path)  # non-decreasing
+    down = np.searchsorted(-lowest, -lines, side="left")
+    up = np.searchsorted(highest, lines, side="left")
+    return np.where(long, down, up)
+
+
+def market_tables(history: History) -> MarketTables | None:
+    if history.scenario.get("market") is None:
+        return None
+    prices = history.table("prices")
+    accounts = history.table("accounts")
+    t_end = run_t_end_ns(history)
+    names = list(dict.fromkeys(prices.column("instrument").to_pylist()))
+    instrument = _codes(prices, "instrument", names)
+    t = prices.column("t").to_numpy()
+    grid = np.unique(t)
+    grid = grid[grid <= t_end] if t_end else grid
+    path = np.empty((len(names), grid.size), dtype=np.float64)
+    for i in range(len(names)):
+        mine = instrument == i
+        order = np.argsort(t[mine], kind="stable")
+        values, times = prices.column("price").to_numpy()[mine][order], t[mine][order]
+        path[i] = values[np.searchsorted(times, grid)]
+    account_instrument = _codes(accounts, "instrument", names) if accounts.num_rows else np.empty(0, dtype=np.int64)
+    side = accounts.column("side").to_numpy().astype(np.int64)
+    columns = {name: accounts.column(name).to_numpy().astype(np.float64)
+               for name in ("size", "entry", "collateral", "liquidation_price", "bankruptcy_price")}
+    t_cross = np.full(accounts.num_rows, -1, dtype=np.int64)
+    t_bankrupt = np.full(accounts.num_rows, -1, dtype=np.int64)
+    for i in range(len(names)):
+        mine = np.flatnonzero(account_instrument == i)
+        if mine.size == 0 or grid.size == 0:
+            continue
+        long = side[mine] > 0
+        for lines, out in ((columns["liquidation_price"], t_cross), (columns["bankruptcy_price"], t_bankrupt)):
+            step = _first_past(path[i], lines[mine], long)
+            crossed = step < grid.size
+            out[mine[crossed]] = grid[step[crossed]]
+    return MarketTables(names, grid, path, account_instrument, side, columns["size"], columns["entry"],
+                        columns["collateral"], columns["liquidation_price"], columns["bankruptcy_price"], t_cross,
+                        t_bankrupt, t_end)
+
+
+def _ms_stats(values_ns: np.ndarray, keys: tuple[str, ...] = ("p50", "p99", "max")) -> dict[str, float | None]:
+    if values_ns.size == 0:
+        return dict.fromkeys(keys)
+    qs = {"p50": 50.0, "p99": 99.0, "max": 100.0}
+    found = percentiles(values_ns.astype(np.float64), [qs[key] for key in keys])
+    return {key: ms(value) for key, value in zip(keys, found, strict=True)}
+
+
+def market_summary(history: History) -> dict[str, Any] | None:
+    tables = market_tables(history)
+    if tables is None:
+        return None
+    executions = history.table("executions")
+    triggers = history.table("triggers")
+    executed_rows = np.array([outcome == "executed" for outcome in executions.column("outcome").to_pylist()],
+                             dtype=bool)
+    exec_account = executions.column("account").to_numpy()[executed_rows]
+    exec_t = executions.column("t").to_numpy()[executed_rows]
+    exec_msg = executions.column("msg_id").to_numpy()[executed_rows]
+    exec_bad = executions.column("bad_debt").to_numpy()[executed_rows]
+    exec_bps = executions.column("slippage_bps").to_numpy()[executed_rows]
+    eligible = tables.t_cross >= 0
+    triggered = np.zeros(eligible.size, dtype=bool)
+    triggered[triggers.column("account").to_numpy()] = True
+    executed = np.zeros(eligible.size, dtype=bool)
+    executed[exec_account] = True
+    late = int(np.count_nonzero((tables.t_bankrupt[exec_account] >= 0) & (tables.t_bankrupt[exec_account] < exec_t)))
+
+    # Delay from the line crossed to execution, and its parts through the trigger behind it.
+    delay = exec_t - tables.t_cross[exec_account]
+    trigger_row, known = message_rows(triggers.column("msg_id").to_numpy(), exec_msg)
+    oracle = history.table("oracle")
+    publish_row, published = message_rows(oracle.column("msg_id").to_numpy(),
+                                          triggers.column("price_msg_id").to_numpy()[trigger_row])
+    split = None
+    if exec_account.size and bool(np.all(known)) and bool(np.all(published)):
+        t_seen = triggers.column("t").to_numpy()[trigger_row]
+        t_sent = triggers.column("t_sent").to_numpy()[trigger_row]
+        t_published = oracle.column("t_price").to_numpy()[publish_row]
+        t_cross = tables.t_cross[exec_account]
+        # An account already past its line when the keeper learnt of it through an older
+        # price: the oracle part is never below 0 (it then counts into messaging).
+        oracle_part = np.maximum(t_published - t_cross, 0)
+        keeper_part = t_sent - t_seen
+        messaging_part = delay - oracle_part - keeper_part
+        split = {"oracle": ms(float(oracle_part.mean())), "keeper": ms(float(keeper_part.mean())),
+                 "messaging": ms(float(messaging_part.mean()))}
+    delay_ms: dict[str, Any] = {**_ms_stats(delay), "mean": ms(float(delay.mean())) if delay.size else None,
+                                "split": split}
+
+    # Bad debt: executed accounts' shortfall, and the rest marked to market at the run's end.
+    never = ~executed
+    last_price = tables.prices[tables.account_instrument[never], -1] if tables.prices.shape[1] else np.empty(0)
+    marked = tables.collateral[never] + tables.side[never] * tables.size[never] * (last_price - tables.entry[never])
+    marked_bad = np.maximum(-marked, 0.0)
+    absolute = float(exec_bad.sum()) + float(marked_bad.sum())
+    open_interest = float((tables.size * tables.entry).sum())
+    accounts_bad = int(np.count_nonzero(exec_bad > 0)) + int(np.count_nonzero(marked_bad > 0))
+
+    return {
+        "accounts": int(eligible.size),
+        "open_interest": rounded(open_interest, 2),
+        "liquidations": {
+            "eligible": int(eligible.sum()), "triggered": int((triggered & eligible).sum()),
+            "executed": int(executed.sum()), "late": late, "no_op": int(np.count_nonzero(~executed_rows)),
+            "not_attempted": int((eligible & ~triggered).sum()), "messages": int(triggers.num_rows)},
+        "liquidation_delay_ms": delay_ms,
+        "bad_debt": {"absolute": rounded(absolute, 2),
+                     "pct_of_open_interest": rounded(100.0 * absolute / open_interest, 4) if open_interest else None,
+                     "accounts": accounts_bad},
+        "price_staleness_ms": _staleness(history, tables),
+        "slippage_bps": {key: value for key, value in zip(
+            ("p50", "p99"), (rounded(v, 3) for v in percentiles(exec_bps.astype(np.float64), [50.0, 99.0]))
+            if exec_bps.size else (None, None), strict=True)},
+    }
+
+
+def onchain_prices(history: History, tables: MarketTables) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per instrument: (commit times, price then on chain, time of the true price behind it),
+    one entry per committed oracle message that made the on-chain price newer, after the
+    start (time 0: the first price)."""
+    oracle = history.table("oracle")
+    messages = history.columns("messages", ["msg_id", "t_committed"])
+    ids = messages.column("msg_id").to_numpy()
+    committed = messages.column("t_committed").to_numpy(zero_copy_only=False)
+    row, known = message_rows(ids, oracle.column("msg_id").to_numpy())
+    t_commit = np.where(known, committed[row], np.nan)
+    instrument = _codes(oracle, "instrument", tables.instruments) if oracle.num_rows else np.empty(0, dtype=np.int64)
+    out = []
+    for i in range(len(tables.instruments)):
+        mine = (instrument == i) & ~np.isnan(t_commit)
+        order = np.lexsort((oracle.column("t_price").to_numpy()[mine], t_commit[mine]))
+        times = t_commit[mine][order].astype(np.int64)
+        t_price = oracle.column("t_price").to_numpy()[mine][order]
+        price = oracle.column("price").to_numpy()[mine][order]
+        newest = np.maximum.accumulate(t_price) if t_price.size else t_price
+        newer = t_price >= newest  # only an oracle message newer than the chain's moves it
+        first = tables.prices[i, 0] if tables.prices.shape[1] else np.nan
+        out.append((np.concatenate([[0], times[newer]]), np.concatenate([[first], price[newer]]),
+                    np.concatenate([[0], t_price[newer]])))
+    return out
+
+
+def _staleness(history: History, tables: MarketTables) -> dict[str, float | None]:
+    samples = []
+    for times, _, t_price in onchain_prices(history, tables):
+        at = np.searchsorted(times, tables.times, side="right") - 1
+        samples.append(tables.times - t_price[at])
+    return _ms_stats(np.concatenate(samples) if samples else np.empty(0, dtype=np.int64))

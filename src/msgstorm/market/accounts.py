@@ -1,0 +1,204 @@
+"""Accounts and their margin: positions, the two prices that matter, and execution.
+
+Place in the pipeline: drawn before the run (``draw_accounts``) from the run's seed and
+written to the history's ``accounts`` table; the simulator's market reactor asks which
+accounts a price crosses (``LineIndex``) and executes liquidations (``execute``); the
+analysis marks the rest to market (``equity``). Every formula is here once.
+
+An account holds ``size`` units of one instrument, long (side +1) or short (-1), opened at
+``entry`` with ``collateral``. At price p its equity is ``collateral + side x size x (p -
+entry)`` and its notional ``size x p``. It may be liquidated when equity < maintenance x
+notional, i.e. past its *liquidation price*; its equity is 0 at its *bankruptcy price*:
+
+- long:  liquidation = (size x entry - collateral) / (size x (1 - maintenance)),
+  bankruptcy = entry - collateral / size;
+- short: liquidation = (size x entry + collateral) / (size x (1 + maintenance)),
+  bankruptcy = entry + collateral / size.
+
+A liquidation at on-chain price P closes the position: realised PnL ``side x size x (P -
+entry)``, a penalty ``penalty x size x P`` and slippage ``size x P x slippage_bps / 1e4 x
+size x P / depth`` (a linear depth model); the account keeps ``collateral + pnl - penalty -
+slippage`` and its negative part is bad debt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from msgstorm import draws
+from msgstorm.sampling import sample_array
+from msgstorm.scenario.market import AccountsSpec, MarketSpec
+
+__all__ = ["Accounts", "Execution", "LineCursor", "LineIndex", "draw_accounts", "equity", "execute", "line_prices",
+           "past_line"]
+
+
+@dataclass(frozen=True)
+class Accounts:
+    instrument: np.ndarray  # int32
+    side: np.ndarray  # int8: +1 long, -1 short
+    size: np.ndarray  # float64 units
+    entry: np.ndarray  # float64
+    collateral: np.ndarray  # float64
+    liquidation: np.ndarray  # float64: the maintenance line
+    bankruptcy: np.ndarray  # float64: where equity is 0
+
+    def __len__(self) -> int:
+        return len(self.side)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        return {"account": np.arange(len(self), dtype=np.int64), "instrument": self.instrument,
+                "side": self.side, "size": self.size, "entry": self.entry, "collateral": self.collateral,
+                "liquidation_price": self.liquidation, "bankruptcy_price": self.bankruptcy}
+
+
+def line_prices(side: np.ndarray, size: np.ndarray, entry: np.ndarray, collateral: np.ndarray,
+                maintenance: float) -> tuple[np.ndarray, np.ndarray]:
+    """(liquidation, bankruptcy) prices of each account (see the module's formulas)."""
+    long = side > 0
+    notional = size * entry
+    liquidation = np.where(long, (notional - collateral) / (size * (1.0 - maintenance)),
+                           (notional + collateral) / (size * (1.0 + maintenance)))
+    bankruptcy = np.where(long, entry - collateral / size, entry + collateral / size)
+    return liquidation, bankruptcy
+
+
+def equity(side: np.ndarray | float, size: np.ndarray | float, entry: np.ndarray | float,
+           collateral: np.ndarray | float, price: np.ndarray | float) -> np.ndarray | float:
+    return collateral + side * size * (price - entry)
+
+
+def draw_accounts(market: MarketSpec, initial_prices: list[float], seed: np.random.SeedSequence) -> Accounts:
+    """Every group's accounts in order, each group from its own child of ``seed``."""
+    names = [instrument.name for instrument in market.instruments]
+    parts: list[tuple[np.ndarray, ...]] = []
+    for group, child in zip(market.accounts, seed.spawn(len(market.accounts)), strict=True):
+        instrument = 0 if group.instrument is None else names.index(group.instrument)
+        if group.file is not None:
+            side, size, entry, collateral = _loaded(group.file)
+        else:
+            side, size, entry, collateral = _drawn(group, initial_prices[instrument], np.random.default_rng(child))
+        parts.append((np.full(len(side), instrument, dtype=np.int32), side, size, entry, collateral))
+    if not parts:
+        empty = np.empty(0, dtype=np.float64)
+        return Accounts(np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int8), empty, empty, empty, empty, empty)
+    instrument, side, size, entry, collateral = (np.concatenate(column) for column in zip(*parts, strict=True))
+    liquidation, bankruptcy = line_prices(side, size, entry, collateral, market.maintenance_margin)
+    return Accounts(instrument, side, size, entry, collateral, liquidation, bankruptcy)
+
+
+def _drawn(group: AccountsSpec, price: float, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    n = group.count
+    leverage = np.minimum(draws.lognormal(rng, group.leverage_median, group.leverage_sigma, n), group.leverage_cap)
+    collateral = sample_array(group.collateral, rng, n)
+    collateral = np.maximum(collateral, 1e-9)  # a truncated normal may give 0: no position is free
+    side = np.where(rng.random(n) < group.long_share, 1, -1).astype(np.int8)
+    entry = np.full(n, price, dtype=np.float64)
+    size = leverage * collateral / entry
+    return side, size, entry, collateral
+
+
+def _loaded(path: str) -> tuple[np.ndarray, ...]:
+    from msgstorm.scenario.replay import read_column
+
+    side_raw = read_column(path, "side").to_pylist()
+    sides = []
+    for row, value in enumerate(side_raw, start=2):
+        text = str(value).strip().lower()
+        if text in ("1", "+1", "long", "1.0"):
+            sides.append(1)
+        elif text in ("-1", "short", "-1.0"):
+            sides.append(-1)
+        else:
+            raise ValueError(f"accounts file {path}: row {row}: side must be long, short, 1 or -1, got {value!r}")
+    columns = [np.asarray(read_column(path, name).to_numpy(zero_copy_only=False), dtype=np.float64)
+               for name in ("size", "entry", "collateral")]
+    for name, values in zip(("size", "entry", "collateral"), columns, strict=True):
+        bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
+        if bad.size:
+            raise ValueError(f"accounts file {path}: row {int(bad[0]) + 2}: {name} must be a number above 0, "
+                             f"got {values[bad[0]]}")
+    return (np.asarray(sides, dtype=np.int8), *columns)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One liquidation's account: what the position realised and what is left."""
+
+    price: float  # the on-chain price it executed at
+    pnl: float
+    penalty: float
+    slippage: float  # its cost
+    slippage_bps: float
+    collateral_after: float  # may be negative
+    bad_debt: float
+
+
+def execute(side: int, size: float, entry: float, collateral: float, price: float, penalty_rate: float,
+            slippage_bps: float, depth: float) -> Execution:
+    notional = size * price
+    bps = slippage_bps * notional / depth
+    pnl = side * size * (price - entry)
+    penalty = penalty_rate * notional
+    slippage = notional * bps / 1e4
+    after = collateral + pnl - penalty - slippage
+    return Execution(price, pnl, penalty, slippage, bps, after, max(0.0, -after))
+
+
+class LineIndex:
+    """Accounts by liquidation price, per instrument and side (sorted once), so that a new
+    price finds the accounts it puts past their line in time proportional to how many they
+    are. Each watcher (a keeper) walks it with a ``LineCursor`` of its own."""
+
+    def __init__(self, accounts: Accounts, instruments: int) -> None:
+        self.instruments = instruments
+        self.longs: list[np.ndarray] = []  # account ids by liquidation price, descending
+        self.long_keys: list[np.ndarray] = []  # their negated lines, ascending
+        self.shorts: list[np.ndarray] = []  # by liquidation price, ascending
+        self.short_keys: list[np.ndarray] = []
+        ids = np.arange(len(accounts), dtype=np.int64)
+        for instrument in range(instruments):
+            mine = accounts.instrument == instrument
+            for side, ids_out, keys_out, sign in ((1, self.longs, self.long_keys, -1.0),
+                                                  (-1, self.shorts, self.short_keys, 1.0)):
+                chosen = ids[mine & (accounts.side == side)]
+                keys = sign * accounts.liquidation[chosen]
+                order = np.argsort(keys, kind="stable")
+                ids_out.append(chosen[order])
+                keys_out.append(keys[order])
+
+    def cursor(self) -> LineCursor:
+        return LineCursor(self)
+
+
+class LineCursor:
+    """One watcher's walk over a ``LineIndex``: ``past(instrument, price)`` returns the
+    accounts whose line ``price`` has reached (longs with line >= price, shorts with line
+    <= price) that no earlier call of this cursor returned."""
+
+    def __init__(self, index: LineIndex) -> None:
+        self.index = index
+        self.long_done = [0] * index.instruments
+        self.short_done = [0] * index.instruments
+
+    def past(self, instrument: int, price: float) -> list[int]:
+        index = self.index
+        found: list[int] = []
+        reach = int(np.searchsorted(index.long_keys[instrument], -price, side="right"))
+        done = self.long_done[instrument]
+        if reach > done:
+            found.extend(index.longs[instrument][done:reach].tolist())
+            self.long_done[instrument] = reach
+        reach = int(np.searchsorted(index.short_keys[instrument], price, side="right"))
+        done = self.short_done[instrument]
+        if reach > done:
+            found.extend(index.shorts[instrument][done:reach].tolist())
+            self.short_done[instrument] = reach
+        return found
+
+
+def past_line(side: int, line: float, price: float) -> bool:
+    """Whether an account of ``side`` with liquidation price ``line`` may be liquidated at ``price``."""
+    return price <= line if side > 0 else price >= line

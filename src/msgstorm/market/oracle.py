@@ -1,0 +1,57 @@
+"""The oracle's schedule: when it publishes which price.
+
+Place in the pipeline: after the price paths, before the run. The oracle reads the true
+price at every step and publishes a ``price`` message for an instrument when the price has
+moved by ``deviation`` or more since its last update, or ``heartbeat`` has passed since it
+(the common push-oracle rule, e.g. 0.5% or 1 h). The schedule depends only on the paths, so
+it is known before the run and its messages are merged into the traffic; a price is *known
+at a node* when its message is delivered there and *on chain* when it commits.
+
+The chain starts knowing every instrument's first price (step 0), as a deployed oracle
+would have published it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from msgstorm.market.prices import PricePaths
+from msgstorm.scenario.market import OracleSpec
+
+__all__ = ["OracleUpdates", "oracle_updates"]
+
+
+@dataclass(frozen=True)
+class OracleUpdates:
+    """One row per price message, in time order (instrument order at equal times)."""
+
+    t: np.ndarray  # int64: when it is published (a step's time)
+    instrument: np.ndarray  # int32
+    price: np.ndarray  # float64: the true price it carries
+    step: np.ndarray  # int64: the step of that price
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+
+def oracle_updates(paths: PricePaths, spec: OracleSpec, until_ns: int) -> OracleUpdates:
+    """The updates published at steps before ``until_ns`` (the traffic's end)."""
+    resolution = paths.resolution_ns
+    last_step = min(paths.steps, (until_ns - 1) // resolution)
+    heartbeat_steps = max(1, -(-spec.heartbeat // resolution))
+    rows: list[tuple[int, int]] = []  # (step, instrument)
+    for instrument in range(paths.prices.shape[0]):
+        prices = paths.prices[instrument].tolist()
+        last_price, last = prices[0], 0
+        for step in range(1, last_step + 1):
+            price = prices[step]
+            if abs(price / last_price - 1.0) >= spec.deviation or step - last >= heartbeat_steps:
+                rows.append((step, instrument))
+                last_price, last = price, step
+    rows.sort()
+    steps = np.array([row[0] for row in rows], dtype=np.int64)
+    instruments = np.array([row[1] for row in rows], dtype=np.int32)
+    return OracleUpdates(steps * np.int64(resolution), instruments,
+                         paths.prices[instruments, steps] if rows else np.empty(0, dtype=np.float64), steps)

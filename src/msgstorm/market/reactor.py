@@ -1,0 +1,293 @@
+"""The market in the simulator: oracle messages, reactive keepers, liquidations at commit.
+
+Place in the pipeline: registered in ``REACTORS`` and built by the simulator for a scenario
+with ``[market]`` (``sim/reactor.py`` says what a reactor may do). Before the run it draws
+the price paths and the accounts and writes them (``prices``, ``accounts``), and merges the
+oracle's scheduled ``price`` messages into the traffic (``oracle`` maps each to its price).
+During the run:
+
+- a keeper sees a price when its message is validated at the keeper's node; it finds the
+  accounts that price puts past their maintenance line (``LineCursor``: only the accounts
+  it crosses) and, ``reaction`` later, sends a ``liquidation`` message for each one not yet
+  liquidated on chain (key: the account), its fee fixed or ``fee_multiple`` x the base fee
+  then (capped); each is a ``triggers`` row;
+- a committed ``price`` message becomes the on-chain price of its instrument (if newer);
+- a committed ``liquidation`` executes at the on-chain price then (``accounts.execute``),
+  or is a counted no-op: the account already liquidated, or not past its line at that price
+  (recovered; the keeper may send again on a later price). Each is an ``executions`` row.
+
+Liquidation messages compete in the same queues as every other message; nothing here
+changes the network. The analysis computes the market's numbers from these tables and the
+messages alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from msgstorm.market.accounts import (
+    Accounts,
+    LineCursor,
+    LineIndex,
+    draw_accounts,
+    execute,
+    past_line,
+)
+from msgstorm.market.oracle import OracleUpdates, oracle_updates
+from msgstorm.market.prices import PricePaths, price_paths
+from msgstorm.sampling import Sampler
+from msgstorm.scenario.market import KeeperSpec, MarketSpec
+from msgstorm.scenario.registry import REACTORS
+from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
+
+__all__ = ["MarketReactor", "market_reactor"]
+
+PRICE = MESSAGE_KINDS.index("price")
+LIQUIDATION = MESSAGE_KINDS.index("liquidation")
+# Rows of triggers and executions gathered before they go to the history writer.
+_FLUSH_ROWS = 4096
+
+
+@REACTORS.register("market")
+def market_reactor(scenario: Scenario, host: Any, seed: np.random.SeedSequence) -> MarketReactor | None:
+    return None if scenario.market is None else MarketReactor(scenario, scenario.market, host, seed)
+
+
+@dataclasses.dataclass
+class _Keeper:
+    name: str  # "<group>-<i>"
+    index: int  # in MarketReactor.keepers
+    group: int
+    spec: KeeperSpec
+    node: int
+    cursor: LineCursor
+    reaction: Sampler
+    known_step: list[int]  # per instrument: the step of the newest price it has seen
+    pending: set[int] = dataclasses.field(default_factory=set)  # accounts it has a message out for
+    retry: set[int] = dataclasses.field(default_factory=set)  # accounts that had recovered at execution
+
+
+class MarketReactor:
+    def __init__(self, scenario: Scenario, market: MarketSpec, host: Any, seed: np.random.SeedSequence) -> None:
+        self.scenario = scenario
+        self.market = market
+        self.host = host
+        price_seed, account_seed, keeper_seed = seed.spawn(3)
+        run = scenario.run
+        self.paths: PricePaths = price_paths(market, run.duration + run.drain, price_seed)
+        self.accounts: Accounts = draw_accounts(market, self.paths.prices[:, 0].tolist(), account_seed)
+        self.updates: OracleUpdates = oracle_updates(self.paths, market.oracle, run.duration)
+        names = host.node_names
+        self.oracle_node = 0 if market.oracle.node is None else names.index(market.oracle.node)
+        index = LineIndex(self.accounts, len(market.instruments))
+        self.keepers: list[_Keeper] = []
+        keeper_seeds = keeper_seed.spawn(max(1, sum(spec.count for spec in market.keepers)))
+        for group, spec in enumerate(market.keepers):
+            nodes = self._nodes(spec)
+            for i in range(spec.count):
+                rng = np.random.default_rng(keeper_seeds[len(self.keepers)])
+                self.keepers.append(_Keeper(f"{spec.name}-{i}", len(self.keepers), group, spec, nodes[i % len(nodes)], index.cursor(),
+                                            Sampler(spec.reaction, rng), [0] * len(market.instruments)))
+        self.agents = [market.oracle.name, *(spec.name for spec in market.keepers)]
+        self.watched = {keeper.node for keeper in self.keepers}
+        self.keepers_at: dict[int, list[_Keeper]] = {}
+        for keeper in self.keepers:
+            self.keepers_at.setdefault(keeper.node, []).append(keeper)
+        # On chain: each instrument's price and the step of the true price behind it.
+        self.chain_price = self.paths.prices[:, 0].tolist()
+        self.chain_step = [0] * len(market.instruments)
+        self.liquidated = np.zeros(len(self.accounts), dtype=bool)
+        self.price_of: dict[int, int] = {}  # oracle msg_id -> its row in updates
+        self.liquidation_of: dict[int, tuple[int, int]] = {}  # msg_id -> (account, keeper)
+        self._triggers: list[tuple[Any, ...]] = []
+        self._executions: list[tuple[Any, ...]] = []
+        self.msg_of_update: list[int] = []  # update row -> its msg_id
+        self._oracle_written = 0  # rows of msg_of_update in the history
+        # Plain lists: the handlers below read one account at a time.
+        self._side = self.accounts.side.tolist()
+        self._size = self.accounts.size.tolist()
+        self._entry = self.accounts.entry.tolist()
+        self._collateral = self.accounts.collateral.tolist()
+        self._line = self.accounts.liquidation.tolist()
+        self._instrument = self.accounts.instrument.tolist()
+        self._write_start()
+
+    def _nodes(self, spec: KeeperSpec) -> list[int]:
+        names, regions = self.host.node_names, self.host.node_regions
+        if spec.node is not None:
+            return [names.index(spec.node)]
+        if spec.region is not None:
+            return [i for i, region in enumerate(regions) if region == spec.region]
+        return list(range(len(names)))
+
+    def _write_start(self) -> None:
+        paths, instruments = self.paths, self.paths.names
+        times = paths.times()
+        self.host.append("prices", {
+            "t": np.tile(times, len(instruments)),
+            "instrument": [name for name in instruments for _ in range(len(times))],
+            "price": paths.prices.reshape(-1)})
+        columns = self.accounts.columns()
+        columns["instrument"] = [instruments[i] for i in self.accounts.instrument.tolist()]
+        self.host.append("accounts", columns)
+
+    # --- before the run: the oracle's messages in the traffic ------------------------------
+
+    def traffic(self, batches: Iterable[Any]) -> Iterator[Any]:
+        """The traffic with the oracle's messages merged in by time (traffic first at equal
+        times); msg_ids are given by the simulator as it takes each batch."""
+        updates = self.updates
+        oracle_agent = self.host.agent_index(self.market.oracle.name)
+        spec = self.market.oracle
+        at = 0
+        held = None
+        for batch in batches:
+            if held is not None:
+                cut = int(np.searchsorted(updates.t, int(batch.t_intended[0]), side="left"))
+                yield self._merged(held, at, cut, oracle_agent, spec)
+                at = cut
+            held = batch
+        if held is not None:
+            yield self._merged(held, at, len(updates), oracle_agent, spec)
+        elif len(updates):
+            yield self.host.batch(**self._oracle_columns(0, len(updates), oracle_agent, spec))
+
+    def _oracle_columns(self, first: int, end: int, agent: int, spec: Any) -> dict[str, np.ndarray]:
+        n = end - first
+        return {"msg_id": np.zeros(n, dtype=np.int64), "t_intended": self.updates.t[first:end],
+                "agent": np.full(n, agent, dtype=np.int32), "kind": np.full(n, PRICE, dtype=np.int8),
+                "node": np.full(n, self.oracle_node, dtype=np.int32),
+                "key": self.updates.instrument[first:end].astype(np.int64),
+                "size": np.full(n, spec.size, dtype=np.int32), "fee": np.full(n, spec.fee, dtype=np.float64)}
+
+    def _merged(self, batch: Any, first: int, end: int, agent: int, spec: Any) -> Any:
+        if end <= first:
+            return batch
+        oracle = self._oracle_columns(first, end, agent, spec)
+        columns = {name: np.concatenate([getattr(batch, name), oracle[name]]) for name in oracle}
+        order = np.argsort(columns["t_intended"], kind="stable")
+        return dataclasses.replace(batch, **{name: values[order] for name, values in columns.items()})
+
+    def numbered(self, batch: Any) -> None:
+        """Map the oracle rows of a batch, in order, to the updates they carry."""
+        oracle_agent = self.host.agent_index(self.market.oracle.name)
+        ids = batch.msg_id[(batch.agent == oracle_agent) & (batch.kind == PRICE)].tolist()
+        for msg_id in ids:
+            self.price_of[msg_id] = len(self.msg_of_update)
+            self.msg_of_update.append(msg_id)
+
+    # --- during the run ---------------------------------------------------------------------
+
+    def validated(self, t: int, node: int, msg_id: int) -> None:
+        row = self.price_of.get(msg_id)
+        if row is None:
+            return
+        updates = self.updates
+        instrument, step = int(updates.instrument[row]), int(updates.step[row])
+        price = float(updates.price[row])
+        for keeper in self.keepers_at.get(node, ()):
+            if step <= keeper.known_step[instrument]:
+                continue  # an older price than one it has (gossip need not keep order)
+            keeper.known_step[instrument] = step
+            found = keeper.cursor.past(instrument, price)
+            if keeper.retry:
+                again = [a for a in keeper.retry
+                         if self._instrument[a] == instrument and past_line(self._side[a], self._line[a], price)]
+                keeper.retry.difference_update(again)
+                found.extend(sorted(again))
+            for account in found:
+                if self.liquidated[account] or account in keeper.pending:
+                    continue
+                keeper.pending.add(account)
+                self.host.schedule(t + keeper.reaction(), self._send, account, keeper.index, row, t)
+
+    def _send(self, t: int, account: int, keeper_index: int, row: int, t_seen: int) -> None:
+        keeper = self.keepers[keeper_index]
+        if self.liquidated[account]:  # it reads the chain before it sends
+            keeper.pending.discard(account)
+            return
+        spec = keeper.spec
+        fee = spec.fee
+        if spec.fee_aware:
+            base = self.host.base_fee()
+            if base is not None:
+                fee = min(spec.fee_cap, spec.fee_multiple * base)
+        msg_id = self.host.send(t, self.host.agent_index(spec.name), "liquidation", keeper.node, account,
+                                spec.size, fee)
+        self.liquidation_of[msg_id] = (account, keeper_index)
+        self._triggers.append((t_seen, t, keeper.name, self.host.node_names[keeper.node], account, msg_id,
+                               self.msg_of_update[row], float(self.updates.price[row])))
+        if len(self._triggers) >= _FLUSH_ROWS:
+            self._flush()
+
+    def committed(self, t: int, msg_ids: list[int]) -> None:
+        price_of, liquidation_of = self.price_of, self.liquidation_of
+        for msg_id in msg_ids:
+            row = price_of.get(msg_id)
+            if row is not None:
+                instrument, step = int(self.updates.instrument[row]), int(self.updates.step[row])
+                if step > self.chain_step[instrument]:
+                    self.chain_step[instrument] = step
+                    self.chain_price[instrument] = float(self.updates.price[row])
+                continue
+            owner = liquidation_of.pop(msg_id, None)
+            if owner is not None:
+                self._execute(t, msg_id, *owner)
+
+    def _execute(self, t: int, msg_id: int, account: int, keeper_index: int) -> None:
+        keeper = self.keepers[keeper_index]
+        keeper.pending.discard(account)
+        instrument = self._instrument[account]
+        price = self.chain_price[instrument]
+        t_price = self.chain_step[instrument] * self.paths.resolution_ns
+        if self.liquidated[account]:
+            outcome, done = "already_liquidated", None
+        elif not past_line(self._side[account], self._line[account], price):
+            outcome, done = "recovered", None
+            keeper.retry.add(account)
+        else:
+            market = self.market
+            outcome = "executed"
+            done = execute(self._side[account], self._size[account], self._entry[account], self._collateral[account],
+                           price, market.liquidation_penalty, market.slippage_bps, market.depth)
+            self.liquidated[account] = True
+        zero = 0.0
+        self._executions.append((
+            t, msg_id, account, keeper.name, outcome, price, t_price,
+            done.pnl if done else zero, done.penalty if done else zero, done.slippage if done else zero,
+            done.slippage_bps if done else zero,
+            done.collateral_after if done else self._collateral[account], done.bad_debt if done else zero))
+        if len(self._executions) >= _FLUSH_ROWS:
+            self._flush()
+
+    # --- the end -----------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        host = self.host
+        if self._triggers:
+            columns = list(zip(*self._triggers, strict=True))
+            host.append("triggers", dict(zip(
+                ("t", "t_sent", "keeper", "node", "account", "msg_id", "price_msg_id", "price_seen"),
+                (list(column) for column in columns), strict=True)))
+            self._triggers = []
+        if self._executions:
+            columns = list(zip(*self._executions, strict=True))
+            host.append("executions", dict(zip(
+                ("t", "msg_id", "account", "keeper", "outcome", "price", "t_price", "pnl", "penalty", "slippage",
+                 "slippage_bps", "collateral_after", "bad_debt"), (list(column) for column in columns), strict=True)))
+            self._executions = []
+        first, end = self._oracle_written, len(self.msg_of_update)
+        if end > first:
+            names = self.paths.names
+            self.host.append("oracle", {
+                "msg_id": self.msg_of_update[first:end],
+                "instrument": [names[i] for i in self.updates.instrument[first:end].tolist()],
+                "price": self.updates.price[first:end], "t_price": self.updates.t[first:end]})
+            self._oracle_written = end
+
+    def finish(self, t_end: int) -> None:
+        self._flush()

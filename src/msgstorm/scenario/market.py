@@ -1,0 +1,207 @@
+"""The ``[market]`` section: prices, an oracle, accounts, keepers: what delay costs.
+
+Place in the pipeline: part of the scenario schema (``schema.Scenario.market``), read by the
+market layer (``msgstorm.market``) that the simulator plugs in as a reactor. Quantities are
+converted here to fixed units like the rest of the schema: durations in ns, drift per second,
+volatility per square root of a second, fractions in [0, 1].
+
+Drift and volatility carry their time unit (``"80%/y"``: 80% a year; volatility scales with
+the square root of time, so 80%/y is 0.8 / sqrt(31,536,000) per sqrt(second)); a year is
+365 days.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from msgstorm.scenario.distributions import (
+    Constant,
+    DurationDist,
+    DurationNs,
+    NumberDist,
+    SizeBytes,
+)
+from msgstorm.scenario.distributions import _Spec as _DistSpec
+from msgstorm.scenario.units import parse_fraction
+
+__all__ = ["AccountsSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "MarketSpec", "OracleSpec", "ShockSpec",
+           "parse_per_time"]
+
+_PER_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365 * 86400.0}
+_PER_TIME_RE = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(%?)\s*/\s*(s|min|h|d|y)\s*$")
+
+
+def parse_per_time(value: object, sqrt_time: bool = False) -> float:
+    """``"80%/y"`` or ``"0.5/d"`` as a rate per second (per sqrt(second) with ``sqrt_time``)."""
+    if isinstance(value, str):
+        match = _PER_TIME_RE.match(value)
+        if match:
+            number = float(match.group(1)) / (100.0 if match.group(2) else 1.0)
+            seconds = _PER_S[match.group(3)]
+            return number / (seconds ** 0.5 if sqrt_time else seconds)
+    raise ValueError(f"expected a number with its time unit such as '80%/y', '5%/d' or '0.1/h' "
+                     f"(s, min, h, d, y), got {value!r}")
+
+
+def _drift(value: object) -> float:
+    return parse_per_time(value)
+
+
+def _volatility(value: object) -> float:
+    volatility = parse_per_time(value, sqrt_time=True)
+    if volatility < 0:
+        raise ValueError(f"a volatility is at least 0, got {value!r}")
+    return volatility
+
+
+def _signed_fraction(value: object) -> float:
+    """"-5%" or -0.05: a fraction that may be negative (a jump's mean log size)."""
+    if isinstance(value, str) and value.strip().startswith("-"):
+        return -parse_fraction(value.strip()[1:])
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        return -parse_fraction(-value)
+    return parse_fraction(value)
+
+
+def _rate(value: object) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
+        return 0.0
+    rate = parse_per_time(value)
+    if rate < 0:
+        raise ValueError(f"a rate is at least 0, got {value!r}")
+    return rate
+
+
+Drift = Annotated[float, BeforeValidator(_drift)]
+Volatility = Annotated[float, BeforeValidator(_volatility)]
+SignedFraction = Annotated[float, BeforeValidator(_signed_fraction)]
+Fraction = Annotated[float, BeforeValidator(parse_fraction)]
+PerSecond = Annotated[float, BeforeValidator(_rate)]
+Duration = DurationNs
+
+
+class ShockSpec(_DistSpec):
+    """A crash: the price falls by ``fall`` over ``over`` from ``at`` (log-linearly; ``over``
+    0 is a gap at ``at``)."""
+
+    at: Duration = Field(ge=0)
+    fall: Fraction
+    over: Duration = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> ShockSpec:
+        if self.fall >= 1.0:
+            raise ValueError("'fall' must be below 100% (a price stays above 0)")
+        return self
+
+
+class JumpsSpec(_DistSpec):
+    """Compound Poisson jumps: ``rate`` jumps per unit of time, each of log size
+    normal(``mean``, ``stddev``)."""
+
+    rate: PerSecond
+    mean: SignedFraction = 0.0
+    stddev: Fraction = 0.0
+
+
+class InstrumentSpec(_DistSpec):
+    """One instrument's true price: geometric Brownian motion from ``price`` with ``drift``
+    and ``volatility``, plus ``shocks`` and ``jumps``; or a ``replay`` of a series."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    price: float = Field(default=1000.0, gt=0)
+    drift: Drift = 0.0
+    volatility: Volatility = 0.0
+    shocks: list[ShockSpec] = Field(default_factory=list)
+    jumps: JumpsSpec | None = None
+    # A CSV (columns t, price; t a duration such as "1.5s" or ns) or Parquet file (t in ns):
+    # the price is the last row's at or before each step. Replaces the model above.
+    replay: str | None = None
+
+
+class OracleSpec(_DistSpec):
+    """Oracle agents: a ``price`` message per instrument whenever the true price moved by
+    ``deviation`` since the last update, or ``heartbeat`` passed (checked each step)."""
+
+    name: str = Field(default="oracle", min_length=1)
+    node: str | None = None  # default: the network's first node
+    heartbeat: Duration = Field(default=3_600_000_000_000, gt=0)
+    deviation: Fraction = 0.005
+    size: SizeBytes = 200
+    fee: float = Field(default=1.0, ge=0)
+
+
+class AccountsSpec(_DistSpec):
+    """A group of accounts with one position each on ``instrument``: leverage lognormal
+    (``leverage_median``, ``leverage_sigma``) capped at ``leverage_cap``, collateral from a
+    distribution, long with probability ``long_share``; or loaded from ``file`` (CSV or
+    Parquet: side (+1 long, -1 short, or long/short), size, entry, collateral)."""
+
+    count: int = Field(default=10_000, ge=0)
+    instrument: str | None = None  # default: the first instrument
+    leverage_median: float = Field(default=5.0, gt=0)
+    leverage_sigma: float = Field(default=0.5, ge=0, le=5)
+    leverage_cap: float = Field(default=50.0, gt=0)
+    collateral: NumberDist = Field(default_factory=lambda: Constant(value=10_000.0))
+    long_share: Fraction = 1.0
+    file: str | None = None
+
+
+class KeeperSpec(_DistSpec):
+    """Keepers: each watches the prices delivered to its own node and sends a ``liquidation``
+    message for every account it sees past its maintenance line, ``reaction`` later. Fee:
+    ``fee`` (fixed), or with ``fee_aware`` ``fee_multiple`` x the base fee when it sends,
+    at most ``fee_cap``."""
+
+    name: str = Field(default="keepers", min_length=1)
+    count: int = Field(default=1, ge=1, le=10_000)
+    region: str | None = None
+    node: str | None = None
+    reaction: DurationDist = Field(default_factory=lambda: Constant(value=100_000_000))
+    fee: float = Field(default=1.0, ge=0)
+    fee_aware: bool = False
+    fee_multiple: float = Field(default=2.0, gt=0)
+    fee_cap: float = Field(default=1e9, gt=0)
+    size: SizeBytes = 300
+
+    @model_validator(mode="after")
+    def _check(self) -> KeeperSpec:
+        if self.region is not None and self.node is not None:
+            raise ValueError("give 'region' or 'node', not both")
+        return self
+
+
+class MarketSpec(_DistSpec):
+    """``[market]``: true prices, the oracle that publishes them, accounts with their margin,
+    keepers that liquidate them; liquidations execute when their message commits."""
+
+    resolution: Duration = Field(default=100_000_000, gt=0)
+    instruments: list[InstrumentSpec] = Field(min_length=1)
+    oracle: OracleSpec = OracleSpec()
+    accounts: list[AccountsSpec] = Field(default_factory=list)
+    keepers: list[KeeperSpec] = Field(default_factory=list)
+    maintenance_margin: Fraction = 0.05
+    liquidation_penalty: Fraction = 0.05
+    # Slippage of a liquidation: ``slippage_bps`` basis points for each ``depth`` of notional
+    # it closes (a linear depth model).
+    slippage_bps: float = Field(default=10.0, ge=0)
+    depth: float = Field(default=1_000_000.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> MarketSpec:
+        names = [instrument.name for instrument in self.instruments]
+        if len(set(names)) != len(names):
+            raise ValueError(f"instrument names must differ, got {names}")
+        for index, group in enumerate(self.accounts):
+            if group.instrument is not None and group.instrument not in names:
+                raise ValueError(f"accounts[{index}].instrument: unknown instrument {group.instrument!r}; "
+                                 f"one of {names}")
+        agents = [self.oracle.name, *(keeper.name for keeper in self.keepers)]
+        if len(set(agents)) != len(agents):
+            raise ValueError(f"the oracle's and keepers' names must differ, got {agents}")
+        return self
+
+

@@ -1,0 +1,83 @@
+"""Reactive agents: the extension point for agents that act on what the network does.
+
+Place in the pipeline: inside the simulator, beside the roles. Traffic agents decide every
+message before the run; a reactor creates messages *during* the run, in reaction to
+simulated state (a keeper liquidates an account when a price reaches its node). Each
+factory registered in ``scenario.registry.REACTORS`` is asked once per run,
+``factory(scenario, host, seed)``, and returns a ``Reactor`` or None when the scenario has
+none of its agents. The market (``market/reactor.py``) is the built-in one.
+
+What the simulator gives a reactor (``ReactorHost``, implemented by ``ShadowNetwork``):
+node names, the agent index of each of its agents, ``send`` (a message that enters the
+network now, through the same path and queues as all traffic), ``schedule`` (a Python
+event), the base fee, and ``append`` to its own history tables.
+
+What a reactor gives the simulator: ``agents`` (names it sends as, added to the history's
+agent names after the scenario's), ``watched`` (nodes whose validations it sees: the
+gossip kernel comes back to Python for those nodes only), ``traffic`` (the run's traffic
+with any messages it schedules before the run merged in, in time order), ``numbered``
+(the msg_ids a traffic batch was given), ``validated``, ``committed`` and ``finish``.
+The compiled one-node loop has no room for reactions: a run with a reactor takes the
+Python loop (``solo_plan``), with the same rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
+
+import numpy as np
+
+from msgstorm.scenario.registry import REACTORS
+from msgstorm.scenario.schema import Scenario
+
+__all__ = ["Reactor", "ReactorHost", "build_reactors"]
+
+Handler = Callable[[int, int, int, int, int], None]
+
+
+class ReactorHost(Protocol):
+    node_names: list[str]
+    node_regions: list[str]
+
+    def agent_index(self, name: str) -> int: ...
+
+    def send(self, t: int, agent: int, kind: str, node: int, key: int, size: int, fee: float) -> int:
+        """A message sent now (``t`` is the current time); returns its msg_id."""
+        ...
+
+    def schedule(self, t: int, handler: Handler, a: int = 0, b: int = 0, c: int = 0, d: int = 0) -> None: ...
+
+    def base_fee(self) -> float | None: ...
+
+    def append(self, table: str, columns: dict[str, Any]) -> None: ...
+
+    def batch(self, **columns: Any) -> Any:
+        """A traffic batch (``traffic.MessageBatch``) of the given columns."""
+        ...
+
+
+class Reactor(Protocol):
+    agents: list[str]
+    watched: set[int]
+
+    def traffic(self, batches: Iterable[Any]) -> Iterator[Any]: ...
+
+    def numbered(self, batch: Any) -> None: ...
+
+    def validated(self, t: int, node: int, msg_id: int) -> None: ...
+
+    def committed(self, t: int, msg_ids: list[int]) -> None: ...
+
+    def finish(self, t_end: int) -> None: ...
+
+
+def build_reactors(scenario: Scenario, host: ReactorHost, seed: np.random.SeedSequence) -> list[Reactor]:
+    """Every registered reactor the scenario has agents for, each with its own child of ``seed``."""
+    reactors = []
+    names = list(REACTORS)
+    for name, child in zip(names, seed.spawn(len(names)), strict=True):
+        reactor = REACTORS[name](scenario, host, child)
+        if reactor is not None:
+            reactors.append(reactor)
+    return reactors
