@@ -40,6 +40,7 @@ KEYS = [
     "generator",
     "delivery",
     "connections",
+    "market",
     "desync",
     "propagation_ms",
     "faults",

@@ -269,7 +269,8 @@ def test_the_tour_shows_an_excerpt_of_each_sim_example() -> None:
     assert set(_tour_excerpts()) == set(SIM_TOUR)
 
 
-SIM_TOUR = ["quickstart", "ramp", "flash-crash", "matching-engine", "black-thursday", "black-thursday-fee-aware"]
+SIM_TOUR = ["quickstart", "ramp", "flash-crash", "matching-engine", "black-thursday", "black-thursday-fee-aware",
+            "solana-spam"]
 
 
 @pytest.mark.parametrize("name", SIM_TOUR)

@@ -288,3 +288,33 @@ def test_the_example_prints_what_delay_cost(tmp_path: Path) -> None:
         assert label in result.output, label
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["market"]["liquidations"]["executed"] > 0
+
+
+def test_the_report_shows_what_delay_cost(tmp_path: Path) -> None:
+    """report.html: the market's numbers, the true and on-chain prices, bad debt over time and
+    the delay's distribution with its split; a run without a market has no such section."""
+    result = _gap_run(tmp_path)
+    html = (result.run_dir / "report.html").read_text()
+    assert 'id="market-table"' in html and "What delay cost" in html
+    for slug in ("market-prices", "market-bad-debt", "market-delay"):
+        assert f'id="plot-{slug}"' in html, slug
+    plain = run(load_scenario(str(EXAMPLES / "quickstart.toml"), ['run.duration="1s"']), tmp_path / "plain")
+    assert "What delay cost" not in (plain.run_dir / "report.html").read_text()
+
+
+def test_liquidations_starve_behind_a_fifo_flood_and_survive_priority_shedding(tmp_path: Path) -> None:
+    """solana-spam: 400,000 spam messages/s for 2 s against 4,000/s. FIFO: the queue holds
+    hundreds of thousands, the nodes desynchronise, most liquidations never execute and
+    those that do are late. Priority shedding (spam first, liquidations and prices
+    protected): the queue stays bounded and every liquidation triggered executes, with less
+    bad debt."""
+    example = str(EXAMPLES / "solana-spam.toml")
+    fifo = run(load_scenario(example), tmp_path / "fifo").summary
+    shed = run(load_scenario(example, ['backpressure={mode="shed", capacity=8000, levels={spam="10%"}, '
+                                       'protect=["liquidation", "price"]}']), tmp_path / "shed").summary
+    assert fifo["queue"]["max_depth"] > 100_000 and fifo["desync"]["episodes"] >= 1
+    starving, surviving = fifo["market"]["liquidations"], shed["market"]["liquidations"]
+    assert starving["executed"] < 0.2 * starving["triggered"] and starving["late"] == starving["executed"]
+    assert shed["queue"]["max_depth"] <= 8000 and shed["messages"]["dropped"] > 0
+    assert surviving["executed"] == surviving["triggered"] == surviving["eligible"]
+    assert shed["market"]["bad_debt"]["absolute"] < 0.5 * fifo["market"]["bad_debt"]["absolute"]

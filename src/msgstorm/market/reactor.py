@@ -61,6 +61,7 @@ def market_reactor(scenario: Scenario, host: Any, seed: np.random.SeedSequence) 
 class _Keeper:
     name: str  # "<group>-<i>"
     index: int  # in MarketReactor.keepers
+    member: int  # its number in its group
     group: int
     spec: KeeperSpec
     node: int
@@ -90,10 +91,11 @@ class MarketReactor:
             nodes = self._nodes(spec)
             for i in range(spec.count):
                 rng = np.random.default_rng(keeper_seeds[len(self.keepers)])
-                self.keepers.append(_Keeper(f"{spec.name}-{i}", len(self.keepers), group, spec, nodes[i % len(nodes)], index.cursor(),
+                self.keepers.append(_Keeper(f"{spec.name}-{i}", len(self.keepers), i, group, spec, nodes[i % len(nodes)], index.cursor(),
                                             Sampler(spec.reaction, rng), [0] * len(market.instruments)))
         self.agents = [market.oracle.name, *(spec.name for spec in market.keepers)]
         self.watched = {keeper.node for keeper in self.keepers}
+        self.watched_kinds = {"price"} if self.keepers else set()
         self.keepers_at: dict[int, list[_Keeper]] = {}
         for keeper in self.keepers:
             self.keepers_at.setdefault(keeper.node, []).append(keeper)
@@ -199,9 +201,12 @@ class MarketReactor:
                          if self._instrument[a] == instrument and past_line(self._side[a], self._line[a], price)]
                 keeper.retry.difference_update(again)
                 found.extend(sorted(again))
+            split = None if keeper.spec.race else keeper.spec.count
             for account in found:
                 if self.liquidated[account] or account in keeper.pending:
                     continue
+                if split is not None and account % split != keeper.member:
+                    continue  # another keeper of the group takes it
                 keeper.pending.add(account)
                 self.host.schedule(t + keeper.reaction(), self._send, account, keeper.index, row, t)
 

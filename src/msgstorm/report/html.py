@@ -23,6 +23,7 @@ from msgstorm.analysis import Analysis
 from msgstorm.analysis.connections import trouble_counts
 from msgstorm.history.reader import History
 from msgstorm.report import figures
+from msgstorm.report.market import market_plots, market_section
 from msgstorm.report.page import Plot, esc, figure_block, page, table
 from msgstorm.report.series import (
     cpu_series,
@@ -47,7 +48,7 @@ _KNOWN_KEYS = frozenset({
     "offered_rate_per_s", "throughput_per_s", "latency_ms", "latency_stages_ms", "jitter_ms", "capacity",
     "failure_threshold", "queue", "backpressure", "base_fee", "messages", "desync", "propagation_ms",
     "faults", "checks", "slo", "wall_s", "by_kind", "by_agent", "gossip_backlog", "cut_off", "generator", "delivery",
-    "connections",
+    "connections", "market",
 })
 _MARKET_KEYS = ("market", "impact", "liquidations", "liquidation", "bad_debt", "safe_leverage", "fairness")
 
@@ -342,6 +343,32 @@ def _labelled(plots: dict[str, Plot]) -> dict[str, Plot]:
     return plots
 
 
+def _market(history: History, analysis: Analysis, summary: dict[str, Any],
+            plots: dict[str, Plot]) -> list[tuple[str, str, str]]:
+    """The section "What delay cost" of a run with ``[market]`` (none without)."""
+    if summary.get("market") is None:
+        return []
+    depth = queue_depth_series(history)
+    figures_of = market_plots(history, summary, depth, analysis.timelines.get("base_fee", []))
+    if figures_of is None:
+        return []
+    captions = {
+        "market-prices": "The true price at every step (market.resolution), the price on chain (the newest "
+                         "committed oracle message) and the price each executed liquidation closed at.",
+        "market-bad-debt": "Solid: the bad debt left by the liquidations executed so far plus what the accounts "
+                           "not yet liquidated would owe at the true price then; it falls as liquidations "
+                           "save accounts and rises while they wait. Dotted: the executed liquidations' own.",
+        "market-delay": "From the true price crossing an account's maintenance line to its liquidation "
+                        "committed; above, the mean split into the oracle's, the keeper's and the messaging "
+                        "layer's part.",
+    }
+    blocks = ""
+    for slug, fig in figures_of.items():
+        figures.label_if_empty(fig)
+        blocks += figure_block(Plot(slug, fig, captions[slug]))
+    return [("market", "What delay cost", market_section(summary) + blocks)]
+
+
 def render_run_report(history: History, analysis: Analysis, wall_s: float | None = None) -> str:
     """The whole report page as HTML text (``wall_s``: the run's wall time, when known)."""
     summary = dict(analysis.summary)
@@ -367,6 +394,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         *([("cpu", "CPU of the run's processes", figure_block(plots["cpu"]))]
           if any(trace.get("x") for trace in plots["cpu"].figure["data"]) else []),
         *([] if live else simulated),
+        *_market(history, analysis, summary, plots),
         ("groups", "By message kind and agent", _groups(summary)),
         ("checks", "Delivery checks and faults", _checks(summary)),
     ]

@@ -166,6 +166,7 @@ class KeeperSpec(_DistSpec):
     fee_multiple: float = Field(default=2.0, gt=0)
     fee_cap: float = Field(default=1e9, gt=0)
     size: SizeBytes = 300
+    race: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> KeeperSpec:

@@ -313,6 +313,9 @@ DESCRIPTIONS: dict[str, str] = {
     "KeeperSpec.fee_multiple": "the multiple of the base fee a fee-aware keeper pays",
     "KeeperSpec.fee_cap": "the most a fee-aware keeper pays",
     "KeeperSpec.size": "size of a `liquidation` message",
+    "KeeperSpec.race": "every keeper of the group goes for every account it sees past its line (a race: the "
+                       "later liquidations are no-ops); false: the group splits the accounts among its keepers "
+                       "(account number modulo `count`)",
     # distributions
     "Constant.value": "the value",
     "Uniform.low": "lowest value",

@@ -236,7 +236,7 @@ class Chain:
         self.votes = {h: 0 for h in self.block_msgs}
         stale = {b for b in self.gossip.live_items(ITEM_BLOCK) if self.block_epoch[b] != cluster.epoch}
         self.gossip.stop_forwarding(ITEM_BLOCK, stale)
-        self.gossip.set_watched([new, *cluster.standby, *self.ctx.watched])
+        self.gossip.set_watched([new, *cluster.standby], self.ctx.watched)
         ctx.record.event(t, EventKind.LEADER_CHANGE, new,
                          detail={"from": cluster.names[old], "orphaned_blocks": len(orphaned)})
         pool = self.mempool.pop(new, [])

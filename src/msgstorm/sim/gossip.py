@@ -9,7 +9,7 @@ link degradation) by writing into the arrays. ``ShadowNetwork`` talks to it thro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -105,7 +105,7 @@ class GossipState:
         self.delivered: list[np.ndarray] = []
         self.delivered_rows = 0  # rows taken out of the kernel buffer, not yet written
         self.t_next = -1  # time of the next receipt event, -1 when there is none
-        self.sends = np.zeros((4, 0), dtype=np.int64)
+        self.sends = np.zeros((5, 0), dtype=np.int64)
         # Called once before the kernel's first call: waits for a helper process compiling
         # it (sim/warm.py), so numba loads it from its cache instead of compiling it again.
         self.before_first_call: Callable[[], object] | None = None
@@ -138,9 +138,13 @@ class GossipState:
 
     # --- sends run by the kernel -------------------------------------------------------
 
-    def set_sends(self, t: np.ndarray, node: np.ndarray, item: np.ndarray, size: np.ndarray) -> None:
-        """A traffic batch the kernel may send from (``allow_sends`` says which part)."""
-        self.sends = np.stack([np.asarray(column, dtype=np.int64) for column in (t, node, item, size)])
+    def set_sends(self, t: np.ndarray, node: np.ndarray, item: np.ndarray, size: np.ndarray,
+                  kind: np.ndarray | None = None) -> None:
+        """A traffic batch the kernel may send from (``allow_sends`` says which part);
+        ``kind``: each message's item kind (default ``ITEM_MSG``; ``ITEM_WATCHED`` for those
+        a reactor watches)."""
+        kinds = np.full(len(t), k.ITEM_MSG, dtype=np.int64) if kind is None else kind
+        self.sends = np.stack([np.asarray(column, dtype=np.int64) for column in (t, node, item, size, kinds)])
         self.scalars[k.S_SEND_I] = self.scalars[k.S_SEND_END] = 0
         self._bind()
 
@@ -161,8 +165,9 @@ class GossipState:
         self.slots[k.SL_FORWARD, mask] = 0
 
     def live_items(self, kind: int) -> set[int]:
-        """Items of a kind still being propagated."""
-        live = (self.slots[k.SL_OUTSTANDING] > 0) & (self.slots[k.SL_KIND] == kind)
+        """Items of a kind still being propagated (``ITEM_MSG``: every message, watched or not)."""
+        kinds = self.slots[k.SL_KIND]
+        live = (self.slots[k.SL_OUTSTANDING] > 0) & ((kinds != k.ITEM_BLOCK) if kind == k.ITEM_MSG else (kinds == kind))
         return set(self.slots[k.SL_ITEM, live].tolist())
 
     # --- running -----------------------------------------------------------------------
@@ -298,10 +303,14 @@ class GossipState:
     def set_colours(self, colour: list[int]) -> None:
         self.nodes[k.N_COLOUR, :] = colour
 
-    def set_watched(self, nodes: list[int]) -> None:
+    def set_watched(self, nodes: list[int], reactor_nodes: Iterable[int] = ()) -> None:
+        """The nodes whose validations come back to Python: ``nodes`` (the leader, the
+        standbys) for every message, ``reactor_nodes`` for watched messages only."""
         self.watch[:] = 0
+        for node in reactor_nodes:
+            self.watch[node] = k.WATCH_WATCHED
         for node in nodes:
-            self.watch[node] = 1
+            self.watch[node] |= k.WATCH_ALL
 
     def degradations_changed(self) -> None:
         """Take the shared ``Degradations`` after a fault added or removed one."""

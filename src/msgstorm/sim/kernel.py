@@ -35,9 +35,9 @@ from msgstorm.jit import borrowing, nb
 from msgstorm.sim.link_model import degrade, link_delay
 
 __all__ = [
-    "RECV", "VALIDATED", "ITEM_MSG", "ITEM_BLOCK",
+    "RECV", "VALIDATED", "ITEM_MSG", "ITEM_BLOCK", "ITEM_WATCHED", "WATCH_ALL", "WATCH_WATCHED",
     "DONE", "NOTIFY", "NEED_UNIFORM", "NEED_PROCESSING", "HEAP_FULL", "DELIVERIES_FULL", "NEED_SLOTS",
-    "S_SEND_I", "S_SEND_END", "SEND_T", "SEND_NODE", "SEND_ITEM", "SEND_SIZE",
+    "S_SEND_I", "S_SEND_END", "SEND_T", "SEND_NODE", "SEND_ITEM", "SEND_SIZE", "SEND_KIND",
     "S_HEAP", "S_SEQ", "S_FREE", "S_UNIF", "S_PROC", "S_DELIV", "S_BUDGET",
     "S_STRIDE", "S_NOW", "S_STEPS", "S_NT", "S_NNODE", "S_NSLOT", "S_NSENDER", "S_NHOPS",
     "S_NDEG", "S_RECEIPTS", "S_BLOCK_RECEIPTS", "S_NEXT", "S_NITEM", "S_NKIND",
@@ -46,8 +46,11 @@ __all__ = [
 
 # Event types.
 RECV, VALIDATED = 0, 1
-# Item kinds.
-ITEM_MSG, ITEM_BLOCK = 0, 1
+# Item kinds. A watched message is a message whose validation a reactor sees at the nodes it
+# watches (``WATCH_WATCHED``); the leader and standbys see every message (``WATCH_ALL``).
+ITEM_MSG, ITEM_BLOCK, ITEM_WATCHED = 0, 1, 2
+# Bits of ``watch[node]``.
+WATCH_ALL, WATCH_WATCHED = 1, 2
 # Return codes of run_until.
 DONE, NOTIFY, NEED_UNIFORM, NEED_PROCESSING, HEAP_FULL, DELIVERIES_FULL, NEED_SLOTS = 0, 1, 2, 3, 4, 5, 6
 
@@ -56,8 +59,8 @@ S_HEAP, S_SEQ, S_FREE, S_UNIF, S_PROC, S_DELIV, S_BUDGET, S_STRIDE, S_NOW, S_STE
 S_NT, S_NNODE, S_NSLOT, S_NSENDER, S_NHOPS, S_NDEG, S_RECEIPTS, S_BLOCK_RECEIPTS = range(10, 18)
 S_NEXT, S_NITEM, S_NKIND, S_IDX_BITS, S_SEQ_LIMIT, S_ROWS, S_SEND_I, S_SEND_END = range(18, 26)
 N_SCALARS = 26
-# Rows of the sends array (int64[4, n]): a traffic batch's messages, in send order.
-SEND_T, SEND_NODE, SEND_ITEM, SEND_SIZE = range(4)
+# Rows of the sends array (int64[5, n]): a traffic batch's messages, in send order.
+SEND_T, SEND_NODE, SEND_ITEM, SEND_SIZE, SEND_KIND = range(5)
 
 # Heap keys: int64[2 * (ROOT + capacity)], entry i's time at 2 * (ROOT + i) and its
 # seq << idx_bits | idx right after. With the root at ROOT = 3, the children of entry i
@@ -363,7 +366,7 @@ def run_until(until: int, max_degree: int,
                     n_free -= 1
                     slot = free_slots[n_free]
                     slots[SL_ITEM, slot] = sends[SEND_ITEM, send_i]
-                    slots[SL_KIND, slot] = ITEM_MSG
+                    slots[SL_KIND, slot] = sends[SEND_KIND, send_i]
                     slots[SL_OUTSTANDING, slot] = 1
                     slots[SL_SIZE, slot] = sends[SEND_SIZE, send_i]
                     slots[SL_FORWARD, slot] = 1
@@ -407,7 +410,7 @@ def run_until(until: int, max_degree: int,
         now = t
         steps += 1
         if hops_type & 1 == RECV:
-            if slots[SL_KIND, slot] == ITEM_MSG:
+            if slots[SL_KIND, slot] != ITEM_BLOCK:
                 receipts += 1
             else:
                 block_receipts += 1
@@ -453,7 +456,7 @@ def run_until(until: int, max_degree: int,
         if nodes[N_UP, node] != 0:
             kind = slots[SL_KIND, slot]
             item = slots[SL_ITEM, slot]
-            if kind == ITEM_MSG:
+            if kind != ITEM_BLOCK:
                 if stride > 0 and item % stride == 0 and budget > 0:
                     budget -= 1
                     deliveries[0, deliv] = item
@@ -461,7 +464,7 @@ def run_until(until: int, max_degree: int,
                     deliveries[2, deliv] = t
                     deliveries[3, deliv] = hops
                     deliv += 1
-                notify = watch[node] != 0
+                notify = (watch[node] & WATCH_ALL) != 0 or (kind == ITEM_WATCHED and watch[node] != 0)
             else:
                 notify = True
             if slots[SL_FORWARD, slot] != 0:

@@ -13,8 +13,9 @@ network now, through the same path and queues as all traffic), ``schedule`` (a P
 event), the base fee, and ``append`` to its own history tables.
 
 What a reactor gives the simulator: ``agents`` (names it sends as, added to the history's
-agent names after the scenario's), ``watched`` (nodes whose validations it sees: the
-gossip kernel comes back to Python for those nodes only), ``traffic`` (the run's traffic
+agent names after the scenario's), ``watched`` and ``watched_kinds`` (the nodes and the
+message kinds whose validations it sees: the gossip kernel comes back to Python for those
+messages at those nodes only), ``traffic`` (the run's traffic
 with any messages it schedules before the run merged in, in time order), ``numbered``
 (the msg_ids a traffic batch was given), ``validated``, ``committed`` and ``finish``.
 The compiled one-node loop has no room for reactions: a run with a reactor takes the
@@ -60,6 +61,7 @@ class ReactorHost(Protocol):
 class Reactor(Protocol):
     agents: list[str]
     watched: set[int]
+    watched_kinds: set[str]  # message kinds whose validations at ``watched`` nodes it sees
 
     def traffic(self, batches: Iterable[Any]) -> Iterator[Any]: ...
 

@@ -46,7 +46,7 @@ from msgstorm.sim.chain import Chain, gas_table
 from msgstorm.sim.context import Cluster, EventQueue, SimContext, Tally
 from msgstorm.sim.fault_injector import FaultInjector
 from msgstorm.sim.gossip import GossipState
-from msgstorm.sim.kernel import ITEM_MSG, N_CPU
+from msgstorm.sim.kernel import ITEM_BLOCK, ITEM_MSG, ITEM_WATCHED, N_CPU
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.lone_cpu import LoneCpu
 from msgstorm.sim.reactor import Reactor, build_reactors
@@ -61,6 +61,7 @@ from msgstorm.sim.state import (
     IN_BLOCK,
     IN_FLIGHT,
     IN_SERVICE,
+    KIND,
     LOST,
     MSG_ID,
     NULL,
@@ -135,7 +136,12 @@ class ShadowNetwork:
                               hard_stop=scenario.run.duration + scenario.run.drain,
                               watched={node for r in self.reactors for node in r.watched})
         self.cluster = cluster
-        self.gossip.set_watched([cluster.leader, *cluster.standby, *self.ctx.watched])
+        self.gossip.set_watched([cluster.leader, *cluster.standby], self.ctx.watched)
+        # Message kinds the reactors watch travel as ITEM_WATCHED: the kernel hands back their
+        # validations at the reactors' nodes, and only theirs.
+        watched_kinds = {kind for r in self.reactors for kind in r.watched_kinds}
+        self._watched_codes = np.array(sorted(MESSAGE_KINDS.index(kind) for kind in watched_kinds), dtype=np.int64)
+        self._watched_code_set = set(self._watched_codes.tolist())
         self.now = 0
         self.end_of_traffic = scenario.run.duration
         self.interrupted = False
@@ -216,6 +222,13 @@ class ShadowNetwork:
     def batch(self, **columns: Any) -> MessageBatch:
         return MessageBatch(**columns)
 
+    def _item_kinds(self, batch: MessageBatch) -> np.ndarray | None:
+        """The kernel's item kind of each message of a batch (watched or not)."""
+        if not self._watched_code_set:
+            return None
+        watched = np.isin(batch.kind.astype(np.int64), self._watched_codes)
+        return np.where(watched, ITEM_WATCHED, ITEM_MSG).astype(np.int64)
+
     def _numbered(self, batch: MessageBatch) -> MessageBatch:
         """A traffic batch given msg_ids that continue from every message so far (reactors
         create messages between batches); the reactors learn them."""
@@ -288,7 +301,8 @@ class ShadowNetwork:
                         first_id = int(batch.msg_id[0]) if len(batch) else 0
                         si, sn = 0, len(send_t)
                         if kernel_sends:
-                            gossip.set_sends(batch.t_intended, batch.node, batch.msg_id, batch.size)
+                            gossip.set_sends(batch.t_intended, batch.node, batch.msg_id, batch.size,
+                                             self._item_kinds(batch) if reacting else None)
                         continue
                 t_send = send_t[si] if si < sn else never
                 t_python = heap[0][0] if heap else never
@@ -419,11 +433,12 @@ class ShadowNetwork:
         if self.cluster.isolated[origin]:
             self.lone.validate(t, origin, m)
         else:
-            self.gossip.inject(t, origin, m, ITEM_MSG, record[SIZE])
+            kind = ITEM_WATCHED if record[KIND] in self._watched_code_set else ITEM_MSG
+            self.gossip.inject(t, origin, m, kind, record[SIZE])
 
     def _on_validated(self, t: int, node: int, item: int, kind: int, sender: int, hops: int) -> None:
         """A watched node validated an item (see GossipState.run)."""
-        if kind == ITEM_MSG:
+        if kind != ITEM_BLOCK:
             if node in self.ctx.watched:
                 for reactor in self.reactors:
                     if node in reactor.watched:

@@ -1,0 +1,131 @@
+"""What the market costs the simulator: flash-crash with and without market agents.
+
+    python benchmarks/market.py                 # flash-crash, 10,000 accounts, 20 keepers, an oracle
+    python benchmarks/market.py --repeat 3      # median of 3 runs each, alternating
+    python benchmarks/market.py --accounts 1000000 --only market
+
+The peer is the same run without ``[market]``: the ratio is the market's wall time over the
+plain one's (the target: at most 1.5x). Both run end to end (traffic, the loop, the history,
+the analysis) into temporary directories, after an untimed warm-up run of each that loads
+the compiled code from numba's cache. With ``--accounts`` in the millions, it also times one
+price tick over every account against the accounts it crosses (the line index).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+import msgstorm  # noqa: E402
+from msgstorm.market.accounts import LineIndex, draw_accounts  # noqa: E402
+from msgstorm.scenario import Scenario, parse_scenario  # noqa: E402
+
+MARKET = """
+[market]
+resolution = "100ms"
+maintenance_margin = "10%"
+liquidation_penalty = "5%"
+
+[[market.instruments]]
+name = "ETH"
+price = 2000.0
+volatility = "100%/y"
+shocks = [{{ at = "6s", fall = "25%", over = "8s" }}]
+
+[market.oracle]
+node = "us-east-1"
+deviation = "0.5%"
+fee = 100.0
+
+[[market.accounts]]
+count = {accounts}
+leverage_median = 4.0
+leverage_cap = 10.0
+collateral = {{ dist = "lognormal", median = 10000.0, sigma = 1.0 }}
+long_share = "80%"
+
+[[market.keepers]]
+count = {keepers}
+reaction = {{ dist = "lognormal", median = "200ms", sigma = 0.5 }}
+fee = 5.0
+race = {race}
+"""
+
+
+def _scenario(with_market: bool, accounts: int, keepers: int, race: bool = True) -> Scenario:
+    text = (ROOT / "examples" / "flash-crash.toml").read_text()
+    if with_market:
+        text += MARKET.format(accounts=accounts, keepers=keepers, race=str(race).lower())
+    return parse_scenario(text, source="flash-crash.toml", base_dir=ROOT / "examples")
+
+
+def _timed(scenario: Scenario) -> tuple[float, dict[str, object]]:
+    with tempfile.TemporaryDirectory() as directory:
+        started = time.perf_counter()
+        result = msgstorm.run(scenario, Path(directory) / "run")
+        return time.perf_counter() - started, result.summary
+
+
+def _tick(accounts: int) -> None:
+    """One price tick's cost against how many accounts it crosses."""
+    scenario = _scenario(True, accounts, 1)
+    assert scenario.market is not None
+    started = time.perf_counter()
+    drawn = draw_accounts(scenario.market, [2000.0], np.random.SeedSequence(1))
+    index = LineIndex(drawn, 1)
+    setup = time.perf_counter() - started
+    print(f"{accounts:,} accounts drawn and indexed in {setup:.2f} s")
+    for fall in (0.99, 0.9, 0.75):
+        cursor = index.cursor()
+        started = time.perf_counter()
+        crossed = cursor.past(0, 2000.0 * fall)
+        print(f"  a tick to {fall:.0%} of the entry crosses {len(crossed):,} accounts in "
+              f"{(time.perf_counter() - started) * 1e3:.2f} ms")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--keepers", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--only", choices=["both", "market"], default="both")
+    parser.add_argument("--split", action="store_true",
+                        help="keepers split the accounts (race = false) instead of racing for each")
+    args = parser.parse_args()
+    plain = _scenario(False, args.accounts, args.keepers)
+    market = _scenario(True, args.accounts, args.keepers, race=not args.split)
+    _timed(plain)
+    _timed(market)
+    plain_s: list[float] = []
+    market_s: list[float] = []
+    summary: dict[str, object] = {}
+    for _ in range(args.repeat):
+        if args.only == "both":
+            plain_s.append(_timed(plain)[0])
+        seconds, summary = _timed(market)
+        market_s.append(seconds)
+    print(f"flash-crash, {args.accounts:,} accounts, {args.keepers} keepers "
+          f"({'splitting the accounts' if args.split else 'racing for each account'}), an oracle")
+    print(f"  with the market:    {statistics.median(market_s):.2f} s  (runs: {' '.join(f'{s:.2f}' for s in market_s)})")
+    if plain_s:
+        ratio = statistics.median(market_s) / statistics.median(plain_s)
+        print(f"  without the market: {statistics.median(plain_s):.2f} s  (runs: {' '.join(f'{s:.2f}' for s in plain_s)})")
+        print(f"  ratio {ratio:.2f}x (target: at most 1.5x) {'met' if ratio <= 1.5 else 'NOT MET'}")
+    market_summary = summary.get("market") or {}
+    print(f"  liquidations: {market_summary.get('liquidations')}")  # type: ignore[union-attr]
+    if args.accounts >= 100_000:
+        _tick(args.accounts)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""The report's market section: what delay cost, drawn from the history's market tables.
+
+Place in the pipeline: part of report.html (``html.render_run_report``), for a run with
+``[market]``. Three plots and a table: each instrument's true price against the price on
+chain (the newest committed oracle message), with the liquidations executed; bad debt
+accumulating over time beside the sequencer's queue depth and base fee; the liquidation
+delay's distribution and the split of its mean into the oracle's, the keepers' and the
+messaging layer's part. Every number comes from ``analysis/market.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from msgstorm.analysis.market import MarketTables, market_tables, onchain_prices
+from msgstorm.history.reader import History
+from msgstorm.report import figures
+from msgstorm.report.page import esc, table
+from msgstorm.report.plotspec import Figure, figure
+from msgstorm.report.series import thin_lowest_highest
+
+__all__ = ["market_plots", "market_section"]
+
+NS_PER_S = 1e9
+
+
+def _prices_figure(history: History, tables: MarketTables) -> Figure:
+    data: list[dict[str, Any]] = []
+    executions = history.table("executions")
+    executed = [outcome == "executed" for outcome in executions.column("outcome").to_pylist()]
+    exec_t = executions.column("t").to_numpy()[executed] / NS_PER_S
+    exec_price = executions.column("price").to_numpy()[executed]
+    for index, (name, (times, price, _)) in enumerate(zip(tables.instruments, onchain_prices(history, tables),
+                                                            strict=True)):
+        keep = thin_lowest_highest(tables.prices[index])
+        data.append({"type": "scatter", "x": (tables.times[keep] / NS_PER_S).tolist(),
+                     "y": tables.prices[index][keep].tolist(), "name": f"{name}: true price", "mode": "lines"})
+        data.append({"type": "scatter", "x": (times / NS_PER_S).tolist(), "y": price.tolist(),
+                     "name": f"{name}: on chain", "mode": "lines", "line": {"shape": "hv", "dash": "dot"}})
+    if exec_t.size:
+        keep = thin_lowest_highest(exec_price)
+        data.append({"type": "scatter", "x": exec_t[keep].tolist(), "y": exec_price[keep].tolist(),
+                     "name": "liquidations executed", "mode": "markers", "marker": {"size": 4, "opacity": 0.5}})
+    return figure(data, figures._layout("True price and the price on chain", "time (s)", "price"))
+
+
+def _bad_debt_over_time(history: History, tables: MarketTables) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(times, realised, realised + underwater) at up to 200 of the price steps: the bad debt
+    of the liquidations executed by then, and with it what the accounts not yet liquidated
+    would owe at the true price then (what a liquidation still has to save)."""
+    executions = history.table("executions")
+    executed = np.array([o == "executed" for o in executions.column("outcome").to_pylist()], dtype=bool)
+    t_exec = np.full(tables.side.size, np.iinfo(np.int64).max, dtype=np.int64)
+    t_exec[executions.column("account").to_numpy()[executed]] = executions.column("t").to_numpy()[executed]
+    bad_of = np.zeros(tables.side.size)
+    bad_of[executions.column("account").to_numpy()[executed]] = executions.column("bad_debt").to_numpy()[executed]
+    points = 200 if tables.side.size <= 200_000 else 50
+    steps = np.unique(np.linspace(0, tables.times.size - 1, min(points, tables.times.size)).astype(np.int64))
+    realised, total = np.zeros(steps.size), np.zeros(steps.size)
+    for n, k in enumerate(steps.tolist()):
+        t = tables.times[k]
+        done = t_exec <= t
+        price = tables.prices[tables.account_instrument, k]
+        equity = tables.collateral + tables.side * tables.size * (price - tables.entry)
+        realised[n] = bad_of[done].sum()
+        total[n] = realised[n] + np.maximum(-equity[~done], 0.0).sum()
+    return tables.times[steps] / NS_PER_S, realised, total
+
+
+def _bad_debt_figure(history: History, tables: MarketTables, depth: tuple[list[float], list[float]],
+                     base_fee: list[dict[str, Any]]) -> Figure:
+    times, realised, total = _bad_debt_over_time(history, tables)
+    data: list[dict[str, Any]] = [
+        {"type": "scatter", "x": times.tolist(), "y": total.tolist(), "mode": "lines",
+         "name": "bad debt, with the accounts not yet liquidated marked to market", "line": {"color": "#d62728"}},
+        {"type": "scatter", "x": times.tolist(), "y": realised.tolist(), "mode": "lines",
+         "name": "bad debt of the liquidations executed", "line": {"color": "#ff9896", "dash": "dot"}}]
+    more: dict[str, Any] = {"yaxis2": {"title": {"text": "queue depth / base fee"}, "overlaying": "y", "side": "right",
+                                       "rangemode": "tozero", "showgrid": False}}
+    data.append({"type": "scatter", "x": depth[0], "y": depth[1], "name": "queue depth (peak)", "mode": "lines",
+                 "yaxis": "y2", "line": {"color": "#1f77b4", "shape": "hv", "width": 1}})
+    if base_fee:
+        data.append({"type": "scatter", "x": [e["t_ns"] / NS_PER_S for e in base_fee],
+                     "y": [e["base_fee"] for e in base_fee], "name": "base fee", "mode": "lines", "yaxis": "y2",
+                     "line": {"color": "#8c564b", "shape": "hv", "width": 1}})
+    layout = figures._layout("Bad debt over time, beside the queue and the base fee", "time (s)", "bad debt",
+                             yaxis={"rangemode": "tozero"}, **more)
+    return figure(data, layout)
+
+
+def _delay_figure(history: History, tables: MarketTables, summary: dict[str, Any]) -> Figure:
+    executions = history.table("executions")
+    executed = [outcome == "executed" for outcome in executions.column("outcome").to_pylist()]
+    accounts = executions.column("account").to_numpy()[executed]
+    delay_ms = (executions.column("t").to_numpy()[executed] - tables.t_cross[accounts]) / 1e6
+    data: list[dict[str, Any]] = [{"type": "histogram", "x": delay_ms.tolist(), "name": "liquidation delay",
+                                   "nbinsx": 60}]
+    split = ((summary.get("market") or {}).get("liquidation_delay_ms") or {}).get("split") or {}
+    for part, colour in (("oracle", "#9467bd"), ("keeper", "#ff7f0e"), ("messaging", "#2ca02c")):
+        if split.get(part) is not None:
+            data.append({"type": "bar", "x": [split[part]], "y": ["mean"], "orientation": "h", "name": f"{part} (mean)",
+                         "xaxis": "x2", "yaxis": "y2", "marker": {"color": colour}})
+    layout = figures._layout("Liquidation delay (line crossed to executed) and the split of its mean",
+                             "delay (ms)", "liquidations", barmode="stack",
+                             xaxis2={"anchor": "y2", "domain": [0.0, 1.0], "title": {"text": "mean split (ms)"}},
+                             yaxis2={"domain": [0.85, 1.0], "anchor": "x2"})
+    layout["yaxis"] = {**layout.get("yaxis", {}), "domain": [0.0, 0.7]}
+    return figure(data, layout)
+
+
+def market_plots(history: History, summary: dict[str, Any], depth: tuple[list[float], list[float]],
+                 base_fee: list[dict[str, Any]]) -> dict[str, Figure] | None:
+    tables = market_tables(history)
+    if tables is None:
+        return None
+    return {"market-prices": _prices_figure(history, tables),
+            "market-bad-debt": _bad_debt_figure(history, tables, depth, base_fee),
+            "market-delay": _delay_figure(history, tables, summary)}
+
+
+def market_section(summary: dict[str, Any]) -> str:
+    """The numbers of summary ``market`` as a table."""
+    market = summary.get("market") or {}
+    liquidations = market.get("liquidations") or {}
+    delay = market.get("liquidation_delay_ms") or {}
+    bad = market.get("bad_debt") or {}
+    stale = market.get("price_staleness_ms") or {}
+    slip = market.get("slippage_bps") or {}
+
+    def number(value: Any, unit: str = "") -> str:
+        return "—" if value is None else f"{value:,}{unit}" if isinstance(value, int) else f"{value:,.3f}{unit}"
+
+    rows = [["accounts / open interest", f"{number(market.get('accounts'))} / {number(market.get('open_interest'))}"],
+            *[[f"liquidations {key.replace('_', ' ')}", number(liquidations.get(key))]
+              for key in ("eligible", "triggered", "executed", "late", "no_op", "not_attempted", "messages")],
+            ["liquidation delay p50 / p99 / max", " / ".join(number(delay.get(k)) for k in ("p50", "p99", "max")) + " ms"],
+            ["bad debt", f"{number(bad.get('absolute'))} ({number(bad.get('pct_of_open_interest'), '%')} of open "
+                         f"interest), {number(bad.get('accounts'))} accounts"],
+            ["price staleness p50 / p99 / max", " / ".join(number(stale.get(k)) for k in ("p50", "p99", "max")) + " ms"],
+            ["slippage p50 / p99", f"{number(slip.get('p50'))} / {number(slip.get('p99'))} bps"]]
+    return table(["", ""], [[esc(a), esc(b)] for a, b in rows], attrs='id="market-table"')
