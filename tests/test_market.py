@@ -318,3 +318,25 @@ def test_liquidations_starve_behind_a_fifo_flood_and_survive_priority_shedding(t
     assert shed["queue"]["max_depth"] <= 8000 and shed["messages"]["dropped"] > 0
     assert surviving["executed"] == surviving["triggered"] == surviving["eligible"]
     assert shed["market"]["bad_debt"]["absolute"] < 0.5 * fifo["market"]["bad_debt"]["absolute"]
+
+
+def test_traders_who_top_up_in_time_are_not_liquidated(tmp_path: Path) -> None:
+    """Every account tops up (at once, to leverage 1 at the on-chain price) when a price
+    comes within 10% of its line. By hand: the 12-collateral long (line 97.78) tops up at the
+    first price, 100, by 88; the 20-collateral long (line 88.89) at 92 by 80 (equity 12 ->
+    92); the short (line 109.09) at 100 by 80. Their new lines are out of the crash's reach:
+    no liquidation, no bad debt; the 50-collateral long never came near."""
+    topups = KEEPER + '[market.topups]\nprobability = "100%"\nnear = "10%"\nreaction = "0s"\nto_leverage = 1.0\n'
+    result = _gap_run(tmp_path, keepers=topups)
+    rows = {row["account"]: row for row in _table(result.run_dir, "topups")}
+    assert sorted(rows) == [1, 2, 3]
+    assert rows[2]["amount"] == pytest.approx(88.0) and rows[1]["amount"] == pytest.approx(80.0)
+    assert rows[3]["amount"] == pytest.approx(80.0)
+    assert rows[2]["liquidation_price"] == pytest.approx(0.0) and rows[3]["liquidation_price"] == pytest.approx(200 / 1.1)
+    assert [row for row in _table(result.run_dir, "executions") if row["outcome"] == "executed"] == []
+    market = result.summary["market"]
+    assert market["bad_debt"]["absolute"] == 0.0 and market["liquidations"]["eligible"] == 0
+    messages = result.history.messages
+    agents = messages.column("agent").to_pylist()
+    assert agents.count("traders-topping-up") == 3
+    assert analyse(read_history(result.run_dir)).summary["market"] == market

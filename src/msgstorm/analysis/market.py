@@ -1,7 +1,7 @@
 """What delay cost: liquidations, their delay and its parts, bad debt, price staleness.
 
 Place in the pipeline: one analysis step, reading only the history's market tables
-(``prices``, ``oracle``, ``accounts``, ``triggers``, ``executions``) and the messages'
+(``prices``, ``oracle``, ``accounts``, ``triggers``, ``executions``, ``topups``) and the messages'
 commit times, so ``msgstorm report`` gives the same numbers as the run. ``market_summary``
 is summary.json's ``market`` (null for a run without ``[market]``):
 
@@ -19,7 +19,9 @@ is summary.json's ``market`` (null for a run without ``[market]``):
   from the keeper to commit); the three add up to the mean.
 - ``bad_debt``: {absolute, pct_of_open_interest, accounts}: the negative part of what each
   executed account kept, plus each account never liquidated marked to market at the last
-  true price of the run; open interest is every position's notional at entry.
+  true price of the run (with the collateral its top-ups added); open interest is every
+  position's notional at entry. An account that topped up is past its line where the line
+  in effect at that time was crossed.
 - ``price_staleness_ms``: at every price step of the run, per instrument, the time since the
   true price behind the on-chain price (the newest committed oracle message; the first
   price at the start): {p50, p99, max}.
@@ -106,9 +108,32 @@ def market_tables(history: History) -> MarketTables | None:
             step = _first_past(path[i], lines[mine], long)
             crossed = step < grid.size
             out[mine[crossed]] = grid[step[crossed]]
+    collateral = columns["collateral"].copy()
+    _apply_topups(history.table("topups"), grid, path, account_instrument, side, collateral, t_cross, t_bankrupt)
     return MarketTables(names, grid, path, account_instrument, side, columns["size"], columns["entry"],
-                        columns["collateral"], columns["liquidation_price"], columns["bankruptcy_price"], t_cross,
+                        collateral, columns["liquidation_price"], columns["bankruptcy_price"], t_cross,
                         t_bankrupt, t_end)
+
+
+def _apply_topups(topups: pa.Table, grid: np.ndarray, path: np.ndarray, instrument: np.ndarray, side: np.ndarray,
+                  collateral: np.ndarray, t_cross: np.ndarray, t_bankrupt: np.ndarray) -> None:
+    """Accounts that topped up: their collateral from then on, and their lines crossed with
+    the line in effect (the first before the top-up, the new one after it)."""
+    if topups.num_rows == 0 or grid.size == 0:
+        return
+    for t, account, after, line, bankrupt in zip(
+            topups.column("t").to_pylist(), topups.column("account").to_pylist(),
+            topups.column("collateral_after").to_pylist(), topups.column("liquidation_price").to_pylist(),
+            topups.column("bankruptcy_price").to_pylist(), strict=True):
+        collateral[account] = after
+        since = int(np.searchsorted(grid, t, side="left"))  # the first step at or after the top-up
+        prices = path[instrument[account], since:]
+        long = np.array([side[account] > 0])
+        for new, out in ((line, t_cross), (bankrupt, t_bankrupt)):
+            if 0 <= out[account] < t:
+                continue  # crossed before the top-up
+            step = int(_first_past(prices, np.array([new]), long)[0])
+            out[account] = int(grid[since + step]) if step < prices.size else -1
 
 
 def _ms_stats(values_ns: np.ndarray, keys: tuple[str, ...] = ("p50", "p99", "max")) -> dict[str, float | None]:

@@ -32,6 +32,7 @@ __all__ = [
     "RUN",
     "STATUSES",
     "TABLES",
+    "TOPUPS",
     "TRIGGERS",
 ]
 
@@ -173,7 +174,19 @@ EXECUTIONS = pa.schema([
     pa.field("bad_debt", pa.float64(), nullable=False),
 ])
 
-MARKET_TABLES = ("prices", "oracle", "accounts", "triggers", "executions")
+# ``topups``: a top-up message committed (``t``): the collateral it added (0 for an account
+# already liquidated) and the account's new line prices.
+TOPUPS = pa.schema([
+    pa.field("t", pa.int64(), nullable=False),
+    pa.field("msg_id", pa.int64(), nullable=False),
+    pa.field("account", pa.int64(), nullable=False),
+    pa.field("amount", pa.float64(), nullable=False),
+    pa.field("collateral_after", pa.float64(), nullable=False),
+    pa.field("liquidation_price", pa.float64(), nullable=False),
+    pa.field("bankruptcy_price", pa.float64(), nullable=False),
+])
+
+MARKET_TABLES = ("prices", "oracle", "accounts", "triggers", "executions", "topups")
 
 TABLES: dict[str, pa.Schema] = {
     "messages": MESSAGES,
@@ -186,6 +199,7 @@ TABLES: dict[str, pa.Schema] = {
     "accounts": ACCOUNTS,
     "triggers": TRIGGERS,
     "executions": EXECUTIONS,
+    "topups": TOPUPS,
 }
 # Tables a history may lack (written by newer targets only; a live target may not know its
 # overlay; only a run with a market writes the market's): read as empty.

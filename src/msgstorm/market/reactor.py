@@ -35,6 +35,7 @@ from msgstorm.market.accounts import (
     LineIndex,
     draw_accounts,
     execute,
+    line_prices,
     past_line,
 )
 from msgstorm.market.oracle import OracleUpdates, oracle_updates
@@ -77,7 +78,7 @@ class MarketReactor:
         self.scenario = scenario
         self.market = market
         self.host = host
-        price_seed, account_seed, keeper_seed = seed.spawn(3)
+        price_seed, account_seed, keeper_seed, topup_seed = seed.spawn(4)
         run = scenario.run
         self.paths: PricePaths = price_paths(market, run.duration + run.drain, price_seed)
         self.accounts: Accounts = draw_accounts(market, self.paths.prices[:, 0].tolist(), account_seed)
@@ -95,7 +96,8 @@ class MarketReactor:
                                             Sampler(spec.reaction, rng), [0] * len(market.instruments)))
         self.agents = [market.oracle.name, *(spec.name for spec in market.keepers)]
         self.watched = {keeper.node for keeper in self.keepers}
-        self.watched_kinds = {"price"} if self.keepers else set()
+        self._setup_topups(market, topup_seed)
+        self.watched_kinds = {"price"} if self.watched else set()
         self.keepers_at: dict[int, list[_Keeper]] = {}
         for keeper in self.keepers:
             self.keepers_at.setdefault(keeper.node, []).append(keeper)
@@ -115,8 +117,34 @@ class MarketReactor:
         self._entry = self.accounts.entry.tolist()
         self._collateral = self.accounts.collateral.tolist()
         self._line = self.accounts.liquidation.tolist()
+        self._bankruptcy = self.accounts.bankruptcy.tolist()
         self._instrument = self.accounts.instrument.tolist()
         self._write_start()
+
+    def _setup_topups(self, market: MarketSpec, seed: np.random.SeedSequence) -> None:
+        """Traders who top up: each account's coin is tossed once; they watch prices at their
+        node through a cursor over lines moved ``near`` towards the price (the others' lines
+        are out of reach)."""
+        spec = market.topups
+        self.topup_node = -1
+        self.topup_cursor: LineCursor | None = None
+        self.topup_of: dict[int, int] = {}  # top-up msg_id -> account
+        self.topping_up: set[int] = set()  # accounts that have sent theirs
+        self._topups: list[tuple[Any, ...]] = []
+        if spec is None or len(self.accounts) == 0:
+            return
+        rng = np.random.default_rng(seed)
+        tops = rng.random(len(self.accounts)) < spec.probability
+        self.topup_reaction = Sampler(spec.reaction, rng)
+        long = self.accounts.side > 0
+        near = np.where(long, self.accounts.liquidation * (1.0 + spec.near),
+                        self.accounts.liquidation * (1.0 - spec.near))
+        near = np.where(tops, near, np.where(long, -np.inf, np.inf))
+        self.topup_cursor = LineIndex(dataclasses.replace(self.accounts, liquidation=near),
+                                      len(market.instruments)).cursor()
+        self.topup_node = 0 if spec.node is None else self.host.node_names.index(spec.node)
+        self.agents.append(spec.name)
+        self.watched.add(self.topup_node)
 
     def _nodes(self, spec: KeeperSpec) -> list[int]:
         names, regions = self.host.node_names, self.host.node_regions
@@ -191,6 +219,8 @@ class MarketReactor:
         updates = self.updates
         instrument, step = int(updates.instrument[row]), int(updates.step[row])
         price = float(updates.price[row])
+        if node == self.topup_node and self.topup_cursor is not None:
+            self._near_line(t, instrument, price)
         for keeper in self.keepers_at.get(node, ()):
             if step <= keeper.known_step[instrument]:
                 continue  # an older price than one it has (gossip need not keep order)
@@ -205,10 +235,47 @@ class MarketReactor:
             for account in found:
                 if self.liquidated[account] or account in keeper.pending:
                     continue
+                if not past_line(self._side[account], self._line[account], price):
+                    keeper.retry.add(account)  # its line moved (a top-up): not yet
+                    continue
                 if split is not None and account % split != keeper.member:
                     continue  # another keeper of the group takes it
                 keeper.pending.add(account)
                 self.host.schedule(t + keeper.reaction(), self._send, account, keeper.index, row, t)
+
+    def _near_line(self, t: int, instrument: int, price: float) -> None:
+        assert self.topup_cursor is not None
+        for account in self.topup_cursor.past(instrument, price):
+            if not self.liquidated[account] and account not in self.topping_up:
+                self.topping_up.add(account)
+                self.host.schedule(t + self.topup_reaction(), self._send_topup, account)
+
+    def _send_topup(self, t: int, account: int, _b: int, _c: int, _d: int) -> None:
+        spec = self.market.topups
+        assert spec is not None
+        if self.liquidated[account]:
+            return
+        msg_id = self.host.send(t, self.host.agent_index(spec.name), "order", self.topup_node, account, spec.size,
+                                spec.fee)
+        self.topup_of[msg_id] = account
+
+    def _top_up(self, t: int, msg_id: int, account: int) -> None:
+        """A committed top-up: collateral for ``to_leverage`` at the on-chain price, new lines."""
+        spec = self.market.topups
+        assert spec is not None
+        amount = 0.0
+        if not self.liquidated[account]:
+            price = self.chain_price[self._instrument[account]]
+            size, side = self._size[account], self._side[account]
+            equity = self._collateral[account] + side * size * (price - self._entry[account])
+            amount = max(0.0, size * price / spec.to_leverage - equity)
+            self._collateral[account] += amount
+            line, bankrupt = line_prices(np.array([side]), np.array([size]), np.array([self._entry[account]]),
+                                         np.array([self._collateral[account]]), self.market.maintenance_margin)
+            self._line[account] = float(line[0])
+            self._bankruptcy[account] = float(bankrupt[0])
+        self._topups.append((t, msg_id, account, amount, self._collateral[account], self._line[account],
+                             self._bankruptcy[account]))
 
     def _send(self, t: int, account: int, keeper_index: int, row: int, t_seen: int) -> None:
         keeper = self.keepers[keeper_index]
@@ -242,6 +309,10 @@ class MarketReactor:
             owner = liquidation_of.pop(msg_id, None)
             if owner is not None:
                 self._execute(t, msg_id, *owner)
+                continue
+            account = self.topup_of.pop(msg_id, None)
+            if account is not None:
+                self._top_up(t, msg_id, account)
 
     def _execute(self, t: int, msg_id: int, account: int, keeper_index: int) -> None:
         keeper = self.keepers[keeper_index]
@@ -285,6 +356,12 @@ class MarketReactor:
                 ("t", "msg_id", "account", "keeper", "outcome", "price", "t_price", "pnl", "penalty", "slippage",
                  "slippage_bps", "collateral_after", "bad_debt"), (list(column) for column in columns), strict=True)))
             self._executions = []
+        if self._topups:
+            columns = list(zip(*self._topups, strict=True))
+            host.append("topups", dict(zip(
+                ("t", "msg_id", "account", "amount", "collateral_after", "liquidation_price", "bankruptcy_price"),
+                (list(column) for column in columns), strict=True)))
+            self._topups = []
         first, end = self._oracle_written, len(self.msg_of_update)
         if end > first:
             names = self.paths.names

@@ -28,7 +28,7 @@ from msgstorm.scenario.distributions import _Spec as _DistSpec
 from msgstorm.scenario.units import parse_fraction
 
 __all__ = ["AccountsSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "MarketSpec", "OracleSpec", "ShockSpec",
-           "parse_per_time"]
+           "TopUpSpec", "parse_per_time"]
 
 _PER_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365 * 86400.0}
 _PER_TIME_RE = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(%?)\s*/\s*(s|min|h|d|y)\s*$")
@@ -175,6 +175,22 @@ class KeeperSpec(_DistSpec):
         return self
 
 
+class TopUpSpec(_DistSpec):
+    """Traders who top up: a share ``probability`` of the accounts (drawn once each) add
+    collateral when a price delivered to ``node`` puts them within ``near`` of their line,
+    ``reaction`` later, through a message; enough to bring their leverage at the on-chain
+    price back to ``to_leverage``. Once per account."""
+
+    name: str = Field(default="traders-topping-up", min_length=1)
+    probability: Fraction = 0.5
+    near: Fraction = 0.02
+    reaction: DurationDist = Field(default_factory=lambda: Constant(value=1_000_000_000))
+    to_leverage: float = Field(default=2.0, gt=0)
+    node: str | None = None  # default: the network's first node
+    size: SizeBytes = 250
+    fee: float = Field(default=1.0, ge=0)
+
+
 class MarketSpec(_DistSpec):
     """``[market]``: true prices, the oracle that publishes them, accounts with their margin,
     keepers that liquidate them; liquidations execute when their message commits."""
@@ -184,6 +200,7 @@ class MarketSpec(_DistSpec):
     oracle: OracleSpec = OracleSpec()
     accounts: list[AccountsSpec] = Field(default_factory=list)
     keepers: list[KeeperSpec] = Field(default_factory=list)
+    topups: TopUpSpec | None = None
     maintenance_margin: Fraction = 0.05
     liquidation_penalty: Fraction = 0.05
     # Slippage of a liquidation: ``slippage_bps`` basis points for each ``depth`` of notional
@@ -200,7 +217,8 @@ class MarketSpec(_DistSpec):
             if group.instrument is not None and group.instrument not in names:
                 raise ValueError(f"accounts[{index}].instrument: unknown instrument {group.instrument!r}; "
                                  f"one of {names}")
-        agents = [self.oracle.name, *(keeper.name for keeper in self.keepers)]
+        agents = [self.oracle.name, *(keeper.name for keeper in self.keepers),
+                  *([self.topups.name] if self.topups is not None else [])]
         if len(set(agents)) != len(agents):
             raise ValueError(f"the oracle's and keepers' names must differ, got {agents}")
         return self

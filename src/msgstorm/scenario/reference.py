@@ -313,6 +313,15 @@ DESCRIPTIONS: dict[str, str] = {
     "KeeperSpec.fee_multiple": "the multiple of the base fee a fee-aware keeper pays",
     "KeeperSpec.fee_cap": "the most a fee-aware keeper pays",
     "KeeperSpec.size": "size of a `liquidation` message",
+    "MarketSpec.topups": "traders who add collateral near their line: [`[market.topups]`](#markettopups)",
+    "TopUpSpec.name": "their agent name in the history",
+    "TopUpSpec.probability": "share of the accounts that top up (drawn once for each)",
+    "TopUpSpec.near": "they top up when a price puts them within this share of their liquidation price",
+    "TopUpSpec.reaction": "from that price reaching `node` to the top-up message",
+    "TopUpSpec.to_leverage": "enough collateral to bring the leverage at the on-chain price back to this",
+    "TopUpSpec.node": "the node they watch prices at and send through (default: the network's first)",
+    "TopUpSpec.size": "size of a top-up message (kind `order`)",
+    "TopUpSpec.fee": "fee of a top-up message",
     "KeeperSpec.race": "every keeper of the group goes for every account it sees past its line (a race: the "
                        "later liquidations are no-ops); false: the group splits the accounts among its keepers "
                        "(account number modulo `count`)",
@@ -359,6 +368,7 @@ _SECTIONS: list[_Section] = [
     ("[market.oracle]", market.OracleSpec),
     ("[[market.accounts]]", market.AccountsSpec),
     ("[[market.keepers]]", market.KeeperSpec),
+    ("[market.topups]", market.TopUpSpec),
     ("[analysis]", schema.AnalysisSpec),
     ("[history]", schema.HistorySpec),
     ("[limits]", schema.LimitsSpec),

@@ -212,6 +212,13 @@ def _market_references(scenario: Scenario, regions: set[str], nodes: set[str], a
                              f"unknown node {keeper.node!r}{did_you_mean(keeper.node, nodes)}; nodes are {hint_nodes}"))
         if keeper.name in agent_names:
             problems.append((("market", "keepers", index, "name"), f"{keeper.name!r} is also the name of an agent"))
+    topups = market.topups
+    if topups is not None:
+        if topups.node is not None and topups.node not in nodes:
+            problems.append((("market", "topups", "node"),
+                             f"unknown node {topups.node!r}{did_you_mean(topups.node, nodes)}; nodes are {hint_nodes}"))
+        if topups.name in agent_names:
+            problems.append((("market", "topups", "name"), f"{topups.name!r} is also the name of an agent"))
     instruments = [instrument.name for instrument in market.instruments]
     for index, group in enumerate(market.accounts):
         if group.instrument is not None and group.instrument not in instruments:
