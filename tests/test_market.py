@@ -264,7 +264,7 @@ def test_a_run_without_a_market_has_none(tmp_path: Path) -> None:
     ('market.instruments.0.shocks=[{at="1s", fall="100%"}]', "'fall' must be below 100%"),
     ('market.accounts.0.instrument="BTC"', "unknown instrument 'BTC'"),
     ("market.accounts.0.count=30000000", "market.accounts[0].count: accounts: about 30,000,000, over limits.max_accounts"),
-    ('market.resolution="100ns"', "market.resolution: price steps: about 450,000,001, over limits.max_price_steps"),
+    ('market.resolution="100ns"', "market.resolution: price steps: about 800,000,001, over limits.max_price_steps"),
 ])
 def test_bad_market_input_names_the_field(override: str, expected: str) -> None:
     with pytest.raises(ScenarioError) as error:
