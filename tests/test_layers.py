@@ -23,9 +23,10 @@ RANK = {
     "sim": 4, "live": 4, "analysis": 4,
     "report": 5,
     "runner": 6,
-    "cli": 7,
-    "__init__": 8,
-    "__main__": 9,
+    "sweep": 7,
+    "cli": 8,
+    "__init__": 9,
+    "__main__": 10,
 }
 
 

@@ -498,6 +498,79 @@ def _check_twin(twin: Path, measured_per_s: float) -> None:
               f"{error:+.0%}", highlight=False, markup=False)
 
 
+@app.command(cls=_Command)
+def sweep(
+    scenario: Annotated[Path, typer.Argument(help="the scenario file", metavar="SCENARIO.toml")],
+    grid: Annotated[list[str] | None, typer.Option("--grid", help="KEY=V1,V2,... (TOML values, as --set takes "
+                                                   "them); several --grid: their cartesian product",
+                                                   metavar="KEY=V1,V2")] = None,
+    zipped: Annotated[bool, typer.Option("--zip", help="pair the grids' values side by side instead")] = False,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="seeds per point: run.seed, run.seed+1, ...")] = 1,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="processes (default: every core)")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="the sweep's directory (default: runs/<time>-<name>); "
+                                             "run again with the same --out to resume", metavar="DIR")] = None,
+    keep_runs: Annotated[bool, typer.Option("--keep-runs", help="keep every run's directory (default: its "
+                                            "summary.json only)")] = False,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="dotted.key=value for every run",
+                                                        metavar="KEY=VALUE")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress; only where the results are")] = False,
+) -> None:
+    """Run a scenario over a grid of settings and several seeds on every local core; write the
+    table (sweep.parquet), per-point means with 95% intervals (sweep.json) and sweep.html."""
+    from msgstorm.runner import default_run_dir
+    from msgstorm.sweep import GridError, parse_grid
+    from msgstorm.sweep import sweep as run_sweep
+
+    fixed = list(overrides or [])
+    loaded = _load(scenario, fixed)
+    if loaded.target != "sim":
+        _error(f"{scenario}: a sweep runs on the simulator; target {loaded.target!r} is live")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    try:
+        grids = [parse_grid(text) for text in grid or []]
+    except GridError as error:
+        _error(str(error))
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    out_dir = out_path if out_path is not None else default_run_dir(loaded)
+    state = {"done": 0, "failed": 0, "total": 0, "started": time.monotonic()}
+
+    def started(plan: Any, skipped: int) -> None:
+        state["total"] = len(plan.runs) - skipped
+        if not quiet:
+            out.print(f"sweep: {len(plan.points)} point(s) x {len(plan.seeds)} seed(s) = {len(plan.runs)} runs; "
+                              f"{skipped} finished before (skipped), {state['total']} to run", highlight=False)
+
+    def finished(outcome: dict[str, Any]) -> None:
+        state["done"] += 1
+        state["failed"] += outcome.get("status") != "ok"
+        if quiet:
+            return
+        elapsed = time.monotonic() - state["started"]
+        left = (state["total"] - state["done"]) * elapsed / state["done"] if state["done"] else 0.0
+        line = (f"  {state['done']}/{state['total']} done, {state['failed']} failed, ETA {left:,.0f} s"
+                + (f"  (run {outcome.get('run_id')}: {outcome.get('error')})" if outcome.get("status") != "ok" else ""))
+        out.print(line, highlight=False, markup=False)
+
+    from msgstorm.scenario import ScenarioError
+
+    try:
+        with _sigterm_as_interrupt():
+            result = run_sweep(scenario, grids, seeds=seeds, zipped=zipped, workers=workers, out_dir=out_dir,
+                               keep_runs=keep_runs, sets=fixed, on_outcome=finished, on_start=started)
+    except (GridError, ScenarioError) as error:
+        for line in getattr(error, "issues", None) or [error]:
+            _error(str(line), soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except KeyboardInterrupt:
+        _error(f"interrupted: what finished is in {out_dir} (sweep.parquet); run the same command to resume")
+        raise typer.Exit(3) from None
+    out.print(f"{result.ran} run(s) now, {result.skipped} finished before, {result.failed} failed; "
+                      f"table {out_dir / 'sweep.parquet'}, points {out_dir / 'sweep.json'}, page "
+                      f"{out_dir / 'sweep.html'}", highlight=False, markup=False)
+    if result.failed:
+        raise typer.Exit(1)
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of summary.json."""

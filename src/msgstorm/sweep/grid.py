@@ -1,0 +1,102 @@
+"""A sweep's plan: the grid of points, the seeds, and one run per point and seed.
+
+Place in the pipeline: the first step of ``msgstorm sweep``. ``--grid key=v1,v2,...`` takes
+TOML values as ``--set`` does (``--grid 'sequencer.policy="fifo","fee_priority"'``); the
+points are the cartesian product of the grids (or, with ``zip``, their values side by side).
+Every point runs the same seeds, ``run.seed``, ``run.seed + 1``, ... (common random numbers:
+two points differ only by what the grid changes). A run's id is a digest of its point's
+settings and its seed, so a sweep run again with the same ``--out`` knows which runs it has.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["GridError", "Plan", "RunSpec", "parse_grid", "plan_sweep", "toml_value"]
+
+
+class GridError(ValueError):
+    """A ``--grid`` that cannot be read (the message names it)."""
+
+
+def toml_value(value: Any) -> str:
+    """A value as TOML text, as ``--set`` takes it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(key)} = {toml_value(item)}" for key, item in value.items()) + "}"
+    raise GridError(f"cannot write {value!r} as TOML")
+
+
+def parse_grid(text: str) -> tuple[str, list[Any]]:
+    """``key=v1,v2,...`` as (key, [values]); the values are TOML, as ``--set`` takes them."""
+    key, sep, values = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise GridError(f"--grid {text!r}: expected KEY=VALUE,VALUE,... (TOML values, as --set takes them)")
+    try:
+        parsed = tomllib.loads(f"values = [{values}]")["values"]
+    except tomllib.TOMLDecodeError as error:
+        raise GridError(f"--grid {key}: cannot read the values {values!r} as TOML ({error}); "
+                        "quote strings: --grid 'sequencer.policy=\"fifo\",\"fee_priority\"'") from None
+    if not parsed:
+        raise GridError(f"--grid {key}: no values")
+    return key, parsed
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of the sweep."""
+
+    run_id: str
+    point: int  # index of its point
+    values: dict[str, Any]  # the grid's values at the point
+    seed: int
+
+    @property
+    def overrides(self) -> list[str]:
+        return [f"{key}={toml_value(value)}" for key, value in self.values.items()] + [f"run.seed={self.seed}"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    keys: list[str]
+    points: list[dict[str, Any]]
+    seeds: list[int]
+    runs: list[RunSpec]
+
+
+def plan_sweep(grids: list[tuple[str, list[Any]]], zipped: bool, seeds: int, base_seed: int,
+               fixed: list[str] | None = None) -> Plan:
+    """The points (cartesian product, or zipped lists of one length) times the seeds.
+    ``fixed``: the sweep's ``--set`` overrides, part of every run's id."""
+    keys = [key for key, _ in grids]
+    if len(set(keys)) != len(keys):
+        raise GridError(f"--grid names a key twice: {keys}")
+    if zipped:
+        lengths = {len(values) for _, values in grids}
+        if len(lengths) > 1:
+            raise GridError(f"--zip needs grids of one length, got {[len(values) for _, values in grids]}")
+        combos = list(zip(*(values for _, values in grids), strict=True))
+    else:
+        combos = list(itertools.product(*(values for _, values in grids)))
+    points = [dict(zip(keys, combo, strict=True)) for combo in combos] or [{}]
+    seed_list = [base_seed + i for i in range(seeds)]
+    runs = []
+    for index, point in enumerate(points):
+        for seed in seed_list:
+            digest = hashlib.sha256(json.dumps({"point": point, "seed": seed, "set": fixed or []},
+                                               sort_keys=True).encode()).hexdigest()[:16]
+            runs.append(RunSpec(digest, index, point, seed))
+    return Plan(keys, points, seed_list, runs)

@@ -1,0 +1,125 @@
+"""sweep.html: each key metric against each swept key with 95% bands, a table, a tornado chart.
+
+Place in the pipeline: the last file ``msgstorm sweep`` writes, from ``sweep.parquet``'s
+table and the plan; the page is built like report.html (``report/page.py``).
+
+- per metric and swept key: the metric's mean over the seeds at each value of the key (the
+  other keys at each of their values: one line per value of a second key, points of a third
+  averaged), with its 95% Student-t band;
+- a tornado chart: for each metric, how far each key moves it (the largest minus the
+  smallest mean over that key's values, the others averaged), keys sorted by reach;
+- a table of every point: its values, runs, failures and the key metrics' means and intervals.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from msgstorm.report.page import Plot, esc, figure_block, page, table
+from msgstorm.report.plotspec import figure
+from msgstorm.sweep.grid import Plan, toml_value
+from msgstorm.sweep.results import KEY_METRICS, point_stats
+
+__all__ = ["SWEEP_REPORT", "write_sweep_report"]
+
+SWEEP_REPORT = "sweep.html"
+
+
+def _label(value: Any) -> str:
+    return value if isinstance(value, str) else toml_value(value)
+
+
+def _ok_rows(table: pa.Table) -> dict[str, list[Any]]:
+    ok = [status == "ok" for status in table.column("status").to_pylist()]
+    return {name: [v for v, keep in zip(table.column(name).to_pylist(), ok, strict=True) if keep]
+            for name in table.column_names}
+
+
+def _metric_figure(rows: dict[str, list[Any]], plan: Plan, metric: str, key: str) -> dict[str, Any]:
+    xs = list(dict.fromkeys(_label(point[key]) for point in plan.points))
+    others = [k for k in plan.keys if k != key]
+    series_key = others[0] if others else None
+    series = list(dict.fromkeys(_label(point[series_key]) for point in plan.points)) if series_key else [None]
+    data: list[dict[str, Any]] = []
+    for colour, name in enumerate(series):
+        means, lows, highs = [], [], []
+        for x in xs:
+            values = [v for v, kx, ks in zip(rows[metric], rows[key], rows[series_key] if series_key else rows[key],
+                                             strict=True)
+                      if _label(kx) == x and (series_key is None or _label(ks) == name) and v is not None]
+            stats = point_stats(values)
+            means.append(stats["mean"])
+            lows.append(stats["ci95"][0] if stats["ci95"] else stats["mean"])
+            highs.append(stats["ci95"][1] if stats["ci95"] else stats["mean"])
+        label = metric if name is None else f"{series_key} = {name}"
+        group = f"g{colour}"
+        data += [
+            {"type": "scatter", "x": xs, "y": highs, "mode": "lines", "line": {"width": 0}, "showlegend": False,
+             "legendgroup": group, "hoverinfo": "skip"},
+            {"type": "scatter", "x": xs, "y": lows, "mode": "lines", "line": {"width": 0}, "fill": "tonexty",
+             "opacity": 0.2, "showlegend": False, "legendgroup": group, "hoverinfo": "skip"},
+            {"type": "scatter", "x": xs, "y": means, "mode": "lines+markers", "name": label, "legendgroup": group}]
+    layout = {"title": {"text": f"{metric} against {key} (mean over seeds, 95% band)"}, "height": 360,
+              "xaxis": {"title": {"text": key}, "type": "category"}, "yaxis": {"title": {"text": metric}},
+              "legend": {"orientation": "h", "y": -0.25}}
+    return dict(figure(data, layout))
+
+
+def _tornado(rows: dict[str, list[Any]], plan: Plan, metrics: list[str]) -> dict[str, Any]:
+    data = []
+    for metric in metrics:
+        reach = []
+        for key in plan.keys:
+            means = []
+            for value in dict.fromkeys(_label(point[key]) for point in plan.points):
+                values = [v for v, k in zip(rows[metric], rows[key], strict=True) if _label(k) == value and v is not None]
+                if values:
+                    means.append(float(np.mean(values)))
+            reach.append((max(means) - min(means)) if means else 0.0)
+        data.append({"type": "bar", "orientation": "h", "name": metric, "y": plan.keys, "x": reach})
+    layout = {"title": {"text": "How far each key moves each metric (largest minus smallest mean)"},
+              "barmode": "group", "height": 160 + 60 * len(plan.keys) * max(1, len(metrics)) // 2,
+              "xaxis": {"title": {"text": "reach (the metric's units)"}}, "legend": {"orientation": "h", "y": -0.3}}
+    return dict(figure(data, layout))
+
+
+def write_sweep_report(out_dir: Path, plan: Plan, sweep_table: pa.Table) -> Path:
+    rows = _ok_rows(sweep_table)
+    metrics = [metric for metric in KEY_METRICS if metric in rows and any(v is not None for v in rows[metric])]
+    sections: list[tuple[str, str, str]] = []
+    blocks = []
+    if plan.keys and rows.get("run_id"):
+        for metric in metrics:
+            for key in plan.keys:
+                slug = f"{metric}-{key}".replace(".", "-").replace("_", "-")
+                blocks.append(figure_block(Plot(slug, _metric_figure(rows, plan, metric, key))))  # type: ignore[arg-type]
+        sections.append(("metrics", "Metrics against the swept keys", "".join(blocks)))
+        sections.append(("tornado", "What moves what",
+                         figure_block(Plot("tornado", _tornado(rows, plan, metrics)))))  # type: ignore[arg-type]
+    document = json.loads((out_dir / "sweep.json").read_text(encoding="utf-8"))
+    shown = metrics[:6]
+    body = []
+    for point in document["points"]:
+        cells = [esc(point["point"]), *(esc(_label(point["grid"][key])) for key in plan.keys),
+                 esc(point["runs"]), esc(point["failed"])]
+        for metric in shown:
+            stats = point["metrics"].get(metric) or {}
+            mean, ci = stats.get("mean"), stats.get("ci95")
+            cells.append(esc("—" if mean is None else f"{mean:,.4g}" + (f" [{ci[0]:,.4g}, {ci[1]:,.4g}]" if ci else "")))
+        body.append(cells)
+    sections.append(("points", "Points", table(["point", *plan.keys, "runs", "failed", *shown], body,
+                                                attrs='id="points-table"')))
+    failures = [[esc(r), esc(s), esc(e)] for r, s, st, e in zip(
+        sweep_table.column("run_id").to_pylist(), sweep_table.column("seed").to_pylist(),
+        sweep_table.column("status").to_pylist(), sweep_table.column("error").to_pylist(), strict=True) if st != "ok"]
+    if failures:
+        sections.append(("failures", "Failed runs", table(["run", "seed", "error"], failures)))
+    meta = esc(f"{len(plan.points)} points × {len(plan.seeds)} seeds; keys {', '.join(plan.keys) or '(none)'}")
+    path = out_dir / SWEEP_REPORT
+    path.write_text(page("msgstorm sweep", meta, sections), encoding="utf-8")
+    return path

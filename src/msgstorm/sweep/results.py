@@ -1,0 +1,120 @@
+"""A sweep's results: one row per run, and per point the mean with its 95% confidence interval.
+
+Place in the pipeline: the last step of ``msgstorm sweep``, from the runs' outcomes.
+
+- ``sweep.parquet``: per run ``run_id, point, seed, status, error, wall_s``, one column per
+  grid key (numbers as float64, anything else as its TOML text), and every numeric field of
+  its summary flattened to a dotted name (``latency_ms.p99``, ``market.bad_debt.absolute``;
+  SLOs as ``slo.<metric>.value``); a failed run has its error and no metrics.
+- ``sweep.json``: per point its grid values, runs, failed runs, and for each key metric
+  (``KEY_METRICS`` present in the runs) ``{mean, ci95: [low, high], min, max, n}``: the
+  interval is Student's t over the point's seeds (scipy), null with fewer than two.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from msgstorm.sweep.grid import Plan, toml_value
+
+__all__ = ["KEY_METRICS", "flatten", "point_stats", "sweep_table", "write_results"]
+
+# The metrics sweep.json summarises per point (those a run has).
+KEY_METRICS = (
+    "throughput_per_s", "latency_ms.p50", "latency_ms.p99", "latency_ms.p999", "jitter_ms.stddev",
+    "capacity.knee_rate_per_s", "failure_threshold.rate_per_s", "queue.max_depth", "messages.committed",
+    "messages.dropped", "messages.lost", "desync.episodes",
+    "market.bad_debt.absolute", "market.bad_debt.pct_of_open_interest", "market.liquidations.executed",
+    "market.liquidations.late", "market.liquidation_delay_ms.p50", "market.liquidation_delay_ms.p99",
+    "market.price_staleness_ms.p99",
+)
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, float]:
+    """Every number of a summary under its dotted path (booleans as 0/1; SLOs by metric)."""
+    out: dict[str, float] = {}
+    if isinstance(value, bool):
+        out[prefix] = float(value)
+    elif isinstance(value, (int, float)):
+        out[prefix] = float(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(value, list) and prefix == "slo":
+        for slo in value:
+            if isinstance(slo, dict) and isinstance(slo.get("value"), (int, float)):
+                out[f"slo.{slo.get('name')}.value"] = float(slo["value"])
+    return out
+
+
+def _grid_column(values: list[Any]) -> pa.Array:
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return pa.array([float(v) for v in values], pa.float64())
+    return pa.array([toml_value(v) for v in values], pa.string())
+
+
+def sweep_table(plan: Plan, outcomes: dict[str, dict[str, Any]]) -> pa.Table:
+    """One row per run of the plan that has an outcome, in plan order."""
+    rows = [(spec, outcomes[spec.run_id]) for spec in plan.runs if spec.run_id in outcomes]
+    flat = [flatten({k: v for k, v in (outcome.get("summary") or {}).items()
+                     if k not in ("seed", "wall_s")}) for _, outcome in rows]
+    metrics = sorted({name for row in flat for name in row})
+    columns: dict[str, pa.Array] = {
+        "run_id": pa.array([spec.run_id for spec, _ in rows], pa.string()),
+        "point": pa.array([spec.point for spec, _ in rows], pa.int64()),
+        "seed": pa.array([spec.seed for spec, _ in rows], pa.int64()),
+        "status": pa.array([outcome.get("status") for _, outcome in rows], pa.string()),
+        "error": pa.array([outcome.get("error") for _, outcome in rows], pa.string()),
+        "wall_s": pa.array([outcome.get("wall_s") for _, outcome in rows], pa.float64()),
+    }
+    for key in plan.keys:
+        columns[key] = _grid_column([spec.values[key] for spec, _ in rows])
+    for name in metrics:
+        if name not in columns:
+            columns[name] = pa.array([row.get(name) for row in flat], pa.float64())
+    return pa.table(columns)
+
+
+def point_stats(values: list[float]) -> dict[str, Any]:
+    """Mean, 95% Student-t interval, min, max and count of one metric over a point's seeds."""
+    from scipy import stats
+
+    data = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=np.float64)
+    if data.size == 0:
+        return {"mean": None, "ci95": None, "min": None, "max": None, "n": 0}
+    mean = float(data.mean())
+    ci = None
+    if data.size >= 2:
+        half = float(stats.t.ppf(0.975, data.size - 1) * data.std(ddof=1) / math.sqrt(data.size))
+        ci = [mean - half, mean + half]
+    return {"mean": mean, "ci95": ci, "min": float(data.min()), "max": float(data.max()), "n": int(data.size)}
+
+
+def write_results(out_dir: Path, plan: Plan, outcomes: dict[str, dict[str, Any]]) -> pa.Table:
+    """``sweep.parquet`` and ``sweep.json`` from the outcomes so far (each written, then renamed)."""
+    table = sweep_table(plan, outcomes)
+    temporary = out_dir / ".sweep.parquet.tmp"
+    pq.write_table(table, temporary)
+    temporary.replace(out_dir / "sweep.parquet")
+    points = []
+    names = set(table.column_names)
+    for index, values in enumerate(plan.points):
+        mine = [outcomes[spec.run_id] for spec in plan.runs if spec.point == index and spec.run_id in outcomes]
+        flat = [flatten(outcome.get("summary") or {}) for outcome in mine if outcome.get("status") == "ok"]
+        points.append({
+            "point": index, "grid": values, "runs": len(mine),
+            "failed": sum(1 for outcome in mine if outcome.get("status") != "ok"),
+            "metrics": {metric: point_stats([row.get(metric) for row in flat])  # type: ignore[misc]
+                        for metric in KEY_METRICS if metric in names}})
+    document = {"keys": plan.keys, "seeds": plan.seeds, "points": points}
+    temporary = out_dir / ".sweep.json.tmp"
+    temporary.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    temporary.replace(out_dir / "sweep.json")
+    return table

@@ -1,0 +1,126 @@
+"""Sweeps: a grid times seeds on local processes, one row per run, resumable after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from msgstorm import load_scenario, run
+from msgstorm.cli import app
+from msgstorm.sweep import GridError, parse_grid, plan_sweep, sweep
+from msgstorm.sweep.results import flatten
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+QUICKSTART = str(EXAMPLES / "quickstart.toml")
+SHORT = ['run.duration="2s"', 'run.drain="1s"']
+
+
+def _rows(out: Path) -> list[dict[str, object]]:
+    rows = pq.read_table(out / "sweep.parquet").to_pylist()
+    for row in rows:
+        row.pop("wall_s")
+    return sorted(rows, key=lambda row: str(row["run_id"]))
+
+
+def test_grids_are_toml_values_as_set_takes_them() -> None:
+    assert parse_grid('sequencer.policy="fifo","fee_priority"') == ("sequencer.policy", ["fifo", "fee_priority"])
+    assert parse_grid("agents.0.count=10, 20") == ("agents.0.count", [10, 20])
+    with pytest.raises(GridError, match="quote strings"):
+        parse_grid("sequencer.policy=fifo,fee_priority")
+    with pytest.raises(GridError, match="expected KEY=VALUE"):
+        parse_grid("no-equals-sign")
+    plan = plan_sweep([("a", [1, 2]), ("b", ["x", "y", "z"])], zipped=False, seeds=3, base_seed=7)
+    assert len(plan.points) == 6 and plan.seeds == [7, 8, 9] and len(plan.runs) == 18
+    assert len({spec.run_id for spec in plan.runs}) == 18
+    zipped = plan_sweep([("a", [1, 2]), ("b", ["x", "y"])], zipped=True, seeds=1, base_seed=0)
+    assert zipped.points == [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]
+    with pytest.raises(GridError, match="one length"):
+        plan_sweep([("a", [1, 2]), ("b", ["x"])], zipped=True, seeds=1, base_seed=0)
+
+
+def test_each_runs_summary_is_that_of_the_same_run_alone(tmp_path: Path) -> None:
+    """Every row equals the summary of ``msgstorm run`` with that point's --set and seed
+    (common random numbers: both points run seeds run.seed and run.seed + 1)."""
+    result = sweep(QUICKSTART, [parse_grid("sequencer.workers=1,2")], seeds=2, workers=2, out_dir=tmp_path / "sweep",
+                   sets=SHORT)
+    assert result.ran == 4 and result.failed == 0 and result.skipped == 0
+    rows = pq.read_table(tmp_path / "sweep" / "sweep.parquet").to_pylist()
+    base_seed = load_scenario(QUICKSTART).run.seed
+    assert sorted({row["seed"] for row in rows}) == [base_seed, base_seed + 1]
+    for row in rows:
+        alone = run(load_scenario(QUICKSTART, [*SHORT, f"sequencer.workers={int(row['sequencer.workers'])}",
+                                               f"run.seed={row['seed']}"]), tmp_path / str(row["run_id"])).summary
+        expected = flatten({k: v for k, v in alone.items() if k not in ("seed", "wall_s")})
+        got = {k: v for k, v in row.items() if k in expected}
+        assert got == expected, row["run_id"]
+    document = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    p99 = document["points"][0]["metrics"]["latency_ms.p99"]
+    assert p99["n"] == 2 and p99["ci95"][0] <= p99["mean"] <= p99["ci95"][1]
+    assert 'id="points-table"' in (tmp_path / "sweep" / "sweep.html").read_text()
+    # Only the summaries are kept.
+    kept = {path.name for path in (tmp_path / "sweep" / "runs").rglob("*") if path.is_file()}
+    assert kept == {"summary.json", "done.json"}
+
+
+def test_a_failed_run_is_a_row_with_its_error(tmp_path: Path) -> None:
+    """A point the scenario refuses fails the whole sweep before anything runs; a run that
+    raises while running (a price file with a negative price, found only when read) is a row
+    with its error, and the other runs go on."""
+    out = tmp_path / "bad"
+    result = CliRunner().invoke(app, ["sweep", QUICKSTART, "--grid", "sequencer.workers=0,1", "--out", str(out)])
+    assert result.exit_code == 2 and "sequencer.workers" in result.output, result.output
+    assert not (out / "sweep.parquet").exists()
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_text("t,price\n0,100\n1,90\n")
+    bad.write_text("t,price\n0,100\n1,-5\n")
+    result = CliRunner().invoke(app, [
+        "sweep", QUICKSTART, "--grid", f'market.instruments.0.replay="{good}","{bad}"', "--workers", "2",
+        "--out", str(tmp_path / "s"), "--set", 'market={instruments=[{name="X"}]}',
+        *[arg for item in SHORT for arg in ("--set", item)]])
+    assert result.exit_code == 1, result.output
+    rows = pq.read_table(tmp_path / "s" / "sweep.parquet").to_pylist()
+    by_file = {row["market.instruments.0.replay"]: row for row in rows}
+    assert by_file[f'"{good}"']["status"] == "ok" and by_file[f'"{good}"']["error"] is None
+    failed = by_file[f'"{bad}"']
+    assert failed["status"] == "failed" and "every price must be a number above 0" in failed["error"]
+    assert failed["latency_ms.p99"] is None
+    assert "Failed runs" in (tmp_path / "s" / "sweep.html").read_text()
+
+
+def _start(out: Path, seeds: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "msgstorm", "sweep", QUICKSTART, "--grid", "sequencer.workers=1,2",
+                             "--seeds", str(seeds), "--workers", "2", "--out", str(out), "-q",
+                             *[arg for item in SHORT for arg in ("--set", item)]],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def test_a_sweep_killed_half_way_resumes_without_repeating_a_finished_run(tmp_path: Path) -> None:
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    process = _start(killed, seeds=6)
+    deadline = time.monotonic() + 120
+    while len(list((killed / "runs").glob("*/done.json"))) < 3:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # the sweep and its workers
+    process.communicate(timeout=30)
+    done = {path.parent.name: path.stat().st_mtime_ns for path in (killed / "runs").glob("*/done.json")}
+    assert 3 <= len(done) < 12
+    again = _start(killed, seeds=6)
+    stdout, stderr = again.communicate(timeout=300)
+    assert again.returncode == 0, stderr.decode()
+    assert f"{12 - len(done)} run(s) now, {len(done)} finished before" in stdout.decode(), stdout.decode()
+    for run_id, mtime in done.items():  # not run again
+        assert (killed / "runs" / run_id / "done.json").stat().st_mtime_ns == mtime
+    whole_run = _start(whole, seeds=6)
+    whole_run.communicate(timeout=300)
+    assert whole_run.returncode == 0
+    assert _rows(killed) == _rows(whole)
