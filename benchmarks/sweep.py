@@ -1,0 +1,62 @@
+"""A sweep on every local core against the same runs one after another.
+
+    python benchmarks/sweep.py                 # 64 quickstart runs (32 seeds x 2 points)
+    python benchmarks/sweep.py --runs 16       # fewer
+
+The peer is the same runs made one after another in this process (``msgstorm.run``, numba's
+cache warm): the target is the sweep at at least 0.8 x cores x that rate. It also prints the
+per-run overhead of the sweep (its wall time x workers / runs, minus a run's own time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+import msgstorm  # noqa: E402
+from msgstorm.sweep import default_workers, parse_grid, sweep  # noqa: E402
+
+QUICKSTART = str(ROOT / "examples" / "quickstart.toml")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args()
+    workers = args.workers or default_workers()
+    seeds = max(1, args.runs // 2)
+    grid = [parse_grid("sequencer.workers=1,2")]
+    with tempfile.TemporaryDirectory() as directory:
+        msgstorm.run(msgstorm.load_scenario(QUICKSTART), Path(directory) / "warm")  # numba's cache, warm
+        started = time.perf_counter()
+        for workers_value in (1, 2):
+            for seed in range(seeds):
+                scenario = msgstorm.load_scenario(QUICKSTART, [f"sequencer.workers={workers_value}",
+                                                               f"run.seed={1 + seed}"])
+                msgstorm.run(scenario, Path(directory) / f"one-{workers_value}-{seed}")
+        serial_s = time.perf_counter() - started
+        started = time.perf_counter()
+        result = sweep(QUICKSTART, grid, seeds=seeds, workers=workers, out_dir=Path(directory) / "sweep")
+        sweep_s = time.perf_counter() - started
+    runs = 2 * seeds
+    serial_rate, sweep_rate = runs / serial_s, runs / sweep_s
+    target = 0.8 * workers * serial_rate
+    print(f"{runs} quickstart runs, {workers} workers ({result.failed} failed)")
+    print(f"  one after another: {serial_s:.2f} s ({serial_rate:.2f} runs/s, {serial_s / runs:.3f} s a run)")
+    print(f"  sweep:             {sweep_s:.2f} s ({sweep_rate:.2f} runs/s)")
+    print(f"  speed-up {serial_s / sweep_s:.2f}x; target {0.8 * workers:.1f}x (0.8 x {workers} workers): "
+          f"{'met' if sweep_rate >= target else 'NOT MET'}")
+    print(f"  overhead per run: {max(0.0, sweep_s * workers / runs - serial_s / runs):.3f} s "
+          "(process start, numba cache load, writing the table)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
