@@ -124,3 +124,86 @@ def test_a_sweep_killed_half_way_resumes_without_repeating_a_finished_run(tmp_pa
     whole_run.communicate(timeout=300)
     assert whole_run.returncode == 0
     assert _rows(killed) == _rows(whole)
+
+
+LEVERAGE = """
+[run]
+name = "lev"
+seed = 3
+duration = "2s"
+drain = "1s"
+
+[network]
+regions = ["us-east"]
+nodes_per_region = 1
+processing = { dist = "constant", value = "0s" }
+
+[sequencer]
+service = { dist = "constant", value = "1us" }
+
+[blocks]
+interval = "1ms"
+
+[[agents]]
+name = "traders"
+arrival = { process = "constant", rate = "10/s" }
+
+[market]
+resolution = "100ms"
+maintenance_margin = "10%"
+liquidation_penalty = "5%"
+slippage_bps = 0.0
+
+[[market.instruments]]
+name = "X"
+price = 100.0
+shocks = [{ at = "1s", fall = "30%" }]
+
+[market.oracle]
+deviation = "0%"
+
+[[market.accounts]]
+count = 10
+
+[[market.keepers]]
+reaction = "0s"
+"""
+
+
+def test_safe_leverage_brackets_the_boundary_computed_by_hand(tmp_path: Path) -> None:
+    """A 30% gap, no delay to speak of (1 ms blocks), maintenance 10%, penalty 5%. A long at
+    leverage L (collateral c, size L c / 100) is liquidated at 70 when its line, 100 (1 - 1/L)
+    / 0.9, is at or above 70, i.e. L >= 2.70; it then keeps c (1 - 0.3 L - 0.035 L): bad debt
+    over 0.1% of open interest (L c) when 0.335 - 1/L > 0.001, i.e. L > 1/0.334 = 2.994.
+    Below 2.70 it is never liquidated and keeps c (1 - 0.3 L) > 0. The search's bracket must
+    hold 2.994."""
+    scenario = tmp_path / "lev.toml"
+    scenario.write_text(LEVERAGE)
+    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--budget", "0.1%", "--seeds", "2",
+                                      "--range", "1:5", "--workers", "2", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "out" / "safe_leverage.json").read_text())
+    (curve,) = document["curves"]
+    low, high = curve["bracket"]
+    assert low <= 1 / 0.334 <= high and high / low < 1.1, curve["bracket"]
+    assert curve["safe_leverage"] == low and curve["at_safe"]["exceed"] == 0
+    assert all(p["exceed"] == (p["runs"] if p["leverage"] > 1 / 0.334 else 0) for p in curve["points"]), curve
+    assert f"{low:g}x" in result.output and "one leverage for every account" in result.output
+    assert 'id="leverage-table"' in (tmp_path / "out" / "safe_leverage.html").read_text()
+
+
+def test_safe_leverage_draws_one_curve_per_value_of_vary(tmp_path: Path) -> None:
+    """--vary: a deeper crash leaves a lower safe leverage (a 40% gap to 60: liquidated from
+    L >= 2.17, keeping c (1 - 0.4 L - 0.03 L): over budget when 0.43 - 1/L > 0.001, L > 2.331)."""
+    scenario = tmp_path / "lev.toml"
+    scenario.write_text(LEVERAGE)
+    result = CliRunner().invoke(app, [
+        "safe-leverage", str(scenario), "--budget", "0.1%", "--seeds", "1", "--range", "1:5", "--out",
+        str(tmp_path / "out"), "--vary",
+        'market.instruments.0.shocks=[{at="1s", fall="30%"}],[{at="1s", fall="40%"}]'])
+    assert result.exit_code == 0, result.output
+    curves = json.loads((tmp_path / "out" / "safe_leverage.json").read_text())["curves"]
+    assert curves[0]["bracket"][0] <= 1 / 0.334 <= curves[0]["bracket"][1]
+    assert curves[1]["bracket"][0] <= 1 / 0.429 <= curves[1]["bracket"][1]
+    assert curves[1]["safe_leverage"] < curves[0]["safe_leverage"]
+    assert 'id="plot-safe-leverage"' in (tmp_path / "out" / "safe_leverage.html").read_text()

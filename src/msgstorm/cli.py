@@ -571,6 +571,75 @@ def sweep(
         raise typer.Exit(1)
 
 
+@app.command("safe-leverage", cls=_Command)
+def safe_leverage_command(
+    scenario: Annotated[Path, typer.Argument(help="a scenario with [market] accounts", metavar="SCENARIO.toml")],
+    budget: Annotated[str, typer.Option("--budget", help="bad debt allowed, a share of open interest, e.g. 0.1%")],
+    confidence: Annotated[str, typer.Option("--confidence", help="how sure: P(bad debt > budget) <= 1 - this")] = "95%",
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="seeds per leverage (the same at every one)")] = 10,
+    leverage_range: Annotated[str, typer.Option("--range", help="LOW:HIGH leverages searched", metavar="LOW:HIGH")] = "1:50",
+    vary: Annotated[str | None, typer.Option("--vary", help="KEY=V1,V2,...: one curve per value (TOML values)",
+                                             metavar="KEY=V1,V2")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="processes (default: every core)")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="where to write (default: runs/<time>-<name>); "
+                                                  "run again with the same --out to resume", metavar="DIR")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="dotted.key=value for every run",
+                                                        metavar="KEY=VALUE")] = None,
+) -> None:
+    """The highest leverage (one for every account) whose bad debt stays within a budget of
+    open interest with the stated confidence; one curve per value of --vary."""
+    from msgstorm.runner import default_run_dir
+    from msgstorm.scenario import ScenarioError
+    from msgstorm.scenario.units import parse_fraction
+    from msgstorm.sweep import GridError, parse_grid
+    from msgstorm.sweep.leverage import safe_leverage
+
+    fixed = list(overrides or [])
+    loaded = _load(scenario, fixed)
+    try:
+        budget_share, sure = parse_fraction(budget), parse_fraction(confidence)
+        low_text, _, high_text = leverage_range.partition(":")
+        low, high = float(low_text), float(high_text)
+        varied = parse_grid(vary) if vary is not None else None
+    except (ValueError, GridError) as error:
+        _error(f"safe-leverage: {error}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    out_dir = out_path if out_path is not None else default_run_dir(loaded)
+    started = time.monotonic()
+    runs = {"n": 0}
+
+    def counted(_: dict[str, Any]) -> None:
+        runs["n"] += 1
+
+    try:
+        with _sigterm_as_interrupt():
+            document = safe_leverage(scenario, budget=budget_share, confidence=sure, seeds=seeds, low=low, high=high,
+                                     vary=varied, sets=fixed, workers=workers, out_dir=out_dir, on_outcome=counted)
+    except (ValueError, GridError, ScenarioError) as error:
+        for line in getattr(error, "issues", None) or [error]:
+            _error(str(line), soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except KeyboardInterrupt:
+        _error(f"interrupted: the same command with --out {out_dir} resumes")
+        raise typer.Exit(3) from None
+    out.print(f"safe leverage (one leverage for every account), bad debt <= {budget_share:.3%} of open interest "
+              f"with {sure:.0%} confidence, {seeds} seeds a leverage:", highlight=False)
+    for curve in document["curves"]:
+        label = "" if curve["vary"] is None else " " + ", ".join(f"{k} = {v}" for k, v in curve["vary"].items()) + ":"
+        at = curve["at_safe"]
+        if curve["safe_leverage"] is None:
+            out.print(f"{label} none in range: {curve['note']}", highlight=False, markup=False)
+            continue
+        upper = curve["bracket"][1]
+        out.print(f"{label} {curve['safe_leverage']:g}x (the next leverage tried, {upper if upper is not None else '—'}, "
+                  f"was over); P(over budget) there {at['exceed']}/{at['runs']}, "
+                  f"{sure:.0%} interval [{at['ci'][0]:.3f}, {at['ci'][1]:.3f}]", highlight=False, markup=False)
+        out.print("  " + "  ".join(f"{p['leverage']:g}x: {p['exceed']}/{p['runs']}" for p in curve["points"]),
+                  highlight=False, markup=False)
+    out.print(f"{runs['n']} runs in {time.monotonic() - started:,.0f} s; {out_dir / 'safe_leverage.json'}, "
+              f"{out_dir / 'safe_leverage.html'}", highlight=False, markup=False)
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of summary.json."""
