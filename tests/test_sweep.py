@@ -207,3 +207,25 @@ def test_safe_leverage_draws_one_curve_per_value_of_vary(tmp_path: Path) -> None
     assert curves[1]["bracket"][0] <= 1 / 0.429 <= curves[1]["bracket"][1]
     assert curves[1]["safe_leverage"] < curves[0]["safe_leverage"]
     assert 'id="plot-safe-leverage"' in (tmp_path / "out" / "safe_leverage.html").read_text()
+
+
+def test_replicas_compare_as_groups_and_only_significant_differences_regress(tmp_path: Path) -> None:
+    """Ten seeds against ten other seeds of one scenario: no regression, whatever the noise.
+    Against double the service time: latency regresses, significantly (Welch's t)."""
+    short = [*SHORT, 'agents.0.arrival={process="poisson", rate="40/s"}']
+    sweep(QUICKSTART, [], seeds=10, workers=2, out_dir=tmp_path / "a", sets=short)
+    sweep(QUICKSTART, [], seeds=10, workers=2, out_dir=tmp_path / "b", sets=[*short, "run.seed=101"])
+    sweep(QUICKSTART, [], seeds=10, workers=2, out_dir=tmp_path / "slow", sets=[
+        *short, 'sequencer.service={dist="exponential", mean="400us"}'])
+    same = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--no-html",
+                                    "--fail-on-regression", "--tolerance", "0%"])
+    assert same.exit_code == 0, same.output
+    assert "(10 runs: their mean)" in same.output
+    slower = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "slow"), "--no-html",
+                                      "--fail-on-regression", "-q"])
+    assert slower.exit_code == 1, slower.output
+    assert "service p99" in slower.output, slower.output
+    # A comma-separated group is the same group.
+    runs = sorted(str(path.parent) for path in (tmp_path / "a").glob("runs/*/summary.json"))
+    listed = CliRunner().invoke(app, ["compare", ",".join(runs), str(tmp_path / "b"), "--no-html"])
+    assert listed.exit_code == 0 and "(10 runs: their mean)" in listed.output, listed.output

@@ -343,7 +343,9 @@ def report(
 
 @app.command(cls=_Command)
 def compare(
-    runs: Annotated[list[Path], typer.Argument(help="run directories; the first is the baseline", metavar="RUN_DIR...")],
+    runs: Annotated[list[Path], typer.Argument(help="run directories; the first is the baseline. A group of "
+                                               "replicas: DIR1,DIR2,... or a directory of runs (a sweep's --out)",
+                                               metavar="RUN_DIR...")],
     tolerance: Annotated[str, typer.Option("--tolerance", help="how much worse than the baseline a metric may "
                                            "get before it is a regression, e.g. 5% or 0.05")] = "5%",
     fail_on_regression: Annotated[bool, typer.Option("--fail-on-regression",
@@ -358,6 +360,7 @@ def compare(
     from msgstorm.report.compare import (
         RunDirError,
         compare_runs,
+        load_group,
         load_run,
         parse_tolerance,
         print_comparison,
@@ -375,7 +378,9 @@ def compare(
     for index, path in enumerate(runs):
         label = chr(ord("A") + index) if index < 26 else f"R{index + 1}"
         try:
-            loaded.append(load_run(path, label))
+            group = "," in str(path) or (path.is_dir() and not (path / "summary.json").exists()
+                                         and not (path / "history").is_dir())
+            loaded.append(load_group(str(path), label) if group else load_run(path, label))
         except RunDirError as error:
             problems.append(str(error))
     if problems:
@@ -390,7 +395,7 @@ def compare(
     if not no_html:
         from msgstorm.report.compare_html import write_compare_html
 
-        target = html if html is not None else runs[0] / "compare.html"
+        target = html if html is not None else loaded[0].path / "compare.html"
         try:
             out.print(f"comparison: {write_compare_html(comparison, target)}", highlight=False, markup=False)
         except OSError as error:

@@ -32,6 +32,7 @@ __all__ = [
     "RunDirError",
     "RunSummary",
     "compare_runs",
+    "load_group",
     "load_run",
     "parse_tolerance",
     "print_comparison",
@@ -104,15 +105,44 @@ class RunDirError(ValueError):
 
 @dataclass(frozen=True)
 class RunSummary:
-    """One run to compare: its label (A, B, ...), directory and summary.json."""
+    """One run to compare: its label (A, B, ...), directory and summary.json; or a group of
+    replicas (several seeds of one setting), ``replicas`` their summaries and ``summary``
+    the first."""
 
     label: str
     path: Path
     summary: dict[str, Any]
+    replicas: tuple[dict[str, Any], ...] = ()
 
     @property
     def name(self) -> str:
-        return f"{self.label}: {self.path.name or self.path}"
+        count = f" ({len(self.replicas)} runs)" if self.replicas else ""
+        return f"{self.label}: {self.path.name or self.path}{count}"
+
+    @property
+    def summaries(self) -> tuple[dict[str, Any], ...]:
+        return self.replicas or (self.summary,)
+
+
+# A regression between groups of replicas must also be significant: Welch's t test at this level.
+SIGNIFICANCE = 0.05
+
+
+def load_group(text: str, label: str) -> RunSummary:
+    """Several runs as one side: ``DIR1,DIR2,...``, or a directory holding run directories
+    (a sweep's ``--out`` or its ``runs/``: every run in it)."""
+    if "," in text:
+        paths = [Path(part) for part in text.split(",") if part]
+        where = Path(paths[0]).parent if paths else Path(text)
+    else:
+        where = Path(text)
+        paths = sorted({found.parent for pattern in ("*/summary.json", "runs/*/summary.json")
+                        for found in where.glob(pattern)})
+        if not paths:
+            raise RunDirError(f"{where}: not a msgstorm run directory (no summary.json and no history/), "
+                              "nor a group of them (no run directory in it)")
+    runs = [load_run(path, label) for path in paths]
+    return RunSummary(label, where, runs[0].summary, tuple(run.summary for run in runs))
 
 
 def load_run(path: str | Path, label: str) -> RunSummary:
@@ -210,14 +240,42 @@ class Comparison:
                 for run, delta in zip(self.runs[1:], deltas) if delta.status == "regression"]
 
 
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def significant(base: list[float | None], other: list[float | None], level: float = SIGNIFICANCE) -> bool:
+    """Whether two groups' means differ by Welch's t test at ``level`` (two-sided); groups
+    without spread differ when their means do. A group of one run cannot be tested: then the
+    tolerance alone decides (True)."""
+    a = [v for v in base if v is not None]
+    b = [v for v in other if v is not None]
+    if len(a) < 2 or len(b) < 2:
+        return True
+    from scipy import stats
+
+    if max(a) == min(a) and max(b) == min(b):
+        return a[0] != b[0]
+    return bool(stats.ttest_ind(a, b, equal_var=False).pvalue < level)
+
+
 def compare_runs(runs: Sequence[RunSummary], tolerance: float) -> Comparison:
-    """Every metric of every run against the first run."""
+    """Every metric of every run (or group's mean) against the first; between groups of
+    replicas a regression must also be significant (``significant``)."""
     if len(runs) < 2:
         raise ValueError("compare needs at least two run directories")
     rows = []
     for metric in METRICS:
-        base = metric_value(runs[0].summary, metric)
-        deltas = [judge(metric, base, metric_value(run.summary, metric), tolerance) for run in runs[1:]]
+        base_values = [metric_value(summary, metric) for summary in runs[0].summaries]
+        base = _mean(base_values)
+        deltas = []
+        for run in runs[1:]:
+            values = [metric_value(summary, metric) for summary in run.summaries]
+            delta = judge(metric, base, _mean(values), tolerance)
+            if delta.status in ("regression", "improved") and not significant(base_values, values):
+                delta = Delta(delta.value, delta.diff, delta.relative, "worse" if delta.status == "regression" else "better")
+            deltas.append(delta)
         if base is None and all(d.value is None for d in deltas):
             continue  # e.g. no ramp in any run: no knee to compare
         rows.append((metric, base, deltas))
@@ -280,8 +338,12 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
                        force_terminal=False, highlight=False)
         wide.print(table)
     for run in comparison.runs:
-        console.print(f"  {run.label} = {run.path}", highlight=False, markup=False)  # a path may hold "[a]"
-    offered = {metric_value(run.summary, METRICS[0]) for run in comparison.runs}
+        replicas = f" ({len(run.replicas)} runs: their mean)" if run.replicas else ""
+        console.print(f"  {run.label} = {run.path}{replicas}", highlight=False, markup=False)  # a path may hold "[a]"
+    if any(run.replicas for run in comparison.runs):
+        console.print(f"  between groups a regression must also be significant (Welch's t, p < {SIGNIFICANCE:g})",
+                      highlight=False, markup=False)
+    offered = {_mean([metric_value(summary, METRICS[0]) for summary in run.summaries]) for run in comparison.runs}
     if len(offered) > 1:
         console.print("[yellow]note[/]: the runs offered different loads; differences may come from the load, "
                       "not the system", highlight=False)
