@@ -2,6 +2,7 @@
 
     python benchmarks/sweep.py                 # 64 quickstart runs (32 seeds x 2 points)
     python benchmarks/sweep.py --runs 16       # fewer
+    python benchmarks/sweep.py --ray 127.0.0.1:6379   # also as tasks on that Ray cluster
 
 The peer is the same runs made one after another in this process (``msgstorm.run``, numba's
 cache warm): the target is the sweep at at least 0.8 x cores x that rate. It also prints the
@@ -29,6 +30,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=64)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--ray", default=None, help="also run the sweep on this Ray cluster (auto or HOST:PORT)")
     args = parser.parse_args()
     workers = args.workers or default_workers()
     seeds = max(1, args.runs // 2)
@@ -45,6 +47,11 @@ def main() -> int:
         started = time.perf_counter()
         result = sweep(QUICKSTART, grid, seeds=seeds, workers=workers, out_dir=Path(directory) / "sweep")
         sweep_s = time.perf_counter() - started
+        ray_s = None
+        if args.ray is not None:
+            started = time.perf_counter()
+            sweep(QUICKSTART, grid, seeds=seeds, out_dir=Path(directory) / "ray", ray=args.ray)
+            ray_s = time.perf_counter() - started
     runs = 2 * seeds
     serial_rate, sweep_rate = runs / serial_s, runs / sweep_s
     target = 0.8 * workers * serial_rate
@@ -55,6 +62,9 @@ def main() -> int:
           f"{'met' if sweep_rate >= target else 'NOT MET'}")
     print(f"  overhead per run: {max(0.0, sweep_s * workers / runs - serial_s / runs):.3f} s "
           "(process start, numba cache load, writing the table)")
+    if ray_s is not None:
+        print(f"  on Ray:            {ray_s:.2f} s ({runs / ray_s:.2f} runs/s): {sweep_s / ray_s:.2f}x local processes' "
+              f"rate; overhead per task {max(0.0, ray_s * workers / runs - serial_s / runs):.3f} s")
     return 0
 
 

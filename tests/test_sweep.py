@@ -229,3 +229,61 @@ def test_replicas_compare_as_groups_and_only_significant_differences_regress(tmp
     runs = sorted(str(path.parent) for path in (tmp_path / "a").glob("runs/*/summary.json"))
     listed = CliRunner().invoke(app, ["compare", ",".join(runs), str(tmp_path / "b"), "--no-html"])
     assert listed.exit_code == 0 and "(10 runs: their mean)" in listed.output, listed.output
+
+
+@pytest.fixture
+def ray_cluster():  # type: ignore[no-untyped-def]
+    """A real local Ray cluster (``ray start --head`` on 127.0.0.1), stopped at the end."""
+    import shutil
+    import socket
+
+    if shutil.which("ray") is None and not os.environ.get("CI"):
+        pytest.skip("ray is not installed (pip install -e '.[cluster]')")
+    ray_bin = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+                    "--include-dashboard=false", "--disable-usage-stats"], check=True, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=180)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        import ray
+
+        ray.shutdown()
+        subprocess.run([ray_bin, "stop", "--force"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=120)
+
+
+def test_a_sweep_on_a_ray_cluster_gives_the_rows_of_local_processes(tmp_path: Path, ray_cluster: str) -> None:
+    """The same sweep as Ray tasks and on local processes: identical rows. A Ray worker killed
+    while it runs a task: the task is retried, the sweep ends with every row."""
+    import threading
+
+    grids = [parse_grid("sequencer.workers=1,2")]
+    sweep(QUICKSTART, grids, seeds=3, workers=2, out_dir=tmp_path / "local", sets=SHORT)
+    killed: list[int] = []
+
+    def kill_a_worker() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            found = subprocess.run(["pgrep", "-f", "ray::run_one"], capture_output=True, text=True).stdout.split()
+            if found:
+                os.kill(int(found[0]), signal.SIGKILL)
+                killed.append(int(found[0]))
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_a_worker)
+    killer.start()
+    result = sweep(QUICKSTART, grids, seeds=3, out_dir=tmp_path / "ray", sets=SHORT, ray=ray_cluster)
+    killer.join()
+    assert killed, "no Ray worker was seen running a task"
+    assert result.ran == 6
+    rows_ray, rows_local = _rows(tmp_path / "ray"), _rows(tmp_path / "local")
+    failed = [row for row in rows_ray if row["status"] != "ok"]
+    assert all("ray task failed twice" in str(row["error"]) for row in failed)  # retried once, then failed
+    ok = {row["run_id"] for row in rows_ray if row["status"] == "ok"}
+    assert len(ok) >= 5
+    assert [row for row in rows_ray if row["run_id"] in ok] == [row for row in rows_local if row["run_id"] in ok]

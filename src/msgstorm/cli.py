@@ -519,8 +519,12 @@ def sweep(
     overrides: Annotated[list[str] | None, typer.Option("--set", help="dotted.key=value for every run",
                                                         metavar="KEY=VALUE")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress; only where the results are")] = False,
+    ray: Annotated[str | None, typer.Option("--ray", help="run each run as a task on this Ray cluster: auto or "
+                                            "HOST:PORT (pip install -e '.[cluster]')", metavar="ADDRESS")] = None,
+    ray_cpus: Annotated[float, typer.Option("--ray-cpus", min=0.01, help="CPUs a Ray task asks for")] = 1.0,
 ) -> None:
-    """Run a scenario over a grid of settings and several seeds on every local core; write the
+    """Run a scenario over a grid of settings and several seeds on every local core (or a Ray
+    cluster); write the
     table (sweep.parquet), per-point means with 95% intervals (sweep.json) and sweep.html."""
     from msgstorm.runner import default_run_dir
     from msgstorm.sweep import GridError, parse_grid
@@ -561,10 +565,14 @@ def sweep(
     try:
         with _sigterm_as_interrupt():
             result = run_sweep(scenario, grids, seeds=seeds, zipped=zipped, workers=workers, out_dir=out_dir,
-                               keep_runs=keep_runs, sets=fixed, on_outcome=finished, on_start=started)
+                               keep_runs=keep_runs, sets=fixed, on_outcome=finished, on_start=started, ray=ray,
+                               ray_cpus=ray_cpus)
     except (GridError, ScenarioError) as error:
         for line in getattr(error, "issues", None) or [error]:
             _error(str(line), soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except ImportError as error:
+        _error(f"--ray: {error}; install the cluster extra: pip install -e '.[cluster]'")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     except KeyboardInterrupt:
         _error(f"interrupted: what finished is in {out_dir} (sweep.parquet); run the same command to resume")

@@ -1,8 +1,9 @@
-"""Sweeps: one scenario over a grid of settings and several seeds, on every local core.
+"""Sweeps: one scenario over a grid of settings and several seeds, on every local core or Ray.
 
 Place in the pipeline: above the runner (each run is a whole ``msgstorm.run``), below the
 command line (``msgstorm sweep``). ``grid`` plans the runs, ``execute`` runs them on local
-processes, ``results`` writes the table and the per-point statistics, ``html`` the page.
+processes (or as tasks on a Ray cluster, ``ray=ADDRESS``), ``results`` writes the table and
+the per-point statistics, ``html`` the page.
 
 ``sweep(...)`` is resumable: the runs already finished in ``out_dir`` (their ``done.json``)
 are skipped and said so; the table and statistics are written again from all of them.
@@ -19,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from msgstorm.scenario import load_scenario
-from msgstorm.sweep.execute import RunOutcome, finished, run_all
+from msgstorm.sweep.execute import RunOutcome, finished, run_all, run_all_on_ray
 from msgstorm.sweep.grid import GridError, Plan, parse_grid, plan_sweep
 from msgstorm.sweep.results import write_results
 
@@ -46,6 +47,7 @@ def default_workers() -> int:
 
 def sweep(scenario_path: str | Path, grids: list[tuple[str, list[Any]]], *, seeds: int = 1, zipped: bool = False,
           workers: int | None = None, out_dir: str | Path, keep_runs: bool = False, sets: list[str] | None = None,
+          ray: str | None = None, ray_cpus: float = 1.0,
           on_outcome: Callable[[RunOutcome], None] | None = None,
           on_start: Callable[[Plan, int], None] | None = None) -> SweepResult:
     """Run the sweep; every point's scenario is validated before any run starts (a bad
@@ -70,8 +72,11 @@ def sweep(scenario_path: str | Path, grids: list[tuple[str, list[Any]]], *, seed
         on_start(plan, skipped)
     ran = 0
     try:
-        for outcome in run_all(scenario_path, fixed, todo, runs_dir, workers or default_workers(), keep_runs,
-                               on_outcome or (lambda _: None)):
+        report = on_outcome or (lambda _: None)
+        outcomes_of = (run_all_on_ray(scenario_path, fixed, todo, runs_dir.resolve(), ray, keep_runs, report, ray_cpus)
+                       if ray is not None else
+                       run_all(scenario_path, fixed, todo, runs_dir, workers or default_workers(), keep_runs, report))
+        for outcome in outcomes_of:
             outcomes[str(outcome["run_id"])] = outcome
             ran += 1
     finally:

@@ -25,7 +25,7 @@ from typing import Any
 
 from msgstorm.sweep.grid import RunSpec
 
-__all__ = ["DONE_FILE", "RunOutcome", "finished", "run_all", "run_one"]
+__all__ = ["DONE_FILE", "RunOutcome", "finished", "run_all", "run_all_on_ray", "run_one"]
 
 DONE_FILE = "done.json"
 RunOutcome = dict[str, Any]  # {run_id, status ("ok", "failed"), error, wall_s, summary}
@@ -106,3 +106,37 @@ def _outcome(future: Future[RunOutcome], spec: RunSpec) -> RunOutcome:
         return {"run_id": spec.run_id, "point": spec.point, "seed": spec.seed, "values": spec.values,
                 "status": "failed", "error": f"worker died: {type(error).__name__}: {error}", "summary": None,
                 "wall_s": None}
+
+
+def run_all_on_ray(scenario_path: str, fixed: list[str], specs: list[RunSpec], runs_dir: Path, address: str,
+                   keep_runs: bool, on_outcome: Callable[[RunOutcome], None], cpus_per_task: float = 1.0
+                   ) -> Iterator[RunOutcome]:
+    """The same runs as Ray tasks on an existing cluster (``address``: ``auto`` or host:port).
+    Each task writes its run where ``runs_dir`` says (a path every node shares, or this
+    machine's); only its outcome comes back. A task whose worker dies is retried once
+    (``max_retries=1``), then recorded as failed."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    remote = ray.remote(num_cpus=cpus_per_task, max_retries=1)(run_one)
+    pending = {remote.remote(scenario_path, fixed, spec, str(runs_dir / spec.run_id), keep_runs): spec
+               for spec in specs}
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                spec = pending.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except Exception as error:  # noqa: BLE001 - retried once already: the run failed
+                    outcome = {"run_id": spec.run_id, "point": spec.point, "seed": spec.seed, "values": spec.values,
+                               "status": "failed", "error": f"ray task failed twice: {type(error).__name__}: "
+                                                           f"{str(error).splitlines()[0] if str(error) else ''}",
+                               "summary": None, "wall_s": None}
+                on_outcome(outcome)
+                yield outcome
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
