@@ -598,6 +598,8 @@ def safe_leverage_command(
                                                   "run again with the same --out to resume", metavar="DIR")] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="dotted.key=value for every run",
                                                         metavar="KEY=VALUE")] = None,
+    ray: Annotated[str | None, typer.Option("--ray", help="run the seeds as tasks on this Ray cluster: auto or "
+                                            "HOST:PORT", metavar="ADDRESS")] = None,
 ) -> None:
     """The highest leverage (one for every account) whose bad debt stays within a budget of
     open interest with the stated confidence; one curve per value of --vary."""
@@ -627,7 +629,8 @@ def safe_leverage_command(
     try:
         with _sigterm_as_interrupt():
             document = safe_leverage(scenario, budget=budget_share, confidence=sure, seeds=seeds, low=low, high=high,
-                                     vary=varied, sets=fixed, workers=workers, out_dir=out_dir, on_outcome=counted)
+                                     vary=varied, sets=fixed, workers=workers, out_dir=out_dir, on_outcome=counted,
+                                     ray=ray)
     except (ValueError, GridError, ScenarioError) as error:
         for line in getattr(error, "issues", None) or [error]:
             _error(str(line), soft_wrap=True)

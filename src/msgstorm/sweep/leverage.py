@@ -48,7 +48,7 @@ def clopper_pearson(k: int, n: int, confidence: float) -> tuple[float, float]:
 
 def _evaluate(scenario_path: str, leverages: list[float], groups: int, seeds: int, sets: list[str],
               workers: int | None, out_dir: Path, budget_pct: float,
-              on_outcome: Callable[[dict[str, Any]], None] | None) -> dict[float, tuple[int, int]]:
+              on_outcome: Callable[[dict[str, Any]], None] | None, ray: str | None = None) -> dict[float, tuple[int, int]]:
     """(runs exceeding the budget, runs) at each leverage: one sweep over them (zipped keys)."""
     grids: list[tuple[str, list[Any]]] = []
     for index in range(groups):
@@ -56,7 +56,7 @@ def _evaluate(scenario_path: str, leverages: list[float], groups: int, seeds: in
                   (f"market.accounts.{index}.leverage_sigma", [0.0] * len(leverages)),
                   (f"market.accounts.{index}.leverage_cap", leverages)]
     result = sweep(scenario_path, grids, seeds=seeds, zipped=True, workers=workers, out_dir=out_dir, sets=sets,
-                   on_outcome=on_outcome)
+                   on_outcome=on_outcome, ray=ray)
     rows = result.table.to_pylist()
     counts: dict[float, tuple[int, int]] = {}
     key = "market.accounts.0.leverage_median"
@@ -69,11 +69,11 @@ def _evaluate(scenario_path: str, leverages: list[float], groups: int, seeds: in
 
 def _curve(scenario_path: str, groups: int, budget_pct: float, confidence: float, seeds: int, low: float,
            high: float, sets: list[str], workers: int | None, out_dir: Path, grid_points: int, refine: int,
-           on_outcome: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+           on_outcome: Callable[[dict[str, Any]], None] | None, ray: str | None) -> dict[str, Any]:
     alpha = 1.0 - confidence
     ratio = (high / low) ** (1 / max(grid_points - 1, 1))
     grid = [round(low * ratio**i, 6) for i in range(grid_points)]
-    counts = _evaluate(scenario_path, grid, groups, seeds, sets, workers, out_dir, budget_pct, on_outcome)
+    counts = _evaluate(scenario_path, grid, groups, seeds, sets, workers, out_dir, budget_pct, on_outcome, ray)
 
     def boundary() -> tuple[float | None, float | None]:
         ordered = sorted(counts)
@@ -93,7 +93,7 @@ def _curve(scenario_path: str, groups: int, budget_pct: float, confidence: float
         if middle in counts or unsafe / safe < 1.001:
             break
         counts.update(_evaluate(scenario_path, [middle], groups, seeds, sets, workers, out_dir, budget_pct,
-                                on_outcome))
+                                on_outcome, ray))
     safe, unsafe = boundary()
     points = []
     for leverage in sorted(counts):
@@ -109,7 +109,7 @@ def _curve(scenario_path: str, groups: int, budget_pct: float, confidence: float
 def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float = 0.95, seeds: int = 10,
                   low: float = 1.0, high: float = 50.0, vary: tuple[str, list[Any]] | None = None,
                   sets: list[str] | None = None, workers: int | None = None, out_dir: str | Path,
-                  grid_points: int = 6, refine: int = 4,
+                  grid_points: int = 6, refine: int = 4, ray: str | None = None,
                   on_outcome: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """The search, per value of ``vary`` (one curve without it); writes
     ``safe_leverage.json`` and ``safe_leverage.html`` into ``out_dir`` and returns the document."""
@@ -128,7 +128,7 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
     for index, value in enumerate(values):
         curve_sets = fixed + ([f"{vary[0]}={toml_value(value)}"] if vary is not None else [])
         curve = _curve(scenario_path, groups, budget * 100, confidence, seeds, low, high, curve_sets, workers,
-                       out / f"curve-{index}", grid_points, refine, on_outcome)
+                       out / f"curve-{index}", grid_points, refine, on_outcome, ray)
         curves.append({"vary": None if vary is None else {vary[0]: value}, **curve})
     document = {"scenario": scenario.run.name, "budget_pct_of_open_interest": budget * 100,
                 "confidence": confidence, "seeds": seeds, "range": [low, high],
