@@ -287,3 +287,22 @@ def test_a_sweep_on_a_ray_cluster_gives_the_rows_of_local_processes(tmp_path: Pa
     ok = {row["run_id"] for row in rows_ray if row["status"] == "ok"}
     assert len(ok) >= 5
     assert [row for row in rows_ray if row["run_id"] in ok] == [row for row in rows_local if row["run_id"] in ok]
+
+
+def test_two_sweeps_compare_point_by_point(tmp_path: Path) -> None:
+    """The same grid on other seeds: no point regresses. With the service twice as slow:
+    every point's service time does, significantly."""
+    short = [*SHORT, 'agents.0.arrival={process="poisson", rate="40/s"}']
+    grids = [parse_grid("sequencer.workers=1,2")]
+    sweep(QUICKSTART, grids, seeds=5, workers=2, out_dir=tmp_path / "a", sets=short)
+    sweep(QUICKSTART, grids, seeds=5, workers=2, out_dir=tmp_path / "b", sets=[*short, "run.seed=50"])
+    sweep(QUICKSTART, grids, seeds=5, workers=2, out_dir=tmp_path / "slow",
+          sets=[*short, 'sequencer.service={dist="exponential", mean="400us"}'])
+    same = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--fail-on-regression",
+                                    "--tolerance", "0%"])
+    assert same.exit_code == 0, same.output
+    assert same.output.count("regressions: none") == 2 and "2 shared point(s)" in same.output, same.output
+    slower = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "slow"), "--fail-on-regression"])
+    assert slower.exit_code == 1, slower.output
+    lines = [line for line in slower.output.splitlines() if "runs): regressions:" in line]
+    assert len(lines) == 2 and all("service p99" in line for line in lines), slower.output

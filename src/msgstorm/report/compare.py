@@ -33,6 +33,7 @@ __all__ = [
     "RunSummary",
     "compare_runs",
     "load_group",
+    "load_sweep_points",
     "load_run",
     "parse_tolerance",
     "print_comparison",
@@ -126,6 +127,25 @@ class RunSummary:
 
 # A regression between groups of replicas must also be significant: Welch's t test at this level.
 SIGNIFICANCE = 0.05
+
+
+def load_sweep_points(directory: Path, label: str) -> dict[str, RunSummary]:
+    """A sweep's points as groups of replicas, keyed by their grid values (JSON), from its
+    ``sweep.json`` and each run's ``summary.json``."""
+    import pyarrow.parquet as pq
+
+    document = json.loads((directory / "sweep.json").read_text(encoding="utf-8"))
+    table = pq.read_table(directory / "sweep.parquet", columns=["run_id", "point", "status"]).to_pylist()
+    groups: dict[str, RunSummary] = {}
+    for point in document["points"]:
+        paths = [directory / "runs" / row["run_id"] for row in table
+                 if row["point"] == point["point"] and row["status"] == "ok"]
+        if not paths:
+            continue
+        runs = [load_run(path, label) for path in paths]
+        key = json.dumps(point["grid"], sort_keys=True)
+        groups[key] = RunSummary(label, directory, runs[0].summary, tuple(run.summary for run in runs))
+    return groups
 
 
 def load_group(text: str, label: str) -> RunSummary:
