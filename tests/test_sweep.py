@@ -217,17 +217,18 @@ def test_replicas_compare_as_groups_and_only_significant_differences_regress(tmp
     sweep(QUICKSTART, [], seeds=10, workers=2, out_dir=tmp_path / "b", sets=[*short, "run.seed=101"])
     sweep(QUICKSTART, [], seeds=10, workers=2, out_dir=tmp_path / "slow", sets=[
         *short, 'sequencer.service={dist="exponential", mean="400us"}'])
-    same = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--no-html",
-                                    "--fail-on-regression", "--tolerance", "0%"])
+    # A directory of runs is a group (a sweep's runs/; two sweep directories compare point by point).
+    same = CliRunner().invoke(app, ["compare", str(tmp_path / "a" / "runs"), str(tmp_path / "b" / "runs"),
+                                    "--no-html", "--fail-on-regression", "--tolerance", "0%"])
     assert same.exit_code == 0, same.output
     assert "(10 runs: their mean)" in same.output
-    slower = CliRunner().invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "slow"), "--no-html",
-                                      "--fail-on-regression", "-q"])
+    slower = CliRunner().invoke(app, ["compare", str(tmp_path / "a" / "runs"), str(tmp_path / "slow" / "runs"),
+                                      "--no-html", "--fail-on-regression", "-q"])
     assert slower.exit_code == 1, slower.output
     assert "service p99" in slower.output, slower.output
     # A comma-separated group is the same group.
     runs = sorted(str(path.parent) for path in (tmp_path / "a").glob("runs/*/summary.json"))
-    listed = CliRunner().invoke(app, ["compare", ",".join(runs), str(tmp_path / "b"), "--no-html"])
+    listed = CliRunner().invoke(app, ["compare", ",".join(runs), str(tmp_path / "b" / "runs"), "--no-html"])
     assert listed.exit_code == 0 and "(10 runs: their mean)" in listed.output, listed.output
 
 
