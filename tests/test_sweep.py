@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from test_market import GAP, KEEPER
 from typer.testing import CliRunner
 
 from msgstorm import load_scenario, run
@@ -126,48 +127,12 @@ def test_a_sweep_killed_half_way_resumes_without_repeating_a_finished_run(tmp_pa
     assert _rows(killed) == _rows(whole)
 
 
-LEVERAGE = """
-[run]
-name = "lev"
-seed = 3
-duration = "2s"
-drain = "1s"
-
-[network]
-regions = ["us-east"]
-nodes_per_region = 1
-processing = { dist = "constant", value = "0s" }
-
-[sequencer]
-service = { dist = "constant", value = "1us" }
-
-[blocks]
-interval = "1ms"
-
-[[agents]]
-name = "traders"
-arrival = { process = "constant", rate = "10/s" }
-
-[market]
-resolution = "100ms"
-maintenance_margin = "10%"
-liquidation_penalty = "5%"
-slippage_bps = 0.0
-
-[[market.instruments]]
-name = "X"
-price = 100.0
-shocks = [{ at = "1s", fall = "30%" }]
-
-[market.oracle]
-deviation = "0%"
-
-[[market.accounts]]
-count = 10
-
-[[market.keepers]]
-reaction = "0s"
-"""
+# The hand-computed gap case of test_market, with one 30% gap and ten accounts drawn at a
+# leverage the search sets.
+LEVERAGE = (GAP.format(accounts="", keepers=KEEPER)
+            .replace('shocks = [{ at = "500ms", fall = "8%" }, { at = "1s", fall = "30%" }]',
+                     'shocks = [{ at = "1s", fall = "30%" }]')
+            .replace('file = ""', "count = 10"))
 
 
 def test_safe_leverage_brackets_the_boundary_computed_by_hand(tmp_path: Path) -> None:
