@@ -5,20 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from typer.testing import CliRunner
+from test_cli_errors import EXAMPLES, SHORT, _invoke  # the same invocation and settings
 
 import msgstorm
-from msgstorm.cli import app
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-SHORT = ["--set", 'run.duration="500ms"', "--set", 'run.drain="500ms"']
-
-
-def _invoke(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, list(args))
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    return result.exit_code, result.output
 
 
 def test_version() -> None:

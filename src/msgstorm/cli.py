@@ -373,7 +373,15 @@ def compare(
     except ValueError as error:
         problems.append(str(error))
     if len(runs) == 2 and not problems and all((path / "sweep.json").is_file() for path in runs):
-        _compare_sweeps(runs[0], runs[1], fraction, fail_on_regression)
+        from msgstorm.report.compare import compare_sweeps
+
+        try:
+            regressions = compare_sweeps(runs[0], runs[1], fraction, out)
+        except RunDirError as error:
+            _error(str(error))
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        if fail_on_regression and regressions:
+            raise typer.Exit(1)
         return
     if len(runs) < 2:
         problems.append(f"compare needs at least two run directories, got {len(runs)}")
@@ -406,35 +414,6 @@ def compare(
             raise typer.Exit(EXIT_BAD_INPUT) from None
     if fail_on_regression and comparison.regressions:
         raise typer.Exit(1)
-
-
-def _compare_sweeps(first: Path, second: Path, tolerance: float, fail_on_regression: bool) -> None:
-    """Two sweeps point by point: each point's replicas against the same point of the other
-    (by its grid values); regressions must be beyond the tolerance and significant."""
-    from msgstorm.report.compare import SIGNIFICANCE, compare_runs, load_sweep_points
-
-    a, b = load_sweep_points(first, "A"), load_sweep_points(second, "B")
-    shared = [key for key in a if key in b]
-    if not shared:
-        _error(f"{first} and {second}: no point of one sweep is a point of the other (their grids differ)")
-        raise typer.Exit(EXIT_BAD_INPUT)
-    regressions = 0
-    out.print(f"sweeps point by point: A = {first}, B = {second}; {len(shared)} shared point(s); a regression is "
-              f"worse by more than {tolerance:.0%} and significant (Welch's t, p < {SIGNIFICANCE:g})",
-              highlight=False, markup=False)
-    for key in shared:
-        comparison = compare_runs([a[key], b[key]], tolerance)
-        found = comparison.regressions
-        regressions += len(found)
-        what = ", ".join(f"{metric.name} {format_number(delta.relative)}" for metric, _, delta in found) or "none"
-        out.print(f"  {key} ({len(a[key].replicas)} vs {len(b[key].replicas)} runs): regressions: {what}",
-                  highlight=False, markup=False)
-    if fail_on_regression and regressions:
-        raise typer.Exit(1)
-
-
-def format_number(relative: float | None) -> str:
-    return "" if relative is None else f"{relative:+.1%}"
 
 
 @app.command(cls=_Command)

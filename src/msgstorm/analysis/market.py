@@ -39,7 +39,7 @@ import pyarrow as pa
 from msgstorm.analysis._common import message_rows, ms, percentiles, rounded, run_t_end_ns
 from msgstorm.history.reader import History
 
-__all__ = ["MarketTables", "market_summary", "market_tables"]
+__all__ = ["Executed", "MarketTables", "executed_liquidations", "market_summary", "market_tables", "onchain_prices"]
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,31 @@ def _apply_topups(topups: pa.Table, grid: np.ndarray, path: np.ndarray, instrume
             out[account] = int(grid[since + step]) if step < prices.size else -1
 
 
+@dataclass(frozen=True)
+class Executed:
+    """The executed liquidations (an ``executions`` row each with outcome ``executed``), as
+    columns; ``no_ops`` counts the other rows."""
+
+    t: np.ndarray
+    msg_id: np.ndarray
+    account: np.ndarray
+    price: np.ndarray
+    bad_debt: np.ndarray
+    slippage_bps: np.ndarray
+    no_ops: int
+
+
+def executed_liquidations(history: History) -> Executed:
+    executions = history.table("executions")
+    executed = np.array([outcome == "executed" for outcome in executions.column("outcome").to_pylist()], dtype=bool)
+
+    def column(name: str) -> np.ndarray:
+        return executions.column(name).to_numpy()[executed]
+
+    return Executed(column("t"), column("msg_id"), column("account"), column("price"), column("bad_debt"),
+                    column("slippage_bps"), int(np.count_nonzero(~executed)))
+
+
 def _ms_stats(values_ns: np.ndarray, keys: tuple[str, ...] = ("p50", "p99", "max")) -> dict[str, float | None]:
     if values_ns.size == 0:
         return dict.fromkeys(keys)
@@ -148,15 +173,9 @@ def market_summary(history: History) -> dict[str, Any] | None:
     tables = market_tables(history)
     if tables is None:
         return None
-    executions = history.table("executions")
     triggers = history.table("triggers")
-    executed_rows = np.array([outcome == "executed" for outcome in executions.column("outcome").to_pylist()],
-                             dtype=bool)
-    exec_account = executions.column("account").to_numpy()[executed_rows]
-    exec_t = executions.column("t").to_numpy()[executed_rows]
-    exec_msg = executions.column("msg_id").to_numpy()[executed_rows]
-    exec_bad = executions.column("bad_debt").to_numpy()[executed_rows]
-    exec_bps = executions.column("slippage_bps").to_numpy()[executed_rows]
+    done = executed_liquidations(history)
+    exec_account, exec_t, exec_msg, exec_bad, exec_bps = done.account, done.t, done.msg_id, done.bad_debt, done.slippage_bps
     eligible = tables.t_cross >= 0
     triggered = np.zeros(eligible.size, dtype=bool)
     triggered[triggers.column("account").to_numpy()] = True
@@ -200,7 +219,7 @@ def market_summary(history: History) -> dict[str, Any] | None:
         "open_interest": rounded(open_interest, 2),
         "liquidations": {
             "eligible": int(eligible.sum()), "triggered": int((triggered & eligible).sum()),
-            "executed": int(executed.sum()), "late": late, "no_op": int(np.count_nonzero(~executed_rows)),
+            "executed": int(executed.sum()), "late": late, "no_op": done.no_ops,
             "not_attempted": int((eligible & ~triggered).sum()), "messages": int(triggers.num_rows)},
         "liquidation_delay_ms": delay_ms,
         "bad_debt": {"absolute": rounded(absolute, 2),

@@ -31,6 +31,7 @@ import numpy as np
 
 from msgstorm.market.accounts import (
     Accounts,
+    Execution,
     LineCursor,
     LineIndex,
     draw_accounts,
@@ -320,10 +321,12 @@ class MarketReactor:
         instrument = self._instrument[account]
         price = self.chain_price[instrument]
         t_price = self.chain_step[instrument] * self.paths.resolution_ns
+        # A no-op realises nothing: the account keeps its collateral.
+        done = Execution(price, 0.0, 0.0, 0.0, 0.0, self._collateral[account], 0.0)
         if self.liquidated[account]:
-            outcome, done = "already_liquidated", None
+            outcome = "already_liquidated"
         elif not past_line(self._side[account], self._line[account], price):
-            outcome, done = "recovered", None
+            outcome = "recovered"
             keeper.retry.add(account)
         else:
             market = self.market
@@ -331,12 +334,8 @@ class MarketReactor:
             done = execute(self._side[account], self._size[account], self._entry[account], self._collateral[account],
                            price, market.liquidation_penalty, market.slippage_bps, market.depth)
             self.liquidated[account] = True
-        zero = 0.0
-        self._executions.append((
-            t, msg_id, account, keeper.name, outcome, price, t_price,
-            done.pnl if done else zero, done.penalty if done else zero, done.slippage if done else zero,
-            done.slippage_bps if done else zero,
-            done.collateral_after if done else self._collateral[account], done.bad_debt if done else zero))
+        self._executions.append((t, msg_id, account, keeper.name, outcome, price, t_price, done.pnl, done.penalty,
+                                 done.slippage, done.slippage_bps, done.collateral_after, done.bad_debt))
         if len(self._executions) >= _FLUSH_ROWS:
             self._flush()
 

@@ -32,6 +32,7 @@ __all__ = [
     "RunDirError",
     "RunSummary",
     "compare_runs",
+    "compare_sweeps",
     "load_group",
     "load_sweep_points",
     "load_run",
@@ -381,3 +382,25 @@ def print_regressions(comparison: Comparison, console: Console) -> None:
                           f"(beyond {tolerance})", highlight=False)
     else:
         console.print(f"[green]no regression[/] beyond {tolerance}", highlight=False)
+
+
+def compare_sweeps(first: Path, second: Path, tolerance: float, console: Console) -> int:
+    """Two sweeps point by point: each point's replicas against the same point of the other
+    (by its grid values), regressions beyond the tolerance and significant; prints a line a
+    point and returns how many regressions there were."""
+    a, b = load_sweep_points(first, "A"), load_sweep_points(second, "B")
+    shared = [key for key in a if key in b]
+    if not shared:
+        raise RunDirError(f"{first} and {second}: no point of one sweep is a point of the other (their grids differ)")
+    console.print(f"sweeps point by point: A = {first}, B = {second}; {len(shared)} shared point(s); a regression is "
+                  f"worse by more than {tolerance:.0%} and significant (Welch's t, p < {SIGNIFICANCE:g})",
+                  highlight=False, markup=False)
+    regressions = 0
+    for key in shared:
+        found = compare_runs([a[key], b[key]], tolerance).regressions
+        regressions += len(found)
+        what = ", ".join(f"{metric.name} {'' if delta.relative is None else f'{delta.relative:+.1%}'}"
+                         for metric, _, delta in found) or "none"
+        console.print(f"  {key} ({len(a[key].replicas)} vs {len(b[key].replicas)} runs): regressions: {what}",
+                      highlight=False, markup=False)
+    return regressions

@@ -275,11 +275,14 @@ def _scenario(history: History) -> str:
     return "".join(parts)
 
 
-def _plots(history: History, analysis: Analysis) -> dict[str, Plot]:
+def _plots(history: History, analysis: Analysis,
+           depth: tuple[list[float], list[float]] | None = None) -> dict[str, Plot]:
+    """Every plot of the page; ``depth``: the queue depth series when the caller has it."""
+    if depth is None:
+        depth = queue_depth_series(history)
     summary = analysis.summary
     spans = shaded_spans(history, analysis)
     percentiles, inverse, values = percentile_spectrum(latency_ns(history))
-    depth = queue_depth_series(history)
     thinned = figures.thinning_note(analysis.windows.num_rows)
     steps = analysis.steps
     cpu_lines = cpu_series(history)
@@ -344,11 +347,10 @@ def _labelled(plots: dict[str, Plot]) -> dict[str, Plot]:
 
 
 def _market(history: History, analysis: Analysis, summary: dict[str, Any],
-            plots: dict[str, Plot]) -> list[tuple[str, str, str]]:
+            depth: tuple[list[float], list[float]]) -> list[tuple[str, str, str]]:
     """The section "What delay cost" of a run with ``[market]`` (none without)."""
     if summary.get("market") is None:
         return []
-    depth = queue_depth_series(history)
     figures_of = market_plots(history, summary, depth, analysis.timelines.get("base_fee", []))
     if figures_of is None:
         return []
@@ -374,7 +376,8 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
     summary = dict(analysis.summary)
     if wall_s is not None:
         summary["wall_s"] = round(wall_s, 3)
-    plots = _labelled(_plots(history, analysis))
+    depth = queue_depth_series(history)  # the queue plot's, and the market's beside its bad debt
+    plots = _labelled(_plots(history, analysis, depth))
     live = summary.get("target") not in (None, "sim")
     # Sections only a simulated run can fill (the inside of the layer).
     simulated = [
@@ -394,7 +397,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         *([("cpu", "CPU of the run's processes", figure_block(plots["cpu"]))]
           if any(trace.get("x") for trace in plots["cpu"].figure["data"]) else []),
         *([] if live else simulated),
-        *_market(history, analysis, summary, plots),
+        *_market(history, analysis, summary, depth),
         ("groups", "By message kind and agent", _groups(summary)),
         ("checks", "Delivery checks and faults", _checks(summary)),
     ]

@@ -14,7 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from msgstorm.analysis.market import MarketTables, market_tables, onchain_prices
+from msgstorm.analysis.market import (
+    Executed,
+    MarketTables,
+    executed_liquidations,
+    market_tables,
+    onchain_prices,
+)
 from msgstorm.history.reader import History
 from msgstorm.report import figures
 from msgstorm.report.page import esc, table
@@ -26,12 +32,9 @@ __all__ = ["market_plots", "market_section"]
 NS_PER_S = 1e9
 
 
-def _prices_figure(history: History, tables: MarketTables) -> Figure:
+def _prices_figure(history: History, tables: MarketTables, done: Executed) -> Figure:
     data: list[dict[str, Any]] = []
-    executions = history.table("executions")
-    executed = [outcome == "executed" for outcome in executions.column("outcome").to_pylist()]
-    exec_t = executions.column("t").to_numpy()[executed] / NS_PER_S
-    exec_price = executions.column("price").to_numpy()[executed]
+    exec_t, exec_price = done.t / NS_PER_S, done.price
     for index, (name, (times, price, _)) in enumerate(zip(tables.instruments, onchain_prices(history, tables),
                                                             strict=True)):
         keep = thin_lowest_highest(tables.prices[index])
@@ -46,16 +49,14 @@ def _prices_figure(history: History, tables: MarketTables) -> Figure:
     return figure(data, figures._layout("True price and the price on chain", "time (s)", "price"))
 
 
-def _bad_debt_over_time(history: History, tables: MarketTables) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _bad_debt_over_time(tables: MarketTables, done: Executed) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(times, realised, realised + underwater) at up to 200 of the price steps: the bad debt
     of the liquidations executed by then, and with it what the accounts not yet liquidated
     would owe at the true price then (what a liquidation still has to save)."""
-    executions = history.table("executions")
-    executed = np.array([o == "executed" for o in executions.column("outcome").to_pylist()], dtype=bool)
     t_exec = np.full(tables.side.size, np.iinfo(np.int64).max, dtype=np.int64)
-    t_exec[executions.column("account").to_numpy()[executed]] = executions.column("t").to_numpy()[executed]
+    t_exec[done.account] = done.t
     bad_of = np.zeros(tables.side.size)
-    bad_of[executions.column("account").to_numpy()[executed]] = executions.column("bad_debt").to_numpy()[executed]
+    bad_of[done.account] = done.bad_debt
     points = 200 if tables.side.size <= 200_000 else 50
     steps = np.unique(np.linspace(0, tables.times.size - 1, min(points, tables.times.size)).astype(np.int64))
     realised, total = np.zeros(steps.size), np.zeros(steps.size)
@@ -69,9 +70,9 @@ def _bad_debt_over_time(history: History, tables: MarketTables) -> tuple[np.ndar
     return tables.times[steps] / NS_PER_S, realised, total
 
 
-def _bad_debt_figure(history: History, tables: MarketTables, depth: tuple[list[float], list[float]],
+def _bad_debt_figure(tables: MarketTables, done: Executed, depth: tuple[list[float], list[float]],
                      base_fee: list[dict[str, Any]]) -> Figure:
-    times, realised, total = _bad_debt_over_time(history, tables)
+    times, realised, total = _bad_debt_over_time(tables, done)
     data: list[dict[str, Any]] = [
         {"type": "scatter", "x": times.tolist(), "y": total.tolist(), "mode": "lines",
          "name": "bad debt, with the accounts not yet liquidated marked to market", "line": {"color": "#d62728"}},
@@ -90,11 +91,8 @@ def _bad_debt_figure(history: History, tables: MarketTables, depth: tuple[list[f
     return figure(data, layout)
 
 
-def _delay_figure(history: History, tables: MarketTables, summary: dict[str, Any]) -> Figure:
-    executions = history.table("executions")
-    executed = [outcome == "executed" for outcome in executions.column("outcome").to_pylist()]
-    accounts = executions.column("account").to_numpy()[executed]
-    delay_ms = (executions.column("t").to_numpy()[executed] - tables.t_cross[accounts]) / 1e6
+def _delay_figure(tables: MarketTables, done: Executed, summary: dict[str, Any]) -> Figure:
+    delay_ms = (done.t - tables.t_cross[done.account]) / 1e6
     data: list[dict[str, Any]] = [{"type": "histogram", "x": delay_ms.tolist(), "name": "liquidation delay",
                                    "nbinsx": 60}]
     split = ((summary.get("market") or {}).get("liquidation_delay_ms") or {}).get("split") or {}
@@ -115,9 +113,10 @@ def market_plots(history: History, summary: dict[str, Any], depth: tuple[list[fl
     tables = market_tables(history)
     if tables is None:
         return None
-    return {"market-prices": _prices_figure(history, tables),
-            "market-bad-debt": _bad_debt_figure(history, tables, depth, base_fee),
-            "market-delay": _delay_figure(history, tables, summary)}
+    done = executed_liquidations(history)
+    return {"market-prices": _prices_figure(history, tables, done),
+            "market-bad-debt": _bad_debt_figure(tables, done, depth, base_fee),
+            "market-delay": _delay_figure(tables, done, summary)}
 
 
 def market_section(summary: dict[str, Any]) -> str:
