@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -174,6 +175,61 @@ def test_safe_leverage_draws_one_curve_per_value_of_vary(tmp_path: Path) -> None
     assert 'id="plot-safe-leverage"' in (tmp_path / "out" / "safe_leverage.html").read_text()
 
 
+# One long account a run (collateral c, size L c / 100, entry 100), zero drift, volatility
+# 1%/sqrt(s), a 40% shock at 1 s, an oracle at every 100 ms step and a keeper reacting a fixed
+# 2.05 s after the shock's price reaches it, on a network without delay to speak of.
+GBM_LEVERAGE = (GAP.format(accounts="", keepers='[[market.keepers]]\nreaction = "2050ms"\n')
+                .replace('duration = "2s"', 'duration = "4s"')
+                .replace('shocks = [{ at = "500ms", fall = "8%" }, { at = "1s", fall = "30%" }]',
+                         'volatility = "1%/s"\nshocks = [{ at = "1s", fall = "40%" }]')
+                .replace('file = ""', "count = 1"))
+
+
+def _gbm_exceed_probability(leverage: float, budget: float = 0.001) -> float:
+    """P(bad debt > budget x open interest) at ``leverage``, in closed form. For leverages past
+    about 2.2 the line, 100 (1 - 1/L) / 0.9, is above the shocked price (60, give or take 1%),
+    so the keeper sees the crossing at 1 s and the liquidation executes at the on-chain price
+    of 3.0 s: P = 100 x 0.6 x exp(-s^2 T / 2 + s sqrt(T) Z), T = 3 s. The account keeps
+    c + size (P - 100) - 0.05 size P; bad debt over budget x L c when
+    P < 100 (1 - 1/L - budget) / 0.95, a normal probability in log P."""
+    sigma, horizon_s = 0.01, 3.0
+    threshold = 100 * (1 - 1 / leverage - budget) / 0.95
+    if threshold <= 0:
+        return 0.0
+    mean = math.log(60.0) - sigma**2 * horizon_s / 2
+    return 0.5 * math.erfc(-(math.log(threshold) - mean) / (sigma * math.sqrt(horizon_s)) / math.sqrt(2))
+
+
+def test_safe_leverage_interval_covers_the_boundary_of_gbm_after_a_fixed_delay(tmp_path: Path) -> None:
+    """The boundary L* where P(bad debt over budget) = 1 - confidence, from the closed form
+    above (2.287 at 80%), lies in the reported boundary interval; the curve's estimates follow
+    the closed form; and the common random numbers make each seed's outcome grow with leverage."""
+    confidence = 0.8
+    low, high = 2.0, 3.5
+    while high - low > 1e-9:  # bisection on the closed form
+        middle = (low + high) / 2
+        low, high = (middle, high) if _gbm_exceed_probability(middle) <= 1 - confidence else (low, middle)
+    boundary = low
+    assert 2.25 < boundary < 2.32, boundary
+    scenario = tmp_path / "gbm.toml"
+    scenario.write_text(GBM_LEVERAGE)
+    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--budget", "0.1%", "--confidence", "80%",
+                                      "--seeds", "16", "--range", "1.5:4", "--workers", "2",
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    (curve,) = json.loads((tmp_path / "out" / "safe_leverage.json").read_text())["curves"]
+    within, over = curve["boundary"]
+    assert within is not None and over is not None, curve
+    assert within <= boundary <= over, (curve["boundary"], boundary)
+    assert over / within < 1.5, curve["boundary"]
+    for point in curve["points"]:  # each estimate within its 80% interval's reach of the truth
+        truth = _gbm_exceed_probability(point["leverage"])
+        assert abs(point["p"] - truth) <= 3 * math.sqrt(max(truth * (1 - truth), 0.01) / point["runs"]), point
+    exceeding = [point["exceed"] for point in curve["points"]]
+    assert exceeding == sorted(exceeding), curve["points"]
+    assert f"boundary at 80%: between {within:g}x" in result.output, result.output
+
+
 def test_replicas_compare_as_groups_and_only_significant_differences_regress(tmp_path: Path) -> None:
     """Ten seeds against ten other seeds of one scenario: no regression, whatever the noise.
     Against double the service time: latency regresses, significantly (Welch's t)."""
@@ -272,3 +328,27 @@ def test_two_sweeps_compare_point_by_point(tmp_path: Path) -> None:
     assert slower.exit_code == 1, slower.output
     lines = [line for line in slower.output.splitlines() if "runs): regressions:" in line]
     assert len(lines) == 2 and all("service p99" in line for line in lines), slower.output
+
+
+def test_the_sweep_progress_counts_runs_done_failed_and_the_time_left() -> None:
+    """In a log (no terminal) one line per run; on a terminal one bar redrawn in place, a
+    failed run said above it."""
+    import io
+
+    from rich.console import Console
+
+    from msgstorm.report.live import SweepProgress
+
+    log = io.StringIO()
+    with SweepProgress(Console(file=log, force_terminal=False, width=200)) as progress:
+        progress.start(3)
+        progress({"run_id": "a", "status": "ok"})
+        progress({"run_id": "b", "status": "failed", "error": "ValueError: no"})
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("  1/3 done, 0 failed, ETA "), lines
+    assert "2/3 done, 1 failed, ETA" in lines[1] and "(run b: ValueError: no)" in lines[1], lines
+    screen = io.StringIO()
+    with SweepProgress(Console(file=screen, force_terminal=True, width=200), label="safe-leverage") as bar:
+        bar({"run_id": "c", "status": "failed", "error": "boom"})  # a search: no total, no ETA
+        assert bar.status() == "1 done, [red]1 failed[/]"
+    assert "run c failed: boom" in screen.getvalue() and "\r" in screen.getvalue()

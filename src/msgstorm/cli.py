@@ -15,11 +15,12 @@ from __future__ import annotations
 import atexit
 import errno
 import gc
+import math
 import signal
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -552,32 +553,23 @@ def sweep(
         _error(str(error))
         raise typer.Exit(EXIT_BAD_INPUT) from None
     out_dir = out_path if out_path is not None else default_run_dir(loaded)
-    state = {"done": 0, "failed": 0, "total": 0, "started": time.monotonic()}
+    from msgstorm.report.live import SweepProgress
+
+    bar = SweepProgress(out)
 
     def started(plan: Any, skipped: int) -> None:
-        state["total"] = len(plan.runs) - skipped
+        bar.start(len(plan.runs) - skipped)
         if not quiet:
             out.print(f"sweep: {len(plan.points)} point(s) x {len(plan.seeds)} seed(s) = {len(plan.runs)} runs; "
-                              f"{skipped} finished before (skipped), {state['total']} to run", highlight=False)
-
-    def finished(outcome: dict[str, Any]) -> None:
-        state["done"] += 1
-        state["failed"] += outcome.get("status") != "ok"
-        if quiet:
-            return
-        elapsed = time.monotonic() - state["started"]
-        left = (state["total"] - state["done"]) * elapsed / state["done"] if state["done"] else 0.0
-        line = (f"  {state['done']}/{state['total']} done, {state['failed']} failed, ETA {left:,.0f} s"
-                + (f"  (run {outcome.get('run_id')}: {outcome.get('error')})" if outcome.get("status") != "ok" else ""))
-        out.print(line, highlight=False, markup=False)
+                      f"{skipped} finished before (skipped), {len(plan.runs) - skipped} to run", highlight=False)
 
     from msgstorm.scenario import ScenarioError
 
     try:
-        with _sigterm_as_interrupt():
+        with _sigterm_as_interrupt(), (bar if not quiet else nullcontext()):
             result = run_sweep(scenario, grids, seeds=seeds, zipped=zipped, workers=workers, out_dir=out_dir,
-                               keep_runs=keep_runs, sets=fixed, on_outcome=finished, on_start=started, ray=ray,
-                               ray_cpus=ray_cpus)
+                               keep_runs=keep_runs, sets=fixed, on_outcome=None if quiet else bar,
+                               on_start=started, ray=ray, ray_cpus=ray_cpus)
     except (GridError, ScenarioError) as error:
         for line in getattr(error, "issues", None) or [error]:
             _error(str(line), soft_wrap=True)
@@ -631,16 +623,14 @@ def safe_leverage_command(
         _error(f"safe-leverage: {error}")
         raise typer.Exit(EXIT_BAD_INPUT) from None
     out_dir = out_path if out_path is not None else default_run_dir(loaded)
+    from msgstorm.report.live import SweepProgress
+
     started = time.monotonic()
-    runs = {"n": 0}
-
-    def counted(_: dict[str, Any]) -> None:
-        runs["n"] += 1
-
+    bar = SweepProgress(out, label="safe-leverage")
     try:
-        with _sigterm_as_interrupt():
+        with _sigterm_as_interrupt(), bar:
             document = safe_leverage(scenario, budget=budget_share, confidence=sure, seeds=seeds, low=low, high=high,
-                                     vary=varied, sets=fixed, workers=workers, out_dir=out_dir, on_outcome=counted,
+                                     vary=varied, sets=fixed, workers=workers, out_dir=out_dir, on_outcome=bar,
                                      ray=ray)
     except (ValueError, GridError, ScenarioError) as error:
         for line in getattr(error, "issues", None) or [error]:
@@ -661,10 +651,20 @@ def safe_leverage_command(
         out.print(f"{label} {curve['safe_leverage']:g}x (the next leverage tried, {upper if upper is not None else '—'}, "
                   f"was over); P(over budget) there {at['exceed']}/{at['runs']}, "
                   f"{sure:.0%} interval [{at['ci'][0]:.3f}, {at['ci'][1]:.3f}]", highlight=False, markup=False)
+        within, over = curve["boundary"]
+        out.print(f"  boundary at {sure:.0%}: between {'—' if within is None else f'{within:g}x'} (shown within "
+                  f"budget) and {'—' if over is None else f'{over:g}x'} (shown over)"
+                  + ("" if within is not None else f"; {seeds} seeds cannot show a leverage within budget, "
+                     f"{_seeds_to_show(1 - sure)} can"), highlight=False, markup=False)
         out.print("  " + "  ".join(f"{p['leverage']:g}x: {p['exceed']}/{p['runs']}" for p in curve["points"]),
                   highlight=False, markup=False)
-    out.print(f"{runs['n']} runs in {time.monotonic() - started:,.0f} s; {out_dir / 'safe_leverage.json'}, "
+    out.print(f"{bar.done} runs in {time.monotonic() - started:,.0f} s; {out_dir / 'safe_leverage.json'}, "
               f"{out_dir / 'safe_leverage.html'}", highlight=False, markup=False)
+
+
+def _seeds_to_show(alpha: float) -> int:
+    """The fewest seeds, none exceeding, whose one-sided upper bound is within ``alpha``."""
+    return math.ceil(math.log(alpha) / math.log(1 - alpha))
 
 
 @app.command()

@@ -6,6 +6,8 @@ virtual time, counts so far, the commit latencies since the previous snapshot). 
 snapshots into rates over a sliding span of virtual time; ``LiveProgress`` draws a rich bar
 from them; ``tee`` feeds one snapshot to several consumers (the bar and the Prometheus
 exporter). Nothing here changes the run: a consumer only reads the snapshot.
+``SweepProgress`` is the same for a sweep: runs done and failed and the time left, from each
+run's outcome as it comes back.
 
 ``sent`` counts messages the schedule has *generated*, and traffic is generated a window
 (``run.window``) at a time, so it runs ahead of virtual time by up to one window; the offered
@@ -18,14 +20,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from msgstorm.progress import ProgressSnapshot, RecentLatencies
 
-__all__ = ["LiveProgress", "SnapshotRates", "tee"]
+__all__ = ["LiveProgress", "SnapshotRates", "SweepProgress", "tee"]
 
 Snapshot = ProgressSnapshot
 NS_PER_S = 1_000_000_000
@@ -142,3 +145,60 @@ class LiveProgress:
 def _red(name: str, count: int) -> str:
     """``name N``, red when N is not 0: messages the layer dropped, refused or lost."""
     return f"{name} [red]{count:,}[/]" if count else f"{name} 0"
+
+
+class SweepProgress:
+    """Runs done, failed and the time left in a sweep, from each run's outcome as it comes
+    back: on a terminal a bar redrawn in place, elsewhere (a log, CI) one line per run, so
+    nothing is lost in a file. ``total`` is None when the number of runs is not known ahead
+    (a search such as safe-leverage): the bar then counts without an ETA. Use as a context
+    manager around the sweep."""
+
+    def __init__(self, console: Console, label: str = "sweep") -> None:
+        self.console = console
+        self.done = 0
+        self.failed = 0
+        self.total: int | None = None
+        self._started = time.monotonic()
+        self._bar = Progress(TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.fields[status]}"),
+                             TimeElapsedColumn(), console=console, transient=True)
+        self._task = self._bar.add_task(label, total=None, status="starting")
+
+    def __enter__(self) -> Self:
+        self._started = time.monotonic()
+        if self.console.is_terminal:
+            self._bar.__enter__()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        if self.console.is_terminal:
+            self._bar.__exit__(kind, error, trace)
+
+    def start(self, total: int) -> None:
+        """The number of runs to make (those a previous sweep finished not counted)."""
+        self.total = total
+        self._started = time.monotonic()
+        self._bar.update(self._task, total=max(total, 1), completed=0, status=self.status())
+
+    def status(self) -> str:
+        """``N/T done, F failed, ETA S s`` (``N done`` while the total is unknown)."""
+        done = f"{self.done:,}/{self.total:,} done" if self.total is not None else f"{self.done:,} done"
+        failed = f"[red]{self.failed:,} failed[/]" if self.failed else "0 failed"
+        if self.total is None or not self.done:
+            return f"{done}, {failed}"
+        left_s = (self.total - self.done) * (time.monotonic() - self._started) / self.done
+        return f"{done}, {failed}, ETA {left_s:,.0f} s"
+
+    def __call__(self, outcome: dict[str, Any]) -> None:
+        self.done += 1
+        self.failed += outcome.get("status") != "ok"
+        status = self.status()
+        if self.console.is_terminal:
+            self._bar.update(self._task, completed=self.done, status=status)
+            if outcome.get("status") != "ok":
+                self._bar.console.print(f"run {outcome.get('run_id')} failed: {outcome.get('error')}",
+                                        highlight=False, markup=False)
+            return
+        failure = f"  (run {outcome.get('run_id')}: {outcome.get('error')})" if outcome.get("status") != "ok" else ""
+        self.console.print(f"  {Text.from_markup(status).plain}{failure}", highlight=False, markup=False)

@@ -25,7 +25,7 @@ from typing import Any
 
 from msgstorm.sweep.grid import RunSpec
 
-__all__ = ["DONE_FILE", "RunOutcome", "finished", "run_all", "run_all_on_ray", "run_one"]
+__all__ = ["DONE_FILE", "RunOutcome", "finished", "record", "run_all", "run_all_on_ray", "run_one"]
 
 DONE_FILE = "done.json"
 RunOutcome = dict[str, Any]  # {run_id, status ("ok", "failed"), error, wall_s, summary}
@@ -53,10 +53,16 @@ def run_one(scenario_path: str, fixed: list[str], spec: RunSpec, run_dir: str, k
         for entry in directory.iterdir():
             if entry.name != "summary.json":
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    record(directory, outcome)
+    return outcome
+
+
+def record(directory: Path, outcome: RunOutcome) -> None:
+    """Leave ``done.json`` in the run's directory (written, then renamed into place)."""
+    directory.mkdir(parents=True, exist_ok=True)
     temporary = directory / f".{DONE_FILE}.tmp"
     temporary.write_text(json.dumps(outcome), encoding="utf-8")
     os.replace(temporary, directory / DONE_FILE)
-    return outcome
 
 
 def finished(runs_dir: Path, run_id: str) -> RunOutcome | None:
@@ -113,8 +119,10 @@ def run_all_on_ray(scenario_path: str, fixed: list[str], specs: list[RunSpec], r
                    ) -> Iterator[RunOutcome]:
     """The same runs as Ray tasks on an existing cluster (``address``: ``auto`` or host:port).
     Each task writes its run where ``runs_dir`` says (a path every node shares, or this
-    machine's); only its outcome comes back. A task whose worker dies is retried once
-    (``max_retries=1``), then recorded as failed."""
+    machine's); only its outcome comes back, and the driver records it in its own
+    ``runs_dir`` too, so a sweep resumed here skips the runs other nodes finished even when
+    ``runs_dir`` is not shared. A task whose worker dies is retried once (``max_retries=1``),
+    then recorded as failed (and run again by a resumed sweep)."""
     import ray
 
     if not ray.is_initialized():
@@ -129,6 +137,8 @@ def run_all_on_ray(scenario_path: str, fixed: list[str], specs: list[RunSpec], r
                 spec = pending.pop(ref)
                 try:
                     outcome = ray.get(ref)
+                    if finished(runs_dir, spec.run_id) is None:  # the task ran on another node
+                        record(runs_dir / spec.run_id, outcome)
                 except Exception as error:  # noqa: BLE001 - retried once already: the run failed
                     outcome = {"run_id": spec.run_id, "point": spec.point, "seed": spec.seed, "values": spec.values,
                                "status": "failed", "error": f"ray task failed twice: {type(error).__name__}: "

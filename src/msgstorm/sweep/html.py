@@ -126,6 +126,13 @@ def write_sweep_report(out_dir: Path, plan: Plan, sweep_table: pa.Table) -> Path
     return path
 
 
+def _reach(curve: dict[str, Any], end: int) -> float:
+    """How far the boundary interval's end ``end`` (0: low, 1: high) lies from the safe
+    leverage (0 where that end is not shown)."""
+    safe, bound = curve["safe_leverage"], curve["boundary"][end]
+    return 0.0 if safe is None or bound is None else abs(bound - safe)
+
+
 def write_leverage_report(out_dir: Path, document: dict[str, Any]) -> Path:
     """safe_leverage.html: P(bad debt over budget) against leverage with its intervals, one
     curve per value of ``vary``; safe leverage against that value; the numbers."""
@@ -142,8 +149,10 @@ def write_leverage_report(out_dir: Path, document: dict[str, Any]) -> Path:
                                  "array": [p["ci"][1] - p["p"] for p in points],
                                  "arrayminus": [p["p"] - p["ci"][0] for p in points]}})
         bracket = curve["bracket"]
+        boundary = curve["boundary"]
         rows.append([esc(label), esc(curve["safe_leverage"]),
                      esc(f"[{bracket[0]}, {bracket[1]}]"),
+                     esc(f"[{'—' if boundary[0] is None else boundary[0]}, {'—' if boundary[1] is None else boundary[1]}]"),
                      esc("—" if curve["at_safe"] is None else
                          f"{curve['at_safe']['exceed']}/{curve['at_safe']['runs']} "
                          f"[{curve['at_safe']['ci'][0]:.3f}, {curve['at_safe']['ci'][1]:.3f}]")])
@@ -161,16 +170,16 @@ def write_leverage_report(out_dir: Path, document: dict[str, Any]) -> Path:
         values = [_label(curve["vary"][document["vary"]]) for curve in document["curves"]]
         safe_fig = figure([{"type": "scatter", "mode": "lines+markers", "x": values,
                             "y": [curve["safe_leverage"] for curve in document["curves"]], "name": "safe leverage",
-                            "error_y": {"type": "data", "symmetric": False, "array": [
-                                (curve["bracket"][1] - curve["safe_leverage"])
-                                if curve["bracket"][1] is not None and curve["safe_leverage"] is not None else 0
-                                for curve in document["curves"]], "arrayminus": [0] * len(values)}}],
+                            "error_y": {"type": "data", "symmetric": False,
+                                        "array": [_reach(curve, 1) for curve in document["curves"]],
+                                        "arrayminus": [_reach(curve, 0) for curve in document["curves"]]}}],
                           {"title": {"text": f"Safe leverage against {document['vary']}"}, "height": 380,
                            "xaxis": {"title": {"text": document["vary"]}, "type": "category"},
-                           "yaxis": {"title": {"text": "safe leverage"}}})
+                           "yaxis": {"title": {"text": "safe leverage (bars: the boundary interval)"}}})
         sections.append(("safe", "Safe leverage against the varied key",
                          figure_block(Plot("safe-leverage", safe_fig))))  # type: ignore[arg-type]
-    sections.append(("numbers", "Safe leverage", table(["curve", "safe leverage", "bracket", "exceeding there"], rows,
+    sections.append(("numbers", "Safe leverage", table(["curve", "safe leverage", "bracket", f"boundary at {document['confidence']:.0%}",
+                                                         "exceeding there"], rows,
                                                         attrs='id="leverage-table"')))
     meta = esc(f"{document['scenario']} · budget {budget:g}% of open interest · confidence "
                f"{document['confidence']:.0%} · {document['seeds']} seeds · {document['leverage_is']}")

@@ -12,7 +12,14 @@ the stated confidence. The search evaluates a log-spaced grid over ``range``, th
 (geometrically) between the highest leverage whose estimate is within ``1 - confidence``
 (below the first that is not) and that first one. The answer is that highest leverage, with
 the bracket ``[it, the lowest leverage above it found over]`` at the search's resolution and
-its probability's interval: with N seeds and none exceeding, the interval's upper end is
+its probability's interval.
+
+The answer's uncertainty is the **boundary interval** ``[surely within, surely over]``: the
+highest leverage tried whose one-sided upper Clopper-Pearson bound (at the confidence) is
+within ``1 - confidence``, and the lowest whose one-sided lower bound is over it. The
+probability grows with leverage, so the true boundary lies between them unless one of the
+two bounds is wrong (each at most ``1 - confidence`` of the time). An end that no leverage
+tried shows is None: with N seeds and none exceeding the upper bound is
 1 - (1 - confidence)^(1/N), so few seeds cannot *show* a small probability (59 seeds for 5%).
 
 ``vary``: ``KEY=v1,v2,...`` draws one curve per value (e.g. a latency scale of the
@@ -31,7 +38,7 @@ from msgstorm.scenario import load_scenario
 from msgstorm.sweep import sweep
 from msgstorm.sweep.grid import toml_value
 
-__all__ = ["clopper_pearson", "safe_leverage"]
+__all__ = ["boundary_interval", "clopper_pearson", "one_sided_bounds", "safe_leverage"]
 
 PCT = "market.bad_debt.pct_of_open_interest"
 
@@ -44,6 +51,27 @@ def clopper_pearson(k: int, n: int, confidence: float) -> tuple[float, float]:
     low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
     high = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
     return low, high
+
+
+def one_sided_bounds(k: int, n: int, confidence: float) -> tuple[float, float]:
+    """The one-sided Clopper-Pearson bounds at ``confidence``: p is at least the first, and at
+    most the second, each with that confidence."""
+    from scipy.stats import beta
+
+    low = 0.0 if k == 0 else float(beta.ppf(1.0 - confidence, k, n - k + 1))
+    high = 1.0 if k == n else float(beta.ppf(confidence, k + 1, n - k))
+    return low, high
+
+
+def boundary_interval(counts: dict[float, tuple[int, int]], confidence: float) -> tuple[float | None, float | None]:
+    """``(surely within, surely over)``: the highest leverage whose probability is shown to be
+    within ``1 - confidence`` below the lowest shown to be over it (module docstring)."""
+    alpha = 1.0 - confidence
+    over = [leverage for leverage, (k, n) in counts.items() if n and one_sided_bounds(k, n, confidence)[0] > alpha]
+    first_over = min(over) if over else None
+    within = [leverage for leverage, (k, n) in counts.items()
+              if n and one_sided_bounds(k, n, confidence)[1] <= alpha and (first_over is None or leverage < first_over)]
+    return (max(within) if within else None), first_over
 
 
 def _evaluate(scenario_path: str, leverages: list[float], groups: int, seeds: int, sets: list[str],
@@ -102,7 +130,8 @@ def _curve(scenario_path: str, groups: int, budget_pct: float, confidence: float
         points.append({"leverage": leverage, "runs": n, "exceed": exceed, "p": exceed / n if n else None,
                        "ci": list(interval)})
     at_safe = next((point for point in points if point["leverage"] == safe), None)
-    return {"safe_leverage": safe, "bracket": [safe, unsafe], "at_safe": at_safe, "points": points,
+    return {"safe_leverage": safe, "bracket": [safe, unsafe], "boundary": list(boundary_interval(counts, confidence)),
+            "at_safe": at_safe, "points": points,
             "note": None if safe is not None else f"already over budget at the range's lowest leverage {low}"}
 
 
