@@ -272,7 +272,8 @@ def test_the_ack_window_holds_its_limit_and_gives_up_overdue_acks() -> None:
         warm.sent(np.zeros(1, dtype=np.int64), loop.time())
         warm.answered(np.zeros(1, dtype=np.int64))
         window = AckWindow(limit=4, timeout_s=3.0)  # long beside the steps below, on a busy machine too
-        window.sent(np.arange(3, dtype=np.int64), loop.time())
+        first_sent = loop.time()
+        window.sent(np.arange(3, dtype=np.int64), first_sent)
         assert window.room() == 1
         window.sent(np.array([3], dtype=np.int64), loop.time())
         waiter = loop.create_task(window.wait_for_room())
@@ -281,10 +282,12 @@ def test_the_ack_window_holds_its_limit_and_gives_up_overdue_acks() -> None:
         window.answered(np.array([1, 1, 99, -5], dtype=np.int64))  # a repeat, an id never sent
         await asyncio.wait_for(waiter, 0.5)  # an ack made room
         assert window.unanswered == 3 and window.room() == 1
-        window.sent(np.array([70_000], dtype=np.int64), loop.time())  # the flags grow
-        started = loop.time()
+        # A second later (so that a stalled event loop on a busy machine cannot make it overdue
+        # together with the oldest), one more: the flags grow.
+        await asyncio.sleep(1.0)
+        window.sent(np.array([70_000], dtype=np.int64), loop.time())
         await window.wait_for_room()
-        assert loop.time() - started >= 2.4, "nothing answered: room once the oldest acks are overdue"
+        assert loop.time() - first_sent >= 2.95, "nothing answered: room once the oldest acks are overdue"
         assert window.timed_out == 3 and window.unanswered == 1
         window.answered(np.array([0, 70_000], dtype=np.int64))  # 0 came too late: not counted again
         assert window.unanswered == 0 and window.timed_out == 3
