@@ -149,6 +149,22 @@ DESCRIPTIONS: dict[str, str] = {
     "SequencerSpec.policy": "queue policy: {queue_policies}",
     "SequencerSpec.standby": "failover candidates, in order",
     "SequencerSpec.failover_timeout": "after a leader crash, the first live standby takes over after this",
+    "SequencerSpec.batch_auction": "settings of `policy = \"batch_auction\"` (`[sequencer.batch_auction]`)",
+    "SequencerSpec.commit_reveal": "settings of `policy = \"commit_reveal\"` (`[sequencer.commit_reveal]`)",
+    "SequencerSpec.fair_order": "settings of `policy = \"fair_order\"` (`[sequencer.fair_order]`)",
+    "BatchAuctionSpec.interval": "a batch every this long (from 0); what arrived in it is served when it closes",
+    "CommitRevealSpec.kinds": "the message kinds sent as commitments (others are served as they come)",
+    "CommitRevealSpec.reveal_delay": "from a commitment's sequencing to its sender's reveal message",
+    "CommitRevealSpec.window": "a commitment whose reveal is not sequenced within this of its own sequencing "
+                               "expires (its order never takes effect)",
+    "FairOrderSpec.gamma": "a before b when more than half and at least this share of the reporting nodes "
+                           "received a first (1: all of them)",
+    "FairOrderSpec.granularity": "the leader orders what is reported every this long (the batch granularity)",
+    "FairOrderSpec.timeout": "a message some nodes have not reported after this is ordered with the reports "
+                             "it has (a missing report counts as last)",
+    "FairOrderSpec.nodes": "the reporting nodes (default: all)",
+    "FairOrderSpec.batch_order": "order within a cycle of preferences: `median` receive time over the "
+                                 "nodes, or the `leader`'s arrival order",
     # [blocks]
     "BlocksSpec.interval": "block time",
     "BlocksSpec.max_messages": "block capacity in messages",
@@ -354,6 +370,9 @@ _SECTIONS: list[_Section] = [
     ("[[network.links]]", schema.LinkOverride),
     ("[gossip]", schema.GossipSpec),
     ("[sequencer]", schema.SequencerSpec),
+    ("[sequencer.batch_auction]", schema.BatchAuctionSpec),
+    ("[sequencer.commit_reveal]", schema.CommitRevealSpec),
+    ("[sequencer.fair_order]", schema.FairOrderSpec),
     ("[blocks]", schema.BlocksSpec),
     ("[backpressure]", "mode", schema.BackpressureSpec),
     ("[desync]", schema.DesyncSpec),
