@@ -142,6 +142,7 @@ def load_extensions(spec: str | None = None) -> None:
 QUEUE_POLICIES: Registry[Callable[[], Any]] = Registry("queue policy", (
     "msgstorm.sim.policies",
     "msgstorm.sim.policies_batch",
+    "msgstorm.sim.policies_commit_reveal",
 ))
 BACKPRESSURE_MODES: Registry[Callable[[Any], Any]] = Registry("backpressure mode", ("msgstorm.sim.backpressure",))
 FAULT_KINDS: Registry[Any] = Registry("fault kind", ("msgstorm.sim.fault_injector",))
