@@ -219,6 +219,13 @@ def _market_references(scenario: Scenario, regions: set[str], nodes: set[str], a
                              f"unknown node {topups.node!r}{did_you_mean(topups.node, nodes)}; nodes are {hint_nodes}"))
         if topups.name in agent_names:
             problems.append((("market", "topups", "name"), f"{topups.name!r} is also the name of an agent"))
+    for index, runner in enumerate(market.frontrunners):
+        for field, node in (("node", runner.node), ("watch", runner.watch)):
+            if node is not None and node not in nodes:
+                problems.append((("market", "frontrunners", index, field),
+                                 f"unknown node {node!r}{did_you_mean(node, nodes)}; nodes are {hint_nodes}"))
+        if runner.name in agent_names:
+            problems.append((("market", "frontrunners", index, "name"), f"{runner.name!r} is also the name of an agent"))
     instruments = [instrument.name for instrument in market.instruments]
     for index, group in enumerate(market.accounts):
         if group.instrument is not None and group.instrument not in instruments:

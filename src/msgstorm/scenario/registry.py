@@ -155,4 +155,4 @@ LIVE_DRIVERS: Registry[Any] = Registry("live driver", (
     "msgstorm.live.drivers.zmq",
     "msgstorm.live.drivers.redis",
 ))
-REACTORS: Registry[Callable[..., Any]] = Registry("reactor", ("msgstorm.market.reactor",))
+REACTORS: Registry[Callable[..., Any]] = Registry("reactor", ("msgstorm.market.reactor", "msgstorm.market.frontrun"))

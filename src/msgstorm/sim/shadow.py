@@ -63,6 +63,7 @@ from msgstorm.sim.state import (
     IN_BLOCK,
     IN_FLIGHT,
     IN_SERVICE,
+    KEY,
     KIND,
     LOST,
     MSG_ID,
@@ -234,8 +235,8 @@ class ShadowNetwork:
     def base_fee(self) -> float | None:
         return self.sequencer.backpressure.base_fee
 
-    def visible(self, msg_id: int) -> tuple[str, int, int, int, float] | None:
-        """What a watcher at a node sees of a live message: ``(kind, agent, node, size,
+    def visible(self, msg_id: int) -> tuple[str, int, int, int, int, float] | None:
+        """What a watcher at a node sees of a live message: ``(kind, agent, node, key, size,
         fee)``; None once settled, or while the queue policy hides its content (an
         unrevealed commitment)."""
         record = self.msgs.live.get(msg_id)
@@ -244,7 +245,7 @@ class ShadowNetwork:
         hides = getattr(self.policy, "hides", None)
         if hides is not None and hides(record):
             return None
-        return MESSAGE_KINDS[record[KIND]], record[AGENT], record[ORIGIN], record[SIZE], record[FEE]
+        return MESSAGE_KINDS[record[KIND]], record[AGENT], record[ORIGIN], record[KEY], record[SIZE], record[FEE]
 
     def execution_rank(self, msg_id: int) -> int | None:
         """Inside ``committed``: when a message of the block takes effect, by the queue
