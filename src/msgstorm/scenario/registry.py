@@ -143,6 +143,7 @@ QUEUE_POLICIES: Registry[Callable[[], Any]] = Registry("queue policy", (
     "msgstorm.sim.policies",
     "msgstorm.sim.policies_batch",
     "msgstorm.sim.policies_commit_reveal",
+    "msgstorm.sim.policies_fair",
 ))
 BACKPRESSURE_MODES: Registry[Callable[[Any], Any]] = Registry("backpressure mode", ("msgstorm.sim.backpressure",))
 FAULT_KINDS: Registry[Any] = Registry("fault kind", ("msgstorm.sim.fault_injector",))
