@@ -13,9 +13,9 @@ the square root of time, so 80%/y is 0.8 / sqrt(31,536,000) per sqrt(second)); a
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from msgstorm.scenario.distributions import (
     Constant,
@@ -225,6 +225,15 @@ class MarketSpec(_DistSpec):
     keepers: list[KeeperSpec] = Field(default_factory=list)
     topups: TopUpSpec | None = None
     frontrunners: list[FrontRunnerSpec] = Field(default_factory=list)
+
+    @model_serializer(mode="wrap")
+    def _without_unset_frontrunners(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """No front-runners are not written: a market without them dumps (and hashes) as it
+        did before they existed."""
+        data: dict[str, Any] = handler(self)
+        if not data.get("frontrunners"):
+            data.pop("frontrunners", None)
+        return data
     maintenance_margin: Fraction = 0.05
     liquidation_penalty: Fraction = 0.05
     # Slippage of a liquidation: ``slippage_bps`` basis points for each ``depth`` of notional

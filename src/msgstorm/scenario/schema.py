@@ -8,9 +8,17 @@ Cross-references (region and node names) are checked in ``msgstorm.scenario.refs
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from msgstorm.scenario.distributions import (
     Constant,
@@ -155,6 +163,9 @@ class FairOrderSpec(_Spec):
     batch_order: Literal["median", "leader"] = "median"
 
 
+ORDERING_SETTINGS = ("batch_auction", "commit_reveal", "fair_order")
+
+
 class SequencerSpec(_Spec):
     node: str | None = None
     workers: int = Field(default=1, ge=1, le=1024)
@@ -166,6 +177,16 @@ class SequencerSpec(_Spec):
     batch_auction: BatchAuctionSpec | None = None
     commit_reveal: CommitRevealSpec | None = None
     fair_order: FairOrderSpec | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_protocols(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Settings of ordering protocols left unset are not written: a scenario without
+        them dumps (and hashes, ``scenario_hash``) as it did before they existed."""
+        data: dict[str, Any] = handler(self)
+        for name in ORDERING_SETTINGS:
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
 
 class BlocksSpec(_Spec):
