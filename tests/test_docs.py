@@ -200,6 +200,9 @@ _ROWS: dict[str, list[tuple[str, ...]]] = {
     "bad debt": [("market", "bad_debt", "absolute"), ("market", "bad_debt", "pct_of_open_interest"),
                  ("market", "open_interest"), ("market", "bad_debt", "accounts")],
     "price staleness p50 / p99 / max": [("market", "price_staleness_ms", key) for key in ("p50", "p99", "max")],
+    "front-running": [("fairness", "front_run_successes"), ("fairness", "front_run_attempts"),
+                      ("fairness", "extracted_value")],
+    "order inversions": [("fairness", "inversions"), ("fairness", "pairs"), ("fairness", "gamma")],
 }
 _STAGES = ("propagation", "queue_wait", "service", "block_wait")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
@@ -270,7 +273,7 @@ def test_the_tour_shows_an_excerpt_of_each_sim_example() -> None:
 
 
 SIM_TOUR = ["quickstart", "ramp", "flash-crash", "matching-engine", "black-thursday", "black-thursday-fee-aware",
-            "solana-spam"]
+            "front-running", "solana-spam"]
 
 
 @pytest.mark.parametrize("name", SIM_TOUR)

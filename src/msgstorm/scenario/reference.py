@@ -319,6 +319,19 @@ DESCRIPTIONS: dict[str, str] = {
     "AccountsSpec.long_share": "share of long positions (the rest are short)",
     "AccountsSpec.file": "or load the group from a CSV or Parquet file: `side` (long/short or 1/-1), `size`, "
                          "`entry`, `collateral`",
+    "MarketSpec.frontrunners": "front-runners that race the orders they see: [`[[market.frontrunners]]`]"
+                               "(#marketfrontrunners)",
+    "FrontRunnerSpec.name": "the front-runner's agent name",
+    "FrontRunnerSpec.node": "where its orders enter the network (default: the sequencer's node)",
+    "FrontRunnerSpec.watch": "where it watches the validated messages for victims (default: `node`)",
+    "FrontRunnerSpec.kind": "the victims' message kind",
+    "FrontRunnerSpec.min_size": "a victim's message is at least this large",
+    "FrontRunnerSpec.notional_per_byte": "a message's notional per byte of its size (the order flow's sizes "
+                                         "stand for its orders' sizes)",
+    "FrontRunnerSpec.share": "its order's notional as a share of the victim's",
+    "FrontRunnerSpec.fee_multiple": "its order's fee: the victim's × this",
+    "FrontRunnerSpec.reaction": "from seeing a victim at `watch` to sending from `node`",
+    "FrontRunnerSpec.size": "size of its order message",
     "KeeperSpec.name": "the keepers' agent name (each keeper is `<name>-<i>` in the `triggers` table)",
     "KeeperSpec.count": "keepers in this group, spread over the nodes of `node` or `region` (default: all)",
     "KeeperSpec.region": "their region",
@@ -388,6 +401,7 @@ _SECTIONS: list[_Section] = [
     ("[[market.accounts]]", market.AccountsSpec),
     ("[[market.keepers]]", market.KeeperSpec),
     ("[market.topups]", market.TopUpSpec),
+    ("[[market.frontrunners]]", market.FrontRunnerSpec),
     ("[analysis]", schema.AnalysisSpec),
     ("[history]", schema.HistorySpec),
     ("[limits]", schema.LimitsSpec),
