@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 
+from msgstorm.scenario import ScenarioError
 from msgstorm.sim.policies_fair import fair_order
 
 NEVER = np.iinfo(np.int64).max
@@ -100,3 +102,14 @@ def test_gamma_one_never_inverts_messages_every_node_received_a_granularity_apar
     fees = run_scenario(scenario_from(SCENARIO.format(policy="fee_priority", granularity="10ms")))
     apart_fee, inverted_fee = _clear_inversions(fees.history, 10_000_000)
     assert inverted_fee > 0
+
+
+def test_an_unknown_reporting_node_and_a_live_target_are_refused_naming_the_field(scenario_from) -> None:
+    text = SCENARIO.format(policy="fair_order", granularity="10ms").replace(
+        'granularity = "10ms" }', 'granularity = "10ms", nodes = ["us-east-0", "us-east-7"] }')
+    with pytest.raises(ScenarioError, match=r"test.toml:\d+: sequencer.fair_order.nodes\[1\]: unknown node 'us-east-7'"):
+        scenario_from(text)
+    live = SCENARIO.format(policy="fair_order", granularity="10ms").replace("[run]", 'target = "nats"\n\n[run]')
+    with pytest.raises(ScenarioError, match="queue policy 'fair_order' runs on the simulator only") as error:
+        scenario_from(live)
+    assert "sequencer.fair_order: [sequencer.fair_order] applies on the simulator only" in str(error.value)
