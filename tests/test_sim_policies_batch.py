@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow.compute as pc
+import pytest
 
 from msgstorm.sim.policies_batch import BatchAuctionPolicy, within_batch_key
 
@@ -81,3 +82,24 @@ def test_messages_are_served_only_when_their_batch_closes(scenario_from, run_sce
     seq = messages["seq_no"].to_numpy()
     in_first = closes == closes.min()
     assert not np.all(np.diff(seq[in_first][np.argsort(received[in_first])]) > 0)
+
+
+CRASH = """
+[[faults]]
+kind = "crash"
+node = "sequencer"
+at = "700ms"
+restart_after = "300ms"
+"""
+
+
+@pytest.mark.parametrize("policy", ["batch_auction", "commit_reveal", "fair_order"])
+def test_a_leader_crash_gives_every_held_message_back(policy: str, scenario_from, run_scenario) -> None:
+    # Messages a gated policy holds (a forming batch, unreported ones) go back in flight with
+    # the rest; after the standby takes over everything is sequenced once and commits.
+    text = SCENARIO.replace('policy = "batch_auction"', f'policy = "{policy}"\nstandby = ["us-east-1"]\n'
+                            'failover_timeout = "100ms"') + CRASH
+    result = run_scenario(scenario_from(text))
+    assert all(check["verdict"] == "valid" for check in result.summary["checks"]), result.summary["checks"]
+    messages = result.summary["messages"]
+    assert messages["committed"] + messages["lost"] == messages["sent"] and messages["committed"] > 500
