@@ -63,3 +63,21 @@ def test_a_won_race_earns_the_victims_price_impact(run_scenario) -> None:
 def test_no_fairness_section_without_front_runners_or_an_ordering_protocol(run_scenario) -> None:
     result = run_scenario(load_scenario(EXAMPLE, [*SHORT, "market.frontrunners=[]"]))
     assert "fairness" not in result.summary
+
+
+def test_a_sandwich_wins_only_with_the_victims_order_between_its_two(run_scenario) -> None:
+    result = run_scenario(load_scenario(EXAMPLE, [*SHORT, 'sequencer.policy="fifo"',
+                                                  "market.frontrunners[0].sandwich=true"]))
+    races = result.history.table("frontruns").to_pylist()
+    seq = dict(zip(result.history.messages["msg_id"].to_pylist(), result.history.messages["seq_no"].to_pylist()))
+    won = [race for race in races if race["outcome"] == "won"]
+    assert won and all(race["back_msg_id"] >= 0 for race in races)
+    assert all(seq[race["msg_id"]] < seq[race["victim_msg_id"]] < seq[race["back_msg_id"]] for race in won)
+    # Under fee priority, at the sequencer's node: a back-run paying less than the victim
+    # follows it; one paying more passes it too, and the sandwich fails.
+    after = _fairness(run_scenario, 'sequencer.policy="fee_priority"', *NO_ADVANTAGE,
+                      "market.frontrunners[0].sandwich=true")
+    before = _fairness(run_scenario, 'sequencer.policy="fee_priority"', *NO_ADVANTAGE,
+                       "market.frontrunners[0].sandwich=true", "market.frontrunners[0].back_fee_multiple=3.0")
+    assert after["front_run_successes"] > 0
+    assert before["front_run_attempts"] > 5 and before["front_run_successes"] == 0

@@ -187,8 +187,9 @@ TOPUPS = pa.schema([
 ])
 
 # ``frontruns``: a front-runner saw a victim's message at its node (``t``) and sent its own
-# order (``t_sent``, ``msg_id``); ``outcome``: "won" (its order took effect before the
-# victim's), "lost" (after it or with it), "unfinished" (one of the two never took effect);
+# order (``t_sent``, ``msg_id``; a sandwich's back-run ``back_msg_id``); ``outcome``: "won"
+# (its order took effect before the victim's, and a back-run after it), "lost", "unfinished"
+# (one of them never took effect);
 # ``value``: what a won race earned (its notional x the victim's price impact), else 0.
 FRONTRUNS = pa.schema([
     pa.field("t", pa.int64(), nullable=False),
@@ -197,6 +198,7 @@ FRONTRUNS = pa.schema([
     pa.field("node", pa.string(), nullable=False),
     pa.field("victim_msg_id", pa.int64(), nullable=False),
     pa.field("msg_id", pa.int64(), nullable=False),
+    pa.field("back_msg_id", pa.int64(), nullable=False),  # a sandwich's back-run (-1: none)
     pa.field("victim_notional", pa.float64(), nullable=False),
     pa.field("notional", pa.float64(), nullable=False),
     pa.field("outcome", pa.string(), nullable=False),

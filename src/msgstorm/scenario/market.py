@@ -196,7 +196,9 @@ class FrontRunnerSpec(_DistSpec):
     (``kind``, at least ``min_size``) and, ``reaction`` later, races each with an order of
     its own sent from ``node`` (``share`` of the victim's notional) at ``fee_multiple`` x
     the victim's fee. Watching near the victims and sending from next to the sequencer is
-    a latency advantage (``reaction`` then includes the news's trip between them). A race is
+    a latency advantage (``reaction`` then includes the news's trip between them). With
+    ``sandwich`` it also sends the opposite order when the victim's reaches ``node``, at
+    ``back_fee_multiple`` x the victim's fee, and wins only with the victim's in between. A race is
     won when its order takes effect before the victim's (under the queue policy's rule); it
     earns its notional x the price impact of the victim's order (the market's linear depth
     model: ``slippage_bps`` per ``depth`` of notional). A message's notional is its size x
@@ -212,6 +214,8 @@ class FrontRunnerSpec(_DistSpec):
     fee_multiple: float = Field(default=2.0, gt=0)
     reaction: DurationDist = Field(default_factory=lambda: Constant(value=100_000))
     size: SizeBytes = 200
+    sandwich: bool = False
+    back_fee_multiple: float = Field(default=0.5, gt=0)
 
 
 class MarketSpec(_DistSpec):

@@ -332,6 +332,10 @@ DESCRIPTIONS: dict[str, str] = {
     "FrontRunnerSpec.fee_multiple": "its order's fee: the victim's × this",
     "FrontRunnerSpec.reaction": "from seeing a victim at `watch` to sending from `node`",
     "FrontRunnerSpec.size": "size of its order message",
+    "FrontRunnerSpec.sandwich": "also send the opposite order (the back-run) when the victim's reaches `node`; "
+                                "won only with the victim's order between the two",
+    "FrontRunnerSpec.back_fee_multiple": "the back-run's fee: the victim's × this (below 1: after it under fee "
+                                         "priority)",
     "KeeperSpec.name": "the keepers' agent name (each keeper is `<name>-<i>` in the `triggers` table)",
     "KeeperSpec.count": "keepers in this group, spread over the nodes of `node` or `region` (default: all)",
     "KeeperSpec.region": "their region",
