@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
+from msgstorm.scenario.loader import parse_scenario
 from msgstorm.sim.policies_batch import BatchAuctionPolicy, within_batch_key
 
 SCENARIO = """
@@ -35,8 +36,6 @@ class _Clock:
     """A PolicyHost for the policy alone: events kept in a list."""
 
     def __init__(self, interval: str) -> None:
-        from msgstorm.scenario.loader import parse_scenario
-
         self.scenario = parse_scenario(SCENARIO.replace('"50ms"', f'"{interval}"'), source="t.toml")
         self.node_names = ["a"]
         self.events: list[tuple[int, object]] = []

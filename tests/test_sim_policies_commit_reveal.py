@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pyarrow.compute as pc
 
+from msgstorm.scenario.loader import parse_scenario
+from msgstorm.sim.policies_commit_reveal import CommitRevealPolicy
+
 SCENARIO = """
 [run]
 name = "commit-reveal"
@@ -46,3 +49,49 @@ def test_without_commit_reveal_an_order_is_one_message(scenario_from, run_scenar
     result = run_scenario(scenario_from(SCENARIO.replace('policy = "commit_reveal"', 'policy = "fifo"')))
     messages = result.history.messages
     assert pc.sum(pc.equal(messages["kind"], "order")).as_py() < 250
+
+
+class _Host:
+    """A PolicyHost for the policy alone: records by msg id, events and sends kept in lists."""
+
+    def __init__(self, window: str) -> None:
+        self.scenario = parse_scenario(SCENARIO.replace('reveal_delay = "20ms"', f'window = "{window}"'), source="t.toml")
+        self.node_names = ["a"]
+        self.records: dict[int, list[object]] = {}
+        self.events: list[tuple[int, object, int]] = []
+        self.sent: list[tuple[object, ...]] = []
+
+    def message(self, msg: int) -> list[object] | None:
+        return self.records.get(msg)
+
+    def schedule(self, t: int, handler: object, a: int = 0, *rest: int) -> None:
+        self.events.append((t, handler, a))
+
+    def send(self, t: int, agent: int, kind: str, node: int, key: int, size: int, fee: float) -> int:
+        self.sent.append((t, agent, kind, node, key, size, fee))
+        return 100 + len(self.sent)
+
+
+def _record(msg: int, kind: int, seq_no: int) -> list[object]:
+    # Fields of sim/state.py: MSG_ID, KIND, AGENT, ORIGIN, KEY, SIZE, FEE, ..., SEQ_NO at 12.
+    return [msg, kind, 3, 2, 77, 250, 1.5, 0, 0, 0, 0, 0, seq_no, -1, -1, 0]
+
+
+def test_a_reveal_after_the_window_has_expired_and_one_within_takes_its_commitments_place() -> None:
+    host = _Host("1s")
+    policy = CommitRevealPolicy()
+    policy.attach(host)  # type: ignore[arg-type]
+    for msg, seq_no in ((1, 10), (2, 11)):  # two orders (kind 0) sequenced at t = 0
+        host.records[msg] = _record(msg, 0, seq_no)
+        assert policy.hides(host.records[msg])  # watchers see a commitment, not its order
+        policy.sequenced(0, msg)
+    for t, reveal, _ in list(host.events):
+        reveal(t, _, 0, 0, 0)  # type: ignore[operator]
+    assert [s[1:] for s in host.sent] == [(3, "order", 2, 77, 250, 1.5)] * 2  # the same content, from its node
+    host.records[101], host.records[102] = _record(101, 0, 20), _record(102, 0, 21)
+    assert not policy.hides(host.records[101])
+    policy.sequenced(900_000_000, 101)  # within the 1 s window
+    policy.sequenced(1_100_000_000, 102)  # after it
+    assert policy.execution_rank(host.records[101]) == 10
+    assert policy.execution_rank(host.records[102]) is None
+    assert policy.expired == 1

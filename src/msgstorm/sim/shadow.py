@@ -20,6 +20,13 @@ then Python events, then receipts. The kernel runs until the next send or Python
 or until a watched node validates an item (the leader or a standby for messages, any node
 for blocks), which Python then handles at exactly that time.
 
+A queue policy with hooks (``sim/policies.py``: batch auction, commit-reveal, fair
+ordering) is attached to this object, its ``PolicyHost``: it gets a clock, ``wake``,
+``send`` and message records, and, when it watches the nodes, every validation of every
+message at every node (all messages then travel as watched items). Reactors also ask it
+what a watcher sees of a message (``visible``) and when a committed one takes effect
+(``execution_rank``).
+
 A one-node network has no receipts to gossip; when ``solo_plan`` accepts its scenario the
 whole loop runs compiled instead (``sim/solo.py``, driven by ``SoloDriver``), built from
 the same ``Sequencer`` rules. ``compiled_solo=False`` keeps it here (the tests compare the two).
