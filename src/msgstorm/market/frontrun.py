@@ -4,8 +4,8 @@ Place in the pipeline: registered in ``REACTORS`` and built by the simulator for
 with ``[[market.frontrunners]]`` (``sim/reactor.py`` says what a reactor may do). During the
 run:
 
-- a front-runner sees each message validated at the node it watches; what it sees is what the queue
-  policy lets it see (``visible``: nothing of an unrevealed commitment). A message of its
+- a front-runner sees each message validated at the node it watches; what it sees is what
+  the queue policy lets it see (``visible``: nothing of an unrevealed commitment). A message of its
   victim ``kind``, at least ``min_size``, from an agent that is not a front-runner, is a
   victim: ``reaction`` later it sends an order of its own from its ``node`` (its fee the
   victim's x ``fee_multiple``); watching near the victims and sending from next to the
@@ -41,6 +41,8 @@ from msgstorm.scenario.schema import Scenario
 
 __all__ = ["FrontRunReactor", "frontrun_reactor", "price_impact"]
 
+# Races gathered before they go to the history writer.
+_FLUSH_ROWS = 4096
 _COLUMNS = ("t", "t_sent", "frontrunner", "node", "victim_msg_id", "msg_id", "back_msg_id", "victim_notional",
             "notional", "outcome", "value")
 
@@ -228,6 +230,14 @@ class FrontRunReactor:
         self._rows.append((race.t_seen, race.t_sent, runner.spec.name, self.host.node_names[runner.node], race.victim,
                            race.msg, -1 if race.back is None else race.back, race.victim_notional, race.notional,
                            outcome, value))
+        if len(self._rows) >= _FLUSH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._rows:
+            columns = list(zip(*self._rows, strict=True))
+            self.host.append("frontruns", {name: list(column) for name, column in zip(_COLUMNS, columns, strict=True)})
+            self._rows = []
 
     # --- the end -----------------------------------------------------------------------------
 
@@ -236,7 +246,4 @@ class FrontRunReactor:
         for race in sorted(self.open.values(), key=lambda r: r.msg):
             self._row(race, "unfinished", 0.0)
         self.open.clear()
-        if self._rows:
-            columns = list(zip(*self._rows, strict=True))
-            self.host.append("frontruns", {name: list(column) for name, column in zip(_COLUMNS, columns, strict=True)})
-            self._rows = []
+        self._flush()
