@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -81,3 +83,14 @@ def test_a_sandwich_wins_only_with_the_victims_order_between_its_two(run_scenari
                        "market.frontrunners[0].sandwich=true", "market.frontrunners[0].back_fee_multiple=3.0")
     assert after["front_run_successes"] > 0
     assert before["front_run_attempts"] > 5 and before["front_run_successes"] == 0
+
+
+def test_reactors_keep_their_seed_order_whatever_was_imported_first() -> None:
+    # The simulator hands reactors their seeds in REACTORS' order: the market's must not move
+    # when the front-run module happens to be imported before the registry loads (a test
+    # collecting it, a script), or every market run would change.
+    code = ("import msgstorm.market.frontrun\n"
+            "from msgstorm.scenario.registry import REACTORS\n"
+            "print(list(REACTORS))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["['market',", "'frontrun']"]

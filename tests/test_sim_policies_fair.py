@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from msgstorm.scenario import ScenarioError
+from msgstorm.scenario import ScenarioError, load_scenario
 from msgstorm.sim.policies_fair import fair_order
 
 NEVER = np.iinfo(np.int64).max
@@ -113,3 +115,17 @@ def test_an_unknown_reporting_node_and_a_live_target_are_refused_naming_the_fiel
     with pytest.raises(ScenarioError, match="queue policy 'fair_order' runs on the simulator only") as error:
         scenario_from(live)
     assert "sequencer.fair_order: [sequencer.fair_order] applies on the simulator only" in str(error.value)
+
+
+def test_below_one_gamma_follows_the_majority_across_batches(run_scenario) -> None:
+    # front-running.toml: the front-runner's order reaches four of the six nodes before the
+    # whale's, which completes its reports first. With gamma 2/3 the whale's order must wait
+    # for the front-runner's (four nodes prefer it): every race is won, no gamma-inversion.
+    example = Path(__file__).resolve().parent.parent / "examples" / "front-running.toml"
+    overrides = ['run.duration="4s"', 'run.drain="3s"', 'sequencer.policy="fair_order"']
+    majority = run_scenario(load_scenario(example, [*overrides, "sequencer.fair_order.gamma=0.66"])).summary
+    everyone = run_scenario(load_scenario(example, overrides)).summary
+    assert majority["fairness"]["inversions"] == 0
+    races = majority["fairness"]["front_run_attempts"]
+    assert races > 5 and majority["fairness"]["front_run_successes"] == races
+    assert everyone["fairness"]["front_run_successes"] < races  # gamma 1: no node majority binds

@@ -108,9 +108,13 @@ class Registry(Mapping[str, T]):
         return sorted(self._entries)
 
     def __iter__(self) -> Iterator[str]:
-        """Names in registration order (built-ins first)."""
+        """Built-ins first, in the order of their modules in ``builtin_modules`` (not the
+        order something happened to import them: the simulator hands reactors their seeds
+        in this order), then extensions in registration order."""
         self._load()
-        return iter(list(self._entries))
+        rank = {module: i for i, module in enumerate(self.builtin_modules)}
+        return iter(sorted(self._entries,
+                           key=lambda name: rank.get(getattr(self._entries[name], "__module__", ""), len(rank))))
 
     def __len__(self) -> int:
         self._load()

@@ -9,8 +9,9 @@ message at each node) and has a clock. After Aequitas (Kelkar et al., 2020) and 
   receive order: the time it validated each message (reports reach the leader at once: the
   policy measures the order fairness gives, not the reports' own trip);
 - every ``granularity`` the leader takes the admitted messages every reporting node has
-  reported, or that it admitted ``timeout`` ago (a missing report counts as last), and
-  orders them (``fair_order``): a before b when at least ``ceil(gamma x nodes)`` nodes
+  reported, or that it admitted ``timeout`` ago (a missing report counts as last), except
+  those a message still being reported may have to precede (enough nodes received it
+  first) and those after them, and orders them (``fair_order``): a before b when at least ``ceil(gamma x nodes)`` nodes
   received a first; messages whose preferences form a cycle (a strongly connected
   component) are one batch; batches follow the preferences between them and, where there
   are none, the ``batch_order`` key (the median receive time over the nodes, or the
@@ -120,10 +121,12 @@ class FairOrderPolicy:
         due = [m for m, admitted in self.waiting.items()
                if len(self.reports.get(m, ())) == everyone or t - admitted >= timeout]
         if due:
-            times = np.full((len(due), everyone), _NEVER, dtype=np.int64)
-            for row, m in enumerate(due):
-                for column, when in self.reports.get(m, {}).items():
-                    times[row, column] = when
+            times = self._times(due)
+            due_set = set(due)
+            partial = [m for m in self.reports if m not in due_set]
+            ready = self._unblocked(times, self._times(partial))
+            due, times = [m for m, ok in zip(due, ready, strict=True) if ok], times[ready]
+        if due:
             if self.spec.batch_order == "median":
                 keys = [float(np.median(times[row])) for row in range(len(due))]
             else:
@@ -136,6 +139,31 @@ class FairOrderPolicy:
                 self.ordered.add(m)
             self.host.wake(t)
         self.host.schedule(t + self.spec.granularity, self._close)
+
+    def _times(self, messages: list[int]) -> np.ndarray:
+        times = np.full((len(messages), len(self.reporters)), _NEVER, dtype=np.int64)
+        for row, m in enumerate(messages):
+            for column, when in self.reports.get(m, {}).items():
+                times[row, column] = when
+        return times
+
+    def _unblocked(self, due: np.ndarray, partial: np.ndarray) -> np.ndarray:
+        """Which of the messages due may be ordered now: none that a message still being
+        reported may have to precede (enough nodes already received that one first; a
+        node that has not is a vote against it, since it has the due one), nor any that
+        one of those must precede (a path of preferences, a cycle included)."""
+        need = max(1, math.ceil(self.spec.gamma * len(self.reporters) - 1e-9))
+        blocked = np.zeros(len(due), dtype=bool)
+        if len(partial):
+            blocked = np.any(np.count_nonzero(partial[:, None, :] < due[None, :, :], axis=2) >= need, axis=0)
+        if blocked.any():
+            edges = np.count_nonzero(due[:, None, :] < due[None, :, :], axis=2) >= need
+            while True:
+                grown = blocked | edges[blocked].any(axis=0)
+                if (grown == blocked).all():
+                    break
+                blocked = grown
+        return ~blocked
 
     def ready(self) -> int:
         return len(self.released)
