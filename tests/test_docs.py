@@ -200,6 +200,9 @@ _ROWS: dict[str, list[tuple[str, ...]]] = {
     "bad debt": [("market", "bad_debt", "absolute"), ("market", "bad_debt", "pct_of_open_interest"),
                  ("market", "open_interest"), ("market", "bad_debt", "accounts")],
     "price staleness p50 / p99 / max": [("market", "price_staleness_ms", key) for key in ("p50", "p99", "max")],
+    "front-running": [("fairness", "front_run_successes"), ("fairness", "front_run_attempts"),
+                      ("fairness", "extracted_value")],
+    "order inversions": [("fairness", "inversions"), ("fairness", "pairs"), ("fairness", "gamma")],
 }
 _STAGES = ("propagation", "queue_wait", "service", "block_wait")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
@@ -270,7 +273,7 @@ def test_the_tour_shows_an_excerpt_of_each_sim_example() -> None:
 
 
 SIM_TOUR = ["quickstart", "ramp", "flash-crash", "matching-engine", "black-thursday", "black-thursday-fee-aware",
-            "solana-spam"]
+            "front-running", "solana-spam"]
 
 
 @pytest.mark.parametrize("name", SIM_TOUR)
@@ -291,3 +294,28 @@ def test_a_changed_number_in_an_excerpt_fails_the_check() -> None:
     assert _check_row(["latency p50 / p99 / p99.9", "344.206 / 552.536 / 598.584 ms"], summary) != []
     assert _check_row(["latency p50 / p99 / p99.9", "344.2 / 552.5 / 598.6 ms"], summary) == []  # rounded
     assert _check_row(["latency p50 / p99 / p99.9", "344.3 / 552.5 / 598.6 ms"], summary) != []
+
+
+def _ordering_table() -> dict[str, list[str]]:
+    """The README's table of front-running under each queue policy: policy -> its cells."""
+    text = _text(README)
+    rows = re.findall(r"^\| `(\w+)` \| (\d+ of \d+) \| ([\d,]+) \| ([\d,]+ of [\d,]+) \| ([\d.,]+ / [\d.,]+) ms \|$",
+                      text, re.M)
+    return {policy: list(cells) for policy, *cells in rows}
+
+
+def test_the_ordering_table_shows_the_five_policies() -> None:
+    assert sorted(_ordering_table()) == ["batch_auction", "commit_reveal", "fair_order", "fee_priority", "fifo"]
+
+
+@pytest.mark.parametrize("policy", ["fifo", "fee_priority", "fair_order", "commit_reveal", "batch_auction"])
+def test_the_ordering_table_is_what_a_run_gives(policy: str, tmp_path: Path) -> None:
+    scenario = msgstorm.load_scenario(ROOT / "examples" / "front-running.toml", [f'sequencer.policy="{policy}"'])
+    summary = msgstorm.run(scenario, tmp_path / policy).summary
+    won, value, inversions, latency = _ordering_table()[policy]
+    fairness = summary["fairness"]
+    numbers = [float(n.replace(",", "")) for n in _NUMBER.findall(f"{won} {value} {inversions}")]
+    assert numbers == [fairness["front_run_successes"], fairness["front_run_attempts"], fairness["extracted_value"],
+                       fairness["inversions"], fairness["pairs"]]
+    p50, p99 = _NUMBER.findall(latency)
+    assert _matches(p50, summary["latency_ms"]["p50"]) and _matches(p99, summary["latency_ms"]["p99"])

@@ -122,3 +122,11 @@ def test_the_estimate_matches_what_a_run_sends(example: str, tolerance: float, t
     sent = msgstorm.run(scenario, tmp_path / "run").summary["messages"]["sent"]
     assert abs(sent - estimate.messages) <= tolerance * estimate.messages, (sent, estimate.messages)
     assert estimate.peak_window_messages >= sent / estimate.traffic_windows
+
+
+def test_commit_reveal_counts_each_revealed_message_twice() -> None:
+    # front-running.toml: whales send 50 orders, traders 2,000 messages of which 70% orders.
+    example = EXAMPLES / "front-running.toml"
+    fifo = estimate_work(msgstorm.load_scenario(example, ['sequencer.policy="fifo"'])).messages
+    revealed = estimate_work(msgstorm.load_scenario(example, ['sequencer.policy="commit_reveal"'])).messages
+    assert (fifo, revealed) == (2050.0, 2050.0 + 50 + 1400)

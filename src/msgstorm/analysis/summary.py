@@ -72,6 +72,7 @@ from msgstorm.analysis.failure import failure_over
 from msgstorm.analysis.faults import fault_windows, faults_summary
 from msgstorm.analysis.generator import generator_summary
 from msgstorm.analysis.latency import ipdv_ms, latency_and_jitter_ms, stage_breakdown_ms
+from msgstorm.analysis.fairness import fairness_summary
 from msgstorm.analysis.market import market_summary
 from msgstorm.analysis.propagation import propagation_by_region_ms
 from msgstorm.analysis.queue import (
@@ -196,6 +197,9 @@ def analyse(history: History) -> Analysis:
         "faults": faults_summary(faults),
         "checks": [{"name": v.name, "verdict": v.status, "detail": v.detail} for v in verdicts],
     }
+    fairness = fairness_summary(history)
+    if fairness is not None:  # only runs with front-runners or an ordering protocol have one
+        summary["fairness"] = fairness
     summary["slo"] = evaluate_slos(summary, dict(history.scenario.get("slo") or {}))
     # The report draws the committed messages' latency from these again.
     history.retain("messages", ["t_committed", "t_intended"])

@@ -302,6 +302,21 @@ class Market(_Closed):
     slippage_bps: Slippage
 
 
+class Fairness(_Closed):
+    policy: Annotated[str, Field(description="sequencer.policy of the run")]
+    gamma: Annotated[float, Field(description="the share of nodes whose receive order makes an inversion "
+                                              "(sequencer.fair_order.gamma; 1: every node)")]
+    messages_compared: Annotated[Count, Field(description="committed messages with a receive time at every node")]
+    pairs: Annotated[Count, Field(description="pairs of them compared: at most 1,000 sequence numbers apart")]
+    inversions: Annotated[Count, Field(description="pairs (a, b): a gamma share of the nodes received a before b, "
+                                                   "b was sequenced first")]
+    inversion_rate: Annotated[float | None, Field(ge=0, le=1, description="inversions / pairs")]
+    front_run_attempts: Annotated[Count, Field(description="races front-runners started (frontruns rows)")]
+    front_run_successes: Annotated[Count, Field(description="races whose order took effect before the victim's")]
+    extracted_value: Annotated[float, Field(ge=0, description="what the won races earned: each one's notional x "
+                                                               "the victim's price impact")]
+
+
 class Summary(BaseModel):
     """The headline results of one msgstorm run, as written to RUN_DIR/summary.json by
     `msgstorm run` and `msgstorm report` (see msgstorm.analysis.summary). Times in ms are
@@ -355,6 +370,9 @@ class Summary(BaseModel):
                     "null on the simulator and for a live run cut off before it wrote its events")] = None
     market: Annotated[Market | None, Field(
         description="what delay cost: liquidations, their delay, bad debt, price staleness; null without [market]")] = None
+    fairness: Annotated[Fairness | None, Field(
+        description="receive-order inversions and front-running; absent without front-runners "
+                    "([[market.frontrunners]]) and with a plain policy (fifo, fee_priority)")] = None
     desync: Desync
     propagation_ms: Annotated[dict[str, RegionPropagation], Field(
         description="gossip propagation (t_delivered - t_sent) by receiving region")]

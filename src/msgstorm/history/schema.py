@@ -186,7 +186,26 @@ TOPUPS = pa.schema([
     pa.field("bankruptcy_price", pa.float64(), nullable=False),
 ])
 
-MARKET_TABLES = ("prices", "oracle", "accounts", "triggers", "executions", "topups")
+# ``frontruns``: a front-runner saw a victim's message at its node (``t``) and sent its own
+# order (``t_sent``, ``msg_id``; a sandwich's back-run ``back_msg_id``); ``outcome``: "won"
+# (its order took effect before the victim's, and a back-run after it), "lost", "unfinished"
+# (one of them never took effect);
+# ``value``: what a won race earned (its notional x the victim's price impact), else 0.
+FRONTRUNS = pa.schema([
+    pa.field("t", pa.int64(), nullable=False),
+    pa.field("t_sent", pa.int64(), nullable=False),
+    pa.field("frontrunner", pa.string(), nullable=False),
+    pa.field("node", pa.string(), nullable=False),
+    pa.field("victim_msg_id", pa.int64(), nullable=False),
+    pa.field("msg_id", pa.int64(), nullable=False),
+    pa.field("back_msg_id", pa.int64(), nullable=False),  # a sandwich's back-run (-1: none)
+    pa.field("victim_notional", pa.float64(), nullable=False),
+    pa.field("notional", pa.float64(), nullable=False),
+    pa.field("outcome", pa.string(), nullable=False),
+    pa.field("value", pa.float64(), nullable=False),
+])
+
+MARKET_TABLES = ("prices", "oracle", "accounts", "triggers", "executions", "topups", "frontruns")
 
 TABLES: dict[str, pa.Schema] = {
     "messages": MESSAGES,
@@ -200,6 +219,7 @@ TABLES: dict[str, pa.Schema] = {
     "triggers": TRIGGERS,
     "executions": EXECUTIONS,
     "topups": TOPUPS,
+    "frontruns": FRONTRUNS,
 }
 # Tables a history may lack (written by newer targets only; a live target may not know its
 # overlay; only a run with a market writes the market's): read as empty.

@@ -48,7 +48,7 @@ _KNOWN_KEYS = frozenset({
     "offered_rate_per_s", "throughput_per_s", "latency_ms", "latency_stages_ms", "jitter_ms", "capacity",
     "failure_threshold", "queue", "backpressure", "base_fee", "messages", "desync", "propagation_ms",
     "faults", "checks", "slo", "wall_s", "by_kind", "by_agent", "gossip_backlog", "cut_off", "generator", "delivery",
-    "connections", "market",
+    "connections", "market", "fairness",
 })
 _MARKET_KEYS = ("market", "impact", "liquidations", "liquidation", "bad_debt", "safe_leverage", "fairness")
 
@@ -209,6 +209,28 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
         return [(prefix, json.dumps(value))] if len(value) > 20 else [
             item for i, v in enumerate(value) for item in _flatten(v, f"{prefix}[{i}]")]
     return [(prefix, value)]
+
+
+_FAIRNESS_ROWS = (
+    ("queue policy", "policy", "sequencer.policy"),
+    ("front-run attempts", "front_run_attempts", "races front-runners started"),
+    ("front-run successes", "front_run_successes", "races whose order took effect before the victim's"),
+    ("extracted value", "extracted_value", "what the won races earned: notional × the victim's price impact"),
+    ("inversions", "inversions", "pairs a gamma share of the nodes received in one order, sequenced in the other"),
+    ("inversion rate", "inversion_rate", "inversions / pairs compared"),
+    ("pairs compared", "pairs", "committed messages received at every node, at most 1,000 sequence numbers apart"),
+    ("gamma", "gamma", "the share of nodes that makes an inversion"),
+)
+
+
+def _fairness(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The section "Ordering fairness" of a run with front-runners or an ordering protocol."""
+    fairness = summary.get("fairness")
+    if not fairness:
+        return []
+    rows = [[esc(label), f'<td class="num">{esc(fmt(fairness.get(key)))}</td>', esc(note)]
+            for label, key, note in _FAIRNESS_ROWS]
+    return [("fairness", "Ordering fairness", table(["metric", "value", "what"], rows, attrs='id="fairness-table"'))]
 
 
 def _other_results(summary: dict[str, Any]) -> tuple[str, str] | None:
@@ -398,6 +420,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
           if any(trace.get("x") for trace in plots["cpu"].figure["data"]) else []),
         *([] if live else simulated),
         *_market(history, analysis, summary, depth),
+        *_fairness(summary),
         ("groups", "By message kind and agent", _groups(summary)),
         ("checks", "Delivery checks and faults", _checks(summary)),
     ]

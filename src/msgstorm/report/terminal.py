@@ -149,6 +149,13 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     if market:
         for label, text in _market_rows(market):
             head.add_row(label, text)
+    fairness = summary.get("fairness")
+    if fairness:
+        head.add_row("front-running", f"{_fmt(fairness.get('front_run_successes'))} of "
+                                      f"{_fmt(fairness.get('front_run_attempts'))} races won, extracted "
+                                      f"{_fmt(fairness.get('extracted_value'))} ({fairness.get('policy')})")
+        head.add_row("order inversions", f"{_fmt(fairness.get('inversions'))} of {_fmt(fairness.get('pairs'))} pairs "
+                                         f"(gamma {_fmt(fairness.get('gamma'))})")
     if summary.get("wall_s") is not None:
         head.add_row("wall time", _fmt(summary.get("wall_s"), " s"))
     console.print(head)

@@ -21,6 +21,7 @@ from msgstorm.scenario.errors import Loc
 from msgstorm.scenario.schema import (
     AgentSpec,
     ArrivalSpec,
+    CommitRevealSpec,
     ConstantArrival,
     HawkesArrival,
     LinearRampArrival,
@@ -155,8 +156,19 @@ def _per_agent(scenario: Scenario) -> list[tuple[float, float, Loc]]:
     rows: list[tuple[float, float, Loc]] = []
     for index, agent in enumerate(scenario.agents):
         per_instance, peak, field = _arrival(agent.arrival, _agent_span_ns(agent, scenario.run.duration))
-        rows.append((per_instance * agent.count, peak * agent.count, ("agents", index, "arrival", field)))
+        # Under commit-reveal each committed kind's message is followed by its reveal.
+        doubled = 1.0 + _revealed_share(scenario, agent)
+        rows.append((per_instance * agent.count * doubled, peak * agent.count * doubled,
+                     ("agents", index, "arrival", field)))
     return rows
+
+
+def _revealed_share(scenario: Scenario, agent: AgentSpec) -> float:
+    """The share of an agent's messages a ``commit_reveal`` sequencer reveals in a second message."""
+    if scenario.sequencer.policy != "commit_reveal":
+        return 0.0
+    kinds = (scenario.sequencer.commit_reveal or CommitRevealSpec()).kinds
+    return sum(weight for kind, weight in agent.kind_mix.items() if kind in kinds)
 
 
 def _service_capacity_per_s(scenario: Scenario) -> float:

@@ -13,9 +13,9 @@ the square root of time, so 80%/y is 0.8 / sqrt(31,536,000) per sqrt(second)); a
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from msgstorm.scenario.distributions import (
     Constant,
@@ -27,7 +27,7 @@ from msgstorm.scenario.distributions import (
 from msgstorm.scenario.distributions import _Spec as _DistSpec
 from msgstorm.scenario.units import parse_fraction
 
-__all__ = ["AccountsSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "MarketSpec", "OracleSpec", "ShockSpec",
+__all__ = ["AccountsSpec", "FrontRunnerSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "MarketSpec", "OracleSpec", "ShockSpec",
            "TopUpSpec", "parse_per_time"]
 
 _PER_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365 * 86400.0}
@@ -191,6 +191,33 @@ class TopUpSpec(_DistSpec):
     fee: float = Field(default=1.0, ge=0)
 
 
+class FrontRunnerSpec(_DistSpec):
+    """Front-runners: each watches the messages validated at node ``watch`` for victims
+    (``kind``, at least ``min_size``) and, ``reaction`` later, races each with an order of
+    its own sent from ``node`` (``share`` of the victim's notional) at ``fee_multiple`` x
+    the victim's fee. Watching near the victims and sending from next to the sequencer is
+    a latency advantage (``reaction`` then includes the news's trip between them). With
+    ``sandwich`` it also sends the opposite order when the victim's reaches ``node``, at
+    ``back_fee_multiple`` x the victim's fee, and wins only with the victim's in between. A race is
+    won when its order takes effect before the victim's (under the queue policy's rule); it
+    earns its notional x the price impact of the victim's order (the market's linear depth
+    model: ``slippage_bps`` per ``depth`` of notional). A message's notional is its size x
+    ``notional_per_byte`` (the order flow's sizes stand for its orders' sizes)."""
+
+    name: str = Field(default="frontrunner", min_length=1)
+    node: str | None = None  # where its orders enter; default: the sequencer's node
+    watch: str | None = None  # where it watches; default: ``node``
+    kind: Literal["order", "cancel", "quote", "liquidation", "price", "spam"] = "order"
+    min_size: SizeBytes = 0
+    notional_per_byte: float = Field(default=100.0, gt=0)
+    share: float = Field(default=1.0, gt=0)
+    fee_multiple: float = Field(default=2.0, gt=0)
+    reaction: DurationDist = Field(default_factory=lambda: Constant(value=100_000))
+    size: SizeBytes = 200
+    sandwich: bool = False
+    back_fee_multiple: float = Field(default=0.5, gt=0)
+
+
 class MarketSpec(_DistSpec):
     """``[market]``: true prices, the oracle that publishes them, accounts with their margin,
     keepers that liquidate them; liquidations execute when their message commits."""
@@ -201,6 +228,16 @@ class MarketSpec(_DistSpec):
     accounts: list[AccountsSpec] = Field(default_factory=list)
     keepers: list[KeeperSpec] = Field(default_factory=list)
     topups: TopUpSpec | None = None
+    frontrunners: list[FrontRunnerSpec] = Field(default_factory=list)
+
+    @model_serializer(mode="wrap")
+    def _without_unset_frontrunners(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """No front-runners are not written: a market without them dumps (and hashes) as it
+        did before they existed."""
+        data: dict[str, Any] = handler(self)
+        if not data.get("frontrunners"):
+            data.pop("frontrunners", None)
+        return data
     maintenance_margin: Fraction = 0.05
     liquidation_penalty: Fraction = 0.05
     # Slippage of a liquidation: ``slippage_bps`` basis points for each ``depth`` of notional
@@ -218,7 +255,8 @@ class MarketSpec(_DistSpec):
                 raise ValueError(f"accounts[{index}].instrument: unknown instrument {group.instrument!r}; "
                                  f"one of {names}")
         agents = [self.oracle.name, *(keeper.name for keeper in self.keepers),
-                  *([self.topups.name] if self.topups is not None else [])]
+                  *([self.topups.name] if self.topups is not None else []),
+                  *(runner.name for runner in self.frontrunners)]
         if len(set(agents)) != len(agents):
             raise ValueError(f"the oracle's and keepers' names must differ, got {agents}")
         return self

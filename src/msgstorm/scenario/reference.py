@@ -149,6 +149,22 @@ DESCRIPTIONS: dict[str, str] = {
     "SequencerSpec.policy": "queue policy: {queue_policies}",
     "SequencerSpec.standby": "failover candidates, in order",
     "SequencerSpec.failover_timeout": "after a leader crash, the first live standby takes over after this",
+    "SequencerSpec.batch_auction": "settings of `policy = \"batch_auction\"` (`[sequencer.batch_auction]`)",
+    "SequencerSpec.commit_reveal": "settings of `policy = \"commit_reveal\"` (`[sequencer.commit_reveal]`)",
+    "SequencerSpec.fair_order": "settings of `policy = \"fair_order\"` (`[sequencer.fair_order]`)",
+    "BatchAuctionSpec.interval": "a batch every this long (from 0); what arrived in it is served when it closes",
+    "CommitRevealSpec.kinds": "the message kinds sent as commitments (others are served as they come)",
+    "CommitRevealSpec.reveal_delay": "from a commitment's sequencing to its sender's reveal message",
+    "CommitRevealSpec.window": "a commitment whose reveal is not sequenced within this of its own sequencing "
+                               "expires (its order never takes effect)",
+    "FairOrderSpec.gamma": "a before b when more than half and at least this share of the reporting nodes "
+                           "received a first (1: all of them)",
+    "FairOrderSpec.granularity": "the leader orders what is reported every this long (the batch granularity)",
+    "FairOrderSpec.timeout": "a message some nodes have not reported after this is ordered with the reports "
+                             "it has (a missing report counts as last)",
+    "FairOrderSpec.nodes": "the reporting nodes (default: all)",
+    "FairOrderSpec.batch_order": "order within a cycle of preferences: `median` receive time over the "
+                                 "nodes, or the `leader`'s arrival order",
     # [blocks]
     "BlocksSpec.interval": "block time",
     "BlocksSpec.max_messages": "block capacity in messages",
@@ -303,6 +319,23 @@ DESCRIPTIONS: dict[str, str] = {
     "AccountsSpec.long_share": "share of long positions (the rest are short)",
     "AccountsSpec.file": "or load the group from a CSV or Parquet file: `side` (long/short or 1/-1), `size`, "
                          "`entry`, `collateral`",
+    "MarketSpec.frontrunners": "front-runners that race the orders they see: [`[[market.frontrunners]]`]"
+                               "(#marketfrontrunners)",
+    "FrontRunnerSpec.name": "the front-runner's agent name",
+    "FrontRunnerSpec.node": "where its orders enter the network (default: the sequencer's node)",
+    "FrontRunnerSpec.watch": "where it watches the validated messages for victims (default: `node`)",
+    "FrontRunnerSpec.kind": "the victims' message kind",
+    "FrontRunnerSpec.min_size": "a victim's message is at least this large",
+    "FrontRunnerSpec.notional_per_byte": "a message's notional per byte of its size (the order flow's sizes "
+                                         "stand for its orders' sizes)",
+    "FrontRunnerSpec.share": "its order's notional as a share of the victim's",
+    "FrontRunnerSpec.fee_multiple": "its order's fee: the victim's × this",
+    "FrontRunnerSpec.reaction": "from seeing a victim at `watch` to sending from `node`",
+    "FrontRunnerSpec.size": "size of its order message",
+    "FrontRunnerSpec.sandwich": "also send the opposite order (the back-run) when the victim's reaches `node`; "
+                                "won only with the victim's order between the two",
+    "FrontRunnerSpec.back_fee_multiple": "the back-run's fee: the victim's × this (below 1: after it under fee "
+                                         "priority)",
     "KeeperSpec.name": "the keepers' agent name (each keeper is `<name>-<i>` in the `triggers` table)",
     "KeeperSpec.count": "keepers in this group, spread over the nodes of `node` or `region` (default: all)",
     "KeeperSpec.region": "their region",
@@ -354,6 +387,9 @@ _SECTIONS: list[_Section] = [
     ("[[network.links]]", schema.LinkOverride),
     ("[gossip]", schema.GossipSpec),
     ("[sequencer]", schema.SequencerSpec),
+    ("[sequencer.batch_auction]", schema.BatchAuctionSpec),
+    ("[sequencer.commit_reveal]", schema.CommitRevealSpec),
+    ("[sequencer.fair_order]", schema.FairOrderSpec),
     ("[blocks]", schema.BlocksSpec),
     ("[backpressure]", "mode", schema.BackpressureSpec),
     ("[desync]", schema.DesyncSpec),
@@ -369,6 +405,7 @@ _SECTIONS: list[_Section] = [
     ("[[market.accounts]]", market.AccountsSpec),
     ("[[market.keepers]]", market.KeeperSpec),
     ("[market.topups]", market.TopUpSpec),
+    ("[[market.frontrunners]]", market.FrontRunnerSpec),
     ("[analysis]", schema.AnalysisSpec),
     ("[history]", schema.HistorySpec),
     ("[limits]", schema.LimitsSpec),

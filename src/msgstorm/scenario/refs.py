@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from msgstorm.scenario.regions import default_one_way_ns
 from msgstorm.scenario.registry import LIVE_DRIVERS, QUEUE_POLICIES
-from msgstorm.scenario.schema import PhasesArrival, ReplayArrival
+from msgstorm.scenario.schema import ORDERING_SETTINGS, PhasesArrival, ReplayArrival
 from msgstorm.scenario.slo import SLO_METRICS, slo_metric_known, slo_problem
 
 if TYPE_CHECKING:
@@ -112,6 +112,20 @@ def check_references(scenario: Scenario) -> list[Problem]:
         problems.append(
             (("sequencer", "policy"), f"unknown queue policy {sequencer.policy!r}{did_you_mean(sequencer.policy, QUEUE_POLICIES.names())}; one of {QUEUE_POLICIES.names()}")
         )
+    fair = sequencer.fair_order
+    for index, name in enumerate(fair.nodes or [] if fair is not None else []):
+        if name not in nodes:
+            problems.append((("sequencer", "fair_order", "nodes", index),
+                             f"unknown node {name!r}{did_you_mean(name, nodes)}; nodes are {hint_nodes}"))
+    if scenario.target != "sim":
+        # The ordering protocols live in the simulator's sequencer; a broker has its own order.
+        if sequencer.policy in ORDERING_SETTINGS:
+            problems.append((("sequencer", "policy"), f"queue policy {sequencer.policy!r} runs on the simulator only "
+                                                      f"(target {scenario.target!r}): drop it or run with --target sim"))
+        for name in ORDERING_SETTINGS:
+            if getattr(sequencer, name) is not None:
+                problems.append((("sequencer", name), f"[sequencer.{name}] applies on the simulator only (target "
+                                                      f"{scenario.target!r}): drop it or run with --target sim"))
 
     for index, agent in enumerate(scenario.agents):
         if agent.region is not None and agent.region not in regions:
@@ -219,6 +233,13 @@ def _market_references(scenario: Scenario, regions: set[str], nodes: set[str], a
                              f"unknown node {topups.node!r}{did_you_mean(topups.node, nodes)}; nodes are {hint_nodes}"))
         if topups.name in agent_names:
             problems.append((("market", "topups", "name"), f"{topups.name!r} is also the name of an agent"))
+    for index, runner in enumerate(market.frontrunners):
+        for field, node in (("node", runner.node), ("watch", runner.watch)):
+            if node is not None and node not in nodes:
+                problems.append((("market", "frontrunners", index, field),
+                                 f"unknown node {node!r}{did_you_mean(node, nodes)}; nodes are {hint_nodes}"))
+        if runner.name in agent_names:
+            problems.append((("market", "frontrunners", index, "name"), f"{runner.name!r} is also the name of an agent"))
     instruments = [instrument.name for instrument in market.instruments]
     for index, group in enumerate(market.accounts):
         if group.instrument is not None and group.instrument not in instruments:

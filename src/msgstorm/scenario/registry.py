@@ -4,7 +4,11 @@ Place in the pipeline: the scenario layer, below every engine. Seven registries 
 that appears in a scenario or a report to its implementation:
 
 - ``QUEUE_POLICIES``: ``sequencer.policy`` -> a no-argument factory of a ``QueuePolicy``
-  (``sim/policies.py``);
+  (``sim/policies.py``: fifo, fee_priority; one file each for the ordering protocols:
+  ``policies_batch``, ``policies_commit_reveal``, ``policies_fair``). A policy that needs a
+  clock, every node's receive order or a second message implements the optional hooks
+  of ``QueuePolicy`` (``attach`` gets a ``PolicyHost``) and reads its settings from the
+  scenario there (``sequencer.<policy name>``);
 - ``BACKPRESSURE_MODES``: ``backpressure.mode`` -> a factory taking the mode's spec and
   returning a ``Backpressure`` (``sim/backpressure.py``);
 - ``FAULT_KINDS``: ``faults[].kind`` -> a ``FaultKind`` applying the fault's start and end
@@ -104,9 +108,13 @@ class Registry(Mapping[str, T]):
         return sorted(self._entries)
 
     def __iter__(self) -> Iterator[str]:
-        """Names in registration order (built-ins first)."""
+        """Built-ins first, in the order of their modules in ``builtin_modules`` (not the
+        order something happened to import them: the simulator hands reactors their seeds
+        in this order), then extensions in registration order."""
         self._load()
-        return iter(list(self._entries))
+        rank = {module: i for i, module in enumerate(self.builtin_modules)}
+        return iter(sorted(self._entries,
+                           key=lambda name: rank.get(getattr(self._entries[name], "__module__", ""), len(rank))))
 
     def __len__(self) -> int:
         self._load()
@@ -135,7 +143,12 @@ def load_extensions(spec: str | None = None) -> None:
             importlib.import_module(entry)
 
 
-QUEUE_POLICIES: Registry[Callable[[], Any]] = Registry("queue policy", ("msgstorm.sim.policies",))
+QUEUE_POLICIES: Registry[Callable[[], Any]] = Registry("queue policy", (
+    "msgstorm.sim.policies",
+    "msgstorm.sim.policies_batch",
+    "msgstorm.sim.policies_commit_reveal",
+    "msgstorm.sim.policies_fair",
+))
 BACKPRESSURE_MODES: Registry[Callable[[Any], Any]] = Registry("backpressure mode", ("msgstorm.sim.backpressure",))
 FAULT_KINDS: Registry[Any] = Registry("fault kind", ("msgstorm.sim.fault_injector",))
 ARRIVAL_PROCESSES: Registry[Callable[..., Any]] = Registry("arrival process", ("msgstorm.traffic.arrivals",))
@@ -147,4 +160,4 @@ LIVE_DRIVERS: Registry[Any] = Registry("live driver", (
     "msgstorm.live.drivers.zmq",
     "msgstorm.live.drivers.redis",
 ))
-REACTORS: Registry[Callable[..., Any]] = Registry("reactor", ("msgstorm.market.reactor",))
+REACTORS: Registry[Callable[..., Any]] = Registry("reactor", ("msgstorm.market.reactor", "msgstorm.market.frontrun"))

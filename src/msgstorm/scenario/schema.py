@@ -8,9 +8,17 @@ Cross-references (region and node names) are checked in ``msgstorm.scenario.refs
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from msgstorm.scenario.distributions import (
     Constant,
@@ -29,8 +37,11 @@ __all__ = [
     "AnalysisSpec",
     "ArrivalSpec",
     "BackpressureSpec",
+    "BatchAuctionSpec",
     "BlocksSpec",
+    "CommitRevealSpec",
     "DesyncSpec",
+    "FairOrderSpec",
     "FaultSpec",
     "GossipSpec",
     "HistorySpec",
@@ -119,6 +130,42 @@ class GossipSpec(_Spec):
 # --- sequencer, blocks, backpressure -------------------------------------------------------
 
 
+class BatchAuctionSpec(_Spec):
+    """``policy = "batch_auction"``: the sequencer serves what arrived in each ``interval``
+    as one batch when the interval closes, in an order that does not depend on arrival;
+    every message of a batch takes effect at once (one uniform price)."""
+
+    interval: DurationNs = Field(default=100_000_000, gt=0)
+
+
+class CommitRevealSpec(_Spec):
+    """``policy = "commit_reveal"``: a message of ``kinds`` is a commitment (its content
+    hidden) until it is sequenced; its sender then reveals it, ``reveal_delay`` later, in
+    a second message; a commitment not revealed (sequenced) within ``window`` of its own
+    sequencing expires. The order takes effect at its commitment's place."""
+
+    kinds: list[MessageKind] = Field(default_factory=lambda: ["order"], min_length=1)
+    reveal_delay: DurationNs = Field(default=0, ge=0)
+    window: DurationNs = Field(default=2_000_000_000, gt=0)
+
+
+class FairOrderSpec(_Spec):
+    """``policy = "fair_order"`` (gamma-batch-order-fairness, as Aequitas and Themis): every
+    node (or those in ``nodes``) reports its receive order; every ``granularity`` the
+    leader orders the messages all of them have reported (or that waited ``timeout``): a
+    before b when at least a ``gamma`` share of the nodes received a first; messages whose
+    preferences form a cycle are one batch, ordered within by ``batch_order``."""
+
+    gamma: float = Field(default=1.0, gt=0.5, le=1.0)
+    granularity: DurationNs = Field(default=10_000_000, gt=0)
+    timeout: DurationNs = Field(default=1_000_000_000, gt=0)
+    nodes: list[str] | None = None
+    batch_order: Literal["median", "leader"] = "median"
+
+
+ORDERING_SETTINGS = ("batch_auction", "commit_reveal", "fair_order")
+
+
 class SequencerSpec(_Spec):
     node: str | None = None
     workers: int = Field(default=1, ge=1, le=1024)
@@ -126,6 +173,20 @@ class SequencerSpec(_Spec):
     policy: str = "fifo"
     standby: list[str] = Field(default_factory=list)
     failover_timeout: DurationNs = 1_000_000_000
+    # Settings of the ordering protocols, read only when ``policy`` names them.
+    batch_auction: BatchAuctionSpec | None = None
+    commit_reveal: CommitRevealSpec | None = None
+    fair_order: FairOrderSpec | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_protocols(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Settings of ordering protocols left unset are not written: a scenario without
+        them dumps (and hashes, ``scenario_hash``) as it did before they existed."""
+        data: dict[str, Any] = handler(self)
+        for name in ORDERING_SETTINGS:
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
 
 class BlocksSpec(_Spec):

@@ -1,21 +1,25 @@
 """Sequencer queue policies: the order in which admitted messages are served.
 
-A policy is one class behind ``QueuePolicy``; the engine only calls ``push``, ``pop``
-and ``len``. A class registers itself with ``@QUEUE_POLICIES.register("name")``
-(``scenario/registry.py``), and a scenario names it in ``sequencer.policy``: a later
-fair-ordering or batch auction policy plugs in without touching the engine (docs/extending.md,
-"Extending msgstorm").
+A policy is one class behind ``QueuePolicy``; the engine calls ``push``, ``pop`` and
+``len``. A class registers itself with ``@QUEUE_POLICIES.register("name")``
+(``scenario/registry.py``), and a scenario names it in ``sequencer.policy``
+(docs/extending.md, "Extending msgstorm"). This module holds the two built-in orders that
+need nothing more, ``fifo`` and ``fee_priority``; the ordering protocols that need a clock,
+every node's receive order or a second message live one per file beside it
+(``policies_batch``, ``policies_commit_reveal``, ``policies_fair``) and use the optional
+hooks of ``QueuePolicy`` and the ``PolicyHost`` the simulator hands them.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import deque
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from msgstorm.scenario.registry import QUEUE_POLICIES
 
-__all__ = ["QUEUE_POLICIES", "FeePriorityPolicy", "FifoPolicy", "QueuePolicy"]
+__all__ = ["QUEUE_POLICIES", "FeePriorityPolicy", "FifoPolicy", "PolicyHost", "QueuePolicy"]
 
 
 class QueuePolicy(Protocol):
@@ -29,6 +33,26 @@ class QueuePolicy(Protocol):
     ``"arrival"`` (first come, first served) or ``"fee"`` (highest fee first, then
     arrival). One-node networks then run in the compiled loop of ``sim/solo.py``, which
     orders its queue by that key; a policy without it runs in the Python loop.
+
+    Optional hooks, for orders that need more than push and pop (the engine looks each up
+    once, so a policy without them costs nothing):
+
+    - ``attach(host: PolicyHost)``: called once before the run; the host gives the
+      scenario, a clock (``schedule``), ``wake`` (messages became ready), ``send`` (a new
+      message from a node, e.g. a reveal) and each message's record;
+    - ``ready() -> int``: how many of the held messages a worker may take now (a gated
+      policy: a batch waiting for its close, messages waiting for their reports); without
+      it every held message is ready. ``pop`` returns a ready one first; when none is
+      ready it still returns a held one (a crashed leader empties the queue this way);
+    - ``watches_nodes = True`` and ``received(t_ns, node, msg)``: the simulator reports
+      every validation of every message at every node (fair ordering needs each node's
+      receive order; the gossip kernel hands these back to Python, so it costs time);
+    - ``sequenced(t_ns, msg)``: a worker gave ``msg`` its sequence number;
+    - ``execution_rank(record) -> int | None``: when the message's content takes effect,
+      compared between messages (lower first; equal: at once, as in a batch auction;
+      None: never, as an expired commitment); default: its sequence number;
+    - ``hides(record) -> bool``: its content is not visible to watchers at the nodes (a
+      commitment whose order is not yet revealed); default: visible.
     """
 
     def push(self, msg: int, fee: float, t_ns: int) -> None: ...
@@ -36,6 +60,30 @@ class QueuePolicy(Protocol):
     def pop(self) -> int: ...
 
     def __len__(self) -> int: ...
+
+
+class PolicyHost(Protocol):
+    """What the simulator gives a policy's ``attach`` (implemented by ``ShadowNetwork``)."""
+
+    scenario: Any  # the Scenario: a policy reads its own settings from it
+    node_names: list[str]
+
+    def schedule(self, t: int, handler: Callable[[int, int, int, int, int], None],
+                 a: int = 0, b: int = 0, c: int = 0, d: int = 0) -> None:
+        """A Python event at ``t`` (dropped past the run's hard stop)."""
+        ...
+
+    def wake(self, t: int) -> None:
+        """Held messages became ready: idle workers take them now."""
+        ...
+
+    def send(self, t: int, agent: int, kind: str, node: int, key: int, size: int, fee: float) -> int:
+        """A new message from ``node`` now, through the same path as all traffic; its msg_id."""
+        ...
+
+    def message(self, msg: int) -> list[Any] | None:
+        """The live record of a message (fields in ``sim/state.py``), None once settled."""
+        ...
 
 
 @QUEUE_POLICIES.register("fifo")

@@ -10,14 +10,18 @@ none of its agents. The market (``market/reactor.py``) is the built-in one.
 What the simulator gives a reactor (``ReactorHost``, implemented by ``ShadowNetwork``):
 node names, the agent index of each of its agents, ``send`` (a message that enters the
 network now, through the same path and queues as all traffic), ``schedule`` (a Python
-event), the base fee, and ``append`` to its own history tables.
+event), the base fee, ``visible`` and ``execution_rank`` (below), and ``append`` to its own
+history tables.
 
 What a reactor gives the simulator: ``agents`` (names it sends as, added to the history's
 agent names after the scenario's), ``watched`` and ``watched_kinds`` (the nodes and the
 message kinds whose validations it sees: the gossip kernel comes back to Python for those
 messages at those nodes only), ``traffic`` (the run's traffic
 with any messages it schedules before the run merged in, in time order), ``numbered``
-(the msg_ids a traffic batch was given), ``validated``, ``committed`` and ``finish``.
+(the msg_ids a traffic batch was given), ``validated``, ``committed`` and ``finish``; and,
+optionally, ``wants_ranks = True``: inside ``committed`` it may ask ``execution_rank``,
+when each message takes effect under the queue policy (front-runners judge their races
+by it). ``visible`` is what a watcher sees of a message (nothing of a commitment).
 The compiled one-node loop has no room for reactions: a run with a reactor takes the
 Python loop (``solo_plan``), with the same rules.
 """
@@ -50,6 +54,16 @@ class ReactorHost(Protocol):
     def schedule(self, t: int, handler: Handler, a: int = 0, b: int = 0, c: int = 0, d: int = 0) -> None: ...
 
     def base_fee(self) -> float | None: ...
+
+    def visible(self, msg_id: int) -> tuple[str, int, int, int, int, float] | None:
+        """What a watcher sees of a live message: ``(kind, agent, node, key, size, fee)``;
+        None once settled or while the queue policy hides its content (a commitment)."""
+        ...
+
+    def execution_rank(self, msg_id: int) -> int | None:
+        """Inside ``committed`` (for a reactor with ``wants_ranks = True``): when a message
+        of the block takes effect, by the queue policy's rule; None: never."""
+        ...
 
     def append(self, table: str, columns: dict[str, Any]) -> None: ...
 

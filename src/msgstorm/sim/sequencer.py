@@ -75,6 +75,10 @@ class Sequencer:
         self.admits_all = type(backpressure).admit is _NoDepth.admit
         self.priced = type(backpressure).eligible is not _NoDepth.eligible
         self.serve_when_idle = getattr(policy, "work_conserving", False) and not self.priced
+        # Optional policy hooks (sim/policies.py): a gated policy says how many are ready;
+        # one that acts on sequencing is told.
+        self.ready: Callable[[], int] | None = getattr(policy, "ready", None)
+        self.on_sequenced: Callable[[int, int], None] | None = getattr(policy, "sequenced", None)
 
     # --- intake -------------------------------------------------------------------------
 
@@ -121,7 +125,8 @@ class Sequencer:
         live = self.ctx.msgs.live
         workers = self.workers
         taken = 0
-        while self.busy < workers and self.depth:
+        ready = self.ready
+        while self.busy < workers and self.depth and (ready is None or ready()):
             m = policy.pop()
             self.depth -= 1
             taken += 1
@@ -172,7 +177,14 @@ class Sequencer:
         record[T_SEQUENCED] = t
         record[WHERE] = SEQUENCED
         self.sequenced.append(m)
+        if self.on_sequenced is not None:
+            self.on_sequenced(t, m)
         if self.depth:
+            self._start_service(t)
+
+    def wake(self, t: int) -> None:
+        """A gated policy has messages ready: idle workers take them."""
+        if self.depth and self.busy < self.workers:
             self._start_service(t)
 
     def depth_changed(self, t: int) -> None:

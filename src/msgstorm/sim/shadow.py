@@ -20,6 +20,13 @@ then Python events, then receipts. The kernel runs until the next send or Python
 or until a watched node validates an item (the leader or a standby for messages, any node
 for blocks), which Python then handles at exactly that time.
 
+A queue policy with hooks (``sim/policies.py``: batch auction, commit-reveal, fair
+ordering) is attached to this object, its ``PolicyHost``: it gets a clock, ``wake``,
+``send`` and message records, and, when it watches the nodes, every validation of every
+message at every node (all messages then travel as watched items). Reactors also ask it
+what a watcher sees of a message (``visible``) and when a committed one takes effect
+(``execution_rank``).
+
 A one-node network has no receipts to gossip; when ``solo_plan`` accepts its scenario the
 whole loop runs compiled instead (``sim/solo.py``, driven by ``SoloDriver``), built from
 the same ``Sequencer`` rules. ``compiled_solo=False`` keeps it here (the tests compare the two).
@@ -57,10 +64,13 @@ from msgstorm.sim.solo_driver import SoloDriver
 from msgstorm.sim.solo_loop import END_CHECK_MASK
 from msgstorm.sim.solo_plan import solo_plan
 from msgstorm.sim.state import (
+    AGENT,
+    FEE,
     HELD,
     IN_BLOCK,
     IN_FLIGHT,
     IN_SERVICE,
+    KEY,
     KIND,
     LOST,
     MSG_ID,
@@ -68,6 +78,7 @@ from msgstorm.sim.state import (
     ORIGIN,
     PENDING,
     QUEUED,
+    SEQ_NO,
     SEQUENCED,
     SIZE,
     T_SENT,
@@ -127,6 +138,13 @@ class ShadowNetwork:
         self.node_names = list(names)
         self.node_regions = [topology.regions[r] for r in topology.region_of]
         self.reactors: list[Reactor] = build_reactors(scenario, self, seed.spawn(1)[0])
+        # A policy with hooks (sim/policies.py) is attached below; one that watches the nodes
+        # is told every validation of every message at every node.
+        policy = QUEUE_POLICIES[seq.policy]()
+        self.policy = policy
+        self._policy_attached = hasattr(policy, "attach")
+        self._policy_watches = bool(getattr(policy, "watches_nodes", False))
+        self._committing: dict[int, list[Any]] = {}  # the block being committed, for execution_rank
         agent_names = [a.name for a in scenario.agents] + [name for r in self.reactors for name in r.agents]
         self._agent_index = {name: i for i, name in enumerate(agent_names)}
         self.msgs = MessageState(agent_names, names)
@@ -134,12 +152,15 @@ class ShadowNetwork:
         writer.append("edges", edge_columns(topology))
         self.ctx = SimContext(scenario, EventQueue(), cluster, self.msgs, self.record, Tally(),
                               hard_stop=scenario.run.duration + scenario.run.drain,
-                              watched={node for r in self.reactors for node in r.watched})
+                              watched={node for r in self.reactors for node in r.watched}
+                              | (set(range(len(names))) if self._policy_watches else set()))
         self.cluster = cluster
         self.gossip.set_watched([cluster.leader, *cluster.standby], self.ctx.watched)
         # Message kinds the reactors watch travel as ITEM_WATCHED: the kernel hands back their
         # validations at the reactors' nodes, and only theirs.
         watched_kinds = {kind for r in self.reactors for kind in r.watched_kinds}
+        if self._policy_watches:
+            watched_kinds = set(MESSAGE_KINDS)
         self._watched_codes = np.array(sorted(MESSAGE_KINDS.index(kind) for kind in watched_kinds), dtype=np.int64)
         self._watched_code_set = set(self._watched_codes.tolist())
         self.now = 0
@@ -147,7 +168,6 @@ class ShadowNetwork:
         self.interrupted = False
         self.telemetry = None if progress is None else Telemetry(self.ctx, progress)
         self.lone = LoneCpu(self.ctx, self.processing, self.delivery_stride, self._on_validated)
-        policy = QUEUE_POLICIES[seq.policy]()
         self.sequencer = Sequencer(self.ctx, policy, make_backpressure(scenario.backpressure), service,
                                    release=self._inject)
         gas_of = gas_table(scenario.blocks.gas, MESSAGE_KINDS)
@@ -157,7 +177,7 @@ class ShadowNetwork:
         # A one-node network runs its whole loop compiled when its rules allow (sim/solo.py).
         # Reactions need the Python loop (the compiled one cannot call back): same rules.
         plan = (solo_plan(scenario, cluster.size, self.sequencer, gas_of)
-                if compiled_solo and not self.reactors else None)
+                if compiled_solo and not self.reactors and not self._policy_attached else None)
         # On a cold numba cache a helper process compiles the loop this run uses while this
         # one generates traffic; the loop's first call waits for it (sim/warm.py). Nodes
         # without peers all (the Python loop's one-node network) never call the kernel.
@@ -167,6 +187,8 @@ class ShadowNetwork:
             self.ctx, SoloSequencer(plan, scenario, self.processing, service, gas_of, self.delivery_stride,
                                     self.lone.delivery_budget),
             self.lone, self.telemetry)
+        if self._policy_attached:
+            policy.attach(self)
         if self.helper is not None:
             if self.solo is None:
                 self.gossip.before_first_call = self.helper.wait
@@ -179,13 +201,17 @@ class ShadowNetwork:
         if not self.reactors:
             return telemetry
         reactors = self.reactors
+        ranking = any(getattr(reactor, "wants_ranks", False) for reactor in reactors)
 
         def committed(t: int, records: list[list[Any]]) -> None:
             if telemetry is not None:
                 telemetry(t, records)
             ids = [record[MSG_ID] for record in records]
+            if ranking:
+                self._committing = dict(zip(ids, records, strict=True))
             for reactor in reactors:
                 reactor.committed(t, ids)
+            self._committing = {}
 
         return committed
 
@@ -215,6 +241,35 @@ class ShadowNetwork:
 
     def base_fee(self) -> float | None:
         return self.sequencer.backpressure.base_fee
+
+    def visible(self, msg_id: int) -> tuple[str, int, int, int, int, float] | None:
+        """What a watcher at a node sees of a live message: ``(kind, agent, node, key, size,
+        fee)``; None once settled, or while the queue policy hides its content (an
+        unrevealed commitment)."""
+        record = self.msgs.live.get(msg_id)
+        if record is None:
+            return None
+        hides = getattr(self.policy, "hides", None)
+        if hides is not None and hides(record):
+            return None
+        return MESSAGE_KINDS[record[KIND]], record[AGENT], record[ORIGIN], record[KEY], record[SIZE], record[FEE]
+
+    def execution_rank(self, msg_id: int) -> int | None:
+        """Inside ``committed``: when a message of the block takes effect, by the queue
+        policy's rule (its sequence number unless the policy says otherwise); None: never."""
+        record = self._committing.get(msg_id)
+        if record is None:
+            return None
+        rank = getattr(self.policy, "execution_rank", None)
+        return record[SEQ_NO] if rank is None else rank(record)
+
+    # --- what policies with hooks ask for (PolicyHost, sim/policies.py) ---------------------
+
+    def wake(self, t: int) -> None:
+        self.sequencer.wake(t)
+
+    def message(self, msg: int) -> list[Any] | None:
+        return self.msgs.live.get(msg)
 
     def append(self, table: str, columns: dict[str, Any]) -> None:
         self.writer.append(table, columns)
@@ -275,7 +330,7 @@ class ShadowNetwork:
         for reactor in self.reactors:
             traffic = reactor.traffic(traffic)
         batches = iter(traffic)
-        reacting = bool(self.reactors)
+        reacting = bool(self.reactors) or self._policy_attached  # messages may be created during the run
         send_t: list[int] = []
         first_id = 0
         si = sn = 0
@@ -439,6 +494,8 @@ class ShadowNetwork:
     def _on_validated(self, t: int, node: int, item: int, kind: int, sender: int, hops: int) -> None:
         """A watched node validated an item (see GossipState.run)."""
         if kind != ITEM_BLOCK:
+            if self._policy_watches:
+                self.policy.received(t, node, item)
             if node in self.ctx.watched:
                 for reactor in self.reactors:
                     if node in reactor.watched:

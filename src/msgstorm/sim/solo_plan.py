@@ -60,6 +60,11 @@ SOLO_FIELDS: dict[str, str] = {
     "sequencer.policy": REPLAYED,  # through the policy's order_key; a policy without one runs in Python
     "sequencer.standby": NO_EFFECT,  # without faults no leader fails
     "sequencer.failover_timeout": NO_EFFECT,
+    # Read only by the policies they name, which have no order_key (their runs take the
+    # Python loop); beside fifo or fee_priority they do nothing.
+    "sequencer.batch_auction": NO_EFFECT,
+    "sequencer.commit_reveal": NO_EFFECT,
+    "sequencer.fair_order": NO_EFFECT,
     "blocks.interval": REPLAYED,
     "blocks.max_messages": REPLAYED,
     "blocks.max_gas": REPLAYED,

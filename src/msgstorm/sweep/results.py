@@ -34,6 +34,7 @@ KEY_METRICS = (
     "market.bad_debt.absolute", "market.bad_debt.pct_of_open_interest", "market.liquidations.executed",
     "market.liquidations.late", "market.liquidation_delay_ms.p50", "market.liquidation_delay_ms.p99",
     "market.price_staleness_ms.p99",
+    "fairness.front_run_successes", "fairness.extracted_value", "fairness.inversions",
 )
 
 

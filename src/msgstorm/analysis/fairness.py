@@ -1,0 +1,106 @@
+"""Ordering fairness: receive-order inversions and what front-runners took.
+
+Place in the pipeline: one analysis step, reading the history's ``deliveries`` (each node's
+receive time of each message), the messages' sequence numbers and the ``frontruns`` table,
+so ``msgstorm report`` gives the same numbers as the run. ``fairness_summary`` is
+summary.json's ``fairness``: absent for a run with neither front-runners nor an ordering
+protocol (a queue policy other than ``fifo`` and ``fee_priority``), so such runs' summaries
+are unchanged.
+
+- ``inversions``: pairs of committed messages (a, b) where at least a ``gamma`` share of
+  the nodes (``sequencer.fair_order.gamma``, 1 by default: every node) received a before b,
+  and b was sequenced before a. Only messages with a receive time at every node count (the
+  deliveries may be sampled, ``history.delivery_sample``), and only pairs at most
+  ``INVERSION_SPAN`` sequence numbers apart (a fair-ordering violation is local; the bound
+  keeps the count linear in the run's length). ``pairs`` is how many pairs were compared,
+  ``inversion_rate`` = inversions / pairs.
+- ``front_run_attempts``: races a front-runner started (``frontruns`` rows);
+  ``front_run_successes``: those its order won (took effect before the victim's);
+  ``extracted_value``: what the won races earned (the market's price-impact model).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from msgstorm.analysis._common import rounded
+from msgstorm.history.reader import History
+
+__all__ = ["INVERSION_SPAN", "PLAIN_POLICIES", "count_inversions", "fairness_summary"]
+
+INVERSION_SPAN = 1000
+PLAIN_POLICIES = ("fifo", "fee_priority")
+
+
+def count_inversions(received_ns: np.ndarray, gamma: float, span: int = INVERSION_SPAN) -> tuple[int, int]:
+    """``received_ns[i, node]``: message i's receive time at each node, rows in sequence
+    order. Returns (inversions, pairs compared): pairs i < j at most ``span`` apart where at
+    least ``ceil(gamma x nodes)`` nodes received j strictly before i."""
+    n, nodes = received_ns.shape
+    need = max(1, math.ceil(gamma * nodes - 1e-9))
+    inversions = pairs = 0
+    for offset in range(1, min(span, n - 1) + 1):
+        earlier, later = received_ns[:-offset], received_ns[offset:]
+        votes = np.count_nonzero(later < earlier, axis=1)
+        inversions += int(np.count_nonzero(votes >= need))
+        pairs += n - offset
+    return inversions, pairs
+
+
+def _gamma(scenario: dict[str, Any]) -> float:
+    fair = (scenario.get("sequencer") or {}).get("fair_order") or {}
+    return float(fair.get("gamma", 1.0))
+
+
+def fairness_summary(history: History) -> dict[str, Any] | None:
+    scenario = history.scenario
+    policy = (scenario.get("sequencer") or {}).get("policy", "fifo")
+    runners = ((scenario.get("market") or {}).get("frontrunners")) or []
+    if policy in PLAIN_POLICIES and not runners:
+        return None
+    gamma = _gamma(scenario)
+    received = _receive_matrix(history)
+    inversions, pairs = count_inversions(received, gamma)
+    races = history.table("frontruns")
+    won = pc.equal(races["outcome"], "won") if races.num_rows else None
+    successes = int(pc.sum(won).as_py() or 0) if won is not None else 0
+    value = float(pc.sum(races.filter(won)["value"]).as_py() or 0.0) if won is not None and successes else 0.0
+    return {
+        "policy": policy,
+        "gamma": gamma,
+        "messages_compared": int(received.shape[0]),
+        "pairs": pairs,
+        "inversions": inversions,
+        "inversion_rate": rounded(inversions / pairs, 6) if pairs else None,
+        "front_run_attempts": races.num_rows,
+        "front_run_successes": successes,
+        "extracted_value": rounded(value, 2),
+    }
+
+
+def _receive_matrix(history: History) -> np.ndarray:
+    """Receive times [committed messages with a row at every node, nodes], rows in sequence order."""
+    nodes = len(history.nodes)
+    messages = history.columns("messages", ["msg_id", "seq_no", "status"])
+    committed = messages.filter(pc.equal(messages["status"], "committed"))
+    if nodes == 0 or committed.num_rows == 0:
+        return np.zeros((0, max(nodes, 1)), dtype=np.int64)
+    deliveries = history.columns("deliveries", ["msg_id", "node", "t_delivered"])
+    names = pa.array([node["name"] for node in history.nodes], pa.string())
+    node = pc.index_in(deliveries["node"].cast(pa.string()), value_set=names).to_numpy(zero_copy_only=False)
+    msg = deliveries["msg_id"].to_numpy()
+    t = deliveries["t_delivered"].to_numpy()
+    ids = committed["msg_id"].to_numpy()
+    ids = ids[np.argsort(committed["seq_no"].to_numpy(), kind="stable")]  # rows in sequence order
+    by_id = np.argsort(ids, kind="stable")
+    pos = np.minimum(np.searchsorted(ids[by_id], msg), len(ids) - 1)
+    known = ids[by_id][pos] == msg
+    rows = by_id[pos[known]]
+    matrix = np.full((len(ids), nodes), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(matrix, (rows, node[known].astype(np.int64)), t[known])  # a node's first receipt
+    return matrix[np.all(matrix < np.iinfo(np.int64).max, axis=1)]

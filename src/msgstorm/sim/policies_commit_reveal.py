@@ -1,0 +1,95 @@
+"""The ``commit_reveal`` queue policy: an order's place is fixed before its content is seen.
+
+Place in the pipeline: a queue policy (``sim/policies.py``) of the leader's ``Sequencer``
+that sends messages (``PolicyHost.send``). A message of ``sequencer.commit_reveal.kinds``
+(default: orders) is a commitment: watchers at the nodes see that it exists, not what it
+holds (``hides``). When a worker sequences it, its place is taken; ``reveal_delay`` later
+its sender reveals it in a second message (same agent, node, kind, key, size and fee) that
+crosses the network like any other. The order takes effect at its commitment's place
+(``execution_rank``: the commitment's sequence number) when its reveal is sequenced within
+``window`` of the commitment; later, the commitment has expired and the order never takes
+effect. Everything is served first come, first served.
+
+A front-runner that sees a reveal can only commit after it: its order's place comes after
+the victim's, whatever its fee or latency.
+
+Lifecycle: built per run; state per commitment lives from its sequencing to its reveal's.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from msgstorm.scenario.registry import QUEUE_POLICIES
+from msgstorm.scenario.schema import MESSAGE_KINDS, CommitRevealSpec
+from msgstorm.sim.policies import PolicyHost
+from msgstorm.sim.state import AGENT, FEE, KEY, KIND, MSG_ID, ORIGIN, SEQ_NO, SIZE
+
+__all__ = ["CommitRevealPolicy"]
+
+
+@QUEUE_POLICIES.register("commit_reveal")
+class CommitRevealPolicy:
+    """First come, first served; commitments take their place, reveals follow."""
+
+    work_conserving = True
+
+    def __init__(self) -> None:
+        self.queue: deque[int] = deque()
+        self.host: PolicyHost | None = None
+        self.spec = CommitRevealSpec()
+        self.kinds: set[int] = set()
+        self.committed_at: dict[int, tuple[int, int]] = {}  # commitment -> (seq_no, t sequenced)
+        self.reveal_of: dict[int, int] = {}  # reveal msg -> its commitment
+        self.rank_of: dict[int, int | None] = {}  # sequenced reveal -> its order's place (None: expired)
+        self.expired = 0  # reveals sequenced after their commitment's window
+        self._pending: dict[int, tuple[Any, ...]] = {}  # commitment -> what its reveal carries
+
+    def attach(self, host: PolicyHost) -> None:
+        self.host = host
+        self.spec = host.scenario.sequencer.commit_reveal or CommitRevealSpec()
+        self.kinds = {MESSAGE_KINDS.index(kind) for kind in self.spec.kinds}
+
+    def push(self, msg: int, fee: float, t_ns: int) -> None:
+        self.queue.append(msg)
+
+    def pop(self) -> int:
+        return self.queue.popleft()
+
+    def __len__(self) -> int:
+        return len(self.queue)
+
+    def hides(self, record: list[Any]) -> bool:
+        return record[KIND] in self.kinds and record[MSG_ID] not in self.reveal_of
+
+    def sequenced(self, t: int, msg: int) -> None:
+        assert self.host is not None
+        commitment = self.reveal_of.get(msg)
+        if commitment is not None:
+            seq_no, t_committed = self.committed_at.pop(commitment, (None, t))
+            on_time = seq_no is not None and t - t_committed <= self.spec.window
+            self.rank_of[msg] = seq_no if on_time else None
+            self.expired += not on_time
+            return
+        record = self.host.message(msg)
+        if record is None or record[KIND] not in self.kinds or msg in self.committed_at:
+            return  # not a commitment (or sequenced again after a leader's crash)
+        self.committed_at[msg] = (record[SEQ_NO], t)
+        content = (record[AGENT], record[KIND], record[ORIGIN], record[KEY], record[SIZE])
+        self._pending[msg] = (*content, record[FEE])
+        self.host.schedule(t + self.spec.reveal_delay, self._reveal, msg)
+
+    def _reveal(self, t: int, commitment: int, _b: int, _c: int, _d: int) -> None:
+        """The sender reveals its committed order: a second message from its node."""
+        assert self.host is not None
+        agent, kind, node, key, size, fee = self._pending.pop(commitment)
+        reveal = self.host.send(t, agent, MESSAGE_KINDS[kind], node, key, size, fee)
+        self.reveal_of[reveal] = commitment
+
+    def execution_rank(self, record: list[Any]) -> int | None:
+        msg = record[MSG_ID]
+        if msg in self.reveal_of:
+            del self.reveal_of[msg]
+            return self.rank_of.pop(msg, None)
+        return record[SEQ_NO]  # a commitment holds its order's place; other kinds take effect as sequenced
