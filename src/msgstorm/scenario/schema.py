@@ -20,6 +20,7 @@ from msgstorm.scenario.distributions import (
     NumberDist,
     SizeDist,
 )
+from msgstorm.scenario.control import ControllerSpec, LaneSpec
 from msgstorm.scenario.market import MarketSpec
 from msgstorm.scenario.units import parse_bandwidth_bps, parse_fraction, parse_rate_per_s
 
@@ -126,6 +127,17 @@ class SequencerSpec(_Spec):
     policy: str = "fifo"
     standby: list[str] = Field(default_factory=list)
     failover_timeout: DurationNs = 1_000_000_000
+    # Left out of the scenario's dump when unset, so that scenarios without it keep their hash.
+    lane: LaneSpec | None = Field(default=None, exclude_if=lambda lane: lane is None,
+                                  description="a share of the workers reserved for liquidations and prices "
+                                              "(sim): [`[sequencer.lane]`](#sequencerlane)")
+
+    @model_validator(mode="after")
+    def _lane_leaves_workers(self) -> SequencerSpec:
+        if self.lane is not None and self.lane.workers >= self.workers:
+            raise ValueError(f"lane.workers ({self.lane.workers}) must be below workers ({self.workers}): "
+                             "the rest keep at least one worker")
+        return self
 
 
 class BlocksSpec(_Spec):
@@ -502,6 +514,10 @@ class Scenario(_Spec):
     agents: list[AgentSpec] = Field(min_length=1)
     faults: list[FaultSpec] = Field(default_factory=list)
     market: MarketSpec | None = None
+    # Left out of the scenario's dump when empty, so that scenarios without it keep their hash.
+    controllers: list[ControllerSpec] = Field(
+        default_factory=list, exclude_if=lambda controllers: not controllers,
+        description="self-healing controllers that steer the run under strain (sim): [`[[controllers]]`](#controllers)")
     slo: dict[str, Annotated[str, Field(pattern=SLO_PATTERN)]] = Field(default_factory=dict)
     analysis: AnalysisSpec = AnalysisSpec()
     history: HistorySpec = HistorySpec()

@@ -51,6 +51,8 @@ from msgstorm.sim.links import LinkState
 from msgstorm.sim.lone_cpu import LoneCpu
 from msgstorm.sim.reactor import Reactor, build_reactors
 from msgstorm.sim.recorder import FLUSH_ROWS, Recorder
+from msgstorm.sim.control import ControlHost, build_controllers, start_controllers
+from msgstorm.sim.lane import LaneSequencer
 from msgstorm.sim.sequencer import Sequencer
 from msgstorm.sim.solo import SoloSequencer
 from msgstorm.sim.solo_driver import SoloDriver
@@ -148,11 +150,15 @@ class ShadowNetwork:
         self.telemetry = None if progress is None else Telemetry(self.ctx, progress)
         self.lone = LoneCpu(self.ctx, self.processing, self.delivery_stride, self._on_validated)
         policy = QUEUE_POLICIES[seq.policy]()
-        self.sequencer = Sequencer(self.ctx, policy, make_backpressure(scenario.backpressure), service,
-                                   release=self._inject)
+        # A lane or a controller needs the sequencer that has them (sim/lane.py); any other
+        # run keeps the plain one.
+        steered = seq.lane is not None or bool(scenario.controllers)
+        self.sequencer = (LaneSequencer if steered else Sequencer)(
+            self.ctx, policy, make_backpressure(scenario.backpressure), service, release=self._inject)
         gas_of = gas_table(scenario.blocks.gas, MESSAGE_KINDS)
         self.chain = Chain(self.ctx, self.sequencer, topology, self.links, self.gossip, self.lone, gas_of,
                            self._commit_listener())
+        self.controllers = build_controllers(scenario, ControlHost(self.ctx, self.sequencer, self.chain))
         self.faults = FaultInjector(self.ctx, self.links, self.gossip, self.sequencer, self.chain, self.lone)
         # A one-node network runs its whole loop compiled when its rules allow (sim/solo.py).
         # Reactions need the Python loop (the compiled one cannot call back): same rules.
@@ -265,6 +271,7 @@ class ShadowNetwork:
             return
         self.faults.start()
         self.chain.start()
+        start_controllers(self.controllers, self.ctx)
         self.ctx.events.push(self.scenario.run.sample_interval, self._sample)
         heap = self.ctx.events.heap
         msgs = self.msgs

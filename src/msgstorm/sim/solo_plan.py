@@ -60,6 +60,7 @@ SOLO_FIELDS: dict[str, str] = {
     "sequencer.policy": REPLAYED,  # through the policy's order_key; a policy without one runs in Python
     "sequencer.standby": NO_EFFECT,  # without faults no leader fails
     "sequencer.failover_timeout": NO_EFFECT,
+    "sequencer.lane": PYTHON_ONLY,  # a second queue with workers of its own (sim/lane.py)
     "blocks.interval": REPLAYED,
     "blocks.max_messages": REPLAYED,
     "blocks.max_gas": REPLAYED,
@@ -82,6 +83,7 @@ SOLO_FIELDS: dict[str, str] = {
     "agents": OUTSIDE,  # traffic
     "faults": PYTHON_ONLY,
     "market": PYTHON_ONLY,  # reactive agents call back into Python (sim/reactor.py)
+    "controllers": PYTHON_ONLY,  # they steer the sequencer and the chain from Python (sim/control.py)
     "slo": OUTSIDE,
     "analysis.knee_latency_factor": OUTSIDE,
     "analysis.throughput_fraction": OUTSIDE,

@@ -1,0 +1,118 @@
+"""The liquidation lane against queueing theory, and what it leaves to the rest.
+
+A lane of one reserved worker that lends nothing is an M/M/1 queue of its own with the
+worker's service rate mu, which is the lane's share r x (workers x mu) of the sequencer's
+capacity: Wq = rho / (mu - lambda), whatever the other traffic does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+
+from msgstorm.scenario.errors import ScenarioError
+
+LANE_TOML = """
+[run]
+name = "lane"
+seed = {seed}
+duration = "{duration_s}s"
+drain = "5s"
+sample_interval = "1s"
+
+[network]
+regions = ["us-east"]
+nodes_per_region = 1
+intra_region_latency = "0ns"
+processing = "0ns"
+bandwidth = "unlimited"
+
+[gossip]
+degree = 1
+peers = 1
+
+[sequencer]
+workers = {workers}
+service = {{ dist = "exponential", mean = "1ms" }}
+lane = {{ workers = {lane_workers}, lend = {lend} }}
+
+[blocks]
+interval = "1s"
+max_messages = 10000000
+
+[history]
+delivery_sample = "0%"
+
+[[agents]]
+name = "keepers"
+role = "liquidator"
+mix = {{ liquidation = 1 }}
+arrival = {{ process = "poisson", rate = "{lane_rate}/s" }}
+
+[[agents]]
+name = "traders"
+mix = {{ order = 1 }}
+arrival = {{ process = "poisson", rate = "{rest_rate}/s" }}
+"""
+
+MU = 1000.0  # service rate per worker, 1 ms mean service
+
+
+def _waits_s(result, kind: str) -> np.ndarray:  # type: ignore[no-untyped-def]
+    messages = result.history.messages
+    served = messages.filter(pc.and_(pc.is_valid(messages["t_dequeued"]), pc.equal(messages["kind"], kind)))
+    wait = pc.subtract(served["t_dequeued"], served["t_received"]).to_numpy()
+    assert (wait >= 0).all()
+    return wait / 1e9
+
+
+@pytest.mark.slow
+def test_lane_is_mm1_with_its_share_of_capacity(scenario_from, run_scenario) -> None:
+    # Two workers, one reserved: r = 1/2 of a capacity of 2 mu. The rest run at rho 0.9 on
+    # their one worker and would add to the lane's wait were the lane not its own queue.
+    lane_rate = 0.5 * MU
+    messages = 200_000
+    scenario = scenario_from(LANE_TOML.format(seed=5, duration_s=messages / lane_rate, workers=2, lane_workers=1,
+                                              lend="false", lane_rate=lane_rate, rest_rate=0.9 * MU))
+    result = run_scenario(scenario)
+    waits = _waits_s(result, "liquidation")
+    assert len(waits) >= 0.98 * messages
+    r_mu = (1 / 2) * (2 * MU)
+    expected = (lane_rate / r_mu) / (r_mu - lane_rate)
+    assert float(np.mean(waits)) == pytest.approx(expected, rel=0.03)
+
+
+def test_lent_lane_workers_serve_the_rest_and_idle_lanes_leave_no_trace(scenario_from, run_scenario) -> None:
+    # The rest alone overload their one shared worker (rho 1.5); with lending the idle lane
+    # worker takes their surplus, without it their queue grows for the whole run.
+    text = LANE_TOML.replace('drain = "5s"', 'drain = "0s"')
+    common = dict(seed=3, duration_s=5, workers=2, lane_workers=1, lane_rate=100.0, rest_rate=1.5 * MU)
+    lent = run_scenario(scenario_from(text.format(lend="true", **common)), "lent")
+    kept = run_scenario(scenario_from(text.format(lend="false", **common)), "kept")
+    served_lent = len(_waits_s(lent, "order"))
+    served_kept = len(_waits_s(kept, "order"))
+    assert served_kept == pytest.approx(5 * MU, rel=0.05)  # one worker's worth
+    assert served_lent > 1.25 * served_kept  # plus most of the lane worker's idle time
+    # Lent or not, a liquidation waits at most one service behind the rest: far below the
+    # rest's queue, which grows by 500 messages a second.
+    assert float(np.mean(_waits_s(lent, "liquidation"))) < 0.005
+    assert float(np.mean(_waits_s(kept, "order"))) > 0.5
+
+
+def test_lane_skips_backpressure(scenario_from, run_scenario) -> None:
+    # A shared queue that drops everything beyond 10: the lane's messages never see it.
+    text = LANE_TOML.replace("[blocks]", '[backpressure]\nmode = "drop_tail"\ncapacity = 10\n\n[blocks]')
+    result = run_scenario(scenario_from(text.format(seed=4, duration_s=3, workers=2, lane_workers=1, lend="false",
+                                                    lane_rate=200.0, rest_rate=3 * MU)))
+    messages = result.history.messages
+    statuses = {kind: pc.value_counts(messages.filter(pc.equal(messages["kind"], kind))["status"]).to_pylist()
+                for kind in ("liquidation", "order")}
+    assert [row["values"] for row in statuses["liquidation"]] == ["committed"]
+    assert "dropped" in [row["values"] for row in statuses["order"]]
+
+
+def test_lane_must_leave_the_rest_a_worker(scenario_from) -> None:
+    with pytest.raises(ScenarioError, match=r"lane.workers \(2\) must be below workers \(2\)"):
+        scenario_from(LANE_TOML.format(seed=1, duration_s=1, workers=2, lane_workers=2, lend="true",
+                                       lane_rate=10.0, rest_rate=10.0))
