@@ -7,10 +7,14 @@ capacity: Wq = rho / (mu - lambda), whatever the other traffic does.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow.compute as pc
 import pytest
 
+from msgstorm.runner import run
+from msgstorm.scenario import load_scenario
 from msgstorm.scenario.errors import ScenarioError
 
 LANE_TOML = """
@@ -116,3 +120,18 @@ def test_lane_must_leave_the_rest_a_worker(scenario_from) -> None:
     with pytest.raises(ScenarioError, match=r"lane.workers \(2\) must be below workers \(2\)"):
         scenario_from(LANE_TOML.format(seed=1, duration_s=1, workers=2, lane_workers=2, lend="true",
                                        lane_rate=10.0, rest_rate=10.0))
+
+
+@pytest.mark.slow
+def test_the_lane_cuts_black_thursdays_bad_debt_by_nine_tenths(tmp_path) -> None:
+    # The same sequencer (4 workers at 1 ms) and seed, without and with the lane.
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    without = run(load_scenario(examples / "black-thursday.toml", [
+        "sequencer.workers=4", 'sequencer.service={dist="exponential",mean="1ms"}']), tmp_path / "without")
+    with_lane = run(load_scenario(examples / "black-thursday-lane.toml"), tmp_path / "lane")
+    assert without.scenario.run.seed == with_lane.scenario.run.seed
+    debt_without = without.summary["market"]["bad_debt"]["absolute"]
+    debt_with = with_lane.summary["market"]["bad_debt"]["absolute"]
+    assert debt_without > 0 and debt_with <= 0.1 * debt_without, (debt_without, debt_with)
+    executed = [result.summary["market"]["liquidations"]["executed"] for result in (without, with_lane)]
+    assert executed[1] > executed[0]
