@@ -135,3 +135,21 @@ def test_the_lane_cuts_black_thursdays_bad_debt_by_nine_tenths(tmp_path) -> None
     assert debt_without > 0 and debt_with <= 0.1 * debt_without, (debt_without, debt_with)
     executed = [result.summary["market"]["liquidations"]["executed"] for result in (without, with_lane)]
     assert executed[1] > executed[0]
+
+
+def test_without_a_lane_or_controller_the_plain_sequencer_serves(scenario_from, tmp_path) -> None:
+    from msgstorm.history import HistoryWriter
+    from msgstorm.sim.lane import LaneSequencer
+    from msgstorm.sim.sequencer import Sequencer
+    from msgstorm.sim.shadow import ShadowNetwork
+
+    plain = scenario_from(LANE_TOML.replace("lane = {{ workers = {lane_workers}, lend = {lend} }}\n", "").format(
+        seed=1, duration_s=1, workers=2, lane_rate=10.0, rest_rate=10.0))
+    laned = scenario_from(LANE_TOML.format(seed=1, duration_s=1, workers=2, lane_workers=1, lend="true",
+                                           lane_rate=10.0, rest_rate=10.0))
+    kinds = []
+    for name, scenario in (("plain", plain), ("laned", laned)):
+        writer = HistoryWriter(tmp_path / name)
+        kinds.append(type(ShadowNetwork(scenario, writer, np.random.SeedSequence(1)).sequencer))
+        writer.close()
+    assert kinds == [Sequencer, LaneSequencer]

@@ -50,9 +50,9 @@ class ThrottleSpec(_Spec):
         min_length=1, description="the kinds it may shed; no other kind is ever shed")
     target_depth: int = Field(
         ge=1, description="the sequencer queue depth it steers toward (its set point)")
-    kp: float = Field(default=0.1, ge=0, description="proportional gain: admitted share per unit of relative "
+    kp: float = Field(default=0.05, ge=0, description="proportional gain: admitted share per unit of relative "
                                                      "depth error (depth / target_depth - 1)")
-    ki: float = Field(default=0.2, ge=0, description="integral gain: admitted share per second per unit of "
+    ki: float = Field(default=0.02, ge=0, description="integral gain: admitted share per second per unit of "
                                                      "relative depth error")
     step: _Fraction = Field(default=0.05, gt=0, le=1,
                             description="the admitted share changes in steps of this size; a change is "

@@ -35,9 +35,10 @@ from msgstorm.sim.sequencer import Sequencer
 __all__ = ["BlockTimeController", "ControlHost", "Controller", "ThrottleController", "build_controllers",
            "start_controllers"]
 
-# The relative depth error is clipped to this range: a queue ten times its set point does
-# not make the controller slam the share shut in one look (the integral does it over time).
-_ERROR_MIN, _ERROR_MAX = -1.0, 3.0
+# The relative depth error is clipped to this range: a queue far beyond its set point does
+# not make the controller slam the share shut in one look (the integral closes it over a
+# few seconds), and small gains still react fast to a large overload.
+_ERROR_MIN, _ERROR_MAX = -1.0, 10.0
 
 
 @dataclass(frozen=True)
