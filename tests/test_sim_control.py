@@ -4,10 +4,14 @@ block interval follows the block backlog within its bounds."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow.compute as pc
 import pytest
 
+from msgstorm.runner import run
+from msgstorm.scenario import load_scenario
 from msgstorm.scenario.errors import ScenarioError
 
 OVERLOAD_TOML = """
@@ -133,3 +137,18 @@ max_interval = "100ms"
 """
     with pytest.raises(ScenarioError, match="'min_interval' must not exceed 'max_interval'"):
         scenario_from(text)
+
+
+@pytest.mark.slow
+def test_self_healing_example_trades_spam_for_liquidations(tmp_path) -> None:
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    healing = run(load_scenario(examples / "self-healing.toml"), tmp_path / "healing")
+    without = run(load_scenario(examples / "self-healing.toml", ["controllers=[]"]), tmp_path / "without")
+    market = [result.summary["market"] for result in (without, healing)]
+    assert market[1]["bad_debt"]["absolute"] <= 0.1 * market[0]["bad_debt"]["absolute"]
+    assert market[1]["liquidation_delay_ms"]["p99"] < 0.5 * market[0]["liquidation_delay_ms"]["p99"]
+    spam = [result.summary["by_kind"]["spam"] for result in (without, healing)]
+    assert spam[0]["committed"] == spam[0]["sent"] and spam[1]["committed"] < 0.5 * spam[1]["sent"]
+    messages = healing.history.messages
+    shed = set(messages.filter(pc.equal(messages["status"], "dropped"))["kind"].to_pylist())
+    assert shed <= {"spam", "quote"}

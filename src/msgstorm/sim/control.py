@@ -111,7 +111,7 @@ class ThrottleController:
         if abs(self.output - self.share) < spec.step - 1e-12:
             return
         steps = round(self.output / spec.step)
-        share = min(1.0, max(spec.min_share, steps * spec.step))
+        share = min(1.0, max(spec.min_share, round(steps * spec.step, 9)))  # 0.35, not 0.35000000000000003
         if share == self.share:
             return
         self.share = share
