@@ -152,3 +152,16 @@ def test_self_healing_example_trades_spam_for_liquidations(tmp_path) -> None:
     messages = healing.history.messages
     shed = set(messages.filter(pc.equal(messages["status"], "dropped"))["kind"].to_pylist())
     assert shed <= {"spam", "quote"}
+
+
+def test_a_lane_or_controller_on_a_live_target_is_refused_at_validation() -> None:
+    from typer.testing import CliRunner
+
+    from msgstorm.cli import app
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    for example, expected in (("self-healing.toml", "controllers[0]: controllers steer the simulator only"),
+                              ("black-thursday-lane.toml", "sequencer.lane: the liquidation lane is the simulator's")):
+        result = CliRunner().invoke(app, ["validate", str(examples / example), "--target", "nats"])
+        assert result.exit_code == 2, result.output
+        assert expected in result.output.replace("\n", " "), result.output
