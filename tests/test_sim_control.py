@@ -55,7 +55,7 @@ arrival = {{ process = "poisson", rate = "1500/s" }}
 [[controllers]]
 kind = "throttle"
 nonessential = ["spam"]
-target_depth = 200
+target = 200
 """
 
 
@@ -165,3 +165,18 @@ def test_a_lane_or_controller_on_a_live_target_is_refused_at_validation() -> Non
         result = CliRunner().invoke(app, ["validate", str(examples / example), "--target", "nats"])
         assert result.exit_code == 2, result.output
         assert expected in result.output.replace("\n", " "), result.output
+
+
+def test_throttle_on_the_block_backlog(scenario_from, run_scenario) -> None:
+    # Blocks carry 500 messages/s while the sequencer serves 1,000/s: the backlog waiting for
+    # block space is the strain; the throttle holds it near 500 by shedding spam.
+    text = OVERLOAD_TOML.replace('max_messages = 1000000', 'max_messages = 50').replace(
+        "target = 200", 'target = 500\nsignal = "block_backlog"').replace('rate = "300/s"', 'rate = "200/s"')
+    result = run_scenario(scenario_from(text.format(duration_s=40, bots_stop="")))
+    controls = _controls(result, "throttle")
+    assert controls and min(share for _, share in controls) <= 0.25  # (500 - 200) / 1,500 = 0.2 fits
+    events = result.history.events
+    backlog = events.filter(pc.and_(pc.equal(events["kind"], "block_backlog"), pc.greater_equal(events["t"], 20e9)))
+    assert 250 <= float(np.mean(backlog["value"].to_numpy())) <= 1000
+    messages = result.history.messages
+    assert set(messages.filter(pc.equal(messages["status"], "dropped"))["kind"].to_pylist()) == {"spam"}

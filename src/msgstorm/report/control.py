@@ -23,32 +23,47 @@ __all__ = ["control_section"]
 
 NS_PER_S = 1e9
 
-# controller -> (its output's name and unit, how output values are shown, its strain's name)
-_AXES: dict[str, tuple[str, float, str]] = {
-    "throttle": ("admitted share of the non-essential kinds", 1.0, "queue depth"),
-    "block_time": ("block interval (ms)", 1e-6, "block backlog (full blocks)"),
+# controller -> (its output's name and unit, how output values are shown)
+_OUTPUTS: dict[str, tuple[str, float]] = {
+    "throttle": ("admitted share of the non-essential kinds", 1.0),
+    "block_time": ("block interval (ms)", 1e-6),
 }
+# The strain a decision's detail names (``signal``; block_time reads the backlog in blocks).
+_STRAINS = {"queue_depth": "queue depth", "block_backlog": "block backlog (messages)",
+            "height_gap": "height gap of the furthest-behind node (blocks)",
+            "block_backlog_blocks": "block backlog (full blocks)"}
 
 
-def _decisions(history: History) -> dict[str, list[tuple[float, float, float]]]:
-    """controller -> [(t seconds, output, strain)] of its decisions, in time order."""
+def _decisions(history: History) -> dict[str, tuple[str, list[tuple[float, float, float]]]]:
+    """controller -> (its signal, [(t seconds, output, strain)] of its decisions in time order)."""
     rows = events_of(history, "control")
     details = rows.events.column("detail").to_pylist()
-    out: dict[str, list[tuple[float, float, float]]] = {}
+    out: dict[str, tuple[str, list[tuple[float, float, float]]]] = {}
     for t, value, row in zip(rows.t.tolist(), rows.value.tolist(), rows.rows.tolist(), strict=True):
         detail = json.loads(details[row] or "{}")
-        out.setdefault(str(detail.get("controller")), []).append((t / NS_PER_S, value, float(detail.get("strain", 0.0))))
+        name = str(detail.get("controller"))
+        signal = str(detail.get("signal") or ("block_backlog_blocks" if name == "block_time" else "queue_depth"))
+        out.setdefault(name, (signal, []))[1].append((t / NS_PER_S, value, float(detail.get("strain", 0.0))))
     return out
 
 
-def _backlog_series(history: History) -> tuple[list[float], list[float]]:
-    rows = events_of(history, "block_backlog")
-    return (rows.t / NS_PER_S).tolist(), rows.value.tolist()
+def _strain_series(history: History, signal: str, depth: tuple[list[float], list[float]],
+                   block_messages: float) -> tuple[list[float], list[float]]:
+    """The sampled series of the strain a controller reads (none sampled for the height gap:
+    its decisions' readings show it)."""
+    if signal == "queue_depth":
+        return depth
+    if signal in ("block_backlog", "block_backlog_blocks"):
+        rows = events_of(history, "block_backlog")
+        scale = 1.0 / block_messages if signal == "block_backlog_blocks" else 1.0
+        return (rows.t / NS_PER_S).tolist(), (rows.value * scale).tolist()
+    return [], []
 
 
-def _figure(name: str, decisions: list[tuple[float, float, float]], strain: tuple[list[float], list[float]],
-            t_end_s: float) -> Figure:
-    output_name, scale, strain_name = _AXES.get(name, (f"{name} output", 1.0, "strain"))
+def _figure(name: str, signal: str, decisions: list[tuple[float, float, float]],
+            strain: tuple[list[float], list[float]], t_end_s: float) -> Figure:
+    output_name, scale = _OUTPUTS.get(name, (f"{name} output", 1.0))
+    strain_name = _STRAINS.get(signal, signal)
     times = [0.0] + [t for t, _, _ in decisions] + [t_end_s]
     first = 1.0 if name == "throttle" else decisions[0][1] * scale
     outputs = [first] + [value * scale for _, value, _ in decisions]
@@ -69,20 +84,21 @@ def _figure(name: str, decisions: list[tuple[float, float, float]], strain: tupl
     return figure(data, layout)
 
 
-def control_section(history: History, depth: tuple[list[float], list[float]], t_end_s: float) -> str:
+def control_section(history: History, depth: tuple[list[float], list[float]], t_end_s: float,
+                    block_messages: float) -> str:
     """The section's HTML (empty when the run had no controller decisions): a table of each
-    controller's decisions and its plot. ``depth``: the queue depth series of the page."""
+    controller's decisions and its plot. ``depth``: the queue depth series of the page;
+    ``block_messages``: a full block's messages (``blocks.max_messages``)."""
     decisions = _decisions(history)
     if not decisions:
         return ""
     rows = []
     blocks = ""
-    for name, made in decisions.items():
-        _, scale, _ = _AXES.get(name, ("", 1.0, ""))
+    for name, (signal, made) in decisions.items():
+        _, scale = _OUTPUTS.get(name, ("", 1.0))
         values = [value * scale for _, value, _ in made]
         rows.append([esc(name), f"{len(made):,}", f"{min(values):,.3f}", f"{max(values):,.3f}", f"{values[-1]:,.3f}"])
-        strain = depth if name == "throttle" else _backlog_series(history)
-        fig = _figure(name, made, strain, t_end_s)
+        fig = _figure(name, signal, made, _strain_series(history, signal, depth, block_messages), t_end_s)
         figures.label_if_empty(fig)
         blocks += figure_block(Plot(f"control-{name}", fig,
                                     "Each step of the line is one decision (a control event); the markers are the "

@@ -375,7 +375,9 @@ def _market(history: History, analysis: Analysis, summary: dict[str, Any],
 def _control(history: History, summary: dict[str, Any],
              depth: tuple[list[float], list[float]]) -> list[tuple[str, str, str]]:
     """The section "Self-healing" of a run whose controllers decided something (none without)."""
-    body = control_section(history, depth, float(summary.get("duration_s") or 0.0))
+    blocks = history.scenario.get("blocks") or {}
+    body = control_section(history, depth, float(summary.get("duration_s") or 0.0),
+                           float(blocks.get("max_messages") or 1))
     return [("control", "Self-healing controllers", body)] if body else []
 
 

@@ -41,17 +41,23 @@ class LaneSpec(_Spec):
 
 
 class ThrottleSpec(_Spec):
-    """Adaptive throttling: a PI controller sheds non-essential kinds as the queue grows."""
+    """Adaptive throttling: a PI controller sheds non-essential kinds as the strain grows."""
 
     kind: Literal["throttle"] = Field(
-        description="a PI controller on the sequencer's queue depth sheds a share of the `nonessential` kinds' "
-                    "arrivals (`dropped`) and lets them back as the queue falls; each change a `control` event")
+        description="a PI controller on a strain signal (the sequencer's queue depth by default) sheds a share of "
+                    "the `nonessential` kinds' arrivals (`dropped`) and lets them back as the strain falls; each "
+                    "change a `control` event")
     nonessential: list[LaneKind] = Field(
         min_length=1, description="the kinds it may shed; no other kind is ever shed")
-    target_depth: int = Field(
-        ge=1, description="the sequencer queue depth it steers toward (its set point)")
+    signal: Literal["queue_depth", "block_backlog", "height_gap"] = Field(
+        default="queue_depth",
+        description="the strain it steers: `queue_depth` (messages in the sequencer's queue), `block_backlog` "
+                    "(sequenced messages waiting for block space) or `height_gap` (blocks the furthest-behind "
+                    "live node trails the leader by: desync)")
+    target: float = Field(
+        gt=0, description="the signal's set point, in its unit (messages, or blocks for `height_gap`)")
     kp: float = Field(default=0.05, ge=0, description="proportional gain: admitted share per unit of relative "
-                                                     "depth error (depth / target_depth - 1)")
+                                                     "error (signal / target - 1)")
     ki: float = Field(default=0.02, ge=0, description="integral gain: admitted share per second per unit of "
                                                      "relative depth error")
     step: _Fraction = Field(default=0.05, gt=0, le=1,
@@ -60,7 +66,7 @@ class ThrottleSpec(_Spec):
                                         "a whole step away from the current share")
     min_share: _Fraction = Field(default=0.0, description="the least share of non-essential arrivals admitted")
     every: DurationNs = Field(default=100_000_000, gt=0,
-                              description="how often it looks at the queue and decides")
+                              description="how often it reads the signal and decides")
 
     @model_validator(mode="after")
     def _share(self) -> ThrottleSpec:

@@ -8,7 +8,8 @@ Every ``spec.every`` of virtual time the controller looks at the strain it react
 event in the history (value: the new output; detail: the strain it saw and its terms), so the
 report can show the controller's state over time beside the strain.
 
-- ``throttle``: a PI controller on the sequencer's queue depth. Its output is the share of
+- ``throttle``: a PI controller on a strain signal (the sequencer's queue depth, the block
+  backlog, or the height gap of the furthest-behind live node). Its output is the share of
   arrivals of the non-essential kinds that the sequencer admits (the rest are shed,
   ``dropped``); a kind not listed as non-essential is never shed. The share moves in steps
   of ``step`` and only when the controller's continuous output is a whole step away from
@@ -66,11 +67,11 @@ def _record(host: ControlHost, t: int, name: str, output: float, detail: dict[st
 
 @CONTROLLERS.register("throttle")
 class ThrottleController:
-    """PI control of the admitted share of non-essential kinds, from the queue depth.
+    """PI control of the admitted share of non-essential kinds, from a strain signal.
 
     Velocity form, so the output's bounds need no anti-windup: each look moves the
     continuous output ``u`` by ``-kp * (e - e_previous) - ki * e * dt`` where ``e`` is
-    ``depth / target_depth - 1``. The share admitted is ``u`` on a grid of ``step``,
+    ``signal / target - 1``. The share admitted is ``u`` on a grid of ``step``,
     changed only when ``u`` is a whole step away from it. Which arrivals are admitted is
     deterministic: a credit grows by the share at each non-essential arrival and one is
     admitted whenever the credit reaches 1 (no random draw, so the run's streams are the
@@ -102,8 +103,8 @@ class ThrottleController:
 
     def decide(self, t: int) -> None:
         spec = self.spec
-        depth = self.host.sequencer.depth
-        error = min(_ERROR_MAX, max(_ERROR_MIN, depth / spec.target_depth - 1.0))
+        strain = self.read()
+        error = min(_ERROR_MAX, max(_ERROR_MIN, strain / spec.target - 1.0))
         dt_s = spec.every / 1e9
         self.output -= spec.kp * (error - self.error) + spec.ki * error * dt_s
         self.output = min(1.0, max(spec.min_share, self.output))
@@ -115,8 +116,19 @@ class ThrottleController:
         if share == self.share:
             return
         self.share = share
-        _record(self.host, t, "throttle", share, {"strain": float(depth), "error": error, "pi": self.output,
-                                                 "shed": self.shed})
+        _record(self.host, t, "throttle", share, {"strain": strain, "signal": spec.signal, "error": error,
+                                                 "pi": self.output, "shed": self.shed})
+
+    def read(self) -> float:
+        """The signal now: messages queued, messages waiting for a block, or blocks behind."""
+        host, signal = self.host, self.spec.signal
+        if signal == "queue_depth":
+            return float(host.sequencer.depth)
+        if signal == "block_backlog":
+            return float(len(host.sequencer.sequenced))
+        cluster, height = host.ctx.cluster, host.chain.height
+        lead = height[cluster.leader]
+        return float(max((lead - h for h, up in zip(height, cluster.up, strict=True) if up), default=0))
 
 
 @CONTROLLERS.register("block_time")
