@@ -180,3 +180,20 @@ def test_throttle_on_the_block_backlog(scenario_from, run_scenario) -> None:
     assert 250 <= float(np.mean(backlog["value"].to_numpy())) <= 1000
     messages = result.history.messages
     assert set(messages.filter(pc.equal(messages["status"], "dropped"))["kind"].to_pylist()) == {"spam"}
+
+
+def test_the_height_gap_is_the_furthest_behind_live_node(scenario_from, tmp_path) -> None:
+    from msgstorm.history import HistoryWriter
+    from msgstorm.sim.shadow import ShadowNetwork
+
+    text = OVERLOAD_TOML.replace("nodes_per_region = 1", "nodes_per_region = 4").replace(
+        "target = 200", 'target = 2\nsignal = "height_gap"')
+    writer = HistoryWriter(tmp_path / "history")
+    sim = ShadowNetwork(scenario_from(text.format(duration_s=1, bots_stop="")), writer, np.random.SeedSequence(1))
+    writer.close()
+    (throttle,) = sim.controllers
+    sim.chain.height[:] = [9, 7, 3, 8]
+    sim.cluster.leader = 0
+    assert throttle.read() == 6.0
+    sim.cluster.up[2] = False  # a crashed node is not desynchronised
+    assert throttle.read() == 2.0
