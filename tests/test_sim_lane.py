@@ -38,7 +38,7 @@ peers = 1
 
 [sequencer]
 workers = {workers}
-service = {{ dist = "exponential", mean = "1ms" }}
+service = {service}
 lane = {{ workers = {lane_workers}, lend = {lend} }}
 
 [blocks]
@@ -61,6 +61,7 @@ arrival = {{ process = "poisson", rate = "{rest_rate}/s" }}
 """
 
 MU = 1000.0  # service rate per worker, 1 ms mean service
+EXPONENTIAL = '{ dist = "exponential", mean = "1ms" }'
 
 
 def _waits_s(result, kind: str) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -72,18 +73,22 @@ def _waits_s(result, kind: str) -> np.ndarray:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.slow
-def test_lane_is_mm1_with_its_share_of_capacity(scenario_from, run_scenario) -> None:
+@pytest.mark.parametrize("service", ["exponential", "constant"])
+def test_lane_is_mm1_with_its_share_of_capacity(scenario_from, run_scenario, service: str) -> None:
     # Two workers, one reserved: r = 1/2 of a capacity of 2 mu. The rest run at rho 0.9 on
     # their one worker and would add to the lane's wait were the lane not its own queue.
+    # Exponential service: M/M/1, Wq = rho / (r mu - lambda); constant: M/D/1, half that.
     lane_rate = 0.5 * MU
     messages = 200_000
-    scenario = scenario_from(LANE_TOML.format(seed=5, duration_s=messages / lane_rate, workers=2, lane_workers=1,
-                                              lend="false", lane_rate=lane_rate, rest_rate=0.9 * MU))
+    scenario = scenario_from(LANE_TOML.format(
+        seed=5, duration_s=messages / lane_rate, workers=2, lane_workers=1, lend="false", lane_rate=lane_rate,
+        rest_rate=0.9 * MU, service=EXPONENTIAL if service == "exponential" else '"1ms"'))
     result = run_scenario(scenario)
     waits = _waits_s(result, "liquidation")
     assert len(waits) >= 0.98 * messages
     r_mu = (1 / 2) * (2 * MU)
-    expected = (lane_rate / r_mu) / (r_mu - lane_rate)
+    rho = lane_rate / r_mu
+    expected = rho / (r_mu - lane_rate) if service == "exponential" else rho / (2 * r_mu * (1 - rho))
     assert float(np.mean(waits)) == pytest.approx(expected, rel=0.03)
 
 
@@ -91,7 +96,8 @@ def test_lent_lane_workers_serve_the_rest_and_idle_lanes_leave_no_trace(scenario
     # The rest alone overload their one shared worker (rho 1.5); with lending the idle lane
     # worker takes their surplus, without it their queue grows for the whole run.
     text = LANE_TOML.replace('drain = "5s"', 'drain = "0s"')
-    common = dict(seed=3, duration_s=5, workers=2, lane_workers=1, lane_rate=100.0, rest_rate=1.5 * MU)
+    common = dict(seed=3, duration_s=5, workers=2, lane_workers=1, lane_rate=100.0, rest_rate=1.5 * MU,
+                  service=EXPONENTIAL)
     lent = run_scenario(scenario_from(text.format(lend="true", **common)), "lent")
     kept = run_scenario(scenario_from(text.format(lend="false", **common)), "kept")
     served_lent = len(_waits_s(lent, "order"))
@@ -108,7 +114,7 @@ def test_lane_skips_backpressure(scenario_from, run_scenario) -> None:
     # A shared queue that drops everything beyond 10: the lane's messages never see it.
     text = LANE_TOML.replace("[blocks]", '[backpressure]\nmode = "drop_tail"\ncapacity = 10\n\n[blocks]')
     result = run_scenario(scenario_from(text.format(seed=4, duration_s=3, workers=2, lane_workers=1, lend="false",
-                                                    lane_rate=200.0, rest_rate=3 * MU)))
+                                                    lane_rate=200.0, rest_rate=3 * MU, service=EXPONENTIAL)))
     messages = result.history.messages
     statuses = {kind: pc.value_counts(messages.filter(pc.equal(messages["kind"], kind))["status"]).to_pylist()
                 for kind in ("liquidation", "order")}
@@ -119,7 +125,7 @@ def test_lane_skips_backpressure(scenario_from, run_scenario) -> None:
 def test_lane_must_leave_the_rest_a_worker(scenario_from) -> None:
     with pytest.raises(ScenarioError, match=r"lane.workers \(2\) must be below workers \(2\)"):
         scenario_from(LANE_TOML.format(seed=1, duration_s=1, workers=2, lane_workers=2, lend="true",
-                                       lane_rate=10.0, rest_rate=10.0))
+                                       lane_rate=10.0, rest_rate=10.0, service=EXPONENTIAL))
 
 
 @pytest.mark.slow
@@ -144,9 +150,9 @@ def test_without_a_lane_or_controller_the_plain_sequencer_serves(scenario_from, 
     from msgstorm.sim.shadow import ShadowNetwork
 
     plain = scenario_from(LANE_TOML.replace("lane = {{ workers = {lane_workers}, lend = {lend} }}\n", "").format(
-        seed=1, duration_s=1, workers=2, lane_rate=10.0, rest_rate=10.0))
+        seed=1, duration_s=1, workers=2, lane_rate=10.0, rest_rate=10.0, service=EXPONENTIAL))
     laned = scenario_from(LANE_TOML.format(seed=1, duration_s=1, workers=2, lane_workers=1, lend="true",
-                                           lane_rate=10.0, rest_rate=10.0))
+                                           lane_rate=10.0, rest_rate=10.0, service=EXPONENTIAL))
     kinds = []
     for name, scenario in (("plain", plain), ("laned", laned)):
         writer = HistoryWriter(tmp_path / name)
