@@ -9,7 +9,9 @@ Per message: the sending agent's node validates it and gossips it over the overl
 receipt costs the receiving node processing time (duplicates too); the leader's
 ``Sequencer`` admits it through backpressure into its queue policy and serves it; the
 ``Chain`` packs sequenced messages into blocks, gossips them, collects votes and commits;
-the ``FaultInjector`` applies scheduled faults. The roles share a ``SimContext``
+the ``FaultInjector`` applies scheduled faults. With ``sequencer.lane`` or ``[[controllers]]``
+the sequencer is a ``LaneSequencer`` (``sim/lane.py``) and the controllers (``sim/control.py``)
+look at it and the chain every ``every``. The roles share a ``SimContext``
 (``sim/context.py``); this module is only the loop that merges their event streams and the
 send path.
 
@@ -44,15 +46,15 @@ from msgstorm.sim import warm
 from msgstorm.sim.backpressure import make_backpressure
 from msgstorm.sim.chain import Chain, gas_table
 from msgstorm.sim.context import Cluster, EventQueue, SimContext, Tally
+from msgstorm.sim.control import ControlHost, build_controllers, start_controllers
 from msgstorm.sim.fault_injector import FaultInjector
 from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.kernel import ITEM_BLOCK, ITEM_MSG, ITEM_WATCHED, N_CPU
+from msgstorm.sim.lane import LaneSequencer
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.lone_cpu import LoneCpu
 from msgstorm.sim.reactor import Reactor, build_reactors
 from msgstorm.sim.recorder import FLUSH_ROWS, Recorder
-from msgstorm.sim.control import ControlHost, build_controllers, start_controllers
-from msgstorm.sim.lane import LaneSequencer
 from msgstorm.sim.sequencer import Sequencer
 from msgstorm.sim.solo import SoloSequencer
 from msgstorm.sim.solo_driver import SoloDriver
