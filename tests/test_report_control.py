@@ -45,3 +45,15 @@ def test_no_controller_no_section(scenario_from, run_scenario) -> None:
     result = run_scenario(scenario_from(text))
     page = render_run_report(result.history, result.analysis)
     assert 'id="control"' not in page and "control-table" not in page
+
+
+def test_report_plots_the_block_interval_from_where_it_started(scenario_from, run_scenario) -> None:
+    text = OVERLOAD_TOML.split("[[controllers]]")[0].replace('max_messages = 1000000', 'max_messages = 50')
+    text = text.replace("{bots_stop}", 'start = "2s"\nstop = "6s"').replace('rate = "1500/s"', 'rate = "500/s"')
+    text += '\n[[controllers]]\nkind = "block_time"\nmin_interval = "20ms"\nmax_interval = "100ms"\nevery = "500ms"\n'
+    result = run_scenario(scenario_from(text.format(duration_s=12)))
+    page = render_run_report(result.history, result.analysis)
+    line, strain, _ = _figure(page, "control-block_time")["data"]
+    assert line["y"][0] == 100.0  # blocks.interval, in ms, before the first decision
+    assert min(line["y"]) < 100.0 and line["y"][-1] == 100.0
+    assert strain["name"] == "block backlog (full blocks)" and max(strain["y"]) > 1

@@ -52,7 +52,7 @@ class EventKind(StrEnum):
     LANE_DEPTH = "lane_depth"  # sampled: messages waiting in the sequencer's reserved lane
     # A self-healing controller's decision (sim/control.py): value = its new output (the
     # admitted share of non-essential kinds, or the block interval in ns); detail:
-    # {"controller", "strain", "output"} and the controller's own terms
+    # {"controller", "previous", "output", "strain"} and the controller's own terms
     CONTROL = "control"
 
 

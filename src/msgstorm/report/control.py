@@ -34,16 +34,18 @@ _STRAINS = {"queue_depth": "queue depth", "block_backlog": "block backlog (messa
             "block_backlog_blocks": "block backlog (full blocks)"}
 
 
-def _decisions(history: History) -> dict[str, tuple[str, list[tuple[float, float, float]]]]:
-    """controller -> (its signal, [(t seconds, output, strain)] of its decisions in time order)."""
+def _decisions(history: History) -> dict[str, tuple[str, float, list[tuple[float, float, float]]]]:
+    """controller -> (its signal, its output before the first decision, [(t seconds, output,
+    strain)] of its decisions in time order)."""
     rows = events_of(history, "control")
     details = rows.events.column("detail").to_pylist()
-    out: dict[str, tuple[str, list[tuple[float, float, float]]]] = {}
+    out: dict[str, tuple[str, float, list[tuple[float, float, float]]]] = {}
     for t, value, row in zip(rows.t.tolist(), rows.value.tolist(), rows.rows.tolist(), strict=True):
         detail = json.loads(details[row] or "{}")
         name = str(detail.get("controller"))
         signal = str(detail.get("signal") or ("block_backlog_blocks" if name == "block_time" else "queue_depth"))
-        out.setdefault(name, (signal, []))[1].append((t / NS_PER_S, value, float(detail.get("strain", 0.0))))
+        first = float(detail.get("previous", value))
+        out.setdefault(name, (signal, first, []))[2].append((t / NS_PER_S, value, float(detail.get("strain", 0.0))))
     return out
 
 
@@ -60,13 +62,12 @@ def _strain_series(history: History, signal: str, depth: tuple[list[float], list
     return [], []
 
 
-def _figure(name: str, signal: str, decisions: list[tuple[float, float, float]],
+def _figure(name: str, signal: str, first: float, decisions: list[tuple[float, float, float]],
             strain: tuple[list[float], list[float]], t_end_s: float) -> Figure:
     output_name, scale = _OUTPUTS.get(name, (f"{name} output", 1.0))
     strain_name = _STRAINS.get(signal, signal)
-    times = [0.0] + [t for t, _, _ in decisions] + [t_end_s]
-    first = 1.0 if name == "throttle" else decisions[0][1] * scale
-    outputs = [first] + [value * scale for _, value, _ in decisions]
+    times = [0.0] + [t for t, _, _ in decisions] + [max(t_end_s, decisions[-1][0])]
+    outputs = [first * scale] + [value * scale for _, value, _ in decisions]
     outputs.append(outputs[-1])
     data: list[dict[str, Any]] = [
         {"type": "scatter", "x": times, "y": outputs, "name": f"{name}: {output_name}", "mode": "lines",
@@ -94,11 +95,11 @@ def control_section(history: History, depth: tuple[list[float], list[float]], t_
         return ""
     rows = []
     blocks = ""
-    for name, (signal, made) in decisions.items():
+    for name, (signal, first, made) in decisions.items():
         _, scale = _OUTPUTS.get(name, ("", 1.0))
         values = [value * scale for _, value, _ in made]
         rows.append([esc(name), f"{len(made):,}", f"{min(values):,.3f}", f"{max(values):,.3f}", f"{values[-1]:,.3f}"])
-        fig = _figure(name, signal, made, _strain_series(history, signal, depth, block_messages), t_end_s)
+        fig = _figure(name, signal, first, made, _strain_series(history, signal, depth, block_messages), t_end_s)
         figures.label_if_empty(fig)
         blocks += figure_block(Plot(f"control-{name}", fig,
                                     "Each step of the line is one decision (a control event); the markers are the "

@@ -115,9 +115,9 @@ class ThrottleController:
         share = min(1.0, max(spec.min_share, round(steps * spec.step, 9)))  # 0.35, not 0.35000000000000003
         if share == self.share:
             return
-        self.share = share
-        _record(self.host, t, "throttle", share, {"strain": strain, "signal": spec.signal, "error": error,
-                                                 "pi": self.output, "shed": self.shed})
+        previous, self.share = self.share, share
+        _record(self.host, t, "throttle", share, {"previous": previous, "strain": strain, "signal": spec.signal,
+                                                 "error": error, "pi": self.output, "shed": self.shed})
 
     def read(self) -> float:
         """The signal now: messages queued, messages waiting for a block, or blocks behind."""
@@ -152,8 +152,8 @@ class BlockTimeController:
             interval = min(spec.max_interval, round(interval / spec.factor))
         if interval == chain.block_interval:
             return
-        chain.block_interval = interval  # the next block tick is scheduled with it
-        _record(self.host, t, "block_time", float(interval), {"strain": backlog_blocks})
+        previous, chain.block_interval = chain.block_interval, interval  # the next block tick uses it
+        _record(self.host, t, "block_time", float(interval), {"previous": float(previous), "strain": backlog_blocks})
 
 
 def build_controllers(scenario: Scenario, host: ControlHost) -> list[Controller]:
