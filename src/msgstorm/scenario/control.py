@@ -26,18 +26,32 @@ class _Spec(BaseModel):
 
 
 class LaneSpec(_Spec):
-    """A share of the sequencer's workers reserved for some kinds (liquidations and prices)."""
+    """A share of the sequencer's workers and/or of each block reserved for some kinds
+    (liquidations and prices); an unused share goes to the rest."""
 
     kinds: list[LaneKind] = Field(
         default_factory=lambda: ["liquidation", "price"], min_length=1,
-        description="the kinds the lane serves; they skip the shared queue and backpressure (the base fee "
-                    "prices the shared share, not the reserved one)")
+        description="the kinds the lane serves")
     workers: int = Field(
-        ge=1, description="workers reserved for the lane, out of `sequencer.workers` (the lane's share of "
-                          "the service capacity is `workers / sequencer.workers`)")
+        default=0, ge=0,
+        description="workers reserved for the lane, out of `sequencer.workers` (the lane's share of the service "
+                    "capacity is `workers / sequencer.workers`); the lane's kinds then skip the shared queue and "
+                    "backpressure (the base fee prices the shared share, not the reserved one). 0: they queue "
+                    "with the rest")
     lend: bool = Field(
         default=True, description="an idle lane worker serves the rest (the unused share goes to them); "
                                   "false: the lane's workers serve only the lane")
+    block_share: _Fraction = Field(
+        default=0.0, description="share of each block's messages (and gas, with `blocks.max_gas`) the lane's "
+                                 "sequenced messages may take before the rest; what they leave goes to the rest")
+
+    @model_validator(mode="after")
+    def _reserves_something(self) -> LaneSpec:
+        if not 0 <= self.block_share <= 1:
+            raise ValueError("'block_share' must be in [0, 1]")
+        if self.workers == 0 and self.block_share == 0:
+            raise ValueError("a lane reserves 'workers', a 'block_share', or both")
+        return self
 
 
 class ThrottleSpec(_Spec):

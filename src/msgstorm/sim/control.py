@@ -31,7 +31,6 @@ from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
 from msgstorm.sim.chain import Chain
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.lane import LaneSequencer
-from msgstorm.sim.sequencer import Sequencer
 
 __all__ = ["BlockTimeController", "ControlHost", "Controller", "ThrottleController", "build_controllers",
            "start_controllers"]
@@ -47,7 +46,7 @@ class ControlHost:
     """What a controller may look at and steer."""
 
     ctx: SimContext
-    sequencer: Sequencer
+    sequencer: LaneSequencer
     chain: Chain
 
 
@@ -78,8 +77,6 @@ class ThrottleController:
     same with and without the controller)."""
 
     def __init__(self, spec: ThrottleSpec, host: ControlHost) -> None:
-        if not isinstance(host.sequencer, LaneSequencer):
-            raise TypeError("the throttle sheds through LaneSequencer's gate")
         self.spec = spec
         self.host = host
         self.every_ns = spec.every
@@ -125,7 +122,7 @@ class ThrottleController:
         if signal == "queue_depth":
             return float(host.sequencer.depth)
         if signal == "block_backlog":
-            return float(len(host.sequencer.sequenced))
+            return float(host.sequencer.block_backlog())
         cluster, height = host.ctx.cluster, host.chain.height
         lead = height[cluster.leader]
         return float(max((lead - h for h, up in zip(height, cluster.up, strict=True) if up), default=0))
@@ -144,7 +141,7 @@ class BlockTimeController:
 
     def decide(self, t: int) -> None:
         spec, chain = self.spec, self.host.chain
-        backlog_blocks = len(self.host.sequencer.sequenced) / chain.max_messages
+        backlog_blocks = self.host.sequencer.block_backlog() / chain.max_messages
         interval = chain.block_interval
         if backlog_blocks > spec.high:
             interval = max(spec.min_interval, round(interval * spec.factor))

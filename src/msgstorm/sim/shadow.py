@@ -160,7 +160,8 @@ class ShadowNetwork:
         gas_of = gas_table(scenario.blocks.gas, MESSAGE_KINDS)
         self.chain = Chain(self.ctx, self.sequencer, topology, self.links, self.gossip, self.lone, gas_of,
                            self._commit_listener())
-        self.controllers = build_controllers(scenario, ControlHost(self.ctx, self.sequencer, self.chain))
+        self.controllers = (build_controllers(scenario, ControlHost(self.ctx, self.sequencer, self.chain))
+                            if isinstance(self.sequencer, LaneSequencer) else [])
         self.faults = FaultInjector(self.ctx, self.links, self.gossip, self.sequencer, self.chain, self.lone)
         # A one-node network runs its whole loop compiled when its rules allow (sim/solo.py).
         # Reactions need the Python loop (the compiled one cannot call back): same rules.
