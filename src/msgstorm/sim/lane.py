@@ -79,7 +79,6 @@ class LaneSequencer(Sequencer):
         self.workers -= self.lane_workers  # the shared workers
         self.lane_queue: deque[int] = deque()
         self.on_lane: set[int] = set()  # messages a lane worker is serving
-        self.lane_depth_max = 0
         self.block_share = lane.block_share if lane is not None else 0.0
         self.block_kinds = kinds if self.block_share else frozenset[int]()  # kinds with a share of each block
         self.lane_sequenced: deque[int] = deque()  # sequenced block-share kinds waiting for a block
@@ -99,7 +98,6 @@ class LaneSequencer(Sequencer):
             else:
                 record[WHERE] = QUEUED
                 self.lane_queue.append(m)
-                self.lane_depth_max = max(self.lane_depth_max, len(self.lane_queue))
             return
         if self.gate is not None and self.gate.sheds(kind):
             record[T_RECEIVED] = t
