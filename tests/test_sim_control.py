@@ -197,3 +197,15 @@ def test_the_height_gap_is_the_furthest_behind_live_node(scenario_from, tmp_path
     assert throttle.read() == 6.0
     sim.cluster.up[2] = False  # a crashed node is not desynchronised
     assert throttle.read() == 2.0
+
+
+def test_a_controller_that_never_decides_changes_nothing(scenario_from, run_scenario) -> None:
+    # A set point no queue reaches: the throttle looks every 100 ms and never acts, so the
+    # run is the run without it, message for message and event for event.
+    idle = run_scenario(scenario_from(OVERLOAD_TOML.replace("target = 200", "target = 1e9").format(
+        duration_s=5, bots_stop="")), "idle")
+    plain = run_scenario(scenario_from(OVERLOAD_TOML.split("[[controllers]]")[0].format(
+        duration_s=5, bots_stop="")), "plain")
+    assert not _controls(idle, "throttle")
+    assert idle.history.messages.equals(plain.history.messages)
+    assert idle.history.events.equals(plain.history.events)
