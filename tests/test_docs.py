@@ -273,7 +273,7 @@ def test_the_tour_shows_an_excerpt_of_each_sim_example() -> None:
 
 
 SIM_TOUR = ["quickstart", "ramp", "flash-crash", "matching-engine", "black-thursday", "black-thursday-fee-aware",
-            "front-running", "solana-spam"]
+            "front-running", "black-thursday-lane", "self-healing", "solana-spam"]
 
 
 @pytest.mark.parametrize("name", SIM_TOUR)

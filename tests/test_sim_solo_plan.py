@@ -27,6 +27,7 @@ regions = ["us-east"]
 nodes_per_region = 1
 
 [sequencer]
+workers = 2
 service = "100us"
 
 [backpressure]
@@ -52,6 +53,10 @@ SETTING = {
     "faults": (UNBOUNDED, UNBOUNDED, '[[faults]]\nkind = "crash"\nnode = "sequencer"\nat = "100ms"\nrestart_after = "100ms"'),
     # Reactive agents call back into Python: a market keeps the Python loop.
     "market": (UNBOUNDED, UNBOUNDED, '[market]\n[[market.instruments]]\nname = "X"\n[[market.keepers]]'),
+    # A second queue with workers of its own; controllers steer from Python.
+    "sequencer.lane": (UNBOUNDED, UNBOUNDED, '[sequencer.lane]\nworkers = 1'),
+    "controllers": (UNBOUNDED, UNBOUNDED, '[[controllers]]\nkind = "block_time"\nmin_interval = "100ms"\n'
+                                          'max_interval = "1s"'),
 }
 
 

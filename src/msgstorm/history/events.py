@@ -49,6 +49,12 @@ class EventKind(StrEnum):
     CPU_SECONDS = "cpu_seconds"
     READ_BACK = "read_back"  # live, after the drain: value = messages the broker stored (null: cannot tell)
     INTERRUPTED = "interrupted"
+    LANE_DEPTH = "lane_depth"  # sampled: messages waiting in the sequencer's reserved lane
+    LANE_BLOCK_BACKLOG = "lane_block_backlog"  # sampled: the lane's sequenced messages waiting for a block
+    # A self-healing controller's decision (sim/control.py): value = its new output (the
+    # admitted share of non-essential kinds, or the block interval in ns); detail:
+    # {"controller", "previous", "output", "strain"} and the controller's own terms
+    CONTROL = "control"
 
 
 EVENT_KINDS: tuple[str, ...] = tuple(kind.value for kind in EventKind)

@@ -23,6 +23,7 @@ from msgstorm.analysis import Analysis
 from msgstorm.analysis.connections import trouble_counts
 from msgstorm.history.reader import History
 from msgstorm.report import figures
+from msgstorm.report.control import control_section
 from msgstorm.report.market import market_plots, market_section
 from msgstorm.report.page import Plot, esc, figure_block, page, table
 from msgstorm.report.series import (
@@ -393,6 +394,15 @@ def _market(history: History, analysis: Analysis, summary: dict[str, Any],
     return [("market", "What delay cost", market_section(summary) + blocks)]
 
 
+def _control(history: History, summary: dict[str, Any],
+             depth: tuple[list[float], list[float]]) -> list[tuple[str, str, str]]:
+    """The section "Self-healing" of a run whose controllers decided something (none without)."""
+    blocks = history.scenario.get("blocks") or {}
+    body = control_section(history, depth, float(summary.get("duration_s") or 0.0),
+                           float(blocks.get("max_messages") or 1))
+    return [("control", "Self-healing controllers", body)] if body else []
+
+
 def render_run_report(history: History, analysis: Analysis, wall_s: float | None = None) -> str:
     """The whole report page as HTML text (``wall_s``: the run's wall time, when known)."""
     summary = dict(analysis.summary)
@@ -421,6 +431,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         *([] if live else simulated),
         *_market(history, analysis, summary, depth),
         *_fairness(summary),
+        *_control(history, summary, depth),
         ("groups", "By message kind and agent", _groups(summary)),
         ("checks", "Delivery checks and faults", _checks(summary)),
     ]

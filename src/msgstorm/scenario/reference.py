@@ -27,12 +27,13 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from msgstorm.scenario import distributions as dists
-from msgstorm.scenario import market, schema
+from msgstorm.scenario import control, market, schema
 from msgstorm.scenario.regions import known_regions
 from msgstorm.scenario.registry import (
     ARRIVAL_PROCESSES,
     BACKPRESSURE_MODES,
     CHECKERS,
+    CONTROLLERS,
     FAULT_KINDS,
     LIVE_DRIVERS,
     QUEUE_POLICIES,
@@ -390,6 +391,7 @@ _SECTIONS: list[_Section] = [
     ("[sequencer.batch_auction]", schema.BatchAuctionSpec),
     ("[sequencer.commit_reveal]", schema.CommitRevealSpec),
     ("[sequencer.fair_order]", schema.FairOrderSpec),
+    ("[sequencer.lane]", control.LaneSpec),
     ("[blocks]", schema.BlocksSpec),
     ("[backpressure]", "mode", schema.BackpressureSpec),
     ("[desync]", schema.DesyncSpec),
@@ -397,6 +399,7 @@ _SECTIONS: list[_Section] = [
     ("Arrival processes", "process", schema.ArrivalSpec),
     ("A phase of `phases`", schema.Phase),
     ("[[faults]]", "kind", schema.FaultSpec),
+    ("[[controllers]]", "kind", control.ControllerSpec),
     ("[market]", market.MarketSpec),
     ("[[market.instruments]]", market.InstrumentSpec),
     ("`shocks` of an instrument", market.ShockSpec),
@@ -721,7 +724,7 @@ def render() -> str:
         heading = f"`{section[0]}`" if section[0].startswith("[") else section[0]
         out += [f"{level} {heading}", ""]
         if len(section) == 3:
-            out += _union_section(section[1], section[2], level)
+            out += _union_section(section[1], section[2], level, section[0])
             continue
         doc = (section[1].__doc__ or "").strip()
         out += ([_clean(doc), ""] if doc else []) + _field_rows(section[1]) + [""]
@@ -729,8 +732,9 @@ def render() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _union_section(key: str, union: Any, level: str) -> list[str]:
-    registry = {"mode": BACKPRESSURE_MODES, "process": ARRIVAL_PROCESSES, "kind": FAULT_KINDS}[key]
+def _union_section(key: str, union: Any, level: str, heading: str) -> list[str]:
+    registry = {"[backpressure]": BACKPRESSURE_MODES, "Arrival processes": ARRIVAL_PROCESSES,
+                "[[faults]]": FAULT_KINDS, "[[controllers]]": CONTROLLERS}[heading]
     out = [f"`{key}` chooses one of: {_builtin_names(registry)}.", ""]
     for model in _union_members(union):
         info = model.model_fields[key]

@@ -190,6 +190,14 @@ def check_references(scenario: Scenario) -> list[Problem]:
         if problem is not None:
             problems.append((("slo", name), problem))
     problems += _market_references(scenario, regions, nodes, names_seen, hint_nodes)
+    if scenario.target != "sim":
+        if scenario.sequencer.lane is not None:
+            problems.append((("sequencer", "lane"), f"the liquidation lane is the simulator's sequencer's (target "
+                                                    f"{scenario.target!r}): drop it or run with --target sim"))
+        for index, _ in enumerate(scenario.controllers):
+            problems.append((("controllers", index), f"controllers steer the simulator only (target "
+                                                     f"{scenario.target!r}): drop [[controllers]] or run with "
+                                                     "--target sim"))
     nats = scenario.live.nats
     for field, used in (("generator_processes", nats.generator_processes > 1),
                         ("consumer_processes", nats.consumer_processes)):

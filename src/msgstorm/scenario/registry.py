@@ -1,6 +1,6 @@
 """Extension points: the names a scenario may use, and what implements each.
 
-Place in the pipeline: the scenario layer, below every engine. Seven registries map a name
+Place in the pipeline: the scenario layer, below every engine. Eight registries map a name
 that appears in a scenario or a report to its implementation:
 
 - ``QUEUE_POLICIES``: ``sequencer.policy`` -> a no-argument factory of a ``QueuePolicy``
@@ -22,15 +22,20 @@ that appears in a scenario or a report to its implementation:
 - ``REACTORS``: reactive agents of the simulator (every run asks each) -> a factory
   ``(scenario, host, seed) -> Reactor | None`` (``sim/reactor.py``; the market,
   ``market/reactor.py``): agents that create messages during the run in reaction to what
-  is delivered and committed.
+  is delivered and committed;
+- ``CONTROLLERS``: ``controllers[].kind`` -> a factory ``(spec, host) -> Controller``
+  (``sim/control.py``): self-healing controllers that look at the run's strain every
+  ``every`` and steer it (shed non-essential kinds, change the block interval), each
+  decision a ``control`` event.
 
 Implementations register themselves with ``@REGISTRY.register("name")`` in the module that
 defines them; the scenario layer never imports those modules. A registry imports its
 built-in modules by name, the first time it is asked for a name (as a plugin loader does),
 and then the modules listed in ``MSGSTORM_EXTENSIONS`` (module names or ``.py`` files,
 separated by ``,`` or the path separator): a new policy can live in one file outside the
-package. Backpressure modes, fault kinds and arrival processes take settings, so a new one
-also adds its spec class to ``scenario/schema.py``; queue policies and checkers need
+package. Backpressure modes, fault kinds, arrival processes and controllers take settings, so
+a new one also adds its spec class to ``scenario/schema.py`` (controllers: to the
+``ControllerSpec`` union in ``scenario/control.py``); queue policies and checkers need
 nothing else.
 """
 
@@ -49,6 +54,7 @@ __all__ = [
     "ARRIVAL_PROCESSES",
     "BACKPRESSURE_MODES",
     "CHECKERS",
+    "CONTROLLERS",
     "EXTENSIONS_ENV",
     "FAULT_KINDS",
     "LIVE_DRIVERS",
@@ -161,3 +167,4 @@ LIVE_DRIVERS: Registry[Any] = Registry("live driver", (
     "msgstorm.live.drivers.redis",
 ))
 REACTORS: Registry[Callable[..., Any]] = Registry("reactor", ("msgstorm.market.reactor", "msgstorm.market.frontrun"))
+CONTROLLERS: Registry[Callable[..., Any]] = Registry("controller", ("msgstorm.sim.control",))

@@ -28,6 +28,7 @@ from msgstorm.scenario.distributions import (
     NumberDist,
     SizeDist,
 )
+from msgstorm.scenario.control import ControllerSpec, LaneSpec
 from msgstorm.scenario.market import MarketSpec
 from msgstorm.scenario.units import parse_bandwidth_bps, parse_fraction, parse_rate_per_s
 
@@ -177,16 +178,25 @@ class SequencerSpec(_Spec):
     batch_auction: BatchAuctionSpec | None = None
     commit_reveal: CommitRevealSpec | None = None
     fair_order: FairOrderSpec | None = None
+    lane: LaneSpec | None = Field(default=None, description="a share of the workers reserved for liquidations and "
+                                                              "prices (sim): [`[sequencer.lane]`](#sequencerlane)")
 
     @model_serializer(mode="wrap")
-    def _without_unset_protocols(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Settings of ordering protocols left unset are not written: a scenario without
-        them dumps (and hashes, ``scenario_hash``) as it did before they existed."""
+    def _without_unset_settings(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Settings left unset (the ordering protocols', the lane) are not written: a scenario
+        without them dumps (and hashes, ``scenario_hash``) as it did before they existed."""
         data: dict[str, Any] = handler(self)
-        for name in ORDERING_SETTINGS:
+        for name in (*ORDERING_SETTINGS, "lane"):
             if data.get(name) is None:
                 data.pop(name, None)
         return data
+
+    @model_validator(mode="after")
+    def _lane_leaves_workers(self) -> SequencerSpec:
+        if self.lane is not None and self.lane.workers >= self.workers:
+            raise ValueError(f"lane.workers ({self.lane.workers}) must be below workers ({self.workers}): "
+                             "the rest keep at least one worker")
+        return self
 
 
 class BlocksSpec(_Spec):
@@ -563,6 +573,10 @@ class Scenario(_Spec):
     agents: list[AgentSpec] = Field(min_length=1)
     faults: list[FaultSpec] = Field(default_factory=list)
     market: MarketSpec | None = None
+    # Left out of the scenario's dump when empty, so that scenarios without it keep their hash.
+    controllers: list[ControllerSpec] = Field(
+        default_factory=list, exclude_if=lambda controllers: not controllers,
+        description="self-healing controllers that steer the run under strain (sim): [`[[controllers]]`](#controllers)")
     slo: dict[str, Annotated[str, Field(pattern=SLO_PATTERN)]] = Field(default_factory=dict)
     analysis: AnalysisSpec = AnalysisSpec()
     history: HistorySpec = HistorySpec()

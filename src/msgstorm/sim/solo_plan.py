@@ -65,6 +65,7 @@ SOLO_FIELDS: dict[str, str] = {
     "sequencer.batch_auction": NO_EFFECT,
     "sequencer.commit_reveal": NO_EFFECT,
     "sequencer.fair_order": NO_EFFECT,
+    "sequencer.lane": PYTHON_ONLY,  # a second queue with workers of its own (sim/lane.py)
     "blocks.interval": REPLAYED,
     "blocks.max_messages": REPLAYED,
     "blocks.max_gas": REPLAYED,
@@ -87,6 +88,7 @@ SOLO_FIELDS: dict[str, str] = {
     "agents": OUTSIDE,  # traffic
     "faults": PYTHON_ONLY,
     "market": PYTHON_ONLY,  # reactive agents call back into Python (sim/reactor.py)
+    "controllers": PYTHON_ONLY,  # they steer the sequencer and the chain from Python (sim/control.py)
     "slo": OUTSIDE,
     "analysis.knee_latency_factor": OUTSIDE,
     "analysis.throughput_fraction": OUTSIDE,
