@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from msgstorm.scenario.schema import CrashFault, FaultSpec, Scenario
+from msgstorm.scenario.schema import CrashFault, FaultSpec, RestartFault, Scenario
 
 __all__ = ["FaultOp", "fault_schedule"]
 
@@ -33,6 +33,8 @@ def fault_schedule(scenario: Scenario) -> list[FaultOp]:
     for fault_id, spec in enumerate(scenario.faults):
         if isinstance(spec, CrashFault):
             end = None if spec.restart_after is None else spec.at + spec.restart_after
+        elif isinstance(spec, RestartFault):
+            end = spec.at + spec.down  # stopped at ``at``, started again ``down`` later
         else:
             end = None if spec.duration is None else spec.at + spec.duration
         ops.append(FaultOp(spec.at, 2 * fault_id + 1, "start", fault_id, spec))

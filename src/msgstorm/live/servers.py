@@ -109,6 +109,11 @@ class ManagedServer:
         self._listened = False
         # When it was started (time.time_ns): its log is appended to run after run in one directory.
         self.started_wall_ns = 0
+        # Process faults (``live/nemesis.py``): paused now (SIGSTOP), and stopped on purpose
+        # (a kill or a restart of the schedule's, not an exit of its own).
+        self.paused = False
+        self.stopped_by_fault = False
+        self.pids: list[int] = []  # every process it ran as (a restart is a new one)
 
     @staticmethod
     def program(*names: str, install: str) -> str:
@@ -141,6 +146,9 @@ class ManagedServer:
         finally:
             log.close()
         _RUNNING.add(self)
+        self.pids.append(self.process.pid)
+        self.stopped_by_fault = False
+        self.paused = False
         # Written whole or not at all (a temporary file renamed): whoever watches for the file
         # (a tool that pauses the server, a test) never reads it half written.
         pid_file = self.directory / f"{self.name}.pid"
@@ -168,7 +176,7 @@ class ManagedServer:
         process = self.process
         if process is None:
             return
-        if self._listened and self.returncode is None and process.poll() is not None:
+        if self._listened and self.returncode is None and process.poll() is not None and not self.stopped_by_fault:
             self.exited_early = True
         if process.poll() is None:
             try:
@@ -182,6 +190,48 @@ class ManagedServer:
                 pass
         self.returncode = process.returncode
         _RUNNING.discard(self)
+
+
+    # --- process faults (``live/nemesis.py``) -------------------------------------------
+
+    def pause(self) -> None:
+        """SIGSTOP: the server stops running, its sockets stay open (a GC pause, a VM stall)."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self) -> None:
+        """SIGCONT after ``pause``."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+        self.paused = False
+
+    def kill(self) -> None:
+        """SIGKILL (a crash) and wait for the exit; ``start`` brings it back on its port and data."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        self.stopped_by_fault = True
+        os.kill(process.pid, signal.SIGCONT)
+        process.kill()
+        process.wait()
+        self.returncode = None  # not stopped by ``stop``: the run's end still stops what runs then
+        self.paused = False
+
+    def terminate(self, timeout_s: float = 10.0) -> None:
+        """A graceful stop (SIGTERM; SIGKILL after ``timeout_s``); ``start`` brings it back."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        self.stopped_by_fault = True
+        os.kill(process.pid, signal.SIGCONT)
+        process.terminate()
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        self.paused = False
 
 
 @atexit.register

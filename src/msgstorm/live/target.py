@@ -72,6 +72,7 @@ from msgstorm.live.drivers.base import (
     Driver,
     TimedReceiptsDriver,
 )
+from msgstorm.live.nemesis import Nemesis
 from msgstorm.live.payload import HEADER, message_id, payload
 from msgstorm.live.recorder import (
     FAR,
@@ -172,6 +173,8 @@ class LiveTarget:
         # run goes (``live/recorder.py``): what the run brought is handed over as intakes.
         self.recorder = LiveRecorder(writer, [agent.name for agent in scenario.agents], self.consumer_names,
                                      bool(self.driver.acks), self.generator_count)
+        # The scenario's [[faults]], applied in wall time (``live/nemesis.py``); None without faults.
+        self.nemesis = Nemesis(scenario, self.driver, run_dir, self._on_fault_event) if scenario.faults else None
         self._recording = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="msgstorm-recorder")
         self._flushing: concurrent.futures.Future[None] | None = None
         self._windows_taken = 0  # windows handed to the recorder
@@ -190,6 +193,9 @@ class LiveTarget:
             detail = dict(detail)
             now = min(now, now - (time.time_ns() - int(detail.pop("at_wall_ns"))))
         self._events.append((now, kind, None, None, detail))
+
+    def _on_fault_event(self, t: int, kind: str, node: str | None, detail: dict[str, Any]) -> None:
+        self._events.append((t, kind, node, None, detail))
 
     def _on_receipt(self, consumer: int, data: bytes) -> None:
         t = self._now()
@@ -281,6 +287,8 @@ class LiveTarget:
                                  {"client": START_FAILED, "error": self.start_error}))
             raise
         finally:
+            if self.nemesis is not None:
+                self.nemesis.kill()  # the last resort: its close ran in the event loop unless that failed
             self.driver.stop_servers()
             for server in getattr(self.driver, "servers", []):
                 if server.pid is None:  # never spawned: a start that failed or was interrupted first
@@ -330,6 +338,8 @@ class LiveTarget:
                     self.driver.on_acks = self._on_acks
                 if isinstance(self.driver, TimedReceiptsDriver):
                     self.driver.on_timed_receipts = self._on_timed_receipts
+                if self.nemesis is not None:
+                    await self.nemesis.prepare()  # the fault proxy, before the clients connect through it
                 await self.driver.connect(self._on_receipt, self._on_ack)
                 await self._start_generators()
             except Exception as error:  # noqa: BLE001 - any client failure here means no run
@@ -351,17 +361,26 @@ class LiveTarget:
             sampling = loop.create_task(self._sample_cpu(sampler, max(self.scenario.run.sample_interval / 1e9,
                                                                       MIN_INTERVAL_S)))
             reporting = loop.create_task(self._report_progress() if self.progress is not None else asyncio.sleep(0))
+            nemesis = self.nemesis
+            faulting = loop.create_task(nemesis.run(self._t0, self._now) if nemesis is not None else asyncio.sleep(0))
             try:
                 await self._send_all(traffic)
                 # The generator processes keep the same schedule: wait for the end of theirs.
                 await asyncio.gather(*(generator.finished() for generator in self.generators))
+                # The drain comes after the heal: a fault still in force when the sending ends
+                # ends now (a crashed server without restart_after stays down).
+                faulting.cancel()
+                await asyncio.gather(faulting, return_exceptions=True)
+                if nemesis is not None:
+                    await nemesis.heal(self._now)
                 await self.driver.flush()
                 await self._drain()
             finally:
                 sampling.cancel()
                 reporting.cancel()
                 recording.cancel()  # the rest is written by ``finish``
-                await asyncio.gather(sampling, reporting, recording, return_exceptions=True)
+                faulting.cancel()
+                await asyncio.gather(sampling, reporting, recording, faulting, return_exceptions=True)
                 if self.progress is not None:
                     self.progress(self._snapshot(final=True))
                 sampler.sample()  # the CPU the run's end used
@@ -384,9 +403,15 @@ class LiveTarget:
                                          None if self.stored is None else float(len(self.stored)),
                                          {"seconds": round(seconds, 3)}))
         finally:
-            # Interrupted: stopped now, each reports what it sent (a no-op for one that is done).
-            await asyncio.gather(*(generator.stop() for generator in self.generators))
-            await self.driver.close()
+            try:
+                if self.nemesis is not None:  # interrupted or failed: heal before the clients close
+                    await self.nemesis.heal(self._now)
+                # Interrupted: stopped now, each reports what it sent (a no-op for one that is done).
+                await asyncio.gather(*(generator.stop() for generator in self.generators))
+                await self.driver.close()
+            finally:
+                if self.nemesis is not None:  # the fault proxy, after the clients that go through it
+                    await self.nemesis.close(self._now)
 
     async def _report_progress(self) -> None:
         """A progress snapshot every ``_PROGRESS_S``: counts the loops keep, nothing per message."""
@@ -404,7 +429,8 @@ class LiveTarget:
         return ProgressSnapshot(
             t_ns=self._now(), end_ns=self.scenario.run.duration, sent=emitted, emitted=emitted,
             settled=committed + lost, committed=committed, dropped=lost, rejected=0,
-            queue_depth=max(0, emitted - committed - lost), base_fee=None, faults_active=0, leader="",
+            queue_depth=max(0, emitted - committed - lost), base_fee=None,
+            faults_active=len(self.nemesis.active) if self.nemesis is not None else 0, leader="",
             final=final, target=self.scenario.target, send_lag_ns=self._lag_ns, receipts=self.receipts.count)
 
     def _sampled_processes(self) -> list[tuple[str, int]]:
@@ -659,6 +685,10 @@ class LiveTarget:
         if self._flushing is not None and self._flushing.exception() is not None:
             raise self._flushing.exception()  # type: ignore[misc]  # the history could not be written
         self._write_rest()
+        if self.unreadable:  # payloads changed in flight (or not msgstorm's): no receipt of any message
+            self._events.append((t_end, EventKind.CLIENT_ERROR, None, None, {
+                "client": "consumers", "damaged": self.unreadable,
+                "error": f"{self.unreadable} payloads received damaged or not msgstorm's (counted as no receipt)"}))
         sent = self._sent_count
         self._events.append((t_end, EventKind.RUN_END, None, float(sent), None))
         self._events.sort(key=lambda event: event[0])

@@ -232,7 +232,7 @@ DESCRIPTIONS: dict[str, str] = {
     "PartitionFault.groups": "groups of region or node names; unnamed nodes form one more group",
     "CrashFault.kind": "stop a node and drop what it holds; a crashed leader fails over to a standby",
     "CrashFault.at": "start",
-    "CrashFault.node": "a node name, or `\"sequencer\"` (whoever leads then)",
+    "CrashFault.node": "a node name, or `\"sequencer\"` (whoever leads then); live: a server msgstorm starts (SIGKILL)",
     "CrashFault.restart_after": "restart after this; none: stays down",
     "DegradeFault.kind": "add latency, half-normal jitter and loss to some links",
     "DegradeFault.at": "start",
@@ -242,6 +242,33 @@ DESCRIPTIONS: dict[str, str] = {
     "DegradeFault.latency": "added one-way latency",
     "DegradeFault.jitter": "scale of the added half-normal jitter",
     "DegradeFault.loss": "probability that a transmission is lost",
+    "PauseFault.kind": "live: pause a server msgstorm started (SIGSTOP), resume it (SIGCONT) after `duration`",
+    "PauseFault.at": "start",
+    "PauseFault.duration": "how long the server stays paused",
+    "PauseFault.node": "the server: `nats-server`, `nats-server-<i>` (a cluster), `redis-server`",
+    "RestartFault.kind": "live: stop a server msgstorm started gracefully (SIGTERM) and start it again on its "
+                         "port and data",
+    "RestartFault.at": "when it is stopped",
+    "RestartFault.node": "the server (as for `pause`)",
+    "RestartFault.down": "how long it stays stopped before it starts again",
+    "ToxicFault.kind": "live: a toxic on the links between msgstorm's clients and the broker, through the fault "
+                       "proxy (targets nats and jetstream)",
+    "ToxicFault.at": "start",
+    "ToxicFault.duration": "how long; none: to the end of the sending",
+    "ToxicFault.toxic": "`latency` (± `jitter`, uniform), `bandwidth` (`rate`), `blackhole` (bytes dropped), "
+                        "`reset_peer` (RST after `timeout`), `timeout` (data held; closed after `timeout`, 0: "
+                        "held to the end), `slicer` (`slice_size` pieces `slice_delay` apart), `slow_close` "
+                        "(`close_delay`), `corrupt` (one byte of a read changed)",
+    "ToxicFault.link": "whose connections: `publisher`, `consumers` or `clients` (both)",
+    "ToxicFault.direction": "`upstream` (client to server), `downstream`, or `both`",
+    "ToxicFault.probability": "share of reads it acts on (of connections, for reset_peer, timeout, slow_close)",
+    "ToxicFault.latency": "latency: added to every read",
+    "ToxicFault.jitter": "latency: ± this, uniform",
+    "ToxicFault.rate": "bandwidth: bits/s (\"1Mbit/s\")",
+    "ToxicFault.timeout": "reset_peer: reset after this; timeout: close after this (0: hold until the end)",
+    "ToxicFault.slice_size": "slicer: bytes a piece (64 when unset)",
+    "ToxicFault.slice_delay": "slicer: time between pieces",
+    "ToxicFault.close_delay": "slow_close: a close held this long",
     # [analysis], [history], [limits]
     "AnalysisSpec.knee_latency_factor": "k: the knee is the highest ramp step whose p99 is at most k × the "
                                         "first step's p99 ...",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from msgstorm.scenario.regions import default_one_way_ns
-from msgstorm.scenario.registry import LIVE_DRIVERS, QUEUE_POLICIES
+from msgstorm.scenario.registry import FAULT_KINDS, LIVE_DRIVERS, LIVE_FAULT_KINDS, QUEUE_POLICIES
 from msgstorm.scenario.schema import PhasesArrival, ReplayArrival
 from msgstorm.scenario.slo import SLO_METRICS, slo_metric_known, slo_problem
 
@@ -142,7 +142,8 @@ def check_references(scenario: Scenario) -> list[Problem]:
             problems.append((("agents", index, "name"), f"agent name {agent.name!r} is used twice"))
         names_seen.add(agent.name)
 
-    for index, fault in enumerate(scenario.faults):
+    problems += _fault_target_problems(scenario)
+    for index, fault in enumerate(scenario.faults if scenario.target == "sim" else ()):
         if fault.kind == "partition":
             seen_in: dict[int, int] = {}
             for g, group in enumerate(fault.groups):
@@ -182,6 +183,33 @@ def check_references(scenario: Scenario) -> list[Problem]:
         if used and scenario.target != "nats":
             problems.append((("live", "nats", field), f"applies to target = \"nats\" only (this scenario's target "
                                                       f"is {scenario.target!r})"))
+    return problems
+
+
+def _fault_target_problems(scenario: Scenario) -> list[Problem]:
+    """Each ``[[faults]]`` entry can be applied by the scenario's target: a kind only the
+    simulator (``FAULT_KINDS``) or only live targets (``LIVE_FAULT_KINDS``) apply is refused
+    on the other side, naming it; a live kind checks the entry against the target (its
+    servers, its links)."""
+    problems: list[Problem] = []
+    live = scenario.target != "sim"
+    if live and scenario.target not in LIVE_DRIVERS:
+        return problems  # an unknown target is said once, above
+    for index, fault in enumerate(scenario.faults):
+        kinds = LIVE_FAULT_KINDS if live else FAULT_KINDS
+        if fault.kind not in kinds:
+            if live:
+                said = (f"a {fault.kind!r} fault is simulated only: a live target (target {scenario.target!r}) "
+                        f"cannot apply it; live targets apply {', '.join(repr(k) for k in LIVE_FAULT_KINDS.names())}. "
+                        "Drop the entry (--set faults=[]) or run on the simulator (--target sim)")
+            else:
+                said = (f"a {fault.kind!r} fault applies to live targets only: the simulator cannot apply it; it "
+                        f"applies {', '.join(repr(k) for k in FAULT_KINDS.names())}. Drop the entry or run on a "
+                        "live target (--target nats, ...)")
+            problems.append((("faults", index, "kind"), said))
+        elif live:
+            problems += [(("faults", index, *field), message)
+                         for field, message in kinds[fault.kind].problems(scenario, fault)]
     return problems
 
 

@@ -40,10 +40,14 @@ __all__ = [
     "LiveSpec",
     "MarketSpec",
     "NetworkSpec",
+    "PauseFault",
+    "RestartFault",
     "RedisSpec",
     "RunSpec",
     "Scenario",
     "SequencerSpec",
+    "TOXIC_SETTINGS",
+    "ToxicFault",
     "ZmqSpec",
 ]
 
@@ -341,8 +345,78 @@ class DegradeFault(_Spec):
         return self
 
 
+class PauseFault(_Spec):
+    """Live: pause a server msgstorm started (SIGSTOP), and resume it (SIGCONT) after ``duration``."""
+
+    kind: Literal["pause"]
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)]
+    node: str
+
+
+class RestartFault(_Spec):
+    """Live: stop a server msgstorm started gracefully (SIGTERM, as an operator would) and
+    start it again ``down`` later on the same port and data directory."""
+
+    kind: Literal["restart"]
+    at: DurationNs
+    node: str
+    down: DurationNs = 0
+
+
+ToxicKind = Literal["latency", "bandwidth", "blackhole", "reset_peer", "timeout", "slicer", "slow_close", "corrupt"]
+# Which of a toxic's settings each kind reads (the others must be left unset).
+TOXIC_SETTINGS: dict[str, tuple[str, ...]] = {
+    "latency": ("latency", "jitter"),
+    "bandwidth": ("rate",),
+    "blackhole": (),
+    "reset_peer": ("timeout",),
+    "timeout": ("timeout",),
+    "slicer": ("slice_size", "slice_delay"),
+    "slow_close": ("close_delay",),
+    "corrupt": (),
+}
+
+
+class ToxicFault(_Spec):
+    """Live: a toxic on the links between msgstorm's clients and the broker (the fault proxy,
+    ``live/proxy.py``): ``link`` says whose connections, ``direction`` which way
+    (``upstream``: client to server), ``probability`` the share of reads (of connections, for
+    reset_peer, timeout and slow_close) it acts on."""
+
+    kind: Literal["toxic"]
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)] | None = None
+    toxic: ToxicKind
+    link: Literal["publisher", "consumers", "clients"] = "clients"
+    direction: Literal["upstream", "downstream", "both"] = "both"
+    probability: Annotated[Fraction, Field(gt=0, le=1)] = 1.0
+    latency: DurationNs | None = None  # latency: added to every chunk
+    jitter: DurationNs | None = None  # latency: ± this, uniform
+    rate: BandwidthBps | None = Field(default=None, gt=0)  # bandwidth, bits/s
+    timeout: DurationNs | None = None  # reset_peer: reset after; timeout: close after (0: hold until the end)
+    slice_size: int | None = Field(default=None, ge=1)  # slicer: bytes a piece
+    slice_delay: DurationNs | None = None  # slicer: between pieces
+    close_delay: DurationNs | None = None  # slow_close: a close held this long
+
+    @model_validator(mode="after")
+    def _settings(self) -> ToxicFault:
+        reads = TOXIC_SETTINGS[self.toxic]
+        for name in ("latency", "jitter", "rate", "timeout", "slice_size", "slice_delay", "close_delay"):
+            if getattr(self, name) is not None and name not in reads:
+                raise ValueError(f"'{name}' does not apply to toxic {self.toxic!r} "
+                                 f"(it reads {', '.join(repr(r) for r in reads) or 'no setting'})")
+        if self.toxic == "latency" and not self.latency and not self.jitter:
+            raise ValueError("toxic 'latency' needs 'latency' (and optionally 'jitter')")
+        if self.toxic == "bandwidth" and self.rate is None:
+            raise ValueError("toxic 'bandwidth' needs 'rate' (e.g. \"1Mbit/s\")")
+        if self.toxic == "slow_close" and self.close_delay is None:
+            raise ValueError("toxic 'slow_close' needs 'close_delay'")
+        return self
+
+
 FaultSpec = Annotated[
-    PartitionFault | CrashFault | DegradeFault, Field(discriminator="kind")
+    PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault, Field(discriminator="kind")
 ]
 
 

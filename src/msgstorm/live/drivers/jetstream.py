@@ -169,6 +169,9 @@ class JetStreamDriver:
         self.run_dir = run_dir
         self.on_event = on_event
         self.urls: list[str] = [] if spec.url is None else [spec.url]
+        # Where the wire publisher and consumers connect when it differs from ``urls`` (the
+        # fault proxy's listeners, one per server); the control client keeps ``urls``.
+        self.role_urls: dict[str, list[str]] = {}
         self.servers: list[ManagedServer] = []
         self.wire = self.settings.client == "wire"
         self.burst = BURST if self.wire else 1  # nats-py: one publish at a time
@@ -224,6 +227,20 @@ class JetStreamDriver:
             server.start()
         self.urls = [f"nats://127.0.0.1:{port}" for port in ports]
         return [{"name": s.name, "pid": s.pid, "url": url, "cpus": s.cpus, **(s.env or {})} for s, url in zip(self.servers, self.urls)]
+
+    @staticmethod
+    def server_names(spec: LiveSpec) -> list[str]:
+        """The servers a run starts (none with ``url``): what a process fault may name."""
+        count = spec.jetstream.replicas
+        return [] if spec.url is not None else ["nats-server"] if count == 1 else [f"nats-server-{i}" for i in range(count)]
+
+    def client_routes(self) -> dict[str, list[str]]:
+        """The server URLs each role's clients connect to (``live/nemesis.py``)."""
+        return {role: list(self.role_urls.get(role, self.urls)) for role in ("publisher", "consumers")}
+
+    def route_clients(self, routes: dict[str, list[str]]) -> None:
+        """The wire publisher and consumers connect through these URLs (the fault proxy's)."""
+        self.role_urls = {role: list(urls) for role, urls in routes.items()}
 
     def stop_servers(self) -> None:
         for server in self.servers:
@@ -359,7 +376,7 @@ class JetStreamDriver:
         for index in range(self.spec.consumers):
             consumer = WireConsumer(index, f"{inbox}.deliver.{index}", explicit, self.on_receipts, on_receipt)
             consumer.connection = await self._open_wire(f"msgstorm-consumer-{index}", consumer.on_table,
-                                                        consumer.deliver_subject)
+                                                        consumer.deliver_subject, role="consumers")
             self.wire_consumers.append(consumer)
             config = self._consumer_config(consumer.deliver_subject)
             await self._retrying(functools.partial(js.add_consumer, self.settings.stream, config))
@@ -368,10 +385,12 @@ class JetStreamDriver:
         publisher.connection = await self._open_wire(PUBLISHER, publisher.on_table, publisher.reply_prefix + "*")
         self.wire_publisher = publisher
 
-    async def _open_wire(self, name: str, on_table: OnTable, subject: str, attempt: int = 0) -> FrameConnection:
+    async def _open_wire(self, name: str, on_table: OnTable, subject: str, attempt: int = 0,
+                         role: str = "publisher") -> FrameConnection:
         """``attempt``: reconnections go through a cluster's servers in turn (a dead one is
         not the only one tried); the first connection is to the first server."""
-        url = self.urls[attempt % len(self.urls)]
+        urls = self.role_urls.get(role, self.urls)
+        url = urls[attempt % len(urls)]
         connection = FrameConnection(url, name, on_table, self._wire_lost, SECTION)
         try:
             await connection.open(timeout_s=self.spec.start_timeout / 1e9)
@@ -411,7 +430,8 @@ class JetStreamDriver:
             await asyncio.sleep(RECONNECT_S)
             attempt += 1
             try:
-                connection = await self._open_wire(lost.name, owner.on_table, subject, attempt)
+                connection = await self._open_wire(lost.name, owner.on_table, subject, attempt,
+                                                   "consumers" if isinstance(owner, WireConsumer) else "publisher")
             except Exception as error:  # noqa: BLE001 - any failure: try again until the run ends
                 self.outages.error(lost.name, _describe(error))
                 continue
