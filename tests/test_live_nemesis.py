@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import require_program
+from conftest import children_running, require_program, run_in_process
 
 from msgstorm.live.nemesis import alive
 from msgstorm.runner import RunResult, run
@@ -109,7 +111,7 @@ duration = "1s"
 """)
     start, end = _window(result, 0)
     assert abs(start - at_ns) < 50_000_000 and abs(end - start - 1_000_000_000) < 50_000_000
-    messages = result.history.messages.to_pylist()
+    messages = [m for m in result.history.messages.to_pylist() if m["t_sent"] is not None]  # unsent: none to judge
     lost = {m["msg_id"] for m in messages if m["status"] == "lost"}
     in_window = {m["msg_id"] for m in messages if m["t_sent"] is not None and start <= m["t_sent"] < end}
     assert len(in_window) > 150
@@ -229,3 +231,77 @@ def test_the_process_table_holds_no_proxy_of_this_session() -> None:
         except (OSError, ValueError):
             continue
         assert not ("msgstorm.live.proxy" in argv and parent == os.getpid()), argv
+
+
+def test_a_crashed_server_restarts_on_its_store_and_the_cleanup_is_verified(tmp_path: Path) -> None:
+    """JetStream, file storage: SIGKILL at 1 s, started again on the same port and data 1 s
+    later; every acked message is in the stream read back, and the summary says the end was
+    verified (nothing left running or listening)."""
+    text = LIVE.format(duration="4s").replace('target = "nats"', 'target = "jetstream"') + """
+[[faults]]
+kind = "crash"
+node = "nats-server"
+at = "1s"
+restart_after = "1s"
+"""
+    result = run(parse_scenario(text, source="crash.toml"), tmp_path / "run")
+    assert_nothing_left(result)
+    start, end = _events(result, "fault_start")[0], _events(result, "fault_end")[0]
+    assert start["detail"]["signal"] == "SIGKILL" and end["detail"]["pid"] != start["detail"]["pid"]
+    assert 0.9e9 <= end["t"] - start["t"] <= 1.5e9
+    summary = result.summary
+    assert summary["delivery"]["stream"] is not None
+    assert summary["delivery"]["lost"]["acked"] == 0, "an acked message was lost"
+    assert not summary["connections"]["servers_exited"], "a crash of the schedule's is no early exit"
+    cleanup = summary["connections"]["cleanup"]
+    assert cleanup == {"verified": True, "servers_stopped": 1, "proxies_closed": 0, "resumed": [], "left": []}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_every_way_out_leaves_nothing_running_paused_or_listening(tmp_path: Path, sig: int) -> None:
+    """msgstorm stopped by a signal while a server is paused and a toxic is active: the
+    server is resumed and stopped, the proxy closed (or, SIGKILLed, both die with it)."""
+    scenario = tmp_path / "faults.toml"
+    scenario.write_text(LIVE.format(duration="30s") + """
+[[faults]]
+kind = "toxic"
+toxic = "latency"
+latency = "20ms"
+at = "0s"
+
+[[faults]]
+kind = "pause"
+node = "nats-server"
+at = "1s"
+duration = "20s"
+""", encoding="utf-8")
+    run_dir = tmp_path / "run"
+    process = run_in_process(scenario, run_dir)
+    servers = run_dir / "servers"
+    deadline = time.monotonic() + 120
+    while not (servers / "nats-server.pid").is_file() or not children_running("msgstorm.live.proxy", process.pid):
+        assert time.monotonic() < deadline and process.poll() is None, process.stderr.read() if process.stderr else ""
+        time.sleep(0.05)
+    server_pid = int((servers / "nats-server.pid").read_text())
+    proxies = list(children_running("msgstorm.live.proxy", process.pid))
+    deadline = time.monotonic() + 60
+    while _state(server_pid) != "T":  # the pause has begun
+        assert time.monotonic() < deadline and process.poll() is None, "the server was never paused"
+        time.sleep(0.05)
+    process.send_signal(sig)
+    process.communicate(timeout=120)
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in [server_pid, *proxies]) and time.monotonic() < deadline:
+        time.sleep(0.05)  # SIGKILL: the kernel's parent-death signal ends them a moment later
+    assert not alive(server_pid) and not any(alive(pid) for pid in proxies)
+    if sig != signal.SIGKILL:
+        assert process.returncode != 0  # interrupted
+        cleanup = json.loads((run_dir / "summary.json").read_text())["connections"]["cleanup"]
+        assert cleanup["verified"] and cleanup["resumed"] == ["nats-server"] and cleanup["proxies_closed"] == 1
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""

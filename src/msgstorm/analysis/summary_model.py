@@ -203,6 +203,14 @@ class Incident(_Closed):
     error: Annotated[str | None, Field(description="what the client or server said")]
 
 
+class Cleanup(_Closed):
+    verified: Annotated[bool, Field(description="nothing msgstorm started still ran or listened after the run")]
+    servers_stopped: Count
+    proxies_closed: Annotated[int, Field(ge=0, description="fault proxies closed")]
+    resumed: Annotated[list[str], Field(description="paused servers resumed ahead of their time (heal, stop)")]
+    left: Annotated[list[str], Field(description="what still ran or listened (empty when verified)")]
+
+
 class Connections(_Closed):
     disconnects: Count
     reconnects: Count
@@ -213,6 +221,9 @@ class Connections(_Closed):
     servers_exited: Annotated[list[ServerExited], Field(
         description="servers msgstorm started that had exited on their own before it stopped them")]
     incidents: Annotated[list[Incident], Field(description="the first 20 disconnects, errors and early exits")]
+    cleanup: Annotated[Cleanup | None, Field(
+        description="the run's end, verified: servers stopped, proxies closed, paused servers resumed, and "
+                    "anything left; null for a run recorded before this was kept")] = None
 
 
 class Desync(_Closed):

@@ -38,7 +38,8 @@ from msgstorm.live.servers import ManagedServer, die_with_parent
 from msgstorm.scenario.registry import LIVE_DRIVERS, LIVE_FAULT_KINDS
 from msgstorm.scenario.schema import CrashFault, FaultSpec, PauseFault, RestartFault, Scenario, ToxicFault
 
-__all__ = ["LiveFaultKind", "Nemesis", "ProxyProcess", "RoutesClients", "toxic_of"]
+__all__ = ["LiveFaultKind", "Nemesis", "ProxyProcess", "RoutesClients", "alive", "cleanup_report", "listening",
+           "toxic_of"]
 
 Problem = tuple[tuple[str | int, ...], str]
 # (t_ns on the run's clock, event kind, node, detail)
@@ -293,10 +294,12 @@ class Nemesis:
         self.proxy: ProxyProcess | None = None
         self.links: dict[str, list[str]] = {}  # role -> the proxy's link names, one per server
         self.paused: set[str] = set()
+        self.resumed: set[str] = set()  # servers a heal or the cleanup found paused and resumed
         self.active: set[int] = set()
         self.t0_ns = 0
         self.closed = False
         self.healing = False  # ending what is in force now, ahead of its time
+        self.now: Callable[[], int] = lambda: 0  # the run's clock, once it runs
 
     @property
     def needs_proxy(self) -> bool:
@@ -329,13 +332,26 @@ class Nemesis:
                                                       "proxy": {name: ports[name] for name in upstreams}})
 
     async def start_again(self, server: ManagedServer) -> dict[str, Any]:
-        await asyncio.get_running_loop().run_in_executor(None, server.start)
+        """Start a stopped server again on its port and data; the end of its fault is when it
+        listens. Spawned on this (the main) thread: the kernel kills a child whose forking
+        thread ends (its parent-death signal), which an executor's thread does."""
+        server.spawn()
+        deadline = asyncio.get_running_loop().time() + server.start_timeout_s
+        while not server.listens_now():
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{server.name} did not listen again within {server.start_timeout_s:g} s")
+            await asyncio.sleep(0.02)
+        self.record(self.now(), EventKind.SERVER_START, None, {"name": server.name, "pid": server.pid,
+                                                               "url": f"nats://127.0.0.1:{server.port}"
+                                                               if server.name.startswith("nats") else None,
+                                                               "restarted": True})
         return {"pid": server.pid}
 
     async def run(self, t0_ns: int, now: Callable[[], int]) -> None:
         """Each operation at its time; a fault that fails to apply is a ``client_error``
         event (the run goes on)."""
         self.t0_ns = t0_ns
+        self.now = now
         for op in self.ops:
             # A toxic's command goes to the proxy ahead of time and is applied there on time;
             # a process fault is applied here, the last stretch spent yielding to the loop.
@@ -376,10 +392,13 @@ class Nemesis:
         try:
             for op in self.ops:
                 if op.action == "end" and op.fault_id in self.active:
+                    if isinstance(op.spec, PauseFault):
+                        self.resumed.add(op.spec.node)  # ahead of its time: the sending ended, or the run was stopped
                     await self.apply(op, now)
         finally:
             for name in list(self.paused):
                 self.server(name).resume()
+                self.resumed.add(name)
             self.paused.clear()
 
     async def close(self, now: Callable[[], int]) -> None:
@@ -403,8 +422,31 @@ class Nemesis:
         """The last resort (an event loop that is gone): resume and kill without waiting."""
         for name in list(self.paused):
             self.server(name).resume()
+            self.resumed.add(name)
+        self.paused.clear()
         if self.proxy is not None:
             self.proxy.kill()
+
+
+def cleanup_report(servers: list[ManagedServer], nemesis: Nemesis | None,
+                   children: list[tuple[str, int]]) -> dict[str, Any]:
+    """After everything was stopped: what msgstorm started that still runs or listens
+    (``left``, empty when the cleanup is verified), and what was stopped, closed, resumed.
+    ``children``: (name, pid) of its consumer and generator processes."""
+    left: list[str] = []
+    for server in servers:
+        left += [f"{server.name} (pid {pid})" for pid in server.pids if alive(pid)]
+        if server.pids and listening(server.port):
+            left.append(f"{server.name} port {server.port}")
+    proxy = nemesis.proxy if nemesis is not None else None
+    if proxy is not None:
+        if proxy.pid is not None and alive(proxy.pid):
+            left.append(f"{ProxyProcess.name} (pid {proxy.pid})")
+        left += [f"{ProxyProcess.name} port {port}" for port in proxy.ports.values() if listening(port)]
+    left += [f"{name} (pid {pid})" for name, pid in children if alive(pid)]
+    return {"servers_stopped": sum(1 for server in servers if server.pids),
+            "proxies_closed": int(proxy is not None and proxy.pid is not None),
+            "resumed": sorted(nemesis.resumed) if nemesis is not None else [], "left": left}
 
 
 def listening(port: int) -> bool:

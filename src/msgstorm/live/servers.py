@@ -133,6 +133,13 @@ class ManagedServer:
         return self.process.pid if self.process is not None else None
 
     def start(self) -> None:
+        self.spawn()
+        self.wait_listening()
+
+    def spawn(self) -> None:
+        """Start the process (``start`` also waits for its port). Call it on a thread that
+        outlives the server: the kernel's parent-death signal follows the thread that forked
+        it, so a server spawned from a worker thread would be killed when that thread ends."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self.started_wall_ns = time.time_ns()
         log = open(self.directory / f"{self.name}.out", "ab")  # noqa: SIM115 - the child holds it
@@ -155,18 +162,28 @@ class ManagedServer:
         partial = pid_file.with_suffix(".pid.tmp")
         partial.write_text(str(self.process.pid), encoding="utf-8")
         partial.replace(pid_file)
+
+    def listens_now(self) -> bool:
+        """Whether its port accepts a connection now; a ServerError if it exited."""
+        assert self.process is not None
+        if self.process.poll() is not None:
+            self.stop()
+            raise ServerError(f"{self.name} exited at start (code {self.returncode}); "
+                              f"see {self.directory / (self.name + '.out')}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                self._listened = True
+                return True
+        except OSError:
+            return False
+
+    def wait_listening(self) -> None:
+        """Until its port accepts connections (``start_timeout_s``), else a ServerError."""
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self.stop()
-                raise ServerError(f"{self.name} exited at start (code {self.returncode}); "
-                                  f"see {self.directory / (self.name + '.out')}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    self._listened = True
-                    return
-            except OSError:
-                time.sleep(0.02)
+            if self.listens_now():
+                return
+            time.sleep(0.02)
         self.stop()
         raise ServerError(f"{self.name} did not listen on 127.0.0.1:{self.port} within {self.start_timeout_s:g} s")
 

@@ -72,7 +72,7 @@ from msgstorm.live.drivers.base import (
     Driver,
     TimedReceiptsDriver,
 )
-from msgstorm.live.nemesis import Nemesis
+from msgstorm.live.nemesis import Nemesis, cleanup_report
 from msgstorm.live.payload import HEADER, message_id, payload
 from msgstorm.live.recorder import (
     FAR,
@@ -290,6 +290,9 @@ class LiveTarget:
             if self.nemesis is not None:
                 self.nemesis.kill()  # the last resort: its close ran in the event loop unless that failed
             self.driver.stop_servers()
+            # A server started again by a fault records its own start.
+            started |= {int(event[4]["pid"]) for event in self._events
+                        if event[1] == EventKind.SERVER_START and event[4] and event[4].get("pid") is not None}
             for server in getattr(self.driver, "servers", []):
                 if server.pid is None:  # never spawned: a start that failed or was interrupted first
                     continue
@@ -303,6 +306,11 @@ class LiveTarget:
                 self._events.append((self._now(), EventKind.SERVER_STOP, None, None,
                                      {"name": server.name, "returncode": server.returncode,
                                       **({"exited_early": True} if server.exited_early else {})}))
+            # Verified, not assumed: nothing msgstorm started still runs or listens.
+            children = [*getattr(self.driver, "consumer_processes", []), *self.generators]
+            self._events.append((self._now(), EventKind.CLEANUP, None, None, cleanup_report(
+                list(getattr(self.driver, "servers", [])), self.nemesis,
+                [(child.name, child.process.pid) for child in children if child.process is not None])))
 
     def _stop_on_signals(self) -> None:
         """SIGINT and SIGTERM, while the loop runs, cancel the run's task: every await it is in
