@@ -201,6 +201,9 @@ duration = "{pause_s}s"
     assert first["t_committed"] - first["t_intended"] >= (end - first["t_sent"]) * 0.9 >= 0.8 * pause_s * 1e9
     latency_ms = result.summary["latency_ms"]
     assert latency_ms["max"] >= 0.9 * pause_s * 1e3
+    fault = result.summary["faults"][0]
+    assert fault["kind"] == "pause" and fault["pre_fault_p99_ms"] is not None
+    assert fault["recovery_s"] is not None and 0 <= fault["recovery_s"] < 1.5, fault
 
 
 @pytest.mark.parametrize(("target", "fault", "said"), [

@@ -243,6 +243,12 @@ class Fault(_Closed):
     kind: str | None
     start_s: Annotated[float, Field(ge=0)]
     end_s: Annotated[Seconds, Field(description="null while still active at the end")]
+    pre_fault_p99_ms: Annotated[Ms, Field(
+        description="p99 latency of the messages intended in the 5 s before the fault and committed before it; "
+                    "null without any")] = None
+    recovery_s: Annotated[Seconds, Field(
+        description="fault end -> the first 100 ms bin with throughput >= 90% of offered and p99 <= 2x the "
+                    "pre-fault p99; null when the fault did not end, had no baseline, or the run ended first")] = None
 
 
 class Check(_Closed):

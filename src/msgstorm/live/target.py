@@ -442,11 +442,13 @@ class LiveTarget:
             final=final, target=self.scenario.target, send_lag_ns=self._lag_ns, receipts=self.receipts.count)
 
     def _sampled_processes(self) -> list[tuple[str, int]]:
-        """(name, pid) of the servers msgstorm started and of its consumer and generator
-        processes, whose CPU time is sampled beside its own."""
+        """(name, pid) of the servers msgstorm started, of its fault proxy and of its consumer
+        and generator processes, whose CPU time is sampled beside its own."""
         servers = [(server.name, server.pid) for server in getattr(self.driver, "servers", []) if server.pid is not None]
         children = [*getattr(self.driver, "consumer_processes", []), *self.generators]
-        return servers + [(child.name, child.process.pid) for child in children if child.process is not None]
+        proxy = self.nemesis.proxy if self.nemesis is not None else None
+        proxies = [(proxy.name, proxy.pid)] if proxy is not None and proxy.pid is not None else []
+        return servers + proxies + [(child.name, child.process.pid) for child in children if child.process is not None]
 
     def _on_cpu(self, name: str, seconds: float) -> None:
         self._events.append((self._now(), EventKind.CPU_SECONDS, name, seconds, None))
