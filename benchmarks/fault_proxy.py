@@ -38,7 +38,7 @@ def _once(out: Path, proxied: bool) -> tuple[float | None, float | None, str]:
     result = run(scenario, out)
     summary = result.summary
     knee = (summary.get("capacity") or {}).get("knee_rate_per_s")
-    limited = ((summary.get("capacity") or {}).get("limited_by") or {}).get("by", "?")
+    limited = (summary.get("capacity") or {}).get("limited_by") or "?"
     cpu = None
     if proxied:
         events = read_history(out).events.to_pylist()

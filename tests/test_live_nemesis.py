@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import time
@@ -209,7 +210,8 @@ duration = "{pause_s}s"
 @pytest.mark.parametrize(("target", "fault", "said"), [
     ("sim", 'kind = "toxic"\ntoxic = "blackhole"\nat = "1s"', "applies to live targets only"),
     ("sim", 'kind = "pause"\nnode = "us-east-0"\nat = "1s"\nduration = "1s"', "applies to live targets only"),
-    ("nats", 'kind = "partition"\nat = "1s"\ngroups = [["us-east"]]', "simulated only"),
+    ("nats", 'kind = "partition"\nat = "1s"\ngroups = [["us-east"]]', "cuts the routes of a cluster"),
+    ("nats", 'kind = "degrade"\nat = "1s"\nnodes = ["us-east-0"]\nlatency = "1ms"', "simulated only"),
     ("nats", 'kind = "crash"\nnode = "nats-server-9"\nat = "1s"', "unknown server 'nats-server-9'"),
     ("zmq", 'kind = "toxic"\ntoxic = "latency"\nlatency = "1ms"\nat = "1s"', "cannot route its clients"),
     ("nats", 'kind = "toxic"\ntoxic = "latency"\nrate = "1Mbit/s"\nlatency = "1ms"\nat = "1s"',
@@ -308,3 +310,43 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return ""
+
+
+def test_an_r3_minority_partition_then_heal_keeps_every_acked_message_on_every_node(tmp_path: Path) -> None:
+    """A three-server JetStream cluster, its routes through the fault proxy: nats-server-2 cut
+    off from the other two for 2 s, then healed. After the run each server's own copy of
+    the stream is read back on its own: every acked message is on every node (valid)."""
+    text = LIVE.format(duration="5s").replace('target = "nats"', 'target = "jetstream"').replace(
+        'start_timeout = "60s"', 'start_timeout = "60s"\njetstream = { replicas = 3 }') + """
+[[faults]]
+kind = "partition"
+groups = [["nats-server-2"]]
+at = "1s"
+duration = "2s"
+"""
+    result = run(parse_scenario(text, source="partition.toml"), tmp_path / "run")
+    assert_nothing_left(result)
+    start = _events(result, "fault_start")[0]["detail"]
+    assert sorted(start["routes_cut"]) == ["route-0-2", "route-1-2", "route-2-0", "route-2-1"]
+    assert start["open_connections"] >= 2, "the routes went through the proxy"
+    end = _events(result, "fault_end")[0]["detail"]
+    assert end["dropped_bytes"] > 0, "the cut routes carried traffic meanwhile (replication, heartbeats)"
+    assert end["connections"] >= 2, "the heal reset the cut routes (none bypassed the proxy)"
+    # Every route of the cluster went through the proxy: none reached a cluster port directly.
+    servers = result.run_dir / "servers"
+    cluster_ports = {re.search(r'cluster \{[^}]*listen: "127.0.0.1:(\d+)"', (servers / f"nats-server-{i}.conf").read_text())
+                     .group(1) for i in range(3)}  # type: ignore[union-attr]
+    for i in range(3):
+        created = re.findall(r"127\.0\.0\.1:(\d+) - rid:\d+ - Route connection created",
+                             (servers / f"nats-server-{i}.log").read_text())
+        assert created and not set(created) & cluster_ports, f"nats-server-{i} has a route past the proxy"
+    summary = result.summary
+    acked = sum(1 for m in result.history.messages.to_pylist() if m["seq_no"] is not None)
+    assert acked > 500
+    nodes = summary["delivery"]["nodes"]
+    assert sorted(nodes) == ["nats-server-0", "nats-server-1", "nats-server-2"], nodes
+    for name, copy in nodes.items():
+        assert copy is not None and copy["acked_missing"] == 0 and copy["stored"] >= acked, (name, copy)
+    checks = {c["name"]: c for c in summary["checks"]}
+    assert "missing from" not in checks["delivery"]["detail"]
+    assert summary["connections"]["cleanup"]["verified"] and summary["connections"]["cleanup"]["proxies_closed"] == 1

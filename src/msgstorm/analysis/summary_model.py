@@ -183,6 +183,9 @@ class Delivery(_Closed):
     read_back: Annotated[ReadBack | None, Field(
         description="the phase after the run that read the broker's stream back (off the run's time axis); "
                     "null for a driver that reads nothing back")] = None
+    nodes: Annotated[dict[str, StreamReadBack | None] | None, Field(
+        description="per-node divergence: each server's own copy of the stream, read back node by node, against "
+                    "what was acked; null when no node was read on its own")] = None
 
 
 class ClientDown(_Closed):

@@ -76,11 +76,12 @@ class ProxyProcess:
     forwarding does not take the generator's thread; commands and answers are JSON lines
     on its stdin and stdout."""
 
-    name = "msgstorm-proxy"
-
-    def __init__(self, upstreams: dict[str, tuple[str, int]], directory: Path) -> None:
+    def __init__(self, upstreams: dict[str, tuple[str, int]], directory: Path, listen: dict[str, int] | None = None,
+                 name: str = "msgstorm-proxy") -> None:
         self.upstreams = upstreams
+        self.listen = listen or {}  # a link's port, when it must be that one (routes planned ahead)
         self.directory = directory
+        self.name = name
         self.process: asyncio.subprocess.Process | None = None
         self.ports: dict[str, int] = {}
         self._lock = asyncio.Lock()
@@ -94,7 +95,8 @@ class ProxyProcess:
         with open(self.directory / f"{self.name}.log", "ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "msgstorm.live.proxy",
-                *(f"{name}={host}:{port}" for name, (host, port) in self.upstreams.items()),
+                *(f"{name}={host}:{port}" + (f"@{self.listen[name]}" if name in self.listen else "")
+                  for name, (host, port) in self.upstreams.items()),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log,
                 preexec_fn=die_with_parent, process_group=0)
         answer = await asyncio.wait_for(self._read(), timeout_s)
@@ -273,6 +275,54 @@ class ToxicKind:
         return {"t_ns": answer["t_ns"], **answer["stats"]}
 
 
+@LIVE_FAULT_KINDS.register("partition")
+class Partition:
+    """Cut the cluster's routes between groups of servers (unnamed servers form one more
+    group): every route between two groups is blackholed both ways through the fault proxy;
+    at the end the routes are reset and the servers connect again (a healed partition)."""
+
+    @staticmethod
+    def problems(scenario: Scenario, spec: Any) -> list[Problem]:
+        live = scenario.live
+        if scenario.target != "jetstream" or live.jetstream.replicas < 3 or live.url is not None:
+            return [(("kind",), "a partition on a live target cuts the routes of a cluster msgstorm starts: "
+                                "target \"jetstream\" with live.jetstream.replicas = 3 or 5 and no live.url")]
+        names = LIVE_DRIVERS[scenario.target].server_names(live)
+        problems: list[Problem] = []
+        seen: set[str] = set()
+        for g, group in enumerate(spec.groups):
+            for name in group:
+                if name not in names:
+                    problems.append((("groups", g), f"unknown server {name!r}; the cluster is {names}"))
+                elif name in seen:
+                    problems.append((("groups", g), f"{name!r} is in two groups"))
+                seen.add(name)
+        return problems
+
+    @staticmethod
+    def cut_links(nemesis: Nemesis, spec: Any) -> list[str]:
+        names = [server.name for server in nemesis.driver.servers]
+        group_of = {name: g for g, group in enumerate(spec.groups) for name in group}
+        side = [group_of.get(name, -1) for name in names]
+        return [f"route-{i}-{j}" for i in range(len(names)) for j in range(len(names)) if i != j and side[i] != side[j]]
+
+    @staticmethod
+    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+        assert nemesis.route_proxy is not None
+        links = Partition.cut_links(nemesis, op.spec)
+        answer = await nemesis.route_proxy.command(op="set", id=op.fault_id, link=links,
+                                                   toxic=asdict(Toxic("blackhole", "both")),
+                                                   at_ns=nemesis.t0_ns + op.t_ns)
+        return {"t_ns": answer["t_ns"], "routes_cut": links, "open_connections": answer["open_connections"]}
+
+    @staticmethod
+    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+        assert nemesis.route_proxy is not None
+        on_time = {} if nemesis.healing else {"at_ns": nemesis.t0_ns + op.t_ns}
+        answer = await nemesis.route_proxy.command(op="clear", id=op.fault_id, reset=True, **on_time)
+        return {"t_ns": answer["t_ns"], **answer["stats"]}
+
+
 def _host_port(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     return parts.hostname or "127.0.0.1", int(parts.port or 4222)
@@ -291,7 +341,12 @@ class Nemesis:
         self.run_dir = run_dir
         self.record = record
         self.ops = fault_schedule(scenario)
-        self.proxy: ProxyProcess | None = None
+        self.proxy: ProxyProcess | None = None  # the clients' links
+        self.route_proxy: ProxyProcess | None = None  # a cluster's routes (partitions)
+        if any(spec.kind == "partition" for spec in scenario.faults) and hasattr(driver, "proxy_routes"):
+            driver.proxy_routes = True  # before its servers start: their routes go through the proxy
+        if scenario.faults and hasattr(driver, "read_nodes"):
+            driver.read_nodes = True  # a cluster under faults: each node's copy is read back after
         self.links: dict[str, list[str]] = {}  # role -> the proxy's link names, one per server
         self.paused: set[str] = set()
         self.resumed: set[str] = set()  # servers a heal or the cleanup found paused and resumed
@@ -312,6 +367,14 @@ class Nemesis:
         raise KeyError(f"no server {name!r} was started")
 
     async def prepare(self) -> None:
+        route_links: dict[str, tuple[int, int]] = getattr(self.driver, "route_links", {})
+        if route_links:
+            self.route_proxy = ProxyProcess({name: ("127.0.0.1", upstream) for name, (_, upstream) in route_links.items()},
+                                            self.run_dir / "servers", {name: port for name, (port, _) in route_links.items()},
+                                            name="msgstorm-route-proxy")
+            ports = await self.route_proxy.start(self.scenario.live.start_timeout / 1e9)
+            self.record(0, EventKind.SERVER_START, None, {"name": self.route_proxy.name, "pid": self.route_proxy.pid,
+                                                          "proxy": ports})
         if not self.needs_proxy:
             return
         routes: dict[str, list[str]] = self.driver.client_routes()
@@ -328,7 +391,7 @@ class Nemesis:
             role: [urlsplit(url)._replace(netloc=f"127.0.0.1:{ports[name]}").geturl()
                    for name, url in zip(self.links[role], routes[role])]
             for role in ROLES})
-        self.record(0, EventKind.SERVER_START, None, {"name": ProxyProcess.name, "pid": self.proxy.pid,
+        self.record(0, EventKind.SERVER_START, None, {"name": self.proxy.name, "pid": self.proxy.pid,
                                                       "proxy": {name: ports[name] for name in upstreams}})
 
     async def start_again(self, server: ManagedServer) -> dict[str, Any]:
@@ -410,13 +473,14 @@ class Nemesis:
         try:
             await self.heal(now)
         finally:
-            if self.proxy is not None:
+            for proxy in (self.proxy, self.route_proxy):
+                if proxy is None:
+                    continue
                 try:
-                    await self.proxy.close()
+                    await proxy.close()
                 finally:
-                    returncode = self.proxy.process.returncode if self.proxy.process is not None else None
-                    self.record(now(), EventKind.SERVER_STOP, None, {"name": ProxyProcess.name,
-                                                                     "returncode": returncode})
+                    returncode = proxy.process.returncode if proxy.process is not None else None
+                    self.record(now(), EventKind.SERVER_STOP, None, {"name": proxy.name, "returncode": returncode})
 
     def kill(self) -> None:
         """The last resort (an event loop that is gone): resume and kill without waiting."""
@@ -424,8 +488,9 @@ class Nemesis:
             self.server(name).resume()
             self.resumed.add(name)
         self.paused.clear()
-        if self.proxy is not None:
-            self.proxy.kill()
+        for proxy in (self.proxy, self.route_proxy):
+            if proxy is not None:
+                proxy.kill()
 
 
 def cleanup_report(servers: list[ManagedServer], nemesis: Nemesis | None,
@@ -438,14 +503,14 @@ def cleanup_report(servers: list[ManagedServer], nemesis: Nemesis | None,
         left += [f"{server.name} (pid {pid})" for pid in server.pids if alive(pid)]
         if server.pids and listening(server.port):
             left.append(f"{server.name} port {server.port}")
-    proxy = nemesis.proxy if nemesis is not None else None
-    if proxy is not None:
+    proxies = [p for p in ((nemesis.proxy, nemesis.route_proxy) if nemesis is not None else ()) if p is not None]
+    for proxy in proxies:
         if proxy.pid is not None and alive(proxy.pid):
-            left.append(f"{ProxyProcess.name} (pid {proxy.pid})")
-        left += [f"{ProxyProcess.name} port {port}" for port in proxy.ports.values() if listening(port)]
+            left.append(f"{proxy.name} (pid {proxy.pid})")
+        left += [f"{proxy.name} port {port}" for port in proxy.ports.values() if listening(port)]
     left += [f"{name} (pid {pid})" for name, pid in children if alive(pid)]
     return {"servers_stopped": sum(1 for server in servers if server.pids),
-            "proxies_closed": int(proxy is not None and proxy.pid is not None),
+            "proxies_closed": sum(1 for proxy in proxies if proxy.pid is not None),
             "resumed": sorted(nemesis.resumed) if nemesis is not None else [], "left": left}
 
 

@@ -30,8 +30,8 @@ the data (no task or coroutine per chunk): with no toxic active a chunk is writt
 other side as it is read, so the proxy costs one copy through the kernel each way
 (``benchmarks/fault_proxy.py`` measures it).
 
-Run as ``python -m msgstorm.live.proxy name=HOST:PORT ...``: it listens on a free loopback
-port for each name, says ``{"ready": {name: port}}`` on stdout, then reads commands, one
+Run as ``python -m msgstorm.live.proxy name=HOST:PORT[@LISTEN_PORT] ...``: it listens on a
+loopback port for each name (a free one unless given), says ``{"ready": {name: port}}`` on stdout, then reads commands, one
 JSON object a line, on stdin (``{"op": "set", "id", "link", "toxic"}``, ``{"op": "clear",
 "id"}``, ``{"op": "quit"}``; with ``"at_ns"`` a command is applied at that monotonic time,
 so the nemesis sends it ahead and the switch lands on time) and answers each on stdout with
@@ -342,8 +342,8 @@ class FaultProxy:
         self.links: dict[str, Link] = {}
         self.seed = seed
 
-    async def listen(self, name: str, upstream_host: str, upstream_port: int) -> int:
-        """A listener on a free loopback port whose connections go to the upstream address."""
+    async def listen(self, name: str, upstream_host: str, upstream_port: int, port: int = 0) -> int:
+        """A listener on loopback ``port`` (0: a free one) whose connections go to the upstream address."""
         link = Link(name, upstream_host, upstream_port, rng=random.Random(f"{self.seed}:{name}"))
         loop = asyncio.get_running_loop()
 
@@ -354,7 +354,7 @@ class FaultProxy:
             loop.create_task(self._open_upstream(connection))
             return connection.client
 
-        link.server = await loop.create_server(accepted, "127.0.0.1", 0)
+        link.server = await loop.create_server(accepted, "127.0.0.1", port)
         link.port = int(link.server.sockets[0].getsockname()[1])
         self.links[name] = link
         return link.port
@@ -402,14 +402,23 @@ class FaultProxy:
             self._connection_toxic(link, connection, toxic_id, toxic)
         return {"t_ns": time.monotonic_ns(), "open_connections": len(link.connections)}
 
-    def clear(self, toxic_id: int) -> dict[str, Any]:
-        """End a toxic wherever it is active; returns when (monotonic ns) and what it did."""
+    def clear(self, toxic_id: int, reset: bool = False) -> dict[str, Any]:
+        """End a toxic wherever it is active; returns when (monotonic ns) and what it did
+        (summed over its links). ``reset``: the connections of its links are reset as it
+        ends (a partition healed: the peers connect again rather than resume a stream that
+        lost bytes)."""
         stats = ToxicStats()
         for link in self.links.values():
             toxic = link.toxics.pop(toxic_id, None)
             if toxic is None:
                 continue
-            stats = link.stats.pop(toxic_id)
+            done = link.stats.pop(toxic_id)
+            for key, value in asdict(done).items():
+                setattr(stats, key, getattr(stats, key) + value)
+            if reset:
+                for connection in list(link.connections):
+                    connection.reset()
+                    stats.connections += 1
             link._refresh()
             for closing in link.slow_closing.values():
                 closing.discard(toxic_id)
@@ -436,10 +445,11 @@ class FaultProxy:
 async def _serve(targets: list[str]) -> None:
     proxy = FaultProxy()
     ports = {}
-    for target in targets:
+    for target in targets:  # name=HOST:PORT, or name=HOST:PORT@LISTEN_PORT
         name, _, address = target.partition("=")
+        address, _, listen = address.partition("@")
         host, _, port = address.rpartition(":")
-        ports[name] = await proxy.listen(name, host, int(port))
+        ports[name] = await proxy.listen(name, host, int(port), int(listen or 0))
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -455,11 +465,13 @@ async def _serve(targets: list[str]) -> None:
             op = command["op"]
             if "at_ns" in command:  # sent ahead: applied at that time (monotonic ns), not when it came
                 await _until(int(command["at_ns"]))
-            if op == "set":
-                say({"id": command["id"], **proxy.set(int(command["id"]), command["link"],
-                                                      Toxic(**command["toxic"]))})
+            if op == "set":  # "link": one name or a list of them
+                links = command["link"] if isinstance(command["link"], list) else [command["link"]]
+                answers = [proxy.set(int(command["id"]), link, Toxic(**command["toxic"])) for link in links]
+                say({"id": command["id"], "t_ns": answers[0]["t_ns"],
+                     "open_connections": sum(a["open_connections"] for a in answers)})
             elif op == "clear":
-                say({"id": command["id"], **proxy.clear(int(command["id"]))})
+                say({"id": command["id"], **proxy.clear(int(command["id"]), bool(command.get("reset")))})
             elif op == "quit":
                 break
     finally:

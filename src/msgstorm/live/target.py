@@ -166,6 +166,7 @@ class LiveTarget:
         self.seed: np.random.SeedSequence | None = None
         self._handlers: dict[int, Any] = {}
         self.stored: list[bytes] | None = None
+        self.node_copies: dict[str, list[bytes]] = {}  # server name -> its copy of the stream, read back
         self.t_read_back = 0
         self.t_run_end: int | None = None  # the drain's end: the run's end on its time axis
         self.unreadable = 0
@@ -405,6 +406,9 @@ class LiveTarget:
                 # Redis stream): no phase; unless the driver said why a read-back failed.
                 failed = any(event[1] == EventKind.CLIENT_ERROR and (event[4] or {}).get("client") == "read_back"
                              for event in self._events[events_before:])
+                reading_nodes = getattr(self.driver, "read_back_nodes", None)
+                if reading_nodes is not None:  # each server's own copy (a cluster under faults)
+                    self.node_copies = await reading_nodes() or {}
                 if self.stored is not None or failed:
                     self.t_read_back = self.t_run_end
                     self._events.append((self.t_read_back, EventKind.READ_BACK, None,
@@ -446,8 +450,9 @@ class LiveTarget:
         and generator processes, whose CPU time is sampled beside its own."""
         servers = [(server.name, server.pid) for server in getattr(self.driver, "servers", []) if server.pid is not None]
         children = [*getattr(self.driver, "consumer_processes", []), *self.generators]
-        proxy = self.nemesis.proxy if self.nemesis is not None else None
-        proxies = [(proxy.name, proxy.pid)] if proxy is not None and proxy.pid is not None else []
+        nemesis = self.nemesis
+        proxies = [(proxy.name, proxy.pid) for proxy in ((nemesis.proxy, nemesis.route_proxy) if nemesis else ())
+                   if proxy is not None and proxy.pid is not None]
         return servers + proxies + [(child.name, child.process.pid) for child in children if child.process is not None]
 
     def _on_cpu(self, name: str, seconds: float) -> None:
@@ -738,9 +743,11 @@ class LiveTarget:
         # generator process behind at the end stops as this one does).
         complete = not self.interrupted and self.start_error is None
         self.recorder.finish(intake, self.interrupted, duration if complete else None)
-        if self.stored:
-            stored = [HEADER.unpack_from(p)[0] for p in self.stored if len(p) >= HEADER.size]
+        copies = ([(STREAM, self.stored)] if self.stored else []) + [
+            (f"{STREAM}@{name}", copy) for name, copy in self.node_copies.items() if copy]
+        for node, copy in copies:
+            stored = [HEADER.unpack_from(p)[0] for p in copy if len(p) >= HEADER.size]
             self.writer.append("deliveries", {
-                "msg_id": np.asarray(stored, dtype=np.int64), "node": pa.array([STREAM] * len(stored)),
+                "msg_id": np.asarray(stored, dtype=np.int64), "node": pa.array([node] * len(stored)),
                 "t_delivered": np.full(len(stored), self.t_read_back, dtype=np.int64),
                 "hops": np.zeros(len(stored), dtype=np.int32)})
