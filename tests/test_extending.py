@@ -25,6 +25,7 @@ from msgstorm.scenario.registry import (
     QUEUE_POLICIES,
 )
 from msgstorm.scenario.schema import (
+    COMPOSITE_FAULT_KINDS,
     MESSAGE_KINDS,
     ArrivalSpec,
     BackpressureSpec,
@@ -50,7 +51,7 @@ def test_every_schema_variant_has_a_registered_implementation() -> None:
 
     assert literals(BackpressureSpec, "mode") == set(BACKPRESSURE_MODES)
     # Every fault kind is applied by the simulator, by live targets, or by both.
-    assert literals(FaultSpec, "kind") == set(FAULT_KINDS) | set(LIVE_FAULT_KINDS)
+    assert literals(FaultSpec, "kind") == set(FAULT_KINDS) | set(LIVE_FAULT_KINDS) | set(COMPOSITE_FAULT_KINDS)
     assert literals(ArrivalSpec, "process") == set(ARRIVAL_PROCESSES)
     assert {"fifo", "fee_priority"} <= set(QUEUE_POLICIES)
     assert list(CHECKERS)[:4] == ["conservation", "ordering", "committed-implies-sequenced", "stage-order"]

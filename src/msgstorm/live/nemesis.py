@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from msgstorm.faults.schedule import FaultOp, fault_schedule
+from msgstorm.faults.schedule import FaultOp, fault_entries, fault_schedule
 from msgstorm.history.events import EventKind
 from msgstorm.live.proxy import Toxic
 from msgstorm.live.servers import ManagedServer, die_with_parent
@@ -202,22 +202,29 @@ class Crash(_ServerFault):
 
     @staticmethod
     def problems(scenario: Scenario, spec: Any) -> list[Problem]:
-        if spec.node == "sequencer":
-            return [(("node",), "\"sequencer\" names the simulator's leader; on a live target name a server")]
+        if spec.node in ("sequencer", "leader"):
+            if scenario.target == "jetstream" and scenario.live.jetstream.replicas >= 3 and scenario.live.url is None:
+                return []  # the stream's leader when the fault starts
+            return [(("node",), f"{spec.node!r} (the leader) names a server on a JetStream cluster msgstorm starts "
+                                "(live.jetstream.replicas = 3 or 5); otherwise name a server")]
         return _server_problems(scenario, spec.node)
 
     @staticmethod
     async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
         assert isinstance(op.spec, CrashFault)
-        server = nemesis.server(op.spec.node)
+        name = op.spec.node
+        if name in ("sequencer", "leader"):  # whichever server leads the stream now
+            name = await nemesis.driver.stream_leader()
+        nemesis.victims[op.fault_id] = name
+        server = nemesis.server(name)
         pid = server.pid
         await asyncio.get_running_loop().run_in_executor(None, server.kill)
         nemesis.paused.discard(server.name)
-        return {"pid": pid, "signal": "SIGKILL"}
+        return {"pid": pid, "signal": "SIGKILL", "server": name}
 
     @staticmethod
     async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
-        return await nemesis.start_again(nemesis.server(op.spec.node))
+        return await nemesis.start_again(nemesis.server(nemesis.victims.get(op.fault_id, op.spec.node)))
 
 
 @LIVE_FAULT_KINDS.register("restart")
@@ -343,13 +350,14 @@ class Nemesis:
         self.ops = fault_schedule(scenario)
         self.proxy: ProxyProcess | None = None  # the clients' links
         self.route_proxy: ProxyProcess | None = None  # a cluster's routes (partitions)
-        if any(spec.kind == "partition" for spec in scenario.faults) and hasattr(driver, "proxy_routes"):
+        if any(spec.kind == "partition" for _, spec in fault_entries(scenario)) and hasattr(driver, "proxy_routes"):
             driver.proxy_routes = True  # before its servers start: their routes go through the proxy
         if scenario.faults and hasattr(driver, "read_nodes"):
             driver.read_nodes = True  # a cluster under faults: each node's copy is read back after
         self.links: dict[str, list[str]] = {}  # role -> the proxy's link names, one per server
         self.paused: set[str] = set()
         self.resumed: set[str] = set()  # servers a heal or the cleanup found paused and resumed
+        self.victims: dict[int, str] = {}  # fault id -> the server a crash took down (the leader, named then)
         self.active: set[int] = set()
         self.t0_ns = 0
         self.closed = False
@@ -358,7 +366,7 @@ class Nemesis:
 
     @property
     def needs_proxy(self) -> bool:
-        return any(isinstance(spec, ToxicFault) for spec in self.scenario.faults)
+        return any(isinstance(spec, ToxicFault) for _, spec in fault_entries(self.scenario))
 
     def server(self, name: str) -> ManagedServer:
         for server in getattr(self.driver, "servers", []):
@@ -429,7 +437,8 @@ class Nemesis:
 
     async def apply(self, op: FaultOp, now: Callable[[], int]) -> None:
         kind: LiveFaultKind = LIVE_FAULT_KINDS[op.spec.kind]
-        detail: dict[str, Any] = {"fault_id": op.fault_id, **op.spec.model_dump(mode="json")}
+        detail: dict[str, Any] = {"fault_id": op.fault_id, **op.spec.model_dump(mode="json"),
+                                  **({"from_entry": op.source} if op.source is not None else {})}
         try:
             said = await (kind.start if op.action == "start" else kind.end)(self, op)
         except Exception as error:  # noqa: BLE001 - a fault that cannot be applied must not end the run
@@ -443,7 +452,7 @@ class Nemesis:
             self.active.add(op.fault_id)
         else:
             self.active.discard(op.fault_id)
-        node = getattr(op.spec, "node", None)
+        node = self.victims.get(op.fault_id, getattr(op.spec, "node", None))
         self.record(t, EventKind.FAULT_START if op.action == "start" else EventKind.FAULT_END, node,
                     {**detail, **said})
 

@@ -232,7 +232,7 @@ DESCRIPTIONS: dict[str, str] = {
     "PartitionFault.groups": "groups of region or node names; unnamed nodes form one more group",
     "CrashFault.kind": "stop a node and drop what it holds; a crashed leader fails over to a standby",
     "CrashFault.at": "start",
-    "CrashFault.node": "a node name, or `\"sequencer\"` (whoever leads then); live: a server msgstorm starts (SIGKILL)",
+    "CrashFault.node": "a node name, or `\"sequencer\"` (whoever leads then); live: a server msgstorm starts (SIGKILL), or `\"leader\"` (the JetStream stream's leader then)",
     "CrashFault.restart_after": "restart after this; none: stays down",
     "DegradeFault.kind": "add latency, half-normal jitter and loss to some links",
     "DegradeFault.at": "start",
@@ -251,6 +251,20 @@ DESCRIPTIONS: dict[str, str] = {
     "RestartFault.at": "when it is stopped",
     "RestartFault.node": "the server (as for `pause`)",
     "RestartFault.down": "how long it stays stopped before it starts again",
+    "NemesisFault.kind": "faults drawn from a seeded mix, one every `every` (sim and live: each drawn fault must "
+                         "suit the target)",
+    "NemesisFault.at": "the first draw",
+    "NemesisFault.every": "time between draws",
+    "NemesisFault.until": "no draw at or after this; none: the run's duration",
+    "NemesisFault.seed": "the draws' seed (the same seed draws the same faults)",
+    "NemesisFault.mix": "the faults to draw from, each `{ weight = 2, fault = { kind = \"pause\", ... } }` "
+                        "(`weight`: how likely against the others, 1 when unset; `fault`: any kind but `nemesis` and "
+                        "`script`, its `at` an offset from its draw)",
+    "ScriptFault.kind": "a compound script: faults at offsets from its start, run `times` times `every` apart",
+    "ScriptFault.at": "the script's start",
+    "ScriptFault.steps": "the faults (any kind but `nemesis` and `script`), each `at` an offset from the start",
+    "ScriptFault.every": "between two runs of the script",
+    "ScriptFault.times": "how many runs (more than 1 needs `every`)",
     "ToxicFault.kind": "live: a toxic on the links between msgstorm's clients and the broker, through the fault "
                        "proxy (targets nats and jetstream)",
     "ToxicFault.at": "start",

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from msgstorm.scenario.regions import default_one_way_ns
 from msgstorm.scenario.registry import FAULT_KINDS, LIVE_DRIVERS, LIVE_FAULT_KINDS, QUEUE_POLICIES
-from msgstorm.scenario.schema import PhasesArrival, ReplayArrival
+from msgstorm.scenario.schema import PhasesArrival, ReplayArrival, fault_entries
 from msgstorm.scenario.slo import SLO_METRICS, slo_metric_known, slo_problem
 
 if TYPE_CHECKING:
@@ -143,7 +143,8 @@ def check_references(scenario: Scenario) -> list[Problem]:
         names_seen.add(agent.name)
 
     problems += _fault_target_problems(scenario)
-    for index, fault in enumerate(scenario.faults if scenario.target == "sim" else ()):
+    for where, fault in (fault_entries(scenario) if scenario.target == "sim" else ()):
+        index: tuple[str | int, ...] = where[1:]  # the place under "faults"
         if fault.kind == "partition":
             seen_in: dict[int, int] = {}
             for g, group in enumerate(fault.groups):
@@ -152,22 +153,22 @@ def check_references(scenario: Scenario) -> list[Problem]:
                                else [i for i, r in enumerate(node_regions(network)) if r == name])
                     for node in members:
                         if seen_in.setdefault(node, g) != g:
-                            problems.append((("faults", index, "groups", g),
+                            problems.append((("faults", *index, "groups", g),
                                              f"{name!r} puts node {node_names(network)[node]!r} in two groups"))
             for g, group in enumerate(fault.groups):
                 for name in group:
                     if name not in names:
                         problems.append(
-                            (("faults", index, "groups", g), f"unknown region or node {name!r}{did_you_mean(name, names)}; regions are {sorted(regions)}")
+                            (("faults", *index, "groups", g), f"unknown region or node {name!r}{did_you_mean(name, names)}; regions are {sorted(regions)}")
                         )
         elif fault.kind == "crash":
             if fault.node != "sequencer" and fault.node not in nodes:
-                problems.append((("faults", index, "node"), f"unknown node {fault.node!r}{did_you_mean(fault.node, [*nodes, 'sequencer'])}; nodes are {hint_nodes} or \"sequencer\""))
+                problems.append((("faults", *index, "node"), f"unknown node {fault.node!r}{did_you_mean(fault.node, [*nodes, 'sequencer'])}; nodes are {hint_nodes} or \"sequencer\""))
         elif fault.kind == "degrade":
             for name in [*(fault.between or ()), *(fault.nodes or ())]:
                 if name not in names:
                     field = "between" if fault.between else "nodes"
-                    problems.append((("faults", index, field), f"unknown region or node {name!r}{did_you_mean(name, names)}"))
+                    problems.append((("faults", *index, field), f"unknown region or node {name!r}{did_you_mean(name, names)}"))
 
     for name, expression in scenario.slo.items():
         if not slo_metric_known(name):
@@ -195,7 +196,7 @@ def _fault_target_problems(scenario: Scenario) -> list[Problem]:
     live = scenario.target != "sim"
     if live and scenario.target not in LIVE_DRIVERS:
         return problems  # an unknown target is said once, above
-    for index, fault in enumerate(scenario.faults):
+    for where, fault in fault_entries(scenario):
         kinds = LIVE_FAULT_KINDS if live else FAULT_KINDS
         if fault.kind not in kinds:
             if live:
@@ -206,10 +207,9 @@ def _fault_target_problems(scenario: Scenario) -> list[Problem]:
                 said = (f"a {fault.kind!r} fault applies to live targets only: the simulator cannot apply it; it "
                         f"applies {', '.join(repr(k) for k in FAULT_KINDS.names())}. Drop the entry or run on a "
                         "live target (--target nats, ...)")
-            problems.append((("faults", index, "kind"), said))
+            problems.append(((*where, "kind"), said))
         elif live:
-            problems += [(("faults", index, *field), message)
-                         for field, message in kinds[fault.kind].problems(scenario, fault)]
+            problems += [((*where, *field), message) for field, message in kinds[fault.kind].problems(scenario, fault)]
     return problems
 
 

@@ -24,6 +24,7 @@ from msgstorm.scenario.market import MarketSpec
 from msgstorm.scenario.units import parse_bandwidth_bps, parse_fraction, parse_rate_per_s
 
 __all__ = [
+    "COMPOSITE_FAULT_KINDS",
     "MESSAGE_KINDS",
     "AgentSpec",
     "AnalysisSpec",
@@ -39,16 +40,21 @@ __all__ = [
     "LinkModel",
     "LiveSpec",
     "MarketSpec",
+    "MixEntry",
+    "NemesisFault",
     "NetworkSpec",
+    "OneFault",
     "PauseFault",
     "RestartFault",
     "RedisSpec",
     "RunSpec",
     "Scenario",
+    "ScriptFault",
     "SequencerSpec",
     "TOXIC_SETTINGS",
     "ToxicFault",
     "ZmqSpec",
+    "fault_entries",
 ]
 
 MessageKind = Literal["order", "cancel", "quote", "liquidation", "price", "spam"]
@@ -415,9 +421,75 @@ class ToxicFault(_Spec):
         return self
 
 
-FaultSpec = Annotated[
+# One fault (what the simulator or a live target applies), as a nemesis's mix or a script lists them.
+OneFault = Annotated[
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault, Field(discriminator="kind")
 ]
+
+
+class MixEntry(_Spec):
+    """One fault a nemesis may draw, and how likely it is against the others."""
+
+    weight: float = Field(default=1.0, gt=0)
+    fault: OneFault
+
+
+class NemesisFault(_Spec):
+    """Faults drawn from a seeded mix: from ``at``, one every ``every`` until ``until``
+    (each drawn from ``mix`` by weight; its own ``at`` is an offset from the draw's time)."""
+
+    kind: Literal["nemesis"]
+    at: DurationNs
+    every: DurationNs = Field(gt=0)
+    until: DurationNs | None = None
+    seed: int = Field(default=1, ge=0, lt=2**63)
+    mix: list[MixEntry] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _until(self) -> NemesisFault:
+        if self.until is not None and self.until <= self.at:
+            raise ValueError("'until' must be after 'at'")
+        return self
+
+
+class ScriptFault(_Spec):
+    """A compound script: ``steps`` (faults whose ``at`` are offsets from the script's
+    start), run from ``at``, and again every ``every`` (``times`` in all)."""
+
+    kind: Literal["script"]
+    at: DurationNs
+    steps: list[OneFault] = Field(min_length=1)
+    every: DurationNs | None = Field(default=None, gt=0)
+    times: int = Field(default=1, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _repeat(self) -> ScriptFault:
+        if self.times > 1 and self.every is None:
+            raise ValueError("'times' > 1 needs 'every'")
+        return self
+
+
+# Kinds that stand for several faults, expanded by ``faults/schedule.py``.
+COMPOSITE_FAULT_KINDS = ("nemesis", "script")
+
+FaultSpec = Annotated[
+    PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | NemesisFault | ScriptFault,
+    Field(discriminator="kind"),
+]
+
+
+def fault_entries(scenario: Scenario) -> list[tuple[tuple[str | int, ...], OneFault]]:
+    """Every fault the scenario names, with where (for errors): a plain entry, and each
+    fault of a nemesis's mix or of a script's steps."""
+    entries: list[tuple[tuple[str | int, ...], OneFault]] = []
+    for index, spec in enumerate(scenario.faults):
+        if isinstance(spec, NemesisFault):
+            entries += [(("faults", index, "mix", k, "fault"), entry.fault) for k, entry in enumerate(spec.mix)]
+        elif isinstance(spec, ScriptFault):
+            entries += [(("faults", index, "steps", k), step) for k, step in enumerate(spec.steps)]
+        else:
+            entries.append((("faults", index), spec))
+    return entries
 
 
 # --- analysis, history ---------------------------------------------------------------------

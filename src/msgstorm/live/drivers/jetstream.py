@@ -611,6 +611,15 @@ class JetStreamDriver:
                 pass  # the server deletes an ephemeral consumer nobody pulls from, a while later
         return payloads
 
+    async def stream_leader(self) -> str:
+        """The name of the server that leads the stream now (a leader-kill fault's victim)."""
+        assert self.control is not None
+        info = await self._retrying(lambda: self._stream_with_leader(self.control.jetstream(timeout=API_TIMEOUT_S)))
+        leader = info.cluster.leader if info.cluster is not None else None
+        if not leader:
+            raise ServerError(f"stream {self.settings.stream!r} has no leader now")
+        return str(leader)
+
     async def read_back_nodes(self) -> dict[str, list[bytes]] | None:
         """After the run: each server's own copy of the stream, in stream order, read by
         direct gets (every replica answers them: ``allow_direct``) from a client connected
