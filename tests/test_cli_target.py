@@ -120,7 +120,7 @@ def test_a_sim_scenario_runs_against_the_users_server_and_leaves_it_running(
 def test_a_live_target_refuses_a_simulated_fault_naming_it() -> None:
     code, output = _invoke("validate", str(EXAMPLES / "flash-crash.toml"), "--target", "nats")
     assert code == 2, output
-    assert "faults[0].kind" in output and "a 'partition' fault is simulated only" in output
+    assert "faults[0].kind" in output and "a partition on a live target cuts the routes of a cluster" in output
     code, output = _invoke("validate", str(EXAMPLES / "flash-crash.toml"), "--target", "nats", "--set", "faults=[]")
     assert code == 0, output
     code, output = _invoke("validate", str(EXAMPLES / "flash-crash.toml"))

@@ -342,7 +342,9 @@ duration = "2s"
         assert created and not set(created) & cluster_ports, f"nats-server-{i} has a route past the proxy"
     summary = result.summary
     acked = sum(1 for m in result.history.messages.to_pylist() if m["seq_no"] is not None)
-    assert acked > 500
+    # When the stream's leader is the server cut off, publishes are refused until the other
+    # two elect a new one (seconds): how many were acked depends on where the leader was.
+    assert acked > 100
     nodes = summary["delivery"]["nodes"]
     assert sorted(nodes) == ["nats-server-0", "nats-server-1", "nats-server-2"], nodes
     for name, copy in nodes.items():

@@ -113,6 +113,12 @@ class ProxyProcess:
         return answer
 
     async def command(self, **command: Any) -> dict[str, Any]:
+        """Send one command and read its answer. Shielded: a caller cancelled meanwhile (the
+        sending ended) leaves the exchange to finish, so the next command never reads this
+        one's answer."""
+        return await asyncio.shield(self._exchange(command))
+
+    async def _exchange(self, command: dict[str, Any]) -> dict[str, Any]:
         async with self._lock:
             assert self.process is not None and self.process.stdin is not None
             self.process.stdin.write((json.dumps(command) + "\n").encode())
@@ -357,6 +363,8 @@ class Nemesis:
         self.links: dict[str, list[str]] = {}  # role -> the proxy's link names, one per server
         self.paused: set[str] = set()
         self.resumed: set[str] = set()  # servers a heal or the cleanup found paused and resumed
+        self.started: set[int] = set()  # faults whose start was begun
+        self.ended: set[int] = set()  # faults whose end was begun
         self.victims: dict[int, str] = {}  # fault id -> the server a crash took down (the leader, named then)
         self.active: set[int] = set()
         self.t0_ns = 0
@@ -405,7 +413,10 @@ class Nemesis:
     async def start_again(self, server: ManagedServer) -> dict[str, Any]:
         """Start a stopped server again on its port and data; the end of its fault is when it
         listens. Spawned on this (the main) thread: the kernel kills a child whose forking
-        thread ends (its parent-death signal), which an executor's thread does."""
+        thread ends (its parent-death signal), which an executor's thread does. One still
+        running (its stop never happened) is left as it is."""
+        if server.process is not None and server.process.poll() is None:
+            return {"pid": server.pid, "already_running": True}
         server.spawn()
         deadline = asyncio.get_running_loop().time() + server.start_timeout_s
         while not server.listens_now():
@@ -437,6 +448,8 @@ class Nemesis:
 
     async def apply(self, op: FaultOp, now: Callable[[], int]) -> None:
         kind: LiveFaultKind = LIVE_FAULT_KINDS[op.spec.kind]
+        # Begun, even if this is cancelled before it is said to have taken effect: a heal ends it.
+        (self.started if op.action == "start" else self.ended).add(op.fault_id)
         detail: dict[str, Any] = {"fault_id": op.fault_id, **op.spec.model_dump(mode="json"),
                                   **({"from_entry": op.source} if op.source is not None else {})}
         try:
@@ -463,7 +476,7 @@ class Nemesis:
         self.healing = True
         try:
             for op in self.ops:
-                if op.action == "end" and op.fault_id in self.active:
+                if op.action == "end" and op.fault_id in self.started and op.fault_id not in self.ended:
                     if isinstance(op.spec, PauseFault):
                         self.resumed.add(op.spec.node)  # ahead of its time: the sending ended, or the run was stopped
                     await self.apply(op, now)
