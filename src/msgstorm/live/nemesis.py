@@ -322,7 +322,7 @@ class Partition:
     @staticmethod
     async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
         assert nemesis.route_proxy is not None
-        links = Partition.cut_links(nemesis, op.spec)
+        links = (Bridge if op.spec.kind == "bridge" else Partition).cut_links(nemesis, op.spec)
         answer = await nemesis.route_proxy.command(op="set", id=op.fault_id, link=links,
                                                    toxic=asdict(Toxic("blackhole", "both")),
                                                    at_ns=nemesis.t0_ns + op.t_ns)
@@ -334,6 +334,29 @@ class Partition:
         on_time = {} if nemesis.healing else {"at_ns": nemesis.t0_ns + op.t_ns}
         answer = await nemesis.route_proxy.command(op="clear", id=op.fault_id, reset=True, **on_time)
         return {"t_ns": answer["t_ns"], **answer["stats"]}
+
+
+@LIVE_FAULT_KINDS.register("bridge")
+class Bridge(Partition):
+    """Two sides of a cluster that reach each other only through the ``bridge`` server: the
+    routes between the sides are cut, the bridge's routes to both stay."""
+
+    @staticmethod
+    def problems(scenario: Scenario, spec: Any) -> list[Problem]:
+        problems = Partition.problems(scenario, spec)
+        names = LIVE_DRIVERS[scenario.target].server_names(scenario.live) if scenario.target == "jetstream" else []
+        if names and spec.bridge not in names:
+            problems.append((("bridge",), f"unknown server {spec.bridge!r}; the cluster is {names}"))
+        if any(spec.bridge in group for group in spec.groups):
+            problems.append((("bridge",), f"the bridge {spec.bridge!r} is in neither side: leave it out of 'groups'"))
+        return problems
+
+    @staticmethod
+    def cut_links(nemesis: Nemesis, spec: Any) -> list[str]:
+        names = [server.name for server in nemesis.driver.servers]
+        side = {name: g for g, group in enumerate(spec.groups) for name in group}
+        return [f"route-{i}-{j}" for i, a in enumerate(names) for j, b in enumerate(names)
+                if i != j and a in side and b in side and side[a] != side[b]]
 
 
 def _host_port(url: str) -> tuple[str, int]:
@@ -356,7 +379,8 @@ class Nemesis:
         self.ops = fault_schedule(scenario)
         self.proxy: ProxyProcess | None = None  # the clients' links
         self.route_proxy: ProxyProcess | None = None  # a cluster's routes (partitions)
-        if any(spec.kind == "partition" for _, spec in fault_entries(scenario)) and hasattr(driver, "proxy_routes"):
+        if any(spec.kind in ("partition", "bridge") for _, spec in fault_entries(scenario)) and hasattr(
+                driver, "proxy_routes"):
             driver.proxy_routes = True  # before its servers start: their routes go through the proxy
         if scenario.faults and hasattr(driver, "read_nodes"):
             driver.read_nodes = True  # a cluster under faults: each node's copy is read back after

@@ -242,6 +242,12 @@ DESCRIPTIONS: dict[str, str] = {
     "DegradeFault.latency": "added one-way latency",
     "DegradeFault.jitter": "scale of the added half-normal jitter",
     "DegradeFault.loss": "probability that a transmission is lost",
+    "BridgeFault.kind": "live: a JetStream cluster split in two sides that reach each other only through one "
+                        "server (its routes to both stay)",
+    "BridgeFault.at": "start",
+    "BridgeFault.duration": "how long; none: to the end of the sending",
+    "BridgeFault.groups": "the two sides (server names), the bridge in neither",
+    "BridgeFault.bridge": "the server that sees both sides",
     "PauseFault.kind": "live: pause a server msgstorm started (SIGSTOP), resume it (SIGCONT) after `duration`",
     "PauseFault.at": "start",
     "PauseFault.duration": "how long the server stays paused",

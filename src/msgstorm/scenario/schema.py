@@ -31,6 +31,7 @@ __all__ = [
     "ArrivalSpec",
     "BackpressureSpec",
     "BlocksSpec",
+    "BridgeFault",
     "DesyncSpec",
     "FaultSpec",
     "GossipSpec",
@@ -351,6 +352,17 @@ class DegradeFault(_Spec):
         return self
 
 
+class BridgeFault(_Spec):
+    """Live: split a cluster msgstorm started into two sides that reach each other only
+    through one server, the ``bridge`` (it keeps its routes to both)."""
+
+    kind: Literal["bridge"]
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)] | None = None
+    groups: tuple[list[str], list[str]]
+    bridge: str
+
+
 class PauseFault(_Spec):
     """Live: pause a server msgstorm started (SIGSTOP), and resume it (SIGCONT) after ``duration``."""
 
@@ -423,7 +435,8 @@ class ToxicFault(_Spec):
 
 # One fault (what the simulator or a live target applies), as a nemesis's mix or a script lists them.
 OneFault = Annotated[
-    PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault, Field(discriminator="kind")
+    PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault,
+    Field(discriminator="kind"),
 ]
 
 
@@ -473,7 +486,8 @@ class ScriptFault(_Spec):
 COMPOSITE_FAULT_KINDS = ("nemesis", "script")
 
 FaultSpec = Annotated[
-    PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | NemesisFault | ScriptFault,
+    PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault | NemesisFault
+    | ScriptFault,
     Field(discriminator="kind"),
 ]
 
