@@ -36,7 +36,7 @@ from msgstorm.history.events import EventKind
 from msgstorm.live.proxy import Toxic
 from msgstorm.live.servers import ManagedServer, die_with_parent
 from msgstorm.scenario.registry import LIVE_DRIVERS, LIVE_FAULT_KINDS
-from msgstorm.scenario.schema import CrashFault, FaultSpec, PauseFault, RestartFault, Scenario, ToxicFault
+from msgstorm.scenario.schema import CrashFault, PauseFault, RestartFault, Scenario, ToxicFault
 
 __all__ = ["LiveFaultKind", "Nemesis", "ProxyProcess", "RoutesClients", "alive", "cleanup_report", "listening",
            "toxic_of"]
