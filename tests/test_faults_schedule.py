@@ -89,3 +89,41 @@ def test_a_drawn_fault_the_target_cannot_apply_is_refused_naming_where_it_is() -
         parse_scenario(text, source="n.toml")
     said = [str(issue) for issue in raised.value.issues]
     assert any("faults[1].mix[0].fault.kind" in m and "applies to live targets only" in m for m in said), said
+
+
+RAMP_UNDER_FAULTS = """
+[run]
+name = "ramp-mix"
+duration = "8s"
+drain = "2s"
+
+[network]
+regions = ["us-east"]
+nodes_per_region = 3
+
+[[agents]]
+name = "ramp"
+arrival = { process = "step_ramp", start = "200/s", step = "200/s", every = "1s", steps = 8 }
+
+[[faults]]
+kind = "nemesis"
+at = "500ms"
+every = "1s"
+seed = 3
+mix = [
+  { weight = 1, fault = { kind = "degrade", nodes = ["us-east-1"], latency = "5ms", at = "0s", duration = "300ms" } },
+  { weight = 1, fault = { kind = "crash", node = "sequencer", at = "0s", restart_after = "200ms" } },
+]
+"""
+
+
+def test_the_failure_threshold_under_a_fixed_fault_mix_is_the_step_of_the_first_loss(tmp_path) -> None:
+    """A step ramp under a nemesis: a slowed link loses nothing, a crashed sequencer drops
+    what it held; the failure threshold is the ramp step in which the first crash falls."""
+    scenario = parse_scenario(RAMP_UNDER_FAULTS, source="ramp.toml")
+    first_crash_ns = min(spec.at for spec, _ in concrete_faults(scenario) if spec.kind == "crash")
+    result = run(scenario, tmp_path / "run")
+    failure = result.summary["failure_threshold"]
+    assert failure["reason"] == "loss"
+    assert failure["t_ns"] == first_crash_ns // 10**9 * 10**9, (failure, first_crash_ns)
+    assert result.summary["messages"]["lost"] > 0
