@@ -97,7 +97,7 @@ def test_a_live_run_cut_off_before_it_wrote_its_events_cannot_tell(tmp_path: Pat
 def test_a_clean_live_run_has_zero_trouble_and_the_simulator_none(tmp_path: Path) -> None:
     live = analyse(_live(tmp_path / "live", [])).summary
     assert live["connections"] == {"disconnects": 0, "reconnects": 0, "errors": 0, "clients": {},
-                                   "servers_exited": [], "incidents": []}
+                                   "servers_exited": [], "incidents": [], "cleanup": None}
     sim = write_history(tmp_path / "sim", [message(0, 0, status="committed")], [], target="sim")
     assert analyse(sim).summary["connections"] is None
 

@@ -23,6 +23,8 @@ from msgstorm.scenario.target_option import target_overrides
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
+# quickstart.toml's degrade fault is simulated only: a live target refuses it, so these runs drop it.
+NO_FAULTS = ("--set", "faults=[]")
 
 def _invoke(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(app, list(args))
@@ -62,7 +64,8 @@ def test_allow_remote_lets_a_remote_url_through() -> None:
 
 
 def test_validate_says_the_chosen_target_and_a_live_estimate() -> None:
-    code, output = _invoke("validate", str(EXAMPLES / "quickstart.toml"), "--target", "redis://127.0.0.1:6379")
+    code, output = _invoke("validate", str(EXAMPLES / "quickstart.toml"), "--target", "redis://127.0.0.1:6379",
+                           *NO_FAULTS)
     assert code == 0, output
     assert "target redis" in output
     assert "consumer" in output and "gossip receipts" not in output  # no simulated network on a live target
@@ -79,7 +82,7 @@ def test_an_unknown_driver_name_is_refused_naming_the_known_ones() -> None:
 
 def test_a_remote_target_exits_2_before_anything_is_sent(tmp_path: Path) -> None:
     code, output = _invoke("run", str(EXAMPLES / "quickstart.toml"), "--target", "nats://192.0.2.1:4222",
-                           "--out", str(tmp_path / "run"), "-q")
+                           "--out", str(tmp_path / "run"), "-q", *NO_FAULTS)
     assert code == 2 and "--allow-remote" in output
     assert not (tmp_path / "run").exists()
 
@@ -100,7 +103,7 @@ def test_a_sim_scenario_runs_against_the_users_server_and_leaves_it_running(
         tmp_path: Path, user_nats: tuple[str, ManagedServer]) -> None:
     url, server = user_nats
     run_dir = tmp_path / "run"
-    code, output = _invoke("run", str(EXAMPLES / "quickstart.toml"), "--target", url, "--out", str(run_dir), "-q",
+    code, output = _invoke("run", str(EXAMPLES / "quickstart.toml"), "--target", url, "--out", str(run_dir), "-q", *NO_FAULTS,
                            "--set", 'run.duration="1s"', "--set", 'run.drain="30s"')
     assert code == 0, output
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -114,10 +117,12 @@ def test_a_sim_scenario_runs_against_the_users_server_and_leaves_it_running(
     os.kill(server.process.pid, 0)
 
 
-def test_a_live_target_warns_that_simulated_faults_are_not_applied() -> None:
+def test_a_live_target_refuses_a_simulated_fault_naming_it() -> None:
     code, output = _invoke("validate", str(EXAMPLES / "flash-crash.toml"), "--target", "nats")
+    assert code == 2, output
+    assert "faults[0].kind" in output and "a partition on a live target cuts the routes of a cluster" in output
+    code, output = _invoke("validate", str(EXAMPLES / "flash-crash.toml"), "--target", "nats", "--set", "faults=[]")
     assert code == 0, output
-    assert "[[faults]] entry is simulated only and not applied to a live target" in output
     code, output = _invoke("validate", str(EXAMPLES / "flash-crash.toml"))
     assert code == 0 and "simulated only" not in output
 
@@ -140,7 +145,7 @@ def _assert_a_failed_start(run_dir: Path, output: str) -> None:
 def test_a_run_that_never_connects_is_recorded_as_a_failed_start(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     code, output = _invoke("run", str(EXAMPLES / "quickstart.toml"), "--target", f"nats://127.0.0.1:{free_port()}",
-                           "--out", str(run_dir), "-q", "--set", 'live.start_timeout="2s"')
+                           "--out", str(run_dir), "-q", "--set", 'live.start_timeout="2s"', *NO_FAULTS)
     assert code == 2, output
     assert "cannot connect" in output
     _assert_a_failed_start(run_dir, output)
@@ -153,6 +158,6 @@ def test_a_server_that_fails_the_connect_is_recorded_as_a_failed_start(
     url, _ = user_nats
     run_dir = tmp_path / "run"
     code, output = _invoke("run", str(EXAMPLES / "quickstart.toml"), "--target", url.replace("nats://", "jetstream://"),
-                           "--out", str(run_dir), "-q", "--set", 'live.start_timeout="3s"')
+                           "--out", str(run_dir), "-q", "--set", 'live.start_timeout="3s"', *NO_FAULTS)
     assert code == 2, output
     _assert_a_failed_start(run_dir, output)

@@ -21,9 +21,11 @@ from msgstorm.scenario.registry import (
     BACKPRESSURE_MODES,
     CHECKERS,
     FAULT_KINDS,
+    LIVE_FAULT_KINDS,
     QUEUE_POLICIES,
 )
 from msgstorm.scenario.schema import (
+    COMPOSITE_FAULT_KINDS,
     MESSAGE_KINDS,
     ArrivalSpec,
     BackpressureSpec,
@@ -48,7 +50,8 @@ def test_every_schema_variant_has_a_registered_implementation() -> None:
         return {typing.get_args(model.model_fields[field].annotation)[0] for model in args}
 
     assert literals(BackpressureSpec, "mode") == set(BACKPRESSURE_MODES)
-    assert literals(FaultSpec, "kind") == set(FAULT_KINDS)
+    # Every fault kind is applied by the simulator, by live targets, or by both.
+    assert literals(FaultSpec, "kind") == set(FAULT_KINDS) | set(LIVE_FAULT_KINDS) | set(COMPOSITE_FAULT_KINDS)
     assert literals(ArrivalSpec, "process") == set(ARRIVAL_PROCESSES)
     assert {"fifo", "fee_priority"} <= set(QUEUE_POLICIES)
     assert list(CHECKERS)[:4] == ["conservation", "ordering", "committed-implies-sequenced", "stage-order"]

@@ -109,3 +109,16 @@ def test_bad_run_directories_exit_2(runs, tmp_path) -> None:
     assert code == 2 and "at least two run directories" in output
     code, output = _compare(base, base, "--tolerance", "lots", "--no-html")
     assert code == 2 and "--tolerance" in output
+
+
+def test_fault_recovery_is_compared_by_the_slowest_recovery_and_the_faults_never_recovered() -> None:
+    from msgstorm.report.compare import metric_value
+
+    slowest = next(m for m in METRICS if m.path == ("@recovery_max",))
+    unrecovered = next(m for m in METRICS if m.path == ("@faults_unrecovered",))
+    faults = [{"end_s": 2.0, "recovery_s": 0.3}, {"end_s": 5.0, "recovery_s": 1.2},
+              {"end_s": 8.0, "recovery_s": None}, {"end_s": None, "recovery_s": None}]  # the last never ended
+    assert metric_value({"faults": faults}, slowest) == 1.2
+    assert metric_value({"faults": faults}, unrecovered) == 1.0
+    assert metric_value({"faults": []}, slowest) is None and metric_value({"faults": []}, unrecovered) is None
+    assert judge(slowest, 0.3, 3.0, 0.1).status == "regression"  # a recovery 10x slower is worse

@@ -139,9 +139,12 @@ def test_report_shades_faults_backpressure_and_desync(faulty) -> None:
     figure = re.search(r'<script type="application/json" id="fig-latency-time">(.*?)</script>', dom, re.DOTALL)
     assert figure
     shapes = json.loads(figure.group(1))["layout"]["shapes"]
-    assert {shape["legendgroup"] for shape in shapes} == {"fault", "backpressure", "desync"}
+    assert {shape["legendgroup"] for shape in shapes} == {"fault", "recovery", "backpressure", "desync"}
     fault = next(shape for shape in shapes if shape["legendgroup"] == "fault")
     assert (fault["x0"], fault["x1"]) == (1.0, 2.2)
+    # The fault's recovery (summary faults[].recovery_s) is shaded from its end.
+    recovery = next(shape for shape in shapes if shape["legendgroup"] == "recovery")
+    assert (recovery["x0"], recovery["x1"]) == (2.2, 2.2 + summary["faults"][0]["recovery_s"])
 
 
 def test_report_is_self_contained_and_small(faulty_run) -> None:

@@ -138,11 +138,6 @@ def _load(path: Path, overrides: list[str], target: str | None = None, allow_rem
         for issue in error.issues:
             _error(str(issue), soft_wrap=True)
         raise typer.Exit(2) from None
-    if loaded.target != "sim" and loaded.faults:
-        count = len(loaded.faults)
-        err.print(f"warning: {path}: target {loaded.target} is live; its {count} [[faults]] "
-                  f"entr{'ies are' if count != 1 else 'y is'} simulated only and not applied to a live target",
-                  highlight=False, markup=False)
     return loaded
 
 

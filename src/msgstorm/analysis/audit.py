@@ -21,6 +21,9 @@ Counts, over consumer receipts (rows whose node is not ``stream``):
 - ``reordered``: first receipts that came after a later-sent message with the same key on
   the same consumer. Send order is ``t_sent`` (one publisher, one clock), so per-key
   sequence numbers need not travel in the payload: the history has the key and the order.
+- ``nodes``: per-node divergence: each server's own copy of the stream, read back node by
+  node after the run (rows with node ``stream@<server>``), counted as ``stream`` is against
+  what was acked; an acked message missing from any node's copy is invalid;
 - ``read_back``: the phase after the run that read the stream back: {done, stored, seconds,
   error} (``error`` says why it could not be done: a server that stayed down, a stall over
   ``live.read_back_timeout``), null for a driver that reads nothing back.
@@ -52,6 +55,7 @@ from msgstorm.scenario.registry import CHECKERS
 __all__ = ["STREAM_NODE", "check_delivery", "delivery_summary"]
 
 STREAM_NODE = "stream"
+NODE_COPY_PREFIX = "stream@"  # deliveries rows of one server's own copy, read back node by node
 _NOT_CONSUMERS = (STREAM_NODE, "publisher")
 
 
@@ -125,7 +129,8 @@ def delivery_summary(history: History) -> dict[str, Any] | None:
 
     deliveries = history.columns("deliveries", ["msg_id", "node", "t_delivered"])
     nodes = pc.cast(deliveries.column("node"), pa.string())
-    receipts = deliveries.filter(pc.invert(pc.is_in(nodes, value_set=pa.array(_NOT_CONSUMERS, type=pa.string()))))
+    receipts = deliveries.filter(pc.invert(pc.or_(pc.is_in(nodes, value_set=pa.array(_NOT_CONSUMERS, type=pa.string())),
+                                                  pc.starts_with(nodes, NODE_COPY_PREFIX))))
     consumers = sorted(set(receipts.column("node").to_pylist()))
     named = int(start.get("consumers", len(consumers)) or 0)
     consumer_count = max(named, len(consumers))
@@ -171,7 +176,19 @@ def delivery_summary(history: History) -> dict[str, Any] | None:
         "reordered": reordered,
         "stream": _stream(deliveries, ids, acked_by_row),
         "read_back": _read_back(history),
+        "nodes": _node_copies(deliveries, ids, acked_by_row),
     }
+
+
+def _node_copies(deliveries: pa.Table, ids: I64, acked_by_row: npt.NDArray[np.bool_]) -> dict[str, Any] | None:
+    """Each server's own copy of the stream, read back node by node (rows with node
+    ``stream@<server>``), against what was acked: per-node divergence. None when no node
+    was read on its own."""
+    import pyarrow.compute as pc
+
+    names = sorted({str(n)[len(NODE_COPY_PREFIX):] for n in pc.unique(pc.cast(deliveries.column("node"), pa.string()))
+                    .to_pylist() if n is not None and str(n).startswith(NODE_COPY_PREFIX)})
+    return {name: _stream(deliveries, ids, acked_by_row, NODE_COPY_PREFIX + name) for name in names} or None
 
 
 def _read_back(history: History) -> dict[str, Any] | None:
@@ -190,10 +207,11 @@ def _read_back(history: History) -> dict[str, Any] | None:
             "error": None if done else str(errors[-1].get("error")) if errors else "the driver read nothing back"}
 
 
-def _stream(deliveries: pa.Table, ids: I64, acked_by_row: npt.NDArray[np.bool_]) -> dict[str, int] | None:
+def _stream(deliveries: pa.Table, ids: I64, acked_by_row: npt.NDArray[np.bool_],
+            node: str = STREAM_NODE) -> dict[str, int] | None:
     import pyarrow.compute as pc
 
-    stored_rows = deliveries.filter(pc.equal(pc.cast(deliveries.column("node"), pa.string()), STREAM_NODE))
+    stored_rows = deliveries.filter(pc.equal(pc.cast(deliveries.column("node"), pa.string()), node))
     if stored_rows.num_rows == 0:
         return None
     stored = np.asarray(stored_rows.column("msg_id").to_numpy(), dtype=np.int64)
@@ -235,6 +253,9 @@ def check_delivery(history: History) -> Verdict:
         problems.append(f"{stream['acked_missing']} acked messages missing from the stream read back")
     if stream.get("duplicated"):
         problems.append(f"{stream['duplicated']} messages stored twice in the stream")
+    for node, copy in (summary.get("nodes") or {}).items():
+        if copy and copy.get("acked_missing"):
+            problems.append(f"{copy['acked_missing']} acked messages missing from {node}'s copy of the stream")
     info = history.run_info
     if problems:
         only_tail = lost["total"] == lost["postfix"] and len(problems) == 1

@@ -131,6 +131,15 @@ def connections_summary(history: History) -> dict[str, Any] | None:
         down_ns[name] = down_ns.get(name, 0) + max((t_end if end is None else end) - start, 0)
     for name, entry in clients.items():
         entry["down_s"] = rounded(down_ns.get(name, 0) / 1e9)
+    cleanup = events_of(history, EventKind.CLEANUP).details()
     return {"disconnects": counts[EventKind.DISCONNECTED], "reconnects": counts[EventKind.RECONNECTED],
             "errors": counts[EventKind.CLIENT_ERROR], "clients": clients, "servers_exited": exited,
-            "incidents": incidents}
+            "incidents": incidents, "cleanup": _cleanup(cleanup[-1]) if cleanup else None}
+
+
+def _cleanup(detail: dict[str, Any]) -> dict[str, Any]:
+    """The run's end as verified: what was stopped, closed and resumed, and what was left."""
+    left = [str(what) for what in detail.get("left") or []]
+    return {"verified": not left, "servers_stopped": int(detail.get("servers_stopped") or 0),
+            "proxies_closed": int(detail.get("proxies_closed") or 0),
+            "resumed": [str(name) for name in detail.get("resumed") or []], "left": left}

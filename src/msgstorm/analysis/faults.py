@@ -9,10 +9,13 @@ anomalies up with fault windows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from msgstorm.analysis._common import events_of, seconds
+from msgstorm.analysis._common import events_of, ms, seconds
 from msgstorm.history.reader import History
+
+if TYPE_CHECKING:
+    from msgstorm.analysis.recovery import Recovery
 
 __all__ = ["FaultWindow", "fault_windows", "faults_summary"]
 
@@ -62,14 +65,18 @@ def fault_windows(history: History) -> list[FaultWindow]:
     return [window for window in windows if window is not None]
 
 
-def faults_summary(windows: list[FaultWindow]) -> list[dict[str, Any]]:
-    """[{fault_id, kind, start_s, end_s}] for summary.json (end_s None while still active)."""
+def faults_summary(windows: list[FaultWindow], recoveries: list[Recovery] | None = None) -> list[dict[str, Any]]:
+    """[{fault_id, kind, start_s, end_s, pre_fault_p99_ms, recovery_s}] for summary.json
+    (end_s None while still active; the recovery, ``analysis/recovery.py``, None when it
+    cannot be told)."""
     return [
         {
             "fault_id": window.fault_id,
             "kind": window.kind,
             "start_s": seconds(window.t_start_ns),
             "end_s": seconds(window.t_end_ns),
+            "pre_fault_p99_ms": ms(recoveries[index].pre_fault_p99_ns) if recoveries else None,
+            "recovery_s": seconds(recoveries[index].recovery_ns) if recoveries else None,
         }
-        for window in windows
+        for index, window in enumerate(windows)
     ]

@@ -40,7 +40,7 @@ Place in the pipeline: between the history and the reports. It reads only the ``
   [{t_s, kind, client, error}]} (see ``connections``); null on the simulator and for a live
   run cut off before it wrote its events.
 - ``desync``: {episodes, max_height_gap}; ``propagation_ms``: {region: {p50, p90, p99, count}}.
-- ``faults``: [{fault_id, kind, start_s, end_s}]; ``checks``: [{name, verdict, detail}];
+- ``faults``: [{fault_id, kind, start_s, end_s, pre_fault_p99_ms, recovery_s}] (``analysis/recovery.py``); ``checks``: [{name, verdict, detail}];
   ``slo``: [{name, verdict, value, threshold}] (see ``slo``).
 
 Times in ms are rounded to 3 decimals; values are plain Python numbers; null where a metric
@@ -70,6 +70,7 @@ from msgstorm.analysis.delivery import Verdict, run_checkers
 from msgstorm.analysis.desync import desync_episodes, desync_summary
 from msgstorm.analysis.failure import failure_over
 from msgstorm.analysis.faults import fault_windows, faults_summary
+from msgstorm.analysis.recovery import recovery_times
 from msgstorm.analysis.generator import generator_summary
 from msgstorm.analysis.latency import ipdv_ms, latency_and_jitter_ms, stage_breakdown_ms
 from msgstorm.analysis.fairness import fairness_summary
@@ -194,7 +195,7 @@ def analyse(history: History) -> Analysis:
         "market": market_summary(history),
         "desync": desync_summary(episodes),
         "propagation_ms": propagation,
-        "faults": faults_summary(faults),
+        "faults": faults_summary(faults, recovery_times(messages, faults, run_t_end_ns(history))),
         "checks": [{"name": v.name, "verdict": v.status, "detail": v.detail} for v in verdicts],
     }
     fairness = fairness_summary(history)

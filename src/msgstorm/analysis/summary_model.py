@@ -183,6 +183,9 @@ class Delivery(_Closed):
     read_back: Annotated[ReadBack | None, Field(
         description="the phase after the run that read the broker's stream back (off the run's time axis); "
                     "null for a driver that reads nothing back")] = None
+    nodes: Annotated[dict[str, StreamReadBack | None] | None, Field(
+        description="per-node divergence: each server's own copy of the stream, read back node by node, against "
+                    "what was acked; null when no node was read on its own")] = None
 
 
 class ClientDown(_Closed):
@@ -203,6 +206,14 @@ class Incident(_Closed):
     error: Annotated[str | None, Field(description="what the client or server said")]
 
 
+class Cleanup(_Closed):
+    verified: Annotated[bool, Field(description="nothing msgstorm started still ran or listened after the run")]
+    servers_stopped: Count
+    proxies_closed: Annotated[int, Field(ge=0, description="fault proxies closed")]
+    resumed: Annotated[list[str], Field(description="paused servers resumed ahead of their time (heal, stop)")]
+    left: Annotated[list[str], Field(description="what still ran or listened (empty when verified)")]
+
+
 class Connections(_Closed):
     disconnects: Count
     reconnects: Count
@@ -213,6 +224,9 @@ class Connections(_Closed):
     servers_exited: Annotated[list[ServerExited], Field(
         description="servers msgstorm started that had exited on their own before it stopped them")]
     incidents: Annotated[list[Incident], Field(description="the first 20 disconnects, errors and early exits")]
+    cleanup: Annotated[Cleanup | None, Field(
+        description="the run's end, verified: servers stopped, proxies closed, paused servers resumed, and "
+                    "anything left; null for a run recorded before this was kept")] = None
 
 
 class Desync(_Closed):
@@ -232,6 +246,12 @@ class Fault(_Closed):
     kind: str | None
     start_s: Annotated[float, Field(ge=0)]
     end_s: Annotated[Seconds, Field(description="null while still active at the end")]
+    pre_fault_p99_ms: Annotated[Ms, Field(
+        description="p99 latency of the messages intended in the 5 s before the fault and committed before it; "
+                    "null without any")] = None
+    recovery_s: Annotated[Seconds, Field(
+        description="fault end -> the first 100 ms bin with throughput >= 90% of offered and p99 <= 2x the "
+                    "pre-fault p99; null when the fault did not end, had no baseline, or the run ended first")] = None
 
 
 class Check(_Closed):

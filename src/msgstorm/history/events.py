@@ -47,6 +47,9 @@ class EventKind(StrEnum):
     # live, every run.sample_interval: value = CPU seconds a process has used since it started;
     # node = the name of a server msgstorm started, or "publisher" (msgstorm's own process)
     CPU_SECONDS = "cpu_seconds"
+    # live, at the run's end, after everything msgstorm started was stopped: detail
+    # {"servers_stopped", "proxies_closed", "resumed": [names], "left": [what still runs or listens]}
+    CLEANUP = "cleanup"
     READ_BACK = "read_back"  # live, after the drain: value = messages the broker stored (null: cannot tell)
     INTERRUPTED = "interrupted"
     LANE_DEPTH = "lane_depth"  # sampled: messages waiting in the sequencer's reserved lane

@@ -4,7 +4,11 @@ Place in the pipeline: under both ``target.py`` (which sends the traffic model's
 and reads the ids back from what consumers receive) and the drivers (the core-NATS wire
 client frames many payloads at once from columns, ``drivers/nats_wire.py``). Every payload
 starts with the message's id and key as little-endian int64s (``HEADER``); the rest is zero
-padding up to the message's size, so a payload is ``max(size, HEADER.size)`` bytes.
+padding up to the message's size, so a payload is ``max(size, HEADER.size)`` bytes, except
+its last byte, which is a check of the header (the XOR of its 16 bytes, ``_check``). A payload
+changed in flight (the fault proxy's ``corrupt`` toxic, a broken link) therefore reads as
+damaged, not as a receipt: any one byte changed in a padded payload is caught (a 16-byte
+payload has no room for the check).
 
 The layout has one Python form (``payload``, ``message_id``: one message at a time, for
 drivers that publish and receive one message per call) and one compiled form for whole
@@ -27,14 +31,29 @@ HEADER = struct.Struct("<qq")
 _ID_BYTES = 8
 
 
+def _check(header: bytes) -> int:
+    """The check byte of a payload's 16-byte header: the XOR of its bytes."""
+    check = 0
+    for byte in header:
+        check ^= byte
+    return check
+
+
 def payload(msg_id: int, key: int, size: int) -> bytes:
     """One message's payload."""
-    return HEADER.pack(msg_id, key) + bytes(max(size - HEADER.size, 0))
+    header = HEADER.pack(msg_id, key)
+    padding = max(size - HEADER.size, 0)
+    return header if not padding else header + bytes(padding - 1) + bytes((_check(header),))
 
 
 def message_id(data: bytes) -> int | None:
-    """The id a payload carries; None when it is too short to carry one (not msgstorm's)."""
-    return HEADER.unpack_from(data)[0] if len(data) >= HEADER.size else None
+    """The id a payload carries; None when it is too short to carry one or damaged (its
+    padding or check byte not what msgstorm writes): not a receipt of any message."""
+    if len(data) < HEADER.size:
+        return None
+    if len(data) > HEADER.size and (data[-1] != _check(data[:HEADER.size]) or any(data[HEADER.size:-1])):
+        return None
+    return int(HEADER.unpack_from(data)[0])
 
 
 @nb.njit(cache=True)
@@ -58,6 +77,11 @@ def pack_payloads(msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> t
     for i in range(n):
         _put_int64(out, start, msg_ids[i])
         _put_int64(out, start + _ID_BYTES, keys[i])
+        if ends[i] - start > 2 * _ID_BYTES:
+            check = 0
+            for k in range(2 * _ID_BYTES):
+                check ^= out[start + k]
+            out[ends[i] - 1] = check
         start = ends[i]
     return out, ends
 
@@ -65,12 +89,23 @@ def pack_payloads(msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> t
 @nb.njit(cache=True)
 def read_ids(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """The ids carried by the payloads at ``data[starts[i]:starts[i] + lengths[i]]``, in
-    order, leaving out payloads too short to carry one (``message_id`` is None)."""
+    order, leaving out payloads too short to carry one or damaged (``message_id`` is None)."""
     ids = np.empty(starts.size, dtype=np.int64)
     count = 0
     for i in range(starts.size):
         if lengths[i] < 2 * _ID_BYTES:
             continue
+        if lengths[i] > 2 * _ID_BYTES:
+            check = 0
+            for k in range(2 * _ID_BYTES):
+                check ^= data[starts[i] + k]
+            intact = data[starts[i] + lengths[i] - 1] == check
+            for k in range(starts[i] + 2 * _ID_BYTES, starts[i] + lengths[i] - 1):
+                if data[k] != 0:
+                    intact = False
+                    break
+            if not intact:
+                continue
         value = 0
         for k in range(_ID_BYTES):
             value |= int(data[starts[i] + k]) << (8 * k)

@@ -109,6 +109,11 @@ class ManagedServer:
         self._listened = False
         # When it was started (time.time_ns): its log is appended to run after run in one directory.
         self.started_wall_ns = 0
+        # Process faults (``live/nemesis.py``): paused now (SIGSTOP), and stopped on purpose
+        # (a kill or a restart of the schedule's, not an exit of its own).
+        self.paused = False
+        self.stopped_by_fault = False
+        self.pids: list[int] = []  # every process it ran as (a restart is a new one)
 
     @staticmethod
     def program(*names: str, install: str) -> str:
@@ -128,6 +133,13 @@ class ManagedServer:
         return self.process.pid if self.process is not None else None
 
     def start(self) -> None:
+        self.spawn()
+        self.wait_listening()
+
+    def spawn(self) -> None:
+        """Start the process (``start`` also waits for its port). Call it on a thread that
+        outlives the server: the kernel's parent-death signal follows the thread that forked
+        it, so a server spawned from a worker thread would be killed when that thread ends."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self.started_wall_ns = time.time_ns()
         log = open(self.directory / f"{self.name}.out", "ab")  # noqa: SIM115 - the child holds it
@@ -141,24 +153,37 @@ class ManagedServer:
         finally:
             log.close()
         _RUNNING.add(self)
+        self.pids.append(self.process.pid)
+        self.stopped_by_fault = False
+        self.paused = False
         # Written whole or not at all (a temporary file renamed): whoever watches for the file
         # (a tool that pauses the server, a test) never reads it half written.
         pid_file = self.directory / f"{self.name}.pid"
         partial = pid_file.with_suffix(".pid.tmp")
         partial.write_text(str(self.process.pid), encoding="utf-8")
         partial.replace(pid_file)
+
+    def listens_now(self) -> bool:
+        """Whether its port accepts a connection now; a ServerError if it exited."""
+        assert self.process is not None
+        if self.process.poll() is not None:
+            self.stop()
+            raise ServerError(f"{self.name} exited at start (code {self.returncode}); "
+                              f"see {self.directory / (self.name + '.out')}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                self._listened = True
+                return True
+        except OSError:
+            return False
+
+    def wait_listening(self) -> None:
+        """Until its port accepts connections (``start_timeout_s``), else a ServerError."""
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self.stop()
-                raise ServerError(f"{self.name} exited at start (code {self.returncode}); "
-                                  f"see {self.directory / (self.name + '.out')}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    self._listened = True
-                    return
-            except OSError:
-                time.sleep(0.02)
+            if self.listens_now():
+                return
+            time.sleep(0.02)
         self.stop()
         raise ServerError(f"{self.name} did not listen on 127.0.0.1:{self.port} within {self.start_timeout_s:g} s")
 
@@ -168,7 +193,7 @@ class ManagedServer:
         process = self.process
         if process is None:
             return
-        if self._listened and self.returncode is None and process.poll() is not None:
+        if self._listened and self.returncode is None and process.poll() is not None and not self.stopped_by_fault:
             self.exited_early = True
         if process.poll() is None:
             try:
@@ -182,6 +207,48 @@ class ManagedServer:
                 pass
         self.returncode = process.returncode
         _RUNNING.discard(self)
+
+
+    # --- process faults (``live/nemesis.py``) -------------------------------------------
+
+    def pause(self) -> None:
+        """SIGSTOP: the server stops running, its sockets stay open (a GC pause, a VM stall)."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self) -> None:
+        """SIGCONT after ``pause``."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+        self.paused = False
+
+    def kill(self) -> None:
+        """SIGKILL (a crash) and wait for the exit; ``start`` brings it back on its port and data."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        self.stopped_by_fault = True
+        os.kill(process.pid, signal.SIGCONT)
+        process.kill()
+        process.wait()
+        self.returncode = None  # not stopped by ``stop``: the run's end still stops what runs then
+        self.paused = False
+
+    def terminate(self, timeout_s: float = 10.0) -> None:
+        """A graceful stop (SIGTERM; SIGKILL after ``timeout_s``); ``start`` brings it back."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        self.stopped_by_fault = True
+        os.kill(process.pid, signal.SIGCONT)
+        process.terminate()
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        self.paused = False
 
 
 @atexit.register

@@ -72,6 +72,7 @@ from msgstorm.live.drivers.base import (
     Driver,
     TimedReceiptsDriver,
 )
+from msgstorm.live.nemesis import Nemesis, cleanup_report
 from msgstorm.live.payload import HEADER, message_id, payload
 from msgstorm.live.recorder import (
     FAR,
@@ -165,6 +166,7 @@ class LiveTarget:
         self.seed: np.random.SeedSequence | None = None
         self._handlers: dict[int, Any] = {}
         self.stored: list[bytes] | None = None
+        self.node_copies: dict[str, list[bytes]] = {}  # server name -> its copy of the stream, read back
         self.t_read_back = 0
         self.t_run_end: int | None = None  # the drain's end: the run's end on its time axis
         self.unreadable = 0
@@ -172,6 +174,8 @@ class LiveTarget:
         # run goes (``live/recorder.py``): what the run brought is handed over as intakes.
         self.recorder = LiveRecorder(writer, [agent.name for agent in scenario.agents], self.consumer_names,
                                      bool(self.driver.acks), self.generator_count)
+        # The scenario's [[faults]], applied in wall time (``live/nemesis.py``); None without faults.
+        self.nemesis = Nemesis(scenario, self.driver, run_dir, self._on_fault_event) if scenario.faults else None
         self._recording = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="msgstorm-recorder")
         self._flushing: concurrent.futures.Future[None] | None = None
         self._windows_taken = 0  # windows handed to the recorder
@@ -190,6 +194,9 @@ class LiveTarget:
             detail = dict(detail)
             now = min(now, now - (time.time_ns() - int(detail.pop("at_wall_ns"))))
         self._events.append((now, kind, None, None, detail))
+
+    def _on_fault_event(self, t: int, kind: str, node: str | None, detail: dict[str, Any]) -> None:
+        self._events.append((t, kind, node, None, detail))
 
     def _on_receipt(self, consumer: int, data: bytes) -> None:
         t = self._now()
@@ -281,7 +288,12 @@ class LiveTarget:
                                  {"client": START_FAILED, "error": self.start_error}))
             raise
         finally:
+            if self.nemesis is not None:
+                self.nemesis.kill()  # the last resort: its close ran in the event loop unless that failed
             self.driver.stop_servers()
+            # A server started again by a fault records its own start.
+            started |= {int(event[4]["pid"]) for event in self._events
+                        if event[1] == EventKind.SERVER_START and event[4] and event[4].get("pid") is not None}
             for server in getattr(self.driver, "servers", []):
                 if server.pid is None:  # never spawned: a start that failed or was interrupted first
                     continue
@@ -295,6 +307,11 @@ class LiveTarget:
                 self._events.append((self._now(), EventKind.SERVER_STOP, None, None,
                                      {"name": server.name, "returncode": server.returncode,
                                       **({"exited_early": True} if server.exited_early else {})}))
+            # Verified, not assumed: nothing msgstorm started still runs or listens.
+            children = [*getattr(self.driver, "consumer_processes", []), *self.generators]
+            self._events.append((self._now(), EventKind.CLEANUP, None, None, cleanup_report(
+                list(getattr(self.driver, "servers", [])), self.nemesis,
+                [(child.name, child.process.pid) for child in children if child.process is not None])))
 
     def _stop_on_signals(self) -> None:
         """SIGINT and SIGTERM, while the loop runs, cancel the run's task: every await it is in
@@ -330,6 +347,8 @@ class LiveTarget:
                     self.driver.on_acks = self._on_acks
                 if isinstance(self.driver, TimedReceiptsDriver):
                     self.driver.on_timed_receipts = self._on_timed_receipts
+                if self.nemesis is not None:
+                    await self.nemesis.prepare()  # the fault proxy, before the clients connect through it
                 await self.driver.connect(self._on_receipt, self._on_ack)
                 await self._start_generators()
             except Exception as error:  # noqa: BLE001 - any client failure here means no run
@@ -351,17 +370,26 @@ class LiveTarget:
             sampling = loop.create_task(self._sample_cpu(sampler, max(self.scenario.run.sample_interval / 1e9,
                                                                       MIN_INTERVAL_S)))
             reporting = loop.create_task(self._report_progress() if self.progress is not None else asyncio.sleep(0))
+            nemesis = self.nemesis
+            faulting = loop.create_task(nemesis.run(self._t0, self._now) if nemesis is not None else asyncio.sleep(0))
             try:
                 await self._send_all(traffic)
                 # The generator processes keep the same schedule: wait for the end of theirs.
                 await asyncio.gather(*(generator.finished() for generator in self.generators))
+                # The drain comes after the heal: a fault still in force when the sending ends
+                # ends now (a crashed server without restart_after stays down).
+                faulting.cancel()
+                await asyncio.gather(faulting, return_exceptions=True)
+                if nemesis is not None:
+                    await nemesis.heal(self._now)
                 await self.driver.flush()
                 await self._drain()
             finally:
                 sampling.cancel()
                 reporting.cancel()
                 recording.cancel()  # the rest is written by ``finish``
-                await asyncio.gather(sampling, reporting, recording, return_exceptions=True)
+                faulting.cancel()
+                await asyncio.gather(sampling, reporting, recording, faulting, return_exceptions=True)
                 if self.progress is not None:
                     self.progress(self._snapshot(final=True))
                 sampler.sample()  # the CPU the run's end used
@@ -378,15 +406,24 @@ class LiveTarget:
                 # Redis stream): no phase; unless the driver said why a read-back failed.
                 failed = any(event[1] == EventKind.CLIENT_ERROR and (event[4] or {}).get("client") == "read_back"
                              for event in self._events[events_before:])
+                reading_nodes = getattr(self.driver, "read_back_nodes", None)
+                if reading_nodes is not None:  # each server's own copy (a cluster under faults)
+                    self.node_copies = await reading_nodes() or {}
                 if self.stored is not None or failed:
                     self.t_read_back = self.t_run_end
                     self._events.append((self.t_read_back, EventKind.READ_BACK, None,
                                          None if self.stored is None else float(len(self.stored)),
                                          {"seconds": round(seconds, 3)}))
         finally:
-            # Interrupted: stopped now, each reports what it sent (a no-op for one that is done).
-            await asyncio.gather(*(generator.stop() for generator in self.generators))
-            await self.driver.close()
+            try:
+                if self.nemesis is not None:  # interrupted or failed: heal before the clients close
+                    await self.nemesis.heal(self._now)
+                # Interrupted: stopped now, each reports what it sent (a no-op for one that is done).
+                await asyncio.gather(*(generator.stop() for generator in self.generators))
+                await self.driver.close()
+            finally:
+                if self.nemesis is not None:  # the fault proxy, after the clients that go through it
+                    await self.nemesis.close(self._now)
 
     async def _report_progress(self) -> None:
         """A progress snapshot every ``_PROGRESS_S``: counts the loops keep, nothing per message."""
@@ -404,15 +441,19 @@ class LiveTarget:
         return ProgressSnapshot(
             t_ns=self._now(), end_ns=self.scenario.run.duration, sent=emitted, emitted=emitted,
             settled=committed + lost, committed=committed, dropped=lost, rejected=0,
-            queue_depth=max(0, emitted - committed - lost), base_fee=None, faults_active=0, leader="",
+            queue_depth=max(0, emitted - committed - lost), base_fee=None,
+            faults_active=len(self.nemesis.active) if self.nemesis is not None else 0, leader="",
             final=final, target=self.scenario.target, send_lag_ns=self._lag_ns, receipts=self.receipts.count)
 
     def _sampled_processes(self) -> list[tuple[str, int]]:
-        """(name, pid) of the servers msgstorm started and of its consumer and generator
-        processes, whose CPU time is sampled beside its own."""
+        """(name, pid) of the servers msgstorm started, of its fault proxy and of its consumer
+        and generator processes, whose CPU time is sampled beside its own."""
         servers = [(server.name, server.pid) for server in getattr(self.driver, "servers", []) if server.pid is not None]
         children = [*getattr(self.driver, "consumer_processes", []), *self.generators]
-        return servers + [(child.name, child.process.pid) for child in children if child.process is not None]
+        nemesis = self.nemesis
+        proxies = [(proxy.name, proxy.pid) for proxy in ((nemesis.proxy, nemesis.route_proxy) if nemesis else ())
+                   if proxy is not None and proxy.pid is not None]
+        return servers + proxies + [(child.name, child.process.pid) for child in children if child.process is not None]
 
     def _on_cpu(self, name: str, seconds: float) -> None:
         self._events.append((self._now(), EventKind.CPU_SECONDS, name, seconds, None))
@@ -659,6 +700,10 @@ class LiveTarget:
         if self._flushing is not None and self._flushing.exception() is not None:
             raise self._flushing.exception()  # type: ignore[misc]  # the history could not be written
         self._write_rest()
+        if self.unreadable:  # payloads changed in flight (or not msgstorm's): no receipt of any message
+            self._events.append((t_end, EventKind.CLIENT_ERROR, None, None, {
+                "client": "consumers", "damaged": self.unreadable,
+                "error": f"{self.unreadable} payloads received damaged or not msgstorm's (counted as no receipt)"}))
         sent = self._sent_count
         self._events.append((t_end, EventKind.RUN_END, None, float(sent), None))
         self._events.sort(key=lambda event: event[0])
@@ -698,9 +743,11 @@ class LiveTarget:
         # generator process behind at the end stops as this one does).
         complete = not self.interrupted and self.start_error is None
         self.recorder.finish(intake, self.interrupted, duration if complete else None)
-        if self.stored:
-            stored = [HEADER.unpack_from(p)[0] for p in self.stored if len(p) >= HEADER.size]
+        copies = ([(STREAM, self.stored)] if self.stored else []) + [
+            (f"{STREAM}@{name}", copy) for name, copy in self.node_copies.items() if copy]
+        for node, copy in copies:
+            stored = [HEADER.unpack_from(p)[0] for p in copy if len(p) >= HEADER.size]
             self.writer.append("deliveries", {
-                "msg_id": np.asarray(stored, dtype=np.int64), "node": pa.array([STREAM] * len(stored)),
+                "msg_id": np.asarray(stored, dtype=np.int64), "node": pa.array([node] * len(stored)),
                 "t_delivered": np.full(len(stored), self.t_read_back, dtype=np.int64),
                 "hops": np.zeros(len(stored), dtype=np.int32)})

@@ -94,6 +94,8 @@ def _metrics() -> list[Metric]:
         Metric("queue depth max", ("queue", "max_depth")),
         Metric("desync episodes", ("desync", "episodes")),
         Metric("desync max height gap", ("desync", "max_height_gap")),
+        Metric("fault recovery max", ("@recovery_max",), " s"),
+        Metric("faults not recovered", ("@faults_unrecovered",)),
         Metric("SLOs failing", ("@slo_failing",)),
         Metric("checks not valid", ("@checks_not_valid",)),
         Metric("wall time", ("wall_s",), " s", None),
@@ -215,6 +217,12 @@ def metric_value(summary: dict[str, Any], metric: Metric) -> float | None:
         return float(sum(1 for s in summary.get("slo") or [] if s.get("verdict") == "fail"))
     if metric.path == ("@checks_not_valid",):
         return float(sum(1 for c in summary.get("checks") or [] if c.get("verdict") != "valid"))
+    ended = [f for f in summary.get("faults") or [] if f.get("end_s") is not None]
+    if metric.path == ("@recovery_max",):  # the slowest recovery of the faults that ended (None: none did)
+        times = [float(f["recovery_s"]) for f in ended if f.get("recovery_s") is not None]
+        return max(times) if times else None
+    if metric.path == ("@faults_unrecovered",):  # faults that ended and never recovered (None: no fault)
+        return float(sum(1 for f in ended if f.get("recovery_s") is None)) if ended else None
     node: Any = summary
     for key in metric.path:
         if not isinstance(node, dict) or node.get(key) is None:

@@ -51,9 +51,10 @@ __all__ = [
 ]
 
 NS_PER_S = 1e9
-SPAN_COLOURS = {"fault": "#d62728", "backpressure": "#ff7f0e", "desync": "#9467bd", "disconnected": "#8c564b"}
-_SPAN_NAMES = {"fault": "fault active", "backpressure": "backpressure engaged", "desync": "node desynced",
-               "disconnected": "client disconnected"}
+SPAN_COLOURS = {"fault": "#d62728", "recovery": "#e377c2", "backpressure": "#ff7f0e", "desync": "#9467bd",
+                "disconnected": "#8c564b"}
+_SPAN_NAMES = {"fault": "fault active", "recovery": "recovering after a fault", "backpressure": "backpressure engaged",
+               "desync": "node desynced", "disconnected": "client disconnected"}
 
 
 def _layout(title_text: str, x_title: str, y_title: str, height: int = 380, *,
@@ -248,7 +249,8 @@ def latency_time_figure(windows: pa.Table, spans: Sequence[Span]) -> Figure:
     if lost_any:
         more["yaxis2"] = {"title": {"text": "messages not committed"}, "overlaying": "y", "side": "right",
                           "rangemode": "tozero", "showgrid": False}
-    layout = _layout("Latency over time (bars: not committed; shaded: faults, backpressure, desync, disconnects)",
+    layout = _layout("Latency over time (bars: not committed; shaded: faults, recovery, backpressure, desync, "
+                     "disconnects)",
                      "time (s)", "latency (ms)", yaxis={"rangemode": "tozero"}, **more)
     return figure(data, _with_shapes(layout, _shading(spans)))
 

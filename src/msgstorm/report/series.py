@@ -191,8 +191,9 @@ def _region_matrix(regions: list[str], cells: list[I64]) -> RegionMatrix:
 
 @dataclass(frozen=True)
 class Span:
-    """A time span to shade on time plots: ``kind`` is "fault", "backpressure", "desync" or
-    "disconnected" (a live client without its connection)."""
+    """A time span to shade on time plots: ``kind`` is "fault", "recovery" (a fault's end to
+    its recovery, ``analysis/recovery.py``), "backpressure", "desync" or "disconnected" (a
+    live client without its connection)."""
 
     kind: str
     label: str
@@ -210,6 +211,10 @@ def shaded_spans(history: History, analysis: Analysis) -> list[Span]:
         end = fault.t_end_ns / NS_PER_S if fault.t_end_ns is not None else t_end_s
         label = f"fault {fault.fault_id}: {fault.kind}" if fault.fault_id is not None else f"fault: {fault.kind}"
         spans.append(Span("fault", label, fault.t_start_ns / NS_PER_S, end))
+    for said in analysis.summary.get("faults") or []:
+        if said.get("end_s") is not None and said.get("recovery_s"):
+            spans.append(Span("recovery", f"recovery after fault {said.get('fault_id')}: {said['recovery_s']:g} s",
+                              float(said["end_s"]), float(said["end_s"]) + float(said["recovery_s"])))
     engaged_since: tuple[float, str] | None = None
     for change in analysis.timelines.get("backpressure", []):
         t_s, state = change["t_ns"] / NS_PER_S, str(change["state"])

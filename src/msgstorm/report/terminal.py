@@ -40,6 +40,13 @@ def _connections_line(connections: dict[str, Any]) -> str:
     if exited:
         text += "; EXITED EARLY: " + ", ".join(f"{escape(str(e.get('name')))} (code {e.get('returncode')})"
                                                for e in exited)
+    cleanup = connections.get("cleanup")
+    if cleanup:
+        stopped = f"{cleanup.get('servers_stopped')} server(s) stopped" + (
+            f", {cleanup.get('proxies_closed')} proxy closed" if cleanup.get("proxies_closed") else "") + (
+            f", resumed {', '.join(escape(n) for n in cleanup.get('resumed') or [])}" if cleanup.get("resumed") else "")
+        text += (f"; cleanup verified ({stopped})" if cleanup.get("verified") else
+                 "; CLEANUP LEFT: " + ", ".join(escape(str(what)) for what in cleanup.get("left") or []))
     return text
 
 

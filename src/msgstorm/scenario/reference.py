@@ -249,7 +249,7 @@ DESCRIPTIONS: dict[str, str] = {
     "PartitionFault.groups": "groups of region or node names; unnamed nodes form one more group",
     "CrashFault.kind": "stop a node and drop what it holds; a crashed leader fails over to a standby",
     "CrashFault.at": "start",
-    "CrashFault.node": "a node name, or `\"sequencer\"` (whoever leads then)",
+    "CrashFault.node": "a node name, or `\"sequencer\"` (whoever leads then); live: a server msgstorm starts (SIGKILL), or `\"leader\"` (the JetStream stream's leader then)",
     "CrashFault.restart_after": "restart after this; none: stays down",
     "DegradeFault.kind": "add latency, half-normal jitter and loss to some links",
     "DegradeFault.at": "start",
@@ -259,6 +259,53 @@ DESCRIPTIONS: dict[str, str] = {
     "DegradeFault.latency": "added one-way latency",
     "DegradeFault.jitter": "scale of the added half-normal jitter",
     "DegradeFault.loss": "probability that a transmission is lost",
+    "BridgeFault.kind": "live: a JetStream cluster split in two sides that reach each other only through one "
+                        "server (its routes to both stay)",
+    "BridgeFault.at": "start",
+    "BridgeFault.duration": "how long; none: to the end of the sending",
+    "BridgeFault.groups": "the two sides (server names), the bridge in neither",
+    "BridgeFault.bridge": "the server that sees both sides",
+    "PauseFault.kind": "live: pause a server msgstorm started (SIGSTOP), resume it (SIGCONT) after `duration`",
+    "PauseFault.at": "start",
+    "PauseFault.duration": "how long the server stays paused",
+    "PauseFault.node": "the server: `nats-server`, `nats-server-<i>` (a cluster), `redis-server`",
+    "RestartFault.kind": "live: stop a server msgstorm started gracefully (SIGTERM) and start it again on its "
+                         "port and data",
+    "RestartFault.at": "when it is stopped",
+    "RestartFault.node": "the server (as for `pause`)",
+    "RestartFault.down": "how long it stays stopped before it starts again",
+    "NemesisFault.kind": "faults drawn from a seeded mix, one every `every` (sim and live: each drawn fault must "
+                         "suit the target)",
+    "NemesisFault.at": "the first draw",
+    "NemesisFault.every": "time between draws",
+    "NemesisFault.until": "no draw at or after this; none: the run's duration",
+    "NemesisFault.seed": "the draws' seed (the same seed draws the same faults)",
+    "NemesisFault.mix": "the faults to draw from, each `{ weight = 2, fault = { kind = \"pause\", ... } }` "
+                        "(`weight`: how likely against the others, 1 when unset; `fault`: any kind but `nemesis` and "
+                        "`script`, its `at` an offset from its draw)",
+    "ScriptFault.kind": "a compound script: faults at offsets from its start, run `times` times `every` apart",
+    "ScriptFault.at": "the script's start",
+    "ScriptFault.steps": "the faults (any kind but `nemesis` and `script`), each `at` an offset from the start",
+    "ScriptFault.every": "between two runs of the script",
+    "ScriptFault.times": "how many runs (more than 1 needs `every`)",
+    "ToxicFault.kind": "live: a toxic on the links between msgstorm's clients and the broker, through the fault "
+                       "proxy (targets nats and jetstream)",
+    "ToxicFault.at": "start",
+    "ToxicFault.duration": "how long; none: to the end of the sending",
+    "ToxicFault.toxic": "`latency` (± `jitter`, uniform), `bandwidth` (`rate`), `blackhole` (bytes dropped), "
+                        "`reset_peer` (RST after `timeout`), `timeout` (data held; closed after `timeout`, 0: "
+                        "held to the end), `slicer` (`slice_size` pieces `slice_delay` apart), `slow_close` "
+                        "(`close_delay`), `corrupt` (one byte of a read changed)",
+    "ToxicFault.link": "whose connections: `publisher`, `consumers` or `clients` (both)",
+    "ToxicFault.direction": "`upstream` (client to server), `downstream`, or `both`",
+    "ToxicFault.probability": "share of reads it acts on (of connections, for reset_peer, timeout, slow_close)",
+    "ToxicFault.latency": "latency: added to every read",
+    "ToxicFault.jitter": "latency: ± this, uniform",
+    "ToxicFault.rate": "bandwidth: bits/s (\"1Mbit/s\")",
+    "ToxicFault.timeout": "reset_peer: reset after this; timeout: close after this (0: hold until the end)",
+    "ToxicFault.slice_size": "slicer: bytes a piece (64 when unset)",
+    "ToxicFault.slice_delay": "slicer: time between pieces",
+    "ToxicFault.close_delay": "slow_close: a close held this long",
     # [analysis], [history], [limits]
     "AnalysisSpec.knee_latency_factor": "k: the knee is the highest ramp step whose p99 is at most k × the "
                                         "first step's p99 ...",

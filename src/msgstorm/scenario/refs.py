@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from msgstorm.scenario.regions import default_one_way_ns
-from msgstorm.scenario.registry import LIVE_DRIVERS, QUEUE_POLICIES
-from msgstorm.scenario.schema import ORDERING_SETTINGS, PhasesArrival, ReplayArrival
+from msgstorm.scenario.registry import FAULT_KINDS, LIVE_DRIVERS, LIVE_FAULT_KINDS, QUEUE_POLICIES
+from msgstorm.scenario.schema import ORDERING_SETTINGS, PhasesArrival, ReplayArrival, fault_entries
 from msgstorm.scenario.slo import SLO_METRICS, slo_metric_known, slo_problem
 
 if TYPE_CHECKING:
@@ -156,7 +156,9 @@ def check_references(scenario: Scenario) -> list[Problem]:
             problems.append((("agents", index, "name"), f"agent name {agent.name!r} is used twice"))
         names_seen.add(agent.name)
 
-    for index, fault in enumerate(scenario.faults):
+    problems += _fault_target_problems(scenario)
+    for where, fault in (fault_entries(scenario) if scenario.target == "sim" else ()):
+        index: tuple[str | int, ...] = where[1:]  # the place under "faults"
         if fault.kind == "partition":
             seen_in: dict[int, int] = {}
             for g, group in enumerate(fault.groups):
@@ -165,22 +167,22 @@ def check_references(scenario: Scenario) -> list[Problem]:
                                else [i for i, r in enumerate(node_regions(network)) if r == name])
                     for node in members:
                         if seen_in.setdefault(node, g) != g:
-                            problems.append((("faults", index, "groups", g),
+                            problems.append((("faults", *index, "groups", g),
                                              f"{name!r} puts node {node_names(network)[node]!r} in two groups"))
             for g, group in enumerate(fault.groups):
                 for name in group:
                     if name not in names:
                         problems.append(
-                            (("faults", index, "groups", g), f"unknown region or node {name!r}{did_you_mean(name, names)}; regions are {sorted(regions)}")
+                            (("faults", *index, "groups", g), f"unknown region or node {name!r}{did_you_mean(name, names)}; regions are {sorted(regions)}")
                         )
         elif fault.kind == "crash":
             if fault.node != "sequencer" and fault.node not in nodes:
-                problems.append((("faults", index, "node"), f"unknown node {fault.node!r}{did_you_mean(fault.node, [*nodes, 'sequencer'])}; nodes are {hint_nodes} or \"sequencer\""))
+                problems.append((("faults", *index, "node"), f"unknown node {fault.node!r}{did_you_mean(fault.node, [*nodes, 'sequencer'])}; nodes are {hint_nodes} or \"sequencer\""))
         elif fault.kind == "degrade":
             for name in [*(fault.between or ()), *(fault.nodes or ())]:
                 if name not in names:
                     field = "between" if fault.between else "nodes"
-                    problems.append((("faults", index, field), f"unknown region or node {name!r}{did_you_mean(name, names)}"))
+                    problems.append((("faults", *index, field), f"unknown region or node {name!r}{did_you_mean(name, names)}"))
 
     for name, expression in scenario.slo.items():
         if not slo_metric_known(name):
@@ -204,6 +206,32 @@ def check_references(scenario: Scenario) -> list[Problem]:
         if used and scenario.target != "nats":
             problems.append((("live", "nats", field), f"applies to target = \"nats\" only (this scenario's target "
                                                       f"is {scenario.target!r})"))
+    return problems
+
+
+def _fault_target_problems(scenario: Scenario) -> list[Problem]:
+    """Each ``[[faults]]`` entry can be applied by the scenario's target: a kind only the
+    simulator (``FAULT_KINDS``) or only live targets (``LIVE_FAULT_KINDS``) apply is refused
+    on the other side, naming it; a live kind checks the entry against the target (its
+    servers, its links)."""
+    problems: list[Problem] = []
+    live = scenario.target != "sim"
+    if live and scenario.target not in LIVE_DRIVERS:
+        return problems  # an unknown target is said once, above
+    for where, fault in fault_entries(scenario):
+        kinds = LIVE_FAULT_KINDS if live else FAULT_KINDS
+        if fault.kind not in kinds:
+            if live:
+                said = (f"a {fault.kind!r} fault is simulated only: a live target (target {scenario.target!r}) "
+                        f"cannot apply it; live targets apply {', '.join(repr(k) for k in LIVE_FAULT_KINDS.names())}. "
+                        "Drop the entry (--set faults=[]) or run on the simulator (--target sim)")
+            else:
+                said = (f"a {fault.kind!r} fault applies to live targets only: the simulator cannot apply it; it "
+                        f"applies {', '.join(repr(k) for k in FAULT_KINDS.names())}. Drop the entry or run on a "
+                        "live target (--target nats, ...)")
+            problems.append(((*where, "kind"), said))
+        elif live:
+            problems += [((*where, *field), message) for field, message in kinds[fault.kind].problems(scenario, fault)]
     return problems
 
 

@@ -1,6 +1,6 @@
 """Extension points: the names a scenario may use, and what implements each.
 
-Place in the pipeline: the scenario layer, below every engine. Eight registries map a name
+Place in the pipeline: the scenario layer, below every engine. Nine registries map a name
 that appears in a scenario or a report to its implementation:
 
 - ``QUEUE_POLICIES``: ``sequencer.policy`` -> a no-argument factory of a ``QueuePolicy``
@@ -13,6 +13,10 @@ that appears in a scenario or a report to its implementation:
   returning a ``Backpressure`` (``sim/backpressure.py``);
 - ``FAULT_KINDS``: ``faults[].kind`` -> a ``FaultKind`` applying the fault's start and end
   (``sim/fault_injector.py``);
+- ``LIVE_FAULT_KINDS``: ``faults[].kind`` on a live target -> a ``LiveFaultKind`` checking
+  the entry against the target and applying its start and end to real servers and links
+  (``live/nemesis.py``). A kind registered in one of the two fault registries only is
+  refused at validation on the other side's targets, naming the entry;
 - ``ARRIVAL_PROCESSES``: ``agents[].arrival.process`` -> a builder of an ``ArrivalProcess``
   (``traffic/arrivals.py``);
 - ``CHECKERS``: a name in the report's checks -> a ``Checker`` reading the history
@@ -58,6 +62,7 @@ __all__ = [
     "EXTENSIONS_ENV",
     "FAULT_KINDS",
     "LIVE_DRIVERS",
+    "LIVE_FAULT_KINDS",
     "QUEUE_POLICIES",
     "REACTORS",
     "Registry",
@@ -157,6 +162,7 @@ QUEUE_POLICIES: Registry[Callable[[], Any]] = Registry("queue policy", (
 ))
 BACKPRESSURE_MODES: Registry[Callable[[Any], Any]] = Registry("backpressure mode", ("msgstorm.sim.backpressure",))
 FAULT_KINDS: Registry[Any] = Registry("fault kind", ("msgstorm.sim.fault_injector",))
+LIVE_FAULT_KINDS: Registry[Any] = Registry("live fault kind", ("msgstorm.live.nemesis",))
 ARRIVAL_PROCESSES: Registry[Callable[..., Any]] = Registry("arrival process", ("msgstorm.traffic.arrivals",))
 CHECKERS: Registry[Any] = Registry("checker", ("msgstorm.analysis.delivery", "msgstorm.analysis.generator",
                                                 "msgstorm.analysis.audit"))

@@ -33,6 +33,7 @@ from msgstorm.scenario.market import MarketSpec
 from msgstorm.scenario.units import parse_bandwidth_bps, parse_fraction, parse_rate_per_s
 
 __all__ = [
+    "COMPOSITE_FAULT_KINDS",
     "MESSAGE_KINDS",
     "AgentSpec",
     "AnalysisSpec",
@@ -40,6 +41,7 @@ __all__ = [
     "BackpressureSpec",
     "BatchAuctionSpec",
     "BlocksSpec",
+    "BridgeFault",
     "CommitRevealSpec",
     "DesyncSpec",
     "FairOrderSpec",
@@ -51,12 +53,21 @@ __all__ = [
     "LinkModel",
     "LiveSpec",
     "MarketSpec",
+    "MixEntry",
+    "NemesisFault",
     "NetworkSpec",
+    "OneFault",
+    "PauseFault",
+    "RestartFault",
     "RedisSpec",
     "RunSpec",
     "Scenario",
+    "ScriptFault",
     "SequencerSpec",
+    "TOXIC_SETTINGS",
+    "ToxicFault",
     "ZmqSpec",
+    "fault_entries",
 ]
 
 MessageKind = Literal["order", "cancel", "quote", "liquidation", "price", "spam"]
@@ -412,9 +423,158 @@ class DegradeFault(_Spec):
         return self
 
 
-FaultSpec = Annotated[
-    PartitionFault | CrashFault | DegradeFault, Field(discriminator="kind")
+class BridgeFault(_Spec):
+    """Live: split a cluster msgstorm started into two sides that reach each other only
+    through one server, the ``bridge`` (it keeps its routes to both)."""
+
+    kind: Literal["bridge"]
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)] | None = None
+    groups: tuple[list[str], list[str]]
+    bridge: str
+
+
+class PauseFault(_Spec):
+    """Live: pause a server msgstorm started (SIGSTOP), and resume it (SIGCONT) after ``duration``."""
+
+    kind: Literal["pause"]
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)]
+    node: str
+
+
+class RestartFault(_Spec):
+    """Live: stop a server msgstorm started gracefully (SIGTERM, as an operator would) and
+    start it again ``down`` later on the same port and data directory."""
+
+    kind: Literal["restart"]
+    at: DurationNs
+    node: str
+    down: DurationNs = 0
+
+
+ToxicKind = Literal["latency", "bandwidth", "blackhole", "reset_peer", "timeout", "slicer", "slow_close", "corrupt"]
+# Which of a toxic's settings each kind reads (the others must be left unset).
+TOXIC_SETTINGS: dict[str, tuple[str, ...]] = {
+    "latency": ("latency", "jitter"),
+    "bandwidth": ("rate",),
+    "blackhole": (),
+    "reset_peer": ("timeout",),
+    "timeout": ("timeout",),
+    "slicer": ("slice_size", "slice_delay"),
+    "slow_close": ("close_delay",),
+    "corrupt": (),
+}
+
+
+class ToxicFault(_Spec):
+    """Live: a toxic on the links between msgstorm's clients and the broker (the fault proxy,
+    ``live/proxy.py``): ``link`` says whose connections, ``direction`` which way
+    (``upstream``: client to server), ``probability`` the share of reads (of connections, for
+    reset_peer, timeout and slow_close) it acts on."""
+
+    kind: Literal["toxic"]
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)] | None = None
+    toxic: ToxicKind
+    link: Literal["publisher", "consumers", "clients"] = "clients"
+    direction: Literal["upstream", "downstream", "both"] = "both"
+    probability: Annotated[Fraction, Field(gt=0, le=1)] = 1.0
+    latency: DurationNs | None = None  # latency: added to every chunk
+    jitter: DurationNs | None = None  # latency: ± this, uniform
+    rate: BandwidthBps | None = Field(default=None, gt=0)  # bandwidth, bits/s
+    timeout: DurationNs | None = None  # reset_peer: reset after; timeout: close after (0: hold until the end)
+    slice_size: int | None = Field(default=None, ge=1)  # slicer: bytes a piece
+    slice_delay: DurationNs | None = None  # slicer: between pieces
+    close_delay: DurationNs | None = None  # slow_close: a close held this long
+
+    @model_validator(mode="after")
+    def _settings(self) -> ToxicFault:
+        reads = TOXIC_SETTINGS[self.toxic]
+        for name in ("latency", "jitter", "rate", "timeout", "slice_size", "slice_delay", "close_delay"):
+            if getattr(self, name) is not None and name not in reads:
+                raise ValueError(f"'{name}' does not apply to toxic {self.toxic!r} "
+                                 f"(it reads {', '.join(repr(r) for r in reads) or 'no setting'})")
+        if self.toxic == "latency" and not self.latency and not self.jitter:
+            raise ValueError("toxic 'latency' needs 'latency' (and optionally 'jitter')")
+        if self.toxic == "bandwidth" and self.rate is None:
+            raise ValueError("toxic 'bandwidth' needs 'rate' (e.g. \"1Mbit/s\")")
+        if self.toxic == "slow_close" and self.close_delay is None:
+            raise ValueError("toxic 'slow_close' needs 'close_delay'")
+        return self
+
+
+# One fault (what the simulator or a live target applies), as a nemesis's mix or a script lists them.
+OneFault = Annotated[
+    PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault,
+    Field(discriminator="kind"),
 ]
+
+
+class MixEntry(_Spec):
+    """One fault a nemesis may draw, and how likely it is against the others."""
+
+    weight: float = Field(default=1.0, gt=0)
+    fault: OneFault
+
+
+class NemesisFault(_Spec):
+    """Faults drawn from a seeded mix: from ``at``, one every ``every`` until ``until``
+    (each drawn from ``mix`` by weight; its own ``at`` is an offset from the draw's time)."""
+
+    kind: Literal["nemesis"]
+    at: DurationNs
+    every: DurationNs = Field(gt=0)
+    until: DurationNs | None = None
+    seed: int = Field(default=1, ge=0, lt=2**63)
+    mix: list[MixEntry] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _until(self) -> NemesisFault:
+        if self.until is not None and self.until <= self.at:
+            raise ValueError("'until' must be after 'at'")
+        return self
+
+
+class ScriptFault(_Spec):
+    """A compound script: ``steps`` (faults whose ``at`` are offsets from the script's
+    start), run from ``at``, and again every ``every`` (``times`` in all)."""
+
+    kind: Literal["script"]
+    at: DurationNs
+    steps: list[OneFault] = Field(min_length=1)
+    every: DurationNs | None = Field(default=None, gt=0)
+    times: int = Field(default=1, ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _repeat(self) -> ScriptFault:
+        if self.times > 1 and self.every is None:
+            raise ValueError("'times' > 1 needs 'every'")
+        return self
+
+
+# Kinds that stand for several faults, expanded by ``faults/schedule.py``.
+COMPOSITE_FAULT_KINDS = ("nemesis", "script")
+
+FaultSpec = Annotated[
+    PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault | NemesisFault
+    | ScriptFault,
+    Field(discriminator="kind"),
+]
+
+
+def fault_entries(scenario: Scenario) -> list[tuple[tuple[str | int, ...], OneFault]]:
+    """Every fault the scenario names, with where (for errors): a plain entry, and each
+    fault of a nemesis's mix or of a script's steps."""
+    entries: list[tuple[tuple[str | int, ...], OneFault]] = []
+    for index, spec in enumerate(scenario.faults):
+        if isinstance(spec, NemesisFault):
+            entries += [(("faults", index, "mix", k, "fault"), entry.fault) for k, entry in enumerate(spec.mix)]
+        elif isinstance(spec, ScriptFault):
+            entries += [(("faults", index, "steps", k), step) for k, step in enumerate(spec.steps)]
+        else:
+            entries.append((("faults", index), spec))
+    return entries
 
 
 # --- analysis, history ---------------------------------------------------------------------

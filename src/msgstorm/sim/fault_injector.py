@@ -54,7 +54,8 @@ class FaultInjector:
             self.active.add(op.fault_id)
         else:
             self.active.discard(op.fault_id)
-        detail: dict[str, Any] = {"fault_id": op.fault_id, **spec.model_dump(mode="json")}
+        detail: dict[str, Any] = {"fault_id": op.fault_id, **spec.model_dump(mode="json"),
+                                  **({"from_entry": op.source} if op.source is not None else {})}
         kind: FaultKind = FAULT_KINDS[spec.kind]
         (kind.start if op.action == "start" else kind.end)(self, t, op, detail)
 

@@ -116,6 +116,7 @@ API_TIMEOUT_S = 5.0  # one JetStream API request (create, info)
 # would throttle delivery at a few thousand messages a second: the run measures the
 # broker, not a client default).
 CONSUMER_MAX_ACK_PENDING = 1_000_000
+NODE_READ_BATCH = 500  # direct gets in flight at once when a node's copy is read back
 READ_BACK_BATCH = 10_000  # messages per pull request (1,000 made a 700,000-message read-back take 28 s)
 READ_BACK_FETCH_TIMEOUT_S = 2.0
 RETRY_INTERVAL_S = 0.1  # while a cluster elects its leaders
@@ -130,7 +131,8 @@ SECTION = "live.jetstream"  # the scenario table whose ``client`` chooses the cl
 
 
 def server_config(name: str, port: int, store_dir: Path, log_file: Path,
-                  cluster_port: int | None = None, route_ports: list[int] | None = None) -> str:
+                  cluster_port: int | None = None, route_ports: list[int] | None = None,
+                  routes_only: bool = False) -> str:
     """The nats-server config file of one managed server (JetStream on, loopback only); a
     cluster member also gets its cluster port and routes to the other members."""
     def quote(text: object) -> str:
@@ -144,7 +146,13 @@ def server_config(name: str, port: int, store_dir: Path, log_file: Path,
     if cluster_port is not None:
         routes = ", ".join(quote(f"nats-route://127.0.0.1:{p}") for p in route_ports or [])
         lines += ["cluster {", f"  name: {quote(CLUSTER)}", f"  listen: {quote(f'127.0.0.1:{cluster_port}')}",
-                  f"  routes: [{routes}]", "}"]
+                  f"  routes: [{routes}]"]
+        if routes_only:
+            # Peers connect only by the routes given (the fault proxy's): the cluster address a
+            # server gossips, which a peer would dial directly past the proxy (an implicit
+            # route), is a loopback port nobody listens on, so such a dial is refused.
+            lines += [f"  advertise: {quote(f'127.0.0.1:{free_port()}')}", "  no_advertise: true"]
+        lines += ["}"]
     return "\n".join(lines) + "\n"
 
 
@@ -169,6 +177,17 @@ class JetStreamDriver:
         self.run_dir = run_dir
         self.on_event = on_event
         self.urls: list[str] = [] if spec.url is None else [spec.url]
+        # Where the wire publisher and consumers connect when it differs from ``urls`` (the
+        # fault proxy's listeners, one per server); the control client keeps ``urls``.
+        self.role_urls: dict[str, list[str]] = {}
+        # Set before ``start_servers`` to route the cluster's traffic through the fault proxy;
+        # ``route_links`` then names each route's proxy listener: (its port, the cluster port
+        # it leads to).
+        self.proxy_routes = False
+        # Set before ``connect`` to read each server's own copy of the stream after the run
+        # (``read_back_nodes``): the stream then answers direct gets on every replica.
+        self.read_nodes = False
+        self.route_links: dict[str, tuple[int, int]] = {}
         self.servers: list[ManagedServer] = []
         self.wire = self.settings.client == "wire"
         self.burst = BURST if self.wire else 1  # nats-py: one publish at a time
@@ -208,6 +227,12 @@ class JetStreamDriver:
         names = ["nats-server"] if count == 1 else [f"nats-server-{i}" for i in range(count)]
         ports = [free_port() for _ in names]
         cluster_ports = [free_port() for _ in names] if count > 1 else []
+        # Cluster traffic through the fault proxy (``live/nemesis.py`` asks for it when the
+        # scenario partitions the cluster): server i reaches server j through a listener of
+        # its own, ``route-i-j``, which the proxy opens on the port planned here.
+        routes = {(i, j): free_port() for i in range(count) for j in range(count) if i != j} if (
+            self.proxy_routes and cluster_ports) else {}
+        self.route_links = {f"route-{i}-{j}": (port, cluster_ports[j]) for (i, j), port in routes.items()}
         for i, name in enumerate(names):
             store = directory / f"{name}-data"
             if store.is_dir():
@@ -216,7 +241,8 @@ class JetStreamDriver:
             config.write_text(server_config(
                 name, ports[i], store, directory / f"{name}.log",
                 cluster_ports[i] if cluster_ports else None,
-                [p for j, p in enumerate(cluster_ports) if j != i]), encoding="utf-8")
+                [routes.get((i, j), p) for j, p in enumerate(cluster_ports) if j != i], bool(routes)),
+                encoding="utf-8")
             self.servers.append(ManagedServer(name, [binary, "-c", str(config)], ports[i], directory,
                                               self.spec.start_timeout / 1e9, env=go_server_env(),
                                               cpus=go_server_cpus()))
@@ -224,6 +250,20 @@ class JetStreamDriver:
             server.start()
         self.urls = [f"nats://127.0.0.1:{port}" for port in ports]
         return [{"name": s.name, "pid": s.pid, "url": url, "cpus": s.cpus, **(s.env or {})} for s, url in zip(self.servers, self.urls)]
+
+    @staticmethod
+    def server_names(spec: LiveSpec) -> list[str]:
+        """The servers a run starts (none with ``url``): what a process fault may name."""
+        count = spec.jetstream.replicas
+        return [] if spec.url is not None else ["nats-server"] if count == 1 else [f"nats-server-{i}" for i in range(count)]
+
+    def client_routes(self) -> dict[str, list[str]]:
+        """The server URLs each role's clients connect to (``live/nemesis.py``)."""
+        return {role: list(self.role_urls.get(role, self.urls)) for role in ("publisher", "consumers")}
+
+    def route_clients(self, routes: dict[str, list[str]]) -> None:
+        """The wire publisher and consumers connect through these URLs (the fault proxy's)."""
+        self.role_urls = {role: list(urls) for role, urls in routes.items()}
 
     def stop_servers(self) -> None:
         for server in self.servers:
@@ -267,7 +307,8 @@ class JetStreamDriver:
                     f"{url}: stream {name!r} already exists ({info.state.messages} messages); a run starts from "
                     f"an empty stream: delete it (nats stream rm {name}) or set live.jetstream.stream to another name")
         config = api.StreamConfig(name=name, subjects=[self.spec.subject], num_replicas=self.settings.replicas,
-                                  storage=api.StorageType(self.settings.storage))
+                                  storage=api.StorageType(self.settings.storage),
+                                  **({"allow_direct": True} if self.read_nodes else {}))
         try:
             await self._retrying(lambda: js.add_stream(config))
             info = await self._retrying(lambda: self._stream_with_leader(js))
@@ -359,7 +400,7 @@ class JetStreamDriver:
         for index in range(self.spec.consumers):
             consumer = WireConsumer(index, f"{inbox}.deliver.{index}", explicit, self.on_receipts, on_receipt)
             consumer.connection = await self._open_wire(f"msgstorm-consumer-{index}", consumer.on_table,
-                                                        consumer.deliver_subject)
+                                                        consumer.deliver_subject, role="consumers")
             self.wire_consumers.append(consumer)
             config = self._consumer_config(consumer.deliver_subject)
             await self._retrying(functools.partial(js.add_consumer, self.settings.stream, config))
@@ -368,10 +409,12 @@ class JetStreamDriver:
         publisher.connection = await self._open_wire(PUBLISHER, publisher.on_table, publisher.reply_prefix + "*")
         self.wire_publisher = publisher
 
-    async def _open_wire(self, name: str, on_table: OnTable, subject: str, attempt: int = 0) -> FrameConnection:
+    async def _open_wire(self, name: str, on_table: OnTable, subject: str, attempt: int = 0,
+                         role: str = "publisher") -> FrameConnection:
         """``attempt``: reconnections go through a cluster's servers in turn (a dead one is
         not the only one tried); the first connection is to the first server."""
-        url = self.urls[attempt % len(self.urls)]
+        urls = self.role_urls.get(role, self.urls)
+        url = urls[attempt % len(urls)]
         connection = FrameConnection(url, name, on_table, self._wire_lost, SECTION)
         try:
             await connection.open(timeout_s=self.spec.start_timeout / 1e9)
@@ -411,7 +454,8 @@ class JetStreamDriver:
             await asyncio.sleep(RECONNECT_S)
             attempt += 1
             try:
-                connection = await self._open_wire(lost.name, owner.on_table, subject, attempt)
+                connection = await self._open_wire(lost.name, owner.on_table, subject, attempt,
+                                                   "consumers" if isinstance(owner, WireConsumer) else "publisher")
             except Exception as error:  # noqa: BLE001 - any failure: try again until the run ends
                 self.outages.error(lost.name, _describe(error))
                 continue
@@ -566,6 +610,52 @@ class JetStreamDriver:
             except nats.errors.Error:
                 pass  # the server deletes an ephemeral consumer nobody pulls from, a while later
         return payloads
+
+    async def stream_leader(self) -> str:
+        """The name of the server that leads the stream now (a leader-kill fault's victim)."""
+        assert self.control is not None
+        info = await self._retrying(lambda: self._stream_with_leader(self.control.jetstream(timeout=API_TIMEOUT_S)))
+        leader = info.cluster.leader if info.cluster is not None else None
+        if not leader:
+            raise ServerError(f"stream {self.settings.stream!r} has no leader now")
+        return str(leader)
+
+    async def read_back_nodes(self) -> dict[str, list[bytes]] | None:
+        """After the run: each server's own copy of the stream, in stream order, read by
+        direct gets (every replica answers them: ``allow_direct``) from a client connected
+        to that server alone; a server answers a request of its own client itself before it
+        asks another (NATS prefers a local queue subscriber), so each read is that node's
+        replica. A server that cannot be read is left out (a ``client_error`` says why).
+        None without ``read_nodes`` or msgstorm's own cluster."""
+        if not self.read_nodes or len(self.servers) < 2:
+            return None
+        copies: dict[str, list[bytes]] = {}
+        for server, url in zip(self.servers, self.urls):
+            try:
+                copies[server.name] = await asyncio.wait_for(self._read_node(url), self.spec.read_back_timeout / 1e9)
+            except (nats.errors.Error, OSError, TimeoutError) as error:
+                self.on_event(EventKind.CLIENT_ERROR, {"client": f"read_back {server.name}", "error": _describe(error)})
+        return copies
+
+    async def _read_node(self, url: str) -> list[bytes]:
+        client = await nats.connect(url, allow_reconnect=False, connect_timeout=2, name="msgstorm-read-node")
+        try:
+            js = client.jetstream(timeout=API_TIMEOUT_S)
+            state = (await js.stream_info(self.settings.stream)).state
+            payloads: list[bytes] = []
+            for first in range(state.first_seq, state.last_seq + 1, NODE_READ_BATCH):
+                sequences = range(first, min(first + NODE_READ_BATCH, state.last_seq + 1))
+                got = await asyncio.gather(*(js.get_msg(self.settings.stream, seq, direct=True) for seq in sequences),
+                                           return_exceptions=True)
+                for message in got:
+                    if isinstance(message, NotFoundError):
+                        continue  # not in this copy
+                    if isinstance(message, BaseException):
+                        raise message
+                    payloads.append(message.data or b"")
+            return payloads
+        finally:
+            await client.close()
 
     async def close(self) -> None:
         self._closing = True

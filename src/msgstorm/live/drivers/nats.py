@@ -134,6 +134,7 @@ class NatsDriver:
         self.run_dir = run_dir
         self.on_event = on_event
         self.url = spec.url
+        self.consumer_url: str | None = None  # consumers connect here when it differs (the fault proxy)
         self.servers: list[ManagedServer] = []
         self.publisher: Client | None = None
         self.consumers: list[Client] = []
@@ -173,6 +174,21 @@ class NatsDriver:
         self.url = f"nats://127.0.0.1:{port}"
         return [{"name": server.name, "pid": server.pid, "url": self.url, "cpus": server.cpus, **(server.env or {})}]
 
+    @staticmethod
+    def server_names(spec: LiveSpec) -> list[str]:
+        """The servers a run starts (none with ``url``): what a process fault may name."""
+        return [] if spec.url is not None else ["nats-server"]
+
+    def client_routes(self) -> dict[str, list[str]]:
+        """The server URL each role's clients connect to (``live/nemesis.py``)."""
+        assert self.url is not None
+        return {"publisher": [self.url], "consumers": [self.consumer_url or self.url]}
+
+    def route_clients(self, routes: dict[str, list[str]]) -> None:
+        """Connect the publisher and the consumers through these URLs (the fault proxy's)."""
+        self.url = routes["publisher"][0]
+        self.consumer_url = routes["consumers"][0]
+
     def stop_servers(self) -> None:
         for process in self.consumer_processes:  # any still running (an interrupted run)
             process.kill()
@@ -191,9 +207,9 @@ class NatsDriver:
         """Processes the generator and its consumers run in."""
         return 1 + (self.spec.consumers if self.in_processes else 0)
 
-    async def _connect(self, name: str) -> Client:
+    async def _connect(self, name: str, url: str | None = None) -> Client:
         assert self.url is not None
-        return await connect_nats_py([self.url], name, self.outages, lambda: self._closing,
+        return await connect_nats_py([url or self.url], name, self.outages, lambda: self._closing,
                                      self.spec.start_timeout / 1e9)
 
     async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
@@ -201,7 +217,7 @@ class NatsDriver:
             await self._connect_wire(on_receipt)
             return
         for index in range(self.spec.consumers):
-            client = await self._connect(f"msgstorm-consumer-{index}")
+            client = await self._connect(f"msgstorm-consumer-{index}", self.consumer_url)
 
             async def receive(msg: Msg, index: int = index) -> None:
                 on_receipt(index, msg.data)
@@ -299,7 +315,8 @@ class NatsDriver:
                 for received in payloads(data, starts, lengths):
                     receive(index, received)
 
-        connection = WireConnection(self.url, name, on_frames, self._wire_lost)
+        url = self.consumer_url if index is not None and self.consumer_url is not None else self.url
+        connection = WireConnection(url, name, on_frames, self._wire_lost)
         try:
             await connection.open(timeout_s=self.spec.start_timeout / 1e9)
             if index is not None:
@@ -332,7 +349,7 @@ class NatsDriver:
         if timed is None:  # the receipts' times are the consumers' own: only a caller that takes them will do
             raise RuntimeError("consumer processes need on_timed_receipts set before connect")
         self.consumer_processes = [
-            ConsumerProcess(index, f"msgstorm-consumer-{index}", self.url, self.spec.subject, self.run_dir / "servers",
+            ConsumerProcess(index, f"msgstorm-consumer-{index}", self.consumer_url or self.url, self.spec.subject, self.run_dir / "servers",
                             timed, self.on_event)
             for index in range(self.spec.consumers)]
         try:

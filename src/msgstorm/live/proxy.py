@@ -1,0 +1,502 @@
+"""The fault proxy: a TCP proxy between msgstorm's clients and a broker, with toxics.
+
+Place in the pipeline: under the live target. ``live/nemesis.py`` starts it (a process of
+its own, ``ProxyProcess``) when the scenario has ``toxic`` faults, routes the driver's
+clients through it (each role, publisher or consumers, through a listener of its own) and
+switches toxics on and off as the fault schedule comes due, while traffic flows. The proxy
+stamps each switch with the host's monotonic clock (the clock of the run) and says when it
+happened, so every applied toxic window is an event in the history at the time it took
+effect.
+
+Toxics act on one direction of a link (``upstream``: client to server; ``downstream``:
+server to client) or both, each with a ``probability``: the share of reads (chunks) a data
+toxic acts on, or of connections a connection toxic acts on:
+
+- ``latency``: each chunk held ``latency`` ± ``jitter`` (uniform), in order (a later chunk
+  never overtakes an earlier one, as on one TCP connection);
+- ``bandwidth``: at most ``rate_bytes_per_s``;
+- ``blackhole``: chunks dropped (the connection stays open; what was dropped never arrives);
+- ``reset_peer``: connections reset (RST) ``timeout`` after the toxic starts (or after
+  they open while it is active);
+- ``timeout``: data held, and the connection closed ``timeout`` after the toxic starts
+  (0: held until the toxic ends, then delivered);
+- ``slicer``: chunks cut into ``slice_bytes`` pieces ``slice_delay`` apart;
+- ``slow_close``: a connection's close held ``close_delay``;
+- ``corrupt``: one byte of a chunk changed.
+
+Written by hand: neither Toxiproxy nor the kernel's netem is available on the machines
+msgstorm runs on, and a proxy inside the run must share its clock. asyncio Protocols carry
+the data (no task or coroutine per chunk): with no toxic active a chunk is written to the
+other side as it is read, so the proxy costs one copy through the kernel each way
+(``benchmarks/fault_proxy.py`` measures it).
+
+Run as ``python -m msgstorm.live.proxy name=HOST:PORT[@LISTEN_PORT] ...``: it listens on a
+loopback port for each name (a free one unless given), says ``{"ready": {name: port}}`` on stdout, then reads commands, one
+JSON object a line, on stdin (``{"op": "set", "id", "link", "toxic"}``, ``{"op": "clear",
+"id"}``, ``{"op": "quit"}``; with ``"at_ns"`` a command is applied at that monotonic time,
+so the nemesis sends it ahead and the switch lands on time) and answers each on stdout with
+the monotonic time it took effect. It dies with its parent (``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import random
+import socket
+import struct
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = ["DIRECTIONS", "TOXIC_KINDS", "FaultProxy", "Link", "Toxic", "main"]
+
+TOXIC_KINDS = ("latency", "bandwidth", "blackhole", "reset_peer", "timeout", "slicer", "slow_close", "corrupt")
+DIRECTIONS = ("upstream", "downstream")
+# Toxics that act on connections, not on chunks of data.
+_CONNECTION_TOXICS = ("reset_peer", "timeout", "slow_close")
+# A direction stops reading its source while this much waits in it (latency, bandwidth),
+# and reads again below the low mark.
+_QUEUE_HIGH_BYTES = 16 * 1024 * 1024
+_QUEUE_LOW_BYTES = 4 * 1024 * 1024
+# A chunk due within this much of now is written now (asyncio's timers are that coarse).
+_DUE_SLACK_NS = 100_000
+# A command sent ahead waits on a timer until this long before its time, then yields.
+_SPIN_NS = 2_000_000
+
+
+@dataclass(frozen=True)
+class Toxic:
+    """One toxic: what it does to a link, in which direction, how often."""
+
+    kind: Literal["latency", "bandwidth", "blackhole", "reset_peer", "timeout", "slicer", "slow_close", "corrupt"]
+    direction: Literal["upstream", "downstream", "both"] = "both"
+    probability: float = 1.0
+    latency_ns: int = 0
+    jitter_ns: int = 0
+    rate_bytes_per_s: float = 0.0
+    timeout_ns: int = 0
+    slice_bytes: int = 64
+    slice_delay_ns: int = 0
+    close_delay_ns: int = 0
+
+    def acts_on(self, direction: str) -> bool:
+        return self.direction in ("both", direction)
+
+
+@dataclass
+class ToxicStats:
+    """What one toxic did while it was active (the ``fault_end`` event's detail)."""
+
+    chunks: int = 0  # chunks it acted on
+    bytes: int = 0  # bytes in them
+    dropped_bytes: int = 0
+    corrupted_chunks: int = 0
+    connections: int = 0  # connections a connection toxic acted on
+
+
+def _set_linger_zero(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+class _Pipe:
+    """One direction of one proxied connection: what is read from ``source`` goes to
+    ``sink``, through the toxics active on that direction of the link."""
+
+    def __init__(self, connection: _Connection, direction: str) -> None:
+        self.connection = connection
+        self.direction = direction
+        self.source: _End | None = None
+        self.sink: _End | None = None
+        self.queue: collections.deque[tuple[int, bytes]] = collections.deque()
+        self.queued_bytes = 0
+        self.last_release_ns = 0
+        self.bandwidth_free_ns = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.held = False  # a ``timeout`` toxic holds everything until it ends
+        self.sink_paused = False
+        self.source_closed = False
+        self.rng = connection.link.rng
+
+    def feed(self, data: bytes) -> None:
+        toxics = self.connection.link.toxics_on(self.direction)
+        sink = self.sink
+        if not toxics and not self.queue and not self.held and sink is not None and sink.transport is not None:
+            sink.transport.write(data)  # the fast path: no toxic, nothing waiting
+            return
+        now = time.monotonic_ns()
+        chunks = [(now, data)]  # each toxic moves its chunks' release times; the order is kept below
+        for toxic_id, toxic in toxics:
+            if toxic.kind in _CONNECTION_TOXICS:
+                continue
+            stats = self.connection.link.stats[toxic_id]
+            acted: list[tuple[int, bytes]] = []
+            for t, chunk in chunks:
+                if toxic.probability < 1.0 and self.rng.random() >= toxic.probability:
+                    acted.append((t, chunk))
+                    continue
+                stats.chunks += 1
+                stats.bytes += len(chunk)
+                if toxic.kind == "blackhole":
+                    stats.dropped_bytes += len(chunk)
+                elif toxic.kind == "latency":
+                    jitter = self.rng.uniform(-toxic.jitter_ns, toxic.jitter_ns) if toxic.jitter_ns else 0.0
+                    acted.append((t + max(0, int(toxic.latency_ns + jitter)), chunk))
+                elif toxic.kind == "bandwidth":
+                    start = max(t, self.bandwidth_free_ns)
+                    self.bandwidth_free_ns = start + int(len(chunk) * 1e9 / toxic.rate_bytes_per_s)
+                    acted.append((self.bandwidth_free_ns, chunk))
+                elif toxic.kind == "slicer":
+                    size = max(1, toxic.slice_bytes)
+                    for k, first in enumerate(range(0, len(chunk), size)):
+                        acted.append((t + k * toxic.slice_delay_ns, chunk[first:first + size]))
+                elif toxic.kind == "corrupt":
+                    changed = bytearray(chunk)
+                    if changed:
+                        at = self.rng.randrange(len(changed))
+                        changed[at] ^= self.rng.randrange(1, 256)
+                        stats.corrupted_chunks += 1
+                    acted.append((t, bytes(changed)))
+            chunks = acted
+        for t, chunk in chunks:
+            t = max(t, self.last_release_ns)  # in order: one TCP stream
+            self.last_release_ns = t
+            self.queue.append((t, chunk))
+            self.queued_bytes += len(chunk)
+        self._flow()
+        self.release()
+
+    def release(self) -> None:
+        """Write every chunk that is due; wake again for the next one."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        sink = self.sink
+        if self.held or sink is None or sink.transport is None:
+            return
+        now = time.monotonic_ns()
+        while self.queue and self.queue[0][0] <= now + _DUE_SLACK_NS:
+            _, chunk = self.queue.popleft()
+            self.queued_bytes -= len(chunk)
+            if not sink.transport.is_closing():
+                sink.transport.write(chunk)
+        if self.queue:
+            loop = asyncio.get_running_loop()
+            self.timer = loop.call_at(self.queue[0][0] / 1e9, self.release)
+        self._flow()
+        if not self.queue and self.source_closed:
+            self.connection.source_done(self)
+
+    def _flow(self) -> None:
+        source = self.source
+        if source is None or source.transport is None:
+            return
+        if self.sink_paused or self.queued_bytes > _QUEUE_HIGH_BYTES:
+            source.pause()
+        elif self.queued_bytes < _QUEUE_LOW_BYTES:
+            source.resume()
+
+    def hold(self, held: bool) -> None:
+        self.held = held
+        if not held:
+            now = time.monotonic_ns()
+            self.queue = collections.deque((max(t, now), chunk) for t, chunk in self.queue)
+            self.release()
+
+
+class _End(asyncio.Protocol):
+    """One socket of a proxied connection (the client's, or the upstream one)."""
+
+    def __init__(self, connection: _Connection, inbound: _Pipe, outbound: _Pipe) -> None:
+        self.connection = connection
+        self.inbound = inbound  # what this socket reads goes here
+        self.outbound = outbound  # what this socket writes comes from here
+        self.transport: asyncio.Transport | None = None
+        self._paused = False
+        self._want_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._want_paused:
+            self.pause()
+
+    def data_received(self, data: bytes) -> None:
+        self.inbound.feed(data)
+
+    def eof_received(self) -> bool:
+        return False  # close: the other side is closed once what was read has gone out
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.inbound.source_closed = True
+        if not self.inbound.queue:
+            self.connection.source_done(self.inbound)
+        self.connection.end_lost(self)
+
+    def pause_writing(self) -> None:
+        self.outbound.sink_paused = True
+        self.outbound._flow()
+
+    def resume_writing(self) -> None:
+        self.outbound.sink_paused = False
+        self.outbound._flow()
+
+    def pause(self) -> None:
+        self._want_paused = True
+        if self.transport is not None and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        self._want_paused = False
+        if self.transport is not None and self._paused and not self.transport.is_closing():
+            self._paused = False
+            self.transport.resume_reading()
+
+
+class _Connection:
+    """A client's connection through the proxy: its socket, the upstream one, two pipes."""
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+        self.upstream = _Pipe(self, "upstream")
+        self.downstream = _Pipe(self, "downstream")
+        self.client = _End(self, self.upstream, self.downstream)
+        self.server = _End(self, self.downstream, self.upstream)
+        self.upstream.source, self.upstream.sink = self.client, self.server
+        self.downstream.source, self.downstream.sink = self.server, self.client
+        self.closed = False
+        self.timers: list[asyncio.TimerHandle] = []
+
+    def source_done(self, pipe: _Pipe) -> None:
+        """``pipe``'s source closed and all it read has gone out: close its sink too
+        (after a slow close's delay)."""
+        delay_ns = max((t.close_delay_ns for i, t in self.link.toxics_on(pipe.direction)
+                        if t.kind == "slow_close" and i in self.link.slow_closing.get(id(self), ())), default=0)
+        sink = pipe.sink
+        if sink is None or sink.transport is None:
+            return
+        if delay_ns:
+            self.timers.append(asyncio.get_running_loop().call_later(delay_ns / 1e9, self.close))
+        else:
+            sink.transport.close()
+
+    def end_lost(self, end: _End) -> None:
+        if self.client.transport is None and self.server.transport is None:
+            self.closed = True
+            for timer in self.timers:
+                timer.cancel()
+            self.link.connections.discard(self)
+
+    def close(self) -> None:
+        for end in (self.client, self.server):
+            if end.transport is not None:
+                end.transport.close()
+
+    def reset(self) -> None:
+        for end in (self.client, self.server):
+            if end.transport is not None:
+                _set_linger_zero(end.transport)
+                end.transport.abort()
+
+    def pipes(self, toxic: Toxic) -> list[_Pipe]:
+        return [pipe for pipe in (self.upstream, self.downstream) if toxic.acts_on(pipe.direction)]
+
+
+@dataclass
+class Link:
+    """One listener: where its clients' connections go, and the toxics active on it."""
+
+    name: str
+    upstream_host: str
+    upstream_port: int
+    port: int = 0
+    toxics: dict[int, Toxic] = field(default_factory=dict)
+    stats: dict[int, ToxicStats] = field(default_factory=dict)
+    connections: set[_Connection] = field(default_factory=set)
+    slow_closing: dict[int, set[int]] = field(default_factory=dict)  # id(connection) -> toxic ids
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    server: asyncio.base_events.Server | None = None
+    _by_direction: dict[str, list[tuple[int, Toxic]]] = field(default_factory=dict)
+
+    def toxics_on(self, direction: str) -> list[tuple[int, Toxic]]:
+        return self._by_direction.get(direction, [])
+
+    def _refresh(self) -> None:
+        self._by_direction = {d: [(i, t) for i, t in sorted(self.toxics.items()) if t.acts_on(d)] for d in DIRECTIONS}
+
+
+class FaultProxy:
+    """Every link's listener, in the running event loop: ``listen`` each, then ``set`` and
+    ``clear`` toxics while traffic flows, ``close`` at the end."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.links: dict[str, Link] = {}
+        self.seed = seed
+
+    async def listen(self, name: str, upstream_host: str, upstream_port: int, port: int = 0) -> int:
+        """A listener on loopback ``port`` (0: a free one) whose connections go to the upstream address."""
+        link = Link(name, upstream_host, upstream_port, rng=random.Random(f"{self.seed}:{name}"))
+        loop = asyncio.get_running_loop()
+
+        def accepted() -> _End:
+            connection = _Connection(link)
+            link.connections.add(connection)
+            connection.client.pause()  # until the upstream socket is open
+            loop.create_task(self._open_upstream(connection))
+            return connection.client
+
+        link.server = await loop.create_server(accepted, "127.0.0.1", port)
+        link.port = int(link.server.sockets[0].getsockname()[1])
+        self.links[name] = link
+        return link.port
+
+    async def _open_upstream(self, connection: _Connection) -> None:
+        link = connection.link
+        try:
+            await asyncio.get_running_loop().create_connection(lambda: connection.server, link.upstream_host,
+                                                               link.upstream_port)
+        except OSError:
+            connection.reset()  # the client sees what it would have seen: a refused connection
+            return
+        connection.client.resume()
+        for toxic_id, toxic in sorted(link.toxics.items()):
+            self._connection_toxic(link, connection, toxic_id, toxic)
+
+    def _connection_toxic(self, link: Link, connection: _Connection, toxic_id: int, toxic: Toxic) -> None:
+        if toxic.kind not in _CONNECTION_TOXICS:
+            return
+        if toxic.probability < 1.0 and link.rng.random() >= toxic.probability:
+            return
+        link.stats[toxic_id].connections += 1
+        loop = asyncio.get_running_loop()
+        if toxic.kind == "reset_peer":
+            if toxic.timeout_ns:
+                connection.timers.append(loop.call_later(toxic.timeout_ns / 1e9, connection.reset))
+            else:
+                connection.reset()
+        elif toxic.kind == "timeout":
+            for pipe in connection.pipes(toxic):
+                pipe.hold(True)
+            if toxic.timeout_ns:
+                connection.timers.append(loop.call_later(toxic.timeout_ns / 1e9, connection.close))
+        elif toxic.kind == "slow_close":
+            link.slow_closing.setdefault(id(connection), set()).add(toxic_id)
+
+    def set(self, toxic_id: int, link_name: str, toxic: Toxic) -> dict[str, Any]:
+        """Start ``toxic`` on a link; returns when it took effect (monotonic ns) and on how
+        many open connections."""
+        link = self.links[link_name]
+        link.toxics[toxic_id] = toxic
+        link.stats[toxic_id] = ToxicStats()
+        link._refresh()
+        for connection in list(link.connections):
+            self._connection_toxic(link, connection, toxic_id, toxic)
+        return {"t_ns": time.monotonic_ns(), "open_connections": len(link.connections)}
+
+    def clear(self, toxic_id: int, reset: bool = False) -> dict[str, Any]:
+        """End a toxic wherever it is active; returns when (monotonic ns) and what it did
+        (summed over its links). ``reset``: the connections of its links are reset as it
+        ends (a partition healed: the peers connect again rather than resume a stream that
+        lost bytes)."""
+        stats = ToxicStats()
+        for link in self.links.values():
+            toxic = link.toxics.pop(toxic_id, None)
+            if toxic is None:
+                continue
+            done = link.stats.pop(toxic_id)
+            for key, value in asdict(done).items():
+                setattr(stats, key, getattr(stats, key) + value)
+            if reset:
+                for connection in list(link.connections):
+                    connection.reset()
+                    stats.connections += 1
+            link._refresh()
+            for closing in link.slow_closing.values():
+                closing.discard(toxic_id)
+            if toxic.kind == "timeout":
+                still_held = {d for _, t in link.toxics.items() if t.kind == "timeout"
+                              for d in DIRECTIONS if t.acts_on(d)}
+                for connection in list(link.connections):
+                    for pipe in connection.pipes(toxic):
+                        if pipe.direction not in still_held:
+                            pipe.hold(False)
+        return {"t_ns": time.monotonic_ns(), "stats": asdict(stats)}
+
+    async def close(self) -> None:
+        for link in self.links.values():
+            if link.server is not None:
+                link.server.close()
+            for connection in list(link.connections):
+                connection.close()
+        for link in self.links.values():
+            if link.server is not None:
+                await link.server.wait_closed()
+
+
+async def _serve(targets: list[str]) -> None:
+    proxy = FaultProxy()
+    ports = {}
+    for target in targets:  # name=HOST:PORT, or name=HOST:PORT@LISTEN_PORT
+        name, _, address = target.partition("=")
+        address, _, listen = address.partition("@")
+        host, _, port = address.rpartition(":")
+        ports[name] = await proxy.listen(name, host, int(port), int(listen or 0))
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+    def say(answer: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+    say({"ready": ports})
+    try:
+        while line := await reader.readline():
+            command = json.loads(line)
+            op = command["op"]
+            if "at_ns" in command:  # sent ahead: applied at that time (monotonic ns), not when it came
+                await _until(int(command["at_ns"]))
+            if op == "set":  # "link": one name or a list of them
+                links = command["link"] if isinstance(command["link"], list) else [command["link"]]
+                answers = [proxy.set(int(command["id"]), link, Toxic(**command["toxic"])) for link in links]
+                say({"id": command["id"], "t_ns": answers[0]["t_ns"],
+                     "open_connections": sum(a["open_connections"] for a in answers)})
+            elif op == "clear":
+                say({"id": command["id"], **proxy.clear(int(command["id"]), bool(command.get("reset")))})
+            elif op == "quit":
+                break
+    finally:
+        await proxy.close()
+        say({"closed": True})
+
+
+async def _until(t_ns: int) -> None:
+    """Wait until ``t_ns`` (monotonic) to within tens of microseconds: asyncio's timers wake
+    up to a millisecond late, so the last stretch yields to the loop (which keeps forwarding)
+    until the time has come."""
+    wait_ns = t_ns - time.monotonic_ns()
+    if wait_ns > _SPIN_NS:
+        await asyncio.sleep((wait_ns - _SPIN_NS) / 1e9)
+    while time.monotonic_ns() < t_ns:
+        await asyncio.sleep(0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m msgstorm.live.proxy name=HOST:PORT ...`` (see the module docstring)."""
+    from msgstorm.live.servers import die_with_parent
+
+    die_with_parent()
+    asyncio.run(_serve(list(sys.argv[1:] if argv is None else argv)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The fault schedule: plain entries, a nemesis's seeded draws and a script's steps, expanded."""
+
+from __future__ import annotations
+
+import pytest
+
+from msgstorm.faults.schedule import concrete_faults, fault_schedule
+from msgstorm.runner import run
+from msgstorm.scenario import ScenarioError, parse_scenario
+
+BASE = """
+[run]
+name = "schedule"
+duration = "10s"
+drain = "1s"
+
+[network]
+regions = ["us-east"]
+nodes_per_region = 3
+
+[[agents]]
+name = "t"
+arrival = { process = "constant", rate = "100/s" }
+"""
+
+NEMESIS = """
+[[faults]]
+kind = "degrade"
+at = "500ms"
+duration = "100ms"
+nodes = ["us-east-0"]
+latency = "5ms"
+
+[[faults]]
+kind = "nemesis"
+at = "1s"
+every = "2s"
+until = "9s"
+seed = 7
+mix = [
+  { weight = 3, fault = { kind = "crash", node = "us-east-1", at = "0s", restart_after = "500ms" } },
+  { weight = 1, fault = { kind = "partition", at = "100ms", duration = "1s", groups = [["us-east-2"]] } },
+]
+
+[[faults]]
+kind = "script"
+at = "2s"
+every = "4s"
+times = 2
+steps = [
+  { kind = "partition", at = "0s", duration = "1s", groups = [["us-east-0"]] },
+  { kind = "crash", node = "us-east-2", at = "500ms", restart_after = "1s" },
+]
+"""
+
+
+def test_a_nemesis_draws_the_same_faults_from_its_seed_and_a_script_repeats_its_steps() -> None:
+    scenario = parse_scenario(BASE + NEMESIS, source="n.toml")
+    faults = concrete_faults(scenario)
+    assert faults == concrete_faults(parse_scenario(BASE + NEMESIS, source="n.toml"))
+    plain, drawn, script = faults[0], [f for f in faults if f[1] == 1], [f for f in faults if f[1] == 2]
+    assert plain == (scenario.faults[0], None)
+    # Draws at 1, 3, 5, 7 s (9 s is `until`); each a crash at the draw or a partition 100 ms after.
+    assert len(drawn) == 4
+    for k, (spec, _) in enumerate(drawn):
+        assert spec.at == (1 + 2 * k) * 10**9 + (100_000_000 if spec.kind == "partition" else 0)
+    assert {spec.kind for spec, _ in drawn} <= {"crash", "partition"}
+    assert [(s.kind, s.at) for s, _ in script] == [("partition", 2 * 10**9), ("crash", int(2.5e9)),
+                                                    ("partition", 6 * 10**9), ("crash", int(6.5e9))]
+    ops = fault_schedule(scenario)
+    assert sorted({op.fault_id for op in ops}) == list(range(len(faults)))
+    assert [op.t_ns for op in ops] == sorted(op.t_ns for op in ops)
+
+
+def test_the_simulator_applies_a_nemesis_and_a_script_with_every_window_in_the_history(tmp_path) -> None:
+    scenario = parse_scenario(BASE + NEMESIS, source="n.toml")
+    result = run(scenario, tmp_path / "run")
+    faults = result.summary["faults"]
+    assert len(faults) == len(concrete_faults(scenario))
+    assert [f["kind"] for f in faults] == [s.kind for s, _ in sorted(concrete_faults(scenario), key=lambda f: f[0].at)]
+    events = [e for e in result.history.events.to_pylist() if e["kind"] == "fault_start"]
+    assert sum('"from_entry": 2' in e["detail"] for e in events) == 4
+
+
+def test_a_drawn_fault_the_target_cannot_apply_is_refused_naming_where_it_is() -> None:
+    text = BASE + NEMESIS.replace('kind = "crash", node = "us-east-1", at = "0s", restart_after = "500ms"',
+                                  'kind = "pause", node = "us-east-1", at = "0s", duration = "1s"')
+    with pytest.raises(ScenarioError) as raised:
+        parse_scenario(text, source="n.toml")
+    said = [str(issue) for issue in raised.value.issues]
+    assert any("faults[1].mix[0].fault.kind" in m and "applies to live targets only" in m for m in said), said
+
+
+RAMP_UNDER_FAULTS = """
+[run]
+name = "ramp-mix"
+duration = "8s"
+drain = "2s"
+
+[network]
+regions = ["us-east"]
+nodes_per_region = 3
+
+[[agents]]
+name = "ramp"
+arrival = { process = "step_ramp", start = "200/s", step = "200/s", every = "1s", steps = 8 }
+
+[[faults]]
+kind = "nemesis"
+at = "500ms"
+every = "1s"
+seed = 3
+mix = [
+  { weight = 1, fault = { kind = "degrade", nodes = ["us-east-1"], latency = "5ms", at = "0s", duration = "300ms" } },
+  { weight = 1, fault = { kind = "crash", node = "sequencer", at = "0s", restart_after = "200ms" } },
+]
+"""
+
+
+def test_the_failure_threshold_under_a_fixed_fault_mix_is_the_step_of_the_first_loss(tmp_path) -> None:
+    """A step ramp under a nemesis: a slowed link loses nothing, a crashed sequencer drops
+    what it held; the failure threshold is the ramp step in which the first crash falls."""
+    scenario = parse_scenario(RAMP_UNDER_FAULTS, source="ramp.toml")
+    first_crash_ns = min(spec.at for spec, _ in concrete_faults(scenario) if spec.kind == "crash")
+    result = run(scenario, tmp_path / "run")
+    failure = result.summary["failure_threshold"]
+    assert failure["reason"] == "loss"
+    assert failure["t_ns"] == first_crash_ns // 10**9 * 10**9, (failure, first_crash_ns)
+    assert result.summary["messages"]["lost"] > 0
