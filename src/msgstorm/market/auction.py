@@ -43,6 +43,7 @@ class Clearing:
     price: float | None  # None: nothing trades
     volume: float
     fills: list[float]  # per order, in the order given
+    imbalance: float = 0.0  # demand - supply at the price (positive: buyers were left over)
 
 
 def _demand(orders: Sequence[LimitOrder], price: float) -> float:
@@ -77,7 +78,7 @@ def clear(orders: Sequence[LimitOrder]) -> Clearing:
     fills = [0.0] * len(orders)
     for side, members in ((BUY, buys), (SELL, sells)):
         _fill_side(orders, members, side, volume, fills)
-    return Clearing(price, volume, fills)
+    return Clearing(price, volume, fills, math.fsum([_demand(orders, price), -_supply(orders, price)]))
 
 
 def _fill_side(orders: Sequence[LimitOrder], members: list[int], side: int, volume: float,
