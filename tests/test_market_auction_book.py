@@ -249,3 +249,18 @@ def test_no_auction_no_summary_section(tmp_path: Path, run_scenario: Any) -> Non
     run_dir = _small_run(tmp_path, run_scenario, policy="fifo")
     summary = json.loads((run_dir / "summary.json").read_text())
     assert "auction" not in summary and summary["messages"]["committed"] > 0
+
+
+def test_the_book_leaves_the_front_runners_races_as_they_were(run_scenario: Any, tmp_path: Path) -> None:
+    """Both the book and the front-runner ask when an order took effect: each gets the batch
+    (the policy forgets a rank once it gave it; the simulator keeps it for the block)."""
+    short = ['sequencer.policy="batch_auction"', 'run.duration="4s"', 'run.drain="3s"']
+    scenario = load_scenario(EXAMPLES / "front-running.toml", short)
+    assert scenario.market is not None and scenario.market.orders is not None
+    run_scenario(scenario, "with")
+    market = scenario.market.model_copy(update={"orders": None})
+    run_scenario(scenario.model_copy(update={"market": market}), "without")
+    with_book, without = _table(tmp_path / "with", "frontruns"), _table(tmp_path / "without", "frontruns")
+    assert with_book == without
+    assert sum(1 for race in without if race["outcome"] == "won") > 0
+    assert _table(tmp_path / "with", "auctions") and not _table(tmp_path / "without", "auctions")
