@@ -2,7 +2,8 @@
 
 Place in the pipeline: the market layer, beside ``accounts`` (what an execution costs). The
 ``batch_auction`` queue policy (``sim/policies_batch.py``) decides which orders form a batch;
-this module decides what a batch of limit orders trades and at which price.
+this module decides what a batch of limit orders trades and at which price; the book
+(``market/auction_book.py``) applies it to each batch of a run.
 
 The rule (Budish, Cramton and Shim's frequent batch auction, with a simple book of the
 batch's own limit orders):
