@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -264,3 +265,19 @@ def test_the_book_leaves_the_front_runners_races_as_they_were(run_scenario: Any,
     assert with_book == without
     assert sum(1 for race in without if race["outcome"] == "won") > 0
     assert _table(tmp_path / "with", "auctions") and not _table(tmp_path / "without", "auctions")
+
+
+def test_the_readme_quotes_what_the_example_auction_cleared(run_scenario: Any) -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    text = " ".join(readme[readme.index("Under it the order flow is also a book"):].split()[:120])
+    numbers = re.search(r"its ([\d,]+) orders fell into (\d+) batches, (\d+) of which crossed; they cleared "
+                        r"([\d,.]+) units .* a fill rate of ([\d.]+) .* mean clearing price of ([\d,.]+) "
+                        r"\(last ([\d,.]+)\), ([\d.]+) bps .* mean −([\d.]+) bps", text)
+    assert numbers, text
+    shown = [float(n.replace(",", "")) for n in numbers.groups()]
+    scenario = load_scenario(EXAMPLES / "front-running.toml", ['sequencer.policy="batch_auction"'])
+    auction = run_scenario(scenario).summary["auction"]  # type: ignore[attr-defined]
+    assert shown == [auction["orders"], auction["batches"], auction["batches_cleared"],
+                     round(auction["cleared_volume"], 3), round(auction["fill_rate"], 1),
+                     round(auction["mean_clearing_price"], 3), round(auction["last_clearing_price"], 2),
+                     round(auction["price_deviation_bps"]["rms"], 2), -round(auction["price_deviation_bps"]["mean"], 3)]
