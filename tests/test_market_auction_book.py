@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
 
+from msgstorm.cli import app
 from msgstorm.market.auction_book import AuctionBook
 from msgstorm.market.prices import PricePaths
 from msgstorm.scenario import ScenarioError, load_scenario
@@ -244,6 +246,9 @@ def test_the_summary_gives_what_the_tables_hold(tmp_path: Path, run_scenario: An
     assert auction["mean_clearing_price"] == pytest.approx(100.0, abs=1e-6)
     assert auction["price_deviation_bps"]["rms"] == pytest.approx(0.0, abs=1e-3)
     assert 'id="auction-table"' in (run_dir / "report.html").read_text()
+    compared = CliRunner().invoke(app, ["compare", str(run_dir), str(run_dir)])
+    assert compared.exit_code == 0, compared.output
+    assert "auction fill rate" in compared.output and "clearing price deviation rms" in compared.output
 
 
 def test_no_auction_no_summary_section(tmp_path: Path, run_scenario: Any) -> None:
