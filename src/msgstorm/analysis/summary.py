@@ -62,6 +62,7 @@ from msgstorm.analysis._common import (
     scenario_section,
     seconds,
 )
+from msgstorm.analysis.auction import auction_summary
 from msgstorm.analysis.audit import delivery_summary
 from msgstorm.analysis.breakdown import by_group, gossip_backlog_summary
 from msgstorm.analysis.capacity import capacity
@@ -201,6 +202,9 @@ def analyse(history: History) -> Analysis:
     fairness = fairness_summary(history)
     if fairness is not None:  # only runs with front-runners or an ordering protocol have one
         summary["fairness"] = fairness
+    auction = auction_summary(history)
+    if auction is not None:  # only runs whose batch auction cleared limit orders have one
+        summary["auction"] = auction
     summary["slo"] = evaluate_slos(summary, dict(history.scenario.get("slo") or {}))
     # The report draws the committed messages' latency from these again.
     history.retain("messages", ["t_committed", "t_intended"])

@@ -337,6 +337,27 @@ class Fairness(_Closed):
                                                                "the victim's price impact")]
 
 
+class AuctionDeviation(_Closed):
+    mean: Annotated[float | None, Field(description="mean of (clearing price - true price) / true price, in bps")]
+    mean_abs: Annotated[float | None, Field(ge=0, description="mean of its absolute value, in bps")]
+    rms: Annotated[float | None, Field(ge=0, description="its root mean square, in bps")]
+
+
+class Auction(_Closed):
+    batches: Annotated[Count, Field(description="batches in which at least one order took effect")]
+    batches_cleared: Annotated[Count, Field(description="batches in which orders crossed (a clearing price)")]
+    orders: Annotated[Count, Field(description="limit orders drawn for the order flow (auction_orders rows)")]
+    orders_in_batches: Annotated[Count, Field(description="orders that took effect in a batch")]
+    quantity: Annotated[float | None, Field(ge=0, description="their total quantity")]
+    cleared_volume: Annotated[float | None, Field(ge=0, description="what the batches traded (one side)")]
+    fill_rate: Annotated[float | None, Field(ge=0, le=1, description="filled share of the quantity that took "
+                                                                     "effect (both sides)")]
+    mean_clearing_price: Annotated[float | None, Field(description="mean uniform price of the batches that cleared")]
+    last_clearing_price: Annotated[float | None, Field(description="the last batch's uniform price")]
+    price_deviation_bps: Annotated[AuctionDeviation, Field(
+        description="each clearing price against the true price at its batch's close")]
+
+
 class Summary(BaseModel):
     """The headline results of one msgstorm run, as written to RUN_DIR/summary.json by
     `msgstorm run` and `msgstorm report` (see msgstorm.analysis.summary). Times in ms are
@@ -393,6 +414,9 @@ class Summary(BaseModel):
     fairness: Annotated[Fairness | None, Field(
         description="receive-order inversions and front-running; absent without front-runners "
                     "([[market.frontrunners]]) and with a plain policy (fifo, fee_priority)")] = None
+    auction: Annotated[Auction | None, Field(
+        description="the batch auction's clearings; absent without [market.orders] and "
+                    "sequencer.policy = \"batch_auction\"")] = None
     desync: Desync
     propagation_ms: Annotated[dict[str, RegionPropagation], Field(
         description="gossip propagation (t_delivered - t_sent) by receiving region")]

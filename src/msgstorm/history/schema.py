@@ -19,6 +19,8 @@ from msgstorm.history.events import EVENT_KINDS
 
 __all__ = [
     "ACCOUNTS",
+    "AUCTIONS",
+    "AUCTION_ORDERS",
     "DELIVERIES",
     "EDGES",
     "EVENTS",
@@ -205,7 +207,38 @@ FRONTRUNS = pa.schema([
     pa.field("value", pa.float64(), nullable=False),
 ])
 
-MARKET_TABLES = ("prices", "oracle", "accounts", "triggers", "executions", "topups", "frontruns")
+# ``auctions``: a batch of the batch auction (``sequencer.policy = "batch_auction"`` with
+# ``[market.orders]``) closed at ``t`` with ``orders`` limit orders (``buys`` of them buys)
+# that took effect; they cleared ``volume`` at the uniform ``price`` (NaN: none crossed);
+# ``imbalance``: demand - supply at that price; ``true_price``: the instrument's at ``t``.
+# ``auction_orders``: every limit order drawn for an ``order`` message (sent at ``t``), its
+# ``batch`` (-1: it never took effect) and its ``fill`` (units of the instrument).
+AUCTIONS = pa.schema([
+    pa.field("batch", pa.int64(), nullable=False),
+    pa.field("t", pa.int64(), nullable=False),
+    pa.field("instrument", pa.string(), nullable=False),
+    pa.field("orders", pa.int64(), nullable=False),
+    pa.field("buys", pa.int64(), nullable=False),
+    pa.field("price", pa.float64(), nullable=False),
+    pa.field("volume", pa.float64(), nullable=False),
+    pa.field("imbalance", pa.float64(), nullable=False),
+    pa.field("true_price", pa.float64(), nullable=False),
+])
+
+AUCTION_ORDERS = pa.schema([
+    pa.field("msg_id", pa.int64(), nullable=False),
+    pa.field("t", pa.int64(), nullable=False),
+    pa.field("instrument", pa.string(), nullable=False),
+    pa.field("side", pa.int8(), nullable=False),  # +1 buy, -1 sell
+    pa.field("limit_price", pa.float64(), nullable=False),
+    pa.field("quantity", pa.float64(), nullable=False),
+    pa.field("true_price", pa.float64(), nullable=False),
+    pa.field("batch", pa.int64(), nullable=False),
+    pa.field("fill", pa.float64(), nullable=False),
+])
+
+MARKET_TABLES = ("prices", "oracle", "accounts", "triggers", "executions", "topups", "frontruns", "auctions",
+                 "auction_orders")
 
 TABLES: dict[str, pa.Schema] = {
     "messages": MESSAGES,
@@ -220,6 +253,8 @@ TABLES: dict[str, pa.Schema] = {
     "executions": EXECUTIONS,
     "topups": TOPUPS,
     "frontruns": FRONTRUNS,
+    "auctions": AUCTIONS,
+    "auction_orders": AUCTION_ORDERS,
 }
 # Tables a history may lack (written by newer targets only; a live target may not know its
 # overlay; only a run with a market writes the market's): read as empty.

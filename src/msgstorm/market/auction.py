@@ -2,7 +2,8 @@
 
 Place in the pipeline: the market layer, beside ``accounts`` (what an execution costs). The
 ``batch_auction`` queue policy (``sim/policies_batch.py``) decides which orders form a batch;
-this module decides what a batch of limit orders trades and at which price.
+this module decides what a batch of limit orders trades and at which price; the book
+(``market/auction_book.py``) applies it to each batch of a run.
 
 The rule (Budish, Cramton and Shim's frequent batch auction, with a simple book of the
 batch's own limit orders):
@@ -43,6 +44,7 @@ class Clearing:
     price: float | None  # None: nothing trades
     volume: float
     fills: list[float]  # per order, in the order given
+    imbalance: float = 0.0  # demand - supply at the price (positive: buyers were left over)
 
 
 def _demand(orders: Sequence[LimitOrder], price: float) -> float:
@@ -77,7 +79,7 @@ def clear(orders: Sequence[LimitOrder]) -> Clearing:
     fills = [0.0] * len(orders)
     for side, members in ((BUY, buys), (SELL, sells)):
         _fill_side(orders, members, side, volume, fills)
-    return Clearing(price, volume, fills)
+    return Clearing(price, volume, fills, math.fsum([_demand(orders, price), -_supply(orders, price)]))
 
 
 def _fill_side(orders: Sequence[LimitOrder], members: list[int], side: int, volume: float,

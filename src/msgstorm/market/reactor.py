@@ -39,6 +39,7 @@ from msgstorm.market.accounts import (
     line_prices,
     past_line,
 )
+from msgstorm.market.auction_book import AuctionBook
 from msgstorm.market.oracle import OracleUpdates, oracle_updates
 from msgstorm.market.prices import PricePaths, price_paths
 from msgstorm.sampling import Sampler
@@ -75,6 +76,8 @@ class _Keeper:
 
 
 class MarketReactor:
+    wants_ranks = False  # True with a batch auction's book (below)
+
     def __init__(self, scenario: Scenario, market: MarketSpec, host: Any, seed: np.random.SeedSequence) -> None:
         self.scenario = scenario
         self.market = market
@@ -120,6 +123,11 @@ class MarketReactor:
         self._line = self.accounts.liquidation.tolist()
         self._bankruptcy = self.accounts.bankruptcy.tolist()
         self._instrument = self.accounts.instrument.tolist()
+        # The batch auction's book: drawn only when a batch auction clears it.
+        self.book: AuctionBook | None = None
+        if market.orders is not None and scenario.sequencer.policy == "batch_auction":
+            self.book = AuctionBook(scenario, market.orders, self.paths, seed.spawn(1)[0])
+            self.wants_ranks = True  # committed orders learn their batch
         self._write_start()
 
     def _setup_topups(self, market: MarketSpec, seed: np.random.SeedSequence) -> None:
@@ -204,7 +212,10 @@ class MarketReactor:
         return dataclasses.replace(batch, **{name: values[order] for name, values in columns.items()})
 
     def numbered(self, batch: Any) -> None:
-        """Map the oracle rows of a batch, in order, to the updates they carry."""
+        """Map the oracle rows of a batch, in order, to the updates they carry; draw the
+        limit orders of its order messages for the batch auction's book."""
+        if self.book is not None:
+            self.book.numbered(batch)
         oracle_agent = self.host.agent_index(self.market.oracle.name)
         ids = batch.msg_id[(batch.agent == oracle_agent) & (batch.kind == PRICE)].tolist()
         for msg_id in ids:
@@ -298,6 +309,8 @@ class MarketReactor:
             self._flush()
 
     def committed(self, t: int, msg_ids: list[int]) -> None:
+        if self.book is not None:
+            self.book.committed(msg_ids, self.host)
         price_of, liquidation_of = self.price_of, self.liquidation_of
         for msg_id in msg_ids:
             row = price_of.get(msg_id)
@@ -372,3 +385,5 @@ class MarketReactor:
 
     def finish(self, t_end: int) -> None:
         self._flush()
+        if self.book is not None:
+            self.book.finish(self.host)

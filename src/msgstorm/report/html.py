@@ -49,7 +49,7 @@ _KNOWN_KEYS = frozenset({
     "offered_rate_per_s", "throughput_per_s", "latency_ms", "latency_stages_ms", "jitter_ms", "capacity",
     "failure_threshold", "queue", "backpressure", "base_fee", "messages", "desync", "propagation_ms",
     "faults", "checks", "slo", "wall_s", "by_kind", "by_agent", "gossip_backlog", "cut_off", "generator", "delivery",
-    "connections", "market", "fairness",
+    "connections", "market", "fairness", "auction",
 })
 _MARKET_KEYS = ("market", "impact", "liquidations", "liquidation", "bad_debt", "safe_leverage", "fairness")
 
@@ -222,6 +222,34 @@ _FAIRNESS_ROWS = (
     ("pairs compared", "pairs", "committed messages received at every node, at most 1,000 sequence numbers apart"),
     ("gamma", "gamma", "the share of nodes that makes an inversion"),
 )
+
+
+_AUCTION_ROWS = (
+    ("batches", ("batches",), "batches in which at least one order took effect"),
+    ("batches cleared", ("batches_cleared",), "batches in which orders crossed"),
+    ("orders", ("orders",), "limit orders drawn for the order flow"),
+    ("orders in batches", ("orders_in_batches",), "those that took effect"),
+    ("cleared volume", ("cleared_volume",), "what the batches traded (one side)"),
+    ("fill rate", ("fill_rate",), "filled share of the quantity that took effect"),
+    ("mean clearing price", ("mean_clearing_price",), "over the batches that cleared"),
+    ("last clearing price", ("last_clearing_price",), "the last batch's uniform price"),
+    ("deviation, mean", ("price_deviation_bps", "mean"), "clearing price vs the true price at the close, bps"),
+    ("deviation, rms", ("price_deviation_bps", "rms"), "its root mean square, bps"),
+)
+
+
+def _auction(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The section "Batch auction" of a run whose batch auction cleared limit orders."""
+    auction = summary.get("auction")
+    if not auction:
+        return []
+    rows = []
+    for label, path, note in _AUCTION_ROWS:
+        value: Any = auction
+        for key in path:
+            value = None if value is None else value.get(key)
+        rows.append([esc(label), f'<td class="num">{esc(fmt(value))}</td>', esc(note)])
+    return [("auction", "Batch auction", table(["metric", "value", "what"], rows, attrs='id="auction-table"'))]
 
 
 def _fairness(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -432,6 +460,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         *_market(history, analysis, summary, depth),
         *_fairness(summary),
         *_control(history, summary, depth),
+        *_auction(summary),
         ("groups", "By message kind and agent", _groups(summary)),
         ("checks", "Delivery checks and faults", _checks(summary)),
     ]

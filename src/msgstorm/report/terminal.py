@@ -163,6 +163,15 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
                                       f"{_fmt(fairness.get('extracted_value'))} ({fairness.get('policy')})")
         head.add_row("order inversions", f"{_fmt(fairness.get('inversions'))} of {_fmt(fairness.get('pairs'))} pairs "
                                          f"(gamma {_fmt(fairness.get('gamma'))})")
+    auction = summary.get("auction")
+    if auction:
+        deviation = auction.get("price_deviation_bps") or {}
+        head.add_row("batch auction", f"{_fmt(auction.get('batches_cleared'))} of {_fmt(auction.get('batches'))} "
+                                      f"batches cleared {_fmt(auction.get('cleared_volume'))}, fill rate "
+                                      f"{_fmt(auction.get('fill_rate'))}")
+        head.add_row("clearing price mean / last", f"{_fmt(auction.get('mean_clearing_price'))} / "
+                                                   f"{_fmt(auction.get('last_clearing_price'))} "
+                                                   f"(vs true price: rms {_fmt(deviation.get('rms'))} bps)")
     if summary.get("wall_s") is not None:
         head.add_row("wall time", _fmt(summary.get("wall_s"), " s"))
     console.print(head)

@@ -27,7 +27,7 @@ from msgstorm.scenario.distributions import (
 from msgstorm.scenario.distributions import _Spec as _DistSpec
 from msgstorm.scenario.units import parse_fraction
 
-__all__ = ["AccountsSpec", "FrontRunnerSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "MarketSpec", "OracleSpec", "ShockSpec",
+__all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "MarketSpec", "OracleSpec", "ShockSpec",
            "TopUpSpec", "parse_per_time"]
 
 _PER_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365 * 86400.0}
@@ -218,6 +218,23 @@ class FrontRunnerSpec(_DistSpec):
     back_fee_multiple: float = Field(default=0.5, gt=0)
 
 
+class AuctionOrdersSpec(_DistSpec):
+    """The limit orders behind the order flow, for a frequent batch auction
+    (``sequencer.policy = "batch_auction"``; under any other policy nothing is drawn). Every
+    ``order`` message of a traffic agent is a limit order on ``instrument``: a buy with
+    probability ``buy_share``, else a sell; its limit price the instrument's true price when
+    it is sent x (1 + side x o / 10,000), o normal with mean ``limit_offset_bps`` and standard
+    deviation ``limit_spread_bps`` (a positive offset: buys bid above the true price and sells
+    ask below it, so more orders cross); its quantity a draw of ``quantity`` (units of the
+    instrument)."""
+
+    instrument: str | None = None  # default: the first instrument
+    buy_share: Fraction = 0.5
+    limit_offset_bps: float = Field(default=0.0, ge=-10_000, le=10_000)
+    limit_spread_bps: float = Field(default=10.0, ge=0, le=10_000)
+    quantity: NumberDist = Field(default_factory=lambda: Constant(value=1.0))
+
+
 class MarketSpec(_DistSpec):
     """``[market]``: true prices, the oracle that publishes them, accounts with their margin,
     keepers that liquidate them; liquidations execute when their message commits."""
@@ -229,14 +246,17 @@ class MarketSpec(_DistSpec):
     keepers: list[KeeperSpec] = Field(default_factory=list)
     topups: TopUpSpec | None = None
     frontrunners: list[FrontRunnerSpec] = Field(default_factory=list)
+    orders: AuctionOrdersSpec | None = None
 
     @model_serializer(mode="wrap")
     def _without_unset_frontrunners(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """No front-runners are not written: a market without them dumps (and hashes) as it
-        did before they existed."""
+        """No front-runners and no auction orders are not written: a market without them
+        dumps (and hashes) as it did before they existed."""
         data: dict[str, Any] = handler(self)
         if not data.get("frontrunners"):
             data.pop("frontrunners", None)
+        if data.get("orders") is None:
+            data.pop("orders", None)
         return data
     maintenance_margin: Fraction = 0.05
     liquidation_penalty: Fraction = 0.05

@@ -369,6 +369,15 @@ DESCRIPTIONS: dict[str, str] = {
                          "`entry`, `collateral`",
     "MarketSpec.frontrunners": "front-runners that race the orders they see: [`[[market.frontrunners]]`]"
                                "(#marketfrontrunners)",
+    "MarketSpec.orders": "the limit orders behind the `order` messages, cleared by a batch auction: "
+                         "[`[market.orders]`](#marketorders)",
+    "AuctionOrdersSpec.instrument": "the instrument every order is on (default: the first)",
+    "AuctionOrdersSpec.buy_share": "share of buys (the rest are sells)",
+    "AuctionOrdersSpec.limit_offset_bps": "mean of a limit price's distance from the true price when the order "
+                                          "is sent, in basis points towards the order's side (positive: buys "
+                                          "above, sells below; more orders cross)",
+    "AuctionOrdersSpec.limit_spread_bps": "standard deviation of that distance (normal), in basis points",
+    "AuctionOrdersSpec.quantity": "each order's quantity (units of the instrument)",
     "FrontRunnerSpec.name": "the front-runner's agent name",
     "FrontRunnerSpec.node": "where its orders enter the network (default: the sequencer's node)",
     "FrontRunnerSpec.watch": "where it watches the validated messages for victims (default: `node`)",
@@ -456,6 +465,7 @@ _SECTIONS: list[_Section] = [
     ("[[market.keepers]]", market.KeeperSpec),
     ("[market.topups]", market.TopUpSpec),
     ("[[market.frontrunners]]", market.FrontRunnerSpec),
+    ("[market.orders]", market.AuctionOrdersSpec),
     ("[analysis]", schema.AnalysisSpec),
     ("[history]", schema.HistorySpec),
     ("[limits]", schema.LimitsSpec),

@@ -277,6 +277,11 @@ def _market_references(scenario: Scenario, regions: set[str], nodes: set[str], a
         if runner.name in agent_names:
             problems.append((("market", "frontrunners", index, "name"), f"{runner.name!r} is also the name of an agent"))
     instruments = [instrument.name for instrument in market.instruments]
+    orders = market.orders
+    if orders is not None and orders.instrument is not None and orders.instrument not in instruments:
+        problems.append((("market", "orders", "instrument"),
+                         f"unknown instrument {orders.instrument!r}{did_you_mean(orders.instrument, instruments)}; "
+                         f"instruments are {instruments}"))
     for index, group in enumerate(market.accounts):
         if group.instrument is not None and group.instrument not in instruments:
             problems.append((("market", "accounts", index, "instrument"),

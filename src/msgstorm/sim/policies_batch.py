@@ -7,7 +7,8 @@ is one batch, held until the interval closes, then released to the workers all a
 in an order drawn from each message's id by a bit mixer (not by arrival: within a batch,
 arriving first gives no place). Every message of a batch takes effect at once
 (``execution_rank`` is the batch's number): its orders clear at one uniform price
-(``market/auction.py`` is the clearing rule).
+(``market/auction.py`` is the clearing rule; ``market/auction_book.py`` draws the limit
+orders of a scenario with ``[market.orders]`` and clears each batch).
 
 Lifecycle: built per run; ``attach`` starts the clock; the clock stops at the run's hard
 stop (the host drops later events).

@@ -149,6 +149,9 @@ class ShadowNetwork:
         self._policy_attached = hasattr(policy, "attach")
         self._policy_watches = bool(getattr(policy, "watches_nodes", False))
         self._committing: dict[int, list[Any]] = {}  # the block being committed, for execution_rank
+        # Ranks already asked for in that block: a policy may forget a rank once it gave it
+        # (it frees its memory), and every reactor that asks must get the same answer.
+        self._ranked: dict[int, int | None] = {}
         agent_names = [a.name for a in scenario.agents] + [name for r in self.reactors for name in r.agents]
         self._agent_index = {name: i for i, name in enumerate(agent_names)}
         self.msgs = MessageState(agent_names, names)
@@ -221,6 +224,7 @@ class ShadowNetwork:
             for reactor in reactors:
                 reactor.committed(t, ids)
             self._committing = {}
+            self._ranked = {}
 
         return committed
 
@@ -266,11 +270,15 @@ class ShadowNetwork:
     def execution_rank(self, msg_id: int) -> int | None:
         """Inside ``committed``: when a message of the block takes effect, by the queue
         policy's rule (its sequence number unless the policy says otherwise); None: never."""
+        if msg_id in self._ranked:
+            return self._ranked[msg_id]
         record = self._committing.get(msg_id)
         if record is None:
             return None
         rank = getattr(self.policy, "execution_rank", None)
-        return record[SEQ_NO] if rank is None else rank(record)
+        value: int | None = record[SEQ_NO] if rank is None else rank(record)
+        self._ranked[msg_id] = value
+        return value
 
     # --- what policies with hooks ask for (PolicyHost, sim/policies.py) ---------------------
 

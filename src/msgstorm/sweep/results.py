@@ -35,6 +35,7 @@ KEY_METRICS = (
     "market.liquidations.late", "market.liquidation_delay_ms.p50", "market.liquidation_delay_ms.p99",
     "market.price_staleness_ms.p99",
     "fairness.front_run_successes", "fairness.extracted_value", "fairness.inversions",
+    "auction.cleared_volume", "auction.fill_rate", "auction.price_deviation_bps.rms",
 )
 
 
