@@ -50,7 +50,8 @@ class QueuePolicy(Protocol):
     - ``sequenced(t_ns, msg)``: a worker gave ``msg`` its sequence number;
     - ``execution_rank(record) -> int | None``: when the message's content takes effect,
       compared between messages (lower first; equal: at once, as in a batch auction;
-      None: never, as an expired commitment); default: its sequence number;
+      None: never, as a reveal that came after its commitment's window); default: its
+      sequence number;
     - ``hides(record) -> bool``: its content is not visible to watchers at the nodes (a
       commitment whose order is not yet revealed); default: visible.
     """
@@ -77,8 +78,11 @@ class PolicyHost(Protocol):
         """Held messages became ready: idle workers take them now."""
         ...
 
-    def send(self, t: int, agent: int, kind: str, node: int, key: int, size: int, fee: float) -> int:
-        """A new message from ``node`` now, through the same path as all traffic; its msg_id."""
+    def send(self, t: int, agent: int, kind: str, node: int, key: int, size: int, fee: float,
+             named: Callable[[int], None] | None = None) -> int:
+        """A new message from ``node`` now, through the same path as all traffic; its
+        msg_id, also given to ``named`` before the message leaves (its own node may
+        validate it, and watchers there see it, before ``send`` returns)."""
         ...
 
     def message(self, msg: int) -> list[Any] | None:

@@ -35,7 +35,7 @@ the same ``Sequencer`` rules. ``compiled_solo=False`` keeps it here (the tests c
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from heapq import heappop
 from typing import Any
 
@@ -220,14 +220,18 @@ class ShadowNetwork:
     def agent_index(self, name: str) -> int:
         return self._agent_index[name]
 
-    def send(self, t: int, agent: int, kind: str, node: int, key: int, size: int, fee: float) -> int:
-        """A message created now by a reactor: a record like a traffic message's, sent at
-        once through the same path (held behind held messages, as a traffic send is)."""
+    def send(self, t: int, agent: int, kind: str, node: int, key: int, size: int, fee: float,
+             named: Callable[[int], None] | None = None) -> int:
+        """A message created now by a reactor or a policy: a record like a traffic message's,
+        sent at once through the same path (held behind held messages, as a traffic send
+        is). ``named(msg_id)`` is called before it leaves (its node may validate it at once)."""
         msgs = self.msgs
         m = msgs.count
         msgs.live[m] = [m, MESSAGE_KINDS.index(kind), agent, node, key, size, float(fee), t,
                         NULL, NULL, NULL, NULL, NULL, NULL, NULL, IN_FLIGHT]
         msgs.count += 1
+        if named is not None:
+            named(m)
         self.ctx.tally.emitted += 1
         if self.sequencer.backpressure.suspended or self.sequencer.held:
             self.sequencer.hold(m)
