@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pyarrow.compute as pc
+import pytest
 
+from msgstorm.scenario import ScenarioError
 from msgstorm.scenario.loader import parse_scenario
 from msgstorm.sim.policies_commit_reveal import CommitRevealPolicy
 from msgstorm.sim.state import AGENT, FEE, KEY, KIND, MSG_ID, NULL, ORIGIN, SEQ_NO, SEQUENCED, SIZE, WHERE
@@ -167,3 +169,9 @@ def test_state_of_settled_reveals_is_dropped() -> None:
         del host.records[msg], host.records[reveal_id]  # both settled
     assert len(policy.reveal_of) < 1100 and len(policy.on_time) < 1100 and len(policy.committed_at) < 1100
 
+
+
+def test_a_reveal_delay_not_shorter_than_the_window_is_refused(scenario_from) -> None:
+    text = SCENARIO.replace('reveal_delay = "20ms"', 'reveal_delay = "2s", window = "2s"')
+    with pytest.raises(ScenarioError, match=r"test.toml:\d+: sequencer.commit_reveal: .*reveal_delay .* must be shorter than window"):
+        scenario_from(text)

@@ -202,3 +202,10 @@ def test_drop_tail_backpressure_does_not_stall_fair_order(scenario_from, run_sce
     committed = messages.filter(pc.equal(messages["status"], "committed"))
     per_second = np.bincount(committed["t_committed"].to_numpy() // 1_000_000_000, minlength=3)
     assert (per_second[:3] > 20).all(), per_second
+
+
+def test_a_reporting_node_listed_twice_is_refused_naming_the_field(scenario_from) -> None:
+    text = SCENARIO.format(policy="fair_order", granularity="10ms").replace(
+        'granularity = "10ms" }', 'granularity = "10ms", nodes = ["us-east-0", "eu-west-0", "us-east-0"] }')
+    with pytest.raises(ScenarioError, match=r"test.toml:\d+: sequencer.fair_order.nodes\[2\]: node 'us-east-0' is listed twice"):
+        scenario_from(text)

@@ -148,6 +148,13 @@ class CommitRevealSpec(_Spec):
     reveal_delay: DurationNs = Field(default=0, ge=0)
     window: DurationNs = Field(default=2_000_000_000, gt=0)
 
+    @model_validator(mode="after")
+    def _reveal_within_window(self) -> CommitRevealSpec:
+        if self.reveal_delay >= self.window:
+            raise ValueError(f"reveal_delay ({self.reveal_delay} ns) must be shorter than window ({self.window} ns): "
+                             "every commitment would expire before its reveal is sequenced")
+        return self
+
 
 class FairOrderSpec(_Spec):
     """``policy = "fair_order"`` (gamma-batch-order-fairness, as Aequitas and Themis): every
