@@ -35,7 +35,8 @@ class QueuePolicy(Protocol):
     orders its queue by that key; a policy without it runs in the Python loop.
 
     Optional hooks, for orders that need more than push and pop (the engine looks each up
-    once, so a policy without them costs nothing):
+    once and binds the hooked variant of its hot path only for a policy that has the hook,
+    so a policy without them costs nothing):
 
     - ``attach(host: PolicyHost)``: called once before the run; the host gives the
       scenario, a clock (``schedule``), ``wake`` (messages became ready), ``send`` (a new

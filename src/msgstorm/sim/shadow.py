@@ -144,6 +144,10 @@ class ShadowNetwork:
         self.policy = policy
         self._policy_attached = hasattr(policy, "attach")
         self._policy_watches = bool(getattr(policy, "watches_nodes", False))
+        self._policy_hides: Callable[[list[Any]], bool] | None = getattr(policy, "hides", None)
+        self._policy_rank: Callable[[list[Any]], int | None] | None = getattr(policy, "execution_rank", None)
+        if self._policy_watches:  # bound once: a policy that does not watch costs no check per validation
+            self._on_validated = self._on_validated_watched  # type: ignore[method-assign]
         self._committing: dict[int, list[Any]] = {}  # the block being committed, for execution_rank
         agent_names = [a.name for a in scenario.agents] + [name for r in self.reactors for name in r.agents]
         self._agent_index = {name: i for i, name in enumerate(agent_names)}
@@ -253,7 +257,7 @@ class ShadowNetwork:
         record = self.msgs.live.get(msg_id)
         if record is None:
             return None
-        hides = getattr(self.policy, "hides", None)
+        hides = self._policy_hides
         if hides is not None and hides(record):
             return None
         return MESSAGE_KINDS[record[KIND]], record[AGENT], record[ORIGIN], record[KEY], record[SIZE], record[FEE]
@@ -264,7 +268,7 @@ class ShadowNetwork:
         record = self._committing.get(msg_id)
         if record is None:
             return None
-        rank = getattr(self.policy, "execution_rank", None)
+        rank = self._policy_rank
         return record[SEQ_NO] if rank is None else rank(record)
 
     # --- what policies with hooks ask for (PolicyHost, sim/policies.py) ---------------------
@@ -498,8 +502,6 @@ class ShadowNetwork:
     def _on_validated(self, t: int, node: int, item: int, kind: int, sender: int, hops: int) -> None:
         """A watched node validated an item (see GossipState.run)."""
         if kind != ITEM_BLOCK:
-            if self._policy_watches:
-                self.policy.received(t, node, item)
             if node in self.ctx.watched:
                 for reactor in self.reactors:
                     if node in reactor.watched:
@@ -510,6 +512,12 @@ class ShadowNetwork:
                 self.chain.saw(node, item)
         else:
             self.chain.validated_block(t, node, item, sender)
+
+    def _on_validated_watched(self, t: int, node: int, item: int, kind: int, sender: int, hops: int) -> None:
+        """``_on_validated`` for a policy that watches the nodes: it hears of each message first."""
+        if kind != ITEM_BLOCK:
+            self.policy.received(t, node, item)
+        ShadowNetwork._on_validated(self, t, node, item, kind, sender, hops)  # the unwatched one
 
     # --- the end ---------------------------------------------------------------------------
 
