@@ -149,6 +149,7 @@ class ShadowNetwork:
         if self._policy_watches:  # bound once: a policy that does not watch costs no check per validation
             self._on_validated = self._on_validated_watched  # type: ignore[method-assign]
         self._committing: dict[int, list[Any]] = {}  # the block being committed, for execution_rank
+        self._ranked: dict[int, int | None] = {}  # its ranks, under a policy with its own rule
         agent_names = [a.name for a in scenario.agents] + [name for r in self.reactors for name in r.agents]
         self._agent_index = {name: i for i, name in enumerate(agent_names)}
         self.msgs = MessageState(agent_names, names)
@@ -200,22 +201,31 @@ class ShadowNetwork:
                 self.solo.solo.before_first_call = self.helper.wait
 
     def _commit_listener(self) -> Any:
-        """What sees each committed block: the progress telemetry, and the reactors."""
+        """What sees each committed block: the progress telemetry, the reactors, and under a
+        policy with its own rule for when messages take effect, the ``ranks`` table (each
+        message's rank asked of the policy once, then given to every reactor that asks)."""
         telemetry = None if self.telemetry is None else self.telemetry.committed
-        if not self.reactors:
+        policy_rank = self._policy_rank
+        if not self.reactors and policy_rank is None:
             return telemetry
         reactors = self.reactors
         ranking = any(getattr(reactor, "wants_ranks", False) for reactor in reactors)
+        writer = self.writer
 
         def committed(t: int, records: list[list[Any]]) -> None:
             if telemetry is not None:
                 telemetry(t, records)
             ids = [record[MSG_ID] for record in records]
+            if policy_rank is not None and ids:
+                ranks = [policy_rank(record) for record in records]
+                self._ranked = dict(zip(ids, ranks, strict=True))
+                writer.append("ranks", {"msg_id": ids, "rank": [-1 if r is None else r for r in ranks]})
             if ranking:
                 self._committing = dict(zip(ids, records, strict=True))
             for reactor in reactors:
                 reactor.committed(t, ids)
             self._committing = {}
+            self._ranked = {}
 
         return committed
 
@@ -265,11 +275,10 @@ class ShadowNetwork:
     def execution_rank(self, msg_id: int) -> int | None:
         """Inside ``committed``: when a message of the block takes effect, by the queue
         policy's rule (its sequence number unless the policy says otherwise); None: never."""
+        if msg_id in self._ranked:
+            return self._ranked[msg_id]
         record = self._committing.get(msg_id)
-        if record is None:
-            return None
-        rank = self._policy_rank
-        return record[SEQ_NO] if rank is None else rank(record)
+        return None if record is None else record[SEQ_NO]
 
     # --- what policies with hooks ask for (PolicyHost, sim/policies.py) ---------------------
 
