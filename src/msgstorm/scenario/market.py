@@ -13,7 +13,7 @@ the square root of time, so 80%/y is 0.8 / sqrt(31,536,000) per sqrt(second)); a
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
@@ -25,6 +25,7 @@ from msgstorm.scenario.distributions import (
     SizeBytes,
 )
 from msgstorm.scenario.distributions import _Spec as _DistSpec
+from msgstorm.scenario.kinds import MessageKind
 from msgstorm.scenario.units import parse_fraction
 
 __all__ = ["AccountsSpec", "FrontRunnerSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "MarketSpec", "OracleSpec", "ShockSpec",
@@ -207,7 +208,7 @@ class FrontRunnerSpec(_DistSpec):
     name: str = Field(default="frontrunner", min_length=1)
     node: str | None = None  # where its orders enter; default: the sequencer's node
     watch: str | None = None  # where it watches; default: ``node``
-    kind: Literal["order", "cancel", "quote", "liquidation", "price", "spam"] = "order"
+    kind: MessageKind = "order"
     min_size: SizeBytes = 0
     notional_per_byte: float = Field(default=100.0, gt=0)
     share: float = Field(default=1.0, gt=0)

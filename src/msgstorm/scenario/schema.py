@@ -28,6 +28,7 @@ from msgstorm.scenario.distributions import (
     NumberDist,
     SizeDist,
 )
+from msgstorm.scenario.kinds import MESSAGE_KINDS, MessageKind
 from msgstorm.scenario.market import MarketSpec
 from msgstorm.scenario.units import parse_bandwidth_bps, parse_fraction, parse_rate_per_s
 
@@ -58,8 +59,6 @@ __all__ = [
     "ZmqSpec",
 ]
 
-MessageKind = Literal["order", "cancel", "quote", "liquidation", "price", "spam"]
-MESSAGE_KINDS: tuple[str, ...] = ("order", "cancel", "quote", "liquidation", "price", "spam")
 
 RatePerS = Annotated[float, BeforeValidator(parse_rate_per_s), Field(ge=0)]
 Fraction = Annotated[float, BeforeValidator(parse_fraction)]

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from msgstorm.scenario.registry import QUEUE_POLICIES
+from msgstorm.scenario.schema import Scenario
 
 __all__ = ["QUEUE_POLICIES", "FeePriorityPolicy", "FifoPolicy", "PolicyHost", "QueuePolicy"]
 
@@ -67,7 +68,7 @@ class QueuePolicy(Protocol):
 class PolicyHost(Protocol):
     """What the simulator gives a policy's ``attach`` (implemented by ``ShadowNetwork``)."""
 
-    scenario: Any  # the Scenario: a policy reads its own settings from it
+    scenario: Scenario  # a policy reads its own settings from it
     node_names: list[str]
 
     def schedule(self, t: int, handler: Callable[[int, int, int, int, int], None],
