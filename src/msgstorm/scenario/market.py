@@ -230,6 +230,12 @@ class MarketSpec(_DistSpec):
     keepers: list[KeeperSpec] = Field(default_factory=list)
     topups: TopUpSpec | None = None
     frontrunners: list[FrontRunnerSpec] = Field(default_factory=list)
+    maintenance_margin: Fraction = 0.05
+    liquidation_penalty: Fraction = 0.05
+    # Slippage of a liquidation: ``slippage_bps`` basis points for each ``depth`` of notional
+    # it closes (a linear depth model).
+    slippage_bps: float = Field(default=10.0, ge=0)
+    depth: float = Field(default=1_000_000.0, gt=0)
 
     @model_serializer(mode="wrap")
     def _without_unset_frontrunners(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -239,12 +245,6 @@ class MarketSpec(_DistSpec):
         if not data.get("frontrunners"):
             data.pop("frontrunners", None)
         return data
-    maintenance_margin: Fraction = 0.05
-    liquidation_penalty: Fraction = 0.05
-    # Slippage of a liquidation: ``slippage_bps`` basis points for each ``depth`` of notional
-    # it closes (a linear depth model).
-    slippage_bps: float = Field(default=10.0, ge=0)
-    depth: float = Field(default=1_000_000.0, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> MarketSpec:
