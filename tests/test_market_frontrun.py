@@ -5,11 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from msgstorm.market.frontrun import price_impact
+from msgstorm.market.frontrun import FrontRunReactor, price_impact
 from msgstorm.scenario import load_scenario
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "front-running.toml"
@@ -62,6 +64,21 @@ def test_a_won_race_earns_the_victims_price_impact(run_scenario) -> None:
     assert result.summary["fairness"]["extracted_value"] == pytest.approx(sum(row["value"] for row in won), abs=0.01)
 
 
+def test_a_race_set_up_after_its_victim_committed_is_lost_not_unfinished(run_scenario) -> None:
+    # A second's reaction: the whale's order is committed (blocks every 250 ms) long before
+    # the front-runner's leaves, so every race is lost, none left open.
+    slow = run_scenario(load_scenario(EXAMPLE, [*SHORT, 'sequencer.policy="fifo"',
+                                                'market.frontrunners[0].reaction="1s"']))
+    outcomes = slow.history.table("frontruns")["outcome"].to_pylist()
+    assert len(outcomes) > 5 and set(outcomes) == {"lost"}
+    # A sandwich learns it too late as well: lost, and no back-run is sent.
+    sandwich = run_scenario(load_scenario(EXAMPLE, [*SHORT, 'sequencer.policy="fifo"',
+                                                    'market.frontrunners[0].reaction="1s"',
+                                                    "market.frontrunners[0].sandwich=true"]))
+    races = sandwich.history.table("frontruns").to_pylist()
+    assert len(races) > 5 and {(race["outcome"], race["back_msg_id"]) for race in races} == {("lost", -1)}
+
+
 def test_no_fairness_section_without_front_runners_or_an_ordering_protocol(run_scenario) -> None:
     result = run_scenario(load_scenario(EXAMPLE, [*SHORT, "market.frontrunners=[]"]))
     assert "fairness" not in result.summary
@@ -94,3 +111,83 @@ def test_reactors_keep_their_seed_order_whatever_was_imported_first() -> None:
             "print(list(REACTORS))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.split() == ["['market',", "'frontrun']"]
+
+
+class _Host:
+    """What a front-runner asks of the simulator (``ReactorHost``), driven by hand: the
+    messages it may see, the events it schedules, what it sends, the ranks of a block."""
+
+    node_names = ["us-east-0", "us-east-1", "eu-west-0", "eu-west-1", "ap-south-0", "ap-south-1"]
+
+    def __init__(self) -> None:
+        self.live: dict[int, tuple[str, int, int, int, int, float]] = {}
+        self.events: list[tuple[int, Any, tuple[int, ...]]] = []
+        self.ranks: dict[int, int] = {}
+        self.rows: list[dict[str, list[Any]]] = []
+        self.next_msg = 200
+
+    def agent_index(self, name: str) -> int:
+        return 9
+
+    def visible(self, msg: int) -> tuple[str, int, int, int, int, float] | None:
+        return self.live.get(msg)
+
+    def schedule(self, t: int, handler: Any, *args: int) -> None:
+        self.events.append((t, handler, args))
+
+    def send(self, t: int, agent: int, kind: str, node: int, key: int, size: int, fee: float) -> int:
+        self.next_msg += 1
+        self.live[self.next_msg] = (kind, agent, node, key, size, fee)
+        return self.next_msg
+
+    def execution_rank(self, msg: int) -> int | None:
+        return self.ranks[msg]
+
+    def append(self, table: str, columns: dict[str, list[Any]]) -> None:
+        self.rows.append(columns)
+
+
+def _sandwicher() -> tuple[FrontRunReactor, _Host]:
+    scenario = load_scenario(EXAMPLE, ["market.frontrunners[0].sandwich=true"])
+    assert scenario.market is not None
+    host = _Host()
+    return FrontRunReactor(scenario, scenario.market, host, np.random.SeedSequence(1)), host
+
+
+def _commit(reactor: FrontRunReactor, host: _Host, t: int, msg: int, rank: int) -> None:
+    host.ranks[msg] = rank
+    del host.live[msg]
+    reactor.committed(t, [msg])
+
+
+def test_a_sandwich_whose_front_leg_commits_before_the_back_run_leaves_is_decided() -> None:
+    reactor, host = _sandwicher()
+    watch, node = host.node_names.index("ap-south-1"), host.node_names.index("us-east-1")
+    host.live[100] = ("order", 0, 4, 7, 40_000, 1.5)  # a whale's order
+    reactor.validated(0, watch, 100)
+    (t, race, args), = host.events
+    race(t, *args)  # the front-run leaves
+    front = host.next_msg
+    _commit(reactor, host, 10_000_000, front, 0)  # ... and commits before the victim reaches `node`
+    reactor.validated(11_000_000, node, 100)  # the back-run leaves
+    back = host.next_msg
+    assert back == front + 1
+    _commit(reactor, host, 20_000_000, 100, 1)
+    _commit(reactor, host, 30_000_000, back, 2)
+    reactor.finish(40_000_000)
+    (rows,) = host.rows
+    assert rows["outcome"] == ["won"] and rows["back_msg_id"] == [back]
+    assert not reactor.waiting_on and not reactor.rank  # nothing left behind
+
+
+def test_a_race_whose_victim_settled_first_is_lost_at_once_and_leaves_nothing() -> None:
+    reactor, host = _sandwicher()
+    host.live[100] = ("order", 0, 4, 7, 40_000, 1.5)
+    reactor.validated(0, host.node_names.index("ap-south-1"), 100)
+    (t, race, args), = host.events
+    _commit(reactor, host, 1_000, 100, 0)  # the victim commits before the race leaves
+    race(t, *args)
+    reactor.finish(40_000_000)
+    (rows,) = host.rows
+    assert rows["outcome"] == ["lost"] and rows["back_msg_id"] == [-1]
+    assert not reactor.waiting_on and not reactor.victim_fee and not reactor.open

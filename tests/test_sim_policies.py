@@ -193,3 +193,22 @@ def test_suspend_releases_held_messages_only_as_the_queue_has_room(nodes: int, s
     # Held messages are sent again oldest first, before anything sent later: send order is intended order.
     order = messages.sort_by("t_sent")["t_intended"].to_numpy()
     assert (np.diff(order) >= 0).all()
+
+
+@pytest.mark.parametrize("policy", ["fifo", "fee_priority", "fair_order", "commit_reveal"])
+def test_the_hot_path_takes_a_policys_hooks_only_when_it_has_them(policy: str, tmp_path) -> None:
+    # The sequencer and the network bind the hooked variant of each hot step once, at
+    # construction: a policy without hooks runs the plain steps, not a check per message.
+    from msgstorm.history import HistoryWriter
+    from msgstorm.scenario.loader import parse_scenario
+    from msgstorm.sim.shadow import ShadowNetwork
+
+    text = _text(duration="1s", drain="1s", nodes=3, policy=policy)
+    writer = HistoryWriter(tmp_path / "probe")
+    sim = ShadowNetwork(parse_scenario(text, source="t.toml"), writer, np.random.SeedSequence(1), compiled_solo=False)
+    writer.close()
+    bound = {name for name in ("_start_service", "_service_done") if name in vars(sim.sequencer)}
+    bound |= {name for name in ("_on_validated",) if name in vars(sim)}
+    expected = {"fifo": set(), "fee_priority": set(), "fair_order": {"_start_service", "_on_validated"},
+                "commit_reveal": {"_service_done"}}[policy]
+    assert bound == expected

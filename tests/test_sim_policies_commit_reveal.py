@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import pyarrow.compute as pc
+from collections.abc import Callable
 
+import pyarrow.compute as pc
+import pytest
+
+from msgstorm.scenario import ScenarioError
 from msgstorm.scenario.loader import parse_scenario
 from msgstorm.sim.policies_commit_reveal import CommitRevealPolicy
+from msgstorm.sim.state import AGENT, FEE, KEY, KIND, MSG_ID, NULL, ORIGIN, SEQ_NO, SEQUENCED, SIZE, WHERE
 
 SCENARIO = """
 [run]
@@ -46,9 +51,34 @@ def test_each_commitment_is_revealed_once_from_its_sender(scenario_from, run_sce
 
 
 def test_without_commit_reveal_an_order_is_one_message(scenario_from, run_scenario) -> None:
-    result = run_scenario(scenario_from(SCENARIO.replace('policy = "commit_reveal"', 'policy = "fifo"')))
-    messages = result.history.messages
-    assert pc.sum(pc.equal(messages["kind"], "order")).as_py() < 250
+    fifo = run_scenario(scenario_from(SCENARIO.replace('policy = "commit_reveal"', 'policy = "fifo"')))
+    committing = run_scenario(scenario_from(SCENARIO))
+
+    def orders(result) -> int:  # type: ignore[no-untyped-def]
+        return pc.sum(pc.equal(result.history.messages["kind"], "order")).as_py()
+
+    # The same order flow: under commit-reveal each order is two messages, under fifo one.
+    assert orders(fifo) > 100 and orders(committing) == 2 * orders(fifo)
+    assert len(committing.history.messages) - len(fifo.history.messages) == orders(fifo)
+
+
+def test_watchers_at_an_isolated_node_see_its_reveals_at_once(scenario_from, run_scenario) -> None:
+    # One node validating in no time: a reveal is validated (and seen by the front-runner
+    # watching there) before ``send`` returns. It must already be known as a reveal.
+    text = SCENARIO.replace('regions = ["us-east", "eu-west"]\nnodes_per_region = 2',
+                            'regions = ["us-east"]\nnodes_per_region = 1\nprocessing = { dist = "constant", value = "0ns" }')
+    text += """
+[market]
+[[market.instruments]]
+name = "ETH"
+price = 2000.0
+[[market.frontrunners]]
+name = "frontrunner"
+reaction = "1ms"
+"""
+    fairness = run_scenario(scenario_from(text)).summary["fairness"]
+    assert fairness["front_run_attempts"] > 100  # every reveal is raced (and lost)
+    assert fairness["front_run_successes"] == 0
 
 
 class _Host:
@@ -67,14 +97,21 @@ class _Host:
     def schedule(self, t: int, handler: object, a: int = 0, *rest: int) -> None:
         self.events.append((t, handler, a))
 
-    def send(self, t: int, agent: int, kind: str, node: int, key: int, size: int, fee: float) -> int:
+    def send(self, t: int, agent: int, kind: str, node: int, key: int, size: int, fee: float,
+             named: Callable[[int], None] | None = None) -> int:
         self.sent.append((t, agent, kind, node, key, size, fee))
-        return 100 + len(self.sent)
+        msg = 100 + len(self.sent)
+        self.records[msg] = _record(msg, 0, NULL)
+        if named is not None:
+            named(msg)
+        return msg
 
 
 def _record(msg: int, kind: int, seq_no: int) -> list[object]:
-    # Fields of sim/state.py: MSG_ID, KIND, AGENT, ORIGIN, KEY, SIZE, FEE, ..., SEQ_NO at 12.
-    return [msg, kind, 3, 2, 77, 250, 1.5, 0, 0, 0, 0, 0, seq_no, -1, -1, 0]
+    record: list[object] = [NULL] * (WHERE + 1)
+    record[MSG_ID], record[KIND], record[AGENT], record[ORIGIN] = msg, kind, 3, 2
+    record[KEY], record[SIZE], record[FEE], record[SEQ_NO], record[WHERE] = 77, 250, 1.5, seq_no, SEQUENCED
+    return record
 
 
 def test_a_reveal_after_the_window_has_expired_and_one_within_takes_its_commitments_place() -> None:
@@ -94,4 +131,47 @@ def test_a_reveal_after_the_window_has_expired_and_one_within_takes_its_commitme
     policy.sequenced(1_100_000_000, 102)  # after it
     assert policy.execution_rank(host.records[101]) == 10
     assert policy.execution_rank(host.records[102]) is None
+    assert policy.execution_rank(host.records[101]) == 10  # asked again: the same answer
+    assert policy.execution_rank(host.records[102]) is None
     assert policy.expired == 1
+
+
+def test_a_commitment_sequenced_again_takes_its_new_place_and_is_revealed_once() -> None:
+    host = _Host("1s")
+    policy = CommitRevealPolicy()
+    policy.attach(host)  # type: ignore[arg-type]
+    host.records[1] = _record(1, 0, 10)
+    policy.sequenced(0, 1)
+    (t, reveal, a), = host.events
+    reveal(t, a, 0, 0, 0)  # type: ignore[operator]
+    host.records[101] = _record(101, 0, 11)
+    policy.sequenced(5_000_000, 101)
+    # The leader crashes; the new one sequences the commitment again (its old number reused).
+    host.records[1][SEQ_NO] = 4
+    policy.sequenced(9_000_000, 1)
+    assert len(host.events) == 1 and len(host.sent) == 1  # no second reveal
+    assert policy.execution_rank(host.records[101]) == 4
+    assert policy.execution_rank(host.records[1]) == 4
+
+
+def test_state_of_settled_reveals_is_dropped() -> None:
+    host = _Host("1s")
+    policy = CommitRevealPolicy()
+    policy.attach(host)  # type: ignore[arg-type]
+    for n in range(3000):
+        msg = 100_000 + n  # commitments, apart from the reveals' ids (101, 102, ...)
+        host.records[msg] = _record(msg, 0, n)
+        policy.sequenced(n, msg)
+        _, reveal, a = host.events[-1]
+        reveal(n, a, 0, 0, 0)  # type: ignore[operator]
+        reveal_id = 100 + len(host.sent)
+        policy.sequenced(n + 1, reveal_id)
+        del host.records[msg], host.records[reveal_id]  # both settled
+    assert len(policy.reveal_of) < 1100 and len(policy.on_time) < 1100 and len(policy.committed_at) < 1100
+
+
+
+def test_a_reveal_delay_not_shorter_than_the_window_is_refused(scenario_from) -> None:
+    text = SCENARIO.replace('reveal_delay = "20ms"', 'reveal_delay = "2s", window = "2s"')
+    with pytest.raises(ScenarioError, match=r"test.toml:\d+: sequencer.commit_reveal: .*reveal_delay .* must be shorter than window"):
+        scenario_from(text)

@@ -8,8 +8,11 @@ protocol (a queue policy other than ``fifo`` and ``fee_priority``), so such runs
 are unchanged.
 
 - ``inversions``: pairs of committed messages (a, b) where at least a ``gamma`` share of
-  the nodes (``sequencer.fair_order.gamma``, 1 by default: every node) received a before b,
-  and b was sequenced before a. Only messages with a receive time at every node count (the
+  the nodes (``sequencer.fair_order.gamma``, 1 by default: every node; of the reporting
+  nodes ``sequencer.fair_order.nodes`` when set, as the policy counts) received a before b,
+  and b was sequenced before a, except pairs that took effect at once (the same
+  ``execution_rank`` in the ``ranks`` table: one batch of a batch auction, a commitment and
+  its reveal), which are ties. Only messages with a receive time at every such node count (the
   deliveries may be sampled, ``history.delivery_sample``), and only pairs at most
   ``INVERSION_SPAN`` sequence numbers apart (a fair-ordering violation is local; the bound
   keeps the count linear in the run's length). ``pairs`` is how many pairs were compared,
@@ -37,17 +40,21 @@ INVERSION_SPAN = 1000
 PLAIN_POLICIES = ("fifo", "fee_priority")
 
 
-def count_inversions(received_ns: np.ndarray, gamma: float, span: int = INVERSION_SPAN) -> tuple[int, int]:
+def count_inversions(received_ns: np.ndarray, gamma: float, span: int = INVERSION_SPAN,
+                     ranks: np.ndarray | None = None) -> tuple[int, int]:
     """``received_ns[i, node]``: message i's receive time at each node, rows in sequence
     order. Returns (inversions, pairs compared): pairs i < j at most ``span`` apart where at
-    least ``ceil(gamma x nodes)`` nodes received j strictly before i."""
+    least ``ceil(gamma x nodes)`` nodes received j strictly before i, and, given each row's
+    execution rank (``ranks``), the two did not take effect at once (equal ranks: a tie)."""
     n, nodes = received_ns.shape
     need = max(1, math.ceil(gamma * nodes - 1e-9))
     inversions = pairs = 0
     for offset in range(1, min(span, n - 1) + 1):
         earlier, later = received_ns[:-offset], received_ns[offset:]
-        votes = np.count_nonzero(later < earlier, axis=1)
-        inversions += int(np.count_nonzero(votes >= need))
+        inverted = np.count_nonzero(later < earlier, axis=1) >= need
+        if ranks is not None:
+            inverted &= ranks[:-offset] != ranks[offset:]
+        inversions += int(np.count_nonzero(inverted))
         pairs += n - offset
     return inversions, pairs
 
@@ -64,8 +71,8 @@ def fairness_summary(history: History) -> dict[str, Any] | None:
     if policy in PLAIN_POLICIES and not runners:
         return None
     gamma = _gamma(scenario)
-    received = _receive_matrix(history)
-    inversions, pairs = count_inversions(received, gamma)
+    received, ranks = _receive_matrix(history, _reporting_nodes(scenario))
+    inversions, pairs = count_inversions(received, gamma, ranks=ranks)
     races = history.table("frontruns")
     won = pc.equal(races["outcome"], "won") if races.num_rows else None
     successes = int(pc.sum(won).as_py() or 0) if won is not None else 0
@@ -83,15 +90,24 @@ def fairness_summary(history: History) -> dict[str, Any] | None:
     }
 
 
-def _receive_matrix(history: History) -> np.ndarray:
-    """Receive times [committed messages with a row at every node, nodes], rows in sequence order."""
-    nodes = len(history.nodes)
+def _reporting_nodes(scenario: dict[str, Any]) -> list[str] | None:
+    fair = (scenario.get("sequencer") or {}).get("fair_order") or {}
+    nodes = fair.get("nodes")
+    return None if nodes is None else list(nodes)
+
+
+def _receive_matrix(history: History, reporting: list[str] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Receive times [committed messages with a row at every node (of ``reporting``, when
+    given), nodes], rows in sequence order; and each row's execution rank when the history
+    has a ``ranks`` table (a policy with its own rule), else None."""
+    names_all = [node["name"] for node in history.nodes]
+    columns = list(range(len(names_all))) if reporting is None else [names_all.index(n) for n in reporting]
     messages = history.columns("messages", ["msg_id", "seq_no", "status"])
     committed = messages.filter(pc.equal(messages["status"], "committed"))
-    if nodes == 0 or committed.num_rows == 0:
-        return np.zeros((0, max(nodes, 1)), dtype=np.int64)
+    if not columns or committed.num_rows == 0:
+        return np.zeros((0, max(len(columns), 1)), dtype=np.int64), None
     deliveries = history.columns("deliveries", ["msg_id", "node", "t_delivered"])
-    names = pa.array([node["name"] for node in history.nodes], pa.string())
+    names = pa.array(names_all, pa.string())
     node = pc.index_in(deliveries["node"].cast(pa.string()), value_set=names).to_numpy(zero_copy_only=False)
     msg = deliveries["msg_id"].to_numpy()
     t = deliveries["t_delivered"].to_numpy()
@@ -101,6 +117,19 @@ def _receive_matrix(history: History) -> np.ndarray:
     pos = np.minimum(np.searchsorted(ids[by_id], msg), len(ids) - 1)
     known = ids[by_id][pos] == msg
     rows = by_id[pos[known]]
-    matrix = np.full((len(ids), nodes), np.iinfo(np.int64).max, dtype=np.int64)
+    matrix = np.full((len(ids), len(names_all)), np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(matrix, (rows, node[known].astype(np.int64)), t[known])  # a node's first receipt
-    return matrix[np.all(matrix < np.iinfo(np.int64).max, axis=1)]
+    matrix = matrix[:, columns]
+    complete = np.all(matrix < np.iinfo(np.int64).max, axis=1)
+    ranks = None
+    table = history.table("ranks")
+    if table.num_rows:
+        ranked_ids, ranked = table["msg_id"].to_numpy(), table["rank"].to_numpy()
+        order = np.argsort(ranked_ids, kind="stable")
+        ranked_ids, ranked = ranked_ids[order], ranked[order]
+        wanted = ids[complete]
+        at = np.minimum(np.searchsorted(ranked_ids, wanted), len(ranked_ids) - 1)
+        ranks = np.where(ranked_ids[at] == wanted, ranked[at], -1)
+        never = np.flatnonzero(ranks < 0)
+        ranks[never] = -2 - never  # messages that never took effect tie with none
+    return matrix[complete], ranks

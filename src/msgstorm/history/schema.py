@@ -26,11 +26,13 @@ __all__ = [
     "EVENTS",
     "EVENT_KINDS",
     "EXECUTIONS",
+    "LAZY_TABLES",
     "MARKET_TABLES",
     "MESSAGES",
     "OPTIONAL_TABLES",
     "ORACLE",
     "PRICES",
+    "RANKS",
     "RUN",
     "STATUSES",
     "TABLES",
@@ -240,6 +242,18 @@ AUCTION_ORDERS = pa.schema([
 MARKET_TABLES = ("prices", "oracle", "accounts", "triggers", "executions", "topups", "frontruns", "auctions",
                  "auction_orders")
 
+# ``ranks``: under a queue policy with its own rule for when a message takes effect
+# (``execution_rank``: ``batch_auction``, ``commit_reveal``), each committed message's rank:
+# compared between messages, lower first; equal: at once (one batch); -1: never (a reveal
+# after its commitment's window). Runs under any other policy have no such table.
+RANKS = pa.schema([
+    pa.field("msg_id", pa.int64(), nullable=False),
+    pa.field("rank", pa.int64(), nullable=False),
+])
+
+# Tables written only by some runs: each gets its directory with its first rows.
+LAZY_TABLES = (*MARKET_TABLES, "ranks")
+
 TABLES: dict[str, pa.Schema] = {
     "messages": MESSAGES,
     "deliveries": DELIVERIES,
@@ -255,7 +269,8 @@ TABLES: dict[str, pa.Schema] = {
     "frontruns": FRONTRUNS,
     "auctions": AUCTIONS,
     "auction_orders": AUCTION_ORDERS,
+    "ranks": RANKS,
 }
 # Tables a history may lack (written by newer targets only; a live target may not know its
-# overlay; only a run with a market writes the market's): read as empty.
-OPTIONAL_TABLES: frozenset[str] = frozenset({"edges", *MARKET_TABLES})
+# overlay; only a run with a market writes the market's, only some policies ``ranks``): read as empty.
+OPTIONAL_TABLES: frozenset[str] = frozenset({"edges", *LAZY_TABLES})

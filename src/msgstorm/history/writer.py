@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from msgstorm.history.events import EVENT_KINDS
-from msgstorm.history.schema import MARKET_TABLES, TABLES
+from msgstorm.history.schema import LAZY_TABLES, TABLES
 
 __all__ = ["FLUSH_INTERVAL_S", "PART_GLOB", "HistoryWriter", "use_system_allocator"]
 
@@ -137,7 +137,7 @@ def _table(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
 class _TableSink:
     def __init__(self, directory: Path, schema: pa.Schema, row_group_size: int, background: _Background,
                  eager: bool = True) -> None:
-        if eager:  # a table only some runs write (the market's) gets its directory with its first part
+        if eager:  # a table only some runs write (the market's, ranks) gets its directory with its first part
             directory.mkdir(parents=True, exist_ok=True)
         self.make_directory = not eager
         self.directory = directory
@@ -347,7 +347,7 @@ class HistoryWriter:
         self._background = _Background()
         self._sinks = {
             name: _TableSink(history_dir / name, schema, row_group_size, self._background,
-                             eager=name not in MARKET_TABLES)
+                             eager=name not in LAZY_TABLES)
             for name, schema in TABLES.items()
         }
         self.closed = False

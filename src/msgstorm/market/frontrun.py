@@ -21,6 +21,8 @@ run:
   victim's order reaches the node it sends from (at ``back_fee_multiple`` x the victim's
   fee, to come after it under fee priority); its race is won when its front-run takes
   effect before the victim's and its back-run after it (the back-run realises the gain).
+  A race whose victim has settled (committed, or dropped) before its order leaves is lost
+  at once; one whose orders have not all taken effect by the end is unfinished.
 
 Each race is a ``frontruns`` row. Its messages compete in the same queues as every other
 message; nothing here changes the network.
@@ -169,15 +171,23 @@ class FrontRunReactor:
         victim_notional = victim_size * spec.notional_per_byte
         msg = self.host.send(t, runner.agent, spec.kind, runner.node, key, spec.size, fee * spec.fee_multiple)
         race = _Race(index, t_seen, t, victim, msg, victim_notional, spec.share * victim_notional)
+        if self.host.visible(victim) is None:
+            # The victim was visible when seen: it has settled (committed, or dropped) before
+            # this order left, which can no longer take effect first. No back-run follows.
+            del self.victim_fee[(index, victim)]
+            self.back_due.discard((index, victim))
+            self._row(race, "lost", 0.0)
+            return
         self.open[msg] = race
+        # Both legs' ranks are recorded from now on: either may commit before the back-run leaves.
+        self._wait(race, [msg, victim])
         if spec.sandwich:
             self.race_of[(index, victim)] = race
             if (index, victim) in self.back_due:
                 self.back_due.discard((index, victim))
                 self._back_run(t, index, race)
         else:
-            self.victim_fee.pop((index, victim))
-            self._wait(race)
+            del self.victim_fee[(index, victim)]
 
     def _back_run(self, t: int, index: int, race: _Race) -> None:
         """A sandwich's second leg: the opposite order, priced to come after the victim."""
@@ -187,12 +197,10 @@ class FrontRunReactor:
         del self.race_of[(index, race.victim)]
         race.back = self.host.send(t, runner.agent, spec.kind, runner.node, key, spec.size,
                                    fee * spec.back_fee_multiple)
-        self._wait(race)
+        self._wait(race, [race.back])
 
-    def _wait(self, race: _Race) -> None:
-        members = race.members(self.runners[race.runner].spec.sandwich)
-        assert members is not None
-        for msg in members:
+    def _wait(self, race: _Race, messages: list[int]) -> None:
+        for msg in messages:
             self.waiting_on.setdefault(msg, []).append(race)
 
     def committed(self, t: int, msg_ids: list[int]) -> None:
@@ -246,4 +254,6 @@ class FrontRunReactor:
         for race in sorted(self.open.values(), key=lambda r: r.msg):
             self._row(race, "unfinished", 0.0)
         self.open.clear()
+        self.waiting_on.clear()
+        self.rank.clear()
         self._flush()

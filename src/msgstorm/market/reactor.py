@@ -17,7 +17,9 @@ During the run:
   (recovered; the keeper may send again on a later price). Each is an ``executions`` row.
 
 Liquidation messages compete in the same queues as every other message; nothing here
-changes the network. The analysis computes the market's numbers from these tables and the
+changes the network. Everything here acts when a message commits, in block order, whatever
+the queue policy's ``execution_rank`` says (the ordering protocols decide the front-runners'
+races, ``market/frontrun.py``). The analysis computes the market's numbers from these tables and the
 messages alone.
 """
 

@@ -13,7 +13,7 @@ the square root of time, so 80%/y is 0.8 / sqrt(31,536,000) per sqrt(second)); a
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
@@ -25,6 +25,7 @@ from msgstorm.scenario.distributions import (
     SizeBytes,
 )
 from msgstorm.scenario.distributions import _Spec as _DistSpec
+from msgstorm.scenario.kinds import MessageKind
 from msgstorm.scenario.units import parse_fraction
 
 __all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "MarketSpec", "OracleSpec", "ShockSpec",
@@ -207,7 +208,7 @@ class FrontRunnerSpec(_DistSpec):
     name: str = Field(default="frontrunner", min_length=1)
     node: str | None = None  # where its orders enter; default: the sequencer's node
     watch: str | None = None  # where it watches; default: ``node``
-    kind: Literal["order", "cancel", "quote", "liquidation", "price", "spam"] = "order"
+    kind: MessageKind = "order"
     min_size: SizeBytes = 0
     notional_per_byte: float = Field(default=100.0, gt=0)
     share: float = Field(default=1.0, gt=0)
@@ -247,6 +248,12 @@ class MarketSpec(_DistSpec):
     topups: TopUpSpec | None = None
     frontrunners: list[FrontRunnerSpec] = Field(default_factory=list)
     orders: AuctionOrdersSpec | None = None
+    maintenance_margin: Fraction = 0.05
+    liquidation_penalty: Fraction = 0.05
+    # Slippage of a liquidation: ``slippage_bps`` basis points for each ``depth`` of notional
+    # it closes (a linear depth model).
+    slippage_bps: float = Field(default=10.0, ge=0)
+    depth: float = Field(default=1_000_000.0, gt=0)
 
     @model_serializer(mode="wrap")
     def _without_unset_frontrunners(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -258,12 +265,6 @@ class MarketSpec(_DistSpec):
         if data.get("orders") is None:
             data.pop("orders", None)
         return data
-    maintenance_margin: Fraction = 0.05
-    liquidation_penalty: Fraction = 0.05
-    # Slippage of a liquidation: ``slippage_bps`` basis points for each ``depth`` of notional
-    # it closes (a linear depth model).
-    slippage_bps: float = Field(default=10.0, ge=0)
-    depth: float = Field(default=1_000_000.0, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> MarketSpec:

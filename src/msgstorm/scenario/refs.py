@@ -113,10 +113,14 @@ def check_references(scenario: Scenario) -> list[Problem]:
             (("sequencer", "policy"), f"unknown queue policy {sequencer.policy!r}{did_you_mean(sequencer.policy, QUEUE_POLICIES.names())}; one of {QUEUE_POLICIES.names()}")
         )
     fair = sequencer.fair_order
-    for index, name in enumerate(fair.nodes or [] if fair is not None else []):
+    reporting = fair.nodes or [] if fair is not None else []
+    for index, name in enumerate(reporting):
         if name not in nodes:
             problems.append((("sequencer", "fair_order", "nodes", index),
                              f"unknown node {name!r}{did_you_mean(name, nodes)}; nodes are {hint_nodes}"))
+        elif name in reporting[:index]:
+            problems.append((("sequencer", "fair_order", "nodes", index),
+                             f"node {name!r} is listed twice: each node reports once"))
     if scenario.target != "sim":
         # The ordering protocols live in the simulator's sequencer; a broker has its own order.
         if sequencer.policy in ORDERING_SETTINGS:

@@ -29,6 +29,7 @@ from msgstorm.scenario.distributions import (
     SizeDist,
 )
 from msgstorm.scenario.control import ControllerSpec, LaneSpec
+from msgstorm.scenario.kinds import MESSAGE_KINDS, MessageKind
 from msgstorm.scenario.market import MarketSpec
 from msgstorm.scenario.units import parse_bandwidth_bps, parse_fraction, parse_rate_per_s
 
@@ -70,8 +71,6 @@ __all__ = [
     "fault_entries",
 ]
 
-MessageKind = Literal["order", "cancel", "quote", "liquidation", "price", "spam"]
-MESSAGE_KINDS: tuple[str, ...] = ("order", "cancel", "quote", "liquidation", "price", "spam")
 
 RatePerS = Annotated[float, BeforeValidator(parse_rate_per_s), Field(ge=0)]
 Fraction = Annotated[float, BeforeValidator(parse_fraction)]
@@ -159,6 +158,13 @@ class CommitRevealSpec(_Spec):
     kinds: list[MessageKind] = Field(default_factory=lambda: ["order"], min_length=1)
     reveal_delay: DurationNs = Field(default=0, ge=0)
     window: DurationNs = Field(default=2_000_000_000, gt=0)
+
+    @model_validator(mode="after")
+    def _reveal_within_window(self) -> CommitRevealSpec:
+        if self.reveal_delay >= self.window:
+            raise ValueError(f"reveal_delay ({self.reveal_delay} ns) must be shorter than window ({self.window} ns): "
+                             "every commitment would expire before its reveal is sequenced")
+        return self
 
 
 class FairOrderSpec(_Spec):

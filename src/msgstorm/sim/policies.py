@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from msgstorm.scenario.registry import QUEUE_POLICIES
+from msgstorm.scenario.schema import Scenario
 
 __all__ = ["QUEUE_POLICIES", "FeePriorityPolicy", "FifoPolicy", "PolicyHost", "QueuePolicy"]
 
@@ -35,7 +36,8 @@ class QueuePolicy(Protocol):
     orders its queue by that key; a policy without it runs in the Python loop.
 
     Optional hooks, for orders that need more than push and pop (the engine looks each up
-    once, so a policy without them costs nothing):
+    once and binds the hooked variant of its hot path only for a policy that has the hook,
+    so a policy without them costs nothing):
 
     - ``attach(host: PolicyHost)``: called once before the run; the host gives the
       scenario, a clock (``schedule``), ``wake`` (messages became ready), ``send`` (a new
@@ -50,7 +52,8 @@ class QueuePolicy(Protocol):
     - ``sequenced(t_ns, msg)``: a worker gave ``msg`` its sequence number;
     - ``execution_rank(record) -> int | None``: when the message's content takes effect,
       compared between messages (lower first; equal: at once, as in a batch auction;
-      None: never, as an expired commitment); default: its sequence number;
+      None: never, as a reveal that came after its commitment's window); default: its
+      sequence number;
     - ``hides(record) -> bool``: its content is not visible to watchers at the nodes (a
       commitment whose order is not yet revealed); default: visible.
     """
@@ -65,7 +68,7 @@ class QueuePolicy(Protocol):
 class PolicyHost(Protocol):
     """What the simulator gives a policy's ``attach`` (implemented by ``ShadowNetwork``)."""
 
-    scenario: Any  # the Scenario: a policy reads its own settings from it
+    scenario: Scenario  # a policy reads its own settings from it
     node_names: list[str]
 
     def schedule(self, t: int, handler: Callable[[int, int, int, int, int], None],
@@ -77,8 +80,11 @@ class PolicyHost(Protocol):
         """Held messages became ready: idle workers take them now."""
         ...
 
-    def send(self, t: int, agent: int, kind: str, node: int, key: int, size: int, fee: float) -> int:
-        """A new message from ``node`` now, through the same path as all traffic; its msg_id."""
+    def send(self, t: int, agent: int, kind: str, node: int, key: int, size: int, fee: float,
+             named: Callable[[int], None] | None = None) -> int:
+        """A new message from ``node`` now, through the same path as all traffic; its
+        msg_id, also given to ``named`` before the message leaves (its own node may
+        validate it, and watchers there see it, before ``send`` returns)."""
         ...
 
     def message(self, msg: int) -> list[Any] | None:

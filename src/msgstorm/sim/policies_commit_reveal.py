@@ -13,7 +13,9 @@ effect. Everything is served first come, first served.
 A front-runner that sees a reveal can only commit after it: its order's place comes after
 the victim's, whatever its fee or latency.
 
-Lifecycle: built per run; state per commitment lives from its sequencing to its reveal's.
+Lifecycle: built per run; state per commitment lives from its sequencing until its reveal
+settles (dropped in sweeps, so it follows the messages in flight). A commitment sequenced
+again after a leader's crash takes its new place and is not revealed twice.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ from msgstorm.sim.state import AGENT, FEE, KEY, KIND, MSG_ID, ORIGIN, SEQ_NO, SI
 __all__ = ["CommitRevealPolicy"]
 
 
+# Reveals kept before the first sweep drops those that settled (``_sweep``).
+_SWEEP_FLOOR = 1024
+
+
 @QUEUE_POLICIES.register("commit_reveal")
 class CommitRevealPolicy:
     """First come, first served; commitments take their place, reveals follow."""
@@ -40,11 +46,12 @@ class CommitRevealPolicy:
         self.host: PolicyHost | None = None
         self.spec = CommitRevealSpec()
         self.kinds: set[int] = set()
-        self.committed_at: dict[int, tuple[int, int]] = {}  # commitment -> (seq_no, t sequenced)
-        self.reveal_of: dict[int, int] = {}  # reveal msg -> its commitment
-        self.rank_of: dict[int, int | None] = {}  # sequenced reveal -> its order's place (None: expired)
+        self.committed_at: dict[int, tuple[int, int]] = {}  # commitment -> (its place, t sequenced), latest
+        self.reveal_of: dict[int, int] = {}  # reveal msg -> its commitment, until the reveal settles
+        self.on_time: dict[int, bool] = {}  # sequenced reveal -> within its commitment's window
         self.expired = 0  # reveals sequenced after their commitment's window
         self._pending: dict[int, tuple[Any, ...]] = {}  # commitment -> what its reveal carries
+        self._sweep_at = _SWEEP_FLOOR
 
     def attach(self, host: PolicyHost) -> None:
         self.host = host
@@ -67,29 +74,51 @@ class CommitRevealPolicy:
         assert self.host is not None
         commitment = self.reveal_of.get(msg)
         if commitment is not None:
-            seq_no, t_committed = self.committed_at.pop(commitment, (None, t))
-            on_time = seq_no is not None and t - t_committed <= self.spec.window
-            self.rank_of[msg] = seq_no if on_time else None
-            self.expired += not on_time
+            _, t_committed = self.committed_at[commitment]
+            on_time = t - t_committed <= self.spec.window
+            if msg not in self.on_time:  # (not again after a leader's crash)
+                self.expired += not on_time
+            self.on_time[msg] = on_time
             return
         record = self.host.message(msg)
-        if record is None or record[KIND] not in self.kinds or msg in self.committed_at:
-            return  # not a commitment (or sequenced again after a leader's crash)
+        if record is None or record[KIND] not in self.kinds:
+            return  # not a commitment
+        again = msg in self.committed_at  # sequenced again after a leader's crash: its new place counts
         self.committed_at[msg] = (record[SEQ_NO], t)
+        if again:
+            return  # its reveal is on its way (or sequenced) already: one reveal per commitment
         content = (record[AGENT], record[KIND], record[ORIGIN], record[KEY], record[SIZE])
         self._pending[msg] = (*content, record[FEE])
         self.host.schedule(t + self.spec.reveal_delay, self._reveal, msg)
 
     def _reveal(self, t: int, commitment: int, _b: int, _c: int, _d: int) -> None:
-        """The sender reveals its committed order: a second message from its node."""
+        """The sender reveals its committed order: a second message from its node, known
+        as a reveal before it is injected (watchers at its own node may see it at once)."""
         assert self.host is not None
         agent, kind, node, key, size, fee = self._pending.pop(commitment)
-        reveal = self.host.send(t, agent, MESSAGE_KINDS[kind], node, key, size, fee)
-        self.reveal_of[reveal] = commitment
+
+        def named(reveal: int) -> None:
+            self.reveal_of[reveal] = commitment
+
+        self.host.send(t, agent, MESSAGE_KINDS[kind], node, key, size, fee, named)
+        if len(self.reveal_of) >= self._sweep_at:
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """Forget reveals that settled, with their commitments: state follows the messages
+        in flight, not the run's length (amortised: the next sweep waits for as many new)."""
+        assert self.host is not None
+        for reveal in [r for r in self.reveal_of if self.host.message(r) is None]:
+            self.committed_at.pop(self.reveal_of.pop(reveal), None)
+            self.on_time.pop(reveal, None)
+        self._sweep_at = max(_SWEEP_FLOOR, 2 * len(self.reveal_of))
 
     def execution_rank(self, record: list[Any]) -> int | None:
+        """A reveal's order takes effect at its commitment's place, or never when it came
+        after the window; a commitment holds that place (its own order's fate is known
+        only at its reveal); other kinds take effect as sequenced."""
         msg = record[MSG_ID]
-        if msg in self.reveal_of:
-            del self.reveal_of[msg]
-            return self.rank_of.pop(msg, None)
-        return record[SEQ_NO]  # a commitment holds its order's place; other kinds take effect as sequenced
+        commitment = self.reveal_of.get(msg)
+        if commitment is None:
+            return record[SEQ_NO]
+        return self.committed_at[commitment][0] if self.on_time.get(msg, False) else None

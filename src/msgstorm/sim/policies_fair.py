@@ -11,7 +11,10 @@ message at each node) and has a clock. After Aequitas (Kelkar et al., 2020) and 
 - every ``granularity`` the leader takes the admitted messages every reporting node has
   reported, or that it admitted ``timeout`` ago (a missing report counts as last), except
   those a message still being reported may have to precede (enough nodes received it
-  first) and those after them, and orders them (``fair_order``): a before b when at least ``ceil(gamma x nodes)`` nodes
+  first) and those after them, and orders them. Only a message still on its way to the
+  leader (in flight) or waiting for its admission (held) is still being reported; one
+  settled (dropped, rejected, committed) is forgotten, and one whose first report is
+  ``timeout`` old blocks nothing any more, (``fair_order``): a before b when at least ``ceil(gamma x nodes)`` nodes
   received a first; messages whose preferences form a cycle (a strongly connected
   component) are one batch; batches follow the preferences between them and, where there
   are none, the ``batch_order`` key (the median receive time over the nodes, or the
@@ -21,7 +24,8 @@ message at each node) and has a clock. After Aequitas (Kelkar et al., 2020) and 
 With gamma = 1 and every node honest, a message every node received before another is
 reported in full no later than the other, so it is never ordered after it.
 
-Lifecycle: built per run; reports are kept from a message's first until it is ordered.
+Lifecycle: built per run; reports are kept from a message's first until it is ordered or
+settles; the policy holds nothing of a message after that.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from scipy.sparse.csgraph import connected_components
 from msgstorm.scenario.registry import QUEUE_POLICIES
 from msgstorm.scenario.schema import FairOrderSpec
 from msgstorm.sim.policies import PolicyHost
+from msgstorm.sim.state import HELD, IN_FLIGHT, WHERE
 
 __all__ = ["FairOrderPolicy", "fair_order"]
 
@@ -96,7 +101,6 @@ class FairOrderPolicy:
         self.reports: dict[int, dict[int, int]] = {}  # msg -> {column: first receive time}
         self.waiting: dict[int, int] = {}  # admitted, not yet ordered: msg -> when (insertion-ordered)
         self.released: deque[int] = deque()
-        self.ordered: set[int] = set()  # late reports of these are ignored
 
     def attach(self, host: PolicyHost) -> None:
         self.host = host
@@ -108,12 +112,17 @@ class FairOrderPolicy:
 
     def received(self, t: int, node: int, msg: int) -> None:
         column = self.reporters.get(node)
-        if column is not None and msg not in self.ordered:
-            self.reports.setdefault(msg, {}).setdefault(column, t)
+        if column is not None and (msg in self.waiting or self._unadmitted(msg)):
+            self.reports.setdefault(msg, {}).setdefault(column, t)  # late reports of an ordered one: ignored
+
+    def _unadmitted(self, msg: int) -> bool:
+        """Still on its way to the leader's queue: in flight, or held for admission."""
+        assert self.host is not None
+        record = self.host.message(msg)
+        return record is not None and record[WHERE] in (IN_FLIGHT, HELD)
 
     def push(self, msg: int, fee: float, t_ns: int) -> None:
-        self.waiting[msg] = t_ns
-        self.ordered.discard(msg)  # back after a leader's crash: ordered again
+        self.waiting[msg] = t_ns  # also back after a leader's crash: ordered again
 
     def _close(self, t: int, _a: int, _b: int, _c: int, _d: int) -> None:
         assert self.host is not None
@@ -122,9 +131,7 @@ class FairOrderPolicy:
                if len(self.reports.get(m, ())) == everyone or t - admitted >= timeout]
         if due:
             times = self._times(due)
-            due_set = set(due)
-            partial = [m for m in self.reports if m not in due_set]
-            ready = self._unblocked(times, self._times(partial))
+            ready = self._unblocked(times, self._times(self._partial(t, due)))
             due, times = [m for m, ok in zip(due, ready, strict=True) if ok], times[ready]
         if due:
             if self.spec.batch_order == "median":
@@ -136,9 +143,30 @@ class FairOrderPolicy:
                 self.released.append(m)
                 del self.waiting[m]
                 self.reports.pop(m, None)
-                self.ordered.add(m)
             self.host.wake(t)
         self.host.schedule(t + self.spec.granularity, self._close)
+
+    def _partial(self, t: int, due: list[int]) -> list[int]:
+        """The messages still being reported that may block due ones: admitted and not yet
+        due, or in flight to the leader and first reported less than ``timeout`` ago.
+        Reports of messages that settled without being ordered (dropped, rejected, lost)
+        are forgotten here; a held one (waiting for its admission) keeps its reports but
+        blocks nothing."""
+        assert self.host is not None
+        due_set = set(due)
+        partial: list[int] = []
+        oldest = t - self.spec.timeout
+        for m in list(self.reports):
+            if m in self.waiting:
+                if m not in due_set:
+                    partial.append(m)
+                continue
+            record = self.host.message(m)
+            if record is None or record[WHERE] not in (IN_FLIGHT, HELD):
+                del self.reports[m]
+            elif record[WHERE] == IN_FLIGHT and min(self.reports[m].values()) > oldest:
+                partial.append(m)
+        return partial
 
     def _times(self, messages: list[int]) -> np.ndarray:
         times = np.full((len(messages), len(self.reporters)), _NEVER, dtype=np.int64)

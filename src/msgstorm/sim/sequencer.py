@@ -76,9 +76,14 @@ class Sequencer:
         self.priced = type(backpressure).eligible is not _NoDepth.eligible
         self.serve_when_idle = getattr(policy, "work_conserving", False) and not self.priced
         # Optional policy hooks (sim/policies.py): a gated policy says how many are ready;
-        # one that acts on sequencing is told.
+        # one that acts on sequencing is told. Each hooked variant of the hot path is bound
+        # here, once, so a policy without the hook costs not even a check per message.
         self.ready: Callable[[], int] | None = getattr(policy, "ready", None)
         self.on_sequenced: Callable[[int, int], None] | None = getattr(policy, "sequenced", None)
+        if self.ready is not None:
+            self._start_service = self._start_service_gated  # type: ignore[method-assign]
+        if self.on_sequenced is not None:
+            self._service_done = self._service_done_told  # type: ignore[method-assign]
 
     # --- intake -------------------------------------------------------------------------
 
@@ -121,12 +126,42 @@ class Sequencer:
     # --- service ------------------------------------------------------------------------
 
     def _start_service(self, t: int) -> None:
+        """Idle workers take queued messages (every queued one is ready)."""
+        policy = self.policy
+        live = self.ctx.msgs.live
+        workers = self.workers
+        taken = 0
+        while self.busy < workers and self.depth:
+            m = policy.pop()
+            self.depth -= 1
+            taken += 1
+            if self.priced and not self.backpressure.eligible((record := live[m])[FEE]):
+                # The base fee rose while it queued: it waits or is rejected, as on arrival.
+                if self.backpressure.admit(record[KIND], record[FEE], self.depth) == REJECT:
+                    self.ctx.tally.rejected += 1
+                    self.ctx.record.settle(m, REJECTED)
+                else:
+                    record[WHERE] = HELD
+                    heappush(self.waiting, (-record[FEE], next(self.waiting_arrivals), m))
+                continue
+            self._serve(t, m)
+        if self.watch_depth:
+            self.depth_changed(t)
+        elif self.depth > self.depth_max:
+            self.depth_max = self.depth
+        if self.held and taken and not self.backpressure.suspended:
+            self._release_held(t, taken)  # a held message for each one the workers took
+
+    def _start_service_gated(self, t: int) -> None:
+        """``_start_service`` for a gated policy: only as many as it says are ready. (A copy
+        of that loop rather than a check in it: the ungated one is the hot path.)"""
         policy = self.policy
         live = self.ctx.msgs.live
         workers = self.workers
         taken = 0
         ready = self.ready
-        while self.busy < workers and self.depth and (ready is None or ready()):
+        assert ready is not None
+        while self.busy < workers and self.depth and ready():
             m = policy.pop()
             self.depth -= 1
             taken += 1
@@ -177,8 +212,24 @@ class Sequencer:
         record[T_SEQUENCED] = t
         record[WHERE] = SEQUENCED
         self.sequenced.append(m)
-        if self.on_sequenced is not None:
-            self.on_sequenced(t, m)
+        if self.depth:
+            self._start_service(t)
+
+    def _service_done_told(self, t: int, m: int, epoch: int, _c: int, _d: int) -> None:
+        """``_service_done`` for a policy that is told each sequencing (its ``sequenced``),
+        before the next message is taken. (A copy: the untold one is the hot path.)"""
+        if epoch != self.ctx.cluster.epoch:
+            return
+        self.in_service.discard(m)
+        self.busy -= 1
+        record = self.ctx.msgs.live[m]
+        record[SEQ_NO] = self.next_seq
+        self.next_seq += 1
+        record[T_SEQUENCED] = t
+        record[WHERE] = SEQUENCED
+        self.sequenced.append(m)
+        assert self.on_sequenced is not None
+        self.on_sequenced(t, m)
         if self.depth:
             self._start_service(t)
 

@@ -37,7 +37,7 @@ the same ``Sequencer`` rules. ``compiled_solo=False`` keeps it here (the tests c
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from heapq import heappop
 from typing import Any
 
@@ -148,10 +148,12 @@ class ShadowNetwork:
         self.policy = policy
         self._policy_attached = hasattr(policy, "attach")
         self._policy_watches = bool(getattr(policy, "watches_nodes", False))
+        self._policy_hides: Callable[[list[Any]], bool] | None = getattr(policy, "hides", None)
+        self._policy_rank: Callable[[list[Any]], int | None] | None = getattr(policy, "execution_rank", None)
+        if self._policy_watches:  # bound once: a policy that does not watch costs no check per validation
+            self._on_validated = self._on_validated_watched  # type: ignore[method-assign]
         self._committing: dict[int, list[Any]] = {}  # the block being committed, for execution_rank
-        # Ranks already asked for in that block: a policy may forget a rank once it gave it
-        # (it frees its memory), and every reactor that asks must get the same answer.
-        self._ranked: dict[int, int | None] = {}
+        self._ranked: dict[int, int | None] = {}  # its ranks, under a policy with its own rule
         agent_names = [a.name for a in scenario.agents] + [name for r in self.reactors for name in r.agents]
         self._agent_index = {name: i for i, name in enumerate(agent_names)}
         self.msgs = MessageState(agent_names, names)
@@ -208,17 +210,25 @@ class ShadowNetwork:
                 self.solo.solo.before_first_call = self.helper.wait
 
     def _commit_listener(self) -> Any:
-        """What sees each committed block: the progress telemetry, and the reactors."""
+        """What sees each committed block: the progress telemetry, the reactors, and under a
+        policy with its own rule for when messages take effect, the ``ranks`` table (each
+        message's rank asked of the policy once, then given to every reactor that asks)."""
         telemetry = None if self.telemetry is None else self.telemetry.committed
-        if not self.reactors:
+        policy_rank = self._policy_rank
+        if not self.reactors and policy_rank is None:
             return telemetry
         reactors = self.reactors
         ranking = any(getattr(reactor, "wants_ranks", False) for reactor in reactors)
+        writer = self.writer
 
         def committed(t: int, records: list[list[Any]]) -> None:
             if telemetry is not None:
                 telemetry(t, records)
             ids = [record[MSG_ID] for record in records]
+            if policy_rank is not None and ids:
+                ranks = [policy_rank(record) for record in records]
+                self._ranked = dict(zip(ids, ranks, strict=True))
+                writer.append("ranks", {"msg_id": ids, "rank": [-1 if r is None else r for r in ranks]})
             if ranking:
                 self._committing = dict(zip(ids, records, strict=True))
             for reactor in reactors:
@@ -233,14 +243,18 @@ class ShadowNetwork:
     def agent_index(self, name: str) -> int:
         return self._agent_index[name]
 
-    def send(self, t: int, agent: int, kind: str, node: int, key: int, size: int, fee: float) -> int:
-        """A message created now by a reactor: a record like a traffic message's, sent at
-        once through the same path (held behind held messages, as a traffic send is)."""
+    def send(self, t: int, agent: int, kind: str, node: int, key: int, size: int, fee: float,
+             named: Callable[[int], None] | None = None) -> int:
+        """A message created now by a reactor or a policy: a record like a traffic message's,
+        sent at once through the same path (held behind held messages, as a traffic send
+        is). ``named(msg_id)`` is called before it leaves (its node may validate it at once)."""
         msgs = self.msgs
         m = msgs.count
         msgs.live[m] = [m, MESSAGE_KINDS.index(kind), agent, node, key, size, float(fee), t,
                         NULL, NULL, NULL, NULL, NULL, NULL, NULL, IN_FLIGHT]
         msgs.count += 1
+        if named is not None:
+            named(m)
         self.ctx.tally.emitted += 1
         if self.sequencer.backpressure.suspended or self.sequencer.held:
             self.sequencer.hold(m)
@@ -262,7 +276,7 @@ class ShadowNetwork:
         record = self.msgs.live.get(msg_id)
         if record is None:
             return None
-        hides = getattr(self.policy, "hides", None)
+        hides = self._policy_hides
         if hides is not None and hides(record):
             return None
         return MESSAGE_KINDS[record[KIND]], record[AGENT], record[ORIGIN], record[KEY], record[SIZE], record[FEE]
@@ -273,12 +287,7 @@ class ShadowNetwork:
         if msg_id in self._ranked:
             return self._ranked[msg_id]
         record = self._committing.get(msg_id)
-        if record is None:
-            return None
-        rank = getattr(self.policy, "execution_rank", None)
-        value: int | None = record[SEQ_NO] if rank is None else rank(record)
-        self._ranked[msg_id] = value
-        return value
+        return None if record is None else record[SEQ_NO]
 
     # --- what policies with hooks ask for (PolicyHost, sim/policies.py) ---------------------
 
@@ -512,8 +521,6 @@ class ShadowNetwork:
     def _on_validated(self, t: int, node: int, item: int, kind: int, sender: int, hops: int) -> None:
         """A watched node validated an item (see GossipState.run)."""
         if kind != ITEM_BLOCK:
-            if self._policy_watches:
-                self.policy.received(t, node, item)
             if node in self.ctx.watched:
                 for reactor in self.reactors:
                     if node in reactor.watched:
@@ -524,6 +531,12 @@ class ShadowNetwork:
                 self.chain.saw(node, item)
         else:
             self.chain.validated_block(t, node, item, sender)
+
+    def _on_validated_watched(self, t: int, node: int, item: int, kind: int, sender: int, hops: int) -> None:
+        """``_on_validated`` for a policy that watches the nodes: it hears of each message first."""
+        if kind != ITEM_BLOCK:
+            self.policy.received(t, node, item)
+        ShadowNetwork._on_validated(self, t, node, item, kind, sender, hops)  # the unwatched one
 
     # --- the end ---------------------------------------------------------------------------
 
