@@ -4,6 +4,7 @@ block interval follows the block backlog within its bounds."""
 
 from __future__ import annotations
 
+from heapq import heappop
 from pathlib import Path
 
 import numpy as np
@@ -209,3 +210,39 @@ def test_a_controller_that_never_decides_changes_nothing(scenario_from, run_scen
     assert not _controls(idle, "throttle")
     assert idle.history.messages.equals(plain.history.messages)
     assert idle.history.events.equals(plain.history.events)
+
+
+def test_each_controller_looks_at_its_own_rate() -> None:
+    from msgstorm.sim.context import EventQueue
+    from msgstorm.sim.control import start_controllers
+
+    class Counter:
+        def __init__(self, every_ns: int) -> None:
+            self.every_ns = every_ns
+            self.looks: list[int] = []
+
+        def decide(self, t: int) -> None:
+            self.looks.append(t)
+
+    class Ctx:
+        events = EventQueue()
+        hard_stop = 1_000
+
+    first, second = Counter(100), Counter(100)
+    start_controllers([first, second], Ctx)  # type: ignore[arg-type]
+    while Ctx.events.heap:
+        t, _, handler, a, b, c, d = heappop(Ctx.events.heap)
+        handler(t, a, b, c, d)
+    assert first.looks == second.looks == list(range(100, 1_001, 100))
+
+
+def test_a_throttle_and_a_block_time_both_decide(scenario_from, run_scenario) -> None:
+    text = OVERLOAD_TOML.replace('max_messages = 1000000', 'max_messages = 50') + """
+[[controllers]]
+kind = "block_time"
+min_interval = "20ms"
+max_interval = "100ms"
+every = "500ms"
+"""
+    result = run_scenario(scenario_from(text.format(duration_s=10, bots_stop="")))
+    assert _controls(result, "throttle") and _controls(result, "block_time")

@@ -29,7 +29,7 @@ from msgstorm.scenario.control import BlockTimeSpec, ThrottleSpec
 from msgstorm.scenario.registry import CONTROLLERS
 from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
 from msgstorm.sim.chain import Chain
-from msgstorm.sim.context import SimContext
+from msgstorm.sim.context import Handler, SimContext
 from msgstorm.sim.lane import LaneSequencer
 
 __all__ = ["BlockTimeController", "ControlHost", "Controller", "ThrottleController", "build_controllers",
@@ -161,9 +161,15 @@ def build_controllers(scenario: Scenario, host: ControlHost) -> list[Controller]
 def start_controllers(controllers: list[Controller], ctx: SimContext) -> None:
     """Schedule each controller's looks, every ``every_ns`` until the run's hard stop."""
     for controller in controllers:
-        def look(t: int, _a: int, _b: int, _c: int, _d: int, controller: Controller = controller) -> None:
-            controller.decide(t)
-            if t + controller.every_ns <= ctx.hard_stop:
-                ctx.events.push(t + controller.every_ns, look)
+        ctx.events.push(controller.every_ns, _timer(controller, ctx))
 
-        ctx.events.push(controller.every_ns, look)
+
+def _timer(controller: Controller, ctx: SimContext) -> Handler:
+    """The handler of one controller's looks: it decides, then schedules itself again. (A
+    factory, so each controller's handler names itself, not the last one defined.)"""
+    def look(t: int, _a: int, _b: int, _c: int, _d: int) -> None:
+        controller.decide(t)
+        if t + controller.every_ns <= ctx.hard_stop:
+            ctx.events.push(t + controller.every_ns, look)
+
+    return look
