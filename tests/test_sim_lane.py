@@ -201,9 +201,13 @@ def test_a_lane_reserves_something(scenario_from) -> None:
                                   service=EXPONENTIAL))
 
 
-def test_a_leader_crash_with_a_lane_loses_no_sequence_numbers(scenario_from, run_scenario) -> None:
+@pytest.mark.parametrize("rest_rate", [800.0, 1400.0])
+def test_a_leader_crash_with_a_lane_gives_no_sequence_number_twice(scenario_from, run_scenario,
+                                                                    rest_rate: float) -> None:
     # The lane's queue, its workers and its block share are emptied with the rest when the
-    # leader crashes; the standby sequences again without gaps or duplicates.
+    # leader crashes; the standby sequences again without duplicates. At 1,400/s the rest
+    # outrun the blocks (1,000/s): at the crash lane messages numbered above the rest's
+    # backlog are already in blocks, so the backlog's numbers are not given again (a gap).
     text = BLOCKS_TOML.replace("nodes_per_region = 1", "nodes_per_region = 2").replace(
         "lane = {{ workers = {lane_workers}, lend = {lend} }}",
         'lane = {{ workers = 1, block_share = "10%" }}\nstandby = ["us-east-1"]\nfailover_timeout = "200ms"')
@@ -215,12 +219,14 @@ at = "1s"
 restart_after = "1s"
 """
     result = run_scenario(scenario_from(text.format(seed=3, duration_s=3, workers=3, lane_rate=50.0,
-                                                    rest_rate=800.0, service='"100us"')))
+                                                    rest_rate=rest_rate, service='"100us"')))
     verdicts = {check["name"]: check["verdict"] for check in result.summary["checks"]}
     assert [verdicts[name] for name in ("ordering", "committed-implies-sequenced", "stage-order",
                                         "conservation")] == ["valid"] * 4, verdicts
     messages = result.history.messages
     committed = messages.filter(pc.equal(messages["status"], "committed"))
     seq = np.sort(committed["seq_no"].to_numpy())
-    assert seq.size > 1000 and np.array_equal(seq, np.arange(seq.size))  # no gap, no duplicate
+    assert seq.size > 1000 and np.unique(seq).size == seq.size  # no duplicate
+    if rest_rate < 1000:  # no block backlog at the crash: no gap either
+        assert np.array_equal(seq, np.arange(seq.size))
     assert "leader_change" in result.history.events["kind"].to_pylist()

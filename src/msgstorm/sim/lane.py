@@ -17,7 +17,9 @@ A block share: ``lane.block_share`` of each block's messages (and gas) is offere
 the lane's kinds that are sequenced and waiting (they wait apart from the rest, in
 ``lane_sequenced``); the rest fill the block after them, and the lane takes any room they
 leave. Within a block messages stay in sequence-number order; across blocks a lane message
-may commit before a rest message sequenced earlier.
+may commit before a rest message sequenced earlier. So when a crash or a failover gives the
+numbers of uncommitted messages again, it starts above the highest number ever taken into a
+block: with a block share, committed sequence numbers are unique but may have gaps.
 
 The gate: ``gate`` (``sim/control.py``'s ``AdmissionGate``) may shed an arrival of a
 non-essential kind before backpressure sees it (settled ``dropped``).
@@ -82,6 +84,7 @@ class LaneSequencer(Sequencer):
         self.block_share = lane.block_share if lane is not None else 0.0
         self.block_kinds = kinds if self.block_share else frozenset[int]()  # kinds with a share of each block
         self.lane_sequenced: deque[int] = deque()  # sequenced block-share kinds waiting for a block
+        self.taken_top = -1  # the highest sequence number taken into a block (with a block share)
         self.gate: Gate | None = None
 
     # --- intake -------------------------------------------------------------------------
@@ -184,6 +187,8 @@ class LaneSequencer(Sequencer):
         self._fill(self.lane_sequenced, take, max_messages, max_gas, gas_of, used)
         live = self.ctx.msgs.live
         take.sort(key=lambda m: live[m][SEQ_NO])
+        if take:
+            self.taken_top = max(self.taken_top, live[take[-1]][SEQ_NO])
         return take, used[0], used[1]
 
     def _fill(self, waiting: deque[int], take: list[int], most_messages: int, most_gas: int | None,
@@ -211,13 +216,18 @@ class LaneSequencer(Sequencer):
         heads = [live[waiting[0]][SEQ_NO] for waiting in (self.sequenced, self.lane_sequenced) if waiting]
         orphans = super().reset()  # in_service holds the lane's messages too
         if heads:
-            self.next_seq = min(heads)  # their numbers are given again, without a gap
+            # Their numbers are given again, but none a block already holds (a gap then).
+            self.next_seq = max(min(heads), self.taken_top + 1)
         orphans.extend(self.lane_queue)
         orphans.extend(self.lane_sequenced)
         self.lane_queue.clear()
         self.lane_sequenced.clear()
         self.on_lane.clear()
         return orphans
+
+    def renumber_from(self, seq_no: int) -> None:
+        super().renumber_from(seq_no)
+        self.next_seq = max(self.next_seq, self.taken_top + 1)  # never a number a block holds
 
     def sample(self, t: int) -> None:
         super().sample(t)
