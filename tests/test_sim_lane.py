@@ -230,3 +230,48 @@ restart_after = "1s"
     if rest_rate < 1000:  # no block backlog at the crash: no gap either
         assert np.array_equal(seq, np.arange(seq.size))
     assert "leader_change" in result.history.events["kind"].to_pylist()
+
+
+def _with_policy(text: str, policy: str) -> str:
+    return text.replace("[sequencer]\n", f"[sequencer]\n{policy}\n", 1)
+
+
+def test_lent_lane_workers_wait_for_the_batch_to_close(scenario_from, run_scenario) -> None:
+    # A lane worker lent to the rest honours the queue policy: an order is served only once
+    # the batch it arrived in has closed.
+    text = _with_policy(LANE_TOML.format(seed=2, duration_s=2, workers=3, lane_workers=1, lend="true",
+                                         lane_rate=20.0, rest_rate=400.0, service=EXPONENTIAL),
+                        'policy = "batch_auction"\nbatch_auction = { interval = "50ms" }')
+    result = run_scenario(scenario_from(text))
+    messages = result.history.messages
+    orders = messages.filter(pc.and_(pc.equal(messages["kind"], "order"), pc.is_valid(messages["t_dequeued"])))
+    closes = (orders["t_received"].to_numpy() // 50_000_000 + 1) * 50_000_000
+    assert len(orders) > 500 and np.all(orders["t_dequeued"].to_numpy() >= closes)
+
+
+def test_lent_lane_workers_tell_the_policy_what_they_sequence(scenario_from, run_scenario) -> None:
+    # commit_reveal reveals each order a worker sequences, whichever worker it was.
+    text = _with_policy(LANE_TOML.format(seed=2, duration_s=2, workers=3, lane_workers=1, lend="true",
+                                         lane_rate=20.0, rest_rate=1500.0, service=EXPONENTIAL),
+                        'policy = "commit_reveal"\ncommit_reveal = { reveal_delay = "20ms" }')
+    result = run_scenario(scenario_from(text))
+    orders = [m for m in result.history.messages.to_pylist() if m["kind"] == "order"]
+    assert all(m["status"] == "committed" for m in orders)
+    sent_at = {(m["agent"], m["key"], m["t_sent"]) for m in orders}
+    revealed = [m for m in orders if (m["agent"], m["key"], m["t_sequenced"] + 20_000_000) in sent_at]
+    assert len(orders) > 2000 and len(revealed) * 2 == len(orders)
+
+
+def test_an_idle_lent_lane_is_a_shared_worker(scenario_from, run_scenario) -> None:
+    # No lane traffic: a lent lane worker serves the rest as a second shared worker would,
+    # also when the policy wakes the workers while the shared one is busy (constant 10 ms
+    # services, batches closing every 15 ms).
+    policy = 'policy = "batch_auction"\nbatch_auction = { interval = "15ms" }'
+    common = dict(seed=4, duration_s=2, workers=2, lane_rate=1e-6, rest_rate=200.0, service='"10ms"')
+    laned = run_scenario(scenario_from(_with_policy(LANE_TOML.format(lane_workers=1, lend="true", **common),
+                                                    policy)), "laned")
+    plain = run_scenario(scenario_from(_with_policy(LANE_TOML.replace(
+        "lane = {{ workers = {lane_workers}, lend = {lend} }}\n", "").format(**common), policy)), "plain")
+    columns = ["msg_id", "kind", "status", "t_received", "t_dequeued", "t_sequenced", "t_committed"]
+    rows = [result.history.messages.select(columns).sort_by("msg_id") for result in (laned, plain)]
+    assert rows[0].num_rows > 300 and rows[0].equals(rows[1])

@@ -36,19 +36,16 @@ from typing import Protocol
 from msgstorm.history.events import EventKind
 from msgstorm.sampling import Sampler
 from msgstorm.scenario.schema import MESSAGE_KINDS
-from msgstorm.sim.backpressure import REJECT, Backpressure
+from msgstorm.sim.backpressure import Backpressure
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.policies import QueuePolicy
 from msgstorm.sim.sequencer import Sequencer
 from msgstorm.sim.state import (
     DROPPED,
-    FEE,
-    HELD,
     IN_FLIGHT,
     IN_SERVICE,
     KIND,
     QUEUED,
-    REJECTED,
     SEQ_NO,
     SEQUENCED,
     SIZE,
@@ -125,23 +122,21 @@ class LaneSequencer(Sequencer):
                                self.ctx.cluster.epoch, 0, 0))
 
     def _lend(self, t: int) -> None:
-        """Idle lane workers take messages from the shared queue (the same price check as
-        the shared workers make, ``Sequencer._start_service``)."""
-        live = self.ctx.msgs.live
-        while self.depth and len(self.on_lane) < self.lane_workers:
+        """Idle lane workers take messages from the shared queue, as the shared workers do
+        (``Sequencer._start_service``): only what the policy has ready, the same price check,
+        and a held message released for each one taken."""
+        ready = self.ready
+        taken = 0
+        while self.depth and len(self.on_lane) < self.lane_workers and (ready is None or ready()):
             m = self.policy.pop()
             self.depth -= 1
-            record = live[m]
-            if self.priced and not self.backpressure.eligible(record[FEE]):
-                if self.backpressure.admit(record[KIND], record[FEE], self.depth) == REJECT:
-                    self.ctx.tally.rejected += 1
-                    self.ctx.record.settle(m, REJECTED)
-                else:
-                    record[WHERE] = HELD
-                    heappush(self.waiting, (-record[FEE], next(self.waiting_arrivals), m))
+            taken += 1
+            if self.priced and self._priced_out(m):
                 continue
             self._serve_on_lane(t, m)
         self.depth_changed(t)
+        if self.held and taken and not self.backpressure.suspended:
+            self._release_held(t, taken)
 
     def _start_service(self, t: int) -> None:
         super()._start_service(t)
@@ -165,9 +160,18 @@ class LaneSequencer(Sequencer):
         record[T_SEQUENCED] = t
         record[WHERE] = SEQUENCED
         (self.lane_sequenced if record[KIND] in self.block_kinds else self.sequenced).append(m)
+        if self.on_sequenced is not None:
+            self.on_sequenced(t, m)
         if self.lane_queue:
             self._serve_on_lane(t, self.lane_queue.popleft())
         elif self.lend and self.depth:
+            self._lend(t)
+
+    def wake(self, t: int) -> None:
+        """A gated policy has messages ready: idle shared workers, then idle lent lane
+        workers, take them."""
+        super().wake(t)
+        if self.lend and self.depth and len(self.on_lane) < self.lane_workers:
             self._lend(t)
 
     # --- blocks -------------------------------------------------------------------------

@@ -122,7 +122,6 @@ class Sequencer:
 
     def _start_service(self, t: int) -> None:
         policy = self.policy
-        live = self.ctx.msgs.live
         workers = self.workers
         taken = 0
         ready = self.ready
@@ -130,14 +129,7 @@ class Sequencer:
             m = policy.pop()
             self.depth -= 1
             taken += 1
-            if self.priced and not self.backpressure.eligible((record := live[m])[FEE]):
-                # The base fee rose while it queued: it waits or is rejected, as on arrival.
-                if self.backpressure.admit(record[KIND], record[FEE], self.depth) == REJECT:
-                    self.ctx.tally.rejected += 1
-                    self.ctx.record.settle(m, REJECTED)
-                else:
-                    record[WHERE] = HELD
-                    heappush(self.waiting, (-record[FEE], next(self.waiting_arrivals), m))
+            if self.priced and self._priced_out(m):
                 continue
             self._serve(t, m)
         if self.watch_depth:
@@ -146,6 +138,20 @@ class Sequencer:
             self.depth_max = self.depth
         if self.held and taken and not self.backpressure.suspended:
             self._release_held(t, taken)  # a held message for each one the workers took
+
+    def _priced_out(self, m: int) -> bool:
+        """Whether ``m``, just taken from the queue, is now underpriced: the base fee rose
+        while it queued, so it waits or is rejected, as on arrival."""
+        record = self.ctx.msgs.live[m]
+        if self.backpressure.eligible(record[FEE]):
+            return False
+        if self.backpressure.admit(record[KIND], record[FEE], self.depth) == REJECT:
+            self.ctx.tally.rejected += 1
+            self.ctx.record.settle(m, REJECTED)
+        else:
+            record[WHERE] = HELD
+            heappush(self.waiting, (-record[FEE], next(self.waiting_arrivals), m))
+        return True
 
     def _serve(self, t: int, m: int) -> None:
         """A worker starts on ``m``; its service ends after a drawn service time."""
