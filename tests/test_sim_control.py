@@ -246,3 +246,12 @@ every = "500ms"
 """
     result = run_scenario(scenario_from(text.format(duration_s=10, bots_stop="")))
     assert _controls(result, "throttle") and _controls(result, "block_time")
+
+
+def test_a_step_that_does_not_divide_one_still_returns_to_one(scenario_from, run_scenario) -> None:
+    # The grid is counted down from 1: with steps of 0.3 the shares are 1, 0.7, 0.4, 0.1.
+    text = OVERLOAD_TOML.replace("target = 200", "target = 200\nstep = 0.3")
+    result = run_scenario(scenario_from(text.format(duration_s=60, bots_stop='stop = "15s"')))
+    shares = [share for _, share in _controls(result, "throttle")]
+    assert min(shares) < 1.0 and set(shares) <= {1.0, 0.7, 0.4, 0.1}, shares
+    assert shares[-1] == 1.0

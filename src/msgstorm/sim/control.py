@@ -12,7 +12,7 @@ report can show the controller's state over time beside the strain.
   backlog, or the height gap of the furthest-behind live node). Its output is the share of
   arrivals of the non-essential kinds that the sequencer admits (the rest are shed,
   ``dropped``); a kind not listed as non-essential is never shed. The share moves in steps
-  of ``step`` and only when the controller's continuous output is a whole step away from
+  of ``step`` down from 1 and only when the controller's continuous output is a whole step away from
   the current one, so queue noise around the set point does not flap it.
 - ``block_time``: the block interval shrinks by ``factor`` while more than ``high`` full
   blocks of sequenced messages wait for block space, and grows back (to ``max_interval``)
@@ -108,8 +108,10 @@ class ThrottleController:
         self.error = error
         if abs(self.output - self.share) < spec.step - 1e-12:
             return
-        steps = round(self.output / spec.step)
-        share = min(1.0, max(spec.min_share, round(steps * spec.step, 9)))  # 0.35, not 0.35000000000000003
+        # The grid counts down from 1 (1, 1 - step, ...), so a step that does not divide 1
+        # still returns to it.
+        steps = round((1.0 - self.output) / spec.step)
+        share = min(1.0, max(spec.min_share, round(1.0 - steps * spec.step, 9)))  # 0.35, not 0.35000000000000003
         if share == self.share:
             return
         previous, self.share = self.share, share
