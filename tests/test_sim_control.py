@@ -255,3 +255,17 @@ def test_a_step_that_does_not_divide_one_still_returns_to_one(scenario_from, run
     shares = [share for _, share in _controls(result, "throttle")]
     assert min(shares) < 1.0 and set(shares) <= {1.0, 0.7, 0.4, 0.1}, shares
     assert shares[-1] == 1.0
+
+
+@pytest.mark.parametrize(("extra", "where", "message"), [
+    ('[[controllers]]\nkind = "throttle"\nnonessential = ["quote"]\ntarget = 50\n', "controllers[1].kind",
+     "a second 'throttle' controller"),
+    ('[[controllers]]\nkind = "block_time"\nmin_interval = "10ms"\nmax_interval = "50ms"\n',
+     "controllers[1].max_interval", r"blocks.interval \(100ms\) is outside"),
+])
+def test_a_scenario_refuses_controllers_that_would_fight(scenario_from, extra: str, where: str,
+                                                         message: str) -> None:
+    text = OVERLOAD_TOML.format(duration_s=1, bots_stop="") + "\n" + extra
+    with pytest.raises(ScenarioError, match=message) as error:
+        scenario_from(text)
+    assert where in str(error.value) and ".toml:" in str(error.value), str(error.value)

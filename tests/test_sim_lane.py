@@ -275,3 +275,12 @@ def test_an_idle_lent_lane_is_a_shared_worker(scenario_from, run_scenario) -> No
     columns = ["msg_id", "kind", "status", "t_received", "t_dequeued", "t_sequenced", "t_committed"]
     rows = [result.history.messages.select(columns).sort_by("msg_id") for result in (laned, plain)]
     assert rows[0].num_rows > 300 and rows[0].equals(rows[1])
+
+
+def test_a_throttle_may_not_shed_what_the_lane_serves(scenario_from) -> None:
+    text = LANE_TOML.format(seed=1, duration_s=1, workers=2, lane_workers=1, lend="true", lane_rate=10.0,
+                            rest_rate=10.0, service=EXPONENTIAL)
+    text += '\n[[controllers]]\nkind = "throttle"\nnonessential = ["order", "liquidation"]\ntarget = 5\n'
+    with pytest.raises(ScenarioError, match=r"controllers\[0\].nonessential: \['liquidation'\] are also "
+                                            "sequencer.lane.kinds"):
+        scenario_from(text)
