@@ -284,3 +284,36 @@ def test_a_throttle_may_not_shed_what_the_lane_serves(scenario_from) -> None:
     with pytest.raises(ScenarioError, match=r"controllers\[0\].nonessential: \['liquidation'\] are also "
                                             "sequencer.lane.kinds"):
         scenario_from(text)
+
+
+@pytest.mark.parametrize("lend", ["false", "true"])
+def test_suspended_senders_hold_no_lane_message(scenario_from, run_scenario, lend: str) -> None:
+    # The rest overload a queue whose senders are suspended at 50: orders wait at their
+    # senders, liquidations go straight to the lane. Lent lane workers take held orders as
+    # the shared worker does, so the rest get both workers' service.
+    text = LANE_TOML.replace("[blocks]", '[backpressure]\nmode = "suspend"\nhigh = 50\nlow = 10\n\n[blocks]')
+    result = run_scenario(scenario_from(text.format(seed=4, duration_s=3, workers=2, lane_workers=1, lend=lend,
+                                                    lane_rate=100.0, rest_rate=3 * MU, service=EXPONENTIAL)))
+    events = result.history.events
+    changes = events.filter(pc.equal(events["kind"], "backpressure")).to_pylist()
+    suspended, since = [], None  # the windows in which senders were suspended, within the traffic
+    for change in [*changes, {"t": 3e9, "detail": '"resumed"'}]:
+        if '"suspended"' in change["detail"] and since is None:
+            since = change["t"]
+        elif '"resumed"' in change["detail"] and since is not None:
+            if since < 3e9:
+                suspended.append((since, min(change["t"], 3e9)))
+            since = None
+    assert sum(end - start for start, end in suspended) > 1e9  # suspended for most of the traffic
+    messages = result.history.messages
+    received = {kind: messages.filter(pc.equal(messages["kind"], kind))["t_received"].to_numpy(zero_copy_only=False)
+                for kind in ("liquidation", "order")}
+
+    def during(t: np.ndarray) -> int:
+        return sum(int(np.sum((t > start) & (t < end))) for start, end in suspended)
+
+    # Liquidations keep arriving while the senders are suspended (orders only as a worker
+    # takes one and frees room for a held one).
+    assert during(received["liquidation"]) > 0.5 * 100 * sum(end - start for start, end in suspended) / 1e9
+    if lend == "true":
+        assert len(_waits_s(result, "order")) > 1.6 * 3 * MU  # near two workers' worth in 3 s

@@ -86,6 +86,9 @@ class LaneSequencer(Sequencer):
 
     # --- intake -------------------------------------------------------------------------
 
+    def holds(self, m: int) -> bool:
+        return self.ctx.msgs.live[m][KIND] not in self.lane_kinds  # the lane skips backpressure
+
     def intake(self, t: int, m: int) -> None:
         record = self.ctx.msgs.live.get(m)
         if record is None or record[WHERE] != IN_FLIGHT:

@@ -82,6 +82,10 @@ class Sequencer:
 
     # --- intake -------------------------------------------------------------------------
 
+    def holds(self, m: int) -> bool:
+        """Whether suspended senders hold ``m`` (a lane's kinds are not held, sim/lane.py)."""
+        return True
+
     def hold(self, m: int) -> None:
         """Backpressure suspended the senders: keep the message until they resume."""
         self.ctx.msgs.live[m][WHERE] = HELD

@@ -238,7 +238,7 @@ class ShadowNetwork:
                         NULL, NULL, NULL, NULL, NULL, NULL, NULL, IN_FLIGHT]
         msgs.count += 1
         self.ctx.tally.emitted += 1
-        if self.sequencer.backpressure.suspended or self.sequencer.held:
+        if (self.sequencer.backpressure.suspended or self.sequencer.held) and self.sequencer.holds(m):
             self.sequencer.hold(m)
         else:
             self._inject(t, m)
@@ -400,8 +400,8 @@ class ShadowNetwork:
                     break
                 elif t_send <= t_python:
                     self.now = t_send
-                    if backpressure.suspended or sequencer.held:  # behind held messages, in order
-                        sequencer.hold(first_id + si)
+                    if (backpressure.suspended or sequencer.held) and sequencer.holds(first_id + si):
+                        sequencer.hold(first_id + si)  # behind held messages, in order
                     else:
                         self._inject(t_send, first_id + si)
                     si += 1
