@@ -57,3 +57,18 @@ def test_report_plots_the_block_interval_from_where_it_started(scenario_from, ru
     assert line["y"][0] == 100.0  # blocks.interval, in ms, before the first decision
     assert min(line["y"]) < 100.0 and line["y"][-1] == 100.0
     assert strain["name"] == "block backlog (full blocks)" and max(strain["y"]) > 1
+
+
+def test_the_block_backlog_plotted_is_the_one_the_throttle_read(scenario_from, run_scenario) -> None:
+    # With a block share the lane's sequenced messages wait apart (lane_block_backlog); the
+    # throttle reads both, and so does its strain curve.
+    text = OVERLOAD_TOML.replace('max_messages = 1000000', 'max_messages = 50').replace(
+        "target = 200", 'target = 500\nsignal = "block_backlog"').replace(
+        "[sequencer]\n", '[sequencer]\nlane = {{ kinds = ["order"], block_share = "20%" }}\n')
+    result = run_scenario(scenario_from(text.format(duration_s=10, bots_stop="")))
+    page = render_run_report(result.history, result.analysis)
+    _, strain, _ = _figure(page, "control-throttle")["data"]
+    events = result.history.events
+    rest, lane = (events.filter(pc.equal(events["kind"], kind))["value"].to_numpy() for kind in
+                  ("block_backlog", "lane_block_backlog"))
+    assert lane.max() > 0 and strain["y"] == (rest + lane).tolist()

@@ -4,7 +4,8 @@ Place in the pipeline: part of report.html (``html.render_run_report``), for a r
 history holds ``control`` events (``[[controllers]]``, ``sim/control.py``). One plot per
 controller: its output as a step line (the admitted share of the non-essential kinds for
 ``throttle``, the block interval for ``block_time``) and, on a second axis, the strain it
-reacts to, read from the same history (the sequencer's queue depth, or the block backlog).
+reacts to, read from the same history (the sequencer's queue depth, or the block backlog,
+the lane's included).
 Each decision's own strain reading is marked on the strain's axis.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import json
 from typing import Any
+
+import numpy as np
 
 from msgstorm.analysis._common import events_of
 from msgstorm.history.reader import History
@@ -56,9 +59,17 @@ def _strain_series(history: History, signal: str, depth: tuple[list[float], list
     if signal == "queue_depth":
         return depth
     if signal in ("block_backlog", "block_backlog_blocks"):
+        # The controller reads the whole backlog: the rest's (block_backlog) and, with a
+        # lane's block share, the lane's (lane_block_backlog, sampled at the same times).
         rows = events_of(history, "block_backlog")
+        backlog = rows.value.astype(float)
+        lane = events_of(history, "lane_block_backlog")
+        if len(lane.t):
+            at = np.searchsorted(rows.t, lane.t)
+            matched = (at < len(rows.t)) & (rows.t[np.minimum(at, len(rows.t) - 1)] == lane.t)
+            np.add.at(backlog, at[matched], lane.value[matched])
         scale = 1.0 / block_messages if signal == "block_backlog_blocks" else 1.0
-        return (rows.t / NS_PER_S).tolist(), (rows.value * scale).tolist()
+        return (rows.t / NS_PER_S).tolist(), (backlog * scale).tolist()
     return [], []
 
 
