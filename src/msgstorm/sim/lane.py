@@ -21,8 +21,8 @@ may commit before a rest message sequenced earlier. So when a crash or a failove
 numbers of uncommitted messages again, it starts above the highest number ever taken into a
 block: with a block share, committed sequence numbers are unique but may have gaps.
 
-The gate: ``gate`` (``sim/control.py``'s ``AdmissionGate``) may shed an arrival of a
-non-essential kind before backpressure sees it (settled ``dropped``).
+The gate: ``gate`` (a ``Gate``: ``sim/control.py``'s ``ThrottleController``) may shed an
+arrival of a non-essential kind before backpressure sees it (settled ``dropped``).
 """
 
 from __future__ import annotations

@@ -254,6 +254,10 @@ class Sequencer:
             size += record[SIZE]
         return take, gas, size
 
+    def block_backlog(self) -> int:
+        """Sequenced messages waiting for block space."""
+        return len(self.sequenced)
+
     def on_block(self, t: int, used: int, capacity: int, height: int) -> None:
         """A block was produced: a priced mode moves its base fee and releases waiting
         messages it now admits."""
