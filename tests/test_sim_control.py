@@ -287,3 +287,21 @@ def test_only_a_throttle_needs_the_sequencer_with_a_gate(scenario_from, tmp_path
         writer.close()
         kinds.append((type(sim.sequencer), len(sim.controllers)))
     assert kinds == [(Sequencer, 1), (LaneSequencer, 2)]
+
+
+def test_the_throttle_holds_its_share_through_a_failover(scenario_from, run_scenario) -> None:
+    # The sequencer crashes at 10 s and its standby leads 2 s later: in between the queue is
+    # empty because nobody sequences, not because the flood ended.
+    text = OVERLOAD_TOML.replace("nodes_per_region = 1", "nodes_per_region = 2").replace(
+        "[sequencer]\n", '[sequencer]\nstandby = ["us-east-1"]\nfailover_timeout = "2s"\n') + """
+[[faults]]
+kind = "crash"
+node = "sequencer"
+at = "10s"
+"""
+    result = run_scenario(scenario_from(text.format(duration_s=14, bots_stop="")))
+    events = result.history.events
+    changed = events.filter(pc.equal(events["kind"], "leader_change"))["t"].to_pylist()
+    assert len(changed) == 1 and changed[0] == pytest.approx(12e9, abs=1e8)
+    controls = _controls(result, "throttle")
+    assert [t for t, _ in controls if t < 10] and not [t for t, _ in controls if 10 < t <= changed[0] / 1e9]

@@ -105,6 +105,9 @@ class ThrottleController:
 
     def decide(self, t: int) -> None:
         spec = self.spec
+        cluster = self.host.ctx.cluster
+        if not cluster.up[cluster.leader]:
+            return  # a failover: the emptied queue is no sign the strain is gone, so hold the share
         strain = self.read()
         error = min(_ERROR_MAX, max(_ERROR_MIN, strain / spec.target - 1.0))
         dt_s = spec.every / 1e9
