@@ -7,8 +7,8 @@ import json
 import re
 
 import pyarrow.compute as pc
+from control_scenarios import OVERLOAD_TOML
 from test_report_html import _plot_states, _status, open_in_chromium
-from test_sim_control import OVERLOAD_TOML
 
 from msgstorm.report.html import render_run_report
 

@@ -10,54 +10,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 import pytest
+from control_scenarios import OVERLOAD_TOML
 
 from msgstorm.runner import run
 from msgstorm.scenario import load_scenario
 from msgstorm.scenario.errors import ScenarioError
-
-OVERLOAD_TOML = """
-[run]
-name = "throttle"
-seed = 3
-duration = "{duration_s}s"
-drain = "0s"
-sample_interval = "100ms"
-
-[network]
-regions = ["us-east"]
-nodes_per_region = 1
-intra_region_latency = "0ns"
-processing = "0ns"
-bandwidth = "unlimited"
-
-[sequencer]
-workers = 1
-service = {{ dist = "exponential", mean = "1ms" }}
-
-[blocks]
-interval = "100ms"
-max_messages = 1000000
-
-[history]
-delivery_sample = "0%"
-
-[[agents]]
-name = "traders"
-mix = {{ order = 4, cancel = 1, quote = 1 }}
-arrival = {{ process = "poisson", rate = "300/s" }}
-
-[[agents]]
-name = "bots"
-role = "flooder"
-mix = {{ spam = 1 }}
-arrival = {{ process = "poisson", rate = "1500/s" }}
-{bots_stop}
-
-[[controllers]]
-kind = "throttle"
-nonessential = ["spam"]
-target = 200
-"""
 
 
 def _controls(result, name: str) -> list[tuple[float, float]]:  # type: ignore[no-untyped-def]
@@ -305,3 +262,19 @@ at = "10s"
     assert len(changed) == 1 and changed[0] == pytest.approx(12e9, abs=1e8)
     controls = _controls(result, "throttle")
     assert [t for t, _ in controls if t < 10] and not [t for t, _ in controls if 10 < t <= changed[0] / 1e9]
+
+
+def test_a_lane_and_two_controllers_give_the_same_run_for_the_same_seed(scenario_from, run_scenario) -> None:
+    text = OVERLOAD_TOML.replace('max_messages = 1000000', 'max_messages = 50').replace(
+        "[sequencer]\nworkers = 1\n", '[sequencer]\nworkers = 2\nlane = {{ kinds = ["order"], workers = 1, '
+                                      'block_share = "20%" }}\n').replace('mean = "1ms"', 'mean = "2ms"') + """
+[[controllers]]
+kind = "block_time"
+min_interval = "20ms"
+max_interval = "100ms"
+every = "500ms"
+"""
+    runs = [run_scenario(scenario_from(text.format(duration_s=5, bots_stop="")), name) for name in ("a", "b")]
+    assert _controls(runs[0], "throttle") and _controls(runs[0], "block_time")
+    assert runs[0].history.messages.equals(runs[1].history.messages)
+    assert runs[0].history.events.equals(runs[1].history.events)
