@@ -36,10 +36,12 @@ from msgstorm.sim.sequencer import Sequencer
 __all__ = ["BlockTimeController", "ControlHost", "Controller", "ThrottleController", "build_controllers",
            "needs_gate", "start_controllers"]
 
-# The relative depth error is clipped to this range: a queue far beyond its set point does
-# not make the controller slam the share shut in one look (the integral closes it over a
-# few seconds), and small gains still react fast to a large overload.
-_ERROR_MIN, _ERROR_MAX = -1.0, 10.0
+# The relative error is clipped above at this: a queue far beyond its set point does not
+# make the controller slam the share shut in one look (the integral closes it over a few
+# seconds), and small gains still react fast to a large overload. (Below, it cannot fall
+# under -1: an empty queue.)
+_ERROR_MAX = 10.0
+_ERROR_EMPTY = -1.0
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class ThrottleController:
         self.nonessential = frozenset(MESSAGE_KINDS.index(kind) for kind in spec.nonessential)
         self.share = 1.0  # admitted share of non-essential arrivals
         self.output = 1.0  # the PI's continuous output
-        self.error = _ERROR_MIN  # an empty queue before the first look
+        self.error = _ERROR_EMPTY  # an empty queue before the first look
         self.credit = 0.0
         self.shed = 0
         sequencer = host.sequencer
@@ -109,7 +111,7 @@ class ThrottleController:
         if not cluster.up[cluster.leader]:
             return  # a failover: the emptied queue is no sign the strain is gone, so hold the share
         strain = self.read()
-        error = min(_ERROR_MAX, max(_ERROR_MIN, strain / spec.target - 1.0))
+        error = min(_ERROR_MAX, strain / spec.target - 1.0)
         dt_s = spec.every / 1e9
         self.output -= spec.kp * (error - self.error) + spec.ki * error * dt_s
         self.output = min(1.0, max(spec.min_share, self.output))
