@@ -32,6 +32,8 @@ def test_report_plots_the_throttle_beside_the_queue(scenario_from, run_scenario,
     assert strain["name"] == "queue depth" and max(strain["y"]) > 200
     assert marks["y"] == [json.loads(detail)["strain"] for detail in events["detail"].to_pylist()]
     assert f"<td>throttle</td><td>{len(shares):,}</td>" in page
+    shed = json.loads(events["detail"][-1].as_py())["shed"]
+    assert shed > 1_000 and re.search(rf"<td>throttle</td>(<td>[^<]*</td>){{4}}<td>{shed:,}</td>", page)
     (tmp_path / "report.html").write_text(page, encoding="utf-8")
     dom, console = open_in_chromium(tmp_path / "report.html", tmp_path / "profile")
     status = _status(dom)

@@ -52,6 +52,19 @@ def _decisions(history: History) -> dict[str, tuple[str, float, list[tuple[float
     return out
 
 
+def _shed(history: History) -> dict[str, int]:
+    """controller -> the arrivals it had shed (``dropped``, like backpressure's drops) by its
+    last decision, for a controller whose decisions count them (``shed`` in the detail)."""
+    rows = events_of(history, "control")
+    details = rows.events.column("detail").to_pylist()
+    shed: dict[str, int] = {}
+    for row in rows.rows.tolist():
+        detail = json.loads(details[row] or "{}")
+        if "shed" in detail:
+            shed[str(detail.get("controller"))] = int(detail["shed"])
+    return shed
+
+
 def _strain_series(history: History, signal: str, depth: tuple[list[float], list[float]],
                    block_messages: float) -> tuple[list[float], list[float]]:
     """The sampled series of the strain a controller reads (none sampled for the height gap:
@@ -104,17 +117,21 @@ def control_section(history: History, depth: tuple[list[float], list[float]], t_
     decisions = _decisions(history)
     if not decisions:
         return ""
+    shed = _shed(history)
     rows = []
     blocks = ""
     for name, (signal, first, made) in decisions.items():
         _, scale = _OUTPUTS.get(name, ("", 1.0))
         values = [value * scale for _, value, _ in made]
-        rows.append([esc(name), f"{len(made):,}", f"{min(values):,.3f}", f"{max(values):,.3f}", f"{values[-1]:,.3f}"])
+        shed_cell = f"{shed[name]:,}" if name in shed else "-"
+        rows.append([esc(name), f"{len(made):,}", f"{min(values):,.3f}", f"{max(values):,.3f}", f"{values[-1]:,.3f}",
+                     shed_cell])
         fig = _figure(name, signal, first, made, _strain_series(history, signal, depth, block_messages), t_end_s)
         figures.label_if_empty(fig)
         blocks += figure_block(Plot(f"control-{name}", fig,
                                     "Each step of the line is one decision (a control event); the markers are the "
                                     "strain the controller read when it made it."))
-    head = table(["controller", "decisions", "lowest output", "highest output", "last output"], rows,
+    head = table(["controller", "decisions", "lowest output", "highest output", "last output",
+                  "shed by its last decision"], rows,
                  attrs='id="control-table"')
     return head + blocks
