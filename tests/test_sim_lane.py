@@ -92,7 +92,7 @@ def test_lane_is_mm1_with_its_share_of_capacity(scenario_from, run_scenario, ser
     assert float(np.mean(waits)) == pytest.approx(expected, rel=0.03)
 
 
-def test_lent_lane_workers_serve_the_rest_and_idle_lanes_leave_no_trace(scenario_from, run_scenario) -> None:
+def test_lent_lane_workers_serve_the_rest(scenario_from, run_scenario) -> None:
     # The rest alone overload their one shared worker (rho 1.5); with lending the idle lane
     # worker takes their surplus, without it their queue grows for the whole run.
     text = LANE_TOML.replace('drain = "5s"', 'drain = "0s"')
