@@ -7,8 +7,8 @@ import json
 import re
 
 import pyarrow.compute as pc
+from control_scenarios import OVERLOAD_TOML
 from test_report_html import _plot_states, _status, open_in_chromium
-from test_sim_control import OVERLOAD_TOML
 
 from msgstorm.report.html import render_run_report
 
@@ -32,6 +32,8 @@ def test_report_plots_the_throttle_beside_the_queue(scenario_from, run_scenario,
     assert strain["name"] == "queue depth" and max(strain["y"]) > 200
     assert marks["y"] == [json.loads(detail)["strain"] for detail in events["detail"].to_pylist()]
     assert f"<td>throttle</td><td>{len(shares):,}</td>" in page
+    shed = json.loads(events["detail"][-1].as_py())["shed"]
+    assert shed > 1_000 and re.search(rf"<td>throttle</td>(<td>[^<]*</td>){{4}}<td>{shed:,}</td>", page)
     (tmp_path / "report.html").write_text(page, encoding="utf-8")
     dom, console = open_in_chromium(tmp_path / "report.html", tmp_path / "profile")
     status = _status(dom)
@@ -57,3 +59,18 @@ def test_report_plots_the_block_interval_from_where_it_started(scenario_from, ru
     assert line["y"][0] == 100.0  # blocks.interval, in ms, before the first decision
     assert min(line["y"]) < 100.0 and line["y"][-1] == 100.0
     assert strain["name"] == "block backlog (full blocks)" and max(strain["y"]) > 1
+
+
+def test_the_block_backlog_plotted_is_the_one_the_throttle_read(scenario_from, run_scenario) -> None:
+    # With a block share the lane's sequenced messages wait apart (lane_block_backlog); the
+    # throttle reads both, and so does its strain curve.
+    text = OVERLOAD_TOML.replace('max_messages = 1000000', 'max_messages = 50').replace(
+        "target = 200", 'target = 500\nsignal = "block_backlog"').replace(
+        "[sequencer]\n", '[sequencer]\nlane = {{ kinds = ["order"], block_share = "20%" }}\n')
+    result = run_scenario(scenario_from(text.format(duration_s=10, bots_stop="")))
+    page = render_run_report(result.history, result.analysis)
+    _, strain, _ = _figure(page, "control-throttle")["data"]
+    events = result.history.events
+    rest, lane = (events.filter(pc.equal(events["kind"], kind))["value"].to_numpy() for kind in
+                  ("block_backlog", "lane_block_backlog"))
+    assert lane.max() > 0 and strain["y"] == (rest + lane).tolist()

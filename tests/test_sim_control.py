@@ -4,59 +4,17 @@ block interval follows the block backlog within its bounds."""
 
 from __future__ import annotations
 
+from heapq import heappop
 from pathlib import Path
 
 import numpy as np
 import pyarrow.compute as pc
 import pytest
+from control_scenarios import OVERLOAD_TOML
 
 from msgstorm.runner import run
 from msgstorm.scenario import load_scenario
 from msgstorm.scenario.errors import ScenarioError
-
-OVERLOAD_TOML = """
-[run]
-name = "throttle"
-seed = 3
-duration = "{duration_s}s"
-drain = "0s"
-sample_interval = "100ms"
-
-[network]
-regions = ["us-east"]
-nodes_per_region = 1
-intra_region_latency = "0ns"
-processing = "0ns"
-bandwidth = "unlimited"
-
-[sequencer]
-workers = 1
-service = {{ dist = "exponential", mean = "1ms" }}
-
-[blocks]
-interval = "100ms"
-max_messages = 1000000
-
-[history]
-delivery_sample = "0%"
-
-[[agents]]
-name = "traders"
-mix = {{ order = 4, cancel = 1, quote = 1 }}
-arrival = {{ process = "poisson", rate = "300/s" }}
-
-[[agents]]
-name = "bots"
-role = "flooder"
-mix = {{ spam = 1 }}
-arrival = {{ process = "poisson", rate = "1500/s" }}
-{bots_stop}
-
-[[controllers]]
-kind = "throttle"
-nonessential = ["spam"]
-target = 200
-"""
 
 
 def _controls(result, name: str) -> list[tuple[float, float]]:  # type: ignore[no-untyped-def]
@@ -209,3 +167,114 @@ def test_a_controller_that_never_decides_changes_nothing(scenario_from, run_scen
     assert not _controls(idle, "throttle")
     assert idle.history.messages.equals(plain.history.messages)
     assert idle.history.events.equals(plain.history.events)
+
+
+def test_each_controller_looks_at_its_own_rate() -> None:
+    from msgstorm.sim.context import EventQueue
+    from msgstorm.sim.control import start_controllers
+
+    class Counter:
+        def __init__(self, every_ns: int) -> None:
+            self.every_ns = every_ns
+            self.looks: list[int] = []
+
+        def decide(self, t: int) -> None:
+            self.looks.append(t)
+
+    class Ctx:
+        events = EventQueue()
+        hard_stop = 1_000
+
+    first, second = Counter(100), Counter(100)
+    start_controllers([first, second], Ctx)  # type: ignore[arg-type]
+    while Ctx.events.heap:
+        t, _, handler, a, b, c, d = heappop(Ctx.events.heap)
+        handler(t, a, b, c, d)
+    assert first.looks == second.looks == list(range(100, 1_001, 100))
+
+
+def test_a_throttle_and_a_block_time_both_decide(scenario_from, run_scenario) -> None:
+    text = OVERLOAD_TOML.replace('max_messages = 1000000', 'max_messages = 50') + """
+[[controllers]]
+kind = "block_time"
+min_interval = "20ms"
+max_interval = "100ms"
+every = "500ms"
+"""
+    result = run_scenario(scenario_from(text.format(duration_s=10, bots_stop="")))
+    assert _controls(result, "throttle") and _controls(result, "block_time")
+
+
+def test_a_step_that_does_not_divide_one_still_returns_to_one(scenario_from, run_scenario) -> None:
+    # The grid is counted down from 1: with steps of 0.3 the shares are 1, 0.7, 0.4, 0.1.
+    text = OVERLOAD_TOML.replace("target = 200", "target = 200\nstep = 0.3")
+    result = run_scenario(scenario_from(text.format(duration_s=60, bots_stop='stop = "15s"')))
+    shares = [share for _, share in _controls(result, "throttle")]
+    assert min(shares) < 1.0 and set(shares) <= {1.0, 0.7, 0.4, 0.1}, shares
+    assert shares[-1] == 1.0
+
+
+@pytest.mark.parametrize(("extra", "where", "message"), [
+    ('[[controllers]]\nkind = "throttle"\nnonessential = ["quote"]\ntarget = 50\n', "controllers[1].kind",
+     "a second 'throttle' controller"),
+    ('[[controllers]]\nkind = "block_time"\nmin_interval = "10ms"\nmax_interval = "50ms"\n',
+     "controllers[1].max_interval", r"blocks.interval \(100ms\) is outside"),
+])
+def test_a_scenario_refuses_controllers_that_would_fight(scenario_from, extra: str, where: str,
+                                                         message: str) -> None:
+    text = OVERLOAD_TOML.format(duration_s=1, bots_stop="") + "\n" + extra
+    with pytest.raises(ScenarioError, match=message) as error:
+        scenario_from(text)
+    assert where in str(error.value) and ".toml:" in str(error.value), str(error.value)
+
+
+def test_only_a_throttle_needs_the_sequencer_with_a_gate(scenario_from, tmp_path) -> None:
+    from msgstorm.history import HistoryWriter
+    from msgstorm.sim.lane import LaneSequencer
+    from msgstorm.sim.sequencer import Sequencer
+    from msgstorm.sim.shadow import ShadowNetwork
+
+    block_time = '[[controllers]]\nkind = "block_time"\nmin_interval = "20ms"\nmax_interval = "100ms"\n'
+    base = OVERLOAD_TOML.format(duration_s=1, bots_stop="")
+    kinds = []
+    for name, text in (("block_time", base.split("[[controllers]]")[0] + block_time),
+                       ("both", base + "\n" + block_time)):
+        writer = HistoryWriter(tmp_path / name)
+        sim = ShadowNetwork(scenario_from(text), writer, np.random.SeedSequence(1))
+        writer.close()
+        kinds.append((type(sim.sequencer), len(sim.controllers)))
+    assert kinds == [(Sequencer, 1), (LaneSequencer, 2)]
+
+
+def test_the_throttle_holds_its_share_through_a_failover(scenario_from, run_scenario) -> None:
+    # The sequencer crashes at 10 s and its standby leads 2 s later: in between the queue is
+    # empty because nobody sequences, not because the flood ended.
+    text = OVERLOAD_TOML.replace("nodes_per_region = 1", "nodes_per_region = 2").replace(
+        "[sequencer]\n", '[sequencer]\nstandby = ["us-east-1"]\nfailover_timeout = "2s"\n') + """
+[[faults]]
+kind = "crash"
+node = "sequencer"
+at = "10s"
+"""
+    result = run_scenario(scenario_from(text.format(duration_s=14, bots_stop="")))
+    events = result.history.events
+    changed = events.filter(pc.equal(events["kind"], "leader_change"))["t"].to_pylist()
+    assert len(changed) == 1 and changed[0] == pytest.approx(12e9, abs=1e8)
+    controls = _controls(result, "throttle")
+    assert [t for t, _ in controls if t < 10] and not [t for t, _ in controls if 10 < t <= changed[0] / 1e9]
+
+
+def test_a_lane_and_two_controllers_give_the_same_run_for_the_same_seed(scenario_from, run_scenario) -> None:
+    text = OVERLOAD_TOML.replace('max_messages = 1000000', 'max_messages = 50').replace(
+        "[sequencer]\nworkers = 1\n", '[sequencer]\nworkers = 2\nlane = {{ kinds = ["order"], workers = 1, '
+                                      'block_share = "20%" }}\n').replace('mean = "1ms"', 'mean = "2ms"') + """
+[[controllers]]
+kind = "block_time"
+min_interval = "20ms"
+max_interval = "100ms"
+every = "500ms"
+"""
+    runs = [run_scenario(scenario_from(text.format(duration_s=5, bots_stop="")), name) for name in ("a", "b")]
+    assert _controls(runs[0], "throttle") and _controls(runs[0], "block_time")
+    assert runs[0].history.messages.equals(runs[1].history.messages)
+    assert runs[0].history.events.equals(runs[1].history.events)

@@ -4,7 +4,8 @@ Place in the pipeline: part of report.html (``html.render_run_report``), for a r
 history holds ``control`` events (``[[controllers]]``, ``sim/control.py``). One plot per
 controller: its output as a step line (the admitted share of the non-essential kinds for
 ``throttle``, the block interval for ``block_time``) and, on a second axis, the strain it
-reacts to, read from the same history (the sequencer's queue depth, or the block backlog).
+reacts to, read from the same history (the sequencer's queue depth, or the block backlog,
+the lane's included).
 Each decision's own strain reading is marked on the strain's axis.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import json
 from typing import Any
+
+import numpy as np
 
 from msgstorm.analysis._common import events_of
 from msgstorm.history.reader import History
@@ -49,6 +52,19 @@ def _decisions(history: History) -> dict[str, tuple[str, float, list[tuple[float
     return out
 
 
+def _shed(history: History) -> dict[str, int]:
+    """controller -> the arrivals it had shed (``dropped``, like backpressure's drops) by its
+    last decision, for a controller whose decisions count them (``shed`` in the detail)."""
+    rows = events_of(history, "control")
+    details = rows.events.column("detail").to_pylist()
+    shed: dict[str, int] = {}
+    for row in rows.rows.tolist():
+        detail = json.loads(details[row] or "{}")
+        if "shed" in detail:
+            shed[str(detail.get("controller"))] = int(detail["shed"])
+    return shed
+
+
 def _strain_series(history: History, signal: str, depth: tuple[list[float], list[float]],
                    block_messages: float) -> tuple[list[float], list[float]]:
     """The sampled series of the strain a controller reads (none sampled for the height gap:
@@ -56,9 +72,17 @@ def _strain_series(history: History, signal: str, depth: tuple[list[float], list
     if signal == "queue_depth":
         return depth
     if signal in ("block_backlog", "block_backlog_blocks"):
+        # The controller reads the whole backlog: the rest's (block_backlog) and, with a
+        # lane's block share, the lane's (lane_block_backlog, sampled at the same times).
         rows = events_of(history, "block_backlog")
+        backlog = rows.value.astype(float)
+        lane = events_of(history, "lane_block_backlog")
+        if len(lane.t):
+            at = np.searchsorted(rows.t, lane.t)
+            matched = (at < len(rows.t)) & (rows.t[np.minimum(at, len(rows.t) - 1)] == lane.t)
+            np.add.at(backlog, at[matched], lane.value[matched])
         scale = 1.0 / block_messages if signal == "block_backlog_blocks" else 1.0
-        return (rows.t / NS_PER_S).tolist(), (rows.value * scale).tolist()
+        return (rows.t / NS_PER_S).tolist(), (backlog * scale).tolist()
     return [], []
 
 
@@ -93,17 +117,21 @@ def control_section(history: History, depth: tuple[list[float], list[float]], t_
     decisions = _decisions(history)
     if not decisions:
         return ""
+    shed = _shed(history)
     rows = []
     blocks = ""
     for name, (signal, first, made) in decisions.items():
         _, scale = _OUTPUTS.get(name, ("", 1.0))
         values = [value * scale for _, value, _ in made]
-        rows.append([esc(name), f"{len(made):,}", f"{min(values):,.3f}", f"{max(values):,.3f}", f"{values[-1]:,.3f}"])
+        shed_cell = f"{shed[name]:,}" if name in shed else "-"
+        rows.append([esc(name), f"{len(made):,}", f"{min(values):,.3f}", f"{max(values):,.3f}", f"{values[-1]:,.3f}",
+                     shed_cell])
         fig = _figure(name, signal, first, made, _strain_series(history, signal, depth, block_messages), t_end_s)
         figures.label_if_empty(fig)
         blocks += figure_block(Plot(f"control-{name}", fig,
                                     "Each step of the line is one decision (a control event); the markers are the "
                                     "strain the controller read when it made it."))
-    head = table(["controller", "decisions", "lowest output", "highest output", "last output"], rows,
+    head = table(["controller", "decisions", "lowest output", "highest output", "last output",
+                  "shed by its last decision"], rows,
                  attrs='id="control-table"')
     return head + blocks

@@ -36,8 +36,8 @@ class LaneSpec(_Spec):
         default=0, ge=0,
         description="workers reserved for the lane, out of `sequencer.workers` (the lane's share of the service "
                     "capacity is `workers / sequencer.workers`); the lane's kinds then skip the shared queue and "
-                    "backpressure (the base fee prices the shared share, not the reserved one). 0: they queue "
-                    "with the rest")
+                    "backpressure (they pay no base fee, though the block space they take counts toward its moves; "
+                    "suspended senders do not hold them). 0: they queue with the rest")
     lend: bool = Field(
         default=True, description="an idle lane worker serves the rest (the unused share goes to them); "
                                   "false: the lane's workers serve only the lane")

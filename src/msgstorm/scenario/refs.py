@@ -18,6 +18,7 @@ from msgstorm.scenario.regions import default_one_way_ns
 from msgstorm.scenario.registry import FAULT_KINDS, LIVE_DRIVERS, LIVE_FAULT_KINDS, QUEUE_POLICIES
 from msgstorm.scenario.schema import ORDERING_SETTINGS, PhasesArrival, ReplayArrival, fault_entries
 from msgstorm.scenario.slo import SLO_METRICS, slo_metric_known, slo_problem
+from msgstorm.scenario.units import format_duration
 
 if TYPE_CHECKING:
     from msgstorm.scenario.schema import NetworkSpec, Scenario
@@ -196,6 +197,7 @@ def check_references(scenario: Scenario) -> list[Problem]:
         if problem is not None:
             problems.append((("slo", name), problem))
     problems += _market_references(scenario, regions, nodes, names_seen, hint_nodes)
+    problems += _controller_references(scenario)
     if scenario.target != "sim":
         if scenario.sequencer.lane is not None:
             problems.append((("sequencer", "lane"), f"the liquidation lane is the simulator's sequencer's (target "
@@ -236,6 +238,37 @@ def _fault_target_problems(scenario: Scenario) -> list[Problem]:
             problems.append(((*where, "kind"), said))
         elif live:
             problems += [((*where, *field), message) for field, message in kinds[fault.kind].problems(scenario, fault)]
+    return problems
+
+
+def _controller_references(scenario: Scenario) -> list[Problem]:
+    """One controller of each kind (two would steer the same thing against each other); a
+    throttle sheds no kind the lane's workers serve; a block_time controller starts from a
+    ``blocks.interval`` within its bounds."""
+    problems: list[Problem] = []
+    first_of: dict[str, int] = {}
+    lane = scenario.sequencer.lane
+    lane_kinds = set(lane.kinds) if lane is not None and lane.workers else set()
+    for index, spec in enumerate(scenario.controllers):
+        if spec.kind in first_of:
+            problems.append((("controllers", index, "kind"),
+                             f"a second {spec.kind!r} controller (the first is controllers[{first_of[spec.kind]}]): "
+                             "two would steer the same thing against each other; keep one"))
+        first_of.setdefault(spec.kind, index)
+        if spec.kind == "throttle" and lane_kinds & set(spec.nonessential):
+            both = sorted(lane_kinds & set(spec.nonessential))
+            problems.append((("controllers", index, "nonessential"),
+                             f"{both} are also sequencer.lane.kinds, which the lane serves unshed: drop them here "
+                             "or from the lane"))
+        if spec.kind == "block_time":
+            interval = scenario.blocks.interval
+            for field, outside in (("min_interval", interval < spec.min_interval),
+                                   ("max_interval", interval > spec.max_interval)):
+                if outside:
+                    problems.append((("controllers", index, field),
+                                     f"blocks.interval ({format_duration(interval)}) is outside [min_interval, "
+                                     f"max_interval] ({format_duration(spec.min_interval)}, "
+                                     f"{format_duration(spec.max_interval)}): the controller starts from it"))
     return problems
 
 

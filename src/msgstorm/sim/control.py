@@ -12,7 +12,7 @@ report can show the controller's state over time beside the strain.
   backlog, or the height gap of the furthest-behind live node). Its output is the share of
   arrivals of the non-essential kinds that the sequencer admits (the rest are shed,
   ``dropped``); a kind not listed as non-essential is never shed. The share moves in steps
-  of ``step`` and only when the controller's continuous output is a whole step away from
+  of ``step`` down from 1 and only when the controller's continuous output is a whole step away from
   the current one, so queue noise around the set point does not flap it.
 - ``block_time``: the block interval shrinks by ``factor`` while more than ``high`` full
   blocks of sequenced messages wait for block space, and grows back (to ``max_interval``)
@@ -29,16 +29,19 @@ from msgstorm.scenario.control import BlockTimeSpec, ThrottleSpec
 from msgstorm.scenario.registry import CONTROLLERS
 from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
 from msgstorm.sim.chain import Chain
-from msgstorm.sim.context import SimContext
+from msgstorm.sim.context import Handler, SimContext
 from msgstorm.sim.lane import LaneSequencer
+from msgstorm.sim.sequencer import Sequencer
 
 __all__ = ["BlockTimeController", "ControlHost", "Controller", "ThrottleController", "build_controllers",
-           "start_controllers"]
+           "needs_gate", "start_controllers"]
 
-# The relative depth error is clipped to this range: a queue far beyond its set point does
-# not make the controller slam the share shut in one look (the integral closes it over a
-# few seconds), and small gains still react fast to a large overload.
-_ERROR_MIN, _ERROR_MAX = -1.0, 10.0
+# The relative error is clipped above at this: a queue far beyond its set point does not
+# make the controller slam the share shut in one look (the integral closes it over a few
+# seconds), and small gains still react fast to a large overload. (Below, it cannot fall
+# under -1: an empty queue.)
+_ERROR_MAX = 10.0
+_ERROR_EMPTY = -1.0
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class ControlHost:
     """What a controller may look at and steer."""
 
     ctx: SimContext
-    sequencer: LaneSequencer
+    sequencer: Sequencer  # a LaneSequencer when a controller gates admission (``needs_gate``)
     chain: Chain
 
 
@@ -76,6 +79,8 @@ class ThrottleController:
     admitted whenever the credit reaches 1 (no random draw, so the run's streams are the
     same with and without the controller)."""
 
+    gates_admission = True  # it sheds at the sequencer's intake (needs_gate)
+
     def __init__(self, spec: ThrottleSpec, host: ControlHost) -> None:
         self.spec = spec
         self.host = host
@@ -83,10 +88,12 @@ class ThrottleController:
         self.nonessential = frozenset(MESSAGE_KINDS.index(kind) for kind in spec.nonessential)
         self.share = 1.0  # admitted share of non-essential arrivals
         self.output = 1.0  # the PI's continuous output
-        self.error = _ERROR_MIN  # an empty queue before the first look
+        self.error = _ERROR_EMPTY  # an empty queue before the first look
         self.credit = 0.0
         self.shed = 0
-        host.sequencer.gate = self
+        sequencer = host.sequencer
+        assert isinstance(sequencer, LaneSequencer), "needs_gate() chooses the sequencer that has a gate"
+        sequencer.gate = self
 
     def sheds(self, kind: int) -> bool:
         if kind not in self.nonessential:
@@ -100,16 +107,21 @@ class ThrottleController:
 
     def decide(self, t: int) -> None:
         spec = self.spec
+        cluster = self.host.ctx.cluster
+        if not cluster.up[cluster.leader]:
+            return  # a failover: the emptied queue is no sign the strain is gone, so hold the share
         strain = self.read()
-        error = min(_ERROR_MAX, max(_ERROR_MIN, strain / spec.target - 1.0))
+        error = min(_ERROR_MAX, strain / spec.target - 1.0)
         dt_s = spec.every / 1e9
         self.output -= spec.kp * (error - self.error) + spec.ki * error * dt_s
         self.output = min(1.0, max(spec.min_share, self.output))
         self.error = error
         if abs(self.output - self.share) < spec.step - 1e-12:
             return
-        steps = round(self.output / spec.step)
-        share = min(1.0, max(spec.min_share, round(steps * spec.step, 9)))  # 0.35, not 0.35000000000000003
+        # The grid counts down from 1 (1, 1 - step, ...), so a step that does not divide 1
+        # still returns to it.
+        steps = round((1.0 - self.output) / spec.step)
+        share = min(1.0, max(spec.min_share, round(1.0 - steps * spec.step, 9)))  # 0.35, not 0.35000000000000003
         if share == self.share:
             return
         previous, self.share = self.share, share
@@ -136,8 +148,7 @@ class BlockTimeController:
         self.spec = spec
         self.host = host
         self.every_ns = spec.every
-        chain = host.chain
-        chain.block_interval = min(spec.max_interval, max(spec.min_interval, chain.block_interval))
+        # The scenario's check (scenario/refs.py) keeps blocks.interval within the bounds.
 
     def decide(self, t: int) -> None:
         spec, chain = self.spec, self.host.chain
@@ -153,6 +164,12 @@ class BlockTimeController:
         _record(self.host, t, "block_time", float(interval), {"previous": float(previous), "strain": backlog_blocks})
 
 
+def needs_gate(scenario: Scenario) -> bool:
+    """Whether a controller sheds arrivals, so the run needs the sequencer with an admission
+    gate (``LaneSequencer``); the others steer through what every sequencer has."""
+    return any(getattr(CONTROLLERS[spec.kind], "gates_admission", False) for spec in scenario.controllers)
+
+
 def build_controllers(scenario: Scenario, host: ControlHost) -> list[Controller]:
     """The scenario's controllers, from the registry, in the order it lists them."""
     return [CONTROLLERS[spec.kind](spec, host) for spec in scenario.controllers]
@@ -161,9 +178,15 @@ def build_controllers(scenario: Scenario, host: ControlHost) -> list[Controller]
 def start_controllers(controllers: list[Controller], ctx: SimContext) -> None:
     """Schedule each controller's looks, every ``every_ns`` until the run's hard stop."""
     for controller in controllers:
-        def look(t: int, _a: int, _b: int, _c: int, _d: int, controller: Controller = controller) -> None:
-            controller.decide(t)
-            if t + controller.every_ns <= ctx.hard_stop:
-                ctx.events.push(t + controller.every_ns, look)
+        ctx.events.push(controller.every_ns, _timer(controller, ctx))
 
-        ctx.events.push(controller.every_ns, look)
+
+def _timer(controller: Controller, ctx: SimContext) -> Handler:
+    """The handler of one controller's looks: it decides, then schedules itself again. (A
+    factory, so each controller's handler names itself, not the last one defined.)"""
+    def look(t: int, _a: int, _b: int, _c: int, _d: int) -> None:
+        controller.decide(t)
+        if t + controller.every_ns <= ctx.hard_stop:
+            ctx.events.push(t + controller.every_ns, look)
+
+    return look

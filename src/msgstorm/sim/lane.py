@@ -17,10 +17,12 @@ A block share: ``lane.block_share`` of each block's messages (and gas) is offere
 the lane's kinds that are sequenced and waiting (they wait apart from the rest, in
 ``lane_sequenced``); the rest fill the block after them, and the lane takes any room they
 leave. Within a block messages stay in sequence-number order; across blocks a lane message
-may commit before a rest message sequenced earlier.
+may commit before a rest message sequenced earlier. So when a crash or a failover gives the
+numbers of uncommitted messages again, it starts above the highest number ever taken into a
+block: with a block share, committed sequence numbers are unique but may have gaps.
 
-The gate: ``gate`` (``sim/control.py``'s ``AdmissionGate``) may shed an arrival of a
-non-essential kind before backpressure sees it (settled ``dropped``).
+The gate: ``gate`` (a ``Gate``: ``sim/control.py``'s ``ThrottleController``) may shed an
+arrival of a non-essential kind before backpressure sees it (settled ``dropped``).
 """
 
 from __future__ import annotations
@@ -34,19 +36,16 @@ from typing import Protocol
 from msgstorm.history.events import EventKind
 from msgstorm.sampling import Sampler
 from msgstorm.scenario.schema import MESSAGE_KINDS
-from msgstorm.sim.backpressure import REJECT, Backpressure
+from msgstorm.sim.backpressure import Backpressure
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.policies import QueuePolicy
 from msgstorm.sim.sequencer import Sequencer
 from msgstorm.sim.state import (
     DROPPED,
-    FEE,
-    HELD,
     IN_FLIGHT,
     IN_SERVICE,
     KIND,
     QUEUED,
-    REJECTED,
     SEQ_NO,
     SEQUENCED,
     SIZE,
@@ -82,9 +81,13 @@ class LaneSequencer(Sequencer):
         self.block_share = lane.block_share if lane is not None else 0.0
         self.block_kinds = kinds if self.block_share else frozenset[int]()  # kinds with a share of each block
         self.lane_sequenced: deque[int] = deque()  # sequenced block-share kinds waiting for a block
+        self.taken_top = -1  # the highest sequence number taken into a block (with a block share)
         self.gate: Gate | None = None
 
     # --- intake -------------------------------------------------------------------------
+
+    def holds(self, m: int) -> bool:
+        return self.ctx.msgs.live[m][KIND] not in self.lane_kinds  # the lane skips backpressure
 
     def intake(self, t: int, m: int) -> None:
         record = self.ctx.msgs.live.get(m)
@@ -122,23 +125,21 @@ class LaneSequencer(Sequencer):
                                self.ctx.cluster.epoch, 0, 0))
 
     def _lend(self, t: int) -> None:
-        """Idle lane workers take messages from the shared queue (the same price check as
-        the shared workers make, ``Sequencer._start_service``)."""
-        live = self.ctx.msgs.live
-        while self.depth and len(self.on_lane) < self.lane_workers:
+        """Idle lane workers take messages from the shared queue, as the shared workers do
+        (``Sequencer._start_service``): only what the policy has ready, the same price check,
+        and a held message released for each one taken."""
+        ready = self.ready
+        taken = 0
+        while self.depth and len(self.on_lane) < self.lane_workers and (ready is None or ready()):
             m = self.policy.pop()
             self.depth -= 1
-            record = live[m]
-            if self.priced and not self.backpressure.eligible(record[FEE]):
-                if self.backpressure.admit(record[KIND], record[FEE], self.depth) == REJECT:
-                    self.ctx.tally.rejected += 1
-                    self.ctx.record.settle(m, REJECTED)
-                else:
-                    record[WHERE] = HELD
-                    heappush(self.waiting, (-record[FEE], next(self.waiting_arrivals), m))
+            taken += 1
+            if self.priced and self._priced_out(m):
                 continue
             self._serve_on_lane(t, m)
         self.depth_changed(t)
+        if self.held and taken and not self.backpressure.suspended:
+            self._release_held(t, taken)
 
     def _start_service(self, t: int) -> None:
         super()._start_service(t)
@@ -162,9 +163,18 @@ class LaneSequencer(Sequencer):
         record[T_SEQUENCED] = t
         record[WHERE] = SEQUENCED
         (self.lane_sequenced if record[KIND] in self.block_kinds else self.sequenced).append(m)
+        if self.on_sequenced is not None:
+            self.on_sequenced(t, m)
         if self.lane_queue:
             self._serve_on_lane(t, self.lane_queue.popleft())
         elif self.lend and self.depth:
+            self._lend(t)
+
+    def wake(self, t: int) -> None:
+        """A gated policy has messages ready: idle shared workers, then idle lent lane
+        workers, take them."""
+        super().wake(t)
+        if self.lend and self.depth and len(self.on_lane) < self.lane_workers:
             self._lend(t)
 
     # --- blocks -------------------------------------------------------------------------
@@ -184,6 +194,8 @@ class LaneSequencer(Sequencer):
         self._fill(self.lane_sequenced, take, max_messages, max_gas, gas_of, used)
         live = self.ctx.msgs.live
         take.sort(key=lambda m: live[m][SEQ_NO])
+        if take:
+            self.taken_top = max(self.taken_top, live[take[-1]][SEQ_NO])
         return take, used[0], used[1]
 
     def _fill(self, waiting: deque[int], take: list[int], most_messages: int, most_gas: int | None,
@@ -211,13 +223,18 @@ class LaneSequencer(Sequencer):
         heads = [live[waiting[0]][SEQ_NO] for waiting in (self.sequenced, self.lane_sequenced) if waiting]
         orphans = super().reset()  # in_service holds the lane's messages too
         if heads:
-            self.next_seq = min(heads)  # their numbers are given again, without a gap
+            # Their numbers are given again, but none a block already holds (a gap then).
+            self.next_seq = max(min(heads), self.taken_top + 1)
         orphans.extend(self.lane_queue)
         orphans.extend(self.lane_sequenced)
         self.lane_queue.clear()
         self.lane_sequenced.clear()
         self.on_lane.clear()
         return orphans
+
+    def renumber_from(self, seq_no: int) -> None:
+        super().renumber_from(seq_no)
+        self.next_seq = max(self.next_seq, self.taken_top + 1)  # never a number a block holds
 
     def sample(self, t: int) -> None:
         super().sample(t)

@@ -87,6 +87,10 @@ class Sequencer:
 
     # --- intake -------------------------------------------------------------------------
 
+    def holds(self, m: int) -> bool:
+        """Whether suspended senders hold ``m`` (a lane's kinds are not held, sim/lane.py)."""
+        return True
+
     def hold(self, m: int) -> None:
         """Backpressure suspended the senders: keep the message until they resume."""
         self.ctx.msgs.live[m][WHERE] = HELD
@@ -156,7 +160,6 @@ class Sequencer:
         """``_start_service`` for a gated policy: only as many as it says are ready. (A copy
         of that loop rather than a check in it: the ungated one is the hot path.)"""
         policy = self.policy
-        live = self.ctx.msgs.live
         workers = self.workers
         taken = 0
         ready = self.ready
@@ -165,14 +168,7 @@ class Sequencer:
             m = policy.pop()
             self.depth -= 1
             taken += 1
-            if self.priced and not self.backpressure.eligible((record := live[m])[FEE]):
-                # The base fee rose while it queued: it waits or is rejected, as on arrival.
-                if self.backpressure.admit(record[KIND], record[FEE], self.depth) == REJECT:
-                    self.ctx.tally.rejected += 1
-                    self.ctx.record.settle(m, REJECTED)
-                else:
-                    record[WHERE] = HELD
-                    heappush(self.waiting, (-record[FEE], next(self.waiting_arrivals), m))
+            if self.priced and self._priced_out(m):
                 continue
             self._serve(t, m)
         if self.watch_depth:
@@ -181,6 +177,20 @@ class Sequencer:
             self.depth_max = self.depth
         if self.held and taken and not self.backpressure.suspended:
             self._release_held(t, taken)  # a held message for each one the workers took
+
+    def _priced_out(self, m: int) -> bool:
+        """Whether ``m``, just taken from the queue, is now underpriced: the base fee rose
+        while it queued, so it waits or is rejected, as on arrival."""
+        record = self.ctx.msgs.live[m]
+        if self.backpressure.eligible(record[FEE]):
+            return False
+        if self.backpressure.admit(record[KIND], record[FEE], self.depth) == REJECT:
+            self.ctx.tally.rejected += 1
+            self.ctx.record.settle(m, REJECTED)
+        else:
+            record[WHERE] = HELD
+            heappush(self.waiting, (-record[FEE], next(self.waiting_arrivals), m))
+        return True
 
     def _serve(self, t: int, m: int) -> None:
         """A worker starts on ``m``; its service ends after a drawn service time."""
@@ -294,6 +304,10 @@ class Sequencer:
             gas += g
             size += record[SIZE]
         return take, gas, size
+
+    def block_backlog(self) -> int:
+        """Sequenced messages waiting for block space."""
+        return len(self.sequenced)
 
     def on_block(self, t: int, used: int, capacity: int, height: int) -> None:
         """A block was produced: a priced mode moves its base fee and releases waiting

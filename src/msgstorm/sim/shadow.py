@@ -9,8 +9,8 @@ Per message: the sending agent's node validates it and gossips it over the overl
 receipt costs the receiving node processing time (duplicates too); the leader's
 ``Sequencer`` admits it through backpressure into its queue policy and serves it; the
 ``Chain`` packs sequenced messages into blocks, gossips them, collects votes and commits;
-the ``FaultInjector`` applies scheduled faults. With ``sequencer.lane`` or ``[[controllers]]``
-the sequencer is a ``LaneSequencer`` (``sim/lane.py``) and the controllers (``sim/control.py``)
+the ``FaultInjector`` applies scheduled faults. With ``sequencer.lane`` or a ``throttle``
+the sequencer is a ``LaneSequencer`` (``sim/lane.py``); the controllers (``sim/control.py``)
 look at it and the chain every ``every``. The roles share a ``SimContext``
 (``sim/context.py``); this module is only the loop that merges their event streams and the
 send path.
@@ -53,7 +53,7 @@ from msgstorm.sim import warm
 from msgstorm.sim.backpressure import make_backpressure
 from msgstorm.sim.chain import Chain, gas_table
 from msgstorm.sim.context import Cluster, EventQueue, SimContext, Tally
-from msgstorm.sim.control import ControlHost, build_controllers, start_controllers
+from msgstorm.sim.control import ControlHost, build_controllers, needs_gate, start_controllers
 from msgstorm.sim.fault_injector import FaultInjector
 from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.kernel import ITEM_BLOCK, ITEM_MSG, ITEM_WATCHED, N_CPU
@@ -177,16 +177,16 @@ class ShadowNetwork:
         self.interrupted = False
         self.telemetry = None if progress is None else Telemetry(self.ctx, progress)
         self.lone = LoneCpu(self.ctx, self.processing, self.delivery_stride, self._on_validated)
-        # A lane or a controller needs the sequencer that has them (sim/lane.py); any other
-        # run keeps the plain one.
-        steered = seq.lane is not None or bool(scenario.controllers)
+        # A lane or a controller that sheds arrivals needs the sequencer that has them
+        # (sim/lane.py); any other run keeps the plain one.
+        steered = seq.lane is not None or needs_gate(scenario)
         self.sequencer = (LaneSequencer if steered else Sequencer)(
             self.ctx, policy, make_backpressure(scenario.backpressure), service, release=self._inject)
         gas_of = gas_table(scenario.blocks.gas, MESSAGE_KINDS)
         self.chain = Chain(self.ctx, self.sequencer, topology, self.links, self.gossip, self.lone, gas_of,
                            self._commit_listener())
         self.controllers = (build_controllers(scenario, ControlHost(self.ctx, self.sequencer, self.chain))
-                            if isinstance(self.sequencer, LaneSequencer) else [])
+                            if scenario.controllers else [])
         self.faults = FaultInjector(self.ctx, self.links, self.gossip, self.sequencer, self.chain, self.lone)
         # A one-node network runs its whole loop compiled when its rules allow (sim/solo.py).
         # Reactions need the Python loop (the compiled one cannot call back): same rules.
@@ -256,7 +256,7 @@ class ShadowNetwork:
         if named is not None:
             named(m)
         self.ctx.tally.emitted += 1
-        if self.sequencer.backpressure.suspended or self.sequencer.held:
+        if (self.sequencer.backpressure.suspended or self.sequencer.held) and self.sequencer.holds(m):
             self.sequencer.hold(m)
         else:
             self._inject(t, m)
@@ -417,8 +417,8 @@ class ShadowNetwork:
                     break
                 elif t_send <= t_python:
                     self.now = t_send
-                    if backpressure.suspended or sequencer.held:  # behind held messages, in order
-                        sequencer.hold(first_id + si)
+                    if (backpressure.suspended or sequencer.held) and sequencer.holds(first_id + si):
+                        sequencer.hold(first_id + si)  # behind held messages, in order
                     else:
                         self._inject(t_send, first_id + si)
                     si += 1
