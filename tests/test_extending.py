@@ -58,6 +58,19 @@ def test_every_schema_variant_has_a_registered_implementation() -> None:
     assert len(MESSAGE_KINDS) > 0
 
 
+def test_the_names_a_registry_declares_built_in_are_the_ones_its_modules_register() -> None:
+    """Validation asks the fault and policy registries about built-in names without importing the engines
+    (registry.py); the declaration must say what the modules register, or loading fails."""
+    for registry in (FAULT_KINDS, LIVE_FAULT_KINDS, QUEUE_POLICIES):
+        assert registry.builtin_names and registry.builtin_names <= set(registry.names())
+    from msgstorm.scenario.registry import Registry
+
+    wrong = Registry("fault kind", (), ("earthquake",))
+    assert "earthquake" in wrong  # answered from the declaration, before anything is loaded
+    with pytest.raises(RuntimeError, match=r"\['earthquake'\] declared built in"):
+        wrong.names()
+
+
 def test_an_unknown_policy_names_the_registered_ones() -> None:
     with pytest.raises(ScenarioError) as error:
         parse_scenario(_readme_block("# Extending msgstorm", "toml"), source="lifo.toml")

@@ -28,8 +28,6 @@ import math
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from msgstorm.analysis._common import rounded
 from msgstorm.history.reader import History
@@ -74,9 +72,12 @@ def fairness_summary(history: History) -> dict[str, Any] | None:
     received, ranks = _receive_matrix(history, _reporting_nodes(scenario))
     inversions, pairs = count_inversions(received, gamma, ranks=ranks)
     races = history.table("frontruns")
-    won = pc.equal(races["outcome"], "won") if races.num_rows else None
-    successes = int(pc.sum(won).as_py() or 0) if won is not None else 0
-    value = float(pc.sum(races.filter(won)["value"]).as_py() or 0.0) if won is not None and successes else 0.0
+    successes, value = 0, 0.0
+    if races.num_rows:
+        outcome, outcomes = history.codes("frontruns", "outcome")
+        won = outcome == outcomes.index("won") if "won" in outcomes else np.zeros(outcome.size, dtype=np.bool_)
+        successes = int(won.sum())
+        value = float(races["value"].to_numpy()[won].sum())
     return {
         "policy": policy,
         "gamma": gamma,
@@ -102,20 +103,23 @@ def _receive_matrix(history: History, reporting: list[str] | None = None) -> tup
     has a ``ranks`` table (a policy with its own rule), else None."""
     names_all = [node["name"] for node in history.nodes]
     columns = list(range(len(names_all))) if reporting is None else [names_all.index(n) for n in reporting]
-    messages = history.columns("messages", ["msg_id", "seq_no", "status"])
-    committed = messages.filter(pc.equal(messages["status"], "committed"))
-    if not columns or committed.num_rows == 0:
+    status, statuses = history.codes("messages", "status")
+    committed = status == statuses.index("committed") if "committed" in statuses else np.zeros(status.size, dtype=np.bool_)
+    if not columns or not committed.any():
         return np.zeros((0, max(len(columns), 1)), dtype=np.int64), None
-    deliveries = history.columns("deliveries", ["msg_id", "node", "t_delivered"])
-    names = pa.array(names_all, pa.string())
-    node = pc.index_in(deliveries["node"].cast(pa.string()), value_set=names).to_numpy(zero_copy_only=False)
+    messages = history.columns("messages", ["msg_id", "seq_no"])
+    deliveries = history.columns("deliveries", ["msg_id", "t_delivered"])
+    node_code, node_names = history.codes("deliveries", "node")
+    # Each delivery's node as its index among the run's nodes (-1: a name the run has not).
+    column_of = np.array([names_all.index(n) if n in names_all else -1 for n in node_names] or [-1], dtype=np.int64)
+    node = column_of[node_code]
     msg = deliveries["msg_id"].to_numpy()
     t = deliveries["t_delivered"].to_numpy()
-    ids = committed["msg_id"].to_numpy()
-    ids = ids[np.argsort(committed["seq_no"].to_numpy(), kind="stable")]  # rows in sequence order
+    ids = messages["msg_id"].to_numpy()[committed]
+    ids = ids[np.argsort(messages["seq_no"].to_numpy(zero_copy_only=False)[committed], kind="stable")]  # sequence order
     by_id = np.argsort(ids, kind="stable")
     pos = np.minimum(np.searchsorted(ids[by_id], msg), len(ids) - 1)
-    known = ids[by_id][pos] == msg
+    known = (ids[by_id][pos] == msg) & (node >= 0)
     rows = by_id[pos[known]]
     matrix = np.full((len(ids), len(names_all)), np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(matrix, (rows, node[known].astype(np.int64)), t[known])  # a node's first receipt

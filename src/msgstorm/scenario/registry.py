@@ -32,6 +32,10 @@ that appears in a scenario or a report to its implementation:
   ``every`` and steer it (shed non-essential kinds, change the block interval), each
   decision a ``control`` event.
 
+A registry may declare the names its built-in modules register (``builtin_names``), so
+that validation asks about a built-in name without importing its engine (``msgstorm
+validate`` loads no simulator); loading checks the declaration.
+
 Implementations register themselves with ``@REGISTRY.register("name")`` in the module that
 defines them; the scenario layer never imports those modules. A registry imports its
 built-in modules by name, the first time it is asked for a name (as a plugin loader does),
@@ -78,9 +82,13 @@ class Registry(Mapping[str, T]):
     """Names to implementations of one extension point (a read-only mapping; entries are
     added only through ``register``)."""
 
-    def __init__(self, what: str, builtin_modules: tuple[str, ...]) -> None:
+    def __init__(self, what: str, builtin_modules: tuple[str, ...], builtin_names: tuple[str, ...] = ()) -> None:
         self.what = what
         self.builtin_modules = builtin_modules
+        # Names the built-in modules register, declared here so that validation can ask
+        # ``name in registry`` of a built-in without importing the engine that implements it
+        # (``msgstorm validate`` loads no simulator); loading checks the declaration.
+        self.builtin_names = frozenset(builtin_names)
         self._entries: dict[str, T] = {}
         self._loaded = False
 
@@ -101,6 +109,9 @@ class Registry(Mapping[str, T]):
             self._loaded = True
             for module in self.builtin_modules:
                 importlib.import_module(module)
+            undeclared = self.builtin_names - set(self._entries)
+            if undeclared:
+                raise RuntimeError(f"{self.what}: {sorted(undeclared)} declared built in, but no module registers them")
             load_extensions()
 
     def __getitem__(self, name: str) -> T:
@@ -111,6 +122,8 @@ class Registry(Mapping[str, T]):
             raise KeyError(f"unknown {self.what} {name!r}; one of {self.names()}") from None
 
     def __contains__(self, name: object) -> bool:
+        if name in self.builtin_names:
+            return True
         self._load()
         return name in self._entries
 
@@ -159,10 +172,11 @@ QUEUE_POLICIES: Registry[Callable[[], Any]] = Registry("queue policy", (
     "msgstorm.sim.policies_batch",
     "msgstorm.sim.policies_commit_reveal",
     "msgstorm.sim.policies_fair",
-))
+), ("fifo", "fee_priority", "batch_auction", "commit_reveal", "fair_order"))
 BACKPRESSURE_MODES: Registry[Callable[[Any], Any]] = Registry("backpressure mode", ("msgstorm.sim.backpressure",))
-FAULT_KINDS: Registry[Any] = Registry("fault kind", ("msgstorm.sim.fault_injector",))
-LIVE_FAULT_KINDS: Registry[Any] = Registry("live fault kind", ("msgstorm.live.nemesis",))
+FAULT_KINDS: Registry[Any] = Registry("fault kind", ("msgstorm.sim.fault_injector",), ("partition", "crash", "degrade"))
+LIVE_FAULT_KINDS: Registry[Any] = Registry("live fault kind", ("msgstorm.live.nemesis",),
+                                           ("pause", "crash", "restart", "toxic", "partition", "bridge"))
 ARRIVAL_PROCESSES: Registry[Callable[..., Any]] = Registry("arrival process", ("msgstorm.traffic.arrivals",))
 CHECKERS: Registry[Any] = Registry("checker", ("msgstorm.analysis.delivery", "msgstorm.analysis.generator",
                                                 "msgstorm.analysis.audit"))
