@@ -380,3 +380,28 @@ duration = "2s"
     before = {m["msg_id"] for m in result.history.messages.to_pylist() if m["t_sent"] is not None
               and m["t_sent"] < 900_000_000}
     assert len(before) > 150 and len(before & acked) >= 0.9 * len(before)
+
+
+def test_payloads_stored_damaged_are_counted_damaged_not_filed_under_another_id(tmp_path: Path) -> None:
+    """JetStream behind an upstream ``corrupt`` toxic: the server stores and acks a payload
+    whose bytes changed on the way. Read back, such a copy is damaged (its check byte says
+    so), not a copy of the message whose id its changed bytes now spell."""
+    text = LIVE.format(duration="3s").replace('target = "nats"', 'target = "jetstream"') + """
+[[faults]]
+kind = "toxic"
+toxic = "corrupt"
+link = "publisher"
+direction = "upstream"
+at = "1s"
+duration = "1s"
+"""
+    result = run(parse_scenario(text, source="stored.toml"), tmp_path / "run")
+    assert_nothing_left(result)
+    assert _events(result, "fault_end")[0]["detail"]["corrupted_chunks"] > 5
+    damaged = [e["detail"]["damaged"] for e in _events(result, "client_error")
+               if e["detail"].get("client") == "read_back" and "damaged" in e["detail"]]
+    assert damaged and damaged[0] > 0, "payloads stored damaged are counted as such"
+    sent = {m["msg_id"] for m in result.history.messages.to_pylist() if m["t_sent"] is not None}
+    stored = [d["msg_id"] for d in result.history.deliveries.to_pylist() if d["node"] == "stream"]
+    assert stored and set(stored) <= sent, "no stored copy under an id never sent"
+    assert len(stored) == len(set(stored)), "no message stored twice"

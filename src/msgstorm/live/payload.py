@@ -25,7 +25,7 @@ import numpy as np
 
 from msgstorm.jit import nb
 
-__all__ = ["HEADER", "message_id", "pack_payloads", "payload", "read_ids", "warm_up"]
+__all__ = ["HEADER", "message_id", "pack_payloads", "payload", "read_ids", "readable_ids", "warm_up"]
 
 HEADER = struct.Struct("<qq")
 _ID_BYTES = 8
@@ -54,6 +54,14 @@ def message_id(data: bytes) -> int | None:
     if len(data) > HEADER.size and (data[-1] != _check(data[:HEADER.size]) or any(data[HEADER.size:-1])):
         return None
     return int(HEADER.unpack_from(data)[0])
+
+
+def readable_ids(payloads: list[bytes]) -> tuple[list[int], int]:
+    """The ids the payloads carry, in order, and how many were left out (``message_id`` is
+    None): a payload changed before a broker stored it (an upstream ``corrupt`` toxic) is
+    not filed under another message's id."""
+    ids = [msg_id for data in payloads if (msg_id := message_id(data)) is not None]
+    return ids, len(payloads) - len(ids)
 
 
 @nb.njit(cache=True)
