@@ -49,6 +49,7 @@ import struct
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from typing import Any, Literal
 
 __all__ = ["DIRECTIONS", "TOXIC_KINDS", "FaultProxy", "Link", "Toxic", "main"]
@@ -274,26 +275,42 @@ class _Connection:
         self.upstream.source, self.upstream.sink = self.client, self.server
         self.downstream.source, self.downstream.sink = self.server, self.client
         self.closed = False
-        self.timers: list[asyncio.TimerHandle] = []
+        # Timers by the toxic that set them (cancelled when it ends: a toxic acts only while
+        # it is active), and the slow close's (None), which outlives its toxic by design.
+        self.timers: dict[int | None, list[asyncio.TimerHandle]] = {}
+        self.slow_closing: set[int] = set()  # ids of the slow_close toxics acting on this connection
+
+    def later(self, toxic_id: int | None, delay_ns: int, action: Callable[[], None]) -> None:
+        """``action`` in ``delay_ns``, unless the toxic ``toxic_id`` ends (or the connection) first."""
+        timer = asyncio.get_running_loop().call_later(delay_ns / 1e9, action)
+        self.timers.setdefault(toxic_id, []).append(timer)
+
+    def toxic_ended(self, toxic_id: int) -> None:
+        """A toxic ended: what it had scheduled on this connection will not happen."""
+        for timer in self.timers.pop(toxic_id, []):
+            timer.cancel()
+        self.slow_closing.discard(toxic_id)
 
     def source_done(self, pipe: _Pipe) -> None:
         """``pipe``'s source closed and all it read has gone out: close its sink too
         (after a slow close's delay)."""
         delay_ns = max((t.close_delay_ns for i, t in self.link.toxics_on(pipe.direction)
-                        if t.kind == "slow_close" and i in self.link.slow_closing.get(id(self), ())), default=0)
+                        if t.kind == "slow_close" and i in self.slow_closing), default=0)
         sink = pipe.sink
         if sink is None or sink.transport is None:
             return
         if delay_ns:
-            self.timers.append(asyncio.get_running_loop().call_later(delay_ns / 1e9, self.close))
+            self.later(None, delay_ns, self.close)
         else:
             sink.transport.close()
 
     def end_lost(self, end: _End) -> None:
         if self.client.transport is None and self.server.transport is None:
             self.closed = True
-            for timer in self.timers:
-                timer.cancel()
+            for timers in self.timers.values():
+                for timer in timers:
+                    timer.cancel()
+            self.timers = {}
             self.link.connections.discard(self)
 
     def close(self) -> None:
@@ -322,7 +339,6 @@ class Link:
     toxics: dict[int, Toxic] = field(default_factory=dict)
     stats: dict[int, ToxicStats] = field(default_factory=dict)
     connections: set[_Connection] = field(default_factory=set)
-    slow_closing: dict[int, set[int]] = field(default_factory=dict)  # id(connection) -> toxic ids
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     server: asyncio.base_events.Server | None = None
     _by_direction: dict[str, list[tuple[int, Toxic]]] = field(default_factory=dict)
@@ -377,19 +393,18 @@ class FaultProxy:
         if toxic.probability < 1.0 and link.rng.random() >= toxic.probability:
             return
         link.stats[toxic_id].connections += 1
-        loop = asyncio.get_running_loop()
         if toxic.kind == "reset_peer":
             if toxic.timeout_ns:
-                connection.timers.append(loop.call_later(toxic.timeout_ns / 1e9, connection.reset))
+                connection.later(toxic_id, toxic.timeout_ns, connection.reset)
             else:
                 connection.reset()
         elif toxic.kind == "timeout":
             for pipe in connection.pipes(toxic):
                 pipe.hold(True)
             if toxic.timeout_ns:
-                connection.timers.append(loop.call_later(toxic.timeout_ns / 1e9, connection.close))
+                connection.later(toxic_id, toxic.timeout_ns, connection.close)
         elif toxic.kind == "slow_close":
-            link.slow_closing.setdefault(id(connection), set()).add(toxic_id)
+            connection.slow_closing.add(toxic_id)
 
     def set(self, toxic_id: int, link_name: str, toxic: Toxic) -> dict[str, Any]:
         """Start ``toxic`` on a link; returns when it took effect (monotonic ns) and on how
@@ -420,8 +435,8 @@ class FaultProxy:
                     connection.reset()
                     stats.connections += 1
             link._refresh()
-            for closing in link.slow_closing.values():
-                closing.discard(toxic_id)
+            for connection in list(link.connections):
+                connection.toxic_ended(toxic_id)
             if toxic.kind == "timeout":
                 still_held = {d for _, t in link.toxics.items() if t.kind == "timeout"
                               for d in DIRECTIONS if t.acts_on(d)}
