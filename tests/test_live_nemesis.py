@@ -216,9 +216,14 @@ duration = "{pause_s}s"
     ("zmq", 'kind = "toxic"\ntoxic = "latency"\nlatency = "1ms"\nat = "1s"', "cannot route its clients"),
     ("nats", 'kind = "toxic"\ntoxic = "latency"\nrate = "1Mbit/s"\nlatency = "1ms"\nat = "1s"',
      "'rate' does not apply to toxic 'latency'"),
+    ("nats-16B", 'kind = "toxic"\ntoxic = "corrupt"\nat = "1s"', "agents[0].size ('traders') can be 16 bytes"),
+    ("nats-uniform", 'kind = "toxic"\ntoxic = "corrupt"\nat = "1s"', "agents[0].size ('traders') can be 8 bytes"),
 ])
 def test_a_fault_its_target_cannot_apply_is_refused_naming_it(target: str, fault: str, said: str) -> None:
-    text = LIVE.format(duration="1s").replace('target = "nats"', f'target = "{target}"')
+    sizes = {"nats-16B": '"16B"', "nats-uniform": '{ dist = "uniform", low = 8, high = 64 }'}
+    text = LIVE.format(duration="1s").replace('target = "nats"', f'target = "{target.split("-")[0]}"')
+    if target in sizes:  # a payload of 16 bytes or less carries no check byte
+        text = text.replace('size = "64B"', f"size = {sizes[target]}")
     with pytest.raises(ScenarioError) as raised:
         parse_scenario(text + "\n[[faults]]\n" + fault + "\n", source="faults.toml")
     messages = [str(issue) for issue in raised.value.issues]

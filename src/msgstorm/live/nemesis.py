@@ -33,9 +33,11 @@ from urllib.parse import urlsplit
 
 from msgstorm.faults.schedule import FaultOp, fault_entries, fault_schedule
 from msgstorm.history.events import EventKind
+from msgstorm.live.payload import HEADER
 from msgstorm.live.proxy import Toxic
 from msgstorm.live.servers import ManagedServer, die_with_parent
 from msgstorm.scenario.registry import LIVE_DRIVERS, LIVE_FAULT_KINDS
+from msgstorm.scenario.distributions import Constant, Pareto, Uniform
 from msgstorm.scenario.schema import CrashFault, PauseFault, RestartFault, Scenario, ToxicFault
 
 __all__ = ["LiveFaultKind", "Nemesis", "ProxyProcess", "RoutesClients", "alive", "cleanup_report", "listening",
@@ -181,6 +183,31 @@ class _ServerFault:
         return _server_problems(scenario, spec.node)
 
 
+def _smallest_size_bytes(size: Any) -> float:
+    """The smallest payload size a size distribution can draw (0 when it is not bounded below)."""
+    if isinstance(size, Constant):
+        return size.value
+    if isinstance(size, Uniform):
+        return min(size.low, size.high)
+    if isinstance(size, Pareto):
+        return size.scale
+    return 0.0
+
+
+def _corrupt_problems(scenario: Scenario) -> list[Problem]:
+    """A ``corrupt`` toxic is only seen when every payload carries its check byte
+    (``live/payload.py``): a payload of ``HEADER.size`` bytes or less has none, so a changed
+    byte would read as another message's id."""
+    problems: list[Problem] = []
+    for index, agent in enumerate(scenario.agents):
+        smallest = _smallest_size_bytes(agent.size)
+        if smallest < HEADER.size + 1:
+            problems.append((("toxic",), f"a corrupt toxic is detected by the check byte a payload of more than "
+                                         f"{HEADER.size} bytes carries; agents[{index}].size ({agent.name!r}) can be "
+                                         f"{smallest:g} bytes: give it a size of at least {HEADER.size + 1} bytes"))
+    return problems
+
+
 @LIVE_FAULT_KINDS.register("pause")
 class Pause(_ServerFault):
     """SIGSTOP a server; SIGCONT at the end."""
@@ -264,6 +291,8 @@ class ToxicKind:
         if scenario.target == "jetstream" and scenario.live.jetstream.client != "wire":
             return [(("kind",), 'toxics on target "jetstream" need live.jetstream.client = "wire" (the nats-py '
                                 "client is not routed through the fault proxy)")]
+        if spec.toxic == "corrupt":
+            return _corrupt_problems(scenario)
         return []
 
     @staticmethod

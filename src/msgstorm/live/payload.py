@@ -7,8 +7,9 @@ starts with the message's id and key as little-endian int64s (``HEADER``); the r
 padding up to the message's size, so a payload is ``max(size, HEADER.size)`` bytes, except
 its last byte, which is a check of the header (the XOR of its 16 bytes, ``_check``). A payload
 changed in flight (the fault proxy's ``corrupt`` toxic, a broken link) therefore reads as
-damaged, not as a receipt: any one byte changed in a padded payload is caught (a 16-byte
-payload has no room for the check).
+damaged, not as a receipt: any one byte changed in a padded payload is caught. A 16-byte
+payload has no room for the check, so a scenario with a ``corrupt`` toxic is refused at
+validation when an agent's size can be 16 bytes or less (``live/nemesis.py``).
 
 The layout has one Python form (``payload``, ``message_id``: one message at a time, for
 drivers that publish and receive one message per call) and one compiled form for whole
