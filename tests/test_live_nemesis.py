@@ -410,3 +410,23 @@ duration = "1s"
     stored = [d["msg_id"] for d in result.history.deliveries.to_pylist() if d["node"] == "stream"]
     assert stored and set(stored) <= sent, "no stored copy under an id never sent"
     assert len(stored) == len(set(stored)), "no message stored twice"
+
+
+def test_a_fault_ending_as_the_sending_ends_still_gets_its_fault_end(tmp_path: Path) -> None:
+    """The toxic's clear goes to the proxy 30 ms ahead and waits there for its time, 1 ms
+    before the run's end: the sending ends (the nemesis is cancelled) while that exchange
+    is in flight. The exchange finishes and the fault's end is recorded, once."""
+    result = _run(tmp_path, "3s", """
+[[faults]]
+kind = "toxic"
+toxic = "latency"
+latency = "5ms"
+link = "publisher"
+at = "1s"
+duration = "1999ms"
+""")
+    starts = [e for e in _events(result, "fault_start") if e["detail"]["fault_id"] == 0]
+    ends = [e for e in _events(result, "fault_end") if e["detail"]["fault_id"] == 0]
+    assert len(starts) == 1 and len(ends) == 1, (starts, ends)
+    assert ends[0]["detail"]["chunks"] > 100, "the end carries what the toxic did"
+    assert result.summary["faults"][0]["end_s"] is not None

@@ -300,14 +300,11 @@ class ToxicKind:
         assert isinstance(op.spec, ToxicFault) and nemesis.proxy is not None
         toxic = toxic_of(op.spec)
         roles = ROLES if op.spec.link == "clients" else (op.spec.link,)
-        applied: dict[str, Any] = {"open_connections": 0}
-        for role in roles:
-            for link in nemesis.links[role]:
-                answer = await nemesis.proxy.command(op="set", id=op.fault_id, link=link, toxic=asdict(toxic),
-                                                     at_ns=nemesis.t0_ns + op.t_ns)
-                applied["t_ns"] = min(applied.get("t_ns", answer["t_ns"]), answer["t_ns"])
-                applied["open_connections"] += answer["open_connections"]
-        return applied
+        links = [link for role in roles for link in nemesis.links[role]]
+        # One command for every link: the proxy switches them all at the same moment.
+        answer = await nemesis.proxy.command(op="set", id=op.fault_id, link=links, toxic=asdict(toxic),
+                                             at_ns=nemesis.t0_ns + op.t_ns)
+        return {"t_ns": answer["t_ns"], "open_connections": answer["open_connections"]}
 
     @staticmethod
     async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
@@ -418,6 +415,9 @@ class Nemesis:
         self.resumed: set[str] = set()  # servers a heal or the cleanup found paused and resumed
         self.started: set[int] = set()  # faults whose start was begun
         self.ended: set[int] = set()  # faults whose end was begun
+        # Operations being applied: each finishes (and is recorded) even when the run that
+        # began it is cancelled meanwhile; ``heal`` waits for them.
+        self.applying: set[asyncio.Task[None]] = set()
         self.victims: dict[int, str] = {}  # fault id -> the server a crash took down (the leader, named then)
         self.active: set[int] = set()
         self.t0_ns = 0
@@ -500,9 +500,18 @@ class Nemesis:
             await self.apply(op, now)
 
     async def apply(self, op: FaultOp, now: Callable[[], int]) -> None:
-        kind: LiveFaultKind = LIVE_FAULT_KINDS[op.spec.kind]
-        # Begun, even if this is cancelled before it is said to have taken effect: a heal ends it.
+        """Apply ``op`` and record it. Shielded: cancelled meanwhile (the sending ended), the
+        operation still finishes and its event is written (``heal`` waits for it), so no
+        ``fault_start`` is left without its ``fault_end``."""
+        # Begun: a heal ends it (after this has finished), and does not begin it a second time.
         (self.started if op.action == "start" else self.ended).add(op.fault_id)
+        applying = asyncio.ensure_future(self._apply(op, now))
+        self.applying.add(applying)
+        applying.add_done_callback(self.applying.discard)
+        await asyncio.shield(applying)
+
+    async def _apply(self, op: FaultOp, now: Callable[[], int]) -> None:
+        kind: LiveFaultKind = LIVE_FAULT_KINDS[op.spec.kind]
         detail: dict[str, Any] = {"fault_id": op.fault_id, **op.spec.model_dump(mode="json"),
                                   **({"from_entry": op.source} if op.source is not None else {})}
         try:
@@ -528,6 +537,8 @@ class Nemesis:
         ``restart_after`` stays. Safe to call twice."""
         self.healing = True
         try:
+            while self.applying:  # begun before the heal: finished (and recorded) first
+                await asyncio.wait(list(self.applying))
             for op in self.ops:
                 if op.action == "end" and op.fault_id in self.started and op.fault_id not in self.ended:
                     if isinstance(op.spec, PauseFault):
