@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
+
+import pytest
 
 from msgstorm.live.proxy import FaultProxy, Toxic
 
@@ -159,3 +163,14 @@ def test_a_slow_close_is_state_of_its_connection_and_goes_with_it() -> None:
 
     left, closing = asyncio.run(scenario())
     assert closing == {1} and left == 0
+
+
+def test_the_proxy_forwards_to_loopback_only() -> None:
+    async def listen(host: str) -> None:
+        await FaultProxy().listen("clients", host, 4222)
+
+    with pytest.raises(ValueError, match="'10.0.0.1' is not a loopback address"):
+        asyncio.run(listen("10.0.0.1"))
+    ran = subprocess.run([sys.executable, "-m", "msgstorm.live.proxy", "clients=192.0.2.1:4222"],
+                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert ran.returncode != 0 and "'192.0.2.1' is not a loopback address" in ran.stderr, ran.stderr

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import json
 import random
 import socket
@@ -52,7 +53,7 @@ from dataclasses import asdict, dataclass, field
 from collections.abc import Callable
 from typing import Any, Literal
 
-__all__ = ["DIRECTIONS", "TOXIC_KINDS", "FaultProxy", "Link", "Toxic", "main"]
+__all__ = ["DIRECTIONS", "TOXIC_KINDS", "FaultProxy", "Link", "Toxic", "main", "require_loopback"]
 
 TOXIC_KINDS = ("latency", "bandwidth", "blackhole", "reset_peer", "timeout", "slicer", "slow_close", "corrupt")
 DIRECTIONS = ("upstream", "downstream")
@@ -359,7 +360,9 @@ class FaultProxy:
         self.seed = seed
 
     async def listen(self, name: str, upstream_host: str, upstream_port: int, port: int = 0) -> int:
-        """A listener on loopback ``port`` (0: a free one) whose connections go to the upstream address."""
+        """A listener on loopback ``port`` (0: a free one) whose connections go to the upstream
+        address, which must be on this machine too (a ValueError otherwise)."""
+        require_loopback(upstream_host)
         link = Link(name, upstream_host, upstream_port, rng=random.Random(f"{self.seed}:{name}"))
         loop = asyncio.get_running_loop()
 
@@ -457,14 +460,35 @@ class FaultProxy:
                 await link.server.wait_closed()
 
 
-async def _serve(targets: list[str]) -> None:
-    proxy = FaultProxy()
-    ports = {}
-    for target in targets:  # name=HOST:PORT, or name=HOST:PORT@LISTEN_PORT
+def require_loopback(host: str) -> None:
+    """Fault traffic goes only to this machine (127.0.0.0/8, ::1): a ValueError otherwise."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"upstream host {host!r} is not a loopback address: the fault proxy forwards only to "
+                         "127.0.0.0/8 or ::1")
+
+
+def _upstreams(targets: list[str]) -> list[tuple[str, str, int, int]]:
+    """``name=HOST:PORT[@LISTEN_PORT]`` arguments: (name, host, port, listen port), each host
+    on this machine (checked before anything listens)."""
+    upstreams = []
+    for target in targets:
         name, _, address = target.partition("=")
         address, _, listen = address.partition("@")
         host, _, port = address.rpartition(":")
-        ports[name] = await proxy.listen(name, host, int(port), int(listen or 0))
+        require_loopback(host)
+        upstreams.append((name, host, int(port), int(listen or 0)))
+    return upstreams
+
+
+async def _serve(targets: list[str]) -> None:
+    proxy = FaultProxy()
+    ports = {}
+    for name, host, port, listen in _upstreams(targets):
+        ports[name] = await proxy.listen(name, host, port, listen)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -510,7 +534,12 @@ def main(argv: list[str] | None = None) -> None:
     from msgstorm.live.servers import die_with_parent
 
     die_with_parent()
-    asyncio.run(_serve(list(sys.argv[1:] if argv is None else argv)))
+    targets = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _upstreams(targets)
+    except ValueError as error:
+        sys.exit(f"msgstorm.live.proxy: {error}")
+    asyncio.run(_serve(targets))
 
 
 if __name__ == "__main__":
