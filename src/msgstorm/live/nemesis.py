@@ -375,6 +375,12 @@ class Bridge(Partition):
             problems.append((("bridge",), f"unknown server {spec.bridge!r}; the cluster is {names}"))
         if any(spec.bridge in group for group in spec.groups):
             problems.append((("bridge",), f"the bridge {spec.bridge!r} is in neither side: leave it out of 'groups'"))
+        # Unlike a partition (where unnamed servers form one more group), a bridge has two
+        # sides only: a server in neither would keep every route, so each must be named.
+        left_out = [name for name in names if name != spec.bridge and not any(name in group for group in spec.groups)]
+        if left_out:
+            problems.append((("groups",), f"{left_out} in neither side nor the bridge: the two sides and the bridge "
+                                          f"cover the whole cluster {names}"))
         return problems
 
     @staticmethod
@@ -472,7 +478,7 @@ class Nemesis:
             return {"pid": server.pid, "already_running": True}
         server.spawn()
         deadline = asyncio.get_running_loop().time() + server.start_timeout_s
-        while not server.listens_now():
+        while not await server.accepts_now():
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"{server.name} did not listen again within {server.start_timeout_s:g} s")
             await asyncio.sleep(0.02)
