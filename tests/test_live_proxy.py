@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from msgstorm.live.proxy import FaultProxy, Toxic
+from msgstorm.live.proxy import FaultProxy, Toxic, sleep_until
 
 
 async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -174,3 +174,16 @@ def test_the_proxy_forwards_to_loopback_only() -> None:
     ran = subprocess.run([sys.executable, "-m", "msgstorm.live.proxy", "clients=192.0.2.1:4222"],
                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert ran.returncode != 0 and "'192.0.2.1' is not a loopback address" in ran.stderr, ran.stderr
+
+
+def test_sleep_until_returns_once_its_clock_has_reached_the_time() -> None:
+    # A clock of its own, a millisecond a reading: the wait ends at the time, not before.
+    readings = iter(range(0, 10**9, 1_000_000))
+    clock_ns = [0]
+
+    def clock() -> int:
+        clock_ns[0] = next(readings)
+        return clock_ns[0]
+
+    asyncio.run(sleep_until(20_000_000, clock))
+    assert 20_000_000 <= clock_ns[0] <= 21_000_000

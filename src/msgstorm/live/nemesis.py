@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from msgstorm.faults.schedule import FaultOp, fault_entries, fault_schedule
 from msgstorm.history.events import EventKind
 from msgstorm.live.payload import HEADER
-from msgstorm.live.proxy import Toxic
+from msgstorm.live.proxy import Toxic, sleep_until
 from msgstorm.live.servers import ManagedServer, die_with_parent
 from msgstorm.scenario.registry import LIVE_DRIVERS, LIVE_FAULT_KINDS
 from msgstorm.scenario.distributions import Constant, Pareto, Uniform
@@ -49,9 +49,6 @@ Record = Callable[[int, str, "str | None", dict[str, Any]], None]
 ROLES = ("publisher", "consumers")
 # A toxic's command is sent to the proxy this long before its time (it waits there).
 _PROXY_LEAD_NS = 30_000_000
-# A process fault's last stretch before its time is spent yielding to the loop (asyncio's
-# timers wake up to a millisecond late).
-_SPIN_NS = 2_000_000
 
 
 class RoutesClients(Protocol):
@@ -494,15 +491,14 @@ class Nemesis:
         self.t0_ns = t0_ns
         self.now = now
         for op in self.ops:
-            # A toxic's command goes to the proxy ahead of time and is applied there on time;
-            # a process fault is applied here, the last stretch spent yielding to the loop.
-            ahead_ns = _PROXY_LEAD_NS if isinstance(op.spec, ToxicFault) else _SPIN_NS
-            wait_ns = op.t_ns - ahead_ns - now()
-            if wait_ns > 0:
-                await asyncio.sleep(wait_ns / 1e9)
-            if not isinstance(op.spec, ToxicFault):
-                while now() < op.t_ns:
-                    await asyncio.sleep(0)
+            # A toxic's command goes to the proxy ahead of time and is applied there on time
+            # (``sleep_until`` in the proxy); a process fault is applied here, on time.
+            if isinstance(op.spec, ToxicFault):
+                wait_ns = op.t_ns - _PROXY_LEAD_NS - now()
+                if wait_ns > 0:
+                    await asyncio.sleep(wait_ns / 1e9)
+            else:
+                await sleep_until(op.t_ns, now)
             await self.apply(op, now)
 
     async def apply(self, op: FaultOp, now: Callable[[], int]) -> None:

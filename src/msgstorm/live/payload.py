@@ -33,7 +33,10 @@ _ID_BYTES = 8
 
 
 def _check(header: bytes) -> int:
-    """The check byte of a payload's 16-byte header: the XOR of its bytes."""
+    """The check byte of a payload's 16-byte header: the XOR of its bytes. Written out by
+    hand, and deliberately again in the compiled forms (``pack_payloads``, ``read_ids``, whose
+    loops cannot call Python); ``tests/test_live_payload.py`` holds the copies to this one on
+    random headers."""
     check = 0
     for byte in header:
         check ^= byte
@@ -87,7 +90,7 @@ def pack_payloads(msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> t
         _put_int64(out, start, msg_ids[i])
         _put_int64(out, start + _ID_BYTES, keys[i])
         if ends[i] - start > 2 * _ID_BYTES:
-            check = 0
+            check = 0  # ``_check``, compiled (a deliberate copy; tested against it)
             for k in range(2 * _ID_BYTES):
                 check ^= out[start + k]
             out[ends[i] - 1] = check
@@ -105,7 +108,7 @@ def read_ids(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.nd
         if lengths[i] < 2 * _ID_BYTES:
             continue
         if lengths[i] > 2 * _ID_BYTES:
-            check = 0
+            check = 0  # ``_check``, compiled (a deliberate copy; tested against it)
             for k in range(2 * _ID_BYTES):
                 check ^= data[starts[i] + k]
             intact = data[starts[i] + lengths[i] - 1] == check

@@ -53,7 +53,7 @@ from dataclasses import asdict, dataclass, field
 from collections.abc import Callable
 from typing import Any, Literal
 
-__all__ = ["DIRECTIONS", "TOXIC_KINDS", "FaultProxy", "Link", "Toxic", "main", "require_loopback"]
+__all__ = ["DIRECTIONS", "TOXIC_KINDS", "FaultProxy", "Link", "Toxic", "main", "require_loopback", "sleep_until"]
 
 TOXIC_KINDS = ("latency", "bandwidth", "blackhole", "reset_peer", "timeout", "slicer", "slow_close", "corrupt")
 DIRECTIONS = ("upstream", "downstream")
@@ -503,7 +503,7 @@ async def _serve(targets: list[str]) -> None:
             command = json.loads(line)
             op = command["op"]
             if "at_ns" in command:  # sent ahead: applied at that time (monotonic ns), not when it came
-                await _until(int(command["at_ns"]))
+                await sleep_until(int(command["at_ns"]))
             if op == "set":  # "link": one name or a list of them
                 links = command["link"] if isinstance(command["link"], list) else [command["link"]]
                 answers = [proxy.set(int(command["id"]), link, Toxic(**command["toxic"])) for link in links]
@@ -518,14 +518,15 @@ async def _serve(targets: list[str]) -> None:
         say({"closed": True})
 
 
-async def _until(t_ns: int) -> None:
-    """Wait until ``t_ns`` (monotonic) to within tens of microseconds: asyncio's timers wake
-    up to a millisecond late, so the last stretch yields to the loop (which keeps forwarding)
-    until the time has come."""
-    wait_ns = t_ns - time.monotonic_ns()
+async def sleep_until(t_ns: int, clock: Callable[[], int] = time.monotonic_ns) -> None:
+    """Wait until ``clock()`` reaches ``t_ns`` to within tens of microseconds: asyncio's
+    timers wake up to a millisecond late, so the last ``_SPIN_NS`` yields to the loop (which
+    keeps forwarding) until the time has come. Shared by the proxy (a command sent ahead)
+    and the nemesis (a process fault, on the run's clock)."""
+    wait_ns = t_ns - clock()
     if wait_ns > _SPIN_NS:
         await asyncio.sleep((wait_ns - _SPIN_NS) / 1e9)
-    while time.monotonic_ns() < t_ns:
+    while clock() < t_ns:
         await asyncio.sleep(0)
 
 
