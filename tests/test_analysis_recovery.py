@@ -37,3 +37,38 @@ def test_a_fault_with_nothing_held_recovers_at_once_and_one_never_healed_has_no_
     assert faults[0]["recovery_s"] == 0.0
     faults = analyse(_history(tmp_path / "c", 7 * S)).summary["faults"]  # still held at the run's end
     assert faults[0]["recovery_s"] is None and faults[0]["pre_fault_p99_ms"] == 2.0
+
+
+def _faults(tmp_path: Path, latency_ns, windows: list[tuple[int, int]]):  # type: ignore[no-untyped-def]
+    """One message every 10 ms for 6 s, ``latency_ns(t)`` late (None: never committed), and
+    a pause fault over each of ``windows``."""
+    rows = [message(i, i * 10 * MS, latency_ns=latency_ns(i * 10 * MS)) for i in range(600)]
+    events = [event(0, "run_start", target="sim")]
+    for fault_id, (start, end) in enumerate(windows):
+        events += [event(start, "fault_start", fault_id=fault_id, kind="pause"),
+                   event(end, "fault_end", fault_id=fault_id, kind="pause")]
+    return analyse(write_history(tmp_path, rows, events, t_end=6 * S)).summary["faults"]
+
+
+def test_the_baseline_keeps_the_slow_messages_intended_just_before_the_fault(tmp_path: Path) -> None:
+    # Intended 1.9 .. 2.0 s (10 of the 200 in the baseline), each 150 ms late: committed after
+    # the fault began, they are still part of the normal before it (p99: the 198th of 200).
+    faults = _faults(tmp_path, lambda t: 150 * MS if 1.9 * S <= t < 2 * S else 2 * MS, [(2 * S, 3 * S)])
+    assert faults[0]["pre_fault_p99_ms"] == 150.0
+
+
+def test_the_baseline_starts_after_the_fault_before(tmp_path: Path) -> None:
+    # The first fault (1.0 .. 1.5 s) holds its messages 300 ms; the second's baseline is
+    # 1.5 .. 2.0 s, all 2 ms late, not the first fault's backlog.
+    faults = _faults(tmp_path, lambda t: 300 * MS if S <= t < 1.5 * S else 2 * MS, [(S, 1.5 * S), (2 * S, 2.5 * S)])
+    assert faults[1]["pre_fault_p99_ms"] == 2.0 and faults[1]["recovery_s"] == 0.0
+    # A fault that began while another was in force has no normal to compare with.
+    faults = _faults(tmp_path / "overlap", lambda t: 2 * MS, [(S, 3 * S), (2 * S, 2.5 * S)])
+    assert faults[1]["pre_fault_p99_ms"] is None and faults[1]["recovery_s"] is None
+
+
+def test_a_baseline_of_zero_or_of_nothing_committed_is_no_baseline(tmp_path: Path) -> None:
+    faults = _faults(tmp_path / "zero", lambda t: 0, [(2 * S, 3 * S)])
+    assert faults[0]["pre_fault_p99_ms"] is None and faults[0]["recovery_s"] is None
+    faults = _faults(tmp_path / "lost", lambda t: None if t < 2 * S else 2 * MS, [(2 * S, 3 * S)])
+    assert faults[0]["pre_fault_p99_ms"] is None and faults[0]["recovery_s"] is None

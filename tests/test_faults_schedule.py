@@ -127,3 +127,15 @@ def test_the_failure_threshold_under_a_fixed_fault_mix_is_the_step_of_the_first_
     assert failure["reason"] == "loss"
     assert failure["t_ns"] == first_crash_ns // 10**9 * 10**9, (failure, first_crash_ns)
     assert result.summary["messages"]["lost"] > 0
+
+
+@pytest.mark.parametrize(("until", "field"), [('until = "60s"', "faults[1]"), ("", "faults[1].every")])
+def test_a_nemesis_drawing_more_faults_than_the_cap_is_refused_naming_it(until: str, field: str) -> None:
+    """One fault every microsecond for a minute is 60 million faults: refused at validation,
+    before any is built (with ``until``, or until the run's end without it)."""
+    text = BASE.replace('duration = "10s"', 'duration = "60s"') + NEMESIS.split("[[faults]]\nkind = \"script\"")[0]
+    text = text.replace('every = "2s"\nuntil = "9s"', f'every = "1us"\n{until}')
+    with pytest.raises(ScenarioError) as raised:
+        parse_scenario(text, source="n.toml")
+    said = [str(issue) for issue in raised.value.issues]
+    assert any("n.toml:" in m and field in m and "at most 10000" in m for m in said), said

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from msgstorm.live.payload import HEADER, message_id, pack_payloads, payload, read_ids
+from msgstorm.live.payload import HEADER, _check, message_id, pack_payloads, payload, read_ids
 
 
 def _messages(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -64,3 +64,25 @@ def test_any_one_byte_changed_in_a_padded_payload_reads_as_damaged(size: int) ->
             assert message_id(bytes(damaged)) is None, (position, flip)
             data = np.frombuffer(bytes(damaged), dtype=np.uint8)
             assert read_ids(data, np.zeros(1, dtype=np.int64), np.array([size], dtype=np.int64)).size == 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_compiled_check_bytes_are_the_python_check_byte(seed: int) -> None:
+    """``_check`` and its compiled copies: the byte ``pack_payloads`` writes is ``_check`` of
+    the header, and ``read_ids`` accepts a payload exactly when its last byte is that."""
+    rng = np.random.default_rng(seed)
+    headers = [rng.bytes(HEADER.size) for _ in range(300)]
+    ids = np.asarray([HEADER.unpack(h)[0] for h in headers], dtype=np.int64)
+    keys = np.asarray([HEADER.unpack(h)[1] for h in headers], dtype=np.int64)
+    data, ends = pack_payloads(ids, keys, np.full(len(headers), 32, dtype=np.int32))
+    assert data.reshape(-1, 32)[:, -1].tolist() == [_check(h) for h in headers]
+    # The last byte right for half of them, any other for the rest.
+    received = []
+    for k, header in enumerate(headers):
+        last = _check(header) if k % 2 else int(rng.integers(0, 256))
+        received.append(header + bytes(15) + bytes((last,)))
+    starts = np.arange(len(received), dtype=np.int64) * 32
+    lengths = np.full(len(received), 32, dtype=np.int64)
+    read = read_ids(np.frombuffer(b"".join(received), dtype=np.uint8), starts, lengths).tolist()
+    assert read == [m for p in received if (m := message_id(p)) is not None]
+    assert len(read) >= len(headers) // 2

@@ -4,8 +4,13 @@ Place in the pipeline: analysis, from the history alone, so it reads the same on
 simulator and on a live target. For each fault window that ended (``analysis/faults.py``):
 
 - the pre-fault p99: the latency (from ``t_intended``) of the messages intended in the
-  ``BASELINE_NS`` before the fault began and committed before it began (a message caught by
-  the fault is not part of the normal it is compared with);
+  ``BASELINE_NS`` before the fault began and committed, whenever that was (keeping only
+  those committed before the fault began would keep the fast ones near its start and pull
+  the baseline down; one never committed is a loss, which the delivery check counts, and
+  left out here so that one drop does not erase the baseline of a small run). The window starts no earlier than the end of
+  the fault before (a nemesis's draws closer than ``BASELINE_NS`` apart), so it does not
+  measure that fault; with another fault in force when this one began, or a baseline that is
+  not finite and above 0, there is no normal to compare with;
 - from the fault's end, bins of ``BIN_NS``: the fault has recovered at the start of the first
   bin in which throughput (messages committed in the bin) is at least ``THROUGHPUT_SHARE`` of
   the offered load (messages intended in the bin) and the p99 latency of the messages
@@ -13,8 +18,8 @@ simulator and on a live target. For each fault window that ended (``analysis/fau
   pre-fault p99. A bin with nothing offered says nothing and is passed over.
 
 ``recovery_s`` is that bin's start minus the fault's end (0: back to normal at once); null
-when the fault did not end, had no messages before it to compare with, or the run ended
-first.
+when the fault did not end, had no baseline (no messages before it, another fault in force
+as it began, a baseline endless or 0), or the run ended first.
 """
 
 from __future__ import annotations
@@ -49,6 +54,19 @@ def _p99(latency_ns: np.ndarray) -> float:
     return float(ordered[max(0, int(np.ceil(0.99 * ordered.size)) - 1)])
 
 
+def _baseline_start(window: FaultWindow, windows: list[FaultWindow]) -> int | None:
+    """Where ``window``'s baseline starts: ``BASELINE_NS`` before the fault began, or at the
+    end of a fault that ended later; None when another fault was in force as it began."""
+    start_ns = window.t_start_ns - BASELINE_NS
+    for other in windows:
+        if other is window or other.t_start_ns >= window.t_start_ns:
+            continue
+        if other.t_end_ns is None or other.t_end_ns > window.t_start_ns:
+            return None
+        start_ns = max(start_ns, other.t_end_ns)
+    return start_ns
+
+
 def recovery_times(messages: MessageArrays, windows: list[FaultWindow], end_ns: int) -> list[Recovery]:
     """The recovery of each fault window, in the order given; ``end_ns`` the run's end."""
     intended = messages.t_intended
@@ -63,14 +81,18 @@ def recovery_times(messages: MessageArrays, windows: list[FaultWindow], end_ns: 
         if window.t_end_ns is None:
             out.append(Recovery(None, None))
             continue
-        first = int(np.searchsorted(intended_sorted, window.t_start_ns - BASELINE_NS, side="left"))
-        last = int(np.searchsorted(intended_sorted, window.t_start_ns, side="left"))
-        before = latency_sorted[first:last]
-        settled = before[intended_sorted[first:last] + before < window.t_start_ns]
-        if settled.size == 0:
+        baseline_from = _baseline_start(window, windows)
+        if baseline_from is None:
             out.append(Recovery(None, None))
             continue
-        baseline = _p99(settled)
+        first = int(np.searchsorted(intended_sorted, baseline_from, side="left"))
+        last = int(np.searchsorted(intended_sorted, window.t_start_ns, side="left"))
+        before = latency_sorted[first:last]
+        before = before[np.isfinite(before)]  # a loss is the delivery check's; here, latencies
+        baseline = _p99(before) if before.size else np.inf
+        if not 0 < baseline < np.inf:
+            out.append(Recovery(None, None))
+            continue
         recovered: int | None = None
         for start in range(window.t_end_ns, end_ns, BIN_NS):
             stop = start + BIN_NS

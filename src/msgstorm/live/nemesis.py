@@ -33,9 +33,11 @@ from urllib.parse import urlsplit
 
 from msgstorm.faults.schedule import FaultOp, fault_entries, fault_schedule
 from msgstorm.history.events import EventKind
-from msgstorm.live.proxy import Toxic
+from msgstorm.live.payload import HEADER
+from msgstorm.live.proxy import Toxic, sleep_until
 from msgstorm.live.servers import ManagedServer, die_with_parent
 from msgstorm.scenario.registry import LIVE_DRIVERS, LIVE_FAULT_KINDS
+from msgstorm.scenario.distributions import Constant, Pareto, Uniform
 from msgstorm.scenario.schema import CrashFault, PauseFault, RestartFault, Scenario, ToxicFault
 
 __all__ = ["LiveFaultKind", "Nemesis", "ProxyProcess", "RoutesClients", "alive", "cleanup_report", "listening",
@@ -47,9 +49,6 @@ Record = Callable[[int, str, "str | None", dict[str, Any]], None]
 ROLES = ("publisher", "consumers")
 # A toxic's command is sent to the proxy this long before its time (it waits there).
 _PROXY_LEAD_NS = 30_000_000
-# A process fault's last stretch before its time is spent yielding to the loop (asyncio's
-# timers wake up to a millisecond late).
-_SPIN_NS = 2_000_000
 
 
 class RoutesClients(Protocol):
@@ -181,6 +180,31 @@ class _ServerFault:
         return _server_problems(scenario, spec.node)
 
 
+def _smallest_size_bytes(size: Any) -> float:
+    """The smallest payload size a size distribution can draw (0 when it is not bounded below)."""
+    if isinstance(size, Constant):
+        return size.value
+    if isinstance(size, Uniform):
+        return min(size.low, size.high)
+    if isinstance(size, Pareto):
+        return size.scale
+    return 0.0
+
+
+def _corrupt_problems(scenario: Scenario) -> list[Problem]:
+    """A ``corrupt`` toxic is only seen when every payload carries its check byte
+    (``live/payload.py``): a payload of ``HEADER.size`` bytes or less has none, so a changed
+    byte would read as another message's id."""
+    problems: list[Problem] = []
+    for index, agent in enumerate(scenario.agents):
+        smallest = _smallest_size_bytes(agent.size)
+        if smallest < HEADER.size + 1:
+            problems.append((("toxic",), f"a corrupt toxic is detected by the check byte a payload of more than "
+                                         f"{HEADER.size} bytes carries; agents[{index}].size ({agent.name!r}) can be "
+                                         f"{smallest:g} bytes: give it a size of at least {HEADER.size + 1} bytes"))
+    return problems
+
+
 @LIVE_FAULT_KINDS.register("pause")
 class Pause(_ServerFault):
     """SIGSTOP a server; SIGCONT at the end."""
@@ -264,6 +288,8 @@ class ToxicKind:
         if scenario.target == "jetstream" and scenario.live.jetstream.client != "wire":
             return [(("kind",), 'toxics on target "jetstream" need live.jetstream.client = "wire" (the nats-py '
                                 "client is not routed through the fault proxy)")]
+        if spec.toxic == "corrupt":
+            return _corrupt_problems(scenario)
         return []
 
     @staticmethod
@@ -271,14 +297,11 @@ class ToxicKind:
         assert isinstance(op.spec, ToxicFault) and nemesis.proxy is not None
         toxic = toxic_of(op.spec)
         roles = ROLES if op.spec.link == "clients" else (op.spec.link,)
-        applied: dict[str, Any] = {"open_connections": 0}
-        for role in roles:
-            for link in nemesis.links[role]:
-                answer = await nemesis.proxy.command(op="set", id=op.fault_id, link=link, toxic=asdict(toxic),
-                                                     at_ns=nemesis.t0_ns + op.t_ns)
-                applied["t_ns"] = min(applied.get("t_ns", answer["t_ns"]), answer["t_ns"])
-                applied["open_connections"] += answer["open_connections"]
-        return applied
+        links = [link for role in roles for link in nemesis.links[role]]
+        # One command for every link: the proxy switches them all at the same moment.
+        answer = await nemesis.proxy.command(op="set", id=op.fault_id, link=links, toxic=asdict(toxic),
+                                             at_ns=nemesis.t0_ns + op.t_ns)
+        return {"t_ns": answer["t_ns"], "open_connections": answer["open_connections"]}
 
     @staticmethod
     async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
@@ -349,6 +372,12 @@ class Bridge(Partition):
             problems.append((("bridge",), f"unknown server {spec.bridge!r}; the cluster is {names}"))
         if any(spec.bridge in group for group in spec.groups):
             problems.append((("bridge",), f"the bridge {spec.bridge!r} is in neither side: leave it out of 'groups'"))
+        # Unlike a partition (where unnamed servers form one more group), a bridge has two
+        # sides only: a server in neither would keep every route, so each must be named.
+        left_out = [name for name in names if name != spec.bridge and not any(name in group for group in spec.groups)]
+        if left_out:
+            problems.append((("groups",), f"{left_out} in neither side nor the bridge: the two sides and the bridge "
+                                          f"cover the whole cluster {names}"))
         return problems
 
     @staticmethod
@@ -389,6 +418,9 @@ class Nemesis:
         self.resumed: set[str] = set()  # servers a heal or the cleanup found paused and resumed
         self.started: set[int] = set()  # faults whose start was begun
         self.ended: set[int] = set()  # faults whose end was begun
+        # Operations being applied: each finishes (and is recorded) even when the run that
+        # began it is cancelled meanwhile; ``heal`` waits for them.
+        self.applying: set[asyncio.Task[None]] = set()
         self.victims: dict[int, str] = {}  # fault id -> the server a crash took down (the leader, named then)
         self.active: set[int] = set()
         self.t0_ns = 0
@@ -443,7 +475,7 @@ class Nemesis:
             return {"pid": server.pid, "already_running": True}
         server.spawn()
         deadline = asyncio.get_running_loop().time() + server.start_timeout_s
-        while not server.listens_now():
+        while not await server.accepts_now():
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"{server.name} did not listen again within {server.start_timeout_s:g} s")
             await asyncio.sleep(0.02)
@@ -459,21 +491,29 @@ class Nemesis:
         self.t0_ns = t0_ns
         self.now = now
         for op in self.ops:
-            # A toxic's command goes to the proxy ahead of time and is applied there on time;
-            # a process fault is applied here, the last stretch spent yielding to the loop.
-            ahead_ns = _PROXY_LEAD_NS if isinstance(op.spec, ToxicFault) else _SPIN_NS
-            wait_ns = op.t_ns - ahead_ns - now()
-            if wait_ns > 0:
-                await asyncio.sleep(wait_ns / 1e9)
-            if not isinstance(op.spec, ToxicFault):
-                while now() < op.t_ns:
-                    await asyncio.sleep(0)
+            # A toxic's command goes to the proxy ahead of time and is applied there on time
+            # (``sleep_until`` in the proxy); a process fault is applied here, on time.
+            if isinstance(op.spec, ToxicFault):
+                wait_ns = op.t_ns - _PROXY_LEAD_NS - now()
+                if wait_ns > 0:
+                    await asyncio.sleep(wait_ns / 1e9)
+            else:
+                await sleep_until(op.t_ns, now)
             await self.apply(op, now)
 
     async def apply(self, op: FaultOp, now: Callable[[], int]) -> None:
-        kind: LiveFaultKind = LIVE_FAULT_KINDS[op.spec.kind]
-        # Begun, even if this is cancelled before it is said to have taken effect: a heal ends it.
+        """Apply ``op`` and record it. Shielded: cancelled meanwhile (the sending ended), the
+        operation still finishes and its event is written (``heal`` waits for it), so no
+        ``fault_start`` is left without its ``fault_end``."""
+        # Begun: a heal ends it (after this has finished), and does not begin it a second time.
         (self.started if op.action == "start" else self.ended).add(op.fault_id)
+        applying = asyncio.ensure_future(self._apply(op, now))
+        self.applying.add(applying)
+        applying.add_done_callback(self.applying.discard)
+        await asyncio.shield(applying)
+
+    async def _apply(self, op: FaultOp, now: Callable[[], int]) -> None:
+        kind: LiveFaultKind = LIVE_FAULT_KINDS[op.spec.kind]
         detail: dict[str, Any] = {"fault_id": op.fault_id, **op.spec.model_dump(mode="json"),
                                   **({"from_entry": op.source} if op.source is not None else {})}
         try:
@@ -499,6 +539,8 @@ class Nemesis:
         ``restart_after`` stays. Safe to call twice."""
         self.healing = True
         try:
+            while self.applying:  # begun before the heal: finished (and recorded) first
+                await asyncio.wait(list(self.applying))
             for op in self.ops:
                 if op.action == "end" and op.fault_id in self.started and op.fault_id not in self.ended:
                     if isinstance(op.spec, PauseFault):

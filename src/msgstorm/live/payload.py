@@ -7,8 +7,9 @@ starts with the message's id and key as little-endian int64s (``HEADER``); the r
 padding up to the message's size, so a payload is ``max(size, HEADER.size)`` bytes, except
 its last byte, which is a check of the header (the XOR of its 16 bytes, ``_check``). A payload
 changed in flight (the fault proxy's ``corrupt`` toxic, a broken link) therefore reads as
-damaged, not as a receipt: any one byte changed in a padded payload is caught (a 16-byte
-payload has no room for the check).
+damaged, not as a receipt: any one byte changed in a padded payload is caught. A 16-byte
+payload has no room for the check, so a scenario with a ``corrupt`` toxic is refused at
+validation when an agent's size can be 16 bytes or less (``live/nemesis.py``).
 
 The layout has one Python form (``payload``, ``message_id``: one message at a time, for
 drivers that publish and receive one message per call) and one compiled form for whole
@@ -25,14 +26,17 @@ import numpy as np
 
 from msgstorm.jit import nb
 
-__all__ = ["HEADER", "message_id", "pack_payloads", "payload", "read_ids", "warm_up"]
+__all__ = ["HEADER", "message_id", "pack_payloads", "payload", "read_ids", "readable_ids", "warm_up"]
 
 HEADER = struct.Struct("<qq")
 _ID_BYTES = 8
 
 
 def _check(header: bytes) -> int:
-    """The check byte of a payload's 16-byte header: the XOR of its bytes."""
+    """The check byte of a payload's 16-byte header: the XOR of its bytes. Written out by
+    hand, and deliberately again in the compiled forms (``pack_payloads``, ``read_ids``, whose
+    loops cannot call Python); ``tests/test_live_payload.py`` holds the copies to this one on
+    random headers."""
     check = 0
     for byte in header:
         check ^= byte
@@ -54,6 +58,14 @@ def message_id(data: bytes) -> int | None:
     if len(data) > HEADER.size and (data[-1] != _check(data[:HEADER.size]) or any(data[HEADER.size:-1])):
         return None
     return int(HEADER.unpack_from(data)[0])
+
+
+def readable_ids(payloads: list[bytes]) -> tuple[list[int], int]:
+    """The ids the payloads carry, in order, and how many were left out (``message_id`` is
+    None): a payload changed before a broker stored it (an upstream ``corrupt`` toxic) is
+    not filed under another message's id."""
+    ids = [msg_id for data in payloads if (msg_id := message_id(data)) is not None]
+    return ids, len(payloads) - len(ids)
 
 
 @nb.njit(cache=True)
@@ -78,7 +90,7 @@ def pack_payloads(msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> t
         _put_int64(out, start, msg_ids[i])
         _put_int64(out, start + _ID_BYTES, keys[i])
         if ends[i] - start > 2 * _ID_BYTES:
-            check = 0
+            check = 0  # ``_check``, compiled (a deliberate copy; tested against it)
             for k in range(2 * _ID_BYTES):
                 check ^= out[start + k]
             out[ends[i] - 1] = check
@@ -96,7 +108,7 @@ def read_ids(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.nd
         if lengths[i] < 2 * _ID_BYTES:
             continue
         if lengths[i] > 2 * _ID_BYTES:
-            check = 0
+            check = 0  # ``_check``, compiled (a deliberate copy; tested against it)
             for k in range(2 * _ID_BYTES):
                 check ^= data[starts[i] + k]
             intact = data[starts[i] + lengths[i] - 1] == check

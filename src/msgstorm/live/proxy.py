@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import json
 import random
 import socket
@@ -49,9 +50,10 @@ import struct
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from typing import Any, Literal
 
-__all__ = ["DIRECTIONS", "TOXIC_KINDS", "FaultProxy", "Link", "Toxic", "main"]
+__all__ = ["DIRECTIONS", "TOXIC_KINDS", "FaultProxy", "Link", "Toxic", "main", "require_loopback", "sleep_until"]
 
 TOXIC_KINDS = ("latency", "bandwidth", "blackhole", "reset_peer", "timeout", "slicer", "slow_close", "corrupt")
 DIRECTIONS = ("upstream", "downstream")
@@ -274,26 +276,42 @@ class _Connection:
         self.upstream.source, self.upstream.sink = self.client, self.server
         self.downstream.source, self.downstream.sink = self.server, self.client
         self.closed = False
-        self.timers: list[asyncio.TimerHandle] = []
+        # Timers by the toxic that set them (cancelled when it ends: a toxic acts only while
+        # it is active), and the slow close's (None), which outlives its toxic by design.
+        self.timers: dict[int | None, list[asyncio.TimerHandle]] = {}
+        self.slow_closing: set[int] = set()  # ids of the slow_close toxics acting on this connection
+
+    def later(self, toxic_id: int | None, delay_ns: int, action: Callable[[], None]) -> None:
+        """``action`` in ``delay_ns``, unless the toxic ``toxic_id`` ends (or the connection) first."""
+        timer = asyncio.get_running_loop().call_later(delay_ns / 1e9, action)
+        self.timers.setdefault(toxic_id, []).append(timer)
+
+    def toxic_ended(self, toxic_id: int) -> None:
+        """A toxic ended: what it had scheduled on this connection will not happen."""
+        for timer in self.timers.pop(toxic_id, []):
+            timer.cancel()
+        self.slow_closing.discard(toxic_id)
 
     def source_done(self, pipe: _Pipe) -> None:
         """``pipe``'s source closed and all it read has gone out: close its sink too
         (after a slow close's delay)."""
         delay_ns = max((t.close_delay_ns for i, t in self.link.toxics_on(pipe.direction)
-                        if t.kind == "slow_close" and i in self.link.slow_closing.get(id(self), ())), default=0)
+                        if t.kind == "slow_close" and i in self.slow_closing), default=0)
         sink = pipe.sink
         if sink is None or sink.transport is None:
             return
         if delay_ns:
-            self.timers.append(asyncio.get_running_loop().call_later(delay_ns / 1e9, self.close))
+            self.later(None, delay_ns, self.close)
         else:
             sink.transport.close()
 
     def end_lost(self, end: _End) -> None:
         if self.client.transport is None and self.server.transport is None:
             self.closed = True
-            for timer in self.timers:
-                timer.cancel()
+            for timers in self.timers.values():
+                for timer in timers:
+                    timer.cancel()
+            self.timers = {}
             self.link.connections.discard(self)
 
     def close(self) -> None:
@@ -322,7 +340,6 @@ class Link:
     toxics: dict[int, Toxic] = field(default_factory=dict)
     stats: dict[int, ToxicStats] = field(default_factory=dict)
     connections: set[_Connection] = field(default_factory=set)
-    slow_closing: dict[int, set[int]] = field(default_factory=dict)  # id(connection) -> toxic ids
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     server: asyncio.base_events.Server | None = None
     _by_direction: dict[str, list[tuple[int, Toxic]]] = field(default_factory=dict)
@@ -343,7 +360,9 @@ class FaultProxy:
         self.seed = seed
 
     async def listen(self, name: str, upstream_host: str, upstream_port: int, port: int = 0) -> int:
-        """A listener on loopback ``port`` (0: a free one) whose connections go to the upstream address."""
+        """A listener on loopback ``port`` (0: a free one) whose connections go to the upstream
+        address, which must be on this machine too (a ValueError otherwise)."""
+        require_loopback(upstream_host)
         link = Link(name, upstream_host, upstream_port, rng=random.Random(f"{self.seed}:{name}"))
         loop = asyncio.get_running_loop()
 
@@ -377,19 +396,18 @@ class FaultProxy:
         if toxic.probability < 1.0 and link.rng.random() >= toxic.probability:
             return
         link.stats[toxic_id].connections += 1
-        loop = asyncio.get_running_loop()
         if toxic.kind == "reset_peer":
             if toxic.timeout_ns:
-                connection.timers.append(loop.call_later(toxic.timeout_ns / 1e9, connection.reset))
+                connection.later(toxic_id, toxic.timeout_ns, connection.reset)
             else:
                 connection.reset()
         elif toxic.kind == "timeout":
             for pipe in connection.pipes(toxic):
                 pipe.hold(True)
             if toxic.timeout_ns:
-                connection.timers.append(loop.call_later(toxic.timeout_ns / 1e9, connection.close))
+                connection.later(toxic_id, toxic.timeout_ns, connection.close)
         elif toxic.kind == "slow_close":
-            link.slow_closing.setdefault(id(connection), set()).add(toxic_id)
+            connection.slow_closing.add(toxic_id)
 
     def set(self, toxic_id: int, link_name: str, toxic: Toxic) -> dict[str, Any]:
         """Start ``toxic`` on a link; returns when it took effect (monotonic ns) and on how
@@ -420,8 +438,8 @@ class FaultProxy:
                     connection.reset()
                     stats.connections += 1
             link._refresh()
-            for closing in link.slow_closing.values():
-                closing.discard(toxic_id)
+            for connection in list(link.connections):
+                connection.toxic_ended(toxic_id)
             if toxic.kind == "timeout":
                 still_held = {d for _, t in link.toxics.items() if t.kind == "timeout"
                               for d in DIRECTIONS if t.acts_on(d)}
@@ -442,14 +460,35 @@ class FaultProxy:
                 await link.server.wait_closed()
 
 
-async def _serve(targets: list[str]) -> None:
-    proxy = FaultProxy()
-    ports = {}
-    for target in targets:  # name=HOST:PORT, or name=HOST:PORT@LISTEN_PORT
+def require_loopback(host: str) -> None:
+    """Fault traffic goes only to this machine (127.0.0.0/8, ::1): a ValueError otherwise."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"upstream host {host!r} is not a loopback address: the fault proxy forwards only to "
+                         "127.0.0.0/8 or ::1")
+
+
+def _upstreams(targets: list[str]) -> list[tuple[str, str, int, int]]:
+    """``name=HOST:PORT[@LISTEN_PORT]`` arguments: (name, host, port, listen port), each host
+    on this machine (checked before anything listens)."""
+    upstreams = []
+    for target in targets:
         name, _, address = target.partition("=")
         address, _, listen = address.partition("@")
         host, _, port = address.rpartition(":")
-        ports[name] = await proxy.listen(name, host, int(port), int(listen or 0))
+        require_loopback(host)
+        upstreams.append((name, host, int(port), int(listen or 0)))
+    return upstreams
+
+
+async def _serve(targets: list[str]) -> None:
+    proxy = FaultProxy()
+    ports = {}
+    for name, host, port, listen in _upstreams(targets):
+        ports[name] = await proxy.listen(name, host, port, listen)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -464,7 +503,7 @@ async def _serve(targets: list[str]) -> None:
             command = json.loads(line)
             op = command["op"]
             if "at_ns" in command:  # sent ahead: applied at that time (monotonic ns), not when it came
-                await _until(int(command["at_ns"]))
+                await sleep_until(int(command["at_ns"]))
             if op == "set":  # "link": one name or a list of them
                 links = command["link"] if isinstance(command["link"], list) else [command["link"]]
                 answers = [proxy.set(int(command["id"]), link, Toxic(**command["toxic"])) for link in links]
@@ -479,14 +518,15 @@ async def _serve(targets: list[str]) -> None:
         say({"closed": True})
 
 
-async def _until(t_ns: int) -> None:
-    """Wait until ``t_ns`` (monotonic) to within tens of microseconds: asyncio's timers wake
-    up to a millisecond late, so the last stretch yields to the loop (which keeps forwarding)
-    until the time has come."""
-    wait_ns = t_ns - time.monotonic_ns()
+async def sleep_until(t_ns: int, clock: Callable[[], int] = time.monotonic_ns) -> None:
+    """Wait until ``clock()`` reaches ``t_ns`` to within tens of microseconds: asyncio's
+    timers wake up to a millisecond late, so the last ``_SPIN_NS`` yields to the loop (which
+    keeps forwarding) until the time has come. Shared by the proxy (a command sent ahead)
+    and the nemesis (a process fault, on the run's clock)."""
+    wait_ns = t_ns - clock()
     if wait_ns > _SPIN_NS:
         await asyncio.sleep((wait_ns - _SPIN_NS) / 1e9)
-    while time.monotonic_ns() < t_ns:
+    while clock() < t_ns:
         await asyncio.sleep(0)
 
 
@@ -495,7 +535,12 @@ def main(argv: list[str] | None = None) -> None:
     from msgstorm.live.servers import die_with_parent
 
     die_with_parent()
-    asyncio.run(_serve(list(sys.argv[1:] if argv is None else argv)))
+    targets = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _upstreams(targets)
+    except ValueError as error:
+        sys.exit(f"msgstorm.live.proxy: {error}")
+    asyncio.run(_serve(targets))
 
 
 if __name__ == "__main__":

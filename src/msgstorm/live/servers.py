@@ -10,6 +10,7 @@ running is stopped at interpreter exit too.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import ctypes
 import os
@@ -163,19 +164,37 @@ class ManagedServer:
         partial.write_text(str(self.process.pid), encoding="utf-8")
         partial.replace(pid_file)
 
-    def listens_now(self) -> bool:
-        """Whether its port accepts a connection now; a ServerError if it exited."""
+    def _check_running(self) -> None:
         assert self.process is not None
         if self.process.poll() is not None:
             self.stop()
             raise ServerError(f"{self.name} exited at start (code {self.returncode}); "
                               f"see {self.directory / (self.name + '.out')}")
+
+    def listens_now(self) -> bool:
+        """Whether its port accepts a connection now; a ServerError if it exited."""
+        self._check_running()
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                 self._listened = True
                 return True
         except OSError:
             return False
+
+    async def accepts_now(self) -> bool:
+        """``listens_now`` without blocking the event loop (a restart inside a run)."""
+        self._check_running()
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.port), 0.2)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass  # closed by the server first: it accepted, which is all this asks
+        self._listened = True
+        return True
 
     def wait_listening(self) -> None:
         """Until its port accepts connections (``start_timeout_s``), else a ServerError."""

@@ -73,7 +73,7 @@ from msgstorm.live.drivers.base import (
     TimedReceiptsDriver,
 )
 from msgstorm.live.nemesis import Nemesis, cleanup_report
-from msgstorm.live.payload import HEADER, message_id, payload
+from msgstorm.live.payload import HEADER, message_id, payload, readable_ids
 from msgstorm.live.recorder import (
     FAR,
     PUBLISHER,
@@ -746,7 +746,11 @@ class LiveTarget:
         copies = ([(STREAM, self.stored)] if self.stored else []) + [
             (f"{STREAM}@{name}", copy) for name, copy in self.node_copies.items() if copy]
         for node, copy in copies:
-            stored = [HEADER.unpack_from(p)[0] for p in copy if len(p) >= HEADER.size]
+            stored, damaged = readable_ids(copy)
+            if damaged:  # stored damaged (a corrupt toxic upstream): no copy of any message
+                self._events.append((self.t_read_back, EventKind.CLIENT_ERROR, node, None, {
+                    "client": "read_back", "damaged": damaged,
+                    "error": f"{damaged} stored payloads damaged or not msgstorm's (counted as not stored)"}))
             self.writer.append("deliveries", {
                 "msg_id": np.asarray(stored, dtype=np.int64), "node": pa.array([node] * len(stored)),
                 "t_delivered": np.full(len(stored), self.t_read_back, dtype=np.int64),

@@ -263,7 +263,7 @@ DESCRIPTIONS: dict[str, str] = {
                         "server (its routes to both stay)",
     "BridgeFault.at": "start",
     "BridgeFault.duration": "how long; none: to the end of the sending",
-    "BridgeFault.groups": "the two sides (server names), the bridge in neither",
+    "BridgeFault.groups": "the two sides (server names), the bridge in neither; with the bridge they name every server",
     "BridgeFault.bridge": "the server that sees both sides",
     "PauseFault.kind": "live: pause a server msgstorm started (SIGSTOP), resume it (SIGCONT) after `duration`",
     "PauseFault.at": "start",

@@ -16,7 +16,15 @@ from urllib.parse import urlsplit
 
 from msgstorm.scenario.regions import default_one_way_ns
 from msgstorm.scenario.registry import FAULT_KINDS, LIVE_DRIVERS, LIVE_FAULT_KINDS, QUEUE_POLICIES
-from msgstorm.scenario.schema import ORDERING_SETTINGS, PhasesArrival, ReplayArrival, fault_entries
+from msgstorm.scenario.schema import (
+    MAX_FAULT_DRAWS,
+    ORDERING_SETTINGS,
+    NemesisFault,
+    PhasesArrival,
+    ReplayArrival,
+    fault_entries,
+    nemesis_draws,
+)
 from msgstorm.scenario.slo import SLO_METRICS, slo_metric_known, slo_problem
 from msgstorm.scenario.units import format_duration
 
@@ -162,6 +170,7 @@ def check_references(scenario: Scenario) -> list[Problem]:
         names_seen.add(agent.name)
 
     problems += _fault_target_problems(scenario)
+    problems += _nemesis_draw_problems(scenario)
     for where, fault in (fault_entries(scenario) if scenario.target == "sim" else ()):
         index: tuple[str | int, ...] = where[1:]  # the place under "faults"
         if fault.kind == "partition":
@@ -212,6 +221,20 @@ def check_references(scenario: Scenario) -> list[Problem]:
         if used and scenario.target != "nats":
             problems.append((("live", "nats", field), f"applies to target = \"nats\" only (this scenario's target "
                                                       f"is {scenario.target!r})"))
+    return problems
+
+
+def _nemesis_draw_problems(scenario: Scenario) -> list[Problem]:
+    """A nemesis without ``until`` draws until the run's end: at most ``MAX_FAULT_DRAWS``
+    (each is built at validation; ``NemesisFault`` checks one with ``until`` itself)."""
+    problems: list[Problem] = []
+    for index, spec in enumerate(scenario.faults):
+        if isinstance(spec, NemesisFault) and spec.until is None:
+            draws = nemesis_draws(spec.at, scenario.run.duration, spec.every)
+            if draws > MAX_FAULT_DRAWS:
+                problems.append((("faults", index, "every"),
+                                 f"the nemesis draws {draws} faults (from 'at' to the run's end, one every 'every'); "
+                                 f"at most {MAX_FAULT_DRAWS}: make 'every' longer or set 'until'"))
     return problems
 
 

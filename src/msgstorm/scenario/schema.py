@@ -35,6 +35,7 @@ from msgstorm.scenario.units import parse_bandwidth_bps, parse_fraction, parse_r
 
 __all__ = [
     "COMPOSITE_FAULT_KINDS",
+    "MAX_FAULT_DRAWS",
     "MESSAGE_KINDS",
     "AgentSpec",
     "AnalysisSpec",
@@ -69,6 +70,7 @@ __all__ = [
     "ToxicFault",
     "ZmqSpec",
     "fault_entries",
+    "nemesis_draws",
 ]
 
 
@@ -524,6 +526,15 @@ class MixEntry(_Spec):
     fault: OneFault
 
 
+# The most faults one nemesis or script entry stands for (each is built at validation).
+MAX_FAULT_DRAWS = 10_000
+
+
+def nemesis_draws(at_ns: int, until_ns: int, every_ns: int) -> int:
+    """How many faults a nemesis draws: one at ``at``, then every ``every``, before ``until``."""
+    return max(0, -(-(until_ns - at_ns) // every_ns))
+
+
 class NemesisFault(_Spec):
     """Faults drawn from a seeded mix: from ``at``, one every ``every`` until ``until``
     (each drawn from ``mix`` by weight; its own ``at`` is an offset from the draw's time)."""
@@ -539,6 +550,9 @@ class NemesisFault(_Spec):
     def _until(self) -> NemesisFault:
         if self.until is not None and self.until <= self.at:
             raise ValueError("'until' must be after 'at'")
+        if self.until is not None and (draws := nemesis_draws(self.at, self.until, self.every)) > MAX_FAULT_DRAWS:
+            raise ValueError(f"draws {draws} faults ('at' to 'until', one every 'every'); at most {MAX_FAULT_DRAWS}: "
+                             "make 'every' longer or 'until' sooner")
         return self
 
 
@@ -550,7 +564,7 @@ class ScriptFault(_Spec):
     at: DurationNs
     steps: list[OneFault] = Field(min_length=1)
     every: DurationNs | None = Field(default=None, gt=0)
-    times: int = Field(default=1, ge=1, le=10_000)
+    times: int = Field(default=1, ge=1, le=MAX_FAULT_DRAWS)
 
     @model_validator(mode="after")
     def _repeat(self) -> ScriptFault:
