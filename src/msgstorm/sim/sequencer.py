@@ -132,21 +132,13 @@ class Sequencer:
     def _start_service(self, t: int) -> None:
         """Idle workers take queued messages (every queued one is ready)."""
         policy = self.policy
-        live = self.ctx.msgs.live
         workers = self.workers
         taken = 0
         while self.busy < workers and self.depth:
             m = policy.pop()
             self.depth -= 1
             taken += 1
-            if self.priced and not self.backpressure.eligible((record := live[m])[FEE]):
-                # The base fee rose while it queued: it waits or is rejected, as on arrival.
-                if self.backpressure.admit(record[KIND], record[FEE], self.depth) == REJECT:
-                    self.ctx.tally.rejected += 1
-                    self.ctx.record.settle(m, REJECTED)
-                else:
-                    record[WHERE] = HELD
-                    heappush(self.waiting, (-record[FEE], next(self.waiting_arrivals), m))
+            if self.priced and self._priced_out(m):
                 continue
             self._serve(t, m)
         if self.watch_depth:
