@@ -15,7 +15,6 @@ from __future__ import annotations
 import atexit
 import errno
 import gc
-import math
 import signal
 import sys
 import time
@@ -605,7 +604,7 @@ def safe_leverage_command(
     from msgstorm.scenario import ScenarioError
     from msgstorm.scenario.units import parse_fraction
     from msgstorm.sweep import GridError, parse_grid
-    from msgstorm.sweep.leverage import safe_leverage
+    from msgstorm.sweep.leverage import safe_leverage, seeds_to_show
 
     fixed = list(overrides or [])
     loaded = _load(scenario, fixed)
@@ -650,16 +649,11 @@ def safe_leverage_command(
         out.print(f"  boundary at {sure:.0%}: between {'—' if within is None else f'{within:g}x'} (shown within "
                   f"budget) and {'—' if over is None else f'{over:g}x'} (shown over)"
                   + ("" if within is not None else f"; {seeds} seeds cannot show a leverage within budget, "
-                     f"{_seeds_to_show(1 - sure)} can"), highlight=False, markup=False)
+                     f"{seeds_to_show(sure)} can"), highlight=False, markup=False)
         out.print("  " + "  ".join(f"{p['leverage']:g}x: {p['exceed']}/{p['runs']}" for p in curve["points"]),
                   highlight=False, markup=False)
     out.print(f"{bar.done} runs in {time.monotonic() - started:,.0f} s; {out_dir / 'safe_leverage.json'}, "
               f"{out_dir / 'safe_leverage.html'}", highlight=False, markup=False)
-
-
-def _seeds_to_show(alpha: float) -> int:
-    """The fewest seeds, none exceeding, whose one-sided upper bound is within ``alpha``."""
-    return math.ceil(math.log(alpha) / math.log(1 - alpha))
 
 
 @app.command()

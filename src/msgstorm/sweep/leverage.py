@@ -38,7 +38,7 @@ from msgstorm.scenario import load_scenario
 from msgstorm.sweep import sweep
 from msgstorm.sweep.grid import toml_value
 
-__all__ = ["boundary_interval", "clopper_pearson", "one_sided_bounds", "safe_leverage"]
+__all__ = ["boundary_interval", "clopper_pearson", "one_sided_bounds", "safe_leverage", "seeds_to_show"]
 
 PCT = "market.bad_debt.pct_of_open_interest"
 
@@ -61,6 +61,13 @@ def one_sided_bounds(k: int, n: int, confidence: float) -> tuple[float, float]:
     low = 0.0 if k == 0 else float(beta.ppf(1.0 - confidence, k, n - k + 1))
     high = 1.0 if k == n else float(beta.ppf(confidence, k + 1, n - k))
     return low, high
+
+
+def seeds_to_show(confidence: float) -> int:
+    """The fewest seeds, none exceeding, whose one-sided upper bound at ``confidence`` is
+    within ``1 - confidence``: 1 - (1 - c)^(1/N) <= 1 - c."""
+    alpha = 1.0 - confidence
+    return math.ceil(math.log(alpha) / math.log(confidence))
 
 
 def boundary_interval(counts: dict[float, tuple[int, int]], confidence: float) -> tuple[float | None, float | None]:
