@@ -30,7 +30,7 @@ class LaneSpec(_Spec):
     (liquidations and prices); an unused share goes to the rest."""
 
     kinds: list[LaneKind] = Field(
-        default_factory=lambda: ["liquidation", "price"], min_length=1,
+        default_factory=lambda: list[LaneKind](["liquidation", "price"]), min_length=1,
         description="the kinds the lane serves")
     workers: int = Field(
         default=0, ge=0,

@@ -172,7 +172,7 @@ def check_references(scenario: Scenario) -> list[Problem]:
     problems += _fault_target_problems(scenario)
     problems += _nemesis_draw_problems(scenario)
     for where, fault in (fault_entries(scenario) if scenario.target == "sim" else ()):
-        index: tuple[str | int, ...] = where[1:]  # the place under "faults"
+        place: tuple[str | int, ...] = where[1:]  # the place under "faults"
         if fault.kind == "partition":
             seen_in: dict[int, int] = {}
             for g, group in enumerate(fault.groups):
@@ -181,22 +181,22 @@ def check_references(scenario: Scenario) -> list[Problem]:
                                else [i for i, r in enumerate(node_regions(network)) if r == name])
                     for node in members:
                         if seen_in.setdefault(node, g) != g:
-                            problems.append((("faults", *index, "groups", g),
+                            problems.append((("faults", *place, "groups", g),
                                              f"{name!r} puts node {node_names(network)[node]!r} in two groups"))
             for g, group in enumerate(fault.groups):
                 for name in group:
                     if name not in names:
                         problems.append(
-                            (("faults", *index, "groups", g), f"unknown region or node {name!r}{did_you_mean(name, names)}; regions are {sorted(regions)}")
+                            (("faults", *place, "groups", g), f"unknown region or node {name!r}{did_you_mean(name, names)}; regions are {sorted(regions)}")
                         )
         elif fault.kind == "crash":
             if fault.node != "sequencer" and fault.node not in nodes:
-                problems.append((("faults", *index, "node"), f"unknown node {fault.node!r}{did_you_mean(fault.node, [*nodes, 'sequencer'])}; nodes are {hint_nodes} or \"sequencer\""))
+                problems.append((("faults", *place, "node"), f"unknown node {fault.node!r}{did_you_mean(fault.node, [*nodes, 'sequencer'])}; nodes are {hint_nodes} or \"sequencer\""))
         elif fault.kind == "degrade":
             for name in [*(fault.between or ()), *(fault.nodes or ())]:
                 if name not in names:
                     field = "between" if fault.between else "nodes"
-                    problems.append((("faults", *index, field), f"unknown region or node {name!r}{did_you_mean(name, names)}"))
+                    problems.append((("faults", *place, field), f"unknown region or node {name!r}{did_you_mean(name, names)}"))
 
     for name, expression in scenario.slo.items():
         if not slo_metric_known(name):

@@ -157,7 +157,7 @@ class CommitRevealSpec(_Spec):
     a second message; a commitment not revealed (sequenced) within ``window`` of its own
     sequencing expires. The order takes effect at its commitment's place."""
 
-    kinds: list[MessageKind] = Field(default_factory=lambda: ["order"], min_length=1)
+    kinds: list[MessageKind] = Field(default_factory=lambda: list[MessageKind](["order"]), min_length=1)
     reveal_delay: DurationNs = Field(default=0, ge=0)
     window: DurationNs = Field(default=2_000_000_000, gt=0)
 

@@ -51,8 +51,8 @@ def target_overrides(value: str, allow_remote: bool = False) -> list[str]:
             raise ValueError(f"--target {value!r}: the ZeroMQ driver binds a TCP endpoint: use "
                              "--target tcp://127.0.0.1:PORT, or --target zmq for a free loopback port")
         if scheme not in URL_SCHEMES:
-            known = ", ".join(f"{s}://" for s in URL_SCHEMES)
-            raise ValueError(f"--target {value!r}: unknown URL scheme {parts.scheme!r}; expected one of {known}")
+            schemes = ", ".join(f"{s}://" for s in URL_SCHEMES)
+            raise ValueError(f"--target {value!r}: unknown URL scheme {parts.scheme!r}; expected one of {schemes}")
         if not parts.hostname:
             raise ValueError(f"--target {value!r}: the URL names no host")
         driver, client_scheme = URL_SCHEMES[scheme]

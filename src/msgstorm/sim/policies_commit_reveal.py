@@ -120,5 +120,6 @@ class CommitRevealPolicy:
         msg = record[MSG_ID]
         commitment = self.reveal_of.get(msg)
         if commitment is None:
-            return record[SEQ_NO]
+            seq_no: int | None = record[SEQ_NO]
+            return seq_no
         return self.committed_at[commitment][0] if self.on_time.get(msg, False) else None
