@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from msgstorm.live.proxy import FaultProxy, Toxic, sleep_until
+from msgstorm.live.proxy import FaultProxy, sleep_until
+from msgstorm.live.toxics import Bandwidth, Blackhole, Corrupt, Latency, ResetPeer, Slicer, SlowClose, Timeout, Toxic
 
 
 async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -35,7 +36,7 @@ async def _through_proxy(toxic: Toxic | None, payload: bytes, expect: int,
     proxy = FaultProxy()
     port = await proxy.listen("clients", "127.0.0.1", server.sockets[0].getsockname()[1])
     if toxic is not None:
-        proxy.set(1, "clients", toxic)
+        proxy.set(1, "clients", toxic, seed=1)
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     started = time.monotonic()
     writer.write(payload)
@@ -70,29 +71,29 @@ def test_no_toxic_passes_every_byte() -> None:
 
 
 def test_latency_holds_each_direction_and_blackhole_drops() -> None:
-    received, first_s, _ = asyncio.run(_through_proxy(Toxic("latency", "both", latency_ns=50_000_000), b"x" * 10, 10))
+    received, first_s, _ = asyncio.run(_through_proxy(Latency("both", latency_ns=50_000_000), b"x" * 10, 10))
     assert received == b"x" * 10 and 0.09 <= first_s < 1.0  # 50 ms up, 50 ms down
-    received, _, _ = asyncio.run(_through_proxy(Toxic("blackhole", "upstream"), b"y" * 10, 10))
+    received, _, _ = asyncio.run(_through_proxy(Blackhole( "upstream"), b"y" * 10, 10))
     assert received == b""
 
 
 def test_corrupt_changes_one_byte_and_reset_peer_ends_the_connection() -> None:
     stats: dict[str, int] = {}
-    received, _, _ = asyncio.run(_through_proxy(Toxic("corrupt", "upstream"), bytes(1000), 1000, stats))
+    received, _, _ = asyncio.run(_through_proxy(Corrupt( "upstream"), bytes(1000), 1000, stats))
     # One byte changed in each chunk the proxy read (the 1000 bytes may come in more than one).
     changed = sum(b != 0 for b in received)
     assert len(received) == 1000 and changed >= 1 and changed == stats["corrupted_chunks"]
-    received, _, ended = asyncio.run(_through_proxy(Toxic("reset_peer", "both"), b"z" * 10, 10))
+    received, _, ended = asyncio.run(_through_proxy(ResetPeer("both"), b"z" * 10, 10))
     assert ended and received == b""
 
 
 def test_bandwidth_and_slicer_pace_the_bytes() -> None:
     # 20,000 B at 100,000 B/s each way: about 0.2 s up before the echo starts coming back.
-    received, first_s, _ = asyncio.run(_through_proxy(Toxic("bandwidth", "upstream", rate_bytes_per_s=100_000),
+    received, first_s, _ = asyncio.run(_through_proxy(Bandwidth( "upstream", rate_bytes_per_s=100_000),
                                                       bytes(20_000), 20_000))
     assert len(received) == 20_000 and first_s >= 0.15
     received, first_s, _ = asyncio.run(_through_proxy(
-        Toxic("slicer", "upstream", slice_bytes=10, slice_delay_ns=10_000_000), b"s" * 100, 100))
+        Slicer( "upstream", slice_bytes=10, slice_delay_ns=10_000_000), b"s" * 100, 100))
     assert received == b"s" * 100
 
 
@@ -107,7 +108,7 @@ async def _echo_after(proxy_toxic: Toxic, clear_after_s: float, wait_s: float) -
     writer.write(b"a")
     assert await asyncio.wait_for(reader.read(1), 2) == b"a"  # the upstream side is open
     started = time.monotonic()
-    proxy.set(1, "clients", proxy_toxic)
+    proxy.set(1, "clients", proxy_toxic, seed=1)
     await asyncio.sleep(clear_after_s)
     proxy.clear(1)
     await asyncio.sleep(max(0.0, wait_s - (time.monotonic() - started)))
@@ -137,8 +138,8 @@ async def _echo_after(proxy_toxic: Toxic, clear_after_s: float, wait_s: float) -
 def test_a_connection_toxic_cleared_before_its_timeout_does_nothing_after_it_ended() -> None:
     # reset_peer and timeout act ``timeout`` after they start: cleared before that, they
     # never act (their timers go with them).
-    for kind in ("reset_peer", "timeout"):
-        ended, received = asyncio.run(_echo_after(Toxic(kind, "both", timeout_ns=500_000_000), 0.1, 1.0))
+    for kind in (ResetPeer, Timeout):
+        ended, received = asyncio.run(_echo_after(kind("both", timeout_ns=500_000_000), 0.1, 1.0))
         assert not ended and received == b"after", kind
 
 
@@ -147,7 +148,7 @@ def test_a_slow_close_is_state_of_its_connection_and_goes_with_it() -> None:
         server = await asyncio.start_server(_echo, "127.0.0.1", 0)
         proxy = FaultProxy()
         port = await proxy.listen("clients", "127.0.0.1", server.sockets[0].getsockname()[1])
-        proxy.set(1, "clients", Toxic("slow_close", "both", close_delay_ns=1_000_000))
+        proxy.set(1, "clients", SlowClose("both", close_delay_ns=1_000_000), seed=1)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"a")
         await asyncio.wait_for(reader.read(1), 2)

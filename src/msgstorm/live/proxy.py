@@ -43,11 +43,19 @@ import socket
 import struct
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from msgstorm.live.toxics import DIRECTIONS, TOXICS, Toxic, ToxicState, ToxicStats, from_wire, toxic_rng
+from msgstorm.live.toxics import (
+    DIRECTIONS,
+    TOXICS,
+    Toxic,
+    ToxicState,
+    ToxicStats,
+    from_wire,
+    toxic_rng,
+)
 
 __all__ = ["DIRECTIONS", "TOXICS", "FaultProxy", "Link", "Toxic", "main", "require_loopback", "sleep_until"]
 
