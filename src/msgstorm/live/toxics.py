@@ -151,7 +151,7 @@ def from_wire(wire: dict[str, Any]) -> Toxic:
 @toxic("latency")
 @dataclass(frozen=True)
 class Latency(Toxic):
-    summary: ClassVar[str] = "each read held `latency` (± `jitter`, uniform), in order"
+    summary: ClassVar[str] = "each read held `latency` ± `jitter` (uniform), in order"
     settings: ClassVar[tuple[str, ...]] = ("latency", "jitter")
 
     latency_ns: int = 0
@@ -190,7 +190,7 @@ class Bandwidth(Toxic):
 @toxic("blackhole")
 @dataclass(frozen=True)
 class Blackhole(Toxic):
-    summary: ClassVar[str] = "bytes dropped (the connection stays open)"
+    summary: ClassVar[str] = "bytes dropped, the connection left open"
 
     def pipe(self, t_ns: int, chunk: bytes, state: ToxicState) -> list[tuple[int, bytes]]:
         state.stats.dropped_bytes += len(chunk)
