@@ -5,9 +5,10 @@ Place in the pipeline: between a scenario's ``toxic`` fault and the fault proxy.
 the nemesis (``live/nemesis.py``) builds a toxic from its scenario entry (``from_spec``) and
 sends it to the proxy as a plain dict (``wire``); the proxy (``live/proxy.py``) rebuilds it
 (``from_wire``) and calls it on its pipes and connections. The reference (``docs/scenario.md``)
-lists the kinds from here too. A new toxic is one class here: its parameters, the settings it
-reads, and ``pipe`` (what it does to a chunk of data) or ``meet`` (what it does to a
-connection); nothing else names it.
+lists the kinds from here too. A new toxic is one class registered with ``@toxic(name)``
+(here, or in an extension module, ``scenario/registry.py``): its parameters, the entry's
+settings it reads (``settings``, ``parameters``), and ``pipe`` (what it does to a chunk of
+data) or ``meet`` (what it does to a connection); nothing else names it.
 
 Toxiproxy's shape: a data toxic transforms each chunk it acts on into pieces, each with the
 delay it adds; the proxy keeps every delay beside the toxic that added it, so when a toxic

@@ -47,8 +47,9 @@ and then the modules listed in ``MSGSTORM_EXTENSIONS`` (module names or ``.py`` 
 separated by ``,`` or the path separator): a new policy can live in one file outside the
 package. Backpressure modes, fault kinds, arrival processes and controllers take settings, so
 a new one also adds its spec class to ``scenario/schema.py`` (controllers: to the
-``ControllerSpec`` union in ``scenario/control.py``); queue policies and checkers need
-nothing else.
+``ControllerSpec`` union in ``scenario/control.py``); a toxic that reads a setting
+``ToxicFault`` lacks adds the field there and its name to ``TOXIC_SETTINGS``; queue policies
+and checkers need nothing else.
 """
 
 from __future__ import annotations
