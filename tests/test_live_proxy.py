@@ -12,7 +12,18 @@ from dataclasses import dataclass
 import pytest
 
 from msgstorm.live.proxy import FaultProxy, sleep_until
-from msgstorm.live.toxics import TOXICS, Bandwidth, Blackhole, Corrupt, Latency, ResetPeer, Slicer, SlowClose, Timeout, Toxic
+from msgstorm.live.toxics import (
+    TOXICS,
+    Bandwidth,
+    Blackhole,
+    Corrupt,
+    Latency,
+    ResetPeer,
+    Slicer,
+    SlowClose,
+    Timeout,
+    Toxic,
+)
 
 
 async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

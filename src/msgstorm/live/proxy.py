@@ -49,7 +49,6 @@ from typing import Any
 
 from msgstorm.live.toxics import (
     DIRECTIONS,
-    TOXICS,
     Toxic,
     ToxicState,
     ToxicStats,
@@ -57,7 +56,7 @@ from msgstorm.live.toxics import (
     toxic_rng,
 )
 
-__all__ = ["DIRECTIONS", "TOXICS", "FaultProxy", "Link", "Toxic", "main", "require_loopback", "sleep_until"]
+__all__ = ["DIRECTIONS", "FaultProxy", "Link", "Toxic", "main", "require_loopback", "sleep_until"]
 
 # A direction stops reading its source while this much waits in it (latency, bandwidth),
 # and reads again below the low mark.
