@@ -415,9 +415,11 @@ class FaultProxy:
         ``reset``: the connections of its links are reset as it ends (a partition healed:
         the peers connect again rather than resume a stream that lost bytes)."""
         stats = ToxicStats()
+        ended: list[Link] = []
         for link in self.links.values():
             if link.toxics.pop(toxic_id, None) is None:
                 continue
+            ended.append(link)
             link.rngs.pop(toxic_id)
             done = link.stats.pop(toxic_id)
             for key, value in asdict(done).items():
@@ -427,9 +429,11 @@ class FaultProxy:
                     connection.reset()
                     stats.connections += 1
             link._refresh()
+        t_ns = time.monotonic_ns()  # the links changed; what the toxic held back goes from now
+        for link in ended:
             for connection in list(link.connections):
                 connection.toxic_ended(toxic_id)
-        return {"t_ns": time.monotonic_ns(), "stats": asdict(stats)}
+        return {"t_ns": t_ns, "stats": asdict(stats)}
 
     async def close(self) -> None:
         for link in self.links.values():
