@@ -26,7 +26,6 @@ import os
 import socket
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -34,8 +33,9 @@ from urllib.parse import urlsplit
 from msgstorm.faults.schedule import FaultOp, fault_entries, fault_schedule
 from msgstorm.history.events import EventKind
 from msgstorm.live.payload import HEADER
-from msgstorm.live.proxy import Toxic, sleep_until
+from msgstorm.live.proxy import sleep_until
 from msgstorm.live.servers import ManagedServer, die_with_parent
+from msgstorm.live.toxics import TOXICS, Blackhole, Toxic
 from msgstorm.scenario.registry import LIVE_DRIVERS, LIVE_FAULT_KINDS
 from msgstorm.scenario.distributions import Constant, Pareto, Uniform
 from msgstorm.scenario.schema import CrashFault, PauseFault, RestartFault, Scenario, ToxicFault
@@ -62,12 +62,9 @@ class RoutesClients(Protocol):
 
 
 def toxic_of(spec: ToxicFault) -> Toxic:
-    """The proxy's toxic for a scenario entry (units: ns and bytes/s)."""
-    return Toxic(kind=spec.toxic, direction=spec.direction, probability=spec.probability,
-                 latency_ns=spec.latency or 0, jitter_ns=spec.jitter or 0,
-                 rate_bytes_per_s=(spec.rate or 0.0) / 8.0, timeout_ns=spec.timeout or 0,
-                 slice_bytes=spec.slice_size or 64, slice_delay_ns=spec.slice_delay or 0,
-                 close_delay_ns=spec.close_delay or 0)
+    """The proxy's toxic for a scenario entry (its kind's class in ``TOXICS``; units: ns and bytes/s)."""
+    toxic: Toxic = TOXICS[spec.toxic].from_spec(spec)
+    return toxic
 
 
 class ProxyProcess:
@@ -288,7 +285,7 @@ class ToxicKind:
         if scenario.target == "jetstream" and scenario.live.jetstream.client != "wire":
             return [(("kind",), 'toxics on target "jetstream" need live.jetstream.client = "wire" (the nats-py '
                                 "client is not routed through the fault proxy)")]
-        if spec.toxic == "corrupt":
+        if TOXICS[spec.toxic].changes_bytes:
             return _corrupt_problems(scenario)
         return []
 
@@ -299,8 +296,8 @@ class ToxicKind:
         roles = ROLES if op.spec.link == "clients" else (op.spec.link,)
         links = [link for role in roles for link in nemesis.links[role]]
         # One command for every link: the proxy switches them all at the same moment.
-        answer = await nemesis.proxy.command(op="set", id=op.fault_id, link=links, toxic=asdict(toxic),
-                                             at_ns=nemesis.t0_ns + op.t_ns)
+        answer = await nemesis.proxy.command(op="set", id=op.fault_id, link=links, toxic=toxic.wire(),
+                                             seed=nemesis.scenario.run.seed, at_ns=nemesis.t0_ns + op.t_ns)
         return {"t_ns": answer["t_ns"], "open_connections": answer["open_connections"]}
 
     @staticmethod
@@ -347,7 +344,7 @@ class Partition:
         assert nemesis.route_proxy is not None
         links = (Bridge if op.spec.kind == "bridge" else Partition).cut_links(nemesis, op.spec)
         answer = await nemesis.route_proxy.command(op="set", id=op.fault_id, link=links,
-                                                   toxic=asdict(Toxic("blackhole", "both")),
+                                                   toxic=Blackhole("both").wire(), seed=nemesis.scenario.run.seed,
                                                    at_ns=nemesis.t0_ns + op.t_ns)
         return {"t_ns": answer["t_ns"], "routes_cut": links, "open_connections": answer["open_connections"]}
 

@@ -10,19 +10,13 @@ effect.
 
 Toxics act on one direction of a link (``upstream``: client to server; ``downstream``:
 server to client) or both, each with a ``probability``: the share of reads (chunks) a data
-toxic acts on, or of connections a connection toxic acts on:
-
-- ``latency``: each chunk held ``latency`` ± ``jitter`` (uniform), in order (a later chunk
-  never overtakes an earlier one, as on one TCP connection);
-- ``bandwidth``: at most ``rate_bytes_per_s``;
-- ``blackhole``: chunks dropped (the connection stays open; what was dropped never arrives);
-- ``reset_peer``: connections reset (RST) ``timeout`` after the toxic starts (or after
-  they open while it is active);
-- ``timeout``: data held, and the connection closed ``timeout`` after the toxic starts
-  (0: held until the toxic ends, then delivered);
-- ``slicer``: chunks cut into ``slice_bytes`` pieces ``slice_delay`` apart;
-- ``slow_close``: a connection's close held ``close_delay``;
-- ``corrupt``: one byte of a chunk changed.
+toxic acts on, or of connections a connection toxic acts on. The kinds are the classes
+registered in ``TOXICS`` (``live/toxics.py``); the proxy calls them on its pipes (``pipe``)
+and connections (``meet``). The window a toxic is active is where the link changed: each
+piece waiting in a pipe keeps the delay each toxic added, so when a toxic ends what it held
+back goes at once (unless another toxic still delays it), and what is read next does not
+queue behind it; its timers and held closes end with it. A toxic draws from a random stream
+of its own on each link, seeded from the run's seed and its fault's id (``toxic_rng``).
 
 Written by hand: neither Toxiproxy nor the kernel's netem is available on the machines
 msgstorm runs on, and a proxy inside the run must share its clock. asyncio Protocols carry
@@ -32,7 +26,7 @@ other side as it is read, so the proxy costs one copy through the kernel each wa
 
 Run as ``python -m msgstorm.live.proxy name=HOST:PORT[@LISTEN_PORT] ...``: it listens on a
 loopback port for each name (a free one unless given), says ``{"ready": {name: port}}`` on stdout, then reads commands, one
-JSON object a line, on stdin (``{"op": "set", "id", "link", "toxic"}``, ``{"op": "clear",
+JSON object a line, on stdin (``{"op": "set", "id", "link", "toxic", "seed"}``, ``{"op": "clear",
 "id"}``, ``{"op": "quit"}``; with ``"at_ns"`` a command is applied at that monotonic time,
 so the nemesis sends it ahead and the switch lands on time) and answers each on stdout with
 the monotonic time it took effect. It dies with its parent (``PR_SET_PDEATHSIG``).
@@ -49,16 +43,21 @@ import socket
 import struct
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from collections.abc import Callable
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
-__all__ = ["DIRECTIONS", "TOXIC_KINDS", "FaultProxy", "Link", "Toxic", "main", "require_loopback", "sleep_until"]
+from msgstorm.live.toxics import (
+    DIRECTIONS,
+    Toxic,
+    ToxicState,
+    ToxicStats,
+    from_wire,
+    toxic_rng,
+)
 
-TOXIC_KINDS = ("latency", "bandwidth", "blackhole", "reset_peer", "timeout", "slicer", "slow_close", "corrupt")
-DIRECTIONS = ("upstream", "downstream")
-# Toxics that act on connections, not on chunks of data.
-_CONNECTION_TOXICS = ("reset_peer", "timeout", "slow_close")
+__all__ = ["DIRECTIONS", "FaultProxy", "Link", "Toxic", "main", "require_loopback", "sleep_until"]
+
 # A direction stops reading its source while this much waits in it (latency, bandwidth),
 # and reads again below the low mark.
 _QUEUE_HIGH_BYTES = 16 * 1024 * 1024
@@ -69,126 +68,115 @@ _DUE_SLACK_NS = 100_000
 _SPIN_NS = 2_000_000
 
 
-@dataclass(frozen=True)
-class Toxic:
-    """One toxic: what it does to a link, in which direction, how often."""
-
-    kind: Literal["latency", "bandwidth", "blackhole", "reset_peer", "timeout", "slicer", "slow_close", "corrupt"]
-    direction: Literal["upstream", "downstream", "both"] = "both"
-    probability: float = 1.0
-    latency_ns: int = 0
-    jitter_ns: int = 0
-    rate_bytes_per_s: float = 0.0
-    timeout_ns: int = 0
-    slice_bytes: int = 64
-    slice_delay_ns: int = 0
-    close_delay_ns: int = 0
-
-    def acts_on(self, direction: str) -> bool:
-        return self.direction in ("both", direction)
-
-
-@dataclass
-class ToxicStats:
-    """What one toxic did while it was active (the ``fault_end`` event's detail)."""
-
-    chunks: int = 0  # chunks it acted on
-    bytes: int = 0  # bytes in them
-    dropped_bytes: int = 0
-    corrupted_chunks: int = 0
-    connections: int = 0  # connections a connection toxic acted on
-
-
 def _set_linger_zero(transport: asyncio.BaseTransport) -> None:
     sock = transport.get_extra_info("socket")
     if sock is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
+@dataclass(slots=True)
+class _Queued:
+    """A piece of data waiting in a pipe: read at ``read_ns``, held ``delays_ns`` by the
+    toxics that delayed it (by toxic id), released at ``release_ns`` (after every piece read
+    before it: one TCP stream)."""
+
+    release_ns: int
+    read_ns: int
+    delays_ns: dict[int, int]
+    chunk: bytes
+
+
 class _Pipe:
     """One direction of one proxied connection: what is read from ``source`` goes to
-    ``sink``, through the toxics active on that direction of the link."""
+    ``sink``, through the toxics active on that direction of the link. Each piece keeps the
+    delay each toxic added, so a toxic that ends takes its delays with it (``forget``)."""
 
     def __init__(self, connection: _Connection, direction: str) -> None:
         self.connection = connection
         self.direction = direction
         self.source: _End | None = None
         self.sink: _End | None = None
-        self.queue: collections.deque[tuple[int, bytes]] = collections.deque()
+        self.queue: collections.deque[_Queued] = collections.deque()
         self.queued_bytes = 0
         self.last_release_ns = 0
-        self.bandwidth_free_ns = 0
+        self.states: dict[int, ToxicState] = {}  # by toxic id, while it is active
         self.timer: asyncio.TimerHandle | None = None
-        self.held = False  # a ``timeout`` toxic holds everything until it ends
+        self.holders: set[int] = set()  # ``timeout`` toxics holding everything until they end
         self.sink_paused = False
         self.source_closed = False
-        self.rng = connection.link.rng
+
+    def state(self, toxic_id: int) -> ToxicState:
+        state = self.states.get(toxic_id)
+        if state is None:
+            link = self.connection.link
+            state = self.states[toxic_id] = ToxicState(link.rngs[toxic_id], link.stats[toxic_id])
+        return state
 
     def feed(self, data: bytes) -> None:
         toxics = self.connection.link.toxics_on(self.direction)
         sink = self.sink
-        if not toxics and not self.queue and not self.held and sink is not None and sink.transport is not None:
+        if not toxics and not self.queue and not self.holders and sink is not None and sink.transport is not None:
             sink.transport.write(data)  # the fast path: no toxic, nothing waiting
             return
         now = time.monotonic_ns()
-        chunks = [(now, data)]  # each toxic moves its chunks' release times; the order is kept below
+        # Each data toxic turns each piece into pieces, each with the delay it adds.
+        pieces: list[tuple[dict[int, int], bytes]] = [({}, data)]
         for toxic_id, toxic in toxics:
-            if toxic.kind in _CONNECTION_TOXICS:
+            if toxic.on_connections:
                 continue
-            stats = self.connection.link.stats[toxic_id]
-            acted: list[tuple[int, bytes]] = []
-            for t, chunk in chunks:
-                if toxic.probability < 1.0 and self.rng.random() >= toxic.probability:
-                    acted.append((t, chunk))
+            state = self.state(toxic_id)
+            acted: list[tuple[dict[int, int], bytes]] = []
+            for delays, chunk in pieces:
+                if toxic.probability < 1.0 and state.rng.random() >= toxic.probability:
+                    acted.append((delays, chunk))
                     continue
-                stats.chunks += 1
-                stats.bytes += len(chunk)
-                if toxic.kind == "blackhole":
-                    stats.dropped_bytes += len(chunk)
-                elif toxic.kind == "latency":
-                    jitter = self.rng.uniform(-toxic.jitter_ns, toxic.jitter_ns) if toxic.jitter_ns else 0.0
-                    acted.append((t + max(0, int(toxic.latency_ns + jitter)), chunk))
-                elif toxic.kind == "bandwidth":
-                    start = max(t, self.bandwidth_free_ns)
-                    self.bandwidth_free_ns = start + int(len(chunk) * 1e9 / toxic.rate_bytes_per_s)
-                    acted.append((self.bandwidth_free_ns, chunk))
-                elif toxic.kind == "slicer":
-                    size = max(1, toxic.slice_bytes)
-                    for k, first in enumerate(range(0, len(chunk), size)):
-                        acted.append((t + k * toxic.slice_delay_ns, chunk[first:first + size]))
-                elif toxic.kind == "corrupt":
-                    changed = bytearray(chunk)
-                    if changed:
-                        at = self.rng.randrange(len(changed))
-                        changed[at] ^= self.rng.randrange(1, 256)
-                        stats.corrupted_chunks += 1
-                    acted.append((t, bytes(changed)))
-            chunks = acted
-        for t, chunk in chunks:
-            t = max(t, self.last_release_ns)  # in order: one TCP stream
+                state.stats.chunks += 1
+                state.stats.bytes += len(chunk)
+                for delay_ns, piece in toxic.pipe(now + sum(delays.values()), chunk, state):
+                    acted.append(({**delays, toxic_id: delay_ns} if delay_ns else delays, piece))
+            pieces = acted
+        for delays, piece in pieces:
+            t = max(now + sum(delays.values()), self.last_release_ns)  # in order: one TCP stream
             self.last_release_ns = t
-            self.queue.append((t, chunk))
-            self.queued_bytes += len(chunk)
+            self.queue.append(_Queued(t, now, dict(delays), piece))
+            self.queued_bytes += len(piece)
         self._flow()
         self.release()
 
+    def forget(self, toxic_id: int) -> None:
+        """A toxic ended: what it held back is re-timed as the link without it carries it
+        (at once, unless another toxic still delays it), and what is read next no longer
+        queues behind its delays."""
+        self.states.pop(toxic_id, None)
+        held = toxic_id in self.holders
+        self.holders.discard(toxic_id)
+        if not held and not any(toxic_id in queued.delays_ns for queued in self.queue):
+            return
+        release_ns = 0
+        for queued in self.queue:
+            queued.delays_ns.pop(toxic_id, None)
+            release_ns = max(queued.read_ns + sum(queued.delays_ns.values()), release_ns)
+            queued.release_ns = release_ns
+        self.last_release_ns = release_ns
+        self.release()
+
     def release(self) -> None:
-        """Write every chunk that is due; wake again for the next one."""
+        """Write every piece that is due; wake again for the next one."""
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
         sink = self.sink
-        if self.held or sink is None or sink.transport is None:
+        if self.holders or sink is None or sink.transport is None:
             return
         now = time.monotonic_ns()
-        while self.queue and self.queue[0][0] <= now + _DUE_SLACK_NS:
-            _, chunk = self.queue.popleft()
+        while self.queue and self.queue[0].release_ns <= now + _DUE_SLACK_NS:
+            chunk = self.queue.popleft().chunk
             self.queued_bytes -= len(chunk)
             if not sink.transport.is_closing():
                 sink.transport.write(chunk)
         if self.queue:
             loop = asyncio.get_running_loop()
-            self.timer = loop.call_at(self.queue[0][0] / 1e9, self.release)
+            self.timer = loop.call_at(self.queue[0].release_ns / 1e9, self.release)
         self._flow()
         if not self.queue and self.source_closed:
             self.connection.source_done(self)
@@ -201,13 +189,6 @@ class _Pipe:
             source.pause()
         elif self.queued_bytes < _QUEUE_LOW_BYTES:
             source.resume()
-
-    def hold(self, held: bool) -> None:
-        self.held = held
-        if not held:
-            now = time.monotonic_ns()
-            self.queue = collections.deque((max(t, now), chunk) for t, chunk in self.queue)
-            self.release()
 
 
 class _End(asyncio.Protocol):
@@ -265,7 +246,9 @@ class _End(asyncio.Protocol):
 
 
 class _Connection:
-    """A client's connection through the proxy: its socket, the upstream one, two pipes."""
+    """A client's connection through the proxy: its socket, the upstream one, two pipes.
+    What a connection toxic does to it goes through ``later``, ``hold`` and ``hold_close``
+    (``toxics.ToxicTarget``) and ends with the toxic (``toxic_ended``)."""
 
     def __init__(self, link: Link) -> None:
         self.link = link
@@ -277,31 +260,48 @@ class _Connection:
         self.downstream.source, self.downstream.sink = self.server, self.client
         self.closed = False
         # Timers by the toxic that set them (cancelled when it ends: a toxic acts only while
-        # it is active), and the slow close's (None), which outlives its toxic by design.
-        self.timers: dict[int | None, list[asyncio.TimerHandle]] = {}
-        self.slow_closing: set[int] = set()  # ids of the slow_close toxics acting on this connection
+        # it is active).
+        self.timers: dict[int, list[asyncio.TimerHandle]] = {}
+        self.slow_closing: dict[int, int] = {}  # slow_close toxic id -> the close delay it holds here
+        self.close_held_by: set[int] = set()  # the toxics holding this connection's close now
 
-    def later(self, toxic_id: int | None, delay_ns: int, action: Callable[[], None]) -> None:
+    def later(self, toxic_id: int, delay_ns: int, action: Callable[[], None]) -> None:
         """``action`` in ``delay_ns``, unless the toxic ``toxic_id`` ends (or the connection) first."""
         timer = asyncio.get_running_loop().call_later(delay_ns / 1e9, action)
         self.timers.setdefault(toxic_id, []).append(timer)
 
+    def hold(self, toxic_id: int, directions: tuple[str, ...]) -> None:
+        for pipe in (self.upstream, self.downstream):
+            if pipe.direction in directions:
+                pipe.holders.add(toxic_id)
+
+    def hold_close(self, toxic_id: int, delay_ns: int) -> None:
+        self.slow_closing[toxic_id] = delay_ns
+
     def toxic_ended(self, toxic_id: int) -> None:
-        """A toxic ended: what it had scheduled on this connection will not happen."""
+        """A toxic ended: what it had scheduled on this connection will not happen, and what
+        it held back goes now (data, a close)."""
         for timer in self.timers.pop(toxic_id, []):
             timer.cancel()
-        self.slow_closing.discard(toxic_id)
+        self.slow_closing.pop(toxic_id, None)
+        for pipe in (self.upstream, self.downstream):
+            pipe.forget(toxic_id)
+        if toxic_id in self.close_held_by:
+            self.close_held_by.discard(toxic_id)
+            self.close()
 
     def source_done(self, pipe: _Pipe) -> None:
         """``pipe``'s source closed and all it read has gone out: close its sink too
-        (after a slow close's delay)."""
-        delay_ns = max((t.close_delay_ns for i, t in self.link.toxics_on(pipe.direction)
-                        if t.kind == "slow_close" and i in self.slow_closing), default=0)
+        (after a slow close's delay, while that toxic lasts)."""
+        held = max(((delay_ns, i) for i, _ in self.link.toxics_on(pipe.direction)
+                    if (delay_ns := self.slow_closing.get(i))), default=None)
         sink = pipe.sink
         if sink is None or sink.transport is None:
             return
-        if delay_ns:
-            self.later(None, delay_ns, self.close)
+        if held is not None:
+            delay_ns, toxic_id = held
+            self.close_held_by.add(toxic_id)
+            self.later(toxic_id, delay_ns, self.close)
         else:
             sink.transport.close()
 
@@ -325,13 +325,11 @@ class _Connection:
                 _set_linger_zero(end.transport)
                 end.transport.abort()
 
-    def pipes(self, toxic: Toxic) -> list[_Pipe]:
-        return [pipe for pipe in (self.upstream, self.downstream) if toxic.acts_on(pipe.direction)]
-
 
 @dataclass
 class Link:
-    """One listener: where its clients' connections go, and the toxics active on it."""
+    """One listener: where its clients' connections go, and the toxics active on it (each
+    with its own random stream and what it did)."""
 
     name: str
     upstream_host: str
@@ -339,8 +337,8 @@ class Link:
     port: int = 0
     toxics: dict[int, Toxic] = field(default_factory=dict)
     stats: dict[int, ToxicStats] = field(default_factory=dict)
+    rngs: dict[int, random.Random] = field(default_factory=dict)
     connections: set[_Connection] = field(default_factory=set)
-    rng: random.Random = field(default_factory=lambda: random.Random(0))
     server: asyncio.base_events.Server | None = None
     _by_direction: dict[str, list[tuple[int, Toxic]]] = field(default_factory=dict)
 
@@ -355,15 +353,14 @@ class FaultProxy:
     """Every link's listener, in the running event loop: ``listen`` each, then ``set`` and
     ``clear`` toxics while traffic flows, ``close`` at the end."""
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self) -> None:
         self.links: dict[str, Link] = {}
-        self.seed = seed
 
     async def listen(self, name: str, upstream_host: str, upstream_port: int, port: int = 0) -> int:
         """A listener on loopback ``port`` (0: a free one) whose connections go to the upstream
         address, which must be on this machine too (a ValueError otherwise)."""
         require_loopback(upstream_host)
-        link = Link(name, upstream_host, upstream_port, rng=random.Random(f"{self.seed}:{name}"))
+        link = Link(name, upstream_host, upstream_port)
         loop = asyncio.get_running_loop()
 
         def accepted() -> _End:
@@ -390,31 +387,23 @@ class FaultProxy:
         for toxic_id, toxic in sorted(link.toxics.items()):
             self._connection_toxic(link, connection, toxic_id, toxic)
 
-    def _connection_toxic(self, link: Link, connection: _Connection, toxic_id: int, toxic: Toxic) -> None:
-        if toxic.kind not in _CONNECTION_TOXICS:
+    @staticmethod
+    def _connection_toxic(link: Link, connection: _Connection, toxic_id: int, toxic: Toxic) -> None:
+        if not toxic.on_connections:
             return
-        if toxic.probability < 1.0 and link.rng.random() >= toxic.probability:
+        if toxic.probability < 1.0 and link.rngs[toxic_id].random() >= toxic.probability:
             return
         link.stats[toxic_id].connections += 1
-        if toxic.kind == "reset_peer":
-            if toxic.timeout_ns:
-                connection.later(toxic_id, toxic.timeout_ns, connection.reset)
-            else:
-                connection.reset()
-        elif toxic.kind == "timeout":
-            for pipe in connection.pipes(toxic):
-                pipe.hold(True)
-            if toxic.timeout_ns:
-                connection.later(toxic_id, toxic.timeout_ns, connection.close)
-        elif toxic.kind == "slow_close":
-            connection.slow_closing.add(toxic_id)
+        toxic.meet(connection, toxic_id)
 
-    def set(self, toxic_id: int, link_name: str, toxic: Toxic) -> dict[str, Any]:
-        """Start ``toxic`` on a link; returns when it took effect (monotonic ns) and on how
-        many open connections."""
+    def set(self, toxic_id: int, link_name: str, toxic: Toxic, seed: int) -> dict[str, Any]:
+        """Start ``toxic`` on a link, its draws seeded from the run's ``seed`` and its id
+        (``toxics.toxic_rng``); returns when it took effect (monotonic ns) and on how many
+        open connections."""
         link = self.links[link_name]
         link.toxics[toxic_id] = toxic
         link.stats[toxic_id] = ToxicStats()
+        link.rngs[toxic_id] = toxic_rng(seed, toxic_id, link_name)
         link._refresh()
         for connection in list(link.connections):
             self._connection_toxic(link, connection, toxic_id, toxic)
@@ -422,14 +411,16 @@ class FaultProxy:
 
     def clear(self, toxic_id: int, reset: bool = False) -> dict[str, Any]:
         """End a toxic wherever it is active; returns when (monotonic ns) and what it did
-        (summed over its links). ``reset``: the connections of its links are reset as it
-        ends (a partition healed: the peers connect again rather than resume a stream that
-        lost bytes)."""
+        (summed over its links). What it held back goes at once (``_Connection.toxic_ended``).
+        ``reset``: the connections of its links are reset as it ends (a partition healed:
+        the peers connect again rather than resume a stream that lost bytes)."""
         stats = ToxicStats()
+        ended: list[Link] = []
         for link in self.links.values():
-            toxic = link.toxics.pop(toxic_id, None)
-            if toxic is None:
+            if link.toxics.pop(toxic_id, None) is None:
                 continue
+            ended.append(link)
+            link.rngs.pop(toxic_id)
             done = link.stats.pop(toxic_id)
             for key, value in asdict(done).items():
                 setattr(stats, key, getattr(stats, key) + value)
@@ -438,16 +429,11 @@ class FaultProxy:
                     connection.reset()
                     stats.connections += 1
             link._refresh()
+        t_ns = time.monotonic_ns()  # the links changed; what the toxic held back goes from now
+        for link in ended:
             for connection in list(link.connections):
                 connection.toxic_ended(toxic_id)
-            if toxic.kind == "timeout":
-                still_held = {d for _, t in link.toxics.items() if t.kind == "timeout"
-                              for d in DIRECTIONS if t.acts_on(d)}
-                for connection in list(link.connections):
-                    for pipe in connection.pipes(toxic):
-                        if pipe.direction not in still_held:
-                            pipe.hold(False)
-        return {"t_ns": time.monotonic_ns(), "stats": asdict(stats)}
+        return {"t_ns": t_ns, "stats": asdict(stats)}
 
     async def close(self) -> None:
         for link in self.links.values():
@@ -506,7 +492,8 @@ async def _serve(targets: list[str]) -> None:
                 await sleep_until(int(command["at_ns"]))
             if op == "set":  # "link": one name or a list of them
                 links = command["link"] if isinstance(command["link"], list) else [command["link"]]
-                answers = [proxy.set(int(command["id"]), link, Toxic(**command["toxic"])) for link in links]
+                toxic = from_wire(command["toxic"])
+                answers = [proxy.set(int(command["id"]), link, toxic, int(command["seed"])) for link in links]
                 say({"id": command["id"], "t_ns": answers[0]["t_ns"],
                      "open_connections": sum(a["open_connections"] for a in answers)})
             elif op == "clear":

@@ -37,6 +37,7 @@ from msgstorm.scenario.registry import (
     FAULT_KINDS,
     LIVE_DRIVERS,
     QUEUE_POLICIES,
+    TOXICS,
     Registry,
 )
 from msgstorm.scenario.slo import SLO_METRICS
@@ -292,13 +293,10 @@ DESCRIPTIONS: dict[str, str] = {
                        "proxy (targets nats and jetstream)",
     "ToxicFault.at": "start",
     "ToxicFault.duration": "how long; none: to the end of the sending",
-    "ToxicFault.toxic": "`latency` (± `jitter`, uniform), `bandwidth` (`rate`), `blackhole` (bytes dropped), "
-                        "`reset_peer` (RST after `timeout`), `timeout` (data held; closed after `timeout`, 0: "
-                        "held to the end), `slicer` (`slice_size` pieces `slice_delay` apart), `slow_close` "
-                        "(`close_delay`), `corrupt` (one byte of a read changed)",
+    "ToxicFault.toxic": "one of the fault proxy's toxics: {toxics}",
     "ToxicFault.link": "whose connections: `publisher`, `consumers` or `clients` (both)",
     "ToxicFault.direction": "`upstream` (client to server), `downstream`, or `both`",
-    "ToxicFault.probability": "share of reads it acts on (of connections, for reset_peer, timeout, slow_close)",
+    "ToxicFault.probability": "share of reads it acts on (of connections, for {connection_toxics})",
     "ToxicFault.latency": "latency: added to every read",
     "ToxicFault.jitter": "latency: ± this, uniform",
     "ToxicFault.rate": "bandwidth: bits/s (\"1Mbit/s\")",
@@ -714,6 +712,8 @@ def _names() -> dict[str, str]:
     return {
         "live_drivers": _builtin_names(LIVE_DRIVERS),
         "queue_policies": _builtin_names(QUEUE_POLICIES),
+        "toxics": "; ".join(f"`{name}`: {toxic.summary}" for name, toxic in TOXICS.items()),
+        "connection_toxics": ", ".join(name for name, toxic in TOXICS.items() if toxic.on_connections),
         "regions": _region_names(),
         "roles": "; ".join(f"`{role}` {{{', '.join(f'{k} {v:g}' for k, v in mix.items())}}}"
                            for role, mix in schema.ROLE_MIX.items()),

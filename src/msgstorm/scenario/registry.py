@@ -1,6 +1,6 @@
 """Extension points: the names a scenario may use, and what implements each.
 
-Place in the pipeline: the scenario layer, below every engine. Nine registries map a name
+Place in the pipeline: the scenario layer, below every engine. Ten registries map a name
 that appears in a scenario or a report to its implementation:
 
 - ``QUEUE_POLICIES``: ``sequencer.policy`` -> a no-argument factory of a ``QueuePolicy``
@@ -17,6 +17,10 @@ that appears in a scenario or a report to its implementation:
   the entry against the target and applying its start and end to real servers and links
   (``live/nemesis.py``). A kind registered in one of the two fault registries only is
   refused at validation on the other side's targets, naming the entry;
+- ``TOXICS``: ``faults[].toxic`` (a ``toxic`` fault) -> a ``Toxic`` class of the fault
+  proxy (``live/toxics.py``): its parameters, the entry's settings it reads, what it does to
+  a chunk or a connection. Validation, the nemesis, the proxy and the reference read the
+  kinds from here;
 - ``ARRIVAL_PROCESSES``: ``agents[].arrival.process`` -> a builder of an ``ArrivalProcess``
   (``traffic/arrivals.py``);
 - ``CHECKERS``: a name in the report's checks -> a ``Checker`` reading the history
@@ -43,8 +47,9 @@ and then the modules listed in ``MSGSTORM_EXTENSIONS`` (module names or ``.py`` 
 separated by ``,`` or the path separator): a new policy can live in one file outside the
 package. Backpressure modes, fault kinds, arrival processes and controllers take settings, so
 a new one also adds its spec class to ``scenario/schema.py`` (controllers: to the
-``ControllerSpec`` union in ``scenario/control.py``); queue policies and checkers need
-nothing else.
+``ControllerSpec`` union in ``scenario/control.py``); a toxic that reads a setting
+``ToxicFault`` lacks adds the field there and its name to ``TOXIC_SETTINGS``; queue policies
+and checkers need nothing else.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ __all__ = [
     "QUEUE_POLICIES",
     "REACTORS",
     "Registry",
+    "TOXICS",
     "load_extensions",
 ]
 
@@ -177,6 +183,7 @@ BACKPRESSURE_MODES: Registry[Callable[[Any], Any]] = Registry("backpressure mode
 FAULT_KINDS: Registry[Any] = Registry("fault kind", ("msgstorm.sim.fault_injector",), ("partition", "crash", "degrade"))
 LIVE_FAULT_KINDS: Registry[Any] = Registry("live fault kind", ("msgstorm.live.nemesis",),
                                            ("pause", "crash", "restart", "toxic", "partition", "bridge"))
+TOXICS: Registry[Any] = Registry("toxic", ("msgstorm.live.toxics",))
 ARRIVAL_PROCESSES: Registry[Callable[..., Any]] = Registry("arrival process", ("msgstorm.traffic.arrivals",))
 CHECKERS: Registry[Any] = Registry("checker", ("msgstorm.analysis.delivery", "msgstorm.analysis.generator",
                                                 "msgstorm.analysis.audit"))

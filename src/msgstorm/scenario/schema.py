@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    field_validator,
     model_serializer,
     model_validator,
 )
@@ -31,6 +32,7 @@ from msgstorm.scenario.distributions import (
 from msgstorm.scenario.control import ControllerSpec, LaneSpec
 from msgstorm.scenario.kinds import MESSAGE_KINDS, MessageKind
 from msgstorm.scenario.market import MarketSpec
+from msgstorm.scenario.registry import TOXICS
 from msgstorm.scenario.units import parse_bandwidth_bps, parse_fraction, parse_rate_per_s
 
 __all__ = [
@@ -461,18 +463,9 @@ class RestartFault(_Spec):
     down: DurationNs = 0
 
 
-ToxicKind = Literal["latency", "bandwidth", "blackhole", "reset_peer", "timeout", "slicer", "slow_close", "corrupt"]
-# Which of a toxic's settings each kind reads (the others must be left unset).
-TOXIC_SETTINGS: dict[str, tuple[str, ...]] = {
-    "latency": ("latency", "jitter"),
-    "bandwidth": ("rate",),
-    "blackhole": (),
-    "reset_peer": ("timeout",),
-    "timeout": ("timeout",),
-    "slicer": ("slice_size", "slice_delay"),
-    "slow_close": ("close_delay",),
-    "corrupt": (),
-}
+# The settings of a toxic entry; each kind reads some of them (``TOXICS[kind].settings``,
+# ``live/toxics.py``) and the others must be left unset.
+TOXIC_SETTINGS = ("latency", "jitter", "rate", "timeout", "slice_size", "slice_delay", "close_delay")
 
 
 class ToxicFault(_Spec):
@@ -484,7 +477,7 @@ class ToxicFault(_Spec):
     kind: Literal["toxic"]
     at: DurationNs
     duration: Annotated[DurationNs, Field(gt=0)] | None = None
-    toxic: ToxicKind
+    toxic: str  # a name in TOXICS
     link: Literal["publisher", "consumers", "clients"] = "clients"
     direction: Literal["upstream", "downstream", "both"] = "both"
     probability: Annotated[Fraction, Field(gt=0, le=1)] = 1.0
@@ -496,19 +489,22 @@ class ToxicFault(_Spec):
     slice_delay: DurationNs | None = None  # slicer: between pieces
     close_delay: DurationNs | None = None  # slow_close: a close held this long
 
+    @field_validator("toxic")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in TOXICS:
+            raise ValueError(f"unknown toxic {name!r}; one of {', '.join(TOXICS)}")
+        return name
+
     @model_validator(mode="after")
     def _settings(self) -> ToxicFault:
-        reads = TOXIC_SETTINGS[self.toxic]
-        for name in ("latency", "jitter", "rate", "timeout", "slice_size", "slice_delay", "close_delay"):
+        toxic = TOXICS[self.toxic]
+        reads = toxic.settings
+        for name in TOXIC_SETTINGS:
             if getattr(self, name) is not None and name not in reads:
                 raise ValueError(f"'{name}' does not apply to toxic {self.toxic!r} "
                                  f"(it reads {', '.join(repr(r) for r in reads) or 'no setting'})")
-        if self.toxic == "latency" and not self.latency and not self.jitter:
-            raise ValueError("toxic 'latency' needs 'latency' (and optionally 'jitter')")
-        if self.toxic == "bandwidth" and self.rate is None:
-            raise ValueError("toxic 'bandwidth' needs 'rate' (e.g. \"1Mbit/s\")")
-        if self.toxic == "slow_close" and self.close_delay is None:
-            raise ValueError("toxic 'slow_close' needs 'close_delay'")
+        toxic.from_spec(self)  # what the kind needs to be built (a ValueError naming it)
         return self
 
 
