@@ -346,7 +346,8 @@ def compare(
     fail_on_regression: Annotated[bool, typer.Option("--fail-on-regression",
                                                      help="exit 1 when any metric regressed")] = False,
     html: Annotated[Path | None, typer.Option("--html", help="where to write the HTML comparison "
-                                              "(default: compare.html in the first run's directory)")] = None,
+                                              "(default: compare-<digest of the directories compared>.html in the "
+                                              "first run's directory, said when written)")] = None,
     no_html: Annotated[bool, typer.Option("--no-html", help="print the table only")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no table: only the HTML's path and the "
                                         "regressions")] = False,
@@ -399,9 +400,9 @@ def compare(
     else:
         print_comparison(comparison, out)
     if not no_html:
-        from msgstorm.report.compare_html import write_compare_html
+        from msgstorm.report.compare_html import default_html_path, write_compare_html
 
-        target = html if html is not None else loaded[0].path / "compare.html"
+        target = html if html is not None else default_html_path(comparison)
         try:
             out.print(f"comparison: {write_compare_html(comparison, target)}", highlight=False, markup=False)
         except OSError as error:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -123,10 +125,22 @@ class RunSummary:
     path: Path
     summary: dict[str, Any]
     replicas: tuple[dict[str, Any], ...] = ()
+    # The run directories it stands for (a group's every replica); empty: ``path`` alone.
+    sources: tuple[Path, ...] = ()
+    given_as_list: bool = False  # a group given as DIR1,DIR2,... (``path`` is only where they lie)
+
+    @property
+    def where(self) -> str:
+        """The side as the user gave it: a directory, or a group's listed directories."""
+        if self.given_as_list:
+            return ",".join(str(source) for source in self.sources)
+        return str(self.path)
 
     @property
     def name(self) -> str:
         count = f" ({len(self.replicas)} runs)" if self.replicas else ""
+        if self.given_as_list:
+            return f"{self.label}: {self.sources[0].name},...{count}"
         return f"{self.label}: {self.path.name or self.path}{count}"
 
     @property
@@ -153,16 +167,17 @@ def load_sweep_points(directory: Path, label: str) -> dict[str, RunSummary]:
             continue
         runs = [load_run(path, label) for path in paths]
         key = json.dumps(point["grid"], sort_keys=True)
-        groups[key] = RunSummary(label, directory, runs[0].summary, tuple(run.summary for run in runs))
+        groups[key] = RunSummary(label, directory, runs[0].summary, tuple(run.summary for run in runs), tuple(paths))
     return groups
 
 
 def load_group(text: str, label: str) -> RunSummary:
     """Several runs as one side: ``DIR1,DIR2,...``, or a directory holding run directories
     (a sweep's ``--out`` or its ``runs/``: every run in it)."""
-    if "," in text:
+    listed = "," in text
+    if listed:
         paths = [Path(part) for part in text.split(",") if part]
-        where = Path(paths[0]).parent if paths else Path(text)
+        where = Path(os.path.commonpath([path.absolute() for path in paths])) if paths else Path(text)
     else:
         where = Path(text)
         paths = sorted({found.parent for pattern in ("*/summary.json", "runs/*/summary.json")
@@ -171,7 +186,7 @@ def load_group(text: str, label: str) -> RunSummary:
             raise RunDirError(f"{where}: not a msgstorm run directory (no summary.json and no history/), "
                               "nor a group of them (no run directory in it)")
     runs = [load_run(path, label) for path in paths]
-    return RunSummary(label, where, runs[0].summary, tuple(run.summary for run in runs))
+    return RunSummary(label, where, runs[0].summary, tuple(run.summary for run in runs), tuple(paths), listed)
 
 
 def load_run(path: str | Path, label: str) -> RunSummary:
@@ -283,16 +298,23 @@ def _mean(values: list[float | None]) -> float | None:
 def significant(base: list[float | None], other: list[float | None], level: float = SIGNIFICANCE) -> bool:
     """Whether two groups' means differ by Welch's t test at ``level`` (two-sided); groups
     without spread differ when their means do. A group of one run cannot be tested: then the
-    tolerance alone decides (True)."""
-    a = [v for v in base if v is not None]
-    b = [v for v in other if v is not None]
-    if len(a) < 2 or len(b) < 2:
+    tolerance alone decides (True). The test is computed from each group's mean and standard
+    deviation (0 for a group of equal values), so a group without spread beside one with
+    spread is an ordinary case rather than scipy's warning of a precision loss on data that
+    are all equal."""
+    a = np.asarray([v for v in base if v is not None], dtype=np.float64)
+    b = np.asarray([v for v in other if v is not None], dtype=np.float64)
+    if a.size < 2 or b.size < 2:
         return True
     from scipy import stats
 
-    if max(a) == min(a) and max(b) == min(b):
-        return a[0] != b[0]
-    return bool(stats.ttest_ind(a, b, equal_var=False).pvalue < level)
+    spread_a = 0.0 if a.max() == a.min() else float(a.std(ddof=1))
+    spread_b = 0.0 if b.max() == b.min() else float(b.std(ddof=1))
+    if spread_a == 0 and spread_b == 0:
+        return bool(a[0] != b[0])
+    test = stats.ttest_ind_from_stats(float(a.mean()), spread_a, a.size, float(b.mean()), spread_b, b.size,
+                                      equal_var=False)
+    return bool(test.pvalue < level)
 
 
 def compare_runs(runs: Sequence[RunSummary], tolerance: float) -> Comparison:
@@ -374,7 +396,7 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
         wide.print(table)
     for run in comparison.runs:
         replicas = f" ({len(run.replicas)} runs: their mean)" if run.replicas else ""
-        console.print(f"  {run.label} = {run.path}{replicas}", highlight=False, markup=False)  # a path may hold "[a]"
+        console.print(f"  {run.label} = {run.where}{replicas}", highlight=False, markup=False)  # a path may hold "[a]"
     if any(run.replicas for run in comparison.runs):
         console.print(f"  between groups a regression must also be significant (Welch's t, p < {SIGNIFICANCE:g})",
                       highlight=False, markup=False)
@@ -398,6 +420,30 @@ def print_regressions(comparison: Comparison, console: Console) -> None:
         console.print(f"[green]no regression[/] beyond {tolerance}", highlight=False)
 
 
+def sweep_differences(first: Path, second: Path) -> list[str]:
+    """What the two sweeps' manifests say differs besides the grid: a warning when they ran
+    different scenarios (by content), a note when their ``--set`` differ or a manifest is
+    missing."""
+    from msgstorm.sweep.manifest import SweepDirError, read_manifest
+
+    try:
+        manifests = {"A": (first, read_manifest(first)), "B": (second, read_manifest(second))}
+    except SweepDirError as error:
+        raise RunDirError(str(error)) from None
+    lines = [f"note: {label} ({directory}) has no manifest.json (a sweep of an older msgstorm): which scenario it "
+             "ran is not known" for label, (directory, manifest) in manifests.items() if manifest is None]
+    (_, a), (_, b) = manifests.values()
+    if a is None or b is None:
+        return lines
+    if a.scenario_digest != b.scenario_digest:
+        lines.append(f"warning: the sweeps ran different scenarios: A = {a.scenario_name} ({a.scenario}, sha256 "
+                     f"{a.scenario_digest[:12]}), B = {b.scenario_name} ({b.scenario}, sha256 {b.scenario_digest[:12]}); "
+                     "each point compares the same grid values of two different scenarios")
+    if a.sets != b.sets:
+        lines.append(f"note: their --set differ: A {a.sets or 'none'}, B {b.sets or 'none'}")
+    return lines
+
+
 def compare_sweeps(first: Path, second: Path, tolerance: float, console: Console) -> int:
     """Two sweeps point by point: each point's replicas against the same point of the other
     (by its grid values), regressions beyond the tolerance and significant; prints a line a
@@ -409,12 +455,13 @@ def compare_sweeps(first: Path, second: Path, tolerance: float, console: Console
     console.print(f"sweeps point by point: A = {first}, B = {second}; {len(shared)} shared point(s); a regression is "
                   f"worse by more than {tolerance:.0%} and significant (Welch's t, p < {SIGNIFICANCE:g})",
                   highlight=False, markup=False)
+    for line in sweep_differences(first, second):
+        console.print(line, highlight=False, markup=False)
     regressions = 0
     for key in shared:
         found = compare_runs([a[key], b[key]], tolerance).regressions
         regressions += len(found)
-        what = ", ".join(f"{metric.name} {'' if delta.relative is None else f'{delta.relative:+.1%}'}"
-                         for metric, _, delta in found) or "none"
+        what = ", ".join(f"{metric.name} {format_delta(metric, delta)}" for metric, _, delta in found) or "none"
         console.print(f"  {key} ({len(a[key].replicas)} vs {len(b[key].replicas)} runs): regressions: {what}",
                       highlight=False, markup=False)
     return regressions
