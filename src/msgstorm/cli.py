@@ -369,7 +369,7 @@ def compare(
     except ValueError as error:
         problems.append(str(error))
     if len(runs) == 2 and not problems and all((path / "sweep.json").is_file() for path in runs):
-        from msgstorm.report.compare import compare_sweeps
+        from msgstorm.sweep.compare import compare_sweeps
 
         try:
             regressions = compare_sweeps(runs[0], runs[1], fraction, out)
