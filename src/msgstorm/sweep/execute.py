@@ -129,7 +129,9 @@ def finished(runs_dir: Path, run_id: str) -> RunOutcome | None:
 
 def _tie_to_sweep(sweep_pid: int) -> None:  # pragma: no cover - runs in each worker as it starts
     """A worker's initializer: die when the sweep's process dies (the kernel sends SIGKILL),
-    and at once if it died before the worker asked."""
+    and at once if it died before the worker asked. The kernel's "parent" is the thread
+    that started the worker: the pool starts its workers from the thread that submits the
+    runs, the one running the sweep, which lasts as long as the sweep."""
     die_with_parent()
     if os.getppid() != sweep_pid:
         os._exit(1)
