@@ -109,6 +109,70 @@ def test_a_failed_run_is_a_row_with_its_error_retried_once_and_again_on_resume(t
     assert [row["status"] for row in rows] == ["ok", "ok"]
 
 
+def test_one_retry_rule_a_failed_run_runs_once_more_then_is_its_last_outcome() -> None:
+    """``run_with_retries``, the rule of both executors: a run that fails is run once more;
+    only each run's last outcome is reported."""
+    from msgstorm.sweep.execute import run_with_retries
+
+    specs = plan_sweep([("k", ["ok", "flaky", "broken"])], zipped=False, seeds=1, base_seed=0).runs
+    calls: list[tuple[list[str], int]] = []
+
+    def execute(todo, attempt):  # type: ignore[no-untyped-def]
+        calls.append(([spec.values["k"] for spec in todo], attempt))
+        for spec in todo:
+            fails = spec.values["k"] == "broken" or (spec.values["k"] == "flaky" and attempt == 1)
+            yield {"run_id": spec.run_id, "status": "failed" if fails else "ok", "attempt": attempt}
+
+    reported: list[dict[str, object]] = []
+    outcomes = list(run_with_retries(execute, specs, reported.append))
+    assert calls == [(["ok", "flaky", "broken"], 1), (["flaky", "broken"], 2)]
+    assert [(o["status"], o["attempt"]) for o in outcomes] == [("ok", 1), ("ok", 2), ("failed", 2)]
+    assert reported == outcomes
+
+
+def test_a_local_worker_killed_mid_run_is_a_failed_run_retried(tmp_path: Path) -> None:
+    """A worker process killed while it runs breaks the local pool: the runs it took down are
+    failed outcomes, run once more in a new pool (the rule Ray's tasks follow too), and the
+    sweep ends with every run ok and the rows of an undisturbed sweep."""
+    import threading
+
+    def workers() -> list[int]:
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                command = (stat.parent / "cmdline").read_bytes()
+            except (OSError, ValueError):
+                continue
+            if parent == os.getpid() and b"multiprocessing" in command and b"resource_tracker" not in command:
+                found.append(int(stat.parent.name))
+        return found
+
+    killed: list[int] = []
+    out = tmp_path / "killed"
+
+    def kill_a_worker() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            if list((out / "runs").glob("*/done.json")) and workers():
+                killed.append(workers()[0])
+                os.kill(killed[0], signal.SIGKILL)
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_a_worker)
+    killer.start()
+    grids = [parse_grid("sequencer.workers=1,2")]
+    result = sweep(QUICKSTART, grids, seeds=3, workers=2, out_dir=out, sets=SHORT)
+    killer.join()
+    assert killed, "no worker was seen"
+    assert result.failed == 0 and result.ran == 6
+    rows = _rows(out)
+    assert any(row["attempt"] == 2 for row in rows), rows
+    sweep(QUICKSTART, grids, seeds=3, workers=2, out_dir=tmp_path / "whole", sets=SHORT)
+    assert [{k: v for k, v in row.items() if k != "attempt"} for row in rows] == [
+        {k: v for k, v in row.items() if k != "attempt"} for row in _rows(tmp_path / "whole")]
+
+
 def _start(out: Path, seeds: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "msgstorm", "sweep", QUICKSTART, "--grid", "sequencer.workers=1,2",
                              "--seeds", str(seeds), "--workers", "2", "--out", str(out), "-q",
