@@ -3,7 +3,8 @@
 Place in the pipeline: above the runner (each run is a whole ``msgstorm.run``), below the
 command line (``msgstorm sweep``). ``grid`` plans the runs, ``execute`` runs them on local
 processes (or as tasks on a Ray cluster, ``ray=ADDRESS``), ``results`` writes the table and
-the per-point statistics, ``html`` the page.
+the per-point statistics, ``html`` the page; ``manifest`` keeps a directory to one sweep, and
+``compare`` sets two sweeps side by side, point by point (``msgstorm compare``).
 
 ``sweep(...)`` is resumable, into its own directory only: ``manifest`` checks that ``out_dir``
 is new or holds the same sweep (refusing anything else) and locks it while the sweep runs. The
