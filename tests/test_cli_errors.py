@@ -76,7 +76,8 @@ def test_compare_writes_next_to_the_first_run_and_reports_a_bad_html_path(tmp_pa
         assert _invoke("run", QUICKSTART, "--out", str(run_dir), "-q", *SHORT)[0] == 0
     monkeypatch.chdir(tmp_path)
     code, output = _invoke("compare", *map(str, runs))
-    assert code == 0 and (runs[0] / "compare.html").is_file() and not (tmp_path / "compare.html").exists()
+    (page,) = runs[0].glob("compare-*.html")
+    assert code == 0 and f"comparison: {page}" in output and not list(tmp_path.glob("compare*.html"))
     code, output = _invoke("compare", *map(str, runs), "--html", "/proc/nope.html")
     assert code == 2 and "--html /proc/nope.html: cannot write: No such file or directory" in output
 

@@ -122,3 +122,70 @@ def test_fault_recovery_is_compared_by_the_slowest_recovery_and_the_faults_never
     assert metric_value({"faults": faults}, unrecovered) == 1.0
     assert metric_value({"faults": []}, slowest) is None and metric_value({"faults": []}, unrecovered) is None
     assert judge(slowest, 0.3, 3.0, 0.1).status == "regression"  # a recovery 10x slower is worse
+
+
+def _summary(p99_ms: float, dropped: int) -> dict[str, object]:
+    return {"scenario": "hand-made", "latency_ms": {"p99": p99_ms}, "messages": {"dropped": dropped},
+            "throughput_per_s": 100.0}
+
+
+def _sweep_by_hand(directory: Path, scenario: str, content: str, runs: list[tuple[float, int]],
+                   sets: list[str] | None = None) -> list[Path]:
+    """A sweep of one point (``k = 1``) whose runs have the given (p99, dropped): its
+    sweep.json, sweep.parquet, manifest and each run's summary.json, as ``msgstorm sweep``
+    writes them."""
+    import hashlib
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from msgstorm.sweep.manifest import MANIFEST_FILE, Manifest
+
+    run_dirs = []
+    for index, (p99_ms, dropped) in enumerate(runs):
+        run_dir = directory / "runs" / f"{directory.name}-{index}"
+        run_dir.mkdir(parents=True)
+        (run_dir / "summary.json").write_text(json.dumps(_summary(p99_ms, dropped)))
+        run_dirs.append(run_dir)
+    (directory / "sweep.json").write_text(json.dumps({"keys": ["k"], "seeds": list(range(len(runs))), "points": [
+        {"point": 0, "grid": {"k": 1}, "runs": len(runs), "failed": 0, "metrics": {}}]}))
+    pq.write_table(pa.table({"run_id": [path.name for path in run_dirs], "point": [0] * len(runs),
+                             "status": ["ok"] * len(runs)}), directory / "sweep.parquet")
+    manifest = Manifest(f"{scenario}.toml", scenario, hashlib.sha256(content.encode()).hexdigest(), sets or [],
+                        list(range(len(runs))), ["k"], [{"k": 1}], msgstorm.__version__)
+    (directory / MANIFEST_FILE).write_text(json.dumps(manifest.to_json()))
+    return run_dirs
+
+
+def test_sweeps_of_different_scenarios_are_said_and_regressions_show_their_values(tmp_path) -> None:
+    """Sweeps of two scenarios: a warning naming both. A metric whose baseline is 0 (no
+    message dropped) regresses with its change shown, and a group without spread (every p99
+    10 ms) against one with spread is tested without a warning (warnings are errors here)."""
+    _sweep_by_hand(tmp_path / "a", "alpha", "one", [(10.0, 0), (10.0, 0), (10.0, 0)])
+    _sweep_by_hand(tmp_path / "b", "beta", "two", [(20.0, 3), (21.0, 4), (22.0, 5)], sets=["x=1"])
+    code, output = _compare(str(tmp_path / "a"), str(tmp_path / "b"))
+    assert code == 0, output
+    assert "warning: the sweeps ran different scenarios: A = alpha (alpha.toml" in output, output
+    assert "B = beta (beta.toml" in output and "note: their --set differ: A none, B ['x=1']" in output, output
+    (line,) = [line for line in output.splitlines() if "regressions:" in line]
+    assert "messages dropped +4 " in line + " " and "latency p99 +110.0% (+11 ms)" in line, line
+    _sweep_by_hand(tmp_path / "c", "alpha", "one", [(10.0, 0), (11.0, 0), (12.0, 0)])
+    code, output = _compare(str(tmp_path / "a"), str(tmp_path / "c"))
+    assert code == 0 and "warning" not in output and "note" not in output, output
+
+
+def test_listed_groups_are_named_apart_and_each_comparison_keeps_its_own_page(tmp_path) -> None:
+    """Two comma-listed groups from one runs/ directory are two sides, each shown by its
+    list; comparing the baseline with two others writes two pages, each said."""
+    a = _sweep_by_hand(tmp_path / "s", "alpha", "one", [(10.0, 0), (11.0, 0), (12.0, 0), (10.5, 0)])
+    first, second, third = ",".join(map(str, a[:2])), ",".join(map(str, a[2:])), str(a[0].parent)
+    code, output = _compare(first, second)
+    assert code == 0, output
+    assert f"A = {first} (2 runs: their mean)" in output and f"B = {second} (2 runs: their mean)" in output, output
+    pages = [line.split("comparison: ", 1)[1] for line in output.splitlines() if line.startswith("comparison: ")]
+    code, output = _compare(first, third)
+    assert code == 0, output
+    pages += [line.split("comparison: ", 1)[1] for line in output.splitlines() if line.startswith("comparison: ")]
+    assert len(pages) == 2 and pages[0] != pages[1] and all(Path(page).is_file() for page in pages), pages
+    assert second in Path(pages[0]).read_text() and third in Path(pages[1]).read_text()

@@ -73,10 +73,11 @@ def test_each_runs_summary_is_that_of_the_same_run_alone(tmp_path: Path) -> None
     assert kept == {"summary.json", "done.json"}
 
 
-def test_a_failed_run_is_a_row_with_its_error(tmp_path: Path) -> None:
+def test_a_failed_run_is_a_row_with_its_error_retried_once_and_again_on_resume(tmp_path: Path) -> None:
     """A point the scenario refuses fails the whole sweep before anything runs; a run that
-    raises while running (a price file with a negative price, found only when read) is a row
-    with its error, and the other runs go on."""
+    raises while running (a price file with a negative price, found only when read) is run
+    once more, then is a row with its error, and the other runs go on. The same command
+    again runs the failed run again (the file mended meanwhile: now it succeeds)."""
     out = tmp_path / "bad"
     result = CliRunner().invoke(app, ["sweep", QUICKSTART, "--grid", "sequencer.workers=0,1", "--out", str(out)])
     assert result.exit_code == 2 and "sequencer.workers" in result.output, result.output
@@ -84,18 +85,92 @@ def test_a_failed_run_is_a_row_with_its_error(tmp_path: Path) -> None:
     good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
     good.write_text("t,price\n0,100\n1,90\n")
     bad.write_text("t,price\n0,100\n1,-5\n")
-    result = CliRunner().invoke(app, [
-        "sweep", QUICKSTART, "--grid", f'market.instruments.0.replay="{good}","{bad}"', "--workers", "2",
-        "--out", str(tmp_path / "s"), "--set", 'market={instruments=[{name="X"}]}',
-        *[arg for item in SHORT for arg in ("--set", item)]])
+    command = ["sweep", QUICKSTART, "--grid", f'market.instruments.0.replay="{good}","{bad}"', "--workers", "2",
+               "--out", str(tmp_path / "s"), "--set", 'market={instruments=[{name="X"}]}',
+               *[arg for item in SHORT for arg in ("--set", item)]]
+    result = CliRunner().invoke(app, command)
     assert result.exit_code == 1, result.output
+    assert "2 run(s) now, 0 finished before, 1 failed" in result.output, result.output
     rows = pq.read_table(tmp_path / "s" / "sweep.parquet").to_pylist()
     by_file = {row["market.instruments.0.replay"]: row for row in rows}
-    assert by_file[f'"{good}"']["status"] == "ok" and by_file[f'"{good}"']["error"] is None
-    failed = by_file[f'"{bad}"']
+    assert by_file[str(good)]["status"] == "ok" and by_file[str(good)]["error"] is None
+    assert by_file[str(good)]["attempt"] == 1
+    failed = by_file[str(bad)]
     assert failed["status"] == "failed" and "every price must be a number above 0" in failed["error"]
+    assert failed["attempt"] == 2, "a failed run is run once more within the sweep"
     assert failed["latency_ms.p99"] is None
     assert "Failed runs" in (tmp_path / "s" / "sweep.html").read_text()
+    bad.write_text("t,price\n0,100\n1,95\n")
+    again = CliRunner().invoke(app, command)
+    assert again.exit_code == 0, again.output
+    assert "1 finished before (skipped), 1 failed before: retried, 1 to run" in again.output, again.output
+    assert "1 run(s) now (1 of them failed before: retried), 1 finished before, 0 failed" in again.output
+    rows = pq.read_table(tmp_path / "s" / "sweep.parquet").to_pylist()
+    assert [row["status"] for row in rows] == ["ok", "ok"]
+
+
+def test_one_retry_rule_a_failed_run_runs_once_more_then_is_its_last_outcome() -> None:
+    """``run_with_retries``, the rule of both executors: a run that fails is run once more;
+    only each run's last outcome is reported."""
+    from msgstorm.sweep.execute import run_with_retries
+
+    specs = plan_sweep([("k", ["ok", "flaky", "broken"])], zipped=False, seeds=1, base_seed=0).runs
+    calls: list[tuple[list[str], int]] = []
+
+    def execute(todo, attempt):  # type: ignore[no-untyped-def]
+        calls.append(([spec.values["k"] for spec in todo], attempt))
+        for spec in todo:
+            fails = spec.values["k"] == "broken" or (spec.values["k"] == "flaky" and attempt == 1)
+            yield {"run_id": spec.run_id, "status": "failed" if fails else "ok", "attempt": attempt}
+
+    reported: list[dict[str, object]] = []
+    outcomes = list(run_with_retries(execute, specs, reported.append))
+    assert calls == [(["ok", "flaky", "broken"], 1), (["flaky", "broken"], 2)]
+    assert [(o["status"], o["attempt"]) for o in outcomes] == [("ok", 1), ("ok", 2), ("failed", 2)]
+    assert reported == outcomes
+
+
+def test_a_local_worker_killed_mid_run_is_a_failed_run_retried(tmp_path: Path) -> None:
+    """A worker process killed while it runs breaks the local pool: the runs it took down are
+    failed outcomes, run once more in a new pool (the rule Ray's tasks follow too), and the
+    sweep ends with every run ok and the rows of an undisturbed sweep."""
+    import threading
+
+    def workers() -> list[int]:
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                command = (stat.parent / "cmdline").read_bytes()
+            except (OSError, ValueError):
+                continue
+            if parent == os.getpid() and b"multiprocessing" in command and b"resource_tracker" not in command:
+                found.append(int(stat.parent.name))
+        return found
+
+    killed: list[int] = []
+    out = tmp_path / "killed"
+
+    def kill_a_worker() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            if list((out / "runs").glob("*/done.json")) and workers():
+                killed.append(workers()[0])
+                os.kill(killed[0], signal.SIGKILL)
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_a_worker)
+    killer.start()
+    grids = [parse_grid("sequencer.workers=1,2")]
+    result = sweep(QUICKSTART, grids, seeds=3, workers=2, out_dir=out, sets=SHORT)
+    killer.join()
+    assert killed, "no worker was seen"
+    assert result.failed == 0 and result.ran == 6
+    rows = _rows(out)
+    assert any(row["attempt"] == 2 for row in rows), rows
+    sweep(QUICKSTART, grids, seeds=3, workers=2, out_dir=tmp_path / "whole", sets=SHORT)
+    assert [{k: v for k, v in row.items() if k != "attempt"} for row in rows] == [
+        {k: v for k, v in row.items() if k != "attempt"} for row in _rows(tmp_path / "whole")]
 
 
 def _start(out: Path, seeds: int) -> subprocess.Popen[bytes]:
@@ -105,15 +180,40 @@ def _start(out: Path, seeds: int) -> subprocess.Popen[bytes]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 
-def test_a_sweep_killed_half_way_resumes_without_repeating_a_finished_run(tmp_path: Path) -> None:
+def _left_of(pgid: int) -> list[str]:
+    """Every live process of the process group ``pgid`` (from /proc), as "pid cmdline"."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if int(group) == pgid and state != "Z":
+            found.append(f"{stat.parent.name} {command}")
+    return found
+
+
+def test_a_sweep_killed_half_way_leaves_no_process_and_resumes_without_repeating_a_run(tmp_path: Path) -> None:
+    """SIGKILL to the sweep's process alone (not its group): its workers die with it (none
+    goes on writing into the directory), a second sweep beside a running one is refused, and
+    the resumed sweep ends with the rows of an uninterrupted one."""
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     process = _start(killed, seeds=6)
     deadline = time.monotonic() + 120
     while len(list((killed / "runs").glob("*/done.json"))) < 3:
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)  # the sweep and its workers
+    beside = CliRunner().invoke(app, ["sweep", QUICKSTART, "--grid", "sequencer.workers=1,2", "--seeds", "6",
+                                      "--out", str(killed), "-q", *[arg for item in SHORT for arg in ("--set", item)]])
+    assert beside.exit_code == 2 and "another sweep is running there" in beside.output, beside.output
+    assert f"process {process.pid} holds" in beside.output, beside.output
+    os.kill(process.pid, signal.SIGKILL)  # the sweep alone: its workers must not outlive it
     process.communicate(timeout=30)
+    deadline = time.monotonic() + 20
+    while _left_of(process.pid):
+        assert time.monotonic() < deadline, f"left running after the sweep was killed: {_left_of(process.pid)}"
+        time.sleep(0.1)
     done = {path.parent.name: path.stat().st_mtime_ns for path in (killed / "runs").glob("*/done.json")}
     assert 3 <= len(done) < 12
     again = _start(killed, seeds=6)
@@ -156,6 +256,11 @@ def test_safe_leverage_brackets_the_boundary_computed_by_hand(tmp_path: Path) ->
     assert all(p["exceed"] == (p["runs"] if p["leverage"] > 1 / 0.334 else 0) for p in curve["points"]), curve
     assert f"{low:g}x" in result.output and "one leverage for every account" in result.output
     assert 'id="leverage-table"' in (tmp_path / "out" / "safe_leverage.html").read_text()
+    # The curve's runs are one sweep: its table has a row for every run of every bisection step.
+    curve_dir = tmp_path / "out" / "curve-0"
+    rows = pq.read_table(curve_dir / "sweep.parquet").to_pylist()
+    assert len(rows) == len(list((curve_dir / "runs").iterdir())) == sum(p["runs"] for p in curve["points"]), rows
+    assert len(json.loads((curve_dir / "sweep.json").read_text())["points"]) == len(curve["points"])
 
 
 def test_safe_leverage_draws_one_curve_per_value_of_vary(tmp_path: Path) -> None:
@@ -281,7 +386,7 @@ def ray_cluster():  # type: ignore[no-untyped-def]
 
 def test_a_sweep_on_a_ray_cluster_gives_the_rows_of_local_processes(tmp_path: Path, ray_cluster: str) -> None:
     """The same sweep as Ray tasks and on local processes: identical rows. A Ray worker killed
-    while it runs a task: the task is retried, the sweep ends with every row."""
+    while it runs a task: the run is retried (the sweep's one rule), the sweep ends with every row."""
     import threading
 
     grids = [parse_grid("sequencer.workers=1,2")]
@@ -305,10 +410,13 @@ def test_a_sweep_on_a_ray_cluster_gives_the_rows_of_local_processes(tmp_path: Pa
     assert result.ran == 6
     rows_ray, rows_local = _rows(tmp_path / "ray"), _rows(tmp_path / "local")
     failed = [row for row in rows_ray if row["status"] != "ok"]
-    assert all("ray task failed twice" in str(row["error"]) for row in failed)  # retried once, then failed
+    assert all("ray task failed" in str(row["error"]) and row["attempt"] == 2 for row in failed)  # retried once
     ok = {row["run_id"] for row in rows_ray if row["status"] == "ok"}
     assert len(ok) >= 5
-    assert [row for row in rows_ray if row["run_id"] in ok] == [row for row in rows_local if row["run_id"] in ok]
+    def settled(rows: list[dict[str, object]]) -> list[dict[str, object]]:  # the killed run took two attempts
+        return [{k: v for k, v in row.items() if k != "attempt"} for row in rows if row["run_id"] in ok]
+
+    assert settled(rows_ray) == settled(rows_local)
 
 
 def test_two_sweeps_compare_point_by_point(tmp_path: Path) -> None:

@@ -346,7 +346,8 @@ def compare(
     fail_on_regression: Annotated[bool, typer.Option("--fail-on-regression",
                                                      help="exit 1 when any metric regressed")] = False,
     html: Annotated[Path | None, typer.Option("--html", help="where to write the HTML comparison "
-                                              "(default: compare.html in the first run's directory)")] = None,
+                                              "(default: compare-<digest of the directories compared>.html in the "
+                                              "first run's directory, said when written)")] = None,
     no_html: Annotated[bool, typer.Option("--no-html", help="print the table only")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no table: only the HTML's path and the "
                                         "regressions")] = False,
@@ -368,7 +369,7 @@ def compare(
     except ValueError as error:
         problems.append(str(error))
     if len(runs) == 2 and not problems and all((path / "sweep.json").is_file() for path in runs):
-        from msgstorm.report.compare import compare_sweeps
+        from msgstorm.sweep.compare import compare_sweeps
 
         try:
             regressions = compare_sweeps(runs[0], runs[1], fraction, out)
@@ -399,9 +400,9 @@ def compare(
     else:
         print_comparison(comparison, out)
     if not no_html:
-        from msgstorm.report.compare_html import write_compare_html
+        from msgstorm.report.compare_html import default_html_path, write_compare_html
 
-        target = html if html is not None else loaded[0].path / "compare.html"
+        target = html if html is not None else default_html_path(comparison)
         try:
             out.print(f"comparison: {write_compare_html(comparison, target)}", highlight=False, markup=False)
         except OSError as error:
@@ -519,7 +520,8 @@ def sweep(
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="seeds per point: run.seed, run.seed+1, ...")] = 1,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="processes (default: every core)")] = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="the sweep's directory (default: runs/<time>-<name>); "
-                                             "run again with the same --out to resume", metavar="DIR")] = None,
+                                             "run again with the same --out to resume the same sweep (another "
+                                             "sweep's directory is refused)", metavar="DIR")] = None,
     keep_runs: Annotated[bool, typer.Option("--keep-runs", help="keep every run's directory (default: its "
                                             "summary.json only)")] = False,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="dotted.key=value for every run",
@@ -533,7 +535,7 @@ def sweep(
     cluster); write the
     table (sweep.parquet), per-point means with 95% intervals (sweep.json) and sweep.html."""
     from msgstorm.runner import default_run_dir
-    from msgstorm.sweep import GridError, parse_grid
+    from msgstorm.sweep import GridError, SweepDirError, parse_grid
     from msgstorm.sweep import sweep as run_sweep
 
     fixed = list(overrides or [])
@@ -551,11 +553,13 @@ def sweep(
 
     bar = SweepProgress(out)
 
-    def started(plan: Any, skipped: int) -> None:
+    def started(plan: Any, skipped: int, failed_before: int) -> None:
         bar.start(len(plan.runs) - skipped)
         if not quiet:
+            retried = f", {failed_before} failed before: retried" if failed_before else ""
             out.print(f"sweep: {len(plan.points)} point(s) x {len(plan.seeds)} seed(s) = {len(plan.runs)} runs; "
-                      f"{skipped} finished before (skipped), {len(plan.runs) - skipped} to run", highlight=False)
+                      f"{skipped} finished before (skipped){retried}, {len(plan.runs) - skipped} to run "
+                      "(a run that fails is run once more)", highlight=False, markup=False)
 
     from msgstorm.scenario import ScenarioError
 
@@ -564,7 +568,7 @@ def sweep(
             result = run_sweep(scenario, grids, seeds=seeds, zipped=zipped, workers=workers, out_dir=out_dir,
                                keep_runs=keep_runs, sets=fixed, on_outcome=None if quiet else bar,
                                on_start=started, ray=ray, ray_cpus=ray_cpus)
-    except (GridError, ScenarioError) as error:
+    except (GridError, ScenarioError, SweepDirError) as error:
         for line in getattr(error, "issues", None) or [error]:
             _error(str(line), soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -574,9 +578,10 @@ def sweep(
     except KeyboardInterrupt:
         _error(f"interrupted: what finished is in {out_dir} (sweep.parquet); run the same command to resume")
         raise typer.Exit(3) from None
-    out.print(f"{result.ran} run(s) now, {result.skipped} finished before, {result.failed} failed; "
-                      f"table {out_dir / 'sweep.parquet'}, points {out_dir / 'sweep.json'}, page "
-                      f"{out_dir / 'sweep.html'}", highlight=False, markup=False)
+    retried = f" ({result.failed_before} of them failed before: retried)" if result.failed_before else ""
+    out.print(f"{result.ran} run(s) now{retried}, {result.skipped} finished before, {result.failed} failed; "
+              f"table {out_dir / 'sweep.parquet'}, points {out_dir / 'sweep.json'}, page "
+              f"{out_dir / 'sweep.html'}", highlight=False, markup=False)
     if result.failed:
         raise typer.Exit(1)
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -32,9 +34,8 @@ __all__ = [
     "RunDirError",
     "RunSummary",
     "compare_runs",
-    "compare_sweeps",
+    "format_delta",
     "load_group",
-    "load_sweep_points",
     "load_run",
     "parse_tolerance",
     "print_comparison",
@@ -123,10 +124,22 @@ class RunSummary:
     path: Path
     summary: dict[str, Any]
     replicas: tuple[dict[str, Any], ...] = ()
+    # The run directories it stands for (a group's every replica); empty: ``path`` alone.
+    sources: tuple[Path, ...] = ()
+    given_as_list: bool = False  # a group given as DIR1,DIR2,... (``path`` is only where they lie)
+
+    @property
+    def where(self) -> str:
+        """The side as the user gave it: a directory, or a group's listed directories."""
+        if self.given_as_list:
+            return ",".join(str(source) for source in self.sources)
+        return str(self.path)
 
     @property
     def name(self) -> str:
         count = f" ({len(self.replicas)} runs)" if self.replicas else ""
+        if self.given_as_list:
+            return f"{self.label}: {self.sources[0].name},...{count}"
         return f"{self.label}: {self.path.name or self.path}{count}"
 
     @property
@@ -138,31 +151,13 @@ class RunSummary:
 SIGNIFICANCE = 0.05
 
 
-def load_sweep_points(directory: Path, label: str) -> dict[str, RunSummary]:
-    """A sweep's points as groups of replicas, keyed by their grid values (JSON), from its
-    ``sweep.json`` and each run's ``summary.json``."""
-    import pyarrow.parquet as pq
-
-    document = json.loads((directory / "sweep.json").read_text(encoding="utf-8"))
-    table = pq.read_table(directory / "sweep.parquet", columns=["run_id", "point", "status"]).to_pylist()
-    groups: dict[str, RunSummary] = {}
-    for point in document["points"]:
-        paths = [directory / "runs" / row["run_id"] for row in table
-                 if row["point"] == point["point"] and row["status"] == "ok"]
-        if not paths:
-            continue
-        runs = [load_run(path, label) for path in paths]
-        key = json.dumps(point["grid"], sort_keys=True)
-        groups[key] = RunSummary(label, directory, runs[0].summary, tuple(run.summary for run in runs))
-    return groups
-
-
 def load_group(text: str, label: str) -> RunSummary:
     """Several runs as one side: ``DIR1,DIR2,...``, or a directory holding run directories
     (a sweep's ``--out`` or its ``runs/``: every run in it)."""
-    if "," in text:
+    listed = "," in text
+    if listed:
         paths = [Path(part) for part in text.split(",") if part]
-        where = Path(paths[0]).parent if paths else Path(text)
+        where = Path(os.path.commonpath([path.absolute() for path in paths])) if paths else Path(text)
     else:
         where = Path(text)
         paths = sorted({found.parent for pattern in ("*/summary.json", "runs/*/summary.json")
@@ -171,7 +166,7 @@ def load_group(text: str, label: str) -> RunSummary:
             raise RunDirError(f"{where}: not a msgstorm run directory (no summary.json and no history/), "
                               "nor a group of them (no run directory in it)")
     runs = [load_run(path, label) for path in paths]
-    return RunSummary(label, where, runs[0].summary, tuple(run.summary for run in runs))
+    return RunSummary(label, where, runs[0].summary, tuple(run.summary for run in runs), tuple(paths), listed)
 
 
 def load_run(path: str | Path, label: str) -> RunSummary:
@@ -283,16 +278,23 @@ def _mean(values: list[float | None]) -> float | None:
 def significant(base: list[float | None], other: list[float | None], level: float = SIGNIFICANCE) -> bool:
     """Whether two groups' means differ by Welch's t test at ``level`` (two-sided); groups
     without spread differ when their means do. A group of one run cannot be tested: then the
-    tolerance alone decides (True)."""
-    a = [v for v in base if v is not None]
-    b = [v for v in other if v is not None]
-    if len(a) < 2 or len(b) < 2:
+    tolerance alone decides (True). The test is computed from each group's mean and standard
+    deviation (0 for a group of equal values), so a group without spread beside one with
+    spread is an ordinary case rather than scipy's warning of a precision loss on data that
+    are all equal."""
+    a = np.asarray([v for v in base if v is not None], dtype=np.float64)
+    b = np.asarray([v for v in other if v is not None], dtype=np.float64)
+    if a.size < 2 or b.size < 2:
         return True
     from scipy import stats
 
-    if max(a) == min(a) and max(b) == min(b):
-        return a[0] != b[0]
-    return bool(stats.ttest_ind(a, b, equal_var=False).pvalue < level)
+    spread_a = 0.0 if a.max() == a.min() else float(a.std(ddof=1))
+    spread_b = 0.0 if b.max() == b.min() else float(b.std(ddof=1))
+    if spread_a == 0 and spread_b == 0:
+        return bool(a[0] != b[0])
+    test = stats.ttest_ind_from_stats(float(a.mean()), spread_a, a.size, float(b.mean()), spread_b, b.size,
+                                      equal_var=False)
+    return bool(test.pvalue < level)
 
 
 def compare_runs(runs: Sequence[RunSummary], tolerance: float) -> Comparison:
@@ -374,7 +376,7 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
         wide.print(table)
     for run in comparison.runs:
         replicas = f" ({len(run.replicas)} runs: their mean)" if run.replicas else ""
-        console.print(f"  {run.label} = {run.path}{replicas}", highlight=False, markup=False)  # a path may hold "[a]"
+        console.print(f"  {run.label} = {run.where}{replicas}", highlight=False, markup=False)  # a path may hold "[a]"
     if any(run.replicas for run in comparison.runs):
         console.print(f"  between groups a regression must also be significant (Welch's t, p < {SIGNIFICANCE:g})",
                       highlight=False, markup=False)
@@ -396,25 +398,3 @@ def print_regressions(comparison: Comparison, console: Console) -> None:
                           f"(beyond {tolerance})", highlight=False)
     else:
         console.print(f"[green]no regression[/] beyond {tolerance}", highlight=False)
-
-
-def compare_sweeps(first: Path, second: Path, tolerance: float, console: Console) -> int:
-    """Two sweeps point by point: each point's replicas against the same point of the other
-    (by its grid values), regressions beyond the tolerance and significant; prints a line a
-    point and returns how many regressions there were."""
-    a, b = load_sweep_points(first, "A"), load_sweep_points(second, "B")
-    shared = [key for key in a if key in b]
-    if not shared:
-        raise RunDirError(f"{first} and {second}: no point of one sweep is a point of the other (their grids differ)")
-    console.print(f"sweeps point by point: A = {first}, B = {second}; {len(shared)} shared point(s); a regression is "
-                  f"worse by more than {tolerance:.0%} and significant (Welch's t, p < {SIGNIFICANCE:g})",
-                  highlight=False, markup=False)
-    regressions = 0
-    for key in shared:
-        found = compare_runs([a[key], b[key]], tolerance).regressions
-        regressions += len(found)
-        what = ", ".join(f"{metric.name} {'' if delta.relative is None else f'{delta.relative:+.1%}'}"
-                         for metric, _, delta in found) or "none"
-        console.print(f"  {key} ({len(a[key].replicas)} vs {len(b[key].replicas)} runs): regressions: {what}",
-                      highlight=False, markup=False)
-    return regressions

@@ -5,10 +5,17 @@ Place in the pipeline: Comparison -> **compare_html** -> a file. The table is th
 spectrum (from each run's messages, when its history is there), and throughput and p99 over
 time (from each run's windows.csv, when there; a run of more windows than a screen shows is
 thinned as report.html thins it).
+
+Without ``--html`` the page goes into the first side's directory as
+``compare-<digest>.html``, the digest of every run directory compared, in order: the same
+comparison rewrites its own page, and no other comparison (another group, another order,
+another run against the same baseline) overwrites it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +30,7 @@ from msgstorm.report.plotspec import Figure, figure, title
 from msgstorm.report.series import latency_ns_of, percentile_spectrum, thin_lowest_highest
 from msgstorm.report.windows_csv import WINDOWS_FILE, read_windows_csv
 
-__all__ = ["render_compare", "write_compare_html"]
+__all__ = ["default_html_path", "render_compare", "write_compare_html"]
 
 _COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
@@ -124,7 +131,7 @@ def render_compare(comparison: Comparison) -> str:
                f'<p id="compare-verdict" data-regressions="0"><span class="verdict verdict-pass">no regression</span>'
                f' beyond {esc(tolerance)}</p>')
     legend = table(["run", "directory", "scenario", "seed"],
-                   [[esc(r.label), esc(r.path), esc(r.summary.get("scenario")), esc(r.summary.get("seed"))] for r in runs])
+                   [[esc(r.label), esc(r.where), esc(r.summary.get("scenario")), esc(r.summary.get("seed"))] for r in runs])
     candidates = [
         ("percentiles", _percentile_bars(runs)),
         ("spectrum", _spectra(runs)),
@@ -141,6 +148,13 @@ def render_compare(comparison: Comparison) -> str:
         ("plots", "Plots", plots),
     ]
     return page("msgstorm compare", esc(f"baseline {runs[0].name} · tolerance {tolerance}"), sections)
+
+
+def default_html_path(comparison: Comparison) -> Path:
+    """Where the page goes without ``--html`` (see the module docstring)."""
+    sides = [[str(source.resolve()) for source in (run.sources or (run.path,))] for run in comparison.runs]
+    digest = hashlib.sha256(json.dumps(sides).encode()).hexdigest()[:12]
+    return comparison.runs[0].path / f"compare-{digest}.html"
 
 
 def write_compare_html(comparison: Comparison, path: str | Path) -> Path:

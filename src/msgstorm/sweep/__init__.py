@@ -3,38 +3,48 @@
 Place in the pipeline: above the runner (each run is a whole ``msgstorm.run``), below the
 command line (``msgstorm sweep``). ``grid`` plans the runs, ``execute`` runs them on local
 processes (or as tasks on a Ray cluster, ``ray=ADDRESS``), ``results`` writes the table and
-the per-point statistics, ``html`` the page.
+the per-point statistics, ``html`` the page; ``manifest`` keeps a directory to one sweep, and
+``compare`` sets two sweeps side by side, point by point (``msgstorm compare``).
 
-``sweep(...)`` is resumable: the runs already finished in ``out_dir`` (their ``done.json``)
-are skipped and said so; the table and statistics are written again from all of them.
+``sweep(...)`` is resumable, into its own directory only: ``manifest`` checks that ``out_dir``
+is new or holds the same sweep (refusing anything else) and locks it while the sweep runs. The
+runs that finished ``ok`` there (their ``done.json``) are skipped and said so; those recorded
+as failed run again (``execute.run_with_retries``: the retry rule of both executors); the
+table and statistics are written again from all of them. ``add_points=True`` adds the grid's
+points to the sweep already in ``out_dir`` (the safe-leverage search, one step at a time), so
+its tables cover every run of it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+import msgstorm
 from msgstorm.scenario import load_scenario
-from msgstorm.sweep.execute import RunOutcome, finished, run_all, run_all_on_ray
-from msgstorm.sweep.grid import GridError, Plan, parse_grid, plan_sweep
+from msgstorm.sweep.execute import RunOutcome, finished, run_all, run_all_on_ray, run_with_retries
+from msgstorm.sweep.grid import GridError, Plan, RunSpec, parse_grid, plan_points, plan_sweep
+from msgstorm.sweep.html import write_sweep_report
+from msgstorm.sweep.manifest import Manifest, SweepDirError, locked, scenario_digest, settle
 from msgstorm.sweep.results import write_results
 
-__all__ = ["GridError", "SweepResult", "parse_grid", "plan_sweep", "sweep"]
+__all__ = ["GridError", "SweepDirError", "SweepResult", "parse_grid", "plan_sweep", "sweep"]
 
 
 @dataclass(frozen=True)
 class SweepResult:
     plan: Plan
     table: pa.Table
-    skipped: int  # runs a previous sweep had finished
+    skipped: int  # runs a previous sweep had finished ok
     ran: int
-    failed: int
+    failed: int  # runs whose last outcome is failed
     out_dir: Path
+    failed_before: int = 0  # runs a previous sweep had recorded as failed (run again now)
 
 
 def default_workers() -> int:
@@ -47,42 +57,53 @@ def default_workers() -> int:
 
 def sweep(scenario_path: str | Path, grids: list[tuple[str, list[Any]]], *, seeds: int = 1, zipped: bool = False,
           workers: int | None = None, out_dir: str | Path, keep_runs: bool = False, sets: list[str] | None = None,
-          ray: str | None = None, ray_cpus: float = 1.0,
+          ray: str | None = None, ray_cpus: float = 1.0, add_points: bool = False,
           on_outcome: Callable[[RunOutcome], None] | None = None,
-          on_start: Callable[[Plan, int], None] | None = None) -> SweepResult:
+          on_start: Callable[[Plan, int, int], None] | None = None) -> SweepResult:
     """Run the sweep; every point's scenario is validated before any run starts (a bad
-    value fails the whole sweep at once, naming the point)."""
+    value fails the whole sweep at once, naming the point). ``on_start(plan, finished ok
+    before, failed before)``. Raises ``SweepDirError`` when ``out_dir`` holds anything but
+    this sweep (or another sweep is running there)."""
     scenario_path = str(scenario_path)
     fixed = list(sets or [])
     base = load_scenario(scenario_path, fixed)
-    plan = plan_sweep(grids, zipped, seeds, base.run.seed, fixed)
-    for index in range(len(plan.points)):  # every point validated (and estimated) before any run
-        load_scenario(scenario_path, [*fixed, *plan.runs[index * len(plan.seeds)].overrides])
+    digest = scenario_digest(scenario_path)
+    requested = plan_sweep(grids, zipped, seeds, base.run.seed, fixed, digest)
+    for index in range(len(requested.points)):  # every point validated (and estimated) before any run
+        load_scenario(scenario_path, [*fixed, *requested.runs[index * len(requested.seeds)].overrides])
     out = Path(out_dir)
-    runs_dir = out / "runs"
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    outcomes: dict[str, RunOutcome] = {}
-    for spec in plan.runs:
-        done = finished(runs_dir, spec.run_id)
-        if done is not None:
-            outcomes[spec.run_id] = done
-    skipped = len(outcomes)
-    todo = [spec for spec in plan.runs if spec.run_id not in outcomes]
-    if on_start is not None:
-        on_start(plan, skipped)
-    ran = 0
-    try:
-        report = on_outcome or (lambda _: None)
-        outcomes_of = (run_all_on_ray(scenario_path, fixed, todo, runs_dir.resolve(), ray, keep_runs, report, ray_cpus)
-                       if ray is not None else
-                       run_all(scenario_path, fixed, todo, runs_dir, workers or default_workers(), keep_runs, report))
-        for outcome in outcomes_of:
-            outcomes[str(outcome["run_id"])] = outcome
-            ran += 1
-    finally:
-        table = write_results(out, plan, outcomes)  # what finished, even when stopped
-        from msgstorm.sweep.html import write_sweep_report
+    wanted = Manifest(scenario_path, base.run.name, digest, fixed, requested.seeds, requested.keys, requested.points,
+                      msgstorm.__version__)
+    with locked(out):
+        manifest = settle(out, wanted, adding=add_points)
+        plan = plan_points(manifest.keys, manifest.points, manifest.seeds, fixed, digest) if add_points else requested
+        runs_dir = out / "runs"
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        outcomes: dict[str, RunOutcome] = {}
+        failed_before = 0
+        for spec in plan.runs:
+            done = finished(runs_dir, spec.run_id)
+            if done is not None:
+                outcomes[spec.run_id] = done
+                failed_before += done.get("status") != "ok"
+        todo = [spec for spec in plan.runs if outcomes.get(spec.run_id, {}).get("status") != "ok"]
+        skipped = len(plan.runs) - len(todo)
+        if on_start is not None:
+            on_start(plan, skipped, failed_before)
+        ran = 0
 
-        write_sweep_report(out, plan, table)
+        def execute(specs: list[RunSpec], attempt: int) -> Iterator[RunOutcome]:
+            if ray is not None:
+                return run_all_on_ray(scenario_path, fixed, specs, runs_dir.resolve(), ray, keep_runs, ray_cpus,
+                                      attempt)
+            return run_all(scenario_path, fixed, specs, runs_dir, workers or default_workers(), keep_runs, attempt)
+
+        try:
+            for outcome in run_with_retries(execute, todo, on_outcome or (lambda _: None)):
+                outcomes[str(outcome["run_id"])] = outcome
+                ran += 1
+        finally:
+            table = write_results(out, plan, outcomes)  # what finished, even when stopped
+            write_sweep_report(out, plan, table)
     failed = sum(1 for outcome in outcomes.values() if outcome.get("status") != "ok")
-    return SweepResult(plan, table, skipped, ran, failed, out)
+    return SweepResult(plan, table, skipped, ran, failed, out, failed_before)

@@ -2,11 +2,19 @@
 
 Place in the pipeline: after the plan (``grid``), before the table (``results``). Each run
 is the same as ``msgstorm run SCENARIO --set ... --seed N --out DIR/runs/<run_id>`` in a
-worker process of a ``ProcessPoolExecutor`` (started by ``forkserver``: a worker is a clean
-process, the numba cache loaded once and shared by every run it makes). A run that raises is a
-row with its error, never the end of the sweep. A finished run leaves ``done.json`` in its
-directory (written, then renamed into place): a sweep run again with the same ``--out``
-skips every run that has one, and runs again any that was cut short. Without
+worker process of a ``ProcessPoolExecutor`` (started by ``spawn``: a worker is a clean
+process, a child of the sweep's, the numba cache loaded once and shared by every run it
+makes). A worker dies with the sweep: it asks the kernel to kill it when the sweep's process
+dies (``die_with_parent``, as the live servers do), then checks that its parent is still the
+sweep (it may have died before it asked), so a SIGKILLed sweep leaves no worker writing
+into its directory. A run that raises is a row with its error, never the end of the sweep;
+a worker that dies makes every run it had queued a failed row.
+
+One retry rule for both executors (``run_with_retries``): a run that failed is run once more
+within the sweep (``RETRIES``), and a resumed sweep runs again every run recorded as failed.
+A finished run leaves ``done.json`` in its directory (written, then renamed into place),
+its status and attempt with it: a sweep run again with the same ``--out`` skips every run
+that finished ``ok``, and runs again any that failed or was cut short. Without
 ``keep_runs`` a finished run keeps its ``summary.json`` only.
 """
 
@@ -20,27 +28,72 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from msgstorm.live.servers import die_with_parent
 from msgstorm.sweep.grid import RunSpec
 
-__all__ = ["DONE_FILE", "RunOutcome", "finished", "record", "run_all", "run_all_on_ray", "run_one"]
+__all__ = ["DONE_FILE", "RETRIES", "Execute", "RunOutcome", "RunTask", "finished", "record", "run_all", "run_all_on_ray",
+           "run_one", "run_with_retries"]
 
 DONE_FILE = "done.json"
-RunOutcome = dict[str, Any]  # {run_id, status ("ok", "failed"), error, wall_s, summary}
+RunOutcome = dict[str, Any]  # {run_id, status ("ok", "failed"), error, wall_s, summary, attempt}
+# Runs the specs as attempt N (1 the first), yielding each outcome as it comes.
+Execute = Callable[[list[RunSpec], int], Iterator[RunOutcome]]
+
+# How many times a run that failed is run again within one sweep, by either executor.
+RETRIES = 1
 
 
-def run_one(scenario_path: str, fixed: list[str], spec: RunSpec, run_dir: str, keep_runs: bool) -> RunOutcome:
+def run_with_retries(execute: Execute, specs: list[RunSpec], on_outcome: Callable[[RunOutcome], None]
+                     ) -> Iterator[RunOutcome]:
+    """The sweep's one retry rule: run ``specs``; run those that failed again, up to
+    ``RETRIES`` times; yield (and report) each run's last outcome."""
+    by_id = {spec.run_id: spec for spec in specs}
+    attempt, todo = 1, specs
+    while todo:
+        again = []
+        for outcome in execute(todo, attempt):
+            if outcome.get("status") != "ok" and attempt <= RETRIES:
+                again.append(by_id[str(outcome["run_id"])])
+                continue
+            on_outcome(outcome)
+            yield outcome
+        attempt, todo = attempt + 1, again
+
+
+def _failed(spec: RunSpec, attempt: int, error: str) -> RunOutcome:
+    return {"run_id": spec.run_id, "point": spec.point, "seed": spec.seed, "values": spec.values, "attempt": attempt,
+            "status": "failed", "error": error, "summary": None, "wall_s": None}
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """What a worker needs for one run (``run_one``'s one argument, pickled to the worker)."""
+
+    scenario_path: str
+    fixed: list[str]
+    spec: RunSpec
+    run_dir: str
+    keep_runs: bool
+    attempt: int = 1
+
+
+def run_one(task: RunTask) -> RunOutcome:
     """One run in this process; its outcome (also written to ``run_dir/done.json``)."""
     from msgstorm.runner import run
     from msgstorm.scenario import load_scenario
 
-    directory = Path(run_dir)
+    spec, keep_runs = task.spec, task.keep_runs
+    directory = Path(task.run_dir)
     started = time.perf_counter()
-    outcome: RunOutcome = {"run_id": spec.run_id, "point": spec.point, "seed": spec.seed, "values": spec.values}
+    outcome: RunOutcome = {"run_id": spec.run_id, "point": spec.point, "seed": spec.seed, "values": spec.values,
+                           "attempt": task.attempt}
     try:
-        scenario = load_scenario(scenario_path, [*fixed, *spec.overrides])
+        scenario = load_scenario(task.scenario_path, [*task.fixed, *spec.overrides])
         result = run(scenario, directory, overwrite=True)
         outcome.update(status="ok", error=None, summary=result.summary)
     except Exception as error:  # noqa: BLE001 - a failed run is a row, not the end of the sweep
@@ -66,7 +119,7 @@ def record(directory: Path, outcome: RunOutcome) -> None:
 
 
 def finished(runs_dir: Path, run_id: str) -> RunOutcome | None:
-    """The outcome a finished run left, or None."""
+    """The outcome a finished run left (``ok`` or ``failed``), or None."""
     path = runs_dir / run_id / DONE_FILE
     try:
         return dict(json.loads(path.read_text(encoding="utf-8")))
@@ -74,61 +127,74 @@ def finished(runs_dir: Path, run_id: str) -> RunOutcome | None:
         return None
 
 
+def _tie_to_sweep(sweep_pid: int) -> None:  # pragma: no cover - runs in each worker as it starts
+    """A worker's initializer: die when the sweep's process dies (the kernel sends SIGKILL),
+    and at once if it died before the worker asked. The kernel's "parent" is the thread
+    that started the worker: the pool starts its workers from the thread that submits the
+    runs, the one running the sweep, which lasts as long as the sweep."""
+    die_with_parent()
+    if os.getppid() != sweep_pid:
+        os._exit(1)
+
+
 def run_all(scenario_path: str, fixed: list[str], specs: list[RunSpec], runs_dir: Path, workers: int,
-            keep_runs: bool, on_outcome: Callable[[RunOutcome], None]) -> Iterator[RunOutcome]:
+            keep_runs: bool, attempt: int = 1) -> Iterator[RunOutcome]:
     """Run ``specs`` on ``workers`` processes, yielding each outcome as it comes (a few runs
-    queued ahead of the workers, so a Ctrl-C leaves little to cancel)."""
+    queued ahead of the workers, so a Ctrl-C leaves little to cancel). A worker that dies
+    breaks the pool: every run not finished then is a failed outcome."""
     if not specs:
         return
-    context = multiprocessing.get_context("forkserver")
+    context = multiprocessing.get_context("spawn")
     pending: dict[Future[RunOutcome], RunSpec] = {}
     todo = iter(specs)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_tie_to_sweep,
+                             initargs=(os.getpid(),)) as pool:
         try:
             while True:
                 while len(pending) < 2 * workers:
                     spec = next(todo, None)
                     if spec is None:
                         break
-                    pending[pool.submit(run_one, scenario_path, fixed, spec, str(runs_dir / spec.run_id),
-                                        keep_runs)] = spec
+                    try:
+                        future = pool.submit(run_one, RunTask(scenario_path, fixed, spec, str(runs_dir / spec.run_id),
+                                                              keep_runs, attempt))
+                    except BrokenProcessPool as error:
+                        for lost in (spec, *todo):
+                            yield _failed(lost, attempt, f"worker died: {type(error).__name__}: {error}")
+                        break
+                    pending[future] = spec
                 if not pending:
                     return
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    outcome = _outcome(future, pending.pop(future))
-                    on_outcome(outcome)
-                    yield outcome
+                    yield _outcome(future, pending.pop(future), attempt)
         except BaseException:
             for future in pending:
                 future.cancel()
             raise
 
 
-def _outcome(future: Future[RunOutcome], spec: RunSpec) -> RunOutcome:
+def _outcome(future: Future[RunOutcome], spec: RunSpec, attempt: int) -> RunOutcome:
     try:
         return future.result()
-    except Exception as error:  # noqa: BLE001 - a worker that died: the run failed (a later sweep retries it)
-        return {"run_id": spec.run_id, "point": spec.point, "seed": spec.seed, "values": spec.values,
-                "status": "failed", "error": f"worker died: {type(error).__name__}: {error}", "summary": None,
-                "wall_s": None}
+    except Exception as error:  # noqa: BLE001 - a worker that died: the run failed (retried by the rule)
+        return _failed(spec, attempt, f"worker died: {type(error).__name__}: {error}")
 
 
 def run_all_on_ray(scenario_path: str, fixed: list[str], specs: list[RunSpec], runs_dir: Path, address: str,
-                   keep_runs: bool, on_outcome: Callable[[RunOutcome], None], cpus_per_task: float = 1.0
-                   ) -> Iterator[RunOutcome]:
+                   keep_runs: bool, cpus_per_task: float = 1.0, attempt: int = 1) -> Iterator[RunOutcome]:
     """The same runs as Ray tasks on an existing cluster (``address``: ``auto`` or host:port).
     Each task writes its run where ``runs_dir`` says (a path every node shares, or this
     machine's); only its outcome comes back, and the driver records it in its own
     ``runs_dir`` too, so a sweep resumed here skips the runs other nodes finished even when
-    ``runs_dir`` is not shared. A task whose worker dies is retried once (``max_retries=1``),
-    then recorded as failed (and run again by a resumed sweep)."""
+    ``runs_dir`` is not shared. A task whose worker dies is a failed outcome (Ray itself does
+    not retry it: ``run_with_retries`` is the one rule for both executors)."""
     import ray
 
     if not ray.is_initialized():
         ray.init(address=address, logging_level="ERROR", log_to_driver=False)
-    remote = ray.remote(num_cpus=cpus_per_task, max_retries=1)(run_one)
-    pending = {remote.remote(scenario_path, fixed, spec, str(runs_dir / spec.run_id), keep_runs): spec
+    remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(run_one)
+    pending = {remote.remote(RunTask(scenario_path, fixed, spec, str(runs_dir / spec.run_id), keep_runs, attempt)): spec
                for spec in specs}
     try:
         while pending:
@@ -139,12 +205,9 @@ def run_all_on_ray(scenario_path: str, fixed: list[str], specs: list[RunSpec], r
                     outcome = ray.get(ref)
                     if finished(runs_dir, spec.run_id) is None:  # the task ran on another node
                         record(runs_dir / spec.run_id, outcome)
-                except Exception as error:  # noqa: BLE001 - retried once already: the run failed
-                    outcome = {"run_id": spec.run_id, "point": spec.point, "seed": spec.seed, "values": spec.values,
-                               "status": "failed", "error": f"ray task failed twice: {type(error).__name__}: "
-                                                           f"{str(error).splitlines()[0] if str(error) else ''}",
-                               "summary": None, "wall_s": None}
-                on_outcome(outcome)
+                except Exception as error:  # noqa: BLE001 - the task's worker died: the run failed
+                    outcome = _failed(spec, attempt, f"ray task failed: {type(error).__name__}: "
+                                                     f"{str(error).splitlines()[0] if str(error) else ''}")
                 yield outcome
     except BaseException:
         for ref in pending:

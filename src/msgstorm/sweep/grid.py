@@ -4,8 +4,14 @@ Place in the pipeline: the first step of ``msgstorm sweep``. ``--grid key=v1,v2,
 TOML values as ``--set`` does (``--grid 'sequencer.policy="fifo","fee_priority"'``); the
 points are the cartesian product of the grids (or, with ``zip``, their values side by side).
 Every point runs the same seeds, ``run.seed``, ``run.seed + 1``, ... (common random numbers:
-two points differ only by what the grid changes). A run's id is a digest of its point's
-settings and its seed, so a sweep run again with the same ``--out`` knows which runs it has.
+two points differ only by what the grid changes). A run's id is a digest of the scenario
+file's content, its point's settings, its seed and the sweep's ``--set``, so a sweep run again
+with the same ``--out`` knows which runs it has, and an edited scenario never reuses a run.
+
+A point's values are the plan's typed TOML values (int, float, bool, string, array, table)
+everywhere: ``sweep.json`` holds them as JSON, ``sweep.parquet`` one column per key in the
+values' own type (``grid_column``), and the page joins runs to points by the point's index,
+labelling values with ``value_label``; nothing matches values by their text.
 """
 
 from __future__ import annotations
@@ -17,7 +23,10 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GridError", "Plan", "RunSpec", "parse_grid", "plan_sweep", "toml_value"]
+import pyarrow as pa
+
+__all__ = ["GridError", "Plan", "RunSpec", "grid_column", "parse_grid", "plan_points", "plan_sweep", "point_key",
+           "toml_value", "value_label"]
 
 
 class GridError(ValueError):
@@ -37,6 +46,31 @@ def toml_value(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{json.dumps(key)} = {toml_value(item)}" for key, item in value.items()) + "}"
     raise GridError(f"cannot write {value!r} as TOML")
+
+
+def value_label(value: Any) -> str:
+    """How a page or a line shows a grid value: a string as itself, anything else as TOML."""
+    return value if isinstance(value, str) else toml_value(value)
+
+
+def point_key(point: dict[str, Any]) -> str:
+    """A point's identity as text (its values as canonical JSON): equal for equal points."""
+    return json.dumps(point, sort_keys=True)
+
+
+def grid_column(values: list[Any]) -> pa.Array:
+    """One grid key's values as a Parquet column of their own type: booleans, integers,
+    numbers (integers and floats mixed: float64), strings; arrays, tables and mixed kinds as
+    their TOML text."""
+    if all(isinstance(v, bool) for v in values):
+        return pa.array(values, pa.bool_())
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return pa.array(values, pa.int64())
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return pa.array([float(v) for v in values], pa.float64())
+    if all(isinstance(v, str) for v in values):
+        return pa.array(values, pa.string())
+    return pa.array([toml_value(v) for v in values], pa.string())
 
 
 def parse_grid(text: str) -> tuple[str, list[Any]]:
@@ -78,9 +112,10 @@ class Plan:
 
 
 def plan_sweep(grids: list[tuple[str, list[Any]]], zipped: bool, seeds: int, base_seed: int,
-               fixed: list[str] | None = None) -> Plan:
+               fixed: list[str] | None = None, scenario_digest: str = "") -> Plan:
     """The points (cartesian product, or zipped lists of one length) times the seeds.
-    ``fixed``: the sweep's ``--set`` overrides, part of every run's id."""
+    ``fixed``: the sweep's ``--set`` overrides and ``scenario_digest`` the scenario file's
+    content digest, both part of every run's id."""
     keys = [key for key, _ in grids]
     if len(set(keys)) != len(keys):
         raise GridError(f"--grid names a key twice: {keys}")
@@ -92,11 +127,17 @@ def plan_sweep(grids: list[tuple[str, list[Any]]], zipped: bool, seeds: int, bas
     else:
         combos = list(itertools.product(*(values for _, values in grids)))
     points = [dict(zip(keys, combo, strict=True)) for combo in combos] or [{}]
-    seed_list = [base_seed + i for i in range(seeds)]
+    return plan_points(keys, points, [base_seed + i for i in range(seeds)], fixed, scenario_digest)
+
+
+def plan_points(keys: list[str], points: list[dict[str, Any]], seeds: list[int], fixed: list[str] | None = None,
+                scenario_digest: str = "") -> Plan:
+    """The plan of given points times the seeds (a sweep's points may come from its manifest)."""
     runs = []
     for index, point in enumerate(points):
-        for seed in seed_list:
-            digest = hashlib.sha256(json.dumps({"point": point, "seed": seed, "set": fixed or []},
+        for seed in seeds:
+            digest = hashlib.sha256(json.dumps({"point": point, "seed": seed, "set": fixed or [],
+                                                "scenario": scenario_digest},
                                                sort_keys=True).encode()).hexdigest()[:16]
             runs.append(RunSpec(digest, index, point, seed))
-    return Plan(keys, points, seed_list, runs)
+    return Plan(list(keys), points, list(seeds), runs)

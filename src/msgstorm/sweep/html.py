@@ -1,7 +1,9 @@
 """sweep.html: each key metric against each swept key with 95% bands, a table, a tornado chart.
 
 Place in the pipeline: the last file ``msgstorm sweep`` writes, from ``sweep.parquet``'s
-table and the plan; the page is built like report.html (``report/page.py``).
+table and the plan; the page is built like report.html (``report/page.py``). A row is joined
+to its point by the point's index (the table's ``point`` column), and the point's values are
+the plan's own typed values (``grid``): no value is matched by its text.
 
 - per metric and swept key: the metric's mean over the seeds at each value of the key (the
   other keys at each of their values: one line per value of a second key, points of a third
@@ -22,7 +24,7 @@ import pyarrow as pa
 
 from msgstorm.report.page import Plot, esc, figure_block, page, table
 from msgstorm.report.plotspec import figure
-from msgstorm.sweep.grid import Plan, toml_value
+from msgstorm.sweep.grid import Plan, toml_value, value_label
 from msgstorm.sweep.results import KEY_METRICS, point_stats
 
 __all__ = ["LEVERAGE_REPORT", "SWEEP_REPORT", "write_leverage_report", "write_sweep_report"]
@@ -41,19 +43,28 @@ def _ok_rows(table: pa.Table) -> dict[str, list[Any]]:
             for name in table.column_names}
 
 
+def _values_of(plan: Plan, key: str) -> list[str]:
+    """The labels of ``key``'s values over the plan's points, in their first order."""
+    return list(dict.fromkeys(value_label(point[key]) for point in plan.points))
+
+
+def _mean_over(rows: dict[str, list[Any]], plan: Plan, metric: str, where: dict[str, str]) -> list[float]:
+    """The metric of every ok run whose point has the values ``where`` (key -> label)."""
+    return [value for value, index in zip(rows[metric], rows["point"], strict=True)
+            if value is not None and all(value_label(plan.points[index][key]) == label for key, label in where.items())]
+
+
 def _metric_figure(rows: dict[str, list[Any]], plan: Plan, metric: str, key: str) -> dict[str, Any]:
-    xs = list(dict.fromkeys(_label(point[key]) for point in plan.points))
+    xs = _values_of(plan, key)
     others = [k for k in plan.keys if k != key]
     series_key = others[0] if others else None
-    series = list(dict.fromkeys(_label(point[series_key]) for point in plan.points)) if series_key else [None]
+    series = _values_of(plan, series_key) if series_key else [None]
     data: list[dict[str, Any]] = []
     for colour, name in enumerate(series):
         means, lows, highs = [], [], []
         for x in xs:
-            values = [v for v, kx, ks in zip(rows[metric], rows[key], rows[series_key] if series_key else rows[key],
-                                             strict=True)
-                      if _label(kx) == x and (series_key is None or _label(ks) == name) and v is not None]
-            stats = point_stats(values)
+            where = {key: x} if series_key is None or name is None else {key: x, series_key: name}
+            stats = point_stats(_mean_over(rows, plan, metric, where))
             means.append(stats["mean"])
             lows.append(stats["ci95"][0] if stats["ci95"] else stats["mean"])
             highs.append(stats["ci95"][1] if stats["ci95"] else stats["mean"])
@@ -76,11 +87,8 @@ def _tornado(rows: dict[str, list[Any]], plan: Plan, metrics: list[str]) -> dict
     for metric in metrics:
         reach = []
         for key in plan.keys:
-            means = []
-            for value in dict.fromkeys(_label(point[key]) for point in plan.points):
-                values = [v for v, k in zip(rows[metric], rows[key], strict=True) if _label(k) == value and v is not None]
-                if values:
-                    means.append(float(np.mean(values)))
+            means = [float(np.mean(values)) for value in _values_of(plan, key)
+                     if (values := _mean_over(rows, plan, metric, {key: value}))]
             reach.append((max(means) - min(means)) if means else 0.0)
         data.append({"type": "bar", "orientation": "h", "name": metric, "y": plan.keys, "x": reach})
     layout = {"title": {"text": "How far each key moves each metric (largest minus smallest mean)"},
@@ -106,7 +114,7 @@ def write_sweep_report(out_dir: Path, plan: Plan, sweep_table: pa.Table) -> Path
     shown = metrics[:6]
     body = []
     for point in document["points"]:
-        cells = [esc(point["point"]), *(esc(_label(point["grid"][key])) for key in plan.keys),
+        cells = [esc(point["point"]), *(esc(value_label(point["grid"][key])) for key in plan.keys),
                  esc(point["runs"]), esc(point["failed"])]
         for metric in shown:
             stats = point["metrics"].get(metric) or {}

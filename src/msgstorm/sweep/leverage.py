@@ -91,7 +91,7 @@ def _evaluate(scenario_path: str, leverages: list[float], groups: int, seeds: in
                   (f"market.accounts.{index}.leverage_sigma", [0.0] * len(leverages)),
                   (f"market.accounts.{index}.leverage_cap", leverages)]
     result = sweep(scenario_path, grids, seeds=seeds, zipped=True, workers=workers, out_dir=out_dir, sets=sets,
-                   on_outcome=on_outcome, ray=ray)
+                   on_outcome=on_outcome, ray=ray, add_points=True)
     rows = result.table.to_pylist()
     counts: dict[float, tuple[int, int]] = {}
     key = "market.accounts.0.leverage_median"

@@ -2,8 +2,10 @@
 
 Place in the pipeline: the last step of ``msgstorm sweep``, from the runs' outcomes.
 
-- ``sweep.parquet``: per run ``run_id, point, seed, status, error, wall_s``, one column per
-  grid key (numbers as float64, anything else as its TOML text), and every numeric field of
+- ``sweep.parquet``: per run ``run_id, point, seed, status, error, attempt, wall_s``, one
+  column per grid key in its values' own type (``grid.grid_column``: integers as int64,
+  numbers as float64, booleans, strings as themselves; arrays and tables as TOML text; the
+  ``point`` column joins a row to its point in ``sweep.json``), and every numeric field of
   its summary flattened to a dotted name (``latency_ms.p99``, ``market.bad_debt.absolute``;
   SLOs as ``slo.<metric>.value``); a failed run has its error and no metrics.
 - ``sweep.json``: per point its grid values, runs, failed runs, and for each key metric
@@ -22,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from msgstorm.sweep.grid import Plan, toml_value
+from msgstorm.sweep.grid import Plan, grid_column
 
 __all__ = ["KEY_METRICS", "flatten", "point_stats", "sweep_table", "write_results"]
 
@@ -56,12 +58,6 @@ def flatten(value: Any, prefix: str = "") -> dict[str, float]:
     return out
 
 
-def _grid_column(values: list[Any]) -> pa.Array:
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return pa.array([float(v) for v in values], pa.float64())
-    return pa.array([toml_value(v) for v in values], pa.string())
-
-
 def sweep_table(plan: Plan, outcomes: dict[str, dict[str, Any]]) -> pa.Table:
     """One row per run of the plan that has an outcome, in plan order."""
     rows = [(spec, outcomes[spec.run_id]) for spec in plan.runs if spec.run_id in outcomes]
@@ -74,10 +70,11 @@ def sweep_table(plan: Plan, outcomes: dict[str, dict[str, Any]]) -> pa.Table:
         "seed": pa.array([spec.seed for spec, _ in rows], pa.int64()),
         "status": pa.array([outcome.get("status") for _, outcome in rows], pa.string()),
         "error": pa.array([outcome.get("error") for _, outcome in rows], pa.string()),
+        "attempt": pa.array([outcome.get("attempt", 1) for _, outcome in rows], pa.int64()),
         "wall_s": pa.array([outcome.get("wall_s") for _, outcome in rows], pa.float64()),
     }
     for key in plan.keys:
-        columns[key] = _grid_column([spec.values[key] for spec, _ in rows])
+        columns[key] = grid_column([spec.values[key] for spec, _ in rows])
     for name in metrics:
         if name not in columns:
             columns[name] = pa.array([row.get(name) for row in flat], pa.float64())
