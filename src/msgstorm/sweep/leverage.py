@@ -171,7 +171,7 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
                 "leverage_is": "one leverage for every account (leverage_median = leverage_cap, leverage_sigma = 0)",
                 "vary": None if vary is None else vary[0], "curves": curves}
     (out / "safe_leverage.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    from msgstorm.sweep.html import write_leverage_report
+    from msgstorm.sweep.leverage_html import write_leverage_report
 
     write_leverage_report(out, document)
     return document
