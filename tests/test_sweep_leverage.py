@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_sweep import LEVERAGE
 from typer.testing import CliRunner
 
 from msgstorm.cli import app
@@ -32,7 +33,6 @@ from msgstorm.sweep.leverage import (
     tally_rows,
 )
 from msgstorm.sweep.leverage_html import headline, log_ticks, write_leverage_report
-from test_sweep import LEVERAGE
 
 PCT = "market.bad_debt.pct_of_open_interest"
 KEY = "market.accounts.0.leverage_median"
