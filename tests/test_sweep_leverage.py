@@ -24,6 +24,7 @@ from msgstorm.report.live import SweepProgress
 from msgstorm.scenario import ScenarioError, parse_scenario
 from msgstorm.sweep.leverage import (
     Tally,
+    default_range,
     most_runs,
     one_sided_bounds,
     parse_range,
@@ -206,6 +207,11 @@ def test_a_share_is_a_percentage_or_a_fraction_and_the_message_invites_only_what
     assert invited == ["0.1%", "0.001"], caught.value
     assert [parse_share(text, "--budget") for text in invited] == pytest.approx([0.001, 0.001])
     assert parse_range("1:20") == (1.0, 20.0)
+
+
+def test_the_default_range_stops_below_the_liquidation_line() -> None:
+    assert default_range(parse_scenario(LEVERAGE, source="lev.toml")) == (1.0, 9.9)  # maintenance 10%
+    assert default_range(parse_scenario(_market("count = 10", margin='"1%"'), source="lev.toml")) == (1.0, 50.0)
 
 
 def test_the_progress_of_a_search_counts_against_its_most_runs() -> None:

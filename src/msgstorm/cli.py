@@ -587,7 +587,9 @@ def safe_leverage_command(
     budget: Annotated[str, typer.Option("--budget", help="bad debt allowed, a share of open interest, e.g. 0.1%")],
     confidence: Annotated[str, typer.Option("--confidence", help="how sure: P(bad debt > budget) <= 1 - this")] = "95%",
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="seeds per leverage (the same at every one)")] = 10,
-    leverage_range: Annotated[str, typer.Option("--range", help="LOW:HIGH leverages searched", metavar="LOW:HIGH")] = "1:50",
+    leverage_range: Annotated[str | None, typer.Option("--range", help="LOW:HIGH leverages searched (default: 1 to "
+                                                     "0.99 / maintenance margin, at most 50)",
+                                                     metavar="LOW:HIGH")] = None,
     vary: Annotated[str | None, typer.Option("--vary", help="KEY=V1,V2,...: one curve per value (TOML values)",
                                              metavar="KEY=V1,V2")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="processes (default: every core)")] = None,
@@ -603,14 +605,20 @@ def safe_leverage_command(
     from msgstorm.runner import default_run_dir
     from msgstorm.scenario import ScenarioError
     from msgstorm.sweep import GridError, parse_grid
-    from msgstorm.sweep.leverage import check_search, parse_range, parse_share, safe_leverage
+    from msgstorm.sweep.leverage import (
+        check_search,
+        default_range,
+        parse_range,
+        parse_share,
+        safe_leverage,
+    )
     from msgstorm.sweep.leverage_html import boundary_line, headline, leverage_text
 
     fixed = list(overrides or [])
     loaded = _load(scenario, fixed)
     try:
         budget_share, sure = parse_share(budget, "--budget"), parse_share(confidence, "--confidence")
-        low, high = parse_range(leverage_range)
+        low, high = parse_range(leverage_range) if leverage_range is not None else default_range(loaded)
         varied = parse_grid(vary) if vary is not None else None
         check_search(scenario, budget=budget_share, confidence=sure, seeds=seeds, low=low, high=high, vary=varied,
                      sets=fixed)

@@ -44,13 +44,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from msgstorm.scenario import load_scenario
+from msgstorm.scenario import Scenario, load_scenario
 from msgstorm.scenario.market import leverage_limit
 from msgstorm.sweep import sweep
 from msgstorm.sweep.grid import toml_value
 from msgstorm.sweep.leverage_html import write_leverage_report
 
-__all__ = ["OVER_BUDGET_IS", "Tally", "boundary_interval", "check_search", "clopper_pearson", "most_runs",
+__all__ = ["OVER_BUDGET_IS", "Tally", "boundary_interval", "check_search", "clopper_pearson", "default_range",
+           "most_runs",
            "one_sided_bounds", "parse_range", "parse_share", "safe_leverage", "search", "seeds_to_show", "tally_rows"]
 
 PCT = "market.bad_debt.pct_of_open_interest"
@@ -95,6 +96,13 @@ def parse_range(text: str) -> tuple[float, float]:
     if not colon or not 0 < low < high < math.inf:
         raise ValueError(f"--range: expected LOW:HIGH leverages with 0 < LOW < HIGH, such as 1:20, got {text!r}")
     return low, high
+
+
+def default_range(scenario: Scenario) -> tuple[float, float]:
+    """1x up to just below the leverage of the liquidation line (0.99 / maintenance margin),
+    at most 50x."""
+    margin = scenario.market.maintenance_margin if scenario.market is not None else 0.0
+    return 1.0, min(50.0, math.floor(0.99 * leverage_limit(margin) * 100) / 100)
 
 
 def clopper_pearson(k: int, n: int, confidence: float) -> tuple[float, float]:
@@ -295,19 +303,22 @@ def check_search(scenario_path: str | Path, *, budget: float, confidence: float,
 
 
 def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float = 0.95, seeds: int = 10,
-                  low: float = 1.0, high: float = 50.0, vary: tuple[str, list[Any]] | None = None,
+                  low: float | None = None, high: float | None = None, vary: tuple[str, list[Any]] | None = None,
                   sets: list[str] | None = None, workers: int | None = None, out_dir: str | Path,
                   grid_points: int = GRID_POINTS, refine: int = REFINE, ray: str | None = None,
                   on_outcome: Callable[[dict[str, Any]], None] | None = None,
                   on_start: Callable[[int], None] | None = None) -> dict[str, Any]:
     """The search, per value of ``vary`` (one curve without it); writes
     ``safe_leverage.json`` and ``safe_leverage.html`` into ``out_dir`` and returns the document.
-    ``on_start`` is told the most runs the search can make (``most_runs``) before the first."""
+    ``on_start`` is told the most runs the search can make (``most_runs``) before the first;
+    the range is ``default_range``'s where not given."""
     scenario_path = str(scenario_path)
     fixed = list(sets or [])
+    scenario = load_scenario(scenario_path, fixed)
+    low = default_range(scenario)[0] if low is None else low
+    high = default_range(scenario)[1] if high is None else high
     groups = check_search(scenario_path, budget=budget, confidence=confidence, seeds=seeds, low=low, high=high,
                           vary=vary, sets=fixed)
-    scenario = load_scenario(scenario_path, fixed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     values = vary[1] if vary is not None else [None]
