@@ -218,7 +218,8 @@ def _curve_document(tallies: Mapping[float, Tally], confidence: float) -> dict[s
     elif lowest is None:
         note = "no leverage was tried"
     elif tallies[lowest].runs < seeds_to_show(confidence):
-        note = (f"{tallies[lowest].runs} seeds cannot show a leverage within budget at {confidence:.0%} "
+        runs = tallies[lowest].runs
+        note = (f"{runs} seed{'' if runs == 1 else 's'} cannot show a leverage within budget at {confidence:.0%} "
                 f"confidence: at least {seeds_to_show(confidence)} are needed (with none over budget)")
     else:
         note = (f"not shown within budget even at the range's lowest leverage, {lowest:g}x "
