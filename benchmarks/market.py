@@ -49,7 +49,7 @@ fee = 100.0
 [[market.accounts]]
 count = {accounts}
 leverage_median = 4.0
-leverage_cap = 10.0
+leverage_cap = 9.5
 collateral = {{ dist = "lognormal", median = 10000.0, sigma = 1.0 }}
 long_share = "80%"
 

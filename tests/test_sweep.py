@@ -233,7 +233,7 @@ def test_a_sweep_killed_half_way_leaves_no_process_and_resumes_without_repeating
 LEVERAGE = (GAP.format(accounts="", keepers=KEEPER)
             .replace('shocks = [{ at = "500ms", fall = "8%" }, { at = "1s", fall = "30%" }]',
                      'shocks = [{ at = "1s", fall = "30%" }]')
-            .replace('file = ""', "count = 10"))
+            .replace('file = ""', "count = 10\nleverage_cap = 5.0"))
 
 
 def test_safe_leverage_brackets_the_boundary_computed_by_hand(tmp_path: Path) -> None:
@@ -242,11 +242,13 @@ def test_safe_leverage_brackets_the_boundary_computed_by_hand(tmp_path: Path) ->
     / 0.9, is at or above 70, i.e. L >= 2.70; it then keeps c (1 - 0.3 L - 0.035 L): bad debt
     over 0.1% of open interest (L c) when 0.335 - 1/L > 0.001, i.e. L > 1/0.334 = 2.994.
     Below 2.70 it is never liquidated and keeps c (1 - 0.3 L) > 0. The search's bracket must
-    hold 2.994."""
+    hold 2.994. Every seed gives the same outcome, so 2 seeds at 50% confidence show it (0 of 2
+    over: P <= 0.29; 2 of 2: P >= 0.71)."""
     scenario = tmp_path / "lev.toml"
     scenario.write_text(LEVERAGE)
     result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--budget", "0.1%", "--seeds", "2",
-                                      "--range", "1:5", "--workers", "2", "--out", str(tmp_path / "out")])
+                                      "--confidence", "50%", "--range", "1:5", "--workers", "2",
+                                      "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     document = json.loads((tmp_path / "out" / "safe_leverage.json").read_text())
     (curve,) = document["curves"]
@@ -269,7 +271,8 @@ def test_safe_leverage_draws_one_curve_per_value_of_vary(tmp_path: Path) -> None
     scenario = tmp_path / "lev.toml"
     scenario.write_text(LEVERAGE)
     result = CliRunner().invoke(app, [
-        "safe-leverage", str(scenario), "--budget", "0.1%", "--seeds", "1", "--range", "1:5", "--out",
+        "safe-leverage", str(scenario), "--budget", "0.1%", "--seeds", "1", "--confidence", "50%", "--range", "1:5",
+        "--out",
         str(tmp_path / "out"), "--vary",
         'market.instruments.0.shocks=[{at="1s", fall="30%"}],[{at="1s", fall="40%"}]'])
     assert result.exit_code == 0, result.output
@@ -287,7 +290,7 @@ GBM_LEVERAGE = (GAP.format(accounts="", keepers='[[market.keepers]]\nreaction = 
                 .replace('duration = "2s"', 'duration = "4s"')
                 .replace('shocks = [{ at = "500ms", fall = "8%" }, { at = "1s", fall = "30%" }]',
                          'volatility = "1%/s"\nshocks = [{ at = "1s", fall = "40%" }]')
-                .replace('file = ""', "count = 1"))
+                .replace('file = ""', "count = 1\nleverage_cap = 5.0"))
 
 
 def _gbm_exceed_probability(leverage: float, budget: float = 0.001) -> float:

@@ -592,7 +592,9 @@ def safe_leverage_command(
     budget: Annotated[str, typer.Option("--budget", help="bad debt allowed, a share of open interest, e.g. 0.1%")],
     confidence: Annotated[str, typer.Option("--confidence", help="how sure: P(bad debt > budget) <= 1 - this")] = "95%",
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="seeds per leverage (the same at every one)")] = 10,
-    leverage_range: Annotated[str, typer.Option("--range", help="LOW:HIGH leverages searched", metavar="LOW:HIGH")] = "1:50",
+    leverage_range: Annotated[str | None, typer.Option("--range", help="LOW:HIGH leverages searched (default: 1 to "
+                                                     "0.99 / maintenance margin, at most 50)",
+                                                     metavar="LOW:HIGH")] = None,
     vary: Annotated[str | None, typer.Option("--vary", help="KEY=V1,V2,...: one curve per value (TOML values)",
                                              metavar="KEY=V1,V2")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="processes (default: every core)")] = None,
@@ -607,19 +609,30 @@ def safe_leverage_command(
     open interest with the stated confidence; one curve per value of --vary."""
     from msgstorm.runner import default_run_dir
     from msgstorm.scenario import ScenarioError
-    from msgstorm.scenario.units import parse_fraction
     from msgstorm.sweep import GridError, parse_grid
-    from msgstorm.sweep.leverage import safe_leverage, seeds_to_show
+    from msgstorm.sweep.leverage import (
+        check_search,
+        default_range,
+        parse_range,
+        parse_share,
+        safe_leverage,
+    )
+    from msgstorm.sweep.leverage_html import boundary_line, headline, leverage_text
 
     fixed = list(overrides or [])
     loaded = _load(scenario, fixed)
     try:
-        budget_share, sure = parse_fraction(budget), parse_fraction(confidence)
-        low_text, _, high_text = leverage_range.partition(":")
-        low, high = float(low_text), float(high_text)
+        budget_share, sure = parse_share(budget, "--budget"), parse_share(confidence, "--confidence")
+        low, high = parse_range(leverage_range) if leverage_range is not None else default_range(loaded)
         varied = parse_grid(vary) if vary is not None else None
+        check_search(scenario, budget=budget_share, confidence=sure, seeds=seeds, low=low, high=high, vary=varied,
+                     sets=fixed)
     except (ValueError, GridError) as error:
         _error(f"safe-leverage: {error}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except ScenarioError as error:
+        for line in error.issues:
+            _error(str(line), soft_wrap=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     out_dir = out_path if out_path is not None else default_run_dir(loaded)
     from msgstorm.report.live import SweepProgress
@@ -630,7 +643,7 @@ def safe_leverage_command(
         with _sigterm_as_interrupt(), bar:
             document = safe_leverage(scenario, budget=budget_share, confidence=sure, seeds=seeds, low=low, high=high,
                                      vary=varied, sets=fixed, workers=workers, out_dir=out_dir, on_outcome=bar,
-                                     ray=ray)
+                                     on_start=lambda most: bar.start(most, at_most=True), ray=ray)
     except (ValueError, GridError, ScenarioError) as error:
         for line in getattr(error, "issues", None) or [error]:
             _error(str(line), soft_wrap=True)
@@ -638,25 +651,18 @@ def safe_leverage_command(
     except KeyboardInterrupt:
         _error(f"interrupted: the same command with --out {out_dir} resumes")
         raise typer.Exit(3) from None
-    out.print(f"safe leverage (one leverage for every account), bad debt <= {budget_share:.3%} of open interest "
-              f"with {sure:.0%} confidence, {seeds} seeds a leverage:", highlight=False)
+    out.print(f"safe leverage (one leverage for every account): the highest shown to keep bad debt <= "
+              f"{budget_share:.3%} of open interest with {sure:.0%} confidence, {_count(seeds, 'seed')} a leverage "
+              f"(a run without a bad-debt share counts as over budget):", highlight=False, markup=False)
     for curve in document["curves"]:
         label = "" if curve["vary"] is None else " " + ", ".join(f"{k} = {v}" for k, v in curve["vary"].items()) + ":"
-        at = curve["at_safe"]
-        if curve["safe_leverage"] is None:
-            out.print(f"{label} none in range: {curve['note']}", highlight=False, markup=False)
-            continue
-        upper = curve["bracket"][1]
-        out.print(f"{label} {curve['safe_leverage']:g}x (the next leverage tried, {upper if upper is not None else '—'}, "
-                  f"was over); P(over budget) there {at['exceed']}/{at['runs']}, "
-                  f"{sure:.0%} interval [{at['ci'][0]:.3f}, {at['ci'][1]:.3f}]", highlight=False, markup=False)
-        within, over = curve["boundary"]
-        out.print(f"  boundary at {sure:.0%}: between {'—' if within is None else f'{within:g}x'} (shown within "
-                  f"budget) and {'—' if over is None else f'{over:g}x'} (shown over)"
-                  + ("" if within is not None else f"; {seeds} seeds cannot show a leverage within budget, "
-                     f"{seeds_to_show(sure)} can"), highlight=False, markup=False)
-        out.print("  " + "  ".join(f"{p['leverage']:g}x: {p['exceed']}/{p['runs']}" for p in curve["points"]),
-                  highlight=False, markup=False)
+        out.print(f"{label} {headline(curve, sure)}", highlight=False, markup=False)
+        out.print(f"  {boundary_line(curve, sure)}", highlight=False, markup=False)
+        if curve["note"] and curve["safe_leverage"] is not None:
+            out.print(f"  {curve['note']}", highlight=False, markup=False)
+        out.print("  " + "  ".join(f"{leverage_text(p['leverage'])}: {p['exceed']}/{p['runs']}"
+                                   + (f" ({p['unmeasured']} unmeasured)" if p["unmeasured"] else "")
+                                   for p in curve["points"]), highlight=False, markup=False)
     out.print(f"{bar.done} runs in {time.monotonic() - started:,.0f} s; {out_dir / 'safe_leverage.json'}, "
               f"{out_dir / 'safe_leverage.html'}", highlight=False, markup=False)
 

@@ -159,6 +159,7 @@ class SweepProgress:
         self.done = 0
         self.failed = 0
         self.total: int | None = None
+        self.at_most = False  # the total is an upper bound (a search may stop early)
         self._started = time.monotonic()
         self._bar = Progress(TextColumn(f"[bold]{label}"), BarColumn(), TextColumn("{task.fields[status]}"),
                              TimeElapsedColumn(), console=console, transient=True)
@@ -175,20 +176,24 @@ class SweepProgress:
         if self.console.is_terminal:
             self._bar.__exit__(kind, error, trace)
 
-    def start(self, total: int) -> None:
-        """The number of runs to make (those a previous sweep finished not counted)."""
+    def start(self, total: int, at_most: bool = False) -> None:
+        """The number of runs to make (those a previous sweep finished not counted), or with
+        ``at_most`` the most a search can make: the count and the ETA are then upper bounds."""
         self.total = total
+        self.at_most = at_most
         self._started = time.monotonic()
         self._bar.update(self._task, total=max(total, 1), completed=0, status=self.status())
 
     def status(self) -> str:
-        """``N/T done, F failed, ETA S s`` (``N done`` while the total is unknown)."""
-        done = f"{self.done:,}/{self.total:,} done" if self.total is not None else f"{self.done:,} done"
+        """``N/T done, F failed, ETA S s`` (``N done`` while the total is unknown; ``N/≤T``
+        and ``ETA ≤ S s`` when the total is an upper bound)."""
+        most = "≤" if self.at_most else ""
+        done = f"{self.done:,}/{most}{self.total:,} done" if self.total is not None else f"{self.done:,} done"
         failed = f"[red]{self.failed:,} failed[/]" if self.failed else "0 failed"
         if self.total is None or not self.done:
             return f"{done}, {failed}"
-        left_s = (self.total - self.done) * (time.monotonic() - self._started) / self.done
-        return f"{done}, {failed}, ETA {left_s:,.0f} s"
+        left_s = max(self.total - self.done, 0) * (time.monotonic() - self._started) / self.done
+        return f"{done}, {failed}, ETA {most}{left_s:,.0f} s"
 
     def __call__(self, outcome: dict[str, Any]) -> None:
         self.done += 1

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from msgstorm.scenario import schema
 from msgstorm.scenario.budget import check_budget
 from msgstorm.scenario.errors import Loc, ScenarioError, ScenarioIssue, TomlLocator, format_field
+from msgstorm.scenario.market import leverage_problems
 from msgstorm.scenario.refs import check_references, did_you_mean
 from msgstorm.scenario.schema import Scenario
 
@@ -79,6 +80,8 @@ def parse_scenario(
     except ValidationError as error:
         raise ScenarioError(_issues(error, source, locator, overridden, raw)) from None
     problems = check_references(scenario)
+    if scenario.market is not None:
+        problems += leverage_problems(scenario.market)
     if not problems:  # the estimate needs names that resolve
         problems = check_budget(scenario)
     if problems:

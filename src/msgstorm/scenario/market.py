@@ -12,6 +12,7 @@ the square root of time, so 80%/y is 0.8 / sqrt(31,536,000) per sqrt(second)); a
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -29,7 +30,7 @@ from msgstorm.scenario.kinds import MessageKind
 from msgstorm.scenario.units import parse_fraction
 
 __all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "MarketSpec", "OracleSpec", "ShockSpec",
-           "TopUpSpec", "parse_per_time"]
+           "TopUpSpec", "leverage_limit", "leverage_problems", "parse_per_time"]
 
 _PER_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365 * 86400.0}
 _PER_TIME_RE = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(%?)\s*/\s*(s|min|h|d|y)\s*$")
@@ -141,11 +142,11 @@ class AccountsSpec(_DistSpec):
     distribution, long with probability ``long_share``; or loaded from ``file`` (CSV or
     Parquet: side (+1 long, -1 short, or long/short), size, entry, collateral)."""
 
-    count: int = Field(default=10_000, ge=0)
+    count: int = Field(default=10_000, ge=1)
     instrument: str | None = None  # default: the first instrument
     leverage_median: float = Field(default=5.0, gt=0)
     leverage_sigma: float = Field(default=0.5, ge=0, le=5)
-    leverage_cap: float = Field(default=50.0, gt=0)
+    leverage_cap: float = Field(default=50.0, gt=0)  # below 1 / maintenance_margin: leverage_problems
     collateral: NumberDist = Field(default_factory=lambda: Constant(value=10_000.0))
     long_share: Fraction = 1.0
     file: str | None = None
@@ -283,3 +284,35 @@ class MarketSpec(_DistSpec):
         return self
 
 
+def leverage_limit(maintenance_margin: float) -> float:
+    """1 / ``maintenance_margin``: an account opened at this leverage or above has equity at
+    or below its maintenance margin at entry, i.e. it opens on or past its liquidation line
+    (infinite without a maintenance margin)."""
+    return math.inf if maintenance_margin <= 0 else 1.0 / maintenance_margin
+
+
+def leverage_problems(market: MarketSpec) -> list[tuple[tuple[str | int, ...], str]]:
+    """``(location, message)`` for each drawn accounts group whose leverage cannot be right:
+    a cap below the median (every account would sit at the cap), or a highest leverage (the
+    cap, or the median when ``leverage_sigma`` is 0) at or above ``leverage_limit``. Loaded
+    groups (``file``) are not checked here: their leverage is known only when the file is read."""
+    limit = leverage_limit(market.maintenance_margin)
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for index, group in enumerate(market.accounts):
+        if group.file is not None:
+            continue
+        where: tuple[str | int, ...] = ("market", "accounts", index)
+        if group.leverage_cap < group.leverage_median:
+            problems.append(((*where, "leverage_cap"),
+                             f"{group.leverage_cap:g} is below leverage_median {group.leverage_median:g}: every "
+                             f"account would be drawn at the cap; set leverage_cap at or above leverage_median"))
+            continue
+        field, highest = (("leverage_cap", group.leverage_cap) if group.leverage_sigma > 0
+                          else ("leverage_median", group.leverage_median))
+        if highest >= limit:
+            default = "" if field in group.model_fields_set else " (the default)"
+            problems.append(((*where, field),
+                             f"{highest:g}{default} is at or above 1 / maintenance_margin = {limit:g} "
+                             f"(maintenance_margin {market.maintenance_margin * 100:g}%): an account drawn at that "
+                             f"leverage opens on or past its liquidation line; set {field} below {limit:g}"))
+    return problems

@@ -360,7 +360,10 @@ DESCRIPTIONS: dict[str, str] = {
     "AccountsSpec.instrument": "their instrument (default: the first)",
     "AccountsSpec.leverage_median": "leverage (notional / collateral at entry) is lognormal with this median ...",
     "AccountsSpec.leverage_sigma": "... this sigma ...",
-    "AccountsSpec.leverage_cap": "... and at most this",
+    "AccountsSpec.leverage_cap": "... and at most this; the highest leverage drawn (this, or `leverage_median` when "
+                                 "`leverage_sigma` is 0) must be below 1 / `maintenance_margin` (an account there "
+                                 "would open on or past its liquidation line; the default, 50, needs a "
+                                 "`maintenance_margin` above 2%), and this at least `leverage_median`",
     "AccountsSpec.collateral": "each account's collateral",
     "AccountsSpec.long_share": "share of long positions (the rest are short)",
     "AccountsSpec.file": "or load the group from a CSV or Parquet file: `side` (long/short or 1/-1), `size`, "

@@ -1,26 +1,35 @@
-"""Safe leverage: the highest leverage whose bad debt stays within budget with a stated confidence.
+"""Safe leverage: the highest leverage *shown* to keep bad debt within budget with a stated confidence.
 
 Place in the pipeline: above the sweep (every evaluation is a sweep over leverages and
-seeds), for ``msgstorm safe-leverage``. The leverage is **one leverage for every account**:
-each accounts group of the scenario gets ``leverage_median = L``, ``leverage_sigma = 0`` and
-``leverage_cap = L``; everything else (prices, accounts' collateral and sides, the network)
-is the scenario's, and every leverage runs the same seeds (common random numbers).
+seeds), for ``msgstorm safe-leverage``; ``leverage_html`` draws the page. The leverage is
+**one leverage for every account**: each accounts group of the scenario gets
+``leverage_median = L``, ``leverage_sigma = 0`` and ``leverage_cap = L``; everything else
+(prices, accounts' collateral and sides, the network) is the scenario's, and every leverage
+runs the same seeds (common random numbers).
 
-A run *exceeds* when its bad debt is over ``budget`` x open interest. At each leverage the
-probability of exceeding is estimated over the seeds, with its Clopper-Pearson interval at
-the stated confidence. The search evaluates a log-spaced grid over ``range``, then bisects
-(geometrically) between the highest leverage whose estimate is within ``1 - confidence``
-(below the first that is not) and that first one. The answer is that highest leverage, with
-the bracket ``[it, the lowest leverage above it found over]`` at the search's resolution and
-its probability's interval.
+A run is *over budget* when its bad debt is over ``budget`` x open interest, and also when it
+has no bad-debt share to compare with the budget: a run that failed, or one without open
+interest (the analysis then gives null). Such a run is *unmeasured*; it counts as over
+budget, never as within, and each point says how many it had.
 
-The answer's uncertainty is the **boundary interval** ``[surely within, surely over]``: the
-highest leverage tried whose one-sided upper Clopper-Pearson bound (at the confidence) is
-within ``1 - confidence``, and the lowest whose one-sided lower bound is over it. The
-probability grows with leverage, so the true boundary lies between them unless one of the
-two bounds is wrong (each at most ``1 - confidence`` of the time). An end that no leverage
-tried shows is None: with N seeds and none exceeding the upper bound is
-1 - (1 - confidence)^(1/N), so few seeds cannot *show* a small probability (59 seeds for 5%).
+At each leverage the k runs over budget of n give the one-sided Clopper-Pearson bounds at the
+confidence c. A leverage is **shown within budget** when its upper bound is at most 1 - c, and
+**shown over** when its lower bound is above 1 - c. The answer is the highest leverage tried
+that is shown within budget with every leverage tried below it shown within too; the
+**boundary interval** is ``[the answer, the lowest leverage shown over]``. P(over budget) grows
+with leverage, so the true boundary (where it is 1 - c) lies in it unless a bound is wrong; with
+common random numbers each seed's outcome grows with leverage, k with it, and the answer is
+wrong only when the bound of the first leverage above the boundary is, at most 1 - c of the
+time. An end no leverage tried shows is None: with N seeds and none over budget the upper
+bound is 1 - (1 - c)^(1/N), so fewer than ``seeds_to_show(c)`` seeds (59 at 95%) cannot show any
+leverage within budget, and the curve says so.
+
+The search evaluates a log-spaced grid over ``range``, then bisects (geometrically) ``refine``
+times the wider, as a ratio, of the boundary interval's two edges: the answer and the next
+leverage tried above it; the lowest shown over and the highest tried below it. It runs at
+most ``(grid_points + refine) x seeds`` runs a curve (``most_runs``). A range whose top is at or
+above 1 / maintenance margin is refused before anything runs: an account at that leverage
+opens on or past its liquidation line.
 
 ``vary``: ``KEY=v1,v2,...`` draws one curve per value (e.g. a latency scale of the
 network): safe leverage as a function of the messaging layer.
@@ -30,17 +39,70 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from msgstorm.scenario import load_scenario
+from msgstorm.scenario import Scenario, load_scenario
+from msgstorm.scenario.market import leverage_limit
 from msgstorm.sweep import sweep
 from msgstorm.sweep.grid import toml_value
+from msgstorm.sweep.leverage_html import write_leverage_report
 
-__all__ = ["boundary_interval", "clopper_pearson", "one_sided_bounds", "safe_leverage", "seeds_to_show"]
+__all__ = ["OVER_BUDGET_IS", "Tally", "boundary_interval", "check_search", "clopper_pearson", "default_range",
+           "most_runs",
+           "one_sided_bounds", "parse_range", "parse_share", "safe_leverage", "search", "seeds_to_show", "tally_rows"]
 
 PCT = "market.bad_debt.pct_of_open_interest"
+OVER_BUDGET_IS = ("bad debt over the budget x open interest, or no bad-debt share to compare "
+                  "(a failed run, or no open interest): such a run is unmeasured and counts as over budget")
+GRID_POINTS, REFINE = 6, 6
+
+
+@dataclass(frozen=True)
+class Tally:
+    """The runs at one leverage: ``over`` budget (the unmeasured included) of ``runs``."""
+
+    over: int
+    runs: int
+    unmeasured: int = 0
+
+
+Evaluate = Callable[[list[float]], dict[float, Tally]]
+
+
+def parse_share(text: str, option: str) -> float:
+    """A share in [0, 1] written as a percentage (``"0.1%"``) or, as in scenario files, as a
+    plain fraction (``"0.001"``)."""
+    stripped = text.strip()
+    try:
+        share = float(stripped[:-1]) / 100.0 if stripped.endswith("%") else float(stripped)
+    except ValueError:
+        share = math.nan
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"{option}: expected a percentage such as 0.1% or a fraction between 0 and 1 such as "
+                         f"0.001 (the same), got {text!r}")
+    return share
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    """``"LOW:HIGH"`` leverages."""
+    low_text, colon, high_text = text.partition(":")
+    try:
+        low, high = float(low_text), float(high_text)
+    except ValueError:
+        low = high = math.nan
+    if not colon or not 0 < low < high < math.inf:
+        raise ValueError(f"--range: expected LOW:HIGH leverages with 0 < LOW < HIGH, such as 1:20, got {text!r}")
+    return low, high
+
+
+def default_range(scenario: Scenario) -> tuple[float, float]:
+    """1x up to just below the leverage of the liquidation line (0.99 / maintenance margin),
+    at most 50x."""
+    margin = scenario.market.maintenance_margin if scenario.market is not None else 0.0
+    return 1.0, min(50.0, math.floor(0.99 * leverage_limit(margin) * 100) / 100)
 
 
 def clopper_pearson(k: int, n: int, confidence: float) -> tuple[float, float]:
@@ -63,28 +125,125 @@ def one_sided_bounds(k: int, n: int, confidence: float) -> tuple[float, float]:
     return low, high
 
 
+def _shown_within(tally: Tally, confidence: float) -> bool:
+    return tally.runs > 0 and one_sided_bounds(tally.over, tally.runs, confidence)[1] <= 1.0 - confidence
+
+
+def _shown_over(tally: Tally, confidence: float) -> bool:
+    return tally.runs > 0 and one_sided_bounds(tally.over, tally.runs, confidence)[0] > 1.0 - confidence
+
+
 def seeds_to_show(confidence: float) -> int:
-    """The fewest seeds, none exceeding, whose one-sided upper bound at ``confidence`` is
-    within ``1 - confidence``: 1 - (1 - c)^(1/N) <= 1 - c."""
-    alpha = 1.0 - confidence
-    return math.ceil(math.log(alpha) / math.log(confidence))
+    """The fewest seeds, none over budget, that show a leverage within budget:
+    1 - (1 - c)^(1/N) <= 1 - c from N = ln(1 - c) / ln(c) on (checked against the bound itself,
+    so the count and the test the search applies never disagree by a rounding)."""
+    if not 0.5 <= confidence < 1.0:
+        raise ValueError(f"a confidence in [50%, 100%), got {confidence!r}")
+    seeds = max(1, math.ceil(math.log(1.0 - confidence) / math.log(confidence)))
+    while not _shown_within(Tally(0, seeds), confidence):
+        seeds += 1
+    while seeds > 1 and _shown_within(Tally(0, seeds - 1), confidence):
+        seeds -= 1
+    return seeds
 
 
-def boundary_interval(counts: dict[float, tuple[int, int]], confidence: float) -> tuple[float | None, float | None]:
-    """``(surely within, surely over)``: the highest leverage whose probability is shown to be
-    within ``1 - confidence`` below the lowest shown to be over it (module docstring)."""
-    alpha = 1.0 - confidence
-    over = [leverage for leverage, (k, n) in counts.items() if n and one_sided_bounds(k, n, confidence)[0] > alpha]
-    first_over = min(over) if over else None
-    within = [leverage for leverage, (k, n) in counts.items()
-              if n and one_sided_bounds(k, n, confidence)[1] <= alpha and (first_over is None or leverage < first_over)]
-    return (max(within) if within else None), first_over
+def boundary_interval(tallies: Mapping[float, Tally], confidence: float) -> tuple[float | None, float | None]:
+    """``(shown within, shown over)``: the highest leverage shown within budget with every one
+    below it shown within too, and the lowest shown over (module docstring)."""
+    within = None
+    for leverage in sorted(tallies):
+        if not _shown_within(tallies[leverage], confidence):
+            break
+        within = leverage
+    over = [leverage for leverage, tally in tallies.items() if _shown_over(tally, confidence)]
+    return within, (min(over) if over else None)
+
+
+def most_runs(seeds: int, curves: int, grid_points: int = GRID_POINTS, refine: int = REFINE) -> int:
+    """The most runs a search makes (it stops bisecting once its edges are fine enough)."""
+    return curves * (grid_points + refine) * seeds
+
+
+def _edges(tallies: Mapping[float, Tally], confidence: float) -> list[tuple[float, float]]:
+    """The boundary interval's edges still open: (answer, next tried above), (highest tried
+    below the lowest shown over, that one)."""
+    within, over = boundary_interval(tallies, confidence)
+    edges = []
+    if within is not None and (above := [leverage for leverage in tallies if leverage > within]):
+        edges.append((within, min(above)))
+    if over is not None and (below := [leverage for leverage in tallies if leverage < over]):
+        edges.append((max(below), over))
+    return edges
+
+
+def search(evaluate: Evaluate, *, low: float, high: float, confidence: float, grid_points: int = GRID_POINTS,
+           refine: int = REFINE) -> dict[str, Any]:
+    """One curve: the grid, the bisections (module docstring), and what they showed."""
+    ratio = (high / low) ** (1 / max(grid_points - 1, 1))
+    grid = [round(low * ratio**i, 6) for i in range(grid_points)]
+    tallies = dict(evaluate(grid))
+    for _ in range(refine):
+        edges = [(lo, hi) for lo, hi in _edges(tallies, confidence) if hi / lo >= 1.001]
+        if not edges:
+            break
+        lo, hi = max(edges, key=lambda edge: edge[1] / edge[0])  # the first, the answer's, on a tie
+        middle = round(math.sqrt(lo * hi), 6)
+        if middle in tallies or not lo < middle < hi:
+            break
+        tallies.update(evaluate([middle]))
+    return _curve_document(tallies, confidence)
+
+
+def _curve_document(tallies: Mapping[float, Tally], confidence: float) -> dict[str, Any]:
+    within, over = boundary_interval(tallies, confidence)
+    points = []
+    for leverage in sorted(tallies):
+        tally = tallies[leverage]
+        k, n = tally.over, tally.runs
+        points.append({"leverage": leverage, "runs": n, "exceed": k, "unmeasured": tally.unmeasured,
+                       "p": k / n if n else None,
+                       "ci": list(clopper_pearson(k, n, confidence)) if n else [0.0, 1.0],
+                       "bounds": list(one_sided_bounds(k, n, confidence)) if n else [0.0, 1.0],
+                       "shown": ("within" if _shown_within(tally, confidence) else
+                                 "over" if _shown_over(tally, confidence) else None)})
+    at_safe = next((point for point in points if point["leverage"] == within), None)
+    above = [leverage for leverage in tallies if within is None or leverage > within]
+    lowest = min(tallies) if tallies else None
+    unmeasured = sum(tally.unmeasured for tally in tallies.values())
+    if within is not None and not above:
+        note = (f"every leverage tried, up to {within:g}x, is shown within budget: the boundary lies above "
+                f"the range")
+    elif within is not None:
+        note = None
+    elif lowest is None:
+        note = "no leverage was tried"
+    elif tallies[lowest].runs < seeds_to_show(confidence):
+        runs = tallies[lowest].runs
+        note = (f"{runs} seed{'' if runs == 1 else 's'} cannot show a leverage within budget at {confidence:.0%} "
+                f"confidence: at least {seeds_to_show(confidence)} are needed (with none over budget)")
+    else:
+        note = (f"not shown within budget even at the range's lowest leverage, {lowest:g}x "
+                f"({tallies[lowest].over}/{tallies[lowest].runs} over budget): search lower, or run more seeds")
+    if unmeasured:
+        note = ((note + "; ") if note else "") + (f"{unmeasured} run(s) had no bad-debt share (failed, or no open "
+                                                  f"interest) and count as over budget")
+    return {"safe_leverage": within, "boundary": [within, over], "bracket": [within, min(above) if above else None],
+            "at_safe": at_safe, "unmeasured": unmeasured, "points": points, "note": note}
+
+
+def _measured(row: Mapping[str, Any]) -> float | None:
+    """A run's bad debt as a % of open interest; None when it has none to compare (it failed,
+    or had no open interest)."""
+    if row.get("status") != "ok":
+        return None
+    pct = row.get(PCT)
+    return None if pct is None or math.isnan(pct) else float(pct)
 
 
 def _evaluate(scenario_path: str, leverages: list[float], groups: int, seeds: int, sets: list[str],
               workers: int | None, out_dir: Path, budget_pct: float,
-              on_outcome: Callable[[dict[str, Any]], None] | None, ray: str | None = None) -> dict[float, tuple[int, int]]:
-    """(runs exceeding the budget, runs) at each leverage: one sweep over them (zipped keys)."""
+              on_outcome: Callable[[dict[str, Any]], None] | None, ray: str | None = None) -> dict[float, Tally]:
+    """The tally at each leverage: one sweep over them (zipped keys)."""
     grids: list[tuple[str, list[Any]]] = []
     for index in range(groups):
         grids += [(f"market.accounts.{index}.leverage_median", leverages),
@@ -92,86 +251,96 @@ def _evaluate(scenario_path: str, leverages: list[float], groups: int, seeds: in
                   (f"market.accounts.{index}.leverage_cap", leverages)]
     result = sweep(scenario_path, grids, seeds=seeds, zipped=True, workers=workers, out_dir=out_dir, sets=sets,
                    on_outcome=on_outcome, ray=ray, add_points=True)
-    rows = result.table.to_pylist()
-    counts: dict[float, tuple[int, int]] = {}
+    return tally_rows(result.table.to_pylist(), leverages, budget_pct)
+
+
+def tally_rows(rows: list[dict[str, Any]], leverages: list[float], budget_pct: float) -> dict[float, Tally]:
+    """The tally at each leverage from a sweep table's rows: a run is over budget when its
+    bad-debt share is over ``budget_pct`` or it has none (it failed, or had no open interest)."""
+    tallies: dict[float, Tally] = {}
     key = "market.accounts.0.leverage_median"
     for leverage in leverages:
-        mine = [row for row in rows if row["status"] == "ok" and math.isclose(row[key], leverage)]
-        exceed = sum(1 for row in mine if (row.get(PCT) or 0.0) > budget_pct)
-        counts[leverage] = (exceed, len(mine))
-    return counts
+        shares = [_measured(row) for row in rows if math.isclose(row[key], leverage)]
+        unmeasured = sum(1 for share in shares if share is None)
+        over = sum(1 for share in shares if share is None or share > budget_pct)
+        tallies[leverage] = Tally(over, len(shares), unmeasured)
+    return tallies
 
 
-def _curve(scenario_path: str, groups: int, budget_pct: float, confidence: float, seeds: int, low: float,
-           high: float, sets: list[str], workers: int | None, out_dir: Path, grid_points: int, refine: int,
-           on_outcome: Callable[[dict[str, Any]], None] | None, ray: str | None) -> dict[str, Any]:
-    alpha = 1.0 - confidence
-    ratio = (high / low) ** (1 / max(grid_points - 1, 1))
-    grid = [round(low * ratio**i, 6) for i in range(grid_points)]
-    counts = _evaluate(scenario_path, grid, groups, seeds, sets, workers, out_dir, budget_pct, on_outcome, ray)
+def _curve_sets(fixed: list[str], vary: tuple[str, list[Any]] | None) -> list[list[str]]:
+    if vary is None:
+        return [list(fixed)]
+    return [[*fixed, f"{vary[0]}={toml_value(value)}"] for value in vary[1]]
 
-    def boundary() -> tuple[float | None, float | None]:
-        ordered = sorted(counts)
-        safe = None
-        for leverage in ordered:
-            exceed, n = counts[leverage]
-            if n == 0 or exceed / n > alpha:
-                return safe, leverage
-            safe = leverage
-        return safe, None
 
-    for _ in range(refine):
-        safe, unsafe = boundary()
-        if safe is None or unsafe is None:
-            break
-        middle = round(math.sqrt(safe * unsafe), 6)
-        if middle in counts or unsafe / safe < 1.001:
-            break
-        counts.update(_evaluate(scenario_path, [middle], groups, seeds, sets, workers, out_dir, budget_pct,
-                                on_outcome, ray))
-    safe, unsafe = boundary()
-    points = []
-    for leverage in sorted(counts):
-        exceed, n = counts[leverage]
-        interval = clopper_pearson(exceed, n, confidence) if n else (0.0, 1.0)
-        points.append({"leverage": leverage, "runs": n, "exceed": exceed, "p": exceed / n if n else None,
-                       "ci": list(interval)})
-    at_safe = next((point for point in points if point["leverage"] == safe), None)
-    return {"safe_leverage": safe, "bracket": [safe, unsafe], "boundary": list(boundary_interval(counts, confidence)),
-            "at_safe": at_safe, "points": points,
-            "note": None if safe is not None else f"already over budget at the range's lowest leverage {low}"}
+def check_search(scenario_path: str | Path, *, budget: float, confidence: float, seeds: int, low: float,
+                 high: float, vary: tuple[str, list[Any]] | None = None, sets: list[str] | None = None) -> int:
+    """Refuse a search that cannot answer, before anything runs; return the number of
+    accounts groups. Raises ``ValueError`` (an option's value) or ``ScenarioError``."""
+    if not 0.0 <= budget <= 1.0:
+        raise ValueError(f"--budget: expected a share of open interest between 0% and 100%, got {budget * 100:g}%")
+    if not 0.5 <= confidence < 1.0:
+        raise ValueError(f"--confidence: expected at least 50% and below 100% (P(over budget) <= 1 - confidence; "
+                         f"100% would need infinitely many seeds), got {confidence * 100:g}%")
+    if seeds < 1:
+        raise ValueError(f"--seeds: expected at least 1, got {seeds}")
+    if not 0 < low < high < math.inf:
+        raise ValueError(f"--range: expected LOW:HIGH leverages with 0 < LOW < HIGH, such as 1:20, got {low}:{high}")
+    groups = None
+    for curve_sets in _curve_sets(list(sets or []), vary):
+        scenario = load_scenario(scenario_path, curve_sets)
+        if scenario.market is None or not scenario.market.accounts:
+            raise ValueError(f"{scenario_path}: safe-leverage needs a [market] with [[market.accounts]]")
+        groups = len(scenario.market.accounts)
+        limit = leverage_limit(scenario.market.maintenance_margin)
+        if high >= limit:
+            where = "" if curve_sets == list(sets or []) else f" (with {curve_sets[-1]})"
+            below = math.floor(limit * 0.99 * 100) / 100
+            raise ValueError(f"--range: the top, {high:g}, is at or above 1 / maintenance_margin = {limit:g}{where}: an "
+                             f"account at that leverage opens on or past its liquidation line; search below it, "
+                             f"such as --range {low:g}:{below:g}")
+    assert groups is not None  # at least one curve
+    return groups
 
 
 def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float = 0.95, seeds: int = 10,
-                  low: float = 1.0, high: float = 50.0, vary: tuple[str, list[Any]] | None = None,
+                  low: float | None = None, high: float | None = None, vary: tuple[str, list[Any]] | None = None,
                   sets: list[str] | None = None, workers: int | None = None, out_dir: str | Path,
-                  grid_points: int = 6, refine: int = 4, ray: str | None = None,
-                  on_outcome: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                  grid_points: int = GRID_POINTS, refine: int = REFINE, ray: str | None = None,
+                  on_outcome: Callable[[dict[str, Any]], None] | None = None,
+                  on_start: Callable[[int], None] | None = None) -> dict[str, Any]:
     """The search, per value of ``vary`` (one curve without it); writes
-    ``safe_leverage.json`` and ``safe_leverage.html`` into ``out_dir`` and returns the document."""
+    ``safe_leverage.json`` and ``safe_leverage.html`` into ``out_dir`` and returns the document.
+    ``on_start`` is told the most runs the search can make (``most_runs``) before the first;
+    the range is ``default_range``'s where not given."""
     scenario_path = str(scenario_path)
     fixed = list(sets or [])
     scenario = load_scenario(scenario_path, fixed)
-    if scenario.market is None or not scenario.market.accounts:
-        raise ValueError(f"{scenario_path}: safe-leverage needs a [market] with [[market.accounts]]")
-    if not 0 < low < high:
-        raise ValueError(f"--range: expected LOW:HIGH with 0 < LOW < HIGH, got {low}:{high}")
-    groups = len(scenario.market.accounts)
+    low = default_range(scenario)[0] if low is None else low
+    high = default_range(scenario)[1] if high is None else high
+    groups = check_search(scenario_path, budget=budget, confidence=confidence, seeds=seeds, low=low, high=high,
+                          vary=vary, sets=fixed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     values = vary[1] if vary is not None else [None]
+    if on_start is not None:
+        on_start(most_runs(seeds, len(values), grid_points, refine))
     curves = []
-    for index, value in enumerate(values):
-        curve_sets = fixed + ([f"{vary[0]}={toml_value(value)}"] if vary is not None else [])
-        curve = _curve(scenario_path, groups, budget * 100, confidence, seeds, low, high, curve_sets, workers,
-                       out / f"curve-{index}", grid_points, refine, on_outcome, ray)
+    for index, (value, curve_sets) in enumerate(zip(values, _curve_sets(fixed, vary), strict=True)):
+        def evaluate(leverages: list[float], curve_sets: list[str] = curve_sets, index: int = index) -> dict[float, Tally]:
+            return _evaluate(scenario_path, leverages, groups, seeds, curve_sets, workers, out / f"curve-{index}",
+                             budget * 100, on_outcome, ray)
+
+        curve = search(evaluate, low=low, high=high, confidence=confidence, grid_points=grid_points, refine=refine)
         curves.append({"vary": None if vary is None else {vary[0]: value}, **curve})
     document = {"scenario": scenario.run.name, "budget_pct_of_open_interest": budget * 100,
                 "confidence": confidence, "seeds": seeds, "range": [low, high],
+                "seeds_to_show": seeds_to_show(confidence), "over_budget_is": OVER_BUDGET_IS,
                 "leverage_is": "one leverage for every account (leverage_median = leverage_cap, leverage_sigma = 0)",
+                "safe_leverage_is": ("the highest leverage tried shown within budget (one-sided upper "
+                                     "Clopper-Pearson bound of P(over budget) at most 1 - confidence), every one "
+                                     "tried below it shown within too"),
                 "vary": None if vary is None else vary[0], "curves": curves}
     (out / "safe_leverage.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    from msgstorm.sweep.html import write_leverage_report
-
     write_leverage_report(out, document)
     return document

@@ -1,0 +1,135 @@
+"""safe_leverage.html, and the words of a safe-leverage answer the terminal prints too.
+
+Place in the pipeline: the last file ``msgstorm safe-leverage`` writes
+(``sweep/leverage.py``), from the ``safe_leverage.json`` document it has just written; the
+page is built like report.html (``report/page.py``). The page, the terminal and the JSON
+say one answer: a curve's ``safe_leverage`` (the highest leverage *shown* within budget) with
+its boundary interval ``[shown within, shown over]``; ``headline`` and ``boundary_line`` are
+the sentences both the page and the command line print.
+
+- P(over budget) against leverage per curve, its Clopper-Pearson intervals as error bars,
+  on a log axis labelled with the leverages themselves (1, 2, 5, 10, 20, ...);
+- with ``vary``: the safe leverage against the varied value, the bar reaching up to the
+  lowest leverage shown over (no bar where none was);
+- the table of the answers.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from msgstorm.report.page import Plot, esc, figure_block, page, table
+from msgstorm.report.plotspec import figure
+from msgstorm.sweep.grid import toml_value
+
+__all__ = ["LEVERAGE_REPORT", "boundary_line", "headline", "leverage_text", "log_ticks", "write_leverage_report"]
+
+LEVERAGE_REPORT = "safe_leverage.html"
+
+
+def _label(value: Any) -> str:
+    return value if isinstance(value, str) else toml_value(value)
+
+
+def leverage_text(leverage: float | None) -> str:
+    """``7.96x``; ``—`` where there is none."""
+    return "—" if leverage is None else f"{leverage:g}x"
+
+
+def headline(curve: dict[str, Any], confidence: float) -> str:
+    """The answer: the highest leverage shown within budget and its count, or why none is."""
+    at = curve["at_safe"]
+    if curve["safe_leverage"] is None or at is None:
+        return f"none shown within budget: {curve['note']}"
+    return (f"{leverage_text(curve['safe_leverage'])} shown within budget: {at['exceed']}/{at['runs']} over budget "
+            f"there, P(over budget) at most {at['bounds'][1]:.3f} with {confidence:.0%} confidence")
+
+
+def boundary_line(curve: dict[str, Any], confidence: float) -> str:
+    within, over = curve["boundary"]
+    return (f"boundary at {confidence:.0%}: between {leverage_text(within)} (shown within budget) and "
+            f"{leverage_text(over)} (shown over)")
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """Tick values for a log axis over [low, high] that are labelled in full (plotly's own
+    log ticks label 20 as "2" when it shows only the leading digits): 1-2-5 steps, finer
+    steps when the range is too short for three ticks, the ends themselves at the last."""
+    for steps in ((1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9)):
+        ticks = [round(step * 10.0**exponent, 10)
+                 for exponent in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
+                 for step in steps]
+        shown = [tick for tick in ticks if low <= tick <= high]
+        if len(shown) >= 3:
+            return shown
+    return [low, high] if low < high else [low]
+
+
+def _error_bars(points: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "data", "symmetric": False,
+            "array": [None if p["p"] is None else p["ci"][1] - p["p"] for p in points],
+            "arrayminus": [None if p["p"] is None else p["p"] - p["ci"][0] for p in points]}
+
+
+def write_leverage_report(out_dir: Path, document: dict[str, Any]) -> Path:
+    """safe_leverage.html: P(bad debt over budget) against leverage with its intervals, one
+    curve per value of ``vary``; safe leverage against that value; the numbers."""
+    budget = document["budget_pct_of_open_interest"]
+    confidence = document["confidence"]
+    alpha = 1 - confidence
+    data: list[dict[str, Any]] = []
+    rows = []
+    for curve in document["curves"]:
+        label = "scenario" if curve["vary"] is None else ", ".join(f"{k} = {_label(v)}" for k, v in curve["vary"].items())
+        points = curve["points"]
+        data.append({"type": "scatter", "mode": "lines+markers", "name": label,
+                     "x": [p["leverage"] for p in points], "y": [p["p"] for p in points],
+                     "error_y": _error_bars(points)})
+        at = curve["at_safe"]
+        rows.append([esc(label), esc(leverage_text(curve["safe_leverage"])),
+                     esc("—" if at is None else f"{at['exceed']}/{at['runs']} (at most {at['bounds'][1]:.3f})"),
+                     esc(f"[{leverage_text(curve['boundary'][0])}, {leverage_text(curve['boundary'][1])}]"),
+                     esc(leverage_text(curve["bracket"][1])), esc(curve["unmeasured"]), esc(curve["note"] or "")])
+    xs = [p["leverage"] for curve in document["curves"] for p in curve["points"]] or [1.0]
+    data.append({"type": "scatter", "mode": "lines", "name": f"1 - confidence = {alpha:g}",
+                 "x": [min(xs), max(xs)], "y": [alpha, alpha], "line": {"dash": "dash", "color": "#888"}})
+    ticks = log_ticks(min(xs), max(xs))
+    curve_fig = figure(data, {"title": {"text": f"P(bad debt > {budget:g}% of open interest) against leverage "
+                                                f"({confidence:.0%} Clopper-Pearson intervals)"},
+                              "height": 420,
+                              "xaxis": {"title": {"text": "leverage (every account)"}, "type": "log",
+                                        "tickmode": "array", "tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]},
+                              "yaxis": {"title": {"text": "probability"}, "range": [-0.05, 1.05]},
+                              "legend": {"orientation": "h", "y": -0.25}})
+    sections = [("curve", "Probability of exceeding the budget",
+                 figure_block(Plot("leverage-curve", curve_fig)))]
+    if document["vary"] is not None:
+        curves = document["curves"]
+        safe_fig = figure([{"type": "scatter", "mode": "markers", "x": [_label(curve["vary"][document["vary"]])
+                                                                       for curve in curves],
+                            "y": [curve["safe_leverage"] for curve in curves], "name": "safe leverage",
+                            "text": [f"{headline(curve, confidence)}; {boundary_line(curve, confidence)}"
+                                     for curve in curves],
+                            "error_y": {"type": "data", "symmetric": False,
+                                        "array": [None if None in curve["boundary"] else
+                                                  curve["boundary"][1] - curve["boundary"][0] for curve in curves],
+                                        "arrayminus": [None if curve["safe_leverage"] is None else 0.0
+                                                       for curve in curves]}}],
+                          {"title": {"text": f"Safe leverage against {document['vary']} (shown within budget at "
+                                             f"{confidence:.0%}; bar: up to the lowest shown over)"}, "height": 380,
+                           "xaxis": {"title": {"text": document["vary"]}, "type": "category"},
+                           "yaxis": {"title": {"text": "safe leverage"}, "rangemode": "tozero"}})
+        sections.append(("safe", "Safe leverage against the varied key",
+                         figure_block(Plot("safe-leverage", safe_fig))))
+    sections.append(("numbers", "Safe leverage",
+                     table(["curve", "safe leverage (shown within budget)", "over budget there",
+                            f"boundary at {confidence:.0%}", "next tried above", "unmeasured runs", "note"], rows,
+                           attrs='id="leverage-table"')))
+    meta = esc(f"{document['scenario']} · budget {budget:g}% of open interest · confidence "
+               f"{confidence:.0%} · {document['seeds']} seeds · {document['leverage_is']} · over budget: "
+               f"{document['over_budget_is']}")
+    path = out_dir / LEVERAGE_REPORT
+    path.write_text(page("msgstorm safe-leverage", meta, sections), encoding="utf-8")
+    return path

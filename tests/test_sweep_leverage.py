@@ -1,0 +1,299 @@
+"""safe-leverage says "safe" only where it showed it: the answer, its inputs, its page.
+
+The search is checked on hand-made tallies (an ``evaluate`` that counts, per leverage, the
+seeds whose threshold the leverage passes: outcomes that grow with leverage, as common random
+numbers make them), fast; one small run through the command line checks that the terminal,
+safe_leverage.json and the values plotted in safe_leverage.html say the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from test_sweep import LEVERAGE
+from typer.testing import CliRunner
+
+from msgstorm.cli import app
+from msgstorm.report.live import SweepProgress
+from msgstorm.scenario import ScenarioError, parse_scenario
+from msgstorm.sweep.leverage import (
+    Tally,
+    default_range,
+    most_runs,
+    one_sided_bounds,
+    parse_range,
+    parse_share,
+    search,
+    seeds_to_show,
+    tally_rows,
+)
+from msgstorm.sweep.leverage_html import headline, log_ticks, write_leverage_report
+
+PCT = "market.bad_debt.pct_of_open_interest"
+KEY = "market.accounts.0.leverage_median"
+
+
+def _thresholds(thresholds: list[float]):  # type: ignore[no-untyped-def]
+    """An ``evaluate``: seed i is over budget at every leverage at or above ``thresholds[i]``."""
+    def evaluate(leverages: list[float]) -> dict[float, Tally]:
+        return {leverage: Tally(sum(1 for t in thresholds if leverage >= t), len(thresholds))
+                for leverage in leverages}
+    return evaluate
+
+
+def _figures(html: str) -> dict[str, dict[str, Any]]:
+    """Every figure the page embeds, by its slug, as plotly.js reads it."""
+    return {slug: json.loads(text) for slug, text in
+            re.findall(r'<script type="application/json" id="fig-([^"]+)">(.*?)</script>', html, re.S)}
+
+
+# --- the answer: the highest leverage shown within budget ----------------------------------------
+
+
+def test_a_point_estimate_within_budget_is_not_shown_safe() -> None:
+    """8 seeds at 80%: one seed over budget from 7x on, so 1/8 = 0.125 <= 0.2 up to the top of
+    the range (the old answer: 40x), but 1 of 8 leaves an upper bound of 0.42 > 0.2: only the
+    leverages with 0 of 8 over (bound 0.18) are shown within. The answer is the highest of
+    them, and the search brackets 7x, where it stops being shown."""
+    assert one_sided_bounds(1, 8, 0.8)[1] > 0.2 >= one_sided_bounds(0, 8, 0.8)[1]
+    curve = search(_thresholds([7.0, *[1e9] * 7]), low=1.0, high=40.0, confidence=0.8)
+    safe, above = curve["bracket"]
+    assert curve["safe_leverage"] == safe == curve["boundary"][0] and safe < 7.0 <= above, curve["bracket"]
+    assert above / safe < 1.05, curve["bracket"]
+    assert curve["at_safe"]["exceed"] == 0 and curve["at_safe"]["bounds"][1] <= 0.2
+    assert curve["boundary"][1] is None and curve["note"] is None
+
+
+def test_two_of_twenty_over_is_not_shown_within_at_80_percent() -> None:
+    """20 seeds at 80%: 2 of 20 over (p 0.1) has an upper bound of 0.2018 > 0.2, 1 of 20 of
+    0.141. Seeds over from 3.5x, 3.8x, 4.5x: the answer lies below 3.8x, not at 3.9x where
+    the estimate 2/20 is still within 1 - confidence."""
+    assert one_sided_bounds(2, 20, 0.8)[1] > 0.2 >= one_sided_bounds(1, 20, 0.8)[1]
+    curve = search(_thresholds([3.5, 3.8, 4.5, *[1e9] * 17]), low=2.0, high=6.0, confidence=0.8)
+    assert 3.5 <= curve["safe_leverage"] < 3.8 <= curve["bracket"][1], curve["bracket"]
+    assert curve["at_safe"]["exceed"] == 1
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_every_leverage_up_to_the_answer_is_shown_within_and_the_next_is_not(seed: int) -> None:
+    """Random thresholds (a boundary somewhere in the range): whatever the search tried, the
+    answer and every leverage below it have an upper bound within 1 - confidence, the next
+    one tried does not, and the lowest shown over has a lower bound above it."""
+    rng = np.random.default_rng(seed)
+    confidence = float(rng.choice([0.8, 0.9, 0.95]))
+    seeds = int(rng.integers(seeds_to_show(confidence), seeds_to_show(confidence) + 40))
+    thresholds = list(np.exp(rng.normal(np.log(8.0), 0.6, seeds)))
+    curve = search(_thresholds(thresholds), low=1.0, high=30.0, confidence=confidence)
+    alpha = 1 - confidence
+    for point in curve["points"]:
+        upper = one_sided_bounds(point["exceed"], point["runs"], confidence)[1]
+        if curve["safe_leverage"] is not None and point["leverage"] <= curve["safe_leverage"]:
+            assert upper <= alpha, point
+        if point["leverage"] == curve["bracket"][1]:
+            assert upper > alpha, point
+    if curve["boundary"][1] is not None:
+        over = next(p for p in curve["points"] if p["leverage"] == curve["boundary"][1])
+        assert one_sided_bounds(over["exceed"], over["runs"], confidence)[0] > alpha
+    assert len(curve["points"]) <= most_runs(1, 1)
+
+
+def test_too_few_seeds_show_nothing_and_say_how_many_would() -> None:
+    """5 seeds at 80% (8 needed), none over budget anywhere: 0 of 5 has an upper bound of
+    0.275 > 0.2, so no leverage is shown within budget, whatever the estimates."""
+    assert seeds_to_show(0.8) == 8 and seeds_to_show(0.95) == 59
+    curve = search(_thresholds([1e9] * 5), low=1.0, high=10.0, confidence=0.8)
+    assert curve["safe_leverage"] is None and curve["at_safe"] is None and curve["boundary"] == [None, None]
+    assert "5 seeds cannot show" in curve["note"] and "at least 8" in curve["note"]
+
+
+# --- runs without a bad-debt share --------------------------------------------------------------
+
+
+def test_a_run_without_a_bad_debt_share_counts_as_over_budget() -> None:
+    """At 2x: one run within budget, one over, one without open interest (the analysis gives
+    null) and one failed: 3 of 4 over, 2 of them unmeasured. Never within."""
+    rows = [{KEY: 2.0, "status": "ok", PCT: 0.05}, {KEY: 2.0, "status": "ok", PCT: 0.2},
+            {KEY: 2.0, "status": "ok", PCT: None}, {KEY: 2.0, "status": "failed"},
+            {KEY: 3.0, "status": "ok", PCT: 0.0}]
+    assert tally_rows(rows, [2.0, 3.0], budget_pct=0.1) == {2.0: Tally(3, 4, 2), 3.0: Tally(0, 1, 0)}
+
+
+# --- leverage past the liquidation line ---------------------------------------------------------
+
+
+def _market(accounts: str, margin: str = '"10%"') -> str:
+    return (LEVERAGE.replace('maintenance_margin = "10%"', f"maintenance_margin = {margin}")
+            .replace("count = 10\nleverage_cap = 5.0", accounts))
+
+
+@pytest.mark.parametrize(("accounts", "field", "words"), [
+    ("count = 10\nleverage_cap = 10.0", "leverage_cap", "10 is at or above 1 / maintenance_margin = 10"),
+    ("count = 10\nleverage_median = 12.0\nleverage_sigma = 0.0\nleverage_cap = 12.0", "leverage_median",
+     "12 is at or above 1 / maintenance_margin = 10"),
+    ("count = 10", "leverage_cap", "50 (the default) is at or above 1 / maintenance_margin = 10"),
+    ("count = 10\nleverage_median = 4.0\nleverage_cap = 3.0", "leverage_cap", "below leverage_median 4"),
+    ("count = 0\nleverage_cap = 5.0", "count", "greater than or equal to 1"),
+])
+def test_accounts_that_would_open_past_their_line_are_refused(accounts: str, field: str, words: str) -> None:
+    text = _market(accounts)
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, source="lev.toml")
+    (issue,) = caught.value.issues
+    assert (issue.file, issue.field) == ("lev.toml", f"market.accounts[0].{field}"), issue
+    lines = text.splitlines()
+    assert issue.line is not None and (lines[issue.line - 1].startswith(field) or field == "leverage_cap"
+                                       and lines[issue.line - 1] == "[[market.accounts]]"), (issue, lines)
+    assert words in issue.message, issue
+
+
+def test_leverage_below_the_line_and_a_cap_unused_without_spread_are_accepted() -> None:
+    parse_scenario(_market("count = 10\nleverage_cap = 9.9"), source="lev.toml")
+    parse_scenario(_market("count = 10\nleverage_median = 9.0\nleverage_sigma = 0.0"), source="lev.toml")
+    parse_scenario(_market("count = 10", margin='"1%"'), source="lev.toml")  # 50 < 100
+
+
+def test_a_range_reaching_the_liquidation_line_is_refused_before_any_run(tmp_path: Path) -> None:
+    scenario = tmp_path / "lev.toml"
+    scenario.write_text(LEVERAGE)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--budget", "0.1%", "--range", "2:10",
+                                      "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "--range: the top, 10, is at or above 1 / maintenance_margin = 10" in result.output, result.output
+    assert "such as --range 2:9.9" in result.output and not out.exists()
+    varied = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--budget", "0.1%", "--range", "2:9",
+                                      "--vary", 'market.maintenance_margin="10%","15%"', "--out", str(out)])
+    assert varied.exit_code == 2, varied.output
+    assert "1 / maintenance_margin = 6.66667 (with market.maintenance_margin" in varied.output, varied.output
+    assert not out.exists()
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--confidence", "100%"], "--confidence: expected at least 50% and below 100%"),
+    (["--confidence", "0%"], "--confidence: expected at least 50% and below 100%"),
+    (["--budget", "5"], "--budget: expected a percentage such as 0.1% or a fraction between 0 and 1 such as 0.001"),
+    (["--budget", "ten"], "--budget: expected a percentage such as 0.1%"),
+    (["--range", "2-20"], "--range: expected LOW:HIGH leverages with 0 < LOW < HIGH, such as 1:20, got '2-20'"),
+    (["--range", "5:2"], "--range: expected LOW:HIGH"),
+])
+def test_bad_values_exit_2_with_what_would_be_right(tmp_path: Path, args: list[str], words: str) -> None:
+    scenario = tmp_path / "lev.toml"
+    scenario.write_text(LEVERAGE)
+    options = {"--budget": "0.1%", "--range": "1:5", **dict(zip(args[::2], args[1::2], strict=True))}
+    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), *[x for kv in options.items() for x in kv],
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert words in result.output and "Traceback" not in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_share_is_a_percentage_or_a_fraction_and_the_message_invites_only_what_is_accepted() -> None:
+    assert parse_share("0.1%", "--budget") == pytest.approx(0.001)
+    assert parse_share("0.001", "--budget") == pytest.approx(0.001)
+    assert parse_share("0.1", "--budget") == pytest.approx(0.1)
+    assert parse_share("0.8", "--confidence") == parse_share("80%", "--confidence") == pytest.approx(0.8)
+    with pytest.raises(ValueError) as caught:
+        parse_share("5", "--budget")
+    invited = re.findall(r"such as (\S+)", str(caught.value))
+    assert invited == ["0.1%", "0.001"], caught.value
+    assert [parse_share(text, "--budget") for text in invited] == pytest.approx([0.001, 0.001])
+    assert parse_range("1:20") == (1.0, 20.0)
+
+
+def test_the_default_range_stops_below_the_liquidation_line() -> None:
+    assert default_range(parse_scenario(LEVERAGE, source="lev.toml")) == (1.0, 9.9)  # maintenance 10%
+    assert default_range(parse_scenario(_market("count = 10", margin='"1%"'), source="lev.toml")) == (1.0, 50.0)
+
+
+def test_the_progress_of_a_search_counts_against_its_most_runs() -> None:
+    import io
+
+    from rich.console import Console
+
+    log = io.StringIO()
+    with SweepProgress(Console(file=log, force_terminal=False, width=200), label="safe-leverage") as bar:
+        bar.start(most_runs(seeds=2, curves=1), at_most=True)
+        bar({"run_id": "a", "status": "ok"})
+    assert log.getvalue().startswith("  1/≤24 done, 0 failed, ETA ≤"), log.getvalue()
+
+
+# --- the page -----------------------------------------------------------------------------------
+
+
+def test_the_log_axis_labels_each_tick_in_full() -> None:
+    assert log_ticks(1.0, 50.0) == [1, 2, 5, 10, 20, 50]
+    assert log_ticks(1.5, 4.0) == [1.5, 2, 3]
+    assert len(log_ticks(2.2, 2.4)) >= 2
+
+
+def _document(curves: list[dict[str, Any]], vary: str | None) -> dict[str, Any]:
+    return {"scenario": "s", "budget_pct_of_open_interest": 0.1, "confidence": 0.8, "seeds": 8, "range": [1.0, 40.0],
+            "seeds_to_show": 8, "over_budget_is": "over", "leverage_is": "one leverage", "vary": vary,
+            "curves": curves}
+
+
+def test_the_page_plots_the_answer_and_its_boundary_interval(tmp_path: Path) -> None:
+    """Three curves against a varied key: one with both ends shown, one without a leverage
+    shown over, one with none shown within (too few seeds). The points plotted are the
+    answer and the bar reaches the lowest shown over; the curve axis reads 20 as 20."""
+    shown = search(_thresholds([7.0, 9.0, 10.0, 12.0, 15.0, 15.0, 20.0, 25.0]), low=1.0, high=40.0, confidence=0.8)
+    open_top = search(_thresholds([7.0, *[1e9] * 7]), low=1.0, high=40.0, confidence=0.8)
+    nothing = search(_thresholds([1e9] * 5), low=1.0, high=40.0, confidence=0.8)
+    assert shown["boundary"][1] is not None and shown["safe_leverage"] is not None
+    curves = [{"vary": {"k": value}, **curve} for value, curve in zip(["a", "b", "c"], [shown, open_top, nothing],
+                                                                        strict=True)]
+    html = write_leverage_report(tmp_path, _document(curves, "k")).read_text()
+    figures = _figures(html)
+    (safe,) = figures["safe-leverage"]["data"]
+    assert safe["x"] == ["a", "b", "c"]
+    assert safe["y"] == [shown["safe_leverage"], open_top["safe_leverage"], None]
+    assert safe["y"][0] + safe["error_y"]["array"][0] == pytest.approx(shown["boundary"][1])
+    assert safe["error_y"]["array"][1:] == [None, None] and safe["error_y"]["arrayminus"][:2] == [0.0, 0.0]
+    axis = figures["leverage-curve"]["layout"]["xaxis"]
+    assert axis["type"] == "log" and dict(zip(axis["tickvals"], axis["ticktext"], strict=True))[20] == "20"
+    plotted = {trace["name"]: trace for trace in figures["leverage-curve"]["data"]}
+    assert plotted["k = a"]["x"] == [p["leverage"] for p in shown["points"]]
+    assert plotted["k = a"]["y"] == [p["p"] for p in shown["points"]]
+    assert "None" not in html.split("<main>")[1]
+    assert headline(nothing, 0.8).startswith("none shown within budget: 5 seeds cannot show")
+    assert f"{open_top['safe_leverage']:g}x shown within budget: 0/8" in headline(open_top, 0.8)
+
+
+def test_the_terminal_the_json_and_the_page_give_one_answer(tmp_path: Path) -> None:
+    """The hand-computed gap (over budget from 2.994x on, every seed alike), one seed a leverage
+    at 50% and a second curve with a 40% gap (over from 2.331x). Each curve's answer is the
+    highest leverage shown within budget below those; the terminal prints it, its boundary
+    and no Python None; the page plots it; the bar counted against the most runs."""
+    scenario = tmp_path / "lev.toml"
+    scenario.write_text(LEVERAGE)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [
+        "safe-leverage", str(scenario), "--budget", "0.001", "--seeds", "1", "--confidence", "0.5", "--range", "2:4",
+        "--workers", "2", "--out", str(out), "--vary",
+        'market.instruments.0.shocks=[{at="1s", fall="30%"}],[{at="1s", fall="40%"}]'])
+    assert result.exit_code == 0, result.output
+    document = json.loads((out / "safe_leverage.json").read_text())
+    assert document["budget_pct_of_open_interest"] == pytest.approx(0.1) and document["confidence"] == 0.5
+    thirty, forty = document["curves"]
+    for curve, boundary in ((thirty, 1 / 0.334), (forty, 1 / 0.429)):
+        assert curve["safe_leverage"] < boundary <= curve["bracket"][1], curve
+        assert curve["bracket"][1] / curve["safe_leverage"] < 1.02, curve["bracket"]
+        assert all(p["exceed"] == (p["leverage"] > boundary) for p in curve["points"]), curve["points"]
+        assert f"{curve['safe_leverage']:g}x shown within budget: 0/1 over budget" in result.output
+    assert "None" not in result.output and "1/≤24 done" in result.output, result.output
+    figures = _figures((out / "safe_leverage.html").read_text())
+    (safe,) = figures["safe-leverage"]["data"]
+    assert safe["y"] == [thirty["safe_leverage"], forty["safe_leverage"]]
+    curve_traces = figures["leverage-curve"]["data"][:2]
+    assert [trace["x"] for trace in curve_traces] == [[p["leverage"] for p in c["points"]] for c in (thirty, forty)]
+    assert [trace["y"] for trace in curve_traces] == [[p["p"] for p in c["points"]] for c in (thirty, forty)]
+    assert math.isclose(min(curve_traces[0]["x"]), 2.0)
