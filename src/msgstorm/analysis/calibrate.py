@@ -36,9 +36,9 @@ prediction, not a copy):
    commit wait. The interval then divides the ramp's step into whole blocks: the knee counts
    a step's throughput as the commits in a window one step long, and a window holds
    ``every / interval`` block ticks, rounded down or up by where the ticks fall. With 3 s
-   steps and 203.6 ms blocks that is 14 or 15 blocks, so a step at 40% utilisation showed 93%
-   of its offered rate and failed the knee's 95% (the twin of ``examples/ramp.toml``, whose
-   own 200 ms blocks divide its 3 s steps, came out at its first step, -80%).
+   steps and 203.6 ms blocks that is 14 or 15 blocks, so a step at 40% utilisation showed
+   94.5% of its offered rate and failed the knee's 95% (the twin of ``examples/ramp.toml``,
+   whose own 200 ms blocks divide its 3 s steps, came out at its first step, -80%).
 
 Whether the twin's knee is a prediction (``doubts``; ``analysis/twin_check.py`` adds the
 twin run's own): not when the low steps do not pin the capacity to within
@@ -310,8 +310,9 @@ def calibrate(history: History, low_load_fraction: float = DEFAULT_LOW_LOAD_FRAC
 
 
 def _fit_doubts(service: ServiceFit, bottleneck: CpuFit | None) -> tuple[str, ...]:
-    """Why the fit does not pin the twin's capacity down to ``PREDICTION_TOLERANCE``. A
-    server's CPU line (the bottleneck) is exact in its slope: its capacity is not in doubt."""
+    """Why the fit does not pin the twin's capacity down to ``PREDICTION_TOLERANCE``. Where
+    the twin models a server's CPU line instead (believed only when ``linear``), the wait's
+    range says nothing of that capacity."""
     if bottleneck is not None:
         return ()
     low, high = service.capacity_range_per_s

@@ -188,9 +188,10 @@ def _header(calibration: Calibration, source_label: str, version: str) -> list[s
             "  the queue saturates; the twin takes the lowest capacity they allow: its knee is a",
             "  lower estimate within this model, not a prediction."]),
         *_cpu_lines(calibration),
-        f"Commit wait: blocks every {_ms(calibration.block_interval_ns)} ({calibration.step_ns // calibration.block_interval_ns:,d} "
-        f"a {_ms(calibration.step_ns)} step); modelled low-load p99 {_ms(calibration.twin_low_load_p99_ns)} "
-        f"(measured {_ms(calibration.low_load_p99_ns)}, steps {', '.join(str(s) for s in calibration.baseline_steps)}),",
+        f"Commit wait: blocks every {_ms(calibration.block_interval_ns)}, "
+        f"{calibration.step_ns // calibration.block_interval_ns:,d} to a ramp step of {_ms(calibration.step_ns)};",
+        f"  modelled low-load p99 {_ms(calibration.twin_low_load_p99_ns)} (measured {_ms(calibration.low_load_p99_ns)}: "
+        f"the lower median of the p99s of steps {', '.join(str(s) for s in calibration.baseline_steps)}),",
         f"  modelled first-step mean latency {_ms(calibration.twin_low_load_mean_latency_ns)} "
         f"(measured {_ms(steps[0].mean_latency_ns)}).",
         f"Measured knee: {calibration.measured_knee_per_s:,.0f}/s; the twin's own knee is its prediction"
@@ -203,7 +204,7 @@ def _header(calibration: Calibration, source_label: str, version: str) -> list[s
         "  while a live client batches under load (one socket write or read for many messages),",
         "  so it may keep up past the twin's capacity;",
         "- the shape of the delay that does not queue: the twin's is uniform (the commit wait), so",
-        "  it matches the first-step p99 but not the mean or median latency at low load;",
+        "  it matches the low-load p99 but not the mean or median latency at low load;",
         "- queues the wait columns do not show (live: the consumer side of the same thread), other",
         "  processes taking the CPU, the broker's own limits, slow-consumer disconnects and losses.",
     ]
