@@ -442,8 +442,27 @@ def test_a_fit_that_does_not_pin_the_capacity_down_is_a_doubt(readme_ramp: Path)
     assert "do not pin it down" in doubt and f"{1.6 * fit.capacity_per_s:,.0f}/s" in doubt
     assert "grow about linearly" in _fit_doubts(replace(fit, identified=False), None)[0]
     assert _ramp_doubts([True] * 5 + [False] * 5) == ()
+    assert "only a lower bound" in _ramp_doubts([True] * 10)[0]
     (stall,) = _ramp_doubts([True] * 5 + [False, True, False, True, False])
     assert "first failing step 6 (steps 7, 9)" in stall
+
+
+def test_check_prints_no_prediction_for_a_ramp_that_ends_before_its_knee(tmp_path: Path) -> None:
+    """Ten 2 s steps up to 2,500/s against a 5,000/s sequencer: every step passes, so the
+    measured knee is only a lower bound and so is the twin's. --check says so and exits 1."""
+    ramp = '{ process = "step_ramp", start = "250/s", step = "250/s", every = "2s", steps = 10 }'
+    source = _source(tmp_path, arrival=ramp, duration="20s")
+    twin = tmp_path / "twin.toml"
+    result = _calibrate_cli(source, twin, "--check")
+    assert result.exit_code == 1, result.output
+    assert PREDICTED.search(result.output) is None and re.search(r"/s: [+-]\d+%", result.output) is None
+    knee = f"{calibrate(read_history(source)).measured_knee_per_s:,.0f}/s"
+    assert knee.startswith("2,4")  # the last step's offered rate, about 2,500/s
+    assert f"its knee {knee} is not a prediction of the measured {knee}" in result.output
+    assert "the measured ramp passed every step" in result.output
+    assert f"the twin passed every step, up to {knee}" in result.output
+    header = twin.read_text().split("target =")[0]
+    assert "except that it is not one here:" in header and "# - the measured ramp passed every step" in header
 
 
 def test_check_on_live_nats_ramp_predicts_within_15_percent_or_says_why_not(tmp_path: Path) -> None:

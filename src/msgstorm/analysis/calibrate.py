@@ -43,10 +43,10 @@ prediction, not a copy):
 Whether the twin's knee is a prediction (``doubts``; ``analysis/twin_check.py`` adds the
 twin run's own): not when the low steps do not pin the capacity to within
 ``PREDICTION_TOLERANCE`` (the fits as good as the best span more than that either side of it,
-or the queue is not identified), and not when the measured ramp passed again after its
-first failing step (its knee was set by a stall that passed, not by saturation: a live run
-on a busy machine, where the same run again puts the knee elsewhere; nothing in the low
-steps says where a stall falls).
+or the queue is not identified), and not when the measured ramp passed every step (its knee
+is a lower bound) or passed again after its first failing step (its knee was set by a stall
+that passed, not by saturation: a live run on a busy machine, where the same run again puts
+the knee elsewhere; nothing in the low steps says where a stall falls).
 
 A second resource, where the history shows it: the CPU of each server msgstorm started for a
 live run (``cpu_seconds`` events, ``analysis/cpu.py``). By the utilisation law a server's
@@ -329,12 +329,13 @@ def _fit_doubts(service: ServiceFit, bottleneck: CpuFit | None) -> tuple[str, ..
 
 
 def _ramp_doubts(passed: list[bool]) -> tuple[str, ...]:
-    """A measured ramp that passed again after its first failing step: its knee was set by a
-    stall that passed, not by a queue that saturated, and nothing in the low steps says where
-    a stall falls."""
+    """A measured ramp that passed every step (its knee is a lower bound), or that passed
+    again after its first failing step: then its knee was set by a stall that passed, not by
+    a queue that saturated, and nothing in the low steps says where a stall falls."""
     first_failing = next((index for index, ok in enumerate(passed) if not ok), None)
     if first_failing is None:
-        return ()
+        return ("the measured ramp passed every step: its knee lies past the ramp's last step, so the measured "
+                "knee is only a lower bound (a longer ramp would find it)",)
     again = [index + 1 for index in range(first_failing + 1, len(passed)) if passed[index]]
     if not again:
         return ()
