@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 import typer.core
@@ -31,9 +31,6 @@ from rich.text import Text
 
 from msgstorm.errors import TargetError
 from msgstorm.heap import keep_freed_memory
-
-if TYPE_CHECKING:
-    from msgstorm.analysis.calibrate import Calibration
 
 
 class _Command(typer.core.TyperCommand):
@@ -422,7 +419,9 @@ def calibrate(
     low_load: Annotated[str, typer.Option("--low-load", help="steps offered at most this share of the measured "
                                           "knee are the low-load steps the fit uses")] = "50%",
     check: Annotated[bool, typer.Option("--check", help="also run the twin (into TWIN.toml's name without "
-                                        ".toml, as a run directory) and print its knee beside the measured one")] = False,
+                                        ".toml, as a run directory) and print its knee beside the measured one; "
+                                        "exit 1 when it is off by more than 15%, or is not a prediction (it "
+                                        "says why)")] = False,
 ) -> None:
     """Fit a one-node sim twin to a step-ramp run from its low-load steps; write its scenario."""
     import pyarrow as pa
@@ -487,9 +486,9 @@ def calibrate(
         _check_twin(output, calibration)
 
 
-def _check_twin(twin: Path, calibration: Calibration) -> None:
-    """Run the twin just written and print its knee against the measured one; exit 1 when it
-    is not a prediction (saying why) or is off by more than the tolerance."""
+def _check_twin(twin: Path, calibration: Any) -> None:
+    """Run the twin just written and print its knee against the ``Calibration``'s measured one;
+    exit 1 when it is not a prediction (saying why) or is off by more than the tolerance."""
     from msgstorm.analysis.calibrate import PREDICTION_TOLERANCE
     from msgstorm.analysis.twin_check import check_twin
     from msgstorm.runner import run as run_scenario
