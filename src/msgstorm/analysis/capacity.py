@@ -60,7 +60,7 @@ from msgstorm.analysis.generator import SATURATION_LAG_MS
 from msgstorm.history.reader import History
 
 __all__ = ["BASELINE_STEPS", "MACHINE_BUSY_SHARE", "STEP_SCHEMA", "StepRamp", "capacity", "find_step_ramp",
-           "low_load_p99", "ramp_steps", "saturated_intervals"]
+           "low_load_p99", "ramp_steps", "saturated_intervals", "step_p99_ns"]
 
 # Steps (or, without a ramp, windows) whose p99s give the low-load p99 (their median).
 BASELINE_STEPS = 3
@@ -89,6 +89,7 @@ class StepRamp:
     agent: str
     edges: I64  # step k is [edges[k], edges[k+1])
     nominal_rate_per_s: list[float]
+    every_ns: int  # a step's length (the last step may be cut shorter)
 
 
 def _ramp_edges(t0: int, every: int, steps: int, stop: int) -> tuple[I64, int]:
@@ -129,8 +130,13 @@ def find_step_ramp(scenario: dict[str, Any]) -> StepRamp | None:
                 continue
             count = int(agent.get("count") or 1)
             rates = [(float(ramp["start"]) + k * float(ramp["step"])) * count for k in range(kept)]
-            return StepRamp(str(agent.get("name")), edges, rates)
+            return StepRamp(str(agent.get("name")), edges, rates, every)
     return None
+
+
+def step_p99_ns(load: IntervalLoad) -> list[float | None]:
+    """Each step's p99 latency (ns; None where no message committed): what the knee judges."""
+    return [percentile(latencies, 99.0) if latencies.size else None for latencies in load.latencies_ns]
 
 
 def low_load_p99(p99_ns: list[float | None], saturated: list[bool]) -> tuple[float | None, list[int]]:
@@ -259,7 +265,7 @@ def capacity(
     messages = messages if messages is not None else MessageArrays.from_history(history)
     factor, fraction = analysis_settings(history)
     load = ramp_steps(ramp, messages)
-    p99_ns = [percentile(v, 99.0) if v.size else None for v in load.latencies_ns]
+    p99_ns = step_p99_ns(load)
     saturated = saturated_intervals(history, messages, ramp.edges)
     knee, passed, failing = _knee(load, p99_ns, factor, fraction, saturated)
     if saturated is not None and load.count:  # a live target: what limited it

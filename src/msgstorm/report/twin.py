@@ -20,6 +20,7 @@ The body is written with tomli-w; the fit's numbers go in comments above it.
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -160,8 +161,9 @@ def _header(calibration: Calibration, source_label: str, version: str) -> list[s
         *(["and the share of messages that waited, fitted with Erlang C."] if shared else
           ["(a send lag is never exactly 0, so the share that waited is not used)."]),
         "The delay that does not queue is the commit wait (uniform up to the block interval),",
-        "sized so that the twin's first-step p99 latency is the measured one: the knee's latency",
-        "bar is a multiple of that p99.",
+        "sized so that the twin's low-load p99 (the lower median of the p99s of the same steps) is",
+        "the measured one: the knee's latency bar is a multiple of that p99. The interval divides",
+        "the ramp's step, so every step's throughput window holds the same number of blocks.",
         f"Low-load steps used: {', '.join(str(s.step) for s in steps)} (offered <= "
         f"{calibration.low_load_fraction:.0%} of the measured knee {calibration.measured_knee_per_s:,.0f}/s;"
         + (f" {calibration.low_load_note};" if calibration.low_load_note else ""),
@@ -186,18 +188,23 @@ def _header(calibration: Calibration, source_label: str, version: str) -> list[s
             "  the queue saturates; the twin takes the lowest capacity they allow: its knee is a",
             "  lower estimate within this model, not a prediction."]),
         *_cpu_lines(calibration),
-        f"Commit wait: blocks every {_ms(calibration.block_interval_ns)}; modelled first-step p99 "
-        f"{_ms(calibration.twin_first_step_p99_ns)} (measured {_ms(calibration.first_step_p99_ns)}),",
+        f"Commit wait: blocks every {_ms(calibration.block_interval_ns)}, "
+        f"{calibration.step_ns // calibration.block_interval_ns:,d} to a ramp step of {_ms(calibration.step_ns)};",
+        f"  modelled low-load p99 {_ms(calibration.twin_low_load_p99_ns)} (measured {_ms(calibration.low_load_p99_ns)}: "
+        f"the lower median of the p99s of steps {', '.join(str(s) for s in calibration.baseline_steps)}),",
         f"  modelled first-step mean latency {_ms(calibration.twin_low_load_mean_latency_ns)} "
         f"(measured {_ms(steps[0].mean_latency_ns)}).",
-        f"Measured knee: {calibration.measured_knee_per_s:,.0f}/s; the twin's own knee is its prediction.",
+        f"Measured knee: {calibration.measured_knee_per_s:,.0f}/s; the twin's own knee is its prediction"
+        + (", except that it is not one here:" if calibration.doubts else "."),
+        *[line for doubt in calibration.doubts
+          for line in textwrap.wrap(doubt, 96, initial_indent="- ", subsequent_indent="  ")],
         "",
         "What the twin cannot model:",
         "- a service cost that changes with load: the twin keeps the low-load cost per message,",
         "  while a live client batches under load (one socket write or read for many messages),",
         "  so it may keep up past the twin's capacity;",
         "- the shape of the delay that does not queue: the twin's is uniform (the commit wait), so",
-        "  it matches the first-step p99 but not the mean or median latency at low load;",
+        "  it matches the low-load p99 but not the mean or median latency at low load;",
         "- queues the wait columns do not show (live: the consumer side of the same thread), other",
         "  processes taking the CPU, the broker's own limits, slow-consumer disconnects and losses.",
     ]
