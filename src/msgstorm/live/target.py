@@ -65,11 +65,18 @@ from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.cpu import MIN_INTERVAL_S, CpuSampler
 from msgstorm.live.drivers.base import (
     STOP_GRACE_NS,
+    AnnouncesMaxPayload,
     BulkAckDriver,
     BurstDriver,
+    ChildProcess,
     CountsHandedOver,
     CountsLostPublishes,
     Driver,
+    FeedsGeneratorProcesses,
+    HasConsumerProcesses,
+    HasServers,
+    ReadsNodes,
+    RunsInProcesses,
     TimedReceiptsDriver,
 )
 from msgstorm.live.event_log import EventLog
@@ -84,6 +91,7 @@ from msgstorm.live.recorder import (
     Receipts,
     first_arrivals,
 )
+from msgstorm.live.servers import ManagedServer
 from msgstorm.progress import Progress, ProgressSnapshot
 from msgstorm.scenario.budget import STAGED_MESSAGES
 from msgstorm.scenario.registry import LIVE_DRIVERS
@@ -159,8 +167,8 @@ class LiveTarget:
         self.acks = Acks()
         # [live.nats] generator_processes: this process sends the messages whose key is 0
         # modulo the count, generator processes the others (``generator_process.py``).
-        nats = scenario.live.nats
-        self.generator_count = nats.generator_processes if scenario.target == "nats" and nats.client == "wire" else 1
+        self.generator_count = (self.driver.generator_processes(scenario.live)
+                                if isinstance(self.driver, FeedsGeneratorProcesses) else 1)
         self.generators: list[Any] = []
         self.sent_elsewhere: list[tuple[np.ndarray, np.ndarray]] = []  # since the last intake
         self.sent_elsewhere_count = 0
@@ -234,7 +242,8 @@ class LiveTarget:
         self.seed = seed
         self.log.add((self._now(), EventKind.RUN_START, None, None, {
             "target": self.scenario.target, "consumers": len(self.consumer_names),
-            "processes": int(getattr(self.driver, "processes", 1)) + self.generator_count - 1,
+            "processes": (self.driver.processes if isinstance(self.driver, RunsInProcesses) else 1)
+            + self.generator_count - 1,
             "fanout": bool(self.driver.fanout), "acks": bool(self.driver.acks)}))
         started: set[int] = set()  # pids of the servers whose server_start is recorded
         try:
@@ -296,23 +305,22 @@ class LiveTarget:
             # A server started again by a fault records its own start.
             started |= {int(event[4]["pid"]) for event in self.log.events
                         if event[1] == EventKind.SERVER_START and event[4] and event[4].get("pid") is not None}
-            for server in getattr(self.driver, "servers", []):
-                if server.pid is None:  # never spawned: a start that failed or was interrupted first
+            for managed in self._servers():
+                if managed.pid is None:  # never spawned: a start that failed or was interrupted first
                     continue
-                if server.pid not in started:
+                if managed.pid not in started:
                     # Spawned, but the start was cut short (a signal while it waited for the port,
                     # a sibling of a cluster that failed): the history still pairs every stop
                     # with its start.
                     self.log.add((self._now(), EventKind.SERVER_START, None, None,
-                                         {"name": server.name, "pid": server.pid, "url": None,
-                                          "started": False}))
+                                  {"name": managed.name, "pid": managed.pid, "url": None, "started": False}))
                 self.log.add((self._now(), EventKind.SERVER_STOP, None, None,
-                                     {"name": server.name, "returncode": server.returncode,
-                                      **({"exited_early": True} if server.exited_early else {})}))
+                              {"name": managed.name, "returncode": managed.returncode,
+                               **({"exited_early": True} if managed.exited_early else {})}))
             # Verified, not assumed: nothing msgstorm started still runs or listens.
-            children = [*getattr(self.driver, "consumer_processes", []), *self.generators]
+            children = [*self._consumer_processes(), *self.generators]
             self.log.add((self._now(), EventKind.CLEANUP, None, None, cleanup_report(
-                list(getattr(self.driver, "servers", [])), self.nemesis,
+                self._servers(), self.nemesis,
                 [(child.name, child.process.pid) for child in children if child.process is not None])))
 
     def _stop_on_signals(self) -> None:
@@ -409,9 +417,8 @@ class LiveTarget:
                 # Redis stream): no phase; unless the driver said why a read-back failed.
                 failed = any(event[1] == EventKind.CLIENT_ERROR and (event[4] or {}).get("client") == "read_back"
                              for event in self.log.events[events_before:])
-                reading_nodes = getattr(self.driver, "read_back_nodes", None)
-                if reading_nodes is not None:  # each server's own copy (a cluster under faults)
-                    self.node_copies = await reading_nodes() or {}
+                if isinstance(self.driver, ReadsNodes):  # each server's own copy (a cluster under faults)
+                    self.node_copies = await self.driver.read_back_nodes() or {}
                 if self.stored is not None or failed:
                     self.t_read_back = self.t_run_end
                     self.log.add((self.t_read_back, EventKind.READ_BACK, None,
@@ -448,11 +455,19 @@ class LiveTarget:
             faults_active=len(self.nemesis.active) if self.nemesis is not None else 0, leader="",
             final=final, target=self.scenario.target, send_lag_ns=self._lag_ns, receipts=self.receipts.count)
 
+    def _servers(self) -> list[ManagedServer]:
+        """The servers the driver started (``HasServers``)."""
+        return list(self.driver.servers) if isinstance(self.driver, HasServers) else []
+
+    def _consumer_processes(self) -> list[ChildProcess]:
+        """The driver's consumer processes (``HasConsumerProcesses``)."""
+        return list(self.driver.consumer_processes) if isinstance(self.driver, HasConsumerProcesses) else []
+
     def _sampled_processes(self) -> list[tuple[str, int]]:
         """(name, pid) of the servers msgstorm started, of its fault proxy and of its consumer
         and generator processes, whose CPU time is sampled beside its own."""
-        servers = [(server.name, server.pid) for server in getattr(self.driver, "servers", []) if server.pid is not None]
-        children = [*getattr(self.driver, "consumer_processes", []), *self.generators]
+        servers = [(server.name, server.pid) for server in self._servers() if server.pid is not None]
+        children = [*self._consumer_processes(), *self.generators]
         nemesis = self.nemesis
         proxies = [(proxy.name, proxy.pid) for proxy in ((nemesis.proxy, nemesis.route_proxy) if nemesis else ())
                    if proxy is not None and proxy.pid is not None]
@@ -505,7 +520,8 @@ class LiveTarget:
 
         if self.seed is None:
             raise TargetError("generator processes need the traffic's seed")
-        url = getattr(self.driver, "url", None)
+        assert isinstance(self.driver, FeedsGeneratorProcesses)  # generator_count > 1 comes from it
+        url = self.driver.url
         assert url is not None
         spec = self.run_dir / "servers" / "generators.pickle"
         write_spec(spec, self.scenario, self.seed)
@@ -541,8 +557,8 @@ class LiveTarget:
         """Before anything is sent: an agent whose messages can be larger than the server
         takes (NATS's max_payload, which it announces) would have every such publish refused
         and the connection closed, so the run would measure nothing. Said with the field."""
-        limit = getattr(self.driver, "max_payload", None)
-        if not isinstance(limit, int):
+        limit = self.driver.max_payload if isinstance(self.driver, AnnouncesMaxPayload) else None
+        if limit is None:
             return
         for index, agent in enumerate(self.scenario.agents):
             upper = agent.size.upper
