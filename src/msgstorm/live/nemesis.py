@@ -12,8 +12,9 @@ it names the driver capabilities it needs (``needs``: Protocols of ``live/driver
 checks an entry against the target at validation (``problems``) and applies its start and
 end. What a driver can do is asked of its capabilities, never of its name or its ports: at
 validation of the driver's class (``declares``), at run time of the driver itself
-(``isinstance``); a ``Nemesis`` refuses a fault its driver cannot do before anything starts. ``toxic`` acts on the links between msgstorm's clients and the broker through the fault
-proxy (``live/proxy.py``, a process of its own); ``pause``, ``crash`` and ``restart`` act on the
+(``isinstance``); a ``Nemesis`` refuses a fault its driver cannot do before anything starts.
+``toxic`` acts on the links between msgstorm's clients and the broker through the fault proxy
+(``live/proxy.py``, a process of its own); ``pause``, ``crash`` and ``restart`` act on the
 servers msgstorm started (``live/servers.py``).
 
 Cleanup on every way out (``close``): toxics cleared, paused servers resumed, the proxy closed;
@@ -61,8 +62,8 @@ from msgstorm.scenario.schema import (
     ToxicFault,
 )
 
-__all__ = ["LEADER_NAMES", "LiveFaultKind", "Nemesis", "ProxyProcess", "RoutesClients", "alive", "cannot", "cleanup_report", "listening",
-           "toxic_of"]
+__all__ = ["LEADER_NAMES", "LiveFaultKind", "Nemesis", "ProxyProcess", "RoutesClients", "alive", "cannot",
+           "cleanup_report", "listening", "toxic_of"]
 
 Problem = tuple[tuple[str | int, ...], str]
 # (t_ns on the run's clock, event kind, node, detail)
@@ -413,7 +414,9 @@ class Bridge(Partition):
     @staticmethod
     def problems(scenario: Scenario, spec: Any) -> list[Problem]:
         problems = Partition.problems(scenario, spec)
-        names = _server_names(scenario) if not problems else []
+        driver = _driver(scenario)
+        cluster = declares(driver, HasRouteLinks) and driver.has_routes(scenario.live)  # type: ignore[attr-defined]
+        names = _server_names(scenario) if cluster else []
         if names and spec.bridge not in names:
             problems.append((("bridge",), f"unknown server {spec.bridge!r}; the cluster is {names}"))
         if any(spec.bridge in group for group in spec.groups):
