@@ -49,8 +49,8 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from typing import Any, Literal
 
 __all__ = ["DIRECTIONS", "TOXIC_KINDS", "FaultProxy", "Link", "Toxic", "main", "require_loopback", "sleep_until"]
