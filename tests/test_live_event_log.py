@@ -62,3 +62,20 @@ def test_a_run_whose_clock_never_started_writes_its_events_at_the_end(tmp_path: 
     log.finish()
     writer.close()
     assert _on_disk(tmp_path / "history") == [(10, "run_start"), (20, "client_error")]
+
+
+def test_samples_alone_are_written_at_most_every_so_often(tmp_path: Path) -> None:
+    writer = HistoryWriter(tmp_path / "history")
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:
+        log = EventLog(writer, executor)
+        log.start_clock(0)
+        log.add((10, EventKind.CPU_SECONDS, "publisher", 0.1, None))
+        log.write_pending(unless_within_s=3600.0)  # a recorder flush: too soon after the last write
+        executor.submit(writer.sync).result()
+        assert _on_disk(tmp_path / "history") == []
+        log.write_pending()
+        executor.submit(writer.sync).result()
+        assert _on_disk(tmp_path / "history") == [(10, "cpu_seconds")]
+        log.stop_writing()
+    log.finish()
+    writer.close()

@@ -14,7 +14,7 @@ proxy, connecting) are held, because the clock's zero moves to the schedule's st
 times with it (``start_clock``); from then on each event is handed to the writer as it comes,
 on the ``write`` executor (the recorder's thread: the writer has one thread writing to it
 while the run goes). ``CPU_SECONDS`` samples, many a second, wait for the next other event
-or ``write_pending`` (each recorder flush) instead of a part each. After the drain
+or a recorder flush at most every ``SAMPLES_EVERY_S`` instead of a part each. After the drain
 (``end_at``) an event's time is at most the run's end (the read-back and the stopping of
 servers are a phase after it). ``stop_writing`` comes before the executor shuts down; ``finish``
 then writes what is left, in time order, on the caller's thread. The table is in time order part by part, not as a
@@ -26,17 +26,21 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import threading
+import time
 from typing import Any
 
 from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
 
-__all__ = ["Event", "EventLog"]
+__all__ = ["SAMPLES_EVERY_S", "Event", "EventLog"]
 
 # (t on the run's clock in ns, kind, node, value, detail)
 Event = tuple[int, str, "str | None", "float | None", "dict[str, Any] | None"]
 # Kinds that wait for the next other event rather than being written as a part each.
 _BATCHED = frozenset({EventKind.CPU_SECONDS})
+# With nothing else to write, samples are written at most this often (``write_pending``'s
+# ``unless_within_s``): a part a second would double the parts of a long recorded run.
+SAMPLES_EVERY_S = 10.0
 
 
 class EventLog:
@@ -52,6 +56,7 @@ class EventLog:
         self.closed = False  # the executor is shut down: ``finish`` writes the rest
         self._lock = threading.Lock()  # a driver may report from a thread of its own
         self._writes: list[concurrent.futures.Future[None]] = []
+        self._last_write_s = time.monotonic()
 
     def add(self, event: Event) -> None:
         """Keep ``event``; once the clock has started, write it (and what waited) now."""
@@ -70,11 +75,15 @@ class EventLog:
         """The run ended at ``t_end`` (the drain's end): later events are stamped then."""
         self.t_end = t_end
 
-    def write_pending(self) -> None:
-        """Hand what has not been written to the writer's thread, to land as a part now."""
+    def write_pending(self, unless_within_s: float = 0.0) -> None:
+        """Hand what has not been written to the writer's thread, to land as a part now;
+        not when the last was handed over less than ``unless_within_s`` ago."""
         with self._lock:
             if self.closed or self.written == len(self.events):
                 return
+            if time.monotonic() - self._last_write_s < unless_within_s:
+                return
+            self._last_write_s = time.monotonic()
             batch = sorted(self._clamped(self.events[self.written:]), key=lambda event: event[0])
             self.written = len(self.events)
             self._writes = [write for write in self._writes if not write.done() or write.exception() is not None]

@@ -79,7 +79,7 @@ from msgstorm.live.drivers.base import (
     RunsInProcesses,
     TimedReceiptsDriver,
 )
-from msgstorm.live.event_log import EventLog
+from msgstorm.live.event_log import SAMPLES_EVERY_S, EventLog
 from msgstorm.live.nemesis import Nemesis, cleanup_report
 from msgstorm.live.payload import HEADER, message_id, payload, readable_ids
 from msgstorm.live.recorder import (
@@ -493,7 +493,7 @@ class LiveTarget:
         over references."""
         while True:
             await asyncio.sleep(every_s)
-            self.log.write_pending()  # the CPU samples since the last event, on disk too
+            self.log.write_pending(SAMPLES_EVERY_S)  # the CPU samples since the last event, on disk too
             # Kept: a flush still running when this task is cancelled goes on to its end on the
             # recorder's thread, and ``finish`` raises what it raised.
             self._flushing = self._recording.submit(self.recorder.flush, self._intake())
