@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from test_analysis_history import MS, event, message, write_history
+from test_analysis_history import MS, event, message, scenario_dict, write_history
 
 from msgstorm.analysis.audit import check_delivery, delivery_summary
 
 
 def _history(tmp_path: Path, receipts: dict[str, list[int]], *, sent: int = 10, fanout: bool = True,
              keys: dict[int, int] | None = None, acked: set[int] | None = None, stored: list[int] | None = None,
-             consumers: int | None = None, interrupted: bool = False) -> Any:
+             consumers: int | None = None, interrupted: bool = False, copies: dict[str, list[int]] | None = None,
+             events: list[dict[str, Any]] | None = None, scenario: dict[str, Any] | None = None) -> Any:
     keys = keys or {}
     rows = [message(i, i * MS, key=keys.get(i, 0), status="committed", t_sent=i * MS + 1) for i in range(sent)]
     for row in rows:
@@ -21,9 +22,17 @@ def _history(tmp_path: Path, receipts: dict[str, list[int]], *, sent: int = 10, 
     deliveries = [{"msg_id": m, "node": node, "t_delivered": 100 * MS + n, "hops": 1}
                   for node, ids in receipts.items() for n, m in enumerate(ids)]
     deliveries += [{"msg_id": m, "node": "stream", "t_delivered": 200 * MS, "hops": 0} for m in stored or []]
+    deliveries += [{"msg_id": m, "node": f"stream@{name}", "t_delivered": 200 * MS, "hops": 0}
+                   for name, ids in (copies or {}).items() for m in ids]
     start = event(0, "run_start", target="nats", fanout=fanout, acks=acked is not None,
                   consumers=len(receipts) if consumers is None else consumers)
-    return write_history(tmp_path, rows, [start], deliveries, target="nats", interrupted=interrupted)
+    return write_history(tmp_path, rows, [start, *(events or [])], deliveries, target="nats", interrupted=interrupted,
+                         scenario=scenario)
+
+
+def _placed(lost: dict[str, Any]) -> dict[str, Any]:
+    """Where the lost receipts sit in send order (and how many were acked)."""
+    return {key: lost[key] for key in ("total", "prefix", "middle", "postfix", "acked")}
 
 
 def test_a_clean_fanout_run_is_valid(tmp_path: Path) -> None:
@@ -39,7 +48,7 @@ def test_losses_are_placed_before_between_and_after_the_receipts(tmp_path: Path)
     history = _history(tmp_path, {"consumer-0": [2, 3, 4, 6, 7, 8], "consumer-1": [0, 1, 2, 3, 5, 7, 8, 9]})
     summary = delivery_summary(history)
     assert summary is not None
-    assert summary["lost"] == {"total": 6, "prefix": 2, "middle": 3, "postfix": 1, "acked": 0}
+    assert _placed(summary["lost"]) == {"total": 6, "prefix": 2, "middle": 3, "postfix": 1, "acked": 0}
     verdict = check_delivery(history)
     assert verdict.status == "invalid" and "6 of 20 receipts lost" in verdict.detail
 
@@ -69,7 +78,8 @@ def test_shared_consumers_count_a_message_once_across_the_group(tmp_path: Path) 
     summary = delivery_summary(history)
     assert summary is not None
     assert summary["expected"] == 10
-    assert summary["lost"] == {"total": 2, "prefix": 0, "middle": 2, "postfix": 0, "acked": 0}  # 5 and 7
+    assert _placed(summary["lost"]) == {"total": 2, "prefix": 0, "middle": 2, "postfix": 0, "acked": 0}  # 5 and 7
+    assert summary["lost"]["by_consumer"] is None  # shared: a loss is the group's
     assert summary["duplicated"] == 1  # 6 went to both
 
 
@@ -116,4 +126,53 @@ def test_a_burst_is_in_msg_id_order_whatever_the_order_of_its_rows(tmp_path: Pat
         summary = delivery_summary(write_history(tmp_path / name, table, [start], deliveries, target="nats"))
         assert summary is not None
         assert summary["reordered"] == 0, name
-        assert summary["lost"] == {"total": 1, "prefix": 0, "middle": 1, "postfix": 0, "acked": 0}, name
+        assert _placed(summary["lost"]) == {"total": 1, "prefix": 0, "middle": 1, "postfix": 0, "acked": 0}, name
+
+
+def test_lost_receipts_are_classed_by_what_the_stream_holds_per_consumer(tmp_path: Path) -> None:
+    """An R3 stream: every server's copy holds 0 .. 8 (9 was never stored). consumer-0 misses
+    9; consumer-1 misses 4 and 5, which all three copies hold (stored, never delivered to it),
+    and 9."""
+    on_disk = list(range(9))
+    history = _history(tmp_path, {"consumer-0": list(range(9)), "consumer-1": [0, 1, 2, 3, 6, 7, 8]},
+                       acked=set(range(9)), stored=on_disk, copies={f"nats-{i}": on_disk for i in range(3)})
+    summary = delivery_summary(history)
+    assert summary is not None
+    lost = summary["lost"]
+    assert (lost["total"], lost["stored"], lost["not_stored"], lost["acked"]) == (4, 2, 2, 2)
+    assert lost["by_consumer"]["consumer-0"] == {"total": 1, "prefix": 0, "middle": 0, "postfix": 1, "acked": 0,
+                                                 "stored": 0, "not_stored": 1}
+    assert lost["by_consumer"]["consumer-1"] == {"total": 3, "prefix": 0, "middle": 2, "postfix": 1, "acked": 2,
+                                                 "stored": 2, "not_stored": 1}
+    verdict = check_delivery(history)
+    assert verdict.status == "invalid"
+    assert "2 stored in the stream and never delivered, 2 never stored" in verdict.detail
+
+
+def test_a_node_copy_alone_marks_a_lost_receipt_stored_and_nothing_read_back_tells_nothing(tmp_path: Path) -> None:
+    # The leader's stream read nothing back; one follower's copy holds 5: stored there.
+    history = _history(tmp_path, {"consumer-0": [0, 1, 2, 3, 4, 6, 7, 8, 9]}, copies={"nats-1": [5]})
+    summary = delivery_summary(history)
+    assert summary is not None
+    assert (summary["lost"]["stored"], summary["lost"]["not_stored"]) == (1, 0)
+    unread = delivery_summary(_history(tmp_path / "unread", {"consumer-0": [0, 1, 2, 3, 4, 6, 7, 8, 9]}))
+    assert unread is not None
+    assert (unread["lost"]["stored"], unread["lost"]["not_stored"]) == (None, None)
+    assert unread["lost"]["by_consumer"]["consumer-0"]["middle"] == 1
+    # A consumer that received nothing is counted under its own name.
+    silent = delivery_summary(_history(tmp_path / "silent", {"consumer-0": list(range(10))}, consumers=2,
+                                       stored=list(range(10))))
+    assert silent is not None
+    assert silent["lost"]["by_consumer"]["consumer-1"]["stored"] == 10
+
+
+def test_the_read_back_says_its_own_bound(tmp_path: Path) -> None:
+    scenario = scenario_dict()
+    scenario.setdefault("live", {})["read_back_timeout"] = 4_000_000_000
+    history = _history(tmp_path, {"consumer-0": list(range(10))}, scenario=scenario,
+                       events=[event(300 * MS, "read_back", seconds=4.1),
+                               event(300 * MS, "client_error", client="read_back", error="the control connection is down")])
+    summary = delivery_summary(history)
+    assert summary is not None
+    assert summary["read_back"] == {"done": False, "stored": None, "seconds": 4.1,
+                                    "error": "the control connection is down", "timeout_s": 4.0}

@@ -470,6 +470,7 @@ def test_a_server_that_stays_dead_costs_the_read_back_its_timeout_not_a_minute(t
     summary = json.loads((run_dir / "summary.json").read_text())
     read_back = summary["delivery"]["read_back"]
     assert read_back["done"] is False and read_back["stored"] is None and read_back["error"]
+    assert read_back["timeout_s"] == 2.0  # its own bound, said beside it
     assert summary["delivery"]["stream"] is None
     assert summary["duration_s"] <= 3 + 3 + 0.5  # the schedule and the drain; not the read-back
     windows = (run_dir / "windows.csv").read_text().splitlines()
@@ -484,6 +485,36 @@ def test_the_read_back_is_a_phase_after_the_run_off_its_time_axis(tmp_path: Path
     read_back = summary["delivery"]["read_back"]
     assert read_back["done"] is True and read_back["stored"] == 2000 and read_back["seconds"] >= 0
     assert read_back["error"] is None and summary["delivery"]["stream"]["stored"] == 2000
+    assert read_back["timeout_s"] == 10.0  # live.read_back_timeout's default
     run_end = next(t for t, kind, _ in _events(run_dir) if kind == "run_end")
     assert all(t <= run_end for t, _, _ in _events(run_dir))
     assert summary["duration_s"] == pytest.approx(run_end / 1e9, abs=1e-3) and summary["duration_s"] < 2 + 3 + 0.5
+
+
+@pytest.mark.usefixtures("nats_server")
+def test_messages_stored_and_never_delivered_are_told_from_messages_never_stored(tmp_path: Path) -> None:
+    """The consumers' links blackholed server to client for a second (acks none: the server
+    sends each message once, into the hole): what the consumers lost, the stream holds. Every
+    lost receipt is classed stored and never delivered, per consumer, none never stored."""
+    scenario = tmp_path / "live.toml"
+    scenario.write_text(LIVE.format(duration="3s", jetstream='ack = "none"') + """
+[[faults]]
+kind = "toxic"
+toxic = "blackhole"
+link = "consumers"
+direction = "downstream"
+at = "1s"
+duration = "1s"
+""", encoding="utf-8")
+    process = run_in_process(scenario, tmp_path / "run")
+    _finish(process)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    delivery = summary["delivery"]
+    lost = delivery["lost"]
+    assert delivery["read_back"]["done"] is True and delivery["stream"]["acked_missing"] == 0
+    assert lost["total"] > 0 and lost["stored"] == lost["total"] and lost["not_stored"] == 0, lost
+    for name in ("consumer-0", "consumer-1"):
+        mine = lost["by_consumer"][name]
+        assert mine["total"] > 0 and mine["stored"] == mine["total"], (name, mine)
+    assert "stored in the stream and never delivered" in next(
+        check["detail"] for check in summary["checks"] if check["name"] == "delivery")

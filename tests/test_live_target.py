@@ -1,12 +1,14 @@
 """The live target's bookkeeping: receipts kept in arrival order whichever way they come,
 and each message's first arrival found as the per-receipt loop the target first had
 found it, on random receipts. On real servers: the history is written while the run goes
-(one row per message, seq_no in receipt order), a SIGKILLed run keeps what it had written,
+(one row per message, seq_no in receipt order), a SIGKILLed run keeps what it had written
+and its events (servers, faults) as they happened,
 and the drain does not wait for publishes the broker refused."""
 
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -203,23 +205,58 @@ def test_a_sigkilled_live_run_keeps_the_messages_received_up_to_about_a_second_b
 
 
 @pytest.mark.usefixtures("_nats_server")
-def test_a_sigkilled_live_run_without_record_every_says_why_it_has_no_messages(tmp_path: Path) -> None:
+@pytest.mark.parametrize("live", ["", 'record_every = "1s"'], ids=["at-the-end", "record-every"])
+def test_a_sigkilled_live_run_keeps_its_servers_and_faults_as_they_happened(tmp_path: Path, live: str) -> None:
+    """A run with a 1 s pause of its server, SIGKILLed once the pause has ended: its events
+    are on disk by then (run start, the server's start with its pid, the fault's start and
+    end), with or without record_every, and ``msgstorm report`` reports the fault window."""
+    scenario = _scenario_file(tmp_path, duration="120s", rate=200, live=live)
+    scenario.write_text(scenario.read_text(encoding="utf-8") + """
+[[faults]]
+kind = "pause"
+node = "nats-server"
+at = "1s"
+duration = "1s"
+""", encoding="utf-8")
     run_dir = tmp_path / "run"
-    process = run_in_process(_scenario_file(tmp_path, duration="120s", rate=2000), run_dir)
+    process = run_in_process(scenario, run_dir)
     try:
         deadline = time.monotonic() + 120
-        while not (run_dir / "history" / "run").is_dir() or not list((run_dir / "history" / "run").glob("part-*")):
-            assert process.poll() is None and time.monotonic() < deadline, "the run never started"
+        while "fault_end" not in _event_kinds(run_dir):  # written as it happens, not at the end
+            assert process.poll() is None and time.monotonic() < deadline, "no fault_end on disk while the run went"
             time.sleep(0.1)
-        time.sleep(2.0)  # sending, its rows held for the end
     finally:
         process.kill()
     process.communicate(timeout=60)
-    assert _rows(run_dir) == 0
+    assert process.returncode == -signal.SIGKILL, "killed mid-run, not ended"
+    history = read_history(run_dir)
+    assert history.cut_off
+    events = [{**event, "detail": json.loads(event["detail"]) if event["detail"] else {}}
+              for event in history.events.to_pylist()]
+    kinds = [event["kind"] for event in events]
+    assert {"run_start", "server_start", "fault_start", "fault_end"} <= set(kinds) and "run_end" not in kinds
+    server = next(event["detail"] for event in events if event["kind"] == "server_start")
+    assert server["name"] == "nats-server" and server["pid"] > 0
+    paused = next(event for event in events if event["kind"] == "fault_start")
+    assert paused["detail"]["pid"] == server["pid"] and paused["node"] == "nats-server"
     done = subprocess.run([sys.executable, "-c", "from msgstorm.cli import main; main()", "report", str(run_dir)],
                           capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr
-    assert "nothing to report" in done.stderr and "[live] record_every" in done.stderr
+    assert done.returncode == 3 and "Traceback" not in done.stderr + done.stdout, done.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["cut_off"] is True
+    [fault] = summary["faults"]
+    assert fault["kind"] == "pause" and fault["end_s"] is not None
+    assert fault["end_s"] - fault["start_s"] == pytest.approx(1.0, abs=0.2)
+    if not live:
+        assert "cut off before any message was recorded" in done.stderr and "record_every" in done.stderr
+
+
+def _event_kinds(run_dir: Path) -> set[str]:
+    """The kinds of the events on disk now (whole parts only: a part lands by a rename)."""
+    kinds: set[str] = set()
+    for part in sorted((run_dir / "history" / "events").glob("part-*.parquet")):
+        kinds.update(pq.read_table(part, columns=["kind"])["kind"].to_pylist())
+    return kinds
 
 
 def _rows(run_dir: Path) -> int:

@@ -306,9 +306,13 @@ def report(
                 live = history.run_info.get("target", "sim") not in (None, "sim")
                 hint = ("; a live run writes its messages at the end unless [live] record_every is set "
                         "(then a killed run keeps them)") if live else ""
-                _error(f"{run_dir}: the run was cut off before any message was recorded; "
-                       f"there is nothing to report{hint}")
-                raise typer.Exit(EXIT_INTERRUPTED)
+                if not live or history.num_rows("events") == 0:
+                    _error(f"{run_dir}: the run was cut off before any message was recorded; "
+                           f"there is nothing to report{hint}")
+                    raise typer.Exit(EXIT_INTERRUPTED)
+                # A live run keeps its events as they happen: its servers, faults and outages are reported.
+                err.print(f"{run_dir}: the run was cut off before any message was recorded{hint}; "
+                          "reporting its events (servers, faults, connections)", highlight=False, markup=False)
             analysis = reanalyse(run_dir, history)
     except FileNotFoundError as error:
         _error(str(error))

@@ -15,6 +15,12 @@ Counts, over consumer receipts (rows whose node is not ``stream``):
   shared): ``prefix`` before the first receipt (a consumer that joined late), ``middle``
   between receipts (a gap: the most damning), ``postfix`` after the last (a consumer that
   stopped, or a run cut short). ``acked``: lost receipts of messages the broker had acked.
+  Classed again by what the stream holds, when it was read back (in the ``stream`` copy or
+  any node's): ``stored`` (the broker kept the message and never delivered it to that
+  consumer: a consumer's fault, or its delivery's) and ``not_stored`` (it never kept it: the
+  write was lost); both null when nothing was read back. ``by_consumer``: the same counts per
+  consumer on a fan-out target (one consumer can miss what another got); null when consumers
+  share the messages (a loss is the group's).
 - ``duplicated``: receipts beyond the first of one message (per consumer on fan-out, over
   the group when shared).
 - ``unexpected``: receipts of a message never sent.
@@ -25,8 +31,9 @@ Counts, over consumer receipts (rows whose node is not ``stream``):
   node after the run (rows with node ``stream@<server>``), counted as ``stream`` is against
   what was acked; an acked message missing from any node's copy is invalid;
 - ``read_back``: the phase after the run that read the stream back: {done, stored, seconds,
-  error} (``error`` says why it could not be done: a server that stayed down, a stall over
-  ``live.read_back_timeout``), null for a driver that reads nothing back.
+  error, timeout_s} (``error`` says why it could not be done: a server that stayed down, a
+  stall over ``live.read_back_timeout``, which ``timeout_s`` gives: the phase's own bound,
+  after ``run.duration`` + ``run.drain``), null for a driver that reads nothing back.
 - ``stream``: when the driver read the broker's stream back after the run (rows with node
   ``stream``): ``stored``, ``acked_missing`` (acked, yet not in the stream: an acked write
   lost), ``duplicated`` (stored twice), ``unexpected``. Null when nothing was read back.
@@ -38,6 +45,7 @@ postfix losses were seen (the receipts may have been on their way); valid otherw
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,16 +73,21 @@ class _Lost:
     middle: int = 0
     postfix: int = 0
     acked: int = 0
+    stored: int = 0  # of the lost, messages the stream read back holds (stored, never delivered)
 
     @property
     def total(self) -> int:
         return self.prefix + self.middle + self.postfix
 
-    def add(self, received: npt.NDArray[np.bool_], acked: npt.NDArray[np.bool_]) -> None:
-        """``received`` by send position; a missing one is placed against the receipts."""
+    def add(self, received: npt.NDArray[np.bool_], acked: npt.NDArray[np.bool_],
+            stored: npt.NDArray[np.bool_] | None = None) -> None:
+        """``received`` by send position; a missing one is placed against the receipts, and
+        classed by ``stored`` (by send position: in a copy of the stream read back)."""
         missing = ~received
         if not missing.any():
             return
+        if stored is not None:
+            self.stored += int((missing & stored).sum())
         got = np.flatnonzero(received)
         positions = np.flatnonzero(missing)
         if got.size == 0:
@@ -84,6 +97,12 @@ class _Lost:
             self.postfix += int((positions > got[-1]).sum())
             self.middle += int(((positions > got[0]) & (positions < got[-1])).sum())
         self.acked += int(acked[positions].sum())
+
+    def counts(self, read_back: bool) -> dict[str, int | None]:
+        """summary.json's ``lost``: ``stored`` / ``not_stored`` null when nothing was read back."""
+        return {"total": self.total, "prefix": self.prefix, "middle": self.middle, "postfix": self.postfix,
+                "acked": self.acked, "stored": self.stored if read_back else None,
+                "not_stored": self.total - self.stored if read_back else None}
 
 
 def _run_start(history: History) -> dict[str, Any] | None:
@@ -136,7 +155,17 @@ def delivery_summary(history: History) -> dict[str, Any] | None:
     consumer_count = max(named, len(consumers))
     expected = sent * (consumer_count if fanout else 1)
 
+    copies = deliveries.filter(pc.or_(pc.equal(nodes, STREAM_NODE), pc.starts_with(nodes, NODE_COPY_PREFIX)))
+    read_back = _read_back(history)
+    was_read = copies.num_rows > 0 or bool(read_back and read_back["done"])
+    stored = None
+    if was_read:  # by send position: the message is in a copy of the stream read back
+        stored_row, stored_known = message_rows(ids, np.asarray(copies.column("msg_id").to_numpy(), dtype=np.int64))
+        stored = np.zeros(sent, dtype=np.bool_)
+        stored[position_of_row[stored_row[stored_known]]] = True
+
     lost, duplicated, unexpected, reordered = _Lost(), 0, 0, 0
+    by_consumer: dict[str, _Lost] = {}
     group_received = np.zeros(sent, dtype=np.bool_)
     for consumer in consumers:
         mine = receipts.filter(pc.equal(pc.cast(receipts.column("node"), pa.string()), consumer))
@@ -152,30 +181,38 @@ def delivery_summary(history: History) -> dict[str, Any] | None:
         received[first_positions] = True
         if fanout:
             duplicated += duplicated_here
-            lost.add(received, acked)
+            lost.add(received, acked, stored)
+            by_consumer[consumer] = _Lost()
+            by_consumer[consumer].add(received, acked, stored)
         else:
             duplicated += int((group_received & received).sum()) + duplicated_here
             group_received |= received
         in_receipt_order = position[np.sort(first_index)]
         reordered += _reordered(in_receipt_order, keys[in_receipt_order])
     if fanout:
-        for _ in range(consumer_count - len(consumers)):  # a consumer that received nothing
-            lost.add(np.zeros(sent, dtype=np.bool_), acked)
+        # A consumer that received nothing: named as the live target names its consumers.
+        silent = (name for name in (f"consumer-{i}" for i in itertools.count()) if name not in by_consumer)
+        for _ in range(consumer_count - len(consumers)):
+            nothing = _Lost()
+            nothing.add(np.zeros(sent, dtype=np.bool_), acked, stored)
+            lost.add(np.zeros(sent, dtype=np.bool_), acked, stored)
+            by_consumer[next(silent)] = nothing
     else:
-        lost.add(group_received, acked)
+        lost.add(group_received, acked, stored)
 
     return {
         "fanout": fanout,
         "consumers": consumer_count,
         "expected": expected,
         "received": int(receipts.num_rows),
-        "lost": {"total": lost.total, "prefix": lost.prefix, "middle": lost.middle, "postfix": lost.postfix,
-                 "acked": lost.acked},
+        "lost": {**lost.counts(was_read),
+                 "by_consumer": {name: counts.counts(was_read) for name, counts in sorted(by_consumer.items())}
+                 if fanout else None},
         "duplicated": duplicated,
         "unexpected": unexpected,
         "reordered": reordered,
         "stream": _stream(deliveries, ids, acked_by_row),
-        "read_back": _read_back(history),
+        "read_back": read_back,
         "nodes": _node_copies(deliveries, ids, acked_by_row),
     }
 
@@ -202,9 +239,11 @@ def _read_back(history: History) -> dict[str, Any] | None:
     errors = [detail for detail in events_of(history, EventKind.CLIENT_ERROR).details()
               if detail.get("client") == "read_back"]
     seconds = phase.details()[-1].get("seconds")
+    timeout_ns = history.scenario.get("live", {}).get("read_back_timeout")
     return {"done": done, "stored": int(value) if done else None,
             "seconds": float(seconds) if isinstance(seconds, int | float) else None,
-            "error": None if done else str(errors[-1].get("error")) if errors else "the driver read nothing back"}
+            "error": None if done else str(errors[-1].get("error")) if errors else "the driver read nothing back",
+            "timeout_s": timeout_ns / 1e9 if isinstance(timeout_ns, int | float) else None}
 
 
 def _stream(deliveries: pa.Table, ids: I64, acked_by_row: npt.NDArray[np.bool_],
@@ -244,8 +283,10 @@ def check_delivery(history: History) -> Verdict:
     lost, stream = summary["lost"], summary["stream"] or {}
     problems = []
     if lost["total"]:
+        stored = (f", {lost['stored']} stored in the stream and never delivered, {lost['not_stored']} never stored"
+                  if lost["stored"] is not None else "")
         problems.append(f"{lost['total']} of {summary['expected']} receipts lost (prefix {lost['prefix']}, "
-                        f"middle {lost['middle']}, postfix {lost['postfix']}; {lost['acked']} of them acked)")
+                        f"middle {lost['middle']}, postfix {lost['postfix']}; {lost['acked']} of them acked{stored})")
     for key, what in (("duplicated", "duplicated"), ("unexpected", "never sent"), ("reordered", "out of key order")):
         if summary[key]:
             problems.append(f"{summary[key]} receipts {what}")

@@ -3,7 +3,8 @@
 Place in the pipeline: analysis, from the history alone, so it reads the same on the
 simulator and on a live target. For each fault window that ended (``analysis/faults.py``):
 
-- the pre-fault p99: the latency (from ``t_intended``) of the messages intended in the
+- the pre-fault p99 (``PRE_FAULT_P99_MEANING``, which summary.json's description of
+  ``pre_fault_p99_ms`` is): the latency (from ``t_intended``) of the messages intended in the
   ``BASELINE_NS`` before the fault began and committed, whenever that was (keeping only
   those committed before the fault began would keep the fast ones near its start and pull
   the baseline down; one never committed is a loss, which the delivery check counts, and
@@ -31,12 +32,20 @@ import numpy as np
 from msgstorm.analysis._common import MessageArrays
 from msgstorm.analysis.faults import FaultWindow
 
-__all__ = ["BASELINE_NS", "BIN_NS", "P99_FACTOR", "THROUGHPUT_SHARE", "Recovery", "recovery_times"]
+__all__ = ["BASELINE_NS", "BIN_NS", "P99_FACTOR", "PRE_FAULT_P99_MEANING", "THROUGHPUT_SHARE", "Recovery",
+           "recovery_times"]
 
 BIN_NS = 100_000_000
 BASELINE_NS = 5_000_000_000
 THROUGHPUT_SHARE = 0.9
 P99_FACTOR = 2.0
+# What ``Recovery.pre_fault_p99_ns`` measures, in one sentence: summary.json's description of
+# ``pre_fault_p99_ms`` (``analysis/summary_model.py``) is this text.
+PRE_FAULT_P99_MEANING = (
+    f"p99 latency (from t_intended) of the messages intended in the {BASELINE_NS / 1e9:g} s before the fault began "
+    "(from the end of the fault before, if that is later) and committed, whenever that was (during or after the "
+    "fault too); a message never committed is left out (the delivery check counts it); null without such "
+    "messages, with another fault in force as it began, or with a p99 of 0")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from msgstorm.analysis.recovery import PRE_FAULT_P99_MEANING
+
 __all__ = ["Summary", "summary_json_schema"]
 
 Ms = Annotated[float | None, Field(description="milliseconds, 3 decimals")]
@@ -148,12 +150,24 @@ class Generator(_Closed):
                                                    "that the generator, behind, never sent (it stops at the end)")] = 0
 
 
-class Lost(_Closed):
+class ConsumerLost(_Closed):
     total: Count
     prefix: Annotated[int, Field(ge=0, description="before the first receipt in send order")]
     middle: Annotated[int, Field(ge=0, description="between receipts: a gap")]
     postfix: Annotated[int, Field(ge=0, description="after the last receipt")]
     acked: Annotated[int, Field(ge=0, description="of the lost, those the broker had acked")]
+    stored: Annotated[int | None, Field(
+        ge=0, description="of the lost, messages the stream read back holds (in the stream or any node's copy): "
+                          "stored by the broker and never delivered; null when nothing was read back")] = None
+    not_stored: Annotated[int | None, Field(
+        ge=0, description="of the lost, messages in no copy of the stream read back: never stored; null when "
+                          "nothing was read back")] = None
+
+
+class Lost(ConsumerLost):
+    by_consumer: Annotated[dict[str, ConsumerLost] | None, Field(
+        description="the same counts per consumer (fan-out: each consumer gets every message); null when the "
+                    "consumers share the messages")] = None
 
 
 class StreamReadBack(_Closed):
@@ -168,6 +182,9 @@ class ReadBack(_Closed):
     stored: Annotated[int | None, Field(ge=0, description="messages read back (null when not done)")]
     seconds: Annotated[float | None, Field(ge=0, description="how long the read-back took, after the run's end")]
     error: Annotated[str | None, Field(description="why the read-back could not be done")]
+    timeout_s: Annotated[float | None, Field(
+        ge=0, description="its own bound (live.read_back_timeout), after run.duration + run.drain: the longest "
+                          "it waits for a connection or for each next batch; null when the history does not say")] = None
 
 
 class Delivery(_Closed):
@@ -246,9 +263,7 @@ class Fault(_Closed):
     kind: str | None
     start_s: Annotated[float, Field(ge=0)]
     end_s: Annotated[Seconds, Field(description="null while still active at the end")]
-    pre_fault_p99_ms: Annotated[Ms, Field(
-        description="p99 latency of the messages intended in the 5 s before the fault and committed before it; "
-                    "null without any")] = None
+    pre_fault_p99_ms: Annotated[Ms, Field(description=PRE_FAULT_P99_MEANING)] = None
     recovery_s: Annotated[Seconds, Field(
         description="fault end -> the first 100 ms bin with throughput >= 90% of offered and p99 <= 2x the "
                     "pre-fault p99; null when the fault did not end, had no baseline, or the run ended first")] = None

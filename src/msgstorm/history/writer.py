@@ -334,7 +334,7 @@ class HistoryWriter:
     """Writes ``messages``, ``deliveries``, ``events`` and ``run`` under ``RUN_DIR/history``.
 
     Lifecycle: create, ``append(table, columns)`` any number of times (``flush`` to make what
-    was appended durable now), ``close()`` once.
+    was appended durable now, of every table or of some), ``close()`` once.
     """
 
     def __init__(self, history_dir: Path, row_group_size: int = 65_536,
@@ -365,11 +365,13 @@ class HistoryWriter:
         if self._clock() - self._last_flush >= FLUSH_INTERVAL_S:
             self.flush()
 
-    def flush(self) -> None:
-        """Cut a part of every table that has rows waiting (written on the background thread)."""
-        self._last_flush = self._clock()
-        for sink in self._sinks.values():
-            sink.flush()
+    def flush(self, *tables: str) -> None:
+        """Cut a part of every table that has rows waiting (written on the background thread),
+        or of ``tables`` only (a live run's events, made durable as they happen)."""
+        if not tables:
+            self._last_flush = self._clock()
+        for name in tables or self._sinks:
+            self._sinks[name].flush()
 
     def sync(self) -> None:
         """Flush and wait until every part is on disk."""

@@ -8,9 +8,13 @@ took effect (the fault proxy's own stamp for a toxic), with the fault's spec, ``
 and what was done (the server's pid, the connections a toxic met, the bytes it dropped).
 
 Each kind is a ``LiveFaultKind`` registered in ``LIVE_FAULT_KINDS`` (``scenario/registry.py``);
-it checks an entry against the target at validation (``problems``) and applies its start and
-end. ``toxic`` acts on the links between msgstorm's clients and the broker through the fault
-proxy (``live/proxy.py``, a process of its own); ``pause``, ``crash`` and ``restart`` act on the
+it names the driver capabilities it needs (``needs``: Protocols of ``live/drivers/base.py``),
+checks an entry against the target at validation (``problems``) and applies its start and
+end. What a driver can do is asked of its capabilities, never of its name or its ports: at
+validation of the driver's class (``declares``), at run time of the driver itself
+(``isinstance``); a ``Nemesis`` refuses a fault its driver cannot do before anything starts.
+``toxic`` acts on the links between msgstorm's clients and the broker through the fault proxy
+(``live/proxy.py``, a process of its own); ``pause``, ``crash`` and ``restart`` act on the
 servers msgstorm started (``live/servers.py``).
 
 Cleanup on every way out (``close``): toxics cleared, paused servers resumed, the proxy closed;
@@ -27,38 +31,48 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
+from msgstorm.errors import TargetError
 from msgstorm.faults.schedule import FaultOp, fault_entries, fault_schedule
 from msgstorm.history.events import EventKind
+from msgstorm.live.drivers.base import (
+    CAPABILITIES,
+    HasRouteLinks,
+    HasServers,
+    LeadsStream,
+    ReadsNodes,
+    RoutesClients,
+    declares,
+)
 from msgstorm.live.payload import HEADER
 from msgstorm.live.proxy import sleep_until
 from msgstorm.live.servers import ManagedServer, die_with_parent
 from msgstorm.live.toxics import TOXICS, Blackhole, Toxic
-from msgstorm.scenario.registry import LIVE_DRIVERS, LIVE_FAULT_KINDS
 from msgstorm.scenario.distributions import Constant, Pareto, Uniform
-from msgstorm.scenario.schema import CrashFault, PauseFault, RestartFault, Scenario, ToxicFault
+from msgstorm.scenario.registry import LIVE_DRIVERS, LIVE_FAULT_KINDS
+from msgstorm.scenario.schema import (
+    BridgeFault,
+    CrashFault,
+    PartitionFault,
+    PauseFault,
+    RestartFault,
+    Scenario,
+    ToxicFault,
+)
 
-__all__ = ["LiveFaultKind", "Nemesis", "ProxyProcess", "RoutesClients", "alive", "cleanup_report", "listening",
-           "toxic_of"]
+__all__ = ["LEADER_NAMES", "LiveFaultKind", "Nemesis", "ProxyProcess", "RoutesClients", "alive", "cannot",
+           "cleanup_report", "listening", "toxic_of"]
 
 Problem = tuple[tuple[str | int, ...], str]
 # (t_ns on the run's clock, event kind, node, detail)
 Record = Callable[[int, str, "str | None", dict[str, Any]], None]
 ROLES = ("publisher", "consumers")
+# A crash's ``node`` that names the stream's leader when the fault starts (``LeadsStream``).
+LEADER_NAMES = ("sequencer", "leader")
 # A toxic's command is sent to the proxy this long before its time (it waits there).
 _PROXY_LEAD_NS = 30_000_000
-
-
-class RoutesClients(Protocol):
-    """A driver whose clients can go through the fault proxy: ``client_routes`` gives the
-    server URLs each role's clients connect to ("publisher", "consumers"), and
-    ``route_clients`` has them connect to these instead (called before ``connect``)."""
-
-    def client_routes(self) -> dict[str, list[str]]: ...
-
-    def route_clients(self, routes: dict[str, list[str]]) -> None: ...
 
 
 def toxic_of(spec: ToxicFault) -> Toxic:
@@ -144,9 +158,11 @@ class ProxyProcess:
 
 
 class LiveFaultKind(Protocol):
-    """One kind of fault on a live target: ``problems`` checks an entry against the target
-    at validation ((field path, message) pairs); ``start`` and ``end`` apply it and return
-    what the event's detail adds."""
+    """One kind of fault on a live target: ``needs`` the driver capabilities it acts
+    through; ``problems`` checks an entry against the target at validation ((field path,
+    message) pairs); ``start`` and ``end`` apply it and return what the event's detail adds."""
+
+    needs: ClassVar[tuple[type, ...]]
 
     @staticmethod
     def problems(scenario: Scenario, spec: Any) -> list[Problem]: ...
@@ -158,23 +174,43 @@ class LiveFaultKind(Protocol):
     async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]: ...
 
 
-def _server_problems(scenario: Scenario, node: str) -> list[Problem]:
-    driver = LIVE_DRIVERS[scenario.target]
+def cannot(driver: type, who: str, kind: str, needs: tuple[type, ...]) -> list[str]:
+    """Why ``driver`` (a class; ``who`` names it: "target 'zmq'") cannot apply a ``kind``
+    fault: each capability it needs and does not declare, with what that would let it do."""
+    return [f"{who} cannot {CAPABILITIES[capability]}, which a {kind} fault needs (its driver does not declare "
+            f"{capability.__name__})" for capability in needs if not declares(driver, capability)]
+
+
+def _driver(scenario: Scenario) -> type:
+    driver: type = LIVE_DRIVERS[scenario.target]
+    return driver
+
+
+def _server_names(scenario: Scenario) -> list[str]:
+    """The servers a run of ``scenario`` starts (none for a driver without ``HasServers``)."""
+    driver = _driver(scenario)
+    return list(driver.server_names(scenario.live)) if declares(driver, HasServers) else []  # type: ignore[attr-defined]
+
+
+def _server_problems(scenario: Scenario, node: str, kind: str) -> list[Problem]:
+    said = cannot(_driver(scenario), f"target {scenario.target!r}", kind, (HasServers,))
+    if said:
+        return [(("kind",), said[0])]
     if scenario.live.url is not None:
         return [(("node",), f"a process fault acts on a server msgstorm starts; with live.url ({scenario.live.url}) "
                            "it starts none: drop live.url or the fault")]
-    names = list(getattr(driver, "server_names", lambda _live: [])(scenario.live))
-    if not names:
-        return [(("node",), f"target {scenario.target!r} has no server process to act on")]
+    names = _server_names(scenario)
     if node not in names:
         return [(("node",), f"unknown server {node!r}; target {scenario.target!r} starts {names}")]
     return []
 
 
 class _ServerFault:
+    needs: ClassVar[tuple[type, ...]] = (HasServers,)
+
     @staticmethod
     def problems(scenario: Scenario, spec: Any) -> list[Problem]:
-        return _server_problems(scenario, spec.node)
+        return _server_problems(scenario, spec.node, spec.kind)
 
 
 def _smallest_size_bytes(size: Any) -> float:
@@ -229,18 +265,21 @@ class Crash(_ServerFault):
 
     @staticmethod
     def problems(scenario: Scenario, spec: Any) -> list[Problem]:
-        if spec.node in ("sequencer", "leader"):
-            if scenario.target == "jetstream" and scenario.live.jetstream.replicas >= 3 and scenario.live.url is None:
-                return []  # the stream's leader when the fault starts
+        if spec.node in LEADER_NAMES:
+            driver = _driver(scenario)
+            if declares(driver, LeadsStream) and driver.elects_leader(scenario.live):  # type: ignore[attr-defined]
+                return []  # the server leading the stream when the fault starts
             return [(("node",), f"{spec.node!r} (the leader) names a server on a JetStream cluster msgstorm starts "
                                 "(live.jetstream.replicas = 3 or 5); otherwise name a server")]
-        return _server_problems(scenario, spec.node)
+        return _server_problems(scenario, spec.node, spec.kind)
 
     @staticmethod
     async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
         assert isinstance(op.spec, CrashFault)
         name = op.spec.node
-        if name in ("sequencer", "leader"):  # whichever server leads the stream now
+        if name in LEADER_NAMES:  # whichever server leads the stream now
+            if not isinstance(nemesis.driver, LeadsStream):
+                raise TargetError(f"crash of {name!r}: the driver keeps no replicated stream (LeadsStream)")
             name = await nemesis.driver.stream_leader()
         nemesis.victims[op.fault_id] = name
         server = nemesis.server(name)
@@ -251,6 +290,7 @@ class Crash(_ServerFault):
 
     @staticmethod
     async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+        assert isinstance(op.spec, CrashFault)
         return await nemesis.start_again(nemesis.server(nemesis.victims.get(op.fault_id, op.spec.node)))
 
 
@@ -269,6 +309,7 @@ class Restart(_ServerFault):
 
     @staticmethod
     async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+        assert isinstance(op.spec, RestartFault)
         return await nemesis.start_again(nemesis.server(op.spec.node))
 
 
@@ -276,15 +317,17 @@ class Restart(_ServerFault):
 class ToxicKind:
     """A toxic on the client links, through the fault proxy."""
 
+    needs: ClassVar[tuple[type, ...]] = (RoutesClients,)
+
     @staticmethod
     def problems(scenario: Scenario, spec: Any) -> list[Problem]:
-        driver = LIVE_DRIVERS[scenario.target]
-        if not hasattr(driver, "client_routes"):
-            return [(("kind",), f"target {scenario.target!r} cannot route its clients through the fault proxy; "
-                                "toxics apply to targets nats and jetstream")]
-        if scenario.target == "jetstream" and scenario.live.jetstream.client != "wire":
-            return [(("kind",), 'toxics on target "jetstream" need live.jetstream.client = "wire" (the nats-py '
-                                "client is not routed through the fault proxy)")]
+        driver = _driver(scenario)
+        said = cannot(driver, f"target {scenario.target!r}", "toxic", ToxicKind.needs)
+        if said:
+            return [(("kind",), said[0])]
+        routing = driver.client_routing_problem(scenario.live)  # type: ignore[attr-defined]
+        if routing is not None:
+            return [(("kind",), routing)]
         if TOXICS[spec.toxic].changes_bytes:
             return _corrupt_problems(scenario)
         return []
@@ -314,13 +357,17 @@ class Partition:
     group): every route between two groups is blackholed both ways through the fault proxy;
     at the end the routes are reset and the servers connect again (a healed partition)."""
 
+    needs: ClassVar[tuple[type, ...]] = (HasServers, HasRouteLinks)
+
     @staticmethod
     def problems(scenario: Scenario, spec: Any) -> list[Problem]:
-        live = scenario.live
-        if scenario.target != "jetstream" or live.jetstream.replicas < 3 or live.url is not None:
-            return [(("kind",), "a partition on a live target cuts the routes of a cluster msgstorm starts: "
-                                "target \"jetstream\" with live.jetstream.replicas = 3 or 5 and no live.url")]
-        names = LIVE_DRIVERS[scenario.target].server_names(live)
+        driver = _driver(scenario)
+        missing = cannot(driver, f"target {scenario.target!r}", spec.kind, Partition.needs)
+        if missing or not driver.has_routes(scenario.live):  # type: ignore[attr-defined]
+            why = missing[0] if missing else f"target {scenario.target!r} starts no cluster with this [live] section"
+            return [(("kind",), f"a {spec.kind} on a live target cuts the routes of a cluster msgstorm starts: "
+                                f'target "jetstream" with live.jetstream.replicas = 3 or 5 and no live.url ({why})')]
+        names = _server_names(scenario)
         problems: list[Problem] = []
         seen: set[str] = set()
         for g, group in enumerate(spec.groups):
@@ -334,7 +381,7 @@ class Partition:
 
     @staticmethod
     def cut_links(nemesis: Nemesis, spec: Any) -> list[str]:
-        names = [server.name for server in nemesis.driver.servers]
+        names = nemesis.server_names()
         group_of = {name: g for g, group in enumerate(spec.groups) for name in group}
         side = [group_of.get(name, -1) for name in names]
         return [f"route-{i}-{j}" for i in range(len(names)) for j in range(len(names)) if i != j and side[i] != side[j]]
@@ -364,7 +411,9 @@ class Bridge(Partition):
     @staticmethod
     def problems(scenario: Scenario, spec: Any) -> list[Problem]:
         problems = Partition.problems(scenario, spec)
-        names = LIVE_DRIVERS[scenario.target].server_names(scenario.live) if scenario.target == "jetstream" else []
+        driver = _driver(scenario)
+        cluster = declares(driver, HasRouteLinks) and driver.has_routes(scenario.live)  # type: ignore[attr-defined]
+        names = _server_names(scenario) if cluster else []
         if names and spec.bridge not in names:
             problems.append((("bridge",), f"unknown server {spec.bridge!r}; the cluster is {names}"))
         if any(spec.bridge in group for group in spec.groups):
@@ -379,15 +428,18 @@ class Bridge(Partition):
 
     @staticmethod
     def cut_links(nemesis: Nemesis, spec: Any) -> list[str]:
-        names = [server.name for server in nemesis.driver.servers]
+        names = nemesis.server_names()
         side = {name: g for g, group in enumerate(spec.groups) for name in group}
         return [f"route-{i}-{j}" for i, a in enumerate(names) for j, b in enumerate(names)
                 if i != j and a in side and b in side and side[a] != side[b]]
 
 
 def _host_port(url: str) -> tuple[str, int]:
+    """Where a client route leads (``RoutesClients.client_routes`` gives host and port)."""
     parts = urlsplit(url)
-    return parts.hostname or "127.0.0.1", int(parts.port or 4222)
+    if parts.port is None:
+        raise TargetError(f"{url}: a client route names its port (scheme://host:port); the driver gave none")
+    return parts.hostname or "127.0.0.1", int(parts.port)
 
 
 class Nemesis:
@@ -403,12 +455,17 @@ class Nemesis:
         self.run_dir = run_dir
         self.record = record
         self.ops = fault_schedule(scenario)
+        who = f"driver {type(driver).__name__} (target {scenario.target!r})"
+        refused = [said for _, spec in fault_entries(scenario)
+                   for said in cannot(type(driver), who, spec.kind, LIVE_FAULT_KINDS[spec.kind].needs)]
+        if refused:
+            raise TargetError("; ".join(dict.fromkeys(refused)))
         self.proxy: ProxyProcess | None = None  # the clients' links
         self.route_proxy: ProxyProcess | None = None  # a cluster's routes (partitions)
-        if any(spec.kind in ("partition", "bridge") for _, spec in fault_entries(scenario)) and hasattr(
-                driver, "proxy_routes"):
+        if isinstance(driver, HasRouteLinks) and any(isinstance(spec, PartitionFault | BridgeFault)
+                                                     for _, spec in fault_entries(scenario)):
             driver.proxy_routes = True  # before its servers start: their routes go through the proxy
-        if scenario.faults and hasattr(driver, "read_nodes"):
+        if scenario.faults and isinstance(driver, ReadsNodes):
             driver.read_nodes = True  # a cluster under faults: each node's copy is read back after
         self.links: dict[str, list[str]] = {}  # role -> the proxy's link names, one per server
         self.paused: set[str] = set()
@@ -429,14 +486,18 @@ class Nemesis:
     def needs_proxy(self) -> bool:
         return any(isinstance(spec, ToxicFault) for _, spec in fault_entries(self.scenario))
 
+    def server_names(self) -> list[str]:
+        """The servers the driver started, in its order."""
+        return [server.name for server in self.driver.servers] if isinstance(self.driver, HasServers) else []
+
     def server(self, name: str) -> ManagedServer:
-        for server in getattr(self.driver, "servers", []):
+        for server in self.driver.servers if isinstance(self.driver, HasServers) else []:
             if server.name == name:
-                return server  # type: ignore[no-any-return]
+                return server
         raise KeyError(f"no server {name!r} was started")
 
     async def prepare(self) -> None:
-        route_links: dict[str, tuple[int, int]] = getattr(self.driver, "route_links", {})
+        route_links = self.driver.route_links if isinstance(self.driver, HasRouteLinks) else {}
         if route_links:
             self.route_proxy = ProxyProcess({name: ("127.0.0.1", upstream) for name, (_, upstream) in route_links.items()},
                                             self.run_dir / "servers", {name: port for name, (port, _) in route_links.items()},
@@ -446,7 +507,8 @@ class Nemesis:
                                                           "proxy": ports})
         if not self.needs_proxy:
             return
-        routes: dict[str, list[str]] = self.driver.client_routes()
+        assert isinstance(self.driver, RoutesClients)  # a toxic needs it (refused in __init__ otherwise)
+        routes = self.driver.client_routes()
         upstreams: dict[str, tuple[str, int]] = {}
         for role in ROLES:
             self.links[role] = []
@@ -476,9 +538,8 @@ class Nemesis:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"{server.name} did not listen again within {server.start_timeout_s:g} s")
             await asyncio.sleep(0.02)
-        self.record(self.now(), EventKind.SERVER_START, None, {"name": server.name, "pid": server.pid,
-                                                               "url": f"nats://127.0.0.1:{server.port}"
-                                                               if server.name.startswith("nats") else None,
+        url = self.driver.server_url(server) if isinstance(self.driver, HasServers) else None
+        self.record(self.now(), EventKind.SERVER_START, None, {"name": server.name, "pid": server.pid, "url": url,
                                                                "restarted": True})
         return {"pid": server.pid}
 
@@ -526,7 +587,8 @@ class Nemesis:
             self.active.add(op.fault_id)
         else:
             self.active.discard(op.fault_id)
-        node = self.victims.get(op.fault_id, getattr(op.spec, "node", None))
+        named = op.spec.node if isinstance(op.spec, PauseFault | CrashFault | RestartFault) else None
+        node = self.victims.get(op.fault_id, named)
         self.record(t, EventKind.FAULT_START if op.action == "start" else EventKind.FAULT_END, node,
                     {**detail, **said})
 

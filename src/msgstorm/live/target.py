@@ -25,7 +25,8 @@ the end of the drain (``pending`` if the run was interrupted first). ``deliverie
 per receipt, ``node`` the consumer; after the run, a driver that can read its stream back
 adds one row per stored message with ``node`` = ``stream`` and ``hops`` = 0.
 ``events``: run start (its detail says ``fanout``, ``acks`` and ``read_back``, which the
-delivery check needs), run end, servers started and stopped, disconnections, errors.
+delivery check needs), run end, servers started and stopped, disconnections, errors; on disk
+as they happen (``live/event_log.py``), so a killed run keeps them.
 
 ``messages`` and ``deliveries`` are written at the end (``finish``), or, with ``[live]
 record_every`` set, also while the run goes: that often the event loop hands what came since
@@ -47,7 +48,6 @@ import bisect
 import concurrent.futures
 import gc
 import itertools
-import json
 import signal
 import sys
 import threading
@@ -65,13 +65,21 @@ from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.cpu import MIN_INTERVAL_S, CpuSampler
 from msgstorm.live.drivers.base import (
     STOP_GRACE_NS,
+    AnnouncesMaxPayload,
     BulkAckDriver,
     BurstDriver,
+    ChildProcess,
     CountsHandedOver,
     CountsLostPublishes,
     Driver,
+    FeedsGeneratorProcesses,
+    HasConsumerProcesses,
+    HasServers,
+    ReadsNodes,
+    RunsInProcesses,
     TimedReceiptsDriver,
 )
+from msgstorm.live.event_log import SAMPLES_EVERY_S, EventLog
 from msgstorm.live.nemesis import Nemesis, cleanup_report
 from msgstorm.live.payload import HEADER, message_id, payload, readable_ids
 from msgstorm.live.recorder import (
@@ -83,6 +91,7 @@ from msgstorm.live.recorder import (
     Receipts,
     first_arrivals,
 )
+from msgstorm.live.servers import ManagedServer
 from msgstorm.progress import Progress, ProgressSnapshot
 from msgstorm.scenario.budget import STAGED_MESSAGES
 from msgstorm.scenario.registry import LIVE_DRIVERS
@@ -147,7 +156,9 @@ class LiveTarget:
         self._lag_ns: int | None = None  # the latest hand-over's send lag
         self._sent_count = 0  # messages sent, counted when the windows go to the recorder at the end
         self._t0 = time.monotonic_ns()
-        self._events: list[tuple[int, str, str | None, float | None, dict[str, Any] | None]] = []
+        # The recorder's thread: the one that writes to the history while the run goes.
+        self._recording = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="msgstorm-recorder")
+        self.log = EventLog(writer, self._recording)  # the events, on disk as they happen
         self.driver: Driver = LIVE_DRIVERS[scenario.target](scenario.live, run_dir, self._on_event)
         self.consumer_names = [f"consumer-{i}" for i in range(scenario.live.consumers)]
         self.batches: list[MessageBatch] = []
@@ -156,8 +167,8 @@ class LiveTarget:
         self.acks = Acks()
         # [live.nats] generator_processes: this process sends the messages whose key is 0
         # modulo the count, generator processes the others (``generator_process.py``).
-        nats = scenario.live.nats
-        self.generator_count = nats.generator_processes if scenario.target == "nats" and nats.client == "wire" else 1
+        self.generator_count = (self.driver.generator_processes(scenario.live)
+                                if isinstance(self.driver, FeedsGeneratorProcesses) else 1)
         self.generators: list[Any] = []
         self.sent_elsewhere: list[tuple[np.ndarray, np.ndarray]] = []  # since the last intake
         self.sent_elsewhere_count = 0
@@ -176,7 +187,6 @@ class LiveTarget:
                                      bool(self.driver.acks), self.generator_count)
         # The scenario's [[faults]], applied in wall time (``live/nemesis.py``); None without faults.
         self.nemesis = Nemesis(scenario, self.driver, run_dir, self._on_fault_event) if scenario.faults else None
-        self._recording = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="msgstorm-recorder")
         self._flushing: concurrent.futures.Future[None] | None = None
         self._windows_taken = 0  # windows handed to the recorder
 
@@ -193,10 +203,10 @@ class LiveTarget:
         if "at_wall_ns" in detail:  # it happened earlier: that wall-clock time on the run's clock
             detail = dict(detail)
             now = min(now, now - (time.time_ns() - int(detail.pop("at_wall_ns"))))
-        self._events.append((now, kind, None, None, detail))
+        self.log.add((now, kind, None, None, detail))
 
     def _on_fault_event(self, t: int, kind: str, node: str | None, detail: dict[str, Any]) -> None:
-        self._events.append((t, kind, node, None, detail))
+        self.log.add((t, kind, node, None, detail))
 
     def _on_receipt(self, consumer: int, data: bytes) -> None:
         t = self._now()
@@ -230,14 +240,15 @@ class LiveTarget:
     def run(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None = None) -> None:
         """Send ``traffic`` (made from ``seed``: generator processes make it again from that)."""
         self.seed = seed
-        self._events.append((self._now(), EventKind.RUN_START, None, None, {
+        self.log.add((self._now(), EventKind.RUN_START, None, None, {
             "target": self.scenario.target, "consumers": len(self.consumer_names),
-            "processes": int(getattr(self.driver, "processes", 1)) + self.generator_count - 1,
+            "processes": (self.driver.processes if isinstance(self.driver, RunsInProcesses) else 1)
+            + self.generator_count - 1,
             "fanout": bool(self.driver.fanout), "acks": bool(self.driver.acks)}))
         started: set[int] = set()  # pids of the servers whose server_start is recorded
         try:
             for server in self.driver.start_servers():
-                self._events.append((self._now(), EventKind.SERVER_START, None, None, server))
+                self.log.add((self._now(), EventKind.SERVER_START, None, None, server))
                 started.add(server["pid"])
             # A batch can take a few hundred ms to build (a step ramp's first), and the first
             # two windows compile the traffic draws' code paths on a fresh install (numba
@@ -278,13 +289,13 @@ class LiveTarget:
                         signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         except KeyboardInterrupt:
             self.interrupted = True
-            self._events.append((self._now(), EventKind.INTERRUPTED, None, None, None))
+            self.log.add((self._now(), EventKind.INTERRUPTED, None, None, None))
         except TargetError as error:
             # Nothing was sent: a server that would not start or died while it started, a
             # client that could not connect, a size the server refuses. The history says so
             # (``History.start_failure``), so the run directory is never read as an empty run.
             self.start_error = str(error)
-            self._events.append((self._now(), EventKind.CLIENT_ERROR, None, None,
+            self.log.add((self._now(), EventKind.CLIENT_ERROR, None, None,
                                  {"client": START_FAILED, "error": self.start_error}))
             raise
         finally:
@@ -292,25 +303,24 @@ class LiveTarget:
                 self.nemesis.kill()  # the last resort: its close ran in the event loop unless that failed
             self.driver.stop_servers()
             # A server started again by a fault records its own start.
-            started |= {int(event[4]["pid"]) for event in self._events
+            started |= {int(event[4]["pid"]) for event in self.log.events
                         if event[1] == EventKind.SERVER_START and event[4] and event[4].get("pid") is not None}
-            for server in getattr(self.driver, "servers", []):
-                if server.pid is None:  # never spawned: a start that failed or was interrupted first
+            for managed in self._servers():
+                if managed.pid is None:  # never spawned: a start that failed or was interrupted first
                     continue
-                if server.pid not in started:
+                if managed.pid not in started:
                     # Spawned, but the start was cut short (a signal while it waited for the port,
                     # a sibling of a cluster that failed): the history still pairs every stop
                     # with its start.
-                    self._events.append((self._now(), EventKind.SERVER_START, None, None,
-                                         {"name": server.name, "pid": server.pid, "url": None,
-                                          "started": False}))
-                self._events.append((self._now(), EventKind.SERVER_STOP, None, None,
-                                     {"name": server.name, "returncode": server.returncode,
-                                      **({"exited_early": True} if server.exited_early else {})}))
+                    self.log.add((self._now(), EventKind.SERVER_START, None, None,
+                                  {"name": managed.name, "pid": managed.pid, "url": None, "started": False}))
+                self.log.add((self._now(), EventKind.SERVER_STOP, None, None,
+                              {"name": managed.name, "returncode": managed.returncode,
+                               **({"exited_early": True} if managed.exited_early else {})}))
             # Verified, not assumed: nothing msgstorm started still runs or listens.
-            children = [*getattr(self.driver, "consumer_processes", []), *self.generators]
-            self._events.append((self._now(), EventKind.CLEANUP, None, None, cleanup_report(
-                list(getattr(self.driver, "servers", [])), self.nemesis,
+            children = [*self._consumer_processes(), *self.generators]
+            self.log.add((self._now(), EventKind.CLEANUP, None, None, cleanup_report(
+                self._servers(), self.nemesis,
                 [(child.name, child.process.pid) for child in children if child.process is not None])))
 
     def _stop_on_signals(self) -> None:
@@ -359,7 +369,7 @@ class LiveTarget:
             # The schedule starts now: connecting is not part of the run's time.
             shift = self._now()
             self._t0 += shift
-            self._events = [(t - shift, kind, node, value, detail) for t, kind, node, value, detail in self._events]
+            self.log.start_clock(shift)  # the events so far are on disk from here on, each next one as it comes
             for generator in self.generators:
                 generator.begin(self._t0)
             record_every = self.scenario.live.record_every
@@ -398,20 +408,20 @@ class LiveTarget:
             # The run ends with the drain: what follows (reading the stream back, stopping
             # servers) is a phase after it, kept off the run's time axis (see ``finish``).
             self.t_run_end = self._now()
+            self.log.end_at(self.t_run_end)
             if not self.interrupted:
-                events_before = len(self._events)
+                events_before = len(self.log.events)
                 self.stored = await self.driver.read_back()
                 seconds = (self._now() - self.t_run_end) / 1e9
                 # None is a target that keeps nothing to read (core NATS, ZeroMQ, a trimmed
                 # Redis stream): no phase; unless the driver said why a read-back failed.
                 failed = any(event[1] == EventKind.CLIENT_ERROR and (event[4] or {}).get("client") == "read_back"
-                             for event in self._events[events_before:])
-                reading_nodes = getattr(self.driver, "read_back_nodes", None)
-                if reading_nodes is not None:  # each server's own copy (a cluster under faults)
-                    self.node_copies = await reading_nodes() or {}
+                             for event in self.log.events[events_before:])
+                if isinstance(self.driver, ReadsNodes):  # each server's own copy (a cluster under faults)
+                    self.node_copies = await self.driver.read_back_nodes() or {}
                 if self.stored is not None or failed:
                     self.t_read_back = self.t_run_end
-                    self._events.append((self.t_read_back, EventKind.READ_BACK, None,
+                    self.log.add((self.t_read_back, EventKind.READ_BACK, None,
                                          None if self.stored is None else float(len(self.stored)),
                                          {"seconds": round(seconds, 3)}))
         finally:
@@ -445,18 +455,26 @@ class LiveTarget:
             faults_active=len(self.nemesis.active) if self.nemesis is not None else 0, leader="",
             final=final, target=self.scenario.target, send_lag_ns=self._lag_ns, receipts=self.receipts.count)
 
+    def _servers(self) -> list[ManagedServer]:
+        """The servers the driver started (``HasServers``)."""
+        return list(self.driver.servers) if isinstance(self.driver, HasServers) else []
+
+    def _consumer_processes(self) -> list[ChildProcess]:
+        """The driver's consumer processes (``HasConsumerProcesses``)."""
+        return list(self.driver.consumer_processes) if isinstance(self.driver, HasConsumerProcesses) else []
+
     def _sampled_processes(self) -> list[tuple[str, int]]:
         """(name, pid) of the servers msgstorm started, of its fault proxy and of its consumer
         and generator processes, whose CPU time is sampled beside its own."""
-        servers = [(server.name, server.pid) for server in getattr(self.driver, "servers", []) if server.pid is not None]
-        children = [*getattr(self.driver, "consumer_processes", []), *self.generators]
+        servers = [(server.name, server.pid) for server in self._servers() if server.pid is not None]
+        children = [*self._consumer_processes(), *self.generators]
         nemesis = self.nemesis
         proxies = [(proxy.name, proxy.pid) for proxy in ((nemesis.proxy, nemesis.route_proxy) if nemesis else ())
                    if proxy is not None and proxy.pid is not None]
         return servers + proxies + [(child.name, child.process.pid) for child in children if child.process is not None]
 
     def _on_cpu(self, name: str, seconds: float) -> None:
-        self._events.append((self._now(), EventKind.CPU_SECONDS, name, seconds, None))
+        self.log.add((self._now(), EventKind.CPU_SECONDS, name, seconds, None))
 
     @staticmethod
     async def _sample_cpu(sampler: CpuSampler, every_s: float) -> None:
@@ -475,6 +493,7 @@ class LiveTarget:
         over references."""
         while True:
             await asyncio.sleep(every_s)
+            self.log.write_pending(SAMPLES_EVERY_S)  # the CPU samples since the last event, on disk too
             # Kept: a flush still running when this task is cancelled goes on to its end on the
             # recorder's thread, and ``finish`` raises what it raised.
             self._flushing = self._recording.submit(self.recorder.flush, self._intake())
@@ -501,7 +520,8 @@ class LiveTarget:
 
         if self.seed is None:
             raise TargetError("generator processes need the traffic's seed")
-        url = getattr(self.driver, "url", None)
+        assert isinstance(self.driver, FeedsGeneratorProcesses)  # generator_count > 1 comes from it
+        url = self.driver.url
         assert url is not None
         spec = self.run_dir / "servers" / "generators.pickle"
         write_spec(spec, self.scenario, self.seed)
@@ -537,8 +557,8 @@ class LiveTarget:
         """Before anything is sent: an agent whose messages can be larger than the server
         takes (NATS's max_payload, which it announces) would have every such publish refused
         and the connection closed, so the run would measure nothing. Said with the field."""
-        limit = getattr(self.driver, "max_payload", None)
-        if not isinstance(limit, int):
+        limit = self.driver.max_payload if isinstance(self.driver, AnnouncesMaxPayload) else None
+        if limit is None:
             return
         for index, agent in enumerate(self.scenario.agents):
             upper = agent.size.upper
@@ -695,25 +715,18 @@ class LiveTarget:
         # The run's end is the drain's: events of the phase after it (the read-back, servers
         # stopping) are stamped at that end, the read-back's own duration is in its event.
         t_end = self.t_run_end if self.t_run_end is not None else self._now()
-        self._events = [(min(t, t_end), *rest) for t, *rest in self._events]
+        self.log.end_at(t_end)
+        self.log.stop_writing()  # what comes from here on is written below, on this thread
         self._recording.shutdown(wait=True)  # its last intake is written first
         if self._flushing is not None and self._flushing.exception() is not None:
             raise self._flushing.exception()  # type: ignore[misc]  # the history could not be written
         self._write_rest()
         if self.unreadable:  # payloads changed in flight (or not msgstorm's): no receipt of any message
-            self._events.append((t_end, EventKind.CLIENT_ERROR, None, None, {
+            self.log.add((t_end, EventKind.CLIENT_ERROR, None, None, {
                 "client": "consumers", "damaged": self.unreadable,
                 "error": f"{self.unreadable} payloads received damaged or not msgstorm's (counted as no receipt)"}))
-        sent = self._sent_count
-        self._events.append((t_end, EventKind.RUN_END, None, float(sent), None))
-        self._events.sort(key=lambda event: event[0])
-        if self._events:
-            t, kind, node, value, detail = zip(*self._events)
-            self.writer.append("events", {
-                "t": list(t), "kind": list(kind), "node": list(node), "value": list(value),
-                "height": [None] * len(t), "detail": [None if d is None else json.dumps(d, default=str) for d in detail],
-            })
-        self._events = []
+        self.log.add((t_end, EventKind.RUN_END, None, float(self._sent_count), None))
+        self.log.finish()
         return t_end
 
     def _write_rest(self) -> None:
@@ -748,7 +761,7 @@ class LiveTarget:
         for node, copy in copies:
             stored, damaged = readable_ids(copy)
             if damaged:  # stored damaged (a corrupt toxic upstream): no copy of any message
-                self._events.append((self.t_read_back, EventKind.CLIENT_ERROR, node, None, {
+                self.log.add((self.t_read_back, EventKind.CLIENT_ERROR, node, None, {
                     "client": "read_back", "damaged": damaged,
                     "error": f"{damaged} stored payloads damaged or not msgstorm's (counted as not stored)"}))
             self.writer.append("deliveries", {

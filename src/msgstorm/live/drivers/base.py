@@ -20,22 +20,39 @@ never arrive says how many, so the target's drain does not wait for them),
 interrupted run keeps no send time on a message it never sent) and
 ``TimedReceiptsDriver`` (consumers that stamp their receipts elsewhere, in processes of
 their own, and say up to when they have handed them all over).
+
+What the nemesis (``live/nemesis.py``) and the target may do with a driver are capabilities
+too, each a Protocol a driver class declares by subclassing it (``class
+JetStreamDriver(HasServers, LeadsStream, ...)``): ``HasServers`` (servers of its own, which
+process faults pause, kill and start again), ``LeadsStream`` (a replicated stream whose
+leader a crash may name), ``HasRouteLinks`` (a cluster whose routes go through the fault
+proxy: partitions, bridges), ``ReadsNodes`` (each server's own copy read back),
+``RoutesClients`` (clients through the fault proxy: toxics), ``AnnouncesMaxPayload``,
+``HasConsumerProcesses``, ``RunsInProcesses`` and ``FeedsGeneratorProcesses``. A scenario is
+checked against the class before anything starts (``declares``: no instance needed, its
+static methods say what a run with a given ``LiveSpec`` has); at run time the nemesis and
+the target check the instance with ``isinstance``, never a target's name or a port. A
+test ties the two: what a built-in driver declares is what its instances satisfy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from msgstorm.history.events import EventKind
+from msgstorm.live.servers import ManagedServer
 from msgstorm.scenario.schema import LiveSpec
 
 __all__ = [
-    "STOP_GRACE_NS", "BulkAckDriver", "Outages", "BurstDriver", "CountsLostPublishes", "Driver", "OnAck", "OnAcks", "OnEvent", "OnReceipt",
-           "OnReceipts", "OnTimedReceipts", "TimedReceiptsDriver"]
+    "CAPABILITIES", "STOP_GRACE_NS", "AnnouncesMaxPayload", "BulkAckDriver", "BurstDriver", "ChildProcess",
+    "CountsLostPublishes", "Driver", "FeedsGeneratorProcesses", "HasConsumerProcesses", "HasRouteLinks", "HasServers",
+    "LeadsStream", "OnAck", "OnAcks", "OnEvent", "OnReceipt", "OnReceipts", "OnTimedReceipts", "Outages", "ReadsNodes",
+    "RoutesClients", "RunsInProcesses", "TimedReceiptsDriver", "declares"]
 
 # A message due before ``run.duration`` still leaves up to this long after it (a wake-up a
 # few ms late at the end is no backlog); a generator further behind stops there, and what
@@ -175,6 +192,146 @@ class TimedReceiptsDriver(Protocol):
     on_timed_receipts: OnTimedReceipts | None
 
     def receipts_through(self) -> int | None: ...
+
+
+# --- what the nemesis and the target may do with a driver ------------------------------------
+
+
+@runtime_checkable
+class HasServers(Protocol):
+    """A driver that starts servers of its own (``ManagedServer``) when ``live.url`` is not
+    set: the process faults (pause, crash, restart) act on them, and start them again on their
+    port and data. ``server_names(spec)``: the servers a run with ``spec`` starts (none with
+    ``url``), known before any starts; ``servers``: those started; ``server_url(server)``: where
+    a client reaches one (what its ``server_start`` event says)."""
+
+    servers: list[ManagedServer]
+
+    @staticmethod
+    def server_names(spec: LiveSpec) -> list[str]: ...
+
+    def server_url(self, server: ManagedServer) -> str: ...
+
+
+@runtime_checkable
+class LeadsStream(Protocol):
+    """A replicated stream with a leader, which a crash may name (``node = "leader"``):
+    ``elects_leader(spec)`` whether a run with ``spec`` has one on servers msgstorm starts;
+    ``stream_leader()`` the name of the server leading it now."""
+
+    @staticmethod
+    def elects_leader(spec: LiveSpec) -> bool: ...
+
+    async def stream_leader(self) -> str: ...
+
+
+@runtime_checkable
+class HasRouteLinks(Protocol):
+    """A cluster whose servers reach each other through the fault proxy, so a partition or a
+    bridge can cut their routes: ``proxy_routes`` is set before ``start_servers``, which then
+    names each route's proxy listener in ``route_links`` ({link: (its port, the cluster port
+    it leads to)}). ``has_routes(spec)``: a run with ``spec`` starts such a cluster."""
+
+    proxy_routes: bool
+    route_links: dict[str, tuple[int, int]]
+
+    @staticmethod
+    def has_routes(spec: LiveSpec) -> bool: ...
+
+
+@runtime_checkable
+class ReadsNodes(Protocol):
+    """A cluster each of whose servers' own copy of the stream can be read after the run
+    (``read_nodes`` set before ``connect``; ``read_back_nodes``: {server: payloads}, None
+    when it reads none): per-node divergence under faults."""
+
+    read_nodes: bool
+
+    async def read_back_nodes(self) -> dict[str, list[bytes]] | None: ...
+
+
+@runtime_checkable
+class RoutesClients(Protocol):
+    """A driver whose clients can go through the fault proxy (toxics): ``client_routes`` gives
+    the server URLs (with host and port) each role's clients connect to ("publisher",
+    "consumers"), and ``route_clients`` has them connect to these instead (called before
+    ``connect``). ``client_routing_problem(spec)``: why a run with ``spec`` cannot (a client
+    library the proxy does not see), None when it can."""
+
+    @staticmethod
+    def client_routing_problem(spec: LiveSpec) -> str | None: ...
+
+    def client_routes(self) -> dict[str, list[str]]: ...
+
+    def route_clients(self, routes: dict[str, list[str]]) -> None: ...
+
+
+@runtime_checkable
+class AnnouncesMaxPayload(Protocol):
+    """A server that says the largest message it takes (NATS's INFO ``max_payload``; None
+    before connecting): the target refuses a larger agent size before anything is sent."""
+
+    @property
+    def max_payload(self) -> int | None: ...
+
+
+class ChildProcess(Protocol):
+    """A process msgstorm started beside itself (a consumer or generator process)."""
+
+    name: str
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None: ...
+
+
+@runtime_checkable
+class HasConsumerProcesses(Protocol):
+    """Consumers in processes of their own, which the target samples and checks are gone."""
+
+    consumer_processes: Sequence[ChildProcess]
+
+
+@runtime_checkable
+class RunsInProcesses(Protocol):
+    """How many processes the driver's clients run in (the generator's and its consumers')."""
+
+    @property
+    def processes(self) -> int: ...
+
+
+@runtime_checkable
+class FeedsGeneratorProcesses(Protocol):
+    """A broker that generator processes publish to beside this one (``live/generator_process.py``):
+    ``generator_processes(spec)`` how many processes send (1: this one alone), ``url`` where
+    they connect once the servers are up."""
+
+    url: str | None
+
+    @staticmethod
+    def generator_processes(spec: LiveSpec) -> int: ...
+
+
+# Each capability, what it lets msgstorm do (said when a driver lacks one a fault needs).
+CAPABILITIES: dict[type, str] = {
+    HasServers: "act on server processes of its own",
+    LeadsStream: "name the leader of a replicated stream",
+    HasRouteLinks: "cut the routes of a cluster through the fault proxy",
+    ReadsNodes: "read each server's own copy of the stream",
+    RoutesClients: "route its clients through the fault proxy",
+    AnnouncesMaxPayload: "say the largest message its server takes",
+    HasConsumerProcesses: "run consumers in processes of their own",
+    RunsInProcesses: "say how many processes its clients run in",
+    FeedsGeneratorProcesses: "take publishes from generator processes",
+}
+
+
+def declares(driver: type, capability: type) -> bool:
+    """Whether a driver class declares ``capability`` (one of ``CAPABILITIES``: it subclasses
+    it). Asked of a class, before any instance exists (a scenario's validation)."""
+    if capability not in CAPABILITIES:
+        raise ValueError(f"{capability.__name__} is not a driver capability; capabilities are "
+                         f"{[c.__name__ for c in CAPABILITIES]}")
+    return capability in driver.__mro__
 
 
 class Outages:

@@ -69,7 +69,20 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import OnAck, OnAcks, OnEvent, OnReceipt, OnReceipts, Outages
+from msgstorm.live.drivers.base import (
+    AnnouncesMaxPayload,
+    HasRouteLinks,
+    HasServers,
+    LeadsStream,
+    OnAck,
+    OnAcks,
+    OnEvent,
+    OnReceipt,
+    OnReceipts,
+    Outages,
+    ReadsNodes,
+    RoutesClients,
+)
 from msgstorm.live.drivers.jetstream_wire import (
     AckWindow,
     PublishTrouble,
@@ -167,7 +180,7 @@ def _warm_up() -> None:
 
 
 @LIVE_DRIVERS.register("jetstream")
-class JetStreamDriver:
+class JetStreamDriver(HasServers, LeadsStream, HasRouteLinks, ReadsNodes, RoutesClients, AnnouncesMaxPayload):
     fanout = True
     acks = True
 
@@ -257,6 +270,26 @@ class JetStreamDriver:
         count = spec.jetstream.replicas
         return [] if spec.url is not None else ["nats-server"] if count == 1 else [f"nats-server-{i}" for i in range(count)]
 
+    def server_url(self, server: ManagedServer) -> str:
+        return f"nats://127.0.0.1:{server.port}"
+
+    @staticmethod
+    def elects_leader(spec: LiveSpec) -> bool:
+        """A cluster msgstorm starts (3 or 5 replicas) elects the stream's leader."""
+        return spec.url is None and spec.jetstream.replicas >= 3
+
+    @staticmethod
+    def has_routes(spec: LiveSpec) -> bool:
+        """A cluster msgstorm starts: its routes can go through the fault proxy."""
+        return spec.url is None and spec.jetstream.replicas >= 3
+
+    @staticmethod
+    def client_routing_problem(spec: LiveSpec) -> str | None:
+        if spec.jetstream.client != "wire":
+            return ('toxics on target "jetstream" need live.jetstream.client = "wire" (the nats-py client is not '
+                    "routed through the fault proxy)")
+        return None
+
     def client_routes(self) -> dict[str, list[str]]:
         """The server URLs each role's clients connect to (``live/nemesis.py``)."""
         return {role: list(self.role_urls.get(role, self.urls)) for role in ("publisher", "consumers")}
@@ -307,8 +340,9 @@ class JetStreamDriver:
                     f"{url}: stream {name!r} already exists ({info.state.messages} messages); a run starts from "
                     f"an empty stream: delete it (nats stream rm {name}) or set live.jetstream.stream to another name")
         config = api.StreamConfig(name=name, subjects=[self.spec.subject], num_replicas=self.settings.replicas,
-                                  storage=api.StorageType(self.settings.storage),
-                                  **({"allow_direct": True} if self.read_nodes else {}))
+                                  storage=api.StorageType(self.settings.storage))
+        if self.read_nodes:
+            config.allow_direct = True  # every replica answers direct gets: each node's copy is read back
         try:
             await self._retrying(lambda: js.add_stream(config))
             info = await self._retrying(lambda: self._stream_with_leader(js))
@@ -613,8 +647,9 @@ class JetStreamDriver:
 
     async def stream_leader(self) -> str:
         """The name of the server that leads the stream now (a leader-kill fault's victim)."""
-        assert self.control is not None
-        info = await self._retrying(lambda: self._stream_with_leader(self.control.jetstream(timeout=API_TIMEOUT_S)))
+        control = self.control
+        assert control is not None
+        info = await self._retrying(lambda: self._stream_with_leader(control.jetstream(timeout=API_TIMEOUT_S)))
         leader = info.cluster.leader if info.cluster is not None else None
         if not leader:
             raise ServerError(f"stream {self.settings.stream!r} has no leader now")

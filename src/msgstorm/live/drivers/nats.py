@@ -46,12 +46,18 @@ from nats.aio.msg import Msg
 from msgstorm.history.events import EventKind
 from msgstorm.live.consumer_process import ConsumerProcess
 from msgstorm.live.drivers.base import (
+    AnnouncesMaxPayload,
+    FeedsGeneratorProcesses,
+    HasConsumerProcesses,
+    HasServers,
     OnAck,
     OnEvent,
     OnReceipt,
     OnReceipts,
     OnTimedReceipts,
     Outages,
+    RoutesClients,
+    RunsInProcesses,
 )
 from msgstorm.live.drivers.nats_wire import WireConnection, pack_pubs, payloads, pub_frames
 from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
@@ -125,7 +131,8 @@ def _warm_up() -> None:
 
 
 @LIVE_DRIVERS.register("nats")
-class NatsDriver:
+class NatsDriver(HasServers, RoutesClients, AnnouncesMaxPayload, HasConsumerProcesses, RunsInProcesses,
+                 FeedsGeneratorProcesses):
     fanout = True
     acks = False
 
@@ -178,6 +185,18 @@ class NatsDriver:
     def server_names(spec: LiveSpec) -> list[str]:
         """The servers a run starts (none with ``url``): what a process fault may name."""
         return [] if spec.url is not None else ["nats-server"]
+
+    def server_url(self, server: ManagedServer) -> str:
+        return f"nats://127.0.0.1:{server.port}"
+
+    @staticmethod
+    def client_routing_problem(spec: LiveSpec) -> str | None:
+        return None  # both clients (wire, nats-py) connect where they are told
+
+    @staticmethod
+    def generator_processes(spec: LiveSpec) -> int:
+        """[live.nats] generator_processes, on the wire client (nats-py sends from this process)."""
+        return spec.nats.generator_processes if spec.nats.client == "wire" else 1
 
     def client_routes(self) -> dict[str, list[str]]:
         """The server URL each role's clients connect to (``live/nemesis.py``)."""

@@ -63,7 +63,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import OnAck, OnAcks, OnEvent, OnReceipt, OnReceipts, Outages
+from msgstorm.live.drivers.base import (
+    HasServers,
+    OnAck,
+    OnAcks,
+    OnEvent,
+    OnReceipt,
+    OnReceipts,
+    Outages,
+)
 from msgstorm.live.drivers.redis_wire import (
     SEQ_BITS,
     RespPublisher,
@@ -133,7 +141,7 @@ class _Staged:
 
 
 @LIVE_DRIVERS.register("redis")
-class RedisDriver:
+class RedisDriver(HasServers):
     acks = True
 
     def __init__(self, spec: LiveSpec, run_dir: Path, on_event: OnEvent) -> None:
@@ -178,6 +186,9 @@ class RedisDriver:
     def server_names(spec: LiveSpec) -> list[str]:
         """The servers a run starts (none with ``url``): what a process fault may name."""
         return [] if spec.url is not None else ["redis-server"]
+
+    def server_url(self, server: ManagedServer) -> str:
+        return f"redis://127.0.0.1:{server.port}"
 
     def start_servers(self) -> list[dict[str, Any]]:
         if self.url is not None:
