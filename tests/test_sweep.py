@@ -88,7 +88,7 @@ def test_a_failed_run_is_a_row_with_its_error(tmp_path: Path) -> None:
         "sweep", QUICKSTART, "--grid", f'market.instruments.0.replay="{good}","{bad}"', "--workers", "2",
         "--out", str(tmp_path / "s"), "--set", 'market={instruments=[{name="X"}]}',
         *[arg for item in SHORT for arg in ("--set", item)]])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 5, result.output  # ExitCode.RUNS_FAILED
     rows = pq.read_table(tmp_path / "s" / "sweep.parquet").to_pylist()
     by_file = {row["market.instruments.0.replay"]: row for row in rows}
     assert by_file[f'"{good}"']["status"] == "ok" and by_file[f'"{good}"']["error"] is None
