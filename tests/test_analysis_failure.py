@@ -147,3 +147,29 @@ def test_a_live_ramp_losing_a_message_fires_loss(tmp_path: Path) -> None:
     lost.update(status="lost", t_received=None, t_dequeued=None, t_sequenced=None, seq_no=None, t_committed=None)
     failure = _live(tmp_path, rows)
     assert failure == {"rate_per_s": 300.0, "reason": "loss", "t_ns": 2 * S}
+
+
+THROTTLED = BASE_SCENARIO + """
+[[controllers]]
+kind = "throttle"
+nonessential = ["spam"]
+target = 100
+"""
+
+
+def test_a_throttles_own_shedding_is_not_loss(tmp_path: Path) -> None:
+    """The throttle drops spam on purpose (its ``control`` events say how much): no failure
+    threshold fires for that. A dropped order is still loss, and so is dropped spam when
+    backpressure could have dropped it too (the history does not tell the two apart)."""
+    rows = steady()
+    for i in (12, 25, 33):
+        rows[i] = message(i, rows[i]["t_intended"], status="dropped", kind="spam")
+    decided = [event(1200 * MS, "control", value=0.5, controller="throttle", previous=1.0, strain=300.0, shed=0)]
+    history = write_history(tmp_path / "shed", rows, decided, scenario=scenario_dict(THROTTLED))
+    assert failure_threshold(history) is None
+    rows[42] = message(42, rows[42]["t_intended"], status="dropped")  # an order: 4.2 s
+    history = write_history(tmp_path / "order", rows, decided, scenario=scenario_dict(THROTTLED))
+    assert failure_threshold(history) == {"rate_per_s": 10.0, "reason": "loss", "t_ns": 4 * S}
+    shedding = THROTTLED + '\n[backpressure]\nmode = "shed"\ncapacity = 1000\n'
+    history = write_history(tmp_path / "both", rows, decided, scenario=scenario_dict(shedding))
+    assert failure_threshold(history) == {"rate_per_s": 10.0, "reason": "loss", "t_ns": 1 * S}

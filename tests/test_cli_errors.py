@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from msgstorm.cli import app
+from msgstorm.errors import ExitCode
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 QUICKSTART = str(EXAMPLES / "quickstart.toml")
@@ -98,13 +99,13 @@ def tiny_disk(tmp_path: Path):
     subprocess.run(["umount", str(mount)], check=False)
 
 
-def test_a_full_disk_while_running_is_one_line_exit_1_and_keeps_what_was_written(tiny_disk: Path) -> None:
+def test_a_full_disk_while_running_is_one_line_exit_4_and_keeps_what_was_written(tiny_disk: Path) -> None:
     run_dir = tiny_disk / "run"
     command = [sys.executable, "-c", "from msgstorm.cli import app; app()", "run", QUICKSTART, "--out", str(run_dir),
                "-q", "--set", 'run.duration="20s"', "--set", "history.row_group_size=1024"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert "Traceback" not in done.stderr + done.stdout
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == ExitCode.OUT_OF_SPACE == 4, done.stderr
     assert "No space left on device" in done.stderr and f"msgstorm report {run_dir}" in done.stderr
     assert list((run_dir / "history" / "messages").glob("part-*.parquet")), "parts written before are kept"
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import typer
+import typer.core
 from test_cli_errors import EXAMPLES, SHORT, _invoke  # the same invocation and settings
+from typer.testing import CliRunner
 
 import msgstorm
+from msgstorm.cli import app
+from msgstorm.errors import ExitCode
 
 
 def test_version() -> None:
@@ -48,3 +56,42 @@ def test_report_and_compare_take_quiet(tmp_path: Path) -> None:
     assert code == 0 and len(quiet.splitlines()) <= 3, quiet
     assert "regression" in quiet  # "no regression beyond 5%" or the regressions, nothing else
     shutil.rmtree(tmp_path)
+
+
+def _help_texts(command: typer.core.TyperCommand) -> list[str]:
+    """The help a command was given in the source (its docstring and every parameter's),
+    as plain text: the command line escapes square brackets for rich, which is undone here."""
+    texts = [command.help or ""] + [str(getattr(param, "help", None) or "") for param in command.params]
+    return [text.replace("\\[", "[") for text in texts]
+
+
+def test_every_help_text_keeps_its_square_brackets() -> None:
+    """Rich markup ate "[cluster]" in ``pip install -e '.[cluster]'`` and "[market]" in "a
+    scenario with [market] accounts": every command's --help shows every ``[word]`` its
+    source help has."""
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)
+    checked = 0
+    for name, command in group.commands.items():
+        result = CliRunner().invoke(app, [name, "--help"], terminal_width=200)
+        assert result.exit_code == 0, result.output
+        shown = re.sub(r"[│╭╮╰╯─]", " ", result.output)
+        for text in _help_texts(command):
+            for word in re.findall(r"\[[^\]\s]+\]", text):
+                assert word in shown, f"msgstorm {name} --help loses {word!r} of {text!r}"
+                checked += 1
+    assert checked >= 2  # [cluster] and [market] at least
+
+
+def test_run_quiet_prints_each_message_on_its_own_line(tmp_path: Path) -> None:
+    """``run -q``, stdout and stderr on one stream: the run directory's line ends before
+    anything else is said (an SLO failing here: ``latency.p99 < 1us``)."""
+    run_dir = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "msgstorm", "run", str(EXAMPLES / "quickstart.toml"), "-q",
+                           "--out", str(run_dir), *SHORT, "--set", 'slo={"latency.p99"="< 1us"}'],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert done.returncode == ExitCode.CHECK_FAILED, done.stdout
+    lines = done.stdout.splitlines()
+    assert lines == [f"run directory: {run_dir} (report: {run_dir / 'report.html'})"], done.stdout
+    assert done.stdout.endswith("\n")

@@ -17,6 +17,7 @@ from conftest import require_program
 from typer.testing import CliRunner
 
 from msgstorm.cli import app
+from msgstorm.errors import ExitCode
 from msgstorm.history import read_history
 from msgstorm.live.servers import ManagedServer, free_port
 from msgstorm.scenario.target_option import target_overrides
@@ -128,8 +129,8 @@ def test_a_live_target_refuses_a_simulated_fault_naming_it() -> None:
 
 
 def _assert_a_failed_start(run_dir: Path, output: str) -> None:
-    """The run exits 2 and says where its directory is; the history keeps the failure, its
-    run row is not completed, and ``report`` names the failure and exits 2 (never "sent 0"
+    """The run exits 6 and says where its directory is; the history keeps the failure, its
+    run row is not completed, and ``report`` names the failure and exits 6 (never "sent 0"
     with every SLO passing)."""
     assert "the run never started" in output and str(run_dir) in output
     history = read_history(run_dir)
@@ -137,7 +138,7 @@ def _assert_a_failed_start(run_dir: Path, output: str) -> None:
     assert history.start_failure is not None and "cannot connect" in history.start_failure
     assert history.num_rows("messages") == 0
     code, reported = _invoke("report", str(run_dir))
-    assert code == 2, reported
+    assert code == ExitCode.TARGET_FAILED == 6, reported
     assert "never started" in reported and "cannot connect" in reported
     assert "SLO" not in reported and "sent 0" not in reported
 
@@ -146,7 +147,7 @@ def test_a_run_that_never_connects_is_recorded_as_a_failed_start(tmp_path: Path)
     run_dir = tmp_path / "run"
     code, output = _invoke("run", str(EXAMPLES / "quickstart.toml"), "--target", f"nats://127.0.0.1:{free_port()}",
                            "--out", str(run_dir), "-q", "--set", 'live.start_timeout="2s"', *NO_FAULTS)
-    assert code == 2, output
+    assert code == ExitCode.TARGET_FAILED, output
     assert "cannot connect" in output
     _assert_a_failed_start(run_dir, output)
 
@@ -159,5 +160,5 @@ def test_a_server_that_fails_the_connect_is_recorded_as_a_failed_start(
     run_dir = tmp_path / "run"
     code, output = _invoke("run", str(EXAMPLES / "quickstart.toml"), "--target", url.replace("nats://", "jetstream://"),
                            "--out", str(run_dir), "-q", "--set", 'live.start_timeout="3s"', *NO_FAULTS)
-    assert code == 2, output
+    assert code == ExitCode.TARGET_FAILED, output
     _assert_a_failed_start(run_dir, output)

@@ -7,10 +7,12 @@ browser cannot pass for a working report where it matters.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import require_program
@@ -18,6 +20,8 @@ from typer.testing import CliRunner
 
 import msgstorm
 from msgstorm.cli import app
+from msgstorm.report.html import _connections, _copies, _headline, _scenario_facts, _scenario_value
+from msgstorm.report.text import duration_ms, duration_s, number
 from msgstorm.runner import RunResult, run
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -242,3 +246,111 @@ def test_a_live_report_draws_the_cpu_of_the_server_and_of_msgstorm(tmp_path: Pat
         cores = traces[name]["y"]
         assert len(cores) >= 10 and all(value >= 0 for value in cores)  # 100 ms samples over a 2 s run
     assert 0 < max(traces["publisher (msgstorm)"]["y"]) < 4  # it spins before each send
+
+
+BLACK_THURSDAY_SHORT = ['run.duration="13s"', 'run.drain="2s"', 'agents.1.stop="13s"']
+MARKET_PLOTS = PLOTS | {"market-prices", "market-bad-debt", "market-delay"}
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, str, list[str], Path]:
+    """black-thursday cut to its crash: bad debt, liquidations, a base fee beside a queue."""
+    result = _run(tmp_path_factory, "black-thursday.toml", BLACK_THURSDAY_SHORT, "market")
+    screenshot = result.run_dir / "report.png"
+    dom, console = open_in_chromium(result.run_dir / "report.html", tmp_path_factory.mktemp("profile"), screenshot)
+    return result, dom, console, screenshot
+
+
+def _cards(dom: str) -> dict[str, tuple[str, str]]:
+    """The headline's cards: label -> (value, the line under it), as the page shows them."""
+    cards = re.findall(r'<div class="card"><div class="label">([^<]*)</div><div class="value">([^<]*)</div>'
+                       r'(?:<div class="sub">([^<]*)</div>)?', dom)
+    return {html.unescape(label): (html.unescape(value), html.unescape(sub)) for label, value, sub in cards}
+
+
+def _figure(dom: str, slug: str) -> dict[str, Any]:
+    found = re.search(rf'<script type="application/json" id="fig-{slug}">(.*?)</script>', dom, re.DOTALL)
+    assert found, slug
+    return dict(json.loads(found.group(1)))
+
+
+def test_the_headline_of_a_market_run_shows_bad_debt_and_liquidations(market) -> None:
+    result, dom, console, screenshot = market
+    bad, liquidations = result.summary["market"]["bad_debt"], result.summary["market"]["liquidations"]
+    status = _status(dom)
+    assert status.get("done") == "yes" and status.get("errors") == "0", status
+    states = _plot_states(dom)
+    assert set(states) == MARKET_PLOTS
+    # Cut at the crash, no liquidation has executed yet: only the delay plot has nothing to draw.
+    assert liquidations["executed"] == 0 and states.pop("market-delay") == "no"
+    assert all(state == "yes" for state in states.values()), states
+    assert screenshot.stat().st_size > 50_000
+    assert bad["absolute"] > 0
+    cards = _cards(dom)
+    assert list(cards).index("bad debt") < list(cards).index("latency p50")  # before the latencies
+    assert cards["bad debt"] == (number(bad["absolute"]), f"{number(bad['pct_of_open_interest'])}% of open "
+                                                          f"interest, {number(bad['accounts'])} accounts")
+    assert cards["liquidations executed"][0] == number(liquidations["executed"])
+    assert cards["liquidations executed"][1].startswith(f"of {number(liquidations['eligible'])} eligible")
+    latency = result.summary["latency_ms"]
+    assert latency["p99"] > 1000 and cards["latency p99"][0] == duration_ms(latency["p99"])
+    assert cards["latency p99"][0].endswith(" s") and "," not in cards["latency p99"][0]
+
+
+def test_the_base_fee_has_an_axis_of_its_own_beside_the_queue(market) -> None:
+    result, dom, _, _ = market
+    figure = _figure(dom, "market-bad-debt")
+    traces = {trace["name"]: trace for trace in figure["data"]}
+    fee, queue = traces["base fee"], traces["queue depth (peak)"]
+    assert max(fee["y"]) < 5 < max(queue["y"]), "a fee of ones beside a queue of thousands"
+    assert fee["yaxis"] not in (queue["yaxis"], "y", None)
+    axis = figure["layout"]["yaxis" + fee["yaxis"][1:]]
+    assert axis["title"]["text"] == "base fee" and axis["overlaying"] == "y"
+    assert figure["layout"]["yaxis" + queue["yaxis"][1:]]["title"]["text"] == "queue depth"
+
+
+def test_the_faults_table_shows_the_recovery_time(faulty) -> None:
+    result, dom, _, _ = faulty
+    fault = result.summary["faults"][0]
+    assert fault["recovery_s"] is not None
+    table = re.search(r'<table id="faults-table">.*?</table>', dom, re.DOTALL)
+    assert table
+    headers = re.findall(r"<th>([^<]*)</th>", table.group(0))
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", table.group(0))
+    shown = dict(zip(headers, cells, strict=False))
+    assert shown["recovered after"] == duration_s(fault["recovery_s"])
+    assert shown["p99 before"] == duration_ms(fault["pre_fault_p99_ms"])
+
+
+def test_a_replicated_streams_copies_and_a_brokers_refusal_read_for_people() -> None:
+    copies = _copies({"nodes": {"n0": {"stored": 14_000, "acked_missing": 0, "duplicated": 0, "unexpected": 0},
+                                "n1": {"stored": 13_990, "acked_missing": 10, "duplicated": 0, "unexpected": 0},
+                                "n2": None}})
+    rows = re.findall(r"<tr>(.*?)</tr>", copies)[1:]
+    assert [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in rows] == [
+        ["n0", "14,000", "0", "0", "0"], ["n1", "13,990", "10", "0", "0"], ["n2", "not read", "—", "—", "—"]]
+    trouble = _connections({"disconnects": 0, "reconnects": 0, "errors": 1, "clients": {}, "servers_exited": [],
+                            "incidents": [{"t_s": 3.2, "kind": "client_error", "client": "publisher",
+                                           "error": "NATS/1.0 503\r\nNats-Subject: msgstorm.orders\r\n\r\n"}]})
+    assert "<td>503 no responders</td>" in trouble and "NATS/1.0" not in trouble
+
+
+def test_a_live_runs_scenario_shows_only_live_settings_in_human_units() -> None:
+    scenario = msgstorm.load_scenario(EXAMPLES / "live-jetstream-kill.toml").model_dump(mode="json", by_alias=True)
+    facts = dict(_scenario_facts(scenario))
+    assert set(facts) == {"target", "live", "live.jetstream", "run"}  # no sequencer, blocks, regions, backpressure
+    assert "flush_interval=1 ms" in facts["live"] and "start_timeout=60 s" in facts["live"]
+    assert "replicas=3" in facts["live.jetstream"]
+    assert "duration=14 s" in facts["run"] and "sample_interval=100 ms" in facts["run"]
+    faults = [_scenario_value("fault", {k: v for k, v in f.items() if k != "kind"}) for f in scenario["faults"]]
+    assert faults == ["{at=3 s, node=leader, restart_after=3 s}", "{at=9 s, node=nats-server-0, down=1 s}"]
+    assert not re.search(r"\d{7,}", " ".join([*map(str, facts.values()), *faults])), "no raw nanoseconds"
+
+
+def test_a_throttles_shedding_is_its_own_card() -> None:
+    page = _headline({"failure_threshold": None, "by_kind": {"spam": {"sent": 100, "dropped": 40}},
+                      "control": {"throttle": {"decisions": 3, "output": "admitted_share", "lowest": 0.5,
+                                               "highest": 1.0, "last": 1.0, "shed": 40, "sheds": ["spam"]}}})
+    cards = _cards(page)
+    assert cards["throttle: shed on purpose"] == ("40", "spam 40 of 100 dropped")
+    assert cards["failure threshold"][0] == "none"

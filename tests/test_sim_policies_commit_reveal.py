@@ -10,7 +10,19 @@ import pytest
 from msgstorm.scenario import ScenarioError
 from msgstorm.scenario.loader import parse_scenario
 from msgstorm.sim.policies_commit_reveal import CommitRevealPolicy
-from msgstorm.sim.state import AGENT, FEE, KEY, KIND, MSG_ID, NULL, ORIGIN, SEQ_NO, SEQUENCED, SIZE, WHERE
+from msgstorm.sim.state import (
+    AGENT,
+    FEE,
+    KEY,
+    KIND,
+    MSG_ID,
+    NULL,
+    ORIGIN,
+    SEQ_NO,
+    SEQUENCED,
+    SIZE,
+    WHERE,
+)
 
 SCENARIO = """
 [run]

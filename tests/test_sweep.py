@@ -89,7 +89,7 @@ def test_a_failed_run_is_a_row_with_its_error_retried_once_and_again_on_resume(t
                "--out", str(tmp_path / "s"), "--set", 'market={instruments=[{name="X"}]}',
                *[arg for item in SHORT for arg in ("--set", item)]]
     result = CliRunner().invoke(app, command)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 5, result.output  # ExitCode.RUNS_FAILED
     assert "2 run(s) now, 0 finished before, 1 failed" in result.output, result.output
     rows = pq.read_table(tmp_path / "s" / "sweep.parquet").to_pylist()
     by_file = {row["market.instruments.0.replay"]: row for row in rows}

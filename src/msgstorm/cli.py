@@ -1,11 +1,7 @@
 """The ``msgstorm`` command line: run, validate, report, compare, schema.
 
-Exit codes (``EXIT_*`` below; docs/cli.md lists them):
-0 ok; 1 an SLO failed (``compare --fail-on-regression``: a regression; ``run``: the disk
-filled up while writing the history, what was saved is said); 2 bad input (the message
-names file, line and field, or the path and the OS error) or a bad place to write;
-3 interrupted (Ctrl-C or SIGTERM, or a history that was cut off): the history holds what
-was recorded, and ``msgstorm report RUN_DIR`` finishes the job.
+Exit codes: ``msgstorm.errors.ExitCode``, one per cause (docs/cli.md lists them); no
+command exits with a bare number.
 
 Lines a script may read (paths, errors) are never wrapped, whatever the terminal's width.
 """
@@ -15,6 +11,8 @@ from __future__ import annotations
 import atexit
 import errno
 import gc
+import inspect
+import re
 import signal
 import sys
 import time
@@ -27,15 +25,27 @@ from typing import Annotated, Any
 import typer
 import typer.core
 from rich.console import Console
+from rich.markup import escape
 from rich.text import Text
 
-from msgstorm.errors import TargetError
+from msgstorm.errors import ExitCode, TargetError
 from msgstorm.heap import keep_freed_memory
 
 
 class _Command(typer.core.TyperCommand):
     """A command whose usage line names its arguments plainly (``SCENARIO.toml``, not typer's
-    ``{SCENARIO.toml}``, which reads like a literal brace in a shell)."""
+    ``{SCENARIO.toml}``, which reads like a literal brace in a shell), and whose help is plain
+    text: typer reads help as rich markup, which would eat ``[cluster]`` or ``[market]``, so
+    every help string is escaped here, once, for every command."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.help:
+            # A docstring's lines join into one paragraph (typer would keep each source line).
+            self.help = escape(re.sub(r"(?<!\n)\n(?!\n)", " ", inspect.cleandoc(self.help)))
+        for param in self.params:
+            if isinstance(param, (typer.core.TyperOption, typer.core.TyperArgument)) and param.help:
+                param.help = escape(param.help)
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces = super().collect_usage_pieces(ctx)
@@ -61,7 +71,6 @@ def _ok(message: str) -> None:
     """``ok: message`` on stdout, the message as plain text."""
     out.print(Text.assemble(("ok", "green"), ": ", message), highlight=False)
 
-EXIT_OK, EXIT_SLO_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 3
 
 
 def _count(n: int, noun: str) -> str:
@@ -74,7 +83,7 @@ def _version(value: bool) -> None:
         import msgstorm
 
         out.print(f"msgstorm {msgstorm.__version__}", highlight=False, markup=False)
-        raise typer.Exit()
+        raise typer.Exit(ExitCode.OK)
 
 
 @app.callback()
@@ -98,7 +107,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
             sys.stderr.flush()
             import os
 
-            os._exit(EXIT_INTERRUPTED)
+            os._exit(ExitCode.INTERRUPTED)
         raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -130,13 +139,13 @@ def _load(path: Path, overrides: list[str], target: str | None = None, allow_rem
                                      else ["live.allow_remote=true"])
         except ValueError as error:
             _error(str(error))
-            raise typer.Exit(EXIT_BAD_INPUT) from None
+            raise typer.Exit(ExitCode.BAD_INPUT) from None
     try:
         loaded = load_scenario(path, overrides)
     except ScenarioError as error:
         for issue in error.issues:
             _error(str(issue), soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     return loaded
 
 
@@ -204,7 +213,7 @@ def run(
         else:
             where = out_dir if out_dir is not None else Path("runs")
             _error(f"{where}: cannot create the run directory: {error.strerror or error}")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     show_progress = sys.stdout.isatty() and not quiet
     try:
         with _sigterm_as_interrupt():
@@ -223,20 +232,20 @@ def run(
         # history was being closed, analysed or reported: the history is on disk.
         err.print(f"interrupted: the history in {run_dir} is written; finish the summary and report "
                   f"with: msgstorm report {run_dir}", highlight=False, markup=False)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
     except TargetError as error:
         _error(str(error))
         if (run_dir / "history").is_dir():
             err.print(f"the run never started: {run_dir} keeps the failure and the logs of any server msgstorm "
                       f"started (servers/); msgstorm report {run_dir} says the same", highlight=False, markup=False)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise typer.Exit(ExitCode.TARGET_FAILED) from None
     except OSError as error:
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
             _error(f"{run_dir}: {error.strerror}: the run stopped; the history in "
                    f"{run_dir / 'history'} keeps every part written before (msgstorm report {run_dir} reads it)")
-            raise typer.Exit(EXIT_SLO_FAILED) from None
+            raise typer.Exit(ExitCode.OUT_OF_SPACE) from None
         _error(f"{getattr(error, 'filename', None) or run_dir}: {error.strerror or error}")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     finally:
         if exporter is not None:
             exporter.close()
@@ -246,9 +255,9 @@ def run(
     if result.summary.get("interrupted"):
         err.print(f"interrupted: the history in {result.run_dir} holds what was recorded before the stop; "
                   f"re-analyse it with: msgstorm report {result.run_dir}", highlight=False, markup=False)
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(ExitCode.INTERRUPTED)
     if slo_failed(result.analysis, strict):
-        raise typer.Exit(EXIT_SLO_FAILED)
+        raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
 def _linger(exporter: Any, seconds: float) -> None:
@@ -267,7 +276,7 @@ def _start_exporter(port: int, loaded: Any) -> Any:
     except OSError as error:
         _error(f"--prometheus {port}: cannot listen on 127.0.0.1:{port} ({error.strerror or error}); "
                "choose a free port (0 picks one)")
-        raise typer.Exit(2) from None
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     err.print(f"prometheus metrics: {exporter.url}", highlight=False, markup=False)
     return exporter
 
@@ -301,7 +310,7 @@ def report(
             failure = history.start_failure
             if failure is not None:
                 _error(f"{run_dir}: the run never started, nothing was sent: {failure}")
-                raise typer.Exit(EXIT_BAD_INPUT)
+                raise typer.Exit(ExitCode.TARGET_FAILED)
             if history.cut_off and history.num_rows("messages") == 0:
                 live = history.run_info.get("target", "sim") not in (None, "sim")
                 hint = ("; a live run writes its messages at the end unless [live] record_every is set "
@@ -309,35 +318,35 @@ def report(
                 if not live or history.num_rows("events") == 0:
                     _error(f"{run_dir}: the run was cut off before any message was recorded; "
                            f"there is nothing to report{hint}")
-                    raise typer.Exit(EXIT_INTERRUPTED)
+                    raise typer.Exit(ExitCode.INTERRUPTED)
                 # A live run keeps its events as they happen: its servers, faults and outages are reported.
                 err.print(f"{run_dir}: the run was cut off before any message was recorded{hint}; "
                           "reporting its events (servers, faults, connections)", highlight=False, markup=False)
             analysis = reanalyse(run_dir, history)
     except FileNotFoundError as error:
         _error(str(error))
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     except (pa.ArrowException, OSError) as error:
         _error(f"{run_dir}: history unreadable: {error}")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     except KeyboardInterrupt:
         err.print(f"interrupted: {run_dir} is unchanged where it was not rewritten; run msgstorm report "
                   f"{run_dir} again to finish", highlight=False, markup=False)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
     if not quiet:
         print_summary(analysis.summary, out)
     out.print(f"report: {run_dir / 'report.html'}", highlight=False, markup=False)
     if analysis.summary.get("cut_off"):
         err.print(f"cut off: {run_dir} was killed before it finished; the numbers cover what was "
                   "flushed to its history (up to about a second before the kill)", highlight=False, markup=False)
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(ExitCode.INTERRUPTED)
     if analysis.summary.get("interrupted"):
         # The run exited 3; its report says the same: SLOs judged on part of a run decide nothing.
         err.print(f"interrupted: {run_dir} was stopped (Ctrl-C or SIGTERM) before it finished; the numbers "
                   "cover what was recorded before the stop", highlight=False, markup=False)
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(ExitCode.INTERRUPTED)
     if slo_failed(analysis, strict):
-        raise typer.Exit(EXIT_SLO_FAILED)
+        raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
 @app.command(cls=_Command)
@@ -379,9 +388,9 @@ def compare(
             regressions = compare_sweeps(runs[0], runs[1], fraction, out)
         except RunDirError as error:
             _error(str(error))
-            raise typer.Exit(EXIT_BAD_INPUT) from None
+            raise typer.Exit(ExitCode.BAD_INPUT) from None
         if fail_on_regression and regressions:
-            raise typer.Exit(1)
+            raise typer.Exit(ExitCode.CHECK_FAILED)
         return
     if len(runs) < 2:
         problems.append(f"compare needs at least two run directories, got {len(runs)}")
@@ -397,7 +406,7 @@ def compare(
     if problems:
         for problem in problems:
             _error(str(problem), soft_wrap=True)
-        raise typer.Exit(2)
+        raise typer.Exit(ExitCode.BAD_INPUT)
     comparison = compare_runs(loaded, fraction)
     if quiet:
         print_regressions(comparison, out)
@@ -411,9 +420,9 @@ def compare(
             out.print(f"comparison: {write_compare_html(comparison, target)}", highlight=False, markup=False)
         except OSError as error:
             _error(f"--html {target}: cannot write: {error.strerror or error}")
-            raise typer.Exit(EXIT_BAD_INPUT) from None
+            raise typer.Exit(ExitCode.BAD_INPUT) from None
     if fail_on_regression and comparison.regressions:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
 @app.command(cls=_Command)
@@ -445,29 +454,29 @@ def calibrate(
             raise ValueError(f"expected a share of the knee above 0% and below 100%, such as '50%', got {low_load!r}")
     except ValueError as error:
         _error(f"--low-load: {error}")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     if output is None:
         output = run_dir / "twin.toml"  # beside the run it was fitted to, never in the working directory
     try:
         calibration = fit_twin(read_history(run_dir), fraction)
     except CalibrationError as error:
         _error(f"{run_dir}: {error}")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     except FileNotFoundError as error:
         _error(str(error))
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     except (pa.ArrowException, OSError) as error:
         _error(f"{run_dir}: history unreadable: {error}")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     try:
         write_twin(calibration, output, str(run_dir), msgstorm_version())
     except ScenarioError as error:  # the twin is validated before it is written: a bug, but said plainly
         for issue in error.issues:
             _error(f"the twin scenario would not load, so it was not written: {issue}")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     except OSError as error:
         _error(f"{output}: cannot write: {error.strerror or error}")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     fit = calibration.service
     if calibration.low_load_note:
         err.print(f"note: {calibration.low_load_note}", highlight=False, markup=False)
@@ -502,14 +511,14 @@ def _check_twin(twin: Path, calibration: Any) -> None:
     run_dir = twin.with_suffix("")
     if run_dir.exists() and any(run_dir.iterdir()):
         _error(f"--check: {run_dir} is not empty; the twin's run goes there")
-        raise typer.Exit(EXIT_BAD_INPUT)
+        raise typer.Exit(ExitCode.BAD_INPUT)
     result = run_scenario(load_scenario(twin), run_dir)
     capacity = result.summary.get("capacity")
     knee = capacity.get("knee_rate_per_s") if isinstance(capacity, dict) else None
     steps = result.analysis.steps
     if steps is None:  # the twin keeps the source's agents, so its ramp: a bug, but said plainly
         _error(f"--check: the twin's run {run_dir} has no step ramp to find a knee on")
-        raise typer.Exit(EXIT_BAD_INPUT)
+        raise typer.Exit(ExitCode.BAD_INPUT)
     verdict = check_twin(calibration, None if knee is None else float(knee), steps)
     measured = f"measured {verdict.measured_knee_per_s:,.0f}/s"
     if not verdict.predicted:
@@ -517,12 +526,12 @@ def _check_twin(twin: Path, calibration: Any) -> None:
         _error(f"--check: twin run {run_dir}: its {twin_knee} is not a prediction of the {measured}:")
         for doubt in verdict.doubts:
             err.print(f"  - {doubt}", highlight=False, markup=False)
-        raise typer.Exit(EXIT_SLO_FAILED)
+        raise typer.Exit(ExitCode.CHECK_FAILED)
     out.print(f"twin run: {run_dir}: predicted knee {verdict.twin_knee_per_s:,.0f}/s, {measured}: "
               f"{verdict.relative_error:+.0%}", highlight=False, markup=False)
     if not verdict.within_tolerance:
         _error(f"--check: the twin's knee is off the measured one by more than {PREDICTION_TOLERANCE:.0%}")
-        raise typer.Exit(EXIT_SLO_FAILED)
+        raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
 @app.command(cls=_Command)
@@ -557,12 +566,12 @@ def sweep(
     loaded = _load(scenario, fixed)
     if loaded.target != "sim":
         _error(f"{scenario}: a sweep runs on the simulator; target {loaded.target!r} is live")
-        raise typer.Exit(EXIT_BAD_INPUT)
+        raise typer.Exit(ExitCode.BAD_INPUT)
     try:
         grids = [parse_grid(text) for text in grid or []]
     except GridError as error:
         _error(str(error))
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     out_dir = out_path if out_path is not None else default_run_dir(loaded)
     from msgstorm.report.live import SweepProgress
 
@@ -586,19 +595,19 @@ def sweep(
     except (GridError, ScenarioError, SweepDirError) as error:
         for line in getattr(error, "issues", None) or [error]:
             _error(str(line), soft_wrap=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     except ImportError as error:
         _error(f"--ray: {error}; install the cluster extra: pip install -e '.[cluster]'")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     except KeyboardInterrupt:
         _error(f"interrupted: what finished is in {out_dir} (sweep.parquet); run the same command to resume")
-        raise typer.Exit(3) from None
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
     retried = f" ({result.failed_before} of them failed before: retried)" if result.failed_before else ""
     out.print(f"{result.ran} run(s) now{retried}, {result.skipped} finished before, {result.failed} failed; "
               f"table {out_dir / 'sweep.parquet'}, points {out_dir / 'sweep.json'}, page "
               f"{out_dir / 'sweep.html'}", highlight=False, markup=False)
     if result.failed:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.RUNS_FAILED)
 
 
 @app.command("safe-leverage", cls=_Command)
@@ -644,11 +653,11 @@ def safe_leverage_command(
                      sets=fixed)
     except (ValueError, GridError) as error:
         _error(f"safe-leverage: {error}")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     except ScenarioError as error:
         for line in error.issues:
             _error(str(line), soft_wrap=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     out_dir = out_path if out_path is not None else default_run_dir(loaded)
     from msgstorm.report.live import SweepProgress
 
@@ -662,10 +671,10 @@ def safe_leverage_command(
     except (ValueError, GridError, ScenarioError) as error:
         for line in getattr(error, "issues", None) or [error]:
             _error(str(line), soft_wrap=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     except KeyboardInterrupt:
         _error(f"interrupted: the same command with --out {out_dir} resumes")
-        raise typer.Exit(3) from None
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
     out.print(f"safe leverage (one leverage for every account): the highest shown to keep bad debt <= "
               f"{budget_share:.3%} of open interest with {sure:.0%} confidence, {_count(seeds, 'seed')} a leverage "
               f"(a run without a bad-debt share counts as over budget):", highlight=False, markup=False)
@@ -682,7 +691,7 @@ def safe_leverage_command(
               f"{out_dir / 'safe_leverage.html'}", highlight=False, markup=False)
 
 
-@app.command()
+@app.command(cls=_Command)
 def schema() -> None:
     """Print the JSON Schema of summary.json."""
     from msgstorm.report.schema import summary_schema_text

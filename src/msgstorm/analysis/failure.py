@@ -7,7 +7,11 @@ time order. The first interval where any criterion fires is the threshold:
 
 Reasons, checked in this order (the first that fires is reported):
 
-- ``"loss"``: a message intended in the interval ended dropped or lost.
+- ``"loss"``: a message intended in the interval ended dropped or lost. A throttle's own
+  shedding is not loss: it drops a share of its non-essential kinds on purpose, and the
+  summary's ``control`` says what it shed. The history does not tell its drops from
+  backpressure's, so with a backpressure mode that may drop (any but ``unbounded``) every
+  drop still counts.
 - ``"desync"``: a desync episode overlaps the interval.
 - ``"overload"``: throughput below ``throughput_fraction`` x offered while the sequencer queue
   (last ``queue_depth`` sample at or before each end) is deeper at the interval's end than at
@@ -41,9 +45,10 @@ from typing import Any
 
 import numpy as np
 
-from msgstorm.analysis._common import MessageArrays, analysis_settings, percentile, rounded
-from msgstorm.analysis._intervals import IntervalLoad, overlap_range
+from msgstorm.analysis._common import I64, MessageArrays, analysis_settings, percentile, rounded
+from msgstorm.analysis._intervals import IntervalLoad, bin_index, overlap_range
 from msgstorm.analysis.capacity import capacity, low_load_p99, saturated_intervals
+from msgstorm.analysis.control import backpressure_drops, throttle_sheds
 from msgstorm.analysis.desync import DesyncEpisode, desync_episodes
 from msgstorm.analysis.latency import latency_and_jitter_ms
 from msgstorm.analysis.queue import DepthSamples, depth_samples
@@ -83,9 +88,11 @@ def find_failure(
     clip_last: bool,
     lag_corrected: bool = False,
     live: LiveLimits | None = None,
+    shed: I64 | None = None,
 ) -> dict[str, Any] | None:
     """Walk ``load``'s intervals in ``order``; the first failing one as {rate_per_s, reason, t_ns}.
-    ``live``: a live target's conditions (see the module docstring)."""
+    ``live``: a live target's conditions (see the module docstring); ``shed``: per interval,
+    the drops a throttle made on purpose (not loss)."""
     desynced = np.zeros(load.count, dtype=np.bool_)
     for episode in episodes:
         end = episode.t_end_ns if episode.t_end_ns is not None else horizon_ns
@@ -102,7 +109,8 @@ def find_failure(
         previous_offered = offered[index]
         reason: str | None = None
         short = throughput[index] < throughput_fraction * compared
-        if load.dropped[index] + load.lost[index] > 0:
+        excused = int(shed[index]) if shed is not None else 0
+        if load.dropped[index] - excused + load.lost[index] > 0:
             reason = "loss"
         elif desynced[index]:
             reason = "desync"
@@ -197,4 +205,18 @@ def failure_over(
         clip_last=not ramp,
         lag_corrected=ramp,
         live=live_limits(history, messages, load),
+        shed=throttled_drops(history, messages, load, clip_last=not ramp),
     )
+
+
+def throttled_drops(history: History, messages: MessageArrays, load: IntervalLoad, *, clip_last: bool) -> I64:
+    """Per interval (by intended time), the drops a throttle made on purpose: the dropped
+    messages of the kinds it may shed, when no backpressure could have dropped them too."""
+    kinds = throttle_sheds(history)
+    if not kinds or backpressure_drops(history) or messages.count == 0:
+        return np.zeros(load.count, dtype=np.int64)
+    codes, names = history.codes("messages", "kind")
+    shed = messages.status["dropped"] & np.isin(codes, [names.index(kind) for kind in kinds if kind in names])
+    index = bin_index(messages.t_intended, shed, load.edges, clip_last)
+    index = index[index >= 0]
+    return np.bincount(index, minlength=load.count).astype(np.int64)[: load.count]

@@ -40,6 +40,8 @@ Place in the pipeline: between the history and the reports. It reads only the ``
   [{t_s, kind, client, error}]} (see ``connections``); null on the simulator and for a live
   run cut off before it wrote its events.
 - ``desync``: {episodes, max_height_gap}; ``propagation_ms``: {region: {p50, p90, p99, count}}.
+- ``control``: what each self-healing controller decided and shed (``control``); absent
+  without decisions.
 - ``faults``: [{fault_id, kind, start_s, end_s, pre_fault_p99_ms, recovery_s}] (``analysis/recovery.py``); ``checks``: [{name, verdict, detail}];
   ``slo``: [{name, verdict, value, threshold}] (see ``slo``).
 
@@ -67,14 +69,14 @@ from msgstorm.analysis.audit import delivery_summary
 from msgstorm.analysis.breakdown import by_group, gossip_backlog_summary
 from msgstorm.analysis.capacity import capacity
 from msgstorm.analysis.connections import connections_summary
+from msgstorm.analysis.control import control_summary
 from msgstorm.analysis.delivery import Verdict, run_checkers
 from msgstorm.analysis.desync import desync_episodes, desync_summary
 from msgstorm.analysis.failure import failure_over
+from msgstorm.analysis.fairness import fairness_summary
 from msgstorm.analysis.faults import fault_windows, faults_summary
-from msgstorm.analysis.recovery import recovery_times
 from msgstorm.analysis.generator import generator_summary
 from msgstorm.analysis.latency import ipdv_ms, latency_and_jitter_ms, stage_breakdown_ms
-from msgstorm.analysis.fairness import fairness_summary
 from msgstorm.analysis.market import market_summary
 from msgstorm.analysis.propagation import propagation_by_region_ms
 from msgstorm.analysis.queue import (
@@ -85,6 +87,7 @@ from msgstorm.analysis.queue import (
     depth_samples,
     queue_summary,
 )
+from msgstorm.analysis.recovery import recovery_times
 from msgstorm.analysis.windows import horizon_ns, window_table
 from msgstorm.history.reader import History
 from msgstorm.scenario.slo import evaluate_slos
@@ -205,6 +208,9 @@ def analyse(history: History) -> Analysis:
     auction = auction_summary(history)
     if auction is not None:  # only runs whose batch auction cleared limit orders have one
         summary["auction"] = auction
+    control = control_summary(history)
+    if control is not None:  # only runs whose self-healing controllers decided something have one
+        summary["control"] = control
     summary["slo"] = evaluate_slos(summary, dict(history.scenario.get("slo") or {}))
     # The report draws the committed messages' latency from these again.
     history.retain("messages", ["t_committed", "t_intended"])

@@ -373,6 +373,18 @@ class Auction(_Closed):
         description="each clearing price against the true price at its batch's close")]
 
 
+class Controller(_Closed):
+    decisions: Annotated[int, Field(ge=1, description="control events: each a change of its output")]
+    output: Annotated[str, Field(description="what its values are: admitted_share (throttle: the share of its "
+                                             "non-essential kinds' arrivals admitted) or block_interval_ms")]
+    lowest: float
+    highest: float
+    last: Annotated[float, Field(description="its output after its last decision")]
+    shed: Annotated[int | None, Field(ge=0, description="arrivals it had shed (dropped) by its last decision; "
+                                                        "null for a controller that sheds nothing")]
+    sheds: Annotated[list[str], Field(description="the kinds it may shed")]
+
+
 class Summary(BaseModel):
     """The headline results of one msgstorm run, as written to RUN_DIR/summary.json by
     `msgstorm run` and `msgstorm report` (see msgstorm.analysis.summary). Times in ms are
@@ -432,6 +444,9 @@ class Summary(BaseModel):
     auction: Annotated[Auction | None, Field(
         description="the batch auction's clearings; absent without [market.orders] and "
                     "sequencer.policy = \"batch_auction\"")] = None
+    control: Annotated[dict[str, Controller] | None, Field(
+        description="what each self-healing controller ([[controllers]]) decided and shed; absent without "
+                    "decisions")] = None
     desync: Desync
     propagation_ms: Annotated[dict[str, RegionPropagation], Field(
         description="gossip propagation (t_delivered - t_sent) by receiving region")]

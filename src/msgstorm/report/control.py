@@ -11,12 +11,12 @@ Each decision's own strain reading is marked on the strain's axis.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 
 from msgstorm.analysis._common import events_of
+from msgstorm.analysis.control import OUTPUTS, Decision, controller_decisions
 from msgstorm.history.reader import History
 from msgstorm.report import figures
 from msgstorm.report.page import Plot, esc, figure_block, table
@@ -26,43 +26,12 @@ __all__ = ["control_section"]
 
 NS_PER_S = 1e9
 
-# controller -> (its output's name and unit, how output values are shown)
-_OUTPUTS: dict[str, tuple[str, float]] = {
-    "throttle": ("admitted share of the non-essential kinds", 1.0),
-    "block_time": ("block interval (ms)", 1e-6),
-}
+# controller -> its output's name and unit (``analysis.control.OUTPUTS`` scales the values)
+_OUTPUT_NAMES = {"throttle": "admitted share of the non-essential kinds", "block_time": "block interval (ms)"}
 # The strain a decision's detail names (``signal``; block_time reads the backlog in blocks).
 _STRAINS = {"queue_depth": "queue depth", "block_backlog": "block backlog (messages)",
             "height_gap": "height gap of the furthest-behind node (blocks)",
             "block_backlog_blocks": "block backlog (full blocks)"}
-
-
-def _decisions(history: History) -> dict[str, tuple[str, float, list[tuple[float, float, float]]]]:
-    """controller -> (its signal, its output before the first decision, [(t seconds, output,
-    strain)] of its decisions in time order)."""
-    rows = events_of(history, "control")
-    details = rows.events.column("detail").to_pylist()
-    out: dict[str, tuple[str, float, list[tuple[float, float, float]]]] = {}
-    for t, value, row in zip(rows.t.tolist(), rows.value.tolist(), rows.rows.tolist(), strict=True):
-        detail = json.loads(details[row] or "{}")
-        name = str(detail.get("controller"))
-        signal = str(detail.get("signal") or ("block_backlog_blocks" if name == "block_time" else "queue_depth"))
-        first = float(detail.get("previous", value))
-        out.setdefault(name, (signal, first, []))[2].append((t / NS_PER_S, value, float(detail.get("strain", 0.0))))
-    return out
-
-
-def _shed(history: History) -> dict[str, int]:
-    """controller -> the arrivals it had shed (``dropped``, like backpressure's drops) by its
-    last decision, for a controller whose decisions count them (``shed`` in the detail)."""
-    rows = events_of(history, "control")
-    details = rows.events.column("detail").to_pylist()
-    shed: dict[str, int] = {}
-    for row in rows.rows.tolist():
-        detail = json.loads(details[row] or "{}")
-        if "shed" in detail:
-            shed[str(detail.get("controller"))] = int(detail["shed"])
-    return shed
 
 
 def _strain_series(history: History, signal: str, depth: tuple[list[float], list[float]],
@@ -86,19 +55,20 @@ def _strain_series(history: History, signal: str, depth: tuple[list[float], list
     return [], []
 
 
-def _figure(name: str, signal: str, first: float, decisions: list[tuple[float, float, float]],
+def _figure(name: str, signal: str, first: float, decisions: list[Decision],
             strain: tuple[list[float], list[float]], t_end_s: float) -> Figure:
-    output_name, scale = _OUTPUTS.get(name, (f"{name} output", 1.0))
+    output_name = _OUTPUT_NAMES.get(name, f"{name} output")
+    _, scale = OUTPUTS.get(name, ("", 1.0))
     strain_name = _STRAINS.get(signal, signal)
-    times = [0.0] + [t for t, _, _ in decisions] + [max(t_end_s, decisions[-1][0])]
-    outputs = [first * scale] + [value * scale for _, value, _ in decisions]
+    times = [0.0] + [d.t_s for d in decisions] + [max(t_end_s, decisions[-1].t_s)]
+    outputs = [first * scale] + [d.output * scale for d in decisions]
     outputs.append(outputs[-1])
     data: list[dict[str, Any]] = [
         {"type": "scatter", "x": times, "y": outputs, "name": f"{name}: {output_name}", "mode": "lines",
          "line": {"shape": "hv", "color": "#2ca02c", "width": 2}},
         {"type": "scatter", "x": strain[0], "y": strain[1], "name": strain_name, "mode": "lines", "yaxis": "y2",
          "line": {"color": "#1f77b4", "shape": "hv", "width": 1}},
-        {"type": "scatter", "x": [t for t, _, _ in decisions], "y": [s for _, _, s in decisions],
+        {"type": "scatter", "x": [d.t_s for d in decisions], "y": [d.strain for d in decisions],
          "name": f"{strain_name} the controller saw when it decided", "mode": "markers", "yaxis": "y2",
          "marker": {"size": 5, "color": "#d62728"}},
     ]
@@ -114,19 +84,19 @@ def control_section(history: History, depth: tuple[list[float], list[float]], t_
     """The section's HTML (empty when the run had no controller decisions): a table of each
     controller's decisions and its plot. ``depth``: the queue depth series of the page;
     ``block_messages``: a full block's messages (``blocks.max_messages``)."""
-    decisions = _decisions(history)
+    decisions = controller_decisions(history)
     if not decisions:
         return ""
-    shed = _shed(history)
     rows = []
     blocks = ""
-    for name, (signal, first, made) in decisions.items():
-        _, scale = _OUTPUTS.get(name, ("", 1.0))
-        values = [value * scale for _, value, _ in made]
-        shed_cell = f"{shed[name]:,}" if name in shed else "-"
-        rows.append([esc(name), f"{len(made):,}", f"{min(values):,.3f}", f"{max(values):,.3f}", f"{values[-1]:,.3f}",
-                     shed_cell])
-        fig = _figure(name, signal, first, made, _strain_series(history, signal, depth, block_messages), t_end_s)
+    for name, of in decisions.items():
+        _, scale = OUTPUTS.get(name, ("", 1.0))
+        values = [d.output * scale for d in of.made]
+        shed = of.made[-1].shed
+        rows.append([esc(name), f"{len(of.made):,}", f"{min(values):,.3f}", f"{max(values):,.3f}",
+                     f"{values[-1]:,.3f}", f"{shed:,}" if shed is not None else "-"])
+        fig = _figure(name, of.signal, of.first, of.made, _strain_series(history, of.signal, depth, block_messages),
+                      t_end_s)
         figures.label_if_empty(fig)
         blocks += figure_block(Plot(f"control-{name}", fig,
                                     "Each step of the line is one decision (a control event); the markers are the "

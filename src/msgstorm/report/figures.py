@@ -40,6 +40,7 @@ __all__ = [
     "latency_time_figure",
     "load_points",
     "merged_intervals",
+    "own_axis",
     "percentile_ticks",
     "queue_fee_figure",
     "region_heatmap_figure",
@@ -116,6 +117,30 @@ def _shading(spans: Sequence[Span]) -> list[dict[str, Any]]:
             "name": _SPAN_NAMES.get(kind, kind), "legendgroup": kind, "showlegend": first,
         })
     return shapes
+
+
+def own_axis(fig: Figure, trace_name: str, title_text: str, *, shared_title: str | None = None) -> Figure:
+    """Give the traces named ``trace_name`` a right-hand y axis of their own, outside the
+    plot, so a series of a different scale (a base fee of 1 to 3 beside a queue of
+    thousands) is not drawn flat against another's axis. ``shared_title``: the new title of
+    the axis they left."""
+    layout = fig["layout"]
+    taken = [int(key[5:] or 1) for key in layout if key.startswith("yaxis") and (key[5:] or "1").isdigit()]
+    number = max(taken, default=1) + 1
+    moved = [trace for trace in fig["data"] if trace.get("name") == trace_name]
+    if not moved:
+        return fig
+    left = str(moved[0].get("yaxis") or "y")
+    for trace in moved:
+        trace["yaxis"] = f"y{number}"
+    layout["xaxis"] = {**layout.get("xaxis", {}), "domain": [0.0, 0.9]}
+    layout[f"yaxis{number}"] = {"title": {"text": title_text}, "overlaying": "y", "side": "right", "anchor": "free",
+                                "position": 1.0, "rangemode": "tozero", "showgrid": False,
+                                "tickfont": {"color": moved[0].get("line", {}).get("color", "#444")}}
+    if shared_title is not None:
+        key = "yaxis" + ("" if left == "y" else left[1:])
+        layout[key] = {**layout.get(key, {}), "title": {"text": shared_title}}
+    return fig
 
 
 def _has_data(values: Any) -> bool:

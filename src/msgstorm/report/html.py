@@ -35,7 +35,7 @@ from msgstorm.report.series import (
     shaded_spans,
     validation_backlog_series,
 )
-from msgstorm.report.terminal import rate_digits
+from msgstorm.report.text import broker_said, duration_ms, duration_s, number
 from msgstorm.report.topology import region_path_rows, topology_figure
 
 __all__ = ["REPORT_FILE", "fmt", "render_run_report", "write_run_report"]
@@ -49,26 +49,14 @@ _KNOWN_KEYS = frozenset({
     "offered_rate_per_s", "throughput_per_s", "latency_ms", "latency_stages_ms", "jitter_ms", "capacity",
     "failure_threshold", "queue", "backpressure", "base_fee", "messages", "desync", "propagation_ms",
     "faults", "checks", "slo", "wall_s", "by_kind", "by_agent", "gossip_backlog", "cut_off", "generator", "delivery",
-    "connections", "market", "fairness", "auction",
+    "connections", "market", "fairness", "auction", "control",
 })
 _MARKET_KEYS = ("market", "impact", "liquidations", "liquidation", "bad_debt", "safe_leverage", "fairness")
 
 
 def fmt(value: Any, unit: str = "", digits: int = 3) -> str:
-    """A number for people: thousands separators, trailing zeros dropped; None as an em dash."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}{unit}"
-    if isinstance(value, float):
-        if unit == "/s":
-            digits = rate_digits(value)
-        text = (f"{value:,.{digits}f}".rstrip("0").rstrip(".") if digits and abs(value) < 1e6
-                else f"{value:,.0f}")
-        return f"{text}{unit}"
-    return f"{value}{unit}"
+    """A number for people (``report.text.number``: separators, trailing zeros dropped)."""
+    return number(value, unit, digits)
 
 
 def _card(label: str, value: str, sub: str = "") -> str:
@@ -81,6 +69,34 @@ def _verdict(verdict: Any) -> str:
     return f'<span class="verdict verdict-{text}">{text}</span>'
 
 
+def _market_cards(market: dict[str, Any] | None) -> list[str]:
+    """What delay cost, in the headline: bad debt and the liquidations (the section "What
+    delay cost" has the rest)."""
+    if not market:
+        return []
+    bad = market.get("bad_debt") or {}
+    liquidations = market.get("liquidations") or {}
+    return [
+        _card("bad debt", esc(fmt(bad.get("absolute"))),
+              esc(f"{fmt(bad.get('pct_of_open_interest'))}% of open interest, {fmt(bad.get('accounts'))} accounts")),
+        _card("liquidations executed", esc(fmt(liquidations.get("executed"))),
+              esc(f"of {fmt(liquidations.get('eligible'))} eligible; late {fmt(liquidations.get('late'))}, "
+                  f"not attempted {fmt(liquidations.get('not_attempted'))}")),
+    ]
+
+
+def _control_cards(control: dict[str, Any] | None, by_kind: dict[str, Any]) -> list[str]:
+    """What a self-healing throttle shed on purpose (not a failure: its own decision)."""
+    cards = []
+    for name, done in (control or {}).items():
+        if done.get("output") != "admitted_share":
+            continue
+        kinds = ", ".join(f"{kind} {fmt((by_kind.get(kind) or {}).get('dropped'))} of "
+                          f"{fmt((by_kind.get(kind) or {}).get('sent'))}" for kind in done.get("sheds") or [])
+        cards.append(_card(f"{name}: shed on purpose", esc(fmt(done.get("shed"))), esc(kinds + " dropped")))
+    return cards
+
+
 def _headline(summary: dict[str, Any]) -> str:
     latency = summary.get("latency_ms") or {}
     jitter = summary.get("jitter_ms") or {}
@@ -91,15 +107,17 @@ def _headline(summary: dict[str, Any]) -> str:
     cards = [
         _card("offered rate", fmt(summary.get("offered_rate_per_s"), "/s")),
         _card("throughput (committed)", fmt(summary.get("throughput_per_s"), "/s")),
-        _card("latency p50", fmt(latency.get("p50"), " ms")),
-        _card("latency p99", fmt(latency.get("p99"), " ms"), f"p99.9 {fmt(latency.get('p999'), ' ms')}"),
-        _card("latency max", fmt(latency.get("max"), " ms"), f"mean {fmt(latency.get('mean'), ' ms')}"),
-        _card("jitter (stddev)", fmt(jitter.get("stddev"), " ms"), f"p99−p50 {fmt(jitter.get('p99_minus_p50'), ' ms')}"),
+        *_market_cards(summary.get("market")),
+        _card("latency p50", duration_ms(latency.get("p50"))),
+        _card("latency p99", duration_ms(latency.get("p99")), f"p99.9 {duration_ms(latency.get('p999'))}"),
+        _card("latency max", duration_ms(latency.get("max")), f"mean {duration_ms(latency.get('mean'))}"),
+        _card("jitter (stddev)", duration_ms(jitter.get("stddev")), f"p99−p50 {duration_ms(jitter.get('p99_minus_p50'))}"),
         _card("capacity (knee)", fmt(capacity.get("knee_rate_per_s"), "/s") if capacity else "—",
               (f"limited by {esc(capacity['limited_by'])}" if capacity.get("limited_by") else "step ramp")
               if capacity else "no step ramp"),
         _card("failure threshold", fmt(failure.get("rate_per_s"), "/s") if failure else "none",
               esc(failure.get("reason")) if failure else "no criterion fired"),
+        *_control_cards(summary.get("control"), summary.get("by_kind") or {}),
         _card("messages committed", fmt(messages.get("committed")), f"of {fmt(messages.get('sent'))} sent"),
         _card("not committed", fmt(not_committed),
               ", ".join(f"{k} {fmt(messages.get(k))}" for k in ("dropped", "rejected", "lost", "pending", "unsent"))),
@@ -107,8 +125,8 @@ def _headline(summary: dict[str, Any]) -> str:
               f"mean {fmt((summary.get('queue') or {}).get('mean_depth'))}"),
         _card("desync episodes", fmt((summary.get("desync") or {}).get("episodes")),
               f"max height gap {fmt((summary.get('desync') or {}).get('max_height_gap'))}"),
-        _card("run time", fmt(summary.get("duration_s"), " s"),
-              f"wall {fmt(summary.get('wall_s'), ' s')}" if summary.get("wall_s") is not None else ""),
+        _card("run time", duration_s(summary.get("duration_s")),
+              f"wall {duration_s(summary.get('wall_s'))}" if summary.get("wall_s") is not None else ""),
     ]
     slos = summary.get("slo") or []
     rows = [
@@ -130,7 +148,7 @@ def _headline(summary: dict[str, Any]) -> str:
 
 def _spectrum_table(latency: dict[str, Any]) -> str:
     names = [("p50", "50%"), ("p90", "90%"), ("p99", "99%"), ("p999", "99.9%"), ("max", "max")]
-    return table([label for _, label in names], [[f'<td class="num">{fmt(latency.get(k), " ms")}</td>' for k, _ in names]])
+    return table([label for _, label in names], [[f'<td class="num">{duration_ms(latency.get(k))}</td>' for k, _ in names]])
 
 
 def _groups(summary: dict[str, Any]) -> str:
@@ -141,8 +159,8 @@ def _groups(summary: dict[str, Any]) -> str:
         groups = summary.get(key) or {}
         rows = [[esc(name), f'<td class="num">{fmt(g.get("sent"))}</td>',
                  *(f'<td class="num">{fmt(g.get(status))}</td>' for status in statuses),
-                 f'<td class="num">{fmt((g.get("latency_ms") or {}).get("p50"), " ms")}</td>',
-                 f'<td class="num">{fmt((g.get("latency_ms") or {}).get("p99"), " ms")}</td>']
+                 f'<td class="num">{duration_ms((g.get("latency_ms") or {}).get("p50"))}</td>',
+                 f'<td class="num">{duration_ms((g.get("latency_ms") or {}).get("p99"))}</td>']
                 for name, g in groups.items()]
         parts.append(f'<h2 style="margin-top:14px">By {label}</h2>' + (
             table([label, "sent", *statuses, "p50", "p99"], rows, attrs=f'id="{table_id}"') if rows
@@ -154,8 +172,8 @@ def _topology(history: History) -> str:
     edges = history.edges
     if edges.num_rows == 0:
         return '<p class="note">This history has no overlay (edges table).</p>'
-    rows = [[esc(r["from"]), esc(r["to"]), f'<td class="num">{fmt(r["direct_ms"], " ms")}</td>',
-             f'<td class="num">{fmt(r["mesh_mean_ms"], " ms")}</td>', f'<td class="num">{fmt(r["mesh_max_ms"], " ms")}</td>',
+    rows = [[esc(r["from"]), esc(r["to"]), f'<td class="num">{duration_ms(r["direct_ms"])}</td>',
+             f'<td class="num">{duration_ms(r["mesh_mean_ms"])}</td>', f'<td class="num">{duration_ms(r["mesh_max_ms"])}</td>',
              f'<td class="num">{fmt(r["mesh_hops_max"])}</td>', f'<td class="num">{fmt(r["unreachable"])}</td>']
             for r in region_path_rows(edges)]
     note = ('<p class="note">Base one-way latency of a direct link vs the shortest path over the gossip mesh '
@@ -175,13 +193,38 @@ def _checks(summary: dict[str, Any]) -> str:
     faults = summary.get("faults") or []
     if faults:
         fault_rows = [[esc(f.get("fault_id")), esc(f.get("kind")), f'<td class="num">{fmt(f.get("start_s"), " s")}</td>',
-                       f'<td class="num">{fmt(f.get("end_s"), " s") if f.get("end_s") is not None else "still active"}</td>']
+                       f'<td class="num">{fmt(f.get("end_s"), " s") if f.get("end_s") is not None else "still active"}</td>',
+                       f'<td class="num">{duration_ms(f.get("pre_fault_p99_ms"))}</td>',
+                       f'<td class="num">{_recovered(f)}</td>']
                       for f in faults]
-        parts.append('<h2 style="margin-top:16px">Faults</h2>' + table(["id", "kind", "start", "end"], fault_rows))
+        parts.append('<h2 style="margin-top:16px">Faults</h2>' + table(
+            ["id", "kind", "start", "end", "p99 before", "recovered after"], fault_rows, attrs='id="faults-table"')
+            + '<p class="note">Recovered after: from the fault\'s end to the first 100 ms with throughput at least '
+              "90% of offered and p99 at most twice the p99 of the 5 s before the fault.</p>")
     else:
         parts.append('<p class="note">No fault was active during the run.</p>')
+    parts.append(_copies(summary.get("delivery")))
     parts.append(_connections(summary.get("connections")))
     return "".join(parts)
+
+
+def _recovered(fault: dict[str, Any]) -> str:
+    if fault.get("recovery_s") is not None:
+        return duration_s(fault.get("recovery_s"))
+    return "still active" if fault.get("end_s") is None else "not recovered"
+
+
+def _copies(delivery: dict[str, Any] | None) -> str:
+    """Each server's own copy of the stream, read back node by node (a replicated stream)."""
+    nodes = (delivery or {}).get("nodes") or {}
+    if not nodes:
+        return ""
+    rows = [[esc(node), *(
+        [f'<td class="num">{fmt(copy.get(key))}</td>' for key in ("stored", "acked_missing", "duplicated", "unexpected")]
+        if copy is not None else ["not read", "—", "—", "—"])] for node, copy in nodes.items()]
+    return ('<h2 style="margin-top:16px">Stream copies, node by node</h2><p class="note">Each server\'s own copy '
+            "of the stream, read back from that server alone after the run, against what was acked.</p>"
+            + table(["node", "stored", "acked, missing", "duplicated", "unexpected"], rows, attrs='id="copies-table"'))
 
 
 def _connections(connections: dict[str, Any] | None) -> str:
@@ -192,10 +235,10 @@ def _connections(connections: dict[str, Any] | None) -> str:
     if not incidents:
         return '<p class="note">No client lost its connection and no server went away.</p>'
     clients = connections.get("clients") or {}
-    down = "; ".join(f"{esc(name)} down {fmt(entry.get('down_s'), ' s')}" for name, entry in clients.items())
+    down = "; ".join(f"{esc(name)} down {duration_s(entry.get('down_s'))}" for name, entry in clients.items())
     note = f'<p class="note">{esc(trouble_counts(connections))}' + (f"; {down}" if down else "") + ".</p>"
     rows = [[f'<td class="num">{fmt(i.get("t_s"), " s")}</td>', esc(i.get("kind")), esc(i.get("client")),
-             esc(i.get("error") or "")] for i in incidents]
+             esc(broker_said(i.get("error")) if i.get("error") else "")] for i in incidents]
     return ('<h2 style="margin-top:16px">Connection trouble</h2>' + note
             + table(["time", "event", "client", "what it said"], rows, attrs='id="connections-table"'))
 
@@ -273,9 +316,13 @@ def _other_results(summary: dict[str, Any]) -> tuple[str, str] | None:
     return heading, table(["metric", "value"], rows, attrs='id="other-results"')
 
 
+# Scenario keys whose numbers are durations in ns (``DurationNs`` fields of the scenario
+# schema; the report loads no pydantic, so they are named here).
 _DURATION_KEYS = frozenset({"at", "duration", "start", "stop", "every", "decay", "drain", "window", "interval",
                             "latency", "jitter", "restart_after", "sample_interval", "min_duration",
-                            "failover_timeout", "intra_region_latency"})
+                            "failover_timeout", "intra_region_latency", "close_delay", "down", "flush_interval",
+                            "granularity", "max_interval", "min_interval", "read_back_timeout", "record_every",
+                            "reveal_delay", "send_timeout", "slice_delay", "start_timeout", "timeout", "until"})
 # Distributions of a time (their numbers are ns): every number inside but shape parameters.
 _DURATION_DISTS = frozenset({"service", "processing", "link"})
 _SHAPE_KEYS = frozenset({"sigma", "alpha", "shape", "weight", "p"})
@@ -285,7 +332,7 @@ _RATE_KEYS = frozenset({"rate", "baseline", "step", "end"})
 def _scenario_value(key: str, value: Any, in_duration: bool = False) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if key in _DURATION_KEYS or (in_duration and key not in _SHAPE_KEYS):
-            return fmt(value / 1e6, " ms") if value < 1e9 else fmt(value / 1e9, " s")
+            return duration_ms(value / 1e6)
         if key in _RATE_KEYS:
             return fmt(value, "/s")
     if isinstance(value, dict):
@@ -296,17 +343,36 @@ def _scenario_value(key: str, value: Any, in_duration: bool = False) -> str:
     return str(value)
 
 
-def _scenario(history: History) -> str:
-    scenario = history.scenario
+# The [live] settings of every driver, each under its own table: a run shows its own only.
+_LIVE_DRIVERS = ("nats", "jetstream", "redis", "zmq")
+
+
+def _scenario_facts(scenario: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The settings that applied to the run: on the simulator the network, sequencer, blocks
+    and backpressure it modelled; on a live target its [live] settings (its own driver's
+    only), none of the simulator's."""
+    target = str(scenario.get("target") or "sim")
+    run = _scenario_value("run", scenario.get("run") or {})
+    if target != "sim":
+        live = dict(scenario.get("live") or {})
+        own = {key: value for key, value in live.items() if key not in _LIVE_DRIVERS}
+        return [("target", target), ("live", _scenario_value("live", own)),
+                *([(f"live.{target}", _scenario_value(target, live[target]))] if live.get(target) else []),
+                ("run", run)]
     network = scenario.get("network") or {}
-    facts = [
-        ("target", scenario.get("target")),
+    return [
+        ("target", target),
         ("regions", f"{', '.join(network.get('regions') or [])} × {network.get('nodes_per_region')} nodes"),
         ("sequencer", _scenario_value("sequencer", scenario.get("sequencer") or {})),
         ("blocks", _scenario_value("blocks", scenario.get("blocks") or {})),
         ("backpressure", _scenario_value("backpressure", scenario.get("backpressure") or {})),
-        ("run", _scenario_value("run", scenario.get("run") or {})),
+        ("run", run),
     ]
+
+
+def _scenario(history: History) -> str:
+    scenario = history.scenario
+    facts = _scenario_facts(scenario)
     parts = [table(["", ""], [[esc(k), esc(v)] for k, v in facts])]
     agents = scenario.get("agents") or []
     if agents:
@@ -415,6 +481,8 @@ def _market(history: History, analysis: Analysis, summary: dict[str, Any],
                         "committed; above, the mean split into the oracle's, the keeper's and the messaging "
                         "layer's part.",
     }
+    # The base fee (ones) beside the queue depth (thousands) would be a flat line on its axis.
+    figures.own_axis(figures_of["market-bad-debt"], "base fee", "base fee", shared_title="queue depth")
     blocks = ""
     for slug, fig in figures_of.items():
         figures.label_if_empty(fig)

@@ -1,4 +1,8 @@
-"""Terminal summary: the headline numbers of a run as rich tables, read from summary.json."""
+"""Terminal summary: the headline numbers of a run as rich tables, read from summary.json.
+
+Place in the pipeline: the last stage, beside report.html; numbers and durations are worded
+by ``report.text``, the same rules as the page's.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +12,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["print_summary", "rate_digits"]
+from msgstorm.report.text import broker_said, duration_ms, duration_s, number
 
-
-def rate_digits(value: float) -> int:
-    """Decimals a rate (per second) is shown with: none from 100/s, where a fraction of a
-    message is noise (summary.json keeps the full value)."""
-    size = abs(value)
-    return 0 if size >= 100 else 1 if size >= 10 else 2
+__all__ = ["control_lines", "print_summary"]
 
 
 def _fmt(value: Any, unit: str = "") -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        digits = rate_digits(value) if unit == "/s" else 3
-        text = f"{value:,.{digits}f}".rstrip("0").rstrip(".") if digits and abs(value) < 1e6 else f"{value:,.0f}"
-    else:
-        text = f"{value:,}" if isinstance(value, int) else str(value)
-    return f"{text}{unit}"
+    return number(value, unit)
+
+
+def _durations(values: dict[str, Any], keys: tuple[str, ...]) -> str:
+    """``1.2 ms / 15.2 s / 20.1 s``: each duration (given in ms) in its own best unit."""
+    return " / ".join(duration_ms(values.get(key)) for key in keys)
 
 
 def _connections_line(connections: dict[str, Any]) -> str:
@@ -35,7 +32,8 @@ def _connections_line(connections: dict[str, Any]) -> str:
             f"errors {_fmt(connections.get('errors'))}")
     clients = connections.get("clients") or {}
     if clients:
-        text += "; down: " + ", ".join(f"{escape(name)} {_fmt(entry.get('down_s'))} s" for name, entry in clients.items())
+        text += "; down: " + ", ".join(f"{escape(name)} {duration_s(entry.get('down_s'))}"
+                                       for name, entry in clients.items())
     exited = connections.get("servers_exited") or []
     if exited:
         text += "; EXITED EARLY: " + ", ".join(f"{escape(str(e.get('name')))} (code {e.get('returncode')})"
@@ -59,7 +57,7 @@ def _limit(capacity: dict[str, Any]) -> str:
     at = capacity.get("at_limit") or {}
     facts = []
     if at.get("send_lag_p50_ms") is not None:
-        facts.append(f"send lag p50 {_fmt(at['send_lag_p50_ms'])} ms")
+        facts.append(f"send lag p50 {duration_ms(at['send_lag_p50_ms'])}")
     cpu = at.get("cpu_busy") or {}
     if cpu:
         machine = at.get("machine_cpus")
@@ -70,29 +68,84 @@ def _limit(capacity: dict[str, Any]) -> str:
     return f"; limited by {who}" + (f" ({'; '.join(facts)})" if facts else "")
 
 
-def _market_rows(market: dict[str, Any]) -> list[tuple[str, str]]:
-    """What delay cost, as rows of the summary table."""
+def _market_headline(market: dict[str, Any]) -> list[tuple[str, str]]:
+    """What delay cost, first: bad debt and liquidations (rows of the headline table)."""
     liquidations = market.get("liquidations") or {}
-    delay = market.get("liquidation_delay_ms") or {}
-    split = delay.get("split") or {}
     bad = market.get("bad_debt") or {}
-    stale = market.get("price_staleness_ms") or {}
-    rows = [
+    return [
+        ("bad debt", f"{_fmt(bad.get('absolute'))} ({_fmt(bad.get('pct_of_open_interest'))}% of open "
+                     f"interest {_fmt(market.get('open_interest'))}), {_fmt(bad.get('accounts'))} accounts"),
         ("liquidations", f"eligible {_fmt(liquidations.get('eligible'))}, triggered {_fmt(liquidations.get('triggered'))}, "
                          f"executed {_fmt(liquidations.get('executed'))}, late {_fmt(liquidations.get('late'))}, "
                          f"no-op {_fmt(liquidations.get('no_op'))}, not attempted "
                          f"{_fmt(liquidations.get('not_attempted'))}"),
-        ("liquidation delay p50 / p99 / max", f"{_fmt(delay.get('p50'))} / {_fmt(delay.get('p99'))} / "
-                                              f"{_fmt(delay.get('max'))} ms"),
     ]
+
+
+def _market_rows(market: dict[str, Any]) -> list[tuple[str, str]]:
+    """How late liquidations were and how stale prices got (rows after the latencies)."""
+    delay = market.get("liquidation_delay_ms") or {}
+    split = delay.get("split") or {}
+    stale = market.get("price_staleness_ms") or {}
+    rows = [("liquidation delay p50 / p99 / max", _durations(delay, ("p50", "p99", "max")))]
     if split:
-        rows.append(("delay split (mean)", f"oracle {_fmt(split.get('oracle'))}, keeper {_fmt(split.get('keeper'))}, "
-                                           f"messaging {_fmt(split.get('messaging'))} ms"))
-    rows.append(("bad debt", f"{_fmt(bad.get('absolute'))} ({_fmt(bad.get('pct_of_open_interest'))}% of open "
-                             f"interest {_fmt(market.get('open_interest'))}), {_fmt(bad.get('accounts'))} accounts"))
-    rows.append(("price staleness p50 / p99 / max", f"{_fmt(stale.get('p50'))} / {_fmt(stale.get('p99'))} / "
-                                                    f"{_fmt(stale.get('max'))} ms"))
+        rows.append(("delay split (mean)", f"oracle {duration_ms(split.get('oracle'))}, keeper "
+                                           f"{duration_ms(split.get('keeper'))}, messaging "
+                                           f"{duration_ms(split.get('messaging'))}"))
+    rows.append(("price staleness p50 / p99 / max", _durations(stale, ("p50", "p99", "max"))))
     return rows
+
+
+def control_lines(control: dict[str, Any], by_kind: dict[str, Any]) -> list[tuple[str, str]]:
+    """What each self-healing controller did, as (label, text): what a throttle shed on
+    purpose, of which kinds (dropped of sent), and how far it closed; a block-time
+    controller's block interval."""
+    rows = []
+    for name, done in control.items():
+        decisions = f"{_fmt(done.get('decisions'))} decision{'' if done.get('decisions') == 1 else 's'}"
+        if done.get("output") == "admitted_share":
+            kinds = ", ".join(f"{escape(kind)} {_fmt((by_kind.get(kind) or {}).get('dropped'))} of "
+                              f"{_fmt((by_kind.get(kind) or {}).get('sent'))}" for kind in done.get("sheds") or [])
+            text = (f"shed {_fmt(done.get('shed'))} arrivals on purpose" + (f" ({kinds} dropped)" if kinds else "")
+                    + f"; admitted share fell to {_fmt(done.get('lowest'))}, {_fmt(done.get('last'))} at the end; "
+                    + decisions)
+        elif done.get("output") == "block_interval_ms":
+            text = (f"block interval {duration_ms(done.get('lowest'))} to {duration_ms(done.get('highest'))}, "
+                    f"{duration_ms(done.get('last'))} at the end; {decisions}")
+        else:
+            text = f"output {_fmt(done.get('lowest'))} to {_fmt(done.get('highest'))}, last {_fmt(done.get('last'))}; {decisions}"
+        rows.append((f"self-healing: {escape(name)}", text))
+    return rows
+
+
+def _faults_table(faults: list[dict[str, Any]]) -> Table:
+    """Each fault: when it was active, the p99 before it and how long the layer took to
+    recover after it (``analysis/recovery.py``)."""
+    table = Table(title="faults", header_style="bold")
+    for column in ("id", "kind", "start", "end", "p99 before", "recovered after"):
+        table.add_column(column, justify="left" if column == "kind" else "right")
+    for fault in faults:
+        end = fault.get("end_s")
+        recovered = duration_s(fault.get("recovery_s")) if fault.get("recovery_s") is not None else (
+            "still active" if end is None else "not recovered")
+        table.add_row(_fmt(fault.get("fault_id")), escape(_fmt(fault.get("kind"))), f"{_fmt(fault.get('start_s'))} s",
+                      f"{_fmt(end)} s" if end is not None else "still active",
+                      duration_ms(fault.get("pre_fault_p99_ms")), recovered)
+    return table
+
+
+def _copies_table(nodes: dict[str, Any]) -> Table:
+    """Each server's own copy of the stream, read back node by node, against what was acked."""
+    table = Table(title="stream copies, node by node", header_style="bold")
+    for column in ("node", "stored", "acked, missing", "duplicated", "unexpected"):
+        table.add_column(column, justify="left" if column == "node" else "right")
+    for node, copy in nodes.items():
+        if copy is None:
+            table.add_row(escape(node), "not read", "—", "—", "—")
+            continue
+        table.add_row(escape(node), _fmt(copy.get("stored")), _fmt(copy.get("acked_missing")),
+                      _fmt(copy.get("duplicated")), _fmt(copy.get("unexpected")))
+    return table
 
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
@@ -107,19 +160,23 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     head.add_column("value", justify="right")
     head.add_row("offered rate", _fmt(summary.get("offered_rate_per_s"), "/s"))
     head.add_row("throughput", _fmt(summary.get("throughput_per_s"), "/s"))
+    market = summary.get("market")
+    if market:
+        for label, text in _market_headline(market):
+            head.add_row(label, text)
     latency = summary.get("latency_ms") or {}
-    head.add_row("latency p50 / p99 / p99.9",
-                 " / ".join(_fmt(latency.get(k)) for k in ("p50", "p99", "p999")) + " ms")
-    head.add_row("latency max / mean", f"{_fmt(latency.get('max'))} / {_fmt(latency.get('mean'))} ms")
+    head.add_row("latency p50 / p99 / p99.9", _durations(latency, ("p50", "p99", "p999")))
+    head.add_row("latency max / mean", _durations(latency, ("max", "mean")))
     jitter = summary.get("jitter_ms") or {}
-    head.add_row("jitter stddev / p99−p50",
-                 f"{_fmt(jitter.get('stddev'))} / {_fmt(jitter.get('p99_minus_p50'))} ms")
+    head.add_row("jitter stddev / p99−p50", _durations(jitter, ("stddev", "p99_minus_p50")))
     capacity = summary.get("capacity")
     head.add_row("capacity (knee)", (_fmt(capacity.get("knee_rate_per_s"), "/s") + _limit(capacity)) if capacity
                  else "— (no ramp)")
     failure = summary.get("failure_threshold")
     head.add_row("failure threshold",
                  f"{_fmt(failure.get('rate_per_s'), '/s')} ({failure.get('reason')})" if failure else "none fired")
+    for label, text in control_lines(summary.get("control") or {}, summary.get("by_kind") or {}):
+        head.add_row(label, text)
     queue = summary.get("queue") or {}
     head.add_row("queue depth max / mean", f"{_fmt(queue.get('max_depth'))} / {_fmt(queue.get('mean_depth'))}")
     desync = summary.get("desync") or {}
@@ -131,8 +188,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     if generator:
         lag = generator.get("send_lag_ms") or {}
         unsent = int(generator.get("unsent") or 0)
-        head.add_row("generator send lag p99 / max",
-                     f"{_fmt(lag.get('p99'))} / {_fmt(lag.get('max'))} ms"
+        head.add_row("generator send lag p99 / max", _durations(lag, ("p99", "max"))
                      + (f"; unsent {_fmt(unsent)} (behind at the run's end)" if unsent else "")
                      + (" — SATURATED: the schedule was not kept" if generator.get("saturated") else ""))
     delivery = summary.get("delivery")
@@ -146,13 +202,13 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         read_back = delivery.get("read_back")
         if read_back:
             head.add_row("stream read back (after the run)",
-                         f"{_fmt(read_back.get('stored'))} messages in {_fmt(read_back.get('seconds'))} s"
+                         f"{_fmt(read_back.get('stored'))} messages in {duration_s(read_back.get('seconds'))}"
                          if read_back.get("done") else
-                         f"NOT DONE after {_fmt(read_back.get('seconds'))} s: {escape(str(read_back.get('error')))}")
+                         f"NOT DONE after {duration_s(read_back.get('seconds'))}: "
+                         f"{escape(broker_said(read_back.get('error')))}")
     connections = summary.get("connections")
     if connections:
         head.add_row("connections", _connections_line(connections))
-    market = summary.get("market")
     if market:
         for label, text in _market_rows(market):
             head.add_row(label, text)
@@ -173,19 +229,26 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
                                                    f"{_fmt(auction.get('last_clearing_price'))} "
                                                    f"(vs true price: rms {_fmt(deviation.get('rms'))} bps)")
     if summary.get("wall_s") is not None:
-        head.add_row("wall time", _fmt(summary.get("wall_s"), " s"))
+        head.add_row("wall time", duration_s(summary.get("wall_s")))
     console.print(head)
 
     # A live run sees no stage inside the broker (queue wait, service, block wait): no table.
     stages = summary.get("latency_stages_ms") or {} if summary.get("target") in (None, "sim") else {}
     if stages:
-        table = Table(title="where the time goes (ms)", header_style="bold")
+        table = Table(title="where the time goes", header_style="bold")
         table.add_column("stage")
         table.add_column("p50", justify="right")
         table.add_column("p99", justify="right")
         for stage, values in stages.items():
-            table.add_row(stage, _fmt((values or {}).get("p50")), _fmt((values or {}).get("p99")))
+            table.add_row(stage, duration_ms((values or {}).get("p50")), duration_ms((values or {}).get("p99")))
         console.print(table)
+
+    faults = summary.get("faults") or []
+    if faults:
+        console.print(_faults_table(faults))
+    nodes = (delivery or {}).get("nodes") or {}
+    if nodes:
+        console.print(_copies_table(nodes))
 
     incidents = (connections or {}).get("incidents") or []
     if incidents:
@@ -195,7 +258,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         for incident in incidents:
             # What clients and servers said is text, not markup: "[closed]" would vanish.
             table.add_row(_fmt(incident.get("t_s")), str(incident.get("kind")), escape(_fmt(incident.get("client"))),
-                          escape(_fmt(incident.get("error"))))
+                          escape(broker_said(incident.get("error"))))
         console.print(table)
 
     slos = summary.get("slo") or []

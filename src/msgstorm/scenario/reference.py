@@ -26,8 +26,8 @@ import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from msgstorm.scenario import distributions as dists
 from msgstorm.scenario import control, market, schema
+from msgstorm.scenario import distributions as dists
 from msgstorm.scenario.regions import known_regions
 from msgstorm.scenario.registry import (
     ARRIVAL_PROCESSES,

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from msgstorm.scenario.control import ControllerSpec, LaneSpec
 from msgstorm.scenario.distributions import (
     Constant,
     DurationDist,
@@ -29,7 +30,6 @@ from msgstorm.scenario.distributions import (
     NumberDist,
     SizeDist,
 )
-from msgstorm.scenario.control import ControllerSpec, LaneSpec
 from msgstorm.scenario.kinds import MESSAGE_KINDS, MessageKind
 from msgstorm.scenario.market import MarketSpec
 from msgstorm.scenario.registry import TOXICS

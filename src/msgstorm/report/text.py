@@ -1,0 +1,111 @@
+"""Numbers, durations and what a broker said, worded for people: one rule each, used by the
+terminal summary and report.html alike.
+
+Place in the pipeline: the bottom of the report layer (summary.json keeps every value
+whole; only what a person reads is rounded here).
+
+- ``number``: thousands separators, trailing zeros dropped, rates per second without the
+  fraction of a message from 100/s (``rate_digits``), None as an em dash.
+- ``duration_ms`` / ``duration_s``: a duration in the unit that reads best: milliseconds
+  below a second (``8.7 ms``, ``0.123 ms``), seconds from one second on with three
+  significant digits (``15.2 s``, not ``15,196.447 ms``).
+- ``broker_said``: a broker's reply as its status and description (``503 no responders``),
+  not the protocol text it came in (``NATS/1.0 503\\r\\nNats-Subject: ...``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+__all__ = ["broker_said", "duration_ms", "duration_s", "number", "rate_digits"]
+
+DASH = "—"
+
+
+def rate_digits(value: float) -> int:
+    """Decimals a rate (per second) is shown with: none from 100/s, where a fraction of a
+    message is noise (summary.json keeps the full value)."""
+    size = abs(value)
+    return 0 if size >= 100 else 1 if size >= 10 else 2
+
+
+def _decimals(value: float, digits: int) -> str:
+    """``value`` with at most ``digits`` decimals (trailing zeros dropped) and separators."""
+    if not digits or abs(value) >= 1e6:
+        return f"{value:,.0f}"
+    return f"{value:,.{digits}f}".rstrip("0").rstrip(".")
+
+
+def number(value: Any, unit: str = "", digits: int = 3) -> str:
+    """A value for people: ``1,234``, ``0.123``, ``2,890/s``, ``yes``; None as an em dash."""
+    if value is None:
+        return DASH
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}{unit}"
+    if isinstance(value, float):
+        return _decimals(value, rate_digits(value) if unit == "/s" else digits) + unit
+    return f"{value}{unit}"
+
+
+def duration_ms(value: float | int | None) -> str:
+    """A duration given in milliseconds: ``8.7 ms`` below a second, ``15.2 s`` from one on."""
+    if value is None:
+        return DASH
+    size = abs(float(value))
+    if size < 1000:
+        return _decimals(float(value), 3) + " ms"
+    seconds = float(value) / 1000
+    digits = 2 if size < 10_000 else 1 if size < 100_000 else 0
+    return _decimals(seconds, digits) + " s"
+
+
+def duration_s(value: float | int | None) -> str:
+    """A duration given in seconds, worded as ``duration_ms`` words it."""
+    return DASH if value is None else duration_ms(float(value) * 1000)
+
+
+# What a NATS status code means when its reply carries no description (the protocol sends
+# ``NATS/1.0 503`` alone for "no responders"; others add their own text, kept as sent).
+_NATS_STATUS = {"100": "idle heartbeat", "400": "bad request", "404": "no messages", "408": "request timeout",
+                "409": "conflict", "503": "no responders"}
+_NATS_LINE = re.compile(r"NATS/\d+\.\d+[ \t]+(\d{3})[ \t]*([^\r\n]*)")
+
+
+def broker_said(text: str | None) -> str:
+    """What a client or server said, for a person, on one line: a NATS status reply (a
+    JetStream publish that found no stream, a request that timed out) or a JetStream API
+    error (``{"error": {"code": 503, "description": ...}}``) as ``503 no responders``;
+    anything else as it was said."""
+    if text is None:
+        return DASH
+    found = _NATS_LINE.search(text)
+    if found is not None:
+        code, description = found.group(1), found.group(2).strip()
+        before = text[: found.start()]
+    else:
+        error = _api_error(text)
+        if error is None:
+            return " ".join(text.split())
+        (code, description), before = error, ""
+    said = f"{code} {description or _NATS_STATUS.get(code, 'status')}"
+    before = " ".join(before.split()).rstrip(": ")
+    return f"{before}: {said}" if before else said
+
+
+def _api_error(text: str) -> tuple[str, str] | None:
+    """(code, description) of a JetStream API error reply, or of nats-py's ``status 503``."""
+    plain = re.fullmatch(r"\s*status (\d{3})\s*", text)
+    if plain is not None:
+        return plain.group(1), ""
+    try:
+        reply = json.loads(text)
+    except ValueError:
+        return None
+    error = reply.get("error", reply) if isinstance(reply, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("code"), int):
+        return None
+    return str(error["code"]), str(error.get("description") or "")

@@ -1,0 +1,102 @@
+"""Exit codes: one per cause (``msgstorm.errors.ExitCode``), documented, and never a bare
+number in the source. Each cause is reached here through the command line; the slow or
+environment-bound ones (a real full disk, a real Ctrl-C, a live server that is not there)
+have their own tests too (test_cli_errors, test_cli_signals, test_cli_target)."""
+
+from __future__ import annotations
+
+import errno
+import re
+from pathlib import Path
+
+import pytest
+from test_cli_errors import EXAMPLES, QUICKSTART, SHORT, _invoke
+from typer.testing import CliRunner
+
+from msgstorm import runner
+from msgstorm.cli import app
+from msgstorm.errors import ExitCode
+from msgstorm.live.servers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_code_is_distinct_and_documented() -> None:
+    assert len({int(code) for code in ExitCode}) == len(ExitCode)
+    docs = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    for code in ExitCode:
+        assert re.search(rf"^\| {int(code)} \| `{code.name}` \| \S", docs, re.MULTILINE), code
+
+
+def test_no_exit_in_the_source_is_a_bare_number() -> None:
+    """``raise typer.Exit(1)``, ``sys.exit(3)``, ``os._exit(2)``: every such literal is an
+    ``ExitCode`` instead, so no code can mean two things again."""
+    literal = re.compile(r"\b(?:Exit|sys\.exit|os\._exit|_exit)\(\s*(?:code\s*=\s*)?-?\d")
+    found = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+             for path in sorted((ROOT / "src").rglob("*.py"))
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if literal.search(line)]
+    assert found == []
+
+
+def test_ok() -> None:
+    code, output = _invoke("validate", QUICKSTART)
+    assert code == ExitCode.OK == 0, output
+
+
+def test_an_slo_failed(tmp_path: Path) -> None:
+    code, output = _invoke("run", QUICKSTART, "--out", str(tmp_path / "run"), "-q", *SHORT,
+                           "--set", 'slo={"latency.p99"="< 1us"}')
+    assert code == ExitCode.CHECK_FAILED == 1, output
+    code, output = _invoke("report", str(tmp_path / "run"), "-q")
+    assert code == ExitCode.CHECK_FAILED, output
+
+
+def test_bad_input() -> None:
+    code, output = _invoke("validate", str(EXAMPLES / "bad.toml"))
+    assert code == ExitCode.BAD_INPUT == 2, output
+
+
+def test_a_cut_off_history_is_interrupted(tmp_path: Path) -> None:
+    """A history whose run row says it never completed (a kill) and that holds no message."""
+    run_dir = tmp_path / "run"
+    code, output = _invoke("run", QUICKSTART, "--out", str(run_dir), "-q", *SHORT)
+    assert code == ExitCode.OK, output
+    import shutil
+
+    shutil.rmtree(run_dir / "history" / "messages")
+    (run_dir / "history" / "messages").mkdir()
+    run_parts = sorted((run_dir / "history" / "run").iterdir())
+    run_parts[-1].unlink()  # the row written at the end: what is left reads as cut off
+    code, output = _invoke("report", str(run_dir))
+    assert code == ExitCode.INTERRUPTED == 3, output
+
+
+def test_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runner, "run", full)
+    code, output = _invoke("run", QUICKSTART, "--out", str(tmp_path / "run"), "-q")
+    assert code == ExitCode.OUT_OF_SPACE == 4, output
+    assert "No space left on device" in output
+
+
+def test_some_sweep_runs_failed(tmp_path: Path) -> None:
+    """One of two grid points replays a price file with a negative price, which fails only
+    when its run reads it: its row records the error, the sweep finishes and says so."""
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_text("t,price\n0,100\n1,90\n")
+    bad.write_text("t,price\n0,100\n1,-5\n")
+    result = CliRunner().invoke(app, [
+        "sweep", QUICKSTART, "--grid", f'market.instruments.0.replay="{good}","{bad}"', "--workers", "1", "-q",
+        "--out", str(tmp_path / "s"), "--set", 'market={instruments=[{name="X"}]}', *SHORT])
+    assert result.exit_code == ExitCode.RUNS_FAILED == 5, result.output
+
+
+def test_a_target_that_is_not_there(tmp_path: Path) -> None:
+    code, output = _invoke("run", QUICKSTART, "--target", f"nats://127.0.0.1:{free_port()}", "--out",
+                           str(tmp_path / "run"), "-q", "--set", 'live.start_timeout="1s"', "--set", "faults=[]")
+    assert code == ExitCode.TARGET_FAILED == 6, output
+    code, output = _invoke("report", str(tmp_path / "run"))
+    assert code == ExitCode.TARGET_FAILED, output

@@ -1,0 +1,91 @@
+"""The terminal summary, read back as printed (rich at a fixed width, no colour)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from rich.console import Console
+
+from msgstorm.report.terminal import print_summary
+
+MARKET = {"accounts": 10_000, "open_interest": 1_069_258_733.0,
+          "liquidations": {"eligible": 8327, "triggered": 8327, "executed": 1756, "late": 1756, "no_op": 5535,
+                           "not_attempted": 0, "messages": 41_635},
+          "liquidation_delay_ms": {"p50": 65_147.169, "p99": 66_408.668, "max": 66_408.668,
+                                   "split": {"oracle": 48.064, "keeper": 232.138, "messaging": 64_000.0}},
+          "bad_debt": {"absolute": 158_530_597.31, "pct_of_open_interest": 14.826, "accounts": 7416},
+          "price_staleness_ms": {"p50": 10_200.0, "p99": 49_200.0, "max": 50_000.0}}
+
+
+def _printed(summary: dict[str, Any]) -> list[str]:
+    buffer = io.StringIO()
+    print_summary({"scenario": "x", "seed": 1, "target": "sim", **summary}, Console(file=buffer, width=200))
+    return buffer.getvalue().splitlines()
+
+
+def _row(lines: list[str], label: str) -> int:
+    found = [i for i, line in enumerate(lines) if line.startswith(f"│ {label} ")]
+    assert found, f"no row {label!r} in:\n" + "\n".join(lines)
+    return found[0]
+
+
+def test_bad_debt_and_liquidations_lead_the_headline() -> None:
+    lines = _printed({"offered_rate_per_s": 5350.0, "throughput_per_s": 2062.0, "market": MARKET,
+                      "latency_ms": {"p50": 15_196.447, "p99": 65_230.839, "p999": 66_100.0}})
+    bad, liquidations = _row(lines, "bad debt"), _row(lines, "liquidations")
+    assert _row(lines, "throughput") < bad < liquidations < _row(lines, "latency p50 / p99 / p99.9")
+    assert "158,530,597 (14.826% of open interest 1,069,258,733), 7,416 accounts" in lines[bad]
+    assert "executed 1,756" in lines[liquidations]
+
+
+def test_long_durations_read_in_seconds() -> None:
+    lines = _printed({"latency_ms": {"p50": 15_196.447, "p99": 65_230.839, "p999": 66_100.0, "max": 1.5,
+                                     "mean": 0.25}, "market": MARKET})
+    assert lines[_row(lines, "latency p50 / p99 / p99.9")].rstrip(" │").endswith("15.2 s / 65.2 s / 66.1 s")
+    assert lines[_row(lines, "latency max / mean")].rstrip(" │").endswith("1.5 ms / 0.25 ms")
+    assert "oracle 48.064 ms, keeper 232.138 ms, messaging 64 s" in lines[_row(lines, "delay split (mean)")]
+    assert not any("15,196" in line or "65,147" in line for line in lines)
+
+
+def test_faults_show_how_long_recovery_took_and_copies_each_node() -> None:
+    lines = _printed({"faults": [
+        {"fault_id": 0, "kind": "crash", "start_s": 3.0, "end_s": 6.0, "pre_fault_p99_ms": 2.5, "recovery_s": 1.234},
+        {"fault_id": 1, "kind": "restart", "start_s": 9.0, "end_s": 10.0, "pre_fault_p99_ms": 2.0, "recovery_s": None},
+        {"fault_id": 2, "kind": "pause", "start_s": 12.0, "end_s": None, "pre_fault_p99_ms": None, "recovery_s": None}],
+        "delivery": {"received": 10, "expected": 10, "lost": {}, "nodes": {
+            "nats-server-0": {"stored": 14_000, "acked_missing": 0, "duplicated": 0, "unexpected": 0},
+            "nats-server-1": {"stored": 13_990, "acked_missing": 10, "duplicated": 0, "unexpected": 0},
+            "nats-server-2": None}}})
+    text = "\n".join(lines)
+    assert "faults" in text and "recovered after" in text
+    crash = next(line for line in lines if "crash" in line)
+    assert "2.5 ms" in crash and crash.rstrip(" │").endswith("1.23 s")
+    assert next(line for line in lines if "restart" in line).rstrip(" │").endswith("not recovered")
+    assert next(line for line in lines if "pause" in line).rstrip(" │").endswith("still active")
+    assert "stream copies, node by node" in text
+    one = next(line for line in lines if "nats-server-1" in line)
+    assert "13,990" in one and " 10 " in one
+    assert "not read" in next(line for line in lines if "nats-server-2" in line)
+
+
+def test_a_jetstream_refusal_reads_as_its_status() -> None:
+    lines = _printed({"target": "jetstream", "connections": {
+        "disconnects": 0, "reconnects": 0, "errors": 1, "clients": {}, "servers_exited": [],
+        "incidents": [{"t_s": 3.2, "kind": "client_error", "client": "publisher",
+                       "error": "NATS/1.0 503\r\nNats-Subject: msgstorm.orders\r\n\r\n"}]}})
+    said = next(line for line in lines if "publisher" in line)
+    assert "503 no responders" in said
+    assert not any("NATS/1.0" in line or "Nats-Subject" in line for line in lines)
+
+
+def test_a_throttle_says_what_it_shed_apart_from_the_failure_threshold() -> None:
+    lines = _printed({"failure_threshold": {"rate_per_s": 8041.0, "reason": "overload", "t_ns": 0},
+                      "by_kind": {"spam": {"sent": 47_656, "dropped": 33_913}, "quote": {"sent": 9693, "dropped": 2863}},
+                      "control": {"throttle": {"decisions": 31, "output": "admitted_share", "lowest": 0.0,
+                                               "highest": 1.0, "last": 1.0, "shed": 36_776,
+                                               "sheds": ["quote", "spam"]}}})
+    row = lines[_row(lines, "self-healing: throttle")]
+    assert "shed 36,776 arrivals on purpose (quote 2,863 of 9,693, spam 33,913 of 47,656 dropped)" in row
+    assert "admitted share fell to 0, 1 at the end; 31 decisions" in row
+    assert "(overload)" in lines[_row(lines, "failure threshold")]

@@ -1,0 +1,38 @@
+"""report/text.py: how numbers, durations and a broker's replies read, terminal and page alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from msgstorm.report.text import broker_said, duration_ms, duration_s, number
+
+
+@pytest.mark.parametrize(("ms", "shown"), [
+    (0.1234, "0.123 ms"), (8.7, "8.7 ms"), (999.4, "999.4 ms"), (1000.0, "1 s"), (1234.0, "1.23 s"),
+    (15_196.447, "15.2 s"), (65_230.839, "65.2 s"), (152_000.0, "152 s"), (1_234_567.0, "1,235 s"),
+    (None, "—"), (0, "0 ms"),
+])
+def test_a_duration_reads_in_the_unit_that_fits_it(ms: float | None, shown: str) -> None:
+    assert duration_ms(ms) == shown
+
+
+def test_seconds_read_by_the_same_rule() -> None:
+    assert duration_s(15.196447) == "15.2 s" and duration_s(0.0087) == "8.7 ms" and duration_s(None) == "—"
+
+
+def test_numbers_keep_their_rules() -> None:
+    assert number(2890.101, "/s") == "2,890/s" and number(12.345, "/s") == "12.3/s"
+    assert number(1_234_567) == "1,234,567" and number(0.1234) == "0.123" and number(True) == "yes"
+
+
+@pytest.mark.parametrize(("said", "shown"), [
+    ("NATS/1.0 503\r\nNats-Subject: msgstorm.orders\r\n\r\n", "503 no responders"),
+    ("NATS/1.0 408 Request Timeout\r\n\r\n", "408 Request Timeout"),
+    ('{"error": {"code": 503, "err_code": 10077, "description": "JetStream system temporarily unavailable"}}',
+     "503 JetStream system temporarily unavailable"),
+    ("status 503", "503 no responders"),
+    ("publish refused: NATS/1.0 503\r\n", "publish refused: 503 no responders"),
+    ("ConnectionResetError: [Errno 104] Connection reset\nby peer", "ConnectionResetError: [Errno 104] Connection reset by peer"),
+])
+def test_what_a_broker_said_is_its_status_and_description(said: str, shown: str) -> None:
+    assert broker_said(said) == shown
