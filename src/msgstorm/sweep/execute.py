@@ -189,10 +189,12 @@ def run_all_on_ray(scenario_path: str, fixed: list[str], specs: list[RunSpec], r
     ``runs_dir`` too, so a sweep resumed here skips the runs other nodes finished even when
     ``runs_dir`` is not shared. A task whose worker dies is a failed outcome (Ray itself does
     not retry it: ``run_with_retries`` is the one rule for both executors)."""
+    import logging
+
     import ray
 
     if not ray.is_initialized():
-        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
     remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(run_one)
     pending = {remote.remote(RunTask(scenario_path, fixed, spec, str(runs_dir / spec.run_id), keep_runs, attempt)): spec
                for spec in specs}
