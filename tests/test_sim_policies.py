@@ -214,6 +214,8 @@ def test_a_policys_hooks_are_found_once_and_no_method_is_swapped(policy: str, tm
                 "fair_order": {"attach", "ready", "received"},
                 "commit_reveal": {"attach", "sequenced", "execution_rank", "hides"}}[policy]
     assert hooks == expected
-    for part in (sim, sim.sequencer):
-        swapped = {name for name, value in vars(part).items() if callable(value) and callable(getattr(type(part), name, None))}
+    parts = [sim, sim.sequencer, sim.sequencer.lane, sim.host, sim.chain, sim.faults, sim.lone, sim.gossip]
+    for part in parts:
+        swapped = {name for name, value in vars(part).items()
+                   if callable(value) and callable(getattr(type(part), name, None))}
         assert swapped == set(), (type(part).__name__, swapped)

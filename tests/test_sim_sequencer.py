@@ -124,3 +124,75 @@ def test_every_policy_and_backpressure_conserve_messages_with_a_lane(scenario_fr
                                                     backpressure=BACKPRESSURE[backpressure])))
     _conserved(result)
     _lane_executed(result)
+
+
+# A small Black Thursday: prices fall 43% over 4 s, keepers liquidate through a lane of 2 of
+# the sequencer's 4 workers; the load stays far below capacity.
+MARKET_TOML = """
+[run]
+name = "lane-market"
+seed = 12
+duration = "8s"
+drain = "10s"
+
+[network]
+regions = ["us-east"]
+nodes_per_region = 3
+processing = "10us"
+
+[sequencer]
+workers = 4
+service = { dist = "exponential", mean = "1ms" }
+policy = "{policy}"
+lane = { workers = 2 }
+
+[blocks]
+interval = "250ms"
+max_messages = 1000
+
+[[agents]]
+name = "traders"
+role = "trader"
+count = 20
+arrival = { process = "poisson", rate = "20/s" }
+fee = { dist = "lognormal", median = 1.0, sigma = 0.3 }
+
+[market]
+resolution = "100ms"
+maintenance_margin = "10%"
+liquidation_penalty = "5%"
+
+[[market.instruments]]
+name = "ETH"
+price = 194.0
+volatility = "100%/y"
+shocks = [{ at = "2s", fall = "43%", over = "4s" }]
+
+[market.oracle]
+node = "us-east-1"
+heartbeat = "1h"
+deviation = "0.5%"
+
+[[market.accounts]]
+count = 500
+leverage_median = 3.0
+leverage_sigma = 0.4
+leverage_cap = 8.0
+collateral = { dist = "lognormal", median = 20_000.0, sigma = 1.0 }
+long_share = "100%"
+
+[[market.keepers]]
+name = "keepers"
+count = 3
+reaction = { dist = "lognormal", median = "100ms", sigma = 0.5 }
+fee = 1.0
+"""
+
+
+@pytest.mark.parametrize("policy", list(QUEUE_POLICIES))
+def test_every_policy_executes_the_liquidations_on_the_lane(scenario_from, run_scenario, policy: str) -> None:
+    # Every liquidation a keeper triggers is executed, whatever the queue policy.
+    result = run_scenario(scenario_from(MARKET_TOML.replace("{policy}", policy)))
+    assert result.summary["messages"]["pending"] == 0, result.summary["messages"]
+    liquidations = result.summary["market"]["liquidations"]
+    assert liquidations["triggered"] > 300 and liquidations["executed"] == liquidations["triggered"], liquidations
