@@ -36,7 +36,6 @@ the same ``Sequencer`` rules. ``compiled_solo=False`` keeps it here (the tests c
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from heapq import heappop
 from typing import Any
@@ -61,7 +60,7 @@ from msgstorm.sim.kernel import ITEM_BLOCK, ITEM_MSG, ITEM_WATCHED
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.lone_cpu import LoneCpu
 from msgstorm.sim.policies import Ordering
-from msgstorm.sim.reactor import Reactor, build_reactors
+from msgstorm.sim.reactor import Reactor, build_reactors, numbered
 from msgstorm.sim.recorder import FLUSH_ROWS, Recorder
 from msgstorm.sim.sequencer import Sequencer
 from msgstorm.sim.solo import SoloSequencer
@@ -202,15 +201,6 @@ class ShadowNetwork:
         watched = np.isin(batch.kind.astype(np.int64), self._watched_codes)
         return np.where(watched, ITEM_WATCHED, ITEM_MSG).astype(np.int64)
 
-    def _numbered(self, batch: MessageBatch) -> MessageBatch:
-        """A traffic batch given msg_ids that continue from every message so far (reactors
-        create messages between batches); the reactors learn them."""
-        first = self.msgs.count
-        batch = dataclasses.replace(batch, msg_id=np.arange(first, first + len(batch), dtype=np.int64))
-        for reactor in self.reactors:
-            reactor.numbered(batch)
-        return batch
-
     # --- what the runner reads ------------------------------------------------------------
 
     @property
@@ -269,7 +259,7 @@ class ShadowNetwork:
                         traffic_done = True
                     else:
                         if reacting:
-                            batch = self._numbered(batch)
+                            batch = numbered(batch, msgs.count, self.reactors)
                         msgs.add(batch)
                         send_t = batch.t_intended.tolist()
                         first_id = int(batch.msg_id[0]) if len(batch) else 0
