@@ -228,22 +228,21 @@ def test_a_scenario_refuses_controllers_that_would_fight(scenario_from, extra: s
     assert where in str(error.value) and ".toml:" in str(error.value), str(error.value)
 
 
-def test_only_a_throttle_needs_the_sequencer_with_a_gate(scenario_from, tmp_path) -> None:
+def test_only_a_throttle_gates_the_sequencer(scenario_from, tmp_path) -> None:
     from msgstorm.history import HistoryWriter
-    from msgstorm.sim.lane import LaneSequencer
-    from msgstorm.sim.sequencer import Sequencer
+    from msgstorm.sim.control import ThrottleController
     from msgstorm.sim.shadow import ShadowNetwork
 
     block_time = '[[controllers]]\nkind = "block_time"\nmin_interval = "20ms"\nmax_interval = "100ms"\n'
     base = OVERLOAD_TOML.format(duration_s=1, bots_stop="")
-    kinds = []
+    gates = []
     for name, text in (("block_time", base.split("[[controllers]]")[0] + block_time),
                        ("both", base + "\n" + block_time)):
         writer = HistoryWriter(tmp_path / name)
         sim = ShadowNetwork(scenario_from(text), writer, np.random.SeedSequence(1))
         writer.close()
-        kinds.append((type(sim.sequencer), len(sim.controllers)))
-    assert kinds == [(Sequencer, 1), (LaneSequencer, 2)]
+        gates.append((type(sim.sequencer.gate), len(sim.controllers)))
+    assert gates == [(type(None), 1), (ThrottleController, 2)]
 
 
 def test_the_throttle_holds_its_share_through_a_failover(scenario_from, run_scenario) -> None:

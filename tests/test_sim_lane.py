@@ -143,22 +143,24 @@ def test_the_lane_cuts_black_thursdays_bad_debt_by_nine_tenths(tmp_path) -> None
     assert executed[1] > executed[0]
 
 
-def test_without_a_lane_or_controller_the_plain_sequencer_serves(scenario_from, tmp_path) -> None:
+def test_the_sequencer_is_built_from_the_lane_it_is_given(scenario_from, tmp_path) -> None:
+    # One sequencer class: without a lane it has the do-nothing lane (no kinds, no workers),
+    # with one the lane's workers come out of sequencer.workers.
     from msgstorm.history import HistoryWriter
-    from msgstorm.sim.lane import LaneSequencer
-    from msgstorm.sim.sequencer import Sequencer
     from msgstorm.sim.shadow import ShadowNetwork
 
     plain = scenario_from(LANE_TOML.replace("lane = {{ workers = {lane_workers}, lend = {lend} }}\n", "").format(
         seed=1, duration_s=1, workers=2, lane_rate=10.0, rest_rate=10.0, service=EXPONENTIAL))
-    laned = scenario_from(LANE_TOML.format(seed=1, duration_s=1, workers=2, lane_workers=1, lend="true",
+    laned = scenario_from(LANE_TOML.format(seed=1, duration_s=1, workers=3, lane_workers=1, lend="true",
                                            lane_rate=10.0, rest_rate=10.0, service=EXPONENTIAL))
-    kinds = []
+    pools = []
     for name, scenario in (("plain", plain), ("laned", laned)):
         writer = HistoryWriter(tmp_path / name)
-        kinds.append(type(ShadowNetwork(scenario, writer, np.random.SeedSequence(1)).sequencer))
+        sequencer = ShadowNetwork(scenario, writer, np.random.SeedSequence(1)).sequencer
         writer.close()
-    assert kinds == [Sequencer, LaneSequencer]
+        pools.append((sequencer.shared.slots, sequencer.lane.workers.slots, sorted(sequencer.lane.kinds),
+                      sequencer.lending is sequencer.lane.workers))
+    assert pools == [(2, 0, [], False), (2, 1, [3, 4], True)]  # liquidation, price
 
 
 BLOCKS_TOML = LANE_TOML.replace('''[blocks]

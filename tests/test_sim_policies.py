@@ -195,10 +195,10 @@ def test_suspend_releases_held_messages_only_as_the_queue_has_room(nodes: int, s
     assert (np.diff(order) >= 0).all()
 
 
-@pytest.mark.parametrize("policy", ["fifo", "fee_priority", "fair_order", "commit_reveal"])
-def test_the_hot_path_takes_a_policys_hooks_only_when_it_has_them(policy: str, tmp_path) -> None:
-    # The sequencer and the network bind the hooked variant of each hot step once, at
-    # construction: a policy without hooks runs the plain steps, not a check per message.
+@pytest.mark.parametrize("policy", ["fifo", "fee_priority", "batch_auction", "fair_order", "commit_reveal"])
+def test_a_policys_hooks_are_found_once_and_no_method_is_swapped(policy: str, tmp_path) -> None:
+    # The sequencer and the network take a policy's hooks from its Ordering (looked up once),
+    # and no instance attribute hides a method of its class (that hid the lane's overrides).
     from msgstorm.history import HistoryWriter
     from msgstorm.scenario.loader import parse_scenario
     from msgstorm.sim.shadow import ShadowNetwork
@@ -207,8 +207,15 @@ def test_the_hot_path_takes_a_policys_hooks_only_when_it_has_them(policy: str, t
     writer = HistoryWriter(tmp_path / "probe")
     sim = ShadowNetwork(parse_scenario(text, source="t.toml"), writer, np.random.SeedSequence(1), compiled_solo=False)
     writer.close()
-    bound = {name for name in ("_start_service", "_service_done") if name in vars(sim.sequencer)}
-    bound |= {name for name in ("_on_validated",) if name in vars(sim)}
-    expected = {"fifo": set(), "fee_priority": set(), "fair_order": {"_start_service", "_on_validated"},
-                "commit_reveal": {"_service_done"}}[policy]
-    assert bound == expected
+    ordering = sim.sequencer.ordering
+    hooks = {name for name in ("attach", "ready", "sequenced", "received", "execution_rank", "hides")
+             if getattr(ordering, name) is not None}
+    expected = {"fifo": set(), "fee_priority": set(), "batch_auction": {"attach", "ready", "execution_rank"},
+                "fair_order": {"attach", "ready", "received"},
+                "commit_reveal": {"attach", "sequenced", "execution_rank", "hides"}}[policy]
+    assert hooks == expected
+    parts = [sim, sim.sequencer, sim.sequencer.lane, sim.host, sim.chain, sim.faults, sim.lone, sim.gossip]
+    for part in parts:
+        swapped = {name for name, value in vars(part).items()
+                   if callable(value) and callable(getattr(type(part), name, None))}
+        assert swapped == set(), (type(part).__name__, swapped)

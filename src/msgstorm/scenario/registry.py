@@ -8,9 +8,15 @@ that appears in a scenario or a report to its implementation:
   ``policies_batch``, ``policies_commit_reveal``, ``policies_fair``). A policy that needs a
   clock, every node's receive order or a second message implements the optional hooks
   of ``QueuePolicy`` (``attach`` gets a ``PolicyHost``) and reads its settings from the
-  scenario there (``sequencer.<policy name>``);
+  scenario there (``sequencer.<policy name>``). The simulator looks the hooks up once
+  (``Ordering.of``) and composes the policy with the other parts of its one ``Sequencer``
+  (``sim/sequencer.py``: backpressure, the worker pools and the liquidation lane of
+  ``sim/lane.py``), so a new policy works with a lane and every backpressure mode without
+  code of its own there; ``tests/test_sim_sequencer.py`` runs every registered policy
+  against them and checks that no message is left pending;
 - ``BACKPRESSURE_MODES``: ``backpressure.mode`` -> a factory taking the mode's spec and
-  returning a ``Backpressure`` (``sim/backpressure.py``);
+  returning a ``Backpressure`` (``sim/backpressure.py``), the admission part of the
+  sequencer (a lane's kinds skip it);
 - ``FAULT_KINDS``: ``faults[].kind`` -> a ``FaultKind`` applying the fault's start and end
   (``sim/fault_injector.py``);
 - ``LIVE_FAULT_KINDS``: ``faults[].kind`` on a live target -> a ``LiveFaultKind`` checking
@@ -28,13 +34,15 @@ that appears in a scenario or a report to its implementation:
 - ``LIVE_DRIVERS``: ``target`` (other than "sim") -> a ``Driver`` class for a real broker
   (``live/drivers/``);
 - ``REACTORS``: reactive agents of the simulator (every run asks each) -> a factory
-  ``(scenario, host, seed) -> Reactor | None`` (``sim/reactor.py``; the market,
+  ``(scenario, host, seed) -> Reactor | None`` (``sim/reactor.py``, the host a ``SimHost``
+  of ``sim/host.py``; the market,
   ``market/reactor.py``): agents that create messages during the run in reaction to what
   is delivered and committed;
 - ``CONTROLLERS``: ``controllers[].kind`` -> a factory ``(spec, host) -> Controller``
   (``sim/control.py``): self-healing controllers that look at the run's strain every
   ``every`` and steer it (shed non-essential kinds, change the block interval), each
-  decision a ``control`` event.
+  decision a ``control`` event; one that sheds arrivals gives the sequencer its ``Gate``
+  (``Sequencer.gate_with``).
 
 A registry may declare the names its built-in modules register (``builtin_names``), so
 that validation asks about a built-in name without importing its engine (``msgstorm

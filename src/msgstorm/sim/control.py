@@ -30,11 +30,10 @@ from msgstorm.scenario.registry import CONTROLLERS
 from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
 from msgstorm.sim.chain import Chain
 from msgstorm.sim.context import Handler, SimContext
-from msgstorm.sim.lane import LaneSequencer
 from msgstorm.sim.sequencer import Sequencer
 
 __all__ = ["BlockTimeController", "ControlHost", "Controller", "ThrottleController", "build_controllers",
-           "needs_gate", "start_controllers"]
+           "start_controllers"]
 
 # The relative error is clipped above at this: a queue far beyond its set point does not
 # make the controller slam the share shut in one look (the integral closes it over a few
@@ -49,7 +48,7 @@ class ControlHost:
     """What a controller may look at and steer."""
 
     ctx: SimContext
-    sequencer: Sequencer  # a LaneSequencer when a controller gates admission (``needs_gate``)
+    sequencer: Sequencer
     chain: Chain
 
 
@@ -79,8 +78,6 @@ class ThrottleController:
     admitted whenever the credit reaches 1 (no random draw, so the run's streams are the
     same with and without the controller)."""
 
-    gates_admission = True  # it sheds at the sequencer's intake (needs_gate)
-
     def __init__(self, spec: ThrottleSpec, host: ControlHost) -> None:
         self.spec = spec
         self.host = host
@@ -91,9 +88,7 @@ class ThrottleController:
         self.error = _ERROR_EMPTY  # an empty queue before the first look
         self.credit = 0.0
         self.shed = 0
-        sequencer = host.sequencer
-        assert isinstance(sequencer, LaneSequencer), "needs_gate() chooses the sequencer that has a gate"
-        sequencer.gate = self
+        host.sequencer.gate_with(self)  # it sheds at the sequencer's intake
 
     def sheds(self, kind: int) -> bool:
         if kind not in self.nonessential:
@@ -162,12 +157,6 @@ class BlockTimeController:
             return
         previous, chain.block_interval = chain.block_interval, interval  # the next block tick uses it
         _record(self.host, t, "block_time", float(interval), {"previous": float(previous), "strain": backlog_blocks})
-
-
-def needs_gate(scenario: Scenario) -> bool:
-    """Whether a controller sheds arrivals, so the run needs the sequencer with an admission
-    gate (``LaneSequencer``); the others steer through what every sequencer has."""
-    return any(getattr(CONTROLLERS[spec.kind], "gates_admission", False) for spec in scenario.controllers)
 
 
 def build_controllers(scenario: Scenario, host: ControlHost) -> list[Controller]:

@@ -300,6 +300,16 @@ class GossipState:
         self.nodes[k.N_CPU, node] = t
         self.nodes[k.N_UPLINK, node] = t
 
+    def validation_backlog(self, t: int, lone_cpu_free: list[int], most: int) -> list[tuple[int, int]]:
+        """``(node, ns)``: the CPU time of validation work queued at ``t`` (received, not yet
+        validated) at the ``most`` nodes with the most (of those with any), in node order;
+        the kernel's CPUs and those of nodes without peers (``lone_cpu_free``, sim/lone_cpu.py)."""
+        free = np.maximum(self.nodes[k.N_CPU], np.asarray(lone_cpu_free, dtype=np.int64))
+        backlog = free - t
+        busy = np.flatnonzero(backlog > 0)
+        top = busy[np.argsort(-backlog[busy], kind="stable")[:most]]
+        return [(node, int(backlog[node])) for node in sorted(top.tolist())]
+
     def set_colours(self, colour: list[int]) -> None:
         self.nodes[k.N_COLOUR, :] = colour
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from msgstorm.scenario.registry import QUEUE_POLICIES
 from msgstorm.scenario.schema import Scenario
 
-__all__ = ["QUEUE_POLICIES", "FeePriorityPolicy", "FifoPolicy", "PolicyHost", "QueuePolicy"]
+__all__ = ["QUEUE_POLICIES", "FeePriorityPolicy", "FifoPolicy", "Ordering", "PolicyHost", "QueuePolicy"]
 
 
 class QueuePolicy(Protocol):
@@ -35,9 +36,9 @@ class QueuePolicy(Protocol):
     arrival). One-node networks then run in the compiled loop of ``sim/solo.py``, which
     orders its queue by that key; a policy without it runs in the Python loop.
 
-    Optional hooks, for orders that need more than push and pop (the engine looks each up
-    once and binds the hooked variant of its hot path only for a policy that has the hook,
-    so a policy without them costs nothing):
+    Optional hooks, for orders that need more than push and pop (each is a small Protocol
+    below; ``Ordering.of`` looks them up once per run, and the engine calls only what is
+    there):
 
     - ``attach(host: PolicyHost)``: called once before the run; the host gives the
       scenario, a clock (``schedule``), ``wake`` (messages became ready), ``send`` (a new
@@ -90,6 +91,80 @@ class PolicyHost(Protocol):
     def message(self, msg: int) -> list[Any] | None:
         """The live record of a message (fields in ``sim/state.py``), None once settled."""
         ...
+
+
+@runtime_checkable
+class _WorkConserving(Protocol):
+    work_conserving: bool
+
+
+@runtime_checkable
+class _KeyedOrder(Protocol):
+    order_key: str
+
+
+@runtime_checkable
+class _Attached(Protocol):
+    def attach(self, host: PolicyHost) -> None: ...
+
+
+@runtime_checkable
+class _Gated(Protocol):
+    def ready(self) -> int: ...
+
+
+@runtime_checkable
+class _ToldOfSequencing(Protocol):
+    def sequenced(self, t_ns: int, msg: int) -> None: ...
+
+
+@runtime_checkable
+class _WatchingNodes(Protocol):
+    watches_nodes: bool
+
+    def received(self, t_ns: int, node: int, msg: int) -> None: ...
+
+
+@runtime_checkable
+class _Ranking(Protocol):
+    def execution_rank(self, record: list[Any]) -> int | None: ...
+
+
+@runtime_checkable
+class _Hiding(Protocol):
+    def hides(self, record: list[Any]) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """A queue policy with its optional hooks (``QueuePolicy``), looked up once per run:
+    None (or the default) where the policy has none. The sequencer, the network and the
+    compiled loop's plan (``sim/solo_plan.py``) all read them from here, so a hook is found
+    one way."""
+
+    policy: QueuePolicy
+    work_conserving: bool = False
+    order_key: str | None = None
+    attach: Callable[[PolicyHost], None] | None = None
+    ready: Callable[[], int] | None = None
+    sequenced: Callable[[int, int], None] | None = None
+    received: Callable[[int, int, int], None] | None = None  # only when ``watches_nodes``
+    execution_rank: Callable[[list[Any]], int | None] | None = None
+    hides: Callable[[list[Any]], bool] | None = None
+
+    @classmethod
+    def of(cls, policy: QueuePolicy) -> Ordering:
+        return cls(
+            policy=policy,
+            work_conserving=isinstance(policy, _WorkConserving) and bool(policy.work_conserving),
+            order_key=policy.order_key if isinstance(policy, _KeyedOrder) else None,
+            attach=policy.attach if isinstance(policy, _Attached) else None,
+            ready=policy.ready if isinstance(policy, _Gated) else None,
+            sequenced=policy.sequenced if isinstance(policy, _ToldOfSequencing) else None,
+            received=policy.received if isinstance(policy, _WatchingNodes) and policy.watches_nodes else None,
+            execution_rank=policy.execution_rank if isinstance(policy, _Ranking) else None,
+            hides=policy.hides if isinstance(policy, _Hiding) else None,
+        )
 
 
 @QUEUE_POLICIES.register("fifo")

@@ -28,6 +28,7 @@ Python loop (``solo_plan``), with the same rules.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
@@ -36,7 +37,7 @@ import numpy as np
 from msgstorm.scenario.registry import REACTORS
 from msgstorm.scenario.schema import Scenario
 
-__all__ = ["Reactor", "ReactorHost", "build_reactors"]
+__all__ = ["Reactor", "ReactorHost", "build_reactors", "numbered"]
 
 Handler = Callable[[int, int, int, int, int], None]
 
@@ -97,3 +98,13 @@ def build_reactors(scenario: Scenario, host: ReactorHost, seed: np.random.SeedSe
         if reactor is not None:
             reactors.append(reactor)
     return reactors
+
+
+def numbered(batch: Any, first: int, reactors: list[Reactor]) -> Any:
+    """A traffic batch (``traffic.MessageBatch``) given msg_ids from ``first`` on, which
+    continue from every message so far (reactors create messages between batches); every
+    reactor learns them (``Reactor.numbered``)."""
+    batch = dataclasses.replace(batch, msg_id=np.arange(first, first + len(batch), dtype=np.int64))
+    for reactor in reactors:
+        reactor.numbered(batch)
+    return batch

@@ -1,20 +1,35 @@
 """The sequencer: intake, backpressure, the queue policy, workers, held and waiting messages.
 
 Place in the pipeline: inside the simulator, one role of ``ShadowNetwork``. A message the
-leader has validated comes to ``intake``; backpressure admits, drops, rejects or makes it
-wait (EIP-1559, underpriced); an admitted one joins the queue policy; ``workers`` slots
-serve it (a drawn service time) and give it the next sequence number; it then waits in
-``sequenced`` until the ``Chain`` takes it into a block (``take_block``). Senders that
-backpressure suspends keep their messages here too (``held``) and send them again as the
-queue has room.
+leader has validated comes to ``intake``; a kind the liquidation lane serves goes to the
+lane's workers; any other passes the gate (when a controller sheds) and backpressure,
+which admits, drops, rejects or makes it wait (EIP-1559, underpriced); an admitted one
+joins the queue policy; workers serve it (a drawn service time) and give it the next
+sequence number; it then waits in ``sequenced`` until the ``Chain`` takes it into a block
+(``take_block``). Senders that backpressure suspends keep their messages here too
+(``held``) and send them again as the queue has room.
+
+One class, built from parts composed at construction and never swapped afterwards:
+
+- admission: the ``Backpressure`` mode, and a ``Gate`` when a controller sheds arrivals
+  (``gate_with``; ``sim/control.py``);
+- ordering: the ``QueuePolicy`` and its optional hooks, looked up once (``Ordering``:
+  a gated policy's ``ready``, a policy told of each sequencing);
+- worker pools and the lane (``sim/lane.py``): the shared ``Workers`` and the ``Lane``'s
+  (the do-nothing lane when the scenario sets none).
+
+The service loop is written once: ``_take`` is where workers of any pool take messages
+from the shared queue, and ``_service_done`` is where any worker's service ends. A
+service's event carries its pool's index.
 
 Lifecycle: built once per run; ``reset`` empties it when the leader crashes (what it held
 goes back in flight); the same object serves whichever node leads. The compiled one-node
-loop (``sim/solo.py``) takes its rule tables from this object's policy and backpressure,
-so both loops follow one description of the rules.
+loop (``sim/solo.py``) takes its rule tables from this object's policy hooks and
+backpressure (``sim/solo_plan.py``), so both loops follow one description of the rules.
 
 The hot path (``intake``, ``_serve``, ``_service_done``) is written for speed: locals for
-attributes, the sampler's buffer read inline; the comments say where.
+attributes, the sampler's buffer read inline; the comments say where. A hook a policy does
+not have, or a lane the scenario does not set, costs a check of an attribute per message.
 """
 
 from __future__ import annotations
@@ -23,13 +38,15 @@ from collections import deque
 from collections.abc import Callable
 from heapq import heappop, heappush
 from itertools import count
+from typing import Protocol
 
 from msgstorm.history.events import EventKind
 from msgstorm.sampling import Sampler
 from msgstorm.sim.backpressure import ADMIT, DROP, REJECT, Backpressure
 from msgstorm.sim.backpressure import _Base as _NoDepth
 from msgstorm.sim.context import SimContext
-from msgstorm.sim.policies import QueuePolicy
+from msgstorm.sim.lane import SHARED, Lane, Workers, fill_block
+from msgstorm.sim.policies import Ordering
 from msgstorm.sim.state import (
     DROPPED,
     FEE,
@@ -41,27 +58,43 @@ from msgstorm.sim.state import (
     REJECTED,
     SEQ_NO,
     SEQUENCED,
-    SIZE,
     T_DEQUEUED,
     T_RECEIVED,
     T_SEQUENCED,
     WHERE,
 )
 
-__all__ = ["Sequencer"]
+__all__ = ["Gate", "Sequencer"]
+
+
+class Gate(Protocol):
+    """Decides, per arrival, whether a kind is shed (``sim/control.py``'s throttle)."""
+
+    def sheds(self, kind: int) -> bool: ...
 
 
 class Sequencer:
-    def __init__(self, ctx: SimContext, policy: QueuePolicy, backpressure: Backpressure, service: Sampler,
-                 release: Callable[[int, int], None]) -> None:
-        """``release(t, m)`` sends a held message again (the network's send path)."""
+    def __init__(self, ctx: SimContext, ordering: Ordering, backpressure: Backpressure, service: Sampler,
+                 release: Callable[[int, int], None], lane: Lane | None = None) -> None:
+        """``release(t, m)`` sends a held message again (the network's send path); ``lane``
+        defaults to the scenario's ``sequencer.lane`` (the do-nothing lane without one)."""
         self.ctx = ctx
-        self.policy = policy
+        self.ordering = ordering
+        self.policy = ordering.policy
         self.backpressure = backpressure
+        self.gate: Gate | None = None
         self.service = service
         self.release = release
-        self.workers = ctx.scenario.sequencer.workers
-        self.busy = 0
+        self.lane = Lane(ctx.scenario.sequencer.lane) if lane is None else lane
+        lane_workers = self.lane.workers
+        self.shared = Workers(SHARED, ctx.scenario.sequencer.workers - lane_workers.slots, shares=True)
+        self.pools = (self.shared, lane_workers)  # by index: a service's event names its pool
+        self.lending = lane_workers if lane_workers.shares else None  # a lane that lends takes from the queue too
+        # The lane's kinds and sequenced queue, as attributes of their own: the hot path
+        # reads them per message.
+        self.lane_kinds = self.lane.kinds
+        self.block_kinds = self.lane.block_kinds
+        self.lane_sequenced = self.lane.sequenced
         self.in_service: set[int] = set()
         self.sequenced: deque[int] = deque()
         self.next_seq = 0
@@ -74,22 +107,20 @@ class Sequencer:
         self.watch_depth = type(backpressure).on_depth is not _NoDepth.on_depth
         self.admits_all = type(backpressure).admit is _NoDepth.admit
         self.priced = type(backpressure).eligible is not _NoDepth.eligible
-        self.serve_when_idle = getattr(policy, "work_conserving", False) and not self.priced
-        # Optional policy hooks (sim/policies.py): a gated policy says how many are ready;
-        # one that acts on sequencing is told. Each hooked variant of the hot path is bound
-        # here, once, so a policy without the hook costs not even a check per message.
-        self.ready: Callable[[], int] | None = getattr(policy, "ready", None)
-        self.on_sequenced: Callable[[int, int], None] | None = getattr(policy, "sequenced", None)
-        if self.ready is not None:
-            self._start_service = self._start_service_gated  # type: ignore[method-assign]
-        if self.on_sequenced is not None:
-            self._service_done = self._service_done_told  # type: ignore[method-assign]
+        self.serve_when_idle = ordering.work_conserving and not self.priced
+        self.ready = ordering.ready  # a gated policy says how many are ready
+        self.on_sequenced = ordering.sequenced  # a policy told of each sequencing
+
+    def gate_with(self, gate: Gate) -> None:
+        """A controller sheds arrivals of some kinds before backpressure sees them."""
+        self.gate = gate
+        self.admits_all = False
 
     # --- intake -------------------------------------------------------------------------
 
     def holds(self, m: int) -> bool:
-        """Whether suspended senders hold ``m`` (a lane's kinds are not held, sim/lane.py)."""
-        return True
+        """Whether suspended senders hold ``m`` (the lane's kinds skip backpressure)."""
+        return self.ctx.msgs.live[m][KIND] not in self.lane_kinds
 
     def hold(self, m: int) -> None:
         """Backpressure suspended the senders: keep the message until they resume."""
@@ -97,23 +128,39 @@ class Sequencer:
         self.held.append(m)
 
     def intake(self, t: int, m: int) -> None:
-        """The leader validated ``m``: admit it (or drop, reject, make it wait)."""
+        """The leader validated ``m``: the lane takes it, or it is admitted (or shed,
+        dropped, rejected, made to wait)."""
         ctx = self.ctx
         record = ctx.msgs.live.get(m)
         if record is None or record[WHERE] != IN_FLIGHT:
             return  # already settled, or already with the sequencer
         record[T_RECEIVED] = t
-        decision = ADMIT if self.admits_all else self.backpressure.admit(record[KIND], record[FEE], self.depth)
+        kind = record[KIND]
+        if kind in self.lane_kinds:
+            lane = self.lane.workers
+            if lane.busy < lane.slots and not lane.own:
+                self._serve(t, m, lane)
+            else:
+                record[WHERE] = QUEUED
+                lane.own.append(m)
+            return
+        if self.admits_all:
+            decision = ADMIT
+        elif self.gate is not None and self.gate.sheds(kind):
+            decision = DROP
+        else:
+            decision = self.backpressure.admit(kind, record[FEE], self.depth)
         if decision == ADMIT:
-            if not self.depth and self.busy < self.workers and self.serve_when_idle:
+            shared = self.shared
+            if not self.depth and shared.busy < shared.slots and self.serve_when_idle:
                 # An idle server and an empty queue: any work-conserving policy would
                 # hand this message over at once, so skip the push and pop.
-                self._serve(t, m)
+                self._serve(t, m, shared)
                 return
             self.policy.push(m, record[FEE], t)
             self.depth += 1
             record[WHERE] = QUEUED
-            if self.busy < self.workers:
+            if shared.busy < shared.slots:
                 self._start_service(t)
             else:
                 self.depth_changed(t)
@@ -126,43 +173,34 @@ class Sequencer:
         else:
             record[WHERE] = HELD
             heappush(self.waiting, (-record[FEE], next(self.waiting_arrivals), m))
+        lending = self.lending
+        if lending is not None and self.depth and lending.busy < lending.slots:
+            self._take(t, lending)
 
     # --- service ------------------------------------------------------------------------
 
     def _start_service(self, t: int) -> None:
-        """Idle workers take queued messages (every queued one is ready)."""
-        policy = self.policy
-        workers = self.workers
-        taken = 0
-        while self.busy < workers and self.depth:
-            m = policy.pop()
-            self.depth -= 1
-            taken += 1
-            if self.priced and self._priced_out(m):
-                continue
-            self._serve(t, m)
-        if self.watch_depth:
-            self.depth_changed(t)
-        elif self.depth > self.depth_max:
-            self.depth_max = self.depth
-        if self.held and taken and not self.backpressure.suspended:
-            self._release_held(t, taken)  # a held message for each one the workers took
+        """Idle workers take queued messages: the shared workers, then a lane's that lends."""
+        self._take(t, self.shared)
+        lending = self.lending
+        if lending is not None and self.depth and lending.busy < lending.slots:
+            self._take(t, lending)
 
-    def _start_service_gated(self, t: int) -> None:
-        """``_start_service`` for a gated policy: only as many as it says are ready. (A copy
-        of that loop rather than a check in it: the ungated one is the hot path.)"""
+    def _take(self, t: int, pool: Workers) -> None:
+        """The service loop: idle workers of ``pool`` take messages from the shared queue,
+        as many as the policy has ready (a gated policy says how many; every queued one
+        otherwise), each checked against the base fee again (it may have risen while the
+        message queued); then a held message is released for each one taken."""
         policy = self.policy
-        workers = self.workers
-        taken = 0
         ready = self.ready
-        assert ready is not None
-        while self.busy < workers and self.depth and ready():
+        taken = 0
+        while pool.busy < pool.slots and self.depth and (ready is None or ready()):
             m = policy.pop()
             self.depth -= 1
             taken += 1
             if self.priced and self._priced_out(m):
                 continue
-            self._serve(t, m)
+            self._serve(t, m, pool)
         if self.watch_depth:
             self.depth_changed(t)
         elif self.depth > self.depth_max:
@@ -184,13 +222,13 @@ class Sequencer:
             heappush(self.waiting, (-record[FEE], next(self.waiting_arrivals), m))
         return True
 
-    def _serve(self, t: int, m: int) -> None:
-        """A worker starts on ``m``; its service ends after a drawn service time."""
+    def _serve(self, t: int, m: int, pool: Workers) -> None:
+        """A worker of ``pool`` starts on ``m``; its service ends after a drawn service time."""
         ctx = self.ctx
         record = ctx.msgs.live[m]
         record[T_DEQUEUED] = t
         record[WHERE] = IN_SERVICE
-        self.busy += 1
+        pool.busy += 1
         self.in_service.add(m)
         service = self.service
         if service.constant is not None:
@@ -201,44 +239,42 @@ class Sequencer:
         else:
             duration = service()
         events = ctx.events
-        heappush(events.heap, (t + duration, next(events.eid), self._service_done, m, ctx.cluster.epoch, 0, 0))
+        heappush(events.heap, (t + duration, next(events.eid), self._service_done, m, ctx.cluster.epoch, pool.index, 0))
 
-    def _service_done(self, t: int, m: int, epoch: int, _c: int, _d: int) -> None:
+    def _service_done(self, t: int, m: int, epoch: int, pool_index: int, _d: int) -> None:
+        """A worker of the pool ``pool_index`` gave ``m`` its sequence number; it takes the
+        next message: from its pool's own queue (a lane's) first, else from the shared queue."""
         if epoch != self.ctx.cluster.epoch:
             return  # the sequencer crashed while serving it
         self.in_service.discard(m)
-        self.busy -= 1
+        pool = self.pools[pool_index]
+        pool.busy -= 1
         record = self.ctx.msgs.live[m]
         record[SEQ_NO] = self.next_seq
         self.next_seq += 1
         record[T_SEQUENCED] = t
         record[WHERE] = SEQUENCED
-        self.sequenced.append(m)
-        if self.depth:
-            self._start_service(t)
-
-    def _service_done_told(self, t: int, m: int, epoch: int, _c: int, _d: int) -> None:
-        """``_service_done`` for a policy that is told each sequencing (its ``sequenced``),
-        before the next message is taken. (A copy: the untold one is the hot path.)"""
-        if epoch != self.ctx.cluster.epoch:
-            return
-        self.in_service.discard(m)
-        self.busy -= 1
-        record = self.ctx.msgs.live[m]
-        record[SEQ_NO] = self.next_seq
-        self.next_seq += 1
-        record[T_SEQUENCED] = t
-        record[WHERE] = SEQUENCED
-        self.sequenced.append(m)
-        assert self.on_sequenced is not None
-        self.on_sequenced(t, m)
-        if self.depth:
-            self._start_service(t)
+        # A kind with a block share waits for it apart from the rest.
+        (self.lane_sequenced if record[KIND] in self.block_kinds else self.sequenced).append(m)
+        if self.on_sequenced is not None:
+            self.on_sequenced(t, m)  # told before the next message is taken
+        if pool.own:
+            self._serve(t, pool.own.popleft(), pool)
+        elif self.depth:
+            if pool is self.shared:
+                self._start_service(t)
+            elif pool.shares:
+                self._take(t, pool)
 
     def wake(self, t: int) -> None:
-        """A gated policy has messages ready: idle workers take them."""
-        if self.depth and self.busy < self.workers:
+        """A gated policy has messages ready: idle shared workers, then idle lane workers
+        that lend, take them."""
+        shared = self.shared
+        if self.depth and shared.busy < shared.slots:
             self._start_service(t)
+        lending = self.lending
+        if lending is not None and self.depth and lending.busy < lending.slots:
+            self._take(t, lending)
 
     def depth_changed(self, t: int) -> None:
         """The queue's depth changed (or the sequencer came back): backpressure may change state."""
@@ -266,7 +302,7 @@ class Sequencer:
     def unstick(self, t: int) -> None:
         """At a sample: messages are held but nothing is queued or served, so no worker will
         free room (the released ones were lost on the way): release what room allows."""
-        if self.held and not self.depth and not self.busy and not self.backpressure.suspended:
+        if self.held and not self.depth and not self.shared.busy and not self.backpressure.suspended:
             self._release_held(t, self.backpressure.room(0))
 
     # --- blocks -------------------------------------------------------------------------
@@ -274,32 +310,23 @@ class Sequencer:
     def take_block(self, max_messages: int, max_gas: int | None, gas_of: list[int],
                    header_size: int) -> tuple[list[int], int, int]:
         """Sequenced messages for the next block, in sequence order, up to the block's
-        message and gas limits: ``(messages, gas, bytes)``.
+        message and gas limits: ``(messages, gas, bytes)``; with a lane's block share, the
+        lane's first up to its share (``Lane.take_block``).
 
         A message is sequenced once: whatever price rule applies was applied before a
-        worker took it (``_start_service``), so every sequenced message is included in
-        turn and sequence numbers among committed messages run without gaps."""
-        ctx = self.ctx
-        live = ctx.msgs.live
+        worker took it (``_take``), so every sequenced message is included in turn and,
+        without a block share, sequence numbers among committed messages run without gaps."""
+        live = self.ctx.msgs.live
+        if self.lane.block_share:
+            return self.lane.take_block(self.sequenced, live, max_messages, max_gas, gas_of, header_size)
         take: list[int] = []
-        gas = 0
-        size = header_size
-        sequenced = self.sequenced
-        while sequenced and len(take) < max_messages:
-            m = sequenced[0]
-            record = live[m]
-            g = gas_of[record[KIND]]
-            if max_gas is not None and gas + g > max_gas:
-                break
-            sequenced.popleft()
-            take.append(m)
-            gas += g
-            size += record[SIZE]
-        return take, gas, size
+        used = [0, header_size]  # gas, bytes
+        fill_block(self.sequenced, live, take, max_messages, max_gas, gas_of, used)
+        return take, used[0], used[1]
 
     def block_backlog(self) -> int:
-        """Sequenced messages waiting for block space."""
-        return len(self.sequenced)
+        """Sequenced messages waiting for block space (a lane's included)."""
+        return len(self.sequenced) + len(self.lane_sequenced)
 
     def on_block(self, t: int, used: int, capacity: int, height: int) -> None:
         """A block was produced: a priced mode moves its base fee and releases waiting
@@ -324,27 +351,32 @@ class Sequencer:
     # --- crashes, samples, the end --------------------------------------------------------
 
     def reset(self) -> list[int]:
-        """The leader crashed: empty the queue, the workers, the block backlog and the
-        waiting heap; returns those messages (they go back in flight)."""
+        """The leader crashed: empty the queue, the workers, the block backlog, the waiting
+        heap and the lane; returns those messages (they go back in flight)."""
+        live = self.ctx.msgs.live
+        heads = [live[waiting[0]][SEQ_NO] for waiting in (self.sequenced, self.lane_sequenced) if waiting]
+        if heads:
+            # Sequenced but in no block: their numbers are given again, but none a block
+            # already holds (with a block share, a gap then).
+            self.next_seq = max(min(heads), self.lane.taken_top + 1)
         orphans: list[int] = []
-        if self.sequenced:
-            # Sequenced but in no block: their numbers are given again, without a gap.
-            self.next_seq = self.ctx.msgs.live[self.sequenced[0]][SEQ_NO]
         while self.depth:
             orphans.append(self.policy.pop())
             self.depth -= 1
-        orphans.extend(self.in_service)
+        orphans.extend(self.in_service)  # the lane's workers' too
         orphans.extend(self.sequenced)
         orphans.extend(m for _, _, m in self.waiting)
+        orphans.extend(self.lane.reset())
         self.in_service.clear()
         self.sequenced.clear()
         self.waiting = []
-        self.busy = 0
+        self.shared.busy = 0
         return orphans
 
     def renumber_from(self, seq_no: int) -> None:
-        """Blocks from ``seq_no`` on were orphaned: sequence again from there."""
-        self.next_seq = min(self.next_seq, seq_no)
+        """Blocks from ``seq_no`` on were orphaned: sequence again from there (never a
+        number a block holds)."""
+        self.next_seq = max(min(self.next_seq, seq_no), self.lane.taken_top + 1)
 
     def sample(self, t: int) -> None:
         """Queue samples every ``run.sample_interval``."""
@@ -354,7 +386,14 @@ class Sequencer:
         # Sequenced messages still waiting for block space: the backlog a full block leaves.
         record.event(t, EventKind.BLOCK_BACKLOG, leader, float(len(self.sequenced)))
         self.depth_max = depth
+        if self.lane.workers.slots:
+            record.event(t, EventKind.LANE_DEPTH, leader, float(len(self.lane.workers.own)))
+        if self.block_kinds:
+            # The lane's sequenced messages waiting for a block (the block_backlog sample
+            # counts the rest's).
+            record.event(t, EventKind.LANE_BLOCK_BACKLOG, leader, float(len(self.lane_sequenced)))
 
     def idle(self) -> bool:
         """Nothing queued, in service, waiting for a block, held or waiting for the fee."""
-        return not (self.depth or self.busy or self.sequenced or self.held or self.waiting)
+        return not (self.depth or self.shared.busy or self.sequenced or self.held or self.waiting) \
+            and self.lane.idle()

@@ -9,11 +9,12 @@ Per message: the sending agent's node validates it and gossips it over the overl
 receipt costs the receiving node processing time (duplicates too); the leader's
 ``Sequencer`` admits it through backpressure into its queue policy and serves it; the
 ``Chain`` packs sequenced messages into blocks, gossips them, collects votes and commits;
-the ``FaultInjector`` applies scheduled faults. With ``sequencer.lane`` or a ``throttle``
-the sequencer is a ``LaneSequencer`` (``sim/lane.py``); the controllers (``sim/control.py``)
+the ``FaultInjector`` applies scheduled faults. The sequencer is one class built from
+parts (``sim/sequencer.py``: backpressure, the queue policy and its hooks, the liquidation
+lane of ``sim/lane.py`` when the scenario sets one); the controllers (``sim/control.py``)
 look at it and the chain every ``every``. The roles share a ``SimContext``
-(``sim/context.py``); this module is only the loop that merges their event streams and the
-send path.
+(``sim/context.py``); this module is only the loop that merges their event streams, the
+send path and the routing of validations.
 
 Every gossip receipt runs in the compiled kernel (``GossipState``, ``sim/kernel.py``).
 The loop merges three time-ordered streams: traffic sends (pre-sorted arrays, never on a
@@ -22,12 +23,11 @@ then Python events, then receipts. The kernel runs until the next send or Python
 or until a watched node validates an item (the leader or a standby for messages, any node
 for blocks), which Python then handles at exactly that time.
 
-A queue policy with hooks (``sim/policies.py``: batch auction, commit-reveal, fair
-ordering) is attached to this object, its ``PolicyHost``: it gets a clock, ``wake``,
-``send`` and message records, and, when it watches the nodes, every validation of every
-message at every node (all messages then travel as watched items). Reactors also ask it
-what a watcher sees of a message (``visible``) and when a committed one takes effect
-(``execution_rank``).
+Reactors and queue policies with hooks (``sim/policies.py``: batch auction, commit-reveal,
+fair ordering) see the simulator through ``SimHost`` (``sim/host.py``): a clock, ``wake``,
+``send``, message records, what a watcher sees of a message and when a committed one
+takes effect. A policy that watches the nodes is also told every validation of every
+message at every node (all messages then travel as watched items).
 
 A one-node network has no receipts to gossip; when ``solo_plan`` accepts its scenario the
 whole loop runs compiled instead (``sim/solo.py``, driven by ``SoloDriver``), built from
@@ -36,8 +36,7 @@ the same ``Sequencer`` rules. ``compiled_solo=False`` keeps it here (the tests c
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from heapq import heappop
 from typing import Any
 
@@ -53,14 +52,15 @@ from msgstorm.sim import warm
 from msgstorm.sim.backpressure import make_backpressure
 from msgstorm.sim.chain import Chain, gas_table
 from msgstorm.sim.context import Cluster, EventQueue, SimContext, Tally
-from msgstorm.sim.control import ControlHost, build_controllers, needs_gate, start_controllers
+from msgstorm.sim.control import ControlHost, build_controllers, start_controllers
 from msgstorm.sim.fault_injector import FaultInjector
 from msgstorm.sim.gossip import GossipState
-from msgstorm.sim.kernel import ITEM_BLOCK, ITEM_MSG, ITEM_WATCHED, N_CPU
-from msgstorm.sim.lane import LaneSequencer
+from msgstorm.sim.host import SimHost
+from msgstorm.sim.kernel import ITEM_BLOCK, ITEM_MSG, ITEM_WATCHED
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.lone_cpu import LoneCpu
-from msgstorm.sim.reactor import Reactor, build_reactors
+from msgstorm.sim.policies import Ordering
+from msgstorm.sim.reactor import Reactor, build_reactors, numbered
 from msgstorm.sim.recorder import FLUSH_ROWS, Recorder
 from msgstorm.sim.sequencer import Sequencer
 from msgstorm.sim.solo import SoloSequencer
@@ -68,21 +68,16 @@ from msgstorm.sim.solo_driver import SoloDriver
 from msgstorm.sim.solo_loop import END_CHECK_MASK
 from msgstorm.sim.solo_plan import solo_plan
 from msgstorm.sim.state import (
-    AGENT,
-    FEE,
     HELD,
     IN_BLOCK,
     IN_FLIGHT,
     IN_SERVICE,
-    KEY,
     KIND,
     LOST,
-    MSG_ID,
     NULL,
     ORIGIN,
     PENDING,
     QUEUED,
-    SEQ_NO,
     SEQUENCED,
     SIZE,
     T_SENT,
@@ -139,36 +134,26 @@ class ShadowNetwork:
                           standby=[index[name] for name in seq.standby],
                           isolated=[not peers for peers in topology.forward])
         # Reactive agents (the market): built before the message state, which names their agents.
-        self.node_names = list(names)
-        self.node_regions = [topology.regions[r] for r in topology.region_of]
-        self.reactors: list[Reactor] = build_reactors(scenario, self, seed.spawn(1)[0])
+        self.host = SimHost(scenario, writer, list(names), [topology.regions[r] for r in topology.region_of])
+        self.reactors: list[Reactor] = build_reactors(scenario, self.host, seed.spawn(1)[0])
         # A policy with hooks (sim/policies.py) is attached below; one that watches the nodes
-        # is told every validation of every message at every node.
-        policy = QUEUE_POLICIES[seq.policy]()
-        self.policy = policy
-        self._policy_attached = hasattr(policy, "attach")
-        self._policy_watches = bool(getattr(policy, "watches_nodes", False))
-        self._policy_hides: Callable[[list[Any]], bool] | None = getattr(policy, "hides", None)
-        self._policy_rank: Callable[[list[Any]], int | None] | None = getattr(policy, "execution_rank", None)
-        if self._policy_watches:  # bound once: a policy that does not watch costs no check per validation
-            self._on_validated = self._on_validated_watched  # type: ignore[method-assign]
-        self._committing: dict[int, list[Any]] = {}  # the block being committed, for execution_rank
-        self._ranked: dict[int, int | None] = {}  # its ranks, under a policy with its own rule
+        # is told every validation of every message at every node (``_on_validated``).
+        ordering = Ordering.of(QUEUE_POLICIES[seq.policy]())
+        self._policy_received = ordering.received
         agent_names = [a.name for a in scenario.agents] + [name for r in self.reactors for name in r.agents]
-        self._agent_index = {name: i for i, name in enumerate(agent_names)}
         self.msgs = MessageState(agent_names, names)
         self.record = Recorder(writer, self.msgs, names)
         writer.append("edges", edge_columns(topology))
         self.ctx = SimContext(scenario, EventQueue(), cluster, self.msgs, self.record, Tally(),
                               hard_stop=scenario.run.duration + scenario.run.drain,
                               watched={node for r in self.reactors for node in r.watched}
-                              | (set(range(len(names))) if self._policy_watches else set()))
+                              | (set(range(len(names))) if ordering.received is not None else set()))
         self.cluster = cluster
         self.gossip.set_watched([cluster.leader, *cluster.standby], self.ctx.watched)
         # Message kinds the reactors watch travel as ITEM_WATCHED: the kernel hands back their
         # validations at the reactors' nodes, and only theirs.
         watched_kinds = {kind for r in self.reactors for kind in r.watched_kinds}
-        if self._policy_watches:
+        if ordering.received is not None:
             watched_kinds = set(MESSAGE_KINDS)
         self._watched_codes = np.array(sorted(MESSAGE_KINDS.index(kind) for kind in watched_kinds), dtype=np.int64)
         self._watched_code_set = set(self._watched_codes.tolist())
@@ -177,21 +162,21 @@ class ShadowNetwork:
         self.interrupted = False
         self.telemetry = None if progress is None else Telemetry(self.ctx, progress)
         self.lone = LoneCpu(self.ctx, self.processing, self.delivery_stride, self._on_validated)
-        # A lane or a controller that sheds arrivals needs the sequencer that has them
-        # (sim/lane.py); any other run keeps the plain one.
-        steered = seq.lane is not None or needs_gate(scenario)
-        self.sequencer = (LaneSequencer if steered else Sequencer)(
-            self.ctx, policy, make_backpressure(scenario.backpressure), service, release=self._inject)
+        # One sequencer for every run, built from its parts (sim/sequencer.py): the lane is
+        # the scenario's sequencer.lane, a gate is added by a controller that sheds.
+        self.sequencer = Sequencer(self.ctx, ordering, make_backpressure(scenario.backpressure), service,
+                                   release=self._inject)
+        self.host.connect(self.ctx, self.sequencer, self._inject, self.reactors, agent_names)
         gas_of = gas_table(scenario.blocks.gas, MESSAGE_KINDS)
         self.chain = Chain(self.ctx, self.sequencer, topology, self.links, self.gossip, self.lone, gas_of,
-                           self._commit_listener())
+                           self.host.commit_listener(None if self.telemetry is None else self.telemetry.committed))
         self.controllers = (build_controllers(scenario, ControlHost(self.ctx, self.sequencer, self.chain))
                             if scenario.controllers else [])
         self.faults = FaultInjector(self.ctx, self.links, self.gossip, self.sequencer, self.chain, self.lone)
         # A one-node network runs its whole loop compiled when its rules allow (sim/solo.py).
         # Reactions need the Python loop (the compiled one cannot call back): same rules.
         plan = (solo_plan(scenario, cluster.size, self.sequencer, gas_of)
-                if compiled_solo and not self.reactors and not self._policy_attached else None)
+                if compiled_solo and not self.reactors and ordering.attach is None else None)
         # On a cold numba cache a helper process compiles the loop this run uses while this
         # one generates traffic; the loop's first call waits for it (sim/warm.py). Nodes
         # without peers all (the Python loop's one-node network) never call the kernel.
@@ -201,107 +186,13 @@ class ShadowNetwork:
             self.ctx, SoloSequencer(plan, scenario, self.processing, service, gas_of, self.delivery_stride,
                                     self.lone.delivery_budget),
             self.lone, self.telemetry)
-        if self._policy_attached:
-            policy.attach(self)
+        if ordering.attach is not None:
+            ordering.attach(self.host)
         if self.helper is not None:
             if self.solo is None:
                 self.gossip.before_first_call = self.helper.wait
             else:
                 self.solo.solo.before_first_call = self.helper.wait
-
-    def _commit_listener(self) -> Any:
-        """What sees each committed block: the progress telemetry, the reactors, and under a
-        policy with its own rule for when messages take effect, the ``ranks`` table (each
-        message's rank asked of the policy once, then given to every reactor that asks)."""
-        telemetry = None if self.telemetry is None else self.telemetry.committed
-        policy_rank = self._policy_rank
-        if not self.reactors and policy_rank is None:
-            return telemetry
-        reactors = self.reactors
-        ranking = any(getattr(reactor, "wants_ranks", False) for reactor in reactors)
-        writer = self.writer
-
-        def committed(t: int, records: list[list[Any]]) -> None:
-            if telemetry is not None:
-                telemetry(t, records)
-            ids = [record[MSG_ID] for record in records]
-            if policy_rank is not None and ids:
-                ranks = [policy_rank(record) for record in records]
-                self._ranked = dict(zip(ids, ranks, strict=True))
-                writer.append("ranks", {"msg_id": ids, "rank": [-1 if r is None else r for r in ranks]})
-            if ranking:
-                self._committing = dict(zip(ids, records, strict=True))
-            for reactor in reactors:
-                reactor.committed(t, ids)
-            self._committing = {}
-            self._ranked = {}
-
-        return committed
-
-    # --- what reactors ask for (ReactorHost, sim/reactor.py) ---------------------------------
-
-    def agent_index(self, name: str) -> int:
-        return self._agent_index[name]
-
-    def send(self, t: int, agent: int, kind: str, node: int, key: int, size: int, fee: float,
-             named: Callable[[int], None] | None = None) -> int:
-        """A message created now by a reactor or a policy: a record like a traffic message's,
-        sent at once through the same path (held behind held messages, as a traffic send
-        is). ``named(msg_id)`` is called before it leaves (its node may validate it at once)."""
-        msgs = self.msgs
-        m = msgs.count
-        msgs.live[m] = [m, MESSAGE_KINDS.index(kind), agent, node, key, size, float(fee), t,
-                        NULL, NULL, NULL, NULL, NULL, NULL, NULL, IN_FLIGHT]
-        msgs.count += 1
-        if named is not None:
-            named(m)
-        self.ctx.tally.emitted += 1
-        if (self.sequencer.backpressure.suspended or self.sequencer.held) and self.sequencer.holds(m):
-            self.sequencer.hold(m)
-        else:
-            self._inject(t, m)
-        return m
-
-    def schedule(self, t: int, handler: Any, a: int = 0, b: int = 0, c: int = 0, d: int = 0) -> None:
-        if t <= self.ctx.hard_stop:
-            self.ctx.events.push(t, handler, a, b, c, d)
-
-    def base_fee(self) -> float | None:
-        return self.sequencer.backpressure.base_fee
-
-    def visible(self, msg_id: int) -> tuple[str, int, int, int, int, float] | None:
-        """What a watcher at a node sees of a live message: ``(kind, agent, node, key, size,
-        fee)``; None once settled, or while the queue policy hides its content (an
-        unrevealed commitment)."""
-        record = self.msgs.live.get(msg_id)
-        if record is None:
-            return None
-        hides = self._policy_hides
-        if hides is not None and hides(record):
-            return None
-        return MESSAGE_KINDS[record[KIND]], record[AGENT], record[ORIGIN], record[KEY], record[SIZE], record[FEE]
-
-    def execution_rank(self, msg_id: int) -> int | None:
-        """Inside ``committed``: when a message of the block takes effect, by the queue
-        policy's rule (its sequence number unless the policy says otherwise); None: never."""
-        if msg_id in self._ranked:
-            return self._ranked[msg_id]
-        record = self._committing.get(msg_id)
-        return None if record is None else record[SEQ_NO]
-
-    # --- what policies with hooks ask for (PolicyHost, sim/policies.py) ---------------------
-
-    def wake(self, t: int) -> None:
-        self.sequencer.wake(t)
-
-    def message(self, msg: int) -> list[Any] | None:
-        return self.msgs.live.get(msg)
-
-    def append(self, table: str, columns: dict[str, Any]) -> None:
-        self.writer.append(table, columns)
-
-    def batch(self, **columns: Any) -> MessageBatch:
-        return MessageBatch(**columns)
 
     def _item_kinds(self, batch: MessageBatch) -> np.ndarray | None:
         """The kernel's item kind of each message of a batch (watched or not)."""
@@ -309,15 +200,6 @@ class ShadowNetwork:
             return None
         watched = np.isin(batch.kind.astype(np.int64), self._watched_codes)
         return np.where(watched, ITEM_WATCHED, ITEM_MSG).astype(np.int64)
-
-    def _numbered(self, batch: MessageBatch) -> MessageBatch:
-        """A traffic batch given msg_ids that continue from every message so far (reactors
-        create messages between batches); the reactors learn them."""
-        first = self.msgs.count
-        batch = dataclasses.replace(batch, msg_id=np.arange(first, first + len(batch), dtype=np.int64))
-        for reactor in self.reactors:
-            reactor.numbered(batch)
-        return batch
 
     # --- what the runner reads ------------------------------------------------------------
 
@@ -357,7 +239,7 @@ class ShadowNetwork:
         for reactor in self.reactors:
             traffic = reactor.traffic(traffic)
         batches = iter(traffic)
-        reacting = bool(self.reactors) or self._policy_attached  # messages may be created during the run
+        reacting = bool(self.reactors) or sequencer.ordering.attach is not None  # messages may be created in the run
         send_t: list[int] = []
         first_id = 0
         si = sn = 0
@@ -377,7 +259,7 @@ class ShadowNetwork:
                         traffic_done = True
                     else:
                         if reacting:
-                            batch = self._numbered(batch)
+                            batch = numbered(batch, msgs.count, self.reactors)
                         msgs.add(batch)
                         send_t = batch.t_intended.tolist()
                         first_id = int(batch.msg_id[0]) if len(batch) else 0
@@ -481,27 +363,15 @@ class ShadowNetwork:
     def _sample(self, t: int, _a: int, _b: int, _c: int, _d: int) -> None:
         self.sequencer.sample(t)
         self.sequencer.unstick(t)
-        if self.topology.size > 1:
-            self._sample_validation_backlog(t)
+        mean_ns = self.scenario.network.processing.mean
+        if self.topology.size > 1 and mean_ns > 0:
+            # ``validation_backlog``: the nodes whose CPU has the most validation work queued,
+            # in receipts' worth (queued CPU time over the mean processing time).
+            for node, queued_ns in self.gossip.validation_backlog(t, self.lone.cpu_free, BACKLOG_NODES):
+                self.record.event(t, EventKind.VALIDATION_BACKLOG, node, float(queued_ns) / mean_ns)
         interval = self.scenario.run.sample_interval
         if t + interval <= self.ctx.hard_stop:
             self.ctx.events.push(t + interval, self._sample)
-
-    def _sample_validation_backlog(self, t: int) -> None:
-        """``validation_backlog`` events: the nodes whose CPU has the most validation work
-        queued (received, not yet validated), in receipts' worth (queued CPU time over the
-        mean processing time), the largest ``BACKLOG_NODES`` of those with any."""
-        mean_ns = self.scenario.network.processing.mean
-        if mean_ns <= 0:
-            return
-        free = np.maximum(self.gossip.nodes[N_CPU], np.asarray(self.lone.cpu_free, dtype=np.int64))
-        backlog = free - t
-        busy = np.flatnonzero(backlog > 0)
-        if busy.size == 0:
-            return
-        top = busy[np.argsort(-backlog[busy], kind="stable")[:BACKLOG_NODES]]
-        for node in sorted(top.tolist()):
-            self.record.event(t, EventKind.VALIDATION_BACKLOG, node, float(backlog[node]) / mean_ns)
 
     # --- the send path ---------------------------------------------------------------------
 
@@ -519,8 +389,12 @@ class ShadowNetwork:
             self.gossip.inject(t, origin, m, kind, record[SIZE])
 
     def _on_validated(self, t: int, node: int, item: int, kind: int, sender: int, hops: int) -> None:
-        """A watched node validated an item (see GossipState.run)."""
+        """A watched node validated an item (see GossipState.run): a policy that watches the
+        nodes hears of a message first, then reactors watching that node, then the leader's
+        sequencer or a standby's mempool; a block goes to the chain."""
         if kind != ITEM_BLOCK:
+            if self._policy_received is not None:
+                self._policy_received(t, node, item)
             if node in self.ctx.watched:
                 for reactor in self.reactors:
                     if node in reactor.watched:
@@ -531,12 +405,6 @@ class ShadowNetwork:
                 self.chain.saw(node, item)
         else:
             self.chain.validated_block(t, node, item, sender)
-
-    def _on_validated_watched(self, t: int, node: int, item: int, kind: int, sender: int, hops: int) -> None:
-        """``_on_validated`` for a policy that watches the nodes: it hears of each message first."""
-        if kind != ITEM_BLOCK:
-            self.policy.received(t, node, item)
-        ShadowNetwork._on_validated(self, t, node, item, kind, sender, hops)  # the unwatched one
 
     # --- the end ---------------------------------------------------------------------------
 

@@ -2,8 +2,8 @@
 
 Place in the pipeline: inside the simulator, between the scenario and ``SoloSequencer``.
 ``solo_plan`` reads the loop's parameters and rule tables from the run's own ``Sequencer``
-(its queue policy's ``order_key`` and ``work_conserving``, its backpressure's
-``DropRule``), so the compiled loop and the Python sequencer decide from one description.
+(its ``Ordering``: the queue policy's ``order_key`` and ``work_conserving``; its
+backpressure's ``DropRule``), so the compiled loop and the Python sequencer decide from one description.
 
 Every field of the scenario schema is classified in ``SOLO_FIELDS``: ``REPLAYED`` (the
 loop takes it), ``OUTSIDE`` (it shapes traffic, analysis or limits, which the loop never
@@ -183,7 +183,7 @@ def solo_plan(scenario: Scenario, nodes: int, sequencer: Sequencer, gas_of: list
         return None
     if any(_sets(scenario, path) for path, how in SOLO_FIELDS.items() if how == PYTHON_ONLY):
         return None
-    key = getattr(sequencer.policy, "order_key", None)
+    key = sequencer.ordering.order_key
     rule = sequencer.backpressure.drop_rule
     if key not in ("arrival", "fee") or rule is None:
         return None

@@ -1,0 +1,157 @@
+"""What the simulator's extensions see of it: ``SimHost``, the ``ReactorHost`` of reactors
+(``sim/reactor.py``) and the ``PolicyHost`` of queue policies with hooks (``sim/policies.py``).
+
+Place in the pipeline: inside the simulator, between ``ShadowNetwork`` and its extensions.
+A reactor or a policy sends messages through the network's own send path, schedules
+Python events on its clock, reads message records and the base fee, appends rows to its
+own history tables, and asks what a watcher sees of a message (``visible``: nothing of a
+commitment the policy hides) and when a committed one takes effect (``execution_rank``,
+by the policy's rule, during ``committed``).
+
+Lifecycle: built first, because reactors are built with it and name the agents they send
+as, which the message records need; ``connect`` then gives it the parts the network built
+from those (the shared context, the sequencer, the send path, the reactors), before the
+run starts. ``commit_listener`` is what the chain calls with each committed block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from msgstorm.history.writer import HistoryWriter
+from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
+from msgstorm.sim.context import Handler, SimContext
+from msgstorm.sim.reactor import Reactor
+from msgstorm.sim.sequencer import Sequencer
+from msgstorm.sim.state import AGENT, FEE, IN_FLIGHT, KEY, KIND, MSG_ID, NULL, ORIGIN, SEQ_NO, SIZE
+from msgstorm.traffic.generate import MessageBatch
+
+__all__ = ["CommitListener", "SimHost"]
+
+CommitListener = Callable[[int, list[list[Any]]], None]
+
+
+class SimHost:
+    """The simulator as reactors and queue policies see it."""
+
+    # Set by ``connect``, before the run.
+    ctx: SimContext
+    sequencer: Sequencer
+    reactors: list[Reactor]
+    _inject: Callable[[int, int], None]
+    _agent_index: dict[str, int]
+
+    def __init__(self, scenario: Scenario, writer: HistoryWriter, node_names: list[str],
+                 node_regions: list[str]) -> None:
+        self.scenario = scenario
+        self.writer = writer
+        self.node_names = node_names
+        self.node_regions = node_regions
+        self._committing: dict[int, list[Any]] = {}  # the block being committed, for execution_rank
+        self._ranked: dict[int, int | None] = {}  # its ranks, under a policy with its own rule
+
+    def connect(self, ctx: SimContext, sequencer: Sequencer, inject: Callable[[int, int], None],
+                reactors: list[Reactor], agent_names: list[str]) -> None:
+        """The network's parts: ``inject(t, m)`` sends a message on its way now."""
+        self.ctx = ctx
+        self.sequencer = sequencer
+        self._inject = inject
+        self.reactors = reactors
+        self._agent_index = {name: i for i, name in enumerate(agent_names)}
+
+    # --- what reactors ask for (ReactorHost) ----------------------------------------------
+
+    def agent_index(self, name: str) -> int:
+        return self._agent_index[name]
+
+    def send(self, t: int, agent: int, kind: str, node: int, key: int, size: int, fee: float,
+             named: Callable[[int], None] | None = None) -> int:
+        """A message created now by a reactor or a policy: a record like a traffic message's,
+        sent at once through the same path (held behind held messages, as a traffic send
+        is). ``named(msg_id)`` is called before it leaves (its node may validate it at once)."""
+        msgs = self.ctx.msgs
+        m = msgs.count
+        msgs.live[m] = [m, MESSAGE_KINDS.index(kind), agent, node, key, size, float(fee), t,
+                        NULL, NULL, NULL, NULL, NULL, NULL, NULL, IN_FLIGHT]
+        msgs.count += 1
+        if named is not None:
+            named(m)
+        self.ctx.tally.emitted += 1
+        sequencer = self.sequencer
+        if (sequencer.backpressure.suspended or sequencer.held) and sequencer.holds(m):
+            sequencer.hold(m)
+        else:
+            self._inject(t, m)
+        return m
+
+    def schedule(self, t: int, handler: Handler, a: int = 0, b: int = 0, c: int = 0, d: int = 0) -> None:
+        if t <= self.ctx.hard_stop:
+            self.ctx.events.push(t, handler, a, b, c, d)
+
+    def base_fee(self) -> float | None:
+        return self.sequencer.backpressure.base_fee
+
+    def visible(self, msg_id: int) -> tuple[str, int, int, int, int, float] | None:
+        """What a watcher at a node sees of a live message: ``(kind, agent, node, key, size,
+        fee)``; None once settled, or while the queue policy hides its content (an
+        unrevealed commitment)."""
+        record = self.ctx.msgs.live.get(msg_id)
+        if record is None:
+            return None
+        hides = self.sequencer.ordering.hides
+        if hides is not None and hides(record):
+            return None
+        return MESSAGE_KINDS[record[KIND]], record[AGENT], record[ORIGIN], record[KEY], record[SIZE], record[FEE]
+
+    def execution_rank(self, msg_id: int) -> int | None:
+        """Inside ``committed``: when a message of the block takes effect, by the queue
+        policy's rule (its sequence number unless the policy says otherwise); None: never."""
+        if msg_id in self._ranked:
+            return self._ranked[msg_id]
+        record = self._committing.get(msg_id)
+        return None if record is None else record[SEQ_NO]
+
+    def append(self, table: str, columns: dict[str, Any]) -> None:
+        self.writer.append(table, columns)
+
+    def batch(self, **columns: Any) -> MessageBatch:
+        return MessageBatch(**columns)
+
+    # --- what policies with hooks ask for (PolicyHost) ------------------------------------
+
+    def wake(self, t: int) -> None:
+        self.sequencer.wake(t)
+
+    def message(self, msg: int) -> list[Any] | None:
+        return self.ctx.msgs.live.get(msg)
+
+    # --- commits --------------------------------------------------------------------------
+
+    def commit_listener(self, telemetry: CommitListener | None) -> CommitListener | None:
+        """What sees each committed block: the progress telemetry, the reactors, and under a
+        policy with its own rule for when messages take effect, the ``ranks`` table (each
+        message's rank asked of the policy once, then given to every reactor that asks)."""
+        policy_rank = self.sequencer.ordering.execution_rank
+        reactors = self.reactors
+        if not reactors and policy_rank is None:
+            return telemetry
+        ranking = any(getattr(reactor, "wants_ranks", False) for reactor in reactors)
+        writer = self.writer
+
+        def committed(t: int, records: list[list[Any]]) -> None:
+            if telemetry is not None:
+                telemetry(t, records)
+            ids = [record[MSG_ID] for record in records]
+            if policy_rank is not None and ids:
+                ranks = [policy_rank(record) for record in records]
+                self._ranked = dict(zip(ids, ranks, strict=True))
+                writer.append("ranks", {"msg_id": ids, "rank": [-1 if r is None else r for r in ranks]})
+            if ranking:
+                self._committing = dict(zip(ids, records, strict=True))
+            for reactor in reactors:
+                reactor.committed(t, ids)
+            self._committing = {}
+            self._ranked = {}
+
+        return committed
