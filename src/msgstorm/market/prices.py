@@ -29,7 +29,7 @@ import numpy as np
 from msgstorm import draws
 from msgstorm.scenario.market import InstrumentSpec, MarketSpec
 
-__all__ = ["PricePaths", "price_paths", "steps_for"]
+__all__ = ["PricePaths", "horizon_ns", "price_paths", "steps_for"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class PricePaths:
 
     @property
     def steps(self) -> int:
-        return self.prices.shape[1] - 1
+        return int(self.prices.shape[1]) - 1
 
     def times(self) -> np.ndarray:
         return np.arange(self.prices.shape[1], dtype=np.int64) * np.int64(self.resolution_ns)
@@ -51,6 +51,16 @@ class PricePaths:
         """The true price at ``t_ns`` (the last step at or before it)."""
         k = min(max(t_ns, 0) // self.resolution_ns, self.steps)
         return float(self.prices[instrument, k])
+
+
+def horizon_ns(duration_ns: int, drain_ns: int) -> int:
+    """The market's horizon: ``run.duration + run.drain``, as the scenario declares them.
+
+    The price paths are drawn over ``[0, horizon]`` and every run of a scenario is judged
+    over it (eligibility, marking to market, staleness), whenever the run happened to
+    settle, so two runs of one sweep are compared over the same price path. The reactor and
+    the analysis both ask this function."""
+    return int(duration_ns) + int(drain_ns)
 
 
 def steps_for(horizon_ns: int, resolution_ns: int) -> int:

@@ -37,13 +37,15 @@ from msgstorm.market.accounts import (
     LineCursor,
     LineIndex,
     draw_accounts,
+    equity,
     execute,
     line_prices,
+    notional,
     past_line,
 )
 from msgstorm.market.auction_book import AuctionBook
 from msgstorm.market.oracle import OracleUpdates, oracle_updates
-from msgstorm.market.prices import PricePaths, price_paths
+from msgstorm.market.prices import PricePaths, horizon_ns, price_paths
 from msgstorm.sampling import Sampler
 from msgstorm.scenario.market import KeeperSpec, MarketSpec
 from msgstorm.scenario.registry import REACTORS
@@ -86,7 +88,7 @@ class MarketReactor:
         self.host = host
         price_seed, account_seed, keeper_seed, topup_seed = seed.spawn(4)
         run = scenario.run
-        self.paths: PricePaths = price_paths(market, run.duration + run.drain, price_seed)
+        self.paths: PricePaths = price_paths(market, horizon_ns(run.duration, run.drain), price_seed)
         self.accounts: Accounts = draw_accounts(market, self.paths.prices[:, 0].tolist(), account_seed)
         self.updates: OracleUpdates = oracle_updates(self.paths, market.oracle, run.duration)
         names = host.node_names
@@ -281,8 +283,8 @@ class MarketReactor:
         if not self.liquidated[account]:
             price = self.chain_price[self._instrument[account]]
             size, side = self._size[account], self._side[account]
-            equity = self._collateral[account] + side * size * (price - self._entry[account])
-            amount = max(0.0, size * price / spec.to_leverage - equity)
+            now = equity(side, size, self._entry[account], self._collateral[account], price)
+            amount = max(0.0, notional(size, price) / spec.to_leverage - now)
             self._collateral[account] += amount
             line, bankrupt = line_prices(np.array([side]), np.array([size]), np.array([self._entry[account]]),
                                          np.array([self._collateral[account]]), self.market.maintenance_margin)
