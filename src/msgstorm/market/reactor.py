@@ -2,7 +2,8 @@
 
 Place in the pipeline: registered in ``REACTORS`` and built by the simulator for a scenario
 with ``[market]`` (``sim/reactor.py`` says what a reactor may do). Before the run it draws
-the price paths and the accounts and writes them (``prices``, ``accounts``), and merges the
+the price paths over the scenario's horizon (``prices.horizon_ns``, the span the analysis
+judges every run over) and the accounts and writes them (``prices``, ``accounts``), and merges the
 oracle's scheduled ``price`` messages into the traffic (``oracle`` maps each to its price).
 During the run:
 
