@@ -237,9 +237,8 @@ def _spell_start(tables: MarketTables, account: int, step: int) -> int:
     """The first step of the spell of consecutive steps, ending at ``step``, on which the true
     price is past the account's line in effect; ``step`` itself when it is not past it (a
     price its keeper judged with a line a top-up moved at the same instant)."""
-    first = int(np.searchsorted(tables.times, tables.t_cross[account], side="left")) if tables.t_cross[account] >= 0 \
-        else step
-    first = min(first, step)
+    crossed = int(tables.t_cross[account])  # the spell starts at or after the first crossing
+    first = step if crossed < 0 else min(int(np.searchsorted(tables.times, crossed, side="left")), step)
     times = tables.times[first:step + 1]
     prices = tables.prices[tables.account_instrument[account], first:step + 1]
     lines = tables.line_at(np.full(times.size, account), times)
