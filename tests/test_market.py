@@ -159,10 +159,10 @@ def test_every_account_balances_and_bad_debt_is_the_negative_part(tmp_path: Path
         assert row["bad_debt"] == max(0.0, -row["collateral_after"])
     executed = {row["account"] for row in executions}
     assert len(executed) == len(executions), "an account is executed at most once"
-    # The rest are marked at the true price at the horizon (run.duration + run.drain = 22 s),
-    # whenever the run settled.
+    # The rest are marked at the true price at the horizon (run.duration = 20 s), whenever
+    # the run settled.
     prices = _table(result.run_dir, "prices")
-    last = max((row for row in prices if row["t"] <= 22_000_000_000), key=lambda row: row["t"])
+    last = max((row for row in prices if row["t"] <= 20_000_000_000), key=lambda row: row["t"])
     marked = sum(max(0.0, -(a["collateral"] + a["side"] * a["size"] * (last["price"] - a["entry"])))
                  for account_id, a in accounts.items() if account_id not in executed)
     total = sum(row["bad_debt"] for row in executions) + marked

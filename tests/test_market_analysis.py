@@ -1,8 +1,8 @@
 """The market's numbers: the horizon every run is judged over, the liquidation delay and its
 split on hand-built histories worked out on paper, and each formula in one place.
 
-Hand-built histories use one instrument on a 100 ms grid, ``run.duration`` 2 s and
-``run.drain`` 1 s: the horizon is 3 s, whenever the run settled. Accounts are longs of size
+Hand-built histories use one instrument on a 100 ms grid, ``run.duration`` 3 s and
+``run.drain`` 1 s: the horizon is 3 s (the oracle's span), whenever the run settled. Accounts are longs of size
 1 entered at 100; maintenance 10%, penalty 5%: collateral 20 has its line at 80 / 0.9 =
 88.89 and its bankruptcy at 80, collateral 12 at 97.78 and 88, collateral 50 at 55.56 and 50.
 """
@@ -31,7 +31,7 @@ from msgstorm.scenario import parse_scenario
 SCENARIO = """
 [run]
 name = "market-by-hand"
-duration = "2s"
+duration = "3s"
 drain = "1s"
 
 [[agents]]
@@ -54,10 +54,10 @@ STEP = 100 * MS
 
 
 def _prices(path: dict[int, float]) -> list[dict[str, Any]]:
-    """The ``prices`` rows of instrument X over 0 .. 3 s: ``path`` maps a step (of 100 ms) to
-    the price from that step on."""
+    """The ``prices`` rows of instrument X over 0 .. 4 s (the run and its drain): ``path``
+    maps a step (of 100 ms) to the price from that step on."""
     rows, price = [], 100.0
-    for k in range(31):
+    for k in range(41):
         price = path.get(k, price)
         rows.append({"t": k * STEP, "instrument": "X", "price": price})
     return rows
@@ -78,16 +78,18 @@ def _history(run_dir: Path, tables: dict[str, list[dict[str, Any]]], t_end: int,
 
 
 def _late_crash(run_dir: Path, t_end: int) -> History:
-    """Nothing happens until the run settled (``t_end``); at 2.5 s, in the drain, the price
-    falls to 45 and at 3.0 s (the horizon) to 40. The collateral-50 long (line 55.56) crosses
-    at 2.5 s. No oracle message, no keeper: the chain keeps the first price."""
-    return _history(run_dir, {"prices": _prices({25: 45.0, 30: 40.0}), "accounts": [_account(0, 50.0)]}, t_end)
+    """A run that settled at ``t_end``; at 2.5 s the price falls to 45 and at 3.0 s (the
+    horizon) to 40; at 3.5 s, in the drain, to 20. The collateral-50 long (line 55.56)
+    crosses at 2.5 s. No oracle message, no keeper: the chain keeps the first price."""
+    prices = _prices({25: 45.0, 30: 40.0, 35: 20.0})
+    return _history(run_dir, {"prices": prices, "accounts": [_account(0, 50.0)]}, t_end)
 
 
 def test_an_account_crossing_after_the_run_settled_but_within_the_horizon_is_judged(tmp_path: Path) -> None:
-    """Settled at 2.2 s: the crossing at 2.5 s is within the 3 s horizon, so the account is
-    eligible (never attempted) and marked at the price at the horizon, 40: equity 50 + 40 -
-    100 = -10, bad debt 10 of an open interest of 100. Staleness runs to the horizon: the
+    """Settled at 2.2 s (its traffic ended early): the crossing at 2.5 s is within the 3 s
+    horizon, so the account is eligible (never attempted) and marked at the price at the
+    horizon, 40 (not at the drain's 20): equity 50 + 40 - 100 = -10, bad debt 10 of an open
+    interest of 100. Staleness runs to the horizon: the
     chain's price is the one of time 0 at every step, so its max is 3,000 ms and its p50 the
     16th of the 31 steps' 0 .. 3,000 ms, 1,500 ms."""
     market = market_summary(_late_crash(tmp_path / "early", 2_200 * MS))
@@ -99,18 +101,19 @@ def test_an_account_crossing_after_the_run_settled_but_within_the_horizon_is_jud
 
 def test_runs_settling_at_different_times_are_judged_over_the_same_horizon(tmp_path: Path) -> None:
     early = _late_crash(tmp_path / "early", 2_200 * MS)
-    late = _late_crash(tmp_path / "late", 2_900 * MS)
+    late = _late_crash(tmp_path / "late", 3_900 * MS)  # after the drain's fall
     assert market_summary(early) == market_summary(late)
     for history in (early, late):
         tables = market_tables(history)
-        assert tables is not None and tables.until_ns == 3 * S == horizon_ns(2 * S, S)
+        assert tables is not None and tables.until_ns == 3 * S == horizon_ns(3 * S)
         assert tables.times[-1] == 3 * S
 
 
 def test_a_cut_off_run_is_judged_up_to_what_it_saw(tmp_path: Path) -> None:
     """Interrupted at 2.2 s: the crash after it was never seen; nothing is eligible."""
     history = write_history(tmp_path, [], scenario=scenario_dict(SCENARIO), t_end=2_200 * MS, interrupted=True,
-                            tables={"prices": _prices({25: 45.0, 30: 40.0}), "accounts": [_account(0, 50.0)]})
+                            tables={"prices": _prices({25: 45.0, 30: 40.0, 35: 20.0}),
+                                    "accounts": [_account(0, 50.0)]})
     market = market_summary(history)
     assert market is not None and market["liquidations"]["eligible"] == 0 and market["bad_debt"]["absolute"] == 0.0
 
@@ -121,7 +124,7 @@ DRAIN_CRASH = ('shocks = [{ at = "500ms", fall = "8%" }, { at = "1s", fall = "30
 
 def _drain_crash_run(tmp_path: Path, block_interval: str):  # type: ignore[no-untyped-def]
     """The gap scenario of ``test_market``, with a third fall in the drain (at 2.5 s: 64.4
-    -> 45.08), after the oracle's last message (it publishes until ``run.duration``, 2 s)."""
+    -> 45.08), after the oracle's last price (it publishes until ``run.duration``, 2 s)."""
     csv = tmp_path / "accounts.csv"
     csv.write_text(ACCOUNTS)
     text = GAP.format(accounts=csv, keepers=KEEPER).replace(*DRAIN_CRASH).replace(
@@ -131,19 +134,20 @@ def _drain_crash_run(tmp_path: Path, block_interval: str):  # type: ignore[no-un
 
 def test_two_points_of_a_sweep_settling_at_different_times_are_judged_alike(tmp_path: Path) -> None:
     """1 ms blocks settle the run just after 2 s, 900 ms blocks at 2.7 s (after the fall at
-    2.5 s). Both are judged to 3 s: the collateral-50 long is eligible in both, never
-    attempted (no price after 2 s reaches a keeper) and marked at 45.08: it owes 4.92."""
+    2.5 s). Both are judged to the horizon, 2 s: the fall in the drain, which no oracle
+    published and no keeper could answer, judges neither; the collateral-50 long is marked
+    at 64.4 (it keeps 14.4) in both, and the two others are eligible in both."""
     fast, slow = _drain_crash_run(tmp_path, "1ms"), _drain_crash_run(tmp_path, "900ms")
     assert fast.history.run_info["t_end"] < 2_500 * MS < slow.history.run_info["t_end"]
     for result in (fast, slow):
         tables = market_tables(result.history)
-        assert tables is not None and tables.times[-1] == 3 * S
-        assert tables.t_cross[0] == 2_500 * MS
+        assert tables is not None and tables.times[-1] == 2 * S
+        assert tables.t_cross[0] == -1
         liquidations = result.summary["market"]["liquidations"]
-        assert liquidations["eligible"] == 3 and liquidations["not_attempted"] == 1, liquidations
-    # The fast run executes the other two at once (bad debt 0.6 and 18.82, see test_market):
-    # with the marked account that is 19.42 + 4.92.
-    assert fast.summary["market"]["bad_debt"]["absolute"] == pytest.approx(19.42 + 4.92)
+        assert liquidations["eligible"] == 2 and liquidations["not_attempted"] == 0, liquidations
+    # The fast run executes the two at once (bad debt 0.6 and 18.82, see test_market).
+    assert fast.summary["market"]["bad_debt"] == {"absolute": pytest.approx(19.42), "accounts": 2,
+                                                  "pct_of_open_interest": pytest.approx(4.855)}
 
 
 # --- the delay and its split --------------------------------------------------------------------

@@ -5,11 +5,12 @@ Place in the pipeline: one analysis step, reading only the history's market tabl
 commit times, so ``msgstorm report`` gives the same numbers as the run. ``market_summary``
 is summary.json's ``market`` (null for a run without ``[market]``):
 
-Every run is judged over the scenario's horizon, ``run.duration + run.drain``
-(``market.prices.horizon_ns``, the span the price paths were drawn over), whenever the run
-happened to settle: the price steps at or before it are the ones that count (a run that
-was cut off or interrupted is judged up to its last observed time). Two runs of one sweep
-are judged over the same price path.
+Every run is judged over the market's horizon, ``run.duration`` (``market.prices.horizon_ns``:
+the span the oracle publishes over), whenever the run happened to settle: the price steps at
+or before it are the ones that count (a run that was cut off or interrupted is judged up to
+its last observed time, if earlier). Two runs of one sweep are judged over the same price
+path. Liquidations that commit in the drain count; a price after the horizon, which no
+oracle published, judges nothing.
 
 - ``liquidations``: ``eligible`` (accounts the true price took past their maintenance line
   within the horizon), ``triggered`` (of those, a keeper sent a liquidation for),
@@ -65,7 +66,6 @@ from msgstorm.analysis._common import (
 from msgstorm.history.reader import History
 from msgstorm.market.accounts import equity, notional
 from msgstorm.market.prices import horizon_ns
-from msgstorm.scenario.schema import RunSpec
 
 __all__ = ["Delays", "Executed", "MarketTables", "executed_liquidations", "judged_until_ns", "liquidation_delays",
            "market_summary", "market_tables", "onchain_prices"]
@@ -100,12 +100,10 @@ class MarketTables:
 
 def judged_until_ns(history: History) -> int:
     """The horizon a run is judged over: ``market.prices.horizon_ns`` of the scenario's
-    ``run.duration`` and ``run.drain``, the same for every run of a scenario. A run that was
-    cut off or interrupted saw nothing after its last observed time, so it is judged up to
-    that time (at most the horizon)."""
-    run = scenario_section(history, "run")
-    drain = run.get("drain", RunSpec.model_fields["drain"].default)
-    horizon = horizon_ns(int(run["duration"]), int(drain))
+    ``run.duration``, the same for every run of a scenario. A run that was cut off or
+    interrupted saw nothing after its last observed time, so it is judged up to that time
+    (at most the horizon)."""
+    horizon = horizon_ns(int(scenario_section(history, "run")["duration"]))
     if history.cut_off or history.run_info.get("interrupted"):
         return min(horizon, run_t_end_ns(history))
     return horizon

@@ -269,7 +269,7 @@ class SloVerdict(_Closed):
 
 class Liquidations(_Closed):
     eligible: Annotated[int, Field(ge=0, description="accounts the true price took past their maintenance line "
-                                                     "within the horizon (run.duration + run.drain)")]
+                                                     "within the horizon (run.duration, the oracle's span)")]
     triggered: Annotated[int, Field(ge=0, description="of the eligible, those a keeper sent a liquidation for")]
     executed: Count
     late: Annotated[int, Field(ge=0, description="executed after the true price first crossed the bankruptcy price "

@@ -53,14 +53,19 @@ class PricePaths:
         return float(self.prices[instrument, k])
 
 
-def horizon_ns(duration_ns: int, drain_ns: int) -> int:
-    """The market's horizon: ``run.duration + run.drain``, as the scenario declares them.
+def horizon_ns(duration_ns: int) -> int:
+    """The market's horizon: ``run.duration``, the span the oracle publishes over.
 
-    The price paths are drawn over ``[0, horizon]`` and every run of a scenario is judged
-    over it (eligibility, marking to market, staleness), whenever the run happened to
-    settle, so two runs of one sweep are compared over the same price path. The reactor and
-    the analysis both ask this function."""
-    return int(duration_ns) + int(drain_ns)
+    The reactor ends the oracle's schedule there (``oracle_updates``) and the analysis
+    judges every run of a scenario over ``[0, horizon]`` (eligibility, marking to market,
+    staleness), whenever the run happened to settle, so two points of a sweep are judged
+    over the same price path. The drain is not in it: no price is published in it, so no
+    keeper could answer a crossing there, and judging one would charge the messaging layer
+    for an oracle that had stopped (a 10 s drain under a 2%/s price did so for every point
+    of a safe-leverage sweep, whatever its latency). Liquidations sent in time still commit
+    and count during the drain. The paths themselves are drawn over the whole run
+    (duration + drain), for what reads true prices then (the batch auction's book)."""
+    return int(duration_ns)
 
 
 def steps_for(horizon_ns: int, resolution_ns: int) -> int:

@@ -2,9 +2,10 @@
 
 Place in the pipeline: registered in ``REACTORS`` and built by the simulator for a scenario
 with ``[market]`` (``sim/reactor.py`` says what a reactor may do). Before the run it draws
-the price paths over the scenario's horizon (``prices.horizon_ns``, the span the analysis
-judges every run over) and the accounts and writes them (``prices``, ``accounts``), and merges the
-oracle's scheduled ``price`` messages into the traffic (``oracle`` maps each to its price).
+the price paths and the accounts and writes them (``prices``, ``accounts``), and merges the
+oracle's scheduled ``price`` messages into the traffic (``oracle`` maps each to its price),
+published until the market's horizon (``prices.horizon_ns``: the span the analysis judges
+every run over).
 During the run:
 
 - a keeper sees a price when its message is validated at the keeper's node; it finds the
@@ -89,9 +90,9 @@ class MarketReactor:
         self.host = host
         price_seed, account_seed, keeper_seed, topup_seed = seed.spawn(4)
         run = scenario.run
-        self.paths: PricePaths = price_paths(market, horizon_ns(run.duration, run.drain), price_seed)
+        self.paths: PricePaths = price_paths(market, run.duration + run.drain, price_seed)
         self.accounts: Accounts = draw_accounts(market, self.paths.prices[:, 0].tolist(), account_seed)
-        self.updates: OracleUpdates = oracle_updates(self.paths, market.oracle, run.duration)
+        self.updates: OracleUpdates = oracle_updates(self.paths, market.oracle, horizon_ns(run.duration))
         names = host.node_names
         self.oracle_node = 0 if market.oracle.node is None else names.index(market.oracle.node)
         index = LineIndex(self.accounts, len(market.instruments))
