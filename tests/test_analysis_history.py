@@ -119,13 +119,17 @@ def write_history(
     target: str = "sim",
     interrupted: bool = False,
     host: str = "{}",
+    tables: dict[str, Sequence[dict[str, Any]]] | None = None,
 ) -> History:
-    """Write the rows with ``HistoryWriter`` under ``run_dir`` and read them back."""
+    """Write the rows with ``HistoryWriter`` under ``run_dir`` and read them back;
+    ``tables``: rows of any other table (the market's, say) by table name."""
     scenario = scenario if scenario is not None else scenario_dict()
     writer = HistoryWriter(run_dir / "history")
     writer.append("messages", _columns(messages, "messages"))
     writer.append("events", _columns(events, "events"))
     writer.append("deliveries", _columns(deliveries, "deliveries"))
+    for table, rows in (tables or {}).items():
+        writer.append(table, _columns(rows, table))
     writer.append(
         "run",
         {

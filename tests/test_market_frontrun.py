@@ -11,7 +11,8 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from msgstorm.market.frontrun import FrontRunReactor, price_impact
+from msgstorm.market.accounts import impact_bps
+from msgstorm.market.frontrun import FrontRunReactor
 from msgstorm.scenario import load_scenario
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "front-running.toml"
@@ -59,7 +60,7 @@ def test_a_won_race_earns_the_victims_price_impact(run_scenario) -> None:
     won = races.filter(pc.equal(races["outcome"], "won")).to_pylist()
     assert won
     # A 40 kB order at 10 per byte is 400,000 of notional: 10 bps x 0.4 = 4 bps of impact.
-    assert price_impact(400_000.0, 10.0, 1_000_000.0) == pytest.approx(4e-4)
+    assert impact_bps(400_000.0, 10.0, 1_000_000.0) == pytest.approx(4.0)
     assert all(row["value"] == pytest.approx(row["notional"] * 4e-4) for row in won)
     assert result.summary["fairness"]["extracted_value"] == pytest.approx(sum(row["value"] for row in won), abs=0.01)
 

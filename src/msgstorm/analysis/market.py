@@ -5,27 +5,46 @@ Place in the pipeline: one analysis step, reading only the history's market tabl
 commit times, so ``msgstorm report`` gives the same numbers as the run. ``market_summary``
 is summary.json's ``market`` (null for a run without ``[market]``):
 
+Every run is judged over the market's horizon, ``run.duration`` (``market.prices.horizon_ns``:
+the span the oracle publishes over), whenever the run happened to settle: the price steps at
+or before it are the ones that count (a run that was cut off or interrupted is judged up to
+its last observed time, if earlier). Two runs of one sweep are judged over the same price
+path. Liquidations that commit in the drain count; a price after the horizon, which no
+oracle published, judges nothing.
+
 - ``liquidations``: ``eligible`` (accounts the true price took past their maintenance line
-  during the run), ``triggered`` (of those, a keeper sent a liquidation for), ``executed``,
-  ``late`` (executed after the true price had crossed the account's bankruptcy price),
-  ``no_op`` (liquidation messages that committed and did nothing: the account recovered at
-  the on-chain price, or was already liquidated), ``not_attempted`` (eligible, never
-  triggered), ``messages`` (liquidation messages sent).
-- ``liquidation_delay_ms``: from the line crossed (the true price's first step past it) to
-  the execution committed, per executed account: {p50, p99, max, mean, split}; ``split``
-  divides the mean into ``oracle`` (line crossed -> the oracle published the price the
-  keeper acted on), ``keeper`` (that price reached the keeper -> it sent the liquidation)
-  and ``messaging`` (the price message's way to the keeper, plus the liquidation's way
-  from the keeper to commit); the three add up to the mean.
+  within the horizon), ``triggered`` (of those, a keeper sent a liquidation for),
+  ``executed``, ``late`` (executed after the true price had first crossed the account's
+  bankruptcy price), ``no_op`` (liquidation messages that committed and did nothing: the
+  account recovered at the on-chain price, or was already liquidated), ``not_attempted``
+  (eligible, never triggered), ``messages`` (liquidation messages sent).
+- ``liquidation_delay_ms``: per executed account, from the crossing its liquidation
+  answered to the execution committed: {p50, p99, max, mean, split}. The crossing answered
+  is the start of the true price's spell past the line (consecutive steps past the line in
+  effect) that holds the price the executing keeper acted on: the first crossing, unless
+  the price went back over the line in between (then the account was not liquidatable for
+  a while, and that time is no delay). ``split`` divides the mean, on that attempt, into
+  ``oracle`` (the crossing -> the oracle's first publication at or after it: every price
+  of the spell is past the line, so that is the first price that showed the crossing),
+  ``keeper`` (the price the executing keeper acted on reached it -> it sent the
+  liquidation) and ``messaging`` (the rest: from that first publication until the price
+  the keeper acted on reached it, and the liquidation's way from the keeper to commit; an
+  earlier attempt that came to nothing, say a liquidation committed before the price it
+  acted on, shows here, as the wait for the price of the attempt that executed). Per
+  account the three add up to the delay exactly, so their means add up to the mean.
 - ``bad_debt``: {absolute, pct_of_open_interest, accounts}: the negative part of what each
-  executed account kept, plus each account never liquidated marked to market at the last
-  true price of the run (with the collateral its top-ups added); open interest is every
+  executed account kept, plus each account never liquidated marked to market at the true
+  price at the horizon (with the collateral its top-ups added); open interest is every
   position's notional at entry. An account that topped up is past its line where the line
   in effect at that time was crossed.
-- ``price_staleness_ms``: at every price step of the run, per instrument, the time since the
-  true price behind the on-chain price (the newest committed oracle message; the first
-  price at the start): {p50, p99, max}.
+- ``price_staleness_ms``: at every price step within the horizon, per instrument, the
+  time since the true price behind the on-chain price (the newest committed oracle
+  message; the first price at the start): {p50, p99, max}.
 - ``slippage_bps``: {p50, p99} of the executed liquidations.
+
+"Late" and "ended in bad debt" differ: the liquidation penalty costs equity, so an account
+liquidated before its bankruptcy price, but within ``penalty`` of it, still ends in bad
+debt, and a late one executed after the price came back may end without any.
 """
 
 from __future__ import annotations
@@ -36,10 +55,20 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from msgstorm.analysis._common import message_rows, ms, percentiles, rounded, run_t_end_ns
+from msgstorm.analysis._common import (
+    message_rows,
+    ms,
+    percentiles,
+    rounded,
+    run_t_end_ns,
+    scenario_section,
+)
 from msgstorm.history.reader import History
+from msgstorm.market.accounts import equity, notional
+from msgstorm.market.prices import horizon_ns
 
-__all__ = ["Executed", "MarketTables", "executed_liquidations", "market_summary", "market_tables", "onchain_prices"]
+__all__ = ["Delays", "Executed", "MarketTables", "executed_liquidations", "judged_until_ns", "liquidation_delays",
+           "market_summary", "market_tables", "onchain_prices"]
 
 
 @dataclass(frozen=True)
@@ -47,18 +76,37 @@ class MarketTables:
     """The market tables as numpy columns, with what the analysis derives per account."""
 
     instruments: list[str]
-    times: np.ndarray  # int64 [steps]: the price grid
+    times: np.ndarray  # int64 [steps]: the price grid, every step at or before ``until_ns``
     prices: np.ndarray  # float64 [instruments, steps]
     account_instrument: np.ndarray  # int64 index into instruments
     side: np.ndarray
     size: np.ndarray
     entry: np.ndarray
-    collateral: np.ndarray
-    liquidation: np.ndarray
+    collateral: np.ndarray  # with what top-ups added
+    liquidation: np.ndarray  # the line at the start
     bankruptcy: np.ndarray
-    t_cross: np.ndarray  # int64: the first step's time past the line (-1: never, within the run)
+    t_topup: np.ndarray  # int64: when a top-up moved the line (-1: never)
+    line_after: np.ndarray  # the line from ``t_topup`` on (the first line when none)
+    t_cross: np.ndarray  # int64: the first step's time past the line (-1: never, within the horizon)
     t_bankrupt: np.ndarray  # int64: the first step's time past bankruptcy (-1: never)
-    t_end: int
+    until_ns: int  # the horizon the run is judged over (``judged_until_ns``)
+
+    def line_at(self, account: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """The liquidation line in effect for ``account`` at ``t`` (the top-up's from its time on)."""
+        moved = (self.t_topup[account] >= 0) & (t >= self.t_topup[account])
+        lines: np.ndarray = np.where(moved, self.line_after[account], self.liquidation[account])
+        return lines
+
+
+def judged_until_ns(history: History) -> int:
+    """The horizon a run is judged over: ``market.prices.horizon_ns`` of the scenario's
+    ``run.duration``, the same for every run of a scenario. A run that was cut off or
+    interrupted saw nothing after its last observed time, so it is judged up to that time
+    (at most the horizon)."""
+    horizon = horizon_ns(int(scenario_section(history, "run")["duration"]))
+    if history.cut_off or history.run_info.get("interrupted"):
+        return min(horizon, run_t_end_ns(history))
+    return horizon
 
 
 def _codes(table: pa.Table, column: str, names: list[str]) -> np.ndarray:
@@ -81,12 +129,12 @@ def market_tables(history: History) -> MarketTables | None:
         return None
     prices = history.table("prices")
     accounts = history.table("accounts")
-    t_end = run_t_end_ns(history)
+    until = judged_until_ns(history)
     names = list(dict.fromkeys(prices.column("instrument").to_pylist()))
     instrument = _codes(prices, "instrument", names)
     t = prices.column("t").to_numpy()
     grid = np.unique(t)
-    grid = grid[grid <= t_end] if t_end else grid
+    grid = grid[grid <= until]
     path = np.empty((len(names), grid.size), dtype=np.float64)
     for i in range(len(names)):
         mine = instrument == i
@@ -109,16 +157,21 @@ def market_tables(history: History) -> MarketTables | None:
             crossed = step < grid.size
             out[mine[crossed]] = grid[step[crossed]]
     collateral = columns["collateral"].copy()
-    _apply_topups(history.table("topups"), grid, path, account_instrument, side, collateral, t_cross, t_bankrupt)
+    t_topup = np.full(accounts.num_rows, -1, dtype=np.int64)
+    line_after = columns["liquidation_price"].copy()
+    _apply_topups(history.table("topups"), grid, path, account_instrument, side, collateral, t_cross, t_bankrupt,
+                  t_topup, line_after)
     return MarketTables(names, grid, path, account_instrument, side, columns["size"], columns["entry"],
-                        collateral, columns["liquidation_price"], columns["bankruptcy_price"], t_cross,
-                        t_bankrupt, t_end)
+                        collateral, columns["liquidation_price"], columns["bankruptcy_price"], t_topup, line_after,
+                        t_cross, t_bankrupt, until)
 
 
 def _apply_topups(topups: pa.Table, grid: np.ndarray, path: np.ndarray, instrument: np.ndarray, side: np.ndarray,
-                  collateral: np.ndarray, t_cross: np.ndarray, t_bankrupt: np.ndarray) -> None:
-    """Accounts that topped up: their collateral from then on, and their lines crossed with
-    the line in effect (the first before the top-up, the new one after it)."""
+                  collateral: np.ndarray, t_cross: np.ndarray, t_bankrupt: np.ndarray, t_topup: np.ndarray,
+                  line_after: np.ndarray) -> None:
+    """Accounts that topped up: their collateral from then on, the line they moved to, and
+    their lines crossed with the line in effect (the first before the top-up, the new one
+    after it). A top-up after the horizon changes nothing judged."""
     if topups.num_rows == 0 or grid.size == 0:
         return
     for t, account, after, line, bankrupt in zip(
@@ -126,6 +179,8 @@ def _apply_topups(topups: pa.Table, grid: np.ndarray, path: np.ndarray, instrume
             topups.column("collateral_after").to_pylist(), topups.column("liquidation_price").to_pylist(),
             topups.column("bankruptcy_price").to_pylist(), strict=True):
         collateral[account] = after
+        t_topup[account] = t
+        line_after[account] = line
         since = int(np.searchsorted(grid, t, side="left"))  # the first step at or after the top-up
         prices = path[instrument[account], since:]
         long = np.array([side[account] > 0])
@@ -155,10 +210,75 @@ def executed_liquidations(history: History) -> Executed:
     executed = np.array([outcome == "executed" for outcome in executions.column("outcome").to_pylist()], dtype=bool)
 
     def column(name: str) -> np.ndarray:
-        return executions.column(name).to_numpy()[executed]
+        values: np.ndarray = executions.column(name).to_numpy()[executed]
+        return values
 
     return Executed(column("t"), column("msg_id"), column("account"), column("price"), column("bad_debt"),
                     column("slippage_bps"), int(np.count_nonzero(~executed)))
+
+
+@dataclass(frozen=True)
+class Delays:
+    """Per executed liquidation (in ``Executed`` order): the crossing it answered and its
+    delay, and the delay's three parts (None when a trigger or its price is missing from the
+    history, a run cut off: then the crossing is the first one). ``oracle + keeper +
+    messaging == delay`` exactly, per liquidation."""
+
+    crossing: np.ndarray  # int64 ns
+    delay: np.ndarray  # int64 ns: execution committed - crossing
+    oracle: np.ndarray | None
+    keeper: np.ndarray | None
+    messaging: np.ndarray | None
+
+
+def _spell_start(tables: MarketTables, account: int, step: int) -> int:
+    """The first step of the spell of consecutive steps, ending at ``step``, on which the true
+    price is past the account's line in effect; ``step`` itself when it is not past it (a
+    price its keeper judged with a line a top-up moved at the same instant)."""
+    crossed = int(tables.t_cross[account])  # the spell starts at or after the first crossing
+    first = step if crossed < 0 else min(int(np.searchsorted(tables.times, crossed, side="left")), step)
+    times = tables.times[first:step + 1]
+    prices = tables.prices[tables.account_instrument[account], first:step + 1]
+    lines = tables.line_at(np.full(times.size, account), times)
+    past = np.where(tables.side[account] > 0, prices <= lines, prices >= lines)
+    if not past[-1]:
+        return step
+    back = np.flatnonzero(~past)
+    return first + (int(back[-1]) + 1 if back.size else 0)
+
+
+def liquidation_delays(history: History, tables: MarketTables, done: Executed) -> Delays:
+    """Each executed liquidation's delay and its split (see the module's docstring)."""
+    first_crossing = tables.t_cross[done.account]
+    triggers = history.table("triggers")
+    oracle = history.table("oracle")
+    trigger_row, known = message_rows(triggers.column("msg_id").to_numpy(), done.msg_id)
+    publish_row, published = message_rows(oracle.column("msg_id").to_numpy(),
+                                          triggers.column("price_msg_id").to_numpy()[trigger_row])
+    if done.account.size == 0 or not (bool(np.all(known)) and bool(np.all(published))):
+        return Delays(first_crossing, done.t - first_crossing, None, None, None)
+    t_seen = triggers.column("t").to_numpy()[trigger_row]
+    t_sent = triggers.column("t_sent").to_numpy()[trigger_row]
+    t_price = oracle.column("t_price").to_numpy()
+    acted_on = t_price[publish_row]  # the time of the true price the executing keeper acted on
+    step = np.maximum(np.searchsorted(tables.times, acted_on, side="right") - 1, 0)
+    crossing = np.array([tables.times[_spell_start(tables, account, k)]
+                         for account, k in zip(done.account.tolist(), step.tolist(), strict=True)], dtype=np.int64)
+    # The oracle's first publication of the instrument at or after the crossing: every price
+    # of the spell is past the line, so it is the first that showed it (the one acted on at latest).
+    instrument = _codes(oracle, "instrument", tables.instruments)
+    first_shown = acted_on.copy()
+    for i in range(len(tables.instruments)):
+        rows = np.flatnonzero(tables.account_instrument[done.account] == i)
+        published_times = np.sort(t_price[instrument == i])
+        if rows.size == 0 or published_times.size == 0:
+            continue
+        at = np.minimum(np.searchsorted(published_times, crossing[rows], side="left"), published_times.size - 1)
+        first_shown[rows] = np.minimum(published_times[at], acted_on[rows])
+    delay = done.t - crossing
+    oracle_part = first_shown - crossing
+    keeper_part = t_sent - t_seen
+    return Delays(crossing, delay, oracle_part, keeper_part, delay - oracle_part - keeper_part)
 
 
 def _ms_stats(values_ns: np.ndarray, keys: tuple[str, ...] = ("p50", "p99", "max")) -> dict[str, float | None]:
@@ -175,7 +295,7 @@ def market_summary(history: History) -> dict[str, Any] | None:
         return None
     triggers = history.table("triggers")
     done = executed_liquidations(history)
-    exec_account, exec_t, exec_msg, exec_bad, exec_bps = done.account, done.t, done.msg_id, done.bad_debt, done.slippage_bps
+    exec_account, exec_t, exec_bad, exec_bps = done.account, done.t, done.bad_debt, done.slippage_bps
     eligible = tables.t_cross >= 0
     triggered = np.zeros(eligible.size, dtype=bool)
     triggered[triggers.column("account").to_numpy()] = True
@@ -183,35 +303,22 @@ def market_summary(history: History) -> dict[str, Any] | None:
     executed[exec_account] = True
     late = int(np.count_nonzero((tables.t_bankrupt[exec_account] >= 0) & (tables.t_bankrupt[exec_account] < exec_t)))
 
-    # Delay from the line crossed to execution, and its parts through the trigger behind it.
-    delay = exec_t - tables.t_cross[exec_account]
-    trigger_row, known = message_rows(triggers.column("msg_id").to_numpy(), exec_msg)
-    oracle = history.table("oracle")
-    publish_row, published = message_rows(oracle.column("msg_id").to_numpy(),
-                                          triggers.column("price_msg_id").to_numpy()[trigger_row])
+    delays = liquidation_delays(history, tables, done)
+    delay = delays.delay
     split = None
-    if exec_account.size and bool(np.all(known)) and bool(np.all(published)):
-        t_seen = triggers.column("t").to_numpy()[trigger_row]
-        t_sent = triggers.column("t_sent").to_numpy()[trigger_row]
-        t_published = oracle.column("t_price").to_numpy()[publish_row]
-        t_cross = tables.t_cross[exec_account]
-        # An account already past its line when the keeper learnt of it through an older
-        # price: the oracle part is never below 0 (it then counts into messaging).
-        oracle_part = np.maximum(t_published - t_cross, 0)
-        keeper_part = t_sent - t_seen
-        messaging_part = delay - oracle_part - keeper_part
-        split = {"oracle": ms(float(oracle_part.mean())), "keeper": ms(float(keeper_part.mean())),
-                 "messaging": ms(float(messaging_part.mean()))}
+    if delay.size and delays.oracle is not None and delays.keeper is not None and delays.messaging is not None:
+        split = {"oracle": ms(float(delays.oracle.mean())), "keeper": ms(float(delays.keeper.mean())),
+                 "messaging": ms(float(delays.messaging.mean()))}
     delay_ms: dict[str, Any] = {**_ms_stats(delay), "mean": ms(float(delay.mean())) if delay.size else None,
                                 "split": split}
 
-    # Bad debt: executed accounts' shortfall, and the rest marked to market at the run's end.
+    # Bad debt: executed accounts' shortfall, and the rest marked to market at the horizon.
     never = ~executed
-    last_price = tables.prices[tables.account_instrument[never], -1] if tables.prices.shape[1] else np.empty(0)
-    marked = tables.collateral[never] + tables.side[never] * tables.size[never] * (last_price - tables.entry[never])
+    at_horizon = tables.prices[tables.account_instrument[never], -1] if tables.prices.shape[1] else np.empty(0)
+    marked = equity(tables.side[never], tables.size[never], tables.entry[never], tables.collateral[never], at_horizon)
     marked_bad = np.maximum(-marked, 0.0)
     absolute = float(exec_bad.sum()) + float(marked_bad.sum())
-    open_interest = float((tables.size * tables.entry).sum())
+    open_interest = float(notional(tables.size, tables.entry).sum())
     accounts_bad = int(np.count_nonzero(exec_bad > 0)) + int(np.count_nonzero(marked_bad > 0))
 
     return {

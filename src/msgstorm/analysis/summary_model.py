@@ -283,10 +283,12 @@ class SloVerdict(_Closed):
 
 
 class Liquidations(_Closed):
-    eligible: Annotated[int, Field(ge=0, description="accounts the true price took past their maintenance line")]
+    eligible: Annotated[int, Field(ge=0, description="accounts the true price took past their maintenance line "
+                                                     "within the horizon (run.duration, the oracle's span)")]
     triggered: Annotated[int, Field(ge=0, description="of the eligible, those a keeper sent a liquidation for")]
     executed: Count
-    late: Annotated[int, Field(ge=0, description="executed after the true price crossed the bankruptcy price")]
+    late: Annotated[int, Field(ge=0, description="executed after the true price first crossed the bankruptcy price "
+                                                 "(not the same as ending in bad debt: the penalty comes first)")]
     no_op: Annotated[int, Field(ge=0, description="liquidations committed that did nothing (recovered, or done)")]
     not_attempted: Annotated[int, Field(ge=0, description="eligible, never triggered")]
     messages: Annotated[int, Field(ge=0, description="liquidation messages the keepers sent")]
@@ -304,8 +306,9 @@ class LiquidationDelay(_Closed):
     max: Ms
     mean: Ms
     split: Annotated[DelaySplit | None, Field(
-        description="the mean divided: line crossed -> oracle published; price seen -> keeper sent; "
-                    "the messages' ways (price to the keeper, liquidation to commit)")]
+        description="the mean divided on the attempt that executed, each delay exactly: crossing -> the oracle's "
+                    "first price after it; price seen -> keeper sent; the rest (that price's way to the keeper, "
+                    "any earlier attempt that came to nothing, the liquidation's way to commit)")]
 
 
 class BadDebt(_Closed):
@@ -330,10 +333,14 @@ class Market(_Closed):
     open_interest: Annotated[float | None, Field(ge=0, description="every position's notional at entry")]
     liquidations: Liquidations
     liquidation_delay_ms: Annotated[LiquidationDelay, Field(
-        description="line crossed (true price) -> execution committed, per executed account")]
-    bad_debt: BadDebt
+        description="per executed account: the crossing it answered (the start of the true price's spell past "
+                    "the line holding the price its keeper acted on) -> execution committed")]
+    bad_debt: Annotated[BadDebt, Field(
+        description="what executed accounts could not pay, plus the accounts never liquidated marked to market at "
+                    "the true price at the horizon")]
     price_staleness_ms: Annotated[Staleness, Field(
-        description="at each price step: now minus the time of the true price behind the on-chain price")]
+        description="at each price step within the horizon: now minus the time of the true price behind the "
+                    "on-chain price")]
     slippage_bps: Slippage
 
 

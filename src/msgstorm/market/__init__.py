@@ -1,7 +1,8 @@
 """The market layer: what delay costs (prices, the oracle, accounts and margin, liquidations).
 
 Place in the pipeline: beside ``traffic`` and ``faults``. ``prices`` draws the true price
-paths, ``oracle`` the oracle's schedule, ``accounts`` the positions and their margin
-formulas; ``reactor`` plugs them into the simulator as a reactive agent (``sim/reactor.py``).
+paths, ``oracle`` the oracle's schedule over the market's horizon, ``accounts`` the
+positions and every formula of their margin (equity, lines, price impact, execution, each
+once); ``reactor`` plugs them into the simulator as a reactive agent (``sim/reactor.py``).
 The analysis reads what they write to the history (``analysis/market.py``).
 """

@@ -3,7 +3,9 @@
 Place in the pipeline: drawn before the run (``draw_accounts``) from the run's seed and
 written to the history's ``accounts`` table; the simulator's market reactor asks which
 accounts a price crosses (``LineIndex``) and executes liquidations (``execute``); the
-analysis marks the rest to market (``equity``). Every formula is here once.
+analysis marks the rest to market (``equity``). Every formula is here once: the reactor,
+the front-runners, the analysis and the report import it rather than writing it again
+(``tests/test_market_analysis.py`` mutates each and checks every consumer's numbers move).
 
 An account holds ``size`` units of one instrument, long (side +1) or short (-1), opened at
 ``entry`` with ``collateral``. At price p its equity is ``collateral + side x size x (p -
@@ -15,15 +17,19 @@ notional, i.e. past its *liquidation price*; its equity is 0 at its *bankruptcy 
 - short: liquidation = (size x entry + collateral) / (size x (1 + maintenance)),
   bankruptcy = entry + collateral / size.
 
+An order of notional N moves the price by ``slippage_bps x N / depth`` basis points (the
+linear depth model, ``impact_bps``); a front-runner's won race earns on it too.
+
 A liquidation at on-chain price P closes the position: realised PnL ``side x size x (P -
-entry)``, a penalty ``penalty x size x P`` and slippage ``size x P x slippage_bps / 1e4 x
-size x P / depth`` (a linear depth model); the account keeps ``collateral + pnl - penalty -
-slippage`` and its negative part is bad debt.
+entry)``, a penalty ``penalty x size x P`` and slippage ``size x P x impact_bps(size x P) /
+1e4`` (its own price impact); the account keeps ``collateral + pnl - penalty - slippage``
+(its equity at P less the two costs) and its negative part is bad debt.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -31,8 +37,11 @@ from msgstorm import draws
 from msgstorm.sampling import sample_array
 from msgstorm.scenario.market import AccountsSpec, MarketSpec
 
-__all__ = ["Accounts", "Execution", "LineCursor", "LineIndex", "draw_accounts", "equity", "execute", "line_prices",
-           "past_line"]
+# A scalar (one account, in the reactor's handlers) or an array (every account, in the analysis).
+Number = TypeVar("Number", float, np.ndarray)
+
+__all__ = ["Accounts", "Execution", "LineCursor", "LineIndex", "draw_accounts", "equity", "execute", "impact_bps",
+           "line_prices", "notional", "past_line", "pnl"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +57,7 @@ class Accounts:
     def __len__(self) -> int:
         return len(self.side)
 
-    def columns(self) -> dict[str, np.ndarray]:
+    def columns(self) -> dict[str, np.ndarray | list[str]]:
         return {"account": np.arange(len(self), dtype=np.int64), "instrument": self.instrument,
                 "side": self.side, "size": self.size, "entry": self.entry, "collateral": self.collateral,
                 "liquidation_price": self.liquidation, "bankruptcy_price": self.bankruptcy}
@@ -65,9 +74,29 @@ def line_prices(side: np.ndarray, size: np.ndarray, entry: np.ndarray, collatera
     return liquidation, bankruptcy
 
 
-def equity(side: np.ndarray | float, size: np.ndarray | float, entry: np.ndarray | float,
-           collateral: np.ndarray | float, price: np.ndarray | float) -> np.ndarray | float:
-    return collateral + side * size * (price - entry)
+def pnl(side: Number, size: Number, entry: Number, price: Number) -> Number:
+    """What a position has made at ``price``: ``side x size x (price - entry)``."""
+    made: Number = side * size * (price - entry)
+    return made
+
+
+def equity(side: Number, size: Number, entry: Number, collateral: Number, price: Number) -> Number:
+    """An account's equity at ``price``: its collateral plus its PnL there."""
+    held: Number = collateral + pnl(side, size, entry, price)
+    return held
+
+
+def notional(size: Number, price: Number) -> Number:
+    """A position's notional at ``price``."""
+    value: Number = size * price
+    return value
+
+
+def impact_bps(notional_value: Number, slippage_bps: float, depth: float) -> Number:
+    """How far an order of ``notional_value`` moves the price, in basis points: the linear
+    depth model, ``slippage_bps`` per ``depth`` of notional."""
+    bps: Number = slippage_bps * notional_value / depth
+    return bps
 
 
 def draw_accounts(market: MarketSpec, initial_prices: list[float], seed: np.random.SeedSequence) -> Accounts:
@@ -75,12 +104,12 @@ def draw_accounts(market: MarketSpec, initial_prices: list[float], seed: np.rand
     names = [instrument.name for instrument in market.instruments]
     parts: list[tuple[np.ndarray, ...]] = []
     for group, child in zip(market.accounts, seed.spawn(len(market.accounts)), strict=True):
-        instrument = 0 if group.instrument is None else names.index(group.instrument)
+        which = 0 if group.instrument is None else names.index(group.instrument)
         if group.file is not None:
             side, size, entry, collateral = _loaded(group.file)
         else:
-            side, size, entry, collateral = _drawn(group, initial_prices[instrument], np.random.default_rng(child))
-        parts.append((np.full(len(side), instrument, dtype=np.int32), side, size, entry, collateral))
+            side, size, entry, collateral = _drawn(group, initial_prices[which], np.random.default_rng(child))
+        parts.append((np.full(len(side), which, dtype=np.int32), side, size, entry, collateral))
     if not parts:
         empty = np.empty(0, dtype=np.float64)
         return Accounts(np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int8), empty, empty, empty, empty, empty)
@@ -138,13 +167,12 @@ class Execution:
 
 def execute(side: int, size: float, entry: float, collateral: float, price: float, penalty_rate: float,
             slippage_bps: float, depth: float) -> Execution:
-    notional = size * price
-    bps = slippage_bps * notional / depth
-    pnl = side * size * (price - entry)
-    penalty = penalty_rate * notional
-    slippage = notional * bps / 1e4
-    after = collateral + pnl - penalty - slippage
-    return Execution(price, pnl, penalty, slippage, bps, after, max(0.0, -after))
+    closed = notional(size, price)
+    bps = impact_bps(closed, slippage_bps, depth)
+    penalty = penalty_rate * closed
+    slippage = closed * bps / 1e4
+    after = equity(side, size, entry, collateral, price) - penalty - slippage
+    return Execution(price, pnl(side, size, entry, price), penalty, slippage, bps, after, max(0.0, -after))
 
 
 class LineIndex:

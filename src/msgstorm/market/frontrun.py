@@ -14,8 +14,8 @@ run:
   sequence number under fifo or fee priority; the batch under a batch auction, where a race
   into the same batch wins nothing; the commitment's place under commit-reveal). It won if
   its order took effect strictly first: it then earns its notional x the price impact of
-  the victim's order in the market's linear depth model (``slippage_bps`` basis points per
-  ``depth`` of notional), which its position holds when the victim's order has moved the
+  the victim's order in the market's linear depth model (``accounts.impact_bps``:
+  ``slippage_bps`` basis points per ``depth`` of notional), which its position holds when the victim's order has moved the
   price. Fees are not subtracted (they are in the chain's fee unit, not the market's money);
 - a sandwicher (``sandwich``) also sends the opposite order, the back-run, when the
   victim's order reaches the node it sends from (at ``back_fee_multiple`` x the victim's
@@ -36,12 +36,13 @@ from typing import Any
 
 import numpy as np
 
+from msgstorm.market.accounts import impact_bps
 from msgstorm.sampling import Sampler
 from msgstorm.scenario.market import FrontRunnerSpec, MarketSpec
 from msgstorm.scenario.registry import REACTORS
 from msgstorm.scenario.schema import Scenario
 
-__all__ = ["FrontRunReactor", "frontrun_reactor", "price_impact"]
+__all__ = ["FrontRunReactor", "frontrun_reactor"]
 
 # Races gathered before they go to the history writer.
 _FLUSH_ROWS = 4096
@@ -55,12 +56,6 @@ def frontrun_reactor(scenario: Scenario, host: Any, seed: np.random.SeedSequence
     if market is None or not market.frontrunners:
         return None
     return FrontRunReactor(scenario, market, host, seed)
-
-
-def price_impact(notional: float, slippage_bps: float, depth: float) -> float:
-    """The fraction an order of ``notional`` moves the price (the linear depth model of
-    ``market.accounts.execute``: ``slippage_bps`` per ``depth`` of notional)."""
-    return slippage_bps * notional / depth / 1e4
 
 
 @dataclasses.dataclass
@@ -216,7 +211,7 @@ class FrontRunReactor:
                     self._settle(race, members)
 
     def _settle(self, race: _Race, members: list[int]) -> None:
-        ranks = [self.rank[m] for m in members]
+        found = [self.rank[m] for m in members]
         for m in members:
             races = self.waiting_on[m]
             races.remove(race)
@@ -224,11 +219,12 @@ class FrontRunReactor:
                 del self.waiting_on[m]
                 self.rank.pop(m, None)
         del self.open[race.msg]
-        if any(r is None for r in ranks):
+        ranks = [r for r in found if r is not None]
+        if len(ranks) < len(found):
             self._row(race, "unfinished", 0.0)
-        elif all(a < b for a, b in zip(ranks, ranks[1:])):  # first, the victim, (the back-run)
+        elif all(a < b for a, b in zip(ranks, ranks[1:], strict=False)):  # first, the victim, (the back-run)
             market = self.market
-            value = race.notional * price_impact(race.victim_notional, market.slippage_bps, market.depth)
+            value = race.notional * (impact_bps(race.victim_notional, market.slippage_bps, market.depth) / 1e4)
             self._row(race, "won", value)
         else:
             self._row(race, "lost", 0.0)

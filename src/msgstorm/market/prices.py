@@ -29,7 +29,7 @@ import numpy as np
 from msgstorm import draws
 from msgstorm.scenario.market import InstrumentSpec, MarketSpec
 
-__all__ = ["PricePaths", "price_paths", "steps_for"]
+__all__ = ["PricePaths", "horizon_ns", "price_paths", "steps_for"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class PricePaths:
 
     @property
     def steps(self) -> int:
-        return self.prices.shape[1] - 1
+        return int(self.prices.shape[1]) - 1
 
     def times(self) -> np.ndarray:
         return np.arange(self.prices.shape[1], dtype=np.int64) * np.int64(self.resolution_ns)
@@ -51,6 +51,21 @@ class PricePaths:
         """The true price at ``t_ns`` (the last step at or before it)."""
         k = min(max(t_ns, 0) // self.resolution_ns, self.steps)
         return float(self.prices[instrument, k])
+
+
+def horizon_ns(duration_ns: int) -> int:
+    """The market's horizon: ``run.duration``, the span the oracle publishes over.
+
+    The reactor ends the oracle's schedule there (``oracle_updates``) and the analysis
+    judges every run of a scenario over ``[0, horizon]`` (eligibility, marking to market,
+    staleness), whenever the run happened to settle, so two points of a sweep are judged
+    over the same price path. The drain is not in it: no price is published in it, so no
+    keeper could answer a crossing there, and judging one would charge the messaging layer
+    for an oracle that had stopped (a 10 s drain under a 2%/s price did so for every point
+    of a safe-leverage sweep, whatever its latency). Liquidations sent in time still commit
+    and count during the drain. The paths themselves are drawn over the whole run
+    (duration + drain), for what reads true prices then (the batch auction's book)."""
+    return int(duration_ns)
 
 
 def steps_for(horizon_ns: int, resolution_ns: int) -> int:

@@ -3,7 +3,9 @@
 Place in the pipeline: registered in ``REACTORS`` and built by the simulator for a scenario
 with ``[market]`` (``sim/reactor.py`` says what a reactor may do). Before the run it draws
 the price paths and the accounts and writes them (``prices``, ``accounts``), and merges the
-oracle's scheduled ``price`` messages into the traffic (``oracle`` maps each to its price).
+oracle's scheduled ``price`` messages into the traffic (``oracle`` maps each to its price),
+published until the market's horizon (``prices.horizon_ns``: the span the analysis judges
+every run over).
 During the run:
 
 - a keeper sees a price when its message is validated at the keeper's node; it finds the
@@ -37,13 +39,15 @@ from msgstorm.market.accounts import (
     LineCursor,
     LineIndex,
     draw_accounts,
+    equity,
     execute,
     line_prices,
+    notional,
     past_line,
 )
 from msgstorm.market.auction_book import AuctionBook
 from msgstorm.market.oracle import OracleUpdates, oracle_updates
-from msgstorm.market.prices import PricePaths, price_paths
+from msgstorm.market.prices import PricePaths, horizon_ns, price_paths
 from msgstorm.sampling import Sampler
 from msgstorm.scenario.market import KeeperSpec, MarketSpec
 from msgstorm.scenario.registry import REACTORS
@@ -88,7 +92,7 @@ class MarketReactor:
         run = scenario.run
         self.paths: PricePaths = price_paths(market, run.duration + run.drain, price_seed)
         self.accounts: Accounts = draw_accounts(market, self.paths.prices[:, 0].tolist(), account_seed)
-        self.updates: OracleUpdates = oracle_updates(self.paths, market.oracle, run.duration)
+        self.updates: OracleUpdates = oracle_updates(self.paths, market.oracle, horizon_ns(run.duration))
         names = host.node_names
         self.oracle_node = 0 if market.oracle.node is None else names.index(market.oracle.node)
         index = LineIndex(self.accounts, len(market.instruments))
@@ -281,8 +285,8 @@ class MarketReactor:
         if not self.liquidated[account]:
             price = self.chain_price[self._instrument[account]]
             size, side = self._size[account], self._side[account]
-            equity = self._collateral[account] + side * size * (price - self._entry[account])
-            amount = max(0.0, size * price / spec.to_leverage - equity)
+            now = equity(side, size, self._entry[account], self._collateral[account], price)
+            amount = max(0.0, notional(size, price) / spec.to_leverage - now)
             self._collateral[account] += amount
             line, bankrupt = line_prices(np.array([side]), np.array([size]), np.array([self._entry[account]]),
                                          np.array([self._collateral[account]]), self.market.maintenance_margin)

@@ -5,7 +5,9 @@ Place in the pipeline: part of report.html (``html.render_run_report``), for a r
 chain (the newest committed oracle message), with the liquidations executed; bad debt
 accumulating over time beside the sequencer's queue depth and base fee; the liquidation
 delay's distribution and the split of its mean into the oracle's, the keepers' and the
-messaging layer's part. Every number comes from ``analysis/market.py``.
+messaging layer's part. Every number comes from ``analysis/market.py`` (the delays and
+their split from ``liquidation_delays``, the horizon from ``judged_until_ns``), and every
+formula from ``market/accounts.py`` (an account's equity at a price).
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from typing import Any
 import numpy as np
 
 from msgstorm.analysis.market import (
+    Delays,
     Executed,
     MarketTables,
     executed_liquidations,
+    liquidation_delays,
     market_tables,
     onchain_prices,
 )
 from msgstorm.history.reader import History
+from msgstorm.market.accounts import equity
 from msgstorm.report import figures
 from msgstorm.report.page import esc, table
 from msgstorm.report.plotspec import Figure, figure
@@ -62,11 +67,11 @@ def _bad_debt_over_time(tables: MarketTables, done: Executed) -> tuple[np.ndarra
     realised, total = np.zeros(steps.size), np.zeros(steps.size)
     for n, k in enumerate(steps.tolist()):
         t = tables.times[k]
-        done = t_exec <= t
+        settled = t_exec <= t
         price = tables.prices[tables.account_instrument, k]
-        equity = tables.collateral + tables.side * tables.size * (price - tables.entry)
-        realised[n] = bad_of[done].sum()
-        total[n] = realised[n] + np.maximum(-equity[~done], 0.0).sum()
+        now = equity(tables.side, tables.size, tables.entry, tables.collateral, price)
+        realised[n] = bad_of[settled].sum()
+        total[n] = realised[n] + np.maximum(-now[~settled], 0.0).sum()
     return tables.times[steps] / NS_PER_S, realised, total
 
 
@@ -91,8 +96,8 @@ def _bad_debt_figure(tables: MarketTables, done: Executed, depth: tuple[list[flo
     return figure(data, layout)
 
 
-def _delay_figure(tables: MarketTables, done: Executed, summary: dict[str, Any]) -> Figure:
-    delay_ms = (done.t - tables.t_cross[done.account]) / 1e6
+def _delay_figure(delays: Delays, summary: dict[str, Any]) -> Figure:
+    delay_ms = delays.delay / 1e6
     data: list[dict[str, Any]] = [{"type": "histogram", "x": delay_ms.tolist(), "name": "liquidation delay",
                                    "nbinsx": 60}]
     split = ((summary.get("market") or {}).get("liquidation_delay_ms") or {}).get("split") or {}
@@ -116,7 +121,7 @@ def market_plots(history: History, summary: dict[str, Any], depth: tuple[list[fl
     done = executed_liquidations(history)
     return {"market-prices": _prices_figure(history, tables, done),
             "market-bad-debt": _bad_debt_figure(tables, done, depth, base_fee),
-            "market-delay": _delay_figure(tables, done, summary)}
+            "market-delay": _delay_figure(liquidation_delays(history, tables, done), summary)}
 
 
 def market_section(summary: dict[str, Any]) -> str:
