@@ -309,6 +309,17 @@ def test_the_base_fee_has_an_axis_of_its_own_beside_the_queue(market) -> None:
     assert figure["layout"]["yaxis" + queue["yaxis"][1:]]["title"]["text"] == "queue depth"
 
 
+def test_the_market_table_says_its_delays_by_the_one_duration_rule(market) -> None:
+    result, dom, _, _ = market
+    table = re.search(r'<table id="market-table">.*?</table>', dom, re.DOTALL)
+    assert table
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", table.group(0))
+    shown = dict(zip(cells[::2], cells[1::2], strict=False))
+    delay = result.summary["market"]["liquidation_delay_ms"]
+    assert shown["liquidation delay p50 / p99 / max"] == " / ".join(
+        duration_ms(delay[key]) for key in ("p50", "p99", "max"))
+
+
 def test_the_faults_table_shows_the_recovery_time(faulty) -> None:
     result, dom, _, _ = faulty
     fault = result.summary["faults"][0]

@@ -481,8 +481,6 @@ def _market(history: History, analysis: Analysis, summary: dict[str, Any],
                         "committed; above, the mean split into the oracle's, the keeper's and the messaging "
                         "layer's part.",
     }
-    # The base fee (ones) beside the queue depth (thousands) would be a flat line on its axis.
-    figures.own_axis(figures_of["market-bad-debt"], "base fee", "base fee", shared_title="queue depth")
     blocks = ""
     for slug, fig in figures_of.items():
         figures.label_if_empty(fig)

@@ -31,6 +31,7 @@ from msgstorm.report import figures
 from msgstorm.report.page import esc, table
 from msgstorm.report.plotspec import Figure, figure
 from msgstorm.report.series import thin_lowest_highest
+from msgstorm.report.text import duration_ms, number
 
 __all__ = ["market_plots", "market_section"]
 
@@ -83,7 +84,7 @@ def _bad_debt_figure(tables: MarketTables, done: Executed, depth: tuple[list[flo
          "name": "bad debt, with the accounts not yet liquidated marked to market", "line": {"color": "#d62728"}},
         {"type": "scatter", "x": times.tolist(), "y": realised.tolist(), "mode": "lines",
          "name": "bad debt of the liquidations executed", "line": {"color": "#ff9896", "dash": "dot"}}]
-    more: dict[str, Any] = {"yaxis2": {"title": {"text": "queue depth / base fee"}, "overlaying": "y", "side": "right",
+    more: dict[str, Any] = {"yaxis2": {"title": {"text": "queue depth"}, "overlaying": "y", "side": "right",
                                        "rangemode": "tozero", "showgrid": False}}
     data.append({"type": "scatter", "x": depth[0], "y": depth[1], "name": "queue depth (peak)", "mode": "lines",
                  "yaxis": "y2", "line": {"color": "#1f77b4", "shape": "hv", "width": 1}})
@@ -93,7 +94,8 @@ def _bad_debt_figure(tables: MarketTables, done: Executed, depth: tuple[list[flo
                      "line": {"color": "#8c564b", "shape": "hv", "width": 1}})
     layout = figures._layout("Bad debt over time, beside the queue and the base fee", "time (s)", "bad debt",
                              yaxis={"rangemode": "tozero"}, **more)
-    return figure(data, layout)
+    # The base fee (ones) beside the queue depth (thousands) would be a flat line on its axis.
+    return figures.own_axis(figure(data, layout), "base fee", "base fee")
 
 
 def _delay_figure(delays: Delays, summary: dict[str, Any]) -> Figure:
@@ -133,15 +135,12 @@ def market_section(summary: dict[str, Any]) -> str:
     stale = market.get("price_staleness_ms") or {}
     slip = market.get("slippage_bps") or {}
 
-    def number(value: Any, unit: str = "") -> str:
-        return "—" if value is None else f"{value:,}{unit}" if isinstance(value, int) else f"{value:,.3f}{unit}"
-
     rows = [["accounts / open interest", f"{number(market.get('accounts'))} / {number(market.get('open_interest'))}"],
             *[[f"liquidations {key.replace('_', ' ')}", number(liquidations.get(key))]
               for key in ("eligible", "triggered", "executed", "late", "no_op", "not_attempted", "messages")],
-            ["liquidation delay p50 / p99 / max", " / ".join(number(delay.get(k)) for k in ("p50", "p99", "max")) + " ms"],
+            ["liquidation delay p50 / p99 / max", " / ".join(duration_ms(delay.get(k)) for k in ("p50", "p99", "max"))],
             ["bad debt", f"{number(bad.get('absolute'))} ({number(bad.get('pct_of_open_interest'), '%')} of open "
                          f"interest), {number(bad.get('accounts'))} accounts"],
-            ["price staleness p50 / p99 / max", " / ".join(number(stale.get(k)) for k in ("p50", "p99", "max")) + " ms"],
+            ["price staleness p50 / p99 / max", " / ".join(duration_ms(stale.get(k)) for k in ("p50", "p99", "max"))],
             ["slippage p50 / p99", f"{number(slip.get('p50'))} / {number(slip.get('p99'))} bps"]]
     return table(["", ""], [[esc(a), esc(b)] for a, b in rows], attrs='id="market-table"')
