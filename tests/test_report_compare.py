@@ -189,3 +189,20 @@ def test_listed_groups_are_named_apart_and_each_comparison_keeps_its_own_page(tm
     pages += [line.split("comparison: ", 1)[1] for line in output.splitlines() if line.startswith("comparison: ")]
     assert len(pages) == 2 and pages[0] != pages[1] and all(Path(page).is_file() for page in pages), pages
     assert second in Path(pages[0]).read_text() and third in Path(pages[1]).read_text()
+
+
+def test_the_page_plots_a_groups_percentiles_as_the_table_gives_them(tmp_path) -> None:
+    """A group's bar is its runs' mean, the value of the table beside it, not its first run's."""
+    import json
+    import re
+
+    runs = _sweep_by_hand(tmp_path / "s", "alpha", "one", [(10.0, 0), (11.0, 0), (14.0, 0), (10.0, 0)])
+    page = tmp_path / "page.html"
+    code, output = _compare(",".join(map(str, runs[:2])), ",".join(map(str, runs[2:])), str(runs[2]),
+                            "--html", str(page))
+    assert code == 0, output
+    (text,) = re.findall(r'<script type="application/json" id="fig-percentiles">(.*?)</script>', page.read_text(),
+                         re.S)
+    bars = {bar["name"][0]: dict(zip(bar["x"], bar["y"], strict=True)) for bar in json.loads(text)["data"]}
+    assert {side: values["p99"] for side, values in bars.items()} == {"A": 10.5, "B": 12.0, "C": 14.0}, bars
+    assert "10.5 ms" in output and "12 ms" in output, output

@@ -47,14 +47,20 @@ def _colour(index: int) -> str:
     return _COLOURS[index % len(_COLOURS)]
 
 
-def _percentile_bars(runs: list[RunSummary]) -> Figure:
-    keys = [("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"), ("max", "max")]
+_PERCENTILES = ["p50", "p90", "p99", "p99.9", "max"]
+
+
+def _percentile_bars(comparison: Comparison) -> Figure:
+    """Each side's latency percentiles as the table gives them (a group's: its runs' mean)."""
+    values = {metric.name: [base, *(delta.value for delta in deltas)] for metric, base, deltas in comparison.rows}
     data = []
-    for index, run in enumerate(runs):
-        latency = run.summary.get("latency_ms") or {}
-        data.append({"type": "bar", "x": [label for _, label in keys], "y": [latency.get(key) for key, _ in keys],
+    for index, run in enumerate(comparison.runs):
+        data.append({"type": "bar", "x": _PERCENTILES,
+                     "y": [values.get(f"latency {label}", [None] * len(comparison.runs))[index] for label in _PERCENTILES],
                      "name": run.name, "marker": {"color": _colour(index)}})
-    return figure(data, _layout("Latency percentiles", "percentile", "latency (ms)", barmode="group"))
+    grouped = any(run.replicas for run in comparison.runs)
+    return figure(data, _layout("Latency percentiles" + (" (a group of runs: their mean)" if grouped else ""),
+                                "percentile", "latency (ms)", barmode="group"))
 
 
 def _spectra(runs: list[RunSummary]) -> Figure | None:
@@ -133,7 +139,7 @@ def render_compare(comparison: Comparison) -> str:
     legend = table(["run", "directory", "scenario", "seed"],
                    [[esc(r.label), esc(r.where), esc(r.summary.get("scenario")), esc(r.summary.get("seed"))] for r in runs])
     candidates = [
-        ("percentiles", _percentile_bars(runs)),
+        ("percentiles", _percentile_bars(comparison)),
         ("spectrum", _spectra(runs)),
         ("throughput", _over_time(runs, "throughput_per_s", "Achieved throughput per window", "messages/s")),
         ("p99", _over_time(runs, "p99_ms", "p99 latency per window", "latency (ms)")),
