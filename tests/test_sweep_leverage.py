@@ -297,3 +297,25 @@ def test_the_terminal_the_json_and_the_page_give_one_answer(tmp_path: Path) -> N
     assert [trace["x"] for trace in curve_traces] == [[p["leverage"] for p in c["points"]] for c in (thirty, forty)]
     assert [trace["y"] for trace in curve_traces] == [[p["p"] for p in c["points"]] for c in (thirty, forty)]
     assert math.isclose(min(curve_traces[0]["x"]), 2.0)
+
+
+def test_the_pages_bars_are_the_bounds_that_decide_against_the_line() -> None:
+    """At 95%, 59 seeds none over is shown within budget (upper bound 0.0495) though the
+    two-sided 95% interval reaches 0.061, and 8 of 59 over is shown over (lower bound 0.069)
+    though the two-sided one starts at 0.060: each bar is the one-sided bounds, so its top is
+    under the line 0.05 exactly where the point is shown within, its bottom over it where over."""
+    import tempfile
+
+    seeds = [1e9] * 59
+    curve = search(_thresholds([3.0] * 8 + seeds[8:]), low=1.0, high=8.0, confidence=0.95, refine=0)
+    shown = {p["leverage"]: p["shown"] for p in curve["points"]}
+    assert set(shown.values()) == {"within", "over"}, shown
+    with tempfile.TemporaryDirectory() as directory:
+        document = {**_document([{"vary": None, **curve}], None), "confidence": 0.95, "seeds": 59}
+        figures = _figures(write_leverage_report(Path(directory), document).read_text())
+    trace, line = figures["leverage-curve"]["data"]
+    assert line["y"] == [pytest.approx(0.05)] * 2
+    for x, y, up, down in zip(trace["x"], trace["y"], trace["error_y"]["array"], trace["error_y"]["arrayminus"],
+                              strict=True):
+        assert (y + up <= 0.05 + 1e-12) == (shown[x] == "within"), (x, y, up)
+        assert (y - down > 0.05) == (shown[x] == "over"), (x, y, down)
