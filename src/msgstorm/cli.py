@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from msgstorm.errors import ExitCode, TargetError
+from msgstorm.errors import EXIT_CODES_HELP, ExitCode, TargetError
 from msgstorm.heap import keep_freed_memory
 
 
@@ -54,7 +54,7 @@ class _Command(typer.core.TyperCommand):
 
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="Stress-test the messaging layer of a trading system.")
+                  help="Stress-test the messaging layer of a trading system.", epilog=EXIT_CODES_HELP)
 # soft_wrap: a long path or error line stays one line when stdout is a file or a pipe.
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
