@@ -45,11 +45,15 @@ def test_ok() -> None:
 
 
 def test_an_slo_failed(tmp_path: Path) -> None:
+    """Exit 1; with -q (no summary table) the failing SLO is said, with its value and unit."""
     code, output = _invoke("run", QUICKSTART, "--out", str(tmp_path / "run"), "-q", *SHORT,
-                           "--set", 'slo={"latency.p99"="< 1us"}')
+                           "--set", 'slo={"latency.p99"="< 1us", "messages.dropped"="== 0"}')
     assert code == ExitCode.CHECK_FAILED == 1, output
+    (said,) = [line for line in output.splitlines() if line.startswith("SLO ")]
+    assert re.fullmatch(r"SLO fail: latency\.p99 = [0-9.]+ ms \(wanted < 1us\)", said), output
     code, output = _invoke("report", str(tmp_path / "run"), "-q")
     assert code == ExitCode.CHECK_FAILED, output
+    assert [line for line in output.splitlines() if line.startswith("SLO ")] == [said], output
 
 
 def test_bad_input() -> None:

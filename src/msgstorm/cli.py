@@ -257,7 +257,22 @@ def run(
                   f"re-analyse it with: msgstorm report {result.run_dir}", highlight=False, markup=False)
         raise typer.Exit(ExitCode.INTERRUPTED)
     if slo_failed(result.analysis, strict):
+        if quiet:
+            _say_failing_slos(result.analysis, strict)
         raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+def _say_failing_slos(analysis: Any, strict: bool) -> None:
+    """With -q there is no summary table: say on stderr which SLOs make the exit code 1."""
+    from msgstorm.analysis import failing_slos
+    from msgstorm.scenario.slo import SLO_METRICS
+
+    for entry in failing_slos(analysis, strict):
+        value = entry.get("value")
+        unit = {"ms": " ms", "per_s": "/s"}.get(SLO_METRICS[entry["name"]][1], "") if entry["name"] in SLO_METRICS else ""
+        shown = "no data to judge" if value is None else f"{value:g}{unit}"
+        err.print(f"SLO {entry['verdict']}: {entry['name']} = {shown} (wanted {entry['threshold']})",
+                  highlight=False, markup=False)
 
 
 def _linger(exporter: Any, seconds: float) -> None:
@@ -346,6 +361,8 @@ def report(
                   "cover what was recorded before the stop", highlight=False, markup=False)
         raise typer.Exit(ExitCode.INTERRUPTED)
     if slo_failed(analysis, strict):
+        if quiet:
+            _say_failing_slos(analysis, strict)
         raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
