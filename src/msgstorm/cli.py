@@ -399,12 +399,16 @@ def compare(
     except ValueError as error:
         problems.append(str(error))
     if len(runs) == 2 and not problems and all((path / "sweep.json").is_file() for path in runs):
-        from msgstorm.sweep.compare import compare_sweeps
+        from msgstorm.sweep.compare import compare_sweeps, default_sweep_html_path
 
+        page_path = None if no_html else html if html is not None else default_sweep_html_path(runs[0], runs[1])
         try:
-            regressions = compare_sweeps(runs[0], runs[1], fraction, out)
+            regressions = compare_sweeps(runs[0], runs[1], fraction, out, page_path)
         except RunDirError as error:
             _error(str(error))
+            raise typer.Exit(ExitCode.BAD_INPUT) from None
+        except OSError as error:
+            _error(f"--html {page_path}: cannot write: {error.strerror or error}")
             raise typer.Exit(ExitCode.BAD_INPUT) from None
         if fail_on_regression and regressions:
             raise typer.Exit(ExitCode.CHECK_FAILED)
