@@ -25,6 +25,7 @@ from msgstorm.scenario import ScenarioError, parse_scenario
 from msgstorm.sweep.leverage import (
     Tally,
     default_range,
+    fraction_note,
     most_runs,
     one_sided_bounds,
     parse_range,
@@ -319,3 +320,17 @@ def test_the_pages_bars_are_the_bounds_that_decide_against_the_line() -> None:
                               strict=True):
         assert (y + up <= 0.05 + 1e-12) == (shown[x] == "within"), (x, y, up)
         assert (y - down > 0.05) == (shown[x] == "over"), (x, y, down)
+
+
+def test_a_budget_written_as_a_fraction_is_said_back_as_a_percentage(tmp_path: Path) -> None:
+    """--budget 0.1 is 10% of open interest, a hundred times --budget 0.1%: the command says
+    which it read before anything runs (here the range then refuses, so nothing does)."""
+    assert fraction_note("0.1%", "--budget") is None
+    assert fraction_note("0.1", "--budget") == "note: --budget 0.1 is a fraction: 10% of open interest " \
+                                               "(for 0.1% write --budget 0.1%)"
+    scenario = tmp_path / "lev.toml"
+    scenario.write_text(LEVERAGE)
+    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--budget", "0.1", "--range", "2:12",
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "note: --budget 0.1 is a fraction: 10% of open interest" in result.output, result.output

@@ -658,6 +658,7 @@ def safe_leverage_command(
     from msgstorm.sweep.leverage import (
         check_search,
         default_range,
+        fraction_note,
         parse_range,
         parse_share,
         safe_leverage,
@@ -668,6 +669,8 @@ def safe_leverage_command(
     loaded = _load(scenario, fixed)
     try:
         budget_share, sure = parse_share(budget, "--budget"), parse_share(confidence, "--confidence")
+        if (note := fraction_note(budget, "--budget")) is not None:
+            err.print(note, highlight=False, markup=False)
         low, high = parse_range(leverage_range) if leverage_range is not None else default_range(loaded)
         varied = parse_grid(vary) if vary is not None else None
         check_search(scenario, budget=budget_share, confidence=sure, seeds=seeds, low=low, high=high, vary=varied,
