@@ -334,3 +334,18 @@ def test_a_budget_written_as_a_fraction_is_said_back_as_a_percentage(tmp_path: P
                                       "--out", str(tmp_path / "out")])
     assert result.exit_code == 2, result.output
     assert "note: --budget 0.1 is a fraction: 10% of open interest" in result.output, result.output
+
+
+def test_ray_asked_for_but_not_installed_says_which_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without Ray (an import of it fails), --ray exits 2 naming the cluster extra, no traceback."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # "import ray" raises ImportError
+    scenario = tmp_path / "lev.toml"
+    scenario.write_text(LEVERAGE)
+    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--budget", "0.1%", "--seeds", "1",
+                                      "--confidence", "50%", "--range", "2:4", "--ray", "auto",
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "install the cluster extra: pip install -e '.[cluster]'" in result.output, result.output
+    assert "Traceback" not in result.output

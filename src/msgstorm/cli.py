@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 import typer.core
@@ -273,6 +273,12 @@ def _say_failing_slos(analysis: Any, strict: bool) -> None:
         shown = "no data to judge" if value is None else f"{value:g}{unit}"
         err.print(f"SLO {entry['verdict']}: {entry['name']} = {shown} (wanted {entry['threshold']})",
                   highlight=False, markup=False)
+
+
+def _no_ray(error: ImportError) -> NoReturn:
+    """--ray without Ray installed: say which extra brings it; exit 2."""
+    _error(f"--ray: {error}; install the cluster extra: pip install -e '.[cluster]'")
+    raise typer.Exit(ExitCode.BAD_INPUT) from None
 
 
 def _linger(exporter: Any, seconds: float) -> None:
@@ -618,8 +624,7 @@ def sweep(
             _error(str(line), soft_wrap=True)
         raise typer.Exit(ExitCode.BAD_INPUT) from None
     except ImportError as error:
-        _error(f"--ray: {error}; install the cluster extra: pip install -e '.[cluster]'")
-        raise typer.Exit(ExitCode.BAD_INPUT) from None
+        _no_ray(error)
     except KeyboardInterrupt:
         _error(f"interrupted: what finished is in {out_dir} (sweep.parquet); run the same command to resume")
         raise typer.Exit(ExitCode.INTERRUPTED) from None
@@ -648,7 +653,7 @@ def safe_leverage_command(
     overrides: Annotated[list[str] | None, typer.Option("--set", help="dotted.key=value for every run",
                                                         metavar="KEY=VALUE")] = None,
     ray: Annotated[str | None, typer.Option("--ray", help="run the seeds as tasks on this Ray cluster: auto or "
-                                            "HOST:PORT", metavar="ADDRESS")] = None,
+                                            "HOST:PORT (pip install -e '.[cluster]')", metavar="ADDRESS")] = None,
 ) -> None:
     """The highest leverage (one for every account) whose bad debt stays within a budget of
     open interest with the stated confidence; one curve per value of --vary."""
@@ -696,6 +701,10 @@ def safe_leverage_command(
         for line in getattr(error, "issues", None) or [error]:
             _error(str(line), soft_wrap=True)
         raise typer.Exit(ExitCode.BAD_INPUT) from None
+    except ImportError as error:
+        if ray is None:
+            raise
+        _no_ray(error)
     except KeyboardInterrupt:
         _error(f"interrupted: the same command with --out {out_dir} resumes")
         raise typer.Exit(ExitCode.INTERRUPTED) from None
