@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from msgstorm.errors import ExitCode
 from msgstorm.live.servers import die_with_parent
 from msgstorm.sweep.grid import RunSpec
 
@@ -143,8 +144,8 @@ def _tie_to_sweep(sweep_pid: int) -> None:  # pragma: no cover - runs in each wo
     that started the worker: the pool starts its workers from the thread that submits the
     runs, the one running the sweep, which lasts as long as the sweep."""
     die_with_parent()
-    if os.getppid() != sweep_pid:
-        os._exit(1)
+    if os.getppid() != sweep_pid:  # the sweep is gone: this worker is cut short with it
+        os._exit(ExitCode.INTERRUPTED)
 
 
 def run_all(scenario_path: str, fixed: list[str], specs: list[RunSpec], runs_dir: Path, workers: int,
