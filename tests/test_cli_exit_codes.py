@@ -45,11 +45,15 @@ def test_ok() -> None:
 
 
 def test_an_slo_failed(tmp_path: Path) -> None:
+    """Exit 1; with -q (no summary table) the failing SLO is said, with its value and unit."""
     code, output = _invoke("run", QUICKSTART, "--out", str(tmp_path / "run"), "-q", *SHORT,
-                           "--set", 'slo={"latency.p99"="< 1us"}')
+                           "--set", 'slo={"latency.p99"="< 1us", "messages.dropped"="== 0"}')
     assert code == ExitCode.CHECK_FAILED == 1, output
+    (said,) = [line for line in output.splitlines() if line.startswith("SLO ")]
+    assert re.fullmatch(r"SLO fail: latency\.p99 = [0-9.]+ ms \(wanted < 1us\)", said), output
     code, output = _invoke("report", str(tmp_path / "run"), "-q")
     assert code == ExitCode.CHECK_FAILED, output
+    assert [line for line in output.splitlines() if line.startswith("SLO ")] == [said], output
 
 
 def test_bad_input() -> None:
@@ -100,3 +104,15 @@ def test_a_target_that_is_not_there(tmp_path: Path) -> None:
     assert code == ExitCode.TARGET_FAILED == 6, output
     code, output = _invoke("report", str(tmp_path / "run"))
     assert code == ExitCode.TARGET_FAILED, output
+
+
+def test_the_help_lists_every_code_with_what_it_means() -> None:
+    """``msgstorm --help`` (and msgstorm alone) ends with the codes, each with its cause."""
+    for args in (["--help"], []):
+        output = " ".join(CliRunner().invoke(app, args, terminal_width=200).output.split())
+        for code, words in ((ExitCode.OK, "ok"), (ExitCode.CHECK_FAILED, "an SLO failed"),
+                            (ExitCode.BAD_INPUT, "bad input"), (ExitCode.INTERRUPTED, "interrupted (Ctrl-C, SIGTERM)"),
+                            (ExitCode.OUT_OF_SPACE, "the disk filled"),
+                            (ExitCode.RUNS_FAILED, "a sweep finished, but some of its runs failed"),
+                            (ExitCode.TARGET_FAILED, "a live run never started")):
+            assert f"{int(code)} {words}" in output, (code, output)

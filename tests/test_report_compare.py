@@ -189,3 +189,46 @@ def test_listed_groups_are_named_apart_and_each_comparison_keeps_its_own_page(tm
     pages += [line.split("comparison: ", 1)[1] for line in output.splitlines() if line.startswith("comparison: ")]
     assert len(pages) == 2 and pages[0] != pages[1] and all(Path(page).is_file() for page in pages), pages
     assert second in Path(pages[0]).read_text() and third in Path(pages[1]).read_text()
+
+
+def test_the_page_plots_a_groups_percentiles_as_the_table_gives_them(tmp_path) -> None:
+    """A group's bar is its runs' mean, the value of the table beside it, not its first run's."""
+    import json
+    import re
+
+    runs = _sweep_by_hand(tmp_path / "s", "alpha", "one", [(10.0, 0), (11.0, 0), (14.0, 0), (10.0, 0)])
+    page = tmp_path / "page.html"
+    code, output = _compare(",".join(map(str, runs[:2])), ",".join(map(str, runs[2:])), str(runs[2]),
+                            "--html", str(page))
+    assert code == 0, output
+    (text,) = re.findall(r'<script type="application/json" id="fig-percentiles">(.*?)</script>', page.read_text(),
+                         re.S)
+    bars = {bar["name"][0]: dict(zip(bar["x"], bar["y"], strict=True)) for bar in json.loads(text)["data"]}
+    assert {side: values["p99"] for side, values in bars.items()} == {"A": 10.5, "B": 12.0, "C": 14.0}, bars
+    assert "10.5 ms" in output and "12 ms" in output, output
+
+
+def test_two_sweeps_compared_write_their_page_where_said(tmp_path) -> None:
+    """Point by point, as the terminal says it: the page plots each side's p99 (its runs'
+    mean), a table per point; --html puts it elsewhere, --no-html writes none."""
+    import json
+    import re
+
+    _sweep_by_hand(tmp_path / "a", "alpha", "one", [(10.0, 0), (10.0, 0), (10.0, 0)])
+    _sweep_by_hand(tmp_path / "b", "alpha", "one", [(20.0, 0), (21.0, 0), (22.0, 0)])
+    code, output = _compare(str(tmp_path / "a"), str(tmp_path / "b"))
+    assert code == 0, output
+    (said,) = [line.split("comparison: ", 1)[1] for line in output.splitlines() if line.startswith("comparison: ")]
+    page = Path(said)
+    assert page.parent == tmp_path / "a" and page.name.startswith("compare-"), said
+    text = page.read_text()
+    (figure,) = re.findall(r'<script type="application/json" id="fig-sweep-p99">(.*?)</script>', text, re.S)
+    bars = {bar["name"]: bar["y"] for bar in json.loads(figure)["data"]}
+    assert bars == {"A": [10.0], "B": [21.0]}, bars
+    assert 'id="verdict-0" data-regressions="1"' in text and "latency p99 +110.0% (+11 ms)" in text
+    elsewhere = tmp_path / "elsewhere.html"
+    code, output = _compare(str(tmp_path / "a"), str(tmp_path / "b"), "--html", str(elsewhere))
+    assert code == 0 and f"comparison: {elsewhere}" in output and elsewhere.is_file(), output
+    page.unlink()
+    code, output = _compare(str(tmp_path / "a"), str(tmp_path / "b"), "--no-html")
+    assert code == 0 and "comparison:" not in output and not page.exists(), output

@@ -173,6 +173,36 @@ def test_a_local_worker_killed_mid_run_is_a_failed_run_retried(tmp_path: Path) -
         {k: v for k, v in row.items() if k != "attempt"} for row in _rows(tmp_path / "whole")]
 
 
+_WORKER = """
+import json, sys
+from msgstorm.sweep.execute import RunTask, finished, run_one
+from msgstorm.sweep.grid import RunSpec
+spec = RunSpec(run_id="r", point=0, values={}, seed=42)
+outcome = run_one(RunTask(sys.argv[1], ['run.duration="600s"'], spec, sys.argv[2], keep_runs=False))
+print(json.dumps([outcome["status"], outcome["error"], finished(__import__("pathlib").Path(sys.argv[2]).parent, "r")]))
+"""
+
+
+def test_a_run_a_ctrl_c_stops_part_way_is_failed_so_a_resume_runs_it_again(tmp_path: Path) -> None:
+    """The terminal's Ctrl-C reaches every worker of a sweep: a worker's run stops part way
+    and its summary says ``interrupted``. That run did not finish: it is recorded failed (never
+    ``ok``, which a resumed sweep would skip, leaving a cut-short run among whole ones)."""
+    run_dir = tmp_path / "runs" / "r"
+    worker = subprocess.Popen([sys.executable, "-c", _WORKER, QUICKSTART, str(run_dir)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((run_dir / "history" / "messages").glob("part-*.parquet")):  # well into the run
+        assert worker.poll() is None and time.monotonic() < deadline, worker.communicate()
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGINT)
+    stdout, stderr = worker.communicate(timeout=300)
+    assert worker.returncode == 0, stderr
+    status, error, recorded = json.loads(stdout.splitlines()[-1])
+    assert status == "failed" and error.startswith("interrupted (Ctrl-C or SIGTERM)"), error
+    assert "into a 600 s run: run again on resume" in error, error
+    assert recorded["status"] == "failed" and recorded["summary"] is None, recorded
+
+
 def _start(out: Path, seeds: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "msgstorm", "sweep", QUICKSTART, "--grid", "sequencer.workers=1,2",
                              "--seeds", str(seeds), "--workers", "2", "--out", str(out), "-q",

@@ -25,6 +25,7 @@ from msgstorm.scenario import ScenarioError, parse_scenario
 from msgstorm.sweep.leverage import (
     Tally,
     default_range,
+    fraction_note,
     most_runs,
     one_sided_bounds,
     parse_range,
@@ -297,3 +298,54 @@ def test_the_terminal_the_json_and_the_page_give_one_answer(tmp_path: Path) -> N
     assert [trace["x"] for trace in curve_traces] == [[p["leverage"] for p in c["points"]] for c in (thirty, forty)]
     assert [trace["y"] for trace in curve_traces] == [[p["p"] for p in c["points"]] for c in (thirty, forty)]
     assert math.isclose(min(curve_traces[0]["x"]), 2.0)
+
+
+def test_the_pages_bars_are_the_bounds_that_decide_against_the_line() -> None:
+    """At 95%, 59 seeds none over is shown within budget (upper bound 0.0495) though the
+    two-sided 95% interval reaches 0.061, and 8 of 59 over is shown over (lower bound 0.069)
+    though the two-sided one starts at 0.060: each bar is the one-sided bounds, so its top is
+    under the line 0.05 exactly where the point is shown within, its bottom over it where over."""
+    import tempfile
+
+    seeds = [1e9] * 59
+    curve = search(_thresholds([3.0] * 8 + seeds[8:]), low=1.0, high=8.0, confidence=0.95, refine=0)
+    shown = {p["leverage"]: p["shown"] for p in curve["points"]}
+    assert set(shown.values()) == {"within", "over"}, shown
+    with tempfile.TemporaryDirectory() as directory:
+        document = {**_document([{"vary": None, **curve}], None), "confidence": 0.95, "seeds": 59}
+        figures = _figures(write_leverage_report(Path(directory), document).read_text())
+    trace, line = figures["leverage-curve"]["data"]
+    assert line["y"] == [pytest.approx(0.05)] * 2
+    for x, y, up, down in zip(trace["x"], trace["y"], trace["error_y"]["array"], trace["error_y"]["arrayminus"],
+                              strict=True):
+        assert (y + up <= 0.05 + 1e-12) == (shown[x] == "within"), (x, y, up)
+        assert (y - down > 0.05) == (shown[x] == "over"), (x, y, down)
+
+
+def test_a_budget_written_as_a_fraction_is_said_back_as_a_percentage(tmp_path: Path) -> None:
+    """--budget 0.1 is 10% of open interest, a hundred times --budget 0.1%: the command says
+    which it read before anything runs (here the range then refuses, so nothing does)."""
+    assert fraction_note("0.1%", "--budget") is None
+    assert fraction_note("0.1", "--budget") == "note: --budget 0.1 is a fraction: 10% of open interest " \
+                                               "(for 0.1% write --budget 0.1%)"
+    scenario = tmp_path / "lev.toml"
+    scenario.write_text(LEVERAGE)
+    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--budget", "0.1", "--range", "2:12",
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "note: --budget 0.1 is a fraction: 10% of open interest" in result.output, result.output
+
+
+def test_ray_asked_for_but_not_installed_says_which_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without Ray (an import of it fails), --ray exits 2 naming the cluster extra, no traceback."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # "import ray" raises ImportError
+    scenario = tmp_path / "lev.toml"
+    scenario.write_text(LEVERAGE)
+    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--budget", "0.1%", "--seeds", "1",
+                                      "--confidence", "50%", "--range", "2:4", "--ray", "auto",
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "install the cluster extra: pip install -e '.[cluster]'" in result.output, result.output
+    assert "Traceback" not in result.output

@@ -49,6 +49,10 @@ def test_another_sweep_into_the_same_out_is_refused_naming_what_differs(tmp_path
         with pytest.raises(SweepDirError, match="give a new --out") as refused:
             sweep(scenario, change.pop("grids"), workers=1, out_dir=out, **change)  # type: ignore[arg-type]
         assert differs in str(refused.value), str(refused.value)
+    with pytest.raises(SweepDirError) as refused:  # the points of both sides, by their values
+        sweep(scenario, [parse_grid("sequencer.workers=3")], workers=1, out_dir=out, sets=SHORT)
+    assert ("the grid's points (1: sequencer.workers=1 there, 1: sequencer.workers=3 now)"
+            in str(refused.value)), str(refused.value)
     # The scenario edited: its runs would be stale.
     scenario.write_text(scenario.read_text() + "\n# edited\n")
     result = CliRunner().invoke(app, ["sweep", str(scenario), "--grid", "sequencer.workers=1", "--out", str(out),
@@ -60,6 +64,7 @@ def test_another_sweep_into_the_same_out_is_refused_naming_what_differs(tmp_path
 
 
 def test_a_run_directory_or_a_directory_of_other_files_is_refused_as_out(tmp_path: Path) -> None:
+    """Refused, and left as it was (no lock file made in it)."""
     run_dir = tmp_path / "run"
     (run_dir / "history").mkdir(parents=True)
     with pytest.raises(SweepDirError, match="a run directory"):
@@ -70,7 +75,8 @@ def test_a_run_directory_or_a_directory_of_other_files_is_refused_as_out(tmp_pat
     result = CliRunner().invoke(app, ["sweep", str(EXAMPLES / "quickstart.toml"), "--out", str(other), "-q"])
     assert result.exit_code == 2 and "notes.txt" in result.output and "no manifest.json" in result.output, \
         result.output
-    assert sorted(path.name for path in other.iterdir()) == [".sweep.lock", "notes.txt"]
+    assert sorted(path.name for path in other.iterdir()) == ["notes.txt"], "a refused directory is left as it was"
+    assert sorted(path.name for path in run_dir.iterdir()) == ["history"]
 
 
 def test_points_added_to_a_sweep_accumulate_in_its_tables(tmp_path: Path) -> None:

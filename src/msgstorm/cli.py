@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 import typer.core
@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from msgstorm.errors import ExitCode, TargetError
+from msgstorm.errors import EXIT_CODES_HELP, ExitCode, TargetError
 from msgstorm.heap import keep_freed_memory
 
 
@@ -54,7 +54,7 @@ class _Command(typer.core.TyperCommand):
 
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="Stress-test the messaging layer of a trading system.")
+                  help="Stress-test the messaging layer of a trading system.", epilog=EXIT_CODES_HELP)
 # soft_wrap: a long path or error line stays one line when stdout is a file or a pipe.
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -257,7 +257,28 @@ def run(
                   f"re-analyse it with: msgstorm report {result.run_dir}", highlight=False, markup=False)
         raise typer.Exit(ExitCode.INTERRUPTED)
     if slo_failed(result.analysis, strict):
+        if quiet:
+            _say_failing_slos(result.analysis, strict)
         raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+def _say_failing_slos(analysis: Any, strict: bool) -> None:
+    """With -q there is no summary table: say on stderr which SLOs make the exit code 1."""
+    from msgstorm.analysis import failing_slos
+    from msgstorm.scenario.slo import SLO_METRICS
+
+    for entry in failing_slos(analysis, strict):
+        value = entry.get("value")
+        unit = {"ms": " ms", "per_s": "/s"}.get(SLO_METRICS[entry["name"]][1], "") if entry["name"] in SLO_METRICS else ""
+        shown = "no data to judge" if value is None else f"{value:g}{unit}"
+        err.print(f"SLO {entry['verdict']}: {entry['name']} = {shown} (wanted {entry['threshold']})",
+                  highlight=False, markup=False)
+
+
+def _no_ray(error: ImportError) -> NoReturn:
+    """--ray without Ray installed: say which extra brings it; exit 2."""
+    _error(f"--ray: {error}; install the cluster extra: pip install -e '.[cluster]'")
+    raise typer.Exit(ExitCode.BAD_INPUT) from None
 
 
 def _linger(exporter: Any, seconds: float) -> None:
@@ -346,6 +367,8 @@ def report(
                   "cover what was recorded before the stop", highlight=False, markup=False)
         raise typer.Exit(ExitCode.INTERRUPTED)
     if slo_failed(analysis, strict):
+        if quiet:
+            _say_failing_slos(analysis, strict)
         raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
@@ -382,12 +405,16 @@ def compare(
     except ValueError as error:
         problems.append(str(error))
     if len(runs) == 2 and not problems and all((path / "sweep.json").is_file() for path in runs):
-        from msgstorm.sweep.compare import compare_sweeps
+        from msgstorm.sweep.compare import compare_sweeps, default_sweep_html_path
 
+        page_path = None if no_html else html if html is not None else default_sweep_html_path(runs[0], runs[1])
         try:
-            regressions = compare_sweeps(runs[0], runs[1], fraction, out)
+            regressions = compare_sweeps(runs[0], runs[1], fraction, out, page_path)
         except RunDirError as error:
             _error(str(error))
+            raise typer.Exit(ExitCode.BAD_INPUT) from None
+        except OSError as error:
+            _error(f"--html {page_path}: cannot write: {error.strerror or error}")
             raise typer.Exit(ExitCode.BAD_INPUT) from None
         if fail_on_regression and regressions:
             raise typer.Exit(ExitCode.CHECK_FAILED)
@@ -597,8 +624,7 @@ def sweep(
             _error(str(line), soft_wrap=True)
         raise typer.Exit(ExitCode.BAD_INPUT) from None
     except ImportError as error:
-        _error(f"--ray: {error}; install the cluster extra: pip install -e '.[cluster]'")
-        raise typer.Exit(ExitCode.BAD_INPUT) from None
+        _no_ray(error)
     except KeyboardInterrupt:
         _error(f"interrupted: what finished is in {out_dir} (sweep.parquet); run the same command to resume")
         raise typer.Exit(ExitCode.INTERRUPTED) from None
@@ -627,7 +653,7 @@ def safe_leverage_command(
     overrides: Annotated[list[str] | None, typer.Option("--set", help="dotted.key=value for every run",
                                                         metavar="KEY=VALUE")] = None,
     ray: Annotated[str | None, typer.Option("--ray", help="run the seeds as tasks on this Ray cluster: auto or "
-                                            "HOST:PORT", metavar="ADDRESS")] = None,
+                                            "HOST:PORT (pip install -e '.[cluster]')", metavar="ADDRESS")] = None,
 ) -> None:
     """The highest leverage (one for every account) whose bad debt stays within a budget of
     open interest with the stated confidence; one curve per value of --vary."""
@@ -637,6 +663,7 @@ def safe_leverage_command(
     from msgstorm.sweep.leverage import (
         check_search,
         default_range,
+        fraction_note,
         parse_range,
         parse_share,
         safe_leverage,
@@ -647,6 +674,8 @@ def safe_leverage_command(
     loaded = _load(scenario, fixed)
     try:
         budget_share, sure = parse_share(budget, "--budget"), parse_share(confidence, "--confidence")
+        if (note := fraction_note(budget, "--budget")) is not None:
+            err.print(note, highlight=False, markup=False)
         low, high = parse_range(leverage_range) if leverage_range is not None else default_range(loaded)
         varied = parse_grid(vary) if vary is not None else None
         check_search(scenario, budget=budget_share, confidence=sure, seeds=seeds, low=low, high=high, vary=varied,
@@ -672,6 +701,10 @@ def safe_leverage_command(
         for line in getattr(error, "issues", None) or [error]:
             _error(str(line), soft_wrap=True)
         raise typer.Exit(ExitCode.BAD_INPUT) from None
+    except ImportError as error:
+        if ray is None:
+            raise
+        _no_ray(error)
     except KeyboardInterrupt:
         _error(f"interrupted: the same command with --out {out_dir} resumes")
         raise typer.Exit(ExitCode.INTERRUPTED) from None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["ExitCode", "TargetError"]
+__all__ = ["EXIT_CODES_HELP", "ExitCode", "TargetError"]
 
 
 class ExitCode(IntEnum):
@@ -31,12 +31,25 @@ class ExitCode(IntEnum):
     # Out of room: the disk (or the quota) filled while the history was written; what was
     # saved before is kept and said.
     OUT_OF_SPACE = 4
-    # A sweep (or safe-leverage search) finished, but some of its runs failed (each failed
-    # run is a row with its error).
+    # A sweep finished, but some of its runs failed (each failed run is a row with its
+    # error). safe-leverage counts a failed run as over budget instead (its answer says so).
     RUNS_FAILED = 5
     # The target could not run: a live server missing, failing to start or not reachable,
     # so nothing was sent (``report`` on such a run says so with the same code).
     TARGET_FAILED = 6
+
+
+# What each code means in a few words: ``msgstorm --help`` lists them (docs/cli.md at length).
+_MEANINGS = {
+    ExitCode.OK: "ok",
+    ExitCode.CHECK_FAILED: "an SLO failed (compare --fail-on-regression: a regression)",
+    ExitCode.BAD_INPUT: "bad input or usage",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGTERM) or a history cut off by a kill",
+    ExitCode.OUT_OF_SPACE: "the disk filled while the history was written",
+    ExitCode.RUNS_FAILED: "a sweep finished, but some of its runs failed",
+    ExitCode.TARGET_FAILED: "a live run never started (its target failed)",
+}
+EXIT_CODES_HELP = "Exit codes: " + "; ".join(f"{int(code)} {_MEANINGS[code]}" for code in ExitCode) + "."
 
 
 class TargetError(RuntimeError):

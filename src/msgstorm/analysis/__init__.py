@@ -10,7 +10,7 @@ checkers), ``desync``, ``propagation``, ``queue`` (depth, backpressure, base fee
 from msgstorm.analysis.capacity import STEP_SCHEMA, capacity, find_step_ramp
 from msgstorm.analysis.delivery import CHECKERS, Checker, Verdict, run_checkers
 from msgstorm.analysis.failure import REASONS, failure_threshold
-from msgstorm.analysis.summary import Analysis, analyse, slo_failed
+from msgstorm.analysis.summary import Analysis, analyse, failing_slos, slo_failed
 from msgstorm.analysis.windows import WINDOW_SCHEMA, window_metrics
 from msgstorm.scenario.slo import (
     SLO_METRICS,
@@ -38,6 +38,7 @@ __all__ = [
     "find_step_ramp",
     "parse_slo",
     "run_checkers",
+    "failing_slos",
     "slo_failed",
     "slo_metric_known",
     "slo_problem",

@@ -92,7 +92,7 @@ from msgstorm.analysis.windows import horizon_ns, window_table
 from msgstorm.history.reader import History
 from msgstorm.scenario.slo import evaluate_slos
 
-__all__ = ["Analysis", "analyse", "slo_failed"]
+__all__ = ["Analysis", "analyse", "failing_slos", "slo_failed"]
 
 
 @dataclass(frozen=True)
@@ -223,8 +223,13 @@ def analyse(history: History) -> Analysis:
     )
 
 
-def slo_failed(analysis: Analysis, strict: bool = False) -> bool:
-    """Whether any SLO verdict is "fail"; with ``strict``, "unknown" (no data to judge,
-    e.g. nothing committed) fails too, as a CI gate should."""
+def failing_slos(analysis: Analysis, strict: bool = False) -> list[dict[str, Any]]:
+    """The SLO entries whose verdict is "fail"; with ``strict``, also "unknown" (no data to
+    judge, e.g. nothing committed), as a CI gate should."""
     failing = {"fail", "unknown"} if strict else {"fail"}
-    return any(entry["verdict"] in failing for entry in analysis.summary.get("slo", []))
+    return [entry for entry in analysis.summary.get("slo", []) if entry["verdict"] in failing]
+
+
+def slo_failed(analysis: Analysis, strict: bool = False) -> bool:
+    """Whether any SLO fails (``failing_slos``): what makes a run exit 1."""
+    return bool(failing_slos(analysis, strict))

@@ -30,7 +30,7 @@ from msgstorm.report.plotspec import Figure, figure, title
 from msgstorm.report.series import latency_ns_of, percentile_spectrum, thin_lowest_highest
 from msgstorm.report.windows_csv import WINDOWS_FILE, read_windows_csv
 
-__all__ = ["default_html_path", "render_compare", "write_compare_html"]
+__all__ = ["default_html_path", "digest_path", "render_compare", "render_sweep_compare", "write_compare_html"]
 
 _COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
@@ -47,14 +47,20 @@ def _colour(index: int) -> str:
     return _COLOURS[index % len(_COLOURS)]
 
 
-def _percentile_bars(runs: list[RunSummary]) -> Figure:
-    keys = [("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"), ("max", "max")]
+_PERCENTILES = ["p50", "p90", "p99", "p99.9", "max"]
+
+
+def _percentile_bars(comparison: Comparison) -> Figure:
+    """Each side's latency percentiles as the table gives them (a group's: its runs' mean)."""
+    values = {metric.name: [base, *(delta.value for delta in deltas)] for metric, base, deltas in comparison.rows}
     data = []
-    for index, run in enumerate(runs):
-        latency = run.summary.get("latency_ms") or {}
-        data.append({"type": "bar", "x": [label for _, label in keys], "y": [latency.get(key) for key, _ in keys],
+    for index, run in enumerate(comparison.runs):
+        data.append({"type": "bar", "x": _PERCENTILES,
+                     "y": [values.get(f"latency {label}", [None] * len(comparison.runs))[index] for label in _PERCENTILES],
                      "name": run.name, "marker": {"color": _colour(index)}})
-    return figure(data, _layout("Latency percentiles", "percentile", "latency (ms)", barmode="group"))
+    grouped = any(run.replicas for run in comparison.runs)
+    return figure(data, _layout("Latency percentiles" + (" (a group of runs: their mean)" if grouped else ""),
+                                "percentile", "latency (ms)", barmode="group"))
 
 
 def _spectra(runs: list[RunSummary]) -> Figure | None:
@@ -133,7 +139,7 @@ def render_compare(comparison: Comparison) -> str:
     legend = table(["run", "directory", "scenario", "seed"],
                    [[esc(r.label), esc(r.where), esc(r.summary.get("scenario")), esc(r.summary.get("seed"))] for r in runs])
     candidates = [
-        ("percentiles", _percentile_bars(runs)),
+        ("percentiles", _percentile_bars(comparison)),
         ("spectrum", _spectra(runs)),
         ("throughput", _over_time(runs, "throughput_per_s", "Achieved throughput per window", "messages/s")),
         ("p99", _over_time(runs, "p99_ms", "p99 latency per window", "latency (ms)")),
@@ -150,11 +156,47 @@ def render_compare(comparison: Comparison) -> str:
     return page("msgstorm compare", esc(f"baseline {runs[0].name} · tolerance {tolerance}"), sections)
 
 
+def _verdict(comparison: Comparison, slug: str) -> str:
+    regressions = comparison.regressions
+    tolerance = f"{comparison.tolerance * 100:g}%"
+    if not regressions:
+        return (f'<p id="{slug}" data-regressions="0"><span class="verdict verdict-pass">no regression</span>'
+                f' beyond {esc(tolerance)}</p>')
+    return (f'<p id="{slug}" data-regressions="{len(regressions)}"><span class="verdict verdict-fail">'
+            f'{len(regressions)} regression{"s" if len(regressions) != 1 else ""}</span> beyond {esc(tolerance)}: '
+            + "; ".join(esc(f"{m.name} {format_delta(m, d)}") for m, _, d in regressions) + "</p>")
+
+
+def render_sweep_compare(title_line: str, notes: list[str], points: list[tuple[str, Comparison]]) -> str:
+    """Two sweeps point by point (``msgstorm compare SWEEP_A SWEEP_B``): the p99 latency of
+    each point's two groups (their runs' mean, the tables' values), then each point's table."""
+    def p99(comparison: Comparison, side: int) -> float | None:
+        for metric, base, deltas in comparison.rows:
+            if metric.name == "latency p99":
+                return base if side == 0 else deltas[0].value
+        return None
+
+    labels = [label for label, _ in points]
+    data = [{"type": "bar", "x": labels, "y": [p99(comparison, side) for _, comparison in points],
+             "name": "AB"[side], "marker": {"color": _colour(side)}} for side in (0, 1)]
+    plot = figure(data, _layout("Latency p99 per point (each side's runs: their mean)", "point", "latency p99 (ms)",
+                                barmode="group", xaxis={"type": "category"}))
+    sections = [("points", "Points", "".join(f"<p>{esc(line)}</p>" for line in [title_line, *notes])
+                 + figure_block(Plot("sweep-p99", plot)))]
+    for index, (label, comparison) in enumerate(points):
+        sections.append((f"point-{index}", label, _verdict(comparison, f"verdict-{index}") + _table(comparison)))
+    return page("msgstorm compare (sweeps)", esc(title_line), sections)
+
+
+def digest_path(directory: Path, sides: list[list[Path]]) -> Path:
+    """``directory/compare-<digest>.html``, the digest of every directory compared, in order."""
+    resolved = [[str(path.resolve()) for path in side] for side in sides]
+    return directory / f"compare-{hashlib.sha256(json.dumps(resolved).encode()).hexdigest()[:12]}.html"
+
+
 def default_html_path(comparison: Comparison) -> Path:
     """Where the page goes without ``--html`` (see the module docstring)."""
-    sides = [[str(source.resolve()) for source in (run.sources or (run.path,))] for run in comparison.runs]
-    digest = hashlib.sha256(json.dumps(sides).encode()).hexdigest()[:12]
-    return comparison.runs[0].path / f"compare-{digest}.html"
+    return digest_path(comparison.runs[0].path, [list(run.sources or (run.path,)) for run in comparison.runs])
 
 
 def write_compare_html(comparison: Comparison, path: str | Path) -> Path:

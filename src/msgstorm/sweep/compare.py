@@ -16,15 +16,17 @@ from rich.console import Console
 
 from msgstorm.report.compare import (
     SIGNIFICANCE,
+    Comparison,
     RunDirError,
     RunSummary,
     compare_runs,
     format_delta,
     load_run,
 )
+from msgstorm.report.compare_html import digest_path, render_sweep_compare
 from msgstorm.sweep.manifest import SweepDirError, read_manifest
 
-__all__ = ["compare_sweeps", "load_sweep_points", "sweep_differences"]
+__all__ = ["compare_sweeps", "default_sweep_html_path", "load_sweep_points", "sweep_differences"]
 
 
 def load_sweep_points(directory: Path, label: str) -> dict[str, RunSummary]:
@@ -66,24 +68,37 @@ def sweep_differences(first: Path, second: Path) -> list[str]:
     return lines
 
 
-def compare_sweeps(first: Path, second: Path, tolerance: float, console: Console) -> int:
+def compare_sweeps(first: Path, second: Path, tolerance: float, console: Console, html: Path | None = None) -> int:
     """Two sweeps point by point: each point's replicas against the same point of the other
     (by its grid values), regressions beyond the tolerance and significant; prints a line a
-    point and returns how many regressions there were."""
+    point and returns how many regressions there were. With ``html``, writes the page there
+    too (each point's table) and says where."""
     a, b = load_sweep_points(first, "A"), load_sweep_points(second, "B")
     shared = [key for key in a if key in b]
     if not shared:
         raise RunDirError(f"{first} and {second}: no point of one sweep is a point of the other (their grids differ)")
-    console.print(f"sweeps point by point: A = {first}, B = {second}; {len(shared)} shared point(s); a regression is "
-                  f"worse by more than {tolerance:.0%} and significant (Welch's t, p < {SIGNIFICANCE:g})",
-                  highlight=False, markup=False)
-    for line in sweep_differences(first, second):
+    title = (f"sweeps point by point: A = {first}, B = {second}; {len(shared)} shared point(s); a regression is "
+             f"worse by more than {tolerance:.0%} and significant (Welch's t, p < {SIGNIFICANCE:g})")
+    console.print(title, highlight=False, markup=False)
+    notes = sweep_differences(first, second)
+    for line in notes:
         console.print(line, highlight=False, markup=False)
     regressions = 0
+    points: list[tuple[str, Comparison]] = []
     for key in shared:
-        found = compare_runs([a[key], b[key]], tolerance).regressions
+        comparison = compare_runs([a[key], b[key]], tolerance)
+        points.append((key, comparison))
+        found = comparison.regressions
         regressions += len(found)
         what = ", ".join(f"{metric.name} {format_delta(metric, delta)}" for metric, _, delta in found) or "none"
         console.print(f"  {key} ({len(a[key].replicas)} vs {len(b[key].replicas)} runs): regressions: {what}",
                       highlight=False, markup=False)
+    if html is not None:
+        html.write_text(render_sweep_compare(title, notes, points), encoding="utf-8")
+        console.print(f"comparison: {html}", highlight=False, markup=False)
     return regressions
+
+
+def default_sweep_html_path(first: Path, second: Path) -> Path:
+    """``FIRST/compare-<digest of both sweeps' directories>.html``."""
+    return digest_path(first, [[first], [second]])

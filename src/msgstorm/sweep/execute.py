@@ -13,7 +13,8 @@ a worker that dies makes every run it had queued a failed row.
 One retry rule for both executors (``run_with_retries``): a run that failed is run once more
 within the sweep (``RETRIES``), and a resumed sweep runs again every run recorded as failed.
 A finished run leaves ``done.json`` in its directory (written, then renamed into place),
-its status and attempt with it: a sweep run again with the same ``--out`` skips every run
+its status and attempt with it (a run stopped part way by Ctrl-C or SIGTERM, its summary
+marked ``interrupted``, is a failed run, not an ``ok`` one): a sweep run again with the same ``--out`` skips every run
 that finished ``ok``, and runs again any that failed or was cut short. Without
 ``keep_runs`` a finished run keeps its ``summary.json`` only.
 """
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from msgstorm.errors import ExitCode
 from msgstorm.live.servers import die_with_parent
 from msgstorm.sweep.grid import RunSpec
 
@@ -95,7 +97,16 @@ def run_one(task: RunTask) -> RunOutcome:
     try:
         scenario = load_scenario(task.scenario_path, [*task.fixed, *spec.overrides])
         result = run(scenario, directory, overwrite=True)
-        outcome.update(status="ok", error=None, summary=result.summary)
+        if result.summary.get("interrupted"):
+            # Stopped part way (the terminal's Ctrl-C reaches every worker): its summary covers
+            # only what ran, so it is not a finished run, and a resumed sweep runs it again.
+            ran = result.summary.get("duration_s")
+            outcome.update(status="failed", summary=None,
+                           error=f"interrupted (Ctrl-C or SIGTERM) "
+                                 f"{f'{ran:.1f} s' if isinstance(ran, (int, float)) else 'part way'} into a "
+                                 f"{scenario.run.duration / 1e9:g} s run: run again on resume")
+        else:
+            outcome.update(status="ok", error=None, summary=result.summary)
     except Exception as error:  # noqa: BLE001 - a failed run is a row, not the end of the sweep
         last = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
         where = f" ({last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
@@ -133,8 +144,8 @@ def _tie_to_sweep(sweep_pid: int) -> None:  # pragma: no cover - runs in each wo
     that started the worker: the pool starts its workers from the thread that submits the
     runs, the one running the sweep, which lasts as long as the sweep."""
     die_with_parent()
-    if os.getppid() != sweep_pid:
-        os._exit(1)
+    if os.getppid() != sweep_pid:  # the sweep is gone: this worker is cut short with it
+        os._exit(ExitCode.INTERRUPTED)
 
 
 def run_all(scenario_path: str, fixed: list[str], specs: list[RunSpec], runs_dir: Path, workers: int,

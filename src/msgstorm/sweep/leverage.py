@@ -51,8 +51,8 @@ from msgstorm.sweep.grid import toml_value
 from msgstorm.sweep.leverage_html import write_leverage_report
 
 __all__ = ["OVER_BUDGET_IS", "Tally", "boundary_interval", "check_search", "clopper_pearson", "default_range",
-           "most_runs",
-           "one_sided_bounds", "parse_range", "parse_share", "safe_leverage", "search", "seeds_to_show", "tally_rows"]
+           "fraction_note", "most_runs", "one_sided_bounds", "parse_range", "parse_share", "safe_leverage", "search",
+           "seeds_to_show", "tally_rows"]
 
 PCT = "market.bad_debt.pct_of_open_interest"
 OVER_BUDGET_IS = ("bad debt over the budget x open interest, or no bad-debt share to compare "
@@ -84,6 +84,16 @@ def parse_share(text: str, option: str) -> float:
         raise ValueError(f"{option}: expected a percentage such as 0.1% or a fraction between 0 and 1 such as "
                          f"0.001 (the same), got {text!r}")
     return share
+
+
+def fraction_note(text: str, option: str) -> str | None:
+    """What a share written as a plain fraction means, said back (``--budget 0.1`` is 10%, a
+    hundred times ``--budget 0.1%``); None for a percentage."""
+    if text.strip().endswith("%"):
+        return None
+    share = parse_share(text, option)
+    return (f"note: {option} {text.strip()} is a fraction: {share * 100:g}% of open interest "
+            f"(for {text.strip()}% write {option} {text.strip()}%)")
 
 
 def parse_range(text: str) -> tuple[float, float]:

@@ -7,7 +7,8 @@ say one answer: a curve's ``safe_leverage`` (the highest leverage *shown* within
 its boundary interval ``[shown within, shown over]``; ``headline`` and ``boundary_line`` are
 the sentences both the page and the command line print.
 
-- P(over budget) against leverage per curve, its Clopper-Pearson intervals as error bars,
+- P(over budget) against leverage per curve, the one-sided Clopper-Pearson bounds that decide
+  "shown within" and "shown over" as error bars (against the line 1 - confidence),
   on a log axis labelled with the leverages themselves (1, 2, 5, 10, 20, ...);
 - with ``vary``: the safe leverage against the varied value, the bar reaching up to the
   lowest leverage shown over (no bar where none was);
@@ -68,9 +69,12 @@ def log_ticks(low: float, high: float) -> list[float]:
 
 
 def _error_bars(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """The one-sided bounds that decide (``bounds``): a bar's top at or under the line 1 -
+    confidence is a leverage shown within budget, its bottom above the line one shown over
+    (the two-sided interval at the same confidence is wider and would cross the line)."""
     return {"type": "data", "symmetric": False,
-            "array": [None if p["p"] is None else p["ci"][1] - p["p"] for p in points],
-            "arrayminus": [None if p["p"] is None else p["p"] - p["ci"][0] for p in points]}
+            "array": [None if p["p"] is None else p["bounds"][1] - p["p"] for p in points],
+            "arrayminus": [None if p["p"] is None else p["p"] - p["bounds"][0] for p in points]}
 
 
 def write_leverage_report(out_dir: Path, document: dict[str, Any]) -> Path:
@@ -97,14 +101,18 @@ def write_leverage_report(out_dir: Path, document: dict[str, Any]) -> Path:
                  "x": [min(xs), max(xs)], "y": [alpha, alpha], "line": {"dash": "dash", "color": "#888"}})
     ticks = log_ticks(min(xs), max(xs))
     curve_fig = figure(data, {"title": {"text": f"P(bad debt > {budget:g}% of open interest) against leverage "
-                                                f"({confidence:.0%} Clopper-Pearson intervals)"},
+                                                f"(one-sided {confidence:.0%} Clopper-Pearson bounds)"},
                               "height": 420,
                               "xaxis": {"title": {"text": "leverage (every account)"}, "type": "log",
                                         "tickmode": "array", "tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]},
                               "yaxis": {"title": {"text": "probability"}, "range": [-0.05, 1.05]},
                               "legend": {"orientation": "h", "y": -0.25}})
     sections = [("curve", "Probability of exceeding the budget",
-                 figure_block(Plot("leverage-curve", curve_fig)))]
+                 figure_block(Plot("leverage-curve", curve_fig,
+                                   esc(f"Each bar reaches the one-sided {confidence:.0%} Clopper-Pearson bounds of "
+                                       f"P(over budget): a leverage is shown within budget when its bar's top is at "
+                                       f"or under the dashed line (1 - confidence = {alpha:g}), and shown over when "
+                                       f"its bar's bottom is above it."))))]
     if document["vary"] is not None:
         curves = document["curves"]
         safe_fig = figure([{"type": "scatter", "mode": "markers", "x": [_label(curve["vary"][document["vary"]])

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from msgstorm.sweep.grid import point_key
+from msgstorm.sweep.grid import point_key, toml_value
 
 __all__ = ["LOCK_FILE", "MANIFEST_FILE", "Manifest", "SweepDirError", "locked", "read_manifest", "scenario_digest",
            "settle"]
@@ -87,6 +87,12 @@ def _short(digest: str) -> str:
     return f"sha256 {digest[:12]}"
 
 
+def _points(points: list[dict[str, Any]]) -> str:
+    """How many points, and the first few's values: ``2: sequencer.workers=1; sequencer.workers=2``."""
+    shown = "; ".join(", ".join(f"{key}={toml_value(value)}" for key, value in point.items()) for point in points[:4])
+    return f"{len(points)}: {shown}{'; ...' if len(points) > 4 else ''}"
+
+
 def _differences(there: Manifest, now: Manifest, adding: bool) -> list[str]:
     """What makes ``now`` another sweep than ``there`` (nothing: the same sweep)."""
     found = []
@@ -100,8 +106,7 @@ def _differences(there: Manifest, now: Manifest, adding: bool) -> list[str]:
     if there.keys != now.keys:
         found.append(f"the grid's keys ({there.keys or 'none'} there, {now.keys or 'none'} now)")
     elif not adding and [point_key(p) for p in there.points] != [point_key(p) for p in now.points]:
-        found.append(f"the grid's points ({len(there.points)} there, {len(now.points)} now: "
-                     f"{there.points[:3]}{' ...' if len(there.points) > 3 else ''} there)")
+        found.append(f"the grid's points ({_points(there.points)} there, {_points(now.points)} now)")
     if there.msgstorm_version != now.msgstorm_version:
         found.append(f"msgstorm's version ({there.msgstorm_version} there, {now.msgstorm_version} now)")
     return found
@@ -113,20 +118,27 @@ def _write(directory: Path, manifest: Manifest) -> None:
     temporary.replace(directory / MANIFEST_FILE)
 
 
-def settle(directory: Path, manifest: Manifest, adding: bool = False) -> Manifest:
-    """Check that ``directory`` (locked, see ``locked``) is new or holds this sweep, write the
-    manifest, and return the sweep's: ``manifest`` itself, or with ``adding`` the points
-    already there followed by the new ones. Raises ``SweepDirError`` otherwise."""
+def _refuse_foreign(directory: Path) -> None:
+    """``SweepDirError`` when ``directory`` is a run directory or holds files but no manifest
+    (checked before the lock file is made, so a refused directory is left as it was)."""
     if (directory / "history").is_dir() or (directory / "summary.json").exists():
         raise SweepDirError(f"{directory}: a run directory (it holds history/ or summary.json), not a sweep's; "
                             "give a new or empty --out")
-    there = read_manifest(directory)
-    if there is None:
+    if not (directory / MANIFEST_FILE).exists():
         others = sorted(entry.name for entry in directory.iterdir() if entry.name != LOCK_FILE)
         if others:
             raise SweepDirError(f"{directory}: holds {', '.join(others[:5])}{' ...' if len(others) > 5 else ''} "
                                 f"but no {MANIFEST_FILE}: not a sweep's directory (or one of an older msgstorm); "
                                 "give a new or empty --out")
+
+
+def settle(directory: Path, manifest: Manifest, adding: bool = False) -> Manifest:
+    """Check that ``directory`` (locked, see ``locked``) is new or holds this sweep, write the
+    manifest, and return the sweep's: ``manifest`` itself, or with ``adding`` the points
+    already there followed by the new ones. Raises ``SweepDirError`` otherwise."""
+    _refuse_foreign(directory)
+    there = read_manifest(directory)
+    if there is None:
         settled = manifest
     else:
         differences = _differences(there, manifest, adding)
@@ -143,8 +155,11 @@ def settle(directory: Path, manifest: Manifest, adding: bool = False) -> Manifes
 @contextmanager
 def locked(directory: Path) -> Iterator[None]:
     """Hold the sweep lock of ``directory`` (created if need be) while the block runs;
-    ``SweepDirError`` at once when another process holds it."""
+    ``SweepDirError`` at once when another process holds it, or, before any lock file is
+    made there, when the directory is a run directory or one of other files."""
     try:
+        if directory.is_dir():
+            _refuse_foreign(directory)
         directory.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:
