@@ -64,8 +64,7 @@ from msgstorm.analysis._common import (
     scenario_section,
 )
 from msgstorm.history.reader import History
-from msgstorm.market.accounts import equity, notional
-from msgstorm.market.prices import horizon_ns
+from msgstorm.market.rules import equity, horizon_ns, notional
 
 __all__ = ["Delays", "Executed", "MarketTables", "executed_liquidations", "judged_until_ns", "liquidation_delays",
            "market_summary", "market_tables", "onchain_prices"]

@@ -3,9 +3,10 @@
 Place in the pipeline: drawn before the run (``draw_accounts``) from the run's seed and
 written to the history's ``accounts`` table; the simulator's market reactor asks which
 accounts a price crosses (``LineIndex``) and executes liquidations (``execute``); the
-analysis marks the rest to market (``equity``). Every formula is here once: the reactor,
-the front-runners, the analysis and the report import it rather than writing it again
-(``tests/test_market_analysis.py`` mutates each and checks every consumer's numbers move).
+analysis marks the rest to market (``equity``). The formulas (PnL, equity, notional, price
+impact) are written once, in ``market/rules.py``, which the reactor, the front-runners, the
+analysis and the report import (``tests/test_market_analysis.py`` mutates each and checks
+every consumer's numbers move); this module applies them to accounts.
 
 An account holds ``size`` units of one instrument, long (side +1) or short (-1), opened at
 ``entry`` with ``collateral``. At price p its equity is ``collateral + side x size x (p -
@@ -29,16 +30,13 @@ entry)``, a penalty ``penalty x size x P`` and slippage ``size x P x impact_bps(
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 
 from msgstorm import draws
+from msgstorm.market.rules import equity, impact_bps, notional, pnl
 from msgstorm.sampling import sample_array
 from msgstorm.scenario.market import AccountsSpec, MarketSpec
-
-# A scalar (one account, in the reactor's handlers) or an array (every account, in the analysis).
-Number = TypeVar("Number", float, np.ndarray)
 
 __all__ = ["Accounts", "Execution", "LineCursor", "LineIndex", "draw_accounts", "equity", "execute", "impact_bps",
            "line_prices", "notional", "past_line", "pnl"]
@@ -72,31 +70,6 @@ def line_prices(side: np.ndarray, size: np.ndarray, entry: np.ndarray, collatera
                            (notional + collateral) / (size * (1.0 + maintenance)))
     bankruptcy = np.where(long, entry - collateral / size, entry + collateral / size)
     return liquidation, bankruptcy
-
-
-def pnl(side: Number, size: Number, entry: Number, price: Number) -> Number:
-    """What a position has made at ``price``: ``side x size x (price - entry)``."""
-    made: Number = side * size * (price - entry)
-    return made
-
-
-def equity(side: Number, size: Number, entry: Number, collateral: Number, price: Number) -> Number:
-    """An account's equity at ``price``: its collateral plus its PnL there."""
-    held: Number = collateral + pnl(side, size, entry, price)
-    return held
-
-
-def notional(size: Number, price: Number) -> Number:
-    """A position's notional at ``price``."""
-    value: Number = size * price
-    return value
-
-
-def impact_bps(notional_value: Number, slippage_bps: float, depth: float) -> Number:
-    """How far an order of ``notional_value`` moves the price, in basis points: the linear
-    depth model, ``slippage_bps`` per ``depth`` of notional."""
-    bps: Number = slippage_bps * notional_value / depth
-    return bps
 
 
 def draw_accounts(market: MarketSpec, initial_prices: list[float], seed: np.random.SeedSequence) -> Accounts:

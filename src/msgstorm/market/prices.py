@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from msgstorm import draws
+from msgstorm.market.rules import horizon_ns
 from msgstorm.scenario.market import InstrumentSpec, MarketSpec
 
 __all__ = ["PricePaths", "horizon_ns", "price_paths", "steps_for"]
@@ -53,19 +54,6 @@ class PricePaths:
         return float(self.prices[instrument, k])
 
 
-def horizon_ns(duration_ns: int) -> int:
-    """The market's horizon: ``run.duration``, the span the oracle publishes over.
-
-    The reactor ends the oracle's schedule there (``oracle_updates``) and the analysis
-    judges every run of a scenario over ``[0, horizon]`` (eligibility, marking to market,
-    staleness), whenever the run happened to settle, so two points of a sweep are judged
-    over the same price path. The drain is not in it: no price is published in it, so no
-    keeper could answer a crossing there, and judging one would charge the messaging layer
-    for an oracle that had stopped (a 10 s drain under a 2%/s price did so for every point
-    of a safe-leverage sweep, whatever its latency). Liquidations sent in time still commit
-    and count during the drain. The paths themselves are drawn over the whole run
-    (duration + drain), for what reads true prices then (the batch auction's book)."""
-    return int(duration_ns)
 
 
 def steps_for(horizon_ns: int, resolution_ns: int) -> int:

@@ -26,7 +26,7 @@ from msgstorm.analysis.market import (
     onchain_prices,
 )
 from msgstorm.history.reader import History
-from msgstorm.market.accounts import equity
+from msgstorm.market.rules import equity
 from msgstorm.report import figures
 from msgstorm.report.page import esc, table
 from msgstorm.report.plotspec import Figure, figure

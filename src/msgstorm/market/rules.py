@@ -1,0 +1,61 @@
+"""The market's rules written once: PnL, equity, notional, price impact and the horizon.
+
+Place in the pipeline: below everything that reads or makes the market. The reactor
+(execution, top-ups), the front-runners, the analysis (marking to market, judging over the
+horizon) and the report import these rather than writing them again; the module imports
+nothing but numpy, so the analysis and the report load no simulator, no scenario schema and
+no compiled code to use them (``tests/test_startup.py``). ``market/accounts.py`` says what
+the formulas mean for an account's margin; ``tests/test_market_analysis.py`` mutates each and
+checks every consumer's numbers move.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import numpy as np
+
+# A scalar (one account, in the reactor's handlers) or an array (every account, in the analysis).
+Number = TypeVar("Number", float, np.ndarray)
+
+__all__ = ["Number", "equity", "horizon_ns", "impact_bps", "notional", "pnl"]
+
+
+def pnl(side: Number, size: Number, entry: Number, price: Number) -> Number:
+    """What a position has made at ``price``: ``side x size x (price - entry)``."""
+    made: Number = side * size * (price - entry)
+    return made
+
+
+def equity(side: Number, size: Number, entry: Number, collateral: Number, price: Number) -> Number:
+    """An account's equity at ``price``: its collateral plus its PnL there."""
+    held: Number = collateral + pnl(side, size, entry, price)
+    return held
+
+
+def notional(size: Number, price: Number) -> Number:
+    """A position's notional at ``price``."""
+    value: Number = size * price
+    return value
+
+
+def impact_bps(notional_value: Number, slippage_bps: float, depth: float) -> Number:
+    """How far an order of ``notional_value`` moves the price, in basis points: the linear
+    depth model, ``slippage_bps`` per ``depth`` of notional."""
+    bps: Number = slippage_bps * notional_value / depth
+    return bps
+
+
+def horizon_ns(duration_ns: int) -> int:
+    """The market's horizon: ``run.duration``, the span the oracle publishes over.
+
+    The reactor ends the oracle's schedule there (``oracle_updates``) and the analysis
+    judges every run of a scenario over ``[0, horizon]`` (eligibility, marking to market,
+    staleness), whenever the run happened to settle, so two points of a sweep are judged
+    over the same price path. The drain is not in it: no price is published in it, so no
+    keeper could answer a crossing there, and judging one would charge the messaging layer
+    for an oracle that had stopped (a 10 s drain under a 2%/s price did so for every point
+    of a safe-leverage sweep, whatever its latency). Liquidations sent in time still commit
+    and count during the drain. The paths themselves are drawn over the whole run
+    (duration + drain), for what reads true prices then (the batch auction's book)."""
+    return int(duration_ns)
