@@ -272,8 +272,8 @@ def test_the_book_leaves_the_front_runners_races_as_they_were(run_scenario: Any,
     assert _table(tmp_path / "with", "auctions") and not _table(tmp_path / "without", "auctions")
 
 
-def test_the_readme_quotes_what_the_example_auction_cleared(run_scenario: Any) -> None:
-    readme = (EXAMPLES.parent / "README.md").read_text()
+def test_the_examples_page_quotes_what_the_example_auction_cleared(run_scenario: Any) -> None:
+    readme = (EXAMPLES.parent / "docs" / "examples.md").read_text()  # the README links the tour there
     text = " ".join(readme[readme.index("Under it the order flow is also a book"):].split()[:120])
     numbers = re.search(r"its ([\d,]+) orders fell into (\d+) batches, (\d+) of which crossed; they cleared "
                         r"([\d,.]+) units .* a fill rate of ([\d.]+) .* mean clearing price of ([\d,.]+) "
