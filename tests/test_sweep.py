@@ -73,6 +73,40 @@ def test_each_runs_summary_is_that_of_the_same_run_alone(tmp_path: Path) -> None
     assert kept == {"summary.json", "done.json"}
 
 
+def test_a_run_without_its_report_writes_the_history_and_the_same_summary(tmp_path: Path) -> None:
+    scenario = load_scenario(QUICKSTART, SHORT)
+    full = run(scenario, tmp_path / "full").summary
+    bare = run(scenario, tmp_path / "bare", write_report=False).summary
+    assert sorted(path.name for path in (tmp_path / "bare").iterdir()) == ["history", "summary.json"]
+    assert {"report.html", "windows.csv"} <= {path.name for path in (tmp_path / "full").iterdir()}
+    assert {k: v for k, v in bare.items() if k != "wall_s"} == {k: v for k, v in full.items() if k != "wall_s"}
+
+
+def test_a_sweeps_runs_write_their_report_only_with_keep_runs_and_the_tables_agree(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --keep-runs a sweep's run writes no report.html or windows.csv at all (not
+    written, then removed); with it, every run keeps its whole directory. The rows agree."""
+    grid = [parse_grid("sequencer.workers=1,2")]
+    for keep in (False, True):
+        sweep(QUICKSTART, grid, workers=1, out_dir=tmp_path / str(keep), keep_runs=keep, sets=SHORT)
+    for keep, expected in ((False, {"summary.json", "done.json"}),
+                           (True, {"history", "summary.json", "report.html", "windows.csv", "done.json"})):
+        runs = sorted((tmp_path / str(keep) / "runs").iterdir())
+        assert len(runs) == 2 and all({entry.name for entry in run_dir.iterdir()} == expected for run_dir in runs)
+    assert _rows(tmp_path / "False") == _rows(tmp_path / "True")
+    # In this process, to see what each run writes before its directory is pruned.
+    import msgstorm.runner
+    from msgstorm.sweep.execute import RunTask, run_one
+
+    written: list[Path] = []
+    monkeypatch.setattr(msgstorm.runner, "write_run_files", lambda run_dir, *_: written.append(run_dir) or [])
+    spec = plan_sweep([], zipped=False, seeds=1, base_seed=1).runs[0]
+    for keep in (False, True):
+        outcome = run_one(RunTask(QUICKSTART, SHORT, spec, str(tmp_path / f"one-{keep}"), keep))
+        assert outcome["status"] == "ok", outcome
+    assert written == [tmp_path / "one-True"]
+
+
 def test_a_failed_run_is_a_row_with_its_error_retried_once_and_again_on_resume(tmp_path: Path) -> None:
     """A point the scenario refuses fails the whole sweep before anything runs; a run that
     raises while running (a price file with a negative price, found only when read) is run

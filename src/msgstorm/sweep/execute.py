@@ -15,7 +15,8 @@ within the sweep (``RETRIES``), and a resumed sweep runs again every run recorde
 A finished run leaves ``done.json`` in its directory (written, then renamed into place),
 its status and attempt with it: a sweep run again with the same ``--out`` skips every run
 that finished ``ok``, and runs again any that failed or was cut short. Without
-``keep_runs`` a finished run keeps its ``summary.json`` only.
+``keep_runs`` a run writes no report.html or windows.csv (the sweep's tables read only its
+summary), and once finished keeps its ``summary.json`` only.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def run_one(task: RunTask) -> RunOutcome:
                            "attempt": task.attempt}
     try:
         scenario = load_scenario(task.scenario_path, [*task.fixed, *spec.overrides])
-        result = run(scenario, directory, overwrite=True)
+        result = run(scenario, directory, overwrite=True, write_report=keep_runs)
         outcome.update(status="ok", error=None, summary=result.summary)
     except Exception as error:  # noqa: BLE001 - a failed run is a row, not the end of the sweep
         last = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
