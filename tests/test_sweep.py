@@ -228,6 +228,7 @@ def _left_of(pgid: int) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_a_sweep_killed_half_way_leaves_no_process_and_resumes_without_repeating_a_run(tmp_path: Path) -> None:
     """SIGKILL to the sweep's process alone (not its group): its workers die with it (none
     goes on writing into the directory), a second sweep beside a running one is refused, and
@@ -270,6 +271,7 @@ LEVERAGE = (GAP.format(accounts="", keepers=KEEPER)
             .replace('file = ""', "count = 10\nleverage_cap = 5.0"))
 
 
+@pytest.mark.slow
 def test_safe_leverage_brackets_the_boundary_computed_by_hand(tmp_path: Path) -> None:
     """A 30% gap, no delay to speak of (1 ms blocks), maintenance 10%, penalty 5%. A long at
     leverage L (collateral c, size L c / 100) is liquidated at 70 when its line, 100 (1 - 1/L)
@@ -299,6 +301,7 @@ def test_safe_leverage_brackets_the_boundary_computed_by_hand(tmp_path: Path) ->
     assert len(json.loads((curve_dir / "sweep.json").read_text())["points"]) == len(curve["points"])
 
 
+@pytest.mark.slow
 def test_safe_leverage_draws_one_curve_per_value_of_vary(tmp_path: Path) -> None:
     """--vary: a deeper crash leaves a lower safe leverage (a 40% gap to 60: liquidated from
     L >= 2.17, keeping c (1 - 0.4 L - 0.03 L): over budget when 0.43 - 1/L > 0.001, L > 2.331)."""
@@ -342,6 +345,7 @@ def _gbm_exceed_probability(leverage: float, budget: float = 0.001) -> float:
     return 0.5 * math.erfc(-(math.log(threshold) - mean) / (sigma * math.sqrt(horizon_s)) / math.sqrt(2))
 
 
+@pytest.mark.slow
 def test_safe_leverage_interval_covers_the_boundary_of_gbm_after_a_fixed_delay(tmp_path: Path) -> None:
     """The boundary L* where P(bad debt over budget) = 1 - confidence, from the closed form
     above (2.287 at 80%), lies in the reported boundary interval; the curve's estimates follow
@@ -372,6 +376,7 @@ def test_safe_leverage_interval_covers_the_boundary_of_gbm_after_a_fixed_delay(t
     assert f"boundary at 80%: between {within:g}x" in result.output, result.output
 
 
+@pytest.mark.slow
 def test_replicas_compare_as_groups_and_only_significant_differences_regress(tmp_path: Path) -> None:
     """Ten seeds against ten other seeds of one scenario: no regression, whatever the noise.
     Against double the service time: latency regresses, significantly (Welch's t)."""
@@ -456,6 +461,7 @@ def test_a_sweep_on_a_ray_cluster_gives_the_rows_of_local_processes(tmp_path: Pa
     assert settled(rows_ray) == settled(rows_local)
 
 
+@pytest.mark.slow
 def test_two_sweeps_compare_point_by_point(tmp_path: Path) -> None:
     """The same grid on other seeds: no point regresses. With the service twice as slow:
     every point's service time does, significantly."""
