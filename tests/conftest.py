@@ -21,7 +21,6 @@ from msgstorm.scenario import Scenario, parse_scenario
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
-
 pytest_plugins = ["pytester"]  # tests/test_conftest.py runs pytest on small test files
 
 # How many tests marked slow this session deselected (said at the end of the run).
