@@ -1,4 +1,8 @@
-"""Shared fixtures: scenarios written from TOML text, run on the simulator into tmp_path."""
+"""Shared fixtures: scenarios written from TOML text, run on the simulator into tmp_path.
+
+Also where the tests marked ``slow`` run: the long statistical tests and the rest of the live
+matrices are deselected by default (each live broker keeps a test of its own that runs), and
+run under ``CI=true`` (as ``.ci/run`` does), with ``--run-slow``, or when ``-m`` selects them."""
 
 from __future__ import annotations
 
@@ -16,6 +20,39 @@ import pytest
 from msgstorm.scenario import Scenario, parse_scenario
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+pytest_plugins = ["pytester"]  # tests/test_conftest.py runs pytest on small test files
+
+# How many tests marked slow this session deselected (said at the end of the run).
+_SLOW_DESELECTED = pytest.StashKey[int]()
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run the tests marked slow (CI=true runs them too)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the tests marked ``slow`` unless CI=true, --run-slow or a ``-m`` expression
+    (which then chooses by itself, e.g. ``-m slow`` for only those)."""
+    if _ci() or config.getoption("--run-slow") or config.getoption("markexpr"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    if slow:
+        items[:] = [item for item in items if item.get_closest_marker("slow") is None]
+        config.hook.pytest_deselected(items=slow)
+        config.stash[_SLOW_DESELECTED] = len(slow)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    count = config.stash.get(_SLOW_DESELECTED, 0)
+    if count:
+        terminalreporter.write_line(f"{count} slow tests deselected (long statistical tests and live matrices): "
+                                    "run them too with --run-slow (or CI=true), or only them with -m slow")
 
 
 @pytest.fixture
@@ -46,7 +83,7 @@ def require_program(*names: str, install: str) -> str:
         if found is not None:
             return found
     reason = f"{names[0]} is not installed (install it with: {install})"
-    if os.environ.get("CI", "").lower() == "true":
+    if _ci():
         pytest.fail(f"{reason}; CI must install it in .ci/run")
     pytest.skip(reason)
 

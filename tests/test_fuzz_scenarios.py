@@ -14,12 +14,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fuzz_scenarios import Mutation, check_case, mutated_scenarios, problem
 from hypothesis import HealthCheck, given, settings
 
 CASES = int(os.environ.get("MSGSTORM_FUZZ_CASES", "300"))
 
 
+@pytest.mark.slow
 @settings(max_examples=CASES, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(case=mutated_scenarios())

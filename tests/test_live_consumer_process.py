@@ -179,6 +179,7 @@ def test_every_consumer_process_gets_every_message_and_none_is_left(tmp_path: Pa
 
 
 @pytest.mark.usefixtures("_nats_server")
+@pytest.mark.slow
 def test_a_consumer_process_killed_mid_run_is_a_fault_and_the_run_goes_on(tmp_path: Path) -> None:
     scenario = tmp_path / "live.toml"
     scenario.write_text(LIVE.format(duration="6s", rate=1000, consumers=2), encoding="utf-8")
@@ -208,6 +209,7 @@ def test_a_consumer_process_killed_mid_run_is_a_fault_and_the_run_goes_on(tmp_pa
 
 
 @pytest.mark.usefixtures("_nats_server")
+@pytest.mark.slow
 def test_a_consumer_the_server_cuts_off_as_slow_is_named_with_the_servers_words(tmp_path: Path) -> None:
     """consumer-0 stopped (SIGSTOP) while 50 MB/s come its way, until nats-server cuts it
     off (64 MB queued for it: its max_pending) and drops what it held. The summary says
@@ -309,6 +311,7 @@ def test_ctrl_c_to_the_process_group_stops_consumer_processes_through_their_pare
 
 
 @pytest.mark.usefixtures("_nats_server")
+@pytest.mark.slow
 def test_consumer_processes_resubscribe_once_after_the_server_restarts(tmp_path: Path) -> None:
     """The server is killed mid-run and started again on its port: each consumer process
     reconnects and subscribes again, once (a second subscription would deliver every later

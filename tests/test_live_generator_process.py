@@ -124,6 +124,7 @@ def test_every_message_is_sent_once_on_schedule_and_received_in_key_order(tmp_pa
 
 
 @pytest.mark.usefixtures("_nats_server")
+@pytest.mark.slow
 def test_a_generator_process_killed_mid_run_is_a_fault_and_the_run_goes_on(tmp_path: Path) -> None:
     scenario = tmp_path / "live.toml"
     scenario.write_text(LIVE.format(duration="6s", rate=1000, processes=2), encoding="utf-8")

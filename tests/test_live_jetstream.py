@@ -148,6 +148,7 @@ def test_every_message_is_acked_in_stream_order_delivered_and_read_back(tmp_path
         assert busy is not None and 0 < busy <= os.cpu_count()  # type: ignore[operator]
 
 
+@pytest.mark.slow
 def test_a_paused_server_shows_in_the_latency_and_loses_nothing_acked(tmp_path: Path) -> None:
     """SIGSTOP the server for a second of a 10 s run at 1000/s: the acks of what was sent
     meanwhile wait, latency counts from the intended times, and after SIGCONT every acked

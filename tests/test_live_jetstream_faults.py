@@ -211,6 +211,7 @@ def _assert_nothing_left(run_dir: Path, ports: list[int]) -> None:
 
 
 @pytest.mark.usefixtures("nats_server")
+@pytest.mark.slow
 def test_a_server_killed_and_started_again_on_its_store_loses_nothing_it_acked(tmp_path: Path) -> None:
     """SIGKILL the server a second into a 5 s run at 1000/s, start it again a second later on
     its port and store: each wire client reconnects once, the stream keeps every message
@@ -256,6 +257,7 @@ def test_a_server_killed_and_started_again_on_its_store_loses_nothing_it_acked(t
 
 
 @pytest.mark.usefixtures("nats_server")
+@pytest.mark.slow
 def test_a_paused_server_is_waited_for_not_reconnected_to(tmp_path: Path) -> None:
     """SIGSTOP the server for 2 s of a 5 s run at 1000/s with 500 publishes allowed in flight:
     the window fills and the publisher waits (a paused server is not a lost connection: a
@@ -325,6 +327,7 @@ def test_an_interruption_while_the_window_is_full_stamps_only_what_was_sent(tmp_
 
 
 @pytest.mark.usefixtures("nats_server")
+@pytest.mark.slow
 def test_a_killed_cluster_member_is_left_for_another(tmp_path: Path) -> None:
     """SIGKILL the server the wire clients are connected to (the first of a three-server
     cluster; the stream has three replicas) a second into a 20 s run: each client moves to
@@ -444,6 +447,7 @@ def test_the_read_back_waits_for_a_control_connection_that_is_reconnecting(tmp_p
 
 
 @pytest.mark.usefixtures("nats_server")
+@pytest.mark.slow
 def test_a_server_that_stays_dead_costs_the_read_back_its_timeout_not_a_minute(tmp_path: Path) -> None:
     """SIGKILL the server a second into a 3 s run and leave it dead: the read-back after the
     run waits live.read_back_timeout (2 s here) for a connection, then the run ends, its
@@ -492,6 +496,7 @@ def test_the_read_back_is_a_phase_after_the_run_off_its_time_axis(tmp_path: Path
 
 
 @pytest.mark.usefixtures("nats_server")
+@pytest.mark.slow
 def test_messages_stored_and_never_delivered_are_told_from_messages_never_stored(tmp_path: Path) -> None:
     """The consumers' links blackholed server to client for a second (acks none: the server
     sends each message once, into the hole): what the consumers lost, the stream holds. Every

@@ -109,6 +109,7 @@ def test_every_consumer_gets_every_message(tmp_path: Path) -> None:
     assert_nothing_left(result.run_dir)
 
 
+@pytest.mark.slow
 def test_a_paused_server_shows_in_the_latency_and_loses_nothing(tmp_path: Path) -> None:
     """SIGSTOP the server for a second of a constant-rate run: the messages sent meanwhile
     wait, their latency counts from their intended times, and all arrive after SIGCONT."""
@@ -320,7 +321,8 @@ def test_sigterm_at_any_moment_of_a_fast_run_ends_it_promptly(tmp_path: Path, de
 
 
 @pytest.mark.parametrize(("live", "rate"), [('[live.nats]\nclient = "nats-py"', 2_000_000),
-                                            ('[live.nats]\ngenerator_processes = 2\nburst = 64', 6_000_000)])
+                                            pytest.param('[live.nats]\ngenerator_processes = 2\nburst = 64', 6_000_000,
+                                                         marks=pytest.mark.slow)])
 def test_a_generator_behind_at_the_end_stops_there_and_counts_what_it_never_sent(tmp_path: Path, live: str,
                                                                                  rate: int) -> None:
     """Offered far past what any generator sends (millions a second for half a second): nothing

@@ -124,6 +124,7 @@ def _intended_ns(duration: str) -> list[int]:
             for t in batch.t_intended.tolist()]
 
 
+@pytest.mark.slow
 def test_a_blackholed_publisher_link_loses_exactly_the_messages_sent_in_its_window(tmp_path: Path) -> None:
     # Messages every 5 ms; the window opens and closes between two of them, 3 ms after one:
     # the switch lands a millisecond or two after its time, a send as much after its own.
@@ -163,6 +164,7 @@ duration = "1s"
     assert [f["kind"] for f in result.summary["faults"]] == ["toxic"]
 
 
+@pytest.mark.slow
 def test_a_latency_toxic_moves_p50_by_its_latency_and_corrupted_bytes_are_never_delivered(tmp_path: Path) -> None:
     result = _run(tmp_path, "5s", """
 [[faults]]
@@ -342,6 +344,7 @@ def _state(pid: int) -> str:
         return ""
 
 
+@pytest.mark.slow
 def test_an_r3_minority_partition_then_heal_keeps_every_acked_message_on_every_node(tmp_path: Path) -> None:
     """A three-server JetStream cluster, its routes through the fault proxy: nats-server-2 cut
     off from the other two for 2 s, then healed. After the run each server's own copy of
@@ -384,6 +387,7 @@ duration = "2s"
     assert summary["connections"]["cleanup"]["verified"] and summary["connections"]["cleanup"]["proxies_closed"] == 1
 
 
+@pytest.mark.slow
 def test_a_bridge_keeps_the_two_sides_connected_through_one_server(tmp_path: Path) -> None:
     """nats-server-0 and nats-server-2 see each other only through nats-server-1 for 2 s:
     only the routes between them are cut, and every acked message is on every node after."""
@@ -412,6 +416,7 @@ duration = "2s"
     assert len(before) > 150 and len(before & acked) >= 0.9 * len(before)
 
 
+@pytest.mark.slow
 def test_payloads_stored_damaged_are_counted_damaged_not_filed_under_another_id(tmp_path: Path) -> None:
     """JetStream behind an upstream ``corrupt`` toxic: the server stores and acks a payload
     whose bytes changed on the way. Read back, such a copy is damaged (its check byte says

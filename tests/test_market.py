@@ -244,6 +244,7 @@ def test_the_same_seed_gives_the_same_market_history(tmp_path: Path) -> None:
     assert first.summary["market"] == second.summary["market"]
 
 
+@pytest.mark.slow
 def test_fee_aware_keepers_cut_black_thursdays_bad_debt_by_nine_tenths(tmp_path: Path) -> None:
     fixed = run(load_scenario(str(EXAMPLES / "black-thursday.toml")), tmp_path / "fixed")
     aware = run(load_scenario(str(EXAMPLES / "black-thursday-fee-aware.toml")), tmp_path / "aware")
@@ -304,6 +305,7 @@ def test_the_report_shows_what_delay_cost(tmp_path: Path) -> None:
     assert "What delay cost" not in (plain.run_dir / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_liquidations_starve_behind_a_fifo_flood_and_survive_priority_shedding(tmp_path: Path) -> None:
     """solana-spam: 400,000 spam messages/s for 2 s against 4,000/s. FIFO: the queue holds
     hundreds of thousands, the nodes desynchronise, most liquidations never execute and

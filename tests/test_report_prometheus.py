@@ -126,6 +126,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_cli_serves_metrics_on_loopback_while_running(tmp_path) -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}/metrics"

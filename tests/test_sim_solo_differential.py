@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -110,6 +111,7 @@ def _simulate(scenario: Scenario, out: Path, compiled: bool) -> tuple[History, i
     return read_history(out), t_end, used_solo
 
 
+@pytest.mark.slow
 def test_both_loops_write_the_same_history() -> None:
     seen: Counter[str] = Counter()
 

@@ -112,6 +112,7 @@ def _fresh_interpreter(code: str, cache_dir: Path) -> Any:
     return json.loads(result.stdout.splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_the_warmed_signatures_are_the_ones_a_run_compiles(tmp_path: Path) -> None:
     # No helper and an empty cache: this process compiles every function it calls, callees
     # of the kernel included, and each dispatcher lists the signatures it was called with.
@@ -137,6 +138,7 @@ ONE_NODE_BUSY = ONE_NODE.replace('duration = "500ms"', 'duration = "1s"\nwindow 
     'rate = "2000/s"', 'rate = "40000/s"')
 
 
+@pytest.mark.slow
 def test_a_cold_run_draws_its_first_traffic_window_by_window_then_compiled(tmp_path: Path) -> None:
     """With a helper on an empty cache, the run does not compile the traffic windows before
     its first piece: it draws that piece through numpy, compiles the windows while it waits,

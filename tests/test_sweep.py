@@ -73,6 +73,40 @@ def test_each_runs_summary_is_that_of_the_same_run_alone(tmp_path: Path) -> None
     assert kept == {"summary.json", "done.json"}
 
 
+def test_a_run_without_its_report_writes_the_history_and_the_same_summary(tmp_path: Path) -> None:
+    scenario = load_scenario(QUICKSTART, SHORT)
+    full = run(scenario, tmp_path / "full").summary
+    bare = run(scenario, tmp_path / "bare", write_report=False).summary
+    assert sorted(path.name for path in (tmp_path / "bare").iterdir()) == ["history", "summary.json"]
+    assert {"report.html", "windows.csv"} <= {path.name for path in (tmp_path / "full").iterdir()}
+    assert {k: v for k, v in bare.items() if k != "wall_s"} == {k: v for k, v in full.items() if k != "wall_s"}
+
+
+def test_a_sweeps_runs_write_their_report_only_with_keep_runs_and_the_tables_agree(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --keep-runs a sweep's run writes no report.html or windows.csv at all (not
+    written, then removed); with it, every run keeps its whole directory. The rows agree."""
+    grid = [parse_grid("sequencer.workers=1,2")]
+    for keep in (False, True):
+        sweep(QUICKSTART, grid, workers=1, out_dir=tmp_path / str(keep), keep_runs=keep, sets=SHORT)
+    for keep, expected in ((False, {"summary.json", "done.json"}),
+                           (True, {"history", "summary.json", "report.html", "windows.csv", "done.json"})):
+        runs = sorted((tmp_path / str(keep) / "runs").iterdir())
+        assert len(runs) == 2 and all({entry.name for entry in run_dir.iterdir()} == expected for run_dir in runs)
+    assert _rows(tmp_path / "False") == _rows(tmp_path / "True")
+    # In this process, to see what each run writes before its directory is pruned.
+    import msgstorm.runner
+    from msgstorm.sweep.execute import RunTask, run_one
+
+    written: list[Path] = []
+    monkeypatch.setattr(msgstorm.runner, "write_run_files", lambda run_dir, *_: written.append(run_dir) or [])
+    spec = plan_sweep([], zipped=False, seeds=1, base_seed=1).runs[0]
+    for keep in (False, True):
+        outcome = run_one(RunTask(QUICKSTART, SHORT, spec, str(tmp_path / f"one-{keep}"), keep))
+        assert outcome["status"] == "ok", outcome
+    assert written == [tmp_path / "one-True"]
+
+
 def test_a_failed_run_is_a_row_with_its_error_retried_once_and_again_on_resume(tmp_path: Path) -> None:
     """A point the scenario refuses fails the whole sweep before anything runs; a run that
     raises while running (a price file with a negative price, found only when read) is run
@@ -224,6 +258,7 @@ def _left_of(pgid: int) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_a_sweep_killed_half_way_leaves_no_process_and_resumes_without_repeating_a_run(tmp_path: Path) -> None:
     """SIGKILL to the sweep's process alone (not its group): its workers die with it (none
     goes on writing into the directory), a second sweep beside a running one is refused, and
@@ -266,6 +301,7 @@ LEVERAGE = (GAP.format(accounts="", keepers=KEEPER)
             .replace('file = ""', "count = 10\nleverage_cap = 5.0"))
 
 
+@pytest.mark.slow
 def test_safe_leverage_brackets_the_boundary_computed_by_hand(tmp_path: Path) -> None:
     """A 30% gap, no delay to speak of (1 ms blocks), maintenance 10%, penalty 5%. A long at
     leverage L (collateral c, size L c / 100) is liquidated at 70 when its line, 100 (1 - 1/L)
@@ -295,6 +331,7 @@ def test_safe_leverage_brackets_the_boundary_computed_by_hand(tmp_path: Path) ->
     assert len(json.loads((curve_dir / "sweep.json").read_text())["points"]) == len(curve["points"])
 
 
+@pytest.mark.slow
 def test_safe_leverage_draws_one_curve_per_value_of_vary(tmp_path: Path) -> None:
     """--vary: a deeper crash leaves a lower safe leverage (a 40% gap to 60: liquidated from
     L >= 2.17, keeping c (1 - 0.4 L - 0.03 L): over budget when 0.43 - 1/L > 0.001, L > 2.331)."""
@@ -338,6 +375,7 @@ def _gbm_exceed_probability(leverage: float, budget: float = 0.001) -> float:
     return 0.5 * math.erfc(-(math.log(threshold) - mean) / (sigma * math.sqrt(horizon_s)) / math.sqrt(2))
 
 
+@pytest.mark.slow
 def test_safe_leverage_interval_covers_the_boundary_of_gbm_after_a_fixed_delay(tmp_path: Path) -> None:
     """The boundary L* where P(bad debt over budget) = 1 - confidence, from the closed form
     above (2.287 at 80%), lies in the reported boundary interval; the curve's estimates follow
@@ -368,6 +406,7 @@ def test_safe_leverage_interval_covers_the_boundary_of_gbm_after_a_fixed_delay(t
     assert f"boundary at 80%: between {within:g}x" in result.output, result.output
 
 
+@pytest.mark.slow
 def test_replicas_compare_as_groups_and_only_significant_differences_regress(tmp_path: Path) -> None:
     """Ten seeds against ten other seeds of one scenario: no regression, whatever the noise.
     Against double the service time: latency regresses, significantly (Welch's t)."""
@@ -452,6 +491,7 @@ def test_a_sweep_on_a_ray_cluster_gives_the_rows_of_local_processes(tmp_path: Pa
     assert settled(rows_ray) == settled(rows_local)
 
 
+@pytest.mark.slow
 def test_two_sweeps_compare_point_by_point(tmp_path: Path) -> None:
     """The same grid on other seeds: no point regresses. With the service twice as slow:
     every point's service time does, significantly."""

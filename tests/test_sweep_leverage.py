@@ -269,6 +269,7 @@ def test_the_page_plots_the_answer_and_its_boundary_interval(tmp_path: Path) -> 
     assert f"{open_top['safe_leverage']:g}x shown within budget: 0/8" in headline(open_top, 0.8)
 
 
+@pytest.mark.slow
 def test_the_terminal_the_json_and_the_page_give_one_answer(tmp_path: Path) -> None:
     """The hand-computed gap (over budget from 2.994x on, every seed alike), one seed a leverage
     at 50% and a second curve with a 40% gap (over from 2.331x). Each curve's answer is the

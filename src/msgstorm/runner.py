@@ -144,13 +144,15 @@ def write_run_row(writer: HistoryWriter, scenario: Scenario, sim: Target, t_end:
 
 
 def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progress | None = None, *,
-        overwrite: bool = False) -> RunResult:
+        overwrite: bool = False, write_report: bool = True) -> RunResult:
     """Run a scenario on its target and analyse the history it wrote.
 
     ``out_dir`` must be new or empty, as ``msgstorm run --out`` requires: a directory that
     holds anything raises ``RunDirError`` (a second run's parts would mix with the first's)
     unless ``overwrite``, which removes what a run writes there first. Without ``out_dir``
-    the run gets a new ``runs/<UTC time>-<name>``."""
+    the run gets a new ``runs/<UTC time>-<name>``. ``write_report`` False writes the history
+    and summary.json only, no report.html, windows.csv or latency.hlog (a sweep's runs, whose
+    tables read only the summary)."""
     run_dir = default_run_dir(scenario) if out_dir is None else Path(out_dir)
     if out_dir is not None:
         prepare_run_dir(run_dir, overwrite)
@@ -171,7 +173,8 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progres
         history = read_history(run_dir)
         analysis = analyse(history)
         write_summary(run_dir, analysis, wall_s)
-        write_run_files(run_dir, history, analysis, wall_s)  # report.html, windows.csv
+        if write_report:
+            write_run_files(run_dir, history, analysis, wall_s)  # report.html, windows.csv
     return RunResult(scenario, run_dir, history, analysis, wall_s)
 
 
