@@ -9,7 +9,8 @@ the plan's own typed values (``grid``): no value is matched by its text.
   other keys at each of their values: one line per value of a second key, points of a third
   averaged), with its 95% Student-t band;
 - a tornado chart: for each metric, how far each key moves it (the largest minus the
-  smallest mean over that key's values, the others averaged), keys sorted by reach;
+  smallest mean over that key's values, the others averaged, as a share of the largest mean so
+  metrics of different units share its axis);
 - a table of every point: its values, runs, failures and the key metrics' means and intervals.
 """
 
@@ -82,17 +83,27 @@ def _metric_figure(rows: dict[str, list[Any]], plan: Plan, metric: str, key: str
 
 
 def _tornado(rows: dict[str, list[Any]], plan: Plan, metrics: list[str]) -> dict[str, Any]:
+    """Each key's reach on each metric as a share of that metric's largest mean: metrics of
+    different units (throughput per second, queue depth, milliseconds) share one axis, so a
+    bar in the metric's own units would compare nothing. The reach in the metric's units is
+    the bar's hover text."""
     data = []
     for metric in metrics:
-        reach = []
+        shares, spreads = [], []
         for key in plan.keys:
             means = [float(np.mean(values)) for value in _values_of(plan, key)
                      if (values := _mean_over(rows, plan, metric, {key: value}))]
-            reach.append((max(means) - min(means)) if means else 0.0)
-        data.append({"type": "bar", "orientation": "h", "name": metric, "y": plan.keys, "x": reach})
-    layout = {"title": {"text": "How far each key moves each metric (largest minus smallest mean)"},
+            spread = (max(means) - min(means)) if means else 0.0
+            largest = max((abs(mean) for mean in means), default=0.0)
+            spreads.append(spread)
+            shares.append(100.0 * spread / largest if largest > 0 else 0.0)
+        data.append({"type": "bar", "orientation": "h", "name": metric, "y": plan.keys, "x": shares,
+                     "customdata": spreads, "hovertemplate": "%{x:.3g}% (%{customdata:,.4g} in its units)"})
+    layout = {"title": {"text": "How far each key moves each metric (largest minus smallest mean, as a share "
+                                "of the largest)"},
               "barmode": "group", "height": 160 + 60 * len(plan.keys) * max(1, len(metrics)) // 2,
-              "xaxis": {"title": {"text": "reach (the metric's units)"}}, "legend": {"orientation": "h", "y": -0.3}}
+              "xaxis": {"title": {"text": "reach (% of the metric's largest mean)"}},
+              "legend": {"orientation": "h", "y": -0.3}}
     return dict(figure(data, layout))
 
 
