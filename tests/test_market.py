@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from msgstorm import analyse, read_history, run
 from msgstorm.cli import app
+from msgstorm.errors import ExitCode
 from msgstorm.market.accounts import line_prices
 from msgstorm.market.prices import price_paths
 from msgstorm.scenario import ScenarioError, load_scenario, parse_scenario
@@ -344,3 +345,23 @@ def test_traders_who_top_up_in_time_are_not_liquidated(tmp_path: Path) -> None:
     agents = messages.column("agent").to_pylist()
     assert agents.count("traders-topping-up") == 3
     assert analyse(read_history(result.run_dir)).summary["market"] == market
+
+
+def test_an_accounts_file_row_opened_past_its_line_is_refused_naming_it(tmp_path: Path) -> None:
+    """Maintenance 10%: collateral 10 on a notional of 100 is leverage 10 = 1 / maintenance,
+    an account on its line from the start; the run is refused before it starts, naming the row."""
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text(ACCOUNTS + "long,1,100,10\n")
+    scenario = parse_scenario(GAP.format(accounts=accounts, keepers=KEEPER), source="gap.toml")
+    with pytest.raises(ValueError, match=r"accounts\.csv: row 6: leverage 10 .* at or above 1 / maintenance_margin = 10"):
+        run(scenario, tmp_path / "run")
+
+
+def test_msgstorm_run_says_which_accounts_row_is_past_its_line_and_exits_2(tmp_path: Path) -> None:
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text(ACCOUNTS + "long,1,100,5\n")
+    scenario = tmp_path / "gap.toml"
+    scenario.write_text(GAP.format(accounts=accounts, keepers=KEEPER))
+    result = CliRunner().invoke(app, ["run", str(scenario), "--out", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert "row 6: leverage 20" in result.output and "Traceback" not in result.output

@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from msgstorm.errors import EXIT_CODES_HELP, ExitCode, TargetError
+from msgstorm.errors import EXIT_CODES_HELP, DataFileError, ExitCode, TargetError
 from msgstorm.heap import keep_freed_memory
 
 
@@ -233,6 +233,9 @@ def run(
         err.print(f"interrupted: the history in {run_dir} is written; finish the summary and report "
                   f"with: msgstorm report {run_dir}", highlight=False, markup=False)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
+    except DataFileError as error:
+        _error(str(error))
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
     except TargetError as error:
         _error(str(error))
         if (run_dir / "history").is_dir():

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["EXIT_CODES_HELP", "ExitCode", "TargetError"]
+__all__ = ["EXIT_CODES_HELP", "DataFileError", "ExitCode", "TargetError"]
 
 
 class ExitCode(IntEnum):
@@ -55,3 +55,9 @@ EXIT_CODES_HELP = "Exit codes: " + "; ".join(f"{int(code)} {_MEANINGS[code]}" fo
 class TargetError(RuntimeError):
     """A target could not run: a server missing or failing to start, a URL that is not
     reachable or not allowed. Raised before any load is sent (exit ``TARGET_FAILED``)."""
+
+
+class DataFileError(ValueError):
+    """A data file a scenario names (prices, accounts) that cannot be used, found when the run
+    reads it: the message names the file, the row and what would be right (exit ``BAD_INPUT``;
+    a sweep's run records it as its error)."""

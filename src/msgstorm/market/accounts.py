@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from msgstorm import draws
+from msgstorm.errors import DataFileError
 from msgstorm.market.rules import equity, impact_bps, notional, pnl
 from msgstorm.sampling import sample_array
 from msgstorm.scenario.market import AccountsSpec, MarketSpec
@@ -80,6 +81,7 @@ def draw_accounts(market: MarketSpec, initial_prices: list[float], seed: np.rand
         which = 0 if group.instrument is None else names.index(group.instrument)
         if group.file is not None:
             side, size, entry, collateral = _loaded(group.file)
+            _refuse_past_the_line(group.file, size, entry, collateral, market.maintenance_margin)
         else:
             side, size, entry, collateral = _drawn(group, initial_prices[which], np.random.default_rng(child))
         parts.append((np.full(len(side), which, dtype=np.int32), side, size, entry, collateral))
@@ -114,15 +116,29 @@ def _loaded(path: str) -> tuple[np.ndarray, ...]:
         elif text in ("-1", "short", "-1.0"):
             sides.append(-1)
         else:
-            raise ValueError(f"accounts file {path}: row {row}: side must be long, short, 1 or -1, got {value!r}")
+            raise DataFileError(f"accounts file {path}: row {row}: side must be long, short, 1 or -1, got {value!r}")
     columns = [np.asarray(read_column(path, name).to_numpy(zero_copy_only=False), dtype=np.float64)
                for name in ("size", "entry", "collateral")]
     for name, values in zip(("size", "entry", "collateral"), columns, strict=True):
         bad = np.flatnonzero(~(np.isfinite(values) & (values > 0)))
         if bad.size:
-            raise ValueError(f"accounts file {path}: row {int(bad[0]) + 2}: {name} must be a number above 0, "
+            raise DataFileError(f"accounts file {path}: row {int(bad[0]) + 2}: {name} must be a number above 0, "
                              f"got {values[bad[0]]}")
     return (np.asarray(sides, dtype=np.int8), *columns)
+
+
+def _refuse_past_the_line(path: str, size: np.ndarray, entry: np.ndarray, collateral: np.ndarray,
+                          maintenance: float) -> None:
+    """An account opened at leverage 1 / maintenance or above is on or past its liquidation
+    line from the start (its equity is within maintenance x notional): the drawn groups are
+    refused so at validation (``leverage_cap``), a file's rows here, naming the first."""
+    leverage = size * entry / collateral
+    past = np.flatnonzero(leverage >= 1.0 / maintenance)
+    if past.size:
+        row = int(past[0])
+        raise DataFileError(f"accounts file {path}: row {row + 2}: leverage {leverage[row]:g} (size x entry / "
+                         f"collateral) is at or above 1 / maintenance_margin = {1.0 / maintenance:g}: the account "
+                         f"would open on or past its liquidation line ({past.size} such row(s))")
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from msgstorm import draws
+from msgstorm.errors import DataFileError
 from msgstorm.market.rules import horizon_ns
 from msgstorm.scenario.market import InstrumentSpec, MarketSpec
 
@@ -109,9 +110,9 @@ def _replayed(path: str, steps: int, resolution_ns: int) -> np.ndarray:
     times = read_replay_offsets_ns(path, "t", "s", 1.0)
     values = np.asarray(read_column(path, "price").to_numpy(zero_copy_only=False), dtype=np.float64)
     if len(values) != len(times):
-        raise ValueError(f"price file {path}: columns t and price differ in length")
+        raise DataFileError(f"price file {path}: columns t and price differ in length")
     if not np.all(np.isfinite(values)) or np.any(values <= 0):
-        raise ValueError(f"price file {path}: every price must be a number above 0")
+        raise DataFileError(f"price file {path}: every price must be a number above 0")
     grid = np.arange(steps + 1, dtype=np.int64) * np.int64(resolution_ns)
     order = np.argsort(times, kind="stable")
     at = np.searchsorted(times[order], grid, side="right") - 1
