@@ -325,7 +325,8 @@ class ToxicKind:
         said = cannot(driver, f"target {scenario.target!r}", "toxic", ToxicKind.needs)
         if said:
             return [(("kind",), said[0])]
-        routing = driver.client_routing_problem(scenario.live)  # type: ignore[attr-defined]
+        routes: type[RoutesClients] = driver  # declared: ``cannot`` said nothing
+        routing = routes.client_routing_problem(scenario.live)
         if routing is not None:
             return [(("kind",), routing)]
         if TOXICS[spec.toxic].changes_bytes:

@@ -198,10 +198,10 @@ class Blackhole(Toxic):
         return []
 
 
-@toxic("reset_peer")
 @dataclass(frozen=True)
-class ResetPeer(Toxic):
-    summary: ClassVar[str] = "connections reset (RST) `timeout` after it starts or they open"
+class _OnConnectionsAfterTimeout(Toxic):
+    """A toxic that acts on connections, ``timeout`` after it starts or they open."""
+
     settings: ClassVar[tuple[str, ...]] = ("timeout",)
     on_connections: ClassVar[bool] = True
 
@@ -210,6 +210,12 @@ class ResetPeer(Toxic):
     @classmethod
     def parameters(cls, spec: ToxicFault) -> dict[str, Any]:
         return {"timeout_ns": spec.timeout or 0}
+
+
+@toxic("reset_peer")
+@dataclass(frozen=True)
+class ResetPeer(_OnConnectionsAfterTimeout):
+    summary: ClassVar[str] = "connections reset (RST) `timeout` after it starts or they open"
 
     def meet(self, connection: ToxicTarget, toxic_id: int) -> None:
         if self.timeout_ns:
@@ -220,16 +226,8 @@ class ResetPeer(Toxic):
 
 @toxic("timeout")
 @dataclass(frozen=True)
-class Timeout(Toxic):
+class Timeout(_OnConnectionsAfterTimeout):
     summary: ClassVar[str] = "data held, the connection closed after `timeout` (0: held to the end, then delivered)"
-    settings: ClassVar[tuple[str, ...]] = ("timeout",)
-    on_connections: ClassVar[bool] = True
-
-    timeout_ns: int = 0
-
-    @classmethod
-    def parameters(cls, spec: ToxicFault) -> dict[str, Any]:
-        return {"timeout_ns": spec.timeout or 0}
 
     def meet(self, connection: ToxicTarget, toxic_id: int) -> None:
         connection.hold(toxic_id, self.directions())
