@@ -14,8 +14,9 @@ One retry rule for both executors (``run_with_retries``): a run that failed is r
 within the sweep (``RETRIES``), and a resumed sweep runs again every run recorded as failed.
 A finished run leaves ``done.json`` in its directory (written, then renamed into place),
 its status and attempt with it (a run stopped part way by Ctrl-C or SIGTERM, its summary
-marked ``interrupted``, is a failed run, not an ``ok`` one): a sweep run again with the same ``--out`` skips every run
-that finished ``ok``, and runs again any that failed or was cut short. Without
+marked ``interrupted``, is a failed run, not an ``ok`` one): a sweep run again with the
+same ``--out`` skips every run that finished ``ok``, and runs again any that failed or was
+cut short. Without
 ``keep_runs`` a run writes no report.html or windows.csv (the sweep's tables read only its
 summary), and once finished keeps its ``summary.json`` only.
 """
