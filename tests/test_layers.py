@@ -18,7 +18,7 @@ RANK = {
     "jit": -1,
     "draws": 0, "pcg64": 0, "progress": 0, "errors": 0, "heap": 0, "poisson_kernel": 1,
     "scenario": 1, "history": 1,
-    "sampling": 2, "faults": 2,
+    "sampling": 2, "faults": 2, "security": 2,
     "traffic": 3, "market": 3,
     "sim": 4, "live": 4, "analysis": 4,
     "report": 5,

@@ -57,6 +57,9 @@ SETTING = {
     "sequencer.lane": (UNBOUNDED, UNBOUNDED, '[sequencer.lane]\nworkers = 1'),
     "controllers": (UNBOUNDED, UNBOUNDED, '[[controllers]]\nkind = "block_time"\nmin_interval = "100ms"\n'
                                           'max_interval = "1s"'),
+    # Signing and verifying every message for real takes the Python loop (sim/integrity.py).
+    "security.verify": (UNBOUNDED, UNBOUNDED, '[security]\nscheme = "hmac-sha256"\nverify_cost = "2us"\n'
+                                              'verify = "real"'),
 }
 
 

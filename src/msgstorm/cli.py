@@ -457,7 +457,10 @@ def compare(
 
 @app.command(cls=_Command)
 def calibrate(
-    run_dir: Annotated[Path, typer.Argument(help="a step-ramp run directory (live or sim)", metavar="RUN_DIR")],
+    run_dir: Annotated[Path, typer.Argument(help="a step-ramp run directory (live or sim); or `crypto`: measure "
+                                            "what signing and verifying one message costs on this machine "
+                                            "with each [security] scheme, and store it for runs to use",
+                                            metavar="RUN_DIR|crypto")],
     output: Annotated[Path | None, typer.Option("--out", "-o", help="the twin scenario file to write (default: "
                                                 "RUN_DIR/twin.toml)", metavar="TWIN.toml")] = None,
     low_load: Annotated[str, typer.Option("--low-load", help="steps offered at most this share of the measured "
@@ -467,7 +470,11 @@ def calibrate(
                                         "exit 1 when it is off by more than 15%, or is not a prediction (it "
                                         "says why)")] = False,
 ) -> None:
-    """Fit a one-node sim twin to a step-ramp run from its low-load steps; write its scenario."""
+    """Fit a one-node sim twin to a step-ramp run from its low-load steps; write its scenario
+    (or, `calibrate crypto`, measure the signing schemes' cost on this machine)."""
+    if str(run_dir) == "crypto" and not run_dir.is_dir():
+        _calibrate_crypto(output)
+        return
     import pyarrow as pa
 
     from msgstorm.analysis.calibrate import CalibrationError
@@ -528,6 +535,27 @@ def calibrate(
     out.print(f"twin: {output} (its knee is the prediction: msgstorm run {output})", highlight=False, markup=False)
     if check:
         _check_twin(output, calibration)
+
+
+def _calibrate_crypto(output: Path | None) -> None:
+    """Time signing and verifying with each scheme, store it (``--out``, else the default
+    place runs read) and print it."""
+    from msgstorm.security.costs import costs_path, measure, save_costs
+
+    target = costs_path() if output is None else output
+    costs = measure()
+    try:
+        save_costs(costs, target)
+    except OSError as error:
+        _error(f"{target}: cannot write: {error.strerror or error}")
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    for name, cost in costs.schemes.items():
+        out.print(f"{name}: sign {cost.sign_ns / 1e3:,.2f} us, verify {cost.verify_ns / 1e3:,.2f} us a message "
+                  f"({costs.body_bytes} bytes; one core verifies {1e9 / cost.verify_ns:,.0f}/s)",
+                  highlight=False, markup=False)
+    out.print(f"{costs.library}; stored in {target} (a [security] run without verify_cost uses it"
+              + ("" if output is None else f"; point {'MSGSTORM_CRYPTO_COSTS'} at it") + ")",
+              highlight=False, markup=False)
 
 
 def _check_twin(twin: Path, calibration: Any) -> None:

@@ -58,6 +58,7 @@ class TargetError(RuntimeError):
 
 
 class DataFileError(ValueError):
-    """A data file a scenario names (prices, accounts) that cannot be used, found when the run
+    """A data file a scenario names (prices, accounts) or reads (the crypto calibration of
+    ``[security]``) that cannot be used, found when the run
     reads it: the message names the file, the row and what would be right (exit ``BAD_INPUT``;
     a sweep's run records it as its error)."""

@@ -7,6 +7,8 @@ simulator's hot loop one value per call from a refilled buffer: numpy's per-call
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from msgstorm import draws
@@ -20,15 +22,45 @@ from msgstorm.scenario.distributions import (
     Uniform,
 )
 
-__all__ = ["Sampler", "sample_array", "sample_from_uniforms"]
+__all__ = ["Drawn", "Shifted", "Sampler", "sample_array", "sample_from_uniforms", "shifted"]
 
 
-def sample_array(dist: Dist, rng: np.random.Generator, n: int) -> np.ndarray:
+@dataclass(frozen=True)
+class Shifted:
+    """A distribution's draws plus a fixed amount (a node's processing time plus the
+    verification of a signed message, ``sim/integrity.py``): the same uniforms as the base,
+    so adding the amount moves no other stream."""
+
+    base: Dist
+    offset: int
+
+    @property
+    def mean(self) -> float:
+        return self.base.mean + self.offset
+
+
+Drawn = Dist | Shifted
+
+
+def shifted(dist: Dist, offset: int) -> Drawn:
+    """``dist`` plus ``offset``: ``dist`` itself for 0 and a constant for a constant (the
+    compiled loops take a constant's value as a parameter)."""
+    if offset == 0:
+        return dist
+    if isinstance(dist, Constant):
+        return Constant(value=dist.value + offset)
+    return Shifted(dist, offset)
+
+
+def sample_array(dist: Drawn, rng: np.random.Generator, n: int) -> np.ndarray:
     """``n`` draws as float64 (non-negative; normal is truncated at zero). Every draw goes
     through ``msgstorm.draws``, so the values are the same on every CPU. A constant draws
     nothing; every other distribution takes exactly one uniform per value, so
     ``sample_from_uniforms(dist, rng.random(n))`` gives the same values from the same
     stream (compiled traffic generation draws the uniforms itself)."""
+    if isinstance(dist, Shifted):
+        moved: np.ndarray = sample_array(dist.base, rng, n) + dist.offset
+        return moved
     if isinstance(dist, Constant):
         return np.full(n, dist.value, dtype=np.float64)
     if isinstance(dist, Uniform):
@@ -64,7 +96,7 @@ class Sampler:
 
     __slots__ = ("_block", "_dist", "_rng", "buffer", "constant", "index")
 
-    def __init__(self, dist: Dist, rng: np.random.Generator, block: int = 4096) -> None:
+    def __init__(self, dist: Drawn, rng: np.random.Generator, block: int = 4096) -> None:
         self._dist = dist
         self._rng = rng
         self._block = block

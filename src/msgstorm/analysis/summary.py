@@ -42,6 +42,9 @@ Place in the pipeline: between the history and the reports. It reads only the ``
 - ``desync``: {episodes, max_height_gap}; ``propagation_ms``: {region: {p50, p90, p99, count}}.
 - ``control``: what each self-healing controller decided and shed (``control``); absent
   without decisions.
+- ``security``: the scheme and the verification cost per message used; ``integrity``:
+  {tampered, replayed, detected, accepted} (``integrity``); absent without [security] or an
+  adversary.
 - ``faults``: [{fault_id, kind, start_s, end_s, pre_fault_p99_ms, recovery_s}] (``analysis/recovery.py``); ``checks``: [{name, verdict, detail}];
   ``slo``: [{name, verdict, value, threshold}] (see ``slo``).
 
@@ -76,6 +79,7 @@ from msgstorm.analysis.failure import failure_over
 from msgstorm.analysis.fairness import fairness_summary
 from msgstorm.analysis.faults import fault_windows, faults_summary
 from msgstorm.analysis.generator import generator_summary
+from msgstorm.analysis.integrity import integrity_summary, security_summary
 from msgstorm.analysis.latency import ipdv_ms, latency_and_jitter_ms, stage_breakdown_ms
 from msgstorm.analysis.market import market_summary
 from msgstorm.analysis.propagation import propagation_by_region_ms
@@ -211,6 +215,12 @@ def analyse(history: History) -> Analysis:
     control = control_summary(history)
     if control is not None:  # only runs whose self-healing controllers decided something have one
         summary["control"] = control
+    security = security_summary(history)
+    if security is not None:  # only runs with [security] have one
+        summary["security"] = security
+    integrity = integrity_summary(history)
+    if integrity is not None:  # only runs with [security] or an adversary have one
+        summary["integrity"] = integrity
     summary["slo"] = evaluate_slos(summary, dict(history.scenario.get("slo") or {}))
     # The report draws the committed messages' latency from these again.
     history.retain("messages", ["t_committed", "t_intended"])

@@ -392,6 +392,27 @@ class Controller(_Closed):
     sheds: Annotated[list[str], Field(description="the kinds it may shed")]
 
 
+class Security(_Closed):
+    scheme: Annotated[str | None, Field(description="none, hmac-sha256 or ed25519 ([security] scheme)")]
+    verify: Annotated[str | None, Field(description="model, or real: every message signed and verified by the library")]
+    chain_id: Annotated[int | None, Field(description="the chain id in what is signed")]
+    verify_cost_us: Annotated[float, Field(ge=0, description="CPU time a receiving node spent verifying one "
+                                                             "message, added to its processing time")]
+    sign_cost_us: Annotated[float | None, Field(ge=0, description="signing one message, from the calibration; "
+                                                                  "null when the scenario gave the cost")]
+    source: Annotated[str | None, Field(description="where the cost came from: scenario, or the calibration "
+                                                    "file `msgstorm calibrate crypto` wrote")]
+
+
+class Integrity(_Closed):
+    scheme: Annotated[str, Field(description="the authentication scheme the receivers verified with")]
+    tampered: Annotated[Count, Field(description="messages that arrived altered by an adversary")]
+    replayed: Annotated[Count, Field(description="copies of earlier messages an adversary sent again")]
+    replayed_other_chain: Annotated[Count, Field(description="of those, copies signed on another chain")]
+    detected: Annotated[Count, Field(description="tampered or replayed messages rejected by verification")]
+    accepted: Annotated[Count, Field(description="tampered or replayed messages accepted (what got through)")]
+
+
 class Summary(BaseModel):
     """The headline results of one msgstorm run, as written to RUN_DIR/summary.json by
     `msgstorm run` and `msgstorm report` (see msgstorm.analysis.summary). Times in ms are
@@ -454,6 +475,12 @@ class Summary(BaseModel):
     control: Annotated[dict[str, Controller] | None, Field(
         description="what each self-healing controller ([[controllers]]) decided and shed; absent without "
                     "decisions")] = None
+    security: Annotated[Security | None, Field(
+        description="the authentication scheme and the verification cost per message the run used; absent "
+                    "without [security]")] = None
+    integrity: Annotated[Integrity | None, Field(
+        description="tampered and replayed messages and what verification did with them (exact counts); "
+                    "absent without [security] or a tamper/replay adversary")] = None
     desync: Desync
     propagation_ms: Annotated[dict[str, RegionPropagation], Field(
         description="gossip propagation (t_delivered - t_sent) by receiving region")]

@@ -58,6 +58,9 @@ class EventKind(StrEnum):
     # admitted share of non-essential kinds, or the block interval in ns); detail:
     # {"controller", "previous", "output", "strain"} and the controller's own terms
     CONTROL = "control"
+    # At the start of a run with ``[security]``: value = the verification cost per message in
+    # ns; detail: {"scheme", "verify", "chain_id", "verify_ns", "sign_ns", "source"}
+    SECURITY = "security"
 
 
 EVENT_KINDS: tuple[str, ...] = tuple(kind.value for kind in EventKind)

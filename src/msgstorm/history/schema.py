@@ -26,6 +26,7 @@ __all__ = [
     "EVENTS",
     "EVENT_KINDS",
     "EXECUTIONS",
+    "INTEGRITY",
     "LAZY_TABLES",
     "MARKET_TABLES",
     "MESSAGES",
@@ -251,8 +252,21 @@ RANKS = pa.schema([
     pa.field("rank", pa.int64(), nullable=False),
 ])
 
+# ``integrity``: each message of an adversary the leader verified (``sim/integrity.py``):
+# ``attack`` "tampered" (its contents altered on the way) or "replayed" (a copy of ``of_msg``,
+# sent again as signed on the same chain or on an ``other``); ``detected``: the verification
+# rejected it (else it was accepted and went on). Runs without an adversary have no such table.
+INTEGRITY = pa.schema([
+    pa.field("msg_id", pa.int64(), nullable=False),
+    pa.field("t", pa.int64(), nullable=False),
+    pa.field("attack", pa.string(), nullable=False),
+    pa.field("of_msg", pa.int64(), nullable=False),  # -1 for a tampered message
+    pa.field("chain", pa.string(), nullable=False),  # "same" | "other" for a copy, "" otherwise
+    pa.field("detected", pa.bool_(), nullable=False),
+])
+
 # Tables written only by some runs: each gets its directory with its first rows.
-LAZY_TABLES = (*MARKET_TABLES, "ranks")
+LAZY_TABLES = (*MARKET_TABLES, "ranks", "integrity")
 
 TABLES: dict[str, pa.Schema] = {
     "messages": MESSAGES,
@@ -270,6 +284,7 @@ TABLES: dict[str, pa.Schema] = {
     "auctions": AUCTIONS,
     "auction_orders": AUCTION_ORDERS,
     "ranks": RANKS,
+    "integrity": INTEGRITY,
 }
 # Tables a history may lack (written by newer targets only; a live target may not know its
 # overlay; only a run with a market writes the market's, only some policies ``ranks``): read as empty.

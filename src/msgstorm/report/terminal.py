@@ -14,7 +14,7 @@ from rich.table import Table
 
 from msgstorm.report.text import broker_said, duration_ms, duration_s, number
 
-__all__ = ["control_lines", "print_summary"]
+__all__ = ["control_lines", "print_summary", "security_lines"]
 
 
 def _fmt(value: Any, unit: str = "") -> str:
@@ -118,6 +118,27 @@ def control_lines(control: dict[str, Any], by_kind: dict[str, Any]) -> list[tupl
     return rows
 
 
+def security_lines(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """The authentication scheme and its verification cost, and what the adversaries got
+    through (``analysis/integrity.py``), as (label, text)."""
+    rows = []
+    security = summary.get("security")
+    if security:
+        sign = security.get("sign_cost_us")
+        rows.append(("security", f"{escape(str(security.get('scheme')))}: verify {_fmt(security.get('verify_cost_us'))} us"
+                     " a message" + ("" if sign is None else f", sign {_fmt(sign)} us")
+                     + f" (from {escape(str(security.get('source')))}; {escape(str(security.get('verify')))})"))
+    integrity = summary.get("integrity")
+    if integrity and (integrity.get("tampered") or integrity.get("replayed")):
+        rows.append(("integrity", f"tampered {_fmt(integrity.get('tampered'))}, replayed "
+                     f"{_fmt(integrity.get('replayed'))} ({_fmt(integrity.get('replayed_other_chain'))} from another "
+                     f"chain): detected {_fmt(integrity.get('detected'))}, ACCEPTED {_fmt(integrity.get('accepted'))}"
+                     if integrity.get("accepted") else
+                     f"tampered {_fmt(integrity.get('tampered'))}, replayed {_fmt(integrity.get('replayed'))} "
+                     f"({_fmt(integrity.get('replayed_other_chain'))} from another chain): every one detected"))
+    return rows
+
+
 def _faults_table(faults: list[dict[str, Any]]) -> Table:
     """Each fault: when it was active, the p99 before it and how long the layer took to
     recover after it (``analysis/recovery.py``)."""
@@ -184,6 +205,8 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
                  f"{_fmt(desync.get('episodes'))} / {_fmt(desync.get('max_height_gap'))}")
     messages = summary.get("messages") or {}
     head.add_row("messages", ", ".join(f"{k} {_fmt(v)}" for k, v in messages.items()))
+    for label, text in security_lines(summary):
+        head.add_row(label, text)
     generator = summary.get("generator")
     if generator:
         lag = generator.get("send_lag_ms") or {}

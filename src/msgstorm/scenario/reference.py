@@ -26,7 +26,7 @@ import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from msgstorm.scenario import control, market, schema
+from msgstorm.scenario import control, market, schema, security
 from msgstorm.scenario import distributions as dists
 from msgstorm.scenario.regions import known_regions
 from msgstorm.scenario.registry import (
@@ -252,6 +252,21 @@ DESCRIPTIONS: dict[str, str] = {
     "CrashFault.at": "start",
     "CrashFault.node": "a node name, or `\"sequencer\"` (whoever leads then); live: a server msgstorm starts (SIGKILL), or `\"leader\"` (the JetStream stream's leader then)",
     "CrashFault.restart_after": "restart after this; none: stays down",
+    "TamperFault.kind": "sim: an adversary on the link into the sequencer alters messages' contents; a "
+                        "`[security]` scheme that authenticates rejects each, `none` accepts them",
+    "TamperFault.at": "start",
+    "TamperFault.duration": "how long; none: to the end of the run",
+    "TamperFault.kinds": "the message kinds it alters (all when not given)",
+    "TamperFault.probability": "share of those messages it alters (drawn with the run's seed)",
+    "ReplayFault.kind": "sim: an adversary sends copies of messages it saw reach the sequencer again; a "
+                        "`[security]` scheme with nonces and the chain id rejects each, `none` accepts them",
+    "ReplayFault.at": "start",
+    "ReplayFault.duration": "how long; none: to the end of the run",
+    "ReplayFault.kinds": "the message kinds it copies (all when not given)",
+    "ReplayFault.probability": "share of those messages it copies (drawn with the run's seed)",
+    "ReplayFault.delay": "how long after the original reached the sequencer the copy is sent",
+    "ReplayFault.chain": "`same`: the copy as signed on this chain (its nonce was seen); `other`: as signed "
+                         "on another chain (another chain id)",
     "DegradeFault.kind": "add latency, half-normal jitter and loss to some links",
     "DegradeFault.at": "start",
     "DegradeFault.duration": "how long; none: to the end of the run",
@@ -467,6 +482,7 @@ _SECTIONS: list[_Section] = [
     ("[market.topups]", market.TopUpSpec),
     ("[[market.frontrunners]]", market.FrontRunnerSpec),
     ("[market.orders]", market.AuctionOrdersSpec),
+    ("[security]", security.SecuritySpec),
     ("[analysis]", schema.AnalysisSpec),
     ("[history]", schema.HistorySpec),
     ("[limits]", schema.LimitsSpec),

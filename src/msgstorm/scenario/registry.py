@@ -18,7 +18,7 @@ that appears in a scenario or a report to its implementation:
   returning a ``Backpressure`` (``sim/backpressure.py``), the admission part of the
   sequencer (a lane's kinds skip it);
 - ``FAULT_KINDS``: ``faults[].kind`` -> a ``FaultKind`` applying the fault's start and end
-  (``sim/fault_injector.py``);
+  (``sim/fault_injector.py``; the adversary's ``tamper`` and ``replay``, ``sim/integrity.py``);
 - ``LIVE_FAULT_KINDS``: ``faults[].kind`` on a live target -> a ``LiveFaultKind`` checking
   the entry against the target and applying its start and end to real servers and links
   (``live/nemesis.py``). A kind registered in one of the two fault registries only is
@@ -36,8 +36,9 @@ that appears in a scenario or a report to its implementation:
 - ``REACTORS``: reactive agents of the simulator (every run asks each) -> a factory
   ``(scenario, host, seed) -> Reactor | None`` (``sim/reactor.py``, the host a ``SimHost``
   of ``sim/host.py``; the market,
-  ``market/reactor.py``): agents that create messages during the run in reaction to what
-  is delivered and committed;
+  ``market/reactor.py``; the adversary that tampers and replays and the leader's
+  verification, ``sim/integrity.py``): agents that create messages during the run in
+  reaction to what is delivered and committed;
 - ``CONTROLLERS``: ``controllers[].kind`` -> a factory ``(spec, host) -> Controller``
   (``sim/control.py``): self-healing controllers that look at the run's strain every
   ``every`` and steer it (shed non-essential kinds, change the block interval), each
@@ -188,7 +189,8 @@ QUEUE_POLICIES: Registry[Callable[[], Any]] = Registry("queue policy", (
     "msgstorm.sim.policies_fair",
 ), ("fifo", "fee_priority", "batch_auction", "commit_reveal", "fair_order"))
 BACKPRESSURE_MODES: Registry[Callable[[Any], Any]] = Registry("backpressure mode", ("msgstorm.sim.backpressure",))
-FAULT_KINDS: Registry[Any] = Registry("fault kind", ("msgstorm.sim.fault_injector",), ("partition", "crash", "degrade"))
+FAULT_KINDS: Registry[Any] = Registry("fault kind", ("msgstorm.sim.fault_injector", "msgstorm.sim.integrity"),
+                                      ("partition", "crash", "degrade", "tamper", "replay"))
 LIVE_FAULT_KINDS: Registry[Any] = Registry("live fault kind", ("msgstorm.live.nemesis",),
                                            ("pause", "crash", "restart", "toxic", "partition", "bridge"))
 TOXICS: Registry[Any] = Registry("toxic", ("msgstorm.live.toxics",))
@@ -201,5 +203,6 @@ LIVE_DRIVERS: Registry[Any] = Registry("live driver", (
     "msgstorm.live.drivers.zmq",
     "msgstorm.live.drivers.redis",
 ))
-REACTORS: Registry[Callable[..., Any]] = Registry("reactor", ("msgstorm.market.reactor", "msgstorm.market.frontrun"))
+REACTORS: Registry[Callable[..., Any]] = Registry("reactor", ("msgstorm.market.reactor", "msgstorm.market.frontrun",
+                                                            "msgstorm.sim.integrity"))
 CONTROLLERS: Registry[Callable[..., Any]] = Registry("controller", ("msgstorm.sim.control",))

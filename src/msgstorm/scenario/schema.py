@@ -33,6 +33,7 @@ from msgstorm.scenario.distributions import (
 from msgstorm.scenario.kinds import MESSAGE_KINDS, MessageKind
 from msgstorm.scenario.market import MarketSpec
 from msgstorm.scenario.registry import TOXICS
+from msgstorm.scenario.security import SecuritySpec
 from msgstorm.scenario.units import parse_bandwidth_bps, parse_fraction, parse_rate_per_s
 
 __all__ = [
@@ -64,10 +65,13 @@ __all__ = [
     "PauseFault",
     "RestartFault",
     "RedisSpec",
+    "ReplayFault",
     "RunSpec",
     "Scenario",
     "ScriptFault",
+    "SecuritySpec",
     "SequencerSpec",
+    "TamperFault",
     "TOXIC_SETTINGS",
     "ToxicFault",
     "ZmqSpec",
@@ -463,6 +467,33 @@ class RestartFault(_Spec):
     down: DurationNs = 0
 
 
+class TamperFault(_Spec):
+    """An adversary on the link into the sequencer alters the contents of messages (of
+    ``kinds``, all when not given) with ``probability`` each, from ``at`` for ``duration``:
+    a scheme that authenticates rejects every one, ``none`` accepts them (``[security]``)."""
+
+    kind: Literal["tamper"]
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)] | None = None
+    kinds: list[MessageKind] | None = Field(default=None, min_length=1)
+    probability: Annotated[Fraction, Field(gt=0, le=1)] = 1.0
+
+
+class ReplayFault(_Spec):
+    """An adversary copies messages (of ``kinds``) it sees reach the sequencer, with
+    ``probability`` each, and sends each copy again ``delay`` later: as signed on this chain
+    (``chain = "same"``: its nonce was seen) or on another chain (``"other"``: another chain
+    id). A scheme that authenticates rejects every copy, ``none`` accepts them."""
+
+    kind: Literal["replay"]
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)] | None = None
+    kinds: list[MessageKind] | None = Field(default=None, min_length=1)
+    probability: Annotated[Fraction, Field(gt=0, le=1)] = 1.0
+    delay: Annotated[DurationNs, Field(gt=0)] = 1_000_000
+    chain: Literal["same", "other"] = "same"
+
+
 # The settings of a toxic entry; each kind reads some of them (``TOXICS[kind].settings``,
 # ``live/toxics.py``) and the others must be left unset.
 TOXIC_SETTINGS = ("latency", "jitter", "rate", "timeout", "slice_size", "slice_delay", "close_delay")
@@ -510,7 +541,8 @@ class ToxicFault(_Spec):
 
 # One fault (what the simulator or a live target applies), as a nemesis's mix or a script lists them.
 OneFault = Annotated[
-    PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault,
+    PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault
+    | TamperFault | ReplayFault,
     Field(discriminator="kind"),
 ]
 
@@ -573,8 +605,8 @@ class ScriptFault(_Spec):
 COMPOSITE_FAULT_KINDS = ("nemesis", "script")
 
 FaultSpec = Annotated[
-    PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault | NemesisFault
-    | ScriptFault,
+    PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault | TamperFault
+    | ReplayFault | NemesisFault | ScriptFault,
     Field(discriminator="kind"),
 ]
 
@@ -749,6 +781,10 @@ class Scenario(_Spec):
     agents: list[AgentSpec] = Field(min_length=1)
     faults: list[FaultSpec] = Field(default_factory=list)
     market: MarketSpec | None = None
+    # Left out of the scenario's dump when not given, so that scenarios without it keep their hash.
+    security: SecuritySpec | None = Field(
+        default=None, exclude_if=lambda security: security is None,
+        description="message authentication and its cost: [`[security]`](#security)")
     # Left out of the scenario's dump when empty, so that scenarios without it keep their hash.
     controllers: list[ControllerSpec] = Field(
         default_factory=list, exclude_if=lambda controllers: not controllers,

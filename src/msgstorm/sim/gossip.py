@@ -13,8 +13,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from msgstorm.sampling import sample_array
-from msgstorm.scenario.distributions import Dist
+from msgstorm.sampling import Drawn, sample_array
 from msgstorm.sim import kernel as k
 from msgstorm.sim.link_model import Degradations, model_code
 from msgstorm.sim.topology import Topology
@@ -44,7 +43,7 @@ def _heap_keys(entries: int) -> np.ndarray:
 
 
 class GossipState:
-    def __init__(self, topology: Topology, processing: Dist, tx_ns_per_byte: float,
+    def __init__(self, topology: Topology, processing: Drawn, tx_ns_per_byte: float,
                  link_rng: np.random.Generator, processing_rng: np.random.Generator, degradations: Degradations,
                  delivery_stride: int, delivery_budget: int) -> None:
         n = topology.size

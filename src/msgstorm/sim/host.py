@@ -24,7 +24,20 @@ from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
 from msgstorm.sim.context import Handler, SimContext
 from msgstorm.sim.reactor import Reactor
 from msgstorm.sim.sequencer import Sequencer
-from msgstorm.sim.state import AGENT, FEE, IN_FLIGHT, KEY, KIND, MSG_ID, NULL, ORIGIN, SEQ_NO, SIZE
+from msgstorm.sim.state import (
+    AGENT,
+    FEE,
+    IN_FLIGHT,
+    KEY,
+    KIND,
+    MSG_ID,
+    NULL,
+    ORIGIN,
+    REJECTED,
+    SEQ_NO,
+    SIZE,
+    T_RECEIVED,
+)
 from msgstorm.traffic.generate import MessageBatch
 
 __all__ = ["CommitListener", "SimHost"]
@@ -114,6 +127,20 @@ class SimHost:
 
     def append(self, table: str, columns: dict[str, Any]) -> None:
         self.writer.append(table, columns)
+
+    def leader(self) -> int:
+        """The node that leads now (whose sequencer takes what it validates)."""
+        return self.ctx.cluster.leader
+
+    def reject(self, t: int, msg_id: int) -> None:
+        """The leader refuses a message it validated before its sequencer sees it (its
+        signature or nonce failed verification, ``sim/integrity.py``): rejected, received now."""
+        record = self.ctx.msgs.live.get(msg_id)
+        if record is None:
+            return
+        record[T_RECEIVED] = t
+        self.ctx.tally.rejected += 1
+        self.ctx.record.settle(msg_id, REJECTED)
 
     def batch(self, **columns: Any) -> MessageBatch:
         return MessageBatch(**columns)

@@ -56,6 +56,7 @@ from msgstorm.sim.control import ControlHost, build_controllers, start_controlle
 from msgstorm.sim.fault_injector import FaultInjector
 from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.host import SimHost
+from msgstorm.sim.integrity import security_costs, verified_processing
 from msgstorm.sim.kernel import ITEM_BLOCK, ITEM_MSG, ITEM_WATCHED
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.lone_cpu import LoneCpu
@@ -115,14 +116,18 @@ class ShadowNetwork:
         topology = self.topology
         names = topology.names
         self.links = LinkState(topology, np.random.default_rng(link_seed))
-        self.processing = Sampler(scenario.network.processing, np.random.default_rng(proc_seed))
+        # Verifying a signed message adds its cost to every receipt's processing ([security]).
+        self.security = security_costs(scenario)
+        processing = verified_processing(scenario, self.security)
+        self.processing_mean_ns = processing.mean
+        self.processing = Sampler(processing, np.random.default_rng(proc_seed))
         service = Sampler(scenario.sequencer.service, np.random.default_rng(svc_seed))
         bandwidth = scenario.network.bandwidth
         sample = scenario.history.delivery_sample
         # Deliveries are recorded for every stride-th msg_id (by the kernel and LoneCpu).
         self.delivery_stride = 0 if sample <= 0 else max(1, round(1 / sample))
         self.gossip = GossipState(
-            topology, scenario.network.processing, 8e9 / bandwidth if bandwidth > 0 else 0.0,
+            topology, processing, 8e9 / bandwidth if bandwidth > 0 else 0.0,
             np.random.default_rng(gossip_link_seed), np.random.default_rng(gossip_proc_seed), self.links.degradations,
             delivery_stride=self.delivery_stride,
             delivery_budget=scenario.history.max_deliveries,
@@ -222,6 +227,11 @@ class ShadowNetwork:
         """Drive virtual time; Ctrl-C stops early and keeps what was recorded."""
         cluster = self.cluster
         self.record.event(0, EventKind.RUN_START, detail={"nodes": cluster.size, "leader": cluster.names[cluster.leader]})
+        security = self.scenario.security
+        if security is not None and self.security is not None:
+            self.record.event(0, EventKind.SECURITY, value=float(self.security.verify_ns), detail={
+                "scheme": security.scheme, "verify": security.verify, "chain_id": security.chain_id,
+                **self.security.model_dump()})
         if self.solo is not None:
             self.interrupted = not self.solo.run(traffic, self._publish)
             self.now = self.solo.now
@@ -363,7 +373,7 @@ class ShadowNetwork:
     def _sample(self, t: int, _a: int, _b: int, _c: int, _d: int) -> None:
         self.sequencer.sample(t)
         self.sequencer.unstick(t)
-        mean_ns = self.scenario.network.processing.mean
+        mean_ns = self.processing_mean_ns
         if self.topology.size > 1 and mean_ns > 0:
             # ``validation_backlog``: the nodes whose CPU has the most validation work queued,
             # in receipts' worth (queued CPU time over the mean processing time).

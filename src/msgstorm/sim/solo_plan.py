@@ -96,6 +96,11 @@ SOLO_FIELDS: dict[str, str] = {
     "history.max_deliveries": REPLAYED,
     "history.row_group_size": OUTSIDE,
     "limits": OUTSIDE,
+    # The verification cost is added to the processing times the loop draws (sim/integrity.py).
+    "security.scheme": REPLAYED,
+    "security.verify_cost": REPLAYED,
+    "security.chain_id": NO_EFFECT,  # judged by the integrity reactor, which only faults or verify="real" bring
+    "security.verify": PYTHON_ONLY,  # signs and verifies every message in Python
 }
 
 
