@@ -1,0 +1,68 @@
+"""A measured verification cost, used as processing time, sets the sequencer's knee: one node
+whose CPU verifies every message (ed25519, above one core's verification capacity at the
+ramp's top) saturates at 1 / cost, and the knee the analysis finds is there within 5%."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from msgstorm.security.costs import COSTS_ENV, measure, save_costs
+
+KNEE_TOML = """
+[run]
+name = "verify-knee"
+seed = {seed}
+duration = "16s"
+drain = "2s"
+window = "1s"
+
+[network]
+regions = ["us-east"]
+nodes_per_region = 1
+processing = "0s"
+
+[sequencer]
+service = "{service_ns}ns"
+
+[blocks]
+interval = "50ms"
+max_messages = 1000000
+
+[security]
+scheme = "ed25519"
+
+[[agents]]
+name = "ramp"
+role = "trader"
+arrival = {{ process = "step_ramp", start = "{start}/s", step = "{step}/s", every = "2s", steps = 8 }}
+"""
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_the_knee_is_where_the_measured_verification_cost_says(
+        scenario_from, run_scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    path = save_costs(measure(per_round=200, rounds=5), tmp_path / "costs.json")
+    monkeypatch.setenv(COSTS_ENV, str(path))
+    from msgstorm.security.costs import load_costs
+
+    costs = load_costs(path)
+    assert costs is not None
+    verify_ns = round(costs.schemes["ed25519"].verify_ns)
+    capacity_per_s = 1e9 / verify_ns  # one core verifying, nothing else on it
+    # The ramp: 70% to 105% of that capacity in 5% steps; the sequencer's own service is a
+    # twentieth of the verification, so the node's CPU is what saturates.
+    start, step = round(0.70 * capacity_per_s), round(0.05 * capacity_per_s)
+    result = run_scenario(scenario_from(KNEE_TOML.format(seed=seed, service_ns=verify_ns // 20, start=start,
+                                                         step=step)))
+    assert result.summary["security"]["verify_cost_us"] == round(verify_ns / 1e3, 3)
+    assert result.summary["security"]["source"] == str(path)
+    knee = result.summary["capacity"]["knee_rate_per_s"]
+    assert knee is not None
+    assert abs(knee - capacity_per_s) <= 0.05 * capacity_per_s, (knee, capacity_per_s)
+    # Without the verification the same ramp passes every step: the cost is what set the knee.
+    free = run_scenario(scenario_from(KNEE_TOML.format(seed=seed, service_ns=verify_ns // 20, start=start,
+                                                       step=step).replace('scheme = "ed25519"', 'scheme = "none"')))
+    method = free.summary["capacity"]["method"]
+    assert "first failing step" not in method, method
