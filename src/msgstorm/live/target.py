@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from msgstorm.errors import TargetError
+from msgstorm.errors import DataFileError, TargetError
 from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.cpu import MIN_INTERVAL_S, CpuSampler
@@ -77,6 +77,7 @@ from msgstorm.live.drivers.base import (
     HasServers,
     ReadsNodes,
     RunsInProcesses,
+    SignsMessages,
     TimedReceiptsDriver,
 )
 from msgstorm.live.event_log import SAMPLES_EVERY_S, EventLog
@@ -96,6 +97,7 @@ from msgstorm.progress import Progress, ProgressSnapshot
 from msgstorm.scenario.budget import STAGED_MESSAGES
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import Scenario
+from msgstorm.security.costs import CostSource, resolve_verify_cost
 from msgstorm.traffic.generate import MessageBatch, generate_traffic
 
 __all__ = ["HEADER", "LiveTarget", "Receipts", "first_arrivals"]
@@ -161,6 +163,7 @@ class LiveTarget:
         self.log = EventLog(writer, self._recording)  # the events, on disk as they happen
         self.driver: Driver = LIVE_DRIVERS[scenario.target](scenario.live, run_dir, self._on_event)
         self.consumer_names = [f"consumer-{i}" for i in range(scenario.live.consumers)]
+        self._authenticate(scenario)
         self.batches: list[MessageBatch] = []
         self.sent: list[np.ndarray] = []
         self.receipts = Receipts()
@@ -235,6 +238,32 @@ class LiveTarget:
         """The acks one read brought (int64 arrays), with one time for them all."""
         self.acks.add_read(msg_ids, orders, self._now())
 
+    def _authenticate(self, scenario: Scenario) -> None:
+        """[security]: the driver's publisher signs and its consumers verify (``live/signing.py``)."""
+        security = scenario.security
+        if security is None or security.scheme == "none":
+            return
+        driver = self.driver
+        if not isinstance(driver, SignsMessages):
+            raise TargetError(f"{scenario.target}: [security] scheme {security.scheme!r}: this target does not sign "
+                              "messages (core NATS does)")
+        problem = driver.signing_problem(scenario.live)
+        if problem is not None:
+            raise TargetError(f"{scenario.target}: [security] scheme {security.scheme!r}: {problem}")
+        driver.authenticate(security.scheme, security.chain_id, scenario.run.seed)
+
+    def _security_detail(self) -> dict[str, Any] | None:
+        """The ``security`` event's detail: a live run verifies for real; the cost per message
+        shown is the calibration's (or the scenario's ``verify_cost``), when there is one."""
+        security = self.scenario.security
+        if security is None:
+            return None
+        try:
+            cost = resolve_verify_cost(security.scheme, security.verify_cost)
+        except DataFileError:
+            cost = CostSource(verify_ns=0, sign_ns=None, source="not calibrated (msgstorm calibrate crypto)")
+        return {"scheme": security.scheme, "verify": "real", "chain_id": security.chain_id, **cost.model_dump()}
+
     # --- running ------------------------------------------------------------------------
 
     def run(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None = None) -> None:
@@ -245,6 +274,9 @@ class LiveTarget:
             "processes": (self.driver.processes if isinstance(self.driver, RunsInProcesses) else 1)
             + self.generator_count - 1,
             "fanout": bool(self.driver.fanout), "acks": bool(self.driver.acks)}))
+        security = self._security_detail()
+        if security is not None:
+            self.log.add((self._now(), EventKind.SECURITY, None, float(security["verify_ns"]), security))
         started: set[int] = set()  # pids of the servers whose server_start is recorded
         try:
             for server in self.driver.start_servers():

@@ -52,7 +52,7 @@ __all__ = [
     "CAPABILITIES", "STOP_GRACE_NS", "AnnouncesMaxPayload", "BulkAckDriver", "BurstDriver", "ChildProcess",
     "CountsLostPublishes", "Driver", "FeedsGeneratorProcesses", "HasConsumerProcesses", "HasRouteLinks", "HasServers",
     "LeadsStream", "OnAck", "OnAcks", "OnEvent", "OnReceipt", "OnReceipts", "OnTimedReceipts", "Outages", "ReadsNodes",
-    "RoutesClients", "RunsInProcesses", "TimedReceiptsDriver", "declares"]
+    "RoutesClients", "RunsInProcesses", "SignsMessages", "TimedReceiptsDriver", "declares"]
 
 # A message due before ``run.duration`` still leaves up to this long after it (a wake-up a
 # few ms late at the end is no backlog); a generator further behind stops there, and what
@@ -264,6 +264,22 @@ class RoutesClients(Protocol):
     def client_routes(self) -> dict[str, list[str]]: ...
 
     def route_clients(self, routes: dict[str, list[str]]) -> None: ...
+
+
+@runtime_checkable
+class SignsMessages(Protocol):
+    """A driver whose publisher signs every message and whose consumers verify each one
+    (``[security]``, ``live/signing.py``): the target calls ``authenticate`` before
+    ``connect``. ``signing_problem(spec)``: why a run with ``spec`` cannot sign (a client or
+    process layout the signing does not cover), or None. ``refused()``: the payloads its
+    consumers refused so far, ``(tampered, replayed)``."""
+
+    @staticmethod
+    def signing_problem(spec: LiveSpec) -> str | None: ...
+
+    def authenticate(self, scheme: str, chain_id: int, seed: int) -> None: ...
+
+    def refused(self) -> tuple[int, int]: ...
 
 
 @runtime_checkable

@@ -58,6 +58,7 @@ from msgstorm.live.drivers.base import (
     Outages,
     RoutesClients,
     RunsInProcesses,
+    SignsMessages,
 )
 from msgstorm.live.drivers.nats_wire import WireConnection, pack_pubs, payloads, pub_frames
 from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
@@ -71,8 +72,10 @@ from msgstorm.live.servers import (
     go_server_env,
     require_loopback,
 )
+from msgstorm.live.signing import PayloadSigner, PayloadVerifier, signing_pair
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import LiveSpec
+from msgstorm.security.crypto import Scheme
 
 __all__ = ["NatsDriver"]
 
@@ -111,17 +114,19 @@ async def connect_nats_py(urls: list[str], name: str, outages: Outages, closing:
 
 class _Staged:
     """Messages staged and not all published yet (``taken`` of ``count``): on the wire
-    client their PUB frames, message k's from ``frame_ends[k]`` to ``frame_ends[k + 1]``;
-    on nats-py each one's id and payload."""
+    client their PUB frames, message k's from ``frame_ends[k]`` to ``frame_ends[k + 1]``
+    (signed: their columns, framed as they go); on nats-py each one's id and payload."""
 
-    __slots__ = ("count", "frame_ends", "frames", "messages", "taken")
+    __slots__ = ("count", "frame_ends", "frames", "messages", "taken", "unsigned")
 
     def __init__(self, count: int, frames: memoryview | None = None, frame_ends: list[int] | None = None,
-                 messages: list[tuple[int, bytes]] | None = None) -> None:
+                 messages: list[tuple[int, bytes]] | None = None,
+                 unsigned: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
         self.count = count
         self.frames = frames
         self.frame_ends = frame_ends or []
         self.messages = messages or []
+        self.unsigned = unsigned  # signed messages: ids, keys and sizes, framed as they are published
         self.taken = 0
 
 
@@ -132,7 +137,7 @@ def _warm_up() -> None:
 
 @LIVE_DRIVERS.register("nats")
 class NatsDriver(HasServers, RoutesClients, AnnouncesMaxPayload, HasConsumerProcesses, RunsInProcesses,
-                 FeedsGeneratorProcesses):
+                 FeedsGeneratorProcesses, SignsMessages):
     fanout = True
     acks = False
 
@@ -164,6 +169,30 @@ class NatsDriver(HasServers, RoutesClients, AnnouncesMaxPayload, HasConsumerProc
         self._reconnects: set[asyncio.Task[None]] = set()
         self._pub_head = np.frombuffer(f"PUB {spec.subject} ".encode(), dtype=np.uint8).copy()
         self._staged: collections.deque[_Staged] = collections.deque()
+        # [security]: the publisher's signer and each consumer's verifier (``authenticate``).
+        self.signer: PayloadSigner | None = None
+        self.verify_scheme: Scheme | None = None
+        self.chain_id = 0
+        self.verifiers: list[PayloadVerifier] = []
+
+    @staticmethod
+    def signing_problem(spec: LiveSpec) -> str | None:
+        """Signing covers the wire client with its consumers in this process."""
+        if spec.nats.client != "wire":
+            return "signed messages ([security]) need [live.nats] client = \"wire\""
+        if spec.nats.consumer_processes or spec.nats.generator_processes > 1:
+            return ("signed messages ([security]) are sent and verified in msgstorm's own process: leave "
+                    "[live.nats] consumer_processes and generator_processes unset")
+        return None
+
+    def authenticate(self, scheme: str, chain_id: int, seed: int) -> None:
+        pair = signing_pair(scheme, chain_id, seed)
+        if pair is not None:
+            self.signer, self.verify_scheme = pair
+            self.chain_id = chain_id
+
+    def refused(self) -> tuple[int, int]:
+        return (sum(v.tampered for v in self.verifiers), sum(v.replayed for v in self.verifiers))
 
     def start_servers(self) -> list[dict[str, Any]]:
         if self.url is not None:
@@ -269,7 +298,12 @@ class NatsDriver(HasServers, RoutesClients, AnnouncesMaxPayload, HasConsumerProc
 
     def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
         """Messages to publish next; on the wire client their PUB frames are built now."""
-        if self.wire:
+        if self.wire and self.signer is not None:
+            # Signed: each burst's frames are built as it is published (``_signed_frames``),
+            # so signing costs the send path when the messages go, as a signing client's would,
+            # not a stall of the whole slice ahead of its first message.
+            self._staged.append(_Staged(msg_ids.size, unsigned=(msg_ids, keys, sizes)))
+        elif self.wire:
             frames, ends = pack_pubs(self._pub_head, *pack_payloads(msg_ids, keys, sizes))
             self._staged.append(_Staged(msg_ids.size, frames=frames.data, frame_ends=[0, *ends.tolist()]))
         else:
@@ -294,6 +328,13 @@ class NatsDriver(HasServers, RoutesClients, AnnouncesMaxPayload, HasConsumerProc
             count -= last - first
             if last == staged.count:
                 self._staged.popleft()
+            if staged.unsigned is not None:
+                self.handed_over += last - first
+                if publisher is None or not await publisher.publish_frames(self._signed_frames(staged, first, last)):
+                    self._dropped += last - first
+                    self.lost_publishes += last - first
+                done += last - first
+                continue
             if staged.frames is None:  # each through ``publish``, which counts it
                 for msg_id, data in staged.messages[first:last]:
                     await self.publish(msg_id, data)
@@ -306,6 +347,13 @@ class NatsDriver(HasServers, RoutesClients, AnnouncesMaxPayload, HasConsumerProc
                 self.lost_publishes += last - first
             done += last - first
         return None
+
+    def _signed_frames(self, staged: _Staged, first: int, last: int) -> memoryview:
+        """The PUB frames of staged messages ``first`` .. ``last - 1``, signed now."""
+        assert staged.unsigned is not None and self.signer is not None
+        msg_ids, keys, sizes = (column[first:last] for column in staged.unsigned)
+        frames, _ = pack_pubs(self._pub_head, *self.signer.sign(*pack_payloads(msg_ids, keys, sizes), msg_ids))
+        return frames.data
 
     async def flush(self) -> None:
         if self.wire:
@@ -320,7 +368,15 @@ class NatsDriver(HasServers, RoutesClients, AnnouncesMaxPayload, HasConsumerProc
     async def _open_wire(self, name: str, index: int | None) -> WireConnection:
         assert self.url is not None
         on_frames = None
-        if index is not None and self.on_receipts is not None:
+        if index is not None and self.on_receipts is not None and self.verify_scheme is not None:
+            signed_bulk = self.on_receipts
+            verifier = PayloadVerifier(self.verify_scheme, self.chain_id)
+            self.verifiers.append(verifier)
+
+            def on_frames(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, index: int = index) -> None:
+                ids = verifier.read(data, starts, lengths)  # only what verifies is a receipt
+                signed_bulk(index, ids, starts.size - ids.size)
+        elif index is not None and self.on_receipts is not None:
             bulk = self.on_receipts
 
             def on_frames(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, index: int = index) -> None:
