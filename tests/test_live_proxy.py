@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from msgstorm.live.adversary_toxics import Replay, Tamper
 from msgstorm.live.proxy import FaultProxy, sleep_until
 from msgstorm.live.toxics import (
     TOXICS,
@@ -220,6 +221,9 @@ _HARSH: dict[str, Toxic] = {
     "slicer": Slicer("upstream", slice_bytes=64, slice_delay_ns=1_000_000),
     "slow_close": SlowClose("upstream", close_delay_ns=2_000_000_000),
     "corrupt": Corrupt("upstream"),
+    # No NATS publishes on this link: they pass every read through unchanged.
+    "tamper": Tamper("upstream"),
+    "replay": Replay("upstream"),
 }
 # Kinds that lose what was sent while they act.
 _LOSES = {"blackhole", "reset_peer"}

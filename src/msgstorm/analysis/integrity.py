@@ -8,8 +8,11 @@ verified; a live run's consumers one per altered or replayed payload they receiv
 
 ``integrity_summary``: ``{scheme, tampered, replayed, replayed_other_chain, detected,
 accepted}`` — exact counts: every row is tampered or replayed, and detected (rejected) or
-accepted; ``accepted`` is what an adversary got through. None for a run without ``[security]``,
-adversary or table rows.
+accepted; ``accepted`` is what an adversary got through. Live, the adversary is the fault
+proxy's ``tamper`` and ``replay`` toxics (``live/adversary_toxics.py``), which count what they
+did in their ``fault_end`` events, and the consumers count what their verification refused
+(the ``integrity`` event): ``accepted`` is what the toxics did less what was refused. None
+for a run without ``[security]``, adversary or table rows.
 """
 
 from __future__ import annotations
@@ -49,15 +52,48 @@ def _has_adversary(history: History) -> bool:
     return False
 
 
+def _live_counts(history: History) -> dict[str, int] | None:
+    """A live run's counts: what the adversary's toxics did (their ``fault_end`` stats) and
+    what the consumers refused (the ``integrity`` event; a message counts as detected when
+    every consumer refused it, so the least of theirs). None without either."""
+    ends = events_of(history, "fault_end")
+    tampered = replayed = 0
+    seen = False
+    for row in ends.rows.tolist():
+        detail = json.loads(ends.events.column("detail")[int(row)].as_py() or "{}")
+        if detail.get("toxic") in ADVERSARY_FAULTS:
+            seen = True
+            tampered += int(detail.get("tampered_messages", 0))
+            replayed += int(detail.get("replayed_messages", 0))
+    refused = events_of(history, "integrity")
+    consumers: list[dict[str, int]] = []
+    if refused.rows.size:
+        seen = True
+        consumers = json.loads(refused.events.column("detail")[int(refused.rows[0])].as_py() or "{}")["consumers"]
+    if not seen:
+        return None
+    detected_tampered = min((c["tampered"] for c in consumers), default=0)
+    detected_replayed = min((c["replayed"] for c in consumers), default=0)
+    detected = detected_tampered + detected_replayed
+    return {"tampered": tampered, "replayed": replayed, "replayed_other_chain": 0, "detected": detected,
+            "accepted": tampered + replayed - detected}
+
+
 def integrity_summary(history: History) -> dict[str, Any] | None:
     table = history.table("integrity")
     security = history.scenario.get("security") or {}
+    scheme = security.get("scheme", "none")
+    if history.run_info.get("target") not in (None, "sim"):
+        live = _live_counts(history)
+        return None if live is None and not security else {
+            "scheme": scheme, **(live or {"tampered": 0, "replayed": 0, "replayed_other_chain": 0, "detected": 0,
+                                          "accepted": 0})}
     if not table.num_rows and not security and not _has_adversary(history):
         return None
     attack = np.asarray(table.column("attack").to_pylist(), dtype=object)
     chain = np.asarray(table.column("chain").to_pylist(), dtype=object)
     detected = np.asarray(table.column("detected").to_pylist(), dtype=bool)
     replayed = attack == "replayed"
-    return {"scheme": security.get("scheme", "none"), "tampered": int((attack == "tampered").sum()),
+    return {"scheme": scheme, "tampered": int((attack == "tampered").sum()),
             "replayed": int(replayed.sum()), "replayed_other_chain": int((replayed & (chain == "other")).sum()),
             "detected": int(detected.sum()), "accepted": int((~detected).sum())}

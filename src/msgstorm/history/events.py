@@ -61,6 +61,9 @@ class EventKind(StrEnum):
     # At the start of a run with ``[security]``: value = the verification cost per message in
     # ns; detail: {"scheme", "verify", "chain_id", "verify_ns", "sign_ns", "source"}
     SECURITY = "security"
+    # live, at the end of a signed run: value = payloads refused by the consumers' verification;
+    # detail: {"consumers": [{"tampered", "replayed"}]}, one entry per consumer
+    INTEGRITY = "integrity"
 
 
 EVENT_KINDS: tuple[str, ...] = tuple(kind.value for kind in EventKind)

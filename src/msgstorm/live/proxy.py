@@ -127,7 +127,7 @@ class _Pipe:
             state = self.state(toxic_id)
             acted: list[tuple[dict[int, int], bytes]] = []
             for delays, chunk in pieces:
-                if toxic.probability < 1.0 and state.rng.random() >= toxic.probability:
+                if toxic.probability < 1.0 and not toxic.per_message and state.rng.random() >= toxic.probability:
                     acted.append((delays, chunk))
                     continue
                 state.stats.chunks += 1

@@ -264,6 +264,15 @@ class LiveTarget:
             cost = CostSource(verify_ns=0, sign_ns=None, source="not calibrated (msgstorm calibrate crypto)")
         return {"scheme": security.scheme, "verify": "real", "chain_id": security.chain_id, **cost.model_dump()}
 
+    def _record_refused(self) -> None:
+        """A signed run's ``integrity`` event: what each consumer refused (its verification)."""
+        security = self.scenario.security
+        if security is None or security.scheme == "none" or not isinstance(self.driver, SignsMessages):
+            return
+        refused = [{"tampered": tampered, "replayed": replayed} for tampered, replayed in self.driver.refused()]
+        self.log.add((self.t_run_end if self.t_run_end is not None else self._now(), EventKind.INTEGRITY, None,
+                      float(sum(r["tampered"] + r["replayed"] for r in refused)), {"consumers": refused}))
+
     # --- running ------------------------------------------------------------------------
 
     def run(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None = None) -> None:
@@ -463,6 +472,7 @@ class LiveTarget:
                 # Interrupted: stopped now, each reports what it sent (a no-op for one that is done).
                 await asyncio.gather(*(generator.stop() for generator in self.generators))
                 await self.driver.close()
+                self._record_refused()
             finally:
                 if self.nemesis is not None:  # the fault proxy, after the clients that go through it
                     await self.nemesis.close(self._now)

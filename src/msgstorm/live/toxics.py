@@ -45,6 +45,8 @@ class ToxicStats:
     dropped_bytes: int = 0
     corrupted_chunks: int = 0
     connections: int = 0  # connections a connection toxic acted on
+    tampered_messages: int = 0  # messages a tamper toxic altered (``live/adversary_toxics.py``)
+    replayed_messages: int = 0  # copies a replay toxic sent again
 
 
 @dataclass
@@ -57,6 +59,7 @@ class ToxicState:
     rng: random.Random
     stats: ToxicStats
     free_ns: int = 0
+    frames: Any = None  # a toxic that reads the protocol's frames: where it is in them on this connection
 
 
 def toxic_rng(seed: int, toxic_id: int, link: str) -> random.Random:
@@ -94,6 +97,9 @@ class Toxic:
     settings: ClassVar[tuple[str, ...]] = ()  # the scenario entry's settings it reads
     on_connections: ClassVar[bool] = False  # acts on connections, not on chunks
     changes_bytes: ClassVar[bool] = False  # delivers changed bytes (payloads must carry a check byte)
+    # Acts on whole messages it reads out of the stream: sees every read, draws ``probability``
+    # per message itself (``live/adversary_toxics.py``)
+    per_message: ClassVar[bool] = False
 
     direction: Direction = "both"
     probability: float = 1.0

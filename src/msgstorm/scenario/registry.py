@@ -24,7 +24,8 @@ that appears in a scenario or a report to its implementation:
   (``live/nemesis.py``). A kind registered in one of the two fault registries only is
   refused at validation on the other side's targets, naming the entry;
 - ``TOXICS``: ``faults[].toxic`` (a ``toxic`` fault) -> a ``Toxic`` class of the fault
-  proxy (``live/toxics.py``): its parameters, the entry's settings it reads, what it does to
+  proxy (``live/toxics.py``; the adversary's ``tamper`` and ``replay`` of NATS publishes,
+  ``live/adversary_toxics.py``): its parameters, the entry's settings it reads, what it does to
   a chunk or a connection. Validation, the nemesis, the proxy and the reference read the
   kinds from here;
 - ``ARRIVAL_PROCESSES``: ``agents[].arrival.process`` -> a builder of an ``ArrivalProcess``
@@ -193,7 +194,7 @@ FAULT_KINDS: Registry[Any] = Registry("fault kind", ("msgstorm.sim.fault_injecto
                                       ("partition", "crash", "degrade", "tamper", "replay"))
 LIVE_FAULT_KINDS: Registry[Any] = Registry("live fault kind", ("msgstorm.live.nemesis",),
                                            ("pause", "crash", "restart", "toxic", "partition", "bridge"))
-TOXICS: Registry[Any] = Registry("toxic", ("msgstorm.live.toxics",))
+TOXICS: Registry[Any] = Registry("toxic", ("msgstorm.live.toxics", "msgstorm.live.adversary_toxics"))
 ARRIVAL_PROCESSES: Registry[Callable[..., Any]] = Registry("arrival process", ("msgstorm.traffic.arrivals",))
 CHECKERS: Registry[Any] = Registry("checker", ("msgstorm.analysis.delivery", "msgstorm.analysis.generator",
                                                 "msgstorm.analysis.audit"))

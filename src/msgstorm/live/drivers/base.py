@@ -271,15 +271,15 @@ class SignsMessages(Protocol):
     """A driver whose publisher signs every message and whose consumers verify each one
     (``[security]``, ``live/signing.py``): the target calls ``authenticate`` before
     ``connect``. ``signing_problem(spec)``: why a run with ``spec`` cannot sign (a client or
-    process layout the signing does not cover), or None. ``refused()``: the payloads its
-    consumers refused so far, ``(tampered, replayed)``."""
+    process layout the signing does not cover), or None. ``refused()``: per consumer, the
+    payloads it refused so far, ``(tampered, replayed)``."""
 
     @staticmethod
     def signing_problem(spec: LiveSpec) -> str | None: ...
 
     def authenticate(self, scheme: str, chain_id: int, seed: int) -> None: ...
 
-    def refused(self) -> tuple[int, int]: ...
+    def refused(self) -> list[tuple[int, int]]: ...
 
 
 @runtime_checkable

@@ -191,8 +191,8 @@ class NatsDriver(HasServers, RoutesClients, AnnouncesMaxPayload, HasConsumerProc
             self.signer, self.verify_scheme = pair
             self.chain_id = chain_id
 
-    def refused(self) -> tuple[int, int]:
-        return (sum(v.tampered for v in self.verifiers), sum(v.replayed for v in self.verifiers))
+    def refused(self) -> list[tuple[int, int]]:
+        return [(verifier.tampered, verifier.replayed) for verifier in self.verifiers]
 
     def start_servers(self) -> list[dict[str, Any]]:
         if self.url is not None:
