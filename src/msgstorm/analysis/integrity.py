@@ -7,7 +7,7 @@ the ``integrity`` table (``sim/integrity.py`` writes one per adversary's message
 verified; a live run's consumers one per altered or replayed payload they received).
 
 ``integrity_summary``: ``{scheme, tampered, replayed, replayed_other_chain, detected,
-accepted}`` — exact counts: every row is tampered or replayed, and detected (rejected) or
+accepted, censored}`` (``censored``: messages a censoring producer kept back or dropped) — exact counts: every row is tampered or replayed, and detected (rejected) or
 accepted; ``accepted`` is what an adversary got through. Live, the adversary is the fault
 proxy's ``tamper`` and ``replay`` toxics (``live/adversary_toxics.py``), which count what they
 did in their ``fault_end`` events, and the consumers count what their verification refused
@@ -28,7 +28,7 @@ from msgstorm.history.reader import History
 __all__ = ["ADVERSARY_FAULTS", "integrity_summary", "security_summary"]
 
 # Fault kinds (and toxics) whose messages the ``integrity`` table counts.
-ADVERSARY_FAULTS = frozenset({"tamper", "replay"})
+ADVERSARY_FAULTS = frozenset({"tamper", "replay", "censor"})
 
 
 def security_summary(history: History) -> dict[str, Any] | None:
@@ -76,7 +76,7 @@ def _live_counts(history: History) -> dict[str, int] | None:
     detected_replayed = min((c["replayed"] for c in consumers), default=0)
     detected = detected_tampered + detected_replayed
     return {"tampered": tampered, "replayed": replayed, "replayed_other_chain": 0, "detected": detected,
-            "accepted": tampered + replayed - detected}
+            "accepted": tampered + replayed - detected, "censored": 0}
 
 
 def integrity_summary(history: History) -> dict[str, Any] | None:
@@ -87,13 +87,15 @@ def integrity_summary(history: History) -> dict[str, Any] | None:
         live = _live_counts(history)
         return None if live is None and not security else {
             "scheme": scheme, **(live or {"tampered": 0, "replayed": 0, "replayed_other_chain": 0, "detected": 0,
-                                          "accepted": 0})}
+                                          "accepted": 0, "censored": 0})}
     if not table.num_rows and not security and not _has_adversary(history):
         return None
     attack = np.asarray(table.column("attack").to_pylist(), dtype=object)
     chain = np.asarray(table.column("chain").to_pylist(), dtype=object)
     detected = np.asarray(table.column("detected").to_pylist(), dtype=bool)
     replayed = attack == "replayed"
+    forged = replayed | (attack == "tampered")  # what verification judges (not what a censor kept back)
     return {"scheme": scheme, "tampered": int((attack == "tampered").sum()),
             "replayed": int(replayed.sum()), "replayed_other_chain": int((replayed & (chain == "other")).sum()),
-            "detected": int(detected.sum()), "accepted": int((~detected).sum())}
+            "detected": int((detected & forged).sum()), "accepted": int((~detected & forged).sum()),
+            "censored": int((attack == "censored").sum())}

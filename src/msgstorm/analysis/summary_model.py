@@ -411,6 +411,8 @@ class Integrity(_Closed):
     replayed_other_chain: Annotated[Count, Field(description="of those, copies signed on another chain")]
     detected: Annotated[Count, Field(description="tampered or replayed messages rejected by verification")]
     accepted: Annotated[Count, Field(description="tampered or replayed messages accepted (what got through)")]
+    censored: Annotated[Count, Field(description="messages a censoring producer (censor fault) kept out of its "
+                                                 "queue for its window or dropped")]
 
 
 class Summary(BaseModel):

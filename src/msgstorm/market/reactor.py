@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from msgstorm.faults.schedule import concrete_faults
 from msgstorm.market.accounts import (
     Accounts,
     Execution,
@@ -47,11 +48,12 @@ from msgstorm.market.accounts import (
 )
 from msgstorm.market.auction_book import AuctionBook
 from msgstorm.market.oracle import OracleUpdates, oracle_updates
+from msgstorm.market.oracle_attack import attacked_updates
 from msgstorm.market.prices import PricePaths, horizon_ns, price_paths
 from msgstorm.sampling import Sampler
 from msgstorm.scenario.market import KeeperSpec, MarketSpec
 from msgstorm.scenario.registry import REACTORS
-from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
+from msgstorm.scenario.schema import MESSAGE_KINDS, OracleFault, Scenario
 
 __all__ = ["MarketReactor", "market_reactor"]
 
@@ -93,6 +95,9 @@ class MarketReactor:
         self.paths: PricePaths = price_paths(market, run.duration + run.drain, price_seed)
         self.accounts: Accounts = draw_accounts(market, self.paths.prices[:, 0].tolist(), account_seed)
         self.updates: OracleUpdates = oracle_updates(self.paths, market.oracle, horizon_ns(run.duration))
+        attacks = [spec for spec, _ in concrete_faults(scenario) if isinstance(spec, OracleFault)]
+        if attacks:  # a byzantine oracle (market/oracle_attack.py)
+            self.updates = attacked_updates(self.updates, self.paths, attacks)
         names = host.node_names
         self.oracle_node = 0 if market.oracle.node is None else names.index(market.oracle.node)
         index = LineIndex(self.accounts, len(market.instruments))
@@ -383,10 +388,13 @@ class MarketReactor:
         first, end = self._oracle_written, len(self.msg_of_update)
         if end > first:
             names = self.paths.names
+            # The true price behind each message and its time (what a byzantine oracle
+            # publishes may differ in both; an honest one publishes exactly these).
+            instruments, steps = self.updates.instrument[first:end], self.updates.step[first:end]
             self.host.append("oracle", {
                 "msg_id": self.msg_of_update[first:end],
-                "instrument": [names[i] for i in self.updates.instrument[first:end].tolist()],
-                "price": self.updates.price[first:end], "t_price": self.updates.t[first:end]})
+                "instrument": [names[i] for i in instruments.tolist()],
+                "price": self.paths.prices[instruments, steps], "t_price": steps * np.int64(self.paths.resolution_ns)})
             self._oracle_written = end
 
     def finish(self, t_end: int) -> None:

@@ -136,6 +136,8 @@ def security_lines(summary: dict[str, Any]) -> list[tuple[str, str]]:
                      if integrity.get("accepted") else
                      f"tampered {_fmt(integrity.get('tampered'))}, replayed {_fmt(integrity.get('replayed'))} "
                      f"({_fmt(integrity.get('replayed_other_chain'))} from another chain): every one detected"))
+    if integrity and integrity.get("censored"):
+        rows.append(("censored", f"{_fmt(integrity.get('censored'))} messages kept out of the producer's queue"))
     return rows
 
 

@@ -267,6 +267,22 @@ DESCRIPTIONS: dict[str, str] = {
     "ReplayFault.delay": "how long after the original reached the sequencer the copy is sent",
     "ReplayFault.chain": "`same`: the copy as signed on this chain (its nonce was seen); `other`: as signed "
                          "on another chain (another chain id)",
+    "OracleFault.kind": "sim, with `[market]`: a byzantine oracle: its price messages within the window go "
+                        "stale, are delayed or carry a price moved within a band (`market/oracle_attack.py`)",
+    "OracleFault.at": "start",
+    "OracleFault.duration": "how long",
+    "OracleFault.mode": "`stale` (none published; the price then at the window's end), `delay` (each sent "
+                        "`delay` late) or `manipulate` (each moved by `band`)",
+    "OracleFault.instrument": "the instrument whose prices it changes (every one when not given)",
+    "OracleFault.delay": "`delay` only: how late each message is sent",
+    "OracleFault.band": "`manipulate` only: how far each price is moved",
+    "OracleFault.bias": "`manipulate`: `down` (x (1 - band)) or `up` (x (1 + band))",
+    "CensorFault.kind": "sim: a censoring producer: the sequencer's leader keeps messages of `kinds` that reach "
+                        "it within the window out of its queue",
+    "CensorFault.at": "start",
+    "CensorFault.duration": "how long",
+    "CensorFault.kinds": "the message kinds it censors",
+    "CensorFault.mode": "`delay`: until the window ends (the wait is their queue wait); `drop`: dropped",
     "DegradeFault.kind": "add latency, half-normal jitter and loss to some links",
     "DegradeFault.at": "start",
     "DegradeFault.duration": "how long; none: to the end of the run",

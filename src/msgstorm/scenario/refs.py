@@ -197,6 +197,12 @@ def check_references(scenario: Scenario) -> list[Problem]:
                 if name not in names:
                     field = "between" if fault.between else "nodes"
                     problems.append((("faults", *place, field), f"unknown region or node {name!r}{did_you_mean(name, names)}"))
+        elif fault.kind == "oracle":
+            if scenario.market is None:
+                problems.append((("faults", *place, "kind"), "a byzantine oracle needs a [market] (its oracle)"))
+            elif fault.instrument is not None and fault.instrument not in (known := [i.name for i in scenario.market.instruments]):
+                problems.append((("faults", *place, "instrument"),
+                                 f"unknown instrument {fault.instrument!r}{did_you_mean(fault.instrument, known)}"))
 
     for name, expression in scenario.slo.items():
         if not slo_metric_known(name):

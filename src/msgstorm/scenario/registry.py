@@ -191,7 +191,7 @@ QUEUE_POLICIES: Registry[Callable[[], Any]] = Registry("queue policy", (
 ), ("fifo", "fee_priority", "batch_auction", "commit_reveal", "fair_order"))
 BACKPRESSURE_MODES: Registry[Callable[[Any], Any]] = Registry("backpressure mode", ("msgstorm.sim.backpressure",))
 FAULT_KINDS: Registry[Any] = Registry("fault kind", ("msgstorm.sim.fault_injector", "msgstorm.sim.integrity"),
-                                      ("partition", "crash", "degrade", "tamper", "replay"))
+                                      ("partition", "crash", "degrade", "tamper", "replay", "oracle", "censor"))
 LIVE_FAULT_KINDS: Registry[Any] = Registry("live fault kind", ("msgstorm.live.nemesis",),
                                            ("pause", "crash", "restart", "toxic", "partition", "bridge"))
 TOXICS: Registry[Any] = Registry("toxic", ("msgstorm.live.toxics", "msgstorm.live.adversary_toxics"))

@@ -47,6 +47,7 @@ __all__ = [
     "BatchAuctionSpec",
     "BlocksSpec",
     "BridgeFault",
+    "CensorFault",
     "CommitRevealSpec",
     "DesyncSpec",
     "FairOrderSpec",
@@ -62,6 +63,7 @@ __all__ = [
     "NemesisFault",
     "NetworkSpec",
     "OneFault",
+    "OracleFault",
     "PauseFault",
     "RestartFault",
     "RedisSpec",
@@ -494,6 +496,43 @@ class ReplayFault(_Spec):
     chain: Literal["same", "other"] = "same"
 
 
+class OracleFault(_Spec):
+    """A byzantine oracle (sim, ``[market]``): from ``at`` for ``duration`` the oracle's
+    ``price`` messages (of ``instrument``, every one when not given) go ``stale`` (none is
+    published; at the window's end it publishes the price then), are ``delay``ed (each sent
+    ``delay`` late, with the price of when it was due) or ``manipulate``d (each carries the
+    true price moved by ``band``, ``bias`` down or up)."""
+
+    kind: Literal["oracle"]
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)]
+    mode: Literal["stale", "delay", "manipulate"]
+    instrument: str | None = None
+    delay: Annotated[DurationNs, Field(gt=0)] | None = None
+    band: Annotated[Fraction, Field(gt=0, lt=1)] | None = None
+    bias: Literal["down", "up"] = "down"
+
+    @model_validator(mode="after")
+    def _settings(self) -> OracleFault:
+        if (self.mode == "delay") != (self.delay is not None):
+            raise ValueError("'delay' is given with mode = \"delay\", and only then")
+        if (self.mode == "manipulate") != (self.band is not None):
+            raise ValueError("'band' is given with mode = \"manipulate\", and only then")
+        return self
+
+
+class CensorFault(_Spec):
+    """A censoring producer (sim): from ``at`` for ``duration`` the sequencer's leader keeps
+    messages of ``kinds`` that reach it out of its queue: until the window ends
+    (``mode = "delay"``) or for good (``"drop"``: dropped)."""
+
+    kind: Literal["censor"]
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)]
+    kinds: list[MessageKind] = Field(default=["liquidation"], min_length=1)
+    mode: Literal["delay", "drop"] = "delay"
+
+
 # The settings of a toxic entry; each kind reads some of them (``TOXICS[kind].settings``,
 # ``live/toxics.py``) and the others must be left unset.
 TOXIC_SETTINGS = ("latency", "jitter", "rate", "timeout", "slice_size", "slice_delay", "close_delay")
@@ -542,7 +581,7 @@ class ToxicFault(_Spec):
 # One fault (what the simulator or a live target applies), as a nemesis's mix or a script lists them.
 OneFault = Annotated[
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault
-    | TamperFault | ReplayFault,
+    | TamperFault | ReplayFault | OracleFault | CensorFault,
     Field(discriminator="kind"),
 ]
 
@@ -606,7 +645,7 @@ COMPOSITE_FAULT_KINDS = ("nemesis", "script")
 
 FaultSpec = Annotated[
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault | TamperFault
-    | ReplayFault | NemesisFault | ScriptFault,
+    | ReplayFault | OracleFault | CensorFault | NemesisFault | ScriptFault,
     Field(discriminator="kind"),
 ]
 

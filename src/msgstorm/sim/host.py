@@ -26,7 +26,9 @@ from msgstorm.sim.reactor import Reactor
 from msgstorm.sim.sequencer import Sequencer
 from msgstorm.sim.state import (
     AGENT,
+    DROPPED,
     FEE,
+    HELD,
     IN_FLIGHT,
     KEY,
     KIND,
@@ -37,6 +39,7 @@ from msgstorm.sim.state import (
     SEQ_NO,
     SIZE,
     T_RECEIVED,
+    WHERE,
 )
 from msgstorm.traffic.generate import MessageBatch
 
@@ -131,6 +134,33 @@ class SimHost:
     def leader(self) -> int:
         """The node that leads now (whose sequencer takes what it validates)."""
         return self.ctx.cluster.leader
+
+    def withhold(self, t: int, msg_id: int) -> None:
+        """The leader keeps a message it validated at ``t`` out of its sequencer (a censoring
+        producer, ``sim/integrity.py``) until ``readmit``: its sequencer takes no notice of it,
+        and the wait counts as queue wait (received now)."""
+        record = self.ctx.msgs.live.get(msg_id)
+        if record is not None:
+            record[WHERE] = HELD
+            record[T_RECEIVED] = t
+
+    def readmit(self, t: int, msg_id: int) -> None:
+        """A withheld message goes to the sequencer of whichever node leads now."""
+        record = self.ctx.msgs.live.get(msg_id)
+        if record is not None and record[WHERE] == HELD:
+            received = record[T_RECEIVED]
+            record[WHERE] = IN_FLIGHT
+            self.sequencer.intake(t, msg_id)
+            record[T_RECEIVED] = received  # when the leader had it: the wait since is the censor's
+
+    def drop(self, t: int, msg_id: int) -> None:
+        """The leader drops a message it validated (a censoring producer): dropped, received now."""
+        record = self.ctx.msgs.live.get(msg_id)
+        if record is None:
+            return
+        record[T_RECEIVED] = t
+        self.ctx.tally.dropped += 1
+        self.ctx.record.settle(msg_id, DROPPED)
 
     def reject(self, t: int, msg_id: int) -> None:
         """The leader refuses a message it validated before its sequencer sees it (its

@@ -15,7 +15,11 @@ Place in the pipeline: inside the simulator, beside the market's reactors. Two p
   an altered message fails its tag, a copy on this chain reuses a nonce the leader has seen
   and a copy from another chain fails its tag (the chain id is signed), so each is rejected;
   under ``none`` each is accepted and goes on like any message. The faults' own kinds
-  (``AdversaryWindow``) only mark their windows in the history. Every judged message of an
+  (``AdversaryWindow``) only mark their windows in the history.
+- A censoring producer: a message of a ``censor`` fault's kinds that reaches the leader
+  within its window is kept out of the sequencer until the window ends (``delay``; the wait
+  is its queue wait) or dropped (``drop``); a row of the ``integrity`` table each
+  (``censored``, never ``detected``). Every judged message of an
   adversary is a row of the ``integrity`` table (``analysis/integrity.py`` counts them).
 
 With ``verify = "real"`` every message the leader judges is also signed and verified with
@@ -36,7 +40,7 @@ from msgstorm.history.events import EventKind
 from msgstorm.sampling import Drawn, shifted
 from msgstorm.scenario.kinds import MESSAGE_KINDS
 from msgstorm.scenario.registry import FAULT_KINDS, REACTORS
-from msgstorm.scenario.schema import ReplayFault, Scenario, TamperFault
+from msgstorm.scenario.schema import CensorFault, ReplayFault, Scenario, TamperFault
 from msgstorm.security.costs import CostSource, resolve_verify_cost
 from msgstorm.security.crypto import NonceBook, Scheme, make_scheme, signed_bytes
 from msgstorm.sim.fault_injector import FaultInjector
@@ -48,7 +52,7 @@ __all__ = ["INTEGRITY_ROWS", "AdversaryWindow", "Integrity", "security_costs", "
 # The columns of the ``integrity`` table (history/schema.py).
 INTEGRITY_ROWS = ("msg_id", "t", "attack", "of_msg", "chain", "detected")
 _BODY = struct.Struct("<qqqd")  # kind, key, size, fee: the message's own bytes in what is signed
-_TAMPERED, _REPLAYED = "tampered", "replayed"
+_TAMPERED, _REPLAYED, _CENSORED = "tampered", "replayed", "censored"
 
 
 def security_costs(scenario: Scenario) -> CostSource | None:
@@ -66,18 +70,21 @@ def verified_processing(scenario: Scenario, costs: CostSource | None) -> Drawn:
     return processing if costs is None else shifted(processing, costs.verify_ns)
 
 
-def _windows(scenario: Scenario) -> tuple[list[TamperFault], list[ReplayFault]]:
+def _windows(scenario: Scenario) -> tuple[list[TamperFault], list[ReplayFault], list[CensorFault]]:
     tampers: list[TamperFault] = []
     replays: list[ReplayFault] = []
+    censors: list[CensorFault] = []
     for spec, _ in concrete_faults(scenario):
         if isinstance(spec, TamperFault):
             tampers.append(spec)
         elif isinstance(spec, ReplayFault):
             replays.append(spec)
-    return tampers, replays
+        elif isinstance(spec, CensorFault):
+            censors.append(spec)
+    return tampers, replays, censors
 
 
-def _active(spec: TamperFault | ReplayFault, t: int, kind: str) -> bool:
+def _active(spec: TamperFault | ReplayFault | CensorFault, t: int, kind: str) -> bool:
     return (spec.at <= t and (spec.duration is None or t < spec.at + spec.duration)
             and (spec.kinds is None or kind in spec.kinds))
 
@@ -97,9 +104,10 @@ class Integrity:
                                     if security is not None and security.verify == "real" else None)
         self.host = host
         self.rng = np.random.default_rng(seed)
-        self.tampers, self.replays = _windows(scenario)
+        self.tampers, self.replays, self.censors = _windows(scenario)
         kinds: set[str] = set()
-        for spec_kinds in [spec.kinds for spec in self.tampers] + [spec.kinds for spec in self.replays]:
+        for spec_kinds in ([spec.kinds for spec in self.tampers] + [spec.kinds for spec in self.replays]
+                           + [list(spec.kinds) for spec in self.censors]):
             kinds |= set(MESSAGE_KINDS if spec_kinds is None else spec_kinds)
         if self.real is not None:
             kinds = set(MESSAGE_KINDS)
@@ -158,6 +166,21 @@ class Integrity:
             rows["detected"].append(not accepted)
         if not accepted:
             self.host.reject(t, m)
+            return
+        censor = next((spec for spec in self.censors if _active(spec, t, kind)), None)
+        if censor is not None:
+            rows = self.rows
+            rows["msg_id"].append(m)
+            rows["t"].append(t)
+            rows["attack"].append(_CENSORED)
+            rows["of_msg"].append(-1)
+            rows["chain"].append("")
+            rows["detected"].append(False)
+            if censor.mode == "drop":
+                self.host.drop(t, m)
+            else:
+                self.host.withhold(t, m)
+                self.host.schedule(censor.at + censor.duration, self._readmit, m)
 
     def finish(self, t_end: int) -> None:
         if self.rows["msg_id"]:
@@ -173,6 +196,9 @@ class Integrity:
             if _active(spec, t, kind) and (spec.probability >= 1 or self.rng.random() < spec.probability):
                 return spec
         return None
+
+    def _readmit(self, t: int, m: int, _b: int, _c: int, _d: int) -> None:
+        self.host.readmit(t, m)
 
     def _send_copy(self, t: int, original: int, other_chain: int, _c: int, _d: int) -> None:
         agent, kind, node, key, size, fee = self.originals[original]
@@ -205,9 +231,9 @@ class Integrity:
 def build_integrity(scenario: Scenario, host: Any, seed: np.random.SeedSequence) -> Integrity | None:
     """The adversary and verifier, when the scenario has a tamper or replay fault or
     verifies for real."""
-    tampers, replays = _windows(scenario)
+    tampers, replays, censors = _windows(scenario)
     security = scenario.security
-    if not tampers and not replays and (security is None or security.verify != "real"):
+    if not tampers and not replays and not censors and (security is None or security.verify != "real"):
         return None
     assert isinstance(host, SimHost)
     return Integrity(scenario, host, seed)
@@ -215,9 +241,12 @@ def build_integrity(scenario: Scenario, host: Any, seed: np.random.SeedSequence)
 
 @FAULT_KINDS.register("tamper")
 @FAULT_KINDS.register("replay")
+@FAULT_KINDS.register("censor")
+@FAULT_KINDS.register("oracle")
 class AdversaryWindow:
-    """A tamper or replay fault's start and end, as events: the adversary itself
-    (``Integrity``) acts on the messages that reach the leader within the window."""
+    """A tamper, replay, censor or byzantine-oracle fault's start and end, as events: the
+    adversary itself acts on the messages within the window (``Integrity`` at the leader;
+    the oracle's schedule, ``market/oracle_attack.py``)."""
 
     @staticmethod
     def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
