@@ -184,3 +184,20 @@ def test_the_terminal_says_what_got_through(scenario_from, run_scenario) -> None
     unsigned = dict(security_lines(_run(scenario_from, run_scenario, "none").summary))
     summary = _run(scenario_from, run_scenario, "none").summary["integrity"]
     assert unsigned["integrity"].endswith(f"detected 0, ACCEPTED {summary['accepted']:,}")
+
+
+def test_the_report_page_shows_the_verdict_and_the_counts(scenario_from, run_scenario) -> None:
+    import re
+
+    for scheme, verdict in (("ed25519", "VALID: all"), ("none", "INVALID: ")):
+        result = _run(scenario_from, run_scenario, scheme)
+        page = (result.run_dir / "report.html").read_text()
+        integrity = result.summary["integrity"]
+        shown = re.search(r'<p id="integrity-verdict">([^<]*)</p>', page)
+        assert shown is not None and shown.group(1).startswith(verdict)
+        forged = integrity["tampered"] + integrity["replayed"]
+        assert f"{forged:,} tampered or replayed messages" in shown.group(1)
+        rows = re.search(r'id="integrity-table".*?</table>', page, re.S)
+        assert rows is not None
+        for key in ("tampered", "replayed", "detected", "accepted"):
+            assert re.search(rf"<td>{key}</td><td class=\"num\">{integrity[key]:,}</td>", rows.group(0)), key

@@ -49,7 +49,7 @@ _KNOWN_KEYS = frozenset({
     "offered_rate_per_s", "throughput_per_s", "latency_ms", "latency_stages_ms", "jitter_ms", "capacity",
     "failure_threshold", "queue", "backpressure", "base_fee", "messages", "desync", "propagation_ms",
     "faults", "checks", "slo", "wall_s", "by_kind", "by_agent", "gossip_backlog", "cut_off", "generator", "delivery",
-    "connections", "market", "fairness", "auction", "control",
+    "connections", "market", "fairness", "auction", "control", "security", "integrity",
 })
 _MARKET_KEYS = ("market", "impact", "liquidations", "liquidation", "bad_debt", "safe_leverage", "fairness")
 
@@ -305,6 +305,42 @@ def _fairness(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [("fairness", "Ordering fairness", table(["metric", "value", "what"], rows, attrs='id="fairness-table"'))]
 
 
+_INTEGRITY_ROWS = (
+    ("tampered", "tampered", "messages an adversary altered on the way"),
+    ("replayed", "replayed", "copies of earlier messages an adversary sent again"),
+    ("replayed from another chain", "replayed_other_chain", "of those, copies signed on another chain"),
+    ("detected", "detected", "rejected by verification (signature, nonce, chain id)"),
+    ("accepted", "accepted", "taken as genuine: what the adversary got through"),
+    ("censored", "censored", "kept out of the producer's queue (censor faults)"),
+)
+
+
+def _integrity(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The section "Authentication and integrity": the scheme and its verification cost, what
+    the adversaries did and the verdict (``analysis/integrity.py``)."""
+    security, integrity = summary.get("security"), summary.get("integrity")
+    if not security and not integrity:
+        return []
+    parts = []
+    if security:
+        sign = security.get("sign_cost_us")
+        parts.append(f"<p>Scheme <b>{esc(str(security.get('scheme')))}</b> ({esc(str(security.get('verify')))}): "
+                     f"verifying a message costs {esc(fmt(security.get('verify_cost_us')))} us of a receiving node's "
+                     "CPU" + ("" if sign is None else f", signing it {esc(fmt(sign))} us")
+                     + f" (from {esc(str(security.get('source')))}).</p>")
+    if integrity:
+        forged = int(integrity.get("tampered") or 0) + int(integrity.get("replayed") or 0)
+        accepted = int(integrity.get("accepted") or 0)
+        verdict = ("no tampered or replayed message" if not forged else
+                   f"VALID: all {forged:,} tampered or replayed messages rejected" if not accepted else
+                   f"INVALID: {accepted:,} of {forged:,} tampered or replayed messages accepted")
+        parts.append(f'<p id="integrity-verdict">{esc(verdict)}</p>')
+        rows = [[esc(label), f'<td class="num">{esc(fmt(integrity.get(key)))}</td>', esc(note)]
+                for label, key, note in _INTEGRITY_ROWS]
+        parts.append(table(["metric", "value", "what"], rows, attrs='id="integrity-table"'))
+    return [("integrity", "Authentication and integrity", "".join(parts))]
+
+
 def _other_results(summary: dict[str, Any]) -> tuple[str, str] | None:
     keys = [k for k in summary if k not in _KNOWN_KEYS]
     if not keys:
@@ -525,6 +561,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         *([] if live else simulated),
         *_market(history, analysis, summary, depth),
         *_fairness(summary),
+        *_integrity(summary),
         *_control(history, summary, depth),
         *_auction(summary),
         ("groups", "By message kind and agent", _groups(summary)),
