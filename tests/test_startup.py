@@ -170,3 +170,12 @@ def test_a_run_loads_its_compiled_loop_from_the_cache_without_the_compiler(tmp_p
     assert "arraymath-before-compile False" in printed
     assert "compiled-after 10" in printed
     assert "numba.np.arraymath" in loaded  # the compile loaded what it needed
+
+
+def test_a_simulator_run_without_ed25519_loads_no_crypto_library() -> None:
+    """The reactor registry loads the adversary's module for every run; the crypto library
+    comes only with an Ed25519 key."""
+    loaded = _loaded_after("import msgstorm.sim.shadow; from msgstorm.scenario.registry import REACTORS; "
+                           "list(REACTORS)")
+    assert "msgstorm.sim.integrity" in loaded
+    assert not {name for name in loaded if name.split(".")[0] == "cryptography"}

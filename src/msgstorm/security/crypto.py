@@ -19,10 +19,13 @@ import hashlib
 import hmac
 import struct
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 __all__ = ["SCHEME_CLASSES", "SIGNED", "Ed25519Scheme", "HmacScheme", "NonceBook", "Scheme", "make_scheme",
            "signed_bytes"]
@@ -45,6 +48,15 @@ class Scheme(Protocol):
     def sign(self, sender: int, data: bytes) -> bytes: ...
 
     def verify(self, sender: int, data: bytes, tag: bytes) -> bool: ...
+
+
+def _ed25519() -> Any:
+    """The library's Ed25519 module, imported when the first key is made: every simulator run
+    loads this module (the reactor registry), and importing OpenSSL's bindings costs it
+    20-60 ms that a run without Ed25519 should not pay."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    return ed25519
 
 
 def _key_seed(seed: int, sender: int) -> bytes:
@@ -88,7 +100,8 @@ class Ed25519Scheme:
     def _keys(self, sender: int) -> tuple[Ed25519PrivateKey, Ed25519PublicKey]:
         private = self._private.get(sender)
         if private is None:
-            private = self._private[sender] = Ed25519PrivateKey.from_private_bytes(_key_seed(self.seed, sender))
+            private = self._private[sender] = _ed25519().Ed25519PrivateKey.from_private_bytes(
+                _key_seed(self.seed, sender))
             self._public[sender] = private.public_key()
         return private, self._public[sender]
 
@@ -96,6 +109,8 @@ class Ed25519Scheme:
         return self._keys(sender)[0].sign(data)
 
     def verify(self, sender: int, data: bytes, tag: bytes) -> bool:
+        from cryptography.exceptions import InvalidSignature  # loaded with the keys (``_ed25519``)
+
         try:
             self._keys(sender)[1].verify(tag, data)
         except InvalidSignature:
