@@ -119,3 +119,16 @@ def test_a_censoring_producer_keeps_every_liquidation_of_its_window_out(scenario
     others = messages.filter(pc.not_equal(messages["kind"], "liquidation")).to_pylist()
     assert all(m["t_sequenced"] - m["t_received"] < S for m in others if m["t_received"] is not None
                and 18 * S <= m["t_received"] < 24 * S)
+
+
+def test_the_delay_split_puts_the_lie_on_the_oracle_and_the_censoring_on_messaging(scenario_from,
+                                                                                    run_scenario) -> None:
+    honest = _run(scenario_from, run_scenario, "").summary["market"]["liquidation_delay_ms"]["split"]
+    lying = _run(scenario_from, run_scenario, ORACLE_UP).summary["market"]["liquidation_delay_ms"]["split"]
+    censored = _run(scenario_from, run_scenario,
+                    CENSOR.format(mode="delay")).summary["market"]["liquidation_delay_ms"]["split"]
+    assert lying["oracle"] > honest["oracle"] + 1_000  # the 6% lie held the crossing back about a second
+    assert abs(lying["messaging"] - honest["messaging"]) < 50
+    assert censored["oracle"] == honest["oracle"]
+    assert censored["messaging"] > honest["messaging"] + 500
+    assert lying["keeper"] == censored["keeper"] == honest["keeper"]

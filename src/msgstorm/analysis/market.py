@@ -246,6 +246,43 @@ def _spell_start(tables: MarketTables, account: int, step: int) -> int:
     return first + (int(back[-1]) + 1 if back.size else 0)
 
 
+def _byzantine(oracle: pa.Table) -> bool:
+    """Whether some oracle message carried another price, or went at another time, than the
+    true price behind it (an ``oracle`` fault)."""
+    if "published" not in oracle.column_names or oracle.num_rows == 0 or oracle.column("published").null_count:
+        return False  # a history written before the columns: its oracle was honest
+    published = oracle.column("published").to_numpy(zero_copy_only=False)
+    t_published = oracle.column("t_published").to_numpy(zero_copy_only=False)
+    price = oracle.column("price").to_numpy()
+    t_price = oracle.column("t_price").to_numpy()
+    return bool(np.any(published != price) or np.any(t_published != t_price))
+
+
+def _first_shown_by_a_byzantine_oracle(tables: MarketTables, oracle: pa.Table, instrument: np.ndarray,
+                                       account: np.ndarray, crossing: np.ndarray, acted_row: np.ndarray) -> np.ndarray:
+    """Per executed liquidation: when the oracle first published, at or after the crossing,
+    a price that *showed* the account past its line (what it published, not the true price;
+    at latest the message the keeper acted on). An honest oracle's first publication after
+    the crossing shows it; a lying or late one's may not, and the wait is the oracle's."""
+    published = oracle.column("published").to_numpy(zero_copy_only=False).astype(np.float64)
+    t_published = oracle.column("t_published").to_numpy(zero_copy_only=False).astype(np.int64)
+    shown: np.ndarray = t_published[acted_row].copy()
+    by_instrument: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for i in range(len(tables.instruments)):
+        rows = np.flatnonzero(instrument == i)
+        order = rows[np.argsort(t_published[rows], kind="stable")]
+        by_instrument[i] = (t_published[order], published[order])
+    for k, (who, t_cross) in enumerate(zip(account.tolist(), crossing.tolist(), strict=True)):
+        times, prices = by_instrument[int(tables.account_instrument[who])]
+        start = int(np.searchsorted(times, t_cross, side="left"))
+        lines = tables.line_at(np.full(times.size - start, who), times[start:])
+        past = prices[start:] <= lines if tables.side[who] > 0 else prices[start:] >= lines
+        hits = np.flatnonzero(past)
+        if hits.size:
+            shown[k] = min(int(shown[k]), int(times[start + int(hits[0])]))
+    return shown
+
+
 def liquidation_delays(history: History, tables: MarketTables, done: Executed) -> Delays:
     """Each executed liquidation's delay and its split (see the module's docstring)."""
     first_crossing = tables.t_cross[done.account]
@@ -274,6 +311,9 @@ def liquidation_delays(history: History, tables: MarketTables, done: Executed) -
             continue
         at = np.minimum(np.searchsorted(published_times, crossing[rows], side="left"), published_times.size - 1)
         first_shown[rows] = np.minimum(published_times[at], acted_on[rows])
+    if _byzantine(oracle):
+        first_shown = _first_shown_by_a_byzantine_oracle(tables, oracle, instrument, done.account, crossing,
+                                                         publish_row)
     delay = done.t - crossing
     oracle_part = first_shown - crossing
     keeper_part = t_sent - t_seen

@@ -139,6 +139,11 @@ ORACLE = pa.schema([
     pa.field("instrument", pa.string(), nullable=False),
     pa.field("price", pa.float64(), nullable=False),
     pa.field("t_price", pa.int64(), nullable=False),
+    # What the message carried and when it was published: the true price and its time from an
+    # honest oracle, something else from a byzantine one (an ``oracle`` fault). Null in
+    # histories written before these columns.
+    pa.field("published", pa.float64()),
+    pa.field("t_published", pa.int64()),
 ])
 
 ACCOUNTS = pa.schema([

@@ -394,7 +394,8 @@ class MarketReactor:
             self.host.append("oracle", {
                 "msg_id": self.msg_of_update[first:end],
                 "instrument": [names[i] for i in instruments.tolist()],
-                "price": self.paths.prices[instruments, steps], "t_price": steps * np.int64(self.paths.resolution_ns)})
+                "price": self.paths.prices[instruments, steps], "t_price": steps * np.int64(self.paths.resolution_ns),
+                "published": self.updates.price[first:end], "t_published": self.updates.t[first:end]})
             self._oracle_written = end
 
     def finish(self, t_end: int) -> None:
