@@ -111,7 +111,7 @@ def test_reactors_keep_their_seed_order_whatever_was_imported_first() -> None:
             "from msgstorm.scenario.registry import REACTORS\n"
             "print(list(REACTORS))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
-    assert out.stdout.split() == ["['market',", "'frontrun']"]
+    assert out.stdout.split() == ["['market',", "'frontrun',", "'integrity']"]
 
 
 class _Host:

@@ -53,6 +53,7 @@ __all__ = ["INTEGRITY_ROWS", "AdversaryWindow", "Integrity", "security_costs", "
 INTEGRITY_ROWS = ("msg_id", "t", "attack", "of_msg", "chain", "detected")
 _BODY = struct.Struct("<qqqd")  # kind, key, size, fee: the message's own bytes in what is signed
 _TAMPERED, _REPLAYED, _CENSORED = "tampered", "replayed", "censored"
+_FLUSH_ROWS = 65_536  # integrity rows held before they are appended to the history
 
 
 def security_costs(scenario: Scenario) -> CostSource | None:
@@ -156,6 +157,8 @@ class Integrity:
             if real != accepted:
                 raise AssertionError(f"message {m}: the {self.scheme_name} library says "
                                      f"{'valid' if real else 'invalid'}, the model the opposite")
+        if len(self.rows["msg_id"]) >= _FLUSH_ROWS:
+            self.finish(t)  # the rows so far go to the history (a run killed later keeps them)
         if copy is not None or tampered:
             rows = self.rows
             rows["msg_id"].append(m)
@@ -183,6 +186,7 @@ class Integrity:
                 self.host.schedule(censor.at + censor.duration, self._readmit, m)
 
     def finish(self, t_end: int) -> None:
+        """Append the rows held (at the end, and every ``_FLUSH_ROWS`` during the run)."""
         if self.rows["msg_id"]:
             self.host.append("integrity", self.rows)
             self.rows = {name: [] for name in INTEGRITY_ROWS}
