@@ -57,6 +57,8 @@ SETTING = {
     "sequencer.lane": (UNBOUNDED, UNBOUNDED, '[sequencer.lane]\nworkers = 1'),
     "controllers": (UNBOUNDED, UNBOUNDED, '[[controllers]]\nkind = "block_time"\nmin_interval = "100ms"\n'
                                           'max_interval = "1s"'),
+    # Producers across the nodes keep their views in Python (sim/forks.py).
+    "blocks.producers": (UNBOUNDED, UNBOUNDED, '[blocks.producers]\nrule = "pos"'),
 }
 
 

@@ -42,6 +42,8 @@ Place in the pipeline: between the history and the reports. It reads only the ``
 - ``desync``: {episodes, max_height_gap}; ``propagation_ms``: {region: {p50, p90, p99, count}}.
 - ``control``: what each self-healing controller decided and shed (``control``); absent
   without decisions.
+- ``forks``: stale blocks, fork and reorg counts and depths, and how fast blocks reach the
+  nodes (``forks``); absent without ``[blocks.producers]``.
 - ``faults``: [{fault_id, kind, start_s, end_s, pre_fault_p99_ms, recovery_s}] (``analysis/recovery.py``); ``checks``: [{name, verdict, detail}];
   ``slo``: [{name, verdict, value, threshold}] (see ``slo``).
 
@@ -75,6 +77,7 @@ from msgstorm.analysis.desync import desync_episodes, desync_summary
 from msgstorm.analysis.failure import failure_over
 from msgstorm.analysis.fairness import fairness_summary
 from msgstorm.analysis.faults import fault_windows, faults_summary
+from msgstorm.analysis.forks import forks_summary
 from msgstorm.analysis.generator import generator_summary
 from msgstorm.analysis.latency import ipdv_ms, latency_and_jitter_ms, stage_breakdown_ms
 from msgstorm.analysis.market import market_summary
@@ -208,6 +211,9 @@ def analyse(history: History) -> Analysis:
     auction = auction_summary(history)
     if auction is not None:  # only runs whose batch auction cleared limit orders have one
         summary["auction"] = auction
+    forks = forks_summary(history)
+    if forks is not None:  # only runs with producers across the nodes have one
+        summary["forks"] = forks
     control = control_summary(history)
     if control is not None:  # only runs whose self-healing controllers decided something have one
         summary["control"] = control

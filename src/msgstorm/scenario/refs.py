@@ -105,6 +105,8 @@ def check_references(scenario: Scenario) -> list[Problem]:
     if gossip.mode == "mesh" and gossip.degree > gossip.peers:
         problems.append((("gossip", "degree"), f"mesh degree {gossip.degree} exceeds peers {gossip.peers}"))
 
+    problems += _producer_references(scenario, nodes, hint_nodes)
+
     sequencer = scenario.sequencer
     if sequencer.node is not None and sequencer.node not in nodes:
         problems.append((("sequencer", "node"), f"unknown node {sequencer.node!r}{did_you_mean(sequencer.node, nodes)}; nodes are {hint_nodes}"))
@@ -292,6 +294,29 @@ def _controller_references(scenario: Scenario) -> list[Problem]:
                                      f"blocks.interval ({format_duration(interval)}) is outside [min_interval, "
                                      f"max_interval] ({format_duration(spec.min_interval)}, "
                                      f"{format_duration(spec.max_interval)}): the controller starts from it"))
+    return problems
+
+
+def _producer_references(scenario: Scenario, nodes: set[str], hint_nodes: str) -> list[Problem]:
+    """``[blocks.producers]``: named producers exist, no more are drawn than there are nodes,
+    and the rules it replaces (controllers steering the one sequencer's blocks) are not set."""
+    producers = scenario.blocks.producers
+    if producers is None:
+        return []
+    problems: list[Problem] = []
+    for index, name in enumerate(producers.nodes):
+        if name not in nodes:
+            problems.append((("blocks", "producers", "nodes", index),
+                             f"unknown node {name!r}{did_you_mean(name, nodes)}; nodes are {hint_nodes}"))
+    if producers.count is not None and producers.count > len(nodes):
+        problems.append((("blocks", "producers", "count"),
+                         f"{producers.count} producers drawn from {len(nodes)} nodes"))
+    if not producers.nodes and producers.count is None and producers.shares and len(producers.shares) != len(nodes):
+        problems.append((("blocks", "producers", "shares"),
+                         f"shares has {len(producers.shares)} entries; every node ({len(nodes)}) produces"))
+    if scenario.controllers:
+        problems.append((("controllers",), "controllers steer the one sequencer's blocks; drop them or "
+                                           "[blocks.producers]"))
     return problems
 
 
