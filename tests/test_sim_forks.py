@@ -147,7 +147,7 @@ def _hand_chain(scenario_from, tmp_path: Path) -> tuple[ForkChain, HistoryWriter
                                                     isolated=[False] * 3),
                      msgs, Recorder(writer, msgs, names), Tally(), hard_stop=100 * NS)
     commits: list[list[Any]] = []
-    chain = ForkChain(ctx, _Gossip(), writer, [21_000] * len(MESSAGE_KINDS),  # type: ignore[arg-type]
+    chain = ForkChain(ctx, _Gossip(), None, writer, [21_000] * len(MESSAGE_KINDS),  # type: ignore[arg-type]
                       lambda t, records: commits.append([t, *(r[0] for r in records)]), np.random.default_rng(1))
     return chain, writer, commits
 
@@ -340,3 +340,61 @@ def test_same_seed_same_history_and_another_seed_another(scenario_from, run_scen
     assert first.summary["forks"]["blocks"]["stale"] > 0, "a run without forks proves little here"
     assert _tables(first.run_dir) == _tables(second.run_dir)
     assert _tables(first.run_dir)["blocks"] != _tables(third.run_dir)["blocks"]
+
+
+PARTITION = """
+[run]
+name = "partition"
+seed = 4
+duration = "40s"
+drain = "10s"
+
+[network]
+regions = ["us-east", "eu-west"]
+nodes_per_region = 4
+processing = "50us"
+
+[gossip]
+mode = "mesh"
+degree = 3
+peers = 4
+
+[blocks]
+interval = "1s"
+
+[blocks.producers]
+rule = "pow"
+confirmations = {confirmations}
+
+[[agents]]
+name = "traders"
+count = 2
+arrival = {{ process = "poisson", rate = "20/s" }}
+
+[[faults]]
+kind = "partition"
+at = "5s"
+duration = "15s"
+groups = [["eu-west"]]
+"""
+
+
+def test_views_split_by_a_partition_meet_again_when_it_heals(scenario_from, run_scenario) -> None:
+    """Both sides mine apart for 15 s; once the cut heals, a block from the other side comes
+    without its parent and the node fetches the branch: every node ends with every canonical
+    block, and the losing side's views reorg by several blocks. With one confirmation the
+    canonical chain itself moves past commits already made: final reorgs."""
+    result: Any = run_scenario(scenario_from(PARTITION.format(confirmations=1)))
+    history = read_history(result.run_dir)
+    canonical = {row["block"] for row in history.table("blocks").to_pylist() if row["canonical"]}
+    held = {(row["block"], row["node"]) for row in history.table("block_arrivals").to_pylist()}
+    nodes = [node["name"] for node in history.nodes]
+    missing = [(block, node) for block in canonical for node in nodes if (block, node) not in held]
+    assert missing == []
+    forks = result.summary["forks"]
+    assert forks["reorgs"]["max_depth"] >= 3
+    assert forks["blocks"]["stale"] >= 3
+    assert forks["reorgs"]["final"] >= 1
+    # Deep enough confirmations: no commit is undone, and every message still commits.
+    safe: Any = run_scenario(scenario_from(PARTITION.format(confirmations=30)))
+    assert safe.summary["forks"]["reorgs"]["final"] == 0

@@ -7,7 +7,8 @@ proof-of-stake slots) says when the next block comes and which producer makes it
 producer builds it on the tip of its own view from what its mempool validated and is not
 already on that branch, and gossips it like any block. Every node keeps its own view: the
 longest chain among the blocks it validated (a tie keeps the tip it had: first seen wins);
-a block whose parent it has not seen waits for it. When a view moves to another branch,
+a block whose parent it has not seen waits for it, and the node asks the peer that sent it
+for the parent, a round trip away (so views meet again after a partition heals). When a view moves to another branch,
 the blocks it leaves are a reorg of that depth (the ``reorgs`` table).
 
 Commits follow the canonical chain: the longest chain over every block made (a tie keeps
@@ -39,6 +40,7 @@ from msgstorm.scenario.schema import ProducersSpec
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.kernel import ITEM_BLOCK
+from msgstorm.sim.links import LinkState
 from msgstorm.sim.recorder import FLUSH_ROWS
 from msgstorm.sim.state import (
     BLOCK,
@@ -48,7 +50,9 @@ from msgstorm.sim.state import (
     QUEUED,
     SIZE,
     T_COMMITTED,
+    T_DEQUEUED,
     T_RECEIVED,
+    T_SEQUENCED,
     WHERE,
 )
 
@@ -73,12 +77,14 @@ def pick_producers(spec: ProducersSpec, names: list[str], rng: np.random.Generat
 
 
 class ForkChain:
-    def __init__(self, ctx: SimContext, gossip: GossipState, writer: HistoryWriter, gas_of: list[int],
-                 on_commit: Callable[[int, list[list[Any]]], None] | None, rng: np.random.Generator) -> None:
+    def __init__(self, ctx: SimContext, gossip: GossipState, links: LinkState, writer: HistoryWriter,
+                 gas_of: list[int], on_commit: Callable[[int, list[list[Any]]], None] | None,
+                 rng: np.random.Generator) -> None:
         spec = ctx.scenario.blocks.producers
         assert spec is not None
         self.ctx = ctx
         self.gossip = gossip
+        self.links = links
         self.writer = writer
         self.gas_of = gas_of
         self.on_commit = on_commit
@@ -107,7 +113,9 @@ class ForkChain:
         self.tip = [GENESIS] * n
         self.height = [0] * n
         self.holds: list[bytearray] = [bytearray(b"\x01" * n)]  # holds[block][node]
-        self.waiting: dict[tuple[int, int], list[int]] = {}
+        self.waiting: dict[tuple[int, int], list[int]] = {}  # (node, parent) -> blocks waiting for it
+        self.received: set[tuple[int, int]] = set()  # (node, block) received, its parent missing
+        self.fetching: set[tuple[int, int]] = set()  # (node, block) asked of a peer
         # The canonical chain: canonical[h] is its block at height h.
         self.canonical = [GENESIS]
         self.committed_height = 0
@@ -145,12 +153,13 @@ class ForkChain:
             self.included.setdefault(m, []).append(block)
             record = live[m]
             record[WHERE] = IN_BLOCK
-            if record[BLOCK] < 0:
+            if record[BLOCK] < 0:  # first included: it left the mempool (queue wait) at once
                 record[BLOCK] = block
+                record[T_DEQUEUED] = record[T_SEQUENCED] = t
         ctx.record.event(t, EventKind.BLOCK_PRODUCED, node, float(len(take)), height,
                          {"gas": gas, "bytes": size, "block": block, "parent": parent})
         self._extend_canonical(t, block)
-        self._arrive(t, node, block)
+        self._arrive(t, node, block, -1)
         if not ctx.cluster.isolated[node]:
             self.gossip.inject(t, node, block, ITEM_BLOCK, size)
 
@@ -205,26 +214,47 @@ class ForkChain:
 
     def validated_block(self, t: int, node: int, block: int, sender: int) -> None:
         """``node`` validated ``block`` (from ``sender``; its producer, at hop 0)."""
-        if self.holds[block][node] or (node, block) in self.waiting:
-            return
-        self._arrive(t, node, block)
+        if not self.holds[block][node] and (node, block) not in self.received:
+            self._arrive(t, node, block, sender)
 
-    def _arrive(self, t: int, node: int, block: int) -> None:
+    def _arrive(self, t: int, node: int, block: int, sender: int) -> None:
         self.arrivals.append((block, node, t))
         if len(self.arrivals) >= FLUSH_ROWS:
             self._flush_rows()
         parent = self.parent[block]
-        if not self.holds[parent][node]:
-            self.waiting.setdefault((node, parent), []).append(block)
-            self.waiting.setdefault((node, block), [])  # marks it received
+        if self.holds[parent][node]:
+            self._connect(t, node, block)
             return
-        self._connect(t, node, block)
+        # The parent is missing (it went round a partition, or is still on its way): the
+        # block waits for it, and the node asks the sender, which holds the whole branch.
+        self.received.add((node, block))
+        self.waiting.setdefault((node, parent), []).append(block)
+        if (node, parent) not in self.received and (node, parent) not in self.fetching and sender >= 0:
+            self._fetch(t, node, parent, sender)
+
+    def _fetch(self, t: int, node: int, block: int, sender: int) -> None:
+        """Ask ``sender`` for ``block``: it comes a round trip later (as the one sequencer's
+        catch-up, ``sim/chain.py``); not across a partition."""
+        links = self.links
+        if links.colour[node] != links.colour[sender]:
+            return  # a later block from that side asks again
+        d = links.delay(node, sender)
+        if d is None:  # lost on the way: the retry costs about the base latency
+            d = links.base_ns[links.region_of[node]][links.region_of[sender]]
+        self.fetching.add((node, block))
+        self.ctx.events.push(t + 2 * d, self._fetched, node, block, sender)
+
+    def _fetched(self, t: int, node: int, block: int, sender: int, _d: int) -> None:
+        self.fetching.discard((node, block))
+        if self.ctx.cluster.up[node] and not self.holds[block][node] and (node, block) not in self.received:
+            self._arrive(t, node, block, sender)
 
     def _connect(self, t: int, node: int, block: int) -> None:
         """``node`` holds ``block`` and its whole branch: its tip moves if it is longer."""
         pending = [block]
         while pending:
             block = pending.pop()
+            self.received.discard((node, block))
             self.holds[block][node] = 1
             old = self.tip[node]
             if self.block_height[block] > self.block_height[old]:

@@ -177,7 +177,8 @@ class ShadowNetwork:
             self.chain = Chain(self.ctx, self.sequencer, topology, self.links, self.gossip, self.lone, gas_of,
                                on_commit)
         else:
-            self.chain = ForkChain(self.ctx, self.gossip, writer, gas_of, on_commit, np.random.default_rng(seed.spawn(1)[0]))
+            self.chain = ForkChain(self.ctx, self.gossip, self.links, writer, gas_of, on_commit,
+                                   np.random.default_rng(seed.spawn(1)[0]))
             self.gossip.set_watched(self.chain.producers, self.ctx.watched)
         self._sequencing = isinstance(self.chain, Chain)
         self.controllers = (build_controllers(scenario, ControlHost(self.ctx, self.sequencer, self.chain))
