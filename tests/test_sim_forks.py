@@ -321,6 +321,7 @@ def test_proof_of_stake_with_zero_delay_never_forks(scenario_from, run_scenario)
     assert len({row["producer"] for row in blocks}) == 5
     assert forks["blocks"]["stale"] == 0 and forks["reorgs"]["count"] == 0
     assert forks["reach_ms"]["100%"]["p90"] == 0.0
+    assert result.summary["desync"]["episodes"] == 0
     messages = result.summary["messages"]
     assert messages["committed"] > 0.95 * messages["sent"]
 
@@ -395,6 +396,8 @@ def test_views_split_by_a_partition_meet_again_when_it_heals(scenario_from, run_
     assert forks["reorgs"]["max_depth"] >= 3
     assert forks["blocks"]["stale"] >= 3
     assert forks["reorgs"]["final"] >= 1
+    # The side whose branch lost trailed the canonical chain from the fork on: desynchronised.
+    assert result.summary["desync"]["episodes"] >= 1
     # Deep enough confirmations: no commit is undone, and every message still commits.
     safe: Any = run_scenario(scenario_from(PARTITION.format(confirmations=30)))
     assert safe.summary["forks"]["reorgs"]["final"] == 0

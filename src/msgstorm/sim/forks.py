@@ -20,6 +20,10 @@ chain deeper than ``confirmations`` would undo a commit already written: it is a
 ``canonical_reorg`` event with ``final`` true (the summary counts them), a sign that
 ``confirmations`` is too few for the network.
 
+A node whose view agrees with the canonical chain only up to more than
+``desync.max_height_gap`` blocks below its top, for ``desync.min_duration``, is
+desynchronised (a view on a losing branch counts from the fork on).
+
 Every block is one of ``block`` ids 1, 2, ... (0 is the genesis block every node holds);
 a message's ``block`` column is the block that committed it (or first included it).
 Lifecycle: built once per run; ``start`` draws the first block; ``close`` writes the
@@ -38,6 +42,7 @@ from msgstorm.history.writer import HistoryWriter
 from msgstorm.scenario.registry import PRODUCER_RULES
 from msgstorm.scenario.schema import ProducersSpec
 from msgstorm.sim.context import SimContext
+from msgstorm.sim.desync import DesyncTracker
 from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.kernel import ITEM_BLOCK
 from msgstorm.sim.links import LinkState
@@ -119,6 +124,8 @@ class ForkChain:
         # The canonical chain: canonical[h] is its block at height h.
         self.canonical = [GENESIS]
         self.committed_height = 0
+        desync = ctx.scenario.desync
+        self.desync = DesyncTracker(n, desync.max_height_gap, desync.min_duration, ctx.record.event)
         self.arrivals: list[tuple[int, int, int]] = []
         self.reorgs: list[tuple[int, int, int, int, int]] = []
 
@@ -162,6 +169,8 @@ class ForkChain:
         self._arrive(t, node, block, -1)
         if not ctx.cluster.isolated[node]:
             self.gossip.inject(t, node, block, ITEM_BLOCK, size)
+        top = len(self.canonical) - 1
+        self.desync.check(t, top, [self._agreed(v) for v in range(ctx.cluster.size)], ctx.cluster.up)
 
     def _fill(self, node: int, parent: int) -> tuple[list[int], int, int]:
         """Messages for a block on ``parent``: the mempool's, oldest first, that are not
@@ -265,6 +274,21 @@ class ForkChain:
                 self.tip[node] = block
                 self.height[node] = self.block_height[block]
             pending.extend(self.waiting.pop((node, block), ()))
+        self.desync.caught_up(t, node, len(self.canonical) - 1 - self._agreed(node))
+
+    def _agreed(self, node: int) -> int:
+        """The height up to which ``node``'s view agrees with the canonical chain (a view on
+        another branch trails it from the fork on, however high it is)."""
+        block = self.tip[node]
+        height = self.block_height[block]
+        canonical = self.canonical
+        top = len(canonical) - 1
+        if height > top:
+            block, height = self._ancestor(block, top), top
+        while canonical[height] != block:
+            block = self.parent[block]
+            height -= 1
+        return height
 
     # --- the canonical chain and commits ------------------------------------------------------
 
@@ -366,7 +390,9 @@ class ForkChain:
             self.reorgs = []
 
     def close(self, t_end: int) -> None:
-        """At the end: the blocks table, and the rows still gathered."""
+        """At the end: open desync episodes close; the blocks table, and the rows still gathered."""
+        top = len(self.canonical) - 1
+        self.desync.close(t_end, [top - self._agreed(node) for node in range(self.ctx.cluster.size)])
         self._flush_rows()
         made = len(self.parent) - 1
         if not made:
