@@ -3,18 +3,23 @@ race, a fork, a reorg and its commits worked by hand, proof-of-stake slots, dete
 
 from __future__ import annotations
 
+import io
 import math
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from msgstorm.analysis.forks import forks_summary, reach_times_ns
 from msgstorm.history import HistoryWriter, read_history
 from msgstorm.history.reader import read_table
+from msgstorm.report.terminal import print_summary
 from msgstorm.runner import write_run_row
+from msgstorm.scenario import ScenarioError, load_scenario
 from msgstorm.scenario.schema import MESSAGE_KINDS
 from msgstorm.sim.context import Cluster, EventQueue, SimContext, Tally
 from msgstorm.sim.forks import ForkChain
@@ -398,6 +403,48 @@ def test_views_split_by_a_partition_meet_again_when_it_heals(scenario_from, run_
     assert forks["reorgs"]["final"] >= 1
     # The side whose branch lost trailed the canonical chain from the fork on: desynchronised.
     assert result.summary["desync"]["episodes"] >= 1
+    # The report's table shows the summary's numbers.
+    page = (result.run_dir / "report.html").read_text()
+    table = page[page.index('id="forks-table"'):]
+    table = table[:table.index("</table>")]
+    for label, value in (("stale blocks", forks["blocks"]["stale"]), ("reorg depth, max", forks["reorgs"]["max_depth"]),
+                         ("final reorgs", forks["reorgs"]["final"])):
+        assert re.search(rf"{label}</td>\s*<td class=\"num\">{value}</td>", table), label
+    buffer = io.StringIO()
+    print_summary(result.summary, Console(file=buffer, width=200))
+    shown = buffer.getvalue()
+    blocks, reorgs = forks["blocks"], forks["reorgs"]
+    assert re.search(rf"blocks made / stale / fork rate\s*│\s*{blocks['made']} / {blocks['stale']} \(", shown)
+    assert re.search(rf"reorgs / max depth / final\s*│\s*{reorgs['count']} / {reorgs['max_depth']} / "
+                     rf"{reorgs['final']}", shown)
     # Deep enough confirmations: no commit is undone, and every message still commits.
     safe: Any = run_scenario(scenario_from(PARTITION.format(confirmations=30)))
     assert safe.summary["forks"]["reorgs"]["final"] == 0
+
+
+# --- mistakes in [blocks.producers] ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("section, field, words", [
+    ('rule = "pow"\nnodes = ["us-east-0", "us-east-9"]', "blocks.producers.nodes[1]", "unknown node 'us-east-9'"),
+    ('rule = "pow"\ncount = 4', "blocks.producers.count", "4 producers drawn from 3 nodes"),
+    ('rule = "pow"\ncount = 2\nshares = [1, 2, 3]', "blocks.producers", "shares has 3 entries for 2 producers"),
+    ('rule = "pow"\nnodes = ["us-east-0"]\ncount = 1', "blocks.producers", "not both"),
+    ('rule = "pbft"', "blocks.producers.rule", "unknown producer rule 'pbft'"),
+])
+def test_a_mistake_in_the_producers_names_its_line_and_field(tmp_path, section, field, words) -> None:
+    text = HAND.replace('rule = "pos"\nnodes = ["us-east-0", "us-east-1"]\nconfirmations = 2', section)
+    path = tmp_path / "producers.toml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    issue = caught.value.issues[0]
+    assert issue.field == field and words in issue.message, (issue.field, issue.message)
+    assert issue.line is not None and text.splitlines()[issue.line - 1].strip() != ""
+
+
+def test_producers_are_refused_on_a_live_target(tmp_path) -> None:
+    path = tmp_path / "live.toml"
+    path.write_text(HAND)
+    with pytest.raises(ScenarioError, match="producers across the nodes are the simulator's"):
+        load_scenario(path, ["target=nats"])

@@ -213,6 +213,10 @@ def check_references(scenario: Scenario) -> list[Problem]:
         if scenario.sequencer.lane is not None:
             problems.append((("sequencer", "lane"), f"the liquidation lane is the simulator's sequencer's (target "
                                                     f"{scenario.target!r}): drop it or run with --target sim"))
+        if scenario.blocks.producers is not None:
+            problems.append((("blocks", "producers"), f"producers across the nodes are the simulator's (target "
+                                                      f"{scenario.target!r}): drop [blocks.producers] or run "
+                                                      "with --target sim"))
         for index, _ in enumerate(scenario.controllers):
             problems.append((("controllers", index), f"controllers steer the simulator only (target "
                                                      f"{scenario.target!r}): drop [[controllers]] or run with "
