@@ -390,7 +390,7 @@ def test_views_split_by_a_partition_meet_again_when_it_heals(scenario_from, run_
     without its parent and the node fetches the branch: every node ends with every canonical
     block, and the losing side's views reorg by several blocks. With one confirmation the
     canonical chain itself moves past commits already made: final reorgs."""
-    result: Any = run_scenario(scenario_from(PARTITION.format(confirmations=1)))
+    result: Any = run_scenario(scenario_from(PARTITION.format(confirmations=1), "blocks.producers.reach=[0.25, 1.0]"))
     history = read_history(result.run_dir)
     canonical = {row["block"] for row in history.table("blocks").to_pylist() if row["canonical"]}
     held = {(row["block"], row["node"]) for row in history.table("block_arrivals").to_pylist()}
@@ -410,6 +410,8 @@ def test_views_split_by_a_partition_meet_again_when_it_heals(scenario_from, run_
     for label, value in (("stale blocks", forks["blocks"]["stale"]), ("reorg depth, max", forks["reorgs"]["max_depth"]),
                          ("final reorgs", forks["reorgs"]["final"])):
         assert re.search(rf"{label}</td>\s*<td class=\"num\">{value}</td>", table), label
+    assert list(forks["reach_ms"]) == ["25%", "100%"]
+    assert forks["reach_ms"]["25%"]["p50"] < forks["reach_ms"]["100%"]["p50"]
     buffer = io.StringIO()
     print_summary(result.summary, Console(file=buffer, width=200))
     shown = buffer.getvalue()

@@ -12,7 +12,8 @@ and the ``canonical_reorg`` events:
   view dropped) as max and mean; ``canonical``: reorgs of the canonical chain, ``final``:
   those deeper than ``confirmations`` (they undid a commit already written; 0 on a sound
   setting);
-- ``reach_ms``: for each share of the nodes (50%, 90%, 100%), the time from a block's making
+- ``reach_ms``: for each share of the nodes (``blocks.producers.reach``; 50%, 90%, 100% by
+  default), the time from a block's making
   until that many nodes validated it, as the median and p90 over the blocks that got there
   (``blocks_reached``: how many did);
 - ``arrival_ms``: p50 / p90 / p99 of every arrival of a block at a node other than its
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from msgstorm.analysis._common import events_of, ms, percentiles
+from msgstorm.analysis._common import events_of, ms, percentiles, scenario_section
 from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 
@@ -75,11 +76,12 @@ def forks_summary(history: History) -> dict[str, Any] | None:
     arrival_block = arrivals.column("block").to_numpy()
     arrival_t = arrivals.column("t").to_numpy()
     nodes = max(1, len(history.nodes))
+    settings = scenario_section(history, "blocks").get("producers") or {}
     reach: dict[str, Any] = {}
-    for share in REACH_SHARES:
+    for share in settings.get("reach") or REACH_SHARES:
         times = reach_times_ns(block_ids, t_produced, arrival_block, arrival_t, nodes, share)
         p50, p90 = _ms(times, (50, 90))
-        reach[f"{round(share * 100)}%"] = {"p50": p50, "p90": p90, "blocks_reached": int(times.size)}
+        reach[f"{share * 100:g}%"] = {"p50": p50, "p90": p90, "blocks_reached": int(times.size)}
     made_at = dict(zip(block_ids.tolist(), t_produced.tolist(), strict=True))
     delay = arrival_t - np.array([made_at[b] for b in arrival_block.tolist()], dtype=np.int64)
     delay = delay[delay > 0] if delay.size else delay  # the producer's own arrival is at 0

@@ -394,8 +394,8 @@ class Forks(_Closed):
     blocks: ForkBlocks
     reorgs: ForkReorgs
     reach_ms: Annotated[dict[str, Reach], Field(
-        description="per share of the nodes (\"50%\", \"90%\", \"100%\"): time from a block's making until "
-                    "that many nodes validated it, over the blocks that got there")]
+        description="per share of the nodes (blocks.producers.reach: \"50%\", \"90%\", \"100%\" by default): "
+                    "time from a block's making until that many nodes validated it, over the blocks that got there")]
     arrival_ms: Annotated[dict[str, float | None], Field(
         description="p50, p90, p99 of every block's arrival at a node other than its producer, after its making")]
 

@@ -236,8 +236,8 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
                      f"({_fmt(blocks.get('stale_rate'))}) / {_fmt(blocks.get('fork_rate'))}")
         head.add_row("reorgs / max depth / final", f"{_fmt(reorgs.get('count'))} / {_fmt(reorgs.get('max_depth'))} / "
                                                    f"{_fmt(reorgs.get('final'))}")
-        head.add_row("block reach 50% / 90% / 100%",
-                     " / ".join(duration_ms((reach.get(share) or {}).get("p50")) for share in ("50%", "90%", "100%")))
+        head.add_row(f"block reach {' / '.join(reach)} (p50)",
+                     " / ".join(duration_ms(times.get("p50")) for times in reach.values()))
     if summary.get("wall_s") is not None:
         head.add_row("wall time", duration_s(summary.get("wall_s")))
     console.print(head)

@@ -184,6 +184,8 @@ DESCRIPTIONS: dict[str, str] = {
     "ProducersSpec.count": "producers drawn across the nodes (seeded); none: every node produces",
     "ProducersSpec.shares": "hash share (`pow`) or stake (`pos`) per producer, in the order of `nodes` (or of "
                             "the draw), any positive scale; empty: equal",
+    "ProducersSpec.reach": "shares of the nodes to time each block's reach to (summary.json's "
+                           "`forks.reach_ms`, keyed `\"50%\"` and so on)",
     "ProducersSpec.confirmations": "a block this deep on the canonical chain (itself and the blocks above it) "
                                    "commits its messages; a deeper reorg of the canonical chain is a "
                                    "`canonical_reorg` event marked final",

@@ -230,6 +230,9 @@ class ProducersSpec(_Spec):
     count: int | None = Field(default=None, ge=1)  # producers drawn across the nodes (seeded); none: every node
     shares: list[Annotated[float, Field(gt=0)]] = Field(default_factory=list)  # hash share / stake; empty: equal
     confirmations: int = Field(default=1, ge=1, le=1000)
+    # Shares of the nodes the analysis times each block's reach to (summary.json's forks.reach_ms).
+    reach: list[Annotated[Fraction, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.5, 0.9, 1.0],
+                                                                 min_length=1, max_length=10)
 
     @field_validator("rule")
     @classmethod
