@@ -116,7 +116,6 @@ class ForkChain:
         self.included: dict[int, list[int]] = {}  # message -> blocks that include it
         # Each node's view: its tip, the blocks it connected, blocks waiting for a parent.
         self.tip = [GENESIS] * n
-        self.height = [0] * n
         self.holds: list[bytearray] = [bytearray(b"\x01" * n)]  # holds[block][node]
         self.waiting: dict[tuple[int, int], list[int]] = {}  # (node, parent) -> blocks waiting for it
         self.received: set[tuple[int, int]] = set()  # (node, block) received, its parent missing
@@ -272,7 +271,6 @@ class ForkChain:
                     if depth > 0:
                         self.reorgs.append((t, node, depth, old, block))
                 self.tip[node] = block
-                self.height[node] = self.block_height[block]
             pending.extend(self.waiting.pop((node, block), ()))
         self.desync.caught_up(t, node, len(self.canonical) - 1 - self._agreed(node))
 
