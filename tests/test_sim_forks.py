@@ -4,6 +4,7 @@ race, a fork, a reorg and its commits worked by hand, proof-of-stake slots, dete
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from rich.console import Console
 
 from msgstorm.analysis.forks import forks_summary, reach_times_ns
+from msgstorm.analysis.summary_model import Summary
 from msgstorm.history import HistoryWriter, read_history
 from msgstorm.history.reader import read_table
 from msgstorm.report.terminal import print_summary
@@ -410,6 +412,7 @@ def test_views_split_by_a_partition_meet_again_when_it_heals(scenario_from, run_
     for label, value in (("stale blocks", forks["blocks"]["stale"]), ("reorg depth, max", forks["reorgs"]["max_depth"]),
                          ("final reorgs", forks["reorgs"]["final"])):
         assert re.search(rf"{label}</td>\s*<td class=\"num\">{value}</td>", table), label
+    Summary.model_validate(json.loads((result.run_dir / "summary.json").read_text()))
     assert list(forks["reach_ms"]) == ["25%", "100%"]
     assert forks["reach_ms"]["25%"]["p50"] < forks["reach_ms"]["100%"]["p50"]
     buffer = io.StringIO()
