@@ -60,6 +60,8 @@ SETTING = {
     # Signing and verifying every message for real takes the Python loop (sim/integrity.py).
     "security.verify": (UNBOUNDED, UNBOUNDED, '[security]\nscheme = "hmac-sha256"\nverify_cost = "2us"\n'
                                               'verify = "real"'),
+    # Producers across the nodes keep their views in Python (sim/forks.py).
+    "blocks.producers": (UNBOUNDED, UNBOUNDED, '[blocks.producers]\nrule = "pos"'),
 }
 
 

@@ -45,6 +45,8 @@ Place in the pipeline: between the history and the reports. It reads only the ``
 - ``security``: the scheme and the verification cost per message used; ``integrity``:
   {tampered, replayed, detected, accepted} (``integrity``); absent without [security] or an
   adversary.
+- ``forks``: stale blocks, fork and reorg counts and depths, and how fast blocks reach the
+  nodes (``forks``); absent without ``[blocks.producers]``.
 - ``faults``: [{fault_id, kind, start_s, end_s, pre_fault_p99_ms, recovery_s}] (``analysis/recovery.py``); ``checks``: [{name, verdict, detail}];
   ``slo``: [{name, verdict, value, threshold}] (see ``slo``).
 
@@ -78,6 +80,7 @@ from msgstorm.analysis.desync import desync_episodes, desync_summary
 from msgstorm.analysis.failure import failure_over
 from msgstorm.analysis.fairness import fairness_summary
 from msgstorm.analysis.faults import fault_windows, faults_summary
+from msgstorm.analysis.forks import forks_summary
 from msgstorm.analysis.generator import generator_summary
 from msgstorm.analysis.integrity import integrity_summary, security_summary
 from msgstorm.analysis.latency import ipdv_ms, latency_and_jitter_ms, stage_breakdown_ms
@@ -212,6 +215,9 @@ def analyse(history: History) -> Analysis:
     auction = auction_summary(history)
     if auction is not None:  # only runs whose batch auction cleared limit orders have one
         summary["auction"] = auction
+    forks = forks_summary(history)
+    if forks is not None:  # only runs with producers across the nodes have one
+        summary["forks"] = forks
     control = control_summary(history)
     if control is not None:  # only runs whose self-healing controllers decided something have one
         summary["control"] = control

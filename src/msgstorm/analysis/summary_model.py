@@ -365,6 +365,41 @@ class AuctionDeviation(_Closed):
     rms: Annotated[float | None, Field(ge=0, description="its root mean square, in bps")]
 
 
+class ForkBlocks(_Closed):
+    made: Annotated[Count, Field(description="blocks made by every producer")]
+    canonical: Annotated[Count, Field(description="blocks on the canonical chain at the run's end")]
+    stale: Annotated[Count, Field(description="blocks off it (orphaned)")]
+    stale_rate: Annotated[float, Field(ge=0, le=1, description="stale / made")]
+    fork_heights: Annotated[Count, Field(description="heights at which more than one block was made")]
+    fork_rate: Annotated[float | None, Field(ge=0, description="fork heights / the canonical chain's height")]
+    height: Annotated[Count, Field(description="the canonical chain's height")]
+
+
+class ForkReorgs(_Closed):
+    count: Annotated[Count, Field(description="times a node's view moved to another branch")]
+    max_depth: Annotated[Count, Field(description="most blocks one such move dropped")]
+    mean_depth: Annotated[float | None, Field(ge=0, description="blocks dropped per move, on average")]
+    canonical: Annotated[Count, Field(description="moves of the canonical chain (the longest over every block)")]
+    final: Annotated[Count, Field(description="of those, moves deeper than blocks.producers.confirmations: "
+                                               "they undid commits already written")]
+
+
+class Reach(_Closed):
+    p50: Ms
+    p90: Ms
+    blocks_reached: Annotated[Count, Field(description="blocks that reached this share of the nodes")]
+
+
+class Forks(_Closed):
+    blocks: ForkBlocks
+    reorgs: ForkReorgs
+    reach_ms: Annotated[dict[str, Reach], Field(
+        description="per share of the nodes (blocks.producers.reach: \"50%\", \"90%\", \"100%\" by default): "
+                    "time from a block's making until that many nodes validated it, over the blocks that got there")]
+    arrival_ms: Annotated[dict[str, float | None], Field(
+        description="p50, p90, p99 of every block's arrival at a node other than its producer, after its making")]
+
+
 class Auction(_Closed):
     batches: Annotated[Count, Field(description="batches in which at least one order took effect")]
     batches_cleared: Annotated[Count, Field(description="batches in which orders crossed (a clearing price)")]
@@ -474,6 +509,8 @@ class Summary(BaseModel):
     auction: Annotated[Auction | None, Field(
         description="the batch auction's clearings; absent without [market.orders] and "
                     "sequencer.policy = \"batch_auction\"")] = None
+    forks: Annotated[Forks | None, Field(
+        description="stale blocks, forks, reorgs and block reach; absent without [blocks.producers]")] = None
     control: Annotated[dict[str, Controller] | None, Field(
         description="what each self-healing controller ([[controllers]]) decided and shed; absent without "
                     "decisions")] = None

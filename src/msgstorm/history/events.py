@@ -25,6 +25,10 @@ class EventKind(StrEnum):
     LEADER_CHANGE = "leader_change"  # node: the new leader; detail: {"from", "orphaned_blocks"}
     BLOCK_PRODUCED = "block_produced"  # value: messages; detail: {"gas", "bytes"}
     BLOCK_COMMITTED = "block_committed"
+    # ``[blocks.producers]``: the canonical chain (the heaviest over every block made) moved
+    # to another branch; value: blocks it dropped; detail: {"old_tip", "new_tip", "final"}
+    # (final: a dropped block had already committed, ``confirmations`` was too few)
+    CANONICAL_REORG = "canonical_reorg"
     QUEUE_DEPTH = "queue_depth"  # sampled current depth
     QUEUE_DEPTH_MAX = "queue_depth_max"  # max depth since the previous sample
     BLOCK_BACKLOG = "block_backlog"  # sampled: sequenced messages waiting for block space

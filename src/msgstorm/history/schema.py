@@ -21,12 +21,15 @@ __all__ = [
     "ACCOUNTS",
     "AUCTIONS",
     "AUCTION_ORDERS",
+    "BLOCKS",
+    "BLOCK_ARRIVALS",
     "DELIVERIES",
     "EDGES",
     "EVENTS",
     "EVENT_KINDS",
     "EXECUTIONS",
     "INTEGRITY",
+    "FORK_TABLES",
     "LAZY_TABLES",
     "MARKET_TABLES",
     "MESSAGES",
@@ -34,6 +37,7 @@ __all__ = [
     "ORACLE",
     "PRICES",
     "RANKS",
+    "REORGS",
     "RUN",
     "STATUSES",
     "TABLES",
@@ -270,8 +274,40 @@ INTEGRITY = pa.schema([
     pa.field("detected", pa.bool_(), nullable=False),
 ])
 
+# Producers across the nodes (``[blocks.producers]``, sim only). ``blocks``: every block
+# made, on the canonical chain or not (``canonical``: on the heaviest chain over every block
+# made, at the run's end; ``parent`` 0 is the genesis block); ``block_arrivals``: when each
+# node validated each block (its producer at ``t_produced``); ``reorgs``: a node's view
+# moved to another branch, dropping ``depth`` blocks of its old one.
+BLOCKS = pa.schema([
+    pa.field("block", pa.int64(), nullable=False),
+    pa.field("parent", pa.int64(), nullable=False),
+    pa.field("height", pa.int64(), nullable=False),
+    pa.field("producer", pa.string(), nullable=False),
+    pa.field("t_produced", pa.int64(), nullable=False),
+    pa.field("messages", pa.int64(), nullable=False),
+    pa.field("bytes", pa.int64(), nullable=False),
+    pa.field("canonical", pa.bool_(), nullable=False),
+])
+
+BLOCK_ARRIVALS = pa.schema([
+    pa.field("block", pa.int64(), nullable=False),
+    pa.field("node", pa.string(), nullable=False),
+    pa.field("t", pa.int64(), nullable=False),
+])
+
+REORGS = pa.schema([
+    pa.field("t", pa.int64(), nullable=False),
+    pa.field("node", pa.string(), nullable=False),
+    pa.field("depth", pa.int64(), nullable=False),
+    pa.field("old_tip", pa.int64(), nullable=False),
+    pa.field("new_tip", pa.int64(), nullable=False),
+])
+
+FORK_TABLES = ("blocks", "block_arrivals", "reorgs")
+
 # Tables written only by some runs: each gets its directory with its first rows.
-LAZY_TABLES = (*MARKET_TABLES, "ranks", "integrity")
+LAZY_TABLES = (*MARKET_TABLES, "ranks", "integrity", *FORK_TABLES)
 
 TABLES: dict[str, pa.Schema] = {
     "messages": MESSAGES,
@@ -290,6 +326,9 @@ TABLES: dict[str, pa.Schema] = {
     "auction_orders": AUCTION_ORDERS,
     "ranks": RANKS,
     "integrity": INTEGRITY,
+    "blocks": BLOCKS,
+    "block_arrivals": BLOCK_ARRIVALS,
+    "reorgs": REORGS,
 }
 # Tables a history may lack (written by newer targets only; a live target may not know its
 # overlay; only a run with a market writes the market's, only some policies ``ranks``): read as empty.

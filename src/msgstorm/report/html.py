@@ -49,7 +49,7 @@ _KNOWN_KEYS = frozenset({
     "offered_rate_per_s", "throughput_per_s", "latency_ms", "latency_stages_ms", "jitter_ms", "capacity",
     "failure_threshold", "queue", "backpressure", "base_fee", "messages", "desync", "propagation_ms",
     "faults", "checks", "slo", "wall_s", "by_kind", "by_agent", "gossip_backlog", "cut_off", "generator", "delivery",
-    "connections", "market", "fairness", "auction", "control", "security", "integrity",
+    "connections", "market", "fairness", "auction", "control", "security", "integrity", "forks",
 })
 _MARKET_KEYS = ("market", "impact", "liquidations", "liquidation", "bad_debt", "safe_leverage", "fairness")
 
@@ -279,6 +279,40 @@ _AUCTION_ROWS = (
     ("deviation, mean", ("price_deviation_bps", "mean"), "clearing price vs the true price at the close, bps"),
     ("deviation, rms", ("price_deviation_bps", "rms"), "its root mean square, bps"),
 )
+
+
+_FORK_ROWS = (
+    ("blocks made", ("blocks", "made"), "by every producer"),
+    ("stale blocks", ("blocks", "stale"), "off the canonical chain at the end"),
+    ("stale rate", ("blocks", "stale_rate"), "stale / made"),
+    ("fork heights", ("blocks", "fork_heights"), "heights with more than one block"),
+    ("fork rate", ("blocks", "fork_rate"), "fork heights / canonical height"),
+    ("reorgs", ("reorgs", "count"), "a node's view moved to another branch"),
+    ("reorg depth, max", ("reorgs", "max_depth"), "blocks one move dropped"),
+    ("reorg depth, mean", ("reorgs", "mean_depth"), "blocks dropped per move"),
+    ("final reorgs", ("reorgs", "final"), "canonical reorgs deeper than confirmations"),
+    ("block arrival, p50", ("arrival_ms", "p50"), "ms after its making, at each other node"),
+    ("block arrival, p90", ("arrival_ms", "p90"), "ms"),
+)
+
+
+def _forks(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The section "Forks" of a run with producers across the nodes."""
+    forks = summary.get("forks")
+    if not forks:
+        return []
+    rows = []
+    for label, path, note in _FORK_ROWS:
+        value: Any = forks
+        for key in path:
+            value = None if value is None else value.get(key)
+        rows.append([esc(label), f'<td class="num">{esc(fmt(value))}</td>', esc(note)])
+    for share, times in (forks.get("reach_ms") or {}).items():
+        for q in ("p50", "p90"):
+            rows.append([esc(f"reach {share} of nodes, {q}"), f'<td class="num">{esc(fmt(times.get(q)))}</td>',
+                         esc(f"ms from a block's making ({fmt(times.get('blocks_reached'))} blocks got there)")])
+    return [("forks", "Forks and block propagation", table(["metric", "value", "what"], rows,
+                                                          attrs='id="forks-table"'))]
 
 
 def _auction(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -564,6 +598,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         *_integrity(summary),
         *_control(history, summary, depth),
         *_auction(summary),
+        *_forks(summary),
         ("groups", "By message kind and agent", _groups(summary)),
         ("checks", "Delivery checks and faults", _checks(summary)),
     ]

@@ -253,6 +253,16 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         head.add_row("clearing price mean / last", f"{_fmt(auction.get('mean_clearing_price'))} / "
                                                    f"{_fmt(auction.get('last_clearing_price'))} "
                                                    f"(vs true price: rms {_fmt(deviation.get('rms'))} bps)")
+    forks = summary.get("forks")
+    if forks:
+        blocks, reorgs, reach = forks["blocks"], forks["reorgs"], forks["reach_ms"]
+        head.add_row("blocks made / stale / fork rate",
+                     f"{_fmt(blocks.get('made'))} / {_fmt(blocks.get('stale'))} "
+                     f"({_fmt(blocks.get('stale_rate'))}) / {_fmt(blocks.get('fork_rate'))}")
+        head.add_row("reorgs / max depth / final", f"{_fmt(reorgs.get('count'))} / {_fmt(reorgs.get('max_depth'))} / "
+                                                   f"{_fmt(reorgs.get('final'))}")
+        head.add_row(f"block reach {' / '.join(reach)} (p50)",
+                     " / ".join(duration_ms(times.get("p50")) for times in reach.values()))
     if summary.get("wall_s") is not None:
         head.add_row("wall time", duration_s(summary.get("wall_s")))
     console.print(head)

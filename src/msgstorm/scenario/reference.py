@@ -175,6 +175,20 @@ DESCRIPTIONS: dict[str, str] = {
     "BlocksSpec.quorum": "share of all nodes whose votes commit a block: ceil(quorum × nodes), so with 3 "
                          "nodes 67% needs all 3 (use 60% for 2 of 3)",
     "BlocksSpec.header_size": "block bytes besides its messages",
+    # [blocks.producers]
+    "ProducersSpec.rule": "`pow`: proof of work, a Poisson process of blocks every `blocks.interval` on "
+                          "average, each to a producer drawn by hash share; `pos`: proof-of-stake slots of "
+                          "`blocks.interval`, each slot's leader drawn by stake from the run's seed (the leader "
+                          "schedule), its block made at the slot's start",
+    "ProducersSpec.nodes": "the producers by node name; empty: drawn (`count`)",
+    "ProducersSpec.count": "producers drawn across the nodes (seeded); none: every node produces",
+    "ProducersSpec.shares": "hash share (`pow`) or stake (`pos`) per producer, in the order of `nodes` (or of "
+                            "the draw), any positive scale; empty: equal",
+    "ProducersSpec.reach": "shares of the nodes to time each block's reach to (summary.json's "
+                           "`forks.reach_ms`, keyed `\"50%\"` and so on)",
+    "ProducersSpec.confirmations": "a block this deep on the canonical chain (itself and the blocks above it) "
+                                   "commits its messages; a deeper reorg of the canonical chain is a "
+                                   "`canonical_reorg` event marked final",
     # [backpressure]
     "Unbounded.mode": "admit everything",
     "DropTail.mode": "drop arrivals while the queue is full",
@@ -481,6 +495,7 @@ _SECTIONS: list[_Section] = [
     ("[sequencer.fair_order]", schema.FairOrderSpec),
     ("[sequencer.lane]", control.LaneSpec),
     ("[blocks]", schema.BlocksSpec),
+    ("[blocks.producers]", schema.ProducersSpec),
     ("[backpressure]", "mode", schema.BackpressureSpec),
     ("[desync]", schema.DesyncSpec),
     ("[[agents]]", schema.AgentSpec),

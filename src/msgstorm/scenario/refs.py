@@ -105,6 +105,8 @@ def check_references(scenario: Scenario) -> list[Problem]:
     if gossip.mode == "mesh" and gossip.degree > gossip.peers:
         problems.append((("gossip", "degree"), f"mesh degree {gossip.degree} exceeds peers {gossip.peers}"))
 
+    problems += _producer_references(scenario, nodes, hint_nodes)
+
     sequencer = scenario.sequencer
     if sequencer.node is not None and sequencer.node not in nodes:
         problems.append((("sequencer", "node"), f"unknown node {sequencer.node!r}{did_you_mean(sequencer.node, nodes)}; nodes are {hint_nodes}"))
@@ -217,6 +219,10 @@ def check_references(scenario: Scenario) -> list[Problem]:
         if scenario.sequencer.lane is not None:
             problems.append((("sequencer", "lane"), f"the liquidation lane is the simulator's sequencer's (target "
                                                     f"{scenario.target!r}): drop it or run with --target sim"))
+        if scenario.blocks.producers is not None:
+            problems.append((("blocks", "producers"), f"producers across the nodes are the simulator's (target "
+                                                      f"{scenario.target!r}): drop [blocks.producers] or run "
+                                                      "with --target sim"))
         for index, _ in enumerate(scenario.controllers):
             problems.append((("controllers", index), f"controllers steer the simulator only (target "
                                                      f"{scenario.target!r}): drop [[controllers]] or run with "
@@ -298,6 +304,29 @@ def _controller_references(scenario: Scenario) -> list[Problem]:
                                      f"blocks.interval ({format_duration(interval)}) is outside [min_interval, "
                                      f"max_interval] ({format_duration(spec.min_interval)}, "
                                      f"{format_duration(spec.max_interval)}): the controller starts from it"))
+    return problems
+
+
+def _producer_references(scenario: Scenario, nodes: set[str], hint_nodes: str) -> list[Problem]:
+    """``[blocks.producers]``: named producers exist, no more are drawn than there are nodes,
+    and the rules it replaces (controllers steering the one sequencer's blocks) are not set."""
+    producers = scenario.blocks.producers
+    if producers is None:
+        return []
+    problems: list[Problem] = []
+    for index, name in enumerate(producers.nodes):
+        if name not in nodes:
+            problems.append((("blocks", "producers", "nodes", index),
+                             f"unknown node {name!r}{did_you_mean(name, nodes)}; nodes are {hint_nodes}"))
+    if producers.count is not None and producers.count > len(nodes):
+        problems.append((("blocks", "producers", "count"),
+                         f"{producers.count} producers drawn from {len(nodes)} nodes"))
+    if not producers.nodes and producers.count is None and producers.shares and len(producers.shares) != len(nodes):
+        problems.append((("blocks", "producers", "shares"),
+                         f"shares has {len(producers.shares)} entries; every node ({len(nodes)}) produces"))
+    if scenario.controllers:
+        problems.append((("controllers",), "controllers steer the one sequencer's blocks; drop them or "
+                                           "[blocks.producers]"))
     return problems
 
 

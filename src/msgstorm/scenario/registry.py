@@ -1,6 +1,6 @@
 """Extension points: the names a scenario may use, and what implements each.
 
-Place in the pipeline: the scenario layer, below every engine. Ten registries map a name
+Place in the pipeline: the scenario layer, below every engine. Eleven registries map a name
 that appears in a scenario or a report to its implementation:
 
 - ``QUEUE_POLICIES``: ``sequencer.policy`` -> a no-argument factory of a ``QueuePolicy``
@@ -44,7 +44,12 @@ that appears in a scenario or a report to its implementation:
   (``sim/control.py``): self-healing controllers that look at the run's strain every
   ``every`` and steer it (shed non-essential kinds, change the block interval), each
   decision a ``control`` event; one that sheds arrivals gives the sequencer its ``Gate``
-  (``Sequencer.gate_with``).
+  (``Sequencer.gate_with``);
+- ``PRODUCER_RULES``: ``blocks.producers.rule`` -> a ``ProducerRule`` class (``sim/producers.py``:
+  ``pow``, Poisson blocks weighted by hash share; ``pos``, slots with a seeded leader
+  schedule weighted by stake) that says when the next block comes and who makes it; the
+  chain of views and forks (``sim/forks.py``) is the same for every rule. Without
+  ``[blocks.producers]`` the one sequencer makes the blocks (``sim/chain.py``).
 
 A registry may declare the names its built-in modules register (``builtin_names``), so
 that validation asks about a built-in name without importing its engine (``msgstorm
@@ -83,6 +88,7 @@ __all__ = [
     "LIVE_DRIVERS",
     "LIVE_FAULT_KINDS",
     "QUEUE_POLICIES",
+    "PRODUCER_RULES",
     "REACTORS",
     "Registry",
     "TOXICS",
@@ -207,3 +213,4 @@ LIVE_DRIVERS: Registry[Any] = Registry("live driver", (
 REACTORS: Registry[Callable[..., Any]] = Registry("reactor", ("msgstorm.market.reactor", "msgstorm.market.frontrun",
                                                             "msgstorm.sim.integrity"))
 CONTROLLERS: Registry[Callable[..., Any]] = Registry("controller", ("msgstorm.sim.control",))
+PRODUCER_RULES: Registry[Any] = Registry("producer rule", ("msgstorm.sim.producers",), ("pow", "pos"))

@@ -32,7 +32,7 @@ from msgstorm.scenario.distributions import (
 )
 from msgstorm.scenario.kinds import MESSAGE_KINDS, MessageKind
 from msgstorm.scenario.market import MarketSpec
-from msgstorm.scenario.registry import TOXICS
+from msgstorm.scenario.registry import PRODUCER_RULES, TOXICS
 from msgstorm.scenario.security import SecuritySpec
 from msgstorm.scenario.units import parse_bandwidth_bps, parse_fraction, parse_rate_per_s
 
@@ -65,6 +65,7 @@ __all__ = [
     "OneFault",
     "OracleFault",
     "PauseFault",
+    "ProducersSpec",
     "RestartFault",
     "RedisSpec",
     "ReplayFault",
@@ -226,6 +227,38 @@ class SequencerSpec(_Spec):
         return self
 
 
+class ProducersSpec(_Spec):
+    """``[blocks.producers]``: blocks come from producers drawn across the nodes (sim), each
+    node keeping its own view of the chain, instead of from the one sequencer."""
+
+    rule: str  # a name in PRODUCER_RULES: "pow" (Poisson, by hash share) or "pos" (slots, by stake)
+    nodes: list[str] = Field(default_factory=list)  # the producers by name; empty: drawn (``count``)
+    count: int | None = Field(default=None, ge=1)  # producers drawn across the nodes (seeded); none: every node
+    shares: list[Annotated[float, Field(gt=0)]] = Field(default_factory=list)  # hash share / stake; empty: equal
+    confirmations: int = Field(default=1, ge=1, le=1000)
+    # Shares of the nodes the analysis times each block's reach to (summary.json's forks.reach_ms).
+    reach: list[Annotated[Fraction, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.5, 0.9, 1.0],
+                                                                 min_length=1, max_length=10)
+
+    @field_validator("rule")
+    @classmethod
+    def _known_rule(cls, rule: str) -> str:
+        if rule not in PRODUCER_RULES:
+            raise ValueError(f"unknown producer rule {rule!r}; one of {PRODUCER_RULES.names()}")
+        return rule
+
+    @model_validator(mode="after")
+    def _one_way_to_name_them(self) -> ProducersSpec:
+        if self.nodes and self.count is not None:
+            raise ValueError("give the producers by name (nodes) or how many to draw (count), not both")
+        if len(set(self.nodes)) != len(self.nodes):
+            raise ValueError("a producer is named twice in nodes")
+        expected = len(self.nodes) if self.nodes else self.count
+        if self.shares and expected is not None and len(self.shares) != expected:
+            raise ValueError(f"shares has {len(self.shares)} entries for {expected} producers")
+        return self
+
+
 class BlocksSpec(_Spec):
     interval: DurationNs = Field(default=500_000_000, gt=0)
     max_messages: int = Field(default=5000, ge=1)
@@ -233,6 +266,17 @@ class BlocksSpec(_Spec):
     gas: dict[MessageKind, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
     quorum: Fraction = 0.67
     header_size: int = Field(default=500, ge=0)
+    producers: ProducersSpec | None = Field(
+        default=None, description="producers drawn across the nodes, forks and per-node chain views (sim): "
+                                  "[`[blocks.producers]`](#blocksproducers)")
+
+    @model_serializer(mode="wrap")
+    def _without_producers(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without producers the section dumps (and hashes) as it did before they existed."""
+        data: dict[str, Any] = handler(self)
+        if data.get("producers") is None:
+            data.pop("producers", None)
+        return data
 
 
 class Unbounded(_Spec):

@@ -186,7 +186,7 @@ class Chain:
 
     # --- leaders ----------------------------------------------------------------------------
 
-    def saw(self, node: int, m: int) -> None:
+    def saw(self, _t: int, node: int, m: int) -> None:
         """Standby ``node`` validated message ``m``: it goes into that node's mempool."""
         pool = self.mempool[node]
         pool.append(m)

@@ -22,6 +22,7 @@ from msgstorm.scenario.registry import FAULT_KINDS
 from msgstorm.scenario.schema import CrashFault, DegradeFault, PartitionFault
 from msgstorm.sim.chain import Chain
 from msgstorm.sim.context import SimContext
+from msgstorm.sim.forks import ForkChain
 from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.lone_cpu import LoneCpu
@@ -32,7 +33,7 @@ __all__ = ["Crash", "Degrade", "FaultInjector", "FaultKind", "Partition"]
 
 class FaultInjector:
     def __init__(self, ctx: SimContext, links: LinkState, gossip: GossipState, sequencer: Sequencer,
-                 chain: Chain, lone: LoneCpu) -> None:
+                 chain: Chain | ForkChain, lone: LoneCpu) -> None:
         self.ctx = ctx
         self.links = links
         self.gossip = gossip

@@ -54,6 +54,7 @@ from msgstorm.sim.chain import Chain, gas_table
 from msgstorm.sim.context import Cluster, EventQueue, SimContext, Tally
 from msgstorm.sim.control import ControlHost, build_controllers, start_controllers
 from msgstorm.sim.fault_injector import FaultInjector
+from msgstorm.sim.forks import ForkChain
 from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.host import SimHost
 from msgstorm.sim.integrity import security_costs, verified_processing
@@ -173,10 +174,20 @@ class ShadowNetwork:
                                    release=self._inject)
         self.host.connect(self.ctx, self.sequencer, self._inject, self.reactors, agent_names)
         gas_of = gas_table(scenario.blocks.gas, MESSAGE_KINDS)
-        self.chain = Chain(self.ctx, self.sequencer, topology, self.links, self.gossip, self.lone, gas_of,
-                           self.host.commit_listener(None if self.telemetry is None else self.telemetry.committed))
+        on_commit = self.host.commit_listener(None if self.telemetry is None else self.telemetry.committed)
+        # Blocks come from the one sequencer, or from producers across the nodes (sim/forks.py),
+        # whose mempools take the validations the leader's sequencer takes otherwise.
+        self.chain: Chain | ForkChain
+        if scenario.blocks.producers is None:
+            self.chain = Chain(self.ctx, self.sequencer, topology, self.links, self.gossip, self.lone, gas_of,
+                               on_commit)
+        else:
+            self.chain = ForkChain(self.ctx, self.gossip, self.links, writer, gas_of, on_commit,
+                                   np.random.default_rng(seed.spawn(1)[0]))
+            self.gossip.set_watched(self.chain.producers, self.ctx.watched)
+        self._sequencing = isinstance(self.chain, Chain)
         self.controllers = (build_controllers(scenario, ControlHost(self.ctx, self.sequencer, self.chain))
-                            if scenario.controllers else [])
+                            if scenario.controllers and isinstance(self.chain, Chain) else [])
         self.faults = FaultInjector(self.ctx, self.links, self.gossip, self.sequencer, self.chain, self.lone)
         # A one-node network runs its whole loop compiled when its rules allow (sim/solo.py).
         # Reactions need the Python loop (the compiled one cannot call back): same rules.
@@ -409,10 +420,10 @@ class ShadowNetwork:
                 for reactor in self.reactors:
                     if node in reactor.watched:
                         reactor.validated(t, node, item)
-            if node == self.cluster.leader:
+            if node == self.cluster.leader and self._sequencing:
                 self.sequencer.intake(t, item)
             elif node in self.chain.mempool:
-                self.chain.saw(node, item)
+                self.chain.saw(t, node, item)
         else:
             self.chain.validated_block(t, node, item, sender)
 

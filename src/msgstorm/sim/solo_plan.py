@@ -72,6 +72,7 @@ SOLO_FIELDS: dict[str, str] = {
     "blocks.gas": REPLAYED,
     "blocks.quorum": NO_EFFECT,  # one node is its own quorum
     "blocks.header_size": REPLAYED,
+    "blocks.producers": PYTHON_ONLY,  # producers across nodes, per-node views (sim/forks.py)
     "backpressure.mode": REPLAYED,  # through the mode's DropRule; modes without one run in Python
     "backpressure.capacity": REPLAYED,
     "backpressure.levels": REPLAYED,

@@ -1,0 +1,116 @@
+"""Forks: stale blocks, reorgs and how fast blocks reach the nodes, from the history.
+
+Place in the pipeline: analysis, read by ``analysis/summary.py`` as summary.json's
+``forks`` (absent for a run without ``[blocks.producers]``, whose history has no
+``blocks`` table). It reads only the ``blocks``, ``block_arrivals`` and ``reorgs`` tables
+and the ``canonical_reorg`` events:
+
+- ``blocks``: made, on the canonical chain, ``stale`` (the rest), ``stale_rate`` (stale /
+  made); ``fork_heights``: heights at which more than one block was made, and
+  ``fork_rate``: those over the canonical chain's height;
+- ``reorgs``: a node's view moving to another branch: how many, their depth (blocks the
+  view dropped) as max and mean; ``canonical``: reorgs of the canonical chain, ``final``:
+  those deeper than ``confirmations`` (they undid a commit already written; 0 on a sound
+  setting);
+- ``reach_ms``: for each share of the nodes (``blocks.producers.reach``; 50%, 90%, 100% by
+  default), the time from a block's making
+  until that many nodes validated it, as the median and p90 over the blocks that got there
+  (``blocks_reached``: how many did);
+- ``arrival_ms``: p50 / p90 / p99 of every arrival of a block at a node other than its
+  producer, after its making.
+
+Percentiles are nearest-rank (as every latency of the summary).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from msgstorm.analysis._common import events_of, ms, percentiles, scenario_section
+from msgstorm.history.events import EventKind
+from msgstorm.history.reader import History
+
+__all__ = ["REACH_SHARES", "forks_summary", "reach_times_ns"]
+
+REACH_SHARES = (0.5, 0.9, 1.0)
+
+
+def reach_times_ns(block_ids: np.ndarray, t_produced: np.ndarray, arrival_block: np.ndarray,
+                   arrival_t: np.ndarray, nodes: int, share: float) -> np.ndarray:
+    """Per block (those that got there), the time from its making until ``ceil(share ×
+    nodes)`` nodes held it (its producer counts, at 0)."""
+    need = max(1, math.ceil(share * nodes - 1e-9))
+    made = dict(zip(block_ids.tolist(), t_produced.tolist(), strict=True))
+    order = np.lexsort((arrival_t, arrival_block))
+    blocks, times = arrival_block[order], arrival_t[order]
+    starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]]) if blocks.size else np.array([], np.int64)
+    ends = np.r_[starts[1:], blocks.size] if blocks.size else starts
+    out = [int(times[start + need - 1]) - made[int(blocks[start])]
+           for start, end in zip(starts.tolist(), ends.tolist(), strict=True) if end - start >= need]
+    return np.array(out, dtype=np.int64)
+
+
+def forks_summary(history: History) -> dict[str, Any] | None:
+    """summary.json's ``forks``; None for a run without producers across the nodes."""
+    blocks = history.table("blocks")
+    if blocks.num_rows == 0:
+        return None
+    block_ids = blocks.column("block").to_numpy()
+    heights = blocks.column("height").to_numpy()
+    t_produced = blocks.column("t_produced").to_numpy()
+    canonical = blocks.column("canonical").to_numpy(zero_copy_only=False)
+    made = int(block_ids.size)
+    on_chain = int(canonical.sum())
+    _, per_height = np.unique(heights, return_counts=True)
+    fork_heights = int((per_height > 1).sum())
+    top = int(heights[canonical].max()) if on_chain else 0
+
+    reorgs = history.table("reorgs")
+    depth = reorgs.column("depth").to_numpy()
+    canonical_reorgs = events_of(history, EventKind.CANONICAL_REORG).details()
+
+    arrivals = history.table("block_arrivals")
+    arrival_block = arrivals.column("block").to_numpy()
+    arrival_t = arrivals.column("t").to_numpy()
+    nodes = max(1, len(history.nodes))
+    settings = scenario_section(history, "blocks").get("producers") or {}
+    reach: dict[str, Any] = {}
+    for share in settings.get("reach") or REACH_SHARES:
+        times = reach_times_ns(block_ids, t_produced, arrival_block, arrival_t, nodes, share)
+        p50, p90 = _ms(times, (50, 90))
+        reach[f"{share * 100:g}%"] = {"p50": p50, "p90": p90, "blocks_reached": int(times.size)}
+    made_at = dict(zip(block_ids.tolist(), t_produced.tolist(), strict=True))
+    delay = arrival_t - np.array([made_at[b] for b in arrival_block.tolist()], dtype=np.int64)
+    delay = delay[delay > 0] if delay.size else delay  # the producer's own arrival is at 0
+    a50, a90, a99 = _ms(delay, (50, 90, 99))
+    return {
+        "blocks": {
+            "made": made,
+            "canonical": on_chain,
+            "stale": made - on_chain,
+            "stale_rate": round((made - on_chain) / made, 6),
+            "fork_heights": fork_heights,
+            "fork_rate": round(fork_heights / top, 6) if top else None,
+            "height": top,
+        },
+        "reorgs": {
+            "count": int(depth.size),
+            "max_depth": int(depth.max()) if depth.size else 0,
+            "mean_depth": round(float(depth.mean()), 3) if depth.size else None,
+            "canonical": len(canonical_reorgs),
+            "final": sum(1 for detail in canonical_reorgs if detail.get("final")),
+        },
+        "reach_ms": reach,
+        "arrival_ms": {"p50": a50, "p90": a90, "p99": a99},
+    }
+
+
+def _ms(values_ns: np.ndarray, qs: tuple[float, ...]) -> list[float | None]:
+    """Nearest-rank percentiles in ms; nulls for no values."""
+    if values_ns.size == 0:
+        return [None] * len(qs)
+    return [ms(value) for value in percentiles(values_ns, qs)]
+

@@ -1,0 +1,410 @@
+"""Producers across the nodes: a block tree, each node's view of it, forks and commits.
+
+Place in the pipeline: inside the simulator, the role ``ShadowNetwork`` gives the blocks
+when the scenario sets ``[blocks.producers]`` (without it, ``sim/chain.py``: the one
+sequencer makes every block). A ``ProducerRule`` (``sim/producers.py``: proof of work,
+proof-of-stake slots) says when the next block comes and which producer makes it; the
+producer builds it on the tip of its own view from what its mempool validated and is not
+already on that branch, and gossips it like any block. Every node keeps its own view: the
+longest chain among the blocks it validated (a tie keeps the tip it had: first seen wins);
+a block whose parent it has not seen waits for it, and the node asks the peer that sent it
+for the parent, a round trip away (so views meet again after a partition heals). When a view moves to another branch,
+the blocks it leaves are a reorg of that depth (the ``reorgs`` table).
+
+Commits follow the canonical chain: the longest chain over every block made (a tie keeps
+the first made), the one every view converges to. A block on it ``confirmations`` deep
+(that many blocks at and above it) commits its messages; a message in a block the
+canonical chain leaves was not committed, stays in the producers' mempools and commits
+only if a later block on the canonical chain includes it again. A reorg of the canonical
+chain deeper than ``confirmations`` would undo a commit already written: it is a
+``canonical_reorg`` event with ``final`` true (the summary counts them), a sign that
+``confirmations`` is too few for the network.
+
+A node whose view agrees with the canonical chain only up to more than
+``desync.max_height_gap`` blocks below its top, for ``desync.min_duration``, is
+desynchronised (a view on a losing branch counts from the fork on).
+
+Every block is one of ``block`` ids 1, 2, ... (0 is the genesis block every node holds);
+a message's ``block`` column is the block that committed it (or first included it).
+Lifecycle: built once per run; ``start`` draws the first block; ``close`` writes the
+``blocks`` table (whether each block ended on the canonical chain is known only then).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from msgstorm.history.events import EventKind
+from msgstorm.history.writer import HistoryWriter
+from msgstorm.scenario.registry import PRODUCER_RULES
+from msgstorm.scenario.schema import ProducersSpec
+from msgstorm.sim.context import SimContext
+from msgstorm.sim.desync import DesyncTracker
+from msgstorm.sim.gossip import GossipState
+from msgstorm.sim.kernel import ITEM_BLOCK
+from msgstorm.sim.links import LinkState
+from msgstorm.sim.recorder import FLUSH_ROWS
+from msgstorm.sim.state import (
+    BLOCK,
+    COMMITTED,
+    IN_BLOCK,
+    KIND,
+    QUEUED,
+    SIZE,
+    T_COMMITTED,
+    T_DEQUEUED,
+    T_RECEIVED,
+    T_SEQUENCED,
+    WHERE,
+)
+
+__all__ = ["ForkChain", "pick_producers"]
+
+GENESIS = 0
+
+
+def pick_producers(spec: ProducersSpec, names: list[str], rng: np.random.Generator) -> list[int]:
+    """The producers' node indices: those named, else ``count`` drawn without replacement
+    (seeded, in draw order), else every node."""
+    if spec.nodes:
+        index = {name: i for i, name in enumerate(names)}
+        return [index[name] for name in spec.nodes]
+    if spec.count is None:
+        return list(range(len(names)))
+    pool = list(range(len(names)))
+    chosen = []
+    for _ in range(min(spec.count, len(pool))):
+        chosen.append(pool.pop(min(int(float(rng.random()) * len(pool)), len(pool) - 1)))
+    return chosen
+
+
+class ForkChain:
+    def __init__(self, ctx: SimContext, gossip: GossipState, links: LinkState, writer: HistoryWriter,
+                 gas_of: list[int], on_commit: Callable[[int, list[list[Any]]], None] | None,
+                 rng: np.random.Generator) -> None:
+        spec = ctx.scenario.blocks.producers
+        assert spec is not None
+        self.ctx = ctx
+        self.gossip = gossip
+        self.links = links
+        self.writer = writer
+        self.gas_of = gas_of
+        self.on_commit = on_commit
+        blocks = ctx.scenario.blocks
+        self.block_interval = blocks.interval
+        self.max_messages = blocks.max_messages
+        self.max_gas = blocks.max_gas
+        self.header_size = blocks.header_size
+        self.confirmations = spec.confirmations
+        names = ctx.cluster.names
+        self.producers = pick_producers(spec, names, rng)
+        shares = list(spec.shares) or [1.0] * len(self.producers)
+        self.rule = PRODUCER_RULES[spec.rule](blocks.interval, shares, rng)
+        # What each producer validated: it builds its blocks from this (oldest first).
+        self.mempool: dict[int, list[int]] = {node: [] for node in self.producers}
+        n = ctx.cluster.size
+        # The block tree, by block id (0: genesis).
+        self.parent = [GENESIS]
+        self.block_height = [0]
+        self.producer_of = [-1]
+        self.t_produced = [0]
+        self.size_of = [0]
+        self.contents: list[list[int]] = [[]]
+        self.included: dict[int, list[int]] = {}  # message -> blocks that include it
+        # Each node's view: its tip, the blocks it connected, blocks waiting for a parent.
+        self.tip = [GENESIS] * n
+        self.holds: list[bytearray] = [bytearray(b"\x01" * n)]  # holds[block][node]
+        self.waiting: dict[tuple[int, int], list[int]] = {}  # (node, parent) -> blocks waiting for it
+        self.received: set[tuple[int, int]] = set()  # (node, block) received, its parent missing
+        self.fetching: set[tuple[int, int]] = set()  # (node, block) asked of a peer
+        # The canonical chain: canonical[h] is its block at height h.
+        self.canonical = [GENESIS]
+        self.committed_height = 0
+        desync = ctx.scenario.desync
+        self.desync = DesyncTracker(n, desync.max_height_gap, desync.min_duration, ctx.record.event)
+        self.arrivals: list[tuple[int, int, int]] = []
+        self.reorgs: list[tuple[int, int, int, int, int]] = []
+
+    def start(self) -> None:
+        self._schedule(0)
+
+    def _schedule(self, t: int) -> None:
+        t_next, producer = self.rule.next_block(t)
+        if t_next <= self.ctx.hard_stop:
+            self.ctx.events.push(t_next, self._produce, self.producers[producer])
+
+    # --- producing --------------------------------------------------------------------------
+
+    def _produce(self, t: int, node: int, _b: int, _c: int, _d: int) -> None:
+        self._schedule(t)
+        ctx = self.ctx
+        if not ctx.cluster.up[node]:
+            return  # a producer that is down makes nothing: its turn (or its work) is lost
+        parent = self.tip[node]
+        take, gas, size = self._fill(node, parent)
+        block = len(self.parent)
+        height = self.block_height[parent] + 1
+        self.parent.append(parent)
+        self.block_height.append(height)
+        self.producer_of.append(node)
+        self.t_produced.append(t)
+        self.size_of.append(size)
+        self.contents.append(take)
+        self.holds.append(bytearray(ctx.cluster.size))
+        live = ctx.msgs.live
+        for m in take:
+            self.included.setdefault(m, []).append(block)
+            record = live[m]
+            record[WHERE] = IN_BLOCK
+            if record[BLOCK] < 0:  # first included: it left the mempool (queue wait) at once
+                record[BLOCK] = block
+                record[T_DEQUEUED] = record[T_SEQUENCED] = t
+        ctx.record.event(t, EventKind.BLOCK_PRODUCED, node, float(len(take)), height,
+                         {"gas": gas, "bytes": size, "block": block, "parent": parent})
+        self._extend_canonical(t, block)
+        self._arrive(t, node, block, -1)
+        if not ctx.cluster.isolated[node]:
+            self.gossip.inject(t, node, block, ITEM_BLOCK, size)
+        top = len(self.canonical) - 1
+        self.desync.check(t, top, [self._agreed(v) for v in range(ctx.cluster.size)], ctx.cluster.up)
+
+    def _fill(self, node: int, parent: int) -> tuple[list[int], int, int]:
+        """Messages for a block on ``parent``: the mempool's, oldest first, that are not
+        settled nor already on the branch, up to the block's message and gas limits."""
+        live = self.ctx.msgs.live
+        pool = [m for m in self.mempool[node] if m in live]
+        self.mempool[node] = pool  # settled ones leave the mempool
+        take: list[int] = []
+        gas = 0
+        size = self.header_size
+        gas_of = self.gas_of
+        for m in pool:
+            if len(take) >= self.max_messages:
+                break
+            if self._on_branch(m, parent):
+                continue
+            record = live[m]
+            cost = gas_of[record[KIND]]
+            if self.max_gas is not None and gas + cost > self.max_gas:
+                continue
+            take.append(m)
+            gas += cost
+            size += record[SIZE]
+        return take, gas, size
+
+    def _on_branch(self, m: int, tip: int) -> bool:
+        """Whether a block on the branch ending at ``tip`` includes ``m``."""
+        for block in self.included.get(m, ()):
+            if self._ancestor(tip, self.block_height[block]) == block:
+                return True
+        return False
+
+    def _ancestor(self, block: int, height: int) -> int:
+        """The block at ``height`` on the branch ending at ``block`` (-1: above it)."""
+        if height > self.block_height[block]:
+            return -1
+        while self.block_height[block] > height:
+            block = self.parent[block]
+        return block
+
+    def _fork_point(self, a: int, b: int) -> int:
+        """The last block two branches share."""
+        height = min(self.block_height[a], self.block_height[b])
+        a, b = self._ancestor(a, height), self._ancestor(b, height)
+        while a != b:
+            a, b = self.parent[a], self.parent[b]
+        return a
+
+    # --- each node's view ---------------------------------------------------------------------
+
+    def validated_block(self, t: int, node: int, block: int, sender: int) -> None:
+        """``node`` validated ``block`` (from ``sender``; its producer, at hop 0)."""
+        if not self.holds[block][node] and (node, block) not in self.received:
+            self._arrive(t, node, block, sender)
+
+    def _arrive(self, t: int, node: int, block: int, sender: int) -> None:
+        self.arrivals.append((block, node, t))
+        if len(self.arrivals) >= FLUSH_ROWS:
+            self._flush_rows()
+        parent = self.parent[block]
+        if self.holds[parent][node]:
+            self._connect(t, node, block)
+            return
+        # The parent is missing (it went round a partition, or is still on its way): the
+        # block waits for it, and the node asks the sender, which holds the whole branch.
+        self.received.add((node, block))
+        self.waiting.setdefault((node, parent), []).append(block)
+        if (node, parent) not in self.received and (node, parent) not in self.fetching and sender >= 0:
+            self._fetch(t, node, parent, sender)
+
+    def _fetch(self, t: int, node: int, block: int, sender: int) -> None:
+        """Ask ``sender`` for ``block``: it comes a round trip later (as the one sequencer's
+        catch-up, ``sim/chain.py``); not across a partition."""
+        links = self.links
+        if links.colour[node] != links.colour[sender]:
+            return  # a later block from that side asks again
+        d = links.delay(node, sender)
+        if d is None:  # lost on the way: the retry costs about the base latency
+            d = links.base_ns[links.region_of[node]][links.region_of[sender]]
+        self.fetching.add((node, block))
+        self.ctx.events.push(t + 2 * d, self._fetched, node, block, sender)
+
+    def _fetched(self, t: int, node: int, block: int, sender: int, _d: int) -> None:
+        self.fetching.discard((node, block))
+        if self.ctx.cluster.up[node] and not self.holds[block][node] and (node, block) not in self.received:
+            self._arrive(t, node, block, sender)
+
+    def _connect(self, t: int, node: int, block: int) -> None:
+        """``node`` holds ``block`` and its whole branch: its tip moves if it is longer."""
+        pending = [block]
+        while pending:
+            block = pending.pop()
+            self.received.discard((node, block))
+            self.holds[block][node] = 1
+            old = self.tip[node]
+            if self.block_height[block] > self.block_height[old]:
+                if self.parent[block] != old:
+                    depth = self.block_height[old] - self.block_height[self._fork_point(old, block)]
+                    if depth > 0:
+                        self.reorgs.append((t, node, depth, old, block))
+                self.tip[node] = block
+            pending.extend(self.waiting.pop((node, block), ()))
+        self.desync.caught_up(t, node, len(self.canonical) - 1 - self._agreed(node))
+
+    def _agreed(self, node: int) -> int:
+        """The height up to which ``node``'s view agrees with the canonical chain (a view on
+        another branch trails it from the fork on, however high it is)."""
+        block = self.tip[node]
+        height = self.block_height[block]
+        canonical = self.canonical
+        top = len(canonical) - 1
+        if height > top:
+            block, height = self._ancestor(block, top), top
+        while canonical[height] != block:
+            block = self.parent[block]
+            height -= 1
+        return height
+
+    # --- the canonical chain and commits ------------------------------------------------------
+
+    def _extend_canonical(self, t: int, block: int) -> None:
+        canonical = self.canonical
+        height = self.block_height[block]
+        if height <= len(canonical) - 1:
+            return  # not longer: the first made at a height stays
+        tip = canonical[-1]
+        if self.parent[block] != tip:
+            fork = self._fork_point(tip, block)
+            fork_height = self.block_height[fork]
+            dropped = len(canonical) - 1 - fork_height
+            branch = []
+            b = self.parent[block]
+            while b != fork:
+                branch.append(b)
+                b = self.parent[b]
+            del canonical[fork_height + 1:]
+            canonical.extend(reversed(branch))
+            final = fork_height < self.committed_height
+            self.ctx.record.event(t, EventKind.CANONICAL_REORG, self.producer_of[block], float(dropped), height,
+                                  {"old_tip": tip, "new_tip": block, "final": final})
+            if final:
+                self.committed_height = fork_height  # what the new branch holds commits again
+        canonical.append(block)
+        self._commit(t)
+
+    def _commit(self, t: int) -> None:
+        """Blocks ``confirmations`` deep on the canonical chain commit their messages."""
+        ctx = self.ctx
+        msgs = ctx.msgs
+        live = msgs.live
+        last = len(self.canonical) - self.confirmations
+        while self.committed_height < last:
+            height = self.committed_height + 1
+            block = self.canonical[height]
+            settled = []
+            for m in self.contents[block]:
+                record = live.pop(m, None)
+                if record is None:
+                    continue  # committed by a block a final reorg dropped
+                record[T_COMMITTED] = t
+                record[WHERE] = COMMITTED
+                record[BLOCK] = block
+                settled.append(record)
+                self.included.pop(m, None)
+            ctx.tally.committed += len(settled)
+            msgs.terminal += len(settled)
+            if self.on_commit is not None and settled:
+                self.on_commit(t, settled)
+            ctx.record.settled(settled)
+            ctx.record.event(t, EventKind.BLOCK_COMMITTED, self.producer_of[block], height=height)
+            self.committed_height = height
+
+    # --- what the network tells it --------------------------------------------------------------
+
+    def saw(self, t: int, node: int, m: int) -> None:
+        """Producer ``node`` validated message ``m`` at ``t``: it goes into that node's
+        mempool (``t_received``: the first producer's)."""
+        live = self.ctx.msgs.live
+        record = live.get(m)
+        if record is None:
+            return
+        pool = self.mempool[node]
+        pool.append(m)
+        if record[WHERE] < QUEUED:
+            record[WHERE] = QUEUED  # in a mempool: pending, not lost, if the run ends now
+            record[T_RECEIVED] = t
+        if len(pool) > FLUSH_ROWS and len(pool) > 2 * len(live):
+            self.mempool[node] = [m for m in pool if m in live]
+
+    def node_down(self, node: int) -> None:
+        if node in self.mempool:
+            self.mempool[node] = []
+
+    def node_up(self, node: int) -> None:
+        """A node restarts with an empty mempool and the view it had."""
+
+    def leader_down(self, t: int, node: int) -> None:
+        """No leader: the producers' blocks go on."""
+
+    def busy(self) -> bool:
+        """Messages wait in mempools or in blocks not yet deep enough, and blocks still come."""
+        return any(record[WHERE] in (QUEUED, IN_BLOCK) for record in self.ctx.msgs.live.values())
+
+    # --- the end -----------------------------------------------------------------------------
+
+    def _flush_rows(self) -> None:
+        names = self.ctx.cluster.names
+        if self.arrivals:
+            block, node, t = zip(*self.arrivals)
+            self.writer.append("block_arrivals", {"block": block, "node": [names[i] for i in node], "t": t})
+            self.arrivals = []
+        if self.reorgs:
+            t, node, depth, old, new = zip(*self.reorgs)
+            self.writer.append("reorgs", {"t": t, "node": [names[i] for i in node], "depth": depth,
+                                          "old_tip": old, "new_tip": new})
+            self.reorgs = []
+
+    def close(self, t_end: int) -> None:
+        """At the end: open desync episodes close; the blocks table, and the rows still gathered."""
+        top = len(self.canonical) - 1
+        self.desync.close(t_end, [top - self._agreed(node) for node in range(self.ctx.cluster.size)])
+        self._flush_rows()
+        made = len(self.parent) - 1
+        if not made:
+            return
+        on_canonical = set(self.canonical)
+        names = self.ctx.cluster.names
+        ids = range(1, made + 1)
+        self.writer.append("blocks", {
+            "block": list(ids),
+            "parent": self.parent[1:],
+            "height": self.block_height[1:],
+            "producer": [names[self.producer_of[b]] for b in ids],
+            "t_produced": self.t_produced[1:],
+            "messages": [len(self.contents[b]) for b in ids],
+            "bytes": self.size_of[1:],
+            "canonical": [b in on_canonical for b in ids],
+        })
