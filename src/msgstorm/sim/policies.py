@@ -56,7 +56,11 @@ class QueuePolicy(Protocol):
       None: never, as a reveal that came after its commitment's window); default: its
       sequence number;
     - ``hides(record) -> bool``: its content is not visible to watchers at the nodes (a
-      commitment whose order is not yet revealed); default: visible.
+      commitment whose order is not yet revealed); default: visible;
+    - ``take_all() -> list[int]``: every queued message in pop order, emptying the queue
+      (what ``pop`` called until empty would give, at once; the sequencer uses it when a
+      priced mode turns away the whole queue); ``push_all(msgs, fees, t_ns)``: ``push``
+      of each in turn, at once (a falling base fee lets many waiting messages in).
     """
 
     def push(self, msg: int, fee: float, t_ns: int) -> None: ...
@@ -206,6 +210,22 @@ class FeePriorityPolicy:
 
     def pop(self) -> int:
         return heapq.heappop(self._heap)[2]
+
+    def push_all(self, msgs: list[int], fees: list[float], t_ns: int) -> None:
+        """``push`` of each in turn, in one ``heapify``."""
+        first = self._arrivals + 1
+        self._arrivals += len(msgs)
+        heap = self._heap
+        heap.extend(zip([-fee for fee in fees], range(first, first + len(msgs)), msgs))
+        heapq.heapify(heap)
+
+    def take_all(self) -> list[int]:
+        """Every queued message in pop order, emptying the queue (one sort, not a pop each)."""
+        heap = self._heap
+        heap.sort()
+        taken = [m for _, _, m in heap]
+        heap.clear()
+        return taken
 
     def __len__(self) -> int:
         return len(self._heap)
