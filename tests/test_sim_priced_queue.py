@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,7 +34,6 @@ from msgstorm.traffic import generate_traffic
 CASES = int(os.environ.get("MSGSTORM_DIFFERENTIAL_CASES", "200")) // 5
 
 
-@QUEUE_POLICIES.register("fee_priority_one_at_a_time")
 class OneAtATime:
     """Highest fee first, then arrival, with only ``push`` and ``pop``."""
 
@@ -91,6 +91,14 @@ def _simulate(scenario: Scenario, out: Path) -> tuple[History, int, int]:
     return read_history(out), t_end, sim.sequencer.waiting_arrivals
 
 
+@pytest.fixture
+def one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reference policy, registered for this test only (other tests list the registry)."""
+    QUEUE_POLICIES["fifo"]  # the built-in policies first, as the registry loads them
+    monkeypatch.setitem(QUEUE_POLICIES._entries, "fee_priority_one_at_a_time", OneAtATime)
+
+
+@pytest.mark.usefixtures("one_at_a_time")
 def test_whole_queue_moves_write_the_history_of_one_message_at_a_time() -> None:
     seen: Counter[str] = Counter()
 

@@ -57,8 +57,8 @@ class QueuePolicy(Protocol):
       sequence number;
     - ``hides(record) -> bool``: its content is not visible to watchers at the nodes (a
       commitment whose order is not yet revealed); default: visible;
-    - ``take_all() -> list[int]``: every queued message in pop order, emptying the queue
-      (what ``pop`` called until empty would give, at once; the sequencer uses it when a
+    - ``take_all() -> (msgs, fees)``: every queued message in pop order and their fees,
+      emptying the queue (what ``pop`` called until empty would give, at once; the sequencer uses it when a
       priced mode turns away the whole queue); ``push_all(msgs, fees, t_ns)``: ``push``
       of each in turn, at once (a falling base fee lets many waiting messages in).
     """
@@ -219,13 +219,15 @@ class FeePriorityPolicy:
         heap.extend(zip([-fee for fee in fees], range(first, first + len(msgs)), msgs))
         heapq.heapify(heap)
 
-    def take_all(self) -> list[int]:
-        """Every queued message in pop order, emptying the queue (one sort, not a pop each)."""
+    def take_all(self) -> tuple[list[int], list[float]]:
+        """Every queued message in pop order and their fees, emptying the queue (one sort,
+        not a pop each)."""
         heap = self._heap
         heap.sort()
         taken = [m for _, _, m in heap]
+        fees = [-neg_fee for neg_fee, _, _ in heap]
         heap.clear()
-        return taken
+        return taken, fees
 
     def __len__(self) -> int:
         return len(self._heap)

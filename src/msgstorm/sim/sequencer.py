@@ -71,7 +71,7 @@ __all__ = ["Gate", "Sequencer"]
 
 @runtime_checkable
 class _TakesAll(Protocol):
-    def take_all(self) -> list[int]: ...
+    def take_all(self) -> tuple[list[int], list[float]]: ...
 
 
 @runtime_checkable
@@ -235,7 +235,7 @@ class Sequencer:
         record = self.ctx.msgs.live[m]
         if self.backpressure.eligible(record[FEE]):
             return False
-        if self.backpressure.admit(record[KIND], record[FEE], self.depth) == REJECT:
+        if self.backpressure.priced_out() == REJECT:
             self.ctx.tally.rejected += 1
             self.ctx.record.settle(m, REJECTED)
         else:
@@ -248,34 +248,33 @@ class Sequencer:
         """The policy serves the highest fee first and its first message was priced out:
         every message behind it has a fee at most that one's (``eligible`` is monotone in
         the fee), so all are priced out now. The same as ``_priced_out`` for each in the
-        policy's order, in one pass: the queue is emptied at once and the waiting ones join
-        the waiting list in one ``update``. Returns how many were taken.
+        policy's order, at once: the queue is emptied (the policy's ``take_all``) and the
+        waiting ones join the waiting list in one ``update``. Returns how many were taken.
 
-        Written out because under a base fee that climbs block after block the whole queue
-        moves to the waiting list and back every block; one heap operation per message
-        each way was most of such a run's time."""
-        ctx = self.ctx
-        live = ctx.msgs.live
-        admit = self.backpressure.admit
-        rest = self.policy.take_all() if isinstance(self.policy, _TakesAll) else [
-            self.policy.pop() for _ in range(self.depth)]
-        depth = self.depth
-        arrival = self.waiting_arrivals
-        joining: list[tuple[float, int, int]] = []
-        for m in rest:
-            depth -= 1
-            record = live[m]
-            if admit(record[KIND], record[FEE], depth) == REJECT:
-                ctx.tally.rejected += 1
+        Written this way because under a base fee that swings around the flood's fees the
+        whole queue (tens of thousands of messages) moves to the waiting list and back
+        every few blocks: one heap operation and one record touched per message each way
+        was most of such a run's time. A fee-ordered policy never reads a record, so its
+        messages keep ``QUEUED`` while they wait (only a policy that reads records, fair
+        ordering, tells ``HELD`` apart, and it is never fee-ordered)."""
+        policy = self.policy
+        if isinstance(policy, _TakesAll):
+            msgs, fees = policy.take_all()
+        else:
+            live = self.ctx.msgs.live
+            msgs = [policy.pop() for _ in range(self.depth)]
+            fees = [live[m][FEE] for m in msgs]
+        self.depth -= len(msgs)
+        if self.backpressure.priced_out() == REJECT:
+            ctx = self.ctx
+            ctx.tally.rejected += len(msgs)
+            for m in msgs:
                 ctx.record.settle(m, REJECTED)
-            else:
-                record[WHERE] = HELD
-                arrival += 1
-                joining.append((-record[FEE], arrival, m))
-        self.depth = depth
-        self.waiting_arrivals = arrival
-        self.waiting.update(joining)
-        return len(rest)
+        else:
+            first = self.waiting_arrivals + 1
+            self.waiting_arrivals += len(msgs)
+            self.waiting.update(zip([-fee for fee in fees], range(first, first + len(msgs)), msgs))
+        return len(msgs)
 
     def _serve(self, t: int, m: int, pool: Workers) -> None:
         """A worker of ``pool`` starts on ``m``; its service ends after a drawn service time."""
@@ -398,11 +397,12 @@ class Sequencer:
         cut = waiting.bisect_right((-base_fee, inf))
         released = waiting[:cut]
         del waiting[:cut]
-        live = self.ctx.msgs.live
         msgs = [m for _, _, m in released]
-        for m in msgs:
-            live[m][WHERE] = QUEUED
         policy = self.policy
+        if not self.fee_ordered:  # a fee-ordered policy reads no record (``_price_out_rest``)
+            live = self.ctx.msgs.live
+            for m in msgs:
+                live[m][WHERE] = QUEUED
         if isinstance(policy, _PushesAll):
             policy.push_all(msgs, [-neg_fee for neg_fee, _, _ in released], t)
         else:
