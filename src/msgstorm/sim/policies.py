@@ -13,6 +13,7 @@ hooks of ``QueuePolicy`` and the ``PolicyHost`` the simulator hands them.
 from __future__ import annotations
 
 import heapq
+import operator
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -216,8 +217,13 @@ class FeePriorityPolicy:
         first = self._arrivals + 1
         self._arrivals += len(msgs)
         heap = self._heap
+        was_empty = not heap
         heap.extend(zip([-fee for fee in fees], range(first, first + len(msgs)), msgs))
-        heapq.heapify(heap)
+        # Given highest fee first into an empty queue (a falling base fee letting the
+        # waiting messages in, their order kept): the list is sorted, so already a heap,
+        # and the next ``take_all`` sorts it again at little cost.
+        if not (was_empty and all(map(operator.ge, fees, fees[1:]))):
+            heapq.heapify(heap)
 
     def take_all(self) -> tuple[list[int], list[float]]:
         """Every queued message in pop order and their fees, emptying the queue (one sort,
