@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from msgstorm.history import History, HistoryWriter, read_history
 from msgstorm.runner import write_run_row
-from msgstorm.scenario import Scenario, parse_scenario
+from msgstorm.scenario import Scenario, load_scenario, parse_scenario
 from msgstorm.scenario.registry import QUEUE_POLICIES
 from msgstorm.sim.shadow import ShadowNetwork
 from msgstorm.traffic import generate_traffic
@@ -131,3 +131,22 @@ def test_whole_queue_moves_write_the_history_of_one_message_at_a_time() -> None:
     if CASES >= 20:
         for what in ("base fee up and down", "messages waited more than once", "committed", "rejected"):
             assert seen[what] >= 3, (what, seen)
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_at_a_time")
+@pytest.mark.parametrize("example", ["black-thursday", "black-thursday-fee-aware", "black-thursday-lane"])
+def test_the_priced_examples_write_the_history_of_one_message_at_a_time(example: str, tmp_path: Path) -> None:
+    """The examples with a priced mode, a market and keepers, whole: the queue moves back
+    and forth tens of thousands of messages at a time there."""
+    path = EXAMPLES / f"{example}.toml"
+    moved, t_moved, waited = _simulate(load_scenario(path), tmp_path / "bulk")
+    one, t_one, waited_one = _simulate(
+        load_scenario(path, overrides=["sequencer.policy=fee_priority_one_at_a_time"]), tmp_path / "one")
+    assert (t_moved, waited) == (t_one, waited_one)
+    assert waited > moved.messages.num_rows  # messages waited for the fee more than once
+    for table in ("messages", "events", "deliveries", "executions", "triggers", "prices"):
+        assert moved.table(table).to_pydict() == one.table(table).to_pydict(), table
