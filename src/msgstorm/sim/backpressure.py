@@ -39,7 +39,15 @@ class Backpressure(Protocol):
 
     def admit(self, kind: int, fee: float, depth: int) -> int: ...
 
-    def eligible(self, fee: float) -> bool: ...
+    def eligible(self, fee: float) -> bool:
+        """Whether a queued message with this fee may still be served: monotone in the
+        fee (any fee at least an eligible one's is eligible; the sequencer relies on it)."""
+        ...
+
+    def priced_out(self) -> int:
+        """What happens to a queued message ``eligible`` turned away: HOLD (it waits for
+        the fee to fall) or REJECT, as ``admit`` answers an underpriced arrival."""
+        ...
 
     def on_depth(self, depth: int) -> str | None: ...
 
@@ -76,6 +84,9 @@ class _Base:
 
     def eligible(self, fee: float) -> bool:
         return True
+
+    def priced_out(self) -> int:
+        return HOLD
 
     def on_depth(self, depth: int) -> str | None:
         return None
@@ -184,6 +195,9 @@ class FeeEscalation(_Base):
     def eligible(self, fee: float) -> bool:
         assert self.base_fee is not None
         return fee >= self.base_fee
+
+    def priced_out(self) -> int:
+        return self.underpriced
 
     def on_block(self, used: int, capacity: int) -> float | None:
         assert self.base_fee is not None

@@ -13,6 +13,7 @@ hooks of ``QueuePolicy`` and the ``PolicyHost`` the simulator hands them.
 from __future__ import annotations
 
 import heapq
+import operator
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,7 +57,11 @@ class QueuePolicy(Protocol):
       None: never, as a reveal that came after its commitment's window); default: its
       sequence number;
     - ``hides(record) -> bool``: its content is not visible to watchers at the nodes (a
-      commitment whose order is not yet revealed); default: visible.
+      commitment whose order is not yet revealed); default: visible;
+    - ``take_all() -> (msgs, fees)``: every queued message in pop order and their fees,
+      emptying the queue (what ``pop`` called until empty would give, at once; the sequencer uses it when a
+      priced mode turns away the whole queue); ``push_all(msgs, fees, t_ns)``: ``push``
+      of each in turn, at once (a falling base fee lets many waiting messages in).
     """
 
     def push(self, msg: int, fee: float, t_ns: int) -> None: ...
@@ -206,6 +211,29 @@ class FeePriorityPolicy:
 
     def pop(self) -> int:
         return heapq.heappop(self._heap)[2]
+
+    def push_all(self, msgs: list[int], fees: list[float], t_ns: int) -> None:
+        """``push`` of each in turn, in one ``heapify``."""
+        first = self._arrivals + 1
+        self._arrivals += len(msgs)
+        heap = self._heap
+        was_empty = not heap
+        heap.extend(zip([-fee for fee in fees], range(first, first + len(msgs)), msgs))
+        # Given highest fee first into an empty queue (a falling base fee letting the
+        # waiting messages in, their order kept): the list is sorted, so already a heap,
+        # and the next ``take_all`` sorts it again at little cost.
+        if not (was_empty and all(map(operator.ge, fees, fees[1:]))):
+            heapq.heapify(heap)
+
+    def take_all(self) -> tuple[list[int], list[float]]:
+        """Every queued message in pop order and their fees, emptying the queue (one sort,
+        not a pop each)."""
+        heap = self._heap
+        heap.sort()
+        taken = [m for _, _, m in heap]
+        fees = [-neg_fee for neg_fee, _, _ in heap]
+        heap.clear()
+        return taken, fees
 
     def __len__(self) -> int:
         return len(self._heap)

@@ -36,9 +36,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from heapq import heappop, heappush
-from itertools import count
-from typing import Protocol
+from heapq import heappush
+from math import inf
+from typing import Protocol, runtime_checkable
+
+from sortedcontainers import SortedList
 
 from msgstorm.history.events import EventKind
 from msgstorm.sampling import Sampler
@@ -65,6 +67,16 @@ from msgstorm.sim.state import (
 )
 
 __all__ = ["Gate", "Sequencer"]
+
+
+@runtime_checkable
+class _TakesAll(Protocol):
+    def take_all(self) -> tuple[list[int], list[float]]: ...
+
+
+@runtime_checkable
+class _PushesAll(Protocol):
+    def push_all(self, msgs: list[int], fees: list[float], t_ns: int) -> None: ...
 
 
 class Gate(Protocol):
@@ -99,14 +111,20 @@ class Sequencer:
         self.sequenced: deque[int] = deque()
         self.next_seq = 0
         self.held: deque[int] = deque()  # senders suspended by backpressure
-        self.waiting: list[tuple[float, int, int]] = []  # underpriced: (-fee, arrival, msg)
-        self.waiting_arrivals = count()
+        # Underpriced messages waiting for the base fee to fall, as (-fee, arrival, msg) in
+        # order: a sorted list (sortedcontainers), so the base fee's cut is one bisect and
+        # a queue turned away joins it at once (``_price_out_rest``, ``on_block``).
+        self.waiting = SortedList()
+        self.waiting_arrivals = 0
         self.depth = 0  # messages in the policy queue (len() on a Python class is slow)
         self.depth_max = 0
         # Only watermark-style modes react to depth; skipping the call keeps the loop lean.
         self.watch_depth = type(backpressure).on_depth is not _NoDepth.on_depth
         self.admits_all = type(backpressure).admit is _NoDepth.admit
         self.priced = type(backpressure).eligible is not _NoDepth.eligible
+        # A policy that serves the highest fee first: once the message it gives is priced
+        # out, every one behind it is too (``_price_out_rest``).
+        self.fee_ordered = ordering.order_key == "fee"
         self.serve_when_idle = ordering.work_conserving and not self.priced
         self.ready = ordering.ready  # a gated policy says how many are ready
         self.on_sequenced = ordering.sequenced  # a policy told of each sequencing
@@ -172,7 +190,8 @@ class Sequencer:
             ctx.record.settle(m, REJECTED)
         else:
             record[WHERE] = HELD
-            heappush(self.waiting, (-record[FEE], next(self.waiting_arrivals), m))
+            self.waiting_arrivals += 1
+            self.waiting.add((-record[FEE], self.waiting_arrivals, m))
         lending = self.lending
         if lending is not None and self.depth and lending.busy < lending.slots:
             self._take(t, lending)
@@ -199,6 +218,8 @@ class Sequencer:
             self.depth -= 1
             taken += 1
             if self.priced and self._priced_out(m):
+                if self.fee_ordered:
+                    taken += self._price_out_rest()
                 continue
             self._serve(t, m, pool)
         if self.watch_depth:
@@ -214,13 +235,46 @@ class Sequencer:
         record = self.ctx.msgs.live[m]
         if self.backpressure.eligible(record[FEE]):
             return False
-        if self.backpressure.admit(record[KIND], record[FEE], self.depth) == REJECT:
+        if self.backpressure.priced_out() == REJECT:
             self.ctx.tally.rejected += 1
             self.ctx.record.settle(m, REJECTED)
         else:
             record[WHERE] = HELD
-            heappush(self.waiting, (-record[FEE], next(self.waiting_arrivals), m))
+            self.waiting_arrivals += 1
+            self.waiting.add((-record[FEE], self.waiting_arrivals, m))
         return True
+
+    def _price_out_rest(self) -> int:
+        """The policy serves the highest fee first and its first message was priced out:
+        every message behind it has a fee at most that one's (``eligible`` is monotone in
+        the fee), so all are priced out now. The same as ``_priced_out`` for each in the
+        policy's order, at once: the queue is emptied (the policy's ``take_all``) and the
+        waiting ones join the waiting list in one ``update``. Returns how many were taken.
+
+        Written this way because under a base fee that swings around the flood's fees the
+        whole queue (tens of thousands of messages) moves to the waiting list and back
+        every few blocks: one heap operation and one record touched per message each way
+        was most of such a run's time. A fee-ordered policy never reads a record, so its
+        messages keep ``QUEUED`` while they wait (only a policy that reads records, fair
+        ordering, tells ``HELD`` apart, and it is never fee-ordered)."""
+        policy = self.policy
+        if isinstance(policy, _TakesAll):
+            msgs, fees = policy.take_all()
+        else:
+            live = self.ctx.msgs.live
+            msgs = [policy.pop() for _ in range(self.depth)]
+            fees = [live[m][FEE] for m in msgs]
+        self.depth -= len(msgs)
+        if self.backpressure.priced_out() == REJECT:
+            ctx = self.ctx
+            ctx.tally.rejected += len(msgs)
+            for m in msgs:
+                ctx.record.settle(m, REJECTED)
+        else:
+            first = self.waiting_arrivals + 1
+            self.waiting_arrivals += len(msgs)
+            self.waiting.update(zip([-fee for fee in fees], range(first, first + len(msgs)), msgs))
+        return len(msgs)
 
     def _serve(self, t: int, m: int, pool: Workers) -> None:
         """A worker of ``pool`` starts on ``m``; its service ends after a drawn service time."""
@@ -336,17 +390,26 @@ class Sequencer:
             return
         self.ctx.record.event(t, EventKind.BASE_FEE, self.ctx.cluster.leader, base_fee, height)
         base_fee = self.backpressure.base_fee
-        released = False
-        live = self.ctx.msgs.live
-        while self.waiting and base_fee is not None and -self.waiting[0][0] >= base_fee:
-            _, _, m = heappop(self.waiting)
-            record = live[m]
-            self.policy.push(m, record[FEE], t)
-            self.depth += 1
-            record[WHERE] = QUEUED
-            released = True
-        if released:
-            self._start_service(t)
+        waiting = self.waiting
+        if not waiting or base_fee is None or -waiting[0][0] < base_fee:
+            return
+        # Every waiting message the base fee now admits, highest fee first (then arrival).
+        cut = waiting.bisect_right((-base_fee, inf))
+        released = waiting[:cut]
+        del waiting[:cut]
+        msgs = [m for _, _, m in released]
+        policy = self.policy
+        if not self.fee_ordered:  # a fee-ordered policy reads no record (``_price_out_rest``)
+            live = self.ctx.msgs.live
+            for m in msgs:
+                live[m][WHERE] = QUEUED
+        if isinstance(policy, _PushesAll):
+            policy.push_all(msgs, [-neg_fee for neg_fee, _, _ in released], t)
+        else:
+            for neg_fee, _, m in released:
+                policy.push(m, -neg_fee, t)
+        self.depth += cut
+        self._start_service(t)
 
     # --- crashes, samples, the end --------------------------------------------------------
 
@@ -369,7 +432,7 @@ class Sequencer:
         orphans.extend(self.lane.reset())
         self.in_service.clear()
         self.sequenced.clear()
-        self.waiting = []
+        self.waiting.clear()
         self.shared.busy = 0
         return orphans
 
