@@ -46,13 +46,16 @@ def _heap_keys(entries: int) -> np.ndarray:
 class GossipState:
     def __init__(self, topology: Topology, processing: Dist, tx_ns_per_byte: float,
                  link_rng: np.random.Generator, processing_rng: np.random.Generator, degradations: Degradations,
-                 delivery_stride: int, delivery_budget: int) -> None:
+                 delivery_stride: int, delivery_budget: int, order_seed: int = 0) -> None:
+        """``order_seed``: the seed of the order in which nodes serve their peers
+        (sim/fair_order.py), a non-negative int64."""
         n = topology.size
         self.n = n
         self.topology = topology
         self.scalars = np.zeros(k.N_SCALARS, dtype=np.int64)
         self.scalars[k.S_STRIDE] = delivery_stride
         self.scalars[k.S_BUDGET] = delivery_budget
+        self.scalars[k.S_ORDER_SEED] = order_seed
         # The event heap: keys (time, sequence and payload row), the payload rows (with
         # their links to the next receipt of a run, see the kernel), and the free rows
         # (pool[rows taken:]).
@@ -94,6 +97,7 @@ class GossipState:
         self.fwd_model = np.asarray(model, dtype=np.int64)
         self.fwd_param = np.asarray(param, dtype=np.float64)
         self.max_degree = max((len(p) for p in topology.forward), default=0)
+        self.order = np.zeros(max(1, self.max_degree), dtype=np.int64)  # the kernel's scratch for a forward's order
         self.degradations = degradations
         self.tx_ns_per_byte = tx_ns_per_byte
         self.link_rng = link_rng
@@ -209,7 +213,8 @@ class GossipState:
         self._args = (self.max_degree, self.keys, self.payload, self.pool, self.scalars, self.nodes,
                       self.slots, self.seen, self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,
                       self.fwd_model, self.fwd_param, self.uniform, self.processing,
-                      self.tx_ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries, self.sends)
+                      self.tx_ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries, self.sends,
+                      self.order)
 
     def _refill_uniform(self) -> None:
         rest = self.uniform[self.scalars[k.S_UNIF]:]

@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from msgstorm.jit import borrowing, nb
+from msgstorm.sim.fair_order import order_key, peer_order
 from msgstorm.sim.link_model import degrade, link_delay
 
 __all__ = [
@@ -41,7 +42,7 @@ __all__ = [
     "S_HEAP", "S_SEQ", "S_FREE", "S_UNIF", "S_PROC", "S_DELIV", "S_BUDGET",
     "S_STRIDE", "S_NOW", "S_STEPS", "S_NT", "S_NNODE", "S_NSLOT", "S_NSENDER", "S_NHOPS",
     "S_NDEG", "S_RECEIPTS", "S_BLOCK_RECEIPTS", "S_NEXT", "S_NITEM", "S_NKIND",
-    "S_IDX_BITS", "S_SEQ_LIMIT", "S_ROWS", "ROOT", "P_NEXT", "run_until", "inject",
+    "S_IDX_BITS", "S_SEQ_LIMIT", "S_ROWS", "S_ORDER_SEED", "ROOT", "P_NEXT", "run_until", "inject",
 ]
 
 # Event types.
@@ -58,7 +59,9 @@ DONE, NOTIFY, NEED_UNIFORM, NEED_PROCESSING, HEAP_FULL, DELIVERIES_FULL, NEED_SL
 S_HEAP, S_SEQ, S_FREE, S_UNIF, S_PROC, S_DELIV, S_BUDGET, S_STRIDE, S_NOW, S_STEPS = range(10)
 S_NT, S_NNODE, S_NSLOT, S_NSENDER, S_NHOPS, S_NDEG, S_RECEIPTS, S_BLOCK_RECEIPTS = range(10, 18)
 S_NEXT, S_NITEM, S_NKIND, S_IDX_BITS, S_SEQ_LIMIT, S_ROWS, S_SEND_I, S_SEND_END = range(18, 26)
-N_SCALARS = 26
+# The seed of the order in which nodes serve their peers (sim/fair_order.py).
+S_ORDER_SEED = 26
+N_SCALARS = 27
 # Rows of the sends array (int64[5, n]): a traffic batch's messages, in send order.
 SEND_T, SEND_NODE, SEND_ITEM, SEND_SIZE, SEND_KIND = range(5)
 
@@ -252,16 +255,20 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
              fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
              fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
              tx_ns_per_byte: float, n_deg: int,
-             deg_nodes: np.ndarray, deg_params: np.ndarray) -> tuple[int, int, int, int]:
-    """Send a validated item to ``node``'s forwarding peers; return the new (n, rows, seq,
-    unif)."""
+             deg_nodes: np.ndarray, deg_params: np.ndarray,
+             order: np.ndarray, order_seed: int) -> tuple[int, int, int, int]:
+    """Send a validated item to ``node``'s forwarding peers, in the node's fair order for the
+    item (sim/fair_order.py); return the new (n, rows, seq, unif)."""
     mine = nodes[N_COLOUR, node]
     tx = int(slots[SL_SIZE, slot] * tx_ns_per_byte)
     free = nodes[N_UPLINK, node]
     sent = 0
     last = -1  # row of the previous receipt sent, the tail of the current run
     last_t = 0
-    for e in range(fwd_ptr[node], fwd_ptr[node + 1]):
+    degree = fwd_ptr[node + 1] - fwd_ptr[node]
+    peer_order(order_key(order_seed, node, slots[SL_ITEM, slot], slots[SL_KIND, slot]), fwd_ptr[node], degree, order)
+    for c in range(degree):
+        e = order[c]
         peer = fwd_idx[e]
         if peer == sender or nodes[N_COLOUR, peer] != mine:
             continue
@@ -312,7 +319,7 @@ def run_until(until: int, max_degree: int,
               fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
               processing: np.ndarray, tx_ns_per_byte: float,
               deg_nodes: np.ndarray, deg_params: np.ndarray,
-              deliveries: np.ndarray, sends: np.ndarray) -> int:
+              deliveries: np.ndarray, sends: np.ndarray, order: np.ndarray) -> int:
     """Run kernel events with time < ``until``; stop early to report a watched validation.
 
     Sends ``S_SEND_I`` .. ``S_SEND_END - 1`` of ``sends`` (Python allows a range when
@@ -338,6 +345,7 @@ def run_until(until: int, max_degree: int,
     now = scalars[S_NOW]
     stride = scalars[S_STRIDE]
     n_deg = scalars[S_NDEG]
+    order_seed = scalars[S_ORDER_SEED]
     idx_bits = scalars[S_IDX_BITS]
     idx_mask = (1 << idx_bits) - 1
     # An event adds at most max_degree entries; the seq limit keeps seq << idx_bits in an int64.
@@ -470,8 +478,8 @@ def run_until(until: int, max_degree: int,
             if slots[SL_FORWARD, slot] != 0:
                 n, rows, seq, unif = _forward(t, node, slot, sender, hops + 1, keys, payload, pool,
                                               n, rows, seq, idx_bits, unif, nodes, slots, fwd_ptr, fwd_idx, fwd_base,
-                                        fwd_model, fwd_param, uniform, tx_ns_per_byte, n_deg,
-                                        deg_nodes, deg_params)
+                                              fwd_model, fwd_param, uniform, tx_ns_per_byte, n_deg,
+                                              deg_nodes, deg_params, order, order_seed)
         slots[SL_OUTSTANDING, slot] -= 1
         if notify:
             scalars[S_NT] = t

@@ -126,6 +126,8 @@ class ShadowNetwork:
             np.random.default_rng(gossip_link_seed), np.random.default_rng(gossip_proc_seed), self.links.degradations,
             delivery_stride=self.delivery_stride,
             delivery_budget=scenario.history.max_deliveries,
+            # A child of the gossip link stream: drawing it moves no other stream.
+            order_seed=int(gossip_link_seed.spawn(1)[0].generate_state(1, np.uint64)[0] >> np.uint64(1)),
         )
         seq = scenario.sequencer
         index = {name: i for i, name in enumerate(names)}
