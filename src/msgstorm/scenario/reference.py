@@ -131,6 +131,14 @@ DESCRIPTIONS: dict[str, str] = {
     "NetworkSpec.link": "how every link's delay varies: [`link`](#networklink)",
     "NetworkSpec.bandwidth": "per-node uplink; sending costs `size / bandwidth`, serialised per node",
     "NetworkSpec.processing": "validation time per receipt, on the node's single CPU",
+    "NetworkSpec.relay": "how a node passes what it validated to its peers: [`relay`](#networkrelay)",
+    "RelaySpec.protocol": "`push`: the payload to every peer (duplicates included); `announce`: an announcement, "
+                          "the payload only to peers that ask (one request in flight per item and node); "
+                          "`push_sqrt`: the payload to ceil(sqrt(peers)) peers, announcements to the rest",
+    "RelaySpec.kinds": "protocol per kind (message kinds and `block`), `{ block = \"announce\" }`; others take "
+                       "`protocol`",
+    "RelaySpec.timeout": "a node that asked for an item and has not received it after this asks the next of its "
+                         "peers that validated it (or, if none has, the next peer that announces it)",
     "LinkModel.dist": "`constant`: base; `uniform`: base + U(0, jitter); `normal`: base + N(0, jitter), "
                       "truncated at 0; `lognormal`: base × LN(0, sigma); `pareto`: base × Pareto(1, alpha)",
     "LinkModel.jitter": "spread of `uniform` and `normal`",
@@ -443,6 +451,7 @@ _SECTIONS: list[_Section] = [
     ("[network]", schema.NetworkSpec),
     ("[network.link]", schema.LinkModel),
     ("[[network.links]]", schema.LinkOverride),
+    ("[network.relay]", schema.RelaySpec),
     ("[gossip]", schema.GossipSpec),
     ("[sequencer]", schema.SequencerSpec),
     ("[sequencer.batch_auction]", schema.BatchAuctionSpec),

@@ -32,6 +32,7 @@ from msgstorm.scenario.distributions import (
 )
 from msgstorm.scenario.kinds import MESSAGE_KINDS, MessageKind
 from msgstorm.scenario.market import MarketSpec
+from msgstorm.scenario.network import RelaySpec
 from msgstorm.scenario.registry import TOXICS
 from msgstorm.scenario.units import parse_bandwidth_bps, parse_fraction, parse_rate_per_s
 
@@ -64,6 +65,7 @@ __all__ = [
     "PauseFault",
     "RestartFault",
     "RedisSpec",
+    "RelaySpec",
     "RunSpec",
     "Scenario",
     "ScriptFault",
@@ -128,6 +130,7 @@ class NetworkSpec(_Spec):
     link: LinkModel = LinkModel()
     bandwidth: BandwidthBps = 1e9
     processing: DurationDist = Field(default_factory=lambda: Constant(value=20_000))
+    relay: RelaySpec = RelaySpec()
 
     @model_validator(mode="after")
     def _unique_regions(self) -> NetworkSpec:

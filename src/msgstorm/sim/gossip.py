@@ -15,6 +15,7 @@ import numpy as np
 
 from msgstorm.sampling import sample_array
 from msgstorm.scenario.distributions import Dist
+from msgstorm.scenario.kinds import MESSAGE_KINDS
 from msgstorm.sim import kernel as k
 from msgstorm.sim.link_model import Degradations, model_code
 from msgstorm.sim.topology import Topology
@@ -46,9 +47,14 @@ def _heap_keys(entries: int) -> np.ndarray:
 class GossipState:
     def __init__(self, topology: Topology, processing: Dist, tx_ns_per_byte: float,
                  link_rng: np.random.Generator, processing_rng: np.random.Generator, degradations: Degradations,
-                 delivery_stride: int, delivery_budget: int, order_seed: int = 0) -> None:
+                 delivery_stride: int, delivery_budget: int, order_seed: int = 0,
+                 message_relay: np.ndarray | None = None, block_relay: int = k.PUSH,
+                 relay_timeout_ns: int = 10_000_000_000) -> None:
         """``order_seed``: the seed of the order in which nodes serve their peers
-        (sim/fair_order.py), a non-negative int64."""
+        (sim/fair_order.py), a non-negative int64. ``message_relay``: the relay protocol's
+        kernel code (``k.PUSH`` ..) for each message kind code (default: push for all);
+        ``block_relay``: the blocks'; ``relay_timeout_ns``: how long a node waits for an item
+        it asked for before asking another peer."""
         n = topology.size
         self.n = n
         self.topology = topology
@@ -56,6 +62,9 @@ class GossipState:
         self.scalars[k.S_STRIDE] = delivery_stride
         self.scalars[k.S_BUDGET] = delivery_budget
         self.scalars[k.S_ORDER_SEED] = order_seed
+        self.scalars[k.S_TIMEOUT] = relay_timeout_ns
+        self.message_relay = np.zeros(len(MESSAGE_KINDS), dtype=np.int64) if message_relay is None else message_relay
+        self.block_relay = block_relay
         # The event heap: keys (time, sequence and payload row), the payload rows (with
         # their links to the next receipt of a run, see the kernel), and the free rows
         # (pool[rows taken:]).
@@ -66,7 +75,7 @@ class GossipState:
         self.nodes = np.zeros((4, n), dtype=np.int64)
         self.nodes[k.N_UP, :] = 1
         slots = 1 << 10
-        self.slots = np.zeros((5, slots), dtype=np.int64)
+        self.slots = np.zeros((6, slots), dtype=np.int64)
         self.seen = np.zeros((slots, n), dtype=np.uint8)
         self.free_slots = np.arange(slots - 1, -1, -1, dtype=np.int64)
         self.scalars[k.S_FREE] = slots
@@ -109,7 +118,7 @@ class GossipState:
         self.delivered: list[np.ndarray] = []
         self.delivered_rows = 0  # rows taken out of the kernel buffer, not yet written
         self.t_next = -1  # time of the next receipt event, -1 when there is none
-        self.sends = np.zeros((5, 0), dtype=np.int64)
+        self.sends = np.zeros((6, 0), dtype=np.int64)
         # Called once before the kernel's first call: waits for a helper process compiling
         # it (sim/warm.py), so numba loads it from its cache instead of compiling it again.
         self.before_first_call: Callable[[], object] | None = None
@@ -120,7 +129,7 @@ class GossipState:
     def _grow_slots(self) -> None:
         old = self.slots.shape[1]
         new = old * 2
-        self.slots = np.concatenate([self.slots, np.zeros((5, old), dtype=np.int64)], axis=1)
+        self.slots = np.concatenate([self.slots, np.zeros((6, old), dtype=np.int64)], axis=1)
         self.seen = np.concatenate([self.seen, np.zeros((old, self.n), dtype=np.uint8)], axis=0)
         free = np.zeros(new, dtype=np.int64)
         free[:old] = np.arange(new - 1, old - 1, -1)
@@ -128,12 +137,18 @@ class GossipState:
         self.scalars[k.S_FREE] = old
         self._bind()
 
-    def inject(self, t: int, node: int, item: int, kind: int, size: int) -> None:
-        """Start gossip of an item at ``node`` at ``t``."""
+    def relay_of(self, message_kinds: np.ndarray) -> np.ndarray:
+        """The relay protocol's code of each message of these kind codes."""
+        return self.message_relay[np.asarray(message_kinds, dtype=np.int64)]
+
+    def inject(self, t: int, node: int, item: int, kind: int, size: int, message_kind: int = 0) -> None:
+        """Start gossip of an item at ``node`` at ``t`` (``message_kind``: a message's kind
+        code, which picks its relay protocol; blocks take ``block_relay``)."""
+        relay = self.block_relay if kind == k.ITEM_BLOCK else int(self.relay_of(np.asarray([message_kind]))[0])
         if self.before_first_call is not None:
             self._first_call()
         while k.inject(self.keys, self.payload, self.pool, self.scalars, self.slots, self.seen,
-                       self.free_slots, t, node, item, kind, size) < 0:
+                       self.free_slots, t, node, item, kind, size, relay) < 0:
             if self.scalars[k.S_FREE] == 0:
                 self._grow_slots()
             else:
@@ -143,12 +158,13 @@ class GossipState:
     # --- sends run by the kernel -------------------------------------------------------
 
     def set_sends(self, t: np.ndarray, node: np.ndarray, item: np.ndarray, size: np.ndarray,
-                  kind: np.ndarray | None = None) -> None:
+                  kind: np.ndarray | None = None, message_kind: np.ndarray | None = None) -> None:
         """A traffic batch the kernel may send from (``allow_sends`` says which part);
         ``kind``: each message's item kind (default ``ITEM_MSG``; ``ITEM_WATCHED`` for those
-        a reactor watches)."""
+        a reactor watches); ``message_kind``: each message's kind code (its relay protocol)."""
         kinds = np.full(len(t), k.ITEM_MSG, dtype=np.int64) if kind is None else kind
-        self.sends = np.stack([np.asarray(column, dtype=np.int64) for column in (t, node, item, size, kinds)])
+        relay = self.relay_of(np.zeros(len(t), dtype=np.int64) if message_kind is None else message_kind)
+        self.sends = np.stack([np.asarray(column, dtype=np.int64) for column in (t, node, item, size, kinds, relay)])
         self.scalars[k.S_SEND_I] = self.scalars[k.S_SEND_END] = 0
         self._bind()
 
@@ -290,6 +306,11 @@ class GossipState:
     def receipts(self) -> int:
         """Message receipts so far, duplicates included (every arrival at a live node)."""
         return int(self.scalars[k.S_RECEIPTS])
+
+    @property
+    def relay_counts(self) -> tuple[int, int, int]:
+        """Announcements received, requests served and fallback requests (after a timeout) so far."""
+        return (int(self.scalars[k.S_ANNOUNCES]), int(self.scalars[k.S_REQUESTS]), int(self.scalars[k.S_FALLBACKS]))
 
     @property
     def block_receipts(self) -> int:

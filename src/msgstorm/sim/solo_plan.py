@@ -51,6 +51,7 @@ SOLO_FIELDS: dict[str, str] = {
     "network.link": NO_EFFECT,
     "network.bandwidth": NO_EFFECT,  # serialisation happens on gossip links only
     "network.processing": REPLAYED,
+    "network.relay": NO_EFFECT,  # how gossip passes items between peers; one node has none
     "gossip.mode": NO_EFFECT,
     "gossip.degree": NO_EFFECT,
     "gossip.peers": NO_EFFECT,
