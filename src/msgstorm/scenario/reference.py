@@ -129,7 +129,13 @@ DESCRIPTIONS: dict[str, str] = {
                            "a built-in latency)",
     "NetworkSpec.links": "per-pair overrides of region or node pairs: [`links`](#networklinks)",
     "NetworkSpec.link": "how every link's delay varies: [`link`](#networklink)",
-    "NetworkSpec.bandwidth": "per-node uplink; sending costs `size / bandwidth`, serialised per node",
+    "NetworkSpec.bandwidth": "per-node upload of regions not in `upload`; sending costs `size / bandwidth`",
+    "NetworkSpec.upload": "upload bandwidth of each region's nodes, `{ \"eu-west\" = \"25Mbit/s\" }`; others: "
+                          "`bandwidth`",
+    "NetworkSpec.download": "download bandwidth of each region's nodes (others: unlimited); a copy takes "
+                            "`size / min(sender's upload, receiver's download)`",
+    "NetworkSpec.uplink": "`serial`: a node's copies leave one after another; `fair_share`: the copies one "
+                          "forward sends share the upload equally and end together (k copies: k × the time of one)",
     "NetworkSpec.processing": "validation time per receipt, on the node's single CPU",
     "NetworkSpec.relay": "how a node passes what it validated to its peers: [`relay`](#networkrelay)",
     "RelaySpec.protocol": "`push`: the payload to every peer (duplicates included); `announce`: an announcement, "

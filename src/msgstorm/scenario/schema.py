@@ -129,6 +129,9 @@ class NetworkSpec(_Spec):
     links: list[LinkOverride] = Field(default_factory=list)
     link: LinkModel = LinkModel()
     bandwidth: BandwidthBps = 1e9
+    upload: dict[str, BandwidthBps] = Field(default_factory=dict)
+    download: dict[str, BandwidthBps] = Field(default_factory=dict)
+    uplink: Literal["serial", "fair_share"] = "serial"
     processing: DurationDist = Field(default_factory=lambda: Constant(value=20_000))
     relay: RelaySpec = RelaySpec()
 
@@ -136,7 +139,19 @@ class NetworkSpec(_Spec):
     def _unique_regions(self) -> NetworkSpec:
         if len(set(self.regions)) != len(self.regions):
             raise ValueError("region names must be unique")
+        for field in ("upload", "download"):
+            unknown = sorted(set(getattr(self, field)) - set(self.regions))
+            if unknown:
+                raise ValueError(f"{field} names regions not in network.regions: {unknown} (regions: {self.regions})")
         return self
+
+    def upload_bps(self, region: str) -> float:
+        """A region's nodes' upload bandwidth (bits/s, 0: unlimited)."""
+        return self.upload.get(region, self.bandwidth)
+
+    def download_bps(self, region: str) -> float:
+        """A region's nodes' download bandwidth (bits/s, 0: unlimited)."""
+        return self.download.get(region, 0.0)
 
 
 class GossipSpec(_Spec):

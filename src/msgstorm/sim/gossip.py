@@ -45,16 +45,19 @@ def _heap_keys(entries: int) -> np.ndarray:
 
 
 class GossipState:
-    def __init__(self, topology: Topology, processing: Dist, tx_ns_per_byte: float,
+    def __init__(self, topology: Topology, processing: Dist, tx_ns_per_byte: float | np.ndarray,
                  link_rng: np.random.Generator, processing_rng: np.random.Generator, degradations: Degradations,
                  delivery_stride: int, delivery_budget: int, order_seed: int = 0,
                  message_relay: np.ndarray | None = None, block_relay: int = k.PUSH,
-                 relay_timeout_ns: int = 10_000_000_000) -> None:
+                 relay_timeout_ns: int = 10_000_000_000, download_ns_per_byte: float | np.ndarray = 0.0,
+                 fair_share: bool = False) -> None:
         """``order_seed``: the seed of the order in which nodes serve their peers
         (sim/fair_order.py), a non-negative int64. ``message_relay``: the relay protocol's
         kernel code (``k.PUSH`` ..) for each message kind code (default: push for all);
         ``block_relay``: the blocks'; ``relay_timeout_ns``: how long a node waits for an item
-        it asked for before asking another peer."""
+        it asked for before asking another peer. ``tx_ns_per_byte`` and ``download_ns_per_byte``:
+        each node's upload and download time per byte (one value for all, or one per node; 0:
+        unlimited); ``fair_share``: a forward's copies share the uplink rather than queue on it."""
         n = topology.size
         self.n = n
         self.topology = topology
@@ -108,7 +111,10 @@ class GossipState:
         self.max_degree = max((len(p) for p in topology.forward), default=0)
         self.order = np.zeros(max(1, self.max_degree), dtype=np.int64)  # the kernel's scratch for a forward's order
         self.degradations = degradations
-        self.tx_ns_per_byte = tx_ns_per_byte
+        self.ns_per_byte = np.zeros((2, n), dtype=np.float64)
+        self.ns_per_byte[0] = tx_ns_per_byte
+        self.ns_per_byte[1] = download_ns_per_byte
+        self.scalars[k.S_FAIR_SHARE] = 1 if fair_share else 0
         self.link_rng = link_rng
         self.processing_rng = processing_rng
         self.processing_dist = processing
@@ -229,7 +235,7 @@ class GossipState:
         self._args = (self.max_degree, self.keys, self.payload, self.pool, self.scalars, self.nodes,
                       self.slots, self.seen, self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,
                       self.fwd_model, self.fwd_param, self.uniform, self.processing,
-                      self.tx_ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries, self.sends,
+                      self.ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries, self.sends,
                       self.order)
 
     def _refill_uniform(self) -> None:

@@ -43,7 +43,7 @@ __all__ = [
     "S_STRIDE", "S_NOW", "S_STEPS", "S_NT", "S_NNODE", "S_NSLOT", "S_NSENDER", "S_NHOPS",
     "S_NDEG", "S_RECEIPTS", "S_BLOCK_RECEIPTS", "S_NEXT", "S_NITEM", "S_NKIND",
     "S_IDX_BITS", "S_SEQ_LIMIT", "S_ROWS", "S_ORDER_SEED", "S_TIMEOUT", "S_ANNOUNCES", "S_REQUESTS",
-    "S_FALLBACKS", "ANNOUNCE", "REQUEST", "TIMEOUT", "PUSH", "ANNOUNCE_FETCH", "PUSH_SQRT", "SEND_RELAY", "ROOT", "P_NEXT", "run_until", "inject",
+    "S_FALLBACKS", "S_FAIR_SHARE", "ANNOUNCE", "REQUEST", "TIMEOUT", "PUSH", "ANNOUNCE_FETCH", "PUSH_SQRT", "SEND_RELAY", "ROOT", "P_NEXT", "run_until", "inject",
 ]
 
 # Event types: a payload received, validated; and the relay protocols' events (below).
@@ -69,7 +69,9 @@ S_NEXT, S_NITEM, S_NKIND, S_IDX_BITS, S_SEQ_LIMIT, S_ROWS, S_SEND_I, S_SEND_END 
 # The seed of the order in which nodes serve their peers (sim/fair_order.py); the relay's
 # request timeout (ns); counts of announcements received, requests served, fallbacks.
 S_ORDER_SEED, S_TIMEOUT, S_ANNOUNCES, S_REQUESTS, S_FALLBACKS = range(26, 31)
-N_SCALARS = 31
+# 1: the copies of a forward share the uplink (fair share); 0: they queue on it (serial).
+S_FAIR_SHARE = 31
+N_SCALARS = 32
 # Rows of the sends array (int64[5, n]): a traffic batch's messages, in send order.
 SEND_T, SEND_NODE, SEND_ITEM, SEND_SIZE, SEND_KIND, SEND_RELAY = range(6)
 
@@ -264,13 +266,20 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
              n: int, rows: int, seq: int, idx_bits: int, unif: int, nodes: np.ndarray, slots: np.ndarray,
              fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
              fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
-             tx_ns_per_byte: float, n_deg: int,
+             ns_per_byte: np.ndarray, n_deg: int,
              deg_nodes: np.ndarray, deg_params: np.ndarray,
-             order: np.ndarray, order_seed: int) -> tuple[int, int, int, int]:
+             order: np.ndarray, order_seed: int, fair_share: int) -> tuple[int, int, int, int]:
     """Send a validated item to ``node``'s forwarding peers, in the node's fair order for the
-    item (sim/fair_order.py); return the new (n, rows, seq, unif)."""
+    item (sim/fair_order.py); return the new (n, rows, seq, unif).
+
+    A payload copy to ``peer`` takes ``size`` × the larger of the node's upload and the
+    peer's download ns per byte. Serial uplink: the copies go one after another, after
+    what the uplink already had to send. Fair share: the ``k`` copies of this forward start
+    together (when the uplink is free) and share the upload equally, each at upload / k or
+    its peer's download if that is lower; the uplink is free again when the last ends."""
     mine = nodes[N_COLOUR, node]
-    tx = int(slots[SL_SIZE, slot] * tx_ns_per_byte)
+    size = slots[SL_SIZE, slot]
+    up = ns_per_byte[0, node]
     free = nodes[N_UPLINK, node]
     sent = 0
     last = -1  # row of the previous receipt sent, the tail of the current run
@@ -286,6 +295,14 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
         pushes = 0
         while pushes * pushes < degree:  # ceil(sqrt(degree)) in integers
             pushes += 1
+    start = free if free > t else t  # fair share: when this forward's copies start
+    if fair_share != 0:
+        copies = 0
+        for c in range(pushes):
+            peer = fwd_idx[order[c]]
+            if peer != sender and nodes[N_COLOUR, peer] == mine:
+                copies += 1
+        up = up * copies
     for c in range(degree):
         e = order[c]
         peer = fwd_idx[e]
@@ -300,14 +317,21 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
             if lost:
                 continue
         etype = RECV
+        down = ns_per_byte[1, peer]
+        tx = int(size * (up if up >= down else down))
         if c >= pushes:  # an announcement: a few bytes, not queued behind payloads
             etype = ANNOUNCE
             arrive = t + d
         elif tx > 0:
-            if free < t:
-                free = t
-            free += tx
-            arrive = free + d
+            if fair_share != 0:
+                if start + tx > free:
+                    free = start + tx
+                arrive = start + tx + d
+            else:
+                if free < t:
+                    free = t
+                free += tx
+                arrive = free + d
         else:
             arrive = t + d
         idx = pool[nb.uint64(rows)]
@@ -324,8 +348,7 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
         seq += 1
         sent += 1
     slots[SL_OUTSTANDING, slot] += sent
-    if tx > 0:
-        nodes[N_UPLINK, node] = free
+    nodes[N_UPLINK, node] = free
     return n, rows, seq, unif
 
 
@@ -373,7 +396,7 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
                  keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows: int, seq: int,
                  idx_bits: int, unif: int, scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
                  seen: np.ndarray, fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
-                 fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray, tx_ns_per_byte: float,
+                 fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray, ns_per_byte: np.ndarray,
                  n_deg: int, deg_nodes: np.ndarray, deg_params: np.ndarray) -> tuple[int, int, int, int]:
     """Announce and fetch. ANNOUNCE at ``node`` from ``sender``: a node that neither holds
     the item nor has asked for it asks ``sender`` (a REQUEST, one link delay) and sets a
@@ -405,7 +428,10 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
                         n_deg, deg_nodes, deg_params)
         if d < 0:
             return n, rows, seq, unif
-        tx = int(slots[SL_SIZE, slot] * tx_ns_per_byte)
+        # A payload sent on request is a transfer of its own (a fair share of one).
+        up = ns_per_byte[0, node]
+        down = ns_per_byte[1, sender]
+        tx = int(slots[SL_SIZE, slot] * (up if up >= down else down))
         arrive = t + d
         if tx > 0:
             free = nodes[N_UPLINK, node]
@@ -452,7 +478,7 @@ def run_until(until: int, max_degree: int,
               seen: np.ndarray, free_slots: np.ndarray, watch: np.ndarray,
               fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
               fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
-              processing: np.ndarray, tx_ns_per_byte: float,
+              processing: np.ndarray, ns_per_byte: np.ndarray,
               deg_nodes: np.ndarray, deg_params: np.ndarray,
               deliveries: np.ndarray, sends: np.ndarray, order: np.ndarray) -> int:
     """Run kernel events with time < ``until``; stop early to report a watched validation.
@@ -481,6 +507,7 @@ def run_until(until: int, max_degree: int,
     stride = scalars[S_STRIDE]
     n_deg = scalars[S_NDEG]
     order_seed = scalars[S_ORDER_SEED]
+    fair_share = scalars[S_FAIR_SHARE]
     idx_bits = scalars[S_IDX_BITS]
     idx_mask = (1 << idx_bits) - 1
     # An event adds at most max_degree entries; the seq limit keeps seq << idx_bits in an int64.
@@ -604,7 +631,7 @@ def run_until(until: int, max_degree: int,
             rows = _free_row(pool, rows, idx)
             n, rows, seq, unif = _relay_event(etype, t, node, slot, sender, hops, keys, payload, pool, n, rows, seq,
                                               idx_bits, unif, scalars, nodes, slots, seen, fwd_ptr, fwd_idx, fwd_base,
-                                              fwd_model, fwd_param, uniform, tx_ns_per_byte, n_deg, deg_nodes,
+                                              fwd_model, fwd_param, uniform, ns_per_byte, n_deg, deg_nodes,
                                               deg_params)
             slots[SL_OUTSTANDING, slot] -= 1
             if slots[SL_OUTSTANDING, slot] == 0:
@@ -633,8 +660,8 @@ def run_until(until: int, max_degree: int,
             if slots[SL_FORWARD, slot] != 0:
                 n, rows, seq, unif = _forward(t, node, slot, sender, hops + 1, keys, payload, pool,
                                               n, rows, seq, idx_bits, unif, nodes, slots, fwd_ptr, fwd_idx, fwd_base,
-                                              fwd_model, fwd_param, uniform, tx_ns_per_byte, n_deg,
-                                              deg_nodes, deg_params, order, order_seed)
+                                              fwd_model, fwd_param, uniform, ns_per_byte, n_deg,
+                                              deg_nodes, deg_params, order, order_seed, fair_share)
         slots[SL_OUTSTANDING, slot] -= 1
         if notify:
             scalars[S_NT] = t

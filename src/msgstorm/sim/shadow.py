@@ -96,6 +96,12 @@ __all__ = ["BACKLOG_NODES", "Progress", "ShadowNetwork"]
 BACKLOG_NODES = 32
 
 
+def _ns_per_byte(bits_per_s: list[float]) -> np.ndarray:
+    """Transfer time per byte of each node's bandwidth (0: unlimited, no time)."""
+    bps = np.asarray(bits_per_s, dtype=np.float64)
+    return np.divide(8e9, bps, out=np.zeros_like(bps), where=bps > 0)
+
+
 class ShadowNetwork:
     def __init__(
         self,
@@ -118,13 +124,15 @@ class ShadowNetwork:
         self.links = LinkState(topology, np.random.default_rng(link_seed))
         self.processing = Sampler(scenario.network.processing, np.random.default_rng(proc_seed))
         service = Sampler(scenario.sequencer.service, np.random.default_rng(svc_seed))
-        bandwidth = scenario.network.bandwidth
         relay = scenario.network.relay
         sample = scenario.history.delivery_sample
         # Deliveries are recorded for every stride-th msg_id (by the kernel and LoneCpu).
         self.delivery_stride = 0 if sample <= 0 else max(1, round(1 / sample))
+        network = scenario.network
+        upload = [network.upload_bps(topology.regions[r]) for r in topology.region_of]
+        download = [network.download_bps(topology.regions[r]) for r in topology.region_of]
         self.gossip = GossipState(
-            topology, scenario.network.processing, 8e9 / bandwidth if bandwidth > 0 else 0.0,
+            topology, scenario.network.processing, _ns_per_byte(upload),
             np.random.default_rng(gossip_link_seed), np.random.default_rng(gossip_proc_seed), self.links.degradations,
             delivery_stride=self.delivery_stride,
             delivery_budget=scenario.history.max_deliveries,
@@ -133,6 +141,8 @@ class ShadowNetwork:
             message_relay=np.asarray([relay.code(kind) for kind in MESSAGE_KINDS], dtype=np.int64),
             block_relay=relay.code(BLOCK_KIND),
             relay_timeout_ns=relay.timeout,
+            download_ns_per_byte=_ns_per_byte(download),
+            fair_share=network.uplink == "fair_share",
         )
         seq = scenario.sequencer
         index = {name: i for i, name in enumerate(names)}

@@ -50,6 +50,9 @@ SOLO_FIELDS: dict[str, str] = {
     "network.links": NO_EFFECT,
     "network.link": NO_EFFECT,
     "network.bandwidth": NO_EFFECT,  # serialisation happens on gossip links only
+    "network.upload": NO_EFFECT,
+    "network.download": NO_EFFECT,
+    "network.uplink": NO_EFFECT,
     "network.processing": REPLAYED,
     "network.relay": NO_EFFECT,  # how gossip passes items between peers; one node has none
     "gossip.mode": NO_EFFECT,
