@@ -123,7 +123,11 @@ DESCRIPTIONS: dict[str, str] = {
     "ZmqSpec.burst": "messages due at once sent in one pass over the socket; 1: one awaited send each",
     # [network]
     "NetworkSpec.regions": "region names; built-in one-way latencies between {regions}",
-    "NetworkSpec.nodes_per_region": "nodes are named `<region>-<i>`",
+    "NetworkSpec.nodes_per_region": "nodes in each region not named in `nodes`; nodes are named `<region>-<i>`",
+    "NetworkSpec.nodes": "node count of each region named, `{ \"eu-west\" = 52, \"sa-east\" = 1 }` (0: none)",
+    "NetworkSpec.shares": "each region's share of `total_nodes` (adding up to 1; regions not named get none), "
+                          "rounded by largest remainder so the counts add up to the total",
+    "NetworkSpec.total_nodes": "the network's node count, split by `shares`",
     "NetworkSpec.intra_region_latency": "one-way latency inside a region",
     "NetworkSpec.latency": "one-way overrides, `\"us-east/mars\" = \"40ms\"` (required for regions without "
                            "a built-in latency)",
@@ -158,6 +162,11 @@ DESCRIPTIONS: dict[str, str] = {
                        "connection",
     "GossipSpec.degree": "mesh degree D",
     "GossipSpec.peers": "overlay connections per node (each node opens `peers/2`)",
+    "GossipSpec.outbound_cdf": "outbound connections per node drawn from this cumulative distribution: entry i is "
+                               "P(outbound <= i + 1), ending at 1.0 (SimBlock's `DEGREE_DISTRIBUTION`); empty: "
+                               "`peers/2` each",
+    "GossipSpec.max_inbound": "no node accepts more inbound connections than this (a node that finds every peer "
+                              "full opens fewer); none: no cap",
     # [sequencer]
     "SequencerSpec.node": "the leader; none: the first node",
     "SequencerSpec.workers": "parallel service slots",

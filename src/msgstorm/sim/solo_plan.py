@@ -45,6 +45,9 @@ SOLO_FIELDS: dict[str, str] = {
     "live": OUTSIDE,
     "network.regions": NO_EFFECT,
     "network.nodes_per_region": NO_EFFECT,  # solo_plan requires one node
+    "network.nodes": NO_EFFECT,
+    "network.shares": NO_EFFECT,
+    "network.total_nodes": NO_EFFECT,
     "network.intra_region_latency": NO_EFFECT,
     "network.latency": NO_EFFECT,
     "network.links": NO_EFFECT,
@@ -58,6 +61,8 @@ SOLO_FIELDS: dict[str, str] = {
     "gossip.mode": NO_EFFECT,
     "gossip.degree": NO_EFFECT,
     "gossip.peers": NO_EFFECT,
+    "gossip.outbound_cdf": NO_EFFECT,
+    "gossip.max_inbound": NO_EFFECT,
     "sequencer.node": NO_EFFECT,
     "sequencer.workers": REPLAYED,
     "sequencer.service": REPLAYED,
