@@ -91,6 +91,8 @@ def check_references(scenario: Scenario) -> list[Problem]:
                     (("network", "latency", key), f"unknown region {region!r}{did_you_mean(region, regions)}; regions are {sorted(regions)}")
                 )
         explicit.add(frozenset(pair))
+    # A [[network.links]] entry between two regions gives their latency too.
+    explicit |= {frozenset(link.between) for link in network.links if set(link.between) <= regions}
     for i, a in enumerate(network.regions):
         for b in network.regions[i + 1:]:
             if frozenset({a, b}) not in explicit and default_one_way_ns(a, b) is None:

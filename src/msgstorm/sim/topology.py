@@ -161,6 +161,9 @@ def build_topology(network: NetworkSpec, gossip: GossipSpec, rng: np.random.Gene
     for key, latency in network.latency.items():
         a, b = (part.strip() for part in key.split("/"))
         explicit[frozenset({a, b})] = latency
+    for link in network.links:  # a region pair's link sets its latency below; it needs no default
+        if set(link.between) <= set(regions):
+            explicit.setdefault(frozenset(link.between), link.latency)
     base_ns: list[list[int]] = []
     for a in regions:
         row = []
