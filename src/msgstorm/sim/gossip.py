@@ -115,6 +115,7 @@ class GossipState:
         self.ns_per_byte[0] = tx_ns_per_byte
         self.ns_per_byte[1] = download_ns_per_byte
         self.scalars[k.S_FAIR_SHARE] = 1 if fair_share else 0
+        self.scalars[k.S_DOWNLOADS] = 1 if (self.ns_per_byte[1] > 0).any() else 0
         self.link_rng = link_rng
         self.processing_rng = processing_rng
         self.processing_dist = processing

@@ -43,7 +43,7 @@ __all__ = [
     "S_STRIDE", "S_NOW", "S_STEPS", "S_NT", "S_NNODE", "S_NSLOT", "S_NSENDER", "S_NHOPS",
     "S_NDEG", "S_RECEIPTS", "S_BLOCK_RECEIPTS", "S_NEXT", "S_NITEM", "S_NKIND",
     "S_IDX_BITS", "S_SEQ_LIMIT", "S_ROWS", "S_ORDER_SEED", "S_TIMEOUT", "S_ANNOUNCES", "S_REQUESTS",
-    "S_FALLBACKS", "S_FAIR_SHARE", "ANNOUNCE", "REQUEST", "TIMEOUT", "PUSH", "ANNOUNCE_FETCH", "PUSH_SQRT", "SEND_RELAY", "ROOT", "P_NEXT", "run_until", "inject",
+    "S_FALLBACKS", "S_FAIR_SHARE", "S_DOWNLOADS", "ANNOUNCE", "REQUEST", "TIMEOUT", "PUSH", "ANNOUNCE_FETCH", "PUSH_SQRT", "SEND_RELAY", "ROOT", "P_NEXT", "run_until", "inject",
 ]
 
 # Event types: a payload received, validated; and the relay protocols' events (below).
@@ -70,8 +70,9 @@ S_NEXT, S_NITEM, S_NKIND, S_IDX_BITS, S_SEQ_LIMIT, S_ROWS, S_SEND_I, S_SEND_END 
 # request timeout (ns); counts of announcements received, requests served, fallbacks.
 S_ORDER_SEED, S_TIMEOUT, S_ANNOUNCES, S_REQUESTS, S_FALLBACKS = range(26, 31)
 # 1: the copies of a forward share the uplink (fair share); 0: they queue on it (serial).
-S_FAIR_SHARE = 31
-N_SCALARS = 32
+# 1: some node's download is limited (a copy's time then depends on its receiver).
+S_FAIR_SHARE, S_DOWNLOADS = 31, 32
+N_SCALARS = 33
 # Rows of the sends array (int64[5, n]): a traffic batch's messages, in send order.
 SEND_T, SEND_NODE, SEND_ITEM, SEND_SIZE, SEND_KIND, SEND_RELAY = range(6)
 
@@ -268,7 +269,7 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
              fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
              ns_per_byte: np.ndarray, n_deg: int,
              deg_nodes: np.ndarray, deg_params: np.ndarray,
-             order: np.ndarray, order_seed: int, fair_share: int) -> tuple[int, int, int, int]:
+             order: np.ndarray, order_seed: int, fair_share: int, downloads: int) -> tuple[int, int, int, int]:
     """Send a validated item to ``node``'s forwarding peers, in the node's fair order for the
     item (sim/fair_order.py); return the new (n, rows, seq, unif).
 
@@ -303,6 +304,7 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
             if peer != sender and nodes[N_COLOUR, peer] == mine:
                 copies += 1
         up = up * copies
+    tx = int(size * up)  # each copy's time, unless its peer's download is slower
     for c in range(degree):
         e = order[c]
         peer = fwd_idx[e]
@@ -317,8 +319,9 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
             if lost:
                 continue
         etype = RECV
-        down = ns_per_byte[1, peer]
-        tx = int(size * (up if up >= down else down))
+        if downloads != 0:  # a download limit: this peer's copy may take longer
+            down = ns_per_byte[1, peer]
+            tx = int(size * (up if up >= down else down))
         if c >= pushes:  # an announcement: a few bytes, not queued behind payloads
             etype = ANNOUNCE
             arrive = t + d
@@ -508,6 +511,7 @@ def run_until(until: int, max_degree: int,
     n_deg = scalars[S_NDEG]
     order_seed = scalars[S_ORDER_SEED]
     fair_share = scalars[S_FAIR_SHARE]
+    downloads = scalars[S_DOWNLOADS]
     idx_bits = scalars[S_IDX_BITS]
     idx_mask = (1 << idx_bits) - 1
     # An event adds at most max_degree entries; the seq limit keeps seq << idx_bits in an int64.
@@ -643,7 +647,8 @@ def run_until(until: int, max_degree: int,
         rows = _free_row(pool, rows, idx)
         notify = False
         if nodes[N_UP, node] != 0:
-            seen[slot, node] |= SEEN_VALID
+            if slots[SL_RELAY, slot] != PUSH:  # announce's fallback asks peers that validated it
+                seen[slot, node] |= SEEN_VALID
             kind = slots[SL_KIND, slot]
             item = slots[SL_ITEM, slot]
             if kind != ITEM_BLOCK:
@@ -661,7 +666,7 @@ def run_until(until: int, max_degree: int,
                 n, rows, seq, unif = _forward(t, node, slot, sender, hops + 1, keys, payload, pool,
                                               n, rows, seq, idx_bits, unif, nodes, slots, fwd_ptr, fwd_idx, fwd_base,
                                               fwd_model, fwd_param, uniform, ns_per_byte, n_deg,
-                                              deg_nodes, deg_params, order, order_seed, fair_share)
+                                              deg_nodes, deg_params, order, order_seed, fair_share, downloads)
         slots[SL_OUTSTANDING, slot] -= 1
         if notify:
             scalars[S_NT] = t
