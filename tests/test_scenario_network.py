@@ -106,3 +106,47 @@ def test_an_outbound_distribution_that_is_no_cdf_is_refused(scenario_from) -> No
         scenario_from(OVERLAY_TOML.format(gossip="outbound_cdf = [0.5, 0.4, 1.0]"))
     with pytest.raises(ScenarioError, match="must not decrease and must end at 1.0"):
         scenario_from(OVERLAY_TOML.format(gossip="outbound_cdf = [0.5, 0.9]"))
+
+
+LINKS_TOML = """
+[run]
+name = "links"
+duration = "1s"
+
+[network]
+regions = ["us-east", "eu-west"]
+nodes_per_region = 2
+
+[[network.links]]
+between = ["us-east", "eu-west"]
+latency = "30ms"
+one_way = true
+dist = {{ dist = "{dist}", alpha = 4.0, overhead = "5ms" }}
+
+[[agents]]
+name = "one"
+arrival = {{ process = "constant", rate = "1/s" }}
+"""
+
+
+def test_a_one_way_link_sets_one_direction_and_its_overhead_is_added_to_every_draw(scenario_from) -> None:
+    from msgstorm.sim.link_model import link_delay, model_code
+    from msgstorm.sim.topology import build_topology
+
+    scenario = scenario_from(LINKS_TOML.format(dist="pareto"))
+    topology = build_topology(scenario.network, scenario.gossip, np.random.default_rng(1))
+    us, eu = topology.regions.index("us-east"), topology.regions.index("eu-west")
+    assert topology.base_ns[us][eu] == 30_000_000
+    assert topology.base_ns[eu][us] != 30_000_000  # the built-in latency the other way
+    code, alpha = model_code(topology.region_model[us][eu])
+    assert topology.region_model[eu][us].dist == "constant"
+    uniform = np.asarray([0.5, 0.75])
+    # Pareto(1, 4) at u: (1 - u) ** (-1/4); plus the 5 ms overhead.
+    for i, u in enumerate(uniform.tolist()):
+        delay, after = link_delay(30_000_000, code, alpha, uniform, i)
+        assert after == i + 1
+        assert delay == pytest.approx(30_000_000 * (1 - u) ** -0.25 + 5_000_000, abs=2)
+    constant = scenario_from(LINKS_TOML.format(dist="constant")).network.links[0].dist
+    assert constant is not None
+    code, param = model_code(constant)
+    assert link_delay(30_000_000, code, param, uniform, 0) == (35_000_000, 0), "a constant link draws nothing"

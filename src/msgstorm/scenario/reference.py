@@ -154,9 +154,13 @@ DESCRIPTIONS: dict[str, str] = {
     "LinkModel.jitter": "spread of `uniform` and `normal`",
     "LinkModel.sigma": "spread of `lognormal`",
     "LinkModel.alpha": "tail index of `pareto`",
+    "LinkModel.overhead": "a fixed delay added to every transmission after the variation: the delay is "
+                          "overhead + the model's draw around the base latency",
     "LinkOverride.between": "two region or node names",
     "LinkOverride.latency": "one-way base latency between them",
     "LinkOverride.dist": "their link model; none: `network.link`",
+    "LinkOverride.one_way": "the latency and link model apply from the first of `between` to the second only "
+                             "(an asymmetric pair: give the other direction its own entry)",
     # [gossip]
     "GossipSpec.mode": "`mesh` forwards over a degree-`degree` subgraph of the overlay; `flood` over every "
                        "connection",

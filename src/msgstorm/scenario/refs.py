@@ -92,7 +92,8 @@ def check_references(scenario: Scenario) -> list[Problem]:
                 )
         explicit.add(frozenset(pair))
     # A [[network.links]] entry between two regions gives their latency too.
-    explicit |= {frozenset(link.between) for link in network.links if set(link.between) <= regions}
+    explicit |= {frozenset(link.between) for link in network.links
+                 if set(link.between) <= regions and not link.one_way}
     for i, a in enumerate(network.regions):
         for b in network.regions[i + 1:]:
             if frozenset({a, b}) not in explicit and default_one_way_ns(a, b) is None:

@@ -108,19 +108,22 @@ class LinkModel(_Spec):
     """How one link's delay varies around its base one-way latency.
 
     constant: base; uniform: base + U(0, jitter); normal: base + N(0, jitter) truncated at 0;
-    lognormal: base x LN(0, sigma); pareto: base x Pareto(1, alpha) (heavy tail).
+    lognormal: base x LN(0, sigma); pareto: base x Pareto(1, alpha) (heavy tail); plus
+    ``overhead``, a fixed delay every transmission pays on top.
     """
 
     dist: Literal["constant", "uniform", "normal", "lognormal", "pareto"] = "constant"
     jitter: DurationNs = 0
     sigma: float = Field(default=0.1, ge=0, le=3)
     alpha: float = Field(default=3.0, gt=1)
+    overhead: DurationNs = Field(default=0, ge=0, le=(1 << 40))
 
 
 class LinkOverride(_Spec):
     between: tuple[str, str]
     latency: DurationNs
     dist: LinkModel | None = None
+    one_way: bool = False
 
 
 class NetworkSpec(_Spec):

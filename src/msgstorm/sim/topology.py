@@ -162,7 +162,7 @@ def build_topology(network: NetworkSpec, gossip: GossipSpec, rng: np.random.Gene
         a, b = (part.strip() for part in key.split("/"))
         explicit[frozenset({a, b})] = latency
     for link in network.links:  # a region pair's link sets its latency below; it needs no default
-        if set(link.between) <= set(regions):
+        if set(link.between) <= set(regions) and not link.one_way:
             explicit.setdefault(frozenset(link.between), link.latency)
     base_ns: list[list[int]] = []
     for a in regions:
@@ -186,14 +186,19 @@ def build_topology(network: NetworkSpec, gossip: GossipSpec, rng: np.random.Gene
         model = link.dist or network.link
         if a in index and b in index:
             ra, rb = index[a], index[b]
-            base_ns[ra][rb] = base_ns[rb][ra] = link.latency
-            region_model[ra][rb] = region_model[rb][ra] = model
+            base_ns[ra][rb] = link.latency
+            region_model[ra][rb] = model
+            if not link.one_way:
+                base_ns[rb][ra] = link.latency
+                region_model[rb][ra] = model
         else:
             side_a = [node_index[a]] if a in node_index else [i for i, r in enumerate(node_region) if r == a]
             side_b = [node_index[b]] if b in node_index else [i for i, r in enumerate(node_region) if r == b]
             for i in side_a:
                 for j in side_b:
-                    node_overrides[(i, j)] = node_overrides[(j, i)] = (link.latency, model)
+                    node_overrides[(i, j)] = (link.latency, model)
+                    if not link.one_way:
+                        node_overrides[(j, i)] = (link.latency, model)
     adjacency = _overlay(len(names), gossip, rng)
     connections = [sorted(peers) for peers in adjacency]
     forward = connections if gossip.mode == "flood" else _mesh(adjacency, gossip.degree, rng)

@@ -135,7 +135,7 @@ def gossip_split() -> Split:
                     order=I64),
         ),
         here=(
-            Loop.of(link_model.link_delay, base=INT, model=INT, param=FLOAT, uniform=F64, unif=INT),
+            Loop.of(link_model.link_delay, base=INT, code=INT, param=FLOAT, uniform=F64, unif=INT),
             Loop.of(link_model.degrade, d=INT, node=INT, peer=INT, n_deg=INT, deg_nodes=U8_2D,
                     deg_params=F64_2D, uniform=F64, unif=INT),
             Loop.of(kernel.inject, keys=I64, payload=I64, pool=I64, scalars=I64, slots=I64_2D, seen=U8_2D,
