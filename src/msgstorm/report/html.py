@@ -399,6 +399,19 @@ _SHAPE_KEYS = frozenset({"sigma", "alpha", "shape", "weight", "p"})
 _RATE_KEYS = frozenset({"rate", "baseline", "step", "end"})
 
 
+def _regions_value(network: dict[str, Any]) -> str:
+    """The regions and their node counts, as the scenario gives them."""
+    regions = network.get("regions") or []
+    if network.get("shares"):
+        shares = network["shares"]
+        return f"{network.get('total_nodes')} nodes: " + ", ".join(f"{r} {shares.get(r, 0):g}" for r in regions)
+    counts = network.get("nodes") or {}
+    if counts:
+        each = network.get("nodes_per_region")
+        return ", ".join(f"{r} × {counts.get(r, each)}" for r in regions) + " nodes"
+    return f"{', '.join(regions)} × {network.get('nodes_per_region')} nodes"
+
+
 def _scenario_value(key: str, value: Any, in_duration: bool = False) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if key in _DURATION_KEYS or (in_duration and key not in _SHAPE_KEYS):
@@ -432,7 +445,7 @@ def _scenario_facts(scenario: dict[str, Any]) -> list[tuple[str, Any]]:
     network = scenario.get("network") or {}
     return [
         ("target", target),
-        ("regions", f"{', '.join(network.get('regions') or [])} × {network.get('nodes_per_region')} nodes"),
+        ("regions", _regions_value(network)),
         ("sequencer", _scenario_value("sequencer", scenario.get("sequencer") or {})),
         ("blocks", _scenario_value("blocks", scenario.get("blocks") or {})),
         ("backpressure", _scenario_value("backpressure", scenario.get("backpressure") or {})),

@@ -201,7 +201,7 @@ def estimate_work(scenario: Scenario) -> WorkEstimate:
     backlog_ns = queued * scenario.sequencer.service.mean / scenario.sequencer.workers
     horizon_ns = run.duration + min(run.drain, backlog_ns + _DRAIN_SLACK_NS)
     peak_window = min(messages, peak_rate * run.window / _NS_PER_S * _PEAK_MARGIN)
-    nodes = len(scenario.network.regions) * scenario.network.nodes_per_region
+    nodes = sum(scenario.network.region_counts())
     fanout = scenario.gossip.degree if scenario.gossip.mode == "mesh" else scenario.gossip.peers
     fanout = min(fanout, scenario.gossip.peers, max(nodes - 1, 0))
     blocks = math.ceil(horizon_ns / scenario.blocks.interval)

@@ -123,27 +123,54 @@ DESCRIPTIONS: dict[str, str] = {
     "ZmqSpec.burst": "messages due at once sent in one pass over the socket; 1: one awaited send each",
     # [network]
     "NetworkSpec.regions": "region names; built-in one-way latencies between {regions}",
-    "NetworkSpec.nodes_per_region": "nodes are named `<region>-<i>`",
+    "NetworkSpec.nodes_per_region": "nodes in each region not named in `nodes`; nodes are named `<region>-<i>`",
+    "NetworkSpec.nodes": "node count of each region named, `{ \"eu-west\" = 52, \"sa-east\" = 1 }` (0: none)",
+    "NetworkSpec.shares": "each region's share of `total_nodes` (adding up to 1; regions not named get none), "
+                          "rounded by largest remainder so the counts add up to the total",
+    "NetworkSpec.total_nodes": "the network's node count, split by `shares`",
     "NetworkSpec.intra_region_latency": "one-way latency inside a region",
     "NetworkSpec.latency": "one-way overrides, `\"us-east/mars\" = \"40ms\"` (required for regions without "
                            "a built-in latency)",
     "NetworkSpec.links": "per-pair overrides of region or node pairs: [`links`](#networklinks)",
     "NetworkSpec.link": "how every link's delay varies: [`link`](#networklink)",
-    "NetworkSpec.bandwidth": "per-node uplink; sending costs `size / bandwidth`, serialised per node",
+    "NetworkSpec.bandwidth": "per-node upload of regions not in `upload`; sending costs `size / bandwidth`",
+    "NetworkSpec.upload": "upload bandwidth of each region's nodes, `{ \"eu-west\" = \"25Mbit/s\" }`; others: "
+                          "`bandwidth`",
+    "NetworkSpec.download": "download bandwidth of each region's nodes (others: unlimited); a copy takes "
+                            "`size / min(sender's upload, receiver's download)`",
+    "NetworkSpec.uplink": "`serial`: a node's copies leave one after another; `fair_share`: the copies one "
+                          "forward sends share the upload equally and end together (k copies: k × the time of one)",
     "NetworkSpec.processing": "validation time per receipt, on the node's single CPU",
+    "NetworkSpec.relay": "how a node passes what it validated to its peers: [`relay`](#networkrelay)",
+    "RelaySpec.protocol": "`push`: the payload to every peer (duplicates included); `announce`: an announcement, "
+                          "the payload only to peers that ask (one request in flight per item and node); "
+                          "`push_sqrt`: the payload to ceil(sqrt(peers)) peers, announcements to the rest",
+    "RelaySpec.kinds": "protocol per kind (message kinds and `block`), `{ block = \"announce\" }`; others take "
+                       "`protocol`",
+    "RelaySpec.timeout": "a node that asked for an item and has not received it after this asks the next of its "
+                         "peers that validated it (or, if none has, the next peer that announces it)",
     "LinkModel.dist": "`constant`: base; `uniform`: base + U(0, jitter); `normal`: base + N(0, jitter), "
                       "truncated at 0; `lognormal`: base × LN(0, sigma); `pareto`: base × Pareto(1, alpha)",
     "LinkModel.jitter": "spread of `uniform` and `normal`",
     "LinkModel.sigma": "spread of `lognormal`",
     "LinkModel.alpha": "tail index of `pareto`",
+    "LinkModel.overhead": "a fixed delay added to every transmission after the variation: the delay is "
+                          "overhead + the model's draw around the base latency",
     "LinkOverride.between": "two region or node names",
     "LinkOverride.latency": "one-way base latency between them",
     "LinkOverride.dist": "their link model; none: `network.link`",
+    "LinkOverride.one_way": "the latency and link model apply from the first of `between` to the second only "
+                             "(an asymmetric pair: give the other direction its own entry)",
     # [gossip]
     "GossipSpec.mode": "`mesh` forwards over a degree-`degree` subgraph of the overlay; `flood` over every "
                        "connection",
     "GossipSpec.degree": "mesh degree D",
     "GossipSpec.peers": "overlay connections per node (each node opens `peers/2`)",
+    "GossipSpec.outbound_cdf": "outbound connections per node drawn from this cumulative distribution: entry i is "
+                               "P(outbound <= i + 1), ending at 1.0 (SimBlock's `DEGREE_DISTRIBUTION`); empty: "
+                               "`peers/2` each",
+    "GossipSpec.max_inbound": "no node accepts more inbound connections than this (a node that finds every peer "
+                              "full opens fewer); none: no cap",
     # [sequencer]
     "SequencerSpec.node": "the leader; none: the first node",
     "SequencerSpec.workers": "parallel service slots",
@@ -488,6 +515,7 @@ _SECTIONS: list[_Section] = [
     ("[network]", schema.NetworkSpec),
     ("[network.link]", schema.LinkModel),
     ("[[network.links]]", schema.LinkOverride),
+    ("[network.relay]", schema.RelaySpec),
     ("[gossip]", schema.GossipSpec),
     ("[sequencer]", schema.SequencerSpec),
     ("[sequencer.batch_auction]", schema.BatchAuctionSpec),

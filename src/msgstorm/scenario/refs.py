@@ -44,12 +44,14 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
 
 def node_names(network: NetworkSpec) -> list[str]:
     """Node names in index order: ``<region>-<i>`` for each region, in the order given."""
-    return [f"{region}-{i}" for region in network.regions for i in range(network.nodes_per_region)]
+    return [f"{region}-{i}" for region, count in zip(network.regions, network.region_counts(), strict=True)
+            for i in range(count)]
 
 
 def node_regions(network: NetworkSpec) -> list[str]:
     """The region of each node, in node index order."""
-    return [region for region in network.regions for _ in range(network.nodes_per_region)]
+    return [region for region, count in zip(network.regions, network.region_counts(), strict=True)
+            for _ in range(count)]
 
 
 def _region_pair(key: str) -> tuple[str, str] | None:
@@ -89,6 +91,9 @@ def check_references(scenario: Scenario) -> list[Problem]:
                     (("network", "latency", key), f"unknown region {region!r}{did_you_mean(region, regions)}; regions are {sorted(regions)}")
                 )
         explicit.add(frozenset(pair))
+    # A [[network.links]] entry between two regions gives their latency too.
+    explicit |= {frozenset(link.between) for link in network.links
+                 if set(link.between) <= regions and not link.one_way}
     for i, a in enumerate(network.regions):
         for b in network.regions[i + 1:]:
             if frozenset({a, b}) not in explicit and default_one_way_ns(a, b) is None:

@@ -8,6 +8,8 @@ Cross-references (region and node names) are checked in ``msgstorm.scenario.refs
 
 from __future__ import annotations
 
+import itertools
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -32,6 +34,7 @@ from msgstorm.scenario.distributions import (
 )
 from msgstorm.scenario.kinds import MESSAGE_KINDS, MessageKind
 from msgstorm.scenario.market import MarketSpec
+from msgstorm.scenario.network import RelaySpec
 from msgstorm.scenario.registry import PRODUCER_RULES, TOXICS
 from msgstorm.scenario.security import SecuritySpec
 from msgstorm.scenario.units import parse_bandwidth_bps, parse_fraction, parse_rate_per_s
@@ -68,6 +71,7 @@ __all__ = [
     "ProducersSpec",
     "RestartFault",
     "RedisSpec",
+    "RelaySpec",
     "ReplayFault",
     "RunSpec",
     "Scenario",
@@ -111,42 +115,96 @@ class LinkModel(_Spec):
     """How one link's delay varies around its base one-way latency.
 
     constant: base; uniform: base + U(0, jitter); normal: base + N(0, jitter) truncated at 0;
-    lognormal: base x LN(0, sigma); pareto: base x Pareto(1, alpha) (heavy tail).
+    lognormal: base x LN(0, sigma); pareto: base x Pareto(1, alpha) (heavy tail); plus
+    ``overhead``, a fixed delay every transmission pays on top.
     """
 
     dist: Literal["constant", "uniform", "normal", "lognormal", "pareto"] = "constant"
     jitter: DurationNs = 0
     sigma: float = Field(default=0.1, ge=0, le=3)
     alpha: float = Field(default=3.0, gt=1)
+    overhead: DurationNs = Field(default=0, ge=0, le=(1 << 40))
 
 
 class LinkOverride(_Spec):
     between: tuple[str, str]
     latency: DurationNs
     dist: LinkModel | None = None
+    one_way: bool = False
 
 
 class NetworkSpec(_Spec):
     regions: list[str] = Field(default_factory=lambda: ["us-east"], min_length=1)
     nodes_per_region: int = Field(default=4, ge=1, le=100_000)
+    nodes: dict[str, Annotated[int, Field(ge=0, le=100_000)]] = Field(default_factory=dict)
+    shares: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
+    total_nodes: int | None = Field(default=None, ge=1, le=1_000_000)
     intra_region_latency: DurationNs = 500_000
     latency: dict[str, DurationNs] = Field(default_factory=dict)
     links: list[LinkOverride] = Field(default_factory=list)
     link: LinkModel = LinkModel()
     bandwidth: BandwidthBps = 1e9
+    upload: dict[str, BandwidthBps] = Field(default_factory=dict)
+    download: dict[str, BandwidthBps] = Field(default_factory=dict)
+    uplink: Literal["serial", "fair_share"] = "serial"
     processing: DurationDist = Field(default_factory=lambda: Constant(value=20_000))
+    relay: RelaySpec = RelaySpec()
 
     @model_validator(mode="after")
     def _unique_regions(self) -> NetworkSpec:
         if len(set(self.regions)) != len(self.regions):
             raise ValueError("region names must be unique")
+        if (self.total_nodes is None) != (not self.shares):
+            raise ValueError("give shares and total_nodes together (or neither)")
+        if self.shares and self.nodes:
+            raise ValueError("give nodes (counts per region) or shares with total_nodes, not both")
+        if self.shares and abs(math.fsum(self.shares.values()) - 1.0) > 1e-6:
+            raise ValueError(f"shares must add up to 1, not {math.fsum(self.shares.values()):g}")
+        if sum(self.region_counts()) == 0:
+            raise ValueError("the network has no nodes")
+        for field in ("nodes", "shares", "upload", "download"):
+            unknown = sorted(set(getattr(self, field)) - set(self.regions))
+            if unknown:
+                raise ValueError(f"{field} names regions not in network.regions: {unknown} (regions: {self.regions})")
         return self
+
+    def region_counts(self) -> list[int]:
+        """Nodes in each region, in ``regions`` order: ``nodes`` (others ``nodes_per_region``),
+        or ``total_nodes`` split by ``shares`` (largest remainder: the counts add up to the
+        total, and a region takes an extra node before one whose remainder is smaller, ties
+        to the region listed first; regions without a share get none)."""
+        if not self.shares or self.total_nodes is None:
+            return [self.nodes.get(region, self.nodes_per_region) for region in self.regions]
+        exact = [self.shares.get(region, 0.0) * self.total_nodes for region in self.regions]
+        counts = [math.floor(x) for x in exact]
+        left = self.total_nodes - sum(counts)
+        by_remainder = sorted(range(len(exact)), key=lambda i: (-(exact[i] - counts[i]), i))
+        for i in by_remainder[:left]:
+            counts[i] += 1
+        return counts
+
+    def upload_bps(self, region: str) -> float:
+        """A region's nodes' upload bandwidth (bits/s, 0: unlimited)."""
+        return self.upload.get(region, self.bandwidth)
+
+    def download_bps(self, region: str) -> float:
+        """A region's nodes' download bandwidth (bits/s, 0: unlimited)."""
+        return self.download.get(region, 0.0)
 
 
 class GossipSpec(_Spec):
     mode: Literal["mesh", "flood"] = "mesh"
     degree: int = Field(default=8, ge=1)
     peers: int = Field(default=16, ge=1)
+    outbound_cdf: list[Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=list)
+    max_inbound: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _a_distribution(self) -> GossipSpec:
+        cdf = self.outbound_cdf
+        if cdf and (any(b < a for a, b in itertools.pairwise(cdf)) or cdf[-1] != 1.0):
+            raise ValueError("outbound_cdf must not decrease and must end at 1.0 (P(outbound <= i + 1) for entry i)")
+        return self
 
 
 # --- sequencer, blocks, backpressure -------------------------------------------------------

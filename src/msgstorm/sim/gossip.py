@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from msgstorm.sampling import Drawn, sample_array
+from msgstorm.scenario.kinds import MESSAGE_KINDS
 from msgstorm.sim import kernel as k
 from msgstorm.sim.link_model import Degradations, model_code
 from msgstorm.sim.topology import Topology
@@ -43,15 +44,29 @@ def _heap_keys(entries: int) -> np.ndarray:
 
 
 class GossipState:
-    def __init__(self, topology: Topology, processing: Drawn, tx_ns_per_byte: float,
+    def __init__(self, topology: Topology, processing: Drawn, tx_ns_per_byte: float | np.ndarray,
                  link_rng: np.random.Generator, processing_rng: np.random.Generator, degradations: Degradations,
-                 delivery_stride: int, delivery_budget: int) -> None:
+                 delivery_stride: int, delivery_budget: int, order_seed: int = 0,
+                 message_relay: np.ndarray | None = None, block_relay: int = k.PUSH,
+                 relay_timeout_ns: int = 10_000_000_000, download_ns_per_byte: float | np.ndarray = 0.0,
+                 fair_share: bool = False) -> None:
+        """``order_seed``: the seed of the order in which nodes serve their peers
+        (sim/fair_order.py), a non-negative int64. ``message_relay``: the relay protocol's
+        kernel code (``k.PUSH`` ..) for each message kind code (default: push for all);
+        ``block_relay``: the blocks'; ``relay_timeout_ns``: how long a node waits for an item
+        it asked for before asking another peer. ``tx_ns_per_byte`` and ``download_ns_per_byte``:
+        each node's upload and download time per byte (one value for all, or one per node; 0:
+        unlimited); ``fair_share``: a forward's copies share the uplink rather than queue on it."""
         n = topology.size
         self.n = n
         self.topology = topology
         self.scalars = np.zeros(k.N_SCALARS, dtype=np.int64)
         self.scalars[k.S_STRIDE] = delivery_stride
         self.scalars[k.S_BUDGET] = delivery_budget
+        self.scalars[k.S_ORDER_SEED] = order_seed
+        self.scalars[k.S_TIMEOUT] = relay_timeout_ns
+        self.message_relay = np.zeros(len(MESSAGE_KINDS), dtype=np.int64) if message_relay is None else message_relay
+        self.block_relay = block_relay
         # The event heap: keys (time, sequence and payload row), the payload rows (with
         # their links to the next receipt of a run, see the kernel), and the free rows
         # (pool[rows taken:]).
@@ -62,7 +77,7 @@ class GossipState:
         self.nodes = np.zeros((4, n), dtype=np.int64)
         self.nodes[k.N_UP, :] = 1
         slots = 1 << 10
-        self.slots = np.zeros((5, slots), dtype=np.int64)
+        self.slots = np.zeros((6, slots), dtype=np.int64)
         self.seen = np.zeros((slots, n), dtype=np.uint8)
         self.free_slots = np.arange(slots - 1, -1, -1, dtype=np.int64)
         self.scalars[k.S_FREE] = slots
@@ -93,8 +108,13 @@ class GossipState:
         self.fwd_model = np.asarray(model, dtype=np.int64)
         self.fwd_param = np.asarray(param, dtype=np.float64)
         self.max_degree = max((len(p) for p in topology.forward), default=0)
+        self.order = np.zeros(max(1, self.max_degree), dtype=np.int64)  # the kernel's scratch for a forward's order
         self.degradations = degradations
-        self.tx_ns_per_byte = tx_ns_per_byte
+        self.ns_per_byte = np.zeros((2, n), dtype=np.float64)
+        self.ns_per_byte[0] = tx_ns_per_byte
+        self.ns_per_byte[1] = download_ns_per_byte
+        self.scalars[k.S_FAIR_SHARE] = 1 if fair_share else 0
+        self.scalars[k.S_DOWNLOADS] = 1 if (self.ns_per_byte[1] > 0).any() else 0
         self.link_rng = link_rng
         self.processing_rng = processing_rng
         self.processing_dist = processing
@@ -104,7 +124,7 @@ class GossipState:
         self.delivered: list[np.ndarray] = []
         self.delivered_rows = 0  # rows taken out of the kernel buffer, not yet written
         self.t_next = -1  # time of the next receipt event, -1 when there is none
-        self.sends = np.zeros((5, 0), dtype=np.int64)
+        self.sends = np.zeros((6, 0), dtype=np.int64)
         # Called once before the kernel's first call: waits for a helper process compiling
         # it (sim/warm.py), so numba loads it from its cache instead of compiling it again.
         self.before_first_call: Callable[[], object] | None = None
@@ -115,7 +135,7 @@ class GossipState:
     def _grow_slots(self) -> None:
         old = self.slots.shape[1]
         new = old * 2
-        self.slots = np.concatenate([self.slots, np.zeros((5, old), dtype=np.int64)], axis=1)
+        self.slots = np.concatenate([self.slots, np.zeros((6, old), dtype=np.int64)], axis=1)
         self.seen = np.concatenate([self.seen, np.zeros((old, self.n), dtype=np.uint8)], axis=0)
         free = np.zeros(new, dtype=np.int64)
         free[:old] = np.arange(new - 1, old - 1, -1)
@@ -123,12 +143,18 @@ class GossipState:
         self.scalars[k.S_FREE] = old
         self._bind()
 
-    def inject(self, t: int, node: int, item: int, kind: int, size: int) -> None:
-        """Start gossip of an item at ``node`` at ``t``."""
+    def relay_of(self, message_kinds: np.ndarray) -> np.ndarray:
+        """The relay protocol's code of each message of these kind codes."""
+        return self.message_relay[np.asarray(message_kinds, dtype=np.int64)]
+
+    def inject(self, t: int, node: int, item: int, kind: int, size: int, message_kind: int = 0) -> None:
+        """Start gossip of an item at ``node`` at ``t`` (``message_kind``: a message's kind
+        code, which picks its relay protocol; blocks take ``block_relay``)."""
+        relay = self.block_relay if kind == k.ITEM_BLOCK else int(self.relay_of(np.asarray([message_kind]))[0])
         if self.before_first_call is not None:
             self._first_call()
         while k.inject(self.keys, self.payload, self.pool, self.scalars, self.slots, self.seen,
-                       self.free_slots, t, node, item, kind, size) < 0:
+                       self.free_slots, t, node, item, kind, size, relay) < 0:
             if self.scalars[k.S_FREE] == 0:
                 self._grow_slots()
             else:
@@ -138,12 +164,13 @@ class GossipState:
     # --- sends run by the kernel -------------------------------------------------------
 
     def set_sends(self, t: np.ndarray, node: np.ndarray, item: np.ndarray, size: np.ndarray,
-                  kind: np.ndarray | None = None) -> None:
+                  kind: np.ndarray | None = None, message_kind: np.ndarray | None = None) -> None:
         """A traffic batch the kernel may send from (``allow_sends`` says which part);
         ``kind``: each message's item kind (default ``ITEM_MSG``; ``ITEM_WATCHED`` for those
-        a reactor watches)."""
+        a reactor watches); ``message_kind``: each message's kind code (its relay protocol)."""
         kinds = np.full(len(t), k.ITEM_MSG, dtype=np.int64) if kind is None else kind
-        self.sends = np.stack([np.asarray(column, dtype=np.int64) for column in (t, node, item, size, kinds)])
+        relay = self.relay_of(np.zeros(len(t), dtype=np.int64) if message_kind is None else message_kind)
+        self.sends = np.stack([np.asarray(column, dtype=np.int64) for column in (t, node, item, size, kinds, relay)])
         self.scalars[k.S_SEND_I] = self.scalars[k.S_SEND_END] = 0
         self._bind()
 
@@ -208,7 +235,8 @@ class GossipState:
         self._args = (self.max_degree, self.keys, self.payload, self.pool, self.scalars, self.nodes,
                       self.slots, self.seen, self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,
                       self.fwd_model, self.fwd_param, self.uniform, self.processing,
-                      self.tx_ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries, self.sends)
+                      self.ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries, self.sends,
+                      self.order)
 
     def _refill_uniform(self) -> None:
         rest = self.uniform[self.scalars[k.S_UNIF]:]
@@ -284,6 +312,11 @@ class GossipState:
     def receipts(self) -> int:
         """Message receipts so far, duplicates included (every arrival at a live node)."""
         return int(self.scalars[k.S_RECEIPTS])
+
+    @property
+    def relay_counts(self) -> tuple[int, int, int]:
+        """Announcements received, requests served and fallback requests (after a timeout) so far."""
+        return (int(self.scalars[k.S_ANNOUNCES]), int(self.scalars[k.S_REQUESTS]), int(self.scalars[k.S_FALLBACKS]))
 
     @property
     def block_receipts(self) -> int:

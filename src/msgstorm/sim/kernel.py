@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from msgstorm.jit import borrowing, nb
+from msgstorm.sim.fair_order import order_key, peer_order
 from msgstorm.sim.link_model import degrade, link_delay
 
 __all__ = [
@@ -41,11 +42,18 @@ __all__ = [
     "S_HEAP", "S_SEQ", "S_FREE", "S_UNIF", "S_PROC", "S_DELIV", "S_BUDGET",
     "S_STRIDE", "S_NOW", "S_STEPS", "S_NT", "S_NNODE", "S_NSLOT", "S_NSENDER", "S_NHOPS",
     "S_NDEG", "S_RECEIPTS", "S_BLOCK_RECEIPTS", "S_NEXT", "S_NITEM", "S_NKIND",
-    "S_IDX_BITS", "S_SEQ_LIMIT", "S_ROWS", "ROOT", "P_NEXT", "run_until", "inject",
+    "S_IDX_BITS", "S_SEQ_LIMIT", "S_ROWS", "S_ORDER_SEED", "S_TIMEOUT", "S_ANNOUNCES", "S_REQUESTS",
+    "S_FALLBACKS", "S_FAIR_SHARE", "S_DOWNLOADS", "ANNOUNCE", "REQUEST", "TIMEOUT", "PUSH", "ANNOUNCE_FETCH", "PUSH_SQRT", "SEND_RELAY", "ROOT", "P_NEXT", "run_until", "inject",
 ]
 
-# Event types.
-RECV, VALIDATED = 0, 1
+# Event types: a payload received, validated; and the relay protocols' events (below).
+RECV, VALIDATED, ANNOUNCE, REQUEST, TIMEOUT = 0, 1, 2, 3, 4
+TYPE_BITS, TYPE_MASK = 3, 7
+# Relay protocols (scenario/network.py, RELAY_PROTOCOLS): a slot's SL_RELAY.
+PUSH, ANNOUNCE_FETCH, PUSH_SQRT = 0, 1, 2
+# Bits of ``seen[slot, node]``: the payload arrived, a request for it is in flight, the node
+# validated it (and so holds it for peers that ask).
+SEEN_PAYLOAD, SEEN_REQUESTED, SEEN_VALID = 1, 2, 4
 # Item kinds. A watched message is a message whose validation a reactor sees at the nodes it
 # watches (``WATCH_WATCHED``); the leader and standbys see every message (``WATCH_ALL``).
 ITEM_MSG, ITEM_BLOCK, ITEM_WATCHED = 0, 1, 2
@@ -58,9 +66,15 @@ DONE, NOTIFY, NEED_UNIFORM, NEED_PROCESSING, HEAP_FULL, DELIVERIES_FULL, NEED_SL
 S_HEAP, S_SEQ, S_FREE, S_UNIF, S_PROC, S_DELIV, S_BUDGET, S_STRIDE, S_NOW, S_STEPS = range(10)
 S_NT, S_NNODE, S_NSLOT, S_NSENDER, S_NHOPS, S_NDEG, S_RECEIPTS, S_BLOCK_RECEIPTS = range(10, 18)
 S_NEXT, S_NITEM, S_NKIND, S_IDX_BITS, S_SEQ_LIMIT, S_ROWS, S_SEND_I, S_SEND_END = range(18, 26)
-N_SCALARS = 26
+# The seed of the order in which nodes serve their peers (sim/fair_order.py); the relay's
+# request timeout (ns); counts of announcements received, requests served, fallbacks.
+S_ORDER_SEED, S_TIMEOUT, S_ANNOUNCES, S_REQUESTS, S_FALLBACKS = range(26, 31)
+# 1: the copies of a forward share the uplink (fair share); 0: they queue on it (serial).
+# 1: some node's download is limited (a copy's time then depends on its receiver).
+S_FAIR_SHARE, S_DOWNLOADS = 31, 32
+N_SCALARS = 33
 # Rows of the sends array (int64[5, n]): a traffic batch's messages, in send order.
-SEND_T, SEND_NODE, SEND_ITEM, SEND_SIZE, SEND_KIND = range(5)
+SEND_T, SEND_NODE, SEND_ITEM, SEND_SIZE, SEND_KIND, SEND_RELAY = range(6)
 
 # Heap keys: int64[2 * (ROOT + capacity)], entry i's time at 2 * (ROOT + i) and its
 # seq << idx_bits | idx right after. With the root at ROOT = 3, the children of entry i
@@ -71,7 +85,7 @@ SEND_T, SEND_NODE, SEND_ITEM, SEND_SIZE, SEND_KIND = range(5)
 ROOT = 3
 # Payload rows (int64[4 * capacity], row idx at 4 * idx, 32 bytes: an event's fields come
 # with one cache line): P_NEXT and P_NEXT_T (below), node | slot << 32, and
-# (sender + 1) | hops << 33 | type << 32. ``pool[rows:]`` lists the free rows (S_ROWS rows
+# (sender + 1) | hops << 35 | type << 32. ``pool[rows:]`` lists the free rows (S_ROWS rows
 # are taken).
 P_NEXT, P_NEXT_T, P_NODE_SLOT, P_SENDER_HOPS = range(4)
 LOW32 = 0xFFFFFFFF
@@ -85,8 +99,8 @@ LOW32 = 0xFFFFFFFF
 
 # Rows of per-node state (int64[4, nodes]).
 N_CPU, N_UPLINK, N_UP, N_COLOUR = range(4)
-# Rows of per-slot state (int64[5, slots]).
-SL_ITEM, SL_KIND, SL_OUTSTANDING, SL_SIZE, SL_FORWARD = range(5)
+# Rows of per-slot state (int64[6, slots]).
+SL_ITEM, SL_KIND, SL_OUTSTANDING, SL_SIZE, SL_FORWARD, SL_RELAY = range(6)
 
 
 @nb.njit(cache=True, inline="always")
@@ -195,7 +209,7 @@ def _write_row(payload: np.ndarray, idx: int,
                etype: int, node: int, slot: int, sender: int, hops: int) -> None:
     payload[nb.uint64(4 * idx + P_NEXT)] = -1
     payload[nb.uint64(4 * idx + P_NODE_SLOT)] = node | (slot << 32)
-    payload[nb.uint64(4 * idx + P_SENDER_HOPS)] = (sender + 1) | (((hops << 1) | etype) << 32)
+    payload[nb.uint64(4 * idx + P_SENDER_HOPS)] = (sender + 1) | (((hops << TYPE_BITS) | etype) << 32)
 
 
 @nb.njit(cache=True, inline="always")
@@ -217,8 +231,9 @@ def _pop(keys: np.ndarray, n: int) -> int:
 @borrowing()
 def inject(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
            scalars: np.ndarray, slots: np.ndarray, seen: np.ndarray, free_slots: np.ndarray,
-           t: int, node: int, item: int, kind: int, size: int) -> int:
-    """Start gossip of an item at ``node`` (a receipt from nobody, hop 0).
+           t: int, node: int, item: int, kind: int, size: int, relay: int) -> int:
+    """Start gossip of an item at ``node`` (a receipt from nobody, hop 0), relayed by
+    protocol ``relay`` (PUSH, ANNOUNCE_FETCH, PUSH_SQRT).
 
     Returns 0, or -1 when the heap or the slot pool is full (grow, then call again).
     """
@@ -234,6 +249,7 @@ def inject(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
     slots[SL_OUTSTANDING, slot] = 1
     slots[SL_SIZE, slot] = size
     slots[SL_FORWARD, slot] = 1
+    slots[SL_RELAY, slot] = relay
     seen[slot, :] = 0
     idx = pool[rows]
     _write_row(payload, idx, RECV, node, slot, -1, 0)
@@ -251,17 +267,46 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
              n: int, rows: int, seq: int, idx_bits: int, unif: int, nodes: np.ndarray, slots: np.ndarray,
              fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
              fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
-             tx_ns_per_byte: float, n_deg: int,
-             deg_nodes: np.ndarray, deg_params: np.ndarray) -> tuple[int, int, int, int]:
-    """Send a validated item to ``node``'s forwarding peers; return the new (n, rows, seq,
-    unif)."""
+             ns_per_byte: np.ndarray, n_deg: int,
+             deg_nodes: np.ndarray, deg_params: np.ndarray,
+             order: np.ndarray, order_seed: int, fair_share: int, downloads: int) -> tuple[int, int, int, int]:
+    """Send a validated item to ``node``'s forwarding peers, in the node's fair order for the
+    item (sim/fair_order.py); return the new (n, rows, seq, unif).
+
+    A payload copy to ``peer`` takes ``size`` × the larger of the node's upload and the
+    peer's download ns per byte. Serial uplink: the copies go one after another, after
+    what the uplink already had to send. Fair share: the ``k`` copies of this forward start
+    together (when the uplink is free) and share the upload equally, each at upload / k or
+    its peer's download if that is lower; the uplink is free again when the last ends."""
     mine = nodes[N_COLOUR, node]
-    tx = int(slots[SL_SIZE, slot] * tx_ns_per_byte)
+    size = slots[SL_SIZE, slot]
+    up = ns_per_byte[0, node]
     free = nodes[N_UPLINK, node]
     sent = 0
     last = -1  # row of the previous receipt sent, the tail of the current run
     last_t = 0
-    for e in range(fwd_ptr[node], fwd_ptr[node + 1]):
+    degree = fwd_ptr[node + 1] - fwd_ptr[node]
+    peer_order(order_key(order_seed, node, slots[SL_ITEM, slot], slots[SL_KIND, slot]), fwd_ptr[node], degree, order)
+    # The first ``pushes`` peers of the order get the payload, the rest an announcement.
+    relay = slots[SL_RELAY, slot]
+    pushes = degree
+    if relay == ANNOUNCE_FETCH:
+        pushes = 0
+    elif relay == PUSH_SQRT:
+        pushes = 0
+        while pushes * pushes < degree:  # ceil(sqrt(degree)) in integers
+            pushes += 1
+    start = free if free > t else t  # fair share: when this forward's copies start
+    if fair_share != 0:
+        copies = 0
+        for c in range(pushes):
+            peer = fwd_idx[order[c]]
+            if peer != sender and nodes[N_COLOUR, peer] == mine:
+                copies += 1
+        up = up * copies
+    tx = int(size * up)  # each copy's time, unless its peer's download is slower
+    for c in range(degree):
+        e = order[c]
         peer = fwd_idx[e]
         if peer == sender or nodes[N_COLOUR, peer] != mine:
             continue
@@ -273,16 +318,28 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
             d, unif, lost = degrade(d, node, peer, n_deg, deg_nodes, deg_params, uniform, unif)
             if lost:
                 continue
-        if tx > 0:
-            if free < t:
-                free = t
-            free += tx
-            arrive = free + d
+        etype = RECV
+        if downloads != 0:  # a download limit: this peer's copy may take longer
+            down = ns_per_byte[1, peer]
+            tx = int(size * (up if up >= down else down))
+        if c >= pushes:  # an announcement: a few bytes, not queued behind payloads
+            etype = ANNOUNCE
+            arrive = t + d
+        elif tx > 0:
+            if fair_share != 0:
+                if start + tx > free:
+                    free = start + tx
+                arrive = start + tx + d
+            else:
+                if free < t:
+                    free = t
+                free += tx
+                arrive = free + d
         else:
             arrive = t + d
         idx = pool[nb.uint64(rows)]
         rows += 1
-        _write_row(payload, idx, RECV, peer, slot, node, hops)
+        _write_row(payload, idx, etype, peer, slot, node, hops)
         if last >= 0 and arrive >= last_t:  # extends the run: seq is the tail's + 1
             payload[nb.uint64(4 * last + P_NEXT)] = idx
             payload[nb.uint64(4 * last + P_NEXT_T)] = arrive
@@ -294,8 +351,122 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
         seq += 1
         sent += 1
     slots[SL_OUTSTANDING, slot] += sent
-    if tx > 0:
-        nodes[N_UPLINK, node] = free
+    nodes[N_UPLINK, node] = free
+    return n, rows, seq, unif
+
+
+@borrowing()
+def _edge(fwd_ptr: np.ndarray, fwd_idx: np.ndarray, node: int, peer: int) -> int:
+    """``node``'s edge to ``peer`` in the forwarding graph (-1: none)."""
+    for e in range(fwd_ptr[node], fwd_ptr[node + 1]):
+        if fwd_idx[e] == peer:
+            return e
+    return -1
+
+
+@borrowing()
+def _link(t: int, node: int, peer: int, nodes: np.ndarray, fwd_ptr: np.ndarray, fwd_idx: np.ndarray,
+          fwd_base: np.ndarray, fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray, unif: int,
+          n_deg: int, deg_nodes: np.ndarray, deg_params: np.ndarray) -> tuple[int, int]:
+    """The delay of one transmission from ``node`` to ``peer`` and the next uniform; the
+    delay is -1 when the link is cut (a partition) or the transmission lost."""
+    e = _edge(fwd_ptr, fwd_idx, node, peer)
+    if e < 0 or nodes[N_COLOUR, node] != nodes[N_COLOUR, peer]:
+        return -1, unif
+    d = fwd_base[e]
+    if fwd_model[e] != 0:
+        d, unif = link_delay(d, fwd_model[e], fwd_param[e], uniform, unif)
+    if n_deg > 0:
+        d, unif, lost = degrade(d, node, peer, n_deg, deg_nodes, deg_params, uniform, unif)
+        if lost:
+            return -1, unif
+    return d, unif
+
+
+@borrowing()
+def _push(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows: int, seq: int, idx_bits: int,
+          slots: np.ndarray, t: int, etype: int, node: int, slot: int, sender: int, hops: int) -> tuple[int, int, int]:
+    """One event of its own (not in a run) into the heap; return the new (n, rows, seq)."""
+    idx = pool[nb.uint64(rows)]
+    _write_row(payload, idx, etype, node, slot, sender, hops)
+    _sift_up(keys, n, t, (seq << idx_bits) | idx)
+    slots[SL_OUTSTANDING, slot] += 1
+    return n + 1, rows + 1, seq + 1
+
+
+@borrowing()
+def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: int,
+                 keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows: int, seq: int,
+                 idx_bits: int, unif: int, scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
+                 seen: np.ndarray, fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
+                 fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray, ns_per_byte: np.ndarray,
+                 n_deg: int, deg_nodes: np.ndarray, deg_params: np.ndarray) -> tuple[int, int, int, int]:
+    """Announce and fetch. ANNOUNCE at ``node`` from ``sender``: a node that neither holds
+    the item nor has asked for it asks ``sender`` (a REQUEST, one link delay) and sets a
+    TIMEOUT. REQUEST at ``node`` from ``sender``: the payload goes back on ``node``'s uplink
+    (a RECV, as a push would send it). TIMEOUT at ``node`` (``sender``: the peer asked): if
+    the payload has not arrived, ask the next peer of ``node``'s list that validated the item,
+    or, if none has, forget the request so that the next announcement starts one.
+    Announcements and requests cost no CPU and no uplink time (a few dozen bytes). Returns
+    the new (n, rows, seq, unif)."""
+    if nodes[N_UP, node] == 0:
+        return n, rows, seq, unif
+    timeout = scalars[S_TIMEOUT]
+    if etype == ANNOUNCE:
+        scalars[S_ANNOUNCES] += 1
+        if seen[slot, node] & (SEEN_PAYLOAD | SEEN_REQUESTED) != 0:
+            return n, rows, seq, unif
+        seen[slot, node] |= SEEN_REQUESTED
+        d, unif = _link(t, node, sender, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform, unif,
+                        n_deg, deg_nodes, deg_params)
+        if d >= 0:
+            n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + d, REQUEST, sender, slot,
+                                 node, hops)
+        n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + timeout, TIMEOUT, node, slot,
+                             sender, hops)
+        return n, rows, seq, unif
+    if etype == REQUEST:
+        scalars[S_REQUESTS] += 1
+        d, unif = _link(t, node, sender, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform, unif,
+                        n_deg, deg_nodes, deg_params)
+        if d < 0:
+            return n, rows, seq, unif
+        # A payload sent on request is a transfer of its own (a fair share of one).
+        up = ns_per_byte[0, node]
+        down = ns_per_byte[1, sender]
+        tx = int(slots[SL_SIZE, slot] * (up if up >= down else down))
+        arrive = t + d
+        if tx > 0:
+            free = nodes[N_UPLINK, node]
+            if free < t:
+                free = t
+            free += tx
+            nodes[N_UPLINK, node] = free
+            arrive = free + d
+        n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, arrive, RECV, sender, slot, node,
+                             hops)
+        return n, rows, seq, unif
+    # TIMEOUT
+    if seen[slot, node] & SEEN_PAYLOAD != 0:
+        return n, rows, seq, unif
+    first = fwd_ptr[node]
+    degree = fwd_ptr[node + 1] - first
+    asked = _edge(fwd_ptr, fwd_idx, node, sender)
+    start = asked - first + 1 if asked >= 0 else 0  # the peers after the one asked, in list order
+    for c in range(degree - 1 if asked >= 0 else degree):
+        peer = fwd_idx[first + (start + c) % degree]
+        if seen[slot, peer] & SEEN_VALID == 0 or nodes[N_UP, peer] == 0:
+            continue
+        scalars[S_FALLBACKS] += 1
+        d, unif = _link(t, node, peer, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform, unif,
+                        n_deg, deg_nodes, deg_params)
+        if d >= 0:
+            n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + d, REQUEST, peer, slot,
+                                 node, hops)
+        n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + timeout, TIMEOUT, node, slot,
+                             peer, hops)
+        return n, rows, seq, unif
+    seen[slot, node] = seen[slot, node] & (0xFF ^ SEEN_REQUESTED)
     return n, rows, seq, unif
 
 
@@ -310,9 +481,9 @@ def run_until(until: int, max_degree: int,
               seen: np.ndarray, free_slots: np.ndarray, watch: np.ndarray,
               fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
               fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
-              processing: np.ndarray, tx_ns_per_byte: float,
+              processing: np.ndarray, ns_per_byte: np.ndarray,
               deg_nodes: np.ndarray, deg_params: np.ndarray,
-              deliveries: np.ndarray, sends: np.ndarray) -> int:
+              deliveries: np.ndarray, sends: np.ndarray, order: np.ndarray) -> int:
     """Run kernel events with time < ``until``; stop early to report a watched validation.
 
     Sends ``S_SEND_I`` .. ``S_SEND_END - 1`` of ``sends`` (Python allows a range when
@@ -338,6 +509,9 @@ def run_until(until: int, max_degree: int,
     now = scalars[S_NOW]
     stride = scalars[S_STRIDE]
     n_deg = scalars[S_NDEG]
+    order_seed = scalars[S_ORDER_SEED]
+    fair_share = scalars[S_FAIR_SHARE]
+    downloads = scalars[S_DOWNLOADS]
     idx_bits = scalars[S_IDX_BITS]
     idx_mask = (1 << idx_bits) - 1
     # An event adds at most max_degree entries; the seq limit keeps seq << idx_bits in an int64.
@@ -370,6 +544,7 @@ def run_until(until: int, max_degree: int,
                     slots[SL_OUTSTANDING, slot] = 1
                     slots[SL_SIZE, slot] = sends[SEND_SIZE, send_i]
                     slots[SL_FORWARD, slot] = 1
+                    slots[SL_RELAY, slot] = sends[SEND_RELAY, send_i]
                     seen[slot, :] = 0
                     idx = pool[rows]
                     _write_row(payload, idx, RECV, origin, slot, -1, 0)
@@ -406,10 +581,11 @@ def run_until(until: int, max_degree: int,
         slot = node_slot >> 32
         sender = (sender_hops & LOW32) - 1
         hops_type = sender_hops >> 32
-        hops = hops_type >> 1
+        hops = hops_type >> TYPE_BITS
+        etype = hops_type & TYPE_MASK
         now = t
         steps += 1
-        if hops_type & 1 == RECV:
+        if etype == RECV:
             if slots[SL_KIND, slot] != ITEM_BLOCK:
                 receipts += 1
             else:
@@ -421,8 +597,8 @@ def run_until(until: int, max_degree: int,
                 done = start + processing[proc]
                 proc += 1
                 nodes[N_CPU, node] = done
-                if seen[slot, node] == 0:
-                    seen[slot, node] = 1
+                if seen[slot, node] & SEEN_PAYLOAD == 0:
+                    seen[slot, node] |= SEEN_PAYLOAD
                     # The validation completes at ``done``; keep the slot alive until then.
                     # It takes the receipt's place: the root's payload row and one sift down
                     # instead of a pop and a push; the rest of the run goes back in.
@@ -449,11 +625,30 @@ def run_until(until: int, max_degree: int,
                 free_slots[n_free] = slot
                 n_free += 1
             continue
+        if etype != VALIDATED:
+            # A relay protocol's event: out of the heap (its run's next in its place), then handled.
+            if after >= 0:
+                _sift_down(keys, n, _field(payload, idx, P_NEXT_T),
+                           (((key >> idx_bits) + 1) << idx_bits) | after)
+            else:
+                n = _pop(keys, n)
+            rows = _free_row(pool, rows, idx)
+            n, rows, seq, unif = _relay_event(etype, t, node, slot, sender, hops, keys, payload, pool, n, rows, seq,
+                                              idx_bits, unif, scalars, nodes, slots, seen, fwd_ptr, fwd_idx, fwd_base,
+                                              fwd_model, fwd_param, uniform, ns_per_byte, n_deg, deg_nodes,
+                                              deg_params)
+            slots[SL_OUTSTANDING, slot] -= 1
+            if slots[SL_OUTSTANDING, slot] == 0:
+                free_slots[n_free] = slot
+                n_free += 1
+            continue
         # VALIDATED (never part of a run)
         n = _pop(keys, n)
         rows = _free_row(pool, rows, idx)
         notify = False
         if nodes[N_UP, node] != 0:
+            if slots[SL_RELAY, slot] != PUSH:  # announce's fallback asks peers that validated it
+                seen[slot, node] |= SEEN_VALID
             kind = slots[SL_KIND, slot]
             item = slots[SL_ITEM, slot]
             if kind != ITEM_BLOCK:
@@ -470,8 +665,8 @@ def run_until(until: int, max_degree: int,
             if slots[SL_FORWARD, slot] != 0:
                 n, rows, seq, unif = _forward(t, node, slot, sender, hops + 1, keys, payload, pool,
                                               n, rows, seq, idx_bits, unif, nodes, slots, fwd_ptr, fwd_idx, fwd_base,
-                                        fwd_model, fwd_param, uniform, tx_ns_per_byte, n_deg,
-                                        deg_nodes, deg_params)
+                                              fwd_model, fwd_param, uniform, ns_per_byte, n_deg,
+                                              deg_nodes, deg_params, order, order_seed, fair_share, downloads)
         slots[SL_OUTSTANDING, slot] -= 1
         if notify:
             scalars[S_NT] = t

@@ -36,16 +36,29 @@ MAX_DEGRADES = 32
 D_BETWEEN, D_LATENCY, D_JITTER, D_LOSS = range(4)
 
 
+# A model's int64 code: its distribution (MODEL_CODES) in the low bits, its fixed overhead in
+# ns above them; 0 is a constant link without overhead, which draws and adds nothing.
+_DIST_BITS = 8
+_DIST_MASK = (1 << _DIST_BITS) - 1
+
+
 def model_code(spec: LinkModel) -> tuple[int, float]:
     """A link model as the compiled functions take it: (code, parameter)."""
     param = {"constant": 0.0, "uniform": float(spec.jitter), "normal": float(spec.jitter),
              "lognormal": spec.sigma, "pareto": spec.alpha}[spec.dist]
-    return MODEL_CODES[spec.dist], param
+    return MODEL_CODES[spec.dist] | (spec.overhead << _DIST_BITS), param
 
 
 @nb.njit(cache=True)
-def link_delay(base: int, model: int, param: float, uniform: np.ndarray, unif: int) -> tuple[int, int]:
-    """A transmission's link delay and the index of the next unused uniform."""
+def link_delay(base: int, code: int, param: float, uniform: np.ndarray, unif: int) -> tuple[int, int]:
+    """A transmission's link delay (the model's variation of ``base``, plus its fixed
+    overhead) and the index of the next unused uniform."""
+    d, unif = _varied(base, code & _DIST_MASK, param, uniform, unif)
+    return d + (code >> _DIST_BITS), unif
+
+
+@nb.njit(cache=True, inline="always")
+def _varied(base: int, model: int, param: float, uniform: np.ndarray, unif: int) -> tuple[int, int]:
     if model == 0:
         return base, unif
     if model == 1:

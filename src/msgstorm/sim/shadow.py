@@ -46,6 +46,7 @@ from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.progress import Progress
 from msgstorm.sampling import Sampler
+from msgstorm.scenario.network import BLOCK_KIND
 from msgstorm.scenario.registry import QUEUE_POLICIES
 from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
 from msgstorm.sim import warm
@@ -97,6 +98,12 @@ __all__ = ["BACKLOG_NODES", "Progress", "ShadowNetwork"]
 BACKLOG_NODES = 32
 
 
+def _ns_per_byte(bits_per_s: list[float]) -> np.ndarray:
+    """Transfer time per byte of each node's bandwidth (0: unlimited, no time)."""
+    bps = np.asarray(bits_per_s, dtype=np.float64)
+    return np.divide(8e9, bps, out=np.zeros_like(bps), where=bps > 0)
+
+
 class ShadowNetwork:
     def __init__(
         self,
@@ -123,15 +130,25 @@ class ShadowNetwork:
         self.processing_mean_ns = processing.mean
         self.processing = Sampler(processing, np.random.default_rng(proc_seed))
         service = Sampler(scenario.sequencer.service, np.random.default_rng(svc_seed))
-        bandwidth = scenario.network.bandwidth
+        relay = scenario.network.relay
         sample = scenario.history.delivery_sample
         # Deliveries are recorded for every stride-th msg_id (by the kernel and LoneCpu).
         self.delivery_stride = 0 if sample <= 0 else max(1, round(1 / sample))
+        network = scenario.network
+        upload = [network.upload_bps(topology.regions[r]) for r in topology.region_of]
+        download = [network.download_bps(topology.regions[r]) for r in topology.region_of]
         self.gossip = GossipState(
-            topology, processing, 8e9 / bandwidth if bandwidth > 0 else 0.0,
+            topology, processing, _ns_per_byte(upload),
             np.random.default_rng(gossip_link_seed), np.random.default_rng(gossip_proc_seed), self.links.degradations,
             delivery_stride=self.delivery_stride,
             delivery_budget=scenario.history.max_deliveries,
+            # A child of the gossip link stream: drawing it moves no other stream.
+            order_seed=int(gossip_link_seed.spawn(1)[0].generate_state(1, np.uint64)[0] >> np.uint64(1)),
+            message_relay=np.asarray([relay.code(kind) for kind in MESSAGE_KINDS], dtype=np.int64),
+            block_relay=relay.code(BLOCK_KIND),
+            relay_timeout_ns=relay.timeout,
+            download_ns_per_byte=_ns_per_byte(download),
+            fair_share=network.uplink == "fair_share",
         )
         seq = scenario.sequencer
         index = {name: i for i, name in enumerate(names)}
@@ -287,7 +304,7 @@ class ShadowNetwork:
                         si, sn = 0, len(send_t)
                         if kernel_sends:
                             gossip.set_sends(batch.t_intended, batch.node, batch.msg_id, batch.size,
-                                             self._item_kinds(batch) if reacting else None)
+                                             self._item_kinds(batch) if reacting else None, batch.kind)
                         continue
                 t_send = send_t[si] if si < sn else never
                 t_python = heap[0][0] if heap else never
@@ -407,7 +424,7 @@ class ShadowNetwork:
             self.lone.validate(t, origin, m)
         else:
             kind = ITEM_WATCHED if record[KIND] in self._watched_code_set else ITEM_MSG
-            self.gossip.inject(t, origin, m, kind, record[SIZE])
+            self.gossip.inject(t, origin, m, kind, record[SIZE], record[KIND])
 
     def _on_validated(self, t: int, node: int, item: int, kind: int, sender: int, hops: int) -> None:
         """A watched node validated an item (see GossipState.run): a policy that watches the

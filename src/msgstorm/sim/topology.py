@@ -38,17 +38,20 @@ class Topology:
         return len(self.names)
 
 
-def _overlay(n: int, peers: int, rng: np.random.Generator) -> list[set[int]]:
+def _overlay(n: int, gossip: GossipSpec, rng: np.random.Generator) -> list[set[int]]:
     adjacency: list[set[int]] = [set() for _ in range(n)]
     if n == 1:
         return adjacency
-    outbound = max(1, min(peers // 2, n - 1))
-    for node in range(n):
-        choices = rng.choice(n - 1, size=outbound, replace=False)
-        for choice in choices.tolist():
-            other = choice if choice < node else choice + 1
-            adjacency[node].add(other)
-            adjacency[other].add(node)
+    if gossip.outbound_cdf or gossip.max_inbound is not None:
+        _drawn_overlay(adjacency, gossip, rng)
+    else:
+        outbound = max(1, min(gossip.peers // 2, n - 1))
+        for node in range(n):
+            choices = rng.choice(n - 1, size=outbound, replace=False)
+            for choice in choices.tolist():
+                other = choice if choice < node else choice + 1
+                adjacency[node].add(other)
+                adjacency[other].add(node)
     # Join components in index order so the overlay is always connected.
     seen = [False] * n
     roots = []
@@ -68,6 +71,46 @@ def _overlay(n: int, peers: int, rng: np.random.Generator) -> list[set[int]]:
         adjacency[a].add(b)
         adjacency[b].add(a)
     return adjacency
+
+
+def _drawn_overlay(adjacency: list[set[int]], gossip: GossipSpec,
+                   rng: np.random.Generator) -> tuple[list[int], list[int]]:
+    """Each node opens an outbound count drawn from ``outbound_cdf`` (or ``peers // 2``) of
+    connections to peers drawn uniformly among those not yet connected to it that accept
+    more inbound connections (``max_inbound``), as SimBlock builds Bitcoin's overlay. A node
+    that finds no such peer (every one is full) opens fewer. Returns each node's outbound
+    and inbound connection counts."""
+    n = len(adjacency)
+    outbound = [0] * n
+    cdf = np.asarray(gossip.outbound_cdf, dtype=np.float64)
+    cap = gossip.max_inbound if gossip.max_inbound is not None else n
+    inbound = [0] * n
+    for node in range(n):
+        wanted = (int(np.searchsorted(cdf, rng.random(), side="right")) + 1 if len(cdf)
+                  else max(1, gossip.peers // 2))
+        wanted = min(wanted, n - 1)
+        opened = 0
+        # Rejection draws; after 20 × n misses the peers left are taken in a shuffled order.
+        for _ in range(20 * n):
+            if opened == wanted:
+                break
+            other = int(rng.integers(n))
+            if other != node and other not in adjacency[node] and inbound[other] < cap:
+                adjacency[node].add(other)
+                adjacency[other].add(node)
+                inbound[other] += 1
+                opened += 1
+        else:
+            for other in rng.permutation(n).tolist():
+                if opened == wanted:
+                    break
+                if other != node and other not in adjacency[node] and inbound[other] < cap:
+                    adjacency[node].add(other)
+                    adjacency[other].add(node)
+                    inbound[other] += 1
+                    opened += 1
+        outbound[node] = opened
+    return outbound, inbound
 
 
 def _mesh(adjacency: list[set[int]], degree: int, rng: np.random.Generator) -> list[list[int]]:
@@ -118,6 +161,9 @@ def build_topology(network: NetworkSpec, gossip: GossipSpec, rng: np.random.Gene
     for key, latency in network.latency.items():
         a, b = (part.strip() for part in key.split("/"))
         explicit[frozenset({a, b})] = latency
+    for link in network.links:  # a region pair's link sets its latency below; it needs no default
+        if set(link.between) <= set(regions) and not link.one_way:
+            explicit.setdefault(frozenset(link.between), link.latency)
     base_ns: list[list[int]] = []
     for a in regions:
         row = []
@@ -140,15 +186,20 @@ def build_topology(network: NetworkSpec, gossip: GossipSpec, rng: np.random.Gene
         model = link.dist or network.link
         if a in index and b in index:
             ra, rb = index[a], index[b]
-            base_ns[ra][rb] = base_ns[rb][ra] = link.latency
-            region_model[ra][rb] = region_model[rb][ra] = model
+            base_ns[ra][rb] = link.latency
+            region_model[ra][rb] = model
+            if not link.one_way:
+                base_ns[rb][ra] = link.latency
+                region_model[rb][ra] = model
         else:
             side_a = [node_index[a]] if a in node_index else [i for i, r in enumerate(node_region) if r == a]
             side_b = [node_index[b]] if b in node_index else [i for i, r in enumerate(node_region) if r == b]
             for i in side_a:
                 for j in side_b:
-                    node_overrides[(i, j)] = node_overrides[(j, i)] = (link.latency, model)
-    adjacency = _overlay(len(names), gossip.peers, rng)
+                    node_overrides[(i, j)] = (link.latency, model)
+                    if not link.one_way:
+                        node_overrides[(j, i)] = (link.latency, model)
+    adjacency = _overlay(len(names), gossip, rng)
     connections = [sorted(peers) for peers in adjacency]
     forward = connections if gossip.mode == "flood" else _mesh(adjacency, gossip.degree, rng)
     return Topology(

@@ -1,0 +1,56 @@
+"""How nodes relay what they forward: the ``[network.relay]`` section of a scenario.
+
+Place in the pipeline: scenario validation; the simulator's gossip kernel
+(``sim/kernel.py``) runs the protocols. ``RELAY_PROTOCOLS`` is the list of protocols and
+their codes in the kernel's arrays (a protocol's position is its code).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from msgstorm.scenario.distributions import DurationNs
+from msgstorm.scenario.kinds import MESSAGE_KINDS
+
+__all__ = ["BLOCK_KIND", "RELAY_PROTOCOLS", "RelayProtocol", "RelaySpec"]
+
+RelayProtocol = Literal["push", "announce", "push_sqrt"]
+RELAY_PROTOCOLS: tuple[str, ...] = get_args(RelayProtocol)
+# The name ``kinds`` gives the blocks the sequencer produces, beside the message kinds.
+BLOCK_KIND = "block"
+
+
+class RelaySpec(BaseModel):
+    """How a node passes an item it validated to its peers.
+
+    ``push`` sends the whole item to every peer (duplicates included); ``announce`` sends an
+    announcement, and a peer that lacks the item asks for it (one request in flight per
+    item; after ``timeout`` without it, it asks another peer that holds it); ``push_sqrt``
+    pushes the item to the square root of the node's peers (rounded up) and announces it to
+    the rest. ``protocol`` applies to every kind not named in ``kinds`` (message kinds and
+    ``block``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    protocol: RelayProtocol = "push"
+    kinds: dict[str, RelayProtocol] = Field(default_factory=dict)
+    timeout: DurationNs = Field(default=10_000_000_000, gt=0)
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, kinds: dict[str, str]) -> dict[str, str]:
+        known = (*MESSAGE_KINDS, BLOCK_KIND)
+        unknown = sorted(set(kinds) - set(known))
+        if unknown:
+            raise ValueError(f"unknown kinds {unknown}: relay kinds are {list(known)}")
+        return kinds
+
+    def code(self, kind: str) -> int:
+        """The kernel's code of the protocol relaying ``kind``."""
+        return RELAY_PROTOCOLS.index(self.kinds.get(kind, self.protocol))
+
+    @property
+    def pushes_only(self) -> bool:
+        return self.protocol == "push" and all(p == "push" for p in self.kinds.values())
