@@ -33,7 +33,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 RUNS = sorted(path.name for path in RECORDED.iterdir() if path.is_dir())
 
 
-def _recut(history_dir: Path, table: str, rows_per_part: int) -> None:
+def recut(history_dir: Path, table: str, rows_per_part: int) -> None:
     """Rewrite ``table`` as parts of ``rows_per_part`` rows (same rows, same order)."""
     whole = read_table(history_dir, table)
     shutil.rmtree(history_dir / table)
@@ -64,7 +64,7 @@ def test_report_on_a_recorded_live_run_is_what_it_was(tmp_path: Path, monkeypatc
         monkeypatch.setattr(_intervals, "_BIN_CHUNK", 300)
         monkeypatch.setattr(hdr_log, "_CHUNK", 300)
         for table in ("messages", "deliveries"):
-            _recut(run_dir / "history", table, cut)
+            recut(run_dir / "history", table, cut)
         assert len(list((run_dir / "history" / "deliveries").iterdir())) > 1
     reanalyse(run_dir)
     assert _summary_text(run_dir) == (RECORDED / name / "summary.json").read_text(), f"{name}: summary.json differs"
@@ -78,6 +78,6 @@ def test_a_simulated_run_gives_the_same_summary_however_its_history_is_cut(tmp_p
     whole = _summary_text(run_dir)
     assert read_history(run_dir).num_rows("deliveries") > 3_000  # gossip: deliveries across regions
     for table in ("messages", "deliveries"):
-        _recut(run_dir / "history", table, 1_000)
+        recut(run_dir / "history", table, 1_000)
     reanalyse(run_dir)
     assert _summary_text(run_dir) == whole
