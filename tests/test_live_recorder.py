@@ -17,6 +17,7 @@ import pytest
 
 from msgstorm.history.reader import read_table
 from msgstorm.history.writer import HistoryWriter
+from msgstorm.live import recorder as recorder_module
 from msgstorm.live.recorder import FAR, Acks, Intake, LiveRecorder, Receipts, first_arrivals
 from msgstorm.scenario.schema import MESSAGE_KINDS
 from msgstorm.traffic.generate import MessageBatch
@@ -202,8 +203,12 @@ def _feed(run: _Run, recorder: LiveRecorder, rng: np.random.Generator, timed: bo
         recorder.flush(intake)
 
 
+@pytest.mark.parametrize("final_slice", [None, 5], ids=["last-intake-whole", "last-intake-in-slices-of-5"])
 @pytest.mark.parametrize("seed", range(24))
-def test_rows_written_as_the_run_goes_are_the_end_of_run_rows(tmp_path: Path, seed: int) -> None:
+def test_rows_written_as_the_run_goes_are_the_end_of_run_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              seed: int, final_slice: int | None) -> None:
+    if final_slice is not None:  # the last intake's receipts taken a few at a time: the same rows
+        monkeypatch.setattr(recorder_module, "_FINAL_SLICE", final_slice)
     rng = np.random.default_rng(seed)
     acks = seed % 4 == 1
     timed = not acks and seed % 3 == 0

@@ -57,6 +57,8 @@ FAR = np.iinfo(np.int64).max
 # Rows handed to the writer at a time: each append turns its columns into Arrow on this
 # thread, holding the GIL, and the generator must not wait long for it.
 _ROWS_PER_APPEND = 32_768
+# Receipts the last intake takes at a time (see ``_receipts``).
+_FINAL_SLICE = 1 << 18
 # Statuses a live message row takes, as dictionary codes.
 _STATUSES = ("committed", "lost", "pending", "unsent")
 _COMMITTED, _LOST, _PENDING, _UNSENT = range(4)
@@ -391,6 +393,25 @@ class LiveRecorder:
         time, seq_no; -1 on a target with acks, whose order is the broker's)."""
         consumer, msg, t = (np.concatenate(pair) for pair in zip(self._pending, intake.receipts.columns()))
         consumer, msg, t = _in_time_order(consumer, msg, t)  # held back before, or stamped late elsewhere
+        if final and t.size > _FINAL_SLICE:
+            # The last intake can hold most of a run's receipts (consumers that report late hold
+            # the horizon back): taken a slice of receipts at a time, in time order, which
+            # writes the same rows (a receipt's message is final at its first receipt, and
+            # seq_no counts on across slices) with a slice's temporaries, not the run's.
+            pieces = [self._receipts_of(consumer[at:at + _FINAL_SLICE], msg[at:at + _FINAL_SLICE],
+                                        t[at:at + _FINAL_SLICE], intake, final)
+                      for at in range(0, t.size, _FINAL_SLICE)]
+            del consumer, msg, t
+            return ((np.concatenate([p[0][0] for p in pieces]), np.concatenate([p[0][1] for p in pieces]),
+                     np.concatenate([p[0][2] for p in pieces])),
+                    (np.concatenate([p[1][0] for p in pieces]), np.concatenate([p[1][1] for p in pieces]),
+                     np.concatenate([p[1][2] for p in pieces])))
+        return self._receipts_of(consumer, msg, t, intake, final)
+
+    def _receipts_of(self, consumer: np.ndarray, msg: np.ndarray, t: np.ndarray, intake: Intake,
+                     final: bool) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray],
+                                           tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """``_receipts`` of receipts in time order (with the receipts held back before)."""
         end = t.size if final else int(np.searchsorted(t, intake.horizon, side="left"))
         at = msg[:end] - (self._first_id or 0)
         inside = (at >= 0) & (at < self._count)
