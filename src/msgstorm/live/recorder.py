@@ -121,9 +121,10 @@ class Receipts:
     def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(consumer, msg_id, t), int64 each, in time order (ties in arrival order)."""
         self._close_singles()
-        chunks = self._chunks
+        chunks, self._chunks = self._chunks, []  # handed over once: the reads' arrays go as soon as joined
         consumer, msg, t = (_spread([c for c, _, _ in chunks], chunks), _joined([m for _, m, _ in chunks]),
                             _spread([t for _, _, t in chunks], chunks))
+        del chunks
         if self._timed:
             consumer, msg, t = _in_time_order(consumer, msg, t)
         return consumer, msg, t
@@ -254,7 +255,9 @@ class _Grown:
 
     def reserve(self, size: int) -> None:
         if size > self.values.size:
-            grown = np.full(max(size, 2 * self.values.size), self.fill, dtype=self.values.dtype)
+            # By a quarter, not double: the columns are a run's largest arrays, and a ramp
+            # brings most of its messages at the end (doubling could leave half unused).
+            grown = np.full(max(size, self.values.size + self.values.size // 4), self.fill, dtype=self.values.dtype)
             grown[:self.values.size] = self.values
             self.values = grown
 
@@ -391,7 +394,10 @@ class LiveRecorder:
         """The receipts that can be written now, in time order (a prefix of those before the
         horizon), and the messages whose first receipt they hold: (positions, that receipt's
         time, seq_no; -1 on a target with acks, whose order is the broker's)."""
-        consumer, msg, t = (np.concatenate(pair) for pair in zip(self._pending, intake.receipts.columns()))
+        if self._pending[2].size:
+            consumer, msg, t = (np.concatenate(pair) for pair in zip(self._pending, intake.receipts.columns()))
+        else:  # nothing held back: no copy
+            consumer, msg, t = intake.receipts.columns()
         consumer, msg, t = _in_time_order(consumer, msg, t)  # held back before, or stamped late elsewhere
         if final and t.size > _FINAL_SLICE:
             # The last intake can hold most of a run's receipts (consumers that report late hold
