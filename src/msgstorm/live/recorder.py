@@ -360,6 +360,7 @@ class LiveRecorder:
             rows.append(self._acked(intake.acks))
         receipts, received = self._receipts(intake, final)
         rows.append(received)
+        del received  # ``_write_messages`` lets the rows' arrays go once joined
         unsent = np.zeros(0, dtype=np.int64)
         if final:
             left = ~self._columns["written"].values[:self._count]
@@ -404,14 +405,13 @@ class LiveRecorder:
             # the horizon back): taken a slice of receipts at a time, in time order, which
             # writes the same rows (a receipt's message is final at its first receipt, and
             # seq_no counts on across slices) with a slice's temporaries, not the run's.
+            # Every receipt of the last intake is written, in this order: the receipts as they are.
             pieces = [self._receipts_of(consumer[at:at + _FINAL_SLICE], msg[at:at + _FINAL_SLICE],
-                                        t[at:at + _FINAL_SLICE], intake, final)
+                                        t[at:at + _FINAL_SLICE], intake, final)[1]
                       for at in range(0, t.size, _FINAL_SLICE)]
-            del consumer, msg, t
-            return ((np.concatenate([p[0][0] for p in pieces]), np.concatenate([p[0][1] for p in pieces]),
-                     np.concatenate([p[0][2] for p in pieces])),
-                    (np.concatenate([p[1][0] for p in pieces]), np.concatenate([p[1][1] for p in pieces]),
-                     np.concatenate([p[1][2] for p in pieces])))
+            self._pending = (consumer[:0], msg[:0], t[:0])
+            positions, first_t, seq_no = (np.concatenate(column) for column in zip(*pieces))
+            return (consumer, msg, t), (positions, first_t, seq_no)
         return self._receipts_of(consumer, msg, t, intake, final)
 
     def _receipts_of(self, consumer: np.ndarray, msg: np.ndarray, t: np.ndarray, intake: Intake,
@@ -460,19 +460,29 @@ class LiveRecorder:
         else:
             seq_no = np.arange(self._next_seq, self._next_seq + positions.size, dtype=np.int64)
             self._next_seq += positions.size
+        received = (positions, t[first], seq_no)
+        if end == t.size and bool(take.all()):  # every receipt written (the last intake): no copies
+            self._pending = (consumer[:0], msg[:0], t[:0])
+            return (consumer, msg, t), received
         chosen = np.flatnonzero(take)
         rest = np.concatenate([np.flatnonzero(~take), np.arange(end, t.size)])
         self._pending = (consumer[rest], msg[rest], t[rest])
-        return (consumer[chosen], msg[chosen], t[chosen]), (positions, t[first], seq_no)
+        return (consumer[chosen], msg[chosen], t[chosen]), received
 
     # --- rows ----------------------------------------------------------------------------------
 
     def _write_messages(self, rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], unreceived: int) -> None:
         positions, first_t, seq_no = (np.concatenate(part) for part in zip(*rows))
+        rows.clear()  # joined: the parts go (the last intake's can be a row for every message)
         if positions.size == 0:
             return
-        order = np.argsort(positions, kind="stable")
-        positions, first_t, seq_no = positions[order], first_t[order], seq_no[order]
+        if not bool((positions[1:] >= positions[:-1]).all()):
+            order = np.argsort(positions, kind="stable")
+            # One at a time: each sorted copy replaces its column before the next is made.
+            positions = positions[order]
+            first_t = first_t[order]
+            seq_no = seq_no[order]
+            del order
         for at in range(0, positions.size, _ROWS_PER_APPEND):
             part = slice(at, at + _ROWS_PER_APPEND)
             self._append_messages(positions[part], first_t[part], seq_no[part], unreceived)
