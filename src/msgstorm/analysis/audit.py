@@ -3,8 +3,15 @@
 Place in the pipeline: one analysis step, reading the ``messages`` and ``deliveries`` tables
 and the run-start event of a live run (its detail says ``fanout``: does every consumer get
 every message, or do consumers share them). ``delivery_summary`` gives summary.json's
-``delivery``; the ``delivery`` checker turns it into a verdict. Null / valid on the
-simulator, whose deliveries are its own gossip and are checked by the other checkers.
+``delivery``; the ``delivery`` checker turns it into a verdict (one audit per history serves
+both). Null / valid on the simulator, whose deliveries are its own gossip and are checked by
+the other checkers.
+
+Memory: the sent messages are held as compact columns in send order (an int32 send position
+per msg_id, an int32 key code, an acked flag), and the deliveries are read one Parquet part
+at a time (``History.parts``), each receipt kept as its send position only; key order is
+checked a chunk of receipts at a time. Millions of receipts cost a few bytes each, never the
+whole table's Arrow columns.
 
 Counts, over consumer receipts (rows whose node is not ``stream``):
 
