@@ -60,7 +60,8 @@ def fair_order(received_ns: np.ndarray, gamma: float, keys: list[float]) -> list
     np.fill_diagonal(edges, False)
     # Batches: the strongly connected components of the preference graph (scipy's, rather
     # than a Tarjan written here). Imported on first use: every run loads the built-in
-    # policies' modules to register them, and scipy.sparse takes 0.2 s of a run's start-up.
+    # policies' modules to register them, and importing scipy.sparse took 0.6-0.8 s of a
+    # run's start-up on a busy 2-core machine.
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import connected_components
 
