@@ -253,13 +253,18 @@ class _Grown:
         self.values = np.full(1 << 12, fill, dtype=dtype)
         self.fill = fill
 
-    def reserve(self, size: int) -> None:
+    def reserve(self, size: int, used: int) -> None:
+        """Room for ``size`` values, the first ``used`` kept. The rest is uninitialised: its
+        pages are not in memory until a window's values are written there (``clear``)."""
         if size > self.values.size:
             # By a quarter, not double: the columns are a run's largest arrays, and a ramp
             # brings most of its messages at the end (doubling could leave half unused).
-            grown = np.full(max(size, self.values.size + self.values.size // 4), self.fill, dtype=self.values.dtype)
-            grown[:self.values.size] = self.values
+            grown = np.empty(max(size, self.values.size + self.values.size // 4), dtype=self.values.dtype)
+            grown[:used] = self.values[:used]
             self.values = grown
+
+    def clear(self, start: int, end: int) -> None:
+        self.values[start:end] = self.fill
 
 
 class LiveRecorder:
@@ -281,8 +286,8 @@ class LiveRecorder:
         self._columns = {name: _Grown(dtype, fill) for name, dtype, fill in (
             ("t_intended", np.int64, 0), ("agent", np.int32, 0), ("kind", np.int8, 0), ("key", np.int64, 0),
             ("size", np.int32, 0), ("fee", np.float64, 0.0), ("t_sent", np.int64, -1), ("written", np.bool_, False))}
-        self._windows: list[tuple[int, np.ndarray]] = []  # (first position, the target's send times)
-        self._open = 0  # windows from here on may still get sends from the target
+        # (first position, the target's send times) of the newest window, which may still get sends
+        self._windows: list[tuple[int, np.ndarray]] = []
         self._ahead: list[tuple[np.ndarray, np.ndarray]] = []  # sends reported for windows not here yet
         empty = np.zeros(0, dtype=np.int64)
         self._pending = (empty, empty, empty)  # receipts not written yet, in time order
@@ -301,7 +306,7 @@ class LiveRecorder:
             first = self._first_id if self._first_id is not None else int(next(
                 batch.msg_id[0] for batch, _ in windows if len(batch)))
             for column in self._columns.values():
-                column.reserve(max(ends) - first)
+                column.reserve(max(ends) - first, self._count)
         for batch, sent in windows:
             if not len(batch):
                 continue
@@ -310,7 +315,9 @@ class LiveRecorder:
             start = int(batch.msg_id[0]) - self._first_id
             end = start + len(batch)
             for column in self._columns.values():
-                column.reserve(end)
+                column.reserve(end, self._count)
+            for name in ("t_sent", "written"):
+                self._columns[name].clear(start, end)
             for name in ("t_intended", "agent", "kind", "key", "size", "fee"):
                 self._columns[name].values[start:end] = getattr(batch, name)
             self._count = max(self._count, end)
@@ -318,9 +325,9 @@ class LiveRecorder:
         # The target's own sends, as far as they have come: a window before the newest is
         # sent in full (the sender moves on in order), the newest may still be going.
         t_sent = self._columns["t_sent"].values
-        for start, sent in self._windows[self._open:]:
+        for start, sent in self._windows:
             np.maximum(t_sent[start:start + sent.size], sent, out=t_sent[start:start + sent.size])
-        self._open = max(len(self._windows) - 1, 0)
+        del self._windows[:-1]  # copied in full: only the newest's send times are read again
 
     def _take_sent_elsewhere(self, sent_elsewhere: list[tuple[np.ndarray, np.ndarray]]) -> None:
         """Sends generator processes reported (ids, times); those of windows not here yet wait."""
@@ -339,6 +346,14 @@ class LiveRecorder:
         return max((int(ids.max()) for ids, _ in self._ahead if ids.size), default=-1)
 
     # --- flushing ----------------------------------------------------------------------------
+
+    def take_windows(self, windows: list[tuple[MessageBatch, np.ndarray]],
+                     sent_elsewhere: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Copy ``windows`` (and the sends generator processes reported) into the message
+        columns, writing no row: the target can then let go of the windows sent in full."""
+        self._take_windows(windows)
+        windows.clear()
+        self._take_sent_elsewhere(sent_elsewhere)
 
     def flush(self, intake: Intake) -> None:
         """Write the rows that ``intake`` (with what came before) makes final."""

@@ -106,6 +106,8 @@ __all__ = ["HEADER", "LiveTarget", "Receipts", "first_arrivals"]
 _SPIN_NS = 1_200_000
 # While behind schedule, let consumers and the client's flusher run after this many sends.
 _YIELD_EVERY = 256
+# How often a run without ``[live] record_every`` hands its new windows to the recorder.
+_HAND_EVERY_S = 1.0
 # A batch is staged with the driver (payloads and frames built) and its intended times
 # turned into Python ints this many messages at a time while it is sent: large enough that
 # the per-slice work is a small share, small enough that building one (about 60 ns a
@@ -188,7 +190,8 @@ class LiveTarget:
         # The scenario's [[faults]], applied in wall time (``live/nemesis.py``); None without faults.
         self.nemesis = Nemesis(scenario, self.driver, run_dir, self._on_fault_event) if scenario.faults else None
         self._flushing: concurrent.futures.Future[None] | None = None
-        self._windows_taken = 0  # windows handed to the recorder
+        self._windows_taken = 0  # windows in ``batches`` handed to the recorder
+        self._sent_let_go = 0  # sends in the windows let go (the recorder's now)
 
     @property
     def nodes(self) -> list[dict[str, str]]:
@@ -375,7 +378,7 @@ class LiveTarget:
             record_every = self.scenario.live.record_every
             loop = asyncio.get_running_loop()
             recording = loop.create_task(
-                self._record(record_every / 1e9) if record_every is not None else asyncio.sleep(0))
+                self._record(record_every / 1e9) if record_every is not None else self._hand_windows(_HAND_EVERY_S))
             sampler = CpuSampler(PUBLISHER, self._sampled_processes(), self._on_cpu)
             sampling = loop.create_task(self._sample_cpu(sampler, max(self.scenario.run.sample_interval / 1e9,
                                                                       MIN_INTERVAL_S)))
@@ -499,10 +502,36 @@ class LiveTarget:
             self._flushing = self._recording.submit(self.recorder.flush, self._intake())
             await asyncio.wrap_future(self._flushing)
 
+    async def _hand_windows(self, every_s: float) -> None:
+        """Without ``record_every``: every ``every_s`` the windows made since go to the
+        recorder's thread, which copies them into its compact columns, and this process lets
+        go of those sent in full. No row is made (writing rows while the run goes costs the
+        generator headroom): a copy of the new windows' columns, a few milliseconds a second,
+        so the run holds each message once instead of twice at its end."""
+        while True:
+            await asyncio.sleep(every_s)
+            windows, sent_elsewhere = self._windows_since(), self.sent_elsewhere
+            self.sent_elsewhere = []
+            self._flushing = self._recording.submit(self.recorder.take_windows, windows, sent_elsewhere)
+            await asyncio.wrap_future(self._flushing)
+
+    def _windows_since(self) -> list[tuple[MessageBatch, np.ndarray]]:
+        """The windows made since the last intake; those before the newest (sent in full: the
+        sender moves on in order) are let go here, their sends counted."""
+        windows = list(zip(self.batches[self._windows_taken:], self.sent[self._windows_taken:]))
+        done = max(len(self.batches) - 1, 0)
+        self._sent_let_go += sum(int((s >= 0).sum()) for s in self.sent[:done])
+        del self.batches[:done], self.sent[:done]
+        self._windows_taken = len(self.batches)
+        return windows
+
+    def _sent_here(self) -> int:
+        """Messages this process sent so far."""
+        return self._sent_let_go + sum(int((s >= 0).sum()) for s in self.sent)
+
     def _intake(self) -> Intake:
         """What came since the last intake (on the event loop's thread: references only)."""
-        windows = list(zip(self.batches[self._windows_taken:], self.sent[self._windows_taken:]))
-        self._windows_taken = len(self.batches)
+        windows = self._windows_since()
         sent_elsewhere, self.sent_elsewhere = self.sent_elsewhere, []
         horizon = self._now()  # receipts the target stamps: every one before now is in
         if isinstance(self.driver, TimedReceiptsDriver):
@@ -694,7 +723,7 @@ class LiveTarget:
         by one otherwise) and acked (on a target with acks), or ``run.drain`` has passed.
         Publishes the driver (or a generator process) says will never arrive, dropped or
         refused, are not waited for, nor acks it says will not come."""
-        sent = sum(int((s >= 0).sum()) for s in self.sent) + self.sent_elsewhere_count
+        sent = self._sent_here() + self.sent_elsewhere_count
         consumers = len(self.consumer_names) if self.driver.fanout else 1
         deadline = self._now() + self.scenario.run.drain
         while self._now() < deadline:
@@ -750,7 +779,7 @@ class LiveTarget:
         intake = self._intake()
         intake.horizon, intake.shares_through = FAR, [FAR] * len(self.generators)
         # The windows are the recorder's now: let them go as soon as it has copied them.
-        self._sent_count = sum(int((s >= 0).sum()) for s in self.sent) + self.sent_elsewhere_count
+        self._sent_count = self._sent_here() + self.sent_elsewhere_count
         self.batches, self.sent = [], []
         # Every message intended before the end that no process sent is the shortfall (a
         # generator process behind at the end stops as this one does).
