@@ -370,26 +370,52 @@ class LiveRecorder:
         self._take_windows(intake.windows)
         intake.windows = []  # copied: the windows' arrays go before the receipts are worked on
         self._take_sent_elsewhere(intake.sent_elsewhere)
+        if final:
+            self._take_last(intake, interrupted, unsent_before)
+            return
         rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (positions, first time, seq_no)
         if self.acks:
             rows.append(self._acked(intake.acks))
         receipts, received = self._receipts(intake, final)
         rows.append(received)
         del received  # ``_write_messages`` lets the rows' arrays go once joined
-        unsent = np.zeros(0, dtype=np.int64)
-        if final:
-            left = ~self._columns["written"].values[:self._count]
-            was_sent = self._columns["t_sent"].values[:self._count] >= 0
-            unwritten = np.flatnonzero(left & was_sent)
-            none = np.full(unwritten.size, -1, dtype=np.int64)
-            rows.append((unwritten, none, none))
-            if unsent_before is not None:
-                unsent = np.flatnonzero(left & ~was_sent
-                                        & (self._columns["t_intended"].values[:self._count] < unsent_before))
-        self._write_messages(rows, _PENDING if interrupted else _LOST)
-        if unsent.size:
+        self._write_messages(rows, _LOST)
+        self._write_deliveries(*receipts)
+        self.writer.flush()
+
+    def _take_last(self, intake: Intake, interrupted: bool, unsent_before: int | None) -> None:
+        """The last intake: every message not written yet gets its row now, so the rows are
+        every such message sent, in msg_id order (then those never sent, ``unsent``). Their
+        first time and seq_no are placed in two message columns as the acks and receipts
+        are taken (16 bytes a message) rather than gathered as rows and sorted (three
+        arrays of the run's size, joined and sorted: the recording's peak)."""
+        count = self._count
+        last = ~self._columns["written"].values[:count]  # the messages this intake writes
+        first_t = np.full(count, -1, dtype=np.int64)
+        seq_no = np.full(count, -1, dtype=np.int64)
+        if self.acks:
+            positions, t, order = self._acked(intake.acks)
+            first_t[positions], seq_no[positions] = t, order
+            del positions, t, order
+        receipts = self._receipts(intake, True, into=(first_t, seq_no))[0]
+        was_sent = self._columns["t_sent"].values[:count] >= 0
+        unreceived = _PENDING if interrupted else _LOST
+        for at in range(0, count, _ROWS_PER_APPEND):
+            part = slice(at, at + _ROWS_PER_APPEND)
+            positions = at + np.flatnonzero(last[part] & was_sent[part])
+            if positions.size:
+                self._append_messages(positions, first_t[positions], seq_no[positions], unreceived)
+                self.messages_written += positions.size
+        del first_t, seq_no
+        if unsent_before is not None:
+            unsent = np.flatnonzero(last & ~was_sent & (self._columns["t_intended"].values[:count] < unsent_before))
             none = np.full(unsent.size, -1, dtype=np.int64)
-            self._write_messages([(unsent, none, none)], _UNSENT)
+            for at in range(0, unsent.size, _ROWS_PER_APPEND):
+                part = slice(at, at + _ROWS_PER_APPEND)
+                self._append_messages(unsent[part], none[part], none[part], _UNSENT)
+            self.messages_written += unsent.size
+        # Cut now: a part of deliveries must not reach the disk before the rows of its messages.
+        self.writer.flush()
         self._write_deliveries(*receipts)
         self.writer.flush()
 
@@ -405,29 +431,33 @@ class LiveRecorder:
         self._columns["written"].values[positions] = True
         return positions, t[new[first]], order[new[first]]
 
-    def _receipts(self, intake: Intake, final: bool) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray],
-                                                                 tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def _receipts(self, intake: Intake, final: bool, into: tuple[np.ndarray, np.ndarray] | None = None
+                  ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """The receipts that can be written now, in time order (a prefix of those before the
         horizon), and the messages whose first receipt they hold: (positions, that receipt's
-        time, seq_no; -1 on a target with acks, whose order is the broker's)."""
+        time, seq_no; -1 on a target with acks, whose order is the broker's). With ``into``
+        (the last intake's columns of first time and seq_no by position) those are placed
+        there instead, and the second part is empty."""
         if self._pending[2].size:
             consumer, msg, t = (np.concatenate(pair) for pair in zip(self._pending, intake.receipts.columns()))
         else:  # nothing held back: no copy
             consumer, msg, t = intake.receipts.columns()
         consumer, msg, t = _in_time_order(consumer, msg, t)  # held back before, or stamped late elsewhere
-        if final and t.size > _FINAL_SLICE:
-            # The last intake can hold most of a run's receipts (consumers that report late hold
-            # the horizon back): taken a slice of receipts at a time, in time order, which
-            # writes the same rows (a receipt's message is final at its first receipt, and
-            # seq_no counts on across slices) with a slice's temporaries, not the run's.
-            # Every receipt of the last intake is written, in this order: the receipts as they are.
-            pieces = [self._receipts_of(consumer[at:at + _FINAL_SLICE], msg[at:at + _FINAL_SLICE],
-                                        t[at:at + _FINAL_SLICE], intake, final)[1]
-                      for at in range(0, t.size, _FINAL_SLICE)]
-            self._pending = (consumer[:0], msg[:0], t[:0])
-            positions, first_t, seq_no = (np.concatenate(column) for column in zip(*pieces))
-            return (consumer, msg, t), (positions, first_t, seq_no)
-        return self._receipts_of(consumer, msg, t, intake, final)
+        if into is None:
+            return self._receipts_of(consumer, msg, t, intake, final)
+        # The last intake can hold most of a run's receipts (consumers that report late hold
+        # the horizon back): taken a slice of receipts at a time, in time order, which
+        # finds the same rows (a receipt's message is final at its first receipt, and
+        # seq_no counts on across slices) with a slice's temporaries, not the run's.
+        # Every receipt of the last intake is written, in this order: the receipts as they are.
+        first_t, seq_no = into
+        for at in range(0, t.size, _FINAL_SLICE):
+            positions, times, seq = self._receipts_of(consumer[at:at + _FINAL_SLICE], msg[at:at + _FINAL_SLICE],
+                                                      t[at:at + _FINAL_SLICE], intake, final)[1]
+            first_t[positions], seq_no[positions] = times, seq
+        self._pending = (consumer[:0], msg[:0], t[:0])
+        empty = np.zeros(0, dtype=np.int64)
+        return (consumer, msg, t), (empty, empty, empty)
 
     def _receipts_of(self, consumer: np.ndarray, msg: np.ndarray, t: np.ndarray, intake: Intake,
                      final: bool) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray],
