@@ -6,7 +6,10 @@ traffic and their send times, receipts, acks, what generator processes sent) on 
 loop's thread, and about once a second hands what came since to the recorder as an
 ``Intake`` (references, nothing copied); the recorder turns it into ``messages`` and
 ``deliveries`` rows on a thread of its own, and the writer's thread encodes them. A run that
-is killed keeps the rows flushed up to about a second before the kill.
+is killed keeps the rows flushed up to about a second before the kill. Without
+``record_every`` the target hands only its windows every second (``take_windows``: copied
+into the recorder's compact columns, no row made, so the generator keeps its headroom) and
+lets go of those sent in full; the rows are made at the end.
 
 A message's row is written once nothing that can still come would change it:
 
@@ -268,8 +271,9 @@ class _Grown:
 
 
 class LiveRecorder:
-    """Lifecycle: ``flush(intake)`` any number of times (from one thread at a time), then
-    ``finish(intake, interrupted)`` once; every row is then in the writer."""
+    """Lifecycle: ``flush(intake)`` (``[live] record_every``) or ``take_windows`` (without
+    it) any number of times, from one thread at a time, then ``finish(intake, interrupted)``
+    once; every row is then in the writer."""
 
     def __init__(self, writer: HistoryWriter, agents: list[str], consumers: list[str], acks: bool,
                  shares: int = 1) -> None:
