@@ -327,10 +327,18 @@ class LiveRecorder:
             self._count = max(self._count, end)
             self._windows.append((start, sent))
         # The target's own sends, as far as they have come: a window before the newest is
-        # sent in full (the sender moves on in order), the newest may still be going.
+        # sent in full (the sender moves on in order), the newest may still be going, and
+        # may take a stamp back (a publish interrupted before the driver took it, the
+        # messages staged when the sender stopped behind): its share of the window is
+        # copied as it is now each time. The other shares' sends are generator processes'.
         t_sent = self._columns["t_sent"].values
+        keys = self._columns["key"].values
         for start, sent in self._windows:
-            np.maximum(t_sent[start:start + sent.size], sent, out=t_sent[start:start + sent.size])
+            end = start + sent.size
+            if self.shares == 1:
+                t_sent[start:end] = sent
+            else:
+                np.copyto(t_sent[start:end], sent, where=keys[start:end] % self.shares == 0)
         del self._windows[:-1]  # copied in full: only the newest's send times are read again
 
     def _take_sent_elsewhere(self, sent_elsewhere: list[tuple[np.ndarray, np.ndarray]]) -> None:
