@@ -81,7 +81,7 @@ from msgstorm.live.drivers.base import (
 )
 from msgstorm.live.event_log import SAMPLES_EVERY_S, EventLog
 from msgstorm.live.nemesis import Nemesis, cleanup_report
-from msgstorm.live.payload import HEADER, message_id, payload, readable_ids
+from msgstorm.live.payload import HEADER, StoredCopy, message_id, payload
 from msgstorm.live.recorder import (
     FAR,
     PUBLISHER,
@@ -178,8 +178,8 @@ class LiveTarget:
         self.dropped_elsewhere = 0  # publishes generator processes dropped
         self.seed: np.random.SeedSequence | None = None
         self._handlers: dict[int, Any] = {}
-        self.stored: list[bytes] | None = None
-        self.node_copies: dict[str, list[bytes]] = {}  # server name -> its copy of the stream, read back
+        self.stored: StoredCopy | None = None
+        self.node_copies: dict[str, StoredCopy] = {}  # server name -> its copy of the stream, read back
         self.t_read_back = 0
         self.t_run_end: int | None = None  # the drain's end: the run's end on its time axis
         self.unreadable = 0
@@ -788,12 +788,13 @@ class LiveTarget:
         copies = ([(STREAM, self.stored)] if self.stored else []) + [
             (f"{STREAM}@{name}", copy) for name, copy in self.node_copies.items() if copy]
         for node, copy in copies:
-            stored, damaged = readable_ids(copy)
+            stored, damaged = copy.ids, copy.damaged
             if damaged:  # stored damaged (a corrupt toxic upstream): no copy of any message
                 self.log.add((self.t_read_back, EventKind.CLIENT_ERROR, node, None, {
                     "client": "read_back", "damaged": damaged,
                     "error": f"{damaged} stored payloads damaged or not msgstorm's (counted as not stored)"}))
             self.writer.append("deliveries", {
-                "msg_id": np.asarray(stored, dtype=np.int64), "node": pa.array([node] * len(stored)),
-                "t_delivered": np.full(len(stored), self.t_read_back, dtype=np.int64),
-                "hops": np.zeros(len(stored), dtype=np.int32)})
+                "msg_id": stored, "node": pa.DictionaryArray.from_arrays(np.zeros(stored.size, dtype=np.int32),
+                                                                         pa.array([node], type=pa.string())),
+                "t_delivered": np.full(stored.size, self.t_read_back, dtype=np.int64),
+                "hops": np.zeros(stored.size, dtype=np.int32)})
