@@ -5,12 +5,24 @@ compiled one-node loop) of 1M and 10M messages, or takes run directories, then t
 ``msgstorm report RUN_DIR`` in a fresh process and reads its peak RSS from the kernel
 (``getrusage(RUSAGE_CHILDREN)``). Target: 10M messages analysed in at most 1 GB.
 
+With ``--live`` it runs each live example once (``msgstorm run examples/<name>.toml -q``,
+the servers started by msgstorm: nats-server and redis-server on PATH), printing the whole
+run's peak RSS (target: at most 500 MB), and then reports on the run directories it kept
+(a later call with the same ``--workdir`` reuses them instead of running live again).
+``--before SRC`` times ``msgstorm report`` with the ``src`` directory of an earlier
+checkout too, side by side on the same run directories, and says whether the two wrote the
+same summary.json (``wall_s`` aside).
+
     python benchmarks/analysis_memory.py [--messages 1000000 10000000] [--workdir DIR]
+    python benchmarks/analysis_memory.py --messages --live --workdir DIR [--before OLD/src]
+    python benchmarks/analysis_memory.py --messages --runs RUN_DIR... [--before OLD/src]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -36,20 +48,72 @@ name = "poisson"
 arrival = {{ process = "poisson", rate = "8000/s" }}
 """
 RATE_PER_S = 8_000
+LIVE = ("live-nats-ramp", "live-redis", "live-zmq", "live-jetstream")
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def _msgstorm(*args: str) -> list[str]:
     return [sys.executable, "-c", "from msgstorm.cli import app; app()", *args]
 
 
+def _measured(command: list[str], src: Path | None = None) -> tuple[float, float, int]:
+    """(wall s, peak RSS MB, exit code) of ``command`` in a fresh process (``src``: import
+    msgstorm from there). Each measurement in its own interpreter: RUSAGE_CHILDREN keeps the
+    largest child."""
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    probe = [sys.executable, "-c",
+             "import resource, subprocess, sys, time; t = time.perf_counter(); "
+             "done = subprocess.run(sys.argv[1:], capture_output=True); "
+             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, "
+             "done.returncode)", *command]
+    line = subprocess.run(probe, capture_output=True, text=True, check=True, env=env).stdout.split()
+    return float(line[0]), float(line[1]), int(line[2])
+
+
+def _summary(run_dir: Path) -> dict[str, object]:
+    summary = dict(json.loads((run_dir / "summary.json").read_text()))
+    summary.pop("wall_s", None)
+    return summary
+
+
+def _report(run_dir: Path, label: str, before: Path | None) -> None:
+    """``msgstorm report`` on ``run_dir``: this checkout, and ``before``'s when given."""
+    sides = [("before", before)] if before is not None else []
+    summaries = {}
+    for side, src in [*sides, ("now" if before is not None else "", None)]:
+        wall, peak, code = _measured(_msgstorm("report", str(run_dir)), src)
+        if code not in (0, 1):
+            raise SystemExit(f"msgstorm report {run_dir} exited {code}")
+        summaries[side] = _summary(run_dir)
+        print(f"{label:>16} {side:>7} {wall:>14.2f} {peak:>19,.0f}")
+    if before is not None:
+        print(f"{'':>16} summary.json {'identical' if summaries['before'] == summaries['now'] else 'DIFFERS'}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--messages", type=int, nargs="*", default=[1_000_000, 10_000_000])
     parser.add_argument("--workdir", type=Path, default=None, help="keep the runs here (default: a temp dir)")
+    parser.add_argument("--live", action="store_true", help="run each live example once, then report on it")
+    parser.add_argument("--runs", type=Path, nargs="*", default=[], help="run directories to report on")
+    parser.add_argument("--before", type=Path, default=None, help="an earlier checkout's src directory")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="msgstorm-memory-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    print(f"{'messages':>12} {'report wall s':>14} {'report peak RSS MB':>19}")
+    targets: list[tuple[str, Path]] = []
+    if args.live:
+        print(f"{'live example':>16} {'run wall s':>14} {'run peak RSS MB':>19}")
+        for name in LIVE:
+            run_dir = workdir / name
+            if not (run_dir / "summary.json").is_file():
+                wall, peak, code = _measured(_msgstorm("run", str(EXAMPLES / f"{name}.toml"), "--out", str(run_dir),
+                                                       "-q", "--overwrite"))
+                if code not in (0, 1):
+                    raise SystemExit(f"msgstorm run {name} exited {code}")
+                print(f"{name:>16} {wall:>14.2f} {peak:>19,.0f}")
+            targets.append((name, run_dir))
     for count in args.messages:
         label = f"{count // 1_000_000}m" if count >= 1_000_000 else str(count)
         run_dir = workdir / f"run-{label}"
@@ -58,17 +122,11 @@ def main() -> int:
             scenario.write_text(SCENARIO.format(label=label, seconds=count / RATE_PER_S), encoding="utf-8")
             subprocess.run(_msgstorm("run", str(scenario), "--out", str(run_dir), "-q", "--overwrite"), check=True,
                            capture_output=True)
-        # Each measurement in its own interpreter: RUSAGE_CHILDREN keeps the largest child.
-        probe = [sys.executable, "-c",
-                 "import resource, subprocess, sys, time; t = time.perf_counter(); "
-                 "done = subprocess.run(sys.argv[1:], capture_output=True); "
-                 "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, "
-                 "done.returncode)", *_msgstorm("report", str(run_dir))]
-        line = subprocess.run(probe, capture_output=True, text=True, check=True).stdout.split()
-        wall, peak, code = float(line[0]), float(line[1]), int(line[2])
-        if code not in (0, 1):
-            raise SystemExit(f"msgstorm report {run_dir} exited {code}")
-        print(f"{count:>12,} {wall:>14.2f} {peak:>19,.0f}")
+        targets.append((f"{count:,}", run_dir))
+    targets += [(path.name, path) for path in args.runs]
+    print(f"{'run':>16} {'':>7} {'report wall s':>14} {'report peak RSS MB':>19}")
+    for label, run_dir in targets:
+        _report(run_dir, label, args.before)
     return 0
 
 

@@ -176,3 +176,16 @@ def test_the_read_back_says_its_own_bound(tmp_path: Path) -> None:
     assert summary is not None
     assert summary["read_back"] == {"done": False, "stored": None, "seconds": 4.1,
                                     "error": "the control connection is down", "timeout_s": 4.0}
+
+
+def test_key_order_is_carried_across_the_chunks_it_is_checked_in(tmp_path: Path, monkeypatch: Any) -> None:
+    from msgstorm.analysis import audit
+
+    monkeypatch.setattr(audit, "_CHUNK", 2)
+    keys = {i: i % 2 for i in range(10)}
+    # 8 (key 0) comes first: 0, 2, 4, 6 of key 0 come after it, in later chunks of two; key 1
+    # is in order. 9 comes before 7 (key 1): one more.
+    history = _history(tmp_path, {"consumer-0": [8, 0, 1, 2, 3, 4, 5, 6, 9, 7]}, keys=keys)
+    summary = delivery_summary(history)
+    assert summary is not None
+    assert summary["reordered"] == 5

@@ -36,6 +36,7 @@ from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from msgstorm.history import read_history
 from msgstorm.live.drivers.jetstream import JetStreamDriver
+from msgstorm.live.payload import payload
 from msgstorm.live.servers import die_with_parent
 from msgstorm.scenario import parse_scenario
 
@@ -383,7 +384,7 @@ class _FakeJetStream:
             async def fetch(self, batch: int, timeout: float) -> list[Any]:
                 if failure == "fetch":
                     raise ServiceUnavailableError(code=503, description="no responders")
-                return [type("Msg", (), {"data": b"%d" % i}) for i in range(stored)]
+                return [type("Msg", (), {"data": payload(i, 0, 32)}) for i in range(stored)]
 
             async def unsubscribe(self) -> None:
                 pass
@@ -406,13 +407,13 @@ def test_the_read_back_tries_a_new_consumer_when_one_lands_on_a_server_that_is_d
     driver = JetStreamDriver(spec, tmp_path, lambda kind, detail: events.append((kind, detail)))
     driver.control = type("Control", (), {"is_connected": True, "is_closed": False,  # type: ignore[assignment]
                                           "jetstream": lambda self, timeout: api})()
-    payloads = asyncio.run(driver.read_back())
+    stored = asyncio.run(driver.read_back())
     assert api.created == [f"read-back-{i}" for i in range(consumers)]
     if read:
-        assert payloads == [b"0", b"1", b"2"] and events == []
+        assert stored is not None and stored.ids.tolist() == [0, 1, 2] and stored.damaged == 0 and events == []
         assert api.deleted == [api.created[-1]], "the consumer that read the stream is deleted"
     else:
-        assert payloads is None
+        assert stored is None
         assert [(kind, detail["client"]) for kind, detail in events] == [("client_error", "read_back")]
 
 
@@ -439,7 +440,8 @@ def test_the_read_back_waits_for_a_control_connection_that_is_reconnecting(tmp_p
             return api
 
     driver.control = Control(connected_after=3)  # type: ignore[assignment]
-    assert asyncio.run(driver.read_back()) == [b"0", b"1"] and events == []
+    stored = asyncio.run(driver.read_back())
+    assert stored is not None and stored.ids.tolist() == [0, 1] and len(stored) == 2 and events == []
     driver.control = Control(connected_after=None)  # type: ignore[assignment]
     assert asyncio.run(driver.read_back()) is None
     assert [(kind, detail["client"]) for kind, detail in events] == [("client_error", "read_back")]

@@ -6,7 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from msgstorm.live.payload import HEADER, _check, message_id, pack_payloads, payload, read_ids
+from msgstorm.live.payload import (
+    HEADER,
+    StoredCopy,
+    _check,
+    message_id,
+    pack_payloads,
+    payload,
+    read_ids,
+)
 
 
 def _messages(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -86,3 +94,15 @@ def test_the_compiled_check_bytes_are_the_python_check_byte(seed: int) -> None:
     read = read_ids(np.frombuffer(b"".join(received), dtype=np.uint8), starts, lengths).tolist()
     assert read == [m for p in received if (m := message_id(p)) is not None]
     assert len(read) >= len(headers) // 2
+
+
+def test_a_stored_copy_taken_a_page_at_a_time_keeps_the_readable_ids_in_order_and_counts_the_damaged() -> None:
+    damaged = bytearray(payload(5, 1, 40))
+    damaged[20] ^= 1
+    copy = StoredCopy()
+    assert len(copy) == 0 and copy.ids.tolist() == [] and copy.damaged == 0
+    copy.add([payload(7, 0, 40), bytes(damaged), payload(3, 2, 16)])
+    copy.add(iter([b"x", payload(9, 0, 128)]))
+    copy.add([])
+    assert copy.ids.tolist() == [7, 3, 9] and copy.ids.dtype == np.int64
+    assert copy.damaged == 2 and len(copy) == 5

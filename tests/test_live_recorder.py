@@ -17,6 +17,7 @@ import pytest
 
 from msgstorm.history.reader import read_table
 from msgstorm.history.writer import HistoryWriter
+from msgstorm.live import recorder as recorder_module
 from msgstorm.live.recorder import FAR, Acks, Intake, LiveRecorder, Receipts, first_arrivals
 from msgstorm.scenario.schema import MESSAGE_KINDS
 from msgstorm.traffic.generate import MessageBatch
@@ -152,8 +153,10 @@ class _Run:
 
 
 def _feed(run: _Run, recorder: LiveRecorder, rng: np.random.Generator, timed: bool, shares: int, consumers: int,
-          interrupted: bool) -> tuple[Receipts, Acks]:
-    """Hand ``run`` to ``recorder`` in intakes at random moments; everything it got, for the reference."""
+          interrupted: bool, windows_only: bool = False) -> tuple[Receipts, Acks]:
+    """Hand ``run`` to ``recorder`` in intakes at random moments; everything it got, for the
+    reference. ``windows_only``: as a run without ``record_every``, only the windows (and the
+    sends reported) before the last intake, which takes every receipt and ack."""
     all_receipts, all_acks = Receipts(), Acks()
     receipts, acks = Receipts(), Acks()
     sent_elsewhere: list[tuple[np.ndarray, np.ndarray]] = []
@@ -193,6 +196,10 @@ def _feed(run: _Run, recorder: LiveRecorder, rng: np.random.Generator, timed: bo
         windows = list(zip(run.batches[windows_taken:made], run.sent_arrays[windows_taken:made]))
         windows_taken = made
         horizon = moment if not timed else min(moment, *reported.values())
+        if windows_only and not final:
+            recorder.take_windows(windows, sent_elsewhere)
+            sent_elsewhere = []
+            continue
         intake = Intake(windows, receipts.take(), acks.take(), sent_elsewhere, horizon,
                         [FAR] * (shares - 1) if final else list(shares_through))
         sent_elsewhere = []
@@ -202,8 +209,14 @@ def _feed(run: _Run, recorder: LiveRecorder, rng: np.random.Generator, timed: bo
         recorder.flush(intake)
 
 
+@pytest.mark.parametrize("windows_only", [False, True], ids=["flushed", "windows-only"])
+@pytest.mark.parametrize("final_slice", [None, 5], ids=["last-intake-whole", "last-intake-in-slices-of-5"])
 @pytest.mark.parametrize("seed", range(24))
-def test_rows_written_as_the_run_goes_are_the_end_of_run_rows(tmp_path: Path, seed: int) -> None:
+def test_rows_written_as_the_run_goes_are_the_end_of_run_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              seed: int, final_slice: int | None,
+                                                              windows_only: bool) -> None:
+    if final_slice is not None:  # the last intake's receipts taken a few at a time: the same rows
+        monkeypatch.setattr(recorder_module, "_FINAL_SLICE", final_slice)
     rng = np.random.default_rng(seed)
     acks = seed % 4 == 1
     timed = not acks and seed % 3 == 0
@@ -214,12 +227,15 @@ def test_rows_written_as_the_run_goes_are_the_end_of_run_rows(tmp_path: Path, se
     names = [f"consumer-{c}" for c in range(consumers)]
     writer = HistoryWriter(tmp_path / "history", row_group_size=512)
     recorder = LiveRecorder(writer, AGENTS, names, acks, shares)
-    all_receipts, all_acks = _feed(run, recorder, rng, timed, shares, consumers, interrupted)
+    all_receipts, all_acks = _feed(run, recorder, rng, timed, shares, consumers, interrupted, windows_only)
     writer.close()
     sent = np.where(run.t_sent >= 0, run.t_sent, -1)
     messages, deliveries = _end_of_run_rows(run.batches, sent, all_receipts, all_acks if acks else None, names,
                                             interrupted)
-    written = read_table(tmp_path / "history", "messages").sort_by("msg_id")
+    written = read_table(tmp_path / "history", "messages")
+    if windows_only:  # every row made by the last intake: in msg_id order as they are
+        assert written.to_pydict() == messages
+    written = written.sort_by("msg_id")
     assert written.to_pydict() == messages
     # Deliveries in the same order: receipt order, ties in the order they came. On a target
     # with acks a read whose message waits for its ack is written after later reads, whole:

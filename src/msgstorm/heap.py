@@ -15,7 +15,12 @@ So blocks up to ``_MMAP_THRESHOLD`` come from the heap, and the heap keeps up to
 the program holds at its largest moment either way; only the memory a finished stage
 freed stays mapped until the process exits or reuses it.
 
-Written against ``mallopt(3)`` through ctypes: no library sets allocator parameters, and
+Between stages that share nothing (a live run's recording, then its analysis), the kept
+memory is handed back (``release_freed_memory``): the recording frees arrays of sizes the
+analysis never asks for, so kept, they would only sit under the analysis's own, and a live
+run's peak would be the two added up rather than the larger.
+
+Written against ``mallopt(3)`` and ``malloc_trim(3)`` through ctypes: no library sets allocator parameters, and
 the environment variable that does (``GLIBC_TUNABLES``) is read only when a process starts.
 On a C library without ``mallopt`` (musl, macOS) nothing changes.
 """
@@ -24,7 +29,7 @@ from __future__ import annotations
 
 import ctypes
 
-__all__ = ["keep_freed_memory"]
+__all__ = ["keep_freed_memory", "release_freed_memory"]
 
 # mallopt(3) parameters (glibc's malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -50,3 +55,16 @@ def keep_freed_memory() -> bool:
     mmap_set = bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD))
     trim_set = bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
     return mmap_set and trim_set
+
+
+def release_freed_memory() -> bool:
+    """Hand the heap's free memory back to the kernel (``malloc_trim(0)``: its top and the
+    free pages inside it); whether it could (glibc only)."""
+    try:
+        libc = ctypes.CDLL(None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return bool(trim(0))

@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from msgstorm.analysis import Analysis, analyse
+from msgstorm.heap import release_freed_memory
 from msgstorm.history import History, HistoryWriter, read_history
 from msgstorm.progress import Progress
 from msgstorm.report import write_run_files
@@ -165,6 +166,7 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progres
         # reference cycles (the driver's callbacks are its bound methods), and the analysis
         # runs with cycle collection off: free it now, not after the analysis.
         gc.collect()
+        release_freed_memory()  # what the recording freed is not kept under the analysis
     else:
         with without_cycle_collection():
             _run_sim(scenario, writer, traffic_seed, sim_seed, progress)

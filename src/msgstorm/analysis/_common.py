@@ -236,27 +236,48 @@ def events_of(history: History, *kinds: str) -> EventRows:
     return EventRows(t=t[order], value=value, events=events, rows=rows)
 
 
+class RowLookup:
+    """msg_id -> row of the ``messages`` table, built once and asked part by part.
+
+    The contract's ids are dense (0 .. n-1), so a table of row numbers indexed by id (int32
+    while they fit) replaces a sort; ids that are not dense fall back to a sorted search.
+    A repeated id is looked up to one row of it."""
+
+    def __init__(self, msg_id: I64) -> None:
+        self._size = int(msg_id.size)
+        self._row_of: npt.NDArray[np.signedinteger[Any]] | None = None
+        self._sorted: tuple[npt.NDArray[np.intp], I64] | None = None
+        if self._size == 0:
+            return
+        top = int(msg_id.max())
+        if int(msg_id.min()) >= 0 and top < 2 * msg_id.size + 1024:
+            width = np.int32 if msg_id.size < 2**31 else np.int64
+            self._row_of = np.full(top + 1, -1, dtype=width)
+            self._row_of[msg_id] = np.arange(msg_id.size, dtype=width)
+        else:
+            order = np.argsort(msg_id, kind="stable")
+            self._sorted = (order, msg_id[order])
+
+    def rows(self, wanted: I64) -> tuple[npt.NDArray[np.int64], Bools]:
+        """For each id in ``wanted``: the row holding it (0 where none does), and whether one does."""
+        if self._row_of is not None:
+            top = self._row_of.size - 1
+            row = self._row_of[np.clip(wanted, 0, top)].astype(np.int64)
+            known = (row >= 0) & (wanted >= 0) & (wanted <= top)
+            row[~known] = 0
+            return row, known
+        if self._sorted is None:
+            return np.zeros(wanted.shape[0], dtype=np.int64), np.zeros(wanted.shape[0], dtype=np.bool_)
+        order, ids = self._sorted
+        position = np.minimum(np.searchsorted(ids, wanted), self._size - 1)
+        found = order[position]
+        return found.astype(np.int64, copy=False), ids[position] == wanted
+
+
 def message_rows(msg_id: I64, wanted: I64) -> tuple[npt.NDArray[np.int64], Bools]:
-    """For each id in ``wanted``: the row of ``msg_id`` holding it, and whether one does.
-    The contract's ids are dense (0 .. n-1), so a lookup table of row numbers replaces a
-    sort; ids that are not dense fall back to a sorted search."""
-    if msg_id.size == 0:
-        return np.zeros(wanted.shape[0], dtype=np.int64), np.zeros(wanted.shape[0], dtype=np.bool_)
-    top = int(msg_id.max())
-    if int(msg_id.min()) >= 0 and top < 2 * msg_id.size + 1024:
-        # Row numbers as int32 while they fit: the table is as long as the messages.
-        width = np.int32 if msg_id.size < 2**31 else np.int64
-        row_of = np.full(top + 1, -1, dtype=width)
-        row_of[msg_id] = np.arange(msg_id.size, dtype=width)
-        row = row_of[np.clip(wanted, 0, top)].astype(np.int64)
-        known = (row >= 0) & (wanted >= 0) & (wanted <= top)
-        del row_of
-        row[~known] = 0
-        return row, known
-    order = np.argsort(msg_id, kind="stable")
-    position = np.minimum(np.searchsorted(msg_id[order], wanted), msg_id.size - 1)
-    row = order[position]
-    return row, msg_id[row] == wanted
+    """For each id in ``wanted``: the row of ``msg_id`` holding it, and whether one does
+    (``RowLookup`` asked once)."""
+    return RowLookup(msg_id).rows(wanted)
 
 
 def run_t_end_ns(history: History) -> int:

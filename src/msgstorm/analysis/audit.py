@@ -3,8 +3,15 @@
 Place in the pipeline: one analysis step, reading the ``messages`` and ``deliveries`` tables
 and the run-start event of a live run (its detail says ``fanout``: does every consumer get
 every message, or do consumers share them). ``delivery_summary`` gives summary.json's
-``delivery``; the ``delivery`` checker turns it into a verdict. Null / valid on the
-simulator, whose deliveries are its own gossip and are checked by the other checkers.
+``delivery``; the ``delivery`` checker turns it into a verdict (one audit per history serves
+both). Null / valid on the simulator, whose deliveries are its own gossip and are checked by
+the other checkers.
+
+Memory: the sent messages are held as compact columns in send order (an int32 send position
+per msg_id, an int32 key code, an acked flag), and the deliveries are read one Parquet part
+at a time (``History.parts``), each receipt kept as its send position only; key order is
+checked a chunk of receipts at a time. Millions of receipts cost a few bytes each, never the
+whole table's Arrow columns.
 
 Counts, over consumer receipts (rows whose node is not ``stream``):
 
@@ -46,6 +53,8 @@ postfix losses were seen (the receipts may have been on their way); valid otherw
 from __future__ import annotations
 
 import itertools
+import weakref
+from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +62,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from msgstorm.analysis._common import I64, events_of, message_rows, nullable_ints
+from msgstorm.analysis._common import events_of
 from msgstorm.analysis.connections import connections_summary, trouble_counts
 from msgstorm.analysis.delivery import Verdict
 from msgstorm.history.events import EventKind
@@ -110,75 +119,235 @@ def _run_start(history: History) -> dict[str, Any] | None:
     return starts.details()[0] if starts.count else None
 
 
-def _reordered(positions: I64, keys: I64) -> int:
+_CHUNK = 1 << 20  # receipts per step of the key-order pass: its temporaries stay a few MB
+
+
+def _reordered(positions: npt.NDArray[np.int32], key_codes: npt.NDArray[np.int32], keys: int) -> int:
     """First receipts (send positions, in receipt order) that came after a later-sent
-    message with the same key: stable-sort by key, then within each key a receipt is out
-    of order when an earlier receipt of that key has a larger send position."""
-    if positions.size < 2:
-        return 0
-    by_key = np.argsort(keys, kind="stable")
-    key_rank = np.cumsum(np.r_[0, np.diff(keys[by_key]) != 0])
-    # Each key's positions lifted above every earlier key's, so one running maximum serves all.
-    lifted = key_rank.astype(np.int64) * (int(positions.max()) + 1) + positions[by_key]
-    return int((lifted < np.maximum.accumulate(lifted)).sum())
+    message with the same key. A chunk of receipts at a time: within a chunk, a stable sort
+    by key and one running maximum over positions lifted above every earlier key's gives
+    each receipt the largest position of its key so far; ``latest`` carries each key's
+    largest position from the chunks before (so memory is a chunk's, not the run's)."""
+    latest = np.full(max(keys, 1), -1, dtype=np.int64)
+    late = 0
+    for start in range(0, positions.size, _CHUNK):
+        position = positions[start:start + _CHUNK].astype(np.int64)
+        key = key_codes[position]
+        by_key = np.argsort(key, kind="stable")
+        key, position = key[by_key], position[by_key]
+        del by_key
+        new_key = np.r_[True, key[1:] != key[:-1]]
+        lift = np.cumsum(new_key, dtype=np.int64) * (int(position.max()) + 1)
+        running = np.maximum.accumulate(lift + position) - lift
+        del lift
+        late += int(((position < running) | (position < latest[key])).sum())
+        last = np.r_[np.flatnonzero(new_key)[1:] - 1, key.size - 1]
+        latest[key[last]] = np.maximum(latest[key[last]], running[last])
+    return late
+
+
+class _SendOrder:
+    """The sent messages in send order, as compact columns: what a receipt is checked against.
+
+    Send order is ``t_sent``, on one clock; ties (one burst) in msg_id order, the order a
+    burst's messages were handed over in. Not the table's: a live run writes a row when it
+    settles. ``of`` maps msg_ids to send positions (-1: never sent): through a table indexed
+    by msg_id when ids are dense (the contract), else a sorted search."""
+
+    def __init__(self, history: History, acks: bool) -> None:
+        msg_id = history.ints("messages", "msg_id")[0]
+        t_sent, was_sent = history.ints("messages", "t_sent")
+        every = bool(was_sent.all())
+        ids = msg_id if every else msg_id[was_sent]
+        t = t_sent if every else t_sent[was_sent]
+        self.count = int(ids.size)
+        width = np.int32 if self.count < 2**31 else np.int64
+        step = np.diff(t)
+        in_order = bool((step >= 0).all()) and bool((np.diff(ids)[step == 0] >= 0).all())
+        del step
+        position_of_row: npt.NDArray[Any] | None = None
+        order: npt.NDArray[np.intp] | None = None
+        if not in_order:  # rows written as messages settled: sort them into send order
+            order = np.lexsort((ids, t))
+            position_of_row = np.empty(self.count, dtype=width)
+            position_of_row[order] = np.arange(self.count, dtype=width)
+        del t
+        # seq_no is the broker's ack order only on a target with acks (else the receipt order).
+        has_seq = history.ints("messages", "seq_no")[1]
+        acked_by_row = (has_seq if every else has_seq[was_sent]) & acks
+        self.acked = acked_by_row if order is None else acked_by_row[order]
+        key = history.ints("messages", "key")[0]
+        key = key if every else key[was_sent]
+        low, top = (int(key.min()), int(key.max())) if key.size else (0, -1)
+        if low >= 0 and top < 2 * key.size + 1024:  # keys are small numbers: they are their own codes
+            codes, self.keys = key.astype(np.int32), top + 1
+        else:
+            distinct, inverse = np.unique(key, return_inverse=True)
+            codes, self.keys = inverse.astype(np.int32), int(distinct.size)
+        del key
+        self.key_code = codes if order is None else codes[order]
+        del codes, order
+        self._dense = None
+        self._sorted: tuple[npt.NDArray[Any], npt.NDArray[Any]] | None = None
+        if self.count:
+            top = int(ids.max())
+            positions = np.arange(self.count, dtype=width) if position_of_row is None else position_of_row
+            if int(ids.min()) >= 0 and top < 2 * self.count + 1024:
+                self._dense = np.full(top + 1, -1, dtype=width)
+                self._dense[ids] = positions
+            else:
+                by_id = np.argsort(ids, kind="stable")
+                self._sorted = (ids[by_id], positions[by_id])
+
+    def of(self, msg_id: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
+        """The send position of each msg_id, -1 for one never sent."""
+        if self._dense is not None:
+            inside = (msg_id >= 0) & (msg_id < self._dense.size)
+            found = np.full(msg_id.size, -1, dtype=self._dense.dtype)
+            found[inside] = self._dense[msg_id[inside]]
+            return found
+        if self._sorted is None:
+            return np.full(msg_id.size, -1, dtype=np.int32)
+        ids, positions = self._sorted
+        at = np.minimum(np.searchsorted(ids, msg_id), ids.size - 1)
+        return np.where(ids[at] == msg_id, positions[at], -1)
+
+
+@dataclass
+class _Copy:
+    """One copy of the stream read back (``stream`` or ``stream@<server>``): which sent
+    messages it holds (by send position) and its rows."""
+
+    held: npt.NDArray[np.bool_]
+    rows: int = 0
+    known: int = 0
+    unexpected: int = 0
+
+    def add(self, position: npt.NDArray[Any]) -> None:
+        known = position >= 0
+        self.rows += int(position.size)
+        self.known += int(known.sum())
+        self.unexpected += int(position.size - known.sum())
+        self.held[position[known]] = True
+
+    def counts(self, acked: npt.NDArray[np.bool_]) -> dict[str, int]:
+        return {"stored": self.rows, "acked_missing": int((acked & ~self.held).sum()),
+                "duplicated": self.known - int(self.held.sum()), "unexpected": self.unexpected}
+
+
+@dataclass
+class _Receipts:
+    """One consumer's receipts, gathered part by part: send positions (-1: never sent) and
+    receipt times, put in receipt order once all are in."""
+
+    positions: list[npt.NDArray[Any]]
+    times: list[npt.NDArray[np.int64]]
+
+    def in_receipt_order(self) -> npt.NDArray[Any]:
+        position = np.concatenate(self.positions) if self.positions else np.zeros(0, dtype=np.int32)
+        t = np.concatenate(self.times) if self.times else np.zeros(0, dtype=np.int64)
+        self.positions, self.times = [], []
+        if not bool((t[1:] >= t[:-1]).all()):  # rows are written in receipt order already, as a rule
+            position = position[np.argsort(t, kind="stable")]
+        return position
+
+
+def _node_kind(node: str | None) -> str:
+    """What a ``deliveries`` row's node is: a consumer, a copy of the stream, or neither."""
+    if node is None or node == "publisher":
+        return "none"
+    if node == STREAM_NODE or node.startswith(NODE_COPY_PREFIX):
+        return "copy"
+    return "consumer"
+
+
+def _gather(history: History, sent: _SendOrder) -> tuple[dict[str, _Receipts], dict[str, _Copy],
+                                                         npt.NDArray[np.bool_] | None]:
+    """One pass over the ``deliveries`` parts: each consumer's receipts as send positions,
+    each copy of the stream read back, and which sent messages any copy holds (None when
+    no copy was read back)."""
+    receipts: dict[str, _Receipts] = {}
+    copies: dict[str, _Copy] = {}
+    for part in history.parts("deliveries", ["msg_id", "node", "t_delivered"]):
+        if part.num_rows == 0:
+            continue
+        node = part.column("node").combine_chunks()
+        if not pa.types.is_dictionary(node.type):
+            node = node.dictionary_encode()
+        names = node.dictionary.to_pylist()
+        code = np.asarray(node.indices.fill_null(-1).to_numpy(), dtype=np.int64) if node.null_count else \
+            np.asarray(node.indices.to_numpy(), dtype=np.int64)
+        used = np.flatnonzero(np.bincount(code[code >= 0], minlength=len(names)))
+        if used.size == 0:
+            continue
+        position = sent.of(np.asarray(part.column("msg_id").to_numpy(), dtype=np.int64))
+        t = None
+        for index in used.tolist():
+            name = str(names[index])
+            kind = _node_kind(name)
+            if kind == "none":
+                continue
+            mine = code == index
+            if kind == "copy":
+                copies.setdefault(name, _Copy(np.zeros(sent.count, dtype=np.bool_))).add(position[mine])
+                continue
+            if t is None:
+                t = np.asarray(part.column("t_delivered").to_numpy(), dtype=np.int64)
+            gathered = receipts.setdefault(name, _Receipts([], []))
+            gathered.positions.append(position[mine])
+            gathered.times.append(t[mine])
+    stored = None
+    if copies:
+        stored = np.zeros(sent.count, dtype=np.bool_)
+        for copy in copies.values():
+            stored |= copy.held
+    return receipts, copies, stored
+
+
+# One audit per history: the ``delivery`` checker and summary.json's ``delivery`` both ask.
+_AUDITS: weakref.WeakKeyDictionary[History, dict[str, Any] | None] = weakref.WeakKeyDictionary()
 
 
 def delivery_summary(history: History) -> dict[str, Any] | None:
     if history.run_info.get("target", "sim") == "sim":
         return None
+    if history not in _AUDITS:
+        _AUDITS[history] = _audit(history)
+    return deepcopy(_AUDITS[history])
+
+
+def _audit(history: History) -> dict[str, Any]:
     start = _run_start(history) or {}
     fanout = bool(start.get("fanout", True))
-    messages = history.columns("messages", ["msg_id", "key", "t_sent", "seq_no"])
-    t_sent, was_sent = nullable_ints(messages.column("t_sent"))
-    # seq_no is the broker's ack order only on a target with acks (else the receipt order).
-    acked_all = nullable_ints(messages.column("seq_no"))[1] & bool(start.get("acks", False))
-    ids = np.asarray(messages.column("msg_id").to_numpy(), dtype=np.int64)[was_sent]
-    keys_by_row = np.asarray(messages.column("key").to_numpy(), dtype=np.int64)[was_sent]
-    acked_by_row = acked_all[was_sent]
-    # Send order: t_sent, on one clock; ties (one burst) in msg_id order, the order a burst's
-    # messages were handed over in. Not the table's: a live run writes a row when it settles.
-    order = np.lexsort((ids, t_sent[was_sent]))
-    sent = int(ids.size)
-    position_of_row = np.empty(sent, dtype=np.int64)
-    position_of_row[order] = np.arange(sent, dtype=np.int64)
-    keys = keys_by_row[order]
-    acked = acked_by_row[order]
-
-    import pyarrow.compute as pc  # here, not at import: a simulated run's analysis does without it
-
-    deliveries = history.columns("deliveries", ["msg_id", "node", "t_delivered"])
-    nodes = pc.cast(deliveries.column("node"), pa.string())
-    receipts = deliveries.filter(pc.invert(pc.or_(pc.is_in(nodes, value_set=pa.array(_NOT_CONSUMERS, type=pa.string())),
-                                                  pc.starts_with(nodes, NODE_COPY_PREFIX))))
-    consumers = sorted(set(receipts.column("node").to_pylist()))
+    sent = _SendOrder(history, bool(start.get("acks", False)))
+    count, acked = sent.count, sent.acked
+    by_node, copies, stored = _gather(history, sent)
+    consumers = sorted(by_node)
     named = int(start.get("consumers", len(consumers)) or 0)
     consumer_count = max(named, len(consumers))
-    expected = sent * (consumer_count if fanout else 1)
-
-    copies = deliveries.filter(pc.or_(pc.equal(nodes, STREAM_NODE), pc.starts_with(nodes, NODE_COPY_PREFIX)))
     read_back = _read_back(history)
-    was_read = copies.num_rows > 0 or bool(read_back and read_back["done"])
-    stored = None
-    if was_read:  # by send position: the message is in a copy of the stream read back
-        stored_row, stored_known = message_rows(ids, np.asarray(copies.column("msg_id").to_numpy(), dtype=np.int64))
-        stored = np.zeros(sent, dtype=np.bool_)
-        stored[position_of_row[stored_row[stored_known]]] = True
+    was_read = bool(copies) or bool(read_back and read_back["done"])
+    if was_read and stored is None:
+        stored = np.zeros(count, dtype=np.bool_)
 
-    lost, duplicated, unexpected, reordered = _Lost(), 0, 0, 0
+    lost, duplicated, unexpected, reordered, received_rows = _Lost(), 0, 0, 0, 0
     by_consumer: dict[str, _Lost] = {}
-    group_received = np.zeros(sent, dtype=np.bool_)
+    group_received = np.zeros(count, dtype=np.bool_)
     for consumer in consumers:
-        mine = receipts.filter(pc.equal(pc.cast(receipts.column("node"), pa.string()), consumer))
-        t = np.asarray(mine.column("t_delivered").to_numpy(), dtype=np.int64)
-        in_order = np.argsort(t, kind="stable")  # rows are written in receipt order already
-        msg = np.asarray(mine.column("msg_id").to_numpy(), dtype=np.int64)[in_order]
-        row, known = message_rows(ids, msg)
-        unexpected += int((~known).sum())
-        position = position_of_row[row[known]]
-        first_positions, first_index = np.unique(position, return_index=True)
-        duplicated_here = int(position.size - first_positions.size)
-        received = np.zeros(sent, dtype=np.bool_)
-        received[first_positions] = True
+        position = by_node.pop(consumer).in_receipt_order()
+        received_rows += int(position.size)
+        known = position >= 0
+        unexpected += int(position.size - known.sum())
+        position = position[known]
+        del known
+        received = np.zeros(count, dtype=np.bool_)
+        received[position] = True
+        firsts = int(received.sum())
+        duplicated_here = int(position.size) - firsts
+        if duplicated_here:  # the first receipt of each message, in receipt order
+            first_index = np.unique(position, return_index=True)[1]
+            position = position[np.sort(first_index)]
+            del first_index
         if fanout:
             duplicated += duplicated_here
             lost.add(received, acked, stored)
@@ -187,45 +356,38 @@ def delivery_summary(history: History) -> dict[str, Any] | None:
         else:
             duplicated += int((group_received & received).sum()) + duplicated_here
             group_received |= received
-        in_receipt_order = position[np.sort(first_index)]
-        reordered += _reordered(in_receipt_order, keys[in_receipt_order])
+        del received
+        reordered += _reordered(position, sent.key_code, sent.keys)
+        del position
     if fanout:
         # A consumer that received nothing: named as the live target names its consumers.
         silent = (name for name in (f"consumer-{i}" for i in itertools.count()) if name not in by_consumer)
         for _ in range(consumer_count - len(consumers)):
             nothing = _Lost()
-            nothing.add(np.zeros(sent, dtype=np.bool_), acked, stored)
-            lost.add(np.zeros(sent, dtype=np.bool_), acked, stored)
+            nothing.add(np.zeros(count, dtype=np.bool_), acked, stored)
+            lost.add(np.zeros(count, dtype=np.bool_), acked, stored)
             by_consumer[next(silent)] = nothing
     else:
         lost.add(group_received, acked, stored)
 
+    stream = copies.get(STREAM_NODE)
+    nodes = {name[len(NODE_COPY_PREFIX):]: held.counts(acked) for name, held in sorted(copies.items())
+             if name.startswith(NODE_COPY_PREFIX)}
     return {
         "fanout": fanout,
         "consumers": consumer_count,
-        "expected": expected,
-        "received": int(receipts.num_rows),
+        "expected": count * (consumer_count if fanout else 1),
+        "received": received_rows,
         "lost": {**lost.counts(was_read),
                  "by_consumer": {name: counts.counts(was_read) for name, counts in sorted(by_consumer.items())}
                  if fanout else None},
         "duplicated": duplicated,
         "unexpected": unexpected,
         "reordered": reordered,
-        "stream": _stream(deliveries, ids, acked_by_row),
+        "stream": stream.counts(acked) if stream is not None else None,
         "read_back": read_back,
-        "nodes": _node_copies(deliveries, ids, acked_by_row),
+        "nodes": nodes or None,
     }
-
-
-def _node_copies(deliveries: pa.Table, ids: I64, acked_by_row: npt.NDArray[np.bool_]) -> dict[str, Any] | None:
-    """Each server's own copy of the stream, read back node by node (rows with node
-    ``stream@<server>``), against what was acked: per-node divergence. None when no node
-    was read on its own."""
-    import pyarrow.compute as pc
-
-    names = sorted({str(n)[len(NODE_COPY_PREFIX):] for n in pc.unique(pc.cast(deliveries.column("node"), pa.string()))
-                    .to_pylist() if n is not None and str(n).startswith(NODE_COPY_PREFIX)})
-    return {name: _stream(deliveries, ids, acked_by_row, NODE_COPY_PREFIX + name) for name in names} or None
 
 
 def _read_back(history: History) -> dict[str, Any] | None:
@@ -244,22 +406,6 @@ def _read_back(history: History) -> dict[str, Any] | None:
             "seconds": float(seconds) if isinstance(seconds, int | float) else None,
             "error": None if done else str(errors[-1].get("error")) if errors else "the driver read nothing back",
             "timeout_s": timeout_ns / 1e9 if isinstance(timeout_ns, int | float) else None}
-
-
-def _stream(deliveries: pa.Table, ids: I64, acked_by_row: npt.NDArray[np.bool_],
-            node: str = STREAM_NODE) -> dict[str, int] | None:
-    import pyarrow.compute as pc
-
-    stored_rows = deliveries.filter(pc.equal(pc.cast(deliveries.column("node"), pa.string()), node))
-    if stored_rows.num_rows == 0:
-        return None
-    stored = np.asarray(stored_rows.column("msg_id").to_numpy(), dtype=np.int64)
-    row, known = message_rows(ids, stored)
-    present = np.zeros(ids.size, dtype=np.bool_)
-    present[row[known]] = True
-    distinct = int(np.unique(stored[known]).size)
-    return {"stored": int(stored.size), "acked_missing": int((acked_by_row & ~present).sum()),
-            "duplicated": int(known.sum()) - distinct, "unexpected": int((~known).sum())}
 
 
 def _trouble(history: History, lost: int) -> str:

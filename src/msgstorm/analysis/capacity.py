@@ -54,7 +54,7 @@ from msgstorm.analysis._common import (
     percentile,
     rounded,
 )
-from msgstorm.analysis._intervals import IntervalLoad, interval_load
+from msgstorm.analysis._intervals import IntervalLoad, bin_index, interval_load, with_commit_lag
 from msgstorm.analysis.cpu import process_cpu
 from msgstorm.analysis.generator import SATURATION_LAG_MS
 from msgstorm.history.reader import History
@@ -201,21 +201,17 @@ def saturated_intervals(history: History, messages: MessageArrays, edges: I64) -
     if history.run_info.get("target", "sim") == "sim":
         return None
     sent = messages.t_sent
-    lag = sent.values - messages.t_intended
-    step = np.searchsorted(edges, messages.t_intended, side="right") - 1
-    inside = (step >= 0) & (step < len(edges) - 1)
-    unsent = np.bincount(step[inside & messages.status["unsent"]], minlength=len(edges) - 1)
-    keep = sent.present & inside
-    lag, step = lag[keep], step[keep]
-    order = np.argsort(step, kind="stable")
-    bounds = np.searchsorted(step[order], np.arange(len(edges)))
-    result = []
-    for k in range(len(edges) - 1):
-        values = lag[order[bounds[k]:bounds[k + 1]]]
-        # Unsent messages count as later than any: the bulk left late, or never.
-        late = int(np.count_nonzero(values > SATURATION_LAG_MS * 1e6)) + int(unsent[k])
-        result.append(late * 2 > values.size + int(unsent[k]))
-    return result
+    step = bin_index(messages.t_intended, np.ones(messages.count, dtype=np.bool_), edges, clip_last=False)
+    n = len(edges) - 1
+    unsent = np.bincount(step[(step >= 0) & messages.status["unsent"]], minlength=n)[:n]
+    keep = sent.present & (step >= 0)
+    step = step[keep]
+    late_sent = sent.values[keep] - messages.t_intended[keep] > SATURATION_LAG_MS * 1e6
+    del keep
+    counted = np.bincount(step, minlength=n)[:n]
+    late_counted = np.bincount(step[late_sent], minlength=n)[:n]
+    # Unsent messages count as later than any: the bulk left late, or never.
+    return [int(late_counted[k] + unsent[k]) * 2 > int(counted[k] + unsent[k]) for k in range(n)]
 
 
 def _limit(history: History, messages: MessageArrays, load: IntervalLoad, index: int,
@@ -250,9 +246,7 @@ def ramp_steps(ramp: StepRamp, messages: MessageArrays) -> IntervalLoad:
     plain = interval_load(messages, ramp.edges, latency_by="intended", clip_last=False)
     first = plain.latencies_ns[0] if plain.latencies_ns else np.zeros(0, dtype=np.int64)
     lag = int(np.median(first)) if first.size else 0
-    return interval_load(
-        messages, ramp.edges, latency_by="intended", clip_last=False, commit_lag_ns=lag
-    )
+    return with_commit_lag(plain, messages, lag, clip_last=False)
 
 
 def capacity(

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from msgstorm.analysis._common import events_of, ms, nullable_ints, percentiles
+from msgstorm.analysis._common import events_of, ms, percentiles
 from msgstorm.analysis.delivery import Verdict
 from msgstorm.history.reader import History
 from msgstorm.scenario.registry import CHECKERS
@@ -32,9 +32,10 @@ SATURATION_LAG_MS = 1.0
 def generator_summary(history: History) -> dict[str, Any] | None:
     if history.run_info.get("target", "sim") == "sim":
         return None
-    sent, present = nullable_ints(history.column("messages", "t_sent"))
-    intended, _ = nullable_ints(history.column("messages", "t_intended"))
-    lag = (sent - intended)[present]
+    # The shared read-only columns (History.ints): the lag is this call's one array.
+    sent, present = history.ints("messages", "t_sent")
+    lag = sent[present]
+    lag -= history.ints("messages", "t_intended")[0][present]
     unsent = _unsent(history)
     if lag.size == 0:
         return {"saturated": unsent > 0, "send_lag_ms": {"p50": None, "p99": None, "max": None},

@@ -9,12 +9,17 @@ Deliveries of messages without ``t_sent`` (or unknown msg_ids) are skipped.
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
+from typing import Any
 
-from msgstorm.analysis._common import MessageArrays, message_rows, ms, percentiles
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from msgstorm.analysis._common import I64, MessageArrays, RowLookup, ms, percentiles
 from msgstorm.history.reader import History
 
-__all__ = ["propagation_by_region_ms"]
+__all__ = ["joined_propagation", "propagation_by_region_ms"]
 
 UNKNOWN_REGION = "unknown"
 
@@ -24,42 +29,62 @@ def propagation_by_region_ms(
 ) -> dict[str, dict[str, float | int | None]]:
     """{region: {p50, p90, p99 (ms), count}} sorted by region name; {} without deliveries."""
     messages = messages if messages is not None else MessageArrays.from_history(history)
-    if history.num_rows("deliveries") == 0 or messages.count == 0:
+    rows = history.num_rows("deliveries")
+    if rows == 0 or messages.count == 0:
         return {}
-    msg_id = messages.msg_id  # first: the metric before this one read it (see History.ints)
-    delivered_id = history.ints("deliveries", "msg_id")[0]
-    t_delivered = history.ints("deliveries", "t_delivered")[0]
-    t_sent = messages.t_sent
-    if (delivered_id.shape == msg_id.shape and bool(np.all(msg_id[1:] > msg_id[:-1]))
-            and np.array_equal(delivered_id, msg_id)):
-        # A delivery row per message in the messages' order (a one-node run), ids distinct
-        # (a repeated id is looked up to one row of it, as the general path does): no lookup.
-        known = t_sent.present.copy()
-        propagation = t_delivered - t_sent.values
-    else:
-        row, known = message_rows(msg_id, delivered_id)
-        known &= t_sent.present[row]
-        propagation = t_delivered - t_sent.values[row]
-        del row
-    del msg_id, delivered_id, t_sent, t_delivered
-
     region_of = {node["name"]: node.get("region", UNKNOWN_REGION) for node in history.nodes}
-    codes, names = history.codes("deliveries", "node")
-    regions = sorted({region_of.get(name, UNKNOWN_REGION) for name in names})
-    region_code = np.array([regions.index(region_of.get(name, UNKNOWN_REGION)) for name in names], dtype=np.int32)
-    delivery_region = region_code[codes] if len(regions) > 1 else None  # one region: every row is in it
-    del codes
-
+    regions: list[str] = []
+    propagation, region = joined_propagation(
+        history, messages.msg_id, messages.t_sent.values, messages.t_sent.present,
+        lambda name: _region_index(regions, region_of.get(name, UNKNOWN_REGION)))
     result: dict[str, dict[str, float | int | None]] = {}
-    for code, region in enumerate(regions):
-        if delivery_region is not None:
-            values = propagation[known & (delivery_region == code)]
-        elif known.all():
-            values = propagation  # every row, and this function's own array (its last use)
-        else:
-            values = propagation[known]
+    for index, name in sorted(enumerate(regions), key=lambda pair: pair[1]):
+        values = propagation if len(regions) == 1 else propagation[region == index]  # one region: every row, its last use
         if values.size == 0:
             continue
         p50, p90, p99 = percentiles(values, (50.0, 90.0, 99.0), scratch=True)  # values: a copy, or the last use
-        result[region] = {"p50": ms(p50), "p90": ms(p90), "p99": ms(p99), "count": int(values.size)}
+        result[name] = {"p50": ms(p50), "p90": ms(p90), "p99": ms(p99), "count": int(values.size)}
     return result
+
+
+def joined_propagation(history: History, msg_id: I64, t_sent: I64, sent: npt.NDArray[np.bool_],
+                       group_of: Callable[[str], int],
+                       origin_group: npt.NDArray[np.integer[Any]] | None = None,
+                       groups: int = 0) -> tuple[I64, npt.NDArray[np.int32]]:
+    """Each delivery's ``t_delivered - t_sent`` of its message, for deliveries of messages
+    that were sent (unknown ids and unsent messages skipped), in row order, and its group:
+    ``group_of(receiving node)``, or with ``origin_group`` (a group per message row)
+    ``origin_group[message] * groups + group_of(receiving node)``.
+
+    One pass over the deliveries parts through a msg_id row lookup built once: memory is
+    12 bytes a kept delivery, never the whole table's columns at once."""
+    lookup = RowLookup(msg_id)
+    rows = history.num_rows("deliveries")
+    propagation = np.empty(rows, dtype=np.int64)
+    group = np.empty(rows, dtype=np.int32)
+    kept = 0
+    for part in history.parts("deliveries", ["msg_id", "node", "t_delivered"]):
+        if part.num_rows == 0:
+            continue
+        row, known = lookup.rows(np.asarray(part.column("msg_id").to_numpy(), dtype=np.int64))
+        known &= sent[row]
+        node = part.column("node").combine_chunks()
+        if not pa.types.is_dictionary(node.type):
+            node = node.dictionary_encode()
+        code = np.array([group_of(str(name)) for name in node.dictionary.to_pylist()] or [0], dtype=np.int32)
+        count = int(known.sum())
+        t_delivered = np.asarray(part.column("t_delivered").to_numpy(), dtype=np.int64)[known]
+        propagation[kept:kept + count] = t_delivered - t_sent[row[known]]
+        group[kept:kept + count] = code[np.asarray(node.indices.to_numpy(), dtype=np.int64)[known]]
+        if origin_group is not None:
+            group[kept:kept + count] += origin_group[row[known]].astype(np.int32) * np.int32(groups)
+        kept += count
+        del row, known, t_delivered
+    return propagation[:kept], group[:kept]
+
+
+def _region_index(regions: list[str], region: str) -> int:
+    """The index of ``region`` in ``regions``, added at the end when new."""
+    if region not in regions:
+        regions.append(region)
+    return regions.index(region)

@@ -78,13 +78,22 @@ def _baseline_start(window: FaultWindow, windows: list[FaultWindow]) -> int | No
 
 def recovery_times(messages: MessageArrays, windows: list[FaultWindow], end_ns: int) -> list[Recovery]:
     """The recovery of each fault window, in the order given; ``end_ns`` the run's end."""
+    if all(window.t_end_ns is None for window in windows):  # nothing to recover from: no column read
+        return [Recovery(None, None) for _ in windows]
     intended = messages.t_intended
     committed = messages.t_committed.present
     t_committed = messages.t_committed.values
-    order = np.argsort(intended, kind="stable")
-    intended_sorted = intended[order]
-    latency_sorted = np.where(committed[order], (t_committed - intended)[order], np.inf).astype(np.float64)
-    commits = np.sort(t_committed[committed])
+    if bool(np.all(intended[1:] >= intended[:-1])):  # rows in intended order already: no sort, no copies
+        intended_sorted = intended
+        latency_sorted = np.where(committed, t_committed - intended, np.inf).astype(np.float64, copy=False)
+    else:
+        order = np.argsort(intended, kind="stable")
+        intended_sorted = intended[order]
+        latency_sorted = np.where(committed[order], (t_committed - intended)[order], np.inf).astype(np.float64)
+        del order
+    commits = t_committed[committed]
+    if not bool(np.all(commits[1:] >= commits[:-1])):
+        commits.sort()
     out: list[Recovery] = []
     for window in windows:
         if window.t_end_ns is None:

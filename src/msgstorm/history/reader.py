@@ -102,6 +102,21 @@ class History:
             found.update({c: read.column(c) for c in missing})
         return pa.Table.from_arrays([found[c] for c in columns], schema=pa.schema(fields))
 
+    def parts(self, name: str, columns: list[str]) -> Iterator[pa.Table]:
+        """``columns`` of a table one Parquet part at a time, in the order they were written
+        (a history in memory: its table as one part), for a pass that needs the rows but
+        never the whole column: memory is one part's Arrow columns plus what the pass keeps.
+        String columns may come as dictionaries (as Parquet stores them); a column a former
+        version did not write comes as nulls."""
+        if name in self._tables:
+            yield self._tables[name].select(columns)
+            return
+        fields = [TABLES[name].field(c) for c in columns]
+        for file, present in self._open_parts(name):
+            read = file.read(columns=[c for c in columns if c in present], use_threads=False)
+            yield pa.Table.from_arrays([read.column(f.name) if f.name in present else pa.nulls(file.metadata.num_rows, f.type)
+                                        for f in fields], names=columns)
+
     def _keep(self, key: tuple[str, ...], values: Any, size: int) -> None:
         if size > COLUMN_CACHE_BYTES // 4:  # a long run's columns: read again rather than held
             return

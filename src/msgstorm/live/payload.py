@@ -21,12 +21,13 @@ the same bytes on random inputs.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 
 import numpy as np
 
 from msgstorm.jit import nb
 
-__all__ = ["HEADER", "message_id", "pack_payloads", "payload", "read_ids", "readable_ids", "warm_up"]
+__all__ = ["HEADER", "StoredCopy", "message_id", "pack_payloads", "payload", "read_ids", "readable_ids", "warm_up"]
 
 HEADER = struct.Struct("<qq")
 _ID_BYTES = 8
@@ -66,6 +67,34 @@ def readable_ids(payloads: list[bytes]) -> tuple[list[int], int]:
     not filed under another message's id."""
     ids = [msg_id for data in payloads if (msg_id := message_id(data)) is not None]
     return ids, len(payloads) - len(ids)
+
+
+class StoredCopy:
+    """A broker's copy of the stream read back after the run: the ids its payloads carry
+    (in the broker's order) and how many carried none (``damaged``, see ``readable_ids``).
+    Taken a page of payloads at a time (``add``), so a read-back holds 8 bytes a stored
+    message rather than every payload (a bytes object each, about 200 bytes at 128 B).
+    ``len``: the payloads read, damaged ones included."""
+
+    def __init__(self) -> None:
+        self._pages: list[np.ndarray] = []
+        self.damaged = 0
+        self._count = 0
+
+    def add(self, payloads: Iterable[bytes]) -> None:
+        page = list(payloads)
+        ids, damaged = readable_ids(page)
+        self._pages.append(np.asarray(ids, dtype=np.int64))
+        self.damaged += damaged
+        self._count += len(page)
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The readable ids, int64, in the broker's order."""
+        return np.concatenate(self._pages) if self._pages else np.zeros(0, dtype=np.int64)
 
 
 @nb.njit(cache=True)

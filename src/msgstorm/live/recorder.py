@@ -6,7 +6,10 @@ traffic and their send times, receipts, acks, what generator processes sent) on 
 loop's thread, and about once a second hands what came since to the recorder as an
 ``Intake`` (references, nothing copied); the recorder turns it into ``messages`` and
 ``deliveries`` rows on a thread of its own, and the writer's thread encodes them. A run that
-is killed keeps the rows flushed up to about a second before the kill.
+is killed keeps the rows flushed up to about a second before the kill. Without
+``record_every`` the target hands only its windows every second (``take_windows``: copied
+into the recorder's compact columns, no row made, so the generator keeps its headroom) and
+lets go of those sent in full; the rows are made at the end.
 
 A message's row is written once nothing that can still come would change it:
 
@@ -57,6 +60,8 @@ FAR = np.iinfo(np.int64).max
 # Rows handed to the writer at a time: each append turns its columns into Arrow on this
 # thread, holding the GIL, and the generator must not wait long for it.
 _ROWS_PER_APPEND = 32_768
+# Receipts the last intake takes at a time (see ``_receipts``).
+_FINAL_SLICE = 1 << 18
 # Statuses a live message row takes, as dictionary codes.
 _STATUSES = ("committed", "lost", "pending", "unsent")
 _COMMITTED, _LOST, _PENDING, _UNSENT = range(4)
@@ -119,9 +124,10 @@ class Receipts:
     def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(consumer, msg_id, t), int64 each, in time order (ties in arrival order)."""
         self._close_singles()
-        chunks = self._chunks
+        chunks, self._chunks = self._chunks, []  # handed over once: the reads' arrays go as soon as joined
         consumer, msg, t = (_spread([c for c, _, _ in chunks], chunks), _joined([m for _, m, _ in chunks]),
                             _spread([t for _, _, t in chunks], chunks))
+        del chunks
         if self._timed:
             consumer, msg, t = _in_time_order(consumer, msg, t)
         return consumer, msg, t
@@ -250,16 +256,24 @@ class _Grown:
         self.values = np.full(1 << 12, fill, dtype=dtype)
         self.fill = fill
 
-    def reserve(self, size: int) -> None:
+    def reserve(self, size: int, used: int) -> None:
+        """Room for ``size`` values, the first ``used`` kept. The rest is uninitialised: its
+        pages are not in memory until a window's values are written there (``clear``)."""
         if size > self.values.size:
-            grown = np.full(max(size, 2 * self.values.size), self.fill, dtype=self.values.dtype)
-            grown[:self.values.size] = self.values
+            # By a quarter, not double: the columns are a run's largest arrays, and a ramp
+            # brings most of its messages at the end (doubling could leave half unused).
+            grown = np.empty(max(size, self.values.size + self.values.size // 4), dtype=self.values.dtype)
+            grown[:used] = self.values[:used]
             self.values = grown
+
+    def clear(self, start: int, end: int) -> None:
+        self.values[start:end] = self.fill
 
 
 class LiveRecorder:
-    """Lifecycle: ``flush(intake)`` any number of times (from one thread at a time), then
-    ``finish(intake, interrupted)`` once; every row is then in the writer."""
+    """Lifecycle: ``flush(intake)`` (``[live] record_every``) or ``take_windows`` (without
+    it) any number of times, from one thread at a time, then ``finish(intake, interrupted)``
+    once; every row is then in the writer."""
 
     def __init__(self, writer: HistoryWriter, agents: list[str], consumers: list[str], acks: bool,
                  shares: int = 1) -> None:
@@ -276,8 +290,8 @@ class LiveRecorder:
         self._columns = {name: _Grown(dtype, fill) for name, dtype, fill in (
             ("t_intended", np.int64, 0), ("agent", np.int32, 0), ("kind", np.int8, 0), ("key", np.int64, 0),
             ("size", np.int32, 0), ("fee", np.float64, 0.0), ("t_sent", np.int64, -1), ("written", np.bool_, False))}
-        self._windows: list[tuple[int, np.ndarray]] = []  # (first position, the target's send times)
-        self._open = 0  # windows from here on may still get sends from the target
+        # (first position, the target's send times) of the newest window, which may still get sends
+        self._windows: list[tuple[int, np.ndarray]] = []
         self._ahead: list[tuple[np.ndarray, np.ndarray]] = []  # sends reported for windows not here yet
         empty = np.zeros(0, dtype=np.int64)
         self._pending = (empty, empty, empty)  # receipts not written yet, in time order
@@ -296,7 +310,7 @@ class LiveRecorder:
             first = self._first_id if self._first_id is not None else int(next(
                 batch.msg_id[0] for batch, _ in windows if len(batch)))
             for column in self._columns.values():
-                column.reserve(max(ends) - first)
+                column.reserve(max(ends) - first, self._count)
         for batch, sent in windows:
             if not len(batch):
                 continue
@@ -305,17 +319,27 @@ class LiveRecorder:
             start = int(batch.msg_id[0]) - self._first_id
             end = start + len(batch)
             for column in self._columns.values():
-                column.reserve(end)
+                column.reserve(end, self._count)
+            for name in ("t_sent", "written"):
+                self._columns[name].clear(start, end)
             for name in ("t_intended", "agent", "kind", "key", "size", "fee"):
                 self._columns[name].values[start:end] = getattr(batch, name)
             self._count = max(self._count, end)
             self._windows.append((start, sent))
         # The target's own sends, as far as they have come: a window before the newest is
-        # sent in full (the sender moves on in order), the newest may still be going.
+        # sent in full (the sender moves on in order), the newest may still be going, and
+        # may take a stamp back (a publish interrupted before the driver took it, the
+        # messages staged when the sender stopped behind): its share of the window is
+        # copied as it is now each time. The other shares' sends are generator processes'.
         t_sent = self._columns["t_sent"].values
-        for start, sent in self._windows[self._open:]:
-            np.maximum(t_sent[start:start + sent.size], sent, out=t_sent[start:start + sent.size])
-        self._open = max(len(self._windows) - 1, 0)
+        keys = self._columns["key"].values
+        for start, sent in self._windows:
+            end = start + sent.size
+            if self.shares == 1:
+                t_sent[start:end] = sent
+            else:
+                np.copyto(t_sent[start:end], sent, where=keys[start:end] % self.shares == 0)
+        del self._windows[:-1]  # copied in full: only the newest's send times are read again
 
     def _take_sent_elsewhere(self, sent_elsewhere: list[tuple[np.ndarray, np.ndarray]]) -> None:
         """Sends generator processes reported (ids, times); those of windows not here yet wait."""
@@ -335,6 +359,14 @@ class LiveRecorder:
 
     # --- flushing ----------------------------------------------------------------------------
 
+    def take_windows(self, windows: list[tuple[MessageBatch, np.ndarray]],
+                     sent_elsewhere: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Copy ``windows`` (and the sends generator processes reported) into the message
+        columns, writing no row: the target can then let go of the windows sent in full."""
+        self._take_windows(windows)
+        windows.clear()
+        self._take_sent_elsewhere(sent_elsewhere)
+
     def flush(self, intake: Intake) -> None:
         """Write the rows that ``intake`` (with what came before) makes final."""
         self._take(intake, final=False)
@@ -350,25 +382,52 @@ class LiveRecorder:
         self._take_windows(intake.windows)
         intake.windows = []  # copied: the windows' arrays go before the receipts are worked on
         self._take_sent_elsewhere(intake.sent_elsewhere)
+        if final:
+            self._take_last(intake, interrupted, unsent_before)
+            return
         rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (positions, first time, seq_no)
         if self.acks:
             rows.append(self._acked(intake.acks))
         receipts, received = self._receipts(intake, final)
         rows.append(received)
-        unsent = np.zeros(0, dtype=np.int64)
-        if final:
-            left = ~self._columns["written"].values[:self._count]
-            was_sent = self._columns["t_sent"].values[:self._count] >= 0
-            unwritten = np.flatnonzero(left & was_sent)
-            none = np.full(unwritten.size, -1, dtype=np.int64)
-            rows.append((unwritten, none, none))
-            if unsent_before is not None:
-                unsent = np.flatnonzero(left & ~was_sent
-                                        & (self._columns["t_intended"].values[:self._count] < unsent_before))
-        self._write_messages(rows, _PENDING if interrupted else _LOST)
-        if unsent.size:
+        del received  # ``_write_messages`` lets the rows' arrays go once joined
+        self._write_messages(rows, _LOST)
+        self._write_deliveries(*receipts)
+        self.writer.flush()
+
+    def _take_last(self, intake: Intake, interrupted: bool, unsent_before: int | None) -> None:
+        """The last intake: every message not written yet gets its row now, so the rows are
+        every such message sent, in msg_id order (then those never sent, ``unsent``). Their
+        first time and seq_no are placed in two message columns as the acks and receipts
+        are taken (16 bytes a message) rather than gathered as rows and sorted (three
+        arrays of the run's size, joined and sorted: the recording's peak)."""
+        count = self._count
+        last = ~self._columns["written"].values[:count]  # the messages this intake writes
+        first_t = np.full(count, -1, dtype=np.int64)
+        seq_no = np.full(count, -1, dtype=np.int64)
+        if self.acks:
+            positions, t, order = self._acked(intake.acks)
+            first_t[positions], seq_no[positions] = t, order
+            del positions, t, order
+        receipts = self._receipts(intake, True, into=(first_t, seq_no))[0]
+        was_sent = self._columns["t_sent"].values[:count] >= 0
+        unreceived = _PENDING if interrupted else _LOST
+        for at in range(0, count, _ROWS_PER_APPEND):
+            part = slice(at, at + _ROWS_PER_APPEND)
+            positions = at + np.flatnonzero(last[part] & was_sent[part])
+            if positions.size:
+                self._append_messages(positions, first_t[positions], seq_no[positions], unreceived)
+                self.messages_written += positions.size
+        del first_t, seq_no
+        if unsent_before is not None:
+            unsent = np.flatnonzero(last & ~was_sent & (self._columns["t_intended"].values[:count] < unsent_before))
             none = np.full(unsent.size, -1, dtype=np.int64)
-            self._write_messages([(unsent, none, none)], _UNSENT)
+            for at in range(0, unsent.size, _ROWS_PER_APPEND):
+                part = slice(at, at + _ROWS_PER_APPEND)
+                self._append_messages(unsent[part], none[part], none[part], _UNSENT)
+            self.messages_written += unsent.size
+        # Cut now: a part of deliveries must not reach the disk before the rows of its messages.
+        self.writer.flush()
         self._write_deliveries(*receipts)
         self.writer.flush()
 
@@ -384,13 +443,38 @@ class LiveRecorder:
         self._columns["written"].values[positions] = True
         return positions, t[new[first]], order[new[first]]
 
-    def _receipts(self, intake: Intake, final: bool) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray],
-                                                                 tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def _receipts(self, intake: Intake, final: bool, into: tuple[np.ndarray, np.ndarray] | None = None
+                  ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """The receipts that can be written now, in time order (a prefix of those before the
         horizon), and the messages whose first receipt they hold: (positions, that receipt's
-        time, seq_no; -1 on a target with acks, whose order is the broker's)."""
-        consumer, msg, t = (np.concatenate(pair) for pair in zip(self._pending, intake.receipts.columns()))
+        time, seq_no; -1 on a target with acks, whose order is the broker's). With ``into``
+        (the last intake's columns of first time and seq_no by position) those are placed
+        there instead, and the second part is empty."""
+        if self._pending[2].size:
+            consumer, msg, t = (np.concatenate(pair) for pair in zip(self._pending, intake.receipts.columns()))
+        else:  # nothing held back: no copy
+            consumer, msg, t = intake.receipts.columns()
         consumer, msg, t = _in_time_order(consumer, msg, t)  # held back before, or stamped late elsewhere
+        if into is None:
+            return self._receipts_of(consumer, msg, t, intake, final)
+        # The last intake can hold most of a run's receipts (consumers that report late hold
+        # the horizon back): taken a slice of receipts at a time, in time order, which
+        # finds the same rows (a receipt's message is final at its first receipt, and
+        # seq_no counts on across slices) with a slice's temporaries, not the run's.
+        # Every receipt of the last intake is written, in this order: the receipts as they are.
+        first_t, seq_no = into
+        for at in range(0, t.size, _FINAL_SLICE):
+            positions, times, seq = self._receipts_of(consumer[at:at + _FINAL_SLICE], msg[at:at + _FINAL_SLICE],
+                                                      t[at:at + _FINAL_SLICE], intake, final)[1]
+            first_t[positions], seq_no[positions] = times, seq
+        self._pending = (consumer[:0], msg[:0], t[:0])
+        empty = np.zeros(0, dtype=np.int64)
+        return (consumer, msg, t), (empty, empty, empty)
+
+    def _receipts_of(self, consumer: np.ndarray, msg: np.ndarray, t: np.ndarray, intake: Intake,
+                     final: bool) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray],
+                                           tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """``_receipts`` of receipts in time order (with the receipts held back before)."""
         end = t.size if final else int(np.searchsorted(t, intake.horizon, side="left"))
         at = msg[:end] - (self._first_id or 0)
         inside = (at >= 0) & (at < self._count)
@@ -433,19 +517,29 @@ class LiveRecorder:
         else:
             seq_no = np.arange(self._next_seq, self._next_seq + positions.size, dtype=np.int64)
             self._next_seq += positions.size
+        received = (positions, t[first], seq_no)
+        if end == t.size and bool(take.all()):  # every receipt written (the last intake): no copies
+            self._pending = (consumer[:0], msg[:0], t[:0])
+            return (consumer, msg, t), received
         chosen = np.flatnonzero(take)
         rest = np.concatenate([np.flatnonzero(~take), np.arange(end, t.size)])
         self._pending = (consumer[rest], msg[rest], t[rest])
-        return (consumer[chosen], msg[chosen], t[chosen]), (positions, t[first], seq_no)
+        return (consumer[chosen], msg[chosen], t[chosen]), received
 
     # --- rows ----------------------------------------------------------------------------------
 
     def _write_messages(self, rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], unreceived: int) -> None:
         positions, first_t, seq_no = (np.concatenate(part) for part in zip(*rows))
+        rows.clear()  # joined: the parts go (the last intake's can be a row for every message)
         if positions.size == 0:
             return
-        order = np.argsort(positions, kind="stable")
-        positions, first_t, seq_no = positions[order], first_t[order], seq_no[order]
+        if not bool((positions[1:] >= positions[:-1]).all()):
+            order = np.argsort(positions, kind="stable")
+            # One at a time: each sorted copy replaces its column before the next is made.
+            positions = positions[order]
+            first_t = first_t[order]
+            seq_no = seq_no[order]
+            del order
         for at in range(0, positions.size, _ROWS_PER_APPEND):
             part = slice(at, at + _ROWS_PER_APPEND)
             self._append_messages(positions[part], first_t[part], seq_no[part], unreceived)

@@ -82,7 +82,7 @@ from msgstorm.live.drivers.base import (
 )
 from msgstorm.live.event_log import SAMPLES_EVERY_S, EventLog
 from msgstorm.live.nemesis import Nemesis, cleanup_report
-from msgstorm.live.payload import HEADER, message_id, payload, readable_ids
+from msgstorm.live.payload import HEADER, StoredCopy, message_id, payload
 from msgstorm.live.recorder import (
     FAR,
     PUBLISHER,
@@ -108,6 +108,8 @@ __all__ = ["HEADER", "LiveTarget", "Receipts", "first_arrivals"]
 _SPIN_NS = 1_200_000
 # While behind schedule, let consumers and the client's flusher run after this many sends.
 _YIELD_EVERY = 256
+# How often a run without ``[live] record_every`` hands its new windows to the recorder.
+_HAND_EVERY_S = 1.0
 # A batch is staged with the driver (payloads and frames built) and its intended times
 # turned into Python ints this many messages at a time while it is sent: large enough that
 # the per-slice work is a small share, small enough that building one (about 60 ns a
@@ -179,8 +181,8 @@ class LiveTarget:
         self.dropped_elsewhere = 0  # publishes generator processes dropped
         self.seed: np.random.SeedSequence | None = None
         self._handlers: dict[int, Any] = {}
-        self.stored: list[bytes] | None = None
-        self.node_copies: dict[str, list[bytes]] = {}  # server name -> its copy of the stream, read back
+        self.stored: StoredCopy | None = None
+        self.node_copies: dict[str, StoredCopy] = {}  # server name -> its copy of the stream, read back
         self.t_read_back = 0
         self.t_run_end: int | None = None  # the drain's end: the run's end on its time axis
         self.unreadable = 0
@@ -191,7 +193,8 @@ class LiveTarget:
         # The scenario's [[faults]], applied in wall time (``live/nemesis.py``); None without faults.
         self.nemesis = Nemesis(scenario, self.driver, run_dir, self._on_fault_event) if scenario.faults else None
         self._flushing: concurrent.futures.Future[None] | None = None
-        self._windows_taken = 0  # windows handed to the recorder
+        self._windows_taken = 0  # windows in ``batches`` handed to the recorder
+        self._sent_let_go = 0  # sends in the windows let go (the recorder's now)
 
     @property
     def nodes(self) -> list[dict[str, str]]:
@@ -416,7 +419,7 @@ class LiveTarget:
             record_every = self.scenario.live.record_every
             loop = asyncio.get_running_loop()
             recording = loop.create_task(
-                self._record(record_every / 1e9) if record_every is not None else asyncio.sleep(0))
+                self._record(record_every / 1e9) if record_every is not None else self._hand_windows(_HAND_EVERY_S))
             sampler = CpuSampler(PUBLISHER, self._sampled_processes(), self._on_cpu)
             sampling = loop.create_task(self._sample_cpu(sampler, max(self.scenario.run.sample_interval / 1e9,
                                                                       MIN_INTERVAL_S)))
@@ -541,10 +544,36 @@ class LiveTarget:
             self._flushing = self._recording.submit(self.recorder.flush, self._intake())
             await asyncio.wrap_future(self._flushing)
 
+    async def _hand_windows(self, every_s: float) -> None:
+        """Without ``record_every``: every ``every_s`` the windows made since go to the
+        recorder's thread, which copies them into its compact columns, and this process lets
+        go of those sent in full. No row is made (writing rows while the run goes costs the
+        generator headroom): a copy of the new windows' columns, a few milliseconds a second,
+        so the run holds each message once instead of twice at its end."""
+        while True:
+            await asyncio.sleep(every_s)
+            windows, sent_elsewhere = self._windows_since(), self.sent_elsewhere
+            self.sent_elsewhere = []
+            self._flushing = self._recording.submit(self.recorder.take_windows, windows, sent_elsewhere)
+            await asyncio.wrap_future(self._flushing)
+
+    def _windows_since(self) -> list[tuple[MessageBatch, np.ndarray]]:
+        """The windows made since the last intake; those before the newest (sent in full: the
+        sender moves on in order) are let go here, their sends counted."""
+        windows = list(zip(self.batches[self._windows_taken:], self.sent[self._windows_taken:]))
+        done = max(len(self.batches) - 1, 0)
+        self._sent_let_go += sum(int((s >= 0).sum()) for s in self.sent[:done])
+        del self.batches[:done], self.sent[:done]
+        self._windows_taken = len(self.batches)
+        return windows
+
+    def _sent_here(self) -> int:
+        """Messages this process sent so far."""
+        return self._sent_let_go + sum(int((s >= 0).sum()) for s in self.sent)
+
     def _intake(self) -> Intake:
         """What came since the last intake (on the event loop's thread: references only)."""
-        windows = list(zip(self.batches[self._windows_taken:], self.sent[self._windows_taken:]))
-        self._windows_taken = len(self.batches)
+        windows = self._windows_since()
         sent_elsewhere, self.sent_elsewhere = self.sent_elsewhere, []
         horizon = self._now()  # receipts the target stamps: every one before now is in
         if isinstance(self.driver, TimedReceiptsDriver):
@@ -736,7 +765,7 @@ class LiveTarget:
         by one otherwise) and acked (on a target with acks), or ``run.drain`` has passed.
         Publishes the driver (or a generator process) says will never arrive, dropped or
         refused, are not waited for, nor acks it says will not come."""
-        sent = sum(int((s >= 0).sum()) for s in self.sent) + self.sent_elsewhere_count
+        sent = self._sent_here() + self.sent_elsewhere_count
         consumers = len(self.consumer_names) if self.driver.fanout else 1
         deadline = self._now() + self.scenario.run.drain
         while self._now() < deadline:
@@ -792,7 +821,7 @@ class LiveTarget:
         intake = self._intake()
         intake.horizon, intake.shares_through = FAR, [FAR] * len(self.generators)
         # The windows are the recorder's now: let them go as soon as it has copied them.
-        self._sent_count = sum(int((s >= 0).sum()) for s in self.sent) + self.sent_elsewhere_count
+        self._sent_count = self._sent_here() + self.sent_elsewhere_count
         self.batches, self.sent = [], []
         # Every message intended before the end that no process sent is the shortfall (a
         # generator process behind at the end stops as this one does).
@@ -801,12 +830,13 @@ class LiveTarget:
         copies = ([(STREAM, self.stored)] if self.stored else []) + [
             (f"{STREAM}@{name}", copy) for name, copy in self.node_copies.items() if copy]
         for node, copy in copies:
-            stored, damaged = readable_ids(copy)
+            stored, damaged = copy.ids, copy.damaged
             if damaged:  # stored damaged (a corrupt toxic upstream): no copy of any message
                 self.log.add((self.t_read_back, EventKind.CLIENT_ERROR, node, None, {
                     "client": "read_back", "damaged": damaged,
                     "error": f"{damaged} stored payloads damaged or not msgstorm's (counted as not stored)"}))
             self.writer.append("deliveries", {
-                "msg_id": np.asarray(stored, dtype=np.int64), "node": pa.array([node] * len(stored)),
-                "t_delivered": np.full(len(stored), self.t_read_back, dtype=np.int64),
-                "hops": np.zeros(len(stored), dtype=np.int32)})
+                "msg_id": stored, "node": pa.DictionaryArray.from_arrays(np.zeros(stored.size, dtype=np.int32),
+                                                                         pa.array([node], type=pa.string())),
+                "t_delivered": np.full(stored.size, self.t_read_back, dtype=np.int64),
+                "hops": np.zeros(stored.size, dtype=np.int32)})

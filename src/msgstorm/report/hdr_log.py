@@ -30,18 +30,39 @@ HIGHEST_US = 3_600_000_000  # an hour: a latency beyond it is clamped (and the m
 _SIGNIFICANT = 3
 
 
+_CHUNK = 1 << 20  # messages counted at a time: the temporaries stay a few MB whatever the run's length
+
+
+def _counts_by_window(history: History, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(window index, latency in us, messages) of every distinct pair, sorted by window then
+    latency: the messages counted a chunk at a time (as pairs packed into one integer), so
+    memory is the distinct pairs, not a latency a message."""
+    intended_all = history.ints("messages", "t_intended")[0]
+    done_all, valid_all = history.ints("messages", "t_committed")
+    span = HIGHEST_US + 1
+    keys: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    for start in range(0, intended_all.size, _CHUNK):
+        valid = valid_all[start:start + _CHUNK]
+        intended = intended_all[start:start + _CHUNK][valid]
+        latency_us = np.clip((done_all[start:start + _CHUNK][valid] - intended) // 1000, 0, HIGHEST_US)
+        packed, count = np.unique(intended // window * span + latency_us, return_counts=True)
+        keys.append(packed)
+        counts.append(count)
+    if not keys:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    packed, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    total = np.bincount(inverse, weights=np.concatenate(counts), minlength=packed.size).astype(np.int64)
+    return packed // span, packed % span, total
+
+
 def write_hdr_log(run_dir: str | Path, history: History) -> Path | None:
     """Write ``RUN_DIR/latency.hlog`` for a live run; None for a simulated one."""
     if history.run_info.get("target", "sim") == "sim":
         return None
-    messages = history.columns("messages", ["t_intended", "t_committed"])
-    committed = messages.column("t_committed")
-    valid = np.asarray(committed.is_valid().to_numpy(zero_copy_only=False), dtype=np.bool_)
-    intended = np.asarray(messages.column("t_intended").to_numpy(), dtype=np.int64)[valid]
-    done = np.asarray(committed.fill_null(0).to_numpy(), dtype=np.int64)[valid]
-    latency_us = np.clip((done - intended) // 1000, 0, HIGHEST_US)
     window = int(history.scenario.get("run", {}).get("window", 1_000_000_000))
-    slot = intended // window
+    slot, value_us, count = _counts_by_window(history, window)
     path = Path(run_dir) / HDR_FILE
     with path.open("w", encoding="utf-8") as handle:
         log = HistogramLogWriter(handle)
@@ -49,14 +70,12 @@ def write_hdr_log(run_dir: str | Path, history: History) -> Path | None:
                      f"(t_committed - t_intended) in microseconds, one interval per {window / 1e9:g} s window]\n")
         log.output_base_time(0)
         log.output_legend()
-        order = np.argsort(slot, kind="stable")
-        slots, starts = np.unique(slot[order], return_index=True)
-        ends = np.r_[starts[1:], order.size]
+        slots, starts = np.unique(slot, return_index=True)
+        ends = np.r_[starts[1:], slot.size]
         for index, start, end in zip(slots.tolist(), starts.tolist(), ends.tolist()):
             histogram = HdrHistogram(1, HIGHEST_US, _SIGNIFICANT)
-            values, counts = np.unique(latency_us[order[start:end]], return_counts=True)
-            for value, count in zip(values.tolist(), counts.tolist()):
-                histogram.record_value(value, count)
+            for value, times in zip(value_us[start:end].tolist(), count[start:end].tolist()):
+                histogram.record_value(value, times)
             begin = index * window / 1e9
             # Stamped on the histogram too: the writer falls back to them for a start of 0.
             histogram.set_start_time_stamp(int(begin * 1000))

@@ -25,11 +25,12 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from msgstorm.analysis import Analysis
-from msgstorm.analysis._common import events_of, message_rows, percentiles
+from msgstorm.analysis._common import events_of, percentiles
 from msgstorm.analysis.connections import down_spans
 from msgstorm.analysis.cpu import process_cpu
 from msgstorm.analysis.desync import desync_episodes
 from msgstorm.analysis.faults import fault_windows
+from msgstorm.analysis.propagation import joined_propagation
 from msgstorm.analysis.queue import RELEASED_STATES, depth_samples
 from msgstorm.history.reader import History
 
@@ -136,39 +137,27 @@ def region_matrix(history: History, by_receiver: dict[str, dict[str, Any]] | Non
         return _region_matrix(regions, [])
     # Node names as dictionary codes: a handful of names, not one Python string per row.
     origin_codes, origin_names = history.codes("messages", "node")
-    destination_codes, destination_names = history.codes("deliveries", "node")
+    destination_names = history.codes("deliveries", "node")[1]
     names = sorted(set(region_of) | set(origin_names) | set(destination_names))
     regions = sorted({region_of.get(name, "unknown") for name in names})
-    region_index = {region: i for i, region in enumerate(regions)}
     if len(regions) == 1 and by_receiver is not None:
         cell = by_receiver.get(regions[0]) or {}
         return RegionMatrix(regions, regions, [[cell.get("p50")]], [[cell.get("p99")]], [[int(cell.get("count") or 0)]])
 
-    row, known = message_rows(history.ints("messages", "msg_id")[0], history.ints("deliveries", "msg_id")[0])
+    region_index = {region: i for i, region in enumerate(regions)}
+    msg_id = history.ints("messages", "msg_id")[0]
     t_sent, present = history.ints("messages", "t_sent")
-    known &= present[row]
-    propagation = history.ints("deliveries", "t_delivered")[0] - t_sent[row]
-    del t_sent, present
-    propagation = propagation[known]
     if len(regions) == 1:  # one cell: no need to know who sent or received what
+        propagation, _ = joined_propagation(history, msg_id, t_sent, present, lambda name: 0)
         return _region_matrix(regions, [propagation])
-
-    # The (origin, destination) cell of each delivery; deliveries grouped by cell with a
-    # stable sort on the smallest integer type that holds the cells (a radix sort).
+    # The (origin, destination) cell of each delivery, from one pass over the deliveries.
+    origin_region = np.array([region_index[region_of.get(name, "unknown")] for name in origin_names], dtype=np.int32)
+    propagation, cell_of = joined_propagation(history, msg_id, t_sent, present,
+                                           lambda name: region_index[region_of.get(name, "unknown")],
+                                           origin_region[origin_codes], len(regions))
+    del msg_id, t_sent, present, origin_codes
     cells = len(regions) ** 2
-    cell_type = np.uint8 if cells <= 2**8 else np.uint16 if cells <= 2**16 else np.int64
-    origin_region = np.array([region_index[region_of.get(name, "unknown")] for name in origin_names], dtype=cell_type)
-    destination_region = np.array([region_index[region_of.get(name, "unknown")] for name in destination_names],
-                                  dtype=cell_type)
-    cell = origin_region[origin_codes[row[known]]] * cell_type(len(regions))
-    cell += destination_region[destination_codes[known]]
-    del row, known, origin_codes, destination_codes
-    order = np.argsort(cell, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(cell, minlength=cells))])
-    del cell
-    grouped = propagation[order]
-    del order, propagation
-    return _region_matrix(regions, [grouped[bounds[c]:bounds[c + 1]] for c in range(cells)])
+    return _region_matrix(regions, [propagation[cell_of == c] for c in range(cells)])
 
 
 def _region_matrix(regions: list[str], cells: list[I64]) -> RegionMatrix:

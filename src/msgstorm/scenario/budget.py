@@ -54,6 +54,14 @@ _QUEUED_MESSAGE_BYTES = 400
 _INSTANCE_BYTES = 10_000
 _NODE_BYTES = 64 * 2**10
 _ANALYSED_MESSAGE_BYTES = 700
+# A live run's peak is the larger of its recording and its analysis, not their sum (the
+# analysis starts once the recording has let its arrays go): recording holds the recorder's
+# columns a message and the receipts waiting for their rows; the analysis compact columns a
+# message and a delivery row, the deliveries read a part at a time.
+_RECORDED_MESSAGE_BYTES = 300
+_RECORDED_DELIVERY_BYTES = 100
+_LIVE_ANALYSED_MESSAGE_BYTES = 100
+_LIVE_ANALYSED_DELIVERY_BYTES = 20
 # A market account: its columns, sorted line index and the analysis's copies; a price step.
 _ACCOUNT_BYTES = 400
 _PRICE_STEP_BYTES = 100
@@ -243,8 +251,10 @@ def _estimate_live(scenario: Scenario, messages: float, peak_rate: float) -> Wor
     consumers = scenario.live.consumers
     deliveries = min(float(scenario.history.max_deliveries), messages * consumers)
     instances = sum(agent.count for agent in scenario.agents)
+    recording = messages * _RECORDED_MESSAGE_BYTES + deliveries * _RECORDED_DELIVERY_BYTES
+    analysis = messages * _LIVE_ANALYSED_MESSAGE_BYTES + deliveries * _LIVE_ANALYSED_DELIVERY_BYTES
     memory = (_BASE_BYTES + peak_window * _WINDOW_MESSAGE_BYTES + instances * _INSTANCE_BYTES
-              + messages * _ANALYSED_MESSAGE_BYTES)
+              + max(recording, analysis))
     return WorkEstimate(
         messages=messages, peak_window_messages=peak_window, instances=instances, nodes=0,
         traffic_windows=math.ceil(run.duration / run.window),

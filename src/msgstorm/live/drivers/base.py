@@ -45,6 +45,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from msgstorm.history.events import EventKind
+from msgstorm.live.payload import StoredCopy
 from msgstorm.live.servers import ManagedServer
 from msgstorm.scenario.schema import LiveSpec
 
@@ -104,9 +105,10 @@ class Driver(Protocol):
         """Send what is buffered and wait for the acks outstanding (bounded by the driver)."""
         ...
 
-    async def read_back(self) -> list[bytes] | None:
-        """After the run: the payloads the broker stored, in its order; None when the target
-        keeps nothing to read (core NATS, ZeroMQ)."""
+    async def read_back(self) -> StoredCopy | None:
+        """After the run: the ids of the payloads the broker stored, in its order (taken a
+        page at a time: ``StoredCopy``); None when the target keeps nothing to read (core
+        NATS, ZeroMQ)."""
         ...
 
     async def close(self) -> None:
@@ -247,7 +249,7 @@ class ReadsNodes(Protocol):
 
     read_nodes: bool
 
-    async def read_back_nodes(self) -> dict[str, list[bytes]] | None: ...
+    async def read_back_nodes(self) -> dict[str, StoredCopy] | None: ...
 
 
 @runtime_checkable

@@ -98,7 +98,7 @@ from msgstorm.live.drivers.nats_wire import (
     check_url,
     warm_up_frames,
 )
-from msgstorm.live.payload import payload
+from msgstorm.live.payload import StoredCopy, payload
 from msgstorm.live.payload import warm_up as warm_up_payloads
 from msgstorm.live.server_logs import report_slow_consumers
 from msgstorm.live.servers import (
@@ -577,7 +577,7 @@ class JetStreamDriver(HasServers, LeadsStream, HasRouteLinks, ReadsNodes, Routes
 
     # --- after the run --------------------------------------------------------------------
 
-    async def read_back(self) -> list[bytes] | None:
+    async def read_back(self) -> StoredCopy | None:
         """The stream's payloads in stream order, read by an ephemeral pull consumer (one
         replica, in memory). With a cluster's server down, the meta leader may place that
         consumer on it for a while after (until it sees the server gone): the consumer's
@@ -610,7 +610,7 @@ class JetStreamDriver(HasServers, LeadsStream, HasRouteLinks, ReadsNodes, Routes
                     return None
             await asyncio.sleep(RETRY_INTERVAL_S)
 
-    async def _read_stream(self, js: JetStreamContext, deadline: float, patience_s: float) -> list[bytes]:
+    async def _read_stream(self, js: JetStreamContext, deadline: float, patience_s: float) -> StoredCopy:
         """One read of the whole stream by a new consumer, deleted once it has read it all:
         ``deadline`` for its first message, then ``patience_s`` for each next batch."""
         name = self.settings.stream
@@ -621,7 +621,7 @@ class JetStreamDriver(HasServers, LeadsStream, HasRouteLinks, ReadsNodes, Routes
         subscription = await js.pull_subscribe(self.spec.subject, stream=name, config=config,
                                                pending_msgs_limit=SUB_PENDING_MSGS,
                                                pending_bytes_limit=SUB_PENDING_BYTES)
-        payloads: list[bytes] = []
+        payloads = StoredCopy()
         try:
             while len(payloads) < stored:
                 if loop.time() >= deadline:
@@ -634,7 +634,7 @@ class JetStreamDriver(HasServers, LeadsStream, HasRouteLinks, ReadsNodes, Routes
                     if not payloads:
                         raise  # nothing from this consumer yet: it may sit on a server that is down
                     continue  # a slow server: this consumer has delivered, it goes on
-                payloads.extend(msg.data for msg in batch)
+                payloads.add(msg.data for msg in batch)
                 deadline = loop.time() + patience_s  # it moves: the next batch gets as long
         finally:
             await subscription.unsubscribe()
@@ -655,7 +655,7 @@ class JetStreamDriver(HasServers, LeadsStream, HasRouteLinks, ReadsNodes, Routes
             raise ServerError(f"stream {self.settings.stream!r} has no leader now")
         return str(leader)
 
-    async def read_back_nodes(self) -> dict[str, list[bytes]] | None:
+    async def read_back_nodes(self) -> dict[str, StoredCopy] | None:
         """After the run: each server's own copy of the stream, in stream order, read by
         direct gets (every replica answers them: ``allow_direct``) from a client connected
         to that server alone; a server answers a request of its own client itself before it
@@ -664,7 +664,7 @@ class JetStreamDriver(HasServers, LeadsStream, HasRouteLinks, ReadsNodes, Routes
         None without ``read_nodes`` or msgstorm's own cluster."""
         if not self.read_nodes or len(self.servers) < 2:
             return None
-        copies: dict[str, list[bytes]] = {}
+        copies: dict[str, StoredCopy] = {}
         for server, url in zip(self.servers, self.urls):
             try:
                 copies[server.name] = await asyncio.wait_for(self._read_node(url), self.spec.read_back_timeout / 1e9)
@@ -672,22 +672,24 @@ class JetStreamDriver(HasServers, LeadsStream, HasRouteLinks, ReadsNodes, Routes
                 self.on_event(EventKind.CLIENT_ERROR, {"client": f"read_back {server.name}", "error": _describe(error)})
         return copies
 
-    async def _read_node(self, url: str) -> list[bytes]:
+    async def _read_node(self, url: str) -> StoredCopy:
         client = await nats.connect(url, allow_reconnect=False, connect_timeout=2, name="msgstorm-read-node")
         try:
             js = client.jetstream(timeout=API_TIMEOUT_S)
             state = (await js.stream_info(self.settings.stream)).state
-            payloads: list[bytes] = []
+            payloads = StoredCopy()
             for first in range(state.first_seq, state.last_seq + 1, NODE_READ_BATCH):
                 sequences = range(first, min(first + NODE_READ_BATCH, state.last_seq + 1))
                 got = await asyncio.gather(*(js.get_msg(self.settings.stream, seq, direct=True) for seq in sequences),
                                            return_exceptions=True)
+                page: list[bytes] = []
                 for message in got:
                     if isinstance(message, NotFoundError):
                         continue  # not in this copy
                     if isinstance(message, BaseException):
                         raise message
-                    payloads.append(message.data or b"")
+                    page.append(message.data or b"")
+                payloads.add(page)
             return payloads
         finally:
             await client.close()

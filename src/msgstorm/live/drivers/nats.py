@@ -62,7 +62,7 @@ from msgstorm.live.drivers.base import (
 )
 from msgstorm.live.drivers.nats_wire import WireConnection, pack_pubs, payloads, pub_frames
 from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
-from msgstorm.live.payload import pack_payloads, payload, read_ids
+from msgstorm.live.payload import StoredCopy, pack_payloads, payload, read_ids
 from msgstorm.live.payload import warm_up as warm_up_payloads
 from msgstorm.live.server_logs import report_slow_consumers
 from msgstorm.live.servers import (
@@ -464,7 +464,7 @@ class NatsDriver(HasServers, RoutesClients, AnnouncesMaxPayload, HasConsumerProc
             self.outages.up(name)
             return
 
-    async def read_back(self) -> list[bytes] | None:
+    async def read_back(self) -> StoredCopy | None:
         return None  # core NATS stores nothing
 
     async def close(self) -> None:

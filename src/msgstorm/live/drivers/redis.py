@@ -81,7 +81,7 @@ from msgstorm.live.drivers.redis_wire import (
     xadd_frames,
     xadd_head,
 )
-from msgstorm.live.payload import HEADER, pack_payloads
+from msgstorm.live.payload import HEADER, StoredCopy, pack_payloads
 from msgstorm.live.payload import warm_up as warm_up_payloads
 from msgstorm.live.servers import ManagedServer, ServerError, free_port, require_loopback
 from msgstorm.scenario.registry import LIVE_DRIVERS
@@ -589,16 +589,16 @@ class RedisDriver(HasServers):
 
     # --- after the run --------------------------------------------------------------------
 
-    async def read_back(self) -> list[bytes] | None:
+    async def read_back(self) -> StoredCopy | None:
         if self.settings.maxlen is not None or self.publisher is None:
             return None  # trimmed by design: what is left would accuse acked entries of loss
-        payloads: list[bytes] = []
+        payloads = StoredCopy()
         start: bytes | str = "-"
         try:
             while True:
                 page = _range(await self.publisher.xrange(self.settings.stream, min=start, max="+",
                                                           count=READ_BACK_PAGE))
-                payloads.extend((fields or {}).get(FIELD, b"") for _, fields in page)
+                payloads.add((fields or {}).get(FIELD, b"") for _, fields in page)
                 if len(page) < READ_BACK_PAGE:
                     return payloads
                 ms, _, seq = page[-1][0].partition(b"-")

@@ -59,7 +59,7 @@ import zmq.asyncio
 
 from msgstorm.history.events import EventKind
 from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt, OnReceipts
-from msgstorm.live.payload import HEADER, pack_payloads
+from msgstorm.live.payload import HEADER, StoredCopy, pack_payloads
 from msgstorm.live.payload import warm_up as warm_up_payloads
 from msgstorm.live.servers import ServerError, require_loopback
 from msgstorm.scenario.registry import LIVE_DRIVERS
@@ -309,7 +309,7 @@ class ZmqDriver:
     async def flush(self) -> None:
         return None  # nothing is buffered in the client: the sockets' queues are ZeroMQ's
 
-    async def read_back(self) -> list[bytes] | None:
+    async def read_back(self) -> StoredCopy | None:
         return None  # ZeroMQ stores nothing
 
     async def close(self) -> None:
