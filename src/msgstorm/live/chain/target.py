@@ -1,0 +1,601 @@
+"""The chain target: the scenario's traffic as transactions to an EVM node, and what its chain did.
+
+Place in the pipeline: ``runner`` -> **ChainTarget** -> history, beside ``LiveTarget``
+(brokers) and ``ShadowNetwork`` (sim). It writes the same tables, so the analysis (knee,
+latency split, base-fee timeline, per-kind tables) reads an anvil run as it reads a sim run.
+
+Sending is open loop, as for brokers: each message leaves at its intended time, with every
+other message due then in one JSON-RPC batch (``eth_sendTransaction`` each), or, when the
+sender is behind at the run's end, not at all (status ``unsent``); it never waits for an
+answer before the next send. A message is an EIP-1559 transaction from a funded dev account
+with that account's next nonce, to a sink address, its input msgstorm's header
+(``calldata.py``), its gas limit ``blocks.gas[kind]`` (else what its input costs), its fee
+cap and priority fee both the agent's ``fee`` (so the tip a block builder sees is everything
+above the base fee, and a pool ordered by fees orders as the simulator's ``fee_priority``
+does).
+
+Each transaction goes from an idle account, one with none of its transactions waiting in the
+pool (``live.anvil.accounts`` of them; the account is idle again once its transaction is in a
+block or refused, and a refused transaction's nonce is its next one's): messages, as in the
+simulator, do not wait on each other's nonces. It also keeps clear of a defect of anvil 1.7's
+fee-ordered pool, which drops a sender's transaction whose fee is above that of the sender's
+previous one still in the pool (``tests/test_live_anvil.py`` shows it). When no account is
+idle, the least recently used one sends (its transaction queues behind the one pending), and
+the run's ``client_error`` event ``senders`` says how often.
+
+Signing is left to the node (``eth_sendTransaction`` from its unlocked dev accounts): anvil
+signs in Rust inside the request, while signing in Python with eth-account costs about a
+millisecond a transaction, so pre-signed batches would cap the sender near 1,000/s on one
+core, below what the node takes (``benchmarks/live_anvil.py`` measures both).
+
+What the chain did: new heads over WebSocket (``eth_subscribe``), each block then read whole
+(``eth_getBlockByNumber``); the head's arrival is ``t_committed`` (and ``t_sequenced``) of
+msgstorm's transactions in it, ``block`` its number, ``seq_no`` the order of inclusion on the
+chain. Columns: ``t_sent`` the hand-over of its batch, ``t_received`` the node's answer
+(accepted into the pool or refused). Statuses: ``committed`` (included), ``rejected`` (refused;
+the reasons in ``tx_rejected`` events), ``pending`` (accepted, not included by the drain's end),
+``lost`` (no answer: the node died or the request failed), ``unsent``. Events: one
+``block_produced`` a block (value its transactions, height its number, detail its gas used,
+gas limit, base fee in wei and msgstorm's transactions in it), ``base_fee`` a block (the base
+fee in force in that block, in fee units), ``queue_depth`` every ``run.sample_interval`` (the
+pool's pending transactions, detail pending and queued), CPU samples of msgstorm and the node,
+and the servers' start and stop, the cleanup, node loss.
+
+The messages and the chain's events are written at the run's end; the run's start, servers
+and errors as they happen (``live/event_log.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import collections
+import concurrent.futures
+import gc
+import itertools
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from msgstorm.errors import TargetError
+from msgstorm.history.events import EventKind
+from msgstorm.history.writer import HistoryWriter
+from msgstorm.live.chain.anvil import NAME, AnvilNode
+from msgstorm.live.chain.calldata import decode, encode, gas_cap
+from msgstorm.live.chain.rpc import JsonRpc
+from msgstorm.live.cpu import MIN_INTERVAL_S, CpuSampler
+from msgstorm.live.drivers.base import STOP_GRACE_NS
+from msgstorm.live.event_log import EventLog
+from msgstorm.live.nemesis import cleanup_report
+from msgstorm.live.recorder import PUBLISHER, nullable
+from msgstorm.progress import Progress
+from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
+from msgstorm.traffic.generate import MessageBatch
+
+__all__ = ["REASONS", "SINK", "ChainTarget", "reason_of"]
+
+SINK = "0x000000000000000000000000000000000000dEaD"
+# A node's refusal, by the words of its error message, as a reason the history names.
+REASONS: tuple[tuple[str, str], ...] = (
+    ("less than block base fee", "fee_cap_below_base_fee"),
+    ("replacement", "replacement"),
+    ("nonce", "nonce"),
+    ("underpriced", "underpriced"),
+    ("pool", "pool_full"),
+    ("full", "pool_full"),
+    ("intrinsic gas", "gas"),
+    ("gas limit", "gas"),
+    ("insufficient funds", "funds"),
+)
+# Reasons under which the node did not take the nonce: the sender's next transaction reuses it.
+_NONCE_FREE = frozenset({"fee_cap_below_base_fee", "underpriced", "pool_full", "gas", "funds", "other"})
+_SPIN_NS = 1_200_000  # as live/target.py: sleep to this long before a send, then yield
+_DRAIN_POLL_S = 0.01
+_SWITCH_S = 100e-6
+_COMMITTED, _REJECTED, _PENDING, _LOST, _UNSENT = range(5)
+_STATUSES = ("committed", "rejected", "pending", "lost", "unsent")
+
+
+def reason_of(message: str) -> str:
+    """The reason a node's error message names (``REASONS``), else ``other``."""
+    lowered = message.lower()
+    return next((reason for words, reason in REASONS if words in lowered), "other")
+
+
+@dataclass
+class _Window:
+    """One window of traffic and what became of each of its messages (-1: not yet)."""
+
+    batch: MessageBatch
+    sent: np.ndarray
+    answered: np.ndarray  # the node's answer arrived (accepted or refused)
+    outcome: np.ndarray  # int8: -1 none yet, _PENDING accepted, _REJECTED, _LOST
+
+
+@dataclass
+class _Block:
+    number: int
+    t: int
+    txs: int
+    gas_used: int
+    gas_limit: int
+    base_fee_wei: int
+    ours: list[int] = field(default_factory=list)  # msgstorm's msg_ids, in block order
+
+
+class ChainTarget:
+    """Drive an EVM node with ``scenario``'s traffic; ``finish`` writes what happened."""
+
+    def __init__(self, scenario: Scenario, writer: HistoryWriter, run_dir: Path,
+                 progress: Progress | None = None) -> None:
+        self.scenario = scenario
+        self.writer = writer
+        self.run_dir = Path(run_dir).resolve()
+        self.progress = progress
+        self.interrupted = False
+        self.start_error: str | None = None
+        self.stopped_behind = False
+        self.node = AnvilNode(scenario, self.run_dir)
+        self.spec = scenario.live.anvil
+        self._t0 = time.monotonic_ns()
+        self._recording = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="msgstorm-recorder")
+        self.log = EventLog(writer, self._recording)
+        self.windows: list[_Window] = []
+        self._first_ids: list[int] = []
+        self.blocks: list[_Block] = []
+        self.first_block = 0  # the chain's head when the schedule started
+        self.pool: list[tuple[int, int, int]] = []  # (t, pending, queued)
+        self.rejections: dict[str, list[int]] = {}  # reason -> times of the refusals
+        self.rejection_text: dict[str, str] = {}  # reason -> the node's first words for it
+        self.included: dict[int, tuple[int, int, int]] = {}  # msg_id -> (t_committed, block, seq_no)
+        self.accepted = 0  # transactions the node accepted into its pool
+        self.accepted_open = 0  # accepted by the node, not yet seen in a block
+        self.in_flight = 0  # batch requests without an answer
+        self.node_lost_at: int | None = None
+        self.t_run_end: int | None = None
+        self._senders: list[str] = []
+        self._nonces: list[int] = []
+        self._idle: collections.deque[int] = collections.deque()  # accounts with nothing in the pool
+        self._sender_of: dict[int, int] = {}  # msg_id -> its account, until it is included or refused
+        self._busy: collections.deque[int] = collections.deque()  # accounts in the order they sent
+        self.senders_busy = 0  # transactions sent from an account that was not idle
+        self._requests: set[asyncio.Task[None]] = set()
+        self._handlers: dict[int, Any] = {}
+
+    @property
+    def nodes(self) -> list[dict[str, str]]:
+        return [{"name": PUBLISHER, "region": "local"}, {"name": NAME, "region": "chain"}]
+
+    def _now(self) -> int:
+        return time.monotonic_ns() - self._t0
+
+    # --- running ----------------------------------------------------------------------------
+
+    def run(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None = None) -> None:
+        """Start the node, send ``traffic``, watch the chain; the node is stopped on every way out."""
+        del seed  # one sending process: the traffic is made here
+        self.log.add((self._now(), EventKind.RUN_START, None, None, {
+            "target": self.scenario.target, "consumers": 0, "processes": 1, "fanout": False, "acks": True}))
+        started = False
+        try:
+            problems = AnvilNode.problems(self.scenario)
+            if problems:
+                raise TargetError("; ".join(f"{'.'.join(map(str, where))}: {said}" for where, said in problems))
+            described = self.node.start()
+            if described is not None:
+                started = True
+                self.log.add((self._now(), EventKind.SERVER_START, None, None, described))
+            self._handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+            # The first two windows are built before the clock starts (the traffic draws'
+            # code compiles on a fresh install), on a worker thread, as ``LiveTarget.run`` says why.
+            traffic = iter(traffic)
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                ahead = pool.submit(lambda: list(itertools.islice(traffic, 2))).result()
+            # As ``LiveTarget.run``: the cycle collector off (its pauses would be send lag) and
+            # the GIL handed back to the event loop within _SWITCH_S of the window builder.
+            switch, collecting = sys.getswitchinterval(), gc.isenabled()
+            gc.collect()
+            gc.freeze()
+            gc.disable()
+            sys.setswitchinterval(_SWITCH_S)
+            try:
+                asyncio.run(self._main(itertools.chain(ahead, traffic)))
+            except asyncio.CancelledError:
+                if not self.interrupted:
+                    raise
+                raise KeyboardInterrupt from None
+            finally:
+                sys.setswitchinterval(switch)
+                gc.unfreeze()
+                if collecting:
+                    gc.enable()
+                if threading.current_thread() is threading.main_thread():
+                    for sig, handler in self._handlers.items():
+                        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.log.add((self._now(), EventKind.INTERRUPTED, None, None, None))
+        except TargetError as error:
+            self.start_error = str(error)
+            self.log.add((self._now(), EventKind.CLIENT_ERROR, None, None, {"client": "start", "error": str(error)}))
+            raise
+        finally:
+            self.node.stop()
+            servers = [self.node.server] if self.node.server is not None else []
+            for server in servers:
+                if not started:
+                    self.log.add((self._now(), EventKind.SERVER_START, None, None,
+                                  {"name": server.name, "pid": server.pid, "url": None, "started": False}))
+                self.log.add((self._now(), EventKind.SERVER_STOP, None, None, {
+                    "name": server.name, "returncode": server.returncode,
+                    **({"exited_early": True} if server.exited_early else {})}))
+            self.log.add((self._now(), EventKind.CLEANUP, None, None, cleanup_report(servers, None, [])))
+
+    def _stop_on_signals(self) -> None:
+        """SIGINT and SIGTERM cancel the run's task (as ``LiveTarget._stop_on_signals``)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def stop() -> None:
+            if not self.interrupted:
+                self.interrupted = True
+                task.cancel()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop)
+
+    async def _main(self, traffic: Iterator[MessageBatch]) -> None:
+        self._stop_on_signals()
+        rpc = JsonRpc(self.node.url, self.spec.connections)
+        try:
+            try:
+                await self._connect(rpc)
+            except Exception as error:  # noqa: BLE001 - any failure here means no run
+                raise TargetError(f"{self.scenario.target}: cannot connect to {self.node.url}: "
+                                  f"{type(error).__name__}: {error}") from error
+            shift = self._now()
+            self._t0 += shift
+            self.log.start_clock(shift)
+            loop = asyncio.get_running_loop()
+            heads = loop.create_task(self._watch_heads(rpc))
+            pool = loop.create_task(self._sample_pool(rpc))
+            servers = [(NAME, self.node.server.pid)] if self.node.server and self.node.server.pid else []
+            sampler = CpuSampler(PUBLISHER, servers, self._on_cpu)
+            cpu = loop.create_task(self._sample_cpu(sampler))
+            try:
+                await self._send_all(rpc, traffic)
+                await self._drain(rpc)
+            finally:
+                for task in (pool, cpu):
+                    task.cancel()
+                await asyncio.gather(pool, cpu, return_exceptions=True)
+                sampler.sample()
+                self.t_run_end = self._now()
+                self.log.end_at(self.t_run_end)
+                if not self.interrupted and self.node.alive():
+                    try:
+                        await asyncio.wait_for(self._catch_up(rpc), 10)
+                    except Exception as error:  # noqa: BLE001 - the chain read so far is kept
+                        self._on_error("blocks", error)
+                heads.cancel()
+                for request in list(self._requests):
+                    request.cancel()
+                await asyncio.gather(heads, *self._requests, return_exceptions=True)
+        finally:
+            await rpc.close()
+
+    async def _connect(self, rpc: JsonRpc) -> None:
+        accounts = await rpc.call("eth_accounts")
+        if not accounts:
+            raise TargetError("the node has no unlocked accounts to send from (eth_accounts is empty)")
+        self._senders = accounts[:self.spec.accounts]
+        self._nonces = [int(n, 16) for n in await rpc.calls("eth_getTransactionCount",
+                                                            [[a, "pending"] for a in self._senders])]
+        self._idle = collections.deque(range(len(self._senders)))
+        self.first_block = int(await rpc.call("eth_blockNumber"), 16)
+
+    # --- sending ----------------------------------------------------------------------------
+
+    async def _send_all(self, rpc: JsonRpc, traffic: Iterator[MessageBatch]) -> None:
+        stop_at = self.scenario.run.duration
+        loop = asyncio.get_running_loop()
+        batches = iter(traffic)
+        upcoming = loop.run_in_executor(None, next, batches, None)
+        gas_of = {MESSAGE_KINDS.index(kind): gas for kind, gas in self.scenario.blocks.gas.items()}
+        unit = self.spec.fee_unit_wei
+        now = self._now
+        while (batch := await upcoming) is not None:
+            upcoming = loop.run_in_executor(None, next, batches, None)
+            n = len(batch)
+            window = _Window(batch, np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.full(n, -1, np.int8))
+            self.windows.append(window)
+            self._first_ids.append(int(batch.msg_id[0]) if n else -1)
+            times = batch.t_intended.tolist()
+            ids, kinds, agents = batch.msg_id.tolist(), batch.kind.tolist(), batch.agent.tolist()
+            sizes = batch.size.tolist()
+            fees = np.rint(batch.fee * unit).astype(np.int64).tolist()
+            end = bisect.bisect_left(times, stop_at)
+            i = 0
+            while i < end:
+                wait = times[i] - now()
+                while wait > 0:
+                    await asyncio.sleep((wait - _SPIN_NS) / 1e9 if wait > _SPIN_NS else 0)
+                    wait = times[i] - now()
+                t = now()
+                if t >= stop_at + STOP_GRACE_NS or self.node_lost_at is not None:
+                    self.stopped_behind = self.node_lost_at is None
+                    upcoming.cancel()
+                    return
+                j = min(end, i + self.spec.batch, max(i + 1, bisect.bisect_right(times, t, i, end)))
+                calls = []
+                for k in range(i, j):
+                    sender = self._take_sender(ids[k])
+                    nonce = self._nonces[sender]
+                    self._nonces[sender] = nonce + 1
+                    data = encode(ids[k], kinds[k], agents[k], times[k], sizes[k])
+                    gas = gas_of.get(kinds[k]) or gas_cap(sizes[k])
+                    calls.append(f'{{"jsonrpc":"2.0","id":{k},"method":"eth_sendTransaction","params":[{{'
+                                 f'"from":"{self._senders[sender]}","to":"{SINK}","gas":"{hex(gas)}",'
+                                 f'"maxFeePerGas":"{hex(fees[k])}","maxPriorityFeePerGas":"{hex(fees[k])}",'
+                                 f'"nonce":"{hex(nonce)}","value":"0x0","data":"{data}"}}]}}')
+                window.sent[i:j] = t
+                request = loop.create_task(self._post(rpc, window, i, j, "[" + ",".join(calls) + "]"))
+                self._requests.add(request)
+                request.add_done_callback(self._requests.discard)
+                i = j
+                await asyncio.sleep(0)
+            if end < n:
+                upcoming.cancel()
+                return
+
+    async def _post(self, rpc: JsonRpc, window: _Window, first: int, last: int, body: str) -> None:
+        """One batch's answers: each transaction accepted (into the pool) or refused, with why."""
+        self.in_flight += 1
+        try:
+            answers = await rpc.post(body)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - no answer: the batch is lost, the run goes on
+            window.outcome[first:last] = _LOST
+            window.answered[first:last] = self._now()
+            self._on_error("sender", error)
+            self._check_node()
+            return
+        finally:
+            self.in_flight -= 1
+        t = self._now()
+        window.answered[first:last] = t
+        ids = window.batch.msg_id
+        for answer in answers:
+            k = int(answer["id"])
+            refusal = answer.get("error")
+            if refusal is None:
+                window.outcome[k] = _PENDING
+                self.accepted += 1
+                continue
+            window.outcome[k] = _REJECTED
+            message = str(refusal.get("message", ""))
+            reason = reason_of(message)
+            self.rejections.setdefault(reason, []).append(t)
+            self.rejection_text.setdefault(reason, message)
+            sender = self._sender_of.pop(int(ids[k]), None)
+            if sender is not None:
+                if reason in _NONCE_FREE:  # the node did not take the nonce: the account's next one reuses it
+                    self._nonces[sender] = min(self._nonces[sender], self._nonce_of(body, k))
+                self._idle.append(sender)
+        self._settle_included()
+
+    def _take_sender(self, msg_id: int) -> int:
+        """An idle account for message ``msg_id``, else the least recently used one."""
+        if self._idle:
+            sender = self._idle.popleft()
+        else:
+            sender = self._busy[0]
+            self.senders_busy += 1
+        self._busy.append(sender)
+        if len(self._busy) > 2 * len(self._senders):
+            self._busy = collections.deque(itertools.islice(self._busy, len(self._busy) - len(self._senders), None))
+        self._sender_of[msg_id] = sender
+        return sender
+
+    @staticmethod
+    def _nonce_of(body: str, k: int) -> int:
+        """The nonce the batch ``body`` gave transaction ``k`` (read back from the text sent)."""
+        start = body.index(f'"id":{k},')
+        at = body.index('"nonce":"', start) + 9
+        return int(body[at:body.index('"', at)], 16)
+
+    # --- the chain --------------------------------------------------------------------------
+
+    async def _watch_heads(self, rpc: JsonRpc) -> None:
+        """Each new head's arrival, then the blocks since the last one read."""
+        try:
+            async for head in rpc.new_heads(self.node.ws_url):
+                t = self._now()
+                await self._read_blocks(rpc, int(head["number"], 16), t)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the heads are gone; what was read is kept
+            self._on_error("heads", error)
+        if not self.node.alive():
+            self._check_node()
+        elif self.t_run_end is None:
+            self.log.add((self._now(), EventKind.DISCONNECTED, None, None, {"client": "heads"}))
+
+    async def _read_blocks(self, rpc: JsonRpc, through: int, t: int) -> None:
+        """Blocks after the last read through ``through``, each stamped ``t`` (its head's arrival)."""
+        last = self.blocks[-1].number if self.blocks else self.first_block
+        if through <= last:
+            return
+        blocks = await rpc.calls("eth_getBlockByNumber", [[hex(n), True] for n in range(last + 1, through + 1)])
+        for block in blocks:
+            number = int(block["number"], 16)
+            if self.blocks and number <= self.blocks[-1].number:
+                continue
+            ours = []
+            for tx in block["transactions"]:
+                header = decode(tx.get("input", ""))
+                if header is not None:
+                    ours.append(header[0])
+            self.blocks.append(_Block(number, t, len(block["transactions"]), int(block["gasUsed"], 16),
+                                      int(block["gasLimit"], 16), int(block.get("baseFeePerGas", "0x0"), 16), ours))
+            seq = len(self.included)
+            for msg_id in ours:
+                if msg_id not in self.included:
+                    self.included[msg_id] = (t, number, seq)
+                    seq += 1
+                    sender = self._sender_of.pop(msg_id, None)
+                    if sender is not None:
+                        self._idle.append(sender)
+        self._settle_included()
+
+    def _settle_included(self) -> None:
+        """Accepted transactions not yet seen in a block (the drain waits for none)."""
+        self.accepted_open = self.accepted - len(self.included)
+
+    async def _catch_up(self, rpc: JsonRpc) -> None:
+        """After the drain: every block the node has that the heads have not brought yet."""
+        latest = int(await rpc.call("eth_blockNumber"), 16)
+        await self._read_blocks(rpc, latest, self._now())
+
+    async def _sample_pool(self, rpc: JsonRpc) -> None:
+        """The pool's pending and queued transactions every ``run.sample_interval``."""
+        every_s = max(self.scenario.run.sample_interval / 1e9, MIN_INTERVAL_S)
+        while True:
+            try:
+                status = await rpc.call("txpool_status")
+                self.pool.append((self._now(), int(status["pending"], 16), int(status["queued"], 16)))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001, S110 - a node that cannot answer has no sample; its loss is said elsewhere
+                pass
+            await asyncio.sleep(every_s)
+
+    async def _drain(self, rpc: JsonRpc) -> None:
+        """Until every request is answered and every accepted transaction included, the node
+        is lost, or ``run.drain`` has passed."""
+        deadline = self._now() + self.scenario.run.drain
+        while self._now() < deadline and self.node_lost_at is None:
+            if not self._requests and self.accepted_open <= 0:
+                return
+            self._check_node()
+            await asyncio.sleep(_DRAIN_POLL_S)
+        del rpc
+
+    def _check_node(self) -> None:
+        """A node msgstorm started that has exited is named once (``node_down``)."""
+        if self.node_lost_at is None and not self.node.alive():
+            self.node_lost_at = self._now()
+            server = self.node.server
+            self.log.add((self.node_lost_at, EventKind.NODE_DOWN, NAME, None, {
+                "name": NAME, "returncode": server.process.returncode if server and server.process else None,
+                "error": "the node exited during the run"}))
+
+    def _on_error(self, client: str, error: BaseException) -> None:
+        self.log.add((self._now(), EventKind.CLIENT_ERROR, None, None,
+                      {"client": client, "error": f"{type(error).__name__}: {error}"}))
+
+    def _on_cpu(self, name: str, seconds: float) -> None:
+        self.log.add((self._now(), EventKind.CPU_SECONDS, name, seconds, None))
+
+    async def _sample_cpu(self, sampler: CpuSampler) -> None:
+        every_s = max(self.scenario.run.sample_interval / 1e9, MIN_INTERVAL_S)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for k in itertools.count(1):
+            sampler.sample()
+            await asyncio.sleep(max(0.0, start + k * every_s - loop.time()))
+
+    # --- the history ------------------------------------------------------------------------
+
+    def finish(self) -> int:
+        """Write the messages and the chain's events; return the run's end time (ns)."""
+        t_end = self.t_run_end if self.t_run_end is not None else self._now()
+        self.log.end_at(t_end)
+        self.log.stop_writing()
+        self._recording.shutdown(wait=True)
+        sent = self._write_messages()
+        if self.senders_busy:
+            self.log.add((t_end, EventKind.CLIENT_ERROR, None, None, {
+                "client": "senders", "busy": self.senders_busy,
+                "error": f"{self.senders_busy} transactions sent from an account with one already in the pool "
+                         "(no account idle: raise live.anvil.accounts)"}))
+        self.log.add((t_end, EventKind.RUN_END, None, float(sent), None))
+        self.log.finish()
+        self._write_chain_events(t_end)
+        return t_end
+
+    def _write_messages(self) -> int:
+        """One row per message sent, and per message intended before the run's end and never
+        sent (``unsent``) unless the run was interrupted; the number sent."""
+        duration = self.scenario.run.duration
+        complete = not self.interrupted and self.start_error is None
+        agents = [agent.name for agent in self.scenario.agents]
+        sent_total = 0
+        for window in self.windows:
+            batch = window.batch
+            keep = (window.sent >= 0) | ((batch.t_intended < duration) if complete else False)
+            rows = np.flatnonzero(keep)
+            if not rows.size:
+                continue
+            sent_total += int((window.sent >= 0).sum())
+            ids = batch.msg_id[rows]
+            t_committed = np.full(rows.size, -1, np.int64)
+            block = np.full(rows.size, -1, np.int64)
+            seq_no = np.full(rows.size, -1, np.int64)
+            for r, msg_id in enumerate(ids.tolist()):
+                found = self.included.get(msg_id)
+                if found is not None:
+                    t_committed[r], block[r], seq_no[r] = found
+            outcome = window.outcome[rows]
+            sent = window.sent[rows]
+            status = np.where(sent < 0, _UNSENT, np.where(t_committed >= 0, _COMMITTED,
+                              np.where(outcome == _REJECTED, _REJECTED,
+                                       np.where(outcome == _PENDING, _PENDING,
+                                                np.where(self.interrupted, _PENDING, _LOST))))).astype(np.int8)
+            self.writer.append("messages", {
+                "msg_id": ids, "kind": pa.array(np.asarray(MESSAGE_KINDS, dtype=object)[batch.kind[rows]]),
+                "agent": pa.array(np.asarray(agents, dtype=object)[batch.agent[rows]]),
+                "node": pa.array([PUBLISHER] * rows.size), "key": batch.key[rows],
+                "size": batch.size[rows], "fee": batch.fee[rows], "t_intended": batch.t_intended[rows],
+                "t_sent": nullable(sent), "t_received": nullable(window.answered[rows]),
+                "t_dequeued": pa.nulls(rows.size, pa.int64()), "t_sequenced": nullable(t_committed),
+                "seq_no": nullable(seq_no), "t_committed": nullable(t_committed), "block": nullable(block),
+                "status": pa.DictionaryArray.from_arrays(status, pa.array(_STATUSES)).cast(pa.string()),
+            })
+        return sent_total
+
+    def _write_chain_events(self, t_end: int) -> None:
+        """The blocks, base fees, pool samples and refusals, with their heights."""
+        unit = self.spec.fee_unit_wei
+        rows: list[tuple[int, str, str | None, float | None, int | None, str | None]] = []
+        for block in self.blocks:
+            t = min(block.t, t_end)
+            rows.append((t, EventKind.BLOCK_PRODUCED, NAME, float(block.txs), block.number, json.dumps(
+                {"gas": block.gas_used, "gas_limit": block.gas_limit, "base_fee_wei": block.base_fee_wei,
+                 "ours": len(block.ours)})))
+            rows.append((t, EventKind.BASE_FEE, NAME, block.base_fee_wei / unit, block.number, None))
+        for t, pending, queued in self.pool:
+            rows.append((min(t, t_end), EventKind.QUEUE_DEPTH, NAME, float(pending), None,
+                         json.dumps({"pending": pending, "queued": queued})))
+        for reason, times in sorted(self.rejections.items()):
+            rows.append((min(times[0], t_end), EventKind.TX_REJECTED, NAME, float(len(times)), None,
+                         json.dumps({"reason": reason, "error": self.rejection_text[reason]})))
+        if not rows:
+            return
+        rows.sort(key=lambda row: row[0])
+        self.writer.append("events", {"t": [row[0] for row in rows], "kind": [str(row[1]) for row in rows],
+                                      "node": [row[2] for row in rows], "value": [row[3] for row in rows],
+                                      "height": [row[4] for row in rows], "detail": [row[5] for row in rows]})

@@ -1,0 +1,264 @@
+"""The chain target against a real anvil: every transaction accounted for once, the base
+fee the node's and EIP-1559's, pool order by fee or arrival, a node killed mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.dataset as ds
+import pytest
+from conftest import require_anvil, run_in_process
+
+from msgstorm.live.chain.anvil import AnvilNode
+from msgstorm.live.chain.calldata import HEADER, decode, encode, gas_cap, intrinsic_gas
+from msgstorm.live.chain.target import reason_of
+from msgstorm.live.nemesis import alive
+from msgstorm.live.servers import ManagedServer, free_port
+from msgstorm.scenario import Scenario, parse_scenario
+from msgstorm.scenario.errors import ScenarioError
+
+SCENARIO = """
+target = "anvil"
+[run]
+name = "anvil-test"
+seed = 3
+duration = "{duration}"
+drain = "3s"
+[blocks]
+interval = "{interval}"
+max_gas = {max_gas}
+[sequencer]
+policy = "{policy}"
+[backpressure]
+mode = "eip1559"
+initial_base_fee = 1.0
+[live.anvil]
+accounts = 200
+[[agents]]
+name = "low"
+arrival = {{ process = "poisson", rate = "{rate}" }}
+fee = {{ dist = "uniform", low = 20.0, high = 40.0 }}
+size = "64B"
+[[agents]]
+name = "high"
+arrival = {{ process = "poisson", rate = "{rate}" }}
+fee = {{ dist = "uniform", low = 60.0, high = 90.0 }}
+size = "64B"
+"""
+
+
+def _scenario(duration: str = "4s", interval: str = "500ms", max_gas: int = 30_000_000, policy: str = "fee_priority",
+              rate: str = "40/s", *overrides: str) -> Scenario:
+    text = SCENARIO.format(duration=duration, interval=interval, max_gas=max_gas, policy=policy, rate=rate)
+    return parse_scenario(text, source="anvil.toml", overrides=overrides)
+
+
+def _rpc(url: str, method: str, *params: Any) -> Any:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback only
+        return json.loads(response.read())["result"]
+
+
+def _rows(run_dir: Path, table: str) -> list[dict[str, Any]]:
+    return ds.dataset(run_dir / "history" / table).to_table().to_pylist()
+
+
+@pytest.fixture
+def user_node(tmp_path: Path) -> Iterator[tuple[ManagedServer, Any]]:
+    """An anvil started by the test (so its chain can be read after the run) with the
+    scenario's own flags; ``start(scenario)`` returns the scenario pointed at it."""
+    binary = require_anvil()
+    servers: list[ManagedServer] = []
+
+    def start(scenario: Scenario) -> Scenario:
+        port = free_port()
+        server = ManagedServer("anvil", AnvilNode(scenario, tmp_path).argv(binary, port), port, tmp_path / "node", 20)
+        server.start()
+        servers.append(server)
+        return scenario.model_copy(update={"live": scenario.live.model_copy(update={"url": f"http://127.0.0.1:{port}"})})
+
+    yield start  # type: ignore[misc]
+    for server in servers:
+        server.stop()
+
+
+def _node_blocks(url: str, first: int) -> list[dict[str, Any]]:
+    latest = int(_rpc(url, "eth_blockNumber"), 16)
+    return [_rpc(url, "eth_getBlockByNumber", hex(n), True) for n in range(first, latest + 1)]
+
+
+# --- without a node ---------------------------------------------------------------------------
+
+
+def test_calldata_carries_the_header_and_gas_covers_it() -> None:
+    data = encode(123_456_789, 3, 2, 987_654_321, 100)
+    assert len(data) == 2 + 200
+    assert decode(data) == (123_456_789, 3, 2, 987_654_321)
+    assert decode("0x" + "11" * 40) is None  # not msgstorm's
+    assert decode("0x6d736773") is None  # too short
+    # Prague's calldata floor (EIP-7623) is above the EIP-2028 cost for mostly-zero input.
+    zeros = 100 - HEADER.size
+    nonzero = bytes.fromhex(data[2:]).count(0) - zeros
+    assert intrinsic_gas(data) == max(21_000 + 16 * (HEADER.size - nonzero) + 4 * (zeros + nonzero),
+                                      21_000 + 10 * (zeros + nonzero + 4 * (HEADER.size - nonzero)))
+    assert gas_cap(100) >= intrinsic_gas(data)
+    assert gas_cap(100) == 21_000 + 10 * (zeros + 4 * HEADER.size)
+
+
+def test_refusals_are_named_by_reason() -> None:
+    assert reason_of("max fee per gas less than block base fee") == "fee_cap_below_base_fee"
+    assert reason_of("replacement transaction underpriced") == "replacement"
+    assert reason_of("nonce too low") == "nonce"
+    assert reason_of("intrinsic gas too low") == "gas"
+    assert reason_of("something else") == "other"
+
+
+def test_anvil_refuses_what_it_cannot_do_naming_the_field() -> None:
+    with pytest.raises(ScenarioError, match=r"anvil.toml:\d+: sequencer.policy"):
+        _scenario("4s", "500ms", 30_000_000, "batch_auction")
+    with pytest.raises(ScenarioError, match=r"anvil.toml:\d+: blocks.interval: anvil's block time is in whole"):
+        _scenario("4s", "500500us")
+
+
+def test_a_missing_anvil_names_the_install_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from msgstorm.live.chain.anvil import find_anvil
+    from msgstorm.live.servers import ServerError
+
+    monkeypatch.setenv("MSGSTORM_ANVIL", str(tmp_path / "nothing"))
+    with pytest.raises(ServerError, match="npm install @foundry-rs/anvil-linux-amd64@1.7.1"):
+        find_anvil()
+
+
+# --- a real node ------------------------------------------------------------------------------
+
+
+def test_every_transaction_is_accounted_for_once_and_the_base_fee_is_the_nodes(tmp_path: Path,
+                                                                                user_node: Any) -> None:
+    from msgstorm.runner import run
+
+    # A block holds about 13 of these transactions: 80/s offered at 2 blocks a second fills
+    # them past the target, so the base fee climbs and a backlog waits in the pool.
+    scenario = user_node(_scenario("4s", "500ms", 300_000, "fee_priority", "40/s"))
+    url = scenario.live.url
+    first = int(_rpc(url, "eth_blockNumber"), 16) + 1
+    result = run(scenario, tmp_path / "run")
+    _rpc(url, "evm_setIntervalMining", 0)  # the chain stops here: what the pool holds stays there
+    messages = _rows(result.run_dir, "messages")
+    events = _rows(result.run_dir, "events")
+    ids = [m["msg_id"] for m in messages]
+    assert len(ids) == len(set(ids)) and ids  # one row a message
+    # The chain, read from the node after the run, against the history.
+    on_chain: dict[int, int] = {}
+    blocks = _node_blocks(url, first)
+    for block in blocks:
+        for tx in block["transactions"]:
+            header = decode(tx["input"])
+            if header is not None:
+                assert header[0] not in on_chain  # included once
+                on_chain[header[0]] = int(block["number"], 16)
+    # The history's chain ends at its last block; the node went on mining until stopped above.
+    last = max(e["height"] for e in events if e["kind"] == "block_produced")
+    committed = {m["msg_id"]: m["block"] for m in messages if m["status"] == "committed"}
+    assert committed == {msg_id: n for msg_id, n in on_chain.items() if n <= last}
+    pending = {m["msg_id"] for m in messages if m["status"] == "pending"}
+    later = {msg_id for msg_id, n in on_chain.items() if n > last}
+    assert later <= pending
+    pool = _rpc(url, "txpool_status")
+    statuses = Counter(m["status"] for m in messages)
+    assert statuses["pending"] == len(later) + int(pool["pending"], 16) + int(pool["queued"], 16)
+    assert statuses["committed"] > 0 and statuses["lost"] == 0
+    assert set(statuses) <= {"committed", "pending", "rejected", "unsent"}
+    rejected = sum(e["value"] for e in events if e["kind"] == "tx_rejected")
+    assert statuses["rejected"] == rejected
+    sent = [m for m in messages if m["t_sent"] is not None]
+    assert all(m["t_sent"] <= m["t_received"] for m in sent)
+    assert all(m["t_received"] <= m["t_committed"] for m in sent if m["status"] == "committed")
+    # Base fee: the history's per block is the node's, and the node's follows EIP-1559.
+    fees = {e["height"]: e["value"] for e in events if e["kind"] == "base_fee"}
+    unit = scenario.live.anvil.fee_unit_wei
+    by_number = {int(b["number"], 16): b for b in blocks}
+    assert fees and all(round(fees[n] * unit) == int(by_number[n]["baseFeePerGas"], 16) for n in fees if n in by_number)
+    climbed = 0
+    for n in sorted(by_number)[1:]:
+        parent = by_number[n - 1]
+        base, used, limit = (int(parent[k], 16) for k in ("baseFeePerGas", "gasUsed", "gasLimit"))
+        target = limit // 2
+        if used > target:
+            expected = base + max(1, base * (used - target) // target // 8)
+            climbed += 1
+        else:
+            expected = base - base * (target - used) // target // 8
+        assert int(by_number[n]["baseFeePerGas"], 16) == expected, n
+    assert climbed >= 2  # the test filled blocks past the target, so the rule was exercised both ways
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["fee_priority", "fifo"])
+def test_the_pool_orders_by_fee_or_by_arrival(tmp_path: Path, user_node: Any, policy: str) -> None:
+    from msgstorm.runner import run
+
+    # Blocks of about 13 transactions every second, 60/s offered: a backlog builds, and the
+    # pool's order decides who waits.
+    scenario = user_node(_scenario("5s", "1s", 300_000, policy, "30/s"))
+    run(scenario, tmp_path / "run")
+    rows = [m for m in _rows(tmp_path / "run", "messages") if m["status"] == "committed"]
+    heads = sorted({m["t_committed"] for m in rows})
+    inversions = pairs = 0
+    for a in rows:
+        for b in rows:
+            first = a["fee"] > b["fee"] if policy == "fee_priority" else a["t_received"] < b["t_received"]
+            if not first:
+                continue
+            # Both in the pool when a block was built: accepted before the head before it
+            # (a head arrives after its block is built), neither included before it.
+            accepted = max(a["t_received"], b["t_received"])
+            later = [h for h in heads if h > accepted]
+            if len(later) < 2 or min(a["t_committed"], b["t_committed"]) < later[1]:
+                continue
+            pairs += 1
+            inversions += a["seq_no"] > b["seq_no"]
+    assert pairs > 100
+    assert inversions == 0
+
+
+@pytest.mark.slow
+def test_a_node_killed_mid_run_ends_the_run_on_time_named_with_nothing_left(tmp_path: Path) -> None:
+    require_anvil()
+    scenario = tmp_path / "kill.toml"
+    scenario.write_text(SCENARIO.format(duration="6s", interval="500ms", max_gas=30_000_000, policy="fee_priority",
+                                        rate="40/s"))
+    run_dir = tmp_path / "run"
+    started = time.monotonic()
+    process = run_in_process(scenario, run_dir, env={**os.environ})
+    pid_file = run_dir / "servers" / "anvil.pid"
+    deadline = time.monotonic() + 60
+    while not pid_file.is_file():
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    node = int(pid_file.read_text())
+    time.sleep(4.0)  # the node's start plus about two seconds of the run
+    os.kill(node, signal.SIGKILL)
+    _, stderr = process.communicate(timeout=60)
+    elapsed = time.monotonic() - started
+    assert elapsed < 4.0 + 6 + 3 + 20  # duration + drain + the start and the analysis, bounded
+    events = _rows(run_dir, "events")
+    kinds = Counter(e["kind"] for e in events)
+    assert kinds["node_down"] == 1, stderr.decode()
+    stop = next(json.loads(e["detail"]) for e in events if e["kind"] == "server_stop")
+    assert stop.get("exited_early") is True
+    cleanup = next(json.loads(e["detail"]) for e in events if e["kind"] == "cleanup")
+    assert cleanup["left"] == []
+    assert not alive(node)
+    statuses = Counter(m["status"] for m in _rows(run_dir, "messages"))
+    assert statuses["committed"] > 0 and statuses["unsent"] > 0  # what the dead node could not take
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["messages"]["committed"] == statuses["committed"]
