@@ -262,3 +262,48 @@ def test_a_node_killed_mid_run_ends_the_run_on_time_named_with_nothing_left(tmp_
     assert statuses["committed"] > 0 and statuses["unsent"] > 0  # what the dead node could not take
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["messages"]["committed"] == statuses["committed"]
+
+
+def test_refusals_are_rejected_statuses_with_their_reason(tmp_path: Path, user_node: Any) -> None:
+    from msgstorm.runner import run
+
+    # One agent bids a fee cap under the base fee (1 gwei, falling at most 12.5% a block over
+    # two seconds of empty blocks, so still above 0.5): the node refuses each of its transactions.
+    scenario = user_node(_scenario("2s", "500ms", 30_000_000, "fee_priority", "20/s",
+                                   "agents[0].fee=0.2"))
+    run(scenario, tmp_path / "run")
+    messages = _rows(tmp_path / "run", "messages")
+    statuses = Counter((m["agent"], m["status"]) for m in messages)
+    assert statuses[("low", "rejected")] > 10 and statuses[("low", "committed")] == 0
+    assert statuses[("high", "committed")] > 10 and statuses[("high", "rejected")] == 0
+    refused = [e for e in _rows(tmp_path / "run", "events") if e["kind"] == "tx_rejected"]
+    assert [json.loads(e["detail"])["reason"] for e in refused] == ["fee_cap_below_base_fee"]
+    assert refused[0]["value"] == statuses[("low", "rejected")]
+
+
+def test_anvils_fee_ordered_pool_drops_a_senders_later_higher_fee_transaction(tmp_path: Path) -> None:
+    """Why each transaction goes from an account with nothing in the pool (live/chain/target.py):
+    anvil 1.7 with ``--order fees`` drops a sender's nonce-1 transaction bidding more than its
+    pending nonce-0 one. Should a later anvil fix it, this test says so."""
+    binary = require_anvil()
+    port = free_port()
+    server = ManagedServer("anvil", [binary, "--port", str(port), "--accounts", "1", "--block-time", "1",
+                                     "--order", "fees"], port, tmp_path, 20)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        sender = _rpc(url, "eth_accounts")[0]
+        for nonce, fee_gwei in enumerate((10, 20)):
+            _rpc(url, "eth_sendTransaction", {"from": sender, "to": "0x000000000000000000000000000000000000dEaD",
+                                              "gas": hex(gas_cap(64)), "maxFeePerGas": hex(fee_gwei * 10**9),
+                                              "maxPriorityFeePerGas": hex(fee_gwei * 10**9), "nonce": hex(nonce),
+                                              "data": encode(nonce, 0, 0, 0, 64)})
+        deadline = time.monotonic() + 10
+        while int(_rpc(url, "eth_blockNumber"), 16) < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert int(_rpc(url, "eth_getTransactionCount", sender, "latest"), 16) == 1  # nonce 1 never included
+        pool = _rpc(url, "txpool_status")
+        assert int(pool["pending"], 16) + int(pool["queued"], 16) == 0  # nor waiting: dropped
+    finally:
+        server.stop()
