@@ -40,8 +40,6 @@ policy = "{policy}"
 [backpressure]
 mode = "eip1559"
 initial_base_fee = 1.0
-[live.anvil]
-accounts = 200
 [[agents]]
 name = "low"
 arrival = {{ process = "poisson", rate = "{rate}" }}
@@ -177,6 +175,7 @@ def test_every_transaction_is_accounted_for_once_and_the_base_fee_is_the_nodes(t
     assert statuses["pending"] == len(later) + int(pool["pending"], 16) + int(pool["queued"], 16)
     assert statuses["committed"] > 0 and statuses["lost"] == 0
     assert set(statuses) <= {"committed", "pending", "rejected", "unsent"}
+    assert not [e for e in events if e["kind"] == "client_error"]  # every sender idle when it sent
     rejected = sum(e["value"] for e in events if e["kind"] == "tx_rejected")
     assert statuses["rejected"] == rejected
     sent = [m for m in messages if m["t_sent"] is not None]
@@ -307,3 +306,57 @@ def test_anvils_fee_ordered_pool_drops_a_senders_later_higher_fee_transaction(tm
         assert int(pool["pending"], 16) + int(pool["queued"], 16) == 0  # nor waiting: dropped
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_stops_the_node_and_keeps_what_it_recorded(tmp_path: Path) -> None:
+    require_anvil()
+    scenario = tmp_path / "int.toml"
+    scenario.write_text(SCENARIO.format(duration="30s", interval="500ms", max_gas=30_000_000, policy="fee_priority",
+                                        rate="20/s"))
+    run_dir = tmp_path / "run"
+    process = run_in_process(scenario, run_dir, env={**os.environ})
+    pid_file = run_dir / "servers" / "anvil.pid"
+    deadline = time.monotonic() + 60
+    while not pid_file.is_file():
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    time.sleep(4.0)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 3, stderr.decode()  # ExitCode.INTERRUPTED
+    assert not alive(int(pid_file.read_text()))
+    events = _rows(run_dir, "events")
+    assert [e["kind"] for e in events].count("interrupted") == 1
+    assert next(json.loads(e["detail"]) for e in events if e["kind"] == "cleanup")["left"] == []
+    statuses = Counter(m["status"] for m in _rows(run_dir, "messages"))
+    assert statuses["committed"] > 0 and statuses["unsent"] == 0 and statuses["lost"] == 0
+
+
+def test_transactions_the_node_drops_are_dropped_not_pending(tmp_path: Path, user_node: Any) -> None:
+    from msgstorm.runner import run
+
+    # Two accounts for 40/s: each sends while its last transaction still waits, and anvil's
+    # fee-ordered pool drops those bidding above their predecessor (the test above).
+    scenario = user_node(_scenario("3s", "500ms", 30_000_000, "fee_priority", "20/s", "live.anvil.accounts=2"))
+    url = scenario.live.url
+    run(scenario, tmp_path / "run")
+    _rpc(url, "evm_setIntervalMining", 0)
+    messages = _rows(tmp_path / "run", "messages")
+    events = _rows(tmp_path / "run", "events")
+    statuses = Counter(m["status"] for m in messages)
+    assert statuses["dropped"] > 0 and statuses["committed"] > 0
+    busy = [json.loads(e["detail"]) for e in events if e["kind"] == "client_error"]
+    assert [b["client"] for b in busy] == ["senders"] and busy[0]["busy"] > 0
+    last = max(e["height"] for e in events if e["kind"] == "block_produced")
+    on_chain = {}
+    for block in _node_blocks(url, 1):
+        for tx in block["transactions"]:
+            header = decode(tx["input"])
+            if header is not None:
+                on_chain[header[0]] = int(block["number"], 16)
+    dropped = {m["msg_id"] for m in messages if m["status"] == "dropped"}
+    assert not dropped & set(on_chain)  # none of them ever in a block
+    pool = _rpc(url, "txpool_status")
+    later = sum(1 for n in on_chain.values() if n > last)
+    assert statuses["pending"] == later + int(pool["pending"], 16) + int(pool["queued"], 16)

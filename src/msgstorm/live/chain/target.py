@@ -33,7 +33,8 @@ What the chain did: new heads over WebSocket (``eth_subscribe``), each block the
 msgstorm's transactions in it, ``block`` its number, ``seq_no`` the order of inclusion on the
 chain. Columns: ``t_sent`` the hand-over of its batch, ``t_received`` the node's answer
 (accepted into the pool or refused). Statuses: ``committed`` (included), ``rejected`` (refused;
-the reasons in ``tx_rejected`` events), ``pending`` (accepted, not included by the drain's end),
+the reasons in ``tx_rejected`` events), ``pending`` (accepted, still in the pool at the drain's end), ``dropped`` (accepted, then
+gone from the node without a block: ``eth_getTransactionByHash`` knows it no more),
 ``lost`` (no answer: the node died or the request failed), ``unsent``. Events: one
 ``block_produced`` a block (value its transactions, height its number, detail its gas used,
 gas limit, base fee in wei and msgstorm's transactions in it), ``base_fee`` a block (the base
@@ -77,7 +78,7 @@ from msgstorm.live.drivers.base import STOP_GRACE_NS
 from msgstorm.live.event_log import EventLog
 from msgstorm.live.nemesis import cleanup_report
 from msgstorm.live.recorder import PUBLISHER, nullable
-from msgstorm.progress import Progress
+from msgstorm.progress import Progress, ProgressSnapshot
 from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
 from msgstorm.traffic.generate import MessageBatch
 
@@ -101,8 +102,9 @@ _NONCE_FREE = frozenset({"fee_cap_below_base_fee", "underpriced", "pool_full", "
 _SPIN_NS = 1_200_000  # as live/target.py: sleep to this long before a send, then yield
 _DRAIN_POLL_S = 0.01
 _SWITCH_S = 100e-6
-_COMMITTED, _REJECTED, _PENDING, _LOST, _UNSENT = range(5)
-_STATUSES = ("committed", "rejected", "pending", "lost", "unsent")
+_PROGRESS_S = 0.25
+_COMMITTED, _REJECTED, _PENDING, _LOST, _UNSENT, _DROPPED = range(6)
+_STATUSES = ("committed", "rejected", "pending", "lost", "unsent", "dropped")
 
 
 def reason_of(message: str) -> str:
@@ -157,6 +159,9 @@ class ChainTarget:
         self.rejections: dict[str, list[int]] = {}  # reason -> times of the refusals
         self.rejection_text: dict[str, str] = {}  # reason -> the node's first words for it
         self.included: dict[int, tuple[int, int, int]] = {}  # msg_id -> (t_committed, block, seq_no)
+        self._hashes: dict[int, str] = {}  # msg_id -> its transaction's hash, while not seen in a block
+        self.dropped: set[int] = set()  # accepted, then gone from the node without a block
+        self._sent_before = 0  # transactions sent in the windows before the last two (progress)
         self.accepted = 0  # transactions the node accepted into its pool
         self.accepted_open = 0  # accepted by the node, not yet seen in a block
         self.in_flight = 0  # batch requests without an answer
@@ -274,13 +279,16 @@ class ChainTarget:
             servers = [(NAME, self.node.server.pid)] if self.node.server and self.node.server.pid else []
             sampler = CpuSampler(PUBLISHER, servers, self._on_cpu)
             cpu = loop.create_task(self._sample_cpu(sampler))
+            reporting = loop.create_task(self._report_progress() if self.progress is not None else asyncio.sleep(0))
             try:
                 await self._send_all(rpc, traffic)
                 await self._drain(rpc)
             finally:
-                for task in (pool, cpu):
+                for task in (pool, cpu, reporting):
                     task.cancel()
-                await asyncio.gather(pool, cpu, return_exceptions=True)
+                await asyncio.gather(pool, cpu, reporting, return_exceptions=True)
+                if self.progress is not None:
+                    self.progress(self._snapshot(final=True))
                 sampler.sample()
                 self.t_run_end = self._now()
                 self.log.end_at(self.t_run_end)
@@ -320,6 +328,7 @@ class ChainTarget:
             upcoming = loop.run_in_executor(None, next, batches, None)
             n = len(batch)
             window = _Window(batch, np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.full(n, -1, np.int8))
+            self._sent_before += sum(int((w.sent >= 0).sum()) for w in self.windows[-2:-1])
             self.windows.append(window)
             self._first_ids.append(int(batch.msg_id[0]) if n else -1)
             times = batch.t_intended.tolist()
@@ -384,6 +393,7 @@ class ChainTarget:
             if refusal is None:
                 window.outcome[k] = _PENDING
                 self.accepted += 1
+                self._hashes[int(ids[k])] = answer["result"]
                 continue
             window.outcome[k] = _REJECTED
             message = str(refusal.get("message", ""))
@@ -454,6 +464,7 @@ class ChainTarget:
             seq = len(self.included)
             for msg_id in ours:
                 if msg_id not in self.included:
+                    self._hashes.pop(msg_id, None)
                     self.included[msg_id] = (t, number, seq)
                     seq += 1
                     sender = self._sender_of.pop(msg_id, None)
@@ -469,6 +480,13 @@ class ChainTarget:
         """After the drain: every block the node has that the heads have not brought yet."""
         latest = int(await rpc.call("eth_blockNumber"), 16)
         await self._read_blocks(rpc, latest, self._now())
+        # Accepted, not in a block: still in the pool, or dropped by the node (the node knows
+        # no such transaction any more).
+        waiting = [msg_id for msg_id in self._hashes if msg_id not in self.included]
+        for first in range(0, len(waiting), 1000):
+            part = waiting[first:first + 1000]
+            found = await rpc.calls("eth_getTransactionByHash", [[self._hashes[m]] for m in part])
+            self.dropped.update(m for m, tx in zip(part, found, strict=True) if tx is None)
 
     async def _sample_pool(self, rpc: JsonRpc) -> None:
         """The pool's pending and queued transactions every ``run.sample_interval``."""
@@ -493,6 +511,24 @@ class ChainTarget:
             self._check_node()
             await asyncio.sleep(_DRAIN_POLL_S)
         del rpc
+
+    async def _report_progress(self) -> None:
+        """A progress snapshot every ``_PROGRESS_S`` (the terminal bar, Prometheus)."""
+        assert self.progress is not None
+        while True:
+            await asyncio.sleep(_PROGRESS_S)
+            self.progress(self._snapshot())
+
+    def _snapshot(self, final: bool = False) -> ProgressSnapshot:
+        sent = sum(int((w.sent >= 0).sum()) for w in self.windows[-2:]) + self._sent_before
+        refused = sum(len(times) for times in self.rejections.values())
+        committed = len(self.included)
+        pending = self.pool[-1][1] + self.pool[-1][2] if self.pool else 0
+        base_fee = self.blocks[-1].base_fee_wei / self.spec.fee_unit_wei if self.blocks else None
+        return ProgressSnapshot(
+            t_ns=self._now(), end_ns=self.scenario.run.duration, sent=sent, emitted=sent,
+            settled=committed + refused, committed=committed, dropped=0, rejected=refused, queue_depth=pending,
+            base_fee=base_fee, faults_active=0, leader=NAME, final=final, target=self.scenario.target)
 
     def _check_node(self) -> None:
         """A node msgstorm started that has exited is named once (``node_down``)."""
@@ -555,14 +591,16 @@ class ChainTarget:
             t_committed = np.full(rows.size, -1, np.int64)
             block = np.full(rows.size, -1, np.int64)
             seq_no = np.full(rows.size, -1, np.int64)
+            outcome = window.outcome[rows].copy()
             for r, msg_id in enumerate(ids.tolist()):
                 found = self.included.get(msg_id)
                 if found is not None:
                     t_committed[r], block[r], seq_no[r] = found
-            outcome = window.outcome[rows]
+                elif msg_id in self.dropped:
+                    outcome[r] = _DROPPED
             sent = window.sent[rows]
             status = np.where(sent < 0, _UNSENT, np.where(t_committed >= 0, _COMMITTED,
-                              np.where(outcome == _REJECTED, _REJECTED,
+                              np.where((outcome == _REJECTED) | (outcome == _DROPPED), outcome,
                                        np.where(outcome == _PENDING, _PENDING,
                                                 np.where(self.interrupted, _PENDING, _LOST))))).astype(np.int8)
             self.writer.append("messages", {
