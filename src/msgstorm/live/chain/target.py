@@ -32,18 +32,19 @@ What the chain did: new heads over WebSocket (``eth_subscribe``), each block the
 (``eth_getBlockByNumber``); the head's arrival is ``t_committed`` (and ``t_sequenced``) of
 msgstorm's transactions in it, ``block`` its number, ``seq_no`` the order of inclusion on the
 chain. Columns: ``t_sent`` the hand-over of its batch, ``t_received`` the node's answer
-(accepted into the pool or refused). Statuses: ``committed`` (included), ``rejected`` (refused;
-the reasons in ``tx_rejected`` events), ``pending`` (accepted, still in the pool at the drain's end), ``dropped`` (accepted, then
-gone from the node without a block: ``eth_getTransactionByHash`` knows it no more),
-``lost`` (no answer: the node died or the request failed), ``unsent``. Events: one
+(accepted into the pool or refused). Statuses: ``committed`` (included), ``rejected``
+(refused; the reasons in ``tx_rejected`` events), ``pending`` (accepted, still in the pool
+at the drain's end), ``dropped`` (accepted, then gone from the node without a block:
+``eth_getTransactionByHash`` knows it no more), ``lost`` (no answer: the node died or the
+request failed), ``unsent``. Events: one
 ``block_produced`` a block (value its transactions, height its number, detail its gas used,
 gas limit, base fee in wei and msgstorm's transactions in it), ``base_fee`` a block (the base
 fee in force in that block, in fee units), ``queue_depth`` every ``run.sample_interval`` (the
 pool's pending transactions, detail pending and queued), CPU samples of msgstorm and the node,
 and the servers' start and stop, the cleanup, node loss.
 
-The messages and the chain's events are written at the run's end; the run's start, servers
-and errors as they happen (``live/event_log.py``).
+The messages and the chain's events are written at the run's end (``live/chain/record.py``);
+the run's start, servers and errors as they happen (``live/event_log.py``).
 """
 
 from __future__ import annotations
@@ -54,30 +55,36 @@ import collections
 import concurrent.futures
 import gc
 import itertools
-import json
 import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from msgstorm.errors import TargetError
 from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.chain.anvil import NAME, AnvilNode
 from msgstorm.live.chain.calldata import decode, encode, gas_cap
+from msgstorm.live.chain.record import (
+    LOST,
+    PENDING,
+    REJECTED,
+    Block,
+    Window,
+    write_chain_events,
+    write_messages,
+)
 from msgstorm.live.chain.rpc import JsonRpc
 from msgstorm.live.cpu import MIN_INTERVAL_S, CpuSampler
 from msgstorm.live.drivers.base import STOP_GRACE_NS
 from msgstorm.live.event_log import EventLog
 from msgstorm.live.nemesis import cleanup_report
-from msgstorm.live.recorder import PUBLISHER, nullable
+from msgstorm.live.recorder import PUBLISHER
 from msgstorm.progress import Progress, ProgressSnapshot
 from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
 from msgstorm.traffic.generate import MessageBatch
@@ -103,35 +110,12 @@ _SPIN_NS = 1_200_000  # as live/target.py: sleep to this long before a send, the
 _DRAIN_POLL_S = 0.01
 _SWITCH_S = 100e-6
 _PROGRESS_S = 0.25
-_COMMITTED, _REJECTED, _PENDING, _LOST, _UNSENT, _DROPPED = range(6)
-_STATUSES = ("committed", "rejected", "pending", "lost", "unsent", "dropped")
 
 
 def reason_of(message: str) -> str:
     """The reason a node's error message names (``REASONS``), else ``other``."""
     lowered = message.lower()
     return next((reason for words, reason in REASONS if words in lowered), "other")
-
-
-@dataclass
-class _Window:
-    """One window of traffic and what became of each of its messages (-1: not yet)."""
-
-    batch: MessageBatch
-    sent: np.ndarray
-    answered: np.ndarray  # the node's answer arrived (accepted or refused)
-    outcome: np.ndarray  # int8: -1 none yet, _PENDING accepted, _REJECTED, _LOST
-
-
-@dataclass
-class _Block:
-    number: int
-    t: int
-    txs: int
-    gas_used: int
-    gas_limit: int
-    base_fee_wei: int
-    ours: list[int] = field(default_factory=list)  # msgstorm's msg_ids, in block order
 
 
 class ChainTarget:
@@ -151,9 +135,9 @@ class ChainTarget:
         self._t0 = time.monotonic_ns()
         self._recording = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="msgstorm-recorder")
         self.log = EventLog(writer, self._recording)
-        self.windows: list[_Window] = []
+        self.windows: list[Window] = []
         self._first_ids: list[int] = []
-        self.blocks: list[_Block] = []
+        self.blocks: list[Block] = []
         self.first_block = 0  # the chain's head when the schedule started
         self.pool: list[tuple[int, int, int]] = []  # (t, pending, queued)
         self.rejections: dict[str, list[int]] = {}  # reason -> times of the refusals
@@ -282,7 +266,7 @@ class ChainTarget:
             reporting = loop.create_task(self._report_progress() if self.progress is not None else asyncio.sleep(0))
             try:
                 await self._send_all(rpc, traffic)
-                await self._drain(rpc)
+                await self._drain()
             finally:
                 for task in (pool, cpu, reporting):
                     task.cancel()
@@ -327,7 +311,7 @@ class ChainTarget:
         while (batch := await upcoming) is not None:
             upcoming = loop.run_in_executor(None, next, batches, None)
             n = len(batch)
-            window = _Window(batch, np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.full(n, -1, np.int8))
+            window = Window(batch, np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.full(n, -1, np.int8))
             self._sent_before += sum(int((w.sent >= 0).sum()) for w in self.windows[-2:-1])
             self.windows.append(window)
             self._first_ids.append(int(batch.msg_id[0]) if n else -1)
@@ -369,7 +353,7 @@ class ChainTarget:
                 upcoming.cancel()
                 return
 
-    async def _post(self, rpc: JsonRpc, window: _Window, first: int, last: int, body: str) -> None:
+    async def _post(self, rpc: JsonRpc, window: Window, first: int, last: int, body: str) -> None:
         """One batch's answers: each transaction accepted (into the pool) or refused, with why."""
         self.in_flight += 1
         try:
@@ -377,7 +361,7 @@ class ChainTarget:
         except asyncio.CancelledError:
             raise
         except Exception as error:  # noqa: BLE001 - no answer: the batch is lost, the run goes on
-            window.outcome[first:last] = _LOST
+            window.outcome[first:last] = LOST
             window.answered[first:last] = self._now()
             self._on_error("sender", error)
             self._check_node()
@@ -391,11 +375,11 @@ class ChainTarget:
             k = int(answer["id"])
             refusal = answer.get("error")
             if refusal is None:
-                window.outcome[k] = _PENDING
+                window.outcome[k] = PENDING
                 self.accepted += 1
                 self._hashes[int(ids[k])] = answer["result"]
                 continue
-            window.outcome[k] = _REJECTED
+            window.outcome[k] = REJECTED
             message = str(refusal.get("message", ""))
             reason = reason_of(message)
             self.rejections.setdefault(reason, []).append(t)
@@ -459,7 +443,7 @@ class ChainTarget:
                 header = decode(tx.get("input", ""))
                 if header is not None:
                     ours.append(header[0])
-            self.blocks.append(_Block(number, t, len(block["transactions"]), int(block["gasUsed"], 16),
+            self.blocks.append(Block(number, t, len(block["transactions"]), int(block["gasUsed"], 16),
                                       int(block["gasLimit"], 16), int(block.get("baseFeePerGas", "0x0"), 16), ours))
             seq = len(self.included)
             for msg_id in ours:
@@ -501,7 +485,7 @@ class ChainTarget:
                 pass
             await asyncio.sleep(every_s)
 
-    async def _drain(self, rpc: JsonRpc) -> None:
+    async def _drain(self) -> None:
         """Until every request is answered and every accepted transaction included, the node
         is lost, or ``run.drain`` has passed."""
         deadline = self._now() + self.scenario.run.drain
@@ -510,7 +494,6 @@ class ChainTarget:
                 return
             self._check_node()
             await asyncio.sleep(_DRAIN_POLL_S)
-        del rpc
 
     async def _report_progress(self) -> None:
         """A progress snapshot every ``_PROGRESS_S`` (the terminal bar, Prometheus)."""
@@ -562,7 +545,8 @@ class ChainTarget:
         self.log.end_at(t_end)
         self.log.stop_writing()
         self._recording.shutdown(wait=True)
-        sent = self._write_messages()
+        sent = write_messages(self.writer, self.scenario, self.windows, self.included, self.dropped,
+                              self.interrupted, self.start_error is None)
         if self.senders_busy:
             self.log.add((t_end, EventKind.CLIENT_ERROR, None, None, {
                 "client": "senders", "busy": self.senders_busy,
@@ -570,70 +554,6 @@ class ChainTarget:
                          "(no account idle: raise live.anvil.accounts)"}))
         self.log.add((t_end, EventKind.RUN_END, None, float(sent), None))
         self.log.finish()
-        self._write_chain_events(t_end)
+        write_chain_events(self.writer, self.blocks, self.pool, self.rejections, self.rejection_text,
+                           self.spec.fee_unit_wei, t_end)
         return t_end
-
-    def _write_messages(self) -> int:
-        """One row per message sent, and per message intended before the run's end and never
-        sent (``unsent``) unless the run was interrupted; the number sent."""
-        duration = self.scenario.run.duration
-        complete = not self.interrupted and self.start_error is None
-        agents = [agent.name for agent in self.scenario.agents]
-        sent_total = 0
-        for window in self.windows:
-            batch = window.batch
-            keep = (window.sent >= 0) | ((batch.t_intended < duration) if complete else False)
-            rows = np.flatnonzero(keep)
-            if not rows.size:
-                continue
-            sent_total += int((window.sent >= 0).sum())
-            ids = batch.msg_id[rows]
-            t_committed = np.full(rows.size, -1, np.int64)
-            block = np.full(rows.size, -1, np.int64)
-            seq_no = np.full(rows.size, -1, np.int64)
-            outcome = window.outcome[rows].copy()
-            for r, msg_id in enumerate(ids.tolist()):
-                found = self.included.get(msg_id)
-                if found is not None:
-                    t_committed[r], block[r], seq_no[r] = found
-                elif msg_id in self.dropped:
-                    outcome[r] = _DROPPED
-            sent = window.sent[rows]
-            status = np.where(sent < 0, _UNSENT, np.where(t_committed >= 0, _COMMITTED,
-                              np.where((outcome == _REJECTED) | (outcome == _DROPPED), outcome,
-                                       np.where(outcome == _PENDING, _PENDING,
-                                                np.where(self.interrupted, _PENDING, _LOST))))).astype(np.int8)
-            self.writer.append("messages", {
-                "msg_id": ids, "kind": pa.array(np.asarray(MESSAGE_KINDS, dtype=object)[batch.kind[rows]]),
-                "agent": pa.array(np.asarray(agents, dtype=object)[batch.agent[rows]]),
-                "node": pa.array([PUBLISHER] * rows.size), "key": batch.key[rows],
-                "size": batch.size[rows], "fee": batch.fee[rows], "t_intended": batch.t_intended[rows],
-                "t_sent": nullable(sent), "t_received": nullable(window.answered[rows]),
-                "t_dequeued": pa.nulls(rows.size, pa.int64()), "t_sequenced": nullable(t_committed),
-                "seq_no": nullable(seq_no), "t_committed": nullable(t_committed), "block": nullable(block),
-                "status": pa.DictionaryArray.from_arrays(status, pa.array(_STATUSES)).cast(pa.string()),
-            })
-        return sent_total
-
-    def _write_chain_events(self, t_end: int) -> None:
-        """The blocks, base fees, pool samples and refusals, with their heights."""
-        unit = self.spec.fee_unit_wei
-        rows: list[tuple[int, str, str | None, float | None, int | None, str | None]] = []
-        for block in self.blocks:
-            t = min(block.t, t_end)
-            rows.append((t, EventKind.BLOCK_PRODUCED, NAME, float(block.txs), block.number, json.dumps(
-                {"gas": block.gas_used, "gas_limit": block.gas_limit, "base_fee_wei": block.base_fee_wei,
-                 "ours": len(block.ours)})))
-            rows.append((t, EventKind.BASE_FEE, NAME, block.base_fee_wei / unit, block.number, None))
-        for t, pending, queued in self.pool:
-            rows.append((min(t, t_end), EventKind.QUEUE_DEPTH, NAME, float(pending), None,
-                         json.dumps({"pending": pending, "queued": queued})))
-        for reason, times in sorted(self.rejections.items()):
-            rows.append((min(times[0], t_end), EventKind.TX_REJECTED, NAME, float(len(times)), None,
-                         json.dumps({"reason": reason, "error": self.rejection_text[reason]})))
-        if not rows:
-            return
-        rows.sort(key=lambda row: row[0])
-        self.writer.append("events", {"t": [row[0] for row in rows], "kind": [str(row[1]) for row in rows],
-                                      "node": [row[2] for row in rows], "value": [row[3] for row in rows],
-                                      "height": [row[4] for row in rows], "detail": [row[5] for row in rows]})
