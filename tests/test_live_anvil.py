@@ -198,6 +198,12 @@ def test_every_transaction_is_accounted_for_once_and_the_base_fee_is_the_nodes(t
             expected = base - base * (target - used) // target // 8
         assert int(by_number[n]["baseFeePerGas"], 16) == expected, n
     assert climbed >= 2  # the test filled blocks past the target, so the rule was exercised both ways
+    # The analysis reads the run as it reads a sim run: the wait in the pool is the queue wait.
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["latency_stages_ms"]["queue_wait"]["p50"] > 100  # a 500 ms block interval
+    checks = {c["name"]: c["verdict"] for c in summary["checks"]}
+    named = ("conservation", "stage-order", "committed-implies-sequenced", "delivery")
+    assert {name: checks[name] for name in named} == dict.fromkeys(named, "valid")
 
 
 @pytest.mark.slow

@@ -91,7 +91,7 @@ def write_messages(writer: HistoryWriter, scenario: Scenario, windows: list[Wind
             "node": pa.array([PUBLISHER] * rows.size), "key": batch.key[rows],
             "size": batch.size[rows], "fee": batch.fee[rows], "t_intended": batch.t_intended[rows],
             "t_sent": nullable(sent), "t_received": nullable(window.answered[rows]),
-            "t_dequeued": pa.nulls(rows.size, pa.int64()), "t_sequenced": nullable(t_committed),
+            "t_dequeued": nullable(t_committed), "t_sequenced": nullable(t_committed),
             "seq_no": nullable(seq_no), "t_committed": nullable(t_committed), "block": nullable(block),
             "status": pa.DictionaryArray.from_arrays(status, pa.array(_STATUSES)).cast(pa.string()),
         })

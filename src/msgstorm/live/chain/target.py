@@ -29,10 +29,12 @@ millisecond a transaction, so pre-signed batches would cap the sender near 1,000
 core, below what the node takes (``benchmarks/live_anvil.py`` measures both).
 
 What the chain did: new heads over WebSocket (``eth_subscribe``), each block then read whole
-(``eth_getBlockByNumber``); the head's arrival is ``t_committed`` (and ``t_sequenced``) of
-msgstorm's transactions in it, ``block`` its number, ``seq_no`` the order of inclusion on the
+(``eth_getBlockByNumber``); the head's arrival is ``t_committed`` (and ``t_dequeued`` and
+``t_sequenced``: the pool is the queue, and a transaction leaves it in a block) of msgstorm's
+transactions in it, ``block`` its number, ``seq_no`` the order of inclusion on the
 chain. Columns: ``t_sent`` the hand-over of its batch, ``t_received`` the node's answer
-(accepted into the pool or refused). Statuses: ``committed`` (included), ``rejected``
+(accepted into the pool or refused). So the latency split reads: ``propagation`` the
+JSON-RPC answer, ``queue_wait`` the wait in the pool until a block. Statuses: ``committed`` (included), ``rejected``
 (refused; the reasons in ``tx_rejected`` events), ``pending`` (accepted, still in the pool
 at the drain's end), ``dropped`` (accepted, then gone from the node without a block:
 ``eth_getTransactionByHash`` knows it no more), ``lost`` (no answer: the node died or the
