@@ -371,3 +371,109 @@ def test_transactions_the_node_drops_are_dropped_not_pending(tmp_path: Path, use
     pool = _rpc(url, "txpool_status")
     later = sum(1 for n in on_chain.values() if n > last)
     assert statuses["pending"] == later + int(pool["pending"], 16) + int(pool["queued"], 16)
+
+
+# --- faults on the node -----------------------------------------------------------------------
+
+
+def _fault_events(events: list[dict[str, Any]]) -> list[tuple[str, str | None, dict[str, Any]]]:
+    return [(e["kind"], e["node"], json.loads(e["detail"])) for e in events if e["kind"] in ("fault_start", "fault_end")]
+
+
+def test_a_toxic_on_the_anvil_target_is_refused_naming_why() -> None:
+    with pytest.raises(ScenarioError, match=r"faults\[0\]\.kind: target 'anvil' cannot route its clients through the "
+                                            r"fault proxy"):
+        _scenario("4s", "500ms", 30_000_000, "fee_priority", "40/s",
+                  'faults=[{kind="toxic", at="1s", duration="1s", toxic="latency", latency="10ms", link="clients"}]')
+
+
+def test_a_paused_node_includes_nothing_sent_during_the_pause_until_it_resumes(tmp_path: Path) -> None:
+    from msgstorm.runner import run
+
+    require_anvil()
+    at, pause = 1_500_000_000, 1_500_000_000
+    scenario = _scenario("4s", "200ms", 30_000_000, "fee_priority", "20/s",
+                         'faults=[{kind="pause", at="1500ms", duration="1500ms", node="anvil"}]')
+    result = run(scenario, tmp_path / "run")
+    events = _rows(result.run_dir, "events")
+    faults = _fault_events(events)
+    assert [(kind, node) for kind, node, _ in faults] == [("fault_start", "anvil"), ("fault_end", "anvil")]
+    start, end = (next(e["t"] for e in events if e["kind"] == kind) for kind in ("fault_start", "fault_end"))
+    assert start >= at and end - start >= pause - 50_000_000  # applied at its time on the run's clock
+    messages = _rows(result.run_dir, "messages")
+    during = [m for m in messages if m["t_sent"] is not None and start <= m["t_sent"] < end - 100_000_000]
+    assert during
+    assert all(m["status"] == "committed" for m in during), Counter(m["status"] for m in during)
+    # Nothing sent during the pause is in a block before the node resumed; the first sent waits about P.
+    assert all(m["t_committed"] >= end for m in during)
+    latencies = sorted(m["t_committed"] - m["t_intended"] for m in during)
+    assert latencies[-1] >= pause - 150_000_000
+    statuses = Counter(m["status"] for m in messages)
+    assert statuses["lost"] == 0 and statuses["committed"] > len(during)
+    assert not [e for e in events if e["kind"] == "node_down"]
+    cleanup = next(json.loads(e["detail"]) for e in events if e["kind"] == "cleanup")
+    assert cleanup["left"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("fault", "signal_name"), [
+    ('{kind="crash", at="2500ms", restart_after="1s", node="anvil"}', "SIGKILL"),
+    ('{kind="restart", at="2500ms", down="1s", node="anvil"}', "SIGTERM"),
+])
+def test_a_node_stopped_by_a_fault_restarts_from_its_saved_chain_and_every_transaction_is_accounted_once(
+        tmp_path: Path, fault: str, signal_name: str) -> None:
+    from msgstorm.runner import run
+
+    binary = require_anvil()
+    scenario = _scenario("6s", "500ms", 30_000_000, "fee_priority", "20/s", f"faults=[{fault}]")
+    result = run(scenario, tmp_path / "run")
+    events = _rows(result.run_dir, "events")
+    faults = _fault_events(events)
+    assert [(kind, node) for kind, node, _ in faults] == [("fault_start", "anvil"), ("fault_end", "anvil")]
+    assert faults[0][2]["signal"] == signal_name
+    errors = [json.loads(e["detail"]) for e in events if e["kind"] == "client_error"]
+    # While the node is down each send is lost, said once; nothing else went wrong.
+    said = [e for e in errors if "lost_to_faults" not in e and "rolled_back" not in e]
+    assert said == []
+    if signal_name == "SIGTERM":  # a graceful stop writes the whole chain: nothing to roll back
+        assert not [e for e in errors if "rolled_back" in e]
+    restarted = [json.loads(e["detail"]) for e in events if e["kind"] == "server_start"
+                 and json.loads(e["detail"]).get("restarted")]
+    assert len(restarted) == 1 and restarted[0]["pid"] != faults[0][2]["pid"]
+    assert not [e for e in events if e["kind"] == "node_down"]
+    crash_t = next(e["t"] for e in events if e["kind"] == "fault_start")
+    heights = [e["height"] for e in events if e["kind"] == "block_produced"]
+    assert heights == sorted(set(heights))  # one chain, each block once
+    after = [e for e in events if e["kind"] == "block_produced" and e["t"] > crash_t + 1_000_000_000]
+    assert after and sum(e["value"] for e in after) > 0  # the chain goes on past the restart, with transactions
+    messages = _rows(result.run_dir, "messages")
+    ids = [m["msg_id"] for m in messages]
+    assert len(ids) == len(set(ids))
+    statuses = Counter(m["status"] for m in messages)
+    assert set(statuses) <= {"committed", "pending", "rejected", "lost", "dropped", "unsent"}
+    assert statuses["committed"] > 0
+    assert statuses["lost"] == sum(e.get("lost_to_faults", 0) for e in errors) > 0
+    # The chain msgstorm recorded is the node's: the state the node wrote at its last exit,
+    # loaded into a fresh anvil, holds each committed transaction once, in its block.
+    state = result.run_dir / "servers" / "anvil-state.json"
+    assert state.is_file()
+    port = free_port()
+    node = ManagedServer("anvil-check", [binary, "--host", "127.0.0.1", "--port", str(port), "--load-state",
+                                         str(state), "--no-mining"], port, tmp_path / "check", 20)
+    node.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        on_chain: dict[int, int] = {}
+        for block in _node_blocks(url, 1):
+            for tx in block["transactions"]:
+                header = decode(tx["input"])
+                if header is not None:
+                    assert header[0] not in on_chain
+                    on_chain[header[0]] = int(block["number"], 16)
+    finally:
+        node.stop()
+    last = max(heights)
+    committed = {m["msg_id"]: m["block"] for m in messages if m["status"] == "committed"}
+    assert committed == {msg_id: n for msg_id, n in on_chain.items() if n <= last}
+    assert {msg_id for msg_id, n in on_chain.items() if n > last} <= {m["msg_id"] for m in messages
+                                                                       if m["status"] == "pending"}

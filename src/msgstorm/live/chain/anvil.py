@@ -8,6 +8,13 @@ PATH, then in a ``node_modules`` of the project or the working directory (where 
 ``AnvilSpec``'s docstring); ``AnvilNode.problems`` refuses, naming the field, what anvil
 cannot do. With ``live.url`` no node is started: any EVM JSON-RPC node with unlocked
 accounts (``eth_accounts``, ``eth_sendTransaction``) is the target.
+
+The node msgstorm starts is a server of the nemesis's (``HasServers``): ``pause``, ``crash``
+and ``restart`` faults act on it as on a broker. When the scenario stops it (a crash or a
+restart), it keeps its chain in ``servers/anvil-state.json`` (anvil's ``--state``: loaded at
+start, written on a graceful exit and every second -- what a SIGKILL takes is what came after
+the last write). Toxics are refused: the node's JSON-RPC and
+WebSocket links do not go through the fault proxy (``RoutesClients`` is not declared).
 """
 
 from __future__ import annotations
@@ -17,9 +24,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from msgstorm.faults.schedule import fault_entries
+from msgstorm.live.drivers.base import HasServers
 from msgstorm.live.servers import ManagedServer, ServerError, free_port
 from msgstorm.scenario.registry import LIVE_DRIVERS
-from msgstorm.scenario.schema import Eip1559, Scenario
+from msgstorm.scenario.schema import CrashFault, Eip1559, LiveSpec, RestartFault, Scenario
 
 __all__ = ["ANVIL_ENV", "INSTALL", "AnvilNode", "find_anvil"]
 
@@ -30,6 +39,9 @@ _PROJECT = Path(__file__).resolve().parents[4]  # src/msgstorm/live/chain/anvil.
 # sequencer.policy -> anvil's --order.
 _ORDERS = {"fifo": "fifo", "fee_priority": "fees"}
 NAME = "anvil"
+STATE_FILE = "anvil-state.json"  # in the run's servers/ directory, when a fault stops the node
+# anvil writes its state every this many seconds (its smallest interval) besides at exit.
+_STATE_INTERVAL_S = 1
 
 
 def find_anvil() -> str:
@@ -49,7 +61,7 @@ def find_anvil() -> str:
 
 
 @LIVE_DRIVERS.register(NAME)
-class AnvilNode:
+class AnvilNode(HasServers):
     """The node of one run: ``start`` it (none with ``live.url``), ``stop`` it on every way out."""
 
     def __init__(self, scenario: Scenario, run_dir: Path) -> None:
@@ -69,9 +81,23 @@ class AnvilNode:
         if interval % 1_000_000:
             field = ("live", "anvil", "block_time") if scenario.live.anvil.block_time else ("blocks", "interval")
             said.append((field, f"anvil's block time is in whole milliseconds, not {interval} ns"))
-        if scenario.faults:
-            said.append((("faults",), "the anvil target applies no [[faults]] yet; drop them (--set faults=[])"))
         return said
+
+    @staticmethod
+    def server_names(spec: LiveSpec) -> list[str]:
+        """The node msgstorm starts (none with ``live.url``): the name a fault's ``node`` gives."""
+        return [] if spec.url is not None else [NAME]
+
+    @property
+    def servers(self) -> list[ManagedServer]:  # type: ignore[override]
+        return [self.server] if self.server is not None else []
+
+    def server_url(self, server: ManagedServer) -> str:
+        return f"http://127.0.0.1:{server.port}"
+
+    def keeps_state(self) -> bool:
+        """Whether a fault may stop the node: then its chain is kept across a restart."""
+        return any(isinstance(spec, CrashFault | RestartFault) for _, spec in fault_entries(self.scenario))
 
     def argv(self, binary: str, port: int) -> list[str]:
         scenario = self.scenario
@@ -84,6 +110,9 @@ class AnvilNode:
             argv += ["--gas-limit", str(scenario.blocks.max_gas)]
         if isinstance(scenario.backpressure, Eip1559):
             argv += ["--base-fee", str(round(scenario.backpressure.initial_base_fee * spec.fee_unit_wei))]
+        if self.keeps_state():
+            argv += ["--state", str(self.run_dir / "servers" / STATE_FILE),
+                     "--state-interval", str(_STATE_INTERVAL_S)]
         return argv
 
     def start(self) -> dict[str, Any] | None:

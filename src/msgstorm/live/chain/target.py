@@ -45,6 +45,17 @@ fee in force in that block, in fee units), ``queue_depth`` every ``run.sample_in
 pool's pending transactions, detail pending and queued), CPU samples of msgstorm and the node,
 and the servers' start and stop, the cleanup, node loss.
 
+Faults: the scenario's ``[[faults]]`` are applied to the node msgstorm started by the live
+nemesis (``live/nemesis.py``), as to a broker: ``pause`` (SIGSTOP/SIGCONT), ``crash``
+(SIGKILL; with ``restart_after`` started again on its port from its saved chain) and
+``restart`` (SIGTERM, its chain written, started again ``down`` later), each a
+``fault_start`` / ``fault_end`` event. While a fault has the node down and will bring it back,
+a send that finds no node is ``lost`` and the heads are followed again once it listens; a
+node down otherwise (a crash without ``restart_after``, an exit of its own) is named
+(``node_down``) and ends the sending. A node restarted from a state older than the blocks
+already read (a SIGKILL between two writes of its state) rolled those blocks back: they are
+dropped from the history's chain, and their transactions, no longer on it, end ``dropped``.
+
 The messages and the chain's events are written at the run's end (``live/chain/record.py``);
 the run's start, servers and errors as they happen (``live/event_log.py``).
 """
@@ -85,10 +96,10 @@ from msgstorm.live.chain.rpc import JsonRpc
 from msgstorm.live.cpu import MIN_INTERVAL_S, CpuSampler
 from msgstorm.live.drivers.base import STOP_GRACE_NS
 from msgstorm.live.event_log import EventLog
-from msgstorm.live.nemesis import cleanup_report
+from msgstorm.live.nemesis import Nemesis, cleanup_report
 from msgstorm.live.recorder import PUBLISHER
 from msgstorm.progress import Progress, ProgressSnapshot
-from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
+from msgstorm.scenario.schema import MESSAGE_KINDS, CrashFault, RestartFault, Scenario
 from msgstorm.traffic.generate import MessageBatch
 
 __all__ = ["REASONS", "SINK", "ChainTarget", "reason_of"]
@@ -112,6 +123,7 @@ _SPIN_NS = 1_200_000  # as live/target.py: sleep to this long before a send, the
 _DRAIN_POLL_S = 0.01
 _SWITCH_S = 100e-6
 _PROGRESS_S = 0.25
+_HEADS_RETRY_S = 0.05  # the heads are followed again this often while a fault has the node down
 
 
 def reason_of(message: str) -> str:
@@ -161,6 +173,12 @@ class ChainTarget:
         self.senders_busy = 0  # transactions sent from an account that was not idle
         self._requests: set[asyncio.Task[None]] = set()
         self._handlers: dict[int, Any] = {}
+        self.nemesis: Nemesis | None = None
+        self.lost_to_faults = 0  # transactions sent while a fault had the node down
+        self._block_hashes: dict[int, str] = {}  # block number -> hash, to see a rollback after a restart
+        # A node that may be stopped and restarted: included transactions keep their hashes, so
+        # one whose block a restart rolled back is looked up again at the end.
+        self._keep_hashes = self.node.keeps_state()
 
     @property
     def nodes(self) -> list[dict[str, str]]:
@@ -229,7 +247,7 @@ class ChainTarget:
                 self.log.add((self._now(), EventKind.SERVER_STOP, None, None, {
                     "name": server.name, "returncode": server.returncode,
                     **({"exited_early": True} if server.exited_early else {})}))
-            self.log.add((self._now(), EventKind.CLEANUP, None, None, cleanup_report(servers, None, [])))
+            self.log.add((self._now(), EventKind.CLEANUP, None, None, cleanup_report(servers, self.nemesis, [])))
 
     def _stop_on_signals(self) -> None:
         """SIGINT and SIGTERM cancel the run's task (as ``LiveTarget._stop_on_signals``)."""
@@ -260,6 +278,7 @@ class ChainTarget:
             self._t0 += shift
             self.log.start_clock(shift)
             loop = asyncio.get_running_loop()
+            faults = loop.create_task(self._apply_faults())
             heads = loop.create_task(self._watch_heads(rpc))
             pool = loop.create_task(self._sample_pool(rpc))
             servers = [(NAME, self.node.server.pid)] if self.node.server and self.node.server.pid else []
@@ -268,8 +287,10 @@ class ChainTarget:
             reporting = loop.create_task(self._report_progress() if self.progress is not None else asyncio.sleep(0))
             try:
                 await self._send_all(rpc, traffic)
+                await self._heal(faults)
                 await self._drain()
             finally:
+                await self._heal(faults)
                 for task in (pool, cpu, reporting):
                     task.cancel()
                 await asyncio.gather(pool, cpu, reporting, return_exceptions=True)
@@ -289,6 +310,34 @@ class ChainTarget:
                 await asyncio.gather(heads, *self._requests, return_exceptions=True)
         finally:
             await rpc.close()
+
+    async def _apply_faults(self) -> None:
+        """The scenario's faults on the node, each at its time on the run's clock."""
+        if not self.scenario.faults or self.node.server is None:
+            return
+        self.nemesis = Nemesis(self.scenario, self.node, self.run_dir,
+                               lambda t, kind, node, detail: self.log.add((t, kind, node, None, detail)))
+        await self.nemesis.prepare()
+        await self.nemesis.run(self._t0, self._now)
+
+    async def _heal(self, faults: asyncio.Task[None]) -> None:
+        """The sending ended: the faults still in force are ended (the node resumed or
+        started again), each ``fault_end`` written. Safe to call twice."""
+        faults.cancel()
+        await asyncio.gather(faults, return_exceptions=True)
+        if self.nemesis is not None:
+            await self.nemesis.close(self._now)
+
+    def _down_by_fault(self) -> bool:
+        """Whether the node is down because a fault stopped it and will start it again."""
+        nemesis, server = self.nemesis, self.node.server
+        if nemesis is None or server is None:
+            return False
+        if nemesis.applying:  # a fault's start or end under way (a restart waits for the node to listen)
+            return True
+        return server.stopped_by_fault and any(
+            op.action == "end" and op.fault_id in nemesis.started and op.fault_id not in nemesis.ended
+            for op in nemesis.ops if isinstance(op.spec, CrashFault | RestartFault))
 
     async def _connect(self, rpc: JsonRpc) -> None:
         accounts = await rpc.call("eth_accounts")
@@ -365,6 +414,9 @@ class ChainTarget:
         except Exception as error:  # noqa: BLE001 - no answer: the batch is lost, the run goes on
             window.outcome[first:last] = LOST
             window.answered[first:last] = self._now()
+            if self._down_by_fault():  # the fault's own events say why; each send it cost is lost
+                self.lost_to_faults += last - first
+                return
             self._on_error("sender", error)
             self._check_node()
             return
@@ -416,19 +468,54 @@ class ChainTarget:
     # --- the chain --------------------------------------------------------------------------
 
     async def _watch_heads(self, rpc: JsonRpc) -> None:
-        """Each new head's arrival, then the blocks since the last one read."""
-        try:
-            async for head in rpc.new_heads(self.node.ws_url):
-                t = self._now()
-                await self._read_blocks(rpc, int(head["number"], 16), t)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # noqa: BLE001 - the heads are gone; what was read is kept
-            self._on_error("heads", error)
+        """Each new head's arrival, then the blocks since the last one read. Followed again
+        while a fault has the node down (a rollback looked for each time)."""
+        followed = False
+        while True:
+            try:
+                if followed:
+                    await self._roll_back(rpc)
+                followed = True
+                async for head in rpc.new_heads(self.node.ws_url):
+                    t = self._now()
+                    await self._read_blocks(rpc, int(head["number"], 16), t)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - the heads are gone; what was read is kept
+                if not self._down_by_fault():
+                    self._on_error("heads", error)
+            if self._down_by_fault() or (self.nemesis is not None and self.nemesis.applying):
+                await asyncio.sleep(_HEADS_RETRY_S)
+                continue
+            break
         if not self.node.alive():
             self._check_node()
         elif self.t_run_end is None:
             self.log.add((self._now(), EventKind.DISCONNECTED, None, None, {"client": "heads"}))
+
+    async def _roll_back(self, rpc: JsonRpc) -> None:
+        """After the node came back: the blocks read that its chain no longer has (a restart
+        from an older state) are dropped, their transactions no longer included."""
+        if not self.blocks:
+            return
+        numbers = [b.number for b in self.blocks]
+        found = await rpc.calls("eth_getBlockByNumber", [[hex(n), False] for n in numbers])
+        keep = len(numbers)
+        for index, block in enumerate(found):
+            if block is None or block["hash"] != self._block_hashes.get(numbers[index]):
+                keep = index
+                break
+        for block in self.blocks[keep:]:
+            self._block_hashes.pop(block.number, None)
+            for msg_id in block.ours:
+                self.included.pop(msg_id, None)
+        if keep < len(numbers):
+            self.log.add((self._now(), EventKind.CLIENT_ERROR, None, None, {
+                "client": "heads", "rolled_back": [numbers[keep], numbers[-1]],
+                "error": f"the restarted node's chain ends before block {numbers[keep]}: blocks "
+                         f"{numbers[keep]}..{numbers[-1]} rolled back"}))
+        del self.blocks[keep:]
+        self._settle_included()
 
     async def _read_blocks(self, rpc: JsonRpc, through: int, t: int) -> None:
         """Blocks after the last read through ``through``, each stamped ``t`` (its head's arrival)."""
@@ -445,12 +532,14 @@ class ChainTarget:
                 header = decode(tx.get("input", ""))
                 if header is not None:
                     ours.append(header[0])
+            self._block_hashes[number] = block["hash"]
             self.blocks.append(Block(number, t, len(block["transactions"]), int(block["gasUsed"], 16),
                                       int(block["gasLimit"], 16), int(block.get("baseFeePerGas", "0x0"), 16), ours))
             seq = len(self.included)
             for msg_id in ours:
                 if msg_id not in self.included:
-                    self._hashes.pop(msg_id, None)
+                    if not self._keep_hashes:
+                        self._hashes.pop(msg_id, None)
                     self.included[msg_id] = (t, number, seq)
                     seq += 1
                     sender = self._sender_of.pop(msg_id, None)
@@ -516,8 +605,9 @@ class ChainTarget:
             base_fee=base_fee, faults_active=0, leader=NAME, final=final, target=self.scenario.target)
 
     def _check_node(self) -> None:
-        """A node msgstorm started that has exited is named once (``node_down``)."""
-        if self.node_lost_at is None and not self.node.alive():
+        """A node msgstorm started that has exited (not stopped by a fault that starts it
+        again) is named once (``node_down``)."""
+        if self.node_lost_at is None and not self.node.alive() and not self._down_by_fault():
             self.node_lost_at = self._now()
             server = self.node.server
             self.log.add((self.node_lost_at, EventKind.NODE_DOWN, NAME, None, {
@@ -554,6 +644,10 @@ class ChainTarget:
                 "client": "senders", "busy": self.senders_busy,
                 "error": f"{self.senders_busy} transactions sent from an account with one already in the pool "
                          "(no account idle: raise live.anvil.accounts)"}))
+        if self.lost_to_faults:
+            self.log.add((t_end, EventKind.CLIENT_ERROR, None, None, {
+                "client": "sender", "lost_to_faults": self.lost_to_faults,
+                "error": f"{self.lost_to_faults} transactions sent while a fault had the node down (lost)"}))
         self.log.add((t_end, EventKind.RUN_END, None, float(sent), None))
         self.log.finish()
         write_chain_events(self.writer, self.blocks, self.pool, self.rejections, self.rejection_text,
