@@ -477,3 +477,29 @@ def test_a_node_stopped_by_a_fault_restarts_from_its_saved_chain_and_every_trans
     assert committed == {msg_id: n for msg_id, n in on_chain.items() if n <= last}
     assert {msg_id for msg_id, n in on_chain.items() if n > last} <= {m["msg_id"] for m in messages
                                                                        if m["status"] == "pending"}
+
+
+@pytest.mark.slow
+def test_a_node_crashed_for_good_ends_the_run_on_time_and_is_named(tmp_path: Path) -> None:
+    from msgstorm.runner import run
+
+    require_anvil()
+    scenario = _scenario("6s", "500ms", 30_000_000, "fee_priority", "20/s",
+                         'faults=[{kind="crash", at="2s", node="anvil"}]')
+    started = time.monotonic()
+    result = run(scenario, tmp_path / "run")
+    assert time.monotonic() - started < 6 + 3 + 20  # duration + drain + the start and the analysis, bounded
+    events = _rows(result.run_dir, "events")
+    faults = _fault_events(events)
+    assert [(kind, node) for kind, node, _ in faults] == [("fault_start", "anvil")]
+    down = [e for e in events if e["kind"] == "node_down"]
+    assert len(down) == 1 and down[0]["node"] == "anvil"
+    assert "crash fault" in json.loads(down[0]["detail"])["error"]
+    crash_t = next(e["t"] for e in events if e["kind"] == "fault_start")
+    assert down[0]["t"] >= crash_t
+    end = next(e["t"] for e in events if e["kind"] == "run_end")
+    assert end < 6_000_000_000  # the sending ended with the node, not at the schedule's end
+    cleanup = next(json.loads(e["detail"]) for e in events if e["kind"] == "cleanup")
+    assert cleanup["left"] == []
+    statuses = Counter(m["status"] for m in _rows(result.run_dir, "messages"))
+    assert statuses["committed"] > 0 and statuses["unsent"] > 0

@@ -612,7 +612,8 @@ class ChainTarget:
             server = self.node.server
             self.log.add((self.node_lost_at, EventKind.NODE_DOWN, NAME, None, {
                 "name": NAME, "returncode": server.process.returncode if server and server.process else None,
-                "error": "the node exited during the run"}))
+                "error": "a crash fault without restart_after stopped it for good" if server and server.stopped_by_fault
+                else "the node exited during the run"}))
 
     def _on_error(self, client: str, error: BaseException) -> None:
         self.log.add((self._now(), EventKind.CLIENT_ERROR, None, None,
