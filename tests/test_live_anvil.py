@@ -380,11 +380,37 @@ def _fault_events(events: list[dict[str, Any]]) -> list[tuple[str, str | None, d
     return [(e["kind"], e["node"], json.loads(e["detail"])) for e in events if e["kind"] in ("fault_start", "fault_end")]
 
 
-def test_a_toxic_on_the_anvil_target_is_refused_naming_why() -> None:
-    with pytest.raises(ScenarioError, match=r"faults\[0\]\.kind: target 'anvil' cannot route its clients through the "
-                                            r"fault proxy"):
-        _scenario("4s", "500ms", 30_000_000, "fee_priority", "40/s",
-                  'faults=[{kind="toxic", at="1s", duration="1s", toxic="latency", latency="10ms", link="clients"}]')
+def test_a_toxic_that_changes_bytes_on_the_rpc_link_is_refused_naming_why() -> None:
+    with pytest.raises(ScenarioError, match=r"faults\[0\]\.toxic: a 'corrupt' toxic changes bytes on the node's "
+                                            r"JSON-RPC link"):
+        _scenario("4s", "500ms", 30_000_000, "fee_priority", "20/s",
+                  'faults=[{kind="toxic", at="1s", duration="1s", toxic="corrupt", link="publisher"}]')
+
+
+def test_a_latency_toxic_on_the_rpc_link_delays_each_answer_sent_under_it(tmp_path: Path) -> None:
+    from msgstorm.runner import run
+
+    require_anvil()
+    scenario = _scenario("4s", "200ms", 30_000_000, "fee_priority", "20/s",
+                         'faults=[{kind="toxic", at="1500ms", duration="1500ms", toxic="latency", latency="300ms", '
+                         'link="publisher"}]')
+    result = run(scenario, tmp_path / "run")
+    events = _rows(result.run_dir, "events")
+    faults = _fault_events(events)
+    assert [kind for kind, _, _ in faults] == ["fault_start", "fault_end"]
+    start, end = (next(e["t"] for e in events if e["kind"] == kind) for kind in ("fault_start", "fault_end"))
+    messages = _rows(result.run_dir, "messages")
+    sent = [m for m in messages if m["t_sent"] is not None]
+    under = [m for m in sent if start <= m["t_sent"] and m["t_received"] < end]
+    before = [m for m in sent if m["t_received"] < start]
+    assert under and before
+    # Each answer under the toxic waited its 300 ms on the link; those before it did not.
+    assert all(m["t_received"] - m["t_sent"] >= 300_000_000 for m in under)
+    assert all(m["t_received"] - m["t_sent"] < 300_000_000 for m in before)
+    statuses = Counter(m["status"] for m in messages)
+    assert statuses["committed"] == len(sent) and statuses["lost"] == 0
+    cleanup = next(json.loads(e["detail"]) for e in events if e["kind"] == "cleanup")
+    assert cleanup["left"] == [] and cleanup["proxies_closed"] == 1
 
 
 def test_a_paused_node_includes_nothing_sent_during_the_pause_until_it_resumes(tmp_path: Path) -> None:

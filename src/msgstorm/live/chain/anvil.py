@@ -13,8 +13,10 @@ The node msgstorm starts is a server of the nemesis's (``HasServers``): ``pause`
 and ``restart`` faults act on it as on a broker. When the scenario stops it (a crash or a
 restart), it keeps its chain in ``servers/anvil-state.json`` (anvil's ``--state``: loaded at
 start, written on a graceful exit and every second -- what a SIGKILL takes is what came after
-the last write). Toxics are refused: the node's JSON-RPC and
-WebSocket links do not go through the fault proxy (``RoutesClients`` is not declared).
+the last write). Its links go through the fault proxy for a ``toxic`` (``RoutesClients``):
+``publisher`` is the JSON-RPC link (the sends, and the block reads and pool samples on the
+same connections), ``consumers`` the WebSocket of the new heads. A toxic that changes bytes
+is refused: it would break the JSON, not a payload.
 """
 
 from __future__ import annotations
@@ -25,10 +27,18 @@ from pathlib import Path
 from typing import Any
 
 from msgstorm.faults.schedule import fault_entries
-from msgstorm.live.drivers.base import HasServers
+from msgstorm.live.drivers.base import HasServers, RoutesClients
 from msgstorm.live.servers import ManagedServer, ServerError, free_port
+from msgstorm.live.toxics import TOXICS
 from msgstorm.scenario.registry import LIVE_DRIVERS
-from msgstorm.scenario.schema import CrashFault, Eip1559, LiveSpec, RestartFault, Scenario
+from msgstorm.scenario.schema import (
+    CrashFault,
+    Eip1559,
+    LiveSpec,
+    RestartFault,
+    Scenario,
+    ToxicFault,
+)
 
 __all__ = ["ANVIL_ENV", "INSTALL", "AnvilNode", "find_anvil"]
 
@@ -61,13 +71,14 @@ def find_anvil() -> str:
 
 
 @LIVE_DRIVERS.register(NAME)
-class AnvilNode(HasServers):
+class AnvilNode(HasServers, RoutesClients):
     """The node of one run: ``start`` it (none with ``live.url``), ``stop`` it on every way out."""
 
     def __init__(self, scenario: Scenario, run_dir: Path) -> None:
         self.scenario = scenario
         self.run_dir = run_dir
         self.server: ManagedServer | None = None
+        self.routed: dict[str, str] = {}  # role -> the fault proxy's URL its link goes through
 
     @staticmethod
     def problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
@@ -81,7 +92,22 @@ class AnvilNode(HasServers):
         if interval % 1_000_000:
             field = ("live", "anvil", "block_time") if scenario.live.anvil.block_time else ("blocks", "interval")
             said.append((field, f"anvil's block time is in whole milliseconds, not {interval} ns"))
+        for where, spec in fault_entries(scenario):
+            if isinstance(spec, ToxicFault) and TOXICS[spec.toxic].changes_bytes:
+                said.append(((*where, "toxic"), f"a {spec.toxic!r} toxic changes bytes on the node's JSON-RPC link, "
+                                                "which breaks the JSON, not a transaction: use a toxic that delays, "
+                                                "slows or cuts the link"))
         return said
+
+    @staticmethod
+    def client_routing_problem(spec: LiveSpec) -> str | None:
+        return None  # plain HTTP and WebSocket over TCP: the proxy forwards both
+
+    def client_routes(self) -> dict[str, list[str]]:
+        return {"publisher": [self.direct_url], "consumers": ["ws" + self.direct_url[4:]]}
+
+    def route_clients(self, routes: dict[str, list[str]]) -> None:
+        self.routed = {role: urls[0] for role, urls in routes.items()}
 
     @staticmethod
     def server_names(spec: LiveSpec) -> list[str]:
@@ -127,15 +153,23 @@ class AnvilNode(HasServers):
         return {"name": NAME, "pid": self.server.pid, "url": self.url}
 
     @property
-    def url(self) -> str:
+    def direct_url(self) -> str:
+        """The node's own JSON-RPC URL (not through the fault proxy)."""
         if self.scenario.live.url is not None:
             return self.scenario.live.url
         assert self.server is not None
         return f"http://127.0.0.1:{self.server.port}"
 
     @property
+    def url(self) -> str:
+        """Where the JSON-RPC link goes: the fault proxy under a toxic, else the node."""
+        return self.routed.get("publisher", self.direct_url)
+
+    @property
     def ws_url(self) -> str:
-        url = self.url
+        if "consumers" in self.routed:
+            return self.routed["consumers"]
+        url = self.direct_url
         return "ws" + url[4:] if url.startswith("http") else url
 
     def alive(self) -> bool:

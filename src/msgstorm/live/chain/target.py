@@ -238,6 +238,8 @@ class ChainTarget:
             self.log.add((self._now(), EventKind.CLIENT_ERROR, None, None, {"client": "start", "error": str(error)}))
             raise
         finally:
+            if self.nemesis is not None:
+                self.nemesis.kill()  # the last resort: a proxy or a paused node a broken loop left
             self.node.stop()
             servers = [self.node.server] if self.node.server is not None else []
             for server in servers:
@@ -267,6 +269,11 @@ class ChainTarget:
 
     async def _main(self, traffic: Iterator[MessageBatch]) -> None:
         self._stop_on_signals()
+        if self.scenario.faults:
+            # Before the clients connect: a toxic routes them through the fault proxy.
+            self.nemesis = Nemesis(self.scenario, self.node, self.run_dir,
+                                   lambda t, kind, node, detail: self.log.add((t, kind, node, None, detail)))
+            await self.nemesis.prepare()
         rpc = JsonRpc(self.node.url, self.spec.connections)
         try:
             try:
@@ -310,15 +317,13 @@ class ChainTarget:
                 await asyncio.gather(heads, *self._requests, return_exceptions=True)
         finally:
             await rpc.close()
+            if self.nemesis is not None:
+                await self.nemesis.close(self._now)  # the proxy, after the clients that go through it
 
     async def _apply_faults(self) -> None:
         """The scenario's faults on the node, each at its time on the run's clock."""
-        if not self.scenario.faults or self.node.server is None:
-            return
-        self.nemesis = Nemesis(self.scenario, self.node, self.run_dir,
-                               lambda t, kind, node, detail: self.log.add((t, kind, node, None, detail)))
-        await self.nemesis.prepare()
-        await self.nemesis.run(self._t0, self._now)
+        if self.nemesis is not None:
+            await self.nemesis.run(self._t0, self._now)
 
     async def _heal(self, faults: asyncio.Task[None]) -> None:
         """The sending ended: the faults still in force are ended (the node resumed or
@@ -326,7 +331,7 @@ class ChainTarget:
         faults.cancel()
         await asyncio.gather(faults, return_exceptions=True)
         if self.nemesis is not None:
-            await self.nemesis.close(self._now)
+            await self.nemesis.heal(self._now)
 
     def _down_by_fault(self) -> bool:
         """Whether the node is down because a fault stopped it and will start it again."""
