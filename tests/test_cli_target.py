@@ -42,6 +42,9 @@ def _invoke(*args: str) -> tuple[int, str]:
     ("redis://localhost:6379/0", ['target="redis"', 'live.url="redis://localhost:6379/0"']),
     ("nats://[::1]:4222", ['target="nats"', 'live.url="nats://[::1]:4222"']),
     ("tcp://127.0.0.1:5555", ['target="zmq"', 'live.url="tcp://127.0.0.1:5555"']),
+    ("anvil", ['target="anvil"']),
+    ("http://127.0.0.1:8545", ['target="anvil"', 'live.url="http://127.0.0.1:8545"']),
+    ("ws://127.0.0.1:8545", ['target="anvil"', 'live.url="http://127.0.0.1:8545"']),
 ])
 def test_a_name_or_url_becomes_the_scenarios_target(value: str, expected: list[str]) -> None:
     assert target_overrides(value) == expected
@@ -51,6 +54,7 @@ def test_a_name_or_url_becomes_the_scenarios_target(value: str, expected: list[s
     ("nats://10.1.2.3:4222", "not a loopback address; load goes only to 127.0.0.0/8 or ::1 unless you pass "
                              "--allow-remote"),
     ("ipc:///tmp/feed", "the ZeroMQ driver binds a TCP endpoint"),
+    ("http://10.1.2.3:8545", "not a loopback address"),
     ("kafka://127.0.0.1:9092", "unknown URL scheme 'kafka'"),
     ("nats://", "the URL names no host"),
     ("nats server", "expected a target name"),

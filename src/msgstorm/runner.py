@@ -26,6 +26,7 @@ from msgstorm.progress import Progress
 from msgstorm.report import write_run_files
 from msgstorm.report.rerun import reanalyse, without_cycle_collection, write_summary
 from msgstorm.scenario import Scenario, scenario_hash
+from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.sim.shadow import ShadowNetwork
 from msgstorm.traffic import generate_traffic
 
@@ -182,9 +183,15 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progres
 
 def _run_live(scenario: Scenario, writer: HistoryWriter, run_dir: Path, traffic_seed: np.random.SeedSequence,
               progress: Progress | None = None) -> None:
+    from msgstorm.live.chain.anvil import AnvilNode
+    from msgstorm.live.chain.target import ChainTarget
     from msgstorm.live.target import LiveTarget  # the live drivers' clients load only for live runs
 
-    live = LiveTarget(scenario, writer, run_dir, progress)
+    live: LiveTarget | ChainTarget
+    if issubclass(LIVE_DRIVERS[scenario.target], AnvilNode):  # a chain node: transactions, blocks
+        live = ChainTarget(scenario, writer, run_dir, progress)
+    else:
+        live = LiveTarget(scenario, writer, run_dir, progress)
     write_run_row(writer, scenario, live, 0, completed=False)
     writer.sync()
     try:

@@ -56,6 +56,9 @@ class EventKind(StrEnum):
     CLEANUP = "cleanup"
     READ_BACK = "read_back"  # live, after the drain: value = messages the broker stored (null: cannot tell)
     INTERRUPTED = "interrupted"
+    # live chain: transactions the node refused for one reason; value = how many, detail
+    # {"reason", "error": the node's words for the first}
+    TX_REJECTED = "tx_rejected"
     LANE_DEPTH = "lane_depth"  # sampled: messages waiting in the sequencer's reserved lane
     LANE_BLOCK_BACKLOG = "lane_block_backlog"  # sampled: the lane's sequenced messages waiting for a block
     # A self-healing controller's decision (sim/control.py): value = its new output (the

@@ -427,7 +427,7 @@ def _scenario_value(key: str, value: Any, in_duration: bool = False) -> str:
 
 
 # The [live] settings of every driver, each under its own table: a run shows its own only.
-_LIVE_DRIVERS = ("nats", "jetstream", "redis", "zmq")
+_LIVE_DRIVERS = ("nats", "jetstream", "redis", "zmq", "anvil")
 
 
 def _scenario_facts(scenario: dict[str, Any]) -> list[tuple[str, Any]]:

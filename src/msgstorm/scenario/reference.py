@@ -95,6 +95,7 @@ DESCRIPTIONS: dict[str, str] = {
     "LiveSpec.jetstream": "[`[live.jetstream]`](#livejetstream)",
     "LiveSpec.redis": "[`[live.redis]`](#liveredis)",
     "LiveSpec.zmq": "[`[live.zmq]`](#livezmq)",
+    "LiveSpec.anvil": "[`[live.anvil]`](#liveanvil)",
     "NatsSpec.client": "`wire`: msgstorm's own core-NATS client (compiled framing and parsing, plain "
                        "`nats://` only); `nats-py`: TLS and credentials, about 10 us a publish",
     "NatsSpec.burst": "messages due at once that leave in one write, at most",
@@ -121,6 +122,12 @@ DESCRIPTIONS: dict[str, str] = {
     "ZmqSpec.hwm": "send and receive high-water marks (0: none)",
     "ZmqSpec.send_timeout": "a full PUSH waits this long for room, then drops",
     "ZmqSpec.burst": "messages due at once sent in one pass over the socket; 1: one awaited send each",
+    "AnvilSpec.accounts": "funded dev accounts that send, each from one with nothing in the pool",
+    "AnvilSpec.balance_eth": "each dev account's starting balance (ether)",
+    "AnvilSpec.fee_unit_wei": "wei in one fee unit (an agent's `fee`, a base fee): 1e9 is gwei",
+    "AnvilSpec.batch": "transactions due at once sent in one JSON-RPC batch request, at most",
+    "AnvilSpec.connections": "JSON-RPC requests in flight at once",
+    "AnvilSpec.block_time": "the node's block time when not `blocks.interval` (whole ms)",
     # [network]
     "NetworkSpec.regions": "region names; built-in one-way latencies between {regions}",
     "NetworkSpec.nodes_per_region": "nodes in each region not named in `nodes`; nodes are named `<region>-<i>`",
@@ -512,6 +519,7 @@ _SECTIONS: list[_Section] = [
     ("[live.jetstream]", schema.JetStreamSpec),
     ("[live.redis]", schema.RedisSpec),
     ("[live.zmq]", schema.ZmqSpec),
+    ("[live.anvil]", schema.AnvilSpec),
     ("[network]", schema.NetworkSpec),
     ("[network.link]", schema.LinkModel),
     ("[[network.links]]", schema.LinkOverride),

@@ -11,7 +11,7 @@ import difflib
 import ipaddress
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from msgstorm.scenario.regions import default_one_way_ns
@@ -68,6 +68,15 @@ def is_loopback_url(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+@runtime_checkable
+class ChecksScenario(Protocol):
+    """A live target class that says what of a scenario it cannot do (a chain node: its pool
+    orders by fee or arrival only), each problem with its field."""
+
+    @staticmethod
+    def problems(scenario: Scenario) -> list[Problem]: ...
 
 
 def check_references(scenario: Scenario) -> list[Problem]:
@@ -137,6 +146,11 @@ def check_references(scenario: Scenario) -> list[Problem]:
         elif name in reporting[:index]:
             problems.append((("sequencer", "fair_order", "nodes", index),
                              f"node {name!r} is listed twice: each node reports once"))
+    # Only for a live target: asking the registry loads the drivers, which ``validate`` of a
+    # simulated scenario does without.
+    if scenario.target != "sim" and scenario.target in LIVE_DRIVERS and issubclass(
+            LIVE_DRIVERS[scenario.target], ChecksScenario):
+        problems += LIVE_DRIVERS[scenario.target].problems(scenario)
     if scenario.target != "sim":
         # The ordering protocols live in the simulator's sequencer; a broker has its own order.
         if sequencer.policy in ORDERING_SETTINGS:

@@ -33,7 +33,8 @@ that appears in a scenario or a report to its implementation:
 - ``CHECKERS``: a name in the report's checks -> a ``Checker`` reading the history
   (``analysis/delivery.py``);
 - ``LIVE_DRIVERS``: ``target`` (other than "sim") -> a ``Driver`` class for a real broker
-  (``live/drivers/``);
+  (``live/drivers/``), or a chain node (``live/chain/anvil.py``: ``AnvilNode``, whose runs
+  ``live/chain/target.py`` drives with transactions instead of publishes);
 - ``REACTORS``: reactive agents of the simulator (every run asks each) -> a factory
   ``(scenario, host, seed) -> Reactor | None`` (``sim/reactor.py``, the host a ``SimHost``
   of ``sim/host.py``; the market,
@@ -209,6 +210,7 @@ LIVE_DRIVERS: Registry[Any] = Registry("live driver", (
     "msgstorm.live.drivers.jetstream",
     "msgstorm.live.drivers.zmq",
     "msgstorm.live.drivers.redis",
+    "msgstorm.live.chain.anvil",
 ))
 REACTORS: Registry[Callable[..., Any]] = Registry("reactor", ("msgstorm.market.reactor", "msgstorm.market.frontrun",
                                                             "msgstorm.sim.integrity"))

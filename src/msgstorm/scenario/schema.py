@@ -44,6 +44,7 @@ __all__ = [
     "MAX_FAULT_DRAWS",
     "MESSAGE_KINDS",
     "AgentSpec",
+    "AnvilSpec",
     "AnalysisSpec",
     "ArrivalSpec",
     "BackpressureSpec",
@@ -877,6 +878,29 @@ class ZmqSpec(_Spec):
     burst: int = Field(default=1024, ge=1, le=100_000)
 
 
+class AnvilSpec(_Spec):
+    """``[live.anvil]``: the EVM node a ``target = "anvil"`` run sends transactions to.
+
+    The chain's own settings come from the scenario where they mean the same thing:
+    ``blocks.interval`` is the node's block time, ``blocks.max_gas`` its block gas limit,
+    ``backpressure.initial_base_fee`` (mode ``eip1559``) its first base fee, and
+    ``sequencer.policy`` its pool order (``fifo``, or ``fee_priority`` for fee order). A fee
+    (an agent's ``fee``, a base fee) is in units of ``fee_unit_wei`` wei: 1.0 is one gwei."""
+
+    # Funded dev accounts that send, each with its own nonces: a message goes from one with
+    # no transaction in the pool (rate x time to inclusion of them are busy at once).
+    accounts: int = Field(default=1000, ge=1, le=10_000)
+    balance_eth: int = Field(default=1_000_000, ge=1)  # each dev account's starting balance
+    fee_unit_wei: int = Field(default=1_000_000_000, ge=1)
+    # Transactions due at once sent in one JSON-RPC batch request, at most.
+    batch: int = Field(default=256, ge=1, le=10_000)
+    # JSON-RPC requests in flight at once (the HTTP connections the sender opens).
+    connections: int = Field(default=4, ge=1, le=64)
+    # The node's block time when it is not the scenario's ``blocks.interval`` (whole
+    # milliseconds; anvil takes it in seconds).
+    block_time: DurationNs | None = Field(default=None, gt=0)
+
+
 class LiveSpec(_Spec):
     """How a live target is reached (``target`` other than "sim").
 
@@ -904,6 +928,8 @@ class LiveSpec(_Spec):
     jetstream: JetStreamSpec = JetStreamSpec()
     redis: RedisSpec = RedisSpec()
     zmq: ZmqSpec = ZmqSpec()
+    # Left out of the scenario's dump when default, so that scenarios without it keep their hash.
+    anvil: AnvilSpec = Field(default_factory=AnvilSpec, exclude_if=lambda spec: spec == AnvilSpec())
 
 
 class Scenario(_Spec):

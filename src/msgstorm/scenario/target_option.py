@@ -3,7 +3,7 @@
 Place in the pipeline: the scenario layer, before validation. ``run`` and ``validate`` turn
 ``--target NAME_OR_URL`` into ``--set`` overrides, so the scenario is validated (and a
 remote address refused) exactly as if the file said it. A name picks a target msgstorm
-starts itself (``sim``, ``nats``, ``jetstream``, ``redis``, ``zmq``, or a registered
+starts itself (``sim``, ``nats``, ``jetstream``, ``redis``, ``zmq``, ``anvil``, or a registered
 driver); a URL picks a server the user already runs, its scheme naming the driver (for ZeroMQ, which has
 no server, ``tcp://`` names the endpoint msgstorm's publisher binds).
 """
@@ -24,6 +24,10 @@ URL_SCHEMES: dict[str, tuple[str, str]] = {
     "redis": ("redis", "redis"),
     "rediss": ("redis", "rediss"),
     "tcp": ("zmq", "tcp"),  # the endpoint the ZeroMQ publisher binds (there is no server)
+    # An EVM node's JSON-RPC (anvil or any node with unlocked accounts); new heads come over
+    # WebSocket on the same host and port.
+    "http": ("anvil", "http"),
+    "ws": ("anvil", "http"),
 }
 
 

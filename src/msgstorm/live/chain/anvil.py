@@ -1,0 +1,181 @@
+"""anvil, Foundry's local EVM node: found, configured from the scenario, started on loopback.
+
+Place in the pipeline: under ``live/chain/target.py``, registered as the live target
+``anvil`` (``LIVE_DRIVERS``). ``find_anvil`` looks for the binary in ``$MSGSTORM_ANVIL``, on
+PATH, then in a ``node_modules`` of the project or the working directory (where ``npm install
+@foundry-rs/anvil-linux-amd64`` puts it), and says how to install it when it is nowhere.
+``AnvilNode.argv`` turns the scenario's chain settings into anvil's flags (the mapping is in
+``AnvilSpec``'s docstring); ``AnvilNode.problems`` refuses, naming the field, what anvil
+cannot do. With ``live.url`` no node is started: any EVM JSON-RPC node with unlocked
+accounts (``eth_accounts``, ``eth_sendTransaction``) is the target.
+
+The node msgstorm starts is a server of the nemesis's (``HasServers``): ``pause``, ``crash``
+and ``restart`` faults act on it as on a broker. When the scenario stops it (a crash or a
+restart), it keeps its chain in ``servers/anvil-state.json`` (anvil's ``--state``: loaded at
+start, written on a graceful exit and every second -- what a SIGKILL takes is what came after
+the last write). Its links go through the fault proxy for a ``toxic`` (``RoutesClients``):
+``publisher`` is the JSON-RPC link (the sends, and the block reads and pool samples on the
+same connections), ``consumers`` the WebSocket of the new heads. A toxic that changes bytes
+is refused: it would break the JSON, not a payload.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from msgstorm.faults.schedule import fault_entries
+from msgstorm.live.drivers.base import HasServers, RoutesClients
+from msgstorm.live.servers import ManagedServer, ServerError, free_port
+from msgstorm.live.toxics import TOXICS
+from msgstorm.scenario.registry import LIVE_DRIVERS
+from msgstorm.scenario.schema import (
+    CrashFault,
+    Eip1559,
+    LiveSpec,
+    RestartFault,
+    Scenario,
+    ToxicFault,
+)
+
+__all__ = ["ANVIL_ENV", "INSTALL", "AnvilNode", "find_anvil"]
+
+ANVIL_ENV = "MSGSTORM_ANVIL"
+INSTALL = "npm install @foundry-rs/anvil-linux-amd64@1.7.1"
+_PACKAGE = Path("node_modules") / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+_PROJECT = Path(__file__).resolve().parents[4]  # src/msgstorm/live/chain/anvil.py -> the checkout
+# sequencer.policy -> anvil's --order.
+_ORDERS = {"fifo": "fifo", "fee_priority": "fees"}
+NAME = "anvil"
+STATE_FILE = "anvil-state.json"  # in the run's servers/ directory, when a fault stops the node
+# anvil writes its state every this many seconds (its smallest interval) besides at exit.
+_STATE_INTERVAL_S = 1
+
+
+def find_anvil() -> str:
+    """The anvil binary's path, else a ServerError naming how to install it."""
+    own = os.environ.get(ANVIL_ENV)
+    if own:
+        if not Path(own).is_file():
+            raise ServerError(f"${ANVIL_ENV}={own}: no such file; install anvil with: {INSTALL}")
+        return os.path.abspath(own)
+    found = shutil.which("anvil")
+    if found:
+        return os.path.abspath(found)
+    for root in (_PROJECT, Path.cwd()):
+        if (root / _PACKAGE).is_file():
+            return str(root / _PACKAGE)
+    raise ServerError(f"anvil not found (${ANVIL_ENV}, PATH, ./node_modules); install it: {INSTALL}")
+
+
+@LIVE_DRIVERS.register(NAME)
+class AnvilNode(HasServers, RoutesClients):
+    """The node of one run: ``start`` it (none with ``live.url``), ``stop`` it on every way out."""
+
+    def __init__(self, scenario: Scenario, run_dir: Path) -> None:
+        self.scenario = scenario
+        self.run_dir = run_dir
+        self.server: ManagedServer | None = None
+        self.routed: dict[str, str] = {}  # role -> the fault proxy's URL its link goes through
+
+    @staticmethod
+    def problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
+        """What anvil cannot do that the scenario asks, each with its field."""
+        said: list[tuple[tuple[str | int, ...], str]] = []
+        if scenario.sequencer.policy not in _ORDERS:
+            said.append((("sequencer", "policy"), f"anvil orders its pool by fees or in arrival order: "
+                                                  f"{' or '.join(repr(p) for p in _ORDERS)}, not "
+                                                  f"{scenario.sequencer.policy!r}"))
+        interval = scenario.live.anvil.block_time or scenario.blocks.interval
+        if interval % 1_000_000:
+            field = ("live", "anvil", "block_time") if scenario.live.anvil.block_time else ("blocks", "interval")
+            said.append((field, f"anvil's block time is in whole milliseconds, not {interval} ns"))
+        for where, spec in fault_entries(scenario):
+            if isinstance(spec, ToxicFault) and TOXICS[spec.toxic].changes_bytes:
+                said.append(((*where, "toxic"), f"a {spec.toxic!r} toxic changes bytes on the node's JSON-RPC link, "
+                                                "which breaks the JSON, not a transaction: use a toxic that delays, "
+                                                "slows or cuts the link"))
+        return said
+
+    @staticmethod
+    def client_routing_problem(spec: LiveSpec) -> str | None:
+        return None  # plain HTTP and WebSocket over TCP: the proxy forwards both
+
+    def client_routes(self) -> dict[str, list[str]]:
+        return {"publisher": [self.direct_url], "consumers": ["ws" + self.direct_url[4:]]}
+
+    def route_clients(self, routes: dict[str, list[str]]) -> None:
+        self.routed = {role: urls[0] for role, urls in routes.items()}
+
+    @staticmethod
+    def server_names(spec: LiveSpec) -> list[str]:
+        """The node msgstorm starts (none with ``live.url``): the name a fault's ``node`` gives."""
+        return [] if spec.url is not None else [NAME]
+
+    @property
+    def servers(self) -> list[ManagedServer]:  # type: ignore[override]
+        return [self.server] if self.server is not None else []
+
+    def server_url(self, server: ManagedServer) -> str:
+        return f"http://127.0.0.1:{server.port}"
+
+    def keeps_state(self) -> bool:
+        """Whether a fault may stop the node: then its chain is kept across a restart."""
+        return any(isinstance(spec, CrashFault | RestartFault) for _, spec in fault_entries(self.scenario))
+
+    def argv(self, binary: str, port: int) -> list[str]:
+        scenario = self.scenario
+        spec = scenario.live.anvil
+        interval_ns = spec.block_time or scenario.blocks.interval
+        argv = [binary, "--host", "127.0.0.1", "--port", str(port), "--accounts", str(spec.accounts),
+                "--balance", str(spec.balance_eth), "--block-time", f"{interval_ns / 1e9:g}",
+                "--order", _ORDERS.get(scenario.sequencer.policy, "fees"), "--no-request-size-limit"]
+        if scenario.blocks.max_gas is not None:
+            argv += ["--gas-limit", str(scenario.blocks.max_gas)]
+        if isinstance(scenario.backpressure, Eip1559):
+            argv += ["--base-fee", str(round(scenario.backpressure.initial_base_fee * spec.fee_unit_wei))]
+        if self.keeps_state():
+            argv += ["--state", str(self.run_dir / "servers" / STATE_FILE),
+                     "--state-interval", str(_STATE_INTERVAL_S)]
+        return argv
+
+    def start(self) -> dict[str, Any] | None:
+        """Start the node (blocking until it listens); its ``server_start`` event detail.
+        None with ``live.url``: the user's node."""
+        if self.scenario.live.url is not None:
+            return None
+        port = free_port()
+        self.server = ManagedServer(NAME, self.argv(find_anvil(), port), port, self.run_dir / "servers",
+                                    self.scenario.live.start_timeout / 1e9, cpus=None)
+        self.server.start()
+        return {"name": NAME, "pid": self.server.pid, "url": self.url}
+
+    @property
+    def direct_url(self) -> str:
+        """The node's own JSON-RPC URL (not through the fault proxy)."""
+        if self.scenario.live.url is not None:
+            return self.scenario.live.url
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.port}"
+
+    @property
+    def url(self) -> str:
+        """Where the JSON-RPC link goes: the fault proxy under a toxic, else the node."""
+        return self.routed.get("publisher", self.direct_url)
+
+    @property
+    def ws_url(self) -> str:
+        if "consumers" in self.routed:
+            return self.routed["consumers"]
+        url = self.direct_url
+        return "ws" + url[4:] if url.startswith("http") else url
+
+    def alive(self) -> bool:
+        """Whether the node msgstorm started still runs (a user's node: assumed so)."""
+        return self.server is None or (self.server.process is not None and self.server.process.poll() is None)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()

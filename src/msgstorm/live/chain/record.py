@@ -1,0 +1,122 @@
+"""A chain run's rows: what the chain target kept, written as the history's tables.
+
+Place in the pipeline: ``live/chain/target.py`` -> **record** -> ``HistoryWriter``, as
+``live/recorder.py`` is for brokers. ``write_messages`` makes one ``messages`` row per message
+sent (and per message intended before the run's end and never sent, ``unsent``, unless the run
+was interrupted), its status from what the node answered and what the blocks held;
+``write_chain_events`` the blocks, base fees, pool samples and refusals, with their heights
+(``live/event_log.py`` writes events without one). The status rules are in ``ChainTarget``'s
+docstring.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from msgstorm.history.events import EventKind
+from msgstorm.history.writer import HistoryWriter
+from msgstorm.live.chain.anvil import NAME
+from msgstorm.live.recorder import PUBLISHER, nullable
+from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
+from msgstorm.traffic.generate import MessageBatch
+
+__all__ = ["LOST", "PENDING", "REJECTED", "Block", "Window", "write_chain_events", "write_messages"]
+
+COMMITTED, REJECTED, PENDING, LOST, UNSENT, DROPPED = range(6)
+_STATUSES = ("committed", "rejected", "pending", "lost", "unsent", "dropped")
+
+
+@dataclass
+class Window:
+    """One window of traffic and what became of each of its messages (-1: not yet)."""
+
+    batch: MessageBatch
+    sent: np.ndarray
+    answered: np.ndarray  # the node's answer arrived (accepted or refused)
+    outcome: np.ndarray  # int8: -1 none yet, PENDING accepted, REJECTED, LOST
+
+
+@dataclass
+class Block:
+    """One block as the heads brought it: its arrival ``t`` (ns, the run's clock)."""
+
+    number: int
+    t: int
+    txs: int
+    gas_used: int
+    gas_limit: int
+    base_fee_wei: int
+    ours: list[int] = field(default_factory=list)  # msgstorm's msg_ids, in block order
+
+
+def write_messages(writer: HistoryWriter, scenario: Scenario, windows: list[Window],
+                   included: dict[int, tuple[int, int, int]], dropped: set[int], interrupted: bool,
+                   started: bool) -> int:
+    """One row per message sent, and per message intended before the run's end and never
+    sent (``unsent``) unless the run was interrupted; the number sent."""
+    duration = scenario.run.duration
+    complete = not interrupted and started
+    agents = [agent.name for agent in scenario.agents]
+    sent_total = 0
+    for window in windows:
+        batch = window.batch
+        keep = (window.sent >= 0) | ((batch.t_intended < duration) if complete else False)
+        rows = np.flatnonzero(keep)
+        if not rows.size:
+            continue
+        sent_total += int((window.sent >= 0).sum())
+        ids = batch.msg_id[rows]
+        t_committed = np.full(rows.size, -1, np.int64)
+        block = np.full(rows.size, -1, np.int64)
+        seq_no = np.full(rows.size, -1, np.int64)
+        outcome = window.outcome[rows].copy()
+        for r, msg_id in enumerate(ids.tolist()):
+            found = included.get(msg_id)
+            if found is not None:
+                t_committed[r], block[r], seq_no[r] = found
+            elif msg_id in dropped:
+                outcome[r] = DROPPED
+        sent = window.sent[rows]
+        status = np.where(sent < 0, UNSENT, np.where(t_committed >= 0, COMMITTED,
+                          np.where((outcome == REJECTED) | (outcome == DROPPED), outcome,
+                                   np.where(outcome == PENDING, PENDING,
+                                            np.where(interrupted, PENDING, LOST))))).astype(np.int8)
+        writer.append("messages", {
+            "msg_id": ids, "kind": pa.array(np.asarray(MESSAGE_KINDS, dtype=object)[batch.kind[rows]]),
+            "agent": pa.array(np.asarray(agents, dtype=object)[batch.agent[rows]]),
+            "node": pa.array([PUBLISHER] * rows.size), "key": batch.key[rows],
+            "size": batch.size[rows], "fee": batch.fee[rows], "t_intended": batch.t_intended[rows],
+            "t_sent": nullable(sent), "t_received": nullable(window.answered[rows]),
+            "t_dequeued": nullable(t_committed), "t_sequenced": nullable(t_committed),
+            "seq_no": nullable(seq_no), "t_committed": nullable(t_committed), "block": nullable(block),
+            "status": pa.DictionaryArray.from_arrays(status, pa.array(_STATUSES)).cast(pa.string()),
+        })
+    return sent_total
+
+def write_chain_events(writer: HistoryWriter, blocks: list[Block], pool: list[tuple[int, int, int]],
+                   rejections: dict[str, list[int]], rejection_text: dict[str, str], unit: int,
+                   t_end: int) -> None:
+    """The blocks, base fees, pool samples and refusals, with their heights."""
+    rows: list[tuple[int, str, str | None, float | None, int | None, str | None]] = []
+    for block in blocks:
+        t = min(block.t, t_end)
+        rows.append((t, EventKind.BLOCK_PRODUCED, NAME, float(block.txs), block.number, json.dumps(
+            {"gas": block.gas_used, "gas_limit": block.gas_limit, "base_fee_wei": block.base_fee_wei,
+             "ours": len(block.ours)})))
+        rows.append((t, EventKind.BASE_FEE, NAME, block.base_fee_wei / unit, block.number, None))
+    for t, pending, queued in pool:
+        rows.append((min(t, t_end), EventKind.QUEUE_DEPTH, NAME, float(pending), None,
+                     json.dumps({"pending": pending, "queued": queued})))
+    for reason, times in sorted(rejections.items()):
+        rows.append((min(times[0], t_end), EventKind.TX_REJECTED, NAME, float(len(times)), None,
+                     json.dumps({"reason": reason, "error": rejection_text[reason]})))
+    if not rows:
+        return
+    rows.sort(key=lambda row: row[0])
+    writer.append("events", {"t": [row[0] for row in rows], "kind": [str(row[1]) for row in rows],
+                             "node": [row[2] for row in rows], "value": [row[3] for row in rows],
+                             "height": [row[4] for row in rows], "detail": [row[5] for row in rows]})

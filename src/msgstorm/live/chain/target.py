@@ -1,0 +1,661 @@
+"""The chain target: the scenario's traffic as transactions to an EVM node, and what its chain did.
+
+Place in the pipeline: ``runner`` -> **ChainTarget** -> history, beside ``LiveTarget``
+(brokers) and ``ShadowNetwork`` (sim). It writes the same tables, so the analysis (knee,
+latency split, base-fee timeline, per-kind tables) reads an anvil run as it reads a sim run.
+
+Sending is open loop, as for brokers: each message leaves at its intended time, with every
+other message due then in one JSON-RPC batch (``eth_sendTransaction`` each), or, when the
+sender is behind at the run's end, not at all (status ``unsent``); it never waits for an
+answer before the next send. A message is an EIP-1559 transaction from a funded dev account
+with that account's next nonce, to a sink address, its input msgstorm's header
+(``calldata.py``), its gas limit ``blocks.gas[kind]`` (else what its input costs), its fee
+cap and priority fee both the agent's ``fee`` (so the tip a block builder sees is everything
+above the base fee, and a pool ordered by fees orders as the simulator's ``fee_priority``
+does).
+
+Each transaction goes from an idle account, one with none of its transactions waiting in the
+pool (``live.anvil.accounts`` of them; the account is idle again once its transaction is in a
+block or refused, and a refused transaction's nonce is its next one's): messages, as in the
+simulator, do not wait on each other's nonces. It also keeps clear of a defect of anvil 1.7's
+fee-ordered pool, which drops a sender's transaction whose fee is above that of the sender's
+previous one still in the pool (``tests/test_live_anvil.py`` shows it). When no account is
+idle, the least recently used one sends (its transaction queues behind the one pending), and
+the run's ``client_error`` event ``senders`` says how often.
+
+Signing is left to the node (``eth_sendTransaction`` from its unlocked dev accounts): anvil
+signs in Rust inside the request, while signing in Python with eth-account costs about a
+millisecond a transaction, so pre-signed batches would cap the sender near 1,000/s on one
+core, below what the node takes (``benchmarks/live_anvil.py`` measures both).
+
+What the chain did: new heads over WebSocket (``eth_subscribe``), each block then read whole
+(``eth_getBlockByNumber``); the head's arrival is ``t_committed`` (and ``t_dequeued`` and
+``t_sequenced``: the pool is the queue, and a transaction leaves it in a block) of msgstorm's
+transactions in it, ``block`` its number, ``seq_no`` the order of inclusion on the
+chain. Columns: ``t_sent`` the hand-over of its batch, ``t_received`` the node's answer
+(accepted into the pool or refused). So the latency split reads: ``propagation`` the
+JSON-RPC answer, ``queue_wait`` the wait in the pool until a block. Statuses: ``committed`` (included), ``rejected``
+(refused; the reasons in ``tx_rejected`` events), ``pending`` (accepted, still in the pool
+at the drain's end), ``dropped`` (accepted, then gone from the node without a block:
+``eth_getTransactionByHash`` knows it no more), ``lost`` (no answer: the node died or the
+request failed), ``unsent``. Events: one
+``block_produced`` a block (value its transactions, height its number, detail its gas used,
+gas limit, base fee in wei and msgstorm's transactions in it), ``base_fee`` a block (the base
+fee in force in that block, in fee units), ``queue_depth`` every ``run.sample_interval`` (the
+pool's pending transactions, detail pending and queued), CPU samples of msgstorm and the node,
+and the servers' start and stop, the cleanup, node loss.
+
+Faults: the scenario's ``[[faults]]`` are applied to the node msgstorm started by the live
+nemesis (``live/nemesis.py``), as to a broker: ``pause`` (SIGSTOP/SIGCONT), ``crash``
+(SIGKILL; with ``restart_after`` started again on its port from its saved chain) and
+``restart`` (SIGTERM, its chain written, started again ``down`` later), each a
+``fault_start`` / ``fault_end`` event. While a fault has the node down and will bring it back,
+a send that finds no node is ``lost`` and the heads are followed again once it listens; a
+node down otherwise (a crash without ``restart_after``, an exit of its own) is named
+(``node_down``) and ends the sending. A node restarted from a state older than the blocks
+already read (a SIGKILL between two writes of its state) rolled those blocks back: they are
+dropped from the history's chain, and their transactions, no longer on it, end ``dropped``.
+
+The messages and the chain's events are written at the run's end (``live/chain/record.py``);
+the run's start, servers and errors as they happen (``live/event_log.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import collections
+import concurrent.futures
+import gc
+import itertools
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from msgstorm.errors import TargetError
+from msgstorm.history.events import EventKind
+from msgstorm.history.writer import HistoryWriter
+from msgstorm.live.chain.anvil import NAME, AnvilNode
+from msgstorm.live.chain.calldata import decode, encode, gas_cap
+from msgstorm.live.chain.record import (
+    LOST,
+    PENDING,
+    REJECTED,
+    Block,
+    Window,
+    write_chain_events,
+    write_messages,
+)
+from msgstorm.live.chain.rpc import JsonRpc
+from msgstorm.live.cpu import MIN_INTERVAL_S, CpuSampler
+from msgstorm.live.drivers.base import STOP_GRACE_NS
+from msgstorm.live.event_log import EventLog
+from msgstorm.live.nemesis import Nemesis, cleanup_report
+from msgstorm.live.recorder import PUBLISHER
+from msgstorm.progress import Progress, ProgressSnapshot
+from msgstorm.scenario.schema import MESSAGE_KINDS, CrashFault, RestartFault, Scenario
+from msgstorm.traffic.generate import MessageBatch
+
+__all__ = ["REASONS", "SINK", "ChainTarget", "reason_of"]
+
+SINK = "0x000000000000000000000000000000000000dEaD"
+# A node's refusal, by the words of its error message, as a reason the history names.
+REASONS: tuple[tuple[str, str], ...] = (
+    ("less than block base fee", "fee_cap_below_base_fee"),
+    ("replacement", "replacement"),
+    ("nonce", "nonce"),
+    ("underpriced", "underpriced"),
+    ("pool", "pool_full"),
+    ("full", "pool_full"),
+    ("intrinsic gas", "gas"),
+    ("gas limit", "gas"),
+    ("insufficient funds", "funds"),
+)
+# Reasons under which the node did not take the nonce: the sender's next transaction reuses it.
+_NONCE_FREE = frozenset({"fee_cap_below_base_fee", "underpriced", "pool_full", "gas", "funds", "other"})
+_SPIN_NS = 1_200_000  # as live/target.py: sleep to this long before a send, then yield
+_DRAIN_POLL_S = 0.01
+_SWITCH_S = 100e-6
+_PROGRESS_S = 0.25
+_HEADS_RETRY_S = 0.05  # the heads are followed again this often while a fault has the node down
+
+
+def reason_of(message: str) -> str:
+    """The reason a node's error message names (``REASONS``), else ``other``."""
+    lowered = message.lower()
+    return next((reason for words, reason in REASONS if words in lowered), "other")
+
+
+class ChainTarget:
+    """Drive an EVM node with ``scenario``'s traffic; ``finish`` writes what happened."""
+
+    def __init__(self, scenario: Scenario, writer: HistoryWriter, run_dir: Path,
+                 progress: Progress | None = None) -> None:
+        self.scenario = scenario
+        self.writer = writer
+        self.run_dir = Path(run_dir).resolve()
+        self.progress = progress
+        self.interrupted = False
+        self.start_error: str | None = None
+        self.stopped_behind = False
+        self.node = AnvilNode(scenario, self.run_dir)
+        self.spec = scenario.live.anvil
+        self._t0 = time.monotonic_ns()
+        self._recording = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="msgstorm-recorder")
+        self.log = EventLog(writer, self._recording)
+        self.windows: list[Window] = []
+        self._first_ids: list[int] = []
+        self.blocks: list[Block] = []
+        self.first_block = 0  # the chain's head when the schedule started
+        self.pool: list[tuple[int, int, int]] = []  # (t, pending, queued)
+        self.rejections: dict[str, list[int]] = {}  # reason -> times of the refusals
+        self.rejection_text: dict[str, str] = {}  # reason -> the node's first words for it
+        self.included: dict[int, tuple[int, int, int]] = {}  # msg_id -> (t_committed, block, seq_no)
+        self._hashes: dict[int, str] = {}  # msg_id -> its transaction's hash, while not seen in a block
+        self.dropped: set[int] = set()  # accepted, then gone from the node without a block
+        self._sent_before = 0  # transactions sent in the windows before the last two (progress)
+        self.accepted = 0  # transactions the node accepted into its pool
+        self.accepted_open = 0  # accepted by the node, not yet seen in a block
+        self.in_flight = 0  # batch requests without an answer
+        self.node_lost_at: int | None = None
+        self.t_run_end: int | None = None
+        self._senders: list[str] = []
+        self._nonces: list[int] = []
+        self._idle: collections.deque[int] = collections.deque()  # accounts with nothing in the pool
+        self._sender_of: dict[int, int] = {}  # msg_id -> its account, until it is included or refused
+        self._busy: collections.deque[int] = collections.deque()  # accounts in the order they sent
+        self.senders_busy = 0  # transactions sent from an account that was not idle
+        self._requests: set[asyncio.Task[None]] = set()
+        self._handlers: dict[int, Any] = {}
+        self.nemesis: Nemesis | None = None
+        self.lost_to_faults = 0  # transactions sent while a fault had the node down
+        self._block_hashes: dict[int, str] = {}  # block number -> hash, to see a rollback after a restart
+        # A node that may be stopped and restarted: included transactions keep their hashes, so
+        # one whose block a restart rolled back is looked up again at the end.
+        self._keep_hashes = self.node.keeps_state()
+
+    @property
+    def nodes(self) -> list[dict[str, str]]:
+        return [{"name": PUBLISHER, "region": "local"}, {"name": NAME, "region": "chain"}]
+
+    def _now(self) -> int:
+        return time.monotonic_ns() - self._t0
+
+    # --- running ----------------------------------------------------------------------------
+
+    def run(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None = None) -> None:
+        """Start the node, send ``traffic``, watch the chain; the node is stopped on every way out."""
+        del seed  # one sending process: the traffic is made here
+        self.log.add((self._now(), EventKind.RUN_START, None, None, {
+            "target": self.scenario.target, "consumers": 0, "processes": 1, "fanout": False, "acks": True}))
+        started = False
+        try:
+            problems = AnvilNode.problems(self.scenario)
+            if problems:
+                raise TargetError("; ".join(f"{'.'.join(map(str, where))}: {said}" for where, said in problems))
+            described = self.node.start()
+            if described is not None:
+                started = True
+                self.log.add((self._now(), EventKind.SERVER_START, None, None, described))
+            self._handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+            # The first two windows are built before the clock starts (the traffic draws'
+            # code compiles on a fresh install), on a worker thread, as ``LiveTarget.run`` says why.
+            traffic = iter(traffic)
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                ahead = pool.submit(lambda: list(itertools.islice(traffic, 2))).result()
+            # As ``LiveTarget.run``: the cycle collector off (its pauses would be send lag) and
+            # the GIL handed back to the event loop within _SWITCH_S of the window builder.
+            switch, collecting = sys.getswitchinterval(), gc.isenabled()
+            gc.collect()
+            gc.freeze()
+            gc.disable()
+            sys.setswitchinterval(_SWITCH_S)
+            try:
+                asyncio.run(self._main(itertools.chain(ahead, traffic)))
+            except asyncio.CancelledError:
+                if not self.interrupted:
+                    raise
+                raise KeyboardInterrupt from None
+            finally:
+                sys.setswitchinterval(switch)
+                gc.unfreeze()
+                if collecting:
+                    gc.enable()
+                if threading.current_thread() is threading.main_thread():
+                    for sig, handler in self._handlers.items():
+                        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.log.add((self._now(), EventKind.INTERRUPTED, None, None, None))
+        except TargetError as error:
+            self.start_error = str(error)
+            self.log.add((self._now(), EventKind.CLIENT_ERROR, None, None, {"client": "start", "error": str(error)}))
+            raise
+        finally:
+            if self.nemesis is not None:
+                self.nemesis.kill()  # the last resort: a proxy or a paused node a broken loop left
+            self.node.stop()
+            servers = [self.node.server] if self.node.server is not None else []
+            for server in servers:
+                if not started:
+                    self.log.add((self._now(), EventKind.SERVER_START, None, None,
+                                  {"name": server.name, "pid": server.pid, "url": None, "started": False}))
+                self.log.add((self._now(), EventKind.SERVER_STOP, None, None, {
+                    "name": server.name, "returncode": server.returncode,
+                    **({"exited_early": True} if server.exited_early else {})}))
+            self.log.add((self._now(), EventKind.CLEANUP, None, None, cleanup_report(servers, self.nemesis, [])))
+
+    def _stop_on_signals(self) -> None:
+        """SIGINT and SIGTERM cancel the run's task (as ``LiveTarget._stop_on_signals``)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def stop() -> None:
+            if not self.interrupted:
+                self.interrupted = True
+                task.cancel()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop)
+
+    async def _main(self, traffic: Iterator[MessageBatch]) -> None:
+        self._stop_on_signals()
+        if self.scenario.faults:
+            # Before the clients connect: a toxic routes them through the fault proxy.
+            self.nemesis = Nemesis(self.scenario, self.node, self.run_dir,
+                                   lambda t, kind, node, detail: self.log.add((t, kind, node, None, detail)))
+            await self.nemesis.prepare()
+        rpc = JsonRpc(self.node.url, self.spec.connections)
+        try:
+            try:
+                await self._connect(rpc)
+            except Exception as error:  # noqa: BLE001 - any failure here means no run
+                raise TargetError(f"{self.scenario.target}: cannot connect to {self.node.url}: "
+                                  f"{type(error).__name__}: {error}") from error
+            shift = self._now()
+            self._t0 += shift
+            self.log.start_clock(shift)
+            loop = asyncio.get_running_loop()
+            faults = loop.create_task(self._apply_faults())
+            heads = loop.create_task(self._watch_heads(rpc))
+            pool = loop.create_task(self._sample_pool(rpc))
+            servers = [(NAME, self.node.server.pid)] if self.node.server and self.node.server.pid else []
+            sampler = CpuSampler(PUBLISHER, servers, self._on_cpu)
+            cpu = loop.create_task(self._sample_cpu(sampler))
+            reporting = loop.create_task(self._report_progress() if self.progress is not None else asyncio.sleep(0))
+            try:
+                await self._send_all(rpc, traffic)
+                await self._heal(faults)
+                await self._drain()
+            finally:
+                await self._heal(faults)
+                for task in (pool, cpu, reporting):
+                    task.cancel()
+                await asyncio.gather(pool, cpu, reporting, return_exceptions=True)
+                if self.progress is not None:
+                    self.progress(self._snapshot(final=True))
+                sampler.sample()
+                self.t_run_end = self._now()
+                self.log.end_at(self.t_run_end)
+                if not self.interrupted and self.node.alive():
+                    try:
+                        await asyncio.wait_for(self._catch_up(rpc), 10)
+                    except Exception as error:  # noqa: BLE001 - the chain read so far is kept
+                        self._on_error("blocks", error)
+                heads.cancel()
+                for request in list(self._requests):
+                    request.cancel()
+                await asyncio.gather(heads, *self._requests, return_exceptions=True)
+        finally:
+            await rpc.close()
+            if self.nemesis is not None:
+                await self.nemesis.close(self._now)  # the proxy, after the clients that go through it
+
+    async def _apply_faults(self) -> None:
+        """The scenario's faults on the node, each at its time on the run's clock."""
+        if self.nemesis is not None:
+            await self.nemesis.run(self._t0, self._now)
+
+    async def _heal(self, faults: asyncio.Task[None]) -> None:
+        """The sending ended: the faults still in force are ended (the node resumed or
+        started again), each ``fault_end`` written. Safe to call twice."""
+        faults.cancel()
+        await asyncio.gather(faults, return_exceptions=True)
+        if self.nemesis is not None:
+            await self.nemesis.heal(self._now)
+
+    def _down_by_fault(self) -> bool:
+        """Whether the node is down because a fault stopped it and will start it again."""
+        nemesis, server = self.nemesis, self.node.server
+        if nemesis is None or server is None:
+            return False
+        if nemesis.applying:  # a fault's start or end under way (a restart waits for the node to listen)
+            return True
+        return server.stopped_by_fault and any(
+            op.action == "end" and op.fault_id in nemesis.started and op.fault_id not in nemesis.ended
+            for op in nemesis.ops if isinstance(op.spec, CrashFault | RestartFault))
+
+    async def _connect(self, rpc: JsonRpc) -> None:
+        accounts = await rpc.call("eth_accounts")
+        if not accounts:
+            raise TargetError("the node has no unlocked accounts to send from (eth_accounts is empty)")
+        self._senders = accounts[:self.spec.accounts]
+        self._nonces = [int(n, 16) for n in await rpc.calls("eth_getTransactionCount",
+                                                            [[a, "pending"] for a in self._senders])]
+        self._idle = collections.deque(range(len(self._senders)))
+        self.first_block = int(await rpc.call("eth_blockNumber"), 16)
+
+    # --- sending ----------------------------------------------------------------------------
+
+    async def _send_all(self, rpc: JsonRpc, traffic: Iterator[MessageBatch]) -> None:
+        stop_at = self.scenario.run.duration
+        loop = asyncio.get_running_loop()
+        batches = iter(traffic)
+        upcoming = loop.run_in_executor(None, next, batches, None)
+        gas_of = {MESSAGE_KINDS.index(kind): gas for kind, gas in self.scenario.blocks.gas.items()}
+        unit = self.spec.fee_unit_wei
+        now = self._now
+        while (batch := await upcoming) is not None:
+            upcoming = loop.run_in_executor(None, next, batches, None)
+            n = len(batch)
+            window = Window(batch, np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.full(n, -1, np.int8))
+            self._sent_before += sum(int((w.sent >= 0).sum()) for w in self.windows[-2:-1])
+            self.windows.append(window)
+            self._first_ids.append(int(batch.msg_id[0]) if n else -1)
+            times = batch.t_intended.tolist()
+            ids, kinds, agents = batch.msg_id.tolist(), batch.kind.tolist(), batch.agent.tolist()
+            sizes = batch.size.tolist()
+            fees = np.rint(batch.fee * unit).astype(np.int64).tolist()
+            end = bisect.bisect_left(times, stop_at)
+            i = 0
+            while i < end:
+                wait = times[i] - now()
+                while wait > 0:
+                    await asyncio.sleep((wait - _SPIN_NS) / 1e9 if wait > _SPIN_NS else 0)
+                    wait = times[i] - now()
+                t = now()
+                if t >= stop_at + STOP_GRACE_NS or self.node_lost_at is not None:
+                    self.stopped_behind = self.node_lost_at is None
+                    upcoming.cancel()
+                    return
+                j = min(end, i + self.spec.batch, max(i + 1, bisect.bisect_right(times, t, i, end)))
+                calls = []
+                for k in range(i, j):
+                    sender = self._take_sender(ids[k])
+                    nonce = self._nonces[sender]
+                    self._nonces[sender] = nonce + 1
+                    data = encode(ids[k], kinds[k], agents[k], times[k], sizes[k])
+                    gas = gas_of.get(kinds[k]) or gas_cap(sizes[k])
+                    calls.append(f'{{"jsonrpc":"2.0","id":{k},"method":"eth_sendTransaction","params":[{{'
+                                 f'"from":"{self._senders[sender]}","to":"{SINK}","gas":"{hex(gas)}",'
+                                 f'"maxFeePerGas":"{hex(fees[k])}","maxPriorityFeePerGas":"{hex(fees[k])}",'
+                                 f'"nonce":"{hex(nonce)}","value":"0x0","data":"{data}"}}]}}')
+                window.sent[i:j] = t
+                request = loop.create_task(self._post(rpc, window, i, j, "[" + ",".join(calls) + "]"))
+                self._requests.add(request)
+                request.add_done_callback(self._requests.discard)
+                i = j
+                await asyncio.sleep(0)
+            if end < n:
+                upcoming.cancel()
+                return
+
+    async def _post(self, rpc: JsonRpc, window: Window, first: int, last: int, body: str) -> None:
+        """One batch's answers: each transaction accepted (into the pool) or refused, with why."""
+        self.in_flight += 1
+        try:
+            answers = await rpc.post(body)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - no answer: the batch is lost, the run goes on
+            window.outcome[first:last] = LOST
+            window.answered[first:last] = self._now()
+            if self._down_by_fault():  # the fault's own events say why; each send it cost is lost
+                self.lost_to_faults += last - first
+                return
+            self._on_error("sender", error)
+            self._check_node()
+            return
+        finally:
+            self.in_flight -= 1
+        t = self._now()
+        window.answered[first:last] = t
+        ids = window.batch.msg_id
+        for answer in answers:
+            k = int(answer["id"])
+            refusal = answer.get("error")
+            if refusal is None:
+                window.outcome[k] = PENDING
+                self.accepted += 1
+                self._hashes[int(ids[k])] = answer["result"]
+                continue
+            window.outcome[k] = REJECTED
+            message = str(refusal.get("message", ""))
+            reason = reason_of(message)
+            self.rejections.setdefault(reason, []).append(t)
+            self.rejection_text.setdefault(reason, message)
+            sender = self._sender_of.pop(int(ids[k]), None)
+            if sender is not None:
+                if reason in _NONCE_FREE:  # the node did not take the nonce: the account's next one reuses it
+                    self._nonces[sender] = min(self._nonces[sender], self._nonce_of(body, k))
+                self._idle.append(sender)
+        self._settle_included()
+
+    def _take_sender(self, msg_id: int) -> int:
+        """An idle account for message ``msg_id``, else the least recently used one."""
+        if self._idle:
+            sender = self._idle.popleft()
+        else:
+            sender = self._busy[0]
+            self.senders_busy += 1
+        self._busy.append(sender)
+        if len(self._busy) > 2 * len(self._senders):
+            self._busy = collections.deque(itertools.islice(self._busy, len(self._busy) - len(self._senders), None))
+        self._sender_of[msg_id] = sender
+        return sender
+
+    @staticmethod
+    def _nonce_of(body: str, k: int) -> int:
+        """The nonce the batch ``body`` gave transaction ``k`` (read back from the text sent)."""
+        start = body.index(f'"id":{k},')
+        at = body.index('"nonce":"', start) + 9
+        return int(body[at:body.index('"', at)], 16)
+
+    # --- the chain --------------------------------------------------------------------------
+
+    async def _watch_heads(self, rpc: JsonRpc) -> None:
+        """Each new head's arrival, then the blocks since the last one read. Followed again
+        while a fault has the node down (a rollback looked for each time)."""
+        followed = False
+        while True:
+            try:
+                if followed:
+                    await self._roll_back(rpc)
+                followed = True
+                async for head in rpc.new_heads(self.node.ws_url):
+                    t = self._now()
+                    await self._read_blocks(rpc, int(head["number"], 16), t)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - the heads are gone; what was read is kept
+                if not self._down_by_fault():
+                    self._on_error("heads", error)
+            if self._down_by_fault() or (self.nemesis is not None and self.nemesis.applying):
+                await asyncio.sleep(_HEADS_RETRY_S)
+                continue
+            break
+        if not self.node.alive():
+            self._check_node()
+        elif self.t_run_end is None:
+            self.log.add((self._now(), EventKind.DISCONNECTED, None, None, {"client": "heads"}))
+
+    async def _roll_back(self, rpc: JsonRpc) -> None:
+        """After the node came back: the blocks read that its chain no longer has (a restart
+        from an older state) are dropped, their transactions no longer included."""
+        if not self.blocks:
+            return
+        numbers = [b.number for b in self.blocks]
+        found = await rpc.calls("eth_getBlockByNumber", [[hex(n), False] for n in numbers])
+        keep = len(numbers)
+        for index, block in enumerate(found):
+            if block is None or block["hash"] != self._block_hashes.get(numbers[index]):
+                keep = index
+                break
+        for block in self.blocks[keep:]:
+            self._block_hashes.pop(block.number, None)
+            for msg_id in block.ours:
+                self.included.pop(msg_id, None)
+        if keep < len(numbers):
+            self.log.add((self._now(), EventKind.CLIENT_ERROR, None, None, {
+                "client": "heads", "rolled_back": [numbers[keep], numbers[-1]],
+                "error": f"the restarted node's chain ends before block {numbers[keep]}: blocks "
+                         f"{numbers[keep]}..{numbers[-1]} rolled back"}))
+        del self.blocks[keep:]
+        self._settle_included()
+
+    async def _read_blocks(self, rpc: JsonRpc, through: int, t: int) -> None:
+        """Blocks after the last read through ``through``, each stamped ``t`` (its head's arrival)."""
+        last = self.blocks[-1].number if self.blocks else self.first_block
+        if through <= last:
+            return
+        blocks = await rpc.calls("eth_getBlockByNumber", [[hex(n), True] for n in range(last + 1, through + 1)])
+        for block in blocks:
+            number = int(block["number"], 16)
+            if self.blocks and number <= self.blocks[-1].number:
+                continue
+            ours = []
+            for tx in block["transactions"]:
+                header = decode(tx.get("input", ""))
+                if header is not None:
+                    ours.append(header[0])
+            self._block_hashes[number] = block["hash"]
+            self.blocks.append(Block(number, t, len(block["transactions"]), int(block["gasUsed"], 16),
+                                      int(block["gasLimit"], 16), int(block.get("baseFeePerGas", "0x0"), 16), ours))
+            seq = len(self.included)
+            for msg_id in ours:
+                if msg_id not in self.included:
+                    if not self._keep_hashes:
+                        self._hashes.pop(msg_id, None)
+                    self.included[msg_id] = (t, number, seq)
+                    seq += 1
+                    sender = self._sender_of.pop(msg_id, None)
+                    if sender is not None:
+                        self._idle.append(sender)
+        self._settle_included()
+
+    def _settle_included(self) -> None:
+        """Accepted transactions not yet seen in a block (the drain waits for none)."""
+        self.accepted_open = self.accepted - len(self.included)
+
+    async def _catch_up(self, rpc: JsonRpc) -> None:
+        """After the drain: every block the node has that the heads have not brought yet."""
+        latest = int(await rpc.call("eth_blockNumber"), 16)
+        await self._read_blocks(rpc, latest, self._now())
+        # Accepted, not in a block: still in the pool, or dropped by the node (the node knows
+        # no such transaction any more).
+        waiting = [msg_id for msg_id in self._hashes if msg_id not in self.included]
+        for first in range(0, len(waiting), 1000):
+            part = waiting[first:first + 1000]
+            found = await rpc.calls("eth_getTransactionByHash", [[self._hashes[m]] for m in part])
+            self.dropped.update(m for m, tx in zip(part, found, strict=True) if tx is None)
+
+    async def _sample_pool(self, rpc: JsonRpc) -> None:
+        """The pool's pending and queued transactions every ``run.sample_interval``."""
+        every_s = max(self.scenario.run.sample_interval / 1e9, MIN_INTERVAL_S)
+        while True:
+            try:
+                status = await rpc.call("txpool_status")
+                self.pool.append((self._now(), int(status["pending"], 16), int(status["queued"], 16)))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001, S110 - a node that cannot answer has no sample; its loss is said elsewhere
+                pass
+            await asyncio.sleep(every_s)
+
+    async def _drain(self) -> None:
+        """Until every request is answered and every accepted transaction included, the node
+        is lost, or ``run.drain`` has passed."""
+        deadline = self._now() + self.scenario.run.drain
+        while self._now() < deadline and self.node_lost_at is None:
+            if not self._requests and self.accepted_open <= 0:
+                return
+            self._check_node()
+            await asyncio.sleep(_DRAIN_POLL_S)
+
+    async def _report_progress(self) -> None:
+        """A progress snapshot every ``_PROGRESS_S`` (the terminal bar, Prometheus)."""
+        assert self.progress is not None
+        while True:
+            await asyncio.sleep(_PROGRESS_S)
+            self.progress(self._snapshot())
+
+    def _snapshot(self, final: bool = False) -> ProgressSnapshot:
+        sent = sum(int((w.sent >= 0).sum()) for w in self.windows[-2:]) + self._sent_before
+        refused = sum(len(times) for times in self.rejections.values())
+        committed = len(self.included)
+        pending = self.pool[-1][1] + self.pool[-1][2] if self.pool else 0
+        base_fee = self.blocks[-1].base_fee_wei / self.spec.fee_unit_wei if self.blocks else None
+        return ProgressSnapshot(
+            t_ns=self._now(), end_ns=self.scenario.run.duration, sent=sent, emitted=sent,
+            settled=committed + refused, committed=committed, dropped=0, rejected=refused, queue_depth=pending,
+            base_fee=base_fee, faults_active=0, leader=NAME, final=final, target=self.scenario.target)
+
+    def _check_node(self) -> None:
+        """A node msgstorm started that has exited (not stopped by a fault that starts it
+        again) is named once (``node_down``)."""
+        if self.node_lost_at is None and not self.node.alive() and not self._down_by_fault():
+            self.node_lost_at = self._now()
+            server = self.node.server
+            self.log.add((self.node_lost_at, EventKind.NODE_DOWN, NAME, None, {
+                "name": NAME, "returncode": server.process.returncode if server and server.process else None,
+                "error": "a crash fault without restart_after stopped it for good" if server and server.stopped_by_fault
+                else "the node exited during the run"}))
+
+    def _on_error(self, client: str, error: BaseException) -> None:
+        self.log.add((self._now(), EventKind.CLIENT_ERROR, None, None,
+                      {"client": client, "error": f"{type(error).__name__}: {error}"}))
+
+    def _on_cpu(self, name: str, seconds: float) -> None:
+        self.log.add((self._now(), EventKind.CPU_SECONDS, name, seconds, None))
+
+    async def _sample_cpu(self, sampler: CpuSampler) -> None:
+        every_s = max(self.scenario.run.sample_interval / 1e9, MIN_INTERVAL_S)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for k in itertools.count(1):
+            sampler.sample()
+            await asyncio.sleep(max(0.0, start + k * every_s - loop.time()))
+
+    # --- the history ------------------------------------------------------------------------
+
+    def finish(self) -> int:
+        """Write the messages and the chain's events; return the run's end time (ns)."""
+        t_end = self.t_run_end if self.t_run_end is not None else self._now()
+        self.log.end_at(t_end)
+        self.log.stop_writing()
+        self._recording.shutdown(wait=True)
+        sent = write_messages(self.writer, self.scenario, self.windows, self.included, self.dropped,
+                              self.interrupted, self.start_error is None)
+        if self.senders_busy:
+            self.log.add((t_end, EventKind.CLIENT_ERROR, None, None, {
+                "client": "senders", "busy": self.senders_busy,
+                "error": f"{self.senders_busy} transactions sent from an account with one already in the pool "
+                         "(no account idle: raise live.anvil.accounts)"}))
+        if self.lost_to_faults:
+            self.log.add((t_end, EventKind.CLIENT_ERROR, None, None, {
+                "client": "sender", "lost_to_faults": self.lost_to_faults,
+                "error": f"{self.lost_to_faults} transactions sent while a fault had the node down (lost)"}))
+        self.log.add((t_end, EventKind.RUN_END, None, float(sent), None))
+        self.log.finish()
+        write_chain_events(self.writer, self.blocks, self.pool, self.rejections, self.rejection_text,
+                           self.spec.fee_unit_wei, t_end)
+        return t_end
