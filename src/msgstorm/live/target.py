@@ -46,10 +46,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 import concurrent.futures
-import gc
 import itertools
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -92,6 +90,7 @@ from msgstorm.live.recorder import (
     Receipts,
     first_arrivals,
 )
+from msgstorm.live.send_loop import run_send_loop
 from msgstorm.live.servers import ManagedServer
 from msgstorm.progress import Progress, ProgressSnapshot
 from msgstorm.scenario.budget import STAGED_MESSAGES
@@ -115,8 +114,6 @@ _HAND_EVERY_S = 1.0
 # the per-slice work is a small share, small enough that building one (about 60 ns a
 # message on the wire client) delays no send by more than a fraction of a millisecond.
 _SLICE = STAGED_MESSAGES
-# The interpreter's thread switch interval during a live run.
-_SWITCH_S = 100e-6
 # Signals that stop a run (``LiveTarget._stop_on_signals``).
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # The drain looks at what has arrived this often.
@@ -294,43 +291,8 @@ class LiveTarget:
             for server in self.driver.start_servers():
                 self.log.add((self._now(), EventKind.SERVER_START, None, None, server))
                 started.add(server["pid"])
-            # A batch can take a few hundred ms to build (a step ramp's first), and the first
-            # two windows compile the traffic draws' code paths on a fresh install (numba
-            # holds the GIL while it compiles: a 200 ms stall of the generator). Build both
-            # before the clock starts, so the schedule neither opens late nor stalls. On a worker
-            # thread: numba swallows an exception raised inside its compiler, so a SIGTERM or
-            # Ctrl-C (KeyboardInterrupt) would be lost if it came while the main thread compiled.
-            traffic = iter(traffic)
-            with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                ahead = pool.submit(lambda: list(itertools.islice(traffic, 2))).result()
-            # The next window is generated on a worker thread: hand the GIL back to the event
-            # loop within _SWITCH_S (Python's default, 5 ms, would show in the latency).
-            # The cycle collector stops the interpreter while it walks every tracked object: in
-            # a process holding a large heap (a long test session, a notebook) a full collection
-            # takes tens of ms, which would show as send lag. Objects that exist now are frozen
-            # out of its reach and collection is off while the generator runs; what the run
-            # itself allocates is freed by reference counting (payloads, lists of ints).
-            switch = sys.getswitchinterval()
-            collecting = gc.isenabled()
-            gc.collect()
-            gc.freeze()
-            gc.disable()
-            sys.setswitchinterval(_SWITCH_S)
             self._handlers = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
-            try:
-                asyncio.run(self._main(itertools.chain(ahead, traffic)))
-            except asyncio.CancelledError:
-                if not self.interrupted:  # not cancelled by a signal of ours
-                    raise
-                raise KeyboardInterrupt from None
-            finally:
-                sys.setswitchinterval(switch)
-                gc.unfreeze()
-                if collecting:
-                    gc.enable()
-                if threading.current_thread() is threading.main_thread():
-                    for sig, handler in self._handlers.items():  # the loop's own handlers are gone with it
-                        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+            run_send_loop(self._main, traffic, self._handlers, lambda: self.interrupted)
         except KeyboardInterrupt:
             self.interrupted = True
             self.log.add((self._now(), EventKind.INTERRUPTED, None, None, None))

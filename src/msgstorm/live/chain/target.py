@@ -66,10 +66,8 @@ import asyncio
 import bisect
 import collections
 import concurrent.futures
-import gc
 import itertools
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -98,6 +96,7 @@ from msgstorm.live.drivers.base import STOP_GRACE_NS
 from msgstorm.live.event_log import EventLog
 from msgstorm.live.nemesis import Nemesis, cleanup_report
 from msgstorm.live.recorder import PUBLISHER
+from msgstorm.live.send_loop import run_send_loop
 from msgstorm.progress import Progress, ProgressSnapshot
 from msgstorm.scenario.schema import MESSAGE_KINDS, CrashFault, RestartFault, Scenario
 from msgstorm.traffic.generate import MessageBatch
@@ -121,7 +120,6 @@ REASONS: tuple[tuple[str, str], ...] = (
 _NONCE_FREE = frozenset({"fee_cap_below_base_fee", "underpriced", "pool_full", "gas", "funds", "other"})
 _SPIN_NS = 1_200_000  # as live/target.py: sleep to this long before a send, then yield
 _DRAIN_POLL_S = 0.01
-_SWITCH_S = 100e-6
 _PROGRESS_S = 0.25
 _HEADS_RETRY_S = 0.05  # the heads are followed again this often while a fault has the node down
 
@@ -204,32 +202,7 @@ class ChainTarget:
                 started = True
                 self.log.add((self._now(), EventKind.SERVER_START, None, None, described))
             self._handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-            # The first two windows are built before the clock starts (the traffic draws'
-            # code compiles on a fresh install), on a worker thread, as ``LiveTarget.run`` says why.
-            traffic = iter(traffic)
-            with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                ahead = pool.submit(lambda: list(itertools.islice(traffic, 2))).result()
-            # As ``LiveTarget.run``: the cycle collector off (its pauses would be send lag) and
-            # the GIL handed back to the event loop within _SWITCH_S of the window builder.
-            switch, collecting = sys.getswitchinterval(), gc.isenabled()
-            gc.collect()
-            gc.freeze()
-            gc.disable()
-            sys.setswitchinterval(_SWITCH_S)
-            try:
-                asyncio.run(self._main(itertools.chain(ahead, traffic)))
-            except asyncio.CancelledError:
-                if not self.interrupted:
-                    raise
-                raise KeyboardInterrupt from None
-            finally:
-                sys.setswitchinterval(switch)
-                gc.unfreeze()
-                if collecting:
-                    gc.enable()
-                if threading.current_thread() is threading.main_thread():
-                    for sig, handler in self._handlers.items():
-                        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+            run_send_loop(self._main, traffic, self._handlers, lambda: self.interrupted)
         except KeyboardInterrupt:
             self.interrupted = True
             self.log.add((self._now(), EventKind.INTERRUPTED, None, None, None))
