@@ -32,14 +32,15 @@ TIMEOUT_NS = 50_000_000
 END = 10**12
 
 
-def _state(forward: list[list[int]], relay: int) -> GossipState:
+def _state(forward: list[list[int]], relay: int, uplink_held: bool = False, control_ns: int = 0) -> GossipState:
     n = len(forward)
     topology = Topology(names=[f"n-{i}" for i in range(n)], regions=["r"], region_of=[0] * n,
                         base_ns=[[L_NS]], region_model=[[LinkModel()]], node_overrides={},
                         forward=forward, connections=forward)
     return GossipState(topology, Constant(value=V_NS), NS_PER_BYTE, np.random.default_rng(1),
                        np.random.default_rng(2), Degradations(n), delivery_stride=1, delivery_budget=10**6,
-                       order_seed=7, message_relay=np.full(6, relay, dtype=np.int64), relay_timeout_ns=TIMEOUT_NS)
+                       order_seed=7, message_relay=np.full(6, relay, dtype=np.int64), relay_timeout_ns=TIMEOUT_NS,
+                       uplink_held=uplink_held, control_overhead_ns=control_ns)
 
 
 def _delivered(state: GossipState) -> dict[int, int]:
@@ -79,6 +80,32 @@ def test_announce_on_a_complete_graph_serves_every_request_once_from_the_origin(
     announces, requests, fallbacks = state.relay_counts
     # The origin announces to 4 peers; each of them to the 3 others but its sender.
     assert (announces, requests, fallbacks) == (4 + 4 * 3, 4, 0)
+
+
+C_NS = 10_000_000  # a fixed delay per announcement and per request
+
+
+def test_a_control_overhead_is_paid_by_announcements_and_requests_not_payloads() -> None:
+    state = _state([[1], [0, 2], [1, 3], [2, 4], [3]], k.ANNOUNCE_FETCH, control_ns=C_NS)
+    state.inject(0, 0, 0, k.ITEM_MSG, SIZE)
+    _run(state)
+    hop = (L_NS + C_NS) + (L_NS + C_NS) + (T_NS + L_NS) + V_NS
+    assert _delivered(state) == {node: V_NS + node * hop for node in range(5)}
+
+
+def test_a_held_uplink_sends_the_next_payload_only_when_the_last_has_arrived() -> None:
+    n = 5
+    state = _state([[j for j in range(n) if j != i] for i in range(n)], k.ANNOUNCE_FETCH, uplink_held=True,
+                   control_ns=C_NS)
+    state.inject(0, 0, 0, k.ITEM_MSG, SIZE)
+    _run(state)
+    delivered = _delivered(state)
+    assert delivered.pop(0) == V_NS
+    # The four requests reach the origin together; each payload holds its uplink for its
+    # transfer and its link delay, so the i-th arrives i x (T + L) after the requests.
+    requests_in = V_NS + 2 * (L_NS + C_NS)
+    assert sorted(delivered.values()) == [requests_in + i * (T_NS + L_NS) + V_NS for i in range(1, n)]
+    assert state.receipts == n
 
 
 def test_push_on_the_same_complete_graph_sends_duplicates() -> None:

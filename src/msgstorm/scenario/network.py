@@ -30,13 +30,15 @@ class RelaySpec(BaseModel):
     item; after ``timeout`` without it, it asks another peer that holds it); ``push_sqrt``
     pushes the item to the square root of the node's peers (rounded up) and announces it to
     the rest. ``protocol`` applies to every kind not named in ``kinds`` (message kinds and
-    ``block``)."""
+    ``block``). ``control_overhead`` is a fixed delay each announcement and request pays on
+    top of its link delay (payloads do not)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     protocol: RelayProtocol = "push"
     kinds: dict[str, RelayProtocol] = Field(default_factory=dict)
     timeout: DurationNs = Field(default=10_000_000_000, gt=0)
+    control_overhead: DurationNs = Field(default=0, ge=0, le=(1 << 40))
 
     @field_validator("kinds")
     @classmethod

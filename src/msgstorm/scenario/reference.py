@@ -146,7 +146,9 @@ DESCRIPTIONS: dict[str, str] = {
     "NetworkSpec.download": "download bandwidth of each region's nodes (others: unlimited); a copy takes "
                             "`size / min(sender's upload, receiver's download)`",
     "NetworkSpec.uplink": "`serial`: a node's copies leave one after another; `fair_share`: the copies one "
-                          "forward sends share the upload equally and end together (k copies: k × the time of one)",
+                          "forward sends share the upload equally and end together (k copies: k × the time of one); "
+                          "`held`: serial, and the uplink stays busy until the copy has arrived (its link "
+                          "delay included), as SimBlock's Node.sendNextBlockMessage",
     "NetworkSpec.processing": "validation time per receipt, on the node's single CPU",
     "NetworkSpec.relay": "how a node passes what it validated to its peers: [`relay`](#networkrelay)",
     "RelaySpec.protocol": "`push`: the payload to every peer (duplicates included); `announce`: an announcement, "
@@ -156,6 +158,8 @@ DESCRIPTIONS: dict[str, str] = {
                        "`protocol`",
     "RelaySpec.timeout": "a node that asked for an item and has not received it after this asks the next of its "
                          "peers that validated it (or, if none has, the next peer that announces it)",
+    "RelaySpec.control_overhead": "a fixed delay every announcement and request pays on top of its link delay "
+                                  "(payloads do not); SimBlock's is 10 ms (AbstractMessageTask.getInterval)",
     "LinkModel.dist": "`constant`: base; `uniform`: base + U(0, jitter); `normal`: base + N(0, jitter), "
                       "truncated at 0; `lognormal`: base × LN(0, sigma); `pareto`: base × Pareto(1, alpha)",
     "LinkModel.jitter": "spread of `uniform` and `normal`",

@@ -147,7 +147,7 @@ class NetworkSpec(_Spec):
     bandwidth: BandwidthBps = 1e9
     upload: dict[str, BandwidthBps] = Field(default_factory=dict)
     download: dict[str, BandwidthBps] = Field(default_factory=dict)
-    uplink: Literal["serial", "fair_share"] = "serial"
+    uplink: Literal["serial", "fair_share", "held"] = "serial"
     processing: DurationDist = Field(default_factory=lambda: Constant(value=20_000))
     relay: RelaySpec = RelaySpec()
 

@@ -49,14 +49,16 @@ class GossipState:
                  delivery_stride: int, delivery_budget: int, order_seed: int = 0,
                  message_relay: np.ndarray | None = None, block_relay: int = k.PUSH,
                  relay_timeout_ns: int = 10_000_000_000, download_ns_per_byte: float | np.ndarray = 0.0,
-                 fair_share: bool = False) -> None:
+                 fair_share: bool = False, uplink_held: bool = False, control_overhead_ns: int = 0) -> None:
         """``order_seed``: the seed of the order in which nodes serve their peers
         (sim/fair_order.py), a non-negative int64. ``message_relay``: the relay protocol's
         kernel code (``k.PUSH`` ..) for each message kind code (default: push for all);
         ``block_relay``: the blocks'; ``relay_timeout_ns``: how long a node waits for an item
         it asked for before asking another peer. ``tx_ns_per_byte`` and ``download_ns_per_byte``:
         each node's upload and download time per byte (one value for all, or one per node; 0:
-        unlimited); ``fair_share``: a forward's copies share the uplink rather than queue on it."""
+        unlimited); ``fair_share``: a forward's copies share the uplink rather than queue on it;
+        ``uplink_held``: they queue, each holding the uplink until it has arrived;
+        ``control_overhead_ns``: added to each announcement's and request's link delay."""
         n = topology.size
         self.n = n
         self.topology = topology
@@ -113,7 +115,9 @@ class GossipState:
         self.ns_per_byte = np.zeros((2, n), dtype=np.float64)
         self.ns_per_byte[0] = tx_ns_per_byte
         self.ns_per_byte[1] = download_ns_per_byte
-        self.scalars[k.S_FAIR_SHARE] = 1 if fair_share else 0
+        self.scalars[k.S_FAIR_SHARE] = (k.UPLINK_FAIR_SHARE if fair_share
+                                        else k.UPLINK_HELD if uplink_held else k.UPLINK_SERIAL)
+        self.scalars[k.S_CONTROL] = control_overhead_ns
         self.scalars[k.S_DOWNLOADS] = 1 if (self.ns_per_byte[1] > 0).any() else 0
         self.link_rng = link_rng
         self.processing_rng = processing_rng

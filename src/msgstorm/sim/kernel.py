@@ -43,7 +43,7 @@ __all__ = [
     "S_STRIDE", "S_NOW", "S_STEPS", "S_NT", "S_NNODE", "S_NSLOT", "S_NSENDER", "S_NHOPS",
     "S_NDEG", "S_RECEIPTS", "S_BLOCK_RECEIPTS", "S_NEXT", "S_NITEM", "S_NKIND",
     "S_IDX_BITS", "S_SEQ_LIMIT", "S_ROWS", "S_ORDER_SEED", "S_TIMEOUT", "S_ANNOUNCES", "S_REQUESTS",
-    "S_FALLBACKS", "S_FAIR_SHARE", "S_DOWNLOADS", "ANNOUNCE", "REQUEST", "TIMEOUT", "PUSH", "ANNOUNCE_FETCH", "PUSH_SQRT", "SEND_RELAY", "ROOT", "P_NEXT", "run_until", "inject",
+    "S_FALLBACKS", "S_FAIR_SHARE", "S_DOWNLOADS", "S_CONTROL", "UPLINK_SERIAL", "UPLINK_FAIR_SHARE", "UPLINK_HELD", "ANNOUNCE", "REQUEST", "TIMEOUT", "PUSH", "ANNOUNCE_FETCH", "PUSH_SQRT", "SEND_RELAY", "ROOT", "P_NEXT", "run_until", "inject",
 ]
 
 # Event types: a payload received, validated; and the relay protocols' events (below).
@@ -69,10 +69,13 @@ S_NEXT, S_NITEM, S_NKIND, S_IDX_BITS, S_SEQ_LIMIT, S_ROWS, S_SEND_I, S_SEND_END 
 # The seed of the order in which nodes serve their peers (sim/fair_order.py); the relay's
 # request timeout (ns); counts of announcements received, requests served, fallbacks.
 S_ORDER_SEED, S_TIMEOUT, S_ANNOUNCES, S_REQUESTS, S_FALLBACKS = range(26, 31)
-# 1: the copies of a forward share the uplink (fair share); 0: they queue on it (serial).
+# 1: the copies of a forward share the uplink (fair share); 0: they queue on it (serial);
+# 2 (UPLINK_HELD): they queue, and each holds the uplink until it has arrived.
 # 1: some node's download is limited (a copy's time then depends on its receiver).
-S_FAIR_SHARE, S_DOWNLOADS = 31, 32
-N_SCALARS = 33
+# The fixed delay (ns) each announcement and request pays on top of its link delay.
+S_FAIR_SHARE, S_DOWNLOADS, S_CONTROL = 31, 32, 33
+N_SCALARS = 34
+UPLINK_SERIAL, UPLINK_FAIR_SHARE, UPLINK_HELD = 0, 1, 2
 # Rows of the sends array (int64[5, n]): a traffic batch's messages, in send order.
 SEND_T, SEND_NODE, SEND_ITEM, SEND_SIZE, SEND_KIND, SEND_RELAY = range(6)
 
@@ -269,7 +272,8 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
              fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
              ns_per_byte: np.ndarray, n_deg: int,
              deg_nodes: np.ndarray, deg_params: np.ndarray,
-             order: np.ndarray, order_seed: int, fair_share: int, downloads: int) -> tuple[int, int, int, int]:
+             order: np.ndarray, order_seed: int, fair_share: int, downloads: int,
+             control: int) -> tuple[int, int, int, int]:
     """Send a validated item to ``node``'s forwarding peers, in the node's fair order for the
     item (sim/fair_order.py); return the new (n, rows, seq, unif).
 
@@ -277,7 +281,9 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
     peer's download ns per byte. Serial uplink: the copies go one after another, after
     what the uplink already had to send. Fair share: the ``k`` copies of this forward start
     together (when the uplink is free) and share the upload equally, each at upload / k or
-    its peer's download if that is lower; the uplink is free again when the last ends."""
+    its peer's download if that is lower; the uplink is free again when the last ends.
+    Held (``fair_share`` = UPLINK_HELD): serial, and the uplink is free again only when the
+    copy has arrived. Announcements pay ``control`` ns on top of their link delay."""
     mine = nodes[N_COLOUR, node]
     size = slots[SL_SIZE, slot]
     up = ns_per_byte[0, node]
@@ -297,7 +303,7 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
         while pushes * pushes < degree:  # ceil(sqrt(degree)) in integers
             pushes += 1
     start = free if free > t else t  # fair share: when this forward's copies start
-    if fair_share != 0:
+    if fair_share == UPLINK_FAIR_SHARE:
         copies = 0
         for c in range(pushes):
             peer = fwd_idx[order[c]]
@@ -324,9 +330,9 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
             tx = int(size * (up if up >= down else down))
         if c >= pushes:  # an announcement: a few bytes, not queued behind payloads
             etype = ANNOUNCE
-            arrive = t + d
+            arrive = t + d + control
         elif tx > 0:
-            if fair_share != 0:
+            if fair_share == UPLINK_FAIR_SHARE:
                 if start + tx > free:
                     free = start + tx
                 arrive = start + tx + d
@@ -335,6 +341,8 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
                     free = t
                 free += tx
                 arrive = free + d
+                if fair_share == UPLINK_HELD:
+                    free = arrive
         else:
             arrive = t + d
         idx = pool[nb.uint64(rows)]
@@ -407,8 +415,10 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
     (a RECV, as a push would send it). TIMEOUT at ``node`` (``sender``: the peer asked): if
     the payload has not arrived, ask the next peer of ``node``'s list that validated the item,
     or, if none has, forget the request so that the next announcement starts one.
-    Announcements and requests cost no CPU and no uplink time (a few dozen bytes). Returns
-    the new (n, rows, seq, unif)."""
+    Announcements and requests cost no CPU and no uplink time (a few dozen bytes), and pay
+    ``S_CONTROL`` ns on top of their link delay. Under a held uplink (``S_FAIR_SHARE`` =
+    UPLINK_HELD) a payload keeps the uplink until it has arrived. Returns the new (n, rows,
+    seq, unif)."""
     if nodes[N_UP, node] == 0:
         return n, rows, seq, unif
     timeout = scalars[S_TIMEOUT]
@@ -420,8 +430,8 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
         d, unif = _link(t, node, sender, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform, unif,
                         n_deg, deg_nodes, deg_params)
         if d >= 0:
-            n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + d, REQUEST, sender, slot,
-                                 node, hops)
+            n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + d + scalars[S_CONTROL],
+                                 REQUEST, sender, slot, node, hops)
         n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + timeout, TIMEOUT, node, slot,
                              sender, hops)
         return n, rows, seq, unif
@@ -441,8 +451,8 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
             if free < t:
                 free = t
             free += tx
-            nodes[N_UPLINK, node] = free
             arrive = free + d
+            nodes[N_UPLINK, node] = arrive if scalars[S_FAIR_SHARE] == UPLINK_HELD else free
         n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, arrive, RECV, sender, slot, node,
                              hops)
         return n, rows, seq, unif
@@ -461,8 +471,8 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
         d, unif = _link(t, node, peer, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform, unif,
                         n_deg, deg_nodes, deg_params)
         if d >= 0:
-            n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + d, REQUEST, peer, slot,
-                                 node, hops)
+            n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + d + scalars[S_CONTROL],
+                                 REQUEST, peer, slot, node, hops)
         n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + timeout, TIMEOUT, node, slot,
                              peer, hops)
         return n, rows, seq, unif
@@ -511,6 +521,7 @@ def run_until(until: int, max_degree: int,
     n_deg = scalars[S_NDEG]
     order_seed = scalars[S_ORDER_SEED]
     fair_share = scalars[S_FAIR_SHARE]
+    control = scalars[S_CONTROL]
     downloads = scalars[S_DOWNLOADS]
     idx_bits = scalars[S_IDX_BITS]
     idx_mask = (1 << idx_bits) - 1
@@ -666,7 +677,8 @@ def run_until(until: int, max_degree: int,
                 n, rows, seq, unif = _forward(t, node, slot, sender, hops + 1, keys, payload, pool,
                                               n, rows, seq, idx_bits, unif, nodes, slots, fwd_ptr, fwd_idx, fwd_base,
                                               fwd_model, fwd_param, uniform, ns_per_byte, n_deg,
-                                              deg_nodes, deg_params, order, order_seed, fair_share, downloads)
+                                              deg_nodes, deg_params, order, order_seed, fair_share, downloads,
+                                              control)
         slots[SL_OUTSTANDING, slot] -= 1
         if notify:
             scalars[S_NT] = t

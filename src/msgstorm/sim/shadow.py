@@ -149,6 +149,8 @@ class ShadowNetwork:
             relay_timeout_ns=relay.timeout,
             download_ns_per_byte=_ns_per_byte(download),
             fair_share=network.uplink == "fair_share",
+            uplink_held=network.uplink == "held",
+            control_overhead_ns=relay.control_overhead,
         )
         seq = scenario.sequencer
         index = {name: i for i, name in enumerate(names)}

@@ -1,0 +1,92 @@
+"""The Bitcoin preset as a user times it: ``msgstorm run examples/bitcoin.toml`` as a whole
+process (imports, traffic, gossip engine, history, analysis, summary.json, report files),
+its wall time and peak RSS, and the block arrival statistics of the run it wrote.
+
+Run by hand, not in CI:
+
+    python benchmarks/networks.py              # 6,000 nodes, 30 minutes: about 30 blocks
+    python benchmarks/networks.py --quick      # 6,000 nodes, the preset's 10 minutes (~6 blocks)
+    python benchmarks/networks.py --nodes 10000 --keep DIR
+
+Blocks: the preset's miners (one agent instance per node) send a 535 kB block once a
+minute on average, so 30 minutes of virtual time give about 30 blocks. The wall time is
+the process's, started fresh; the peak RSS is the largest the kernel reports for the child
+(``wait4``). A warm numba cache is assumed (run once before timing after a code change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+PRESET = ROOT / "examples" / "bitcoin.toml"
+
+
+def timed(command: list[str], cwd: Path) -> tuple[float, float]:
+    """Run ``command``; its wall time (s) and peak RSS (MB)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if env.get("PYTHONPATH"):  # the child runs elsewhere: keep a relative PYTHONPATH=src meaning this tree
+        env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) for p in env["PYTHONPATH"].split(os.pathsep))
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"{' '.join(command)} failed with status {status}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def arrivals(run_dir: Path) -> list[np.ndarray]:
+    """Each block's arrival times (s after its send) at the nodes that validated it."""
+    from msgstorm.history import read_history
+
+    history = read_history(run_dir)
+    messages = history.messages.to_pydict()
+    sent = dict(zip(messages["msg_id"], messages["t_sent"], strict=True))
+    deliveries = history.deliveries.to_pydict()
+    by_block: dict[int, list[int]] = {}
+    for msg, t in zip(deliveries["msg_id"], deliveries["t_delivered"], strict=True):
+        by_block.setdefault(msg, []).append(t - sent[msg])
+    return [np.asarray(times) / 1e9 for times in by_block.values()]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the preset's own 10 minutes (about 6 blocks)")
+    parser.add_argument("--nodes", type=int, default=6000, help="network.total_nodes (and one miner per node)")
+    parser.add_argument("--keep", type=Path, help="keep the run in this directory")
+    args = parser.parse_args()
+    duration = "10min" if args.quick else "30min"
+    work = Path(tempfile.mkdtemp(prefix="msgstorm-networks-"))
+    try:
+        overrides = [f'run.duration="{duration}"', f"network.total_nodes={args.nodes}", f"agents.0.count={args.nodes}"]
+        command = [sys.executable, "-c", "from msgstorm.cli import main; main()", "run", str(PRESET), "-q",
+                   "--out", "run", "--overwrite"]
+        for override in overrides:
+            command += ["--set", override]
+        wall, rss = timed(command, work)
+        blocks = arrivals(work / "run")
+        every = np.concatenate(blocks)
+        print(f"msgstorm run examples/bitcoin.toml, {args.nodes:,} nodes, {duration}: {len(blocks)} blocks, "
+              f"wall {wall:.1f} s, peak RSS {rss:.0f} MB")
+        print(f"block arrival: median {np.median(every):.2f} s, p90 {np.percentile(every, 90):.2f} s, "
+              f"every node (mean over blocks) {np.mean([b.max() for b in blocks]):.2f} s; "
+              f"blocks reaching every node: {sum(len(b) == args.nodes for b in blocks)}/{len(blocks)}")
+        if args.keep is not None:
+            shutil.copytree(work / "run", args.keep, dirs_exist_ok=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
