@@ -162,3 +162,10 @@ def test_an_equivocating_node_must_be_a_producer(scenario_from) -> None:
     text = EQUIVOCATION.format(confirmations=1).replace('node = "us-east-0"\nat', 'node = "us-east-3"\nat')
     with pytest.raises(ScenarioError, match="not a producer"):
         scenario_from(text)
+
+
+def test_an_equivocating_run_is_deterministic(scenario_from, run_scenario) -> None:
+    text = EQUIVOCATION.format(confirmations=1)
+    runs = [read_history(run_scenario(scenario_from(text)).run_dir) for _ in range(2)]  # type: ignore[attr-defined]
+    for table in ("blocks", "block_arrivals", "finalized", "reorgs", "events", "messages"):
+        assert runs[0].table(table).equals(runs[1].table(table)), table
