@@ -73,7 +73,8 @@ def test_byzantine_breaks_safety_at_one_confirmation_and_not_at_two(tmp_path) ->
     assert detail.startswith("conflicting blocks finalised at 5 heights (byzantine: us-east-0): height 14: ")
     assert [int(h) for h in re.findall(r"height (\d+):", detail)] == [14, 19, 23, 25, 28]
     assert detail.count(", block ") == 5 and detail.count(" by eu-west-2;") + detail.endswith(" by eu-west-2") == 5
-    assert checks["liveness"]["detail"].startswith("62 commits; longest gap between commits 1000.0 ms")
+    assert checks["liveness"]["detail"] == (
+        "62 commits, the first at 1 s; longest gap between commits 1000.0 ms (from 1 s to 2 s)")
     deep = msgstorm.load_scenario(EXAMPLES / "byzantine.toml", ["blocks.producers.confirmations=2"])
     checks = {c["name"]: c for c in msgstorm.run(deep, tmp_path / "two").summary["checks"]}
     assert checks["safety"] == {"name": "safety", "verdict": "valid",

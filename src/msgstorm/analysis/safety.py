@@ -12,9 +12,9 @@ runs them), read after the metrics; each answers valid / invalid / unknown.
   Honest nodes are those no ``equivocate`` fault names (its ``fault_start`` events). Invalid
   lists each conflicting height with its blocks and the honest nodes that finalised each.
   A run without ``[blocks.producers]`` has one chain made by one sequencer: vacuously valid.
-- ``liveness``: commits keep coming: the longest gap between two ``block_committed``
-  events, the run's start counting as the first; invalid when blocks were made and none
-  committed.
+- ``liveness``: commits keep coming: the first ``block_committed`` event's time and the
+  longest gap between two in a row (when and how long); invalid when blocks were made and
+  none committed.
 """
 
 from __future__ import annotations
@@ -87,9 +87,11 @@ def check_liveness(history: History) -> Verdict:
         if made:
             return Verdict(name, "invalid", f"{made} blocks made and none committed")
         return Verdict(name, "valid", "no blocks in this history")
-    points = np.concatenate([np.zeros(1, dtype=np.int64), commits])
-    gaps = np.diff(points)
+    first = f"{commits.size} commits, the first at {commits[0] / 1e9:g} s"
+    if commits.size == 1:
+        return Verdict(name, "valid", first)
+    gaps = np.diff(commits)
     worst = int(np.argmax(gaps))
     return Verdict(name, "valid",
-                   f"{commits.size} commits; longest gap between commits {ms(int(gaps[worst]))} ms "
-                   f"(from {points[worst] / 1e9:g} s to {points[worst + 1] / 1e9:g} s)")
+                   f"{first}; longest gap between commits {ms(int(gaps[worst]))} ms "
+                   f"(from {commits[worst] / 1e9:g} s to {commits[worst + 1] / 1e9:g} s)")
