@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -61,3 +62,20 @@ def test_matching_engine_runs_compiled_and_finds_its_capacity(tmp_path) -> None:
     assert 19_000 <= summary["capacity"]["knee_rate_per_s"] <= 22_100
     assert summary["failure_threshold"]["rate_per_s"] > summary["capacity"]["knee_rate_per_s"]
     assert summary["messages"]["committed"] == summary["messages"]["sent"] > 700_000
+
+
+def test_byzantine_breaks_safety_at_one_confirmation_and_not_at_two(tmp_path) -> None:
+    """The numbers docs/examples.md gives for examples/byzantine.toml."""
+    scenario = msgstorm.load_scenario(EXAMPLES / "byzantine.toml")
+    checks = {c["name"]: c for c in msgstorm.run(scenario, tmp_path / "one").summary["checks"]}
+    assert checks["safety"]["verdict"] == "invalid"
+    detail = checks["safety"]["detail"]
+    assert detail.startswith("conflicting blocks finalised at 5 heights (byzantine: us-east-0): height 14: ")
+    assert [int(h) for h in re.findall(r"height (\d+):", detail)] == [14, 19, 23, 25, 28]
+    assert detail.count(", block ") == 5 and detail.count(" by eu-west-2;") + detail.endswith(" by eu-west-2") == 5
+    assert checks["liveness"]["detail"] == (
+        "62 commits, the first at 1 s; longest gap between commits 1000.0 ms (from 1 s to 2 s)")
+    deep = msgstorm.load_scenario(EXAMPLES / "byzantine.toml", ["blocks.producers.confirmations=2"])
+    checks = {c["name"]: c for c in msgstorm.run(deep, tmp_path / "two").summary["checks"]}
+    assert checks["safety"] == {"name": "safety", "verdict": "valid",
+                                "detail": "honest nodes finalised one block at each height up to 61 (byzantine: us-east-0)"}

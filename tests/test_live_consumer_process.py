@@ -158,7 +158,7 @@ def test_every_consumer_process_gets_every_message_and_none_is_left(tmp_path: Pa
     result = run(_scenario(), tmp_path / "run")
     summary = result.summary
     assert summary["messages"]["sent"] == 4000 and summary["messages"]["lost"] == 0
-    assert_checks_valid(summary, ["conservation", "ordering", "committed-implies-sequenced", "stage-order",
+    assert_checks_valid(summary, ["conservation", "ordering", "committed-implies-sequenced", "stage-order", "safety", "liveness",
                                   "generator", "delivery"])
     deliveries = result.history.deliveries
     nodes = deliveries["node"].to_pylist()

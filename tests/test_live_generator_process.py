@@ -105,7 +105,7 @@ def test_every_message_is_sent_once_on_schedule_and_received_in_key_order(tmp_pa
     counts = summary["messages"]
     assert counts["sent"] + counts["unsent"] == scheduled and counts["unsent"] <= scheduled // 1000
     assert counts["lost"] == 0
-    assert_checks_valid(summary, ["conservation", "ordering", "committed-implies-sequenced", "stage-order",
+    assert_checks_valid(summary, ["conservation", "ordering", "committed-implies-sequenced", "stage-order", "safety", "liveness",
                                   "generator", "delivery"])
     delivery = summary["delivery"]
     assert (delivery["duplicated"], delivery["unexpected"], delivery["reordered"]) == (0, 0, 0)

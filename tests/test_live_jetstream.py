@@ -56,7 +56,8 @@ arrival = {{ process = "constant", rate = "{rate}/s" }}
 size = "64B"
 """
 ALL_VALID = dict.fromkeys(
-    ["conservation", "ordering", "committed-implies-sequenced", "stage-order", "delivery", "generator"], "valid")
+    ["conservation", "ordering", "committed-implies-sequenced", "stage-order", "delivery", "generator",
+     "safety", "liveness"], "valid")
 
 
 @pytest.fixture(autouse=True)

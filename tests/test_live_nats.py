@@ -85,7 +85,7 @@ def test_every_message_arrives_and_the_server_is_gone_after(tmp_path: Path) -> N
     assert summary["target"] == "nats"
     assert summary["messages"]["sent"] == 2000 and summary["messages"]["committed"] == 2000
     assert summary["messages"]["lost"] == 0
-    assert_checks_valid(summary, ["conservation", "ordering", "committed-implies-sequenced", "stage-order",
+    assert_checks_valid(summary, ["conservation", "ordering", "committed-implies-sequenced", "stage-order", "safety", "liveness",
                                   "generator", "delivery"])
     assert 0 < summary["latency_ms"]["p50"] < 50
     kinds = [e["kind"] for e in _events(result.run_dir)]

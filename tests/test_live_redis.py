@@ -125,7 +125,7 @@ def test_a_group_shares_every_message_once_and_the_stream_keeps_them_in_order(tm
     assert summary["target"] == "redis"
     assert summary["messages"]["sent"] == summary["messages"]["committed"] == 2000
     assert summary["messages"]["lost"] == 0
-    assert_checks_valid(summary, ["conservation", "ordering", "committed-implies-sequenced", "stage-order",
+    assert_checks_valid(summary, ["conservation", "ordering", "committed-implies-sequenced", "stage-order", "safety", "liveness",
                                   "delivery", "generator"])
     messages = result.history.messages.sort_by("msg_id")
     seq_no = np.asarray(messages["seq_no"].to_numpy(zero_copy_only=False))

@@ -143,7 +143,7 @@ def test_a_live_run_writes_its_messages_while_it_goes_one_row_each(tmp_path: Pat
     assert sorted(history.messages["msg_id"].to_pylist()) == list(range(6000))
     assert history.deliveries.num_rows == 12_000
     _assert_received_in_order(history)
-    assert_checks_valid(result.summary, ["conservation", "ordering", "committed-implies-sequenced", "stage-order",
+    assert_checks_valid(result.summary, ["conservation", "ordering", "committed-implies-sequenced", "stage-order", "safety", "liveness",
                                          "generator", "delivery"])
     assert _parts(result.run_dir, "messages") >= 2, "rows were written during the run, not only at its end"
 

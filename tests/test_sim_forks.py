@@ -336,7 +336,8 @@ def test_proof_of_stake_with_zero_delay_never_forks(scenario_from, run_scenario)
 def _tables(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
     history = read_history(run_dir)
     return {name: history.table(name).to_pylist()
-            for name in ("messages", "deliveries", "events", "blocks", "block_arrivals", "reorgs", "edges")}
+            for name in ("messages", "deliveries", "events", "blocks", "block_arrivals", "reorgs", "finalized",
+                          "edges")}
 
 
 def test_same_seed_same_history_and_another_seed_another(scenario_from, run_scenario) -> None:

@@ -304,7 +304,18 @@ REORGS = pa.schema([
     pa.field("new_tip", pa.int64(), nullable=False),
 ])
 
-FORK_TABLES = ("blocks", "block_arrivals", "reorgs")
+# ``finalized``: a node's view put ``block`` (at ``height``) ``confirmations`` deep (that
+# many blocks at and above it on the node's own longest chain) at ``t``, first or again: a
+# node whose view later leaves a block it had finalised finalises the other branch's block
+# at that height again, a second row (``analysis/safety.py`` reads it).
+FINALIZED = pa.schema([
+    pa.field("t", pa.int64(), nullable=False),
+    pa.field("node", pa.string(), nullable=False),
+    pa.field("height", pa.int64(), nullable=False),
+    pa.field("block", pa.int64(), nullable=False),
+])
+
+FORK_TABLES = ("blocks", "block_arrivals", "reorgs", "finalized")
 
 # Tables written only by some runs: each gets its directory with its first rows.
 LAZY_TABLES = (*MARKET_TABLES, "ranks", "integrity", *FORK_TABLES)
@@ -329,6 +340,7 @@ TABLES: dict[str, pa.Schema] = {
     "blocks": BLOCKS,
     "block_arrivals": BLOCK_ARRIVALS,
     "reorgs": REORGS,
+    "finalized": FINALIZED,
 }
 # Tables a history may lack (written by newer targets only; a live target may not know its
 # overlay; only a run with a market writes the market's, only some policies ``ranks``): read as empty.

@@ -335,6 +335,11 @@ DESCRIPTIONS: dict[str, str] = {
     "CensorFault.duration": "how long",
     "CensorFault.kinds": "the message kinds it censors",
     "CensorFault.mode": "`delay`: until the window ends (the wait is their queue wait); `drop`: dropped",
+    "EquivocateFault.kind": "sim, `[blocks.producers]`: a byzantine producer makes two conflicting blocks at each "
+                            "height in its window and sends each to a different half of its gossip peers",
+    "EquivocateFault.at": "start",
+    "EquivocateFault.duration": "how long (to the run's end when not given)",
+    "EquivocateFault.node": "the producer (a node of `blocks.producers`)",
     "DegradeFault.kind": "add latency, half-normal jitter and loss to some links",
     "DegradeFault.at": "start",
     "DegradeFault.duration": "how long; none: to the end of the run",

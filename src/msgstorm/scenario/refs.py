@@ -218,6 +218,15 @@ def check_references(scenario: Scenario) -> list[Problem]:
                 if name not in names:
                     field = "between" if fault.between else "nodes"
                     problems.append((("faults", *place, field), f"unknown region or node {name!r}{did_you_mean(name, names)}"))
+        elif fault.kind == "equivocate":
+            producers = scenario.blocks.producers
+            if producers is None:
+                problems.append((("faults", *place, "kind"), "an equivocating producer needs [blocks.producers]"))
+            elif fault.node not in nodes:
+                problems.append((("faults", *place, "node"), f"unknown node {fault.node!r}{did_you_mean(fault.node, nodes)}; nodes are {hint_nodes}"))
+            elif producers.nodes and fault.node not in producers.nodes:
+                problems.append((("faults", *place, "node"),
+                                 f"node {fault.node!r} is not a producer; blocks.producers.nodes are {producers.nodes}"))
         elif fault.kind == "oracle":
             if scenario.market is None:
                 problems.append((("faults", *place, "kind"), "a byzantine oracle needs a [market] (its oracle)"))

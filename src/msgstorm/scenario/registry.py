@@ -197,14 +197,15 @@ QUEUE_POLICIES: Registry[Callable[[], Any]] = Registry("queue policy", (
     "msgstorm.sim.policies_fair",
 ), ("fifo", "fee_priority", "batch_auction", "commit_reveal", "fair_order"))
 BACKPRESSURE_MODES: Registry[Callable[[Any], Any]] = Registry("backpressure mode", ("msgstorm.sim.backpressure",))
-FAULT_KINDS: Registry[Any] = Registry("fault kind", ("msgstorm.sim.fault_injector", "msgstorm.sim.integrity"),
-                                      ("partition", "crash", "degrade", "tamper", "replay", "oracle", "censor"))
+FAULT_KINDS: Registry[Any] = Registry("fault kind", ("msgstorm.sim.fault_injector", "msgstorm.sim.integrity",
+                                                        "msgstorm.sim.equivocation"),
+                                      ("partition", "crash", "degrade", "tamper", "replay", "oracle", "censor", "equivocate"))
 LIVE_FAULT_KINDS: Registry[Any] = Registry("live fault kind", ("msgstorm.live.nemesis",),
                                            ("pause", "crash", "restart", "toxic", "partition", "bridge"))
 TOXICS: Registry[Any] = Registry("toxic", ("msgstorm.live.toxics", "msgstorm.live.adversary_toxics"))
 ARRIVAL_PROCESSES: Registry[Callable[..., Any]] = Registry("arrival process", ("msgstorm.traffic.arrivals",))
 CHECKERS: Registry[Any] = Registry("checker", ("msgstorm.analysis.delivery", "msgstorm.analysis.generator",
-                                                "msgstorm.analysis.audit"))
+                                                "msgstorm.analysis.audit", "msgstorm.analysis.safety"))
 LIVE_DRIVERS: Registry[Any] = Registry("live driver", (
     "msgstorm.live.drivers.nats",
     "msgstorm.live.drivers.jetstream",

@@ -52,6 +52,7 @@ __all__ = [
     "BlocksSpec",
     "BridgeFault",
     "CensorFault",
+    "EquivocateFault",
     "CommitRevealSpec",
     "DesyncSpec",
     "FairOrderSpec",
@@ -636,6 +637,18 @@ class CensorFault(_Spec):
     mode: Literal["delay", "drop"] = "delay"
 
 
+class EquivocateFault(_Spec):
+    """A byzantine producer (sim, ``[blocks.producers]``): from ``at`` for ``duration`` each
+    block the producer ``node`` makes is made twice, two conflicting blocks on one parent at
+    one height, and each is sent to one half of its gossip peers (the first half in the
+    order the topology lists them gets the first block)."""
+
+    kind: Literal["equivocate"]
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)] | None = None
+    node: str
+
+
 # The settings of a toxic entry; each kind reads some of them (``TOXICS[kind].settings``,
 # ``live/toxics.py``) and the others must be left unset.
 TOXIC_SETTINGS = ("latency", "jitter", "rate", "timeout", "slice_size", "slice_delay", "close_delay")
@@ -684,7 +697,7 @@ class ToxicFault(_Spec):
 # One fault (what the simulator or a live target applies), as a nemesis's mix or a script lists them.
 OneFault = Annotated[
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault
-    | TamperFault | ReplayFault | OracleFault | CensorFault,
+    | TamperFault | ReplayFault | OracleFault | CensorFault | EquivocateFault,
     Field(discriminator="kind"),
 ]
 
@@ -748,7 +761,7 @@ COMPOSITE_FAULT_KINDS = ("nemesis", "script")
 
 FaultSpec = Annotated[
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault | TamperFault
-    | ReplayFault | OracleFault | CensorFault | NemesisFault | ScriptFault,
+    | ReplayFault | OracleFault | CensorFault | EquivocateFault | NemesisFault | ScriptFault,
     Field(discriminator="kind"),
 ]
 

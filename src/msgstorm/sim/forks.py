@@ -9,7 +9,14 @@ already on that branch, and gossips it like any block. Every node keeps its own 
 longest chain among the blocks it validated (a tie keeps the tip it had: first seen wins);
 a block whose parent it has not seen waits for it, and the node asks the peer that sent it
 for the parent, a round trip away (so views meet again after a partition heals). When a view moves to another branch,
-the blocks it leaves are a reorg of that depth (the ``reorgs`` table).
+the blocks it leaves are a reorg of that depth (the ``reorgs`` table). A node finalises a
+block when its own view puts it ``confirmations`` deep (the ``finalized`` table); a view
+that later leaves a block it finalised finalises the new branch's block at that height
+again, which ``analysis/safety.py`` reports as a conflict.
+
+An ``equivocate`` fault (``sim/equivocation.py``) makes a producer byzantine for a window:
+each block it makes there is made twice, on one parent, and each copy goes to one half of
+its gossip peers directly (a link's delay away), which validate and gossip it on.
 
 Commits follow the canonical chain: the longest chain over every block made (a tie keeps
 the first made), the one every view converges to. A block on it ``confirmations`` deep
@@ -127,6 +134,9 @@ class ForkChain:
         self.desync = DesyncTracker(n, desync.max_height_gap, desync.min_duration, ctx.record.event)
         self.arrivals: list[tuple[int, int, int]] = []
         self.reorgs: list[tuple[int, int, int, int, int]] = []
+        self.final_height = [0] * n  # each node's view: the height up to which it finalised
+        self.finalized: list[tuple[int, int, int, int]] = []  # (t, node, height, block)
+        self.equivocating: set[int] = set()  # producers inside an equivocate fault's window
 
     def start(self) -> None:
         self._schedule(0)
@@ -166,10 +176,50 @@ class ForkChain:
                          {"gas": gas, "bytes": size, "block": block, "parent": parent})
         self._extend_canonical(t, block)
         self._arrive(t, node, block, -1)
-        if not ctx.cluster.isolated[node]:
+        if node in self.equivocating:
+            self._equivocate(t, node, block, gas)
+        elif not ctx.cluster.isolated[node]:
             self.gossip.inject(t, node, block, ITEM_BLOCK, size)
         top = len(self.canonical) - 1
         self.desync.check(t, top, [self._agreed(v) for v in range(ctx.cluster.size)], ctx.cluster.up)
+
+    def _equivocate(self, t: int, node: int, block: int, gas: int) -> None:
+        """A second block on ``block``'s parent with the same messages in reverse order; the
+        first half of the producer's peers get ``block``, the rest the second (its own view
+        keeps the first)."""
+        twin = len(self.parent)
+        parent, take = self.parent[block], list(reversed(self.contents[block]))
+        self.parent.append(parent)
+        self.block_height.append(self.block_height[block])
+        self.producer_of.append(node)
+        self.t_produced.append(t)
+        self.size_of.append(self.size_of[block])
+        self.contents.append(take)
+        self.holds.append(bytearray(self.ctx.cluster.size))
+        live = self.ctx.msgs.live
+        for m in take:
+            if m in live:  # not already committed by the first (at one confirmation)
+                self.included.setdefault(m, []).append(twin)
+        self.ctx.record.event(t, EventKind.BLOCK_PRODUCED, node, float(len(take)), self.block_height[block],
+                              {"gas": gas, "bytes": self.size_of[block], "block": twin, "parent": parent, "equivocates": block})
+        peers = self.gossip.topology.forward[node]
+        half = (len(peers) + 1) // 2
+        links = self.links
+        for i, peer in enumerate(peers):
+            if links.colour[node] != links.colour[peer]:
+                continue  # not across a partition
+            d = links.delay(node, peer)
+            if d is not None:  # a lost copy is not sent again: the producer is not honest
+                self.ctx.events.push(t + d, self._direct, peer, block if i < half else twin, node)
+
+    def _direct(self, t: int, node: int, block: int, sender: int, _d: int) -> None:
+        """An equivocating producer's block reached ``node`` directly: it validates it and
+        gossips it on (the processing time of the one receipt is not modelled)."""
+        if not self.ctx.cluster.up[node]:
+            return
+        self.validated_block(t, node, block, sender)
+        if not self.ctx.cluster.isolated[node]:
+            self.gossip.inject(t, node, block, ITEM_BLOCK, self.size_of[block])
 
     def _fill(self, node: int, parent: int) -> tuple[list[int], int, int]:
         """Messages for a block on ``parent``: the mempool's, oldest first, that are not
@@ -227,7 +277,7 @@ class ForkChain:
 
     def _arrive(self, t: int, node: int, block: int, sender: int) -> None:
         self.arrivals.append((block, node, t))
-        if len(self.arrivals) >= FLUSH_ROWS:
+        if len(self.arrivals) >= FLUSH_ROWS or len(self.finalized) >= FLUSH_ROWS:
             self._flush_rows()
         parent = self.parent[block]
         if self.holds[parent][node]:
@@ -270,9 +320,27 @@ class ForkChain:
                     depth = self.block_height[old] - self.block_height[self._fork_point(old, block)]
                     if depth > 0:
                         self.reorgs.append((t, node, depth, old, block))
+                        # What the view finalised above the fork it finalises again on the new branch.
+                        self.final_height[node] = min(self.final_height[node], self.block_height[old] - depth)
                 self.tip[node] = block
             pending.extend(self.waiting.pop((node, block), ()))
+        self._finalize(t, node)
         self.desync.caught_up(t, node, len(self.canonical) - 1 - self._agreed(node))
+
+    def _finalize(self, t: int, node: int) -> None:
+        """The blocks ``confirmations`` deep in ``node``'s view that it had not finalised."""
+        tip = self.tip[node]
+        top = self.block_height[tip] - self.confirmations + 1
+        done = self.final_height[node]
+        if top <= done:
+            return
+        block = self._ancestor(tip, top)
+        rows = []
+        for height in range(top, done, -1):
+            rows.append((t, node, height, block))
+            block = self.parent[block]
+        self.finalized.extend(reversed(rows))
+        self.final_height[node] = top
 
     def _agreed(self, node: int) -> int:
         """The height up to which ``node``'s view agrees with the canonical chain (a view on
@@ -381,6 +449,11 @@ class ForkChain:
             block, node, t = zip(*self.arrivals)
             self.writer.append("block_arrivals", {"block": block, "node": [names[i] for i in node], "t": t})
             self.arrivals = []
+        if self.finalized:
+            t, node, height, block = zip(*self.finalized)
+            self.writer.append("finalized", {"t": t, "node": [names[i] for i in node], "height": height,
+                                             "block": block})
+            self.finalized = []
         if self.reorgs:
             t, node, depth, old, new = zip(*self.reorgs)
             self.writer.append("reorgs", {"t": t, "node": [names[i] for i in node], "depth": depth,
