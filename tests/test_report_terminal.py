@@ -89,3 +89,14 @@ def test_a_throttle_says_what_it_shed_apart_from_the_failure_threshold() -> None
     assert "shed 36,776 arrivals on purpose (quote 2,863 of 9,693, spam 33,913 of 47,656 dropped)" in row
     assert "admitted share fell to 0, 1 at the end; 31 decisions" in row
     assert "(overload)" in lines[_row(lines, "failure threshold")]
+
+
+def test_a_check_that_is_not_valid_is_printed_with_its_detail_and_a_valid_one_is_not() -> None:
+    lines = _printed({"checks": [
+        {"name": "conservation", "verdict": "valid", "detail": "10 messages, one row and one status each"},
+        {"name": "safety", "verdict": "invalid", "detail": "conflicting blocks finalised at 1 height: height 3"},
+    ]})
+    assert any(line.startswith("│ safety ") and "invalid" in line and "height 3" in line for line in lines), lines
+    assert not any("conservation" in line for line in lines)
+    assert not any("checks not valid" in line for line in _printed({"checks": [
+        {"name": "conservation", "verdict": "valid", "detail": "ok"}]}))

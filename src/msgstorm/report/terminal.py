@@ -307,3 +307,17 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
             table.add_row(escape(str(slo.get("name"))), escape(str(slo.get("threshold"))), _fmt(slo.get("value")),
                           f"[{colours.get(verdict, 'white')}]{verdict}[/]")
         console.print(table)
+
+    # A checker's verdict other than valid (a safety violation, lost messages, a generator
+    # behind) is said here too, not only in summary.json: the valid ones would only repeat.
+    doubtful = [check for check in summary.get("checks") or [] if check.get("verdict") != "valid"]
+    if doubtful:
+        table = Table(title="checks not valid", header_style="bold")
+        for column in ("check", "verdict", "detail"):
+            table.add_column(column)
+        colours = {"invalid": "red", "unknown": "yellow"}
+        for check in doubtful:
+            verdict = str(check.get("verdict"))
+            table.add_row(escape(str(check.get("name"))), f"[{colours.get(verdict, 'white')}]{verdict}[/]",
+                          escape(str(check.get("detail"))))
+        console.print(table)
