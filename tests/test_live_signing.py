@@ -22,7 +22,7 @@ target = "nats"
 
 [run]
 name = "live-signed"
-duration = "1s"
+duration = "2s"
 drain = "30s"
 
 [live]

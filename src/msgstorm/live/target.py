@@ -501,10 +501,11 @@ class LiveTarget:
         while True:
             await asyncio.sleep(every_s)
             self.log.write_pending(SAMPLES_EVERY_S)  # the CPU samples since the last event, on disk too
-            # Kept: a flush still running when this task is cancelled goes on to its end on the
-            # recorder's thread, and ``finish`` raises what it raised.
+            # Kept: a flush this task hands over goes on to its end on the recorder's thread even
+            # when the task is cancelled (a signal, the run's end), shielded so the cancellation
+            # does not cancel it before it starts, and ``finish`` raises what it raised.
             self._flushing = self._recording.submit(self.recorder.flush, self._intake())
-            await asyncio.wrap_future(self._flushing)
+            await asyncio.shield(asyncio.wrap_future(self._flushing))
 
     async def _hand_windows(self, every_s: float) -> None:
         """Without ``record_every``: every ``every_s`` the windows made since go to the
@@ -516,8 +517,10 @@ class LiveTarget:
             await asyncio.sleep(every_s)
             windows, sent_elsewhere = self._windows_since(), self.sent_elsewhere
             self.sent_elsewhere = []
+            # Shielded as in ``_record``: these windows are no longer held here, so the recorder
+            # must take them even when a signal cancels this task before its thread starts.
             self._flushing = self._recording.submit(self.recorder.take_windows, windows, sent_elsewhere)
-            await asyncio.wrap_future(self._flushing)
+            await asyncio.shield(asyncio.wrap_future(self._flushing))
 
     def _windows_since(self) -> list[tuple[MessageBatch, np.ndarray]]:
         """The windows made since the last intake; those before the newest (sent in full: the
@@ -751,7 +754,7 @@ class LiveTarget:
         self.log.end_at(t_end)
         self.log.stop_writing()  # what comes from here on is written below, on this thread
         self._recording.shutdown(wait=True)  # its last intake is written first
-        if self._flushing is not None and self._flushing.exception() is not None:
+        if self._flushing is not None and not self._flushing.cancelled() and self._flushing.exception() is not None:
             raise self._flushing.exception()  # type: ignore[misc]  # the history could not be written
         self._write_rest()
         if self.unreadable:  # payloads changed in flight (or not msgstorm's): no receipt of any message
