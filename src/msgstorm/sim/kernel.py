@@ -403,6 +403,25 @@ def _push(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows:
 
 
 @borrowing()
+def _ask(t: int, node: int, peer: int, slot: int, hops: int, keys: np.ndarray, payload: np.ndarray,
+         pool: np.ndarray, n: int, rows: int, seq: int, idx_bits: int, unif: int, scalars: np.ndarray,
+         nodes: np.ndarray, slots: np.ndarray, fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
+         fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray, n_deg: int, deg_nodes: np.ndarray,
+         deg_params: np.ndarray) -> tuple[int, int, int, int]:
+    """``node`` asks ``peer`` for ``slot``'s payload: a REQUEST at ``peer`` one link delay
+    (plus ``S_CONTROL``) later, unless the link is down, and a TIMEOUT at ``node`` after
+    ``S_TIMEOUT`` either way. Returns the new (n, rows, seq, unif)."""
+    d, unif = _link(t, node, peer, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform, unif,
+                    n_deg, deg_nodes, deg_params)
+    if d >= 0:
+        n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + d + scalars[S_CONTROL],
+                             REQUEST, peer, slot, node, hops)
+    n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + scalars[S_TIMEOUT], TIMEOUT, node,
+                         slot, peer, hops)
+    return n, rows, seq, unif
+
+
+@borrowing()
 def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: int,
                  keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows: int, seq: int,
                  idx_bits: int, unif: int, scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
@@ -421,20 +440,13 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
     seq, unif)."""
     if nodes[N_UP, node] == 0:
         return n, rows, seq, unif
-    timeout = scalars[S_TIMEOUT]
     if etype == ANNOUNCE:
         scalars[S_ANNOUNCES] += 1
         if seen[slot, node] & (SEEN_PAYLOAD | SEEN_REQUESTED) != 0:
             return n, rows, seq, unif
         seen[slot, node] |= SEEN_REQUESTED
-        d, unif = _link(t, node, sender, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform, unif,
-                        n_deg, deg_nodes, deg_params)
-        if d >= 0:
-            n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + d + scalars[S_CONTROL],
-                                 REQUEST, sender, slot, node, hops)
-        n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + timeout, TIMEOUT, node, slot,
-                             sender, hops)
-        return n, rows, seq, unif
+        return _ask(t, node, sender, slot, hops, keys, payload, pool, n, rows, seq, idx_bits, unif, scalars, nodes,
+                    slots, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform, n_deg, deg_nodes, deg_params)
     if etype == REQUEST:
         scalars[S_REQUESTS] += 1
         d, unif = _link(t, node, sender, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform, unif,
@@ -468,14 +480,8 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
         if seen[slot, peer] & SEEN_VALID == 0 or nodes[N_UP, peer] == 0:
             continue
         scalars[S_FALLBACKS] += 1
-        d, unif = _link(t, node, peer, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform, unif,
-                        n_deg, deg_nodes, deg_params)
-        if d >= 0:
-            n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + d + scalars[S_CONTROL],
-                                 REQUEST, peer, slot, node, hops)
-        n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + timeout, TIMEOUT, node, slot,
-                             peer, hops)
-        return n, rows, seq, unif
+        return _ask(t, node, peer, slot, hops, keys, payload, pool, n, rows, seq, idx_bits, unif, scalars, nodes,
+                    slots, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform, n_deg, deg_nodes, deg_params)
     seen[slot, node] = seen[slot, node] & (0xFF ^ SEEN_REQUESTED)
     return n, rows, seq, unif
 
