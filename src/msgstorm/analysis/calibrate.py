@@ -91,6 +91,7 @@ from msgstorm.analysis.capacity import (
     saturated_intervals,
     step_p99_ns,
 )
+from msgstorm.analysis.chain_fit import ChainFit, chain_blocks, fit_chain
 from msgstorm.analysis.cpu import process_cpu
 from msgstorm.history.reader import History
 
@@ -237,6 +238,9 @@ class Calibration:
     # Why the twin's knee is not a prediction of the measured one (empty: it is), from the fit
     # and the measured ramp; ``analysis/twin_check.py`` adds the twin run's own.
     doubts: tuple[str, ...] = ()
+    # A chain node's run: the twin is its simulated EIP-1559 chain (``analysis/chain_fit.py``),
+    # not the one-queue model (``service`` then describes msgstorm's sender only).
+    chain: ChainFit | None = None
 
 
 def erlang_c(workers: int, offered_erlangs: F64) -> F64:
@@ -265,7 +269,11 @@ def calibrate(history: History, low_load_fraction: float = DEFAULT_LOW_LOAD_FRAC
     if history.num_rows("messages") == 0:
         raise CalibrationError("the history holds no messages")
     messages = MessageArrays.from_history(history)
-    knee_rate, chosen, load, note, passed = _low_load_steps(history, messages, low_load_fraction)
+    # A chain node's blocks show its rules at any load: one low step is enough for its twin.
+    on_chain = chain_blocks(history) is not None
+    knee, chosen, load, note, passed = _low_load_steps(history, messages, low_load_fraction,
+                                                       1 if on_chain else MIN_LOW_LOAD_STEPS)
+    knee_rate = float(knee["knee_rate_per_s"])
     wait_ns, queued, wait_source = _waits(messages)
     measured = [_measure_step(messages, load, index, wait_ns, queued) for index in chosen]
     rates = np.asarray([m.offered_per_s for m in measured], dtype=np.float64)
@@ -280,6 +288,14 @@ def calibrate(history: History, low_load_fraction: float = DEFAULT_LOW_LOAD_FRAC
     steps = tuple(replace(m, fitted_wait_ns=float(wait), fitted_waited_share=None if shares is None else float(share))
                   for m, wait, share in zip(measured, fitted, fitted_shares))
     cpu = _fit_cpu(history, load, chosen, rates)
+    try:
+        chain = fit_chain(history, int(load.starts[chosen[0]]), int(load.ends[chosen[-1]]))
+    except ValueError as error:
+        raise CalibrationError(f"the chain node's blocks give no twin: {error}") from None
+    ramp = find_step_ramp(history.scenario)
+    if chain is not None and ramp is not None:
+        return _chain_calibration(history, chain, ramp.every_ns, knee, low_load_fraction, wait_source, steps, service,
+                                  cpu, load, chosen, messages, note, passed)
     bottleneck = min((fit for fit in cpu if fit.linear), key=lambda fit: fit.capacity_per_s, default=None)
     if bottleneck is not None and bottleneck.capacity_per_s >= service.capacity_per_s:
         bottleneck = None
@@ -292,7 +308,6 @@ def calibrate(history: History, low_load_fraction: float = DEFAULT_LOW_LOAD_FRAC
     # The knee's own low-load p99: the same rule over the same steps (capacity.py).
     saturated = saturated_intervals(history, messages, load.edges)
     measured_p99_ns, baseline = low_load_p99(step_p99_ns(load), saturated or [False] * load.count)
-    ramp = find_step_ramp(history.scenario)
     if measured_p99_ns is None or ramp is None:  # capacity found a knee, so neither happens
         raise CalibrationError("the ramp has no low-load p99 to size the twin's commit wait to")
     interval, twin_p99, twin_mean = _block_interval(
@@ -307,6 +322,49 @@ def calibrate(history: History, low_load_fraction: float = DEFAULT_LOW_LOAD_FRAC
         baseline_steps=tuple(index + 1 for index in baseline), low_load_p99_ns=measured_p99_ns,
         twin_low_load_p99_ns=twin_p99, twin_low_load_mean_latency_ns=twin_mean, scenario=scenario,
         low_load_note=note, doubts=_fit_doubts(service, bottleneck) + _ramp_doubts(passed))
+
+
+def _chain_calibration(history: History, chain: ChainFit, step_ns: int, knee: dict[str, Any], fraction: float,
+                       wait_source: str, steps: tuple[LowLoadStep, ...], service: ServiceFit, cpu: tuple[CpuFit, ...],
+                       load: IntervalLoad, chosen: list[int], messages: MessageArrays, note: str,
+                       passed: list[bool]) -> Calibration:
+    """The twin of a chain node: its fitted chain, blocks every measured interval (made to
+    divide the step), the pool as one worker at the chain's rate. At low load a transaction
+    waits for the next block, so the model's latency is the worker's service plus a uniform
+    wait up to the interval: its p99 is that service plus 99% of the interval."""
+    interval = commensurate_interval_ns(chain.measured_interval_ns, step_ns)
+    service_ns = chain.service_ns(interval)
+    saturated = saturated_intervals(history, messages, load.edges)
+    measured_p99_ns, baseline = low_load_p99(step_p99_ns(load), saturated or [False] * load.count)
+    if measured_p99_ns is None:  # capacity found a knee, so this does not happen
+        raise CalibrationError("the ramp has no low-load p99")
+    scenario = history.scenario
+    run = scenario.get("run") or {}
+    return Calibration(
+        scenario_name=str(run.get("name", "")), target=str(history.run_info.get("target") or scenario.get("target")),
+        seed=int(run.get("seed") or 0), measured_knee_per_s=float(knee["knee_rate_per_s"]), low_load_fraction=fraction,
+        wait_source=wait_source, steps=steps, service=service, cpu=cpu, bottleneck=None, workers=1,
+        service_dist={"dist": "constant", "value": service_ns}, block_interval_ns=interval, step_ns=step_ns,
+        baseline_steps=tuple(index + 1 for index in baseline), low_load_p99_ns=measured_p99_ns,
+        twin_low_load_p99_ns=service_ns + 0.99 * interval, twin_low_load_mean_latency_ns=service_ns + 0.5 * interval,
+        scenario=scenario, low_load_note=note, doubts=_chain_doubts(knee) + _ramp_doubts(passed), chain=chain)
+
+
+def _chain_doubts(knee: dict[str, Any]) -> tuple[str, ...]:
+    """A chain twin predicts the chain's knee; a measured knee set by msgstorm's sending (the
+    generator behind at the first failing step) or by the machine's CPUs is not the chain's."""
+    limited_by, at_limit = knee.get("limited_by"), knee.get("at_limit") or {}
+    if limited_by not in ("generator", "machine CPU"):
+        return ()
+    busy = ", ".join(f"{name} {cores:.2f}" for name, cores in (at_limit.get("cpu_busy") or {}).items())
+    where = (f"at step {at_limit.get('step')} ({float(at_limit.get('offered_per_s') or 0):,.0f}/s offered; median "
+             f"send lag {at_limit.get('send_lag_p50_ms')} ms; CPUs busy: {busy or 'not sampled'} of "
+             f"{at_limit.get('machine_cpus') or '?'})")
+    if limited_by == "generator":
+        return (f"the measured knee is msgstorm's sending limit on this machine, not the chain's: the generator "
+                f"could not keep the schedule {where}; the twin models the chain, so its knee does not predict that",)
+    return (f"the measured knee is this machine's: its CPUs were busy {where}, not the chain's limit; the twin "
+            "models the chain, so its knee does not predict that",)
 
 
 def _fit_doubts(service: ServiceFit, bottleneck: CpuFit | None) -> tuple[str, ...]:
@@ -345,18 +403,20 @@ def _ramp_doubts(passed: list[bool]) -> tuple[str, ...]:
             "would put it elsewhere",)
 
 
-def _low_load_steps(history: History, messages: MessageArrays,
-                    fraction: float) -> tuple[float, list[int], IntervalLoad, str, list[bool]]:
-    """(measured knee, indices of the low-load steps, the ramp's steps, a note, whether each
+def _low_load_steps(history: History, messages: MessageArrays, fraction: float,
+                    minimum: int) -> tuple[dict[str, Any], list[int], IntervalLoad, str, list[bool]]:
+    """(measured knee as ``capacity`` gives it, indices of the low-load steps, the ramp's steps, a note, whether each
     step passed): the passing steps offered at most ``fraction`` of the knee; when fewer than
-    ``MIN_LOW_LOAD_STEPS`` are, the lowest passing steps below the knee, and the note says so."""
+    ``minimum`` are, the lowest passing steps below the knee, and the note says so."""
     knee, table, load = capacity(history, messages)
     if knee is None or table is None or load is None:
         raise CalibrationError("the run has no step ramp (an agent with arrival process 'step_ramp'): "
                                "calibration reads the capacity knee and the steps below it")
     knee_rate = knee["knee_rate_per_s"]
     if knee_rate is None:
-        raise CalibrationError("the ramp's first step already fails the knee criterion, so there are no "
+        behind = (" (there the generator could not keep the schedule: the knee is msgstorm's sending limit on this "
+                  "machine, not the target's, and no twin predicts it)" if knee.get("limited_by") == "generator" else "")
+        raise CalibrationError(f"the ramp's first step already fails the knee criterion{behind}, so there are no "
                                "low-load steps: start the ramp lower")
     chosen: list[int] = []
     below: list[int] = []  # passing steps offered below the knee, in order
@@ -369,18 +429,18 @@ def _low_load_steps(history: History, messages: MessageArrays,
         if rate <= fraction * knee_rate:
             chosen.append(index)
     note = ""
-    if len(chosen) < MIN_LOW_LOAD_STEPS <= len(below):
+    if len(chosen) < minimum <= len(below):
         # A knee that came out low (a busy machine) leaves too few steps under the share: the
         # lowest passing steps below the knee still show the queue's growth, nearer saturation.
         note = (f"only {len(chosen)} step(s) offered at most {fraction:.0%} of the measured knee "
-                f"({knee_rate:,.0f}/s): the fit uses the lowest {MIN_LOW_LOAD_STEPS} passing steps below it")
-        chosen = below[:MIN_LOW_LOAD_STEPS]
-    if len(chosen) < MIN_LOW_LOAD_STEPS:
+                f"({knee_rate:,.0f}/s): the fit uses the lowest {minimum} passing steps below it")
+        chosen = below[:minimum]
+    if len(chosen) < minimum:
         raise CalibrationError(
             f"only {len(chosen)} step(s) offered at most {fraction:.0%} of the measured knee "
             f"({knee_rate:,.0f}/s), and {len(below)} passing below it; the fit needs at least "
-            f"{MIN_LOW_LOAD_STEPS}: use a finer ramp (smaller 'step', lower 'start') or a higher --low-load fraction")
-    return float(knee_rate), chosen, load, note, [bool(ok) for ok in table.column("passed").to_pylist()]
+            f"{minimum}: use a finer ramp (smaller 'step', lower 'start') or a higher --low-load fraction")
+    return knee, chosen, load, note, [bool(ok) for ok in table.column("passed").to_pylist()]
 
 
 def _fit_cpu(history: History, load: IntervalLoad, chosen: list[int], rates: F64) -> tuple[CpuFit, ...]:

@@ -11,6 +11,9 @@ same traffic and judges its knee the same way) and replaces the rest with the fi
 - blocks every fitted interval: the commit wait, uniform between 0 and the interval, is the
   delay that does not queue (a block holds everything sequenced since the last one).
 
+The twin of a chain node's run (``Calibration.chain``) is its chain instead: the pool as the
+sequencer, the node's gas limit, gas per kind and base-fee rule (``_chain_sections``).
+
 The source's scenario is stored normalised (ns, per second, bytes); it is written back with
 units (``"2000000000ns"``, ``"5000.0/s"``, ``"128.0B"``). The file is parsed with the
 scenario loader before it is written, so a twin that would not load is never written.
@@ -35,6 +38,7 @@ from msgstorm.analysis.calibrate import (
     Calibration,
     service_table,
 )
+from msgstorm.analysis.chain_fit import ChainFit
 from msgstorm.scenario import parse_scenario
 
 __all__ = ["TWIN_REGION", "twin_scenario", "twin_toml", "write_twin"]
@@ -124,12 +128,71 @@ def twin_scenario(calibration: Calibration) -> dict[str, Any]:
         "blocks": {"interval": _ns(calibration.block_interval_ns), "max_messages": _BLOCK_CAPACITY},
         "agents": [_agent(agent) for agent in source["agents"]],
     }
+    if calibration.chain is not None:
+        table.update(_chain_sections(calibration, calibration.chain))
     for section in ("analysis", "history", "limits"):
         if source.get(section):
             table[section] = {key: value for key, value in source[section].items() if value is not None}
     if source.get("slo"):
         table["slo"] = dict(source["slo"])
     return table
+
+
+def _chain_sections(calibration: Calibration, chain: ChainFit) -> dict[str, Any]:
+    """A chain node's twin: its pool as the sequencer (one worker at the chain's rate, in the
+    pool's order), its blocks' gas limit and gas per kind, its base-fee rule
+    (``analysis/chain_fit.py`` says why each)."""
+    return {
+        "sequencer": {"workers": 1, "policy": chain.policy, "service": _dist(calibration.service_dist, _ns)},
+        "blocks": {"interval": _ns(calibration.block_interval_ns), "max_messages": _BLOCK_CAPACITY,
+                   "max_gas": chain.gas_limit, "gas": dict(sorted(chain.gas_per_kind.items()))},
+        "backpressure": {"mode": "eip1559", "initial_base_fee": chain.initial_base_fee,
+                         "min_base_fee": chain.min_base_fee, "target": round(chain.rule.target, 6),
+                         "max_change": round(chain.rule.max_change, 6), "underpriced": "reject"},
+    }
+
+
+def _chain_header(calibration: Calibration, chain: ChainFit, source_label: str, version: str) -> list[str]:
+    rule = chain.rule
+    gas = ", ".join(f"{kind} {g:,d}" for kind, g in sorted(chain.gas_per_kind.items()))
+    lines = [
+        f"Calibrated twin of the chain of run '{calibration.scenario_name}' (target {calibration.target}, "
+        f"seed {calibration.seed}): {source_label}",
+        f"written by `msgstorm calibrate` (msgstorm {version}); run it with `msgstorm run <this file>`.",
+        "",
+        f"Method: the node's rules read from the {chain.blocks} blocks it made during the low-load step(s) "
+        f"{', '.join(str(s.step) for s in calibration.steps)}",
+        f"(offered <= {calibration.low_load_fraction:.0%} of the measured knee {calibration.measured_knee_per_s:,.0f}/s"
+        + (f"; {calibration.low_load_note}" if calibration.low_load_note else "") + "; the knee only chose them):",
+        f"- block interval: median between heads {_ms(chain.measured_interval_ns)}; the twin's "
+        f"{_ms(calibration.block_interval_ns)} ({calibration.step_ns // calibration.block_interval_ns:,d} to a ramp "
+        f"step of {_ms(calibration.step_ns)});",
+        f"- gas limit {chain.gas_limit:,d}; gas per transaction (least squares over blocks of msgstorm's only): {gas};",
+        f"  so {chain.txs_per_block:,.1f} transactions a block, {chain.capacity_per_s:,.1f}/s (the fullest block of "
+        f"the run held {chain.fullest_block:,d});",
+        f"- pool order: {chain.policy} (the node's); the pool is one worker handing a transaction to the next block",
+        f"  every {_us(float(calibration.service_dist['value']))} (the chain's rate), so a backlog waits in that order;",
+        f"- base fee: target {rule.target:.4f} of the gas limit, at most {rule.max_change:.4f} a block (least squares "
+        f"over {rule.pairs} block pairs);",
+        f"  the rule recomputes every block's base fee of the run ({rule.recomputed_pairs} pairs) from the block before "
+        f"within {rule.recomputed_error:.2e};",
+        f"  first base fee {chain.initial_base_fee:.9g} (the run's first block), floor one wei; a fee cap under the "
+        "base fee is refused.",
+        f"Low-load p99 measured {_ms(calibration.low_load_p99_ns)}; the model's {_ms(calibration.twin_low_load_p99_ns)} "
+        "(the worker's service and a wait for the next block).",
+        f"Measured knee: {calibration.measured_knee_per_s:,.0f}/s; the twin's own knee is its prediction"
+        + (", except that it is not one here:" if calibration.doubts else "."),
+        *[line for doubt in calibration.doubts
+          for line in textwrap.wrap(doubt, 96, initial_indent="- ", subsequent_indent="  ")],
+        "",
+        "What the twin cannot model: the JSON-RPC answer and the head's delivery (a few ms at low",
+        "load), the node's CPU, a block built late on a busy machine, and transactions from",
+        "anyone but msgstorm.",
+    ]
+    faults = calibration.scenario.get("faults") or []
+    if faults:
+        lines.append(f"The source's {len(faults)} fault(s): the twin has none.")
+    return lines
 
 
 def _us(ns: float) -> str:
@@ -245,7 +308,9 @@ def _cpu_lines(calibration: Calibration) -> list[str]:
 
 def twin_toml(calibration: Calibration, source_label: str, version: str) -> str:
     """The twin scenario file's text: the fit as comments, then the scenario."""
-    header = "".join(f"# {line}".rstrip() + "\n" for line in _header(calibration, source_label, version))
+    lines = (_header(calibration, source_label, version) if calibration.chain is None
+             else _chain_header(calibration, calibration.chain, source_label, version))
+    header = "".join(f"# {line}".rstrip() + "\n" for line in lines)
     return header + "\n" + tomli_w.dumps(twin_scenario(calibration))
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from msgstorm.market.base_fee import next_base_fee
 from msgstorm.scenario.registry import BACKPRESSURE_MODES
 from msgstorm.scenario.schema import (
     MESSAGE_KINDS,
@@ -175,7 +176,8 @@ class SuspendResume(_Base):
 
 @BACKPRESSURE_MODES.register("eip1559")
 class FeeEscalation(_Base):
-    """EIP-1559: the base fee moves up to ``max_change`` per block toward ``target`` use.
+    """EIP-1559: the base fee moves up to ``max_change`` per block toward ``target`` use
+    (the rule: ``market/base_fee.py``).
 
     A message whose max fee is below the base fee waits (held until the fee falls) or is
     rejected, as configured.
@@ -201,10 +203,7 @@ class FeeEscalation(_Base):
 
     def on_block(self, used: int, capacity: int) -> float | None:
         assert self.base_fee is not None
-        target_use = self.target * capacity
-        delta = self.max_change * (used - target_use) / target_use if target_use > 0 else 0.0
-        delta = max(-self.max_change, min(self.max_change, delta))
-        self.base_fee = max(self.min_base_fee, self.base_fee * (1.0 + delta))
+        self.base_fee = next_base_fee(self.base_fee, used, capacity, self.target, self.max_change, self.min_base_fee)
         return self.base_fee
 
 
