@@ -495,7 +495,8 @@ def calibrate(
     if output is None:
         output = run_dir / "twin.toml"  # beside the run it was fitted to, never in the working directory
     try:
-        calibration = fit_twin(read_history(run_dir), fraction)
+        history = read_history(run_dir)
+        calibration = fit_twin(history, fraction)
     except CalibrationError as error:
         _error(f"{run_dir}: {error}")
         raise typer.Exit(ExitCode.BAD_INPUT) from None
@@ -518,10 +519,21 @@ def calibrate(
     if calibration.low_load_note:
         err.print(f"note: {calibration.low_load_note}", highlight=False, markup=False)
     low, high = fit.capacity_range_per_s
-    out.print(f"low-load steps {', '.join(str(s.step) for s in calibration.steps)} (measured knee "
-              f"{calibration.measured_knee_per_s:,.0f}/s): workers {fit.workers}, mean service "
-              f"{fit.mean_service_ns / 1e3:,.1f} us, scv {fit.scv:.2f}, capacity {fit.capacity_per_s:,.0f}/s "
-              f"({low:,.0f}-{high:,.0f}/s), RMS relative error {fit.rms_relative_error:.1%}", highlight=False, markup=False)
+    chain = calibration.chain
+    if chain is not None:
+        out.print(f"low-load step(s) {', '.join(str(s.step) for s in calibration.steps)} (measured knee "
+                  f"{calibration.measured_knee_text}), {chain.blocks} blocks: every "
+                  f"{chain.measured_interval_ns / 1e6:,.1f} ms, gas limit {chain.gas_limit:,d}, "
+                  f"{chain.mean_gas:,.0f} gas a transaction: {chain.capacity_per_s:,.1f}/s; pool order {chain.policy}; "
+                  f"base fee target {chain.rule.target:.3f}, at most {chain.rule.max_change:.3f} a block (recomputes the "
+                  f"node's {chain.rule.recomputed_pairs} blocks within {chain.rule.recomputed_error:.1e})",
+                  highlight=False, markup=False)
+    else:
+        out.print(f"low-load steps {', '.join(str(s.step) for s in calibration.steps)} (measured knee "
+                  f"{calibration.measured_knee_text}): workers {fit.workers}, mean service "
+                  f"{fit.mean_service_ns / 1e3:,.1f} us, scv {fit.scv:.2f}, capacity {fit.capacity_per_s:,.0f}/s "
+                  f"({low:,.0f}-{high:,.0f}/s), RMS relative error {fit.rms_relative_error:.1%}",
+                  highlight=False, markup=False)
     for cpu in calibration.cpu:
         out.print(f"{cpu.server}: {cpu.cpus} CPU(s), idle {cpu.idle_cores:.2f}, {cpu.cpu_per_message_ns / 1e3:,.2f} us "
                   f"of CPU a message: busy on every CPU at {cpu.capacity_per_s:,.0f}/s"
@@ -534,7 +546,7 @@ def calibrate(
         err.print(f"warning: the twin's knee will not be a prediction: {doubt}", highlight=False, markup=False)
     out.print(f"twin: {output} (its knee is the prediction: msgstorm run {output})", highlight=False, markup=False)
     if check:
-        _check_twin(output, calibration)
+        _check_twin(output, calibration, history)
 
 
 def _calibrate_crypto(output: Path | None) -> None:
@@ -558,11 +570,13 @@ def _calibrate_crypto(output: Path | None) -> None:
               highlight=False, markup=False)
 
 
-def _check_twin(twin: Path, calibration: Any) -> None:
+def _check_twin(twin: Path, calibration: Any, measured: Any) -> None:
     """Run the twin just written and print its knee against the ``Calibration``'s measured one;
     exit 1 when it is not a prediction (saying why) or is off by more than the tolerance."""
     from msgstorm.analysis.calibrate import PREDICTION_TOLERANCE
+    from msgstorm.analysis.chain_fit import base_fee_path
     from msgstorm.analysis.twin_check import check_twin
+    from msgstorm.history import read_history
     from msgstorm.runner import run as run_scenario
     from msgstorm.scenario import load_scenario
 
@@ -577,8 +591,16 @@ def _check_twin(twin: Path, calibration: Any) -> None:
     if steps is None:  # the twin keeps the source's agents, so its ramp: a bug, but said plainly
         _error(f"--check: the twin's run {run_dir} has no step ramp to find a knee on")
         raise typer.Exit(ExitCode.BAD_INPUT)
-    verdict = check_twin(calibration, None if knee is None else float(knee), steps)
-    measured = f"measured {verdict.measured_knee_per_s:,.0f}/s"
+    chain = calibration.chain
+    fees = None if chain is None else base_fee_path(
+        measured, read_history(run_dir), chain.initial_base_fee, chain.fee_unit_wei,
+        int(calibration.scenario["run"]["duration"]))
+    verdict = check_twin(calibration, None if knee is None else float(knee), steps, fees)
+    measured = f"measured {calibration.measured_knee_text}"
+    if fees is not None:
+        out.print(f"base fee, block by block over the ramp's {fees.blocks} blocks: the twin's within "
+                  f"{fees.max_relative_error:.1%} of the node's (largest at block {fees.at_block}); last block "
+                  f"{fees.twin_last:.6g} against {fees.measured_last:.6g}", highlight=False, markup=False)
     if not verdict.predicted:
         twin_knee = "no knee" if verdict.twin_knee_per_s is None else f"knee {verdict.twin_knee_per_s:,.0f}/s"
         _error(f"--check: twin run {run_dir}: its {twin_knee} is not a prediction of the {measured}:")

@@ -213,10 +213,18 @@ class CpuFit:
 class Calibration:
     """What ``calibrate`` found: the fit, the steps it used and the twin's settings."""
 
+    @property
+    def measured_knee_text(self) -> str:
+        """The measured knee as the command and the twin's header say it."""
+        knee = self.measured_knee_per_s
+        return "none (the first step failed)" if knee is None else f"{knee:,.0f}/s"
+
     scenario_name: str
     target: str
     seed: int
-    measured_knee_per_s: float
+    # None: the measured ramp's first step already failed (a chain's twin is still fitted:
+    # its blocks show its rules at any load; its doubts then say why there is no prediction).
+    measured_knee_per_s: float | None
     low_load_fraction: float
     wait_source: str  # which stage columns measured the wait
     steps: tuple[LowLoadStep, ...]
@@ -273,7 +281,6 @@ def calibrate(history: History, low_load_fraction: float = DEFAULT_LOW_LOAD_FRAC
     on_chain = chain_blocks(history) is not None
     knee, chosen, load, note, passed = _low_load_steps(history, messages, low_load_fraction,
                                                        1 if on_chain else MIN_LOW_LOAD_STEPS)
-    knee_rate = float(knee["knee_rate_per_s"])
     wait_ns, queued, wait_source = _waits(messages)
     measured = [_measure_step(messages, load, index, wait_ns, queued) for index in chosen]
     rates = np.asarray([m.offered_per_s for m in measured], dtype=np.float64)
@@ -316,7 +323,8 @@ def calibrate(history: History, low_load_fraction: float = DEFAULT_LOW_LOAD_FRAC
     run = scenario.get("run") or {}
     return Calibration(
         scenario_name=str(run.get("name", "")), target=str(history.run_info.get("target") or scenario.get("target")),
-        seed=int(run.get("seed") or 0), measured_knee_per_s=knee_rate, low_load_fraction=low_load_fraction,
+        seed=int(run.get("seed") or 0), measured_knee_per_s=float(knee["knee_rate_per_s"]),
+        low_load_fraction=low_load_fraction,
         wait_source=wait_source, steps=steps, service=service, cpu=cpu, bottleneck=bottleneck, workers=workers,
         service_dist=dist, block_interval_ns=interval, step_ns=ramp.every_ns,
         baseline_steps=tuple(index + 1 for index in baseline), low_load_p99_ns=measured_p99_ns,
@@ -335,14 +343,18 @@ def _chain_calibration(history: History, chain: ChainFit, step_ns: int, knee: di
     interval = commensurate_interval_ns(chain.measured_interval_ns, step_ns)
     service_ns = chain.service_ns(interval)
     saturated = saturated_intervals(history, messages, load.edges)
-    measured_p99_ns, baseline = low_load_p99(step_p99_ns(load), saturated or [False] * load.count)
-    if measured_p99_ns is None:  # capacity found a knee, so this does not happen
-        raise CalibrationError("the ramp has no low-load p99")
+    p99s = step_p99_ns(load)
+    measured_p99_ns, baseline = low_load_p99(p99s, saturated or [False] * load.count)
+    if measured_p99_ns is None:  # the generator was behind at every step: the first step's, for the header
+        measured_p99_ns, baseline = p99s[0], [0]
+    if measured_p99_ns is None:
+        raise CalibrationError("the ramp's first step committed nothing: no latency to compare the twin's with")
     scenario = history.scenario
     run = scenario.get("run") or {}
     return Calibration(
         scenario_name=str(run.get("name", "")), target=str(history.run_info.get("target") or scenario.get("target")),
-        seed=int(run.get("seed") or 0), measured_knee_per_s=float(knee["knee_rate_per_s"]), low_load_fraction=fraction,
+        seed=int(run.get("seed") or 0), low_load_fraction=fraction,
+        measured_knee_per_s=None if knee["knee_rate_per_s"] is None else float(knee["knee_rate_per_s"]),
         wait_source=wait_source, steps=steps, service=service, cpu=cpu, bottleneck=None, workers=1,
         service_dist={"dist": "constant", "value": service_ns}, block_interval_ns=interval, step_ns=step_ns,
         baseline_steps=tuple(index + 1 for index in baseline), low_load_p99_ns=measured_p99_ns,
@@ -391,6 +403,8 @@ def _ramp_doubts(passed: list[bool]) -> tuple[str, ...]:
     again after its first failing step: then its knee was set by a stall that passed, not by
     a queue that saturated, and nothing in the low steps says where a stall falls."""
     first_failing = next((index for index, ok in enumerate(passed) if not ok), None)
+    if first_failing == 0:
+        return ("the measured ramp's first step already failed: it has no knee to predict",)
     if first_failing is None:
         return ("the measured ramp passed every step: its knee lies past the ramp's last step, so the measured "
                 "knee is only a lower bound (a longer ramp would find it)",)
@@ -413,6 +427,13 @@ def _low_load_steps(history: History, messages: MessageArrays, fraction: float,
         raise CalibrationError("the run has no step ramp (an agent with arrival process 'step_ramp'): "
                                "calibration reads the capacity knee and the steps below it")
     knee_rate = knee["knee_rate_per_s"]
+    passed_steps = [bool(ok) for ok in table.column("passed").to_pylist()]
+    if minimum == 1 and (knee_rate is None or not (passed_steps[0] and table.column("offered_per_s")[0].as_py()
+                                                   <= fraction * knee_rate)):
+        # A chain's rules show in the first step's blocks whatever the knee: a ramp whose
+        # knee came out at or before its first step (a busy machine) still gives its twin.
+        return knee, [0], load, ("the ramp's first step is not offered under the share of a knee (a first step that "
+                                 "failed, or the knee): the fit reads its blocks"), passed_steps
     if knee_rate is None:
         behind = (" (there the generator could not keep the schedule: the knee is msgstorm's sending limit on this "
                   "machine, not the target's, and no twin predicts it)" if knee.get("limited_by") == "generator" else "")
@@ -440,7 +461,7 @@ def _low_load_steps(history: History, messages: MessageArrays, fraction: float,
             f"only {len(chosen)} step(s) offered at most {fraction:.0%} of the measured knee "
             f"({knee_rate:,.0f}/s), and {len(below)} passing below it; the fit needs at least "
             f"{minimum}: use a finer ramp (smaller 'step', lower 'start') or a higher --low-load fraction")
-    return knee, chosen, load, note, [bool(ok) for ok in table.column("passed").to_pylist()]
+    return knee, chosen, load, note, passed_steps
 
 
 def _fit_cpu(history: History, load: IntervalLoad, chosen: list[int], rates: F64) -> tuple[CpuFit, ...]:

@@ -11,7 +11,8 @@ was set by a stall that passed) or its own run does: a twin that passed every st
 ramp only says its knee lies beyond the last step (a lower bound, not a number to compare),
 and one whose first step failed has no knee at all. Both runs are judged by the same knee
 rule (``analysis/capacity.py``) on the same ramp, since the twin keeps the source's agents
-and ``[analysis]``.
+and ``[analysis]``. A chain's twin also carries its base-fee path against the node's
+(``chain_fit.base_fee_path``), which the command prints beside the knees.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from msgstorm.analysis.calibrate import PREDICTION_TOLERANCE, Calibration
+from msgstorm.analysis.chain_fit import BaseFeePath
 
 __all__ = ["TwinCheck", "check_twin"]
 
@@ -29,14 +31,16 @@ __all__ = ["TwinCheck", "check_twin"]
 class TwinCheck:
     """The measured knee, the twin's, and the reasons the twin's is not a prediction."""
 
-    measured_knee_per_s: float
+    measured_knee_per_s: float | None  # None: the measured ramp's first step already failed
     twin_knee_per_s: float | None  # None: the twin's first step already failed
     doubts: tuple[str, ...]  # empty: the twin's knee is a prediction
+    # A chain's twin: its base fee against the node's, block by block (said, not judged).
+    base_fee: BaseFeePath | None = None
 
     @property
     def relative_error(self) -> float | None:
         """(twin - measured) / measured, None without a twin knee."""
-        if self.twin_knee_per_s is None:
+        if self.twin_knee_per_s is None or self.measured_knee_per_s is None:
             return None
         return (self.twin_knee_per_s - self.measured_knee_per_s) / self.measured_knee_per_s
 
@@ -51,7 +55,8 @@ class TwinCheck:
         return self.predicted and error is not None and abs(error) <= PREDICTION_TOLERANCE
 
 
-def check_twin(calibration: Calibration, twin_knee_per_s: float | None, twin_steps: pa.Table) -> TwinCheck:
+def check_twin(calibration: Calibration, twin_knee_per_s: float | None, twin_steps: pa.Table,
+               base_fee: BaseFeePath | None = None) -> TwinCheck:
     """Judge the twin's knee (``capacity.knee_rate_per_s`` of its run) given its step table
     (``capacity.STEP_SCHEMA``) against the calibration's measured knee."""
     doubts = list(calibration.doubts)
@@ -64,4 +69,4 @@ def check_twin(calibration: Calibration, twin_knee_per_s: float | None, twin_ste
                       "ramp's last step, so that rate is only a lower bound (a longer ramp would find it)")
     return TwinCheck(measured_knee_per_s=calibration.measured_knee_per_s,
                      twin_knee_per_s=None if twin_knee_per_s is None else float(twin_knee_per_s),
-                     doubts=tuple(doubts))
+                     doubts=tuple(doubts), base_fee=base_fee)

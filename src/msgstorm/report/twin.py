@@ -162,7 +162,7 @@ def _chain_header(calibration: Calibration, chain: ChainFit, source_label: str, 
         "",
         f"Method: the node's rules read from the {chain.blocks} blocks it made during the low-load step(s) "
         f"{', '.join(str(s.step) for s in calibration.steps)}",
-        f"(offered <= {calibration.low_load_fraction:.0%} of the measured knee {calibration.measured_knee_per_s:,.0f}/s"
+        f"(offered <= {calibration.low_load_fraction:.0%} of the measured knee {calibration.measured_knee_text}"
         + (f"; {calibration.low_load_note}" if calibration.low_load_note else "") + "; the knee only chose them):",
         f"- block interval: median between heads {_ms(chain.measured_interval_ns)}; the twin's "
         f"{_ms(calibration.block_interval_ns)} ({calibration.step_ns // calibration.block_interval_ns:,d} to a ramp "
@@ -180,7 +180,7 @@ def _chain_header(calibration: Calibration, chain: ChainFit, source_label: str, 
         "base fee is refused.",
         f"Low-load p99 measured {_ms(calibration.low_load_p99_ns)}; the model's {_ms(calibration.twin_low_load_p99_ns)} "
         "(the worker's service and a wait for the next block).",
-        f"Measured knee: {calibration.measured_knee_per_s:,.0f}/s; the twin's own knee is its prediction"
+        f"Measured knee: {calibration.measured_knee_text}; the twin's own knee is its prediction"
         + (", except that it is not one here:" if calibration.doubts else "."),
         *[line for doubt in calibration.doubts
           for line in textwrap.wrap(doubt, 96, initial_indent="- ", subsequent_indent="  ")],
@@ -228,7 +228,7 @@ def _header(calibration: Calibration, source_label: str, version: str) -> list[s
         "the measured one: the knee's latency bar is a multiple of that p99. The interval divides",
         "the ramp's step, so every step's throughput window holds the same number of blocks.",
         f"Low-load steps used: {', '.join(str(s.step) for s in steps)} (offered <= "
-        f"{calibration.low_load_fraction:.0%} of the measured knee {calibration.measured_knee_per_s:,.0f}/s;"
+        f"{calibration.low_load_fraction:.0%} of the measured knee {calibration.measured_knee_text};"
         + (f" {calibration.low_load_note};" if calibration.low_load_note else ""),
         "the knee only chose them; no step at or past it was used):",
         "  step   offered/s   messages   mean wait measured / fitted   latency mean / p99"
@@ -257,7 +257,7 @@ def _header(calibration: Calibration, source_label: str, version: str) -> list[s
         f"the lower median of the p99s of steps {', '.join(str(s) for s in calibration.baseline_steps)}),",
         f"  modelled first-step mean latency {_ms(calibration.twin_low_load_mean_latency_ns)} "
         f"(measured {_ms(steps[0].mean_latency_ns)}).",
-        f"Measured knee: {calibration.measured_knee_per_s:,.0f}/s; the twin's own knee is its prediction"
+        f"Measured knee: {calibration.measured_knee_text}; the twin's own knee is its prediction"
         + (", except that it is not one here:" if calibration.doubts else "."),
         *[line for doubt in calibration.doubts
           for line in textwrap.wrap(doubt, 96, initial_indent="- ", subsequent_indent="  ")],
