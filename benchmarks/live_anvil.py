@@ -21,18 +21,25 @@ order, 1,000 dev accounts), used by every side in turn:
     ``msgstorm run`` of a constant-rate scenario (``target = "anvil"``, ``live.url`` this
     node): open loop, every transaction stamped against its intended time. A rate is
     *sustained* when the p99 send lag is within ``--max-lag-ms`` (1 ms) and every
-    transaction the node accepted is committed (none pending, lost or refused); each rate is
-    tried ``--tries`` times (another process taking the shared cores for a few ms fails a run).
-    The search doubles the rate until a rate fails, then bisects. Each run's CPU seconds of
-    msgstorm's process and of the node say which one is the limit.
+    transaction the node accepted is committed (none pending, dropped, lost or refused); each
+    rate is tried ``--tries`` times (another process taking the shared cores for a few ms fails
+    a run). The search doubles the rate until a rate fails, then bisects.
+
+The two sides take turns, ``--rounds`` times (web3, msgstorm's search, web3, ...), so a
+machine whose load changes meets both alike; the last lines give each side's spread over the
+rounds and the ratio of the medians. Every run says the CPU seconds of both processes over it:
+msgstorm's (or this process's, for the web3.py loop) and the node's (read from
+``/proc/PID/stat``), and so which one is the limit.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -85,6 +92,15 @@ def _sign_rate(seconds: float) -> float:
     return count / (time.perf_counter() - started)
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process ``pid`` has used so far (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
 def _web3_rate(url: str, seconds: float, nonce: int | None = None) -> tuple[float, int]:
     """The loop's rate, and the sender's next nonce (anvil's ``pending`` count leaves out
     what waits in its pool, so a second loop starts from the first's end)."""
@@ -110,10 +126,10 @@ def _msgstorm(url: str, rate: int, duration: str, out: Path, max_lag_ms: float) 
     messages = summary["messages"]
     generator = summary["generator"]
     ok = (generator["send_lag_ms"]["p99"] <= max_lag_ms and messages["pending"] == 0 and messages["lost"] == 0
-          and messages["rejected"] == 0 and messages["unsent"] == 0)
+          and messages["rejected"] == 0 and messages["unsent"] == 0 and messages["dropped"] == 0)
     facts = {"rate": rate, "ok": ok, "send_lag_p99_ms": generator["send_lag_ms"]["p99"],
-             "committed": messages["committed"], "pending": messages["pending"], "lost": messages["lost"],
-             "rejected": messages["rejected"], "unsent": messages["unsent"],
+             "committed": messages["committed"], "pending": messages["pending"], "dropped": messages["dropped"],
+             "lost": messages["lost"], "rejected": messages["rejected"], "unsent": messages["unsent"],
              "cpu_s": _cpu_seconds(result.run_dir)}
     shutil.rmtree(result.run_dir, ignore_errors=True)
     return ok, facts
@@ -132,6 +148,44 @@ def _cpu_seconds(run_dir: Path) -> dict[str, float]:
     return {name: round(last[name] - first[name], 2) for name in last}
 
 
+def _search(url: str, duration: str, work: Path, args: argparse.Namespace, node_pid: int) -> int:
+    """The highest rate msgstorm sustains (doubling from 250/s, then bisecting), each run's
+    facts printed with the node's CPU seconds over it."""
+    best, failed, rate = 0, None, 250
+    while failed is None or failed - best > max(50, best // 10):
+        results = []
+        for _ in range(args.tries):
+            node_before = _cpu_s(node_pid)
+            ok, facts = _msgstorm(url, rate, duration, work, args.max_lag_ms)
+            facts["cpu_s"]["anvil"] = round(_cpu_s(node_pid) - node_before, 2)
+            print(f"msgstorm: {json.dumps(facts)}", flush=True)
+            results.append(ok)
+            if ok:
+                break
+        if any(results):
+            best = rate
+            rate = rate * 2 if failed is None else (rate + failed) // 2
+        else:
+            failed = rate
+            rate = (best + failed) // 2
+        if rate in (best, failed) or rate <= 0:
+            break
+    return best
+
+
+def _web3_side(url: str, seconds: float, nonce: int | None, node_pid: int) -> tuple[float, int]:
+    node_before, own_before = _cpu_s(node_pid), time.process_time()
+    rate, nonce = _web3_rate(url, seconds, nonce)
+    print(f"web3: send_transaction loop {rate:,.0f} transactions/s (CPU s: this process "
+          f"{time.process_time() - own_before:.2f}, anvil {_cpu_s(node_pid) - node_before:.2f} "
+          f"over {seconds:g} s)", flush=True)
+    return rate, nonce
+
+
+def _spread(values: list[float]) -> str:
+    return f"median {statistics.median(values):,.0f}/s (min {min(values):,.0f}, max {max(values):,.0f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
@@ -139,6 +193,7 @@ def main() -> None:
     parser.add_argument("--max-lag-ms", type=float, default=1.0,
                         help="the p99 send lag a sustained rate keeps (1 ms; a loaded machine may need more)")
     parser.add_argument("--seconds", type=float, default=5.0, help="the web3.py loop's and the signer's run")
+    parser.add_argument("--rounds", type=int, default=3, help="turns of both sides (the spread is over these)")
     args = parser.parse_args()
     duration = "3s" if args.quick else "6s"
     work = Path(tempfile.mkdtemp(prefix="msgstorm-bench-anvil-"))
@@ -149,33 +204,25 @@ def main() -> None:
     node = ManagedServer("anvil", argv, port, work / "node", 30)
     node.start()
     url = f"http://127.0.0.1:{port}"
+    assert node.pid is not None
     try:
         sign = _sign_rate(args.seconds)
         print(f"sign: eth-account signs {sign:,.0f} transactions/s on one core", flush=True)
-        web3, nonce = _web3_rate(url, args.seconds)
-        print(f"web3: send_transaction loop {web3:,.0f} transactions/s", flush=True)
-        best, failed, rate = 0, None, 250
-        while failed is None or failed - best > max(50, best // 10):
-            results = []
-            for _ in range(args.tries):
-                ok, facts = _msgstorm(url, rate, duration, work, args.max_lag_ms)
-                print(f"msgstorm: {json.dumps(facts)}", flush=True)
-                results.append(ok)
-                if ok:
-                    break
-            if any(results):
-                best = rate
-                rate = rate * 2 if failed is None else (rate + failed) // 2
-            else:
-                failed = rate
-                rate = (best + failed) // 2
-            if rate == best or rate == failed:
-                break
-        web3_after, _ = _web3_rate(url, args.seconds, nonce)
-        print(f"web3 (again, interleaved): {web3_after:,.0f} transactions/s", flush=True)
+        web3: list[float] = []
+        sustained: list[float] = []
+        nonce = None
+        for turn in range(args.rounds):
+            rate, nonce = _web3_side(url, args.seconds, nonce, node.pid)
+            web3.append(rate)
+            sustained.append(_search(url, duration, work, args, node.pid))
+            print(f"round {turn + 1}: msgstorm sustained {sustained[-1]:,.0f}/s, web3.py loop {web3[-1]:,.0f}/s",
+                  flush=True)
+        rate, nonce = _web3_side(url, args.seconds, nonce, node.pid)
+        web3.append(rate)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"msgstorm sustained {best:,}/s (first failing {failed}/s); web3.py loop {web3:,.0f} / "
-              f"{web3_after:,.0f}/s: {best / max(web3, web3_after):.1f}x; this process's peak RSS {peak_mb:,.0f} MB")
+        print(f"msgstorm sustained {_spread(sustained)}; web3.py loop {_spread(web3)}: "
+              f"{statistics.median(sustained) / max(statistics.median(web3), 1e-9):.1f}x (medians); "
+              f"this process's peak RSS {peak_mb:,.0f} MB", flush=True)
     finally:
         node.stop()
         shutil.rmtree(work, ignore_errors=True)
