@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import require_anvil
+from test_analysis_history import MS, event, message, scenario_dict, write_history
 from typer.testing import CliRunner
 
 from msgstorm.analysis.calibrate import PREDICTION_TOLERANCE, calibrate
 from msgstorm.analysis.capacity import capacity
-from msgstorm.analysis.chain_fit import chain_blocks
+from msgstorm.analysis.chain_fit import chain_blocks, fit_chain
 from msgstorm.cli import app
 from msgstorm.history import read_history
 from msgstorm.live.chain.calldata import encode, intrinsic_gas
@@ -35,6 +36,55 @@ def test_the_base_fee_rule_by_hand() -> None:
     assert next_base_fee(0.011, 0, 100, 0.5, 0.125, 0.01) == 0.01
     # A 25% target caps the change at max_change: a full block is three targets over.
     assert next_base_fee(8.0, 100, 100, 0.25, 0.125, 0.01) == 9.0
+
+
+ORDER_GAS, CANCEL_GAS, GAS_LIMIT = 30_000, 50_000, 1_000_000
+
+
+def _chain_history(run_dir: Path, max_change: float) -> object:
+    """A chain node's run built by hand: 24 blocks 500 ms apart, block k holding k % 7 orders
+    (30,000 gas each) and k % 5 cancels (50,000), its base fee (wei, whole, from 1 gwei) by
+    EIP-1559 with a half-full target and ``max_change`` a block."""
+    messages, events = [], []
+    fee_wei, msg_id = 1_000_000_000, 0
+    for k in range(24):
+        height, t = 100 + k, 250 * MS + k * 500 * MS
+        orders, cancels = k % 7, k % 5
+        for kind in ["order"] * orders + ["cancel"] * cancels:
+            messages.append(message(msg_id, t - 100 * MS, latency_ns=100 * MS, kind=kind, block=height))
+            msg_id += 1
+        used = ORDER_GAS * orders + CANCEL_GAS * cancels
+        events.append(event(t, "block_produced", node="anvil", value=float(orders + cancels), height=height,
+                            gas=used, gas_limit=GAS_LIMIT, base_fee_wei=fee_wei, ours=orders + cancels))
+        fee_wei = round(next_base_fee(fee_wei, used, GAS_LIMIT, 0.5, max_change, 1))
+    return write_history(run_dir, messages, events, scenario=scenario_dict(), t_end=12_500 * MS, target="anvil")
+
+
+@pytest.mark.parametrize("max_change", [0.125, 0.25])
+def test_the_chain_fit_reads_back_the_rules_a_run_was_made_with(tmp_path: Path, max_change: float) -> None:
+    history = _chain_history(tmp_path, max_change)
+    chain = fit_chain(history, 0, 12_000 * MS)  # type: ignore[arg-type]
+    assert chain is not None
+    assert chain.gas_limit == GAS_LIMIT
+    assert chain.gas_per_kind == {"order": ORDER_GAS, "cancel": CANCEL_GAS}
+    assert chain.measured_interval_ns == 500 * MS
+    assert chain.initial_base_fee == 1.0  # 1 gwei in the default fee unit
+    assert chain.rule.target == pytest.approx(0.5, rel=1e-6)
+    assert chain.rule.max_change == pytest.approx(max_change, rel=1e-6)
+    assert chain.rule.recomputed_pairs == 23 and chain.rule.recomputed_error < 1e-7  # whole wei of ~1e8
+    orders = sum(k % 7 for k in range(24))
+    cancels = sum(k % 5 for k in range(24))
+    assert chain.mean_gas == pytest.approx((ORDER_GAS * orders + CANCEL_GAS * cancels) / (orders + cancels))
+    assert chain.capacity_per_s == pytest.approx(GAS_LIMIT / chain.mean_gas * 2)
+    assert chain.fullest_block == max(k % 7 + k % 5 for k in range(24)) == 9
+
+
+def test_the_chain_fit_reads_only_the_blocks_it_is_given(tmp_path: Path) -> None:
+    history = _chain_history(tmp_path, 0.125)
+    few = fit_chain(history, 0, 2_000 * MS)  # type: ignore[arg-type]
+    assert few is not None and few.blocks == 4
+    with pytest.raises(ValueError, match="the chain fit needs at least 4"):
+        fit_chain(history, 0, 1_500 * MS)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +159,10 @@ def test_check_predicts_the_chains_knee_within_15_percent_or_says_why_not(anvil_
         return
     assert result.exit_code == 0, said
     twin_knee, _, _ = capacity(read_history(tmp_path / "twin"))
-    assert twin_knee is not None
+    measured = calibration.measured_knee_per_s
+    assert twin_knee is not None and measured is not None
     knee = twin_knee["knee_rate_per_s"]
-    assert abs(knee - calibration.measured_knee_per_s) <= PREDICTION_TOLERANCE * calibration.measured_knee_per_s
+    assert abs(knee - measured) <= PREDICTION_TOLERANCE * measured
     assert f"predicted knee {knee:,.0f}/s" in said
 
 
