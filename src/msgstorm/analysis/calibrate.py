@@ -1,5 +1,10 @@
 """Calibration: fit a one-node simulator twin to a step-ramp run, from its low-load steps only.
 
+A chain node's run (its blocks carry gas limits: the ``anvil`` target) gets the twin of its
+chain instead, its rules read from the low-load steps' blocks (``analysis/chain_fit.py``);
+its knee is a prediction only when the measured one is the chain's, not msgstorm's sending
+limit or the machine's (``_chain_doubts``). What follows is the one-queue model of the rest.
+
 Place in the pipeline: ``msgstorm calibrate RUN_DIR`` -> **calibrate(history)** ->
 ``Calibration`` -> ``report/twin.py`` writes the twin scenario. Like every analysis it reads
 only the history: the ramp's steps and knee come from ``capacity``, the messages' stage times
