@@ -598,8 +598,8 @@ def _check_twin(twin: Path, calibration: Any, measured: Any) -> None:
     verdict = check_twin(calibration, None if knee is None else float(knee), steps, fees)
     measured = f"measured {calibration.measured_knee_text}"
     if fees is not None:
-        out.print(f"base fee, block by block over the ramp's {fees.blocks} blocks: the twin's within "
-                  f"{fees.max_relative_error:.1%} of the node's (largest at block {fees.at_block}); last block "
+        out.print(f"base fee, block by block over the ramp's {fees.blocks} blocks: the twin's differs from the "
+                  f"node's by at most {fees.max_relative_error:.1%} (block {fees.at_block}); in the last, "
                   f"{fees.twin_last:.6g} against {fees.measured_last:.6g}", highlight=False, markup=False)
     if not verdict.predicted:
         twin_knee = "no knee" if verdict.twin_knee_per_s is None else f"knee {verdict.twin_knee_per_s:,.0f}/s"
