@@ -187,6 +187,9 @@ def _gas_per_kind(history: History, blocks: ChainBlocks, chosen: np.ndarray) -> 
 def _fee_rule(blocks: ChainBlocks, pairs: np.ndarray) -> BaseFeeRule:
     """The straight line of the base fee's change on the block's use, over ``pairs`` (each
     a block followed by the next height), and that rule checked on every pair of the run."""
+    pairs = pairs[blocks.base_fee_wei[pairs] > 0]  # a zero base fee (a chain without one) has no ratio
+    if pairs.size < MIN_FEE_PAIRS:
+        raise ValueError("the low-load steps' blocks have too few base fees above zero to fit the base-fee rule")
     use = blocks.gas_used[pairs] / blocks.gas_limit[pairs]
     change = blocks.base_fee_wei[pairs + 1] / blocks.base_fee_wei[pairs] - 1.0
     if float(np.ptp(use)) <= 0:
