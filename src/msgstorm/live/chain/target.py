@@ -92,7 +92,7 @@ from msgstorm.live.chain.record import (
     write_chain_events,
     write_messages,
 )
-from msgstorm.live.chain.rpc import JsonRpc
+from msgstorm.live.chain.rpc import JsonRpc, RpcError
 from msgstorm.live.cpu import MIN_INTERVAL_S, CpuSampler
 from msgstorm.live.drivers.base import STOP_GRACE_NS
 from msgstorm.live.event_log import EventLog
@@ -370,11 +370,15 @@ class ChainTarget:
     async def _restore_base_fee(self, rpc: JsonRpc) -> None:
         """The next block's base fee set back to ``backpressure.initial_base_fee``: the empty
         blocks the node made while the run got ready (a loaded machine takes seconds to build
-        the first windows) lowered it 12.5% each, and the market's keepers bid against it."""
+        the first windows) lowered it 12.5% each, and the market's keepers bid against it.
+        A node without anvil's method (a user's node of another kind) keeps its own."""
         backpressure = self.scenario.backpressure
-        if isinstance(backpressure, Eip1559) and self.node.server is not None:
+        if isinstance(backpressure, Eip1559):
             wei = round(backpressure.initial_base_fee * self.spec.fee_unit_wei)
-            await rpc.call("anvil_setNextBlockBaseFeePerGas", hex(wei))
+            try:
+                await rpc.call("anvil_setNextBlockBaseFeePerGas", hex(wei))
+            except RpcError as error:
+                self._on_error("base_fee", error)
 
     # --- sending ----------------------------------------------------------------------------
 
