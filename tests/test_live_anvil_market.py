@@ -195,8 +195,8 @@ def test_a_liquidation_executes_at_the_oracle_price_committed_before_it_in_block
     first_price = min((p for p in prices if p["instrument"] == "ETH"), key=lambda p: p["t"])["price"]
     # The on-chain price is that of the oracle message latest in block order (block, then
     # its place in it) whose true price is newer than every one before it.
-    published = sorted(((messages[o["msg_id"]]["block"], messages[o["msg_id"]]["seq_no"], o["t_price"],
-                         o["published"]) for o in oracle if messages[o["msg_id"]]["status"] == "committed"))
+    published = sorted((messages[o["msg_id"]]["block"], messages[o["msg_id"]]["seq_no"], o["t_price"],
+                         o["published"]) for o in oracle if messages[o["msg_id"]]["status"] == "committed")
     assert len(published) >= 10 and executions
     for execution in executions:
         liquidation = messages[execution["msg_id"]]
