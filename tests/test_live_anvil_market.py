@@ -42,7 +42,7 @@ underpriced = "wait"
 [live]
 start_timeout = "60s"
 [live.anvil]
-accounts = 100
+accounts = 300
 market_accounts = 200
 [[agents]]
 name = "bots"

@@ -56,6 +56,14 @@ node down otherwise (a crash without ``restart_after``, an exit of its own) is n
 already read (a SIGKILL between two writes of its state) rolled those blocks back: they are
 dropped from the history's chain, and their transactions, no longer on it, end ``dropped``.
 
+With ``[market]`` the market runs on the chain (``live/chain/market.py``, ``ChainMarket``): the
+oracle's price messages are merged into the traffic, the keepers' and top-ups' are sent as
+they decide, all from the market's own accounts (``live.anvil.market_accounts``); each
+block read is handed to it in block order, and its held messages are sent as the base fee
+allows. A market transaction the pool dropped once the base fee passed its fee cap is looked
+for after each block (``eth_getTransactionByHash``) and held again, its nonce reused. At the
+start of the schedule the next block's base fee is set back to the scenario's initial one.
+
 The messages and the chain's events are written at the run's end (``live/chain/record.py``);
 the run's start, servers and errors as they happen (``live/event_log.py``).
 """
@@ -623,7 +631,10 @@ class ChainTarget:
                 self.market.on_block(t, last_block.base_fee_wei, last_block.gas_used, last_block.gas_limit, fresh)
         self._settle_included()
         if self.market is not None and self.blocks:
-            await self._find_dropped_market(rpc, self.blocks[-1].base_fee_wei)
+            try:
+                await self._find_dropped_market(rpc, self.blocks[-1].base_fee_wei)
+            except RpcError as error:  # not looked for this block; the next one looks again
+                self._on_error("blocks", error)
 
     async def _find_dropped_market(self, rpc: JsonRpc, base_fee_wei: int) -> None:
         """The market's transactions in the pool whose fee cap is under the newest block's base
