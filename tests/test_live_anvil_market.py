@@ -1,4 +1,5 @@
-"""The market on a real anvil (``live/chain/market.py``): fixed-fee keepers wait while the
+"""The market on a chain (``live/chain/market.py``): alone, a message under the next base fee
+is held until a head lets it go; on a real anvil, fixed-fee keepers wait while the
 base fee is above their cap and fee-aware ones do not, a liquidation executes at the oracle
 price committed before it in block order, every oracle and keeper transaction is accounted
 once against the node's blocks. One run serves the node tests: a flood lifts the base fee
@@ -6,19 +7,22 @@ past the fixed keepers' cap while the price falls; two keeper groups race for ea
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.dataset as ds
 import pytest
 from conftest import require_anvil
 
 from msgstorm.live.chain.anvil import AnvilNode
 from msgstorm.live.chain.calldata import decode
-from msgstorm.live.chain.market import next_base_fee_wei
+from msgstorm.live.chain.market import ChainMarket, next_base_fee_wei
+from msgstorm.live.chain.record import PENDING
 from msgstorm.live.servers import ManagedServer, free_port
 from msgstorm.scenario import parse_scenario
 from msgstorm.scenario.errors import ScenarioError
@@ -144,6 +148,41 @@ def test_what_the_chain_cannot_run_of_the_market_is_refused_naming_the_field(ove
     with pytest.raises(ScenarioError) as error:
         parse_scenario(SCENARIO, source="market.toml", overrides=[override])
     assert expected in str(error.value), str(error.value)
+
+
+def test_a_market_message_under_the_next_base_fee_is_held_until_a_head_lets_it_go() -> None:
+    """``ChainMarket`` alone (no node): what it hands the sender, as heads arrive."""
+    scenario = parse_scenario(SCENARIO, source="market.toml")
+    unit = scenario.live.anvil.fee_unit_wei
+    sent: list[tuple[list[int], list[int]]] = []  # (msg_ids, t_sent) of each hand-over
+
+    async def drive() -> ChainMarket:
+        clock = [1_000]
+        market = ChainMarket(scenario, np.random.SeedSequence(1), lambda: clock[0], unit)
+        market.start(lambda window, rows: sent.append(
+            ([int(window.batch.msg_id[k]) for k in rows], [int(window.sent[k]) for k in rows])))
+        keeper = market.agent_index("fixed")
+        market.on_block(0, 2 * unit, 1_000_000, 1_000_000, [])  # full: the next base fee is 2.25
+        low = market.send(500, keeper, "liquidation", 0, 7, 300, FIXED_CAP)
+        high = market.send(500, keeper, "liquidation", 0, 8, 300, 3.0)
+        await asyncio.sleep(0)
+        assert sent == [([high], [1_000])]  # one turn of the loop: the one over 2.25 goes
+        assert market.base_fee() == 2.25 and not market.settled()
+        clock[0] = 2_000
+        market.on_block(1, int(2.25 * unit), 600_000, 1_000_000, [])  # over the target: 2.3906...
+        await asyncio.sleep(0)
+        assert len(sent) == 1
+        market.on_block(2, int(2.25 * unit), 0, 1_000_000, [])  # empty: 1.96875, within its cap
+        await asyncio.sleep(0)
+        assert sent[1] == ([low], [1_000])  # t_sent: when its keeper sent it, not the hold's end
+        assert market.settled()
+        held = market.send(900, keeper, "liquidation", 0, 9, 300, 1.0)
+        market.close()  # still held at the end: pending, never handed to the node
+        assert market.windows[-1].outcome.tolist() == [PENDING]
+        assert market.windows[-1].batch.msg_id.tolist() == [held]
+        return market
+
+    asyncio.run(drive())
 
 
 # --- against anvil ----------------------------------------------------------------------------
