@@ -279,7 +279,7 @@ def test_bad_market_input_names_the_field(override: str, expected: str) -> None:
 def test_a_market_on_a_live_target_is_refused_at_validation() -> None:
     result = CliRunner().invoke(app, ["validate", str(EXAMPLES / "black-thursday.toml"), "--target", "nats"])
     assert result.exit_code == 2, result.output
-    assert "market: market agents run on the simulator only" in result.output.replace("\n", " "), result.output
+    assert "market: market agents run on the simulator and on a chain node only" in result.output.replace("\n", " "), result.output
 
 
 def test_the_example_prints_what_delay_cost(tmp_path: Path) -> None:

@@ -100,3 +100,10 @@ def test_a_check_that_is_not_valid_is_printed_with_its_detail_and_a_valid_one_is
     assert not any("conservation" in line for line in lines)
     assert not any("checks not valid" in line for line in _printed({"checks": [
         {"name": "conservation", "verdict": "valid", "detail": "ok"}]}))
+
+
+def test_the_base_fee_path_is_its_min_max_and_last_on_a_fee_chain_only() -> None:
+    lines = _printed({"base_fee": {"min": 0.586, "max": 8.373, "last": 1.001}})
+    row = lines[_row(lines, "base fee min / max / last")]
+    assert row.rstrip(" │").endswith("0.586 / 8.373 / 1.001")
+    assert not [line for line in _printed({"base_fee": None}) if line.startswith("│ base fee")]

@@ -202,6 +202,9 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         head.add_row(label, text)
     queue = summary.get("queue") or {}
     head.add_row("queue depth max / mean", f"{_fmt(queue.get('max_depth'))} / {_fmt(queue.get('mean_depth'))}")
+    base_fee = summary.get("base_fee")
+    if base_fee:  # an EIP-1559 chain: where its base fee went (on a node, in live.anvil.fee_unit_wei)
+        head.add_row("base fee min / max / last", " / ".join(_fmt(base_fee.get(key)) for key in ("min", "max", "last")))
     desync = summary.get("desync") or {}
     head.add_row("desync episodes / max gap",
                  f"{_fmt(desync.get('episodes'))} / {_fmt(desync.get('max_height_gap'))}")

@@ -123,6 +123,7 @@ DESCRIPTIONS: dict[str, str] = {
     "ZmqSpec.send_timeout": "a full PUSH waits this long for room, then drops",
     "ZmqSpec.burst": "messages due at once sent in one pass over the socket; 1: one awaited send each",
     "AnvilSpec.accounts": "funded dev accounts that send, each from one with nothing in the pool",
+    "AnvilSpec.market_accounts": "with `[market]`: more dev accounts, for the oracle's, keepers' and top-ups' transactions only",
     "AnvilSpec.balance_eth": "each dev account's starting balance (ether)",
     "AnvilSpec.fee_unit_wei": "wei in one fee unit (an agent's `fee`, a base fee): 1e9 is gwei",
     "AnvilSpec.batch": "transactions due at once sent in one JSON-RPC batch request, at most",

@@ -79,6 +79,16 @@ class ChecksScenario(Protocol):
     def problems(scenario: Scenario) -> list[Problem]: ...
 
 
+@runtime_checkable
+class RunsMarket(Protocol):
+    """A live target class that runs ``[market]``'s agents (a chain node: the oracle's prices
+    and the keepers' liquidations are its transactions) and says what of the market it
+    cannot do, each problem with its field. Other live targets refuse ``[market]``."""
+
+    @staticmethod
+    def market_problems(scenario: Scenario) -> list[Problem]: ...
+
+
 def check_references(scenario: Scenario) -> list[Problem]:
     """Every name used is defined; every region pair has a latency."""
     problems: list[Problem] = []
@@ -367,8 +377,13 @@ def _market_references(scenario: Scenario, regions: set[str], nodes: set[str], a
         return []
     problems: list[Problem] = []
     if scenario.target != "sim":
-        problems.append((("market",), f"market agents run on the simulator only (target {scenario.target!r}): "
-                                      "drop [market] or run with --target sim"))
+        # Asking the registry loads the live drivers: only for a live target.
+        driver = LIVE_DRIVERS[scenario.target] if scenario.target in LIVE_DRIVERS else None
+        if driver is not None and issubclass(driver, RunsMarket):
+            problems += driver.market_problems(scenario)
+        else:
+            problems.append((("market",), f"market agents run on the simulator and on a chain node only (target "
+                                          f"{scenario.target!r}): drop [market] or run with --target sim"))
     oracle = market.oracle
     if oracle.node is not None and oracle.node not in nodes:
         problems.append((("market", "oracle", "node"),

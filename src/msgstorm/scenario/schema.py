@@ -903,6 +903,9 @@ class AnvilSpec(_Spec):
     # Funded dev accounts that send, each with its own nonces: a message goes from one with
     # no transaction in the pool (rate x time to inclusion of them are busy at once).
     accounts: int = Field(default=1000, ge=1, le=10_000)
+    # With ``[market]``: more dev accounts, the market's own (the oracle's, the keepers' and the
+    # top-ups' transactions), so none waits behind a traffic transaction's nonce.
+    market_accounts: int = Field(default=64, ge=1, le=10_000)
     balance_eth: int = Field(default=1_000_000, ge=1)  # each dev account's starting balance
     fee_unit_wei: int = Field(default=1_000_000_000, ge=1)
     # Transactions due at once sent in one JSON-RPC batch request, at most.

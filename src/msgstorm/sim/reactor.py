@@ -1,13 +1,19 @@
 """Reactive agents: the extension point for agents that act on what the network does.
 
-Place in the pipeline: inside the simulator, beside the roles. Traffic agents decide every
-message before the run; a reactor creates messages *during* the run, in reaction to
-simulated state (a keeper liquidates an account when a price reaches its node). Each
-factory registered in ``scenario.registry.REACTORS`` is asked once per run,
+Place in the pipeline: inside the simulator, beside the roles, and inside the chain target.
+Traffic agents decide every message before the run; a reactor creates messages *during* the
+run, in reaction to the network's state (a keeper liquidates an account when a price reaches
+its node). Each factory registered in ``scenario.registry.REACTORS`` is asked once per run,
 ``factory(scenario, host, seed)``, and returns a ``Reactor`` or None when the scenario has
 none of its agents. The market (``market/reactor.py``) is the built-in one.
 
-What the simulator gives a reactor (``ReactorHost``, implemented by ``ShadowNetwork``):
+Two hosts drive the same reactors: the simulator (``sim/host.py``, virtual time) and an EVM
+node (``live/chain/market.py``, the run's wall clock: a message is a transaction, a
+validation is the block that brings it to the one sending process, a commit the block in
+block order). Times are nanoseconds from the run's start either way; nothing here assumes
+which clock.
+
+What the simulator gives a reactor (``ReactorHost``, implemented by ``SimHost``):
 node names, the agent index of each of its agents, ``send`` (a message that enters the
 network now, through the same path and queues as all traffic), ``schedule`` (a Python
 event), the base fee, ``visible`` and ``execution_rank`` (below), and ``append`` to its own

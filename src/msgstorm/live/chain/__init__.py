@@ -3,5 +3,7 @@
 Place in the pipeline: beside ``live/target.py`` (brokers). ``anvil.py`` finds and starts
 the node (``ManagedServer``) with the scenario's chain settings, ``calldata.py`` lays
 msgstorm's header into a transaction's input, ``rpc.py`` speaks JSON-RPC over HTTP and
-WebSocket, and ``target.py`` (``ChainTarget``) sends the traffic open loop, watches the
-blocks and the pool, and writes the same history tables as the simulator."""
+WebSocket, ``target.py`` (``ChainTarget``) sends the traffic open loop, watches the
+blocks and the pool, and writes the same history tables as the simulator, and ``market.py``
+(``ChainMarket``) drives the market's reactors (the oracle, the keepers) from the node's
+blocks."""

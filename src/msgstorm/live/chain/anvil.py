@@ -30,6 +30,7 @@ from msgstorm.faults.schedule import fault_entries
 from msgstorm.live.drivers.base import HasServers, RoutesClients
 from msgstorm.live.servers import ManagedServer, ServerError, free_port
 from msgstorm.live.toxics import TOXICS
+from msgstorm.scenario.refs import RunsMarket
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import (
     CrashFault,
@@ -71,7 +72,7 @@ def find_anvil() -> str:
 
 
 @LIVE_DRIVERS.register(NAME)
-class AnvilNode(HasServers, RoutesClients):
+class AnvilNode(HasServers, RoutesClients, RunsMarket):
     """The node of one run: ``start`` it (none with ``live.url``), ``stop`` it on every way out."""
 
     def __init__(self, scenario: Scenario, run_dir: Path) -> None:
@@ -97,6 +98,36 @@ class AnvilNode(HasServers, RoutesClients):
                 said.append(((*where, "toxic"), f"a {spec.toxic!r} toxic changes bytes on the node's JSON-RPC link, "
                                                 "which breaks the JSON, not a transaction: use a toxic that delays, "
                                                 "slows or cuts the link"))
+        return said
+
+    @staticmethod
+    def market_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
+        """What of ``[market]`` the chain does not run (``live/chain/market.py`` runs the rest),
+        each with its field."""
+        market = scenario.market
+        if market is None:
+            return []
+        said: list[tuple[tuple[str | int, ...], str]] = []
+        one_sender = "on a chain node the market's agents send from msgstorm's one process and watch the node's blocks"
+        if market.oracle.node is not None:
+            said.append((("market", "oracle", "node"), f"{one_sender}: drop node"))
+        for index, keeper in enumerate(market.keepers):
+            for name, value in (("node", keeper.node), ("region", keeper.region)):
+                if value is not None:
+                    said.append((("market", "keepers", index, name), f"{one_sender}: drop {name}"))
+        if market.topups is not None and market.topups.node is not None:
+            said.append((("market", "topups", "node"), f"{one_sender}: drop node"))
+        for index, _ in enumerate(market.frontrunners):
+            said.append((("market", "frontrunners", index), "front-runners watch a node's queue in the simulator "
+                                                            "only: drop [[market.frontrunners]] or run with --target sim"))
+        if market.orders is not None:
+            said.append((("market", "orders"), "the batch auction's book clears in the simulator's sequencer only: "
+                                               "drop [market.orders] or run with --target sim"))
+        for where, spec in fault_entries(scenario):
+            if isinstance(spec, CrashFault | RestartFault):
+                said.append(((*where, "kind"), f"a {spec.kind!r} fault may restart the node from an older chain, "
+                                               "undoing liquidations the market has executed: use a pause with "
+                                               "[market]"))
         return said
 
     @staticmethod
@@ -129,7 +160,8 @@ class AnvilNode(HasServers, RoutesClients):
         scenario = self.scenario
         spec = scenario.live.anvil
         interval_ns = spec.block_time or scenario.blocks.interval
-        argv = [binary, "--host", "127.0.0.1", "--port", str(port), "--accounts", str(spec.accounts),
+        accounts = spec.accounts + (spec.market_accounts if scenario.market is not None else 0)
+        argv = [binary, "--host", "127.0.0.1", "--port", str(port), "--accounts", str(accounts),
                 "--balance", str(spec.balance_eth), "--block-time", f"{interval_ns / 1e9:g}",
                 "--order", _ORDERS.get(scenario.sequencer.policy, "fees"), "--no-request-size-limit"]
         if scenario.blocks.max_gas is not None:

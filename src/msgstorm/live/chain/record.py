@@ -24,7 +24,7 @@ from msgstorm.live.recorder import PUBLISHER, nullable
 from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
 from msgstorm.traffic.generate import MessageBatch
 
-__all__ = ["LOST", "PENDING", "REJECTED", "Block", "Window", "write_chain_events", "write_messages"]
+__all__ = ["LOST", "PENDING", "REJECTED", "Block", "Window", "merged", "write_chain_events", "write_messages"]
 
 COMMITTED, REJECTED, PENDING, LOST, UNSENT, DROPPED = range(6)
 _STATUSES = ("committed", "rejected", "pending", "lost", "unsent", "dropped")
@@ -38,6 +38,9 @@ class Window:
     sent: np.ndarray
     answered: np.ndarray  # the node's answer arrived (accepted or refused)
     outcome: np.ndarray  # int8: -1 none yet, PENDING accepted, REJECTED, LOST
+    # The market's messages (``live/chain/market.py``): every row is kept, whenever it was
+    # meant; one never sent is still held by its sender (``pending``).
+    market: bool = False
 
 
 @dataclass
@@ -53,18 +56,28 @@ class Block:
     ours: list[int] = field(default_factory=list)  # msgstorm's msg_ids, in block order
 
 
+def merged(windows: list[Window]) -> list[Window]:
+    """The market's many small windows as one (one history append, not one per send)."""
+    if len(windows) <= 1:
+        return windows
+    names = ("msg_id", "t_intended", "agent", "kind", "node", "key", "size", "fee")
+    batch = MessageBatch(*(np.concatenate([getattr(w.batch, name) for w in windows]) for name in names))
+    return [Window(batch, np.concatenate([w.sent for w in windows]), np.concatenate([w.answered for w in windows]),
+                   np.concatenate([w.outcome for w in windows]), market=all(w.market for w in windows))]
+
+
 def write_messages(writer: HistoryWriter, scenario: Scenario, windows: list[Window],
                    included: dict[int, tuple[int, int, int]], dropped: set[int], interrupted: bool,
-                   started: bool) -> int:
+                   started: bool, agents: list[str]) -> int:
     """One row per message sent, and per message intended before the run's end and never
-    sent (``unsent``) unless the run was interrupted; the number sent."""
+    sent (``unsent``) unless the run was interrupted, and per market message; the number
+    sent. ``agents``: the names of the agent indexes."""
     duration = scenario.run.duration
     complete = not interrupted and started
-    agents = [agent.name for agent in scenario.agents]
     sent_total = 0
     for window in windows:
         batch = window.batch
-        keep = (window.sent >= 0) | ((batch.t_intended < duration) if complete else False)
+        keep = (window.sent >= 0) | ((batch.t_intended < duration) if complete else False) | window.market
         rows = np.flatnonzero(keep)
         if not rows.size:
             continue
@@ -81,7 +94,7 @@ def write_messages(writer: HistoryWriter, scenario: Scenario, windows: list[Wind
             elif msg_id in dropped:
                 outcome[r] = DROPPED
         sent = window.sent[rows]
-        status = np.where(sent < 0, UNSENT, np.where(t_committed >= 0, COMMITTED,
+        status = np.where(sent < 0, np.where(outcome == PENDING, PENDING, UNSENT), np.where(t_committed >= 0, COMMITTED,
                           np.where((outcome == REJECTED) | (outcome == DROPPED), outcome,
                                    np.where(outcome == PENDING, PENDING,
                                             np.where(interrupted, PENDING, LOST))))).astype(np.int8)

@@ -56,6 +56,14 @@ node down otherwise (a crash without ``restart_after``, an exit of its own) is n
 already read (a SIGKILL between two writes of its state) rolled those blocks back: they are
 dropped from the history's chain, and their transactions, no longer on it, end ``dropped``.
 
+With ``[market]`` the market runs on the chain (``live/chain/market.py``, ``ChainMarket``): the
+oracle's price messages are merged into the traffic, the keepers' and top-ups' are sent as
+they decide, all from the market's own accounts (``live.anvil.market_accounts``); each
+block read is handed to it in block order, and its held messages are sent as the base fee
+allows. A market transaction the pool dropped once the base fee passed its fee cap is looked
+for after each block (``eth_getTransactionByHash``) and held again, its nonce reused. At the
+start of the schedule the next block's base fee is set back to the scenario's initial one.
+
 The messages and the chain's events are written at the run's end (``live/chain/record.py``);
 the run's start, servers and errors as they happen (``live/event_log.py``).
 """
@@ -81,16 +89,18 @@ from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.chain.anvil import NAME, AnvilNode
 from msgstorm.live.chain.calldata import decode, encode, gas_cap
+from msgstorm.live.chain.market import ChainMarket
 from msgstorm.live.chain.record import (
     LOST,
     PENDING,
     REJECTED,
     Block,
     Window,
+    merged,
     write_chain_events,
     write_messages,
 )
-from msgstorm.live.chain.rpc import JsonRpc
+from msgstorm.live.chain.rpc import JsonRpc, RpcError
 from msgstorm.live.cpu import MIN_INTERVAL_S, CpuSampler
 from msgstorm.live.drivers.base import STOP_GRACE_NS
 from msgstorm.live.event_log import EventLog
@@ -98,7 +108,7 @@ from msgstorm.live.nemesis import Nemesis, cleanup_report
 from msgstorm.live.recorder import PUBLISHER
 from msgstorm.live.send_loop import run_send_loop
 from msgstorm.progress import Progress, ProgressSnapshot
-from msgstorm.scenario.schema import MESSAGE_KINDS, CrashFault, RestartFault, Scenario
+from msgstorm.scenario.schema import MESSAGE_KINDS, CrashFault, Eip1559, RestartFault, Scenario
 from msgstorm.traffic.generate import MessageBatch
 
 __all__ = ["REASONS", "SINK", "ChainTarget", "reason_of"]
@@ -122,6 +132,25 @@ _SPIN_NS = 1_200_000  # as live/target.py: sleep to this long before a send, the
 _DRAIN_POLL_S = 0.01
 _PROGRESS_S = 0.25
 _HEADS_RETRY_S = 0.05  # the heads are followed again this often while a fault has the node down
+
+
+class _Senders:
+    """Dev accounts that send (their indexes in ``ChainTarget._senders``): an idle one (nothing
+    of its in the pool) when there is one, else the least recently used."""
+
+    def __init__(self, accounts: range) -> None:
+        self.size = len(accounts)
+        self.idle: collections.deque[int] = collections.deque(accounts)
+        self.busy: collections.deque[int] = collections.deque()  # in the order they sent
+
+    def take(self) -> tuple[int, bool]:
+        """An account, and whether it was idle."""
+        idle = bool(self.idle)
+        sender = self.idle.popleft() if idle else self.busy[0]
+        self.busy.append(sender)
+        if len(self.busy) > 2 * self.size:
+            self.busy = collections.deque(itertools.islice(self.busy, len(self.busy) - self.size, None))
+        return sender, idle
 
 
 def reason_of(message: str) -> str:
@@ -165,10 +194,14 @@ class ChainTarget:
         self.t_run_end: int | None = None
         self._senders: list[str] = []
         self._nonces: list[int] = []
-        self._idle: collections.deque[int] = collections.deque()  # accounts with nothing in the pool
+        self._traffic_senders = _Senders(range(0))
+        self._market_senders = _Senders(range(0))  # with [market]: the market's own accounts
         self._sender_of: dict[int, int] = {}  # msg_id -> its account, until it is included or refused
-        self._busy: collections.deque[int] = collections.deque()  # accounts in the order they sent
         self.senders_busy = 0  # transactions sent from an account that was not idle
+        self.market: ChainMarket | None = None
+        self._market_nonce: dict[int, tuple[int, int]] = {}  # market msg_id -> (account, nonce), until included
+        self._market_rows: dict[int, tuple[Window, int]] = {}  # market msg_id accepted -> its row, until included
+        self._rpc: JsonRpc | None = None
         self._requests: set[asyncio.Task[None]] = set()
         self._handlers: dict[int, Any] = {}
         self.nemesis: Nemesis | None = None
@@ -189,7 +222,10 @@ class ChainTarget:
 
     def run(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None = None) -> None:
         """Start the node, send ``traffic``, watch the chain; the node is stopped on every way out."""
-        del seed  # one sending process: the traffic is made here
+        if self.scenario.market is not None:  # its reactors draw their paths and accounts now
+            market_seed = (seed if seed is not None else np.random.SeedSequence(self.scenario.run.seed)).spawn(1)[0]
+            self.market = ChainMarket(self.scenario, market_seed, self._now, self.spec.fee_unit_wei)
+            traffic = self.market.traffic(traffic)
         self.log.add((self._now(), EventKind.RUN_START, None, None, {
             "target": self.scenario.target, "consumers": 0, "processes": 1, "fanout": False, "acks": True}))
         started = False
@@ -247,16 +283,20 @@ class ChainTarget:
             self.nemesis = Nemesis(self.scenario, self.node, self.run_dir,
                                    lambda t, kind, node, detail: self.log.add((t, kind, node, None, detail)))
             await self.nemesis.prepare()
-        rpc = JsonRpc(self.node.url, self.spec.connections)
+        rpc = self._rpc = JsonRpc(self.node.url, self.spec.connections)
         try:
             try:
                 await self._connect(rpc)
             except Exception as error:  # noqa: BLE001 - any failure here means no run
                 raise TargetError(f"{self.scenario.target}: cannot connect to {self.node.url}: "
                                   f"{type(error).__name__}: {error}") from error
+            if self.market is not None:
+                await self._restore_base_fee(rpc)
             shift = self._now()
             self._t0 += shift
             self.log.start_clock(shift)
+            if self.market is not None:
+                self.market.start(self._send_rows)
             loop = asyncio.get_running_loop()
             faults = loop.create_task(self._apply_faults())
             heads = loop.create_task(self._watch_heads(rpc))
@@ -277,6 +317,8 @@ class ChainTarget:
                 if self.progress is not None:
                     self.progress(self._snapshot(final=True))
                 sampler.sample()
+                if self.market is not None:
+                    self.market.close()
                 self.t_run_end = self._now()
                 self.log.end_at(self.t_run_end)
                 if not self.interrupted and self.node.alive():
@@ -321,11 +363,30 @@ class ChainTarget:
         accounts = await rpc.call("eth_accounts")
         if not accounts:
             raise TargetError("the node has no unlocked accounts to send from (eth_accounts is empty)")
-        self._senders = accounts[:self.spec.accounts]
+        # With [market], the market's own accounts come last (at most half of a user's node's).
+        market = min(self.spec.market_accounts, len(accounts) // 2) if self.market is not None else 0
+        if self.market is not None and not market:
+            raise TargetError("the node has one unlocked account: the market's transactions need their own")
+        traffic = min(self.spec.accounts, len(accounts) - market)
+        self._senders = accounts[:traffic] + accounts[len(accounts) - market:]
         self._nonces = [int(n, 16) for n in await rpc.calls("eth_getTransactionCount",
                                                             [[a, "pending"] for a in self._senders])]
-        self._idle = collections.deque(range(len(self._senders)))
+        self._traffic_senders = _Senders(range(traffic))
+        self._market_senders = _Senders(range(traffic, traffic + market))
         self.first_block = int(await rpc.call("eth_blockNumber"), 16)
+
+    async def _restore_base_fee(self, rpc: JsonRpc) -> None:
+        """The next block's base fee set back to ``backpressure.initial_base_fee``: the empty
+        blocks the node made while the run got ready (a loaded machine takes seconds to build
+        the first windows) lowered it 12.5% each, and the market's keepers bid against it.
+        A node without anvil's method (a user's node of another kind) keeps its own."""
+        backpressure = self.scenario.backpressure
+        if isinstance(backpressure, Eip1559):
+            wei = round(backpressure.initial_base_fee * self.spec.fee_unit_wei)
+            try:
+                await rpc.call("anvil_setNextBlockBaseFeePerGas", hex(wei))
+            except RpcError as error:
+                self._on_error("base_fee", error)
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -337,8 +398,11 @@ class ChainTarget:
         gas_of = {MESSAGE_KINDS.index(kind): gas for kind, gas in self.scenario.blocks.gas.items()}
         unit = self.spec.fee_unit_wei
         now = self._now
+        own_agents = len(self.scenario.agents)  # the market's agents come after: the oracle's rows
         while (batch := await upcoming) is not None:
             upcoming = loop.run_in_executor(None, next, batches, None)
+            if self.market is not None:
+                batch = self.market.numbered(batch)
             n = len(batch)
             window = Window(batch, np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.full(n, -1, np.int8))
             self._sent_before += sum(int((w.sent >= 0).sum()) for w in self.windows[-2:-1])
@@ -361,28 +425,54 @@ class ChainTarget:
                     upcoming.cancel()
                     return
                 j = min(end, i + self.spec.batch, max(i + 1, bisect.bisect_right(times, t, i, end)))
-                calls = []
-                for k in range(i, j):
-                    sender = self._take_sender(ids[k])
-                    nonce = self._nonces[sender]
-                    self._nonces[sender] = nonce + 1
-                    data = encode(ids[k], kinds[k], agents[k], times[k], sizes[k])
-                    gas = gas_of.get(kinds[k]) or gas_cap(sizes[k])
-                    calls.append(f'{{"jsonrpc":"2.0","id":{k},"method":"eth_sendTransaction","params":[{{'
-                                 f'"from":"{self._senders[sender]}","to":"{SINK}","gas":"{hex(gas)}",'
-                                 f'"maxFeePerGas":"{hex(fees[k])}","maxPriorityFeePerGas":"{hex(fees[k])}",'
-                                 f'"nonce":"{hex(nonce)}","value":"0x0","data":"{data}"}}]}}')
+                calls = [self._transaction(k, ids[k], kinds[k], agents[k], times[k], sizes[k], fees[k], gas_of,
+                                           self._market_senders if agents[k] >= own_agents else self._traffic_senders)
+                         for k in range(i, j)]
                 window.sent[i:j] = t
-                request = loop.create_task(self._post(rpc, window, i, j, "[" + ",".join(calls) + "]"))
-                self._requests.add(request)
-                request.add_done_callback(self._requests.discard)
+                self._request(rpc, window, slice(i, j), calls)
                 i = j
                 await asyncio.sleep(0)
             if end < n:
                 upcoming.cancel()
                 return
 
-    async def _post(self, rpc: JsonRpc, window: Window, first: int, last: int, body: str) -> None:
+    def _transaction(self, k: int, msg_id: int, kind: int, agent: int, t_intended: int, size: int, fee_wei: int,
+                     gas_of: dict[int, int], senders: _Senders) -> str:
+        """Row ``k``'s ``eth_sendTransaction`` call (JSON text), from an account of ``senders``
+        with its next nonce."""
+        sender = self._take_sender(msg_id, senders)
+        nonce = self._nonces[sender]
+        self._nonces[sender] = nonce + 1
+        data = encode(msg_id, kind, agent, t_intended, size)
+        if senders is self._market_senders:
+            self._market_nonce[msg_id] = (sender, nonce)
+        gas = gas_of.get(kind) or gas_cap(size)
+        return (f'{{"jsonrpc":"2.0","id":{k},"method":"eth_sendTransaction","params":[{{'
+                f'"from":"{self._senders[sender]}","to":"{SINK}","gas":"{hex(gas)}",'
+                f'"maxFeePerGas":"{hex(fee_wei)}","maxPriorityFeePerGas":"{hex(fee_wei)}",'
+                f'"nonce":"{hex(nonce)}","value":"0x0","data":"{data}"}}]}}')
+
+    def _request(self, rpc: JsonRpc, window: Window, rows: slice | list[int], calls: list[str]) -> None:
+        """Post ``calls`` (``rows`` of ``window``) as one batch request, its answers awaited apart."""
+        request = asyncio.get_running_loop().create_task(self._post(rpc, window, rows, "[" + ",".join(calls) + "]"))
+        self._requests.add(request)
+        request.add_done_callback(self._requests.discard)
+
+    def _send_rows(self, window: Window, rows: list[int]) -> None:
+        """Rows of one of the market's windows sent now (``live/chain/market.py``: its new
+        messages, or ones it held); their ``t_sent`` is when their agent handed them over."""
+        if self._rpc is None or self.node_lost_at is not None:
+            return
+        gas_of = {MESSAGE_KINDS.index(kind): gas for kind, gas in self.scenario.blocks.gas.items()}
+        batch = window.batch
+        fees = np.rint(batch.fee[rows] * self.spec.fee_unit_wei).astype(np.int64).tolist()
+        calls = [self._transaction(k, int(batch.msg_id[k]), int(batch.kind[k]), int(batch.agent[k]),
+                                   int(batch.t_intended[k]), int(batch.size[k]), fee, gas_of, self._market_senders)
+                 for k, fee in zip(rows, fees, strict=True)]
+        window.outcome[rows] = -1
+        self._request(self._rpc, window, rows, calls)
+
+    async def _post(self, rpc: JsonRpc, window: Window, rows: slice | list[int], body: str) -> None:
         """One batch's answers: each transaction accepted (into the pool) or refused, with why."""
         self.in_flight += 1
         try:
@@ -390,10 +480,10 @@ class ChainTarget:
         except asyncio.CancelledError:
             raise
         except Exception as error:  # noqa: BLE001 - no answer: the batch is lost, the run goes on
-            window.outcome[first:last] = LOST
-            window.answered[first:last] = self._now()
+            window.outcome[rows] = LOST
+            window.answered[rows] = self._now()
             if self._down_by_fault():  # the fault's own events say why; each send it cost is lost
-                self.lost_to_faults += last - first
+                self.lost_to_faults += len(window.outcome[rows])
                 return
             self._on_error("sender", error)
             self._check_node()
@@ -401,7 +491,7 @@ class ChainTarget:
         finally:
             self.in_flight -= 1
         t = self._now()
-        window.answered[first:last] = t
+        window.answered[rows] = t
         ids = window.batch.msg_id
         for answer in answers:
             k = int(answer["id"])
@@ -410,31 +500,38 @@ class ChainTarget:
                 window.outcome[k] = PENDING
                 self.accepted += 1
                 self._hashes[int(ids[k])] = answer["result"]
+                if window.market:
+                    self._market_rows[int(ids[k])] = (window, k)
                 continue
-            window.outcome[k] = REJECTED
             message = str(refusal.get("message", ""))
             reason = reason_of(message)
-            self.rejections.setdefault(reason, []).append(t)
-            self.rejection_text.setdefault(reason, message)
             sender = self._sender_of.pop(int(ids[k]), None)
+            self._market_nonce.pop(int(ids[k]), None)
             if sender is not None:
                 if reason in _NONCE_FREE:  # the node did not take the nonce: the account's next one reuses it
                     self._nonces[sender] = min(self._nonces[sender], self._nonce_of(body, k))
-                self._idle.append(sender)
+                self._release_sender(sender)
+            if (window.market and reason == "fee_cap_below_base_fee" and self.market is not None
+                    and self.market.hold_again(window, k)):
+                continue  # its sender holds it until the base fee falls (live/chain/market.py)
+            window.outcome[k] = REJECTED
+            self.rejections.setdefault(reason, []).append(t)
+            self.rejection_text.setdefault(reason, message)
         self._settle_included()
 
-    def _take_sender(self, msg_id: int) -> int:
-        """An idle account for message ``msg_id``, else the least recently used one."""
-        if self._idle:
-            sender = self._idle.popleft()
-        else:
-            sender = self._busy[0]
+    def _take_sender(self, msg_id: int, senders: _Senders) -> int:
+        """An account of ``senders`` for message ``msg_id``: an idle one, else the least
+        recently used one."""
+        sender, idle = senders.take()
+        if not idle:
             self.senders_busy += 1
-        self._busy.append(sender)
-        if len(self._busy) > 2 * len(self._senders):
-            self._busy = collections.deque(itertools.islice(self._busy, len(self._busy) - len(self._senders), None))
         self._sender_of[msg_id] = sender
         return sender
+
+    def _release_sender(self, sender: int) -> None:
+        """An account with nothing of its left in the pool is idle again."""
+        senders = self._traffic_senders if sender < self._traffic_senders.size else self._market_senders
+        senders.idle.append(sender)
 
     @staticmethod
     def _nonce_of(body: str, k: int) -> int:
@@ -506,23 +603,65 @@ class ChainTarget:
             if self.blocks and number <= self.blocks[-1].number:
                 continue
             ours = []
+            kinds = []
             for tx in block["transactions"]:
                 header = decode(tx.get("input", ""))
                 if header is not None:
                     ours.append(header[0])
+                    kinds.append(header[1])
             self._block_hashes[number] = block["hash"]
             self.blocks.append(Block(number, t, len(block["transactions"]), int(block["gasUsed"], 16),
                                       int(block["gasLimit"], 16), int(block.get("baseFeePerGas", "0x0"), 16), ours))
             seq = len(self.included)
-            for msg_id in ours:
+            fresh = []
+            for msg_id, kind in zip(ours, kinds, strict=True):
                 if msg_id not in self.included:
                     if not self._keep_hashes:
                         self._hashes.pop(msg_id, None)
                     self.included[msg_id] = (t, number, seq)
+                    fresh.append((msg_id, kind))
                     seq += 1
                     sender = self._sender_of.pop(msg_id, None)
                     if sender is not None:
-                        self._idle.append(sender)
+                        self._release_sender(sender)
+                    self._market_nonce.pop(msg_id, None)
+                    self._market_rows.pop(msg_id, None)
+            if self.market is not None:
+                last_block = self.blocks[-1]
+                self.market.on_block(t, last_block.base_fee_wei, last_block.gas_used, last_block.gas_limit, fresh)
+        self._settle_included()
+        if self.market is not None and self.blocks:
+            try:
+                await self._find_dropped_market(rpc, self.blocks[-1].base_fee_wei)
+            except RpcError as error:  # not looked for this block; the next one looks again
+                self._on_error("blocks", error)
+
+    async def _find_dropped_market(self, rpc: JsonRpc, base_fee_wei: int) -> None:
+        """The market's transactions in the pool whose fee cap is under the newest block's base
+        fee: anvil drops such a transaction when it builds a block. Each the node no longer
+        knows is held again by its sender (``ChainMarket.hold_again``), its nonce free again,
+        as a keeper whose transaction vanished sends it again."""
+        assert self.market is not None
+        unit = self.spec.fee_unit_wei
+        under = [msg_id for msg_id, (window, k) in self._market_rows.items()
+                 if round(float(window.batch.fee[k]) * unit) < base_fee_wei]
+        if not under:
+            return
+        found = await rpc.calls("eth_getTransactionByHash", [[self._hashes[m]] for m in under])
+        for msg_id, tx in zip(under, found, strict=True):
+            if tx is not None or msg_id in self.included or msg_id not in self._market_rows:
+                continue
+            window, k = self._market_rows.pop(msg_id)
+            self._hashes.pop(msg_id, None)
+            self.accepted -= 1
+            sender = self._sender_of.pop(msg_id, None)
+            account_nonce = self._market_nonce.pop(msg_id, None)
+            if sender is not None:
+                if account_nonce is not None:
+                    self._nonces[sender] = min(self._nonces[sender], account_nonce[1])
+                self._release_sender(sender)
+            if not self.market.hold_again(window, k):
+                self.dropped.add(msg_id)
         self._settle_included()
 
     def _settle_included(self) -> None:
@@ -559,7 +698,7 @@ class ChainTarget:
         is lost, or ``run.drain`` has passed."""
         deadline = self._now() + self.scenario.run.drain
         while self._now() < deadline and self.node_lost_at is None:
-            if not self._requests and self.accepted_open <= 0:
+            if not self._requests and self.accepted_open <= 0 and (self.market is None or self.market.settled()):
                 return
             self._check_node()
             await asyncio.sleep(_DRAIN_POLL_S)
@@ -616,8 +755,11 @@ class ChainTarget:
         self.log.end_at(t_end)
         self.log.stop_writing()
         self._recording.shutdown(wait=True)
-        sent = write_messages(self.writer, self.scenario, self.windows, self.included, self.dropped,
-                              self.interrupted, self.start_error is None)
+        windows, agents = self.windows, [agent.name for agent in self.scenario.agents]
+        if self.market is not None:
+            windows, agents = windows + merged(self.market.windows), self.market.agent_names
+        sent = write_messages(self.writer, self.scenario, windows, self.included, self.dropped,
+                              self.interrupted, self.start_error is None, agents)
         if self.senders_busy:
             self.log.add((t_end, EventKind.CLIENT_ERROR, None, None, {
                 "client": "senders", "busy": self.senders_busy,
@@ -631,4 +773,6 @@ class ChainTarget:
         self.log.finish()
         write_chain_events(self.writer, self.blocks, self.pool, self.rejections, self.rejection_text,
                            self.spec.fee_unit_wei, t_end)
+        if self.market is not None:
+            self.market.finish(t_end, self.writer.append)
         return t_end

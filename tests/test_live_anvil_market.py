@@ -1,0 +1,284 @@
+"""The market on a chain (``live/chain/market.py``): alone, a message under the next base fee
+is held until a head lets it go; on a real anvil, fixed-fee keepers wait while the
+base fee is above their cap and fee-aware ones do not, a liquidation executes at the oracle
+price committed before it in block order, every oracle and keeper transaction is accounted
+once against the node's blocks. One run serves the node tests: a flood lifts the base fee
+past the fixed keepers' cap while the price falls; two keeper groups race for each account."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.dataset as ds
+import pytest
+from conftest import require_anvil
+
+from msgstorm.live.chain.anvil import AnvilNode
+from msgstorm.live.chain.calldata import decode
+from msgstorm.live.chain.market import ChainMarket, next_base_fee_wei
+from msgstorm.live.chain.record import PENDING
+from msgstorm.live.servers import ManagedServer, free_port
+from msgstorm.scenario import parse_scenario
+from msgstorm.scenario.errors import ScenarioError
+
+SCENARIO = """
+target = "anvil"
+[run]
+name = "anvil-market-test"
+seed = 5
+duration = "12s"
+drain = "6s"
+[blocks]
+interval = "500ms"
+max_gas = 1_000_000
+[sequencer]
+policy = "fee_priority"
+[backpressure]
+mode = "eip1559"
+initial_base_fee = 1.0
+underpriced = "wait"
+[live]
+start_timeout = "60s"
+[live.anvil]
+accounts = 300
+market_accounts = 200
+[[agents]]
+name = "bots"
+role = "flooder"
+start = "1s"
+stop = "9s"
+arrival = { process = "poisson", rate = "150/s" }
+size = "150B"
+fee = { dist = "pareto", scale = 3.0, alpha = 1.5 }
+[market]
+resolution = "100ms"
+maintenance_margin = "10%"
+liquidation_penalty = "2%"
+[[market.instruments]]
+name = "ETH"
+price = 194.0
+volatility = "100%/y"
+shocks = [{ at = "4s", fall = "40%", over = "5s" }]
+[market.oracle]
+deviation = "0.5%"
+fee = 1000.0
+[[market.accounts]]
+count = 60
+leverage_median = 3.0
+leverage_sigma = 0.4
+leverage_cap = 8.0
+long_share = "100%"
+[[market.keepers]]
+name = "fixed"
+count = 2
+race = false
+reaction = { dist = "lognormal", median = "100ms", sigma = 0.5 }
+fee = 2.0
+[[market.keepers]]
+name = "aware"
+count = 2
+race = false
+reaction = { dist = "lognormal", median = "100ms", sigma = 0.5 }
+fee_aware = true
+fee_multiple = 3.0
+fee_cap = 1000.0
+"""
+FIXED_CAP = 2.0
+
+
+def _rpc(url: str, method: str, *params: Any) -> Any:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
+    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback only
+        return json.loads(response.read())["result"]
+
+
+def _rows(run_dir: Path, table: str) -> list[dict[str, Any]]:
+    return ds.dataset(run_dir / "history" / table).to_table().to_pylist()
+
+
+@pytest.fixture(scope="module")
+def market_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The run on a node the test started (so its chain is read after), and that chain."""
+    from msgstorm.runner import run
+
+    binary = require_anvil()
+    tmp = tmp_path_factory.mktemp("anvil-market")
+    scenario = parse_scenario(SCENARIO, source="market.toml")
+    port = free_port()
+    server = ManagedServer("anvil", AnvilNode(scenario, tmp).argv(binary, port), port, tmp / "node", 60)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        scenario = scenario.model_copy(update={"live": scenario.live.model_copy(update={"url": url})})
+        result = run(scenario, tmp / "run")
+        _rpc(url, "evm_setIntervalMining", 0)  # the chain stops here
+        latest = int(_rpc(url, "eth_blockNumber"), 16)
+        blocks = [_rpc(url, "eth_getBlockByNumber", hex(n), True) for n in range(1, latest + 1)]
+    finally:
+        server.stop()
+    run_dir = result.run_dir
+    return {"dir": run_dir, "blocks": blocks, "unit": scenario.live.anvil.fee_unit_wei,
+            "messages": _rows(run_dir, "messages"), "events": _rows(run_dir, "events"),
+            "summary": json.loads((run_dir / "summary.json").read_text())}
+
+
+# --- without a node ---------------------------------------------------------------------------
+
+
+def test_the_next_base_fee_follows_eip1559() -> None:
+    assert next_base_fee_wei(1000, 500, 1000) == 1000  # at the target
+    assert next_base_fee_wei(1000, 1000, 1000) == 1125  # full: +12.5%
+    assert next_base_fee_wei(1000, 0, 1000) == 875  # empty: -12.5%
+    assert next_base_fee_wei(7, 501, 1000) == 8  # up by at least 1 wei
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ('market.keepers.0.region="us-east"', "market.keepers[0].region: on a chain node the market's agents send"),
+    ('market.oracle.node="us-east-0"', "market.oracle.node: on a chain node"),
+    ('faults=[{kind="crash", at="2s", node="anvil"}]', "faults[0].kind: a 'crash' fault may restart the node"),
+])
+def test_what_the_chain_cannot_run_of_the_market_is_refused_naming_the_field(override: str, expected: str) -> None:
+    with pytest.raises(ScenarioError) as error:
+        parse_scenario(SCENARIO, source="market.toml", overrides=[override])
+    assert expected in str(error.value), str(error.value)
+
+
+def test_a_market_message_under_the_next_base_fee_is_held_until_a_head_lets_it_go() -> None:
+    """``ChainMarket`` alone (no node): what it hands the sender, as heads arrive."""
+    scenario = parse_scenario(SCENARIO, source="market.toml")
+    unit = scenario.live.anvil.fee_unit_wei
+    sent: list[tuple[list[int], list[int]]] = []  # (msg_ids, t_sent) of each hand-over
+
+    async def drive() -> ChainMarket:
+        clock = [1_000]
+        market = ChainMarket(scenario, np.random.SeedSequence(1), lambda: clock[0], unit)
+        market.start(lambda window, rows: sent.append(
+            ([int(window.batch.msg_id[k]) for k in rows], [int(window.sent[k]) for k in rows])))
+        keeper = market.agent_index("fixed")
+        market.on_block(0, 2 * unit, 1_000_000, 1_000_000, [])  # full: the next base fee is 2.25
+        low = market.send(500, keeper, "liquidation", 0, 7, 300, FIXED_CAP)
+        high = market.send(500, keeper, "liquidation", 0, 8, 300, 3.0)
+        await asyncio.sleep(0)
+        assert sent == [([high], [1_000])]  # one turn of the loop: the one over 2.25 goes
+        assert market.base_fee() == 2.25 and not market.settled()
+        clock[0] = 2_000
+        market.on_block(1, int(2.25 * unit), 600_000, 1_000_000, [])  # over the target: 2.3906...
+        await asyncio.sleep(0)
+        assert len(sent) == 1
+        market.on_block(2, int(2.25 * unit), 0, 1_000_000, [])  # empty: 1.96875, within its cap
+        await asyncio.sleep(0)
+        assert sent[1] == ([low], [1_000])  # t_sent: when its keeper sent it, not the hold's end
+        assert market.settled()
+        held = market.send(900, keeper, "liquidation", 0, 9, 300, 1.0)
+        market.close()  # still held at the end: pending, never handed to the node
+        assert market.windows[-1].outcome.tolist() == [PENDING]
+        assert market.windows[-1].batch.msg_id.tolist() == [held]
+        return market
+
+    asyncio.run(drive())
+
+
+# --- against anvil ----------------------------------------------------------------------------
+
+
+def _base_fees(run: dict[str, Any]) -> dict[int, float]:
+    return {e["height"]: e["value"] for e in run["events"] if e["kind"] == "base_fee"}
+
+
+def test_fixed_fee_keepers_wait_while_the_base_fee_is_above_their_cap_and_fee_aware_ones_do_not(
+        market_run: dict[str, Any]) -> None:
+    fees = _base_fees(market_run)
+    heights = sorted(fees)
+    blocks = [e for e in market_run["events"] if e["kind"] == "block_produced"]
+    arrived = {e["height"]: e["t"] for e in blocks}
+    liquidations = [m for m in market_run["messages"] if m["kind"] == "liquidation"]
+    fixed = [m for m in liquidations if m["agent"] == "fixed" and m["status"] == "committed"]
+    aware = [m for m in liquidations if m["agent"] == "aware" and m["status"] == "committed"]
+    assert fixed and aware
+    # A fixed keeper's liquidation commits only in a block whose base fee is within its cap;
+    # many met blocks above it between when they were meant and when they committed.
+    waited = 0
+    for m in fixed:
+        assert fees[m["block"]] <= FIXED_CAP, m
+        met = [h for h in heights if m["t_intended"] <= arrived[h] and h < m["block"] and fees[h] > FIXED_CAP]
+        waited += bool(met)
+    assert waited >= 5, f"only {waited} fixed-fee liquidations met a base fee above their cap"
+    # The fee-aware ones commit while the base fee is above the fixed cap, each bidding 3 x
+    # a next base fee a head gave (the rule in live/chain/market.py, read back from the fee).
+    assert sum(fees[m["block"]] > FIXED_CAP for m in aware) >= 5
+    by_number = {int(b["number"], 16): b for b in market_run["blocks"]}
+    unit = market_run["unit"]
+    offered = {next_base_fee_wei(*(int(by_number[h][k], 16) for k in ("baseFeePerGas", "gasUsed", "gasLimit")))
+               for h in heights if h in by_number}
+    for m in aware:
+        assert any(abs(m["fee"] * unit - 3 * wei) <= 3 for wei in offered), m
+    # What it cost: the fixed group's triggers waited longer, on the same accounts and prices.
+    delay = {name: sorted(m["t_committed"] - m["t_intended"] for m in group)
+             for name, group in (("fixed", fixed), ("aware", aware))}
+    assert delay["fixed"][len(fixed) // 2] > 2 * delay["aware"][len(aware) // 2]
+
+
+def test_a_liquidation_executes_at_the_oracle_price_committed_before_it_in_block_order(
+        market_run: dict[str, Any]) -> None:
+    messages = {m["msg_id"]: m for m in market_run["messages"]}
+    oracle = _rows(market_run["dir"], "oracle")
+    executions = _rows(market_run["dir"], "executions")
+    prices = _rows(market_run["dir"], "prices")
+    first_price = min((p for p in prices if p["instrument"] == "ETH"), key=lambda p: p["t"])["price"]
+    # The on-chain price is that of the oracle message latest in block order (block, then
+    # its place in it) whose true price is newer than every one before it.
+    published = sorted((messages[o["msg_id"]]["block"], messages[o["msg_id"]]["seq_no"], o["t_price"],
+                         o["published"]) for o in oracle if messages[o["msg_id"]]["status"] == "committed")
+    assert len(published) >= 10 and executions
+    for execution in executions:
+        liquidation = messages[execution["msg_id"]]
+        at = (liquidation["block"], liquidation["seq_no"])
+        price, newest = first_price, 0
+        for block, seq, t_price, value in published:
+            if (block, seq) >= at:
+                break
+            if t_price > newest:
+                price, newest = value, t_price
+        assert execution["price"] == price, (execution, at)
+        assert execution["t"] == liquidation["t_committed"]
+    executed = [e for e in executions if e["outcome"] == "executed"]
+    assert len(executed) >= 10
+
+
+def test_every_oracle_and_keeper_transaction_is_accounted_once_against_the_nodes_blocks(
+        market_run: dict[str, Any]) -> None:
+    messages = market_run["messages"]
+    ids = [m["msg_id"] for m in messages]
+    assert len(ids) == len(set(ids))
+    market = {m["msg_id"]: m for m in messages if m["agent"] in ("oracle", "fixed", "aware")}
+    on_chain: dict[int, int] = {}
+    for block in market_run["blocks"]:
+        for tx in block["transactions"]:
+            header = decode(tx["input"])
+            if header is not None and header[0] in market:
+                assert header[0] not in on_chain, header  # included once
+                on_chain[header[0]] = int(block["number"], 16)
+    last = max(e["height"] for e in market_run["events"] if e["kind"] == "block_produced")
+    committed = {msg_id: m["block"] for msg_id, m in market.items() if m["status"] == "committed"}
+    assert committed == {msg_id: n for msg_id, n in on_chain.items() if n <= last}
+    assert {m["status"] for m in market.values()} <= {"committed", "pending"}
+    # Every trigger is one liquidation message; every liquidation that committed executed once.
+    triggers = _rows(market_run["dir"], "triggers")
+    assert sorted(t["msg_id"] for t in triggers) == sorted(i for i, m in market.items() if m["kind"] == "liquidation")
+    executions = _rows(market_run["dir"], "executions")
+    assert sorted(e["msg_id"] for e in executions) == sorted(
+        i for i, m in market.items() if m["kind"] == "liquidation" and m["status"] == "committed")
+    oracle_rows = _rows(market_run["dir"], "oracle")
+    assert sorted(o["msg_id"] for o in oracle_rows) == sorted(i for i, m in market.items() if m["kind"] == "price")
+    # The analysis reads it as a sim run: the market's numbers are the history's.
+    summary = market_run["summary"]["market"]
+    outcomes = Counter(e["outcome"] for e in executions)
+    assert summary["liquidations"]["executed"] == outcomes["executed"]
+    assert summary["liquidations"]["messages"] == len(triggers)
