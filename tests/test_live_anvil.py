@@ -19,7 +19,7 @@ from conftest import require_anvil, run_in_process
 
 from msgstorm.live.chain.anvil import AnvilNode
 from msgstorm.live.chain.calldata import HEADER, decode, encode, gas_cap, intrinsic_gas
-from msgstorm.live.chain.market import next_base_fee_wei
+from msgstorm.market.base_fee import next_base_fee_wei
 from msgstorm.live.chain.target import reason_of
 from msgstorm.live.nemesis import alive
 from msgstorm.live.servers import ManagedServer, free_port
@@ -192,14 +192,14 @@ def test_every_transaction_is_accounted_for_once_and_the_base_fee_is_the_nodes(t
         parent = by_number[n - 1]
         base, used, limit = (int(parent[k], 16) for k in ("baseFeePerGas", "gasUsed", "gasLimit"))
         climbed += used > limit // 2
-        # The rule the market's keepers bid by (live/chain/market.py) is the node's.
+        # The rule the market's keepers bid by (market/base_fee.py) is the node's.
         assert int(by_number[n]["baseFeePerGas"], 16) == next_base_fee_wei(base, used, limit), n
     assert climbed >= 2  # the test filled blocks past the target, so the rule was exercised both ways
     # The analysis reads the run as it reads a sim run: the wait in the pool is the queue wait.
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["latency_stages_ms"]["queue_wait"]["p50"] > 100  # a 500 ms block interval
     checks = {c["name"]: c["verdict"] for c in summary["checks"]}
-    named = ("conservation", "stage-order", "committed-implies-sequenced", "delivery")
+    named = ("conservation", "stage-order", "committed-implies-sequenced", "delivery", "liveness")
     assert {name: checks[name] for name in named} == dict.fromkeys(named, "valid")
 
 

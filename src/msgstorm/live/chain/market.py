@@ -52,29 +52,12 @@ import numpy as np
 
 from msgstorm.live.chain.record import PENDING, Window
 from msgstorm.live.recorder import PUBLISHER
+from msgstorm.market.base_fee import next_base_fee_wei
 from msgstorm.scenario.schema import MESSAGE_KINDS, Eip1559, Scenario
 from msgstorm.sim.reactor import Handler, Reactor, build_reactors, numbered
 from msgstorm.traffic.generate import MessageBatch
 
-__all__ = ["ChainMarket", "next_base_fee_wei"]
-
-# EIP-1559: a block's gas target is its limit over the elasticity; the base fee moves by at
-# most 1/8 of itself a block towards it.
-_ELASTICITY = 2
-_CHANGE_DENOMINATOR = 8
-
-
-def next_base_fee_wei(base_fee_wei: int, gas_used: int, gas_limit: int) -> int:
-    """The base fee of the block after one with ``base_fee_wei``, ``gas_used`` of ``gas_limit``
-    (EIP-1559, in integers as the node computes it; ``tests/test_live_anvil.py`` checks it
-    against anvil's blocks)."""
-    target = gas_limit // _ELASTICITY
-    if target <= 0 or gas_used == target:
-        return base_fee_wei
-    if gas_used > target:
-        return base_fee_wei + max(1, base_fee_wei * (gas_used - target) // target // _CHANGE_DENOMINATOR)
-    return base_fee_wei - base_fee_wei * (target - gas_used) // target // _CHANGE_DENOMINATOR
-
+__all__ = ["ChainMarket"]
 
 @dataclass
 class _Outgoing:

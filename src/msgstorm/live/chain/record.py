@@ -120,6 +120,9 @@ def write_chain_events(writer: HistoryWriter, blocks: list[Block], pool: list[tu
         rows.append((t, EventKind.BLOCK_PRODUCED, NAME, float(block.txs), block.number, json.dumps(
             {"gas": block.gas_used, "gas_limit": block.gas_limit, "base_fee_wei": block.base_fee_wei,
              "ours": len(block.ours)})))
+        # One node's chain has no forks: a head is final when it comes, so the block is committed
+        # then too (the liveness check reads the commits).
+        rows.append((t, EventKind.BLOCK_COMMITTED, NAME, float(block.txs), block.number, None))
         rows.append((t, EventKind.BASE_FEE, NAME, block.base_fee_wei / unit, block.number, None))
     for t, pending, queued in pool:
         rows.append((min(t, t_end), EventKind.QUEUE_DEPTH, NAME, float(pending), None,
