@@ -19,10 +19,10 @@ from conftest import require_anvil, run_in_process
 
 from msgstorm.live.chain.anvil import AnvilNode
 from msgstorm.live.chain.calldata import HEADER, decode, encode, gas_cap, intrinsic_gas
-from msgstorm.market.base_fee import next_base_fee_wei
 from msgstorm.live.chain.target import reason_of
 from msgstorm.live.nemesis import alive
 from msgstorm.live.servers import ManagedServer, free_port
+from msgstorm.market.base_fee import next_base_fee_wei
 from msgstorm.scenario import Scenario, parse_scenario
 from msgstorm.scenario.errors import ScenarioError
 

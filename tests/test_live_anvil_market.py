@@ -22,9 +22,9 @@ from conftest import require_anvil
 from msgstorm.live.chain.anvil import AnvilNode
 from msgstorm.live.chain.calldata import decode
 from msgstorm.live.chain.market import ChainMarket
-from msgstorm.market.base_fee import next_base_fee_wei
 from msgstorm.live.chain.record import PENDING
 from msgstorm.live.servers import ManagedServer, free_port
+from msgstorm.market.base_fee import next_base_fee_wei
 from msgstorm.scenario import parse_scenario
 from msgstorm.scenario.errors import ScenarioError
 
