@@ -113,9 +113,11 @@ class ShadowNetwork:
         progress: Progress | None = None,
         compiled_solo: bool = True,
         helper_cpus: int | None = None,
+        kernel_mempools: bool = True,
     ) -> None:
         """``compiled_solo=False`` keeps a one-node network in the Python loop (the tests
-        compare the two loops). ``helper_cpus`` is how many CPUs a helper compiling the
+        compare the two loops); ``kernel_mempools=False`` hands every validation at a
+        standby back to Python instead of logging it in the gossip kernel (the same). ``helper_cpus`` is how many CPUs a helper compiling the
         loop may count on (``sim/warm.py``; default: as the OS says, 0: no helper)."""
         self.scenario = scenario
         self.writer = writer
@@ -174,7 +176,10 @@ class ShadowNetwork:
                               watched={node for r in self.reactors for node in r.watched}
                               | (set(range(len(names))) if ordering.received is not None else set()))
         self.cluster = cluster
-        self.gossip.set_watched([cluster.leader, *cluster.standby], self.ctx.watched)
+        # The standbys' validations of messages fill their mempools only: the kernel logs
+        # them and runs on (Chain reads the log before it reads a mempool).
+        self.gossip.log_mempools = kernel_mempools
+        self.gossip.set_watched([cluster.leader], self.ctx.watched, logged=cluster.standby)
         # Message kinds the reactors watch travel as ITEM_WATCHED: the kernel hands back their
         # validations at the reactors' nodes, and only theirs.
         watched_kinds = {kind for r in self.reactors for kind in r.watched_kinds}
