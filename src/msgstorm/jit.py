@@ -131,7 +131,7 @@ def direct_call(function: Any, *args: Any) -> Callable[..., Any]:
     no public call for this; should they change, this returns the dispatcher itself. The
     caller must ask again whenever an argument's type may change (a new array of another
     dtype, layout or number of dimensions): the entry point does not check them."""
-    signature = tuple(nb.typeof(arg) for arg in args)
+    signature = tuple(nb.typeof(arg) for arg in args)  # type: ignore[no-untyped-call]
     try:
         overload = function.overloads.get(signature)
         if overload is None:

@@ -139,6 +139,8 @@ class GossipState:
         # Called once before the kernel's first call: waits for a helper process compiling
         # it (sim/warm.py), so numba loads it from its cache instead of compiling it again.
         self.before_first_call: Callable[[], object] | None = None
+        self._args: tuple[object, ...] = ()
+        self._run_until: Callable[..., int] | None = None
         self._bind()
 
     # --- items -------------------------------------------------------------------------
@@ -249,7 +251,7 @@ class GossipState:
     def _bind(self) -> None:
         """The kernel's array arguments, rebuilt whenever an array is replaced (and the
         compiled kernel for their types looked up again at the next call)."""
-        self._run_until: Callable[..., int] | None = None
+        self._run_until = None
         self._args = (self.max_degree, self.keys, self.payload, self.pool, self.scalars, self.nodes,
                       self.slots, self.seen, self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,
                       self.fwd_model, self.fwd_param, self.uniform, self.processing,
