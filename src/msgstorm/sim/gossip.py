@@ -70,6 +70,7 @@ class GossipState:
         self.scalars[k.S_ORDER_SEED] = order_seed
         self.scalars[k.S_TIMEOUT] = relay_timeout_ns
         self.message_relay = np.zeros(len(MESSAGE_KINDS), dtype=np.int64) if message_relay is None else message_relay
+        self._relay_codes: list[int] = self.message_relay.tolist()  # per message, without numpy's per-call cost
         self.block_relay = block_relay
         # The event heap: keys (time, sequence and payload row), the payload rows (with
         # their links to the next receipt of a run, see the kernel), and the free rows
@@ -141,6 +142,8 @@ class GossipState:
         self.before_first_call: Callable[[], object] | None = None
         self._args: tuple[object, ...] = ()
         self._run_until: Callable[..., int] | None = None
+        self._inject_args: tuple[object, ...] = ()
+        self._inject: Callable[..., int] | None = None
         self._bind()
 
     # --- items -------------------------------------------------------------------------
@@ -163,11 +166,15 @@ class GossipState:
     def inject(self, t: int, node: int, item: int, kind: int, size: int, message_kind: int = 0) -> None:
         """Start gossip of an item at ``node`` at ``t`` (``message_kind``: a message's kind
         code, which picks its relay protocol; blocks take ``block_relay``)."""
-        relay = self.block_relay if kind == k.ITEM_BLOCK else int(self.relay_of(np.asarray([message_kind]))[0])
+        relay = self.block_relay if kind == k.ITEM_BLOCK else self._relay_codes[message_kind]
         if self.before_first_call is not None:
             self._first_call()
-        while k.inject(self.keys, self.payload, self.pool, self.scalars, self.slots, self.seen,
-                       self.free_slots, t, node, item, kind, size, relay) < 0:
+        while True:
+            inject = self._inject
+            if inject is None:
+                inject = self._inject = direct_call(k.inject, *self._inject_args, t, node, item, kind, size, relay)
+            if inject(*self._inject_args, t, node, item, kind, size, relay) >= 0:
+                break
             if self.scalars[k.S_FREE] == 0:
                 self._grow_slots()
             else:
@@ -252,6 +259,8 @@ class GossipState:
         """The kernel's array arguments, rebuilt whenever an array is replaced (and the
         compiled kernel for their types looked up again at the next call)."""
         self._run_until = None
+        self._inject_args = (self.keys, self.payload, self.pool, self.scalars, self.slots, self.seen, self.free_slots)
+        self._inject = None
         self._args = (self.max_degree, self.keys, self.payload, self.pool, self.scalars, self.nodes,
                       self.slots, self.seen, self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,
                       self.fwd_model, self.fwd_param, self.uniform, self.processing,
