@@ -233,10 +233,10 @@ class GossipState:
                 self.t_next = int(self.scalars[k.S_NEXT])
                 return None
             if code == k.NOTIFY:
-                t, node, _slot, sender, hops, *_ = self.scalars[k.S_NT:].tolist()
-                next_t, item, kind = self.scalars[k.S_NEXT:k.S_NKIND + 1].tolist()
-                self.t_next = next_t
-                return t, node, item, kind, sender, hops
+                scalars = self.scalars.tolist()  # one conversion for all seven
+                self.t_next = scalars[k.S_NEXT]
+                return (scalars[k.S_NT], scalars[k.S_NNODE], scalars[k.S_NITEM], scalars[k.S_NKIND],
+                        scalars[k.S_NSENDER], scalars[k.S_NHOPS])
             if code == k.NEED_UNIFORM:
                 self._refill_uniform()
             elif code == k.NEED_PROCESSING:
