@@ -5,8 +5,9 @@ votes and faults in Python and hands the kernel what it must propagate (a messag
 origin, a block from the leader); the kernel runs receipt events — node CPU, duplicate
 receipts, uplink serialisation, link delays, partitions, degradation — in virtual time
 until the next Python event is due or until a *watched* node validates an item (the
-sequencer and standbys for messages, every node for blocks), and then returns so Python
-handles it at exactly that time.
+sequencer for messages, every node for blocks), and then returns so Python handles it at
+exactly that time. A standby's validations only fill its mempool: they are logged for
+Python to read when it needs the mempool, and the loop runs on.
 
 Why compiled: a gossip receipt is ~10 arithmetic steps, and in CPython the interpreter
 overhead of those steps dominates; thousand-node networks produce millions of receipts per

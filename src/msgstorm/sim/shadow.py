@@ -20,8 +20,9 @@ Every gossip receipt runs in the compiled kernel (``GossipState``, ``sim/kernel.
 The loop merges three time-ordered streams: traffic sends (pre-sorted arrays, never on a
 heap), Python events (``EventQueue``) and kernel receipts; at equal times sends go first,
 then Python events, then receipts. The kernel runs until the next send or Python event,
-or until a watched node validates an item (the leader or a standby for messages, any node
-for blocks), which Python then handles at exactly that time.
+or until a watched node validates an item (the leader for messages, any node for blocks),
+which Python then handles at exactly that time; a standby's validations are logged by the
+kernel for its mempool (``Chain`` reads the log before it reads a mempool).
 
 Reactors and queue policies with hooks (``sim/policies.py``: batch auction, commit-reveal,
 fair ordering) see the simulator through ``SimHost`` (``sim/host.py``): a clock, ``wake``,
@@ -117,8 +118,9 @@ class ShadowNetwork:
     ) -> None:
         """``compiled_solo=False`` keeps a one-node network in the Python loop (the tests
         compare the two loops); ``kernel_mempools=False`` hands every validation at a
-        standby back to Python instead of logging it in the gossip kernel (the same). ``helper_cpus`` is how many CPUs a helper compiling the
-        loop may count on (``sim/warm.py``; default: as the OS says, 0: no helper)."""
+        standby back to Python instead of logging it in the gossip kernel (the tests compare
+        the two as well). ``helper_cpus`` is how many CPUs a helper compiling the loop may
+        count on (``sim/warm.py``; default: as the OS says, 0: no helper)."""
         self.scenario = scenario
         self.writer = writer
         topo_seed, link_seed, proc_seed, svc_seed, gossip_link_seed, gossip_proc_seed = seed.spawn(6)
