@@ -28,7 +28,7 @@ from llvmlite import ir
 from numba.core import types
 from numba.core.extending import intrinsic, overload
 
-__all__ = ["available", "bits_float", "borrowing", "float_bits", "frexp", "lean_cache_loads", "nb"]
+__all__ = ["available", "bits_float", "borrowing", "direct_call", "float_bits", "frexp", "lean_cache_loads", "nb"]
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -117,6 +117,30 @@ def frexp(x: float) -> tuple[float, int]:
         biased = (bits >> 52) & 0x7FF
         shift = 54
     return bits_float((bits & 0x000FFFFFFFFFFFFF) | 0x3FE0000000000000), int(biased - 1022 - shift)
+
+
+def direct_call(function: Any, *args: Any) -> Callable[..., Any]:
+    """The machine code ``function(*args)`` runs, callable without numba's dispatcher, for
+    calls whose arguments have exactly the types of ``args`` (compiled first if no
+    signature fits, from the cache when it has one, as a call through the dispatcher would).
+
+    The dispatcher works out each argument's type at every call to pick the compiled
+    version (a compiled loop that Python calls hundreds of thousands of times with the same
+    two dozen arrays spends about a third of each call there). Its compiled versions are
+    read through numba's internals (``overloads``, the result's ``entry_point``), which have
+    no public call for this; should they change, this returns the dispatcher itself. The
+    caller must ask again whenever an argument's type may change (a new array of another
+    dtype, layout or number of dimensions): the entry point does not check them."""
+    signature = tuple(nb.typeof(arg) for arg in args)  # type: ignore[no-untyped-call]
+    try:
+        overload = function.overloads.get(signature)
+        if overload is None:
+            function.compile(signature)
+            overload = function.overloads[signature]
+        entry: Callable[..., Any] = overload.entry_point
+    except (AttributeError, KeyError, TypeError):
+        return function  # type: ignore[no-any-return]
+    return entry
 
 
 def available(function: Any, signature: tuple[Any, ...]) -> bool:

@@ -187,19 +187,35 @@ class Chain:
     # --- leaders ----------------------------------------------------------------------------
 
     def saw(self, _t: int, node: int, m: int) -> None:
-        """Standby ``node`` validated message ``m``: it goes into that node's mempool."""
-        pool = self.mempool[node]
+        """Standby ``node`` validated message ``m`` (handed back because a reactor watches
+        it there): it goes into that node's mempool, after what the kernel logged before."""
+        self._take_logged()
+        self._into_mempool(node, m)
+
+    def _take_logged(self) -> None:
+        """The standbys' validations the gossip kernel logged (``GossipState.set_watched``)
+        go into their mempools, in order; before anything reads or replaces a mempool."""
+        for node, m in self.gossip.drain_mempool_log():
+            self._into_mempool(node, m)
+
+    def _into_mempool(self, node: int, m: int) -> None:
+        pool = self.mempool.get(node)
+        if pool is None:
+            return
         pool.append(m)
         live = self.ctx.msgs.live
         if len(pool) > FLUSH_ROWS and len(pool) > 2 * len(live):
-            # Keep the standby's mempool to what is still unsettled (bounded memory).
+            # Keep the standby's mempool to what is still unsettled (bounded memory; a
+            # settled message is skipped at failover either way, so when does not matter).
             pool[:] = [m for m in pool if m in live]
 
     def node_down(self, node: int) -> None:
+        self._take_logged()
         if node in self.mempool:
             self.mempool[node] = []
 
     def node_up(self, node: int) -> None:
+        self._take_logged()
         if node in self.ctx.cluster.standby and node != self.ctx.cluster.leader:
             self.mempool[node] = []  # it restarts with an empty mempool
 
@@ -236,9 +252,10 @@ class Chain:
         self.votes = {h: 0 for h in self.block_msgs}
         stale = {b for b in self.gossip.live_items(ITEM_BLOCK) if self.block_epoch[b] != cluster.epoch}
         self.gossip.stop_forwarding(ITEM_BLOCK, stale)
-        self.gossip.set_watched([new, *cluster.standby], self.ctx.watched)
+        self.gossip.set_watched([new], self.ctx.watched, logged=cluster.standby)
         ctx.record.event(t, EventKind.LEADER_CHANGE, new,
                          detail={"from": cluster.names[old], "orphaned_blocks": len(orphaned)})
+        self._take_logged()
         pool = self.mempool.pop(new, [])
         for m in pool:
             self.sequencer.intake(t, m)

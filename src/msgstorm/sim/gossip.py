@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from msgstorm.jit import direct_call
 from msgstorm.sampling import Drawn, sample_array
 from msgstorm.scenario.kinds import MESSAGE_KINDS
 from msgstorm.sim import kernel as k
@@ -24,6 +25,7 @@ __all__ = ["GossipState"]
 _UNIFORM_BLOCK = 1 << 18
 _PROCESSING_BLOCK = 1 << 18
 _DELIVERY_BLOCK = 1 << 14
+_LOG_BLOCK = 1 << 14
 _HEAP_ENTRIES = 1 << 12
 # Heap keys are ``seq << idx_bits | idx`` in an int64 (kept below 2**_KEY_BITS): when seq
 # would outgrow its bits, the live events are renumbered 0.. in their order (_renumber_keys).
@@ -68,6 +70,7 @@ class GossipState:
         self.scalars[k.S_ORDER_SEED] = order_seed
         self.scalars[k.S_TIMEOUT] = relay_timeout_ns
         self.message_relay = np.zeros(len(MESSAGE_KINDS), dtype=np.int64) if message_relay is None else message_relay
+        self._relay_codes: list[int] = self.message_relay.tolist()  # per message, without numpy's per-call cost
         self.block_relay = block_relay
         # The event heap: keys (time, sequence and payload row), the payload rows (with
         # their links to the next receipt of a run, see the kernel), and the free rows
@@ -127,11 +130,20 @@ class GossipState:
         self.deliveries = np.zeros((4, _DELIVERY_BLOCK), dtype=np.int64)
         self.delivered: list[np.ndarray] = []
         self.delivered_rows = 0  # rows taken out of the kernel buffer, not yet written
+        # The standbys' validations the kernel logged rather than handed back (see
+        # ``set_watched``), in order: the kernel's buffer, and what was taken out of it.
+        self.mempool_log = np.zeros((2, _LOG_BLOCK), dtype=np.int64)
+        self.mempool_logged: list[np.ndarray] = []
+        self.log_mempools = True
         self.t_next = -1  # time of the next receipt event, -1 when there is none
         self.sends = np.zeros((6, 0), dtype=np.int64)
         # Called once before the kernel's first call: waits for a helper process compiling
         # it (sim/warm.py), so numba loads it from its cache instead of compiling it again.
         self.before_first_call: Callable[[], object] | None = None
+        self._args: tuple[object, ...] = ()
+        self._run_until: Callable[..., int] | None = None
+        self._inject_args: tuple[object, ...] = ()
+        self._inject: Callable[..., int] | None = None
         self._bind()
 
     # --- items -------------------------------------------------------------------------
@@ -154,11 +166,15 @@ class GossipState:
     def inject(self, t: int, node: int, item: int, kind: int, size: int, message_kind: int = 0) -> None:
         """Start gossip of an item at ``node`` at ``t`` (``message_kind``: a message's kind
         code, which picks its relay protocol; blocks take ``block_relay``)."""
-        relay = self.block_relay if kind == k.ITEM_BLOCK else int(self.relay_of(np.asarray([message_kind]))[0])
+        relay = self.block_relay if kind == k.ITEM_BLOCK else self._relay_codes[message_kind]
         if self.before_first_call is not None:
             self._first_call()
-        while k.inject(self.keys, self.payload, self.pool, self.scalars, self.slots, self.seen,
-                       self.free_slots, t, node, item, kind, size, relay) < 0:
+        while True:
+            inject = self._inject
+            if inject is None:
+                inject = self._inject = direct_call(k.inject, *self._inject_args, t, node, item, kind, size, relay)
+            if inject(*self._inject_args, t, node, item, kind, size, relay) >= 0:
+                break
             if self.scalars[k.S_FREE] == 0:
                 self._grow_slots()
             else:
@@ -209,15 +225,18 @@ class GossipState:
         if self.before_first_call is not None:
             self._first_call()
         while True:
-            code = k.run_until(until, *self._args)
+            run_until = self._run_until
+            if run_until is None:
+                run_until = self._run_until = direct_call(k.run_until, until, *self._args)
+            code = run_until(until, *self._args)
             if code == k.DONE:
                 self.t_next = int(self.scalars[k.S_NEXT])
                 return None
             if code == k.NOTIFY:
-                t, node, _slot, sender, hops, *_ = self.scalars[k.S_NT:].tolist()
-                next_t, item, kind = self.scalars[k.S_NEXT:k.S_NKIND + 1].tolist()
-                self.t_next = next_t
-                return t, node, item, kind, sender, hops
+                scalars = self.scalars.tolist()  # one conversion for all seven
+                self.t_next = scalars[k.S_NEXT]
+                return (scalars[k.S_NT], scalars[k.S_NNODE], scalars[k.S_NITEM], scalars[k.S_NKIND],
+                        scalars[k.S_NSENDER], scalars[k.S_NHOPS])
             if code == k.NEED_UNIFORM:
                 self._refill_uniform()
             elif code == k.NEED_PROCESSING:
@@ -228,6 +247,8 @@ class GossipState:
                 self._take_deliveries()
             elif code == k.NEED_SLOTS:
                 self._grow_slots()
+            elif code == k.LOG_FULL:
+                self._take_mempool_log()
 
     def _first_call(self) -> None:
         wait, self.before_first_call = self.before_first_call, None
@@ -235,11 +256,15 @@ class GossipState:
             wait()
 
     def _bind(self) -> None:
-        """The kernel's array arguments, rebuilt whenever an array is replaced."""
+        """The kernel's array arguments, rebuilt whenever an array is replaced (and the
+        compiled kernel for their types looked up again at the next call)."""
+        self._run_until = None
+        self._inject_args = (self.keys, self.payload, self.pool, self.scalars, self.slots, self.seen, self.free_slots)
+        self._inject = None
         self._args = (self.max_degree, self.keys, self.payload, self.pool, self.scalars, self.nodes,
                       self.slots, self.seen, self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,
                       self.fwd_model, self.fwd_param, self.uniform, self.processing,
-                      self.ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries, self.sends,
+                      self.ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries, self.mempool_log, self.sends,
                       self.order)
 
     def _refill_uniform(self) -> None:
@@ -300,6 +325,22 @@ class GossipState:
             self.delivered_rows += count
         self.scalars[k.S_DELIV] = 0
 
+    def _take_mempool_log(self) -> None:
+        count = int(self.scalars[k.S_LOGGED])
+        if count:
+            self.mempool_logged.append(self.mempool_log[:, :count].copy())
+        self.scalars[k.S_LOGGED] = 0
+
+    def drain_mempool_log(self) -> list[tuple[int, int]]:
+        """The standbys' validations logged since the last call, in order: ``(node, msg)``."""
+        self._take_mempool_log()
+        taken = self.mempool_logged
+        if not taken:
+            return []
+        self.mempool_logged = []
+        rows = np.concatenate(taken, axis=1) if len(taken) > 1 else taken[0]
+        return list(zip(rows[k.LOG_NODE].tolist(), rows[k.LOG_ITEM].tolist()))
+
     def drain_deliveries(self) -> np.ndarray:
         """Recorded deliveries since the last call: int64[4, n] (msg, node, t, hops)."""
         self._take_deliveries()
@@ -349,12 +390,17 @@ class GossipState:
     def set_colours(self, colour: list[int]) -> None:
         self.nodes[k.N_COLOUR, :] = colour
 
-    def set_watched(self, nodes: list[int], reactor_nodes: Iterable[int] = ()) -> None:
-        """The nodes whose validations come back to Python: ``nodes`` (the leader, the
-        standbys) for every message, ``reactor_nodes`` for watched messages only."""
+    def set_watched(self, nodes: list[int], reactor_nodes: Iterable[int] = (), logged: Iterable[int] = ()) -> None:
+        """The nodes whose validations come back to Python: ``nodes`` (the leader, a fork
+        chain's producers) for every message, ``reactor_nodes`` for watched messages only;
+        ``logged`` (the standbys) log the rest of their message validations for
+        ``drain_mempool_log`` (with ``log_mempools`` False they hand back every message too,
+        the reference the tests compare with). Whatever was logged before stays to be drained."""
         self.watch[:] = 0
+        for node in logged:
+            self.watch[node] = k.WATCH_LOG if self.log_mempools else k.WATCH_ALL
         for node in reactor_nodes:
-            self.watch[node] = k.WATCH_WATCHED
+            self.watch[node] |= k.WATCH_WATCHED
         for node in nodes:
             self.watch[node] |= k.WATCH_ALL
 

@@ -5,8 +5,9 @@ votes and faults in Python and hands the kernel what it must propagate (a messag
 origin, a block from the leader); the kernel runs receipt events — node CPU, duplicate
 receipts, uplink serialisation, link delays, partitions, degradation — in virtual time
 until the next Python event is due or until a *watched* node validates an item (the
-sequencer and standbys for messages, every node for blocks), and then returns so Python
-handles it at exactly that time.
+sequencer for messages, every node for blocks), and then returns so Python handles it at
+exactly that time. A standby's validations only fill its mempool: they are logged for
+Python to read when it needs the mempool, and the loop runs on.
 
 Why compiled: a gossip receipt is ~10 arithmetic steps, and in CPython the interpreter
 overhead of those steps dominates; thousand-node networks produce millions of receipts per
@@ -36,14 +37,14 @@ from msgstorm.sim.fair_order import order_key, peer_order
 from msgstorm.sim.link_model import degrade, link_delay
 
 __all__ = [
-    "RECV", "VALIDATED", "ITEM_MSG", "ITEM_BLOCK", "ITEM_WATCHED", "WATCH_ALL", "WATCH_WATCHED",
-    "DONE", "NOTIFY", "NEED_UNIFORM", "NEED_PROCESSING", "HEAP_FULL", "DELIVERIES_FULL", "NEED_SLOTS",
+    "RECV", "VALIDATED", "ITEM_MSG", "ITEM_BLOCK", "ITEM_WATCHED", "WATCH_ALL", "WATCH_WATCHED", "WATCH_LOG",
+    "DONE", "NOTIFY", "NEED_UNIFORM", "NEED_PROCESSING", "HEAP_FULL", "DELIVERIES_FULL", "NEED_SLOTS", "LOG_FULL",
     "S_SEND_I", "S_SEND_END", "SEND_T", "SEND_NODE", "SEND_ITEM", "SEND_SIZE", "SEND_KIND",
     "S_HEAP", "S_SEQ", "S_FREE", "S_UNIF", "S_PROC", "S_DELIV", "S_BUDGET",
     "S_STRIDE", "S_NOW", "S_STEPS", "S_NT", "S_NNODE", "S_NSLOT", "S_NSENDER", "S_NHOPS",
     "S_NDEG", "S_RECEIPTS", "S_BLOCK_RECEIPTS", "S_NEXT", "S_NITEM", "S_NKIND",
     "S_IDX_BITS", "S_SEQ_LIMIT", "S_ROWS", "S_ORDER_SEED", "S_TIMEOUT", "S_ANNOUNCES", "S_REQUESTS",
-    "S_FALLBACKS", "S_FAIR_SHARE", "S_DOWNLOADS", "S_CONTROL", "UPLINK_SERIAL", "UPLINK_FAIR_SHARE", "UPLINK_HELD", "ANNOUNCE", "REQUEST", "TIMEOUT", "PUSH", "ANNOUNCE_FETCH", "PUSH_SQRT", "SEND_RELAY", "ROOT", "P_NEXT", "run_until", "inject",
+    "S_FALLBACKS", "S_FAIR_SHARE", "S_DOWNLOADS", "S_CONTROL", "S_LOGGED", "LOG_NODE", "LOG_ITEM", "UPLINK_SERIAL", "UPLINK_FAIR_SHARE", "UPLINK_HELD", "ANNOUNCE", "REQUEST", "TIMEOUT", "PUSH", "ANNOUNCE_FETCH", "PUSH_SQRT", "SEND_RELAY", "ROOT", "P_NEXT", "run_until", "inject",
 ]
 
 # Event types: a payload received, validated; and the relay protocols' events (below).
@@ -55,12 +56,15 @@ PUSH, ANNOUNCE_FETCH, PUSH_SQRT = 0, 1, 2
 # validated it (and so holds it for peers that ask).
 SEEN_PAYLOAD, SEEN_REQUESTED, SEEN_VALID = 1, 2, 4
 # Item kinds. A watched message is a message whose validation a reactor sees at the nodes it
-# watches (``WATCH_WATCHED``); the leader and standbys see every message (``WATCH_ALL``).
+# watches (``WATCH_WATCHED``); the leader sees every message (``WATCH_ALL``). A standby's
+# validations of messages only fill its mempool, which Python reads when it takes over:
+# they are written to the mempool log (``WATCH_LOG``) and the kernel runs on, unless the
+# node also watches the message for a reactor (then it hands back as before).
 ITEM_MSG, ITEM_BLOCK, ITEM_WATCHED = 0, 1, 2
 # Bits of ``watch[node]``.
-WATCH_ALL, WATCH_WATCHED = 1, 2
+WATCH_ALL, WATCH_WATCHED, WATCH_LOG = 1, 2, 4
 # Return codes of run_until.
-DONE, NOTIFY, NEED_UNIFORM, NEED_PROCESSING, HEAP_FULL, DELIVERIES_FULL, NEED_SLOTS = 0, 1, 2, 3, 4, 5, 6
+DONE, NOTIFY, NEED_UNIFORM, NEED_PROCESSING, HEAP_FULL, DELIVERIES_FULL, NEED_SLOTS, LOG_FULL = range(8)
 
 # Scalar slots in the ``scalars`` int64 array.
 S_HEAP, S_SEQ, S_FREE, S_UNIF, S_PROC, S_DELIV, S_BUDGET, S_STRIDE, S_NOW, S_STEPS = range(10)
@@ -74,7 +78,10 @@ S_ORDER_SEED, S_TIMEOUT, S_ANNOUNCES, S_REQUESTS, S_FALLBACKS = range(26, 31)
 # 1: some node's download is limited (a copy's time then depends on its receiver).
 # The fixed delay (ns) each announcement and request pays on top of its link delay.
 S_FAIR_SHARE, S_DOWNLOADS, S_CONTROL = 31, 32, 33
-N_SCALARS = 34
+# Entries in the mempool log (int64[2, capacity]: a standby's validations in order).
+S_LOGGED = 34
+N_SCALARS = 35
+LOG_NODE, LOG_ITEM = 0, 1
 UPLINK_SERIAL, UPLINK_FAIR_SHARE, UPLINK_HELD = 0, 1, 2
 # Rows of the sends array (int64[5, n]): a traffic batch's messages, in send order.
 SEND_T, SEND_NODE, SEND_ITEM, SEND_SIZE, SEND_KIND, SEND_RELAY = range(6)
@@ -499,12 +506,14 @@ def run_until(until: int, max_degree: int,
               fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
               processing: np.ndarray, ns_per_byte: np.ndarray,
               deg_nodes: np.ndarray, deg_params: np.ndarray,
-              deliveries: np.ndarray, sends: np.ndarray, order: np.ndarray) -> int:
+              deliveries: np.ndarray, mempool_log: np.ndarray, sends: np.ndarray, order: np.ndarray) -> int:
     """Run kernel events with time < ``until``; stop early to report a watched validation.
 
     Sends ``S_SEND_I`` .. ``S_SEND_END - 1`` of ``sends`` (Python allows a range when
     nothing else needs it first) start gossip at their times, before any receipt at the
     same time, as ``ShadowNetwork`` orders them; a send from a node that is down is lost.
+    A message validated at a ``WATCH_LOG`` node that does not hand it back is appended to
+    ``mempool_log`` (S_LOGGED entries).
     Returns DONE, NOTIFY (the event is described in S_NT..S_NHOPS), or a NEED_*/FULL code
     asking Python to refill a buffer or grow the heap before calling again.
     """
@@ -538,6 +547,8 @@ def run_until(until: int, max_degree: int,
     uniform_room = uniform.shape[0] - 6 * (max_degree + 1) * (1 + n_deg)
     n_processing = processing.shape[0]
     n_deliveries = deliveries.shape[1]
+    logged = scalars[S_LOGGED]
+    n_log = mempool_log.shape[1]
     send_i = scalars[S_SEND_I]
     send_end = scalars[S_SEND_END]
     code = DONE
@@ -588,6 +599,9 @@ def run_until(until: int, max_degree: int,
             break
         if deliv >= n_deliveries:
             code = DELIVERIES_FULL
+            break
+        if logged >= n_log:
+            code = LOG_FULL
             break
         key = _key_seq(keys, 0)
         idx = key & idx_mask
@@ -676,7 +690,12 @@ def run_until(until: int, max_degree: int,
                     deliveries[2, deliv] = t
                     deliveries[3, deliv] = hops
                     deliv += 1
-                notify = (watch[node] & WATCH_ALL) != 0 or (kind == ITEM_WATCHED and watch[node] != 0)
+                watching = watch[node]
+                notify = (watching & WATCH_ALL) != 0 or (kind == ITEM_WATCHED and (watching & WATCH_WATCHED) != 0)
+                if not notify and (watching & WATCH_LOG) != 0:
+                    mempool_log[LOG_NODE, logged] = node
+                    mempool_log[LOG_ITEM, logged] = item
+                    logged += 1
             else:
                 notify = True
             if slots[SL_FORWARD, slot] != 0:
@@ -715,6 +734,7 @@ def run_until(until: int, max_degree: int,
     scalars[S_BLOCK_RECEIPTS] = block_receipts
     scalars[S_NOW] = now
     scalars[S_SEND_I] = send_i
+    scalars[S_LOGGED] = logged
     # The next receipt's time, for Python.
     scalars[S_NEXT] = _key_t(keys, 0) if n > 0 else -1
     return code

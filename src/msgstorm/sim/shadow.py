@@ -20,8 +20,9 @@ Every gossip receipt runs in the compiled kernel (``GossipState``, ``sim/kernel.
 The loop merges three time-ordered streams: traffic sends (pre-sorted arrays, never on a
 heap), Python events (``EventQueue``) and kernel receipts; at equal times sends go first,
 then Python events, then receipts. The kernel runs until the next send or Python event,
-or until a watched node validates an item (the leader or a standby for messages, any node
-for blocks), which Python then handles at exactly that time.
+or until a watched node validates an item (the leader for messages, any node for blocks),
+which Python then handles at exactly that time; a standby's validations are logged by the
+kernel for its mempool (``Chain`` reads the log before it reads a mempool).
 
 Reactors and queue policies with hooks (``sim/policies.py``: batch auction, commit-reveal,
 fair ordering) see the simulator through ``SimHost`` (``sim/host.py``): a clock, ``wake``,
@@ -113,10 +114,13 @@ class ShadowNetwork:
         progress: Progress | None = None,
         compiled_solo: bool = True,
         helper_cpus: int | None = None,
+        kernel_mempools: bool = True,
     ) -> None:
         """``compiled_solo=False`` keeps a one-node network in the Python loop (the tests
-        compare the two loops). ``helper_cpus`` is how many CPUs a helper compiling the
-        loop may count on (``sim/warm.py``; default: as the OS says, 0: no helper)."""
+        compare the two loops); ``kernel_mempools=False`` hands every validation at a
+        standby back to Python instead of logging it in the gossip kernel (the tests compare
+        the two as well). ``helper_cpus`` is how many CPUs a helper compiling the loop may
+        count on (``sim/warm.py``; default: as the OS says, 0: no helper)."""
         self.scenario = scenario
         self.writer = writer
         topo_seed, link_seed, proc_seed, svc_seed, gossip_link_seed, gossip_proc_seed = seed.spawn(6)
@@ -174,7 +178,10 @@ class ShadowNetwork:
                               watched={node for r in self.reactors for node in r.watched}
                               | (set(range(len(names))) if ordering.received is not None else set()))
         self.cluster = cluster
-        self.gossip.set_watched([cluster.leader, *cluster.standby], self.ctx.watched)
+        # The standbys' validations of messages fill their mempools only: the kernel logs
+        # them and runs on (Chain reads the log before it reads a mempool).
+        self.gossip.log_mempools = kernel_mempools
+        self.gossip.set_watched([cluster.leader], self.ctx.watched, logged=cluster.standby)
         # Message kinds the reactors watch travel as ITEM_WATCHED: the kernel hands back their
         # validations at the reactors' nodes, and only theirs.
         watched_kinds = {kind for r in self.reactors for kind in r.watched_kinds}

@@ -1,0 +1,173 @@
+"""The standbys' mempools logged in the gossip kernel against handing every validation back.
+
+A standby's validation of a message only fills its mempool, which the chain reads when
+the standby takes over; the kernel logs it and runs on (``GossipState.set_watched``,
+``kernel.WATCH_LOG``) instead of returning to Python for each. ``kernel_mempools=False``
+keeps the hand-back, the reference: from the same seed both must write the same history,
+row for row, for every example with a market, front-runners or controllers (shortened), for
+a leader crash whose standby sequences what its mempool saw, and for hypothesis-drawn small
+market scenarios with a standby and a crash.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tomli_w
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from msgstorm.history import History, HistoryWriter, read_history
+from msgstorm.history.events import EventKind
+from msgstorm.runner import write_run_row
+from msgstorm.scenario import Scenario, parse_scenario
+from msgstorm.sim.gossip import GossipState
+from msgstorm.sim.shadow import ShadowNetwork
+from msgstorm.traffic import generate_traffic
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+CASES = int(os.environ.get("MSGSTORM_MEMPOOL_CASES", "12"))
+
+# The leader crashes while the flash crash's burst is on; its standby takes over a second
+# later and sequences what its mempool saw.
+LEADER_CRASH = """
+[[faults]]
+kind = "crash"
+node = "us-east-0"
+at = "6500ms"
+restart_after = "2s"
+"""
+
+
+def _scenario(name: str, overrides: list[str], extra: str = "") -> Scenario:
+    text = (EXAMPLES / f"{name}.toml").read_text() + extra
+    return parse_scenario(text, source=f"{name}.toml", base_dir=EXAMPLES, overrides=overrides)
+
+
+Tables = dict[str, dict[str, list[Any]]]
+
+
+def _simulate(scenario: Scenario, out: Path, kernel_mempools: bool) -> tuple[Tables, int]:
+    """The run's messages, events and deliveries (read while the directory exists), and its end."""
+    writer = HistoryWriter(out / "history", scenario.history.row_group_size)
+    traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
+    sim = ShadowNetwork(scenario, writer, sim_seed, helper_cpus=0, kernel_mempools=kernel_mempools)
+    sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window))
+    t_end = sim.finish()
+    write_run_row(writer, scenario, sim, t_end)
+    writer.close()
+    history: History = read_history(out)
+    return {table: getattr(history, table).to_pydict() for table in ("messages", "events", "deliveries")}, t_end
+
+
+def _same_both_ways(scenario: Scenario) -> Tables:
+    """Run both ways; assert equal histories; return the reference's tables."""
+    with tempfile.TemporaryDirectory() as tmp:
+        reference, t_reference = _simulate(scenario, Path(tmp) / "handed_back", kernel_mempools=False)
+        logged, t_logged = _simulate(scenario, Path(tmp) / "logged", kernel_mempools=True)
+    assert t_logged == t_reference
+    for table in reference:
+        assert logged[table] == reference[table], table
+    return reference
+
+
+def _leader_crash() -> Scenario:
+    return _scenario("flash-crash", ['run.duration="8s"', 'run.drain="3s"'], LEADER_CRASH)
+
+
+def test_a_failover_sequences_the_same_mempool() -> None:
+    history = _same_both_ways(_leader_crash())
+    events = history["events"]
+    changes = [i for i, kind in enumerate(events["kind"]) if kind == EventKind.LEADER_CHANGE]
+    assert changes, "the crash must hand the sequencer to the standby"
+    # The standby sequenced messages after it took over: what its mempool held matters.
+    taken_over_at = events["t"][changes[0]]
+    sequenced = [t for t in history["messages"]["t_sequenced"] if t is not None and t >= taken_over_at]
+    assert sequenced
+
+
+def test_losing_the_log_changes_the_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deliberate mutation: a kernel log that never reaches the mempools must show."""
+    scenario = _leader_crash()
+    with tempfile.TemporaryDirectory() as tmp:
+        reference, _ = _simulate(scenario, Path(tmp) / "handed_back", kernel_mempools=False)
+        monkeypatch.setattr(GossipState, "drain_mempool_log", lambda self: [])
+        lost, _ = _simulate(scenario, Path(tmp) / "lost", kernel_mempools=True)
+    assert lost["messages"] != reference["messages"]
+
+
+# Every example with a market, front-runners or controllers, shortened to keep this quick.
+REACTING_EXAMPLES = {
+    "black-thursday": ['run.duration="6s"', 'run.drain="2s"'],
+    "black-thursday-fee-aware": ['run.duration="6s"', 'run.drain="2s"'],
+    "black-thursday-lane": ['run.duration="6s"', 'run.drain="2s"'],
+    "front-running": ['run.duration="5s"', 'run.drain="2s"'],
+    "leverage-latency": ['run.duration="5s"', 'run.drain="3s"'],
+    "oracle-attack": ['run.duration="10s"', 'run.drain="3s"'],
+    "self-healing": ['run.duration="9s"', 'run.drain="3s"'],
+    "solana-spam": ['run.duration="5s"', 'run.drain="2s"'],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", sorted(REACTING_EXAMPLES))
+def test_examples_write_the_same_history(example: str) -> None:
+    _same_both_ways(_scenario(example, REACTING_EXAMPLES[example]))
+
+
+@st.composite
+def market_scenarios(draw: st.DrawFn) -> dict[str, Any]:
+    """A few nodes with a standby, traffic, a market with keepers and an oracle, and a
+    crash of the leader or the standby."""
+    regions = draw(st.sampled_from([["us-east", "eu-west"], ["us-east", "us-west", "ap-northeast"]]))
+    per_region = draw(st.integers(min_value=1, max_value=3))
+    crashed = draw(st.sampled_from(["us-east-0", f"{regions[1]}-0"]))
+    return {
+        "run": {"name": "mempools", "seed": draw(st.integers(min_value=0, max_value=2**31)),
+                "duration": "3s", "drain": "2s"},
+        "network": {"regions": regions, "nodes_per_region": per_region, "processing": "50us"},
+        "sequencer": {"node": "us-east-0", "standby": [f"{regions[1]}-0"], "failover_timeout": "300ms",
+                      "service": {"dist": "exponential", "mean": f"{draw(st.integers(100, 400))}us"},
+                      "policy": draw(st.sampled_from(["fifo", "fee_priority"]))},
+        "blocks": {"interval": draw(st.sampled_from(["100ms", "250ms"])), "max_messages": 2000},
+        "agents": [{"name": "traders", "role": "trader", "count": 20,
+                    "arrival": {"process": "poisson", "rate": f"{draw(st.integers(20, 150))}/s"},
+                    "fee": {"dist": "lognormal", "median": 2.0, "sigma": 0.4}}],
+        "faults": [{"kind": "crash", "node": crashed, "at": draw(st.sampled_from(["1s", "1500ms", "2s"])),
+                    "restart_after": "500ms"}],
+        "market": {
+            "resolution": "100ms", "maintenance_margin": "10%", "liquidation_penalty": "5%",
+            "instruments": [{"name": "ETH", "price": 2000.0, "volatility": "100%/y",
+                             "shocks": [{"at": "1s", "fall": f"{draw(st.integers(5, 30))}%", "over": "1s"}]}],
+            "oracle": {"node": f"{regions[-1]}-0", "deviation": "0.5%", "fee": 100.0},
+            "accounts": [{"count": draw(st.integers(20, 300)), "leverage_median": 4.0, "leverage_cap": 9.5,
+                          "collateral": {"dist": "lognormal", "median": 10000.0, "sigma": 1.0},
+                          "long_share": "80%"}],
+            "keepers": [{"count": draw(st.integers(1, 4)),
+                         "reaction": {"dist": "lognormal", "median": "100ms", "sigma": 0.5},
+                         "fee": 5.0, "race": draw(st.booleans())}],
+        },
+    }
+
+
+@pytest.mark.slow
+def test_drawn_market_scenarios_write_the_same_history() -> None:
+    failovers = 0
+
+    @settings(max_examples=CASES, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(market_scenarios())
+    def check(spec: dict[str, Any]) -> None:
+        nonlocal failovers
+        history = _same_both_ways(parse_scenario(tomli_w.dumps(spec), source="mempools.toml"))
+        failovers += EventKind.LEADER_CHANGE in history["events"]["kind"]
+
+    check()
+    # The drawn cases must include failovers, where the mempools are read.
+    if CASES >= 6:
+        assert failovers >= 2, failovers
