@@ -6,10 +6,18 @@ The file is CSV or Parquet (chosen by suffix; read with pyarrow). One column hol
 times, as numbers in ``time_unit`` or as timestamps. They become integer ns offsets from
 the first row's time, divided by ``speed`` (2.0 plays the trace twice as fast). Rows
 earlier than the first row would fall before the agent starts, so they are dropped.
+
+``read_column`` also reads the market's price and accounts files. A column once read is kept
+(a few, by file, column, modification time and size): validation reads a file and the run
+reads it again, and a sweep's worker runs the same scenario seed after seed, so each file is
+parsed once per process, not once per run and stage. Arrow arrays are immutable, so the
+runs share one copy.
 """
 
 from __future__ import annotations
 
+import os
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +75,18 @@ def read_replay_offsets_ns(path: str, column: str, time_unit: str, speed: float)
 
 def read_column(path: str, column: str) -> pa.ChunkedArray:
     """One column of a CSV or Parquet file; ValueError naming the file and the column."""
+    try:
+        stat = os.stat(path)
+    except OSError as error:
+        raise ValueError(f"replay file {path}: cannot read column {column!r}: {error}") from None
+    return _read_column_of(path, column, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+# A handful: the columns of a sweep's files (a trace, a price file, an accounts file's four).
+@lru_cache(maxsize=8)
+def _read_column_of(path: str, column: str, inode: int, mtime_ns: int, size: int) -> pa.ChunkedArray:
+    """``read_column`` of the file as it is (inode, modification time and size: the cache key; a
+    file written again is read again)."""
     where = f"replay file {path}"
     try:
         if Path(path).suffix.lower() in _PARQUET_SUFFIXES:
