@@ -8,22 +8,22 @@ the first row's time, divided by ``speed`` (2.0 plays the trace twice as fast). 
 earlier than the first row would fall before the agent starts, so they are dropped.
 
 ``read_column`` also reads the market's price and accounts files. A column once read is kept
-(a few, by file, column, modification time and size): validation reads a file and the run
+(``kept_per_file``: a few, by file identity and column): validation reads a file and the run
 reads it again, and a sweep's worker runs the same scenario seed after seed, so each file is
 parsed once per process, not once per run and stage. Arrow arrays are immutable, so the
-runs share one copy.
+runs share one copy; the market's parsed accounts file is kept the same way.
 """
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+
+from msgstorm.scenario.file_cache import kept_per_file
 
 __all__ = ["read_column", "read_replay_offsets_ns"]
 
@@ -73,20 +73,9 @@ def read_replay_offsets_ns(path: str, column: str, time_unit: str, speed: float)
     return offsets
 
 
+@kept_per_file
 def read_column(path: str, column: str) -> pa.ChunkedArray:
     """One column of a CSV or Parquet file; ValueError naming the file and the column."""
-    try:
-        stat = os.stat(path)
-    except OSError as error:
-        raise ValueError(f"replay file {path}: cannot read column {column!r}: {error}") from None
-    return _read_column_of(path, column, stat.st_ino, stat.st_mtime_ns, stat.st_size)
-
-
-# A handful: the columns of a sweep's files (a trace, a price file, an accounts file's four).
-@lru_cache(maxsize=8)
-def _read_column_of(path: str, column: str, inode: int, mtime_ns: int, size: int) -> pa.ChunkedArray:
-    """``read_column`` of the file as it is (inode, modification time and size: the cache key; a
-    file written again is read again)."""
     where = f"replay file {path}"
     try:
         if Path(path).suffix.lower() in _PARQUET_SUFFIXES:
