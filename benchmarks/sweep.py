@@ -6,12 +6,16 @@
 
 The peer is the same runs made one after another in this process (``msgstorm.run``, numba's
 cache warm): the target is the sweep at at least 0.8 x cores x that rate. It also prints the
-per-run overhead of the sweep (its wall time x workers / runs, minus a run's own time).
+per-run overhead of the sweep (its wall time x workers / runs, minus a run's own time), and
+the same in CPU time (user + system of this process and of the sweep's workers, reaped when
+the sweep ends): on a machine shared with other work the wall times drift, the CPU times
+much less.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import tempfile
 import time
@@ -26,6 +30,12 @@ from msgstorm.sweep import default_workers, parse_grid, sweep  # noqa: E402
 QUICKSTART = str(ROOT / "examples" / "quickstart.toml")
 
 
+def cpu_s() -> float:
+    """User + system CPU seconds of this process and of its children that have ended."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=64)
@@ -37,16 +47,16 @@ def main() -> int:
     grid = [parse_grid("sequencer.workers=1,2")]
     with tempfile.TemporaryDirectory() as directory:
         msgstorm.run(msgstorm.load_scenario(QUICKSTART), Path(directory) / "warm")  # numba's cache, warm
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), cpu_s()
         for workers_value in (1, 2):
             for seed in range(seeds):
                 scenario = msgstorm.load_scenario(QUICKSTART, [f"sequencer.workers={workers_value}",
                                                                f"run.seed={1 + seed}"])
                 msgstorm.run(scenario, Path(directory) / f"one-{workers_value}-{seed}")
-        serial_s = time.perf_counter() - started
-        started = time.perf_counter()
+        serial_s, serial_cpu_s = time.perf_counter() - started, cpu_s() - cpu_started
+        started, cpu_started = time.perf_counter(), cpu_s()
         result = sweep(QUICKSTART, grid, seeds=seeds, workers=workers, out_dir=Path(directory) / "sweep")
-        sweep_s = time.perf_counter() - started
+        sweep_s, sweep_cpu_s = time.perf_counter() - started, cpu_s() - cpu_started
         ray_s = None
         if args.ray is not None:
             started = time.perf_counter()
@@ -62,6 +72,8 @@ def main() -> int:
           f"{'met' if sweep_rate >= target else 'NOT MET'}")
     print(f"  overhead per run: {max(0.0, sweep_s * workers / runs - serial_s / runs):.3f} s "
           "(process start, numba cache load, writing the table)")
+    print(f"  CPU time: one after another {serial_cpu_s / runs:.3f} s a run, sweep {sweep_cpu_s / runs:.3f} s a run: "
+          f"overhead per run {sweep_cpu_s / runs - serial_cpu_s / runs:.3f} s")
     if ray_s is not None:
         print(f"  on Ray:            {ray_s:.2f} s ({runs / ray_s:.2f} runs/s): {sweep_s / ray_s:.2f}x local processes' "
               f"rate; overhead per task {max(0.0, ray_s * workers / runs - serial_s / runs):.3f} s")

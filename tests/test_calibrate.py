@@ -109,7 +109,8 @@ def test_mgc_mean_wait_is_pollaczek_khinchine_for_one_worker() -> None:
 # --- ground truth: a simulated sequencer -----------------------------------------------------
 
 
-@pytest.mark.parametrize(("workers", "mean_us"), [(1, 200), (2, 400)])
+# Two workers is the same fit at twice the service time: run with the slow tests (CI).
+@pytest.mark.parametrize(("workers", "mean_us"), [(1, 200), pytest.param(2, 400, marks=pytest.mark.slow)])
 def test_the_fit_recovers_a_known_sequencer_and_the_twin_its_knee(tmp_path: Path, workers: int,
                                                                   mean_us: int) -> None:
     source = _source(tmp_path, workers=workers, mean_us=mean_us)

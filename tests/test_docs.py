@@ -234,8 +234,11 @@ def test_the_tour_shows_an_excerpt_of_each_sim_example() -> None:
     assert set(_tour_excerpts()) == set(SIM_TOUR) | set(LIVE_TOUR)
 
 
-# The examples whose runs take longest run with the slow tests (CI runs them all).
-LONG_TOUR = {"black-thursday", "black-thursday-fee-aware", "black-thursday-lane", "solana-spam"}
+# The examples whose runs take longest run with the slow tests (CI runs them all), and so do
+# those a default test runs already (tests/test_examples.py: flash-crash, ramp); self-healing's
+# controllers keep their fast tests (tests/test_sim_control.py, test_analysis_control.py).
+LONG_TOUR = {"black-thursday", "black-thursday-fee-aware", "black-thursday-lane", "solana-spam", "self-healing",
+             "flash-crash", "ramp"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in LONG_TOUR else name

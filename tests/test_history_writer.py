@@ -37,6 +37,28 @@ def test_parts_arrive_in_order(tmp_path: Path) -> None:
     assert table["msg_id"].to_pylist() == list(range(0, 5_040))
 
 
+def test_a_history_not_durable_lands_the_same_parts_without_syncing_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``durable=False`` (a sweep's runs, removed once analysed): no fsync, the same parts."""
+    import os
+
+    synced: list[int] = []
+    fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or fsync(fd))
+    for durable in (True, False):
+        synced.clear()
+        writer = HistoryWriter(tmp_path / str(durable) / "history", row_group_size=100, durable=durable)
+        for start in range(0, 1_400, 70):
+            writer.append("deliveries", _deliveries(start, 70))
+        writer.close()
+        assert len(synced) == (28 if durable else 0)  # 14 parts, the file and its directory each
+    parts = {durable: sorted(path.name for path in (tmp_path / str(durable) / "history" / "deliveries").iterdir())
+             for durable in (True, False)}
+    assert parts[True] == parts[False] == [f"part-{i:06d}.parquet" for i in range(14)]  # no temporary left
+    assert read_table(tmp_path / "False" / "history", "deliveries").equals(
+        read_table(tmp_path / "True" / "history", "deliveries"))
+
+
 def test_a_part_is_cut_once_a_second_of_wall_time_has_passed(tmp_path: Path) -> None:
     now = [0.0]
     writer = HistoryWriter(tmp_path / "history", row_group_size=1_000_000, clock=lambda: now[0])

@@ -347,6 +347,33 @@ def test_traders_who_top_up_in_time_are_not_liquidated(tmp_path: Path) -> None:
     assert analyse(read_history(result.run_dir)).summary["market"] == market
 
 
+def test_an_accounts_file_is_parsed_once_for_runs_of_the_same_file_and_again_once_rewritten(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep's worker runs the same accounts file seed after seed: parsed once, shared
+    read-only, the same accounts in every run; a file written again is parsed again."""
+    from msgstorm.market import accounts as accounts_module
+    from msgstorm.scenario import replay
+
+    reads: list[str] = []
+    read_csv = replay.pa_csv.read_csv
+    monkeypatch.setattr(replay.pa_csv, "read_csv", lambda path, **options: reads.append(path) or read_csv(
+        path, **options))
+    accounts = tmp_path / "accounts.csv"
+    accounts.write_text(ACCOUNTS)
+    tables = []
+    for seed in (3, 4):
+        scenario = parse_scenario(GAP.format(accounts=accounts, keepers=KEEPER), source="gap.toml",
+                                  overrides=[f"run.seed={seed}"])
+        tables.append(_table(run(scenario, tmp_path / f"run{seed}").run_dir, "accounts"))
+    assert reads == [str(accounts)] * 4  # side, size, entry, collateral: each read once for both runs
+    assert tables[0] == tables[1] and [row["collateral"] for row in tables[0]] == [50.0, 20.0, 12.0, 20.0]
+    side = accounts_module._loaded(str(accounts))[0]
+    assert not side.flags.writeable
+    accounts.write_text(ACCOUNTS.replace("long,1,100,50", "long,1,100,40"))
+    assert accounts_module._loaded(str(accounts))[3].tolist() == [40.0, 20.0, 12.0, 20.0]
+    assert len(reads) == 8
+
+
 def test_an_accounts_file_row_opened_past_its_line_is_refused_naming_it(tmp_path: Path) -> None:
     """Maintenance 10%: collateral 10 on a notional of 100 is leverage 10 = 1 / maintenance,
     an account on its line from the start; the run is refused before it starts, naming the row."""

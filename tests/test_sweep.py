@@ -100,11 +100,21 @@ def test_a_sweeps_runs_write_their_report_only_with_keep_runs_and_the_tables_agr
 
     written: list[Path] = []
     monkeypatch.setattr(msgstorm.runner, "write_run_files", lambda run_dir, *_: written.append(run_dir) or [])
+    # Nor is a history removed once analysed synced to disk: no fsync without --keep-runs.
+    import os
+
+    fsync, synced = os.fsync, {False: 0, True: 0}
     spec = plan_sweep([], zipped=False, seeds=1, base_seed=1).runs[0]
     for keep in (False, True):
+        def counted(fd: int, keep: bool = keep) -> None:
+            synced[keep] += 1
+            fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", counted)
         outcome = run_one(RunTask(QUICKSTART, SHORT, spec, str(tmp_path / f"one-{keep}"), keep))
         assert outcome["status"] == "ok", outcome
     assert written == [tmp_path / "one-True"]
+    assert synced[False] == 0 and synced[True] >= 10  # two a part (file, directory), a part a table at least
 
 
 def test_a_failed_run_is_a_row_with_its_error_retried_once_and_again_on_resume(tmp_path: Path) -> None:

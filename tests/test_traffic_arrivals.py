@@ -196,6 +196,36 @@ def test_replay_from_parquet_integer_ns_and_us(tmp_path: Path) -> None:
     assert slowed.times(0, 10**16).tolist() == [0, 14_000, 6 * S * 1_000]
 
 
+def test_a_replay_file_is_read_once_for_validation_and_run_and_again_once_rewritten(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scenario_from: Any, run_scenario: Any) -> None:
+    from msgstorm.scenario import replay
+
+    reads: list[str] = []
+    read_csv = replay.pa_csv.read_csv
+    monkeypatch.setattr(replay.pa_csv, "read_csv", lambda path, **options: reads.append(path) or read_csv(
+        path, **options))
+    path = tmp_path / "trace.csv"
+    path.write_text("ts\n0\n0.1\n0.25\n")
+    text = f"""
+[run]
+name = "replayed"
+duration = "1s"
+[network]
+regions = ["us-east"]
+nodes_per_region = 1
+[[agents]]
+name = "trace"
+arrival = {{ process = "replay", path = "{path}", column = "ts" }}
+"""
+    scenario = scenario_from(text)
+    for name in ("first", "second"):  # validated, then run twice: one read
+        assert run_scenario(scenario, name).summary["messages"]["sent"] == 3
+    assert reads == [str(path)]
+    path.write_text("ts\n0\n0.1\n0.25\n0.5\n0.75\n")  # the file changed: read again
+    assert run_scenario(scenario_from(text), "third").summary["messages"]["sent"] == 5
+    assert reads == [str(path)] * 2
+
+
 def test_replay_bad_column_names_path_and_column(tmp_path: Path) -> None:
     csv_path = tmp_path / "trace.csv"
     csv_path.write_text("ts\n1\n2\n")

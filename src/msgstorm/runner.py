@@ -146,7 +146,7 @@ def write_run_row(writer: HistoryWriter, scenario: Scenario, sim: Target, t_end:
 
 
 def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progress | None = None, *,
-        overwrite: bool = False, write_report: bool = True) -> RunResult:
+        overwrite: bool = False, write_report: bool = True, durable: bool = True) -> RunResult:
     """Run a scenario on its target and analyse the history it wrote.
 
     ``out_dir`` must be new or empty, as ``msgstorm run --out`` requires: a directory that
@@ -154,11 +154,12 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progres
     unless ``overwrite``, which removes what a run writes there first. Without ``out_dir``
     the run gets a new ``runs/<UTC time>-<name>``. ``write_report`` False writes the history
     and summary.json only, no report.html, windows.csv or latency.hlog (a sweep's runs, whose
-    tables read only the summary)."""
+    tables read only the summary). ``durable`` False writes the history without syncing it to
+    disk (``HistoryWriter``): for a history removed once analysed (a sweep's runs again)."""
     run_dir = default_run_dir(scenario) if out_dir is None else Path(out_dir)
     if out_dir is not None:
         prepare_run_dir(run_dir, overwrite)
-    writer = HistoryWriter(run_dir / "history", scenario.history.row_group_size)
+    writer = HistoryWriter(run_dir / "history", scenario.history.row_group_size, durable=durable)
     traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
     started = time.perf_counter()
     if scenario.target != "sim":

@@ -37,6 +37,7 @@ from msgstorm import draws
 from msgstorm.errors import DataFileError
 from msgstorm.market.rules import equity, impact_bps, notional, pnl
 from msgstorm.sampling import sample_array
+from msgstorm.scenario.file_cache import kept_per_file
 from msgstorm.scenario.market import AccountsSpec, MarketSpec
 
 __all__ = ["Accounts", "Execution", "LineCursor", "LineIndex", "draw_accounts", "equity", "execute", "impact_bps",
@@ -104,8 +105,9 @@ def _drawn(group: AccountsSpec, price: float, rng: np.random.Generator) -> tuple
     return side, size, entry, collateral
 
 
+@kept_per_file  # a sweep's runs of one accounts file parse it once per process
 def _loaded(path: str) -> tuple[np.ndarray, ...]:
-    from msgstorm.scenario.replay import read_column
+    from msgstorm.scenario.replay import read_column  # pyarrow's CSV reader: only with a file
 
     side_raw = read_column(path, "side").to_pylist()
     sides = []
@@ -124,7 +126,10 @@ def _loaded(path: str) -> tuple[np.ndarray, ...]:
         if bad.size:
             raise DataFileError(f"accounts file {path}: row {int(bad[0]) + 2}: {name} must be a number above 0, "
                              f"got {values[bad[0]]}")
-    return (np.asarray(sides, dtype=np.int8), *columns)
+    loaded: tuple[np.ndarray, ...] = (np.asarray(sides, dtype=np.int8), *columns)
+    for column in loaded:
+        column.setflags(write=False)  # shared by every run that loads the file
+    return loaded
 
 
 def _refuse_past_the_line(path: str, size: np.ndarray, entry: np.ndarray, collateral: np.ndarray,

@@ -6,6 +6,12 @@ The file is CSV or Parquet (chosen by suffix; read with pyarrow). One column hol
 times, as numbers in ``time_unit`` or as timestamps. They become integer ns offsets from
 the first row's time, divided by ``speed`` (2.0 plays the trace twice as fast). Rows
 earlier than the first row would fall before the agent starts, so they are dropped.
+
+``read_column`` also reads the market's price and accounts files. A column once read is kept
+(``kept_per_file``: a few, by file identity and column): validation reads a file and the run
+reads it again, and a sweep's worker runs the same scenario seed after seed, so each file is
+parsed once per process, not once per run and stage. Arrow arrays are immutable, so the
+runs share one copy; the market's parsed accounts file is kept the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+
+from msgstorm.scenario.file_cache import kept_per_file
 
 __all__ = ["read_column", "read_replay_offsets_ns"]
 
@@ -65,6 +73,7 @@ def read_replay_offsets_ns(path: str, column: str, time_unit: str, speed: float)
     return offsets
 
 
+@kept_per_file
 def read_column(path: str, column: str) -> pa.ChunkedArray:
     """One column of a CSV or Parquet file; ValueError naming the file and the column."""
     where = f"replay file {path}"

@@ -18,7 +18,8 @@ marked ``interrupted``, is a failed run, not an ``ok`` one): a sweep run again w
 same ``--out`` skips every run that finished ``ok``, and runs again any that failed or was
 cut short. Without
 ``keep_runs`` a run writes no report.html or windows.csv (the sweep's tables read only its
-summary), and once finished keeps its ``summary.json`` only.
+summary), nor syncs its history to disk (read once, then removed), and once finished keeps
+its ``summary.json`` only.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def run_one(task: RunTask) -> RunOutcome:
                            "attempt": task.attempt}
     try:
         scenario = load_scenario(task.scenario_path, [*task.fixed, *spec.overrides])
-        result = run(scenario, directory, overwrite=True, write_report=keep_runs)
+        result = run(scenario, directory, overwrite=True, write_report=keep_runs, durable=keep_runs)
         if result.summary.get("interrupted"):
             # Stopped part way (the terminal's Ctrl-C reaches every worker): its summary covers
             # only what ran, so it is not a finished run, and a resumed sweep runs it again.
