@@ -7,9 +7,11 @@ loop's thread, and about once a second hands what came since to the recorder as 
 ``Intake`` (references, nothing copied); the recorder turns it into ``messages`` and
 ``deliveries`` rows on a thread of its own, and the writer's thread encodes them. A run that
 is killed keeps the rows flushed up to about a second before the kill. Without
-``record_every`` the target hands only its windows every second (``take_windows``: copied
-into the recorder's compact columns, no row made, so the generator keeps its headroom) and
-lets go of those sent in full; the rows are made at the end.
+``record_every`` the target hands only its windows every second (``take_windows``: their
+send times copied into the recorder's run columns, no row made, so the generator keeps its
+headroom) and lets go of those sent in full; the rows are made at the end, from the windows
+made again (the schedule is a pure function of the scenario and the seed, so it is not held
+through the run: 9 bytes a message are, not 42).
 
 A message's row is written once nothing that can still come would change it:
 
@@ -35,8 +37,8 @@ At the end (``finish``) everything left is written: messages received but not ac
 receipt's time, no ``seq_no``), and messages never received (``lost``, or ``pending`` when
 the run was interrupted), and, for a run not interrupted, the messages the schedule
 intended before the run's end that the generator never sent (``unsent``: it stops at the
-run's end rather than send late). The rows are those the end-of-run write made before;
-only their order differs: ``messages`` in the order rows became final (msg_id
+run's end rather than send late), in msg_id order. The rows are those the end-of-run write
+made before; only their order differs: ``messages`` in the order rows became final (msg_id
 order within one flush), ``deliveries`` in receipt order.
 """
 
