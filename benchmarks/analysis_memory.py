@@ -6,9 +6,12 @@ compiled one-node loop) of 1M and 10M messages, or takes run directories, then t
 (``getrusage(RUSAGE_CHILDREN)``). Target: 10M messages analysed in at most 1 GB.
 
 With ``--live`` it runs each live example once (``msgstorm run examples/<name>.toml -q``,
-the servers started by msgstorm: nats-server and redis-server on PATH), printing the whole
-run's peak RSS (target: at most 500 MB), and then reports on the run directories it kept
-(a later call with the same ``--workdir`` reuses them instead of running live again).
+the servers started by msgstorm: nats-server, redis-server and anvil on PATH or in
+``MSGSTORM_ANVIL``), printing msgstorm's own peak RSS (target: at most 500 MB): the
+``msgstorm`` process's (its ``ru_maxrss``), and the largest sum of its own processes' RSS
+(consumer and generator processes, the fault proxy; not the brokers it started), sampled
+from ``/proc`` every 50 ms. Then it reports on the run directories it kept (a later call
+with the same ``--workdir`` reuses them instead of running live again).
 ``--before SRC`` times ``msgstorm report`` with the ``src`` directory of an earlier
 checkout too, side by side on the same run directories, and says whether the two wrote the
 same summary.json (``wall_s`` aside).
@@ -26,6 +29,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 SCENARIO = """
@@ -48,7 +52,10 @@ name = "poisson"
 arrival = {{ process = "poisson", rate = "8000/s" }}
 """
 RATE_PER_S = 8_000
-LIVE = ("live-nats-ramp", "live-redis", "live-zmq", "live-jetstream")
+LIVE = ("live-nats-ramp", "live-redis", "live-zmq", "live-jetstream", "live-anvil")
+# Sampling msgstorm's process tree this often (a child's peak between samples is missed;
+# the ``msgstorm`` process's own is exact, from the kernel).
+TREE_SAMPLE_S = 0.05
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -70,6 +77,51 @@ def _measured(command: list[str], src: Path | None = None) -> tuple[float, float
              "done.returncode)", *command]
     line = subprocess.run(probe, capture_output=True, text=True, check=True, env=env).stdout.split()
     return float(line[0]), float(line[1]), int(line[2])
+
+
+def _tree(root: int) -> list[int]:
+    """``root`` and every process under it (from ``/proc/*/stat``)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            children.setdefault(int(stat[stat.rfind(")") + 2:].split()[1]), []).append(int(entry))
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        stack += children.get(pid, [])
+    return found
+
+
+def _own_rss_mb(pid: int) -> int:
+    """RSS of ``pid`` in MB if it is one of msgstorm's own (Python) processes, else 0."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    if "python" not in fields.get("Name", "") or "VmRSS" not in fields:
+        return 0  # a broker msgstorm started (nats-server, redis-server, anvil), or gone
+    return int(fields["VmRSS"].split()[0]) // 1024
+
+
+def _live_measured(command: list[str]) -> tuple[float, float, float, int]:
+    """(wall s, the msgstorm process's peak RSS MB, its process tree's largest sampled sum
+    of own RSS MB, exit code) of ``command``."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tree_peak = 0
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            process.returncode = os.waitstatus_to_exitcode(status)
+            return time.perf_counter() - started, usage.ru_maxrss / 1024, float(tree_peak), process.returncode
+        tree_peak = max(tree_peak, sum(_own_rss_mb(p) for p in _tree(process.pid)))
+        time.sleep(TREE_SAMPLE_S)
 
 
 def _summary(run_dir: Path) -> dict[str, object]:
@@ -104,15 +156,18 @@ def main() -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     targets: list[tuple[str, Path]] = []
     if args.live:
-        print(f"{'live example':>16} {'run wall s':>14} {'run peak RSS MB':>19}")
+        print(f"{'live example':>16} {'run wall s':>14} {'run peak RSS MB':>19} {'own processes MB':>17} "
+              f"{'sent':>10} {'unsent':>10}")
         for name in LIVE:
             run_dir = workdir / name
             if not (run_dir / "summary.json").is_file():
-                wall, peak, code = _measured(_msgstorm("run", str(EXAMPLES / f"{name}.toml"), "--out", str(run_dir),
-                                                       "-q", "--overwrite"))
+                wall, peak, tree, code = _live_measured(_msgstorm("run", str(EXAMPLES / f"{name}.toml"), "--out",
+                                                                  str(run_dir), "-q", "--overwrite"))
                 if code not in (0, 1):
                     raise SystemExit(f"msgstorm run {name} exited {code}")
-                print(f"{name:>16} {wall:>14.2f} {peak:>19,.0f}")
+                counts = json.loads((run_dir / "summary.json").read_text())["messages"]
+                print(f"{name:>16} {wall:>14.2f} {peak:>19,.0f} {tree:>17,.0f} {counts['sent']:>10,} "
+                      f"{counts['unsent']:>10,}")
             targets.append((name, run_dir))
     for count in args.messages:
         label = f"{count // 1_000_000}m" if count >= 1_000_000 else str(count)

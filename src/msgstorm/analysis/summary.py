@@ -147,6 +147,10 @@ def _throughput_per_s(messages: MessageArrays, duration_s: float | None) -> floa
 def analyse(history: History) -> Analysis:
     """Compute every metric, checker verdict and SLO verdict of a run from its history."""
     run = history.run_info
+    # A live run's delivery audit first, before the columns every metric shares are held: it
+    # holds a few of the run's largest columns of its own for a moment (sends against
+    # receipts), and its result is kept for the ``delivery`` checker and the summary.
+    delivery_summary(history)
     messages = MessageArrays.from_history(history)
     # Metrics over all latencies first, so the array is let go before the heavier steps:
     # peak memory at ten million messages is the steady arrays plus one step's temporaries.

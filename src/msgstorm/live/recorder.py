@@ -7,9 +7,11 @@ loop's thread, and about once a second hands what came since to the recorder as 
 ``Intake`` (references, nothing copied); the recorder turns it into ``messages`` and
 ``deliveries`` rows on a thread of its own, and the writer's thread encodes them. A run that
 is killed keeps the rows flushed up to about a second before the kill. Without
-``record_every`` the target hands only its windows every second (``take_windows``: copied
-into the recorder's compact columns, no row made, so the generator keeps its headroom) and
-lets go of those sent in full; the rows are made at the end.
+``record_every`` the target hands only its windows every second (``take_windows``: their
+send times copied into the recorder's run columns, no row made, so the generator keeps its
+headroom) and lets go of those sent in full; the rows are made at the end, from the windows
+made again (the schedule is a pure function of the scenario and the seed, so it is not held
+through the run: 9 bytes a message are, not 42).
 
 A message's row is written once nothing that can still come would change it:
 
@@ -35,13 +37,14 @@ At the end (``finish``) everything left is written: messages received but not ac
 receipt's time, no ``seq_no``), and messages never received (``lost``, or ``pending`` when
 the run was interrupted), and, for a run not interrupted, the messages the schedule
 intended before the run's end that the generator never sent (``unsent``: it stops at the
-run's end rather than send late). The rows are those the end-of-run write made before;
-only their order differs: ``messages`` in the order rows became final (msg_id
+run's end rather than send late), in msg_id order. The rows are those the end-of-run write
+made before; only their order differs: ``messages`` in the order rows became final (msg_id
 order within one flush), ``deliveries`` in receipt order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +123,47 @@ class Receipts:
         taken._chunks, taken._timed, taken.count = self._chunks, self._timed, self.count
         self._chunks, self._timed = [], False
         return taken
+
+    def in_arrival_order_is_time_order(self) -> bool:
+        """Whether the receipts held came in time order (all stamped by the target as they
+        came, the usual case; not receipts stamped by consumer processes), so that
+        ``slices`` gives them in time order without joining them."""
+        self._close_singles()
+        if self._timed:
+            return False
+        last = np.iinfo(np.int64).min
+        for _, _, t in self._chunks:
+            if isinstance(t, _SCALARS):
+                first, end = int(t), int(t)
+            else:
+                assert isinstance(t, np.ndarray)
+                if t.size == 0:
+                    continue
+                if t.size > 1 and bool((t[1:] < t[:-1]).any()):
+                    return False
+                first, end = int(t[0]), int(t[-1])
+            if first < last:
+                return False
+            last = end
+        return True
+
+    def slices(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(consumer, msg_id, t) of consecutive receipts in arrival order, about ``size``
+        at a time (a read's receipts are not split), int64 each, made from the reads' arrays
+        as they are asked for: the receipts held are not joined into columns of their own
+        (24 bytes a receipt beside the 8 of the reads'). The receipts stay held; each call
+        walks them again."""
+        self._close_singles()
+        group: list[tuple[np.ndarray | int, np.ndarray, _Times]] = []
+        held = 0
+        for chunk in [*self._chunks, None]:
+            if chunk is not None:
+                group.append(chunk)
+                held += chunk[1].size
+            if group and (held >= size or chunk is None):
+                yield (_spread([c for c, _, _ in group], group), _joined([m for _, m, _ in group]),
+                       _spread([t for _, _, t in group], group))
+                group, held = [], 0
 
     def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(consumer, msg_id, t), int64 each, in time order (ties in arrival order)."""
@@ -270,16 +314,30 @@ class _Grown:
         self.values[start:end] = self.fill
 
 
+# The schedule's columns of a message row, as a window (``MessageBatch``) holds them.
+_SCHEDULE = (("t_intended", np.int64, 0), ("agent", np.int32, 0), ("kind", np.int8, 0), ("key", np.int64, 0),
+             ("size", np.int32, 0), ("fee", np.float64, 0.0))
+
+
 class LiveRecorder:
-    """Lifecycle: ``flush(intake)`` (``[live] record_every``) or ``take_windows`` (without
-    it) any number of times, from one thread at a time, then ``finish(intake, interrupted)``
-    once; every row is then in the writer."""
+    """Lifecycle: ``flush(intake)`` (``[live] record_every``, with ``hold_schedule``) or
+    ``take_windows`` (without it) any number of times, from one thread at a time, then
+    ``finish(intake, interrupted)`` once; every row is then in the writer.
+
+    Per message the recorder holds what the run measured: its send time and whether its
+    row is written (9 bytes; 10 with generator processes, whose shares it tells apart).
+    What the schedule said (intended time, agent, kind, key, size, fee: 33 bytes more) is a
+    pure function of the scenario and the seed, so the last intake makes the windows again
+    (``remake``: the same windows, in the same order, as the run was given) and writes
+    their rows one window at a time. Only ``hold_schedule`` (rows written while the run
+    goes, any message's row at any intake) copies the schedule's columns too."""
 
     def __init__(self, writer: HistoryWriter, agents: list[str], consumers: list[str], acks: bool,
-                 shares: int = 1) -> None:
+                 shares: int = 1, *, remake: Callable[[], Iterable[MessageBatch]], hold_schedule: bool = False) -> None:
         self.writer = writer
         self.acks = acks
         self.shares = shares
+        self._remake = remake
         self._agents = pa.array(agents, type=pa.string())
         self._kinds = pa.array(MESSAGE_KINDS, type=pa.string())
         self._consumers = pa.array(consumers, type=pa.string())
@@ -287,9 +345,10 @@ class LiveRecorder:
         self._statuses = pa.array(_STATUSES, type=pa.string())
         self._first_id: int | None = None
         self._count = 0  # messages in the windows so far
+        self._schedule = [name for name, _, _ in _SCHEDULE] if hold_schedule else []
         self._columns = {name: _Grown(dtype, fill) for name, dtype, fill in (
-            ("t_intended", np.int64, 0), ("agent", np.int32, 0), ("kind", np.int8, 0), ("key", np.int64, 0),
-            ("size", np.int32, 0), ("fee", np.float64, 0.0), ("t_sent", np.int64, -1), ("written", np.bool_, False))}
+            *(column for column in _SCHEDULE if hold_schedule), ("t_sent", np.int64, -1), ("written", np.bool_, False),
+            *((("share", np.int8, 0),) if shares > 1 else ()))}
         # (first position, the target's send times) of the newest window, which may still get sends
         self._windows: list[tuple[int, np.ndarray]] = []
         self._ahead: list[tuple[np.ndarray, np.ndarray]] = []  # sends reported for windows not here yet
@@ -322,8 +381,10 @@ class LiveRecorder:
                 column.reserve(end, self._count)
             for name in ("t_sent", "written"):
                 self._columns[name].clear(start, end)
-            for name in ("t_intended", "agent", "kind", "key", "size", "fee"):
+            for name in self._schedule:
                 self._columns[name].values[start:end] = getattr(batch, name)
+            if self.shares > 1:
+                self._columns["share"].values[start:end] = batch.key % self.shares
             self._count = max(self._count, end)
             self._windows.append((start, sent))
         # The target's own sends, as far as they have come: a window before the newest is
@@ -332,13 +393,12 @@ class LiveRecorder:
         # messages staged when the sender stopped behind): its share of the window is
         # copied as it is now each time. The other shares' sends are generator processes'.
         t_sent = self._columns["t_sent"].values
-        keys = self._columns["key"].values
         for start, sent in self._windows:
             end = start + sent.size
             if self.shares == 1:
                 t_sent[start:end] = sent
             else:
-                np.copyto(t_sent[start:end], sent, where=keys[start:end] % self.shares == 0)
+                np.copyto(t_sent[start:end], sent, where=self._columns["share"].values[start:end] == 0)
         del self._windows[:-1]  # copied in full: only the newest's send times are read again
 
     def _take_sent_elsewhere(self, sent_elsewhere: list[tuple[np.ndarray, np.ndarray]]) -> None:
@@ -351,6 +411,25 @@ class LiveRecorder:
             t_sent[at[inside]] = times[inside]
             if not inside.all():
                 self._ahead.append((ids[~inside], times[~inside]))
+
+    def _take_all_ahead(self) -> None:
+        """The last intake: sends generator processes reported for windows never taken here
+        (this process stopped before making them) get positions too, so their receipts
+        and acks are theirs; the schedule of those messages comes with the windows made
+        again (``_write_last_rows``)."""
+        top = self.top_ahead
+        if top < 0:
+            return
+        if self._first_id is None:
+            self._first_id = 0  # traffic's ids count from 0
+        end = top - self._first_id + 1
+        if end > self._count:
+            for column in self._columns.values():
+                column.reserve(end, self._count)
+            for name in ("t_sent", "written"):
+                self._columns[name].clear(self._count, end)
+            self._count = end
+        self._take_sent_elsewhere([])
 
     @property
     def top_ahead(self) -> int:
@@ -396,40 +475,82 @@ class LiveRecorder:
         self.writer.flush()
 
     def _take_last(self, intake: Intake, interrupted: bool, unsent_before: int | None) -> None:
-        """The last intake: every message not written yet gets its row now, so the rows are
-        every such message sent, in msg_id order (then those never sent, ``unsent``). Their
+        """The last intake: every message not written yet gets its row now, in msg_id order
+        (a message never sent among them, ``unsent``, when ``unsent_before`` is given). Their
         first time and seq_no are placed in two message columns as the acks and receipts
-        are taken (16 bytes a message) rather than gathered as rows and sorted (three
-        arrays of the run's size, joined and sorted: the recording's peak)."""
+        are taken (16 bytes a message), the receipts a slice at a time, then the rows are
+        written window by window from the windows made again."""
+        self._take_all_ahead()
         count = self._count
-        last = ~self._columns["written"].values[:count]  # the messages this intake writes
         first_t = np.full(count, -1, dtype=np.int64)
         seq_no = np.full(count, -1, dtype=np.int64)
         if self.acks:
             positions, t, order = self._acked(intake.acks)
             first_t[positions], seq_no[positions] = t, order
             del positions, t, order
-        receipts = self._receipts(intake, True, into=(first_t, seq_no))[0]
-        was_sent = self._columns["t_sent"].values[:count] >= 0
-        unreceived = _PENDING if interrupted else _LOST
-        for at in range(0, count, _ROWS_PER_APPEND):
-            part = slice(at, at + _ROWS_PER_APPEND)
-            positions = at + np.flatnonzero(last[part] & was_sent[part])
-            if positions.size:
-                self._append_messages(positions, first_t[positions], seq_no[positions], unreceived)
-                self.messages_written += positions.size
+        receipts = self._last_receipts(intake.receipts)
+        intake.receipts = Receipts()  # held by ``receipts`` alone: let go once written
+        # Taken a slice of receipts at a time, in time order, which finds the same rows as the
+        # whole at once (a receipt's message is final at its first receipt, and seq_no counts
+        # on across slices) with a slice's temporaries, not the run's.
+        for consumer, msg, t in receipts():
+            positions, times, seq = self._receipts_of(consumer, msg, t, intake, True)[1]
+            first_t[positions], seq_no[positions] = times, seq
+        self._pending = (self._pending[0][:0], self._pending[1][:0], self._pending[2][:0])
+        self._write_last_rows(first_t, seq_no, _PENDING if interrupted else _LOST, unsent_before)
         del first_t, seq_no
-        if unsent_before is not None:
-            unsent = np.flatnonzero(last & ~was_sent & (self._columns["t_intended"].values[:count] < unsent_before))
-            none = np.full(unsent.size, -1, dtype=np.int64)
-            for at in range(0, unsent.size, _ROWS_PER_APPEND):
-                part = slice(at, at + _ROWS_PER_APPEND)
-                self._append_messages(unsent[part], none[part], none[part], _UNSENT)
-            self.messages_written += unsent.size
         # Cut now: a part of deliveries must not reach the disk before the rows of its messages.
         self.writer.flush()
-        self._write_deliveries(*receipts)
+        for consumer, msg, t in receipts():  # every receipt of the last intake, in this order
+            self._write_deliveries(consumer, msg, t)
         self.writer.flush()
+
+    def _last_receipts(self, taken: Receipts) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        """The last intake's receipts (after those held back before) in time order, as a
+        walk over slices of about ``_FINAL_SLICE`` that can be taken twice: the reads'
+        arrays as they are when they came in time order, else joined and sorted once."""
+        if not self._pending[2].size and taken.in_arrival_order_is_time_order():
+            return lambda: taken.slices(_FINAL_SLICE)
+        if self._pending[2].size:
+            consumer, msg, t = (np.concatenate(pair) for pair in zip(self._pending, taken.columns()))
+        else:  # nothing held back: no copy
+            consumer, msg, t = taken.columns()
+        consumer, msg, t = _in_time_order(consumer, msg, t)  # held back before, or stamped late elsewhere
+
+        def whole() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+            for at in range(0, t.size, _FINAL_SLICE):
+                yield consumer[at:at + _FINAL_SLICE], msg[at:at + _FINAL_SLICE], t[at:at + _FINAL_SLICE]
+        return whole
+
+    def _write_last_rows(self, first_t: np.ndarray, seq_no: np.ndarray, unreceived: int,
+                         unsent_before: int | None) -> None:
+        """The rows of the messages not written yet, window by window from the windows made
+        again: those sent, and with ``unsent_before`` those intended before it and never
+        sent (this process stopped behind, or never made their windows)."""
+        count = self._count
+        if count == 0 and unsent_before is None:
+            return
+        first = self._first_id or 0
+        t_sent, written = self._columns["t_sent"].values, self._columns["written"].values
+        for batch in self._remake():
+            if not len(batch):
+                continue
+            if int(batch.msg_id[0]) - first >= count and unsent_before is None:
+                break  # the rest was never sent, and gets no row
+            at = batch.msg_id - first
+            known = (at >= 0) & (at < count)
+            at = np.where(known, at, 0)
+            sent = known & (t_sent[at] >= 0)
+            # Not written before this intake: its acks and receipts mark what they find written.
+            fresh = ~known | ~written[at] | (first_t[at] >= 0)
+            rows = np.flatnonzero(fresh & (sent if unsent_before is None else sent | (batch.t_intended < unsent_before)))
+            for part in range(0, rows.size, _ROWS_PER_APPEND):
+                chosen = rows[part:part + _ROWS_PER_APPEND]
+                held, positions = sent[chosen], at[chosen]
+                self._append_messages(batch.msg_id[chosen], {name: getattr(batch, name)[chosen] for name, _, _ in _SCHEDULE},
+                                      np.where(held, t_sent[positions], -1), np.where(held, first_t[positions], -1),
+                                      np.where(held, seq_no[positions], -1), unreceived)
+            self.messages_written += rows.size
 
     def _acked(self, acks: Acks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Messages whose first ack is in ``acks``: (positions, the ack's time, its order)."""
@@ -443,33 +564,17 @@ class LiveRecorder:
         self._columns["written"].values[positions] = True
         return positions, t[new[first]], order[new[first]]
 
-    def _receipts(self, intake: Intake, final: bool, into: tuple[np.ndarray, np.ndarray] | None = None
+    def _receipts(self, intake: Intake, final: bool
                   ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """The receipts that can be written now, in time order (a prefix of those before the
         horizon), and the messages whose first receipt they hold: (positions, that receipt's
-        time, seq_no; -1 on a target with acks, whose order is the broker's). With ``into``
-        (the last intake's columns of first time and seq_no by position) those are placed
-        there instead, and the second part is empty."""
+        time, seq_no; -1 on a target with acks, whose order is the broker's)."""
         if self._pending[2].size:
             consumer, msg, t = (np.concatenate(pair) for pair in zip(self._pending, intake.receipts.columns()))
         else:  # nothing held back: no copy
             consumer, msg, t = intake.receipts.columns()
         consumer, msg, t = _in_time_order(consumer, msg, t)  # held back before, or stamped late elsewhere
-        if into is None:
-            return self._receipts_of(consumer, msg, t, intake, final)
-        # The last intake can hold most of a run's receipts (consumers that report late hold
-        # the horizon back): taken a slice of receipts at a time, in time order, which
-        # finds the same rows (a receipt's message is final at its first receipt, and
-        # seq_no counts on across slices) with a slice's temporaries, not the run's.
-        # Every receipt of the last intake is written, in this order: the receipts as they are.
-        first_t, seq_no = into
-        for at in range(0, t.size, _FINAL_SLICE):
-            positions, times, seq = self._receipts_of(consumer[at:at + _FINAL_SLICE], msg[at:at + _FINAL_SLICE],
-                                                      t[at:at + _FINAL_SLICE], intake, final)[1]
-            first_t[positions], seq_no[positions] = times, seq
-        self._pending = (consumer[:0], msg[:0], t[:0])
-        empty = np.zeros(0, dtype=np.int64)
-        return (consumer, msg, t), (empty, empty, empty)
+        return self._receipts_of(consumer, msg, t, intake, final)
 
     def _receipts_of(self, consumer: np.ndarray, msg: np.ndarray, t: np.ndarray, intake: Intake,
                      final: bool) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -490,7 +595,7 @@ class LiveRecorder:
             if self.shares > 1:
                 # Its send may be a generator process's not reported yet: wait for the report.
                 through = np.asarray([FAR, *intake.shares_through], dtype=np.int64)
-                share = np.where(inside, self._columns["key"].values[at] % self.shares, -1)
+                share = np.where(inside, self._columns["share"].values[at], -1)
                 reported = np.where(share >= 0, through[share], through.min())
                 held |= (t_sent < 0) & (t[:end] > reported)
                 # A generator process sent it (reported) in a window this process has not made
@@ -540,26 +645,31 @@ class LiveRecorder:
             first_t = first_t[order]
             seq_no = seq_no[order]
             del order
+        assert self._schedule, "rows written while the run goes need the schedule held (hold_schedule)"
+        first = self._first_id or 0
+        t_sent = self._columns["t_sent"].values
         for at in range(0, positions.size, _ROWS_PER_APPEND):
-            part = slice(at, at + _ROWS_PER_APPEND)
-            self._append_messages(positions[part], first_t[part], seq_no[part], unreceived)
+            part = positions[at:at + _ROWS_PER_APPEND]
+            self._append_messages(part + first, {name: self._columns[name].values[part] for name in self._schedule},
+                                  t_sent[part], first_t[at:at + _ROWS_PER_APPEND], seq_no[at:at + _ROWS_PER_APPEND],
+                                  unreceived)
         self.messages_written += positions.size
         # Cut now: a part of deliveries must not reach the disk before the rows of its messages.
         self.writer.flush()
 
-    def _append_messages(self, positions: np.ndarray, first_t: np.ndarray, seq_no: np.ndarray,
-                         unreceived: int) -> None:
-        n = positions.size
-        columns = {name: self._columns[name].values[positions]
-                   for name in ("t_intended", "agent", "kind", "key", "size", "fee", "t_sent")}
-        status = np.where(first_t >= 0, _COMMITTED, unreceived).astype(np.int8)
+    def _append_messages(self, msg_id: np.ndarray, schedule: dict[str, np.ndarray], t_sent: np.ndarray,
+                         first_t: np.ndarray, seq_no: np.ndarray, unreceived: int) -> None:
+        """Rows: ``schedule`` the window's columns of these messages, ``t_sent`` -1 where
+        never sent (``unsent``), ``first_t`` -1 where neither acked nor received."""
+        n = msg_id.size
+        status = np.where(first_t >= 0, _COMMITTED, np.where(t_sent >= 0, unreceived, _UNSENT)).astype(np.int8)
         self.writer.append("messages", {
-            "msg_id": positions + (self._first_id or 0),
-            "kind": pa.DictionaryArray.from_arrays(columns["kind"], self._kinds),
-            "agent": pa.DictionaryArray.from_arrays(columns["agent"], self._agents),
+            "msg_id": msg_id,
+            "kind": pa.DictionaryArray.from_arrays(schedule["kind"], self._kinds),
+            "agent": pa.DictionaryArray.from_arrays(schedule["agent"], self._agents),
             "node": pa.DictionaryArray.from_arrays(np.zeros(n, dtype=np.int8), self._publisher),
-            "key": columns["key"], "size": columns["size"], "fee": columns["fee"],
-            "t_intended": columns["t_intended"], "t_sent": nullable(columns["t_sent"]),  # null: unsent
+            "key": schedule["key"], "size": schedule["size"], "fee": schedule["fee"],
+            "t_intended": schedule["t_intended"], "t_sent": nullable(t_sent),  # null: unsent
             "t_received": pa.nulls(n, pa.int64()) if self.acks else nullable(first_t),
             "t_dequeued": pa.nulls(n, pa.int64()),
             "t_sequenced": nullable(np.where(seq_no >= 0, first_t, -1)), "seq_no": nullable(seq_no),

@@ -174,7 +174,6 @@ class LiveTarget:
         self.generators: list[Any] = []
         self.sent_elsewhere: list[tuple[np.ndarray, np.ndarray]] = []  # since the last intake
         self.sent_elsewhere_count = 0
-        self.top_elsewhere = -1  # the highest id a generator process sent
         self.dropped_elsewhere = 0  # publishes generator processes dropped
         self.seed: np.random.SeedSequence | None = None
         self._handlers: dict[int, Any] = {}
@@ -186,7 +185,8 @@ class LiveTarget:
         # The history's messages and deliveries rows, written on a thread of its own while the
         # run goes (``live/recorder.py``): what the run brought is handed over as intakes.
         self.recorder = LiveRecorder(writer, [agent.name for agent in scenario.agents], self.consumer_names,
-                                     bool(self.driver.acks), self.generator_count)
+                                     bool(self.driver.acks), self.generator_count, remake=self._traffic_again,
+                                     hold_schedule=scenario.live.record_every is not None)
         # The scenario's [[faults]], applied in wall time (``live/nemesis.py``); None without faults.
         self.nemesis = Nemesis(scenario, self.driver, run_dir, self._on_fault_event) if scenario.faults else None
         self._flushing: concurrent.futures.Future[None] | None = None
@@ -275,8 +275,9 @@ class LiveTarget:
 
     # --- running ------------------------------------------------------------------------
 
-    def run(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None = None) -> None:
-        """Send ``traffic`` (made from ``seed``: generator processes make it again from that)."""
+    def run(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence) -> None:
+        """Send ``traffic``, made from ``seed`` (``generate_traffic`` with the run's window):
+        generator processes, and the recorder's last intake, make it again from that."""
         self.seed = seed
         self.log.add((self._now(), EventKind.RUN_START, None, None, {
             "target": self.scenario.target, "consumers": len(self.consumer_names),
@@ -583,7 +584,6 @@ class LiveTarget:
         if msg_ids.size:
             self.sent_elsewhere.append((msg_ids, np.repeat(times - self._t0, counts)))
             self.sent_elsewhere_count += msg_ids.size
-            self.top_elsewhere = max(self.top_elsewhere, int(msg_ids.max()))
 
     def _on_generator_event(self, kind: str, detail: dict[str, Any]) -> None:
         self.dropped_elsewhere += int(detail.get("dropped", 0) or 0)  # sent while its connection was down
@@ -765,24 +765,19 @@ class LiveTarget:
         self.log.finish()
         return t_end
 
+    def _traffic_again(self) -> Iterator[MessageBatch]:
+        """The run's traffic made again, window by window (a pure function of the scenario
+        and the seed): the recorder's last intake writes the rows from it."""
+        if self.seed is None:
+            raise TargetError("the traffic's seed is needed to write the rows")
+        return generate_traffic(self.scenario, self.seed, window_ns=self.scenario.run.window)
+
     def _write_rest(self) -> None:
-        """The last intake (nothing more will come), then the stream read back."""
-        held = int(self.batches[-1].msg_id[-1]) if self.batches and len(self.batches[-1]) else -1
+        """The last intake (nothing more will come), then the stream read back. A generator
+        stopped behind at the run's end never made the windows after the one it was
+        sending, and generator processes ahead of it sent messages of windows it had not
+        made: the recorder makes them again for those rows."""
         duration = self.scenario.run.duration
-        # A generator stopped behind at the run's end never made the windows after the one it
-        # was sending: their messages before the end are its shortfall and get ``unsent`` rows.
-        behind = self.stopped_behind and not self.interrupted and self.start_error is None
-        if (self.top_elsewhere > held or behind) and self.seed is not None:
-            # Generator processes keep their own schedule: one ahead of this process when the run
-            # was stopped sent messages of windows this one had not made yet. Traffic is a pure
-            # function of the scenario and seed: make those windows again so the messages get rows.
-            for extra in generate_traffic(self.scenario, self.seed, window_ns=self.scenario.run.window):
-                if not len(extra) or int(extra.msg_id[-1]) <= held:
-                    continue
-                self.batches.append(extra)
-                self.sent.append(np.full(len(extra), -1, dtype=np.int64))
-                if int(extra.msg_id[-1]) >= self.top_elsewhere and (not behind or int(extra.t_intended[-1]) >= duration):
-                    break
         intake = self._intake()
         intake.horizon, intake.shares_through = FAR, [FAR] * len(self.generators)
         # The windows are the recorder's now: let them go as soon as it has copied them.
