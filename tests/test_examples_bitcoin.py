@@ -56,15 +56,15 @@ def test_a_small_preset_gives_every_node_each_block_once(tmp_path) -> None:
 # commit 5fc7f9f, its 2015 settings selected (LATENCY_2015, UPLOAD_/DOWNLOAD_BANDWIDTH_2015,
 # REGION_DISTRIBUTION_BITCOIN_2015, DEGREE_DISTRIBUTION_BITCOIN_2015), NUM_OF_NODES = 6000,
 # BLOCK_SIZE = 535000, compact blocks off (CBR_USAGE_RATE = 0), END_BLOCK_HEIGHT = 2000: the
-# arrival time at every node of the 572 blocks of heights 1-563 its printPropagation printed
+# arrival time at every node of the 796 blocks of heights 1-780 its printPropagation printed
 # (numpy's median and percentile), each node's region from output.json's add-node events;
 # and its stale blocks there (those beyond the first at a height). docs/networks.md shows
 # the same numbers and how they were obtained.
-SIMBLOCK = {"median block arrival": 9.40, "90th percentile": 14.99,
-            "time to reach every node (mean over blocks)": 26.96}
-SIMBLOCK_REGION_P50 = {"north-america": 9.83, "europe": 8.17, "south-america": 12.11, "asia-pacific": 12.26,
-                       "japan": 12.18, "australia": 12.60}
-SIMBLOCK_STALE = "572 / 9 (1.57%, 0.83–2.96%), 563 heights"
+SIMBLOCK = {"median block arrival": 9.30, "90th percentile": 14.95,
+            "time to reach every node (mean over blocks)": 26.78}
+SIMBLOCK_REGION_P50 = {"north-america": 9.81, "europe": 7.85, "south-america": 12.04, "asia-pacific": 12.21,
+                       "japan": 12.14, "australia": 12.55}
+SIMBLOCK_STALE = "796 / 16 (2.01%, 1.24–3.24%), 780 heights"
 
 
 @pytest.fixture(scope="module")
