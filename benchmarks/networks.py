@@ -1,17 +1,18 @@
 """The Bitcoin preset as a user times it: ``msgstorm run examples/bitcoin.toml`` as a whole
 process (imports, traffic, gossip engine, history, analysis, summary.json, report files),
-its wall time and peak RSS, and the block arrival statistics of the run it wrote.
+its wall time, CPU time (user + sys) and peak RSS, and the block arrival statistics and
+stale blocks of the run it wrote.
 
 Run by hand, not in CI:
 
-    python benchmarks/networks.py              # 6,000 nodes, 30 minutes: about 30 blocks
-    python benchmarks/networks.py --quick      # 6,000 nodes, the preset's 10 minutes (~6 blocks)
+    python benchmarks/networks.py              # 6,000 nodes, the preset's 5 hours (38 blocks)
+    python benchmarks/networks.py --quick      # 6,000 nodes, 1 hour (about 6 blocks)
     python benchmarks/networks.py --nodes 10000 --keep DIR
 
-Blocks: the preset's miners (one agent instance per node) send a 535 kB block once a
-minute on average, so 30 minutes of virtual time give about 30 blocks. The wall time is
-the process's, started fresh; the peak RSS is the largest the kernel reports for the child
-(``wait4``). A warm numba cache is assumed (run once before timing after a code change).
+Blocks: every node mines (``[blocks.producers]``, proof of work), one block every 10 minutes
+over the network. The wall time is the process's, started fresh; CPU time and peak RSS are
+what the kernel reports for the child (``wait4``): on a shared machine CPU time is the
+steadier of the two. A warm numba cache is assumed (run once before timing after a code change).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PRESET = ROOT / "examples" / "bitcoin.toml"
 
 
-def timed(command: list[str], cwd: Path) -> tuple[float, float]:
-    """Run ``command``; its wall time (s) and peak RSS (MB)."""
+def timed(command: list[str], cwd: Path) -> tuple[float, float, float]:
+    """Run ``command``; its wall time (s), CPU time (user + sys, s) and peak RSS (MB)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     if env.get("PYTHONPATH"):  # the child runs elsewhere: keep a relative PYTHONPATH=src meaning this tree
         env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) for p in env["PYTHONPATH"].split(os.pathsep))
@@ -42,30 +43,31 @@ def timed(command: list[str], cwd: Path) -> tuple[float, float]:
     wall = time.perf_counter() - start
     if status != 0:
         raise SystemExit(f"{' '.join(command)} failed with status {status}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def arrivals(run_dir: Path) -> list[np.ndarray]:
-    """Each block's arrival times (s after its send) at the nodes that validated it."""
+def arrivals(run_dir: Path) -> tuple[list[np.ndarray], int]:
+    """Each block's arrival times (s after its making) at the nodes that validated it, and
+    how many blocks ended off the canonical chain."""
     from msgstorm.history import read_history
 
     history = read_history(run_dir)
-    messages = history.messages.to_pydict()
-    sent = dict(zip(messages["msg_id"], messages["t_sent"], strict=True))
-    deliveries = history.deliveries.to_pydict()
+    blocks = history.table("blocks").to_pydict()
+    made = dict(zip(blocks["block"], blocks["t_produced"], strict=True))
+    rows = history.table("block_arrivals").to_pydict()
     by_block: dict[int, list[int]] = {}
-    for msg, t in zip(deliveries["msg_id"], deliveries["t_delivered"], strict=True):
-        by_block.setdefault(msg, []).append(t - sent[msg])
-    return [np.asarray(times) / 1e9 for times in by_block.values()]
+    for block, t in zip(rows["block"], rows["t"], strict=True):
+        by_block.setdefault(block, []).append(t - made[block])
+    return [np.asarray(times) / 1e9 for times in by_block.values()], blocks["canonical"].count(False)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="the preset's own 10 minutes (about 6 blocks)")
+    parser.add_argument("--quick", action="store_true", help="1 hour of virtual time (about 6 blocks)")
     parser.add_argument("--nodes", type=int, default=6000, help="network.total_nodes (and one miner per node)")
     parser.add_argument("--keep", type=Path, help="keep the run in this directory")
     args = parser.parse_args()
-    duration = "10min" if args.quick else "30min"
+    duration = "1h" if args.quick else "5h"
     work = Path(tempfile.mkdtemp(prefix="msgstorm-networks-"))
     try:
         overrides = [f'run.duration="{duration}"', f"network.total_nodes={args.nodes}", f"agents.0.count={args.nodes}"]
@@ -73,11 +75,11 @@ def main() -> int:
                    "--out", "run", "--overwrite"]
         for override in overrides:
             command += ["--set", override]
-        wall, rss = timed(command, work)
-        blocks = arrivals(work / "run")
+        wall, cpu, rss = timed(command, work)
+        blocks, stale = arrivals(work / "run")
         every = np.concatenate(blocks)
         print(f"msgstorm run examples/bitcoin.toml, {args.nodes:,} nodes, {duration}: {len(blocks)} blocks, "
-              f"wall {wall:.1f} s, peak RSS {rss:.0f} MB")
+              f"{stale} stale, wall {wall:.1f} s, CPU {cpu:.1f} s, peak RSS {rss:.0f} MB")
         print(f"block arrival: median {np.median(every):.2f} s, p90 {np.percentile(every, 90):.2f} s, "
               f"every node (mean over blocks) {np.mean([b.max() for b in blocks]):.2f} s; "
               f"blocks reaching every node: {sum(len(b) == args.nodes for b in blocks)}/{len(blocks)}")

@@ -22,9 +22,9 @@ from msgstorm.history.reader import read_table
 from msgstorm.report.terminal import print_summary
 from msgstorm.runner import write_run_row
 from msgstorm.scenario import ScenarioError, load_scenario
-from msgstorm.scenario.schema import MESSAGE_KINDS
+from msgstorm.scenario.schema import MESSAGE_KINDS, ProducersSpec
 from msgstorm.sim.context import Cluster, EventQueue, SimContext, Tally
-from msgstorm.sim.forks import ForkChain
+from msgstorm.sim.forks import ForkChain, producer_shares
 from msgstorm.sim.producers import ProofOfStake, ProofOfWork
 from msgstorm.sim.recorder import Recorder
 from msgstorm.sim.state import IN_FLIGHT, NULL, MessageState
@@ -223,6 +223,10 @@ def test_a_fork_a_reorg_and_the_commits_that_follow_the_canonical_chain(scenario
     assert forks["blocks"] == {"made": 6, "canonical": 4, "stale": 2, "stale_rate": round(2 / 6, 6),
                                "fork_heights": 2, "fork_rate": 0.5, "height": 4}
     assert forks["reorgs"] == {"count": 1, "max_depth": 1, "mean_depth": 1.0, "canonical": 1, "final": 0}
+    # Arrivals after the making (producers' own at 0 left out): c got block 2 1 s and block 1
+    # 2 s after, a got block 2 4 s and block 3 1 s after: 1, 1, 2, 4 s (nearest rank).
+    assert forks["arrival_ms"] == {"p50": 1000.0, "p90": 4000.0, "p99": 4000.0}
+    assert forks["arrival_by_region_ms"] == {"us-east": {"p50": 1000.0, "p90": 4000.0, "p99": 4000.0, "count": 4}}
 
 
 def test_a_message_only_in_an_orphaned_block_stays_uncommitted(scenario_from, tmp_path) -> None:
@@ -315,6 +319,36 @@ name = "traders"
 count = 4
 arrival = {{ process = "poisson", rate = "50/s" }}
 """
+
+
+def test_shares_drawn_from_a_distribution_are_seeded_one_per_producer() -> None:
+    spec = ProducersSpec(rule="pow", shares={"dist": "normal", "mean": 400_000, "std": 100_000})
+    drawn = producer_shares(spec, 4000, np.random.default_rng(3))
+    assert drawn == producer_shares(spec, 4000, np.random.default_rng(3))
+    assert drawn != producer_shares(spec, 4000, np.random.default_rng(4))
+    # Mean and spread of 4,000 draws: within 4 standard errors of the distribution's.
+    assert abs(np.mean(drawn) - 400_000) < 4 * 100_000 / math.sqrt(4000)
+    assert abs(np.std(drawn) - 100_000) < 4 * 100_000 / math.sqrt(2 * 4000)
+    listed = ProducersSpec(rule="pow", count=2, shares=[3, 1])
+    assert producer_shares(listed, 2, np.random.default_rng(3)) == [3.0, 1.0]
+    assert producer_shares(ProducersSpec(rule="pow"), 3, np.random.default_rng(3)) == [1.0, 1.0, 1.0]
+
+
+def test_a_region_table_shows_each_regions_block_and_message_arrival() -> None:
+    """The terminal's table reads the summary's per-region block arrivals and message propagation."""
+    summary = {"scenario": "s", "seed": 1, "target": "sim", "forks": {
+        "blocks": {"made": 2, "stale": 0, "stale_rate": 0.0, "fork_rate": 0.0},
+        "reorgs": {"count": 0, "max_depth": 0, "final": 0}, "reach_ms": {},
+        "arrival_ms": {"p50": 1500.0, "p90": 2500.0, "p99": 3000.0},
+        "arrival_by_region_ms": {"eu": {"p50": 1200.0, "p90": 2200.0, "p99": 2400.0, "count": 4}}},
+        "propagation_ms": {"eu": {"p50": 300.0, "p90": 800.0, "p99": 900.0, "count": 4},
+                           "us": {"p50": 400.0, "p90": 900.0, "p99": 950.0, "count": 4}}}
+    buffer = io.StringIO()
+    print_summary(summary, Console(file=buffer, width=120, color_system=None, force_terminal=False))
+    text = buffer.getvalue()
+    assert re.search(r"block arrival p50 / p90 / p99\s*│\s*1.5 s / 2.5 s / 3 s", text)
+    assert re.search(r"│ eu\s*│\s*1.2 s / 2.2 s │\s*300 ms / 800 ms │", text)
+    assert re.search(r"│ us\s*│\s*— / — │\s*400 ms / 900 ms │", text)
 
 
 def test_proof_of_stake_with_zero_delay_never_forks(scenario_from, run_scenario) -> None:
@@ -437,6 +471,7 @@ def test_views_split_by_a_partition_meet_again_when_it_heals(scenario_from, run_
     ('rule = "pow"\ncount = 2\nshares = [1, 2, 3]', "blocks.producers", "shares has 3 entries for 2 producers"),
     ('rule = "pow"\nnodes = ["us-east-0"]\ncount = 1', "blocks.producers", "not both"),
     ('rule = "pbft"', "blocks.producers.rule", "unknown producer rule 'pbft'"),
+    ('rule = "pow"\nshares = { dist = "normal", mean = 0, std = 1 }', "blocks.producers", "positive mean"),
 ])
 def test_a_mistake_in_the_producers_names_its_line_and_field(tmp_path, section, field, words) -> None:
     text = HAND.replace('rule = "pos"\nnodes = ["us-east-0", "us-east-1"]\nconfirmations = 2', section)

@@ -18,6 +18,8 @@ and the ``canonical_reorg`` events:
   (``blocks_reached``: how many did);
 - ``arrival_ms``: p50 / p90 / p99 of every arrival of a block at a node other than its
   producer, after its making.
+- ``arrival_by_region_ms``: the same arrivals by the receiving node's region, with their
+  count (as ``propagation_ms`` gives messages').
 
 Percentiles are nearest-rank (as every latency of the summary).
 """
@@ -28,8 +30,10 @@ import math
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from msgstorm.analysis._common import events_of, ms, percentiles, scenario_section
+from msgstorm.analysis.propagation import UNKNOWN_REGION
 from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 
@@ -84,8 +88,8 @@ def forks_summary(history: History) -> dict[str, Any] | None:
         reach[f"{share * 100:g}%"] = {"p50": p50, "p90": p90, "blocks_reached": int(times.size)}
     made_at = dict(zip(block_ids.tolist(), t_produced.tolist(), strict=True))
     delay = arrival_t - np.array([made_at[b] for b in arrival_block.tolist()], dtype=np.int64)
-    delay = delay[delay > 0] if delay.size else delay  # the producer's own arrival is at 0
-    a50, a90, a99 = _ms(delay, (50, 90, 99))
+    after = delay > 0  # the producer's own arrival is at 0
+    a50, a90, a99 = _ms(delay[after], (50, 90, 99))
     return {
         "blocks": {
             "made": made,
@@ -105,7 +109,30 @@ def forks_summary(history: History) -> dict[str, Any] | None:
         },
         "reach_ms": reach,
         "arrival_ms": {"p50": a50, "p90": a90, "p99": a99},
+        "arrival_by_region_ms": _by_region(history, arrivals.column("node"), delay, after),
     }
+
+
+def _by_region(history: History, node: pa.ChunkedArray, delay: np.ndarray,
+               after: np.ndarray) -> dict[str, dict[str, float | int | None]]:
+    """p50 / p90 / p99 (ms) and count of the arrivals ``after`` their making, by the
+    receiving node's region (``History.nodes``; a node not listed: "unknown")."""
+    region_of = {entry["name"]: entry.get("region", UNKNOWN_REGION) for entry in history.nodes}
+    codes = node.combine_chunks().dictionary_encode() if delay.size else None
+    if codes is None:
+        return {}
+    names = sorted({region_of.get(str(name), UNKNOWN_REGION) for name in codes.dictionary.to_pylist()})
+    index = {name: i for i, name in enumerate(names)}
+    code_region = np.array([index[region_of.get(str(name), UNKNOWN_REGION)]
+                            for name in codes.dictionary.to_pylist()], dtype=np.int64)
+    region = code_region[np.asarray(codes.indices.to_numpy(), dtype=np.int64)]
+    result: dict[str, dict[str, float | int | None]] = {}
+    for i, name in enumerate(names):
+        values = delay[after & (region == i)]
+        if values.size:
+            p50, p90, p99 = _ms(values, (50, 90, 99))
+            result[name] = {"p50": p50, "p90": p90, "p99": p99, "count": int(values.size)}
+    return result
 
 
 def _ms(values_ns: np.ndarray, qs: tuple[float, ...]) -> list[float | None]:

@@ -398,6 +398,8 @@ class Forks(_Closed):
                     "time from a block's making until that many nodes validated it, over the blocks that got there")]
     arrival_ms: Annotated[dict[str, float | None], Field(
         description="p50, p90, p99 of every block's arrival at a node other than its producer, after its making")]
+    arrival_by_region_ms: Annotated[dict[str, RegionPropagation], Field(
+        description="the same arrivals by the receiving node's region (sorted by name): p50, p90, p99 and how many")]
 
 
 class Auction(_Closed):

@@ -171,6 +171,18 @@ def _copies_table(nodes: dict[str, Any]) -> Table:
     return table
 
 
+def _arrival_table(blocks: dict[str, Any], transactions: dict[str, Any]) -> Table:
+    """By region: how long blocks took to reach its nodes after their making, and messages
+    (transactions) after their sending."""
+    table = Table(title="arrival by region (p50 / p90)", header_style="bold")
+    for column in ("region", "blocks", "transactions"):
+        table.add_column(column, justify="left" if column == "region" else "right")
+    for region in sorted(set(blocks) | set(transactions)):
+        table.add_row(escape(region), _durations(blocks.get(region) or {}, ("p50", "p90")),
+                      _durations(transactions.get(region) or {}, ("p50", "p90")))
+    return table
+
+
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     title = f"msgstorm · {summary.get('scenario')} · seed {summary.get('seed')} · {summary.get('target')}"
@@ -266,6 +278,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
                                                    f"{_fmt(reorgs.get('final'))}")
         head.add_row(f"block reach {' / '.join(reach)} (p50)",
                      " / ".join(duration_ms(times.get("p50")) for times in reach.values()))
+        head.add_row("block arrival p50 / p90 / p99", _durations(forks.get("arrival_ms") or {}, ("p50", "p90", "p99")))
     if summary.get("wall_s") is not None:
         head.add_row("wall time", duration_s(summary.get("wall_s")))
     console.print(head)
@@ -280,6 +293,9 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         for stage, values in stages.items():
             table.add_row(stage, duration_ms((values or {}).get("p50")), duration_ms((values or {}).get("p99")))
         console.print(table)
+
+    if forks and forks.get("arrival_by_region_ms"):
+        console.print(_arrival_table(forks["arrival_by_region_ms"], summary.get("propagation_ms") or {}))
 
     faults = summary.get("faults") or []
     if faults:

@@ -10,12 +10,13 @@ would otherwise look like a bug. Both read only the ``edges`` table.
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections import defaultdict
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+from scipy.sparse import csr_array
+from scipy.sparse.csgraph import dijkstra
 
 from msgstorm.report.plotspec import Figure, figure, title
 
@@ -71,61 +72,70 @@ def topology_figure(edges: pa.Table) -> Figure:
     return figure(data, layout)
 
 
-def _shortest(adjacency: dict[str, list[tuple[str, int]]], source: str) -> dict[str, int]:
-    best = {source: 0}
-    queue = [(0, source)]
-    while queue:
-        d, node = heapq.heappop(queue)
-        if d > best[node]:
-            continue
-        for peer, w in adjacency[node]:
-            if d + w < best.get(peer, 1 << 62):
-                best[peer] = d + w
-                heapq.heappush(queue, (d + w, peer))
-    return best
-
-
 def region_path_rows(edges: pa.Table) -> list[dict[str, Any]]:
     """Per (from region, to region): ``direct_ms`` (a direct link's base latency) and the
     shortest path over the mesh in ms, ``mesh_mean_ms`` and ``mesh_max_ms`` over the node
     pairs measured, with ``mesh_hops_max`` links at most; ``unreachable`` pairs have no mesh
-    path (their paths leave the mesh)."""
+    path (their paths leave the mesh). Paths are scipy's Dijkstra from every source at once
+    (a Python heap took two minutes on a 6,000-node overlay); latencies are whole
+    nanoseconds, so float64 sums of them stay exact."""
     names, region_of = _nodes(edges)
-    adjacency: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    hops_adjacency: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    index = {name: i for i, name in enumerate(names)}
+    regions = sorted(set(region_of.values()))
+    region = np.array([regions.index(region_of[name]) for name in names], dtype=np.int64)
     direct: dict[tuple[str, str], int] = {}
-    for src, dst, rs, rd, base, mesh in zip(*(edges[c].to_pylist() for c in (
+    src, dst, weight = [], [], []
+    for s, d, rs, rd, base, mesh in zip(*(edges[c].to_pylist() for c in (
             "src", "dst", "src_region", "dst_region", "base_latency_ns", "mesh"))):
         direct.setdefault((rs, rd), base)
         if mesh:
-            adjacency[src].append((dst, base))
-            hops_adjacency[src].append((dst, 1))
-    step = max(1, math.ceil(len(names) / MAX_PATH_SOURCES))
-    paths: dict[tuple[str, str], list[int]] = defaultdict(list)
-    hops: dict[tuple[str, str], int] = defaultdict(int)
-    unreachable: dict[tuple[str, str], int] = defaultdict(int)
-    for source in names[::step]:
-        best = _shortest(adjacency, source)
-        fewest = _shortest(hops_adjacency, source)
-        for target in names:
-            if target == source:
-                continue
-            key = (region_of[source], region_of[target])
-            if target in best:
-                paths[key].append(best[target])
-                hops[key] = max(hops[key], fewest[target])
-            else:
-                unreachable[key] += 1
+            src.append(index[s])
+            dst.append(index[d])
+            weight.append(base)
+    n = len(names)
+    sources = np.arange(0, n, max(1, math.ceil(n / MAX_PATH_SOURCES)))
+    if src:
+        # A sparse matrix adds up repeated entries: keep each link's lightest copy only.
+        s_arr, d_arr, w_arr = np.array(src), np.array(dst), np.array(weight, dtype=np.int64)
+        order = np.lexsort((w_arr, d_arr, s_arr))
+        first = np.r_[True, (np.diff(s_arr[order]) != 0) | (np.diff(d_arr[order]) != 0)]
+        keep = order[first]
+        graph = csr_array((w_arr[keep].astype(np.float64), (s_arr[keep], d_arr[keep])), shape=(n, n))
+        best = dijkstra(graph, directed=True, indices=sources)
+        fewest = dijkstra(graph, directed=True, indices=sources, unweighted=True)
+    else:
+        best = np.full((sources.size, n), np.inf)
+        fewest = best
+    pairs = len(regions)
+    count = np.zeros(pairs * pairs, dtype=np.int64)
+    total = np.zeros(pairs * pairs, dtype=np.int64)
+    longest = np.full(pairs * pairs, -1, dtype=np.int64)
+    hops = np.zeros(pairs * pairs, dtype=np.int64)
+    missing = np.zeros(pairs * pairs, dtype=np.int64)
+    for row, source in enumerate(sources.tolist()):
+        others = np.arange(n) != source
+        key = region[source] * pairs + region[others]
+        reached = np.isfinite(best[row][others])
+        length = np.where(reached, best[row][others], 0).astype(np.int64)
+        steps = np.where(reached, fewest[row][others], 0).astype(np.int64)
+        np.add.at(count, key[reached], 1)
+        np.add.at(total, key[reached], length[reached])
+        np.maximum.at(longest, key[reached], length[reached])
+        np.maximum.at(hops, key[reached], steps[reached])
+        np.add.at(missing, key[~reached], 1)
     rows = []
-    for key in sorted(set(direct) | set(paths) | set(unreachable)):
-        measured = paths.get(key, [])
+    keys = set(direct) | {(regions[k // pairs], regions[k % pairs]) for k in np.flatnonzero(count + missing).tolist()}
+    for from_region, to_region in sorted(keys):
+        k = regions.index(from_region) * pairs + regions.index(to_region) if from_region in regions and \
+            to_region in regions else -1
+        measured = int(count[k]) if k >= 0 else 0
         rows.append({
-            "from": key[0], "to": key[1],
-            "direct_ms": direct[key] / NS_PER_MS if key in direct else None,
-            "mesh_mean_ms": sum(measured) / len(measured) / NS_PER_MS if measured else None,
-            "mesh_max_ms": max(measured) / NS_PER_MS if measured else None,
-            "mesh_hops_max": hops.get(key) if measured else None,
-            "pairs": len(measured),
-            "unreachable": unreachable.get(key, 0),
+            "from": from_region, "to": to_region,
+            "direct_ms": direct[(from_region, to_region)] / NS_PER_MS if (from_region, to_region) in direct else None,
+            "mesh_mean_ms": int(total[k]) / measured / NS_PER_MS if measured else None,
+            "mesh_max_ms": int(longest[k]) / NS_PER_MS if measured else None,
+            "mesh_hops_max": int(hops[k]) if measured else None,
+            "pairs": measured,
+            "unreachable": int(missing[k]) if k >= 0 else 0,
         })
     return rows

@@ -222,7 +222,8 @@ DESCRIPTIONS: dict[str, str] = {
     "ProducersSpec.nodes": "the producers by node name; empty: drawn (`count`)",
     "ProducersSpec.count": "producers drawn across the nodes (seeded); none: every node produces",
     "ProducersSpec.shares": "hash share (`pow`) or stake (`pos`) per producer, in the order of `nodes` (or of "
-                            "the draw), any positive scale; empty: equal",
+                            "the draw), any positive scale; empty: equal; or a distribution each producer's share is drawn "
+                            "from (seeded, in producer order; a draw of 0 never produces)",
     "ProducersSpec.reach": "shares of the nodes to time each block's reach to (summary.json's "
                            "`forks.reach_ms`, keyed `\"50%\"` and so on)",
     "ProducersSpec.confirmations": "a block this deep on the canonical chain (itself and the blocks above it) "

@@ -359,7 +359,7 @@ def _producer_references(scenario: Scenario, nodes: set[str], hint_nodes: str) -
     if producers.count is not None and producers.count > len(nodes):
         problems.append((("blocks", "producers", "count"),
                          f"{producers.count} producers drawn from {len(nodes)} nodes"))
-    if not producers.nodes and producers.count is None and producers.shares and len(producers.shares) != len(nodes):
+    if not producers.nodes and producers.count is None and isinstance(producers.shares, list) and producers.shares and len(producers.shares) != len(nodes):
         problems.append((("blocks", "producers", "shares"),
                          f"shares has {len(producers.shares)} entries; every node ({len(nodes)}) produces"))
     if scenario.controllers:

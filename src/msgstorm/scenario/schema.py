@@ -294,7 +294,9 @@ class ProducersSpec(_Spec):
     rule: str  # a name in PRODUCER_RULES: "pow" (Poisson, by hash share) or "pos" (slots, by stake)
     nodes: list[str] = Field(default_factory=list)  # the producers by name; empty: drawn (``count``)
     count: int | None = Field(default=None, ge=1)  # producers drawn across the nodes (seeded); none: every node
-    shares: list[Annotated[float, Field(gt=0)]] = Field(default_factory=list)  # hash share / stake; empty: equal
+    # Hash share / stake per producer (empty: equal), or a distribution each producer's share is
+    # drawn from (seeded, in producer order), as SimBlock draws its miners' hash rates.
+    shares: list[Annotated[float, Field(gt=0)]] | NumberDist = Field(default_factory=list)
     confirmations: int = Field(default=1, ge=1, le=1000)
     # Shares of the nodes the analysis times each block's reach to (summary.json's forks.reach_ms).
     reach: list[Annotated[Fraction, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.5, 0.9, 1.0],
@@ -314,8 +316,10 @@ class ProducersSpec(_Spec):
         if len(set(self.nodes)) != len(self.nodes):
             raise ValueError("a producer is named twice in nodes")
         expected = len(self.nodes) if self.nodes else self.count
-        if self.shares and expected is not None and len(self.shares) != expected:
+        if isinstance(self.shares, list) and self.shares and expected is not None and len(self.shares) != expected:
             raise ValueError(f"shares has {len(self.shares)} entries for {expected} producers")
+        if not isinstance(self.shares, list) and self.shares.mean <= 0:
+            raise ValueError("shares drawn from a distribution need a positive mean")
         return self
 
 

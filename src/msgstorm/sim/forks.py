@@ -46,6 +46,7 @@ import numpy as np
 
 from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
+from msgstorm.sampling import sample_array
 from msgstorm.scenario.registry import PRODUCER_RULES
 from msgstorm.scenario.schema import ProducersSpec
 from msgstorm.sim.context import SimContext
@@ -68,7 +69,7 @@ from msgstorm.sim.state import (
     WHERE,
 )
 
-__all__ = ["ForkChain", "pick_producers"]
+__all__ = ["ForkChain", "pick_producers", "producer_shares"]
 
 GENESIS = 0
 
@@ -86,6 +87,14 @@ def pick_producers(spec: ProducersSpec, names: list[str], rng: np.random.Generat
     for _ in range(min(spec.count, len(pool))):
         chosen.append(pool.pop(min(int(float(rng.random()) * len(pool)), len(pool) - 1)))
     return chosen
+
+
+def producer_shares(spec: ProducersSpec, count: int, rng: np.random.Generator) -> list[float]:
+    """Each producer's hash share or stake: those listed, equal ones, or ``count`` drawn from
+    the distribution given (one uniform each, through ``sampling``: CPU-independent)."""
+    if isinstance(spec.shares, list):
+        return list(spec.shares) or [1.0] * count
+    return [float(share) for share in sample_array(spec.shares, rng, count)]
 
 
 class ForkChain:
@@ -108,7 +117,7 @@ class ForkChain:
         self.confirmations = spec.confirmations
         names = ctx.cluster.names
         self.producers = pick_producers(spec, names, rng)
-        shares = list(spec.shares) or [1.0] * len(self.producers)
+        shares = producer_shares(spec, len(self.producers), rng)
         self.rule = PRODUCER_RULES[spec.rule](blocks.interval, shares, rng)
         # What each producer validated: it builds its blocks from this (oldest first).
         self.mempool: dict[int, list[int]] = {node: [] for node in self.producers}
