@@ -158,6 +158,12 @@ DESCRIPTIONS: dict[str, str] = {
                        "`protocol`",
     "RelaySpec.timeout": "a node that asked for an item and has not received it after this asks the next of its "
                          "peers that validated it (or, if none has, the next peer that announces it)",
+    "RelaySpec.compact_header": "bytes of a compact block besides its short ids (`compact` relay; 80-byte header "
+                                "and 8-byte nonce)",
+    "RelaySpec.short_id": "bytes per message in a compact block (`compact` relay; BIP 152's short ids are 6)",
+    "RelaySpec.high_bandwidth": "peers a node sends a compact block unasked (`compact` relay's high-bandwidth "
+                                "mode; BIP 152 allows 3); it announces it to the rest, who ask for it "
+                                "(low-bandwidth mode)",
     "RelaySpec.control_overhead": "a fixed delay every announcement and request pays on top of its link delay "
                                   "(payloads do not); SimBlock's is 10 ms (AbstractMessageTask.getInterval)",
     "LinkModel.dist": "`constant`: base; `uniform`: base + U(0, jitter); `normal`: base + N(0, jitter), "

@@ -151,6 +151,7 @@ class ShadowNetwork:
             fair_share=network.uplink == "fair_share",
             uplink_held=network.uplink == "held",
             control_overhead_ns=relay.control_overhead,
+            compact=CompactRelay(relay.compact_header, relay.short_id, relay.high_bandwidth),
         )
         seq = scenario.sequencer
         index = {name: i for i, name in enumerate(names)}
