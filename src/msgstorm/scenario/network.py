@@ -7,9 +7,16 @@ their codes in the kernel's arrays (a protocol's position is its code).
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 from msgstorm.scenario.distributions import DurationNs
 from msgstorm.scenario.kinds import MESSAGE_KINDS
@@ -20,6 +27,9 @@ RelayProtocol = Literal["push", "announce", "push_sqrt", "compact"]
 RELAY_PROTOCOLS: tuple[str, ...] = get_args(RelayProtocol)
 # The name ``kinds`` gives the blocks the sequencer produces, beside the message kinds.
 BLOCK_KIND = "block"
+
+
+_COMPACT_FIELDS = ("compact_header", "short_id", "high_bandwidth")
 
 
 class RelaySpec(BaseModel):
@@ -57,6 +67,15 @@ class RelaySpec(BaseModel):
         if compact:
             raise ValueError(f"compact relays blocks only, not {compact}: kinds = {{ block = \"compact\" }}")
         return kinds
+
+    @model_serializer(mode="wrap")
+    def _without_compact_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Compact relay's settings at their defaults dump (and hash) as before they existed."""
+        data: dict[str, Any] = handler(self)
+        for name in _COMPACT_FIELDS:
+            if name in data and getattr(self, name) == RelaySpec.model_fields[name].default:
+                data.pop(name)
+        return data
 
     @field_validator("protocol")
     @classmethod

@@ -153,9 +153,10 @@ DESCRIPTIONS: dict[str, str] = {
     "NetworkSpec.relay": "how a node passes what it validated to its peers: [`relay`](#networkrelay)",
     "RelaySpec.protocol": "`push`: the payload to every peer (duplicates included); `announce`: an announcement, "
                           "the payload only to peers that ask (one request in flight per item and node); "
-                          "`push_sqrt`: the payload to ceil(sqrt(peers)) peers, announcements to the rest",
+                          "`push_sqrt`: the payload to ceil(sqrt(peers)) peers, announcements to the rest (`compact`: "
+                          "blocks only, in `kinds`)",
     "RelaySpec.kinds": "protocol per kind (message kinds and `block`), `{ block = \"announce\" }`; others take "
-                       "`protocol`",
+                       "`protocol`; `compact` (BIP 152 compact blocks) is for `block` only",
     "RelaySpec.timeout": "a node that asked for an item and has not received it after this asks the next of its "
                          "peers that validated it (or, if none has, the next peer that announces it)",
     "RelaySpec.compact_header": "bytes of a compact block besides its short ids (`compact` relay; 80-byte header "

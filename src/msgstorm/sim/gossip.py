@@ -444,7 +444,7 @@ class GossipState:
     @property
     def uploaded_bytes(self) -> np.ndarray:
         """Payload bytes each node has put on its uplink so far (int64 per node)."""
-        return self.nodes[k.N_UP_BYTES].copy()
+        return np.array(self.nodes[k.N_UP_BYTES], dtype=np.int64)
 
     @property
     def block_receipts(self) -> int:

@@ -56,7 +56,7 @@ from msgstorm.sim.context import Cluster, EventQueue, SimContext, Tally
 from msgstorm.sim.control import ControlHost, build_controllers, start_controllers
 from msgstorm.sim.fault_injector import FaultInjector
 from msgstorm.sim.forks import ForkChain
-from msgstorm.sim.gossip import GossipState
+from msgstorm.sim.gossip import CompactRelay, GossipState
 from msgstorm.sim.host import SimHost
 from msgstorm.sim.integrity import security_costs, verified_processing
 from msgstorm.sim.kernel import ITEM_BLOCK, ITEM_MSG, ITEM_WATCHED
