@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -437,6 +438,11 @@ class GossipState:
                 int(self.scalars[k.S_TXN_BYTES]))
 
     @property
+    def compact_held(self) -> int:
+        """Messages of compact blocks that their receivers held already (not sent again)."""
+        return int(self.scalars[k.S_TXN_HELD])
+
+    @property
     def payloads_sent(self) -> int:
         """Payload copies put on uplinks so far (pushes, answers to requests, missing messages)."""
         return int(self.scalars[k.S_PAYLOADS])
@@ -445,6 +451,23 @@ class GossipState:
     def uploaded_bytes(self) -> np.ndarray:
         """Payload bytes each node has put on its uplink so far (int64 per node)."""
         return np.array(self.nodes[k.N_UP_BYTES], dtype=np.int64)
+
+    def relay_report(self) -> dict[str, Any]:
+        """The relay counts so far as the history's ``relay`` event carries them (its detail;
+        history/events.py): payload copies, announcements, requests, fallbacks, announcements
+        that led to no transfer, compact relay's counts, and payload bytes uploaded per region."""
+        announcements, requests, fallbacks = self.relay_counts
+        duplicates, gettxn, missing, missing_bytes = self.compact_counts
+        uploaded = np.bincount(np.asarray(self.topology.region_of, dtype=np.int64), weights=self.uploaded_bytes,
+                               minlength=len(self.topology.regions))
+        return {
+            "payloads": self.payloads_sent, "announcements": announcements, "requests": requests,
+            "fallbacks": fallbacks, "duplicates_avoided": announcements - requests,
+            "compact": {"duplicates": duplicates, "getblocktxn": gettxn, "missing": missing,
+                        "missing_bytes": missing_bytes, "held": self.compact_held},
+            "uploaded_bytes": {region: int(total) for region, total in zip(self.topology.regions, uploaded.tolist(),
+                                                                           strict=True)},
+        }
 
     @property
     def block_receipts(self) -> int:

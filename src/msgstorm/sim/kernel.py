@@ -45,7 +45,7 @@ __all__ = [
     "S_IDX_BITS", "S_SEQ_LIMIT", "S_ROWS", "S_ORDER_SEED", "S_TIMEOUT", "S_ANNOUNCES", "S_REQUESTS",
     "S_FALLBACKS", "S_FAIR_SHARE", "S_DOWNLOADS", "S_CONTROL", "UPLINK_SERIAL", "UPLINK_FAIR_SHARE", "UPLINK_HELD", "ANNOUNCE", "REQUEST", "TIMEOUT", "PUSH", "ANNOUNCE_FETCH", "PUSH_SQRT", "SEND_RELAY", "ROOT", "P_NEXT", "run_until", "inject",
     "COMPACT", "CMPCT", "GETTXN", "BLOCKTXN", "S_HIGH_BW", "S_TRACK", "S_CMPCT_DUPS", "S_GETTXN", "S_TXN_MISSING",
-    "S_TXN_BYTES", "S_PAYLOADS", "N_UP_BYTES", "N_ROWS", "SL_CONTENT", "SL_NTX", "SL_ROWS", "N_SCALARS",
+    "S_TXN_BYTES", "S_PAYLOADS", "S_TXN_HELD", "N_UP_BYTES", "N_ROWS", "SL_CONTENT", "SL_NTX", "SL_ROWS", "N_SCALARS",
 ]
 
 # Event types: a payload received, validated; and the relay protocols' events (below):
@@ -83,9 +83,10 @@ S_FAIR_SHARE, S_DOWNLOADS, S_CONTROL = 31, 32, 33
 # when nodes record the messages they validated (``held``, a bit per node and msg_id);
 # counts of compact blocks received by a node that had the block already, getblocktxn
 # requests, the transactions they asked for and those transactions' bytes. Payload
-# copies sent (pushes and answers to requests), every protocol.
-S_HIGH_BW, S_TRACK, S_CMPCT_DUPS, S_GETTXN, S_TXN_MISSING, S_TXN_BYTES, S_PAYLOADS = range(34, 41)
-N_SCALARS = 41
+# copies sent (pushes and answers to requests), every protocol. Messages of compact blocks
+# the receiving node held already (not sent again).
+S_HIGH_BW, S_TRACK, S_CMPCT_DUPS, S_GETTXN, S_TXN_MISSING, S_TXN_BYTES, S_PAYLOADS, S_TXN_HELD = range(34, 42)
+N_SCALARS = 42
 UPLINK_SERIAL, UPLINK_FAIR_SHARE, UPLINK_HELD = 0, 1, 2
 # Rows of the sends array (int64[5, n]): a traffic batch's messages, in send order.
 SEND_T, SEND_NODE, SEND_ITEM, SEND_SIZE, SEND_KIND, SEND_RELAY = range(6)
@@ -536,6 +537,7 @@ def _compact_event(etype: int, t: int, node: int, slot: int, sender: int, hops: 
             return n, rows, seq, unif, proc
         seen[slot, node] |= SEEN_PAYLOAD
         missing, missing_bytes = _missing(held, contents, first, count, node)
+        scalars[S_TXN_HELD] += count - missing
         if missing == 0:
             n, rows, seq, proc = _validate_block(t, node, slot, sender, hops, keys, payload, pool, n, rows, seq,
                                                  idx_bits, proc, nodes, slots, seen, processing)

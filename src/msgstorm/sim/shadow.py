@@ -470,6 +470,9 @@ class ShadowNetwork:
             self.record.settle(m, PENDING if moving else LOST)
         for reactor in self.reactors:
             reactor.finish(t_end)
+        if not self.scenario.network.relay.pushes_only:  # opt-in: push-only histories stay as they were
+            self.record.event(t_end, EventKind.RELAY, value=float(self.gossip.payloads_sent),
+                              detail=self.gossip.relay_report())
         self.record.event(t_end, EventKind.RUN_END, value=float(self.msgs.count))
         try:
             self._publish(final=True)
