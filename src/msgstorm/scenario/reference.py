@@ -168,7 +168,12 @@ DESCRIPTIONS: dict[str, str] = {
     "RelaySpec.control_overhead": "a fixed delay every announcement and request pays on top of its link delay "
                                   "(payloads do not); SimBlock's is 10 ms (AbstractMessageTask.getInterval)",
     "LinkModel.dist": "`constant`: base; `uniform`: base + U(0, jitter); `normal`: base + N(0, jitter), "
-                      "truncated at 0; `lognormal`: base × LN(0, sigma); `pareto`: base × Pareto(1, alpha)",
+                      "truncated at 0; `lognormal`: base × LN(0, sigma); `pareto`: base × Pareto(1, alpha); "
+                      "`empirical`: one of the delays in `samples`, drawn uniformly with the run's seed (base unused)",
+    "LinkModel.samples": "`empirical`: a CSV or Parquet file (relative to the scenario file) of measured one-way "
+                         "delays",
+    "LinkModel.column": "`empirical`: the column of `samples` holding the delays (numbers ≥ 0)",
+    "LinkModel.unit": "`empirical`: the unit of the delays in `column`",
     "LinkModel.jitter": "spread of `uniform` and `normal`",
     "LinkModel.sigma": "spread of `lognormal`",
     "LinkModel.alpha": "tail index of `pareto`",

@@ -6,6 +6,9 @@ The file is CSV or Parquet (chosen by suffix; read with pyarrow). One column hol
 times, as numbers in ``time_unit`` or as timestamps. They become integer ns offsets from
 the first row's time, divided by ``speed`` (2.0 plays the trace twice as fast). Rows
 earlier than the first row would fall before the agent starts, so they are dropped.
+
+An empirical link model (``sim/link_samples.py``) reads its delays with **read_delays_ns**,
+from the same kinds of file.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-__all__ = ["read_column", "read_replay_offsets_ns"]
+__all__ = ["read_column", "read_delays_ns", "read_replay_offsets_ns"]
 
 _UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
@@ -63,6 +66,26 @@ def read_replay_offsets_ns(path: str, column: str, time_unit: str, speed: float)
         offsets = np.floor(delta_f * (unit_ns / speed)).astype(np.int64)
     offsets = np.sort(offsets[offsets >= 0], kind="stable")
     return offsets
+
+
+def read_delays_ns(path: str, column: str, unit: str) -> np.ndarray:
+    """A column of delays as int64 ns (rounded); ValueError naming the file and column when
+    it cannot be read, is empty, or holds a value that is not a finite number ≥ 0."""
+    values = read_column(path, column)
+    where = f"link samples {path}, column {column!r}"
+    if len(values) == 0:
+        raise ValueError(f"{where} has no rows")
+    if values.null_count:
+        raise ValueError(f"{where} has {values.null_count} empty values")
+    raw = values.to_numpy()
+    if raw.dtype.kind not in "iuf":
+        raise ValueError(f"{where} holds {values.type}, expected numbers")
+    delays = raw.astype(np.float64) * _UNIT_NS[unit]
+    bad = ~np.isfinite(delays) | (delays < 0) | (delays >= 2.0**62)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{where}: row {first + 1} is {raw[first]!r}, expected a delay ≥ 0")
+    return np.asarray(np.rint(delays), dtype=np.int64)
 
 
 def read_column(path: str, column: str) -> pa.ChunkedArray:

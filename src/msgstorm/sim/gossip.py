@@ -145,7 +145,7 @@ class GossipState:
                     spec = topology.region_model[topology.region_of[i]][topology.region_of[j]]
                 else:
                     delay, spec = override
-                code, value = model_code(spec)
+                code, value = model_code(spec, topology.link_samples)
                 idx.append(j)
                 base.append(delay)
                 model.append(code)
@@ -341,7 +341,7 @@ class GossipState:
         """The kernel's array arguments, rebuilt whenever an array is replaced."""
         self._args = (self.max_degree, self.keys, self.payload, self.pool, self.scalars, self.nodes,
                       self.slots, self.seen, self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,
-                      self.fwd_model, self.fwd_param, self.uniform, self.processing,
+                      self.fwd_model, self.fwd_param, self.topology.link_samples.array, self.uniform, self.processing,
                       self.ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries, self.sends,
                       self.order, self.held, self.contents)
 

@@ -288,7 +288,7 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
              keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
              n: int, rows: int, seq: int, idx_bits: int, unif: int, nodes: np.ndarray, slots: np.ndarray,
              fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
-             fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
+             fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray, uniform: np.ndarray,
              ns_per_byte: np.ndarray, n_deg: int,
              deg_nodes: np.ndarray, deg_params: np.ndarray,
              order: np.ndarray, order_seed: int, fair_share: int, downloads: int,
@@ -344,7 +344,7 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
         d = fwd_base[e]
         model = fwd_model[e]
         if model != 0:  # constant links draw nothing
-            d, unif = link_delay(d, model, fwd_param[e], uniform, unif)
+            d, unif = link_delay(d, model, fwd_param[e], uniform, unif, samples)
         if n_deg > 0:
             d, unif, lost = degrade(d, node, peer, n_deg, deg_nodes, deg_params, uniform, unif)
             if lost:
@@ -403,7 +403,7 @@ def _edge(fwd_ptr: np.ndarray, fwd_idx: np.ndarray, node: int, peer: int) -> int
 
 @borrowing()
 def _link(t: int, node: int, peer: int, nodes: np.ndarray, fwd_ptr: np.ndarray, fwd_idx: np.ndarray,
-          fwd_base: np.ndarray, fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray, unif: int,
+          fwd_base: np.ndarray, fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray, uniform: np.ndarray, unif: int,
           n_deg: int, deg_nodes: np.ndarray, deg_params: np.ndarray) -> tuple[int, int]:
     """The delay of one transmission from ``node`` to ``peer`` and the next uniform; the
     delay is -1 when the link is cut (a partition) or the transmission lost."""
@@ -412,7 +412,7 @@ def _link(t: int, node: int, peer: int, nodes: np.ndarray, fwd_ptr: np.ndarray, 
         return -1, unif
     d = fwd_base[e]
     if fwd_model[e] != 0:
-        d, unif = link_delay(d, fwd_model[e], fwd_param[e], uniform, unif)
+        d, unif = link_delay(d, fwd_model[e], fwd_param[e], uniform, unif, samples)
     if n_deg > 0:
         d, unif, lost = degrade(d, node, peer, n_deg, deg_nodes, deg_params, uniform, unif)
         if lost:
@@ -435,12 +435,12 @@ def _push(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows:
 def _ask(t: int, node: int, peer: int, slot: int, hops: int, keys: np.ndarray, payload: np.ndarray,
          pool: np.ndarray, n: int, rows: int, seq: int, idx_bits: int, unif: int, scalars: np.ndarray,
          nodes: np.ndarray, slots: np.ndarray, fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
-         fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray, n_deg: int, deg_nodes: np.ndarray,
+         fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray, uniform: np.ndarray, n_deg: int, deg_nodes: np.ndarray,
          deg_params: np.ndarray) -> tuple[int, int, int, int]:
     """``node`` asks ``peer`` for ``slot``'s payload: a REQUEST at ``peer`` one link delay
     (plus ``S_CONTROL``) later, unless the link is down, and a TIMEOUT at ``node`` after
     ``S_TIMEOUT`` either way. Returns the new (n, rows, seq, unif)."""
-    d, unif = _link(t, node, peer, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform, unif,
+    d, unif = _link(t, node, peer, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, samples, uniform, unif,
                     n_deg, deg_nodes, deg_params)
     if d >= 0:
         n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + d + scalars[S_CONTROL],
@@ -515,7 +515,7 @@ def _compact_event(etype: int, t: int, node: int, slot: int, sender: int, hops: 
                    keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows: int, seq: int,
                    idx_bits: int, unif: int, proc: int, scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
                    seen: np.ndarray, fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
-                   fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray, ns_per_byte: np.ndarray,
+                   fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray, uniform: np.ndarray, ns_per_byte: np.ndarray,
                    n_deg: int, deg_nodes: np.ndarray, deg_params: np.ndarray, processing: np.ndarray,
                    held: np.ndarray, contents: np.ndarray) -> tuple[int, int, int, int, int]:
     """Compact block relay (BIP 152). CMPCT at ``node`` from ``sender``: the compact block
@@ -544,7 +544,7 @@ def _compact_event(etype: int, t: int, node: int, slot: int, sender: int, hops: 
             return n, rows, seq, unif, proc
         scalars[S_GETTXN] += 1
         scalars[S_TXN_MISSING] += missing
-        d, unif = _link(t, node, sender, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform, unif,
+        d, unif = _link(t, node, sender, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, samples, uniform, unif,
                         n_deg, deg_nodes, deg_params)
         if d >= 0:
             n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + d + scalars[S_CONTROL],
@@ -555,7 +555,7 @@ def _compact_event(etype: int, t: int, node: int, slot: int, sender: int, hops: 
                              node, slot, sender, hops)
         return n, rows, seq, unif, proc
     if etype == GETTXN:
-        d, unif = _link(t, node, sender, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform, unif,
+        d, unif = _link(t, node, sender, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, samples, uniform, unif,
                         n_deg, deg_nodes, deg_params)
         if d < 0:
             return n, rows, seq, unif, proc
@@ -578,7 +578,7 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
                  keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows: int, seq: int,
                  idx_bits: int, unif: int, scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
                  seen: np.ndarray, fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
-                 fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray, ns_per_byte: np.ndarray,
+                 fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray, uniform: np.ndarray, ns_per_byte: np.ndarray,
                  n_deg: int, deg_nodes: np.ndarray, deg_params: np.ndarray) -> tuple[int, int, int, int]:
     """Announce and fetch. ANNOUNCE at ``node`` from ``sender``: a node that neither holds
     the item nor has asked for it asks ``sender`` (a REQUEST, one link delay) and sets a
@@ -598,10 +598,10 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
             return n, rows, seq, unif
         seen[slot, node] |= SEEN_REQUESTED
         return _ask(t, node, sender, slot, hops, keys, payload, pool, n, rows, seq, idx_bits, unif, scalars, nodes,
-                    slots, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform, n_deg, deg_nodes, deg_params)
+                    slots, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, samples, uniform, n_deg, deg_nodes, deg_params)
     if etype == REQUEST:
         scalars[S_REQUESTS] += 1
-        d, unif = _link(t, node, sender, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform, unif,
+        d, unif = _link(t, node, sender, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, samples, uniform, unif,
                         n_deg, deg_nodes, deg_params)
         if d < 0:
             return n, rows, seq, unif
@@ -630,7 +630,7 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
             continue
         scalars[S_FALLBACKS] += 1
         return _ask(t, node, peer, slot, hops, keys, payload, pool, n, rows, seq, idx_bits, unif, scalars, nodes,
-                    slots, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform, n_deg, deg_nodes, deg_params)
+                    slots, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, samples, uniform, n_deg, deg_nodes, deg_params)
     seen[slot, node] = seen[slot, node] & (0xFF ^ SEEN_REQUESTED)
     return n, rows, seq, unif
 
@@ -645,7 +645,7 @@ def run_until(until: int, max_degree: int,
               scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
               seen: np.ndarray, free_slots: np.ndarray, watch: np.ndarray,
               fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
-              fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
+              fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray, uniform: np.ndarray,
               processing: np.ndarray, ns_per_byte: np.ndarray,
               deg_nodes: np.ndarray, deg_params: np.ndarray,
               deliveries: np.ndarray, sends: np.ndarray, order: np.ndarray,
@@ -808,7 +808,7 @@ def run_until(until: int, max_degree: int,
             if etype < CMPCT:
                 n, rows, seq, unif = _relay_event(etype, t, node, slot, sender, hops, keys, payload, pool, n, rows,
                                                   seq, idx_bits, unif, scalars, nodes, slots, seen, fwd_ptr, fwd_idx,
-                                                  fwd_base, fwd_model, fwd_param, uniform, ns_per_byte, n_deg,
+                                                  fwd_base, fwd_model, fwd_param, samples, uniform, ns_per_byte, n_deg,
                                                   deg_nodes, deg_params)
             else:
                 if etype == CMPCT:
@@ -816,7 +816,7 @@ def run_until(until: int, max_degree: int,
                 n, rows, seq, unif, proc = _compact_event(etype, t, node, slot, sender, hops, extra, keys, payload,
                                                           pool, n, rows, seq, idx_bits, unif, proc, scalars, nodes,
                                                           slots, seen, fwd_ptr, fwd_idx, fwd_base, fwd_model,
-                                                          fwd_param, uniform, ns_per_byte, n_deg, deg_nodes,
+                                                          fwd_param, samples, uniform, ns_per_byte, n_deg, deg_nodes,
                                                           deg_params, processing, held, contents)
             slots[SL_OUTSTANDING, slot] -= 1
             if slots[SL_OUTSTANDING, slot] == 0:
@@ -848,7 +848,7 @@ def run_until(until: int, max_degree: int,
             if slots[SL_FORWARD, slot] != 0:
                 n, rows, seq, unif = _forward(t, node, slot, sender, hops + 1, keys, payload, pool,
                                               n, rows, seq, idx_bits, unif, nodes, slots, fwd_ptr, fwd_idx, fwd_base,
-                                              fwd_model, fwd_param, uniform, ns_per_byte, n_deg,
+                                              fwd_model, fwd_param, samples, uniform, ns_per_byte, n_deg,
                                               deg_nodes, deg_params, order, order_seed, fair_share, downloads,
                                               control, high_bw, scalars)
         slots[SL_OUTSTANDING, slot] -= 1

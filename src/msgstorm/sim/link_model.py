@@ -26,10 +26,11 @@ from msgstorm.jit import nb
 # compiling the kernel (sim/warm.py) starts sooner.
 if TYPE_CHECKING:
     from msgstorm.scenario.schema import LinkModel
+    from msgstorm.sim.link_samples import LinkSamples
 
 __all__ = ["MAX_DEGRADES", "MODEL_CODES", "Degradations", "degrade", "link_delay", "model_code"]
 
-MODEL_CODES = {"constant": 0, "uniform": 1, "normal": 2, "lognormal": 3, "pareto": 4}
+MODEL_CODES = {"constant": 0, "uniform": 1, "normal": 2, "lognormal": 3, "pareto": 4, "empirical": 5}
 MAX_DEGRADES = 32
 # Columns of a degradation's parameters: between (1.0) or nodes (0.0), added latency ns,
 # jitter ns (scale of |N(0, 1)|), loss probability.
@@ -42,25 +43,36 @@ _DIST_BITS = 8
 _DIST_MASK = (1 << _DIST_BITS) - 1
 
 
-def model_code(spec: LinkModel) -> tuple[int, float]:
-    """A link model as the compiled functions take it: (code, parameter)."""
-    param = {"constant": 0.0, "uniform": float(spec.jitter), "normal": float(spec.jitter),
-             "lognormal": spec.sigma, "pareto": spec.alpha}[spec.dist]
+def model_code(spec: LinkModel, samples: LinkSamples) -> tuple[int, float]:
+    """A link model as the compiled functions take it: (code, parameter); an empirical
+    model's parameter is where its delays start in ``samples.array`` (sim/link_samples.py)."""
+    if spec.dist == "empirical":
+        param = float(samples.offset(spec))
+    else:
+        param = {"constant": 0.0, "uniform": float(spec.jitter), "normal": float(spec.jitter),
+                 "lognormal": spec.sigma, "pareto": spec.alpha}[spec.dist]
     return MODEL_CODES[spec.dist] | (spec.overhead << _DIST_BITS), param
 
 
 @nb.njit(cache=True)
-def link_delay(base: int, code: int, param: float, uniform: np.ndarray, unif: int) -> tuple[int, int]:
-    """A transmission's link delay (the model's variation of ``base``, plus its fixed
-    overhead) and the index of the next unused uniform."""
-    d, unif = _varied(base, code & _DIST_MASK, param, uniform, unif)
+def link_delay(base: int, code: int, param: float, uniform: np.ndarray, unif: int,
+               samples: np.ndarray) -> tuple[int, int]:
+    """A transmission's link delay (the model's variation of ``base``, or an empirical
+    sample, plus its fixed overhead) and the index of the next unused uniform."""
+    d, unif = _varied(base, code & _DIST_MASK, param, uniform, unif, samples)
     return d + (code >> _DIST_BITS), unif
 
 
 @nb.njit(cache=True, inline="always")
-def _varied(base: int, model: int, param: float, uniform: np.ndarray, unif: int) -> tuple[int, int]:
+def _varied(base: int, model: int, param: float, uniform: np.ndarray, unif: int,
+            samples: np.ndarray) -> tuple[int, int]:
     if model == 0:
         return base, unif
+    if model == 5:
+        # Empirical: a sample, picked by one uniform (u < 1, so the index stays below count).
+        first = int(param)
+        count = samples[first]
+        return samples[first + 1 + int(uniform[unif] * count)], unif + 1
     if model == 1:
         return base + int(uniform[unif] * param), unif + 1
     if model == 2 or model == 3:
