@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from msgstorm.draws import exp, log, normal_ppf
-from msgstorm.jit import nb
+from msgstorm.jit import borrowing, nb
 
 # Only a type here: without the scenario schema (pydantic) imported, a helper process
 # compiling the kernel (sim/warm.py) starts sooner.
@@ -54,7 +54,10 @@ def model_code(spec: LinkModel, samples: LinkSamples) -> tuple[int, float]:
     return MODEL_CODES[spec.dist] | (spec.overhead << _DIST_BITS), param
 
 
-@nb.njit(cache=True)
+# Compiled without numba's runtime (msgstorm.jit.borrowing): they only read the arrays they
+# are given, and with the runtime every call would count references to each array (the
+# gossip kernel calls link_delay for every copy it sends).
+@borrowing()
 def link_delay(base: int, code: int, param: float, uniform: np.ndarray, unif: int,
                samples: np.ndarray) -> tuple[int, int]:
     """A transmission's link delay (the model's variation of ``base``, or an empirical
@@ -86,7 +89,7 @@ def _varied(base: int, model: int, param: float, uniform: np.ndarray, unif: int,
     return int(base * exp(-log(1.0 - uniform[unif]) / param)), unif + 1
 
 
-@nb.njit(cache=True)
+@borrowing()
 def degrade(d: int, node: int, peer: int, n_deg: int, deg_nodes: np.ndarray, deg_params: np.ndarray,
             uniform: np.ndarray, unif: int) -> tuple[int, int, bool]:
     """Apply the active degradations to one transmission: (delay, next uniform, lost)."""
