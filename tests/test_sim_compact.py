@@ -248,3 +248,37 @@ def test_a_chain_relaying_blocks_compactly_reaches_every_node_with_a_fraction_of
     again, again_history = _chain_run(scenario_from, tmp_path / "again", slow + 'kinds = { block = "compact" }')
     assert column_digests(again_history) == column_digests(compact_history), "the same seed gives the same history"
     assert again.gossip.compact_counts == compact.gossip.compact_counts
+
+
+def test_blocks_in_flight_keep_their_contents_when_the_contents_table_fills() -> None:
+    """Four blocks of 1,200 messages outgrow the contents table (4,096 columns) at the
+    fourth: the first has arrived everywhere, so its messages are dropped, and the two still
+    in flight move to the table's front. Each block's first message is one only the producer
+    holds, so each of the two other nodes asks for exactly that one message per block: a
+    block read from the wrong place would miss another number."""
+    state = _state(_line(3), high_bandwidth=3)
+    spread, per_block = 1_500, 1_200
+    for m in range(spread):
+        state.inject(m * 100_000, 0, m, k.ITEM_MSG, 200)
+    special = [300 + 10 * b for b in range(4)]  # each block's own size for it
+    for b in range(4):  # message spread + b: at the producer only
+        state.inject(spread * 100_000 + b, 0, spread + b, k.ITEM_MSG, special[b])
+        state.stop_forwarding(k.ITEM_MSG, {spread + b})
+    assert state.run(T0) is None and state.run(END) is None
+    arrivals: dict[tuple[int, int], int] = {}
+    moved_from = 0
+    for block in range(4):
+        ids = [spread + block, *range(block * 100, block * 100 + per_block - 1)]
+        if block == 1:  # the first block is everywhere by now, its requests' timeouts past
+            while (seen := state.run(10 * T0)) is not None:
+                arrivals[(seen[2], seen[1])] = seen[0]
+            moved_from = state.contents_fill
+        state.inject(T0 if block == 0 else 10 * T0, 0, block, k.ITEM_BLOCK, 10**6,
+                     contents=BlockContents.of(ids, [special[block]] + [200] * (per_block - 1)))
+    assert state.contents_fill == 3 * per_block < moved_from + 3 * per_block, "the table was compacted"
+    while (seen := state.run(END)) is not None:
+        t, node, item, kind, _sender, _hops = seen
+        assert (item, node) not in arrivals
+        arrivals[(item, node)] = t
+    assert sorted(arrivals) == [(block, node) for block in range(4) for node in range(3)]
+    assert state.compact_counts[1:] == (8, 8, 2 * sum(special)), "each block's own message, at two nodes"
