@@ -138,15 +138,16 @@ def test_a_one_way_link_sets_one_direction_and_its_overhead_is_added_to_every_dr
     us, eu = topology.regions.index("us-east"), topology.regions.index("eu-west")
     assert topology.base_ns[us][eu] == 30_000_000
     assert topology.base_ns[eu][us] != 30_000_000  # the built-in latency the other way
-    code, alpha = model_code(topology.region_model[us][eu])
+    code, alpha = model_code(topology.region_model[us][eu], topology.link_samples)
     assert topology.region_model[eu][us].dist == "constant"
     uniform = np.asarray([0.5, 0.75])
     # Pareto(1, 4) at u: (1 - u) ** (-1/4); plus the 5 ms overhead.
     for i, u in enumerate(uniform.tolist()):
-        delay, after = link_delay(30_000_000, code, alpha, uniform, i)
+        delay, after = link_delay(30_000_000, code, alpha, uniform, i, topology.link_samples.array)
         assert after == i + 1
         assert delay == pytest.approx(30_000_000 * (1 - u) ** -0.25 + 5_000_000, abs=2)
     constant = scenario_from(LINKS_TOML.format(dist="constant")).network.links[0].dist
     assert constant is not None
-    code, param = model_code(constant)
-    assert link_delay(30_000_000, code, param, uniform, 0) == (35_000_000, 0), "a constant link draws nothing"
+    code, param = model_code(constant, topology.link_samples)
+    assert link_delay(30_000_000, code, param, uniform, 0, topology.link_samples.array) == (35_000_000, 0), (
+        "a constant link draws nothing")

@@ -135,10 +135,12 @@ arrival = { process = "constant", rate = "1/s" }
 class _Gossip:
     """Records the blocks handed to gossip; the test delivers them by hand."""
 
+    wants_contents = False  # blocks relayed whole (no compact relay)
+
     def __init__(self) -> None:
         self.injected: list[tuple[int, int, int]] = []
 
-    def inject(self, t: int, node: int, item: int, kind: int, size: int) -> None:
+    def inject(self, t: int, node: int, item: int, kind: int, size: int, contents: object = None) -> None:
         self.injected.append((t, node, item))
 
 

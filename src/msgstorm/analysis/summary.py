@@ -47,6 +47,8 @@ Place in the pipeline: between the history and the reports. It reads only the ``
   adversary.
 - ``forks``: stale blocks, fork and reorg counts and depths, and how fast blocks reach the
   nodes (``forks``); absent without ``[blocks.producers]``.
+- ``relay``: payloads, announcements, requests, compact blocks' round trips and bytes
+  uploaded per region (``relay``); absent unless a sim run relays by a protocol other than push.
 - ``faults``: [{fault_id, kind, start_s, end_s, pre_fault_p99_ms, recovery_s}] (``analysis/recovery.py``); ``checks``: [{name, verdict, detail}];
   ``slo``: [{name, verdict, value, threshold}] (see ``slo``).
 
@@ -95,6 +97,7 @@ from msgstorm.analysis.queue import (
     queue_summary,
 )
 from msgstorm.analysis.recovery import recovery_times
+from msgstorm.analysis.relay import relay_summary
 from msgstorm.analysis.windows import horizon_ns, window_table
 from msgstorm.history.reader import History
 from msgstorm.scenario.slo import evaluate_slos
@@ -222,6 +225,9 @@ def analyse(history: History) -> Analysis:
     forks = forks_summary(history)
     if forks is not None:  # only runs with producers across the nodes have one
         summary["forks"] = forks
+    relay = relay_summary(history)
+    if relay is not None:  # only sim runs with a relay protocol other than push have one
+        summary["relay"] = relay
     control = control_summary(history)
     if control is not None:  # only runs whose self-healing controllers decided something have one
         summary["control"] = control

@@ -402,6 +402,30 @@ class Forks(_Closed):
         description="the same arrivals by the receiving node's region (sorted by name): p50, p90, p99 and how many")]
 
 
+class CompactCounts(_Closed):
+    duplicates: Annotated[Count, Field(description="compact blocks a node received when it had the block already")]
+    getblocktxn: Annotated[Count, Field(description="requests for a block's missing messages (one round trip each)")]
+    missing: Annotated[Count, Field(description="messages those requests asked for")]
+    missing_bytes: Annotated[Count, Field(description="their bytes, sent in answer")]
+    held: Annotated[Count, Field(description="messages of compact blocks their receivers held already (not sent "
+                                             "again)")]
+
+
+class Relay(_Closed):
+    payloads: Annotated[Count, Field(description="payload copies put on uplinks: pushes, answers to requests, "
+                                                 "compact blocks and missing messages")]
+    announcements: Annotated[Count, Field(description="announcements received")]
+    requests: Annotated[Count, Field(description="requests served (payloads sent on request)")]
+    fallbacks: Annotated[Count, Field(description="requests to another peer after a timeout")]
+    duplicates_avoided: Annotated[Count, Field(description="announcements that led to no transfer (the node held "
+                                                           "or had asked for the item): copies push would have sent")]
+    compact: Annotated[CompactCounts, Field(
+        description="compact block relay's counts (zero without kinds.block = \"compact\")")]
+    uploaded_bytes: Annotated[dict[str, int], Field(description="payload bytes the nodes of each region uploaded")]
+    uploaded_bytes_per_node: Annotated[dict[str, int | None], Field(
+        description="the same per node of the region (null for a region without nodes)")]
+
+
 class Auction(_Closed):
     batches: Annotated[Count, Field(description="batches in which at least one order took effect")]
     batches_cleared: Annotated[Count, Field(description="batches in which orders crossed (a clearing price)")]
@@ -513,6 +537,10 @@ class Summary(BaseModel):
                     "sequencer.policy = \"batch_auction\"")] = None
     forks: Annotated[Forks | None, Field(
         description="stale blocks, forks, reorgs and block reach; absent without [blocks.producers]")] = None
+    relay: Annotated[Relay | None, Field(
+        description="what the nodes sent to relay items (sim): payloads, announcements, requests, compact blocks' "
+                    "round trips, bytes uploaded per region; absent on live targets and when [network.relay] "
+                    "pushes everything")] = None
     control: Annotated[dict[str, Controller] | None, Field(
         description="what each self-healing controller ([[controllers]]) decided and shed; absent without "
                     "decisions")] = None

@@ -71,6 +71,11 @@ class EventKind(StrEnum):
     # live, at the end of a signed run: value = payloads refused by the consumers' verification;
     # detail: {"consumers": [{"tampered", "replayed"}]}, one entry per consumer
     INTEGRITY = "integrity"
+    # sim, at the run's end, when a relay protocol other than push is set ([network.relay]):
+    # value = payload copies sent; detail {"payloads", "announcements", "requests", "fallbacks",
+    # "duplicates_avoided", "compact": {"duplicates", "getblocktxn", "missing", "missing_bytes",
+    # "held"}, "uploaded_bytes": {region: bytes}} (relay/summary.py reads it)
+    RELAY = "relay"
 
 
 EVENT_KINDS: tuple[str, ...] = tuple(kind.value for kind in EventKind)

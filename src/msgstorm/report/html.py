@@ -49,7 +49,7 @@ _KNOWN_KEYS = frozenset({
     "offered_rate_per_s", "throughput_per_s", "latency_ms", "latency_stages_ms", "jitter_ms", "capacity",
     "failure_threshold", "queue", "backpressure", "base_fee", "messages", "desync", "propagation_ms",
     "faults", "checks", "slo", "wall_s", "by_kind", "by_agent", "gossip_backlog", "cut_off", "generator", "delivery",
-    "connections", "market", "fairness", "auction", "control", "security", "integrity", "forks",
+    "connections", "market", "fairness", "auction", "control", "security", "integrity", "forks", "relay",
 })
 _MARKET_KEYS = ("market", "impact", "liquidations", "liquidation", "bad_debt", "safe_leverage", "fairness")
 
@@ -313,6 +313,38 @@ def _forks(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
                          esc(f"ms from a block's making ({fmt(times.get('blocks_reached'))} blocks got there)")])
     return [("forks", "Forks and block propagation", table(["metric", "value", "what"], rows,
                                                           attrs='id="forks-table"'))]
+
+
+_RELAY_ROWS = (
+    ("payloads sent", ("payloads",), "payload copies put on uplinks (pushes, answers, compact blocks, missing messages)"),
+    ("announcements", ("announcements",), "received"),
+    ("requests", ("requests",), "served: a payload sent on request"),
+    ("fallbacks", ("fallbacks",), "requests to another peer after a timeout"),
+    ("duplicates avoided", ("duplicates_avoided",), "announcements that led to no transfer"),
+    ("compact duplicates", ("compact", "duplicates"), "compact blocks a node had already"),
+    ("getblocktxn", ("compact", "getblocktxn"), "round trips for a block's missing messages"),
+    ("missing messages", ("compact", "missing"), "asked for in those round trips"),
+    ("missing bytes", ("compact", "missing_bytes"), "sent in answer"),
+    ("messages held", ("compact", "held"), "in compact blocks, held by their receivers already"),
+)
+
+
+def _relay(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The section "Relay" of a sim run relaying by a protocol other than push."""
+    relay = summary.get("relay")
+    if not relay:
+        return []
+    rows = []
+    for label, path, note in _RELAY_ROWS:
+        value: Any = relay
+        for key in path:
+            value = None if value is None else value.get(key)
+        rows.append([esc(label), f'<td class="num">{esc(fmt(value))}</td>', esc(note)])
+    per_node = relay.get("uploaded_bytes_per_node") or {}
+    for region, total in (relay.get("uploaded_bytes") or {}).items():
+        rows.append([esc(f"uploaded, {region}"), f'<td class="num">{esc(fmt(total))}</td>',
+                     esc(f"payload bytes, {fmt(per_node.get(region))} per node")])
+    return [("relay", "Relay", table(["metric", "value", "what"], rows, attrs='id="relay-table"'))]
 
 
 def _auction(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -612,6 +644,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         *_control(history, summary, depth),
         *_auction(summary),
         *_forks(summary),
+        *_relay(summary),
         ("groups", "By message kind and agent", _groups(summary)),
         ("checks", "Delivery checks and faults", _checks(summary)),
     ]

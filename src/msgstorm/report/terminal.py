@@ -279,6 +279,18 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         head.add_row(f"block reach {' / '.join(reach)} (p50)",
                      " / ".join(duration_ms(times.get("p50")) for times in reach.values()))
         head.add_row("block arrival p50 / p90 / p99", _durations(forks.get("arrival_ms") or {}, ("p50", "p90", "p99")))
+    relay = summary.get("relay")
+    if relay:
+        head.add_row("relay payloads / announcements / requests",
+                     f"{_fmt(relay.get('payloads'))} / {_fmt(relay.get('announcements'))} / "
+                     f"{_fmt(relay.get('requests'))} ({_fmt(relay.get('duplicates_avoided'))} duplicates avoided)")
+        compact = relay.get("compact") or {}
+        if compact.get("getblocktxn") or compact.get("held") or compact.get("duplicates"):
+            head.add_row("compact blocks: round trips / missing",
+                         f"{_fmt(compact.get('getblocktxn'))} / {_fmt(compact.get('missing'))} messages "
+                         f"({_fmt(compact.get('missing_bytes'))} B; {_fmt(compact.get('held'))} held)")
+        per_node = relay.get("uploaded_bytes_per_node") or {}
+        head.add_row("uploaded per node", ", ".join(f"{region} {_fmt(total)} B" for region, total in per_node.items()))
     if summary.get("wall_s") is not None:
         head.add_row("wall time", duration_s(summary.get("wall_s")))
     console.print(head)

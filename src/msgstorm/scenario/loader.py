@@ -154,8 +154,9 @@ def _resolve_paths(raw: Any, base_dir: Path) -> None:
             path = Path(raw["path"])
             if not path.is_absolute():
                 raw["path"] = str(base_dir / path)
-        # [market]: an instrument's price replay, an accounts group's file.
-        for key in ("replay", "file"):
+        # [market]: an instrument's price replay, an accounts group's file; an empirical
+        # link model's samples.
+        for key in ("replay", "file", "samples"):
             if isinstance(raw.get(key), str) and not Path(raw[key]).is_absolute():
                 raw[key] = str(base_dir / raw[key])
         for value in raw.values():

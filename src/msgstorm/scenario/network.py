@@ -7,19 +7,29 @@ their codes in the kernel's arrays (a protocol's position is its code).
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 from msgstorm.scenario.distributions import DurationNs
 from msgstorm.scenario.kinds import MESSAGE_KINDS
 
 __all__ = ["BLOCK_KIND", "RELAY_PROTOCOLS", "RelayProtocol", "RelaySpec"]
 
-RelayProtocol = Literal["push", "announce", "push_sqrt"]
+RelayProtocol = Literal["push", "announce", "push_sqrt", "compact"]
 RELAY_PROTOCOLS: tuple[str, ...] = get_args(RelayProtocol)
 # The name ``kinds`` gives the blocks the sequencer produces, beside the message kinds.
 BLOCK_KIND = "block"
+
+
+_COMPACT_FIELDS = ("compact_header", "short_id", "high_bandwidth")
 
 
 class RelaySpec(BaseModel):
@@ -29,9 +39,12 @@ class RelaySpec(BaseModel):
     announcement, and a peer that lacks the item asks for it (one request in flight per
     item; after ``timeout`` without it, it asks another peer that holds it); ``push_sqrt``
     pushes the item to the square root of the node's peers (rounded up) and announces it to
-    the rest. ``protocol`` applies to every kind not named in ``kinds`` (message kinds and
-    ``block``). ``control_overhead`` is a fixed delay each announcement and request pays on
-    top of its link delay (payloads do not)."""
+    the rest; ``compact`` (blocks only, BIP 152) sends a compact block (``compact_header``
+    bytes plus ``short_id`` bytes per message) unasked to ``high_bandwidth`` peers and
+    announces it to the rest, and a peer rebuilds the block from the messages it has
+    validated, asking for the missing ones (one more round trip). ``protocol`` applies to every
+    kind not named in ``kinds`` (message kinds and ``block``). ``control_overhead`` is a fixed
+    delay each announcement and request pays on top of its link delay (payloads do not)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -39,6 +52,9 @@ class RelaySpec(BaseModel):
     kinds: dict[str, RelayProtocol] = Field(default_factory=dict)
     timeout: DurationNs = Field(default=10_000_000_000, gt=0)
     control_overhead: DurationNs = Field(default=0, ge=0, le=(1 << 40))
+    compact_header: int = Field(default=88, ge=0, le=1 << 30)
+    short_id: int = Field(default=6, ge=1, le=64)
+    high_bandwidth: int = Field(default=3, ge=0, le=1 << 20)
 
     @field_validator("kinds")
     @classmethod
@@ -47,7 +63,26 @@ class RelaySpec(BaseModel):
         unknown = sorted(set(kinds) - set(known))
         if unknown:
             raise ValueError(f"unknown kinds {unknown}: relay kinds are {list(known)}")
+        compact = sorted(kind for kind, protocol in kinds.items() if protocol == "compact" and kind != BLOCK_KIND)
+        if compact:
+            raise ValueError(f"compact relays blocks only, not {compact}: kinds = {{ block = \"compact\" }}")
         return kinds
+
+    @model_serializer(mode="wrap")
+    def _without_compact_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Compact relay's settings at their defaults dump (and hash) as before they existed."""
+        data: dict[str, Any] = handler(self)
+        for name in _COMPACT_FIELDS:
+            if name in data and getattr(self, name) == RelaySpec.model_fields[name].default:
+                data.pop(name)
+        return data
+
+    @field_validator("protocol")
+    @classmethod
+    def _compact_for_blocks(cls, protocol: str) -> str:
+        if protocol == "compact":
+            raise ValueError("compact relays blocks only: kinds = { block = \"compact\" }")
+        return protocol
 
     def code(self, kind: str) -> int:
         """The kernel's code of the protocol relaying ``kind``."""

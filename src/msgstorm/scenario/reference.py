@@ -154,15 +154,27 @@ DESCRIPTIONS: dict[str, str] = {
     "NetworkSpec.relay": "how a node passes what it validated to its peers: [`relay`](#networkrelay)",
     "RelaySpec.protocol": "`push`: the payload to every peer (duplicates included); `announce`: an announcement, "
                           "the payload only to peers that ask (one request in flight per item and node); "
-                          "`push_sqrt`: the payload to ceil(sqrt(peers)) peers, announcements to the rest",
+                          "`push_sqrt`: the payload to ceil(sqrt(peers)) peers, announcements to the rest (`compact`: "
+                          "blocks only, in `kinds`)",
     "RelaySpec.kinds": "protocol per kind (message kinds and `block`), `{ block = \"announce\" }`; others take "
-                       "`protocol`",
+                       "`protocol`; `compact` (BIP 152 compact blocks) is for `block` only",
     "RelaySpec.timeout": "a node that asked for an item and has not received it after this asks the next of its "
                          "peers that validated it (or, if none has, the next peer that announces it)",
+    "RelaySpec.compact_header": "bytes of a compact block besides its short ids (`compact` relay; 80-byte header "
+                                "and 8-byte nonce)",
+    "RelaySpec.short_id": "bytes per message in a compact block (`compact` relay; BIP 152's short ids are 6)",
+    "RelaySpec.high_bandwidth": "peers a node sends a compact block unasked (`compact` relay's high-bandwidth "
+                                "mode; BIP 152 allows 3); it announces it to the rest, who ask for it "
+                                "(low-bandwidth mode)",
     "RelaySpec.control_overhead": "a fixed delay every announcement and request pays on top of its link delay "
                                   "(payloads do not); SimBlock's is 10 ms (AbstractMessageTask.getInterval)",
     "LinkModel.dist": "`constant`: base; `uniform`: base + U(0, jitter); `normal`: base + N(0, jitter), "
-                      "truncated at 0; `lognormal`: base × LN(0, sigma); `pareto`: base × Pareto(1, alpha)",
+                      "truncated at 0; `lognormal`: base × LN(0, sigma); `pareto`: base × Pareto(1, alpha); "
+                      "`empirical`: one of the delays in `samples`, drawn uniformly with the run's seed (base unused)",
+    "LinkModel.samples": "`empirical`: a CSV or Parquet file (relative to the scenario file) of measured one-way "
+                         "delays",
+    "LinkModel.column": "`empirical`: the column of `samples` holding the delays (numbers ≥ 0)",
+    "LinkModel.unit": "`empirical`: the unit of the delays in `column`",
     "LinkModel.jitter": "spread of `uniform` and `normal`",
     "LinkModel.sigma": "spread of `lognormal`",
     "LinkModel.alpha": "tail index of `pareto`",

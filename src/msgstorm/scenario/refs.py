@@ -19,6 +19,7 @@ from msgstorm.scenario.registry import FAULT_KINDS, LIVE_DRIVERS, LIVE_FAULT_KIN
 from msgstorm.scenario.schema import (
     MAX_FAULT_DRAWS,
     ORDERING_SETTINGS,
+    LinkModel,
     NemesisFault,
     PhasesArrival,
     ReplayArrival,
@@ -200,6 +201,7 @@ def check_references(scenario: Scenario) -> list[Problem]:
             problems.append((("agents", index, "name"), f"agent name {agent.name!r} is used twice"))
         names_seen.add(agent.name)
 
+    problems += _link_sample_problems(scenario)
     problems += _fault_target_problems(scenario)
     problems += _nemesis_draw_problems(scenario)
     for where, fault in (fault_entries(scenario) if scenario.target == "sim" else ()):
@@ -430,4 +432,26 @@ def _market_references(scenario: Scenario, regions: set[str], nodes: set[str], a
     for index, instrument in enumerate(market.instruments):
         if instrument.replay is not None and not Path(instrument.replay).is_file():
             problems.append((("market", "instruments", index, "replay"), f"price file not found: {instrument.replay}"))
+    return problems
+
+
+def _link_sample_problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
+    """Empirical link models whose samples cannot be read (read now: a bad file, column or
+    value must fail validation, not the run)."""
+    models: list[tuple[tuple[str | int, ...], LinkModel]] = [(("network", "link"), scenario.network.link)]
+    models += [(("network", "links", i, "dist"), link.dist) for i, link in enumerate(scenario.network.links)
+               if link.dist is not None]
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for where, model in models:
+        if model.dist != "empirical" or model.samples is None or model.column is None:
+            continue
+        if not Path(model.samples).is_file():
+            problems.append(((*where, "samples"), f"link samples file not found: {model.samples}"))
+            continue
+        from msgstorm.scenario.replay import read_delays_ns  # pyarrow: only with empirical links
+
+        try:
+            read_delays_ns(model.samples, model.column, model.unit)
+        except (ValueError, OSError) as error:
+            problems.append(((*where, "column"), str(error)))
     return problems

@@ -12,6 +12,9 @@ earlier than the first row would fall before the agent starts, so they are dropp
 reads it again, and a sweep's worker runs the same scenario seed after seed, so each file is
 parsed once per process, not once per run and stage. Arrow arrays are immutable, so the
 runs share one copy; the market's parsed accounts file is kept the same way.
+
+An empirical link model (``sim/link_samples.py``) reads its delays with **read_delays_ns**,
+from the same kinds of file.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import pyarrow.parquet as pq
 
 from msgstorm.scenario.file_cache import kept_per_file
 
-__all__ = ["read_column", "read_replay_offsets_ns"]
+__all__ = ["read_column", "read_delays_ns", "read_replay_offsets_ns"]
 
 _UNIT_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
@@ -71,6 +74,26 @@ def read_replay_offsets_ns(path: str, column: str, time_unit: str, speed: float)
         offsets = np.floor(delta_f * (unit_ns / speed)).astype(np.int64)
     offsets = np.sort(offsets[offsets >= 0], kind="stable")
     return offsets
+
+
+def read_delays_ns(path: str, column: str, unit: str) -> np.ndarray:
+    """A column of delays as int64 ns (rounded); ValueError naming the file and column when
+    it cannot be read, is empty, or holds a value that is not a finite number ≥ 0."""
+    values = read_column(path, column)
+    where = f"link samples {path}, column {column!r}"
+    if len(values) == 0:
+        raise ValueError(f"{where} has no rows")
+    if values.null_count:
+        raise ValueError(f"{where} has {values.null_count} empty values")
+    raw = values.to_numpy()
+    if raw.dtype.kind not in "iuf":
+        raise ValueError(f"{where} holds {values.type}, expected numbers")
+    delays = raw.astype(np.float64) * _UNIT_NS[unit]
+    bad = ~np.isfinite(delays) | (delays < 0) | (delays >= 2.0**62)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{where}: row {first + 1} is {raw[first]!r}, expected a delay ≥ 0")
+    return np.asarray(np.rint(delays), dtype=np.int64)
 
 
 @kept_per_file

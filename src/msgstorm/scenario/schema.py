@@ -117,15 +117,35 @@ class LinkModel(_Spec):
     """How one link's delay varies around its base one-way latency.
 
     constant: base; uniform: base + U(0, jitter); normal: base + N(0, jitter) truncated at 0;
-    lognormal: base x LN(0, sigma); pareto: base x Pareto(1, alpha) (heavy tail); plus
-    ``overhead``, a fixed delay every transmission pays on top.
+    lognormal: base x LN(0, sigma); pareto: base x Pareto(1, alpha) (heavy tail);
+    empirical: a delay drawn from ``column`` of the CSV or Parquet file ``samples`` (in
+    ``unit``), the base unused; plus ``overhead``, a fixed delay every transmission pays on top.
     """
 
-    dist: Literal["constant", "uniform", "normal", "lognormal", "pareto"] = "constant"
+    dist: Literal["constant", "uniform", "normal", "lognormal", "pareto", "empirical"] = "constant"
     jitter: DurationNs = 0
     sigma: float = Field(default=0.1, ge=0, le=3)
     alpha: float = Field(default=3.0, gt=1)
     overhead: DurationNs = Field(default=0, ge=0, le=(1 << 40))
+    samples: str | None = None
+    column: str | None = None
+    unit: Literal["ns", "us", "ms", "s"] = "ms"
+
+    @model_validator(mode="after")
+    def _empirical_needs_samples(self) -> LinkModel:
+        if (self.dist == "empirical") != (self.samples is not None and self.column is not None):
+            raise ValueError("dist = \"empirical\" needs samples (a CSV or Parquet file) and column, and only "
+                             "it takes them")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_samples(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without samples a link model dumps (and hashes) as it did before they existed."""
+        data: dict[str, Any] = handler(self)
+        if self.dist != "empirical":
+            for name in ("samples", "column", "unit"):
+                data.pop(name, None)
+        return data
 
 
 class LinkOverride(_Spec):

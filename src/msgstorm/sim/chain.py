@@ -109,7 +109,8 @@ class Chain:
         if cluster.isolated[leader]:
             self.lone.validate_block(t, leader)
         else:
-            self.gossip.inject(t, leader, block, ITEM_BLOCK, size)
+            contents = ctx.msgs.contents(take) if self.gossip.wants_contents else None
+            self.gossip.inject(t, leader, block, ITEM_BLOCK, size, contents=contents)
         self.desync.check(t, self.height[cluster.leader], self.height, cluster.up)
 
     def validated_block(self, t: int, node: int, block: int, sender: int) -> None:

@@ -51,7 +51,7 @@ from msgstorm.scenario.registry import PRODUCER_RULES
 from msgstorm.scenario.schema import ProducersSpec
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.desync import DesyncTracker
-from msgstorm.sim.gossip import GossipState
+from msgstorm.sim.gossip import BlockContents, GossipState
 from msgstorm.sim.kernel import ITEM_BLOCK
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.recorder import FLUSH_ROWS
@@ -133,6 +133,7 @@ class ForkChain:
         # Each node's view: its tip, the blocks it connected, blocks waiting for a parent.
         self.tip = [GENESIS] * n
         self.holds: list[bytearray] = [bytearray(b"\x01" * n)]  # holds[block][node]
+        self.block_contents: dict[int, BlockContents] = {}  # compact relay: each block's messages and sizes
         self.waiting: dict[tuple[int, int], list[int]] = {}  # (node, parent) -> blocks waiting for it
         self.received: set[tuple[int, int]] = set()  # (node, block) received, its parent missing
         self.fetching: set[tuple[int, int]] = set()  # (node, block) asked of a peer
@@ -173,6 +174,8 @@ class ForkChain:
         self.size_of.append(size)
         self.contents.append(take)
         self.holds.append(bytearray(ctx.cluster.size))
+        if self.gossip.wants_contents:  # compact relay: what peers rebuild the block from
+            self.block_contents[block] = ctx.msgs.contents(take)
         live = ctx.msgs.live
         for m in take:
             self.included.setdefault(m, []).append(block)
@@ -188,7 +191,7 @@ class ForkChain:
         if node in self.equivocating:
             self._equivocate(t, node, block, gas)
         elif not ctx.cluster.isolated[node]:
-            self.gossip.inject(t, node, block, ITEM_BLOCK, size)
+            self.gossip.inject(t, node, block, ITEM_BLOCK, size, contents=self.block_contents.get(block))
         top = len(self.canonical) - 1
         self.desync.check(t, top, [self._agreed(v) for v in range(ctx.cluster.size)], ctx.cluster.up)
 
@@ -205,6 +208,9 @@ class ForkChain:
         self.size_of.append(self.size_of[block])
         self.contents.append(take)
         self.holds.append(bytearray(self.ctx.cluster.size))
+        first = self.block_contents.get(block)
+        if first is not None:
+            self.block_contents[twin] = BlockContents(first.msg_ids[::-1].copy(), first.sizes[::-1].copy())
         live = self.ctx.msgs.live
         for m in take:
             if m in live:  # not already committed by the first (at one confirmation)
@@ -228,7 +234,7 @@ class ForkChain:
             return
         self.validated_block(t, node, block, sender)
         if not self.ctx.cluster.isolated[node]:
-            self.gossip.inject(t, node, block, ITEM_BLOCK, self.size_of[block])
+            self.gossip.inject(t, node, block, ITEM_BLOCK, self.size_of[block], contents=self.block_contents.get(block))
 
     def _fill(self, node: int, parent: int) -> tuple[list[int], int, int]:
         """Messages for a block on ``parent``: the mempool's, oldest first, that are not

@@ -5,11 +5,17 @@
 generators, grows the event heap, and applies faults (crash, restart, partition colours,
 link degradation) by writing into the arrays. ``ShadowNetwork`` talks to it through
 ``inject``, ``run`` and the fault methods; the kernel itself is ``msgstorm.sim.kernel``.
+
+Under compact block relay it also keeps what the kernel rebuilds blocks from: a bit per
+node and msg_id set when the node validates the message (``held``, grown as msg_ids
+grow: nodes × msg_ids / 8 bytes), and the messages of the blocks in flight (``contents``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +26,7 @@ from msgstorm.sim import kernel as k
 from msgstorm.sim.link_model import Degradations, model_code
 from msgstorm.sim.topology import Topology
 
-__all__ = ["GossipState"]
+__all__ = ["BlockContents", "CompactRelay", "GossipState"]
 
 _UNIFORM_BLOCK = 1 << 18
 _PROCESSING_BLOCK = 1 << 18
@@ -40,6 +46,33 @@ def _aligned(size: int) -> np.ndarray:
     return raw[skip:skip + size]
 
 
+@dataclass(frozen=True)
+class BlockContents:
+    """The messages a block carries: their msg_ids and sizes in bytes (int64 each), in block
+    order. The sequencer's chain and the producers pass it with every block they send."""
+
+    msg_ids: np.ndarray
+    sizes: np.ndarray
+
+    @classmethod
+    def of(cls, msg_ids: list[int], sizes: list[int]) -> BlockContents:
+        return cls(np.asarray(msg_ids, dtype=np.int64), np.asarray(sizes, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class CompactRelay:
+    """Compact block relay's sizes and fan-out: a compact block is ``header_bytes`` plus
+    ``short_id_bytes`` per message; a node sends it unasked to ``high_bandwidth`` peers and
+    announces it to the rest."""
+
+    header_bytes: int
+    short_id_bytes: int
+    high_bandwidth: int
+
+    def size(self, messages: int) -> int:
+        return self.header_bytes + self.short_id_bytes * messages
+
+
 def _heap_keys(entries: int) -> np.ndarray:
     """Zeroed keys for a heap of ``entries``: int64[2 * (kernel.ROOT + entries)]."""
     return _aligned(2 * (k.ROOT + entries))
@@ -51,7 +84,8 @@ class GossipState:
                  delivery_stride: int, delivery_budget: int, order_seed: int = 0,
                  message_relay: np.ndarray | None = None, block_relay: int = k.PUSH,
                  relay_timeout_ns: int = 10_000_000_000, download_ns_per_byte: float | np.ndarray = 0.0,
-                 fair_share: bool = False, uplink_held: bool = False, control_overhead_ns: int = 0) -> None:
+                 fair_share: bool = False, uplink_held: bool = False, control_overhead_ns: int = 0,
+                 compact: CompactRelay | None = None) -> None:
         """``order_seed``: the seed of the order in which nodes serve their peers
         (sim/fair_order.py), a non-negative int64. ``message_relay``: the relay protocol's
         kernel code (``k.PUSH`` ..) for each message kind code (default: push for all);
@@ -60,7 +94,8 @@ class GossipState:
         each node's upload and download time per byte (one value for all, or one per node; 0:
         unlimited); ``fair_share``: a forward's copies share the uplink rather than queue on it;
         ``uplink_held``: they queue, each holding the uplink until it has arrived;
-        ``control_overhead_ns``: added to each announcement's and request's link delay."""
+        ``control_overhead_ns``: added to each announcement's and request's link delay;
+        ``compact``: compact relay's sizes, needed when a relay code is ``k.COMPACT``."""
         n = topology.size
         self.n = n
         self.topology = topology
@@ -72,6 +107,18 @@ class GossipState:
         self.message_relay = np.zeros(len(MESSAGE_KINDS), dtype=np.int64) if message_relay is None else message_relay
         self._relay_codes: list[int] = self.message_relay.tolist()  # per message, without numpy's per-call cost
         self.block_relay = block_relay
+        if k.COMPACT in self.message_relay:
+            raise ValueError("compact relay is for blocks only")
+        if block_relay == k.COMPACT and compact is None:
+            raise ValueError("compact block relay needs its sizes (compact)")
+        self.compact = compact if block_relay == k.COMPACT else None
+        self.scalars[k.S_TRACK] = 1 if self.compact is not None else 0
+        self.scalars[k.S_HIGH_BW] = 0 if self.compact is None else self.compact.high_bandwidth
+        # Compact relay: held[node, m >> 3] bit m & 7 (see the module docstring); the blocks'
+        # messages (msg_id, bytes) from ``contents[:, 0]`` to ``contents_fill``.
+        self.held = np.zeros((n, 1 if self.compact is None else 1 << 10), dtype=np.uint8)
+        self.contents = np.zeros((2, 1 << 12), dtype=np.int64)
+        self.contents_fill = 0
         # The event heap: keys (time, sequence and payload row), the payload rows (with
         # their links to the next receipt of a run, see the kernel), and the free rows
         # (pool[rows taken:]).
@@ -79,10 +126,10 @@ class GossipState:
         self.payload = _aligned(4 * _HEAP_ENTRIES)
         self.pool = np.arange(_HEAP_ENTRIES, dtype=np.int64)
         self._renumber_keys()
-        self.nodes = np.zeros((4, n), dtype=np.int64)
+        self.nodes = np.zeros((k.N_ROWS, n), dtype=np.int64)
         self.nodes[k.N_UP, :] = 1
         slots = 1 << 10
-        self.slots = np.zeros((6, slots), dtype=np.int64)
+        self.slots = np.zeros((k.SL_ROWS, slots), dtype=np.int64)
         self.seen = np.zeros((slots, n), dtype=np.uint8)
         self.free_slots = np.arange(slots - 1, -1, -1, dtype=np.int64)
         self.scalars[k.S_FREE] = slots
@@ -101,7 +148,7 @@ class GossipState:
                     spec = topology.region_model[topology.region_of[i]][topology.region_of[j]]
                 else:
                     delay, spec = override
-                code, value = model_code(spec)
+                code, value = model_code(spec, topology.link_samples)
                 idx.append(j)
                 base.append(delay)
                 model.append(code)
@@ -151,7 +198,7 @@ class GossipState:
     def _grow_slots(self) -> None:
         old = self.slots.shape[1]
         new = old * 2
-        self.slots = np.concatenate([self.slots, np.zeros((6, old), dtype=np.int64)], axis=1)
+        self.slots = np.concatenate([self.slots, np.zeros((k.SL_ROWS, old), dtype=np.int64)], axis=1)
         self.seen = np.concatenate([self.seen, np.zeros((old, self.n), dtype=np.uint8)], axis=0)
         free = np.zeros(new, dtype=np.int64)
         free[:old] = np.arange(new - 1, old - 1, -1)
@@ -163,17 +210,30 @@ class GossipState:
         """The relay protocol's code of each message of these kind codes."""
         return self.message_relay[np.asarray(message_kinds, dtype=np.int64)]
 
-    def inject(self, t: int, node: int, item: int, kind: int, size: int, message_kind: int = 0) -> None:
+    def inject(self, t: int, node: int, item: int, kind: int, size: int, message_kind: int = 0,
+               contents: BlockContents | None = None) -> None:
         """Start gossip of an item at ``node`` at ``t`` (``message_kind``: a message's kind
-        code, which picks its relay protocol; blocks take ``block_relay``)."""
+        code, which picks its relay protocol; blocks take ``block_relay``). A block comes
+        with its ``contents``; under compact relay its peers receive the compact block
+        (``CompactRelay.size``) instead of ``size`` bytes."""
         relay = self.block_relay if kind == k.ITEM_BLOCK else self._relay_codes[message_kind]
+        first = ntx = 0
+        if relay == k.COMPACT and self.compact is not None:
+            if contents is None:
+                raise ValueError("a block relayed compactly needs its contents")
+            ntx = len(contents.msg_ids)
+            first = self._store_contents(contents)
+            size = self.compact.size(ntx)
+        elif kind != k.ITEM_BLOCK:
+            self._hold_room(item)
         if self.before_first_call is not None:
             self._first_call()
         while True:
             inject = self._inject
             if inject is None:
-                inject = self._inject = direct_call(k.inject, *self._inject_args, t, node, item, kind, size, relay)
-            if inject(*self._inject_args, t, node, item, kind, size, relay) >= 0:
+                inject = self._inject = direct_call(k.inject, *self._inject_args, t, node, item, kind, size, relay,
+                                                    first, ntx)
+            if inject(*self._inject_args, t, node, item, kind, size, relay, first, ntx) >= 0:
                 break
             if self.scalars[k.S_FREE] == 0:
                 self._grow_slots()
@@ -191,6 +251,8 @@ class GossipState:
         kinds = np.full(len(t), k.ITEM_MSG, dtype=np.int64) if kind is None else kind
         relay = self.relay_of(np.zeros(len(t), dtype=np.int64) if message_kind is None else message_kind)
         self.sends = np.stack([np.asarray(column, dtype=np.int64) for column in (t, node, item, size, kinds, relay)])
+        if len(t):
+            self._hold_room(int(self.sends[k.SEND_ITEM].max()))
         self.scalars[k.S_SEND_I] = self.scalars[k.S_SEND_END] = 0
         self._bind()
 
@@ -215,6 +277,48 @@ class GossipState:
         kinds = self.slots[k.SL_KIND]
         live = (self.slots[k.SL_OUTSTANDING] > 0) & ((kinds != k.ITEM_BLOCK) if kind == k.ITEM_MSG else (kinds == kind))
         return set(self.slots[k.SL_ITEM, live].tolist())
+
+    def _hold_room(self, msg_id: int) -> None:
+        """Grow ``held`` (doubling) so that it has a bit for ``msg_id``."""
+        if self.compact is None or msg_id < 8 * self.held.shape[1]:
+            return
+        columns = self.held.shape[1]
+        while 8 * columns <= msg_id:
+            columns *= 2
+        held = np.zeros((self.n, columns), dtype=np.uint8)
+        held[:, :self.held.shape[1]] = self.held
+        self.held = held
+        self._bind()
+
+    def _store_contents(self, contents: BlockContents) -> int:
+        """Append a block's messages to ``contents``; return where they start. When full, the
+        blocks still in flight keep theirs (moved to the front) and the rest are dropped; it
+        doubles if that is not room enough."""
+        ntx = len(contents.msg_ids)
+        if len(contents.msg_ids):
+            self._hold_room(int(contents.msg_ids.max()))
+        if self.contents_fill + ntx > self.contents.shape[1]:
+            live = np.flatnonzero((self.slots[k.SL_OUTSTANDING] > 0) & (self.slots[k.SL_NTX] > 0))
+            kept = [self.contents[:, self.slots[k.SL_CONTENT, s]:self.slots[k.SL_CONTENT, s] + self.slots[k.SL_NTX, s]]
+                    for s in live.tolist()]
+            fill = sum(block.shape[1] for block in kept)
+            columns = self.contents.shape[1]
+            while fill + ntx > columns:
+                columns *= 2
+            moved = np.zeros((2, columns), dtype=np.int64)
+            at = 0
+            for s, block in zip(live.tolist(), kept, strict=True):
+                moved[:, at:at + block.shape[1]] = block
+                self.slots[k.SL_CONTENT, s] = at
+                at += block.shape[1]
+            self.contents = moved
+            self.contents_fill = fill
+            self._bind()
+        first = self.contents_fill
+        self.contents[0, first:first + ntx] = contents.msg_ids
+        self.contents[1, first:first + ntx] = contents.sizes
+        self.contents_fill += ntx
+        return first
 
     # --- running -----------------------------------------------------------------------
 
@@ -263,9 +367,9 @@ class GossipState:
         self._inject = None
         self._args = (self.max_degree, self.keys, self.payload, self.pool, self.scalars, self.nodes,
                       self.slots, self.seen, self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,
-                      self.fwd_model, self.fwd_param, self.uniform, self.processing,
-                      self.ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries, self.mempool_log, self.sends,
-                      self.order)
+                      self.fwd_model, self.fwd_param, self.topology.link_samples.array, self.uniform, self.processing,
+                      self.ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries,
+                      self.mempool_log, self.sends, self.order, self.held, self.contents)
 
     def _refill_uniform(self) -> None:
         rest = self.uniform[self.scalars[k.S_UNIF]:]
@@ -362,6 +466,50 @@ class GossipState:
     def relay_counts(self) -> tuple[int, int, int]:
         """Announcements received, requests served and fallback requests (after a timeout) so far."""
         return (int(self.scalars[k.S_ANNOUNCES]), int(self.scalars[k.S_REQUESTS]), int(self.scalars[k.S_FALLBACKS]))
+
+    @property
+    def wants_contents(self) -> bool:
+        """Whether ``inject`` needs a block's contents (compact relay rebuilds blocks from them)."""
+        return self.compact is not None
+
+    @property
+    def compact_counts(self) -> tuple[int, int, int, int]:
+        """Compact relay so far: compact blocks a node had already (duplicates), getblocktxn
+        requests, the messages they asked for, and the bytes served in answer."""
+        return (int(self.scalars[k.S_CMPCT_DUPS]), int(self.scalars[k.S_GETTXN]), int(self.scalars[k.S_TXN_MISSING]),
+                int(self.scalars[k.S_TXN_BYTES]))
+
+    @property
+    def compact_held(self) -> int:
+        """Messages of compact blocks that their receivers held already (not sent again)."""
+        return int(self.scalars[k.S_TXN_HELD])
+
+    @property
+    def payloads_sent(self) -> int:
+        """Payload copies put on uplinks so far (pushes, answers to requests, missing messages)."""
+        return int(self.scalars[k.S_PAYLOADS])
+
+    @property
+    def uploaded_bytes(self) -> np.ndarray:
+        """Payload bytes each node has put on its uplink so far (int64 per node)."""
+        return np.array(self.nodes[k.N_UP_BYTES], dtype=np.int64)
+
+    def relay_report(self) -> dict[str, Any]:
+        """The relay counts so far as the history's ``relay`` event carries them (its detail;
+        history/events.py): payload copies, announcements, requests, fallbacks, announcements
+        that led to no transfer, compact relay's counts, and payload bytes uploaded per region."""
+        announcements, requests, fallbacks = self.relay_counts
+        duplicates, gettxn, missing, missing_bytes = self.compact_counts
+        uploaded = np.bincount(np.asarray(self.topology.region_of, dtype=np.int64), weights=self.uploaded_bytes,
+                               minlength=len(self.topology.regions))
+        return {
+            "payloads": self.payloads_sent, "announcements": announcements, "requests": requests,
+            "fallbacks": fallbacks, "duplicates_avoided": announcements - requests,
+            "compact": {"duplicates": duplicates, "getblocktxn": gettxn, "missing": missing,
+                        "missing_bytes": missing_bytes, "held": self.compact_held},
+            "uploaded_bytes": {region: int(total) for region, total in zip(self.topology.regions, uploaded.tolist(),
+                                                                           strict=True)},
+        }
 
     @property
     def block_receipts(self) -> int:

@@ -45,16 +45,21 @@ __all__ = [
     "S_NDEG", "S_RECEIPTS", "S_BLOCK_RECEIPTS", "S_NEXT", "S_NITEM", "S_NKIND",
     "S_IDX_BITS", "S_SEQ_LIMIT", "S_ROWS", "S_ORDER_SEED", "S_TIMEOUT", "S_ANNOUNCES", "S_REQUESTS",
     "S_FALLBACKS", "S_FAIR_SHARE", "S_DOWNLOADS", "S_CONTROL", "S_LOGGED", "LOG_NODE", "LOG_ITEM", "UPLINK_SERIAL", "UPLINK_FAIR_SHARE", "UPLINK_HELD", "ANNOUNCE", "REQUEST", "TIMEOUT", "PUSH", "ANNOUNCE_FETCH", "PUSH_SQRT", "SEND_RELAY", "ROOT", "P_NEXT", "run_until", "inject",
+    "COMPACT", "CMPCT", "GETTXN", "BLOCKTXN", "S_HIGH_BW", "S_TRACK", "S_CMPCT_DUPS", "S_GETTXN", "S_TXN_MISSING",
+    "S_TXN_BYTES", "S_PAYLOADS", "S_TXN_HELD", "N_UP_BYTES", "N_ROWS", "SL_CONTENT", "SL_NTX", "SL_ROWS", "N_SCALARS",
 ]
 
-# Event types: a payload received, validated; and the relay protocols' events (below).
-RECV, VALIDATED, ANNOUNCE, REQUEST, TIMEOUT = 0, 1, 2, 3, 4
+# Event types: a payload received, validated; and the relay protocols' events (below):
+# announce and fetch's announcement, request and its timeout; compact relay's compact block
+# received, its request for missing transactions (getblocktxn) and their arrival (blocktxn).
+RECV, VALIDATED, ANNOUNCE, REQUEST, TIMEOUT, CMPCT, GETTXN, BLOCKTXN = range(8)
 TYPE_BITS, TYPE_MASK = 3, 7
 # Relay protocols (scenario/network.py, RELAY_PROTOCOLS): a slot's SL_RELAY.
-PUSH, ANNOUNCE_FETCH, PUSH_SQRT = 0, 1, 2
+PUSH, ANNOUNCE_FETCH, PUSH_SQRT, COMPACT = 0, 1, 2, 3
 # Bits of ``seen[slot, node]``: the payload arrived, a request for it is in flight, the node
-# validated it (and so holds it for peers that ask).
-SEEN_PAYLOAD, SEEN_REQUESTED, SEEN_VALID = 1, 2, 4
+# validated it (and so holds it for peers that ask); compact relay: the node has rebuilt the
+# block (it holds every transaction) and its validation is under way.
+SEEN_PAYLOAD, SEEN_REQUESTED, SEEN_VALID, SEEN_REBUILT = 1, 2, 4, 8
 # Item kinds. A watched message is a message whose validation a reactor sees at the nodes it
 # watches (``WATCH_WATCHED``); the leader sees every message (``WATCH_ALL``). A standby's
 # validations of messages only fill its mempool, which Python reads when it takes over:
@@ -78,9 +83,16 @@ S_ORDER_SEED, S_TIMEOUT, S_ANNOUNCES, S_REQUESTS, S_FALLBACKS = range(26, 31)
 # 1: some node's download is limited (a copy's time then depends on its receiver).
 # The fixed delay (ns) each announcement and request pays on top of its link delay.
 S_FAIR_SHARE, S_DOWNLOADS, S_CONTROL = 31, 32, 33
+# Compact relay: the peers a node sends a compact block unasked (high-bandwidth mode); 1
+# when nodes record the messages they validated (``held``, a bit per node and msg_id);
+# counts of compact blocks received by a node that had the block already, getblocktxn
+# requests, the transactions they asked for and those transactions' bytes. Payload
+# copies sent (pushes and answers to requests), every protocol. Messages of compact blocks
+# the receiving node held already (not sent again).
+S_HIGH_BW, S_TRACK, S_CMPCT_DUPS, S_GETTXN, S_TXN_MISSING, S_TXN_BYTES, S_PAYLOADS, S_TXN_HELD = range(34, 42)
 # Entries in the mempool log (int64[2, capacity]: a standby's validations in order).
-S_LOGGED = 34
-N_SCALARS = 35
+S_LOGGED = 42
+N_SCALARS = 43
 LOG_NODE, LOG_ITEM = 0, 1
 UPLINK_SERIAL, UPLINK_FAIR_SHARE, UPLINK_HELD = 0, 1, 2
 # Rows of the sends array (int64[5, n]): a traffic batch's messages, in send order.
@@ -107,10 +119,14 @@ LOW32 = 0xFFFFFFFF
 # per forward instead of one per receipt, so sifts are shorter and stay in L1 cache, and
 # the order of events is exactly that of one heap entry per receipt.
 
-# Rows of per-node state (int64[4, nodes]).
-N_CPU, N_UPLINK, N_UP, N_COLOUR = range(4)
-# Rows of per-slot state (int64[6, slots]).
-SL_ITEM, SL_KIND, SL_OUTSTANDING, SL_SIZE, SL_FORWARD, SL_RELAY = range(6)
+# Rows of per-node state (int64[N_ROWS, nodes]); N_UP_BYTES: payload bytes the node has
+# put on its uplink (copies, answers to requests, missing transactions).
+N_CPU, N_UPLINK, N_UP, N_COLOUR, N_UP_BYTES = range(5)
+N_ROWS = 5
+# Rows of per-slot state (int64[SL_ROWS, slots]). A compact block's SL_SIZE is its compact
+# size; its transactions are ``contents[:, SL_CONTENT .. SL_CONTENT + SL_NTX]`` (msg_id, bytes).
+SL_ITEM, SL_KIND, SL_OUTSTANDING, SL_SIZE, SL_FORWARD, SL_RELAY, SL_CONTENT, SL_NTX = range(8)
+SL_ROWS = 8
 
 
 @nb.njit(cache=True, inline="always")
@@ -241,9 +257,10 @@ def _pop(keys: np.ndarray, n: int) -> int:
 @borrowing()
 def inject(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
            scalars: np.ndarray, slots: np.ndarray, seen: np.ndarray, free_slots: np.ndarray,
-           t: int, node: int, item: int, kind: int, size: int, relay: int) -> int:
+           t: int, node: int, item: int, kind: int, size: int, relay: int, content: int, ntx: int) -> int:
     """Start gossip of an item at ``node`` (a receipt from nobody, hop 0), relayed by
-    protocol ``relay`` (PUSH, ANNOUNCE_FETCH, PUSH_SQRT).
+    protocol ``relay`` (PUSH, ANNOUNCE_FETCH, PUSH_SQRT, COMPACT); a compact block's
+    transactions are ``ntx`` columns of ``contents`` from ``content``.
 
     Returns 0, or -1 when the heap or the slot pool is full (grow, then call again).
     """
@@ -260,6 +277,8 @@ def inject(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
     slots[SL_SIZE, slot] = size
     slots[SL_FORWARD, slot] = 1
     slots[SL_RELAY, slot] = relay
+    slots[SL_CONTENT, slot] = content
+    slots[SL_NTX, slot] = ntx
     seen[slot, :] = 0
     idx = pool[rows]
     _write_row(payload, idx, RECV, node, slot, -1, 0)
@@ -276,11 +295,11 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
              keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
              n: int, rows: int, seq: int, idx_bits: int, unif: int, nodes: np.ndarray, slots: np.ndarray,
              fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
-             fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
+             fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray, uniform: np.ndarray,
              ns_per_byte: np.ndarray, n_deg: int,
              deg_nodes: np.ndarray, deg_params: np.ndarray,
              order: np.ndarray, order_seed: int, fair_share: int, downloads: int,
-             control: int) -> tuple[int, int, int, int]:
+             control: int, high_bw: int, scalars: np.ndarray) -> tuple[int, int, int, int]:
     """Send a validated item to ``node``'s forwarding peers, in the node's fair order for the
     item (sim/fair_order.py); return the new (n, rows, seq, unif).
 
@@ -290,7 +309,9 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
     together (when the uplink is free) and share the upload equally, each at upload / k or
     its peer's download if that is lower; the uplink is free again when the last ends.
     Held (``fair_share`` = UPLINK_HELD): serial, and the uplink is free again only when the
-    copy has arrived. Announcements pay ``control`` ns on top of their link delay."""
+    copy has arrived. Announcements pay ``control`` ns on top of their link delay. Under
+    COMPACT the first ``high_bw`` peers get the compact block (a CMPCT receipt), the rest an
+    announcement."""
     mine = nodes[N_COLOUR, node]
     size = slots[SL_SIZE, slot]
     up = ns_per_byte[0, node]
@@ -309,6 +330,10 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
         pushes = 0
         while pushes * pushes < degree:  # ceil(sqrt(degree)) in integers
             pushes += 1
+    elif relay == COMPACT:
+        pushes = high_bw if high_bw < degree else degree
+    payload_type = CMPCT if relay == COMPACT else RECV
+    copies_sent = 0
     start = free if free > t else t  # fair share: when this forward's copies start
     if fair_share == UPLINK_FAIR_SHARE:
         copies = 0
@@ -326,12 +351,12 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
         d = fwd_base[e]
         model = fwd_model[e]
         if model != 0:  # constant links draw nothing
-            d, unif = link_delay(d, model, fwd_param[e], uniform, unif)
+            d, unif = link_delay(d, model, fwd_param[e], uniform, unif, samples)
         if n_deg > 0:
             d, unif, lost = degrade(d, node, peer, n_deg, deg_nodes, deg_params, uniform, unif)
             if lost:
                 continue
-        etype = RECV
+        etype = payload_type
         if downloads != 0:  # a download limit: this peer's copy may take longer
             down = ns_per_byte[1, peer]
             tx = int(size * (up if up >= down else down))
@@ -352,6 +377,8 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
                     free = arrive
         else:
             arrive = t + d
+        if etype != ANNOUNCE:
+            copies_sent += 1
         idx = pool[nb.uint64(rows)]
         rows += 1
         _write_row(payload, idx, etype, peer, slot, node, hops)
@@ -367,6 +394,8 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
         sent += 1
     slots[SL_OUTSTANDING, slot] += sent
     nodes[N_UPLINK, node] = free
+    nodes[N_UP_BYTES, node] += copies_sent * size
+    scalars[S_PAYLOADS] += copies_sent
     return n, rows, seq, unif
 
 
@@ -381,7 +410,7 @@ def _edge(fwd_ptr: np.ndarray, fwd_idx: np.ndarray, node: int, peer: int) -> int
 
 @borrowing()
 def _link(t: int, node: int, peer: int, nodes: np.ndarray, fwd_ptr: np.ndarray, fwd_idx: np.ndarray,
-          fwd_base: np.ndarray, fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray, unif: int,
+          fwd_base: np.ndarray, fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray, uniform: np.ndarray, unif: int,
           n_deg: int, deg_nodes: np.ndarray, deg_params: np.ndarray) -> tuple[int, int]:
     """The delay of one transmission from ``node`` to ``peer`` and the next uniform; the
     delay is -1 when the link is cut (a partition) or the transmission lost."""
@@ -390,7 +419,7 @@ def _link(t: int, node: int, peer: int, nodes: np.ndarray, fwd_ptr: np.ndarray, 
         return -1, unif
     d = fwd_base[e]
     if fwd_model[e] != 0:
-        d, unif = link_delay(d, fwd_model[e], fwd_param[e], uniform, unif)
+        d, unif = link_delay(d, fwd_model[e], fwd_param[e], uniform, unif, samples)
     if n_deg > 0:
         d, unif, lost = degrade(d, node, peer, n_deg, deg_nodes, deg_params, uniform, unif)
         if lost:
@@ -413,12 +442,12 @@ def _push(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows:
 def _ask(t: int, node: int, peer: int, slot: int, hops: int, keys: np.ndarray, payload: np.ndarray,
          pool: np.ndarray, n: int, rows: int, seq: int, idx_bits: int, unif: int, scalars: np.ndarray,
          nodes: np.ndarray, slots: np.ndarray, fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
-         fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray, n_deg: int, deg_nodes: np.ndarray,
+         fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray, uniform: np.ndarray, n_deg: int, deg_nodes: np.ndarray,
          deg_params: np.ndarray) -> tuple[int, int, int, int]:
     """``node`` asks ``peer`` for ``slot``'s payload: a REQUEST at ``peer`` one link delay
     (plus ``S_CONTROL``) later, unless the link is down, and a TIMEOUT at ``node`` after
     ``S_TIMEOUT`` either way. Returns the new (n, rows, seq, unif)."""
-    d, unif = _link(t, node, peer, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform, unif,
+    d, unif = _link(t, node, peer, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, samples, uniform, unif,
                     n_deg, deg_nodes, deg_params)
     if d >= 0:
         n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + d + scalars[S_CONTROL],
@@ -429,11 +458,134 @@ def _ask(t: int, node: int, peer: int, slot: int, hops: int, keys: np.ndarray, p
 
 
 @borrowing()
+def _transfer(t: int, d: int, node: int, peer: int, size: int, scalars: np.ndarray, nodes: np.ndarray,
+              ns_per_byte: np.ndarray) -> int:
+    """Send ``size`` bytes from ``node`` to ``peer`` on request (a transfer of its own, after
+    what ``node``'s uplink already had to send; ``d``: the link delay); return its arrival."""
+    up = ns_per_byte[0, node]
+    down = ns_per_byte[1, peer]
+    tx = int(size * (up if up >= down else down))
+    arrive = t + d
+    if tx > 0:
+        free = nodes[N_UPLINK, node]
+        if free < t:
+            free = t
+        free += tx
+        arrive = free + d
+        nodes[N_UPLINK, node] = arrive if scalars[S_FAIR_SHARE] == UPLINK_HELD else free
+    nodes[N_UP_BYTES, node] += size
+    scalars[S_PAYLOADS] += 1
+    return arrive
+
+
+@borrowing()
+def _missing(held: np.ndarray, contents: np.ndarray, first: int, count: int, node: int) -> tuple[int, int]:
+    """How many of a block's transactions (``contents[:, first:first + count]``) ``node``
+    has not validated, and their bytes."""
+    missing = 0
+    missing_bytes = 0
+    for c in range(first, first + count):
+        item = contents[0, c]
+        if held[node, item >> 3] & (1 << (item & 7)) == 0:
+            missing += 1
+            missing_bytes += contents[1, c]
+    return missing, missing_bytes
+
+
+@borrowing()
+def _hold_contents(held: np.ndarray, contents: np.ndarray, first: int, count: int, node: int) -> None:
+    """``node`` now holds every transaction of a block it rebuilt."""
+    for c in range(first, first + count):
+        item = contents[0, c]
+        held[node, item >> 3] |= 1 << (item & 7)
+
+
+@borrowing()
+def _validate_block(t: int, node: int, slot: int, sender: int, hops: int, keys: np.ndarray, payload: np.ndarray,
+                    pool: np.ndarray, n: int, rows: int, seq: int, idx_bits: int, proc: int, nodes: np.ndarray,
+                    slots: np.ndarray, seen: np.ndarray, processing: np.ndarray) -> tuple[int, int, int, int]:
+    """A rebuilt compact block: ``node``'s CPU validates it (after what it had queued) and it
+    is VALIDATED then. Returns the new (n, rows, seq, proc)."""
+    seen[slot, node] |= SEEN_REBUILT
+    start = nodes[N_CPU, node]
+    if start < t:
+        start = t
+    done = start + processing[proc]
+    nodes[N_CPU, node] = done
+    n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, done, VALIDATED, node, slot, sender,
+                         hops)
+    return n, rows, seq, proc + 1
+
+
+@borrowing()
+def _compact_event(etype: int, t: int, node: int, slot: int, sender: int, hops: int, asked_bytes: int,
+                   keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows: int, seq: int,
+                   idx_bits: int, unif: int, proc: int, scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
+                   seen: np.ndarray, fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
+                   fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray, uniform: np.ndarray, ns_per_byte: np.ndarray,
+                   n_deg: int, deg_nodes: np.ndarray, deg_params: np.ndarray, processing: np.ndarray,
+                   held: np.ndarray, contents: np.ndarray) -> tuple[int, int, int, int, int]:
+    """Compact block relay (BIP 152). CMPCT at ``node`` from ``sender``: the compact block
+    (header and short ids) arrived; a node that has it already counts a duplicate and does
+    nothing more. Otherwise the node rebuilds the block from the messages it has validated
+    (``held``): with none missing it validates the block at once; with k missing it asks
+    ``sender`` for them (GETTXN, one link delay plus ``S_CONTROL``, and a TIMEOUT after which
+    it starts again). GETTXN at ``node`` (the block's holder; ``asked_bytes``: the missing
+    transactions' bytes): they go back on its uplink as a transfer of their own (BLOCKTXN).
+    BLOCKTXN at ``node``: the block is whole; the node holds its transactions and validates
+    it. Only the validation costs CPU. Returns the new (n, rows, seq, unif, proc)."""
+    if nodes[N_UP, node] == 0:
+        return n, rows, seq, unif, proc
+    first = slots[SL_CONTENT, slot]
+    count = slots[SL_NTX, slot]
+    if etype == CMPCT:
+        if seen[slot, node] & (SEEN_PAYLOAD | SEEN_REBUILT) != 0:
+            scalars[S_CMPCT_DUPS] += 1
+            return n, rows, seq, unif, proc
+        seen[slot, node] |= SEEN_PAYLOAD
+        missing, missing_bytes = _missing(held, contents, first, count, node)
+        scalars[S_TXN_HELD] += count - missing
+        if missing == 0:
+            n, rows, seq, proc = _validate_block(t, node, slot, sender, hops, keys, payload, pool, n, rows, seq,
+                                                 idx_bits, proc, nodes, slots, seen, processing)
+            return n, rows, seq, unif, proc
+        scalars[S_GETTXN] += 1
+        scalars[S_TXN_MISSING] += missing
+        d, unif = _link(t, node, sender, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, samples, uniform, unif,
+                        n_deg, deg_nodes, deg_params)
+        if d >= 0:
+            n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + d + scalars[S_CONTROL],
+                                 GETTXN, sender, slot, node, hops)
+            # The request's row carries the bytes asked for (a row of its own: P_NEXT_T is free).
+            payload[nb.uint64(4 * pool[nb.uint64(rows - 1)] + P_NEXT_T)] = missing_bytes
+        n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + scalars[S_TIMEOUT], TIMEOUT,
+                             node, slot, sender, hops)
+        return n, rows, seq, unif, proc
+    if etype == GETTXN:
+        d, unif = _link(t, node, sender, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, samples, uniform, unif,
+                        n_deg, deg_nodes, deg_params)
+        if d < 0:
+            return n, rows, seq, unif, proc
+        scalars[S_TXN_BYTES] += asked_bytes
+        arrive = _transfer(t, d, node, sender, asked_bytes, scalars, nodes, ns_per_byte)
+        n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, arrive, BLOCKTXN, sender, slot,
+                             node, hops)
+        return n, rows, seq, unif, proc
+    # BLOCKTXN
+    if seen[slot, node] & SEEN_REBUILT != 0:
+        return n, rows, seq, unif, proc
+    _hold_contents(held, contents, first, count, node)
+    n, rows, seq, proc = _validate_block(t, node, slot, sender, hops, keys, payload, pool, n, rows, seq, idx_bits,
+                                         proc, nodes, slots, seen, processing)
+    return n, rows, seq, unif, proc
+
+
+@borrowing()
 def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: int,
                  keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows: int, seq: int,
                  idx_bits: int, unif: int, scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
                  seen: np.ndarray, fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
-                 fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray, ns_per_byte: np.ndarray,
+                 fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray, uniform: np.ndarray, ns_per_byte: np.ndarray,
                  n_deg: int, deg_nodes: np.ndarray, deg_params: np.ndarray) -> tuple[int, int, int, int]:
     """Announce and fetch. ANNOUNCE at ``node`` from ``sender``: a node that neither holds
     the item nor has asked for it asks ``sender`` (a REQUEST, one link delay) and sets a
@@ -453,29 +605,26 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
             return n, rows, seq, unif
         seen[slot, node] |= SEEN_REQUESTED
         return _ask(t, node, sender, slot, hops, keys, payload, pool, n, rows, seq, idx_bits, unif, scalars, nodes,
-                    slots, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform, n_deg, deg_nodes, deg_params)
+                    slots, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, samples, uniform, n_deg, deg_nodes, deg_params)
     if etype == REQUEST:
         scalars[S_REQUESTS] += 1
-        d, unif = _link(t, node, sender, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform, unif,
+        d, unif = _link(t, node, sender, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, samples, uniform, unif,
                         n_deg, deg_nodes, deg_params)
         if d < 0:
             return n, rows, seq, unif
-        # A payload sent on request is a transfer of its own (a fair share of one).
-        up = ns_per_byte[0, node]
-        down = ns_per_byte[1, sender]
-        tx = int(slots[SL_SIZE, slot] * (up if up >= down else down))
-        arrive = t + d
-        if tx > 0:
-            free = nodes[N_UPLINK, node]
-            if free < t:
-                free = t
-            free += tx
-            arrive = free + d
-            nodes[N_UPLINK, node] = arrive if scalars[S_FAIR_SHARE] == UPLINK_HELD else free
-        n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, arrive, RECV, sender, slot, node,
-                             hops)
+        # A payload sent on request is a transfer of its own (a fair share of one); under
+        # compact relay, the compact block.
+        arrive = _transfer(t, d, node, sender, slots[SL_SIZE, slot], scalars, nodes, ns_per_byte)
+        n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, arrive,
+                             CMPCT if slots[SL_RELAY, slot] == COMPACT else RECV, sender, slot, node, hops)
         return n, rows, seq, unif
     # TIMEOUT
+    if slots[SL_RELAY, slot] == COMPACT:
+        # A compact block not rebuilt by now (its getblocktxn or blocktxn was lost, or the
+        # announcer's answer is late): start again, as if nothing had come.
+        if seen[slot, node] & SEEN_REBUILT != 0:
+            return n, rows, seq, unif
+        seen[slot, node] = seen[slot, node] & (0xFF ^ SEEN_PAYLOAD)
     if seen[slot, node] & SEEN_PAYLOAD != 0:
         return n, rows, seq, unif
     first = fwd_ptr[node]
@@ -488,7 +637,7 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
             continue
         scalars[S_FALLBACKS] += 1
         return _ask(t, node, peer, slot, hops, keys, payload, pool, n, rows, seq, idx_bits, unif, scalars, nodes,
-                    slots, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, uniform, n_deg, deg_nodes, deg_params)
+                    slots, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, samples, uniform, n_deg, deg_nodes, deg_params)
     seen[slot, node] = seen[slot, node] & (0xFF ^ SEEN_REQUESTED)
     return n, rows, seq, unif
 
@@ -503,10 +652,11 @@ def run_until(until: int, max_degree: int,
               scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
               seen: np.ndarray, free_slots: np.ndarray, watch: np.ndarray,
               fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
-              fwd_model: np.ndarray, fwd_param: np.ndarray, uniform: np.ndarray,
+              fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray, uniform: np.ndarray,
               processing: np.ndarray, ns_per_byte: np.ndarray,
               deg_nodes: np.ndarray, deg_params: np.ndarray,
-              deliveries: np.ndarray, mempool_log: np.ndarray, sends: np.ndarray, order: np.ndarray) -> int:
+              deliveries: np.ndarray, mempool_log: np.ndarray, sends: np.ndarray, order: np.ndarray,
+              held: np.ndarray, contents: np.ndarray) -> int:
     """Run kernel events with time < ``until``; stop early to report a watched validation.
 
     Sends ``S_SEND_I`` .. ``S_SEND_END - 1`` of ``sends`` (Python allows a range when
@@ -514,6 +664,8 @@ def run_until(until: int, max_degree: int,
     same time, as ``ShadowNetwork`` orders them; a send from a node that is down is lost.
     A message validated at a ``WATCH_LOG`` node that does not hand it back is appended to
     ``mempool_log`` (S_LOGGED entries).
+    With ``S_TRACK`` set, a node's validation of a message sets its bit in ``held[node]``
+    (compact relay rebuilds blocks from them; ``contents`` lists the blocks' messages).
     Returns DONE, NOTIFY (the event is described in S_NT..S_NHOPS), or a NEED_*/FULL code
     asking Python to refill a buffer or grow the heap before calling again.
     """
@@ -538,6 +690,8 @@ def run_until(until: int, max_degree: int,
     fair_share = scalars[S_FAIR_SHARE]
     control = scalars[S_CONTROL]
     downloads = scalars[S_DOWNLOADS]
+    high_bw = scalars[S_HIGH_BW]
+    track = scalars[S_TRACK]
     idx_bits = scalars[S_IDX_BITS]
     idx_mask = (1 << idx_bits) - 1
     # An event adds at most max_degree entries; the seq limit keeps seq << idx_bits in an int64.
@@ -573,6 +727,7 @@ def run_until(until: int, max_degree: int,
                     slots[SL_SIZE, slot] = sends[SEND_SIZE, send_i]
                     slots[SL_FORWARD, slot] = 1
                     slots[SL_RELAY, slot] = sends[SEND_RELAY, send_i]
+                    slots[SL_NTX, slot] = 0
                     seen[slot, :] = 0
                     idx = pool[rows]
                     _write_row(payload, idx, RECV, origin, slot, -1, 0)
@@ -658,16 +813,25 @@ def run_until(until: int, max_degree: int,
             continue
         if etype != VALIDATED:
             # A relay protocol's event: out of the heap (its run's next in its place), then handled.
+            extra = _field(payload, idx, P_NEXT_T)  # a getblocktxn's bytes (its row is freed below)
             if after >= 0:
-                _sift_down(keys, n, _field(payload, idx, P_NEXT_T),
-                           (((key >> idx_bits) + 1) << idx_bits) | after)
+                _sift_down(keys, n, extra, (((key >> idx_bits) + 1) << idx_bits) | after)
             else:
                 n = _pop(keys, n)
             rows = _free_row(pool, rows, idx)
-            n, rows, seq, unif = _relay_event(etype, t, node, slot, sender, hops, keys, payload, pool, n, rows, seq,
-                                              idx_bits, unif, scalars, nodes, slots, seen, fwd_ptr, fwd_idx, fwd_base,
-                                              fwd_model, fwd_param, uniform, ns_per_byte, n_deg, deg_nodes,
-                                              deg_params)
+            if etype < CMPCT:
+                n, rows, seq, unif = _relay_event(etype, t, node, slot, sender, hops, keys, payload, pool, n, rows,
+                                                  seq, idx_bits, unif, scalars, nodes, slots, seen, fwd_ptr, fwd_idx,
+                                                  fwd_base, fwd_model, fwd_param, samples, uniform, ns_per_byte, n_deg,
+                                                  deg_nodes, deg_params)
+            else:
+                if etype == CMPCT:
+                    block_receipts += 1
+                n, rows, seq, unif, proc = _compact_event(etype, t, node, slot, sender, hops, extra, keys, payload,
+                                                          pool, n, rows, seq, idx_bits, unif, proc, scalars, nodes,
+                                                          slots, seen, fwd_ptr, fwd_idx, fwd_base, fwd_model,
+                                                          fwd_param, samples, uniform, ns_per_byte, n_deg, deg_nodes,
+                                                          deg_params, processing, held, contents)
             slots[SL_OUTSTANDING, slot] -= 1
             if slots[SL_OUTSTANDING, slot] == 0:
                 free_slots[n_free] = slot
@@ -683,6 +847,8 @@ def run_until(until: int, max_degree: int,
             kind = slots[SL_KIND, slot]
             item = slots[SL_ITEM, slot]
             if kind != ITEM_BLOCK:
+                if track != 0:
+                    held[node, item >> 3] |= 1 << (item & 7)
                 if stride > 0 and item % stride == 0 and budget > 0:
                     budget -= 1
                     deliveries[0, deliv] = item
@@ -701,9 +867,9 @@ def run_until(until: int, max_degree: int,
             if slots[SL_FORWARD, slot] != 0:
                 n, rows, seq, unif = _forward(t, node, slot, sender, hops + 1, keys, payload, pool,
                                               n, rows, seq, idx_bits, unif, nodes, slots, fwd_ptr, fwd_idx, fwd_base,
-                                              fwd_model, fwd_param, uniform, ns_per_byte, n_deg,
+                                              fwd_model, fwd_param, samples, uniform, ns_per_byte, n_deg,
                                               deg_nodes, deg_params, order, order_seed, fair_share, downloads,
-                                              control)
+                                              control, high_bw, scalars)
         slots[SL_OUTSTANDING, slot] -= 1
         if notify:
             scalars[S_NT] = t

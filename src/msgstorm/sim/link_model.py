@@ -20,16 +20,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from msgstorm.draws import exp, log, normal_ppf
-from msgstorm.jit import nb
+from msgstorm.jit import borrowing, nb
 
 # Only a type here: without the scenario schema (pydantic) imported, a helper process
 # compiling the kernel (sim/warm.py) starts sooner.
 if TYPE_CHECKING:
     from msgstorm.scenario.schema import LinkModel
+    from msgstorm.sim.link_samples import LinkSamples
 
 __all__ = ["MAX_DEGRADES", "MODEL_CODES", "Degradations", "degrade", "link_delay", "model_code"]
 
-MODEL_CODES = {"constant": 0, "uniform": 1, "normal": 2, "lognormal": 3, "pareto": 4}
+MODEL_CODES = {"constant": 0, "uniform": 1, "normal": 2, "lognormal": 3, "pareto": 4, "empirical": 5}
 MAX_DEGRADES = 32
 # Columns of a degradation's parameters: between (1.0) or nodes (0.0), added latency ns,
 # jitter ns (scale of |N(0, 1)|), loss probability.
@@ -42,25 +43,39 @@ _DIST_BITS = 8
 _DIST_MASK = (1 << _DIST_BITS) - 1
 
 
-def model_code(spec: LinkModel) -> tuple[int, float]:
-    """A link model as the compiled functions take it: (code, parameter)."""
-    param = {"constant": 0.0, "uniform": float(spec.jitter), "normal": float(spec.jitter),
-             "lognormal": spec.sigma, "pareto": spec.alpha}[spec.dist]
+def model_code(spec: LinkModel, samples: LinkSamples) -> tuple[int, float]:
+    """A link model as the compiled functions take it: (code, parameter); an empirical
+    model's parameter is where its delays start in ``samples.array`` (sim/link_samples.py)."""
+    if spec.dist == "empirical":
+        param = float(samples.offset(spec))
+    else:
+        param = {"constant": 0.0, "uniform": float(spec.jitter), "normal": float(spec.jitter),
+                 "lognormal": spec.sigma, "pareto": spec.alpha}[spec.dist]
     return MODEL_CODES[spec.dist] | (spec.overhead << _DIST_BITS), param
 
 
-@nb.njit(cache=True)
-def link_delay(base: int, code: int, param: float, uniform: np.ndarray, unif: int) -> tuple[int, int]:
-    """A transmission's link delay (the model's variation of ``base``, plus its fixed
-    overhead) and the index of the next unused uniform."""
-    d, unif = _varied(base, code & _DIST_MASK, param, uniform, unif)
+# Compiled without numba's runtime (msgstorm.jit.borrowing): they only read the arrays they
+# are given, and with the runtime every call would count references to each array (the
+# gossip kernel calls link_delay for every copy it sends).
+@borrowing()
+def link_delay(base: int, code: int, param: float, uniform: np.ndarray, unif: int,
+               samples: np.ndarray) -> tuple[int, int]:
+    """A transmission's link delay (the model's variation of ``base``, or an empirical
+    sample, plus its fixed overhead) and the index of the next unused uniform."""
+    d, unif = _varied(base, code & _DIST_MASK, param, uniform, unif, samples)
     return d + (code >> _DIST_BITS), unif
 
 
 @nb.njit(cache=True, inline="always")
-def _varied(base: int, model: int, param: float, uniform: np.ndarray, unif: int) -> tuple[int, int]:
+def _varied(base: int, model: int, param: float, uniform: np.ndarray, unif: int,
+            samples: np.ndarray) -> tuple[int, int]:
     if model == 0:
         return base, unif
+    if model == 5:
+        # Empirical: a sample, picked by one uniform (u < 1, so the index stays below count).
+        first = int(param)
+        count = samples[first]
+        return samples[first + 1 + int(uniform[unif] * count)], unif + 1
     if model == 1:
         return base + int(uniform[unif] * param), unif + 1
     if model == 2 or model == 3:
@@ -74,7 +89,7 @@ def _varied(base: int, model: int, param: float, uniform: np.ndarray, unif: int)
     return int(base * exp(-log(1.0 - uniform[unif]) / param)), unif + 1
 
 
-@nb.njit(cache=True)
+@borrowing()
 def degrade(d: int, node: int, peer: int, n_deg: int, deg_nodes: np.ndarray, deg_params: np.ndarray,
             uniform: np.ndarray, unif: int) -> tuple[int, int, bool]:
     """Apply the active degradations to one transmission: (delay, next uniform, lost)."""

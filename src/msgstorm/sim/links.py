@@ -35,7 +35,7 @@ class LinkState:
         self.colour = [0] * topology.size
         self._partitions: dict[int, list[int]] = {}  # fault_id -> group per node
         self.degradations = Degradations(topology.size)
-        self.models = [[model_code(m) for m in row] for row in topology.region_model]
+        self.models = [[model_code(m, topology.link_samples) for m in row] for row in topology.region_model]
         self.constant = all(code == 0 for row in self.models for code, _ in row) and not topology.node_overrides
 
     # --- delays -------------------------------------------------------------------
@@ -53,12 +53,12 @@ class LinkState:
             code, param = self.models[ri][rj]
         else:
             base = override[0]
-            code, param = model_code(override[1])
+            code, param = model_code(override[1], self.topology.link_samples)
         count = degradations.count
         if self.unif + 1 + 2 * count > len(self.uniform):
             self.uniform = np.concatenate([self.uniform[self.unif:], self.rng.random(_BLOCK)])
             self.unif = 0
-        delay, self.unif = link_delay(base, code, param, self.uniform, self.unif)
+        delay, self.unif = link_delay(base, code, param, self.uniform, self.unif, self.topology.link_samples.array)
         if count:
             delay, self.unif, lost = degrade(delay, i, j, count, degradations.nodes, degradations.params,
                                              self.uniform, self.unif)

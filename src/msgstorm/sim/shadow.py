@@ -57,7 +57,7 @@ from msgstorm.sim.context import Cluster, EventQueue, SimContext, Tally
 from msgstorm.sim.control import ControlHost, build_controllers, start_controllers
 from msgstorm.sim.fault_injector import FaultInjector
 from msgstorm.sim.forks import ForkChain
-from msgstorm.sim.gossip import GossipState
+from msgstorm.sim.gossip import CompactRelay, GossipState
 from msgstorm.sim.host import SimHost
 from msgstorm.sim.integrity import security_costs, verified_processing
 from msgstorm.sim.kernel import ITEM_BLOCK, ITEM_MSG, ITEM_WATCHED
@@ -155,6 +155,7 @@ class ShadowNetwork:
             fair_share=network.uplink == "fair_share",
             uplink_held=network.uplink == "held",
             control_overhead_ns=relay.control_overhead,
+            compact=CompactRelay(relay.compact_header, relay.short_id, relay.high_bandwidth),
         )
         seq = scenario.sequencer
         index = {name: i for i, name in enumerate(names)}
@@ -476,6 +477,9 @@ class ShadowNetwork:
             self.record.settle(m, PENDING if moving else LOST)
         for reactor in self.reactors:
             reactor.finish(t_end)
+        if not self.scenario.network.relay.pushes_only:  # opt-in: push-only histories stay as they were
+            self.record.event(t_end, EventKind.RELAY, value=float(self.gossip.payloads_sent),
+                              detail=self.gossip.relay_report())
         self.record.event(t_end, EventKind.RUN_END, value=float(self.msgs.count))
         try:
             self._publish(final=True)

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from msgstorm.scenario.schema import MESSAGE_KINDS
+from msgstorm.sim.gossip import BlockContents
 
 __all__ = [
     "COMMITTED",
@@ -84,6 +85,11 @@ class MessageState:
         record[WHERE] = status
         self.terminal += 1
         return record
+
+    def contents(self, take: list[int]) -> BlockContents:
+        """A block's messages (all live: they were just taken into it) and their sizes."""
+        live = self.live
+        return BlockContents.of(take, [live[m][SIZE] for m in take])
 
     def back_in_flight(self, messages: list[int]) -> None:
         """Messages a crash or failover took from the sequencer or the chain: they are in

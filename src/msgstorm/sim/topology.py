@@ -9,7 +9,7 @@ joined into one component; ``mesh`` mode forwards over a degree-``degree`` subgr
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 from msgstorm.scenario.refs import node_names, node_regions
 from msgstorm.scenario.regions import default_one_way_ns
 from msgstorm.scenario.schema import GossipSpec, LinkModel, NetworkSpec
+from msgstorm.sim.link_samples import LinkSamples
 
 __all__ = ["ALL_PAIRS_MAX_NODES", "Topology", "build_topology", "edge_columns", "hop_distances"]
 
@@ -32,6 +33,8 @@ class Topology:
     node_overrides: dict[tuple[int, int], tuple[int, LinkModel]]
     forward: list[list[int]]  # gossip forwarding lists, node -> peers
     connections: list[list[int]]  # the full overlay
+    # The delays of empirical link models (sim/link_samples.py), loaded as the links are coded.
+    link_samples: LinkSamples = field(default_factory=LinkSamples)
 
     @property
     def size(self) -> int:
