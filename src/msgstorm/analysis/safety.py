@@ -9,17 +9,25 @@ runs them), read after the metrics; each answers valid / invalid / unknown.
   writes each such moment as a row of the ``finalized`` table (``sim/forks.py``), again
   when a view that left a finalised block finalises the other branch's block at that
   height, so two rows of one node at one height with different blocks are a conflict too.
-  Honest nodes are those no ``equivocate`` fault names (its ``fault_start`` events). Invalid
+  With finality by votes (``blocks.producers.finality = "votes"``, ``sim/votes.py``) a row
+  is a node seeing votes for the block from more than 2/3 of the validators' stake: the
+  same table, the same check. Honest nodes are those no ``equivocate`` or
+  ``equivocate_votes`` fault names (its ``fault_start`` events). Invalid
   lists each conflicting height with its blocks and the honest nodes that finalised each.
   A run without ``[blocks.producers]`` has one chain made by one sequencer: vacuously valid.
 - ``liveness``: commits keep coming: the first ``block_committed`` event's time and the
   longest gap between two in a row (when and how long); invalid when blocks were made and
-  none committed.
+  none committed. With finality by votes (the history has a ``votes`` table) it also asks
+  that every honest node keep finalising while blocks are made: the longest an honest node
+  went without finalising a block, from the first block made to the last (``finality_stall``),
+  is invalid beyond ``STALL_BLOCKS`` times the median gap between blocks made (a quorum
+  out of reach: too much byzantine or unreachable stake).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,17 +37,39 @@ from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 from msgstorm.scenario.registry import CHECKERS
 
-__all__ = ["check_liveness", "check_safety", "conflicts", "dishonest_nodes"]
+__all__ = ["STALL_BLOCKS", "FinalityStall", "check_liveness", "check_safety", "conflicts", "dishonest_nodes",
+           "finality_stall"]
 
 _SHOWN = 5  # conflicting heights written out in the detail
+STALL_BLOCKS = 3  # block gaps an honest node may go without finalising under finality by votes
+
+
+@dataclass(frozen=True)
+class FinalityStall:
+    """The longest an honest node went without finalising a block while blocks were made."""
+
+    node: str
+    t_from: int
+    t_to: int
+    bound_ns: int  # STALL_BLOCKS x the median gap between blocks made
+
+    @property
+    def ns(self) -> int:
+        return self.t_to - self.t_from
 
 
 def dishonest_nodes(history: History) -> set[str]:
-    """Nodes an ``equivocate`` fault made byzantine (for any part of the run)."""
+    """Nodes an ``equivocate`` fault (the producer it names) or an ``equivocate_votes``
+    fault (the voters its ``byzantine`` detail lists) made byzantine, for any part of the run."""
     starts = events_of(history, EventKind.FAULT_START)
     nodes = starts.column("node")
-    return {node for node, detail in zip(nodes, starts.details(), strict=True)
-            if detail.get("kind") == "equivocate" and node is not None}
+    byzantine: set[str] = set()
+    for node, detail in zip(nodes, starts.details(), strict=True):
+        if detail.get("kind") == "equivocate" and node is not None:
+            byzantine.add(node)
+        elif detail.get("kind") == "equivocate_votes":
+            byzantine.update(detail.get("byzantine", ()))
+    return byzantine
 
 
 def conflicts(history: History) -> dict[int, dict[int, list[str]]]:
@@ -56,6 +86,32 @@ def conflicts(history: History) -> dict[int, dict[int, list[str]]]:
             by_height[height][block].add(node)
     return {height: {block: sorted(nodes) for block, nodes in sorted(blocks.items())}
             for height, blocks in sorted(by_height.items()) if len(blocks) > 1}
+
+
+def finality_stall(history: History) -> FinalityStall | None:
+    """Under finality by votes, the honest node that went longest without finalising (from
+    the first block made to the last); ``None`` without votes or with fewer than two blocks."""
+    if history.table("votes").num_rows == 0:
+        return None
+    made = np.unique(history.table("blocks").column("t_produced").to_numpy())
+    if made.size < 2:
+        return None
+    first, last = int(made[0]), int(made[-1])
+    bound = STALL_BLOCKS * int(np.median(np.diff(made)))
+    byzantine = dishonest_nodes(history)
+    finalized = history.table("finalized")
+    times: dict[str, list[int]] = defaultdict(list)
+    for node, t in zip(finalized.column("node").to_pylist(), finalized.column("t").to_pylist(), strict=True):
+        times[node].append(t)
+    nodes = [entry["name"] for entry in history.nodes if entry["name"] not in byzantine]
+    worst: FinalityStall | None = None
+    for node in nodes:
+        marks = [first, *sorted(t for t in times[node] if first < t < last), last]
+        gaps = np.diff(np.asarray(marks, dtype=np.int64))
+        at = int(np.argmax(gaps))
+        if worst is None or int(gaps[at]) > worst.ns:
+            worst = FinalityStall(node, marks[at], marks[at + 1], bound)
+    return worst
 
 
 @CHECKERS.register("safety")
@@ -88,10 +144,14 @@ def check_liveness(history: History) -> Verdict:
             return Verdict(name, "invalid", f"{made} blocks made and none committed")
         return Verdict(name, "valid", "no blocks in this history")
     first = f"{commits.size} commits, the first at {commits[0] / 1e9:g} s"
-    if commits.size == 1:
+    if commits.size > 1:
+        gaps = np.diff(commits)
+        worst = int(np.argmax(gaps))
+        first += (f"; longest gap between commits {ms(int(gaps[worst]))} ms "
+                  f"(from {commits[worst] / 1e9:g} s to {commits[worst + 1] / 1e9:g} s)")
+    stall = finality_stall(history)
+    if stall is None:
         return Verdict(name, "valid", first)
-    gaps = np.diff(commits)
-    worst = int(np.argmax(gaps))
-    return Verdict(name, "valid",
-                   f"{first}; longest gap between commits {ms(int(gaps[worst]))} ms "
-                   f"(from {commits[worst] / 1e9:g} s to {commits[worst + 1] / 1e9:g} s)")
+    said = (f"{first}; longest an honest node went without finalising {ms(stall.ns)} ms ({stall.node}, "
+            f"from {stall.t_from / 1e9:g} s to {stall.t_to / 1e9:g} s; bound {ms(stall.bound_ns)} ms)")
+    return Verdict(name, "invalid" if stall.ns > stall.bound_ns else "valid", said)

@@ -53,6 +53,7 @@ __all__ = [
     "BridgeFault",
     "CensorFault",
     "EquivocateFault",
+    "EquivocateVotesFault",
     "CommitRevealSpec",
     "DesyncSpec",
     "FairOrderSpec",
@@ -296,6 +297,11 @@ class ProducersSpec(_Spec):
     count: int | None = Field(default=None, ge=1)  # producers drawn across the nodes (seeded); none: every node
     shares: list[Annotated[float, Field(gt=0)]] = Field(default_factory=list)  # hash share / stake; empty: equal
     confirmations: int = Field(default=1, ge=1, le=1000)
+    # What makes a block final at a node: "depth", its own longest chain holds
+    # ``confirmations`` blocks at and above it; "votes", it has seen votes for it from more
+    # than two thirds of the producers' stake (the producers are the validators; sim/votes.py).
+    finality: Literal["depth", "votes"] = "depth"
+    vote_size: Annotated[int, Field(ge=1)] = 128  # bytes of one vote on the wire (finality = "votes")
     # Shares of the nodes the analysis times each block's reach to (summary.json's forks.reach_ms).
     reach: list[Annotated[Fraction, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.5, 0.9, 1.0],
                                                                  min_length=1, max_length=10)
@@ -649,6 +655,27 @@ class EquivocateFault(_Spec):
     node: str
 
 
+class EquivocateVotesFault(_Spec):
+    """Byzantine voters (sim, ``blocks.producers.finality = "votes"``): from ``at`` for
+    ``duration`` the validators ``nodes`` (or ``count`` of them drawn with the run's seed)
+    vote for every block made at each height, both of two conflicting blocks included, and
+    their votes reach every node over paths a partition does not cut (the adversary's)."""
+
+    kind: Literal["equivocate_votes"]
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)] | None = None
+    nodes: list[str] = Field(default_factory=list)
+    count: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_way_to_name_them(self) -> EquivocateVotesFault:
+        if bool(self.nodes) == (self.count is not None):
+            raise ValueError("name the byzantine voters (nodes) or say how many to draw (count), one of the two")
+        if len(set(self.nodes)) != len(self.nodes):
+            raise ValueError("a voter is named twice in nodes")
+        return self
+
+
 # The settings of a toxic entry; each kind reads some of them (``TOXICS[kind].settings``,
 # ``live/toxics.py``) and the others must be left unset.
 TOXIC_SETTINGS = ("latency", "jitter", "rate", "timeout", "slice_size", "slice_delay", "close_delay")
@@ -697,7 +724,7 @@ class ToxicFault(_Spec):
 # One fault (what the simulator or a live target applies), as a nemesis's mix or a script lists them.
 OneFault = Annotated[
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault
-    | TamperFault | ReplayFault | OracleFault | CensorFault | EquivocateFault,
+    | TamperFault | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault,
     Field(discriminator="kind"),
 ]
 
@@ -761,7 +788,7 @@ COMPOSITE_FAULT_KINDS = ("nemesis", "script")
 
 FaultSpec = Annotated[
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault | TamperFault
-    | ReplayFault | OracleFault | CensorFault | EquivocateFault | NemesisFault | ScriptFault,
+    | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault | NemesisFault | ScriptFault,
     Field(discriminator="kind"),
 ]
 
