@@ -11,8 +11,8 @@ runs them), read after the metrics; each answers valid / invalid / unknown.
   height, so two rows of one node at one height with different blocks are a conflict too.
   With finality by votes (``blocks.producers.finality = "votes"``, ``sim/votes.py``) a row
   is a node seeing votes for the block from more than 2/3 of the validators' stake: the
-  same table, the same check. Honest nodes are those no ``equivocate`` or
-  ``equivocate_votes`` fault names (its ``fault_start`` events). Invalid
+  same table, the same check. Honest nodes are those no ``equivocate``,
+  ``equivocate_votes`` or ``censor_nodes`` fault names (its ``fault_start`` events). Invalid
   lists each conflicting height with its blocks and the honest nodes that finalised each.
   A run without ``[blocks.producers]`` has one chain made by one sequencer: vacuously valid.
 - ``liveness``: commits keep coming: the first ``block_committed`` event's time and the
@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from math import fsum
+from typing import Any
 
 import numpy as np
 
@@ -37,11 +39,14 @@ from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 from msgstorm.scenario.registry import CHECKERS
 
-__all__ = ["STALL_BLOCKS", "FinalityStall", "check_liveness", "check_safety", "conflicts", "dishonest_nodes",
-           "finality_stall"]
+__all__ = ["QUORUM_BOUND", "STALL_BLOCKS", "FinalityStall", "byzantine_stake", "check_liveness", "check_safety",
+           "conflicts", "dishonest_nodes", "finality_stall", "finality_summary"]
 
 _SHOWN = 5  # conflicting heights written out in the detail
 STALL_BLOCKS = 3  # block gaps an honest node may go without finalising under finality by votes
+# The byzantine stake a two-thirds quorum tolerates: below it (f < n/3 of equal stakes) two
+# quorums share an honest validator (safety) and the honest stake is a quorum (liveness).
+QUORUM_BOUND = 1 / 3
 
 
 @dataclass(frozen=True)
@@ -59,16 +64,16 @@ class FinalityStall:
 
 
 def dishonest_nodes(history: History) -> set[str]:
-    """Nodes an ``equivocate`` fault (the producer it names) or an ``equivocate_votes``
-    fault (the voters its ``byzantine`` detail lists) made byzantine, for any part of the run."""
+    """Nodes an ``equivocate`` fault (the producer it names) or a fault of byzantine nodes
+    (``equivocate_votes``, ``censor_nodes``: those its ``byzantine`` detail lists) made
+    byzantine, for any part of the run."""
     starts = events_of(history, EventKind.FAULT_START)
     nodes = starts.column("node")
     byzantine: set[str] = set()
     for node, detail in zip(nodes, starts.details(), strict=True):
         if detail.get("kind") == "equivocate" and node is not None:
             byzantine.add(node)
-        elif detail.get("kind") == "equivocate_votes":
-            byzantine.update(detail.get("byzantine", ()))
+        byzantine.update(detail.get("byzantine", ()))
     return byzantine
 
 
@@ -112,6 +117,43 @@ def finality_stall(history: History) -> FinalityStall | None:
         if worst is None or int(gaps[at]) > worst.ns:
             worst = FinalityStall(node, marks[at], marks[at + 1], bound)
     return worst
+
+
+def byzantine_stake(history: History) -> dict[str, float]:
+    """The byzantine voters (``equivocate_votes`` faults) and each one's share of the stake."""
+    starts = events_of(history, EventKind.FAULT_START)
+    stake: dict[str, float] = {}
+    for detail in starts.details():
+        if detail.get("kind") == "equivocate_votes":
+            stake.update(detail.get("stake", {}))
+    return dict(sorted(stake.items()))
+
+
+def finality_summary(history: History) -> dict[str, Any] | None:
+    """Finality by votes against the quorum bound (summary.json's ``finality``); ``None``
+    without votes."""
+    if history.table("votes").num_rows == 0:
+        return None
+    producers = history.scenario.get("blocks", {}).get("producers") or {}
+    validators = len(producers.get("nodes") or []) or producers.get("count") or len(history.nodes)
+    stake = byzantine_stake(history)
+    share = fsum(stake.values())
+    found = conflicts(history)
+    stall = finality_stall(history)
+    finalized = history.table("finalized")
+    return {
+        "validators": validators,
+        "byzantine": len(stake),
+        "byzantine_voters": list(stake),
+        "byzantine_stake": share,
+        "within_bound": share < QUORUM_BOUND,
+        "conflicting_heights": len(found),
+        "safe": not found,
+        "live": stall is None or stall.ns <= stall.bound_ns,
+        "longest_stall_ms": None if stall is None else ms(stall.ns),
+        "stall_bound_ms": None if stall is None else ms(stall.bound_ns),
+        "finalized_height": int(np.max(finalized.column("height").to_numpy())) if finalized.num_rows else 0,
+    }
 
 
 @CHECKERS.register("safety")

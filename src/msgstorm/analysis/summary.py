@@ -47,6 +47,8 @@ Place in the pipeline: between the history and the reports. It reads only the ``
   adversary.
 - ``forks``: stale blocks, fork and reorg counts and depths, and how fast blocks reach the
   nodes (``forks``); absent without ``[blocks.producers]``.
+- ``finality``: finality by votes against the quorum bound: byzantine voters and their
+  stake, conflicting heights, the longest finality stall; absent without votes.
 - ``faults``: [{fault_id, kind, start_s, end_s, pre_fault_p99_ms, recovery_s}] (``analysis/recovery.py``); ``checks``: [{name, verdict, detail}];
   ``slo``: [{name, verdict, value, threshold}] (see ``slo``).
 
@@ -81,6 +83,7 @@ from msgstorm.analysis.failure import failure_over
 from msgstorm.analysis.fairness import fairness_summary
 from msgstorm.analysis.faults import fault_windows, faults_summary
 from msgstorm.analysis.forks import forks_summary
+from msgstorm.analysis.safety import finality_summary
 from msgstorm.analysis.generator import generator_summary
 from msgstorm.analysis.integrity import integrity_summary, security_summary
 from msgstorm.analysis.latency import ipdv_ms, latency_and_jitter_ms, stage_breakdown_ms
@@ -218,6 +221,9 @@ def analyse(history: History) -> Analysis:
     forks = forks_summary(history)
     if forks is not None:  # only runs with producers across the nodes have one
         summary["forks"] = forks
+    finality = finality_summary(history)
+    if finality is not None:  # only runs with finality by votes have one
+        summary["finality"] = finality
     control = control_summary(history)
     if control is not None:  # only runs whose self-healing controllers decided something have one
         summary["control"] = control

@@ -230,6 +230,14 @@ def check_references(scenario: Scenario) -> list[Problem]:
                                  f"node {fault.node!r} is not a producer; blocks.producers.nodes are {producers.nodes}"))
         elif fault.kind == "equivocate_votes":
             problems += _voter_problems(scenario, fault, place, nodes)
+        elif fault.kind == "censor_nodes":
+            for index, name in enumerate(fault.nodes):
+                if name not in nodes:
+                    problems.append((("faults", *place, "nodes", index),
+                                     f"unknown node {name!r}{did_you_mean(name, nodes)}; nodes are {hint_nodes}"))
+            if fault.count is not None and fault.count > len(nodes):
+                problems.append((("faults", *place, "count"), f"{fault.count} censoring nodes drawn from "
+                                                              f"{len(nodes)} nodes"))
         elif fault.kind == "oracle":
             if scenario.market is None:
                 problems.append((("faults", *place, "kind"), "a byzantine oracle needs a [market] (its oracle)"))

@@ -52,6 +52,7 @@ __all__ = [
     "BlocksSpec",
     "BridgeFault",
     "CensorFault",
+    "CensorNodesFault",
     "EquivocateFault",
     "EquivocateVotesFault",
     "CommitRevealSpec",
@@ -676,6 +677,27 @@ class EquivocateVotesFault(_Spec):
         return self
 
 
+class CensorNodesFault(_Spec):
+    """Censoring nodes (sim): from ``at`` for ``duration`` the nodes ``nodes`` (or ``count``
+    of them drawn with the run's seed) validate messages of ``kinds`` but forward none of
+    them, and as producers include none in their blocks; other messages pass as before."""
+
+    kind: Literal["censor_nodes"]
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)] | None = None
+    nodes: list[str] = Field(default_factory=list)
+    count: int | None = Field(default=None, ge=0)
+    kinds: list[MessageKind] = Field(default=["liquidation"], min_length=1)
+
+    @model_validator(mode="after")
+    def _one_way_to_name_them(self) -> CensorNodesFault:
+        if bool(self.nodes) == (self.count is not None):
+            raise ValueError("name the censoring nodes (nodes) or say how many to draw (count), one of the two")
+        if len(set(self.nodes)) != len(self.nodes):
+            raise ValueError("a node is named twice in nodes")
+        return self
+
+
 # The settings of a toxic entry; each kind reads some of them (``TOXICS[kind].settings``,
 # ``live/toxics.py``) and the others must be left unset.
 TOXIC_SETTINGS = ("latency", "jitter", "rate", "timeout", "slice_size", "slice_delay", "close_delay")
@@ -724,7 +746,8 @@ class ToxicFault(_Spec):
 # One fault (what the simulator or a live target applies), as a nemesis's mix or a script lists them.
 OneFault = Annotated[
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault
-    | TamperFault | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault,
+    | TamperFault | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault
+    | CensorNodesFault,
     Field(discriminator="kind"),
 ]
 
@@ -788,7 +811,8 @@ COMPOSITE_FAULT_KINDS = ("nemesis", "script")
 
 FaultSpec = Annotated[
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault | TamperFault
-    | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault | NemesisFault | ScriptFault,
+    | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault | CensorNodesFault
+    | NemesisFault | ScriptFault,
     Field(discriminator="kind"),
 ]
 

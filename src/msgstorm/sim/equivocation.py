@@ -16,9 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from msgstorm.faults.schedule import FaultOp
+from msgstorm.faults.schedule import FaultOp, drawn_nodes
 from msgstorm.history.events import EventKind
 from msgstorm.scenario.registry import FAULT_KINDS
 from msgstorm.scenario.schema import EquivocateFault, EquivocateVotesFault
@@ -54,8 +52,7 @@ class Equivocate:
 
 def byzantine_voters(injector: FaultInjector, op: FaultOp) -> list[int]:
     """The validators an ``equivocate_votes`` fault makes byzantine: those named, else
-    ``count`` drawn with the run's seed and the fault's id (the first ``count`` of one
-    seeded permutation of the validators, so a larger count adds voters to a smaller's)."""
+    ``count`` drawn with the run's seed (``drawn_nodes``)."""
     spec = op.spec
     assert isinstance(spec, EquivocateVotesFault)
     chain = injector.chain
@@ -64,9 +61,8 @@ def byzantine_voters(injector: FaultInjector, op: FaultOp) -> list[int]:
     index = injector.ctx.cluster.index
     if spec.nodes:
         return [index[name] for name in spec.nodes]
-    rng = np.random.default_rng([injector.ctx.scenario.run.seed, op.fault_id])
-    validators = chain.producers
-    return [validators[i] for i in rng.permutation(len(validators))[:spec.count].tolist()]
+    assert spec.count is not None
+    return drawn_nodes(injector.ctx.scenario.run.seed, op.fault_id, chain.producers, spec.count)
 
 
 @FAULT_KINDS.register("equivocate_votes")
@@ -78,6 +74,8 @@ class EquivocateVotes:
         assert isinstance(chain, ForkChain) and chain.votes is not None
         chain.votes.byzantine.update(voters)
         detail["byzantine"] = [injector.ctx.cluster.names[v] for v in voters]
+        # Each one's share of the validators' stake: the analysis sets it against the quorum bound.
+        detail["stake"] = {injector.ctx.cluster.names[v]: chain.votes.stake[v] / chain.votes.total for v in voters}
         injector.ctx.record.event(t, EventKind.FAULT_START, detail=detail)
 
     @staticmethod

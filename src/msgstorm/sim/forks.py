@@ -46,6 +46,7 @@ import numpy as np
 
 from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
+from msgstorm.scenario.kinds import MESSAGE_KINDS
 from msgstorm.scenario.registry import PRODUCER_RULES
 from msgstorm.scenario.schema import ProducersSpec
 from msgstorm.sim.context import SimContext
@@ -138,6 +139,7 @@ class ForkChain:
         self.final_height = [0] * n  # each node's view: the height up to which it finalised
         self.finalized: list[tuple[int, int, int, int]] = []  # (t, node, height, block)
         self.equivocating: set[int] = set()  # producers inside an equivocate fault's window
+        self.censoring: dict[int, set[int]] = {}  # producer -> message kind codes it leaves out (sim/censor.py)
         # Finality by votes (sim/votes.py) instead of by depth in each node's own view.
         self.votes = (VoteBook(ctx, gossip, links, self.producers, shares, spec.vote_size,
                                self.block_height.__getitem__, self._finalized_by_votes)
@@ -246,6 +248,8 @@ class ForkChain:
             if self._on_branch(m, parent):
                 continue
             record = live[m]
+            if self.censoring and record[KIND] in self.censoring.get(node, ()):
+                continue  # a censoring producer leaves it out
             cost = gas_of[record[KIND]]
             if self.max_gas is not None and gas + cost > self.max_gas:
                 continue
@@ -359,6 +363,13 @@ class ForkChain:
             block = self.parent[block]
         self.finalized.extend(reversed(rows))
         self.final_height[node] = top
+
+    def set_censoring(self, node: int, kinds: list[str]) -> None:
+        """``node`` leaves messages of ``kinds`` out of the blocks it makes (none: no longer)."""
+        if kinds:
+            self.censoring[node] = {MESSAGE_KINDS.index(kind) for kind in kinds}
+        else:
+            self.censoring.pop(node, None)
 
     def _finalized_by_votes(self, t: int, node: int, height: int, block: int) -> None:
         self.finalized.append((t, node, height, block))

@@ -352,11 +352,15 @@ class GossipState:
     def set_watched(self, nodes: list[int], reactor_nodes: Iterable[int] = ()) -> None:
         """The nodes whose validations come back to Python: ``nodes`` (the leader, the
         standbys) for every message, ``reactor_nodes`` for watched messages only."""
-        self.watch[:] = 0
+        self.watch[:] &= k.WATCH_CENSOR  # a censoring node stays one
         for node in reactor_nodes:
             self.watch[node] = k.WATCH_WATCHED
         for node in nodes:
             self.watch[node] |= k.WATCH_ALL
+
+    def set_censoring(self, node: int, on: bool) -> None:
+        """A node withholds censorable items (``k.ITEM_CENSORABLE``) from now on, or no longer."""
+        self.watch[node] = (self.watch[node] | k.WATCH_CENSOR) if on else (self.watch[node] & (0xFF ^ k.WATCH_CENSOR))
 
     def degradations_changed(self) -> None:
         """Take the shared ``Degradations`` after a fault added or removed one."""
