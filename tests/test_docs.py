@@ -220,7 +220,7 @@ def lines_not_shown(excerpt: list[str], printed: list[str]) -> list[str]:
 
 
 SIM_TOUR = ["quickstart", "ramp", "flash-crash", "matching-engine", "black-thursday", "black-thursday-fee-aware",
-            "front-running", "black-thursday-lane", "self-healing", "solana-spam", "oracle-attack"]
+            "front-running", "black-thursday-lane", "self-healing", "solana-spam", "oracle-attack", "byzantine"]
 
 
 def test_the_tour_shows_an_excerpt_of_each_sim_example() -> None:

@@ -214,3 +214,30 @@ def test_byzantine_voters_are_refused_with_the_field_named(scenario_from, edit: 
                                                            message: str) -> None:
     with pytest.raises(ScenarioError, match=message):
         scenario_from(_split(5, ["us-east-1", "eu-west-1"]).replace(*edit))
+
+
+def test_the_report_shows_the_verdicts_the_bound_and_each_node_s_blocks_where_they_diverge(
+        scenario_from, run_scenario) -> None:
+    import re
+
+    result: Any = run_scenario(scenario_from(_split(5, ["us-east-1", "eu-west-1"])))
+    history = read_history(result.run_dir)
+    page = (result.run_dir / "report.html").read_text()
+    section = re.search(r'<section id="safety">.*?</section>', page, re.S)
+    assert section is not None
+    verdicts = dict(re.findall(r'<tr><td>(\w+)</td><td data-verdict="(\w+)">', section.group(0)))
+    assert verdicts == {"safety": "invalid", "liveness": _checks(result)["liveness"]["verdict"]}
+    assert "2 byzantine voter(s) of 4 validators hold 0.500 of the stake, not below" in section.group(0)
+    cells = {(node, int(height)): text for node, height, text in
+             re.findall(r'data-node="([^"]+)" data-height="(\d+)">([^<]*)</td>', section.group(0))}
+    found = conflicts(history)
+    assert sorted({height for _, height in cells}) == sorted(found)  # the heights where they diverge
+    finalized: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for row in history.table("finalized").to_pylist():
+        finalized[row["node"], row["height"]].append(row["block"])
+    for (node, height), text in cells.items():
+        assert text == (" ".join(map(str, sorted(finalized[node, height]))) or "—"), (node, height)
+    for height, blocks in found.items():  # each honest node's cell holds the block the checker names
+        for block, nodes in blocks.items():
+            assert all(str(block) in cells[node, height].split() for node in nodes)
+    assert "us-east-1 (byzantine)" in section.group(0) and "us-east-0 (byzantine)" not in section.group(0)

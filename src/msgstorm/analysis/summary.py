@@ -83,7 +83,6 @@ from msgstorm.analysis.failure import failure_over
 from msgstorm.analysis.fairness import fairness_summary
 from msgstorm.analysis.faults import fault_windows, faults_summary
 from msgstorm.analysis.forks import forks_summary
-from msgstorm.analysis.safety import finality_summary
 from msgstorm.analysis.generator import generator_summary
 from msgstorm.analysis.integrity import integrity_summary, security_summary
 from msgstorm.analysis.latency import ipdv_ms, latency_and_jitter_ms, stage_breakdown_ms
@@ -98,6 +97,7 @@ from msgstorm.analysis.queue import (
     queue_summary,
 )
 from msgstorm.analysis.recovery import recovery_times
+from msgstorm.analysis.safety import finality_summary
 from msgstorm.analysis.windows import horizon_ns, window_table
 from msgstorm.history.reader import History
 from msgstorm.scenario.slo import evaluate_slos

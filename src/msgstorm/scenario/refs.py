@@ -18,8 +18,8 @@ from msgstorm.scenario.regions import default_one_way_ns
 from msgstorm.scenario.registry import FAULT_KINDS, LIVE_DRIVERS, LIVE_FAULT_KINDS, QUEUE_POLICIES
 from msgstorm.scenario.schema import (
     MAX_FAULT_DRAWS,
-    EquivocateVotesFault,
     ORDERING_SETTINGS,
+    EquivocateVotesFault,
     NemesisFault,
     PhasesArrival,
     ReplayArrival,

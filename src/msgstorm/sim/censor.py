@@ -52,7 +52,7 @@ def _apply(injector: FaultInjector, op: FaultOp, on: bool, detail: dict[str, Any
     for node in nodes:
         injector.gossip.set_censoring(node, on)
         if isinstance(chain, ForkChain):
-            chain.set_censoring(node, spec.kinds if on else [])
+            chain.set_censoring(node, [str(kind) for kind in spec.kinds] if on else [])
     detail["byzantine"] = [injector.ctx.cluster.names[node] for node in nodes]
 
 

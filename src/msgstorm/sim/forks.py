@@ -55,7 +55,6 @@ from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.kernel import ITEM_BLOCK
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.recorder import FLUSH_ROWS
-from msgstorm.sim.votes import VOTE_ITEM_BASE, VoteBook
 from msgstorm.sim.state import (
     BLOCK,
     COMMITTED,
@@ -69,6 +68,7 @@ from msgstorm.sim.state import (
     T_SEQUENCED,
     WHERE,
 )
+from msgstorm.sim.votes import VOTE_ITEM_BASE, VoteBook
 
 __all__ = ["ForkChain", "pick_producers"]
 

@@ -51,6 +51,7 @@ from msgstorm.scenario.registry import QUEUE_POLICIES
 from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
 from msgstorm.sim import warm
 from msgstorm.sim.backpressure import make_backpressure
+from msgstorm.sim.censor import censorable_kinds
 from msgstorm.sim.chain import Chain, gas_table
 from msgstorm.sim.context import Cluster, EventQueue, SimContext, Tally
 from msgstorm.sim.control import ControlHost, build_controllers, start_controllers
@@ -59,7 +60,6 @@ from msgstorm.sim.forks import ForkChain
 from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.host import SimHost
 from msgstorm.sim.integrity import security_costs, verified_processing
-from msgstorm.sim.censor import censorable_kinds
 from msgstorm.sim.kernel import ITEM_BLOCK, ITEM_CENSORABLE, ITEM_MSG, ITEM_WATCHED
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.lone_cpu import LoneCpu

@@ -66,11 +66,12 @@ def quorum_lines(points: list[QuorumPoint]) -> list[str]:
     n = max(p.validators for p in points)
     lines = [f"quorum bound: byzantine stake < 1/3 (f < n/3 = {n / 3:.3g} of {n} equal validators)",
              "  f     stake   within bound   safety held   liveness held"]
-    for p in sorted(points, key=lambda p: (p.byzantine_stake, p.point)):
+    ordered = sorted(points, key=lambda p: (p.byzantine_stake, p.point))
+    for p in ordered:
         lines.append(f"  {p.byzantine:<5g} {p.byzantine_stake:<7.3f} {'yes' if p.within_bound else 'no':<14} "
-                     f"{p.safe}/{p.seeds:<11} {p.live}/{p.seeds}")
-    for name, held in (("safety", lambda p: p.safe == p.seeds), ("liveness", lambda p: p.live == p.seeds)):
-        broke = [p for p in sorted(points, key=lambda p: (p.byzantine_stake, p.point)) if not held(p)]
+                     f"{f'{p.safe}/{p.seeds}':<13} {p.live}/{p.seeds}")
+    for name, broke in (("safety", [p for p in ordered if p.safe < p.seeds]),
+                        ("liveness", [p for p in ordered if p.live < p.seeds])):
         if broke:
             first = broke[0]
             lines.append(f"{name} first broke at f = {first.byzantine:g} (stake {first.byzantine_stake:.3f}), "
