@@ -241,3 +241,28 @@ def test_the_report_shows_the_verdicts_the_bound_and_each_node_s_blocks_where_th
         for block, nodes in blocks.items():
             assert all(str(block) in cells[node, height].split() for node in nodes)
     assert "us-east-1 (byzantine)" in section.group(0) and "us-east-0 (byzantine)" not in section.group(0)
+
+
+_PARTITION = """[[faults]]
+kind = "partition"
+groups = [["us-east"], ["eu-west"]]
+at = "2.5s"
+"""
+
+
+@pytest.mark.parametrize(("withheld", "live"), [(["us-east-1"], True), (["us-east-1", "eu-west-1"], False)])
+def test_withholding_voters_stall_finality_at_the_bound(scenario_from, run_scenario, withheld: list[str],
+                                                        live: bool) -> None:
+    """No partition: one silent voter of four leaves 3 of 4, a quorum; two leave 2 of 4 and
+    nothing is final again (liveness breaks at f >= n/3), while safety holds."""
+    text = _split(5, withheld).replace(_PARTITION, "").replace('kind = "equivocate_votes"', 'kind = "withhold_votes"')
+    result: Any = run_scenario(scenario_from(text))
+    history = read_history(result.run_dir)
+    checks = _checks(result)
+    assert {row["voter"] for row in history.table("votes").to_pylist()}.isdisjoint(withheld)
+    assert result.summary["finality"]["byzantine_voters"] == sorted(withheld)
+    assert checks["safety"]["verdict"] == "valid"
+    assert checks["liveness"]["verdict"] == ("valid" if live else "invalid"), checks["liveness"]["detail"]
+    assert result.summary["finality"]["live"] is live
+    if not live:
+        assert history.table("finalized").num_rows == 0

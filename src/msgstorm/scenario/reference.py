@@ -352,6 +352,12 @@ DESCRIPTIONS: dict[str, str] = {
     "EquivocateVotesFault.duration": "how long (to the run's end when not given)",
     "EquivocateVotesFault.nodes": "the byzantine voters by name (validators: nodes of `blocks.producers`)",
     "EquivocateVotesFault.count": "or: how many validators to draw with the run's seed (0 and up; a sweep's axis)",
+    "WithholdVotesFault.kind": "sim, `finality = \"votes\"`: byzantine voters that cast no vote (liveness "
+                               "then needs more than 2/3 of the stake among the others)",
+    "WithholdVotesFault.at": "start",
+    "WithholdVotesFault.duration": "how long (to the run's end when not given)",
+    "WithholdVotesFault.nodes": "the withholding voters by name (validators: nodes of `blocks.producers`)",
+    "WithholdVotesFault.count": "or: how many validators to draw with the run's seed (0 and up; a sweep's axis)",
     "CensorNodesFault.kind": "sim: censoring nodes validate messages of `kinds` but forward none of them, and as "
                              "producers include none in their blocks",
     "CensorNodesFault.at": "start",

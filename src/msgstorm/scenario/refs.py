@@ -23,6 +23,7 @@ from msgstorm.scenario.schema import (
     NemesisFault,
     PhasesArrival,
     ReplayArrival,
+    WithholdVotesFault,
     fault_entries,
     nemesis_draws,
 )
@@ -228,7 +229,7 @@ def check_references(scenario: Scenario) -> list[Problem]:
             elif producers.nodes and fault.node not in producers.nodes:
                 problems.append((("faults", *place, "node"),
                                  f"node {fault.node!r} is not a producer; blocks.producers.nodes are {producers.nodes}"))
-        elif fault.kind == "equivocate_votes":
+        elif fault.kind in ("equivocate_votes", "withhold_votes"):
             problems += _voter_problems(scenario, fault, place, nodes)
         elif fault.kind == "censor_nodes":
             for index, name in enumerate(fault.nodes):
@@ -346,7 +347,7 @@ def _controller_references(scenario: Scenario) -> list[Problem]:
     return problems
 
 
-def _voter_problems(scenario: Scenario, fault: EquivocateVotesFault, place: tuple[str | int, ...],
+def _voter_problems(scenario: Scenario, fault: EquivocateVotesFault | WithholdVotesFault, place: tuple[str | int, ...],
                     nodes: set[str]) -> list[Problem]:
     """Byzantine voters need votes (``finality = "votes"``) and are validators: named ones
     among the named producers, a drawn count no more than there are validators."""

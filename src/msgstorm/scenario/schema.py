@@ -55,6 +55,7 @@ __all__ = [
     "CensorNodesFault",
     "EquivocateFault",
     "EquivocateVotesFault",
+    "WithholdVotesFault",
     "CommitRevealSpec",
     "DesyncSpec",
     "FairOrderSpec",
@@ -656,25 +657,36 @@ class EquivocateFault(_Spec):
     node: str
 
 
-class EquivocateVotesFault(_Spec):
-    """Byzantine voters (sim, ``blocks.producers.finality = "votes"``): from ``at`` for
-    ``duration`` the validators ``nodes`` (or ``count`` of them drawn with the run's seed)
-    vote for every block made at each height, both of two conflicting blocks included, and
-    their votes reach every node over paths a partition does not cut (the adversary's)."""
+class _ByzantineVoters(_Spec):
+    """Validators made byzantine voters from ``at`` for ``duration``: ``nodes``, or ``count``
+    of them drawn with the run's seed (sim, ``blocks.producers.finality = "votes"``)."""
 
-    kind: Literal["equivocate_votes"]
     at: DurationNs
     duration: Annotated[DurationNs, Field(gt=0)] | None = None
     nodes: list[str] = Field(default_factory=list)
     count: int | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
-    def _one_way_to_name_them(self) -> EquivocateVotesFault:
+    def _one_way_to_name_them(self) -> _ByzantineVoters:
         if bool(self.nodes) == (self.count is not None):
             raise ValueError("name the byzantine voters (nodes) or say how many to draw (count), one of the two")
         if len(set(self.nodes)) != len(self.nodes):
             raise ValueError("a voter is named twice in nodes")
         return self
+
+
+class EquivocateVotesFault(_ByzantineVoters):
+    """Equivocating voters: each votes for every block made at each height, both of two
+    conflicting blocks included, and their votes reach every node over paths a partition
+    does not cut (the adversary's)."""
+
+    kind: Literal["equivocate_votes"]
+
+
+class WithholdVotesFault(_ByzantineVoters):
+    """Withholding voters: they cast no vote (a quorum then needs more of the honest stake)."""
+
+    kind: Literal["withhold_votes"]
 
 
 class CensorNodesFault(_Spec):
@@ -747,7 +759,7 @@ class ToxicFault(_Spec):
 OneFault = Annotated[
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault
     | TamperFault | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault
-    | CensorNodesFault,
+    | WithholdVotesFault | CensorNodesFault,
     Field(discriminator="kind"),
 ]
 
@@ -811,8 +823,8 @@ COMPOSITE_FAULT_KINDS = ("nemesis", "script")
 
 FaultSpec = Annotated[
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault | TamperFault
-    | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault | CensorNodesFault
-    | NemesisFault | ScriptFault,
+    | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault | WithholdVotesFault
+    | CensorNodesFault | NemesisFault | ScriptFault,
     Field(discriminator="kind"),
 ]
 

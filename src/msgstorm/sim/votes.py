@@ -12,7 +12,8 @@ rule, ``"depth"``). The producers are the validators, each with its stake (its s
   every block made at each height while its window is open, both of two conflicting blocks
   included: it is the adversary's, which hears of each block as it is made, and its votes
   reach every node directly (a link's delay away) over paths a partition does not cut,
-  as a second instance of its identity on the other side would (the Twins method).
+  as a second instance of its identity on the other side would (the Twins method). A
+  withholding voter (``withhold_votes``) casts no vote at all.
 - Every node counts the votes it has received (each voter once per block, its own vote at
   once): when the voters of a block hold more than two thirds of the total stake, the node
   finalises it, a row of the ``finalized`` table (``analysis/safety.py`` reads it, for both
@@ -63,6 +64,7 @@ class VoteBook:
         self.on_final = finalized
         self.voted: dict[int, set[int]] = {v: set() for v in validators}  # validator -> heights voted
         self.byzantine: set[int] = set()  # validators inside an equivocate_votes window
+        self.withholding: set[int] = set()  # validators inside a withhold_votes window: no vote
         self.vote_voter: list[int] = []
         self.vote_block: list[int] = []
         self.voters: dict[tuple[int, int], set[int]] = {}  # (node, block) -> voters it has seen
@@ -74,7 +76,7 @@ class VoteBook:
     def connected(self, t: int, node: int, block: int) -> None:
         """``node`` holds ``block`` and its branch: an honest validator's one vote at its height."""
         heights = self.voted.get(node)
-        if heights is None or node in self.byzantine:
+        if heights is None or node in self.byzantine or node in self.withholding:
             return
         height = self.height_of(block)
         if height not in heights:
@@ -84,7 +86,7 @@ class VoteBook:
     def made(self, t: int, block: int) -> None:
         """A block was made: every byzantine voter votes for it."""
         height = self.height_of(block)
-        for voter in sorted(self.byzantine):
+        for voter in sorted(self.byzantine - self.withholding):
             if self.ctx.cluster.up[voter]:
                 self.voted[voter].add(height)
                 self._cast(t, voter, block, height)
