@@ -685,6 +685,10 @@ def sweep(
     out.print(f"{result.ran} run(s) now{retried}, {result.skipped} finished before, {result.failed} failed; "
               f"table {out_dir / 'sweep.parquet'}, points {out_dir / 'sweep.json'}, page "
               f"{out_dir / 'sweep.html'}", highlight=False, markup=False)
+    from msgstorm.sweep.quorum import quorum_lines, quorum_points
+
+    for line in quorum_lines(quorum_points(result.table)):  # a sweep under finality by votes
+        out.print(line, highlight=False, markup=False)
     if result.failed:
         raise typer.Exit(ExitCode.RUNS_FAILED)
 

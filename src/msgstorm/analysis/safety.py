@@ -9,17 +9,27 @@ runs them), read after the metrics; each answers valid / invalid / unknown.
   writes each such moment as a row of the ``finalized`` table (``sim/forks.py``), again
   when a view that left a finalised block finalises the other branch's block at that
   height, so two rows of one node at one height with different blocks are a conflict too.
-  Honest nodes are those no ``equivocate`` fault names (its ``fault_start`` events). Invalid
+  With finality by votes (``blocks.producers.finality = "votes"``, ``sim/votes.py``) a row
+  is a node seeing votes for the block from more than 2/3 of the validators' stake: the
+  same table, the same check. Honest nodes are those no ``equivocate``,
+  ``equivocate_votes`` or ``censor_nodes`` fault names (its ``fault_start`` events). Invalid
   lists each conflicting height with its blocks and the honest nodes that finalised each.
   A run without ``[blocks.producers]`` has one chain made by one sequencer: vacuously valid.
 - ``liveness``: commits keep coming: the first ``block_committed`` event's time and the
   longest gap between two in a row (when and how long); invalid when blocks were made and
-  none committed.
+  none committed. With finality by votes (the history has a ``votes`` table) it also asks
+  that every honest node keep finalising while blocks are made: the longest an honest node
+  went without finalising a block, from the first block made to the last (``finality_stall``),
+  is invalid beyond ``STALL_BLOCKS`` times the median gap between blocks made (a quorum
+  out of reach: too much byzantine or unreachable stake).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
+from math import fsum
+from typing import Any
 
 import numpy as np
 
@@ -29,17 +39,42 @@ from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 from msgstorm.scenario.registry import CHECKERS
 
-__all__ = ["check_liveness", "check_safety", "conflicts", "dishonest_nodes"]
+__all__ = ["QUORUM_BOUND", "STALL_BLOCKS", "FinalityStall", "byzantine_stake", "check_liveness", "check_safety",
+           "conflicts", "dishonest_nodes", "finality_stall", "finality_summary"]
 
 _SHOWN = 5  # conflicting heights written out in the detail
+STALL_BLOCKS = 3  # block gaps an honest node may go without finalising under finality by votes
+# The byzantine stake a two-thirds quorum tolerates: below it (f < n/3 of equal stakes) two
+# quorums share an honest validator (safety) and the honest stake is a quorum (liveness).
+QUORUM_BOUND = 1 / 3
+
+
+@dataclass(frozen=True)
+class FinalityStall:
+    """The longest an honest node went without finalising a block while blocks were made."""
+
+    node: str
+    t_from: int
+    t_to: int
+    bound_ns: int  # STALL_BLOCKS x the median gap between blocks made
+
+    @property
+    def ns(self) -> int:
+        return self.t_to - self.t_from
 
 
 def dishonest_nodes(history: History) -> set[str]:
-    """Nodes an ``equivocate`` fault made byzantine (for any part of the run)."""
+    """Nodes an ``equivocate`` fault (the producer it names) or a fault of byzantine nodes
+    (``equivocate_votes``, ``censor_nodes``: those its ``byzantine`` detail lists) made
+    byzantine, for any part of the run."""
     starts = events_of(history, EventKind.FAULT_START)
     nodes = starts.column("node")
-    return {node for node, detail in zip(nodes, starts.details(), strict=True)
-            if detail.get("kind") == "equivocate" and node is not None}
+    byzantine: set[str] = set()
+    for node, detail in zip(nodes, starts.details(), strict=True):
+        if detail.get("kind") == "equivocate" and node is not None:
+            byzantine.add(node)
+        byzantine.update(detail.get("byzantine", ()))
+    return byzantine
 
 
 def conflicts(history: History) -> dict[int, dict[int, list[str]]]:
@@ -56,6 +91,70 @@ def conflicts(history: History) -> dict[int, dict[int, list[str]]]:
             by_height[height][block].add(node)
     return {height: {block: sorted(nodes) for block, nodes in sorted(blocks.items())}
             for height, blocks in sorted(by_height.items()) if len(blocks) > 1}
+
+
+def finality_stall(history: History) -> FinalityStall | None:
+    """Under finality by votes, the honest node that went longest without finalising (from
+    the first block made to the last); ``None`` without votes or with fewer than two blocks."""
+    if history.table("votes").num_rows == 0:
+        return None
+    made = np.unique(history.table("blocks").column("t_produced").to_numpy())
+    if made.size < 2:
+        return None
+    first, last = int(made[0]), int(made[-1])
+    bound = STALL_BLOCKS * int(np.median(np.diff(made)))
+    byzantine = dishonest_nodes(history)
+    finalized = history.table("finalized")
+    times: dict[str, list[int]] = defaultdict(list)
+    for node, t in zip(finalized.column("node").to_pylist(), finalized.column("t").to_pylist(), strict=True):
+        times[node].append(t)
+    nodes = [entry["name"] for entry in history.nodes if entry["name"] not in byzantine]
+    worst: FinalityStall | None = None
+    for node in nodes:
+        marks = [first, *sorted(t for t in times[node] if first < t < last), last]
+        gaps = np.diff(np.asarray(marks, dtype=np.int64))
+        at = int(np.argmax(gaps))
+        if worst is None or int(gaps[at]) > worst.ns:
+            worst = FinalityStall(node, marks[at], marks[at + 1], bound)
+    return worst
+
+
+def byzantine_stake(history: History) -> dict[str, float]:
+    """The byzantine voters (``equivocate_votes`` and ``withhold_votes`` faults) and each one's
+    share of the stake."""
+    starts = events_of(history, EventKind.FAULT_START)
+    stake: dict[str, float] = {}
+    for detail in starts.details():
+        if detail.get("kind") in ("equivocate_votes", "withhold_votes"):
+            stake.update(detail.get("stake", {}))
+    return dict(sorted(stake.items()))
+
+
+def finality_summary(history: History) -> dict[str, Any] | None:
+    """Finality by votes against the quorum bound (summary.json's ``finality``); ``None``
+    without votes."""
+    if history.table("votes").num_rows == 0:
+        return None
+    producers = history.scenario.get("blocks", {}).get("producers") or {}
+    validators = len(producers.get("nodes") or []) or producers.get("count") or len(history.nodes)
+    stake = byzantine_stake(history)
+    share = fsum(stake.values())
+    found = conflicts(history)
+    stall = finality_stall(history)
+    finalized = history.table("finalized")
+    return {
+        "validators": validators,
+        "byzantine": len(stake),
+        "byzantine_voters": list(stake),
+        "byzantine_stake": share,
+        "within_bound": share < QUORUM_BOUND,
+        "conflicting_heights": len(found),
+        "safe": not found,
+        "live": stall is None or stall.ns <= stall.bound_ns,
+        "longest_stall_ms": None if stall is None else ms(stall.ns),
+        "stall_bound_ms": None if stall is None else ms(stall.bound_ns),
+        "finalized_height": int(np.max(finalized.column("height").to_numpy())) if finalized.num_rows else 0,
+    }
 
 
 @CHECKERS.register("safety")
@@ -88,10 +187,14 @@ def check_liveness(history: History) -> Verdict:
             return Verdict(name, "invalid", f"{made} blocks made and none committed")
         return Verdict(name, "valid", "no blocks in this history")
     first = f"{commits.size} commits, the first at {commits[0] / 1e9:g} s"
-    if commits.size == 1:
+    if commits.size > 1:
+        gaps = np.diff(commits)
+        worst = int(np.argmax(gaps))
+        first += (f"; longest gap between commits {ms(int(gaps[worst]))} ms "
+                  f"(from {commits[worst] / 1e9:g} s to {commits[worst + 1] / 1e9:g} s)")
+    stall = finality_stall(history)
+    if stall is None:
         return Verdict(name, "valid", first)
-    gaps = np.diff(commits)
-    worst = int(np.argmax(gaps))
-    return Verdict(name, "valid",
-                   f"{first}; longest gap between commits {ms(int(gaps[worst]))} ms "
-                   f"(from {commits[worst] / 1e9:g} s to {commits[worst + 1] / 1e9:g} s)")
+    said = (f"{first}; longest an honest node went without finalising {ms(stall.ns)} ms ({stall.node}, "
+            f"from {stall.t_from / 1e9:g} s to {stall.t_to / 1e9:g} s; bound {ms(stall.bound_ns)} ms)")
+    return Verdict(name, "invalid" if stall.ns > stall.bound_ns else "valid", said)

@@ -49,6 +49,8 @@ Place in the pipeline: between the history and the reports. It reads only the ``
   nodes (``forks``); absent without ``[blocks.producers]``.
 - ``relay``: payloads, announcements, requests, compact blocks' round trips and bytes
   uploaded per region (``relay``); absent unless a sim run relays by a protocol other than push.
+- ``finality``: finality by votes against the quorum bound: byzantine voters and their
+  stake, conflicting heights, the longest finality stall; absent without votes.
 - ``faults``: [{fault_id, kind, start_s, end_s, pre_fault_p99_ms, recovery_s}] (``analysis/recovery.py``); ``checks``: [{name, verdict, detail}];
   ``slo``: [{name, verdict, value, threshold}] (see ``slo``).
 
@@ -98,6 +100,7 @@ from msgstorm.analysis.queue import (
 )
 from msgstorm.analysis.recovery import recovery_times
 from msgstorm.analysis.relay import relay_summary
+from msgstorm.analysis.safety import finality_summary
 from msgstorm.analysis.windows import horizon_ns, window_table
 from msgstorm.history.reader import History
 from msgstorm.scenario.slo import evaluate_slos
@@ -228,6 +231,9 @@ def analyse(history: History) -> Analysis:
     relay = relay_summary(history)
     if relay is not None:  # only sim runs with a relay protocol other than push have one
         summary["relay"] = relay
+    finality = finality_summary(history)
+    if finality is not None:  # only runs with finality by votes have one
+        summary["finality"] = finality
     control = control_summary(history)
     if control is not None:  # only runs whose self-healing controllers decided something have one
         summary["control"] = control

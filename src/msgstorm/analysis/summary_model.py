@@ -390,6 +390,23 @@ class Reach(_Closed):
     blocks_reached: Annotated[Count, Field(description="blocks that reached this share of the nodes")]
 
 
+class Finality(_Closed):
+    validators: Annotated[Count, Field(description="validators voting (the producers)")]
+    byzantine: Annotated[Count, Field(description="byzantine voters (equivocate_votes faults)")]
+    byzantine_voters: Annotated[list[str], Field(description="their names")]
+    byzantine_stake: Annotated[float, Field(ge=0, le=1, description="their share of the validators' stake")]
+    within_bound: Annotated[bool, Field(description="byzantine stake below 1/3, the bound a two-thirds quorum "
+                                                    "implies (f < n/3 for equal stakes)")]
+    conflicting_heights: Annotated[Count, Field(description="heights at which honest nodes finalised different "
+                                                            "blocks (the safety check's)")]
+    safe: Annotated[bool, Field(description="no conflicting heights")]
+    live: Annotated[bool, Field(description="no honest node went longer than stall_bound_ms without finalising")]
+    longest_stall_ms: Annotated[float | None, Field(ge=0, description="the longest an honest node went without "
+                                                                      "finalising while blocks were made")]
+    stall_bound_ms: Annotated[float | None, Field(ge=0, description="3 x the median gap between blocks made")]
+    finalized_height: Annotated[Count, Field(description="the highest height any node finalised")]
+
+
 class Forks(_Closed):
     blocks: ForkBlocks
     reorgs: ForkReorgs
@@ -541,6 +558,9 @@ class Summary(BaseModel):
         description="what the nodes sent to relay items (sim): payloads, announcements, requests, compact blocks' "
                     "round trips, bytes uploaded per region; absent on live targets and when [network.relay] "
                     "pushes everything")] = None
+    finality: Annotated[Finality | None, Field(
+        description="finality by votes against the quorum bound; absent without blocks.producers.finality = "
+                    "\"votes\"")] = None
     control: Annotated[dict[str, Controller] | None, Field(
         description="what each self-healing controller ([[controllers]]) decided and shed; absent without "
                     "decisions")] = None

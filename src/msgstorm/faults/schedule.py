@@ -26,7 +26,7 @@ from msgstorm.scenario.schema import (
     fault_entries,
 )
 
-__all__ = ["FaultOp", "concrete_faults", "fault_entries", "fault_schedule"]
+__all__ = ["FaultOp", "concrete_faults", "drawn_nodes", "fault_entries", "fault_schedule"]
 
 
 @dataclass(frozen=True, order=True)
@@ -80,3 +80,11 @@ def fault_schedule(scenario: Scenario) -> list[FaultOp]:
         if end is not None:
             ops.append(FaultOp(end, 2 * fault_id, "end", fault_id, spec, source))
     return sorted(ops, key=lambda op: (op.t_ns, op.action != "end", op.order))
+
+
+def drawn_nodes(seed: int, fault_id: int, pool: list[int], count: int) -> list[int]:
+    """The ``count`` nodes of ``pool`` a fault that draws its byzantine nodes takes: the first
+    ``count`` of one permutation seeded by the run's seed and the fault's id, so the draw is
+    the same at its start and its end, and a larger count adds nodes to a smaller one's."""
+    order = np.random.default_rng([seed, fault_id]).permutation(len(pool))
+    return [pool[i] for i in order[:count].tolist()]

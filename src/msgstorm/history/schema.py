@@ -307,7 +307,8 @@ REORGS = pa.schema([
 # ``finalized``: a node's view put ``block`` (at ``height``) ``confirmations`` deep (that
 # many blocks at and above it on the node's own longest chain) at ``t``, first or again: a
 # node whose view later leaves a block it had finalised finalises the other branch's block
-# at that height again, a second row (``analysis/safety.py`` reads it).
+# at that height again, a second row (``analysis/safety.py`` reads it). With finality by
+# votes: the node had seen votes for ``block`` from more than 2/3 of the validators' stake.
 FINALIZED = pa.schema([
     pa.field("t", pa.int64(), nullable=False),
     pa.field("node", pa.string(), nullable=False),
@@ -315,7 +316,16 @@ FINALIZED = pa.schema([
     pa.field("block", pa.int64(), nullable=False),
 ])
 
-FORK_TABLES = ("blocks", "block_arrivals", "reorgs", "finalized")
+# ``votes``: a validator voted for ``block`` (at ``height``) at ``t`` (finality by votes,
+# ``blocks.producers.finality = "votes"``; a byzantine voter may vote for two blocks at a height).
+VOTES = pa.schema([
+    pa.field("t", pa.int64(), nullable=False),
+    pa.field("voter", pa.string(), nullable=False),
+    pa.field("height", pa.int64(), nullable=False),
+    pa.field("block", pa.int64(), nullable=False),
+])
+
+FORK_TABLES = ("blocks", "block_arrivals", "reorgs", "finalized", "votes")
 
 # Tables written only by some runs: each gets its directory with its first rows.
 LAZY_TABLES = (*MARKET_TABLES, "ranks", "integrity", *FORK_TABLES)
@@ -341,6 +351,7 @@ TABLES: dict[str, pa.Schema] = {
     "block_arrivals": BLOCK_ARRIVALS,
     "reorgs": REORGS,
     "finalized": FINALIZED,
+    "votes": VOTES,
 }
 # Tables a history may lack (written by newer targets only; a live target may not know its
 # overlay; only a run with a market writes the market's, only some policies ``ranks``): read as empty.

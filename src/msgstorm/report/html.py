@@ -26,6 +26,7 @@ from msgstorm.report import figures
 from msgstorm.report.control import control_section
 from msgstorm.report.market import market_plots, market_section
 from msgstorm.report.page import Plot, esc, figure_block, page, table
+from msgstorm.report.safety import safety_section
 from msgstorm.report.series import (
     cpu_series,
     latency_ns,
@@ -49,7 +50,7 @@ _KNOWN_KEYS = frozenset({
     "offered_rate_per_s", "throughput_per_s", "latency_ms", "latency_stages_ms", "jitter_ms", "capacity",
     "failure_threshold", "queue", "backpressure", "base_fee", "messages", "desync", "propagation_ms",
     "faults", "checks", "slo", "wall_s", "by_kind", "by_agent", "gossip_backlog", "cut_off", "generator", "delivery",
-    "connections", "market", "fairness", "auction", "control", "security", "integrity", "forks", "relay",
+    "connections", "market", "fairness", "auction", "control", "security", "integrity", "forks", "relay", "finality",
 })
 _MARKET_KEYS = ("market", "impact", "liquidations", "liquidation", "bad_debt", "safe_leverage", "fairness")
 
@@ -645,6 +646,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         *_auction(summary),
         *_forks(summary),
         *_relay(summary),
+        *safety_section(history, summary),
         ("groups", "By message kind and agent", _groups(summary)),
         ("checks", "Delivery checks and faults", _checks(summary)),
     ]

@@ -291,6 +291,16 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
                          f"({_fmt(compact.get('missing_bytes'))} B; {_fmt(compact.get('held'))} held)")
         per_node = relay.get("uploaded_bytes_per_node") or {}
         head.add_row("uploaded per node", ", ".join(f"{region} {_fmt(total)} B" for region, total in per_node.items()))
+    finality = summary.get("finality")
+    if finality:
+        verdicts = {check["name"]: check["verdict"] for check in summary.get("checks", [])}
+        bound = "below" if finality["within_bound"] else "not below"
+        head.add_row("byzantine voters / stake", f"{_fmt(finality['byzantine'])} of {_fmt(finality['validators'])} / "
+                                                 f"{finality['byzantine_stake']:.3f} ({bound} the 1/3 bound)")
+        head.add_row("safety / conflicting heights", f"{verdicts.get('safety', '—')} / "
+                                                     f"{_fmt(finality['conflicting_heights'])}")
+        head.add_row("liveness / longest stall", f"{verdicts.get('liveness', '—')} / "
+                                                 f"{duration_ms(finality['longest_stall_ms'])}")
     if summary.get("wall_s") is not None:
         head.add_row("wall time", duration_s(summary.get("wall_s")))
     console.print(head)

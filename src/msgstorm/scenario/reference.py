@@ -241,6 +241,11 @@ DESCRIPTIONS: dict[str, str] = {
     "ProducersSpec.confirmations": "a block this deep on the canonical chain (itself and the blocks above it) "
                                    "commits its messages; a deeper reorg of the canonical chain is a "
                                    "`canonical_reorg` event marked final",
+    "ProducersSpec.finality": "`depth`: a node finalises a block when its longest chain holds `confirmations` "
+                              "blocks at and above it; `votes`: when it has seen votes for the block from more "
+                              "than 2/3 of the producers' stake (each producer a validator voting once per "
+                              "height for the first block it holds there, votes gossiped as blocks are)",
+    "ProducersSpec.vote_size": "bytes of one vote on the wire (`finality = \"votes\"`)",
     # [backpressure]
     "Unbounded.mode": "admit everything",
     "DropTail.mode": "drop arrivals while the queue is full",
@@ -354,6 +359,26 @@ DESCRIPTIONS: dict[str, str] = {
     "EquivocateFault.at": "start",
     "EquivocateFault.duration": "how long (to the run's end when not given)",
     "EquivocateFault.node": "the producer (a node of `blocks.producers`)",
+    "EquivocateVotesFault.kind": "sim, `finality = \"votes\"`: byzantine voters vote for every block made at "
+                                 "each height (both of two conflicting blocks), their votes reaching every node "
+                                 "over paths no partition cuts",
+    "EquivocateVotesFault.at": "start",
+    "EquivocateVotesFault.duration": "how long (to the run's end when not given)",
+    "EquivocateVotesFault.nodes": "the byzantine voters by name (validators: nodes of `blocks.producers`)",
+    "EquivocateVotesFault.count": "or: how many validators to draw with the run's seed (0 and up; a sweep's axis)",
+    "WithholdVotesFault.kind": "sim, `finality = \"votes\"`: byzantine voters that cast no vote (liveness "
+                               "then needs more than 2/3 of the stake among the others)",
+    "WithholdVotesFault.at": "start",
+    "WithholdVotesFault.duration": "how long (to the run's end when not given)",
+    "WithholdVotesFault.nodes": "the withholding voters by name (validators: nodes of `blocks.producers`)",
+    "WithholdVotesFault.count": "or: how many validators to draw with the run's seed (0 and up; a sweep's axis)",
+    "CensorNodesFault.kind": "sim: censoring nodes validate messages of `kinds` but forward none of them, and as "
+                             "producers include none in their blocks",
+    "CensorNodesFault.at": "start",
+    "CensorNodesFault.duration": "how long (to the run's end when not given)",
+    "CensorNodesFault.nodes": "the censoring nodes by name",
+    "CensorNodesFault.count": "or: how many nodes to draw with the run's seed",
+    "CensorNodesFault.kinds": "the message kinds they censor",
     "DegradeFault.kind": "add latency, half-normal jitter and loss to some links",
     "DegradeFault.at": "start",
     "DegradeFault.duration": "how long; none: to the end of the run",

@@ -19,10 +19,12 @@ from msgstorm.scenario.registry import FAULT_KINDS, LIVE_DRIVERS, LIVE_FAULT_KIN
 from msgstorm.scenario.schema import (
     MAX_FAULT_DRAWS,
     ORDERING_SETTINGS,
+    EquivocateVotesFault,
     LinkModel,
     NemesisFault,
     PhasesArrival,
     ReplayArrival,
+    WithholdVotesFault,
     fault_entries,
     nemesis_draws,
 )
@@ -239,6 +241,16 @@ def check_references(scenario: Scenario) -> list[Problem]:
             elif producers.nodes and fault.node not in producers.nodes:
                 problems.append((("faults", *place, "node"),
                                  f"node {fault.node!r} is not a producer; blocks.producers.nodes are {producers.nodes}"))
+        elif fault.kind in ("equivocate_votes", "withhold_votes"):
+            problems += _voter_problems(scenario, fault, place, nodes)
+        elif fault.kind == "censor_nodes":
+            for index, name in enumerate(fault.nodes):
+                if name not in nodes:
+                    problems.append((("faults", *place, "nodes", index),
+                                     f"unknown node {name!r}{did_you_mean(name, nodes)}; nodes are {hint_nodes}"))
+            if fault.count is not None and fault.count > len(nodes):
+                problems.append((("faults", *place, "count"), f"{fault.count} censoring nodes drawn from "
+                                                              f"{len(nodes)} nodes"))
         elif fault.kind == "oracle":
             if scenario.market is None:
                 problems.append((("faults", *place, "kind"), "a byzantine oracle needs a [market] (its oracle)"))
@@ -344,6 +356,28 @@ def _controller_references(scenario: Scenario) -> list[Problem]:
                                      f"blocks.interval ({format_duration(interval)}) is outside [min_interval, "
                                      f"max_interval] ({format_duration(spec.min_interval)}, "
                                      f"{format_duration(spec.max_interval)}): the controller starts from it"))
+    return problems
+
+
+def _voter_problems(scenario: Scenario, fault: EquivocateVotesFault | WithholdVotesFault, place: tuple[str | int, ...],
+                    nodes: set[str]) -> list[Problem]:
+    """Byzantine voters need votes (``finality = "votes"``) and are validators: named ones
+    among the named producers, a drawn count no more than there are validators."""
+    producers = scenario.blocks.producers
+    if producers is None or producers.finality != "votes":
+        return [(("faults", *place, "kind"), 'byzantine voters need [blocks.producers] with finality = "votes"')]
+    validators = (producers.nodes if producers.nodes
+                  else [None] * producers.count if producers.count is not None else sorted(nodes))
+    problems: list[Problem] = []
+    for index, name in enumerate(fault.nodes):
+        if name not in nodes:
+            problems.append((("faults", *place, "nodes", index), f"unknown node {name!r}{did_you_mean(name, nodes)}"))
+        elif producers.nodes and name not in producers.nodes:
+            problems.append((("faults", *place, "nodes", index),
+                             f"node {name!r} is not a validator; blocks.producers.nodes are {producers.nodes}"))
+    if fault.count is not None and fault.count > len(validators):
+        problems.append((("faults", *place, "count"), f"{fault.count} byzantine voters drawn from "
+                                                      f"{len(validators)} validators"))
     return problems
 
 

@@ -52,7 +52,10 @@ __all__ = [
     "BlocksSpec",
     "BridgeFault",
     "CensorFault",
+    "CensorNodesFault",
     "EquivocateFault",
+    "EquivocateVotesFault",
+    "WithholdVotesFault",
     "CommitRevealSpec",
     "DesyncSpec",
     "FairOrderSpec",
@@ -318,6 +321,11 @@ class ProducersSpec(_Spec):
     # drawn from (seeded, in producer order), as SimBlock draws its miners' hash rates.
     shares: list[Annotated[float, Field(gt=0)]] | NumberDist = Field(default_factory=list)
     confirmations: int = Field(default=1, ge=1, le=1000)
+    # What makes a block final at a node: "depth", its own longest chain holds
+    # ``confirmations`` blocks at and above it; "votes", it has seen votes for it from more
+    # than two thirds of the producers' stake (the producers are the validators; sim/votes.py).
+    finality: Literal["depth", "votes"] = "depth"
+    vote_size: Annotated[int, Field(ge=1)] = 128  # bytes of one vote on the wire (finality = "votes")
     # Shares of the nodes the analysis times each block's reach to (summary.json's forks.reach_ms).
     reach: list[Annotated[Fraction, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.5, 0.9, 1.0],
                                                                  min_length=1, max_length=10)
@@ -673,6 +681,59 @@ class EquivocateFault(_Spec):
     node: str
 
 
+class _ByzantineVoters(_Spec):
+    """Validators made byzantine voters from ``at`` for ``duration``: ``nodes``, or ``count``
+    of them drawn with the run's seed (sim, ``blocks.producers.finality = "votes"``)."""
+
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)] | None = None
+    nodes: list[str] = Field(default_factory=list)
+    count: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_way_to_name_them(self) -> _ByzantineVoters:
+        if bool(self.nodes) == (self.count is not None):
+            raise ValueError("name the byzantine voters (nodes) or say how many to draw (count), one of the two")
+        if len(set(self.nodes)) != len(self.nodes):
+            raise ValueError("a voter is named twice in nodes")
+        return self
+
+
+class EquivocateVotesFault(_ByzantineVoters):
+    """Equivocating voters: each votes for every block made at each height, both of two
+    conflicting blocks included, and their votes reach every node over paths a partition
+    does not cut (the adversary's)."""
+
+    kind: Literal["equivocate_votes"]
+
+
+class WithholdVotesFault(_ByzantineVoters):
+    """Withholding voters: they cast no vote (a quorum then needs more of the honest stake)."""
+
+    kind: Literal["withhold_votes"]
+
+
+class CensorNodesFault(_Spec):
+    """Censoring nodes (sim): from ``at`` for ``duration`` the nodes ``nodes`` (or ``count``
+    of them drawn with the run's seed) validate messages of ``kinds`` but forward none of
+    them, and as producers include none in their blocks; other messages pass as before."""
+
+    kind: Literal["censor_nodes"]
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)] | None = None
+    nodes: list[str] = Field(default_factory=list)
+    count: int | None = Field(default=None, ge=0)
+    kinds: list[MessageKind] = Field(default=["liquidation"], min_length=1)
+
+    @model_validator(mode="after")
+    def _one_way_to_name_them(self) -> CensorNodesFault:
+        if bool(self.nodes) == (self.count is not None):
+            raise ValueError("name the censoring nodes (nodes) or say how many to draw (count), one of the two")
+        if len(set(self.nodes)) != len(self.nodes):
+            raise ValueError("a node is named twice in nodes")
+        return self
+
+
 # The settings of a toxic entry; each kind reads some of them (``TOXICS[kind].settings``,
 # ``live/toxics.py``) and the others must be left unset.
 TOXIC_SETTINGS = ("latency", "jitter", "rate", "timeout", "slice_size", "slice_delay", "close_delay")
@@ -721,7 +782,8 @@ class ToxicFault(_Spec):
 # One fault (what the simulator or a live target applies), as a nemesis's mix or a script lists them.
 OneFault = Annotated[
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault
-    | TamperFault | ReplayFault | OracleFault | CensorFault | EquivocateFault,
+    | TamperFault | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault
+    | WithholdVotesFault | CensorNodesFault,
     Field(discriminator="kind"),
 ]
 
@@ -785,7 +847,8 @@ COMPOSITE_FAULT_KINDS = ("nemesis", "script")
 
 FaultSpec = Annotated[
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault | TamperFault
-    | ReplayFault | OracleFault | CensorFault | EquivocateFault | NemesisFault | ScriptFault,
+    | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault | WithholdVotesFault
+    | CensorNodesFault | NemesisFault | ScriptFault,
     Field(discriminator="kind"),
 ]
 

@@ -47,6 +47,7 @@ import numpy as np
 from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.sampling import sample_array
+from msgstorm.scenario.kinds import MESSAGE_KINDS
 from msgstorm.scenario.registry import PRODUCER_RULES
 from msgstorm.scenario.schema import ProducersSpec
 from msgstorm.sim.context import SimContext
@@ -68,6 +69,7 @@ from msgstorm.sim.state import (
     T_SEQUENCED,
     WHERE,
 )
+from msgstorm.sim.votes import VOTE_ITEM_BASE, VoteBook
 
 __all__ = ["ForkChain", "pick_producers", "producer_shares"]
 
@@ -147,6 +149,11 @@ class ForkChain:
         self.final_height = [0] * n  # each node's view: the height up to which it finalised
         self.finalized: list[tuple[int, int, int, int]] = []  # (t, node, height, block)
         self.equivocating: set[int] = set()  # producers inside an equivocate fault's window
+        self.censoring: dict[int, set[int]] = {}  # producer -> message kind codes it leaves out (sim/censor.py)
+        # Finality by votes (sim/votes.py) instead of by depth in each node's own view.
+        self.votes = (VoteBook(ctx, gossip, links, self.producers, shares, spec.vote_size,
+                               self.block_height.__getitem__, self._finalized_by_votes)
+                      if spec.finality == "votes" else None)
 
     def start(self) -> None:
         self._schedule(0)
@@ -187,6 +194,8 @@ class ForkChain:
         ctx.record.event(t, EventKind.BLOCK_PRODUCED, node, float(len(take)), height,
                          {"gas": gas, "bytes": size, "block": block, "parent": parent})
         self._extend_canonical(t, block)
+        if self.votes is not None:
+            self.votes.made(t, block)
         self._arrive(t, node, block, -1)
         if node in self.equivocating:
             self._equivocate(t, node, block, gas)
@@ -217,6 +226,8 @@ class ForkChain:
                 self.included.setdefault(m, []).append(twin)
         self.ctx.record.event(t, EventKind.BLOCK_PRODUCED, node, float(len(take)), self.block_height[block],
                               {"gas": gas, "bytes": self.size_of[block], "block": twin, "parent": parent, "equivocates": block})
+        if self.votes is not None:
+            self.votes.made(t, twin)
         peers = self.gossip.topology.forward[node]
         half = (len(peers) + 1) // 2
         links = self.links
@@ -252,6 +263,8 @@ class ForkChain:
             if self._on_branch(m, parent):
                 continue
             record = live[m]
+            if self.censoring and record[KIND] in self.censoring.get(node, ()):
+                continue  # a censoring producer leaves it out
             cost = gas_of[record[KIND]]
             if self.max_gas is not None and gas + cost > self.max_gas:
                 continue
@@ -286,13 +299,19 @@ class ForkChain:
     # --- each node's view ---------------------------------------------------------------------
 
     def validated_block(self, t: int, node: int, block: int, sender: int) -> None:
-        """``node`` validated ``block`` (from ``sender``; its producer, at hop 0)."""
+        """``node`` validated ``block`` (from ``sender``; its producer, at hop 0), or a vote
+        (an item id from ``VOTE_ITEM_BASE`` on)."""
+        if block >= VOTE_ITEM_BASE:
+            assert self.votes is not None
+            self.votes.received(t, node, block)
+            return
         if not self.holds[block][node] and (node, block) not in self.received:
             self._arrive(t, node, block, sender)
 
     def _arrive(self, t: int, node: int, block: int, sender: int) -> None:
         self.arrivals.append((block, node, t))
-        if len(self.arrivals) >= FLUSH_ROWS or len(self.finalized) >= FLUSH_ROWS:
+        if (len(self.arrivals) >= FLUSH_ROWS or len(self.finalized) >= FLUSH_ROWS
+                or (self.votes is not None and len(self.votes.cast) >= FLUSH_ROWS)):
             self._flush_rows()
         parent = self.parent[block]
         if self.holds[parent][node]:
@@ -338,8 +357,11 @@ class ForkChain:
                         # What the view finalised above the fork it finalises again on the new branch.
                         self.final_height[node] = min(self.final_height[node], self.block_height[old] - depth)
                 self.tip[node] = block
+            if self.votes is not None:
+                self.votes.connected(t, node, block)
             pending.extend(self.waiting.pop((node, block), ()))
-        self._finalize(t, node)
+        if self.votes is None:
+            self._finalize(t, node)
         self.desync.caught_up(t, node, len(self.canonical) - 1 - self._agreed(node))
 
     def _finalize(self, t: int, node: int) -> None:
@@ -356,6 +378,16 @@ class ForkChain:
             block = self.parent[block]
         self.finalized.extend(reversed(rows))
         self.final_height[node] = top
+
+    def set_censoring(self, node: int, kinds: list[str]) -> None:
+        """``node`` leaves messages of ``kinds`` out of the blocks it makes (none: no longer)."""
+        if kinds:
+            self.censoring[node] = {MESSAGE_KINDS.index(kind) for kind in kinds}
+        else:
+            self.censoring.pop(node, None)
+
+    def _finalized_by_votes(self, t: int, node: int, height: int, block: int) -> None:
+        self.finalized.append((t, node, height, block))
 
     def _agreed(self, node: int) -> int:
         """The height up to which ``node``'s view agrees with the canonical chain (a view on
@@ -474,6 +506,10 @@ class ForkChain:
             self.writer.append("reorgs", {"t": t, "node": [names[i] for i in node], "depth": depth,
                                           "old_tip": old, "new_tip": new})
             self.reorgs = []
+        if self.votes is not None and self.votes.cast:
+            t, voter, height, block = zip(*self.votes.take_rows())
+            self.writer.append("votes", {"t": t, "voter": [names[i] for i in voter], "height": height,
+                                         "block": block})
 
     def close(self, t_end: int) -> None:
         """At the end: open desync episodes close; the blocks table, and the rows still gathered."""

@@ -543,14 +543,19 @@ class GossipState:
         chain's producers) for every message, ``reactor_nodes`` for watched messages only;
         ``logged`` (the standbys) log the rest of their message validations for
         ``drain_mempool_log`` (with ``log_mempools`` False they hand back every message too,
-        the reference the tests compare with). Whatever was logged before stays to be drained."""
-        self.watch[:] = 0
+        the reference the tests compare with). Whatever was logged before stays to be drained.
+        A censoring node stays one."""
+        self.watch[:] &= k.WATCH_CENSOR
         for node in logged:
-            self.watch[node] = k.WATCH_LOG if self.log_mempools else k.WATCH_ALL
+            self.watch[node] |= k.WATCH_LOG if self.log_mempools else k.WATCH_ALL
         for node in reactor_nodes:
             self.watch[node] |= k.WATCH_WATCHED
         for node in nodes:
             self.watch[node] |= k.WATCH_ALL
+
+    def set_censoring(self, node: int, on: bool) -> None:
+        """A node withholds censorable items (``k.ITEM_CENSORABLE``) from now on, or no longer."""
+        self.watch[node] = (self.watch[node] | k.WATCH_CENSOR) if on else (self.watch[node] & (0xFF ^ k.WATCH_CENSOR))
 
     def degradations_changed(self) -> None:
         """Take the shared ``Degradations`` after a fault added or removed one."""

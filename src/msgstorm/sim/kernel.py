@@ -37,7 +37,8 @@ from msgstorm.sim.fair_order import order_key, peer_order
 from msgstorm.sim.link_model import degrade, link_delay
 
 __all__ = [
-    "RECV", "VALIDATED", "ITEM_MSG", "ITEM_BLOCK", "ITEM_WATCHED", "WATCH_ALL", "WATCH_WATCHED", "WATCH_LOG",
+    "RECV", "VALIDATED", "ITEM_MSG", "ITEM_BLOCK", "ITEM_WATCHED", "ITEM_CENSORABLE", "WATCH_ALL", "WATCH_WATCHED",
+    "WATCH_LOG", "WATCH_CENSOR",
     "DONE", "NOTIFY", "NEED_UNIFORM", "NEED_PROCESSING", "HEAP_FULL", "DELIVERIES_FULL", "NEED_SLOTS", "LOG_FULL",
     "S_SEND_I", "S_SEND_END", "SEND_T", "SEND_NODE", "SEND_ITEM", "SEND_SIZE", "SEND_KIND",
     "S_HEAP", "S_SEQ", "S_FREE", "S_UNIF", "S_PROC", "S_DELIV", "S_BUDGET",
@@ -66,8 +67,11 @@ SEEN_PAYLOAD, SEEN_REQUESTED, SEEN_VALID, SEEN_REBUILT = 1, 2, 4, 8
 # they are written to the mempool log (``WATCH_LOG``) and the kernel runs on, unless the
 # node also watches the message for a reactor (then it hands back as before).
 ITEM_MSG, ITEM_BLOCK, ITEM_WATCHED = 0, 1, 2
+# A bit of a message's item kind: a censoring node (``WATCH_CENSOR``, a ``censor_nodes``
+# fault, sim/censor.py) withholds it (validates it, but neither forwards nor serves it).
+ITEM_CENSORABLE = 4
 # Bits of ``watch[node]``.
-WATCH_ALL, WATCH_WATCHED, WATCH_LOG = 1, 2, 4
+WATCH_ALL, WATCH_WATCHED, WATCH_LOG, WATCH_CENSOR = 1, 2, 4, 8
 # Return codes of run_until.
 DONE, NOTIFY, NEED_UNIFORM, NEED_PROCESSING, HEAP_FULL, DELIVERIES_FULL, NEED_SLOTS, LOG_FULL = range(8)
 
@@ -320,7 +324,8 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
     last = -1  # row of the previous receipt sent, the tail of the current run
     last_t = 0
     degree = fwd_ptr[node + 1] - fwd_ptr[node]
-    peer_order(order_key(order_seed, node, slots[SL_ITEM, slot], slots[SL_KIND, slot]), fwd_ptr[node], degree, order)
+    peer_order(order_key(order_seed, node, slots[SL_ITEM, slot], slots[SL_KIND, slot] & ~ITEM_CENSORABLE),
+               fwd_ptr[node], degree, order)
     # The first ``pushes`` peers of the order get the payload, the rest an announcement.
     relay = slots[SL_RELAY, slot]
     pushes = degree
@@ -842,9 +847,10 @@ def run_until(until: int, max_degree: int,
         rows = _free_row(pool, rows, idx)
         notify = False
         if nodes[N_UP, node] != 0:
-            if slots[SL_RELAY, slot] != PUSH:  # announce's fallback asks peers that validated it
-                seen[slot, node] |= SEEN_VALID
             kind = slots[SL_KIND, slot]
+            withheld = (kind & ITEM_CENSORABLE) != 0 and (watch[node] & WATCH_CENSOR) != 0
+            if slots[SL_RELAY, slot] != PUSH and not withheld:  # announce's fallback asks peers that validated it
+                seen[slot, node] |= SEEN_VALID
             item = slots[SL_ITEM, slot]
             if kind != ITEM_BLOCK:
                 if track != 0:
@@ -857,14 +863,15 @@ def run_until(until: int, max_degree: int,
                     deliveries[3, deliv] = hops
                     deliv += 1
                 watching = watch[node]
-                notify = (watching & WATCH_ALL) != 0 or (kind == ITEM_WATCHED and (watching & WATCH_WATCHED) != 0)
+                notify = (watching & WATCH_ALL) != 0 or ((kind & ITEM_WATCHED) != 0
+                                                         and (watching & WATCH_WATCHED) != 0)
                 if not notify and (watching & WATCH_LOG) != 0:
                     mempool_log[LOG_NODE, logged] = node
                     mempool_log[LOG_ITEM, logged] = item
                     logged += 1
             else:
                 notify = True
-            if slots[SL_FORWARD, slot] != 0:
+            if slots[SL_FORWARD, slot] != 0 and not withheld:
                 n, rows, seq, unif = _forward(t, node, slot, sender, hops + 1, keys, payload, pool,
                                               n, rows, seq, idx_bits, unif, nodes, slots, fwd_ptr, fwd_idx, fwd_base,
                                               fwd_model, fwd_param, samples, uniform, ns_per_byte, n_deg,

@@ -52,6 +52,7 @@ from msgstorm.scenario.registry import QUEUE_POLICIES
 from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
 from msgstorm.sim import warm
 from msgstorm.sim.backpressure import make_backpressure
+from msgstorm.sim.censor import censorable_kinds
 from msgstorm.sim.chain import Chain, gas_table
 from msgstorm.sim.context import Cluster, EventQueue, SimContext, Tally
 from msgstorm.sim.control import ControlHost, build_controllers, start_controllers
@@ -60,7 +61,7 @@ from msgstorm.sim.forks import ForkChain
 from msgstorm.sim.gossip import CompactRelay, GossipState
 from msgstorm.sim.host import SimHost
 from msgstorm.sim.integrity import security_costs, verified_processing
-from msgstorm.sim.kernel import ITEM_BLOCK, ITEM_MSG, ITEM_WATCHED
+from msgstorm.sim.kernel import ITEM_BLOCK, ITEM_CENSORABLE, ITEM_MSG, ITEM_WATCHED
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.lone_cpu import LoneCpu
 from msgstorm.sim.policies import Ordering
@@ -190,6 +191,10 @@ class ShadowNetwork:
             watched_kinds = set(MESSAGE_KINDS)
         self._watched_codes = np.array(sorted(MESSAGE_KINDS.index(kind) for kind in watched_kinds), dtype=np.int64)
         self._watched_code_set = set(self._watched_codes.tolist())
+        # Kinds a censor_nodes fault censors travel with ITEM_CENSORABLE set (sim/censor.py).
+        self._censorable_codes = np.array(sorted(MESSAGE_KINDS.index(kind) for kind in censorable_kinds(scenario)),
+                                          dtype=np.int64)
+        self._censorable_code_set = set(self._censorable_codes.tolist())
         self.now = 0
         self.end_of_traffic = scenario.run.duration
         self.interrupted = False
@@ -239,10 +244,11 @@ class ShadowNetwork:
 
     def _item_kinds(self, batch: MessageBatch) -> np.ndarray | None:
         """The kernel's item kind of each message of a batch (watched or not)."""
-        if not self._watched_code_set:
+        if not self._watched_code_set and not self._censorable_code_set:
             return None
-        watched = np.isin(batch.kind.astype(np.int64), self._watched_codes)
-        return np.where(watched, ITEM_WATCHED, ITEM_MSG).astype(np.int64)
+        codes = batch.kind.astype(np.int64)
+        kinds = np.where(np.isin(codes, self._watched_codes), ITEM_WATCHED, ITEM_MSG).astype(np.int64)
+        return kinds | np.where(np.isin(codes, self._censorable_codes), ITEM_CENSORABLE, 0)
 
     # --- what the runner reads ------------------------------------------------------------
 
@@ -314,7 +320,8 @@ class ShadowNetwork:
                         si, sn = 0, len(send_t)
                         if kernel_sends:
                             gossip.set_sends(batch.t_intended, batch.node, batch.msg_id, batch.size,
-                                             self._item_kinds(batch) if reacting else None, batch.kind)
+                                             self._item_kinds(batch) if reacting or self._censorable_code_set
+                                             else None, batch.kind)
                         continue
                 t_send = send_t[si] if si < sn else never
                 t_python = heap[0][0] if heap else never
@@ -434,6 +441,8 @@ class ShadowNetwork:
             self.lone.validate(t, origin, m)
         else:
             kind = ITEM_WATCHED if record[KIND] in self._watched_code_set else ITEM_MSG
+            if record[KIND] in self._censorable_code_set:
+                kind |= ITEM_CENSORABLE
             self.gossip.inject(t, origin, m, kind, record[SIZE], record[KIND])
 
     def _on_validated(self, t: int, node: int, item: int, kind: int, sender: int, hops: int) -> None:

@@ -38,6 +38,7 @@ KEY_METRICS = (
     "market.price_staleness_ms.p99",
     "fairness.front_run_successes", "fairness.extracted_value", "fairness.inversions",
     "auction.cleared_volume", "auction.fill_rate", "auction.price_deviation_bps.rms",
+    "finality.byzantine_stake", "finality.conflicting_heights", "finality.safe", "finality.live",
 )
 
 

@@ -1,0 +1,69 @@
+"""The ``censor_nodes`` fault: byzantine nodes that withhold messages of some kinds.
+
+Place in the pipeline: inside the simulator, a ``FaultKind`` the fault injector
+(``sim/fault_injector.py``) applies when the fault comes due. From its start to its end
+each censoring node (named, or ``count`` drawn with the run's seed, ``faults/schedule.py``'s
+``drawn_nodes``) validates the messages of the censored kinds that reach it but forwards
+none of them (and serves none to a peer that asks): the gossip kernel's ``WATCH_CENSOR``
+bit on the node and ``ITEM_CENSORABLE`` on those messages (``sim/kernel.py``). A censoring
+producer (``[blocks.producers]``, ``sim/forks.py``) also leaves them out of its blocks.
+Other messages pass through it as before, so a censoring node that is the only path to some
+nodes cuts them off from exactly the censored messages; with a second path they go round it.
+
+Messages travel as censorable only in a run that has a ``censor_nodes`` fault
+(``censorable_kinds``), so runs without one are unchanged. Both events name the censoring
+nodes in ``detail["byzantine"]``, which the safety checker reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from msgstorm.faults.schedule import FaultOp, concrete_faults, drawn_nodes
+from msgstorm.history.events import EventKind
+from msgstorm.scenario.registry import FAULT_KINDS
+from msgstorm.scenario.schema import CensorNodesFault, Scenario
+from msgstorm.sim.fault_injector import FaultInjector
+from msgstorm.sim.forks import ForkChain
+
+__all__ = ["CensorNodes", "censorable_kinds", "censoring_nodes"]
+
+
+def censorable_kinds(scenario: Scenario) -> set[str]:
+    """The message kinds some ``censor_nodes`` fault of the scenario censors."""
+    return {kind for spec, _ in concrete_faults(scenario) if isinstance(spec, CensorNodesFault) for kind in spec.kinds}
+
+
+def censoring_nodes(injector: FaultInjector, op: FaultOp) -> list[int]:
+    """The nodes a ``censor_nodes`` fault makes censor: those named, else ``count`` drawn."""
+    spec = op.spec
+    assert isinstance(spec, CensorNodesFault)
+    if spec.nodes:
+        return [injector.ctx.cluster.index[name] for name in spec.nodes]
+    assert spec.count is not None
+    return drawn_nodes(injector.ctx.scenario.run.seed, op.fault_id, list(range(injector.ctx.cluster.size)), spec.count)
+
+
+def _apply(injector: FaultInjector, op: FaultOp, on: bool, detail: dict[str, Any]) -> None:
+    spec = op.spec
+    assert isinstance(spec, CensorNodesFault)
+    nodes = censoring_nodes(injector, op)
+    chain = injector.chain
+    for node in nodes:
+        injector.gossip.set_censoring(node, on)
+        if isinstance(chain, ForkChain):
+            chain.set_censoring(node, [str(kind) for kind in spec.kinds] if on else [])
+    detail["byzantine"] = [injector.ctx.cluster.names[node] for node in nodes]
+
+
+@FAULT_KINDS.register("censor_nodes")
+class CensorNodes:
+    @staticmethod
+    def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+        _apply(injector, op, True, detail)
+        injector.ctx.record.event(t, EventKind.FAULT_START, detail=detail)
+
+    @staticmethod
+    def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
+        _apply(injector, op, False, detail)
+        injector.ctx.record.event(t, EventKind.FAULT_END, detail=detail)

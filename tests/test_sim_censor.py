@@ -1,0 +1,161 @@
+"""Censoring nodes (sim/censor.py, the kernel's WATCH_CENSOR): a censoring node that is the
+only path to some nodes cuts them off from exactly the kinds it censors; with a second
+path nothing is lost; other kinds pass through it as before."""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from typing import Any
+
+import pytest
+
+from msgstorm.analysis.safety import dishonest_nodes
+from msgstorm.history import read_history
+from msgstorm.scenario import ScenarioError
+
+# Eight nodes in two regions, gossip over every overlay connection; each node opens
+# {outbound} connection(s) (one: the overlay is a tree, every inner node a cut vertex).
+# The sequencer is us-east-0; traders and liquidators send from every node.
+NETWORK = """
+[run]
+name = "censor"
+seed = 4
+duration = "4s"
+drain = "2s"
+
+[network]
+regions = ["us-east", "eu-west"]
+nodes_per_region = 4
+processing = "50us"
+bandwidth = "unlimited"
+
+[gossip]
+mode = "flood"
+degree = 8
+peers = {peers}
+
+[sequencer]
+node = "us-east-0"
+
+[history]
+delivery_sample = 1.0
+
+[[agents]]
+name = "traders"
+count = 8
+arrival = {{ process = "poisson", rate = "5/s" }}
+
+[[agents]]
+name = "keepers"
+role = "liquidator"
+count = 8
+arrival = {{ process = "poisson", rate = "5/s" }}
+"""
+
+CENSOR = """
+[[faults]]
+kind = "censor_nodes"
+nodes = ["{node}"]
+kinds = ["liquidation"]
+at = "0s"
+"""
+
+
+def _graph(history: Any) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = defaultdict(list)
+    for row in history.table("edges").to_pylist():
+        if row["overlay"]:
+            out[row["src"]].append(row["dst"])
+    return out
+
+
+def _reach(graph: dict[str, list[str]], origin: str, censor: str) -> set[str]:
+    """The nodes a message from ``origin`` reaches when ``censor`` forwards nothing."""
+    seen = {origin}
+    queue = deque([origin] if origin != censor else [])
+    while queue:
+        node = queue.popleft()
+        for peer in graph[node]:
+            if peer not in seen:
+                seen.add(peer)
+                if peer != censor:
+                    queue.append(peer)
+    return seen
+
+
+def _cut_vertex(graph: dict[str, list[str]], leader: str) -> str | None:
+    """A node other than the leader whose silence cuts some nodes off from the leader."""
+    nodes = sorted(graph)
+    for node in nodes:
+        if node != leader and len(_reach(graph, leader, node)) < len(nodes):
+            return node
+    return None
+
+
+def _run(scenario_from: Any, run_scenario: Any, peers: int, censor: str | None) -> Any:
+    text = NETWORK.format(peers=peers) + ("" if censor is None else CENSOR.format(node=censor))
+    return read_history(run_scenario(scenario_from(text)).run_dir)
+
+
+def _delivered(history: Any) -> dict[int, set[str]]:
+    out: dict[int, set[str]] = defaultdict(set)
+    for row in history.table("deliveries").to_pylist():
+        out[row["msg_id"]].add(row["node"])
+    return out
+
+
+def test_a_censoring_cut_vertex_withholds_exactly_the_censored_kind(scenario_from, run_scenario) -> None:
+    plain = _run(scenario_from, run_scenario, 2, None)
+    graph = _graph(plain)
+    censor = _cut_vertex(graph, "us-east-0")
+    assert censor is not None  # a tree overlay: the test has a cut to find
+    history = _run(scenario_from, run_scenario, 2, censor)
+    assert dishonest_nodes(history) == {censor}
+    nodes = set(graph)
+    delivered = _delivered(history)
+    messages = history.table("messages").to_pylist()
+    lost = []
+    for row in messages:
+        if row["kind"] == "liquidation":
+            reach = _reach(graph, row["node"], censor)
+            assert delivered[row["msg_id"]] == reach, row
+            if "us-east-0" not in reach:
+                lost.append(row["msg_id"])
+                assert row["status"] == "lost", row
+            else:
+                assert row["status"] == "committed", row
+        else:
+            assert delivered[row["msg_id"]] == nodes, row
+            assert row["status"] == "committed", row
+    assert lost  # some liquidations came from behind the censor and never reached the sequencer
+    # Without the fault the same traffic all commits.
+    assert {row["status"] for row in plain.table("messages").to_pylist()} == {"committed"}
+
+
+def test_with_a_second_path_the_censor_loses_nothing(scenario_from, run_scenario) -> None:
+    plain = _run(scenario_from, run_scenario, 6, None)
+    graph = _graph(plain)
+    censor = "eu-west-1"
+    assert len(_reach(graph, "us-east-0", censor)) == len(graph)  # not a cut vertex: a second path
+    history = _run(scenario_from, run_scenario, 6, censor)
+    messages = history.table("messages").to_pylist()
+    delivered = _delivered(history)
+    for row in messages:
+        if row["kind"] == "liquidation" and row["node"] == censor:
+            # Sent by an agent on the censoring node: it withholds its own too.
+            assert (row["status"], delivered[row["msg_id"]]) == ("lost", {censor}), row
+        else:
+            assert (row["status"], delivered[row["msg_id"]]) == ("committed", set(graph)), row
+    passing = [row for row in messages if row["kind"] == "liquidation" and row["node"] != censor]
+    assert passing  # liquidations went round the censor
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    ('nodes = ["us-east-1"]', r"faults\[0\]\.nodes\[0\]: unknown node 'mars-0'"),
+    ('count = 9', r"faults\[0\]\.count: 9 censoring nodes drawn from 8 nodes"),
+])
+def test_censoring_nodes_are_refused_with_the_field_named(scenario_from, edit: str, message: str) -> None:
+    text = NETWORK.format(peers=2) + CENSOR.format(node="us-east-1")
+    bad = text.replace('nodes = ["us-east-1"]', edit.replace("us-east-1", "mars-0"))
+    with pytest.raises(ScenarioError, match=message):
+        scenario_from(bad)
