@@ -513,7 +513,7 @@ class LiveTarget:
         recorder's thread, which copies their send times into its columns (9 bytes a
         message; the schedule it makes again at the end), and this process lets go of those
         sent in full. No row is made (writing rows while the run goes costs the generator
-        headroom): a copy of the new windows' send times, about a millisecond a second."""
+        headroom): a copy of the new windows' send times, a few milliseconds a second."""
         while True:
             await asyncio.sleep(every_s)
             windows, sent_elsewhere = self._windows_since(), self.sent_elsewhere
