@@ -1,7 +1,7 @@
 """Front-runners in the simulator: agents that race the orders they see at their node.
 
 Place in the pipeline: registered in ``REACTORS`` and built by the simulator for a scenario
-with ``[[market.frontrunners]]`` (``sim/reactor.py`` says what a reactor may do). During the
+with ``[[market.frontrunners]]`` (``traffic/reactor.py`` says what a reactor may do). During the
 run:
 
 - a front-runner sees each message validated at the node it watches; what it sees is what

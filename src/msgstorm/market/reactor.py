@@ -2,7 +2,7 @@
 
 Place in the pipeline: registered in ``REACTORS`` and built by the simulator, or by the
 chain target on an EVM node (``live/chain/market.py``), for a scenario with ``[market]``
-(``sim/reactor.py`` says what a reactor may do and what its two hosts give it). Before the run it draws
+(``traffic/reactor.py`` says what a reactor may do and what its two hosts give it). Before the run it draws
 the price paths and the accounts and writes them (``prices``, ``accounts``), and merges the
 oracle's scheduled ``price`` messages into the traffic (``oracle`` maps each to its price),
 published until the market's horizon (``prices.horizon_ns``: the span the analysis judges

@@ -38,7 +38,7 @@ that appears in a scenario or a report to its implementation:
   (``live/drivers/``), or a chain node (``live/chain/anvil.py``: ``AnvilNode``, whose runs
   ``live/chain/target.py`` drives with transactions instead of publishes);
 - ``REACTORS``: reactive agents of the simulator (every run asks each) -> a factory
-  ``(scenario, host, seed) -> Reactor | None`` (``sim/reactor.py``, the host a ``SimHost``
+  ``(scenario, host, seed) -> Reactor | None`` (``traffic/reactor.py``, the host a ``SimHost``
   of ``sim/host.py``; the market,
   ``market/reactor.py``; the adversary that tampers and replays and the leader's
   verification, ``sim/integrity.py``): agents that create messages during the run in

@@ -89,5 +89,5 @@ class SimContext:
     record: Recorder
     tally: Tally
     hard_stop: int  # run.duration + run.drain: nothing is scheduled after it
-    # Nodes whose validations reactors see (``sim/reactor.py``): the kernel hands them back.
+    # Nodes whose validations reactors see (``traffic/reactor.py``): the kernel hands them back.
     watched: set[int] = field(default_factory=set)

@@ -1,5 +1,5 @@
 """What the simulator's extensions see of it: ``SimHost``, the ``ReactorHost`` of reactors
-(``sim/reactor.py``) and the ``PolicyHost`` of queue policies with hooks (``sim/policies.py``).
+(``traffic/reactor.py``) and the ``PolicyHost`` of queue policies with hooks (``sim/policies.py``).
 
 Place in the pipeline: inside the simulator, between ``ShadowNetwork`` and its extensions.
 A reactor or a policy sends messages through the network's own send path, schedules
@@ -22,7 +22,6 @@ from typing import Any
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
 from msgstorm.sim.context import Handler, SimContext
-from msgstorm.sim.reactor import Reactor
 from msgstorm.sim.sequencer import Sequencer
 from msgstorm.sim.state import (
     AGENT,
@@ -42,6 +41,7 @@ from msgstorm.sim.state import (
     WHERE,
 )
 from msgstorm.traffic.generate import MessageBatch
+from msgstorm.traffic.reactor import Reactor
 
 __all__ = ["CommitListener", "SimHost"]
 

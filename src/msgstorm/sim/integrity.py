@@ -6,7 +6,7 @@ Place in the pipeline: inside the simulator, beside the market's reactors. Two p
   message (``[security]``; ``security/costs.py`` says where the cost comes from). The shadow
   network hands this one distribution to every path that draws processing times (the gossip
   kernel, the lone CPU, the compiled one-node loop), so the cost is written once.
-- ``Integrity``: the adversary and the leader's verification, a reactor (``sim/reactor.py``)
+- ``Integrity``: the adversary and the leader's verification, a reactor (``traffic/reactor.py``)
   registered in ``REACTORS``. It watches the leader (and its standbys): a message that
   reaches it while a ``tamper`` fault is active (of its kinds, with its probability) arrives
   altered; one that reaches it while a ``replay`` fault is active is copied, and the copy is

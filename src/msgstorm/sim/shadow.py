@@ -65,7 +65,6 @@ from msgstorm.sim.kernel import ITEM_BLOCK, ITEM_CENSORABLE, ITEM_MSG, ITEM_WATC
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.lone_cpu import LoneCpu
 from msgstorm.sim.policies import Ordering
-from msgstorm.sim.reactor import Reactor, build_reactors, numbered
 from msgstorm.sim.recorder import FLUSH_ROWS, Recorder
 from msgstorm.sim.sequencer import Sequencer
 from msgstorm.sim.solo import SoloSequencer
@@ -92,6 +91,7 @@ from msgstorm.sim.state import (
 from msgstorm.sim.telemetry import Telemetry
 from msgstorm.sim.topology import Topology, build_topology, edge_columns
 from msgstorm.traffic.generate import MessageBatch
+from msgstorm.traffic.reactor import Reactor, build_reactors, numbered
 
 __all__ = ["BACKLOG_NODES", "Progress", "ShadowNetwork"]
 

@@ -97,7 +97,7 @@ SOLO_FIELDS: dict[str, str] = {
     "desync.min_duration": NO_EFFECT,
     "agents": OUTSIDE,  # traffic
     "faults": PYTHON_ONLY,
-    "market": PYTHON_ONLY,  # reactive agents call back into Python (sim/reactor.py)
+    "market": PYTHON_ONLY,  # reactive agents call back into Python (traffic/reactor.py)
     "controllers": PYTHON_ONLY,  # they steer the sequencer and the chain from Python (sim/control.py)
     "slo": OUTSIDE,
     "analysis.knee_latency_factor": OUTSIDE,

@@ -1,7 +1,7 @@
 """The market on a chain: the oracle's prices and the keepers' liquidations as transactions.
 
 Place in the pipeline: under ``live/chain/target.py``, which builds a ``ChainMarket`` for a
-scenario with ``[market]``. It is the chain's ``ReactorHost`` (``sim/reactor.py``): the same
+scenario with ``[market]``. It is the chain's ``ReactorHost`` (``traffic/reactor.py``): the same
 reactors the simulator drives (``market/reactor.py``: the price paths, the accounts, the
 oracle's schedule, the keepers, the execution rules) are driven here by the node's blocks on
 the run's wall clock, and write the same tables (``prices``, ``accounts``, ``oracle``,
@@ -54,8 +54,8 @@ from msgstorm.live.chain.record import PENDING, Window
 from msgstorm.live.recorder import PUBLISHER
 from msgstorm.market.base_fee import next_base_fee_wei
 from msgstorm.scenario.schema import MESSAGE_KINDS, Eip1559, Scenario
-from msgstorm.sim.reactor import Handler, Reactor, build_reactors, numbered
 from msgstorm.traffic.generate import MessageBatch
+from msgstorm.traffic.reactor import Handler, Reactor, build_reactors, numbered
 
 __all__ = ["ChainMarket"]
 

@@ -1,7 +1,8 @@
 """Reactive agents: the extension point for agents that act on what the network does.
 
-Place in the pipeline: inside the simulator, beside the roles, and inside the chain target.
-Traffic agents decide every message before the run; a reactor creates messages *during* the
+Place in the pipeline: beside the traffic, which its reactors add to while a run goes; used
+inside the simulator, beside the roles, and inside the chain target (both import it from
+here, below either). Traffic agents decide every message before the run; a reactor creates messages *during* the
 run, in reaction to the network's state (a keeper liquidates an account when a price reaches
 its node). Each factory registered in ``scenario.registry.REACTORS`` is asked once per run,
 ``factory(scenario, host, seed)``, and returns a ``Reactor`` or None when the scenario has
