@@ -224,7 +224,7 @@ class GossipState:
             ntx = len(contents.msg_ids)
             first = self._store_contents(contents)
             size = self.compact.size(ntx)
-        elif kind != k.ITEM_BLOCK:
+        elif self.compact is not None and kind != k.ITEM_BLOCK:  # held bits exist only under compact relay
             self._hold_room(item)
         if self.before_first_call is not None:
             self._first_call()
