@@ -251,7 +251,9 @@ def test_an_interruption_while_the_publisher_waits_for_room_stamps_only_what_was
     messages = read_history(run_dir).messages
     sent = messages.filter(pc.is_valid(messages["t_sent"]))
     acked = sent.filter(pc.is_valid(sent["t_committed"]))
-    assert acked.num_rows >= 100
+    # The stream held 100 entries before the stop: each was sent. Not each was acked: a
+    # pipeline the server had read only part of when it stopped is never answered in full.
+    assert sent.num_rows >= 100
     assert sent.num_rows - acked.num_rows == 300, (sent.num_rows, acked.num_rows)
     assert messages.num_rows == sent.num_rows  # a message never sent has no row
     assert_nothing_left(run_dir)

@@ -11,6 +11,7 @@ import pytest
 from conftest import require_program
 
 from msgstorm.errors import TargetError
+from msgstorm.live.drivers.nats_wire import pack_pubs, warm_up
 from msgstorm.live.payload import pack_payloads
 from msgstorm.live.signing import PayloadSigner, PayloadVerifier
 from msgstorm.runner import run
@@ -75,6 +76,21 @@ def test_the_consumer_takes_what_verifies_and_counts_the_rest(name: str) -> None
     elsewhere = PayloadVerifier(scheme, chain_id=1)
     assert elsewhere.read(*_frames(other, other_ends)).tolist() == []
     assert elsewhere.tampered == 6
+
+
+def test_a_signed_burst_is_framed_by_code_the_warm_up_compiled() -> None:
+    """The wire client compiles its framing before the run's clock starts (``warm_up``); a
+    signed burst's payloads must have the array type it was compiled for, or the first burst
+    of a run compiles anew while messages are due (seconds, on a slow machine)."""
+    warm_up()
+    before = set(pack_pubs.signatures)
+    scheme = make_scheme("hmac-sha256", seed=9)
+    assert scheme is not None
+    ids, data, ends = _packed(4)
+    signed, signed_ends = PayloadSigner(scheme, chain_id=1).sign(data, ends, ids)
+    frames, _ = pack_pubs(np.frombuffer(b"PUB s ", dtype=np.uint8).copy(), signed, signed_ends)
+    assert frames.size > signed.size
+    assert set(pack_pubs.signatures) == before
 
 
 @pytest.mark.parametrize("scheme", ["none", "hmac-sha256", "ed25519"])

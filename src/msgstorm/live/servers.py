@@ -14,6 +14,7 @@ import asyncio
 import atexit
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -36,6 +37,9 @@ __all__ = [
 ]
 
 _RUNNING: set[ManagedServer] = set()
+_FIRST_PORT = 20000  # free_port's ports: from here to the ephemeral range's start
+_PORTS = random.SystemRandom()
+_HANDED: set[int] = set()  # ports free_port has given out in this process
 _PR_SET_PDEATHSIG = 1
 
 
@@ -43,11 +47,47 @@ class ServerError(TargetError):
     """A server could not be found, started or reached."""
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on now."""
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel gives outgoing connections (Linux ``ip_local_port_range``)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on now, for a server (or proxy listener) to
+    bind soon after. Drawn below the kernel's ephemeral range, where no outgoing connection
+    is ever placed: a port from ``bind(0)`` lies inside that range, and a server's own
+    outgoing connections (a cluster's routes) could take it in the moment before the server
+    that was given it binds it. Never the same port twice in one process (a cluster is given
+    several before any binds)."""
+    low, _ = _ephemeral_range()
+    first = _FIRST_PORT if low - _FIRST_PORT >= 1000 else None
+    for _ in range(200):
+        if first is None:  # an unusual range: the kernel's choice
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+        else:
+            port = _PORTS.randrange(first, low)
+        if port not in _HANDED and _bindable(port):
+            _HANDED.add(port)
+            if len(_HANDED) > 2000:  # long-lived processes: forget the oldest half's worth
+                _HANDED.clear()
+                _HANDED.add(port)
+            return port
+    raise ServerError("no free TCP port on 127.0.0.1")
 
 
 def require_loopback(url: str, allow_remote: bool) -> None:

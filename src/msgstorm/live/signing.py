@@ -55,7 +55,9 @@ class PayloadSigner:
             start = end
         extra = self.extra_bytes
         signed_ends: np.ndarray = ends + extra * np.arange(1, ends.size + 1, dtype=np.int64)
-        return np.frombuffer(b"".join(pieces), dtype=np.uint8), signed_ends
+        # Writable (a bytearray's buffer, not bytes'): the wire client's compiled framing was
+        # warmed for writable arrays, and a read-only one would compile anew in the first burst.
+        return np.frombuffer(bytearray().join(pieces), dtype=np.uint8), signed_ends
 
 
 class PayloadVerifier:

@@ -275,18 +275,23 @@ class RedisDriver(HasServers):
                 raise
         self._tasks = [asyncio.create_task(self._consume(index, client, on_receipt, reader))
                        for index, (client, reader) in enumerate(zip(self.consumers, readers))]
+        # The compiled code of the framing, the consumers' reads and the acks, loaded (or
+        # compiled) now rather than in the run's first burst or ack, on a worker thread as
+        # the NATS client's (a signal meanwhile stops the run as at any other time).
+        await asyncio.get_running_loop().run_in_executor(None, self._warm_up)
         if self.burst > 1:
             assert self.url is not None
-            warm_up_payloads()
-            # The framing's compiled code, loaded (or compiled) now rather than in the first burst.
-            one = np.zeros(1, dtype=np.int64)
-            xadd_frames(self._head, *pack_payloads(one, one, np.ones(1, dtype=np.int32)))
-            entry_orders([b"0-1"])
             self._wire = RespPublisher(self.url, PUBLISHER, READ_TIMEOUT_S)
             await asyncio.wait_for(self._wire.open(), timeout_s)
             self._tasks.append(asyncio.create_task(self._send_staged(on_ack)))
         else:
             self._tasks.append(asyncio.create_task(self._send(on_ack)))
+
+    def _warm_up(self) -> None:
+        warm_up_payloads()
+        one = np.zeros(1, dtype=np.int64)
+        xadd_frames(self._head, *pack_payloads(one, one, np.ones(1, dtype=np.int32)))
+        entry_orders([b"0-1"])
 
     async def _reconnect(self, client: redis.asyncio.Redis, name: str, error: BaseException) -> None:
         """Report the failure, then retry every RECONNECT_INTERVAL_S until the client answers
