@@ -103,7 +103,10 @@ def destination_problems(source: Scenario) -> list[Problem]:
     except ValidationError as error:
         return problems + [((*_PLACE, *(part for part in detail["loc"] if not _tag(part))),
                             str(detail["msg"]).removeprefix("Value error, ")) for detail in error.errors()]
-    problems += [((*_PLACE, *loc), message) for loc, message in check_references(destination)]
+    for loc, message in check_references(destination):
+        if loc and loc[0] not in spec.destination:
+            message += f" (the destination takes the source's [{loc[0]}]; give [crosschain.destination.{loc[0]}])"
+        problems.append(((*_PLACE, *loc), message))
     agents = {agent.name for agent in source.agents}
     for i, name in enumerate(spec.agents):
         if name not in agents:
