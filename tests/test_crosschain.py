@@ -3,8 +3,10 @@ against relayers that wait or do not, a censoring relayer's share, determinism, 
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,26 @@ def test_latency_worked_by_hand(tmp_path: Path) -> None:
     # Re-analysed from the run directory alone, the same section.
     again = json.loads((tmp_path / "run" / "summary.json").read_text())["crosschain"]
     assert again == summary
+    # What the report page shows, read back.
+    page = (tmp_path / "run" / "report.html").read_text()
+    head = _table(page, "crosschain-table")
+    assert head["cross-chain messages"] == ["4: delivered 4, censored 0, never final 0, reverted on source 0, "
+                                            "undelivered 0"]
+    assert head["relayed by"] == ["r-0 4"]
+    stages = _table(page, "crosschain-stages")
+    assert stages["relay"] == ["30 ms", "30 ms"]
+    assert stages["proof check"] == ["20 ms", "20 ms"]
+
+
+def _table(page: str, table_id: str) -> dict[str, list[str]]:
+    """The rows of the page's table ``table_id``: first cell -> the other cells' text."""
+    body = page[page.index(f'id="{table_id}"'):]
+    body = body[:body.index("</table>")]
+    rows = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", body)[1:]:
+        cells = [html.unescape(re.sub(r"<[^>]+>", "", cell)) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        rows[cells[0]] = cells[1:]
+    return rows
 
 
 HALT = """

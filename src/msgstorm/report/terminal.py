@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from msgstorm.report.crosschain import crosschain_rows
 from msgstorm.report.text import broker_said, duration_ms, duration_s, number
 
 __all__ = ["control_lines", "print_summary", "security_lines"]
@@ -181,29 +182,6 @@ def _arrival_table(blocks: dict[str, Any], transactions: dict[str, Any]) -> Tabl
         table.add_row(escape(region), _durations(blocks.get(region) or {}, ("p50", "p90")),
                       _durations(transactions.get(region) or {}, ("p50", "p90")))
     return table
-
-
-def crosschain_rows(crosschain: dict[str, Any]) -> list[tuple[str, str]]:
-    """The headline rows of a ``[crosschain]`` run (summary.json's ``crosschain``)."""
-    fates = crosschain["fates"]
-    split = crosschain["split_ms"]
-    rows = [
-        ("cross-chain messages", f"{_fmt(crosschain['messages'])}: delivered {_fmt(fates['delivered'])}, censored "
-                                 f"{_fmt(fates['censored'])}, never final {_fmt(fates['never_final'])}, reverted on "
-                                 f"source {_fmt(fates['reverted_on_source'])}, undelivered {_fmt(fates['undelivered'])}"),
-        ("cross-chain latency p50 / p99 / max", _durations(crosschain["latency_ms"], ("p50", "p99", "max"))),
-        ("cross-chain split (mean)", f"source finality {duration_ms(split['source_finality']['mean'])}, relay "
-                                     f"{duration_ms(split['relay']['mean'])}, proof check "
-                                     f"{duration_ms(split['proof_check']['mean'])}, destination "
-                                     f"{duration_ms(split['destination']['mean'])}"),
-        ("relayed by", ", ".join(f"{name} {_fmt(count)}" for name, count in crosschain["by_relayer"].items()) or "none"),
-    ]
-    halt = crosschain.get("source_halt")
-    if halt:
-        cause = f" ({', '.join(halt['faults'])})" if halt["faults"] else ""
-        rows.append(("source halt", f"no commit from {halt['from_s']:.2f} s to {halt['to_s']:.2f} s{cause}; "
-                                    f"{_fmt(halt['seen_inside'])} crossing messages seen by relayers in it"))
-    return rows
 
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:

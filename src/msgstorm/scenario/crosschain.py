@@ -35,8 +35,10 @@ class RelayerSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    count: int = Field(default=1, ge=1, le=1000)
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$", description="the relayers' name: "
+                      "letters, digits and `_-`; each is `<name>-<i>`, its destination agents `<name>-<i>.<kind>`")
+    count: int = Field(default=1, ge=1, le=1000, description="relayers with these settings, each drawing its "
+                       "own refusals")
     source_node: str | None = Field(
         default=None, description="the source node whose view the relayer reads (default: the source "
         "sequencer's node, or the first node)")
@@ -63,7 +65,8 @@ class CrosschainSpec(BaseModel):
                                      description="the kinds of source message that cross")
     agents: list[str] = Field(default_factory=list, description="the source agents whose messages cross "
                               "(empty: every agent)")
-    relayers: list[RelayerSpec] = Field(min_length=1)
+    relayers: list[RelayerSpec] = Field(min_length=1, description="who carries the messages across: "
+                                        "[`[[crosschain.relayers]]`](#crosschainrelayers)")
     proof_check: DurationNs = Field(default=0, description="the destination's check of a relayed message's "
                                     "proof, before the message enters its network")
     destination: dict[str, Any] = Field(description="the destination chain: scenario tables (run, network, "
