@@ -342,3 +342,17 @@ def test_mistakes_are_located(after: str, added: str, field: str, says: str) -> 
     assert any(f == field and says in message for f, message, _ in issues), issues
     if field.startswith("crosschain.relayers"):  # the destination's are located at their table
         assert (field, line) in [(f, at) for f, _, at in issues]
+
+
+def test_a_live_target_is_refused_before_it_starts() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario('target = "nats"\n' + TINY, source="live.toml")
+    assert any(issue.field == "crosschain" and "simulator only" in issue.message for issue in caught.value.issues)
+
+
+def test_a_destination_over_its_limits_is_refused_before_the_source_runs() -> None:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(TINY, "tiny.toml", overrides=["crosschain.destination.limits={max_messages=1}",
+                                                  'crosschain.destination.run={duration="10s"}'])
+    assert any(issue.field.startswith("crosschain.destination") and "over limits.max_messages = 1" in issue.message
+               for issue in caught.value.issues), caught.value.issues

@@ -27,7 +27,7 @@ Share = Annotated[float, BeforeValidator(parse_fraction), Field(ge=0, le=1)]
 
 # The tables a destination fragment may give (each replaces the source's table of that name).
 DESTINATION_TABLES = frozenset({"run", "network", "gossip", "sequencer", "blocks", "backpressure", "desync",
-                                "agents", "faults", "slo", "security"})
+                                "agents", "faults", "slo", "security", "analysis", "history", "limits"})
 
 
 class RelayerSpec(BaseModel):

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from msgstorm.scenario.budget import check_budget
 from msgstorm.scenario.crosschain import CrosschainSpec
 from msgstorm.scenario.refs import check_references, did_you_mean, node_names
 from msgstorm.scenario.schema import Scenario
@@ -117,6 +118,8 @@ def destination_problems(source: Scenario) -> list[Problem]:
             if node is not None and node not in known:
                 problems.append((("crosschain", "relayers", i, field),
                                  f"unknown {chain} node {node!r}{did_you_mean(node, known)}"))
+    if not problems:  # what cannot finish is refused before the source starts (relayed traffic aside)
+        problems += [((*_PLACE, *loc), message) for loc, message in check_budget(destination)]
     return problems
 
 
