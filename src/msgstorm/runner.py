@@ -18,19 +18,24 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from msgstorm.analysis import Analysis, analyse
 from msgstorm.heap import release_freed_memory
 from msgstorm.history import History, HistoryWriter, read_history
+from msgstorm.history.reader import DESTINATION_DIR
 from msgstorm.progress import Progress
 from msgstorm.report import write_run_files
 from msgstorm.report.rerun import reanalyse, without_cycle_collection, write_summary
 from msgstorm.scenario import Scenario, scenario_hash
+from msgstorm.scenario.destination import RelayedStream, default_node, destination_scenario
 from msgstorm.scenario.registry import LIVE_DRIVERS
+from msgstorm.sim.relayers import plan_relays
 from msgstorm.sim.shadow import ShadowNetwork
 from msgstorm.traffic import generate_traffic
 
-__all__ = ["RUN_FILES", "RunDirError", "RunResult", "default_run_dir", "msgstorm_version", "prepare_run_dir",
+__all__ = ["DESTINATION_DIR", "RUN_FILES", "RunDirError", "RunResult", "default_run_dir", "msgstorm_version", "prepare_run_dir",
            "reanalyse", "run", "write_run_row"]
 
 
@@ -61,7 +66,7 @@ class RunResult:
 
 
 # What a run writes into its directory; ``--overwrite`` clears exactly these.
-RUN_FILES = ("history", "summary.json", "report.html", "windows.csv")
+RUN_FILES = ("history", "summary.json", "report.html", "windows.csv", "destination")
 
 
 class RunDirError(Exception):
@@ -172,6 +177,8 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progres
     else:
         with without_cycle_collection():
             _run_sim(scenario, writer, traffic_seed, sim_seed, progress)
+            if scenario.crosschain is not None:
+                _run_destination(scenario, run_dir, progress, write_report=write_report, durable=durable)
     wall_s = time.perf_counter() - started
     with without_cycle_collection():
         history = read_history(run_dir)
@@ -220,3 +227,38 @@ def _run_sim(scenario: Scenario, writer: HistoryWriter, traffic_seed: np.random.
         write_run_row(writer, scenario, sim, t_end)
         writer.close()
     # On return the simulator's per-message state is freed before analysis.
+
+
+def _run_destination(source: Scenario, run_dir: Path, progress: Progress | None, *, write_report: bool,
+                     durable: bool) -> None:
+    """The second chain of a ``[crosschain]`` run, after the source's: its relayers read the
+    source's history (``sim/relayers.py``), their messages are written as replay files, and
+    the destination runs in ``RUN_DIR/destination`` with them as timed arrivals; its history
+    holds the ``relays`` table that says which source message each one carries."""
+    spec = source.crosschain
+    assert spec is not None
+    base = destination_scenario(source, [])
+    plan = plan_relays(read_history(run_dir), source, default_node(base),
+                       np.random.SeedSequence(source.run.seed).spawn(3)[2])  # [0], [1]: the source's own
+    dest_dir = run_dir / DESTINATION_DIR
+    (dest_dir / "relays").mkdir(parents=True, exist_ok=True)
+    relayers = dict(spec.relayer_names())
+    streams = []
+    for agent, (relayer, kind, times) in plan.streams.items():
+        path = dest_dir / "relays" / f"{agent}.parquet"
+        pq.write_table(pa.table({"t": pa.array(times, type=pa.int64())}), path)
+        settings = relayers[relayer]
+        streams.append(RelayedStream(agent, kind, settings.node or default_node(base), settings.size,
+                                     settings.fee, str(path.resolve()), int(times[0])))
+    destination = destination_scenario(source, streams)
+    writer = HistoryWriter(dest_dir / "history", destination.history.row_group_size, durable=durable)
+    writer.append("relays", {name: plan.relays.column(name).combine_chunks() for name in plan.relays.column_names})
+    traffic_seed, sim_seed = np.random.SeedSequence(destination.run.seed).spawn(2)
+    started = time.perf_counter()
+    _run_sim(destination, writer, traffic_seed, sim_seed, progress)
+    wall_s = time.perf_counter() - started
+    history = read_history(dest_dir)
+    analysis = analyse(history)
+    write_summary(dest_dir, analysis, wall_s)
+    if write_report:
+        write_run_files(dest_dir, history, analysis, wall_s)

@@ -40,6 +40,8 @@ Place in the pipeline: between the history and the reports. It reads only the ``
   [{t_s, kind, client, error}]} (see ``connections``); null on the simulator and for a live
   run cut off before it wrote its events.
 - ``desync``: {episodes, max_height_gap}; ``propagation_ms``: {region: {p50, p90, p99, count}}.
+- ``crosschain``: a second chain's relay: fates, latency from source intent to destination
+  commit and its split, the source's halt (``crosschain``); absent without ``[crosschain]``.
 - ``control``: what each self-healing controller decided and shed (``control``); absent
   without decisions.
 - ``security``: the scheme and the verification cost per message used; ``integrity``:
@@ -79,6 +81,7 @@ from msgstorm.analysis.breakdown import by_group, gossip_backlog_summary
 from msgstorm.analysis.capacity import capacity
 from msgstorm.analysis.connections import connections_summary
 from msgstorm.analysis.control import control_summary
+from msgstorm.analysis.crosschain import crosschain_summary
 from msgstorm.analysis.delivery import Verdict, run_checkers
 from msgstorm.analysis.desync import desync_episodes, desync_summary
 from msgstorm.analysis.failure import failure_over
@@ -234,6 +237,9 @@ def analyse(history: History) -> Analysis:
     finality = finality_summary(history)
     if finality is not None:  # only runs with finality by votes have one
         summary["finality"] = finality
+    crosschain = crosschain_summary(history)
+    if crosschain is not None:  # only [crosschain] runs, whose history holds the destination's, have one
+        summary["crosschain"] = crosschain
     control = control_summary(history)
     if control is not None:  # only runs whose self-healing controllers decided something have one
         summary["control"] = control

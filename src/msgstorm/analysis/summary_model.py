@@ -407,6 +407,43 @@ class Finality(_Closed):
     finalized_height: Annotated[Count, Field(description="the highest height any node finalised")]
 
 
+class CrossFates(_Closed):
+    delivered: Annotated[Count, Field(description="committed on the destination")]
+    censored: Annotated[Count, Field(description="seen, refused by every relayer that saw it")]
+    never_final: Annotated[Count, Field(description="no relayer saw it final on the source")]
+    reverted_on_source: Annotated[Count, Field(description="relayed from a block the source's canonical chain "
+                                                           "left (a reorg deeper than the relayer waited)")]
+    undelivered: Annotated[Count, Field(description="relayed, not committed on the destination")]
+
+
+class CrossStage(_Closed):
+    p50: Ms
+    mean: Ms
+
+
+class SourceHalt(_Closed):
+    from_s: Annotated[float, Field(ge=0, description="the last commit before the gap")]
+    to_s: Annotated[float, Field(ge=0, description="the next commit, or the run's end")]
+    gap_ms: Ms
+    bound_ms: Annotated[float | None, Field(description="3 x the median gap between commits")]
+    faults: Annotated[list[str], Field(description="faults whose window overlaps the gap: kind and start")]
+    seen_inside: Annotated[Count, Field(description="crossing messages the relayer that carried them saw inside it (final, or included for one that waits for inclusion only)")]
+
+
+class Crosschain(_Closed):
+    messages: Annotated[Count, Field(description="crossing messages of the source")]
+    fates: CrossFates
+    latency_ms: Annotated[dict[str, float | None], Field(
+        description="p50, p90, p99, max, mean of destination commit - source t_intended, over the delivered")]
+    split_ms: Annotated[dict[str, CrossStage], Field(
+        description="source_finality (intent -> seen final), relay, proof_check, destination (arrival -> commit): "
+                    "p50 and mean over the delivered; the means add up to the latency's")]
+    by_relayer: Annotated[dict[str, Count], Field(description="messages each relayer carried")]
+    last_seen_s: Annotated[float | None, Field(description="the last time a relayer saw a crossing message final")]
+    source_halt: Annotated[SourceHalt | None, Field(
+        description="the source's longest gap without a commit, when over 3 median gaps")]
+
+
 class Forks(_Closed):
     blocks: ForkBlocks
     reorgs: ForkReorgs
@@ -561,6 +598,9 @@ class Summary(BaseModel):
     finality: Annotated[Finality | None, Field(
         description="finality by votes against the quorum bound; absent without blocks.producers.finality = "
                     "\"votes\"")] = None
+    crosschain: Annotated[Crosschain | None, Field(
+        description="a second chain and its relayers: fates, latency from source intent to destination commit "
+                    "and its split, the source's halt; absent without [crosschain]")] = None
     control: Annotated[dict[str, Controller] | None, Field(
         description="what each self-healing controller ([[controllers]]) decided and shed; absent without "
                     "decisions")] = None

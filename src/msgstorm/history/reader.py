@@ -26,9 +26,11 @@ import pyarrow.parquet as pq
 from msgstorm.history.schema import OPTIONAL_TABLES, TABLES
 from msgstorm.history.writer import PART_GLOB, use_system_allocator
 
-__all__ = ["COLUMN_CACHE_BYTES", "History", "HistoryMissing", "count_rows", "int64_numpy", "read_history", "read_table"]
+__all__ = ["COLUMN_CACHE_BYTES", "DESTINATION_DIR", "History", "HistoryMissing", "count_rows", "int64_numpy", "read_history", "read_table"]
 
 COLUMN_CACHE_BYTES = 64 * 2**20
+# Where a ``[crosschain]`` run keeps its destination chain's run directory, inside its own.
+DESTINATION_DIR = "destination"
 
 
 class History:
@@ -60,6 +62,8 @@ class History:
         self._cache: OrderedDict[tuple[str, ...], Any] = OrderedDict()
         self._cached_bytes = 0
         self._latest_large: tuple[tuple[str, ...], tuple[np.ndarray, np.ndarray]] | None = None
+        # A ``[crosschain]`` run's second chain, read from ``RUN_DIR/destination`` beside it.
+        self.destination: History | None = None
         self._handed_out: dict[tuple[str, ...], tuple[weakref.ref[np.ndarray], weakref.ref[np.ndarray]]] = {}
 
     def _open_parts(self, name: str) -> list[tuple[pq.ParquetFile, frozenset[str]]]:
@@ -408,4 +412,6 @@ def read_history(run_dir: str | Path) -> History:
     history = History(directory=history_dir)
     history.table("run")  # small, and read at once so a torn history fails here, not mid-analysis
     history.table("events")
+    if (Path(run_dir) / DESTINATION_DIR / "history").is_dir():
+        history.destination = read_history(Path(run_dir) / DESTINATION_DIR)
     return history

@@ -23,11 +23,13 @@ __all__ = [
     "AUCTION_ORDERS",
     "BLOCKS",
     "BLOCK_ARRIVALS",
+    "CROSSCHAIN_TABLES",
     "DELIVERIES",
     "EDGES",
     "EVENTS",
     "EVENT_KINDS",
     "EXECUTIONS",
+    "INCLUSIONS",
     "INTEGRITY",
     "FORK_TABLES",
     "LAZY_TABLES",
@@ -37,6 +39,7 @@ __all__ = [
     "ORACLE",
     "PRICES",
     "RANKS",
+    "RELAYS",
     "REORGS",
     "RUN",
     "STATUSES",
@@ -327,8 +330,37 @@ VOTES = pa.schema([
 
 FORK_TABLES = ("blocks", "block_arrivals", "reorgs", "finalized", "votes")
 
+# Two chains (``[crosschain]``, sim only). ``inclusions`` (the source's history, with
+# producers): every block made and each message in it, on the canonical chain or not (a
+# message's ``block`` column names only the block that committed it). ``relays`` (the
+# destination's history): every crossing message of the source, what its relayer saw and
+# did: ``t_seen`` its node held a block with it final (or, for a relayer that waits for
+# inclusion only, held one), ``block`` that block, ``t_relayed`` submitted, ``t_arrival``
+# past the proof check, entering the destination as a message of agent ``dest_agent``;
+# ``outcome`` "relayed", "censored" (every relayer that saw it refused it) or "never_final".
+INCLUSIONS = pa.schema([
+    pa.field("block", pa.int64(), nullable=False),
+    pa.field("msg_id", pa.int64(), nullable=False),
+])
+
+RELAYS = pa.schema([
+    pa.field("src_msg_id", pa.int64(), nullable=False),
+    pa.field("kind", pa.string(), nullable=False),
+    pa.field("agent", pa.string(), nullable=False),
+    pa.field("t_intended", pa.int64(), nullable=False),
+    pa.field("relayer", pa.string(), nullable=False),  # "" when none relayed it
+    pa.field("t_seen", pa.int64()),
+    pa.field("block", pa.int64()),
+    pa.field("t_relayed", pa.int64()),
+    pa.field("t_arrival", pa.int64()),
+    pa.field("dest_agent", pa.string(), nullable=False),
+    pa.field("outcome", pa.string(), nullable=False),
+])
+
+CROSSCHAIN_TABLES = ("inclusions", "relays")
+
 # Tables written only by some runs: each gets its directory with its first rows.
-LAZY_TABLES = (*MARKET_TABLES, "ranks", "integrity", *FORK_TABLES)
+LAZY_TABLES = (*MARKET_TABLES, "ranks", "integrity", *FORK_TABLES, *CROSSCHAIN_TABLES)
 
 TABLES: dict[str, pa.Schema] = {
     "messages": MESSAGES,
@@ -352,6 +384,8 @@ TABLES: dict[str, pa.Schema] = {
     "reorgs": REORGS,
     "finalized": FINALIZED,
     "votes": VOTES,
+    "inclusions": INCLUSIONS,
+    "relays": RELAYS,
 }
 # Tables a history may lack (written by newer targets only; a live target may not know its
 # overlay; only a run with a market writes the market's, only some policies ``ranks``): read as empty.

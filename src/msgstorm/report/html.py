@@ -24,6 +24,7 @@ from msgstorm.analysis.connections import trouble_counts
 from msgstorm.history.reader import History
 from msgstorm.report import figures
 from msgstorm.report.control import control_section
+from msgstorm.report.crosschain import crosschain_section
 from msgstorm.report.market import market_plots, market_section
 from msgstorm.report.page import Plot, esc, figure_block, page, table
 from msgstorm.report.safety import safety_section
@@ -51,6 +52,7 @@ _KNOWN_KEYS = frozenset({
     "failure_threshold", "queue", "backpressure", "base_fee", "messages", "desync", "propagation_ms",
     "faults", "checks", "slo", "wall_s", "by_kind", "by_agent", "gossip_backlog", "cut_off", "generator", "delivery",
     "connections", "market", "fairness", "auction", "control", "security", "integrity", "forks", "relay", "finality",
+    "crosschain",
 })
 _MARKET_KEYS = ("market", "impact", "liquidations", "liquidation", "bad_debt", "safe_leverage", "fairness")
 
@@ -646,6 +648,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         *_auction(summary),
         *_forks(summary),
         *_relay(summary),
+        *crosschain_section(summary),
         *safety_section(history, summary),
         ("groups", "By message kind and agent", _groups(summary)),
         ("checks", "Delivery checks and faults", _checks(summary)),

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from msgstorm.report.crosschain import crosschain_rows
 from msgstorm.report.text import broker_said, duration_ms, duration_s, number
 
 __all__ = ["control_lines", "print_summary", "security_lines"]
@@ -301,6 +302,10 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
                                                      f"{_fmt(finality['conflicting_heights'])}")
         head.add_row("liveness / longest stall", f"{verdicts.get('liveness', '—')} / "
                                                  f"{duration_ms(finality['longest_stall_ms'])}")
+    crosschain = summary.get("crosschain")
+    if crosschain:
+        for label, text in crosschain_rows(crosschain):
+            head.add_row(label, text)
     if summary.get("wall_s") is not None:
         head.add_row("wall time", duration_s(summary.get("wall_s")))
     console.print(head)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from msgstorm.scenario import schema
 from msgstorm.scenario.budget import check_budget
+from msgstorm.scenario.destination import destination_problems
 from msgstorm.scenario.errors import Loc, ScenarioError, ScenarioIssue, TomlLocator, format_field
 from msgstorm.scenario.market import leverage_problems
 from msgstorm.scenario.refs import check_references, did_you_mean
@@ -79,7 +80,7 @@ def parse_scenario(
         scenario = Scenario.model_validate(raw)
     except ValidationError as error:
         raise ScenarioError(_issues(error, source, locator, overridden, raw)) from None
-    problems = check_references(scenario)
+    problems = check_references(scenario) + destination_problems(scenario)
     if scenario.market is not None:
         problems += leverage_problems(scenario.market)
     if not problems:  # the estimate needs names that resolve

@@ -26,7 +26,7 @@ import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from msgstorm.scenario import control, market, schema, security
+from msgstorm.scenario import control, crosschain, market, schema, security
 from msgstorm.scenario import distributions as dists
 from msgstorm.scenario.regions import known_regions
 from msgstorm.scenario.registry import (
@@ -598,6 +598,8 @@ _SECTIONS: list[_Section] = [
     ("[[market.frontrunners]]", market.FrontRunnerSpec),
     ("[market.orders]", market.AuctionOrdersSpec),
     ("[security]", security.SecuritySpec),
+    ("[crosschain]", crosschain.CrosschainSpec),
+    ("[[crosschain.relayers]]", crosschain.RelayerSpec),
     ("[analysis]", schema.AnalysisSpec),
     ("[history]", schema.HistorySpec),
     ("[limits]", schema.LimitsSpec),
@@ -624,6 +626,7 @@ _VALIDATOR_UNITS: list[tuple[Any, str]] = [
     (market.Volatility, "volatility per sqrt(time)"),
     (market.SignedFraction, "fraction"),
     (market.Fraction, "fraction"),
+    (crosschain.Share, "fraction"),
 ]
 
 

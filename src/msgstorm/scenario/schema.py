@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from msgstorm.scenario.control import ControllerSpec, LaneSpec
+from msgstorm.scenario.crosschain import CrosschainSpec
 from msgstorm.scenario.distributions import (
     Constant,
     DurationDist,
@@ -1059,6 +1060,10 @@ class Scenario(_Spec):
     controllers: list[ControllerSpec] = Field(
         default_factory=list, exclude_if=lambda controllers: not controllers,
         description="self-healing controllers that steer the run under strain (sim): [`[[controllers]]`](#controllers)")
+    # Left out of the scenario's dump when not given, so that scenarios without it keep their hash.
+    crosschain: CrosschainSpec | None = Field(
+        default=None, exclude_if=lambda crosschain: crosschain is None,
+        description="a second chain and relayers carrying messages to it (sim): [`[crosschain]`](#crosschain)")
     slo: dict[str, Annotated[str, Field(pattern=SLO_PATTERN)]] = Field(default_factory=dict)
     analysis: AnalysisSpec = AnalysisSpec()
     history: HistorySpec = HistorySpec()

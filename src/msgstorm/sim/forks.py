@@ -34,7 +34,8 @@ desynchronised (a view on a losing branch counts from the fork on).
 Every block is one of ``block`` ids 1, 2, ... (0 is the genesis block every node holds);
 a message's ``block`` column is the block that committed it (or first included it).
 Lifecycle: built once per run; ``start`` draws the first block; ``close`` writes the
-``blocks`` table (whether each block ended on the canonical chain is known only then).
+``blocks`` table (whether each block ended on the canonical chain is known only then), and
+with ``[crosschain]`` the ``inclusions`` table (every block's messages, for the relayers).
 """
 
 from __future__ import annotations
@@ -532,3 +533,8 @@ class ForkChain:
             "bytes": self.size_of[1:],
             "canonical": [b in on_canonical for b in ids],
         })
+        if self.ctx.scenario.crosschain is not None:  # relayers read which blocks held a message
+            self.writer.append("inclusions", {
+                "block": [b for b in ids for _ in self.contents[b]],
+                "msg_id": [m for b in ids for m in self.contents[b]],
+            })
