@@ -29,7 +29,8 @@ the generator was behind; those steps are not judged on latency themselves. So o
 low step (a hiccup of the machine) moves neither the bar nor the knee. A ramp must start
 well below its knee: a knee among the low-load steps is an upper bound, and the method says
 so. On a live target a step also fails when the generator could not keep its
-schedule there (median send lag over ``SATURATION_LAG_MS``, or a message it never sent):
+schedule there (median send lag over ``SATURATION_LAG_MS``, or over a tenth of the low-load
+median latency when that is longer: ``saturation_limit_ns``; or a message it never sent):
 that step's load was not offered as asked, so what fails is the generator, and the method
 says so.
 
@@ -49,6 +50,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from msgstorm.analysis._common import (
@@ -64,11 +66,14 @@ from msgstorm.analysis.cpu import process_cpu
 from msgstorm.analysis.generator import SATURATION_LAG_MS
 from msgstorm.history.reader import History
 
-__all__ = ["BASELINE_STEPS", "MACHINE_BUSY_SHARE", "STEP_SCHEMA", "StepRamp", "capacity", "find_step_ramp",
-           "low_load_p99", "ramp_steps", "saturated_intervals", "step_p99_ns"]
+__all__ = ["BASELINE_STEPS", "MACHINE_BUSY_SHARE", "SATURATION_LATENCY_SHARE", "STEP_SCHEMA", "StepRamp", "capacity", "find_step_ramp",
+           "low_load_p99", "ramp_steps", "saturated_intervals", "saturation_limit_ns", "step_p99_ns"]
 
 # Steps (or, without a ramp, windows) whose p99s give the low-load p99 (their median).
 BASELINE_STEPS = 3
+# The share of the low-load median latency a send lag must pass (when over 1 ms) for the
+# generator to count as behind: see ``saturation_limit_ns``.
+SATURATION_LATENCY_SHARE = 0.1
 # The share of the machine's CPUs the sampled processes keep busy at which the machine, not
 # the broker, is what limits a live run (2 cores: 1.8 CPUs busy).
 MACHINE_BUSY_SHARE = 0.9
@@ -210,22 +215,40 @@ def _knee_among_low_load(failing: int, last_passing: int | None, used: list[int]
     return last_passing in used and bar_ns is not None and p99 is not None and p99 > bar_ns
 
 
+def saturation_limit_ns(messages: MessageArrays, step: npt.NDArray[np.int32]) -> float:
+    """The send lag over which a message left late: ``SATURATION_LAG_MS``, or
+    ``SATURATION_LATENCY_SHARE`` of the low-load median latency when that is longer (the
+    lower median of the p50 latencies of the first ``BASELINE_STEPS`` intervals, ``step``
+    giving each message's interval). A lag that small beside the latency measured changes
+    neither the load the target sees nor the latency (measured from ``t_intended``, it
+    includes the lag): a chain with 500 ms blocks is not offered less by a sender a few ms
+    late, while a broker's sub-millisecond latency keeps the 1 ms limit."""
+    p50s = []
+    for index in range(BASELINE_STEPS):
+        latency = messages.latency_ns(step == index)
+        if latency.size:
+            p50s.append(percentile(latency, 50.0, scratch=True))
+    low_load_p50 = sorted(p50s)[(len(p50s) - 1) // 2] if p50s else 0.0
+    return max(SATURATION_LAG_MS * 1e6, SATURATION_LATENCY_SHARE * low_load_p50)
+
+
 def saturated_intervals(history: History, messages: MessageArrays, edges: I64) -> list[bool] | None:
     """Per interval, whether the generator was behind there: most of its messages (by
-    ``t_intended``) left later than the saturation limit or were never sent (``unsent``).
-    The median send lag, not the p99, because a hiccup of a few ms delays a
-    few messages and shows in the interval's p99 latency, which the latency criterion
-    judges, while an interval whose bulk left late was not offered as asked. None on the
-    simulator, whose sends leave exactly on time."""
+    ``t_intended``) left later than the saturation limit (``saturation_limit_ns``) or were
+    never sent (``unsent``). The median send lag, not the p99, because a hiccup of a few ms
+    delays a few messages and shows in the interval's p99 latency, which the latency
+    criterion judges, while an interval whose bulk left late was not offered as asked. None
+    on the simulator, whose sends leave exactly on time."""
     if history.run_info.get("target", "sim") == "sim":
         return None
     sent = messages.t_sent
     step = bin_index(messages.t_intended, np.ones(messages.count, dtype=np.bool_), edges, clip_last=False)
     n = len(edges) - 1
+    limit_ns = saturation_limit_ns(messages, step)
     unsent = np.bincount(step[(step >= 0) & messages.status["unsent"]], minlength=n)[:n]
     keep = sent.present & (step >= 0)
     step = step[keep]
-    late_sent = sent.values[keep] - messages.t_intended[keep] > SATURATION_LAG_MS * 1e6
+    late_sent = sent.values[keep] - messages.t_intended[keep] > limit_ns
     del keep
     counted = np.bincount(step, minlength=n)[:n]
     late_counted = np.bincount(step[late_sent], minlength=n)[:n]
