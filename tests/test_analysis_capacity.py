@@ -219,3 +219,22 @@ def test_a_live_knee_says_the_broker_or_the_machine_limited_it(tmp_path: Path) -
     knee = capacity(write_history(tmp_path / "machine", rows, busy, scenario=scenario_dict(RAMP), t_end=6 * S,
                                   target="nats", host=host))[0]
     assert knee is not None and knee["limited_by"] == "machine CPU"
+
+
+def test_a_live_send_lag_counts_against_the_latency_it_is_part_of(tmp_path: Path) -> None:
+    """Transactions that commit 500 ms after they are due (a chain's blocks): step 3's bulk
+    leaving 5 ms late is a hundredth of that, neither less load nor more latency, and is
+    not the generator's limit; leaving 60 ms late (over a tenth of 500 ms) is."""
+    def ramp(lag_ms: float) -> list[dict[str, Any]]:
+        rows = ramp_messages([500, 500, 500, 500, 500])
+        for row in rows:
+            if 2 * S <= row["t_intended"] < 3 * S:
+                row["t_sent"] = row["t_intended"] + int(lag_ms * MS)
+        return rows
+
+    few = capacity(write_history(tmp_path / "few", ramp(5), scenario=scenario_dict(RAMP), t_end=7 * S,
+                                 target="anvil"))[0]
+    assert few is not None and few["knee_rate_per_s"] == 500.0 and few["limited_by"] != "generator"
+    many = capacity(write_history(tmp_path / "many", ramp(60), scenario=scenario_dict(RAMP), t_end=7 * S,
+                                  target="anvil"))[0]
+    assert many is not None and many["knee_rate_per_s"] == 200.0 and many["limited_by"] == "generator"

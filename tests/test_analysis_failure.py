@@ -8,7 +8,7 @@ from typing import Any
 from test_analysis_capacity import RAMP, ramp_messages
 from test_analysis_history import BASE_SCENARIO, MS, S, event, message, scenario_dict, write_history
 
-from msgstorm.analysis import failure_threshold
+from msgstorm.analysis import capacity, failure_threshold
 
 
 def steady(rate: int = 10, seconds: int = 5, latency_ms: float = 1) -> list[dict[str, Any]]:
@@ -121,15 +121,30 @@ def test_a_live_ramp_whose_p99_climbs_fires_latency(tmp_path: Path) -> None:
 
 
 def test_a_live_ramp_short_of_its_offered_rate_fires_overload(tmp_path: Path) -> None:
-    """Step 4 commits a third of its messages within the run (the rest an hour late)."""
+    """Step 4 commits a third of its messages (in time: its p99 stays under the bar); the
+    rest were accepted and never committed."""
+    rows = ramp_messages([1, 1, 1, 1, 1])
+    step4 = [row for row in rows if 3 * S <= row["t_intended"] < 4 * S]
+    for row in step4[::3] + step4[1::3]:
+        row.update(t_sequenced=None, t_committed=None, status="pending")
+    failure = _live(tmp_path, rows)
+    assert failure is not None and failure["reason"] == "overload" and failure["rate_per_s"] == 400.0
+
+
+def test_a_live_ramp_step_committed_late_is_short_and_slow(tmp_path: Path) -> None:
+    """Step 4 commits two thirds of its messages an hour late: they count against its
+    throughput (not carried at the rate offered) and its p99; the latency is named."""
     rows = ramp_messages([1, 1, 1, 1, 1])
     step4 = [row for row in rows if 3 * S <= row["t_intended"] < 4 * S]
     for row in step4[::3] + step4[1::3]:
         for stage in ("t_received", "t_dequeued", "t_sequenced", "t_committed"):
             if row.get(stage) is not None:
                 row[stage] += 3600 * S
-    failure = _live(tmp_path, rows)
-    assert failure is not None and failure["reason"] == "overload" and failure["rate_per_s"] == 400.0
+    history = write_history(tmp_path, rows, scenario=scenario_dict(RAMP), t_end=6 * S, target="nats")
+    _, steps, _ = capacity(history)
+    assert steps is not None
+    assert steps.column("throughput_per_s").to_pylist()[3] == 133.0  # 133 of 400 within the bar, in a 1 s step
+    assert failure_threshold(history) == {"rate_per_s": 400.0, "reason": "latency", "t_ns": 3 * S}
 
 
 def test_a_live_ramp_whose_generator_fell_behind_fires_generator(tmp_path: Path) -> None:

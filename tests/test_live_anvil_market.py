@@ -143,7 +143,8 @@ def test_the_next_base_fee_follows_eip1559() -> None:
 @pytest.mark.parametrize(("override", "expected"), [
     ('market.keepers.0.region="us-east"', "market.keepers[0].region: on a chain node the market's agents send"),
     ('market.oracle.node="us-east-0"', "market.oracle.node: on a chain node"),
-    ('faults=[{kind="crash", at="2s", node="anvil"}]', "faults[0].kind: a 'crash' fault may restart the node"),
+    ('faults=[{kind="crash", at="2s", node="anvil"}]', "faults[0].kind: a 'crash' fault (SIGKILL) may restart the "
+                                                        "node from a chain up to a second older"),
 ])
 def test_what_the_chain_cannot_run_of_the_market_is_refused_naming_the_field(override: str, expected: str) -> None:
     with pytest.raises(ScenarioError) as error:
@@ -283,3 +284,85 @@ def test_every_oracle_and_keeper_transaction_is_accounted_once_against_the_nodes
     outcomes = Counter(e["outcome"] for e in executions)
     assert summary["liquidations"]["executed"] == outcomes["executed"]
     assert summary["liquidations"]["messages"] == len(triggers)
+
+
+def test_a_restart_of_the_node_is_taken_with_the_market() -> None:
+    scenario = parse_scenario(SCENARIO, source="market.toml",
+                              overrides=['faults=[{kind="restart", at="5s", down="1s", node="anvil"}]'])
+    assert AnvilNode.market_problems(scenario) == []
+    assert AnvilNode(scenario, Path("run")).keeps_state()
+
+
+@pytest.mark.slow
+def test_a_node_restarted_mid_market_keeps_its_chain_and_the_markets_accounts_agree_with_it(tmp_path: Path) -> None:
+    """The node msgstorm started is stopped (SIGTERM: anvil writes its chain) at 2 s, under
+    the flood, and started again 1 s later from that chain; the price falls from 12 s. The run ends on time, the
+    sends the stop cost are named lost, nothing is left running, and the market's tables
+    agree with the chain the node kept: each oracle and keeper transaction on it once, each
+    liquidation that executed there once; keepers and oracle send again after the restart
+    and their transactions commit (their accounts' nonces follow the node's count)."""
+    import time
+
+    from msgstorm.runner import run
+
+    binary = require_anvil()
+    # The price falls after the node is back (a restart takes seconds on a busy machine: its
+    # 500 accounts and its chain are loaded again), so prices and liquidations follow it.
+    text = SCENARIO.replace('shocks = [{ at = "4s", fall = "40%", over = "5s" }]',
+                            'shocks = [{ at = "12s", fall = "40%", over = "4s" }]')
+    assert text != SCENARIO
+    scenario = parse_scenario(text, source="market.toml", overrides=[
+        'faults=[{kind="restart", at="2s", down="1s", node="anvil"}]', "run.duration=18s"])
+    started = time.monotonic()
+    result = run(scenario, tmp_path / "run")
+    # duration + drain + the node's start and restart (60 s allowed each on a loaded machine) + the analysis
+    assert time.monotonic() - started < 18 + 6 + 2 * 60 + 30
+    run_dir = result.run_dir
+    events = _rows(run_dir, "events")
+    faults = [(e["kind"], e["node"]) for e in events if e["kind"] in ("fault_start", "fault_end")]
+    assert faults == [("fault_start", "anvil"), ("fault_end", "anvil")]
+    assert not [e for e in events if e["kind"] == "node_down"]
+    errors = [json.loads(e["detail"]) for e in events if e["kind"] == "client_error"]
+    assert not [e for e in errors if "rolled_back" in e]  # a graceful stop writes the whole chain
+    messages = _rows(run_dir, "messages")
+    statuses = Counter(m["status"] for m in messages)
+    assert statuses["lost"] == sum(e.get("lost_to_faults", 0) for e in errors) > 0  # the loss, named
+    cleanup = next(json.loads(e["detail"]) for e in events if e["kind"] == "cleanup")
+    assert cleanup["left"] == []
+    end = next(e["t"] for e in events if e["kind"] == "run_end")
+    assert end <= (18 + 6 + 1) * 1_000_000_000  # its duration and drain, and the last answers and blocks read
+    # The chain the node kept, loaded into a fresh anvil.
+    port = free_port()
+    node = ManagedServer("anvil-check", [binary, "--host", "127.0.0.1", "--port", str(port), "--load-state",
+                                         str(run_dir / "servers" / "anvil-state.json"), "--no-mining"],
+                         port, tmp_path / "check", 60)
+    node.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        latest = int(_rpc(url, "eth_blockNumber"), 16)
+        blocks = [_rpc(url, "eth_getBlockByNumber", hex(n), True) for n in range(1, latest + 1)]
+    finally:
+        node.stop()
+    market = {m["msg_id"]: m for m in messages if m["agent"] in ("oracle", "fixed", "aware")}
+    on_chain: dict[int, int] = {}
+    for block in blocks:
+        for tx in block["transactions"]:
+            header = decode(tx["input"])
+            if header is not None and header[0] in market:
+                assert header[0] not in on_chain, header  # included once
+                on_chain[header[0]] = int(block["number"], 16)
+    last = max(e["height"] for e in events if e["kind"] == "block_produced")
+    committed = {msg_id: m["block"] for msg_id, m in market.items() if m["status"] == "committed"}
+    assert committed == {msg_id: n for msg_id, n in on_chain.items() if n <= last}
+    restarted_at = next(e["t"] for e in events if e["kind"] == "fault_end")
+    assert restarted_at < 12_000_000_000, "the node took until the price fell to come back"
+    after = [m for m in market.values() if m["status"] == "committed" and m["t_intended"] > restarted_at]
+    assert {m["kind"] for m in after} >= {"price", "liquidation"}, Counter(m["kind"] for m in after)
+    # Every liquidation that executed is one on the chain; each account executed at most once.
+    executions = _rows(run_dir, "executions")
+    assert sorted(e["msg_id"] for e in executions) == sorted(
+        i for i, m in market.items() if m["kind"] == "liquidation" and m["status"] == "committed")
+    executed = [e for e in executions if e["outcome"] == "executed"]
+    assert executed and len({e["account"] for e in executed}) == len(executed)
+    summary = json.loads((run_dir / "summary.json").read_text())["market"]
+    assert summary["liquidations"]["executed"] == len(executed)

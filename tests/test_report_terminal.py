@@ -107,3 +107,10 @@ def test_the_base_fee_path_is_its_min_max_and_last_on_a_fee_chain_only() -> None
     row = lines[_row(lines, "base fee min / max / last")]
     assert row.rstrip(" │").endswith("0.586 / 8.373 / 1.001")
     assert not [line for line in _printed({"base_fee": None}) if line.startswith("│ base fee")]
+
+
+def test_the_knee_row_says_a_run_without_a_ramp_has_none() -> None:
+    lines = _printed({"capacity": None})
+    assert lines[_row(lines, "capacity (knee)")].rstrip(" │").endswith("no ramp: no knee")
+    lines = _printed({"capacity": {"knee_rate_per_s": 235.333, "method": "step ramp", "limited_by": None}})
+    assert lines[_row(lines, "capacity (knee)")].rstrip(" │").endswith("235/s")

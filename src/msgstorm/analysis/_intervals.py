@@ -7,12 +7,13 @@ here with vectorised numpy so a run of millions of messages stays quick.
 
 Intervals are given by ``edges`` (n+1 increasing times): interval i is
 ``[edges[i], edges[i+1])``. Offered load and losses are attributed by ``t_intended``,
-throughput by ``t_committed``; latency by either, as the caller chooses.
+throughput by ``t_committed``; latency by either, as the caller chooses. (A ramp's steps
+count their throughput their own way: ``capacity.ramp_steps``.)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -67,7 +68,7 @@ class IntervalLoad:
 
     edges: I64
     offered: I64  # messages with t_intended in the interval
-    committed: I64  # messages with t_committed in the interval
+    committed: I64  # messages with t_committed in the interval (ramp steps: see capacity.ramp_steps)
     dropped: I64  # by t_intended
     rejected: I64
     lost: I64
@@ -105,18 +106,12 @@ def interval_load(
     *,
     latency_by: Literal["committed", "intended"],
     clip_last: bool,
-    commit_lag_ns: int = 0,
 ) -> IntervalLoad:
-    """Bin messages into the intervals given by ``edges``.
-
-    ``commit_lag_ns`` shifts the throughput bins: commits in ``[start + lag, end + lag)``
-    count for an interval, so the layer's steady pipeline delay does not look like a
-    throughput shortfall.
-    """
+    """Bin messages into the intervals given by ``edges``."""
     n = max(len(edges) - 1, 0)
     intended_bin = bin_index(messages.t_intended, np.ones(messages.count, dtype=np.bool_), edges, clip_last)
     committed = messages.committed
-    committed_bin = _committed_bin(messages, edges, clip_last, commit_lag_ns)
+    committed_bin = bin_index(messages.t_committed.values, committed, edges, clip_last)
 
     latency_bin = committed_bin if latency_by == "committed" else intended_bin
     in_some = (latency_bin >= 0) & committed
@@ -149,18 +144,3 @@ def interval_load(
 def _count(index: npt.NDArray[np.int32], n: int, mask: Bools | None = None) -> I64:
     chosen = index >= 0 if mask is None else (index >= 0) & mask
     return np.bincount(index[chosen], minlength=n).astype(np.int64)[:n]
-
-
-def _committed_bin(messages: MessageArrays, edges: I64, clip_last: bool, commit_lag_ns: int) -> npt.NDArray[np.int32]:
-    t_committed = messages.t_committed.values
-    return bin_index(t_committed - commit_lag_ns if commit_lag_ns else t_committed, messages.committed, edges, clip_last)
-
-
-def with_commit_lag(load: IntervalLoad, messages: MessageArrays, commit_lag_ns: int, *, clip_last: bool) -> IntervalLoad:
-    """``load`` with throughput counted at ``commit_lag_ns`` (as ``interval_load`` with that
-    lag), its latency populations kept: they do not depend on the lag when latency is
-    attributed by ``t_intended``, so a second binning of every latency is not needed."""
-    if not commit_lag_ns:
-        return load
-    committed = _count(_committed_bin(messages, load.edges, clip_last, commit_lag_ns), load.count)
-    return replace(load, committed=committed)

@@ -10,9 +10,14 @@ or as a phase: step k covers ``[t0 + k*every, t0 + (k+1)*every)`` where t0 is th
 ``stop`` and ``run.duration`` (traffic stops there). Per step, counting every agent's traffic:
 
 - ``offered_per_s``: messages intended in the step / step length;
-- ``throughput_per_s``: messages committed within the step's time span shifted by the
-  pipeline delay (the first step's median latency) / step length, so a layer that keeps up
-  shows throughput = offered even though every commit lags its send;
+- ``throughput_per_s``: the step's own messages (intended in it) that committed within the
+  latency bar (``knee_latency_factor`` x the low-load p99; in the low-load steps, which set
+  the bar, every one that committed) / step length. A step is credited with its own messages,
+  not with the commits that happen to fall in its time span: those lag the sends by the
+  latency, and on a chain they come a block at a time, so a step's last block lands in the
+  next step and a layer that keeps up would show a shortfall at every step edge. A message
+  committed later than the bar was not carried at the rate offered, so an overload whose
+  queue drains after the ramp still shows as a shortfall;
 - ``p99_ms``: p99 latency of the messages intended in the step (null if none committed).
 
 The knee (DESIGN.md): walking steps in order, a step passes when throughput >=
@@ -24,7 +29,8 @@ the generator was behind; those steps are not judged on latency themselves. So o
 low step (a hiccup of the machine) moves neither the bar nor the knee. A ramp must start
 well below its knee: a knee among the low-load steps is an upper bound, and the method says
 so. On a live target a step also fails when the generator could not keep its
-schedule there (median send lag over ``SATURATION_LAG_MS``, or a message it never sent):
+schedule there (median send lag over ``SATURATION_LAG_MS``, or over a tenth of the low-load
+median latency when that is longer: ``saturation_limit_ns``; or a message it never sent):
 that step's load was not offered as asked, so what fails is the generator, and the method
 says so.
 
@@ -40,10 +46,11 @@ broker's. Both are null on the simulator.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from msgstorm.analysis._common import (
@@ -54,16 +61,19 @@ from msgstorm.analysis._common import (
     percentile,
     rounded,
 )
-from msgstorm.analysis._intervals import IntervalLoad, bin_index, interval_load, with_commit_lag
+from msgstorm.analysis._intervals import IntervalLoad, bin_index, interval_load
 from msgstorm.analysis.cpu import process_cpu
 from msgstorm.analysis.generator import SATURATION_LAG_MS
 from msgstorm.history.reader import History
 
-__all__ = ["BASELINE_STEPS", "MACHINE_BUSY_SHARE", "STEP_SCHEMA", "StepRamp", "capacity", "find_step_ramp",
-           "low_load_p99", "ramp_steps", "saturated_intervals", "step_p99_ns"]
+__all__ = ["BASELINE_STEPS", "MACHINE_BUSY_SHARE", "SATURATION_LATENCY_SHARE", "STEP_SCHEMA", "StepRamp", "capacity", "find_step_ramp",
+           "low_load_p99", "ramp_steps", "saturated_intervals", "saturation_limit_ns", "step_p99_ns"]
 
 # Steps (or, without a ramp, windows) whose p99s give the low-load p99 (their median).
 BASELINE_STEPS = 3
+# The share of the low-load median latency a send lag must pass (when over 1 ms) for the
+# generator to count as behind: see ``saturation_limit_ns``.
+SATURATION_LATENCY_SHARE = 0.1
 # The share of the machine's CPUs the sampled processes keep busy at which the machine, not
 # the broker, is what limits a live run (2 cores: 1.8 CPUs busy).
 MACHINE_BUSY_SHARE = 0.9
@@ -184,29 +194,61 @@ def _knee(
         + (" (there the generator could not keep the schedule: the knee is msgstorm's own, not the target's)"
            if first_failing and saturated[first_failing - 1] else "")
         + ("; the knee lies among the low-load steps: start the ramp lower for a knee that is not an upper bound"
-           if first_failing is not None and used and first_failing - 1 <= max(used) else "")
+           if first_failing is not None and _knee_among_low_load(first_failing - 1, last_passing, used, p99_ns,
+                                                                 factor * baseline if baseline else None) else "")
     )
     knee_rate = rounded(offered[last_passing]) if last_passing is not None else None
     failing = first_failing - 1 if first_failing is not None else None
     return {"knee_rate_per_s": knee_rate, "method": method}, passed, failing
 
 
+def _knee_among_low_load(failing: int, last_passing: int | None, used: list[int], p99_ns: list[float | None],
+                         bar_ns: float | None) -> bool:
+    """Whether the knee is only an upper bound: the first failing step is one of the low-load
+    steps, or the knee's step is one whose p99 is over the bar (it passed only because the
+    low-load steps are not judged on latency)."""
+    if not used:
+        return False
+    if failing <= max(used):
+        return True
+    p99 = p99_ns[last_passing] if last_passing is not None else None
+    return last_passing in used and bar_ns is not None and p99 is not None and p99 > bar_ns
+
+
+def saturation_limit_ns(messages: MessageArrays, step: npt.NDArray[np.int32]) -> float:
+    """The send lag over which a message left late: ``SATURATION_LAG_MS``, or
+    ``SATURATION_LATENCY_SHARE`` of the low-load median latency when that is longer (the
+    lower median of the p50 latencies of the first ``BASELINE_STEPS`` intervals, ``step``
+    giving each message's interval). A lag that small beside the latency measured changes
+    neither the load the target sees nor the latency (measured from ``t_intended``, it
+    includes the lag): a chain with 500 ms blocks is not offered less by a sender a few ms
+    late, while a broker's sub-millisecond latency keeps the 1 ms limit."""
+    p50s = []
+    for index in range(BASELINE_STEPS):
+        latency = messages.latency_ns(step == index)
+        if latency.size:
+            p50s.append(percentile(latency, 50.0, scratch=True))
+    low_load_p50 = sorted(p50s)[(len(p50s) - 1) // 2] if p50s else 0.0
+    return max(SATURATION_LAG_MS * 1e6, SATURATION_LATENCY_SHARE * low_load_p50)
+
+
 def saturated_intervals(history: History, messages: MessageArrays, edges: I64) -> list[bool] | None:
     """Per interval, whether the generator was behind there: most of its messages (by
-    ``t_intended``) left later than the saturation limit or were never sent (``unsent``).
-    The median send lag, not the p99, because a hiccup of a few ms delays a
-    few messages and shows in the interval's p99 latency, which the latency criterion
-    judges, while an interval whose bulk left late was not offered as asked. None on the
-    simulator, whose sends leave exactly on time."""
+    ``t_intended``) left later than the saturation limit (``saturation_limit_ns``) or were
+    never sent (``unsent``). The median send lag, not the p99, because a hiccup of a few ms
+    delays a few messages and shows in the interval's p99 latency, which the latency
+    criterion judges, while an interval whose bulk left late was not offered as asked. None
+    on the simulator, whose sends leave exactly on time."""
     if history.run_info.get("target", "sim") == "sim":
         return None
     sent = messages.t_sent
     step = bin_index(messages.t_intended, np.ones(messages.count, dtype=np.bool_), edges, clip_last=False)
     n = len(edges) - 1
+    limit_ns = saturation_limit_ns(messages, step)
     unsent = np.bincount(step[(step >= 0) & messages.status["unsent"]], minlength=n)[:n]
     keep = sent.present & (step >= 0)
     step = step[keep]
-    late_sent = sent.values[keep] - messages.t_intended[keep] > SATURATION_LAG_MS * 1e6
+    late_sent = sent.values[keep] - messages.t_intended[keep] > limit_ns
     del keep
     counted = np.bincount(step, minlength=n)[:n]
     late_counted = np.bincount(step[late_sent], minlength=n)[:n]
@@ -240,13 +282,21 @@ def _limit(history: History, messages: MessageArrays, load: IntervalLoad, index:
         "cpu_busy": cpu, "machine_cpus": machine}}
 
 
-def ramp_steps(ramp: StepRamp, messages: MessageArrays) -> IntervalLoad:
-    """The ramp's steps as intervals, latency attributed by ``t_intended``; throughput is
-    counted with the first step's median latency as the commit lag."""
-    plain = interval_load(messages, ramp.edges, latency_by="intended", clip_last=False)
-    first = plain.latencies_ns[0] if plain.latencies_ns else np.zeros(0, dtype=np.int64)
-    lag = int(np.median(first)) if first.size else 0
-    return with_commit_lag(plain, messages, lag, clip_last=False)
+def ramp_steps(ramp: StepRamp, messages: MessageArrays, factor: float,
+               saturated: list[bool] | None) -> tuple[IntervalLoad, list[float | None]]:
+    """The ramp's steps as intervals, latency attributed by ``t_intended``, and each step's
+    p99 (ns). A step's ``committed`` is its own messages committed within the latency bar
+    (every one committed in the low-load steps): the throughput the knee judges."""
+    load = interval_load(messages, ramp.edges, latency_by="intended", clip_last=False)
+    p99_ns = step_p99_ns(load)
+    late = saturated if saturated is not None else [False] * load.count
+    baseline, used = low_load_p99(p99_ns, late)
+    bar_ns = factor * baseline if baseline is not None else None
+    in_time = [
+        int(latencies.size) if index in used or bar_ns is None else int(np.count_nonzero(latencies <= bar_ns))
+        for index, latencies in enumerate(load.latencies_ns)
+    ]
+    return replace(load, committed=np.asarray(in_time, dtype=np.int64).reshape(load.count)), p99_ns
 
 
 def capacity(
@@ -258,9 +308,8 @@ def capacity(
         return None, None, None
     messages = messages if messages is not None else MessageArrays.from_history(history)
     factor, fraction = analysis_settings(history)
-    load = ramp_steps(ramp, messages)
-    p99_ns = step_p99_ns(load)
     saturated = saturated_intervals(history, messages, ramp.edges)
+    load, p99_ns = ramp_steps(ramp, messages, factor, saturated)
     knee, passed, failing = _knee(load, p99_ns, factor, fraction, saturated)
     if saturated is not None and load.count:  # a live target: what limited it
         knee.update(_limit(history, messages, load, failing if failing is not None else load.count - 1, saturated))

@@ -16,8 +16,8 @@ Reasons, checked in this order (the first that fires is reported):
 - ``"overload"``: throughput below ``throughput_fraction`` x offered while the sequencer queue
   (last ``queue_depth`` sample at or before each end) is deeper at the interval's end than at
   its start. Commits lag intents by the latency, so right after a rise in load throughput
-  trails offered even in a healthy layer. Ramp steps already count throughput shifted by that
-  lag (see ``capacity``) and are compared with their own offered rate; a window is compared
+  trails offered even in a healthy layer. A ramp step counts its own messages committed
+  within the latency bar (see ``capacity``), so it is compared with its own offered rate; a window is compared
   with the lower of its own and the previous window's offered rate (0 before the first), so
   the pipeline filling is not mistaken for overload and a sustained overload fires one window
   later.
@@ -31,10 +31,14 @@ can see, checked in this order:
 - ``"loss"``: as above (a publish dropped or refused, a message never received or acked);
 - ``"generator"``: the generator was behind in the interval (median send lag over
   ``SATURATION_LAG_MS``, or messages it never sent): msgstorm's limit, not the broker's;
-- ``"overload"``: throughput below ``throughput_fraction`` x offered (compared as above);
 - ``"latency"``: the interval's p99 over ``knee_latency_factor`` x the low-load p99 (the
   median of the first ``BASELINE_STEPS`` intervals' p99s, as the knee takes it; those
-  intervals themselves are not judged on it);
+  intervals themselves are not judged on it). Checked before overload: a ramp step counts
+  only messages committed within that bar as its throughput, so a step whose latency climbed
+  is short of its offered rate too, and the latency is the nearer cause;
+- ``"overload"``: throughput below ``throughput_fraction`` x offered (compared as above):
+  on a ramp, messages of the step not committed (pending, refused) or committed past the bar
+  while its p99 stayed under it;
 - ``"slo"``: as above.
 """
 
@@ -86,7 +90,7 @@ def find_failure(
     throughput_fraction: float,
     horizon_ns: int,
     clip_last: bool,
-    lag_corrected: bool = False,
+    own_messages: bool = False,
     live: LiveLimits | None = None,
     shed: I64 | None = None,
 ) -> dict[str, Any] | None:
@@ -103,9 +107,9 @@ def find_failure(
     previous_offered = 0.0
     for index in order:
         start, end = int(load.edges[index]), int(load.edges[index + 1])
-        # Ramp steps already count throughput with the pipeline lag; plain windows do not,
+        # Ramp steps count their own messages; plain windows count commits in their span,
         # so a window is compared with the lesser of its own and the previous offered rate.
-        compared = offered[index] if lag_corrected else min(offered[index], previous_offered)
+        compared = offered[index] if own_messages else min(offered[index], previous_offered)
         previous_offered = offered[index]
         reason: str | None = None
         short = throughput[index] < throughput_fraction * compared
@@ -116,10 +120,10 @@ def find_failure(
             reason = "desync"
         elif live is not None and live.saturated[index]:
             reason = "generator"
-        elif short and (live is not None or depth.waiting_at(end) > depth.waiting_at(start)):
-            reason = "overload"
         elif live is not None and live.slow(index):
             reason = "latency"
+        elif short and (live is not None or depth.waiting_at(end) > depth.waiting_at(start)):
+            reason = "overload"
         elif _slo_breached(load.latencies_ns[index], rules):
             reason = "slo"
         if reason is not None:
@@ -203,7 +207,7 @@ def failure_over(
         throughput_fraction=fraction,
         horizon_ns=horizon_ns,
         clip_last=not ramp,
-        lag_corrected=ramp,
+        own_messages=ramp,
         live=live_limits(history, messages, load),
         shed=throttled_drops(history, messages, load, clip_last=not ramp),
     )

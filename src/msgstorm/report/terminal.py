@@ -207,7 +207,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     head.add_row("jitter stddev / p99−p50", _durations(jitter, ("stddev", "p99_minus_p50")))
     capacity = summary.get("capacity")
     head.add_row("capacity (knee)", (_fmt(capacity.get("knee_rate_per_s"), "/s") + _limit(capacity)) if capacity
-                 else "— (no ramp)")
+                 else "no ramp: no knee")
     failure = summary.get("failure_threshold")
     head.add_row("failure threshold",
                  f"{_fmt(failure.get('rate_per_s'), '/s')} ({failure.get('reason')})" if failure else "none fired")

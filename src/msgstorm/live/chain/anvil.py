@@ -124,10 +124,11 @@ class AnvilNode(HasServers, RoutesClients, RunsMarket):
             said.append((("market", "orders"), "the batch auction's book clears in the simulator's sequencer only: "
                                                "drop [market.orders] or run with --target sim"))
         for where, spec in fault_entries(scenario):
-            if isinstance(spec, CrashFault | RestartFault):
-                said.append(((*where, "kind"), f"a {spec.kind!r} fault may restart the node from an older chain, "
-                                               "undoing liquidations the market has executed: use a pause with "
-                                               "[market]"))
+            if isinstance(spec, CrashFault):
+                said.append(((*where, "kind"), "a 'crash' fault (SIGKILL) may restart the node from a chain up to "
+                                               "a second older (anvil writes its state every second), undoing "
+                                               "liquidations the market has executed: use a 'restart' (SIGTERM: "
+                                               "the node writes its whole chain first) or a pause with [market]"))
         return said
 
     @staticmethod

@@ -194,6 +194,9 @@ class ChainTarget:
         self.t_run_end: int | None = None
         self._senders: list[str] = []
         self._nonces: list[int] = []
+        self._nonce_tick = 0  # nonces handed out so far
+        self._nonce_given: list[int] = []  # per account: the tick of the last nonce handed to it
+        self._nonces_pid: int | None = None  # the node process the nonces were last read from
         self._traffic_senders = _Senders(range(0))
         self._market_senders = _Senders(range(0))  # with [market]: the market's own accounts
         self._sender_of: dict[int, int] = {}  # msg_id -> its account, until it is included or refused
@@ -371,6 +374,8 @@ class ChainTarget:
         self._senders = accounts[:traffic] + accounts[len(accounts) - market:]
         self._nonces = [int(n, 16) for n in await rpc.calls("eth_getTransactionCount",
                                                             [[a, "pending"] for a in self._senders])]
+        self._nonce_given = [0] * len(self._senders)
+        self._nonces_pid = self.node.server.pid if self.node.server is not None else None
         self._traffic_senders = _Senders(range(traffic))
         self._market_senders = _Senders(range(traffic, traffic + market))
         self.first_block = int(await rpc.call("eth_blockNumber"), 16)
@@ -425,6 +430,8 @@ class ChainTarget:
                     upcoming.cancel()
                     return
                 j = min(end, i + self.spec.batch, max(i + 1, bisect.bisect_right(times, t, i, end)))
+                if self._restarted():
+                    await self._resync_nonces(rpc)
                 calls = [self._transaction(k, ids[k], kinds[k], agents[k], times[k], sizes[k], fees[k], gas_of,
                                            self._market_senders if agents[k] >= own_agents else self._traffic_senders)
                          for k in range(i, j)]
@@ -443,6 +450,8 @@ class ChainTarget:
         sender = self._take_sender(msg_id, senders)
         nonce = self._nonces[sender]
         self._nonces[sender] = nonce + 1
+        self._nonce_tick += 1
+        self._nonce_given[sender] = self._nonce_tick
         data = encode(msg_id, kind, agent, t_intended, size)
         if senders is self._market_senders:
             self._market_nonce[msg_id] = (sender, nonce)
@@ -484,6 +493,7 @@ class ChainTarget:
             window.answered[rows] = self._now()
             if self._down_by_fault():  # the fault's own events say why; each send it cost is lost
                 self.lost_to_faults += len(window.outcome[rows])
+                self._free_nonces(window, rows, body)
                 return
             self._on_error("sender", error)
             self._check_node()
@@ -528,6 +538,17 @@ class ChainTarget:
         self._sender_of[msg_id] = sender
         return sender
 
+    def _free_nonces(self, window: Window, rows: slice | list[int], body: str) -> None:
+        """Transactions a stopped node never received: their accounts idle again, each
+        account's next nonce back to the lowest of theirs (as for a refusal that took none)."""
+        ids = window.batch.msg_id
+        for k in range(len(ids))[rows] if isinstance(rows, slice) else rows:
+            sender = self._sender_of.pop(int(ids[k]), None)
+            self._market_nonce.pop(int(ids[k]), None)
+            if sender is not None:
+                self._nonces[sender] = min(self._nonces[sender], self._nonce_of(body, k))
+                self._release_sender(sender)
+
     def _release_sender(self, sender: int) -> None:
         """An account with nothing of its left in the pool is idle again."""
         senders = self._traffic_senders if sender < self._traffic_senders.size else self._market_senders
@@ -571,6 +592,7 @@ class ChainTarget:
     async def _roll_back(self, rpc: JsonRpc) -> None:
         """After the node came back: the blocks read that its chain no longer has (a restart
         from an older state) are dropped, their transactions no longer included."""
+        await self._resync_nonces(rpc)
         if not self.blocks:
             return
         numbers = [b.number for b in self.blocks]
@@ -591,6 +613,34 @@ class ChainTarget:
                          f"{numbers[keep]}..{numbers[-1]} rolled back"}))
         del self.blocks[keep:]
         self._settle_included()
+
+    def _restarted(self) -> bool:
+        """Whether the node listens again as another process than the one the nonces were
+        last read from (a fault restarted it)."""
+        server = self.node.server
+        return (server is not None and server.pid is not None and server.pid != self._nonces_pid
+                and not self._down_by_fault())
+
+    async def _resync_nonces(self, rpc: JsonRpc) -> None:
+        """After the node came back: each account's next nonce as the node counts it. A
+        restarted node keeps its chain, not its pool, and the sends made while it was down
+        never reached it, so the nonces handed out past its count would leave a gap that
+        strands every later transaction of the account (the market's keepers and oracle send
+        again and again from theirs). An account handed a nonce while the node was asked keeps
+        its own: that transaction already follows the node's count or fills it."""
+        tick = self._nonce_tick
+        server = self.node.server
+        pid = server.pid if server is not None else None
+        try:
+            counts = await rpc.calls("eth_getTransactionCount", [[a, "pending"] for a in self._senders])
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the node not answering yet: read again before the next send
+            return
+        self._nonces_pid = pid
+        for sender, count in enumerate(counts):
+            if self._nonce_given[sender] <= tick:
+                self._nonces[sender] = int(count, 16)
 
     async def _read_blocks(self, rpc: JsonRpc, through: int, t: int) -> None:
         """Blocks after the last read through ``through``, each stamped ``t`` (its head's arrival)."""
