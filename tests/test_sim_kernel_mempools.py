@@ -6,7 +6,9 @@ the standby takes over; the kernel logs it and runs on (``GossipState.set_watche
 keeps the hand-back, the reference: from the same seed both must write the same history,
 row for row, for every example with a market, front-runners or controllers (shortened), for
 a leader crash whose standby sequences what its mempool saw, and for hypothesis-drawn small
-market scenarios with a standby and a crash.
+market scenarios with a standby and a crash. A fork chain's producers log theirs too (read
+before a block is made): the same holds for the Bitcoin preset and the forks example with a
+producer's crash, and the logged times set each message's ``t_received``.
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ def _simulate(scenario: Scenario, out: Path, kernel_mempools: bool) -> tuple[Tab
     write_run_row(writer, scenario, sim, t_end)
     writer.close()
     history: History = read_history(out)
-    return {table: getattr(history, table).to_pydict() for table in ("messages", "events", "deliveries")}, t_end
+    tables = ("messages", "events", "deliveries", "blocks", "block_arrivals", "finalized", "reorgs")
+    return {table: history.table(table).to_pydict() for table in tables}, t_end
 
 
 def _same_both_ways(scenario: Scenario) -> Tables:
@@ -94,6 +97,51 @@ def test_a_failover_sequences_the_same_mempool() -> None:
 def test_losing_the_log_changes_the_history(monkeypatch: pytest.MonkeyPatch) -> None:
     """A deliberate mutation: a kernel log that never reaches the mempools must show."""
     scenario = _leader_crash()
+    with tempfile.TemporaryDirectory() as tmp:
+        reference, _ = _simulate(scenario, Path(tmp) / "handed_back", kernel_mempools=False)
+        monkeypatch.setattr(GossipState, "drain_mempool_log", lambda self: [])
+        lost, _ = _simulate(scenario, Path(tmp) / "lost", kernel_mempools=True)
+    assert lost["messages"] != reference["messages"]
+
+
+# A producer of the forks example crashes while blocks race (its mempool is emptied).
+PRODUCER_CRASH = """
+[[faults]]
+kind = "crash"
+node = "us-east-0"
+at = "7s"
+restart_after = "3s"
+"""
+
+
+def test_fork_chain_producers_fill_the_same_mempools() -> None:
+    """The Bitcoin preset (every node mines) at 300 nodes, a block a minute and a
+    transaction every 2 s: the producers' mempools, logged in the kernel, make the same
+    blocks and commits."""
+    history = _same_both_ways(_scenario("bitcoin", [
+        "network.total_nodes=300", "agents.0.count=300", 'agents.0.arrival.rate="6/h"',
+        'blocks.interval="1min"', 'run.duration="15min"']))
+    messages = history["messages"]
+    committed = [i for i, status in enumerate(messages["status"]) if status == "committed"]
+    assert len(committed) > 50, len(committed)
+    # t_received is the first producer's validation: after the send, before the block.
+    for i in committed:
+        assert messages["t_sent"][i] < messages["t_received"][i] <= messages["t_committed"][i]
+    assert len(history["blocks"]["block"]) >= 8
+
+
+def test_a_producer_crash_empties_the_same_mempool() -> None:
+    """Every node of the forks example produces (equal shares); one crashes with a mempool
+    of messages, which its restart starts without."""
+    history = _same_both_ways(_scenario("forks", [
+        'run.duration="12s"', 'run.drain="4s"', "blocks.producers.count=30", "blocks.producers.shares=[]"],
+        PRODUCER_CRASH))
+    assert EventKind.NODE_DOWN in history["events"]["kind"]
+    assert len(history["blocks"]["block"]) >= 3
+
+
+def test_losing_the_producers_log_changes_the_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    scenario = _scenario("forks", ['run.duration="6s"', 'run.drain="3s"'])
     with tempfile.TemporaryDirectory() as tmp:
         reference, _ = _simulate(scenario, Path(tmp) / "handed_back", kernel_mempools=False)
         monkeypatch.setattr(GossipState, "drain_mempool_log", lambda self: [])

@@ -167,6 +167,7 @@ class ForkChain:
 
     def _produce(self, t: int, node: int, _b: int, _c: int, _d: int) -> None:
         self._schedule(t)
+        self._take_logged()
         ctx = self.ctx
         if not ctx.cluster.up[node]:
             return  # a producer that is down makes nothing: its turn (or its work) is lost
@@ -460,8 +461,21 @@ class ForkChain:
     # --- what the network tells it --------------------------------------------------------------
 
     def saw(self, t: int, node: int, m: int) -> None:
-        """Producer ``node`` validated message ``m`` at ``t``: it goes into that node's
-        mempool (``t_received``: the first producer's)."""
+        """Producer ``node`` validated message ``m`` at ``t`` (handed back because a reactor
+        or the queue policy watches it there): it goes into that node's mempool, after what
+        the kernel logged before."""
+        self._take_logged()
+        self._into_mempool(t, node, m)
+
+    def _take_logged(self) -> None:
+        """The producers' validations the gossip kernel logged (``GossipState.set_watched``)
+        go into their mempools, in order; before anything reads a mempool or a message's
+        state (making a block, a crash, the end-of-run checks)."""
+        for node, m, t in self.gossip.drain_mempool_log():
+            self._into_mempool(t, node, m)
+
+    def _into_mempool(self, t: int, node: int, m: int) -> None:
+        """``m`` into ``node``'s mempool (``t_received``: the first producer's)."""
         live = self.ctx.msgs.live
         record = live.get(m)
         if record is None:
@@ -475,6 +489,7 @@ class ForkChain:
             self.mempool[node] = [m for m in pool if m in live]
 
     def node_down(self, node: int) -> None:
+        self._take_logged()
         if node in self.mempool:
             self.mempool[node] = []
 
@@ -486,6 +501,7 @@ class ForkChain:
 
     def busy(self) -> bool:
         """Messages wait in mempools or in blocks not yet deep enough, and blocks still come."""
+        self._take_logged()
         return any(record[WHERE] in (QUEUED, IN_BLOCK) for record in self.ctx.msgs.live.values())
 
     # --- the end -----------------------------------------------------------------------------
@@ -513,6 +529,7 @@ class ForkChain:
 
     def close(self, t_end: int) -> None:
         """At the end: open desync episodes close; the blocks table, and the rows still gathered."""
+        self._take_logged()
         top = len(self.canonical) - 1
         self.desync.close(t_end, [top - self._agreed(node) for node in range(self.ctx.cluster.size)])
         self._flush_rows()

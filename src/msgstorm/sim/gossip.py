@@ -177,9 +177,9 @@ class GossipState:
         self.deliveries = np.zeros((4, _DELIVERY_BLOCK), dtype=np.int64)
         self.delivered: list[np.ndarray] = []
         self.delivered_rows = 0  # rows taken out of the kernel buffer, not yet written
-        # The standbys' validations the kernel logged rather than handed back (see
-        # ``set_watched``), in order: the kernel's buffer, and what was taken out of it.
-        self.mempool_log = np.zeros((2, _LOG_BLOCK), dtype=np.int64)
+        # The validations the kernel logged rather than handed back (see ``set_watched``),
+        # in order: the kernel's buffer, and what was taken out of it.
+        self.mempool_log = np.zeros((3, _LOG_BLOCK), dtype=np.int64)
         self.mempool_logged: list[np.ndarray] = []
         self.log_mempools = True
         self.t_next = -1  # time of the next receipt event, -1 when there is none
@@ -435,15 +435,15 @@ class GossipState:
             self.mempool_logged.append(self.mempool_log[:, :count].copy())
         self.scalars[k.S_LOGGED] = 0
 
-    def drain_mempool_log(self) -> list[tuple[int, int]]:
-        """The standbys' validations logged since the last call, in order: ``(node, msg)``."""
+    def drain_mempool_log(self) -> list[tuple[int, int, int]]:
+        """The validations logged since the last call, in order: ``(node, msg, t_ns)``."""
         self._take_mempool_log()
         taken = self.mempool_logged
         if not taken:
             return []
         self.mempool_logged = []
         rows = np.concatenate(taken, axis=1) if len(taken) > 1 else taken[0]
-        return list(zip(rows[k.LOG_NODE].tolist(), rows[k.LOG_ITEM].tolist()))
+        return list(zip(rows[k.LOG_NODE].tolist(), rows[k.LOG_ITEM].tolist(), rows[k.LOG_T].tolist()))
 
     def drain_deliveries(self) -> np.ndarray:
         """Recorded deliveries since the last call: int64[4, n] (msg, node, t, hops)."""
@@ -539,9 +539,9 @@ class GossipState:
         self.nodes[k.N_COLOUR, :] = colour
 
     def set_watched(self, nodes: list[int], reactor_nodes: Iterable[int] = (), logged: Iterable[int] = ()) -> None:
-        """The nodes whose validations come back to Python: ``nodes`` (the leader, a fork
-        chain's producers) for every message, ``reactor_nodes`` for watched messages only;
-        ``logged`` (the standbys) log the rest of their message validations for
+        """The nodes whose validations come back to Python: ``nodes`` (the leader) for every
+        message, ``reactor_nodes`` for watched messages only; ``logged`` (the standbys, a
+        fork chain's producers) log the rest of their message validations for
         ``drain_mempool_log`` (with ``log_mempools`` False they hand back every message too,
         the reference the tests compare with). Whatever was logged before stays to be drained.
         A censoring node stays one."""

@@ -45,7 +45,7 @@ __all__ = [
     "S_STRIDE", "S_NOW", "S_STEPS", "S_NT", "S_NNODE", "S_NSLOT", "S_NSENDER", "S_NHOPS",
     "S_NDEG", "S_RECEIPTS", "S_BLOCK_RECEIPTS", "S_NEXT", "S_NITEM", "S_NKIND",
     "S_IDX_BITS", "S_SEQ_LIMIT", "S_ROWS", "S_ORDER_SEED", "S_TIMEOUT", "S_ANNOUNCES", "S_REQUESTS",
-    "S_FALLBACKS", "S_FAIR_SHARE", "S_DOWNLOADS", "S_CONTROL", "S_LOGGED", "LOG_NODE", "LOG_ITEM", "UPLINK_SERIAL", "UPLINK_FAIR_SHARE", "UPLINK_HELD", "ANNOUNCE", "REQUEST", "TIMEOUT", "PUSH", "ANNOUNCE_FETCH", "PUSH_SQRT", "SEND_RELAY", "ROOT", "P_NEXT", "run_until", "inject",
+    "S_FALLBACKS", "S_FAIR_SHARE", "S_DOWNLOADS", "S_CONTROL", "S_LOGGED", "LOG_NODE", "LOG_ITEM", "LOG_T", "UPLINK_SERIAL", "UPLINK_FAIR_SHARE", "UPLINK_HELD", "ANNOUNCE", "REQUEST", "TIMEOUT", "PUSH", "ANNOUNCE_FETCH", "PUSH_SQRT", "SEND_RELAY", "ROOT", "P_NEXT", "run_until", "inject",
     "COMPACT", "CMPCT", "GETTXN", "BLOCKTXN", "S_HIGH_BW", "S_TRACK", "S_CMPCT_DUPS", "S_GETTXN", "S_TXN_MISSING",
     "S_TXN_BYTES", "S_PAYLOADS", "S_TXN_HELD", "N_UP_BYTES", "N_ROWS", "SL_CONTENT", "SL_NTX", "SL_ROWS", "N_SCALARS",
 ]
@@ -63,9 +63,10 @@ PUSH, ANNOUNCE_FETCH, PUSH_SQRT, COMPACT = 0, 1, 2, 3
 SEEN_PAYLOAD, SEEN_REQUESTED, SEEN_VALID, SEEN_REBUILT = 1, 2, 4, 8
 # Item kinds. A watched message is a message whose validation a reactor sees at the nodes it
 # watches (``WATCH_WATCHED``); the leader sees every message (``WATCH_ALL``). A standby's
-# validations of messages only fill its mempool, which Python reads when it takes over:
-# they are written to the mempool log (``WATCH_LOG``) and the kernel runs on, unless the
-# node also watches the message for a reactor (then it hands back as before).
+# validations of messages only fill its mempool, which Python reads when it takes over (a
+# fork chain's producer: before it makes a block): they are written to the mempool log
+# (``WATCH_LOG``) and the kernel runs on, unless the node also watches the message for a
+# reactor (then it hands back as before).
 ITEM_MSG, ITEM_BLOCK, ITEM_WATCHED = 0, 1, 2
 # A bit of a message's item kind: a censoring node (``WATCH_CENSOR``, a ``censor_nodes``
 # fault, sim/censor.py) withholds it (validates it, but neither forwards nor serves it).
@@ -94,10 +95,11 @@ S_FAIR_SHARE, S_DOWNLOADS, S_CONTROL = 31, 32, 33
 # copies sent (pushes and answers to requests), every protocol. Messages of compact blocks
 # the receiving node held already (not sent again).
 S_HIGH_BW, S_TRACK, S_CMPCT_DUPS, S_GETTXN, S_TXN_MISSING, S_TXN_BYTES, S_PAYLOADS, S_TXN_HELD = range(34, 42)
-# Entries in the mempool log (int64[2, capacity]: a standby's validations in order).
+# Entries in the mempool log (int64[3, capacity]: node, message and time of the logged
+# validations, in order).
 S_LOGGED = 42
 N_SCALARS = 43
-LOG_NODE, LOG_ITEM = 0, 1
+LOG_NODE, LOG_ITEM, LOG_T = 0, 1, 2
 UPLINK_SERIAL, UPLINK_FAIR_SHARE, UPLINK_HELD = 0, 1, 2
 # Rows of the sends array (int64[5, n]): a traffic batch's messages, in send order.
 SEND_T, SEND_NODE, SEND_ITEM, SEND_SIZE, SEND_KIND, SEND_RELAY = range(6)
@@ -868,6 +870,7 @@ def run_until(until: int, max_degree: int,
                 if not notify and (watching & WATCH_LOG) != 0:
                     mempool_log[LOG_NODE, logged] = node
                     mempool_log[LOG_ITEM, logged] = item
+                    mempool_log[LOG_T, logged] = t
                     logged += 1
             else:
                 notify = True

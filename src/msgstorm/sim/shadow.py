@@ -216,7 +216,9 @@ class ShadowNetwork:
         else:
             self.chain = ForkChain(self.ctx, self.gossip, self.links, writer, gas_of, on_commit,
                                    np.random.default_rng(seed.spawn(1)[0]))
-            self.gossip.set_watched(self.chain.producers, self.ctx.watched)
+            # Their validations of messages only fill their mempools: logged by the kernel,
+            # read before a block is made (ForkChain._take_logged).
+            self.gossip.set_watched([], self.ctx.watched, logged=self.chain.producers)
         self._sequencing = isinstance(self.chain, Chain)
         self.controllers = (build_controllers(scenario, ControlHost(self.ctx, self.sequencer, self.chain))
                             if scenario.controllers and isinstance(self.chain, Chain) else [])
