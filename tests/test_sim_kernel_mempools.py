@@ -28,6 +28,7 @@ from msgstorm.history import History, HistoryWriter, read_history
 from msgstorm.history.events import EventKind
 from msgstorm.runner import write_run_row
 from msgstorm.scenario import Scenario, parse_scenario
+from msgstorm.sim.forks import ForkChain
 from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.shadow import ShadowNetwork
 from msgstorm.traffic import generate_traffic
@@ -138,6 +139,56 @@ def test_a_producer_crash_empties_the_same_mempool() -> None:
         PRODUCER_CRASH))
     assert EventKind.NODE_DOWN in history["events"]["kind"]
     assert len(history["blocks"]["block"]) >= 3
+
+
+# A partition (blocks then come without their parents, and nodes fetch them) and an
+# equivocating producer (blocks given straight to its peers, outside the kernel).
+SPLIT_AND_EQUIVOCATE = """
+[[faults]]
+kind = "partition"
+at = "3s"
+duration = "8s"
+groups = [["eu-west"]]
+
+[[faults]]
+kind = "equivocate"
+node = "{node}"
+at = "11s"
+duration = "9s"
+"""
+
+
+def _largest_producer(scenario: Scenario) -> str:
+    """The producer with the largest share (the first drawn) of ``scenario``'s run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = HistoryWriter(Path(tmp) / "history", scenario.history.row_group_size)
+        sim = ShadowNetwork(scenario, writer, np.random.SeedSequence(scenario.run.seed).spawn(2)[1], helper_cpus=0)
+        assert isinstance(sim.chain, ForkChain)
+        name = sim.cluster.names[sim.chain.producers[0]]
+        sim.finish()
+        writer.close()
+    return name
+
+
+def test_views_split_and_equivocated_connect_the_same_blocks() -> None:
+    overrides = ['run.duration="20s"', 'run.drain="4s"', "blocks.producers.confirmations=1"]
+    node = _largest_producer(_scenario("forks", overrides))
+    history = _same_both_ways(_scenario("forks", overrides, SPLIT_AND_EQUIVOCATE.format(node=node)))
+    assert len(history["reorgs"]["depth"]) >= 5
+    blocks = history["blocks"]
+    assert blocks["canonical"].count(False) >= 2
+    # The equivocating producer made twin blocks (one height, one parent, twice).
+    made = list(zip(blocks["parent"], blocks["height"], blocks["producer"], strict=True))
+    assert any(made.count(row) == 2 for row in made if row[2] == node)
+    arrivals = history["block_arrivals"]
+    # Every canonical block made before the last seconds reached every node once the cut
+    # healed (some by a fetch).
+    canonical = {b for b, on, t in zip(blocks["block"], blocks["canonical"], blocks["t_produced"], strict=True)
+                 if on and t < 15_000_000_000}
+    reached = {(b, n) for b, n in zip(arrivals["block"], arrivals["node"], strict=True)}
+    nodes = set(arrivals["node"])
+    assert len(nodes) == 30
+    assert all((b, n) in reached for b in canonical for n in nodes)
 
 
 def test_losing_the_producers_log_changes_the_history(monkeypatch: pytest.MonkeyPatch) -> None:
