@@ -83,6 +83,8 @@ __all__ = ["ForkChain", "pick_producers", "producer_shares"]
 
 GENESIS = 0
 _FIRST_BLOCKS = 64  # rows of ``holds`` before the first doubling
+# holds[block, node]: not seen; held with its whole branch; received, waiting for its parent.
+_NOT_HELD, _HELD, _WAITING = 0, 1, 2
 
 
 def pick_producers(spec: ProducersSpec, names: list[str], rng: np.random.Generator) -> list[int]:
@@ -143,9 +145,10 @@ class ForkChain:
         self.included: dict[int, list[int]] = {}  # message -> blocks that include it
         # Each node's view: its tip, the blocks it connected, blocks waiting for a parent.
         self.tip = [GENESIS] * n
-        # holds[block, node] and parent_of[block], with room for blocks to come (_room_for).
+        # holds[block, node] (_NOT_HELD, _HELD, _WAITING: in ``received``) and parent_of[block],
+        # with room for blocks to come (_room_for).
         self.holds = np.zeros((_FIRST_BLOCKS, n), dtype=np.uint8)
-        self.holds[GENESIS, :] = 1
+        self.holds[GENESIS, :] = _HELD
         self.parent_of = np.full(_FIRST_BLOCKS, GENESIS, dtype=np.int64)
         self.block_contents: dict[int, BlockContents] = {}  # compact relay: each block's messages and sizes
         self.waiting: dict[tuple[int, int], list[int]] = {}  # (node, parent) -> blocks waiting for it
@@ -335,7 +338,7 @@ class ForkChain:
             assert self.votes is not None
             self.votes.received(t, node, block)
             return
-        if not self.holds[block, node] and (node, block) not in self.received:
+        if self.holds[block, node] == _NOT_HELD:
             self._arrive(t, node, block, sender)
 
     def _arrive(self, t: int, node: int, block: int, sender: int) -> None:
@@ -344,12 +347,13 @@ class ForkChain:
                 or (self.votes is not None and len(self.votes.cast) >= FLUSH_ROWS)):
             self._flush_rows()
         parent = self.parent[block]
-        if self.holds[parent, node]:
+        if self.holds[parent, node] == _HELD:
             self._connect(t, node, block)
             return
         # The parent is missing (it went round a partition, or is still on its way): the
         # block waits for it, and the node asks the sender, which holds the whole branch.
         self.received.add((node, block))
+        self.holds[block, node] = _WAITING
         self.waiting.setdefault((node, parent), []).append(block)
         if (node, parent) not in self.received and (node, parent) not in self.fetching and sender >= 0:
             self._fetch(t, node, parent, sender)
@@ -368,7 +372,7 @@ class ForkChain:
 
     def _fetched(self, t: int, node: int, block: int, sender: int, _d: int) -> None:
         self.fetching.discard((node, block))
-        if self.ctx.cluster.up[node] and not self.holds[block, node] and (node, block) not in self.received:
+        if self.ctx.cluster.up[node] and self.holds[block, node] == _NOT_HELD:
             self._arrive(t, node, block, sender)
 
     def _connect(self, t: int, node: int, block: int) -> None:
@@ -377,7 +381,7 @@ class ForkChain:
         while pending:
             block = pending.pop()
             self.received.discard((node, block))
-            self.holds[block, node] = 1
+            self.holds[block, node] = _HELD
             old = self.tip[node]
             if self.block_height[block] > self.block_height[old]:
                 if self.parent[block] != old:

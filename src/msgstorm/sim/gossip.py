@@ -563,8 +563,8 @@ class GossipState:
 
     def view_blocks(self, parent: np.ndarray, holds: np.ndarray) -> None:
         """A fork chain's block tree, shared with the kernel: ``parent[block]`` (int64) and
-        ``holds[block, node]`` (uint8, 1 where the node's view holds the block's whole
-        branch). From then on the kernel logs a block validation that only connects the
+        ``holds[block, node]`` (uint8: 1 where the node's view holds the block's whole
+        branch, 2 where the block waits there for its parent, else 0). From then on the kernel logs a block validation that only connects the
         block (``k.S_LOG_BLOCKS``) and writes ``holds`` itself; called again whenever the
         chain replaces either array (it grows them as blocks are made)."""
         self.block_parent, self.block_holds = parent, holds

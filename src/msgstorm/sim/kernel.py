@@ -675,9 +675,10 @@ def run_until(until: int, max_degree: int,
     A message validated at a ``WATCH_LOG`` node that does not hand it back is appended to
     ``mempool_log`` (S_LOGGED entries).
     With ``S_LOG_BLOCKS`` set, a block validated at a node that holds its parent's branch
-    (``block_holds[block_parent[block], node]``; genesis is block 0) is held there from
-    then on and logged instead of handed back; one the node holds already is dropped (the
-    fork chain would ignore it). Any other block (parent missing, or a vote's item id past
+    (``block_holds[block_parent[block], node] == 1``; genesis is block 0) is held there
+    from then on and logged instead of handed back; one the node holds or keeps waiting
+    for its parent already (``block_holds`` 1 or 2) is dropped (the fork chain would
+    ignore it). Any other block (parent missing, or a vote's item id past
     ``block_parent``) hands back: Python asks for the parent.
     With ``S_TRACK`` set, a node's validation of a message sets its bit in ``held[node]``
     (compact relay rebuilds blocks from them; ``contents`` lists the blocks' messages).
@@ -888,7 +889,7 @@ def run_until(until: int, max_degree: int,
                 # view holds, or connect one whose parent's branch it holds (logged, and
                 # applied in order when the kernel returns).
                 if block_holds[item, node] == 0:
-                    if block_holds[block_parent[item], node] != 0:
+                    if block_holds[block_parent[item], node] == 1:
                         block_holds[item, node] = 1
                         mempool_log[LOG_NODE, logged] = node
                         mempool_log[LOG_ITEM, logged] = item
