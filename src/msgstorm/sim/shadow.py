@@ -351,6 +351,10 @@ class ShadowNetwork:
                         logged_t = fork_chain.take_logged()
                         if logged_t > self.now:
                             self.now = logged_t
+                        # Few kernel runs now (one per Python event): stream delivery rows
+                        # by their count, not only every 1,024 runs.
+                        if gossip.delivered_rows >= FLUSH_ROWS:
+                            self.flush_deliveries()
                     if found is not None:
                         self.now = found[0]
                         self._on_validated(*found)
