@@ -8,11 +8,15 @@ Run by hand, not in CI:
     python benchmarks/networks.py              # 6,000 nodes, the preset's 5 hours (38 blocks)
     python benchmarks/networks.py --quick      # 6,000 nodes, 1 hour (about 6 blocks)
     python benchmarks/networks.py --nodes 10000 --keep DIR
+    python benchmarks/networks.py --cold       # an empty numba cache: the first run after install
+    python benchmarks/networks.py --set 'blocks.header_size=1000000'   # any scenario override
 
 Blocks: every node mines (``[blocks.producers]``, proof of work), one block every 10 minutes
 over the network. The wall time is the process's, started fresh; CPU time and peak RSS are
 what the kernel reports for the child (``wait4``): on a shared machine CPU time is the
-steadier of the two. A warm numba cache is assumed (run once before timing after a code change).
+steadier of the two. A warm numba cache is assumed (run once before timing after a code
+change); ``--cold`` points the run at an empty ``NUMBA_CACHE_DIR`` instead, so it compiles
+every loop it uses, as the first run after install does.
 """
 
 from __future__ import annotations
@@ -32,9 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PRESET = ROOT / "examples" / "bitcoin.toml"
 
 
-def timed(command: list[str], cwd: Path) -> tuple[float, float, float]:
+def timed(command: list[str], cwd: Path, extra_env: dict[str, str]) -> tuple[float, float, float]:
     """Run ``command``; its wall time (s), CPU time (user + sys, s) and peak RSS (MB)."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | extra_env
     if env.get("PYTHONPATH"):  # the child runs elsewhere: keep a relative PYTHONPATH=src meaning this tree
         env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) for p in env["PYTHONPATH"].split(os.pathsep))
     start = time.perf_counter()
@@ -66,19 +70,27 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="1 hour of virtual time (about 6 blocks)")
     parser.add_argument("--nodes", type=int, default=6000, help="network.total_nodes (and one miner per node)")
     parser.add_argument("--keep", type=Path, help="keep the run in this directory")
+    parser.add_argument("--cold", action="store_true", help="an empty numba cache (every loop compiled)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a further scenario override (after the ones above), as msgstorm run --set")
     args = parser.parse_args()
     duration = "1h" if args.quick else "5h"
     work = Path(tempfile.mkdtemp(prefix="msgstorm-networks-"))
+    extra_env = {"NUMBA_CACHE_DIR": str(work / "numba-cache")} if args.cold else {}
     try:
-        overrides = [f'run.duration="{duration}"', f"network.total_nodes={args.nodes}", f"agents.0.count={args.nodes}"]
+        overrides = [f'run.duration="{duration}"', f"network.total_nodes={args.nodes}", f"agents.0.count={args.nodes}",
+                     *args.set]
         command = [sys.executable, "-c", "from msgstorm.cli import main; main()", "run", str(PRESET), "-q",
                    "--out", "run", "--overwrite"]
         for override in overrides:
             command += ["--set", override]
-        wall, cpu, rss = timed(command, work)
+        wall, cpu, rss = timed(command, work, extra_env)
         blocks, stale = arrivals(work / "run")
         every = np.concatenate(blocks)
-        print(f"msgstorm run examples/bitcoin.toml, {args.nodes:,} nodes, {duration}: {len(blocks)} blocks, "
+        cache = "an empty numba cache" if args.cold else "a warm numba cache"
+        if args.set:
+            cache += ", --set " + " ".join(args.set)
+        print(f"msgstorm run examples/bitcoin.toml, {args.nodes:,} nodes, {duration}, {cache}: {len(blocks)} blocks, "
               f"{stale} stale, wall {wall:.1f} s, CPU {cpu:.1f} s, peak RSS {rss:.0f} MB")
         print(f"block arrival: median {np.median(every):.2f} s, p90 {np.percentile(every, 90):.2f} s, "
               f"every node (mean over blocks) {np.mean([b.max() for b in blocks]):.2f} s; "

@@ -143,6 +143,12 @@ class _Gossip:
     def inject(self, t: int, node: int, item: int, kind: int, size: int, contents: object = None) -> None:
         self.injected.append((t, node, item))
 
+    def drain_mempool_log(self) -> list[tuple[int, int, int, int]]:
+        return []  # the test hands every validation to ``saw`` itself
+
+    def view_blocks(self, parent: object, holds: object) -> None:
+        """The test hands every block to ``validated_block`` itself."""
+
 
 def _hand_chain(scenario_from, tmp_path: Path) -> tuple[ForkChain, HistoryWriter, list[list[Any]]]:
     scenario = scenario_from(HAND)

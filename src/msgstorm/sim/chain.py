@@ -196,7 +196,7 @@ class Chain:
     def _take_logged(self) -> None:
         """The standbys' validations the gossip kernel logged (``GossipState.set_watched``)
         go into their mempools, in order; before anything reads or replaces a mempool."""
-        for node, m in self.gossip.drain_mempool_log():
+        for node, m, _t, _kind in self.gossip.drain_mempool_log():
             self._into_mempool(node, m)
 
     def _into_mempool(self, node: int, m: int) -> None:

@@ -31,6 +31,14 @@ A node whose view agrees with the canonical chain only up to more than
 ``desync.max_height_gap`` blocks below its top, for ``desync.min_duration``, is
 desynchronised (a view on a losing branch counts from the fork on).
 
+The views' ``holds`` and the blocks' parents are arrays the gossip kernel shares
+(``GossipState.view_blocks``): a block validated at a node that holds its parent's branch
+only connects there, so the kernel marks it held and logs it, and ``take_logged`` applies
+the log in order after every kernel run (a view's tip, reorgs, finalisation, desync), as
+if each had come back one by one; a block whose parent the node lacks comes back at once
+(the node asks a peer for the parent). ``kernel_blocks=False`` (votes, or the reference
+the tests compare with) hands every block back.
+
 Every block is one of ``block`` ids 1, 2, ... (0 is the genesis block every node holds);
 a message's ``block`` column is the block that committed it (or first included it).
 Lifecycle: built once per run; ``start`` draws the first block; ``close`` writes the
@@ -75,6 +83,9 @@ from msgstorm.sim.votes import VOTE_ITEM_BASE, VoteBook
 __all__ = ["ForkChain", "pick_producers", "producer_shares"]
 
 GENESIS = 0
+_FIRST_BLOCKS = 64  # rows of ``holds`` before the first doubling
+# holds[block, node]: not seen; held with its whole branch; received, waiting for its parent.
+_NOT_HELD, _HELD, _WAITING = 0, 1, 2
 
 
 def pick_producers(spec: ProducersSpec, names: list[str], rng: np.random.Generator) -> list[int]:
@@ -103,7 +114,7 @@ def producer_shares(spec: ProducersSpec, count: int, rng: np.random.Generator) -
 class ForkChain:
     def __init__(self, ctx: SimContext, gossip: GossipState, links: LinkState, writer: HistoryWriter,
                  gas_of: list[int], on_commit: Callable[[int, list[list[Any]]], None] | None,
-                 rng: np.random.Generator) -> None:
+                 rng: np.random.Generator, kernel_blocks: bool = True) -> None:
         spec = ctx.scenario.blocks.producers
         assert spec is not None
         self.ctx = ctx
@@ -135,7 +146,11 @@ class ForkChain:
         self.included: dict[int, list[int]] = {}  # message -> blocks that include it
         # Each node's view: its tip, the blocks it connected, blocks waiting for a parent.
         self.tip = [GENESIS] * n
-        self.holds: list[bytearray] = [bytearray(b"\x01" * n)]  # holds[block][node]
+        # holds[block, node] (_NOT_HELD, _HELD, _WAITING: in ``received``) and parent_of[block],
+        # with room for blocks to come (_room_for).
+        self.holds = np.zeros((_FIRST_BLOCKS, n), dtype=np.uint8)
+        self.holds[GENESIS, :] = _HELD
+        self.parent_of = np.full(_FIRST_BLOCKS, GENESIS, dtype=np.int64)
         self.block_contents: dict[int, BlockContents] = {}  # compact relay: each block's messages and sizes
         self.waiting: dict[tuple[int, int], list[int]] = {}  # (node, parent) -> blocks waiting for it
         self.received: set[tuple[int, int]] = set()  # (node, block) received, its parent missing
@@ -155,6 +170,9 @@ class ForkChain:
         self.votes = (VoteBook(ctx, gossip, links, self.producers, shares, spec.vote_size,
                                self.block_height.__getitem__, self._finalized_by_votes)
                       if spec.finality == "votes" else None)
+        self.kernel_blocks = kernel_blocks and self.votes is None
+        if self.kernel_blocks:
+            gossip.view_blocks(self.parent_of, self.holds)
 
     def start(self) -> None:
         self._schedule(0)
@@ -168,6 +186,7 @@ class ForkChain:
 
     def _produce(self, t: int, node: int, _b: int, _c: int, _d: int) -> None:
         self._schedule(t)
+        self.take_logged()
         ctx = self.ctx
         if not ctx.cluster.up[node]:
             return  # a producer that is down makes nothing: its turn (or its work) is lost
@@ -181,7 +200,7 @@ class ForkChain:
         self.t_produced.append(t)
         self.size_of.append(size)
         self.contents.append(take)
-        self.holds.append(bytearray(ctx.cluster.size))
+        self._room_for(block, parent)
         if self.gossip.wants_contents:  # compact relay: what peers rebuild the block from
             self.block_contents[block] = ctx.msgs.contents(take)
         live = ctx.msgs.live
@@ -205,6 +224,20 @@ class ForkChain:
         top = len(self.canonical) - 1
         self.desync.check(t, top, [self._agreed(v) for v in range(ctx.cluster.size)], ctx.cluster.up)
 
+    def _room_for(self, block: int, parent: int) -> None:
+        """A new block's row of ``holds`` (no node yet) and its parent; the arrays double
+        when full (the kernel gets the new ones)."""
+        if block >= self.parent_of.shape[0]:
+            rows = 2 * self.parent_of.shape[0]
+            holds = np.zeros((rows, self.holds.shape[1]), dtype=np.uint8)
+            holds[:block] = self.holds[:block]
+            parent_of = np.full(rows, GENESIS, dtype=np.int64)
+            parent_of[:block] = self.parent_of[:block]
+            self.holds, self.parent_of = holds, parent_of
+            if self.kernel_blocks:
+                self.gossip.view_blocks(self.parent_of, self.holds)
+        self.parent_of[block] = parent
+
     def _equivocate(self, t: int, node: int, block: int, gas: int) -> None:
         """A second block on ``block``'s parent with the same messages in reverse order; the
         first half of the producer's peers get ``block``, the rest the second (its own view
@@ -217,7 +250,7 @@ class ForkChain:
         self.t_produced.append(t)
         self.size_of.append(self.size_of[block])
         self.contents.append(take)
-        self.holds.append(bytearray(self.ctx.cluster.size))
+        self._room_for(twin, parent)
         first = self.block_contents.get(block)
         if first is not None:
             self.block_contents[twin] = BlockContents(first.msg_ids[::-1].copy(), first.sizes[::-1].copy())
@@ -306,7 +339,7 @@ class ForkChain:
             assert self.votes is not None
             self.votes.received(t, node, block)
             return
-        if not self.holds[block][node] and (node, block) not in self.received:
+        if self.holds[block, node] == _NOT_HELD:
             self._arrive(t, node, block, sender)
 
     def _arrive(self, t: int, node: int, block: int, sender: int) -> None:
@@ -315,12 +348,13 @@ class ForkChain:
                 or (self.votes is not None and len(self.votes.cast) >= FLUSH_ROWS)):
             self._flush_rows()
         parent = self.parent[block]
-        if self.holds[parent][node]:
+        if self.holds[parent, node] == _HELD:
             self._connect(t, node, block)
             return
         # The parent is missing (it went round a partition, or is still on its way): the
         # block waits for it, and the node asks the sender, which holds the whole branch.
         self.received.add((node, block))
+        self.holds[block, node] = _WAITING
         self.waiting.setdefault((node, parent), []).append(block)
         if (node, parent) not in self.received and (node, parent) not in self.fetching and sender >= 0:
             self._fetch(t, node, parent, sender)
@@ -339,7 +373,7 @@ class ForkChain:
 
     def _fetched(self, t: int, node: int, block: int, sender: int, _d: int) -> None:
         self.fetching.discard((node, block))
-        if self.ctx.cluster.up[node] and not self.holds[block][node] and (node, block) not in self.received:
+        if self.ctx.cluster.up[node] and self.holds[block, node] == _NOT_HELD:
             self._arrive(t, node, block, sender)
 
     def _connect(self, t: int, node: int, block: int) -> None:
@@ -348,7 +382,7 @@ class ForkChain:
         while pending:
             block = pending.pop()
             self.received.discard((node, block))
-            self.holds[block][node] = 1
+            self.holds[block, node] = _HELD
             old = self.tip[node]
             if self.block_height[block] > self.block_height[old]:
                 if self.parent[block] != old:
@@ -461,8 +495,28 @@ class ForkChain:
     # --- what the network tells it --------------------------------------------------------------
 
     def saw(self, t: int, node: int, m: int) -> None:
-        """Producer ``node`` validated message ``m`` at ``t``: it goes into that node's
-        mempool (``t_received``: the first producer's)."""
+        """Producer ``node`` validated message ``m`` at ``t`` (handed back because a reactor
+        or the queue policy watches it there): it goes into that node's mempool, after what
+        the kernel logged before."""
+        self.take_logged()
+        self._into_mempool(t, node, m)
+
+    def take_logged(self) -> int:
+        """What the gossip kernel logged, in order: the producers' validations of messages
+        go into their mempools (``GossipState.set_watched``), blocks connect to the views
+        (``GossipState.view_blocks``). ``ShadowNetwork`` calls it after every kernel run,
+        and so does anything here that reads a mempool or a message's state first. Returns
+        the last logged time (-1: none)."""
+        t = -1
+        for node, item, t, kind in self.gossip.drain_mempool_log():
+            if kind == ITEM_BLOCK:
+                self._arrive(t, node, item, -1)  # its parent's branch is held: it connects
+            else:
+                self._into_mempool(t, node, item)
+        return t
+
+    def _into_mempool(self, t: int, node: int, m: int) -> None:
+        """``m`` into ``node``'s mempool (``t_received``: the first producer's)."""
         live = self.ctx.msgs.live
         record = live.get(m)
         if record is None:
@@ -476,6 +530,7 @@ class ForkChain:
             self.mempool[node] = [m for m in pool if m in live]
 
     def node_down(self, node: int) -> None:
+        self.take_logged()
         if node in self.mempool:
             self.mempool[node] = []
 
@@ -487,6 +542,7 @@ class ForkChain:
 
     def busy(self) -> bool:
         """Messages wait in mempools or in blocks not yet deep enough, and blocks still come."""
+        self.take_logged()
         return any(record[WHERE] in (QUEUED, IN_BLOCK) for record in self.ctx.msgs.live.values())
 
     # --- the end -----------------------------------------------------------------------------
@@ -514,6 +570,7 @@ class ForkChain:
 
     def close(self, t_end: int) -> None:
         """At the end: open desync episodes close; the blocks table, and the rows still gathered."""
+        self.take_logged()
         top = len(self.canonical) - 1
         self.desync.close(t_end, [top - self._agreed(node) for node in range(self.ctx.cluster.size)])
         self._flush_rows()

@@ -177,11 +177,14 @@ class GossipState:
         self.deliveries = np.zeros((4, _DELIVERY_BLOCK), dtype=np.int64)
         self.delivered: list[np.ndarray] = []
         self.delivered_rows = 0  # rows taken out of the kernel buffer, not yet written
-        # The standbys' validations the kernel logged rather than handed back (see
-        # ``set_watched``), in order: the kernel's buffer, and what was taken out of it.
-        self.mempool_log = np.zeros((2, _LOG_BLOCK), dtype=np.int64)
+        # The validations the kernel logged rather than handed back (see ``set_watched``),
+        # in order: the kernel's buffer, and what was taken out of it.
+        self.mempool_log = np.zeros((4, _LOG_BLOCK), dtype=np.int64)
         self.mempool_logged: list[np.ndarray] = []
         self.log_mempools = True
+        # A fork chain's block tree as the kernel reads it (``view_blocks``): none until then.
+        self.block_parent = np.zeros(0, dtype=np.int64)
+        self.block_holds = np.zeros((0, 0), dtype=np.uint8)
         self.t_next = -1  # time of the next receipt event, -1 when there is none
         self.sends = np.zeros((6, 0), dtype=np.int64)
         # Called once before the kernel's first call: waits for a helper process compiling
@@ -369,7 +372,8 @@ class GossipState:
                       self.slots, self.seen, self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,
                       self.fwd_model, self.fwd_param, self.topology.link_samples.array, self.uniform, self.processing,
                       self.ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries,
-                      self.mempool_log, self.sends, self.order, self.held, self.contents)
+                      self.mempool_log, self.sends, self.order, self.held, self.contents, self.block_parent,
+                      self.block_holds)
 
     def _refill_uniform(self) -> None:
         rest = self.uniform[self.scalars[k.S_UNIF]:]
@@ -435,15 +439,19 @@ class GossipState:
             self.mempool_logged.append(self.mempool_log[:, :count].copy())
         self.scalars[k.S_LOGGED] = 0
 
-    def drain_mempool_log(self) -> list[tuple[int, int]]:
-        """The standbys' validations logged since the last call, in order: ``(node, msg)``."""
+    def drain_mempool_log(self) -> list[tuple[int, int, int, int]]:
+        """The validations logged since the last call, in order: ``(node, item, t_ns, kind)``
+        (``kind``: ``k.ITEM_BLOCK`` for a block, else the message's item kind)."""
+        if not self.mempool_logged and self.scalars[k.S_LOGGED] == 0:
+            return []
         self._take_mempool_log()
         taken = self.mempool_logged
         if not taken:
             return []
         self.mempool_logged = []
         rows = np.concatenate(taken, axis=1) if len(taken) > 1 else taken[0]
-        return list(zip(rows[k.LOG_NODE].tolist(), rows[k.LOG_ITEM].tolist()))
+        return list(zip(rows[k.LOG_NODE].tolist(), rows[k.LOG_ITEM].tolist(), rows[k.LOG_T].tolist(),
+                        rows[k.LOG_KIND].tolist()))
 
     def drain_deliveries(self) -> np.ndarray:
         """Recorded deliveries since the last call: int64[4, n] (msg, node, t, hops)."""
@@ -539,9 +547,9 @@ class GossipState:
         self.nodes[k.N_COLOUR, :] = colour
 
     def set_watched(self, nodes: list[int], reactor_nodes: Iterable[int] = (), logged: Iterable[int] = ()) -> None:
-        """The nodes whose validations come back to Python: ``nodes`` (the leader, a fork
-        chain's producers) for every message, ``reactor_nodes`` for watched messages only;
-        ``logged`` (the standbys) log the rest of their message validations for
+        """The nodes whose validations come back to Python: ``nodes`` (the leader) for every
+        message, ``reactor_nodes`` for watched messages only; ``logged`` (the standbys, a
+        fork chain's producers) log the rest of their message validations for
         ``drain_mempool_log`` (with ``log_mempools`` False they hand back every message too,
         the reference the tests compare with). Whatever was logged before stays to be drained.
         A censoring node stays one."""
@@ -552,6 +560,16 @@ class GossipState:
             self.watch[node] |= k.WATCH_WATCHED
         for node in nodes:
             self.watch[node] |= k.WATCH_ALL
+
+    def view_blocks(self, parent: np.ndarray, holds: np.ndarray) -> None:
+        """A fork chain's block tree, shared with the kernel: ``parent[block]`` (int64) and
+        ``holds[block, node]`` (uint8: 1 where the node's view holds the block's whole
+        branch, 2 where the block waits there for its parent, else 0). From then on the kernel logs a block validation that only connects the
+        block (``k.S_LOG_BLOCKS``) and writes ``holds`` itself; called again whenever the
+        chain replaces either array (it grows them as blocks are made)."""
+        self.block_parent, self.block_holds = parent, holds
+        self.scalars[k.S_LOG_BLOCKS] = 1
+        self._bind()
 
     def set_censoring(self, node: int, on: bool) -> None:
         """A node withholds censorable items (``k.ITEM_CENSORABLE``) from now on, or no longer."""

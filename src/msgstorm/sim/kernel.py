@@ -45,9 +45,9 @@ __all__ = [
     "S_STRIDE", "S_NOW", "S_STEPS", "S_NT", "S_NNODE", "S_NSLOT", "S_NSENDER", "S_NHOPS",
     "S_NDEG", "S_RECEIPTS", "S_BLOCK_RECEIPTS", "S_NEXT", "S_NITEM", "S_NKIND",
     "S_IDX_BITS", "S_SEQ_LIMIT", "S_ROWS", "S_ORDER_SEED", "S_TIMEOUT", "S_ANNOUNCES", "S_REQUESTS",
-    "S_FALLBACKS", "S_FAIR_SHARE", "S_DOWNLOADS", "S_CONTROL", "S_LOGGED", "LOG_NODE", "LOG_ITEM", "UPLINK_SERIAL", "UPLINK_FAIR_SHARE", "UPLINK_HELD", "ANNOUNCE", "REQUEST", "TIMEOUT", "PUSH", "ANNOUNCE_FETCH", "PUSH_SQRT", "SEND_RELAY", "ROOT", "P_NEXT", "run_until", "inject",
+    "S_FALLBACKS", "S_FAIR_SHARE", "S_DOWNLOADS", "S_CONTROL", "S_LOGGED", "LOG_NODE", "LOG_ITEM", "LOG_T", "UPLINK_SERIAL", "UPLINK_FAIR_SHARE", "UPLINK_HELD", "ANNOUNCE", "REQUEST", "TIMEOUT", "PUSH", "ANNOUNCE_FETCH", "PUSH_SQRT", "SEND_RELAY", "ROOT", "P_NEXT", "run_until", "inject",
     "COMPACT", "CMPCT", "GETTXN", "BLOCKTXN", "S_HIGH_BW", "S_TRACK", "S_CMPCT_DUPS", "S_GETTXN", "S_TXN_MISSING",
-    "S_TXN_BYTES", "S_PAYLOADS", "S_TXN_HELD", "N_UP_BYTES", "N_ROWS", "SL_CONTENT", "SL_NTX", "SL_ROWS", "N_SCALARS",
+    "S_TXN_BYTES", "S_PAYLOADS", "S_TXN_HELD", "S_LOG_BLOCKS", "LOG_KIND", "N_UP_BYTES", "N_ROWS", "SL_CONTENT", "SL_NTX", "SL_ROWS", "N_SCALARS",
 ]
 
 # Event types: a payload received, validated; and the relay protocols' events (below):
@@ -63,9 +63,10 @@ PUSH, ANNOUNCE_FETCH, PUSH_SQRT, COMPACT = 0, 1, 2, 3
 SEEN_PAYLOAD, SEEN_REQUESTED, SEEN_VALID, SEEN_REBUILT = 1, 2, 4, 8
 # Item kinds. A watched message is a message whose validation a reactor sees at the nodes it
 # watches (``WATCH_WATCHED``); the leader sees every message (``WATCH_ALL``). A standby's
-# validations of messages only fill its mempool, which Python reads when it takes over:
-# they are written to the mempool log (``WATCH_LOG``) and the kernel runs on, unless the
-# node also watches the message for a reactor (then it hands back as before).
+# validations of messages only fill its mempool, which Python reads when it takes over (a
+# fork chain's producer: before it makes a block): they are written to the mempool log
+# (``WATCH_LOG``) and the kernel runs on, unless the node also watches the message for a
+# reactor (then it hands back as before).
 ITEM_MSG, ITEM_BLOCK, ITEM_WATCHED = 0, 1, 2
 # A bit of a message's item kind: a censoring node (``WATCH_CENSOR``, a ``censor_nodes``
 # fault, sim/censor.py) withholds it (validates it, but neither forwards nor serves it).
@@ -94,10 +95,14 @@ S_FAIR_SHARE, S_DOWNLOADS, S_CONTROL = 31, 32, 33
 # copies sent (pushes and answers to requests), every protocol. Messages of compact blocks
 # the receiving node held already (not sent again).
 S_HIGH_BW, S_TRACK, S_CMPCT_DUPS, S_GETTXN, S_TXN_MISSING, S_TXN_BYTES, S_PAYLOADS, S_TXN_HELD = range(34, 42)
-# Entries in the mempool log (int64[2, capacity]: a standby's validations in order).
+# Entries in the mempool log (int64[4, capacity]: node, item, time and item kind of the
+# logged validations, in order).
 S_LOGGED = 42
-N_SCALARS = 43
-LOG_NODE, LOG_ITEM = 0, 1
+# 1: a fork chain's block validations are logged too, where Python would only connect the
+# block to the node's view (``block_holds``: the node holds the parent's whole branch).
+S_LOG_BLOCKS = 43
+N_SCALARS = 44
+LOG_NODE, LOG_ITEM, LOG_T, LOG_KIND = 0, 1, 2, 3
 UPLINK_SERIAL, UPLINK_FAIR_SHARE, UPLINK_HELD = 0, 1, 2
 # Rows of the sends array (int64[5, n]): a traffic batch's messages, in send order.
 SEND_T, SEND_NODE, SEND_ITEM, SEND_SIZE, SEND_KIND, SEND_RELAY = range(6)
@@ -661,7 +666,7 @@ def run_until(until: int, max_degree: int,
               processing: np.ndarray, ns_per_byte: np.ndarray,
               deg_nodes: np.ndarray, deg_params: np.ndarray,
               deliveries: np.ndarray, mempool_log: np.ndarray, sends: np.ndarray, order: np.ndarray,
-              held: np.ndarray, contents: np.ndarray) -> int:
+              held: np.ndarray, contents: np.ndarray, block_parent: np.ndarray, block_holds: np.ndarray) -> int:
     """Run kernel events with time < ``until``; stop early to report a watched validation.
 
     Sends ``S_SEND_I`` .. ``S_SEND_END - 1`` of ``sends`` (Python allows a range when
@@ -669,6 +674,12 @@ def run_until(until: int, max_degree: int,
     same time, as ``ShadowNetwork`` orders them; a send from a node that is down is lost.
     A message validated at a ``WATCH_LOG`` node that does not hand it back is appended to
     ``mempool_log`` (S_LOGGED entries).
+    With ``S_LOG_BLOCKS`` set, a block validated at a node that holds its parent's branch
+    (``block_holds[block_parent[block], node] == 1``; genesis is block 0) is held there
+    from then on and logged instead of handed back; one the node holds or keeps waiting
+    for its parent already (``block_holds`` 1 or 2) is dropped (the fork chain would
+    ignore it). Any other block (parent missing, or a vote's item id past
+    ``block_parent``) hands back: Python asks for the parent.
     With ``S_TRACK`` set, a node's validation of a message sets its bit in ``held[node]``
     (compact relay rebuilds blocks from them; ``contents`` lists the blocks' messages).
     Returns DONE, NOTIFY (the event is described in S_NT..S_NHOPS), or a NEED_*/FULL code
@@ -708,6 +719,8 @@ def run_until(until: int, max_degree: int,
     n_deliveries = deliveries.shape[1]
     logged = scalars[S_LOGGED]
     n_log = mempool_log.shape[1]
+    log_blocks = scalars[S_LOG_BLOCKS]
+    n_blocks = block_parent.shape[0]
     send_i = scalars[S_SEND_I]
     send_end = scalars[S_SEND_END]
     code = DONE
@@ -868,7 +881,23 @@ def run_until(until: int, max_degree: int,
                 if not notify and (watching & WATCH_LOG) != 0:
                     mempool_log[LOG_NODE, logged] = node
                     mempool_log[LOG_ITEM, logged] = item
+                    mempool_log[LOG_T, logged] = t
+                    mempool_log[LOG_KIND, logged] = kind
                     logged += 1
+            elif log_blocks != 0 and item < n_blocks:
+                # What ForkChain.validated_block would do without a fetch: skip a block the
+                # view holds, or connect one whose parent's branch it holds (logged, and
+                # applied in order when the kernel returns).
+                if block_holds[item, node] == 0:
+                    if block_holds[block_parent[item], node] == 1:
+                        block_holds[item, node] = 1
+                        mempool_log[LOG_NODE, logged] = node
+                        mempool_log[LOG_ITEM, logged] = item
+                        mempool_log[LOG_T, logged] = t
+                        mempool_log[LOG_KIND, logged] = ITEM_BLOCK
+                        logged += 1
+                    else:
+                        notify = True
             else:
                 notify = True
             if slots[SL_FORWARD, slot] != 0 and not withheld:

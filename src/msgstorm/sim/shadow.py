@@ -119,8 +119,8 @@ class ShadowNetwork:
     ) -> None:
         """``compiled_solo=False`` keeps a one-node network in the Python loop (the tests
         compare the two loops); ``kernel_mempools=False`` hands every validation at a
-        standby back to Python instead of logging it in the gossip kernel (the tests compare
-        the two as well). ``helper_cpus`` is how many CPUs a helper compiling the loop may
+        standby or a fork chain's producer, and every block at every node, back to Python
+        instead of logging it in the gossip kernel (the tests compare the two as well). ``helper_cpus`` is how many CPUs a helper compiling the loop may
         count on (``sim/warm.py``; default: as the OS says, 0: no helper)."""
         self.scenario = scenario
         self.writer = writer
@@ -215,8 +215,10 @@ class ShadowNetwork:
                                on_commit)
         else:
             self.chain = ForkChain(self.ctx, self.gossip, self.links, writer, gas_of, on_commit,
-                                   np.random.default_rng(seed.spawn(1)[0]))
-            self.gossip.set_watched(self.chain.producers, self.ctx.watched)
+                                   np.random.default_rng(seed.spawn(1)[0]), kernel_blocks=kernel_mempools)
+            # Their validations of messages only fill their mempools: logged by the kernel
+            # (ForkChain.take_logged, after every kernel run).
+            self.gossip.set_watched([], self.ctx.watched, logged=self.chain.producers)
         self._sequencing = isinstance(self.chain, Chain)
         self.controllers = (build_controllers(scenario, ControlHost(self.ctx, self.sequencer, self.chain))
                             if scenario.controllers and isinstance(self.chain, Chain) else [])
@@ -305,6 +307,7 @@ class ShadowNetwork:
         # The kernel starts gossip of each send itself unless a send needs Python: a node
         # without peers validates alone (LoneCpu), suspended senders hold theirs.
         kernel_sends = not any(cluster.isolated)
+        fork_chain = self.chain if isinstance(self.chain, ForkChain) else None
         try:
             while True:
                 if si >= sn and not traffic_done:
@@ -343,6 +346,15 @@ class ShadowNetwork:
                             gossip.allow_sends(sent, sent)
                             self._mark_sent(first_id, send_t, si, sent)
                             si = sent
+                    if fork_chain is not None:
+                        # What the kernel logged comes first, as if each had come back alone.
+                        logged_t = fork_chain.take_logged()
+                        if logged_t > self.now:
+                            self.now = logged_t
+                        # Few kernel runs now (one per Python event): stream delivery rows
+                        # by their count, not only every 1,024 runs.
+                        if gossip.delivered_rows >= FLUSH_ROWS:
+                            self.flush_deliveries()
                     if found is not None:
                         self.now = found[0]
                         self._on_validated(*found)
