@@ -132,7 +132,7 @@ def gossip_split() -> Split:
                     nodes=I64_2D, slots=I64_2D, seen=U8_2D, free_slots=I64, watch=U8, fwd_ptr=I64, fwd_idx=I64,
                     fwd_base=I64, fwd_model=I64, fwd_param=F64, samples=I64, uniform=F64, processing=I64,
                     ns_per_byte=F64_2D, deg_nodes=U8_2D, deg_params=F64_2D, deliveries=I64_2D, mempool_log=I64_2D,
-                    sends=I64_2D, order=I64, held=U8_2D, contents=I64_2D),
+                    sends=I64_2D, order=I64, held=U8_2D, contents=I64_2D, hop_log=I64_2D),
         ),
         here=(
             Loop.of(link_model.link_delay, base=INT, code=INT, param=FLOAT, uniform=F64, unif=INT, samples=I64),
