@@ -30,10 +30,11 @@ import numpy as np
 
 from msgstorm.sim import kernel as k
 
-__all__ = ["HOP_STAGE_NAMES", "HopStages"]
+__all__ = ["HOP_COLUMNS", "HOP_STAGE_NAMES", "HopStages"]
 
 # The stages, in path order: the history's ``<name>_ns`` columns.
 HOP_STAGE_NAMES = ("announce", "request", "transfer", "validation")
+HOP_COLUMNS = ("block", "item", "node", "sender", "hops", "t", *(f"{name}_ns" for name in HOP_STAGE_NAMES))
 _ANNOUNCE, _REQUEST, _TRANSFER, _VALIDATION = range(4)
 # The stage each kind of step ends.
 _ENDS = np.array([_REQUEST, _TRANSFER, _VALIDATION], dtype=np.int64)  # HOP_SERVE, HOP_PAYLOAD, HOP_VALID
@@ -58,6 +59,9 @@ class HopStages:
         item_key = rows[k.H_ITEM] * 2 + ((what & k.HOP_BLOCK) != 0)
         group = item_key * self.nodes + rows[k.H_NODE]
         valid = np.flatnonzero(step == k.HOP_VALID)
+        if valid.size == 0:  # no hop done yet: keep every step for later
+            self.pending = rows
+            return {name: np.zeros(0, dtype=bool if name == "block" else np.int64) for name in HOP_COLUMNS}
         for key in np.unique(item_key[valid]).tolist():
             times = self.t_valid.get(key)
             if times is None:
@@ -74,9 +78,8 @@ class HopStages:
                          dtype=np.int64)
         # The steps of those hops with their senders (the validation's own row included).
         at = np.searchsorted(done_group, group)
-        at_clipped = np.minimum(at, max(done_group.size - 1, 0))
-        ours = (done_group.size > 0) & (at < done_group.size)
-        ours &= done_group[at_clipped] == group
+        at_clipped = np.minimum(at, done_group.size - 1)
+        ours = (at < done_group.size) & (done_group[at_clipped] == group)
         ours &= rows[k.H_PEER] == sender[at_clipped]
         steps = np.flatnonzero(ours)
         hop = at_clipped[steps]
