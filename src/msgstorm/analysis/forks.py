@@ -31,9 +31,10 @@ process of rate w_j / interval (w_j: its share of the hash, summing to 1). A blo
 0 that reaches producer j at t_j meets no competing block with probability
 exp(−Σ_j w_j t_j / interval): it forks with 1 − exp(−Σ_j w_j t_j / interval). The mean of
 that over the blocks that reached every producer is ``fork_probability`` (``stderr``: its
-standard error over those blocks). A stale block is the loser of such a race, so a run's
-stale rate estimates the same number; ``stale_rate_interval`` is Wilson's 95% interval of
-stale / made. The weights: ``blocks.producers.shares`` when it lists them; equal shares
+standard error over those blocks). A stale block is the loser of such a race, so where forks
+are rare a run's stale rate estimates the same number (where they are not, races overlap:
+a block met, and the block that met it met in turn, two blocks met for one stale, and the
+stale rate falls below it); ``stale_rate_interval`` is Wilson's 95% interval of stale / made. The weights: ``blocks.producers.shares`` when it lists them; equal shares
 when they are drawn from a distribution (their expectation: the draws are independent of
 where the producers are); the producers are ``blocks.producers.nodes``, every node when
 that is empty, or (``count`` producers drawn at random) the nodes that made a block.
@@ -163,7 +164,8 @@ def _expected(history: History, settings: dict[str, Any], stale: int, made: int,
         "stderr": round(float(probability.std(ddof=1) / math.sqrt(probability.size)), 6)
         if probability.size > 1 else None,
         "blocks": int(probability.size),
-        "stale_rate_interval": None if interval95 is None else [round(interval95.low, 6), round(interval95.high, 6)],
+        "stale_rate_interval": None if interval95 is None else [round(float(interval95.low), 6),
+                                                                  round(float(interval95.high), 6)],
     }
 
 

@@ -29,9 +29,11 @@ from msgstorm.analysis._common import ms, percentiles
 from msgstorm.history.reader import History
 from msgstorm.progress import nearest_rank_index
 
-__all__ = ["HOP_STAGES", "hop_split", "path_stages_ns"]
+__all__ = ["HOP_SPLIT_PATHS", "HOP_STAGES", "hop_split", "path_stages_ns"]
 
 HOP_STAGES = ("announce", "request", "transfer", "validation")
+# The means ``hop_split`` gives for blocks and messages, and how the reports name them.
+HOP_SPLIT_PATHS = (("path_ms", "path"), ("median_node_ms", "median node"), ("hop_ms", "one hop"))
 
 
 def path_stages_ns(item: np.ndarray, node: np.ndarray, sender: np.ndarray, hops: np.ndarray,

@@ -88,10 +88,10 @@ from msgstorm.analysis.fairness import fairness_summary
 from msgstorm.analysis.faults import fault_windows, faults_summary
 from msgstorm.analysis.forks import forks_summary
 from msgstorm.analysis.generator import generator_summary
+from msgstorm.analysis.hops import hop_split
 from msgstorm.analysis.integrity import integrity_summary, security_summary
 from msgstorm.analysis.latency import ipdv_ms, latency_and_jitter_ms, stage_breakdown_ms
 from msgstorm.analysis.market import market_summary
-from msgstorm.analysis.hops import hop_split
 from msgstorm.analysis.propagation import propagation_by_region_ms
 from msgstorm.analysis.queue import (
     backpressure_summary,

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from msgstorm.analysis.hops import HOP_SPLIT_PATHS, HOP_STAGES
 from msgstorm.report.text import broker_said, duration_ms, duration_s, number
 
 __all__ = ["control_lines", "print_summary", "security_lines"]
@@ -19,6 +20,11 @@ __all__ = ["control_lines", "print_summary", "security_lines"]
 
 def _fmt(value: Any, unit: str = "") -> str:
     return number(value, unit)
+
+
+def _percent(share: float | None) -> str:
+    """A share (0..1) as a percentage with two decimals."""
+    return "—" if share is None else f"{100 * share:.2f}%"
 
 
 def _durations(values: dict[str, Any], keys: tuple[str, ...]) -> str:
@@ -183,6 +189,23 @@ def _arrival_table(blocks: dict[str, Any], transactions: dict[str, Any]) -> Tabl
     return table
 
 
+
+
+def _hop_split_table(split: dict[str, Any]) -> Table:
+    """Blocks' and sampled messages' time in each relay stage: along the path to a node, to
+    each item's median node, and in one hop (means; summary.json's ``hop_split``)."""
+    table = Table(title="latency split per hop (mean; path: origin to each node)", header_style="bold")
+    table.add_column("item")
+    for column in (*HOP_STAGES, "total", "hops"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for kind, values in split.items():
+        for key, label in HOP_SPLIT_PATHS:
+            stages = values.get(key) or {}
+            hops = _fmt((values.get("hops") or {}).get("p50")) if key == "path_ms" else ""
+            table.add_row(f"{kind} {label}", *(duration_ms(stages.get(stage)) for stage in (*HOP_STAGES, "total")), hops)
+    return table
+
+
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     title = f"msgstorm · {summary.get('scenario')} · seed {summary.get('seed')} · {summary.get('target')}"
@@ -279,6 +302,12 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         head.add_row(f"block reach {' / '.join(reach)} (p50)",
                      " / ".join(duration_ms(times.get("p50")) for times in reach.values()))
         head.add_row("block arrival p50 / p90 / p99", _durations(forks.get("arrival_ms") or {}, ("p50", "p90", "p99")))
+        expected = forks.get("expected")
+        if expected and expected.get("fork_probability") is not None:
+            low, high = expected.get("stale_rate_interval") or (0.0, 1.0)
+            head.add_row("fork probability from arrivals / stale rate 95%",
+                         f"{_percent(expected['fork_probability'])} ± {_percent(expected.get('stderr'))} / "
+                         f"{_percent(low)}–{_percent(high)}")
     relay = summary.get("relay")
     if relay:
         head.add_row("relay payloads / announcements / requests",
@@ -318,6 +347,8 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
 
     if forks and forks.get("arrival_by_region_ms"):
         console.print(_arrival_table(forks["arrival_by_region_ms"], summary.get("propagation_ms") or {}))
+    if summary.get("hop_split"):
+        console.print(_hop_split_table(summary["hop_split"]))
 
     faults = summary.get("faults") or []
     if faults:
