@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 import msgstorm
 from msgstorm.history.reader import History
+from msgstorm.report.terminal import print_summary
+from msgstorm.report.text import duration_ms
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESET = ROOT / "examples" / "bitcoin.toml"
@@ -50,6 +54,52 @@ def test_a_small_preset_gives_every_node_each_block_once(tmp_path) -> None:
     assert all(len(times) == 300 for times in arrivals.values())
     # A hop costs at least an announcement, a request and a 535 kB transfer at <= 25 Mbit/s.
     assert min(float(np.sort(t)[1]) for t in arrivals.values()) > 0.17
+    _check_hop_split(result, tmp_path / "run")
+
+
+def _check_hop_split(result: msgstorm.RunResult, run_dir: Path) -> None:
+    """Each block's stages summed along each node's path are its arrival there, to the ns,
+    and summary.json, the terminal and report.html show their means."""
+    hops = result.history.table("hop_stages").to_pydict()
+    blocks = result.history.table("blocks").to_pydict()
+    made = dict(zip(blocks["block"], blocks["t_produced"], strict=True))
+    stages = ("announce_ns", "request_ns", "transfer_ns", "validation_ns")
+    path: dict[tuple[int, str], int] = {}
+    after: list[int] = []  # the paths to nodes other than the origin
+    for i in sorted(range(len(hops["item"])), key=lambda i: hops["hops"][i]):  # senders first
+        if hops["kind"][i] != "block":
+            continue
+        own = sum(hops[stage][i] for stage in stages)
+        key = (hops["item"][i], hops["node"][i])
+        path[key] = own + (0 if hops["sender"][i] is None else path[(hops["item"][i], hops["sender"][i])])
+        assert path[key] == hops["t"][i] - made[hops["item"][i]], key
+        if hops["hops"][i] > 0:
+            after.append(path[key])  # announce and fetch: an announcement and a request a hop, each 10 ms over the link
+            assert hops["announce_ns"][i] >= 10_000_000 and hops["request_ns"][i] >= 10_000_000
+            assert hops["validation_ns"][i] >= 2_000_000
+    arrival_rows = result.history.table("block_arrivals").to_pydict()
+    assert len(path) == len(arrival_rows["block"]), "a row for every block at every node"
+    arrived = {(block, node): t - made[block]
+               for block, node, t in zip(arrival_rows["block"], arrival_rows["node"], arrival_rows["t"], strict=True)}
+    assert sorted(after) == sorted(delay for delay in arrived.values() if delay > 0), "the arrivals' own times"
+    split = result.summary["hop_split"]["block"]
+    assert split["arrivals"] == len(after)
+    assert split["path_ms"]["total"] == pytest.approx(float(np.mean(after)) / 1e6, abs=1e-3)
+    parts = sum(split["path_ms"][name] for name in ("announce", "request", "transfer", "validation"))
+    assert parts == pytest.approx(split["path_ms"]["total"], abs=0.01)
+    assert split["hop_ms"]["validation"] == 2.0  # the preset's 2 ms per block
+    console = Console(file=io.StringIO(), width=160)
+    print_summary(result.summary, console)
+    shown = re.search(r"block path\s*│\s*([\d.,]+ m?s)\s*│\s*([\d.,]+ m?s)\s*│\s*([\d.,]+ m?s)", console.file.getvalue())
+    assert shown is not None
+    assert shown.group(1) == duration_ms(split["path_ms"]["announce"])
+    assert shown.group(3) == duration_ms(split["path_ms"]["transfer"])
+    page = (run_dir / "report.html").read_text()
+    row = re.search(r"<td>block, one hop</td>((?:<td class=\"num\">[^<]*</td>){5})", page)
+    assert row is not None
+    cells = re.findall(r">([^<]*)<", row.group(1))
+    assert [float(cell.replace(",", "")) for cell in cells if cell] == [
+        split["hop_ms"][name] for name in ("announce", "request", "transfer", "validation", "total")]
 
 
 # SimBlock's block propagation for the same configuration, in seconds: dsg-titech/simblock at
