@@ -97,10 +97,14 @@ def _check_hop_split(result: msgstorm.RunResult, run_dir: Path) -> None:
     assert split["hop_ms"]["validation"] == 2.0  # the preset's 2 ms per block
     console = Console(file=io.StringIO(), width=160)
     print_summary(result.summary, console)
-    shown = re.search(r"block path\s*│\s*([\d.,]+ m?s)\s*│\s*([\d.,]+ m?s)\s*│\s*([\d.,]+ m?s)", console.file.getvalue())
-    assert shown is not None
-    assert shown.group(1) == duration_ms(split["path_ms"]["announce"])
-    assert shown.group(3) == duration_ms(split["path_ms"]["transfer"])
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    block_table = text[text.index("block latency split per hop"):]
+    for stage in ("announce", "transfer", "total"):
+        shown = re.search(rf"{stage}\s*│\s*([^│]+?)\s*│\s*([^│]+?)\s*│\s*([^│]+?)\s*│", block_table)
+        assert shown is not None, stage
+        assert shown.groups() == (duration_ms(split["path_ms"][stage]), duration_ms(split["median_node_ms"][stage]),
+                                  duration_ms(split["hop_ms"][stage])), stage
+    assert f"arrivals of {split['items']} blocks, hops p50 {split['hops']['p50']}" in block_table
     page = (run_dir / "report.html").read_text()
     row = re.search(r"<td>block, one hop</td>((?:<td class=\"num\">[^<]*</td>){5})", page)
     assert row is not None

@@ -33,7 +33,7 @@ __all__ = ["HOP_SPLIT_PATHS", "HOP_STAGES", "hop_split", "path_stages_ns"]
 
 HOP_STAGES = ("announce", "request", "transfer", "validation")
 # The means ``hop_split`` gives for blocks and messages, and how the reports name them.
-HOP_SPLIT_PATHS = (("path_ms", "path"), ("median_node_ms", "median node"), ("hop_ms", "one hop"))
+HOP_SPLIT_PATHS = (("path_ms", "to a node"), ("median_node_ms", "to the median node"), ("hop_ms", "one hop"))
 
 
 def path_stages_ns(item: np.ndarray, node: np.ndarray, sender: np.ndarray, hops: np.ndarray,

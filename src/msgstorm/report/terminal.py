@@ -191,18 +191,18 @@ def _arrival_table(blocks: dict[str, Any], transactions: dict[str, Any]) -> Tabl
 
 
 
-def _hop_split_table(split: dict[str, Any]) -> Table:
-    """Blocks' and sampled messages' time in each relay stage: along the path to a node, to
-    each item's median node, and in one hop (means; summary.json's ``hop_split``)."""
-    table = Table(title="latency split per hop (mean; path: origin to each node)", header_style="bold")
-    table.add_column("item")
-    for column in (*HOP_STAGES, "total", "hops"):
-        table.add_column(column, justify="right", no_wrap=True)
-    for kind, values in split.items():
-        for key, label in HOP_SPLIT_PATHS:
-            stages = values.get(key) or {}
-            hops = _fmt((values.get("hops") or {}).get("p50")) if key == "path_ms" else ""
-            table.add_row(f"{kind} {label}", *(duration_ms(stages.get(stage)) for stage in (*HOP_STAGES, "total")), hops)
+def _hop_split_table(kind: str, split: dict[str, Any]) -> Table:
+    """One kind's (blocks' or sampled messages') time in each relay stage: along the path to
+    a node, to each item's median node, and in one hop (means; summary.json's ``hop_split``)."""
+    hops = split.get("hops") or {}
+    table = Table(title=f"{kind} latency split per hop (mean)", header_style="bold",
+                  caption=f"{_fmt(split.get('arrivals'))} arrivals of {_fmt(split.get('items'))} {kind}s, "
+                          f"hops p50 {_fmt(hops.get('p50'))}, max {_fmt(hops.get('max'))}")
+    table.add_column("stage")
+    for _, label in HOP_SPLIT_PATHS:
+        table.add_column(label, justify="right", no_wrap=True)
+    for stage in (*HOP_STAGES, "total"):
+        table.add_row(stage, *(duration_ms((split.get(key) or {}).get(stage)) for key, _ in HOP_SPLIT_PATHS))
     return table
 
 
@@ -347,8 +347,8 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
 
     if forks and forks.get("arrival_by_region_ms"):
         console.print(_arrival_table(forks["arrival_by_region_ms"], summary.get("propagation_ms") or {}))
-    if summary.get("hop_split"):
-        console.print(_hop_split_table(summary["hop_split"]))
+    for kind, split in (summary.get("hop_split") or {}).items():
+        console.print(_hop_split_table(kind, split))
 
     faults = summary.get("faults") or []
     if faults:
