@@ -73,9 +73,11 @@ class HopStages:
         sender = rows[k.H_PEER, valid]
         order = np.argsort(done_group, kind="stable")
         done_group, valid, sender = done_group[order], valid[order], sender[order]
-        begin = np.array([self.t_valid[key][peer] if peer >= 0 else -1
-                          for key, peer in zip(item_key[valid].tolist(), sender.tolist(), strict=True)],
-                         dtype=np.int64)
+        begin = np.full(valid.size, -1, dtype=np.int64)
+        done_key = item_key[valid]
+        for key in np.unique(done_key).tolist():
+            mine = np.flatnonzero((done_key == key) & (sender >= 0))
+            begin[mine] = self.t_valid[key][sender[mine]]
         # The steps of those hops with their senders (the validation's own row included).
         at = np.searchsorted(done_group, group)
         at_clipped = np.minimum(at, done_group.size - 1)
