@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pytest
 from rich.console import Console
+from scipy.stats import binomtest
 
-from msgstorm.analysis.forks import forks_summary, reach_times_ns
+from msgstorm.analysis.forks import forks_summary, reach_times_ns, wilson_interval
 from msgstorm.analysis.summary_model import Summary
 from msgstorm.history import HistoryWriter, read_history
 from msgstorm.history.reader import read_table
@@ -505,3 +506,9 @@ def test_producers_are_refused_on_a_live_target(tmp_path) -> None:
     path.write_text(HAND)
     with pytest.raises(ScenarioError, match="producers across the nodes are the simulator's"):
         load_scenario(path, ["target=nats"])
+
+
+@pytest.mark.parametrize(("stale", "made"), [(0, 38), (1, 38), (16, 796), (5, 313), (737, 3729), (38, 38)])
+def test_the_stale_rates_interval_is_wilsons_as_scipy_gives_it(stale: int, made: int) -> None:
+    interval = binomtest(stale, made).proportion_ci(confidence_level=0.95, method="wilson")
+    assert wilson_interval(stale, made) == pytest.approx((interval.low, interval.high), abs=1e-12)
