@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from msgstorm.analysis._common import ms, percentiles
@@ -61,15 +60,19 @@ def path_stages_ns(item: np.ndarray, node: np.ndarray, sender: np.ndarray, hops:
 
 def hop_split(history: History) -> dict[str, Any] | None:
     """summary.json's ``hop_split``; None without ``hop_stages`` rows."""
-    table = history.table("hop_stages")
-    if table.num_rows == 0:
+    if history.num_rows("hop_stages") == 0:
         return None
-    node = table.column("node").combine_chunks()
-    names = pc.unique(pc.drop_null(pa.concat_arrays([node, table.column("sender").combine_chunks()])))
-    node_code = pc.index_in(node, value_set=names).to_numpy(zero_copy_only=False).astype(np.int64)
-    sender_code = pc.fill_null(pc.index_in(table.column("sender"), value_set=names), -1)
-    sender = sender_code.to_numpy().astype(np.int64)
-    kind = np.asarray(table.column("kind").to_pylist())
+    # Names as integer codes (History.codes): a byte or two a row, not a string.
+    kind_codes, kinds = history.codes("hop_stages", "kind")
+    kind = np.asarray(kinds, dtype=object)[kind_codes] if kinds else np.zeros(0, dtype=object)
+    node, names = history.codes("hop_stages", "node")
+    code_of = {name: i for i, name in enumerate(names)}
+    table = history.table("hop_stages")
+    senders = table.column("sender").combine_chunks().dictionary_encode()
+    sender_code = np.array([code_of.get(str(name), -1) for name in senders.dictionary.to_pylist()] + [-1],
+                           dtype=np.int64)
+    sender = sender_code[pc.fill_null(senders.indices, len(senders.dictionary)).to_numpy().astype(np.int64)]
+    node = np.asarray(node, dtype=np.int64)
     item = table.column("item").to_numpy()
     hops = table.column("hops").to_numpy().astype(np.int64)
     stages = np.stack([table.column(f"{name}_ns").to_numpy() for name in HOP_STAGES])
@@ -77,7 +80,7 @@ def hop_split(history: History) -> dict[str, Any] | None:
     for label in ("block", "message"):
         rows = np.flatnonzero(kind == label)
         if rows.size:
-            result[label] = _split(item[rows], path_stages_ns(item[rows], node_code[rows], sender[rows], hops[rows],
+            result[label] = _split(item[rows], path_stages_ns(item[rows], node[rows], sender[rows], hops[rows],
                                                               stages[:, rows]), hops[rows], stages[:, rows])
     return result
 
