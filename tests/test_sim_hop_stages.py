@@ -16,7 +16,7 @@ from msgstorm.scenario.distributions import Constant
 from msgstorm.scenario.schema import LinkModel
 from msgstorm.sim import kernel as k
 from msgstorm.sim.gossip import BlockContents, CompactRelay, GossipState
-from msgstorm.sim.hop_stages import HOP_STAGE_NAMES, HopStages
+from msgstorm.sim.hop_stages import HOP_STAGE_NAMES, HopStages, hop_stride
 from msgstorm.sim.link_model import Degradations
 from msgstorm.sim.topology import Topology
 
@@ -149,3 +149,20 @@ def test_without_tracing_the_kernel_logs_nothing_and_times_are_the_same() -> Non
     assert plain.drain_hop_log().shape[1] == 0
     assert traced.drain_hop_log().shape[1] > 0
     assert traced.drain_deliveries().tolist() == plain.drain_deliveries().tolist()
+
+
+def test_messages_are_traced_every_hop_stride_th_msg_id_and_about_a_thousand_a_run() -> None:
+    topology = Topology(names=["n-0", "n-1", "n-2"], regions=["r"], region_of=[0] * 3, base_ns=[[L_NS]],
+                        region_model=[[LinkModel()]], node_overrides={}, forward=LINE, connections=LINE)
+    state = GossipState(topology, Constant(value=V_NS), NS_PER_BYTE, np.random.default_rng(1),
+                        np.random.default_rng(2), Degradations(3), delivery_stride=1, delivery_budget=10**6,
+                        message_relay=np.full(6, k.ANNOUNCE_FETCH, dtype=np.int64), trace_hops=True, hop_stride=3)
+    for m in range(7):
+        state.inject(m * 1_000_000_000, 0, m, k.ITEM_MSG, SIZE)
+    _run(state)
+    rows = HopStages(3).add(state.drain_hop_log())
+    assert sorted(set(rows["item"].tolist())) == [0, 3, 6]
+    assert len(rows["item"]) == 9, "each traced message at every node"
+    assert (hop_stride(1, 32), hop_stride(1, 1_000_000), hop_stride(4, 1_000_000), hop_stride(0, 10**6)) == (
+        1, 1000, 1000, 0)
+    assert hop_stride(3, 10_000) == 3 * 4  # every 12th msg_id: about 830 of 10,000

@@ -90,7 +90,7 @@ class GossipState:
                  message_relay: np.ndarray | None = None, block_relay: int = k.PUSH,
                  relay_timeout_ns: int = 10_000_000_000, download_ns_per_byte: float | np.ndarray = 0.0,
                  fair_share: bool = False, uplink_held: bool = False, control_overhead_ns: int = 0,
-                 compact: CompactRelay | None = None, trace_hops: bool = False) -> None:
+                 compact: CompactRelay | None = None, trace_hops: bool = False, hop_stride: int = 1) -> None:
         """``order_seed``: the seed of the order in which nodes serve their peers
         (sim/fair_order.py), a non-negative int64. ``message_relay``: the relay protocol's
         kernel code (``k.PUSH`` ..) for each message kind code (default: push for all);
@@ -101,7 +101,8 @@ class GossipState:
         ``uplink_held``: they queue, each holding the uplink until it has arrived;
         ``control_overhead_ns``: added to each announcement's and request's link delay;
         ``compact``: compact relay's sizes, needed when a relay code is ``k.COMPACT``;
-        ``trace_hops``: write the hop log."""
+        ``trace_hops``: write the hop log, for every block and the messages whose msg_id is
+        a multiple of ``hop_stride`` (0: none)."""
         n = topology.size
         self.n = n
         self.topology = topology
@@ -189,6 +190,7 @@ class GossipState:
         self.mempool_logged: list[np.ndarray] = []
         self.log_mempools = True
         self.scalars[k.S_HOP_LOG] = 1 if trace_hops else 0
+        self.scalars[k.S_HOP_STRIDE] = hop_stride
         self.hop_log = np.zeros((k.H_ROWS, _HOP_LOG_BLOCK if trace_hops else 0), dtype=np.int64)
         self.hop_logged: list[np.ndarray] = []
         self.hop_rows = 0  # rows taken out of the kernel's hop log, not yet drained

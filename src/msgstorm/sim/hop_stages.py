@@ -2,8 +2,10 @@
 
 Place in the pipeline: inside the simulator, between the gossip kernel (its hop log:
 ``sim/kernel.py``, HOP_SERVE) and the recorder. It runs when a relay protocol other than
-push is set (``[network.relay]``), for every block and the messages the delivery sample
-keeps (``history.delivery_sample``); ``analysis/hops.py`` sums the rows along each path.
+push is set (``[network.relay]``), for every block and about ``HOP_MESSAGES`` messages
+spread over the run (``hop_stride``: every n-th msg_id the delivery sample keeps, n from the
+run's expected message count, so that a busy run's tracing costs a thousand messages' worth
+of rows, not millions); ``analysis/hops.py`` sums the rows along each path.
 
 The rule. Node N validated an item it received from S. Between S's validation and N's
 lie N's steps with S, in time order; each step ends one stage, named by the step:
@@ -26,11 +28,16 @@ steps of the nodes that have not validated an item yet.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from msgstorm.sim import kernel as k
 
-__all__ = ["HOP_COLUMNS", "HOP_STAGE_NAMES", "HopStages"]
+__all__ = ["HOP_COLUMNS", "HOP_MESSAGES", "HOP_STAGE_NAMES", "HopStages", "hop_stride"]
+
+# About how many messages a run traces hop by hop (every block is traced).
+HOP_MESSAGES = 1000
 
 # The stages, in path order: the history's ``<name>_ns`` columns.
 HOP_STAGE_NAMES = ("announce", "request", "transfer", "validation")
@@ -38,6 +45,14 @@ HOP_COLUMNS = ("block", "item", "node", "sender", "hops", "t", *(f"{name}_ns" fo
 _ANNOUNCE, _REQUEST, _TRANSFER, _VALIDATION = range(4)
 # The stage each kind of step ends.
 _ENDS = np.array([_REQUEST, _TRANSFER, _VALIDATION], dtype=np.int64)  # HOP_SERVE, HOP_PAYLOAD, HOP_VALID
+
+
+def hop_stride(delivery_stride: int, expected_messages: float) -> int:
+    """The msg_id stride of the messages traced: a multiple of the delivery stride (0: no
+    message is sampled) that keeps about ``HOP_MESSAGES`` of the ``expected_messages``."""
+    if delivery_stride <= 0:
+        return 0
+    return delivery_stride * max(1, math.ceil(expected_messages / delivery_stride / HOP_MESSAGES))
 
 
 class HopStages:

@@ -48,7 +48,7 @@ __all__ = [
     "S_FALLBACKS", "S_FAIR_SHARE", "S_DOWNLOADS", "S_CONTROL", "S_LOGGED", "LOG_NODE", "LOG_ITEM", "UPLINK_SERIAL", "UPLINK_FAIR_SHARE", "UPLINK_HELD", "ANNOUNCE", "REQUEST", "TIMEOUT", "PUSH", "ANNOUNCE_FETCH", "PUSH_SQRT", "SEND_RELAY", "ROOT", "P_NEXT", "run_until", "inject",
     "COMPACT", "CMPCT", "GETTXN", "BLOCKTXN", "S_HIGH_BW", "S_TRACK", "S_CMPCT_DUPS", "S_GETTXN", "S_TXN_MISSING",
     "S_TXN_BYTES", "S_PAYLOADS", "S_TXN_HELD", "N_UP_BYTES", "N_ROWS", "SL_CONTENT", "SL_NTX", "SL_ROWS", "N_SCALARS",
-    "HOPS_FULL", "S_HOP_LOG", "S_HOPS_LOGGED", "HOP_SERVE", "HOP_PAYLOAD", "HOP_VALID", "HOP_BLOCK", "HOP_CODE",
+    "HOPS_FULL", "S_HOP_LOG", "S_HOPS_LOGGED", "S_HOP_STRIDE", "HOP_SERVE", "HOP_PAYLOAD", "HOP_VALID", "HOP_BLOCK", "HOP_CODE",
     "H_ITEM", "H_WHAT", "H_NODE", "H_PEER", "H_T", "H_AUX", "H_ROWS",
 ]
 
@@ -98,16 +98,17 @@ S_FAIR_SHARE, S_DOWNLOADS, S_CONTROL = 31, 32, 33
 S_HIGH_BW, S_TRACK, S_CMPCT_DUPS, S_GETTXN, S_TXN_MISSING, S_TXN_BYTES, S_PAYLOADS, S_TXN_HELD = range(34, 42)
 # Entries in the mempool log (int64[2, capacity]: a standby's validations in order).
 S_LOGGED = 42
-# 1: write the hop log (below); entries in it.
-S_HOP_LOG, S_HOPS_LOGGED = 43, 44
-N_SCALARS = 45
+# 1: write the hop log (below); entries in it; the messages it traces: msg_ids that are
+# multiples of this stride (0: none).
+S_HOP_LOG, S_HOPS_LOGGED, S_HOP_STRIDE = 43, 44, 45
+N_SCALARS = 46
 LOG_NODE, LOG_ITEM = 0, 1
 UPLINK_SERIAL, UPLINK_FAIR_SHARE, UPLINK_HELD = 0, 1, 2
 # Rows of the sends array (int64[5, n]): a traffic batch's messages, in send order.
 SEND_T, SEND_NODE, SEND_ITEM, SEND_SIZE, SEND_KIND, SEND_RELAY = range(6)
 # The hop log (int64[H_ROWS, capacity], written when S_HOP_LOG is 1; sim/hop_stages.py
-# reads it): the steps by which blocks, and the messages whose msg_id is a multiple of the
-# delivery stride, reach each node, in event order. A row: the item, what happened
+# reads it): the steps by which blocks, and the messages whose msg_id is a multiple of
+# S_HOP_STRIDE, reach each node, in event order. A row: the item, what happened
 # (HOP_CODE bits; HOP_BLOCK set for a block), the node it happened for, its peer, the time
 # and one more number. HOP_SERVE: a request of ``node``'s (a getdata, or a compact block's
 # getblocktxn) reached ``peer``; AUX: when ``node`` sent it (-1 for a getblocktxn, sent on
@@ -269,8 +270,8 @@ def _free_row(pool: np.ndarray, rows: int, idx: int) -> int:
 @nb.njit(cache=True, inline="always")
 def _log_hop(hop_log: np.ndarray, i: int, slots: np.ndarray, slot: int, stride: int,
              what: int, node: int, peer: int, t: int, aux: int) -> int:
-    """Append a hop log row for a block, or a message sampled for deliveries; return the
-    new count."""
+    """Append a hop log row for a block, or a message whose msg_id is a multiple of
+    ``stride`` (S_HOP_STRIDE); return the new count."""
     kind = slots[SL_KIND, slot]
     item = slots[SL_ITEM, slot]
     if kind != ITEM_BLOCK and (stride <= 0 or item % stride != 0):
@@ -751,6 +752,7 @@ def run_until(until: int, max_degree: int,
     send_end = scalars[S_SEND_END]
     hop_on = scalars[S_HOP_LOG]
     hop_n = scalars[S_HOPS_LOGGED]
+    hop_stride = scalars[S_HOP_STRIDE]
     n_hop = hop_log.shape[1]
     code = DONE
     while True:
@@ -836,7 +838,7 @@ def run_until(until: int, max_degree: int,
                 if seen[slot, node] & SEEN_PAYLOAD == 0:
                     seen[slot, node] |= SEEN_PAYLOAD
                     if hop_on != 0:
-                        hop_n = _log_hop(hop_log, hop_n, slots, slot, stride, HOP_PAYLOAD, node, sender, t, -1)
+                        hop_n = _log_hop(hop_log, hop_n, slots, slot, hop_stride, HOP_PAYLOAD, node, sender, t, -1)
                     # The validation completes at ``done``; keep the slot alive until then.
                     # It takes the receipt's place: the root's payload row and one sift down
                     # instead of a pop and a push; the rest of the run goes back in.
@@ -873,11 +875,11 @@ def run_until(until: int, max_degree: int,
             rows = _free_row(pool, rows, idx)
             if hop_on != 0 and nodes[N_UP, node] != 0:
                 if etype == REQUEST or etype == GETTXN:  # ``sender`` asked ``node``
-                    hop_n = _log_hop(hop_log, hop_n, slots, slot, stride, HOP_SERVE, sender, node, t,
+                    hop_n = _log_hop(hop_log, hop_n, slots, slot, hop_stride, HOP_SERVE, sender, node, t,
                                      extra if etype == REQUEST else -1)
                 elif ((etype == CMPCT and seen[slot, node] & (SEEN_PAYLOAD | SEEN_REBUILT) == 0)
                       or (etype == BLOCKTXN and seen[slot, node] & SEEN_REBUILT == 0)):
-                    hop_n = _log_hop(hop_log, hop_n, slots, slot, stride, HOP_PAYLOAD, node, sender, t, -1)
+                    hop_n = _log_hop(hop_log, hop_n, slots, slot, hop_stride, HOP_PAYLOAD, node, sender, t, -1)
             if etype < CMPCT:
                 n, rows, seq, unif = _relay_event(etype, t, node, slot, sender, hops, keys, payload, pool, n, rows,
                                                   seq, idx_bits, unif, scalars, nodes, slots, seen, fwd_ptr, fwd_idx,
@@ -902,7 +904,7 @@ def run_until(until: int, max_degree: int,
         notify = False
         if nodes[N_UP, node] != 0:
             if hop_on != 0:
-                hop_n = _log_hop(hop_log, hop_n, slots, slot, stride, HOP_VALID, node, sender, t, hops)
+                hop_n = _log_hop(hop_log, hop_n, slots, slot, hop_stride, HOP_VALID, node, sender, t, hops)
             kind = slots[SL_KIND, slot]
             withheld = (kind & ITEM_CENSORABLE) != 0 and (watch[node] & WATCH_CENSOR) != 0
             if slots[SL_RELAY, slot] != PUSH and not withheld:  # announce's fallback asks peers that validated it

@@ -47,6 +47,7 @@ from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.progress import Progress
 from msgstorm.sampling import Sampler
+from msgstorm.scenario.budget import estimate_work
 from msgstorm.scenario.network import BLOCK_KIND
 from msgstorm.scenario.registry import QUEUE_POLICIES
 from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
@@ -59,7 +60,7 @@ from msgstorm.sim.control import ControlHost, build_controllers, start_controlle
 from msgstorm.sim.fault_injector import FaultInjector
 from msgstorm.sim.forks import ForkChain
 from msgstorm.sim.gossip import CompactRelay, GossipState
-from msgstorm.sim.hop_stages import HopStages
+from msgstorm.sim.hop_stages import HopStages, hop_stride
 from msgstorm.sim.host import SimHost
 from msgstorm.sim.integrity import security_costs, verified_processing
 from msgstorm.sim.kernel import ITEM_BLOCK, ITEM_CENSORABLE, ITEM_MSG, ITEM_WATCHED
@@ -159,6 +160,7 @@ class ShadowNetwork:
             control_overhead_ns=relay.control_overhead,
             compact=CompactRelay(relay.compact_header, relay.short_id, relay.high_bandwidth),
             trace_hops=not relay.pushes_only,
+            hop_stride=hop_stride(self.delivery_stride, estimate_work(scenario).messages),
         )
         # Each hop's stages, when a relay protocol other than push is set (opt-in: push-only
         # histories stay as they were).
