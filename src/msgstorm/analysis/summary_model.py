@@ -471,7 +471,8 @@ class HopCount(_Closed):
 
 
 class HopSplit(_Closed):
-    items: Annotated[Count, Field(description="items traced (every block; messages kept by history.delivery_sample)")]
+    items: Annotated[Count, Field(description="items traced (every block; about a thousand messages a run, every n-th msg_id "
+                                                 "history.delivery_sample keeps)")]
     arrivals: Annotated[Count, Field(description="arrivals at a node other than the item's origin")]
     hops: HopCount
     path_ms: Annotated[HopStagesMs, Field(

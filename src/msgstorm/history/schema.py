@@ -329,7 +329,7 @@ VOTES = pa.schema([
 FORK_TABLES = ("blocks", "block_arrivals", "reorgs", "finalized", "votes")
 
 # ``hop_stages`` (sim, when a relay protocol other than push is set): each hop by which a
-# block, or a message the delivery sample keeps, reached a node: ``kind`` "block" or
+# block, or a traced message (sim/hop_stages.py: about a thousand a run), reached a node: ``kind`` "block" or
 # "message", ``item`` (block or msg_id), the ``node``, the ``sender`` it came from (null at
 # the origin), its ``hops`` from the origin, ``t`` its validation there, and the hop's time
 # in each stage (sim/hop_stages.py says where each begins and ends): ``announce_ns`` (until
