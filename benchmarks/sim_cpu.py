@@ -12,6 +12,8 @@ temporary directory; traffic generation, analysis and reports are left out). The
 alternate pair by pair (the first pair's order reversed in the next) so that drift on a
 shared machine falls on both; it prints every run, the median of each tree and the ratio,
 and the gossip receipts each counted (equal when the change leaves results alone).
+``--set KEY=VALUE`` (repeatable) overrides the scenario further, as ``msgstorm run --set``
+does: e.g. ``--set 'network.relay={protocol="announce"}'`` relays by announce and fetch.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "quickstart.toml
 SETS = ["network.nodes_per_region=100", 'run.duration="3s"', 'run.drain="2s"']
 
 
-def _one() -> None:
+def _one(extra: list[str]) -> None:
     """The timed run, in this process (``--child``)."""
     import numpy as np
 
@@ -38,7 +40,7 @@ def _one() -> None:
     from msgstorm.sim.shadow import ShadowNetwork
     from msgstorm.traffic import generate_traffic
 
-    scenario = load_scenario(EXAMPLE, SETS)
+    scenario = load_scenario(EXAMPLE, [*SETS, *extra])
     with tempfile.TemporaryDirectory() as out:
         writer = HistoryWriter(Path(out) / "history")
         traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
@@ -57,10 +59,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trees", nargs=2, metavar="SRC", help="two source directories (each holding msgstorm/)")
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a scenario override")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _one()
+        _one(args.set)
         return
     if not args.trees:
         parser.error("--trees SRC SRC is required")
@@ -69,7 +72,8 @@ def main() -> None:
         order = args.trees if pair % 2 == 0 else args.trees[::-1]
         for tree in order:
             env = dict(os.environ, PYTHONPATH=tree)
-            done = subprocess.run([sys.executable, __file__, "--child"], env=env, capture_output=True, text=True,
+            sets = [f"--set={value}" for value in args.set]
+            done = subprocess.run([sys.executable, __file__, "--child", *sets], env=env, capture_output=True, text=True,
                                   check=True)
             seconds, receipts = done.stdout.split()
             if pair >= 0:

@@ -108,3 +108,6 @@ def test_a_run_that_pushes_everything_has_no_relay_section(scenario_from, run_sc
     result: Any = run_scenario(scenario_from(text))
     assert "relay" not in result.summary
     assert "relay" not in {row["kind"] for row in read_history(result.run_dir).events.to_pylist()}
+    # Nor a hop split: the hop log is off, and the history has no hop_stages directory.
+    assert "hop_split" not in result.summary
+    assert not (result.run_dir / "history" / "hop_stages").exists()

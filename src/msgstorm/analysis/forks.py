@@ -21,7 +21,26 @@ and the ``canonical_reorg`` events:
 - ``arrival_by_region_ms``: the same arrivals by the receiving node's region, with their
   count (as ``propagation_ms`` gives messages').
 
+- ``expected`` (proof of work only): the fork probability the run's own block arrivals
+  imply, and the observed stale rate's 95% interval to hold it against (below).
+
 Percentiles are nearest-rank (as every latency of the summary).
+
+The expected fork probability. Under proof of work each producer j mines as a Poisson
+process of rate w_j / interval (w_j: its share of the hash, summing to 1). A block made at
+0 that reaches producer j at t_j meets no competing block with probability
+exp(−Σ_j w_j t_j / interval): it forks with 1 − exp(−Σ_j w_j t_j / interval). The mean of
+that over the blocks that reached every producer is ``fork_probability`` (``stderr``: its
+standard error over those blocks). A stale block is the loser of such a race, so where forks
+are rare a run's stale rate estimates the same number (where they are not, races overlap:
+a block met, and the block that met it met in turn, two blocks met for one stale, and the
+stale rate falls below it); ``stale_rate_interval`` is Wilson's 95% interval of stale / made. The weights: ``blocks.producers.shares`` when it lists them; equal shares
+when they are drawn from a distribution (their expectation: the draws are independent of
+where the producers are); the producers are ``blocks.producers.nodes``, every node when
+that is empty, or (``count`` producers drawn at random) the nodes that made a block.
+Unlike a stale count over a few hundred blocks, whose interval is tens of percent wide,
+this expectation is exact for the arrival times the run gave, so two simulators of one
+network compare by it within a few percent.
 """
 
 from __future__ import annotations
@@ -37,7 +56,9 @@ from msgstorm.analysis.propagation import UNKNOWN_REGION
 from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 
-__all__ = ["REACH_SHARES", "forks_summary", "reach_times_ns"]
+__all__ = ["REACH_SHARES", "forks_summary", "reach_times_ns", "wilson_interval"]
+
+Z_95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
 REACH_SHARES = (0.5, 0.9, 1.0)
 
@@ -110,6 +131,51 @@ def forks_summary(history: History) -> dict[str, Any] | None:
         "reach_ms": reach,
         "arrival_ms": {"p50": a50, "p90": a90, "p99": a99},
         "arrival_by_region_ms": _by_region(history, arrivals.column("node"), delay, after),
+        "expected": _expected(history, settings, made - on_chain, made, arrivals, delay),
+    }
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson's score interval of a binomial proportion (95% by default). Written out, not
+    scipy.stats.binomtest's: importing scipy.stats costs every run about a second of CPU and
+    a hundred MB for three lines of arithmetic; tests/test_sim_forks.py checks it against it."""
+    share = successes / trials
+    centre = (share + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z / (1 + z * z / trials) * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _expected(history: History, settings: dict[str, Any], stale: int, made: int, arrivals: pa.Table,
+              delay: np.ndarray) -> dict[str, Any] | None:
+    """``forks.expected`` (see the module docstring); None unless blocks come by proof of work."""
+    interval = scenario_section(history, "blocks").get("interval")
+    if settings.get("rule") != "pow" or not interval:
+        return None
+    nodes = [str(name) for name in settings.get("nodes") or []]
+    if not nodes:
+        if settings.get("count"):
+            nodes = sorted({str(name) for name in history.table("blocks").column("producer").to_pylist()})
+        else:
+            nodes = [str(entry["name"]) for entry in history.nodes]
+    shares = settings.get("shares")
+    weights = ([float(share) for share in shares] if isinstance(shares, list) and len(shares) == len(nodes)
+               else [1.0] * len(nodes))
+    weight_of = dict(zip(nodes, (w / sum(weights) for w in weights), strict=True))
+    node_names = arrivals.column("node").combine_chunks().dictionary_encode()
+    code_weight = np.array([weight_of.get(str(name), 0.0) for name in node_names.dictionary.to_pylist()])
+    weight = code_weight[np.asarray(node_names.indices.to_numpy(), dtype=np.int64)]
+    blocks, at = np.unique(arrivals.column("block").to_numpy(), return_inverse=True)
+    reached = np.bincount(at, weights=(weight > 0).astype(np.float64), minlength=blocks.size)
+    exposure = np.bincount(at, weights=weight * np.maximum(delay, 0), minlength=blocks.size) / float(interval)
+    every = reached >= len(nodes) - 1  # the producer's own arrival may be its making
+    probability = 1 - np.exp(-exposure[every])
+    interval95 = wilson_interval(stale, made) if made else None
+    return {
+        "fork_probability": round(float(probability.mean()), 6) if probability.size else None,
+        "stderr": round(float(probability.std(ddof=1) / math.sqrt(probability.size)), 6)
+        if probability.size > 1 else None,
+        "blocks": int(probability.size),
+        "stale_rate_interval": None if interval95 is None else [round(bound, 6) for bound in interval95],
     }
 
 

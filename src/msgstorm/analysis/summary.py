@@ -51,6 +51,8 @@ Place in the pipeline: between the history and the reports. It reads only the ``
   nodes (``forks``); absent without ``[blocks.producers]``.
 - ``relay``: payloads, announcements, requests, compact blocks' round trips and bytes
   uploaded per region (``relay``); absent unless a sim run relays by a protocol other than push.
+- ``hop_split``: blocks' and sampled messages' time in announcement, request, transfer and
+  validation, summed along each node's path (``hops``); absent when ``relay`` is.
 - ``finality``: finality by votes against the quorum bound: byzantine voters and their
   stake, conflicting heights, the longest finality stall; absent without votes.
 - ``faults``: [{fault_id, kind, start_s, end_s, pre_fault_p99_ms, recovery_s}] (``analysis/recovery.py``); ``checks``: [{name, verdict, detail}];
@@ -89,6 +91,7 @@ from msgstorm.analysis.fairness import fairness_summary
 from msgstorm.analysis.faults import fault_windows, faults_summary
 from msgstorm.analysis.forks import forks_summary
 from msgstorm.analysis.generator import generator_summary
+from msgstorm.analysis.hops import hop_split
 from msgstorm.analysis.integrity import integrity_summary, security_summary
 from msgstorm.analysis.latency import ipdv_ms, latency_and_jitter_ms, stage_breakdown_ms
 from msgstorm.analysis.market import market_summary
@@ -234,6 +237,9 @@ def analyse(history: History) -> Analysis:
     relay = relay_summary(history)
     if relay is not None:  # only sim runs with a relay protocol other than push have one
         summary["relay"] = relay
+    hops = hop_split(history)
+    if hops is not None:  # the same runs: their hop_stages table
+        summary["hop_split"] = hops
     finality = finality_summary(history)
     if finality is not None:  # only runs with finality by votes have one
         summary["finality"] = finality

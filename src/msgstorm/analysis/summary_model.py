@@ -442,6 +442,15 @@ class Crosschain(_Closed):
     last_seen_s: Annotated[float | None, Field(description="the last time a relayer saw a crossing message final")]
     source_halt: Annotated[SourceHalt | None, Field(
         description="the source's longest gap without a commit, when over 3 median gaps")]
+class ForkExpectation(_Closed):
+    fork_probability: Annotated[float | None, Field(
+        ge=0, le=1, description="mean over the blocks of 1 - exp(-sum_j w_j t_j / interval): the chance a competing "
+                                "block is made before the block reaches its producer (w_j: hash shares; t_j: the "
+                                "block's arrival there)")]
+    stderr: Annotated[float | None, Field(ge=0, description="its standard error over the blocks")]
+    blocks: Annotated[Count, Field(description="blocks that reached every producer (those averaged)")]
+    stale_rate_interval: Annotated[list[float] | None, Field(
+        min_length=2, max_length=2, description="Wilson's 95% interval of stale / made")]
 
 
 class Forks(_Closed):
@@ -454,6 +463,9 @@ class Forks(_Closed):
         description="p50, p90, p99 of every block's arrival at a node other than its producer, after its making")]
     arrival_by_region_ms: Annotated[dict[str, RegionPropagation], Field(
         description="the same arrivals by the receiving node's region (sorted by name): p50, p90, p99 and how many")]
+    expected: Annotated[ForkExpectation | None, Field(
+        description="proof of work: the fork probability the run's block arrivals imply, and the stale rate's "
+                    "interval to hold it against; null for other producer rules")] = None
 
 
 class CompactCounts(_Closed):
@@ -478,6 +490,32 @@ class Relay(_Closed):
     uploaded_bytes: Annotated[dict[str, int], Field(description="payload bytes the nodes of each region uploaded")]
     uploaded_bytes_per_node: Annotated[dict[str, int | None], Field(
         description="the same per node of the region (null for a region without nodes)")]
+
+
+class HopStagesMs(_Closed):
+    announce: Annotated[float | None, Field(ge=0, description="until the node asked its sender for the item")]
+    request: Annotated[float | None, Field(ge=0, description="the requests' trips (getdata, getblocktxn)")]
+    transfer: Annotated[float | None, Field(ge=0, description="the payloads' uplink queue, bytes and trip")]
+    validation: Annotated[float | None, Field(ge=0, description="the CPU queue and the validation")]
+    total: Annotated[float | None, Field(ge=0, description="the four together")]
+
+
+class HopCount(_Closed):
+    p50: Annotated[int | None, Field(ge=0, description="median hops from the origin, over the arrivals")]
+    max: Annotated[Count, Field(description="the most hops any arrival took")]
+
+
+class HopSplit(_Closed):
+    items: Annotated[Count, Field(description="items traced (every block; about a thousand messages a run, every n-th msg_id "
+                                                 "history.delivery_sample keeps)")]
+    arrivals: Annotated[Count, Field(description="arrivals at a node other than the item's origin")]
+    hops: HopCount
+    path_ms: Annotated[HopStagesMs, Field(
+        description="each stage summed along the path from the origin, mean over the arrivals (the total is "
+                    "the mean arrival after the item's making or sending)")]
+    median_node_ms: Annotated[HopStagesMs, Field(
+        description="the same along the path to each item's median node (nearest rank), mean over the items")]
+    hop_ms: Annotated[HopStagesMs, Field(description="one hop's stages, mean over the hops")]
 
 
 class Auction(_Closed):
@@ -595,6 +633,9 @@ class Summary(BaseModel):
         description="what the nodes sent to relay items (sim): payloads, announcements, requests, compact blocks' "
                     "round trips, bytes uploaded per region; absent on live targets and when [network.relay] "
                     "pushes everything")] = None
+    hop_split: Annotated[dict[Literal["block", "message"], HopSplit] | None, Field(
+        description="where relayed items' time goes, hop by hop: announcement, request, transfer, validation, "
+                    "for blocks and sampled messages (sim); absent when relay is")] = None
     finality: Annotated[Finality | None, Field(
         description="finality by votes against the quorum bound; absent without blocks.producers.finality = "
                     "\"votes\"")] = None

@@ -32,6 +32,7 @@ __all__ = [
     "INCLUSIONS",
     "INTEGRITY",
     "FORK_TABLES",
+    "HOP_STAGES",
     "LAZY_TABLES",
     "MARKET_TABLES",
     "MESSAGES",
@@ -359,8 +360,29 @@ RELAYS = pa.schema([
 
 CROSSCHAIN_TABLES = ("inclusions", "relays")
 
+# ``hop_stages`` (sim, when a relay protocol other than push is set): each hop by which a
+# block, or a traced message (sim/hop_stages.py: about a thousand a run), reached a node: ``kind`` "block" or
+# "message", ``item`` (block or msg_id), the ``node``, the ``sender`` it came from (null at
+# the origin), its ``hops`` from the origin, ``t`` its validation there, and the hop's time
+# in each stage (sim/hop_stages.py says where each begins and ends): ``announce_ns`` (until
+# the node asked the sender), ``request_ns`` (the requests' trips), ``transfer_ns`` (the
+# payloads' uplink queue, bytes and trip), ``validation_ns`` (CPU queue and work). They sum
+# to ``t`` minus the sender's own ``t``. Live targets write no such table.
+HOP_STAGES = pa.schema([
+    pa.field("kind", pa.string(), nullable=False),
+    pa.field("item", pa.int64(), nullable=False),
+    pa.field("node", pa.string(), nullable=False),
+    pa.field("sender", pa.string(), nullable=True),
+    pa.field("hops", pa.int32(), nullable=False),
+    pa.field("t", pa.int64(), nullable=False),
+    pa.field("announce_ns", pa.int64(), nullable=False),
+    pa.field("request_ns", pa.int64(), nullable=False),
+    pa.field("transfer_ns", pa.int64(), nullable=False),
+    pa.field("validation_ns", pa.int64(), nullable=False),
+])
+
 # Tables written only by some runs: each gets its directory with its first rows.
-LAZY_TABLES = (*MARKET_TABLES, "ranks", "integrity", *FORK_TABLES, *CROSSCHAIN_TABLES)
+LAZY_TABLES = (*MARKET_TABLES, "ranks", "integrity", *FORK_TABLES, *CROSSCHAIN_TABLES, "hop_stages")
 
 TABLES: dict[str, pa.Schema] = {
     "messages": MESSAGES,
@@ -386,6 +408,7 @@ TABLES: dict[str, pa.Schema] = {
     "votes": VOTES,
     "inclusions": INCLUSIONS,
     "relays": RELAYS,
+    "hop_stages": HOP_STAGES,
 }
 # Tables a history may lack (written by newer targets only; a live target may not know its
 # overlay; only a run with a market writes the market's, only some policies ``ranks``): read as empty.

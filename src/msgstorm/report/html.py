@@ -21,6 +21,7 @@ from typing import Any
 
 from msgstorm.analysis import Analysis
 from msgstorm.analysis.connections import trouble_counts
+from msgstorm.analysis.hops import HOP_SPLIT_PATHS, HOP_STAGES
 from msgstorm.history.reader import History
 from msgstorm.report import figures
 from msgstorm.report.control import control_section
@@ -53,6 +54,7 @@ _KNOWN_KEYS = frozenset({
     "faults", "checks", "slo", "wall_s", "by_kind", "by_agent", "gossip_backlog", "cut_off", "generator", "delivery",
     "connections", "market", "fairness", "auction", "control", "security", "integrity", "forks", "relay", "finality",
     "crosschain",
+    "hop_split",
 })
 _MARKET_KEYS = ("market", "impact", "liquidations", "liquidation", "bad_debt", "safe_leverage", "fairness")
 
@@ -296,6 +298,9 @@ _FORK_ROWS = (
     ("final reorgs", ("reorgs", "final"), "canonical reorgs deeper than confirmations"),
     ("block arrival, p50", ("arrival_ms", "p50"), "ms after its making, at each other node"),
     ("block arrival, p90", ("arrival_ms", "p90"), "ms"),
+    ("fork probability from arrivals", ("expected", "fork_probability"),
+     "mean over blocks of 1 - exp(-sum of hash share x arrival / interval) (proof of work)"),
+    ("its standard error", ("expected", "stderr"), "over the blocks"),
 )
 
 
@@ -348,6 +353,23 @@ def _relay(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
         rows.append([esc(f"uploaded, {region}"), f'<td class="num">{esc(fmt(total))}</td>',
                      esc(f"payload bytes, {fmt(per_node.get(region))} per node")])
     return [("relay", "Relay", table(["metric", "value", "what"], rows, attrs='id="relay-table"'))]
+
+
+def _hop_split(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The section "Latency split per hop": blocks' and sampled messages' time in each relay
+    stage, in ms (means: along the path to a node, to each item's median node, in one hop)."""
+    split = summary.get("hop_split")
+    if not split:
+        return []
+    rows = []
+    for kind, values in split.items():
+        for key, label in HOP_SPLIT_PATHS:
+            stages = values.get(key) or {}
+            rows.append([esc(f"{kind}, {label}"),
+                         *(f'<td class="num">{esc(fmt(stages.get(stage)))}</td>' for stage in (*HOP_STAGES, "total"))])
+    return [("hops", "Latency split per hop",
+             table(["item, mean over", *(f"{stage} (ms)" for stage in (*HOP_STAGES, "total"))], rows,
+                   attrs='id="hop-split-table"'))]
 
 
 def _auction(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -649,6 +671,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         *_forks(summary),
         *_relay(summary),
         *crosschain_section(summary),
+        *_hop_split(summary),
         *safety_section(history, summary),
         ("groups", "By message kind and agent", _groups(summary)),
         ("checks", "Delivery checks and faults", _checks(summary)),

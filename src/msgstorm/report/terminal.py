@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from msgstorm.report.crosschain import crosschain_rows
+from msgstorm.analysis.hops import HOP_SPLIT_PATHS, HOP_STAGES
 from msgstorm.report.text import broker_said, duration_ms, duration_s, number
 
 __all__ = ["control_lines", "print_summary", "security_lines"]
@@ -20,6 +21,11 @@ __all__ = ["control_lines", "print_summary", "security_lines"]
 
 def _fmt(value: Any, unit: str = "") -> str:
     return number(value, unit)
+
+
+def _percent(share: float | None) -> str:
+    """A share (0..1) as a percentage with two decimals."""
+    return "—" if share is None else f"{100 * share:.2f}%"
 
 
 def _durations(values: dict[str, Any], keys: tuple[str, ...]) -> str:
@@ -184,6 +190,23 @@ def _arrival_table(blocks: dict[str, Any], transactions: dict[str, Any]) -> Tabl
     return table
 
 
+
+
+def _hop_split_table(kind: str, split: dict[str, Any]) -> Table:
+    """One kind's (blocks' or sampled messages') time in each relay stage: along the path to
+    a node, to each item's median node, and in one hop (means; summary.json's ``hop_split``)."""
+    hops = split.get("hops") or {}
+    table = Table(title=f"{kind} latency split per hop (mean)", header_style="bold",
+                  caption=f"{_fmt(split.get('arrivals'))} arrivals of {_fmt(split.get('items'))} {kind}s, "
+                          f"hops p50 {_fmt(hops.get('p50'))}, max {_fmt(hops.get('max'))}")
+    table.add_column("stage")
+    for _, label in HOP_SPLIT_PATHS:
+        table.add_column(label, justify="right", no_wrap=True)
+    for stage in (*HOP_STAGES, "total"):
+        table.add_row(stage, *(duration_ms((split.get(key) or {}).get(stage)) for key, _ in HOP_SPLIT_PATHS))
+    return table
+
+
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     title = f"msgstorm · {summary.get('scenario')} · seed {summary.get('seed')} · {summary.get('target')}"
@@ -280,6 +303,12 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         head.add_row(f"block reach {' / '.join(reach)} (p50)",
                      " / ".join(duration_ms(times.get("p50")) for times in reach.values()))
         head.add_row("block arrival p50 / p90 / p99", _durations(forks.get("arrival_ms") or {}, ("p50", "p90", "p99")))
+        expected = forks.get("expected")
+        if expected and expected.get("fork_probability") is not None:
+            low, high = expected.get("stale_rate_interval") or (0.0, 1.0)
+            head.add_row("fork probability from arrivals / stale rate 95%",
+                         f"{_percent(expected['fork_probability'])} ± {_percent(expected.get('stderr'))} / "
+                         f"{_percent(low)}–{_percent(high)}")
     relay = summary.get("relay")
     if relay:
         head.add_row("relay payloads / announcements / requests",
@@ -323,6 +352,8 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
 
     if forks and forks.get("arrival_by_region_ms"):
         console.print(_arrival_table(forks["arrival_by_region_ms"], summary.get("propagation_ms") or {}))
+    for kind, split in (summary.get("hop_split") or {}).items():
+        console.print(_hop_split_table(kind, split))
 
     faults = summary.get("faults") or []
     if faults:

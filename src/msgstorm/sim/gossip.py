@@ -9,6 +9,10 @@ link degradation) by writing into the arrays. ``ShadowNetwork`` talks to it thro
 Under compact block relay it also keeps what the kernel rebuilds blocks from: a bit per
 node and msg_id set when the node validates the message (``held``, grown as msg_ids
 grow: nodes × msg_ids / 8 bytes), and the messages of the blocks in flight (``contents``).
+
+With ``trace_hops`` the kernel writes its hop log (the steps by which blocks and sampled
+messages reach each node, see the kernel's HOP_SERVE); ``drain_hop_log`` hands it over
+for ``sim/hop_stages.py``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ _UNIFORM_BLOCK = 1 << 18
 _PROCESSING_BLOCK = 1 << 18
 _DELIVERY_BLOCK = 1 << 14
 _LOG_BLOCK = 1 << 14
+_HOP_LOG_BLOCK = 1 << 14
 _HEAP_ENTRIES = 1 << 12
 # Heap keys are ``seq << idx_bits | idx`` in an int64 (kept below 2**_KEY_BITS): when seq
 # would outgrow its bits, the live events are renumbered 0.. in their order (_renumber_keys).
@@ -85,7 +90,7 @@ class GossipState:
                  message_relay: np.ndarray | None = None, block_relay: int = k.PUSH,
                  relay_timeout_ns: int = 10_000_000_000, download_ns_per_byte: float | np.ndarray = 0.0,
                  fair_share: bool = False, uplink_held: bool = False, control_overhead_ns: int = 0,
-                 compact: CompactRelay | None = None) -> None:
+                 compact: CompactRelay | None = None, trace_hops: bool = False, hop_stride: int = 1) -> None:
         """``order_seed``: the seed of the order in which nodes serve their peers
         (sim/fair_order.py), a non-negative int64. ``message_relay``: the relay protocol's
         kernel code (``k.PUSH`` ..) for each message kind code (default: push for all);
@@ -95,7 +100,9 @@ class GossipState:
         unlimited); ``fair_share``: a forward's copies share the uplink rather than queue on it;
         ``uplink_held``: they queue, each holding the uplink until it has arrived;
         ``control_overhead_ns``: added to each announcement's and request's link delay;
-        ``compact``: compact relay's sizes, needed when a relay code is ``k.COMPACT``."""
+        ``compact``: compact relay's sizes, needed when a relay code is ``k.COMPACT``;
+        ``trace_hops``: write the hop log, for every block and the messages whose msg_id is
+        a multiple of ``hop_stride`` (0: none)."""
         n = topology.size
         self.n = n
         self.topology = topology
@@ -185,6 +192,11 @@ class GossipState:
         # A fork chain's block tree as the kernel reads it (``view_blocks``): none until then.
         self.block_parent = np.zeros(0, dtype=np.int64)
         self.block_holds = np.zeros((0, 0), dtype=np.uint8)
+        self.scalars[k.S_HOP_LOG] = 1 if trace_hops else 0
+        self.scalars[k.S_HOP_STRIDE] = hop_stride
+        self.hop_log = np.zeros((k.H_ROWS, _HOP_LOG_BLOCK if trace_hops else 0), dtype=np.int64)
+        self.hop_logged: list[np.ndarray] = []
+        self.hop_rows = 0  # rows taken out of the kernel's hop log, not yet drained
         self.t_next = -1  # time of the next receipt event, -1 when there is none
         self.sends = np.zeros((6, 0), dtype=np.int64)
         # Called once before the kernel's first call: waits for a helper process compiling
@@ -356,6 +368,8 @@ class GossipState:
                 self._grow_slots()
             elif code == k.LOG_FULL:
                 self._take_mempool_log()
+            elif code == k.HOPS_FULL:
+                self._take_hop_log()
 
     def _first_call(self) -> None:
         wait, self.before_first_call = self.before_first_call, None
@@ -373,7 +387,7 @@ class GossipState:
                       self.fwd_model, self.fwd_param, self.topology.link_samples.array, self.uniform, self.processing,
                       self.ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries,
                       self.mempool_log, self.sends, self.order, self.held, self.contents, self.block_parent,
-                      self.block_holds)
+                      self.block_holds, self.hop_log)
 
     def _refill_uniform(self) -> None:
         rest = self.uniform[self.scalars[k.S_UNIF]:]
@@ -438,6 +452,19 @@ class GossipState:
         if count:
             self.mempool_logged.append(self.mempool_log[:, :count].copy())
         self.scalars[k.S_LOGGED] = 0
+
+    def _take_hop_log(self) -> None:
+        count = int(self.scalars[k.S_HOPS_LOGGED])
+        if count:
+            self.hop_logged.append(self.hop_log[:, :count].copy())
+            self.hop_rows += count
+        self.scalars[k.S_HOPS_LOGGED] = 0
+
+    def drain_hop_log(self) -> np.ndarray:
+        """The hop log's rows since the last call, in event order: int64[k.H_ROWS, n]."""
+        self._take_hop_log()
+        taken, self.hop_logged, self.hop_rows = self.hop_logged, [], 0
+        return np.concatenate(taken, axis=1) if taken else np.zeros((k.H_ROWS, 0), dtype=np.int64)
 
     def drain_mempool_log(self) -> list[tuple[int, int, int, int]]:
         """The validations logged since the last call, in order: ``(node, item, t_ns, kind)``

@@ -48,6 +48,8 @@ __all__ = [
     "S_FALLBACKS", "S_FAIR_SHARE", "S_DOWNLOADS", "S_CONTROL", "S_LOGGED", "LOG_NODE", "LOG_ITEM", "LOG_T", "UPLINK_SERIAL", "UPLINK_FAIR_SHARE", "UPLINK_HELD", "ANNOUNCE", "REQUEST", "TIMEOUT", "PUSH", "ANNOUNCE_FETCH", "PUSH_SQRT", "SEND_RELAY", "ROOT", "P_NEXT", "run_until", "inject",
     "COMPACT", "CMPCT", "GETTXN", "BLOCKTXN", "S_HIGH_BW", "S_TRACK", "S_CMPCT_DUPS", "S_GETTXN", "S_TXN_MISSING",
     "S_TXN_BYTES", "S_PAYLOADS", "S_TXN_HELD", "S_LOG_BLOCKS", "LOG_KIND", "N_UP_BYTES", "N_ROWS", "SL_CONTENT", "SL_NTX", "SL_ROWS", "N_SCALARS",
+    "HOPS_FULL", "S_HOP_LOG", "S_HOPS_LOGGED", "S_HOP_STRIDE", "HOP_SERVE", "HOP_PAYLOAD", "HOP_VALID", "HOP_BLOCK", "HOP_CODE",
+    "H_ITEM", "H_WHAT", "H_NODE", "H_PEER", "H_T", "H_AUX", "H_ROWS",
 ]
 
 # Event types: a payload received, validated; and the relay protocols' events (below):
@@ -74,7 +76,7 @@ ITEM_CENSORABLE = 4
 # Bits of ``watch[node]``.
 WATCH_ALL, WATCH_WATCHED, WATCH_LOG, WATCH_CENSOR = 1, 2, 4, 8
 # Return codes of run_until.
-DONE, NOTIFY, NEED_UNIFORM, NEED_PROCESSING, HEAP_FULL, DELIVERIES_FULL, NEED_SLOTS, LOG_FULL = range(8)
+DONE, NOTIFY, NEED_UNIFORM, NEED_PROCESSING, HEAP_FULL, DELIVERIES_FULL, NEED_SLOTS, LOG_FULL, HOPS_FULL = range(9)
 
 # Scalar slots in the ``scalars`` int64 array.
 S_HEAP, S_SEQ, S_FREE, S_UNIF, S_PROC, S_DELIV, S_BUDGET, S_STRIDE, S_NOW, S_STEPS = range(10)
@@ -101,11 +103,27 @@ S_LOGGED = 42
 # 1: a fork chain's block validations are logged too, where Python would only connect the
 # block to the node's view (``block_holds``: the node holds the parent's whole branch).
 S_LOG_BLOCKS = 43
-N_SCALARS = 44
+# 1: write the hop log (below); entries in it; the messages it traces: msg_ids that are
+# multiples of this stride (0: none).
+S_HOP_LOG, S_HOPS_LOGGED, S_HOP_STRIDE = 44, 45, 46
+N_SCALARS = 47
 LOG_NODE, LOG_ITEM, LOG_T, LOG_KIND = 0, 1, 2, 3
 UPLINK_SERIAL, UPLINK_FAIR_SHARE, UPLINK_HELD = 0, 1, 2
 # Rows of the sends array (int64[5, n]): a traffic batch's messages, in send order.
 SEND_T, SEND_NODE, SEND_ITEM, SEND_SIZE, SEND_KIND, SEND_RELAY = range(6)
+# The hop log (int64[H_ROWS, capacity], written when S_HOP_LOG is 1; sim/hop_stages.py
+# reads it): the steps by which blocks, and the messages whose msg_id is a multiple of
+# S_HOP_STRIDE, reach each node, in event order. A row: the item, what happened
+# (HOP_CODE bits; HOP_BLOCK set for a block), the node it happened for, its peer, the time
+# and one more number. HOP_SERVE: a request of ``node``'s (a getdata, or a compact block's
+# getblocktxn) reached ``peer``; AUX: when ``node`` sent it (-1 for a getblocktxn, sent on
+# the compact block's arrival). HOP_PAYLOAD: the item's payload (a compact block, or its
+# missing messages) from ``peer`` arrived at ``node`` (peer -1: at the origin).
+# HOP_VALID: ``node`` validated it, received from ``peer``; AUX: its hops.
+HOP_SERVE, HOP_PAYLOAD, HOP_VALID = 0, 1, 2
+HOP_CODE, HOP_BLOCK = 3, 4
+H_ITEM, H_WHAT, H_NODE, H_PEER, H_T, H_AUX = range(6)
+H_ROWS = 6
 
 # Heap keys: int64[2 * (ROOT + capacity)], entry i's time at 2 * (ROOT + i) and its
 # seq << idx_bits | idx right after. With the root at ROOT = 3, the children of entry i
@@ -252,6 +270,24 @@ def _free_row(pool: np.ndarray, rows: int, idx: int) -> int:
     rows -= 1
     pool[nb.uint64(rows)] = idx
     return rows
+
+
+@nb.njit(cache=True, inline="always")
+def _log_hop(hop_log: np.ndarray, i: int, slots: np.ndarray, slot: int, stride: int,
+             what: int, node: int, peer: int, t: int, aux: int) -> int:
+    """Append a hop log row for a block, or a message whose msg_id is a multiple of
+    ``stride`` (S_HOP_STRIDE); return the new count."""
+    kind = slots[SL_KIND, slot]
+    item = slots[SL_ITEM, slot]
+    if kind != ITEM_BLOCK and (stride <= 0 or item % stride != 0):
+        return i
+    hop_log[H_ITEM, i] = item
+    hop_log[H_WHAT, i] = what | (HOP_BLOCK if kind == ITEM_BLOCK else 0)
+    hop_log[H_NODE, i] = node
+    hop_log[H_PEER, i] = peer
+    hop_log[H_T, i] = t
+    hop_log[H_AUX, i] = aux
+    return i + 1
 
 
 @borrowing()
@@ -462,6 +498,8 @@ def _ask(t: int, node: int, peer: int, slot: int, hops: int, keys: np.ndarray, p
     if d >= 0:
         n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + d + scalars[S_CONTROL],
                              REQUEST, peer, slot, node, hops)
+        # The request's row carries when it was sent, for the hop log (P_NEXT_T is free: a row of its own).
+        payload[nb.uint64(4 * pool[nb.uint64(rows - 1)] + P_NEXT_T)] = t
     n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + scalars[S_TIMEOUT], TIMEOUT, node,
                          slot, peer, hops)
     return n, rows, seq, unif
@@ -666,7 +704,8 @@ def run_until(until: int, max_degree: int,
               processing: np.ndarray, ns_per_byte: np.ndarray,
               deg_nodes: np.ndarray, deg_params: np.ndarray,
               deliveries: np.ndarray, mempool_log: np.ndarray, sends: np.ndarray, order: np.ndarray,
-              held: np.ndarray, contents: np.ndarray, block_parent: np.ndarray, block_holds: np.ndarray) -> int:
+              held: np.ndarray, contents: np.ndarray, block_parent: np.ndarray, block_holds: np.ndarray,
+              hop_log: np.ndarray) -> int:
     """Run kernel events with time < ``until``; stop early to report a watched validation.
 
     Sends ``S_SEND_I`` .. ``S_SEND_END - 1`` of ``sends`` (Python allows a range when
@@ -682,6 +721,8 @@ def run_until(until: int, max_degree: int,
     ``block_parent``) hands back: Python asks for the parent.
     With ``S_TRACK`` set, a node's validation of a message sets its bit in ``held[node]``
     (compact relay rebuilds blocks from them; ``contents`` lists the blocks' messages).
+    With ``S_HOP_LOG`` set, each step of a block or a sampled message at a node is
+    appended to ``hop_log`` (S_HOPS_LOGGED entries; see HOP_SERVE).
     Returns DONE, NOTIFY (the event is described in S_NT..S_NHOPS), or a NEED_*/FULL code
     asking Python to refill a buffer or grow the heap before calling again.
     """
@@ -723,6 +764,10 @@ def run_until(until: int, max_degree: int,
     n_blocks = block_parent.shape[0]
     send_i = scalars[S_SEND_I]
     send_end = scalars[S_SEND_END]
+    hop_on = scalars[S_HOP_LOG]
+    hop_n = scalars[S_HOPS_LOGGED]
+    hop_stride = scalars[S_HOP_STRIDE]
+    n_hop = hop_log.shape[1]
     code = DONE
     while True:
         if send_i < send_end:
@@ -776,6 +821,9 @@ def run_until(until: int, max_degree: int,
         if logged >= n_log:
             code = LOG_FULL
             break
+        if hop_on != 0 and hop_n >= n_hop:
+            code = HOPS_FULL
+            break
         key = _key_seq(keys, 0)
         idx = key & idx_mask
         node_slot = _field(payload, idx, P_NODE_SLOT)
@@ -803,6 +851,8 @@ def run_until(until: int, max_degree: int,
                 nodes[N_CPU, node] = done
                 if seen[slot, node] & SEEN_PAYLOAD == 0:
                     seen[slot, node] |= SEEN_PAYLOAD
+                    if hop_on != 0:
+                        hop_n = _log_hop(hop_log, hop_n, slots, slot, hop_stride, HOP_PAYLOAD, node, sender, t, -1)
                     # The validation completes at ``done``; keep the slot alive until then.
                     # It takes the receipt's place: the root's payload row and one sift down
                     # instead of a pop and a push; the rest of the run goes back in.
@@ -837,6 +887,13 @@ def run_until(until: int, max_degree: int,
             else:
                 n = _pop(keys, n)
             rows = _free_row(pool, rows, idx)
+            if hop_on != 0 and nodes[N_UP, node] != 0:
+                if etype == REQUEST or etype == GETTXN:  # ``sender`` asked ``node``
+                    hop_n = _log_hop(hop_log, hop_n, slots, slot, hop_stride, HOP_SERVE, sender, node, t,
+                                     extra if etype == REQUEST else -1)
+                elif ((etype == CMPCT and seen[slot, node] & (SEEN_PAYLOAD | SEEN_REBUILT) == 0)
+                      or (etype == BLOCKTXN and seen[slot, node] & SEEN_REBUILT == 0)):
+                    hop_n = _log_hop(hop_log, hop_n, slots, slot, hop_stride, HOP_PAYLOAD, node, sender, t, -1)
             if etype < CMPCT:
                 n, rows, seq, unif = _relay_event(etype, t, node, slot, sender, hops, keys, payload, pool, n, rows,
                                                   seq, idx_bits, unif, scalars, nodes, slots, seen, fwd_ptr, fwd_idx,
@@ -860,6 +917,8 @@ def run_until(until: int, max_degree: int,
         rows = _free_row(pool, rows, idx)
         notify = False
         if nodes[N_UP, node] != 0:
+            if hop_on != 0:
+                hop_n = _log_hop(hop_log, hop_n, slots, slot, hop_stride, HOP_VALID, node, sender, t, hops)
             kind = slots[SL_KIND, slot]
             withheld = (kind & ITEM_CENSORABLE) != 0 and (watch[node] & WATCH_CENSOR) != 0
             if slots[SL_RELAY, slot] != PUSH and not withheld:  # announce's fallback asks peers that validated it
@@ -937,6 +996,7 @@ def run_until(until: int, max_degree: int,
     scalars[S_NOW] = now
     scalars[S_SEND_I] = send_i
     scalars[S_LOGGED] = logged
+    scalars[S_HOPS_LOGGED] = hop_n
     # The next receipt's time, for Python.
     scalars[S_NEXT] = _key_t(keys, 0) if n > 0 else -1
     return code

@@ -73,6 +73,21 @@ class Recorder:
             self.writer.append("deliveries", {"msg_id": rows[0], "node": node, "t_delivered": rows[2],
                                               "hops": rows[3].astype(np.int32)})
 
+    def hop_stages(self, hops: dict[str, np.ndarray]) -> None:
+        """Hops done (sim/hop_stages.py's columns; sender -1 at the origin) into ``hop_stages``."""
+        if hops["item"].size:
+            names = pa.array(self.names, type=pa.string())
+            sender = hops["sender"]
+            self.writer.append("hop_stages", {
+                "kind": pa.DictionaryArray.from_arrays(hops["block"].astype(np.int32), pa.array(["message", "block"])),
+                "item": hops["item"],
+                "node": pa.DictionaryArray.from_arrays(hops["node"].astype(np.int32), names),
+                "sender": pa.DictionaryArray.from_arrays(pa.array(sender.astype(np.int32), mask=sender < 0), names),
+                "hops": hops["hops"].astype(np.int32),
+                "t": hops["t"],
+                **{name: hops[name] for name in ("announce_ns", "request_ns", "transfer_ns", "validation_ns")},
+            })
+
     def flush_events(self) -> None:
         if self.events:
             # desync_start is written when detected, stamped with when it began: restore

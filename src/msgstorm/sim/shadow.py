@@ -47,6 +47,7 @@ from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.progress import Progress
 from msgstorm.sampling import Sampler
+from msgstorm.scenario.budget import estimate_work
 from msgstorm.scenario.network import BLOCK_KIND
 from msgstorm.scenario.registry import QUEUE_POLICIES
 from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
@@ -59,6 +60,7 @@ from msgstorm.sim.control import ControlHost, build_controllers, start_controlle
 from msgstorm.sim.fault_injector import FaultInjector
 from msgstorm.sim.forks import ForkChain
 from msgstorm.sim.gossip import CompactRelay, GossipState
+from msgstorm.sim.hop_stages import HopStages, hop_stride
 from msgstorm.sim.host import SimHost
 from msgstorm.sim.integrity import security_costs, verified_processing
 from msgstorm.sim.kernel import ITEM_BLOCK, ITEM_CENSORABLE, ITEM_MSG, ITEM_WATCHED
@@ -157,7 +159,12 @@ class ShadowNetwork:
             uplink_held=network.uplink == "held",
             control_overhead_ns=relay.control_overhead,
             compact=CompactRelay(relay.compact_header, relay.short_id, relay.high_bandwidth),
+            trace_hops=not relay.pushes_only,
+            hop_stride=hop_stride(self.delivery_stride, estimate_work(scenario).messages),
         )
+        # Each hop's stages, when a relay protocol other than push is set (opt-in: push-only
+        # histories stay as they were).
+        self.hop_stages = None if relay.pushes_only else HopStages(len(names))
         seq = scenario.sequencer
         index = {name: i for i, name in enumerate(names)}
         cluster = Cluster(names=names, up=[True] * len(names),  # up is mirrored in the kernel's arrays
@@ -391,7 +398,7 @@ class ShadowNetwork:
             self.record.event(self.now, EventKind.INTERRUPTED)
 
     def _stream(self) -> None:
-        if self.gossip.delivered_rows >= FLUSH_ROWS:
+        if self.gossip.delivered_rows >= FLUSH_ROWS or self.gossip.hop_rows >= FLUSH_ROWS:
             self.flush_deliveries()  # stream delivery rows, do not hoard them
         self._publish()
 
@@ -517,3 +524,5 @@ class ShadowNetwork:
         if alone.shape[1]:
             rows = np.concatenate([rows, alone], axis=1)
         self.record.deliveries(rows)
+        if self.hop_stages is not None:
+            self.record.hop_stages(self.hop_stages.add(self.gossip.drain_hop_log()))
