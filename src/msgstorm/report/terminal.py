@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from msgstorm.report.crosschain import crosschain_rows
 from msgstorm.analysis.hops import HOP_SPLIT_PATHS, HOP_STAGES
+from msgstorm.report.crosschain import crosschain_rows
 from msgstorm.report.text import broker_said, duration_ms, duration_s, number
 
 __all__ = ["control_lines", "print_summary", "security_lines"]
