@@ -27,7 +27,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from msgstorm.analysis._common import I64
+from msgstorm.analysis._common import I64, nullable_ints
 from msgstorm.history.reader import History
 from msgstorm.history.schema import STATUSES
 from msgstorm.scenario.registry import CHECKERS
@@ -62,9 +62,12 @@ class Checker(Protocol):
     def __call__(self, history: History) -> Verdict: ...
 
 
-def _examples(values: I64) -> str:
+def _examples(values: I64, total: int | None = None) -> str:
+    """The first few of ``values``, and how many more there are (of ``total``, when only
+    the first few were kept)."""
+    count = len(values) if total is None else total
     shown = ", ".join(str(v) for v in values[:_EXAMPLES].tolist())
-    more = f" (+{len(values) - _EXAMPLES} more)" if len(values) > _EXAMPLES else ""
+    more = f" (+{count - _EXAMPLES} more)" if count > _EXAMPLES else ""
     return shown + more
 
 
@@ -246,21 +249,31 @@ _STAGE_COLUMNS = ("t_sent", "t_received", "t_dequeued", "t_sequenced", "t_commit
 @CHECKERS.register("stage-order")
 def check_stage_order(history: History) -> Verdict:
     name = "stage-order"
-    previous = _nullable(history, "t_intended")[0]
-    bad = np.zeros(previous.size, dtype=np.bool_)
-    for column in _STAGE_COLUMNS:  # one column at a time: memory stays at three of them
-        values, present = _nullable(history, column)
-        bad |= present & (values < previous)
-        previous = np.where(present, values, previous)
-        del values, present
-    if bad.any():
+    # A row at a time is all it needs: one pass over the Parquet parts holds one part's
+    # columns, never a column of the run (three of them were the analysis' peak at millions
+    # of messages).
+    count, rows, examples = 0, 0, np.zeros(0, dtype=np.int64)
+    for part in history.parts("messages", ["msg_id", "t_intended", *_STAGE_COLUMNS]):
+        previous = nullable_ints(part.column("t_intended"))[0]
+        bad = np.zeros(part.num_rows, dtype=np.bool_)
+        for column in _STAGE_COLUMNS:
+            values, present = nullable_ints(part.column(column))
+            bad |= present & (values < previous)
+            previous = np.where(present, values, previous)
+        rows += part.num_rows
+        found = int(bad.sum())
+        if found and examples.size < _EXAMPLES:
+            ids = nullable_ints(part.column("msg_id"))[0][bad]
+            examples = np.concatenate([examples, ids[:_EXAMPLES - examples.size]])
+        count += found
+    if count:
         return Verdict(
             name,
             "invalid",
-            f"{int(bad.sum())} messages have a stage time earlier than the stage before it: "
-            f"{_examples(_ids(history)[bad])}",
+            f"{count} messages have a stage time earlier than the stage before it: "
+            f"{_examples(examples, count)}",
         )
-    return Verdict(name, "valid", f"{bad.size} messages with stage times in order")
+    return Verdict(name, "valid", f"{rows} messages with stage times in order")
 
 
 def run_checkers(history: History, checkers: Mapping[str, Checker] = CHECKERS) -> list[Verdict]:
