@@ -54,7 +54,14 @@ from msgstorm.analysis._common import (
     percentile,
     rounded,
 )
-from msgstorm.analysis._intervals import IntervalLoad, bin_index, interval_load, with_commit_lag
+from msgstorm.analysis._intervals import (
+    IntervalLoad,
+    bin_counts,
+    bin_index,
+    chunk_slices,
+    interval_load,
+    with_commit_lag,
+)
 from msgstorm.analysis.cpu import process_cpu
 from msgstorm.analysis.generator import SATURATION_LAG_MS
 from msgstorm.history.reader import History
@@ -203,13 +210,14 @@ def saturated_intervals(history: History, messages: MessageArrays, edges: I64) -
     sent = messages.t_sent
     step = bin_index(messages.t_intended, np.ones(messages.count, dtype=np.bool_), edges, clip_last=False)
     n = len(edges) - 1
-    unsent = np.bincount(step[(step >= 0) & messages.status["unsent"]], minlength=n)[:n]
-    keep = sent.present & (step >= 0)
-    step = step[keep]
-    late_sent = sent.values[keep] - messages.t_intended[keep] > SATURATION_LAG_MS * 1e6
-    del keep
-    counted = np.bincount(step, minlength=n)[:n]
-    late_counted = np.bincount(step[late_sent], minlength=n)[:n]
+    unsent = bin_counts(step, n, messages.status["unsent"])
+    counted = bin_counts(step, n, sent.present)
+    # The late ones a chunk at a time: their lags are a chunk long, not the run's.
+    late = np.empty(step.size, dtype=np.bool_)
+    for part in chunk_slices(step.size):
+        late[part] = sent.values[part] - messages.t_intended[part] > SATURATION_LAG_MS * 1e6
+    late &= sent.present
+    late_counted = bin_counts(step, n, late)
     # Unsent messages count as later than any: the bulk left late, or never.
     return [int(late_counted[k] + unsent[k]) * 2 > int(counted[k] + unsent[k]) for k in range(n)]
 
@@ -219,8 +227,10 @@ def _limit(history: History, messages: MessageArrays, load: IntervalLoad, index:
     """What limited a live ramp at step ``index``: {limited_by, at_limit}."""
     start, end = int(load.edges[index]), int(load.edges[index + 1])
     intended = messages.t_intended
-    mine = (intended >= start) & (intended < end) & messages.t_sent.present
-    lag = messages.t_sent.values[mine] - intended[mine]
+    sent = messages.t_sent
+    mine = (intended >= start) & (intended < end) & sent.present
+    lag = sent.values[mine] - intended[mine]
+    del sent, mine
     cpu = {name: round(cores, 2) for name, process in process_cpu(history).items()
            if (cores := process.cores(start, end)) is not None}
     try:
