@@ -130,6 +130,25 @@ def test_stage_order_names_the_first_backward_messages_across_parts(tmp_path: Pa
                                                         "before it: 102, 105, 108, 111, 114 (+5 more)")
 
 
+@pytest.mark.parametrize("rows_per_part", [None, 3])
+def test_committed_implies_sequenced_names_the_same_messages_across_parts(tmp_path: Path,
+                                                                         rows_per_part: int | None) -> None:
+    # Of 12 committed messages, every fourth lacks its seq_no and every fourth (another one)
+    # was committed before it was sequenced: the same verdict whether read whole or in parts.
+    rows = [message(i, i * MS, stages_ns=(MS, 0, MS, MS), seq_no=i) for i in range(12)]
+    for i in range(0, 12, 4):
+        rows[i]["seq_no"] = None
+        rows[i + 1]["t_committed"] = rows[i + 1]["t_sequenced"] - 1
+    history = write_history(tmp_path, rows)
+    if rows_per_part is not None:
+        recut(tmp_path / "history", "messages", rows_per_part)
+        history = read_history(tmp_path)
+    [verdict] = run_checkers(history, {"committed-implies-sequenced": CHECKERS["committed-implies-sequenced"]})
+    assert verdict == Verdict("committed-implies-sequenced", "invalid",
+                              "3 committed messages lack seq_no, t_sequenced or t_committed: 0, 4, 8; "
+                              "3 committed before being sequenced: 1, 5, 9")
+
+
 def test_a_raising_checker_is_unknown_and_the_others_still_run(tmp_path: Path) -> None:
     def broken(history: History) -> Verdict:
         raise RuntimeError("checker bug")
