@@ -58,7 +58,6 @@ from msgstorm.analysis._intervals import (
     IntervalLoad,
     bin_counts,
     bin_index,
-    chunk_slices,
     interval_load,
     with_commit_lag,
 )
@@ -207,17 +206,15 @@ def saturated_intervals(history: History, messages: MessageArrays, edges: I64) -
     simulator, whose sends leave exactly on time."""
     if history.run_info.get("target", "sim") == "sim":
         return None
-    sent = messages.t_sent
     step = bin_index(messages.t_intended, np.ones(messages.count, dtype=np.bool_), edges, clip_last=False)
     n = len(edges) - 1
     unsent = bin_counts(step, n, messages.status["unsent"])
-    counted = bin_counts(step, n, sent.present)
-    # The late ones a chunk at a time: their lags are a chunk long, not the run's.
-    late = np.empty(step.size, dtype=np.bool_)
-    for part in chunk_slices(step.size):
-        late[part] = sent.values[part] - messages.t_intended[part] > SATURATION_LAG_MS * 1e6
-    late &= sent.present
-    late_counted = bin_counts(step, n, late)
+    counted, late_counted = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    # Send times a Parquet part at a time: the lags are a part long, and the run's t_sent is never held.
+    for rows, (sent,) in messages.stamp_parts(["t_sent"]):
+        counted += bin_counts(step[rows], n, sent.present)
+        late = sent.values - messages.t_intended[rows] > SATURATION_LAG_MS * 1e6
+        late_counted += bin_counts(step[rows], n, late & sent.present)
     # Unsent messages count as later than any: the bulk left late, or never.
     return [int(late_counted[k] + unsent[k]) * 2 > int(counted[k] + unsent[k]) for k in range(n)]
 
