@@ -155,7 +155,8 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="a scenario override for every live run (msgstorm run --set), e.g. "
                              "live.start_timeout=60s where a loaded machine starts anvil slowly")
-    parser.add_argument("--only", nargs="*", default=list(LIVE), choices=LIVE, help="live examples to run")
+    parser.add_argument("--only", nargs="*", default=list(LIVE), choices=sorted(p.stem for p in EXAMPLES.glob("live-*.toml")),
+                        help="live examples to run (default: one of each target)")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="msgstorm-memory-"))
     workdir.mkdir(parents=True, exist_ok=True)
