@@ -18,6 +18,7 @@ same summary.json (``wall_s`` aside).
 
     python benchmarks/analysis_memory.py [--messages 1000000 10000000] [--workdir DIR]
     python benchmarks/analysis_memory.py --messages --live --workdir DIR [--before OLD/src]
+        [--only live-anvil] [--set live.start_timeout=60s]
     python benchmarks/analysis_memory.py --messages --runs RUN_DIR... [--before OLD/src]
 """
 
@@ -151,6 +152,11 @@ def main() -> int:
     parser.add_argument("--live", action="store_true", help="run each live example once, then report on it")
     parser.add_argument("--runs", type=Path, nargs="*", default=[], help="run directories to report on")
     parser.add_argument("--before", type=Path, default=None, help="an earlier checkout's src directory")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="a scenario override for every live run (msgstorm run --set), e.g. "
+                             "live.start_timeout=60s where a loaded machine starts anvil slowly")
+    parser.add_argument("--only", nargs="*", default=list(LIVE), choices=sorted(p.stem for p in EXAMPLES.glob("live-*.toml")),
+                        help="live examples to run (default: one of each target)")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="msgstorm-memory-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -158,11 +164,12 @@ def main() -> int:
     if args.live:
         print(f"{'live example':>16} {'run wall s':>14} {'run peak RSS MB':>19} {'own processes MB':>17} "
               f"{'sent':>10} {'unsent':>10}")
-        for name in LIVE:
+        overrides = [arg for override in args.overrides for arg in ("--set", override)]
+        for name in args.only:
             run_dir = workdir / name
             if not (run_dir / "summary.json").is_file():
                 wall, peak, tree, code = _live_measured(_msgstorm("run", str(EXAMPLES / f"{name}.toml"), "--out",
-                                                                  str(run_dir), "-q", "--overwrite"))
+                                                                  str(run_dir), "-q", "--overwrite", *overrides))
                 if code not in (0, 1):
                     raise SystemExit(f"msgstorm run {name} exited {code}")
                 counts = json.loads((run_dir / "summary.json").read_text())["messages"]

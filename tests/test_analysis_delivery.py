@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 from test_analysis_history import MS, message, write_history
+from test_analysis_recorded import recut
 
 from msgstorm.analysis import CHECKERS, Verdict, run_checkers
-from msgstorm.history import History
+from msgstorm.history import History, read_history
 
 
 def healthy() -> list[dict[str, object]]:
@@ -110,6 +111,42 @@ def test_committed_without_sequencing_is_invalid(tmp_path: Path) -> None:
 def test_stage_times_going_backwards_are_invalid(tmp_path: Path) -> None:
     rows = [*healthy(), message(5, 10 * MS, status="pending", t_sent=10 * MS, t_received=9 * MS)]
     assert statuses(write_history(tmp_path, rows))["stage-order"] == "invalid"
+
+
+@pytest.mark.parametrize("rows_per_part", [None, 3])
+def test_stage_order_names_the_first_backward_messages_across_parts(tmp_path: Path, rows_per_part: int | None) -> None:
+    # Every third message of 30 was received before it was sent, each stage a column apart;
+    # read a part at a time (parts of 3 rows: one bad row in each) the count and the first
+    # five msg_ids are those of the whole table.
+    rows = [message(100 + i, i * MS, status="pending", t_received=i * MS - 1 if i % 3 == 2 else i * MS)
+            for i in range(30)]
+    history = write_history(tmp_path, rows)
+    if rows_per_part is not None:
+        recut(tmp_path / "history", "messages", rows_per_part)
+        history = read_history(tmp_path)
+        assert len(list((tmp_path / "history" / "messages").iterdir())) == 10
+    [verdict] = run_checkers(history, {"stage-order": CHECKERS["stage-order"]})
+    assert verdict == Verdict("stage-order", "invalid", "10 messages have a stage time earlier than the stage "
+                                                        "before it: 102, 105, 108, 111, 114 (+5 more)")
+
+
+@pytest.mark.parametrize("rows_per_part", [None, 3])
+def test_committed_implies_sequenced_names_the_same_messages_across_parts(tmp_path: Path,
+                                                                         rows_per_part: int | None) -> None:
+    # Of 12 committed messages, every fourth lacks its seq_no and every fourth (another one)
+    # was committed before it was sequenced: the same verdict whether read whole or in parts.
+    rows = [message(i, i * MS, stages_ns=(MS, 0, MS, MS), seq_no=i) for i in range(12)]
+    for i in range(0, 12, 4):
+        rows[i]["seq_no"] = None
+        rows[i + 1]["t_committed"] = rows[i + 1]["t_sequenced"] - 1
+    history = write_history(tmp_path, rows)
+    if rows_per_part is not None:
+        recut(tmp_path / "history", "messages", rows_per_part)
+        history = read_history(tmp_path)
+    [verdict] = run_checkers(history, {"committed-implies-sequenced": CHECKERS["committed-implies-sequenced"]})
+    assert verdict == Verdict("committed-implies-sequenced", "invalid",
+                              "3 committed messages lack seq_no, t_sequenced or t_committed: 0, 4, 8; "
+                              "3 committed before being sequenced: 1, 5, 9")
 
 
 def test_a_raising_checker_is_unknown_and_the_others_still_run(tmp_path: Path) -> None:

@@ -24,6 +24,17 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SHORT = ['run.duration="2s"', 'run.drain="1s"']
 
 
+@pytest.mark.parametrize("ids", [[0, 1, 2, 3, 4], [0, 2, 1, 3, 4], [1, 2, 3, 4, 5], [0, 1, 1, 3, 4], [7, 10**12, 3]])
+def test_a_message_row_is_found_however_the_ids_lie(ids: list[int]) -> None:
+    # In order from 0 (a live run's rows: no table is made), shuffled, shifted, repeated,
+    # sparse: each wanted id's row is one that holds it, and ids no row holds are not known.
+    msg_id = np.array(ids, dtype=np.int64)
+    wanted = np.array([-1, 0, 1, 3, 4, 5, 7, 10**12, 10**13], dtype=np.int64)
+    row, known = message_rows(msg_id, wanted)
+    assert known.tolist() == [int(w) in ids for w in wanted.tolist()]
+    assert (msg_id[row[known]] == wanted[known]).all()
+
+
 def test_buckets_split_the_points_evenly() -> None:
     for n, buckets in ((10, 3), (2_001, 1_000), (5, 5)):
         starts = bucket_starts(n, buckets)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +104,16 @@ class MessageArrays:
     def _stamp(self, name: str) -> Stamp:
         values, present = self._history.ints("messages", name)
         return Stamp(values, present)
+
+    def stamp_parts(self, names: Sequence[str]) -> Iterator[tuple[slice, list[Stamp]]]:
+        """Columns ``names`` a Parquet part at a time, each as a ``Stamp`` of that part's
+        rows, with the rows' slice of the shared arrays: for a pass that needs a row at a
+        time, holding one part of them rather than the run's columns."""
+        at = 0
+        for part in self._history.parts("messages", list(names)):
+            rows = slice(at, at + part.num_rows)
+            at += part.num_rows
+            yield rows, [Stamp(*nullable_ints(part.column(name))) for name in names]
 
     # Asked of the history on each access, not held here (see the class docstring).
     @property
@@ -241,16 +251,21 @@ class RowLookup:
 
     The contract's ids are dense (0 .. n-1), so a table of row numbers indexed by id (int32
     while they fit) replaces a sort; ids that are not dense fall back to a sorted search.
-    A repeated id is looked up to one row of it."""
+    A repeated id is looked up to one row of it. Rows written in msg_id order from 0 (a live
+    run's are) are their own ids: then no table is made (at ten million messages it is 40 MB,
+    plus as much again while it is filled)."""
 
     def __init__(self, msg_id: I64) -> None:
         self._size = int(msg_id.size)
         self._row_of: npt.NDArray[np.signedinteger[Any]] | None = None
         self._sorted: tuple[npt.NDArray[np.intp], I64] | None = None
+        self._identity = False
         if self._size == 0:
             return
         top = int(msg_id.max())
-        if int(msg_id.min()) >= 0 and top < 2 * msg_id.size + 1024:
+        if int(msg_id.min()) == 0 and top == self._size - 1 and bool(np.all(msg_id[1:] > msg_id[:-1])):
+            self._identity = True  # 0 .. n-1 in order: the row of an id is the id
+        elif int(msg_id.min()) >= 0 and top < 2 * msg_id.size + 1024:
             width = np.int32 if msg_id.size < 2**31 else np.int64
             self._row_of = np.full(top + 1, -1, dtype=width)
             self._row_of[msg_id] = np.arange(msg_id.size, dtype=width)
@@ -260,6 +275,9 @@ class RowLookup:
 
     def rows(self, wanted: I64) -> tuple[npt.NDArray[np.int64], Bools]:
         """For each id in ``wanted``: the row holding it (0 where none does), and whether one does."""
+        if self._identity:
+            known = (wanted >= 0) & (wanted < self._size)
+            return np.where(known, wanted, 0).astype(np.int64, copy=False), known
         if self._row_of is not None:
             top = self._row_of.size - 1
             row = self._row_of[np.clip(wanted, 0, top)].astype(np.int64)

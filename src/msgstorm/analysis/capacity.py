@@ -61,7 +61,7 @@ from msgstorm.analysis._common import (
     percentile,
     rounded,
 )
-from msgstorm.analysis._intervals import IntervalLoad, bin_index, interval_load
+from msgstorm.analysis._intervals import IntervalLoad, bin_counts, bin_index, interval_load
 from msgstorm.analysis.cpu import process_cpu
 from msgstorm.analysis.generator import SATURATION_LAG_MS
 from msgstorm.history.reader import History
@@ -241,17 +241,16 @@ def saturated_intervals(history: History, messages: MessageArrays, edges: I64) -
     on the simulator, whose sends leave exactly on time."""
     if history.run_info.get("target", "sim") == "sim":
         return None
-    sent = messages.t_sent
     step = bin_index(messages.t_intended, np.ones(messages.count, dtype=np.bool_), edges, clip_last=False)
     n = len(edges) - 1
     limit_ns = saturation_limit_ns(messages, step)
-    unsent = np.bincount(step[(step >= 0) & messages.status["unsent"]], minlength=n)[:n]
-    keep = sent.present & (step >= 0)
-    step = step[keep]
-    late_sent = sent.values[keep] - messages.t_intended[keep] > limit_ns
-    del keep
-    counted = np.bincount(step, minlength=n)[:n]
-    late_counted = np.bincount(step[late_sent], minlength=n)[:n]
+    unsent = bin_counts(step, n, messages.status["unsent"])
+    counted, late_counted = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    # Send times a Parquet part at a time: the lags are a part long, and the run's t_sent is never held.
+    for rows, (sent,) in messages.stamp_parts(["t_sent"]):
+        counted += bin_counts(step[rows], n, sent.present)
+        late = sent.values - messages.t_intended[rows] > limit_ns
+        late_counted += bin_counts(step[rows], n, late & sent.present)
     # Unsent messages count as later than any: the bulk left late, or never.
     return [int(late_counted[k] + unsent[k]) * 2 > int(counted[k] + unsent[k]) for k in range(n)]
 
@@ -261,8 +260,10 @@ def _limit(history: History, messages: MessageArrays, load: IntervalLoad, index:
     """What limited a live ramp at step ``index``: {limited_by, at_limit}."""
     start, end = int(load.edges[index]), int(load.edges[index + 1])
     intended = messages.t_intended
-    mine = (intended >= start) & (intended < end) & messages.t_sent.present
-    lag = messages.t_sent.values[mine] - intended[mine]
+    sent = messages.t_sent
+    mine = (intended >= start) & (intended < end) & sent.present
+    lag = sent.values[mine] - intended[mine]
+    del sent, mine
     cpu = {name: round(cores, 2) for name, process in process_cpu(history).items()
            if (cores := process.cores(start, end)) is not None}
     try:

@@ -34,9 +34,11 @@ def propagation_by_region_ms(
         return {}
     region_of = {node["name"]: node.get("region", UNKNOWN_REGION) for node in history.nodes}
     regions: list[str] = []
+    sent = messages.t_sent  # one read: asked for twice, its values would be read again beside the first
     propagation, region = joined_propagation(
-        history, messages.msg_id, messages.t_sent.values, messages.t_sent.present,
+        history, messages.msg_id, sent.values, sent.present,
         lambda name: _region_index(regions, region_of.get(name, UNKNOWN_REGION)))
+    del sent
     result: dict[str, dict[str, float | int | None]] = {}
     for index, name in sorted(enumerate(regions), key=lambda pair: pair[1]):
         values = propagation if len(regions) == 1 else propagation[region == index]  # one region: every row, its last use
@@ -59,6 +61,7 @@ def joined_propagation(history: History, msg_id: I64, t_sent: I64, sent: npt.NDA
     One pass over the deliveries parts through a msg_id row lookup built once: memory is
     12 bytes a kept delivery, never the whole table's columns at once."""
     lookup = RowLookup(msg_id)
+    del msg_id  # the lookup is all the pass needs: the column goes unless the caller holds it
     rows = history.num_rows("deliveries")
     propagation = np.empty(rows, dtype=np.int64)
     group = np.empty(rows, dtype=np.int32)

@@ -61,7 +61,6 @@ class History:
         # is what limits the analysis, and it is read again when asked for again.
         self._cache: OrderedDict[tuple[str, ...], Any] = OrderedDict()
         self._cached_bytes = 0
-        self._latest_large: tuple[tuple[str, ...], tuple[np.ndarray, np.ndarray]] | None = None
         # A ``[crosschain]`` run's second chain, read from ``RUN_DIR/destination`` beside it.
         self.destination: History | None = None
         self._handed_out: dict[tuple[str, ...], tuple[weakref.ref[np.ndarray], weakref.ref[np.ndarray]]] = {}
@@ -154,12 +153,11 @@ class History:
         size = int(values.nbytes + present.nbytes)
         # A column no longer kept (or never: ten million messages, 90 MB a column) is handed
         # out again while a metric still holds it (a weak reference), so it is not read twice
-        # for nothing and adds no memory.
+        # for nothing and adds no memory. One over the budget is not held once its last
+        # holder lets go: kept, it sat under every later step's own columns (the analysis'
+        # peak at millions of messages), and reading it again costs tens of milliseconds.
         self._handed_out[key] = (weakref.ref(values), weakref.ref(present))
-        if size > COLUMN_CACHE_BYTES // 4:
-            self._latest_large = (key, (values, present))  # the latest is kept: metrics often ask twice in a row
-        else:
-            self._keep(key, (values, present), size)
+        self._keep(key, (values, present), size)
         return values, present
 
     def retain(self, name: str, columns: list[str]) -> None:
@@ -179,8 +177,6 @@ class History:
 
     def _held(self, key: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray] | None:
         """A large column read before and still in memory (see ``ints``), else None."""
-        if self._latest_large is not None and self._latest_large[0] == key:
-            return self._latest_large[1]
         refs = self._handed_out.get(key)
         if refs is None:
             return None
