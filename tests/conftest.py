@@ -1,7 +1,8 @@
 """Shared fixtures: scenarios written from TOML text, run on the simulator into tmp_path.
 
-Also where the tests marked ``slow`` run: the long statistical tests and the rest of the live
-matrices are deselected by default (each live broker keeps a test of its own that runs), and
+Also where the tests marked ``slow`` run: every test of more than a few seconds (the long
+statistical tests, most live, signal and sweep tests) is deselected by default, so that the
+README's test command stays short (each live target keeps a test of its own that runs), and
 run under ``CI=true`` (as ``.ci/run`` does), with ``--run-slow``, or when ``-m`` selects them."""
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     count = config.stash.get(_SLOW_DESELECTED, 0)
     if count:
-        terminalreporter.write_line(f"{count} slow tests deselected (long statistical tests and live matrices): "
+        terminalreporter.write_line(f"{count} slow tests deselected (each of more than a few seconds): "
                                     "run them too with --run-slow (or CI=true), or only them with -m slow")
 
 

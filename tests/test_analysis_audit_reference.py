@@ -52,6 +52,7 @@ def live_histories(draw: st.DrawFn) -> dict[str, Any]:
     return {"messages": rows, "deliveries": deliveries, "events": [start]}
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None)
 @given(drawn=live_histories(), part_rows=st.integers(1, 12), chunk=st.integers(1, 8))
 def test_the_streamed_audit_is_the_whole_column_audit(drawn: dict[str, Any], part_rows: int, chunk: int) -> None:

@@ -72,6 +72,7 @@ def test_report_on_a_recorded_live_run_is_what_it_was(tmp_path: Path, monkeypatc
         assert (run_dir / written).read_bytes() == (RECORDED / name / written).read_bytes(), f"{name}: {written} differs"
 
 
+@pytest.mark.slow
 def test_a_simulated_run_gives_the_same_summary_however_its_history_is_cut(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     run(load_scenario(EXAMPLES / "quickstart.toml", ['run.duration="3s"', 'run.drain="2s"']), run_dir)

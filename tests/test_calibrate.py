@@ -141,6 +141,7 @@ def test_the_fit_recovers_a_known_sequencer_and_the_twin_its_knee(tmp_path: Path
     assert measured["knee_rate_per_s"] == pytest.approx(source_knee, rel=0.15)
 
 
+@pytest.mark.slow
 def test_the_twin_replays_the_same_traffic(tmp_path: Path) -> None:
     source = _source(tmp_path, duration="20s")  # four steps, 250 to 1,000/s: all pass
     twin = tmp_path / "twin.toml"
@@ -226,6 +227,7 @@ def test_a_run_without_a_step_ramp_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "twin.toml").exists()
 
 
+@pytest.mark.slow
 def test_a_knee_too_low_for_the_share_takes_the_lowest_steps_below_it_and_says_so(tmp_path: Path) -> None:
     # Steps of 1,000/s towards a 5,000/s sequencer: the knee is about 4,000/s, and only the
     # first two steps are offered at most half of it; three pass below it, and the fit takes those.
@@ -277,6 +279,7 @@ def _with_server_cpu(run_dir: Path, idle_cores: float, cpu_per_message_us: float
     pq.write_table(pa.Table.from_pylist(rows, schema=EVENTS), run_dir / "history" / "events" / "part-999999.parquet")
 
 
+@pytest.mark.slow
 def test_a_server_whose_cpu_saturates_first_is_what_the_twin_models(tmp_path: Path) -> None:
     """The sequencer saturates at 5,000/s; a server busy 0.1 CPU at rest and 250 us a message
     on its one CPU saturates at (1 - 0.1) / 250 us = 3,600/s, and its CPU shows it at low load."""
@@ -300,6 +303,7 @@ def test_a_server_whose_cpu_saturates_first_is_what_the_twin_models(tmp_path: Pa
     assert scenario.sequencer.workers == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("idle_cores", "cpu_per_message_us", "cpus", "capacity"), [
     (0.1, 250.0, 4, 15_600),  # the same server on four CPUs: past the sequencer's 5,000/s
     (0.6, 150.0, 1, 2_667),  # below it, but idling hot: most of its CPU is the line's intercept
@@ -317,6 +321,7 @@ def test_a_server_with_cpu_to_spare_or_a_hot_idle_leaves_the_twin_on_the_wait(
     assert calibration.service.capacity_per_s == pytest.approx(5000, rel=0.10)
 
 
+@pytest.mark.slow
 def test_check_runs_the_twin_and_prints_its_knee_beside_the_measured_one(tmp_path: Path) -> None:
     source = _source(tmp_path)
     twin = tmp_path / "twin.toml"
@@ -332,6 +337,7 @@ def test_check_runs_the_twin_and_prints_its_knee_beside_the_measured_one(tmp_pat
     assert again.exit_code == 2 and "not empty" in again.output
 
 
+@pytest.mark.slow
 def test_without_out_the_twin_is_written_into_the_run_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing lands in the working directory (a checkout): the twin sits beside its run."""
     source = _source(tmp_path, duration="40s")
@@ -358,6 +364,7 @@ def readme_ramp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
+@pytest.mark.slow
 def test_check_on_the_readme_ramp_predicts_its_knee_within_15_percent(readme_ramp: Path, tmp_path: Path) -> None:
     twin = tmp_path / "twin.toml"
     result = _calibrate_cli(readme_ramp, twin, "--check")
@@ -449,6 +456,7 @@ def test_a_fit_that_does_not_pin_the_capacity_down_is_a_doubt(readme_ramp: Path)
     assert "first failing step 6 (steps 7, 9)" in stall
 
 
+@pytest.mark.slow
 def test_check_prints_no_prediction_for_a_ramp_that_ends_before_its_knee(tmp_path: Path) -> None:
     """Ten 2 s steps up to 2,500/s against a 5,000/s sequencer: every step passes, so the
     measured knee is only a lower bound and so is the twin's. --check says so and exits 1."""

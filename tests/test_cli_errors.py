@@ -30,6 +30,7 @@ def _invoke(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+@pytest.mark.slow
 def test_parallel_runs_get_their_own_directories(tmp_path: Path) -> None:
     command = [sys.executable, "-c", "from msgstorm.cli import app; app()", "run", QUICKSTART, "-q", *SHORT]
     processes = [subprocess.Popen([*command, "--seed", str(seed)], cwd=tmp_path, stdout=subprocess.PIPE,
@@ -99,6 +100,7 @@ def tiny_disk(tmp_path: Path):
     subprocess.run(["umount", str(mount)], check=False)
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_running_is_one_line_exit_4_and_keeps_what_was_written(tiny_disk: Path) -> None:
     run_dir = tiny_disk / "run"
     command = [sys.executable, "-c", "from msgstorm.cli import app; app()", "run", QUICKSTART, "--out", str(run_dir),

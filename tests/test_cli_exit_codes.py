@@ -86,6 +86,7 @@ def test_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "No space left on device" in output
 
 
+@pytest.mark.slow
 def test_some_sweep_runs_failed(tmp_path: Path) -> None:
     """One of two grid points replays a price file with a negative price, which fails only
     when its run reads it: its row records the error, the sweep finishes and says so."""

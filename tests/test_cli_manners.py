@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import typer
 import typer.core
 from test_cli_errors import EXAMPLES, SHORT, _invoke  # the same invocation and settings
@@ -83,6 +84,7 @@ def test_every_help_text_keeps_its_square_brackets() -> None:
     assert checked >= 2  # [cluster] and [market] at least
 
 
+@pytest.mark.slow
 def test_run_quiet_prints_each_message_on_its_own_line(tmp_path: Path) -> None:
     """``run -q``, stdout and stderr on one stream: the run directory's line ends before
     anything else is said (an SLO failing here: ``latency.p99 < 1us``, said on its own line)."""

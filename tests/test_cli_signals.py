@@ -47,6 +47,7 @@ def _report(run_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(_msgstorm("report", str(run_dir)), capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_sigint_and_sigterm_stop_the_run_and_exit_3_with_where_the_history_is(tmp_path: Path, signum: int) -> None:
     run_dir = tmp_path / "run"
@@ -70,6 +71,7 @@ def test_sigint_and_sigterm_stop_the_run_and_exit_3_with_where_the_history_is(tm
     assert "interrupted" in reported.stderr and "Traceback" not in reported.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_sigkill_at_a_random_moment_leaves_a_history_report_reads(tmp_path: Path, seed: int) -> None:
     run_dir = tmp_path / "run"
@@ -107,6 +109,7 @@ def test_a_sigkill_before_the_history_exists_is_reported_as_no_history(tmp_path:
     assert done.returncode in (2, 3), done.stderr
 
 
+@pytest.mark.slow
 def test_output_lines_are_never_wrapped_when_not_a_terminal(tmp_path: Path) -> None:
     run_dir = tmp_path / ("a-directory-name-long-enough-to-pass-eighty-columns-" * 3) / "run"
     done = subprocess.run(_msgstorm("run", str(EXAMPLES / "quickstart.toml"), "--out", str(run_dir), "-q",

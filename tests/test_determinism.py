@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).resolve().parent
 
 SCENARIO = """
@@ -115,6 +117,7 @@ def _run_child(scenario: Path, run_dir: Path, disabled: list[str]) -> dict[str, 
     return result
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_history_under_every_simd_setting(tmp_path: Path) -> None:
     scenario = tmp_path / "determinism.toml"
     scenario.write_text(SCENARIO, encoding="utf-8")

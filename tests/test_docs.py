@@ -338,6 +338,7 @@ def test_the_ordering_table_shows_the_five_policies() -> None:
     assert sorted(_ordering_table()) == ["batch_auction", "commit_reveal", "fair_order", "fee_priority", "fifo"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["fifo", "fee_priority", "fair_order", "commit_reveal", "batch_auction"])
 def test_the_ordering_table_is_what_a_run_gives(policy: str, tmp_path: Path) -> None:
     scenario = msgstorm.load_scenario(ROOT / "examples" / "front-running.toml", [f'sequencer.policy="{policy}"'])

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.compute as pc
+import pytest
 
 import msgstorm
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+@pytest.mark.slow
 def test_flash_crash_shows_burst_shedding_and_desync(tmp_path) -> None:
     result = msgstorm.run(msgstorm.load_scenario(EXAMPLES / "flash-crash.toml"), tmp_path)
     windows = {row["t_start_ns"] // 1_000_000_000: row for row in result.analysis.windows.to_pylist()}
@@ -32,6 +34,7 @@ def test_flash_crash_shows_burst_shedding_and_desync(tmp_path) -> None:
     assert summary["failure_threshold"] is not None
 
 
+@pytest.mark.slow
 def test_ramp_reports_a_knee_below_service_capacity(tmp_path) -> None:
     result = msgstorm.run(msgstorm.load_scenario(EXAMPLES / "ramp.toml"), tmp_path)
     knee = result.summary["capacity"]["knee_rate_per_s"]
@@ -41,6 +44,7 @@ def test_ramp_reports_a_knee_below_service_capacity(tmp_path) -> None:
     assert result.analysis.steps is not None and result.analysis.steps.num_rows == 10
 
 
+@pytest.mark.slow
 def test_quickstart_runs_clean(tmp_path) -> None:
     result = msgstorm.run(msgstorm.load_scenario(EXAMPLES / "quickstart.toml"), tmp_path)
     assert result.summary["messages"]["committed"] == result.summary["messages"]["sent"] > 20_000
@@ -64,6 +68,7 @@ def test_matching_engine_runs_compiled_and_finds_its_capacity(tmp_path) -> None:
     assert summary["messages"]["committed"] == summary["messages"]["sent"] > 700_000
 
 
+@pytest.mark.slow
 def test_byzantine_keeps_safety_below_the_quorum_bound_and_breaks_it_beyond(tmp_path) -> None:
     """The numbers docs/examples.md gives for examples/byzantine.toml."""
     one = msgstorm.run(msgstorm.load_scenario(EXAMPLES / "byzantine.toml"), tmp_path / "one").summary

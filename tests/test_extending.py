@@ -79,6 +79,7 @@ def test_an_unknown_policy_names_the_registered_ones() -> None:
     assert quoted is not None and quoted.group(1) in str(error.value)
 
 
+@pytest.mark.slow
 def test_the_readme_lifo_policy_runs_from_one_file(tmp_path: Path) -> None:
     (tmp_path / "lifo.py").write_text(_readme_block("# Extending msgstorm", "python"), encoding="utf-8")
     (tmp_path / "lifo.toml").write_text(_readme_block("# Extending msgstorm", "toml"), encoding="utf-8")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "msgstorm"
 
 RANK = {
@@ -47,6 +49,7 @@ def test_every_package_has_a_rank() -> None:
     assert names == set(RANK)
 
 
+@pytest.mark.slow
 def test_no_import_runs_upwards() -> None:
     wrong = []
     for path in sorted(PACKAGE.rglob("*.py")):

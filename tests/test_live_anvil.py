@@ -273,6 +273,7 @@ def test_a_node_killed_mid_run_ends_the_run_on_time_named_with_nothing_left(tmp_
     assert summary["messages"]["committed"] == statuses["committed"]
 
 
+@pytest.mark.slow
 def test_refusals_are_rejected_statuses_with_their_reason(tmp_path: Path, user_node: Any) -> None:
     from msgstorm.runner import run
 
@@ -343,6 +344,7 @@ def test_an_interrupted_run_stops_the_node_and_keeps_what_it_recorded(tmp_path: 
     assert statuses["committed"] > 0 and statuses["unsent"] == 0 and statuses["lost"] == 0
 
 
+@pytest.mark.slow
 def test_transactions_the_node_drops_are_dropped_not_pending(tmp_path: Path, user_node: Any) -> None:
     from msgstorm.runner import run
 
@@ -386,6 +388,7 @@ def test_a_toxic_that_changes_bytes_on_the_rpc_link_is_refused_naming_why() -> N
                   'faults=[{kind="toxic", at="1s", duration="1s", toxic="corrupt", link="publisher"}]')
 
 
+@pytest.mark.slow
 def test_a_latency_toxic_on_the_rpc_link_delays_each_answer_sent_under_it(tmp_path: Path) -> None:
     from msgstorm.runner import run
 
@@ -412,6 +415,7 @@ def test_a_latency_toxic_on_the_rpc_link_delays_each_answer_sent_under_it(tmp_pa
     assert cleanup["left"] == [] and cleanup["proxies_closed"] == 1
 
 
+@pytest.mark.slow
 def test_a_paused_node_includes_nothing_sent_during_the_pause_until_it_resumes(tmp_path: Path) -> None:
     from msgstorm.runner import run
 

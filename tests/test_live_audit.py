@@ -82,6 +82,7 @@ class FaultyNats(NatsDriver):
         await super().connect(doctor, on_ack)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("client", ["wire", "nats-py"])
 def test_the_audit_reports_exactly_what_a_doctored_consumer_saw(tmp_path: Path, client: str) -> None:
     scenario = parse_scenario(SCENARIO.format(target="nats-faulty", duration="2s", client=client), source="audit.toml")
@@ -155,6 +156,7 @@ class CutNats(NatsDriver):
         await super().publish_staged(count)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("client", ["wire", "nats-py"])
 def test_a_cut_consumer_connection_loses_exactly_what_it_missed(tmp_path: Path, client: str) -> None:
     CutNats.published.clear()

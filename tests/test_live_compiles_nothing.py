@@ -68,6 +68,7 @@ _CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(_CASES))
 def test_nothing_is_compiled_while_messages_are_due(tmp_path: Path, case: str) -> None:
     text, program, install = _CASES[case]

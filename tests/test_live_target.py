@@ -132,6 +132,7 @@ def _assert_received_in_order(history: Any) -> None:
     assert all(first[msg_id] == t for _, msg_id, t in rows)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("_nats_server")
 def test_a_live_run_writes_its_messages_while_it_goes_one_row_each(tmp_path: Path) -> None:
     from msgstorm.runner import run
@@ -148,6 +149,7 @@ def test_a_live_run_writes_its_messages_while_it_goes_one_row_each(tmp_path: Pat
     assert _parts(result.run_dir, "messages") >= 2, "rows were written during the run, not only at its end"
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("_nats_server")
 def test_without_record_every_the_rows_are_written_once_at_the_end_and_are_the_same(tmp_path: Path) -> None:
     from msgstorm.runner import run
@@ -162,6 +164,7 @@ def test_without_record_every_the_rows_are_written_once_at_the_end_and_are_the_s
     assert _parts(result.run_dir, "messages") == 1, "nothing written before the end"
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("_nats_server")
 def test_a_sigkilled_live_run_keeps_the_messages_received_up_to_about_a_second_before(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
@@ -204,6 +207,7 @@ def test_a_sigkilled_live_run_keeps_the_messages_received_up_to_about_a_second_b
     assert verdicts["conservation"] == verdicts["ordering"] == "valid"
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("_nats_server")
 @pytest.mark.parametrize("live", ["", 'record_every = "1s"'], ids=["at-the-end", "record-every"])
 def test_a_sigkilled_live_run_keeps_its_servers_and_faults_as_they_happened(tmp_path: Path, live: str) -> None:
@@ -288,6 +292,7 @@ def _jetstream_that_refuses(tmp_path: Path) -> Iterator[str]:
         server.wait()
 
 
+@pytest.mark.slow
 def test_the_drain_does_not_wait_for_publishes_the_broker_refused(tmp_path: Path, _jetstream_that_refuses: str) -> None:
     from msgstorm.runner import run
     from msgstorm.scenario import load_scenario

@@ -117,6 +117,7 @@ async def _corrupted(run_seed: int, fault_id: int, directory: Path) -> list[byte
     return came_back
 
 
+@pytest.mark.slow
 def test_a_toxic_draws_from_the_runs_seed_and_its_fault(tmp_path: Path) -> None:
     first = asyncio.run(_corrupted(1, 3, tmp_path))
     again = asyncio.run(_corrupted(1, 3, tmp_path))

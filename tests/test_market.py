@@ -138,6 +138,7 @@ def test_without_keepers_nothing_is_liquidated_and_the_run_shows_what_that_costs
     assert market["bad_debt"]["absolute"] == pytest.approx(23.6 + 15.6) and market["bad_debt"]["accounts"] == 2
 
 
+@pytest.mark.slow
 def test_every_account_balances_and_bad_debt_is_the_negative_part(tmp_path: Path) -> None:
     """black-thursday-fee-aware, shortened: per executed account, what it keeps = collateral +
     realised PnL - penalty - slippage, the PnL and penalty follow from the on-chain price,
@@ -225,6 +226,7 @@ def _latency_run(tmp_path: Path, seed: int, latency: str) -> float:
     return float(result.summary["market"]["bad_debt"]["absolute"])
 
 
+@pytest.mark.slow
 def test_more_latency_never_lowers_mean_bad_debt_on_the_same_seeds(tmp_path: Path) -> None:
     """The same seeds, so the same price paths and accounts; only the way from the oracle to
     the keepers (in ap-northeast) and back is longer."""
@@ -235,6 +237,7 @@ def test_more_latency_never_lowers_mean_bad_debt_on_the_same_seeds(tmp_path: Pat
     assert sum(far) > sum(near), (near, far)  # and here it costs something
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_market_history(tmp_path: Path) -> None:
     scenario = load_scenario(str(EXAMPLES / "black-thursday.toml"),
                              ['run.duration="15s"', "market.accounts.0.count=1000", 'run.drain="2s"'])

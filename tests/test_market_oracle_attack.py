@@ -83,6 +83,7 @@ ORACLE_UP = '\n[[faults]]\nkind = "oracle"\nmode = "manipulate"\nat = "10s"\ndur
 CENSOR = '\n[[faults]]\nkind = "censor"\nat = "18s"\nduration = "6s"\nmode = "{mode}"\n'
 
 
+@pytest.mark.slow
 def test_a_lying_oracle_costs_bad_debt_the_honest_one_does_not(scenario_from, run_scenario) -> None:
     honest = _run(scenario_from, run_scenario, "")
     lying = _run(scenario_from, run_scenario, ORACLE_UP)
@@ -121,6 +122,7 @@ def test_a_censoring_producer_keeps_every_liquidation_of_its_window_out(scenario
                and 18 * S <= m["t_received"] < 24 * S)
 
 
+@pytest.mark.slow
 def test_the_delay_split_puts_the_lie_on_the_oracle_and_the_censoring_on_messaging(scenario_from,
                                                                                     run_scenario) -> None:
     honest = _run(scenario_from, run_scenario, "").summary["market"]["liquidation_delay_ms"]["split"]

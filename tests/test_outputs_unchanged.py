@@ -29,6 +29,7 @@ CASES = {"quickstart": ['run.duration="3s"', 'run.drain="2s"'], "flash-crash": [
          "ramp": [], "matching-engine": ['run.duration="3s"']}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("example", sorted(CASES))
 def test_summary_is_what_it_was(tmp_path: Path, example: str) -> None:
     run(load_scenario(EXAMPLES / f"{example}.toml", CASES[example]), tmp_path / "run")

@@ -7,6 +7,7 @@ import json
 import re
 
 import pyarrow.compute as pc
+import pytest
 from control_scenarios import OVERLOAD_TOML
 from test_report_html import _plot_states, _status, open_in_chromium
 
@@ -19,6 +20,7 @@ def _figure(page: str, slug: str) -> dict:  # type: ignore[type-arg]
     return dict(json.loads(match.group(1)))
 
 
+@pytest.mark.slow
 def test_report_plots_the_throttle_beside_the_queue(scenario_from, run_scenario, tmp_path) -> None:
     result = run_scenario(scenario_from(OVERLOAD_TOML.format(duration_s=10, bots_stop="")))
     page = render_run_report(result.history, result.analysis)

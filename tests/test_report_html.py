@@ -119,6 +119,7 @@ def ramp(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, str, list
     return result, dom, console
 
 
+@pytest.mark.slow
 def test_report_draws_every_plot_without_script_errors(faulty) -> None:
     _, dom, console, screenshot = faulty
     assert_page_rendered(dom, console, PLOTS)
@@ -161,6 +162,7 @@ def test_report_is_self_contained_and_small(faulty_run) -> None:
     assert 4_000_000 < size < 6_000_000, size
 
 
+@pytest.mark.slow
 def test_ramp_report_marks_the_knee(ramp) -> None:
     result, dom, console = ramp
     assert_page_rendered(dom, console, PLOTS)
@@ -171,6 +173,7 @@ def test_ramp_report_marks_the_knee(ramp) -> None:
     assert "base fee" in dom
 
 
+@pytest.mark.slow
 def test_compare_html_draws_and_flags(faulty, ramp, tmp_path) -> None:
     page = tmp_path / "compare.html"
     outcome = CliRunner().invoke(app, ["compare", str(ramp[0].run_dir), str(faulty[0].run_dir),
@@ -216,6 +219,7 @@ size = "128B"
 """
 
 
+@pytest.mark.slow
 def test_a_live_report_draws_the_cpu_of_the_server_and_of_msgstorm(tmp_path: Path) -> None:
     """A live run's page has one more plot than a sim run's: the CPUs the server it started
     and msgstorm's own process kept busy, with the server's limit."""
@@ -274,6 +278,7 @@ def _figure(dom: str, slug: str) -> dict[str, Any]:
     return dict(json.loads(found.group(1)))
 
 
+@pytest.mark.slow
 def test_the_headline_of_a_market_run_shows_bad_debt_and_liquidations(market) -> None:
     result, dom, console, screenshot = market
     bad, liquidations = result.summary["market"]["bad_debt"], result.summary["market"]["liquidations"]

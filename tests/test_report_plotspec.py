@@ -32,6 +32,7 @@ OVERRIDES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(OVERRIDES))
 def test_every_report_figure_is_what_plotlys_figure_makes_of_it(tmp_path: Path, case: str) -> None:
     example = case.removesuffix("-long")

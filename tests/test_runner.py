@@ -28,6 +28,7 @@ def _digest(run_dir: Path) -> dict[str, str]:
             for name in ("messages", "deliveries", "events", "run")}
 
 
+@pytest.mark.slow
 def test_same_seed_same_history_content(tmp_path) -> None:
     a = run(_small(), tmp_path / "a")
     b = run(_small(), tmp_path / "b")

@@ -112,6 +112,7 @@ def test_a_file_that_is_no_scenario_is_refused_at_once(tmp_path: Path, make: str
             "huge": "larger than 1 MiB", "devzero": "not a regular file"}[make] in output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("example", "tolerance"), [
     ("quickstart.toml", 0.05), ("ramp.toml", 0.05), ("matching-engine.toml", 0.05), ("flash-crash.toml", 0.35),
 ])

@@ -82,6 +82,7 @@ def _race_share(run_dir: Path) -> tuple[int, int]:
     return len(a_blocks), met
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay_ms", [150, 600])
 def test_a_competing_block_meets_a_share_one_minus_exp_of_minus_rate_times_delay(scenario_from, run_scenario,
                                                                                    delay_ms) -> None:

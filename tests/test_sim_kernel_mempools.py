@@ -84,6 +84,7 @@ def _leader_crash() -> Scenario:
     return _scenario("flash-crash", ['run.duration="8s"', 'run.drain="3s"'], LEADER_CRASH)
 
 
+@pytest.mark.slow
 def test_a_failover_sequences_the_same_mempool() -> None:
     history = _same_both_ways(_leader_crash())
     events = history["events"]
@@ -95,6 +96,7 @@ def test_a_failover_sequences_the_same_mempool() -> None:
     assert sequenced
 
 
+@pytest.mark.slow
 def test_losing_the_log_changes_the_history(monkeypatch: pytest.MonkeyPatch) -> None:
     """A deliberate mutation: a kernel log that never reaches the mempools must show."""
     scenario = _leader_crash()

@@ -98,6 +98,7 @@ def one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(QUEUE_POLICIES._entries, "fee_priority_one_at_a_time", OneAtATime)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("one_at_a_time")
 def test_whole_queue_moves_write_the_history_of_one_message_at_a_time() -> None:
     seen: Counter[str] = Counter()

@@ -163,6 +163,7 @@ print(json.dumps({{"helper": helped.helper is not None, "paths": paths, "same": 
     assert found["same"]
 
 
+@pytest.mark.slow
 def test_a_helper_compiles_into_the_cache_the_run_then_loads_from(tmp_path: Path) -> None:
     code = f"""
 import json

@@ -14,6 +14,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = str(ROOT / "examples" / "quickstart.toml")
 
@@ -66,6 +68,7 @@ def test_package_names_resolve_on_first_use() -> None:
         assert getattr(scenario, name) is not None
 
 
+@pytest.mark.slow
 def test_console_entry_is_main_and_a_run_through_it_leaves_whole_files(tmp_path: Path) -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["msgstorm"] == "msgstorm.cli:main"
@@ -121,6 +124,7 @@ arrival = { process = "poisson", rate = "2000/s" }
 """
 
 
+@pytest.mark.slow
 def test_a_simulated_run_loads_no_plotting_metrics_or_live_clients_and_only_its_kernels(tmp_path: Path) -> None:
     scenario = tmp_path / "one-node.toml"
     scenario.write_text(ONE_NODE)
@@ -149,6 +153,7 @@ def test_package_names_are_listed_and_the_scenario_subpackage_reachable() -> Non
     assert set(eval(scenario_names)) >= {"Scenario", "load_scenario", "MESSAGE_KINDS", "node_names"}
 
 
+@pytest.mark.slow
 def test_a_run_loads_its_compiled_loop_from_the_cache_without_the_compiler(tmp_path: Path) -> None:
     """msgstorm.jit: a cached function loads without numba importing its implementation
     modules, and a compile later in the same process still works (it refreshes on its own)."""

@@ -49,6 +49,7 @@ def test_grids_are_toml_values_as_set_takes_them() -> None:
         plan_sweep([("a", [1, 2]), ("b", ["x"])], zipped=True, seeds=1, base_seed=0)
 
 
+@pytest.mark.slow
 def test_each_runs_summary_is_that_of_the_same_run_alone(tmp_path: Path) -> None:
     """Every row equals the summary of ``msgstorm run`` with that point's --set and seed
     (common random numbers: both points run seeds run.seed and run.seed + 1)."""
@@ -82,6 +83,7 @@ def test_a_run_without_its_report_writes_the_history_and_the_same_summary(tmp_pa
     assert {k: v for k, v in bare.items() if k != "wall_s"} == {k: v for k, v in full.items() if k != "wall_s"}
 
 
+@pytest.mark.slow
 def test_a_sweeps_runs_write_their_report_only_with_keep_runs_and_the_tables_agree(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without --keep-runs a sweep's run writes no report.html or windows.csv at all (not
@@ -117,6 +119,7 @@ def test_a_sweeps_runs_write_their_report_only_with_keep_runs_and_the_tables_agr
     assert synced[False] == 0 and synced[True] >= 10  # two a part (file, directory), a part a table at least
 
 
+@pytest.mark.slow
 def test_a_failed_run_is_a_row_with_its_error_retried_once_and_again_on_resume(tmp_path: Path) -> None:
     """A point the scenario refuses fails the whole sweep before anything runs; a run that
     raises while running (a price file with a negative price, found only when read) is run
@@ -174,6 +177,7 @@ def test_one_retry_rule_a_failed_run_runs_once_more_then_is_its_last_outcome() -
     assert reported == outcomes
 
 
+@pytest.mark.slow
 def test_a_local_worker_killed_mid_run_is_a_failed_run_retried(tmp_path: Path) -> None:
     """A worker process killed while it runs breaks the local pool: the runs it took down are
     failed outcomes, run once more in a new pool (the rule Ray's tasks follow too), and the
@@ -227,6 +231,7 @@ print(json.dumps([outcome["status"], outcome["error"], finished(__import__("path
 """
 
 
+@pytest.mark.slow
 def test_a_run_a_ctrl_c_stops_part_way_is_failed_so_a_resume_runs_it_again(tmp_path: Path) -> None:
     """The terminal's Ctrl-C reaches every worker of a sweep: a worker's run stops part way
     and its summary says ``interrupted``. That run did not finish: it is recorded failed (never
@@ -466,6 +471,7 @@ def ray_cluster():  # type: ignore[no-untyped-def]
                        timeout=120)
 
 
+@pytest.mark.slow
 def test_a_sweep_on_a_ray_cluster_gives_the_rows_of_local_processes(tmp_path: Path, ray_cluster: str) -> None:
     """The same sweep as Ray tasks and on local processes: identical rows. A Ray worker killed
     while it runs a task: the run is retried (the sweep's one rule), the sweep ends with every row."""

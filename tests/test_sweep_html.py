@@ -32,6 +32,7 @@ def test_grid_columns_keep_the_values_types() -> None:
     assert value_label("fifo") == "fifo" and value_label(1) == "1" and value_label(2.5) == "2.5"
 
 
+@pytest.mark.slow
 def test_every_chart_plots_the_points_means_of_sweep_json(tmp_path: Path) -> None:
     """An integer key and a string key (the values the page once failed to find in the table):
     each metric's line against each key passes through the means of sweep.json's points, and

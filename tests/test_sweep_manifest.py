@@ -79,6 +79,7 @@ def test_a_run_directory_or_a_directory_of_other_files_is_refused_as_out(tmp_pat
     assert sorted(path.name for path in run_dir.iterdir()) == ["history"]
 
 
+@pytest.mark.slow
 def test_points_added_to_a_sweep_accumulate_in_its_tables(tmp_path: Path) -> None:
     out = tmp_path / "out"
     sweep(EXAMPLES / "quickstart.toml", [parse_grid("sequencer.workers=1")], workers=1, out_dir=out, sets=SHORT,
