@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_sweep import LEVERAGE
 from typer.testing import CliRunner
 
@@ -111,6 +113,61 @@ def test_too_few_seeds_show_nothing_and_say_how_many_would() -> None:
     curve = search(_thresholds([1e9] * 5), low=1.0, high=10.0, confidence=0.8)
     assert curve["safe_leverage"] is None and curve["at_safe"] is None and curve["boundary"] == [None, None]
     assert "5 seeds cannot show" in curve["note"] and "at least 8" in curve["note"]
+
+
+def _recording(evaluate, calls: list[list[float]]):  # type: ignore[no-untyped-def]
+    """``evaluate``, noting the leverages of each call."""
+    def recorded(leverages: list[float]) -> dict[float, Tally]:
+        calls.append(list(leverages))
+        return dict(evaluate(leverages))
+    return recorded
+
+
+def _drawn_tallies(seed: int, seeds: int):  # type: ignore[no-untyped-def]
+    """An ``evaluate`` of tallies drawn at random for each leverage (a fixed draw per
+    leverage, none growing with it): the stop at the first shown over needs no monotone P."""
+    def evaluate(leverages: list[float]) -> dict[float, Tally]:
+        tallies = {}
+        for leverage in leverages:
+            rng = np.random.default_rng([seed, int(round(leverage * 1e6))])
+            over = int(rng.integers(0, seeds + 1)) if rng.random() < 0.5 else int(rng.integers(0, min(seeds, 2) + 1))
+            tallies[leverage] = Tally(over, seeds)
+        return tallies
+    return evaluate
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), seeds=st.integers(1, 80), confidence=st.sampled_from([0.5, 0.8, 0.9, 0.95]),
+       drawn=st.booleans(), grid_points=st.integers(2, 8), refine=st.integers(0, 6),
+       low=st.floats(1.0, 3.0), width=st.floats(1.1, 20.0))
+def test_stopping_the_grid_at_its_first_leverage_shown_over_gives_the_whole_grids_answer(
+        seed: int, seeds: int, confidence: float, drawn: bool, grid_points: int, refine: int, low: float,
+        width: float) -> None:
+    """The grid run lowest first and stopped at its first leverage shown over against the whole
+    grid run at once (``whole_grid``, the search before): the same answer, boundary interval,
+    bracket and note, the same bisections in the same order, and the same tally at every
+    leverage both ran; the leverages it did not run are the grid's above that first one."""
+    rng = np.random.default_rng(seed)
+    evaluate = (_drawn_tallies(seed, seeds) if drawn else
+                _thresholds(list(np.exp(rng.normal(np.log(low * width ** 0.5), 0.5, seeds)))))
+    stopped_calls: list[list[float]] = []
+    whole_calls: list[list[float]] = []
+    options = {"low": low, "high": low * width, "confidence": confidence, "grid_points": grid_points,
+               "refine": refine}
+    stopped = search(_recording(evaluate, stopped_calls), **options)  # type: ignore[arg-type]
+    whole = search(_recording(evaluate, whole_calls), whole_grid=True, **options)  # type: ignore[arg-type]
+    for key in ("safe_leverage", "boundary", "bracket", "at_safe", "note", "unmeasured"):
+        assert stopped[key] == whole[key], key
+    grid, bisections = whole_calls[0], whole_calls[1:]
+    assert stopped_calls[-len(bisections):] == bisections if bisections else True
+    run = [call[0] for call in stopped_calls[:len(stopped_calls) - len(bisections)]]
+    assert run == grid[:len(run)] and all(len(call) == 1 for call in stopped_calls)
+    assert stopped["not_run"] == grid[len(run):] and whole["not_run"] == []
+    whole_points = {point["leverage"]: point for point in whole["points"]}
+    assert all(whole_points[point["leverage"]] == point for point in stopped["points"])
+    assert sorted(whole_points) == sorted([point["leverage"] for point in stopped["points"]] + stopped["not_run"])
+    shown_over = [leverage for leverage in run if whole_points[leverage]["shown"] == "over"]
+    assert shown_over == ([run[-1]] if stopped["not_run"] or shown_over else []), (run, shown_over)
 
 
 # --- runs without a bad-debt share --------------------------------------------------------------

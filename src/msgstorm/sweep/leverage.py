@@ -24,10 +24,18 @@ time. An end no leverage tried shows is None: with N seeds and none over budget 
 bound is 1 - (1 - c)^(1/N), so fewer than ``seeds_to_show(c)`` seeds (59 at 95%) cannot show any
 leverage within budget, and the curve says so.
 
-The search evaluates a log-spaced grid over ``range``, then bisects (geometrically) ``refine``
-times the wider, as a ratio, of the boundary interval's two edges: the answer and the next
-leverage tried above it; the lowest shown over and the highest tried below it. It runs at
-most ``(grid_points + refine) x seeds`` runs a curve (``most_runs``). A range whose top is at or
+The search evaluates a log-spaced grid over ``range``, lowest leverage first, then bisects
+(geometrically) ``refine`` times the wider, as a ratio, of the boundary interval's two edges:
+the answer and the next leverage tried above it; the lowest shown over and the highest tried
+below it. It runs at most ``(grid_points + refine) x seeds`` runs a curve (``most_runs``).
+The grid stops at its first leverage shown over: no leverage above it can change the answer,
+the boundary interval or any bisection (the answer is below it, being not shown within; the
+lowest shown over is it or below; the edges' other ends are the leverages tried next to the
+answer and next below the lowest shown over, both at or below it; every bisection falls
+inside an edge, so below it too), so those runs are not made and their leverages are not
+among the curve's points (``not_run``). The answer, the boundary interval and every
+bisection are those of the whole grid (``tests/test_sweep_leverage.py`` compares both
+searches on random tallies). A range whose top is at or
 above 1 / maintenance margin is refused before anything runs: an account at that leverage
 opens on or past its liquidation line.
 
@@ -187,11 +195,17 @@ def _edges(tallies: Mapping[float, Tally], confidence: float) -> list[tuple[floa
 
 
 def search(evaluate: Evaluate, *, low: float, high: float, confidence: float, grid_points: int = GRID_POINTS,
-           refine: int = REFINE) -> dict[str, Any]:
-    """One curve: the grid, the bisections (module docstring), and what they showed."""
+           refine: int = REFINE, whole_grid: bool = False) -> dict[str, Any]:
+    """One curve: the grid, the bisections (module docstring), and what they showed.
+    ``whole_grid`` evaluates every grid leverage at once, as the search did before it stopped
+    at the first shown over: the reference the tests compare the answers with."""
     ratio = (high / low) ** (1 / max(grid_points - 1, 1))
     grid = [round(low * ratio**i, 6) for i in range(grid_points)]
-    tallies = dict(evaluate(grid))
+    tallies: dict[float, Tally] = dict(evaluate(grid)) if whole_grid else {}
+    for leverage in [] if whole_grid else grid:  # lowest first, until one is shown over (module docstring: those above it are not run)
+        tallies.update(evaluate([leverage]))
+        if _shown_over(tallies[leverage], confidence):
+            break
     for _ in range(refine):
         edges = [(lo, hi) for lo, hi in _edges(tallies, confidence) if hi / lo >= 1.001]
         if not edges:
@@ -201,7 +215,9 @@ def search(evaluate: Evaluate, *, low: float, high: float, confidence: float, gr
         if middle in tallies or not lo < middle < hi:
             break
         tallies.update(evaluate([middle]))
-    return _curve_document(tallies, confidence)
+    document = _curve_document(tallies, confidence)
+    document["not_run"] = [leverage for leverage in grid if leverage not in tallies]
+    return document
 
 
 def _curve_document(tallies: Mapping[float, Tally], confidence: float) -> dict[str, Any]:
