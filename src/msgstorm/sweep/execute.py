@@ -30,7 +30,7 @@ import os
 import shutil
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -151,13 +151,18 @@ def _tie_to_sweep(sweep_pid: int) -> None:  # pragma: no cover - runs in each wo
         os._exit(ExitCode.INTERRUPTED)
 
 
-def run_all(scenario_path: str, fixed: list[str], specs: list[RunSpec], runs_dir: Path, workers: int,
-            keep_runs: bool, attempt: int = 1) -> Iterator[RunOutcome]:
+def run_all(scenario_path: str, fixed: list[str], specs: Iterable[RunSpec], runs_dir: Path, workers: int,
+            keep_runs: bool, attempt: int = 1, wanted: Callable[[RunSpec], bool] | None = None
+            ) -> Iterator[RunOutcome]:
     """Run ``specs`` on ``workers`` processes, yielding each outcome as it comes (a few runs
-    queued ahead of the workers, so a Ctrl-C leaves little to cancel). A worker that dies
+    queued ahead of the workers, so a Ctrl-C leaves little to cancel). ``wanted``, asked
+    again after each outcome, leaves out the runs it no longer wants: not queued, and
+    cancelled if queued and not yet started (no outcome for either). A worker that dies
     breaks the pool: every run not finished then is a failed outcome."""
-    if not specs:
+    if isinstance(specs, list) and not specs:
         return
+    if wanted is not None:
+        specs = (spec for spec in specs if wanted(spec))
     context = multiprocessing.get_context("spawn")
     pending: dict[Future[RunOutcome], RunSpec] = {}
     todo = iter(specs)
@@ -181,7 +186,13 @@ def run_all(scenario_path: str, fixed: list[str], specs: list[RunSpec], runs_dir
                     return
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    yield _outcome(future, pending.pop(future), attempt)
+                    spec = pending.pop(future)
+                    if not future.cancelled():
+                        yield _outcome(future, spec, attempt)
+                if wanted is not None:
+                    for future, spec in list(pending.items()):
+                        if not wanted(spec) and future.cancel():
+                            del pending[future]
         except BaseException:
             for future in pending:
                 future.cancel()
