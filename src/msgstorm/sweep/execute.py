@@ -161,8 +161,13 @@ def run_all(scenario_path: str, fixed: list[str], specs: Iterable[RunSpec], runs
     breaks the pool: every run not finished then is a failed outcome."""
     if isinstance(specs, list) and not specs:
         return
+    # A few runs queued ahead keep the workers busy; with ``wanted``, none beyond the workers,
+    # since a run queued may be left out after the next outcome (the pool starts a queued
+    # run before a worker is free, and a started run can no longer be cancelled).
+    ahead = 2 * workers
     if wanted is not None:
         specs = (spec for spec in specs if wanted(spec))
+        ahead = workers
     context = multiprocessing.get_context("spawn")
     pending: dict[Future[RunOutcome], RunSpec] = {}
     todo = iter(specs)
@@ -170,7 +175,7 @@ def run_all(scenario_path: str, fixed: list[str], specs: Iterable[RunSpec], runs
                              initargs=(os.getpid(),)) as pool:
         try:
             while True:
-                while len(pending) < 2 * workers:
+                while len(pending) < ahead:
                     spec = next(todo, None)
                     if spec is None:
                         break
