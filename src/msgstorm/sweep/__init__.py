@@ -10,7 +10,8 @@ the per-point statistics, ``html`` the page; ``manifest`` keeps a directory to o
 run's point so far: once it says True, the point's runs not yet started are not started
 (those under way finish, those queued are cancelled), and the table has a row for each
 run made. The safe-leverage
-search passes the rule that a leverage's runs already fix what it shows.
+search passes the rule that a leverage's runs already fix what it shows, and ``pool``
+(``execute.WorkerPool``): workers kept across its sweeps, started once.
 
 ``sweep(...)`` is resumable, into its own directory only: ``manifest`` checks that ``out_dir``
 is new or holds the same sweep (refusing anything else) and locks it while the sweep runs. The
@@ -33,7 +34,14 @@ import pyarrow as pa
 
 import msgstorm
 from msgstorm.scenario import load_scenario
-from msgstorm.sweep.execute import RunOutcome, finished, run_all, run_all_on_ray, run_with_retries
+from msgstorm.sweep.execute import (
+    RunOutcome,
+    WorkerPool,
+    finished,
+    run_all,
+    run_all_on_ray,
+    run_with_retries,
+)
 from msgstorm.sweep.grid import GridError, Plan, RunSpec, parse_grid, plan_points, plan_sweep
 from msgstorm.sweep.html import write_sweep_report
 from msgstorm.sweep.manifest import Manifest, SweepDirError, locked, scenario_digest, settle
@@ -66,7 +74,7 @@ def sweep(scenario_path: str | Path, grids: list[tuple[str, list[Any]]], *, seed
           ray: str | None = None, ray_cpus: float = 1.0, add_points: bool = False,
           on_outcome: Callable[[RunOutcome], None] | None = None,
           on_start: Callable[[Plan, int, int], None] | None = None,
-          settled: Callable[[list[RunOutcome]], bool] | None = None) -> SweepResult:
+          settled: Callable[[list[RunOutcome]], bool] | None = None, pool: WorkerPool | None = None) -> SweepResult:
     """Run the sweep; every point's scenario is validated before any run starts (a bad
     value fails the whole sweep at once, naming the point). ``on_start(plan, finished ok
     before, failed before)``. Raises ``SweepDirError`` when ``out_dir`` holds anything but
@@ -108,7 +116,7 @@ def sweep(scenario_path: str | Path, grids: list[tuple[str, list[Any]]], *, seed
                 return run_all_on_ray(scenario_path, fixed, specs, runs_dir.resolve(), ray, keep_runs, ray_cpus,
                                       attempt)
             return run_all(scenario_path, fixed, specs, runs_dir, workers or default_workers(), keep_runs, attempt,
-                           wanted=None if settled is None else lambda spec: spec.point not in done_points)
+                           wanted=None if settled is None else lambda spec: spec.point not in done_points, pool=pool)
 
         try:
             for outcome in run_with_retries(execute, todo, on_outcome or (lambda _: None)):

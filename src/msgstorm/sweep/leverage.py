@@ -55,7 +55,8 @@ from typing import Any
 
 from msgstorm.scenario import Scenario, load_scenario
 from msgstorm.scenario.market import leverage_limit
-from msgstorm.sweep import sweep
+from msgstorm.sweep import default_workers, sweep
+from msgstorm.sweep.execute import WorkerPool
 from msgstorm.sweep.grid import toml_value
 from msgstorm.sweep.leverage_html import write_leverage_report
 from msgstorm.sweep.results import flatten
@@ -299,7 +300,7 @@ def _over_budget(row: Mapping[str, Any], budget_pct: float) -> bool:
 def _evaluate(scenario_path: str, leverages: list[float], groups: int, seeds: int, sets: list[str],
               workers: int | None, out_dir: Path, budget_pct: float,
               on_outcome: Callable[[dict[str, Any]], None] | None, ray: str | None = None,
-              confidence: float | None = None) -> dict[float, Tally]:
+              confidence: float | None = None, pool: WorkerPool | None = None) -> dict[float, Tally]:
     """The tally at each leverage: one sweep over them (zipped keys). With ``confidence``, a
     leverage's seeds stop once the runs made fix what it shows (``settled``)."""
     def fixed(outcomes: list[dict[str, Any]]) -> bool:
@@ -314,7 +315,8 @@ def _evaluate(scenario_path: str, leverages: list[float], groups: int, seeds: in
                   (f"market.accounts.{index}.leverage_sigma", [0.0] * len(leverages)),
                   (f"market.accounts.{index}.leverage_cap", leverages)]
     result = sweep(scenario_path, grids, seeds=seeds, zipped=True, workers=workers, out_dir=out_dir, sets=sets,
-                   on_outcome=on_outcome, ray=ray, add_points=True, settled=None if confidence is None else fixed)
+                   on_outcome=on_outcome, ray=ray, add_points=True, settled=None if confidence is None else fixed,
+                   pool=pool)
     return tally_rows(result.table.to_pylist(), leverages, budget_pct, seeds)
 
 
@@ -393,13 +395,17 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
     if on_start is not None:
         on_start(most_runs(seeds, len(values), grid_points, refine))
     curves = []
-    for index, (value, curve_sets) in enumerate(zip(values, _curve_sets(fixed, vary), strict=True)):
-        def evaluate(leverages: list[float], curve_sets: list[str] = curve_sets, index: int = index) -> dict[float, Tally]:
-            return _evaluate(scenario_path, leverages, groups, seeds, curve_sets, workers, out / f"curve-{index}",
-                             budget * 100, on_outcome, ray, None if every_seed else confidence)
+    with WorkerPool(workers or default_workers()) as pool:  # started once for every step of every curve
+        for index, (value, curve_sets) in enumerate(zip(values, _curve_sets(fixed, vary), strict=True)):
+            def evaluate(leverages: list[float], curve_sets: list[str] = curve_sets,
+                         index: int = index) -> dict[float, Tally]:
+                return _evaluate(scenario_path, leverages, groups, seeds, curve_sets, workers, out / f"curve-{index}",
+                                 budget * 100, on_outcome, ray, None if every_seed else confidence,
+                                 None if ray is not None else pool)
 
-        curve = search(evaluate, low=low, high=high, confidence=confidence, grid_points=grid_points, refine=refine)
-        curves.append({"vary": None if vary is None else {vary[0]: value}, **curve})
+            curve = search(evaluate, low=low, high=high, confidence=confidence, grid_points=grid_points,
+                           refine=refine)
+            curves.append({"vary": None if vary is None else {vary[0]: value}, **curve})
     document = {"scenario": scenario.run.name, "budget_pct_of_open_interest": budget * 100,
                 "confidence": confidence, "seeds": seeds, "range": [low, high],
                 "seeds_to_show": seeds_to_show(confidence), "over_budget_is": OVER_BUDGET_IS,
