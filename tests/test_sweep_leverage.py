@@ -204,7 +204,7 @@ def test_a_leverage_settled_early_shows_what_every_way_of_running_the_rest_would
         if seeds > 14:
             later = [(over + extra, seeds) for extra in range(seeds - made + 1)]
         assert all(shown(k, n) == now for k, n in later), (seeds, made, over, now)
-    assert early > 100  # it does settle early, and often
+    assert early > 50  # it does settle early, and often
 
 
 def test_a_settled_leverage_is_one_shown_over_or_neither_and_never_one_that_could_be_within() -> None:
