@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_sweep import LEVERAGE
 from typer.testing import CliRunner
 
@@ -30,8 +32,10 @@ from msgstorm.sweep.leverage import (
     one_sided_bounds,
     parse_range,
     parse_share,
+    safe_leverage,
     search,
     seeds_to_show,
+    settled,
     tally_rows,
 )
 from msgstorm.sweep.leverage_html import headline, log_ticks, write_leverage_report
@@ -111,6 +115,132 @@ def test_too_few_seeds_show_nothing_and_say_how_many_would() -> None:
     curve = search(_thresholds([1e9] * 5), low=1.0, high=10.0, confidence=0.8)
     assert curve["safe_leverage"] is None and curve["at_safe"] is None and curve["boundary"] == [None, None]
     assert "5 seeds cannot show" in curve["note"] and "at least 8" in curve["note"]
+
+
+def _recording(evaluate, calls: list[list[float]]):  # type: ignore[no-untyped-def]
+    """``evaluate``, noting the leverages of each call."""
+    def recorded(leverages: list[float]) -> dict[float, Tally]:
+        calls.append(list(leverages))
+        return dict(evaluate(leverages))
+    return recorded
+
+
+def _drawn_tallies(seed: int, seeds: int):  # type: ignore[no-untyped-def]
+    """An ``evaluate`` of tallies drawn at random for each leverage (a fixed draw per
+    leverage, none growing with it): the stop at the first shown over needs no monotone P."""
+    def evaluate(leverages: list[float]) -> dict[float, Tally]:
+        tallies = {}
+        for leverage in leverages:
+            rng = np.random.default_rng([seed, int(round(leverage * 1e6))])
+            over = int(rng.integers(0, seeds + 1)) if rng.random() < 0.5 else int(rng.integers(0, min(seeds, 2) + 1))
+            tallies[leverage] = Tally(over, seeds)
+        return tallies
+    return evaluate
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), seeds=st.integers(1, 80), confidence=st.sampled_from([0.5, 0.8, 0.9, 0.95]),
+       drawn=st.booleans(), grid_points=st.integers(2, 8), refine=st.integers(0, 6),
+       low=st.floats(1.0, 3.0), width=st.floats(1.1, 20.0))
+def test_stopping_the_grid_at_its_first_leverage_shown_over_gives_the_whole_grids_answer(
+        seed: int, seeds: int, confidence: float, drawn: bool, grid_points: int, refine: int, low: float,
+        width: float) -> None:
+    """The grid run lowest first and stopped at its first leverage shown over against the whole
+    grid run at once (``whole_grid``, the search before): the same answer, boundary interval,
+    bracket and note, the same bisections in the same order, and the same tally at every
+    leverage both ran; the leverages it did not run are the grid's above that first one."""
+    rng = np.random.default_rng(seed)
+    evaluate = (_drawn_tallies(seed, seeds) if drawn else
+                _thresholds(list(np.exp(rng.normal(np.log(low * width ** 0.5), 0.5, seeds)))))
+    stopped_calls: list[list[float]] = []
+    whole_calls: list[list[float]] = []
+    options = {"low": low, "high": low * width, "confidence": confidence, "grid_points": grid_points,
+               "refine": refine}
+    stopped = search(_recording(evaluate, stopped_calls), **options)  # type: ignore[arg-type]
+    whole = search(_recording(evaluate, whole_calls), whole_grid=True, **options)  # type: ignore[arg-type]
+    for key in ("safe_leverage", "boundary", "bracket", "at_safe", "note", "unmeasured"):
+        assert stopped[key] == whole[key], key
+    grid, bisections = whole_calls[0], whole_calls[1:]
+    assert stopped_calls[-len(bisections):] == bisections if bisections else True
+    run = [call[0] for call in stopped_calls[:len(stopped_calls) - len(bisections)]]
+    assert run == grid[:len(run)] and all(len(call) == 1 for call in stopped_calls)
+    assert stopped["not_run"] == grid[len(run):] and whole["not_run"] == []
+    whole_points = {point["leverage"]: point for point in whole["points"]}
+    assert all(whole_points[point["leverage"]] == point for point in stopped["points"])
+    assert sorted(whole_points) == sorted([point["leverage"] for point in stopped["points"]] + stopped["not_run"])
+    shown_over = [leverage for leverage in run if whole_points[leverage]["shown"] == "over"]
+    assert shown_over == ([run[-1]] if stopped["not_run"] or shown_over else []), (run, shown_over)
+
+
+def _shows(tally: Tally, confidence: float) -> str | None:
+    within = one_sided_bounds(tally.over, tally.runs, confidence)[1] <= 1 - confidence
+    over = one_sided_bounds(tally.over, tally.runs, confidence)[0] > 1 - confidence
+    return "within" if within else "over" if over else None
+
+
+@pytest.mark.parametrize("confidence", [0.5, 0.8, 0.9, 0.95])
+def test_a_leverage_settled_early_shows_what_every_way_of_running_the_rest_would(confidence: float) -> None:
+    """Every count over of every number of runs made, up to 14 seeds: where ``settled`` says
+    the runs made fix what the leverage shows, every way the other runs could go, each run
+    after the other, shows the same (so do the runs already under way when it settled, which
+    finish). At 95% with 59 and 60 seeds (enough to show within), every whole set of runs."""
+    cases = [(seeds, made, over) for seeds in range(1, 15) for made in range(seeds + 1) for over in range(made + 1)]
+    if confidence == 0.95:
+        cases += [(seeds, made, over) for seeds in (59, 60) for made in range(seeds + 1) for over in range(made + 1)]
+    shows: dict[tuple[int, int], str | None] = {}
+
+    def shown(over: int, runs: int) -> str | None:
+        if (over, runs) not in shows:
+            shows[(over, runs)] = _shows(Tally(over, runs), confidence)
+        return shows[(over, runs)]
+
+    early = 0
+    for seeds, made, over in cases:
+        if made == seeds or not settled(over, made, seeds, confidence):
+            continue
+        early += 1
+        now = shown(over, made)
+        later = [(over + extra, runs) for runs in range(made + 1, seeds + 1) for extra in range(runs - made + 1)]
+        if seeds > 14:
+            later = [(over + extra, seeds) for extra in range(seeds - made + 1)]
+        assert all(shown(k, n) == now for k, n in later), (seeds, made, over, now)
+    assert early > 50  # it does settle early, and often
+
+
+def test_a_settled_leverage_is_one_shown_over_or_neither_and_never_one_that_could_be_within() -> None:
+    """10 seeds at 95% (the command's defaults): 3 over settles it as shown over (lower bound
+    0.087 > 0.05); 8 none over of the 10 settles it as neither (no 3 can follow); 0 of 9 could
+    still end 0 of 10, not shown within but with 59 seeds needed, also settled as neither."""
+    assert settled(3, 3, 10, 0.95) and _shows(Tally(3, 3), 0.95) == "over"
+    assert not settled(2, 2, 10, 0.95) and not settled(2, 9, 10, 0.95)
+    assert settled(0, 8, 10, 0.95) and not settled(0, 7, 10, 0.95) and settled(1, 9, 10, 0.95)
+    assert not settled(0, 58, 59, 0.95)  # 0 of 59 would be shown within: every seed runs
+    assert settled(1, 1, 59, 0.95) is False and settled(1, 57, 59, 0.95)
+
+
+@pytest.mark.slow
+def test_stopping_a_leverages_seeds_once_settled_gives_the_answer_of_every_seed(tmp_path: Path) -> None:
+    """The hand-computed gap (over budget from 2.994x on, every seed alike), 8 seeds at 50%,
+    one worker: with every seed run, and with a leverage's seeds stopped once they fix what it
+    shows (5 over of 8 shows over whatever follows). The same answer, boundary and bracket, the
+    same leverages in the same order and each showing the same; the leverages shown over have
+    fewer runs (5, and any under way when it settled), the others all 8."""
+    scenario = tmp_path / "lev.toml"
+    scenario.write_text(LEVERAGE)
+    options: dict[str, Any] = {"budget": 0.001, "confidence": 0.5, "seeds": 8, "low": 1.0, "high": 5.0,
+                               "workers": 1, "grid_points": 2, "refine": 2}
+    every = safe_leverage(scenario, out_dir=tmp_path / "every", every_seed=True, **options)["curves"][0]
+    early = safe_leverage(scenario, out_dir=tmp_path / "early", **options)["curves"][0]
+    for key in ("safe_leverage", "boundary", "bracket", "at_safe", "note", "not_run"):
+        assert early[key] == every[key], key
+    assert [(p["leverage"], p["shown"]) for p in early["points"]] == [(p["leverage"], p["shown"])
+                                                                      for p in every["points"]]
+    assert [p["leverage"] for p in every["points"]] == [1.0, 2.236068, 3.343702, 5.0], every["points"]
+    for point, full in zip(early["points"], every["points"], strict=True):
+        assert full["runs"] == 8
+        settled_runs = range(5, 8) if point["shown"] == "over" else range(8, 9)  # as the worker's timing falls
+        assert point["runs"] in settled_runs and point["exceed"] == (
+            point["runs"] if point["shown"] == "over" else 0), point
 
 
 # --- runs without a bad-debt share --------------------------------------------------------------

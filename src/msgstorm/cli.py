@@ -777,6 +777,10 @@ def safe_leverage_command(
         out.print("  " + "  ".join(f"{leverage_text(p['leverage'])}: {p['exceed']}/{p['runs']}"
                                    + (f" ({p['unmeasured']} unmeasured)" if p["unmeasured"] else "")
                                    for p in curve["points"]), highlight=False, markup=False)
+        if curve.get("not_run"):
+            out.print(f"  not run (above the lowest shown over, no bearing on the answer): "
+                      f"{', '.join(leverage_text(leverage) for leverage in curve['not_run'])}",
+                      highlight=False, markup=False)
     out.print(f"{bar.done} runs in {time.monotonic() - started:,.0f} s; {out_dir / 'safe_leverage.json'}, "
               f"{out_dir / 'safe_leverage.html'}", highlight=False, markup=False)
 

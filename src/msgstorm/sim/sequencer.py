@@ -37,16 +37,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from heapq import heappush
-from math import inf
 from typing import Protocol, runtime_checkable
-
-from sortedcontainers import SortedList
 
 from msgstorm.history.events import EventKind
 from msgstorm.sampling import Sampler
 from msgstorm.sim.backpressure import ADMIT, DROP, REJECT, Backpressure
 from msgstorm.sim.backpressure import _Base as _NoDepth
 from msgstorm.sim.context import SimContext
+from msgstorm.sim.fee_wait import FeeWaitList
 from msgstorm.sim.lane import SHARED, Lane, Workers, fill_block
 from msgstorm.sim.policies import Ordering
 from msgstorm.sim.state import (
@@ -112,9 +110,9 @@ class Sequencer:
         self.next_seq = 0
         self.held: deque[int] = deque()  # senders suspended by backpressure
         # Underpriced messages waiting for the base fee to fall, as (-fee, arrival, msg) in
-        # order: a sorted list (sortedcontainers), so the base fee's cut is one bisect and
-        # a queue turned away joins it at once (``_price_out_rest``, ``on_block``).
-        self.waiting = SortedList()
+        # order: sorted when the base fee lets some in, so the base fee's cut is one bisect
+        # and a queue turned away joins it at once (``_price_out_rest``, ``on_block``).
+        self.waiting = FeeWaitList()
         self.waiting_arrivals = 0
         self.depth = 0  # messages in the policy queue (len() on a Python class is slow)
         self.depth_max = 0
@@ -390,13 +388,12 @@ class Sequencer:
             return
         self.ctx.record.event(t, EventKind.BASE_FEE, self.ctx.cluster.leader, base_fee, height)
         base_fee = self.backpressure.base_fee
-        waiting = self.waiting
-        if not waiting or base_fee is None or -waiting[0][0] < base_fee:
+        best = self.waiting.best_fee()
+        if best is None or base_fee is None or best < base_fee:
             return
         # Every waiting message the base fee now admits, highest fee first (then arrival).
-        cut = waiting.bisect_right((-base_fee, inf))
-        released = waiting[:cut]
-        del waiting[:cut]
+        released = self.waiting.admitted(base_fee)
+        cut = len(released)
         msgs = [m for _, _, m in released]
         policy = self.policy
         if not self.fee_ordered:  # a fee-ordered policy reads no record (``_price_out_rest``)
@@ -428,11 +425,10 @@ class Sequencer:
             self.depth -= 1
         orphans.extend(self.in_service)  # the lane's workers' too
         orphans.extend(self.sequenced)
-        orphans.extend(m for _, _, m in self.waiting)
+        orphans.extend(m for _, _, m in self.waiting.drain())
         orphans.extend(self.lane.reset())
         self.in_service.clear()
         self.sequenced.clear()
-        self.waiting.clear()
         self.shared.busy = 0
         return orphans
 

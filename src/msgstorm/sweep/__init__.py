@@ -6,6 +6,13 @@ processes (or as tasks on a Ray cluster, ``ray=ADDRESS``), ``results`` writes th
 the per-point statistics, ``html`` the page; ``manifest`` keeps a directory to one sweep, and
 ``compare`` sets two sweeps side by side, point by point (``msgstorm compare``).
 
+``settled(outcomes)``, when given, is asked after each outcome with every outcome of that
+run's point so far: once it says True, the point's runs not yet started are not started
+(those under way finish, those queued are cancelled), and the table has a row for each
+run made. The safe-leverage
+search passes the rule that a leverage's runs already fix what it shows, and ``pool``
+(``execute.WorkerPool``): workers kept across its sweeps, started once.
+
 ``sweep(...)`` is resumable, into its own directory only: ``manifest`` checks that ``out_dir``
 is new or holds the same sweep (refusing anything else) and locks it while the sweep runs. The
 runs that finished ``ok`` there (their ``done.json``) are skipped and said so; those recorded
@@ -27,7 +34,14 @@ import pyarrow as pa
 
 import msgstorm
 from msgstorm.scenario import load_scenario
-from msgstorm.sweep.execute import RunOutcome, finished, run_all, run_all_on_ray, run_with_retries
+from msgstorm.sweep.execute import (
+    RunOutcome,
+    WorkerPool,
+    finished,
+    run_all,
+    run_all_on_ray,
+    run_with_retries,
+)
 from msgstorm.sweep.grid import GridError, Plan, RunSpec, parse_grid, plan_points, plan_sweep
 from msgstorm.sweep.html import write_sweep_report
 from msgstorm.sweep.manifest import Manifest, SweepDirError, locked, scenario_digest, settle
@@ -59,7 +73,8 @@ def sweep(scenario_path: str | Path, grids: list[tuple[str, list[Any]]], *, seed
           workers: int | None = None, out_dir: str | Path, keep_runs: bool = False, sets: list[str] | None = None,
           ray: str | None = None, ray_cpus: float = 1.0, add_points: bool = False,
           on_outcome: Callable[[RunOutcome], None] | None = None,
-          on_start: Callable[[Plan, int, int], None] | None = None) -> SweepResult:
+          on_start: Callable[[Plan, int, int], None] | None = None,
+          settled: Callable[[list[RunOutcome]], bool] | None = None, pool: WorkerPool | None = None) -> SweepResult:
     """Run the sweep; every point's scenario is validated before any run starts (a bad
     value fails the whole sweep at once, naming the point). ``on_start(plan, finished ok
     before, failed before)``. Raises ``SweepDirError`` when ``out_dir`` holds anything but
@@ -91,17 +106,27 @@ def sweep(scenario_path: str | Path, grids: list[tuple[str, list[Any]]], *, seed
         if on_start is not None:
             on_start(plan, skipped, failed_before)
         ran = 0
+        by_point: dict[int, list[RunOutcome]] = {}
+        for outcome in outcomes.values():
+            by_point.setdefault(int(outcome["point"]), []).append(outcome)
+        done_points = {point for point, made in by_point.items() if settled is not None and settled(made)}
 
         def execute(specs: list[RunSpec], attempt: int) -> Iterator[RunOutcome]:
-            if ray is not None:
+            if ray is not None:  # every task is submitted at once: none is left out
                 return run_all_on_ray(scenario_path, fixed, specs, runs_dir.resolve(), ray, keep_runs, ray_cpus,
                                       attempt)
-            return run_all(scenario_path, fixed, specs, runs_dir, workers or default_workers(), keep_runs, attempt)
+            return run_all(scenario_path, fixed, specs, runs_dir, workers or default_workers(), keep_runs, attempt,
+                           wanted=None if settled is None else lambda spec: spec.point not in done_points, pool=pool)
 
         try:
             for outcome in run_with_retries(execute, todo, on_outcome or (lambda _: None)):
                 outcomes[str(outcome["run_id"])] = outcome
                 ran += 1
+                if settled is not None:
+                    made = by_point.setdefault(int(outcome["point"]), [])
+                    made.append(outcome)
+                    if settled(made):
+                        done_points.add(int(outcome["point"]))
         finally:
             table = write_results(out, plan, outcomes)  # what finished, even when stopped
             write_sweep_report(out, plan, table)

@@ -30,7 +30,7 @@ import os
 import shutil
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -41,8 +41,8 @@ from msgstorm.errors import ExitCode
 from msgstorm.live.servers import die_with_parent
 from msgstorm.sweep.grid import RunSpec
 
-__all__ = ["DONE_FILE", "RETRIES", "Execute", "RunOutcome", "RunTask", "finished", "record", "run_all", "run_all_on_ray",
-           "run_one", "run_with_retries"]
+__all__ = ["DONE_FILE", "RETRIES", "Execute", "RunOutcome", "RunTask", "WorkerPool", "finished", "record", "run_all",
+           "run_all_on_ray", "run_one", "run_with_retries"]
 
 DONE_FILE = "done.json"
 RunOutcome = dict[str, Any]  # {run_id, status ("ok", "failed"), error, wall_s, summary, attempt}
@@ -151,41 +151,100 @@ def _tie_to_sweep(sweep_pid: int) -> None:  # pragma: no cover - runs in each wo
         os._exit(ExitCode.INTERRUPTED)
 
 
-def run_all(scenario_path: str, fixed: list[str], specs: list[RunSpec], runs_dir: Path, workers: int,
-            keep_runs: bool, attempt: int = 1) -> Iterator[RunOutcome]:
-    """Run ``specs`` on ``workers`` processes, yielding each outcome as it comes (a few runs
-    queued ahead of the workers, so a Ctrl-C leaves little to cancel). A worker that dies
-    breaks the pool: every run not finished then is a failed outcome."""
-    if not specs:
+class WorkerPool:
+    """The worker processes, kept across calls of ``run_all`` for one caller: a search that
+    makes many small sweeps (safe leverage, one step at a time) starts its workers once, not
+    once a step (a start imports msgstorm and loads numba's cache: seconds of CPU a worker).
+    Started on first use, from the thread that uses it (``_tie_to_sweep``); one that a dying
+    worker broke is replaced at the next use. A context manager: leaving it stops the workers."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._executor: ProcessPoolExecutor | None = None
+
+    def executor(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_tie_to_sweep, initargs=(os.getpid(),))
+        return self._executor
+
+    def broken(self) -> None:
+        """A worker died: the next use starts new workers."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def run_all(scenario_path: str, fixed: list[str], specs: Iterable[RunSpec], runs_dir: Path, workers: int,
+            keep_runs: bool, attempt: int = 1, wanted: Callable[[RunSpec], bool] | None = None,
+            pool: WorkerPool | None = None) -> Iterator[RunOutcome]:
+    """Run ``specs`` on ``workers`` processes (``pool``'s when given, else started and stopped
+    here), yielding each outcome as it comes (a few runs queued ahead of the workers, so a
+    Ctrl-C leaves little to cancel). ``wanted``, asked again after each outcome, leaves out
+    the runs it no longer wants: not queued, and cancelled if queued and not yet started (no
+    outcome for either). A worker that dies breaks the pool: every run not finished then is a
+    failed outcome."""
+    if isinstance(specs, list) and not specs:
         return
-    context = multiprocessing.get_context("spawn")
+    # A few runs queued ahead keep the workers busy; with ``wanted``, none beyond the workers,
+    # since a run queued may be left out after the next outcome (the pool starts a queued
+    # run before a worker is free, and a started run can no longer be cancelled).
+    ahead = 2 * (workers if pool is None else pool.workers)
+    if wanted is not None:
+        specs = (spec for spec in specs if wanted(spec))
+        ahead //= 2
+    own = pool is None
+    workers_pool = WorkerPool(workers) if pool is None else pool
+    executor = workers_pool.executor()
     pending: dict[Future[RunOutcome], RunSpec] = {}
     todo = iter(specs)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_tie_to_sweep,
-                             initargs=(os.getpid(),)) as pool:
-        try:
-            while True:
-                while len(pending) < 2 * workers:
-                    spec = next(todo, None)
-                    if spec is None:
-                        break
-                    try:
-                        future = pool.submit(run_one, RunTask(scenario_path, fixed, spec, str(runs_dir / spec.run_id),
+    try:
+        while True:
+            while len(pending) < ahead:
+                spec = next(todo, None)
+                if spec is None:
+                    break
+                try:
+                    future = executor.submit(run_one, RunTask(scenario_path, fixed, spec, str(runs_dir / spec.run_id),
                                                               keep_runs, attempt))
-                    except BrokenProcessPool as error:
-                        for lost in (spec, *todo):
-                            yield _failed(lost, attempt, f"worker died: {type(error).__name__}: {error}")
-                        break
-                    pending[future] = spec
-                if not pending:
-                    return
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield _outcome(future, pending.pop(future), attempt)
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
+                except BrokenProcessPool as error:
+                    workers_pool.broken()
+                    for lost in (spec, *todo):
+                        yield _failed(lost, attempt, f"worker died: {type(error).__name__}: {error}")
+                    break
+                pending[future] = spec
+            if not pending:
+                return
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                spec = pending.pop(future)
+                if future.cancelled():
+                    continue
+                if isinstance(future.exception(), BrokenProcessPool):
+                    workers_pool.broken()
+                yield _outcome(future, spec, attempt)
+            if wanted is not None:
+                for future, spec in list(pending.items()):
+                    if not wanted(spec) and future.cancel():
+                        del pending[future]
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        raise
+    finally:
+        if own:
+            workers_pool.close()
 
 
 def _outcome(future: Future[RunOutcome], spec: RunSpec, attempt: int) -> RunOutcome:

@@ -24,10 +24,18 @@ time. An end no leverage tried shows is None: with N seeds and none over budget 
 bound is 1 - (1 - c)^(1/N), so fewer than ``seeds_to_show(c)`` seeds (59 at 95%) cannot show any
 leverage within budget, and the curve says so.
 
-The search evaluates a log-spaced grid over ``range``, then bisects (geometrically) ``refine``
-times the wider, as a ratio, of the boundary interval's two edges: the answer and the next
-leverage tried above it; the lowest shown over and the highest tried below it. It runs at
-most ``(grid_points + refine) x seeds`` runs a curve (``most_runs``). A range whose top is at or
+The search evaluates a log-spaced grid over ``range``, lowest leverage first, then bisects
+(geometrically) ``refine`` times the wider, as a ratio, of the boundary interval's two edges:
+the answer and the next leverage tried above it; the lowest shown over and the highest tried
+below it. It runs at most ``(grid_points + refine) x seeds`` runs a curve (``most_runs``).
+The grid stops at its first leverage shown over: no leverage above it can change the answer,
+the boundary interval or any bisection (the answer is below it, being not shown within; the
+lowest shown over is it or below; the edges' other ends are the leverages tried next to the
+answer and next below the lowest shown over, both at or below it; every bisection falls
+inside an edge, so below it too), so those runs are not made and their leverages are not
+among the curve's points (``not_run``). The answer, the boundary interval and every
+bisection are those of the whole grid (``tests/test_sweep_leverage.py`` compares both
+searches on random tallies). A range whose top is at or
 above 1 / maintenance margin is refused before anything runs: an account at that leverage
 opens on or past its liquidation line.
 
@@ -37,6 +45,7 @@ network): safe leverage as a function of the messaging layer.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -46,13 +55,15 @@ from typing import Any
 
 from msgstorm.scenario import Scenario, load_scenario
 from msgstorm.scenario.market import leverage_limit
-from msgstorm.sweep import sweep
+from msgstorm.sweep import default_workers, sweep
+from msgstorm.sweep.execute import WorkerPool
 from msgstorm.sweep.grid import toml_value
 from msgstorm.sweep.leverage_html import write_leverage_report
+from msgstorm.sweep.results import flatten
 
 __all__ = ["OVER_BUDGET_IS", "Tally", "boundary_interval", "check_search", "clopper_pearson", "default_range",
            "fraction_note", "most_runs", "one_sided_bounds", "parse_range", "parse_share", "safe_leverage", "search",
-           "seeds_to_show", "tally_rows"]
+           "seeds_to_show", "settled", "tally_rows"]
 
 PCT = "market.bad_debt.pct_of_open_interest"
 OVER_BUDGET_IS = ("bad debt over the budget x open interest, or no bad-debt share to compare "
@@ -62,11 +73,18 @@ GRID_POINTS, REFINE = 6, 6
 
 @dataclass(frozen=True)
 class Tally:
-    """The runs at one leverage: ``over`` budget (the unmeasured included) of ``runs``."""
+    """The runs at one leverage: ``over`` budget (the unmeasured included) of ``runs``, of
+    the ``seeds`` planned (0: as many as ``runs``; more when the runs made already fixed
+    what the leverage shows, ``settled``)."""
 
     over: int
     runs: int
     unmeasured: int = 0
+    seeds: int = 0
+
+    @property
+    def planned(self) -> int:
+        return max(self.seeds, self.runs)
 
 
 Evaluate = Callable[[list[float]], dict[float, Tally]]
@@ -125,6 +143,7 @@ def clopper_pearson(k: int, n: int, confidence: float) -> tuple[float, float]:
     return low, high
 
 
+@functools.lru_cache(maxsize=65536)  # pure, and asked the same counts again and again
 def one_sided_bounds(k: int, n: int, confidence: float) -> tuple[float, float]:
     """The one-sided Clopper-Pearson bounds at ``confidence``: p is at least the first, and at
     most the second, each with that confidence."""
@@ -157,6 +176,21 @@ def seeds_to_show(confidence: float) -> int:
     return seeds
 
 
+def settled(over: int, runs: int, seeds: int, confidence: float) -> bool:
+    """Whether ``over`` budget of the ``runs`` made at a leverage, of ``seeds`` planned, already
+    fix what it shows, whatever the other runs give: shown over (over can only grow, and the
+    lower bound with it), or neither shown within (the upper bound already above 1 - c) nor
+    able to be shown over (not even with every other run over). The runs made then show the
+    same as all would: with fewer runs and the same count over, the upper bound is higher;
+    and the lower bound of ``over`` of ``runs`` is at most that of every other run over too
+    (``tests/test_sweep_leverage.py`` checks every completion). The search's steps read only
+    what each leverage shows, so the runs left out change no answer, interval or bisection."""
+    if _shown_over(Tally(over, seeds), confidence):
+        return True
+    return (not _shown_within(Tally(over, seeds), confidence)
+            and not _shown_over(Tally(over + seeds - runs, seeds), confidence))
+
+
 def boundary_interval(tallies: Mapping[float, Tally], confidence: float) -> tuple[float | None, float | None]:
     """``(shown within, shown over)``: the highest leverage shown within budget with every one
     below it shown within too, and the lowest shown over (module docstring)."""
@@ -187,11 +221,17 @@ def _edges(tallies: Mapping[float, Tally], confidence: float) -> list[tuple[floa
 
 
 def search(evaluate: Evaluate, *, low: float, high: float, confidence: float, grid_points: int = GRID_POINTS,
-           refine: int = REFINE) -> dict[str, Any]:
-    """One curve: the grid, the bisections (module docstring), and what they showed."""
+           refine: int = REFINE, whole_grid: bool = False) -> dict[str, Any]:
+    """One curve: the grid, the bisections (module docstring), and what they showed.
+    ``whole_grid`` evaluates every grid leverage at once, as the search did before it stopped
+    at the first shown over: the reference the tests compare the answers with."""
     ratio = (high / low) ** (1 / max(grid_points - 1, 1))
     grid = [round(low * ratio**i, 6) for i in range(grid_points)]
-    tallies = dict(evaluate(grid))
+    tallies: dict[float, Tally] = dict(evaluate(grid)) if whole_grid else {}
+    for leverage in [] if whole_grid else grid:  # lowest first, until one is shown over (module docstring: those above it are not run)
+        tallies.update(evaluate([leverage]))
+        if _shown_over(tallies[leverage], confidence):
+            break
     for _ in range(refine):
         edges = [(lo, hi) for lo, hi in _edges(tallies, confidence) if hi / lo >= 1.001]
         if not edges:
@@ -201,7 +241,9 @@ def search(evaluate: Evaluate, *, low: float, high: float, confidence: float, gr
         if middle in tallies or not lo < middle < hi:
             break
         tallies.update(evaluate([middle]))
-    return _curve_document(tallies, confidence)
+    document = _curve_document(tallies, confidence)
+    document["not_run"] = [leverage for leverage in grid if leverage not in tallies]
+    return document
 
 
 def _curve_document(tallies: Mapping[float, Tally], confidence: float) -> dict[str, Any]:
@@ -227,8 +269,8 @@ def _curve_document(tallies: Mapping[float, Tally], confidence: float) -> dict[s
         note = None
     elif lowest is None:
         note = "no leverage was tried"
-    elif tallies[lowest].runs < seeds_to_show(confidence):
-        runs = tallies[lowest].runs
+    elif tallies[lowest].planned < seeds_to_show(confidence):
+        runs = tallies[lowest].planned
         note = (f"{runs} seed{'' if runs == 1 else 's'} cannot show a leverage within budget at {confidence:.0%} "
                 f"confidence: at least {seeds_to_show(confidence)} are needed (with none over budget)")
     else:
@@ -250,30 +292,46 @@ def _measured(row: Mapping[str, Any]) -> float | None:
     return None if pct is None or math.isnan(pct) else float(pct)
 
 
+def _over_budget(row: Mapping[str, Any], budget_pct: float) -> bool:
+    share = _measured(row)
+    return share is None or share > budget_pct
+
+
 def _evaluate(scenario_path: str, leverages: list[float], groups: int, seeds: int, sets: list[str],
               workers: int | None, out_dir: Path, budget_pct: float,
-              on_outcome: Callable[[dict[str, Any]], None] | None, ray: str | None = None) -> dict[float, Tally]:
-    """The tally at each leverage: one sweep over them (zipped keys)."""
+              on_outcome: Callable[[dict[str, Any]], None] | None, ray: str | None = None,
+              confidence: float | None = None, pool: WorkerPool | None = None) -> dict[float, Tally]:
+    """The tally at each leverage: one sweep over them (zipped keys). With ``confidence``, a
+    leverage's seeds stop once the runs made fix what it shows (``settled``)."""
+    def fixed(outcomes: list[dict[str, Any]]) -> bool:
+        assert confidence is not None
+        over = sum(_over_budget({"status": outcome.get("status"), **flatten(outcome.get("summary") or {})},
+                                budget_pct) for outcome in outcomes)
+        return settled(over, len(outcomes), seeds, confidence)
+
     grids: list[tuple[str, list[Any]]] = []
     for index in range(groups):
         grids += [(f"market.accounts.{index}.leverage_median", leverages),
                   (f"market.accounts.{index}.leverage_sigma", [0.0] * len(leverages)),
                   (f"market.accounts.{index}.leverage_cap", leverages)]
     result = sweep(scenario_path, grids, seeds=seeds, zipped=True, workers=workers, out_dir=out_dir, sets=sets,
-                   on_outcome=on_outcome, ray=ray, add_points=True)
-    return tally_rows(result.table.to_pylist(), leverages, budget_pct)
+                   on_outcome=on_outcome, ray=ray, add_points=True, settled=None if confidence is None else fixed,
+                   pool=pool)
+    return tally_rows(result.table.to_pylist(), leverages, budget_pct, seeds)
 
 
-def tally_rows(rows: list[dict[str, Any]], leverages: list[float], budget_pct: float) -> dict[float, Tally]:
-    """The tally at each leverage from a sweep table's rows: a run is over budget when its
-    bad-debt share is over ``budget_pct`` or it has none (it failed, or had no open interest)."""
+def tally_rows(rows: list[dict[str, Any]], leverages: list[float], budget_pct: float,
+               seeds: int = 0) -> dict[float, Tally]:
+    """The tally at each leverage from a sweep table's rows, of ``seeds`` planned: a run is
+    over budget when its bad-debt share is over ``budget_pct`` or it has none (it failed, or
+    had no open interest)."""
     tallies: dict[float, Tally] = {}
     key = "market.accounts.0.leverage_median"
     for leverage in leverages:
         shares = [_measured(row) for row in rows if math.isclose(row[key], leverage)]
         unmeasured = sum(1 for share in shares if share is None)
         over = sum(1 for share in shares if share is None or share > budget_pct)
-        tallies[leverage] = Tally(over, len(shares), unmeasured)
+        tallies[leverage] = Tally(over, len(shares), unmeasured, seeds)
     return tallies
 
 
@@ -318,11 +376,12 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
                   sets: list[str] | None = None, workers: int | None = None, out_dir: str | Path,
                   grid_points: int = GRID_POINTS, refine: int = REFINE, ray: str | None = None,
                   on_outcome: Callable[[dict[str, Any]], None] | None = None,
-                  on_start: Callable[[int], None] | None = None) -> dict[str, Any]:
+                  on_start: Callable[[int], None] | None = None, every_seed: bool = False) -> dict[str, Any]:
     """The search, per value of ``vary`` (one curve without it); writes
     ``safe_leverage.json`` and ``safe_leverage.html`` into ``out_dir`` and returns the document.
     ``on_start`` is told the most runs the search can make (``most_runs``) before the first;
-    the range is ``default_range``'s where not given."""
+    the range is ``default_range``'s where not given. A leverage's seeds stop once the runs
+    made fix what it shows (``settled``), unless ``every_seed``: the same answer either way."""
     scenario_path = str(scenario_path)
     fixed = list(sets or [])
     scenario = load_scenario(scenario_path, fixed)
@@ -336,13 +395,17 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
     if on_start is not None:
         on_start(most_runs(seeds, len(values), grid_points, refine))
     curves = []
-    for index, (value, curve_sets) in enumerate(zip(values, _curve_sets(fixed, vary), strict=True)):
-        def evaluate(leverages: list[float], curve_sets: list[str] = curve_sets, index: int = index) -> dict[float, Tally]:
-            return _evaluate(scenario_path, leverages, groups, seeds, curve_sets, workers, out / f"curve-{index}",
-                             budget * 100, on_outcome, ray)
+    with WorkerPool(workers or default_workers()) as pool:  # started once for every step of every curve
+        for index, (value, curve_sets) in enumerate(zip(values, _curve_sets(fixed, vary), strict=True)):
+            def evaluate(leverages: list[float], curve_sets: list[str] = curve_sets,
+                         index: int = index) -> dict[float, Tally]:
+                return _evaluate(scenario_path, leverages, groups, seeds, curve_sets, workers, out / f"curve-{index}",
+                                 budget * 100, on_outcome, ray, None if every_seed else confidence,
+                                 None if ray is not None else pool)
 
-        curve = search(evaluate, low=low, high=high, confidence=confidence, grid_points=grid_points, refine=refine)
-        curves.append({"vary": None if vary is None else {vary[0]: value}, **curve})
+            curve = search(evaluate, low=low, high=high, confidence=confidence, grid_points=grid_points,
+                           refine=refine)
+            curves.append({"vary": None if vary is None else {vary[0]: value}, **curve})
     document = {"scenario": scenario.run.name, "budget_pct_of_open_interest": budget * 100,
                 "confidence": confidence, "seeds": seeds, "range": [low, high],
                 "seeds_to_show": seeds_to_show(confidence), "over_budget_is": OVER_BUDGET_IS,
