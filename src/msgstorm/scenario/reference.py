@@ -372,13 +372,15 @@ DESCRIPTIONS: dict[str, str] = {
     "WithholdVotesFault.duration": "how long (to the run's end when not given)",
     "WithholdVotesFault.nodes": "the withholding voters by name (validators: nodes of `blocks.producers`)",
     "WithholdVotesFault.count": "or: how many validators to draw with the run's seed (0 and up; a sweep's axis)",
-    "CensorNodesFault.kind": "sim: censoring nodes validate messages of `kinds` but forward none of them, and as "
-                             "producers include none in their blocks",
+    "CensorNodesFault.kind": "sim: censoring nodes validate messages of `kinds` (of `agents`, when given) but "
+                             "forward none of them, and as producers include none in their blocks",
     "CensorNodesFault.at": "start",
     "CensorNodesFault.duration": "how long (to the run's end when not given)",
     "CensorNodesFault.nodes": "the censoring nodes by name",
     "CensorNodesFault.count": "or: how many nodes to draw with the run's seed",
     "CensorNodesFault.kinds": "the message kinds they censor",
+    "CensorNodesFault.agents": "only the messages these agents send (names of `[[agents]]` or of `[market]`'s "
+                               "oracle, keepers, topups and frontrunners); none: every agent's",
     "DegradeFault.kind": "add latency, half-normal jitter and loss to some links",
     "DegradeFault.at": "start",
     "DegradeFault.duration": "how long; none: to the end of the run",

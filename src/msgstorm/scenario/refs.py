@@ -34,7 +34,7 @@ from msgstorm.scenario.units import format_duration
 if TYPE_CHECKING:
     from msgstorm.scenario.schema import NetworkSpec, Scenario
 
-__all__ = ["check_references", "did_you_mean", "is_loopback_url", "node_names", "node_regions"]
+__all__ = ["check_references", "did_you_mean", "is_loopback_url", "node_names", "node_regions", "sending_agents"]
 
 Problem = tuple[tuple[str | int, ...], str]
 
@@ -49,6 +49,18 @@ def node_names(network: NetworkSpec) -> list[str]:
     """Node names in index order: ``<region>-<i>`` for each region, in the order given."""
     return [f"{region}-{i}" for region, count in zip(network.regions, network.region_counts(), strict=True)
             for i in range(count)]
+
+
+def sending_agents(scenario: Scenario) -> list[str]:
+    """The names of the agents that send messages: ``[[agents]]``, then ``[market]``'s oracle,
+    keepers, topups and front-runners (the names a message's ``agent`` column holds)."""
+    names = [agent.name for agent in scenario.agents]
+    market = scenario.market
+    if market is not None:
+        names += [market.oracle.name, *(keeper.name for keeper in market.keepers),
+                  *([market.topups.name] if market.topups is not None else []),
+                  *(runner.name for runner in market.frontrunners)]
+    return names
 
 
 def node_regions(network: NetworkSpec) -> list[str]:
@@ -251,6 +263,11 @@ def check_references(scenario: Scenario) -> list[Problem]:
             if fault.count is not None and fault.count > len(nodes):
                 problems.append((("faults", *place, "count"), f"{fault.count} censoring nodes drawn from "
                                                               f"{len(nodes)} nodes"))
+            senders = sending_agents(scenario)
+            for index, name in enumerate(fault.agents or ()):
+                if name not in senders:
+                    problems.append((("faults", *place, "agents", index),
+                                     f"unknown agent {name!r}{did_you_mean(name, senders)}; agents are {senders}"))
         elif fault.kind == "oracle":
             if scenario.market is None:
                 problems.append((("faults", *place, "kind"), "a byzantine oracle needs a [market] (its oracle)"))

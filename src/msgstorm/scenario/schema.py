@@ -715,8 +715,9 @@ class WithholdVotesFault(_ByzantineVoters):
 
 class CensorNodesFault(_Spec):
     """Censoring nodes (sim): from ``at`` for ``duration`` the nodes ``nodes`` (or ``count``
-    of them drawn with the run's seed) validate messages of ``kinds`` but forward none of
-    them, and as producers include none in their blocks; other messages pass as before."""
+    of them drawn with the run's seed) validate messages of ``kinds`` (sent by ``agents``,
+    by anyone when not given) but forward none of them, and as producers include none in
+    their blocks; other messages pass as before."""
 
     kind: Literal["censor_nodes"]
     at: DurationNs
@@ -724,6 +725,7 @@ class CensorNodesFault(_Spec):
     nodes: list[str] = Field(default_factory=list)
     count: int | None = Field(default=None, ge=0)
     kinds: list[MessageKind] = Field(default=["liquidation"], min_length=1)
+    agents: list[str] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _one_way_to_name_them(self) -> CensorNodesFault:
@@ -732,6 +734,14 @@ class CensorNodesFault(_Spec):
         if len(set(self.nodes)) != len(self.nodes):
             raise ValueError("a node is named twice in nodes")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_agents(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without ``agents`` the fault dumps (in its events, and hashes) as it did before they existed."""
+        data: dict[str, Any] = handler(self)
+        if self.agents is None:
+            data.pop("agents", None)
+        return data
 
 
 # The settings of a toxic entry; each kind reads some of them (``TOXICS[kind].settings``,
