@@ -65,7 +65,8 @@ class FinalityStall:
 
 def dishonest_nodes(history: History) -> set[str]:
     """Nodes an ``equivocate`` fault (the producer it names) or a fault of byzantine nodes
-    (``equivocate_votes``, ``censor_nodes``: those its ``byzantine`` detail lists) made
+    (``equivocate_votes``, ``censor_nodes``, ``delay_nodes``, ``reorder_nodes``: those its
+    ``byzantine`` detail lists) made
     byzantine, for any part of the run."""
     starts = events_of(history, EventKind.FAULT_START)
     nodes = starts.column("node")

@@ -381,6 +381,21 @@ DESCRIPTIONS: dict[str, str] = {
     "CensorNodesFault.kinds": "the message kinds they censor",
     "CensorNodesFault.agents": "only the messages these agents send (names of `[[agents]]` or of `[market]`'s "
                                "oracle, keepers, topups and frontrunners); none: every agent's",
+    "DelayNodesFault.kind": "sim: delaying nodes hold every item they validated (message, block, vote) `delay` "
+                            "plus a uniform draw in [0, `jitter`) before they forward it",
+    "DelayNodesFault.at": "start",
+    "DelayNodesFault.duration": "how long (to the run's end when not given)",
+    "DelayNodesFault.nodes": "the delaying nodes by name",
+    "DelayNodesFault.count": "or: how many nodes to draw with the run's seed",
+    "DelayNodesFault.delay": "the fixed hold",
+    "DelayNodesFault.jitter": "the width of a drawn hold added to it (uniform; 0: none)",
+    "ReorderNodesFault.kind": "sim: reordering nodes hold every item they validated a uniform draw in [0, `window`) "
+                              "before they forward it: items validated less than `window` apart leave shuffled",
+    "ReorderNodesFault.at": "start",
+    "ReorderNodesFault.duration": "how long (to the run's end when not given)",
+    "ReorderNodesFault.nodes": "the reordering nodes by name",
+    "ReorderNodesFault.count": "or: how many nodes to draw with the run's seed",
+    "ReorderNodesFault.window": "the reorder window: the width of the drawn hold",
     "DegradeFault.kind": "add latency, half-normal jitter and loss to some links",
     "DegradeFault.at": "start",
     "DegradeFault.duration": "how long; none: to the end of the run",

@@ -255,19 +255,21 @@ def check_references(scenario: Scenario) -> list[Problem]:
                                  f"node {fault.node!r} is not a producer; blocks.producers.nodes are {producers.nodes}"))
         elif fault.kind in ("equivocate_votes", "withhold_votes"):
             problems += _voter_problems(scenario, fault, place, nodes)
-        elif fault.kind == "censor_nodes":
+        elif fault.kind in ("censor_nodes", "delay_nodes", "reorder_nodes"):
             for index, name in enumerate(fault.nodes):
                 if name not in nodes:
                     problems.append((("faults", *place, "nodes", index),
                                      f"unknown node {name!r}{did_you_mean(name, nodes)}; nodes are {hint_nodes}"))
             if fault.count is not None and fault.count > len(nodes):
-                problems.append((("faults", *place, "count"), f"{fault.count} censoring nodes drawn from "
+                what = {"censor_nodes": "censoring", "delay_nodes": "delaying", "reorder_nodes": "reordering"}
+                problems.append((("faults", *place, "count"), f"{fault.count} {what[fault.kind]} nodes drawn from "
                                                               f"{len(nodes)} nodes"))
-            senders = sending_agents(scenario)
-            for index, name in enumerate(fault.agents or ()):
-                if name not in senders:
-                    problems.append((("faults", *place, "agents", index),
-                                     f"unknown agent {name!r}{did_you_mean(name, senders)}; agents are {senders}"))
+            if fault.kind == "censor_nodes" and fault.agents is not None:
+                senders = sending_agents(scenario)
+                for index, name in enumerate(fault.agents):
+                    if name not in senders:
+                        problems.append((("faults", *place, "agents", index),
+                                         f"unknown agent {name!r}{did_you_mean(name, senders)}; agents are {senders}"))
         elif fault.kind == "oracle":
             if scenario.market is None:
                 problems.append((("faults", *place, "kind"), "a byzantine oracle needs a [market] (its oracle)"))

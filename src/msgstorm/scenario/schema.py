@@ -53,6 +53,7 @@ __all__ = [
     "BridgeFault",
     "CensorFault",
     "CensorNodesFault",
+    "DelayNodesFault",
     "EquivocateFault",
     "EquivocateVotesFault",
     "WithholdVotesFault",
@@ -68,6 +69,7 @@ __all__ = [
     "LiveSpec",
     "MarketSpec",
     "MixEntry",
+    "ReorderNodesFault",
     "NemesisFault",
     "NetworkSpec",
     "OneFault",
@@ -744,6 +746,42 @@ class CensorNodesFault(_Spec):
         return data
 
 
+class _ByzantineNodes(_Spec):
+    """Nodes made byzantine from ``at`` for ``duration``: ``nodes``, or ``count`` of them
+    drawn with the run's seed (sim)."""
+
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)] | None = None
+    nodes: list[str] = Field(default_factory=list)
+    count: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_way_to_name_them(self) -> _ByzantineNodes:
+        if bool(self.nodes) == (self.count is not None):
+            raise ValueError("name the byzantine nodes (nodes) or say how many to draw (count), one of the two")
+        if len(set(self.nodes)) != len(self.nodes):
+            raise ValueError("a node is named twice in nodes")
+        return self
+
+
+class DelayNodesFault(_ByzantineNodes):
+    """Delaying nodes: each holds every item it validated (message, block, vote) ``delay``
+    plus a uniform draw in [0, ``jitter``) before it forwards it."""
+
+    kind: Literal["delay_nodes"]
+    delay: Annotated[DurationNs, Field(gt=0)]
+    jitter: DurationNs = 0
+
+
+class ReorderNodesFault(_ByzantineNodes):
+    """Reordering nodes: each holds every item it validated a uniform draw in [0, ``window``)
+    before it forwards it, so items it validated less than ``window`` apart leave in a
+    shuffled order."""
+
+    kind: Literal["reorder_nodes"]
+    window: Annotated[DurationNs, Field(gt=0)]
+
+
 # The settings of a toxic entry; each kind reads some of them (``TOXICS[kind].settings``,
 # ``live/toxics.py``) and the others must be left unset.
 TOXIC_SETTINGS = ("latency", "jitter", "rate", "timeout", "slice_size", "slice_delay", "close_delay")
@@ -793,7 +831,7 @@ class ToxicFault(_Spec):
 OneFault = Annotated[
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault
     | TamperFault | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault
-    | WithholdVotesFault | CensorNodesFault,
+    | WithholdVotesFault | CensorNodesFault | DelayNodesFault | ReorderNodesFault,
     Field(discriminator="kind"),
 ]
 
@@ -858,7 +896,7 @@ COMPOSITE_FAULT_KINDS = ("nemesis", "script")
 FaultSpec = Annotated[
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault | TamperFault
     | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault | WithholdVotesFault
-    | CensorNodesFault | NemesisFault | ScriptFault,
+    | CensorNodesFault | DelayNodesFault | ReorderNodesFault | NemesisFault | ScriptFault,
     Field(discriminator="kind"),
 ]
 

@@ -544,8 +544,8 @@ class GossipState:
         ``logged`` (the standbys) log the rest of their message validations for
         ``drain_mempool_log`` (with ``log_mempools`` False they hand back every message too,
         the reference the tests compare with). Whatever was logged before stays to be drained.
-        A censoring node stays one."""
-        self.watch[:] &= k.WATCH_CENSOR
+        A censoring or holding node stays one."""
+        self.watch[:] &= k.WATCH_CENSOR | k.WATCH_HOLD
         for node in logged:
             self.watch[node] |= k.WATCH_LOG if self.log_mempools else k.WATCH_ALL
         for node in reactor_nodes:
@@ -556,6 +556,14 @@ class GossipState:
     def set_censoring(self, node: int, on: bool) -> None:
         """A node withholds censorable items (``k.ITEM_CENSORABLE``) from now on, or no longer."""
         self.watch[node] = (self.watch[node] | k.WATCH_CENSOR) if on else (self.watch[node] & (0xFF ^ k.WATCH_CENSOR))
+
+    def set_holding(self, node: int, hold_ns: int, spread_ns: int) -> None:
+        """A node holds each item it validated ``hold_ns`` plus a uniform draw in
+        [0, ``spread_ns``) before it forwards it, from now on (both 0: no longer)."""
+        self.nodes[k.N_HOLD, node] = hold_ns
+        self.nodes[k.N_HOLD_SPREAD, node] = spread_ns
+        holding = hold_ns > 0 or spread_ns > 0
+        self.watch[node] = (self.watch[node] | k.WATCH_HOLD) if holding else (self.watch[node] & (0xFF ^ k.WATCH_HOLD))
 
     def degradations_changed(self) -> None:
         """Take the shared ``Degradations`` after a fault added or removed one."""

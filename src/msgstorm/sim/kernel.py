@@ -38,7 +38,7 @@ from msgstorm.sim.link_model import degrade, link_delay
 
 __all__ = [
     "RECV", "VALIDATED", "ITEM_MSG", "ITEM_BLOCK", "ITEM_WATCHED", "ITEM_CENSORABLE", "WATCH_ALL", "WATCH_WATCHED",
-    "WATCH_LOG", "WATCH_CENSOR",
+    "WATCH_LOG", "WATCH_CENSOR", "WATCH_HOLD", "N_HOLD", "N_HOLD_SPREAD",
     "DONE", "NOTIFY", "NEED_UNIFORM", "NEED_PROCESSING", "HEAP_FULL", "DELIVERIES_FULL", "NEED_SLOTS", "LOG_FULL",
     "S_SEND_I", "S_SEND_END", "SEND_T", "SEND_NODE", "SEND_ITEM", "SEND_SIZE", "SEND_KIND",
     "S_HEAP", "S_SEQ", "S_FREE", "S_UNIF", "S_PROC", "S_DELIV", "S_BUDGET",
@@ -70,8 +70,10 @@ ITEM_MSG, ITEM_BLOCK, ITEM_WATCHED = 0, 1, 2
 # A bit of a message's item kind: a censoring node (``WATCH_CENSOR``, a ``censor_nodes``
 # fault, sim/censor.py) withholds it (validates it, but neither forwards nor serves it).
 ITEM_CENSORABLE = 4
-# Bits of ``watch[node]``.
-WATCH_ALL, WATCH_WATCHED, WATCH_LOG, WATCH_CENSOR = 1, 2, 4, 8
+# Bits of ``watch[node]``. WATCH_HOLD: a byzantine node that holds each item it validated
+# N_HOLD ns plus a uniform draw in [0, N_HOLD_SPREAD) before it forwards it (a
+# ``delay_nodes`` or ``reorder_nodes`` fault, sim/byzantine_relay.py).
+WATCH_ALL, WATCH_WATCHED, WATCH_LOG, WATCH_CENSOR, WATCH_HOLD = 1, 2, 4, 8, 16
 # Return codes of run_until.
 DONE, NOTIFY, NEED_UNIFORM, NEED_PROCESSING, HEAP_FULL, DELIVERIES_FULL, NEED_SLOTS, LOG_FULL = range(8)
 
@@ -124,9 +126,10 @@ LOW32 = 0xFFFFFFFF
 # the order of events is exactly that of one heap entry per receipt.
 
 # Rows of per-node state (int64[N_ROWS, nodes]); N_UP_BYTES: payload bytes the node has
-# put on its uplink (copies, answers to requests, missing transactions).
-N_CPU, N_UPLINK, N_UP, N_COLOUR, N_UP_BYTES = range(5)
-N_ROWS = 5
+# put on its uplink (copies, answers to requests, missing transactions); N_HOLD and
+# N_HOLD_SPREAD: a holding node's (WATCH_HOLD) fixed hold and the width of its drawn one.
+N_CPU, N_UPLINK, N_UP, N_COLOUR, N_UP_BYTES, N_HOLD, N_HOLD_SPREAD = range(7)
+N_ROWS = 7
 # Rows of per-slot state (int64[SL_ROWS, slots]). A compact block's SL_SIZE is its compact
 # size; its transactions are ``contents[:, SL_CONTENT .. SL_CONTENT + SL_NTX]`` (msg_id, bytes).
 SL_ITEM, SL_KIND, SL_OUTSTANDING, SL_SIZE, SL_FORWARD, SL_RELAY, SL_CONTENT, SL_NTX = range(8)
@@ -872,7 +875,14 @@ def run_until(until: int, max_degree: int,
             else:
                 notify = True
             if slots[SL_FORWARD, slot] != 0 and not withheld:
-                n, rows, seq, unif = _forward(t, node, slot, sender, hops + 1, keys, payload, pool,
+                t_forward = t
+                if (watch[node] & WATCH_HOLD) != 0:  # a byzantine node holds the item first
+                    t_forward += nodes[N_HOLD, node]
+                    spread = nodes[N_HOLD_SPREAD, node]
+                    if spread > 0:
+                        t_forward += int(uniform[unif] * spread)
+                        unif += 1
+                n, rows, seq, unif = _forward(t_forward, node, slot, sender, hops + 1, keys, payload, pool,
                                               n, rows, seq, idx_bits, unif, nodes, slots, fwd_ptr, fwd_idx, fwd_base,
                                               fwd_model, fwd_param, samples, uniform, ns_per_byte, n_deg,
                                               deg_nodes, deg_params, order, order_seed, fair_share, downloads,
