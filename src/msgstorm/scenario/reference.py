@@ -396,6 +396,22 @@ DESCRIPTIONS: dict[str, str] = {
     "ReorderNodesFault.nodes": "the reordering nodes by name",
     "ReorderNodesFault.count": "or: how many nodes to draw with the run's seed",
     "ReorderNodesFault.window": "the reorder window: the width of the drawn hold",
+    "FloodInvalidFault.kind": "sim: flooding nodes send invalid messages to their gossip peers at `rate`; each "
+                              "receiver spends a validation on each and drops it (counted in summary.json's "
+                              "`byzantine`)",
+    "FloodInvalidFault.at": "start",
+    "FloodInvalidFault.duration": "how long (to the run's end when not given)",
+    "FloodInvalidFault.nodes": "the flooding nodes by name",
+    "FloodInvalidFault.count": "or: how many nodes to draw with the run's seed",
+    "FloodInvalidFault.rate": "invalid messages each flooding node sends per second (a run may send at most "
+                              "5,000,000)",
+    "FloodInvalidFault.size": "bytes of one invalid message",
+    "EclipseFault.kind": "sim: an attacker holds every connection of `node`: it passes nothing either way (the "
+                         "node's view halts) or, with `delay`, everything that late (its view lags)",
+    "EclipseFault.at": "start",
+    "EclipseFault.duration": "how long (to the run's end when not given)",
+    "EclipseFault.node": "the eclipsed node",
+    "EclipseFault.delay": "none: pass nothing; else the latency added to every link of the node, both ways",
     "DegradeFault.kind": "add latency, half-normal jitter and loss to some links",
     "DegradeFault.at": "start",
     "DegradeFault.duration": "how long; none: to the end of the run",

@@ -20,6 +20,7 @@ from msgstorm.scenario.schema import (
     MAX_FAULT_DRAWS,
     ORDERING_SETTINGS,
     EquivocateVotesFault,
+    FloodInvalidFault,
     LinkModel,
     NemesisFault,
     PhasesArrival,
@@ -255,15 +256,22 @@ def check_references(scenario: Scenario) -> list[Problem]:
                                  f"node {fault.node!r} is not a producer; blocks.producers.nodes are {producers.nodes}"))
         elif fault.kind in ("equivocate_votes", "withhold_votes"):
             problems += _voter_problems(scenario, fault, place, nodes)
-        elif fault.kind in ("censor_nodes", "delay_nodes", "reorder_nodes"):
+        elif fault.kind == "eclipse":
+            if fault.node not in nodes:
+                problems.append((("faults", *place, "node"),
+                                 f"unknown node {fault.node!r}{did_you_mean(fault.node, nodes)}; nodes are {hint_nodes}"))
+        elif fault.kind in ("censor_nodes", "delay_nodes", "reorder_nodes", "flood_invalid"):
             for index, name in enumerate(fault.nodes):
                 if name not in nodes:
                     problems.append((("faults", *place, "nodes", index),
                                      f"unknown node {name!r}{did_you_mean(name, nodes)}; nodes are {hint_nodes}"))
             if fault.count is not None and fault.count > len(nodes):
-                what = {"censor_nodes": "censoring", "delay_nodes": "delaying", "reorder_nodes": "reordering"}
+                what = {"censor_nodes": "censoring", "delay_nodes": "delaying", "reorder_nodes": "reordering",
+                        "flood_invalid": "flooding"}
                 problems.append((("faults", *place, "count"), f"{fault.count} {what[fault.kind]} nodes drawn from "
                                                               f"{len(nodes)} nodes"))
+            if fault.kind == "flood_invalid":
+                problems += _flood_problems(scenario, fault, place, len(nodes))
             if fault.kind == "censor_nodes" and fault.agents is not None:
                 senders = sending_agents(scenario)
                 for index, name in enumerate(fault.agents):
@@ -421,6 +429,27 @@ def _producer_references(scenario: Scenario, nodes: set[str], hint_nodes: str) -
         problems.append((("controllers",), "controllers steer the one sequencer's blocks; drop them or "
                                            "[blocks.producers]"))
     return problems
+
+
+# The most invalid messages the flood faults of one run may send (each is a Python call and
+# a validation at every peer): a larger flood is refused before the run starts.
+MAX_FLOOD_MESSAGES = 5_000_000
+
+
+def _flood_problems(scenario: Scenario, fault: FloodInvalidFault, place: tuple[str | int, ...],
+                    node_count: int) -> list[Problem]:
+    """A flood that would send more than ``MAX_FLOOD_MESSAGES`` is refused, naming its rate."""
+    end = scenario.run.duration + scenario.run.drain
+    stop = end if fault.duration is None else min(end, fault.at + fault.duration)
+    window = max(0, stop - fault.at)
+    flooders = len(fault.nodes) if fault.nodes else min(fault.count or 0, node_count)
+    sends = flooders * window * fault.rate / 1e9
+    if sends > MAX_FLOOD_MESSAGES:
+        return [(("faults", *place, "rate"), f"this flood would send about {sends:,.0f} invalid messages "
+                                             f"({flooders} node(s) x {fault.rate:g}/s x "
+                                             f"{format_duration(window)}); at most {MAX_FLOOD_MESSAGES:,}: lower "
+                                             "the rate, the duration or the nodes")]
+    return []
 
 
 def _market_references(scenario: Scenario, regions: set[str], nodes: set[str], agent_names: set[str],

@@ -21,7 +21,9 @@ that appears in a scenario or a report to its implementation:
   (``sim/fault_injector.py``; the adversary's ``tamper`` and ``replay``, ``sim/integrity.py``;
   the byzantine producer and voters, ``equivocate``, ``equivocate_votes`` and ``withhold_votes``,
   ``sim/equivocation.py``; censoring relays and producers, ``censor_nodes``, ``sim/censor.py``;
-  delaying and reordering relays, ``delay_nodes`` and ``reorder_nodes``, ``sim/byzantine_relay.py``);
+  delaying and reordering relays, ``delay_nodes`` and ``reorder_nodes``, ``sim/byzantine_relay.py``;
+  flooding nodes, ``flood_invalid``, ``sim/flood.py``; an eclipsed node, ``eclipse``,
+  ``sim/eclipse.py``);
 - ``LIVE_FAULT_KINDS``: ``faults[].kind`` on a live target -> a ``LiveFaultKind`` checking
   the entry against the target and applying its start and end to real servers and links
   (``live/nemesis.py``). A kind registered in one of the two fault registries only is
@@ -202,10 +204,11 @@ QUEUE_POLICIES: Registry[Callable[[], Any]] = Registry("queue policy", (
 BACKPRESSURE_MODES: Registry[Callable[[Any], Any]] = Registry("backpressure mode", ("msgstorm.sim.backpressure",))
 FAULT_KINDS: Registry[Any] = Registry("fault kind", ("msgstorm.sim.fault_injector", "msgstorm.sim.integrity",
                                                         "msgstorm.sim.equivocation", "msgstorm.sim.censor",
-                                                        "msgstorm.sim.byzantine_relay"),
+                                                        "msgstorm.sim.byzantine_relay", "msgstorm.sim.flood",
+                                                        "msgstorm.sim.eclipse"),
                                       ("partition", "crash", "degrade", "tamper", "replay", "oracle", "censor", "equivocate",
                                        "equivocate_votes", "withhold_votes", "censor_nodes", "delay_nodes",
-                                       "reorder_nodes"))
+                                       "reorder_nodes", "flood_invalid", "eclipse"))
 LIVE_FAULT_KINDS: Registry[Any] = Registry("live fault kind", ("msgstorm.live.nemesis",),
                                            ("pause", "crash", "restart", "toxic", "partition", "bridge"))
 TOXICS: Registry[Any] = Registry("toxic", ("msgstorm.live.toxics", "msgstorm.live.adversary_toxics"))

@@ -54,12 +54,14 @@ __all__ = [
     "CensorFault",
     "CensorNodesFault",
     "DelayNodesFault",
+    "EclipseFault",
     "EquivocateFault",
     "EquivocateVotesFault",
     "WithholdVotesFault",
     "CommitRevealSpec",
     "DesyncSpec",
     "FairOrderSpec",
+    "FloodInvalidFault",
     "FaultSpec",
     "GossipSpec",
     "HistorySpec",
@@ -782,6 +784,27 @@ class ReorderNodesFault(_ByzantineNodes):
     window: Annotated[DurationNs, Field(gt=0)]
 
 
+class FloodInvalidFault(_ByzantineNodes):
+    """Flooding nodes: each sends invalid messages of ``size`` bytes at ``rate`` to its
+    gossip peers; every receiver spends a validation on each and drops it (not forwarded)."""
+
+    kind: Literal["flood_invalid"]
+    rate: Annotated[RatePerS, Field(gt=0)]
+    size: int = Field(default=200, ge=1)  # bytes
+
+
+class EclipseFault(_Spec):
+    """An eclipse (sim): from ``at`` for ``duration`` an attacker holds every connection of
+    the target ``node``: it passes nothing either way (its view halts), or, with ``delay``,
+    passes everything ``delay`` late (its view lags)."""
+
+    kind: Literal["eclipse"]
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)] | None = None
+    node: str
+    delay: Annotated[DurationNs, Field(gt=0)] | None = None
+
+
 # The settings of a toxic entry; each kind reads some of them (``TOXICS[kind].settings``,
 # ``live/toxics.py``) and the others must be left unset.
 TOXIC_SETTINGS = ("latency", "jitter", "rate", "timeout", "slice_size", "slice_delay", "close_delay")
@@ -831,7 +854,7 @@ class ToxicFault(_Spec):
 OneFault = Annotated[
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault
     | TamperFault | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault
-    | WithholdVotesFault | CensorNodesFault | DelayNodesFault | ReorderNodesFault,
+    | WithholdVotesFault | CensorNodesFault | DelayNodesFault | ReorderNodesFault | FloodInvalidFault | EclipseFault,
     Field(discriminator="kind"),
 ]
 
@@ -896,7 +919,7 @@ COMPOSITE_FAULT_KINDS = ("nemesis", "script")
 FaultSpec = Annotated[
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault | TamperFault
     | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault | WithholdVotesFault
-    | CensorNodesFault | DelayNodesFault | ReorderNodesFault | NemesisFault | ScriptFault,
+    | CensorNodesFault | DelayNodesFault | ReorderNodesFault | FloodInvalidFault | EclipseFault | NemesisFault | ScriptFault,
     Field(discriminator="kind"),
 ]
 

@@ -100,6 +100,7 @@ class GossipState:
         self.n = n
         self.topology = topology
         self.scalars = np.zeros(k.N_SCALARS, dtype=np.int64)
+        self.invalid_sent = 0  # invalid items flooding nodes sent (sim/flood.py)
         self.scalars[k.S_STRIDE] = delivery_stride
         self.scalars[k.S_BUDGET] = delivery_budget
         self.scalars[k.S_ORDER_SEED] = order_seed
@@ -224,7 +225,7 @@ class GossipState:
             ntx = len(contents.msg_ids)
             first = self._store_contents(contents)
             size = self.compact.size(ntx)
-        elif self.compact is not None and kind != k.ITEM_BLOCK:  # held bits exist only under compact relay
+        elif self.compact is not None and kind != k.ITEM_BLOCK and kind != k.ITEM_INVALID:  # held bits: compact relay only
             self._hold_room(item)
         if self.before_first_call is not None:
             self._first_call()
@@ -556,6 +557,11 @@ class GossipState:
     def set_censoring(self, node: int, on: bool) -> None:
         """A node withholds censorable items (``k.ITEM_CENSORABLE``) from now on, or no longer."""
         self.watch[node] = (self.watch[node] | k.WATCH_CENSOR) if on else (self.watch[node] & (0xFF ^ k.WATCH_CENSOR))
+
+    @property
+    def invalid_validated(self) -> int:
+        """Invalid items (``k.ITEM_INVALID``) their receivers validated and dropped."""
+        return int(self.scalars[k.S_INVALID])
 
     def set_holding(self, node: int, hold_ns: int, spread_ns: int) -> None:
         """A node holds each item it validated ``hold_ns`` plus a uniform draw in

@@ -38,7 +38,7 @@ from msgstorm.sim.link_model import degrade, link_delay
 
 __all__ = [
     "RECV", "VALIDATED", "ITEM_MSG", "ITEM_BLOCK", "ITEM_WATCHED", "ITEM_CENSORABLE", "WATCH_ALL", "WATCH_WATCHED",
-    "WATCH_LOG", "WATCH_CENSOR", "WATCH_HOLD", "N_HOLD", "N_HOLD_SPREAD",
+    "WATCH_LOG", "WATCH_CENSOR", "WATCH_HOLD", "N_HOLD", "N_HOLD_SPREAD", "ITEM_INVALID", "S_INVALID",
     "DONE", "NOTIFY", "NEED_UNIFORM", "NEED_PROCESSING", "HEAP_FULL", "DELIVERIES_FULL", "NEED_SLOTS", "LOG_FULL",
     "S_SEND_I", "S_SEND_END", "SEND_T", "SEND_NODE", "SEND_ITEM", "SEND_SIZE", "SEND_KIND",
     "S_HEAP", "S_SEQ", "S_FREE", "S_UNIF", "S_PROC", "S_DELIV", "S_BUDGET",
@@ -70,6 +70,9 @@ ITEM_MSG, ITEM_BLOCK, ITEM_WATCHED = 0, 1, 2
 # A bit of a message's item kind: a censoring node (``WATCH_CENSOR``, a ``censor_nodes``
 # fault, sim/censor.py) withholds it (validates it, but neither forwards nor serves it).
 ITEM_CENSORABLE = 4
+# An invalid item a flooding node sends (``flood_invalid``, sim/flood.py): each receiver
+# validates it (a processing draw of its CPU) and drops it; only its origin forwards it.
+ITEM_INVALID = 3
 # Bits of ``watch[node]``. WATCH_HOLD: a byzantine node that holds each item it validated
 # N_HOLD ns plus a uniform draw in [0, N_HOLD_SPREAD) before it forwards it (a
 # ``delay_nodes`` or ``reorder_nodes`` fault, sim/byzantine_relay.py).
@@ -97,8 +100,9 @@ S_FAIR_SHARE, S_DOWNLOADS, S_CONTROL = 31, 32, 33
 # the receiving node held already (not sent again).
 S_HIGH_BW, S_TRACK, S_CMPCT_DUPS, S_GETTXN, S_TXN_MISSING, S_TXN_BYTES, S_PAYLOADS, S_TXN_HELD = range(34, 42)
 # Entries in the mempool log (int64[2, capacity]: a standby's validations in order).
-S_LOGGED = 42
-N_SCALARS = 43
+# Invalid items validated and dropped by their receivers (ITEM_INVALID).
+S_LOGGED, S_INVALID = 42, 43
+N_SCALARS = 44
 LOG_NODE, LOG_ITEM = 0, 1
 UPLINK_SERIAL, UPLINK_FAIR_SHARE, UPLINK_HELD = 0, 1, 2
 # Rows of the sends array (int64[5, n]): a traffic batch's messages, in send order.
@@ -852,10 +856,13 @@ def run_until(until: int, max_degree: int,
         if nodes[N_UP, node] != 0:
             kind = slots[SL_KIND, slot]
             withheld = (kind & ITEM_CENSORABLE) != 0 and (watch[node] & WATCH_CENSOR) != 0
+            if kind == ITEM_INVALID and hops > 0:  # a receiver validated a flooded invalid item: dropped
+                withheld = True
+                scalars[S_INVALID] += 1
             if slots[SL_RELAY, slot] != PUSH and not withheld:  # announce's fallback asks peers that validated it
                 seen[slot, node] |= SEEN_VALID
             item = slots[SL_ITEM, slot]
-            if kind != ITEM_BLOCK:
+            if kind != ITEM_BLOCK and kind != ITEM_INVALID:
                 if track != 0:
                     held[node, item >> 3] |= 1 << (item & 7)
                 if stride > 0 and item % stride == 0 and budget > 0:
@@ -872,7 +879,7 @@ def run_until(until: int, max_degree: int,
                     mempool_log[LOG_NODE, logged] = node
                     mempool_log[LOG_ITEM, logged] = item
                     logged += 1
-            else:
+            elif kind == ITEM_BLOCK:
                 notify = True
             if slots[SL_FORWARD, slot] != 0 and not withheld:
                 t_forward = t

@@ -491,6 +491,9 @@ class ShadowNetwork:
         if not self.scenario.network.relay.pushes_only:  # opt-in: push-only histories stay as they were
             self.record.event(t_end, EventKind.RELAY, value=float(self.gossip.payloads_sent),
                               detail=self.gossip.relay_report())
+        if self.gossip.invalid_sent:  # a flood_invalid fault sent some (sim/flood.py)
+            self.record.event(t_end, EventKind.FLOOD, value=float(self.gossip.invalid_validated),
+                              detail={"sent": self.gossip.invalid_sent, "validated": self.gossip.invalid_validated})
         self.record.event(t_end, EventKind.RUN_END, value=float(self.msgs.count))
         try:
             self._publish(final=True)
