@@ -2,7 +2,7 @@
 
 Place in the pipeline: analysis, read from the history only. A fault of byzantine nodes
 (``censor_nodes``, ``delay_nodes``, ``reorder_nodes``, ``flood_invalid``, ``equivocate_votes``,
-``withhold_votes``) names its nodes in its ``fault_start`` event's ``detail["byzantine"]``;
+``withhold_votes``, ``twins``) names its nodes in its ``fault_start`` event's ``detail["byzantine"]``;
 a flood's counts come from the run's ``flood`` event (``sim/flood.py``: the invalid
 messages sent, and those their receivers validated and dropped).
 

@@ -496,7 +496,7 @@ class Integrity(_Closed):
 class ByzantineFault(_Closed):
     fault_id: int | None
     kind: Annotated[str | None, Field(description="censor_nodes, delay_nodes, reorder_nodes, flood_invalid, "
-                                                  "equivocate_votes or withhold_votes")]
+                                                  "equivocate_votes, withhold_votes or twins")]
     nodes: Annotated[list[str], Field(description="the nodes it made byzantine (named, or drawn with the seed)")]
 
 

@@ -412,6 +412,13 @@ DESCRIPTIONS: dict[str, str] = {
     "EclipseFault.duration": "how long (to the run's end when not given)",
     "EclipseFault.node": "the eclipsed node",
     "EclipseFault.delay": "none: pass nothing; else the latency added to every link of the node, both ways",
+    "TwinsFault.kind": "sim, `finality = \"votes\"`: a second instance of each validator of `nodes` runs at the "
+                       "node of `hosts` in the same place, with its identity and stake; each instance votes "
+                       "honestly on its own (the Twins method)",
+    "TwinsFault.at": "start",
+    "TwinsFault.duration": "how long (to the run's end when not given)",
+    "TwinsFault.nodes": "the twinned validators by name (nodes of `blocks.producers.nodes`)",
+    "TwinsFault.hosts": "where each one's twin runs, one node per validator (e.g. across a partition from it)",
     "DegradeFault.kind": "add latency, half-normal jitter and loss to some links",
     "DegradeFault.at": "start",
     "DegradeFault.duration": "how long; none: to the end of the run",

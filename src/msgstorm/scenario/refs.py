@@ -25,6 +25,7 @@ from msgstorm.scenario.schema import (
     NemesisFault,
     PhasesArrival,
     ReplayArrival,
+    TwinsFault,
     WithholdVotesFault,
     fault_entries,
     nemesis_draws,
@@ -254,7 +255,7 @@ def check_references(scenario: Scenario) -> list[Problem]:
             elif producers.nodes and fault.node not in producers.nodes:
                 problems.append((("faults", *place, "node"),
                                  f"node {fault.node!r} is not a producer; blocks.producers.nodes are {producers.nodes}"))
-        elif fault.kind in ("equivocate_votes", "withhold_votes"):
+        elif fault.kind in ("equivocate_votes", "withhold_votes", "twins"):
             problems += _voter_problems(scenario, fault, place, nodes)
         elif fault.kind == "eclipse":
             if fault.node not in nodes:
@@ -386,8 +387,8 @@ def _controller_references(scenario: Scenario) -> list[Problem]:
     return problems
 
 
-def _voter_problems(scenario: Scenario, fault: EquivocateVotesFault | WithholdVotesFault, place: tuple[str | int, ...],
-                    nodes: set[str]) -> list[Problem]:
+def _voter_problems(scenario: Scenario, fault: EquivocateVotesFault | WithholdVotesFault | TwinsFault,
+                    place: tuple[str | int, ...], nodes: set[str]) -> list[Problem]:
     """Byzantine voters need votes (``finality = "votes"``) and are validators: named ones
     among the named producers, a drawn count no more than there are validators."""
     producers = scenario.blocks.producers
@@ -402,7 +403,14 @@ def _voter_problems(scenario: Scenario, fault: EquivocateVotesFault | WithholdVo
         elif producers.nodes and name not in producers.nodes:
             problems.append((("faults", *place, "nodes", index),
                              f"node {name!r} is not a validator; blocks.producers.nodes are {producers.nodes}"))
-    if fault.count is not None and fault.count > len(validators):
+    if isinstance(fault, TwinsFault):
+        if not producers.nodes:
+            problems.append((("faults", *place, "nodes"), "twins need the validators named (blocks.producers.nodes)"))
+        for index, host in enumerate(fault.hosts):
+            if host not in nodes:
+                problems.append((("faults", *place, "hosts", index),
+                                 f"unknown node {host!r}{did_you_mean(host, nodes)}"))
+    elif fault.count is not None and fault.count > len(validators):
         problems.append((("faults", *place, "count"), f"{fault.count} byzantine voters drawn from "
                                                       f"{len(validators)} validators"))
     return problems

@@ -90,6 +90,7 @@ __all__ = [
     "TamperFault",
     "TOXIC_SETTINGS",
     "ToxicFault",
+    "TwinsFault",
     "ZmqSpec",
     "fault_entries",
     "nemesis_draws",
@@ -805,6 +806,31 @@ class EclipseFault(_Spec):
     delay: Annotated[DurationNs, Field(gt=0)] | None = None
 
 
+class TwinsFault(_Spec):
+    """Twins (sim, ``finality = "votes"``): from ``at`` for ``duration`` a second instance of
+    each validator of ``nodes`` runs at the node of ``hosts`` in the same place, with the
+    validator's identity and stake. Each instance is honest on its own (one vote per height,
+    for the first block it holds with its branch); placed on two sides of a partition, the
+    two vote for different blocks at one height."""
+
+    kind: Literal["twins"]
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)] | None = None
+    nodes: list[str] = Field(min_length=1)
+    hosts: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_host_each(self) -> TwinsFault:
+        if len(self.hosts) != len(self.nodes):
+            raise ValueError(f"give one host per twinned validator ({len(self.nodes)} nodes, {len(self.hosts)} hosts)")
+        if len(set(self.nodes)) != len(self.nodes):
+            raise ValueError("a validator is named twice in nodes")
+        for node, host in zip(self.nodes, self.hosts, strict=True):
+            if node == host:
+                raise ValueError(f"{node!r}'s twin runs at {host!r}, the validator's own node: give another host")
+        return self
+
+
 # The settings of a toxic entry; each kind reads some of them (``TOXICS[kind].settings``,
 # ``live/toxics.py``) and the others must be left unset.
 TOXIC_SETTINGS = ("latency", "jitter", "rate", "timeout", "slice_size", "slice_delay", "close_delay")
@@ -854,7 +880,7 @@ class ToxicFault(_Spec):
 OneFault = Annotated[
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault
     | TamperFault | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault
-    | WithholdVotesFault | CensorNodesFault | DelayNodesFault | ReorderNodesFault | FloodInvalidFault | EclipseFault,
+    | WithholdVotesFault | CensorNodesFault | DelayNodesFault | ReorderNodesFault | FloodInvalidFault | EclipseFault | TwinsFault,
     Field(discriminator="kind"),
 ]
 
@@ -919,7 +945,7 @@ COMPOSITE_FAULT_KINDS = ("nemesis", "script")
 FaultSpec = Annotated[
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault | TamperFault
     | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault | WithholdVotesFault
-    | CensorNodesFault | DelayNodesFault | ReorderNodesFault | FloodInvalidFault | EclipseFault | NemesisFault | ScriptFault,
+    | CensorNodesFault | DelayNodesFault | ReorderNodesFault | FloodInvalidFault | EclipseFault | TwinsFault | NemesisFault | ScriptFault,
     Field(discriminator="kind"),
 ]
 

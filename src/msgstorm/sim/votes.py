@@ -14,6 +14,11 @@ rule, ``"depth"``). The producers are the validators, each with its stake (its s
   reach every node directly (a link's delay away) over paths a partition does not cut,
   as a second instance of its identity on the other side would (the Twins method). A
   withholding voter (``withhold_votes``) casts no vote at all.
+- Twins (a ``twins`` fault, ``sim/twins.py``): a second instance of a validator runs at a
+  host node, with the validator's identity; each instance is honest on its own (one vote
+  per height, for the first block its node connects), and the twin's votes leave from its
+  host as any vote does. On two sides of a partition the two vote for different blocks at
+  one height, and each side counts the validator's stake.
 - Every node counts the votes it has received (each voter once per block, its own vote at
   once): when the voters of a block hold more than two thirds of the total stake, the node
   finalises it, a row of the ``finalized`` table (``analysis/safety.py`` reads it, for both
@@ -65,6 +70,8 @@ class VoteBook:
         self.voted: dict[int, set[int]] = {v: set() for v in validators}  # validator -> heights voted
         self.byzantine: set[int] = set()  # validators inside an equivocate_votes window
         self.withholding: set[int] = set()  # validators inside a withhold_votes window: no vote
+        self.twins: dict[int, set[int]] = {}  # host node -> validators a second instance of runs there
+        self.twin_voted: dict[tuple[int, int], set[int]] = {}  # (host, validator) -> heights its twin voted
         self.vote_voter: list[int] = []
         self.vote_block: list[int] = []
         self.voters: dict[tuple[int, int], set[int]] = {}  # (node, block) -> voters it has seen
@@ -74,7 +81,10 @@ class VoteBook:
     # --- casting -------------------------------------------------------------------------------
 
     def connected(self, t: int, node: int, block: int) -> None:
-        """``node`` holds ``block`` and its branch: an honest validator's one vote at its height."""
+        """``node`` holds ``block`` and its branch: an honest validator's one vote at its
+        height, and that of each twin the node hosts."""
+        if self.twins:
+            self._twins_connected(t, node, block)
         heights = self.voted.get(node)
         if heights is None or node in self.byzantine or node in self.withholding:
             return
@@ -82,6 +92,17 @@ class VoteBook:
         if height not in heights:
             heights.add(height)
             self._cast(t, node, block, height)
+
+    def _twins_connected(self, t: int, node: int, block: int) -> None:
+        """Each twin running at ``node`` votes as its validator, honestly, from ``node``."""
+        for validator in sorted(self.twins.get(node, ())):
+            if validator in self.byzantine or validator in self.withholding:
+                continue
+            heights = self.twin_voted.setdefault((node, validator), set())
+            height = self.height_of(block)
+            if height not in heights:
+                heights.add(height)
+                self._cast(t, validator, block, height, origin=node)
 
     def made(self, t: int, block: int) -> None:
         """A block was made: every byzantine voter votes for it."""
@@ -91,12 +112,14 @@ class VoteBook:
                 self.voted[voter].add(height)
                 self._cast(t, voter, block, height)
 
-    def _cast(self, t: int, voter: int, block: int, height: int) -> None:
+    def _cast(self, t: int, voter: int, block: int, height: int, origin: int | None = None) -> None:
+        """``voter``'s vote, sent from ``origin`` (its own node unless a twin casts it)."""
+        origin = voter if origin is None else origin
         vote = len(self.vote_voter)
         self.vote_voter.append(voter)
         self.vote_block.append(block)
         self.cast.append((t, voter, height, block))
-        self._count(t, voter, vote)
+        self._count(t, origin, vote)
         cluster = self.ctx.cluster
         if voter in self.byzantine:
             links = self.links
@@ -106,8 +129,8 @@ class VoteBook:
                     if d is None:  # lost: the adversary sends it again, about a base latency later
                         d = 2 * links.base_ns[links.region_of[voter]][links.region_of[node]]
                     self.ctx.events.push(t + d, self._direct, node, vote)
-        elif not cluster.isolated[voter]:
-            self.gossip.inject(t, voter, VOTE_ITEM_BASE + vote, ITEM_BLOCK, self.vote_size)
+        elif not cluster.isolated[origin]:
+            self.gossip.inject(t, origin, VOTE_ITEM_BASE + vote, ITEM_BLOCK, self.vote_size)
 
     def _direct(self, t: int, node: int, vote: int, _c: int, _d: int) -> None:
         if self.ctx.cluster.up[node]:
