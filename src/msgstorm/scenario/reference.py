@@ -246,6 +246,9 @@ DESCRIPTIONS: dict[str, str] = {
                               "than 2/3 of the producers' stake (each producer a validator voting once per "
                               "height for the first block it holds there, votes gossiped as blocks are)",
     "ProducersSpec.vote_size": "bytes of one vote on the wire (`finality = \"votes\"`)",
+    "ProducersSpec.resend_votes": "when a partition (or a halting eclipse) ends, each validator gossips again the "
+                                  "votes it cast while it lasted (`finality = \"votes\"`); false: votes lost to "
+                                  "the cut stay lost",
     # [backpressure]
     "Unbounded.mode": "admit everything",
     "DropTail.mode": "drop arrivals while the queue is full",

@@ -331,6 +331,8 @@ class ProducersSpec(_Spec):
     # than two thirds of the producers' stake (the producers are the validators; sim/votes.py).
     finality: Literal["depth", "votes"] = "depth"
     vote_size: Annotated[int, Field(ge=1)] = 128  # bytes of one vote on the wire (finality = "votes")
+    # When a partition heals, each validator sends again the votes it cast while it lasted.
+    resend_votes: bool = False
     # Shares of the nodes the analysis times each block's reach to (summary.json's forks.reach_ms).
     reach: list[Annotated[Fraction, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.5, 0.9, 1.0],
                                                                  min_length=1, max_length=10)
@@ -354,6 +356,14 @@ class ProducersSpec(_Spec):
         if not isinstance(self.shares, list) and self.shares.mean <= 0:
             raise ValueError("shares drawn from a distribution need a positive mean")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_resend(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without ``resend_votes`` the producers dump (and hash) as they did before it existed."""
+        data: dict[str, Any] = handler(self)
+        if not self.resend_votes:
+            data.pop("resend_votes", None)
+        return data
 
 
 class BlocksSpec(_Spec):

@@ -53,6 +53,7 @@ class Eclipse:
         if spec.delay is None:
             injector.links.end_partition(op.fault_id)
             injector.gossip.set_colours(injector.links.colour)
+            injector.healed(t, spec.at)
         else:
             injector.links.end_degrade(op.fault_id)
             injector.gossip.degradations_changed()

@@ -153,7 +153,7 @@ class ForkChain:
         self.censoring: dict[int, np.ndarray] = {}
         # Finality by votes (sim/votes.py) instead of by depth in each node's own view.
         self.votes = (VoteBook(ctx, gossip, links, self.producers, shares, spec.vote_size,
-                               self.block_height.__getitem__, self._finalized_by_votes)
+                               self.block_height.__getitem__, self._finalized_by_votes, spec.resend_votes)
                       if spec.finality == "votes" else None)
 
     def start(self) -> None:
@@ -387,6 +387,11 @@ class ForkChain:
             self.censoring[node] = censored
         else:
             self.censoring.pop(node, None)
+
+    def healed(self, t: int, since: int) -> None:
+        """A partition that began at ``since`` healed at ``t`` (votes sent again, if asked)."""
+        if self.votes is not None:
+            self.votes.healed(t, since)
 
     def _finalized_by_votes(self, t: int, node: int, height: int, block: int) -> None:
         self.finalized.append((t, node, height, block))

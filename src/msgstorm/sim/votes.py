@@ -26,14 +26,17 @@ rule, ``"depth"``). The producers are the validators, each with its stake (its s
   stake below 1/3 an honest validator would have voted twice at one height to finalise
   two blocks there: safety holds; at more than 1/3, equivocating voters can finalise two
   blocks at a height, one on each side of a split. Liveness needs more than 2/3 honest
-  stake reachable: a partition with no side above 2/3 finalises nothing until it heals
-  (votes lost to it are not sent again).
+  stake reachable: a partition with no side above 2/3 finalises nothing until it heals.
+  Votes lost to it are not sent again, unless ``resend_votes`` is set: then when it heals
+  (``healed``) every honest vote cast since it began is gossiped again from where it was
+  cast, so the heights voted on during the cut can still reach a quorum.
 
 Each vote cast is a row of the ``votes`` table (``t, voter, height, block``).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from math import fsum
 
@@ -56,9 +59,10 @@ def is_quorum(stake: float, total: float) -> bool:
 class VoteBook:
     def __init__(self, ctx: SimContext, gossip: GossipState, links: LinkState, validators: list[int],
                  shares: list[float], vote_size: int, height_of: Callable[[int], int],
-                 finalized: Callable[[int, int, int, int], None]) -> None:
+                 finalized: Callable[[int, int, int, int], None], resend: bool = False) -> None:
         """``height_of``: a block's height; ``finalized(t, node, height, block)``: a node
-        finalised a block (the chain writes the row)."""
+        finalised a block (the chain writes the row); ``resend``: send votes again when a
+        partition heals."""
         self.ctx = ctx
         self.gossip = gossip
         self.links = links
@@ -74,6 +78,10 @@ class VoteBook:
         self.twin_voted: dict[tuple[int, int], set[int]] = {}  # (host, validator) -> heights its twin voted
         self.vote_voter: list[int] = []
         self.vote_block: list[int] = []
+        self.resend = resend
+        self.vote_origin: list[int] = []  # with resend: where each vote was cast, and when
+        self.vote_t: list[int] = []
+        self.resent = 0
         self.voters: dict[tuple[int, int], set[int]] = {}  # (node, block) -> voters it has seen
         self.final: set[tuple[int, int]] = set()  # (node, block) finalised
         self.cast: list[tuple[int, int, int, int]] = []  # (t, voter, height, block): the votes table
@@ -118,6 +126,9 @@ class VoteBook:
         vote = len(self.vote_voter)
         self.vote_voter.append(voter)
         self.vote_block.append(block)
+        if self.resend:
+            self.vote_origin.append(origin)
+            self.vote_t.append(t)
         self.cast.append((t, voter, height, block))
         self._count(t, origin, vote)
         cluster = self.ctx.cluster
@@ -131,6 +142,20 @@ class VoteBook:
                     self.ctx.events.push(t + d, self._direct, node, vote)
         elif not cluster.isolated[origin]:
             self.gossip.inject(t, origin, VOTE_ITEM_BASE + vote, ITEM_BLOCK, self.vote_size)
+
+    def healed(self, t: int, since: int) -> None:
+        """A partition that began at ``since`` healed at ``t``: with ``resend``, every vote an
+        honest voter cast since then is gossiped again from where it was cast (a byzantine
+        voter's reach every node already). Nodes that had a vote count it once."""
+        if not self.resend:
+            return
+        cluster = self.ctx.cluster
+        for vote in range(bisect_left(self.vote_t, since), len(self.vote_t)):
+            origin = self.vote_origin[vote]
+            if self.vote_voter[vote] in self.byzantine or not cluster.up[origin] or cluster.isolated[origin]:
+                continue
+            self.gossip.inject(t, origin, VOTE_ITEM_BASE + vote, ITEM_BLOCK, self.vote_size)
+            self.resent += 1
 
     def _direct(self, t: int, node: int, vote: int, _c: int, _d: int) -> None:
         if self.ctx.cluster.up[node]:
