@@ -159,3 +159,46 @@ def test_censoring_nodes_are_refused_with_the_field_named(scenario_from, edit: s
     bad = text.replace('nodes = ["us-east-1"]', edit.replace("us-east-1", "mars-0"))
     with pytest.raises(ScenarioError, match=message):
         scenario_from(bad)
+
+
+RESCUERS = """
+[[agents]]
+name = "rescuers"
+role = "liquidator"
+count = 8
+arrival = { process = "poisson", rate = "5/s" }
+"""
+
+
+def test_censoring_by_agent_withholds_only_that_agents_messages(scenario_from, run_scenario) -> None:
+    plain = _run(scenario_from, run_scenario, 2, None)
+    graph = _graph(plain)
+    censor = _cut_vertex(graph, "us-east-0")
+    assert censor is not None
+    text = (NETWORK.format(peers=2) + RESCUERS + CENSOR.format(node=censor)
+            + 'agents = ["keepers"]\n')
+    history = read_history(run_scenario(scenario_from(text)).run_dir)
+    nodes = set(graph)
+    delivered = _delivered(history)
+    messages = history.table("messages").to_pylist()
+    lost = []
+    for row in messages:
+        if row["agent"] == "keepers":
+            reach = _reach(graph, row["node"], censor)
+            assert delivered[row["msg_id"]] == reach, row
+            assert row["status"] == ("committed" if "us-east-0" in reach else "lost"), row
+            if "us-east-0" not in reach:
+                lost.append(row["msg_id"])
+        else:  # the rescuers' liquidations and the traders' orders pass the censor
+            assert (row["status"], delivered[row["msg_id"]]) == ("committed", nodes), row
+    assert lost
+    # The rescuers sent liquidations from behind the censor, and they passed.
+    assert any(row["agent"] == "rescuers" and "us-east-0" not in _reach(graph, row["node"], censor)
+               for row in messages)
+
+
+def test_a_censored_agent_must_exist(scenario_from) -> None:
+    text = NETWORK.format(peers=2) + CENSOR.format(node="us-east-1") + 'agents = ["keeprs"]\n'
+    with pytest.raises(ScenarioError, match=r"faults\[0\]\.agents\[0\]: unknown agent 'keeprs' \(did you mean "
+                                            r"'keepers'\?\)"):
+        scenario_from(text)

@@ -65,7 +65,8 @@ class FinalityStall:
 
 def dishonest_nodes(history: History) -> set[str]:
     """Nodes an ``equivocate`` fault (the producer it names) or a fault of byzantine nodes
-    (``equivocate_votes``, ``censor_nodes``: those its ``byzantine`` detail lists) made
+    (``equivocate_votes``, ``censor_nodes``, ``delay_nodes``, ``reorder_nodes``: those its
+    ``byzantine`` detail lists) made
     byzantine, for any part of the run."""
     starts = events_of(history, EventKind.FAULT_START)
     nodes = starts.column("node")
@@ -120,12 +121,12 @@ def finality_stall(history: History) -> FinalityStall | None:
 
 
 def byzantine_stake(history: History) -> dict[str, float]:
-    """The byzantine voters (``equivocate_votes`` and ``withhold_votes`` faults) and each one's
-    share of the stake."""
+    """The byzantine voters (``equivocate_votes``, ``withhold_votes`` and ``twins`` faults) and
+    each one's share of the stake."""
     starts = events_of(history, EventKind.FAULT_START)
     stake: dict[str, float] = {}
     for detail in starts.details():
-        if detail.get("kind") in ("equivocate_votes", "withhold_votes"):
+        if detail.get("kind") in ("equivocate_votes", "withhold_votes", "twins"):
             stake.update(detail.get("stake", {}))
     return dict(sorted(stake.items()))
 

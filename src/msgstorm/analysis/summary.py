@@ -55,6 +55,8 @@ Place in the pipeline: between the history and the reports. It reads only the ``
   validation, summed along each node's path (``hops``); absent when ``relay`` is.
 - ``finality``: finality by votes against the quorum bound: byzantine voters and their
   stake, conflicting heights, the longest finality stall; absent without votes.
+- ``byzantine``: the faults of byzantine nodes and the nodes each named, and what flooding
+  nodes sent and their receivers validated (``byzantine``); absent without such a fault.
 - ``faults``: [{fault_id, kind, start_s, end_s, pre_fault_p99_ms, recovery_s}] (``analysis/recovery.py``); ``checks``: [{name, verdict, detail}];
   ``slo``: [{name, verdict, value, threshold}] (see ``slo``).
 
@@ -80,6 +82,7 @@ from msgstorm.analysis._common import (
 from msgstorm.analysis.auction import auction_summary
 from msgstorm.analysis.audit import delivery_summary
 from msgstorm.analysis.breakdown import by_group, gossip_backlog_summary
+from msgstorm.analysis.byzantine import byzantine_summary
 from msgstorm.analysis.capacity import capacity
 from msgstorm.analysis.connections import connections_summary
 from msgstorm.analysis.control import control_summary
@@ -255,6 +258,9 @@ def analyse(history: History) -> Analysis:
     integrity = integrity_summary(history)
     if integrity is not None:  # only runs with [security] or an adversary have one
         summary["integrity"] = integrity
+    byzantine = byzantine_summary(history)
+    if byzantine is not None:  # only runs with a fault of byzantine nodes have one
+        summary["byzantine"] = byzantine
     summary["slo"] = evaluate_slos(summary, dict(history.scenario.get("slo") or {}))
     # The report draws the committed messages' latency from these again.
     history.retain("messages", ["t_committed", "t_intended"])

@@ -568,6 +568,21 @@ class Integrity(_Closed):
                                                  "queue for its window or dropped")]
 
 
+class ByzantineFault(_Closed):
+    fault_id: int | None
+    kind: Annotated[str | None, Field(description="censor_nodes, delay_nodes, reorder_nodes, flood_invalid, "
+                                                  "equivocate_votes, withhold_votes or twins")]
+    nodes: Annotated[list[str], Field(description="the nodes it made byzantine (named, or drawn with the seed)")]
+
+
+class Byzantine(_Closed):
+    faults: Annotated[list[ByzantineFault], Field(description="each fault of byzantine nodes, in start order")]
+    eclipsed: Annotated[list[str], Field(description="nodes an eclipse fault cut off or slowed (honest nodes)")]
+    invalid_sent: Annotated[Count, Field(description="invalid messages flooding nodes (flood_invalid) sent")]
+    invalid_validated: Annotated[Count, Field(description="of their copies, those receivers validated (each a "
+                                                          "validation's CPU time) and dropped")]
+
+
 class Summary(BaseModel):
     """The headline results of one msgstorm run, as written to RUN_DIR/summary.json by
     `msgstorm run` and `msgstorm report` (see msgstorm.analysis.summary). Times in ms are
@@ -651,6 +666,9 @@ class Summary(BaseModel):
     integrity: Annotated[Integrity | None, Field(
         description="tampered and replayed messages and what verification did with them (exact counts); "
                     "absent without [security] or a tamper/replay adversary")] = None
+    byzantine: Annotated[Byzantine | None, Field(
+        description="the faults of byzantine nodes, their nodes, eclipsed nodes, and what flooding cost the "
+                    "receivers; absent without such a fault or an eclipse")] = None
     desync: Desync
     propagation_ms: Annotated[dict[str, RegionPropagation], Field(
         description="gossip propagation (t_delivered - t_sent) by receiving region")]

@@ -76,6 +76,9 @@ class EventKind(StrEnum):
     # "duplicates_avoided", "compact": {"duplicates", "getblocktxn", "missing", "missing_bytes",
     # "held"}, "uploaded_bytes": {region: bytes}} (relay/summary.py reads it)
     RELAY = "relay"
+    # sim, at the run's end, when a flood_invalid fault sent anything (sim/flood.py): value =
+    # invalid messages its receivers validated and dropped; detail {"sent", "validated"}
+    FLOOD = "flood"
 
 
 EVENT_KINDS: tuple[str, ...] = tuple(kind.value for kind in EventKind)

@@ -145,6 +145,16 @@ def security_lines(summary: dict[str, Any]) -> list[tuple[str, str]]:
                      f"({_fmt(integrity.get('replayed_other_chain'))} from another chain): every one detected"))
     if integrity and integrity.get("censored"):
         rows.append(("censored", f"{_fmt(integrity.get('censored'))} messages kept out of the producer's queue"))
+    byzantine = summary.get("byzantine")
+    if byzantine and byzantine.get("eclipsed"):
+        rows.append(("eclipsed", escape(", ".join(byzantine["eclipsed"]))))
+    if byzantine and byzantine.get("faults"):
+        rows.append(("byzantine nodes", "; ".join(f"{escape(str(fault.get('kind')))}: "
+                                                  f"{escape(', '.join(fault.get('nodes') or [])) or 'none'}"
+                                                  for fault in byzantine.get("faults") or [])))
+        if byzantine.get("invalid_sent"):
+            rows.append(("invalid flood", f"{_fmt(byzantine.get('invalid_sent'))} sent, "
+                                          f"{_fmt(byzantine.get('invalid_validated'))} validated and dropped by receivers"))
     return rows
 
 

@@ -246,6 +246,9 @@ DESCRIPTIONS: dict[str, str] = {
                               "than 2/3 of the producers' stake (each producer a validator voting once per "
                               "height for the first block it holds there, votes gossiped as blocks are)",
     "ProducersSpec.vote_size": "bytes of one vote on the wire (`finality = \"votes\"`)",
+    "ProducersSpec.resend_votes": "when a partition (or a halting eclipse) ends, each validator gossips again the "
+                                  "votes it cast while it lasted (`finality = \"votes\"`); false: votes lost to "
+                                  "the cut stay lost",
     # [backpressure]
     "Unbounded.mode": "admit everything",
     "DropTail.mode": "drop arrivals while the queue is full",
@@ -372,13 +375,53 @@ DESCRIPTIONS: dict[str, str] = {
     "WithholdVotesFault.duration": "how long (to the run's end when not given)",
     "WithholdVotesFault.nodes": "the withholding voters by name (validators: nodes of `blocks.producers`)",
     "WithholdVotesFault.count": "or: how many validators to draw with the run's seed (0 and up; a sweep's axis)",
-    "CensorNodesFault.kind": "sim: censoring nodes validate messages of `kinds` but forward none of them, and as "
-                             "producers include none in their blocks",
+    "CensorNodesFault.kind": "sim: censoring nodes validate messages of `kinds` (of `agents`, when given) but "
+                             "forward none of them, and as producers include none in their blocks",
     "CensorNodesFault.at": "start",
     "CensorNodesFault.duration": "how long (to the run's end when not given)",
     "CensorNodesFault.nodes": "the censoring nodes by name",
     "CensorNodesFault.count": "or: how many nodes to draw with the run's seed",
     "CensorNodesFault.kinds": "the message kinds they censor",
+    "CensorNodesFault.agents": "only the messages these agents send (names of `[[agents]]` or of `[market]`'s "
+                               "oracle, keepers, topups and frontrunners); none: every agent's",
+    "DelayNodesFault.kind": "sim: delaying nodes hold every item they validated (message, block, vote) `delay` "
+                            "plus a uniform draw in [0, `jitter`) before they forward it",
+    "DelayNodesFault.at": "start",
+    "DelayNodesFault.duration": "how long (to the run's end when not given)",
+    "DelayNodesFault.nodes": "the delaying nodes by name",
+    "DelayNodesFault.count": "or: how many nodes to draw with the run's seed",
+    "DelayNodesFault.delay": "the fixed hold",
+    "DelayNodesFault.jitter": "the width of a drawn hold added to it (uniform; 0: none)",
+    "ReorderNodesFault.kind": "sim: reordering nodes hold every item they validated a uniform draw in [0, `window`) "
+                              "before they forward it: items validated less than `window` apart leave shuffled",
+    "ReorderNodesFault.at": "start",
+    "ReorderNodesFault.duration": "how long (to the run's end when not given)",
+    "ReorderNodesFault.nodes": "the reordering nodes by name",
+    "ReorderNodesFault.count": "or: how many nodes to draw with the run's seed",
+    "ReorderNodesFault.window": "the reorder window: the width of the drawn hold",
+    "FloodInvalidFault.kind": "sim: flooding nodes send invalid messages to their gossip peers at `rate`; each "
+                              "receiver spends a validation on each and drops it (counted in summary.json's "
+                              "`byzantine`)",
+    "FloodInvalidFault.at": "start",
+    "FloodInvalidFault.duration": "how long (to the run's end when not given)",
+    "FloodInvalidFault.nodes": "the flooding nodes by name",
+    "FloodInvalidFault.count": "or: how many nodes to draw with the run's seed",
+    "FloodInvalidFault.rate": "invalid messages each flooding node sends per second (a run may send at most "
+                              "5,000,000)",
+    "FloodInvalidFault.size": "bytes of one invalid message",
+    "EclipseFault.kind": "sim: an attacker holds every connection of `node`: it passes nothing either way (the "
+                         "node's view halts) or, with `delay`, everything that late (its view lags)",
+    "EclipseFault.at": "start",
+    "EclipseFault.duration": "how long (to the run's end when not given)",
+    "EclipseFault.node": "the eclipsed node",
+    "EclipseFault.delay": "none: pass nothing; else the latency added to every link of the node, both ways",
+    "TwinsFault.kind": "sim, `finality = \"votes\"`: a second instance of each validator of `nodes` runs at the "
+                       "node of `hosts` in the same place, with its identity and stake; each instance votes "
+                       "honestly on its own (the Twins method)",
+    "TwinsFault.at": "start",
+    "TwinsFault.duration": "how long (to the run's end when not given)",
+    "TwinsFault.nodes": "the twinned validators by name (nodes of `blocks.producers.nodes`)",
+    "TwinsFault.hosts": "where each one's twin runs, one node per validator (e.g. across a partition from it)",
     "DegradeFault.kind": "add latency, half-normal jitter and loss to some links",
     "DegradeFault.at": "start",
     "DegradeFault.duration": "how long; none: to the end of the run",

@@ -20,10 +20,12 @@ from msgstorm.scenario.schema import (
     MAX_FAULT_DRAWS,
     ORDERING_SETTINGS,
     EquivocateVotesFault,
+    FloodInvalidFault,
     LinkModel,
     NemesisFault,
     PhasesArrival,
     ReplayArrival,
+    TwinsFault,
     WithholdVotesFault,
     fault_entries,
     nemesis_draws,
@@ -34,7 +36,7 @@ from msgstorm.scenario.units import format_duration
 if TYPE_CHECKING:
     from msgstorm.scenario.schema import NetworkSpec, Scenario
 
-__all__ = ["check_references", "did_you_mean", "is_loopback_url", "node_names", "node_regions"]
+__all__ = ["check_references", "did_you_mean", "is_loopback_url", "node_names", "node_regions", "sending_agents"]
 
 Problem = tuple[tuple[str | int, ...], str]
 
@@ -49,6 +51,18 @@ def node_names(network: NetworkSpec) -> list[str]:
     """Node names in index order: ``<region>-<i>`` for each region, in the order given."""
     return [f"{region}-{i}" for region, count in zip(network.regions, network.region_counts(), strict=True)
             for i in range(count)]
+
+
+def sending_agents(scenario: Scenario) -> list[str]:
+    """The names of the agents that send messages: ``[[agents]]``, then ``[market]``'s oracle,
+    keepers, topups and front-runners (the names a message's ``agent`` column holds)."""
+    names = [agent.name for agent in scenario.agents]
+    market = scenario.market
+    if market is not None:
+        names += [market.oracle.name, *(keeper.name for keeper in market.keepers),
+                  *([market.topups.name] if market.topups is not None else []),
+                  *(runner.name for runner in market.frontrunners)]
+    return names
 
 
 def node_regions(network: NetworkSpec) -> list[str]:
@@ -241,16 +255,30 @@ def check_references(scenario: Scenario) -> list[Problem]:
             elif producers.nodes and fault.node not in producers.nodes:
                 problems.append((("faults", *place, "node"),
                                  f"node {fault.node!r} is not a producer; blocks.producers.nodes are {producers.nodes}"))
-        elif fault.kind in ("equivocate_votes", "withhold_votes"):
+        elif fault.kind in ("equivocate_votes", "withhold_votes", "twins"):
             problems += _voter_problems(scenario, fault, place, nodes)
-        elif fault.kind == "censor_nodes":
+        elif fault.kind == "eclipse":
+            if fault.node not in nodes:
+                problems.append((("faults", *place, "node"),
+                                 f"unknown node {fault.node!r}{did_you_mean(fault.node, nodes)}; nodes are {hint_nodes}"))
+        elif fault.kind in ("censor_nodes", "delay_nodes", "reorder_nodes", "flood_invalid"):
             for index, name in enumerate(fault.nodes):
                 if name not in nodes:
                     problems.append((("faults", *place, "nodes", index),
                                      f"unknown node {name!r}{did_you_mean(name, nodes)}; nodes are {hint_nodes}"))
             if fault.count is not None and fault.count > len(nodes):
-                problems.append((("faults", *place, "count"), f"{fault.count} censoring nodes drawn from "
+                what = {"censor_nodes": "censoring", "delay_nodes": "delaying", "reorder_nodes": "reordering",
+                        "flood_invalid": "flooding"}
+                problems.append((("faults", *place, "count"), f"{fault.count} {what[fault.kind]} nodes drawn from "
                                                               f"{len(nodes)} nodes"))
+            if fault.kind == "flood_invalid":
+                problems += _flood_problems(scenario, fault, place, len(nodes))
+            if fault.kind == "censor_nodes" and fault.agents is not None:
+                senders = sending_agents(scenario)
+                for index, name in enumerate(fault.agents):
+                    if name not in senders:
+                        problems.append((("faults", *place, "agents", index),
+                                         f"unknown agent {name!r}{did_you_mean(name, senders)}; agents are {senders}"))
         elif fault.kind == "oracle":
             if scenario.market is None:
                 problems.append((("faults", *place, "kind"), "a byzantine oracle needs a [market] (its oracle)"))
@@ -359,8 +387,8 @@ def _controller_references(scenario: Scenario) -> list[Problem]:
     return problems
 
 
-def _voter_problems(scenario: Scenario, fault: EquivocateVotesFault | WithholdVotesFault, place: tuple[str | int, ...],
-                    nodes: set[str]) -> list[Problem]:
+def _voter_problems(scenario: Scenario, fault: EquivocateVotesFault | WithholdVotesFault | TwinsFault,
+                    place: tuple[str | int, ...], nodes: set[str]) -> list[Problem]:
     """Byzantine voters need votes (``finality = "votes"``) and are validators: named ones
     among the named producers, a drawn count no more than there are validators."""
     producers = scenario.blocks.producers
@@ -375,7 +403,14 @@ def _voter_problems(scenario: Scenario, fault: EquivocateVotesFault | WithholdVo
         elif producers.nodes and name not in producers.nodes:
             problems.append((("faults", *place, "nodes", index),
                              f"node {name!r} is not a validator; blocks.producers.nodes are {producers.nodes}"))
-    if fault.count is not None and fault.count > len(validators):
+    if isinstance(fault, TwinsFault):
+        if not producers.nodes:
+            problems.append((("faults", *place, "nodes"), "twins need the validators named (blocks.producers.nodes)"))
+        for index, host in enumerate(fault.hosts):
+            if host not in nodes:
+                problems.append((("faults", *place, "hosts", index),
+                                 f"unknown node {host!r}{did_you_mean(host, nodes)}"))
+    elif fault.count is not None and fault.count > len(validators):
         problems.append((("faults", *place, "count"), f"{fault.count} byzantine voters drawn from "
                                                       f"{len(validators)} validators"))
     return problems
@@ -402,6 +437,27 @@ def _producer_references(scenario: Scenario, nodes: set[str], hint_nodes: str) -
         problems.append((("controllers",), "controllers steer the one sequencer's blocks; drop them or "
                                            "[blocks.producers]"))
     return problems
+
+
+# The most invalid messages the flood faults of one run may send (each is a Python call and
+# a validation at every peer): a larger flood is refused before the run starts.
+MAX_FLOOD_MESSAGES = 5_000_000
+
+
+def _flood_problems(scenario: Scenario, fault: FloodInvalidFault, place: tuple[str | int, ...],
+                    node_count: int) -> list[Problem]:
+    """A flood that would send more than ``MAX_FLOOD_MESSAGES`` is refused, naming its rate."""
+    end = scenario.run.duration + scenario.run.drain
+    stop = end if fault.duration is None else min(end, fault.at + fault.duration)
+    window = max(0, stop - fault.at)
+    flooders = len(fault.nodes) if fault.nodes else min(fault.count or 0, node_count)
+    sends = flooders * window * fault.rate / 1e9
+    if sends > MAX_FLOOD_MESSAGES:
+        return [(("faults", *place, "rate"), f"this flood would send about {sends:,.0f} invalid messages "
+                                             f"({flooders} node(s) x {fault.rate:g}/s x "
+                                             f"{format_duration(window)}); at most {MAX_FLOOD_MESSAGES:,}: lower "
+                                             "the rate, the duration or the nodes")]
+    return []
 
 
 def _market_references(scenario: Scenario, regions: set[str], nodes: set[str], agent_names: set[str],

@@ -20,7 +20,10 @@ that appears in a scenario or a report to its implementation:
 - ``FAULT_KINDS``: ``faults[].kind`` -> a ``FaultKind`` applying the fault's start and end
   (``sim/fault_injector.py``; the adversary's ``tamper`` and ``replay``, ``sim/integrity.py``;
   the byzantine producer and voters, ``equivocate``, ``equivocate_votes`` and ``withhold_votes``,
-  ``sim/equivocation.py``; censoring relays and producers, ``censor_nodes``, ``sim/censor.py``);
+  ``sim/equivocation.py``; censoring relays and producers, ``censor_nodes``, ``sim/censor.py``;
+  delaying and reordering relays, ``delay_nodes`` and ``reorder_nodes``, ``sim/byzantine_relay.py``;
+  flooding nodes, ``flood_invalid``, ``sim/flood.py``; an eclipsed node, ``eclipse``,
+  ``sim/eclipse.py``; two instances of a validator, ``twins``, ``sim/twins.py``);
 - ``LIVE_FAULT_KINDS``: ``faults[].kind`` on a live target -> a ``LiveFaultKind`` checking
   the entry against the target and applying its start and end to real servers and links
   (``live/nemesis.py``). A kind registered in one of the two fault registries only is
@@ -200,9 +203,12 @@ QUEUE_POLICIES: Registry[Callable[[], Any]] = Registry("queue policy", (
 ), ("fifo", "fee_priority", "batch_auction", "commit_reveal", "fair_order"))
 BACKPRESSURE_MODES: Registry[Callable[[Any], Any]] = Registry("backpressure mode", ("msgstorm.sim.backpressure",))
 FAULT_KINDS: Registry[Any] = Registry("fault kind", ("msgstorm.sim.fault_injector", "msgstorm.sim.integrity",
-                                                        "msgstorm.sim.equivocation", "msgstorm.sim.censor"),
+                                                        "msgstorm.sim.equivocation", "msgstorm.sim.censor",
+                                                        "msgstorm.sim.byzantine_relay", "msgstorm.sim.flood",
+                                                        "msgstorm.sim.eclipse", "msgstorm.sim.twins"),
                                       ("partition", "crash", "degrade", "tamper", "replay", "oracle", "censor", "equivocate",
-                                       "equivocate_votes", "withhold_votes", "censor_nodes"))
+                                       "equivocate_votes", "withhold_votes", "censor_nodes", "delay_nodes",
+                                       "reorder_nodes", "flood_invalid", "eclipse", "twins"))
 LIVE_FAULT_KINDS: Registry[Any] = Registry("live fault kind", ("msgstorm.live.nemesis",),
                                            ("pause", "crash", "restart", "toxic", "partition", "bridge"))
 TOXICS: Registry[Any] = Registry("toxic", ("msgstorm.live.toxics", "msgstorm.live.adversary_toxics"))

@@ -54,12 +54,15 @@ __all__ = [
     "BridgeFault",
     "CensorFault",
     "CensorNodesFault",
+    "DelayNodesFault",
+    "EclipseFault",
     "EquivocateFault",
     "EquivocateVotesFault",
     "WithholdVotesFault",
     "CommitRevealSpec",
     "DesyncSpec",
     "FairOrderSpec",
+    "FloodInvalidFault",
     "FaultSpec",
     "GossipSpec",
     "HistorySpec",
@@ -69,6 +72,7 @@ __all__ = [
     "LiveSpec",
     "MarketSpec",
     "MixEntry",
+    "ReorderNodesFault",
     "NemesisFault",
     "NetworkSpec",
     "OneFault",
@@ -87,6 +91,7 @@ __all__ = [
     "TamperFault",
     "TOXIC_SETTINGS",
     "ToxicFault",
+    "TwinsFault",
     "ZmqSpec",
     "fault_entries",
     "nemesis_draws",
@@ -327,6 +332,8 @@ class ProducersSpec(_Spec):
     # than two thirds of the producers' stake (the producers are the validators; sim/votes.py).
     finality: Literal["depth", "votes"] = "depth"
     vote_size: Annotated[int, Field(ge=1)] = 128  # bytes of one vote on the wire (finality = "votes")
+    # When a partition heals, each validator sends again the votes it cast while it lasted.
+    resend_votes: bool = False
     # Shares of the nodes the analysis times each block's reach to (summary.json's forks.reach_ms).
     reach: list[Annotated[Fraction, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.5, 0.9, 1.0],
                                                                  min_length=1, max_length=10)
@@ -350,6 +357,14 @@ class ProducersSpec(_Spec):
         if not isinstance(self.shares, list) and self.shares.mean <= 0:
             raise ValueError("shares drawn from a distribution need a positive mean")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_resend(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without ``resend_votes`` the producers dump (and hash) as they did before it existed."""
+        data: dict[str, Any] = handler(self)
+        if not self.resend_votes:
+            data.pop("resend_votes", None)
+        return data
 
 
 class BlocksSpec(_Spec):
@@ -716,8 +731,9 @@ class WithholdVotesFault(_ByzantineVoters):
 
 class CensorNodesFault(_Spec):
     """Censoring nodes (sim): from ``at`` for ``duration`` the nodes ``nodes`` (or ``count``
-    of them drawn with the run's seed) validate messages of ``kinds`` but forward none of
-    them, and as producers include none in their blocks; other messages pass as before."""
+    of them drawn with the run's seed) validate messages of ``kinds`` (sent by ``agents``,
+    by anyone when not given) but forward none of them, and as producers include none in
+    their blocks; other messages pass as before."""
 
     kind: Literal["censor_nodes"]
     at: DurationNs
@@ -725,6 +741,7 @@ class CensorNodesFault(_Spec):
     nodes: list[str] = Field(default_factory=list)
     count: int | None = Field(default=None, ge=0)
     kinds: list[MessageKind] = Field(default=["liquidation"], min_length=1)
+    agents: list[str] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _one_way_to_name_them(self) -> CensorNodesFault:
@@ -732,6 +749,96 @@ class CensorNodesFault(_Spec):
             raise ValueError("name the censoring nodes (nodes) or say how many to draw (count), one of the two")
         if len(set(self.nodes)) != len(self.nodes):
             raise ValueError("a node is named twice in nodes")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_agents(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without ``agents`` the fault dumps (in its events, and hashes) as it did before they existed."""
+        data: dict[str, Any] = handler(self)
+        if self.agents is None:
+            data.pop("agents", None)
+        return data
+
+
+class _ByzantineNodes(_Spec):
+    """Nodes made byzantine from ``at`` for ``duration``: ``nodes``, or ``count`` of them
+    drawn with the run's seed (sim)."""
+
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)] | None = None
+    nodes: list[str] = Field(default_factory=list)
+    count: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_way_to_name_them(self) -> _ByzantineNodes:
+        if bool(self.nodes) == (self.count is not None):
+            raise ValueError("name the byzantine nodes (nodes) or say how many to draw (count), one of the two")
+        if len(set(self.nodes)) != len(self.nodes):
+            raise ValueError("a node is named twice in nodes")
+        return self
+
+
+class DelayNodesFault(_ByzantineNodes):
+    """Delaying nodes: each holds every item it validated (message, block, vote) ``delay``
+    plus a uniform draw in [0, ``jitter``) before it forwards it."""
+
+    kind: Literal["delay_nodes"]
+    delay: Annotated[DurationNs, Field(gt=0)]
+    jitter: DurationNs = 0
+
+
+class ReorderNodesFault(_ByzantineNodes):
+    """Reordering nodes: each holds every item it validated a uniform draw in [0, ``window``)
+    before it forwards it, so items it validated less than ``window`` apart leave in a
+    shuffled order."""
+
+    kind: Literal["reorder_nodes"]
+    window: Annotated[DurationNs, Field(gt=0)]
+
+
+class FloodInvalidFault(_ByzantineNodes):
+    """Flooding nodes: each sends invalid messages of ``size`` bytes at ``rate`` to its
+    gossip peers; every receiver spends a validation on each and drops it (not forwarded)."""
+
+    kind: Literal["flood_invalid"]
+    rate: Annotated[RatePerS, Field(gt=0)]
+    size: int = Field(default=200, ge=1)  # bytes
+
+
+class EclipseFault(_Spec):
+    """An eclipse (sim): from ``at`` for ``duration`` an attacker holds every connection of
+    the target ``node``: it passes nothing either way (its view halts), or, with ``delay``,
+    passes everything ``delay`` late (its view lags)."""
+
+    kind: Literal["eclipse"]
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)] | None = None
+    node: str
+    delay: Annotated[DurationNs, Field(gt=0)] | None = None
+
+
+class TwinsFault(_Spec):
+    """Twins (sim, ``finality = "votes"``): from ``at`` for ``duration`` a second instance of
+    each validator of ``nodes`` runs at the node of ``hosts`` in the same place, with the
+    validator's identity and stake. Each instance is honest on its own (one vote per height,
+    for the first block it holds with its branch); placed on two sides of a partition, the
+    two vote for different blocks at one height."""
+
+    kind: Literal["twins"]
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)] | None = None
+    nodes: list[str] = Field(min_length=1)
+    hosts: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_host_each(self) -> TwinsFault:
+        if len(self.hosts) != len(self.nodes):
+            raise ValueError(f"give one host per twinned validator ({len(self.nodes)} nodes, {len(self.hosts)} hosts)")
+        if len(set(self.nodes)) != len(self.nodes):
+            raise ValueError("a validator is named twice in nodes")
+        for node, host in zip(self.nodes, self.hosts, strict=True):
+            if node == host:
+                raise ValueError(f"{node!r}'s twin runs at {host!r}, the validator's own node: give another host")
         return self
 
 
@@ -784,7 +891,7 @@ class ToxicFault(_Spec):
 OneFault = Annotated[
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault
     | TamperFault | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault
-    | WithholdVotesFault | CensorNodesFault,
+    | WithholdVotesFault | CensorNodesFault | DelayNodesFault | ReorderNodesFault | FloodInvalidFault | EclipseFault | TwinsFault,
     Field(discriminator="kind"),
 ]
 
@@ -849,7 +956,7 @@ COMPOSITE_FAULT_KINDS = ("nemesis", "script")
 FaultSpec = Annotated[
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault | TamperFault
     | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault | WithholdVotesFault
-    | CensorNodesFault | NemesisFault | ScriptFault,
+    | CensorNodesFault | DelayNodesFault | ReorderNodesFault | FloodInvalidFault | EclipseFault | TwinsFault | NemesisFault | ScriptFault,
     Field(discriminator="kind"),
 ]
 

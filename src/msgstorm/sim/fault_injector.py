@@ -76,6 +76,12 @@ class FaultInjector:
         # held senders now would send their messages into a dead sequencer.
         self.chain.leader_down(t, node)
 
+    def healed(self, t: int, since: int) -> None:
+        """Links cut since ``since`` are whole again at ``t``: votes lost to the cut may be
+        sent again (``blocks.producers.resend_votes``, sim/votes.py)."""
+        if isinstance(self.chain, ForkChain):
+            self.chain.healed(t, since)
+
     def restart(self, t: int, node: int) -> None:
         cluster = self.ctx.cluster
         if cluster.up[node]:
@@ -116,6 +122,7 @@ class Partition:
         injector.links.end_partition(op.fault_id)
         injector.gossip.set_colours(injector.links.colour)
         injector.ctx.record.event(t, EventKind.FAULT_END, detail=detail)
+        injector.healed(t, op.spec.at)
 
 
 @FAULT_KINDS.register("degrade")

@@ -56,7 +56,6 @@ import numpy as np
 from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.sampling import sample_array
-from msgstorm.scenario.kinds import MESSAGE_KINDS
 from msgstorm.scenario.registry import PRODUCER_RULES
 from msgstorm.scenario.schema import ProducersSpec
 from msgstorm.sim.context import SimContext
@@ -66,6 +65,7 @@ from msgstorm.sim.kernel import ITEM_BLOCK
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.recorder import FLUSH_ROWS
 from msgstorm.sim.state import (
+    AGENT,
     BLOCK,
     COMMITTED,
     IN_BLOCK,
@@ -165,10 +165,11 @@ class ForkChain:
         self.final_height = [0] * n  # each node's view: the height up to which it finalised
         self.finalized: list[tuple[int, int, int, int]] = []  # (t, node, height, block)
         self.equivocating: set[int] = set()  # producers inside an equivocate fault's window
-        self.censoring: dict[int, set[int]] = {}  # producer -> message kind codes it leaves out (sim/censor.py)
+        # producer -> what it leaves out, bool[kind code, agent index] (sim/censor.py)
+        self.censoring: dict[int, np.ndarray] = {}
         # Finality by votes (sim/votes.py) instead of by depth in each node's own view.
         self.votes = (VoteBook(ctx, gossip, links, self.producers, shares, spec.vote_size,
-                               self.block_height.__getitem__, self._finalized_by_votes)
+                               self.block_height.__getitem__, self._finalized_by_votes, spec.resend_votes)
                       if spec.finality == "votes" else None)
         self.kernel_blocks = kernel_blocks and self.votes is None
         if self.kernel_blocks:
@@ -297,7 +298,7 @@ class ForkChain:
             if self._on_branch(m, parent):
                 continue
             record = live[m]
-            if self.censoring and record[KIND] in self.censoring.get(node, ()):
+            if self.censoring and node in self.censoring and self.censoring[node][record[KIND], record[AGENT]]:
                 continue  # a censoring producer leaves it out
             cost = gas_of[record[KIND]]
             if self.max_gas is not None and gas + cost > self.max_gas:
@@ -414,12 +415,18 @@ class ForkChain:
         self.finalized.extend(reversed(rows))
         self.final_height[node] = top
 
-    def set_censoring(self, node: int, kinds: list[str]) -> None:
-        """``node`` leaves messages of ``kinds`` out of the blocks it makes (none: no longer)."""
-        if kinds:
-            self.censoring[node] = {MESSAGE_KINDS.index(kind) for kind in kinds}
+    def set_censoring(self, node: int, censored: np.ndarray | None) -> None:
+        """``node`` leaves the messages ``censored`` marks (bool[kind code, agent index]) out
+        of the blocks it makes (None: no longer)."""
+        if censored is not None:
+            self.censoring[node] = censored
         else:
             self.censoring.pop(node, None)
+
+    def healed(self, t: int, since: int) -> None:
+        """A partition that began at ``since`` healed at ``t`` (votes sent again, if asked)."""
+        if self.votes is not None:
+            self.votes.healed(t, since)
 
     def _finalized_by_votes(self, t: int, node: int, height: int, block: int) -> None:
         self.finalized.append((t, node, height, block))

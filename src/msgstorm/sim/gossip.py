@@ -107,6 +107,7 @@ class GossipState:
         self.n = n
         self.topology = topology
         self.scalars = np.zeros(k.N_SCALARS, dtype=np.int64)
+        self.invalid_sent = 0  # invalid items flooding nodes sent (sim/flood.py)
         self.scalars[k.S_STRIDE] = delivery_stride
         self.scalars[k.S_BUDGET] = delivery_budget
         self.scalars[k.S_ORDER_SEED] = order_seed
@@ -239,7 +240,7 @@ class GossipState:
             ntx = len(contents.msg_ids)
             first = self._store_contents(contents)
             size = self.compact.size(ntx)
-        elif self.compact is not None and kind != k.ITEM_BLOCK:  # held bits exist only under compact relay
+        elif self.compact is not None and kind != k.ITEM_BLOCK and kind != k.ITEM_INVALID:  # held bits: compact relay only
             self._hold_room(item)
         if self.before_first_call is not None:
             self._first_call()
@@ -579,8 +580,8 @@ class GossipState:
         fork chain's producers) log the rest of their message validations for
         ``drain_mempool_log`` (with ``log_mempools`` False they hand back every message too,
         the reference the tests compare with). Whatever was logged before stays to be drained.
-        A censoring node stays one."""
-        self.watch[:] &= k.WATCH_CENSOR
+        A censoring or holding node stays one."""
+        self.watch[:] &= k.WATCH_CENSOR | k.WATCH_HOLD
         for node in logged:
             self.watch[node] |= k.WATCH_LOG if self.log_mempools else k.WATCH_ALL
         for node in reactor_nodes:
@@ -601,6 +602,19 @@ class GossipState:
     def set_censoring(self, node: int, on: bool) -> None:
         """A node withholds censorable items (``k.ITEM_CENSORABLE``) from now on, or no longer."""
         self.watch[node] = (self.watch[node] | k.WATCH_CENSOR) if on else (self.watch[node] & (0xFF ^ k.WATCH_CENSOR))
+
+    @property
+    def invalid_validated(self) -> int:
+        """Invalid items (``k.ITEM_INVALID``) their receivers validated and dropped."""
+        return int(self.scalars[k.S_INVALID])
+
+    def set_holding(self, node: int, hold_ns: int, spread_ns: int) -> None:
+        """A node holds each item it validated ``hold_ns`` plus a uniform draw in
+        [0, ``spread_ns``) before it forwards it, from now on (both 0: no longer)."""
+        self.nodes[k.N_HOLD, node] = hold_ns
+        self.nodes[k.N_HOLD_SPREAD, node] = spread_ns
+        holding = hold_ns > 0 or spread_ns > 0
+        self.watch[node] = (self.watch[node] | k.WATCH_HOLD) if holding else (self.watch[node] & (0xFF ^ k.WATCH_HOLD))
 
     def degradations_changed(self) -> None:
         """Take the shared ``Degradations`` after a fault added or removed one."""

@@ -38,7 +38,7 @@ from msgstorm.sim.link_model import degrade, link_delay
 
 __all__ = [
     "RECV", "VALIDATED", "ITEM_MSG", "ITEM_BLOCK", "ITEM_WATCHED", "ITEM_CENSORABLE", "WATCH_ALL", "WATCH_WATCHED",
-    "WATCH_LOG", "WATCH_CENSOR",
+    "WATCH_LOG", "WATCH_CENSOR", "WATCH_HOLD", "N_HOLD", "N_HOLD_SPREAD", "ITEM_INVALID", "S_INVALID",
     "DONE", "NOTIFY", "NEED_UNIFORM", "NEED_PROCESSING", "HEAP_FULL", "DELIVERIES_FULL", "NEED_SLOTS", "LOG_FULL",
     "S_SEND_I", "S_SEND_END", "SEND_T", "SEND_NODE", "SEND_ITEM", "SEND_SIZE", "SEND_KIND",
     "S_HEAP", "S_SEQ", "S_FREE", "S_UNIF", "S_PROC", "S_DELIV", "S_BUDGET",
@@ -73,8 +73,13 @@ ITEM_MSG, ITEM_BLOCK, ITEM_WATCHED = 0, 1, 2
 # A bit of a message's item kind: a censoring node (``WATCH_CENSOR``, a ``censor_nodes``
 # fault, sim/censor.py) withholds it (validates it, but neither forwards nor serves it).
 ITEM_CENSORABLE = 4
-# Bits of ``watch[node]``.
-WATCH_ALL, WATCH_WATCHED, WATCH_LOG, WATCH_CENSOR = 1, 2, 4, 8
+# An invalid item a flooding node sends (``flood_invalid``, sim/flood.py): each receiver
+# validates it (a processing draw of its CPU) and drops it; only its origin forwards it.
+ITEM_INVALID = 3
+# Bits of ``watch[node]``. WATCH_HOLD: a byzantine node that holds each item it validated
+# N_HOLD ns plus a uniform draw in [0, N_HOLD_SPREAD) before it forwards it (a
+# ``delay_nodes`` or ``reorder_nodes`` fault, sim/byzantine_relay.py).
+WATCH_ALL, WATCH_WATCHED, WATCH_LOG, WATCH_CENSOR, WATCH_HOLD = 1, 2, 4, 8, 16
 # Return codes of run_until.
 DONE, NOTIFY, NEED_UNIFORM, NEED_PROCESSING, HEAP_FULL, DELIVERIES_FULL, NEED_SLOTS, LOG_FULL, HOPS_FULL = range(9)
 
@@ -100,13 +105,15 @@ S_HIGH_BW, S_TRACK, S_CMPCT_DUPS, S_GETTXN, S_TXN_MISSING, S_TXN_BYTES, S_PAYLOA
 # Entries in the mempool log (int64[4, capacity]: node, item, time and item kind of the
 # logged validations, in order).
 S_LOGGED = 42
+# Invalid items validated and dropped by their receivers (ITEM_INVALID).
+S_INVALID = 47
 # 1: a fork chain's block validations are logged too, where Python would only connect the
 # block to the node's view (``block_holds``: the node holds the parent's whole branch).
 S_LOG_BLOCKS = 43
 # 1: write the hop log (below); entries in it; the messages it traces: msg_ids that are
 # multiples of this stride (0: none).
 S_HOP_LOG, S_HOPS_LOGGED, S_HOP_STRIDE = 44, 45, 46
-N_SCALARS = 47
+N_SCALARS = 48
 LOG_NODE, LOG_ITEM, LOG_T, LOG_KIND = 0, 1, 2, 3
 UPLINK_SERIAL, UPLINK_FAIR_SHARE, UPLINK_HELD = 0, 1, 2
 # Rows of the sends array (int64[5, n]): a traffic batch's messages, in send order.
@@ -147,9 +154,10 @@ LOW32 = 0xFFFFFFFF
 # the order of events is exactly that of one heap entry per receipt.
 
 # Rows of per-node state (int64[N_ROWS, nodes]); N_UP_BYTES: payload bytes the node has
-# put on its uplink (copies, answers to requests, missing transactions).
-N_CPU, N_UPLINK, N_UP, N_COLOUR, N_UP_BYTES = range(5)
-N_ROWS = 5
+# put on its uplink (copies, answers to requests, missing transactions); N_HOLD and
+# N_HOLD_SPREAD: a holding node's (WATCH_HOLD) fixed hold and the width of its drawn one.
+N_CPU, N_UPLINK, N_UP, N_COLOUR, N_UP_BYTES, N_HOLD, N_HOLD_SPREAD = range(7)
+N_ROWS = 7
 # Rows of per-slot state (int64[SL_ROWS, slots]). A compact block's SL_SIZE is its compact
 # size; its transactions are ``contents[:, SL_CONTENT .. SL_CONTENT + SL_NTX]`` (msg_id, bytes).
 SL_ITEM, SL_KIND, SL_OUTSTANDING, SL_SIZE, SL_FORWARD, SL_RELAY, SL_CONTENT, SL_NTX = range(8)
@@ -921,10 +929,13 @@ def run_until(until: int, max_degree: int,
                 hop_n = _log_hop(hop_log, hop_n, slots, slot, hop_stride, HOP_VALID, node, sender, t, hops)
             kind = slots[SL_KIND, slot]
             withheld = (kind & ITEM_CENSORABLE) != 0 and (watch[node] & WATCH_CENSOR) != 0
+            if kind == ITEM_INVALID and hops > 0:  # a receiver validated a flooded invalid item: dropped
+                withheld = True
+                scalars[S_INVALID] += 1
             if slots[SL_RELAY, slot] != PUSH and not withheld:  # announce's fallback asks peers that validated it
                 seen[slot, node] |= SEEN_VALID
             item = slots[SL_ITEM, slot]
-            if kind != ITEM_BLOCK:
+            if kind != ITEM_BLOCK and kind != ITEM_INVALID:
                 if track != 0:
                     held[node, item >> 3] |= 1 << (item & 7)
                 if stride > 0 and item % stride == 0 and budget > 0:
@@ -943,7 +954,7 @@ def run_until(until: int, max_degree: int,
                     mempool_log[LOG_T, logged] = t
                     mempool_log[LOG_KIND, logged] = kind
                     logged += 1
-            elif log_blocks != 0 and item < n_blocks:
+            elif kind == ITEM_BLOCK and log_blocks != 0 and item < n_blocks:
                 # What ForkChain.validated_block would do without a fetch: skip a block the
                 # view holds, or connect one whose parent's branch it holds (logged, and
                 # applied in order when the kernel returns).
@@ -957,10 +968,17 @@ def run_until(until: int, max_degree: int,
                         logged += 1
                     else:
                         notify = True
-            else:
+            elif kind == ITEM_BLOCK:
                 notify = True
             if slots[SL_FORWARD, slot] != 0 and not withheld:
-                n, rows, seq, unif = _forward(t, node, slot, sender, hops + 1, keys, payload, pool,
+                t_forward = t
+                if (watch[node] & WATCH_HOLD) != 0:  # a byzantine node holds the item first
+                    t_forward += nodes[N_HOLD, node]
+                    spread = nodes[N_HOLD_SPREAD, node]
+                    if spread > 0:
+                        t_forward += int(uniform[unif] * spread)
+                        unif += 1
+                n, rows, seq, unif = _forward(t_forward, node, slot, sender, hops + 1, keys, payload, pool,
                                               n, rows, seq, idx_bits, unif, nodes, slots, fwd_ptr, fwd_idx, fwd_base,
                                               fwd_model, fwd_param, samples, uniform, ns_per_byte, n_deg,
                                               deg_nodes, deg_params, order, order_seed, fair_share, downloads,

@@ -53,7 +53,7 @@ from msgstorm.scenario.registry import QUEUE_POLICIES
 from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
 from msgstorm.sim import warm
 from msgstorm.sim.backpressure import make_backpressure
-from msgstorm.sim.censor import censorable_kinds
+from msgstorm.sim.censor import censorable
 from msgstorm.sim.chain import Chain, gas_table
 from msgstorm.sim.context import Cluster, EventQueue, SimContext, Tally
 from msgstorm.sim.control import ControlHost, build_controllers, start_controllers
@@ -74,6 +74,7 @@ from msgstorm.sim.solo_driver import SoloDriver
 from msgstorm.sim.solo_loop import END_CHECK_MASK
 from msgstorm.sim.solo_plan import solo_plan
 from msgstorm.sim.state import (
+    AGENT,
     HELD,
     IN_BLOCK,
     IN_FLIGHT,
@@ -198,10 +199,9 @@ class ShadowNetwork:
             watched_kinds = set(MESSAGE_KINDS)
         self._watched_codes = np.array(sorted(MESSAGE_KINDS.index(kind) for kind in watched_kinds), dtype=np.int64)
         self._watched_code_set = set(self._watched_codes.tolist())
-        # Kinds a censor_nodes fault censors travel with ITEM_CENSORABLE set (sim/censor.py).
-        self._censorable_codes = np.array(sorted(MESSAGE_KINDS.index(kind) for kind in censorable_kinds(scenario)),
-                                          dtype=np.int64)
-        self._censorable_code_set = set(self._censorable_codes.tolist())
+        # Messages a censor_nodes fault censors (bool[kind code, agent index]) travel with
+        # ITEM_CENSORABLE set (sim/censor.py); None: a run without one.
+        self._censorable = censorable(scenario, agent_names)
         self.now = 0
         self.end_of_traffic = scenario.run.duration
         self.interrupted = False
@@ -253,11 +253,13 @@ class ShadowNetwork:
 
     def _item_kinds(self, batch: MessageBatch) -> np.ndarray | None:
         """The kernel's item kind of each message of a batch (watched or not)."""
-        if not self._watched_code_set and not self._censorable_code_set:
+        if not self._watched_code_set and self._censorable is None:
             return None
         codes = batch.kind.astype(np.int64)
         kinds = np.where(np.isin(codes, self._watched_codes), ITEM_WATCHED, ITEM_MSG).astype(np.int64)
-        return kinds | np.where(np.isin(codes, self._censorable_codes), ITEM_CENSORABLE, 0)
+        if self._censorable is None:
+            return kinds
+        return kinds | np.where(self._censorable[codes, batch.agent], ITEM_CENSORABLE, 0)
 
     # --- what the runner reads ------------------------------------------------------------
 
@@ -330,7 +332,7 @@ class ShadowNetwork:
                         si, sn = 0, len(send_t)
                         if kernel_sends:
                             gossip.set_sends(batch.t_intended, batch.node, batch.msg_id, batch.size,
-                                             self._item_kinds(batch) if reacting or self._censorable_code_set
+                                             self._item_kinds(batch) if reacting or self._censorable is not None
                                              else None, batch.kind)
                         continue
                 t_send = send_t[si] if si < sn else never
@@ -460,7 +462,7 @@ class ShadowNetwork:
             self.lone.validate(t, origin, m)
         else:
             kind = ITEM_WATCHED if record[KIND] in self._watched_code_set else ITEM_MSG
-            if record[KIND] in self._censorable_code_set:
+            if self._censorable is not None and self._censorable[record[KIND], record[AGENT]]:
                 kind |= ITEM_CENSORABLE
             self.gossip.inject(t, origin, m, kind, record[SIZE], record[KIND])
 
@@ -508,6 +510,9 @@ class ShadowNetwork:
         if not self.scenario.network.relay.pushes_only:  # opt-in: push-only histories stay as they were
             self.record.event(t_end, EventKind.RELAY, value=float(self.gossip.payloads_sent),
                               detail=self.gossip.relay_report())
+        if self.gossip.invalid_sent:  # a flood_invalid fault sent some (sim/flood.py)
+            self.record.event(t_end, EventKind.FLOOD, value=float(self.gossip.invalid_validated),
+                              detail={"sent": self.gossip.invalid_sent, "validated": self.gossip.invalid_validated})
         self.record.event(t_end, EventKind.RUN_END, value=float(self.msgs.count))
         try:
             self._publish(final=True)

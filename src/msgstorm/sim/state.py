@@ -55,6 +55,7 @@ class MessageState:
 
     def __init__(self, agent_names: list[str], node_names: list[str]) -> None:
         self._kind_dict = pa.array(MESSAGE_KINDS, pa.string())
+        self.agent_names = agent_names  # an agent's index in a record's AGENT field is its place here
         self._agent_dict = pa.array(agent_names, pa.string())
         self._node_dict = pa.array(node_names, pa.string())
         self._status_dict = pa.array([STATUS_NAMES[code] for code in range(COMMITTED, PENDING + 1)], pa.string())

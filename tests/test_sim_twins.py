@@ -1,0 +1,140 @@
+"""Twins (sim/twins.py, sim/votes.py): a second instance of a validator's identity, honest on
+its own, across a partition from the first. Above the quorum bound the safety checker names
+the conflicting blocks the two sides finalised, exactly where the blocks table says; below
+it, none."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import pytest
+
+from msgstorm.analysis.safety import conflicts, dishonest_nodes
+from msgstorm.analysis.summary import analyse
+from msgstorm.history import read_history
+from msgstorm.scenario import ScenarioError
+
+NS = 1_000_000_000
+
+# Two regions of three nodes, 10 ms apart; the first two nodes of each region are the four
+# validators (equal stake: a quorum is 3 of 4). The regions are cut apart from 2.5 s on.
+# Each twinned validator's twin runs at the third node of the other region.
+SPLIT = """
+[run]
+name = "twins"
+seed = {seed}
+duration = "8s"
+drain = "0s"
+
+[network]
+regions = ["us-east", "eu-west"]
+nodes_per_region = 3
+intra_region_latency = "5ms"
+latency = {{ "us-east/eu-west" = "10ms" }}
+processing = "0ns"
+bandwidth = "unlimited"
+
+[gossip]
+mode = "flood"
+degree = 5
+peers = 10
+
+[blocks]
+interval = "1s"
+
+[blocks.producers]
+rule = "pos"
+nodes = ["us-east-0", "us-east-1", "eu-west-0", "eu-west-1"]
+finality = "votes"
+
+[[agents]]
+name = "one"
+arrival = {{ process = "constant", rate = "5/s" }}
+
+[[faults]]
+kind = "partition"
+groups = [["us-east"], ["eu-west"]]
+at = "2.5s"
+
+[[faults]]
+kind = "twins"
+nodes = {nodes}
+hosts = {hosts}
+at = "0s"
+"""
+OTHER_SIDE = {"us-east-1": "eu-west-2", "eu-west-1": "us-east-2"}
+
+
+def _split(seed: int, twinned: list[str]) -> str:
+    def quoted(names: list[str]) -> str:
+        return "[" + ", ".join(f'"{name}"' for name in names) + "]"
+    return SPLIT.format(seed=seed, nodes=quoted(twinned), hosts=quoted([OTHER_SIDE[v] for v in twinned]))
+
+
+def _checks(result: Any) -> dict[str, dict[str, str]]:
+    return {check["name"]: check for check in result.summary["checks"]}
+
+
+def test_two_twins_of_four_and_a_partition_finalise_both_sides_blocks(scenario_from, run_scenario) -> None:
+    """Twins of us-east-1 (running in eu-west) and eu-west-1 (in us-east): each side has its
+    two validators and the other side's twin, 3 of 4, a quorum; so every height both sides
+    made a block at during the cut is finalised twice, each block by its side's honest nodes."""
+    result: Any = run_scenario(scenario_from(_split(5, ["us-east-1", "eu-west-1"])))
+    history = read_history(result.run_dir)
+    assert dishonest_nodes(history) == {"us-east-1", "eu-west-1"}
+    honest = {"us-east": ["us-east-0", "us-east-2"], "eu-west": ["eu-west-0", "eu-west-2"]}
+    side_blocks: dict[int, dict[int, list[str]]] = defaultdict(dict)
+    for row in history.table("blocks").to_pylist():
+        if 2.5 * NS < row["t_produced"] < 8 * NS:
+            side_blocks[row["height"]][row["block"]] = honest[row["producer"].rsplit("-", 1)[0]]
+    expected = {height: dict(sorted(blocks.items())) for height, blocks in sorted(side_blocks.items())
+                if len(blocks) == 2}
+    assert len(expected) >= 2
+    assert conflicts(history) == expected
+    assert _checks(result)["safety"]["verdict"] == "invalid"
+    # Each instance is honest: per height, a twinned validator voted once from each instance
+    # (before the cut both for one block), for the two blocks where the sides made two.
+    votes = history.table("votes").to_pylist()
+    per_height: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for row in votes:
+        per_height[row["voter"], row["height"]].append(row["block"])
+    for height, blocks in expected.items():
+        assert sorted(per_height["us-east-1", height]) == sorted(blocks), height
+    assert all(len(blocks) <= 2 for blocks in per_height.values())
+    assert {len(blocks) for (voter, _), blocks in per_height.items() if voter in ("us-east-0", "eu-west-0")} == {1}
+    finality = analyse(history).summary["finality"]
+    assert (finality["byzantine_voters"], finality["within_bound"]) == (["eu-west-1", "us-east-1"], False)
+
+
+def test_one_twin_of_four_keeps_safety(scenario_from, run_scenario) -> None:
+    """A twin of us-east-1 in eu-west: that side has 3 of 4 and finalises, us-east has 2 and
+    cannot: nothing conflicts, and the twin stays below the bound."""
+    result: Any = run_scenario(scenario_from(_split(5, ["us-east-1"])))
+    history = read_history(result.run_dir)
+    assert conflicts(history) == {}
+    assert _checks(result)["safety"]["verdict"] == "valid", _checks(result)["safety"]["detail"]
+    final_after_cut = {row["node"] for row in history.table("finalized").to_pylist() if row["t"] > 2.6 * NS}
+    assert final_after_cut == {"eu-west-0", "eu-west-1", "eu-west-2"}
+    finality = analyse(history).summary["finality"]
+    assert (finality["byzantine_voters"], finality["within_bound"]) == (["us-east-1"], True)
+    assert analyse(history).summary["byzantine"]["faults"] == [
+        {"fault_id": 1, "kind": "twins", "nodes": ["us-east-1"]}]
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    ('hosts = ["eu-west-2"]', r"\.toml:\d+: faults\[1\]\.twins: give one host per twinned validator \(2 nodes, 1 hosts\)"),
+    ('hosts = ["eu-west-9", "us-east-2"]', r"faults\[1\]\.hosts\[0\]: unknown node 'eu-west-9'"),
+    ('hosts = ["us-east-1", "us-east-2"]', r"faults\[1\]\.twins: 'us-east-1''s twin runs at 'us-east-1'"),
+])
+def test_twins_are_refused_with_the_field_named(scenario_from, edit: str, message: str) -> None:
+    text = _split(5, ["us-east-1", "eu-west-1"]).replace('hosts = ["eu-west-2", "us-east-2"]', edit)
+    with pytest.raises(ScenarioError, match=message):
+        scenario_from(text)
+
+
+def test_a_twin_of_a_node_that_is_not_a_validator_is_refused(scenario_from) -> None:
+    text = _split(5, ["us-east-1"]).replace('nodes = ["us-east-1"]', 'nodes = ["us-east-2"]').replace(
+        'hosts = ["eu-west-2"]', 'hosts = ["eu-west-0"]')
+    with pytest.raises(ScenarioError, match=r"faults\[1\]\.nodes\[0\]: node 'us-east-2' is not a validator"):
+        scenario_from(text)
