@@ -146,3 +146,115 @@ def wait_for_logs(process: subprocess.Popen[bytes], logs: list[Path], marker: st
         assert time.monotonic() < deadline and process.poll() is None, f"no {marker!r} in {logs}"
         time.sleep(0.05)
     time.sleep(then_s)
+
+
+# The byzantine faults' tests (delay, reorder, flood, eclipse) share these: a gossip state on
+# a given overlay with constant link latency and validation time, run until it is quiet; and
+# a scenario of eight nodes in two regions, flood gossip, every delivery recorded.
+
+def gossip_on(forward: list[list[int]], link_ns: int, validation_ns: int) -> Any:
+    """A ``GossipState`` on the overlay ``forward`` (node i forwards to ``forward[i]``)."""
+    import numpy as np
+
+    from msgstorm.scenario.distributions import Constant
+    from msgstorm.scenario.schema import LinkModel
+    from msgstorm.sim.gossip import GossipState
+    from msgstorm.sim.link_model import Degradations
+    from msgstorm.sim.topology import Topology
+
+    n = len(forward)
+    topology = Topology(names=[f"n-{i}" for i in range(n)], regions=["r"], region_of=[0] * n,
+                        base_ns=[[link_ns]], region_model=[[LinkModel()]], node_overrides={},
+                        forward=forward, connections=forward)
+    return GossipState(topology, Constant(value=validation_ns), 0.0, np.random.default_rng(1),
+                       np.random.default_rng(2), Degradations(n), delivery_stride=1, delivery_budget=10**6,
+                       order_seed=7)
+
+
+def delivered_when_quiet(state: Any) -> dict[tuple[int, int], int]:
+    """Run ``state`` until nothing is left: each (message, node) delivery's time."""
+    while state.run(10**12) is not None:
+        pass
+    msg, node, t, _hops = state.drain_deliveries()
+    return {(m, v): when for m, v, when in zip(msg.tolist(), node.tolist(), t.tolist(), strict=True)}
+
+
+def deliveries_by_message(history: Any) -> dict[int, dict[str, int]]:
+    """A history's ``deliveries``: message -> node -> time delivered."""
+    out: dict[int, dict[str, int]] = {}
+    for row in history.table("deliveries").to_pylist():
+        out.setdefault(row["msg_id"], {})[row["node"]] = row["t_delivered"]
+    return out
+
+
+def eight_nodes(name: str, peers: int, rate: str) -> str:
+    """Eight nodes in two regions (us-east-0 the sequencer), flood gossip over ``peers``
+    outbound connections each, traders at ``rate`` from every node, every delivery kept."""
+    return f"""
+[run]
+name = "{name}"
+seed = 4
+duration = "3s"
+drain = "2s"
+
+[network]
+regions = ["us-east", "eu-west"]
+nodes_per_region = 4
+processing = "50us"
+bandwidth = "unlimited"
+
+[gossip]
+mode = "flood"
+degree = 8
+peers = {peers}
+
+[sequencer]
+node = "us-east-0"
+
+[history]
+delivery_sample = 1.0
+
+[[agents]]
+name = "traders"
+count = 8
+arrival = {{ process = "poisson", rate = "{rate}" }}
+"""
+
+
+def four_validators(name: str, seed: int, producers: str = "") -> str:
+    """Two regions of three nodes, 10 ms apart, every pair linked; the first two nodes of
+    each region are the four validators (equal stake: a quorum is 3 of 4), taking turns in
+    1 s proof-of-stake slots, final by votes (``producers``: more lines of that table)."""
+    return f"""
+[run]
+name = "{name}"
+seed = {seed}
+duration = "8s"
+drain = "0s"
+
+[network]
+regions = ["us-east", "eu-west"]
+nodes_per_region = 3
+intra_region_latency = "5ms"
+latency = {{ "us-east/eu-west" = "10ms" }}
+processing = "0ns"
+bandwidth = "unlimited"
+
+[gossip]
+mode = "flood"
+degree = 5
+peers = 10                   # five connections out of each node: every pair linked
+
+[blocks]
+interval = "1s"
+
+[blocks.producers]
+rule = "pos"
+nodes = ["us-east-0", "us-east-1", "eu-west-0", "eu-west-1"]
+finality = "votes"
+{producers}
+
+[[agents]]
+name = "one"
+arrival = {{ process = "constant", rate = "5/s" }}
+"""

@@ -4,78 +4,56 @@ the fault's events, its validation and the order a reordering node forwards in."
 
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import Any
-
 import numpy as np
 import pytest
+from conftest import delivered_when_quiet, deliveries_by_message, eight_nodes, gossip_on
 
 from msgstorm.analysis._common import events_of
 from msgstorm.analysis.safety import dishonest_nodes
 from msgstorm.history import read_history
 from msgstorm.history.events import EventKind
 from msgstorm.scenario import ScenarioError
-from msgstorm.scenario.distributions import Constant
-from msgstorm.scenario.schema import LinkModel
 from msgstorm.sim import kernel as k
-from msgstorm.sim.gossip import GossipState
-from msgstorm.sim.link_model import Degradations
-from msgstorm.sim.topology import Topology
 
 L_NS = 3_000_000
 V_NS = 200_000
 HOLD_NS = 40_000_000
 LINE = [[1], [0, 2], [1, 3], [2, 4], [3]]
-END = 10**12
 
 
-def _state(forward: list[list[int]]) -> GossipState:
-    n = len(forward)
-    topology = Topology(names=[f"n-{i}" for i in range(n)], regions=["r"], region_of=[0] * n,
-                        base_ns=[[L_NS]], region_model=[[LinkModel()]], node_overrides={},
-                        forward=forward, connections=forward)
-    return GossipState(topology, Constant(value=V_NS), 0.0, np.random.default_rng(1), np.random.default_rng(2),
-                       Degradations(n), delivery_stride=1, delivery_budget=10**6, order_seed=7)
-
-
-def _delivered(state: GossipState) -> dict[tuple[int, int], int]:
-    while state.run(END) is not None:
-        pass
-    msg, node, t, _hops = state.drain_deliveries()
-    return {(m, v): when for m, v, when in zip(msg.tolist(), node.tolist(), t.tolist(), strict=True)}
 
 
 def test_a_delaying_node_on_a_line_delays_everything_past_it_by_its_hold() -> None:
-    state = _state(LINE)
+    state = gossip_on(LINE, L_NS, V_NS)
     state.set_holding(2, HOLD_NS, 0)
     state.inject(0, 0, 0, k.ITEM_MSG, 100)
     hop = L_NS + V_NS
     expected = {(0, v): V_NS + v * hop + (HOLD_NS if v > 2 else 0) for v in range(5)}
-    assert _delivered(state) == expected
+    assert delivered_when_quiet(state) == expected
     # Sent from behind it, the other way: only the nodes past it wait.
     state.inject(10**9, 4, 1, k.ITEM_MSG, 100)
-    assert _delivered(state) == {(1, v): 10**9 + V_NS + (4 - v) * hop + (HOLD_NS if v < 2 else 0)
+    assert delivered_when_quiet(state) == {(1, v): 10**9 + V_NS + (4 - v) * hop + (HOLD_NS if v < 2 else 0)
                                  for v in range(5)}
 
 
 def test_a_node_that_no_longer_holds_forwards_at_once() -> None:
-    state = _state(LINE)
+    state = gossip_on(LINE, L_NS, V_NS)
     state.set_holding(2, HOLD_NS, 0)
     state.set_holding(2, 0, 0)
     assert state.watch[2] & k.WATCH_HOLD == 0
     state.inject(0, 0, 0, k.ITEM_MSG, 100)
-    assert _delivered(state) == {(0, v): V_NS + v * (L_NS + V_NS) for v in range(5)}
+    assert delivered_when_quiet(state) == {(0, v): V_NS + v * (L_NS + V_NS) for v in range(5)}
 
 
 def test_a_reordering_node_holds_each_item_within_its_window_and_shuffles_close_ones() -> None:
     window = 50_000_000
-    state = _state(LINE)
+    state = gossip_on(LINE, L_NS, V_NS)
     state.set_holding(1, 0, window)
     items = 200
     gap = 100_000  # sent 0.1 ms apart at node 0: far inside the window
     for m in range(items):
         state.inject(m * gap, 0, m, k.ITEM_MSG, 100)
-    delivered = _delivered(state)
+    delivered = delivered_when_quiet(state)
     at_1 = [delivered[(m, 1)] for m in range(items)]
     at_2 = [delivered[(m, 2)] for m in range(items)]
     held = [t2 - t1 - L_NS - V_NS for t1, t2 in zip(at_1, at_2, strict=True)]
@@ -89,35 +67,7 @@ def test_a_reordering_node_holds_each_item_within_its_window_and_shuffles_close_
     assert abs(np.mean(held) - window / 2) < 4 * se
 
 
-NETWORK = """
-[run]
-name = "delay"
-seed = 4
-duration = "3s"
-drain = "2s"
-
-[network]
-regions = ["us-east", "eu-west"]
-nodes_per_region = 4
-processing = "50us"
-bandwidth = "unlimited"
-
-[gossip]
-mode = "flood"
-degree = 8
-peers = 2
-
-[sequencer]
-node = "us-east-0"
-
-[history]
-delivery_sample = 1.0
-
-[[agents]]
-name = "traders"
-count = 8
-arrival = { process = "poisson", rate = "10/s" }
-"""
+NETWORK = eight_nodes("delay", peers=2, rate="10/s")
 
 DELAY = """
 [[faults]]
@@ -129,12 +79,6 @@ duration = "1s"
 """
 
 
-def _deliveries(history: Any) -> dict[int, dict[str, int]]:
-    out: dict[int, dict[str, int]] = defaultdict(dict)
-    for row in history.table("deliveries").to_pylist():
-        out[row["msg_id"]][row["node"]] = row["t_delivered"]
-    return out
-
 
 def test_a_delaying_node_in_a_run_is_named_in_its_events_and_delays_only_inside_its_window(
         scenario_from, run_scenario) -> None:
@@ -143,7 +87,7 @@ def test_a_delaying_node_in_a_run_is_named_in_its_events_and_delays_only_inside_
     assert dishonest_nodes(history) == {"eu-west-1"}
     starts = [d for d in events_of(history, EventKind.FAULT_START).details() if d["kind"] == "delay_nodes"]
     assert [d["byzantine"] for d in starts] == [["eu-west-1"]]
-    before, after = _deliveries(plain), _deliveries(history)
+    before, after = deliveries_by_message(plain), deliveries_by_message(history)
     sent = {row["msg_id"]: row["t_sent"] for row in history.table("messages").to_pylist()}
     late = set()
     for m, times in before.items():

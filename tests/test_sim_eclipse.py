@@ -8,6 +8,7 @@ from collections import defaultdict, deque
 from typing import Any
 
 import pytest
+from conftest import deliveries_by_message, eight_nodes
 
 from msgstorm.analysis.safety import dishonest_nodes
 from msgstorm.analysis.summary import analyse
@@ -15,35 +16,7 @@ from msgstorm.history import read_history
 from msgstorm.report.terminal import security_lines
 from msgstorm.scenario import ScenarioError
 
-NETWORK = """
-[run]
-name = "eclipse"
-seed = 4
-duration = "3s"
-drain = "2s"
-
-[network]
-regions = ["us-east", "eu-west"]
-nodes_per_region = 4
-processing = "50us"
-bandwidth = "unlimited"
-
-[gossip]
-mode = "flood"
-degree = 8
-peers = 3
-
-[sequencer]
-node = "us-east-0"
-
-[history]
-delivery_sample = 1.0
-
-[[agents]]
-name = "traders"
-count = 8
-arrival = { process = "poisson", rate = "20/s" }
-"""
+NETWORK = eight_nodes("eclipse", peers=3, rate="20/s")
 
 ECLIPSE = """
 [[faults]]
@@ -55,12 +28,6 @@ duration = "1s"
 AT, END = 10**9, 2 * 10**9
 TARGET = "eu-west-2"
 
-
-def _deliveries(history: Any) -> dict[int, dict[str, int]]:
-    out: dict[int, dict[str, int]] = defaultdict(dict)
-    for row in history.table("deliveries").to_pylist():
-        out[row["msg_id"]][row["node"]] = row["t_delivered"]
-    return out
 
 
 def _graph(history: Any) -> dict[str, list[str]]:
@@ -85,7 +52,7 @@ def _reach(graph: dict[str, list[str]], origin: str) -> set[str]:
 
 def test_an_eclipsed_node_receives_and_passes_on_nothing_while_it_lasts(scenario_from, run_scenario) -> None:
     history = read_history(run_scenario(scenario_from(NETWORK + ECLIPSE)).run_dir)
-    delivered = _deliveries(history)
+    delivered = deliveries_by_message(history)
     graph = _graph(history)
     messages = history.table("messages").to_pylist()
     inside = [row for row in messages if AT + 10_000_000 <= row["t_sent"] < END - 100_000_000]
@@ -113,7 +80,7 @@ def test_an_eclipsed_node_receives_and_passes_on_nothing_while_it_lasts(scenario
 def test_an_eclipse_with_a_delay_makes_every_item_reach_the_target_that_late(scenario_from, run_scenario) -> None:
     delay = 300_000_000
     history = read_history(run_scenario(scenario_from(NETWORK + ECLIPSE + 'delay = "300ms"\n')).run_dir)
-    delivered = _deliveries(history)
+    delivered = deliveries_by_message(history)
     messages = history.table("messages").to_pylist()
     # Sent well before the end: the copy to the target leaves while its links are slowed.
     inside = [row for row in messages if AT <= row["t_sent"] < END - 2 * delay and row["node"] != TARGET]

@@ -7,93 +7,45 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-import numpy as np
 import pytest
+from conftest import delivered_when_quiet, eight_nodes, gossip_on
 
 from msgstorm.analysis.summary import analyse
 from msgstorm.history import read_history
 from msgstorm.report.terminal import security_lines
 from msgstorm.scenario import ScenarioError
-from msgstorm.scenario.distributions import Constant
-from msgstorm.scenario.schema import LinkModel
 from msgstorm.sim import kernel as k
-from msgstorm.sim.gossip import GossipState
-from msgstorm.sim.link_model import Degradations
-from msgstorm.sim.topology import Topology
 
 L_NS = 3_000_000
 V_NS = 200_000
 LINE = [[1], [0, 2], [1, 3], [2, 4], [3]]
-END = 10**12
 
 
-def _state() -> GossipState:
-    n = len(LINE)
-    topology = Topology(names=[f"n-{i}" for i in range(n)], regions=["r"], region_of=[0] * n,
-                        base_ns=[[L_NS]], region_model=[[LinkModel()]], node_overrides={},
-                        forward=LINE, connections=LINE)
-    return GossipState(topology, Constant(value=V_NS), 0.0, np.random.default_rng(1), np.random.default_rng(2),
-                       Degradations(n), delivery_stride=1, delivery_budget=10**6, order_seed=7)
-
-
-def _delivered(state: GossipState) -> dict[tuple[int, int], int]:
-    while state.run(END) is not None:
-        pass
-    msg, node, t, _hops = state.drain_deliveries()
-    return {(m, v): when for m, v, when in zip(msg.tolist(), node.tolist(), t.tolist(), strict=True)}
 
 
 def test_an_invalid_message_costs_each_peer_one_validation_and_goes_no_further() -> None:
-    state = _state()
+    state = gossip_on(LINE, L_NS, V_NS)
     state.inject(0, 2, 10**6, k.ITEM_INVALID, 100)
-    assert _delivered(state) == {}  # never sampled as a delivery
+    assert delivered_when_quiet(state) == {}  # never sampled as a delivery
     assert state.invalid_validated == 2  # nodes 1 and 3, not 0 and 4
 
 
 def test_an_honest_message_waits_behind_an_invalid_ones_validation() -> None:
     sent = V_NS // 2
-    plain = _state()
+    plain = gossip_on(LINE, L_NS, V_NS)
     plain.inject(sent, 2, 0, k.ITEM_MSG, 100)
-    at_1 = _delivered(plain)[(0, 1)]
+    at_1 = delivered_when_quiet(plain)[(0, 1)]
     assert at_1 == sent + V_NS + L_NS + V_NS
-    flooded = _state()
+    flooded = gossip_on(LINE, L_NS, V_NS)
     # The invalid message reaches node 1 at V + L and holds its CPU until 2V + L; the honest
     # one arrives at V / 2 + V + L, in between, and is validated V after the invalid one.
     flooded.inject(0, 0, 10**6, k.ITEM_INVALID, 100)
     flooded.inject(sent, 2, 0, k.ITEM_MSG, 100)
-    assert _delivered(flooded)[(0, 1)] == 2 * V_NS + L_NS + V_NS == at_1 + V_NS // 2
+    assert delivered_when_quiet(flooded)[(0, 1)] == 2 * V_NS + L_NS + V_NS == at_1 + V_NS // 2
     assert flooded.invalid_validated == 1
 
 
-NETWORK = """
-[run]
-name = "flood"
-seed = 4
-duration = "3s"
-drain = "2s"
-
-[network]
-regions = ["us-east", "eu-west"]
-nodes_per_region = 4
-processing = "50us"
-bandwidth = "unlimited"
-
-[gossip]
-mode = "flood"
-degree = 8
-peers = 2
-
-[sequencer]
-node = "us-east-0"
-
-[history]
-delivery_sample = 1.0
-
-[[agents]]
-name = "traders"
-count = 8
-arrival = { process = "poisson", rate = "10/s" }
-"""
+NETWORK = eight_nodes("flood", peers=2, rate="10/s")
 
 FLOOD = """
 [[faults]]

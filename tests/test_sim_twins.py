@@ -9,6 +9,7 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
+from conftest import four_validators
 
 from msgstorm.analysis.safety import conflicts, dishonest_nodes
 from msgstorm.analysis.summary import analyse
@@ -21,37 +22,6 @@ NS = 1_000_000_000
 # validators (equal stake: a quorum is 3 of 4). The regions are cut apart from 2.5 s on.
 # Each twinned validator's twin runs at the third node of the other region.
 SPLIT = """
-[run]
-name = "twins"
-seed = {seed}
-duration = "8s"
-drain = "0s"
-
-[network]
-regions = ["us-east", "eu-west"]
-nodes_per_region = 3
-intra_region_latency = "5ms"
-latency = {{ "us-east/eu-west" = "10ms" }}
-processing = "0ns"
-bandwidth = "unlimited"
-
-[gossip]
-mode = "flood"
-degree = 5
-peers = 10
-
-[blocks]
-interval = "1s"
-
-[blocks.producers]
-rule = "pos"
-nodes = ["us-east-0", "us-east-1", "eu-west-0", "eu-west-1"]
-finality = "votes"
-
-[[agents]]
-name = "one"
-arrival = {{ process = "constant", rate = "5/s" }}
-
 [[faults]]
 kind = "partition"
 groups = [["us-east"], ["eu-west"]]
@@ -69,7 +39,7 @@ OTHER_SIDE = {"us-east-1": "eu-west-2", "eu-west-1": "us-east-2"}
 def _split(seed: int, twinned: list[str]) -> str:
     def quoted(names: list[str]) -> str:
         return "[" + ", ".join(f'"{name}"' for name in names) + "]"
-    return SPLIT.format(seed=seed, nodes=quoted(twinned), hosts=quoted([OTHER_SIDE[v] for v in twinned]))
+    return four_validators("twins", seed) + SPLIT.format(nodes=quoted(twinned), hosts=quoted([OTHER_SIDE[v] for v in twinned]))
 
 
 def _checks(result: Any) -> dict[str, dict[str, str]]:

@@ -8,6 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
+from conftest import four_validators
 
 from msgstorm.analysis.safety import conflicts, dishonest_nodes, finality_stall
 from msgstorm.history import read_history
@@ -20,37 +21,6 @@ NS = 1_000_000_000
 # validators (equal stake: a quorum is 3 of 4), taking turns in 1 s proof-of-stake slots.
 # The regions are cut apart from 2.5 s to the end of the run.
 SPLIT = """
-[run]
-name = "split"
-seed = {seed}
-duration = "8s"
-drain = "0s"
-
-[network]
-regions = ["us-east", "eu-west"]
-nodes_per_region = 3
-intra_region_latency = "5ms"
-latency = {{ "us-east/eu-west" = "10ms" }}
-processing = "0ns"
-bandwidth = "unlimited"
-
-[gossip]
-mode = "flood"
-degree = 5
-peers = 10                   # five connections out of each node: every pair linked
-
-[blocks]
-interval = "1s"
-
-[blocks.producers]
-rule = "pos"
-nodes = ["us-east-0", "us-east-1", "eu-west-0", "eu-west-1"]
-finality = "votes"
-
-[[agents]]
-name = "one"
-arrival = {{ process = "constant", rate = "5/s" }}
-
 [[faults]]
 kind = "partition"
 groups = [["us-east"], ["eu-west"]]
@@ -112,7 +82,7 @@ def _checks(result: Any) -> dict[str, dict[str, str]]:
 
 
 def _split(seed: int, byzantine: list[str]) -> str:
-    return SPLIT.format(seed=seed, byzantine=repr(byzantine).replace("'", '"'))
+    return four_validators("split", seed) + SPLIT.format(byzantine=repr(byzantine).replace("'", '"'))
 
 
 def test_the_quorum_is_more_than_two_thirds_of_the_stake() -> None:

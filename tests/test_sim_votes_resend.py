@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from conftest import four_validators
+
 from msgstorm.analysis.summary import analyse
 from msgstorm.history import read_history
 
@@ -15,39 +17,7 @@ NS = 1_000_000_000
 
 # Four validators (a quorum is 3 of 4) on six nodes; us-east-0 (a validator) and us-east-2
 # are cut off from the rest from 2.5 s to 4.5 s; the other three validators keep a quorum.
-NETWORK = """
-[run]
-name = "resend"
-seed = 5
-duration = "8s"
-drain = "0s"
-
-[network]
-regions = ["us-east", "eu-west"]
-nodes_per_region = 3
-intra_region_latency = "5ms"
-latency = { "us-east/eu-west" = "10ms" }
-processing = "0ns"
-bandwidth = "unlimited"
-
-[gossip]
-mode = "flood"
-degree = 5
-peers = 10
-
-[blocks]
-interval = "1s"
-
-[blocks.producers]
-rule = "pos"
-nodes = ["us-east-0", "us-east-1", "eu-west-0", "eu-west-1"]
-finality = "votes"
-{resend}
-
-[[agents]]
-name = "one"
-arrival = { process = "constant", rate = "5/s" }
-
+FAULTS = """
 [[faults]]
 kind = "partition"
 groups = [["us-east-0", "us-east-2"]]
@@ -58,6 +28,10 @@ CUT_OFF = ("us-east-0", "us-east-2")
 HEAL = 4.5 * NS
 
 
+def _network(producers: str) -> str:
+    return four_validators("resend", 5, producers) + FAULTS
+
+
 def _finalized(history: Any) -> dict[str, dict[int, int]]:
     out: dict[str, dict[int, int]] = defaultdict(dict)
     for row in history.table("finalized").to_pylist():
@@ -66,8 +40,8 @@ def _finalized(history: Any) -> dict[str, dict[int, int]]:
 
 
 def test_votes_lost_to_a_partition_are_sent_again_when_it_heals(scenario_from, run_scenario) -> None:
-    plain = read_history(run_scenario(scenario_from(NETWORK.replace("{resend}", ""))).run_dir)
-    resent = read_history(run_scenario(scenario_from(NETWORK.replace("{resend}", "resend_votes = true"))).run_dir)
+    plain = read_history(run_scenario(scenario_from(_network(""))).run_dir)
+    resent = read_history(run_scenario(scenario_from(_network("resend_votes = true"))).run_dir)
     # The heights of the blocks the majority side made (and finalised) during the cut.
     during = {row["height"] for row in plain.table("blocks").to_pylist()
               if 2.5 * NS < row["t_produced"] < HEAL and row["producer"] not in CUT_OFF}
@@ -87,5 +61,5 @@ def test_votes_lost_to_a_partition_are_sent_again_when_it_heals(scenario_from, r
 
 
 def test_resend_votes_is_written_only_when_set(scenario_from) -> None:
-    assert "resend_votes" not in scenario_from(NETWORK.replace("{resend}", "")).model_dump(mode="json")["blocks"]["producers"]
-    assert scenario_from(NETWORK.replace("{resend}", "resend_votes = true")).blocks.producers.resend_votes is True
+    assert "resend_votes" not in scenario_from(_network("")).model_dump(mode="json")["blocks"]["producers"]
+    assert scenario_from(_network("resend_votes = true")).blocks.producers.resend_votes is True
