@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from msgstorm.analysis._common import NS_PER_S, events_of, ms, percentiles, run_t_end_ns
 from msgstorm.analysis.faults import fault_windows
@@ -48,6 +47,7 @@ _STAGES = (("source_finality", "t_intended", "t_seen"), ("relay", "t_seen", "t_r
 
 def _ints(table: pa.Table, column: str) -> np.ndarray:
     """An int64 column with nulls as -1."""
+    import pyarrow.compute as pc  # here, not at import: ``msgstorm report`` of most runs does without it
     return np.asarray(pc.fill_null(table.column(column), -1).to_numpy(), dtype=np.int64)
 
 
@@ -80,6 +80,7 @@ def crosschain_table(history: History) -> pa.Table | None:
     destination = history.destination
     if destination is None:
         return None
+    import pyarrow.compute as pc  # here, not at import: ``msgstorm report`` of most runs does without it
     relays = destination.table("relays")
     source = history.columns("messages", ["msg_id", "t_committed"])
     src_ids = source.column("msg_id").to_numpy()

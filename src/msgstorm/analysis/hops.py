@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pyarrow.compute as pc
 
 from msgstorm.analysis._common import ms, percentiles
 from msgstorm.history.reader import History
@@ -62,6 +61,7 @@ def hop_split(history: History) -> dict[str, Any] | None:
     """summary.json's ``hop_split``; None without ``hop_stages`` rows."""
     if history.num_rows("hop_stages") == 0:
         return None
+    import pyarrow.compute as pc  # here, not at import: ``msgstorm report`` of most runs does without it
     # Names as integer codes (History.codes): a byte or two a row, not a string.
     kind_codes, kinds = history.codes("hop_stages", "kind")
     kind = np.asarray(kinds, dtype=object)[kind_codes] if kinds else np.zeros(0, dtype=object)

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from msgstorm.history.reader import History
 from msgstorm.history.schema import RELAYS
@@ -86,6 +85,7 @@ def plan_relays(source: History, scenario: Scenario, destination_node: str,
                 seed: np.random.SeedSequence) -> RelayPlan:
     """Every crossing message of ``source`` (the run of ``scenario``) and who relayed it when;
     ``destination_node``: where a relayer that names none submits."""
+    import pyarrow.compute as pc  # here, not at import: ``msgstorm report`` of most runs does without it
     spec = scenario.crosschain
     assert spec is not None
     messages = source.columns("messages", ["msg_id", "kind", "agent", "t_intended", "t_committed", "block"])

@@ -111,6 +111,13 @@ SOLO_FIELDS: dict[str, str] = {
     "security.verify_cost": REPLAYED,
     "security.chain_id": NO_EFFECT,  # judged by the integrity reactor, which only faults or verify="real" bring
     "security.verify": PYTHON_ONLY,  # signs and verifies every message in Python
+    # A second chain: relayed from this run's history after it ends, run as its own scenario
+    # (runner.py); this run is the same with or without it.
+    "crosschain.kinds": OUTSIDE,
+    "crosschain.agents": OUTSIDE,
+    "crosschain.relayers": OUTSIDE,
+    "crosschain.proof_check": OUTSIDE,
+    "crosschain.destination": OUTSIDE,
 }
 
 
