@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from msgstorm.faults.schedule import FaultOp, drawn_nodes
+from msgstorm.faults.schedule import FaultOp
 from msgstorm.history.events import EventKind
 from msgstorm.scenario.registry import FAULT_KINDS
 from msgstorm.scenario.schema import DelayNodesFault, ReorderNodesFault
@@ -29,12 +29,8 @@ __all__ = ["DelayNodes", "ReorderNodes", "holding_nodes"]
 
 def holding_nodes(injector: FaultInjector, op: FaultOp) -> list[int]:
     """The nodes a ``delay_nodes`` or ``reorder_nodes`` fault makes hold: named, else ``count`` drawn."""
-    spec = op.spec
-    assert isinstance(spec, DelayNodesFault | ReorderNodesFault)
-    if spec.nodes:
-        return [injector.ctx.cluster.index[name] for name in spec.nodes]
-    assert spec.count is not None
-    return drawn_nodes(injector.ctx.scenario.run.seed, op.fault_id, list(range(injector.ctx.cluster.size)), spec.count)
+    assert isinstance(op.spec, DelayNodesFault | ReorderNodesFault)
+    return injector.fault_nodes(op)
 
 
 def _hold(spec: DelayNodesFault | ReorderNodesFault) -> tuple[int, int]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from msgstorm.faults.schedule import FaultOp, concrete_faults, drawn_nodes
+from msgstorm.faults.schedule import FaultOp, concrete_faults
 from msgstorm.history.events import EventKind
 from msgstorm.scenario.kinds import MESSAGE_KINDS
 from msgstorm.scenario.registry import FAULT_KINDS
@@ -56,12 +56,8 @@ def censorable(scenario: Scenario, agent_names: list[str]) -> np.ndarray | None:
 
 def censoring_nodes(injector: FaultInjector, op: FaultOp) -> list[int]:
     """The nodes a ``censor_nodes`` fault makes censor: those named, else ``count`` drawn."""
-    spec = op.spec
-    assert isinstance(spec, CensorNodesFault)
-    if spec.nodes:
-        return [injector.ctx.cluster.index[name] for name in spec.nodes]
-    assert spec.count is not None
-    return drawn_nodes(injector.ctx.scenario.run.seed, op.fault_id, list(range(injector.ctx.cluster.size)), spec.count)
+    assert isinstance(op.spec, CensorNodesFault)
+    return injector.fault_nodes(op)
 
 
 def _apply(injector: FaultInjector, op: FaultOp, on: bool, detail: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from msgstorm.faults.schedule import FaultOp, drawn_nodes
+from msgstorm.faults.schedule import FaultOp
 from msgstorm.history.events import EventKind
 from msgstorm.scenario.registry import FAULT_KINDS
 from msgstorm.scenario.schema import EquivocateFault, EquivocateVotesFault, WithholdVotesFault
@@ -60,11 +60,7 @@ def byzantine_voters(injector: FaultInjector, op: FaultOp) -> list[int]:
     chain = injector.chain
     if not isinstance(chain, ForkChain) or chain.votes is None:  # refused at validation (scenario/refs.py)
         raise ValueError('an equivocate_votes fault needs [blocks.producers] with finality = "votes"')
-    index = injector.ctx.cluster.index
-    if spec.nodes:
-        return [index[name] for name in spec.nodes]
-    assert spec.count is not None
-    return drawn_nodes(injector.ctx.scenario.run.seed, op.fault_id, chain.producers, spec.count)
+    return injector.fault_nodes(op, chain.producers)
 
 
 def _voters_set(chain_votes: VoteBook, kind: str) -> set[int]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from msgstorm.faults.schedule import FaultOp, fault_schedule
+from msgstorm.faults.schedule import FaultOp, drawn_nodes, fault_schedule
 from msgstorm.history.events import EventKind
 from msgstorm.scenario.registry import FAULT_KINDS
 from msgstorm.scenario.schema import CrashFault, DegradeFault, PartitionFault
@@ -43,6 +43,17 @@ class FaultInjector:
         self.ops: list[FaultOp] = fault_schedule(ctx.scenario)
         self.crashed_by_fault: dict[int, int] = {}
         self.active: set[int] = set()  # fault ids started and not ended
+
+    def fault_nodes(self, op: FaultOp, pool: list[int] | None = None) -> list[int]:
+        """The nodes a fault acts on: those it names (``nodes``), else ``count`` of ``pool``
+        (every node by default) drawn with the run's seed and the fault's id."""
+        names: list[str] = getattr(op.spec, "nodes", None) or []
+        if names:
+            return [self.ctx.cluster.index[name] for name in names]
+        count = getattr(op.spec, "count", None)
+        assert count is not None  # a fault names its nodes or a count (scenario/schema.py)
+        everyone = list(range(self.ctx.cluster.size)) if pool is None else pool
+        return drawn_nodes(self.ctx.scenario.run.seed, op.fault_id, everyone, count)
 
     def start(self) -> None:
         for index, op in enumerate(self.ops):

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from msgstorm.faults.schedule import FaultOp, drawn_nodes
+from msgstorm.faults.schedule import FaultOp
 from msgstorm.history.events import EventKind
 from msgstorm.scenario.kinds import MESSAGE_KINDS
 from msgstorm.scenario.registry import FAULT_KINDS
@@ -37,12 +37,8 @@ _SPAM = MESSAGE_KINDS.index("spam")
 
 def flooding_nodes(injector: FaultInjector, op: FaultOp) -> list[int]:
     """The nodes a ``flood_invalid`` fault makes flood: those named, else ``count`` drawn."""
-    spec = op.spec
-    assert isinstance(spec, FloodInvalidFault)
-    if spec.nodes:
-        return [injector.ctx.cluster.index[name] for name in spec.nodes]
-    assert spec.count is not None
-    return drawn_nodes(injector.ctx.scenario.run.seed, op.fault_id, list(range(injector.ctx.cluster.size)), spec.count)
+    assert isinstance(op.spec, FloodInvalidFault)
+    return injector.fault_nodes(op)
 
 
 @dataclass
