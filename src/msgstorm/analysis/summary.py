@@ -87,9 +87,9 @@ from msgstorm.analysis.audit import delivery_summary
 from msgstorm.analysis.breakdown import by_group, gossip_backlog_summary
 from msgstorm.analysis.byzantine import byzantine_summary
 from msgstorm.analysis.capacity import capacity
+from msgstorm.analysis.collateral import collateral_summary
 from msgstorm.analysis.connections import connections_summary
 from msgstorm.analysis.control import control_summary
-from msgstorm.analysis.collateral import collateral_summary
 from msgstorm.analysis.crosschain import crosschain_summary
 from msgstorm.analysis.delivery import Verdict, run_checkers
 from msgstorm.analysis.desync import desync_episodes, desync_summary
