@@ -80,7 +80,7 @@ def test_a_close_that_waits_for_the_relay_worked_by_hand(tmp_path: Path) -> None
         t_source = t_price + 1 * MS  # the next 1 ms block
         t_dest = _ceil_to(t_source + 400 * MS + 100 * MS + 2 * MS, 250 * MS)
         expected.append({"account": account, "fate": "delivered", "t_source": t_source, "t_dest_commit": t_dest,
-                         "source_price": pytest.approx(price), "source_bad_debt": pytest.approx(
+                         "one_chain_price": pytest.approx(price), "one_chain_bad_debt": pytest.approx(
                              _closed_bad_debt(collateral, price)),
                          "price": pytest.approx(64.4), "bad_debt": pytest.approx(_closed_bad_debt(collateral, 64.4)),
                          "closed": True})
@@ -106,13 +106,14 @@ def test_a_close_that_waits_for_the_relay_worked_by_hand(tmp_path: Path) -> None
     # What the terminal prints and the page shows, read back.
     printed = table_rows(terminal_lines(result.summary))
     shown = {label: text for label, text in printed.items() if label in (
-        "liquidations across chains", "close waited p50 / max", "close split (mean)", "bad debt across / one chain")}
+        "liquidations across chains", "close after source p50 / max", "close split (mean)",
+        "bad debt across / one chain")}
     assert shown == {
-        "liquidations across chains": "2: closed on the destination 2 (0 reverted on source), left open 0 "
-                                      "(censored 0, never final 0, undelivered 0)",
-        "close waited p50 / max": "749 ms / 749 ms after the source executed",
+        "liquidations across chains": "2: closed 2 (0 reverted on source), open 0: censored 0, never final 0, "
+                                      "undelivered 0",
+        "close after source p50 / max": "749 ms / 749 ms",
         "close split (mean)": "source finality 1 ms, relay 400 ms, proof check 100 ms, destination 249 ms",
-        "bad debt across / one chain": "45.64 / 19.42 (extra 26.22; 0 on positions left open)"}
+        "bad debt across / one chain": "45.64 / 19.42 (0 left open)"}
     page = page_table((tmp_path / "run" / "report.html").read_text(), "collateral-table")
     assert {label: cells[0] for label, cells in page.items()} == shown
 
@@ -131,7 +132,7 @@ def test_a_censoring_relayer_leaves_every_position_open(tmp_path: Path) -> None:
                                       "open": pytest.approx(39.2), "extra": pytest.approx(39.2 - 19.42)}
     rows = table_rows(terminal_lines(result.summary))
     assert rows["accounts left open"] == "1, 2"
-    assert rows["liquidations across chains"].endswith("left open 2 (censored 2, never final 0, undelivered 0)")
+    assert rows["liquidations across chains"].endswith("open 2: censored 2, never final 0, undelivered 0")
 
 
 def _halted(tmp_path: Path) -> str:

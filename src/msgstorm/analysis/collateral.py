@@ -4,13 +4,18 @@ Place in the pipeline: analysis, from the histories alone, for a ``[crosschain]`
 ``positions = "destination"``. The source runs its market as on one chain: the oracle, the
 keepers and the margin engine act there, and a liquidation that commits there is executed in
 the source's ``executions`` table at the source's on-chain price. That row is the decision
-to close, and what the same position cost liquidated on one chain (the same run, the same
-seed). The position itself lives on the destination: it closes only when that liquidation
+to close. The position itself lives on the destination: it closes only when that liquidation
 message is relayed and commits there (``crosschain_table``'s ``t_dest_commit``), at the
 destination's price then. That price is the true price at that time (the ``prices`` table:
 one path for both chains, drawn from the seed; the destination has no oracle of its own; a
 commit after the path's last step takes its last price). The close applies the reactor's own
 rule (``market.rules.execute``: the same penalty and slippage).
+
+The same positions on one chain (the same run, the same seed) close when the source executed
+them, by the same rule at the true price then: so the difference between the two is the
+relay's wait alone. (The source's own executions, at its on-chain oracle price, are the
+market section's numbers; compared with them, the oracle's staleness would count too: in a
+falling market a stale on-chain price hides bad debt the true price shows.)
 
 A liquidation the destination never commits (fate ``censored``, ``never_final`` or
 ``undelivered``) leaves its position open. It is marked to market at the true price at the
@@ -72,10 +77,10 @@ def _true_prices(history: History, instruments: list[str]) -> list[tuple[np.ndar
 def collateral_table(history: History) -> pa.Table | None:
     """One row per liquidation the source executed, of a run whose positions live on the
     destination (``None`` for any other run): account, source ``msg_id``, its fate across,
-    ``t_source`` (the source's execution), ``t_dest_commit`` (null: never), the one-chain
-    ``source_price`` and ``source_bad_debt``, and across the relay ``price`` (the
-    destination's execution, or the horizon's mark of an open position), ``bad_debt`` and
-    ``closed``."""
+    ``t_source`` (the source's execution), ``t_dest_commit`` (null: never), on one chain
+    ``one_chain_price`` and ``one_chain_bad_debt`` (the close at the true price at
+    ``t_source``), and across the relay ``price`` (the destination's execution, or the
+    horizon's mark of an open position), ``bad_debt`` and ``closed``."""
     if not _positions_on_destination(history):
         return None
     cross = crosschain_table(history)
@@ -95,16 +100,20 @@ def collateral_table(history: History) -> pa.Table | None:
     account = done.account.astype(np.int64)
     instrument = tables.account_instrument[account]
     horizon_price = tables.prices[instrument, -1] if tables.prices.shape[1] else np.full(account.size, np.nan)
+    rule = (float(market["liquidation_penalty"]), float(market["slippage_bps"]), float(market["depth"]))
+    one_price = np.empty(account.size, dtype=np.float64)
+    one_bad = np.empty(account.size, dtype=np.float64)
     price = np.empty(account.size, dtype=np.float64)
     bad_debt = np.empty(account.size, dtype=np.float64)
     for k, (who, which) in enumerate(zip(account.tolist(), instrument.tolist(), strict=True)):
         side, size, entry = int(tables.side[who]), float(tables.size[who]), float(tables.entry[who])
         collateral = float(tables.collateral[who])
+        times, values = paths[which]
+        one_price[k] = float(values[max(int(np.searchsorted(times, done.t[k], side="right")) - 1, 0)])
+        one_bad[k] = execute(side, size, entry, collateral, float(one_price[k]), *rule).bad_debt
         if closed[k]:
-            times, values = paths[which]
             price[k] = float(values[max(int(np.searchsorted(times, t_dest[k], side="right")) - 1, 0)])
-            bad_debt[k] = execute(side, size, entry, collateral, float(price[k]), float(market["liquidation_penalty"]),
-                                  float(market["slippage_bps"]), float(market["depth"])).bad_debt
+            bad_debt[k] = execute(side, size, entry, collateral, float(price[k]), *rule).bad_debt
         else:
             price[k] = float(horizon_price[k])
             bad_debt[k] = max(0.0, -equity(side, size, entry, collateral, float(price[k])))
@@ -114,8 +123,8 @@ def collateral_table(history: History) -> pa.Table | None:
         "fate": pa.array(fate.tolist(), type=pa.string()),
         "t_source": pa.array(done.t, type=pa.int64()),
         "t_dest_commit": pa.array(t_dest, type=pa.int64(), mask=~closed),
-        "source_price": pa.array(done.price, type=pa.float64()),
-        "source_bad_debt": pa.array(done.bad_debt, type=pa.float64()),
+        "one_chain_price": pa.array(one_price, type=pa.float64()),
+        "one_chain_bad_debt": pa.array(one_bad, type=pa.float64()),
         "price": pa.array(price, type=pa.float64()),
         "bad_debt": pa.array(bad_debt, type=pa.float64()),
         "closed": pa.array(closed, type=pa.bool_()),
@@ -143,10 +152,10 @@ def collateral_summary(history: History) -> dict[str, Any] | None:
         wait = {"p50": ms(p50), "max": ms(top), "mean": ms(float(waits.mean()))}
     cross_ids = cross.column("src_msg_id").to_numpy()
     closed_ids = table.column("msg_id").to_numpy()[closed]
-    source_bad = table.column("source_bad_debt").to_numpy()
+    one_bad = table.column("one_chain_bad_debt").to_numpy()
     bad = table.column("bad_debt").to_numpy()
     accounts = table.column("account").to_numpy()
-    one_chain, across = float(source_bad.sum()), float(bad.sum())
+    one_chain, across = float(one_bad.sum()), float(bad.sum())
     return {
         "positions": int(table.num_rows),
         "closed": int(closed.sum()),

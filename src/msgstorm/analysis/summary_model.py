@@ -437,8 +437,8 @@ class CollateralOpen(_Closed):
 
 
 class CollateralBadDebt(_Closed):
-    one_chain: Annotated[float, Field(description="the same positions' bad debt as the source executed them "
-                                                  "(one chain: at its on-chain price, at its commit)")]
+    one_chain: Annotated[float, Field(description="the same positions closed on one chain: when the source "
+                                                  "executed them, at the true price then (the same rule)")]
     across: Annotated[float, Field(description="closed at the destination's true price when the relayed "
                                                "liquidation committed there, or left open and marked at the horizon")]
     extra: Annotated[float, Field(description="across - one_chain: what waiting for the relay cost")]

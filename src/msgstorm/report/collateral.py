@@ -28,16 +28,15 @@ def collateral_rows(collateral: dict[str, Any]) -> list[tuple[str, str]]:
     shown = collateral["open_accounts"]
     left_total = sum(left.values())
     rows = [
-        ("liquidations across chains", f"{number(collateral['positions'])}: closed on the destination "
-                                       f"{number(collateral['closed'])} ({number(collateral['closed_reverted_on_source'])} "
-                                       f"reverted on source), left open {number(left_total)} (censored "
-                                       f"{number(left['censored'])}, never final {number(left['never_final'])}, "
-                                       f"undelivered {number(left['undelivered'])})"),
-        ("close waited p50 / max", f"{duration_ms(wait['p50'])} / {duration_ms(wait['max'])} after the source executed"),
+        ("liquidations across chains", f"{number(collateral['positions'])}: closed {number(collateral['closed'])} "
+                                       f"({number(collateral['closed_reverted_on_source'])} reverted on source), "
+                                       f"open {number(left_total)}: censored {number(left['censored'])}, never final "
+                                       f"{number(left['never_final'])}, undelivered {number(left['undelivered'])}"),
+        ("close after source p50 / max", f"{duration_ms(wait['p50'])} / {duration_ms(wait['max'])}"),
         ("close split (mean)", ", ".join(f"{label} {duration_ms(split[stage]['mean'])}"
                                          for stage, label in STAGE_NAMES.items())),
-        ("bad debt across / one chain", f"{number(bad['across'])} / {number(bad['one_chain'])} (extra "
-                                        f"{number(bad['extra'])}; {number(bad['open'])} on positions left open)"),
+        ("bad debt across / one chain", f"{number(bad['across'])} / {number(bad['one_chain'])} "
+                                        f"({number(bad['open'])} left open)"),
     ]
     if shown:
         more = f" and {number(left_total - len(shown))} more" if left_total > len(shown) else ""
