@@ -17,6 +17,7 @@ from test_docs import table_rows, terminal_lines
 from test_market import ACCOUNTS, GAP, KEEPER
 
 from msgstorm.analysis.collateral import collateral_table
+from msgstorm.analysis.summary_model import Summary
 from msgstorm.history import read_history
 from msgstorm.history.reader import read_table
 from msgstorm.runner import reanalyse, run
@@ -86,6 +87,7 @@ def test_a_close_that_waits_for_the_relay_worked_by_hand(tmp_path: Path) -> None
                          "closed": True})
     assert [{key: value for key, value in row.items() if key != "msg_id"} for row in rows.to_pylist()] == expected
     assert [row["t_dest_commit"] for row in expected] == [1250 * MS, 1750 * MS]
+    Summary.model_validate(result.summary)  # the shipped schema's model holds the section
     collateral = result.summary["collateral"]
     assert collateral["positions"] == collateral["closed"] == 2
     assert collateral["open"] == {"censored": 0, "never_final": 0, "undelivered": 0}
