@@ -1,7 +1,7 @@
 """Positions on the destination, collateral on the source ([crosschain] positions =
 "destination"): a close worked by hand, a censoring relayer and a halted source leaving
-positions open, determinism, what the terminal and the page show, validation, and nothing
-changed without the setting."""
+positions open, a reorg under a relayer that does not wait, determinism, what the terminal
+and the page show, validation, and nothing changed without the setting."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from conftest import four_validators
+from test_crosschain import REORG
 from test_crosschain import _table as page_table
 from test_docs import table_rows, terminal_lines
 from test_market import ACCOUNTS, GAP, KEEPER
@@ -214,6 +215,59 @@ def test_a_halted_source_leaves_the_liquidation_after_the_halt_open(tmp_path: Pa
     assert collateral["open"] == {"censored": 0, "never_final": 1, "undelivered": 0}
     assert collateral["open_accounts"] == [1]
     assert collateral["bad_debt"]["open"] == pytest.approx(15.6)
+
+
+# tests/test_crosschain.py's REORG (two proof-of-work producers, us-east cut off from 2 s to
+# 5 s, its branch reorganised away) with a 20% fall over 1 s from 3 s, 200 accounts and a
+# keeper at us-east-1; the relayer watches us-east-1 and relays on inclusion.
+REORG_MARKET = """
+[market]
+resolution = "100ms"
+maintenance_margin = "10%"
+liquidation_penalty = "5%"
+slippage_bps = 0.0
+
+[[market.instruments]]
+name = "X"
+price = 100.0
+shocks = [{ at = "3s", fall = "20%", over = "1s" }]
+
+[market.oracle]
+node = "us-east-0"
+deviation = "0%"
+
+[[market.accounts]]
+count = 200
+leverage_median = 5.0
+leverage_sigma = 0.5
+leverage_cap = 9.0
+
+[[market.keepers]]
+node = "us-east-1"
+reaction = "0s"
+
+[crosschain]
+kinds = ["liquidation"]
+positions = "destination"
+"""
+
+
+def test_a_relayer_that_does_not_wait_closes_positions_on_blocks_a_reorg_took_back(tmp_path: Path) -> None:
+    """The keeper's liquidations go into us-east's blocks during the cut; the relayer carries
+    them at once, and the destination closes the positions there, before the source, whose
+    canonical chain left those blocks, executes them again after the cut heals."""
+    text = REORG.replace("NAME", "fast").replace("WAIT", "included").replace("[crosschain]\n", REORG_MARKET)
+    result = run(parse_scenario(text, source="reorg.toml"), tmp_path / "run", write_report=False)
+    rows = collateral_table(read_history(tmp_path / "run"))
+    assert rows is not None and rows.num_rows > 0
+    reverted = [row for row in rows.to_pylist() if row["fate"] == "reverted_on_source"]
+    assert reverted, "the cut must put liquidations into blocks the reorg takes back"
+    assert all(row["closed"] and row["t_dest_commit"] < row["t_source"] for row in reverted), \
+        "closed on the destination before the source's canonical chain executed them"
+    collateral = result.summary["collateral"]
+    assert collateral["closed_reverted_on_source"] == len(reverted)
+    assert collateral["closed"] == rows.num_rows  # nothing refused, all relayed
+    assert collateral["wait_ms"]["p50"] < 0  # the close came first
 
 
 def test_same_seed_same_collateral(tmp_path: Path) -> None:

@@ -24,9 +24,11 @@ shortfall counts as bad debt. One relayed from a block a reorg took back
 (``reverted_on_source``) closes all the same when the destination committed it: the
 destination acts on the proof it was given.
 
-The wait is from the source's execution (its commit) to the destination's commit. The split
-is the cross-chain split (``stage_split``: source finality, relay, proof check, destination)
-of the liquidations that closed, from the keeper's send.
+The wait is from the source's execution (its commit) to the destination's commit; it is
+below 0 for a close relayed on inclusion from a block a reorg took back, which the source
+executed only when its canonical chain held it again. The split is the cross-chain split
+(``stage_split``: source finality, relay, proof check, destination) of the liquidations that
+closed, from the keeper's send.
 """
 
 from __future__ import annotations

@@ -454,7 +454,8 @@ class Collateral(_Closed):
     open: CollateralOpen
     open_accounts: Annotated[list[int], Field(description="the accounts left open, the first 20 by id")]
     wait_ms: Annotated[dict[str, float | None], Field(
-        description="p50, max, mean of destination commit - source execution, over the closed")]
+        description="p50, max, mean of destination commit - source execution, over the closed (below 0: closed "
+                    "before the source executed it, relayed by one that does not wait from a block a reorg took back)")]
     split_ms: Annotated[dict[str, CrossStage], Field(
         description="the closed liquidations' cross-chain split: source_finality (keeper's send -> seen final), "
                     "relay, proof_check, destination (arrival -> commit)")]
