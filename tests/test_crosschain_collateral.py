@@ -121,6 +121,21 @@ def test_a_close_that_waits_for_the_relay_worked_by_hand(tmp_path: Path) -> None
     assert {label: cells[0] for label, cells in page.items()} == shown
 
 
+def test_without_a_wait_past_the_next_price_the_relay_costs_nothing(tmp_path: Path) -> None:
+    """With no relay delay and no proof check, account 2's close commits in the destination's
+    block of 0.75 s, before the price moves on from 92: across the relay and on one chain the
+    bad debt is the same. The extra of the case worked by hand is the wait's alone."""
+    text = _gap_across(tmp_path, ACROSS.replace('delay = "400ms"', 'delay = "0s"').replace(
+        'proof_check = "100ms"', 'proof_check = "0s"'))
+    result = run(parse_scenario(text, source="nowait.toml"), tmp_path / "run", write_report=False)
+    rows = collateral_table(read_history(tmp_path / "run"))
+    assert rows is not None
+    assert rows.column("t_dest_commit").to_pylist() == [750 * MS, 1250 * MS]
+    assert rows.column("price").to_pylist() == pytest.approx([92.0, 64.4])
+    assert result.summary["collateral"]["bad_debt"] == {"one_chain": pytest.approx(19.42),
+                                                        "across": pytest.approx(19.42), "extra": 0.0, "open": 0.0}
+
+
 def test_a_censoring_relayer_leaves_every_position_open(tmp_path: Path) -> None:
     """A relayer that refuses every liquidation: both positions stay open on the destination
     and are marked at the horizon's 64.4 with no penalty: 12 - 35.6 and 20 - 35.6 short."""
