@@ -107,6 +107,7 @@ def collateral_table(history: History) -> pa.Table | None:
     one_bad = np.empty(account.size, dtype=np.float64)
     price = np.empty(account.size, dtype=np.float64)
     bad_debt = np.empty(account.size, dtype=np.float64)
+    # One account at a time: ``execute`` is the reactor's scalar rule, applied as it applies it.
     for k, (who, which) in enumerate(zip(account.tolist(), instrument.tolist(), strict=True)):
         side, size, entry = int(tables.side[who]), float(tables.size[who]), float(tables.entry[who])
         collateral = float(tables.collateral[who])
@@ -147,6 +148,8 @@ def collateral_summary(history: History) -> dict[str, Any] | None:
     closed = table.column("closed").to_numpy(zero_copy_only=False).astype(bool)
     t_source = table.column("t_source").to_numpy()
     t_dest = nullable_ints(table.column("t_dest_commit"))[0]
+    # Relayed from a block a reorg took back and not committed on the destination: undelivered.
+    left = np.where(fate == "reverted_on_source", "undelivered", fate)
     waits = (t_dest - t_source)[closed]
     wait: dict[str, float | None] = dict.fromkeys(("p50", "max", "mean"))
     if waits.size:
@@ -162,7 +165,7 @@ def collateral_summary(history: History) -> dict[str, Any] | None:
         "positions": int(table.num_rows),
         "closed": int(closed.sum()),
         "closed_reverted_on_source": int(np.count_nonzero(closed & (fate == "reverted_on_source"))),
-        "open": {name: int(np.count_nonzero(~closed & (fate == name))) for name in OPEN_FATES},
+        "open": {name: int(np.count_nonzero(~closed & (left == name))) for name in OPEN_FATES},
         "open_accounts": sorted(int(a) for a in accounts[~closed])[:OPEN_SHOWN],
         "wait_ms": wait,
         "split_ms": stage_split(cross, np.isin(cross_ids, closed_ids)),

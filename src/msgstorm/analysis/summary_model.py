@@ -433,7 +433,8 @@ class SourceHalt(_Closed):
 class CollateralOpen(_Closed):
     censored: Annotated[Count, Field(description="refused by every relayer that saw it")]
     never_final: Annotated[Count, Field(description="no relayer saw it final on the source (a halted source)")]
-    undelivered: Annotated[Count, Field(description="relayed, not committed on the destination")]
+    undelivered: Annotated[Count, Field(description="relayed, not committed on the destination (from a block "
+                                                    "a reorg took back or not)")]
 
 
 class CollateralBadDebt(_Closed):
