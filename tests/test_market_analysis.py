@@ -21,7 +21,7 @@ from msgstorm import analyse, run
 from msgstorm.analysis import market as analysis_market
 from msgstorm.analysis.market import market_summary, market_tables
 from msgstorm.history.reader import History
-from msgstorm.market import accounts, frontrun
+from msgstorm.market import accounts, frontrun, rules
 from msgstorm.market import reactor as market_reactor
 from msgstorm.market.accounts import execute, line_prices
 from msgstorm.market.prices import horizon_ns
@@ -297,7 +297,7 @@ def test_liquidation_and_front_running_share_the_price_impact_formula(monkeypatc
     assert frontrun.impact_bps is accounts.impact_bps
     done = execute(1, 4_000.0, 100.0, 100_000.0, 100.0, 0.0, 10.0, 1_000_000.0)
     assert (done.slippage_bps, done.slippage) == (pytest.approx(4.0), pytest.approx(160.0))
-    monkeypatch.setattr(accounts, "impact_bps", _shifted(accounts.impact_bps, -4.0))
+    monkeypatch.setattr(rules, "impact_bps", _shifted(rules.impact_bps, -4.0))
     done = execute(1, 4_000.0, 100.0, 100_000.0, 100.0, 0.0, 10.0, 1_000_000.0)
     assert (done.slippage_bps, done.slippage) == (pytest.approx(8.0), pytest.approx(320.0))
 
@@ -308,6 +308,6 @@ def test_an_execution_keeps_the_accounts_equity_less_its_costs() -> None:
     kept = execute(1, 1.0, 100.0, 20.0, 84.0, 0.05, 0.0, 1e9).collateral_after
     assert kept == pytest.approx(4.0 - 4.2)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(accounts, "equity", _shifted(accounts.equity, 1.0))
+        patch.setattr(rules, "equity", _shifted(rules.equity, 1.0))
         assert execute(1, 1.0, 100.0, 20.0, 84.0, 0.05, 0.0, 1e9).collateral_after == pytest.approx(kept - 1.0)
 

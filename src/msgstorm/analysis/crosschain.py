@@ -38,7 +38,7 @@ from msgstorm.analysis.safety import STALL_BLOCKS
 from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 
-__all__ = ["FATES", "crosschain_summary", "crosschain_table", "source_halt"]
+__all__ = ["FATES", "crosschain_summary", "crosschain_table", "source_halt", "stage_split"]
 
 FATES = ("delivered", "censored", "never_final", "reverted_on_source", "undelivered")
 _STAGES = (("source_finality", "t_intended", "t_seen"), ("relay", "t_seen", "t_relayed"),
@@ -118,6 +118,18 @@ def crosschain_table(history: History) -> pa.Table | None:
     })
 
 
+def stage_split(table: pa.Table, rows: np.ndarray) -> dict[str, dict[str, float | None]]:
+    """The split of ``crosschain_table`` rows ``rows`` (a mask of rows that reached the
+    destination's commit): each stage's p50 and mean, in ms (None over no rows)."""
+    times = {name: _ints(table, name) for name in ("t_intended", "t_seen", "t_relayed", "t_arrival", "t_dest_commit")}
+    split: dict[str, dict[str, float | None]] = {}
+    for stage, start, end in _STAGES:
+        spans = (times[end] - times[start])[rows]
+        split[stage] = ({"p50": ms(percentiles(spans, (50.0,))[0]), "mean": ms(float(spans.mean()))}
+                        if spans.size else {"p50": None, "mean": None})
+    return split
+
+
 def source_halt(history: History, seen_ns: np.ndarray) -> dict[str, Any] | None:
     """The source's longest gap without a commit, when it is a halt (see the module's
     docstring); ``seen_ns``: when crossing messages were seen final."""
@@ -151,14 +163,10 @@ def crosschain_summary(history: History) -> dict[str, Any] | None:
                                                    "t_dest_commit")}
     total = (times["t_dest_commit"] - times["t_intended"])[delivered]
     latency: dict[str, float | None] = dict.fromkeys(("p50", "p90", "p99", "max", "mean"))
-    split: dict[str, dict[str, float | None]] = {}
     if total.size:
         p50, p90, p99, top = percentiles(total, (50.0, 90.0, 99.0, 100.0))
         latency = {"p50": ms(p50), "p90": ms(p90), "p99": ms(p99), "max": ms(top), "mean": ms(float(total.mean()))}
-    for stage, start, end in _STAGES:
-        spans = (times[end] - times[start])[delivered]
-        split[stage] = ({"p50": ms(percentiles(spans, (50.0,))[0]), "mean": ms(float(spans.mean()))}
-                        if spans.size else {"p50": None, "mean": None})
+    split = stage_split(table, delivered)
     relayers = np.asarray(table.column("relayer").to_pylist(), dtype=object)
     seen = times["t_seen"]
     return {

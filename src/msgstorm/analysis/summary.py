@@ -42,6 +42,9 @@ Place in the pipeline: between the history and the reports. It reads only the ``
 - ``desync``: {episodes, max_height_gap}; ``propagation_ms``: {region: {p50, p90, p99, count}}.
 - ``crosschain``: a second chain's relay: fates, latency from source intent to destination
   commit and its split, the source's halt (``crosschain``); absent without ``[crosschain]``.
+- ``collateral``: liquidations the source executed of positions on the destination: how many
+  closed there and how many the relay left open, the wait and its split, bad debt across the
+  relay against one chain (``collateral``); absent without ``positions = "destination"``.
 - ``control``: what each self-healing controller decided and shed (``control``); absent
   without decisions.
 - ``security``: the scheme and the verification cost per message used; ``integrity``:
@@ -84,6 +87,7 @@ from msgstorm.analysis.audit import delivery_summary
 from msgstorm.analysis.breakdown import by_group, gossip_backlog_summary
 from msgstorm.analysis.byzantine import byzantine_summary
 from msgstorm.analysis.capacity import capacity
+from msgstorm.analysis.collateral import collateral_summary
 from msgstorm.analysis.connections import connections_summary
 from msgstorm.analysis.control import control_summary
 from msgstorm.analysis.crosschain import crosschain_summary
@@ -249,6 +253,9 @@ def analyse(history: History) -> Analysis:
     crosschain = crosschain_summary(history)
     if crosschain is not None:  # only [crosschain] runs, whose history holds the destination's, have one
         summary["crosschain"] = crosschain
+    collateral = collateral_summary(history)
+    if collateral is not None:  # only [crosschain] runs with positions = "destination" have one
+        summary["collateral"] = collateral
     control = control_summary(history)
     if control is not None:  # only runs whose self-healing controllers decided something have one
         summary["control"] = control

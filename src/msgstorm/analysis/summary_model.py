@@ -430,6 +430,39 @@ class SourceHalt(_Closed):
     seen_inside: Annotated[Count, Field(description="crossing messages the relayer that carried them saw inside it (final, or included for one that waits for inclusion only)")]
 
 
+class CollateralOpen(_Closed):
+    censored: Annotated[Count, Field(description="refused by every relayer that saw it")]
+    never_final: Annotated[Count, Field(description="no relayer saw it final on the source (a halted source)")]
+    undelivered: Annotated[Count, Field(description="relayed, not committed on the destination (from a block "
+                                                    "a reorg took back or not)")]
+
+
+class CollateralBadDebt(_Closed):
+    one_chain: Annotated[float, Field(description="the same positions closed on one chain: when the source "
+                                                  "executed them, at the true price then (the same rule)")]
+    across: Annotated[float, Field(description="closed at the destination's true price when the relayed "
+                                               "liquidation committed there, or left open and marked at the horizon")]
+    extra: Annotated[float, Field(description="across - one_chain: what waiting for the relay cost")]
+    open: Annotated[float, Field(ge=0, description="the part of `across` on positions left open")]
+
+
+class Collateral(_Closed):
+    positions: Annotated[Count, Field(description="liquidations the source executed, each closing a position on "
+                                                  "the destination")]
+    closed: Annotated[Count, Field(description="their relayed liquidation committed on the destination")]
+    closed_reverted_on_source: Annotated[Count, Field(description="of those, relayed from a block a reorg took "
+                                                                  "back on the source")]
+    open: CollateralOpen
+    open_accounts: Annotated[list[int], Field(description="the accounts left open, the first 20 by id")]
+    wait_ms: Annotated[dict[str, float | None], Field(
+        description="p50, max, mean of destination commit - source execution, over the closed (below 0: closed "
+                    "before the source executed it, relayed by one that does not wait from a block a reorg took back)")]
+    split_ms: Annotated[dict[str, CrossStage], Field(
+        description="the closed liquidations' cross-chain split: source_finality (keeper's send -> seen final), "
+                    "relay, proof_check, destination (arrival -> commit)")]
+    bad_debt: CollateralBadDebt
+
+
 class Crosschain(_Closed):
     messages: Annotated[Count, Field(description="crossing messages of the source")]
     fates: CrossFates
@@ -657,6 +690,10 @@ class Summary(BaseModel):
     crosschain: Annotated[Crosschain | None, Field(
         description="a second chain and its relayers: fates, latency from source intent to destination commit "
                     "and its split, the source's halt; absent without [crosschain]")] = None
+    collateral: Annotated[Collateral | None, Field(
+        description="positions on the destination, collateral on the source: liquidations closed after the "
+                    "relay or left open, and their bad debt against one chain; absent without [crosschain] "
+                    "positions = \"destination\"")] = None
     control: Annotated[dict[str, Controller] | None, Field(
         description="what each self-healing controller ([[controllers]]) decided and shed; absent without "
                     "decisions")] = None

@@ -35,7 +35,7 @@ import numpy as np
 
 from msgstorm import draws
 from msgstorm.errors import DataFileError
-from msgstorm.market.rules import equity, impact_bps, notional, pnl
+from msgstorm.market.rules import Execution, equity, execute, impact_bps, notional, pnl
 from msgstorm.sampling import sample_array
 from msgstorm.scenario.file_cache import kept_per_file
 from msgstorm.scenario.market import AccountsSpec, MarketSpec
@@ -144,29 +144,6 @@ def _refuse_past_the_line(path: str, size: np.ndarray, entry: np.ndarray, collat
         raise DataFileError(f"accounts file {path}: row {row + 2}: leverage {leverage[row]:g} (size x entry / "
                          f"collateral) is at or above 1 / maintenance_margin = {1.0 / maintenance:g}: the account "
                          f"would open on or past its liquidation line ({past.size} such row(s))")
-
-
-@dataclass(frozen=True)
-class Execution:
-    """One liquidation's account: what the position realised and what is left."""
-
-    price: float  # the on-chain price it executed at
-    pnl: float
-    penalty: float
-    slippage: float  # its cost
-    slippage_bps: float
-    collateral_after: float  # may be negative
-    bad_debt: float
-
-
-def execute(side: int, size: float, entry: float, collateral: float, price: float, penalty_rate: float,
-            slippage_bps: float, depth: float) -> Execution:
-    closed = notional(size, price)
-    bps = impact_bps(closed, slippage_bps, depth)
-    penalty = penalty_rate * closed
-    slippage = closed * bps / 1e4
-    after = equity(side, size, entry, collateral, price) - penalty - slippage
-    return Execution(price, pnl(side, size, entry, price), penalty, slippage, bps, after, max(0.0, -after))
 
 
 class LineIndex:

@@ -1,4 +1,5 @@
-"""The market's rules written once: PnL, equity, notional, price impact and the horizon.
+"""The market's rules written once: PnL, equity, notional, price impact, a liquidation's
+execution and the horizon.
 
 Place in the pipeline: below everything that reads or makes the market. The reactor
 (execution, top-ups), the front-runners, the analysis (marking to market, judging over the
@@ -11,6 +12,7 @@ checks every consumer's numbers move.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -18,7 +20,7 @@ import numpy as np
 # A scalar (one account, in the reactor's handlers) or an array (every account, in the analysis).
 Number = TypeVar("Number", float, np.ndarray)
 
-__all__ = ["Number", "equity", "horizon_ns", "impact_bps", "notional", "pnl"]
+__all__ = ["Execution", "Number", "equity", "execute", "horizon_ns", "impact_bps", "notional", "pnl"]
 
 
 def pnl(side: Number, size: Number, entry: Number, price: Number) -> Number:
@@ -44,6 +46,32 @@ def impact_bps(notional_value: Number, slippage_bps: float, depth: float) -> Num
     depth model, ``slippage_bps`` per ``depth`` of notional."""
     bps: Number = slippage_bps * notional_value / depth
     return bps
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One liquidation's account: what the position realised and what is left."""
+
+    price: float  # the on-chain price it executed at
+    pnl: float
+    penalty: float
+    slippage: float  # its cost
+    slippage_bps: float
+    collateral_after: float  # may be negative
+    bad_debt: float
+
+
+def execute(side: int, size: float, entry: float, collateral: float, price: float, penalty_rate: float,
+            slippage_bps: float, depth: float) -> Execution:
+    """A liquidation at on-chain ``price`` (``market/accounts.py`` says what each part is):
+    the reactor executes with it when a liquidation commits, and the analysis of positions
+    on another chain (``analysis/collateral.py``) when the relayed one commits there."""
+    closed = notional(size, price)
+    bps = impact_bps(closed, slippage_bps, depth)
+    penalty = penalty_rate * closed
+    slippage = closed * bps / 1e4
+    after = equity(side, size, entry, collateral, price) - penalty - slippage
+    return Execution(price, pnl(side, size, entry, price), penalty, slippage, bps, after, max(0.0, -after))
 
 
 def horizon_ns(duration_ns: int) -> int:

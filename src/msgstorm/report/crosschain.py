@@ -13,9 +13,10 @@ from typing import Any
 from msgstorm.report.page import esc, table
 from msgstorm.report.text import duration_ms, number
 
-__all__ = ["crosschain_rows", "crosschain_section"]
+__all__ = ["STAGE_NAMES", "crosschain_rows", "crosschain_section"]
 
-_STAGE_NAMES = {"source_finality": "source finality", "relay": "relay", "proof_check": "proof check",
+# The cross-chain split's stages as the rows name them (the collateral section's too).
+STAGE_NAMES = {"source_finality": "source finality", "relay": "relay", "proof_check": "proof check",
                 "destination": "destination"}
 
 
@@ -31,7 +32,7 @@ def crosschain_rows(crosschain: dict[str, Any]) -> list[tuple[str, str]]:
                                  f"{number(fates['undelivered'])}"),
         ("cross-chain latency p50 / p99 / max", " / ".join(duration_ms(latency[q]) for q in ("p50", "p99", "max"))),
         ("cross-chain split (mean)", ", ".join(f"{label} {duration_ms(split[stage]['mean'])}"
-                                               for stage, label in _STAGE_NAMES.items())),
+                                               for stage, label in STAGE_NAMES.items())),
         ("relayed by", ", ".join(f"{name} {number(count)}" for name, count in crosschain["by_relayer"].items())
          or "none"),
     ]
@@ -54,6 +55,6 @@ def crosschain_section(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
     stages = table(["stage", "p50", "mean"],
                    [[esc(label), f'<td class="num">{esc(duration_ms(values["p50"]))}</td>',
                      f'<td class="num">{esc(duration_ms(values["mean"]))}</td>']
-                    for label, values in ((_STAGE_NAMES[stage], crosschain["split_ms"][stage]) for stage in _STAGE_NAMES)],
+                    for label, values in ((STAGE_NAMES[stage], crosschain["split_ms"][stage]) for stage in STAGE_NAMES)],
                    attrs='id="crosschain-stages"')
     return [("crosschain", "Cross-chain", head + stages)]

@@ -24,6 +24,7 @@ from msgstorm.analysis.connections import trouble_counts
 from msgstorm.analysis.hops import HOP_SPLIT_PATHS, HOP_STAGES
 from msgstorm.history.reader import History
 from msgstorm.report import figures
+from msgstorm.report.collateral import collateral_section
 from msgstorm.report.control import control_section
 from msgstorm.report.crosschain import crosschain_section
 from msgstorm.report.market import market_plots, market_section
@@ -53,7 +54,7 @@ _KNOWN_KEYS = frozenset({
     "failure_threshold", "queue", "backpressure", "base_fee", "messages", "desync", "propagation_ms",
     "faults", "checks", "slo", "wall_s", "by_kind", "by_agent", "gossip_backlog", "cut_off", "generator", "delivery",
     "connections", "market", "fairness", "auction", "control", "security", "integrity", "forks", "relay", "finality",
-    "crosschain",
+    "crosschain", "collateral",
     "hop_split",
 })
 _MARKET_KEYS = ("market", "impact", "liquidations", "liquidation", "bad_debt", "safe_leverage", "fairness")
@@ -671,6 +672,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         *_forks(summary),
         *_relay(summary),
         *crosschain_section(summary),
+        *collateral_section(summary),
         *_hop_split(summary),
         *safety_section(history, summary),
         ("groups", "By message kind and agent", _groups(summary)),

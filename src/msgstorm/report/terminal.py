@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from msgstorm.analysis.hops import HOP_SPLIT_PATHS, HOP_STAGES
+from msgstorm.report.collateral import collateral_rows
 from msgstorm.report.crosschain import crosschain_rows
 from msgstorm.report.text import broker_said, duration_ms, duration_s, number
 
@@ -344,6 +345,10 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     crosschain = summary.get("crosschain")
     if crosschain:
         for label, text in crosschain_rows(crosschain):
+            head.add_row(label, text)
+    collateral = summary.get("collateral")
+    if collateral:
+        for label, text in collateral_rows(collateral):
             head.add_row(label, text)
     if summary.get("wall_s") is not None:
         head.add_row("wall time", duration_s(summary.get("wall_s")))

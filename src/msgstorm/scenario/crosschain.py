@@ -9,13 +9,27 @@ and relays every crossing message it sees final (or, ``wait = "included"``, mere
 block its node holds); the destination then runs with its own traffic plus the relayed
 messages as timed arrivals (``scenario/destination.py`` builds its scenario), and the
 analysis joins the two histories (``analysis/crosschain.py``).
+
+With ``positions = "destination"`` the market's positions live on the destination while
+their collateral, the oracle and the keepers stay on the source: a liquidation the source
+executes is only the decision to close, and the position closes when that liquidation
+message is relayed and commits on the destination (``analysis/collateral.py``).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from msgstorm.scenario.distributions import DurationNs
 from msgstorm.scenario.kinds import MessageKind
@@ -71,6 +85,21 @@ class CrosschainSpec(BaseModel):
                                     "proof, before the message enters its network")
     destination: dict[str, Any] = Field(description="the destination chain: scenario tables (run, network, "
                                         "sequencer, blocks, agents, faults, ...) replacing the source's")
+    positions: Literal["source", "destination"] = Field(
+        default="source", description="where the market's positions live. source: a liquidation closes its "
+        "position when it commits on the source; destination: the collateral is accounted on the source, where "
+        "the oracle and keepers act, and a liquidation the source executes closes the position only once it is "
+        "relayed and committed on the destination, at the true price then (needs [market] and `liquidation` "
+        "among `kinds`)")
+
+    @model_serializer(mode="wrap")
+    def _without_default_positions(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Positions on the source (the default) are not written: a section without the
+        setting dumps (and hashes) as it did before the setting existed."""
+        data: dict[str, Any] = handler(self)
+        if data.get("positions") == "source":
+            data.pop("positions")
+        return data
 
     @field_validator("destination")
     @classmethod

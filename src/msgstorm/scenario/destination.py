@@ -118,8 +118,30 @@ def destination_problems(source: Scenario) -> list[Problem]:
             if node is not None and node not in known:
                 problems.append((("crosschain", "relayers", i, field),
                                  f"unknown {chain} node {node!r}{did_you_mean(node, known)}"))
+    problems += _positions_problems(source, spec)
     if not problems:  # what cannot finish is refused before the source starts (relayed traffic aside)
         problems += [((*_PLACE, *loc), message) for loc, message in check_budget(destination)]
+    return problems
+
+
+def _positions_problems(source: Scenario, spec: CrosschainSpec) -> list[Problem]:
+    """``positions = "destination"`` needs liquidations to close: a market with keepers, and
+    their liquidation messages among those that cross."""
+    if spec.positions != "destination":
+        return []
+    where: tuple[str | int, ...] = ("crosschain", "positions")
+    if source.market is None or not source.market.keepers:
+        return [(where, "positions on the destination need a [market] with keepers ([[market.keepers]]) on the "
+                        "source, whose liquidations close them")]
+    problems: list[Problem] = []
+    if "liquidation" not in spec.kinds:
+        problems.append((where, f"positions on the destination close by relayed liquidations: add \"liquidation\" "
+                                f"to crosschain.kinds (now {list(spec.kinds)})"))
+    keepers = [keeper.name for keeper in source.market.keepers]
+    missing = [name for name in keepers if spec.agents and name not in spec.agents]
+    if missing:
+        problems.append((("crosschain", "agents"), f"the keepers {missing} close positions on the destination: "
+                                                   f"list them in crosschain.agents, or leave it empty (every agent)"))
     return problems
 
 

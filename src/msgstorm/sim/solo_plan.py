@@ -118,6 +118,7 @@ SOLO_FIELDS: dict[str, str] = {
     "crosschain.relayers": OUTSIDE,
     "crosschain.proof_check": OUTSIDE,
     "crosschain.destination": OUTSIDE,
+    "crosschain.positions": OUTSIDE,
 }
 
 

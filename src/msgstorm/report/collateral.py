@@ -1,0 +1,54 @@
+"""What positions on the other chain cost: headline rows and the report's section "Collateral across chains".
+
+Place in the pipeline: reports, from summary.json's ``collateral`` alone
+(``analysis/collateral.py``). The terminal summary and report.html show the same rows, made
+here once: the liquidations the source executed, how many closed on the destination and
+how many the relay left open (the first accounts named), how long the close waited and
+where that time went, and the bad debt across the relay beside the same positions
+liquidated on one chain.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from msgstorm.report.crosschain import STAGE_NAMES
+from msgstorm.report.page import esc, table
+from msgstorm.report.text import duration_ms, number
+
+__all__ = ["collateral_rows", "collateral_section"]
+
+
+def collateral_rows(collateral: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, text) rows of summary.json's ``collateral``."""
+    left = collateral["open"]
+    wait = collateral["wait_ms"]
+    bad = collateral["bad_debt"]
+    split = collateral["split_ms"]
+    shown = collateral["open_accounts"]
+    left_total = sum(left.values())
+    rows = [
+        ("liquidations across chains", f"{number(collateral['positions'])}: closed {number(collateral['closed'])} "
+                                       f"({number(collateral['closed_reverted_on_source'])} reverted on source), "
+                                       f"open {number(left_total)}: censored {number(left['censored'])}, never final "
+                                       f"{number(left['never_final'])}, undelivered {number(left['undelivered'])}"),
+        ("close after source p50 / max", f"{duration_ms(wait['p50'])} / {duration_ms(wait['max'])}"),
+        ("close split (mean)", ", ".join(f"{label} {duration_ms(split[stage]['mean'])}"
+                                         for stage, label in STAGE_NAMES.items())),
+        ("bad debt across / one chain", f"{number(bad['across'])} / {number(bad['one_chain'])} "
+                                        f"({number(bad['open'])} left open)"),
+    ]
+    if shown:
+        more = f" and {number(left_total - len(shown))} more" if left_total > len(shown) else ""
+        rows.append(("accounts left open", ", ".join(str(account) for account in shown) + more))
+    return rows
+
+
+def collateral_section(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """report.html's section "Collateral across chains" (none without it): the headline rows."""
+    collateral = summary.get("collateral")
+    if not collateral:
+        return []
+    head = table(["metric", "value"], [[esc(label), esc(text)] for label, text in collateral_rows(collateral)],
+                 attrs='id="collateral-table"')
+    return [("collateral", "Collateral across chains", head)]
