@@ -27,6 +27,7 @@ from msgstorm.live.servers import ManagedServer, free_port
 from msgstorm.market.base_fee import next_base_fee_wei
 from msgstorm.scenario import parse_scenario
 from msgstorm.scenario.errors import ScenarioError
+from msgstorm.scenario.schema import MESSAGE_KINDS
 
 SCENARIO = """
 target = "anvil"
@@ -91,6 +92,7 @@ fee_multiple = 3.0
 fee_cap = 1000.0
 """
 FIXED_CAP = 2.0
+PRICE, LIQUIDATION = MESSAGE_KINDS.index("price"), MESSAGE_KINDS.index("liquidation")
 
 
 def _rpc(url: str, method: str, *params: Any) -> Any:
@@ -140,15 +142,16 @@ def test_the_next_base_fee_follows_eip1559() -> None:
     assert next_base_fee_wei(7, 501, 1000) == 8  # up by at least 1 wei
 
 
-@pytest.mark.parametrize(("override", "expected"), [
-    ('market.keepers.0.region="us-east"', "market.keepers[0].region: on a chain node the market's agents send"),
-    ('market.oracle.node="us-east-0"', "market.oracle.node: on a chain node"),
-    ('faults=[{kind="crash", at="2s", node="anvil"}]', "faults[0].kind: a 'crash' fault (SIGKILL) may restart the "
-                                                        "node from a chain up to a second older"),
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (['market.keepers.0.region="us-east"'], "market.keepers[0].region: on a chain node the market's agents send"),
+    (['market.oracle.node="us-east-0"'], "market.oracle.node: on a chain node"),
+    (['faults=[{kind="crash", at="2s", node="anvil"}]', 'market.topups={probability="50%"}'],
+     "faults[0].kind: a 'crash' fault (SIGKILL) may restart the node from a chain up to a second older"),
 ])
-def test_what_the_chain_cannot_run_of_the_market_is_refused_naming_the_field(override: str, expected: str) -> None:
+def test_what_the_chain_cannot_run_of_the_market_is_refused_naming_the_field(overrides: list[str],
+                                                                             expected: str) -> None:
     with pytest.raises(ScenarioError) as error:
-        parse_scenario(SCENARIO, source="market.toml", overrides=[override])
+        parse_scenario(SCENARIO, source="market.toml", overrides=overrides)
     assert expected in str(error.value), str(error.value)
 
 
@@ -185,6 +188,68 @@ def test_a_market_message_under_the_next_base_fee_is_held_until_a_head_lets_it_g
         return market
 
     asyncio.run(drive())
+
+
+def test_commits_a_chain_lost_are_taken_back_and_the_oracle_and_keepers_send_again() -> None:
+    """``ChainMarket`` alone (no node): a low price and the liquidations it caused commit, then
+    the chain loses them (``reverted``, as after a crash): the executions say ``reverted``, the
+    accounts are open again, the oracle sends the same price again at once, and once that
+    commits the keepers liquidate the same accounts again, each executed once for good."""
+    scenario = parse_scenario(SCENARIO, source="market.toml")
+    unit = scenario.live.anvil.fee_unit_wei
+    handed: list[tuple[int, int, int]] = []  # (msg_id, kind, agent) of each hand-over
+    tables: dict[str, list[dict[str, Any]]] = {}
+
+    async def settle(market: ChainMarket) -> None:
+        for _ in range(200):  # the keepers' reactions (100 ms median) on the loop's clock, bounded
+            await asyncio.sleep(0.02)
+            if market.settled():
+                return
+
+    async def drive() -> ChainMarket:
+        clock = [0]
+        market = ChainMarket(scenario, np.random.SeedSequence(1), lambda: clock[0], unit)
+        market.start(lambda window, rows: handed.extend(
+            (int(window.batch.msg_id[k]), int(window.batch.kind[k]), int(window.batch.agent[k])) for k in rows))
+        reactor = market.reactors[0]
+        oracle = market.numbered(next(market.traffic(iter([]))))  # every oracle message, numbered
+        low = int(np.argmin(reactor.updates.price))  # the lowest price published
+        clock[0] = int(reactor.updates.t[low]) + 1  # it is the newest published of its instrument
+        price_id = int(oracle.msg_id[low])
+        market.on_block(clock[0], unit, 0, 1_000_000, [(price_id, PRICE)])
+        await settle(market)
+        first = [msg_id for msg_id, kind, _ in handed if kind == LIQUIDATION]
+        assert first, "the low price put no account past its line"
+        market.on_block(clock[0], unit, 0, 1_000_000, [(m, LIQUIDATION) for m in first])
+        executed = {e[2] for e in reactor._executions if e[4] == "executed"}  # two groups race: one executes
+        assert len(executed) == reactor.liquidated.sum() == len(first) // 2
+        handed.clear()
+        market.reverted([price_id, *first], [price_id, *first])  # the block held them all; the pool is empty
+        assert reactor.liquidated.sum() == 0  # open again
+        assert reactor.chain_row == [-1] and reactor.chain_price == [float(reactor.paths.prices[0, 0])]
+        assert {e[1]: e[4] for e in reactor._executions} == dict.fromkeys(first, "reverted")
+        await asyncio.sleep(0)
+        resent = [msg_id for msg_id, kind, agent in handed if kind == PRICE and agent == market.agent_index("oracle")]
+        assert len(resent) == 1 and reactor.price_of[resent[0]] == low  # the same update, sent again at once
+        assert not [m for m, kind, _ in handed if kind == LIQUIDATION]  # nothing past a line at the chain's price
+        market.on_block(clock[0], unit, 0, 1_000_000, [(resent[0], PRICE)])
+        await settle(market)
+        again = [msg_id for msg_id, kind, _ in handed if kind == LIQUIDATION]
+        market.on_block(clock[0], unit, 0, 1_000_000, [(m, LIQUIDATION) for m in again])
+        market.close()
+        market.finish(clock[0], lambda table, columns: tables.setdefault(table, []).extend(
+            dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)))
+        return market
+
+    asyncio.run(drive())
+    executions = tables["executions"]
+    reverted = {e["account"] for e in executions if e["outcome"] == "reverted"}
+    executed = [e["account"] for e in executions if e["outcome"] == "executed"]
+    assert reverted and sorted(executed) == sorted(reverted)  # the same accounts, each executed once for good
+    oracle = tables["oracle"]
+    assert len(oracle) == len({o["msg_id"] for o in oracle})
+    twice = Counter((o["instrument"], o["t_price"]) for o in oracle)
+    assert sorted(twice.values())[-1] == 2 and sum(twice.values()) == len(twice) + 1  # one update sent twice
 
 
 # --- against anvil ----------------------------------------------------------------------------
@@ -323,7 +388,7 @@ def test_a_node_restarted_mid_market_keeps_its_chain_and_the_markets_accounts_ag
     assert faults == [("fault_start", "anvil"), ("fault_end", "anvil")]
     assert not [e for e in events if e["kind"] == "node_down"]
     errors = [json.loads(e["detail"]) for e in events if e["kind"] == "client_error"]
-    assert not [e for e in errors if "rolled_back" in e]  # a graceful stop writes the whole chain
+    assert not [e for e in events if e["kind"] == "canonical_reorg"]  # a graceful stop writes the whole chain
     messages = _rows(run_dir, "messages")
     statuses = Counter(m["status"] for m in messages)
     assert statuses["lost"] == sum(e.get("lost_to_faults", 0) for e in errors) > 0  # the loss, named
