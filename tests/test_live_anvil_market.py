@@ -431,3 +431,124 @@ def test_a_node_restarted_mid_market_keeps_its_chain_and_the_markets_accounts_ag
     assert executed and len({e["account"] for e in executed}) == len(executed)
     summary = json.loads((run_dir / "summary.json").read_text())["market"]
     assert summary["liquidations"]["executed"] == len(executed)
+
+
+@pytest.mark.slow
+def test_a_node_crashed_mid_market_loses_its_last_blocks_and_the_history_follows_the_chain_it_kept(
+        tmp_path: Path) -> None:
+    """The node is killed (SIGKILL) at 4 s, just after a first fall made keepers liquidate,
+    and started again 1 s later from the state it last wrote (up to a second old); a second
+    fall is published while it is down. The run ends on time, the loss is named, nothing is
+    left running; every transaction is accounted once against the chain the node kept (on
+    it, undone by the crash, refused, pending, lost, unsent), the executions are those its
+    liquidations make in block order at the oracle price before each, and the oracle's price
+    sent while the node was down is sent again and on the chain after the restart."""
+    import time
+
+    from msgstorm.market.accounts import execute, past_line
+    from msgstorm.runner import run
+
+    binary = require_anvil()
+    text = SCENARIO.replace('shocks = [{ at = "4s", fall = "40%", over = "5s" }]',
+                            'shocks = [{ at = "1500ms", fall = "25%", over = "1s" }, '
+                            '{ at = "4050ms", fall = "20%", over = "400ms" }]')
+    assert text != SCENARIO
+    scenario = parse_scenario(text, source="market.toml", overrides=[
+        'faults=[{kind="crash", at="4s", restart_after="1s", node="anvil"}]', "run.duration=14s",
+        # Blocks five times a state write: the kill most likely lands blocks after the last write.
+        "blocks.interval=200ms"])
+    started = time.monotonic()
+    result = run(scenario, tmp_path / "run")
+    # duration + drain + the node's start and restart (60 s allowed each on a loaded machine) + the analysis
+    assert time.monotonic() - started < 14 + 6 + 2 * 60 + 30
+    run_dir = result.run_dir
+    events = _rows(run_dir, "events")
+    faults = [(e["kind"], e["node"]) for e in events if e["kind"] in ("fault_start", "fault_end")]
+    assert faults == [("fault_start", "anvil"), ("fault_end", "anvil")]
+    crashed_at, restarted_at = (next(e["t"] for e in events if e["kind"] == kind) for kind in ("fault_start", "fault_end"))
+    assert not [e for e in events if e["kind"] == "node_down"]
+    errors = [json.loads(e["detail"]) for e in events if e["kind"] == "client_error"]
+    messages = _rows(run_dir, "messages")
+    ids = [m["msg_id"] for m in messages]
+    assert len(ids) == len(set(ids))
+    statuses = Counter(m["status"] for m in messages)
+    assert set(statuses) <= {"committed", "dropped", "rejected", "pending", "lost", "unsent"}
+    assert statuses["lost"] == sum(e.get("lost_to_faults", 0) for e in errors) > 0  # the loss, named
+    assert next(json.loads(e["detail"]) for e in events if e["kind"] == "cleanup")["left"] == []
+    assert next(e["t"] for e in events if e["kind"] == "run_end") <= (14 + 6 + 1) * 1_000_000_000
+    # The chain the node kept, loaded into a fresh anvil.
+    port = free_port()
+    node = ManagedServer("anvil-check", [binary, "--host", "127.0.0.1", "--port", str(port), "--load-state",
+                                         str(run_dir / "servers" / "anvil-state.json"), "--no-mining"],
+                         port, tmp_path / "check", 60)
+    node.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        latest = int(_rpc(url, "eth_blockNumber"), 16)
+        blocks = [_rpc(url, "eth_getBlockByNumber", hex(n), True) for n in range(1, latest + 1)]
+    finally:
+        node.stop()
+    produced = {e["height"]: e["value"] for e in events if e["kind"] == "block_produced"}
+    last = max(produced)
+    # Counts from the node's blocks are the history's: each block's transactions, and each of msgstorm's.
+    assert produced == {int(b["number"], 16): float(len(b["transactions"])) for b in blocks
+                        if int(b["number"], 16) in produced}
+    on_chain: dict[int, int] = {}  # msg_id -> block, in block order
+    for block in blocks:
+        for tx in block["transactions"]:
+            header = decode(tx["input"])
+            if header is not None:
+                assert header[0] not in on_chain, header  # included once
+                on_chain[header[0]] = int(block["number"], 16)
+    committed = {m["msg_id"]: m["block"] for m in messages if m["status"] == "committed"}
+    assert committed == {msg_id: n for msg_id, n in on_chain.items() if n <= last}
+    # Undone by the crash: dropped, the lost block still named, not on the chain it kept.
+    reorgs = [json.loads(e["detail"]) for e in events if e["kind"] == "canonical_reorg"]
+    undone = {m["msg_id"]: m["block"] for m in messages if m["status"] == "dropped" and m["block"] is not None}
+    assert set(undone) == {msg_id for r in reorgs for msg_id in r["undone"]}
+    assert all(r["final"] and r["rolled_back"][0] <= n <= r["rolled_back"][1] for r in reorgs for n in
+               (undone[m] for m in r["undone"]))
+    assert not set(undone) & set(on_chain)
+    # The executions are what the kept chain's liquidations do, in block order, each at the
+    # oracle price committed before it (the executions a crash undid say so).
+    by_id = {m["msg_id"]: m for m in messages}
+    oracle = {o["msg_id"]: o for o in _rows(run_dir, "oracle")}
+    accounts = {a["account"]: a for a in _rows(run_dir, "accounts")}
+    market = scenario.market
+    assert market is not None
+    price, step = float(_rows(run_dir, "prices")[0]["price"]), -1
+    liquidated: set[int] = set()
+    expected: list[tuple[int, str, float, float]] = []  # (msg_id, outcome, price, bad debt)
+    for msg_id, _ in sorted(((m, n) for m, n in on_chain.items() if n <= last), key=lambda item: item[1]):
+        row = by_id[msg_id]
+        if msg_id in oracle and oracle[msg_id]["t_price"] > step:
+            price, step = oracle[msg_id]["price"], oracle[msg_id]["t_price"]
+        elif row["kind"] == "liquidation":
+            account = accounts[row["key"]]
+            if row["key"] in liquidated:
+                expected.append((msg_id, "already_liquidated", price, 0.0))
+            elif not past_line(account["side"], account["liquidation_price"], price):
+                expected.append((msg_id, "recovered", price, 0.0))
+            else:
+                liquidated.add(row["key"])
+                done = execute(account["side"], account["size"], account["entry"], account["collateral"], price,
+                               market.liquidation_penalty, market.slippage_bps, market.depth)
+                expected.append((msg_id, "executed", price, done.bad_debt))
+    executions = _rows(run_dir, "executions")
+    kept = [(e["msg_id"], e["outcome"], e["price"], e["bad_debt"]) for e in executions if e["outcome"] != "reverted"]
+    kept.sort()
+    expected.sort()
+    assert [k[:2] for k in kept] == [e[:2] for e in expected]
+    assert [v for k in kept for v in k[2:]] == pytest.approx([v for e in expected for v in e[2:]])
+    assert {e["msg_id"] for e in executions if e["outcome"] == "reverted"} == {
+        m for m in undone if by_id[m]["kind"] == "liquidation"}
+    assert [e for e in expected if e[1] == "executed" and by_id[e[0]]["t_committed"] > restarted_at]
+    summary = json.loads((run_dir / "summary.json").read_text())["market"]
+    assert summary["liquidations"]["executed"] == len(liquidated)
+    # The price the oracle sent while the node was down went again once it was back, and is on the chain.
+    twice = Counter((o["instrument"], o["t_price"]) for o in oracle.values())
+    resent = [o for o in oracle.values() if twice[o["instrument"], o["t_price"]] == 2 and
+              by_id[o["msg_id"]]["t_intended"] > crashed_at]
+    assert resent, "no price sent again"
+    assert any(by_id[o["msg_id"]]["status"] == "committed" and by_id[o["msg_id"]]["t_committed"] > restarted_at
+               for o in resent)
