@@ -221,6 +221,7 @@ class ChainTarget:
         self._block_hashes: dict[int, str] = {}  # block number -> hash, to see a rollback after a restart
         self.undone: dict[int, int] = {}  # msg_id -> the block a restart lost it with (no longer included)
         self._lost_while_down: list[int] = []  # with [market]: msg_ids sent while a fault had the node down
+        self._pool_pid: int | None = None  # the node process whose pool holds the accepted transactions
         # A node that may be stopped and restarted: included transactions keep their hashes, so
         # one whose block a restart rolled back is looked up again at the end.
         self._keep_hashes = self.node.keeps_state()
@@ -386,7 +387,7 @@ class ChainTarget:
         self._nonces = [int(n, 16) for n in await rpc.calls("eth_getTransactionCount",
                                                             [[a, "pending"] for a in self._senders])]
         self._nonce_given = [0] * len(self._senders)
-        self._nonces_pid = self.node.server.pid if self.node.server is not None else None
+        self._nonces_pid = self._pool_pid = self.node.server.pid if self.node.server is not None else None
         self._traffic_senders = _Senders(range(traffic))
         self._market_senders = _Senders(range(traffic, traffic + market))
         self.first_block = int(await rpc.call("eth_blockNumber"), 16)
@@ -629,15 +630,19 @@ class ChainTarget:
                     "old_tip": numbers[-1], "new_tip": head, "final": True, "rolled_back": [numbers[keep], numbers[-1]],
                     "undone": undone}))
             del self.blocks[keep:]
-        gone = await self._gone_from_pool(rpc)
+        server = self.node.server
+        gone: list[int] = []
+        if server is not None and server.pid != self._pool_pid:  # another process: the pool started empty
+            gone = await self._gone_from_pool(rpc)
+            self._pool_pid = server.pid
         lost, self._lost_while_down = self._lost_while_down, []
         self._settle_included()
         if self.market is not None and (undone or gone or lost):
             self.market.reverted(undone, gone + lost)
 
     async def _gone_from_pool(self, rpc: JsonRpc) -> list[int]:
-        """Accepted transactions not in a block read that the node no longer knows (its pool
-        emptied by a restart, or their block lost): dropped, their accounts idle again."""
+        """After a restart: accepted transactions not in a block read that the node no longer
+        knows (its pool emptied, or their block lost): dropped, their accounts idle again."""
         waiting = [msg_id for msg_id in self._hashes if msg_id not in self.included and msg_id not in self.dropped]
         gone: list[int] = []
         for first in range(0, len(waiting), 1000):
