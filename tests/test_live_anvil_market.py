@@ -552,3 +552,32 @@ def test_a_node_crashed_mid_market_loses_its_last_blocks_and_the_history_follows
     assert resent, "no price sent again"
     assert any(by_id[o["msg_id"]]["status"] == "committed" and by_id[o["msg_id"]]["t_committed"] > restarted_at
                for o in resent)
+
+
+@pytest.mark.slow
+def test_a_node_killed_for_good_mid_market_ends_the_run_on_time_named_with_nothing_left(tmp_path: Path) -> None:
+    """A crash without ``restart_after`` at 3 s, after the fall began: the node is named down,
+    the sending ends with it, nothing is left running, and the market's tables hold only what
+    the blocks read before the kill committed."""
+    import time
+
+    from msgstorm.runner import run
+
+    require_anvil()
+    text = SCENARIO.replace('shocks = [{ at = "4s", fall = "40%", over = "5s" }]',
+                            'shocks = [{ at = "1500ms", fall = "25%", over = "1s" }]')
+    scenario = parse_scenario(text, source="market.toml", overrides=[
+        'faults=[{kind="crash", at="3s", node="anvil"}]', "run.duration=12s"])
+    started = time.monotonic()
+    result = run(scenario, tmp_path / "run")
+    assert time.monotonic() - started < 12 + 6 + 60 + 30  # duration + drain + the start (60 s at most) + the analysis
+    events = _rows(result.run_dir, "events")
+    down = [e for e in events if e["kind"] == "node_down"]
+    assert len(down) == 1 and down[0]["node"] == "anvil" and "crash fault" in json.loads(down[0]["detail"])["error"]
+    assert next(e["t"] for e in events if e["kind"] == "run_end") < 12_000_000_000  # ended with the node
+    assert next(json.loads(e["detail"]) for e in events if e["kind"] == "cleanup")["left"] == []
+    messages = {m["msg_id"]: m for m in _rows(result.run_dir, "messages")}
+    assert {m["status"] for m in messages.values()} <= {"committed", "dropped", "rejected", "pending", "lost", "unsent"}
+    executions = _rows(result.run_dir, "executions")
+    assert executions and all(messages[e["msg_id"]]["status"] == "committed" for e in executions)
+    assert all(messages[e["msg_id"]]["t_committed"] < down[0]["t"] for e in executions)
