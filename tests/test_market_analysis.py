@@ -153,7 +153,7 @@ def test_two_points_of_a_sweep_settling_at_different_times_are_judged_alike(tmp_
 # --- the delay and its split --------------------------------------------------------------------
 
 
-def _recovered_history(run_dir: Path) -> History:
+def _recovered_history(run_dir: Path, reverted: bool = False) -> History:
     """Two longs: collateral 20 (account 0: line 88.89, bankruptcy 80) and 12 (account 1:
     line 97.78, bankruptcy 88). The true price: 100; 85 at 0.5 s; 95 at 0.6 s (account 0
     recovers, account 1 does not); 86 at 1.0 s; 84 from 1.2 s.
@@ -167,6 +167,9 @@ def _recovered_history(run_dir: Path) -> History:
       never late (the price never reached 80), and ends in bad debt all the same;
     - account 1: a keeper sees m1 at 0.52 s, sends L3 at 0.55 s, which executes at 0.60 s at
       85: equity -3, penalty 4.25, bad debt 7.25; late (85 is past its bankruptcy, 88).
+
+    ``reverted``: besides, an execution of account 0 at 0.58 s at 60 (bad debt 23) that a
+    chain lost (a restarted node's older state): its row says ``reverted``.
     """
     oracle = [(1, 500, 85.0, 580), (2, 600, 95.0, 650), (3, 1100, 86.0, 1260), (4, 1200, 84.0, 1250)]
     liquidations = [(5, 550, 700), (6, 1300, 1450), (7, 550, 600)]
@@ -198,6 +201,8 @@ def _recovered_history(run_dir: Path) -> History:
                        execution(700, 5, 0, "recovered", 95.0, 600, 20.0),
                        execution(1450, 6, 0, "executed", 84.0, 1200, 20.0)],
     }
+    if reverted:
+        tables["executions"].insert(0, {**execution(580, 8, 0, "executed", 60.0, 500, 20.0), "outcome": "reverted"})
     return _history(run_dir, tables, 2 * S, messages)
 
 
@@ -235,6 +240,17 @@ def test_late_is_not_the_same_as_ending_in_bad_debt(tmp_path: Path) -> None:
     assert market["liquidations"] == {"eligible": 2, "triggered": 2, "executed": 2, "late": 1, "no_op": 1,
                                       "not_attempted": 0, "messages": 3}
     assert market["bad_debt"]["absolute"] == pytest.approx(7.45) and market["bad_debt"]["accounts"] == 2
+
+
+def test_an_execution_the_chain_lost_counts_neither_as_executed_nor_as_a_no_op(tmp_path: Path) -> None:
+    """The ``reverted`` row (bad debt 23 at 60) changes nothing: the market's numbers are
+    those of the executions on the chain that stayed."""
+    kept = market_summary(_recovered_history(tmp_path / "kept"))
+    market = market_summary(_recovered_history(tmp_path / "lost", reverted=True))
+    assert market is not None and kept is not None
+    assert market["liquidations"]["executed"] == 2 and market["liquidations"]["no_op"] == 1
+    assert market["bad_debt"]["absolute"] == pytest.approx(7.45)
+    assert market["liquidations"] == kept["liquidations"] and market["bad_debt"] == kept["bad_debt"]
 
 
 def test_the_report_draws_the_delays_the_summary_counts(tmp_path: Path) -> None:

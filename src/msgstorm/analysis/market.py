@@ -193,7 +193,8 @@ def _apply_topups(topups: pa.Table, grid: np.ndarray, path: np.ndarray, instrume
 @dataclass(frozen=True)
 class Executed:
     """The executed liquidations (an ``executions`` row each with outcome ``executed``), as
-    columns; ``no_ops`` counts the other rows."""
+    columns; ``no_ops`` counts the rows that committed without executing (``recovered``,
+    ``already_liquidated``), not those a chain lost (``reverted``: the commit is no more)."""
 
     t: np.ndarray
     msg_id: np.ndarray
@@ -206,14 +207,16 @@ class Executed:
 
 def executed_liquidations(history: History) -> Executed:
     executions = history.table("executions")
-    executed = np.array([outcome == "executed" for outcome in executions.column("outcome").to_pylist()], dtype=bool)
+    outcomes = executions.column("outcome").to_pylist()
+    executed = np.array([outcome == "executed" for outcome in outcomes], dtype=bool)
+    no_ops = sum(1 for outcome in outcomes if outcome not in ("executed", "reverted"))
 
     def column(name: str) -> np.ndarray:
         values: np.ndarray = executions.column(name).to_numpy()[executed]
         return values
 
     return Executed(column("t"), column("msg_id"), column("account"), column("price"), column("bad_debt"),
-                    column("slippage_bps"), int(np.count_nonzero(~executed)))
+                    column("slippage_bps"), no_ops)
 
 
 @dataclass(frozen=True)

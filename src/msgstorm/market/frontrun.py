@@ -210,6 +210,9 @@ class FrontRunReactor:
                 if members is not None and all(m in rank for m in members):
                     self._settle(race, members)
 
+    def reverted(self, t: int, undone: list[int], gone: list[int]) -> None:
+        pass  # front-runners run in the simulator only, whose commits are final (AnvilNode.market_problems)
+
     def _settle(self, race: _Race, members: list[int]) -> None:
         found = [self.rank[m] for m in members]
         for m in members:

@@ -19,6 +19,16 @@ During the run:
   or is a counted no-op: the account already liquidated, or not past its line at that price
   (recovered; the keeper may send again on a later price). Each is an ``executions`` row.
 
+A host whose chain can lose its newest blocks (a node restarted from an older saved state,
+``live/chain/target.py``) says so with ``reverted``: the commits the chain no longer holds are
+taken back newest first, as a reorg takes back a branch (the on-chain price goes back to the
+one before, an executed account is open again and its ``executions`` row says ``reverted``),
+and what will never reach the chain is sent again by its agent, as its real counterpart
+reading the reloaded head would: the oracle its newest price of an instrument the chain
+lacks (one more ``oracle`` row for the same price), a keeper its account's liquidation at the
+chain's price. The simulator's commits are final (a canonical reorg deeper than
+``confirmations`` is only counted, ``sim/forks.py``): it never calls ``reverted``.
+
 Liquidation messages compete in the same queues as every other message; nothing here
 changes the network. Everything here acts when a message commits, in block order, whatever
 the queue policy's ``execution_rank`` says (the ordering protocols decide the front-runners'
@@ -111,6 +121,7 @@ class MarketReactor:
                 self.keepers.append(_Keeper(f"{spec.name}-{i}", len(self.keepers), i, group, spec, nodes[i % len(nodes)], index.cursor(),
                                             Sampler(spec.reaction, rng), [0] * len(market.instruments)))
         self.agents = [market.oracle.name, *(spec.name for spec in market.keepers)]
+        self._keeper_named: dict[str, _Keeper] = {keeper.name: keeper for keeper in self.keepers}
         self.watched = {keeper.node for keeper in self.keepers}
         self._setup_topups(market, topup_seed)
         self.watched_kinds = {"price"} if self.watched else set()
@@ -120,6 +131,12 @@ class MarketReactor:
         # On chain: each instrument's price and the step of the true price behind it.
         self.chain_price = self.paths.prices[:, 0].tolist()
         self.chain_step = [0] * len(market.instruments)
+        self.chain_row = [-1] * len(market.instruments)  # the update row of the on-chain price (-1: the first)
+        # A committed price's msg_id -> the on-chain (step, price, row) it replaced, so a
+        # reverted commit puts it back; kept only where commits are not final.
+        self._price_before: dict[int, tuple[int, float, int]] = {}
+        self.resent: list[tuple[int, int]] = []  # (msg_id, update row) of the oracle's re-sends not yet written
+        self.resends = 0  # the oracle's re-sends so far
         self.liquidated = np.zeros(len(self.accounts), dtype=bool)
         self.price_of: dict[int, int] = {}  # oracle msg_id -> its row in updates
         self.liquidation_of: dict[int, tuple[int, int]] = {}  # msg_id -> (account, keeper)
@@ -249,23 +266,27 @@ class MarketReactor:
             if step <= keeper.known_step[instrument]:
                 continue  # an older price than one it has (gossip need not keep order)
             keeper.known_step[instrument] = step
-            found = keeper.cursor.past(instrument, price)
-            if keeper.retry:
-                again = [a for a in keeper.retry
-                         if self._instrument[a] == instrument and past_line(self._side[a], self._line[a], price)]
-                keeper.retry.difference_update(again)
-                found.extend(sorted(again))
-            split = None if keeper.spec.race else keeper.spec.count
-            for account in found:
-                if self.liquidated[account] or account in keeper.pending:
-                    continue
-                if not past_line(self._side[account], self._line[account], price):
-                    keeper.retry.add(account)  # its line moved (a top-up): not yet
-                    continue
-                if split is not None and account % split != keeper.member:
-                    continue  # another keeper of the group takes it
-                keeper.pending.add(account)
-                self.host.schedule(t + keeper.reaction(), self._send, account, keeper.index, row, t)
+            self._look(t, keeper, row, instrument, price)
+
+    def _look(self, t: int, keeper: _Keeper, row: int, instrument: int, price: float) -> None:
+        """``keeper`` at ``price`` (update ``row``): a liquidation for each account it finds past its line."""
+        found = keeper.cursor.past(instrument, price)
+        if keeper.retry:
+            again = [a for a in keeper.retry
+                     if self._instrument[a] == instrument and past_line(self._side[a], self._line[a], price)]
+            keeper.retry.difference_update(again)
+            found.extend(sorted(again))
+        split = None if keeper.spec.race else keeper.spec.count
+        for account in found:
+            if self.liquidated[account] or account in keeper.pending:
+                continue
+            if not past_line(self._side[account], self._line[account], price):
+                keeper.retry.add(account)  # its line moved (a top-up): not yet
+                continue
+            if split is not None and account % split != keeper.member:
+                continue  # another keeper of the group takes it
+            keeper.pending.add(account)
+            self.host.schedule(t + keeper.reaction(), self._send, account, keeper.index, row, t)
 
     def _near_line(self, t: int, instrument: int, price: float) -> None:
         assert self.topup_cursor is not None
@@ -317,7 +338,7 @@ class MarketReactor:
         self.liquidation_of[msg_id] = (account, keeper_index)
         self._triggers.append((t_seen, t, keeper.name, self.host.node_names[keeper.node], account, msg_id,
                                self.msg_of_update[row], float(self.updates.price[row])))
-        if len(self._triggers) >= _FLUSH_ROWS:
+        if len(self._triggers) >= _FLUSH_ROWS and self.host.final_commits:
             self._flush()
 
     def committed(self, t: int, msg_ids: list[int]) -> None:
@@ -329,8 +350,12 @@ class MarketReactor:
             if row is not None:
                 instrument, step = int(self.updates.instrument[row]), int(self.updates.step[row])
                 if step > self.chain_step[instrument]:
+                    if not self.host.final_commits:
+                        self._price_before[msg_id] = (self.chain_step[instrument], self.chain_price[instrument],
+                                                      self.chain_row[instrument])
                     self.chain_step[instrument] = step
                     self.chain_price[instrument] = float(self.updates.price[row])
+                    self.chain_row[instrument] = row
                 continue
             owner = liquidation_of.pop(msg_id, None)
             if owner is not None:
@@ -361,8 +386,77 @@ class MarketReactor:
             self.liquidated[account] = True
         self._executions.append((t, msg_id, account, keeper.name, outcome, price, t_price, done.pnl, done.penalty,
                                  done.slippage, done.slippage_bps, done.collateral_after, done.bad_debt))
-        if len(self._executions) >= _FLUSH_ROWS:
+        if len(self._executions) >= _FLUSH_ROWS and self.host.final_commits:
             self._flush()
+
+    # --- a chain that lost its newest blocks ------------------------------------------------
+
+    def reverted(self, t: int, undone: list[int], gone: list[int]) -> None:
+        """The chain lost blocks (see the module's docstring): ``undone``, the messages whose
+        commits it no longer holds, in block order; ``gone``, messages that will never reach
+        it (its pool emptied, or sent while its node was down), which their agents send again."""
+        for msg_id in reversed(undone):
+            before = self._price_before.pop(msg_id, None)
+            if before is not None:
+                instrument = int(self.updates.instrument[self.price_of[msg_id]])
+                self.chain_step[instrument], self.chain_price[instrument], self.chain_row[instrument] = before
+                continue
+            at = self._execution_at(msg_id)
+            if at is not None:
+                execution = self._executions[at]
+                account, keeper = int(execution[2]), self._keeper_named[execution[3]]
+                if execution[4] == "executed":
+                    self.liquidated[account] = False
+                self._executions[at] = (*execution[:4], "reverted", *execution[5:])
+                self.liquidation_of[msg_id] = (account, keeper.index)  # it executes again if the chain takes it again
+                keeper.pending.add(account)
+        newest: dict[int, int] = {}  # instrument -> the newest update row among the gone prices
+        for msg_id in gone:
+            update = self.price_of.get(msg_id)
+            if update is not None:
+                instrument = int(self.updates.instrument[update])
+                newest[instrument] = max(update, newest.get(instrument, -1))
+                continue
+            owner = self.liquidation_of.pop(msg_id, None)
+            if owner is not None:
+                account, keeper_index = owner
+                keeper = self.keepers[keeper_index]
+                keeper.pending.discard(account)
+                keeper.retry.add(account)  # sent again at the chain's price, below, or a later one
+        for keeper in self.keepers:  # it knows the reloaded head: a price the chain lost is new again
+            keeper.known_step = [min(known, chain) for known, chain in zip(keeper.known_step, self.chain_step,
+                                                                            strict=True)]
+        self._resend_prices(t, newest)
+        for keeper in self.keepers:
+            for instrument, row in enumerate(self.chain_row):
+                if keeper.retry and row >= 0:
+                    self._look(t, keeper, row, instrument, self.chain_price[instrument])
+
+    def _execution_at(self, msg_id: int) -> int | None:
+        """The index of ``msg_id``'s ``executions`` row still held (the newest first: a
+        reverted commit is among the last)."""
+        for at in range(len(self._executions) - 1, -1, -1):
+            if self._executions[at][1] == msg_id and self._executions[at][4] != "reverted":
+                return at
+        return None
+
+    def _resend_prices(self, t: int, newest: dict[int, int]) -> None:
+        """The oracle sends again each instrument's price in ``newest`` (update rows) when it
+        is still its newest published one and newer than the chain's."""
+        if not newest:
+            return
+        spec = self.market.oracle
+        updates = self.updates
+        due = int(np.searchsorted(updates.t, t, side="right"))
+        for instrument, row in sorted(newest.items()):
+            published = np.flatnonzero(updates.instrument[:due] == instrument)
+            if not published.size or int(published[-1]) != row or int(updates.step[row]) <= self.chain_step[instrument]:
+                continue
+            msg_id = self.host.send(t, self.host.agent_index(spec.name), "price", self.oracle_node, instrument,
+                                    spec.size, spec.fee)
+            self.price_of[msg_id] = row
+            self.resent.append((msg_id, row))
+            self.resends += 1
 
     # --- the end -----------------------------------------------------------------------------
 
@@ -398,6 +492,15 @@ class MarketReactor:
                 "price": self.paths.prices[instruments, steps], "t_price": steps * np.int64(self.paths.resolution_ns),
                 "published": self.updates.price[first:end], "t_published": self.updates.t[first:end]})
             self._oracle_written = end
+        if self.resent:  # the oracle's re-sends: the same update, another message
+            rows = np.array([row for _, row in self.resent], dtype=np.int64)
+            instruments, steps = self.updates.instrument[rows], self.updates.step[rows]
+            self.host.append("oracle", {
+                "msg_id": [msg_id for msg_id, _ in self.resent],
+                "instrument": [self.paths.names[i] for i in instruments.tolist()],
+                "price": self.paths.prices[instruments, steps], "t_price": steps * np.int64(self.paths.resolution_ns),
+                "published": self.updates.price[rows], "t_published": self.updates.t[rows]})
+            self.resent = []
 
     def finish(self, t_end: int) -> None:
         self._flush()

@@ -51,6 +51,8 @@ CommitListener = Callable[[int, list[list[Any]]], None]
 class SimHost:
     """The simulator as reactors and queue policies see it."""
 
+    final_commits = True  # a commit is never taken back (a deep canonical reorg is counted: sim/forks.py)
+
     # Set by ``connect``, before the run.
     ctx: SimContext
     sequencer: Sequencer

@@ -134,6 +134,9 @@ class Integrity:
     def committed(self, t: int, msg_ids: list[int]) -> None:
         pass
 
+    def reverted(self, t: int, undone: list[int], gone: list[int]) -> None:
+        pass  # the simulator's commits are final
+
     def validated(self, t: int, node: int, m: int) -> None:
         """The leader verifies ``m`` before its sequencer sees it (other nodes relay)."""
         if node != self.host.leader() or m in self.judged:

@@ -15,7 +15,8 @@ block order). Times are nanoseconds from the run's start either way; nothing her
 which clock.
 
 What the simulator gives a reactor (``ReactorHost``, implemented by ``SimHost``):
-node names, the agent index of each of its agents, ``send`` (a message that enters the
+``final_commits`` (True: a commit is never taken back; the chain host's is False, and a
+reactor keeps what a revert may change until ``finish``), node names, the agent index of each of its agents, ``send`` (a message that enters the
 network now, through the same path and queues as all traffic), ``schedule`` (a Python
 event), the base fee, ``visible`` and ``execution_rank`` (below), and ``append`` to its own
 history tables.
@@ -25,7 +26,9 @@ agent names after the scenario's), ``watched`` and ``watched_kinds`` (the nodes 
 message kinds whose validations it sees: the gossip kernel comes back to Python for those
 messages at those nodes only), ``traffic`` (the run's traffic
 with any messages it schedules before the run merged in, in time order), ``numbered``
-(the msg_ids a traffic batch was given), ``validated``, ``committed`` and ``finish``; and,
+(the msg_ids a traffic batch was given), ``validated``, ``committed``, ``reverted`` (commits
+taken back, newest blocks lost: only a host without ``final_commits`` calls it) and
+``finish``; and,
 optionally, ``wants_ranks = True``: inside ``committed`` it may ask ``execution_rank``,
 when each message takes effect under the queue policy (front-runners judge their races
 by it). ``visible`` is what a watcher sees of a message (nothing of a commitment).
@@ -52,6 +55,7 @@ Handler = Callable[[int, int, int, int, int], None]
 class ReactorHost(Protocol):
     node_names: list[str]
     node_regions: list[str]
+    final_commits: bool  # False: ``Reactor.reverted`` may take commits back
 
     def agent_index(self, name: str) -> int: ...
 
@@ -92,6 +96,11 @@ class Reactor(Protocol):
     def validated(self, t: int, node: int, msg_id: int) -> None: ...
 
     def committed(self, t: int, msg_ids: list[int]) -> None: ...
+
+    def reverted(self, t: int, undone: list[int], gone: list[int]) -> None:
+        """The chain lost its newest blocks: ``undone`` the messages whose commits it no
+        longer holds (in block order), ``gone`` messages sent that will never reach it."""
+        ...
 
     def finish(self, t_end: int) -> None: ...
 

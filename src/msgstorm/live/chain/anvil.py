@@ -124,11 +124,12 @@ class AnvilNode(HasServers, RoutesClients, RunsMarket):
             said.append((("market", "orders"), "the batch auction's book clears in the simulator's sequencer only: "
                                                "drop [market.orders] or run with --target sim"))
         for where, spec in fault_entries(scenario):
-            if isinstance(spec, CrashFault):
+            if isinstance(spec, CrashFault) and market.topups is not None:
                 said.append(((*where, "kind"), "a 'crash' fault (SIGKILL) may restart the node from a chain up to "
                                                "a second older (anvil writes its state every second), undoing "
-                                               "liquidations the market has executed: use a 'restart' (SIGTERM: "
-                                               "the node writes its whole chain first) or a pause with [market]"))
+                                               "commits; an undone top-up has no row to say so: drop "
+                                               "[market.topups], or use a 'restart' (SIGTERM: the node writes its "
+                                               "whole chain first) or a pause"))
         return said
 
     @staticmethod

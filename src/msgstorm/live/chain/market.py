@@ -25,7 +25,12 @@ What the chain gives the reactors:
   transaction's nonce; the sends of one turn of the event loop go in one batch request;
 - ``base_fee`` is the base fee of the next block (in fee units), computed from the newest
   head by EIP-1559's rule (``next_base_fee_wei``), which is what a fee-aware keeper
-  multiplies and what the node checks a fee cap against.
+  multiplies and what the node checks a fee cap against;
+- ``reverted`` (``final_commits`` is False: a node restarted from an older saved state may
+  have lost its newest blocks): when the node is back, the commits its chain no longer holds
+  and the messages it will never include (a pool the restart emptied, sends made while it
+  was down) go to the reactors, which take the commits back and send again (the oracle its
+  newest price the chain lacks, the keepers their liquidations).
 
 A fee cap under the base fee: anvil refuses such a transaction where the simulator's
 sequencer, under ``backpressure.underpriced = "wait"``, holds it until the base fee falls.
@@ -83,6 +88,8 @@ class ChainMarket:
     ``start`` on the run's event loop, ``traffic``/``numbered`` while the traffic is sent,
     ``on_block`` for each block read, ``close`` when the drain ends (what is still held is
     kept as ``pending``), ``finish`` writes the reactors' tables."""
+
+    final_commits = False  # the node may restart from a state older than the blocks read
 
     def __init__(self, scenario: Scenario, seed: np.random.SeedSequence, now: Callable[[], int],
                  fee_unit_wei: int) -> None:
@@ -259,6 +266,14 @@ class ChainMarket:
                 assert self._send_rows is not None
                 for window in {id(w): w for w, _ in go_again}.values():
                     self._send_rows(window, [k for w, k in go_again if w is window])
+
+    def reverted(self, undone: list[int], gone: list[int]) -> None:
+        """The node came back without the commits of ``undone`` (in block order) and without
+        ``gone``: the reactors take the commits back and their agents send again now (not
+        once the sending has ended: the commits are taken back all the same)."""
+        t = self._now()
+        for reactor in self.reactors:
+            reactor.reverted(t, undone, [] if self.closed else gone)
 
     # --- the end ------------------------------------------------------------------------------
 

@@ -68,10 +68,12 @@ def merged(windows: list[Window]) -> list[Window]:
 
 def write_messages(writer: HistoryWriter, scenario: Scenario, windows: list[Window],
                    included: dict[int, tuple[int, int, int]], dropped: set[int], interrupted: bool,
-                   started: bool, agents: list[str]) -> int:
+                   started: bool, agents: list[str], undone: dict[int, int] | None = None) -> int:
     """One row per message sent, and per message intended before the run's end and never
     sent (``unsent``) unless the run was interrupted, and per market message; the number
-    sent. ``agents``: the names of the agent indexes."""
+    sent. ``agents``: the names of the agent indexes; ``undone``: msg_id -> the block a
+    restarted node lost it with (its ``block``, not committed)."""
+    undone = undone or {}
     duration = scenario.run.duration
     complete = not interrupted and started
     sent_total = 0
@@ -91,8 +93,11 @@ def write_messages(writer: HistoryWriter, scenario: Scenario, windows: list[Wind
             found = included.get(msg_id)
             if found is not None:
                 t_committed[r], block[r], seq_no[r] = found
-            elif msg_id in dropped:
+                continue
+            if msg_id in dropped:
                 outcome[r] = DROPPED
+            if msg_id in undone:
+                block[r] = undone[msg_id]
         sent = window.sent[rows]
         status = np.where(sent < 0, np.where(outcome == PENDING, PENDING, UNSENT), np.where(t_committed >= 0, COMMITTED,
                           np.where((outcome == REJECTED) | (outcome == DROPPED), outcome,

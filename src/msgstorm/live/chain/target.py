@@ -52,9 +52,15 @@ nemesis (``live/nemesis.py``), as to a broker: ``pause`` (SIGSTOP/SIGCONT), ``cr
 ``fault_start`` / ``fault_end`` event. While a fault has the node down and will bring it back,
 a send that finds no node is ``lost`` and the heads are followed again once it listens; a
 node down otherwise (a crash without ``restart_after``, an exit of its own) is named
-(``node_down``) and ends the sending. A node restarted from a state older than the blocks
-already read (a SIGKILL between two writes of its state) rolled those blocks back: they are
-dropped from the history's chain, and their transactions, no longer on it, end ``dropped``.
+(``node_down``) and ends the sending. When the node is back it is reconciled with
+(``_roll_back``), as the simulator treats a reorg deeper than its confirmations: a node
+restarted from a state older than the blocks already read (a SIGKILL between two writes of
+its state) lost those blocks; they leave the history's chain (a ``canonical_reorg`` event,
+``final``, value the blocks lost, detail the old and new tip and the transactions undone),
+and their transactions, no longer on it, end ``dropped`` with the lost block still in their
+``block`` column (as a simulated message in a block the canonical chain left keeps the block
+that first included it). Accepted transactions the node no longer knows (its pool emptied)
+end ``dropped``; each account's nonce is read again from the node.
 
 With ``[market]`` the market runs on the chain (``live/chain/market.py``, ``ChainMarket``): the
 oracle's price messages are merged into the traffic, the keepers' and top-ups' are sent as
@@ -63,6 +69,9 @@ block read is handed to it in block order, and its held messages are sent as the
 allows. A market transaction the pool dropped once the base fee passed its fee cap is looked
 for after each block (``eth_getTransactionByHash``) and held again, its nonce reused. At the
 start of the schedule the next block's base fee is set back to the scenario's initial one.
+When the node comes back from a fault, the market is told what its chain lost and what will
+never reach it (``ChainMarket.reverted``): liquidations undone are no longer executed, the
+oracle sends again its newest price the chain lacks, the keepers their liquidations.
 
 The messages and the chain's events are written at the run's end (``live/chain/record.py``);
 the run's start, servers and errors as they happen (``live/event_log.py``).
@@ -210,6 +219,9 @@ class ChainTarget:
         self.nemesis: Nemesis | None = None
         self.lost_to_faults = 0  # transactions sent while a fault had the node down
         self._block_hashes: dict[int, str] = {}  # block number -> hash, to see a rollback after a restart
+        self.undone: dict[int, int] = {}  # msg_id -> the block a restart lost it with (no longer included)
+        self._lost_while_down: list[int] = []  # with [market]: msg_ids sent while a fault had the node down
+        self._pool_pid: int | None = None  # the node process whose pool holds the accepted transactions
         # A node that may be stopped and restarted: included transactions keep their hashes, so
         # one whose block a restart rolled back is looked up again at the end.
         self._keep_hashes = self.node.keeps_state()
@@ -375,7 +387,7 @@ class ChainTarget:
         self._nonces = [int(n, 16) for n in await rpc.calls("eth_getTransactionCount",
                                                             [[a, "pending"] for a in self._senders])]
         self._nonce_given = [0] * len(self._senders)
-        self._nonces_pid = self.node.server.pid if self.node.server is not None else None
+        self._nonces_pid = self._pool_pid = self.node.server.pid if self.node.server is not None else None
         self._traffic_senders = _Senders(range(traffic))
         self._market_senders = _Senders(range(traffic, traffic + market))
         self.first_block = int(await rpc.call("eth_blockNumber"), 16)
@@ -494,6 +506,8 @@ class ChainTarget:
             if self._down_by_fault():  # the fault's own events say why; each send it cost is lost
                 self.lost_to_faults += len(window.outcome[rows])
                 self._free_nonces(window, rows, body)
+                if self.market is not None:  # its agents send again when the node is back
+                    self._lost_while_down.extend(window.batch.msg_id[rows].tolist())
                 return
             self._on_error("sender", error)
             self._check_node()
@@ -591,28 +605,59 @@ class ChainTarget:
 
     async def _roll_back(self, rpc: JsonRpc) -> None:
         """After the node came back: the blocks read that its chain no longer has (a restart
-        from an older state) are dropped, their transactions no longer included."""
+        from an older state) leave the history's chain, their transactions no longer
+        included (``undone``); the accepted transactions the node no longer knows are
+        dropped; the market learns both, and the sends made while the node was down."""
+        head = int(await rpc.call("eth_blockNumber"), 16)  # raises while the node does not answer yet
         await self._resync_nonces(rpc)
-        if not self.blocks:
-            return
-        numbers = [b.number for b in self.blocks]
-        found = await rpc.calls("eth_getBlockByNumber", [[hex(n), False] for n in numbers])
-        keep = len(numbers)
-        for index, block in enumerate(found):
-            if block is None or block["hash"] != self._block_hashes.get(numbers[index]):
-                keep = index
-                break
-        for block in self.blocks[keep:]:
-            self._block_hashes.pop(block.number, None)
-            for msg_id in block.ours:
-                self.included.pop(msg_id, None)
-        if keep < len(numbers):
-            self.log.add((self._now(), EventKind.CLIENT_ERROR, None, None, {
-                "client": "heads", "rolled_back": [numbers[keep], numbers[-1]],
-                "error": f"the restarted node's chain ends before block {numbers[keep]}: blocks "
-                         f"{numbers[keep]}..{numbers[-1]} rolled back"}))
-        del self.blocks[keep:]
+        undone: list[int] = []
+        if self.blocks:
+            numbers = [b.number for b in self.blocks]
+            found = await rpc.calls("eth_getBlockByNumber", [[hex(n), False] for n in numbers])
+            keep = len(numbers)
+            for index, block in enumerate(found):
+                if block is None or block["hash"] != self._block_hashes.get(numbers[index]):
+                    keep = index
+                    break
+            for block in self.blocks[keep:]:
+                self._block_hashes.pop(block.number, None)
+                for msg_id in block.ours:
+                    if self.included.pop(msg_id, None) is not None:
+                        undone.append(msg_id)
+                        self.undone[msg_id] = block.number
+            if keep < len(numbers):
+                self.log.add((self._now(), EventKind.CANONICAL_REORG, NAME, float(len(numbers) - keep), {
+                    "old_tip": numbers[-1], "new_tip": head, "final": True, "rolled_back": [numbers[keep], numbers[-1]],
+                    "undone": undone}))
+            del self.blocks[keep:]
+        server = self.node.server
+        gone: list[int] = []
+        if server is not None and server.pid != self._pool_pid:  # another process: the pool started empty
+            gone = await self._gone_from_pool(rpc)
+            self._pool_pid = server.pid
+        lost, self._lost_while_down = self._lost_while_down, []
         self._settle_included()
+        if self.market is not None and (undone or gone or lost):
+            self.market.reverted(undone, gone + lost)
+
+    async def _gone_from_pool(self, rpc: JsonRpc) -> list[int]:
+        """After a restart: accepted transactions not in a block read that the node no longer
+        knows (its pool emptied, or their block lost): dropped, their accounts idle again."""
+        waiting = [msg_id for msg_id in self._hashes if msg_id not in self.included and msg_id not in self.dropped]
+        gone: list[int] = []
+        for first in range(0, len(waiting), 1000):
+            part = waiting[first:first + 1000]
+            found = await rpc.calls("eth_getTransactionByHash", [[self._hashes[m]] for m in part])
+            gone += [m for m, tx in zip(part, found, strict=True) if tx is None]
+        for msg_id in gone:
+            self.dropped.add(msg_id)
+            self.accepted -= 1  # the drain waits for it no more
+            self._market_rows.pop(msg_id, None)
+            self._market_nonce.pop(msg_id, None)
+            sender = self._sender_of.pop(msg_id, None)
+            if sender is not None:
+                self._release_sender(sender)
+        return gone
 
     def _restarted(self) -> bool:
         """Whether the node listens again as another process than the one the nonces were
@@ -809,7 +854,7 @@ class ChainTarget:
         if self.market is not None:
             windows, agents = windows + merged(self.market.windows), self.market.agent_names
         sent = write_messages(self.writer, self.scenario, windows, self.included, self.dropped,
-                              self.interrupted, self.start_error is None, agents)
+                              self.interrupted, self.start_error is None, agents, self.undone)
         if self.senders_busy:
             self.log.add((t_end, EventKind.CLIENT_ERROR, None, None, {
                 "client": "senders", "busy": self.senders_busy,
