@@ -2,8 +2,10 @@
 
 A chain node's run (its blocks carry gas limits: the ``anvil`` target) gets the twin of its
 chain instead, its rules read from the low-load steps' blocks (``analysis/chain_fit.py``);
-its knee is a prediction only when the measured one is the chain's, not msgstorm's sending
-limit or the machine's (``_chain_doubts``). What follows is the one-queue model of the rest.
+its blocks come at the node's own pace (``analysis/node_pace.py``), and its knee is a
+prediction only when the measured one is the chain's, not msgstorm's sending limit or the
+machine's (``_chain_doubts``; a machine busy with other work: ``machine_limit``, a doubt
+when the twin misses). What follows is the one-queue model of the rest.
 
 Place in the pipeline: ``msgstorm calibrate RUN_DIR`` -> **calibrate(history)** ->
 ``Calibration`` -> ``report/twin.py`` writes the twin scenario. Like every analysis it reads
@@ -352,8 +354,8 @@ def _chain_calibration(history: History, chain: ChainFit, step_ns: int, knee: di
                        wait_source: str, steps: tuple[LowLoadStep, ...], service: ServiceFit, cpu: tuple[CpuFit, ...],
                        load: IntervalLoad, chosen: list[int], messages: MessageArrays, note: str,
                        passed: list[bool]) -> Calibration:
-    """The twin of a chain node: its fitted chain, blocks every measured interval (made to
-    divide the step), the pool as one worker at the chain's rate. At low load a transaction
+    """The twin of a chain node: its fitted chain, blocks at the node's pace over the steps
+    the knee credited, the pool as one worker at the chain's rate. At low load a transaction
     waits for the next block, so the model's latency is the worker's service plus a uniform
     wait up to the interval: its p99 is that service plus 99% of the interval."""
     blocks = chain_blocks(history)
