@@ -392,9 +392,9 @@ def _chain_calibration(history: History, chain: ChainFit, step_ns: int, knee: di
 
 def machine_limit(knee: dict[str, Any]) -> str:
     """Why a measured knee may be the machine's (``capacity``'s ``limited_by`` "machine": its
-    cores busy with work outside the run at the first failing step), or "" when it is not:
-    then the target waited for CPUs others held, which nothing in the run's own traffic
-    decides and no twin predicts."""
+    cores busy with work outside the run at the first failing step; "" when it is not). Such
+    a target waited for CPUs others held, which nothing in the run's own traffic decides and
+    no twin predicts."""
     if knee.get("limited_by") != "machine":
         return ""
     at_limit = knee.get("at_limit") or {}
