@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from test_analysis_history import MS, S, message, scenario_dict, write_history
 
 from msgstorm.analysis import STEP_SCHEMA, capacity, find_step_ramp
@@ -219,6 +220,45 @@ def test_a_live_knee_says_the_broker_or_the_machine_limited_it(tmp_path: Path) -
     knee = capacity(write_history(tmp_path / "machine", rows, busy, scenario=scenario_dict(RAMP), t_end=6 * S,
                                   target="nats", host=host))[0]
     assert knee is not None and knee["limited_by"] == "machine CPU"
+
+
+def _machine_samples(busy_cores: list[float]) -> list[dict[str, Any]]:
+    """``machine_cpu_seconds`` samples every 100 ms of a machine whose cores are busy
+    ``busy_cores[k]`` in second k (cumulative from an uptime's worth of busy seconds)."""
+    rows, total = [], 1000.0
+    for k in range(10 * len(busy_cores) + 1):
+        rows.append({"t": k * 100 * MS, "kind": "machine_cpu_seconds", "node": None, "value": total, "height": None,
+                     "detail": None})
+        total += busy_cores[min(k // 10, len(busy_cores) - 1)] / 10
+    return rows
+
+
+def test_a_live_knee_says_when_other_work_on_the_machine_held_its_cpus(tmp_path: Path) -> None:
+    """Step 4 (second 3-4) fails: with the machine's cores 1.96 of 2 busy while msgstorm and
+    the broker used 0.9 of them, other work set the knee; at 1.5 busy, or with the same
+    busy cores only in the step before, the broker did."""
+    rows = ramp_messages([1, 1, 1.2, 50, 200])
+    host = '{"cpus": 2}'
+    ours = _cpu_samples("publisher", 0.3) + _cpu_samples("nats-server", 0.6)
+
+    def limit(name: str, busy: list[float]) -> dict[str, Any]:
+        knee = capacity(write_history(tmp_path / name, rows, ours + _machine_samples(busy),
+                                      scenario=scenario_dict(RAMP), t_end=6 * S, target="nats", host=host))[0]
+        assert knee is not None and knee["knee_rate_per_s"] == 300.0
+        return knee
+
+    saturated = limit("saturated", [1.0, 1.0, 1.0, 1.96, 1.96, 1.96])
+    assert saturated["limited_by"] == "machine"
+    assert saturated["at_limit"]["machine_busy"] == pytest.approx(1.96)
+    assert saturated["at_limit"]["cpu_busy"] == {"publisher": 0.3, "nats-server": 0.6}
+    busy = limit("busy", [1.0, 1.0, 1.0, 1.5, 1.5, 1.5])
+    assert busy["limited_by"] == "broker" and busy["at_limit"]["machine_busy"] == pytest.approx(1.5)
+    before = limit("before", [1.0, 1.0, 1.96, 1.0, 1.0, 1.0])
+    assert before["limited_by"] == "broker" and before["at_limit"]["machine_busy"] == pytest.approx(1.0)
+    unrecorded = capacity(write_history(tmp_path / "unrecorded", rows, ours, scenario=scenario_dict(RAMP),
+                                        t_end=6 * S, target="nats", host=host))[0]
+    assert unrecorded is not None and unrecorded["limited_by"] == "broker"
+    assert unrecorded["at_limit"]["machine_busy"] is None
 
 
 def test_a_live_send_lag_counts_against_the_latency_it_is_part_of(tmp_path: Path) -> None:

@@ -440,6 +440,16 @@ def test_check_twin_says_when_the_twins_knee_is_not_a_prediction(readme_ramp: Pa
     doubted = check_twin(replace(calibration, doubts=("the fit says so",)), 5000.0,
                          _steps(offered, [True] * 5 + [False] * 5))
     assert doubted.doubts == ("the fit says so",) and not doubted.within_tolerance
+    # The machine's cores busy with other work at the measured limit: a twin that misses is
+    # not a miss but a doubt naming the machine; one that agrees is a prediction.
+    machine = replace(calibration, machine_limit="the measured knee is this machine's")
+    agrees = check_twin(machine, 5500.0, _steps(offered, [True] * 5 + [False] * 5))
+    assert agrees.predicted and agrees.within_tolerance
+    misses = check_twin(machine, 7000.0, _steps(offered, [True] * 7 + [False] * 3))
+    assert misses.doubts == ("the measured knee is this machine's",) and not misses.predicted
+    assert misses.relative_error == pytest.approx(0.4)
+    no_knee = check_twin(machine, None, _steps(offered, [False] * 10))
+    assert no_knee.doubts[-1] == "the measured knee is this machine's"
 
 
 def test_a_fit_that_does_not_pin_the_capacity_down_is_a_doubt(readme_ramp: Path) -> None:

@@ -13,8 +13,9 @@ from test_analysis_history import MS, event, message, scenario_dict, write_histo
 from typer.testing import CliRunner
 
 from msgstorm.analysis.calibrate import PREDICTION_TOLERANCE, calibrate
-from msgstorm.analysis.capacity import capacity
+from msgstorm.analysis.capacity import MACHINE_BUSY_SHARE, MACHINE_SATURATED_SHARE, capacity
 from msgstorm.analysis.chain_fit import chain_blocks, fit_chain
+from msgstorm.analysis.cpu import machine_cpu
 from msgstorm.cli import app
 from msgstorm.history import read_history
 from msgstorm.live.chain.calldata import encode, intrinsic_gas
@@ -110,7 +111,9 @@ def test_the_fitted_chain_is_the_nodes_and_recomputes_its_base_fee_block_by_bloc
     assert chain.gas_limit == 3_000_000
     assert chain.policy == "fee_priority"
     assert abs(chain.measured_interval_ns - 500e6) < 0.05 * 500e6
-    assert calibration.block_interval_ns == 500_000_000
+    # The twin's blocks: the node's own pace (its mean head spacing, to the microsecond).
+    assert calibration.pace is not None and calibration.pace.configured_interval_ns == 500_000_000
+    assert calibration.block_interval_ns == round(calibration.pace.block_interval_ns / 1_000) * 1_000
     # The gas of a transaction, from calldata.py's rule on what each committed message carried.
     messages = history.messages.to_pylist()
     kinds = {kind: MESSAGE_KINDS.index(kind) for kind in MESSAGE_KINDS}
@@ -143,13 +146,31 @@ def test_the_fitted_chain_is_the_nodes_and_recomputes_its_base_fee_block_by_bloc
 
 @pytest.mark.slow
 def test_check_predicts_the_chains_knee_within_15_percent_or_says_why_not(anvil_ramp: Path, tmp_path: Path) -> None:
-    calibration = calibrate(read_history(anvil_ramp))
+    """Within 15% of the node's knee (exit 0), or no prediction, said why (exit 1): the twin's
+    knee missed where the machine's cores were busy with other work at the measured limit (as
+    the run's own machine samples show, read here apart from ``capacity``), or the fit or the
+    ramp doubted it first. A miss with neither is a failure of the twin."""
+    history = read_history(anvil_ramp)
+    calibration = calibrate(history)
     result = CliRunner().invoke(app, ["calibrate", str(anvil_ramp), "-o", str(tmp_path / "twin.toml"), "--check"])
     said = " ".join(result.output.split())
     assert "base fee, block by block over the ramp's" in said, said
     twin = load_scenario(tmp_path / "twin.toml")
     assert twin.blocks.max_gas == 3_000_000 and twin.backpressure.mode == "eip1559"
     assert twin.sequencer.policy == "fee_priority"
+    # The twin's blocks come at the node's pace over the steps the knee credited.
+    assert calibration.pace is not None and twin.blocks.interval == calibration.block_interval_ns
+    assert abs(calibration.block_interval_ns - calibration.pace.block_interval_ns) <= 1_000
+    # Whether the machine was saturated at the measured limit, from its samples.
+    knee, steps, _ = capacity(history)
+    machine = machine_cpu(history)
+    assert knee is not None and steps is not None and machine is not None and machine.cpus
+    at = knee["at_limit"]["step"] - 1
+    busy = machine.cores(int(steps.column("t_start_ns")[at].as_py()), int(steps.column("t_end_ns")[at].as_py()))
+    assert busy is not None and 0.0 <= busy <= machine.cpus + 0.05
+    saturated = busy >= MACHINE_SATURATED_SHARE * machine.cpus and knee["limited_by"] != "generator" and sum(
+        knee["at_limit"]["cpu_busy"].values()) < MACHINE_BUSY_SHARE * machine.cpus
+    assert bool(calibration.machine_limit) == saturated, (busy, knee)
     if calibration.doubts:
         # On a loaded machine the ramp's knee can be msgstorm's own (a generator behind): then
         # the twin's knee is not a prediction, and --check says why.
@@ -157,13 +178,18 @@ def test_check_predicts_the_chains_knee_within_15_percent_or_says_why_not(anvil_
         assert "is not a prediction of the measured" in said, said
         assert any(doubt.split(":")[0] in said for doubt in calibration.doubts), said
         return
-    assert result.exit_code == 0, said
     twin_knee, _, _ = capacity(read_history(tmp_path / "twin"))
     measured = calibration.measured_knee_per_s
     assert twin_knee is not None and measured is not None
-    knee = twin_knee["knee_rate_per_s"]
-    assert abs(knee - measured) <= PREDICTION_TOLERANCE * measured
-    assert f"predicted knee {knee:,.0f}/s" in said
+    knee_rate = twin_knee["knee_rate_per_s"]
+    if result.exit_code == 0:
+        assert abs(knee_rate - measured) <= PREDICTION_TOLERANCE * measured
+        assert f"predicted knee {knee_rate:,.0f}/s" in said
+        return
+    # A miss is only ever the machine's, and named so.
+    assert result.exit_code == 1 and saturated, said
+    assert abs(knee_rate - measured) > PREDICTION_TOLERANCE * measured
+    assert "is not a prediction of the measured" in said and "the measured knee is this machine's" in said, said
 
 
 def test_a_sim_run_with_blocks_has_no_chain_twin(tmp_path: Path) -> None:

@@ -17,10 +17,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from msgstorm.analysis.cpu import process_cpu
+from msgstorm.analysis.cpu import machine_cpu, process_cpu
 from msgstorm.history import read_history
 from msgstorm.history.schema import EVENTS
-from msgstorm.live.cpu import CpuSampler, process_cpu_seconds
+from msgstorm.live.cpu import CpuSampler, machine_busy_seconds, process_cpu_seconds
 from msgstorm.live.servers import go_server_cpus
 from msgstorm.runner import run
 from msgstorm.scenario import parse_scenario
@@ -48,11 +48,27 @@ def test_a_process_cpu_time_is_read_and_grows_with_its_work() -> None:
 @linux
 def test_the_sampler_emits_this_process_and_each_server_that_can_be_read() -> None:
     samples: list[tuple[str, float]] = []
+    machine: list[float] = []
     sampler = CpuSampler("publisher", [("alive", os.getpid()), ("gone", 2**22 + 12345)],
-                         lambda name, seconds: samples.append((name, seconds)))
+                         lambda name, seconds: samples.append((name, seconds)), machine.append)
     sampler.sample()
     assert [name for name, _ in samples] == ["publisher", "alive"]
     assert samples[0][1] == pytest.approx(time.process_time(), abs=0.5)
+    # The machine's busy time since boot: at least this process's, whoever else ran.
+    assert len(machine) == 1 and machine[0] >= samples[0][1] - 0.05
+
+
+@linux
+def test_the_machines_busy_time_counts_every_process_on_it() -> None:
+    """A child spinning 0.5 s of CPU is busy time of the machine's, though msgstorm samples
+    no process of it: the machine's count grows by at least its spin (and by whatever else
+    ran meanwhile), and by no more than every core for the time it took."""
+    before_s, start = machine_busy_seconds(), time.monotonic()
+    child = subprocess.run([sys.executable, "-c", "import time\nend = time.process_time() + 0.5\n"
+                            "while time.process_time() < end: pass"], check=True)
+    after_s, elapsed = machine_busy_seconds(), time.monotonic() - start
+    assert child.returncode == 0 and before_s is not None and after_s is not None
+    assert 0.45 <= after_s - before_s <= (os.cpu_count() or 1) * elapsed + 0.05
 
 
 def _with_events(run_dir: Path, rows: list[dict[str, object]]) -> None:
@@ -74,9 +90,17 @@ def test_samples_read_back_as_mean_cpus_over_any_span(tmp_path: Path) -> None:
     for t, seconds in [(5, 0.0), (second, 0.5), (2 * second, 2.0), (3 * second, 3.5), (4 * second, 0.1)]:
         rows.append({"t": t, "kind": "cpu_seconds", "node": "broker", "value": seconds})
     rows += [{"t": t * second, "kind": "cpu_seconds", "node": "publisher", "value": 0.25 * t} for t in range(3)]
+    # The machine: 1.75 cores busy in the first second, 0.5 in the next (counted since boot).
+    rows += [{"t": t, "kind": "machine_cpu_seconds", "value": busy}
+             for t, busy in [(0, 5000.0), (second, 5001.75), (2 * second, 5002.25)]]
     _with_events(tmp_path, rows)
-    found = process_cpu(read_history(tmp_path))
-    assert set(found) == {"broker", "publisher"}
+    history = read_history(tmp_path)
+    found = process_cpu(history)
+    assert set(found) == {"broker", "publisher"}  # the machine is no process
+    machine = machine_cpu(history)
+    assert machine is not None and machine.cpus == os.cpu_count()  # the run's host facts
+    assert machine.cores(0, second) == pytest.approx(1.75)
+    assert machine.cores(0, 2 * second) == pytest.approx(1.125)
     broker = found["broker"]
     assert broker.cpus == 2 and found["publisher"].cpus is None
     assert broker.t.tolist() == [5, second, 2 * second, 3 * second]

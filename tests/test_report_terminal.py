@@ -114,3 +114,15 @@ def test_the_knee_row_says_a_run_without_a_ramp_has_none() -> None:
     assert lines[_row(lines, "capacity (knee)")].rstrip(" │").endswith("no ramp: no knee")
     lines = _printed({"capacity": {"knee_rate_per_s": 235.333, "method": "step ramp", "limited_by": None}})
     assert lines[_row(lines, "capacity (knee)")].rstrip(" │").endswith("235/s")
+
+
+def test_the_knee_row_names_a_machine_busy_with_other_work() -> None:
+    at_limit = {"step": 4, "offered_per_s": 236.0, "send_lag_p50_ms": 0.4, "cpu_busy": {"publisher": 0.21,
+                "anvil": 0.23}, "machine_cpus": 2, "machine_busy": 2.0}
+    said = " ".join(" ".join(_printed({"capacity": {"knee_rate_per_s": 177.667, "method": "step ramp",
+                                                    "limited_by": "machine", "at_limit": at_limit}})).split())
+    assert "limited by the machine (its CPUs busy with other work)" in said, said
+    assert "CPUs busy: publisher 0.21, anvil 0.23 of 2; the machine's CPUs busy: 2.00" in said, said
+    broker = " ".join(" ".join(_printed({"capacity": {"knee_rate_per_s": 177.667, "method": "step ramp",
+                                                      "limited_by": "broker", "at_limit": at_limit}})).split())
+    assert "limited by the broker" in broker and "the machine's CPUs busy" not in broker, broker

@@ -544,6 +544,9 @@ def calibrate(
                   highlight=False, markup=False)
     for doubt in calibration.doubts:
         err.print(f"warning: the twin's knee will not be a prediction: {doubt}", highlight=False, markup=False)
+    if calibration.machine_limit:
+        err.print(f"note: a twin's knee off the measured one will not be a miss: {calibration.machine_limit}",
+                  highlight=False, markup=False)
     out.print(f"twin: {output} (its knee is the prediction: msgstorm run {output})", highlight=False, markup=False)
     if check:
         _check_twin(output, calibration, history)
@@ -608,7 +611,9 @@ def _check_twin(twin: Path, calibration: Any, measured: Any) -> None:
             err.print(f"  - {doubt}", highlight=False, markup=False)
         raise typer.Exit(ExitCode.CHECK_FAILED)
     out.print(f"twin run: {run_dir}: predicted knee {verdict.twin_knee_per_s:,.0f}/s, {measured}: "
-              f"{verdict.relative_error:+.0%}", highlight=False, markup=False)
+              f"{verdict.relative_error:+.0%}"
+              + (" (the machine's cores were busy with other work at the measured limit, and the target's own limit "
+                 "was there too)" if calibration.machine_limit else ""), highlight=False, markup=False)
     if not verdict.within_tolerance:
         _error(f"--check: the twin's knee is off the measured one by more than {PREDICTION_TOLERANCE:.0%}")
         raise typer.Exit(ExitCode.CHECK_FAILED)

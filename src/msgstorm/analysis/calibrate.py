@@ -2,8 +2,10 @@
 
 A chain node's run (its blocks carry gas limits: the ``anvil`` target) gets the twin of its
 chain instead, its rules read from the low-load steps' blocks (``analysis/chain_fit.py``);
-its knee is a prediction only when the measured one is the chain's, not msgstorm's sending
-limit or the machine's (``_chain_doubts``). What follows is the one-queue model of the rest.
+its blocks come at the node's own pace (``analysis/node_pace.py``), and its knee is a
+prediction only when the measured one is the chain's, not msgstorm's sending limit or the
+machine's (``_chain_doubts``; a machine busy with other work: ``machine_limit``, a doubt
+when the twin misses). What follows is the one-queue model of the rest.
 
 Place in the pipeline: ``msgstorm calibrate RUN_DIR`` -> **calibrate(history)** ->
 ``Calibration`` -> ``report/twin.py`` writes the twin scenario. Like every analysis it reads
@@ -98,6 +100,7 @@ from msgstorm.analysis.capacity import (
 )
 from msgstorm.analysis.chain_fit import ChainFit, chain_blocks, fit_chain
 from msgstorm.analysis.cpu import process_cpu
+from msgstorm.analysis.node_pace import NodePace, node_pace
 from msgstorm.history.reader import History
 
 __all__ = [
@@ -112,6 +115,7 @@ __all__ = [
     "calibrate",
     "commensurate_interval_ns",
     "erlang_c",
+    "machine_limit",
     "mgc_mean_wait_ns",
     "service_table",
 ]
@@ -254,6 +258,14 @@ class Calibration:
     # A chain node's run: the twin is its simulated EIP-1559 chain (``analysis/chain_fit.py``),
     # not the one-queue model (``service`` then describes msgstorm's sender only).
     chain: ChainFit | None = None
+    # A chain node's pace as it ran (``analysis/node_pace.py``): its block timer (the twin's
+    # blocks), and its answers (said, not modelled: the module says why).
+    pace: NodePace | None = None
+    # Not empty: the measured ramp's first failing step found the machine's cores busy with
+    # other work (``capacity``'s ``limited_by`` "machine"), and this says so. A doubt only when
+    # the twin's knee misses the measured one (``analysis/twin_check.py``): a twin that agrees
+    # shows the target's own limit was there too.
+    machine_limit: str = ""
 
 
 def erlang_c(workers: int, offered_erlangs: F64) -> F64:
@@ -334,18 +346,28 @@ def calibrate(history: History, low_load_fraction: float = DEFAULT_LOW_LOAD_FRAC
         service_dist=dist, block_interval_ns=interval, step_ns=ramp.every_ns,
         baseline_steps=tuple(index + 1 for index in baseline), low_load_p99_ns=measured_p99_ns,
         twin_low_load_p99_ns=twin_p99, twin_low_load_mean_latency_ns=twin_mean, scenario=scenario,
-        low_load_note=note, doubts=_fit_doubts(service, bottleneck) + _ramp_doubts(passed))
+        low_load_note=note, doubts=_fit_doubts(service, bottleneck) + _ramp_doubts(passed),
+        machine_limit=machine_limit(knee))
 
 
 def _chain_calibration(history: History, chain: ChainFit, step_ns: int, knee: dict[str, Any], fraction: float,
                        wait_source: str, steps: tuple[LowLoadStep, ...], service: ServiceFit, cpu: tuple[CpuFit, ...],
                        load: IntervalLoad, chosen: list[int], messages: MessageArrays, note: str,
                        passed: list[bool]) -> Calibration:
-    """The twin of a chain node: its fitted chain, blocks every measured interval (made to
-    divide the step), the pool as one worker at the chain's rate. At low load a transaction
+    """The twin of a chain node: its fitted chain, blocks at the node's pace over the steps
+    the knee credited, the pool as one worker at the chain's rate. At low load a transaction
     waits for the next block, so the model's latency is the worker's service plus a uniform
     wait up to the interval: its p99 is that service plus 99% of the interval."""
-    interval = commensurate_interval_ns(chain.measured_interval_ns, step_ns)
+    blocks = chain_blocks(history)
+    assert blocks is not None  # fit_chain found them
+    first_failing = next((index for index, ok in enumerate(passed) if not ok), len(passed))
+    try:
+        pace = node_pace(history.scenario, blocks, messages, load, list(range(first_failing)) or chosen)
+    except ValueError as error:
+        raise CalibrationError(f"the chain node's pace gives no twin: {error}") from None
+    # The node's own block timer, not a length that divides the step: the knee credits each
+    # step with its own messages (capacity.py), so a block landing in the next step costs none.
+    interval = max(1, round(pace.block_interval_ns / 1_000) * 1_000)
     service_ns = chain.service_ns(interval)
     saturated = saturated_intervals(history, messages, load.edges)
     p99s = step_p99_ns(load)
@@ -364,12 +386,30 @@ def _chain_calibration(history: History, chain: ChainFit, step_ns: int, knee: di
         service_dist={"dist": "constant", "value": service_ns}, block_interval_ns=interval, step_ns=step_ns,
         baseline_steps=tuple(index + 1 for index in baseline), low_load_p99_ns=measured_p99_ns,
         twin_low_load_p99_ns=service_ns + 0.99 * interval, twin_low_load_mean_latency_ns=service_ns + 0.5 * interval,
-        scenario=scenario, low_load_note=note, doubts=_chain_doubts(knee) + _ramp_doubts(passed), chain=chain)
+        scenario=scenario, low_load_note=note, doubts=_chain_doubts(knee) + _ramp_doubts(passed), chain=chain,
+        pace=pace, machine_limit=machine_limit(knee))
+
+
+def machine_limit(knee: dict[str, Any]) -> str:
+    """Why a measured knee may be the machine's (``capacity``'s ``limited_by`` "machine": its
+    cores busy with work outside the run at the first failing step; "" when it is not). Such
+    a target waited for CPUs others held, which nothing in the run's own traffic decides and
+    no twin predicts."""
+    if knee.get("limited_by") != "machine":
+        return ""
+    at_limit = knee.get("at_limit") or {}
+    ours = sum(float(cores) for cores in (at_limit.get("cpu_busy") or {}).values())
+    return (f"the measured knee is this machine's, not the target's: at step {at_limit.get('step')} "
+            f"({float(at_limit.get('offered_per_s') or 0):,.0f}/s offered) its cores were busy "
+            f"{float(at_limit.get('machine_busy') or 0):.2f} of {at_limit.get('machine_cpus')}, msgstorm's processes "
+            f"and the servers it started only {ours:.2f} of them: other work held the CPUs they waited for, and the "
+            "twin's knee does not predict that (run again on a quieter machine)")
 
 
 def _chain_doubts(knee: dict[str, Any]) -> tuple[str, ...]:
     """A chain twin predicts the chain's knee; a measured knee set by msgstorm's sending (the
-    generator behind at the first failing step) or by the machine's CPUs is not the chain's."""
+    generator behind at the first failing step) or by the machine's CPUs busy with the run's
+    processes is not the chain's (busy with other work: ``machine_limit``)."""
     limited_by, at_limit = knee.get("limited_by"), knee.get("at_limit") or {}
     if limited_by not in ("generator", "machine CPU"):
         return ()

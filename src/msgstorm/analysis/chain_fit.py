@@ -11,8 +11,8 @@ What is fitted, from the blocks the node made while the low-load steps were offe
 knee the twin finds is a prediction: a block-limited chain's knee is set by gas limit / gas
 per transaction / block interval, and every block shows all three):
 
-- the block interval: the median time between consecutive heads (``calibrate`` makes the
-  twin's divide the ramp's step, as for the one-queue twin);
+- the block interval: the median time between consecutive heads (said; the twin's blocks
+  come at the node's pace over every step the knee credited, ``analysis/node_pace.py``);
 - the gas limit: the most common one of those blocks;
 - gas per message kind: least squares of each block's gas used on how many of msgstorm's
   transactions of each kind it held (blocks holding only msgstorm's); one kind: the mean;

@@ -64,14 +64,18 @@ class AtLimit(_Closed):
     cpu_busy: Annotated[dict[str, float], Field(description="CPUs each sampled process kept busy in that step "
                                                             "(publisher: msgstorm's own; servers by name)")]
     machine_cpus: Annotated[int | None, Field(ge=1, description="CPUs of the machine the run ran on")]
+    machine_busy: Annotated[float | None, Field(ge=0, description=(
+        "CPUs of the machine busy in that step, whoever used them (/proc/stat); null where the run did not "
+        "record them"))] = None
 
 
 class Capacity(_Closed):
     knee_rate_per_s: Rate
     method: str
-    limited_by: Annotated[Literal["broker", "generator", "machine CPU"] | None, Field(
+    limited_by: Annotated[Literal["broker", "generator", "machine CPU", "machine"] | None, Field(
         description="live: what limited the ramp at its first failing step: the generator behind its schedule, "
-                    "the machine's CPUs all busy, or else the broker; null on the simulator")] = None
+                    "the machine's CPUs all busy with the run's processes (machine CPU) or with other work "
+                    "(machine), or else the broker; null on the simulator")] = None
     at_limit: Annotated[AtLimit | None, Field(description="live: the facts limited_by was judged on")] = None
 
 

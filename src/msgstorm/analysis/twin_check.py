@@ -7,7 +7,10 @@ prediction and within ``PREDICTION_TOLERANCE`` of the measured one.
 
 The twin's knee is a prediction unless the fit or the measured ramp says otherwise
 (``Calibration.doubts``: the low steps do not pin the capacity down, or the measured knee
-was set by a stall that passed) or its own run does: a twin that passed every step of the
+was set by a stall that passed) or its own run does, or both together: a twin whose knee
+misses the measured one where the machine's cores were busy with other work at the measured
+limit (``Calibration.machine_limit``) names that as the reason, not as a miss (one that
+agrees is a prediction: the target's own limit was there too); a twin that passed every step of the
 ramp only says its knee lies beyond the last step (a lower bound, not a number to compare),
 and one whose first step failed has no knee at all. Both runs are judged by the same knee
 rule (``analysis/capacity.py``) on the same ramp, since the twin keeps the source's agents
@@ -67,6 +70,13 @@ def check_twin(calibration: Calibration, twin_knee_per_s: float | None, twin_ste
     elif passed and all(passed):
         doubts.append(f"the twin passed every step, up to {float(offered[-1]):,.0f}/s: its knee lies beyond the "
                       "ramp's last step, so that rate is only a lower bound (a longer ramp would find it)")
+    measured = calibration.measured_knee_per_s
+    agrees = (twin_knee_per_s is not None and measured is not None
+              and abs(twin_knee_per_s - measured) <= PREDICTION_TOLERANCE * measured)
+    if calibration.machine_limit and not agrees:
+        # A machine busy with other work at the measured limit: a twin that misses is not
+        # wrong about the target; one that agrees shows the target's own limit was there too.
+        doubts.append(calibration.machine_limit)
     return TwinCheck(measured_knee_per_s=calibration.measured_knee_per_s,
                      twin_knee_per_s=None if twin_knee_per_s is None else float(twin_knee_per_s),
                      doubts=tuple(doubts), base_fee=base_fee)

@@ -51,6 +51,9 @@ class EventKind(StrEnum):
     # live, every run.sample_interval: value = CPU seconds a process has used since it started;
     # node = the name of a server msgstorm started, or "publisher" (msgstorm's own process)
     CPU_SECONDS = "cpu_seconds"
+    # live, beside each cpu_seconds sample: value = CPU seconds the machine's cores have spent
+    # busy since it booted, summed over them, whoever used them (/proc/stat)
+    MACHINE_CPU_SECONDS = "machine_cpu_seconds"
     # live, at the run's end, after everything msgstorm started was stopped: detail
     # {"servers_stopped", "proxies_closed", "resumed": [names], "left": [what still runs or listens]}
     CLEANUP = "cleanup"

@@ -383,7 +383,7 @@ class LiveTarget:
             loop = asyncio.get_running_loop()
             recording = loop.create_task(
                 self._record(record_every / 1e9) if record_every is not None else self._hand_windows(_HAND_EVERY_S))
-            sampler = CpuSampler(PUBLISHER, self._sampled_processes(), self._on_cpu)
+            sampler = CpuSampler(PUBLISHER, self._sampled_processes(), self._on_cpu, self._on_machine_cpu)
             sampling = loop.create_task(self._sample_cpu(sampler, max(self.scenario.run.sample_interval / 1e9,
                                                                       MIN_INTERVAL_S)))
             reporting = loop.create_task(self._report_progress() if self.progress is not None else asyncio.sleep(0))
@@ -483,6 +483,9 @@ class LiveTarget:
 
     def _on_cpu(self, name: str, seconds: float) -> None:
         self.log.add((self._now(), EventKind.CPU_SECONDS, name, seconds, None))
+
+    def _on_machine_cpu(self, busy_seconds: float) -> None:
+        self.log.add((self._now(), EventKind.MACHINE_CPU_SECONDS, None, busy_seconds, None))
 
     @staticmethod
     async def _sample_cpu(sampler: CpuSampler, every_s: float) -> None:

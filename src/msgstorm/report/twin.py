@@ -12,7 +12,8 @@ same traffic and judges its knee the same way) and replaces the rest with the fi
   delay that does not queue (a block holds everything sequenced since the last one).
 
 The twin of a chain node's run (``Calibration.chain``) is its chain instead: the pool as the
-sequencer, the node's gas limit, gas per kind and base-fee rule (``_chain_sections``).
+sequencer, the node's gas limit, gas per kind and base-fee rule, blocks at the node's own
+pace (``_chain_sections``).
 
 The source's scenario is stored normalised (ns, per second, bytes); it is written back with
 units (``"2000000000ns"``, ``"5000.0/s"``, ``"128.0B"``). The file is parsed with the
@@ -164,9 +165,7 @@ def _chain_header(calibration: Calibration, chain: ChainFit, source_label: str, 
         f"{', '.join(str(s.step) for s in calibration.steps)}",
         f"(offered <= {calibration.low_load_fraction:.0%} of the measured knee {calibration.measured_knee_text}"
         + (f"; {calibration.low_load_note}" if calibration.low_load_note else "") + "; the knee only chose them):",
-        f"- block interval: median between heads {_ms(chain.measured_interval_ns)}; the twin's "
-        f"{_ms(calibration.block_interval_ns)} ({calibration.step_ns // calibration.block_interval_ns:,d} to a ramp "
-        f"step of {_ms(calibration.step_ns)});",
+        *_pace_lines(calibration),
         f"- gas limit {chain.gas_limit:,d}; gas per transaction (least squares over blocks of msgstorm's only): {gas};",
         f"  so {chain.txs_per_block:,.1f} transactions a block, {chain.capacity_per_s:,.1f}/s (the fullest block of "
         f"the run held {chain.fullest_block:,d});",
@@ -186,13 +185,29 @@ def _chain_header(calibration: Calibration, chain: ChainFit, source_label: str, 
           for line in textwrap.wrap(doubt, 96, initial_indent="- ", subsequent_indent="  ")],
         "",
         "What the twin cannot model: the JSON-RPC answer and the head's delivery (a few ms at low",
-        "load), the node's CPU, a block built late on a busy machine, and transactions from",
-        "anyone but msgstorm.",
+        "load), a machine that slows the node only after the steps its pace was read from, and",
+        "transactions from anyone but msgstorm.",
     ]
     faults = calibration.scenario.get("faults") or []
     if faults:
         lines.append(f"The source's {len(faults)} fault(s): the twin has none.")
     return lines
+
+
+def _pace_lines(calibration: Calibration) -> list[str]:
+    """The node's block timer as the twin has it, and its answers (``analysis/node_pace.py``)."""
+    pace = calibration.pace
+    if pace is None:
+        return []
+    steps = f"steps {pace.steps[0]}-{pace.steps[-1]}" if len(pace.steps) > 1 else f"step {pace.steps[0]}"
+    return [
+        f"- block timer, the node's pace over {steps} (those the knee credited): a head every "
+        f"{_ms(pace.block_interval_ns)} ({pace.heads} heads; configured {_ms(pace.configured_interval_ns)}, so "
+        f"{_ms(pace.production_delay_ns)} late a block); the twin's blocks every {_ms(calibration.block_interval_ns)};",
+        "- the node's answer (send -> accepted), mean per step: "
+        + ", ".join(f"{rate:,.0f}/s {_ms(mean)}" for rate, mean in zip(pace.offered_per_s, pace.answer_mean_ns))
+        + " (not modelled: late answers did not limit what the node took);",
+    ]
 
 
 def _us(ns: float) -> str:

@@ -317,7 +317,7 @@ class ChainTarget:
             heads = loop.create_task(self._watch_heads(rpc))
             pool = loop.create_task(self._sample_pool(rpc))
             servers = [(NAME, self.node.server.pid)] if self.node.server and self.node.server.pid else []
-            sampler = CpuSampler(PUBLISHER, servers, self._on_cpu)
+            sampler = CpuSampler(PUBLISHER, servers, self._on_cpu, self._on_machine_cpu)
             cpu = loop.create_task(self._sample_cpu(sampler))
             reporting = loop.create_task(self._report_progress() if self.progress is not None else asyncio.sleep(0))
             try:
@@ -833,6 +833,9 @@ class ChainTarget:
 
     def _on_cpu(self, name: str, seconds: float) -> None:
         self.log.add((self._now(), EventKind.CPU_SECONDS, name, seconds, None))
+
+    def _on_machine_cpu(self, busy_seconds: float) -> None:
+        self.log.add((self._now(), EventKind.MACHINE_CPU_SECONDS, None, busy_seconds, None))
 
     async def _sample_cpu(self, sampler: CpuSampler) -> None:
         every_s = max(self.scenario.run.sample_interval / 1e9, MIN_INTERVAL_S)
