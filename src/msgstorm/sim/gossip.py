@@ -136,9 +136,12 @@ class GossipState:
         self._renumber_keys()
         self.nodes = np.zeros((k.N_ROWS, n), dtype=np.int64)
         self.nodes[k.N_UP, :] = 1
+        self.nodes[k.N_HOLD_COL, :] = -1
         slots = 1 << 10
         self.slots = np.zeros((k.SL_ROWS, slots), dtype=np.int64)
         self.seen = np.zeros((slots, n), dtype=np.uint8)
+        # When each holding node releases each item (a column per node that ever held: set_holding).
+        self.release = np.zeros((slots, 0), dtype=np.int64)
         self.free_slots = np.arange(slots - 1, -1, -1, dtype=np.int64)
         self.scalars[k.S_FREE] = slots
         self.watch = np.zeros(n, dtype=np.uint8)
@@ -216,6 +219,7 @@ class GossipState:
         new = old * 2
         self.slots = np.concatenate([self.slots, np.zeros((k.SL_ROWS, old), dtype=np.int64)], axis=1)
         self.seen = np.concatenate([self.seen, np.zeros((old, self.n), dtype=np.uint8)], axis=0)
+        self.release = np.concatenate([self.release, np.zeros((old, self.release.shape[1]), dtype=np.int64)], axis=0)
         free = np.zeros(new, dtype=np.int64)
         free[:old] = np.arange(new - 1, old - 1, -1)
         self.free_slots = free
@@ -388,7 +392,7 @@ class GossipState:
                       self.fwd_model, self.fwd_param, self.topology.link_samples.array, self.uniform, self.processing,
                       self.ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries,
                       self.mempool_log, self.sends, self.order, self.held, self.contents, self.block_parent,
-                      self.block_holds, self.hop_log)
+                      self.block_holds, self.hop_log, self.release)
 
     def _refill_uniform(self) -> None:
         rest = self.uniform[self.scalars[k.S_UNIF]:]
@@ -589,6 +593,11 @@ class GossipState:
         for node in nodes:
             self.watch[node] |= k.WATCH_ALL
 
+    def log_validations(self, node: int) -> None:
+        """``node``'s validations of messages are logged from now on, as ``set_watched``'s
+        ``logged`` nodes' are (a producer's twin keeps a mempool there)."""
+        self.watch[node] |= k.WATCH_LOG if self.log_mempools else k.WATCH_ALL
+
     def view_blocks(self, parent: np.ndarray, holds: np.ndarray) -> None:
         """A fork chain's block tree, shared with the kernel: ``parent[block]`` (int64) and
         ``holds[block, node]`` (uint8: 1 where the node's view holds the block's whole
@@ -610,7 +619,14 @@ class GossipState:
 
     def set_holding(self, node: int, hold_ns: int, spread_ns: int) -> None:
         """A node holds each item it validated ``hold_ns`` plus a uniform draw in
-        [0, ``spread_ns``) before it forwards it, from now on (both 0: no longer)."""
+        [0, ``spread_ns``) before it forwards it, and answers no request for it sooner, from
+        now on (both 0: no longer)."""
+        if (hold_ns > 0 or spread_ns > 0) and self.nodes[k.N_HOLD_COL, node] < 0:
+            self.nodes[k.N_HOLD_COL, node] = self.release.shape[1]
+            self.release = np.concatenate([self.release, np.zeros((self.release.shape[0], 1), dtype=np.int64)], axis=1)
+            self._bind()
+        elif hold_ns > 0 or spread_ns > 0:
+            self.release[:, self.nodes[k.N_HOLD_COL, node]] = 0  # nothing held from an earlier window
         self.nodes[k.N_HOLD, node] = hold_ns
         self.nodes[k.N_HOLD_SPREAD, node] = spread_ns
         holding = hold_ns > 0 or spread_ns > 0
