@@ -261,6 +261,13 @@ def check_references(scenario: Scenario) -> list[Problem]:
             if fault.node not in nodes:
                 problems.append((("faults", *place, "node"),
                                  f"unknown node {fault.node!r}{did_you_mean(fault.node, nodes)}; nodes are {hint_nodes}"))
+            for index, name in enumerate(fault.attackers):
+                if name not in nodes:
+                    problems.append((("faults", *place, "attackers", index),
+                                     f"unknown node {name!r}{did_you_mean(name, nodes)}; nodes are {hint_nodes}"))
+            if fault.count is not None and fault.count > len(nodes) - 1:
+                problems.append((("faults", *place, "count"), f"{fault.count} attackers drawn from the "
+                                                              f"{len(nodes) - 1} nodes other than the target"))
         elif fault.kind in ("censor_nodes", "delay_nodes", "reorder_nodes", "flood_invalid"):
             for index, name in enumerate(fault.nodes):
                 if name not in nodes:

@@ -284,7 +284,7 @@ class ForkChain:
                               {"gas": gas, "bytes": self.size_of[block], "block": twin, "parent": parent, "equivocates": block})
         if self.votes is not None:
             self.votes.made(t, twin)
-        peers = self.gossip.topology.forward[node]
+        peers = self.gossip.forward[node]
         half = (len(peers) + 1) // 2
         links = self.links
         for i, peer in enumerate(peers):

@@ -145,33 +145,8 @@ class GossipState:
         self.free_slots = np.arange(slots - 1, -1, -1, dtype=np.int64)
         self.scalars[k.S_FREE] = slots
         self.watch = np.zeros(n, dtype=np.uint8)
-        # The forwarding graph in CSR form, with each edge's base delay and link model.
-        ptr = [0]
-        idx: list[int] = []
-        base: list[int] = []
-        model: list[int] = []
-        param: list[float] = []
-        for i, peers in enumerate(topology.forward):
-            for j in peers:
-                override = topology.node_overrides.get((i, j))
-                if override is None:
-                    delay = topology.base_ns[topology.region_of[i]][topology.region_of[j]]
-                    spec = topology.region_model[topology.region_of[i]][topology.region_of[j]]
-                else:
-                    delay, spec = override
-                code, value = model_code(spec, topology.link_samples)
-                idx.append(j)
-                base.append(delay)
-                model.append(code)
-                param.append(value)
-            ptr.append(len(idx))
-        self.fwd_ptr = np.asarray(ptr, dtype=np.int64)
-        self.fwd_idx = np.asarray(idx, dtype=np.int64)
-        self.fwd_base = np.asarray(base, dtype=np.int64)
-        self.fwd_model = np.asarray(model, dtype=np.int64)
-        self.fwd_param = np.asarray(param, dtype=np.float64)
-        self.max_degree = max((len(p) for p in topology.forward), default=0)
-        self.order = np.zeros(max(1, self.max_degree), dtype=np.int64)  # the kernel's scratch for a forward's order
+        self.forward: list[list[int]] = [list(peers) for peers in topology.forward]
+        self._edges()
         self.degradations = degradations
         self.ns_per_byte = np.zeros((2, n), dtype=np.float64)
         self.ns_per_byte[0] = tx_ns_per_byte
@@ -210,6 +185,52 @@ class GossipState:
         self._run_until: Callable[..., int] | None = None
         self._inject_args: tuple[object, ...] = ()
         self._inject: Callable[..., int] | None = None
+        self._bind()
+
+    def _edges(self) -> None:
+        """The forwarding graph (``forward``) in CSR form, with each edge's base delay and link model."""
+        topology = self.topology
+        ptr = [0]
+        idx: list[int] = []
+        base: list[int] = []
+        model: list[int] = []
+        param: list[float] = []
+        for i, peers in enumerate(self.forward):
+            for j in peers:
+                override = topology.node_overrides.get((i, j))
+                if override is None:
+                    delay = topology.base_ns[topology.region_of[i]][topology.region_of[j]]
+                    spec = topology.region_model[topology.region_of[i]][topology.region_of[j]]
+                else:
+                    delay, spec = override
+                code, value = model_code(spec, topology.link_samples)
+                idx.append(j)
+                base.append(delay)
+                model.append(code)
+                param.append(value)
+            ptr.append(len(idx))
+        self.fwd_ptr = np.asarray(ptr, dtype=np.int64)
+        self.fwd_idx = np.asarray(idx, dtype=np.int64)
+        self.fwd_base = np.asarray(base, dtype=np.int64)
+        self.fwd_model = np.asarray(model, dtype=np.int64)
+        self.fwd_param = np.asarray(param, dtype=np.float64)
+        self.max_degree = max((len(p) for p in self.forward), default=0)
+        self.order = np.zeros(max(1, self.max_degree), dtype=np.int64)  # the kernel's scratch for a forward's order
+
+    def surround(self, target: int, attackers: list[int] | None) -> None:
+        """Replace ``target``'s gossip peers by ``attackers`` (an eclipse, sim/eclipse.py): it
+        forwards to them alone, each of them forwards to it too, and no other node forwards
+        to it; None: the overlay as the topology made it. An event in flight on a link that
+        is gone is lost, as on a cut link."""
+        original = self.topology.forward
+        if attackers is None:
+            self.forward = [list(peers) for peers in original]
+        else:
+            self.forward = [[p for p in peers if p != target] for peers in self.forward]
+            self.forward[target] = list(attackers)
+            for attacker in attackers:
+                self.forward[attacker].append(target)
+        self._edges()
         self._bind()
 
     # --- items -------------------------------------------------------------------------
