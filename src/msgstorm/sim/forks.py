@@ -213,7 +213,7 @@ class ForkChain:
         runs): on the tip of ``at``'s view, from ``at``'s mempool."""
         ctx = self.ctx
         parent = self.tip[at]
-        take, gas, size = self._fill(at, parent)
+        take, gas, size, left_out = self._fill(at, parent)
         block = len(self.parent)
         height = self.block_height[parent] + 1
         self.parent.append(parent)
@@ -236,6 +236,8 @@ class ForkChain:
         detail: dict[str, Any] = {"gas": gas, "bytes": size, "block": block, "parent": parent}
         if at != node:
             detail["twin_at"] = ctx.cluster.names[at]
+        if left_out:  # a censoring producer's: what it held and left out (analysis/byzantine.py)
+            detail["censored"] = left_out
         ctx.record.event(t, EventKind.BLOCK_PRODUCED, node, float(len(take)), height, detail)
         self._extend_canonical(t, block)
         if self.votes is not None:
@@ -303,13 +305,15 @@ class ForkChain:
         if not self.ctx.cluster.isolated[node]:
             self.gossip.inject(t, node, block, ITEM_BLOCK, self.size_of[block], contents=self.block_contents.get(block))
 
-    def _fill(self, node: int, parent: int) -> tuple[list[int], int, int]:
+    def _fill(self, node: int, parent: int) -> tuple[list[int], int, int, list[int]]:
         """Messages for a block on ``parent``: the mempool's, oldest first, that are not
-        settled nor already on the branch, up to the block's message and gas limits."""
+        settled nor already on the branch, up to the block's message and gas limits; and
+        those a censoring producer left out."""
         live = self.ctx.msgs.live
         pool = [m for m in self.mempool[node] if m in live]
         self.mempool[node] = pool  # settled ones leave the mempool
         take: list[int] = []
+        left_out: list[int] = []
         gas = 0
         size = self.header_size
         gas_of = self.gas_of
@@ -320,14 +324,15 @@ class ForkChain:
                 continue
             record = live[m]
             if self.censoring and node in self.censoring and self.censoring[node][record[KIND], record[AGENT]]:
-                continue  # a censoring producer leaves it out
+                left_out.append(m)  # a censoring producer leaves it out
+                continue
             cost = gas_of[record[KIND]]
             if self.max_gas is not None and gas + cost > self.max_gas:
                 continue
             take.append(m)
             gas += cost
             size += record[SIZE]
-        return take, gas, size
+        return take, gas, size, left_out
 
     def _on_branch(self, m: int, tip: int) -> bool:
         """Whether a block on the branch ending at ``tip`` includes ``m``."""
