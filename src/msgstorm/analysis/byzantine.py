@@ -6,7 +6,8 @@ Place in the pipeline: analysis, read from the history only. A fault of byzantin
 a flood's counts come from the run's ``flood`` event (``sim/flood.py``: the invalid
 messages sent, and those their receivers validated and dropped).
 
-An ``eclipse`` fault names its target (honest) in ``detail["eclipsed"]``.
+An ``eclipse`` fault names its target (honest) in ``detail["eclipsed"]``, and a surrounding
+one its attackers in ``detail["byzantine"]``.
 
 Censorship per victim: a victim is an agent whose messages a ``censor_nodes`` fault censors
 (of its ``kinds``, sent by its ``agents`` or by anyone). Of each victim's such messages sent

@@ -572,7 +572,7 @@ class Integrity(_Closed):
 class ByzantineFault(_Closed):
     fault_id: int | None
     kind: Annotated[str | None, Field(description="censor_nodes, delay_nodes, reorder_nodes, flood_invalid, "
-                                                  "equivocate_votes, withhold_votes or twins")]
+                                                  "equivocate_votes, withhold_votes, twins, or eclipse (its attackers)")]
     nodes: Annotated[list[str], Field(description="the nodes it made byzantine (named, or drawn with the seed)")]
 
 
@@ -587,7 +587,8 @@ class Censorship(_Closed):
 
 class Byzantine(_Closed):
     faults: Annotated[list[ByzantineFault], Field(description="each fault of byzantine nodes, in start order")]
-    eclipsed: Annotated[list[str], Field(description="nodes an eclipse fault cut off or slowed (honest nodes)")]
+    eclipsed: Annotated[list[str], Field(description="nodes an eclipse fault cut off, slowed or surrounded (honest "
+                                                      "nodes)")]
     invalid_sent: Annotated[Count, Field(description="invalid messages flooding nodes (flood_invalid) sent")]
     invalid_validated: Annotated[Count, Field(description="of their copies, those receivers validated (each a "
                                                           "validation's CPU time) and dropped")]
