@@ -129,3 +129,24 @@ def test_a_twin_of_a_node_that_is_not_a_validator_is_refused(scenario_from) -> N
         'hosts = ["eu-west-2"]', 'hosts = ["eu-west-0"]')
     with pytest.raises(ScenarioError, match=r"faults\[1\]\.nodes\[0\]: node 'us-east-2' is not a validator"):
         scenario_from(text)
+
+
+def test_a_twin_in_one_network_makes_a_second_block_at_the_height_and_safety_holds(scenario_from,
+                                                                                  run_scenario) -> None:
+    """No partition: in each of us-east-1's slots its two instances build on the same tip, so
+    they make two blocks at one height (as an equivocating producer would); one byzantine
+    identity of four is below the bound, and no two honest nodes finalise both."""
+    twin = '\n[[faults]]\nkind = "twins"\nnodes = ["us-east-1"]\nhosts = ["eu-west-2"]\nat = "0s"\n'
+    result: Any = run_scenario(scenario_from(four_validators("twins-one-network", 5) + twin))
+    history = read_history(result.run_dir)
+    made_at = _made_at(history)
+    by_slot: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for row in history.table("blocks").to_pylist():
+        if row["producer"] == "us-east-1":
+            by_slot[row["t_produced"]].append((row["height"], made_at[row["block"]]))
+    assert by_slot
+    for made in by_slot.values():
+        assert sorted(place for _, place in made) == ["eu-west-2", "us-east-1"]
+        assert len({height for height, _ in made}) == 1, made
+    assert conflicts(history) == {}
+    assert _checks(result)["safety"]["verdict"] == "valid"
