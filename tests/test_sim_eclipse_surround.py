@@ -119,3 +119,11 @@ def test_withheld_kinds_need_attackers(scenario_from) -> None:
         scenario_from(text)
 
 
+
+
+def test_two_surrounding_eclipses_at_once_are_refused(scenario_from) -> None:
+    second = SURROUND.replace('at = "1s"', 'at = "1.5s"').replace(TARGET, "us-east-3")
+    with pytest.raises(ScenarioError, match=r"faults\[1\]\.at: it surrounds a node while an earlier surrounding "
+                                            r"eclipse is on: one at a time"):
+        scenario_from(NETWORK + SURROUND + second)
+    scenario_from(NETWORK + SURROUND + second.replace('at = "1.5s"', 'at = "2s"'))  # one after the other: fine

@@ -21,7 +21,7 @@ and hold every item they forward ``delay`` (``WATCH_HOLD``, as ``delay_nodes`` d
 ``sim/byzantine_relay.py``). So the target sees exactly what they pass, that late, and what
 it sends of those kinds goes no further than them. They do this to everything they relay,
 not to the target's traffic alone: their other peers have other paths. The events list the
-attackers in ``detail["byzantine"]``. One surrounding eclipse at a time: its end restores
+attackers in ``detail["byzantine"]``. One surrounding eclipse at a time (two at once are refused at validation): its end restores
 the overlay the topology made.
 """
 
