@@ -152,8 +152,9 @@ def wait_for_logs(process: subprocess.Popen[bytes], logs: list[Path], marker: st
 # a given overlay with constant link latency and validation time, run until it is quiet; and
 # a scenario of eight nodes in two regions, flood gossip, every delivery recorded.
 
-def gossip_on(forward: list[list[int]], link_ns: int, validation_ns: int) -> Any:
-    """A ``GossipState`` on the overlay ``forward`` (node i forwards to ``forward[i]``)."""
+def gossip_on(forward: list[list[int]], link_ns: int, validation_ns: int, **options: Any) -> Any:
+    """A ``GossipState`` on the overlay ``forward`` (node i forwards to ``forward[i]``);
+    ``options``: more of its arguments (a relay protocol, its timeout)."""
     import numpy as np
 
     from msgstorm.scenario.distributions import Constant
@@ -168,7 +169,7 @@ def gossip_on(forward: list[list[int]], link_ns: int, validation_ns: int) -> Any
                         forward=forward, connections=forward)
     return GossipState(topology, Constant(value=validation_ns), 0.0, np.random.default_rng(1),
                        np.random.default_rng(2), Degradations(n), delivery_stride=1, delivery_budget=10**6,
-                       order_seed=7)
+                       order_seed=7, **options)
 
 
 def delivered_when_quiet(state: Any) -> dict[tuple[int, int], int]:

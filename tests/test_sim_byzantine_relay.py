@@ -13,6 +13,7 @@ from msgstorm.analysis.safety import dishonest_nodes
 from msgstorm.history import read_history
 from msgstorm.history.events import EventKind
 from msgstorm.scenario import ScenarioError
+from msgstorm.scenario.kinds import MESSAGE_KINDS
 from msgstorm.sim import kernel as k
 
 L_NS = 3_000_000
@@ -115,3 +116,35 @@ def test_a_reorder_window_must_be_positive(scenario_from) -> None:
     text = NETWORK + '[[faults]]\nkind = "reorder_nodes"\ncount = 1\nwindow = "0s"\nat = "1s"\n'
     with pytest.raises(ScenarioError, match=r"\.toml:\d+: faults\[0\]\.reorder_nodes\.window: Input should be greater than 0"):
         scenario_from(text)
+
+
+# Announce and fetch: node 3 hears of the item first from node 2, which goes down before it
+# can answer; after its timeout node 3 asks the next peer that validated the item, node 1,
+# which holds what it forwards (so its own announcement comes later). Node 0 sends to 1 and
+# 2; 1 and 2 to 0 and 3; 3 to 1 and 2.
+DIAMOND = [[1, 2], [0, 3], [0, 3], [1, 2]]
+TIMEOUT_NS = 5_000_000
+
+
+def _fallback_to_the_holder(hold_ns: int) -> int:
+    """When node 3 validates the item, node 1 holding ``hold_ns``."""
+    relay = np.full(len(MESSAGE_KINDS), k.ANNOUNCE_FETCH, dtype=np.int64)
+    state = gossip_on(DIAMOND, L_NS, V_NS, message_relay=relay, relay_timeout_ns=TIMEOUT_NS)
+    state.set_holding(1, hold_ns, 0)
+    state.inject(0, 0, 0, k.ITEM_MSG, 100)
+    # Nodes 1 and 2 validate at 2V + 3L (an announcement, a request, the payload); node 2's
+    # announcement reaches node 3 at 2V + 4L, and node 2 is down before node 3's request.
+    down_at = 2 * V_NS + 4 * L_NS + 1
+    assert state.run(down_at) is None
+    state.set_up(2, False, down_at)
+    return delivered_when_quiet(state)[(0, 3)]
+
+
+def test_a_holding_node_answers_a_request_no_sooner_than_it_forwards() -> None:
+    validated = 2 * V_NS + 3 * L_NS  # at nodes 1 and 2
+    asked = validated + L_NS + TIMEOUT_NS  # node 3's fallback to node 1
+    # A short hold is over when the fallback comes: node 1 answers at once.
+    assert _fallback_to_the_holder(1_000_000) == asked + 2 * L_NS + V_NS
+    # Inside its hold it answers at its release, as it forwards (it used to answer at once).
+    assert validated + HOLD_NS > asked + L_NS
+    assert _fallback_to_the_holder(HOLD_NS) == validated + HOLD_NS + L_NS + V_NS

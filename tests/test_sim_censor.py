@@ -202,3 +202,54 @@ def test_a_censored_agent_must_exist(scenario_from) -> None:
     with pytest.raises(ScenarioError, match=r"faults\[0\]\.agents\[0\]: unknown agent 'keeprs' \(did you mean "
                                             r"'keepers'\?\)"):
         scenario_from(text)
+
+
+
+def test_censorship_per_victim_counts_exactly_the_messages_producers_left_out(tmp_path) -> None:
+    """A history written by hand: the keepers sent three liquidations while the fault was on
+    (one more unsent, one of another agent after its end, traders' orders not censored); a
+    censoring producer's blocks left out two of them, one twice: 2 of 3."""
+    from test_analysis_history import event, message, write_history
+
+    from msgstorm.analysis.byzantine import censorship_by_victim
+
+    detail = {"fault_id": 0, "kind": "censor_nodes", "kinds": ["liquidation"], "byzantine": ["n0"]}
+    events = [event(0, "fault_start", **detail), event(5, "fault_end", **detail),
+              event(2, "block_produced", block=1, censored=[1, 2]), event(3, "block_produced", block=2, censored=[2]),
+              event(4, "block_produced", block=3)]
+    liquidation = {"kind": "liquidation"}
+    messages = [message(0, 1, agent="keepers", t_sent=None, **liquidation),
+                message(1, 1, agent="keepers", **liquidation), message(2, 1, agent="keepers", **liquidation),
+                message(3, 4, agent="keepers", **liquidation), message(4, 1, agent="traders"),
+                message(5, 6, agent="others", **liquidation)]
+    history = write_history(tmp_path, messages, events)
+    assert censorship_by_victim(history) == [
+        {"agent": "keepers", "kinds": ["liquidation"], "messages": 3, "censored": 2, "rate": 2 / 3}]
+
+
+def test_censoring_producers_leave_the_censored_kind_out_and_say_which(scenario_from, run_scenario) -> None:
+    """Two of four validators censor orders: no order commits in a block of theirs, each of
+    their blocks lists the orders it held and left out (orders only), and the victims' rate is
+    the share of orders some such block left out."""
+    from conftest import four_validators
+
+    from msgstorm.analysis._common import events_of
+    from msgstorm.analysis.byzantine import censorship_by_victim
+    from msgstorm.history.events import EventKind
+
+    censor = '\n[[faults]]\nkind = "censor_nodes"\nnodes = ["us-east-0", "eu-west-0"]\nkinds = ["order"]\nat = "0s"\n'
+    history = read_history(run_scenario(scenario_from(four_validators("censoring", 3) + censor)).run_dir)
+    producer = {row["block"]: row["producer"] for row in history.table("blocks").to_pylist()}
+    messages = {row["msg_id"]: row for row in history.table("messages").to_pylist()}
+    left_out: set[int] = set()
+    made = events_of(history, EventKind.BLOCK_PRODUCED)
+    for node, detail in zip(made.nodes(), made.details(), strict=True):
+        if "censored" in detail:
+            assert node in ("us-east-0", "eu-west-0")
+            assert {messages[m]["kind"] for m in detail["censored"]} == {"order"}
+            left_out.update(detail["censored"])
+    orders = [row for row in messages.values() if row["kind"] == "order"]
+    assert left_out and all(producer[row["block"]] not in ("us-east-0", "eu-west-0")
+                            for row in orders if row["status"] == "committed")
+    assert censorship_by_victim(history) == [{"agent": "one", "kinds": ["order"], "messages": len(orders),
+                                              "censored": len(left_out), "rate": len(left_out) / len(orders)}]

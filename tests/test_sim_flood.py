@@ -75,6 +75,7 @@ def test_a_flood_in_a_run_is_counted_in_the_summary_and_the_terminal(scenario_fr
         "eclipsed": [],
         "invalid_sent": 100,  # one every 10 ms in [1 s, 2 s)
         "invalid_validated": 100 * peers,
+        "censorship": [],  # no censor_nodes fault: no victim
     }
     lines = dict(security_lines(summary))
     assert lines["byzantine nodes"] == "flood_invalid: eu-west-1"

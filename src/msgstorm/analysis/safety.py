@@ -65,8 +65,8 @@ class FinalityStall:
 
 def dishonest_nodes(history: History) -> set[str]:
     """Nodes an ``equivocate`` fault (the producer it names) or a fault of byzantine nodes
-    (``equivocate_votes``, ``censor_nodes``, ``delay_nodes``, ``reorder_nodes``: those its
-    ``byzantine`` detail lists) made
+    (``equivocate_votes``, ``censor_nodes``, ``delay_nodes``, ``reorder_nodes``, ``twins``,
+    a surrounding ``eclipse``'s attackers: those its ``byzantine`` detail lists) made
     byzantine, for any part of the run."""
     starts = events_of(history, EventKind.FAULT_START)
     nodes = starts.column("node")
@@ -150,6 +150,7 @@ def finality_summary(history: History) -> dict[str, Any] | None:
         "byzantine_stake": share,
         "within_bound": share < QUORUM_BOUND,
         "conflicting_heights": len(found),
+        "conflicts_at": sorted(found)[:_SHOWN],
         "safe": not found,
         "live": stall is None or stall.ns <= stall.bound_ns,
         "longest_stall_ms": None if stall is None else ms(stall.ns),

@@ -403,6 +403,7 @@ class Finality(_Closed):
                                                     "implies (f < n/3 for equal stakes)")]
     conflicting_heights: Annotated[Count, Field(description="heights at which honest nodes finalised different "
                                                             "blocks (the safety check's)")]
+    conflicts_at: Annotated[list[int], Field(description="the first of those heights (at most 5), ascending")]
     safe: Annotated[bool, Field(description="no conflicting heights")]
     live: Annotated[bool, Field(description="no honest node went longer than stall_bound_ms without finalising")]
     longest_stall_ms: Annotated[float | None, Field(ge=0, description="the longest an honest node went without "
@@ -608,16 +609,29 @@ class Integrity(_Closed):
 class ByzantineFault(_Closed):
     fault_id: int | None
     kind: Annotated[str | None, Field(description="censor_nodes, delay_nodes, reorder_nodes, flood_invalid, "
-                                                  "equivocate_votes, withhold_votes or twins")]
+                                                  "equivocate_votes, withhold_votes, twins, or eclipse (its attackers)")]
     nodes: Annotated[list[str], Field(description="the nodes it made byzantine (named, or drawn with the seed)")]
+
+
+class Censorship(_Closed):
+    agent: Annotated[str, Field(description="a victim: an agent whose messages a censor_nodes fault censors")]
+    kinds: Annotated[list[str], Field(description="the censored kinds it sent")]
+    messages: Annotated[Count, Field(description="its messages of those kinds sent while a censoring fault was on")]
+    censored: Annotated[Count, Field(description="of those, the ones a censoring producer held and left out of "
+                                                 "a block it made")]
+    rate: Annotated[float, Field(description="censored / messages")]
 
 
 class Byzantine(_Closed):
     faults: Annotated[list[ByzantineFault], Field(description="each fault of byzantine nodes, in start order")]
-    eclipsed: Annotated[list[str], Field(description="nodes an eclipse fault cut off or slowed (honest nodes)")]
+    eclipsed: Annotated[list[str], Field(description="nodes an eclipse fault cut off, slowed or surrounded (honest "
+                                                      "nodes)")]
     invalid_sent: Annotated[Count, Field(description="invalid messages flooding nodes (flood_invalid) sent")]
     invalid_validated: Annotated[Count, Field(description="of their copies, those receivers validated (each a "
                                                           "validation's CPU time) and dropped")]
+    censorship: Annotated[list[Censorship], Field(description="each victim of a censor_nodes fault (by agent): "
+                                                              "the share of its censored messages left out of "
+                                                              "a censoring producer's block")]
 
 
 class Summary(BaseModel):

@@ -156,6 +156,10 @@ def security_lines(summary: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("byzantine nodes", "; ".join(f"{escape(str(fault.get('kind')))}: "
                                                   f"{escape(', '.join(fault.get('nodes') or [])) or 'none'}"
                                                   for fault in byzantine.get("faults") or [])))
+        for victim in byzantine.get("censorship") or []:
+            rows.append((f"censored: {escape(str(victim['agent']))}",
+                         f"{_fmt(victim['censored'])} of {_fmt(victim['messages'])} {escape('/'.join(victim['kinds']))} "
+                         f"({victim['rate']:.1%}) kept out of blocks"))
         if byzantine.get("invalid_sent"):
             rows.append(("invalid flood", f"{_fmt(byzantine.get('invalid_sent'))} sent, "
                                           f"{_fmt(byzantine.get('invalid_validated'))} validated and dropped by receivers"))
@@ -341,8 +345,11 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         bound = "below" if finality["within_bound"] else "not below"
         head.add_row("byzantine voters / stake", f"{_fmt(finality['byzantine'])} of {_fmt(finality['validators'])} / "
                                                  f"{finality['byzantine_stake']:.3f} ({bound} the 1/3 bound)")
+        at = finality.get("conflicts_at") or []
+        more = finality["conflicting_heights"] - len(at)
         head.add_row("safety / conflicting heights", f"{verdicts.get('safety', '—')} / "
-                                                     f"{_fmt(finality['conflicting_heights'])}")
+                                                     f"{_fmt(finality['conflicting_heights'])}"
+                     + (f" (at {', '.join(map(str, at))}{f' and {more} more' if more > 0 else ''})" if at else ""))
         head.add_row("liveness / longest stall", f"{verdicts.get('liveness', '—')} / "
                                                  f"{duration_ms(finality['longest_stall_ms'])}")
     crosschain = summary.get("crosschain")

@@ -414,7 +414,13 @@ DESCRIPTIONS: dict[str, str] = {
     "EclipseFault.at": "start",
     "EclipseFault.duration": "how long (to the run's end when not given)",
     "EclipseFault.node": "the eclipsed node",
-    "EclipseFault.delay": "none: pass nothing; else the latency added to every link of the node, both ways",
+    "EclipseFault.delay": "none: pass nothing; else the latency added to every link of the node, both ways "
+                          "(surrounded: what each attacker holds every item it forwards)",
+    "EclipseFault.attackers": "surround the node: these nodes replace its gossip peers for the window and pass "
+                              "on only what they choose (see `kinds`, `delay`)",
+    "EclipseFault.count": "or: how many attackers to draw with the run's seed (among the other nodes)",
+    "EclipseFault.kinds": "surrounded: the message kinds the attackers withhold, to and from the node (none "
+                          "when not given)",
     "TwinsFault.kind": "sim, `finality = \"votes\"`: a second instance of each validator of `nodes` runs at the "
                        "node of `hosts` in the same place, with its identity and stake; each instance votes "
                        "honestly on its own (the Twins method)",

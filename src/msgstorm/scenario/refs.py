@@ -220,6 +220,7 @@ def check_references(scenario: Scenario) -> list[Problem]:
     problems += _link_sample_problems(scenario)
     problems += _fault_target_problems(scenario)
     problems += _nemesis_draw_problems(scenario)
+    surrounds: list[tuple[tuple[str | int, ...], int, int | None]] = []  # (place, start, end): surrounding eclipses
     for where, fault in (fault_entries(scenario) if scenario.target == "sim" else ()):
         place: tuple[str | int, ...] = where[1:]  # the place under "faults"
         if fault.kind == "partition":
@@ -261,6 +262,15 @@ def check_references(scenario: Scenario) -> list[Problem]:
             if fault.node not in nodes:
                 problems.append((("faults", *place, "node"),
                                  f"unknown node {fault.node!r}{did_you_mean(fault.node, nodes)}; nodes are {hint_nodes}"))
+            for index, name in enumerate(fault.attackers):
+                if name not in nodes:
+                    problems.append((("faults", *place, "attackers", index),
+                                     f"unknown node {name!r}{did_you_mean(name, nodes)}; nodes are {hint_nodes}"))
+            if fault.count is not None and fault.count > len(nodes) - 1:
+                problems.append((("faults", *place, "count"), f"{fault.count} attackers drawn from the "
+                                                              f"{len(nodes) - 1} nodes other than the target"))
+            if fault.surrounds:
+                surrounds.append((place, fault.at, fault.at + fault.duration if fault.duration is not None else None))
         elif fault.kind in ("censor_nodes", "delay_nodes", "reorder_nodes", "flood_invalid"):
             for index, name in enumerate(fault.nodes):
                 if name not in nodes:
@@ -285,6 +295,12 @@ def check_references(scenario: Scenario) -> list[Problem]:
             elif fault.instrument is not None and fault.instrument not in (known := [i.name for i in scenario.market.instruments]):
                 problems.append((("faults", *place, "instrument"),
                                  f"unknown instrument {fault.instrument!r}{did_you_mean(fault.instrument, known)}"))
+    # One surrounding eclipse at a time (sim/eclipse.py: its end restores the whole overlay).
+    surrounds.sort(key=lambda entry: entry[1])
+    for (_, _, end), (place, start, _) in zip(surrounds, surrounds[1:], strict=False):
+        if end is None or start < end:
+            problems.append((("faults", *place, "at"), "it surrounds a node while an earlier surrounding eclipse "
+                                                       "is on: one at a time"))
 
     for name, expression in scenario.slo.items():
         if not slo_metric_known(name):

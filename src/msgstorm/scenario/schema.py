@@ -808,13 +808,45 @@ class FloodInvalidFault(_ByzantineNodes):
 class EclipseFault(_Spec):
     """An eclipse (sim): from ``at`` for ``duration`` an attacker holds every connection of
     the target ``node``: it passes nothing either way (its view halts), or, with ``delay``,
-    passes everything ``delay`` late (its view lags)."""
+    passes everything ``delay`` late (its view lags). Surrounded (``attackers`` named, or
+    ``count`` of them drawn with the run's seed): the target's gossip peers are replaced by
+    the attackers, which withhold the messages of ``kinds`` (none when not given) and hold
+    every item they forward ``delay``, so the target sees only what they let through."""
 
     kind: Literal["eclipse"]
     at: DurationNs
     duration: Annotated[DurationNs, Field(gt=0)] | None = None
     node: str
     delay: Annotated[DurationNs, Field(gt=0)] | None = None
+    attackers: list[str] = Field(default_factory=list)
+    count: int | None = Field(default=None, ge=1)
+    kinds: list[MessageKind] = Field(default_factory=list)
+
+    @property
+    def surrounds(self) -> bool:
+        """Whether attacker nodes replace the target's peers (else its links are cut or slowed)."""
+        return bool(self.attackers) or self.count is not None
+
+    @model_validator(mode="after")
+    def _attackers_one_way(self) -> EclipseFault:
+        if self.attackers and self.count is not None:
+            raise ValueError("name the attackers (attackers) or say how many to draw (count), not both")
+        if len(set(self.attackers)) != len(self.attackers):
+            raise ValueError("an attacker is named twice in attackers")
+        if self.node in self.attackers:
+            raise ValueError(f"the target {self.node!r} is among its attackers")
+        if self.kinds and not self.surrounds:
+            raise ValueError("kinds are what attackers withhold: name them (attackers) or draw them (count)")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_attackers(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Without attackers the fault dumps (in its events, and hashes) as it did before they existed."""
+        data: dict[str, Any] = handler(self)
+        if not self.surrounds:
+            for name in ("attackers", "count", "kinds"):
+                data.pop(name, None)
+        return data
 
 
 class TwinsFault(_Spec):

@@ -8,9 +8,11 @@ forwards it: ``delay`` plus a uniform draw in [0, ``jitter``) (``delay_nodes``),
 draw in [0, ``window``) (``reorder_nodes``: items validated less than ``window`` apart leave
 in a shuffled order). The gossip kernel does the holding (``WATCH_HOLD`` on the node, its
 ``N_HOLD`` and ``N_HOLD_SPREAD``, ``sim/kernel.py``), with draws from the kernel's seeded
-uniforms taken only at holding nodes, so runs without such a fault are unchanged. A held item
-is still served to a peer that asks for it (announce and fetch): the hold is on what the node
-sends of its own accord. A node in two such faults at once holds as the later one says until
+uniforms taken only at holding nodes, so runs without such a fault are unchanged. The hold is
+on what the node serves as well as on what it pushes: under announce and fetch (and compact
+relay) its announcements leave at the release, and a request that comes sooner (a peer's
+fallback, which asks any peer that validated the item) is answered at the release
+(``release`` in the kernel, a column per holding node). A node in two such faults at once holds as the later one says until
 either ends. Both events name the nodes in ``detail["byzantine"]``.
 """
 

@@ -28,18 +28,20 @@ from msgstorm.faults.schedule import FaultOp, concrete_faults
 from msgstorm.history.events import EventKind
 from msgstorm.scenario.kinds import MESSAGE_KINDS
 from msgstorm.scenario.registry import FAULT_KINDS
-from msgstorm.scenario.schema import CensorNodesFault, Scenario
+from msgstorm.scenario.schema import CensorNodesFault, EclipseFault, Scenario
 from msgstorm.sim.fault_injector import FaultInjector
 from msgstorm.sim.forks import ForkChain
 
 __all__ = ["CensorNodes", "censorable", "censored_by", "censoring_nodes"]
 
 
-def censored_by(spec: CensorNodesFault, agent_names: list[str]) -> np.ndarray:
+def censored_by(spec: CensorNodesFault | EclipseFault, agent_names: list[str]) -> np.ndarray:
     """What one fault censors: bool[kind code, agent index], the fault's ``kinds`` sent by
-    its ``agents`` (every agent's when it names none)."""
+    its ``agents`` (every agent's when it names none; an eclipse's attackers withhold
+    ``kinds`` whoever sent them)."""
     table = np.zeros((len(MESSAGE_KINDS), len(agent_names)), dtype=np.bool_)
-    agents = ([i for i, name in enumerate(agent_names) if name in spec.agents] if spec.agents is not None
+    named = spec.agents if isinstance(spec, CensorNodesFault) else None
+    agents = ([i for i, name in enumerate(agent_names) if name in named] if named is not None
               else list(range(len(agent_names))))
     for kind in spec.kinds:
         table[MESSAGE_KINDS.index(kind), agents] = True
@@ -47,10 +49,10 @@ def censored_by(spec: CensorNodesFault, agent_names: list[str]) -> np.ndarray:
 
 
 def censorable(scenario: Scenario, agent_names: list[str]) -> np.ndarray | None:
-    """What some ``censor_nodes`` fault of the scenario censors (bool[kind code, agent
-    index], ``censored_by``'s union), or None in a run without one."""
+    """What some ``censor_nodes`` fault, or a surrounding eclipse's attackers, of the scenario
+    censor (bool[kind code, agent index], ``censored_by``'s union), or None in a run without one."""
     tables = [censored_by(spec, agent_names) for spec, _ in concrete_faults(scenario)
-              if isinstance(spec, CensorNodesFault)]
+              if isinstance(spec, CensorNodesFault) or (isinstance(spec, EclipseFault) and spec.kinds)]
     return np.logical_or.reduce(tables) if tables else None
 
 

@@ -11,6 +11,18 @@ model's ``Degradations``, ``sim/link_model.py``), so its view lags. At the end i
 are as before; the target catches up as a partitioned node does. Both events name the
 target in ``detail["eclipsed"]`` (not ``"byzantine"``: the target is honest, and the safety
 checker keeps counting it).
+
+Surrounded (``attackers`` named, or ``count`` drawn with the run's seed among the other
+nodes, ``FaultInjector.fault_nodes``): the target's gossip peers are replaced by the
+attackers (``GossipState.surround``: it forwards to them alone, they forward to it, no one
+else does), and the attackers act as byzantine relays: they withhold the messages of
+``kinds`` (the gossip kernel's ``WATCH_CENSOR``, as ``censor_nodes`` does, ``sim/censor.py``)
+and hold every item they forward ``delay`` (``WATCH_HOLD``, as ``delay_nodes`` does,
+``sim/byzantine_relay.py``). So the target sees exactly what they pass, that late, and what
+it sends of those kinds goes no further than them. They do this to everything they relay,
+not to the target's traffic alone: their other peers have other paths. The events list the
+attackers in ``detail["byzantine"]``. One surrounding eclipse at a time (two at once are refused at validation): its end restores
+the overlay the topology made.
 """
 
 from __future__ import annotations
@@ -23,7 +35,32 @@ from msgstorm.scenario.registry import FAULT_KINDS
 from msgstorm.scenario.schema import DegradeFault, EclipseFault, PartitionFault
 from msgstorm.sim.fault_injector import FaultInjector
 
-__all__ = ["Eclipse"]
+__all__ = ["Eclipse", "attackers"]
+
+
+def attackers(injector: FaultInjector, op: FaultOp) -> list[int]:
+    """A surrounding eclipse's attackers: those named, else ``count`` drawn among the nodes
+    other than the target."""
+    spec = op.spec
+    assert isinstance(spec, EclipseFault)
+    index = injector.ctx.cluster.index
+    target = index[spec.node]
+    return injector.fault_nodes(op, [v for v in range(injector.ctx.cluster.size) if v != target],
+                                names=spec.attackers)
+
+
+def _surround(injector: FaultInjector, op: FaultOp, on: bool, detail: dict[str, Any]) -> None:
+    spec = op.spec
+    assert isinstance(spec, EclipseFault)
+    gossip = injector.gossip
+    nodes = attackers(injector, op)
+    gossip.surround(injector.ctx.cluster.index[spec.node], nodes if on else None)
+    for node in nodes:
+        if spec.kinds:
+            gossip.set_censoring(node, on)
+        if spec.delay is not None:
+            gossip.set_holding(node, spec.delay if on else 0, 0)
+    detail["byzantine"] = [injector.ctx.cluster.names[node] for node in nodes]
 
 
 @FAULT_KINDS.register("eclipse")
@@ -33,7 +70,9 @@ class Eclipse:
         spec = op.spec
         assert isinstance(spec, EclipseFault)
         index = injector.ctx.cluster.index
-        if spec.delay is None:
+        if spec.surrounds:
+            _surround(injector, op, True, detail)
+        elif spec.delay is None:
             # Built from validated values (model_construct: nanoseconds, not a duration's text).
             cut = PartitionFault.model_construct(kind="partition", at=spec.at, duration=spec.duration, groups=[[spec.node]])
             injector.links.start_partition(op.fault_id, cut, index)
@@ -50,7 +89,9 @@ class Eclipse:
     def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
         spec = op.spec
         assert isinstance(spec, EclipseFault)
-        if spec.delay is None:
+        if spec.surrounds:
+            _surround(injector, op, False, detail)
+        elif spec.delay is None:
             injector.links.end_partition(op.fault_id)
             injector.gossip.set_colours(injector.links.colour)
             injector.healed(t, spec.at)

@@ -44,10 +44,11 @@ class FaultInjector:
         self.crashed_by_fault: dict[int, int] = {}
         self.active: set[int] = set()  # fault ids started and not ended
 
-    def fault_nodes(self, op: FaultOp, pool: list[int] | None = None) -> list[int]:
-        """The nodes a fault acts on: those it names (``nodes``), else ``count`` of ``pool``
-        (every node by default) drawn with the run's seed and the fault's id."""
-        names: list[str] = getattr(op.spec, "nodes", None) or []
+    def fault_nodes(self, op: FaultOp, pool: list[int] | None = None, names: list[str] | None = None) -> list[int]:
+        """The nodes a fault acts on: those it names (``names``, by default its ``nodes``), else
+        ``count`` of ``pool`` (every node by default) drawn with the run's seed and the fault's id."""
+        if names is None:
+            names = getattr(op.spec, "nodes", None) or []
         if names:
             return [self.ctx.cluster.index[name] for name in names]
         count = getattr(op.spec, "count", None)

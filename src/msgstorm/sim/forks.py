@@ -16,7 +16,10 @@ again, which ``analysis/safety.py`` reports as a conflict.
 
 An ``equivocate`` fault (``sim/equivocation.py``) makes a producer byzantine for a window:
 each block it makes there is made twice, on one parent, and each copy goes to one half of
-its gossip peers directly (a link's delay away), which validate and gossip it on.
+its gossip peers directly (a link's delay away), which validate and gossip it on. A
+``twins`` fault (``sim/twins.py``) runs a second instance of a producer elsewhere: in the
+producer's turn each instance makes a block from its own node's view and mempool (the
+``block_produced`` event of the twin's names its node in ``twin_at``).
 
 Commits follow the canonical chain: the longest chain over every block made (a tie keeps
 the first made), the one every view converges to. A block on it ``confirmations`` deep
@@ -186,13 +189,31 @@ class ForkChain:
     # --- producing --------------------------------------------------------------------------
 
     def _produce(self, t: int, node: int, _b: int, _c: int, _d: int) -> None:
+        """Producer ``node``'s turn: it makes a block, and so does each twin of it running
+        elsewhere (``sim/twins.py``), each from its own node's view and mempool. A producer
+        that is down makes nothing: its turn (or its work) is lost."""
         self._schedule(t)
         self.take_logged()
+        cluster = self.ctx.cluster
+        made = False
+        if cluster.up[node]:
+            self._make(t, node, node)
+            made = True
+        if self.votes is not None and self.votes.twins:
+            for host in self.votes.twin_hosts(node):
+                if cluster.up[host]:
+                    self._make(t, node, host)
+                    made = True
+        if made:
+            top = len(self.canonical) - 1
+            self.desync.check(t, top, [self._agreed(v) for v in range(cluster.size)], cluster.up)
+
+    def _make(self, t: int, node: int, at: int) -> None:
+        """Producer ``node`` makes a block at node ``at`` (its own, or where a twin of it
+        runs): on the tip of ``at``'s view, from ``at``'s mempool."""
         ctx = self.ctx
-        if not ctx.cluster.up[node]:
-            return  # a producer that is down makes nothing: its turn (or its work) is lost
-        parent = self.tip[node]
-        take, gas, size = self._fill(node, parent)
+        parent = self.tip[at]
+        take, gas, size, left_out = self._fill(at, parent)
         block = len(self.parent)
         height = self.block_height[parent] + 1
         self.parent.append(parent)
@@ -212,18 +233,20 @@ class ForkChain:
             if record[BLOCK] < 0:  # first included: it left the mempool (queue wait) at once
                 record[BLOCK] = block
                 record[T_DEQUEUED] = record[T_SEQUENCED] = t
-        ctx.record.event(t, EventKind.BLOCK_PRODUCED, node, float(len(take)), height,
-                         {"gas": gas, "bytes": size, "block": block, "parent": parent})
+        detail: dict[str, Any] = {"gas": gas, "bytes": size, "block": block, "parent": parent}
+        if at != node:
+            detail["twin_at"] = ctx.cluster.names[at]
+        if left_out:  # a censoring producer's: what it held and left out (analysis/byzantine.py)
+            detail["censored"] = left_out
+        ctx.record.event(t, EventKind.BLOCK_PRODUCED, node, float(len(take)), height, detail)
         self._extend_canonical(t, block)
         if self.votes is not None:
             self.votes.made(t, block)
-        self._arrive(t, node, block, -1)
-        if node in self.equivocating:
+        self._arrive(t, at, block, -1)
+        if at == node and node in self.equivocating:
             self._equivocate(t, node, block, gas)
-        elif not ctx.cluster.isolated[node]:
-            self.gossip.inject(t, node, block, ITEM_BLOCK, size, contents=self.block_contents.get(block))
-        top = len(self.canonical) - 1
-        self.desync.check(t, top, [self._agreed(v) for v in range(ctx.cluster.size)], ctx.cluster.up)
+        elif not ctx.cluster.isolated[at]:
+            self.gossip.inject(t, at, block, ITEM_BLOCK, size, contents=self.block_contents.get(block))
 
     def _room_for(self, block: int, parent: int) -> None:
         """A new block's row of ``holds`` (no node yet) and its parent; the arrays double
@@ -263,7 +286,7 @@ class ForkChain:
                               {"gas": gas, "bytes": self.size_of[block], "block": twin, "parent": parent, "equivocates": block})
         if self.votes is not None:
             self.votes.made(t, twin)
-        peers = self.gossip.topology.forward[node]
+        peers = self.gossip.forward[node]
         half = (len(peers) + 1) // 2
         links = self.links
         for i, peer in enumerate(peers):
@@ -282,13 +305,15 @@ class ForkChain:
         if not self.ctx.cluster.isolated[node]:
             self.gossip.inject(t, node, block, ITEM_BLOCK, self.size_of[block], contents=self.block_contents.get(block))
 
-    def _fill(self, node: int, parent: int) -> tuple[list[int], int, int]:
+    def _fill(self, node: int, parent: int) -> tuple[list[int], int, int, list[int]]:
         """Messages for a block on ``parent``: the mempool's, oldest first, that are not
-        settled nor already on the branch, up to the block's message and gas limits."""
+        settled nor already on the branch, up to the block's message and gas limits; and
+        those a censoring producer left out."""
         live = self.ctx.msgs.live
         pool = [m for m in self.mempool[node] if m in live]
         self.mempool[node] = pool  # settled ones leave the mempool
         take: list[int] = []
+        left_out: list[int] = []
         gas = 0
         size = self.header_size
         gas_of = self.gas_of
@@ -299,14 +324,15 @@ class ForkChain:
                 continue
             record = live[m]
             if self.censoring and node in self.censoring and self.censoring[node][record[KIND], record[AGENT]]:
-                continue  # a censoring producer leaves it out
+                left_out.append(m)  # a censoring producer leaves it out
+                continue
             cost = gas_of[record[KIND]]
             if self.max_gas is not None and gas + cost > self.max_gas:
                 continue
             take.append(m)
             gas += cost
             size += record[SIZE]
-        return take, gas, size
+        return take, gas, size, left_out
 
     def _on_branch(self, m: int, tip: int) -> bool:
         """Whether a block on the branch ending at ``tip`` includes ``m``."""
@@ -535,6 +561,14 @@ class ForkChain:
             record[T_RECEIVED] = t
         if len(pool) > FLUSH_ROWS and len(pool) > 2 * len(live):
             self.mempool[node] = [m for m in pool if m in live]
+
+    def keep_mempool(self, node: int) -> None:
+        """``node`` keeps a mempool from now on (a twin of a producer runs there): the kernel
+        logs its validations of messages as it does a producer's."""
+        if node not in self.mempool:
+            self.take_logged()
+            self.mempool[node] = []
+            self.gossip.log_validations(node)
 
     def node_down(self, node: int) -> None:
         self.take_logged()

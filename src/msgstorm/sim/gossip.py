@@ -136,39 +136,17 @@ class GossipState:
         self._renumber_keys()
         self.nodes = np.zeros((k.N_ROWS, n), dtype=np.int64)
         self.nodes[k.N_UP, :] = 1
+        self.nodes[k.N_HOLD_COL, :] = -1
         slots = 1 << 10
         self.slots = np.zeros((k.SL_ROWS, slots), dtype=np.int64)
         self.seen = np.zeros((slots, n), dtype=np.uint8)
+        # When each holding node releases each item (a column per node that ever held: set_holding).
+        self.release = np.zeros((slots, 0), dtype=np.int64)
         self.free_slots = np.arange(slots - 1, -1, -1, dtype=np.int64)
         self.scalars[k.S_FREE] = slots
         self.watch = np.zeros(n, dtype=np.uint8)
-        # The forwarding graph in CSR form, with each edge's base delay and link model.
-        ptr = [0]
-        idx: list[int] = []
-        base: list[int] = []
-        model: list[int] = []
-        param: list[float] = []
-        for i, peers in enumerate(topology.forward):
-            for j in peers:
-                override = topology.node_overrides.get((i, j))
-                if override is None:
-                    delay = topology.base_ns[topology.region_of[i]][topology.region_of[j]]
-                    spec = topology.region_model[topology.region_of[i]][topology.region_of[j]]
-                else:
-                    delay, spec = override
-                code, value = model_code(spec, topology.link_samples)
-                idx.append(j)
-                base.append(delay)
-                model.append(code)
-                param.append(value)
-            ptr.append(len(idx))
-        self.fwd_ptr = np.asarray(ptr, dtype=np.int64)
-        self.fwd_idx = np.asarray(idx, dtype=np.int64)
-        self.fwd_base = np.asarray(base, dtype=np.int64)
-        self.fwd_model = np.asarray(model, dtype=np.int64)
-        self.fwd_param = np.asarray(param, dtype=np.float64)
-        self.max_degree = max((len(p) for p in topology.forward), default=0)
-        self.order = np.zeros(max(1, self.max_degree), dtype=np.int64)  # the kernel's scratch for a forward's order
+        self.forward: list[list[int]] = [list(peers) for peers in topology.forward]
+        self._edges()
         self.degradations = degradations
         self.ns_per_byte = np.zeros((2, n), dtype=np.float64)
         self.ns_per_byte[0] = tx_ns_per_byte
@@ -209,6 +187,52 @@ class GossipState:
         self._inject: Callable[..., int] | None = None
         self._bind()
 
+    def _edges(self) -> None:
+        """The forwarding graph (``forward``) in CSR form, with each edge's base delay and link model."""
+        topology = self.topology
+        ptr = [0]
+        idx: list[int] = []
+        base: list[int] = []
+        model: list[int] = []
+        param: list[float] = []
+        for i, peers in enumerate(self.forward):
+            for j in peers:
+                override = topology.node_overrides.get((i, j))
+                if override is None:
+                    delay = topology.base_ns[topology.region_of[i]][topology.region_of[j]]
+                    spec = topology.region_model[topology.region_of[i]][topology.region_of[j]]
+                else:
+                    delay, spec = override
+                code, value = model_code(spec, topology.link_samples)
+                idx.append(j)
+                base.append(delay)
+                model.append(code)
+                param.append(value)
+            ptr.append(len(idx))
+        self.fwd_ptr = np.asarray(ptr, dtype=np.int64)
+        self.fwd_idx = np.asarray(idx, dtype=np.int64)
+        self.fwd_base = np.asarray(base, dtype=np.int64)
+        self.fwd_model = np.asarray(model, dtype=np.int64)
+        self.fwd_param = np.asarray(param, dtype=np.float64)
+        self.max_degree = max((len(p) for p in self.forward), default=0)
+        self.order = np.zeros(max(1, self.max_degree), dtype=np.int64)  # the kernel's scratch for a forward's order
+
+    def surround(self, target: int, attackers: list[int] | None) -> None:
+        """Replace ``target``'s gossip peers by ``attackers`` (an eclipse, sim/eclipse.py): it
+        forwards to them alone, each of them forwards to it too, and no other node forwards
+        to it; None: the overlay as the topology made it. An event in flight on a link that
+        is gone is lost, as on a cut link."""
+        original = self.topology.forward
+        if attackers is None:
+            self.forward = [list(peers) for peers in original]
+        else:
+            self.forward = [[p for p in peers if p != target] for peers in self.forward]
+            self.forward[target] = list(attackers)
+            for attacker in attackers:
+                self.forward[attacker].append(target)
+        self._edges()
+        self._bind()
+
     # --- items -------------------------------------------------------------------------
 
     def _grow_slots(self) -> None:
@@ -216,6 +240,7 @@ class GossipState:
         new = old * 2
         self.slots = np.concatenate([self.slots, np.zeros((k.SL_ROWS, old), dtype=np.int64)], axis=1)
         self.seen = np.concatenate([self.seen, np.zeros((old, self.n), dtype=np.uint8)], axis=0)
+        self.release = np.concatenate([self.release, np.zeros((old, self.release.shape[1]), dtype=np.int64)], axis=0)
         free = np.zeros(new, dtype=np.int64)
         free[:old] = np.arange(new - 1, old - 1, -1)
         self.free_slots = free
@@ -388,7 +413,7 @@ class GossipState:
                       self.fwd_model, self.fwd_param, self.topology.link_samples.array, self.uniform, self.processing,
                       self.ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries,
                       self.mempool_log, self.sends, self.order, self.held, self.contents, self.block_parent,
-                      self.block_holds, self.hop_log)
+                      self.block_holds, self.hop_log, self.release)
 
     def _refill_uniform(self) -> None:
         rest = self.uniform[self.scalars[k.S_UNIF]:]
@@ -589,6 +614,11 @@ class GossipState:
         for node in nodes:
             self.watch[node] |= k.WATCH_ALL
 
+    def log_validations(self, node: int) -> None:
+        """``node``'s validations of messages are logged from now on, as ``set_watched``'s
+        ``logged`` nodes' are (a producer's twin keeps a mempool there)."""
+        self.watch[node] |= k.WATCH_LOG if self.log_mempools else k.WATCH_ALL
+
     def view_blocks(self, parent: np.ndarray, holds: np.ndarray) -> None:
         """A fork chain's block tree, shared with the kernel: ``parent[block]`` (int64) and
         ``holds[block, node]`` (uint8: 1 where the node's view holds the block's whole
@@ -610,7 +640,14 @@ class GossipState:
 
     def set_holding(self, node: int, hold_ns: int, spread_ns: int) -> None:
         """A node holds each item it validated ``hold_ns`` plus a uniform draw in
-        [0, ``spread_ns``) before it forwards it, from now on (both 0: no longer)."""
+        [0, ``spread_ns``) before it forwards it, and answers no request for it sooner, from
+        now on (both 0: no longer)."""
+        if (hold_ns > 0 or spread_ns > 0) and self.nodes[k.N_HOLD_COL, node] < 0:
+            self.nodes[k.N_HOLD_COL, node] = self.release.shape[1]
+            self.release = np.concatenate([self.release, np.zeros((self.release.shape[0], 1), dtype=np.int64)], axis=1)
+            self._bind()
+        elif hold_ns > 0 or spread_ns > 0:
+            self.release[:, self.nodes[k.N_HOLD_COL, node]] = 0  # nothing held from an earlier window
         self.nodes[k.N_HOLD, node] = hold_ns
         self.nodes[k.N_HOLD_SPREAD, node] = spread_ns
         holding = hold_ns > 0 or spread_ns > 0

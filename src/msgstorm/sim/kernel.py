@@ -38,7 +38,7 @@ from msgstorm.sim.link_model import degrade, link_delay
 
 __all__ = [
     "RECV", "VALIDATED", "ITEM_MSG", "ITEM_BLOCK", "ITEM_WATCHED", "ITEM_CENSORABLE", "WATCH_ALL", "WATCH_WATCHED",
-    "WATCH_LOG", "WATCH_CENSOR", "WATCH_HOLD", "N_HOLD", "N_HOLD_SPREAD", "ITEM_INVALID", "S_INVALID",
+    "WATCH_LOG", "WATCH_CENSOR", "WATCH_HOLD", "N_HOLD", "N_HOLD_SPREAD", "N_HOLD_COL", "ITEM_INVALID", "S_INVALID",
     "DONE", "NOTIFY", "NEED_UNIFORM", "NEED_PROCESSING", "HEAP_FULL", "DELIVERIES_FULL", "NEED_SLOTS", "LOG_FULL",
     "S_SEND_I", "S_SEND_END", "SEND_T", "SEND_NODE", "SEND_ITEM", "SEND_SIZE", "SEND_KIND",
     "S_HEAP", "S_SEQ", "S_FREE", "S_UNIF", "S_PROC", "S_DELIV", "S_BUDGET",
@@ -155,9 +155,12 @@ LOW32 = 0xFFFFFFFF
 
 # Rows of per-node state (int64[N_ROWS, nodes]); N_UP_BYTES: payload bytes the node has
 # put on its uplink (copies, answers to requests, missing transactions); N_HOLD and
-# N_HOLD_SPREAD: a holding node's (WATCH_HOLD) fixed hold and the width of its drawn one.
-N_CPU, N_UPLINK, N_UP, N_COLOUR, N_UP_BYTES, N_HOLD, N_HOLD_SPREAD = range(7)
-N_ROWS = 7
+# N_HOLD_SPREAD: a holding node's (WATCH_HOLD) fixed hold and the width of its drawn one;
+# N_HOLD_COL: its column of ``release`` (int64[slots, holding nodes]: when it releases each
+# item it validated while holding, so that it serves a request no earlier), -1 for a node
+# that never held.
+N_CPU, N_UPLINK, N_UP, N_COLOUR, N_UP_BYTES, N_HOLD, N_HOLD_SPREAD, N_HOLD_COL = range(8)
+N_ROWS = 8
 # Rows of per-slot state (int64[SL_ROWS, slots]). A compact block's SL_SIZE is its compact
 # size; its transactions are ``contents[:, SL_CONTENT .. SL_CONTENT + SL_NTX]`` (msg_id, bytes).
 SL_ITEM, SL_KIND, SL_OUTSTANDING, SL_SIZE, SL_FORWARD, SL_RELAY, SL_CONTENT, SL_NTX = range(8)
@@ -618,6 +621,9 @@ def _compact_event(etype: int, t: int, node: int, slot: int, sender: int, hops: 
                              node, slot, sender, hops)
         return n, rows, seq, unif, proc
     if etype == GETTXN:
+        # A holding node answers at once: the peer asks for a block's transactions only after
+        # the compact block came from this node, which sent it (or its announcement) at the
+        # block's release, and the block's transactions go out with it.
         d, unif = _link(t, node, sender, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, samples, uniform, unif,
                         n_deg, deg_nodes, deg_params)
         if d < 0:
@@ -642,7 +648,8 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
                  idx_bits: int, unif: int, scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
                  seen: np.ndarray, fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
                  fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray, uniform: np.ndarray, ns_per_byte: np.ndarray,
-                 n_deg: int, deg_nodes: np.ndarray, deg_params: np.ndarray) -> tuple[int, int, int, int]:
+                 n_deg: int, deg_nodes: np.ndarray, deg_params: np.ndarray, watch: np.ndarray,
+                 release: np.ndarray) -> tuple[int, int, int, int]:
     """Announce and fetch. ANNOUNCE at ``node`` from ``sender``: a node that neither holds
     the item nor has asked for it asks ``sender`` (a REQUEST, one link delay) and sets a
     TIMEOUT. REQUEST at ``node`` from ``sender``: the payload goes back on ``node``'s uplink
@@ -651,8 +658,10 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
     or, if none has, forget the request so that the next announcement starts one.
     Announcements and requests cost no CPU and no uplink time (a few dozen bytes), and pay
     ``S_CONTROL`` ns on top of their link delay. Under a held uplink (``S_FAIR_SHARE`` =
-    UPLINK_HELD) a payload keeps the uplink until it has arrived. Returns the new (n, rows,
-    seq, unif)."""
+    UPLINK_HELD) a payload keeps the uplink until it has arrived. A holding node
+    (``WATCH_HOLD``) answers a request that comes before it releases the item (a peer's
+    fallback, which asks any peer that validated it) at the release, as it forwards it.
+    Returns the new (n, rows, seq, unif)."""
     if nodes[N_UP, node] == 0:
         return n, rows, seq, unif
     if etype == ANNOUNCE:
@@ -669,8 +678,11 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
         if d < 0:
             return n, rows, seq, unif
         # A payload sent on request is a transfer of its own (a fair share of one); under
-        # compact relay, the compact block.
-        arrive = _transfer(t, d, node, sender, slots[SL_SIZE, slot], scalars, nodes, ns_per_byte)
+        # compact relay, the compact block. A holding node sends it no earlier than its release.
+        serve = t
+        if (watch[node] & WATCH_HOLD) != 0 and release[slot, nodes[N_HOLD_COL, node]] > t:
+            serve = release[slot, nodes[N_HOLD_COL, node]]
+        arrive = _transfer(serve, d, node, sender, slots[SL_SIZE, slot], scalars, nodes, ns_per_byte)
         n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, arrive,
                              CMPCT if slots[SL_RELAY, slot] == COMPACT else RECV, sender, slot, node, hops)
         return n, rows, seq, unif
@@ -713,7 +725,7 @@ def run_until(until: int, max_degree: int,
               deg_nodes: np.ndarray, deg_params: np.ndarray,
               deliveries: np.ndarray, mempool_log: np.ndarray, sends: np.ndarray, order: np.ndarray,
               held: np.ndarray, contents: np.ndarray, block_parent: np.ndarray, block_holds: np.ndarray,
-              hop_log: np.ndarray) -> int:
+              hop_log: np.ndarray, release: np.ndarray) -> int:
     """Run kernel events with time < ``until``; stop early to report a watched validation.
 
     Sends ``S_SEND_I`` .. ``S_SEND_END - 1`` of ``sends`` (Python allows a range when
@@ -906,7 +918,7 @@ def run_until(until: int, max_degree: int,
                 n, rows, seq, unif = _relay_event(etype, t, node, slot, sender, hops, keys, payload, pool, n, rows,
                                                   seq, idx_bits, unif, scalars, nodes, slots, seen, fwd_ptr, fwd_idx,
                                                   fwd_base, fwd_model, fwd_param, samples, uniform, ns_per_byte, n_deg,
-                                                  deg_nodes, deg_params)
+                                                  deg_nodes, deg_params, watch, release)
             else:
                 if etype == CMPCT:
                     block_receipts += 1
@@ -978,6 +990,7 @@ def run_until(until: int, max_degree: int,
                     if spread > 0:
                         t_forward += int(uniform[unif] * spread)
                         unif += 1
+                    release[slot, nodes[N_HOLD_COL, node]] = t_forward  # what it serves waits as long
                 n, rows, seq, unif = _forward(t_forward, node, slot, sender, hops + 1, keys, payload, pool,
                                               n, rows, seq, idx_bits, unif, nodes, slots, fwd_ptr, fwd_idx, fwd_base,
                                               fwd_model, fwd_param, samples, uniform, ns_per_byte, n_deg,

@@ -9,7 +9,10 @@ from there. Neither instance equivocates on its own; placed on two sides of a pa
 they vote for the two sides' blocks, so the validator's stake counts on both. Twinned
 validators are byzantine identities: both events list them in ``detail["byzantine"]``
 (with their share of the stake at the start, as byzantine voters' events do), which the
-safety checker and the quorum bound read; the hosts stay honest. Twins make no blocks.
+safety checker and the quorum bound read; the hosts stay honest. A twin produces as its
+validator does: in the validator's turn it makes a block on its host's view from what its
+host validated since it started (the host keeps a mempool from then on), so on two sides
+of a partition the validator makes a block on each side at one height.
 """
 
 from __future__ import annotations
@@ -43,8 +46,11 @@ class Twins:
     @staticmethod
     def start(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:
         book, pairs = _book(injector, op)
+        chain = injector.chain
+        assert isinstance(chain, ForkChain)
         for validator, host in pairs:
             book.twins.setdefault(host, set()).add(validator)
+            chain.keep_mempool(host)
         names = injector.ctx.cluster.names
         detail["byzantine"] = [names[v] for v, _ in pairs]
         detail["stake"] = {names[v]: book.stake[v] / book.total for v, _ in pairs}

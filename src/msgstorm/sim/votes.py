@@ -17,7 +17,8 @@ rule, ``"depth"``). The producers are the validators, each with its stake (its s
 - Twins (a ``twins`` fault, ``sim/twins.py``): a second instance of a validator runs at a
   host node, with the validator's identity; each instance is honest on its own (one vote
   per height, for the first block its node connects), and the twin's votes leave from its
-  host as any vote does. On two sides of a partition the two vote for different blocks at
+  host as any vote does. A twin also produces: in its validator's turn it makes a block
+  from its host's view (``ForkChain._produce``). On two sides of a partition the two vote for different blocks at
   one height, and each side counts the validator's stake.
 - Every node counts the votes it has received (each voter once per block, its own vote at
   once): when the voters of a block hold more than two thirds of the total stake, the node
@@ -111,6 +112,10 @@ class VoteBook:
             if height not in heights:
                 heights.add(height)
                 self._cast(t, validator, block, height, origin=node)
+
+    def twin_hosts(self, validator: int) -> list[int]:
+        """The nodes a twin of ``validator`` runs at, in node order."""
+        return sorted(host for host, validators in self.twins.items() if validator in validators)
 
     def made(self, t: int, block: int) -> None:
         """A block was made: every byzantine voter votes for it."""
