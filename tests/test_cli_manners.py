@@ -34,6 +34,13 @@ def test_a_misspelt_field_or_name_gets_the_closest_known_one(tmp_path: Path) -> 
     assert code == 2 and "unknown queue policy 'fifi' (did you mean 'fifo'?)" in output
     code, output = _invoke("validate", str(EXAMPLES / "quickstart.toml"), "--set", "agents.0.region=\"us-eest\"")
     assert code == 2 and "(did you mean 'us-east'?)" in output
+    # A table outside the schema's own module (the market's, a fault's) is looked through too.
+    text = (EXAMPLES / "black-thursday.toml").read_text().replace("maintenance_margin", "maintenance_margn", 1)
+    (tmp_path / "typo.toml").write_text(text)
+    code, output = _invoke("validate", str(tmp_path / "typo.toml"))
+    assert code == 2 and "did you mean 'maintenance_margin'?" in output
+    code, output = _invoke("validate", str(EXAMPLES / "byzantine.toml"), "--set", "faults.0.probabilty=0.5")
+    assert code == 2 and "did you mean 'probability'?" in output, output
     code, output = _invoke("validate", str(EXAMPLES / "quickstart.toml"), "--set", "run.zzzz=1")
     assert code == 2 and "unknown field (check the spelling" in output and "did you mean" not in output
 

@@ -10,22 +10,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from msgstorm.scenario.distributions import DurationNs
-from msgstorm.scenario.units import parse_fraction
+from msgstorm.scenario.spec import Fraction, Spec
 
 __all__ = ["BlockTimeSpec", "ControllerSpec", "LaneSpec", "ThrottleSpec"]
 
 LaneKind = Literal["order", "cancel", "quote", "liquidation", "price", "spam"]
-_Fraction = Annotated[float, BeforeValidator(parse_fraction)]
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class LaneSpec(_Spec):
+class LaneSpec(Spec):
     """A share of the sequencer's workers and/or of each block reserved for some kinds
     (liquidations and prices); an unused share goes to the rest."""
 
@@ -41,7 +36,7 @@ class LaneSpec(_Spec):
     lend: bool = Field(
         default=True, description="an idle lane worker serves the rest (the unused share goes to them); "
                                   "false: the lane's workers serve only the lane")
-    block_share: _Fraction = Field(
+    block_share: Fraction = Field(
         default=0.0, description="share of each block's messages (and gas, with `blocks.max_gas`) the lane's "
                                  "sequenced messages may take before the rest; what they leave goes to the rest")
 
@@ -54,7 +49,7 @@ class LaneSpec(_Spec):
         return self
 
 
-class ThrottleSpec(_Spec):
+class ThrottleSpec(Spec):
     """Adaptive throttling: a PI controller sheds non-essential kinds as the strain grows."""
 
     kind: Literal["throttle"] = Field(
@@ -74,11 +69,11 @@ class ThrottleSpec(_Spec):
                                                      "error (signal / target - 1)")
     ki: float = Field(default=0.02, ge=0, description="integral gain: admitted share per second per unit of "
                                                      "relative depth error")
-    step: _Fraction = Field(default=0.05, gt=0, le=1,
+    step: Fraction = Field(default=0.05, gt=0, le=1,
                             description="the admitted share changes in steps of this size; a change is "
                                         "decided (and recorded) only when the controller's output has moved "
                                         "a whole step away from the current share")
-    min_share: _Fraction = Field(default=0.0, description="the least share of non-essential arrivals admitted")
+    min_share: Fraction = Field(default=0.0, description="the least share of non-essential arrivals admitted")
     every: DurationNs = Field(default=100_000_000, gt=0,
                               description="how often it reads the signal and decides")
 
@@ -89,7 +84,7 @@ class ThrottleSpec(_Spec):
         return self
 
 
-class BlockTimeSpec(_Spec):
+class BlockTimeSpec(Spec):
     """Adaptive block time: the block interval follows the block backlog within bounds."""
 
     kind: Literal["block_time"] = Field(

@@ -21,9 +21,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
     field_validator,
@@ -33,21 +30,19 @@ from pydantic import (
 
 from msgstorm.scenario.distributions import DurationNs
 from msgstorm.scenario.kinds import MessageKind
-from msgstorm.scenario.units import parse_fraction
+from msgstorm.scenario.spec import Fraction, Spec
 
 __all__ = ["DESTINATION_TABLES", "CrosschainSpec", "RelayerSpec"]
 
-Share = Annotated[float, BeforeValidator(parse_fraction), Field(ge=0, le=1)]
+Share = Annotated[Fraction, Field(ge=0, le=1)]
 
 # The tables a destination fragment may give (each replaces the source's table of that name).
 DESTINATION_TABLES = frozenset({"run", "network", "gossip", "sequencer", "blocks", "backpressure", "desync",
                                 "agents", "faults", "slo", "security", "analysis", "history", "limits"})
 
 
-class RelayerSpec(BaseModel):
+class RelayerSpec(Spec):
     """``[[crosschain.relayers]]``: ``count`` relayers with these settings (``<name>-<i>``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$", description="the relayers' name: "
                       "letters, digits and `_-`; each is `<name>-<i>`, its destination agents `<name>-<i>.<kind>`")
@@ -70,10 +65,8 @@ class RelayerSpec(BaseModel):
                           "with the seed)")
 
 
-class CrosschainSpec(BaseModel):
+class CrosschainSpec(Spec):
     """``[crosschain]``: the destination chain, what crosses, and who carries it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     kinds: list[MessageKind] = Field(default_factory=lambda: list[MessageKind](["order"]), min_length=1,
                                      description="the kinds of source message that cross")

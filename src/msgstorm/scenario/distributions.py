@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
+from msgstorm.scenario.spec import Spec
 from msgstorm.scenario.units import parse_duration_ns, parse_size_bytes
 
 __all__ = [
@@ -53,8 +54,7 @@ PlainNumber = Annotated[float, BeforeValidator(_number)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class _Spec(Spec):
 
     @property
     def upper(self) -> float | None:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import tomllib
+import typing
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -170,13 +171,27 @@ def _resolve_paths(raw: Any, base_dir: Path) -> None:
 @functools.cache
 def _field_names() -> frozenset[str]:
     """Every field name (and alias) of the scenario's tables, for "did you mean" on a
-    misspelt one (pydantic names the unknown field, not its table's known ones)."""
+    misspelt one (pydantic names the unknown field, not its table's known ones): the
+    models reachable from ``Scenario`` through its fields, whichever module holds them."""
     names: set[str] = set()
-    for value in vars(schema).values():
-        if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == schema.__name__:
-            for name, field in value.model_fields.items():
-                names.add(field.alias or name)
+    seen: set[type[BaseModel]] = set()
+    todo: list[type[BaseModel]] = [schema.Scenario]
+    while todo:
+        model = todo.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            names.add(field.alias or name)
+            todo += _models_in(field.annotation)
     return frozenset(names)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models a field's type names: itself, or inside a union, list or dict."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]
 
 
 def _clean_loc(loc: tuple[Any, ...]) -> Loc:

@@ -31,8 +31,8 @@ from msgstorm.scenario.distributions import (
     NumberDist,
     SizeBytes,
 )
-from msgstorm.scenario.distributions import _Spec as _DistSpec
 from msgstorm.scenario.kinds import MessageKind
+from msgstorm.scenario.spec import Fraction, Spec
 from msgstorm.scenario.units import parse_fraction
 
 __all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "MarketSpec", "OracleSpec", "ShockSpec",
@@ -86,12 +86,11 @@ def _rate(value: object) -> float:
 Drift = Annotated[float, BeforeValidator(_drift)]
 Volatility = Annotated[float, BeforeValidator(_volatility)]
 SignedFraction = Annotated[float, BeforeValidator(_signed_fraction)]
-Fraction = Annotated[float, BeforeValidator(parse_fraction)]
 PerSecond = Annotated[float, BeforeValidator(_rate)]
 Duration = DurationNs
 
 
-class ShockSpec(_DistSpec):
+class ShockSpec(Spec):
     """A crash: the price falls by ``fall`` over ``over`` from ``at`` (log-linearly; ``over``
     0 is a gap at ``at``)."""
 
@@ -106,7 +105,7 @@ class ShockSpec(_DistSpec):
         return self
 
 
-class JumpsSpec(_DistSpec):
+class JumpsSpec(Spec):
     """Compound Poisson jumps: ``rate`` jumps per unit of time, each of log size
     normal(``mean``, ``stddev``)."""
 
@@ -115,7 +114,7 @@ class JumpsSpec(_DistSpec):
     stddev: Fraction = 0.0
 
 
-class InstrumentSpec(_DistSpec):
+class InstrumentSpec(Spec):
     """One instrument's true price: geometric Brownian motion from ``price`` with ``drift``
     and ``volatility``, plus ``shocks`` and ``jumps``; or a ``replay`` of a series."""
 
@@ -130,7 +129,7 @@ class InstrumentSpec(_DistSpec):
     replay: str | None = None
 
 
-class OracleSpec(_DistSpec):
+class OracleSpec(Spec):
     """Oracle agents: a ``price`` message per instrument whenever the true price moved by
     ``deviation`` since the last update, or ``heartbeat`` passed (checked each step)."""
 
@@ -142,7 +141,7 @@ class OracleSpec(_DistSpec):
     fee: float = Field(default=1.0, ge=0)
 
 
-class AccountsSpec(_DistSpec):
+class AccountsSpec(Spec):
     """A group of accounts with one position each on ``instrument``: leverage lognormal
     (``leverage_median``, ``leverage_sigma``) capped at ``leverage_cap``, collateral from a
     distribution, long with probability ``long_share``; or loaded from ``file`` (CSV or
@@ -158,7 +157,7 @@ class AccountsSpec(_DistSpec):
     file: str | None = None
 
 
-class KeeperSpec(_DistSpec):
+class KeeperSpec(Spec):
     """Keepers: each watches the prices delivered to its own node and sends a ``liquidation``
     message for every account it sees past its maintenance line, ``reaction`` later. Fee:
     ``fee`` (fixed), or with ``fee_aware`` ``fee_multiple`` x the base fee when it sends,
@@ -183,7 +182,7 @@ class KeeperSpec(_DistSpec):
         return self
 
 
-class TopUpSpec(_DistSpec):
+class TopUpSpec(Spec):
     """Traders who top up: a share ``probability`` of the accounts (drawn once each) add
     collateral when a price delivered to ``node`` puts them within ``near`` of their line,
     ``reaction`` later, through a message; enough to bring their leverage at the on-chain
@@ -199,7 +198,7 @@ class TopUpSpec(_DistSpec):
     fee: float = Field(default=1.0, ge=0)
 
 
-class FrontRunnerSpec(_DistSpec):
+class FrontRunnerSpec(Spec):
     """Front-runners: each watches the messages validated at node ``watch`` for victims
     (``kind``, at least ``min_size``) and, ``reaction`` later, races each with an order of
     its own sent from ``node`` (``share`` of the victim's notional) at ``fee_multiple`` x
@@ -226,7 +225,7 @@ class FrontRunnerSpec(_DistSpec):
     back_fee_multiple: float = Field(default=0.5, gt=0)
 
 
-class AuctionOrdersSpec(_DistSpec):
+class AuctionOrdersSpec(Spec):
     """The limit orders behind the order flow, for a frequent batch auction
     (``sequencer.policy = "batch_auction"``; under any other policy nothing is drawn). Every
     ``order`` message of a traffic agent is a limit order on ``instrument``: a buy with
@@ -243,7 +242,7 @@ class AuctionOrdersSpec(_DistSpec):
     quantity: NumberDist = Field(default_factory=lambda: Constant(value=1.0))
 
 
-class MarketSpec(_DistSpec):
+class MarketSpec(Spec):
     """``[market]``: true prices, the oracle that publishes them, accounts with their margin,
     keepers that liquidate them; liquidations execute when their message commits."""
 

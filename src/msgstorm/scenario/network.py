@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import Any, Literal, get_args
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
     field_validator,
@@ -20,6 +18,7 @@ from pydantic import (
 
 from msgstorm.scenario.distributions import DurationNs
 from msgstorm.scenario.kinds import MESSAGE_KINDS
+from msgstorm.scenario.spec import Spec
 
 __all__ = ["BLOCK_KIND", "RELAY_PROTOCOLS", "RelayProtocol", "RelaySpec"]
 
@@ -32,7 +31,7 @@ BLOCK_KIND = "block"
 _COMPACT_FIELDS = ("compact_header", "short_id", "high_bandwidth")
 
 
-class RelaySpec(BaseModel):
+class RelaySpec(Spec):
     """How a node passes an item it validated to its peers.
 
     ``push`` sends the whole item to every peer (duplicates included); ``announce`` sends an
@@ -45,8 +44,6 @@ class RelaySpec(BaseModel):
     validated, asking for the missing ones (one more round trip). ``protocol`` applies to every
     kind not named in ``kinds`` (message kinds and ``block``). ``control_overhead`` is a fixed
     delay each announcement and request pays on top of its link delay (payloads do not)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     protocol: RelayProtocol = "push"
     kinds: dict[str, RelayProtocol] = Field(default_factory=dict)

@@ -26,7 +26,7 @@ import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from msgstorm.scenario import control, crosschain, market, schema, security
+from msgstorm.scenario import control, crosschain, market, schema, security, spec
 from msgstorm.scenario import distributions as dists
 from msgstorm.scenario.regions import known_regions
 from msgstorm.scenario.registry import (
@@ -664,9 +664,9 @@ _DISTRIBUTIONS: list[type[BaseModel]] = [
 _VALIDATOR_UNITS: list[tuple[Any, str]] = [
     (dists.DurationNs, "duration"),
     (dists.SizeBytes, "size"),
-    (schema.RatePerS, "rate"),
-    (schema.Fraction, "fraction"),
-    (schema.BandwidthBps, "bandwidth"),
+    (spec.RatePerS, "rate"),
+    (spec.Fraction, "fraction"),
+    (spec.BandwidthBps, "bandwidth"),
     (dists.DurationDist, "duration distribution"),
     (dists.SizeDist, "size distribution"),
     (dists.NumberDist, "number distribution"),
@@ -674,7 +674,6 @@ _VALIDATOR_UNITS: list[tuple[Any, str]] = [
     (market.PerSecond, "rate per time"),
     (market.Volatility, "volatility per sqrt(time)"),
     (market.SignedFraction, "fraction"),
-    (market.Fraction, "fraction"),
     (crosschain.Share, "fraction"),
 ]
 

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from msgstorm.scenario.distributions import DurationNs
+from msgstorm.scenario.spec import Spec
 
 __all__ = ["SCHEMES", "SecuritySpec"]
 
 SCHEMES = ("none", "hmac-sha256", "ed25519")
 
 
-class SecuritySpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class SecuritySpec(Spec):
 
     scheme: Literal["none", "hmac-sha256", "ed25519"] = Field(
         default="none", description="how each message is authenticated: none, an HMAC-SHA256 tag (a key "
