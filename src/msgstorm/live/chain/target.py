@@ -105,6 +105,7 @@ from msgstorm.live.cpu import MIN_INTERVAL_S, CpuSampler
 from msgstorm.live.drivers.base import STOP_GRACE_NS
 from msgstorm.live.event_log import EventLog
 from msgstorm.live.nemesis import Nemesis, cleanup_report
+from msgstorm.live.pacing import due_through, wait_until
 from msgstorm.live.recorder import PUBLISHER
 from msgstorm.live.send_loop import run_send_loop
 from msgstorm.progress import Progress, ProgressSnapshot
@@ -128,7 +129,8 @@ REASONS: tuple[tuple[str, str], ...] = (
 )
 # Reasons under which the node did not take the nonce: the sender's next transaction reuses it.
 _NONCE_FREE = frozenset({"fee_cap_below_base_fee", "underpriced", "pool_full", "gas", "funds", "other"})
-_SPIN_NS = 1_200_000  # as live/target.py: sleep to this long before a send, then yield
+# A read that parses much waits for the gap after a send when the next is due within this.
+_QUIET_NS = 2_000_000
 _DRAIN_POLL_S = 0.01
 _PROGRESS_S = 0.25
 _HEADS_RETRY_S = 0.05  # the heads are followed again this often while a fault has the node down
@@ -207,6 +209,8 @@ class ChainTarget:
         self._rpc: JsonRpc | None = None
         self._requests: set[asyncio.Task[None]] = set()
         self._handlers: dict[int, Any] = {}
+        self.next_due: int | None = None  # the intended time of the next send while the sender waits for it
+        self._gap: asyncio.Future[None] | None = None  # done when the send awaited is out
         self.nemesis: Nemesis | None = None
         self.lost_to_faults = 0  # transactions sent while a fault had the node down
         self._block_hashes: dict[int, str] = {}  # block number -> hash, to see a rollback after a restart
@@ -309,7 +313,11 @@ class ChainTarget:
             cpu = loop.create_task(self._sample_cpu(sampler))
             reporting = loop.create_task(self._report_progress() if self.progress is not None else asyncio.sleep(0))
             try:
-                await self._send_all(rpc, traffic)
+                try:
+                    await self._send_all(rpc, traffic)
+                finally:
+                    self.next_due = None
+                    self._sent_now()  # the reads waiting for a gap go
                 await self._heal(faults)
                 await self._drain()
             finally:
@@ -420,24 +428,22 @@ class ChainTarget:
             end = bisect.bisect_left(times, stop_at)
             i = 0
             while i < end:
-                wait = times[i] - now()
-                while wait > 0:
-                    await asyncio.sleep((wait - _SPIN_NS) / 1e9 if wait > _SPIN_NS else 0)
-                    wait = times[i] - now()
-                t = now()
+                self.next_due = times[i]
+                t = await wait_until(times[i], now, asyncio.sleep)
                 if t >= stop_at + STOP_GRACE_NS or self.node_lost_at is not None:
                     self.stopped_behind = self.node_lost_at is None
                     upcoming.cancel()
                     return
-                j = min(end, i + self.spec.batch, max(i + 1, bisect.bisect_right(times, t, i, end)))
+                j = due_through(times, i, end, t, self.spec.batch)
                 if self._restarted():
                     await self._resync_nonces(rpc)
                 calls = [self._transaction(k, ids[k], kinds[k], agents[k], times[k], sizes[k], fees[k], gas_of,
                                            self._market_senders if agents[k] >= own_agents else self._traffic_senders)
                          for k in range(i, j)]
-                window.sent[i:j] = t
+                window.sent[i:j] = now()  # then written at once (``_request``)
                 self._request(rpc, window, slice(i, j), calls)
                 i = j
+                self._sent_now()
                 await asyncio.sleep(0)
             if end < n:
                 upcoming.cancel()
@@ -462,10 +468,28 @@ class ChainTarget:
                 f'"nonce":"{hex(nonce)}","value":"0x0","data":"{data}"}}]}}')
 
     def _request(self, rpc: JsonRpc, window: Window, rows: slice | list[int], calls: list[str]) -> None:
-        """Post ``calls`` (``rows`` of ``window``) as one batch request, its answers awaited apart."""
-        request = asyncio.get_running_loop().create_task(self._post(rpc, window, rows, "[" + ",".join(calls) + "]"))
+        """Post ``calls`` (``rows`` of ``window``) as one batch request, written in this call
+        when a connection is open, its answers awaited apart."""
+        body = "[" + ",".join(calls) + "]"
+        answer = rpc.send_now(body)
+        request = asyncio.get_running_loop().create_task(self._post(rpc, window, rows, body, answer))
         self._requests.add(request)
         request.add_done_callback(self._requests.discard)
+
+    def _sent_now(self) -> None:
+        """A send is done: the reads waiting for a gap between sends (``_between_sends``) go."""
+        if self._gap is not None and not self._gap.done():
+            self._gap.set_result(None)
+        self._gap = None
+
+    async def _between_sends(self) -> None:
+        """Wait, if the next send is due within ``_QUIET_NS``, until it has left: a read of
+        the chain that parses much (a block's transactions) runs in the gap after a send,
+        not across a send time."""
+        while self.next_due is not None and 0 < self.next_due - self._now() < _QUIET_NS:
+            if self._gap is None:
+                self._gap = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._gap)
 
     def _send_rows(self, window: Window, rows: list[int]) -> None:
         """Rows of one of the market's windows sent now (``live/chain/market.py``: its new
@@ -481,11 +505,14 @@ class ChainTarget:
         window.outcome[rows] = -1
         self._request(self._rpc, window, rows, calls)
 
-    async def _post(self, rpc: JsonRpc, window: Window, rows: slice | list[int], body: str) -> None:
-        """One batch's answers: each transaction accepted (into the pool) or refused, with why."""
+    async def _post(self, rpc: JsonRpc, window: Window, rows: slice | list[int], body: str,
+                    written: asyncio.Future[Any] | None) -> None:
+        """One batch's answers (``written``: of the request written already, else it is
+        posted once a connection opens): each transaction accepted (into the pool) or
+        refused, with why."""
         self.in_flight += 1
         try:
-            answers = await rpc.post(body)
+            answers = await (written if written is not None else rpc.send(body))
         except asyncio.CancelledError:
             raise
         except Exception as error:  # noqa: BLE001 - no answer: the batch is lost, the run goes on
@@ -574,6 +601,7 @@ class ChainTarget:
                 followed = True
                 async for head in rpc.new_heads(self.node.ws_url):
                     t = self._now()
+                    await self._between_sends()
                     await self._read_blocks(rpc, int(head["number"], 16), t)
             except asyncio.CancelledError:
                 raise
