@@ -187,6 +187,7 @@ class ChainTarget:
         self.rejection_text: dict[str, str] = {}  # reason -> the node's first words for it
         self.included: dict[int, tuple[int, int, int]] = {}  # msg_id -> (t_committed, block, seq_no)
         self._hashes: dict[int, str] = {}  # msg_id -> its transaction's hash, while not seen in a block
+        self._ours: dict[str, tuple[int, int]] = {}  # the same hashes -> (msg_id, kind): a block's read by them
         self.dropped: set[int] = set()  # accepted, then gone from the node without a block
         self._sent_before = 0  # transactions sent in the windows before the last two (progress)
         self.accepted = 0  # transactions the node accepted into its pool
@@ -537,6 +538,7 @@ class ChainTarget:
                 window.outcome[k] = PENDING
                 self.accepted += 1
                 self._hashes[int(ids[k])] = answer["result"]
+                self._ours[answer["result"]] = (int(ids[k]), int(window.batch.kind[k]))
                 if window.market:
                     self._market_rows[int(ids[k])] = (window, k)
                 continue
@@ -675,18 +677,31 @@ class ChainTarget:
         last = self.blocks[-1].number if self.blocks else self.first_block
         if through <= last:
             return
-        blocks = await rpc.calls("eth_getBlockByNumber", [[hex(n), True] for n in range(last + 1, through + 1)])
+        # The blocks with their transactions' hashes, msgstorm's known by the answers to its
+        # sends: a block of whole transactions is a megabyte of JSON at 1,000/s, parsed on the
+        # event loop in one call (10 ms and more on a busy machine: a stall of the sender).
+        # The few hashes not known (an answer not yet read, another sender's) are read whole.
+        blocks = await rpc.calls("eth_getBlockByNumber", [[hex(n), False] for n in range(last + 1, through + 1)])
+        unknown = [h for block in blocks for h in block["transactions"] if h not in self._ours]
+        for first in range(0, len(unknown), 1000):
+            part = unknown[first:first + 1000]
+            for tx_hash, tx in zip(part, await rpc.calls("eth_getTransactionByHash", [[h] for h in part]), strict=True):
+                header = decode(tx.get("input", "")) if tx is not None else None
+                if header is not None:
+                    self._ours[tx_hash] = (header[0], header[1])
         for block in blocks:
             number = int(block["number"], 16)
             if self.blocks and number <= self.blocks[-1].number:
                 continue
             ours = []
             kinds = []
-            for tx in block["transactions"]:
-                header = decode(tx.get("input", ""))
-                if header is not None:
-                    ours.append(header[0])
-                    kinds.append(header[1])
+            for tx_hash in block["transactions"]:
+                found = self._ours.get(tx_hash)
+                if found is not None:
+                    ours.append(found[0])
+                    kinds.append(found[1])
+                    if not self._keep_hashes:
+                        del self._ours[tx_hash]
             self._block_hashes[number] = block["hash"]
             self.blocks.append(Block(number, t, len(block["transactions"]), int(block["gasUsed"], 16),
                                       int(block["gasLimit"], 16), int(block.get("baseFeePerGas", "0x0"), 16), ours))
