@@ -7,7 +7,12 @@ latency split, base-fee timeline, per-kind tables) reads an anvil run as it read
 Sending is open loop, as for brokers: each message leaves at its intended time, with every
 other message due then in one JSON-RPC batch (``eth_sendTransaction`` each), or, when the
 sender is behind at the run's end, not at all (status ``unsent``); it never waits for an
-answer before the next send. A message is an EIP-1559 transaction from a funded dev account
+answer before the next send. How it waits for a send time and which rows go together is
+``live/pacing.py``; the batch is written in the same turn of the event loop on a pipelined
+keep-alive connection (``JsonRpc.send_now``), so ``t_sent`` is the write. What else runs on
+the loop is kept short or out of the sender's way: the answers are small, the blocks are
+read by their transactions' hashes (msgstorm's known from the answers), and a block read
+starts in the gap after a send when the next is near (``_between_sends``). A message is an EIP-1559 transaction from a funded dev account
 with that account's next nonce, to a sink address, its input msgstorm's header
 (``calldata.py``), its gas limit ``blocks.gas[kind]`` (else what its input costs), its fee
 cap and priority fee both the agent's ``fee`` (so the tip a block builder sees is everything
@@ -24,15 +29,17 @@ idle, the least recently used one sends (its transaction queues behind the one p
 the run's ``client_error`` event ``senders`` says how often.
 
 Signing is left to the node (``eth_sendTransaction`` from its unlocked dev accounts): anvil
-signs in Rust inside the request, while signing in Python with eth-account costs about a
-millisecond a transaction, so pre-signed batches would cap the sender near 1,000/s on one
-core, below what the node takes (``benchmarks/live_anvil.py`` measures both).
+signs in Rust inside the request, while eth-account signs 140 EIP-1559 transactions a second
+on a core of the 2-core machine of ``docs/performance.md`` (``benchmarks/live_anvil.py``'s
+``sign`` line), so pre-signed batches, even made ahead on a thread of their own, would cap
+the sender below the web3.py loop's rate, let alone what the node takes.
 
-What the chain did: new heads over WebSocket (``eth_subscribe``), each block then read whole
-(``eth_getBlockByNumber``); the head's arrival is ``t_committed`` (and ``t_dequeued`` and
-``t_sequenced``: the pool is the queue, and a transaction leaves it in a block) of msgstorm's
+What the chain did: new heads over WebSocket (``eth_subscribe``), each block then read
+(``eth_getBlockByNumber``, its transactions' hashes); the head's arrival is ``t_committed``
+(and ``t_dequeued`` and ``t_sequenced``: the pool is the queue, and a transaction leaves it in a block) of msgstorm's
 transactions in it, ``block`` its number, ``seq_no`` the order of inclusion on the
-chain. Columns: ``t_sent`` the hand-over of its batch, ``t_received`` the node's answer
+chain. Columns: ``t_sent`` the write of its batch (its hand-over while no connection is
+open: the first sends, after a restart), ``t_received`` the node's answer
 (accepted into the pool or refused). So the latency split reads: ``propagation`` the
 JSON-RPC answer, ``queue_wait`` the wait in the pool until a block. Statuses: ``committed`` (included), ``rejected``
 (refused; the reasons in ``tx_rejected`` events), ``pending`` (accepted, still in the pool
@@ -484,10 +491,10 @@ class ChainTarget:
         self._gap = None
 
     async def _between_sends(self) -> None:
-        """Wait, if the next send is due within ``_QUIET_NS``, until it has left: a read of
-        the chain that parses much (a block's transactions) runs in the gap after a send,
-        not across a send time."""
-        while self.next_due is not None and 0 < self.next_due - self._now() < _QUIET_NS:
+        """Wait, if the next send is due within ``_QUIET_NS``, until it has left (that one
+        only: at a rate whose gaps are all shorter, a read that waited for a wide one would
+        never come): a read of the chain runs in the gap after a send, not across a send time."""
+        if self.next_due is not None and 0 < self.next_due - self._now() < _QUIET_NS:
             if self._gap is None:
                 self._gap = asyncio.get_running_loop().create_future()
             await asyncio.shield(self._gap)
