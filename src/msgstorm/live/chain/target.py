@@ -12,12 +12,13 @@ answer before the next send. How it waits for a send time and which rows go toge
 keep-alive connection (``JsonRpc.send_now``), so ``t_sent`` is the write. What else runs on
 the loop is kept short or out of the sender's way: the answers are small, the blocks are
 read by their transactions' hashes (msgstorm's known from the answers), and a block read
-starts in the gap after a send when the next is near (``_between_sends``). A message is an EIP-1559 transaction from a funded dev account
-with that account's next nonce, to a sink address, its input msgstorm's header
-(``calldata.py``), its gas limit ``blocks.gas[kind]`` (else what its input costs), its fee
-cap and priority fee both the agent's ``fee`` (so the tip a block builder sees is everything
-above the base fee, and a pool ordered by fees orders as the simulator's ``fee_priority``
-does).
+starts in the gap after a send when the next is near (``_between_sends``).
+
+A message is an EIP-1559 transaction from a funded dev account with that account's next
+nonce, to a sink address, its input msgstorm's header (``calldata.py``), its gas limit
+``blocks.gas[kind]`` (else what its input costs), its fee cap and priority fee both the
+agent's ``fee`` (so the tip a block builder sees is everything above the base fee, and a
+pool ordered by fees orders as the simulator's ``fee_priority`` does).
 
 Each transaction goes from an idle account, one with none of its transactions waiting in the
 pool (``live.anvil.accounts`` of them; the account is idle again once its transaction is in a
@@ -36,8 +37,8 @@ the sender below the web3.py loop's rate, let alone what the node takes.
 
 What the chain did: new heads over WebSocket (``eth_subscribe``), each block then read
 (``eth_getBlockByNumber``, its transactions' hashes); the head's arrival is ``t_committed``
-(and ``t_dequeued`` and ``t_sequenced``: the pool is the queue, and a transaction leaves it in a block) of msgstorm's
-transactions in it, ``block`` its number, ``seq_no`` the order of inclusion on the
+(and ``t_dequeued`` and ``t_sequenced``: the pool is the queue, and a transaction leaves it
+in a block) of msgstorm's transactions in it, ``block`` its number, ``seq_no`` the order of inclusion on the
 chain. Columns: ``t_sent`` the write of its batch (its hand-over while no connection is
 open: the first sends, after a restart), ``t_received`` the node's answer
 (accepted into the pool or refused). So the latency split reads: ``propagation`` the
