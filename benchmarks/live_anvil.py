@@ -29,7 +29,13 @@ The two sides take turns, ``--rounds`` times (web3, msgstorm's search, web3, ...
 machine whose load changes meets both alike; the last lines give each side's spread over the
 rounds and the ratio of the medians. Every run says the CPU seconds of both processes over it:
 msgstorm's (or this process's, for the web3.py loop) and the node's (read from
-``/proc/PID/stat``), and so which one is the limit.
+``/proc/PID/stat``), and so which one is the limit, and the machine's load average.
+
+``--ladder 500,1000,2000`` also runs each of those rates once a round, whatever the search
+found, to see where the node's CPU (or msgstorm's) limits when the send lag is not the bound.
+``--before OLD/src`` runs msgstorm's side twice a round, from this checkout and from ``OLD/src``
+(another version's source tree), one after the other: a change's before and after on one node
+under the same load. Each ``msgstorm run`` is a process of its own, started from its tree.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import os
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -51,7 +58,6 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from msgstorm.live.chain.anvil import AnvilNode, find_anvil  # noqa: E402
 from msgstorm.live.servers import ManagedServer, free_port  # noqa: E402
-from msgstorm.runner import run  # noqa: E402
 from msgstorm.scenario import parse_scenario  # noqa: E402
 
 SCENARIO = """
@@ -119,19 +125,26 @@ def _web3_rate(url: str, seconds: float, nonce: int | None = None) -> tuple[floa
     return count / (time.perf_counter() - started), nonce + count
 
 
-def _msgstorm(url: str, rate: int, duration: str, out: Path, max_lag_ms: float) -> tuple[bool, dict[str, Any]]:
-    scenario = parse_scenario(SCENARIO.format(duration=duration, url=url, rate=rate), source="bench.toml")
-    result = run(scenario, out / f"r{rate}-{time.monotonic_ns()}", write_report=False)
-    summary = json.loads((result.run_dir / "summary.json").read_text())
+def _msgstorm(url: str, rate: int, duration: str, out: Path, max_lag_ms: float, src: Path) -> tuple[bool, dict[str, Any]]:
+    """``msgstorm run`` (from the source tree ``src``) of the scenario at ``rate``; whether it
+    sustained the rate, and its facts."""
+    run_dir = out / f"r{rate}-{time.monotonic_ns()}"
+    scenario = out / f"s{rate}.toml"
+    scenario.write_text(SCENARIO.format(duration=duration, url=url, rate=rate))
+    subprocess.run([sys.executable, "-c", "from msgstorm.cli import main; main()", "run", str(scenario), "--out",
+                    str(run_dir), "-q"], env={**os.environ, "PYTHONPATH": str(src)}, check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    summary = json.loads((run_dir / "summary.json").read_text())
     messages = summary["messages"]
     generator = summary["generator"]
     ok = (generator["send_lag_ms"]["p99"] <= max_lag_ms and messages["pending"] == 0 and messages["lost"] == 0
           and messages["rejected"] == 0 and messages["unsent"] == 0 and messages["dropped"] == 0)
     facts = {"rate": rate, "ok": ok, "send_lag_p99_ms": generator["send_lag_ms"]["p99"],
+             "send_lag_p50_ms": generator["send_lag_ms"]["p50"],
              "committed": messages["committed"], "pending": messages["pending"], "dropped": messages["dropped"],
              "lost": messages["lost"], "rejected": messages["rejected"], "unsent": messages["unsent"],
-             "cpu_s": _cpu_seconds(result.run_dir)}
-    shutil.rmtree(result.run_dir, ignore_errors=True)
+             "cpu_s": _cpu_seconds(run_dir), "load": round(os.getloadavg()[0], 1)}
+    shutil.rmtree(run_dir, ignore_errors=True)
     return ok, facts
 
 
@@ -148,17 +161,25 @@ def _cpu_seconds(run_dir: Path) -> dict[str, float]:
     return {name: round(last[name] - first[name], 2) for name in last}
 
 
-def _search(url: str, duration: str, work: Path, args: argparse.Namespace, node_pid: int) -> int:
+def _side(url: str, rate: int, duration: str, work: Path, args: argparse.Namespace, node_pid: int,
+          src: Path, label: str) -> bool:
+    """One msgstorm run, its facts printed with the node's CPU seconds over it."""
+    node_before = _cpu_s(node_pid)
+    ok, facts = _msgstorm(url, rate, duration, work, args.max_lag_ms, src)
+    facts["cpu_s"]["anvil"] = round(_cpu_s(node_pid) - node_before, 2)
+    print(f"{label}: {json.dumps(facts)}", flush=True)
+    return ok
+
+
+def _search(url: str, duration: str, work: Path, args: argparse.Namespace, node_pid: int, src: Path,
+            label: str) -> int:
     """The highest rate msgstorm sustains (doubling from 250/s, then bisecting), each run's
     facts printed with the node's CPU seconds over it."""
     best, failed, rate = 0, None, 250
     while failed is None or failed - best > max(50, best // 10):
         results = []
         for _ in range(args.tries):
-            node_before = _cpu_s(node_pid)
-            ok, facts = _msgstorm(url, rate, duration, work, args.max_lag_ms)
-            facts["cpu_s"]["anvil"] = round(_cpu_s(node_pid) - node_before, 2)
-            print(f"msgstorm: {json.dumps(facts)}", flush=True)
+            ok = _side(url, rate, duration, work, args, node_pid, src, label)
             results.append(ok)
             if ok:
                 break
@@ -194,7 +215,12 @@ def main() -> None:
                         help="the p99 send lag a sustained rate keeps (1 ms; a loaded machine may need more)")
     parser.add_argument("--seconds", type=float, default=5.0, help="the web3.py loop's and the signer's run")
     parser.add_argument("--rounds", type=int, default=3, help="turns of both sides (the spread is over these)")
+    parser.add_argument("--ladder", default="", help="rates (comma-separated) also run once each a round")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="another version's src/ directory: its msgstorm side runs too, in turn")
     args = parser.parse_args()
+    ladder = [int(rate) for rate in args.ladder.split(",") if rate]
+    trees = [(ROOT / "src", "msgstorm")] + ([(args.before.resolve(), "before")] if args.before else [])
     duration = "3s" if args.quick else "6s"
     work = Path(tempfile.mkdtemp(prefix="msgstorm-bench-anvil-"))
     port = free_port()
@@ -209,20 +235,25 @@ def main() -> None:
         sign = _sign_rate(args.seconds)
         print(f"sign: eth-account signs {sign:,.0f} transactions/s on one core", flush=True)
         web3: list[float] = []
-        sustained: list[float] = []
+        sustained: dict[str, list[float]] = {label: [] for _, label in trees}
         nonce = None
         for turn in range(args.rounds):
             rate, nonce = _web3_side(url, args.seconds, nonce, node.pid)
             web3.append(rate)
-            sustained.append(_search(url, duration, work, args, node.pid))
-            print(f"round {turn + 1}: msgstorm sustained {sustained[-1]:,.0f}/s, web3.py loop {web3[-1]:,.0f}/s",
-                  flush=True)
+            for src, label in trees:
+                sustained[label].append(_search(url, duration, work, args, node.pid, src, label))
+                for rung in ladder:
+                    _side(url, rung, duration, work, args, node.pid, src, f"{label} ladder")
+            print(f"round {turn + 1}: " + ", ".join(f"{label} sustained {found[-1]:,.0f}/s"
+                                                    for label, found in sustained.items())
+                  + f", web3.py loop {web3[-1]:,.0f}/s", flush=True)
         rate, nonce = _web3_side(url, args.seconds, nonce, node.pid)
         web3.append(rate)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"msgstorm sustained {_spread(sustained)}; web3.py loop {_spread(web3)}: "
-              f"{statistics.median(sustained) / max(statistics.median(web3), 1e-9):.1f}x (medians); "
-              f"this process's peak RSS {peak_mb:,.0f} MB", flush=True)
+        for label, found in sustained.items():
+            print(f"{label} sustained {_spread(found)}; web3.py loop {_spread(web3)}: "
+                  f"{statistics.median(found) / max(statistics.median(web3), 1e-9):.1f}x (medians)", flush=True)
+        print(f"this process's peak RSS {peak_mb:,.0f} MB", flush=True)
     finally:
         node.stop()
         shutil.rmtree(work, ignore_errors=True)

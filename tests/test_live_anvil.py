@@ -206,6 +206,41 @@ def test_every_transaction_is_accounted_for_once_and_the_base_fee_is_the_nodes(t
 
 
 @pytest.mark.slow
+def test_pipelined_sends_account_for_every_transaction_once(tmp_path: Path, user_node: Any) -> None:
+    """At a rate where requests overlap on the pipelined connections (the next written before
+    the last is answered), each transaction is one row, once on the node's chain, and its
+    row's times in order."""
+    from msgstorm.runner import run
+
+    scenario = user_node(_scenario("3s", "500ms", 30_000_000, "fifo", "200/s", "live.anvil.connections=2"))
+    url = scenario.live.url
+    first = int(_rpc(url, "eth_blockNumber"), 16) + 1
+    result = run(scenario, tmp_path / "run")
+    _rpc(url, "evm_setIntervalMining", 0)
+    messages = _rows(result.run_dir, "messages")
+    ids = [m["msg_id"] for m in messages]
+    assert len(ids) == len(set(ids)) and len(ids) > 900  # 400/s for 3 s, every one a row
+    on_chain: dict[int, int] = {}
+    for block in _node_blocks(url, first):
+        for tx in block["transactions"]:
+            header = decode(tx["input"])
+            if header is not None:
+                assert header[0] not in on_chain
+                on_chain[header[0]] = int(block["number"], 16)
+    statuses = Counter(m["status"] for m in messages)
+    assert set(statuses) <= {"committed", "pending", "unsent"}, statuses
+    committed = {m["msg_id"]: m["block"] for m in messages if m["status"] == "committed"}
+    assert committed and all(on_chain[msg_id] == n for msg_id, n in committed.items())
+    assert set(on_chain) <= set(ids)  # nothing on the chain the history does not have
+    sent = sorted((m for m in messages if m["t_sent"] is not None), key=lambda m: m["t_sent"])
+    assert all(m["t_intended"] <= m["t_sent"] <= m["t_received"] for m in sent)
+    # Requests in flight together: a send written before an earlier one's answer came.
+    overlapping = sum(later["t_sent"] < earlier["t_received"] and later["t_sent"] > earlier["t_sent"]
+                      for earlier, later in zip(sent, sent[1:], strict=False))
+    assert overlapping > 0
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["fee_priority", "fifo"])
 def test_the_pool_orders_by_fee_or_by_arrival(tmp_path: Path, user_node: Any, policy: str) -> None:
     from msgstorm.runner import run

@@ -50,15 +50,15 @@ from msgstorm.live.consumer_process import (
 from msgstorm.live.drivers.base import STOP_GRACE_NS
 from msgstorm.live.drivers.nats_wire import WireConnection, pack_pubs
 from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
+from msgstorm.live.pacing import SPIN_NS
 from msgstorm.live.payload import pack_payloads
 from msgstorm.live.payload import warm_up as warm_up_payloads
 
 __all__ = ["GeneratorProcess", "share_of", "write_spec"]
 
-# Messages staged (their PUB frames built) at a time, and the spin before a send time, as the
-# generator's own loop (``target._SLICE``, ``target._SPIN_NS``).
+# Messages staged (their PUB frames built) at a time, as the generator's own loop
+# (``target._SLICE``); the spin before a send time is ``live/pacing.py``'s ``SPIN_NS``.
 _SLICE = 2048
-_SPIN_NS = 1_200_000
 
 
 def share_of(keys: np.ndarray, index: int, count: int) -> np.ndarray:
@@ -167,7 +167,7 @@ async def _send(scenario: Any, index: int, count: int, t0: int, publisher: _Publ
             while i < n:
                 wait = times[i] - now()
                 while wait > 0:
-                    if wait > _SPIN_NS:
+                    if wait > SPIN_NS:
                         if publisher.chunks or now() - last_flush > FLUSH_S * 1e9:
                             # A gap in the share: report what was sent, and every FLUSH_S that
                             # nothing more was (a marker without ids: the parent holds receipts
@@ -175,7 +175,7 @@ async def _send(scenario: Any, index: int, count: int, t0: int, publisher: _Publ
                             publisher.record(now(), _NO_IDS)
                             publisher.flush()
                             last_flush = now()
-                        await asyncio.wait([closed], timeout=min(wait - _SPIN_NS, FLUSH_S * 1e9) / 1e9)
+                        await asyncio.wait([closed], timeout=min(wait - SPIN_NS, FLUSH_S * 1e9) / 1e9)
                     else:
                         await asyncio.sleep(0)
                     if closed.done():

@@ -80,6 +80,7 @@ from msgstorm.live.drivers.base import (
 )
 from msgstorm.live.event_log import SAMPLES_EVERY_S, EventLog
 from msgstorm.live.nemesis import Nemesis, cleanup_report
+from msgstorm.live.pacing import SPIN_NS
 from msgstorm.live.payload import HEADER, StoredCopy, message_id, payload
 from msgstorm.live.recorder import (
     FAR,
@@ -101,10 +102,9 @@ from msgstorm.traffic.generate import MessageBatch, generate_traffic
 
 __all__ = ["HEADER", "LiveTarget", "Receipts", "first_arrivals"]
 
-# asyncio's sleep wakes up to about a millisecond late (its timers round to the loop's
-# clock resolution), so a wait sleeps until this long before the send time and spends the
-# rest yielding to the event loop (consumers and the client's flusher run meanwhile).
-_SPIN_NS = 1_200_000
+# A wait sleeps until ``SPIN_NS`` before the send time (asyncio's timers wake up to about a
+# millisecond late) and spends the rest yielding to the event loop (consumers and the
+# client's flusher run meanwhile): the first two stretches of ``live/pacing.py``'s wait.
 # While behind schedule, let consumers and the client's flusher run after this many sends.
 _YIELD_EVERY = 256
 # How often a run without ``[live] record_every`` hands its new windows to the recorder.
@@ -628,7 +628,7 @@ class LiveTarget:
                     return
                 wait = t_intended - now()
                 while wait > 0:
-                    await asyncio.sleep((wait - _SPIN_NS) / 1e9 if wait > _SPIN_NS else 0)
+                    await asyncio.sleep((wait - SPIN_NS) / 1e9 if wait > SPIN_NS else 0)
                     wait = t_intended - now()
                 sent[i] = now()
                 if sent[i] >= stop_at + STOP_GRACE_NS:  # behind at the run's end: the rest is unsent, never late
@@ -686,7 +686,7 @@ class LiveTarget:
                 while i < n:
                     wait = times[i] - now()
                     while wait > 0:
-                        await asyncio.sleep((wait - _SPIN_NS) / 1e9 if wait > _SPIN_NS else 0)
+                        await asyncio.sleep((wait - SPIN_NS) / 1e9 if wait > SPIN_NS else 0)
                         wait = times[i] - now()
                     t = now()
                     if t >= stop_at + STOP_GRACE_NS:  # behind at the run's end: the rest is unsent, never late

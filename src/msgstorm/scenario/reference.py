@@ -127,7 +127,7 @@ DESCRIPTIONS: dict[str, str] = {
     "AnvilSpec.balance_eth": "each dev account's starting balance (ether)",
     "AnvilSpec.fee_unit_wei": "wei in one fee unit (an agent's `fee`, a base fee): 1e9 is gwei",
     "AnvilSpec.batch": "transactions due at once sent in one JSON-RPC batch request, at most",
-    "AnvilSpec.connections": "JSON-RPC requests in flight at once",
+    "AnvilSpec.connections": "keep-alive connections the sends are pipelined on (another opened when each waits for an answer); the chain's reads in flight at once",
     "AnvilSpec.block_time": "the node's block time when not `blocks.interval` (whole ms)",
     # [network]
     "NetworkSpec.regions": "region names; built-in one-way latencies between {regions}",

@@ -720,7 +720,8 @@ class AnvilSpec(_Spec):
     fee_unit_wei: int = Field(default=1_000_000_000, ge=1)
     # Transactions due at once sent in one JSON-RPC batch request, at most.
     batch: int = Field(default=256, ge=1, le=10_000)
-    # JSON-RPC requests in flight at once (the HTTP connections the sender opens).
+    # Keep-alive connections the sends are pipelined on (another opened when every one waits
+    # for an answer), and the chain's reads in flight at once.
     connections: int = Field(default=4, ge=1, le=64)
     # The node's block time when it is not the scenario's ``blocks.interval`` (whole
     # milliseconds; anvil takes it in seconds).

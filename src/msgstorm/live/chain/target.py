@@ -7,12 +7,18 @@ latency split, base-fee timeline, per-kind tables) reads an anvil run as it read
 Sending is open loop, as for brokers: each message leaves at its intended time, with every
 other message due then in one JSON-RPC batch (``eth_sendTransaction`` each), or, when the
 sender is behind at the run's end, not at all (status ``unsent``); it never waits for an
-answer before the next send. A message is an EIP-1559 transaction from a funded dev account
-with that account's next nonce, to a sink address, its input msgstorm's header
-(``calldata.py``), its gas limit ``blocks.gas[kind]`` (else what its input costs), its fee
-cap and priority fee both the agent's ``fee`` (so the tip a block builder sees is everything
-above the base fee, and a pool ordered by fees orders as the simulator's ``fee_priority``
-does).
+answer before the next send. How it waits for a send time and which rows go together is
+``live/pacing.py``; the batch is written in the same turn of the event loop on a pipelined
+keep-alive connection (``JsonRpc.send_now``), so ``t_sent`` is the write. What else runs on
+the loop is kept short or out of the sender's way: the answers are small, the blocks are
+read by their transactions' hashes (msgstorm's known from the answers), and a block read
+starts in the gap after a send when the next is near (``_between_sends``).
+
+A message is an EIP-1559 transaction from a funded dev account with that account's next
+nonce, to a sink address, its input msgstorm's header (``calldata.py``), its gas limit
+``blocks.gas[kind]`` (else what its input costs), its fee cap and priority fee both the
+agent's ``fee`` (so the tip a block builder sees is everything above the base fee, and a
+pool ordered by fees orders as the simulator's ``fee_priority`` does).
 
 Each transaction goes from an idle account, one with none of its transactions waiting in the
 pool (``live.anvil.accounts`` of them; the account is idle again once its transaction is in a
@@ -24,15 +30,17 @@ idle, the least recently used one sends (its transaction queues behind the one p
 the run's ``client_error`` event ``senders`` says how often.
 
 Signing is left to the node (``eth_sendTransaction`` from its unlocked dev accounts): anvil
-signs in Rust inside the request, while signing in Python with eth-account costs about a
-millisecond a transaction, so pre-signed batches would cap the sender near 1,000/s on one
-core, below what the node takes (``benchmarks/live_anvil.py`` measures both).
+signs in Rust inside the request, while eth-account signs 140 EIP-1559 transactions a second
+on a core of the 2-core machine of ``docs/performance.md`` (``benchmarks/live_anvil.py``'s
+``sign`` line), so pre-signed batches, even made ahead on a thread of their own, would cap
+the sender below the web3.py loop's rate, let alone what the node takes.
 
-What the chain did: new heads over WebSocket (``eth_subscribe``), each block then read whole
-(``eth_getBlockByNumber``); the head's arrival is ``t_committed`` (and ``t_dequeued`` and
-``t_sequenced``: the pool is the queue, and a transaction leaves it in a block) of msgstorm's
-transactions in it, ``block`` its number, ``seq_no`` the order of inclusion on the
-chain. Columns: ``t_sent`` the hand-over of its batch, ``t_received`` the node's answer
+What the chain did: new heads over WebSocket (``eth_subscribe``), each block then read
+(``eth_getBlockByNumber``, its transactions' hashes); the head's arrival is ``t_committed``
+(and ``t_dequeued`` and ``t_sequenced``: the pool is the queue, and a transaction leaves it
+in a block) of msgstorm's transactions in it, ``block`` its number, ``seq_no`` the order of inclusion on the
+chain. Columns: ``t_sent`` the write of its batch (its hand-over while no connection is
+open: the first sends, after a restart), ``t_received`` the node's answer
 (accepted into the pool or refused). So the latency split reads: ``propagation`` the
 JSON-RPC answer, ``queue_wait`` the wait in the pool until a block. Statuses: ``committed`` (included), ``rejected``
 (refused; the reasons in ``tx_rejected`` events), ``pending`` (accepted, still in the pool
@@ -114,6 +122,7 @@ from msgstorm.live.cpu import MIN_INTERVAL_S, CpuSampler
 from msgstorm.live.drivers.base import STOP_GRACE_NS
 from msgstorm.live.event_log import EventLog
 from msgstorm.live.nemesis import Nemesis, cleanup_report
+from msgstorm.live.pacing import due_through, wait_until
 from msgstorm.live.recorder import PUBLISHER
 from msgstorm.live.send_loop import run_send_loop
 from msgstorm.progress import Progress, ProgressSnapshot
@@ -137,7 +146,8 @@ REASONS: tuple[tuple[str, str], ...] = (
 )
 # Reasons under which the node did not take the nonce: the sender's next transaction reuses it.
 _NONCE_FREE = frozenset({"fee_cap_below_base_fee", "underpriced", "pool_full", "gas", "funds", "other"})
-_SPIN_NS = 1_200_000  # as live/target.py: sleep to this long before a send, then yield
+# A read that parses much waits for the gap after a send when the next is due within this.
+_QUIET_NS = 2_000_000
 _DRAIN_POLL_S = 0.01
 _PROGRESS_S = 0.25
 _HEADS_RETRY_S = 0.05  # the heads are followed again this often while a fault has the node down
@@ -194,6 +204,7 @@ class ChainTarget:
         self.rejection_text: dict[str, str] = {}  # reason -> the node's first words for it
         self.included: dict[int, tuple[int, int, int]] = {}  # msg_id -> (t_committed, block, seq_no)
         self._hashes: dict[int, str] = {}  # msg_id -> its transaction's hash, while not seen in a block
+        self._ours: dict[str, tuple[int, int]] = {}  # the same hashes -> (msg_id, kind): a block's read by them
         self.dropped: set[int] = set()  # accepted, then gone from the node without a block
         self._sent_before = 0  # transactions sent in the windows before the last two (progress)
         self.accepted = 0  # transactions the node accepted into its pool
@@ -216,6 +227,8 @@ class ChainTarget:
         self._rpc: JsonRpc | None = None
         self._requests: set[asyncio.Task[None]] = set()
         self._handlers: dict[int, Any] = {}
+        self.next_due: int | None = None  # the intended time of the next send while the sender waits for it
+        self._gap: asyncio.Future[None] | None = None  # done when the send awaited is out
         self.nemesis: Nemesis | None = None
         self.lost_to_faults = 0  # transactions sent while a fault had the node down
         self._block_hashes: dict[int, str] = {}  # block number -> hash, to see a rollback after a restart
@@ -321,7 +334,11 @@ class ChainTarget:
             cpu = loop.create_task(self._sample_cpu(sampler))
             reporting = loop.create_task(self._report_progress() if self.progress is not None else asyncio.sleep(0))
             try:
-                await self._send_all(rpc, traffic)
+                try:
+                    await self._send_all(rpc, traffic)
+                finally:
+                    self.next_due = None
+                    self._sent_now()  # the reads waiting for a gap go
                 await self._heal(faults)
                 await self._drain()
             finally:
@@ -432,24 +449,22 @@ class ChainTarget:
             end = bisect.bisect_left(times, stop_at)
             i = 0
             while i < end:
-                wait = times[i] - now()
-                while wait > 0:
-                    await asyncio.sleep((wait - _SPIN_NS) / 1e9 if wait > _SPIN_NS else 0)
-                    wait = times[i] - now()
-                t = now()
+                self.next_due = times[i]
+                t = await wait_until(times[i], now, asyncio.sleep)
                 if t >= stop_at + STOP_GRACE_NS or self.node_lost_at is not None:
                     self.stopped_behind = self.node_lost_at is None
                     upcoming.cancel()
                     return
-                j = min(end, i + self.spec.batch, max(i + 1, bisect.bisect_right(times, t, i, end)))
+                j = due_through(times, i, end, t, self.spec.batch)
                 if self._restarted():
                     await self._resync_nonces(rpc)
                 calls = [self._transaction(k, ids[k], kinds[k], agents[k], times[k], sizes[k], fees[k], gas_of,
                                            self._market_senders if agents[k] >= own_agents else self._traffic_senders)
                          for k in range(i, j)]
-                window.sent[i:j] = t
+                window.sent[i:j] = now()  # then written at once (``_request``)
                 self._request(rpc, window, slice(i, j), calls)
                 i = j
+                self._sent_now()
                 await asyncio.sleep(0)
             if end < n:
                 upcoming.cancel()
@@ -474,10 +489,28 @@ class ChainTarget:
                 f'"nonce":"{hex(nonce)}","value":"0x0","data":"{data}"}}]}}')
 
     def _request(self, rpc: JsonRpc, window: Window, rows: slice | list[int], calls: list[str]) -> None:
-        """Post ``calls`` (``rows`` of ``window``) as one batch request, its answers awaited apart."""
-        request = asyncio.get_running_loop().create_task(self._post(rpc, window, rows, "[" + ",".join(calls) + "]"))
+        """Post ``calls`` (``rows`` of ``window``) as one batch request, written in this call
+        when a connection is open, its answers awaited apart."""
+        body = "[" + ",".join(calls) + "]"
+        answer = rpc.send_now(body)
+        request = asyncio.get_running_loop().create_task(self._post(rpc, window, rows, body, answer))
         self._requests.add(request)
         request.add_done_callback(self._requests.discard)
+
+    def _sent_now(self) -> None:
+        """A send is done: the reads waiting for a gap between sends (``_between_sends``) go."""
+        if self._gap is not None and not self._gap.done():
+            self._gap.set_result(None)
+        self._gap = None
+
+    async def _between_sends(self) -> None:
+        """Wait, if the next send is due within ``_QUIET_NS``, until it has left (that one
+        only: at a rate whose gaps are all shorter, a read that waited for a wide one would
+        never come): a read of the chain runs in the gap after a send, not across a send time."""
+        if self.next_due is not None and 0 < self.next_due - self._now() < _QUIET_NS:
+            if self._gap is None:
+                self._gap = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._gap)
 
     def _send_rows(self, window: Window, rows: list[int]) -> None:
         """Rows of one of the market's windows sent now (``live/chain/market.py``: its new
@@ -493,11 +526,14 @@ class ChainTarget:
         window.outcome[rows] = -1
         self._request(self._rpc, window, rows, calls)
 
-    async def _post(self, rpc: JsonRpc, window: Window, rows: slice | list[int], body: str) -> None:
-        """One batch's answers: each transaction accepted (into the pool) or refused, with why."""
+    async def _post(self, rpc: JsonRpc, window: Window, rows: slice | list[int], body: str,
+                    written: asyncio.Future[Any] | None) -> None:
+        """One batch's answers (``written``: of the request written already, else it is
+        posted once a connection opens): each transaction accepted (into the pool) or
+        refused, with why."""
         self.in_flight += 1
         try:
-            answers = await rpc.post(body)
+            answers = await (written if written is not None else rpc.send(body))
         except asyncio.CancelledError:
             raise
         except Exception as error:  # noqa: BLE001 - no answer: the batch is lost, the run goes on
@@ -524,6 +560,7 @@ class ChainTarget:
                 window.outcome[k] = PENDING
                 self.accepted += 1
                 self._hashes[int(ids[k])] = answer["result"]
+                self._ours[answer["result"]] = (int(ids[k]), int(window.batch.kind[k]))
                 if window.market:
                     self._market_rows[int(ids[k])] = (window, k)
                 continue
@@ -588,6 +625,7 @@ class ChainTarget:
                 followed = True
                 async for head in rpc.new_heads(self.node.ws_url):
                     t = self._now()
+                    await self._between_sends()
                     await self._read_blocks(rpc, int(head["number"], 16), t)
             except asyncio.CancelledError:
                 raise
@@ -692,18 +730,31 @@ class ChainTarget:
         last = self.blocks[-1].number if self.blocks else self.first_block
         if through <= last:
             return
-        blocks = await rpc.calls("eth_getBlockByNumber", [[hex(n), True] for n in range(last + 1, through + 1)])
+        # The blocks with their transactions' hashes, msgstorm's known by the answers to its
+        # sends: a block of whole transactions is a megabyte of JSON at 1,000/s, parsed on the
+        # event loop in one call (10 ms and more on a busy machine: a stall of the sender).
+        # The few hashes not known (an answer not yet read, another sender's) are read whole.
+        blocks = await rpc.calls("eth_getBlockByNumber", [[hex(n), False] for n in range(last + 1, through + 1)])
+        unknown = [h for block in blocks for h in block["transactions"] if h not in self._ours]
+        for first in range(0, len(unknown), 1000):
+            part = unknown[first:first + 1000]
+            for tx_hash, tx in zip(part, await rpc.calls("eth_getTransactionByHash", [[h] for h in part]), strict=True):
+                header = decode(tx.get("input", "")) if tx is not None else None
+                if header is not None:
+                    self._ours[tx_hash] = (header[0], header[1])
         for block in blocks:
             number = int(block["number"], 16)
             if self.blocks and number <= self.blocks[-1].number:
                 continue
             ours = []
             kinds = []
-            for tx in block["transactions"]:
-                header = decode(tx.get("input", ""))
-                if header is not None:
-                    ours.append(header[0])
-                    kinds.append(header[1])
+            for tx_hash in block["transactions"]:
+                found = self._ours.get(tx_hash)
+                if found is not None:
+                    ours.append(found[0])
+                    kinds.append(found[1])
+                    if not self._keep_hashes:
+                        del self._ours[tx_hash]
             self._block_hashes[number] = block["hash"]
             self.blocks.append(Block(number, t, len(block["transactions"]), int(block["gasUsed"], 16),
                                       int(block["gasLimit"], 16), int(block.get("baseFeePerGas", "0x0"), 16), ours))
