@@ -1,0 +1,571 @@
+"""What each scenario field means, where its model does not say it itself.
+
+Place in the pipeline: beside the schema, for people. ``scenario/reference.py`` renders
+``docs/scenario.md`` from the pydantic models; a field's meaning is its
+``Field(description=...)`` when the model gives one, else the entry here, keyed
+``"ModelName.field"``. ``tests/test_docs.py`` fails when a shown field has neither and when an
+entry names a field the schema no longer has. A ``{placeholder}`` (``{regions}``, the
+built-in names of an extension point) is filled in when the reference is rendered.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DESCRIPTIONS"]
+
+DESCRIPTIONS: dict[str, str] = {
+    # [run]
+    "RunSpec.name": "run name: letters, digits and `_.-`; the run directory is `runs/<UTC time>-<name>`",
+    "RunSpec.seed": "root of every random stream; same scenario and seed, same history",
+    "RunSpec.duration": "how long traffic is sent",
+    "RunSpec.drain": "extra time for messages in flight after `duration`; the run stops earlier once every "
+                     "message is settled or stranded (lost, nothing left that could deliver it)",
+    "RunSpec.window": "analysis window (offered vs achieved, jitter, failure threshold); also the traffic "
+                      "generation batch",
+    "RunSpec.sample_interval": "queue-depth sampling period (live runs: CPU samples, at least 50 ms)",
+    # target, top level
+    "Scenario.run": "the run's name, seed and times: [`[run]`](#run)",
+    "Scenario.target": "`sim` (the shadow network) or a live driver: "
+                       "{live_drivers}; `--target` overrides it, also with a URL "
+                       "(see [live targets](live.md))",
+    "Scenario.live": "how a live target is reached: [`[live]`](#live)",
+    "Scenario.network": "[`[network]`](#network)",
+    "Scenario.gossip": "[`[gossip]`](#gossip)",
+    "Scenario.sequencer": "[`[sequencer]`](#sequencer)",
+    "Scenario.blocks": "[`[blocks]`](#blocks)",
+    "Scenario.backpressure": "[`[backpressure]`](#backpressure)",
+    "Scenario.desync": "[`[desync]`](#desync)",
+    "Scenario.agents": "who sends what: [`[[agents]]`](#agents)",
+    "Scenario.faults": "what goes wrong, and when (sim): [`[[faults]]`](#faults)",
+    "Scenario.slo": "`\"metric\" = \"op value\"`, e.g. `\"latency.p99\" = \"< 250ms\"`: [`[slo]`](#slo)",
+    "Scenario.analysis": "[`[analysis]`](#analysis)",
+    "Scenario.history": "[`[history]`](#history)",
+    "Scenario.limits": "[`[limits]`](#limits)",
+    "Scenario.market": "prices, an oracle, accounts and keepers: what delay costs (sim): [`[market]`](#market)",
+    # [live]
+    "LiveSpec.url": "a server you run (`nats://`, `redis://`, `tcp://` for ZeroMQ); without it msgstorm "
+                    "starts one on a free loopback port and stops it on every way out",
+    "LiveSpec.allow_remote": "load goes only to 127.0.0.0/8 or ::1; a `url` off this machine is refused "
+                             "without this (`--allow-remote`)",
+    "LiveSpec.subject": "NATS subject, stream key prefix",
+    "LiveSpec.consumers": "consumer connections",
+    "LiveSpec.flush_interval": "the publisher flushes at least this often",
+    "LiveSpec.start_timeout": "a started server must listen, and a connection succeed, within this",
+    "LiveSpec.read_back_timeout": "after the run, reading the stream back (JetStream) waits at most this for "
+                                  "its connection and for each next batch; one that cannot finish is reported "
+                                  "in delivery.read_back, and the run ends",
+    "LiveSpec.record_every": "write messages and deliveries this often while the run goes (a SIGKILL keeps "
+                             "the rows settled up to about this long before it); none: at the end (the "
+                             "recorder's thread costs the generator headroom)",
+    "LiveSpec.nats": "[`[live.nats]`](#livenats)",
+    "LiveSpec.jetstream": "[`[live.jetstream]`](#livejetstream)",
+    "LiveSpec.redis": "[`[live.redis]`](#liveredis)",
+    "LiveSpec.zmq": "[`[live.zmq]`](#livezmq)",
+    "LiveSpec.anvil": "[`[live.anvil]`](#liveanvil)",
+    "NatsSpec.client": "`wire`: msgstorm's own core-NATS client (compiled framing and parsing, plain "
+                       "`nats://` only); `nats-py`: TLS and credentials, about 10 us a publish",
+    "NatsSpec.burst": "messages due at once that leave in one write, at most",
+    "NatsSpec.consumer_processes": "each consumer reads in a process of its own (wire client only)",
+    "NatsSpec.generator_processes": "processes that publish (wire client only): process k sends the "
+                                    "messages whose key is k modulo this",
+    "JetStreamSpec.stream": "stream name (on a server you run it must not exist yet)",
+    "JetStreamSpec.replicas": "1: one server; 3 or 5: a loopback cluster and an R3/R5 stream",
+    "JetStreamSpec.storage": "stream storage",
+    "JetStreamSpec.max_pending_acks": "publishes in flight; the publisher waits when the window is full",
+    "JetStreamSpec.ack": "consumers ack each message (`explicit`) or not (`none`)",
+    "JetStreamSpec.client": "`wire` or `nats-py` for the data; nats-py makes the stream and consumers and "
+                            "reads the stream back either way",
+    "RedisSpec.stream": "stream key (on a server you run it must not exist yet)",
+    "RedisSpec.group": "consumer group",
+    "RedisSpec.mode": "`group`: consumers share the stream (XREADGROUP + XACK); `fanout`: each XREADs it all",
+    "RedisSpec.read_count": "XREADGROUP / XREAD COUNT",
+    "RedisSpec.maxlen": "XADD MAXLEN ~ (trimming; no read-back check then); none: the stream keeps everything",
+    "RedisSpec.pipeline": "XADDs in one round trip, at most (one round trip in flight)",
+    "RedisSpec.max_pending": "XADDs buffered or unanswered before the publisher waits",
+    "RedisSpec.burst": "messages due at once handed over together, their XADDs laid out ahead and replies "
+                       "parsed by hiredis (plain `redis://` only); 1: redis-py's pipeline",
+    "ZmqSpec.pattern": "`push-pull` shares messages among consumers; `pub-sub` gives each every message",
+    "ZmqSpec.hwm": "send and receive high-water marks (0: none)",
+    "ZmqSpec.send_timeout": "a full PUSH waits this long for room, then drops",
+    "ZmqSpec.burst": "messages due at once sent in one pass over the socket; 1: one awaited send each",
+    "AnvilSpec.accounts": "funded dev accounts that send, each from one with nothing in the pool",
+    "AnvilSpec.market_accounts": "with `[market]`: more dev accounts, for the oracle's, keepers' and top-ups' transactions only",
+    "AnvilSpec.balance_eth": "each dev account's starting balance (ether)",
+    "AnvilSpec.fee_unit_wei": "wei in one fee unit (an agent's `fee`, a base fee): 1e9 is gwei",
+    "AnvilSpec.batch": "transactions due at once sent in one JSON-RPC batch request, at most",
+    "AnvilSpec.connections": "keep-alive connections the sends are pipelined on (another opened when each waits for an answer); the chain's reads in flight at once",
+    "AnvilSpec.block_time": "the node's block time when not `blocks.interval` (whole ms)",
+    # [network]
+    "NetworkSpec.regions": "region names; built-in one-way latencies between {regions}",
+    "NetworkSpec.nodes_per_region": "nodes in each region not named in `nodes`; nodes are named `<region>-<i>`",
+    "NetworkSpec.nodes": "node count of each region named, `{ \"eu-west\" = 52, \"sa-east\" = 1 }` (0: none)",
+    "NetworkSpec.shares": "each region's share of `total_nodes` (adding up to 1; regions not named get none), "
+                          "rounded by largest remainder so the counts add up to the total",
+    "NetworkSpec.total_nodes": "the network's node count, split by `shares`",
+    "NetworkSpec.intra_region_latency": "one-way latency inside a region",
+    "NetworkSpec.latency": "one-way overrides, `\"us-east/mars\" = \"40ms\"` (required for regions without "
+                           "a built-in latency)",
+    "NetworkSpec.links": "per-pair overrides of region or node pairs: [`links`](#networklinks)",
+    "NetworkSpec.link": "how every link's delay varies: [`link`](#networklink)",
+    "NetworkSpec.bandwidth": "per-node upload of regions not in `upload`; sending costs `size / bandwidth`",
+    "NetworkSpec.upload": "upload bandwidth of each region's nodes, `{ \"eu-west\" = \"25Mbit/s\" }`; others: "
+                          "`bandwidth`",
+    "NetworkSpec.download": "download bandwidth of each region's nodes (others: unlimited); a copy takes "
+                            "`size / min(sender's upload, receiver's download)`",
+    "NetworkSpec.uplink": "`serial`: a node's copies leave one after another; `fair_share`: the copies one "
+                          "forward sends share the upload equally and end together (k copies: k × the time of one); "
+                          "`held`: serial, and the uplink stays busy until the copy has arrived (its link "
+                          "delay included), as SimBlock's Node.sendNextBlockMessage",
+    "NetworkSpec.processing": "validation time per receipt, on the node's single CPU",
+    "NetworkSpec.relay": "how a node passes what it validated to its peers: [`relay`](#networkrelay)",
+    "RelaySpec.protocol": "`push`: the payload to every peer (duplicates included); `announce`: an announcement, "
+                          "the payload only to peers that ask (one request in flight per item and node); "
+                          "`push_sqrt`: the payload to ceil(sqrt(peers)) peers, announcements to the rest (`compact`: "
+                          "blocks only, in `kinds`)",
+    "RelaySpec.kinds": "protocol per kind (message kinds and `block`), `{ block = \"announce\" }`; others take "
+                       "`protocol`; `compact` (BIP 152 compact blocks) is for `block` only",
+    "RelaySpec.timeout": "a node that asked for an item and has not received it after this asks the next of its "
+                         "peers that validated it (or, if none has, the next peer that announces it)",
+    "RelaySpec.compact_header": "bytes of a compact block besides its short ids (`compact` relay; 80-byte header "
+                                "and 8-byte nonce)",
+    "RelaySpec.short_id": "bytes per message in a compact block (`compact` relay; BIP 152's short ids are 6)",
+    "RelaySpec.high_bandwidth": "peers a node sends a compact block unasked (`compact` relay's high-bandwidth "
+                                "mode; BIP 152 allows 3); it announces it to the rest, who ask for it "
+                                "(low-bandwidth mode)",
+    "RelaySpec.control_overhead": "a fixed delay every announcement and request pays on top of its link delay "
+                                  "(payloads do not); SimBlock's is 10 ms (AbstractMessageTask.getInterval)",
+    "LinkModel.dist": "`constant`: base; `uniform`: base + U(0, jitter); `normal`: base + N(0, jitter), "
+                      "truncated at 0; `lognormal`: base × LN(0, sigma); `pareto`: base × Pareto(1, alpha); "
+                      "`empirical`: one of the delays in `samples`, drawn uniformly with the run's seed (base unused)",
+    "LinkModel.samples": "`empirical`: a CSV or Parquet file (relative to the scenario file) of measured one-way "
+                         "delays",
+    "LinkModel.column": "`empirical`: the column of `samples` holding the delays (numbers ≥ 0)",
+    "LinkModel.unit": "`empirical`: the unit of the delays in `column`",
+    "LinkModel.jitter": "spread of `uniform` and `normal`",
+    "LinkModel.sigma": "spread of `lognormal`",
+    "LinkModel.alpha": "tail index of `pareto`",
+    "LinkModel.overhead": "a fixed delay added to every transmission after the variation: the delay is "
+                          "overhead + the model's draw around the base latency",
+    "LinkOverride.between": "two region or node names",
+    "LinkOverride.latency": "one-way base latency between them",
+    "LinkOverride.dist": "their link model; none: `network.link`",
+    "LinkOverride.one_way": "the latency and link model apply from the first of `between` to the second only "
+                             "(an asymmetric pair: give the other direction its own entry)",
+    # [gossip]
+    "GossipSpec.mode": "`mesh` forwards over a degree-`degree` subgraph of the overlay; `flood` over every "
+                       "connection",
+    "GossipSpec.degree": "mesh degree D",
+    "GossipSpec.peers": "overlay connections per node (each node opens `peers/2`)",
+    "GossipSpec.outbound_cdf": "outbound connections per node drawn from this cumulative distribution: entry i is "
+                               "P(outbound <= i + 1), ending at 1.0 (SimBlock's `DEGREE_DISTRIBUTION`); empty: "
+                               "`peers/2` each",
+    "GossipSpec.max_inbound": "no node accepts more inbound connections than this (a node that finds every peer "
+                              "full opens fewer); none: no cap",
+    # [sequencer]
+    "SequencerSpec.node": "the leader; none: the first node",
+    "SequencerSpec.workers": "parallel service slots",
+    "SequencerSpec.service": "service time of one message",
+    "SequencerSpec.policy": "queue policy: {queue_policies}",
+    "SequencerSpec.standby": "failover candidates, in order",
+    "SequencerSpec.failover_timeout": "after a leader crash, the first live standby takes over after this",
+    "SequencerSpec.batch_auction": "settings of `policy = \"batch_auction\"` (`[sequencer.batch_auction]`)",
+    "SequencerSpec.commit_reveal": "settings of `policy = \"commit_reveal\"` (`[sequencer.commit_reveal]`)",
+    "SequencerSpec.fair_order": "settings of `policy = \"fair_order\"` (`[sequencer.fair_order]`)",
+    "BatchAuctionSpec.interval": "a batch every this long (from 0); what arrived in it is served when it closes",
+    "CommitRevealSpec.kinds": "the message kinds sent as commitments (others are served as they come)",
+    "CommitRevealSpec.reveal_delay": "from a commitment's sequencing to its sender's reveal message",
+    "CommitRevealSpec.window": "a commitment whose reveal is not sequenced within this of its own sequencing "
+                               "expires (its order never takes effect)",
+    "FairOrderSpec.gamma": "a before b when more than half and at least this share of the reporting nodes "
+                           "received a first (1: all of them)",
+    "FairOrderSpec.granularity": "the leader orders what is reported every this long (the batch granularity)",
+    "FairOrderSpec.timeout": "a message some nodes have not reported after this is ordered with the reports "
+                             "it has (a missing report counts as last)",
+    "FairOrderSpec.nodes": "the reporting nodes (default: all)",
+    "FairOrderSpec.batch_order": "order within a cycle of preferences: `median` receive time over the "
+                                 "nodes, or the `leader`'s arrival order",
+    # [blocks]
+    "BlocksSpec.interval": "block time",
+    "BlocksSpec.max_messages": "block capacity in messages",
+    "BlocksSpec.max_gas": "block capacity in gas (EIP-1559 then targets gas); none: no gas limit",
+    "BlocksSpec.gas": "gas per message kind, e.g. `{spam = 50000}`; a kind not named costs 21,000",
+    "BlocksSpec.quorum": "share of all nodes whose votes commit a block: ceil(quorum × nodes), so with 3 "
+                         "nodes 67% needs all 3 (use 60% for 2 of 3)",
+    "BlocksSpec.header_size": "block bytes besides its messages",
+    # [blocks.producers]
+    "ProducersSpec.rule": "`pow`: proof of work, a Poisson process of blocks every `blocks.interval` on "
+                          "average, each to a producer drawn by hash share; `pos`: proof-of-stake slots of "
+                          "`blocks.interval`, each slot's leader drawn by stake from the run's seed (the leader "
+                          "schedule), its block made at the slot's start",
+    "ProducersSpec.nodes": "the producers by node name; empty: drawn (`count`)",
+    "ProducersSpec.count": "producers drawn across the nodes (seeded); none: every node produces",
+    "ProducersSpec.shares": "hash share (`pow`) or stake (`pos`) per producer, in the order of `nodes` (or of "
+                            "the draw), any positive scale; empty: equal; or a distribution each producer's share is drawn "
+                            "from (seeded, in producer order; a draw of 0 never produces)",
+    "ProducersSpec.reach": "shares of the nodes to time each block's reach to (summary.json's "
+                           "`forks.reach_ms`, keyed `\"50%\"` and so on)",
+    "ProducersSpec.confirmations": "a block this deep on the canonical chain (itself and the blocks above it) "
+                                   "commits its messages; a deeper reorg of the canonical chain is a "
+                                   "`canonical_reorg` event marked final",
+    "ProducersSpec.finality": "`depth`: a node finalises a block when its longest chain holds `confirmations` "
+                              "blocks at and above it; `votes`: when it has seen votes for the block from more "
+                              "than 2/3 of the producers' stake (each producer a validator voting once per "
+                              "height for the first block it holds there, votes gossiped as blocks are)",
+    "ProducersSpec.vote_size": "bytes of one vote on the wire (`finality = \"votes\"`)",
+    "ProducersSpec.resend_votes": "when a partition (or a halting eclipse) ends, each validator gossips again the "
+                                  "votes it cast while it lasted (`finality = \"votes\"`); false: votes lost to "
+                                  "the cut stay lost",
+    # [backpressure]
+    "Unbounded.mode": "admit everything",
+    "DropTail.mode": "drop arrivals while the queue is full",
+    "DropTail.capacity": "queue length at which arrivals are dropped",
+    "Suspend.mode": "suspend senders at `high`, resume at `low`; held messages are sent again on resume "
+                    "as the queue has room",
+    "Suspend.high": "queue length that suspends senders",
+    "Suspend.low": "queue length that resumes them (below `high`)",
+    "Eip1559.mode": "a base fee that moves each block toward a target use; a message whose fee is below it "
+                    "waits or is rejected",
+    "Eip1559.initial_base_fee": "base fee at the start",
+    "Eip1559.min_base_fee": "the base fee never falls below this",
+    "Eip1559.target": "block use the base fee steers toward",
+    "Eip1559.max_change": "largest change of the base fee per block",
+    "Eip1559.underpriced": "a message whose `fee` is below the base fee `wait`s or is `reject`ed",
+    "Shed.mode": "priority shedding: a kind is dropped above its level × capacity, others at capacity",
+    "Shed.capacity": "queue length at which every unprotected kind is dropped",
+    "Shed.levels": "per kind, the share of `capacity` above which it is dropped",
+    "Shed.protect": "kinds always admitted",
+    # [desync]
+    "DesyncSpec.max_height_gap": "a node trailing the leader by more blocks than this ...",
+    "DesyncSpec.min_duration": "... for at least this long is desynchronised",
+    # [[agents]]
+    "AgentSpec.name": "unique among the agents",
+    "AgentSpec.role": "the default message mix: {roles}",
+    "AgentSpec.count": "instances, each with its own random stream, spread round-robin over the candidate "
+                       "nodes",
+    "AgentSpec.region": "instances attach to nodes of this region (give `region` or `node`, or neither: "
+                        "all nodes)",
+    "AgentSpec.node": "instances attach to this node",
+    "AgentSpec.arrival": "when each instance sends: [arrival processes](#arrival-processes)",
+    "AgentSpec.mix": "message kind weights; none: the role's",
+    "AgentSpec.size": "message size",
+    "AgentSpec.fee": "the most a message pays (plain numbers)",
+    "AgentSpec.keys": "distinct keys (instruments, accounts) drawn uniformly; the ordering check is per key",
+    "AgentSpec.start": "the agent starts sending at this time",
+    "AgentSpec.stop": "and stops at this one; none: `run.duration`",
+    # arrivals
+    "ConstantArrival.process": "evenly spaced, a random phase per instance",
+    "ConstantArrival.rate": "per instance",
+    "PoissonArrival.process": "exponential gaps",
+    "PoissonArrival.rate": "per instance",
+    "HawkesArrival.process": "self-exciting: each event spawns Poisson(`branching`) children after "
+                             "Exp(`decay`) delays; mean rate baseline / (1 − branching)",
+    "HawkesArrival.baseline": "rate of events that have no parent",
+    "HawkesArrival.branching": "children per event, n (n ≥ 1 would explode and is refused; ~0.9: a crash)",
+    "HawkesArrival.decay": "mean delay of a child",
+    "StepRampArrival.process": "levels `start + k × step`, each `every` long; nothing after the last; the "
+                               "knee is measured on it",
+    "StepRampArrival.start": "first level",
+    "StepRampArrival.step": "added at each step",
+    "StepRampArrival.every": "length of a step",
+    "StepRampArrival.steps": "number of levels",
+    "StepRampArrival.poisson": "Poisson arrivals at each level; false: evenly spaced",
+    "LinearRampArrival.process": "rate goes linearly from `start` to `end` over the agent's window",
+    "LinearRampArrival.start": "rate at the agent's start",
+    "LinearRampArrival.end": "rate at its stop",
+    "LinearRampArrival.poisson": "Poisson arrivals; false: evenly spaced",
+    "ReplayArrival.process": "send times read from a file, relative to its first row",
+    "ReplayArrival.path": "CSV or Parquet, relative to the scenario file",
+    "ReplayArrival.column": "the column of times",
+    "ReplayArrival.time_unit": "unit of the times",
+    "ReplayArrival.speed": "2: twice as fast",
+    "PhasesArrival.process": "consecutive phases, then nothing",
+    "PhasesArrival.phases": "`[{duration, arrival}, ...]`; a phase's arrival is any process but `phases`",
+    "Phase.duration": "length of the phase",
+    "Phase.arrival": "its arrival process",
+    # [[faults]]
+    "PartitionFault.kind": "cut every link between groups; a message on a cut link is dropped at send time "
+                           "(nothing is retransmitted, so a message stranded in a minority is `lost`)",
+    "PartitionFault.at": "start",
+    "PartitionFault.duration": "how long; none: to the end of the run",
+    "PartitionFault.groups": "groups of region or node names; unnamed nodes form one more group",
+    "CrashFault.kind": "stop a node and drop what it holds; a crashed leader fails over to a standby",
+    "CrashFault.at": "start",
+    "CrashFault.node": "a node name, or `\"sequencer\"` (whoever leads then); live: a server msgstorm starts (SIGKILL), or `\"leader\"` (the JetStream stream's leader then)",
+    "CrashFault.restart_after": "restart after this; none: stays down",
+    "TamperFault.kind": "sim: an adversary on the link into the sequencer alters messages' contents; a "
+                        "`[security]` scheme that authenticates rejects each, `none` accepts them",
+    "TamperFault.at": "start",
+    "TamperFault.duration": "how long; none: to the end of the run",
+    "TamperFault.kinds": "the message kinds it alters (all when not given)",
+    "TamperFault.probability": "share of those messages it alters (drawn with the run's seed)",
+    "ReplayFault.kind": "sim: an adversary sends copies of messages it saw reach the sequencer again; a "
+                        "`[security]` scheme with nonces and the chain id rejects each, `none` accepts them",
+    "ReplayFault.at": "start",
+    "ReplayFault.duration": "how long; none: to the end of the run",
+    "ReplayFault.kinds": "the message kinds it copies (all when not given)",
+    "ReplayFault.probability": "share of those messages it copies (drawn with the run's seed)",
+    "ReplayFault.delay": "how long after the original reached the sequencer the copy is sent",
+    "ReplayFault.chain": "`same`: the copy as signed on this chain (its nonce was seen); `other`: as signed "
+                         "on another chain (another chain id)",
+    "OracleFault.kind": "sim, with `[market]`: a byzantine oracle: its price messages within the window go "
+                        "stale, are delayed or carry a price moved within a band (`market/oracle_attack.py`)",
+    "OracleFault.at": "start",
+    "OracleFault.duration": "how long",
+    "OracleFault.mode": "`stale` (none published; the price then at the window's end), `delay` (each sent "
+                        "`delay` late) or `manipulate` (each moved by `band`)",
+    "OracleFault.instrument": "the instrument whose prices it changes (every one when not given)",
+    "OracleFault.delay": "`delay` only: how late each message is sent",
+    "OracleFault.band": "`manipulate` only: how far each price is moved",
+    "OracleFault.bias": "`manipulate`: `down` (x (1 - band)) or `up` (x (1 + band))",
+    "CensorFault.kind": "sim: a censoring producer: the sequencer's leader keeps messages of `kinds` that reach "
+                        "it within the window out of its queue",
+    "CensorFault.at": "start",
+    "CensorFault.duration": "how long",
+    "CensorFault.kinds": "the message kinds it censors",
+    "CensorFault.mode": "`delay`: until the window ends (the wait is their queue wait); `drop`: dropped",
+    "EquivocateFault.kind": "sim, `[blocks.producers]`: a byzantine producer makes two conflicting blocks at each "
+                            "height in its window and sends each to a different half of its gossip peers",
+    "EquivocateFault.at": "start",
+    "EquivocateFault.duration": "how long (to the run's end when not given)",
+    "EquivocateFault.node": "the producer (a node of `blocks.producers`)",
+    "EquivocateVotesFault.kind": "sim, `finality = \"votes\"`: byzantine voters vote for every block made at "
+                                 "each height (both of two conflicting blocks), their votes reaching every node "
+                                 "over paths no partition cuts",
+    "EquivocateVotesFault.at": "start",
+    "EquivocateVotesFault.duration": "how long (to the run's end when not given)",
+    "EquivocateVotesFault.nodes": "the byzantine voters by name (validators: nodes of `blocks.producers`)",
+    "EquivocateVotesFault.count": "or: how many validators to draw with the run's seed (0 and up; a sweep's axis)",
+    "WithholdVotesFault.kind": "sim, `finality = \"votes\"`: byzantine voters that cast no vote (liveness "
+                               "then needs more than 2/3 of the stake among the others)",
+    "WithholdVotesFault.at": "start",
+    "WithholdVotesFault.duration": "how long (to the run's end when not given)",
+    "WithholdVotesFault.nodes": "the withholding voters by name (validators: nodes of `blocks.producers`)",
+    "WithholdVotesFault.count": "or: how many validators to draw with the run's seed (0 and up; a sweep's axis)",
+    "CensorNodesFault.kind": "sim: censoring nodes validate messages of `kinds` (of `agents`, when given) but "
+                             "forward none of them, and as producers include none in their blocks",
+    "CensorNodesFault.at": "start",
+    "CensorNodesFault.duration": "how long (to the run's end when not given)",
+    "CensorNodesFault.nodes": "the censoring nodes by name",
+    "CensorNodesFault.count": "or: how many nodes to draw with the run's seed",
+    "CensorNodesFault.kinds": "the message kinds they censor",
+    "CensorNodesFault.agents": "only the messages these agents send (names of `[[agents]]` or of `[market]`'s "
+                               "oracle, keepers, topups and frontrunners); none: every agent's",
+    "DelayNodesFault.kind": "sim: delaying nodes hold every item they validated (message, block, vote) `delay` "
+                            "plus a uniform draw in [0, `jitter`) before they forward it",
+    "DelayNodesFault.at": "start",
+    "DelayNodesFault.duration": "how long (to the run's end when not given)",
+    "DelayNodesFault.nodes": "the delaying nodes by name",
+    "DelayNodesFault.count": "or: how many nodes to draw with the run's seed",
+    "DelayNodesFault.delay": "the fixed hold",
+    "DelayNodesFault.jitter": "the width of a drawn hold added to it (uniform; 0: none)",
+    "ReorderNodesFault.kind": "sim: reordering nodes hold every item they validated a uniform draw in [0, `window`) "
+                              "before they forward it: items validated less than `window` apart leave shuffled",
+    "ReorderNodesFault.at": "start",
+    "ReorderNodesFault.duration": "how long (to the run's end when not given)",
+    "ReorderNodesFault.nodes": "the reordering nodes by name",
+    "ReorderNodesFault.count": "or: how many nodes to draw with the run's seed",
+    "ReorderNodesFault.window": "the reorder window: the width of the drawn hold",
+    "FloodInvalidFault.kind": "sim: flooding nodes send invalid messages to their gossip peers at `rate`; each "
+                              "receiver spends a validation on each and drops it (counted in summary.json's "
+                              "`byzantine`)",
+    "FloodInvalidFault.at": "start",
+    "FloodInvalidFault.duration": "how long (to the run's end when not given)",
+    "FloodInvalidFault.nodes": "the flooding nodes by name",
+    "FloodInvalidFault.count": "or: how many nodes to draw with the run's seed",
+    "FloodInvalidFault.rate": "invalid messages each flooding node sends per second (a run may send at most "
+                              "5,000,000)",
+    "FloodInvalidFault.size": "bytes of one invalid message",
+    "EclipseFault.kind": "sim: an attacker holds every connection of `node`: it passes nothing either way (the "
+                         "node's view halts) or, with `delay`, everything that late (its view lags)",
+    "EclipseFault.at": "start",
+    "EclipseFault.duration": "how long (to the run's end when not given)",
+    "EclipseFault.node": "the eclipsed node",
+    "EclipseFault.delay": "none: pass nothing; else the latency added to every link of the node, both ways "
+                          "(surrounded: what each attacker holds every item it forwards)",
+    "EclipseFault.attackers": "surround the node: these nodes replace its gossip peers for the window and pass "
+                              "on only what they choose (see `kinds`, `delay`)",
+    "EclipseFault.count": "or: how many attackers to draw with the run's seed (among the other nodes)",
+    "EclipseFault.kinds": "surrounded: the message kinds the attackers withhold, to and from the node (none "
+                          "when not given)",
+    "TwinsFault.kind": "sim, `finality = \"votes\"`: a second instance of each validator of `nodes` runs at the "
+                       "node of `hosts` in the same place, with its identity and stake; each instance votes "
+                       "honestly on its own (the Twins method)",
+    "TwinsFault.at": "start",
+    "TwinsFault.duration": "how long (to the run's end when not given)",
+    "TwinsFault.nodes": "the twinned validators by name (nodes of `blocks.producers.nodes`)",
+    "TwinsFault.hosts": "where each one's twin runs, one node per validator (e.g. across a partition from it)",
+    "DegradeFault.kind": "add latency, half-normal jitter and loss to some links",
+    "DegradeFault.at": "start",
+    "DegradeFault.duration": "how long; none: to the end of the run",
+    "DegradeFault.between": "two groups (region or node names): the links between them",
+    "DegradeFault.nodes": "or: every link touching these nodes (give exactly one of the two)",
+    "DegradeFault.latency": "added one-way latency",
+    "DegradeFault.jitter": "scale of the added half-normal jitter",
+    "DegradeFault.loss": "probability that a transmission is lost",
+    "BridgeFault.kind": "live: a JetStream cluster split in two sides that reach each other only through one "
+                        "server (its routes to both stay)",
+    "BridgeFault.at": "start",
+    "BridgeFault.duration": "how long; none: to the end of the sending",
+    "BridgeFault.groups": "the two sides (server names), the bridge in neither; with the bridge they name every server",
+    "BridgeFault.bridge": "the server that sees both sides",
+    "PauseFault.kind": "live: pause a server msgstorm started (SIGSTOP), resume it (SIGCONT) after `duration`",
+    "PauseFault.at": "start",
+    "PauseFault.duration": "how long the server stays paused",
+    "PauseFault.node": "the server: `nats-server`, `nats-server-<i>` (a cluster), `redis-server`",
+    "RestartFault.kind": "live: stop a server msgstorm started gracefully (SIGTERM) and start it again on its "
+                         "port and data",
+    "RestartFault.at": "when it is stopped",
+    "RestartFault.node": "the server (as for `pause`)",
+    "RestartFault.down": "how long it stays stopped before it starts again",
+    "NemesisFault.kind": "faults drawn from a seeded mix, one every `every` (sim and live: each drawn fault must "
+                         "suit the target)",
+    "NemesisFault.at": "the first draw",
+    "NemesisFault.every": "time between draws",
+    "NemesisFault.until": "no draw at or after this; none: the run's duration",
+    "NemesisFault.seed": "the draws' seed (the same seed draws the same faults)",
+    "NemesisFault.mix": "the faults to draw from, each `{ weight = 2, fault = { kind = \"pause\", ... } }` "
+                        "(`weight`: how likely against the others, 1 when unset; `fault`: any kind but `nemesis` and "
+                        "`script`, its `at` an offset from its draw)",
+    "ScriptFault.kind": "a compound script: faults at offsets from its start, run `times` times `every` apart",
+    "ScriptFault.at": "the script's start",
+    "ScriptFault.steps": "the faults (any kind but `nemesis` and `script`), each `at` an offset from the start",
+    "ScriptFault.every": "between two runs of the script",
+    "ScriptFault.times": "how many runs (more than 1 needs `every`)",
+    "ToxicFault.kind": "live: a toxic on the links between msgstorm's clients and the broker, through the fault "
+                       "proxy (targets nats and jetstream)",
+    "ToxicFault.at": "start",
+    "ToxicFault.duration": "how long; none: to the end of the sending",
+    "ToxicFault.toxic": "one of the fault proxy's toxics: {toxics}",
+    "ToxicFault.link": "whose connections: `publisher`, `consumers` or `clients` (both)",
+    "ToxicFault.direction": "`upstream` (client to server), `downstream`, or `both`",
+    "ToxicFault.probability": "share of reads it acts on (of connections, for {connection_toxics})",
+    "ToxicFault.latency": "latency: added to every read",
+    "ToxicFault.jitter": "latency: ± this, uniform",
+    "ToxicFault.rate": "bandwidth: bits/s (\"1Mbit/s\")",
+    "ToxicFault.timeout": "reset_peer: reset after this; timeout: close after this (0: hold until the end)",
+    "ToxicFault.slice_size": "slicer: bytes a piece (64 when unset)",
+    "ToxicFault.slice_delay": "slicer: time between pieces",
+    "ToxicFault.close_delay": "slow_close: a close held this long",
+    # [analysis], [history], [limits]
+    "AnalysisSpec.knee_latency_factor": "k: the knee is the highest ramp step whose p99 is at most k × the "
+                                        "first step's p99 ...",
+    "AnalysisSpec.throughput_fraction": "... and whose throughput reaches this share of the offered rate",
+    "HistorySpec.delivery_sample": "share of messages whose gossip deliveries are recorded (every n-th "
+                                   "msg_id)",
+    "HistorySpec.max_deliveries": "cap on delivery rows",
+    "HistorySpec.row_group_size": "rows per Parquet part (one row group each)",
+    "LimitsSpec.max_messages": "messages sent over the run",
+    "LimitsSpec.max_window_messages": "messages in one traffic window (held in memory at once)",
+    "LimitsSpec.max_instances": "agent instances (each has its own random stream)",
+    "LimitsSpec.max_windows": "analysis windows (`run.window`) over the run and its drain",
+    "LimitsSpec.max_samples": "queue-depth samples (`run.sample_interval`)",
+    "LimitsSpec.max_blocks": "blocks (`blocks.interval`)",
+    "LimitsSpec.max_receipts": "gossip receipts (about an hour of kernel time)",
+    "LimitsSpec.memory": "share of the memory available when the run starts",
+    "LimitsSpec.max_accounts": "`[market]` accounts",
+    "LimitsSpec.max_price_steps": "`[market]` price steps over every instrument (`market.resolution`)",
+    # [market]
+    "MarketSpec.resolution": "the price paths' step: the oracle and the analysis look at the true price this often",
+    "MarketSpec.instruments": "[`[[market.instruments]]`](#marketinstruments)",
+    "MarketSpec.oracle": "[`[market.oracle]`](#marketoracle)",
+    "MarketSpec.accounts": "[`[[market.accounts]]`](#marketaccounts)",
+    "MarketSpec.keepers": "[`[[market.keepers]]`](#marketkeepers); none: nobody liquidates, and the run "
+                          "shows what that costs",
+    "MarketSpec.maintenance_margin": "an account may be liquidated when its equity is below this share of its "
+                                     "notional",
+    "MarketSpec.liquidation_penalty": "share of the notional a liquidation takes from the account",
+    "MarketSpec.slippage_bps": "a liquidation's slippage: this many basis points for each `depth` of notional "
+                               "it closes",
+    "MarketSpec.depth": "the notional that moves the price `slippage_bps`",
+    "InstrumentSpec.name": "the instrument's name (the `key` of its oracle messages is its index)",
+    "InstrumentSpec.price": "its price at the start",
+    "InstrumentSpec.drift": "drift of the geometric Brownian motion, with its time unit: `\"5%/y\"`, `\"0.1/d\"`",
+    "InstrumentSpec.volatility": "volatility, per square root of its time unit: `\"80%/y\"`",
+    "InstrumentSpec.shocks": "crashes: `{at, fall, over}`, the price falls by `fall` over `over` from `at`",
+    "InstrumentSpec.jumps": "compound Poisson jumps: `{rate = \"2/h\", mean = \"-5%\", stddev = \"3%\"}` "
+                            "(normal log sizes)",
+    "InstrumentSpec.replay": "a CSV or Parquet file of `t` (seconds from the start) and `price`: replaces the "
+                             "model (the price at each step is the last row's at or before it)",
+    "ShockSpec.at": "when the fall starts",
+    "ShockSpec.fall": "how far the price falls (below 100%)",
+    "ShockSpec.over": "over how long (log-linearly; 0: a gap)",
+    "JumpsSpec.rate": "jumps per unit of time: `\"2/h\"`",
+    "JumpsSpec.mean": "mean log size of a jump (`\"-5%\"`: mostly down)",
+    "JumpsSpec.stddev": "standard deviation of a jump's log size",
+    "OracleSpec.name": "the oracle's agent name in the history",
+    "OracleSpec.node": "the node it publishes through (default: the network's first)",
+    "OracleSpec.heartbeat": "it publishes at least this often ...",
+    "OracleSpec.deviation": "... and whenever the price moved this much since its last update",
+    "OracleSpec.size": "size of a `price` message",
+    "OracleSpec.fee": "fee of a `price` message",
+    "AccountsSpec.count": "accounts in this group",
+    "AccountsSpec.instrument": "their instrument (default: the first)",
+    "AccountsSpec.leverage_median": "leverage (notional / collateral at entry) is lognormal with this median ...",
+    "AccountsSpec.leverage_sigma": "... this sigma ...",
+    "AccountsSpec.leverage_cap": "... and at most this; the highest leverage drawn (this, or `leverage_median` when "
+                                 "`leverage_sigma` is 0) must be below 1 / `maintenance_margin` (an account there "
+                                 "would open on or past its liquidation line; the default, 50, needs a "
+                                 "`maintenance_margin` above 2%), and this at least `leverage_median`",
+    "AccountsSpec.collateral": "each account's collateral",
+    "AccountsSpec.long_share": "share of long positions (the rest are short)",
+    "AccountsSpec.file": "or load the group from a CSV or Parquet file: `side` (long/short or 1/-1), `size`, "
+                         "`entry`, `collateral`",
+    "MarketSpec.frontrunners": "front-runners that race the orders they see: [`[[market.frontrunners]]`]"
+                               "(#marketfrontrunners)",
+    "MarketSpec.orders": "the limit orders behind the `order` messages, cleared by a batch auction: "
+                         "[`[market.orders]`](#marketorders)",
+    "AuctionOrdersSpec.instrument": "the instrument every order is on (default: the first)",
+    "AuctionOrdersSpec.buy_share": "share of buys (the rest are sells)",
+    "AuctionOrdersSpec.limit_offset_bps": "mean of a limit price's distance from the true price when the order "
+                                          "is sent, in basis points towards the order's side (positive: buys "
+                                          "above, sells below; more orders cross)",
+    "AuctionOrdersSpec.limit_spread_bps": "standard deviation of that distance (normal), in basis points",
+    "AuctionOrdersSpec.quantity": "each order's quantity (units of the instrument)",
+    "FrontRunnerSpec.name": "the front-runner's agent name",
+    "FrontRunnerSpec.node": "where its orders enter the network (default: the sequencer's node)",
+    "FrontRunnerSpec.watch": "where it watches the validated messages for victims (default: `node`)",
+    "FrontRunnerSpec.kind": "the victims' message kind",
+    "FrontRunnerSpec.min_size": "a victim's message is at least this large",
+    "FrontRunnerSpec.notional_per_byte": "a message's notional per byte of its size (the order flow's sizes "
+                                         "stand for its orders' sizes)",
+    "FrontRunnerSpec.share": "its order's notional as a share of the victim's",
+    "FrontRunnerSpec.fee_multiple": "its order's fee: the victim's × this",
+    "FrontRunnerSpec.reaction": "from seeing a victim at `watch` to sending from `node`",
+    "FrontRunnerSpec.size": "size of its order message",
+    "FrontRunnerSpec.sandwich": "also send the opposite order (the back-run) when the victim's reaches `node`; "
+                                "won only with the victim's order between the two",
+    "FrontRunnerSpec.back_fee_multiple": "the back-run's fee: the victim's × this (below 1: after it under fee "
+                                         "priority)",
+    "KeeperSpec.name": "the keepers' agent name (each keeper is `<name>-<i>` in the `triggers` table)",
+    "KeeperSpec.count": "keepers in this group, spread over the nodes of `node` or `region` (default: all)",
+    "KeeperSpec.region": "their region",
+    "KeeperSpec.node": "or their node",
+    "KeeperSpec.reaction": "from a price reaching a keeper's node to its liquidation message",
+    "KeeperSpec.fee": "fee of a liquidation message (fixed)",
+    "KeeperSpec.fee_aware": "pay `fee_multiple` × the base fee when sending instead (`eip1559`)",
+    "KeeperSpec.fee_multiple": "the multiple of the base fee a fee-aware keeper pays",
+    "KeeperSpec.fee_cap": "the most a fee-aware keeper pays",
+    "KeeperSpec.size": "size of a `liquidation` message",
+    "MarketSpec.topups": "traders who add collateral near their line: [`[market.topups]`](#markettopups)",
+    "TopUpSpec.name": "their agent name in the history",
+    "TopUpSpec.probability": "share of the accounts that top up (drawn once for each)",
+    "TopUpSpec.near": "they top up when a price puts them within this share of their liquidation price",
+    "TopUpSpec.reaction": "from that price reaching `node` to the top-up message",
+    "TopUpSpec.to_leverage": "enough collateral to bring the leverage at the on-chain price back to this",
+    "TopUpSpec.node": "the node they watch prices at and send through (default: the network's first)",
+    "TopUpSpec.size": "size of a top-up message (kind `order`)",
+    "TopUpSpec.fee": "fee of a top-up message",
+    "KeeperSpec.race": "every keeper of the group goes for every account it sees past its line (a race: the "
+                       "later liquidations are no-ops); false: the group splits the accounts among its keepers "
+                       "(account number modulo `count`)",
+    # distributions
+    "Constant.value": "the value",
+    "Uniform.low": "lowest value",
+    "Uniform.high": "highest value",
+    "Normal.mean_value": "mean (truncated at 0: a negative draw becomes 0)",
+    "Normal.std": "standard deviation",
+    "Lognormal.median": "median",
+    "Lognormal.sigma": "sigma of the underlying normal",
+    "Pareto.scale": "the minimum",
+    "Pareto.alpha": "tail index (> 1 for a finite mean)",
+    "Exponential.mean_value": "mean",
+}
