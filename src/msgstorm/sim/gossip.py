@@ -561,12 +561,16 @@ class GossipState:
         self.nodes[k.N_CPU, node] = t
         self.nodes[k.N_UPLINK, node] = t
 
-    def validation_backlog(self, t: int, lone_cpu_free: list[int], most: int) -> list[tuple[int, int]]:
+    def validation_backlog(self, t: int, lone_cpu_free: dict[int, int], most: int) -> list[tuple[int, int]]:
         """``(node, ns)``: the CPU time of validation work queued at ``t`` (received, not yet
         validated) at the ``most`` nodes with the most (of those with any), in node order;
-        the kernel's CPUs and those of nodes without peers (``lone_cpu_free``, sim/lone_cpu.py)."""
-        free = np.maximum(self.nodes[k.N_CPU], np.asarray(lone_cpu_free, dtype=np.int64))
-        backlog = free - t
+        the kernel's CPUs and those of nodes without peers (``lone_cpu_free``: when each is
+        next free, for the nodes ``LoneCpu.cpu_queues`` gives; 0 for the rest)."""
+        backlog = self.nodes[k.N_CPU] - t
+        if lone_cpu_free:
+            lone = np.fromiter(lone_cpu_free, dtype=np.int64, count=len(lone_cpu_free))
+            free = np.fromiter(lone_cpu_free.values(), dtype=np.int64, count=len(lone_cpu_free))
+            backlog[lone] = np.maximum(backlog[lone], free - t)
         busy = np.flatnonzero(backlog > 0)
         top = busy[np.argsort(-backlog[busy], kind="stable")[:most]]
         return [(node, int(backlog[node])) for node in sorted(top.tolist())]
