@@ -37,6 +37,7 @@ _PROCESSING_BLOCK = 1 << 18
 _DELIVERY_BLOCK = 1 << 14
 _LOG_BLOCK = 1 << 14
 _HOP_LOG_BLOCK = 1 << 14
+_QUIET_BLOCK = 1 << 12
 _HEAP_ENTRIES = 1 << 12
 # Heap keys are ``seq << idx_bits | idx`` in an int64 (kept below 2**_KEY_BITS): when seq
 # would outgrow its bits, the live events are renumbered 0.. in their order (_renumber_keys).
@@ -198,6 +199,8 @@ class GossipState:
         self.hop_log = np.zeros((k.H_ROWS, _HOP_LOG_BLOCK if trace_hops else 0), dtype=np.int64)
         self.hop_logged: list[np.ndarray] = []
         self.hop_rows = 0  # rows taken out of the kernel's hop log, not yet drained
+        # Announcements to peers that hold the payload, out of the heap (the kernel's Q_T).
+        self.quiet = np.zeros((k.Q_ROWS, _QUIET_BLOCK), dtype=np.int64)
         self.t_next = -1  # time of the next receipt event, -1 when there is none
         self.sends = np.zeros((6, 0), dtype=np.int64)
         # Called once before the kernel's first call: waits for a helper process compiling
@@ -371,6 +374,8 @@ class GossipState:
                 self._take_mempool_log()
             elif code == k.HOPS_FULL:
                 self._take_hop_log()
+            elif code == k.QUIET_FULL:
+                self._grow_quiet()
 
     def _first_call(self) -> None:
         wait, self.before_first_call = self.before_first_call, None
@@ -388,7 +393,15 @@ class GossipState:
                       self.fwd_model, self.fwd_param, self.topology.link_samples.array, self.uniform, self.processing,
                       self.ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries,
                       self.mempool_log, self.sends, self.order, self.held, self.contents, self.block_parent,
-                      self.block_holds, self.hop_log)
+                      self.block_holds, self.hop_log, self.quiet)
+
+    def _grow_quiet(self) -> None:
+        """Double the quiet announcements' buffer (it is full of ones still to arrive)."""
+        count = int(self.scalars[k.S_QUIET])
+        quiet = np.zeros((k.Q_ROWS, 2 * self.quiet.shape[1]), dtype=np.int64)
+        quiet[:, :count] = self.quiet[:, :count]
+        self.quiet = quiet
+        self._bind()
 
     def _refill_uniform(self) -> None:
         rest = self.uniform[self.scalars[k.S_UNIF]:]
