@@ -201,6 +201,7 @@ class GossipState:
         self.hop_rows = 0  # rows taken out of the kernel's hop log, not yet drained
         # Announcements to peers that hold the payload, out of the heap (the kernel's Q_T).
         self.quiet = np.zeros((k.Q_ROWS, _QUIET_BLOCK), dtype=np.int64)
+        self.scalars[k.S_QUIET_ON] = 1
         self.t_next = -1  # time of the next receipt event, -1 when there is none
         self.sends = np.zeros((6, 0), dtype=np.int64)
         # Called once before the kernel's first call: waits for a helper process compiling
@@ -501,6 +502,17 @@ class GossipState:
         self.delivered = []
         self.delivered_rows = 0
         return np.concatenate(taken, axis=1) if taken else np.zeros((4, 0), dtype=np.int64)
+
+    @property
+    def quiet_announcements(self) -> bool:
+        """Whether an announcement to a peer that holds the payload stays out of the
+        kernel's heap (``k.Q_T``; the default). Off, every one goes through the heap: the
+        reference ``tests/test_sim_kernel_quiet.py`` compares with. Set before the first run."""
+        return bool(self.scalars[k.S_QUIET_ON])
+
+    @quiet_announcements.setter
+    def quiet_announcements(self, on: bool) -> None:
+        self.scalars[k.S_QUIET_ON] = 1 if on else 0
 
     @property
     def steps(self) -> int:

@@ -50,7 +50,7 @@ __all__ = [
     "S_TXN_BYTES", "S_PAYLOADS", "S_TXN_HELD", "S_LOG_BLOCKS", "LOG_KIND", "N_UP_BYTES", "N_ROWS", "SL_CONTENT", "SL_NTX", "SL_ROWS", "N_SCALARS",
     "HOPS_FULL", "S_HOP_LOG", "S_HOPS_LOGGED", "S_HOP_STRIDE", "HOP_SERVE", "HOP_PAYLOAD", "HOP_VALID", "HOP_BLOCK", "HOP_CODE",
     "H_ITEM", "H_WHAT", "H_NODE", "H_PEER", "H_T", "H_AUX", "H_ROWS",
-    "QUIET_FULL", "S_QUIET", "Q_T", "Q_NODE", "Q_SLOT", "Q_ROWS",
+    "QUIET_FULL", "S_QUIET", "S_QUIET_ON", "Q_T", "Q_NODE", "Q_SLOT", "Q_ROWS",
 ]
 
 # Event types: a payload received, validated; and the relay protocols' events (below):
@@ -115,9 +115,10 @@ S_LOG_BLOCKS = 43
 # 1: write the hop log (below); entries in it; the messages it traces: msg_ids that are
 # multiples of this stride (0: none).
 S_HOP_LOG, S_HOPS_LOGGED, S_HOP_STRIDE = 44, 45, 46
-# Entries in the quiet announcements (below).
-S_QUIET = 48
-N_SCALARS = 49
+# Entries in the quiet announcements (below); 1: announcements may be quiet (0: every one
+# goes through the heap, the reference the tests compare with).
+S_QUIET, S_QUIET_ON = 48, 49
+N_SCALARS = 50
 LOG_NODE, LOG_ITEM, LOG_T, LOG_KIND = 0, 1, 2, 3
 UPLINK_SERIAL, UPLINK_FAIR_SHARE, UPLINK_HELD = 0, 1, 2
 # Rows of the sends array (int64[5, n]): a traffic batch's messages, in send order.
@@ -409,7 +410,7 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
     elif relay == COMPACT:
         pushes = high_bw if high_bw < degree else degree
     payload_type = CMPCT if relay == COMPACT else RECV
-    may_quiet = relay != COMPACT
+    may_quiet = relay != COMPACT and scalars[S_QUIET_ON] != 0
     copies_sent = 0
     start = free if free > t else t  # fair share: when this forward's copies start
     if fair_share == UPLINK_FAIR_SHARE:
