@@ -131,6 +131,8 @@ class GossipState:
         # The event heap: keys (time, sequence and payload row), the payload rows (with
         # their links to the next receipt of a run, see the kernel), and the free rows
         # (pool[rows taken:]).
+        # Announcements to peers that hold the payload, out of the heap (the kernel's Q_T).
+        self.quiet = np.zeros((k.Q_ROWS, _QUIET_BLOCK), dtype=np.int64)
         self.keys = _heap_keys(_HEAP_ENTRIES)
         self.payload = _aligned(4 * _HEAP_ENTRIES)
         self.pool = np.arange(_HEAP_ENTRIES, dtype=np.int64)
@@ -199,8 +201,6 @@ class GossipState:
         self.hop_log = np.zeros((k.H_ROWS, _HOP_LOG_BLOCK if trace_hops else 0), dtype=np.int64)
         self.hop_logged: list[np.ndarray] = []
         self.hop_rows = 0  # rows taken out of the kernel's hop log, not yet drained
-        # Announcements to peers that hold the payload, out of the heap (the kernel's Q_T).
-        self.quiet = np.zeros((k.Q_ROWS, _QUIET_BLOCK), dtype=np.int64)
         self.scalars[k.S_QUIET_ON] = 1
         self.t_next = -1  # time of the next receipt event, -1 when there is none
         self.sends = np.zeros((6, 0), dtype=np.int64)
@@ -433,8 +433,9 @@ class GossipState:
     def _renumber_keys(self) -> None:
         """Renumber the live receipts' seqs 0.. in their order and repack the heap keys for
         the heap's capacity. A heap entry stands for its run (the receipts linked after
-        it, with consecutive seqs), so it gets the run's length in numbers. The order of
-        every pair of receipts, live or future, stays as it was, so the heap stays valid."""
+        it, with consecutive seqs), so it gets the run's length in numbers; a quiet
+        announcement (the kernel's Q_SEQ) one number. The order of every pair of receipts,
+        live or future, stays as it was, so the heap stays valid."""
         old_bits = int(self.scalars[k.S_IDX_BITS])
         bits = max(1, (self.pool.shape[0] - 1).bit_length())
         if 2 * bits + 2 > _KEY_BITS:  # renumbering must leave room for more events than fit
@@ -447,10 +448,14 @@ class GossipState:
         while (more := after >= 0).any():
             length += more
             after[more] = self.payload[4 * after[more] + k.P_NEXT]
-        order = np.argsort(live[:, 1] >> old_bits)
-        first = np.empty(n, dtype=np.int64)
+        quiet = self.quiet[k.Q_SEQ, :int(self.scalars[k.S_QUIET])]
+        old_seq = np.concatenate([live[:, 1] >> old_bits, quiet])
+        length = np.concatenate([length, np.ones(quiet.size, dtype=np.int64)])
+        order = np.argsort(old_seq)
+        first = np.empty(old_seq.size, dtype=np.int64)
         first[order] = np.cumsum(length[order]) - length[order]
-        live[:, 1] = (first << bits) | idx
+        live[:, 1] = (first[:n] << bits) | idx
+        quiet[:] = first[n:]
         self.scalars[k.S_SEQ] = int(length.sum())
         self.scalars[k.S_IDX_BITS] = bits
         self.scalars[k.S_SEQ_LIMIT] = 1 << (_KEY_BITS - bits)

@@ -50,7 +50,7 @@ __all__ = [
     "S_TXN_BYTES", "S_PAYLOADS", "S_TXN_HELD", "S_LOG_BLOCKS", "LOG_KIND", "N_UP_BYTES", "N_ROWS", "SL_CONTENT", "SL_NTX", "SL_ROWS", "N_SCALARS",
     "HOPS_FULL", "S_HOP_LOG", "S_HOPS_LOGGED", "S_HOP_STRIDE", "HOP_SERVE", "HOP_PAYLOAD", "HOP_VALID", "HOP_BLOCK", "HOP_CODE",
     "H_ITEM", "H_WHAT", "H_NODE", "H_PEER", "H_T", "H_AUX", "H_ROWS",
-    "QUIET_FULL", "S_QUIET", "S_QUIET_ON", "Q_T", "Q_NODE", "Q_SLOT", "Q_ROWS",
+    "QUIET_FULL", "S_QUIET", "S_QUIET_ON", "Q_T", "Q_NODE", "Q_SLOT", "Q_SEQ", "Q_ROWS",
 ]
 
 # Event types: a payload received, validated; and the relay protocols' events (below):
@@ -139,19 +139,20 @@ H_ROWS = 6
 # Quiet announcements (int64[Q_ROWS, capacity], S_QUIET entries): an announcement sent
 # (announce and fetch, push to sqrt(n)) to a peer that holds the payload already does
 # nothing when it arrives but count itself (if its node is up) and release its slot's
-# hold. Such an announcement skips the heap: its arrival time, node and slot wait here,
-# still counted in the slot's SL_OUTSTANDING, and are settled (``_settle_quiet``) once
-# the loop has passed their time: when it returns (DONE: every event before ``until``
-# ran; NOTIFY: every one before the notice), or when the buffer fills (those before the
-# next event). Node states change only in Python between calls, so each is counted as
-# at its arrival, and Python sees the slots held exactly while the announcements would
-# have been in the heap (S_NEXT counts their times too). They take no sequence number:
-# the order of the other events keeps every comparison it had. A node never loses a
-# payload it received except under compact relay (a timeout restarts a rebuild), whose
-# announcements all go through the heap. Nearly half of the Bitcoin preset's events
-# were such announcements.
-Q_T, Q_NODE, Q_SLOT = range(3)
-Q_ROWS = 3
+# hold. Such an announcement skips the heap: its arrival time, node, slot and sequence
+# number (it takes one as in the heap, so every event keeps the key it would have had; a
+# run of receipts ends at it) wait here, still counted in the slot's SL_OUTSTANDING, and
+# are settled (``_settle_quiet``) once the loop has passed them: when it returns (DONE:
+# every event before ``until`` ran; NOTIFY: every one before the notice, by time and
+# sequence), or when the buffer fills (those before the next event). Node states change
+# only in Python between calls, so each is counted as at its arrival, and Python sees the
+# slots held, and the next event's time (S_NEXT), exactly as with them in the heap. A
+# node never loses a payload it received except under compact relay (a timeout restarts a
+# rebuild), whose announcements all go through the heap. Nearly half of the Bitcoin
+# preset's events were such announcements. ``GossipState._renumber_keys`` renumbers their
+# sequence numbers with the heap's.
+Q_T, Q_NODE, Q_SLOT, Q_SEQ = range(4)
+Q_ROWS = 4
 
 # Heap keys: int64[2 * (ROOT + capacity)], entry i's time at 2 * (ROOT + i) and its
 # seq << idx_bits | idx right after. With the root at ROOT = 3, the children of entry i
@@ -446,8 +447,11 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
                 quiet[Q_T, q] = arrive
                 quiet[Q_NODE, q] = peer
                 quiet[Q_SLOT, q] = slot
+                quiet[Q_SEQ, q] = seq
                 scalars[S_QUIET] = q + 1
+                seq += 1
                 sent += 1
+                last = -1  # the next receipt's seq is not this run's next: it starts a run of its own
                 continue
         elif tx > 0:
             if fair_share == UPLINK_FAIR_SHARE:
@@ -731,20 +735,23 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
 
 
 @borrowing()
-def _settle_quiet(bound: int, quiet: np.ndarray, scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
-                  free_slots: np.ndarray, n_free: int) -> int:
-    """Settle the quiet announcements (Q_T) that arrive before ``bound``: each counts as an
-    announcement received if its node is up, and releases its slot (freed when nothing
-    else holds it). The rest stay, in order. Returns the new count of free slots."""
+def _settle_quiet(bound: int, bound_seq: int, quiet: np.ndarray, scalars: np.ndarray, nodes: np.ndarray,
+                  slots: np.ndarray, free_slots: np.ndarray, n_free: int) -> int:
+    """Settle the quiet announcements (Q_T) that come before (``bound``, ``bound_seq``) in
+    the heap's order (time, then sequence number): each counts as an announcement received
+    if its node is up, and releases its slot (freed when nothing else holds it). The rest
+    stay, in order. Returns the new count of free slots."""
     kept = 0
     for i in range(scalars[S_QUIET]):
         t = quiet[Q_T, i]
         node = quiet[Q_NODE, i]
         slot = quiet[Q_SLOT, i]
-        if t >= bound:
+        seq = quiet[Q_SEQ, i]
+        if t > bound or (t == bound and seq >= bound_seq):
             quiet[Q_T, kept] = t
             quiet[Q_NODE, kept] = node
             quiet[Q_SLOT, kept] = slot
+            quiet[Q_SEQ, kept] = seq
             kept += 1
             continue
         if nodes[N_UP, node] != 0:
@@ -847,6 +854,7 @@ def run_until(until: int, max_degree: int,
     hop_stride = scalars[S_HOP_STRIDE]
     n_hop = hop_log.shape[1]
     quiet_room = quiet.shape[1] - max_degree
+    key = 0  # the last event's key (a NOTIFY's when the loop ends with one)
     code = DONE
     while True:
         if send_i < send_end:
@@ -854,7 +862,7 @@ def run_until(until: int, max_degree: int,
             if ts < until and (n == 0 or ts <= _key_t(keys, 0)):
                 # A send goes before any receipt at its time: gossip starts at its origin.
                 if n_free == 0:  # quiet announcements before the send may release some
-                    n_free = _settle_quiet(ts, quiet, scalars, nodes, slots, free_slots, n_free)
+                    n_free = _settle_quiet(ts, 0, quiet, scalars, nodes, slots, free_slots, n_free)
                 if n_free == 0:
                     code = NEED_SLOTS
                     break
@@ -907,7 +915,8 @@ def run_until(until: int, max_degree: int,
             break
         if scalars[S_QUIET] > quiet_room:
             # Those before this event have arrived; if that is not room enough, Python grows the buffer.
-            n_free = _settle_quiet(t, quiet, scalars, nodes, slots, free_slots, n_free)
+            n_free = _settle_quiet(t, _key_seq(keys, 0) >> idx_bits, quiet, scalars, nodes, slots, free_slots,
+                                   n_free)
             if scalars[S_QUIET] > quiet_room:
                 code = QUIET_FULL
                 break
@@ -1080,9 +1089,9 @@ def run_until(until: int, max_degree: int,
             free_slots[n_free] = slot
             n_free += 1
     if code == DONE:  # every event before ``until`` ran
-        n_free = _settle_quiet(until, quiet, scalars, nodes, slots, free_slots, n_free)
-    elif code == NOTIFY:  # every event before the notice ran
-        n_free = _settle_quiet(now, quiet, scalars, nodes, slots, free_slots, n_free)
+        n_free = _settle_quiet(until, 0, quiet, scalars, nodes, slots, free_slots, n_free)
+    elif code == NOTIFY:  # every event before the notice ran (``key``: the notice's)
+        n_free = _settle_quiet(now, key >> idx_bits, quiet, scalars, nodes, slots, free_slots, n_free)
     scalars[S_HEAP] = n
     scalars[S_ROWS] = rows
     scalars[S_SEQ] = seq
