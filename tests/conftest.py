@@ -172,6 +172,35 @@ def gossip_on(forward: list[list[int]], link_ns: int, validation_ns: int, **opti
                        order_seed=7, **options)
 
 
+Tables = dict[str, dict[str, list[Any]]]
+# The tables ``simulate_tables`` reads back.
+SIM_TABLES = ("messages", "events", "deliveries", "blocks", "block_arrivals", "finalized", "reorgs", "hop_stages")
+
+
+def simulate_tables(scenario: Scenario, out: Path, kernel_mempools: bool = True,
+                    quiet_announcements: bool = True) -> tuple[Tables, int, int]:
+    """Run ``scenario`` on the simulator into ``out`` (``ShadowNetwork`` with
+    ``kernel_mempools``, and the gossip kernel's ``quiet_announcements``): its tables (read
+    while the directory exists), its end, and how many events the gossip kernel ran."""
+    import numpy as np
+
+    from msgstorm.history import HistoryWriter, read_history
+    from msgstorm.runner import write_run_row
+    from msgstorm.sim.shadow import ShadowNetwork
+    from msgstorm.traffic import generate_traffic
+
+    writer = HistoryWriter(out / "history", scenario.history.row_group_size)
+    traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
+    sim = ShadowNetwork(scenario, writer, sim_seed, helper_cpus=0, kernel_mempools=kernel_mempools)
+    sim.gossip.quiet_announcements = quiet_announcements
+    sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window))
+    t_end = sim.finish()
+    write_run_row(writer, scenario, sim, t_end)
+    writer.close()
+    history = read_history(out)
+    return {table: history.table(table).to_pydict() for table in SIM_TABLES}, t_end, sim.gossip.steps
+
+
 def delivered_when_quiet(state: Any) -> dict[tuple[int, int], int]:
     """Run ``state`` until nothing is left: each (message, node) delivery's time."""
     while state.run(10**12) is not None:

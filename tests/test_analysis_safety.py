@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
-from msgstorm.analysis.safety import conflicts
+from msgstorm.analysis.safety import conflicts, contested_rows
 from msgstorm.history import read_history
 from msgstorm.scenario import ScenarioError
 
@@ -172,3 +173,12 @@ def test_an_equivocating_run_is_deterministic(scenario_from, run_scenario) -> No
     runs = [read_history(run_scenario(scenario_from(text)).run_dir) for _ in range(2)]  # type: ignore[attr-defined]
     for table in ("blocks", "block_arrivals", "finalized", "reorgs", "events", "messages"):
         assert runs[0].table(table).equals(runs[1].table(table)), table
+
+
+def test_contested_rows_are_those_at_heights_with_two_blocks() -> None:
+    """Only the heights where some nodes finalised different blocks come back, every row of
+    them in row order (byzantine or not: the callers filter)."""
+    finalized = pa.table({"t": [1, 2, 3, 4, 5, 6, 7], "node": ["a", "b", "a", "b", "c", "c", "a"],
+                          "height": [1, 1, 2, 2, 2, 3, 3], "block": [1, 1, 2, 3, 2, 4, 4]})
+    assert contested_rows(finalized) == (["a", "b", "c"], [2, 2, 2], [2, 3, 2])
+    assert contested_rows(finalized.slice(0, 2)) == ([], [], [])

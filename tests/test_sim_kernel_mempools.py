@@ -21,17 +21,16 @@ from typing import Any
 import numpy as np
 import pytest
 import tomli_w
+from conftest import Tables, simulate_tables
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from msgstorm.history import History, HistoryWriter, read_history
+from msgstorm.history import HistoryWriter
 from msgstorm.history.events import EventKind
-from msgstorm.runner import write_run_row
 from msgstorm.scenario import Scenario, parse_scenario
 from msgstorm.sim.forks import ForkChain
 from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.shadow import ShadowNetwork
-from msgstorm.traffic import generate_traffic
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CASES = int(os.environ.get("MSGSTORM_MEMPOOL_CASES", "12"))
@@ -52,21 +51,10 @@ def _scenario(name: str, overrides: list[str], extra: str = "") -> Scenario:
     return parse_scenario(text, source=f"{name}.toml", base_dir=EXAMPLES, overrides=overrides)
 
 
-Tables = dict[str, dict[str, list[Any]]]
-
-
 def _simulate(scenario: Scenario, out: Path, kernel_mempools: bool) -> tuple[Tables, int]:
-    """The run's messages, events and deliveries (read while the directory exists), and its end."""
-    writer = HistoryWriter(out / "history", scenario.history.row_group_size)
-    traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
-    sim = ShadowNetwork(scenario, writer, sim_seed, helper_cpus=0, kernel_mempools=kernel_mempools)
-    sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window))
-    t_end = sim.finish()
-    write_run_row(writer, scenario, sim, t_end)
-    writer.close()
-    history: History = read_history(out)
-    tables = ("messages", "events", "deliveries", "blocks", "block_arrivals", "finalized", "reorgs")
-    return {table: history.table(table).to_pydict() for table in tables}, t_end
+    """The run's tables (read while the directory exists), and its end."""
+    tables, t_end, _steps = simulate_tables(scenario, out, kernel_mempools=kernel_mempools)
+    return tables, t_end
 
 
 def _same_both_ways(scenario: Scenario) -> Tables:

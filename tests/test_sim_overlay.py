@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections import Counter
 
 import pyarrow.compute as pc
+from conftest import gossip_on
 
 from msgstorm.scenario import parse_scenario
+from msgstorm.sim.kernel import N_CPU
 from msgstorm.sim.shadow import BACKLOG_NODES
 from msgstorm.sim.topology import ALL_PAIRS_MAX_NODES
 
@@ -88,3 +90,15 @@ def test_a_network_that_keeps_up_samples_no_backlog(run_scenario) -> None:
     result = _run(run_scenario, per_region=4, processing="0ns")
     kinds = result.history.events["kind"].to_pylist()
     assert "validation_backlog" not in kinds and "queue_depth" in kinds
+
+
+def test_backlog_reads_the_lone_cpus_only_where_they_worked() -> None:
+    """A sample takes each node's later-free CPU, the kernel's or its lone one
+    (``LoneCpu.cpu_queues``: only the nodes it ever held); the rest count the kernel's alone."""
+    state = gossip_on([[1], [0], [], []], 1_000, 1_000)
+    state.nodes[N_CPU, :] = [5_000, 9_000, 0, 2_000]
+    assert state.validation_backlog(1_000, {}, 8) == [(0, 4_000), (1, 8_000), (3, 1_000)]
+    # Node 2's lone CPU is busy until 7,000; node 0's lone one ends before its kernel one.
+    assert state.validation_backlog(1_000, {2: 7_000, 0: 3_000}, 8) == [(0, 4_000), (1, 8_000), (2, 6_000),
+                                                                       (3, 1_000)]
+    assert state.validation_backlog(1_000, {2: 7_000}, 2) == [(1, 8_000), (2, 6_000)]

@@ -160,7 +160,8 @@ def _expected(history: History, settings: dict[str, Any], stale: int, made: int,
     shares = settings.get("shares")
     weights = ([float(share) for share in shares] if isinstance(shares, list) and len(shares) == len(nodes)
                else [1.0] * len(nodes))
-    weight_of = dict(zip(nodes, (w / sum(weights) for w in weights), strict=True))
+    total_weight = sum(weights)
+    weight_of = dict(zip(nodes, (w / total_weight for w in weights), strict=True))
     node_names = arrivals.column("node").combine_chunks().dictionary_encode()
     code_weight = np.array([weight_of.get(str(name), 0.0) for name in node_names.dictionary.to_pylist()])
     weight = code_weight[np.asarray(node_names.indices.to_numpy(), dtype=np.int64)]

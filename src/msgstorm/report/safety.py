@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from msgstorm.analysis.safety import dishonest_nodes
+from msgstorm.analysis.safety import contested_rows, dishonest_nodes
 from msgstorm.history.reader import History
 from msgstorm.report.page import esc, table
 
@@ -29,8 +29,7 @@ def divergent_heights(history: History) -> dict[int, dict[str, list[int]]]:
     node -> the blocks it finalised there (ascending), heights ascending."""
     finalized = history.table("finalized")
     by_height: dict[int, dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
-    for node, height, block in zip(finalized.column("node").to_pylist(), finalized.column("height").to_pylist(),
-                                   finalized.column("block").to_pylist(), strict=True):
+    for node, height, block in zip(*contested_rows(finalized), strict=True):
         by_height[height][node].add(block)
     return {height: {node: sorted(blocks) for node, blocks in sorted(nodes.items())}
             for height, nodes in sorted(by_height.items())

@@ -31,12 +31,22 @@ _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#
 
 
 def _nodes(edges: pa.Table) -> tuple[list[str], dict[str, str]]:
-    region: dict[str, str] = {}
-    for src, dst, rs, rd in zip(edges["src"].to_pylist(), edges["dst"].to_pylist(),
-                                edges["src_region"].to_pylist(), edges["dst_region"].to_pylist()):
-        region.setdefault(src, rs)
-        region.setdefault(dst, rd)
+    """The node names in the order they first appear (each row's src, then its dst), and
+    each one's region."""
+    rows = edges.num_rows
+    names: list[str] = [""] * (2 * rows)
+    names[0::2] = edges["src"].to_pylist()
+    names[1::2] = edges["dst"].to_pylist()
+    regions: list[str] = [""] * (2 * rows)
+    regions[0::2] = edges["src_region"].to_pylist()
+    regions[1::2] = edges["dst_region"].to_pylist()
+    region = dict(zip(names, regions, strict=True))  # a node's region is the same in every row
     return list(region), region
+
+
+def _codes(edges: pa.Table, column: str, index: dict[str, int]) -> np.ndarray:
+    """A column of node names as their indices in ``index``."""
+    return np.array([index[name] for name in edges[column].to_pylist()], dtype=np.int64)
 
 
 def topology_figure(edges: pa.Table) -> Figure:
@@ -46,18 +56,22 @@ def topology_figure(edges: pa.Table) -> Figure:
     ordered = sorted(names, key=lambda name: regions.index(region_of[name]))
     angle = {name: 2 * math.pi * i / max(len(ordered), 1) for i, name in enumerate(ordered)}
     xy = {name: (math.cos(a), math.sin(a)) for name, a in angle.items()}
-    line_x: list[float | None] = []
-    line_y: list[float | None] = []
-    seen: set[tuple[str, str]] = set()
-    for src, dst, mesh in zip(edges["src"].to_pylist(), edges["dst"].to_pylist(), edges["mesh"].to_pylist()):
-        pair = (min(src, dst), max(src, dst))
-        if not mesh or pair in seen:
-            continue
-        seen.add(pair)
-        line_x += [xy[src][0], xy[dst][0], None]
-        line_y += [xy[src][1], xy[dst][1], None]
+    # Each mesh link once (its first row, either direction), in row order.
+    position = {name: i for i, name in enumerate(names)}
+    src, dst = _codes(edges, "src", position), _codes(edges, "dst", position)
+    mesh = np.flatnonzero(edges["mesh"].to_numpy(zero_copy_only=False))
+    pair = np.minimum(src[mesh], dst[mesh]) * len(names) + np.maximum(src[mesh], dst[mesh])
+    _, first = np.unique(pair, return_index=True)
+    links = mesh[np.sort(first)]
+    x = np.array([xy[name][0] for name in names])
+    y = np.array([xy[name][1] for name in names])
+    line_x: list[float | None] = [None] * (3 * links.size)
+    line_y: list[float | None] = [None] * (3 * links.size)
+    line_x[0::3], line_x[1::3] = x[src[links]].tolist(), x[dst[links]].tolist()
+    line_y[0::3], line_y[1::3] = y[src[links]].tolist(), y[dst[links]].tolist()
+    seen = links.size
     data: list[dict[str, Any]] = [{"type": "scatter", "x": line_x, "y": line_y, "mode": "lines",
-                                   "name": f"mesh links ({len(seen)})", "line": {"color": "#bbbbbb", "width": 1},
+                                   "name": f"mesh links ({seen})", "line": {"color": "#bbbbbb", "width": 1},
                                    "hoverinfo": "skip"}]
     for index, region in enumerate(regions):
         members = [name for name in ordered if region_of[name] == region]
@@ -83,20 +97,21 @@ def region_path_rows(edges: pa.Table) -> list[dict[str, Any]]:
     index = {name: i for i, name in enumerate(names)}
     regions = sorted(set(region_of.values()))
     region = np.array([regions.index(region_of[name]) for name in names], dtype=np.int64)
-    direct: dict[tuple[str, str], int] = {}
-    src, dst, weight = [], [], []
-    for s, d, rs, rd, base, mesh in zip(*(edges[c].to_pylist() for c in (
-            "src", "dst", "src_region", "dst_region", "base_latency_ns", "mesh"))):
-        direct.setdefault((rs, rd), base)
-        if mesh:
-            src.append(index[s])
-            dst.append(index[d])
-            weight.append(base)
+    pairs = len(regions)
+    src_all, dst_all = _codes(edges, "src", index), _codes(edges, "dst", index)
+    base_all = edges["base_latency_ns"].to_numpy()
+    # A direct link's latency: the first row's of each region pair.
+    pair_of = region[src_all] * pairs + region[dst_all]
+    pair_codes, first_row = np.unique(pair_of, return_index=True)
+    direct = {(regions[code // pairs], regions[code % pairs]): int(base_all[row])
+              for code, row in zip(pair_codes.tolist(), first_row.tolist(), strict=True)}
+    mesh = edges["mesh"].to_numpy(zero_copy_only=False)
+    src, dst, weight = src_all[mesh], dst_all[mesh], base_all[mesh]
     n = len(names)
     sources = np.arange(0, n, max(1, math.ceil(n / MAX_PATH_SOURCES)))
-    if src:
+    if src.size:
         # A sparse matrix adds up repeated entries: keep each link's lightest copy only.
-        s_arr, d_arr, w_arr = np.array(src), np.array(dst), np.array(weight, dtype=np.int64)
+        s_arr, d_arr, w_arr = src, dst, weight.astype(np.int64)
         order = np.lexsort((w_arr, d_arr, s_arr))
         first = np.r_[True, (np.diff(s_arr[order]) != 0) | (np.diff(d_arr[order]) != 0)]
         keep = order[first]
@@ -106,23 +121,21 @@ def region_path_rows(edges: pa.Table) -> list[dict[str, Any]]:
     else:
         best = np.full((sources.size, n), np.inf)
         fewest = best
-    pairs = len(regions)
-    count = np.zeros(pairs * pairs, dtype=np.int64)
+    # Every (source, other node) pair at once: its region pair, and whether a path reached it.
+    key = (region[sources][:, None] * pairs + region[None, :]).ravel()
+    other = (np.arange(n)[None, :] != sources[:, None]).ravel()
+    reached_all = np.isfinite(best).ravel()
+    reached = other & reached_all
+    length = np.where(reached_all, best.ravel(), 0).astype(np.int64)[reached]
+    steps = np.where(reached_all, np.asarray(fewest).ravel(), 0).astype(np.int64)[reached]
+    count = np.bincount(key[reached], minlength=pairs * pairs)
     total = np.zeros(pairs * pairs, dtype=np.int64)
+    np.add.at(total, key[reached], length)
     longest = np.full(pairs * pairs, -1, dtype=np.int64)
+    np.maximum.at(longest, key[reached], length)
     hops = np.zeros(pairs * pairs, dtype=np.int64)
-    missing = np.zeros(pairs * pairs, dtype=np.int64)
-    for row, source in enumerate(sources.tolist()):
-        others = np.arange(n) != source
-        key = region[source] * pairs + region[others]
-        reached = np.isfinite(best[row][others])
-        length = np.where(reached, best[row][others], 0).astype(np.int64)
-        steps = np.where(reached, fewest[row][others], 0).astype(np.int64)
-        np.add.at(count, key[reached], 1)
-        np.add.at(total, key[reached], length[reached])
-        np.maximum.at(longest, key[reached], length[reached])
-        np.maximum.at(hops, key[reached], steps[reached])
-        np.add.at(missing, key[~reached], 1)
+    np.maximum.at(hops, key[reached], steps)
+    missing = np.bincount(key[other & ~reached_all], minlength=pairs * pairs)
     rows = []
     keys = set(direct) | {(regions[k // pairs], regions[k % pairs]) for k in np.flatnonzero(count + missing).tolist()}
     for from_region, to_region in sorted(keys):

@@ -47,6 +47,11 @@ class DesyncTracker:
             elif self.gap_since[node] != _NONE:
                 self._end(t, node, gap)
 
+    def lagging(self, node: int) -> bool:
+        """Whether ``node``'s gap is open (its height last trailed by more than the bound):
+        only then can ``caught_up`` end anything, so a caller may skip computing the gap."""
+        return self.gap_since[node] != _NONE
+
     def caught_up(self, t: int, node: int, gap: int) -> None:
         """A node applied blocks: end its gap once it is back within the bound."""
         if self.gap_since[node] != _NONE and gap <= self.max_gap:

@@ -37,6 +37,7 @@ _PROCESSING_BLOCK = 1 << 18
 _DELIVERY_BLOCK = 1 << 14
 _LOG_BLOCK = 1 << 14
 _HOP_LOG_BLOCK = 1 << 14
+_QUIET_BLOCK = 1 << 12
 _HEAP_ENTRIES = 1 << 12
 # Heap keys are ``seq << idx_bits | idx`` in an int64 (kept below 2**_KEY_BITS): when seq
 # would outgrow its bits, the live events are renumbered 0.. in their order (_renumber_keys).
@@ -130,6 +131,8 @@ class GossipState:
         # The event heap: keys (time, sequence and payload row), the payload rows (with
         # their links to the next receipt of a run, see the kernel), and the free rows
         # (pool[rows taken:]).
+        # Announcements to peers that hold the payload, out of the heap (the kernel's Q_T).
+        self.quiet = np.zeros((k.Q_ROWS, _QUIET_BLOCK), dtype=np.int64)
         self.keys = _heap_keys(_HEAP_ENTRIES)
         self.payload = _aligned(4 * _HEAP_ENTRIES)
         self.pool = np.arange(_HEAP_ENTRIES, dtype=np.int64)
@@ -176,6 +179,7 @@ class GossipState:
         self.hop_log = np.zeros((k.H_ROWS, _HOP_LOG_BLOCK if trace_hops else 0), dtype=np.int64)
         self.hop_logged: list[np.ndarray] = []
         self.hop_rows = 0  # rows taken out of the kernel's hop log, not yet drained
+        self.scalars[k.S_QUIET_ON] = 1
         self.t_next = -1  # time of the next receipt event, -1 when there is none
         self.sends = np.zeros((6, 0), dtype=np.int64)
         # Called once before the kernel's first call: waits for a helper process compiling
@@ -195,15 +199,24 @@ class GossipState:
         base: list[int] = []
         model: list[int] = []
         param: list[float] = []
+        # A region pair's link, worked out once (a 6,000-node overlay has 100,000 edges and 36 pairs).
+        by_regions: dict[tuple[int, int], tuple[int, int, float]] = {}
+        overrides = topology.node_overrides
+        region_of = topology.region_of
         for i, peers in enumerate(self.forward):
             for j in peers:
-                override = topology.node_overrides.get((i, j))
+                override = overrides.get((i, j)) if overrides else None
                 if override is None:
-                    delay = topology.base_ns[topology.region_of[i]][topology.region_of[j]]
-                    spec = topology.region_model[topology.region_of[i]][topology.region_of[j]]
+                    pair = (region_of[i], region_of[j])
+                    link = by_regions.get(pair)
+                    if link is None:
+                        link = by_regions[pair] = (topology.base_ns[pair[0]][pair[1]],
+                                                   *model_code(topology.region_model[pair[0]][pair[1]],
+                                                               topology.link_samples))
+                    delay, code, value = link
                 else:
                     delay, spec = override
-                code, value = model_code(spec, topology.link_samples)
+                    code, value = model_code(spec, topology.link_samples)
                 idx.append(j)
                 base.append(delay)
                 model.append(code)
@@ -396,6 +409,8 @@ class GossipState:
                 self._take_mempool_log()
             elif code == k.HOPS_FULL:
                 self._take_hop_log()
+            elif code == k.QUIET_FULL:
+                self._grow_quiet()
 
     def _first_call(self) -> None:
         wait, self.before_first_call = self.before_first_call, None
@@ -413,7 +428,15 @@ class GossipState:
                       self.fwd_model, self.fwd_param, self.topology.link_samples.array, self.uniform, self.processing,
                       self.ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries,
                       self.mempool_log, self.sends, self.order, self.held, self.contents, self.block_parent,
-                      self.block_holds, self.hop_log, self.release)
+                      self.block_holds, self.hop_log, self.release, self.quiet)
+
+    def _grow_quiet(self) -> None:
+        """Double the quiet announcements' buffer (it is full of ones still to arrive)."""
+        count = int(self.scalars[k.S_QUIET])
+        quiet = np.zeros((k.Q_ROWS, 2 * self.quiet.shape[1]), dtype=np.int64)
+        quiet[:, :count] = self.quiet[:, :count]
+        self.quiet = quiet
+        self._bind()
 
     def _refill_uniform(self) -> None:
         rest = self.uniform[self.scalars[k.S_UNIF]:]
@@ -444,8 +467,9 @@ class GossipState:
     def _renumber_keys(self) -> None:
         """Renumber the live receipts' seqs 0.. in their order and repack the heap keys for
         the heap's capacity. A heap entry stands for its run (the receipts linked after
-        it, with consecutive seqs), so it gets the run's length in numbers. The order of
-        every pair of receipts, live or future, stays as it was, so the heap stays valid."""
+        it, with consecutive seqs), so it gets the run's length in numbers; a quiet
+        announcement (the kernel's Q_SEQ) one number. The order of every pair of receipts,
+        live or future, stays as it was, so the heap stays valid."""
         old_bits = int(self.scalars[k.S_IDX_BITS])
         bits = max(1, (self.pool.shape[0] - 1).bit_length())
         if 2 * bits + 2 > _KEY_BITS:  # renumbering must leave room for more events than fit
@@ -458,10 +482,14 @@ class GossipState:
         while (more := after >= 0).any():
             length += more
             after[more] = self.payload[4 * after[more] + k.P_NEXT]
-        order = np.argsort(live[:, 1] >> old_bits)
-        first = np.empty(n, dtype=np.int64)
+        quiet = self.quiet[k.Q_SEQ, :int(self.scalars[k.S_QUIET])]
+        old_seq = np.concatenate([live[:, 1] >> old_bits, quiet])
+        length = np.concatenate([length, np.ones(quiet.size, dtype=np.int64)])
+        order = np.argsort(old_seq)
+        first = np.empty(old_seq.size, dtype=np.int64)
         first[order] = np.cumsum(length[order]) - length[order]
-        live[:, 1] = (first << bits) | idx
+        live[:, 1] = (first[:n] << bits) | idx
+        quiet[:] = first[n:]
         self.scalars[k.S_SEQ] = int(length.sum())
         self.scalars[k.S_IDX_BITS] = bits
         self.scalars[k.S_SEQ_LIMIT] = 1 << (_KEY_BITS - bits)
@@ -513,6 +541,17 @@ class GossipState:
         self.delivered = []
         self.delivered_rows = 0
         return np.concatenate(taken, axis=1) if taken else np.zeros((4, 0), dtype=np.int64)
+
+    @property
+    def quiet_announcements(self) -> bool:
+        """Whether an announcement to a peer that holds the payload stays out of the
+        kernel's heap (``k.Q_T``; the default). Off, every one goes through the heap: the
+        reference ``tests/test_sim_kernel_quiet.py`` compares with. Set before the first run."""
+        return bool(self.scalars[k.S_QUIET_ON])
+
+    @quiet_announcements.setter
+    def quiet_announcements(self, on: bool) -> None:
+        self.scalars[k.S_QUIET_ON] = 1 if on else 0
 
     @property
     def steps(self) -> int:
@@ -586,12 +625,16 @@ class GossipState:
         self.nodes[k.N_CPU, node] = t
         self.nodes[k.N_UPLINK, node] = t
 
-    def validation_backlog(self, t: int, lone_cpu_free: list[int], most: int) -> list[tuple[int, int]]:
+    def validation_backlog(self, t: int, lone_cpu_free: dict[int, int], most: int) -> list[tuple[int, int]]:
         """``(node, ns)``: the CPU time of validation work queued at ``t`` (received, not yet
         validated) at the ``most`` nodes with the most (of those with any), in node order;
-        the kernel's CPUs and those of nodes without peers (``lone_cpu_free``, sim/lone_cpu.py)."""
-        free = np.maximum(self.nodes[k.N_CPU], np.asarray(lone_cpu_free, dtype=np.int64))
-        backlog = free - t
+        the kernel's CPUs and those of nodes without peers (``lone_cpu_free``: when each is
+        next free, for the nodes ``LoneCpu.cpu_queues`` gives; 0 for the rest)."""
+        backlog = self.nodes[k.N_CPU] - t
+        if lone_cpu_free:
+            lone = np.fromiter(lone_cpu_free, dtype=np.int64, count=len(lone_cpu_free))
+            free = np.fromiter(lone_cpu_free.values(), dtype=np.int64, count=len(lone_cpu_free))
+            backlog[lone] = np.maximum(backlog[lone], free - t)
         busy = np.flatnonzero(backlog > 0)
         top = busy[np.argsort(-backlog[busy], kind="stable")[:most]]
         return [(node, int(backlog[node])) for node in sorted(top.tolist())]

@@ -96,8 +96,8 @@ class HopStages:
         # The steps of those hops with their senders (the validation's own row included).
         at = np.searchsorted(done_group, group)
         at_clipped = np.minimum(at, done_group.size - 1)
-        ours = (at < done_group.size) & (done_group[at_clipped] == group)
-        ours &= rows[k.H_PEER] == sender[at_clipped]
+        done = (at < done_group.size) & (done_group[at_clipped] == group)  # its node validated the item
+        ours = done & (rows[k.H_PEER] == sender[at_clipped])
         steps = np.flatnonzero(ours)
         hop = at_clipped[steps]
         # Each step's boundaries: a request also marks when it was sent (AUX; -1 for a getblocktxn).
@@ -117,7 +117,7 @@ class HopStages:
         previous[first] = begin[bound_hop[first]]
         stages = np.zeros((len(HOP_STAGE_NAMES), done_group.size), dtype=np.int64)
         np.add.at(stages, (bound_stage, bound_hop), bound_t - previous)
-        self.pending = rows[:, ~np.isin(group, done_group)]
+        self.pending = rows[:, ~done]
         back = np.argsort(valid)  # in the order the nodes validated
         valid = valid[back]
         out: dict[str, np.ndarray] = {

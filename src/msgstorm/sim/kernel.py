@@ -50,6 +50,7 @@ __all__ = [
     "S_TXN_BYTES", "S_PAYLOADS", "S_TXN_HELD", "S_LOG_BLOCKS", "LOG_KIND", "N_UP_BYTES", "N_ROWS", "SL_CONTENT", "SL_NTX", "SL_ROWS", "N_SCALARS",
     "HOPS_FULL", "S_HOP_LOG", "S_HOPS_LOGGED", "S_HOP_STRIDE", "HOP_SERVE", "HOP_PAYLOAD", "HOP_VALID", "HOP_BLOCK", "HOP_CODE",
     "H_ITEM", "H_WHAT", "H_NODE", "H_PEER", "H_T", "H_AUX", "H_ROWS",
+    "QUIET_FULL", "S_QUIET", "S_QUIET_ON", "Q_T", "Q_NODE", "Q_SLOT", "Q_SEQ", "Q_ROWS",
 ]
 
 # Event types: a payload received, validated; and the relay protocols' events (below):
@@ -81,7 +82,8 @@ ITEM_INVALID = 3
 # ``delay_nodes`` or ``reorder_nodes`` fault, sim/byzantine_relay.py).
 WATCH_ALL, WATCH_WATCHED, WATCH_LOG, WATCH_CENSOR, WATCH_HOLD = 1, 2, 4, 8, 16
 # Return codes of run_until.
-DONE, NOTIFY, NEED_UNIFORM, NEED_PROCESSING, HEAP_FULL, DELIVERIES_FULL, NEED_SLOTS, LOG_FULL, HOPS_FULL = range(9)
+DONE, NOTIFY, NEED_UNIFORM, NEED_PROCESSING, HEAP_FULL, DELIVERIES_FULL, NEED_SLOTS, LOG_FULL, HOPS_FULL, \
+    QUIET_FULL = range(10)
 
 # Scalar slots in the ``scalars`` int64 array.
 S_HEAP, S_SEQ, S_FREE, S_UNIF, S_PROC, S_DELIV, S_BUDGET, S_STRIDE, S_NOW, S_STEPS = range(10)
@@ -113,7 +115,10 @@ S_LOG_BLOCKS = 43
 # 1: write the hop log (below); entries in it; the messages it traces: msg_ids that are
 # multiples of this stride (0: none).
 S_HOP_LOG, S_HOPS_LOGGED, S_HOP_STRIDE = 44, 45, 46
-N_SCALARS = 48
+# Entries in the quiet announcements (below); 1: announcements may be quiet (0: every one
+# goes through the heap, the reference the tests compare with).
+S_QUIET, S_QUIET_ON = 48, 49
+N_SCALARS = 50
 LOG_NODE, LOG_ITEM, LOG_T, LOG_KIND = 0, 1, 2, 3
 UPLINK_SERIAL, UPLINK_FAIR_SHARE, UPLINK_HELD = 0, 1, 2
 # Rows of the sends array (int64[5, n]): a traffic batch's messages, in send order.
@@ -131,6 +136,23 @@ HOP_SERVE, HOP_PAYLOAD, HOP_VALID = 0, 1, 2
 HOP_CODE, HOP_BLOCK = 3, 4
 H_ITEM, H_WHAT, H_NODE, H_PEER, H_T, H_AUX = range(6)
 H_ROWS = 6
+# Quiet announcements (int64[Q_ROWS, capacity], S_QUIET entries): an announcement sent
+# (announce and fetch, push to sqrt(n)) to a peer that holds the payload already does
+# nothing when it arrives but count itself (if its node is up) and release its slot's
+# hold. Such an announcement skips the heap: its arrival time, node, slot and sequence
+# number (it takes one as in the heap, so every event keeps the key it would have had; a
+# run of receipts ends at it) wait here, still counted in the slot's SL_OUTSTANDING, and
+# are settled (``_settle_quiet``) once the loop has passed them: when it returns (DONE:
+# every event before ``until`` ran; NOTIFY: every one before the notice, by time and
+# sequence), or when the buffer fills (those before the next event). Node states change
+# only in Python between calls, so each is counted as at its arrival, and Python sees the
+# slots held, and the next event's time (S_NEXT), exactly as with them in the heap. A
+# node never loses a payload it received except under compact relay (a timeout restarts a
+# rebuild), whose announcements all go through the heap. Nearly half of the Bitcoin
+# preset's events were such announcements. ``GossipState._renumber_keys`` renumbers their
+# sequence numbers with the heap's.
+Q_T, Q_NODE, Q_SLOT, Q_SEQ = range(4)
+Q_ROWS = 4
 
 # Heap keys: int64[2 * (ROOT + capacity)], entry i's time at 2 * (ROOT + i) and its
 # seq << idx_bits | idx right after. With the root at ROOT = 3, the children of entry i
@@ -355,7 +377,8 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
              ns_per_byte: np.ndarray, n_deg: int,
              deg_nodes: np.ndarray, deg_params: np.ndarray,
              order: np.ndarray, order_seed: int, fair_share: int, downloads: int,
-             control: int, high_bw: int, scalars: np.ndarray) -> tuple[int, int, int, int]:
+             control: int, high_bw: int, scalars: np.ndarray, seen: np.ndarray,
+             quiet: np.ndarray) -> tuple[int, int, int, int]:
     """Send a validated item to ``node``'s forwarding peers, in the node's fair order for the
     item (sim/fair_order.py); return the new (n, rows, seq, unif).
 
@@ -367,7 +390,8 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
     Held (``fair_share`` = UPLINK_HELD): serial, and the uplink is free again only when the
     copy has arrived. Announcements pay ``control`` ns on top of their link delay. Under
     COMPACT the first ``high_bw`` peers get the compact block (a CMPCT receipt), the rest an
-    announcement."""
+    announcement. Otherwise an announcement to a peer that holds the payload is quiet (see
+    Q_T): appended to ``quiet``, which has room for ``degree`` entries."""
     mine = nodes[N_COLOUR, node]
     size = slots[SL_SIZE, slot]
     up = ns_per_byte[0, node]
@@ -390,6 +414,7 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
     elif relay == COMPACT:
         pushes = high_bw if high_bw < degree else degree
     payload_type = CMPCT if relay == COMPACT else RECV
+    may_quiet = relay != COMPACT and scalars[S_QUIET_ON] != 0
     copies_sent = 0
     start = free if free > t else t  # fair share: when this forward's copies start
     if fair_share == UPLINK_FAIR_SHARE:
@@ -420,6 +445,17 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
         if c >= pushes:  # an announcement: a few bytes, not queued behind payloads
             etype = ANNOUNCE
             arrive = t + d + control
+            if may_quiet and seen[slot, peer] & SEEN_PAYLOAD != 0:
+                q = scalars[S_QUIET]
+                quiet[Q_T, q] = arrive
+                quiet[Q_NODE, q] = peer
+                quiet[Q_SLOT, q] = slot
+                quiet[Q_SEQ, q] = seq
+                scalars[S_QUIET] = q + 1
+                seq += 1
+                sent += 1
+                last = -1  # the next receipt's seq is not this run's next: it starts a run of its own
+                continue
         elif tx > 0:
             if fair_share == UPLINK_FAIR_SHARE:
                 if start + tx > free:
@@ -710,6 +746,46 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
     return n, rows, seq, unif
 
 
+@borrowing()
+def _settle_quiet(bound: int, bound_seq: int, quiet: np.ndarray, scalars: np.ndarray, nodes: np.ndarray,
+                  slots: np.ndarray, free_slots: np.ndarray, n_free: int) -> int:
+    """Settle the quiet announcements (Q_T) that come before (``bound``, ``bound_seq``) in
+    the heap's order (time, then sequence number): each counts as an announcement received
+    if its node is up, and releases its slot (freed when nothing else holds it). The rest
+    stay, in order. Returns the new count of free slots."""
+    kept = 0
+    for i in range(scalars[S_QUIET]):
+        t = quiet[Q_T, i]
+        node = quiet[Q_NODE, i]
+        slot = quiet[Q_SLOT, i]
+        seq = quiet[Q_SEQ, i]
+        if t > bound or (t == bound and seq >= bound_seq):
+            quiet[Q_T, kept] = t
+            quiet[Q_NODE, kept] = node
+            quiet[Q_SLOT, kept] = slot
+            quiet[Q_SEQ, kept] = seq
+            kept += 1
+            continue
+        if nodes[N_UP, node] != 0:
+            scalars[S_ANNOUNCES] += 1
+        slots[SL_OUTSTANDING, slot] -= 1
+        if slots[SL_OUTSTANDING, slot] == 0:
+            free_slots[n_free] = slot
+            n_free += 1
+    scalars[S_QUIET] = kept
+    return n_free
+
+
+@borrowing()
+def _first_quiet(quiet: np.ndarray, scalars: np.ndarray) -> int:
+    """The earliest quiet announcement's time (-1: none)."""
+    first = -1
+    for i in range(scalars[S_QUIET]):
+        if first < 0 or quiet[Q_T, i] < first:
+            first = quiet[Q_T, i]
+    return first
+
+
 # error_model="numpy": no ZeroDivisionError path for ``item % stride`` (stride > 0 is
 # tested first, and it is the loop's only division; the link models' divisions are in
 # link_model.link_delay, compiled with the default model). Without that exception path the whole
@@ -725,7 +801,7 @@ def run_until(until: int, max_degree: int,
               deg_nodes: np.ndarray, deg_params: np.ndarray,
               deliveries: np.ndarray, mempool_log: np.ndarray, sends: np.ndarray, order: np.ndarray,
               held: np.ndarray, contents: np.ndarray, block_parent: np.ndarray, block_holds: np.ndarray,
-              hop_log: np.ndarray, release: np.ndarray) -> int:
+              hop_log: np.ndarray, release: np.ndarray, quiet: np.ndarray) -> int:
     """Run kernel events with time < ``until``; stop early to report a watched validation.
 
     Sends ``S_SEND_I`` .. ``S_SEND_END - 1`` of ``sends`` (Python allows a range when
@@ -742,7 +818,8 @@ def run_until(until: int, max_degree: int,
     With ``S_TRACK`` set, a node's validation of a message sets its bit in ``held[node]``
     (compact relay rebuilds blocks from them; ``contents`` lists the blocks' messages).
     With ``S_HOP_LOG`` set, each step of a block or a sampled message at a node is
-    appended to ``hop_log`` (S_HOPS_LOGGED entries; see HOP_SERVE).
+    appended to ``hop_log`` (S_HOPS_LOGGED entries; see HOP_SERVE). Quiet announcements
+    wait in ``quiet`` (see Q_T).
     Returns DONE, NOTIFY (the event is described in S_NT..S_NHOPS), or a NEED_*/FULL code
     asking Python to refill a buffer or grow the heap before calling again.
     """
@@ -788,12 +865,16 @@ def run_until(until: int, max_degree: int,
     hop_n = scalars[S_HOPS_LOGGED]
     hop_stride = scalars[S_HOP_STRIDE]
     n_hop = hop_log.shape[1]
+    quiet_room = quiet.shape[1] - max_degree
+    key = 0  # the last event's key (a NOTIFY's when the loop ends with one)
     code = DONE
     while True:
         if send_i < send_end:
             ts = sends[SEND_T, send_i]
             if ts < until and (n == 0 or ts <= _key_t(keys, 0)):
                 # A send goes before any receipt at its time: gossip starts at its origin.
+                if n_free == 0:  # quiet announcements before the send may release some
+                    n_free = _settle_quiet(ts, 0, quiet, scalars, nodes, slots, free_slots, n_free)
                 if n_free == 0:
                     code = NEED_SLOTS
                     break
@@ -844,6 +925,13 @@ def run_until(until: int, max_degree: int,
         if hop_on != 0 and hop_n >= n_hop:
             code = HOPS_FULL
             break
+        if scalars[S_QUIET] > quiet_room:
+            # Those before this event have arrived; if that is not room enough, Python grows the buffer.
+            n_free = _settle_quiet(t, _key_seq(keys, 0) >> idx_bits, quiet, scalars, nodes, slots, free_slots,
+                                   n_free)
+            if scalars[S_QUIET] > quiet_room:
+                code = QUIET_FULL
+                break
         key = _key_seq(keys, 0)
         idx = key & idx_mask
         node_slot = _field(payload, idx, P_NODE_SLOT)
@@ -995,7 +1083,7 @@ def run_until(until: int, max_degree: int,
                                               n, rows, seq, idx_bits, unif, nodes, slots, fwd_ptr, fwd_idx, fwd_base,
                                               fwd_model, fwd_param, samples, uniform, ns_per_byte, n_deg,
                                               deg_nodes, deg_params, order, order_seed, fair_share, downloads,
-                                              control, high_bw, scalars)
+                                              control, high_bw, scalars, seen, quiet)
         slots[SL_OUTSTANDING, slot] -= 1
         if notify:
             scalars[S_NT] = t
@@ -1013,6 +1101,10 @@ def run_until(until: int, max_degree: int,
         if slots[SL_OUTSTANDING, slot] == 0:
             free_slots[n_free] = slot
             n_free += 1
+    if code == DONE:  # every event before ``until`` ran
+        n_free = _settle_quiet(until, 0, quiet, scalars, nodes, slots, free_slots, n_free)
+    elif code == NOTIFY:  # every event before the notice ran (``key``: the notice's)
+        n_free = _settle_quiet(now, key >> idx_bits, quiet, scalars, nodes, slots, free_slots, n_free)
     scalars[S_HEAP] = n
     scalars[S_ROWS] = rows
     scalars[S_SEQ] = seq
@@ -1028,6 +1120,10 @@ def run_until(until: int, max_degree: int,
     scalars[S_SEND_I] = send_i
     scalars[S_LOGGED] = logged
     scalars[S_HOPS_LOGGED] = hop_n
-    # The next receipt's time, for Python.
-    scalars[S_NEXT] = _key_t(keys, 0) if n > 0 else -1
+    # The next receipt's time, for Python (a quiet announcement's, if that comes first).
+    next_t = _key_t(keys, 0) if n > 0 else -1
+    first_quiet = _first_quiet(quiet, scalars)
+    if first_quiet >= 0 and (next_t < 0 or first_quiet < next_t):
+        next_t = first_quiet
+    scalars[S_NEXT] = next_t
     return code

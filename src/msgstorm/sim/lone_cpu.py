@@ -31,6 +31,7 @@ class LoneCpu:
         self.on_validated = on_validated
         n = ctx.cluster.size
         self.cpu_free = [0] * n
+        self.written: set[int] = set()  # the nodes whose ``cpu_free`` was ever set (few: see ``cpu_queues``)
         self.delivery_stride = delivery_stride
         self.delivery_budget = ctx.scenario.history.max_deliveries if any(ctx.cluster.isolated) else 0
         self.deliveries: list[tuple[int, int, int, int]] = []  # (msg, node, t, hops)
@@ -45,6 +46,7 @@ class LoneCpu:
         processing = self.processing
         done = start + (processing.constant if processing.constant is not None else processing())
         self.cpu_free[node] = done
+        self.written.add(node)
         stride = self.delivery_stride
         if stride and m % stride == 0 and self.delivery_budget > 0:
             self.delivery_budget -= 1
@@ -64,9 +66,16 @@ class LoneCpu:
         """The leader validates its own block: nobody to gossip to, but it costs CPU."""
         start = max(t, self.cpu_free[node])
         self.cpu_free[node] = start + self.processing()
+        self.written.add(node)
 
     def restarted(self, t: int, node: int) -> None:
         self.cpu_free[node] = t
+        self.written.add(node)
+
+    def cpu_queues(self) -> dict[int, int]:
+        """When each node's CPU here is next free, for the nodes it ever held (every other
+        node's is 0): a sample of the validation backlog reads these, not a list of every node."""
+        return {node: self.cpu_free[node] for node in self.written}
 
     def _pending_block(self) -> None:
         if self.deliveries:

@@ -443,7 +443,7 @@ class ShadowNetwork:
         if self.topology.size > 1 and mean_ns > 0:
             # ``validation_backlog``: the nodes whose CPU has the most validation work queued,
             # in receipts' worth (queued CPU time over the mean processing time).
-            for node, queued_ns in self.gossip.validation_backlog(t, self.lone.cpu_free, BACKLOG_NODES):
+            for node, queued_ns in self.gossip.validation_backlog(t, self.lone.cpu_queues(), BACKLOG_NODES):
                 self.record.event(t, EventKind.VALIDATION_BACKLOG, node, float(queued_ns) / mean_ns)
         interval = self.scenario.run.sample_interval
         if t + interval <= self.ctx.hard_stop:
