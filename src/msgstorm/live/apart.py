@@ -31,6 +31,7 @@ import everything again and hand the scenario over by pickling.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pickle
 import signal
@@ -47,6 +48,7 @@ from msgstorm.progress import Progress, ProgressSnapshot
 __all__ = ["RecordingEnded", "record_apart"]
 
 _LENGTH = struct.Struct("<Q")
+_PR_SET_PDEATHSIG = 1  # prctl(2)
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # How the child's recording ended, sent back as (outcome, detail).
 _DONE, _INTERRUPTED, _FAILED = "done", "interrupted", "failed"
@@ -67,8 +69,10 @@ def record_apart(record: Callable[[Progress | None], None], progress: Progress |
     progress_read, progress_write = os.pipe() if progress is not None else (-1, -1)
     sys.stdout.flush()
     sys.stderr.flush()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: never returns
+        _die_with(parent)
         os.close(outcome_read)
         if progress_read >= 0:
             os.close(progress_read)
@@ -136,6 +140,19 @@ def _record_in_child(record: Callable[[Progress | None], None], outcome_write: i
             sys.stderr.flush()
         finally:
             os._exit(0)
+
+
+def _die_with(parent: int) -> None:
+    """End this child when its parent ends (Linux's ``PR_SET_PDEATHSIG``), as the run would
+    have ended with it in one process: a SIGKILL of ``msgstorm`` leaves no recording going
+    on unseen. Through ctypes: the standard library has no ``prctl``."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: the child outlives a killed parent
+        return
+    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent ended before the call
+        os._exit(1)
 
 
 def _picklable(error: BaseException) -> BaseException:
