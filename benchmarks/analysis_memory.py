@@ -7,10 +7,14 @@ compiled one-node loop) of 1M and 10M messages, or takes run directories, then t
 
 With ``--live`` it runs each live example once (``msgstorm run examples/<name>.toml -q``,
 the servers started by msgstorm: nats-server, redis-server and anvil on PATH or in
-``MSGSTORM_ANVIL``), printing msgstorm's own peak RSS (target: at most 500 MB): the
-``msgstorm`` process's (its ``ru_maxrss``), and the largest sum of its own processes' RSS
-(consumer and generator processes, the fault proxy; not the brokers it started), sampled
-from ``/proc`` every 50 ms. Then it reports on the run directories it kept (a later call
+``MSGSTORM_ANVIL``), printing msgstorm's peak RSS (target: at most 500 MB) three ways:
+the ``msgstorm`` process's ``ru_maxrss`` from ``wait4`` (the largest of it and every child
+it reaped: the live recording's process, and the brokers it started too); the largest
+peak RSS (``VmHWM``) of msgstorm's own processes (Python: the command, its recording's
+process, consumer and generator processes, the fault proxy; not the brokers), sampled
+every 50 ms; and the largest sum of their proportional set sizes (PSS: a page the
+command and its forked recording share counts once), sampled the same way.
+Then it reports on the run directories it kept (a later call
 with the same ``--workdir`` reuses them instead of running live again).
 ``--before SRC`` times ``msgstorm report`` with the ``src`` directory of an earlier
 checkout too, side by side on the same run directories, and says whether the two wrote the
@@ -61,7 +65,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def _msgstorm(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from msgstorm.cli import app; app()", *args]
+    """The ``msgstorm`` command as installed (``cli.main``: the allocator set as it sets it)."""
+    return [sys.executable, "-c", "import sys; from msgstorm.cli import main; sys.argv[0] = 'msgstorm'; main()", *args]
 
 
 def _measured(command: list[str], src: Path | None = None) -> tuple[float, float, int]:
@@ -98,30 +103,53 @@ def _tree(root: int) -> list[int]:
     return found
 
 
-def _own_rss_mb(pid: int) -> int:
-    """RSS of ``pid`` in MB if it is one of msgstorm's own (Python) processes, else 0."""
+def _own_hwm_mb(pid: int) -> int:
+    """The kernel's peak RSS so far (``VmHWM``) of ``pid`` in MB if it is one of msgstorm's
+    own (Python) processes, else 0."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return 0
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    if "python" not in fields.get("Name", "") or "VmRSS" not in fields:
+    if "python" not in fields.get("Name", "") or "VmHWM" not in fields:
+        return 0
+    return int(fields["VmHWM"].split()[0]) // 1024
+
+
+def _own_pss_mb(pid: int) -> int:
+    """Proportional set size of ``pid`` in MB (a page shared with n processes counts 1/n in
+    each: the run's process and the recording's child it forks share the interpreter's
+    pages, which a sum of RSS would count twice) if it is one of msgstorm's own (Python)
+    processes, else 0."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    if "python" not in fields.get("Name", ""):
         return 0  # a broker msgstorm started (nats-server, redis-server, anvil), or gone
-    return int(fields["VmRSS"].split()[0]) // 1024
+    pss = [line.split()[1] for line in rollup.splitlines() if line.startswith("Pss:")]
+    return int(pss[0]) // 1024 if pss else 0
 
 
-def _live_measured(command: list[str]) -> tuple[float, float, float, int]:
-    """(wall s, the msgstorm process's peak RSS MB, its process tree's largest sampled sum
-    of own RSS MB, exit code) of ``command``."""
+def _live_measured(command: list[str]) -> tuple[float, float, float, float, int]:
+    """(wall s, the msgstorm process's peak RSS MB (the largest of it and every child it
+    reaped, the brokers it started among them: ``ru_maxrss`` from ``wait4``), the largest
+    peak RSS of msgstorm's own processes (``VmHWM``, sampled), its process tree's largest
+    sampled sum of own PSS MB, exit code) of ``command``."""
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    tree_peak = 0
+    tree_peak = own_peak = 0
     while True:
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
         if pid:
             process.returncode = os.waitstatus_to_exitcode(status)
-            return time.perf_counter() - started, usage.ru_maxrss / 1024, float(tree_peak), process.returncode
-        tree_peak = max(tree_peak, sum(_own_rss_mb(p) for p in _tree(process.pid)))
+            return (time.perf_counter() - started, usage.ru_maxrss / 1024, float(own_peak), float(tree_peak),
+                    process.returncode)
+        tree = _tree(process.pid)
+        tree_peak = max(tree_peak, sum(_own_pss_mb(p) for p in tree))
+        own_peak = max([own_peak, *(_own_hwm_mb(p) for p in tree)])
         time.sleep(TREE_SAMPLE_S)
 
 
@@ -162,18 +190,18 @@ def main() -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     targets: list[tuple[str, Path]] = []
     if args.live:
-        print(f"{'live example':>16} {'run wall s':>14} {'run peak RSS MB':>19} {'own processes MB':>17} "
+        print(f"{'live example':>16} {'run wall s':>14} {'run peak RSS MB':>19} {'own peak MB':>12} {'own PSS MB':>11} "
               f"{'sent':>10} {'unsent':>10}")
         overrides = [arg for override in args.overrides for arg in ("--set", override)]
         for name in args.only:
             run_dir = workdir / name
             if not (run_dir / "summary.json").is_file():
-                wall, peak, tree, code = _live_measured(_msgstorm("run", str(EXAMPLES / f"{name}.toml"), "--out",
+                wall, peak, own, tree, code = _live_measured(_msgstorm("run", str(EXAMPLES / f"{name}.toml"), "--out",
                                                                   str(run_dir), "-q", "--overwrite", *overrides))
                 if code not in (0, 1):
                     raise SystemExit(f"msgstorm run {name} exited {code}")
                 counts = json.loads((run_dir / "summary.json").read_text())["messages"]
-                print(f"{name:>16} {wall:>14.2f} {peak:>19,.0f} {tree:>17,.0f} {counts['sent']:>10,} "
+                print(f"{name:>16} {wall:>14.2f} {peak:>19,.0f} {own:>12,.0f} {tree:>11,.0f} {counts['sent']:>10,} "
                       f"{counts['unsent']:>10,}")
             targets.append((name, run_dir))
     for count in args.messages:

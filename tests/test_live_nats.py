@@ -227,11 +227,13 @@ def test_the_cycle_collector_is_off_while_the_generator_runs(tmp_path: Path) -> 
     # as send lag. Off during the run, back on after.
     import gc
 
-    seen: list[bool] = []
+    # The run records in a process of its own (``live/apart.py``): what it sees comes back in a file.
+    seen_file = tmp_path / "gc-enabled.txt"
     original = NatsDriver.publish_staged
 
     async def watching(self: NatsDriver, count: int) -> None:
-        seen.append(gc.isenabled())
+        with seen_file.open("a") as seen_out:
+            seen_out.write(f"{int(gc.isenabled())}\n")
         await original(self, count)
 
     NatsDriver.publish_staged = watching  # type: ignore[method-assign]
@@ -239,6 +241,7 @@ def test_the_cycle_collector_is_off_while_the_generator_runs(tmp_path: Path) -> 
         result = run(_scenario(duration="1s"), tmp_path / "run")
     finally:
         NatsDriver.publish_staged = original  # type: ignore[method-assign]
+    seen = [line == "1" for line in seen_file.read_text().split()]
     assert seen and not any(seen)
     assert gc.isenabled()
     assert result.summary["messages"]["committed"] == 1000

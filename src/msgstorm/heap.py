@@ -12,10 +12,12 @@ array reuses the pages the last one freed).
 
 So blocks up to ``_MMAP_THRESHOLD`` come from the heap, and the heap keeps up to
 ``_TRIM_THRESHOLD`` of free memory at its top rather than trimming it. Peak RSS is what
-the program holds at its largest moment either way; only the memory a finished stage
-freed stays mapped until the process exits or reuses it.
+the program holds at its largest moment either way, give or take the holes a heap leaves
+(which is why the largest blocks are mapped on their own, see ``_MMAP_THRESHOLD``); only
+the memory a finished stage freed stays mapped until the process exits or reuses it.
 
-Between stages that share nothing (a live run's recording, then its analysis), the kept
+Between stages that share nothing (a live run's recording, then its analysis, where both
+run in one process: see ``live/apart.py``), the kept
 memory is handed back (``release_freed_memory``): the recording frees arrays of sizes the
 analysis never asks for, so kept, they would only sit under the analysis's own, and a live
 run's peak would be the two added up rather than the larger.
@@ -34,10 +36,14 @@ __all__ = ["keep_freed_memory", "release_freed_memory"]
 # mallopt(3) parameters (glibc's malloc.h).
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-# Blocks below this come from the heap: every array the pipeline allocates except the
-# largest of very long runs. glibc's own cap on this setting is 32 MB on its dynamic
-# path but any value up to HEAP_MAX for mallopt; 256 MB stays well inside it.
-_MMAP_THRESHOLD = 256 * 2**20
+# Blocks below this come from the heap: every array the pipeline allocates up to a column
+# of 4M messages (a million messages' columns are 8 MB). Larger ones (the columns of the
+# longest runs) are mapped on their own and handed back when freed: kept in the heap, they
+# left holes that later steps' arrays of other sizes did not fill, so the heap's extent, and
+# with it the RSS, grew past what was ever held at once (``msgstorm report`` of a live run
+# of 4.9M messages: 386-410 MB peak with 256 MB here, 348-358 MB with 32 MB, the same
+# system time). glibc takes any value up to HEAP_MAX (32 MB on its dynamic path) here.
+_MMAP_THRESHOLD = 32 * 2**20
 # Free memory at the top of the heap kept rather than handed back.
 _TRIM_THRESHOLD = 1 << 30
 

@@ -25,6 +25,7 @@ from msgstorm.analysis import Analysis, analyse
 from msgstorm.heap import release_freed_memory
 from msgstorm.history import History, HistoryWriter, read_history
 from msgstorm.history.reader import DESTINATION_DIR
+from msgstorm.live.apart import record_apart
 from msgstorm.progress import Progress
 from msgstorm.report import write_run_files
 from msgstorm.report.rerun import reanalyse, without_cycle_collection, write_summary
@@ -168,8 +169,10 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progres
     traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
     started = time.perf_counter()
     if scenario.target != "sim":
-        _run_live(scenario, writer, run_dir, traffic_seed, progress)
-        # The live target's per-message state (windows, send times, receipts) hangs in
+        # In a process of its own (``live/apart.py``): what the recording leaves behind goes
+        # with that process, and the analysis below starts from what this one held before.
+        record_apart(lambda shown: _run_live(scenario, writer, run_dir, traffic_seed, shown), progress)
+        # Where the recording ran here (no fork): the live target's per-message state hangs in
         # reference cycles (the driver's callbacks are its bound methods), and the analysis
         # runs with cycle collection off: free it now, not after the analysis.
         gc.collect()

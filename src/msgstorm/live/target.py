@@ -58,6 +58,7 @@ import numpy as np
 import pyarrow as pa
 
 from msgstorm.errors import DataFileError, TargetError
+from msgstorm.heap import release_freed_memory
 from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.cpu import MIN_INTERVAL_S, CpuSampler
@@ -759,6 +760,9 @@ class LiveTarget:
         self._recording.shutdown(wait=True)  # its last intake is written first
         if self._flushing is not None and not self._flushing.cancelled() and self._flushing.exception() is not None:
             raise self._flushing.exception()  # type: ignore[misc]  # the history could not be written
+        # The sending's transient buffers (frames, reads, the transport's) are freed by now;
+        # their heap holes do not fit the last intake's arrays: handed back, not kept under them.
+        release_freed_memory()
         self._write_rest()
         if self.unreadable:  # payloads changed in flight (or not msgstorm's): no receipt of any message
             self.log.add((t_end, EventKind.CLIENT_ERROR, None, None, {

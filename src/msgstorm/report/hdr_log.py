@@ -21,6 +21,7 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogWriter
 
+from msgstorm.analysis._common import nullable_ints
 from msgstorm.history.reader import History
 
 __all__ = ["HDR_FILE", "HIGHEST_US", "write_hdr_log"]
@@ -35,26 +36,39 @@ _CHUNK = 1 << 20  # messages counted at a time: the temporaries stay a few MB wh
 
 def _counts_by_window(history: History, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(window index, latency in us, messages) of every distinct pair, sorted by window then
-    latency: the messages counted a chunk at a time (as pairs packed into one integer), so
-    memory is the distinct pairs, not a latency a message."""
-    intended_all = history.ints("messages", "t_intended")[0]
-    done_all, valid_all = history.ints("messages", "t_committed")
+    latency: the messages counted a Parquet part at a time (and at most ``_CHUNK`` at a
+    time within one), as pairs packed into one integer, so memory is a part's two columns
+    and the distinct pairs, not the run's columns nor a latency a message."""
     span = HIGHEST_US + 1
     keys: list[np.ndarray] = []
     counts: list[np.ndarray] = []
-    for start in range(0, intended_all.size, _CHUNK):
-        valid = valid_all[start:start + _CHUNK]
-        intended = intended_all[start:start + _CHUNK][valid]
-        latency_us = np.clip((done_all[start:start + _CHUNK][valid] - intended) // 1000, 0, HIGHEST_US)
-        packed, count = np.unique(intended // window * span + latency_us, return_counts=True)
-        keys.append(packed)
-        counts.append(count)
+    held = 0
+    for part in history.parts("messages", ["t_intended", "t_committed"]):
+        intended_all = nullable_ints(part.column("t_intended"))[0]
+        done_all, valid_all = nullable_ints(part.column("t_committed"))
+        for start in range(0, intended_all.size, _CHUNK):
+            valid = valid_all[start:start + _CHUNK]
+            intended = intended_all[start:start + _CHUNK][valid]
+            latency_us = np.clip((done_all[start:start + _CHUNK][valid] - intended) // 1000, 0, HIGHEST_US)
+            packed, count = np.unique(intended // window * span + latency_us, return_counts=True)
+            keys.append(packed)
+            counts.append(count)
+            held += packed.size
+        if held > _CHUNK:  # the parts' pairs merged as they go: many small parts repeat pairs
+            merged, total = _merged(keys, counts)
+            keys, counts, held = [merged], [total], merged.size
     if not keys:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
+    packed, total = _merged(keys, counts)
+    return packed // span, packed % span, total
+
+
+def _merged(keys: list[np.ndarray], counts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct packed pairs of ``keys`` (sorted) and their summed ``counts``."""
     packed, inverse = np.unique(np.concatenate(keys), return_inverse=True)
     total = np.bincount(inverse, weights=np.concatenate(counts), minlength=packed.size).astype(np.int64)
-    return packed // span, packed % span, total
+    return packed, total
 
 
 def write_hdr_log(run_dir: str | Path, history: History) -> Path | None:
