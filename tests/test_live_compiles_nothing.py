@@ -31,18 +31,25 @@ def signatures():
                     found[f"{name}.{attribute}"] = len(value.signatures)
     return found
 
-seen = []
+# The sending may run in a process of its own (live/apart.py): the snapshots go to a file.
+snapshots = sys.argv[3]
 send_all = LiveTarget._send_all
 
+def snapshot():
+    with open(snapshots, "a") as out:
+        out.write(json.dumps(signatures()) + "\n")
+
 async def watched_send_all(self, traffic):
-    seen.append(signatures())
+    snapshot()
     try:
         await send_all(self, traffic)
     finally:
-        seen.append(signatures())
+        snapshot()
 
 LiveTarget._send_all = watched_send_all
 result = run(parse_scenario(sys.argv[1], source="live.toml"), sys.argv[2])
+seen = [json.loads(line) for line in open(snapshots)]
+assert len(seen) == 2, seen
 before, after = seen[0], seen[-1]
 print(json.dumps({"sent": result.summary["messages"]["sent"],
                   "during": sorted(name for name, count in after.items() if count != before.get(name, 0))}))
@@ -74,7 +81,8 @@ def test_nothing_is_compiled_while_messages_are_due(tmp_path: Path, case: str) -
     text, program, install = _CASES[case]
     if program is not None:
         require_program(program, install=install)
-    process = subprocess.run([sys.executable, "-c", _RUN, text + _AGENTS, str(tmp_path / "run")],
+    process = subprocess.run([sys.executable, "-c", _RUN, text + _AGENTS, str(tmp_path / "run"),
+                              str(tmp_path / "signatures.jsonl")],
                              capture_output=True, text=True, timeout=300, env=dict(os.environ), check=False)
     assert process.returncode == 0, process.stderr[-3000:]
     outcome = json.loads(process.stdout.strip().splitlines()[-1])
