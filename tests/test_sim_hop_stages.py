@@ -166,3 +166,66 @@ def test_messages_are_traced_every_hop_stride_th_msg_id_and_about_a_thousand_a_r
     assert (hop_stride(1, 32), hop_stride(1, 1_000_000), hop_stride(4, 1_000_000), hop_stride(0, 10**6)) == (
         1, 1000, 1000, 0)
     assert hop_stride(3, 10_000) == 3 * 4  # every 12th msg_id: about 830 of 10,000
+
+
+@pytest.mark.parametrize("relay", [k.ANNOUNCE_FETCH, k.COMPACT])
+def test_on_a_complete_graph_a_hop_is_its_steps_up_to_the_validation_however_the_log_is_cut(relay: int) -> None:
+    """Six nodes, each the others' peer: a node hears of an item from several peers and is
+    sent it again after it validated it. Those later steps are no part of a hop, so the rows
+    are the same whether the log comes whole or a row at a time, and each hop's stages sum
+    to its node's validation less its sender's."""
+    names = [f"n-{i}" for i in range(6)]
+    complete = [[j for j in range(6) if j != i] for i in range(6)]
+    topology = Topology(names=names, regions=["r"], region_of=[0] * 6, base_ns=[[L_NS]],
+                        region_model=[[LinkModel()]], node_overrides={}, forward=complete, connections=complete)
+    block_relay = relay if relay == k.COMPACT else k.PUSH
+    message_relay = np.full(6, k.PUSH if relay == k.COMPACT else relay, dtype=np.int64)
+    state = GossipState(topology, Constant(value=V_NS), NS_PER_BYTE, np.random.default_rng(1),
+                        np.random.default_rng(2), Degradations(6), delivery_stride=1, delivery_budget=10**6,
+                        order_seed=7, message_relay=message_relay, block_relay=block_relay,
+                        relay_timeout_ns=5_000_000_000, control_overhead_ns=C_NS,
+                        compact=CompactRelay(HEADER, SHORT_ID, 2), trace_hops=True)
+    for m, size in enumerate(MSG_SIZES):
+        state.inject(T0 + m * 1_000, m % 6, m, k.ITEM_MSG, size)
+    _run(state)
+    state.inject(2 * T0, 0, 0, k.ITEM_BLOCK, SIZE, contents=BlockContents.of([0, 1, 2, 3], MSG_SIZES))
+    _run(state)
+    log = state.drain_hop_log()
+    whole = HopStages(6).add(log)
+    stages = HopStages(6)
+    pieces = [stages.add(log[:, i:i + 1]) for i in range(log.shape[1])]
+    joined = {name: np.concatenate([piece[name] for piece in pieces]) for name in whole}
+    for name, column in whole.items():
+        assert column.tolist() == joined[name].tolist(), name
+    t_valid = {(bool(b), int(i), int(n)): int(t)
+               for b, i, n, t in zip(whole["block"], whole["item"], whole["node"], whole["t"], strict=True)}
+    for row in range(len(whole["t"])):
+        if whole["sender"][row] < 0:
+            continue
+        key = (bool(whole["block"][row]), int(whole["item"][row]), int(whole["sender"][row]))
+        total = sum(int(whole[f"{name}_ns"][row]) for name in HOP_STAGE_NAMES)
+        assert total == int(whole["t"][row]) - t_valid[key], row
+    assert stages.pending.shape[1] == 0
+
+
+def test_a_step_after_the_validation_is_no_part_of_the_hop_in_any_piece_of_the_log() -> None:
+    """Node 1 asks node 0 for message 5, is sent it, validates it, and is sent it by node 0
+    once more afterwards: its hop ends at the validation, whether the late step comes in the
+    same piece of the log or a later one."""
+    def row(what: int, node: int, peer: int, t: int, aux: int = -1) -> list[int]:
+        return [5, what, node, peer, t, aux]
+
+    steps = [row(k.HOP_VALID, 0, -1, 100, 0),          # the origin validates at 100
+             row(k.HOP_SERVE, 1, 0, 130, 120),          # 1 asked at 120 (announced 20 after), 0 has the request at 130
+             row(k.HOP_PAYLOAD, 1, 0, 150),             # the payload reaches 1
+             row(k.HOP_VALID, 1, 0, 160, 1),            # 1 validates it
+             row(k.HOP_PAYLOAD, 1, 0, 190)]             # sent again: after the hop
+    log = np.array(steps, dtype=np.int64).T
+    expected = {"node": [0, 1], "sender": [-1, 0], "t": [100, 160], "announce_ns": [0, 20],
+                "request_ns": [0, 10], "transfer_ns": [0, 20], "validation_ns": [0, 10]}
+    for cut in range(1, log.shape[1] + 1):
+        stages = HopStages(2)
+        pieces = [stages.add(log[:, :cut]), stages.add(log[:, cut:])]
+        for name, values in expected.items():
+            assert np.concatenate([piece[name] for piece in pieces]).tolist() == values, (cut, name)
+        assert stages.pending.shape[1] == 0, cut

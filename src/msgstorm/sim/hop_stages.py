@@ -75,7 +75,7 @@ class HopStages:
         group = item_key * self.nodes + rows[k.H_NODE]
         valid = np.flatnonzero(step == k.HOP_VALID)
         if valid.size == 0:  # no hop done yet: keep every step for later
-            self.pending = rows
+            self.pending = self._not_done(rows)
             return {name: np.zeros(0, dtype=bool if name == "block" else np.int64) for name in HOP_COLUMNS}
         for key in np.unique(item_key[valid]).tolist():
             times = self.t_valid.get(key)
@@ -97,7 +97,9 @@ class HopStages:
         at = np.searchsorted(done_group, group)
         at_clipped = np.minimum(at, done_group.size - 1)
         done = (at < done_group.size) & (done_group[at_clipped] == group)  # its node validated the item
-        ours = done & (rows[k.H_PEER] == sender[at_clipped])
+        # A hop's steps are its node's with its sender up to the validation: a step after it
+        # (in this piece of the log or a later one) is no part of the hop.
+        ours = done & (rows[k.H_PEER] == sender[at_clipped]) & (np.arange(rows.shape[1]) <= valid[at_clipped])
         steps = np.flatnonzero(ours)
         hop = at_clipped[steps]
         # Each step's boundaries: a request also marks when it was sent (AUX; -1 for a getblocktxn).
@@ -117,7 +119,7 @@ class HopStages:
         previous[first] = begin[bound_hop[first]]
         stages = np.zeros((len(HOP_STAGE_NAMES), done_group.size), dtype=np.int64)
         np.add.at(stages, (bound_stage, bound_hop), bound_t - previous)
-        self.pending = rows[:, ~done]
+        self.pending = self._not_done(rows[:, ~done])
         back = np.argsort(valid)  # in the order the nodes validated
         valid = valid[back]
         out: dict[str, np.ndarray] = {
@@ -131,3 +133,17 @@ class HopStages:
         for i, name in enumerate(HOP_STAGE_NAMES):
             out[f"{name}_ns"] = stages[i, back]
         return out
+
+    def _not_done(self, rows: np.ndarray) -> np.ndarray:
+        """The steps whose node has not validated their item yet (those after a validation
+        belong to no hop)."""
+        if not rows.shape[1] or not self.t_valid:
+            return rows
+        item_key = rows[k.H_ITEM] * 2 + ((rows[k.H_WHAT] & k.HOP_BLOCK) != 0)
+        keep = np.ones(rows.shape[1], dtype=bool)
+        for key in np.unique(item_key).tolist():
+            times = self.t_valid.get(key)
+            if times is not None:
+                mine = np.flatnonzero(item_key == key)
+                keep[mine] = times[rows[k.H_NODE, mine]] < 0
+        return rows[:, keep]
