@@ -122,9 +122,11 @@ def run_in_process(scenario: Path, run_dir: Path, **popen: Any) -> subprocess.Po
 
 
 def children_running(module: str, parent: int) -> dict[int, list[str]]:
-    """pid -> arguments (after ``-m module``) of every running ``python -m module`` whose
-    parent is ``parent``: others' runs on the same host are not ours to count or kill."""
-    found = {}
+    """pid -> arguments (after ``-m module``) of every running ``python -m module`` that
+    descends from ``parent`` (its child, or a child of the process a live run records in:
+    ``live/apart.py``): others' runs on the same host are not ours to count or kill."""
+    parents: dict[int, int] = {}
+    commands: dict[int, list[str]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -133,8 +135,16 @@ def children_running(module: str, parent: int) -> dict[int, list[str]]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        if module in argv and int(stat.rsplit(")", 1)[1].split()[1]) == parent:
-            found[int(entry.name)] = argv[argv.index(module) + 1:]
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        if module in argv:
+            commands[int(entry.name)] = argv[argv.index(module) + 1:]
+    found = {}
+    for pid, argv in commands.items():
+        ancestor = parents.get(pid, 0)
+        while ancestor > 1 and ancestor != parent:
+            ancestor = parents.get(ancestor, 0)
+        if ancestor == parent:
+            found[pid] = argv
     return found
 
 

@@ -8,6 +8,7 @@ middle of the run (the client reconnects; what the server published meanwhile is
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,9 @@ class CutNats(NatsDriver):
 
     published: list[int] = []
     received: set[int] = set()
+    # Where both are written when the driver closes: the run may record in a process of its
+    # own (live/apart.py), whose lists this one never sees.
+    truth: Path | None = None
 
     async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
         self.staged_ids: list[int] = []
@@ -141,6 +145,12 @@ class CutNats(NatsDriver):
             sock = client._io_writer.get_extra_info("socket")  # noqa: SLF001
         sock.shutdown(socket.SHUT_RDWR)
 
+    async def close(self) -> None:
+        await super().close()
+        if CutNats.truth is not None:
+            CutNats.truth.write_text(json.dumps({"published": CutNats.published,
+                                                 "received": sorted(CutNats.received)}))
+
     async def publish(self, msg_id: int, payload: bytes) -> None:
         CutNats.published.append(msg_id)
         await super().publish(msg_id, payload)
@@ -161,9 +171,11 @@ class CutNats(NatsDriver):
 def test_a_cut_consumer_connection_loses_exactly_what_it_missed(tmp_path: Path, client: str) -> None:
     CutNats.published.clear()
     CutNats.received.clear()
+    CutNats.truth = tmp_path / "truth.json"
     scenario = parse_scenario(SCENARIO.format(target="nats-cut", duration="3s", client=client), source="audit.toml")
     result = run(scenario, tmp_path / "run")
-    missed = set(CutNats.published) - CutNats.received
+    truth = json.loads(CutNats.truth.read_text())
+    missed = set(truth["published"]) - set(truth["received"])
     assert missed, "the cut lost nothing: the test did not cut"
     delivery = result.summary["delivery"]
     assert delivery["lost"]["total"] == len(missed)

@@ -99,6 +99,11 @@ def write_messages(writer: HistoryWriter, scenario: Scenario, windows: list[Wind
             if msg_id in undone:
                 block[r] = undone[msg_id]
         sent = window.sent[rows]
+        # The node took a transaction no later than the head of the block holding it arrived:
+        # that head can come before the answer (answers to pipelined requests are read in
+        # order, behind a slow one), and is then the first word of its acceptance.
+        answered = window.answered[rows]
+        answered = np.where((t_committed >= 0) & ((answered < 0) | (answered > t_committed)), t_committed, answered)
         status = np.where(sent < 0, np.where(outcome == PENDING, PENDING, UNSENT), np.where(t_committed >= 0, COMMITTED,
                           np.where((outcome == REJECTED) | (outcome == DROPPED), outcome,
                                    np.where(outcome == PENDING, PENDING,
@@ -108,7 +113,7 @@ def write_messages(writer: HistoryWriter, scenario: Scenario, windows: list[Wind
             "agent": pa.array(np.asarray(agents, dtype=object)[batch.agent[rows]]),
             "node": pa.array([PUBLISHER] * rows.size), "key": batch.key[rows],
             "size": batch.size[rows], "fee": batch.fee[rows], "t_intended": batch.t_intended[rows],
-            "t_sent": nullable(sent), "t_received": nullable(window.answered[rows]),
+            "t_sent": nullable(sent), "t_received": nullable(answered),
             "t_dequeued": nullable(t_committed), "t_sequenced": nullable(t_committed),
             "seq_no": nullable(seq_no), "t_committed": nullable(t_committed), "block": nullable(block),
             "status": pa.DictionaryArray.from_arrays(status, pa.array(_STATUSES)).cast(pa.string()),

@@ -41,7 +41,7 @@ What the chain did: new heads over WebSocket (``eth_subscribe``), each block the
 in a block) of msgstorm's transactions in it, ``block`` its number, ``seq_no`` the order of inclusion on the
 chain. Columns: ``t_sent`` the write of its batch (its hand-over while no connection is
 open: the first sends, after a restart), ``t_received`` the node's answer
-(accepted into the pool or refused). So the latency split reads: ``propagation`` the
+(accepted into the pool or refused; the head of the block holding it when that came first). So the latency split reads: ``propagation`` the
 JSON-RPC answer, ``queue_wait`` the wait in the pool until a block. Statuses: ``committed`` (included), ``rejected``
 (refused; the reasons in ``tx_rejected`` events), ``pending`` (accepted, still in the pool
 at the drain's end), ``dropped`` (accepted, then gone from the node without a block:
