@@ -584,3 +584,21 @@ def test_the_sweep_progress_counts_runs_done_failed_and_the_time_left() -> None:
         bar({"run_id": "c", "status": "failed", "error": "boom"})  # a search: no total, no ETA
         assert bar.status() == "1 done, [red]1 failed[/]"
     assert "run c failed: boom" in screen.getvalue() and "\r" in screen.getvalue()
+
+
+def test_a_points_interval_is_students_t_as_scipy_stats_gives_it() -> None:
+    """The 95% interval's quantile comes from scipy.special (lighter to import than
+    scipy.stats): the interval scipy.stats' Student's t gives."""
+    from scipy import stats
+
+    from msgstorm.sweep.results import point_stats
+
+    for count in (2, 3, 7, 30, 101):
+        values = [math.sin(1.0 + index) * 10.0 for index in range(count)]
+        mean = math.fsum(values) / count
+        spread = math.sqrt(math.fsum((value - mean) ** 2 for value in values) / (count - 1))
+        half = float(stats.t.ppf(0.975, count - 1)) * spread / math.sqrt(count)
+        found = point_stats(values)
+        assert found["n"] == count and found["ci95"] is not None
+        assert found["ci95"] == pytest.approx([mean - half, mean + half], rel=1e-12, abs=1e-12)
+        assert found["ci95"][1] - found["mean"] == pytest.approx(half, rel=1e-12)
