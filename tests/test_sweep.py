@@ -178,23 +178,44 @@ def test_one_retry_rule_a_failed_run_runs_once_more_then_is_its_last_outcome() -
 
 
 @pytest.mark.slow
+def _worker_start() -> tuple[int, bool, bool, list[str]]:
+    """In a sweep's worker, before any run: its parent, whether the runner is imported and
+    the warm-up ran, and the simulator's compiled functions already loaded."""
+    import sys
+
+    from numba.core.dispatcher import Dispatcher
+
+    loaded = sorted(f"{module}.{name}" for module, found in list(sys.modules.items()) if module.startswith("msgstorm.sim")
+                    for name, value in list(vars(found).items()) if isinstance(value, Dispatcher) and value.signatures)
+    preload = sys.modules.get("msgstorm.sweep.preload")
+    return os.getppid(), "msgstorm.runner" in sys.modules, bool(getattr(preload, "WARMED", False)), loaded
+
+
+@pytest.mark.slow
+def test_a_sweeps_workers_start_with_the_runner_imported_and_its_compiled_loops_loaded() -> None:
+    """The workers are forked from a server that imported the runner and made the warm-up
+    run, so none loads them again; a second pool's workers come from the same server."""
+    from msgstorm.sweep.execute import WorkerPool
+
+    servers = set()
+    for _ in range(2):
+        with WorkerPool(1) as pool:
+            parent, runner_imported, warmed, loaded = pool.executor().submit(_worker_start).result(timeout=300)
+        assert parent != os.getpid() and runner_imported and warmed
+        assert {"msgstorm.sim.kernel.run_until", "msgstorm.sim.kernel.link_delay"} <= set(loaded), loaded
+        servers.add(parent)
+    assert len(servers) == 1, servers
+
+
 def test_a_local_worker_killed_mid_run_is_a_failed_run_retried(tmp_path: Path) -> None:
     """A worker process killed while it runs breaks the local pool: the runs it took down are
     failed outcomes, run once more in a new pool (the rule Ray's tasks follow too), and the
     sweep ends with every run ok and the rows of an undisturbed sweep."""
     import threading
 
-    def workers() -> list[int]:
-        found = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-                command = (stat.parent / "cmdline").read_bytes()
-            except (OSError, ValueError):
-                continue
-            if parent == os.getpid() and b"multiprocessing" in command and b"resource_tracker" not in command:
-                found.append(int(stat.parent.name))
-        return found
+    def workers() -> list[int]:  # forked by the sweep's fork server, a child of this process
+        servers = [pid for pid, command in _children(os.getpid()) if b"multiprocessing.forkserver" in command]
+        return [pid for server in servers for pid, _ in _children(server)]
 
     killed: list[int] = []
     out = tmp_path / "killed"
@@ -219,6 +240,20 @@ def test_a_local_worker_killed_mid_run_is_a_failed_run_retried(tmp_path: Path) -
     sweep(QUICKSTART, grids, seeds=3, workers=2, out_dir=tmp_path / "whole", sets=SHORT)
     assert [{k: v for k, v in row.items() if k != "attempt"} for row in rows] == [
         {k: v for k, v in row.items() if k != "attempt"} for row in _rows(tmp_path / "whole")]
+
+
+def _children(pid: int) -> list[tuple[int, bytes]]:
+    """The live children of process ``pid`` (from /proc), with their command lines."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, parent = stat.read_text().rsplit(")", 1)[1].split()[:2]
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if int(parent) == pid and state != "Z":
+            found.append((int(stat.parent.name), command))
+    return found
 
 
 _WORKER = """
@@ -549,3 +584,21 @@ def test_the_sweep_progress_counts_runs_done_failed_and_the_time_left() -> None:
         bar({"run_id": "c", "status": "failed", "error": "boom"})  # a search: no total, no ETA
         assert bar.status() == "1 done, [red]1 failed[/]"
     assert "run c failed: boom" in screen.getvalue() and "\r" in screen.getvalue()
+
+
+def test_a_points_interval_is_students_t_as_scipy_stats_gives_it() -> None:
+    """The 95% interval's quantile comes from scipy.special (lighter to import than
+    scipy.stats): the interval scipy.stats' Student's t gives."""
+    from scipy import stats
+
+    from msgstorm.sweep.results import point_stats
+
+    for count in (2, 3, 7, 30, 101):
+        values = [math.sin(1.0 + index) * 10.0 for index in range(count)]
+        mean = math.fsum(values) / count
+        spread = math.sqrt(math.fsum((value - mean) ** 2 for value in values) / (count - 1))
+        half = float(stats.t.ppf(0.975, count - 1)) * spread / math.sqrt(count)
+        found = point_stats(values)
+        assert found["n"] == count and found["ci95"] is not None
+        assert found["ci95"] == pytest.approx([mean - half, mean + half], rel=1e-12, abs=1e-12)
+        assert found["ci95"][1] - found["mean"] == pytest.approx(half, rel=1e-12)

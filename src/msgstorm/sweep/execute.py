@@ -2,13 +2,16 @@
 
 Place in the pipeline: after the plan (``grid``), before the table (``results``). Each run
 is the same as ``msgstorm run SCENARIO --set ... --seed N --out DIR/runs/<run_id>`` in a
-worker process of a ``ProcessPoolExecutor`` (started by ``spawn``: a worker is a clean
-process, a child of the sweep's, the numba cache loaded once and shared by every run it
-makes). A worker dies with the sweep: it asks the kernel to kill it when the sweep's process
-dies (``die_with_parent``, as the live servers do), then checks that its parent is still the
-sweep (it may have died before it asked), so a SIGKILLed sweep leaves no worker writing
-into its directory. A run that raises is a row with its error, never the end of the sweep;
-a worker that dies makes every run it had queued a failed row.
+worker process of a ``ProcessPoolExecutor``. The workers are forked from multiprocessing's
+fork server, a clean process the sweep's process starts once and keeps
+(``preload``: it imports the runner and loads numba's cache before its first fork, so a
+worker starts with both, and a second sweep in the same process starts no server); where
+there is no fork server (Windows), a worker is started by ``spawn`` and loads them itself.
+A worker dies with the sweep: a thread of it waits on the sweep's process (a pidfd)
+and ends the worker when it ends (``_tie_to_sweep``), so a SIGKILLed sweep leaves no worker
+writing into its directory; then nothing holds the fork server, and it ends too. A run
+that raises is a row with its error, never the end of the sweep; a worker that dies makes
+every run it had queued a failed row.
 
 One retry rule for both executors (``run_with_retries``): a run that failed is run once more
 within the sweep (``RETRIES``), and a resumed sweep runs again every run recorded as failed.
@@ -27,7 +30,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import select
 import shutil
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -41,8 +46,8 @@ from msgstorm.errors import ExitCode
 from msgstorm.live.servers import die_with_parent
 from msgstorm.sweep.grid import RunSpec
 
-__all__ = ["DONE_FILE", "RETRIES", "Execute", "RunOutcome", "RunTask", "WorkerPool", "finished", "record", "run_all",
-           "run_all_on_ray", "run_one", "run_with_retries"]
+__all__ = ["DONE_FILE", "PRELOAD", "RETRIES", "Execute", "RunOutcome", "RunTask", "WorkerPool", "finished", "record", "run_all",
+           "run_all_on_ray", "run_one", "run_with_retries", "worker_context"]
 
 DONE_FILE = "done.json"
 RunOutcome = dict[str, Any]  # {run_id, status ("ok", "failed"), error, wall_s, summary, attempt}
@@ -141,20 +146,52 @@ def finished(runs_dir: Path, run_id: str) -> RunOutcome | None:
         return None
 
 
+# The modules the fork server imports before its first fork (``preload``'s docstring).
+PRELOAD = ["msgstorm.sweep.preload"]
+
+
+def worker_context() -> multiprocessing.context.BaseContext:
+    """How the workers start: forked from the fork server, ``PRELOAD`` imported there first
+    (setting the preload is a no-op once the server runs: it is started once per process);
+    by ``spawn`` where there is no fork server."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - Windows
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
 def _tie_to_sweep(sweep_pid: int) -> None:  # pragma: no cover - runs in each worker as it starts
-    """A worker's initializer: die when the sweep's process dies (the kernel sends SIGKILL),
-    and at once if it died before the worker asked. The kernel's "parent" is the thread
-    that started the worker: the pool starts its workers from the thread that submits the
-    runs, the one running the sweep, which lasts as long as the sweep."""
+    """A worker's initializer: die when the sweep's process dies, and at once if it died
+    before the worker asked. A worker forked by the fork server is the server's child and
+    holds the pipe whose end tells the server that nobody needs it any more, so neither the
+    kernel's parent-death signal (the parent is the server, which would wait for that end)
+    nor the server's own exit reaches it: a thread watches the sweep's process itself (a
+    pidfd: readable once that process has ended). ``die_with_parent`` still covers the server
+    killed by itself. Without pidfds (not Linux) the worker is tied as a ``spawn`` worker is:
+    the kernel's "parent" is then the thread that submits the runs, the one running the sweep."""
     die_with_parent()
-    if os.getppid() != sweep_pid:  # the sweep is gone: this worker is cut short with it
+    try:
+        sweep = os.pidfd_open(sweep_pid)
+    except ProcessLookupError:  # the sweep is gone: this worker is cut short with it
         os._exit(ExitCode.INTERRUPTED)
+    except (AttributeError, OSError):  # no pidfds here
+        if os.getppid() != sweep_pid:
+            os._exit(ExitCode.INTERRUPTED)
+        return
+    threading.Thread(target=_exit_when_ended, args=(sweep,), name="sweep-watch", daemon=True).start()
+
+
+def _exit_when_ended(pidfd: int) -> None:  # pragma: no cover - a worker's thread
+    select.select([pidfd], [], [])
+    os._exit(ExitCode.INTERRUPTED)
 
 
 class WorkerPool:
     """The worker processes, kept across calls of ``run_all`` for one caller: a search that
     makes many small sweeps (safe leverage, one step at a time) starts its workers once, not
-    once a step (a start imports msgstorm and loads numba's cache: seconds of CPU a worker).
+    once a step (forked from the fork server, a worker starts with msgstorm imported and
+    numba's cache loaded; started by ``spawn``, it would spend seconds of CPU on both).
     Started on first use, from the thread that uses it (``_tie_to_sweep``); one that a dying
     worker broke is replaced at the next use. A context manager: leaving it stops the workers."""
 
@@ -164,7 +201,7 @@ class WorkerPool:
 
     def executor(self) -> ProcessPoolExecutor:
         if self._executor is None:
-            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
+            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=worker_context(),
                                                  initializer=_tie_to_sweep, initargs=(os.getpid(),))
         return self._executor
 

@@ -84,7 +84,9 @@ def sweep_table(plan: Plan, outcomes: dict[str, dict[str, Any]]) -> pa.Table:
 
 def point_stats(values: list[float]) -> dict[str, Any]:
     """Mean, 95% Student-t interval, min, max and count of one metric over a point's seeds."""
-    from scipy import stats
+    # Student's t quantile from scipy.special, the function scipy.stats.t.ppf calls (the same
+    # value, bit for bit): importing scipy.stats would cost a sweep about 1 s of CPU more.
+    from scipy.special import stdtrit
 
     data = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=np.float64)
     if data.size == 0:
@@ -92,7 +94,7 @@ def point_stats(values: list[float]) -> dict[str, Any]:
     mean = float(data.mean())
     ci = None
     if data.size >= 2:
-        half = float(stats.t.ppf(0.975, data.size - 1) * data.std(ddof=1) / math.sqrt(data.size))
+        half = float(stdtrit(data.size - 1, 0.975) * data.std(ddof=1) / math.sqrt(data.size))
         ci = [mean - half, mean + half]
     return {"mean": mean, "ci95": ci, "min": float(data.min()), "max": float(data.max()), "n": int(data.size)}
 
