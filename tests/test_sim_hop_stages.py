@@ -131,14 +131,20 @@ def test_hops_split_across_pieces_of_the_log_give_the_same_stages() -> None:
     state = _state(k.ANNOUNCE_FETCH)
     state.inject(0, 0, 0, k.ITEM_MSG, SIZE)
     _run(state)
-    log = state.drain_hop_log()
-    whole = HopStages(3).add(log)
-    stages = HopStages(3)
+    _row_at_a_time_as_whole(state.drain_hop_log(), 3)
+
+
+def _row_at_a_time_as_whole(log: np.ndarray, nodes: int) -> dict[str, np.ndarray]:
+    """The rows of the whole log, checked to be those it gives handed over a row at a time
+    (with nothing left pending)."""
+    whole = HopStages(nodes).add(log)
+    stages = HopStages(nodes)
     pieces = [stages.add(log[:, i:i + 1]) for i in range(log.shape[1])]
     joined = {name: np.concatenate([piece[name] for piece in pieces]) for name in whole}
     for name, column in whole.items():
         assert column.tolist() == joined[name].tolist(), name
     assert stages.pending.shape[1] == 0
+    return whole
 
 
 def test_without_tracing_the_kernel_logs_nothing_and_times_are_the_same() -> None:
@@ -190,13 +196,7 @@ def test_on_a_complete_graph_a_hop_is_its_steps_up_to_the_validation_however_the
     _run(state)
     state.inject(2 * T0, 0, 0, k.ITEM_BLOCK, SIZE, contents=BlockContents.of([0, 1, 2, 3], MSG_SIZES))
     _run(state)
-    log = state.drain_hop_log()
-    whole = HopStages(6).add(log)
-    stages = HopStages(6)
-    pieces = [stages.add(log[:, i:i + 1]) for i in range(log.shape[1])]
-    joined = {name: np.concatenate([piece[name] for piece in pieces]) for name in whole}
-    for name, column in whole.items():
-        assert column.tolist() == joined[name].tolist(), name
+    whole = _row_at_a_time_as_whole(state.drain_hop_log(), 6)
     t_valid = {(bool(b), int(i), int(n)): int(t)
                for b, i, n, t in zip(whole["block"], whole["item"], whole["node"], whole["t"], strict=True)}
     for row in range(len(whole["t"])):
@@ -205,7 +205,6 @@ def test_on_a_complete_graph_a_hop_is_its_steps_up_to_the_validation_however_the
         key = (bool(whole["block"][row]), int(whole["item"][row]), int(whole["sender"][row]))
         total = sum(int(whole[f"{name}_ns"][row]) for name in HOP_STAGE_NAMES)
         assert total == int(whole["t"][row]) - t_valid[key], row
-    assert stages.pending.shape[1] == 0
 
 
 def test_a_step_after_the_validation_is_no_part_of_the_hop_in_any_piece_of_the_log() -> None:
