@@ -43,6 +43,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from msgstorm.errors import ExitCode
 from msgstorm.progress import Progress, ProgressSnapshot
 
 __all__ = ["RecordingEnded", "record_apart"]
@@ -139,7 +140,7 @@ def _record_in_child(record: Callable[[Progress | None], None], outcome_write: i
             sys.stdout.flush()
             sys.stderr.flush()
         finally:
-            os._exit(0)
+            os._exit(ExitCode.OK)  # how it ended went through the pipe
 
 
 def _die_with(parent: int) -> None:
@@ -152,7 +153,7 @@ def _die_with(parent: int) -> None:
         return
     prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the parent ended before the call
-        os._exit(1)
+        os._exit(ExitCode.INTERRUPTED)  # the run it belonged to is gone
 
 
 def _picklable(error: BaseException) -> BaseException:
