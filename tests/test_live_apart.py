@@ -103,3 +103,20 @@ def test_a_signal_to_this_process_is_passed_on_to_the_recording_once(tmp_path: P
     record_apart(record, None)
     sender.join()
     assert (tmp_path / "got").read_text() == "1"
+
+
+def test_a_signal_the_moment_the_recording_starts_is_passed_on_not_taken_here(tmp_path: Path) -> None:
+    """The child signals its parent as its first act: the parent's handler is in place
+    before the fork, so the signal comes back to the child, and this process lives on."""
+
+    def record(progress: Progress | None) -> None:
+        got: list[int] = []
+        signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+        os.kill(os.getppid(), signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (tmp_path / "got").write_text(str(len(got)))
+
+    record_apart(record, None)
+    assert (tmp_path / "got").read_text() == "1"

@@ -71,13 +71,41 @@ def record_apart(record: Callable[[Progress | None], None], progress: Progress |
     sys.stdout.flush()
     sys.stderr.flush()
     parent = os.getpid()
+    # The signals are passed on from before the fork: a SIGINT or SIGTERM that comes while
+    # the child starts is held until its pid is known, never taken by this process's own
+    # handler (which would stop it while the child records on).
+    forwarded = 0
+    held: list[int] = []
+    child = 0
+
+    def pass_on(signum: int, frame: FrameType | None) -> None:
+        nonlocal forwarded
+        forwarded += 1
+        if child <= 0:
+            held.append(signum)
+            return
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:  # it has just ended
+            pass
+
+    previous = {sig: signal.signal(sig, pass_on) for sig in _STOP_SIGNALS}
     pid = os.fork()
     if pid == 0:  # the child: never returns
+        inherited = len(held)  # those are the parent's to pass on
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         _die_with(parent)
         os.close(outcome_read)
         if progress_read >= 0:
             os.close(progress_read)
-        _record_in_child(record, outcome_write, progress_write if progress is not None else None)
+        # One passed on before the handlers above were back stops the run before it starts.
+        _record_in_child(record, outcome_write, progress_write if progress is not None else None,
+                         stopped=lambda: len(held) > inherited)
+    child = pid
+    for signum in held:
+        pass_on(signum, None)
+    forwarded -= len(held)
     try:
         os.setpgid(pid, pid)  # as the child does: whichever runs first, no Ctrl-C reaches both
     except OSError:  # it has already ended
@@ -88,17 +116,7 @@ def record_apart(record: Callable[[Progress | None], None], progress: Progress |
         os.close(progress_write)
         reader = _HandOn(progress_read, progress)
         reader.start()
-    forwarded = 0
 
-    def pass_on(signum: int, frame: FrameType | None) -> None:
-        nonlocal forwarded
-        forwarded += 1
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:  # it has just ended
-            pass
-
-    previous = {sig: signal.signal(sig, pass_on) for sig in _STOP_SIGNALS}
     try:
         sent = _read_all(outcome_read)  # until the child's end closes the pipe
         _, status = os.waitpid(pid, 0)
@@ -122,12 +140,15 @@ def record_apart(record: Callable[[Progress | None], None], progress: Progress |
         raise detail
 
 
-def _record_in_child(record: Callable[[Progress | None], None], outcome_write: int, progress_write: int | None) -> None:
+def _record_in_child(record: Callable[[Progress | None], None], outcome_write: int, progress_write: int | None,
+                     stopped: Callable[[], bool]) -> None:
     """The child's whole life: record, say how it ended, exit without the parent's cleanups
     (its ``atexit`` hooks and open files are the parent's to run and close)."""
     sent: tuple[str, Any] = (_DONE, None)
     try:
         os.setpgid(0, 0)  # a terminal's Ctrl-C reaches the parent only, which passes it on once
+        if stopped():
+            raise KeyboardInterrupt
         record(_Forward(progress_write) if progress_write is not None else None)
     except KeyboardInterrupt:
         sent = (_INTERRUPTED, None)
