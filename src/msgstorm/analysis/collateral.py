@@ -76,16 +76,23 @@ def _true_prices(history: History, instruments: list[str]) -> list[tuple[np.ndar
     return out
 
 
-def collateral_table(history: History) -> pa.Table | None:
+def _price_at(path: tuple[np.ndarray, np.ndarray], t: int) -> float:
+    """The path's price in force at ``t`` (its first before the path starts)."""
+    times, values = path
+    return float(values[max(int(np.searchsorted(times, t, side="right")) - 1, 0)])
+
+
+def collateral_table(history: History, cross: pa.Table | None = None) -> pa.Table | None:
     """One row per liquidation the source executed, of a run whose positions live on the
     destination (``None`` for any other run): account, source ``msg_id``, its fate across,
     ``t_source`` (the source's execution), ``t_dest_commit`` (null: never), on one chain
     ``one_chain_price`` and ``one_chain_bad_debt`` (the close at the true price at
     ``t_source``), and across the relay ``price`` (the destination's execution, or the
-    horizon's mark of an open position), ``bad_debt`` and ``closed``."""
+    horizon's mark of an open position), ``bad_debt`` and ``closed``. ``cross``: the run's
+    ``crosschain_table`` when the caller has it already."""
     if not _positions_on_destination(history):
         return None
-    cross = crosschain_table(history)
+    cross = crosschain_table(history) if cross is None else cross
     tables = market_tables(history)
     if cross is None or tables is None:
         return None
@@ -111,11 +118,10 @@ def collateral_table(history: History) -> pa.Table | None:
     for k, (who, which) in enumerate(zip(account.tolist(), instrument.tolist(), strict=True)):
         side, size, entry = int(tables.side[who]), float(tables.size[who]), float(tables.entry[who])
         collateral = float(tables.collateral[who])
-        times, values = paths[which]
-        one_price[k] = float(values[max(int(np.searchsorted(times, done.t[k], side="right")) - 1, 0)])
+        one_price[k] = _price_at(paths[which], int(done.t[k]))
         one_bad[k] = execute(side, size, entry, collateral, float(one_price[k]), *rule).bad_debt
         if closed[k]:
-            price[k] = float(values[max(int(np.searchsorted(times, t_dest[k], side="right")) - 1, 0)])
+            price[k] = _price_at(paths[which], int(t_dest[k]))
             bad_debt[k] = execute(side, size, entry, collateral, float(price[k]), *rule).bad_debt
         else:
             price[k] = float(horizon_price[k])
@@ -134,16 +140,17 @@ def collateral_table(history: History) -> pa.Table | None:
     })
 
 
-def collateral_summary(history: History) -> dict[str, Any] | None:
+def collateral_summary(history: History, cross: pa.Table | None) -> dict[str, Any] | None:
     """summary.json's ``collateral``: the liquidations the source executed, how many closed on
     the destination and how many were left open (by fate, the first accounts named), how long
     the close waited after the source's execution and where that time went, and the bad debt
-    across the relay against the same positions liquidated on one chain."""
-    table = collateral_table(history)
+    across the relay against the same positions liquidated on one chain. ``cross``: the
+    run's ``crosschain_table`` (None: not a cross-chain run)."""
+    if cross is None:
+        return None
+    table = collateral_table(history, cross)
     if table is None:
         return None
-    cross = crosschain_table(history)
-    assert cross is not None
     fate = np.asarray(table.column("fate").to_pylist(), dtype=object)
     closed = table.column("closed").to_numpy(zero_copy_only=False).astype(bool)
     t_source = table.column("t_source").to_numpy()

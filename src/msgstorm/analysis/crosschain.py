@@ -151,10 +151,10 @@ def source_halt(history: History, seen_ns: np.ndarray) -> dict[str, Any] | None:
             "seen_inside": int(np.count_nonzero((seen_ns > t_from) & (seen_ns < t_to)))}
 
 
-def crosschain_summary(history: History) -> dict[str, Any] | None:
-    """summary.json's ``crosschain``: counts by fate and relayer, the delivered messages'
-    latency from source intent to destination commit and its split, and the source's halt."""
-    table = crosschain_table(history)
+def crosschain_summary(history: History, table: pa.Table | None) -> dict[str, Any] | None:
+    """summary.json's ``crosschain`` from the run's ``crosschain_table`` (None: not a
+    cross-chain run): counts by fate and relayer, the delivered messages' latency from source
+    intent to destination commit and its split, and the source's halt."""
     if table is None:
         return None
     fate = np.asarray(table.column("fate").to_pylist(), dtype=object)

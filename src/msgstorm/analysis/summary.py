@@ -90,7 +90,7 @@ from msgstorm.analysis.capacity import capacity
 from msgstorm.analysis.collateral import collateral_summary
 from msgstorm.analysis.connections import connections_summary
 from msgstorm.analysis.control import control_summary
-from msgstorm.analysis.crosschain import crosschain_summary
+from msgstorm.analysis.crosschain import crosschain_summary, crosschain_table
 from msgstorm.analysis.delivery import Verdict, run_checkers
 from msgstorm.analysis.desync import desync_episodes, desync_summary
 from msgstorm.analysis.failure import failure_over
@@ -250,10 +250,11 @@ def analyse(history: History) -> Analysis:
     finality = finality_summary(history)
     if finality is not None:  # only runs with finality by votes have one
         summary["finality"] = finality
-    crosschain = crosschain_summary(history)
+    cross = crosschain_table(history)  # read once for both sections below
+    crosschain = crosschain_summary(history, cross)
     if crosschain is not None:  # only [crosschain] runs, whose history holds the destination's, have one
         summary["crosschain"] = crosschain
-    collateral = collateral_summary(history)
+    collateral = collateral_summary(history, cross)
     if collateral is not None:  # only [crosschain] runs with positions = "destination" have one
         summary["collateral"] = collateral
     control = control_summary(history)
