@@ -78,16 +78,19 @@ def record_apart(record: Callable[[Progress | None], None], progress: Progress |
     held: list[int] = []
     child = 0
 
+    def send(signum: int) -> None:
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:  # it has just ended
+            pass
+
     def pass_on(signum: int, frame: FrameType | None) -> None:
         nonlocal forwarded
         forwarded += 1
         if child <= 0:
             held.append(signum)
-            return
-        try:
-            os.kill(child, signum)
-        except ProcessLookupError:  # it has just ended
-            pass
+        else:
+            send(signum)
 
     previous = {sig: signal.signal(sig, pass_on) for sig in _STOP_SIGNALS}
     pid = os.fork()
@@ -104,8 +107,7 @@ def record_apart(record: Callable[[Progress | None], None], progress: Progress |
                          stopped=lambda: len(held) > inherited)
     child = pid
     for signum in held:
-        pass_on(signum, None)
-    forwarded -= len(held)
+        send(signum)
     try:
         os.setpgid(pid, pid)  # as the child does: whichever runs first, no Ctrl-C reaches both
     except OSError:  # it has already ended
