@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from msgstorm.live.adversary_toxics import Replay, Tamper
-from msgstorm.live.proxy import FaultProxy, sleep_until
+from msgstorm.live.proxy import FaultProxy, _End, sleep_until
 from msgstorm.live.toxics import (
     TOXICS,
     Bandwidth,
@@ -82,6 +82,15 @@ async def _through_proxy(toxic: Toxic | None, payload: bytes, expect: int,
 def test_no_toxic_passes_every_byte() -> None:
     received, _, _ = asyncio.run(_through_proxy(None, bytes(range(256)) * 100, 25_600))
     assert received == bytes(range(256)) * 100
+
+
+def test_bytes_read_before_the_upstream_socket_opened_are_passed_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Some Python versions (3.11.2) start reading a new connection even when it was paused
+    # before the transport began: the client's first bytes then wait in the pipe until the
+    # upstream socket opens. Reading early is forced here so every version checks it.
+    monkeypatch.setattr(_End, "pause", lambda self: None)
+    received, _, ended = asyncio.run(_through_proxy(None, b"early" * 1000, 5000))
+    assert received == b"early" * 1000 and not ended
 
 
 def test_latency_holds_each_direction_and_blackhole_drops() -> None:

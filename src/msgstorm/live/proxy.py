@@ -384,6 +384,10 @@ class FaultProxy:
             connection.reset()  # the client sees what it would have seen: a refused connection
             return
         connection.client.resume()
+        # What the client sent before the upstream socket opened goes now: the pause in
+        # ``accepted`` comes before the transport starts reading, which some Python versions
+        # (3.11.2) undo, so bytes may already wait in the pipe.
+        connection.upstream.release()
         for toxic_id, toxic in sorted(link.toxics.items()):
             self._connection_toxic(link, connection, toxic_id, toxic)
 
