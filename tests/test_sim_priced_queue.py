@@ -88,7 +88,7 @@ def _simulate(scenario: Scenario, out: Path) -> tuple[History, int, int]:
     t_end = sim.finish()
     write_run_row(writer, scenario, sim, t_end)
     writer.close()
-    return read_history(out), t_end, sim.sequencer.waiting_arrivals
+    return read_history(out), t_end, sim.sequencer.waiting.joined
 
 
 @pytest.fixture

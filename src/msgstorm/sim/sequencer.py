@@ -109,11 +109,10 @@ class Sequencer:
         self.sequenced: deque[int] = deque()
         self.next_seq = 0
         self.held: deque[int] = deque()  # senders suspended by backpressure
-        # Underpriced messages waiting for the base fee to fall, as (-fee, arrival, msg) in
-        # order: sorted when the base fee lets some in, so the base fee's cut is one bisect
-        # and a queue turned away joins it at once (``_price_out_rest``, ``on_block``).
+        # Underpriced messages waiting for the base fee to fall, in the order they came: a
+        # falling base fee takes the ones it admits, highest fee first, and a queue turned
+        # away joins it at once (``_price_out_rest``, ``on_block``).
         self.waiting = FeeWaitList()
-        self.waiting_arrivals = 0
         self.depth = 0  # messages in the policy queue (len() on a Python class is slow)
         self.depth_max = 0
         # Only watermark-style modes react to depth; skipping the call keeps the loop lean.
@@ -188,8 +187,7 @@ class Sequencer:
             ctx.record.settle(m, REJECTED)
         else:
             record[WHERE] = HELD
-            self.waiting_arrivals += 1
-            self.waiting.add((-record[FEE], self.waiting_arrivals, m))
+            self.waiting.add(record[FEE], m)
         lending = self.lending
         if lending is not None and self.depth and lending.busy < lending.slots:
             self._take(t, lending)
@@ -238,8 +236,7 @@ class Sequencer:
             self.ctx.record.settle(m, REJECTED)
         else:
             record[WHERE] = HELD
-            self.waiting_arrivals += 1
-            self.waiting.add((-record[FEE], self.waiting_arrivals, m))
+            self.waiting.add(record[FEE], m)
         return True
 
     def _price_out_rest(self) -> int:
@@ -269,9 +266,7 @@ class Sequencer:
             for m in msgs:
                 ctx.record.settle(m, REJECTED)
         else:
-            first = self.waiting_arrivals + 1
-            self.waiting_arrivals += len(msgs)
-            self.waiting.update(zip([-fee for fee in fees], range(first, first + len(msgs)), msgs))
+            self.waiting.update(msgs, fees)
         return len(msgs)
 
     def _serve(self, t: int, m: int, pool: Workers) -> None:
@@ -392,20 +387,18 @@ class Sequencer:
         if best is None or base_fee is None or best < base_fee:
             return
         # Every waiting message the base fee now admits, highest fee first (then arrival).
-        released = self.waiting.admitted(base_fee)
-        cut = len(released)
-        msgs = [m for _, _, m in released]
+        msgs, fees = self.waiting.admitted(base_fee)
         policy = self.policy
         if not self.fee_ordered:  # a fee-ordered policy reads no record (``_price_out_rest``)
             live = self.ctx.msgs.live
             for m in msgs:
                 live[m][WHERE] = QUEUED
         if isinstance(policy, _PushesAll):
-            policy.push_all(msgs, [-neg_fee for neg_fee, _, _ in released], t)
+            policy.push_all(msgs, fees, t)
         else:
-            for neg_fee, _, m in released:
-                policy.push(m, -neg_fee, t)
-        self.depth += cut
+            for m, fee in zip(msgs, fees, strict=True):
+                policy.push(m, fee, t)
+        self.depth += len(msgs)
         self._start_service(t)
 
     # --- crashes, samples, the end --------------------------------------------------------
@@ -425,7 +418,7 @@ class Sequencer:
             self.depth -= 1
         orphans.extend(self.in_service)  # the lane's workers' too
         orphans.extend(self.sequenced)
-        orphans.extend(m for _, _, m in self.waiting.drain())
+        orphans.extend(self.waiting.drain())
         orphans.extend(self.lane.reset())
         self.in_service.clear()
         self.sequenced.clear()
