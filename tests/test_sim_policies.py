@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import bisect
+import heapq
+from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from msgstorm.sim.policies import QUEUE_POLICIES, FeePriorityPolicy, FifoPolicy
 
@@ -219,3 +223,41 @@ def test_a_policys_hooks_are_found_once_and_no_method_is_swapped(policy: str, tm
         swapped = {name for name, value in vars(part).items()
                    if callable(value) and callable(getattr(type(part), name, None))}
         assert swapped == set(), (type(part).__name__, swapped)
+
+
+_fee = st.one_of(st.sampled_from([0.0, 0.5, 1.0, 2.0]), st.floats(0.1, 10.0))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(
+    st.tuples(st.just("push"), st.lists(_fee, min_size=1, max_size=1)),
+    st.tuples(st.just("push_all"), st.lists(_fee, max_size=30).map(lambda fees: sorted(fees, reverse=True))),
+    st.tuples(st.just("push_all"), st.lists(_fee, max_size=10)),  # in no order: into the heap
+    st.tuples(st.just("pop"), st.integers(1, 20)),
+    st.tuples(st.just("take_all"), st.just(0)),
+), max_size=40))
+def test_fee_priority_moves_give_what_pushing_and_popping_one_at_a_time_gives(
+        operations: list[tuple[str, Any]]) -> None:
+    """The run that ``push_all`` keeps, and ``take_all``'s merge of it with the heap, against
+    a plain heap of ``(-fee, arrival, msg)`` pushed and popped one message at a time; fees
+    often tie, so the arrival order decides."""
+    policy, reference, arrivals, msg = FeePriorityPolicy(), [], 0, 0
+    for name, value in operations:
+        if name in ("push", "push_all"):
+            msgs = list(range(msg + 1, msg + 1 + len(value)))
+            if name == "push":
+                policy.push(msgs[0], value[0], 0)
+            else:
+                policy.push_all(msgs, list(value), 0)
+            for m, fee in zip(msgs, value):
+                arrivals += 1
+                heapq.heappush(reference, (-fee, arrivals, m))
+            msg += len(value)
+        elif name == "pop":
+            for _ in range(min(value, len(reference))):
+                assert policy.pop() == heapq.heappop(reference)[2]
+        else:
+            ordered = sorted(reference)
+            reference.clear()
+            assert policy.take_all() == ([m for _, _, m in ordered], [-neg_fee for neg_fee, _, _ in ordered])
+        assert len(policy) == len(reference)

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
 from msgstorm.scenario.registry import QUEUE_POLICIES
 from msgstorm.scenario.schema import Scenario
 
@@ -195,45 +197,75 @@ class FifoPolicy:
 
 @QUEUE_POLICIES.register("fee_priority")
 class FeePriorityPolicy:
-    """Highest fee first; equal fees in arrival order (a deterministic tie-breaker)."""
+    """Highest fee first; equal fees in arrival order (a deterministic tie-breaker).
+
+    The queue is a heap of ``(-fee, arrival, msg)`` for messages pushed one at a time, and
+    a run: messages given at once highest fee first (``push_all``, a falling base fee
+    letting the waiting ones in), kept as the two lists they came in, read from the front.
+    ``pop`` takes the lesser of the run's front and the heap's top. Written this way
+    because under a base fee that swings around a flood's fees the whole queue (tens of
+    thousands of messages) comes in and goes out every few blocks (``take_all``): as heap
+    tuples it was built, sorted and freed each time, most of such a run's time."""
 
     work_conserving = True
     order_key = "fee"
-    __slots__ = ("_arrivals", "_heap")
+    __slots__ = ("_arrivals", "_at", "_heap", "_run_fees", "_run_first", "_run_msgs")
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, int]] = []
         self._arrivals = 0
+        self._run_msgs: list[int] = []
+        self._run_fees: list[float] = []  # non-increasing
+        self._run_first = 0  # the arrival of the run's first message (the rest follow it)
+        self._at = 0  # the run's front
 
     def push(self, msg: int, fee: float, t_ns: int) -> None:
         self._arrivals += 1
         heapq.heappush(self._heap, (-fee, self._arrivals, msg))
 
     def pop(self) -> int:
+        at = self._at
+        if at < len(self._run_msgs):
+            heap = self._heap
+            if not heap:
+                self._at = at + 1
+                return self._run_msgs[at]
+            neg_fee, arrival, _ = heap[0]
+            fee = self._run_fees[at]
+            if fee > -neg_fee or (fee == -neg_fee and self._run_first + at < arrival):
+                self._at = at + 1
+                return self._run_msgs[at]
         return heapq.heappop(self._heap)[2]
 
     def push_all(self, msgs: list[int], fees: list[float], t_ns: int) -> None:
-        """``push`` of each in turn, in one ``heapify``."""
+        """``push`` of each in turn: given highest fee first while no run is being read, they
+        become the run; otherwise they join the heap."""
         first = self._arrivals + 1
         self._arrivals += len(msgs)
+        if self._at >= len(self._run_msgs) and all(map(operator.ge, fees, fees[1:])):
+            self._run_msgs, self._run_fees, self._run_first, self._at = msgs, fees, first, 0
+            return
         heap = self._heap
-        was_empty = not heap
         heap.extend(zip([-fee for fee in fees], range(first, first + len(msgs)), msgs))
-        # Given highest fee first into an empty queue (a falling base fee letting the
-        # waiting messages in, their order kept): the list is sorted, so already a heap,
-        # and the next ``take_all`` sorts it again at little cost.
-        if not (was_empty and all(map(operator.ge, fees, fees[1:]))):
-            heapq.heapify(heap)
+        heapq.heapify(heap)
 
     def take_all(self) -> tuple[list[int], list[float]]:
-        """Every queued message in pop order and their fees, emptying the queue (one sort,
-        not a pop each)."""
+        """Every queued message in pop order and their fees, emptying the queue (the run's
+        rest and the heap merged by one sort of their columns, not a pop each)."""
+        at = self._at
+        msgs, fees = self._run_msgs[at:], self._run_fees[at:]
+        arrivals = range(self._run_first + at, self._run_first + len(self._run_msgs))
+        self._run_msgs, self._run_fees, self._at = [], [], 0
         heap = self._heap
-        heap.sort()
-        taken = [m for _, _, m in heap]
-        fees = [-neg_fee for neg_fee, _, _ in heap]
+        if not heap:
+            return msgs, fees
+        neg_fees, heap_arrivals, heap_msgs = zip(*heap, strict=True)
         heap.clear()
-        return taken, fees
+        all_fees = np.concatenate([np.array(fees, np.float64), -np.array(neg_fees, np.float64)])
+        all_arrivals = np.concatenate([np.array(arrivals, np.int64), np.array(heap_arrivals, np.int64)])
+        all_msgs = np.concatenate([np.array(msgs, np.int64), np.array(heap_msgs, np.int64)])
+        order = np.lexsort((all_arrivals, -all_fees))  # highest fee first, then arrival
+        return all_msgs[order].tolist(), all_fees[order].tolist()
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self._run_msgs) - self._at + len(self._heap)
