@@ -22,6 +22,12 @@ memory is handed back (``release_freed_memory``): the recording frees arrays of 
 analysis never asks for, so kept, they would only sit under the analysis's own, and a live
 run's peak would be the two added up rather than the larger.
 
+A live recording's process (``live/apart.py``) is set the other way round
+(``map_large_blocks``): what it allocates by the MB (windows of traffic, the transport's
+write buffer) grows with the send rate and is short-lived, so each block is mapped on its
+own and handed back when freed, and that process's peak is what it holds. Arrow's buffers
+come from this same heap (``ARROW_POOL_VARIABLE``), so the settings above cover them too.
+
 Written against ``mallopt(3)`` and ``malloc_trim(3)`` through ctypes: no library sets allocator parameters, and
 the environment variable that does (``GLIBC_TUNABLES``) is read only when a process starts.
 On a C library without ``mallopt`` (musl, macOS) nothing changes.
@@ -30,8 +36,20 @@ On a C library without ``mallopt`` (musl, macOS) nothing changes.
 from __future__ import annotations
 
 import ctypes
+import os
 
-__all__ = ["keep_freed_memory", "map_large_blocks", "release_freed_memory"]
+__all__ = ["ARROW_POOL_VARIABLE", "keep_freed_memory", "map_large_blocks", "release_freed_memory"]
+
+# Arrow's buffers (the history's Parquet columns, read and written) come from this heap, the
+# C library's ``malloc`` that ``keep_freed_memory`` sets, rather than pyarrow's bundled
+# mimalloc: once loaded, mimalloc held tens of MB more than Arrow ever had allocated
+# (``msgstorm report`` of a ``live-nats-ramp`` history of 3.0M messages sent peaked at
+# 403-423 MB with it, 355-369 MB without, the same CPU time; ``docs/performance.md``).
+# Arrow reads the variable once, when pyarrow is first imported, and ``set_memory_pool``
+# afterwards does not reach the pool its C++ readers use; so it is set here, on import, which
+# the command does before anything loads pyarrow. A pool the environment names is kept.
+ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
+os.environ.setdefault(ARROW_POOL_VARIABLE, "system")
 
 # mallopt(3) parameters (glibc's malloc.h).
 _M_TRIM_THRESHOLD = -1
