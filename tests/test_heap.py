@@ -43,10 +43,10 @@ def test_a_freed_column_sized_block_is_reused_not_mapped_again() -> None:
 
 
 _POOL = """
-import os, sys
-if len(sys.argv) > 1:
-    os.environ["ARROW_DEFAULT_MEMORY_POOL"] = sys.argv[1]
-import msgstorm.cli  # the command's module: it loads the heap's settings before pyarrow
+import importlib, os, sys
+if len(sys.argv) > 2:
+    os.environ["ARROW_DEFAULT_MEMORY_POOL"] = sys.argv[2]
+importlib.import_module(sys.argv[1])  # it loads the heap's settings before pyarrow
 import pyarrow as pa
 print(pa.default_memory_pool().backend_name)
 """
@@ -54,8 +54,9 @@ print(pa.default_memory_pool().backend_name)
 
 def test_the_command_takes_arrows_buffers_from_the_c_librarys_heap_unless_the_environment_says() -> None:
     env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
-    chosen = subprocess.run([sys.executable, "-c", _POOL], capture_output=True, text=True, check=True, env=env)
+    chosen = subprocess.run([sys.executable, "-c", _POOL, "msgstorm.cli"], capture_output=True, text=True, check=True,
+                            env=env)  # the command's module
     assert chosen.stdout.split() == ["system"]
-    kept = subprocess.run([sys.executable, "-c", _POOL, "jemalloc"], capture_output=True, text=True, check=True,
-                          env=env)
+    kept = subprocess.run([sys.executable, "-c", _POOL, "msgstorm.heap", "jemalloc"], capture_output=True, text=True,
+                          check=True, env=env)
     assert kept.stdout.split() == ["jemalloc"]
