@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Callable
 
 __all__ = ["ARROW_POOL_VARIABLE", "keep_freed_memory", "map_large_blocks", "release_freed_memory"]
 
@@ -72,16 +73,24 @@ _TRIM_THRESHOLD = 1 << 30
 _RECORDING_MMAP_THRESHOLD = 1 << 20
 
 
-def keep_freed_memory() -> bool:
-    """Set the allocator to keep freed blocks for reuse; whether it took (glibc only)."""
+def _mallopt() -> Callable[[int, int], int] | None:
+    """glibc's ``mallopt``; None on another C library."""
     try:
         libc = ctypes.CDLL(None)  # the C library this interpreter runs on
         mallopt = libc.mallopt
         libc.gnu_get_libc_version  # noqa: B018 - only glibc has these parameters
     except (OSError, AttributeError, TypeError):  # TypeError: Windows takes no CDLL(None)
-        return False
+        return None
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
+    return mallopt
+
+
+def keep_freed_memory() -> bool:
+    """Set the allocator to keep freed blocks for reuse; whether it took (glibc only)."""
+    mallopt = _mallopt()
+    if mallopt is None:
+        return False
     mmap_set = bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD))
     trim_set = bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
     return mmap_set and trim_set
@@ -92,15 +101,8 @@ def map_large_blocks() -> bool:
     their own and hand them back when freed (``_RECORDING_MMAP_THRESHOLD``); whether it took
     (glibc only). The recording's RSS then follows what it holds, not the largest extent its
     heap ever reached."""
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-        libc.gnu_get_libc_version  # noqa: B018 - only glibc has these parameters
-    except (OSError, AttributeError, TypeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, _RECORDING_MMAP_THRESHOLD))
+    mallopt = _mallopt()
+    return mallopt is not None and bool(mallopt(_M_MMAP_THRESHOLD, _RECORDING_MMAP_THRESHOLD))
 
 
 def release_freed_memory() -> bool:
