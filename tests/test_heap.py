@@ -8,6 +8,7 @@ machine, which maps several pages a fault), touching reused heap memory faults i
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -39,3 +40,23 @@ def test_a_freed_column_sized_block_is_reused_not_mapped_again() -> None:
     # kernel maps several pages a fault); reused heap pages fault in none.
     assert faults < 50, faults
 
+
+
+_POOL = """
+import importlib, os, sys
+if len(sys.argv) > 2:
+    os.environ["ARROW_DEFAULT_MEMORY_POOL"] = sys.argv[2]
+importlib.import_module(sys.argv[1])  # it loads the heap's settings before pyarrow
+import pyarrow as pa
+print(pa.default_memory_pool().backend_name)
+"""
+
+
+def test_the_command_takes_arrows_buffers_from_the_c_librarys_heap_unless_the_environment_says() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    chosen = subprocess.run([sys.executable, "-c", _POOL, "msgstorm.cli"], capture_output=True, text=True, check=True,
+                            env=env)  # the command's module
+    assert chosen.stdout.split() == ["system"]
+    kept = subprocess.run([sys.executable, "-c", _POOL, "msgstorm.heap", "jemalloc"], capture_output=True, text=True,
+                          check=True, env=env)
+    assert kept.stdout.split() == ["jemalloc"]

@@ -5,7 +5,10 @@ killed) comes back as it would from a call in one process."""
 from __future__ import annotations
 
 import os
+import platform
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -120,3 +123,41 @@ def test_a_signal_the_moment_the_recording_starts_is_passed_on_not_taken_here(tm
 
     record_apart(record, None)
     assert (tmp_path / "got").read_text() == "1"
+
+
+_HANDED_BACK = """
+import sys
+import numpy as np
+from msgstorm.heap import keep_freed_memory
+from msgstorm.live.apart import record_apart
+
+def rss_kb() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+def freed_kb(out: str, mb: int) -> None:
+    column = np.ones(mb << 17, dtype=np.int64)  # a window's column: 8 MB at a million messages
+    held = rss_kb()
+    del column
+    with open(out, "a") as f:
+        f.write(f"{held - rss_kb()}\\n")
+
+keep_freed_memory()  # as the command sets it
+freed_kb(sys.argv[1], 8)  # here: the freed block is kept in the heap
+# The recording's process, a larger window (a block the size of the one freed above
+# would be served from the heap it inherited):
+record_apart(lambda progress: freed_kb(sys.argv[1], 12), None)
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+                    reason="the setting is glibc's (mallopt)")
+def test_the_recording_hands_a_freed_window_sized_block_back_where_the_caller_keeps_it(tmp_path: Path) -> None:
+    # What freeing a block of 8 or 12 MB gives back to the kernel (VmRSS before and after
+    # the free): nothing where the command keeps freed memory for reuse, the whole block in
+    # the recording's process, whose peak is what it holds (``heap.map_large_blocks``).
+    out = tmp_path / "freed"
+    subprocess.run([sys.executable, "-c", _HANDED_BACK, str(out)], check=True, capture_output=True, text=True)
+    kept_kb, handed_back_kb = (int(line) for line in out.read_text().split())
+    assert kept_kb < 1024, kept_kb
+    assert handed_back_kb > 11 * 1024, handed_back_kb

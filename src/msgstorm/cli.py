@@ -29,7 +29,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from msgstorm.errors import EXIT_CODES_HELP, DataFileError, ExitCode, TargetError
-from msgstorm.heap import keep_freed_memory
+from msgstorm.heap import keep_freed_memory  # first: it chooses Arrow's pool before pyarrow loads
 
 
 class _Command(typer.core.TyperCommand):

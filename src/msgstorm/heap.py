@@ -22,6 +22,12 @@ memory is handed back (``release_freed_memory``): the recording frees arrays of 
 analysis never asks for, so kept, they would only sit under the analysis's own, and a live
 run's peak would be the two added up rather than the larger.
 
+A live recording's process (``live/apart.py``) is set the other way round
+(``map_large_blocks``): what it allocates by the MB (windows of traffic, the transport's
+write buffer) grows with the send rate and is short-lived, so each block is mapped on its
+own and handed back when freed, and that process's peak is what it holds. Arrow's buffers
+come from this same heap (``ARROW_POOL_VARIABLE``), so the settings above cover them too.
+
 Written against ``mallopt(3)`` and ``malloc_trim(3)`` through ctypes: no library sets allocator parameters, and
 the environment variable that does (``GLIBC_TUNABLES``) is read only when a process starts.
 On a C library without ``mallopt`` (musl, macOS) nothing changes.
@@ -30,8 +36,21 @@ On a C library without ``mallopt`` (musl, macOS) nothing changes.
 from __future__ import annotations
 
 import ctypes
+import os
+from collections.abc import Callable
 
-__all__ = ["keep_freed_memory", "release_freed_memory"]
+__all__ = ["ARROW_POOL_VARIABLE", "keep_freed_memory", "map_large_blocks", "release_freed_memory"]
+
+# Arrow's buffers (the history's Parquet columns, read and written) come from this heap, the
+# C library's ``malloc`` that ``keep_freed_memory`` sets, rather than pyarrow's bundled
+# mimalloc: once loaded, mimalloc held tens of MB more than Arrow ever had allocated
+# (``msgstorm report`` of a ``live-nats-ramp`` history of 3.0M messages sent peaked at
+# 403-423 MB with it, 355-369 MB without, the same CPU time; ``docs/performance.md``).
+# Arrow reads the variable once, when pyarrow is first imported, and ``set_memory_pool``
+# afterwards does not reach the pool its C++ readers use; so it is set here, on import, which
+# the command does before anything loads pyarrow. A pool the environment names is kept.
+ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
+os.environ.setdefault(ARROW_POOL_VARIABLE, "system")
 
 # mallopt(3) parameters (glibc's malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -46,21 +65,44 @@ _M_MMAP_THRESHOLD = -3
 _MMAP_THRESHOLD = 32 * 2**20
 # Free memory at the top of the heap kept rather than handed back.
 _TRIM_THRESHOLD = 1 << 30
+# A live recording's process (``map_large_blocks``): blocks from this size on are mapped on
+# their own. What it allocates by the MB is short-lived and grows with the send rate (a
+# window of traffic, 5 MB a column at a million messages a second; the transport's write
+# buffer): kept in the heap, each window larger than the last left the last one's blocks
+# as holes, and the heap held 140 MB free at the recording's peak (``live-nats-ramp``).
+_RECORDING_MMAP_THRESHOLD = 1 << 20
 
 
-def keep_freed_memory() -> bool:
-    """Set the allocator to keep freed blocks for reuse; whether it took (glibc only)."""
+def _mallopt() -> Callable[[int, int], int] | None:
+    """glibc's ``mallopt``; None on another C library."""
     try:
         libc = ctypes.CDLL(None)  # the C library this interpreter runs on
         mallopt = libc.mallopt
         libc.gnu_get_libc_version  # noqa: B018 - only glibc has these parameters
     except (OSError, AttributeError, TypeError):  # TypeError: Windows takes no CDLL(None)
-        return False
+        return None
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
+    return mallopt
+
+
+def keep_freed_memory() -> bool:
+    """Set the allocator to keep freed blocks for reuse; whether it took (glibc only)."""
+    mallopt = _mallopt()
+    if mallopt is None:
+        return False
     mmap_set = bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD))
     trim_set = bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
     return mmap_set and trim_set
+
+
+def map_large_blocks() -> bool:
+    """Set the allocator, in a live recording's process, to map blocks of a MB or more on
+    their own and hand them back when freed (``_RECORDING_MMAP_THRESHOLD``); whether it took
+    (glibc only). The recording's RSS then follows what it holds, not the largest extent its
+    heap ever reached."""
+    mallopt = _mallopt()
+    return mallopt is not None and bool(mallopt(_M_MMAP_THRESHOLD, _RECORDING_MMAP_THRESHOLD))
 
 
 def release_freed_memory() -> bool:

@@ -44,6 +44,7 @@ from types import FrameType
 from typing import Any
 
 from msgstorm.errors import ExitCode
+from msgstorm.heap import map_large_blocks
 from msgstorm.progress import Progress, ProgressSnapshot
 
 __all__ = ["RecordingEnded", "record_apart"]
@@ -99,6 +100,7 @@ def record_apart(record: Callable[[Progress | None], None], progress: Progress |
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         _die_with(parent)
+        map_large_blocks()  # this process's peak is what the recording holds (``heap.py``)
         os.close(outcome_read)
         if progress_read >= 0:
             os.close(progress_read)
