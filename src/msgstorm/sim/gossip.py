@@ -520,19 +520,18 @@ class GossipState:
         taken, self.hop_logged, self.hop_rows = self.hop_logged, [], 0
         return np.concatenate(taken, axis=1) if taken else np.zeros((k.H_ROWS, 0), dtype=np.int64)
 
-    def drain_mempool_log(self) -> list[tuple[int, int, int, int]]:
-        """The validations logged since the last call, in order: ``(node, item, t_ns, kind)``
-        (``kind``: ``k.ITEM_BLOCK`` for a block, else the message's item kind)."""
+    def drain_mempool_log(self) -> np.ndarray:
+        """The validations logged since the last call, in order: int64[4, n], rows
+        ``k.LOG_NODE``, ``k.LOG_ITEM``, ``k.LOG_T`` (ns) and ``k.LOG_KIND`` (``k.ITEM_BLOCK``
+        for a block, else the message's item kind)."""
         if not self.mempool_logged and self.scalars[k.S_LOGGED] == 0:
-            return []
+            return np.zeros((4, 0), dtype=np.int64)
         self._take_mempool_log()
         taken = self.mempool_logged
         if not taken:
-            return []
+            return np.zeros((4, 0), dtype=np.int64)
         self.mempool_logged = []
-        rows = np.concatenate(taken, axis=1) if len(taken) > 1 else taken[0]
-        return list(zip(rows[k.LOG_NODE].tolist(), rows[k.LOG_ITEM].tolist(), rows[k.LOG_T].tolist(),
-                        rows[k.LOG_KIND].tolist()))
+        return np.concatenate(taken, axis=1) if len(taken) > 1 else taken[0]
 
     def drain_deliveries(self) -> np.ndarray:
         """Recorded deliveries since the last call: int64[4, n] (msg, node, t, hops)."""
