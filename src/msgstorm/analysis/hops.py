@@ -69,12 +69,16 @@ def hop_split(history: History) -> dict[str, Any] | None:
     code_of = {name: i for i, name in enumerate(names)}
     # The senders (null at an origin) part by part, as the parts store them: dictionaries.
     senders = []
+    names_seen: pa.Array | None = None  # the last part's dictionary, and its codes
+    sender_code = np.full(1, -1, dtype=np.int64)
     for part in history.parts("hop_stages", ["sender"]):
         column = part.column("sender").combine_chunks()
         if not pa.types.is_dictionary(column.type):  # a history held in memory
             column = column.dictionary_encode()
-        sender_code = np.array([code_of.get(str(name), -1) for name in column.dictionary.to_pylist()] + [-1],
-                               dtype=np.int64)
+        if names_seen is None or not column.dictionary.equals(names_seen):  # parts mostly share one
+            names_seen = column.dictionary
+            sender_code = np.array([code_of.get(str(name), -1) for name in names_seen.to_pylist()] + [-1],
+                                   dtype=np.int64)
         senders.append(sender_code[_codes_or(column.indices, len(column.dictionary))])
     sender = np.concatenate(senders) if senders else np.zeros(0, dtype=np.int64)
     node = np.asarray(node, dtype=np.int64)

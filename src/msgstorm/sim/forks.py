@@ -477,19 +477,18 @@ class ForkChain:
     def _agreed_heights(self) -> list[int]:
         """``_agreed`` of every node, in node order: walked once per distinct tip (the
         views share a few tips)."""
-        by_tip: dict[int, int] = {}
-        heights = []
-        for node, tip in enumerate(self.tip.tolist()):
-            height = by_tip.get(tip)
-            if height is None:
-                height = by_tip[tip] = self._agreed(node)
-            heights.append(height)
+        tips, of_node = np.unique(self.tip, return_inverse=True)
+        agreed = np.array([self._agreed_tip(tip) for tip in tips.tolist()], dtype=np.int64)
+        heights: list[int] = agreed[of_node].tolist()
         return heights
 
     def _agreed(self, node: int) -> int:
         """The height up to which ``node``'s view agrees with the canonical chain (a view on
         another branch trails it from the fork on, however high it is)."""
-        block = int(self.tip[node])
+        return self._agreed_tip(int(self.tip[node]))
+
+    def _agreed_tip(self, block: int) -> int:
+        """``_agreed`` of a view whose tip is ``block``."""
         height = self.block_height[block]
         canonical = self.canonical
         top = len(canonical) - 1

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from msgstorm.jit import direct_call
+from msgstorm.jit import direct_call, types_key
 from msgstorm.sampling import Drawn, sample_array
 from msgstorm.scenario.kinds import MESSAGE_KINDS
 from msgstorm.sim import kernel as k
@@ -419,16 +419,21 @@ class GossipState:
 
     def _bind(self) -> None:
         """The kernel's array arguments, rebuilt whenever an array is replaced (and the
-        compiled kernel for their types looked up again at the next call)."""
-        self._run_until = None
-        self._inject_args = (self.keys, self.payload, self.pool, self.scalars, self.slots, self.seen, self.free_slots)
-        self._inject = None
-        self._args = (self.max_degree, self.keys, self.payload, self.pool, self.scalars, self.nodes,
+        compiled kernel for their types looked up again at the next call, unless every
+        argument has the types it had: ``jit.types_key``)."""
+        inject_args = (self.keys, self.payload, self.pool, self.scalars, self.slots, self.seen, self.free_slots)
+        if types_key(inject_args) != types_key(self._inject_args):
+            self._inject = None
+        self._inject_args = inject_args
+        args = (self.max_degree, self.keys, self.payload, self.pool, self.scalars, self.nodes,
                       self.slots, self.seen, self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,
                       self.fwd_model, self.fwd_param, self.topology.link_samples.array, self.uniform, self.processing,
                       self.ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries,
                       self.mempool_log, self.sends, self.order, self.held, self.contents, self.block_parent,
                       self.block_holds, self.hop_log, self.release, self.quiet)
+        if types_key(args) != types_key(self._args):
+            self._run_until = None
+        self._args = args
 
     def _grow_quiet(self) -> None:
         """Double the quiet announcements' buffer (it is full of ones still to arrive)."""
