@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from msgstorm.sim.desync import DesyncTracker
-from msgstorm.sim.fork_views import FIN_ROWS, REORG_ROWS, connect_logged
+from msgstorm.sim.fork_views import FIN_ROWS, REORG_ROWS, Rows, connect_logged
 from msgstorm.sim.forks import ForkChain
 
 
@@ -50,15 +50,15 @@ def _python(parent: list[int], nodes: int, confirmations: int, rows: list[tuple[
     chain.final_height = np.zeros(nodes, dtype=np.int64)
     chain.confirmations = confirmations
     chain.received, chain.waiting = set(), {}
-    chain.reorgs, chain.finalized = [], []
+    chain.reorgs, chain.finalized = Rows(REORG_ROWS), Rows(FIN_ROWS)
     chain.votes = None
     chain.canonical = [0]
     chain.desync = DesyncTracker(nodes, 10**9, 0, lambda *_: None)
     for node, block, t in rows:
         chain._connect(t, node, block)
     return {"tip": chain.tip.tolist(), "final": chain.final_height.tolist(), "holds": chain.holds.tolist(),
-            "finalized": [tuple(int(v) for v in row) for row in chain.finalized],
-            "reorgs": [tuple(int(v) for v in row) for row in chain.reorgs]}
+            "finalized": [tuple(row) for row in chain.finalized.take().T.tolist()],
+            "reorgs": [tuple(row) for row in chain.reorgs.take().T.tolist()]}
 
 
 def _compiled(parent: list[int], nodes: int, confirmations: int, rows: list[tuple[int, int, int]],

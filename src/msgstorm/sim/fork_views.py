@@ -26,12 +26,14 @@ import numpy as np
 
 from msgstorm.jit import borrowing, nb
 
-__all__ = ["FIN_ROWS", "REORG_ROWS", "connect_logged"]
+__all__ = ["ARRIVAL_ROWS", "FIN_ROWS", "REORG_ROWS", "Rows", "connect_logged"]
 
 # Rows of the outputs: finalized[FIN_*, row] (t, node, height, block) and
-# reorgs[REORG_*, row] (t, node, depth, old tip, new tip), as ForkChain's tuples.
+# reorgs[REORG_*, row] (t, node, depth, old tip, new tip), as ForkChain's tuples; its
+# arrivals are (block, node, t).
 FIN_ROWS = 4
 REORG_ROWS = 5
+ARRIVAL_ROWS = 3
 # holds[block, node] of a view that holds the block with its whole branch (forks._HELD).
 _HELD = 1
 
@@ -108,3 +110,49 @@ def connect_logged(nodes: np.ndarray, blocks: np.ndarray, ts: np.ndarray, start:
     counts[0] = n_fin
     counts[1] = n_reorg
     return i
+
+
+class Rows:
+    """Rows of a few int64 columns gathered in order, one at a time from Python (``append``,
+    ``extend``) or as columns from the pass above (``add_columns``, int64[columns, k]), and
+    taken together as int64[columns, n] (``take``): the fork chain's ``block_arrivals``,
+    ``finalized`` and ``reorgs`` rows on their way to the history, without a Python tuple
+    for each of the hundreds of thousands the compiled pass writes."""
+
+    def __init__(self, columns: int) -> None:
+        self.columns = columns
+        self.loose: list[tuple[int, ...]] = []
+        self.chunks: list[np.ndarray] = []
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def append(self, row: tuple[int, ...]) -> None:
+        self.loose.append(row)
+        self.count += 1
+
+    def extend(self, rows: list[tuple[int, ...]]) -> None:
+        self.loose.extend(rows)
+        self.count += len(rows)
+
+    def add_columns(self, columns: np.ndarray) -> None:
+        """Rows given as columns (kept: the caller must not change them afterwards)."""
+        if columns.shape[1]:
+            self._fold()
+            self.chunks.append(columns)
+            self.count += columns.shape[1]
+
+    def take(self) -> np.ndarray:
+        """Every row gathered, in order, as int64[columns, n]; the buffer is empty afterwards."""
+        self._fold()
+        taken = (np.concatenate(self.chunks, axis=1) if len(self.chunks) > 1 else self.chunks[0] if self.chunks
+                 else np.zeros((self.columns, 0), dtype=np.int64))
+        self.chunks = []
+        self.count = 0
+        return taken
+
+    def _fold(self) -> None:
+        if self.loose:
+            self.chunks.append(np.array(self.loose, dtype=np.int64).reshape(-1, self.columns).T)
+            self.loose = []

@@ -55,6 +55,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
@@ -63,7 +64,7 @@ from msgstorm.scenario.registry import PRODUCER_RULES
 from msgstorm.scenario.schema import ProducersSpec
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.desync import DesyncTracker
-from msgstorm.sim.fork_views import FIN_ROWS, REORG_ROWS, connect_logged
+from msgstorm.sim.fork_views import ARRIVAL_ROWS, FIN_ROWS, REORG_ROWS, Rows, connect_logged
 from msgstorm.sim.gossip import BlockContents, GossipState
 from msgstorm.sim.kernel import ITEM_BLOCK, LOG_ITEM, LOG_KIND, LOG_NODE, LOG_T
 from msgstorm.sim.links import LinkState
@@ -166,10 +167,11 @@ class ForkChain:
         self.committed_height = 0
         desync = ctx.scenario.desync
         self.desync = DesyncTracker(n, desync.max_height_gap, desync.min_duration, ctx.record.event)
-        self.arrivals: list[tuple[int, int, int]] = []
-        self.reorgs: list[tuple[int, int, int, int, int]] = []
+        self.arrivals = Rows(ARRIVAL_ROWS)  # (block, node, t)
+        self.reorgs = Rows(REORG_ROWS)  # (t, node, depth, old tip, new tip)
         self.final_height = np.zeros(n, dtype=np.int64)  # each view: the height up to which it finalised
-        self.finalized: list[tuple[int, int, int, int]] = []  # (t, node, height, block)
+        self.finalized = Rows(FIN_ROWS)  # (t, node, height, block)
+        self.node_names = pa.array(ctx.cluster.names, type=pa.string())  # the rows' node codes name these
         self.equivocating: set[int] = set()  # producers inside an equivocate fault's window
         # producer -> what it leaves out, bool[kind code, agent index] (sim/censor.py)
         self.censoring: dict[int, np.ndarray] = {}
@@ -455,7 +457,7 @@ class ForkChain:
         for height in range(top, done, -1):
             rows.append((t, node, height, block))
             block = self.parent[block]
-        self.finalized.extend(reversed(rows))
+        self.finalized.extend(rows[::-1])
         self.final_height[node] = top
 
     def set_censoring(self, node: int, censored: np.ndarray | None) -> None:
@@ -602,10 +604,9 @@ class ForkChain:
         while start < len(nodes):
             stop = connect_logged(nodes, blocks, ts, start, special, self.tip, self.final_height, self.parent_of,
                                   self.height_of, self.holds, self.confirmations, finalized, reorgs, counts)
-            self.arrivals.extend(zip(blocks[start:stop].tolist(), nodes[start:stop].tolist(), ts[start:stop].tolist()))
-            fin, reorg = int(counts[0]), int(counts[1])
-            self.finalized.extend(zip(*finalized[:, :fin].tolist()))
-            self.reorgs.extend(zip(*reorgs[:, :reorg].tolist()))
+            self.arrivals.add_columns(np.stack([blocks[start:stop], nodes[start:stop], ts[start:stop]]))
+            self.finalized.add_columns(finalized[:, :counts[0]].copy())  # the buffers are written again
+            self.reorgs.add_columns(reorgs[:, :counts[1]].copy())
             counts[:] = 0
             if stop < len(nodes) and special[nodes[stop]]:  # this one in Python
                 node, block, t = int(nodes[stop]), int(blocks[stop]), int(ts[stop])
@@ -688,25 +689,25 @@ class ForkChain:
     # --- the end -----------------------------------------------------------------------------
 
     def _flush_rows(self) -> None:
-        names = self.ctx.cluster.names
-        if self.arrivals:
-            block, node, t = zip(*self.arrivals)
-            self.writer.append("block_arrivals", {"block": block, "node": [names[i] for i in node], "t": t})
-            self.arrivals = []
-        if self.finalized:
-            t, node, height, block = zip(*self.finalized)
-            self.writer.append("finalized", {"t": t, "node": [names[i] for i in node], "height": height,
-                                             "block": block})
-            self.finalized = []
-        if self.reorgs:
-            t, node, depth, old, new = zip(*self.reorgs)
-            self.writer.append("reorgs", {"t": t, "node": [names[i] for i in node], "depth": depth,
-                                          "old_tip": old, "new_tip": new})
-            self.reorgs = []
+        if len(self.arrivals):
+            block, node, t = self.arrivals.take()
+            self.writer.append("block_arrivals", {"block": block, "node": self._names(node), "t": t})
+        if len(self.finalized):
+            t, node, height, block = self.finalized.take()
+            self.writer.append("finalized", {"t": t, "node": self._names(node), "height": height, "block": block})
+        if len(self.reorgs):
+            t, node, depth, old, new = self.reorgs.take()
+            self.writer.append("reorgs", {"t": t, "node": self._names(node), "depth": depth, "old_tip": old,
+                                          "new_tip": new})
         if self.votes is not None and self.votes.cast:
             t, voter, height, block = zip(*self.votes.take_rows())
+            names = self.ctx.cluster.names
             self.writer.append("votes", {"t": t, "voter": [names[i] for i in voter], "height": height,
                                          "block": block})
+
+    def _names(self, nodes: np.ndarray) -> pa.DictionaryArray:
+        """Node indices as the history's node names (codes into them, not a string a row)."""
+        return pa.DictionaryArray.from_arrays(nodes.astype(np.int32), self.node_names)
 
     def close(self, t_end: int) -> None:
         """At the end: open desync episodes close; the blocks table, and the rows still gathered."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -192,41 +193,47 @@ class GossipState:
         self._bind()
 
     def _edges(self) -> None:
-        """The forwarding graph (``forward``) in CSR form, with each edge's base delay and link model."""
+        """The forwarding graph (``forward``) in CSR form, with each edge's base delay and link
+        model: a region pair's link worked out once (a 6,000-node overlay has 100,000 edges and
+        36 pairs), a node pair's override for its edge, in edge order (an empirical model takes
+        its place in the link samples when first met), and the columns filled with numpy."""
         topology = self.topology
-        ptr = [0]
-        idx: list[int] = []
-        base: list[int] = []
-        model: list[int] = []
-        param: list[float] = []
-        # A region pair's link, worked out once (a 6,000-node overlay has 100,000 edges and 36 pairs).
-        by_regions: dict[tuple[int, int], tuple[int, int, float]] = {}
+        n = len(self.forward)
+        counts = np.fromiter(map(len, self.forward), dtype=np.int64, count=n)
+        dst = np.fromiter(chain.from_iterable(self.forward), dtype=np.int64, count=int(counts.sum()))
+        src = np.repeat(np.arange(n, dtype=np.int64), counts)
+        region_of = np.asarray(topology.region_of, dtype=np.int64)
+        regions = len(topology.regions)
+        pair = region_of[src] * regions + region_of[dst]
         overrides = topology.node_overrides
-        region_of = topology.region_of
-        for i, peers in enumerate(self.forward):
-            for j in peers:
-                override = overrides.get((i, j)) if overrides else None
-                if override is None:
-                    pair = (region_of[i], region_of[j])
-                    link = by_regions.get(pair)
-                    if link is None:
-                        link = by_regions[pair] = (topology.base_ns[pair[0]][pair[1]],
-                                                   *model_code(topology.region_model[pair[0]][pair[1]],
-                                                               topology.link_samples))
-                    delay, code, value = link
-                else:
-                    delay, spec = override
-                    code, value = model_code(spec, topology.link_samples)
-                idx.append(j)
-                base.append(delay)
-                model.append(code)
-                param.append(value)
-            ptr.append(len(idx))
-        self.fwd_ptr = np.asarray(ptr, dtype=np.int64)
-        self.fwd_idx = np.asarray(idx, dtype=np.int64)
-        self.fwd_base = np.asarray(base, dtype=np.int64)
-        self.fwd_model = np.asarray(model, dtype=np.int64)
-        self.fwd_param = np.asarray(param, dtype=np.float64)
+        overridden = (np.fromiter((edge in overrides for edge in zip(src.tolist(), dst.tolist(), strict=True)),
+                                  dtype=bool, count=dst.size) if overrides else np.zeros(dst.size, dtype=bool))
+        plain = np.flatnonzero(~overridden)
+        _, first = np.unique(pair[plain], return_index=True)
+        # Where a link is worked out, in edge order: each pair's first plain edge, every override.
+        firsts = np.sort(np.concatenate([plain[first], np.flatnonzero(overridden)]))
+        base = np.zeros(dst.size, dtype=np.int64)
+        model = np.zeros(dst.size, dtype=np.int64)
+        param = np.zeros(dst.size, dtype=np.float64)
+        pair_base = np.zeros(regions * regions, dtype=np.int64)
+        pair_model = np.zeros(regions * regions, dtype=np.int64)
+        pair_param = np.zeros(regions * regions, dtype=np.float64)
+        for e in firsts.tolist():
+            if overridden[e]:
+                delay, spec = overrides[(int(src[e]), int(dst[e]))]
+                base[e] = delay
+                model[e], param[e] = model_code(spec, topology.link_samples)
+            else:
+                a, b = divmod(int(pair[e]), regions)
+                pair_base[pair[e]] = topology.base_ns[a][b]
+                pair_model[pair[e]], pair_param[pair[e]] = model_code(topology.region_model[a][b],
+                                                                      topology.link_samples)
+        base[plain], model[plain], param[plain] = pair_base[pair[plain]], pair_model[pair[plain]], pair_param[pair[plain]]
+        self.fwd_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.fwd_idx = dst
+        self.fwd_base = base
+        self.fwd_model = model
+        self.fwd_param = param
         self.max_degree = max((len(p) for p in self.forward), default=0)
         self.order = np.zeros(max(1, self.max_degree), dtype=np.int64)  # the kernel's scratch for a forward's order
 
