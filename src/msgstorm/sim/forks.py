@@ -37,8 +37,9 @@ desynchronised (a view on a losing branch counts from the fork on).
 The views' ``holds`` and the blocks' parents are arrays the gossip kernel shares
 (``GossipState.view_blocks``): a block validated at a node that holds its parent's branch
 only connects there, so the kernel marks it held and logs it, and ``take_logged`` applies
-the log in order after every kernel run (a view's tip, reorgs, finalisation, desync), as
-if each had come back one by one; a block whose parent the node lacks comes back at once
+the log in order after every kernel run (a view's tip, reorgs, finalisation, desync; in one
+compiled pass, ``sim/fork_views.py``, but for a node something waits on), as if each had
+come back one by one; a block whose parent the node lacks comes back at once
 (the node asks a peer for the parent). ``kernel_blocks=False`` (votes, or the reference
 the tests compare with) hands every block back.
 

@@ -228,7 +228,8 @@ class GossipState:
                 pair_base[pair[e]] = topology.base_ns[a][b]
                 pair_model[pair[e]], pair_param[pair[e]] = model_code(topology.region_model[a][b],
                                                                       topology.link_samples)
-        base[plain], model[plain], param[plain] = pair_base[pair[plain]], pair_model[pair[plain]], pair_param[pair[plain]]
+        plain_pair = pair[plain]
+        base[plain], model[plain], param[plain] = pair_base[plain_pair], pair_model[plain_pair], pair_param[plain_pair]
         self.fwd_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.fwd_idx = dst
         self.fwd_base = base
@@ -433,11 +434,11 @@ class GossipState:
             self._inject = None
         self._inject_args = inject_args
         args = (self.max_degree, self.keys, self.payload, self.pool, self.scalars, self.nodes,
-                      self.slots, self.seen, self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,
-                      self.fwd_model, self.fwd_param, self.topology.link_samples.array, self.uniform, self.processing,
-                      self.ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries,
-                      self.mempool_log, self.sends, self.order, self.held, self.contents, self.block_parent,
-                      self.block_holds, self.hop_log, self.release, self.quiet)
+                self.slots, self.seen, self.free_slots, self.watch, self.fwd_ptr, self.fwd_idx, self.fwd_base,
+                self.fwd_model, self.fwd_param, self.topology.link_samples.array, self.uniform, self.processing,
+                self.ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries,
+                self.mempool_log, self.sends, self.order, self.held, self.contents, self.block_parent,
+                self.block_holds, self.hop_log, self.release, self.quiet)
         if types_key(args) != types_key(self._args):
             self._run_until = None
         self._args = args
