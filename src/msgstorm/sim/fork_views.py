@@ -22,6 +22,8 @@ back one at a time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from msgstorm.jit import borrowing, nb
@@ -132,7 +134,7 @@ class Rows:
         self.loose.append(row)
         self.count += 1
 
-    def extend(self, rows: list[tuple[int, ...]]) -> None:
+    def extend(self, rows: Sequence[tuple[int, ...]]) -> None:
         self.loose.extend(rows)
         self.count += len(rows)
 
