@@ -159,8 +159,8 @@ class _Gossip:
     def inject(self, t: int, node: int, item: int, kind: int, size: int, contents: object = None) -> None:
         self.injected.append((t, node, item))
 
-    def drain_mempool_log(self) -> list[tuple[int, int, int, int]]:
-        return []  # the test hands every validation to ``saw`` itself
+    def drain_mempool_log(self) -> np.ndarray:
+        return np.zeros((4, 0), dtype=np.int64)  # the test hands every validation to ``saw`` itself
 
     def view_blocks(self, parent: object, holds: object) -> None:
         """The test hands every block to ``validated_block`` itself."""

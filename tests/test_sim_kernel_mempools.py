@@ -90,7 +90,7 @@ def test_losing_the_log_changes_the_history(monkeypatch: pytest.MonkeyPatch) -> 
     scenario = _leader_crash()
     with tempfile.TemporaryDirectory() as tmp:
         reference, _ = _simulate(scenario, Path(tmp) / "handed_back", kernel_mempools=False)
-        monkeypatch.setattr(GossipState, "drain_mempool_log", lambda self: [])
+        monkeypatch.setattr(GossipState, "drain_mempool_log", lambda self: np.zeros((4, 0), dtype=np.int64))
         lost, _ = _simulate(scenario, Path(tmp) / "lost", kernel_mempools=True)
     assert lost["messages"] != reference["messages"]
 
@@ -185,7 +185,7 @@ def test_losing_the_producers_log_changes_the_history(monkeypatch: pytest.Monkey
     scenario = _scenario("forks", ['run.duration="6s"', 'run.drain="3s"'])
     with tempfile.TemporaryDirectory() as tmp:
         reference, _ = _simulate(scenario, Path(tmp) / "handed_back", kernel_mempools=False)
-        monkeypatch.setattr(GossipState, "drain_mempool_log", lambda self: [])
+        monkeypatch.setattr(GossipState, "drain_mempool_log", lambda self: np.zeros((4, 0), dtype=np.int64))
         lost, _ = _simulate(scenario, Path(tmp) / "lost", kernel_mempools=True)
     assert lost["messages"] != reference["messages"]
 

@@ -28,7 +28,8 @@ from llvmlite import ir
 from numba.core import types
 from numba.core.extending import intrinsic, overload
 
-__all__ = ["available", "bits_float", "borrowing", "direct_call", "float_bits", "frexp", "lean_cache_loads", "nb"]
+__all__ = ["available", "bits_float", "borrowing", "direct_call", "float_bits", "frexp", "lean_cache_loads", "nb",
+           "types_key"]
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -141,6 +142,17 @@ def direct_call(function: Any, *args: Any) -> Callable[..., Any]:
     except (AttributeError, KeyError, TypeError):
         return function  # type: ignore[no-any-return]
     return entry
+
+
+def types_key(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """What numba's ``typeof`` reads of each argument (an array's dtype, dimensions, layout,
+    writability and alignment; another value's Python type), cheaply: arguments with equal
+    keys have the same compiled signature, so an entry point from ``direct_call`` stays
+    valid for them (``nb.typeof`` of a few dozen arrays costs about a millisecond; a loop
+    whose arrays are replaced by others of the same kind, e.g. refilled draws, need not pay
+    it at every refill)."""
+    return tuple((arg.dtype.str, arg.ndim, arg.flags.c_contiguous, arg.flags.f_contiguous, arg.flags.writeable,
+                  arg.flags.aligned) if isinstance(arg, np.ndarray) else type(arg) for arg in args)
 
 
 def available(function: Any, signature: tuple[Any, ...]) -> bool:

@@ -49,7 +49,6 @@ import math
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from msgstorm.analysis._common import events_of, ms, percentiles, scenario_section
 from msgstorm.analysis.propagation import UNKNOWN_REGION
@@ -97,7 +96,10 @@ def forks_summary(history: History) -> dict[str, Any] | None:
     depth = reorgs.column("depth").to_numpy()
     canonical_reorgs = events_of(history, EventKind.CANONICAL_REORG).details()
 
-    arrivals = history.table("block_arrivals")
+    # The receiving nodes as codes, read as the parts store them (encoding the whole
+    # column's strings here would import pyarrow.compute, about 0.15 s of a run).
+    node_codes, node_names = history.codes("block_arrivals", "node")
+    arrivals = history.columns("block_arrivals", ["block", "t"])
     arrival_block = arrivals.column("block").to_numpy()
     arrival_t = arrivals.column("t").to_numpy()
     nodes = max(1, len(history.nodes))
@@ -130,8 +132,9 @@ def forks_summary(history: History) -> dict[str, Any] | None:
         },
         "reach_ms": reach,
         "arrival_ms": {"p50": a50, "p90": a90, "p99": a99},
-        "arrival_by_region_ms": _by_region(history, arrivals.column("node"), delay, after),
-        "expected": _expected(history, settings, made - on_chain, made, arrivals, delay),
+        "arrival_by_region_ms": _by_region(history, node_codes, node_names, delay, after),
+        "expected": _expected(history, settings, made - on_chain, made, node_codes, node_names, arrival_block,
+                              delay),
     }
 
 
@@ -145,8 +148,8 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _expected(history: History, settings: dict[str, Any], stale: int, made: int, arrivals: pa.Table,
-              delay: np.ndarray) -> dict[str, Any] | None:
+def _expected(history: History, settings: dict[str, Any], stale: int, made: int, node_codes: np.ndarray,
+              node_names: list[str], arrival_block: np.ndarray, delay: np.ndarray) -> dict[str, Any] | None:
     """``forks.expected`` (see the module docstring); None unless blocks come by proof of work."""
     interval = scenario_section(history, "blocks").get("interval")
     if settings.get("rule") != "pow" or not interval:
@@ -162,10 +165,9 @@ def _expected(history: History, settings: dict[str, Any], stale: int, made: int,
                else [1.0] * len(nodes))
     total_weight = sum(weights)
     weight_of = dict(zip(nodes, (w / total_weight for w in weights), strict=True))
-    node_names = arrivals.column("node").combine_chunks().dictionary_encode()
-    code_weight = np.array([weight_of.get(str(name), 0.0) for name in node_names.dictionary.to_pylist()])
-    weight = code_weight[np.asarray(node_names.indices.to_numpy(), dtype=np.int64)]
-    blocks, at = np.unique(arrivals.column("block").to_numpy(), return_inverse=True)
+    code_weight = np.array([weight_of.get(name, 0.0) for name in node_names] or [0.0])
+    weight = code_weight[node_codes]
+    blocks, at = np.unique(arrival_block, return_inverse=True)
     reached = np.bincount(at, weights=(weight > 0).astype(np.float64), minlength=blocks.size)
     exposure = np.bincount(at, weights=weight * np.maximum(delay, 0), minlength=blocks.size) / float(interval)
     every = reached >= len(nodes) - 1  # the producer's own arrival may be its making
@@ -180,19 +182,18 @@ def _expected(history: History, settings: dict[str, Any], stale: int, made: int,
     }
 
 
-def _by_region(history: History, node: pa.ChunkedArray, delay: np.ndarray,
+def _by_region(history: History, node_codes: np.ndarray, node_names: list[str], delay: np.ndarray,
                after: np.ndarray) -> dict[str, dict[str, float | int | None]]:
     """p50 / p90 / p99 (ms) and count of the arrivals ``after`` their making, by the
-    receiving node's region (``History.nodes``; a node not listed: "unknown")."""
-    region_of = {entry["name"]: entry.get("region", UNKNOWN_REGION) for entry in history.nodes}
-    codes = node.combine_chunks().dictionary_encode() if delay.size else None
-    if codes is None:
+    receiving node's region (``History.nodes``; a node not listed: "unknown"), the nodes
+    given as codes into ``node_names``."""
+    if not delay.size:
         return {}
-    names = sorted({region_of.get(str(name), UNKNOWN_REGION) for name in codes.dictionary.to_pylist()})
+    region_of = {entry["name"]: entry.get("region", UNKNOWN_REGION) for entry in history.nodes}
+    names = sorted({region_of.get(name, UNKNOWN_REGION) for name in node_names})
     index = {name: i for i, name in enumerate(names)}
-    code_region = np.array([index[region_of.get(str(name), UNKNOWN_REGION)]
-                            for name in codes.dictionary.to_pylist()], dtype=np.int64)
-    region = code_region[np.asarray(codes.indices.to_numpy(), dtype=np.int64)]
+    code_region = np.array([index[region_of.get(name, UNKNOWN_REGION)] for name in node_names], dtype=np.int64)
+    region = code_region[node_codes]
     result: dict[str, dict[str, float | int | None]] = {}
     for i, name in enumerate(names):
         values = delay[after & (region == i)]

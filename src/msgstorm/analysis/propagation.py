@@ -59,13 +59,17 @@ def joined_propagation(history: History, msg_id: I64, t_sent: I64, sent: npt.NDA
     ``origin_group[message] * groups + group_of(receiving node)``.
 
     One pass over the deliveries parts through a msg_id row lookup built once: memory is
-    12 bytes a kept delivery, never the whole table's columns at once."""
+    12 bytes a kept delivery, never the whole table's columns at once. ``group_of`` is asked
+    once for each name of a part's node dictionary, and not again for the next part when
+    that has the same dictionary (the writer's parts of a run mostly do)."""
     lookup = RowLookup(msg_id)
     del msg_id  # the lookup is all the pass needs: the column goes unless the caller holds it
     rows = history.num_rows("deliveries")
     propagation = np.empty(rows, dtype=np.int64)
     group = np.empty(rows, dtype=np.int32)
     kept = 0
+    names: pa.Array | None = None  # the last part's node dictionary, and its groups
+    code = np.zeros(1, dtype=np.int32)
     for part in history.parts("deliveries", ["msg_id", "node", "t_delivered"]):
         if part.num_rows == 0:
             continue
@@ -74,7 +78,9 @@ def joined_propagation(history: History, msg_id: I64, t_sent: I64, sent: npt.NDA
         node = part.column("node").combine_chunks()
         if not pa.types.is_dictionary(node.type):
             node = node.dictionary_encode()
-        code = np.array([group_of(str(name)) for name in node.dictionary.to_pylist()] or [0], dtype=np.int32)
+        if names is None or not node.dictionary.equals(names):  # parts mostly share one dictionary
+            names = node.dictionary
+            code = np.array([group_of(str(name)) for name in names.to_pylist()] or [0], dtype=np.int32)
         count = int(known.sum())
         t_delivered = np.asarray(part.column("t_delivered").to_numpy(), dtype=np.int64)[known]
         propagation[kept:kept + count] = t_delivered - t_sent[row[known]]

@@ -24,7 +24,7 @@ from msgstorm.history.events import EventKind
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.desync import DesyncTracker
 from msgstorm.sim.gossip import GossipState
-from msgstorm.sim.kernel import ITEM_BLOCK
+from msgstorm.sim.kernel import ITEM_BLOCK, LOG_ITEM, LOG_NODE
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.lone_cpu import LoneCpu
 from msgstorm.sim.recorder import FLUSH_ROWS
@@ -196,7 +196,8 @@ class Chain:
     def _take_logged(self) -> None:
         """The standbys' validations the gossip kernel logged (``GossipState.set_watched``)
         go into their mempools, in order; before anything reads or replaces a mempool."""
-        for node, m, _t, _kind in self.gossip.drain_mempool_log():
+        rows = self.gossip.drain_mempool_log()
+        for node, m in zip(rows[LOG_NODE].tolist(), rows[LOG_ITEM].tolist(), strict=True):
             self._into_mempool(node, m)
 
     def _into_mempool(self, node: int, m: int) -> None:

@@ -25,6 +25,7 @@ class DesyncTracker:
         self.min_duration_ns = min_duration_ns
         self.event = event
         self.gap_since = [_NONE] * nodes  # when the node's gap first exceeded the bound
+        self.open: set[int] = set()  # the nodes whose gap_since is set
         self.gap_max = [0] * nodes
         self.desynced = [False] * nodes
 
@@ -37,6 +38,7 @@ class DesyncTracker:
             if gap > self.max_gap:
                 if self.gap_since[node] == _NONE:
                     self.gap_since[node] = t
+                    self.open.add(node)
                     self.gap_max[node] = gap
                 elif gap > self.gap_max[node]:
                     self.gap_max[node] = gap
@@ -51,6 +53,10 @@ class DesyncTracker:
         """Whether ``node``'s gap is open (its height last trailed by more than the bound):
         only then can ``caught_up`` end anything, so a caller may skip computing the gap."""
         return self.gap_since[node] != _NONE
+
+    def lagging_nodes(self) -> set[int]:
+        """The nodes ``lagging`` is true of."""
+        return self.open
 
     def caught_up(self, t: int, node: int, gap: int) -> None:
         """A node applied blocks: end its gap once it is back within the bound."""
@@ -69,3 +75,4 @@ class DesyncTracker:
             self.event(t, EventKind.DESYNC_END, node, float(gap), detail={"max_gap": self.gap_max[node]})
             self.desynced[node] = False
         self.gap_since[node] = _NONE
+        self.open.discard(node)

@@ -37,8 +37,9 @@ desynchronised (a view on a losing branch counts from the fork on).
 The views' ``holds`` and the blocks' parents are arrays the gossip kernel shares
 (``GossipState.view_blocks``): a block validated at a node that holds its parent's branch
 only connects there, so the kernel marks it held and logs it, and ``take_logged`` applies
-the log in order after every kernel run (a view's tip, reorgs, finalisation, desync), as
-if each had come back one by one; a block whose parent the node lacks comes back at once
+the log in order after every kernel run (a view's tip, reorgs, finalisation, desync; in one
+compiled pass, ``sim/fork_views.py``, but for a node something waits on), as if each had
+come back one by one; a block whose parent the node lacks comes back at once
 (the node asks a peer for the parent). ``kernel_blocks=False`` (votes, or the reference
 the tests compare with) hands every block back.
 
@@ -55,6 +56,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
@@ -63,8 +65,9 @@ from msgstorm.scenario.registry import PRODUCER_RULES
 from msgstorm.scenario.schema import ProducersSpec
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.desync import DesyncTracker
+from msgstorm.sim.fork_views import ARRIVAL_ROWS, FIN_ROWS, REORG_ROWS, Rows, connect_logged
 from msgstorm.sim.gossip import BlockContents, GossipState
-from msgstorm.sim.kernel import ITEM_BLOCK
+from msgstorm.sim.kernel import ITEM_BLOCK, LOG_ITEM, LOG_KIND, LOG_NODE, LOG_T
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.recorder import FLUSH_ROWS
 from msgstorm.sim.state import (
@@ -148,12 +151,14 @@ class ForkChain:
         self.contents: list[list[int]] = [[]]
         self.included: dict[int, list[int]] = {}  # message -> blocks that include it
         # Each node's view: its tip, the blocks it connected, blocks waiting for a parent.
-        self.tip = [GENESIS] * n
-        # holds[block, node] (_NOT_HELD, _HELD, _WAITING: in ``received``) and parent_of[block],
-        # with room for blocks to come (_room_for).
+        self.tip = np.full(n, GENESIS, dtype=np.int64)
+        # holds[block, node] (_NOT_HELD, _HELD, _WAITING: in ``received``), parent_of[block] and
+        # height_of[block] (block_height's copy for compiled code), with room for blocks to
+        # come (_room_for).
         self.holds = np.zeros((_FIRST_BLOCKS, n), dtype=np.uint8)
         self.holds[GENESIS, :] = _HELD
         self.parent_of = np.full(_FIRST_BLOCKS, GENESIS, dtype=np.int64)
+        self.height_of = np.zeros(_FIRST_BLOCKS, dtype=np.int64)
         self.block_contents: dict[int, BlockContents] = {}  # compact relay: each block's messages and sizes
         self.waiting: dict[tuple[int, int], list[int]] = {}  # (node, parent) -> blocks waiting for it
         self.received: set[tuple[int, int]] = set()  # (node, block) received, its parent missing
@@ -163,10 +168,11 @@ class ForkChain:
         self.committed_height = 0
         desync = ctx.scenario.desync
         self.desync = DesyncTracker(n, desync.max_height_gap, desync.min_duration, ctx.record.event)
-        self.arrivals: list[tuple[int, int, int]] = []
-        self.reorgs: list[tuple[int, int, int, int, int]] = []
-        self.final_height = [0] * n  # each node's view: the height up to which it finalised
-        self.finalized: list[tuple[int, int, int, int]] = []  # (t, node, height, block)
+        self.arrivals = Rows(ARRIVAL_ROWS)  # (block, node, t)
+        self.reorgs = Rows(REORG_ROWS)  # (t, node, depth, old tip, new tip)
+        self.final_height = np.zeros(n, dtype=np.int64)  # each view: the height up to which it finalised
+        self.finalized = Rows(FIN_ROWS)  # (t, node, height, block)
+        self.node_names = pa.array(ctx.cluster.names, type=pa.string())  # the rows' node codes name these
         self.equivocating: set[int] = set()  # producers inside an equivocate fault's window
         # producer -> what it leaves out, bool[kind code, agent index] (sim/censor.py)
         self.censoring: dict[int, np.ndarray] = {}
@@ -212,7 +218,7 @@ class ForkChain:
         """Producer ``node`` makes a block at node ``at`` (its own, or where a twin of it
         runs): on the tip of ``at``'s view, from ``at``'s mempool."""
         ctx = self.ctx
-        parent = self.tip[at]
+        parent = int(self.tip[at])
         take, gas, size, left_out = self._fill(at, parent)
         block = len(self.parent)
         height = self.block_height[parent] + 1
@@ -249,18 +255,21 @@ class ForkChain:
             self.gossip.inject(t, at, block, ITEM_BLOCK, size, contents=self.block_contents.get(block))
 
     def _room_for(self, block: int, parent: int) -> None:
-        """A new block's row of ``holds`` (no node yet) and its parent; the arrays double
-        when full (the kernel gets the new ones)."""
+        """A new block's row of ``holds`` (no node yet), its parent and height; the arrays
+        double when full (the kernel gets the new ones)."""
         if block >= self.parent_of.shape[0]:
             rows = 2 * self.parent_of.shape[0]
             holds = np.zeros((rows, self.holds.shape[1]), dtype=np.uint8)
             holds[:block] = self.holds[:block]
             parent_of = np.full(rows, GENESIS, dtype=np.int64)
             parent_of[:block] = self.parent_of[:block]
-            self.holds, self.parent_of = holds, parent_of
+            height_of = np.zeros(rows, dtype=np.int64)
+            height_of[:block] = self.height_of[:block]
+            self.holds, self.parent_of, self.height_of = holds, parent_of, height_of
             if self.kernel_blocks:
                 self.gossip.view_blocks(self.parent_of, self.holds)
         self.parent_of[block] = parent
+        self.height_of[block] = self.block_height[block]
 
     def _equivocate(self, t: int, node: int, block: int, gas: int) -> None:
         """A second block on ``block``'s parent with the same messages in reverse order; the
@@ -419,14 +428,14 @@ class ForkChain:
             if self.received:
                 self.received.discard((node, block))
             self.holds[block, node] = _HELD
-            old = self.tip[node]
+            old = int(self.tip[node])
             if height[block] > height[old]:
                 if self.parent[block] != old:
                     depth = height[old] - height[self._fork_point(old, block)]
                     if depth > 0:
                         self.reorgs.append((t, node, depth, old, block))
                         # What the view finalised above the fork it finalises again on the new branch.
-                        self.final_height[node] = min(self.final_height[node], height[old] - depth)
+                        self.final_height[node] = min(int(self.final_height[node]), height[old] - depth)
                 self.tip[node] = block
             if self.votes is not None:
                 self.votes.connected(t, node, block)
@@ -439,9 +448,9 @@ class ForkChain:
 
     def _finalize(self, t: int, node: int) -> None:
         """The blocks ``confirmations`` deep in ``node``'s view that it had not finalised."""
-        tip = self.tip[node]
+        tip = int(self.tip[node])
         top = self.block_height[tip] - self.confirmations + 1
-        done = self.final_height[node]
+        done = int(self.final_height[node])
         if top <= done:
             return
         block = self._ancestor(tip, top)
@@ -449,7 +458,7 @@ class ForkChain:
         for height in range(top, done, -1):
             rows.append((t, node, height, block))
             block = self.parent[block]
-        self.finalized.extend(reversed(rows))
+        self.finalized.extend(rows[::-1])
         self.final_height[node] = top
 
     def set_censoring(self, node: int, censored: np.ndarray | None) -> None:
@@ -471,19 +480,18 @@ class ForkChain:
     def _agreed_heights(self) -> list[int]:
         """``_agreed`` of every node, in node order: walked once per distinct tip (the
         views share a few tips)."""
-        by_tip: dict[int, int] = {}
-        heights = []
-        for node, tip in enumerate(self.tip):
-            height = by_tip.get(tip)
-            if height is None:
-                height = by_tip[tip] = self._agreed(node)
-            heights.append(height)
+        tips, of_node = np.unique(self.tip, return_inverse=True)
+        agreed = np.array([self._agreed_tip(tip) for tip in tips.tolist()], dtype=np.int64)
+        heights: list[int] = agreed[of_node].tolist()
         return heights
 
     def _agreed(self, node: int) -> int:
         """The height up to which ``node``'s view agrees with the canonical chain (a view on
         another branch trails it from the fork on, however high it is)."""
-        block = self.tip[node]
+        return self._agreed_tip(int(self.tip[node]))
+
+    def _agreed_tip(self, block: int) -> int:
+        """``_agreed`` of a view whose tip is ``block``."""
         height = self.block_height[block]
         canonical = self.canonical
         top = len(canonical) - 1
@@ -562,15 +570,84 @@ class ForkChain:
         go into their mempools (``GossipState.set_watched``), blocks connect to the views
         (``GossipState.view_blocks``). ``ShadowNetwork`` calls it after every kernel run,
         and so does anything here that reads a mempool or a message's state first. Returns
-        the last logged time (-1: none)."""
-        t = -1
-        for node, item, t, kind in self.gossip.drain_mempool_log():
-            if kind == ITEM_BLOCK:  # the kernel found its parent's branch held: it connects
-                self._record_arrival(t, node, item)
-                self._connect(t, node, item)
-            else:
-                self._into_mempool(t, node, item)
-        return t
+        the last logged time (-1: none).
+
+        The two kinds of row touch different state (mempools and messages' records; views),
+        and nothing here commits, so each kind is applied in bulk in its own order, as if
+        row by row."""
+        rows = self.gossip.drain_mempool_log()
+        if not rows.shape[1]:
+            return -1
+        is_block = rows[LOG_KIND] == ITEM_BLOCK
+        if is_block.all():
+            self._connect_logged(rows)
+        elif not is_block.any():
+            self._into_mempools(rows)
+        else:
+            self._connect_logged(rows[:, is_block])
+            self._into_mempools(rows[:, ~is_block])
+        return int(rows[LOG_T, -1])
+
+    def _connect_logged(self, rows: np.ndarray) -> None:
+        """Blocks the kernel found their parents' branches held for: each arrives and
+        connects (``_record_arrival``, ``_connect``), compiled (``sim/fork_views.py``) but
+        for a row whose node something waits on or whose desync gap is open."""
+        nodes, blocks, ts = (np.ascontiguousarray(rows[row]) for row in (LOG_NODE, LOG_ITEM, LOG_T))
+        special = np.zeros(self.tip.shape[0], dtype=np.uint8)
+        special[list(self.desync.lagging_nodes())] = 1
+        for node, _block in (*self.received, *self.waiting):
+            special[node] = 1
+        made = len(self.parent)
+        finalized = np.empty((FIN_ROWS, len(nodes) + made), dtype=np.int64)
+        reorgs = np.empty((REORG_ROWS, min(len(nodes), FLUSH_ROWS)), dtype=np.int64)
+        counts = np.zeros(2, dtype=np.int64)
+        start = 0
+        while start < len(nodes):
+            stop = connect_logged(nodes, blocks, ts, start, special, self.tip, self.final_height, self.parent_of,
+                                  self.height_of, self.holds, self.confirmations, finalized, reorgs, counts)
+            self.arrivals.add_columns(np.stack([blocks[start:stop], nodes[start:stop], ts[start:stop]]))
+            self.finalized.add_columns(finalized[:, :counts[0]].copy())  # the buffers are written again
+            self.reorgs.add_columns(reorgs[:, :counts[1]].copy())
+            counts[:] = 0
+            if stop < len(nodes) and special[nodes[stop]]:  # this one in Python
+                node, block, t = int(nodes[stop]), int(blocks[stop]), int(ts[stop])
+                self._record_arrival(t, node, block)
+                self._connect(t, node, block)
+                stop += 1
+            start = stop
+            if len(self.arrivals) >= FLUSH_ROWS or len(self.finalized) >= FLUSH_ROWS:
+                self._flush_rows()
+
+    def _into_mempools(self, rows: np.ndarray) -> None:
+        """Messages validated at producers, into their mempools as ``_into_mempool`` puts
+        each, in bulk: the pools in log order, a message's first logged time its
+        ``t_received``, a pool cut to what is live once it outgrows the bound (the bound
+        is crossed at most once in a call: the live messages do not change here)."""
+        live = self.ctx.msgs.live
+        items = rows[LOG_ITEM]
+        unique, first = np.unique(items, return_index=True)
+        keep = [m in live for m in unique.tolist()]
+        if not any(keep):
+            return
+        if not all(keep):
+            in_live = np.isin(items, unique[keep])
+            rows, items = rows[:, in_live], items[in_live]
+            unique, first = np.unique(items, return_index=True)
+        times = rows[LOG_T]
+        for m, i in zip(unique.tolist(), first.tolist(), strict=True):
+            record = live[m]
+            if record[WHERE] < QUEUED:
+                record[WHERE] = QUEUED  # in a mempool: pending, not lost, if the run ends now
+                record[T_RECEIVED] = int(times[i])
+        mempool = self.mempool
+        nodes = rows[LOG_NODE].tolist()
+        for node, m in zip(nodes, items.tolist(), strict=True):
+            mempool[node].append(m)
+        bound = max(FLUSH_ROWS, 2 * len(live))
+        for node in set(nodes):
+            pool = mempool[node]
+            if len(pool) > bound:
+                mempool[node] = [m for m in pool if m in live]
 
     def _into_mempool(self, t: int, node: int, m: int) -> None:
         """``m`` into ``node``'s mempool (``t_received``: the first producer's)."""
@@ -613,25 +690,25 @@ class ForkChain:
     # --- the end -----------------------------------------------------------------------------
 
     def _flush_rows(self) -> None:
-        names = self.ctx.cluster.names
-        if self.arrivals:
-            block, node, t = zip(*self.arrivals)
-            self.writer.append("block_arrivals", {"block": block, "node": [names[i] for i in node], "t": t})
-            self.arrivals = []
-        if self.finalized:
-            t, node, height, block = zip(*self.finalized)
-            self.writer.append("finalized", {"t": t, "node": [names[i] for i in node], "height": height,
-                                             "block": block})
-            self.finalized = []
-        if self.reorgs:
-            t, node, depth, old, new = zip(*self.reorgs)
-            self.writer.append("reorgs", {"t": t, "node": [names[i] for i in node], "depth": depth,
-                                          "old_tip": old, "new_tip": new})
-            self.reorgs = []
+        if len(self.arrivals):
+            block, node, t = self.arrivals.take()
+            self.writer.append("block_arrivals", {"block": block, "node": self._names(node), "t": t})
+        if len(self.finalized):
+            t, node, height, block = self.finalized.take()
+            self.writer.append("finalized", {"t": t, "node": self._names(node), "height": height, "block": block})
+        if len(self.reorgs):
+            t, node, depth, old, new = self.reorgs.take()
+            self.writer.append("reorgs", {"t": t, "node": self._names(node), "depth": depth, "old_tip": old,
+                                          "new_tip": new})
         if self.votes is not None and self.votes.cast:
             t, voter, height, block = zip(*self.votes.take_rows())
+            names = self.ctx.cluster.names
             self.writer.append("votes", {"t": t, "voter": [names[i] for i in voter], "height": height,
                                          "block": block})
+
+    def _names(self, nodes: np.ndarray) -> pa.DictionaryArray:
+        """Node indices as the history's node names (codes into them, not a string a row)."""
+        return pa.DictionaryArray.from_arrays(nodes.astype(np.int32), self.node_names)
 
     def close(self, t_end: int) -> None:
         """At the end: open desync episodes close; the blocks table, and the rows still gathered."""

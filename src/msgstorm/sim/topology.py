@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import chain, pairwise
 from typing import Any
 
 import numpy as np
@@ -238,29 +238,23 @@ ALL_PAIRS_MAX_NODES = 64
 
 def edge_columns(topology: Topology) -> dict[str, Any]:
     """The ``edges`` history table: every overlay connection (and, up to
-    ``ALL_PAIRS_MAX_NODES`` nodes, every other pair) with its base one-way latency."""
+    ``ALL_PAIRS_MAX_NODES`` nodes, every other pair) with its base one-way latency, by
+    source node, then destination node (a 6,000-node overlay has 100,000 rows: built as
+    ``src * n + dst`` keys with numpy, not row by row)."""
     n = topology.size
-    everyone = list(range(n))
-    src: list[int] = []
-    dst: list[int] = []
-    overlay: list[bool] = []
-    mesh: list[bool] = []
-    for i in range(n):
-        connected, forwards = set(topology.connections[i]), set(topology.forward[i])
-        others = everyone if n <= ALL_PAIRS_MAX_NODES else sorted(connected | forwards)
-        for j in others:
-            if j != i:
-                src.append(i)
-                dst.append(j)
-                overlay.append(j in connected)
-                mesh.append(j in forwards)
-    src_a = np.asarray(src, dtype=np.int64)
-    dst_a = np.asarray(dst, dtype=np.int64)
+    connected, forwards = _pair_keys(topology.connections, n), _pair_keys(topology.forward, n)
+    if n <= ALL_PAIRS_MAX_NODES:
+        keys = np.arange(n * n, dtype=np.int64)
+    else:
+        keys = np.unique(np.concatenate([connected, forwards]))
+    src_a, dst_a = np.divmod(keys, n) if n else (keys, keys)
+    others = src_a != dst_a
+    keys, src_a, dst_a = keys[others], src_a[others], dst_a[others]
     region_of = np.asarray(topology.region_of, dtype=np.int64)
     base = np.asarray(topology.base_ns, dtype=np.int64).reshape(len(topology.regions), -1)
-    latency = base[region_of[src_a], region_of[dst_a]] if src else np.zeros(0, dtype=np.int64)
+    latency = base[region_of[src_a], region_of[dst_a]] if keys.size else np.zeros(0, dtype=np.int64)
     if topology.node_overrides:
-        row = {pair: k for k, pair in enumerate(zip(src, dst))}
+        row = {pair: k for k, pair in enumerate(zip(src_a.tolist(), dst_a.tolist(), strict=True))}
         for pair, (override_ns, _model) in topology.node_overrides.items():
             if pair in row:
                 latency[row[pair]] = override_ns
@@ -268,4 +262,11 @@ def edge_columns(topology: Topology) -> dict[str, Any]:
     regions = np.asarray(topology.regions, dtype=object)
     return {"src": names[src_a].tolist(), "dst": names[dst_a].tolist(),
             "src_region": regions[region_of[src_a]].tolist(), "dst_region": regions[region_of[dst_a]].tolist(),
-            "base_latency_ns": latency, "overlay": overlay, "mesh": mesh}
+            "base_latency_ns": latency, "overlay": np.isin(keys, connected), "mesh": np.isin(keys, forwards)}
+
+
+def _pair_keys(peers: list[list[int]], n: int) -> np.ndarray:
+    """Each (node, peer) of the lists as ``node * n + peer``."""
+    counts = np.fromiter(map(len, peers), dtype=np.int64, count=len(peers))
+    peer = np.fromiter(chain.from_iterable(peers), dtype=np.int64, count=int(counts.sum()))
+    return np.repeat(np.arange(len(peers), dtype=np.int64), counts) * n + peer
