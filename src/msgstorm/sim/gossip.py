@@ -520,17 +520,23 @@ class GossipState:
         taken, self.hop_logged, self.hop_rows = self.hop_logged, [], 0
         return np.concatenate(taken, axis=1) if taken else np.zeros((k.H_ROWS, 0), dtype=np.int64)
 
-    def drain_mempool_log(self) -> list[tuple[int, int, int, int]]:
-        """The validations logged since the last call, in order: ``(node, item, t_ns, kind)``
-        (``kind``: ``k.ITEM_BLOCK`` for a block, else the message's item kind)."""
+    def drain_mempool_rows(self) -> np.ndarray:
+        """The validations logged since the last call, in order, as int64[4, n]: rows
+        ``k.LOG_NODE``, ``k.LOG_ITEM``, ``k.LOG_T``, ``k.LOG_KIND`` (``k.ITEM_BLOCK`` for a
+        block, else the message's item kind)."""
         if not self.mempool_logged and self.scalars[k.S_LOGGED] == 0:
-            return []
+            return np.zeros((4, 0), dtype=np.int64)
         self._take_mempool_log()
-        taken = self.mempool_logged
+        taken, self.mempool_logged = self.mempool_logged, []
         if not taken:
+            return np.zeros((4, 0), dtype=np.int64)
+        return np.concatenate(taken, axis=1) if len(taken) > 1 else taken[0]
+
+    def drain_mempool_log(self) -> list[tuple[int, int, int, int]]:
+        """``drain_mempool_rows`` as ``(node, item, t_ns, kind)`` tuples."""
+        rows = self.drain_mempool_rows()
+        if not rows.shape[1]:
             return []
-        self.mempool_logged = []
-        rows = np.concatenate(taken, axis=1) if len(taken) > 1 else taken[0]
         return list(zip(rows[k.LOG_NODE].tolist(), rows[k.LOG_ITEM].tolist(), rows[k.LOG_T].tolist(),
                         rows[k.LOG_KIND].tolist()))
 
