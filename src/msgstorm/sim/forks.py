@@ -709,9 +709,9 @@ class ForkChain:
         (a sampled relay's unsampled messages still open: pending or lost, ``SampledPool``)."""
         self.take_logged()
         if self.pool is not None:
-            rows, fees = self.pool.settle_rest(t_end)
-            self.ctx.msgs.terminal += rows.shape[1]
-            self.ctx.record.settled_table(rows, fees)
+            for rows, fees in self.pool.settle_rest(t_end):
+                self.ctx.msgs.terminal += rows.shape[1]
+                self.ctx.record.settled_table(rows, fees)
         top = len(self.canonical) - 1
         self.desync.close(t_end, [top - height for height in self._agreed_heights()])
         self._flush_rows()

@@ -35,6 +35,8 @@ lists: a 1.2-million-message run keeps 128 bytes a message instead of about 500,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from msgstorm.sim.state import (
@@ -59,6 +61,7 @@ __all__ = ["SampledPool"]
 
 _FIELDS = WHERE + 1
 _FIRST_ROWS = 1 << 10
+_NEVER = np.iinfo(np.int64).max
 
 
 def _grown(array: np.ndarray, rows: int, fill: int) -> np.ndarray:
@@ -111,7 +114,7 @@ class SampledPool:
         the pool). Returns which of the batch's messages are sampled."""
         n = len(batch)
         ids = batch.msg_id.astype(np.int64)
-        sampled = ids % self.stride == 0
+        sampled: np.ndarray = ids % self.stride == 0
         if n == 0:
             return sampled
         if int(ids[0]) != self.count:
@@ -174,6 +177,13 @@ class SampledPool:
             return
         rows = self.rep[items[keep]]  # a sampled message is its own representative
         columns, t = columns[keep], t[keep]
+        # One row per (message, producer), its earliest (a node may log a message twice).
+        pair = rows * self.arrived.shape[1] + columns
+        order = np.lexsort((t, pair))
+        first_of_pair = np.ones(order.size, dtype=bool)
+        first_of_pair[1:] = pair[order][1:] != pair[order][:-1]
+        order = order[first_of_pair]
+        rows, columns, t = rows[order], columns[order], t[order]
         current = self.arrived[rows, columns]
         first = (current == NULL) | (t < current)
         self.arrived[rows[first], columns[first]] = t[first]
@@ -212,16 +222,18 @@ class SampledPool:
         ordered: np.ndarray = candidates[np.lexsort((candidates, at))]
         return ordered
 
-    def first_arrival(self, msg_ids: np.ndarray) -> np.ndarray:
-        """Each message's first arrival at any producer (NULL: none known)."""
-        rep = self.rep[msg_ids]
-        out = np.full(msg_ids.size, NULL, dtype=np.int64)
-        known = rep >= 0
-        reached = self.arrived[rep[known]]
-        earliest = np.where(reached == NULL, np.iinfo(np.int64).max, reached).min(axis=1, initial=np.iinfo(np.int64).max)
-        offset = earliest - self.sample_sent[rep[known]]
-        out[known] = np.where(earliest == np.iinfo(np.int64).max, NULL,
-                              self.table[T_INTENDED, msg_ids[known]] + offset)
+    def _earliest(self) -> np.ndarray:
+        """Each sampled message's first validation at any producer (``_NEVER``: none)."""
+        reached = self.arrived[:self.samples]
+        earliest: np.ndarray = np.where(reached == NULL, _NEVER, reached).min(axis=1, initial=_NEVER)
+        return earliest
+
+    def first_arrival(self, msg_ids: np.ndarray, earliest: np.ndarray | None = None) -> np.ndarray:
+        """Each message's first arrival at any producer (NULL: none known); ``earliest``:
+        ``_earliest()`` when the caller has it already."""
+        first = (self._earliest() if earliest is None else earliest)[self.rep[msg_ids]]
+        offset = first - self.sample_sent[self.rep[msg_ids]]
+        out: np.ndarray = np.where(first == _NEVER, NULL, self.table[T_INTENDED, msg_ids] + offset)
         return out
 
     def included(self, messages: list[int], block: int, t: int) -> None:
@@ -253,20 +265,23 @@ class SampledPool:
         """Unsampled messages still wait in the pool or in blocks."""
         return self.open_unsampled > 0
 
-    def settle_rest(self, t_end: int) -> tuple[np.ndarray, np.ndarray]:
-        """At the end: the unsampled messages still open, as rows. One that reached a producer
-        by ``t_end`` (or will: its representative reached one) is pending; one whose
-        representative reached none is lost, as a relayed message that reached no producer
-        would be."""
+    def settle_rest(self, t_end: int, rows: int = 1 << 16) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """At the end: the unsampled messages still open, as rows (``rows`` at a time, so
+        that no copy of the whole table is made). One that reached a producer by ``t_end``
+        (or will: its representative reached one) is pending; one whose representative
+        reached none is lost, as a relayed message that reached no producer would be."""
         ids = np.flatnonzero(self.open[:self.count])
         ids = ids[~self.is_sampled[ids]]
         self.open[ids] = False
         self.open_unsampled = 0
-        first = self.first_arrival(ids)
+        earliest = self._earliest()
         table = self.table
-        table[T_RECEIVED, ids] = np.where(first <= t_end, first, NULL)
-        table[WHERE, ids] = np.where(first == NULL, LOST, PENDING)
-        return table[:, ids], self.fee[ids]
+        for start in range(0, ids.size, rows):
+            part = ids[start:start + rows]
+            first = self.first_arrival(part, earliest)
+            table[T_RECEIVED, part] = np.where(first <= t_end, first, NULL)
+            table[WHERE, part] = np.where(first == NULL, LOST, PENDING)
+            yield table[:, part], self.fee[part]
 
     def close_sampled(self, m: int) -> None:
         """A sampled message settled (its record is written by ``MessageState``)."""
