@@ -328,7 +328,7 @@ class ForkChain:
             fields = live
         else:
             pool = self.pool.mempool(node, t).tolist()
-            fields = _Fields(live, self.pool.table)
+            fields = _Fields(live, self.pool)
         take: list[int] = []
         left_out: list[int] = []
         gas = 0
@@ -359,7 +359,7 @@ class ForkChain:
         """A block's messages and their sizes (a sampled relay's unsampled ones from the pool)."""
         if self.pool is None:
             return self.ctx.msgs.contents(take)
-        fields = _Fields(self.ctx.msgs.live, self.pool.table)
+        fields = _Fields(self.ctx.msgs.live, self.pool)
         return BlockContents.of(take, [fields[m][SIZE] for m in take])
 
     def _on_branch(self, m: int, tip: int) -> bool:
@@ -740,12 +740,12 @@ class ForkChain:
 
 class _Fields:
     """A message's fields by msg_id under a relay sample: a sampled message's record is in
-    ``live``, an unsampled one's is a column of the pool's table (indexed the same way)."""
+    ``live``, an unsampled one's is made from the pool's columns."""
 
-    def __init__(self, live: dict[int, list[Any]], table: np.ndarray) -> None:
+    def __init__(self, live: dict[int, list[Any]], pool: SampledPool) -> None:
         self.live = live
-        self.table = table
+        self.pool = pool
 
-    def __getitem__(self, m: int) -> Any:
+    def __getitem__(self, m: int) -> list[Any]:
         record = self.live.get(m)
-        return record if record is not None else self.table[:, m].tolist()
+        return record if record is not None else self.pool.record(m)

@@ -28,9 +28,9 @@ The rule, stated once here (docs/networks.md says it to users):
 
 Unsampled messages cost the kernel nothing: no receipts, no uplink time, no held bits
 (their bytes on the uplinks are left out; docs/networks.md says what that changes). Their
-records are columns here (``MessageState``'s fields, one column per message), not Python
-lists: a 1.2-million-message run keeps 128 bytes a message instead of about 500, and their
-``messages`` rows are written from the columns when they settle.
+records are columns here (``MessageState``'s fields that vary, in their batch types), not
+Python lists: a 1.2-million-message run keeps about 70 bytes a message instead of about
+500, and their ``messages`` rows are made from the columns when they settle.
 """
 
 from __future__ import annotations
@@ -40,13 +40,19 @@ from collections.abc import Iterator
 import numpy as np
 
 from msgstorm.sim.state import (
+    AGENT,
     BLOCK,
     COMMITTED,
     IN_BLOCK,
+    KEY,
+    KIND,
     LOST,
+    MSG_ID,
     NULL,
+    ORIGIN,
     PENDING,
     QUEUED,
+    SIZE,
     T_COMMITTED,
     T_DEQUEUED,
     T_INTENDED,
@@ -62,15 +68,21 @@ __all__ = ["SampledPool"]
 _FIELDS = WHERE + 1
 _FIRST_ROWS = 1 << 10
 _NEVER = np.iinfo(np.int64).max
+# The fields an unsampled message's record keeps, and their types: the batch's, and the
+# stages a block moves. T_SENT is T_INTENDED, T_SEQUENCED is T_DEQUEUED, SEQ_NO is null,
+# T_RECEIVED is worked out when the row is made (``first_arrival``).
+_KEPT = {KIND: np.int8, AGENT: np.int32, ORIGIN: np.int32, KEY: np.int64, SIZE: np.int32, T_INTENDED: np.int64,
+         T_DEQUEUED: np.int64, T_COMMITTED: np.int64, BLOCK: np.int64, WHERE: np.int8}
+_FROM_BATCH = {KIND: "kind", AGENT: "agent", ORIGIN: "node", KEY: "key", SIZE: "size", T_INTENDED: "t_intended"}
 
 
 def _grown(array: np.ndarray, rows: int, fill: int) -> np.ndarray:
-    """``array`` with room for ``rows`` along its last axis (doubling), new entries ``fill``."""
+    """``array`` with room for ``rows`` along its last axis (by half again, at least), new
+    entries ``fill``."""
     size = array.shape[-1]
     if rows <= size:
         return array
-    while size < rows:
-        size *= 2
+    size = max(rows, size + size // 2)
     grown = np.full((*array.shape[:-1], size), fill, dtype=array.dtype)
     grown[..., :array.shape[-1]] = array
     return grown
@@ -88,13 +100,14 @@ class SampledPool:
         self.column[np.asarray(producers, dtype=np.int64)] = np.arange(len(producers), dtype=np.int64)
         self.region_of = np.asarray(region_of, dtype=np.int64)
         self.count = 0  # messages taken in (msg_ids 0 .. count-1)
-        # Per message (by msg_id): its representative's row (-1: none yet), and whether it
-        # is still open (not committed). Unsampled ones' records: ``table[field, msg_id]``
-        # (sampled ones keep theirs in ``MessageState.live``; their columns here stay unused).
+        # Per message (by msg_id): its representative's row, whether it is sampled, and
+        # whether it is still open (not committed). Unsampled ones' records: ``field[f][msg_id]``
+        # for the fields in _KEPT (sampled ones keep theirs in ``MessageState.live``; their
+        # entries here are unused but for T_INTENDED).
         self.rep = np.full(_FIRST_ROWS, -1, dtype=np.int64)
         self.is_sampled = np.zeros(_FIRST_ROWS, dtype=bool)
         self.open = np.zeros(_FIRST_ROWS, dtype=bool)
-        self.table = np.full((_FIELDS, _FIRST_ROWS), NULL, dtype=np.int64)
+        self.field = {f: np.full(_FIRST_ROWS, NULL, dtype=kind) for f, kind in _KEPT.items()}
         self.fee = np.zeros(_FIRST_ROWS, dtype=np.float64)
         # Per sampled message (a row each, in msg_id order): its msg_id, its sending, and its
         # validation at each producer (NULL: not yet).
@@ -129,7 +142,7 @@ class SampledPool:
         self.is_sampled = _grown(self.is_sampled, end, 0)
         self.is_sampled[self.count:end] = sampled
         self.open = _grown(self.open, end, 0)
-        self.table = _grown(self.table, end, NULL)
+        self.field = {f: _grown(column, end, NULL) for f, column in self.field.items()}
         self.fee = _grown(self.fee, end, 0)
         rows = np.flatnonzero(sampled)
         first_row = self.samples
@@ -153,15 +166,11 @@ class SampledPool:
         self.rep[self.count:end] = rep
         self.open[self.count:end] = True
         unsampled = ~sampled
-        table = self.table[:, self.count:end]
-        table[:T_SENT, unsampled] = np.stack([
-            ids, batch.kind, batch.agent, batch.node, batch.key, batch.size,
-            np.zeros(n, dtype=np.int64), batch.t_intended])[:, unsampled]
-        table[T_INTENDED] = batch.t_intended  # every message's: ``arrivals`` reads it
-        table[T_SENT, unsampled] = batch.t_intended[unsampled]
-        table[WHERE, unsampled] = QUEUED
+        for f, name in _FROM_BATCH.items():
+            self.field[f][self.count:end] = getattr(batch, name)
+        self.field[WHERE][self.count:end] = np.where(unsampled, QUEUED, NULL)
+        self.fee[self.count:end] = batch.fee
         self.open_unsampled += int(unsampled.sum())
-        self.fee[self.count:end][unsampled] = batch.fee[unsampled]
         self.count = end
         return sampled
 
@@ -205,7 +214,7 @@ class SampledPool:
         if column < 0:
             return at
         reached = self.arrived[rep[known], column]
-        sent = self.table[T_INTENDED, msg_ids[known]]
+        sent = self.field[T_INTENDED][msg_ids[known]]
         sampled = self.is_sampled[msg_ids[known]]
         own = np.where(sampled, reached, sent + reached - self.sample_sent[rep[known]])
         at[known] = np.where(reached == NULL, NULL, own)
@@ -233,19 +242,35 @@ class SampledPool:
         ``_earliest()`` when the caller has it already."""
         first = (self._earliest() if earliest is None else earliest)[self.rep[msg_ids]]
         offset = first - self.sample_sent[self.rep[msg_ids]]
-        out: np.ndarray = np.where(first == _NEVER, NULL, self.table[T_INTENDED, msg_ids] + offset)
+        out: np.ndarray = np.where(first == _NEVER, NULL, self.field[T_INTENDED][msg_ids] + offset)
         return out
+
+    def record(self, m: int) -> list[int]:
+        """Unsampled message ``m``'s record, as ``MessageState`` keeps one (its kind, agent
+        and size are what a block reads)."""
+        record: list[int] = self.rows(np.asarray([m], dtype=np.int64), np.asarray([NULL], dtype=np.int64))[0][:, 0].tolist()
+        return record
+
+    def rows(self, ids: np.ndarray, t_received: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Unsampled messages' records as int64[fields, n] (``MessageState.rows_from_columns``
+        takes them), given their ``t_received``, and their fees."""
+        table = np.full((_FIELDS, ids.size), NULL, dtype=np.int64)
+        table[MSG_ID] = ids
+        for f, column in self.field.items():
+            table[f] = column[ids]
+        table[T_SENT] = table[T_INTENDED]
+        table[T_SEQUENCED] = table[T_DEQUEUED]
+        table[T_RECEIVED] = t_received
+        return table, self.fee[ids]
 
     def included(self, messages: list[int], block: int, t: int) -> None:
         """Unsampled messages went into ``block`` made at ``t`` (the first block to include
         one is where it left the mempool)."""
         ids = np.asarray(messages, dtype=np.int64)
-        table = self.table
-        table[WHERE, ids] = IN_BLOCK
-        first = ids[table[BLOCK, ids] < 0]
-        table[BLOCK, first] = block
-        table[T_DEQUEUED, first] = t
-        table[T_SEQUENCED, first] = t
+        self.field[WHERE][ids] = IN_BLOCK
+        first = ids[self.field[BLOCK][ids] < 0]
+        self.field[BLOCK][first] = block
+        self.field[T_DEQUEUED][first] = t
 
     def commit(self, messages: list[int], block: int, t: int) -> tuple[np.ndarray, np.ndarray]:
         """Unsampled messages of ``block`` commit at ``t`` (those still open): their rows,
@@ -254,34 +279,30 @@ class SampledPool:
         ids = ids[self.open[ids]]
         self.open[ids] = False
         self.open_unsampled -= ids.size
-        table = self.table
-        table[T_COMMITTED, ids] = t
-        table[WHERE, ids] = COMMITTED
-        table[BLOCK, ids] = block
-        table[T_RECEIVED, ids] = self.first_arrival(ids)
-        return table[:, ids], self.fee[ids]
+        self.field[T_COMMITTED][ids] = t
+        self.field[WHERE][ids] = COMMITTED
+        self.field[BLOCK][ids] = block
+        return self.rows(ids, self.first_arrival(ids))
 
     def busy(self) -> bool:
         """Unsampled messages still wait in the pool or in blocks."""
         return self.open_unsampled > 0
 
     def settle_rest(self, t_end: int, rows: int = 1 << 16) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """At the end: the unsampled messages still open, as rows (``rows`` at a time, so
-        that no copy of the whole table is made). One that reached a producer by ``t_end``
-        (or will: its representative reached one) is pending; one whose representative
-        reached none is lost, as a relayed message that reached no producer would be."""
+        """At the end: the unsampled messages still open, as rows (``rows`` at a time). One
+        that reached a producer by ``t_end`` (or will: its representative reached one) is
+        pending; one whose representative reached none is lost, as a relayed message that
+        reached no producer would be."""
         ids = np.flatnonzero(self.open[:self.count])
         ids = ids[~self.is_sampled[ids]]
         self.open[ids] = False
         self.open_unsampled = 0
         earliest = self._earliest()
-        table = self.table
         for start in range(0, ids.size, rows):
             part = ids[start:start + rows]
             first = self.first_arrival(part, earliest)
-            table[T_RECEIVED, part] = np.where(first <= t_end, first, NULL)
-            table[WHERE, part] = np.where(first == NULL, LOST, PENDING)
-            yield table[:, part], self.fee[part]
+            self.field[WHERE][part] = np.where(first == NULL, LOST, PENDING)
+            yield self.rows(part, np.where(first <= t_end, first, NULL))
 
     def close_sampled(self, m: int) -> None:
         """A sampled message settled (its record is written by ``MessageState``)."""
