@@ -68,10 +68,12 @@ def test_a_message_whose_representative_reached_no_producer_is_lost() -> None:
 
 def _small(*more: str) -> msgstorm.Scenario:
     """The Bitcoin preset at 300 nodes, 1 kB blocks every 10 s (a transaction sent in the
-    last second or so before a block often misses it), 5 transactions a second, 10 minutes."""
+    last second or so before a block often misses it), 5 transactions a second, 10 minutes;
+    serial uplinks, on which the transactions the sample leaves out would take 0.3% of an
+    uplink (held ones are busy for a whole link delay per transfer: docs/networks.md)."""
     return load_scenario(PRESET, ["network.total_nodes=300", "agents.0.count=300", 'run.duration="10min"',
                                   'run.drain="1min"', 'blocks.interval="10s"', "blocks.header_size=1000",
-                                  'agents.0.arrival.rate="60/h"', *more])
+                                  'agents.0.arrival.rate="60/h"', 'network.uplink="serial"', *more])
 
 
 def _gaps(tables: dict[str, dict[str, list[int]]]) -> tuple[np.ndarray, np.ndarray]:
@@ -110,13 +112,15 @@ def test_a_sampled_run_agrees_with_full_relay_on_the_same_seed(tmp_path) -> None
     caught_full, median_full = _gaps(full)
     caught_sampled, median_sampled = _gaps(sampled)
     assert len(caught_full) == len(caught_sampled) > 40
-    # A block misses the transactions that had not reached its miner: a few in ten here.
-    assert 0.5 < caught_full.mean() < 0.97
-    # Paired over the gaps and over the blocks: the mean difference within 3 standard errors.
-    for a, b in ((caught_sampled, caught_full), (median_sampled, median_full)):
-        difference = a - b
-        error = difference.std(ddof=1) / np.sqrt(difference.size)
-        assert abs(difference.mean()) < 3 * error + 1e-9, (difference.mean(), error)
+    # A block misses the transactions that had not reached its miner (one in six here).
+    assert 0.6 < caught_full.mean() < 0.95
+    # Paired over the gaps: the share each block caught differs by less than 3 standard
+    # errors of the mean difference (the derived arrivals are draws of the same law).
+    difference = caught_sampled - caught_full
+    assert abs(difference.mean()) < 3 * difference.std(ddof=1) / np.sqrt(difference.size)
+    # Blocks are relayed alike: each block's median arrival within 2% on average (the
+    # unsampled transactions' bytes, left out, make the sampled run's blocks 0.6% faster).
+    assert median_sampled.mean() == pytest.approx(median_full.mean(), rel=0.02)
     # Inclusion delays (first inclusion after sending) agree in their median within 10%.
     def inclusion_s(tables: dict[str, dict[str, list[int]]]) -> float:
         delays = [d - s for d, s in zip(tables["messages"]["t_dequeued"], tables["messages"]["t_sent"], strict=True)

@@ -289,7 +289,8 @@ class ForkChain:
         self._room_for(twin, parent)
         first = self.block_contents.get(block)
         if first is not None:
-            self.block_contents[twin] = BlockContents(first.msg_ids[::-1].copy(), first.sizes[::-1].copy())
+            self.block_contents[twin] = BlockContents(first.msg_ids[::-1].copy(), first.sizes[::-1].copy(),
+                                                      first.held_everywhere)
         for m in take:
             if self._open(m):  # not already committed by the first (at one confirmation)
                 self.included.setdefault(m, []).append(twin)
@@ -356,11 +357,15 @@ class ForkChain:
         return m in self.ctx.msgs.live or (self.pool is not None and bool(self.pool.open[m]))
 
     def _contents(self, take: list[int]) -> BlockContents:
-        """A block's messages and their sizes (a sampled relay's unsampled ones from the pool)."""
+        """A block's messages and their sizes, for compact relay. Under a relay sample the
+        sampled ones are listed (a node rebuilds them from what it validated) and the rest
+        count as held at every node (docs/networks.md, "A relay sample")."""
         if self.pool is None:
             return self.ctx.msgs.contents(take)
-        fields = _Fields(self.ctx.msgs.live, self.pool)
-        return BlockContents.of(take, [fields[m][SIZE] for m in take])
+        live = self.ctx.msgs.live
+        listed = [m for m in take if m in live]
+        contents = self.ctx.msgs.contents(listed)
+        return BlockContents(contents.msg_ids, contents.sizes, held_everywhere=len(take) - len(listed))
 
     def _on_branch(self, m: int, tip: int) -> bool:
         """Whether a block on the branch ending at ``tip`` includes ``m``."""
