@@ -3,7 +3,9 @@ hand, the sampled run against full relay on the same seed, determinism, and bad 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -76,7 +78,7 @@ def _small(*more: str) -> msgstorm.Scenario:
                                   'agents.0.arrival.rate="60/h"', 'network.uplink="serial"', *more])
 
 
-def _gaps(tables: dict[str, dict[str, list[int]]]) -> tuple[np.ndarray, np.ndarray]:
+def _gaps(tables: dict[str, dict[str, list[Any]]]) -> tuple[np.ndarray, np.ndarray]:
     """For each gap between consecutive blocks: the share of the transactions sent in it
     that the block ending it included; and each block's median arrival (s after its making)."""
     blocks, messages = tables["blocks"], tables["messages"]
@@ -96,16 +98,27 @@ def _gaps(tables: dict[str, dict[str, list[int]]]) -> tuple[np.ndarray, np.ndarr
     return np.asarray(caught), median
 
 
+def _sampled(tables: dict[str, dict[str, list[Any]]]) -> set[int]:
+    """The msg_ids a run relayed receipt by receipt, as its ``relay_sample`` event says."""
+    events = tables["events"]
+    detail = json.loads(next(d for k, d in zip(events["kind"], events["detail"], strict=True) if k == "relay_sample"))
+    count = len(tables["messages"]["msg_id"])
+    sampled = set(range(0, count, detail["stride"])) | set(detail["region_firsts"])
+    assert detail["derived"] == count - len(sampled)
+    assert len(detail["region_firsts"]) <= 6  # the preset's regions
+    return sampled
+
+
 @pytest.mark.slow
 def test_a_sampled_run_agrees_with_full_relay_on_the_same_seed(tmp_path) -> None:
     full, _, full_events = simulate_tables(_small(), tmp_path / "full")
     sampled, _, sampled_events = simulate_tables(_small("network.relay.sample=0.1"), tmp_path / "sampled")
     assert sampled_events < full_events / 3  # the sample is what the kernel relays
-    # One row per transaction either way; deliveries for sampled ones only (every 10th
-    # msg_id, or a region's first).
+    # One row per transaction either way; deliveries for the sampled ones only, which the
+    # relay_sample event names: every 10th msg_id and each region's first message.
     assert sorted(sampled["messages"]["msg_id"]) == sorted(full["messages"]["msg_id"])
-    delivered = set(sampled["deliveries"]["msg_id"])
-    assert sum(m % 10 != 0 for m in delivered) <= 6 < len(delivered)
+    assert set(sampled["deliveries"]["msg_id"]) == _sampled(sampled)
+    assert "relay_sample" not in full["events"]["kind"]
     # The same seed makes the same blocks at the same times by the same miners.
     assert sampled["blocks"]["t_produced"] == full["blocks"]["t_produced"]
     assert sampled["blocks"]["producer"] == full["blocks"]["producer"]
@@ -122,7 +135,7 @@ def test_a_sampled_run_agrees_with_full_relay_on_the_same_seed(tmp_path) -> None
     # unsampled transactions' bytes, left out, make the sampled run's blocks 0.6% faster).
     assert median_sampled.mean() == pytest.approx(median_full.mean(), rel=0.02)
     # Inclusion delays (first inclusion after sending) agree in their median within 10%.
-    def inclusion_s(tables: dict[str, dict[str, list[int]]]) -> float:
+    def inclusion_s(tables: dict[str, dict[str, list[Any]]]) -> float:
         delays = [d - s for d, s in zip(tables["messages"]["t_dequeued"], tables["messages"]["t_sent"], strict=True)
                   if d is not None]
         return float(np.median(delays)) / 1e9
@@ -138,6 +151,7 @@ def test_a_sampled_run_is_deterministic(tmp_path) -> None:
     assert first == second
     statuses = set(first["messages"]["status"])
     assert "committed" in statuses and len(first["messages"]["msg_id"]) > 500
+    assert set(first["deliveries"]["msg_id"]) == _sampled(first)
 
 
 @pytest.mark.parametrize(("override", "words"), [

@@ -714,7 +714,12 @@ class ForkChain:
         (a sampled relay's unsampled messages still open: pending or lost, ``SampledPool``)."""
         self.take_logged()
         if self.pool is not None:
-            for rows, fees in self.pool.settle_rest(t_end):
+            pool = self.pool
+            firsts = pool.sample_id[:pool.samples]
+            self.ctx.record.event(t_end, EventKind.RELAY_SAMPLE, value=float(pool.samples), detail={
+                "stride": pool.stride, "region_firsts": firsts[firsts % pool.stride != 0].tolist(),
+                "derived": pool.count - pool.samples})
+            for rows, fees in pool.settle_rest(t_end):
                 self.ctx.msgs.terminal += rows.shape[1]
                 self.ctx.record.settled_table(rows, fees)
         top = len(self.canonical) - 1
