@@ -189,3 +189,24 @@ def test_without_a_sample_the_scenario_hashes_as_before() -> None:
     scenario = load_scenario(PRESET)
     assert "sample" not in scenario.model_dump(mode="json")["network"]["relay"]
     assert load_scenario(PRESET, ["network.relay.sample=0.5"]).network.relay.sample_stride == 2
+
+
+@pytest.mark.slow
+def test_compact_blocks_list_the_sampled_messages_and_count_the_rest_as_held(tmp_path) -> None:
+    scenario = load_scenario(PRESET, ["network.total_nodes=200", "agents.0.count=200", 'run.duration="5min"',
+                                      'run.drain="1min"', 'blocks.interval="60s"', "blocks.header_size=1000",
+                                      'agents.0.arrival.rate="60/h"', 'network.relay.kinds={block="compact"}',
+                                      "network.relay.sample=0.25"])
+    tables, _, _ = simulate_tables(scenario, tmp_path / "run")
+    blocks = tables["blocks"]
+    assert all(blocks["canonical"]) and len(blocks["block"]) >= 3  # no fork: a message's block is its only one
+    assert len(tables["block_arrivals"]["block"]) == 200 * len(blocks["block"])
+    events = tables["events"]
+    relay = json.loads(next(d for k, d in zip(events["kind"], events["detail"], strict=True) if k == "relay"))
+    sampled = _sampled(tables)
+    listed = sum(1 for m, b in zip(tables["messages"]["msg_id"], tables["messages"]["block"], strict=True)
+                 if b is not None and m in sampled)
+    # Each of the 199 other nodes rebuilds each block once: it holds or asks for each listed
+    # (sampled) message, and for none of the others, which are held everywhere.
+    assert relay["compact"]["held"] + relay["compact"]["missing"] == listed * 199
+    assert sum(blocks["messages"]) > 2 * listed
