@@ -143,14 +143,16 @@ def test_a_sampled_run_agrees_with_full_relay_on_the_same_seed(tmp_path) -> None
     assert inclusion_s(sampled) == pytest.approx(inclusion_s(full), rel=0.1)
 
 
+@pytest.mark.slow
 def test_a_sampled_run_is_deterministic(tmp_path) -> None:
-    scenario = _small('run.duration="2min"', "network.relay.sample=0.05")
+    scenario = _small("network.total_nodes=100", "agents.0.count=100", 'agents.0.arrival.rate="180/h"',
+                      'run.duration="1min"', "network.relay.sample=0.05")
     first, end_first, _ = simulate_tables(scenario, tmp_path / "a")
     second, end_second, _ = simulate_tables(scenario, tmp_path / "b")
     assert end_first == end_second
     assert first == second
     statuses = set(first["messages"]["status"])
-    assert "committed" in statuses and len(first["messages"]["msg_id"]) > 500
+    assert "committed" in statuses and len(first["messages"]["msg_id"]) > 200
     assert set(first["deliveries"]["msg_id"]) == _sampled(first)
 
 
