@@ -144,7 +144,8 @@ class ForkChain:
         stride = ctx.scenario.network.relay.sample_stride
         self.pool = (SampledPool(stride, self.producers, n, links.region_of, len(links.base_ns))
                      if ctx.scenario.network.relay.sample is not None else None)
-        self.mempool: dict[int, list[int]] = {} if self.pool is not None else {node: [] for node in self.producers}
+        # (Under a sample the lists stay empty: they say which nodes keep a mempool.)
+        self.mempool: dict[int, list[int]] = {node: [] for node in self.producers}
         # The block tree, by block id (0: genesis).
         self.parent = [GENESIS]
         self.block_height = [0]
@@ -600,6 +601,9 @@ class ForkChain:
         or the queue policy watches it there): it goes into that node's mempool, after what
         the kernel logged before."""
         self.take_logged()
+        if self.pool is not None:
+            self._pooled(np.asarray([node]), np.asarray([m]), np.asarray([t]))
+            return
         self._into_mempool(t, node, m)
 
     def take_logged(self) -> int:
@@ -629,15 +633,7 @@ class ForkChain:
             return -1
         node, item, t, kind = rows[LOG_NODE], rows[LOG_ITEM], rows[LOG_T], rows[LOG_KIND]
         messages = kind != ITEM_BLOCK
-        self.pool.arrive(node[messages], item[messages], t[messages])
-        live = self.ctx.msgs.live
-        # The log is in time order: a message's first row is its first producer's validation.
-        first_items, first_rows = np.unique(item[messages], return_index=True)
-        for m, at in zip(first_items.tolist(), t[messages][first_rows].tolist(), strict=True):
-            record = live.get(m)
-            if record is not None and record[WHERE] < QUEUED:
-                record[WHERE] = QUEUED  # in a mempool: pending, not lost, if the run ends now
-                record[T_RECEIVED] = at
+        self._pooled(node[messages], item[messages], t[messages])
         blocks = ~messages
         for block_node, block, at in zip(node[blocks].tolist(), item[blocks].tolist(), t[blocks].tolist(), strict=True):
             self._record_arrival(at, block_node, block)
@@ -665,6 +661,19 @@ class ForkChain:
             self.take_logged()
             self.mempool[node] = []
             self.gossip.log_validations(node)
+
+    def _pooled(self, node: np.ndarray, item: np.ndarray, t: np.ndarray) -> None:
+        """Validations of sampled messages at producers, in time order, into the pool; a
+        message's first is its ``t_received``."""
+        assert self.pool is not None
+        self.pool.arrive(node, item, t)
+        live = self.ctx.msgs.live
+        first_items, first_rows = np.unique(item, return_index=True)
+        for m, at in zip(first_items.tolist(), t[first_rows].tolist(), strict=True):
+            record = live.get(m)
+            if record is not None and record[WHERE] < QUEUED:
+                record[WHERE] = QUEUED  # in a mempool: pending, not lost, if the run ends now
+                record[T_RECEIVED] = at
 
     def node_down(self, node: int) -> None:
         self.take_logged()
