@@ -42,6 +42,11 @@ if each had come back one by one; a block whose parent the node lacks comes back
 (the node asks a peer for the parent). ``kernel_blocks=False`` (votes, or the reference
 the tests compare with) hands every block back.
 
+Under a relay sample (``[network.relay] sample``) the producers' mempools are one pool
+(``sim/sampled_pool.py``): only the sampled messages are relayed and logged, the others
+reach each producer when their region's last sampled one says, and their records are the
+pool's columns (a block takes them, commits them and writes their rows through the pool).
+
 Every block is one of ``block`` ids 1, 2, ... (0 is the genesis block every node holds);
 a message's ``block`` column is the block that committed it (or first included it).
 Lifecycle: built once per run; ``start`` draws the first block; ``close`` writes the

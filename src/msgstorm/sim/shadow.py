@@ -24,6 +24,10 @@ or until a watched node validates an item (the leader for messages, any node for
 which Python then handles at exactly that time; a standby's validations are logged by the
 kernel for its mempool (``Chain`` reads the log before it reads a mempool).
 
+Under a relay sample (``[network.relay] sample``, sim/sampled_pool.py) only the sampled
+messages of each traffic batch go to the kernel (and get records here); the rest are the
+producers' pool's from the start.
+
 Reactors and queue policies with hooks (``sim/policies.py``: batch auction, commit-reveal,
 fair ordering) see the simulator through ``SimHost`` (``sim/host.py``): a clock, ``wake``,
 ``send``, message records, what a watcher sees of a message and when a committed one
