@@ -131,3 +131,18 @@ def test_commit_reveal_counts_each_revealed_message_twice() -> None:
     fifo = estimate_work(msgstorm.load_scenario(example, ['sequencer.policy="fifo"'])).messages
     revealed = estimate_work(msgstorm.load_scenario(example, ['sequencer.policy="commit_reveal"'])).messages
     assert (fifo, revealed) == (2050.0, 2050.0 + 50 + 1400)
+
+
+def test_a_relay_sample_counts_the_receipts_of_the_sampled_messages_only() -> None:
+    # The preset at 10,000 nodes and 2,000 transactions a second: every receipt relayed is
+    # refused before the run starts; one transaction in 10,000 relayed fits.
+    preset = Path(__file__).resolve().parent.parent / "examples" / "bitcoin.toml"
+    big = ["network.total_nodes=10000", "agents.0.count=10000", 'run.duration="10min"', 'agents.0.arrival.rate="720/h"']
+    with pytest.raises(ScenarioError, match="max_receipts") as caught:
+        msgstorm.load_scenario(preset, big)
+    assert caught.value.issues[0].field == "agents[0].arrival.rate"
+    full = estimate_work(msgstorm.load_scenario(preset, [*big, "limits.max_receipts=1000000000000"]))
+    sampled = estimate_work(msgstorm.load_scenario(preset, [*big, "network.relay.sample=0.0001"]))
+    assert sampled.messages == full.messages == pytest.approx(1_200_000)
+    # (messages / 10,000 + blocks) x nodes x peers, against (messages + blocks) x nodes x peers.
+    assert sampled.gossip_receipts == pytest.approx(full.gossip_receipts * (120 + 2) / (1_200_000 + 2))

@@ -79,6 +79,11 @@ class EventKind(StrEnum):
     # "duplicates_avoided", "compact": {"duplicates", "getblocktxn", "missing", "missing_bytes",
     # "held"}, "uploaded_bytes": {region: bytes}} (relay/summary.py reads it)
     RELAY = "relay"
+    # sim, at the run's end, under ``network.relay.sample`` (sim/sampled_pool.py): value =
+    # messages relayed receipt by receipt; detail {"stride", "region_firsts", "derived"}: the
+    # sampled ones are the multiples of stride and the msg_ids in region_firsts (each
+    # region's first message), the other ``derived`` messages took their arrivals from them
+    RELAY_SAMPLE = "relay_sample"
     # sim, at the run's end, when a flood_invalid fault sent anything (sim/flood.py): value =
     # invalid messages its receivers validated and dropped; detail {"sent", "validated"}
     FLOOD = "flood"

@@ -213,8 +213,10 @@ def estimate_work(scenario: Scenario) -> WorkEstimate:
     fanout = scenario.gossip.degree if scenario.gossip.mode == "mesh" else scenario.gossip.peers
     fanout = min(fanout, scenario.gossip.peers, max(nodes - 1, 0))
     blocks = math.ceil(horizon_ns / scenario.blocks.interval)
-    receipts = (messages + blocks) * nodes * max(fanout, 1) if nodes > 1 else 0.0
-    deliveries = min(float(scenario.history.max_deliveries), messages * nodes * scenario.history.delivery_sample)
+    # Under a relay sample only that share of the messages is relayed receipt by receipt.
+    relayed = messages if scenario.network.relay.sample is None else messages / scenario.network.relay.sample_stride
+    receipts = (relayed + blocks) * nodes * max(fanout, 1) if nodes > 1 else 0.0
+    deliveries = min(float(scenario.history.max_deliveries), relayed * nodes * scenario.history.delivery_sample)
     instances = sum(agent.count for agent in scenario.agents)
     accounts, price_steps = _market_work(scenario)
     memory = (_BASE_BYTES + peak_window * _WINDOW_MESSAGE_BYTES + queued * _QUEUED_MESSAGE_BYTES

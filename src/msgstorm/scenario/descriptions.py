@@ -131,6 +131,12 @@ DESCRIPTIONS: dict[str, str] = {
     "RelaySpec.high_bandwidth": "peers a node sends a compact block unasked (`compact` relay's high-bandwidth "
                                 "mode; BIP 152 allows 3); it announces it to the rest, who ask for it "
                                 "(low-bandwidth mode)",
+    "RelaySpec.sample": "opt-in, with `[blocks.producers]`: the share of messages relayed receipt by receipt "
+                        "(every n-th msg_id, n = round(1 / sample), the rule `history.delivery_sample` uses, and "
+                        "each region's first message); each other message reaches each producer as long after its "
+                        "sending as the last sampled message from its region reached it after that one's, and "
+                        "puts no load on any node (docs/networks.md, \"A relay sample\"); none: every message is "
+                        "relayed",
     "RelaySpec.control_overhead": "a fixed delay every announcement and request pays on top of its link delay "
                                   "(payloads do not); SimBlock's is 10 ms (AbstractMessageTask.getInterval)",
     "LinkModel.dist": "`constant`: base; `uniform`: base + U(0, jitter); `normal`: base + N(0, jitter), "

@@ -52,6 +52,8 @@ class RelaySpec(Spec):
     compact_header: int = Field(default=88, ge=0, le=1 << 30)
     short_id: int = Field(default=6, ge=1, le=64)
     high_bandwidth: int = Field(default=3, ge=0, le=1 << 20)
+    # Opt-in (sim/sampled_pool.py): the share of messages relayed receipt by receipt; none: all of them.
+    sample: float | None = Field(default=None, gt=0, le=1)
 
     @field_validator("kinds")
     @classmethod
@@ -72,7 +74,14 @@ class RelaySpec(Spec):
         for name in _COMPACT_FIELDS:
             if name in data and getattr(self, name) == RelaySpec.model_fields[name].default:
                 data.pop(name)
+        if data.get("sample") is None:  # without a sample the section dumps as before it existed
+            data.pop("sample", None)
         return data
+
+    @property
+    def sample_stride(self) -> int:
+        """Every how many msg_ids a message is relayed receipt by receipt (1: all of them)."""
+        return 1 if self.sample is None else max(1, round(1 / self.sample))
 
     @field_validator("protocol")
     @classmethod

@@ -147,6 +147,7 @@ def check_references(scenario: Scenario) -> list[Problem]:
         problems.append((("gossip", "degree"), f"mesh degree {gossip.degree} exceeds peers {gossip.peers}"))
 
     problems += _producer_references(scenario, nodes, hint_nodes)
+    problems += _relay_sample_problems(scenario)
 
     sequencer = scenario.sequencer
     if sequencer.node is not None and sequencer.node not in nodes:
@@ -453,6 +454,26 @@ def _producer_references(scenario: Scenario, nodes: set[str], hint_nodes: str) -
         problems.append((("controllers",), "controllers steer the one sequencer's blocks; drop them or "
                                            "[blocks.producers]"))
     return problems
+
+
+def _relay_sample_problems(scenario: Scenario) -> list[Problem]:
+    """``network.relay.sample`` (sim/sampled_pool.py) gives unsampled messages their arrival
+    at the producers only: it needs ``[blocks.producers]`` and the simulator, and nothing
+    that must see every message at a node (a market's reactors, a twin's own mempool)."""
+    if scenario.network.relay.sample is None:
+        return []
+    place = ("network", "relay", "sample")
+    needs = ("unsampled messages reach producers only (docs/networks.md); remove network.relay.sample or ")
+    if scenario.target != "sim":
+        return [(place, "a relay sample is the simulator's: remove it for a live target")]
+    if scenario.blocks.producers is None:
+        return [(place, needs + "add [blocks.producers]")]
+    if scenario.market is not None:
+        return [(place, needs + "[market] (its agents react to every message they see)")]
+    twins = [where for where, fault in fault_entries(scenario) if isinstance(fault, TwinsFault)]
+    if twins:
+        return [(place, needs + f"the twins fault at {'.'.join(map(str, twins[0]))} (a twin keeps its own mempool)")]
+    return []
 
 
 # The most invalid messages the flood faults of one run may send (each is a Python call and

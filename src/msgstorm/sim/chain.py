@@ -216,7 +216,7 @@ class Chain:
         if node in self.mempool:
             self.mempool[node] = []
 
-    def node_up(self, node: int) -> None:
+    def node_up(self, node: int, t: int) -> None:
         self._take_logged()
         if node in self.ctx.cluster.standby and node != self.ctx.cluster.leader:
             self.mempool[node] = []  # it restarts with an empty mempool

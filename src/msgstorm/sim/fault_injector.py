@@ -101,7 +101,7 @@ class FaultInjector:
         cluster.up[node] = True
         self.gossip.set_up(node, True, t)
         self.lone.restarted(t, node)
-        self.chain.node_up(node)
+        self.chain.node_up(node, t)
         self.ctx.record.event(t, EventKind.NODE_UP, node)
         if node == cluster.leader:
             self.sequencer.depth_changed(t)  # the sequencer is back: held senders may resume

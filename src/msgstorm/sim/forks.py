@@ -43,6 +43,11 @@ come back one by one; a block whose parent the node lacks comes back at once
 (the node asks a peer for the parent). ``kernel_blocks=False`` (votes, or the reference
 the tests compare with) hands every block back.
 
+Under a relay sample (``[network.relay] sample``) the producers' mempools are one pool
+(``sim/sampled_pool.py``): only the sampled messages are relayed and logged, the others
+reach each producer when their region's last sampled one says, and their records are the
+pool's columns (a block takes them, commits them and writes their rows through the pool).
+
 Every block is one of ``block`` ids 1, 2, ... (0 is the genesis block every node holds);
 a message's ``block`` column is the block that committed it (or first included it).
 Lifecycle: built once per run; ``start`` draws the first block; ``close`` writes the
@@ -70,6 +75,7 @@ from msgstorm.sim.gossip import BlockContents, GossipState
 from msgstorm.sim.kernel import ITEM_BLOCK, LOG_ITEM, LOG_KIND, LOG_NODE, LOG_T
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.recorder import FLUSH_ROWS
+from msgstorm.sim.sampled_pool import SampledPool
 from msgstorm.sim.state import (
     AGENT,
     BLOCK,
@@ -139,9 +145,15 @@ class ForkChain:
         self.producers = pick_producers(spec, names, rng)
         shares = producer_shares(spec, len(self.producers), rng)
         self.rule = PRODUCER_RULES[spec.rule](blocks.interval, shares, rng)
-        # What each producer validated: it builds its blocks from this (oldest first).
-        self.mempool: dict[int, list[int]] = {node: [] for node in self.producers}
         n = ctx.cluster.size
+        # With a relay sample (``[network.relay] sample``) every producer's mempool is read
+        # from one pool (sim/sampled_pool.py); without, each producer keeps what it
+        # validated, and builds its blocks from that (oldest first).
+        stride = ctx.scenario.network.relay.sample_stride
+        self.pool = (SampledPool(stride, self.producers, n, links.region_of, len(links.base_ns))
+                     if ctx.scenario.network.relay.sample is not None else None)
+        # (Under a sample the lists stay empty: they say which nodes keep a mempool.)
+        self.mempool: dict[int, list[int]] = {node: [] for node in self.producers}
         # The block tree, by block id (0: genesis).
         self.parent = [GENESIS]
         self.block_height = [0]
@@ -219,7 +231,7 @@ class ForkChain:
         runs): on the tip of ``at``'s view, from ``at``'s mempool."""
         ctx = self.ctx
         parent = int(self.tip[at])
-        take, gas, size, left_out = self._fill(at, parent)
+        take, gas, size, left_out = self._fill(at, parent, t)
         block = len(self.parent)
         height = self.block_height[parent] + 1
         self.parent.append(parent)
@@ -230,15 +242,21 @@ class ForkChain:
         self.contents.append(take)
         self._room_for(block, parent)
         if self.gossip.wants_contents:  # compact relay: what peers rebuild the block from
-            self.block_contents[block] = ctx.msgs.contents(take)
+            self.block_contents[block] = self._contents(take)
         live = ctx.msgs.live
+        pooled = []
         for m in take:
             self.included.setdefault(m, []).append(block)
-            record = live[m]
+            record = live.get(m)
+            if record is None:  # an unsampled message: its record is the pool's
+                pooled.append(m)
+                continue
             record[WHERE] = IN_BLOCK
             if record[BLOCK] < 0:  # first included: it left the mempool (queue wait) at once
                 record[BLOCK] = block
                 record[T_DEQUEUED] = record[T_SEQUENCED] = t
+        if pooled and self.pool is not None:
+            self.pool.included(pooled, block, t)
         detail: dict[str, Any] = {"gas": gas, "bytes": size, "block": block, "parent": parent}
         if at != node:
             detail["twin_at"] = ctx.cluster.names[at]
@@ -286,10 +304,10 @@ class ForkChain:
         self._room_for(twin, parent)
         first = self.block_contents.get(block)
         if first is not None:
-            self.block_contents[twin] = BlockContents(first.msg_ids[::-1].copy(), first.sizes[::-1].copy())
-        live = self.ctx.msgs.live
+            self.block_contents[twin] = BlockContents(first.msg_ids[::-1].copy(), first.sizes[::-1].copy(),
+                                                      first.held_everywhere)
         for m in take:
-            if m in live:  # not already committed by the first (at one confirmation)
+            if self._open(m):  # not already committed by the first (at one confirmation)
                 self.included.setdefault(m, []).append(twin)
         self.ctx.record.event(t, EventKind.BLOCK_PRODUCED, node, float(len(take)), self.block_height[block],
                               {"gas": gas, "bytes": self.size_of[block], "block": twin, "parent": parent, "equivocates": block})
@@ -314,13 +332,19 @@ class ForkChain:
         if not self.ctx.cluster.isolated[node]:
             self.gossip.inject(t, node, block, ITEM_BLOCK, self.size_of[block], contents=self.block_contents.get(block))
 
-    def _fill(self, node: int, parent: int) -> tuple[list[int], int, int, list[int]]:
-        """Messages for a block on ``parent``: the mempool's, oldest first, that are not
-        settled nor already on the branch, up to the block's message and gas limits; and
-        those a censoring producer left out."""
+    def _fill(self, node: int, parent: int, t: int) -> tuple[list[int], int, int, list[int]]:
+        """Messages for a block on ``parent`` made at ``t``: the mempool's, oldest first, that
+        are not settled nor already on the branch, up to the block's message and gas limits;
+        and those a censoring producer left out."""
         live = self.ctx.msgs.live
-        pool = [m for m in self.mempool[node] if m in live]
-        self.mempool[node] = pool  # settled ones leave the mempool
+        fields: dict[int, list[Any]] | _Fields
+        if self.pool is None:
+            pool = [m for m in self.mempool[node] if m in live]
+            self.mempool[node] = pool  # settled ones leave the mempool
+            fields = live
+        else:
+            pool = self.pool.mempool(node, t).tolist()
+            fields = _Fields(live, self.pool)
         take: list[int] = []
         left_out: list[int] = []
         gas = 0
@@ -331,7 +355,7 @@ class ForkChain:
                 break
             if self._on_branch(m, parent):
                 continue
-            record = live[m]
+            record = fields[m]
             if self.censoring and node in self.censoring and self.censoring[node][record[KIND], record[AGENT]]:
                 left_out.append(m)  # a censoring producer leaves it out
                 continue
@@ -342,6 +366,21 @@ class ForkChain:
             gas += cost
             size += record[SIZE]
         return take, gas, size, left_out
+
+    def _open(self, m: int) -> bool:
+        """Whether message ``m`` is not yet committed."""
+        return m in self.ctx.msgs.live or (self.pool is not None and bool(self.pool.open[m]))
+
+    def _contents(self, take: list[int]) -> BlockContents:
+        """A block's messages and their sizes, for compact relay. Under a relay sample the
+        sampled ones are listed (a node rebuilds them from what it validated) and the rest
+        count as held at every node (docs/networks.md, "A relay sample")."""
+        if self.pool is None:
+            return self.ctx.msgs.contents(take)
+        live = self.ctx.msgs.live
+        listed = [m for m in take if m in live]
+        contents = self.ctx.msgs.contents(listed)
+        return BlockContents(contents.msg_ids, contents.sizes, held_everywhere=len(take) - len(listed))
 
     def _on_branch(self, m: int, tip: int) -> bool:
         """Whether a block on the branch ending at ``tip`` includes ``m``."""
@@ -539,15 +578,27 @@ class ForkChain:
             height = self.committed_height + 1
             block = self.canonical[height]
             settled = []
+            pooled = []
             for m in self.contents[block]:
                 record = live.pop(m, None)
                 if record is None:
-                    continue  # committed by a block a final reorg dropped
+                    if self.pool is not None and not self.pool.is_sampled[m]:
+                        pooled.append(m)  # an unsampled message: the pool settles it
+                    continue  # else committed by a block a final reorg dropped
                 record[T_COMMITTED] = t
                 record[WHERE] = COMMITTED
                 record[BLOCK] = block
                 settled.append(record)
                 self.included.pop(m, None)
+                if self.pool is not None:
+                    self.pool.close_sampled(m)
+            if pooled and self.pool is not None:
+                rows, fees = self.pool.commit(pooled, block, t)
+                for m in rows[0].tolist():
+                    self.included.pop(m, None)
+                ctx.tally.committed += rows.shape[1]
+                msgs.terminal += rows.shape[1]
+                ctx.record.settled_table(rows, fees)
             ctx.tally.committed += len(settled)
             msgs.terminal += len(settled)
             if self.on_commit is not None and settled:
@@ -563,6 +614,9 @@ class ForkChain:
         or the queue policy watches it there): it goes into that node's mempool, after what
         the kernel logged before."""
         self.take_logged()
+        if self.pool is not None:
+            self._pooled(np.asarray([node]), np.asarray([m]), np.asarray([t]))
+            return
         self._into_mempool(t, node, m)
 
     def take_logged(self) -> int:
@@ -575,6 +629,8 @@ class ForkChain:
         The two kinds of row touch different state (mempools and messages' records; views),
         and nothing here commits, so each kind is applied in bulk in its own order, as if
         row by row."""
+        if self.pool is not None:
+            return self._take_logged_sampled()
         rows = self.gossip.drain_mempool_log()
         if not rows.shape[1]:
             return -1
@@ -649,6 +705,23 @@ class ForkChain:
             if len(pool) > bound:
                 mempool[node] = [m for m in pool if m in live]
 
+    def _take_logged_sampled(self) -> int:
+        """``take_logged`` under a relay sample: the validations of messages go to the pool at
+        once (their order does not matter there: a mempool is read by arrival time), the
+        blocks connect in order."""
+        assert self.pool is not None
+        rows = self.gossip.drain_mempool_log()
+        if not rows.shape[1]:
+            return -1
+        node, item, t, kind = rows[LOG_NODE], rows[LOG_ITEM], rows[LOG_T], rows[LOG_KIND]
+        messages = kind != ITEM_BLOCK
+        self._pooled(node[messages], item[messages], t[messages])
+        blocks = ~messages
+        for block_node, block, at in zip(node[blocks].tolist(), item[blocks].tolist(), t[blocks].tolist(), strict=True):
+            self._record_arrival(at, block_node, block)
+            self._connect(at, block_node, block)
+        return int(t[-1])
+
     def _into_mempool(self, t: int, node: int, m: int) -> None:
         """``m`` into ``node``'s mempool (``t_received``: the first producer's)."""
         live = self.ctx.msgs.live
@@ -671,13 +744,28 @@ class ForkChain:
             self.mempool[node] = []
             self.gossip.log_validations(node)
 
+    def _pooled(self, node: np.ndarray, item: np.ndarray, t: np.ndarray) -> None:
+        """Validations of sampled messages at producers, in time order, into the pool; a
+        message's first is its ``t_received``."""
+        assert self.pool is not None
+        self.pool.arrive(node, item, t)
+        live = self.ctx.msgs.live
+        first_items, first_rows = np.unique(item, return_index=True)
+        for m, at in zip(first_items.tolist(), t[first_rows].tolist(), strict=True):
+            record = live.get(m)
+            if record is not None and record[WHERE] < QUEUED:
+                record[WHERE] = QUEUED  # in a mempool: pending, not lost, if the run ends now
+                record[T_RECEIVED] = at
+
     def node_down(self, node: int) -> None:
         self.take_logged()
         if node in self.mempool:
             self.mempool[node] = []
 
-    def node_up(self, node: int) -> None:
+    def node_up(self, node: int, t: int) -> None:
         """A node restarts with an empty mempool and the view it had."""
+        if self.pool is not None:
+            self.pool.restart(node, t)
 
     def leader_down(self, t: int, node: int) -> None:
         """No leader: the producers' blocks go on."""
@@ -685,6 +773,8 @@ class ForkChain:
     def busy(self) -> bool:
         """Messages wait in mempools or in blocks not yet deep enough, and blocks still come."""
         self.take_logged()
+        if self.pool is not None and self.pool.busy():
+            return True
         return any(record[WHERE] in (QUEUED, IN_BLOCK) for record in self.ctx.msgs.live.values())
 
     # --- the end -----------------------------------------------------------------------------
@@ -711,8 +801,18 @@ class ForkChain:
         return pa.DictionaryArray.from_arrays(nodes.astype(np.int32), self.node_names)
 
     def close(self, t_end: int) -> None:
-        """At the end: open desync episodes close; the blocks table, and the rows still gathered."""
+        """At the end: open desync episodes close; the blocks table, and the rows still gathered
+        (a sampled relay's unsampled messages still open: pending or lost, ``SampledPool``)."""
         self.take_logged()
+        if self.pool is not None:
+            pool = self.pool
+            firsts = pool.sample_id[:pool.samples]
+            self.ctx.record.event(t_end, EventKind.RELAY_SAMPLE, value=float(pool.samples), detail={
+                "stride": pool.stride, "region_firsts": firsts[firsts % pool.stride != 0].tolist(),
+                "derived": pool.count - pool.samples})
+            for rows, fees in pool.settle_rest(t_end):
+                self.ctx.msgs.terminal += rows.shape[1]
+                self.ctx.record.settled_table(rows, fees)
         top = len(self.canonical) - 1
         self.desync.close(t_end, [top - height for height in self._agreed_heights()])
         self._flush_rows()
@@ -737,3 +837,16 @@ class ForkChain:
                 "block": [b for b in ids for _ in self.contents[b]],
                 "msg_id": [m for b in ids for m in self.contents[b]],
             })
+
+
+class _Fields:
+    """A message's fields by msg_id under a relay sample: a sampled message's record is in
+    ``live``, an unsampled one's is made from the pool's columns."""
+
+    def __init__(self, live: dict[int, list[Any]], pool: SampledPool) -> None:
+        self.live = live
+        self.pool = pool
+
+    def __getitem__(self, m: int) -> list[Any]:
+        record = self.live.get(m)
+        return record if record is not None else self.pool.record(m)

@@ -56,10 +56,14 @@ def _aligned(size: int) -> np.ndarray:
 @dataclass(frozen=True)
 class BlockContents:
     """The messages a block carries: their msg_ids and sizes in bytes (int64 each), in block
-    order. The sequencer's chain and the producers pass it with every block they send."""
+    order. The sequencer's chain and the producers pass it with every block they send.
+    ``held_everywhere``: more messages of the block that every node counts as held (a relay
+    sample's unsampled ones, sim/sampled_pool.py): a compact block carries their short ids,
+    and no node asks for them."""
 
     msg_ids: np.ndarray
     sizes: np.ndarray
+    held_everywhere: int = 0
 
     @classmethod
     def of(cls, msg_ids: list[int], sizes: list[int]) -> BlockContents:
@@ -285,7 +289,7 @@ class GossipState:
                 raise ValueError("a block relayed compactly needs its contents")
             ntx = len(contents.msg_ids)
             first = self._store_contents(contents)
-            size = self.compact.size(ntx)
+            size = self.compact.size(ntx + contents.held_everywhere)
         elif self.compact is not None and kind != k.ITEM_BLOCK and kind != k.ITEM_INVALID:  # held bits: compact relay only
             self._hold_room(item)
         if self.before_first_call is not None:
@@ -540,10 +544,9 @@ class GossipState:
         if not self.mempool_logged and self.scalars[k.S_LOGGED] == 0:
             return np.zeros((4, 0), dtype=np.int64)
         self._take_mempool_log()
-        taken = self.mempool_logged
+        taken, self.mempool_logged = self.mempool_logged, []
         if not taken:
             return np.zeros((4, 0), dtype=np.int64)
-        self.mempool_logged = []
         return np.concatenate(taken, axis=1) if len(taken) > 1 else taken[0]
 
     def drain_deliveries(self) -> np.ndarray:

@@ -24,6 +24,10 @@ or until a watched node validates an item (the leader for messages, any node for
 which Python then handles at exactly that time; a standby's validations are logged by the
 kernel for its mempool (``Chain`` reads the log before it reads a mempool).
 
+Under a relay sample (``[network.relay] sample``, sim/sampled_pool.py) only the sampled
+messages of each traffic batch go to the kernel (and get records here); the rest are the
+producers' pool's from the start.
+
 Reactors and queue policies with hooks (``sim/policies.py``: batch auction, commit-reveal,
 fair ordering) see the simulator through ``SimHost`` (``sim/host.py``): a clock, ``wake``,
 ``send``, message records, what a watcher sees of a message and when a committed one
@@ -37,6 +41,7 @@ the same ``Sequencer`` rules. ``compiled_solo=False`` keeps it here (the tests c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from heapq import heappop
 from typing import Any
@@ -103,6 +108,12 @@ __all__ = ["BACKLOG_NODES", "Progress", "ShadowNetwork"]
 BACKLOG_NODES = 32
 
 
+def _rows(batch: MessageBatch, rows: np.ndarray) -> MessageBatch:
+    """The batch's messages where ``rows`` (bool) is set."""
+    return MessageBatch(*(getattr(batch, name)[rows] for name in ("msg_id", "t_intended", "agent", "kind", "node",
+                                                                  "key", "size", "fee")))
+
+
 def _ns_per_byte(bits_per_s: list[float]) -> np.ndarray:
     """Transfer time per byte of each node's bandwidth (0: unlimited, no time)."""
     bps = np.asarray(bits_per_s, dtype=np.float64)
@@ -161,7 +172,9 @@ class ShadowNetwork:
             control_overhead_ns=relay.control_overhead,
             compact=CompactRelay(relay.compact_header, relay.short_id, relay.high_bandwidth),
             trace_hops=not relay.pushes_only,
-            hop_stride=hop_stride(self.delivery_stride, estimate_work(scenario).messages),
+            # Traced messages are among those relayed (a relay sample relays every n-th msg_id).
+            hop_stride=hop_stride(self.delivery_stride and math.lcm(self.delivery_stride, relay.sample_stride),
+                                  estimate_work(scenario).messages),
         )
         # Each hop's stages, when a relay protocol other than push is set (opt-in: push-only
         # histories stay as they were).
@@ -306,7 +319,10 @@ class ShadowNetwork:
         batches = iter(traffic)
         reacting = bool(self.reactors) or sequencer.ordering.attach is not None  # messages may be created in the run
         send_t: list[int] = []
-        first_id = 0
+        send_ids: list[int] = []
+        # A sampled relay (``[network.relay] sample``): only the sampled messages are sent
+        # through the kernel; the rest wait in the producers' pool (sim/sampled_pool.py).
+        pool = self.chain.pool if isinstance(self.chain, ForkChain) else None
         si = sn = 0
         traffic_done = False
         steps = 0  # Python events
@@ -326,9 +342,15 @@ class ShadowNetwork:
                     else:
                         if reacting:
                             batch = numbered(batch, msgs.count, self.reactors)
-                        msgs.add(batch)
+                        if pool is None:
+                            msgs.add(batch)
+                        else:
+                            sampled = pool.add(batch)
+                            msgs.add(batch, sampled)
+                            tally.emitted += len(batch) - int(sampled.sum())  # sent at their intended times
+                            batch = _rows(batch, sampled)
                         send_t = batch.t_intended.tolist()
-                        first_id = int(batch.msg_id[0]) if len(batch) else 0
+                        send_ids = batch.msg_id.tolist()
                         si, sn = 0, len(send_t)
                         if kernel_sends:
                             gossip.set_sends(batch.t_intended, batch.node, batch.msg_id, batch.size,
@@ -353,7 +375,7 @@ class ShadowNetwork:
                         if sending:
                             sent = gossip.send_index
                             gossip.allow_sends(sent, sent)
-                            self._mark_sent(first_id, send_t, si, sent)
+                            self._mark_sent(send_ids, send_t, si, sent)
                             si = sent
                     if fork_chain is not None:
                         # What the kernel logged comes first, as if each had come back alone.
@@ -375,10 +397,10 @@ class ShadowNetwork:
                     break
                 elif t_send <= t_python:
                     self.now = t_send
-                    if (backpressure.suspended or sequencer.held) and sequencer.holds(first_id + si):
-                        sequencer.hold(first_id + si)  # behind held messages, in order
+                    if (backpressure.suspended or sequencer.held) and sequencer.holds(send_ids[si]):
+                        sequencer.hold(send_ids[si])  # behind held messages, in order
                     else:
-                        self._inject(t_send, first_id + si)
+                        self._inject(t_send, send_ids[si])
                     si += 1
                     tally.emitted += 1
                     continue
@@ -410,14 +432,14 @@ class ShadowNetwork:
             self.telemetry.publish(self.now if self.solo is None else self.solo.now, depth,
                                    self.sequencer.backpressure.base_fee, len(self.faults.active), final)
 
-    def _mark_sent(self, first_id: int, send_t: list[int], first: int, end: int) -> None:
+    def _mark_sent(self, send_ids: list[int], send_t: list[int], first: int, end: int) -> None:
         """Sends ``first`` .. ``end - 1`` of the batch were made by the kernel at their
         intended times (as ``_inject`` records a send; one whose node was down is lost)."""
         if end <= first:
             return
         live = self.msgs.live
         for i in range(first, end):
-            live[first_id + i][T_SENT] = send_t[i]
+            live[send_ids[i]][T_SENT] = send_t[i]
         self.ctx.tally.emitted += end - first
         self.now = send_t[end - 1]
 

@@ -63,18 +63,25 @@ class MessageState:
         self.count = 0  # messages generated so far (msg_ids 0 .. count-1)
         self.terminal = 0  # messages settled so far
 
-    def add(self, batch: Any) -> None:
-        """Take in a traffic batch (msg_ids must continue from ``count``)."""
+    def add(self, batch: Any, keep: np.ndarray | None = None) -> None:
+        """Take in a traffic batch (msg_ids must continue from ``count``); ``keep``: which of
+        its messages get a record here (the rest are a sampled relay's pool's,
+        sim/sampled_pool.py); default all."""
         n = len(batch)
         if n == 0:
             return
         if int(batch.msg_id[0]) != self.count:
             raise ValueError("traffic batches must have consecutive msg_ids")
-        ids = batch.msg_id.tolist()
+
+        def column(values: np.ndarray) -> list[Any]:
+            chosen: list[Any] = (values if keep is None else values[keep]).tolist()
+            return chosen
+
+        ids = column(batch.msg_id)
         null = repeat(NULL)
         records = map(list, zip(
-            ids, batch.kind.tolist(), batch.agent.tolist(), batch.node.tolist(), batch.key.tolist(),
-            batch.size.tolist(), batch.fee.tolist(), batch.t_intended.tolist(),
+            ids, column(batch.kind), column(batch.agent), column(batch.node), column(batch.key),
+            column(batch.size), column(batch.fee), column(batch.t_intended),
             null, null, null, null, null, null, null, repeat(IN_FLIGHT),
         ))
         self.live.update(zip(ids, records))
