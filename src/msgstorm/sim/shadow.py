@@ -22,7 +22,11 @@ heap), Python events (``EventQueue``) and kernel receipts; at equal times sends 
 then Python events, then receipts. The kernel runs until the next send or Python event,
 or until a watched node validates an item (the leader for messages, any node for blocks),
 which Python then handles at exactly that time; a standby's validations are logged by the
-kernel for its mempool (``Chain`` reads the log before it reads a mempool).
+kernel for its mempool (``Chain`` reads the log before it reads a mempool). When nothing the
+sequencer does reaches the kernel (``sim/intake_log.py``), the leader's validations are
+logged too, the sequencer's service completions wait on a heap of their own, and the kernel
+runs on to the next other Python event; Python then replays intakes and completions in time
+order after each kernel run.
 
 Reactors and queue policies with hooks (``sim/policies.py``: batch auction, commit-reveal,
 fair ordering) see the simulator through ``SimHost`` (``sim/host.py``): a clock, ``wake``,
