@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import strategies as st
 
 from msgstorm.scenario import Scenario, parse_scenario
 
@@ -188,10 +189,11 @@ SIM_TABLES = ("messages", "events", "deliveries", "blocks", "block_arrivals", "f
 
 
 def simulate_tables(scenario: Scenario, out: Path, kernel_mempools: bool = True,
-                    quiet_announcements: bool = True) -> tuple[Tables, int, int]:
+                    quiet_announcements: bool = True, kernel_intake: bool = True) -> tuple[Tables, int, int]:
     """Run ``scenario`` on the simulator into ``out`` (``ShadowNetwork`` with
-    ``kernel_mempools``, and the gossip kernel's ``quiet_announcements``): its tables (read
-    while the directory exists), its end, and how many events the gossip kernel ran."""
+    ``kernel_mempools`` and ``kernel_intake``, and the gossip kernel's
+    ``quiet_announcements``): its tables (read while the directory exists), its end, and
+    how many events the gossip kernel ran."""
     import numpy as np
 
     from msgstorm.history import HistoryWriter, read_history
@@ -201,7 +203,8 @@ def simulate_tables(scenario: Scenario, out: Path, kernel_mempools: bool = True,
 
     writer = HistoryWriter(out / "history", scenario.history.row_group_size)
     traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
-    sim = ShadowNetwork(scenario, writer, sim_seed, helper_cpus=0, kernel_mempools=kernel_mempools)
+    sim = ShadowNetwork(scenario, writer, sim_seed, helper_cpus=0, kernel_mempools=kernel_mempools,
+                        kernel_intake=kernel_intake)
     sim.gossip.quiet_announcements = quiet_announcements
     sim.run(generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window))
     t_end = sim.finish()
@@ -209,6 +212,69 @@ def simulate_tables(scenario: Scenario, out: Path, kernel_mempools: bool = True,
     writer.close()
     history = read_history(out)
     return {table: history.table(table).to_pydict() for table in SIM_TABLES}, t_end, sim.gossip.steps
+
+
+def same_both_ways(scenario: Scenario, switch: str) -> Tables:
+    """Run ``scenario`` with ``ShadowNetwork``'s ``switch`` (``kernel_mempools``,
+    ``kernel_intake``) off, the reference, and on; assert equal histories, row for row, and
+    the same end; return the reference's tables."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        reference, t_reference, _ = simulate_tables(scenario, Path(tmp) / "reference", **{switch: False})
+        compiled, t_compiled, _ = simulate_tables(scenario, Path(tmp) / "compiled", **{switch: True})
+    assert t_compiled == t_reference
+    for table in reference:
+        assert compiled[table] == reference[table], table
+    return reference
+
+
+# Every example with a market, front-runners or controllers, shortened to keep this quick.
+REACTING_EXAMPLES = {
+    "black-thursday": ['run.duration="6s"', 'run.drain="2s"'],
+    "black-thursday-fee-aware": ['run.duration="6s"', 'run.drain="2s"'],
+    "black-thursday-lane": ['run.duration="6s"', 'run.drain="2s"'],
+    "front-running": ['run.duration="5s"', 'run.drain="2s"'],
+    "leverage-latency": ['run.duration="5s"', 'run.drain="3s"'],
+    "oracle-attack": ['run.duration="10s"', 'run.drain="3s"'],
+    "self-healing": ['run.duration="9s"', 'run.drain="3s"'],
+    "solana-spam": ['run.duration="5s"', 'run.drain="2s"'],
+}
+
+
+@st.composite
+def market_scenarios(draw: st.DrawFn) -> dict[str, Any]:
+    """A few nodes with a standby, traffic, a market with keepers and an oracle, and a
+    crash of the leader or the standby."""
+    regions = draw(st.sampled_from([["us-east", "eu-west"], ["us-east", "us-west", "ap-northeast"]]))
+    per_region = draw(st.integers(min_value=1, max_value=3))
+    crashed = draw(st.sampled_from(["us-east-0", f"{regions[1]}-0"]))
+    return {
+        "run": {"name": "mempools", "seed": draw(st.integers(min_value=0, max_value=2**31)),
+                "duration": "3s", "drain": "2s"},
+        "network": {"regions": regions, "nodes_per_region": per_region, "processing": "50us"},
+        "sequencer": {"node": "us-east-0", "standby": [f"{regions[1]}-0"], "failover_timeout": "300ms",
+                      "service": {"dist": "exponential", "mean": f"{draw(st.integers(100, 400))}us"},
+                      "policy": draw(st.sampled_from(["fifo", "fee_priority"]))},
+        "blocks": {"interval": draw(st.sampled_from(["100ms", "250ms"])), "max_messages": 2000},
+        "agents": [{"name": "traders", "role": "trader", "count": 20,
+                    "arrival": {"process": "poisson", "rate": f"{draw(st.integers(20, 150))}/s"},
+                    "fee": {"dist": "lognormal", "median": 2.0, "sigma": 0.4}}],
+        "faults": [{"kind": "crash", "node": crashed, "at": draw(st.sampled_from(["1s", "1500ms", "2s"])),
+                    "restart_after": "500ms"}],
+        "market": {
+            "resolution": "100ms", "maintenance_margin": "10%", "liquidation_penalty": "5%",
+            "instruments": [{"name": "ETH", "price": 2000.0, "volatility": "100%/y",
+                             "shocks": [{"at": "1s", "fall": f"{draw(st.integers(5, 30))}%", "over": "1s"}]}],
+            "oracle": {"node": f"{regions[-1]}-0", "deviation": "0.5%", "fee": 100.0},
+            "accounts": [{"count": draw(st.integers(20, 300)), "leverage_median": 4.0, "leverage_cap": 9.5,
+                          "collateral": {"dist": "lognormal", "median": 10000.0, "sigma": 1.0},
+                          "long_share": "80%"}],
+            "keepers": [{"count": draw(st.integers(1, 4)),
+                         "reaction": {"dist": "lognormal", "median": "100ms", "sigma": 0.5},
+                         "fee": 5.0, "race": draw(st.booleans())}],
+        },
+    }
 
 
 def delivered_when_quiet(state: Any) -> dict[tuple[int, int], int]:

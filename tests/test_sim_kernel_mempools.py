@@ -21,9 +21,8 @@ from typing import Any
 import numpy as np
 import pytest
 import tomli_w
-from conftest import Tables, simulate_tables
+from conftest import REACTING_EXAMPLES, Tables, market_scenarios, same_both_ways, simulate_tables
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from msgstorm.history import HistoryWriter
 from msgstorm.history.events import EventKind
@@ -59,13 +58,7 @@ def _simulate(scenario: Scenario, out: Path, kernel_mempools: bool) -> tuple[Tab
 
 def _same_both_ways(scenario: Scenario) -> Tables:
     """Run both ways; assert equal histories; return the reference's tables."""
-    with tempfile.TemporaryDirectory() as tmp:
-        reference, t_reference = _simulate(scenario, Path(tmp) / "handed_back", kernel_mempools=False)
-        logged, t_logged = _simulate(scenario, Path(tmp) / "logged", kernel_mempools=True)
-    assert t_logged == t_reference
-    for table in reference:
-        assert logged[table] == reference[table], table
-    return reference
+    return same_both_ways(scenario, "kernel_mempools")
 
 
 def _leader_crash() -> Scenario:
@@ -190,58 +183,10 @@ def test_losing_the_producers_log_changes_the_history(monkeypatch: pytest.Monkey
     assert lost["messages"] != reference["messages"]
 
 
-# Every example with a market, front-runners or controllers, shortened to keep this quick.
-REACTING_EXAMPLES = {
-    "black-thursday": ['run.duration="6s"', 'run.drain="2s"'],
-    "black-thursday-fee-aware": ['run.duration="6s"', 'run.drain="2s"'],
-    "black-thursday-lane": ['run.duration="6s"', 'run.drain="2s"'],
-    "front-running": ['run.duration="5s"', 'run.drain="2s"'],
-    "leverage-latency": ['run.duration="5s"', 'run.drain="3s"'],
-    "oracle-attack": ['run.duration="10s"', 'run.drain="3s"'],
-    "self-healing": ['run.duration="9s"', 'run.drain="3s"'],
-    "solana-spam": ['run.duration="5s"', 'run.drain="2s"'],
-}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("example", sorted(REACTING_EXAMPLES))
 def test_examples_write_the_same_history(example: str) -> None:
     _same_both_ways(_scenario(example, REACTING_EXAMPLES[example]))
-
-
-@st.composite
-def market_scenarios(draw: st.DrawFn) -> dict[str, Any]:
-    """A few nodes with a standby, traffic, a market with keepers and an oracle, and a
-    crash of the leader or the standby."""
-    regions = draw(st.sampled_from([["us-east", "eu-west"], ["us-east", "us-west", "ap-northeast"]]))
-    per_region = draw(st.integers(min_value=1, max_value=3))
-    crashed = draw(st.sampled_from(["us-east-0", f"{regions[1]}-0"]))
-    return {
-        "run": {"name": "mempools", "seed": draw(st.integers(min_value=0, max_value=2**31)),
-                "duration": "3s", "drain": "2s"},
-        "network": {"regions": regions, "nodes_per_region": per_region, "processing": "50us"},
-        "sequencer": {"node": "us-east-0", "standby": [f"{regions[1]}-0"], "failover_timeout": "300ms",
-                      "service": {"dist": "exponential", "mean": f"{draw(st.integers(100, 400))}us"},
-                      "policy": draw(st.sampled_from(["fifo", "fee_priority"]))},
-        "blocks": {"interval": draw(st.sampled_from(["100ms", "250ms"])), "max_messages": 2000},
-        "agents": [{"name": "traders", "role": "trader", "count": 20,
-                    "arrival": {"process": "poisson", "rate": f"{draw(st.integers(20, 150))}/s"},
-                    "fee": {"dist": "lognormal", "median": 2.0, "sigma": 0.4}}],
-        "faults": [{"kind": "crash", "node": crashed, "at": draw(st.sampled_from(["1s", "1500ms", "2s"])),
-                    "restart_after": "500ms"}],
-        "market": {
-            "resolution": "100ms", "maintenance_margin": "10%", "liquidation_penalty": "5%",
-            "instruments": [{"name": "ETH", "price": 2000.0, "volatility": "100%/y",
-                             "shocks": [{"at": "1s", "fall": f"{draw(st.integers(5, 30))}%", "over": "1s"}]}],
-            "oracle": {"node": f"{regions[-1]}-0", "deviation": "0.5%", "fee": 100.0},
-            "accounts": [{"count": draw(st.integers(20, 300)), "leverage_median": 4.0, "leverage_cap": 9.5,
-                          "collateral": {"dist": "lognormal", "median": 10000.0, "sigma": 1.0},
-                          "long_share": "80%"}],
-            "keepers": [{"count": draw(st.integers(1, 4)),
-                         "reaction": {"dist": "lognormal", "median": "100ms", "sigma": 0.5},
-                         "fee": 5.0, "race": draw(st.booleans())}],
-        },
-    }
 
 
 @pytest.mark.slow

@@ -35,6 +35,7 @@ HYSTERESIS = 0.9
 
 class Backpressure(Protocol):
     suspended: bool  # senders must hold new messages
+    holds_senders: bool  # whether ``suspended`` can ever be set (the mode suspends senders)
     base_fee: float | None  # None unless the mode prices admission
     drop_rule: DropRule | None  # the mode as drop tables, when it only drops
 
@@ -75,6 +76,7 @@ class DropRule:
 
 class _Base:
     suspended = False
+    holds_senders = False
     base_fee: float | None = None
     # The mode as drop tables, when it only drops (the compiled one-node loop replays it);
     # None for modes that hold senders or price admission.
@@ -156,6 +158,8 @@ class SuspendResume(_Base):
     On resume the held messages are sent again only as the queue has room: up to ``high``
     minus the depth at once, then one for each message a worker takes from the queue, so
     the queue never exceeds ``high`` plus what was already on its way."""
+
+    holds_senders = True
 
     def __init__(self, spec: Suspend) -> None:
         self.high = spec.high

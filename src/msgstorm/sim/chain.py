@@ -191,16 +191,18 @@ class Chain:
         """Standby ``node`` validated message ``m`` (handed back because a reactor watches
         it there): it goes into that node's mempool, after what the kernel logged before."""
         self._take_logged()
-        self._into_mempool(node, m)
+        self.into_mempool(node, m)
 
     def _take_logged(self) -> None:
         """The standbys' validations the gossip kernel logged (``GossipState.set_watched``)
         go into their mempools, in order; before anything reads or replaces a mempool."""
         rows = self.gossip.drain_mempool_log()
         for node, m in zip(rows[LOG_NODE].tolist(), rows[LOG_ITEM].tolist(), strict=True):
-            self._into_mempool(node, m)
+            self.into_mempool(node, m)
 
-    def _into_mempool(self, node: int, m: int) -> None:
+    def into_mempool(self, node: int, m: int) -> None:
+        """Standby ``node`` validated ``m``: into its mempool (none for a node that is not a
+        standby, or is down)."""
         pool = self.mempool.get(node)
         if pool is None:
             return

@@ -176,6 +176,9 @@ class GossipState:
         self.mempool_log = np.zeros((4, _LOG_BLOCK), dtype=np.int64)
         self.mempool_logged: list[np.ndarray] = []
         self.log_mempools = True
+        # True: the leader's validations of messages are logged too (``set_watched``), for
+        # the sequencer to take from the log in order (``sim/intake_log.py``).
+        self.log_leader = False
         # A fork chain's block tree as the kernel reads it (``view_blocks``): none until then.
         self.block_parent = np.zeros(0, dtype=np.int64)
         self.block_holds = np.zeros((0, 0), dtype=np.uint8)
@@ -662,15 +665,22 @@ class GossipState:
         message, ``reactor_nodes`` for watched messages only; ``logged`` (the standbys, a
         fork chain's producers) log the rest of their message validations for
         ``drain_mempool_log`` (with ``log_mempools`` False they hand back every message too,
-        the reference the tests compare with). Whatever was logged before stays to be drained.
-        A censoring or holding node stays one."""
+        the reference the tests compare with). With ``log_leader`` set, ``nodes`` log theirs
+        too (a watched message still comes back). Whatever was logged before stays to be
+        drained. A censoring or holding node stays one."""
         self.watch[:] &= k.WATCH_CENSOR | k.WATCH_HOLD
         for node in logged:
             self.watch[node] |= k.WATCH_LOG if self.log_mempools else k.WATCH_ALL
         for node in reactor_nodes:
             self.watch[node] |= k.WATCH_WATCHED
         for node in nodes:
-            self.watch[node] |= k.WATCH_ALL
+            self.watch[node] |= k.WATCH_LOG if self.log_leader else k.WATCH_ALL
+
+    def hand_back_leader(self, node: int) -> None:
+        """``log_leader`` off from now on: ``node`` (the leader) hands back every message
+        it validates again (its own log entries, if a standby's, still come first)."""
+        self.log_leader = False
+        self.watch[node] |= k.WATCH_ALL
 
     def log_validations(self, node: int) -> None:
         """``node``'s validations of messages are logged from now on, as ``set_watched``'s

@@ -125,6 +125,10 @@ class Sequencer:
         self.serve_when_idle = ordering.work_conserving and not self.priced
         self.ready = ordering.ready  # a gated policy says how many are ready
         self.on_sequenced = ordering.sequenced  # a policy told of each sequencing
+        # Where service completions go: with the other Python events, or on a heap of their
+        # own while the leader's intake is read from the gossip kernel's log
+        # (``sim/intake_log.py``); either way numbered by the one ``eid`` counter.
+        self.service_heap = ctx.events.heap
 
     def gate_with(self, gate: Gate) -> None:
         """A controller sheds arrivals of some kinds before backpressure sees them."""
@@ -285,8 +289,8 @@ class Sequencer:
             service.index += 1
         else:
             duration = service()
-        events = ctx.events
-        heappush(events.heap, (t + duration, next(events.eid), self._service_done, m, ctx.cluster.epoch, pool.index, 0))
+        heappush(self.service_heap, (t + duration, next(ctx.events.eid), self._service_done, m, ctx.cluster.epoch,
+                                     pool.index, 0))
 
     def _service_done(self, t: int, m: int, epoch: int, pool_index: int, _d: int) -> None:
         """A worker of the pool ``pool_index`` gave ``m`` its sequence number; it takes the

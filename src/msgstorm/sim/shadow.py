@@ -22,7 +22,11 @@ heap), Python events (``EventQueue``) and kernel receipts; at equal times sends 
 then Python events, then receipts. The kernel runs until the next send or Python event,
 or until a watched node validates an item (the leader for messages, any node for blocks),
 which Python then handles at exactly that time; a standby's validations are logged by the
-kernel for its mempool (``Chain`` reads the log before it reads a mempool).
+kernel for its mempool (``Chain`` reads the log before it reads a mempool). When nothing the
+sequencer does reaches the kernel (``sim/intake_log.py``), the leader's validations are
+logged too, the sequencer's service completions wait on a heap of their own, and the kernel
+runs on to the next other Python event; Python then replays intakes and completions in time
+order after each kernel run.
 
 Under a relay sample (``[network.relay] sample``, sim/sampled_pool.py) only the sampled
 messages of each traffic batch go to the kernel (and get records here); the rest are the
@@ -67,6 +71,7 @@ from msgstorm.sim.forks import ForkChain
 from msgstorm.sim.gossip import CompactRelay, GossipState
 from msgstorm.sim.hop_stages import HopStages, hop_stride
 from msgstorm.sim.host import SimHost
+from msgstorm.sim.intake_log import LoggedIntake
 from msgstorm.sim.integrity import security_costs, verified_processing
 from msgstorm.sim.kernel import ITEM_BLOCK, ITEM_CENSORABLE, ITEM_MSG, ITEM_WATCHED
 from msgstorm.sim.links import LinkState
@@ -130,11 +135,15 @@ class ShadowNetwork:
         compiled_solo: bool = True,
         helper_cpus: int | None = None,
         kernel_mempools: bool = True,
+        kernel_intake: bool = True,
     ) -> None:
         """``compiled_solo=False`` keeps a one-node network in the Python loop (the tests
         compare the two loops); ``kernel_mempools=False`` hands every validation at a
         standby or a fork chain's producer, and every block at every node, back to Python
-        instead of logging it in the gossip kernel (the tests compare the two as well). ``helper_cpus`` is how many CPUs a helper compiling the loop may
+        instead of logging it in the gossip kernel (the tests compare the two as well);
+        ``kernel_intake=False`` hands back every validation at the leader too, and keeps
+        service completions with the other Python events (``sim/intake_log.py``; compared
+        in the tests). ``helper_cpus`` is how many CPUs a helper compiling the loop may
         count on (``sim/warm.py``; default: as the OS says, 0: no helper)."""
         self.scenario = scenario
         self.writer = writer
@@ -258,6 +267,11 @@ class ShadowNetwork:
             self.lone, self.telemetry)
         if ordering.attach is not None:
             ordering.attach(self.host)
+        # The leader's intake from the kernel's log, when nothing the sequencer does reaches
+        # the kernel (sim/intake_log.py).
+        self.intake_log = (LoggedIntake(self.ctx, self.sequencer, self.chain, self.gossip)
+                           if kernel_intake and self.solo is None and isinstance(self.chain, Chain)
+                           and LoggedIntake.fits(self.sequencer, self.chain, not any(cluster.isolated)) else None)
         if self.helper is not None:
             if self.solo is None:
                 self.gossip.before_first_call = self.helper.wait
@@ -333,6 +347,10 @@ class ShadowNetwork:
         # without peers validates alone (LoneCpu), suspended senders hold theirs.
         kernel_sends = not any(cluster.isolated)
         fork_chain = self.chain if isinstance(self.chain, ForkChain) else None
+        # While the leader's intake comes from the kernel's log, ``heap`` holds the Python
+        # events but the service completions, which run as the log is replayed.
+        logged = self.intake_log
+        end_of_traffic = self.end_of_traffic
         try:
             while True:
                 if si >= sn and not traffic_done:
@@ -359,6 +377,11 @@ class ShadowNetwork:
                         continue
                 t_send = send_t[si] if si < sn else never
                 t_python = heap[0][0] if heap else never
+                if logged is not None and traffic_done and t_python >= end_of_traffic:
+                    # The run may end from the next Python event on: as without the log.
+                    logged.stop(heap)
+                    logged = self.intake_log = None
+                    t_python = heap[0][0] if heap else never
                 t_next = t_send if t_send < t_python else t_python
                 # Receipts strictly before the next send or Python event run in the kernel;
                 # at equal times sends go first, then Python events, then receipts.
@@ -369,8 +392,9 @@ class ShadowNetwork:
                 if sending or (0 <= t_kernel < t_next and t_kernel <= hard_stop):
                     if sending:
                         gossip.allow_sends(si, sn)
+                    until = min(t_python if sending else t_next, never)
                     try:
-                        found = gossip.run(min(t_python if sending else t_next, never))
+                        found = gossip.run(until)
                     finally:
                         if sending:
                             sent = gossip.send_index
@@ -386,6 +410,12 @@ class ShadowNetwork:
                         # by their count, not only every 1,024 runs.
                         if gossip.delivered_rows >= FLUSH_ROWS:
                             self.flush_deliveries()
+                    if logged is not None:
+                        # The leader's validations, and the service completions up to the notice
+                        # (or to ``until``), in time order.
+                        ran = logged.replay(until if found is None else found[0], found is not None)
+                        if ran:
+                            steps = self._replayed(steps, ran)
                     if found is not None:
                         self.now = found[0]
                         self._on_validated(*found)
@@ -396,6 +426,10 @@ class ShadowNetwork:
                 if t_next >= never:
                     break
                 elif t_send <= t_python:
+                    if logged is not None:  # completions due before the send
+                        ran = logged.replay(t_send, False)
+                        if ran:
+                            steps = self._replayed(steps, ran)
                     self.now = t_send
                     if (backpressure.suspended or sequencer.held) and sequencer.holds(send_ids[si]):
                         sequencer.hold(send_ids[si])  # behind held messages, in order
@@ -405,6 +439,10 @@ class ShadowNetwork:
                     tally.emitted += 1
                     continue
                 else:
+                    if logged is not None:  # completions due before the event
+                        ran = logged.before(heap[0])
+                        if ran:
+                            steps = self._replayed(steps, ran)
                     event = heappop(heap)
                     t = event[0]
                     self.now = t
@@ -420,6 +458,16 @@ class ShadowNetwork:
         except KeyboardInterrupt:
             self.interrupted = True
             self.record.event(self.now, EventKind.INTERRUPTED)
+
+    def _replayed(self, steps: int, ran: int) -> int:
+        """``ran`` service completions ran from the intake log (``sim/intake_log.py``): they
+        count as Python events, as in the loop (the run cannot end among them, so only
+        streaming is due)."""
+        assert self.intake_log is not None
+        self.now = self.intake_log.now
+        if (steps >> 10) != ((steps + ran) >> 10):
+            self._stream()
+        return steps + ran
 
     def _stream(self) -> None:
         if self.gossip.delivered_rows >= FLUSH_ROWS or self.gossip.hop_rows >= FLUSH_ROWS:
