@@ -9,6 +9,7 @@ Run by hand, not in CI (needs the ``bench`` extra for SimPy):
     python benchmarks/whole_run.py --quick       # the pairs and the 1M report only (~1 min)
     python benchmarks/whole_run.py --report-only --skip-10m   # only ``msgstorm report`` timings
     python benchmarks/whole_run.py --keep DIR    # keep the runs (a later --report-only reuses them)
+    python benchmarks/whole_run.py --quick --against /tmp/before/src   # also another msgstorm, pair by pair
 
 The queue: M/M/1 at rho 0.8, one million customers. msgstorm: one node, ``processing = 0``,
 exponential service 100 us, Poisson 8,000/s for 125 s, blocks every 100 ms, ``msgstorm run
@@ -100,9 +101,13 @@ def timed(command: list[str], cwd: Path) -> tuple[float, float, str, float]:
     return wall, usage.ru_maxrss / 1024, out, usage.ru_utime + usage.ru_stime
 
 
-def msgstorm(*args: str) -> list[str]:
-    """The ``msgstorm`` console command (its entry point, with this Python)."""
-    return [sys.executable, "-c", "from msgstorm.cli import main; main()", *args]
+def msgstorm(*args: str, source: Path | None = None) -> list[str]:
+    """The ``msgstorm`` console command (its entry point, with this Python); with ``source``,
+    the msgstorm of that source directory (its ``src``) instead of the one this Python finds."""
+    entry = "from msgstorm.cli import main; main()"
+    if source is not None:
+        entry = f"import sys; sys.path.insert(0, {str(source)!r}); " + entry
+    return [sys.executable, "-c", entry, *args]
 
 
 # Both sides run as on a user's machine: Python keeps its compiled bytecode, even when the
@@ -111,10 +116,17 @@ def msgstorm(*args: str) -> list[str]:
 CHILD_ENV = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
 
 
-def pairs(work: Path, count: int) -> None:
-    """``count`` pairs, msgstorm first then SimPy, and the medians."""
-    ours, theirs = [], []
+def pairs(work: Path, count: int, against: Path | None = None) -> None:
+    """``count`` pairs, msgstorm first then SimPy, and the medians. With ``against`` (another
+    msgstorm's ``src`` directory, e.g. a checkout of an earlier commit) each pair first runs
+    that msgstorm on the same scenario, so the two versions alternate run by run."""
+    ours, theirs, before = [], [], []
     for pair in range(count):
+        if against is not None:
+            before.append(timed(msgstorm("run", "mm1.toml", "-q", "--out", f"before{pair}", "--overwrite",
+                                         source=against), work))
+            print(f"pair {pair + 1}: msgstorm from {against}: {before[-1][0]:.2f} s ({before[-1][3]:.2f} s CPU, "
+                  f"{before[-1][1]:.0f} MB)", flush=True)
         ours.append(timed(msgstorm("run", "mm1.toml", "-q", "--out", f"run{pair}", "--overwrite"), work))
         theirs.append(timed([sys.executable, "simpy_mm1.py"], work))
         print(f"pair {pair + 1}: msgstorm {ours[-1][0]:.2f} s ({ours[-1][3]:.2f} s CPU, {ours[-1][1]:.0f} MB), "
@@ -130,6 +142,11 @@ def pairs(work: Path, count: int) -> None:
     # (user + system, what the kernel charged each child) much less: both ratios are printed.
     print(f"ratio SimPy / msgstorm (whole process): {theirs_s / ours_s:.1f}x wall, {theirs_cpu / ours_cpu:.1f}x CPU "
           "(target 10x)", flush=True)
+    if before:
+        before_s, before_cpu = statistics.median(t[0] for t in before), statistics.median(t[3] for t in before)
+        print(f"msgstorm from {against}: {before_s:.2f} s ({before_cpu:.2f} s CPU), "
+              f"peak RSS {max(t[1] for t in before):.0f} MB; this one / that one: {ours_s / before_s:.2f} wall, "
+              f"{ours_cpu / before_cpu:.2f} CPU", flush=True)
 
 
 def reports(work: Path, run_dir: str, label: str, times: int, target: str) -> None:
@@ -148,6 +165,8 @@ def main() -> int:
     parser.add_argument("--report-only", action="store_true",
                         help="time only msgstorm report (runs made once if the work directory lacks them)")
     parser.add_argument("--keep", type=Path, default=None, help="work directory to keep the runs in")
+    parser.add_argument("--against", type=Path, default=None,
+                        help="another msgstorm's src directory, run in each pair too (before and after a change)")
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="msgstorm-whole-run-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -158,9 +177,10 @@ def main() -> int:
         (work / "simpy_mm1.py").write_text(SIMPY)
         if not args.report_only:
             # Compiled loops loaded from numba's cache once, untimed (a compile would land here).
-            timed(msgstorm("run", "mm1.toml", "-q", "--out", "warm", "--overwrite", "--set", 'run.duration="1s"'),
-                  work)
-            pairs(work, args.pairs)
+            for source in (None, args.against) if args.against is not None else (None,):
+                timed(msgstorm("run", "mm1.toml", "-q", "--out", "warm", "--overwrite", "--set", 'run.duration="1s"',
+                               source=source), work)
+            pairs(work, args.pairs, args.against.resolve() if args.against is not None else None)
         elif not (work / "run0" / "summary.json").is_file():
             timed(msgstorm("run", "mm1.toml", "-q", "--out", "run0", "--overwrite"), work)
         reports(work, "run0", "1M", 3, "target 0.5 s")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from msgstorm.history import HistoryWriter, read_history
@@ -88,6 +89,42 @@ def test_ints_are_shared_read_only_and_equal_from_disk_and_memory(tmp_path: Path
     for column in ("msg_id", "t_intended", "t_sent", "t_committed"):
         disk, mem = history.ints("messages", column), memory.ints("messages", column)
         assert disk[0].tolist() == mem[0].tolist() and disk[1].tolist() == mem[1].tolist()
+
+
+def test_parts_take_a_column_ints_holds_from_it_with_its_nulls(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pass a part at a time asks the file only for the columns ``ints`` does not hold;
+    the held ones come as the part's rows of the held copy, nulls where they were."""
+    writer = HistoryWriter(tmp_path / "history", row_group_size=1024)
+    for start in (0, 3, 6):  # three parts
+        sent = pa.array([None if (start + i) % 2 else 100 + start + i for i in range(3)], pa.int64())
+        writer.append("messages", {
+            "msg_id": np.arange(start, start + 3), "kind": ["order"] * 3, "agent": ["a"] * 3, "node": ["n0"] * 3,
+            "key": np.zeros(3, dtype=np.int64), "size": np.ones(3, dtype=np.int32), "fee": np.zeros(3),
+            "t_intended": np.arange(start, start + 3) * 10, "t_sent": sent, "t_received": sent,
+            "t_dequeued": pa.nulls(3, pa.int64()), "t_sequenced": pa.nulls(3, pa.int64()),
+            "seq_no": pa.nulls(3, pa.int64()), "t_committed": pa.nulls(3, pa.int64()),
+            "block": pa.nulls(3, pa.int64()), "status": ["pending"] * 3})
+        writer.sync()
+    _run_row(writer)
+    writer.close()
+    columns = ["msg_id", "t_sent", "t_received", "kind"]
+    fresh = [part.to_pylist() for part in read_history(tmp_path).parts("messages", columns)]
+    history = read_history(tmp_path)
+    held = history.ints("messages", "t_sent"), history.ints("messages", "msg_id")
+    asked: list[list[str]] = []
+    reader_file_read = pq.ParquetFile.read
+
+    def counted(self: pq.ParquetFile, columns: list[str] | None = None, **options: object) -> pa.Table:
+        asked.append(list(columns or []))
+        return reader_file_read(self, columns=columns, **options)
+
+    monkeypatch.setattr(pq.ParquetFile, "read", counted)
+    parts = [part.to_pylist() for part in history.parts("messages", columns)]
+    assert parts == fresh and len(parts) == 3
+    assert [row["t_sent"] for part in parts for row in part] == [100, None, 102, None, 104, None, 106, None, 108]
+    assert asked == [["t_received", "kind"]] * 3  # t_sent and msg_id came from what ints holds
+    assert held[0][0].tolist() == [100, 0, 102, 0, 104, 0, 106, 0, 108]  # the held copy is unchanged
 
 
 def _messages_history(tmp_path: Path, n: int) -> History:

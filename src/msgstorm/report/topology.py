@@ -15,8 +15,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from scipy.sparse import csr_array
-from scipy.sparse.csgraph import dijkstra
 
 from msgstorm.report.plotspec import Figure, figure, title
 
@@ -110,6 +108,12 @@ def region_path_rows(edges: pa.Table) -> list[dict[str, Any]]:
     n = len(names)
     sources = np.arange(0, n, max(1, math.ceil(n / MAX_PATH_SOURCES)))
     if src.size:
+        # Imported here, not with the module: every run's report imports this module, and
+        # scipy.sparse took 0.1-0.2 s of CPU of a one-node run's whole process, whose history
+        # has no mesh link and never gets here.
+        from scipy.sparse import csr_array
+        from scipy.sparse.csgraph import dijkstra
+
         # A sparse matrix adds up repeated entries: keep each link's lightest copy only.
         s_arr, d_arr, w_arr = src, dst, weight.astype(np.int64)
         order = np.lexsort((w_arr, d_arr, s_arr))
