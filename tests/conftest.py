@@ -229,6 +229,23 @@ def same_both_ways(scenario: Scenario, switch: str) -> Tables:
     return reference
 
 
+def example_scenario(name: str, overrides: list[str], extra: str = "") -> Scenario:
+    """``examples/NAME.toml`` with ``extra`` TOML appended and ``overrides`` set."""
+    text = (EXAMPLES / f"{name}.toml").read_text() + extra
+    return parse_scenario(text, source=f"{name}.toml", base_dir=EXAMPLES, overrides=overrides)
+
+
+# The flash crash's leader crashes while the burst is on; its standby takes over a second
+# later and sequences what its mempool saw.
+LEADER_CRASH = """
+[[faults]]
+kind = "crash"
+node = "us-east-0"
+at = "6500ms"
+restart_after = "2s"
+"""
+
+
 # Every example with a market, front-runners or controllers, shortened to keep this quick.
 REACTING_EXAMPLES = {
     "black-thursday": ['run.duration="6s"', 'run.drain="2s"'],

@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 import tomli_w
 from conftest import (
-    EXAMPLES,
+    LEADER_CRASH,
     REACTING_EXAMPLES,
     Tables,
+    example_scenario,
     market_scenarios,
     same_both_ways,
     simulate_tables,
@@ -39,18 +40,6 @@ from msgstorm.sim.shadow import ShadowNetwork
 
 CASES = int(os.environ.get("MSGSTORM_INTAKE_CASES", "12"))
 
-LEADER_CRASH = """
-[[faults]]
-kind = "crash"
-node = "us-east-0"
-at = "6500ms"
-restart_after = "2s"
-"""
-
-
-def _scenario(name: str, overrides: list[str], extra: str = "") -> Scenario:
-    text = (EXAMPLES / f"{name}.toml").read_text() + extra
-    return parse_scenario(text, source=f"{name}.toml", base_dir=EXAMPLES, overrides=overrides)
 
 
 def _same_both_ways(scenario: Scenario) -> Tables:
@@ -72,7 +61,7 @@ def _logs_intake(scenario: Scenario) -> bool:
 def test_the_flash_crash_sequences_the_same_with_a_failover() -> None:
     """The leader crashes while the burst is on; its standby takes over and sequences what
     its mempool saw (logged in the same pass as the leader's intake)."""
-    scenario = _scenario("flash-crash", ['run.duration="8s"', 'run.drain="3s"'], LEADER_CRASH)
+    scenario = example_scenario("flash-crash", ['run.duration="8s"', 'run.drain="3s"'], LEADER_CRASH)
     assert _logs_intake(scenario)
     history = _same_both_ways(scenario)
     events = history["events"]
@@ -85,7 +74,7 @@ def test_the_flash_crash_sequences_the_same_with_a_failover() -> None:
 
 def test_losing_the_leaders_log_changes_the_history(monkeypatch: pytest.MonkeyPatch) -> None:
     """A deliberate mutation: intake that never reaches the sequencer must show."""
-    scenario = _scenario("flash-crash", ['run.duration="2s"', 'run.drain="1s"'])
+    scenario = example_scenario("flash-crash", ['run.duration="2s"', 'run.drain="1s"'])
     with tempfile.TemporaryDirectory() as tmp:
         reference, _, _ = simulate_tables(scenario, Path(tmp) / "reference", kernel_intake=False)
         monkeypatch.setattr(LoggedIntake, "replay", lambda self, t_limit, inclusive: 0)
@@ -95,15 +84,15 @@ def test_losing_the_leaders_log_changes_the_history(monkeypatch: pytest.MonkeyPa
 
 def test_policies_with_hooks_and_suspending_senders_keep_the_hand_back() -> None:
     base = ['run.duration="1s"', 'run.drain="1s"']
-    assert _logs_intake(_scenario("flash-crash", base))
-    assert not _logs_intake(_scenario("flash-crash", [*base, 'sequencer.policy="batch_auction"']))
-    assert not _logs_intake(_scenario("flash-crash", [*base, 'backpressure={mode="suspend", high=400, low=100}']))
+    assert _logs_intake(example_scenario("flash-crash", base))
+    assert not _logs_intake(example_scenario("flash-crash", [*base, 'sequencer.policy="batch_auction"']))
+    assert not _logs_intake(example_scenario("flash-crash", [*base, 'backpressure={mode="suspend", high=400, low=100}']))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("example", sorted(REACTING_EXAMPLES))
 def test_examples_write_the_same_history(example: str) -> None:
-    _same_both_ways(_scenario(example, REACTING_EXAMPLES[example]))
+    _same_both_ways(example_scenario(example, REACTING_EXAMPLES[example]))
 
 
 # Every backpressure mode the drawn scenarios run under (suspend keeps the hand-back).

@@ -21,7 +21,15 @@ from typing import Any
 import numpy as np
 import pytest
 import tomli_w
-from conftest import REACTING_EXAMPLES, Tables, market_scenarios, same_both_ways, simulate_tables
+from conftest import (
+    LEADER_CRASH,
+    REACTING_EXAMPLES,
+    Tables,
+    example_scenario,
+    market_scenarios,
+    same_both_ways,
+    simulate_tables,
+)
 from hypothesis import HealthCheck, given, settings
 
 from msgstorm.history import HistoryWriter
@@ -31,23 +39,8 @@ from msgstorm.sim.forks import ForkChain
 from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.shadow import ShadowNetwork
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CASES = int(os.environ.get("MSGSTORM_MEMPOOL_CASES", "12"))
 
-# The leader crashes while the flash crash's burst is on; its standby takes over a second
-# later and sequences what its mempool saw.
-LEADER_CRASH = """
-[[faults]]
-kind = "crash"
-node = "us-east-0"
-at = "6500ms"
-restart_after = "2s"
-"""
-
-
-def _scenario(name: str, overrides: list[str], extra: str = "") -> Scenario:
-    text = (EXAMPLES / f"{name}.toml").read_text() + extra
-    return parse_scenario(text, source=f"{name}.toml", base_dir=EXAMPLES, overrides=overrides)
 
 
 def _simulate(scenario: Scenario, out: Path, kernel_mempools: bool) -> tuple[Tables, int]:
@@ -62,7 +55,7 @@ def _same_both_ways(scenario: Scenario) -> Tables:
 
 
 def _leader_crash() -> Scenario:
-    return _scenario("flash-crash", ['run.duration="8s"', 'run.drain="3s"'], LEADER_CRASH)
+    return example_scenario("flash-crash", ['run.duration="8s"', 'run.drain="3s"'], LEADER_CRASH)
 
 
 @pytest.mark.slow
@@ -102,7 +95,7 @@ def test_fork_chain_producers_fill_the_same_mempools() -> None:
     """The Bitcoin preset (every node mines) at 300 nodes, a block a minute and a
     transaction every 2 s: the producers' mempools, logged in the kernel, make the same
     blocks and commits."""
-    history = _same_both_ways(_scenario("bitcoin", [
+    history = _same_both_ways(example_scenario("bitcoin", [
         "network.total_nodes=300", "agents.0.count=300", 'agents.0.arrival.rate="6/h"',
         'blocks.interval="1min"', 'run.duration="15min"']))
     messages = history["messages"]
@@ -117,7 +110,7 @@ def test_fork_chain_producers_fill_the_same_mempools() -> None:
 def test_a_producer_crash_empties_the_same_mempool() -> None:
     """Every node of the forks example produces (equal shares); one crashes with a mempool
     of messages, which its restart starts without."""
-    history = _same_both_ways(_scenario("forks", [
+    history = _same_both_ways(example_scenario("forks", [
         'run.duration="12s"', 'run.drain="4s"', "blocks.producers.count=30", "blocks.producers.shares=[]"],
         PRODUCER_CRASH))
     assert EventKind.NODE_DOWN in history["events"]["kind"]
@@ -155,8 +148,8 @@ def _largest_producer(scenario: Scenario) -> str:
 
 def test_views_split_and_equivocated_connect_the_same_blocks() -> None:
     overrides = ['run.duration="20s"', 'run.drain="4s"', "blocks.producers.confirmations=1"]
-    node = _largest_producer(_scenario("forks", overrides))
-    history = _same_both_ways(_scenario("forks", overrides, SPLIT_AND_EQUIVOCATE.format(node=node)))
+    node = _largest_producer(example_scenario("forks", overrides))
+    history = _same_both_ways(example_scenario("forks", overrides, SPLIT_AND_EQUIVOCATE.format(node=node)))
     assert len(history["reorgs"]["depth"]) >= 5
     blocks = history["blocks"]
     assert blocks["canonical"].count(False) >= 2
@@ -175,7 +168,7 @@ def test_views_split_and_equivocated_connect_the_same_blocks() -> None:
 
 
 def test_losing_the_producers_log_changes_the_history(monkeypatch: pytest.MonkeyPatch) -> None:
-    scenario = _scenario("forks", ['run.duration="6s"', 'run.drain="3s"'])
+    scenario = example_scenario("forks", ['run.duration="6s"', 'run.drain="3s"'])
     with tempfile.TemporaryDirectory() as tmp:
         reference, _ = _simulate(scenario, Path(tmp) / "handed_back", kernel_mempools=False)
         monkeypatch.setattr(GossipState, "drain_mempool_log", lambda self: np.zeros((4, 0), dtype=np.int64))
@@ -186,7 +179,7 @@ def test_losing_the_producers_log_changes_the_history(monkeypatch: pytest.Monkey
 @pytest.mark.slow
 @pytest.mark.parametrize("example", sorted(REACTING_EXAMPLES))
 def test_examples_write_the_same_history(example: str) -> None:
-    _same_both_ways(_scenario(example, REACTING_EXAMPLES[example]))
+    _same_both_ways(example_scenario(example, REACTING_EXAMPLES[example]))
 
 
 @pytest.mark.slow
