@@ -5,6 +5,7 @@ names a target wrote as dictionary codes read back as the strings they stand for
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -62,17 +63,22 @@ def test_codes_follow_first_appearance_and_leave_unused_names_out(tmp_path: Path
     assert memory_values == values and memory_codes.tolist() == codes.tolist()
 
 
+def _three_pending(start: int, sent: pa.Array, received: pa.Array) -> dict[str, Any]:
+    """Three pending messages from ``msg_id`` ``start``, sent and received at those times."""
+    return {
+        "msg_id": np.arange(start, start + 3), "kind": ["order"] * 3, "agent": ["a"] * 3, "node": ["n0"] * 3,
+        "key": np.zeros(3, dtype=np.int64), "size": np.ones(3, dtype=np.int32), "fee": np.zeros(3),
+        "t_intended": np.arange(start, start + 3) * 10, "t_sent": sent, "t_received": received,
+        "t_dequeued": pa.nulls(3, pa.int64()), "t_sequenced": pa.nulls(3, pa.int64()),
+        "seq_no": pa.nulls(3, pa.int64()), "t_committed": pa.nulls(3, pa.int64()),
+        "block": pa.nulls(3, pa.int64()), "status": ["pending"] * 3}
+
+
 def test_ints_are_shared_read_only_and_equal_from_disk_and_memory(tmp_path: Path) -> None:
     writer = HistoryWriter(tmp_path / "history", row_group_size=1024)
     for start in (0, 3):
         sent = pa.array([None if (start + i) % 2 else 100 + start + i for i in range(3)], pa.int64())
-        writer.append("messages", {
-            "msg_id": np.arange(start, start + 3), "kind": ["order"] * 3, "agent": ["a"] * 3, "node": ["n0"] * 3,
-            "key": np.zeros(3, dtype=np.int64), "size": np.ones(3, dtype=np.int32), "fee": np.zeros(3),
-            "t_intended": np.arange(start, start + 3) * 10, "t_sent": sent, "t_received": pa.nulls(3, pa.int64()),
-            "t_dequeued": pa.nulls(3, pa.int64()), "t_sequenced": pa.nulls(3, pa.int64()),
-            "seq_no": pa.nulls(3, pa.int64()), "t_committed": pa.nulls(3, pa.int64()),
-            "block": pa.nulls(3, pa.int64()), "status": ["pending"] * 3})
+        writer.append("messages", _three_pending(start, sent, pa.nulls(3, pa.int64())))
         writer.sync()
     _run_row(writer)
     writer.close()
@@ -98,13 +104,7 @@ def test_parts_take_a_column_ints_holds_from_it_with_its_nulls(tmp_path: Path,
     writer = HistoryWriter(tmp_path / "history", row_group_size=1024)
     for start in (0, 3, 6):  # three parts
         sent = pa.array([None if (start + i) % 2 else 100 + start + i for i in range(3)], pa.int64())
-        writer.append("messages", {
-            "msg_id": np.arange(start, start + 3), "kind": ["order"] * 3, "agent": ["a"] * 3, "node": ["n0"] * 3,
-            "key": np.zeros(3, dtype=np.int64), "size": np.ones(3, dtype=np.int32), "fee": np.zeros(3),
-            "t_intended": np.arange(start, start + 3) * 10, "t_sent": sent, "t_received": sent,
-            "t_dequeued": pa.nulls(3, pa.int64()), "t_sequenced": pa.nulls(3, pa.int64()),
-            "seq_no": pa.nulls(3, pa.int64()), "t_committed": pa.nulls(3, pa.int64()),
-            "block": pa.nulls(3, pa.int64()), "status": ["pending"] * 3})
+        writer.append("messages", _three_pending(start, sent, sent))
         writer.sync()
     _run_row(writer)
     writer.close()
