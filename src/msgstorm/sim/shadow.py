@@ -113,12 +113,6 @@ __all__ = ["BACKLOG_NODES", "Progress", "ShadowNetwork"]
 BACKLOG_NODES = 32
 
 
-def _rows(batch: MessageBatch, rows: np.ndarray) -> MessageBatch:
-    """The batch's messages where ``rows`` (bool) is set."""
-    return MessageBatch(*(getattr(batch, name)[rows] for name in ("msg_id", "t_intended", "agent", "kind", "node",
-                                                                  "key", "size", "fee")))
-
-
 def _ns_per_byte(bits_per_s: list[float]) -> np.ndarray:
     """Transfer time per byte of each node's bandwidth (0: unlimited, no time)."""
     bps = np.asarray(bits_per_s, dtype=np.float64)
@@ -366,7 +360,7 @@ class ShadowNetwork:
                             sampled = pool.add(batch)
                             msgs.add(batch, sampled)
                             tally.emitted += len(batch) - int(sampled.sum())  # sent at their intended times
-                            batch = _rows(batch, sampled)
+                            batch = batch.take(sampled)
                         send_t = batch.t_intended.tolist()
                         send_ids = batch.msg_id.tolist()
                         si, sn = 0, len(send_t)

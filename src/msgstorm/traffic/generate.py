@@ -60,8 +60,14 @@ class MessageBatch:
         """Consecutive batches as one (the one-node loop takes traffic in larger pieces)."""
         if len(batches) == 1:
             return batches[0]
-        return cls(*(np.concatenate([getattr(b, name) for b in batches])
-                     for name in ("msg_id", "t_intended", "agent", "kind", "node", "key", "size", "fee")))
+        return cls(*(np.concatenate([getattr(b, name) for b in batches]) for name in _COLUMNS))
+
+    def take(self, rows: np.ndarray) -> MessageBatch:
+        """The messages ``rows`` selects (a bool mask or indices), in their order."""
+        return MessageBatch(*(getattr(self, name)[rows] for name in _COLUMNS))
+
+
+_COLUMNS = ("msg_id", "t_intended", "agent", "kind", "node", "key", "size", "fee")  # MessageBatch's, in order
 
 
 # One agent's share of a window, in batch column order minus msg_id.

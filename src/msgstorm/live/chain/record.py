@@ -60,8 +60,7 @@ def merged(windows: list[Window]) -> list[Window]:
     """The market's many small windows as one (one history append, not one per send)."""
     if len(windows) <= 1:
         return windows
-    names = ("msg_id", "t_intended", "agent", "kind", "node", "key", "size", "fee")
-    batch = MessageBatch(*(np.concatenate([getattr(w.batch, name) for w in windows]) for name in names))
+    batch = MessageBatch.concat([w.batch for w in windows])
     return [Window(batch, np.concatenate([w.sent for w in windows]), np.concatenate([w.answered for w in windows]),
                    np.concatenate([w.outcome for w in windows]), market=all(w.market for w in windows))]
 
