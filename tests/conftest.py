@@ -14,12 +14,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import strategies as st
 
 from msgstorm.scenario import Scenario, parse_scenario
+
+if TYPE_CHECKING:
+    from msgstorm.sim.gossip import GossipState
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -189,11 +192,11 @@ SIM_TABLES = ("messages", "events", "deliveries", "blocks", "block_arrivals", "f
 
 
 def simulate_tables(scenario: Scenario, out: Path, kernel_mempools: bool = True,
-                    quiet_announcements: bool = True, kernel_intake: bool = True) -> tuple[Tables, int, int]:
+                    quiet_announcements: bool = True, kernel_intake: bool = True) -> tuple[Tables, int, GossipState]:
     """Run ``scenario`` on the simulator into ``out`` (``ShadowNetwork`` with
     ``kernel_mempools`` and ``kernel_intake``, and the gossip kernel's
     ``quiet_announcements``): its tables (read while the directory exists), its end, and
-    how many events the gossip kernel ran."""
+    the gossip kernel's state at the end (``steps``: how many events it ran)."""
     import numpy as np
 
     from msgstorm.history import HistoryWriter, read_history
@@ -211,7 +214,7 @@ def simulate_tables(scenario: Scenario, out: Path, kernel_mempools: bool = True,
     write_run_row(writer, scenario, sim, t_end)
     writer.close()
     history = read_history(out)
-    return {table: history.table(table).to_pydict() for table in SIM_TABLES}, t_end, sim.gossip.steps
+    return {table: history.table(table).to_pydict() for table in SIM_TABLES}, t_end, sim.gossip
 
 
 def same_both_ways(scenario: Scenario, switch: str) -> Tables:

@@ -52,18 +52,19 @@ def _scenario(name: str, overrides: list[str], extra: str = "") -> Scenario:
     return parse_scenario(text, source=f"{name}.toml", base_dir=EXAMPLES, overrides=overrides)
 
 
-def _same_both_ways(scenario: Scenario) -> tuple[Tables, int]:
+def _same_both_ways(scenario: Scenario) -> tuple[Tables, int, int]:
     """Run with and without quiet announcements; assert equal histories; return the
-    reference's tables and how many kernel events the quiet ones saved."""
+    reference's tables, how many kernel events the quiet ones saved, and how many quiet
+    announcements went back into the heap because their node forgot its request."""
     with tempfile.TemporaryDirectory() as tmp:
-        reference, t_reference, steps_reference = simulate_tables(scenario, Path(tmp) / "heap",
-                                                                  quiet_announcements=False)
-        quiet, t_quiet, steps_quiet = simulate_tables(scenario, Path(tmp) / "quiet")
+        reference, t_reference, heap = simulate_tables(scenario, Path(tmp) / "heap", quiet_announcements=False)
+        quiet, t_quiet, kernel = simulate_tables(scenario, Path(tmp) / "quiet")
     assert t_quiet == t_reference
     for table in reference:
         assert quiet[table] == reference[table], table
-    assert steps_quiet <= steps_reference
-    return reference, steps_reference - steps_quiet
+    assert kernel.steps <= heap.steps
+    assert heap.woken == 0
+    return reference, heap.steps - kernel.steps, kernel.woken
 
 
 def _announcements(tables: Tables) -> int:
@@ -74,7 +75,7 @@ def _announcements(tables: Tables) -> int:
 
 
 def test_bitcoin_with_crashes_and_a_partition_writes_the_same_history() -> None:
-    tables, saved = _same_both_ways(_scenario("bitcoin", [
+    tables, saved, _ = _same_both_ways(_scenario("bitcoin", [
         "network.total_nodes=200", "agents.0.count=200", 'agents.0.arrival.rate="9/h"',
         'blocks.interval="1min"', 'run.duration="10min"'], FAULTS))
     kinds = tables["events"]["kind"]
@@ -86,7 +87,7 @@ def test_bitcoin_with_crashes_and_a_partition_writes_the_same_history() -> None:
 
 @pytest.mark.slow
 def test_ethereum_push_sqrt_writes_the_same_history() -> None:
-    _, saved = _same_both_ways(_scenario("ethereum", [
+    _, saved, _ = _same_both_ways(_scenario("ethereum", [
         "network.total_nodes=300", "agents.0.count=300", 'run.duration="40s"', 'run.drain="10s"']))
     assert saved > 1_000
 
@@ -125,8 +126,13 @@ def test_drawn_announce_networks_write_the_same_history() -> None:
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(announce_networks())
     def check(spec: dict[str, Any]) -> None:
-        saved.append(_same_both_ways(parse_scenario(tomli_w.dumps(spec), source="quiet.toml"))[1])
+        _, events_saved, woken = _same_both_ways(parse_scenario(tomli_w.dumps(spec), source="quiet.toml"))
+        saved.append(events_saved)
+        wakes.append(woken)
 
+    wakes: list[int] = []
     check()
-    # The drawn cases must include quiet announcements (a two-node region has few).
+    # The drawn cases must include quiet announcements (a two-node region has few), and
+    # requests forgotten while quiet announcements travelled to their nodes.
     assert sum(count > 0 for count in saved) >= 3, saved
+    assert sum(wakes) > 0, wakes

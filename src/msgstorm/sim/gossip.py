@@ -242,7 +242,10 @@ class GossipState:
         self.fwd_base = base
         self.fwd_model = model
         self.fwd_param = param
-        self.max_degree = max((len(p) for p in self.forward), default=0)
+        # An event adds at most this many heap entries: a forward's copies, or the quiet
+        # announcements a forgotten request puts back (one per peer forwarding to the node:
+        # kernel._wake_quiet).
+        self.max_degree = int(max(counts.max(initial=0), np.bincount(dst, minlength=n).max(initial=0)))
         self.order = np.zeros(max(1, self.max_degree), dtype=np.int64)  # the kernel's scratch for a forward's order
 
     def surround(self, target: int, attackers: list[int] | None) -> None:
@@ -570,6 +573,12 @@ class GossipState:
     @quiet_announcements.setter
     def quiet_announcements(self, on: bool) -> None:
         self.scalars[k.S_QUIET_ON] = 1 if on else 0
+
+    @property
+    def woken(self) -> int:
+        """Quiet announcements put back into the heap: their node forgot its request (a
+        timeout with no peer left to ask) before they arrived."""
+        return int(self.scalars[k.S_WOKEN])
 
     @property
     def steps(self) -> int:

@@ -50,7 +50,8 @@ __all__ = [
     "S_TXN_BYTES", "S_PAYLOADS", "S_TXN_HELD", "S_LOG_BLOCKS", "LOG_KIND", "N_UP_BYTES", "N_ROWS", "SL_CONTENT", "SL_NTX", "SL_ROWS", "N_SCALARS",
     "HOPS_FULL", "S_HOP_LOG", "S_HOPS_LOGGED", "S_HOP_STRIDE", "HOP_SERVE", "HOP_PAYLOAD", "HOP_VALID", "HOP_BLOCK", "HOP_CODE",
     "H_ITEM", "H_WHAT", "H_NODE", "H_PEER", "H_T", "H_AUX", "H_ROWS",
-    "QUIET_FULL", "S_QUIET", "S_QUIET_ON", "Q_T", "Q_NODE", "Q_SLOT", "Q_SEQ", "Q_ROWS",
+    "QUIET_FULL", "S_QUIET", "S_QUIET_ON", "S_WOKEN", "Q_T", "Q_NODE", "Q_SLOT", "Q_SEQ", "Q_SENDER", "Q_HOPS",
+    "Q_ROWS",
 ]
 
 # Event types: a payload received, validated; and the relay protocols' events (below):
@@ -118,7 +119,9 @@ S_HOP_LOG, S_HOPS_LOGGED, S_HOP_STRIDE = 44, 45, 46
 # Entries in the quiet announcements (below); 1: announcements may be quiet (0: every one
 # goes through the heap, the reference the tests compare with).
 S_QUIET, S_QUIET_ON = 48, 49
-N_SCALARS = 50
+# Quiet announcements put back into the heap because their node forgot its request.
+S_WOKEN = 50
+N_SCALARS = 51
 LOG_NODE, LOG_ITEM, LOG_T, LOG_KIND = 0, 1, 2, 3
 UPLINK_SERIAL, UPLINK_FAIR_SHARE, UPLINK_HELD = 0, 1, 2
 # Rows of the sends array (int64[5, n]): a traffic batch's messages, in send order.
@@ -137,22 +140,25 @@ HOP_CODE, HOP_BLOCK = 3, 4
 H_ITEM, H_WHAT, H_NODE, H_PEER, H_T, H_AUX = range(6)
 H_ROWS = 6
 # Quiet announcements (int64[Q_ROWS, capacity], S_QUIET entries): an announcement sent
-# (announce and fetch, push to sqrt(n)) to a peer that holds the payload already does
-# nothing when it arrives but count itself (if its node is up) and release its slot's
-# hold. Such an announcement skips the heap: its arrival time, node, slot and sequence
-# number (it takes one as in the heap, so every event keeps the key it would have had; a
-# run of receipts ends at it) wait here, still counted in the slot's SL_OUTSTANDING, and
-# are settled (``_settle_quiet``) once the loop has passed them: when it returns (DONE:
-# every event before ``until`` ran; NOTIFY: every one before the notice, by time and
-# sequence), or when the buffer fills (those before the next event). Node states change
-# only in Python between calls, so each is counted as at its arrival, and Python sees the
-# slots held, and the next event's time (S_NEXT), exactly as with them in the heap. A
-# node never loses a payload it received except under compact relay (a timeout restarts a
-# rebuild), whose announcements all go through the heap. Nearly half of the Bitcoin
-# preset's events were such announcements. ``GossipState._renumber_keys`` renumbers their
-# sequence numbers with the heap's.
-Q_T, Q_NODE, Q_SLOT, Q_SEQ = range(4)
-Q_ROWS = 4
+# (announce and fetch, push to sqrt(n)) to a peer that holds the payload already, or has
+# asked a peer for it, does nothing when it arrives but count itself (if its node is up)
+# and release its slot's hold. Such an announcement skips the heap: its arrival time, node,
+# slot and sequence number (it takes one as in the heap, so every event keeps the key it
+# would have had; a run of receipts ends at it), with its sender and hops, wait here, still
+# counted in the slot's SL_OUTSTANDING, and are settled (``_settle_quiet``) once the loop
+# has passed them: when it returns (DONE: every event before ``until`` ran; NOTIFY: every
+# one before the notice, by time and sequence), or when the buffer fills (those before the
+# next event). Node states change only in Python between calls, so each is counted as at
+# its arrival, and Python sees the slots held, and the next event's time (S_NEXT), exactly
+# as with them in the heap. A node never loses a payload it received except under compact
+# relay (a timeout restarts a rebuild), whose announcements all go through the heap; it
+# forgets a request only at a timeout with no peer left to ask, and then the quiet
+# announcements still to come to it for that item go into the heap with their keys
+# (``_wake_quiet``; S_WOKEN counts them), where the first of them starts a new request.
+# Most of the Bitcoin preset's events were such announcements. ``GossipState._renumber_keys``
+# renumbers their sequence numbers with the heap's.
+Q_T, Q_NODE, Q_SLOT, Q_SEQ, Q_SENDER, Q_HOPS = range(6)
+Q_ROWS = 6
 
 # Heap keys: int64[2 * (ROOT + capacity)], entry i's time at 2 * (ROOT + i) and its
 # seq << idx_bits | idx right after. With the root at ROOT = 3, the children of entry i
@@ -390,8 +396,8 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
     Held (``fair_share`` = UPLINK_HELD): serial, and the uplink is free again only when the
     copy has arrived. Announcements pay ``control`` ns on top of their link delay. Under
     COMPACT the first ``high_bw`` peers get the compact block (a CMPCT receipt), the rest an
-    announcement. Otherwise an announcement to a peer that holds the payload is quiet (see
-    Q_T): appended to ``quiet``, which has room for ``degree`` entries."""
+    announcement. Otherwise an announcement to a peer that holds the payload or has asked
+    for it is quiet (see Q_T): appended to ``quiet``, which has room for ``degree`` entries."""
     mine = nodes[N_COLOUR, node]
     size = slots[SL_SIZE, slot]
     up = ns_per_byte[0, node]
@@ -445,12 +451,14 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
         if c >= pushes:  # an announcement: a few bytes, not queued behind payloads
             etype = ANNOUNCE
             arrive = t + d + control
-            if may_quiet and seen[slot, peer] & SEEN_PAYLOAD != 0:
+            if may_quiet and seen[slot, peer] & (SEEN_PAYLOAD | SEEN_REQUESTED) != 0:
                 q = scalars[S_QUIET]
                 quiet[Q_T, q] = arrive
                 quiet[Q_NODE, q] = peer
                 quiet[Q_SLOT, q] = slot
                 quiet[Q_SEQ, q] = seq
+                quiet[Q_SENDER, q] = node
+                quiet[Q_HOPS, q] = hops
                 scalars[S_QUIET] = q + 1
                 seq += 1
                 sent += 1
@@ -685,13 +693,15 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
                  seen: np.ndarray, fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
                  fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray, uniform: np.ndarray, ns_per_byte: np.ndarray,
                  n_deg: int, deg_nodes: np.ndarray, deg_params: np.ndarray, watch: np.ndarray,
-                 release: np.ndarray) -> tuple[int, int, int, int]:
+                 release: np.ndarray, quiet: np.ndarray, event_seq: int) -> tuple[int, int, int, int]:
     """Announce and fetch. ANNOUNCE at ``node`` from ``sender``: a node that neither holds
     the item nor has asked for it asks ``sender`` (a REQUEST, one link delay) and sets a
     TIMEOUT. REQUEST at ``node`` from ``sender``: the payload goes back on ``node``'s uplink
     (a RECV, as a push would send it). TIMEOUT at ``node`` (``sender``: the peer asked): if
     the payload has not arrived, ask the next peer of ``node``'s list that validated the item,
-    or, if none has, forget the request so that the next announcement starts one.
+    or, if none has, forget the request so that the next announcement starts one (the quiet
+    announcements on their way to ``node`` go back into the heap: ``_wake_quiet``;
+    ``event_seq``: the timeout's sequence number).
     Announcements and requests cost no CPU and no uplink time (a few dozen bytes), and pay
     ``S_CONTROL`` ns on top of their link delay. Under a held uplink (``S_FAIR_SHARE`` =
     UPLINK_HELD) a payload keeps the uplink until it has arrived. A holding node
@@ -743,6 +753,7 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
         return _ask(t, node, peer, slot, hops, keys, payload, pool, n, rows, seq, idx_bits, unif, scalars, nodes,
                     slots, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, samples, uniform, n_deg, deg_nodes, deg_params)
     seen[slot, node] = seen[slot, node] & (0xFF ^ SEEN_REQUESTED)
+    n, rows = _wake_quiet(t, event_seq, node, slot, quiet, scalars, keys, payload, pool, n, rows, idx_bits)
     return n, rows, seq, unif
 
 
@@ -760,10 +771,9 @@ def _settle_quiet(bound: int, bound_seq: int, quiet: np.ndarray, scalars: np.nda
         slot = quiet[Q_SLOT, i]
         seq = quiet[Q_SEQ, i]
         if t > bound or (t == bound and seq >= bound_seq):
-            quiet[Q_T, kept] = t
-            quiet[Q_NODE, kept] = node
-            quiet[Q_SLOT, kept] = slot
-            quiet[Q_SEQ, kept] = seq
+            if kept != i:
+                for r in range(Q_ROWS):
+                    quiet[r, kept] = quiet[r, i]
             kept += 1
             continue
         if nodes[N_UP, node] != 0:
@@ -774,6 +784,33 @@ def _settle_quiet(bound: int, bound_seq: int, quiet: np.ndarray, scalars: np.nda
             n_free += 1
     scalars[S_QUIET] = kept
     return n_free
+
+
+@borrowing()
+def _wake_quiet(t: int, after_seq: int, node: int, slot: int, quiet: np.ndarray, scalars: np.ndarray,
+                keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows: int, idx_bits: int) -> tuple[int, int]:
+    """``node`` forgot its request for ``slot``'s item at the event (``t``, ``after_seq``):
+    the quiet announcements of that item still to come to it (after that event, by time and
+    sequence) go into the heap as ANNOUNCE events with the keys they were given, the rest
+    stay. At most one per peer that forwards to ``node``. Returns the new (n, rows)."""
+    kept = 0
+    for i in range(scalars[S_QUIET]):
+        q_t = quiet[Q_T, i]
+        if (quiet[Q_NODE, i] == node and quiet[Q_SLOT, i] == slot
+                and (q_t > t or (q_t == t and quiet[Q_SEQ, i] > after_seq))):
+            idx = pool[nb.uint64(rows)]
+            rows += 1
+            _write_row(payload, idx, ANNOUNCE, node, slot, quiet[Q_SENDER, i], quiet[Q_HOPS, i])
+            _sift_up(keys, n, q_t, (quiet[Q_SEQ, i] << idx_bits) | idx)
+            n += 1
+            scalars[S_WOKEN] += 1
+            continue
+        if kept != i:
+            for r in range(Q_ROWS):
+                quiet[r, kept] = quiet[r, i]
+        kept += 1
+    scalars[S_QUIET] = kept
+    return n, rows
 
 
 @borrowing()
@@ -1006,7 +1043,7 @@ def run_until(until: int, max_degree: int,
                 n, rows, seq, unif = _relay_event(etype, t, node, slot, sender, hops, keys, payload, pool, n, rows,
                                                   seq, idx_bits, unif, scalars, nodes, slots, seen, fwd_ptr, fwd_idx,
                                                   fwd_base, fwd_model, fwd_param, samples, uniform, ns_per_byte, n_deg,
-                                                  deg_nodes, deg_params, watch, release)
+                                                  deg_nodes, deg_params, watch, release, quiet, key >> idx_bits)
             else:
                 if etype == CMPCT:
                     block_receipts += 1
