@@ -137,7 +137,10 @@ def test_a_relay_sample_counts_the_receipts_of_the_sampled_messages_only() -> No
     # The preset at 10,000 nodes and 2,000 transactions a second: every receipt relayed is
     # refused before the run starts; one transaction in 10,000 relayed fits.
     preset = Path(__file__).resolve().parent.parent / "examples" / "bitcoin.toml"
-    big = ["network.total_nodes=10000", "agents.0.count=10000", 'run.duration="10min"', 'agents.0.arrival.rate="720/h"']
+    # Links and CPUs that carry that load (the preset's would not: scenario/sample_load.py).
+    big = ["network.total_nodes=10000", "agents.0.count=10000", 'run.duration="10min"', 'agents.0.arrival.rate="720/h"',
+           'network.uplink="serial"', "network.upload={}", "network.download={}", 'network.bandwidth="100Mbit/s"',
+           'network.processing="100us"']
     with pytest.raises(ScenarioError, match="max_receipts") as caught:
         msgstorm.load_scenario(preset, big)
     assert caught.value.issues[0].field == "agents[0].arrival.rate"

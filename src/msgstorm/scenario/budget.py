@@ -32,7 +32,8 @@ from msgstorm.scenario.schema import (
     StepRampArrival,
 )
 
-__all__ = ["STAGED_MESSAGES", "WorkEstimate", "check_budget", "estimate_work", "memory_available_bytes"]
+__all__ = ["STAGED_MESSAGES", "WorkEstimate", "check_budget", "estimate_work", "memory_available_bytes",
+           "messages_per_agent"]
 
 _NS_PER_S = 1e9
 _DRAIN_SLACK_NS = 60 * 1e9
@@ -157,6 +158,11 @@ def _arrival(spec: ArrivalSpec, span_ns: float) -> tuple[float, float, str]:
 def _agent_span_ns(agent: AgentSpec, duration_ns: int) -> float:
     stop = duration_ns if agent.stop is None else min(agent.stop, duration_ns)
     return float(max(0, stop - agent.start))
+
+
+def messages_per_agent(scenario: Scenario) -> list[float]:
+    """The messages each agent is expected to send over the run (its instances together)."""
+    return [messages for messages, _, _ in _per_agent(scenario)]
 
 
 def _per_agent(scenario: Scenario) -> list[tuple[float, float, Loc]]:

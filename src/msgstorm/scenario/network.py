@@ -54,6 +54,9 @@ class RelaySpec(Spec):
     high_bandwidth: int = Field(default=3, ge=0, le=1 << 20)
     # Opt-in (sim/sampled_pool.py): the share of messages relayed receipt by receipt; none: all of them.
     sample: float | None = Field(default=None, gt=0, le=1)
+    # What the unsampled messages cost the nodes (scenario/sample_load.py): "derate" gives the
+    # sample what their load leaves of each uplink, downlink and CPU; "none" leaves it out.
+    sample_load: Literal["derate", "none"] = "derate"
 
     @field_validator("kinds")
     @classmethod
@@ -76,6 +79,8 @@ class RelaySpec(Spec):
                 data.pop(name)
         if data.get("sample") is None:  # without a sample the section dumps as before it existed
             data.pop("sample", None)
+        if data.get("sample_load") == "derate":
+            data.pop("sample_load")
         return data
 
     @property

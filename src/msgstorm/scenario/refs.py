@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+from msgstorm.scenario.budget import messages_per_agent
 from msgstorm.scenario.regions import default_one_way_ns
 from msgstorm.scenario.registry import FAULT_KINDS, LIVE_DRIVERS, LIVE_FAULT_KINDS, QUEUE_POLICIES
+from msgstorm.scenario.sample_load import load_problem
 from msgstorm.scenario.schema import (
     MAX_FAULT_DRAWS,
     ORDERING_SETTINGS,
@@ -473,7 +475,8 @@ def _relay_sample_problems(scenario: Scenario) -> list[Problem]:
     twins = [where for where, fault in fault_entries(scenario) if isinstance(fault, TwinsFault)]
     if twins:
         return [(place, needs + f"the twins fault at {'.'.join(map(str, twins[0]))} (a twin keeps its own mempool)")]
-    return []
+    overload = load_problem(scenario, messages_per_agent(scenario))
+    return [] if overload is None else [(place, overload)]
 
 
 # The most invalid messages the flood faults of one run may send (each is a Python call and

@@ -809,7 +809,7 @@ class ForkChain:
             firsts = pool.sample_id[:pool.samples]
             self.ctx.record.event(t_end, EventKind.RELAY_SAMPLE, value=float(pool.samples), detail={
                 "stride": pool.stride, "region_firsts": firsts[firsts % pool.stride != 0].tolist(),
-                "derived": pool.count - pool.samples})
+                "derived": pool.count - pool.samples} | pool.load_detail)
             for rows, fees in pool.settle_rest(t_end):
                 self.ctx.msgs.terminal += rows.shape[1]
                 self.ctx.record.settled_table(rows, fees)

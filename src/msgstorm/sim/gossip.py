@@ -168,6 +168,8 @@ class GossipState:
         self.processing_dist = processing
         self.uniform = np.zeros(0, dtype=np.float64)
         self.processing = np.zeros(0, dtype=np.int64)
+        self._processing_draws = np.zeros(0, dtype=np.float64)  # the draws ``processing`` rounds
+        self.processing_scale = 1.0
         self.deliveries = np.zeros((4, _DELIVERY_BLOCK), dtype=np.int64)
         self.delivered: list[np.ndarray] = []
         self.delivered_rows = 0  # rows taken out of the kernel buffer, not yet written
@@ -468,8 +470,9 @@ class GossipState:
         self._bind()
 
     def _refill_processing(self) -> None:
-        draws = np.rint(sample_array(self.processing_dist, self.processing_rng, _PROCESSING_BLOCK))
-        self.processing = draws.astype(np.int64)
+        self._processing_draws = sample_array(self.processing_dist, self.processing_rng, _PROCESSING_BLOCK)
+        scaled = self._processing_draws if self.processing_scale == 1.0 else self._processing_draws * self.processing_scale
+        self.processing = np.rint(scaled).astype(np.int64)
         self.scalars[k.S_PROC] = 0
         self._bind()
 
@@ -573,6 +576,16 @@ class GossipState:
     @quiet_announcements.setter
     def quiet_announcements(self, on: bool) -> None:
         self.scalars[k.S_QUIET_ON] = 1 if on else 0
+
+    def set_processing_scale(self, scale: float) -> None:
+        """Every validation from now on takes ``scale`` times the processing drawn (a relay
+        sample's left-out load on the CPUs: sim/background_load.py)."""
+        if scale == self.processing_scale:
+            return
+        self.processing_scale = scale
+        start = int(self.scalars[k.S_PROC])
+        if start < self.processing.size:
+            self.processing[start:] = np.rint(self._processing_draws[start:] * scale).astype(np.int64)
 
     @property
     def woken(self) -> int:

@@ -47,7 +47,7 @@ __all__ = [
     "S_IDX_BITS", "S_SEQ_LIMIT", "S_ROWS", "S_ORDER_SEED", "S_TIMEOUT", "S_ANNOUNCES", "S_REQUESTS",
     "S_FALLBACKS", "S_FAIR_SHARE", "S_DOWNLOADS", "S_CONTROL", "S_LOGGED", "LOG_NODE", "LOG_ITEM", "LOG_T", "UPLINK_SERIAL", "UPLINK_FAIR_SHARE", "UPLINK_HELD", "ANNOUNCE", "REQUEST", "TIMEOUT", "PUSH", "ANNOUNCE_FETCH", "PUSH_SQRT", "SEND_RELAY", "ROOT", "P_NEXT", "run_until", "inject",
     "COMPACT", "CMPCT", "GETTXN", "BLOCKTXN", "S_HIGH_BW", "S_TRACK", "S_CMPCT_DUPS", "S_GETTXN", "S_TXN_MISSING",
-    "S_TXN_BYTES", "S_PAYLOADS", "S_TXN_HELD", "S_LOG_BLOCKS", "LOG_KIND", "N_UP_BYTES", "N_ROWS", "SL_CONTENT", "SL_NTX", "SL_ROWS", "N_SCALARS",
+    "S_TXN_BYTES", "S_PAYLOADS", "S_TXN_HELD", "S_LOG_BLOCKS", "LOG_KIND", "N_UP_BYTES", "N_UP_MSG_BYTES", "N_ROWS", "SL_CONTENT", "SL_NTX", "SL_ROWS", "N_SCALARS",
     "HOPS_FULL", "S_HOP_LOG", "S_HOPS_LOGGED", "S_HOP_STRIDE", "HOP_SERVE", "HOP_PAYLOAD", "HOP_VALID", "HOP_BLOCK", "HOP_CODE",
     "H_ITEM", "H_WHAT", "H_NODE", "H_PEER", "H_T", "H_AUX", "H_ROWS",
     "QUIET_FULL", "S_QUIET", "S_QUIET_ON", "S_WOKEN", "Q_T", "Q_NODE", "Q_SLOT", "Q_SEQ", "Q_SENDER", "Q_HOPS",
@@ -186,9 +186,10 @@ LOW32 = 0xFFFFFFFF
 # N_HOLD_SPREAD: a holding node's (WATCH_HOLD) fixed hold and the width of its drawn one;
 # N_HOLD_COL: its column of ``release`` (int64[slots, holding nodes]: when it releases each
 # item it validated while holding, so that it serves a request no earlier), -1 for a node
-# that never held.
-N_CPU, N_UPLINK, N_UP, N_COLOUR, N_UP_BYTES, N_HOLD, N_HOLD_SPREAD, N_HOLD_COL = range(8)
-N_ROWS = 8
+# that never held. N_UP_MSG_BYTES: the part of N_UP_BYTES that carried messages (pushed or
+# sent on request; a relay sample measures each node's share of the relaying with it).
+N_CPU, N_UPLINK, N_UP, N_COLOUR, N_UP_BYTES, N_HOLD, N_HOLD_SPREAD, N_HOLD_COL, N_UP_MSG_BYTES = range(9)
+N_ROWS = 9
 # Rows of per-slot state (int64[SL_ROWS, slots]). A compact block's SL_SIZE is its compact
 # size; its transactions are ``contents[:, SL_CONTENT .. SL_CONTENT + SL_NTX]`` (msg_id, bytes).
 SL_ITEM, SL_KIND, SL_OUTSTANDING, SL_SIZE, SL_FORWARD, SL_RELAY, SL_CONTENT, SL_NTX = range(8)
@@ -496,6 +497,9 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
     slots[SL_OUTSTANDING, slot] += sent
     nodes[N_UPLINK, node] = free
     nodes[N_UP_BYTES, node] += copies_sent * size
+    kind = slots[SL_KIND, slot]
+    if kind != ITEM_BLOCK and kind != ITEM_INVALID:
+        nodes[N_UP_MSG_BYTES, node] += copies_sent * size
     scalars[S_PAYLOADS] += copies_sent
     return n, rows, seq, unif
 
@@ -729,6 +733,9 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
         if (watch[node] & WATCH_HOLD) != 0 and release[slot, nodes[N_HOLD_COL, node]] > t:
             serve = release[slot, nodes[N_HOLD_COL, node]]
         arrive = _transfer(serve, d, node, sender, slots[SL_SIZE, slot], scalars, nodes, ns_per_byte)
+        kind = slots[SL_KIND, slot]
+        if kind != ITEM_BLOCK and kind != ITEM_INVALID:
+            nodes[N_UP_MSG_BYTES, node] += slots[SL_SIZE, slot]
         n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, arrive,
                              CMPCT if slots[SL_RELAY, slot] == COMPACT else RECV, sender, slot, node, hops)
         return n, rows, seq, unif

@@ -96,6 +96,8 @@ class SampledPool:
 
     def __init__(self, stride: int, producers: list[int], nodes: int, region_of: list[int], regions: int) -> None:
         self.stride = stride
+        # What the unsampled messages cost the nodes, for the relay_sample event (sim/background_load.py).
+        self.load_detail: dict[str, object] = {}
         self.column = np.full(nodes, -1, dtype=np.int64)  # node -> its column of ``arrived`` (-1: not a producer)
         self.column[np.asarray(producers, dtype=np.int64)] = np.arange(len(producers), dtype=np.int64)
         self.region_of = np.asarray(region_of, dtype=np.int64)

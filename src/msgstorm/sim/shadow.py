@@ -61,6 +61,7 @@ from msgstorm.scenario.network import BLOCK_KIND
 from msgstorm.scenario.registry import QUEUE_POLICIES
 from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
 from msgstorm.sim import warm
+from msgstorm.sim.background_load import BackgroundLoad
 from msgstorm.sim.backpressure import make_backpressure
 from msgstorm.sim.censor import censorable
 from msgstorm.sim.chain import Chain, gas_table
@@ -242,6 +243,10 @@ class ShadowNetwork:
             # Their validations of messages only fill their mempools: logged by the kernel
             # (ForkChain.take_logged, after every kernel run).
             self.gossip.set_watched([], self.ctx.watched, logged=self.chain.producers)
+        # Under a relay sample, what the unsampled messages cost the nodes (opt-out: sample_load).
+        self.background = (BackgroundLoad(self.gossip, scenario.run.window, scenario.run.duration, network.uplink == "held",
+                                          self.processing_mean_ns)
+                           if relay.sample is not None and relay.sample_load == "derate" else None)
         self._sequencing = isinstance(self.chain, Chain)
         self.controllers = (build_controllers(scenario, ControlHost(self.ctx, self.sequencer, self.chain))
                             if scenario.controllers and isinstance(self.chain, Chain) else [])
@@ -358,9 +363,13 @@ class ShadowNetwork:
                             msgs.add(batch)
                         else:
                             sampled = pool.add(batch)
+                            if self.background is not None:
+                                self.background.window(batch, sampled)
                             msgs.add(batch, sampled)
                             tally.emitted += len(batch) - int(sampled.sum())  # sent at their intended times
                             batch = batch.take(sampled)
+                            if self.background is not None:
+                                self.background.sent(batch)
                         send_t = batch.t_intended.tolist()
                         send_ids = batch.msg_id.tolist()
                         si, sn = 0, len(send_t)
@@ -558,6 +567,8 @@ class ShadowNetwork:
             self.solo.finish()
             self.now = self.solo.now
         t_end = self.now
+        if self.background is not None and isinstance(self.chain, ForkChain) and self.chain.pool is not None:
+            self.chain.pool.load_detail = self.background.detail()
         self.chain.close(t_end)
         alive = (QUEUED, IN_SERVICE, SEQUENCED, IN_BLOCK, HELD)
         spreading = self.gossip.live_items(ITEM_MSG)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from msgstorm.scenario.refs import node_names, node_regions
-from msgstorm.scenario.regions import default_one_way_ns
+from msgstorm.scenario.regions import region_base_ns
 from msgstorm.scenario.schema import GossipSpec, LinkModel, NetworkSpec
 from msgstorm.sim.link_samples import LinkSamples
 
@@ -160,27 +160,7 @@ def build_topology(network: NetworkSpec, gossip: GossipSpec, rng: np.random.Gene
     node_region = node_regions(network)
     regions = list(network.regions)
     index = {region: i for i, region in enumerate(regions)}
-    explicit: dict[frozenset[str], int] = {}
-    for key, latency in network.latency.items():
-        a, b = (part.strip() for part in key.split("/"))
-        explicit[frozenset({a, b})] = latency
-    for link in network.links:  # a region pair's link sets its latency below; it needs no default
-        if set(link.between) <= set(regions) and not link.one_way:
-            explicit.setdefault(frozenset(link.between), link.latency)
-    base_ns: list[list[int]] = []
-    for a in regions:
-        row = []
-        for b in regions:
-            if frozenset({a, b}) in explicit:
-                row.append(explicit[frozenset({a, b})])
-            elif a == b:
-                row.append(network.intra_region_latency)
-            else:
-                default = default_one_way_ns(a, b)
-                if default is None:  # refs.check_references rejects this earlier
-                    raise ValueError(f"no latency between {a} and {b}")
-                row.append(default)
-        base_ns.append(row)
+    base_ns = region_base_ns(network)
     region_model = [[network.link for _ in regions] for _ in regions]
     node_index = {name: i for i, name in enumerate(names)}
     node_overrides: dict[tuple[int, int], tuple[int, LinkModel]] = {}
@@ -188,11 +168,9 @@ def build_topology(network: NetworkSpec, gossip: GossipSpec, rng: np.random.Gene
         a, b = link.between
         model = link.dist or network.link
         if a in index and b in index:
-            ra, rb = index[a], index[b]
-            base_ns[ra][rb] = link.latency
+            ra, rb = index[a], index[b]  # its latency is in base_ns already
             region_model[ra][rb] = model
             if not link.one_way:
-                base_ns[rb][ra] = link.latency
                 region_model[rb][ra] = model
         else:
             side_a = [node_index[a]] if a in node_index else [i for i, r in enumerate(node_region) if r == a]
