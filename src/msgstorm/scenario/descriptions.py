@@ -134,9 +134,14 @@ DESCRIPTIONS: dict[str, str] = {
     "RelaySpec.sample": "opt-in, with `[blocks.producers]`: the share of messages relayed receipt by receipt "
                         "(every n-th msg_id, n = round(1 / sample), the rule `history.delivery_sample` uses, and "
                         "each region's first message); each other message reaches each producer as long after its "
-                        "sending as the last sampled message from its region reached it after that one's, and "
-                        "puts no load on any node (docs/networks.md, \"A relay sample\"); none: every message is "
-                        "relayed",
+                        "sending as the last sampled message from its region reached it after that one's; its "
+                        "load on the nodes is `sample_load`'s (docs/networks.md, \"A relay sample\"); none: every "
+                        "message is relayed",
+    "RelaySpec.sample_load": "with `sample`: `derate`: each traffic window's unsampled messages take their share "
+                             "of every node's uplink, downlink and CPU (each node's share of the relaying as the "
+                             "sample measures it) and the sample gets what is left, 1 / (1 - load) slower (a load "
+                             "the nodes cannot carry at the scenario's mean rate is refused); `none`: they cost "
+                             "no node anything (the sample's arrivals are then a floor)",
     "RelaySpec.control_overhead": "a fixed delay every announcement and request pays on top of its link delay "
                                   "(payloads do not); SimBlock's is 10 ms (AbstractMessageTask.getInterval)",
     "LinkModel.dist": "`constant`: base; `uniform`: base + U(0, jitter); `normal`: base + N(0, jitter), "
