@@ -77,11 +77,15 @@ class HopStages:
         if valid.size == 0:  # no hop done yet: keep every step for later
             self.pending = self._not_done(rows)
             return {name: np.zeros(0, dtype=bool if name == "block" else np.int64) for name in HOP_COLUMNS}
-        for key in np.unique(item_key[valid]).tolist():
+        # Each item's validations, grouped by a stable sort (in log order within an item).
+        by_item = valid[np.argsort(item_key[valid], kind="stable")]
+        keys, starts = np.unique(item_key[by_item], return_index=True)
+        ends = np.append(starts[1:], by_item.size)
+        for key, start, end in zip(keys.tolist(), starts.tolist(), ends.tolist(), strict=True):
             times = self.t_valid.get(key)
             if times is None:
                 times = self.t_valid[key] = np.full(self.nodes, -1, dtype=np.int64)
-            mine = valid[item_key[valid] == key]
+            mine = by_item[start:end]
             times[rows[k.H_NODE, mine]] = rows[k.H_T, mine]
         # The hops done: each validation's group, its sender, and when the hop began.
         done_group = group[valid]
@@ -89,9 +93,11 @@ class HopStages:
         order = np.argsort(done_group, kind="stable")
         done_group, valid, sender = done_group[order], valid[order], sender[order]
         begin = np.full(valid.size, -1, dtype=np.int64)
-        done_key = item_key[valid]
-        for key in np.unique(done_key).tolist():
-            mine = np.flatnonzero((done_key == key) & (sender >= 0))
+        done_key = item_key[valid]  # sorted: a group is item_key × nodes + node
+        keys, starts = np.unique(done_key, return_index=True)
+        ends = np.append(starts[1:], done_key.size)
+        for key, start, end in zip(keys.tolist(), starts.tolist(), ends.tolist(), strict=True):
+            mine = start + np.flatnonzero(sender[start:end] >= 0)
             begin[mine] = self.t_valid[key][sender[mine]]
         # The steps of those hops with their senders (the validation's own row included).
         at = np.searchsorted(done_group, group)
