@@ -30,26 +30,28 @@ _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#
 
 def _nodes(edges: pa.Table) -> tuple[list[str], dict[str, str], np.ndarray, np.ndarray]:
     """The node names in the order they first appear (each row's src, then its dst), each
-    one's region, and the ``src`` and ``dst`` columns as indices into those names (Arrow's
-    dictionary encoding: Python strings per row took a quarter of a second at 6,000 nodes)."""
+    one's region, and the ``src`` and ``dst`` columns as indices into those names (each
+    name looked up once per row in one dict; no Arrow compute module, whose import alone
+    costs a report as much)."""
     rows = edges.num_rows
-    both = pa.chunked_array(edges["src"].chunks + edges["dst"].chunks, type=pa.string()).combine_chunks()
-    encoded = both.dictionary_encode()
-    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(name, len(index))
+                         for column in ("src", "dst") for name in edges[column].to_pylist()),
+                        dtype=np.int64, count=2 * rows)
     interleaved = np.empty(2 * rows, dtype=np.int64)
     interleaved[0::2], interleaved[1::2] = codes[:rows], codes[rows:]
     distinct, first = np.unique(interleaved, return_index=True)
     appearance = np.argsort(first)
-    renumber = np.zeros(max(len(encoded.dictionary), 1), dtype=np.int64)
+    renumber = np.zeros(max(len(index), 1), dtype=np.int64)
     renumber[distinct[appearance]] = np.arange(distinct.size)
-    dictionary = encoded.dictionary.to_pylist()
-    names = [str(dictionary[code]) for code in distinct[appearance].tolist()]
+    by_code = list(index)
+    names = [by_code[code] for code in distinct[appearance].tolist()]
     # A node's region is the same in every row: read it where the node first appears.
     at = first[appearance]
-    row = pa.array(at // 2)
-    src_region, dst_region = edges["src_region"].take(row).to_pylist(), edges["dst_region"].take(row).to_pylist()
-    region = {name: src_region[i] if p % 2 == 0 else dst_region[i]
-              for i, (name, p) in enumerate(zip(names, at.tolist(), strict=True))}
+    src_region = edges["src_region"].to_numpy(zero_copy_only=False)
+    dst_region = edges["dst_region"].to_numpy(zero_copy_only=False)
+    region = {name: str(src_region[p // 2] if p % 2 == 0 else dst_region[p // 2])
+              for name, p in zip(names, at.tolist(), strict=True)}
     return names, region, renumber[codes[:rows]], renumber[codes[rows:]]
 
 
