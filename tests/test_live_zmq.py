@@ -24,7 +24,8 @@ from msgstorm.live.servers import ServerError, free_port
 from msgstorm.live.target import HEADER
 from msgstorm.runner import run
 from msgstorm.scenario import ScenarioError, parse_scenario
-from msgstorm.scenario.schema import LiveSpec, Scenario, ZmqSpec
+from msgstorm.scenario.live import LiveSpec, ZmqSpec
+from msgstorm.scenario.schema import Scenario
 
 LIVE = """
 target = "zmq"

@@ -109,8 +109,8 @@ from msgstorm.live.servers import (
     go_server_env,
     require_loopback,
 )
+from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.registry import LIVE_DRIVERS
-from msgstorm.scenario.schema import LiveSpec
 
 __all__ = ["JetStreamDriver", "server_config"]
 
