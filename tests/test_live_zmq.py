@@ -20,8 +20,8 @@ from zmq.utils.monitor import recv_monitor_message
 
 from msgstorm.errors import TargetError
 from msgstorm.live.drivers.zmq import PROBE, ZmqDriver
+from msgstorm.live.payload import HEADER
 from msgstorm.live.servers import ServerError, free_port
-from msgstorm.live.target import HEADER
 from msgstorm.runner import run
 from msgstorm.scenario import ScenarioError, parse_scenario
 from msgstorm.scenario.live import LiveSpec, ZmqSpec
