@@ -27,10 +27,10 @@ from msgstorm.scenario.registry import (
 from msgstorm.scenario.schema import (
     COMPOSITE_FAULT_KINDS,
     MESSAGE_KINDS,
-    ArrivalSpec,
     BackpressureSpec,
     FaultSpec,
 )
+from msgstorm.scenario.traffic import ArrivalSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "docs" / "extending.md"

@@ -19,7 +19,7 @@ from conftest import require_anvil, run_in_process
 
 from msgstorm.live.chain.anvil import AnvilNode
 from msgstorm.live.chain.calldata import HEADER, decode, encode, gas_cap, intrinsic_gas
-from msgstorm.live.chain.target import reason_of
+from msgstorm.live.chain.sending import reason_of
 from msgstorm.live.nemesis import alive
 from msgstorm.live.servers import ManagedServer, free_port
 from msgstorm.market.base_fee import next_base_fee_wei
@@ -344,7 +344,7 @@ def test_refusals_are_rejected_statuses_with_their_reason(tmp_path: Path, user_n
 
 
 def test_anvils_fee_ordered_pool_drops_a_senders_later_higher_fee_transaction(tmp_path: Path) -> None:
-    """Why each transaction goes from an account with nothing in the pool (live/chain/target.py):
+    """Why each transaction goes from an account with nothing in the pool (live/chain/sending.py):
     anvil 1.7 with ``--order fees`` drops a sender's nonce-1 transaction bidding more than its
     pending nonce-0 one. Should a later anvil fix it, this test says so."""
     binary = require_anvil()

@@ -20,7 +20,7 @@ from test_live_nats import assert_nothing_left
 
 from msgstorm.live.drivers.base import OnAck, OnReceipt
 from msgstorm.live.drivers.nats import NatsDriver
-from msgstorm.live.target import HEADER
+from msgstorm.live.payload import HEADER
 from msgstorm.runner import run
 from msgstorm.scenario import parse_scenario
 from msgstorm.scenario.registry import LIVE_DRIVERS

@@ -19,8 +19,8 @@ from msgstorm.live.drivers.base import CAPABILITIES, HasServers, OnAck, OnEvent,
 from msgstorm.live.nemesis import Nemesis
 from msgstorm.live.servers import ManagedServer, free_port
 from msgstorm.scenario import ScenarioError, parse_scenario
+from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.registry import LIVE_DRIVERS
-from msgstorm.scenario.schema import LiveSpec
 
 SCENARIO = """
 target = "{target}"

@@ -347,7 +347,7 @@ def test_staged_bursts_of_any_size_are_acked_in_order_with_their_payloads(tmp_pa
     (1024), so calls hand over part of what they are given or wait and hand over nothing."""
     from msgstorm.live.drivers.redis import RedisDriver
     from msgstorm.live.payload import HEADER
-    from msgstorm.scenario.schema import LiveSpec, RedisSpec
+    from msgstorm.scenario.live import LiveSpec, RedisSpec
 
     spec = LiveSpec(consumers=1, redis=RedisSpec(pipeline=300, max_pending=700, burst=1024, maxlen=maxlen))
     driver = RedisDriver(spec, tmp_path, lambda kind, detail: None)

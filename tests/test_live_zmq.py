@@ -20,11 +20,12 @@ from zmq.utils.monitor import recv_monitor_message
 
 from msgstorm.errors import TargetError
 from msgstorm.live.drivers.zmq import PROBE, ZmqDriver
+from msgstorm.live.payload import HEADER
 from msgstorm.live.servers import ServerError, free_port
-from msgstorm.live.target import HEADER
 from msgstorm.runner import run
 from msgstorm.scenario import ScenarioError, parse_scenario
-from msgstorm.scenario.schema import LiveSpec, Scenario, ZmqSpec
+from msgstorm.scenario.live import LiveSpec, ZmqSpec
+from msgstorm.scenario.schema import Scenario
 
 LIVE = """
 target = "zmq"

@@ -25,7 +25,8 @@ from msgstorm.runner import write_run_row
 from msgstorm.scenario import ScenarioError, load_scenario
 from msgstorm.scenario.schema import MESSAGE_KINDS, ProducersSpec
 from msgstorm.sim.context import Cluster, EventQueue, SimContext, Tally
-from msgstorm.sim.forks import ForkChain, producer_shares
+from msgstorm.sim.fork_tree import producer_shares
+from msgstorm.sim.forks import ForkChain
 from msgstorm.sim.producers import ProofOfStake, ProofOfWork
 from msgstorm.sim.recorder import Recorder
 from msgstorm.sim.state import IN_FLIGHT, NULL, MessageState

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import TypeAdapter
 
-from msgstorm.scenario.schema import ArrivalSpec
+from msgstorm.scenario.traffic import ArrivalSpec
 from msgstorm.traffic import ArrivalProcess, make_arrival
 
 S = 1_000_000_000

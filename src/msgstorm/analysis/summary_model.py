@@ -4,7 +4,9 @@ Place in the pipeline: beside ``analysis.summary``, which builds the summary as 
 JSON-ready values; this model states what each key holds. ``summary_json_schema()`` gives
 the JSON Schema (2020-12) that ``report/summary.schema.json`` ships (``msgstorm schema``
 prints it; a test checks the shipped file equals the generated one, and real summaries
-validate against both). Regenerate the file after changing the model:
+validate against both). The network and chain sections are in ``analysis.summary_chain``,
+the shared base and number types in ``analysis.summary_fields``. Regenerate the file after
+changing the model:
 ``python -m msgstorm.analysis.summary_model > src/msgstorm/report/summary.schema.json``.
 """
 
@@ -16,25 +18,26 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from msgstorm.analysis.recovery import PRE_FAULT_P99_MEANING
+from msgstorm.analysis.summary_chain import (
+    Collateral,
+    Crosschain,
+    Finality,
+    Forks,
+    HopSplit,
+    RegionPropagation,
+    Relay,
+)
+from msgstorm.analysis.summary_fields import Closed, Count, Ms, Rate, Seconds
 
 __all__ = ["Summary", "summary_json_schema"]
 
-Ms = Annotated[float | None, Field(description="milliseconds, 3 decimals")]
-Rate = Annotated[float | None, Field(ge=0, description="per second")]
-Seconds = Annotated[float | None, Field(ge=0)]
-Count = Annotated[int, Field(ge=0)]
 
-
-class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class P50P99(_Closed):
+class P50P99(Closed):
     p50: Ms
     p99: Ms
 
 
-class Latency(_Closed):
+class Latency(Closed):
     p50: Ms
     p90: Ms
     p99: Ms
@@ -43,21 +46,21 @@ class Latency(_Closed):
     mean: Ms
 
 
-class Stages(_Closed):
+class Stages(Closed):
     propagation: P50P99
     queue_wait: P50P99
     service: P50P99
     block_wait: P50P99
 
 
-class Jitter(_Closed):
+class Jitter(Closed):
     stddev: Ms
     p99_minus_p50: Ms
     ipdv_mean: Ms
     ipdv_p99: Ms
 
 
-class AtLimit(_Closed):
+class AtLimit(Closed):
     step: Annotated[int, Field(ge=1, description="the ramp step judged: the first failing one (the last when all passed)")]
     offered_per_s: Rate
     send_lag_p50_ms: Annotated[float | None, Field(description="the generator's median send lag in that step")]
@@ -69,7 +72,7 @@ class AtLimit(_Closed):
         "record them"))] = None
 
 
-class Capacity(_Closed):
+class Capacity(Closed):
     knee_rate_per_s: Rate
     method: str
     limited_by: Annotated[Literal["broker", "generator", "machine CPU", "machine"] | None, Field(
@@ -79,7 +82,7 @@ class Capacity(_Closed):
     at_limit: Annotated[AtLimit | None, Field(description="live: the facts limited_by was judged on")] = None
 
 
-class FailureThreshold(_Closed):
+class FailureThreshold(Closed):
     rate_per_s: Rate
     reason: Annotated[Literal["loss", "desync", "generator", "overload", "latency", "slo"], Field(
         description="what fired first: loss; desync; generator (live: msgstorm's generator behind, not the broker); "
@@ -88,18 +91,18 @@ class FailureThreshold(_Closed):
     t_ns: Count
 
 
-class Queue(_Closed):
+class Queue(Closed):
     max_depth: Annotated[float | None, Field(ge=0)]
     mean_depth: Annotated[float | None, Field(ge=0)]
     max_block_backlog: Annotated[float | None, Field(ge=0)] = None
 
 
-class Backpressure(_Closed):
+class Backpressure(Closed):
     events: Count
     first_engaged_s: Seconds
 
 
-class BaseFee(_Closed):
+class BaseFee(Closed):
     min: float | None
     max: float | None
     last: float | None
@@ -108,7 +111,7 @@ class BaseFee(_Closed):
 UNSENT = "live: intended before the run's end but never sent, the generator being behind when the run ended (its shortfall; nothing is sent late); 0 on the simulator"
 
 
-class Messages(_Closed):
+class Messages(Closed):
     sent: Annotated[int, Field(ge=0, description="messages sent: every row but the unsent ones")]
     sequenced: Count
     committed: Count
@@ -119,7 +122,7 @@ class Messages(_Closed):
     unsent: Annotated[int, Field(ge=0, description=UNSENT)]
 
 
-class Group(_Closed):
+class Group(Closed):
     """One message kind's or agent's messages: sent, final statuses, committed latency."""
 
     sent: Count
@@ -132,20 +135,20 @@ class Group(_Closed):
     latency_ms: P50P99
 
 
-class GossipBacklog(_Closed):
+class GossipBacklog(Closed):
     max: Annotated[float, Field(ge=0, description="receipts' worth of queued validation work")]
     node: str | None
     mean: Annotated[float, Field(ge=0)]
     samples: Count
 
 
-class SendLag(_Closed):
+class SendLag(Closed):
     p50: Ms
     p99: Ms
     max: Ms
 
 
-class Generator(_Closed):
+class Generator(Closed):
     saturated: Annotated[bool, Field(description="p99 send lag over 1 ms: the schedule was not kept")]
     send_lag_ms: SendLag
     processes: Annotated[int | None, Field(ge=1, description="processes the generator and its consumers ran in "
@@ -154,7 +157,7 @@ class Generator(_Closed):
                                                    "that the generator, behind, never sent (it stops at the end)")] = 0
 
 
-class ConsumerLost(_Closed):
+class ConsumerLost(Closed):
     total: Count
     prefix: Annotated[int, Field(ge=0, description="before the first receipt in send order")]
     middle: Annotated[int, Field(ge=0, description="between receipts: a gap")]
@@ -174,14 +177,14 @@ class Lost(ConsumerLost):
                     "consumers share the messages")] = None
 
 
-class StreamReadBack(_Closed):
+class StreamReadBack(Closed):
     stored: Count
     acked_missing: Annotated[int, Field(ge=0, description="acked, yet not in the stream read back")]
     duplicated: Count
     unexpected: Count
 
 
-class ReadBack(_Closed):
+class ReadBack(Closed):
     done: Annotated[bool, Field(description="the whole stream was read back")]
     stored: Annotated[int | None, Field(ge=0, description="messages read back (null when not done)")]
     seconds: Annotated[float | None, Field(ge=0, description="how long the read-back took, after the run's end")]
@@ -191,7 +194,7 @@ class ReadBack(_Closed):
                           "it waits for a connection or for each next batch; null when the history does not say")] = None
 
 
-class Delivery(_Closed):
+class Delivery(Closed):
     fanout: Annotated[bool, Field(description="every consumer gets every message (else they share)")]
     consumers: Count
     expected: Annotated[int, Field(ge=0, description="receipts a correct run has")]
@@ -209,25 +212,25 @@ class Delivery(_Closed):
                     "what was acked; null when no node was read on its own")] = None
 
 
-class ClientDown(_Closed):
+class ClientDown(Closed):
     disconnects: Count
     down_s: Annotated[float, Field(ge=0, description="from each disconnect to its reconnection (or the run's end)")]
     reconnect_attempts: Annotated[int, Field(ge=0, description="failed attempts to connect again, over all its outages")]
 
 
-class ServerExited(_Closed):
+class ServerExited(Closed):
     name: str | None
     returncode: int | None
 
 
-class Incident(_Closed):
+class Incident(Closed):
     t_s: Annotated[float, Field(description="run time of the event")]
     kind: Literal["disconnected", "client_error", "server_stop"]
     client: Annotated[str | None, Field(description="the client, or the server that stopped")]
     error: Annotated[str | None, Field(description="what the client or server said")]
 
 
-class Cleanup(_Closed):
+class Cleanup(Closed):
     verified: Annotated[bool, Field(description="nothing msgstorm started still ran or listened after the run")]
     servers_stopped: Count
     proxies_closed: Annotated[int, Field(ge=0, description="fault proxies closed")]
@@ -235,7 +238,7 @@ class Cleanup(_Closed):
     left: Annotated[list[str], Field(description="what still ran or listened (empty when verified)")]
 
 
-class Connections(_Closed):
+class Connections(Closed):
     disconnects: Count
     reconnects: Count
     errors: Annotated[int, Field(ge=0, description=(
@@ -250,19 +253,12 @@ class Connections(_Closed):
                     "anything left; null for a run recorded before this was kept")] = None
 
 
-class Desync(_Closed):
+class Desync(Closed):
     episodes: Count
     max_height_gap: Count
 
 
-class RegionPropagation(_Closed):
-    p50: Ms
-    p90: Ms
-    p99: Ms
-    count: Count
-
-
-class Fault(_Closed):
+class Fault(Closed):
     fault_id: int | None
     kind: str | None
     start_s: Annotated[float, Field(ge=0)]
@@ -273,20 +269,20 @@ class Fault(_Closed):
                     "pre-fault p99; null when the fault did not end, had no baseline, or the run ended first")] = None
 
 
-class Check(_Closed):
+class Check(Closed):
     name: str
     verdict: Literal["valid", "invalid", "unknown"]
     detail: str
 
 
-class SloVerdict(_Closed):
+class SloVerdict(Closed):
     name: str
     verdict: Literal["pass", "fail", "unknown"]
     value: float | None
     threshold: str
 
 
-class Liquidations(_Closed):
+class Liquidations(Closed):
     eligible: Annotated[int, Field(ge=0, description="accounts the true price took past their maintenance line "
                                                      "within the horizon (run.duration, the oracle's span)")]
     triggered: Annotated[int, Field(ge=0, description="of the eligible, those a keeper sent a liquidation for")]
@@ -298,13 +294,13 @@ class Liquidations(_Closed):
     messages: Annotated[int, Field(ge=0, description="liquidation messages the keepers sent")]
 
 
-class DelaySplit(_Closed):
+class DelaySplit(Closed):
     oracle: Ms
     keeper: Ms
     messaging: Ms
 
 
-class LiquidationDelay(_Closed):
+class LiquidationDelay(Closed):
     p50: Ms
     p99: Ms
     max: Ms
@@ -315,24 +311,24 @@ class LiquidationDelay(_Closed):
                     "any earlier attempt that came to nothing, the liquidation's way to commit)")]
 
 
-class BadDebt(_Closed):
+class BadDebt(Closed):
     absolute: Annotated[float | None, Field(ge=0)]
     pct_of_open_interest: Annotated[float | None, Field(ge=0)]
     accounts: Count
 
 
-class Staleness(_Closed):
+class Staleness(Closed):
     p50: Ms
     p99: Ms
     max: Ms
 
 
-class Slippage(_Closed):
+class Slippage(Closed):
     p50: float | None
     p99: float | None
 
 
-class Market(_Closed):
+class Market(Closed):
     accounts: Count
     open_interest: Annotated[float | None, Field(ge=0, description="every position's notional at entry")]
     liquidations: Liquidations
@@ -348,7 +344,7 @@ class Market(_Closed):
     slippage_bps: Slippage
 
 
-class Fairness(_Closed):
+class Fairness(Closed):
     policy: Annotated[str, Field(description="sequencer.policy of the run")]
     gamma: Annotated[float, Field(description="the share of nodes whose receive order makes an inversion "
                                               "(sequencer.fair_order.gamma; 1: every node)")]
@@ -363,200 +359,13 @@ class Fairness(_Closed):
                                                                "the victim's price impact")]
 
 
-class AuctionDeviation(_Closed):
+class AuctionDeviation(Closed):
     mean: Annotated[float | None, Field(description="mean of (clearing price - true price) / true price, in bps")]
     mean_abs: Annotated[float | None, Field(ge=0, description="mean of its absolute value, in bps")]
     rms: Annotated[float | None, Field(ge=0, description="its root mean square, in bps")]
 
 
-class ForkBlocks(_Closed):
-    made: Annotated[Count, Field(description="blocks made by every producer")]
-    canonical: Annotated[Count, Field(description="blocks on the canonical chain at the run's end")]
-    stale: Annotated[Count, Field(description="blocks off it (orphaned)")]
-    stale_rate: Annotated[float, Field(ge=0, le=1, description="stale / made")]
-    fork_heights: Annotated[Count, Field(description="heights at which more than one block was made")]
-    fork_rate: Annotated[float | None, Field(ge=0, description="fork heights / the canonical chain's height")]
-    height: Annotated[Count, Field(description="the canonical chain's height")]
-
-
-class ForkReorgs(_Closed):
-    count: Annotated[Count, Field(description="times a node's view moved to another branch")]
-    max_depth: Annotated[Count, Field(description="most blocks one such move dropped")]
-    mean_depth: Annotated[float | None, Field(ge=0, description="blocks dropped per move, on average")]
-    canonical: Annotated[Count, Field(description="moves of the canonical chain (the longest over every block)")]
-    final: Annotated[Count, Field(description="of those, moves deeper than blocks.producers.confirmations: "
-                                               "they undid commits already written")]
-
-
-class Reach(_Closed):
-    p50: Ms
-    p90: Ms
-    blocks_reached: Annotated[Count, Field(description="blocks that reached this share of the nodes")]
-
-
-class Finality(_Closed):
-    validators: Annotated[Count, Field(description="validators voting (the producers)")]
-    byzantine: Annotated[Count, Field(description="byzantine voters (equivocate_votes faults)")]
-    byzantine_voters: Annotated[list[str], Field(description="their names")]
-    byzantine_stake: Annotated[float, Field(ge=0, le=1, description="their share of the validators' stake")]
-    within_bound: Annotated[bool, Field(description="byzantine stake below 1/3, the bound a two-thirds quorum "
-                                                    "implies (f < n/3 for equal stakes)")]
-    conflicting_heights: Annotated[Count, Field(description="heights at which honest nodes finalised different "
-                                                            "blocks (the safety check's)")]
-    conflicts_at: Annotated[list[int], Field(description="the first of those heights (at most 5), ascending")]
-    safe: Annotated[bool, Field(description="no conflicting heights")]
-    live: Annotated[bool, Field(description="no honest node went longer than stall_bound_ms without finalising")]
-    longest_stall_ms: Annotated[float | None, Field(ge=0, description="the longest an honest node went without "
-                                                                      "finalising while blocks were made")]
-    stall_bound_ms: Annotated[float | None, Field(ge=0, description="3 x the median gap between blocks made")]
-    finalized_height: Annotated[Count, Field(description="the highest height any node finalised")]
-
-
-class CrossFates(_Closed):
-    delivered: Annotated[Count, Field(description="committed on the destination")]
-    censored: Annotated[Count, Field(description="seen, refused by every relayer that saw it")]
-    never_final: Annotated[Count, Field(description="no relayer saw it final on the source")]
-    reverted_on_source: Annotated[Count, Field(description="relayed from a block the source's canonical chain "
-                                                           "left (a reorg deeper than the relayer waited)")]
-    undelivered: Annotated[Count, Field(description="relayed, not committed on the destination")]
-
-
-class CrossStage(_Closed):
-    p50: Ms
-    mean: Ms
-
-
-class SourceHalt(_Closed):
-    from_s: Annotated[float, Field(ge=0, description="the last commit before the gap")]
-    to_s: Annotated[float, Field(ge=0, description="the next commit, or the run's end")]
-    gap_ms: Ms
-    bound_ms: Annotated[float | None, Field(description="3 x the median gap between commits")]
-    faults: Annotated[list[str], Field(description="faults whose window overlaps the gap: kind and start")]
-    seen_inside: Annotated[Count, Field(description="crossing messages the relayer that carried them saw inside it (final, or included for one that waits for inclusion only)")]
-
-
-class CollateralOpen(_Closed):
-    censored: Annotated[Count, Field(description="refused by every relayer that saw it")]
-    never_final: Annotated[Count, Field(description="no relayer saw it final on the source (a halted source)")]
-    undelivered: Annotated[Count, Field(description="relayed, not committed on the destination (from a block "
-                                                    "a reorg took back or not)")]
-
-
-class CollateralBadDebt(_Closed):
-    one_chain: Annotated[float, Field(description="the same positions closed on one chain: when the source "
-                                                  "executed them, at the true price then (the same rule)")]
-    across: Annotated[float, Field(description="closed at the destination's true price when the relayed "
-                                               "liquidation committed there, or left open and marked at the horizon")]
-    extra: Annotated[float, Field(description="across - one_chain: what waiting for the relay cost")]
-    open: Annotated[float, Field(ge=0, description="the part of `across` on positions left open")]
-
-
-class Collateral(_Closed):
-    positions: Annotated[Count, Field(description="liquidations the source executed, each closing a position on "
-                                                  "the destination")]
-    closed: Annotated[Count, Field(description="their relayed liquidation committed on the destination")]
-    closed_reverted_on_source: Annotated[Count, Field(description="of those, relayed from a block a reorg took "
-                                                                  "back on the source")]
-    open: CollateralOpen
-    open_accounts: Annotated[list[int], Field(description="the accounts left open, the first 20 by id")]
-    wait_ms: Annotated[dict[str, float | None], Field(
-        description="p50, max, mean of destination commit - source execution, over the closed (below 0: closed "
-                    "before the source executed it, relayed by one that does not wait from a block a reorg took back)")]
-    split_ms: Annotated[dict[str, CrossStage], Field(
-        description="the closed liquidations' cross-chain split: source_finality (keeper's send -> seen final), "
-                    "relay, proof_check, destination (arrival -> commit)")]
-    bad_debt: CollateralBadDebt
-
-
-class Crosschain(_Closed):
-    messages: Annotated[Count, Field(description="crossing messages of the source")]
-    fates: CrossFates
-    latency_ms: Annotated[dict[str, float | None], Field(
-        description="p50, p90, p99, max, mean of destination commit - source t_intended, over the delivered")]
-    split_ms: Annotated[dict[str, CrossStage], Field(
-        description="source_finality (intent -> seen final), relay, proof_check, destination (arrival -> commit): "
-                    "p50 and mean over the delivered; the means add up to the latency's")]
-    by_relayer: Annotated[dict[str, Count], Field(description="messages each relayer carried")]
-    last_seen_s: Annotated[float | None, Field(description="the last time a relayer saw a crossing message final")]
-    source_halt: Annotated[SourceHalt | None, Field(
-        description="the source's longest gap without a commit, when over 3 median gaps")]
-class ForkExpectation(_Closed):
-    fork_probability: Annotated[float | None, Field(
-        ge=0, le=1, description="mean over the blocks of 1 - exp(-sum_j w_j t_j / interval): the chance a competing "
-                                "block is made before the block reaches its producer (w_j: hash shares; t_j: the "
-                                "block's arrival there)")]
-    stderr: Annotated[float | None, Field(ge=0, description="its standard error over the blocks")]
-    blocks: Annotated[Count, Field(description="blocks that reached every producer (those averaged)")]
-    stale_rate_interval: Annotated[list[float] | None, Field(
-        min_length=2, max_length=2, description="Wilson's 95% interval of stale / made")]
-
-
-class Forks(_Closed):
-    blocks: ForkBlocks
-    reorgs: ForkReorgs
-    reach_ms: Annotated[dict[str, Reach], Field(
-        description="per share of the nodes (blocks.producers.reach: \"50%\", \"90%\", \"100%\" by default): "
-                    "time from a block's making until that many nodes validated it, over the blocks that got there")]
-    arrival_ms: Annotated[dict[str, float | None], Field(
-        description="p50, p90, p99 of every block's arrival at a node other than its producer, after its making")]
-    arrival_by_region_ms: Annotated[dict[str, RegionPropagation], Field(
-        description="the same arrivals by the receiving node's region (sorted by name): p50, p90, p99 and how many")]
-    expected: Annotated[ForkExpectation | None, Field(
-        description="proof of work: the fork probability the run's block arrivals imply, and the stale rate's "
-                    "interval to hold it against; null for other producer rules")] = None
-
-
-class CompactCounts(_Closed):
-    duplicates: Annotated[Count, Field(description="compact blocks a node received when it had the block already")]
-    getblocktxn: Annotated[Count, Field(description="requests for a block's missing messages (one round trip each)")]
-    missing: Annotated[Count, Field(description="messages those requests asked for")]
-    missing_bytes: Annotated[Count, Field(description="their bytes, sent in answer")]
-    held: Annotated[Count, Field(description="messages of compact blocks their receivers held already (not sent "
-                                             "again)")]
-
-
-class Relay(_Closed):
-    payloads: Annotated[Count, Field(description="payload copies put on uplinks: pushes, answers to requests, "
-                                                 "compact blocks and missing messages")]
-    announcements: Annotated[Count, Field(description="announcements received")]
-    requests: Annotated[Count, Field(description="requests served (payloads sent on request)")]
-    fallbacks: Annotated[Count, Field(description="requests to another peer after a timeout")]
-    duplicates_avoided: Annotated[Count, Field(description="announcements that led to no transfer (the node held "
-                                                           "or had asked for the item): copies push would have sent")]
-    compact: Annotated[CompactCounts, Field(
-        description="compact block relay's counts (zero without kinds.block = \"compact\")")]
-    uploaded_bytes: Annotated[dict[str, int], Field(description="payload bytes the nodes of each region uploaded")]
-    uploaded_bytes_per_node: Annotated[dict[str, int | None], Field(
-        description="the same per node of the region (null for a region without nodes)")]
-
-
-class HopStagesMs(_Closed):
-    announce: Annotated[float | None, Field(ge=0, description="until the node asked its sender for the item")]
-    request: Annotated[float | None, Field(ge=0, description="the requests' trips (getdata, getblocktxn)")]
-    transfer: Annotated[float | None, Field(ge=0, description="the payloads' uplink queue, bytes and trip")]
-    validation: Annotated[float | None, Field(ge=0, description="the CPU queue and the validation")]
-    total: Annotated[float | None, Field(ge=0, description="the four together")]
-
-
-class HopCount(_Closed):
-    p50: Annotated[int | None, Field(ge=0, description="median hops from the origin, over the arrivals")]
-    max: Annotated[Count, Field(description="the most hops any arrival took")]
-
-
-class HopSplit(_Closed):
-    items: Annotated[Count, Field(description="items traced (every block; about a thousand messages a run, every n-th msg_id "
-                                                 "history.delivery_sample keeps)")]
-    arrivals: Annotated[Count, Field(description="arrivals at a node other than the item's origin")]
-    hops: HopCount
-    path_ms: Annotated[HopStagesMs, Field(
-        description="each stage summed along the path from the origin, mean over the arrivals (the total is "
-                    "the mean arrival after the item's making or sending)")]
-    median_node_ms: Annotated[HopStagesMs, Field(
-        description="the same along the path to each item's median node (nearest rank), mean over the items")]
-    hop_ms: Annotated[HopStagesMs, Field(description="one hop's stages, mean over the hops")]
-
-
-class Auction(_Closed):
+class Auction(Closed):
     batches: Annotated[Count, Field(description="batches in which at least one order took effect")]
     batches_cleared: Annotated[Count, Field(description="batches in which orders crossed (a clearing price)")]
     orders: Annotated[Count, Field(description="limit orders drawn for the order flow (auction_orders rows)")]
@@ -571,7 +380,7 @@ class Auction(_Closed):
         description="each clearing price against the true price at its batch's close")]
 
 
-class Controller(_Closed):
+class Controller(Closed):
     decisions: Annotated[int, Field(ge=1, description="control events: each a change of its output")]
     output: Annotated[str, Field(description="what its values are: admitted_share (throttle: the share of its "
                                              "non-essential kinds' arrivals admitted) or block_interval_ms")]
@@ -583,7 +392,7 @@ class Controller(_Closed):
     sheds: Annotated[list[str], Field(description="the kinds it may shed")]
 
 
-class Security(_Closed):
+class Security(Closed):
     scheme: Annotated[str | None, Field(description="none, hmac-sha256 or ed25519 ([security] scheme)")]
     verify: Annotated[str | None, Field(description="model, or real: every message signed and verified by the library")]
     chain_id: Annotated[int | None, Field(description="the chain id in what is signed")]
@@ -595,7 +404,7 @@ class Security(_Closed):
                                                     "file `msgstorm calibrate crypto` wrote")]
 
 
-class Integrity(_Closed):
+class Integrity(Closed):
     scheme: Annotated[str, Field(description="the authentication scheme the receivers verified with")]
     tampered: Annotated[Count, Field(description="messages that arrived altered by an adversary")]
     replayed: Annotated[Count, Field(description="copies of earlier messages an adversary sent again")]
@@ -606,14 +415,14 @@ class Integrity(_Closed):
                                                  "queue for its window or dropped")]
 
 
-class ByzantineFault(_Closed):
+class ByzantineFault(Closed):
     fault_id: int | None
     kind: Annotated[str | None, Field(description="censor_nodes, delay_nodes, reorder_nodes, flood_invalid, "
                                                   "equivocate_votes, withhold_votes, twins, or eclipse (its attackers)")]
     nodes: Annotated[list[str], Field(description="the nodes it made byzantine (named, or drawn with the seed)")]
 
 
-class Censorship(_Closed):
+class Censorship(Closed):
     agent: Annotated[str, Field(description="a victim: an agent whose messages a censor_nodes fault censors")]
     kinds: Annotated[list[str], Field(description="the censored kinds it sent")]
     messages: Annotated[Count, Field(description="its messages of those kinds sent while a censoring fault was on")]
@@ -622,7 +431,7 @@ class Censorship(_Closed):
     rate: Annotated[float, Field(description="censored / messages")]
 
 
-class Byzantine(_Closed):
+class Byzantine(Closed):
     faults: Annotated[list[ByzantineFault], Field(description="each fault of byzantine nodes, in start order")]
     eclipsed: Annotated[list[str], Field(description="nodes an eclipse fault cut off, slowed or surrounded (honest "
                                                       "nodes)")]

@@ -18,17 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from msgstorm.scenario.errors import Loc
-from msgstorm.scenario.schema import (
+from msgstorm.scenario.schema import CommitRevealSpec, Scenario
+from msgstorm.scenario.traffic import (
     AgentSpec,
     ArrivalSpec,
-    CommitRevealSpec,
     ConstantArrival,
     HawkesArrival,
     LinearRampArrival,
     PhasesArrival,
     PoissonArrival,
     ReplayArrival,
-    Scenario,
     StepRampArrival,
 )
 

@@ -26,7 +26,7 @@ import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from msgstorm.scenario import control, crosschain, market, schema, security, spec
+from msgstorm.scenario import control, crosschain, live, market, schema, security, spec, traffic
 from msgstorm.scenario import distributions as dists
 from msgstorm.scenario.descriptions import DESCRIPTIONS
 from msgstorm.scenario.regions import known_regions
@@ -52,12 +52,12 @@ __all__ = ["DESCRIPTIONS", "described_fields", "render", "main"]
 _Section = tuple[str, type[BaseModel]] | tuple[str, str, Any]
 _SECTIONS: list[_Section] = [
     ("[run]", schema.RunSpec),
-    ("[live]", schema.LiveSpec),
-    ("[live.nats]", schema.NatsSpec),
-    ("[live.jetstream]", schema.JetStreamSpec),
-    ("[live.redis]", schema.RedisSpec),
-    ("[live.zmq]", schema.ZmqSpec),
-    ("[live.anvil]", schema.AnvilSpec),
+    ("[live]", live.LiveSpec),
+    ("[live.nats]", live.NatsSpec),
+    ("[live.jetstream]", live.JetStreamSpec),
+    ("[live.redis]", live.RedisSpec),
+    ("[live.zmq]", live.ZmqSpec),
+    ("[live.anvil]", live.AnvilSpec),
     ("[network]", schema.NetworkSpec),
     ("[network.link]", schema.LinkModel),
     ("[[network.links]]", schema.LinkOverride),
@@ -72,9 +72,9 @@ _SECTIONS: list[_Section] = [
     ("[blocks.producers]", schema.ProducersSpec),
     ("[backpressure]", "mode", schema.BackpressureSpec),
     ("[desync]", schema.DesyncSpec),
-    ("[[agents]]", schema.AgentSpec),
-    ("Arrival processes", "process", schema.ArrivalSpec),
-    ("A phase of `phases`", schema.Phase),
+    ("[[agents]]", traffic.AgentSpec),
+    ("Arrival processes", "process", traffic.ArrivalSpec),
+    ("A phase of `phases`", traffic.Phase),
     ("[[faults]]", "kind", schema.FaultSpec),
     ("[[controllers]]", "kind", control.ControllerSpec),
     ("[market]", market.MarketSpec),
@@ -342,7 +342,7 @@ def _names() -> dict[str, str]:
         "connection_toxics": ", ".join(name for name, toxic in TOXICS.items() if toxic.on_connections),
         "regions": _region_names(),
         "roles": "; ".join(f"`{role}` {{{', '.join(f'{k} {v:g}' for k, v in mix.items())}}}"
-                           for role, mix in schema.ROLE_MIX.items()),
+                           for role, mix in traffic.ROLE_MIX.items()),
     }
 
 

@@ -25,14 +25,13 @@ from msgstorm.scenario.schema import (
     FloodInvalidFault,
     LinkModel,
     NemesisFault,
-    PhasesArrival,
-    ReplayArrival,
     TwinsFault,
     WithholdVotesFault,
     fault_entries,
     nemesis_draws,
 )
 from msgstorm.scenario.slo import SLO_METRICS, slo_metric_known, slo_problem
+from msgstorm.scenario.traffic import PhasesArrival, ReplayArrival
 from msgstorm.scenario.units import format_duration
 
 if TYPE_CHECKING:

@@ -67,8 +67,9 @@ built-in modules by name, the first time it is asked for a name (as a plugin loa
 and then the modules listed in ``MSGSTORM_EXTENSIONS`` (module names or ``.py`` files,
 separated by ``,`` or the path separator): a new policy can live in one file outside the
 package. Backpressure modes, fault kinds, arrival processes and controllers take settings, so
-a new one also adds its spec class to ``scenario/schema.py`` (controllers: to the
-``ControllerSpec`` union in ``scenario/control.py``); a toxic that reads a setting
+a new one also adds its spec class to its union (backpressure: ``scenario/schema.py``;
+arrival processes: ``scenario/traffic.py``; fault kinds: ``scenario/faults.py``; controllers:
+``ControllerSpec`` in ``scenario/control.py``); a toxic that reads a setting
 ``ToxicFault`` lacks adds the field there and its name to ``TOXIC_SETTINGS``; queue policies
 and checkers need nothing else.
 """

@@ -36,7 +36,7 @@ __all__ = ["ARRIVAL_ROWS", "FIN_ROWS", "REORG_ROWS", "Rows", "connect_logged"]
 FIN_ROWS = 4
 REORG_ROWS = 5
 ARRIVAL_ROWS = 3
-# holds[block, node] of a view that holds the block with its whole branch (forks._HELD).
+# holds[block, node] of a view that holds the block with its whole branch (fork_tree._HELD).
 _HELD = 1
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from msgstorm import draws
 from msgstorm.scenario.registry import ARRIVAL_PROCESSES
 from msgstorm.scenario.replay import read_replay_offsets_ns
-from msgstorm.scenario.schema import (
+from msgstorm.scenario.traffic import (
     ArrivalSpec,
     ConstantArrival,
     HawkesArrival,

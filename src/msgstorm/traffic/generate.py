@@ -20,7 +20,8 @@ from msgstorm import poisson_kernel
 from msgstorm.sampling import sample_array, sample_from_uniforms
 from msgstorm.scenario.distributions import Constant
 from msgstorm.scenario.refs import node_names, node_regions
-from msgstorm.scenario.schema import MESSAGE_KINDS, AgentSpec, Scenario
+from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
+from msgstorm.scenario.traffic import AgentSpec
 from msgstorm.traffic.arrivals import ArrivalProcess, make_arrival
 from msgstorm.traffic.compiled import PoissonWindows
 

@@ -30,16 +30,10 @@ from msgstorm.faults.schedule import fault_entries
 from msgstorm.live.drivers.base import HasServers, RoutesClients
 from msgstorm.live.servers import ManagedServer, ServerError, free_port
 from msgstorm.live.toxics import TOXICS
+from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.refs import RunsMarket
 from msgstorm.scenario.registry import LIVE_DRIVERS
-from msgstorm.scenario.schema import (
-    CrashFault,
-    Eip1559,
-    LiveSpec,
-    RestartFault,
-    Scenario,
-    ToxicFault,
-)
+from msgstorm.scenario.schema import CrashFault, Eip1559, RestartFault, Scenario, ToxicFault
 
 __all__ = ["ANVIL_ENV", "INSTALL", "AnvilNode", "find_anvil"]
 

@@ -47,7 +47,7 @@ import numpy as np
 from msgstorm.history.events import EventKind
 from msgstorm.live.payload import StoredCopy
 from msgstorm.live.servers import ManagedServer
-from msgstorm.scenario.schema import LiveSpec
+from msgstorm.scenario.live import LiveSpec
 
 __all__ = [
     "CAPABILITIES", "STOP_GRACE_NS", "AnnouncesMaxPayload", "BulkAckDriver", "BurstDriver", "ChildProcess",

@@ -83,6 +83,7 @@ from msgstorm.live.drivers.base import (
     ReadsNodes,
     RoutesClients,
 )
+from msgstorm.live.drivers.jetstream_read import read_node, read_stream
 from msgstorm.live.drivers.jetstream_wire import (
     AckWindow,
     PublishTrouble,
@@ -109,8 +110,8 @@ from msgstorm.live.servers import (
     go_server_env,
     require_loopback,
 )
+from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.registry import LIVE_DRIVERS
-from msgstorm.scenario.schema import LiveSpec
 
 __all__ = ["JetStreamDriver", "server_config"]
 
@@ -129,9 +130,6 @@ API_TIMEOUT_S = 5.0  # one JetStream API request (create, info)
 # would throttle delivery at a few thousand messages a second: the run measures the
 # broker, not a client default).
 CONSUMER_MAX_ACK_PENDING = 1_000_000
-NODE_READ_BATCH = 500  # direct gets in flight at once when a node's copy is read back
-READ_BACK_BATCH = 10_000  # messages per pull request (1,000 made a 700,000-message read-back take 28 s)
-READ_BACK_FETCH_TIMEOUT_S = 2.0
 RETRY_INTERVAL_S = 0.1  # while a cluster elects its leaders
 # A slow consumer's subscription keeps this much before nats-py drops messages.
 SUB_PENDING_MSGS = 10_000_000
@@ -601,7 +599,8 @@ class JetStreamDriver(HasServers, LeadsStream, HasRouteLinks, ReadsNodes, Routes
         js = self.control.jetstream(timeout=API_TIMEOUT_S)
         while True:
             try:
-                return await self._read_stream(js, deadline, patience_s)
+                return await read_stream(js, self.settings.stream, self.spec.subject, deadline, patience_s,
+                                         SUB_PENDING_MSGS, SUB_PENDING_BYTES)
             except (nats.errors.Error, TimeoutError) as error:
                 misplaced = isinstance(error, (nats.errors.TimeoutError, nats.errors.NoRespondersError,
                                                ServiceUnavailableError))
@@ -609,41 +608,6 @@ class JetStreamDriver(HasServers, LeadsStream, HasRouteLinks, ReadsNodes, Routes
                     self.on_event(EventKind.CLIENT_ERROR, {"client": "read_back", "error": _describe(error)})
                     return None
             await asyncio.sleep(RETRY_INTERVAL_S)
-
-    async def _read_stream(self, js: JetStreamContext, deadline: float, patience_s: float) -> StoredCopy:
-        """One read of the whole stream by a new consumer, deleted once it has read it all:
-        ``deadline`` for its first message, then ``patience_s`` for each next batch."""
-        name = self.settings.stream
-        config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.ALL, ack_policy=api.AckPolicy.NONE,
-                                    mem_storage=True, num_replicas=1)
-        loop = asyncio.get_running_loop()
-        stored = (await js.stream_info(name)).state.messages
-        subscription = await js.pull_subscribe(self.spec.subject, stream=name, config=config,
-                                               pending_msgs_limit=SUB_PENDING_MSGS,
-                                               pending_bytes_limit=SUB_PENDING_BYTES)
-        payloads = StoredCopy()
-        try:
-            while len(payloads) < stored:
-                if loop.time() >= deadline:
-                    raise TimeoutError(f"read {len(payloads)} of {stored}, then nothing for {patience_s:g} s "
-                                       "(live.read_back_timeout)")
-                try:
-                    batch = await subscription.fetch(min(READ_BACK_BATCH, stored - len(payloads)),
-                                                     timeout=READ_BACK_FETCH_TIMEOUT_S)
-                except nats.errors.TimeoutError:
-                    if not payloads:
-                        raise  # nothing from this consumer yet: it may sit on a server that is down
-                    continue  # a slow server: this consumer has delivered, it goes on
-                payloads.add(msg.data for msg in batch)
-                deadline = loop.time() + patience_s  # it moves: the next batch gets as long
-        finally:
-            await subscription.unsubscribe()
-        if config.name is not None:  # pull_subscribe named the ephemeral consumer
-            try:
-                await js.delete_consumer(name, config.name)
-            except nats.errors.Error:
-                pass  # the server deletes an ephemeral consumer nobody pulls from, a while later
-        return payloads
 
     async def stream_leader(self) -> str:
         """The name of the server that leads the stream now (a leader-kill fault's victim)."""
@@ -667,32 +631,11 @@ class JetStreamDriver(HasServers, LeadsStream, HasRouteLinks, ReadsNodes, Routes
         copies: dict[str, StoredCopy] = {}
         for server, url in zip(self.servers, self.urls):
             try:
-                copies[server.name] = await asyncio.wait_for(self._read_node(url), self.spec.read_back_timeout / 1e9)
+                copies[server.name] = await asyncio.wait_for(
+                    read_node(url, self.settings.stream, API_TIMEOUT_S), self.spec.read_back_timeout / 1e9)
             except (nats.errors.Error, OSError, TimeoutError) as error:
                 self.on_event(EventKind.CLIENT_ERROR, {"client": f"read_back {server.name}", "error": _describe(error)})
         return copies
-
-    async def _read_node(self, url: str) -> StoredCopy:
-        client = await nats.connect(url, allow_reconnect=False, connect_timeout=2, name="msgstorm-read-node")
-        try:
-            js = client.jetstream(timeout=API_TIMEOUT_S)
-            state = (await js.stream_info(self.settings.stream)).state
-            payloads = StoredCopy()
-            for first in range(state.first_seq, state.last_seq + 1, NODE_READ_BATCH):
-                sequences = range(first, min(first + NODE_READ_BATCH, state.last_seq + 1))
-                got = await asyncio.gather(*(js.get_msg(self.settings.stream, seq, direct=True) for seq in sequences),
-                                           return_exceptions=True)
-                page: list[bytes] = []
-                for message in got:
-                    if isinstance(message, NotFoundError):
-                        continue  # not in this copy
-                    if isinstance(message, BaseException):
-                        raise message
-                    page.append(message.data or b"")
-                payloads.add(page)
-            return payloads
-        finally:
-            await client.close()
 
     async def close(self) -> None:
         self._closing = True

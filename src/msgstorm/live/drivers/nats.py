@@ -73,8 +73,8 @@ from msgstorm.live.servers import (
     require_loopback,
 )
 from msgstorm.live.signing import PayloadSigner, PayloadVerifier, signing_pair
+from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.registry import LIVE_DRIVERS
-from msgstorm.scenario.schema import LiveSpec
 from msgstorm.security.crypto import Scheme
 
 __all__ = ["NatsDriver"]

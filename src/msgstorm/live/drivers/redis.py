@@ -84,8 +84,8 @@ from msgstorm.live.drivers.redis_wire import (
 from msgstorm.live.payload import HEADER, StoredCopy, pack_payloads
 from msgstorm.live.payload import warm_up as warm_up_payloads
 from msgstorm.live.servers import ManagedServer, ServerError, free_port, require_loopback
+from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.registry import LIVE_DRIVERS
-from msgstorm.scenario.schema import LiveSpec
 
 __all__ = ["SEQ_BITS", "RedisDriver", "entry_order"]
 

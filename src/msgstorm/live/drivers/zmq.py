@@ -62,8 +62,8 @@ from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt, OnReceipts
 from msgstorm.live.payload import HEADER, StoredCopy, pack_payloads
 from msgstorm.live.payload import warm_up as warm_up_payloads
 from msgstorm.live.servers import ServerError, require_loopback
+from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.registry import LIVE_DRIVERS
-from msgstorm.scenario.schema import LiveSpec
 
 __all__ = ["PROBE", "ZmqDriver"]
 

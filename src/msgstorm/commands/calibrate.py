@@ -1,0 +1,182 @@
+"""The ``calibrate`` command: fit a one-node sim twin to a step-ramp run (and, with
+``--check``, run the twin against the measured knee), or measure what signing costs here.
+
+A plain function; ``msgstorm.cli`` registers it on the typer app.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from msgstorm.commands.common import (
+    err,
+    out,
+    say_error,
+)
+from msgstorm.errors import ExitCode
+
+
+def calibrate(
+    run_dir: Annotated[Path, typer.Argument(help="a step-ramp run directory (live or sim); or `crypto`: measure "
+                                            "what signing and verifying one message costs on this machine "
+                                            "with each [security] scheme, and store it for runs to use",
+                                            metavar="RUN_DIR|crypto")],
+    output: Annotated[Path | None, typer.Option("--out", "-o", help="the twin scenario file to write (default: "
+                                                "RUN_DIR/twin.toml)", metavar="TWIN.toml")] = None,
+    low_load: Annotated[str, typer.Option("--low-load", help="steps offered at most this share of the measured "
+                                          "knee are the low-load steps the fit uses")] = "50%",
+    check: Annotated[bool, typer.Option("--check", help="also run the twin (into TWIN.toml's name without "
+                                        ".toml, as a run directory) and print its knee beside the measured one; "
+                                        "exit 1 when it is off by more than 15%, or is not a prediction (it "
+                                        "says why)")] = False,
+) -> None:
+    """Fit a one-node sim twin to a step-ramp run from its low-load steps; write its scenario
+    (or, `calibrate crypto`, measure the signing schemes' cost on this machine)."""
+    if str(run_dir) == "crypto" and not run_dir.is_dir():
+        _calibrate_crypto(output)
+        return
+    import pyarrow as pa
+
+    from msgstorm.analysis.calibrate import CalibrationError
+    from msgstorm.analysis.calibrate import calibrate as fit_twin
+    from msgstorm.history import read_history
+    from msgstorm.report.twin import write_twin
+    from msgstorm.runner import msgstorm_version
+    from msgstorm.scenario import ScenarioError
+    from msgstorm.scenario.units import parse_fraction
+
+    try:
+        fraction = parse_fraction(low_load)
+        if not 0 < fraction < 1:
+            raise ValueError(f"expected a share of the knee above 0% and below 100%, such as '50%', got {low_load!r}")
+    except ValueError as error:
+        say_error(f"--low-load: {error}")
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    if output is None:
+        output = run_dir / "twin.toml"  # beside the run it was fitted to, never in the working directory
+    try:
+        history = read_history(run_dir)
+        calibration = fit_twin(history, fraction)
+    except CalibrationError as error:
+        say_error(f"{run_dir}: {error}")
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    except FileNotFoundError as error:
+        say_error(str(error))
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    except (pa.ArrowException, OSError) as error:
+        say_error(f"{run_dir}: history unreadable: {error}")
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    try:
+        write_twin(calibration, output, str(run_dir), msgstorm_version())
+    except ScenarioError as error:  # the twin is validated before it is written: a bug, but said plainly
+        for issue in error.issues:
+            say_error(f"the twin scenario would not load, so it was not written: {issue}")
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    except OSError as error:
+        say_error(f"{output}: cannot write: {error.strerror or error}")
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    fit = calibration.service
+    if calibration.low_load_note:
+        err.print(f"note: {calibration.low_load_note}", highlight=False, markup=False)
+    low, high = fit.capacity_range_per_s
+    chain = calibration.chain
+    if chain is not None:
+        out.print(f"low-load step(s) {', '.join(str(s.step) for s in calibration.steps)} (measured knee "
+                  f"{calibration.measured_knee_text}), {chain.blocks} blocks: every "
+                  f"{chain.measured_interval_ns / 1e6:,.1f} ms, gas limit {chain.gas_limit:,d}, "
+                  f"{chain.mean_gas:,.0f} gas a transaction: {chain.capacity_per_s:,.1f}/s; pool order {chain.policy}; "
+                  f"base fee target {chain.rule.target:.3f}, at most {chain.rule.max_change:.3f} a block (recomputes the "
+                  f"node's {chain.rule.recomputed_pairs} blocks within {chain.rule.recomputed_error:.1e})",
+                  highlight=False, markup=False)
+    else:
+        out.print(f"low-load steps {', '.join(str(s.step) for s in calibration.steps)} (measured knee "
+                  f"{calibration.measured_knee_text}): workers {fit.workers}, mean service "
+                  f"{fit.mean_service_ns / 1e3:,.1f} us, scv {fit.scv:.2f}, capacity {fit.capacity_per_s:,.0f}/s "
+                  f"({low:,.0f}-{high:,.0f}/s), RMS relative error {fit.rms_relative_error:.1%}",
+                  highlight=False, markup=False)
+    for cpu in calibration.cpu:
+        out.print(f"{cpu.server}: {cpu.cpus} CPU(s), idle {cpu.idle_cores:.2f}, {cpu.cpu_per_message_ns / 1e3:,.2f} us "
+                  f"of CPU a message: busy on every CPU at {cpu.capacity_per_s:,.0f}/s"
+                  + ("" if cpu.linear else " (not used: it idles hot, its CPU per message falls with load)"),
+                  highlight=False, markup=False)
+    if calibration.bottleneck is not None:
+        out.print(f"the twin models {calibration.bottleneck.server}'s CPU, which saturates first",
+                  highlight=False, markup=False)
+    for doubt in calibration.doubts:
+        err.print(f"warning: the twin's knee will not be a prediction: {doubt}", highlight=False, markup=False)
+    if calibration.machine_limit:
+        err.print(f"note: a twin's knee off the measured one will not be a miss: {calibration.machine_limit}",
+                  highlight=False, markup=False)
+    out.print(f"twin: {output} (its knee is the prediction: msgstorm run {output})", highlight=False, markup=False)
+    if check:
+        _check_twin(output, calibration, history)
+
+
+def _calibrate_crypto(output: Path | None) -> None:
+    """Time signing and verifying with each scheme, store it (``--out``, else the default
+    place runs read) and print it."""
+    from msgstorm.security.costs import costs_path, measure, save_costs
+
+    target = costs_path() if output is None else output
+    costs = measure()
+    try:
+        save_costs(costs, target)
+    except OSError as error:
+        say_error(f"{target}: cannot write: {error.strerror or error}")
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    for name, cost in costs.schemes.items():
+        out.print(f"{name}: sign {cost.sign_ns / 1e3:,.2f} us, verify {cost.verify_ns / 1e3:,.2f} us a message "
+                  f"({costs.body_bytes} bytes; one core verifies {1e9 / cost.verify_ns:,.0f}/s)",
+                  highlight=False, markup=False)
+    out.print(f"{costs.library}; stored in {target} (a [security] run without verify_cost uses it"
+              + ("" if output is None else f"; point {'MSGSTORM_CRYPTO_COSTS'} at it") + ")",
+              highlight=False, markup=False)
+
+
+def _check_twin(twin: Path, calibration: Any, measured: Any) -> None:
+    """Run the twin just written and print its knee against the ``Calibration``'s measured one;
+    exit 1 when it is not a prediction (saying why) or is off by more than the tolerance."""
+    from msgstorm.analysis.calibrate import PREDICTION_TOLERANCE
+    from msgstorm.analysis.chain_fit import base_fee_path
+    from msgstorm.analysis.twin_check import check_twin
+    from msgstorm.history import read_history
+    from msgstorm.runner import run as run_scenario
+    from msgstorm.scenario import load_scenario
+
+    run_dir = twin.with_suffix("")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        say_error(f"--check: {run_dir} is not empty; the twin's run goes there")
+        raise typer.Exit(ExitCode.BAD_INPUT)
+    result = run_scenario(load_scenario(twin), run_dir)
+    capacity = result.summary.get("capacity")
+    knee = capacity.get("knee_rate_per_s") if isinstance(capacity, dict) else None
+    steps = result.analysis.steps
+    if steps is None:  # the twin keeps the source's agents, so its ramp: a bug, but said plainly
+        say_error(f"--check: the twin's run {run_dir} has no step ramp to find a knee on")
+        raise typer.Exit(ExitCode.BAD_INPUT)
+    chain = calibration.chain
+    fees = None if chain is None else base_fee_path(
+        measured, read_history(run_dir), chain.initial_base_fee, chain.fee_unit_wei,
+        int(calibration.scenario["run"]["duration"]))
+    verdict = check_twin(calibration, None if knee is None else float(knee), steps, fees)
+    measured = f"measured {calibration.measured_knee_text}"
+    if fees is not None:
+        out.print(f"base fee, block by block over the ramp's {fees.blocks} blocks: the twin's differs from the "
+                  f"node's by at most {fees.max_relative_error:.1%} (block {fees.at_block}); in the last, "
+                  f"{fees.twin_last:.6g} against {fees.measured_last:.6g}", highlight=False, markup=False)
+    if not verdict.predicted:
+        twin_knee = "no knee" if verdict.twin_knee_per_s is None else f"knee {verdict.twin_knee_per_s:,.0f}/s"
+        say_error(f"--check: twin run {run_dir}: its {twin_knee} is not a prediction of the {measured}:")
+        for doubt in verdict.doubts:
+            err.print(f"  - {doubt}", highlight=False, markup=False)
+        raise typer.Exit(ExitCode.CHECK_FAILED)
+    out.print(f"twin run: {run_dir}: predicted knee {verdict.twin_knee_per_s:,.0f}/s, {measured}: "
+              f"{verdict.relative_error:+.0%}"
+              + (" (the machine's cores were busy with other work at the measured limit, and the target's own limit "
+                 "was there too)" if calibration.machine_limit else ""), highlight=False, markup=False)
+    if not verdict.within_tolerance:
+        say_error(f"--check: the twin's knee is off the measured one by more than {PREDICTION_TOLERANCE:.0%}")
+        raise typer.Exit(ExitCode.CHECK_FAILED)

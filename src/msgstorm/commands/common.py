@@ -1,0 +1,127 @@
+"""What every command of the command line shares: the command class, the consoles, the
+error and ok lines, the scenario loader's exit on bad input, and SIGTERM as Ctrl-C.
+
+``msgstorm.cli`` builds the typer app from the commands in this package; each command
+module imports from here, never from ``msgstorm.cli``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+import typer.core
+from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
+
+from msgstorm.errors import ExitCode
+
+
+class Command(typer.core.TyperCommand):
+    """A command whose usage line names its arguments plainly (``SCENARIO.toml``, not typer's
+    ``{SCENARIO.toml}``, which reads like a literal brace in a shell), and whose help is plain
+    text: typer reads help as rich markup, which would eat ``[cluster]`` or ``[market]``, so
+    every help string is escaped here, once, for every command."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.help:
+            # A docstring's lines join into one paragraph (typer would keep each source line).
+            self.help = escape(re.sub(r"(?<!\n)\n(?!\n)", " ", inspect.cleandoc(self.help)))
+        for param in self.params:
+            if isinstance(param, (typer.core.TyperOption, typer.core.TyperArgument)) and param.help:
+                param.help = escape(param.help)
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = super().collect_usage_pieces(ctx)
+        return [piece.replace("{", "", 1).replace("}", "", 1) if piece.startswith("{") else piece
+                for piece in pieces]
+
+
+# soft_wrap: a long path or error line stays one line when stdout is a file or a pipe.
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+
+def say_error(message: str, **options: Any) -> None:
+    """``error: message`` on stderr. The message is plain text, never markup: paths, URLs and
+    scenario text may hold square brackets (``runs/[a]``, ``agents[0]``)."""
+    options.setdefault("highlight", False)
+    err.print(Text.assemble(("error", "red"), ": ", message), **options)
+
+
+def say_ok(message: str) -> None:
+    """``ok: message`` on stdout, the message as plain text."""
+    out.print(Text.assemble(("ok", "green"), ": ", message), highlight=False)
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 fault``, ``2 faults``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``timeout``, a CI runner, ``kill``) stops the run as Ctrl-C does: what was
+    recorded is settled and written. A second SIGTERM or SIGINT while stopping ends the
+    process at once; the history's parts on disk stay whole (``report`` reads them)."""
+    signals = 0
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal signals
+        signals += 1
+        if signals > 1:
+            err.print("stopped again: exiting now; the history keeps what was flushed", highlight=False, markup=False)
+            sys.stderr.flush()
+            import os
+
+            os._exit(ExitCode.INTERRUPTED)
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+TargetOption = Annotated[str | None, typer.Option(
+    "--target", metavar="NAME|URL",
+    help="where to run: sim, nats, jetstream, redis, zmq (msgstorm starts the server), or the URL of a "
+         "server you run (nats://, jetstream://, redis://; tcp:// the endpoint ZeroMQ binds); overrides the scenario's target")]
+AllowRemoteOption = Annotated[bool, typer.Option(
+    "--allow-remote", help="let --target or live.url name an address off this machine (load goes only "
+                           "to loopback otherwise)")]
+
+
+def load_or_exit(path: Path, overrides: list[str], target: str | None = None, allow_remote: bool = False) -> Any:
+    # The scenario schema (pydantic) loads only for the commands that read a scenario.
+    from msgstorm.scenario import ScenarioError, load_scenario
+
+    if target is not None or allow_remote:
+        from msgstorm.scenario.target_option import target_overrides
+
+        try:
+            overrides = overrides + (target_overrides(target, allow_remote) if target is not None
+                                     else ["live.allow_remote=true"])
+        except ValueError as error:
+            say_error(str(error))
+            raise typer.Exit(ExitCode.BAD_INPUT) from None
+    try:
+        loaded = load_scenario(path, overrides)
+    except ScenarioError as error:
+        for issue in error.issues:
+            say_error(str(issue), soft_wrap=True)
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    return loaded
+
+

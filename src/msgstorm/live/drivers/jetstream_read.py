@@ -1,0 +1,87 @@
+"""Reading a JetStream stream back after a run: the whole stream by an ephemeral pull
+consumer, or one server's own copy by direct gets.
+
+Place in the pipeline: under ``drivers/jetstream.py``, whose ``read_back`` and
+``read_back_nodes`` call these (and say, as ``client_error`` events, why a read could not
+happen); the copies become the ``deliveries`` rows of node ``stream`` (``live/target.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats
+import nats.errors
+from nats.js import JetStreamContext, api
+from nats.js.errors import NotFoundError
+
+from msgstorm.live.payload import StoredCopy
+
+__all__ = ["NODE_READ_BATCH", "READ_BACK_BATCH", "READ_BACK_FETCH_TIMEOUT_S", "read_node", "read_stream"]
+
+NODE_READ_BATCH = 500  # direct gets in flight at once when a node's copy is read back
+READ_BACK_BATCH = 10_000  # messages per pull request (1,000 made a 700,000-message read-back take 28 s)
+READ_BACK_FETCH_TIMEOUT_S = 2.0
+
+
+async def read_stream(js: JetStreamContext, name: str, subject: str, deadline: float, patience_s: float,
+                      pending_msgs: int, pending_bytes: int) -> StoredCopy:
+    """One read of the whole stream by a new consumer, deleted once it has read it all:
+    ``deadline`` for its first message, then ``patience_s`` for each next batch. The stream
+    ``name`` holds ``subject``; the subscription keeps at most ``pending_msgs`` messages and
+    ``pending_bytes`` bytes."""
+    config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.ALL, ack_policy=api.AckPolicy.NONE,
+                                mem_storage=True, num_replicas=1)
+    loop = asyncio.get_running_loop()
+    stored = (await js.stream_info(name)).state.messages
+    subscription = await js.pull_subscribe(subject, stream=name, config=config, pending_msgs_limit=pending_msgs,
+                                           pending_bytes_limit=pending_bytes)
+    payloads = StoredCopy()
+    try:
+        while len(payloads) < stored:
+            if loop.time() >= deadline:
+                raise TimeoutError(f"read {len(payloads)} of {stored}, then nothing for {patience_s:g} s "
+                                   "(live.read_back_timeout)")
+            try:
+                batch = await subscription.fetch(min(READ_BACK_BATCH, stored - len(payloads)),
+                                                 timeout=READ_BACK_FETCH_TIMEOUT_S)
+            except nats.errors.TimeoutError:
+                if not payloads:
+                    raise  # nothing from this consumer yet: it may sit on a server that is down
+                continue  # a slow server: this consumer has delivered, it goes on
+            payloads.add(msg.data for msg in batch)
+            deadline = loop.time() + patience_s  # it moves: the next batch gets as long
+    finally:
+        await subscription.unsubscribe()
+    if config.name is not None:  # pull_subscribe named the ephemeral consumer
+        try:
+            await js.delete_consumer(name, config.name)
+        except nats.errors.Error:
+            pass  # the server deletes an ephemeral consumer nobody pulls from, a while later
+    return payloads
+
+
+async def read_node(url: str, name: str, api_timeout_s: float) -> StoredCopy:
+    """Stream ``name`` as the one server at ``url`` stores it, in stream order, by direct gets
+    (``NODE_READ_BATCH`` in flight at once; ``api_timeout_s`` each); a sequence this copy
+    lacks is skipped."""
+    client = await nats.connect(url, allow_reconnect=False, connect_timeout=2, name="msgstorm-read-node")
+    try:
+        js = client.jetstream(timeout=api_timeout_s)
+        state = (await js.stream_info(name)).state
+        payloads = StoredCopy()
+        for first in range(state.first_seq, state.last_seq + 1, NODE_READ_BATCH):
+            sequences = range(first, min(first + NODE_READ_BATCH, state.last_seq + 1))
+            got = await asyncio.gather(*(js.get_msg(name, seq, direct=True) for seq in sequences),
+                                       return_exceptions=True)
+            page: list[bytes] = []
+            for message in got:
+                if isinstance(message, NotFoundError):
+                    continue  # not in this copy
+                if isinstance(message, BaseException):
+                    raise message
+                page.append(message.data or b"")
+            payloads.add(page)
+        return payloads
+    finally:
+        await client.close()

@@ -1,0 +1,363 @@
+"""The live target's sending half: the state a run keeps, what the driver's callbacks bring
+in (receipts, acks, events), and the open-loop generator that hands the traffic to the
+driver at its intended times (``_send_all``; ``_send_bursts`` for a driver that takes many
+messages at once), with generator processes beside it (``live/generator_process.py``).
+
+Place in the pipeline: under ``live/target.py``, whose ``LiveTarget`` extends ``LiveSender``
+with the run, the drain and the history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import concurrent.futures
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from msgstorm.errors import TargetError
+from msgstorm.history.writer import HistoryWriter
+from msgstorm.live.drivers.base import (
+    STOP_GRACE_NS,
+    AnnouncesMaxPayload,
+    BurstDriver,
+    CountsHandedOver,
+    Driver,
+    FeedsGeneratorProcesses,
+    SignsMessages,
+)
+from msgstorm.live.event_log import EventLog
+from msgstorm.live.nemesis import Nemesis
+from msgstorm.live.pacing import SPIN_NS
+from msgstorm.live.payload import HEADER, StoredCopy, message_id, payload
+from msgstorm.live.recorder import Acks, LiveRecorder, Receipts
+from msgstorm.progress import Progress
+from msgstorm.scenario.budget import STAGED_MESSAGES
+from msgstorm.scenario.registry import LIVE_DRIVERS
+from msgstorm.scenario.schema import Scenario
+from msgstorm.traffic.generate import MessageBatch, generate_traffic
+
+__all__ = ["LiveSender"]
+
+# A wait sleeps until ``SPIN_NS`` before the send time (asyncio's timers wake up to about a
+# millisecond late) and spends the rest yielding to the event loop (consumers and the
+# client's flusher run meanwhile): the first two stretches of ``live/pacing.py``'s wait.
+# While behind schedule, let consumers and the client's flusher run after this many sends.
+_YIELD_EVERY = 256
+# A batch is staged with the driver (payloads and frames built) and its intended times
+# turned into Python ints this many messages at a time while it is sent: large enough that
+# the per-slice work is a small share, small enough that building one (about 60 ns a
+# message on the wire client) delays no send by more than a fraction of a millisecond.
+_SLICE = STAGED_MESSAGES
+
+
+def _next_window(batches: Iterator[MessageBatch]) -> tuple[MessageBatch, np.ndarray] | None:
+    """The next batch and its send times (-1: not sent), made on a worker thread: a window's
+    send times are megabytes of fresh memory at high rates, and filling them takes the
+    page faults of it (a millisecond or more at a million messages) off the event loop."""
+    batch = next(batches, None)
+    return None if batch is None else (batch, np.full(len(batch), -1, dtype=np.int64))
+
+
+class LiveSender:
+    """The live target's state, its callbacks and its sends. ``LiveTarget``
+    (``live/target.py``) runs it; ``nodes`` and ``interrupted`` are what the run row records."""
+
+    def __init__(self, scenario: Scenario, writer: HistoryWriter, run_dir: Path,
+                 progress: Progress | None = None) -> None:
+        self.scenario = scenario
+        self.writer = writer
+        # Absolute: servers run in their own directory, so a path they are given on their command
+        # line (data, logs) must not be relative to msgstorm's (``--out runs/x`` is).
+        run_dir = Path(run_dir).resolve()
+        self.run_dir = run_dir
+        self.interrupted = False
+        self.drained = False
+        self.start_error: str | None = None  # why the run never started (nothing was sent)
+        # The run's end came while the generator was behind its schedule: what it had not sent
+        # by then stays unsent (status ``unsent``), never sent late.
+        self.stopped_behind = False
+        # What the progress bar shows, kept by the send loops without per-message work.
+        self.progress = progress
+        self._emitted = 0  # messages this process handed to the driver
+        self._lag_ns: int | None = None  # the latest hand-over's send lag
+        self._sent_count = 0  # messages sent, counted when the windows go to the recorder at the end
+        self._t0 = time.monotonic_ns()
+        # The recorder's thread: the one that writes to the history while the run goes.
+        self._recording = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="msgstorm-recorder")
+        self.log = EventLog(writer, self._recording)  # the events, on disk as they happen
+        self.driver: Driver = LIVE_DRIVERS[scenario.target](scenario.live, run_dir, self._on_event)
+        self.consumer_names = [f"consumer-{i}" for i in range(scenario.live.consumers)]
+        self._authenticate(scenario)
+        self.batches: list[MessageBatch] = []
+        self.sent: list[np.ndarray] = []
+        self.receipts = Receipts()
+        self.acks = Acks()
+        # [live.nats] generator_processes: this process sends the messages whose key is 0
+        # modulo the count, generator processes the others (``generator_process.py``).
+        self.generator_count = (self.driver.generator_processes(scenario.live)
+                                if isinstance(self.driver, FeedsGeneratorProcesses) else 1)
+        self.generators: list[Any] = []
+        self.sent_elsewhere: list[tuple[np.ndarray, np.ndarray]] = []  # since the last intake
+        self.sent_elsewhere_count = 0
+        self.dropped_elsewhere = 0  # publishes generator processes dropped
+        self.seed: np.random.SeedSequence | None = None
+        self._handlers: dict[int, Any] = {}
+        self.stored: StoredCopy | None = None
+        self.node_copies: dict[str, StoredCopy] = {}  # server name -> its copy of the stream, read back
+        self.t_read_back = 0
+        self.t_run_end: int | None = None  # the drain's end: the run's end on its time axis
+        self.unreadable = 0
+        # The history's messages and deliveries rows, written on a thread of its own while the
+        # run goes (``live/recorder.py``): what the run brought is handed over as intakes.
+        self.recorder = LiveRecorder(writer, [agent.name for agent in scenario.agents], self.consumer_names,
+                                     bool(self.driver.acks), self.generator_count, remake=self._traffic_again,
+                                     hold_schedule=scenario.live.record_every is not None)
+        # The scenario's [[faults]], applied in wall time (``live/nemesis.py``); None without faults.
+        self.nemesis = Nemesis(scenario, self.driver, run_dir, self._on_fault_event) if scenario.faults else None
+        self._flushing: concurrent.futures.Future[None] | None = None
+        self._windows_taken = 0  # windows in ``batches`` handed to the recorder
+        self._sent_let_go = 0  # sends in the windows let go (the recorder's now)
+
+    def _now(self) -> int:
+        return time.monotonic_ns() - self._t0
+
+    def _on_event(self, kind: str, detail: dict[str, Any]) -> None:
+        now = self._now()
+        if "at_wall_ns" in detail:  # it happened earlier: that wall-clock time on the run's clock
+            detail = dict(detail)
+            now = min(now, now - (time.time_ns() - int(detail.pop("at_wall_ns"))))
+        self.log.add((now, kind, None, None, detail))
+
+    def _on_fault_event(self, t: int, kind: str, node: str | None, detail: dict[str, Any]) -> None:
+        self.log.add((t, kind, node, None, detail))
+
+    def _on_receipt(self, consumer: int, data: bytes) -> None:
+        t = self._now()
+        msg_id = message_id(data)
+        if msg_id is None:
+            self.unreadable += 1
+            return
+        self.receipts.add(consumer, msg_id, t)
+
+    def _on_receipts(self, consumer: int, msg_ids: np.ndarray, unreadable: int) -> None:
+        self.receipts.add_read(consumer, msg_ids, self._now())
+        self.unreadable += unreadable
+
+    def _on_timed_receipts(self, consumer: int, msg_ids: np.ndarray, read_times: np.ndarray,
+                           read_counts: np.ndarray, unreadable: int) -> None:
+        """Receipts a consumer process stamped itself, a time per read (CLOCK_MONOTONIC ns,
+        the clock of ``_now``)."""
+        if msg_ids.size:  # a frame of no ids only says how far the process has reported
+            self.receipts.add_timed(consumer, msg_ids, read_times - self._t0, read_counts)
+        self.unreadable += unreadable
+
+    def _on_ack(self, msg_id: int, order: int) -> None:
+        self.acks.add(msg_id, order, self._now())
+
+    def _on_acks(self, msg_ids: np.ndarray, orders: np.ndarray) -> None:
+        """The acks one read brought (int64 arrays), with one time for them all."""
+        self.acks.add_read(msg_ids, orders, self._now())
+
+    def _authenticate(self, scenario: Scenario) -> None:
+        """[security]: the driver's publisher signs and its consumers verify (``live/signing.py``)."""
+        security = scenario.security
+        if security is None or security.scheme == "none":
+            return
+        driver = self.driver
+        if not isinstance(driver, SignsMessages):
+            raise TargetError(f"{scenario.target}: [security] scheme {security.scheme!r}: this target does not sign "
+                              "messages (core NATS does)")
+        problem = driver.signing_problem(scenario.live)
+        if problem is not None:
+            raise TargetError(f"{scenario.target}: [security] scheme {security.scheme!r}: {problem}")
+        driver.authenticate(security.scheme, security.chain_id, scenario.run.seed)
+
+    def _traffic_again(self) -> Iterator[MessageBatch]:
+        """The run's traffic made again, window by window (a pure function of the scenario
+        and the seed): the recorder's last intake writes the rows from it."""
+        if self.seed is None:
+            raise TargetError("the traffic's seed is needed to write the rows")
+        return generate_traffic(self.scenario, self.seed, window_ns=self.scenario.run.window)
+
+    # --- the generator ----------------------------------------------------------------------
+
+    async def _start_generators(self) -> None:
+        """Generator processes 1 .. N-1, connected and waiting for the run's start."""
+        if self.generator_count == 1:
+            return
+        from msgstorm.live.generator_process import GeneratorProcess, write_spec
+
+        if self.seed is None:
+            raise TargetError("generator processes need the traffic's seed")
+        assert isinstance(self.driver, FeedsGeneratorProcesses)  # generator_count > 1 comes from it
+        url = self.driver.url
+        assert url is not None
+        spec = self.run_dir / "servers" / "generators.pickle"
+        write_spec(spec, self.scenario, self.seed)
+        self.generators = [
+            GeneratorProcess(index, self.generator_count, f"msgstorm-generator-{index}", url, spec,
+                             self.run_dir / "servers", self._on_sent, self._on_generator_event)
+            for index in range(1, self.generator_count)]
+        try:
+            started = await asyncio.gather(*(g.start(self.scenario.live.start_timeout / 1e9) for g in self.generators),
+                                           return_exceptions=True)
+            failed = next((outcome for outcome in started if isinstance(outcome, BaseException)), None)
+            if failed is not None:
+                raise failed
+        except BaseException:
+            for generator in self.generators:
+                generator.kill()
+            raise
+        finally:
+            spec.unlink(missing_ok=True)  # each has read it before it said it was ready
+
+    def _on_sent(self, index: int, msg_ids: np.ndarray, times: np.ndarray, counts: np.ndarray, _: int) -> None:
+        """What a generator process sent: each burst's time (CLOCK_MONOTONIC ns) and size."""
+        if msg_ids.size:
+            self.sent_elsewhere.append((msg_ids, np.repeat(times - self._t0, counts)))
+            self.sent_elsewhere_count += msg_ids.size
+
+    def _on_generator_event(self, kind: str, detail: dict[str, Any]) -> None:
+        self.dropped_elsewhere += int(detail.get("dropped", 0) or 0)  # sent while its connection was down
+        self._on_event(kind, detail)
+
+    def _refuse_what_the_server_refuses(self) -> None:
+        """Before anything is sent: an agent whose messages can be larger than the server
+        takes (NATS's max_payload, which it announces) would have every such publish refused
+        and the connection closed, so the run would measure nothing. Said with the field."""
+        limit = self.driver.max_payload if isinstance(self.driver, AnnouncesMaxPayload) else None
+        if limit is None:
+            return
+        for index, agent in enumerate(self.scenario.agents):
+            upper = agent.size.upper
+            if upper is not None and max(int(upper), HEADER.size) > limit:
+                raise TargetError(
+                    f"agents[{index}].size ({agent.name!r}): messages of up to {int(upper):,} B are larger than "
+                    f"the server takes ({self.scenario.target} max_payload {limit:,} B): it would refuse them "
+                    f"and close the connection; lower the size or raise max_payload in the server's configuration")
+
+    async def _send_all(self, traffic: Iterator[MessageBatch]) -> None:
+        # Generator processes need the burst path (its own-share filter), which also serves burst = 1.
+        if isinstance(self.driver, BurstDriver) and (self.driver.burst > 1 or self.generator_count > 1):
+            await self._send_bursts(self.driver, traffic)
+            return
+        run = self.scenario.run
+        stop_at = run.duration
+        publish = self.driver.publish
+        counter = self.driver if isinstance(self.driver, CountsHandedOver) else None
+        now = self._now
+        since_yield = 0
+        for batch in traffic:
+            sent = np.full(len(batch), -1, dtype=np.int64)
+            self.batches.append(batch)
+            self.sent.append(sent)
+            ids, keys, sizes = batch.msg_id.tolist(), batch.key.tolist(), batch.size.tolist()
+            for i, t_intended in enumerate(batch.t_intended.tolist()):
+                if t_intended >= stop_at:
+                    return
+                wait = t_intended - now()
+                while wait > 0:
+                    await asyncio.sleep((wait - SPIN_NS) / 1e9 if wait > SPIN_NS else 0)
+                    wait = t_intended - now()
+                sent[i] = now()
+                if sent[i] >= stop_at + STOP_GRACE_NS:  # behind at the run's end: the rest is unsent, never late
+                    sent[i] = -1
+                    self.stopped_behind = True
+                    return
+                handed_over = counter.handed_over if counter is not None else 0
+                try:
+                    await publish(ids[i], payload(ids[i], keys[i], sizes[i]))
+                except asyncio.CancelledError:
+                    if counter is not None and counter.handed_over == handed_over:
+                        sent[i] = -1  # interrupted before the driver took it: never sent
+                    raise
+                since_yield += 1
+                self._emitted += 1
+                self._lag_ns = sent[i] - t_intended
+                if since_yield >= _YIELD_EVERY:
+                    since_yield = 0
+                    await asyncio.sleep(0)
+
+    async def _send_bursts(self, driver: BurstDriver, traffic: Iterator[MessageBatch]) -> None:
+        """As ``_send_all``, for a driver that takes many messages at once: the batch is
+        staged with the driver a slice at a time (``_SLICE`` messages, as columns: no Python
+        object per message), and every staged message due when the generator wakes leaves
+        in one ``publish_staged`` (at most ``driver.burst``), each stamped with the time that
+        burst was handed over. So that no pause opens in the schedule, the next window's
+        batch is generated on a worker thread while this one is sent, and a slice's intended
+        times are turned into Python ints (``bisect`` on a list finds a burst's end faster
+        than a numpy call)."""
+        stop_at = self.scenario.run.duration
+        publish_staged = driver.publish_staged
+        counter = driver if isinstance(driver, CountsHandedOver) else None
+        burst = driver.burst
+        now = self._now
+        since_yield = 0
+        loop = asyncio.get_running_loop()
+        batches = iter(traffic)
+        upcoming = loop.run_in_executor(None, _next_window, batches)
+        while (window := await upcoming) is not None:
+            upcoming = loop.run_in_executor(None, _next_window, batches)
+            batch, sent = window
+            self.batches.append(batch)
+            self.sent.append(sent)
+            stop = int(np.searchsorted(batch.t_intended, stop_at, side="left"))
+            # With generator processes, this process sends its share only (positions in the batch).
+            own = None if self.generator_count == 1 else np.flatnonzero(batch.key[:stop] % self.generator_count == 0)
+            ids, keys, sizes, intended = ((batch.msg_id, batch.key, batch.size, batch.t_intended) if own is None else
+                                          (batch.msg_id[own], batch.key[own], batch.size[own], batch.t_intended[own]))
+            mine = stop if own is None else own.size
+            for first in range(0, mine, _SLICE):
+                last = min(first + _SLICE, mine)
+                times = intended[first:last].tolist()
+                driver.stage(ids[first:last], keys[first:last], sizes[first:last])
+                i, n = 0, last - first
+                while i < n:
+                    wait = times[i] - now()
+                    while wait > 0:
+                        await asyncio.sleep((wait - SPIN_NS) / 1e9 if wait > SPIN_NS else 0)
+                        wait = times[i] - now()
+                    t = now()
+                    if t >= stop_at + STOP_GRACE_NS:  # behind at the run's end: the rest is unsent, never late
+                        # Messages a driver's wait left over were stamped before it: unsent too.
+                        if own is None:
+                            sent[first + i:first + n] = -1
+                        else:
+                            sent[own[first + i:first + n]] = -1
+                        self.stopped_behind = True
+                        upcoming.cancel()
+                        return
+                    j = min(n, i + burst, max(i + 1, bisect.bisect_right(times, t, i, n)))
+                    if own is None:
+                        sent[first + i:first + j] = t
+                    else:
+                        sent[own[first + i:first + j]] = t
+                    handed_over = counter.handed_over if counter is not None else 0
+                    try:
+                        published = await publish_staged(j - i)
+                    except asyncio.CancelledError:
+                        # Interrupted in a wait of the driver's: the messages it had not taken
+                        # were never sent, and get no send time (nor a row).
+                        taken = i + counter.handed_over - handed_over if counter is not None else j
+                        if own is None:
+                            sent[first + taken:first + j] = -1
+                        else:
+                            sent[own[first + taken:first + j]] = -1
+                        raise
+                    if published is not None:  # the driver waited: the rest is stamped when handed over again
+                        j = i + published
+                    since_yield += j - i
+                    self._emitted += j - i
+                    self._lag_ns = t - times[i]
+                    i = j
+                    if since_yield >= _YIELD_EVERY:
+                        since_yield = 0
+                        await asyncio.sleep(0)
+            if stop < len(batch):
+                upcoming.cancel()
+                return

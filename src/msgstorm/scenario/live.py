@@ -1,0 +1,153 @@
+"""The scenario's ``[live]`` section: how a live target is reached, and each driver's
+own settings (``[live.nats]``, ``[live.jetstream]``, ``[live.redis]``, ``[live.zmq]``,
+``[live.anvil]``).
+
+Part of the scenario schema (``msgstorm.scenario.schema.Scenario`` holds ``live``); the
+drivers under ``msgstorm.live`` read it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from msgstorm.scenario.distributions import DurationNs
+from msgstorm.scenario.spec import Spec
+
+__all__ = ["AnvilSpec", "JetStreamSpec", "LiveSpec", "NatsSpec", "RedisSpec", "ZmqSpec"]
+
+
+class NatsSpec(Spec):
+    """``[live.nats]``: the client a ``target = "nats"`` run uses."""
+
+    # "wire": msgstorm's own core-NATS client (PUB frames built and MSG reads parsed in
+    # compiled passes, every message due at once sent as one burst; plain nats:// only);
+    # "nats-py": the nats-py client (TLS, credentials).
+    client: Literal["wire", "nats-py"] = "wire"
+    # Messages due at once that go out as one burst (a slice of the staged frames), at most.
+    burst: int = Field(default=1024, ge=1, le=100_000)
+    # Each consumer reads in a process of its own (wire client only), so the generator's
+    # thread only sends: for machines with a core to spare per consumer.
+    consumer_processes: bool = False
+    # Processes that publish (wire client only): process k sends the messages whose key is k
+    # modulo this count, so each key's messages leave in order from one connection.
+    generator_processes: int = Field(default=1, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _processes_need_wire(self) -> NatsSpec:
+        for name, used in (("consumer_processes", self.consumer_processes),
+                           ("generator_processes", self.generator_processes > 1)):
+            if used and self.client != "wire":
+                raise ValueError(f'{name} needs client = "wire" (the nats-py client runs in the generator\'s '
+                                 "process)")
+        return self
+
+
+class JetStreamSpec(Spec):
+    """``[live.jetstream]``: the stream a ``target = "jetstream"`` run publishes to."""
+
+    stream: str = Field(default="MSGSTORM", pattern=r"^[A-Za-z0-9_-]+$")
+    # 1: one server; 3 or 5: msgstorm starts a cluster of that many on loopback (R3 / R5 stream).
+    replicas: int = Field(default=1, ge=1, le=5)
+    storage: Literal["file", "memory"] = "file"
+    # Publishes in flight (sent, ack not yet back); the publisher waits when the window is full.
+    max_pending_acks: int = Field(default=4096, ge=1, le=1_000_000)
+    # Consumers ack each message ("explicit") or not at all ("none").
+    ack: Literal["explicit", "none"] = "explicit"
+    # "wire": publishes, acks and consumers' messages on msgstorm's own client (framed and
+    # parsed in compiled passes, every publish due sent as one burst; plain nats:// only);
+    # "nats-py": one message at a time through nats-py (TLS, credentials). Either way nats-py
+    # makes the stream and the consumers and reads the stream back.
+    client: Literal["wire", "nats-py"] = "wire"
+
+
+class RedisSpec(Spec):
+    """``[live.redis]``: the Redis Stream a ``target = "redis"`` run XADDs to."""
+
+    stream: str = Field(default="msgstorm", pattern=r"^[A-Za-z0-9_.:-]+$")
+    group: str = Field(default="msgstorm", pattern=r"^[A-Za-z0-9_.:-]+$")
+    # Consumers share the stream through one consumer group ("group") or each reads it all ("fanout").
+    mode: Literal["group", "fanout"] = "group"
+    read_count: int = Field(default=512, ge=1, le=100_000)  # XREADGROUP / XREAD COUNT
+    maxlen: int | None = Field(default=None, ge=1)  # XADD MAXLEN ~ (None: the stream keeps everything)
+    # XADDs sent in one pipelined round trip, at most (one round trip in flight at a time).
+    pipeline: int = Field(default=1024, ge=1, le=100_000)
+    # XADDs buffered or awaiting their reply; the publisher waits when this many are outstanding.
+    max_pending: int = Field(default=8192, ge=1, le=10_000_000)
+    # Messages due at once handed to the publisher together, at most: their XADDs are laid
+    # out ahead of time and written on a connection of its own, replies parsed by hiredis
+    # (plain redis:// only); 1: one publish per message through redis-py's pipeline.
+    burst: int = Field(default=1024, ge=1, le=100_000)
+
+
+class ZmqSpec(Spec):
+    """``[live.zmq]``: brokerless ZeroMQ sockets on loopback for ``target = "zmq"``."""
+
+    # PUSH/PULL shares messages among consumers; PUB/SUB gives every consumer every message.
+    pattern: Literal["push-pull", "pub-sub"] = "push-pull"
+    hwm: int = Field(default=1_000_000, ge=0)  # send and receive high-water marks (0: none)
+    # PUSH at its high-water mark waits this long for a consumer to take a message, then
+    # drops it (and drops at once until one does): the run stays bounded. PUB never waits.
+    send_timeout: DurationNs = Field(default=1_000_000_000, gt=0)
+    # Messages due at once that are sent in one pass (a frame each, payloads laid out ahead
+    # of time, no future per message), at most; 1: one awaited send per message.
+    burst: int = Field(default=1024, ge=1, le=100_000)
+
+
+class AnvilSpec(Spec):
+    """``[live.anvil]``: the EVM node a ``target = "anvil"`` run sends transactions to.
+
+    The chain's own settings come from the scenario where they mean the same thing:
+    ``blocks.interval`` is the node's block time, ``blocks.max_gas`` its block gas limit,
+    ``backpressure.initial_base_fee`` (mode ``eip1559``) its first base fee, and
+    ``sequencer.policy`` its pool order (``fifo``, or ``fee_priority`` for fee order). A fee
+    (an agent's ``fee``, a base fee) is in units of ``fee_unit_wei`` wei: 1.0 is one gwei."""
+
+    # Funded dev accounts that send, each with its own nonces: a message goes from one with
+    # no transaction in the pool (rate x time to inclusion of them are busy at once).
+    accounts: int = Field(default=1000, ge=1, le=10_000)
+    # With ``[market]``: more dev accounts, the market's own (the oracle's, the keepers' and the
+    # top-ups' transactions), so none waits behind a traffic transaction's nonce.
+    market_accounts: int = Field(default=64, ge=1, le=10_000)
+    balance_eth: int = Field(default=1_000_000, ge=1)  # each dev account's starting balance
+    fee_unit_wei: int = Field(default=1_000_000_000, ge=1)
+    # Transactions due at once sent in one JSON-RPC batch request, at most.
+    batch: int = Field(default=256, ge=1, le=10_000)
+    # Keep-alive connections the sends are pipelined on (another opened when every one waits
+    # for an answer), and the chain's reads in flight at once.
+    connections: int = Field(default=4, ge=1, le=64)
+    # The node's block time when it is not the scenario's ``blocks.interval`` (whole
+    # milliseconds; anvil takes it in seconds).
+    block_time: DurationNs | None = Field(default=None, gt=0)
+
+
+class LiveSpec(Spec):
+    """How a live target is reached (``target`` other than "sim").
+
+    Without ``url`` msgstorm starts the server itself on a free loopback port, with its data
+    and log under the run directory, and stops it on every exit. With ``url`` it uses a
+    server the user runs; load goes only to loopback addresses unless ``allow_remote``.
+    """
+
+    url: str | None = None
+    allow_remote: bool = False
+    subject: str = Field(default="msgstorm", pattern=r"^[A-Za-z0-9_.-]+$")  # subject / stream key prefix
+    consumers: int = Field(default=1, ge=1, le=64)
+    flush_interval: DurationNs = Field(default=1_000_000, gt=0)  # the publisher flushes at least this often
+    start_timeout: DurationNs = Field(default=10_000_000_000, gt=0)  # a started server must listen within
+    # Write messages and deliveries this often while the run goes (a SIGKILL then keeps the
+    # rows settled up to about this long before it); unset: at the end of the run. Off by
+    # default: on a small machine the rows made beside the generator cost it its headroom
+    # (docs/live.md, "Recording while the run goes").
+    record_every: DurationNs | None = Field(default=None, gt=0)
+    # After the run, reading the stream back (JetStream) waits at most this for its
+    # connection and for each next batch; a read-back that cannot finish is reported, and
+    # the run ends.
+    read_back_timeout: DurationNs = Field(default=10_000_000_000, gt=0)
+    nats: NatsSpec = NatsSpec()
+    jetstream: JetStreamSpec = JetStreamSpec()
+    redis: RedisSpec = RedisSpec()
+    zmq: ZmqSpec = ZmqSpec()
+    # Left out of the scenario's dump when default, so that scenarios without it keep their hash.
+    anvil: AnvilSpec = Field(default_factory=AnvilSpec, exclude_if=lambda spec: spec == AnvilSpec())
