@@ -18,7 +18,8 @@ from msgstorm.runner import write_run_row
 from msgstorm.scenario.distributions import Constant
 from msgstorm.scenario.schema import LinkModel
 from msgstorm.sim import kernel as k
-from msgstorm.sim.gossip import BlockContents, CompactRelay, GossipState
+from msgstorm.sim.block_contents import BlockContents, CompactRelay
+from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.link_model import Degradations
 from msgstorm.sim.shadow import ShadowNetwork
 from msgstorm.sim.topology import Topology

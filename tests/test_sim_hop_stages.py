@@ -15,7 +15,8 @@ import pytest
 from msgstorm.scenario.distributions import Constant
 from msgstorm.scenario.schema import LinkModel
 from msgstorm.sim import kernel as k
-from msgstorm.sim.gossip import BlockContents, CompactRelay, GossipState
+from msgstorm.sim.block_contents import BlockContents, CompactRelay
+from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.hop_stages import HOP_STAGE_NAMES, HopStages, hop_stride
 from msgstorm.sim.link_model import Degradations
 from msgstorm.sim.topology import Topology

@@ -33,10 +33,11 @@ from msgstorm.history.writer import HistoryWriter
 from msgstorm.sampling import sample_array
 from msgstorm.scenario.registry import PRODUCER_RULES
 from msgstorm.scenario.schema import ProducersSpec
+from msgstorm.sim.block_contents import BlockContents
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.desync import DesyncTracker
 from msgstorm.sim.fork_views import ARRIVAL_ROWS, FIN_ROWS, REORG_ROWS, Rows, connect_logged
-from msgstorm.sim.gossip import BlockContents, GossipState
+from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.kernel import LOG_ITEM, LOG_NODE, LOG_T
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.recorder import FLUSH_ROWS

@@ -53,8 +53,8 @@ from typing import Any
 import numpy as np
 
 from msgstorm.history.events import EventKind
+from msgstorm.sim.block_contents import BlockContents
 from msgstorm.sim.fork_tree import ForkTree
-from msgstorm.sim.gossip import BlockContents
 from msgstorm.sim.kernel import ITEM_BLOCK, LOG_ITEM, LOG_KIND, LOG_NODE, LOG_T
 from msgstorm.sim.recorder import FLUSH_ROWS
 from msgstorm.sim.sampled_pool import SampledPool

@@ -18,8 +18,6 @@ for ``sim/hop_stages.py``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -28,10 +26,12 @@ from msgstorm.jit import direct_call, types_key
 from msgstorm.sampling import Drawn, sample_array
 from msgstorm.scenario.kinds import MESSAGE_KINDS
 from msgstorm.sim import kernel as k
-from msgstorm.sim.link_model import Degradations, model_code
+from msgstorm.sim.block_contents import BlockContents, CompactRelay
+from msgstorm.sim.forwarding import forwarding_columns
+from msgstorm.sim.link_model import Degradations
 from msgstorm.sim.topology import Topology
 
-__all__ = ["BlockContents", "CompactRelay", "GossipState"]
+__all__ = ["GossipState"]
 
 _UNIFORM_BLOCK = 1 << 18
 _PROCESSING_BLOCK = 1 << 18
@@ -51,37 +51,6 @@ def _aligned(size: int) -> np.ndarray:
     raw = np.zeros(size + 8, dtype=np.int64)
     skip = (-raw.ctypes.data % 64) // 8
     return raw[skip:skip + size]
-
-
-@dataclass(frozen=True)
-class BlockContents:
-    """The messages a block carries: their msg_ids and sizes in bytes (int64 each), in block
-    order. The sequencer's chain and the producers pass it with every block they send.
-    ``held_everywhere``: more messages of the block that every node counts as held (a relay
-    sample's unsampled ones, sim/sampled_pool.py): a compact block carries their short ids,
-    and no node asks for them."""
-
-    msg_ids: np.ndarray
-    sizes: np.ndarray
-    held_everywhere: int = 0
-
-    @classmethod
-    def of(cls, msg_ids: list[int], sizes: list[int]) -> BlockContents:
-        return cls(np.asarray(msg_ids, dtype=np.int64), np.asarray(sizes, dtype=np.int64))
-
-
-@dataclass(frozen=True)
-class CompactRelay:
-    """Compact block relay's sizes and fan-out: a compact block is ``header_bytes`` plus
-    ``short_id_bytes`` per message; a node sends it unasked to ``high_bandwidth`` peers and
-    announces it to the rest."""
-
-    header_bytes: int
-    short_id_bytes: int
-    high_bandwidth: int
-
-    def size(self, messages: int) -> int:
-        return self.header_bytes + self.short_id_bytes * messages
 
 
 def _heap_keys(entries: int) -> np.ndarray:
@@ -202,52 +171,14 @@ class GossipState:
         self._bind()
 
     def _edges(self) -> None:
-        """The forwarding graph (``forward``) in CSR form, with each edge's base delay and link
-        model: a region pair's link worked out once (a 6,000-node overlay has 100,000 edges and
-        36 pairs), a node pair's override for its edge, in edge order (an empirical model takes
-        its place in the link samples when first met), and the columns filled with numpy."""
-        topology = self.topology
-        n = len(self.forward)
-        counts = np.fromiter(map(len, self.forward), dtype=np.int64, count=n)
-        dst = np.fromiter(chain.from_iterable(self.forward), dtype=np.int64, count=int(counts.sum()))
-        src = np.repeat(np.arange(n, dtype=np.int64), counts)
-        region_of = np.asarray(topology.region_of, dtype=np.int64)
-        regions = len(topology.regions)
-        pair = region_of[src] * regions + region_of[dst]
-        overrides = topology.node_overrides
-        overridden = (np.fromiter((edge in overrides for edge in zip(src.tolist(), dst.tolist(), strict=True)),
-                                  dtype=bool, count=dst.size) if overrides else np.zeros(dst.size, dtype=bool))
-        plain = np.flatnonzero(~overridden)
-        _, first = np.unique(pair[plain], return_index=True)
-        # Where a link is worked out, in edge order: each pair's first plain edge, every override.
-        firsts = np.sort(np.concatenate([plain[first], np.flatnonzero(overridden)]))
-        base = np.zeros(dst.size, dtype=np.int64)
-        model = np.zeros(dst.size, dtype=np.int64)
-        param = np.zeros(dst.size, dtype=np.float64)
-        pair_base = np.zeros(regions * regions, dtype=np.int64)
-        pair_model = np.zeros(regions * regions, dtype=np.int64)
-        pair_param = np.zeros(regions * regions, dtype=np.float64)
-        for e in firsts.tolist():
-            if overridden[e]:
-                delay, spec = overrides[(int(src[e]), int(dst[e]))]
-                base[e] = delay
-                model[e], param[e] = model_code(spec, topology.link_samples)
-            else:
-                a, b = divmod(int(pair[e]), regions)
-                pair_base[pair[e]] = topology.base_ns[a][b]
-                pair_model[pair[e]], pair_param[pair[e]] = model_code(topology.region_model[a][b],
-                                                                      topology.link_samples)
-        plain_pair = pair[plain]
-        base[plain], model[plain], param[plain] = pair_base[plain_pair], pair_model[plain_pair], pair_param[plain_pair]
-        self.fwd_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self.fwd_idx = dst
-        self.fwd_base = base
-        self.fwd_model = model
-        self.fwd_param = param
+        """The forwarding graph (``forward``) in the kernel's columns (sim/forwarding.py)."""
+        columns = forwarding_columns(self.topology, self.forward)
+        self.fwd_ptr, self.fwd_idx = columns.ptr, columns.idx
+        self.fwd_base, self.fwd_model, self.fwd_param = columns.base, columns.model, columns.param
         # An event adds at most this many heap entries: a forward's copies, or the quiet
         # announcements a forgotten request puts back (one per peer forwarding to the node:
-        # kernel._wake_quiet).
-        self.max_degree = int(max(counts.max(initial=0), np.bincount(dst, minlength=n).max(initial=0)))
+        # kernel_relay._wake_quiet).
+        self.max_degree = columns.max_degree
         self.order = np.zeros(max(1, self.max_degree), dtype=np.int64)  # the kernel's scratch for a forward's order
 
     def surround(self, target: int, attackers: list[int] | None) -> None:

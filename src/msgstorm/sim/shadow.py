@@ -63,13 +63,14 @@ from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
 from msgstorm.sim import warm
 from msgstorm.sim.background_load import BackgroundLoad
 from msgstorm.sim.backpressure import make_backpressure
+from msgstorm.sim.block_contents import CompactRelay
 from msgstorm.sim.censor import censorable
 from msgstorm.sim.chain import Chain, gas_table
 from msgstorm.sim.context import Cluster, EventQueue, SimContext, Tally
 from msgstorm.sim.control import ControlHost, build_controllers, start_controllers
 from msgstorm.sim.fault_injector import FaultInjector
 from msgstorm.sim.forks import ForkChain
-from msgstorm.sim.gossip import CompactRelay, GossipState
+from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.hop_stages import HopStages, hop_stride
 from msgstorm.sim.host import SimHost
 from msgstorm.sim.intake_log import LoggedIntake

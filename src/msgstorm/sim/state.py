@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from msgstorm.scenario.schema import MESSAGE_KINDS
-from msgstorm.sim.gossip import BlockContents
+from msgstorm.sim.block_contents import BlockContents
 
 __all__ = [
     "COMMITTED",
