@@ -26,9 +26,10 @@ RANK = {
     "report": 5,
     "runner": 6,
     "sweep": 7,
-    "cli": 8,
-    "__init__": 9,
-    "__main__": 10,
+    "commands": 8,
+    "cli": 9,
+    "__init__": 10,
+    "__main__": 11,
 }
 
 
