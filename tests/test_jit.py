@@ -11,7 +11,7 @@ import pytest
 from numba.core.errors import TypingError
 
 from msgstorm.jit import bits_float, borrowing, float_bits, frexp
-from msgstorm.sim import kernel, kernel_heap, kernel_relay, solo_loop
+from msgstorm.sim import kernel, solo_loop
 
 
 @borrowing()
@@ -42,9 +42,8 @@ def test_a_borrowing_function_that_allocates_is_refused_when_compiled() -> None:
 
 @pytest.mark.parametrize(("module", "name"), [
     (solo_loop, "advance"), (solo_loop, "admit"), (solo_loop, "gather"),
-    (kernel, "run_until"), (kernel, "inject"), (kernel_relay, "_forward"), (kernel_relay, "_relay_event"),
-    (kernel_relay, "_compact_event"), (kernel_relay, "_wake_quiet"), (kernel_heap, "_pop"),
-    (kernel_heap, "_sift_up"), (kernel_heap, "_sift_down"), (kernel_heap, "_sift_down_to_leaf"),
+    (kernel, "run_until"), (kernel, "inject"), (kernel, "_forward"), (kernel, "_pop"),
+    (kernel, "_sift_up"), (kernel, "_sift_down"), (kernel, "_sift_down_to_leaf"),
 ], ids=lambda value: getattr(value, "__name__", value))
 def test_the_simulators_loops_count_no_references(module: object, name: str) -> None:
     # Reference counting was over half of the one-node loop's time and a quarter of the gossip

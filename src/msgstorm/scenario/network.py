@@ -1,7 +1,7 @@
 """How nodes relay what they forward: the ``[network.relay]`` section of a scenario.
 
 Place in the pipeline: scenario validation; the simulator's gossip kernel
-(``sim/kernel_relay.py``) runs the protocols. ``RELAY_PROTOCOLS`` is the list of protocols and
+(``sim/kernel.py``) runs the protocols. ``RELAY_PROTOCOLS`` is the list of protocols and
 their codes in the kernel's arrays (a protocol's position is its code).
 """
 

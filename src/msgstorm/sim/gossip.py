@@ -177,7 +177,7 @@ class GossipState:
         self.fwd_base, self.fwd_model, self.fwd_param = columns.base, columns.model, columns.param
         # An event adds at most this many heap entries: a forward's copies, or the quiet
         # announcements a forgotten request puts back (one per peer forwarding to the node:
-        # kernel_relay._wake_quiet).
+        # kernel._wake_quiet).
         self.max_degree = columns.max_degree
         self.order = np.zeros(max(1, self.max_degree), dtype=np.int64)  # the kernel's scratch for a forward's order
 

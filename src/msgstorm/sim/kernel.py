@@ -25,10 +25,15 @@ arrays with unsigned indices; the comments at each say why.
 Randomness is not drawn here: link variations use uniform draws and node processing uses
 draws that Python refills from its own seeded generators, so results stay deterministic.
 Link delays and degradations come from ``sim/link_model.py``, the one link model the
-Python side uses too. This module is the event loop (``run_until``) and the start of an
-item's gossip (``inject``); a node's forward and the relay protocols' events are in
-``sim/kernel_relay.py``; the arrays' layout (the constants re-exported here) and the
-heap's primitives in ``sim/kernel_heap.py``.
+Python side uses too.
+
+Why one file of over a thousand lines: numba's on-disk cache keys a compiled function on its
+own source file, and the event loop compiles every helper it calls into its machine code. A
+helper moved to another file and edited there would leave the loop's cached code as it was
+(numba does not track a cached function's dependencies), so the loop and its own helpers
+stay together here. The link model and the fair order (``sim/link_model.py``,
+``sim/fair_order.py``), shared with the Python side, are the exceptions: after an edit there,
+clear the cache (``__pycache__/*.nbi``, ``*.nbc`` under ``sim/``).
 """
 
 from __future__ import annotations
@@ -36,170 +41,8 @@ from __future__ import annotations
 import numpy as np
 
 from msgstorm.jit import borrowing, nb
-from msgstorm.sim.kernel_heap import (
-    ANNOUNCE,
-    ANNOUNCE_FETCH,
-    BLOCKTXN,
-    CMPCT,
-    COMPACT,
-    DELIVERIES_FULL,
-    DONE,
-    GETTXN,
-    H_AUX,
-    H_ITEM,
-    H_NODE,
-    H_PEER,
-    H_ROWS,
-    H_T,
-    H_WHAT,
-    HEAP_FULL,
-    HOP_BLOCK,
-    HOP_CODE,
-    HOP_PAYLOAD,
-    HOP_SERVE,
-    HOP_VALID,
-    HOPS_FULL,
-    ITEM_BLOCK,
-    ITEM_CENSORABLE,
-    ITEM_INVALID,
-    ITEM_MSG,
-    ITEM_WATCHED,
-    LOG_FULL,
-    LOG_ITEM,
-    LOG_KIND,
-    LOG_NODE,
-    LOG_T,
-    LOW32,
-    N_COLOUR,
-    N_CPU,
-    N_HOLD,
-    N_HOLD_COL,
-    N_HOLD_SPREAD,
-    N_ROWS,
-    N_SCALARS,
-    N_UP,
-    N_UP_BYTES,
-    N_UP_MSG_BYTES,
-    N_UPLINK,
-    NEED_PROCESSING,
-    NEED_SLOTS,
-    NEED_UNIFORM,
-    NOTIFY,
-    P_NEXT,
-    P_NEXT_T,
-    P_NODE_SLOT,
-    P_SENDER_HOPS,
-    PUSH,
-    PUSH_SQRT,
-    Q_HOPS,
-    Q_NODE,
-    Q_ROWS,
-    Q_SENDER,
-    Q_SEQ,
-    Q_SLOT,
-    Q_T,
-    QUIET_FULL,
-    RECV,
-    REQUEST,
-    ROOT,
-    S_ANNOUNCES,
-    S_BLOCK_RECEIPTS,
-    S_BUDGET,
-    S_CMPCT_DUPS,
-    S_CONTROL,
-    S_DELIV,
-    S_DOWNLOADS,
-    S_FAIR_SHARE,
-    S_FALLBACKS,
-    S_FREE,
-    S_GETTXN,
-    S_HEAP,
-    S_HIGH_BW,
-    S_HOP_LOG,
-    S_HOP_STRIDE,
-    S_HOPS_LOGGED,
-    S_IDX_BITS,
-    S_INVALID,
-    S_LOG_BLOCKS,
-    S_LOGGED,
-    S_NDEG,
-    S_NEXT,
-    S_NHOPS,
-    S_NITEM,
-    S_NKIND,
-    S_NNODE,
-    S_NOW,
-    S_NSENDER,
-    S_NSLOT,
-    S_NT,
-    S_ORDER_SEED,
-    S_PAYLOADS,
-    S_PROC,
-    S_QUIET,
-    S_QUIET_ON,
-    S_RECEIPTS,
-    S_REQUESTS,
-    S_ROWS,
-    S_SEND_END,
-    S_SEND_I,
-    S_SEQ,
-    S_SEQ_LIMIT,
-    S_STEPS,
-    S_STRIDE,
-    S_TIMEOUT,
-    S_TRACK,
-    S_TXN_BYTES,
-    S_TXN_HELD,
-    S_TXN_MISSING,
-    S_UNIF,
-    S_WOKEN,
-    SEEN_PAYLOAD,
-    SEEN_REBUILT,
-    SEEN_VALID,
-    SEND_ITEM,
-    SEND_KIND,
-    SEND_NODE,
-    SEND_RELAY,
-    SEND_SIZE,
-    SEND_T,
-    SL_CONTENT,
-    SL_FORWARD,
-    SL_ITEM,
-    SL_KIND,
-    SL_NTX,
-    SL_OUTSTANDING,
-    SL_RELAY,
-    SL_ROWS,
-    SL_SIZE,
-    TIMEOUT,
-    TYPE_BITS,
-    TYPE_MASK,
-    UPLINK_FAIR_SHARE,
-    UPLINK_HELD,
-    UPLINK_SERIAL,
-    VALIDATED,
-    WATCH_ALL,
-    WATCH_CENSOR,
-    WATCH_HOLD,
-    WATCH_LOG,
-    WATCH_WATCHED,
-    _field,
-    _free_row,
-    _key_seq,
-    _key_t,
-    _log_hop,
-    _pop,
-    _sift_down,
-    _sift_up,
-    _write_row,
-)
-from msgstorm.sim.kernel_relay import (
-    _compact_event,
-    _first_quiet,
-    _forward,
-    _relay_event,
-    _settle_quiet,
-)
+from msgstorm.sim.fair_order import order_key, peer_order
+from msgstorm.sim.link_model import degrade, link_delay
 
 __all__ = [
     "RECV", "VALIDATED", "ITEM_MSG", "ITEM_BLOCK", "ITEM_WATCHED", "ITEM_CENSORABLE", "WATCH_ALL", "WATCH_WATCHED",
@@ -216,8 +59,292 @@ __all__ = [
     "HOPS_FULL", "S_HOP_LOG", "S_HOPS_LOGGED", "S_HOP_STRIDE", "HOP_SERVE", "HOP_PAYLOAD", "HOP_VALID", "HOP_BLOCK", "HOP_CODE",
     "H_ITEM", "H_WHAT", "H_NODE", "H_PEER", "H_T", "H_AUX", "H_ROWS",
     "QUIET_FULL", "S_QUIET", "S_QUIET_ON", "S_WOKEN", "Q_T", "Q_NODE", "Q_SLOT", "Q_SEQ", "Q_SENDER", "Q_HOPS",
-    "Q_ROWS", "N_COLOUR", "N_CPU", "N_UP", "N_UPLINK", "SL_FORWARD", "SL_ITEM", "SL_KIND", "SL_OUTSTANDING",
+    "Q_ROWS",
 ]
+
+# Event types: a payload received, validated; and the relay protocols' events (below):
+# announce and fetch's announcement, request and its timeout; compact relay's compact block
+# received, its request for missing transactions (getblocktxn) and their arrival (blocktxn).
+RECV, VALIDATED, ANNOUNCE, REQUEST, TIMEOUT, CMPCT, GETTXN, BLOCKTXN = range(8)
+TYPE_BITS, TYPE_MASK = 3, 7
+# Relay protocols (scenario/network.py, RELAY_PROTOCOLS): a slot's SL_RELAY.
+PUSH, ANNOUNCE_FETCH, PUSH_SQRT, COMPACT = 0, 1, 2, 3
+# Bits of ``seen[slot, node]``: the payload arrived, a request for it is in flight, the node
+# validated it (and so holds it for peers that ask); compact relay: the node has rebuilt the
+# block (it holds every transaction) and its validation is under way.
+SEEN_PAYLOAD, SEEN_REQUESTED, SEEN_VALID, SEEN_REBUILT = 1, 2, 4, 8
+# Item kinds. A watched message is a message whose validation a reactor sees at the nodes it
+# watches (``WATCH_WATCHED``); the leader sees every message (``WATCH_ALL``). A standby's
+# validations of messages only fill its mempool, which Python reads when it takes over (a
+# fork chain's producer: before it makes a block): they are written to the mempool log
+# (``WATCH_LOG``) and the kernel runs on, unless the node also watches the message for a
+# reactor (then it hands back as before).
+ITEM_MSG, ITEM_BLOCK, ITEM_WATCHED = 0, 1, 2
+# A bit of a message's item kind: a censoring node (``WATCH_CENSOR``, a ``censor_nodes``
+# fault, sim/censor.py) withholds it (validates it, but neither forwards nor serves it).
+ITEM_CENSORABLE = 4
+# An invalid item a flooding node sends (``flood_invalid``, sim/flood.py): each receiver
+# validates it (a processing draw of its CPU) and drops it; only its origin forwards it.
+ITEM_INVALID = 3
+# Bits of ``watch[node]``. WATCH_HOLD: a byzantine node that holds each item it validated
+# N_HOLD ns plus a uniform draw in [0, N_HOLD_SPREAD) before it forwards it (a
+# ``delay_nodes`` or ``reorder_nodes`` fault, sim/byzantine_relay.py).
+WATCH_ALL, WATCH_WATCHED, WATCH_LOG, WATCH_CENSOR, WATCH_HOLD = 1, 2, 4, 8, 16
+# Return codes of run_until.
+DONE, NOTIFY, NEED_UNIFORM, NEED_PROCESSING, HEAP_FULL, DELIVERIES_FULL, NEED_SLOTS, LOG_FULL, HOPS_FULL, \
+    QUIET_FULL = range(10)
+
+# Scalar slots in the ``scalars`` int64 array.
+S_HEAP, S_SEQ, S_FREE, S_UNIF, S_PROC, S_DELIV, S_BUDGET, S_STRIDE, S_NOW, S_STEPS = range(10)
+S_NT, S_NNODE, S_NSLOT, S_NSENDER, S_NHOPS, S_NDEG, S_RECEIPTS, S_BLOCK_RECEIPTS = range(10, 18)
+S_NEXT, S_NITEM, S_NKIND, S_IDX_BITS, S_SEQ_LIMIT, S_ROWS, S_SEND_I, S_SEND_END = range(18, 26)
+# The seed of the order in which nodes serve their peers (sim/fair_order.py); the relay's
+# request timeout (ns); counts of announcements received, requests served, fallbacks.
+S_ORDER_SEED, S_TIMEOUT, S_ANNOUNCES, S_REQUESTS, S_FALLBACKS = range(26, 31)
+# 1: the copies of a forward share the uplink (fair share); 0: they queue on it (serial);
+# 2 (UPLINK_HELD): they queue, and each holds the uplink until it has arrived.
+# 1: some node's download is limited (a copy's time then depends on its receiver).
+# The fixed delay (ns) each announcement and request pays on top of its link delay.
+S_FAIR_SHARE, S_DOWNLOADS, S_CONTROL = 31, 32, 33
+# Compact relay: the peers a node sends a compact block unasked (high-bandwidth mode); 1
+# when nodes record the messages they validated (``held``, a bit per node and msg_id);
+# counts of compact blocks received by a node that had the block already, getblocktxn
+# requests, the transactions they asked for and those transactions' bytes. Payload
+# copies sent (pushes and answers to requests), every protocol. Messages of compact blocks
+# the receiving node held already (not sent again).
+S_HIGH_BW, S_TRACK, S_CMPCT_DUPS, S_GETTXN, S_TXN_MISSING, S_TXN_BYTES, S_PAYLOADS, S_TXN_HELD = range(34, 42)
+# Entries in the mempool log (int64[4, capacity]: node, item, time and item kind of the
+# logged validations, in order).
+S_LOGGED = 42
+# Invalid items validated and dropped by their receivers (ITEM_INVALID).
+S_INVALID = 47
+# 1: a fork chain's block validations are logged too, where Python would only connect the
+# block to the node's view (``block_holds``: the node holds the parent's whole branch).
+S_LOG_BLOCKS = 43
+# 1: write the hop log (below); entries in it; the messages it traces: msg_ids that are
+# multiples of this stride (0: none).
+S_HOP_LOG, S_HOPS_LOGGED, S_HOP_STRIDE = 44, 45, 46
+# Entries in the quiet announcements (below); 1: announcements may be quiet (0: every one
+# goes through the heap, the reference the tests compare with).
+S_QUIET, S_QUIET_ON = 48, 49
+# Quiet announcements put back into the heap because their node forgot its request.
+S_WOKEN = 50
+N_SCALARS = 51
+LOG_NODE, LOG_ITEM, LOG_T, LOG_KIND = 0, 1, 2, 3
+UPLINK_SERIAL, UPLINK_FAIR_SHARE, UPLINK_HELD = 0, 1, 2
+# Rows of the sends array (int64[5, n]): a traffic batch's messages, in send order.
+SEND_T, SEND_NODE, SEND_ITEM, SEND_SIZE, SEND_KIND, SEND_RELAY = range(6)
+# The hop log (int64[H_ROWS, capacity], written when S_HOP_LOG is 1; sim/hop_stages.py
+# reads it): the steps by which blocks, and the messages whose msg_id is a multiple of
+# S_HOP_STRIDE, reach each node, in event order. A row: the item, what happened
+# (HOP_CODE bits; HOP_BLOCK set for a block), the node it happened for, its peer, the time
+# and one more number. HOP_SERVE: a request of ``node``'s (a getdata, or a compact block's
+# getblocktxn) reached ``peer``; AUX: when ``node`` sent it (-1 for a getblocktxn, sent on
+# the compact block's arrival). HOP_PAYLOAD: the item's payload (a compact block, or its
+# missing messages) from ``peer`` arrived at ``node`` (peer -1: at the origin).
+# HOP_VALID: ``node`` validated it, received from ``peer``; AUX: its hops.
+HOP_SERVE, HOP_PAYLOAD, HOP_VALID = 0, 1, 2
+HOP_CODE, HOP_BLOCK = 3, 4
+H_ITEM, H_WHAT, H_NODE, H_PEER, H_T, H_AUX = range(6)
+H_ROWS = 6
+# Quiet announcements (int64[Q_ROWS, capacity], S_QUIET entries): an announcement sent
+# (announce and fetch, push to sqrt(n)) to a peer that holds the payload already, or has
+# asked a peer for it, does nothing when it arrives but count itself (if its node is up)
+# and release its slot's hold. Such an announcement skips the heap: its arrival time, node,
+# slot and sequence number (it takes one as in the heap, so every event keeps the key it
+# would have had; a run of receipts ends at it), with its sender and hops, wait here, still
+# counted in the slot's SL_OUTSTANDING, and are settled (``_settle_quiet``) once the loop
+# has passed them: when it returns (DONE: every event before ``until`` ran; NOTIFY: every
+# one before the notice, by time and sequence), or when the buffer fills (those before the
+# next event). Node states change only in Python between calls, so each is counted as at
+# its arrival, and Python sees the slots held, and the next event's time (S_NEXT), exactly
+# as with them in the heap. A node never loses a payload it received except under compact
+# relay (a timeout restarts a rebuild), whose announcements all go through the heap; it
+# forgets a request only at a timeout with no peer left to ask, and then the quiet
+# announcements still to come to it for that item go into the heap with their keys
+# (``_wake_quiet``; S_WOKEN counts them), where the first of them starts a new request.
+# Most of the Bitcoin preset's events were such announcements. ``GossipState._renumber_keys``
+# renumbers their sequence numbers with the heap's.
+Q_T, Q_NODE, Q_SLOT, Q_SEQ, Q_SENDER, Q_HOPS = range(6)
+Q_ROWS = 6
+
+# Heap keys: int64[2 * (ROOT + capacity)], entry i's time at 2 * (ROOT + i) and its
+# seq << idx_bits | idx right after. With the root at ROOT = 3, the children of entry i
+# (4i+1..4i+4) start at a multiple of four entries: with the array 64-byte aligned, they
+# share one cache line. (Flat arrays and unsigned indices, not [rows, 2] arrays: numba
+# indexes a 2-D array with a multiply by its row length and a negative-index check, both
+# on the critical path of a sift.)
+ROOT = 3
+# Payload rows (int64[4 * capacity], row idx at 4 * idx, 32 bytes: an event's fields come
+# with one cache line): P_NEXT and P_NEXT_T (below), node | slot << 32, and
+# (sender + 1) | hops << 35 | type << 32. ``pool[rows:]`` lists the free rows (S_ROWS rows
+# are taken).
+P_NEXT, P_NEXT_T, P_NODE_SLOT, P_SENDER_HOPS = range(4)
+LOW32 = 0xFFFFFFFF
+# Runs: the receipts one forward sends, in send order, get consecutive seqs; while their
+# arrival times do not decrease, only the first of them is in the heap, and each row links
+# to the next (P_NEXT: its row or -1, P_NEXT_T: its time, kept here rather than in its own
+# row so that one cache line gives both). Popping
+# a receipt puts its successor (time, seq + 1) in its place. The heap holds about one entry
+# per forward instead of one per receipt, so sifts are shorter and stay in L1 cache, and
+# the order of events is exactly that of one heap entry per receipt.
+
+# Rows of per-node state (int64[N_ROWS, nodes]); N_UP_BYTES: payload bytes the node has
+# put on its uplink (copies, answers to requests, missing transactions); N_HOLD and
+# N_HOLD_SPREAD: a holding node's (WATCH_HOLD) fixed hold and the width of its drawn one;
+# N_HOLD_COL: its column of ``release`` (int64[slots, holding nodes]: when it releases each
+# item it validated while holding, so that it serves a request no earlier), -1 for a node
+# that never held. N_UP_MSG_BYTES: the part of N_UP_BYTES that carried messages (pushed or
+# sent on request; a relay sample measures each node's share of the relaying with it).
+N_CPU, N_UPLINK, N_UP, N_COLOUR, N_UP_BYTES, N_HOLD, N_HOLD_SPREAD, N_HOLD_COL, N_UP_MSG_BYTES = range(9)
+N_ROWS = 9
+# Rows of per-slot state (int64[SL_ROWS, slots]). A compact block's SL_SIZE is its compact
+# size; its transactions are ``contents[:, SL_CONTENT .. SL_CONTENT + SL_NTX]`` (msg_id, bytes).
+SL_ITEM, SL_KIND, SL_OUTSTANDING, SL_SIZE, SL_FORWARD, SL_RELAY, SL_CONTENT, SL_NTX = range(8)
+SL_ROWS = 8
+
+
+@nb.njit(cache=True, inline="always")
+def _key_t(keys: np.ndarray, i: int) -> int:
+    return keys[nb.uint64(2 * (ROOT + i))]  # type: ignore[no-any-return]
+
+
+@nb.njit(cache=True, inline="always")
+def _key_seq(keys: np.ndarray, i: int) -> int:
+    return keys[nb.uint64(2 * (ROOT + i) + 1)]  # type: ignore[no-any-return]
+
+
+@nb.njit(cache=True, inline="always")
+def _set_key(keys: np.ndarray, i: int, t: int, key: int) -> None:
+    keys[nb.uint64(2 * (ROOT + i))] = t
+    keys[nb.uint64(2 * (ROOT + i) + 1)] = key
+
+
+@nb.njit(cache=True, inline="always")
+def _field(payload: np.ndarray, idx: int, field: int) -> int:
+    return payload[nb.uint64(4 * idx + field)]  # type: ignore[no-any-return]
+
+
+@borrowing()
+def _sift_up(keys: np.ndarray, i: int, t: int, key: int) -> None:
+    """Place key (t, key) at entry ``i`` (a hole) or above: parents move down into the hole."""
+    while i > 0:
+        parent = (i - 1) >> 2
+        pt = _key_t(keys, parent)
+        pk = _key_seq(keys, parent)
+        if pt < t or (pt == t and pk < key):
+            break
+        _set_key(keys, i, pt, pk)
+        i = parent
+    _set_key(keys, i, t, key)
+
+
+@nb.njit(cache=True, inline="always")
+def _smallest_child(keys: np.ndarray, n: int, first: int) -> tuple[int, int, int]:
+    """The smallest of the children ``first``.. (at most four, at least one) of a heap of
+    ``n`` entries, as (t, key, entry).
+
+    Four children are compared as a tournament of selects, not branches: which child wins
+    is unpredictable, and a mispredicted branch costs more than the compares.
+    """
+    if first + 3 < n:
+        t0 = _key_t(keys, first)
+        k0 = _key_seq(keys, first)
+        t1 = _key_t(keys, first + 1)
+        k1 = _key_seq(keys, first + 1)
+        t2 = _key_t(keys, first + 2)
+        k2 = _key_seq(keys, first + 2)
+        t3 = _key_t(keys, first + 3)
+        k3 = _key_seq(keys, first + 3)
+        b01 = (t1 < t0) | ((t1 == t0) & (k1 < k0))
+        ta = t1 if b01 else t0
+        ka = k1 if b01 else k0
+        ia = first + 1 if b01 else first
+        b23 = (t3 < t2) | ((t3 == t2) & (k3 < k2))
+        tb = t3 if b23 else t2
+        kb = k3 if b23 else k2
+        ib = first + 3 if b23 else first + 2
+        bab = (tb < ta) | ((tb == ta) & (kb < ka))
+        return (tb if bab else ta), (kb if bab else ka), (ib if bab else ia)
+    best = first
+    bt = _key_t(keys, first)
+    bk = _key_seq(keys, first)
+    for c in range(first + 1, n):
+        ct = _key_t(keys, c)
+        ck = _key_seq(keys, c)
+        if ct < bt or (ct == bt and ck < bk):
+            best = c
+            bt = ct
+            bk = ck
+    return bt, bk, best
+
+
+@borrowing()
+def _sift_down(keys: np.ndarray, n: int, t: int, key: int) -> None:
+    """Place (t, key) in a heap of ``n`` entries whose root is a hole: smaller children rise."""
+    i = 0
+    while 4 * i + 1 < n:
+        bt, bk, best = _smallest_child(keys, n, 4 * i + 1)
+        if t < bt or (t == bt and key < bk):
+            break
+        _set_key(keys, i, bt, bk)
+        i = best
+    _set_key(keys, i, t, key)
+
+
+@borrowing()
+def _sift_down_to_leaf(keys: np.ndarray, n: int, t: int, key: int) -> None:
+    """As ``_sift_down``, for a (t, key) that belongs near the bottom (the heap's last entry):
+    move the hole down to a leaf without comparing, then sift (t, key) up from there. That
+    saves a compare per level, since the last entry rarely stops before a leaf."""
+    i = 0
+    while 4 * i + 1 < n:
+        bt, bk, best = _smallest_child(keys, n, 4 * i + 1)
+        _set_key(keys, i, bt, bk)
+        i = best
+    _sift_up(keys, i, t, key)
+
+
+@nb.njit(cache=True, inline="always")
+def _write_row(payload: np.ndarray, idx: int,
+               etype: int, node: int, slot: int, sender: int, hops: int) -> None:
+    payload[nb.uint64(4 * idx + P_NEXT)] = -1
+    payload[nb.uint64(4 * idx + P_NODE_SLOT)] = node | (slot << 32)
+    payload[nb.uint64(4 * idx + P_SENDER_HOPS)] = (sender + 1) | (((hops << TYPE_BITS) | etype) << 32)
+
+
+@nb.njit(cache=True, inline="always")
+def _free_row(pool: np.ndarray, rows: int, idx: int) -> int:
+    rows -= 1
+    pool[nb.uint64(rows)] = idx
+    return rows
+
+
+@nb.njit(cache=True, inline="always")
+def _log_hop(hop_log: np.ndarray, i: int, slots: np.ndarray, slot: int, stride: int,
+             what: int, node: int, peer: int, t: int, aux: int) -> int:
+    """Append a hop log row for a block, or a message whose msg_id is a multiple of
+    ``stride`` (S_HOP_STRIDE); return the new count."""
+    kind = slots[SL_KIND, slot]
+    item = slots[SL_ITEM, slot]
+    if kind != ITEM_BLOCK and (stride <= 0 or item % stride != 0):
+        return i
+    hop_log[H_ITEM, i] = item
+    hop_log[H_WHAT, i] = what | (HOP_BLOCK if kind == ITEM_BLOCK else 0)
+    hop_log[H_NODE, i] = node
+    hop_log[H_PEER, i] = peer
+    hop_log[H_T, i] = t
+    hop_log[H_AUX, i] = aux
+    return i + 1
+
+
+@borrowing()
+def _pop(keys: np.ndarray, n: int) -> int:
+    """Remove the root (already read; its row freed by the caller); return the new size."""
+    n -= 1
+    if n > 0:
+        _sift_down_to_leaf(keys, n, _key_t(keys, n), _key_seq(keys, n))
+    return n
 
 
 @borrowing()
@@ -254,6 +381,461 @@ def inject(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
     scalars[S_SEQ] = seq + 1
     scalars[S_NEXT] = _key_t(keys, 0)
     return 0
+
+
+@borrowing()
+def _forward(t: int, node: int, slot: int, sender: int, hops: int,
+             keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
+             n: int, rows: int, seq: int, idx_bits: int, unif: int, nodes: np.ndarray, slots: np.ndarray,
+             fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
+             fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray, uniform: np.ndarray,
+             ns_per_byte: np.ndarray, n_deg: int,
+             deg_nodes: np.ndarray, deg_params: np.ndarray,
+             order: np.ndarray, order_seed: int, fair_share: int, downloads: int,
+             control: int, high_bw: int, scalars: np.ndarray, seen: np.ndarray,
+             quiet: np.ndarray) -> tuple[int, int, int, int]:
+    """Send a validated item to ``node``'s forwarding peers, in the node's fair order for the
+    item (sim/fair_order.py); return the new (n, rows, seq, unif).
+
+    A payload copy to ``peer`` takes ``size`` × the larger of the node's upload and the
+    peer's download ns per byte. Serial uplink: the copies go one after another, after
+    what the uplink already had to send. Fair share: the ``k`` copies of this forward start
+    together (when the uplink is free) and share the upload equally, each at upload / k or
+    its peer's download if that is lower; the uplink is free again when the last ends.
+    Held (``fair_share`` = UPLINK_HELD): serial, and the uplink is free again only when the
+    copy has arrived. Announcements pay ``control`` ns on top of their link delay. Under
+    COMPACT the first ``high_bw`` peers get the compact block (a CMPCT receipt), the rest an
+    announcement. Otherwise an announcement to a peer that holds the payload or has asked
+    for it is quiet (see Q_T): appended to ``quiet``, which has room for ``degree`` entries."""
+    mine = nodes[N_COLOUR, node]
+    size = slots[SL_SIZE, slot]
+    up = ns_per_byte[0, node]
+    free = nodes[N_UPLINK, node]
+    sent = 0
+    last = -1  # row of the previous receipt sent, the tail of the current run
+    last_t = 0
+    degree = fwd_ptr[node + 1] - fwd_ptr[node]
+    peer_order(order_key(order_seed, node, slots[SL_ITEM, slot], slots[SL_KIND, slot] & ~ITEM_CENSORABLE),
+               fwd_ptr[node], degree, order)
+    # The first ``pushes`` peers of the order get the payload, the rest an announcement.
+    relay = slots[SL_RELAY, slot]
+    pushes = degree
+    if relay == ANNOUNCE_FETCH:
+        pushes = 0
+    elif relay == PUSH_SQRT:
+        pushes = 0
+        while pushes * pushes < degree:  # ceil(sqrt(degree)) in integers
+            pushes += 1
+    elif relay == COMPACT:
+        pushes = high_bw if high_bw < degree else degree
+    payload_type = CMPCT if relay == COMPACT else RECV
+    may_quiet = relay != COMPACT and scalars[S_QUIET_ON] != 0
+    copies_sent = 0
+    start = free if free > t else t  # fair share: when this forward's copies start
+    if fair_share == UPLINK_FAIR_SHARE:
+        copies = 0
+        for c in range(pushes):
+            peer = fwd_idx[order[c]]
+            if peer != sender and nodes[N_COLOUR, peer] == mine:
+                copies += 1
+        up = up * copies
+    tx = int(size * up)  # each copy's time, unless its peer's download is slower
+    for c in range(degree):
+        e = order[c]
+        peer = fwd_idx[e]
+        if peer == sender or nodes[N_COLOUR, peer] != mine:
+            continue
+        d = fwd_base[e]
+        model = fwd_model[e]
+        if model != 0:  # constant links draw nothing
+            d, unif = link_delay(d, model, fwd_param[e], uniform, unif, samples)
+        if n_deg > 0:
+            d, unif, lost = degrade(d, node, peer, n_deg, deg_nodes, deg_params, uniform, unif)
+            if lost:
+                continue
+        etype = payload_type
+        if downloads != 0:  # a download limit: this peer's copy may take longer
+            down = ns_per_byte[1, peer]
+            tx = int(size * (up if up >= down else down))
+        if c >= pushes:  # an announcement: a few bytes, not queued behind payloads
+            etype = ANNOUNCE
+            arrive = t + d + control
+            if may_quiet and seen[slot, peer] & (SEEN_PAYLOAD | SEEN_REQUESTED) != 0:
+                q = scalars[S_QUIET]
+                quiet[Q_T, q] = arrive
+                quiet[Q_NODE, q] = peer
+                quiet[Q_SLOT, q] = slot
+                quiet[Q_SEQ, q] = seq
+                quiet[Q_SENDER, q] = node
+                quiet[Q_HOPS, q] = hops
+                scalars[S_QUIET] = q + 1
+                seq += 1
+                sent += 1
+                last = -1  # the next receipt's seq is not this run's next: it starts a run of its own
+                continue
+        elif tx > 0:
+            if fair_share == UPLINK_FAIR_SHARE:
+                if start + tx > free:
+                    free = start + tx
+                arrive = start + tx + d
+            else:
+                if free < t:
+                    free = t
+                free += tx
+                arrive = free + d
+                if fair_share == UPLINK_HELD:
+                    free = arrive
+        else:
+            arrive = t + d
+        if etype != ANNOUNCE:
+            copies_sent += 1
+        idx = pool[nb.uint64(rows)]
+        rows += 1
+        _write_row(payload, idx, etype, peer, slot, node, hops)
+        if last >= 0 and arrive >= last_t:  # extends the run: seq is the tail's + 1
+            payload[nb.uint64(4 * last + P_NEXT)] = idx
+            payload[nb.uint64(4 * last + P_NEXT_T)] = arrive
+        else:
+            _sift_up(keys, n, arrive, (seq << idx_bits) | idx)
+            n += 1
+        last = idx
+        last_t = arrive
+        seq += 1
+        sent += 1
+    slots[SL_OUTSTANDING, slot] += sent
+    nodes[N_UPLINK, node] = free
+    nodes[N_UP_BYTES, node] += copies_sent * size
+    kind = slots[SL_KIND, slot]
+    if kind != ITEM_BLOCK and kind != ITEM_INVALID:
+        nodes[N_UP_MSG_BYTES, node] += copies_sent * size
+    scalars[S_PAYLOADS] += copies_sent
+    return n, rows, seq, unif
+
+
+@borrowing()
+def _edge(fwd_ptr: np.ndarray, fwd_idx: np.ndarray, node: int, peer: int) -> int:
+    """``node``'s edge to ``peer`` in the forwarding graph (-1: none)."""
+    for e in range(fwd_ptr[node], fwd_ptr[node + 1]):
+        if fwd_idx[e] == peer:
+            return e
+    return -1
+
+
+@borrowing()
+def _link(t: int, node: int, peer: int, nodes: np.ndarray, fwd_ptr: np.ndarray, fwd_idx: np.ndarray,
+          fwd_base: np.ndarray, fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray, uniform: np.ndarray, unif: int,
+          n_deg: int, deg_nodes: np.ndarray, deg_params: np.ndarray) -> tuple[int, int]:
+    """The delay of one transmission from ``node`` to ``peer`` and the next uniform; the
+    delay is -1 when the link is cut (a partition) or the transmission lost."""
+    e = _edge(fwd_ptr, fwd_idx, node, peer)
+    if e < 0 or nodes[N_COLOUR, node] != nodes[N_COLOUR, peer]:
+        return -1, unif
+    d = fwd_base[e]
+    if fwd_model[e] != 0:
+        d, unif = link_delay(d, fwd_model[e], fwd_param[e], uniform, unif, samples)
+    if n_deg > 0:
+        d, unif, lost = degrade(d, node, peer, n_deg, deg_nodes, deg_params, uniform, unif)
+        if lost:
+            return -1, unif
+    return d, unif
+
+
+@borrowing()
+def _push(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows: int, seq: int, idx_bits: int,
+          slots: np.ndarray, t: int, etype: int, node: int, slot: int, sender: int, hops: int) -> tuple[int, int, int]:
+    """One event of its own (not in a run) into the heap; return the new (n, rows, seq)."""
+    idx = pool[nb.uint64(rows)]
+    _write_row(payload, idx, etype, node, slot, sender, hops)
+    _sift_up(keys, n, t, (seq << idx_bits) | idx)
+    slots[SL_OUTSTANDING, slot] += 1
+    return n + 1, rows + 1, seq + 1
+
+
+@borrowing()
+def _ask(t: int, node: int, peer: int, slot: int, hops: int, keys: np.ndarray, payload: np.ndarray,
+         pool: np.ndarray, n: int, rows: int, seq: int, idx_bits: int, unif: int, scalars: np.ndarray,
+         nodes: np.ndarray, slots: np.ndarray, fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
+         fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray, uniform: np.ndarray, n_deg: int, deg_nodes: np.ndarray,
+         deg_params: np.ndarray) -> tuple[int, int, int, int]:
+    """``node`` asks ``peer`` for ``slot``'s payload: a REQUEST at ``peer`` one link delay
+    (plus ``S_CONTROL``) later, unless the link is down, and a TIMEOUT at ``node`` after
+    ``S_TIMEOUT`` either way. Returns the new (n, rows, seq, unif)."""
+    d, unif = _link(t, node, peer, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, samples, uniform, unif,
+                    n_deg, deg_nodes, deg_params)
+    if d >= 0:
+        n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + d + scalars[S_CONTROL],
+                             REQUEST, peer, slot, node, hops)
+        # The request's row carries when it was sent, for the hop log (P_NEXT_T is free: a row of its own).
+        payload[nb.uint64(4 * pool[nb.uint64(rows - 1)] + P_NEXT_T)] = t
+    n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + scalars[S_TIMEOUT], TIMEOUT, node,
+                         slot, peer, hops)
+    return n, rows, seq, unif
+
+
+@borrowing()
+def _transfer(t: int, d: int, node: int, peer: int, size: int, scalars: np.ndarray, nodes: np.ndarray,
+              ns_per_byte: np.ndarray) -> int:
+    """Send ``size`` bytes from ``node`` to ``peer`` on request (a transfer of its own, after
+    what ``node``'s uplink already had to send; ``d``: the link delay); return its arrival."""
+    up = ns_per_byte[0, node]
+    down = ns_per_byte[1, peer]
+    tx = int(size * (up if up >= down else down))
+    arrive = t + d
+    if tx > 0:
+        free = nodes[N_UPLINK, node]
+        if free < t:
+            free = t
+        free += tx
+        arrive = free + d
+        nodes[N_UPLINK, node] = arrive if scalars[S_FAIR_SHARE] == UPLINK_HELD else free
+    nodes[N_UP_BYTES, node] += size
+    scalars[S_PAYLOADS] += 1
+    return arrive
+
+
+@borrowing()
+def _missing(held: np.ndarray, contents: np.ndarray, first: int, count: int, node: int) -> tuple[int, int]:
+    """How many of a block's transactions (``contents[:, first:first + count]``) ``node``
+    has not validated, and their bytes."""
+    missing = 0
+    missing_bytes = 0
+    for c in range(first, first + count):
+        item = contents[0, c]
+        if held[node, item >> 3] & (1 << (item & 7)) == 0:
+            missing += 1
+            missing_bytes += contents[1, c]
+    return missing, missing_bytes
+
+
+@borrowing()
+def _hold_contents(held: np.ndarray, contents: np.ndarray, first: int, count: int, node: int) -> None:
+    """``node`` now holds every transaction of a block it rebuilt."""
+    for c in range(first, first + count):
+        item = contents[0, c]
+        held[node, item >> 3] |= 1 << (item & 7)
+
+
+@borrowing()
+def _validate_block(t: int, node: int, slot: int, sender: int, hops: int, keys: np.ndarray, payload: np.ndarray,
+                    pool: np.ndarray, n: int, rows: int, seq: int, idx_bits: int, proc: int, nodes: np.ndarray,
+                    slots: np.ndarray, seen: np.ndarray, processing: np.ndarray) -> tuple[int, int, int, int]:
+    """A rebuilt compact block: ``node``'s CPU validates it (after what it had queued) and it
+    is VALIDATED then. Returns the new (n, rows, seq, proc)."""
+    seen[slot, node] |= SEEN_REBUILT
+    start = nodes[N_CPU, node]
+    if start < t:
+        start = t
+    done = start + processing[proc]
+    nodes[N_CPU, node] = done
+    n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, done, VALIDATED, node, slot, sender,
+                         hops)
+    return n, rows, seq, proc + 1
+
+
+@borrowing()
+def _compact_event(etype: int, t: int, node: int, slot: int, sender: int, hops: int, asked_bytes: int,
+                   keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows: int, seq: int,
+                   idx_bits: int, unif: int, proc: int, scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
+                   seen: np.ndarray, fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
+                   fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray, uniform: np.ndarray, ns_per_byte: np.ndarray,
+                   n_deg: int, deg_nodes: np.ndarray, deg_params: np.ndarray, processing: np.ndarray,
+                   held: np.ndarray, contents: np.ndarray) -> tuple[int, int, int, int, int]:
+    """Compact block relay (BIP 152). CMPCT at ``node`` from ``sender``: the compact block
+    (header and short ids) arrived; a node that has it already counts a duplicate and does
+    nothing more. Otherwise the node rebuilds the block from the messages it has validated
+    (``held``): with none missing it validates the block at once; with k missing it asks
+    ``sender`` for them (GETTXN, one link delay plus ``S_CONTROL``, and a TIMEOUT after which
+    it starts again). GETTXN at ``node`` (the block's holder; ``asked_bytes``: the missing
+    transactions' bytes): they go back on its uplink as a transfer of their own (BLOCKTXN).
+    BLOCKTXN at ``node``: the block is whole; the node holds its transactions and validates
+    it. Only the validation costs CPU. Returns the new (n, rows, seq, unif, proc)."""
+    if nodes[N_UP, node] == 0:
+        return n, rows, seq, unif, proc
+    first = slots[SL_CONTENT, slot]
+    count = slots[SL_NTX, slot]
+    if etype == CMPCT:
+        if seen[slot, node] & (SEEN_PAYLOAD | SEEN_REBUILT) != 0:
+            scalars[S_CMPCT_DUPS] += 1
+            return n, rows, seq, unif, proc
+        seen[slot, node] |= SEEN_PAYLOAD
+        missing, missing_bytes = _missing(held, contents, first, count, node)
+        scalars[S_TXN_HELD] += count - missing
+        if missing == 0:
+            n, rows, seq, proc = _validate_block(t, node, slot, sender, hops, keys, payload, pool, n, rows, seq,
+                                                 idx_bits, proc, nodes, slots, seen, processing)
+            return n, rows, seq, unif, proc
+        scalars[S_GETTXN] += 1
+        scalars[S_TXN_MISSING] += missing
+        d, unif = _link(t, node, sender, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, samples, uniform, unif,
+                        n_deg, deg_nodes, deg_params)
+        if d >= 0:
+            n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + d + scalars[S_CONTROL],
+                                 GETTXN, sender, slot, node, hops)
+            # The request's row carries the bytes asked for (a row of its own: P_NEXT_T is free).
+            payload[nb.uint64(4 * pool[nb.uint64(rows - 1)] + P_NEXT_T)] = missing_bytes
+        n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, t + scalars[S_TIMEOUT], TIMEOUT,
+                             node, slot, sender, hops)
+        return n, rows, seq, unif, proc
+    if etype == GETTXN:
+        # A holding node answers at once: the peer asks for a block's transactions only after
+        # the compact block came from this node, which sent it (or its announcement) at the
+        # block's release, and the block's transactions go out with it.
+        d, unif = _link(t, node, sender, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, samples, uniform, unif,
+                        n_deg, deg_nodes, deg_params)
+        if d < 0:
+            return n, rows, seq, unif, proc
+        scalars[S_TXN_BYTES] += asked_bytes
+        arrive = _transfer(t, d, node, sender, asked_bytes, scalars, nodes, ns_per_byte)
+        n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, arrive, BLOCKTXN, sender, slot,
+                             node, hops)
+        return n, rows, seq, unif, proc
+    # BLOCKTXN
+    if seen[slot, node] & SEEN_REBUILT != 0:
+        return n, rows, seq, unif, proc
+    _hold_contents(held, contents, first, count, node)
+    n, rows, seq, proc = _validate_block(t, node, slot, sender, hops, keys, payload, pool, n, rows, seq, idx_bits,
+                                         proc, nodes, slots, seen, processing)
+    return n, rows, seq, unif, proc
+
+
+@borrowing()
+def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: int,
+                 keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows: int, seq: int,
+                 idx_bits: int, unif: int, scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
+                 seen: np.ndarray, fwd_ptr: np.ndarray, fwd_idx: np.ndarray, fwd_base: np.ndarray,
+                 fwd_model: np.ndarray, fwd_param: np.ndarray, samples: np.ndarray, uniform: np.ndarray, ns_per_byte: np.ndarray,
+                 n_deg: int, deg_nodes: np.ndarray, deg_params: np.ndarray, watch: np.ndarray,
+                 release: np.ndarray, quiet: np.ndarray, event_seq: int) -> tuple[int, int, int, int]:
+    """Announce and fetch. ANNOUNCE at ``node`` from ``sender``: a node that neither holds
+    the item nor has asked for it asks ``sender`` (a REQUEST, one link delay) and sets a
+    TIMEOUT. REQUEST at ``node`` from ``sender``: the payload goes back on ``node``'s uplink
+    (a RECV, as a push would send it). TIMEOUT at ``node`` (``sender``: the peer asked): if
+    the payload has not arrived, ask the next peer of ``node``'s list that validated the item,
+    or, if none has, forget the request so that the next announcement starts one (the quiet
+    announcements on their way to ``node`` go back into the heap: ``_wake_quiet``;
+    ``event_seq``: the timeout's sequence number).
+    Announcements and requests cost no CPU and no uplink time (a few dozen bytes), and pay
+    ``S_CONTROL`` ns on top of their link delay. Under a held uplink (``S_FAIR_SHARE`` =
+    UPLINK_HELD) a payload keeps the uplink until it has arrived. A holding node
+    (``WATCH_HOLD``) answers a request that comes before it releases the item (a peer's
+    fallback, which asks any peer that validated it) at the release, as it forwards it.
+    Returns the new (n, rows, seq, unif)."""
+    if nodes[N_UP, node] == 0:
+        return n, rows, seq, unif
+    if etype == ANNOUNCE:
+        scalars[S_ANNOUNCES] += 1
+        if seen[slot, node] & (SEEN_PAYLOAD | SEEN_REQUESTED) != 0:
+            return n, rows, seq, unif
+        seen[slot, node] |= SEEN_REQUESTED
+        return _ask(t, node, sender, slot, hops, keys, payload, pool, n, rows, seq, idx_bits, unif, scalars, nodes,
+                    slots, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, samples, uniform, n_deg, deg_nodes, deg_params)
+    if etype == REQUEST:
+        scalars[S_REQUESTS] += 1
+        d, unif = _link(t, node, sender, nodes, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, samples, uniform, unif,
+                        n_deg, deg_nodes, deg_params)
+        if d < 0:
+            return n, rows, seq, unif
+        # A payload sent on request is a transfer of its own (a fair share of one); under
+        # compact relay, the compact block. A holding node sends it no earlier than its release.
+        serve = t
+        if (watch[node] & WATCH_HOLD) != 0 and release[slot, nodes[N_HOLD_COL, node]] > t:
+            serve = release[slot, nodes[N_HOLD_COL, node]]
+        arrive = _transfer(serve, d, node, sender, slots[SL_SIZE, slot], scalars, nodes, ns_per_byte)
+        kind = slots[SL_KIND, slot]
+        if kind != ITEM_BLOCK and kind != ITEM_INVALID:
+            nodes[N_UP_MSG_BYTES, node] += slots[SL_SIZE, slot]
+        n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, arrive,
+                             CMPCT if slots[SL_RELAY, slot] == COMPACT else RECV, sender, slot, node, hops)
+        return n, rows, seq, unif
+    # TIMEOUT
+    if slots[SL_RELAY, slot] == COMPACT:
+        # A compact block not rebuilt by now (its getblocktxn or blocktxn was lost, or the
+        # announcer's answer is late): start again, as if nothing had come.
+        if seen[slot, node] & SEEN_REBUILT != 0:
+            return n, rows, seq, unif
+        seen[slot, node] = seen[slot, node] & (0xFF ^ SEEN_PAYLOAD)
+    if seen[slot, node] & SEEN_PAYLOAD != 0:
+        return n, rows, seq, unif
+    first = fwd_ptr[node]
+    degree = fwd_ptr[node + 1] - first
+    asked = _edge(fwd_ptr, fwd_idx, node, sender)
+    start = asked - first + 1 if asked >= 0 else 0  # the peers after the one asked, in list order
+    for c in range(degree - 1 if asked >= 0 else degree):
+        peer = fwd_idx[first + (start + c) % degree]
+        if seen[slot, peer] & SEEN_VALID == 0 or nodes[N_UP, peer] == 0:
+            continue
+        scalars[S_FALLBACKS] += 1
+        return _ask(t, node, peer, slot, hops, keys, payload, pool, n, rows, seq, idx_bits, unif, scalars, nodes,
+                    slots, fwd_ptr, fwd_idx, fwd_base, fwd_model, fwd_param, samples, uniform, n_deg, deg_nodes, deg_params)
+    seen[slot, node] = seen[slot, node] & (0xFF ^ SEEN_REQUESTED)
+    n, rows = _wake_quiet(t, event_seq, node, slot, quiet, scalars, keys, payload, pool, n, rows, idx_bits)
+    return n, rows, seq, unif
+
+
+@borrowing()
+def _settle_quiet(bound: int, bound_seq: int, quiet: np.ndarray, scalars: np.ndarray, nodes: np.ndarray,
+                  slots: np.ndarray, free_slots: np.ndarray, n_free: int) -> int:
+    """Settle the quiet announcements (Q_T) that come before (``bound``, ``bound_seq``) in
+    the heap's order (time, then sequence number): each counts as an announcement received
+    if its node is up, and releases its slot (freed when nothing else holds it). The rest
+    stay, in order. Returns the new count of free slots."""
+    kept = 0
+    for i in range(scalars[S_QUIET]):
+        t = quiet[Q_T, i]
+        node = quiet[Q_NODE, i]
+        slot = quiet[Q_SLOT, i]
+        seq = quiet[Q_SEQ, i]
+        if t > bound or (t == bound and seq >= bound_seq):
+            if kept != i:
+                for r in range(Q_ROWS):
+                    quiet[r, kept] = quiet[r, i]
+            kept += 1
+            continue
+        if nodes[N_UP, node] != 0:
+            scalars[S_ANNOUNCES] += 1
+        slots[SL_OUTSTANDING, slot] -= 1
+        if slots[SL_OUTSTANDING, slot] == 0:
+            free_slots[n_free] = slot
+            n_free += 1
+    scalars[S_QUIET] = kept
+    return n_free
+
+
+@borrowing()
+def _wake_quiet(t: int, after_seq: int, node: int, slot: int, quiet: np.ndarray, scalars: np.ndarray,
+                keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows: int, idx_bits: int) -> tuple[int, int]:
+    """``node`` forgot its request for ``slot``'s item at the event (``t``, ``after_seq``):
+    the quiet announcements of that item still to come to it (after that event, by time and
+    sequence) go into the heap as ANNOUNCE events with the keys they were given, the rest
+    stay. At most one per peer that forwards to ``node``. Returns the new (n, rows)."""
+    kept = 0
+    for i in range(scalars[S_QUIET]):
+        q_t = quiet[Q_T, i]
+        if (quiet[Q_NODE, i] == node and quiet[Q_SLOT, i] == slot
+                and (q_t > t or (q_t == t and quiet[Q_SEQ, i] > after_seq))):
+            idx = pool[nb.uint64(rows)]
+            rows += 1
+            _write_row(payload, idx, ANNOUNCE, node, slot, quiet[Q_SENDER, i], quiet[Q_HOPS, i])
+            _sift_up(keys, n, q_t, (quiet[Q_SEQ, i] << idx_bits) | idx)
+            n += 1
+            scalars[S_WOKEN] += 1
+            continue
+        if kept != i:
+            for r in range(Q_ROWS):
+                quiet[r, kept] = quiet[r, i]
+        kept += 1
+    scalars[S_QUIET] = kept
+    return n, rows
+
+
+@borrowing()
+def _first_quiet(quiet: np.ndarray, scalars: np.ndarray) -> int:
+    """The earliest quiet announcement's time (-1: none)."""
+    first = -1
+    for i in range(scalars[S_QUIET]):
+        if first < 0 or quiet[Q_T, i] < first:
+            first = quiet[Q_T, i]
+    return first
 
 
 # error_model="numpy": no ZeroDivisionError path for ``item % stride`` (stride > 0 is
