@@ -272,8 +272,12 @@ def test_a_run_a_ctrl_c_stops_part_way_is_failed_so_a_resume_runs_it_again(tmp_p
     and its summary says ``interrupted``. That run did not finish: it is recorded failed (never
     ``ok``, which a resumed sweep would skip, leaving a cut-short run among whole ones)."""
     run_dir = tmp_path / "runs" / "r"
+    # The worker takes SIGINT as a terminal's child does, whatever this process left it: a
+    # child inherits an ignored signal, and a full CI run once started it that way (the run
+    # then went on to its end, "ok").
     worker = subprocess.Popen([sys.executable, "-c", _WORKER, QUICKSTART, str(run_dir)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list((run_dir / "history" / "messages").glob("part-*.parquet")):  # well into the run
         assert worker.poll() is None and time.monotonic() < deadline, worker.communicate()
