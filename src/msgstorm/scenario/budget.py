@@ -32,7 +32,7 @@ from msgstorm.scenario.traffic import (
 )
 
 __all__ = ["STAGED_MESSAGES", "WorkEstimate", "check_budget", "estimate_work", "memory_available_bytes",
-           "messages_per_agent"]
+           "forwarding_degree", "messages_per_agent"]
 
 _NS_PER_S = 1e9
 _DRAIN_SLACK_NS = 60 * 1e9
@@ -159,6 +159,13 @@ def _agent_span_ns(agent: AgentSpec, duration_ns: int) -> float:
     return float(max(0, stop - agent.start))
 
 
+def forwarding_degree(scenario: Scenario, nodes: int) -> int:
+    """The peers a node forwards to, before the overlay is drawn (a mesh's degree, or its
+    peers when it floods), at most the other nodes."""
+    gossip = scenario.gossip
+    return min(gossip.degree if gossip.mode == "mesh" else gossip.peers, gossip.peers, max(nodes - 1, 0))
+
+
 def messages_per_agent(scenario: Scenario) -> list[float]:
     """The messages each agent is expected to send over the run (its instances together)."""
     return [messages for messages, _, _ in _per_agent(scenario)]
@@ -215,8 +222,7 @@ def estimate_work(scenario: Scenario) -> WorkEstimate:
     horizon_ns = run.duration + min(run.drain, backlog_ns + _DRAIN_SLACK_NS)
     peak_window = min(messages, peak_rate * run.window / _NS_PER_S * _PEAK_MARGIN)
     nodes = sum(scenario.network.region_counts())
-    fanout = scenario.gossip.degree if scenario.gossip.mode == "mesh" else scenario.gossip.peers
-    fanout = min(fanout, scenario.gossip.peers, max(nodes - 1, 0))
+    fanout = forwarding_degree(scenario, nodes)
     blocks = math.ceil(horizon_ns / scenario.blocks.interval)
     # Under a relay sample only that share of the messages is relayed receipt by receipt.
     relayed = messages if scenario.network.relay.sample is None else messages / scenario.network.relay.sample_stride

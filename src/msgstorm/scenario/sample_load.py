@@ -37,13 +37,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from msgstorm.scenario.budget import forwarding_degree
 from msgstorm.scenario.network import RELAY_PROTOCOLS
 from msgstorm.scenario.regions import region_base_ns
 
 if TYPE_CHECKING:
     from msgstorm.scenario.schema import Scenario
 
-__all__ = ["RHO_CAP", "derating", "download_copies", "load_problem", "upload_copies"]
+__all__ = ["RHO_CAP", "cpu_load", "derating", "download_copies", "downlink_load", "load_problem", "upload_copies",
+           "uplink_load"]
 
 # Within a window a load may exceed the node (a burst): the sample then gets this much of it
 # at least (a copy takes at most 20 times its bytes' time), and the window counts as saturated.
@@ -76,6 +78,23 @@ def download_copies(protocol: int, up: np.ndarray, fwd_ptr: np.ndarray, fwd_idx:
     return np.bincount(fwd_idx, weights=np.repeat(share, np.diff(fwd_ptr)), minlength=nodes)
 
 
+def uplink_load(per_s: float, bytes_per_s: float, copies: np.ndarray | float, ns_per_byte: np.ndarray | float,
+                hold_ns: np.ndarray | float) -> np.ndarray | float:
+    """ρ of an uplink: ``copies`` a message of ``per_s`` messages (``bytes_per_s`` bytes) a
+    second, each taking its bytes' time plus ``hold_ns`` (a held uplink's link delay)."""
+    return copies * (bytes_per_s * ns_per_byte + per_s * hold_ns) / 1e9
+
+
+def downlink_load(bytes_per_s: float, copies: np.ndarray | float, ns_per_byte: np.ndarray | float) -> np.ndarray | float:
+    """ρ of a downlink: ``copies`` of ``bytes_per_s`` bytes a second."""
+    return copies * bytes_per_s * ns_per_byte / 1e9
+
+
+def cpu_load(per_s: float, validations: float, processing_ns: float) -> float:
+    """ρ of a CPU: ``validations`` a message of ``per_s`` messages a second."""
+    return per_s * validations * processing_ns / 1e9
+
+
 def derating(rho: np.ndarray | float) -> np.ndarray:
     """How much longer the sample's bytes (or validations) take under a load ``rho``."""
     return 1.0 / (1.0 - np.minimum(np.asarray(rho, dtype=np.float64), RHO_CAP))
@@ -92,8 +111,7 @@ def load_problem(scenario: Scenario, messages_per_agent: list[float]) -> str | N
     left_out = 1.0 - 1.0 / relay.sample_stride
     counts = network.region_counts()
     nodes = sum(counts)
-    gossip = scenario.gossip
-    fanout = min(gossip.degree if gossip.mode == "mesh" else gossip.peers, gossip.peers, max(nodes - 1, 0))
+    fanout = forwarding_degree(scenario, nodes)
     # Per protocol: messages a second and bytes a second left out of the sample.
     rate: dict[int, float] = {}
     byte_rate: dict[int, float] = {}
@@ -107,24 +125,21 @@ def load_problem(scenario: Scenario, messages_per_agent: list[float]) -> str | N
     weights = np.asarray(counts, dtype=np.float64)
     mean_delay = base @ weights / max(weights.sum(), 1.0)  # a region's mean link delay to a node
     held = network.uplink == "held"
+    copies = {code: float(upload_copies(code, np.array([fanout]))[0]) for code in rate}  # up, down and validations
     worst: tuple[float, str] = (0.0, "")
-    cpu = 0.0
     for r, region in enumerate(network.regions):
         if not counts[r]:
             continue
         up_bps, down_bps = network.upload_bps(region), network.download_bps(region)
         up_ns = 8e9 / up_bps if up_bps > 0 else 0.0
         down_ns = 8e9 / down_bps if down_bps > 0 else 0.0
-        rho_up = rho_down = 0.0
-        for code, per_s in rate.items():
-            copies = float(upload_copies(code, np.array([fanout]))[0])
-            rho_up += (byte_rate[code] * up_ns + (per_s * mean_delay[r] if held else 0.0)) * copies / 1e9
-            rho_down += byte_rate[code] * down_ns * copies / 1e9
+        hold_ns = float(mean_delay[r]) if held else 0.0
+        rho_up = sum(float(uplink_load(rate[code], byte_rate[code], copies[code], up_ns, hold_ns)) for code in rate)
+        rho_down = sum(float(downlink_load(byte_rate[code], copies[code], down_ns)) for code in rate)
         for rho, what in ((rho_up, f"{region}'s uplinks"), (rho_down, f"{region}'s downlinks")):
             if rho > worst[0]:
                 worst = (rho, what)
-    for code, per_s in rate.items():
-        cpu += per_s * float(upload_copies(code, np.array([fanout]))[0]) * network.processing.mean / 1e9
+    cpu = sum(cpu_load(rate[code], copies[code], network.processing.mean) for code in rate)
     if cpu > worst[0]:
         worst = (cpu, "every node's CPU")
     rho, what = worst

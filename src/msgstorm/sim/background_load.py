@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from msgstorm.scenario.sample_load import RHO_CAP, derating, download_copies, upload_copies
+from msgstorm.scenario.sample_load import (
+    RHO_CAP,
+    cpu_load,
+    derating,
+    downlink_load,
+    download_copies,
+    uplink_load,
+    upload_copies,
+)
 from msgstorm.sim import kernel as k
 from msgstorm.sim.gossip import GossipState
 from msgstorm.traffic.generate import MessageBatch
@@ -67,9 +75,9 @@ class BackgroundLoad:
             bytes_per_s = float(sizes[mine].sum()) / span_s
             up = self.up[code] if measured is None else measured
             down = self.down[code]
-            rho_up += up * (bytes_per_s * self.base[0] + per_s * self.hold_ns) / 1e9
-            rho_down += down * bytes_per_s * self.base[1] / 1e9
-            rho_cpu += per_s * float(down.mean()) * self.processing_mean_ns / 1e9
+            rho_up += uplink_load(per_s, bytes_per_s, up, self.base[0], self.hold_ns)
+            rho_down += downlink_load(bytes_per_s, down, self.base[1])
+            rho_cpu += cpu_load(per_s, float(down.mean()), self.processing_mean_ns)
         self.gossip.ns_per_byte[0] = self.base[0] * derating(rho_up)
         self.gossip.ns_per_byte[1] = self.base[1] * derating(rho_down)
         self.gossip.set_processing_scale(float(derating(rho_cpu)))
