@@ -66,7 +66,7 @@ from msgstorm.analysis._common import (
 from msgstorm.history.reader import History
 from msgstorm.market.rules import equity, horizon_ns, notional
 
-__all__ = ["Delays", "Executed", "MarketTables", "executed_liquidations", "judged_until_ns", "liquidation_delays",
+__all__ = ["Delays", "Executed", "MarketTables", "book_bad_debt", "executed_liquidations", "judged_until_ns", "liquidation_delays",
            "market_summary", "market_tables", "onchain_prices"]
 
 
@@ -331,6 +331,20 @@ def _ms_stats(values_ns: np.ndarray, keys: tuple[str, ...] = ("p50", "p99", "max
     return {key: ms(value) for key, value in zip(keys, found, strict=True)}
 
 
+def book_bad_debt(tables: MarketTables, size: np.ndarray, collateral: np.ndarray, executed: np.ndarray,
+                  executed_bad: np.ndarray) -> tuple[float, int]:
+    """(bad debt, accounts with some) of a book of ``tables``' accounts (their sides, entries
+    and instruments) with ``size`` and ``collateral``: the shortfall of the executed ones
+    (``executed_bad``, one per executed account), and the rest marked to market at the true
+    price at the horizon. The accounts' own book and every probe book (``analysis/probes.py``)."""
+    never = ~executed
+    at_horizon = tables.prices[tables.account_instrument[never], -1] if tables.prices.shape[1] else np.empty(0)
+    marked = equity(tables.side[never], size[never], tables.entry[never], collateral[never], at_horizon)
+    marked_bad = np.maximum(-marked, 0.0)
+    absolute = float(executed_bad.sum()) + float(marked_bad.sum())
+    return absolute, int(np.count_nonzero(executed_bad > 0)) + int(np.count_nonzero(marked_bad > 0))
+
+
 def market_summary(history: History) -> dict[str, Any] | None:
     tables = market_tables(history)
     if tables is None:
@@ -354,14 +368,8 @@ def market_summary(history: History) -> dict[str, Any] | None:
     delay_ms: dict[str, Any] = {**_ms_stats(delay), "mean": ms(float(delay.mean())) if delay.size else None,
                                 "split": split}
 
-    # Bad debt: executed accounts' shortfall, and the rest marked to market at the horizon.
-    never = ~executed
-    at_horizon = tables.prices[tables.account_instrument[never], -1] if tables.prices.shape[1] else np.empty(0)
-    marked = equity(tables.side[never], tables.size[never], tables.entry[never], tables.collateral[never], at_horizon)
-    marked_bad = np.maximum(-marked, 0.0)
-    absolute = float(exec_bad.sum()) + float(marked_bad.sum())
+    absolute, accounts_bad = book_bad_debt(tables, tables.size, tables.collateral, executed, exec_bad)
     open_interest = float(notional(tables.size, tables.entry).sum())
-    accounts_bad = int(np.count_nonzero(exec_bad > 0)) + int(np.count_nonzero(marked_bad > 0))
 
     return {
         "accounts": int(eligible.size),

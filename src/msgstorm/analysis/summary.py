@@ -102,6 +102,7 @@ from msgstorm.analysis.hops import hop_split
 from msgstorm.analysis.integrity import integrity_summary, security_summary
 from msgstorm.analysis.latency import ipdv_ms, latency_and_jitter_ms, stage_breakdown_ms
 from msgstorm.analysis.market import market_summary
+from msgstorm.analysis.probes import probe_summary
 from msgstorm.analysis.propagation import propagation_by_region_ms
 from msgstorm.analysis.queue import (
     backpressure_summary,
@@ -226,7 +227,7 @@ def analyse(history: History) -> Analysis:
         "generator": generator_summary(history),
         "delivery": delivery_summary(history),
         "connections": connections_summary(history),
-        "market": market_summary(history),
+        "market": _market_with_probes(history),
         "desync": desync_summary(episodes),
         "propagation_ms": propagation,
         "faults": faults_summary(faults, recovery_times(messages, faults, run_t_end_ns(history))),
@@ -291,3 +292,12 @@ def failing_slos(analysis: Analysis, strict: bool = False) -> list[dict[str, Any
 def slo_failed(analysis: Analysis, strict: bool = False) -> bool:
     """Whether any SLO fails (``failing_slos``): what makes a run exit 1."""
     return bool(failing_slos(analysis, strict))
+
+
+def _market_with_probes(history: History) -> dict[str, Any] | None:
+    """The market's summary, with its probe books' curve (``market.probes``) when the run had some."""
+    market = market_summary(history)
+    probes = probe_summary(history)
+    if market is not None and probes is not None:
+        market["probes"] = probes
+    return market

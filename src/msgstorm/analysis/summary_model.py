@@ -328,6 +328,16 @@ class Slippage(Closed):
     p99: float | None
 
 
+class ProbePoint(Closed):
+    leverage: Annotated[float, Field(gt=0)]
+    bad_debt: Annotated[float | None, Field(ge=0, description="the probe book's: its executed probes' shortfall, "
+                                                              "the rest marked to market at the horizon")]
+    pct_of_open_interest: Annotated[float | None, Field(ge=0, description="of the book's open interest (leverage x "
+                                                                         "the accounts' collateral)")]
+    accounts: Count
+    executed: Annotated[int, Field(ge=0, description="probes of the book liquidated")]
+
+
 class Market(Closed):
     accounts: Count
     open_interest: Annotated[float | None, Field(ge=0, description="every position's notional at entry")]
@@ -342,6 +352,9 @@ class Market(Closed):
         description="at each price step within the horizon: now minus the time of the true price behind the "
                     "on-chain price")]
     slippage_bps: Slippage
+    probes: Annotated[list[ProbePoint] | None, Field(
+        description="with [market.probes]: bad debt of every account again at each leverage of the grid, riding "
+                    "along the run (market/probes.py)")] = None
 
 
 class Fairness(Closed):

@@ -254,8 +254,24 @@ AUCTION_ORDERS = pa.schema([
     pa.field("fill", pa.float64(), nullable=False),
 ])
 
+# ``probe_executions``: a probe (``market/probes.py``: account ``account`` again at ``leverage``)
+# liquidated at ``t`` by ``keeper`` at the on-chain ``price``; ``carrier_msg_id``: the message
+# it committed with (its own, or the first from its keeper's node sent at or after it at a fee
+# at most its); ``bad_debt``: what it could not pay there. Probes never executed are marked to
+# market at the horizon by the analysis.
+PROBE_EXECUTIONS = pa.schema([
+    pa.field("t", pa.int64(), nullable=False),
+    pa.field("probe", pa.int64(), nullable=False),
+    pa.field("account", pa.int64(), nullable=False),
+    pa.field("leverage", pa.float64(), nullable=False),
+    pa.field("keeper", pa.string(), nullable=False),
+    pa.field("carrier_msg_id", pa.int64(), nullable=False),
+    pa.field("price", pa.float64(), nullable=False),
+    pa.field("bad_debt", pa.float64(), nullable=False),
+])
+
 MARKET_TABLES = ("prices", "oracle", "accounts", "triggers", "executions", "topups", "frontruns", "auctions",
-                 "auction_orders")
+                 "auction_orders", "probe_executions")
 
 # ``ranks``: under a queue policy with its own rule for when a message takes effect
 # (``execution_rank``: ``batch_auction``, ``commit_reveal``), each committed message's rank:
@@ -400,6 +416,7 @@ TABLES: dict[str, pa.Schema] = {
     "frontruns": FRONTRUNS,
     "auctions": AUCTIONS,
     "auction_orders": AUCTION_ORDERS,
+    "probe_executions": PROBE_EXECUTIONS,
     "ranks": RANKS,
     "integrity": INTEGRITY,
     "blocks": BLOCKS,

@@ -61,6 +61,7 @@ from msgstorm.market.auction_book import AuctionBook
 from msgstorm.market.oracle import OracleUpdates, oracle_updates
 from msgstorm.market.oracle_attack import attacked_updates
 from msgstorm.market.prices import PricePaths, horizon_ns, price_paths
+from msgstorm.market.probes import ProbeBook
 from msgstorm.sampling import Sampler
 from msgstorm.scenario.market import KeeperSpec, MarketSpec
 from msgstorm.scenario.registry import REACTORS
@@ -72,6 +73,8 @@ PRICE = MESSAGE_KINDS.index("price")
 LIQUIDATION = MESSAGE_KINDS.index("liquidation")
 # Rows of triggers and executions gathered before they go to the history writer.
 _FLUSH_ROWS = 4096
+# The probe books' seed: a child key of the reactor's seed beyond any ``spawn`` it makes.
+_PROBE_KEY = 0x7072
 
 
 @REACTORS.register("market")
@@ -157,6 +160,16 @@ class MarketReactor:
         if market.orders is not None and scenario.sequencer.policy == "batch_auction":
             self.book = AuctionBook(scenario, market.orders, self.paths, seed.spawn(1)[0])
             self.wants_ranks = True  # committed orders learn their batch
+        # Probe books (``market/probes.py``): their seed a child no spawn of ``seed`` gives,
+        # so every stream above is the same with and without them.
+        self.probes: ProbeBook | None = None
+        if market.probes is not None:
+            if not host.final_commits:
+                raise ValueError("market.probes: probe books ride along simulated runs only (this host's "
+                                 "commits may be taken back)")
+            probe_seed = np.random.SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, _PROBE_KEY))
+            self.probes = ProbeBook(market.probes, market, self.accounts, self.keepers, len(market.instruments),
+                                    host, probe_seed)
         self._write_start()
 
     def _setup_topups(self, market: MarketSpec, seed: np.random.SeedSequence) -> None:
@@ -267,6 +280,8 @@ class MarketReactor:
                 continue  # an older price than one it has (gossip need not keep order)
             keeper.known_step[instrument] = step
             self._look(t, keeper, row, instrument, price)
+            if self.probes is not None:
+                self.probes.seen(t, keeper.index, instrument, price)
 
     def _look(self, t: int, keeper: _Keeper, row: int, instrument: int, price: float) -> None:
         """``keeper`` at ``price`` (update ``row``): a liquidation for each account it finds past its line."""
@@ -345,7 +360,10 @@ class MarketReactor:
         if self.book is not None:
             self.book.committed(msg_ids, self.host)
         price_of, liquidation_of = self.price_of, self.liquidation_of
-        for msg_id in msg_ids:
+        probes = self.probes
+        before = list(self.chain_price) if probes is not None else []
+        changes: list[tuple[int, int, float]] = []  # (position in the block, instrument, new on-chain price)
+        for position, msg_id in enumerate(msg_ids):
             row = price_of.get(msg_id)
             if row is not None:
                 instrument, step = int(self.updates.instrument[row]), int(self.updates.step[row])
@@ -356,6 +374,8 @@ class MarketReactor:
                     self.chain_step[instrument] = step
                     self.chain_price[instrument] = float(self.updates.price[row])
                     self.chain_row[instrument] = row
+                    if probes is not None:
+                        changes.append((position, instrument, self.chain_price[instrument]))
                 continue
             owner = liquidation_of.pop(msg_id, None)
             if owner is not None:
@@ -364,6 +384,8 @@ class MarketReactor:
             account = self.topup_of.pop(msg_id, None)
             if account is not None:
                 self._top_up(t, msg_id, account)
+        if probes is not None:
+            probes.committed(t, msg_ids, before, changes)
 
     def _execute(self, t: int, msg_id: int, account: int, keeper_index: int) -> None:
         keeper = self.keepers[keeper_index]
@@ -504,5 +526,7 @@ class MarketReactor:
 
     def finish(self, t_end: int) -> None:
         self._flush()
+        if self.probes is not None:
+            self.probes.flush()
         if self.book is not None:
             self.book.finish(self.host)

@@ -20,7 +20,7 @@ import numpy as np
 # A scalar (one account, in the reactor's handlers) or an array (every account, in the analysis).
 Number = TypeVar("Number", float, np.ndarray)
 
-__all__ = ["Execution", "Number", "equity", "execute", "horizon_ns", "impact_bps", "notional", "pnl"]
+__all__ = ["Execution", "Number", "equity", "execute", "horizon_ns", "impact_bps", "liquidation_costs", "notional", "pnl"]
 
 
 def pnl(side: Number, size: Number, entry: Number, price: Number) -> Number:
@@ -61,16 +61,27 @@ class Execution:
     bad_debt: float
 
 
-def execute(side: int, size: float, entry: float, collateral: float, price: float, penalty_rate: float,
-            slippage_bps: float, depth: float) -> Execution:
-    """A liquidation at on-chain ``price`` (``market/accounts.py`` says what each part is):
-    the reactor executes with it when a liquidation commits, and the analysis of positions
-    on another chain (``analysis/collateral.py``) when the relayed one commits there."""
+def liquidation_costs(side: Number, size: Number, entry: Number, collateral: Number, price: Number,
+                      penalty_rate: float, slippage_bps: float, depth: float) -> tuple[Number, Number, Number, Number]:
+    """A liquidation at on-chain ``price``, for one account or many at once: ``(penalty,
+    slippage, slippage_bps, collateral_after)``, the last its equity there less both costs
+    (negative: bad debt). ``execute`` applies it to one account; the probe books
+    (``market/probes.py``) to every probe a block carries."""
     closed = notional(size, price)
     bps = impact_bps(closed, slippage_bps, depth)
     penalty = penalty_rate * closed
     slippage = closed * bps / 1e4
     after = equity(side, size, entry, collateral, price) - penalty - slippage
+    return penalty, slippage, bps, after
+
+
+def execute(side: int, size: float, entry: float, collateral: float, price: float, penalty_rate: float,
+            slippage_bps: float, depth: float) -> Execution:
+    """A liquidation at on-chain ``price`` (``market/accounts.py`` says what each part is):
+    the reactor executes with it when a liquidation commits, and the analysis of positions
+    on another chain (``analysis/collateral.py``) when the relayed one commits there."""
+    penalty, slippage, bps, after = liquidation_costs(side, size, entry, collateral, price, penalty_rate,
+                                                      slippage_bps, depth)
     return Execution(price, pnl(side, size, entry, price), penalty, slippage, bps, after, max(0.0, -after))
 
 

@@ -35,7 +35,7 @@ from msgstorm.scenario.kinds import MessageKind
 from msgstorm.scenario.spec import Fraction, Spec
 from msgstorm.scenario.units import parse_fraction
 
-__all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "MarketSpec", "OracleSpec", "ShockSpec",
+__all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "ShockSpec",
            "TopUpSpec", "leverage_limit", "leverage_problems", "parse_per_time"]
 
 _PER_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365 * 86400.0}
@@ -242,6 +242,28 @@ class AuctionOrdersSpec(Spec):
     quantity: NumberDist = Field(default_factory=lambda: Constant(value=1.0))
 
 
+class ProbeSpec(Spec):
+    """Probe books that ride along a run (``msgstorm safe-leverage``): at each of
+    ``leverages``, a copy of every account (its instrument, side, entry and collateral) at
+    that leverage, watched by the same keepers at the same nodes and liquidated by the same
+    rule, so one run gives bad debt at every leverage (``market/probes.py``). A share
+    ``traffic_share`` of their liquidations are sent as messages of their own (they load the
+    network, and the run is no longer the one without probes); the others send nothing and
+    commit with the first message from their keeper's node sent at or after them at a fee at
+    most theirs (their *carrier*). The real accounts, their keepers' draws and the network
+    are untouched: with ``traffic_share = 0`` the history but the probes' own table is the
+    run's without them."""
+
+    leverages: list[Annotated[float, Field(gt=0)]] = Field(min_length=1, max_length=256)
+    traffic_share: Fraction = 0.0
+
+    @model_validator(mode="after")
+    def _check(self) -> ProbeSpec:
+        if sorted(set(self.leverages)) != self.leverages:
+            raise ValueError(f"leverages: expected increasing values without repeats, got {self.leverages}")
+        return self
+
+
 class MarketSpec(Spec):
     """``[market]``: true prices, the oracle that publishes them, accounts with their margin,
     keepers that liquidate them; liquidations execute when their message commits."""
@@ -254,6 +276,7 @@ class MarketSpec(Spec):
     topups: TopUpSpec | None = None
     frontrunners: list[FrontRunnerSpec] = Field(default_factory=list)
     orders: AuctionOrdersSpec | None = None
+    probes: ProbeSpec | None = None
     maintenance_margin: Fraction = 0.05
     liquidation_penalty: Fraction = 0.05
     # Slippage of a liquidation: ``slippage_bps`` basis points for each ``depth`` of notional
@@ -263,13 +286,15 @@ class MarketSpec(Spec):
 
     @model_serializer(mode="wrap")
     def _without_unset_frontrunners(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """No front-runners and no auction orders are not written: a market without them
+        """No front-runners, no auction orders and no probes are not written: a market without them
         dumps (and hashes) as it did before they existed."""
         data: dict[str, Any] = handler(self)
         if not data.get("frontrunners"):
             data.pop("frontrunners", None)
         if data.get("orders") is None:
             data.pop("orders", None)
+        if data.get("probes") is None:
+            data.pop("probes", None)
         return data
 
     @model_validator(mode="after")
@@ -303,6 +328,11 @@ def leverage_problems(market: MarketSpec) -> list[tuple[tuple[str | int, ...], s
     groups (``file``) are not checked here: their leverage is known only when the file is read."""
     limit = leverage_limit(market.maintenance_margin)
     problems: list[tuple[tuple[str | int, ...], str]] = []
+    if market.probes is not None and market.probes.leverages[-1] >= limit:
+        problems.append((("market", "probes", "leverages"),
+                         f"{market.probes.leverages[-1]:g} is at or above 1 / maintenance_margin = {limit:g}: a "
+                         f"probe at that leverage opens on or past its liquidation line; keep every leverage below "
+                         f"{limit:g}"))
     for index, group in enumerate(market.accounts):
         if group.file is not None:
             continue

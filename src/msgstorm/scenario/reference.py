@@ -87,6 +87,7 @@ _SECTIONS: list[_Section] = [
     ("[market.topups]", market.TopUpSpec),
     ("[[market.frontrunners]]", market.FrontRunnerSpec),
     ("[market.orders]", market.AuctionOrdersSpec),
+    ("[market.probes]", market.ProbeSpec),
     ("[security]", security.SecuritySpec),
     ("[crosschain]", crosschain.CrosschainSpec),
     ("[[crosschain.relayers]]", crosschain.RelayerSpec),

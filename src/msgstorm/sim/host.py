@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
 from msgstorm.sim.context import Handler, SimContext
@@ -38,8 +40,10 @@ from msgstorm.sim.state import (
     SEQ_NO,
     SIZE,
     T_RECEIVED,
+    T_SENT,
     WHERE,
 )
+from msgstorm.sim.topology import Topology
 from msgstorm.traffic.generate import MessageBatch
 from msgstorm.traffic.reactor import Reactor
 
@@ -61,8 +65,11 @@ class SimHost:
     _agent_index: dict[str, int]
 
     def __init__(self, scenario: Scenario, writer: HistoryWriter, node_names: list[str],
-                 node_regions: list[str]) -> None:
+                 node_regions: list[str], topology: Topology | None = None) -> None:
         self.scenario = scenario
+        self.topology = topology
+        self._paths: dict[int, np.ndarray] = {}  # leader -> each node's shortest base delay to it
+        self._block: list[list[Any]] = []  # the block being committed, in order
         self.writer = writer
         self.node_names = node_names
         self.node_regions = node_regions
@@ -132,6 +139,38 @@ class SimHost:
 
     def append(self, table: str, columns: dict[str, Any]) -> None:
         self.writer.append(table, columns)
+
+    def block_arrivals(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Inside ``committed``: each message of the block, in block order: its node, when it
+        was sent, when the sequencer received it (-1: unknown) and its fee."""
+        block = self._block
+        return (np.fromiter((record[ORIGIN] for record in block), dtype=np.int32, count=len(block)),
+                np.fromiter((record[T_SENT] for record in block), dtype=np.int64, count=len(block)),
+                np.fromiter((record[T_RECEIVED] for record in block), dtype=np.int64, count=len(block)),
+                np.fromiter((record[FEE] for record in block), dtype=np.float64, count=len(block)))
+
+    def path_delay(self, node: int) -> int:
+        """The base one-way delay from ``node`` to the node that leads now: the shortest path
+        over the gossip mesh's base latencies (scipy's Dijkstra, once per leader)."""
+        leader = self.ctx.cluster.leader
+        if node == leader or self.topology is None:
+            return 0
+        paths = self._paths.get(leader)
+        if paths is None:
+            from scipy.sparse import csr_matrix  # only for a run with probes
+            from scipy.sparse.csgraph import dijkstra
+
+            topology = self.topology
+            base = np.asarray(topology.base_ns, dtype=np.float64)
+            src = [a for a, peers in enumerate(topology.forward) for _ in peers]
+            dst = [b for peers in topology.forward for b in peers]
+            weight = [max(1.0, base[topology.region_of[a], topology.region_of[b]]) for a, b in zip(src, dst, strict=True)]
+            # Paths *to* the leader: Dijkstra from it over the reversed links.
+            graph = csr_matrix((weight, (dst, src)), shape=(topology.size, topology.size))
+            paths = dijkstra(graph, directed=True, indices=leader)
+            self._paths[leader] = paths
+        found = float(paths[node])
+        return 0 if not np.isfinite(found) else int(found)
 
     def leader(self) -> int:
         """The node that leads now (whose sequencer takes what it validates)."""
@@ -208,9 +247,11 @@ class SimHost:
                 writer.append("ranks", {"msg_id": ids, "rank": [-1 if r is None else r for r in ranks]})
             if ranking:
                 self._committing = dict(zip(ids, records, strict=True))
+            self._block = records
             for reactor in reactors:
                 reactor.committed(t, ids)
             self._committing = {}
             self._ranked = {}
+            self._block = []
 
         return committed

@@ -191,7 +191,7 @@ class ShadowNetwork:
                           standby=[index[name] for name in seq.standby],
                           isolated=[not peers for peers in topology.forward])
         # Reactive agents (the market): built before the message state, which names their agents.
-        self.host = SimHost(scenario, writer, list(names), [topology.regions[r] for r in topology.region_of])
+        self.host = SimHost(scenario, writer, list(names), [topology.regions[r] for r in topology.region_of], topology)
         self.reactors: list[Reactor] = build_reactors(scenario, self.host, seed.spawn(1)[0])
         # A policy with hooks (sim/policies.py) is attached below; one that watches the nodes
         # is told every validation of every message at every node (``_on_validated``).

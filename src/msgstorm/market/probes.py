@@ -1,0 +1,350 @@
+"""Probe books: copies of the accounts at a grid of leverages, riding along a run.
+
+Place in the pipeline: a part of the market reactor (``market/reactor.py``), built when the
+scenario has ``[market.probes]`` (``msgstorm safe-leverage`` sets it); it writes the
+``probe_executions`` table, from which the analysis (``analysis/probes.py``) gives bad debt
+at every leverage of the grid. One run thus answers for every leverage on the same price
+path, the same network and the same keepers at each moment (common random numbers by
+construction), where a search by whole runs repeats all of that per leverage.
+
+The book at leverage L holds, for every account, a *probe* with the account's instrument,
+side, entry and collateral and the size ``L x collateral / entry``, so its lines are those
+of ``market/accounts.py`` at L. Probe ``p`` is account ``p mod n`` of the book ``p div n``.
+Probes never top up.
+
+The keepers watch them as they watch the accounts: when a price reaches a keeper's node,
+every probe it puts past its line (a cursor of its own over the probes' lines, and the
+probes whose liquidation found them recovered) that the keeper has no liquidation out for,
+is liquidated after a reaction drawn for it, at the keeper's fee (or its fee rule at that
+moment), split among a group's keepers as the accounts are (by account), unless liquidated
+by then. What the liquidation travels on:
+
+- a share ``traffic_share`` of them are messages of their own, sent as the keeper's: they
+  load the network like any liquidation and execute when they commit;
+- the others send nothing. Each commits with its *carrier*: the first message of the run
+  to commit that was sent from the keeper's node at or after the probe's send time with a
+  fee at most the probe's. A message from the same node at the same moment and a fee no
+  higher goes the same way through the links and queues and is not preferred by a fee
+  rule, so it commits no earlier than the probe's own would, give or take the draws of its
+  links; under a policy that orders by fee the carrier is a bound from above. The probes'
+  liquidations then leave the network as it is: the history of a run with probes is the
+  one without them, but this table (``tests/test_market_probes.py``). That their
+  liquidations load nothing is the approximation: it matters when liquidations are a large
+  share of the traffic; ``traffic_share = 1`` sends all of them (docs/model.md compares
+  the curve with whole runs).
+
+A liquidation that commits (or is carried) executes at the on-chain price then by the
+market's one rule (``rules.liquidation_costs``), or, its probe not past its line there, is
+recovered and the keeper looks again at its next price; one already executed is a no-op.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from msgstorm.market.accounts import Accounts, LineCursor, LineIndex, line_prices
+from msgstorm.market.rules import liquidation_costs
+from msgstorm.sampling import Sampler
+from msgstorm.scenario.market import KeeperSpec, MarketSpec, ProbeSpec
+
+__all__ = ["KeeperView", "ProbeBook", "probe_accounts"]
+
+_FLUSH_ROWS = 4096
+# How many of a node's newest messages its delay to the sequencer is the median of.
+_RECENT = 64
+
+
+class KeeperView(Protocol):
+    """What the probes need of a keeper (``reactor._Keeper``)."""
+
+    name: str
+    index: int
+    member: int
+    spec: KeeperSpec
+    node: int
+
+
+def probe_accounts(accounts: Accounts, leverages: Sequence[float], maintenance: float) -> Accounts:
+    """The probe books: every account again at each leverage, book by book (probe ``p`` is
+    account ``p mod n`` at ``leverages[p div n]``); size ``L x collateral / entry``."""
+    books = len(leverages)
+    leverage = np.repeat(np.asarray(leverages, dtype=np.float64), len(accounts))
+    side = np.tile(accounts.side, books)
+    entry = np.tile(accounts.entry, books)
+    collateral = np.tile(accounts.collateral, books)
+    size = leverage * collateral / entry
+    liquidation, bankruptcy = line_prices(side, size, entry, collateral, maintenance)
+    return Accounts(np.tile(accounts.instrument, books), side, size, entry, collateral, liquidation, bankruptcy)
+
+
+@dataclass
+class _Pending:
+    """Probe liquidations waiting for a carrier at one node, as parallel arrays."""
+
+    probe: np.ndarray  # int64
+    keeper: np.ndarray  # int32
+    t_send: np.ndarray  # int64
+    fee: np.ndarray  # float64 (NaN: a fee-aware keeper's, set once its send time has passed)
+
+    @staticmethod
+    def empty() -> _Pending:
+        return _Pending(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32), np.empty(0, dtype=np.int64),
+                        np.empty(0, dtype=np.float64))
+
+    def __len__(self) -> int:
+        return len(self.probe)
+
+    def take(self, mask: np.ndarray) -> _Pending:
+        return _Pending(self.probe[mask], self.keeper[mask], self.t_send[mask], self.fee[mask])
+
+    @staticmethod
+    def join(parts: list[_Pending]) -> _Pending:
+        return _Pending(*(np.concatenate([getattr(part, name) for part in parts])
+                          for name in ("probe", "keeper", "t_send", "fee")))
+
+
+class ProbeBook:
+    """The probes of one run (module docstring). The reactor calls ``seen`` when one of its
+    keepers sees a new price, ``committed`` with every block, after its own accounts, and
+    ``flush`` at the end."""
+
+    def __init__(self, spec: ProbeSpec, market: MarketSpec, accounts: Accounts, keepers: Sequence[KeeperView],
+                 instruments: int, host: Any, seed: np.random.SeedSequence) -> None:
+        self.spec = spec
+        self.market = market
+        self.host = host
+        self.accounts_per_book = len(accounts)
+        self.probes = probe_accounts(accounts, spec.leverages, market.maintenance_margin)
+        count = len(self.probes)
+        self.keepers = list(keepers)
+        index = LineIndex(self.probes, instruments)
+        self.cursors: list[LineCursor] = [index.cursor() for _ in self.keepers]
+        draw_seeds = seed.spawn(len(self.keepers) + 1)
+        self.reaction = [Sampler(keeper.spec.reaction, np.random.default_rng(child))
+                         for keeper, child in zip(self.keepers, draw_seeds, strict=False)]
+        self.share_rng = np.random.default_rng(draw_seeds[-1])
+        self.pending_of = [np.zeros(count, dtype=bool) for _ in self.keepers]  # a liquidation out, per keeper
+        self.retry_of = [np.zeros(count, dtype=bool) for _ in self.keepers]  # recovered at execution
+        self.retries = [0] * len(self.keepers)
+        self.liquidated = np.zeros(count, dtype=bool)
+        self.waiting: dict[int, list[_Pending]] = {}  # node -> waiting for a carrier
+        self.own: dict[int, list[tuple[int, int]]] = {}  # msg_id of a probe's own message -> (probe, keeper)
+        self.recent: dict[int, np.ndarray] = {}  # node -> its newest messages' delays to the sequencer
+        self.fee_t: list[int] = []  # when the base fee was seen to change (at a block or a price seen)
+        self.fee_base: list[float] = []
+        self._instrument = self.probes.instrument
+        self._book_leverage = np.asarray(spec.leverages, dtype=np.float64)
+        self._rows: list[tuple[np.ndarray, ...]] = []
+        self._row_count = 0
+        self.carried = 0  # probe liquidations executed through a carrier
+        self.sent_own = 0  # probe liquidations sent as messages
+
+    # --- a keeper sees a price ---------------------------------------------------------------
+
+    def seen(self, t: int, keeper: int, instrument: int, price: float) -> None:
+        """``keeper`` saw a new ``price`` of ``instrument`` at ``t``: a liquidation for each
+        probe it finds past its line (module docstring)."""
+        view = self.keepers[keeper]
+        self._note_base_fee(t)
+        found = np.asarray(self.cursors[keeper].past(instrument, price), dtype=np.int64)
+        if self.retries[keeper]:
+            retry = self.retry_of[keeper]
+            probes = self.probes
+            again = np.flatnonzero(retry & (self._instrument == instrument)
+                                   & np.where(probes.side > 0, price <= probes.liquidation, price >= probes.liquidation))
+            retry[again] = False
+            self.retries[keeper] -= len(again)
+            found = np.concatenate([found, again])
+        if not len(found):
+            return
+        pending = self.pending_of[keeper]
+        found = found[~self.liquidated[found] & ~pending[found]]
+        if not view.spec.race:
+            found = found[(found % self.accounts_per_book) % view.spec.count == view.member]
+        if not len(found):
+            return
+        pending[found] = True
+        sampler = self.reaction[keeper]
+        t_send = t + np.array([sampler() for _ in range(len(found))], dtype=np.int64)
+        share = self.spec.traffic_share
+        own = (self.share_rng.random(len(found)) < share) if share > 0 else np.zeros(len(found), dtype=bool)
+        for probe, at in zip(found[own].tolist(), t_send[own].tolist(), strict=True):
+            self.host.schedule(at, self._send_own, probe, keeper)
+        rest = ~own
+        if rest.any():
+            spec = view.spec
+            fee = np.full(int(rest.sum()), np.nan if spec.fee_aware else spec.fee, dtype=np.float64)
+            self.waiting.setdefault(view.node, []).append(
+                _Pending(found[rest], np.full(len(fee), keeper, dtype=np.int32), t_send[rest], fee))
+
+    def _note_base_fee(self, t: int) -> None:
+        base = self.host.base_fee()
+        if base is not None and (not self.fee_base or self.fee_base[-1] != base):
+            self.fee_t.append(t)
+            self.fee_base.append(base)
+
+    def _fee_at(self, spec: KeeperSpec, t: int) -> float:
+        """A keeper's fee for a liquidation sent at ``t``: fixed, or its rule at the base fee
+        in force then (as the market last saw it at or before ``t``: at a block or a price)."""
+        if not spec.fee_aware or not self.fee_base:
+            return spec.fee
+        at = max(0, bisect.bisect_right(self.fee_t, t) - 1)
+        return min(spec.fee_cap, spec.fee_multiple * self.fee_base[at])
+
+    def _send_own(self, t: int, probe: int, keeper: int, _c: int, _d: int) -> None:
+        view = self.keepers[keeper]
+        if self.liquidated[probe]:  # it reads the chain before it sends
+            self.pending_of[keeper][probe] = False
+            return
+        spec = view.spec
+        fee = spec.fee
+        if spec.fee_aware:
+            base = self.host.base_fee()
+            if base is not None:
+                fee = min(spec.fee_cap, spec.fee_multiple * base)
+        msg_id = self.host.send(t, self.host.agent_index(spec.name), "liquidation", view.node,
+                                probe % self.accounts_per_book, spec.size, fee)
+        self.own.setdefault(msg_id, []).append((probe, keeper))
+        self.sent_own += 1
+
+    # --- a block commits ----------------------------------------------------------------------
+
+    def committed(self, t: int, msg_ids: list[int], before: list[float],
+                  changes: list[tuple[int, int, float]]) -> None:
+        """The block committed at ``t``: the probes' own messages in it execute, and so do the
+        waiting liquidations it carries (module docstring), each at the on-chain price where
+        its message stands in the block: ``before`` the block, then ``changes`` ((position,
+        instrument, price) of each price it committed, in order)."""
+        self._note_base_fee(t)
+        if not msg_ids:
+            return
+        if self.own:
+            for position, msg_id in enumerate(msg_ids):
+                for probe, keeper in self.own.pop(msg_id, ()):
+                    self._execute(t, np.array([probe]), np.array([keeper], dtype=np.int32), np.array([msg_id]),
+                                  np.array([position]), before, changes)
+        if not self.waiting:
+            return
+        origin, sent, received, fees = self.host.block_arrivals()
+        self._measure(origin, received - sent)
+        order = np.argsort(received, kind="stable")
+        order = order[received[order] >= 0]
+        received, fees = received[order], fees[order]
+        span = np.arange(len(order))
+        for node in list(self.waiting):
+            waiting = self._gathered(node, t)
+            if not len(waiting):
+                continue
+            arrive = waiting.t_send + self.delay(node)
+            first = np.searchsorted(received, arrive, side="left")  # the first received at or after each
+            carrier = np.full(len(waiting), -1, dtype=np.int64)
+            due = first < len(order)
+            for limit in np.unique(waiting.fee[due]).tolist():  # a few fees: each keeper's, or its rule's
+                # For each place in receive order, the first message from there on at a fee at most ``limit``.
+                next_within = np.minimum.accumulate(np.where(fees <= limit, span, len(order))[::-1])[::-1]
+                mine = np.flatnonzero(due & (waiting.fee == limit))
+                found = next_within[first[mine]]
+                hit = found < len(order)
+                carrier[mine[hit]] = found[hit]
+            carried = carrier >= 0
+            if not carried.any():
+                continue
+            chosen = waiting.take(carried)
+            self.waiting[node] = [waiting.take(~carried)]
+            self.carried += len(chosen)
+            position = order[carrier[carried]]
+            self._execute(t, chosen.probe, chosen.keeper, np.asarray(msg_ids, dtype=np.int64)[position], position,
+                          before, changes)
+
+    def _measure(self, origin: np.ndarray, delay: np.ndarray) -> None:
+        """Keep the newest ``_RECENT`` delays to the sequencer of each keeper's node."""
+        for node in {view.node for view in self.keepers}:
+            mine = delay[(origin == node) & (delay >= 0)]
+            if len(mine):
+                kept = self.recent.get(node)
+                self.recent[node] = (mine if kept is None else np.concatenate([kept, mine]))[-_RECENT:]
+
+    def delay(self, node: int) -> int:
+        """A message's way from ``node`` to the sequencer now: the median of the newest
+        ``_RECENT`` the run measured from there; before any, the shortest path over the mesh's
+        base latencies (``host.path_delay``)."""
+        kept = self.recent.get(node)
+        if kept is not None:
+            return int(np.median(kept))
+        return int(self.host.path_delay(node))
+
+    def _gathered(self, node: int, t: int) -> _Pending:
+        """The liquidations waiting at ``node`` in one set, without those whose probe is
+        executed, fee-aware fees set for those sent by ``t``."""
+        parts = self.waiting[node]
+        waiting = parts[0] if len(parts) == 1 else _Pending.join(parts)
+        done = self.liquidated[waiting.probe]
+        if done.any():
+            for probe, keeper in zip(waiting.probe[done].tolist(), waiting.keeper[done].tolist(), strict=True):
+                self.pending_of[keeper][probe] = False
+            waiting = waiting.take(~done)
+        unset = np.flatnonzero(np.isnan(waiting.fee) & (waiting.t_send <= t))
+        for at in unset.tolist():
+            waiting.fee[at] = self._fee_at(self.keepers[int(waiting.keeper[at])].spec, int(waiting.t_send[at]))
+        self.waiting[node] = [waiting]
+        return waiting
+
+    def _execute(self, t: int, probe: np.ndarray, keeper: np.ndarray, carrier: np.ndarray, position: np.ndarray,
+                 before: list[float], changes: list[tuple[int, int, float]]) -> None:
+        """Liquidations of ``probe`` by ``keeper`` committed at ``t`` with ``carrier`` (the
+        message, at ``position`` in the block): executed at the on-chain price there,
+        recovered, or no-ops (the probe done already, or twice in this block: the one
+        earliest in the block executes)."""
+        for one, who in zip(probe.tolist(), keeper.tolist(), strict=True):
+            self.pending_of[who][one] = False
+        order = np.lexsort((position, probe))
+        probe, keeper, carrier, position = probe[order], keeper[order], carrier[order], position[order]
+        once = np.ones(len(probe), dtype=bool)
+        once[1:] = probe[1:] != probe[:-1]
+        keep = once & ~self.liquidated[probe]
+        probe, keeper, carrier, position = probe[keep], keeper[keep], carrier[keep], position[keep]
+        if not len(probe):
+            return
+        instrument = self._instrument[probe]
+        price = np.asarray(before, dtype=np.float64)[instrument]
+        for at, which, new in changes:  # in block order: the last before each message holds
+            price[(instrument == which) & (position > at)] = new
+        probes = self.probes
+        side = probes.side[probe]
+        past = np.where(side > 0, price <= probes.liquidation[probe], price >= probes.liquidation[probe])
+        for one, who in zip(probe[~past].tolist(), keeper[~past].tolist(), strict=True):
+            if not self.retry_of[who][one]:
+                self.retry_of[who][one] = True
+                self.retries[who] += 1
+        probe, keeper, carrier, price = probe[past], keeper[past], carrier[past], price[past]
+        if not len(probe):
+            return
+        market = self.market
+        _, _, _, after = liquidation_costs(probes.side[probe].astype(np.float64), probes.size[probe],
+                                           probes.entry[probe], probes.collateral[probe], price,
+                                           market.liquidation_penalty, market.slippage_bps, market.depth)
+        self.liquidated[probe] = True
+        book = probe // self.accounts_per_book
+        self._rows.append((np.full(len(probe), t, dtype=np.int64), probe, probe % self.accounts_per_book,
+                           self._book_leverage[book], keeper, carrier, price, np.maximum(0.0, -after)))
+        self._row_count += len(probe)
+        if self._row_count >= _FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._rows:
+            return
+        t, probe, account, leverage, keeper, carrier, price, bad = (np.concatenate(column)
+                                                                    for column in zip(*self._rows, strict=True))
+        names = [view.name for view in self.keepers]
+        self.host.append("probe_executions", {
+            "t": t, "probe": probe, "account": account, "leverage": leverage,
+            "keeper": [names[i] for i in keeper.tolist()], "carrier_msg_id": carrier, "price": price,
+            "bad_debt": bad})
+        self._rows = []
+        self._row_count = 0
