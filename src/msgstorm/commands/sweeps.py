@@ -125,6 +125,15 @@ def safe_leverage_command(
                                                         metavar="KEY=VALUE")] = None,
     ray: Annotated[str | None, typer.Option("--ray", help="run the seeds as tasks on this Ray cluster: auto or "
                                             "HOST:PORT (pip install -e '.[cluster]')", metavar="ADDRESS")] = None,
+    method: Annotated[str, typer.Option("--method", help="probes: probe books at a grid of leverages ride along "
+                                        "each run, seeds added until decided; runs: whole runs at each leverage, "
+                                        "--seeds each")] = "probes",
+    max_runs: Annotated[int | None, typer.Option("--max-runs", min=1, help="probes: at most this many runs a curve "
+                                                 "(the next look is not started past it)")] = None,
+    seconds: Annotated[float | None, typer.Option("--time", min=1, help="probes: seconds; the next look is not "
+                                                  "started when it would end later", metavar="SECONDS")] = None,
+    grid_points: Annotated[int, typer.Option("--grid-points", min=2, max=256, help="probes: leverages of the "
+                                             "grid, log-spaced over --range")] = 24,
 ) -> None:
     """The highest leverage (one for every account) whose bad debt stays within a budget of
     open interest with the stated confidence; one curve per value of --vary."""
@@ -167,7 +176,8 @@ def safe_leverage_command(
         with sigterm_as_interrupt(), bar:
             document = safe_leverage(scenario, budget=budget_share, confidence=sure, seeds=seeds, low=low, high=high,
                                      vary=varied, sets=fixed, workers=workers, out_dir=out_dir, on_outcome=bar,
-                                     on_start=lambda most: bar.start(most, at_most=True), ray=ray)
+                                     on_start=lambda most: bar.start(most, at_most=True), ray=ray, method=method,
+                                     max_runs=max_runs, seconds=seconds, probe_points=grid_points)
     except (ValueError, GridError, ScenarioError) as error:
         for line in getattr(error, "issues", None) or [error]:
             say_error(str(line), soft_wrap=True)
@@ -179,15 +189,28 @@ def safe_leverage_command(
     except KeyboardInterrupt:
         say_error(f"interrupted: the same command with --out {out_dir} resumes")
         raise typer.Exit(ExitCode.INTERRUPTED) from None
-    out.print(f"safe leverage (one leverage for every account): the highest shown to keep bad debt <= "
-              f"{budget_share:.3%} of open interest with {sure:.0%} confidence, {counted(seeds, 'seed')} a leverage "
-              f"(a run without a bad-debt share counts as over budget):", highlight=False, markup=False)
+    if method == "probes":
+        out.print(f"safe leverage (one leverage for every account: probe books at {len(document['grid'])} leverages "
+                  f"riding along each run): the highest shown to keep bad debt <= {budget_share:.3%} of open interest "
+                  f"with {sure:.0%} confidence, seeds added in looks until decided (a run without a bad-debt share "
+                  f"counts as over budget):", highlight=False, markup=False)
+    else:
+        out.print(f"safe leverage (one leverage for every account): the highest shown to keep bad debt <= "
+                  f"{budget_share:.3%} of open interest with {sure:.0%} confidence, {counted(seeds, 'seed')} a "
+                  f"leverage (a run without a bad-debt share counts as over budget):", highlight=False, markup=False)
     for curve in document["curves"]:
         label = "" if curve["vary"] is None else " " + ", ".join(f"{k} = {v}" for k, v in curve["vary"].items()) + ":"
         out.print(f"{label} {headline(curve, sure)}", highlight=False, markup=False)
         out.print(f"  {boundary_line(curve, sure)}", highlight=False, markup=False)
         if curve["note"] and curve["safe_leverage"] is not None:
             out.print(f"  {curve['note']}", highlight=False, markup=False)
+        if curve.get("method") == "probes":
+            seen = curve["critical_summary"] or {}
+            out.print(f"  {curve['runs']} seeds in {len(curve['looks'])} look(s) ({curve['stopped']}); per-seed "
+                      f"critical leverage: min {leverage_text(seen.get('min'))}, median "
+                      f"{leverage_text(seen.get('median'))}, max {leverage_text(seen.get('max'))}"
+                      + (f", {seen['below_range']} below the range" if seen.get("below_range") else ""),
+                      highlight=False, markup=False)
         out.print("  " + "  ".join(f"{leverage_text(p['leverage'])}: {p['exceed']}/{p['runs']}"
                                    + (f" ({p['unmeasured']} unmeasured)" if p["unmeasured"] else "")
                                    for p in curve["points"]), highlight=False, markup=False)

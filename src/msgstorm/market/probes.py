@@ -134,6 +134,8 @@ class ProbeBook:
         self.liquidated = np.zeros(count, dtype=bool)
         self.waiting: dict[int, list[_Pending]] = {}  # node -> waiting for a carrier
         self.own: dict[int, list[tuple[int, int]]] = {}  # msg_id of a probe's own message -> (probe, keeper)
+        self.fee_ceiling: dict[int, float] = {}  # node -> the highest fee a liquidation waiting there may pay
+        self.earliest: dict[int, int] = {}  # node -> at most the earliest send time of those waiting there
         self.recent: dict[int, np.ndarray] = {}  # node -> its newest messages' delays to the sequencer
         self.fee_t: list[int] = []  # when the base fee was seen to change (at a block or a price seen)
         self.fee_base: list[float] = []
@@ -179,8 +181,12 @@ class ProbeBook:
         if rest.any():
             spec = view.spec
             fee = np.full(int(rest.sum()), np.nan if spec.fee_aware else spec.fee, dtype=np.float64)
-            self.waiting.setdefault(view.node, []).append(
+            node = view.node
+            self.waiting.setdefault(node, []).append(
                 _Pending(found[rest], np.full(len(fee), keeper, dtype=np.int32), t_send[rest], fee))
+            ceiling = min(spec.fee_cap, np.inf) if spec.fee_aware else spec.fee
+            self.fee_ceiling[node] = max(self.fee_ceiling.get(node, -np.inf), ceiling)
+            self.earliest[node] = min(self.earliest.get(node, t_send[rest].min()), int(t_send[rest].min()))
 
     def _note_base_fee(self, t: int) -> None:
         base = self.host.base_fee()
@@ -236,7 +242,14 @@ class ProbeBook:
         order = order[received[order] >= 0]
         received, fees = received[order], fees[order]
         span = np.arange(len(order))
+        lowest_fee = float(fees.min()) if len(fees) else np.inf
+        latest = int(received[-1]) if len(received) else -1
         for node in list(self.waiting):
+            # Cheap bounds first: no message of the block can carry a liquidation waiting here
+            # when every fee is above the highest it may pay, or every receipt is before the
+            # earliest arrival (most blocks of a congested run).
+            if lowest_fee > self.fee_ceiling[node] or latest < self.earliest[node] + self.delay(node):
+                continue
             waiting = self._gathered(node, t)
             if not len(waiting):
                 continue
@@ -292,6 +305,8 @@ class ProbeBook:
         for at in unset.tolist():
             waiting.fee[at] = self._fee_at(self.keepers[int(waiting.keeper[at])].spec, int(waiting.t_send[at]))
         self.waiting[node] = [waiting]
+        if len(waiting):
+            self.earliest[node] = int(waiting.t_send.min())
         return waiting
 
     def _execute(self, t: int, probe: np.ndarray, keeper: np.ndarray, carrier: np.ndarray, position: np.ndarray,

@@ -18,8 +18,8 @@ is new or holds the same sweep (refusing anything else) and locks it while the s
 runs that finished ``ok`` there (their ``done.json``) are skipped and said so; those recorded
 as failed run again (``execute.run_with_retries``: the retry rule of both executors); the
 table and statistics are written again from all of them. ``add_points=True`` adds the grid's
-points to the sweep already in ``out_dir`` (the safe-leverage search, one step at a time), so
-its tables cover every run of it.
+points, and seeds past those it has, to the sweep already in ``out_dir`` (the safe-leverage
+search, one step at a time), so its tables cover every run of it.
 """
 
 from __future__ import annotations

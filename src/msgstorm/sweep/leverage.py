@@ -45,7 +45,6 @@ network): safe leverage as a function of the messaging layer.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -56,9 +55,12 @@ from typing import Any
 from msgstorm.scenario import Scenario, load_scenario
 from msgstorm.scenario.market import leverage_limit
 from msgstorm.sweep import default_workers, sweep
+from msgstorm.sweep.bounds import clopper_pearson, one_sided_bounds, seeds_to_show
 from msgstorm.sweep.execute import WorkerPool
 from msgstorm.sweep.grid import toml_value
 from msgstorm.sweep.leverage_html import write_leverage_report
+from msgstorm.sweep.leverage_probes import GRID_POINTS as PROBE_POINTS
+from msgstorm.sweep.leverage_probes import looks, probe_grid, probe_search
 from msgstorm.sweep.results import flatten
 
 __all__ = ["OVER_BUDGET_IS", "Tally", "boundary_interval", "check_search", "clopper_pearson", "default_range",
@@ -133,47 +135,12 @@ def default_range(scenario: Scenario) -> tuple[float, float]:
     return 1.0, min(50.0, math.floor(0.99 * leverage_limit(margin) * 100) / 100)
 
 
-def clopper_pearson(k: int, n: int, confidence: float) -> tuple[float, float]:
-    """The exact (Clopper-Pearson) two-sided interval of a binomial proportion."""
-    from scipy.stats import beta
-
-    alpha = 1.0 - confidence
-    low = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
-    high = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
-    return low, high
-
-
-@functools.lru_cache(maxsize=65536)  # pure, and asked the same counts again and again
-def one_sided_bounds(k: int, n: int, confidence: float) -> tuple[float, float]:
-    """The one-sided Clopper-Pearson bounds at ``confidence``: p is at least the first, and at
-    most the second, each with that confidence."""
-    from scipy.stats import beta
-
-    low = 0.0 if k == 0 else float(beta.ppf(1.0 - confidence, k, n - k + 1))
-    high = 1.0 if k == n else float(beta.ppf(confidence, k + 1, n - k))
-    return low, high
-
-
 def _shown_within(tally: Tally, confidence: float) -> bool:
     return tally.runs > 0 and one_sided_bounds(tally.over, tally.runs, confidence)[1] <= 1.0 - confidence
 
 
 def _shown_over(tally: Tally, confidence: float) -> bool:
     return tally.runs > 0 and one_sided_bounds(tally.over, tally.runs, confidence)[0] > 1.0 - confidence
-
-
-def seeds_to_show(confidence: float) -> int:
-    """The fewest seeds, none over budget, that show a leverage within budget:
-    1 - (1 - c)^(1/N) <= 1 - c from N = ln(1 - c) / ln(c) on (checked against the bound itself,
-    so the count and the test the search applies never disagree by a rounding)."""
-    if not 0.5 <= confidence < 1.0:
-        raise ValueError(f"a confidence in [50%, 100%), got {confidence!r}")
-    seeds = max(1, math.ceil(math.log(1.0 - confidence) / math.log(confidence)))
-    while not _shown_within(Tally(0, seeds), confidence):
-        seeds += 1
-    while seeds > 1 and _shown_within(Tally(0, seeds - 1), confidence):
-        seeds -= 1
-    return seeds
 
 
 def settled(over: int, runs: int, seeds: int, confidence: float) -> bool:
@@ -376,12 +343,22 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
                   sets: list[str] | None = None, workers: int | None = None, out_dir: str | Path,
                   grid_points: int = GRID_POINTS, refine: int = REFINE, ray: str | None = None,
                   on_outcome: Callable[[dict[str, Any]], None] | None = None,
-                  on_start: Callable[[int], None] | None = None, every_seed: bool = False) -> dict[str, Any]:
+                  on_start: Callable[[int], None] | None = None, every_seed: bool = False,
+                  method: str = "probes", max_runs: int | None = None, seconds: float | None = None,
+                  probe_points: int | None = None) -> dict[str, Any]:
     """The search, per value of ``vary`` (one curve without it); writes
     ``safe_leverage.json`` and ``safe_leverage.html`` into ``out_dir`` and returns the document.
-    ``on_start`` is told the most runs the search can make (``most_runs``) before the first;
-    the range is ``default_range``'s where not given. A leverage's seeds stop once the runs
-    made fix what it shows (``settled``), unless ``every_seed``: the same answer either way."""
+    ``on_start`` is told the most runs the search can make before the first; the range is
+    ``default_range``'s where not given.
+
+    ``method = "probes"`` (the default, ``sweep/leverage_probes.py``): probe books at a grid
+    of ``probe_points`` leverages ride along every run, seeds are added in looks until the
+    answer is decided or ``max_runs`` / ``seconds`` stop it; ``seeds`` is not used.
+    ``method = "runs"``: whole runs at each leverage, ``seeds`` each, the grid and bisection
+    of this module; a leverage's seeds stop once the runs made fix what it shows
+    (``settled``), unless ``every_seed``: the same answer either way."""
+    if method not in ("probes", "runs"):
+        raise ValueError(f"--method: expected probes or runs, got {method!r}")
     scenario_path = str(scenario_path)
     fixed = list(sets or [])
     scenario = load_scenario(scenario_path, fixed)
@@ -392,27 +369,48 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     values = vary[1] if vary is not None else [None]
+    grid = probe_grid(low, high, probe_points or PROBE_POINTS)
     if on_start is not None:
-        on_start(most_runs(seeds, len(values), grid_points, refine))
+        most = looks(confidence)[-1].seeds if method == "probes" else (grid_points + refine) * seeds
+        on_start(len(values) * (min(most, max_runs) if max_runs is not None else most))
     curves = []
     with WorkerPool(workers or default_workers()) as pool:  # started once for every step of every curve
         for index, (value, curve_sets) in enumerate(zip(values, _curve_sets(fixed, vary), strict=True)):
-            def evaluate(leverages: list[float], curve_sets: list[str] = curve_sets,
-                         index: int = index) -> dict[float, Tally]:
-                return _evaluate(scenario_path, leverages, groups, seeds, curve_sets, workers, out / f"curve-{index}",
-                                 budget * 100, on_outcome, ray, None if every_seed else confidence,
-                                 None if ray is not None else pool)
+            if method == "probes":
+                def grow(count: int, curve_sets: list[str] = curve_sets, index: int = index) -> list[dict[str, Any]]:
+                    result = sweep(scenario_path, [], seeds=count, workers=workers, out_dir=out / f"curve-{index}",
+                                   sets=[*curve_sets, f"market.probes.leverages={toml_value(grid)}"],
+                                   on_outcome=on_outcome, ray=ray, add_points=True,
+                                   pool=None if ray is not None else pool)
+                    rows: list[dict[str, Any]] = result.table.to_pylist()
+                    return rows
 
-            curve = search(evaluate, low=low, high=high, confidence=confidence, grid_points=grid_points,
-                           refine=refine)
+                curve = probe_search(grow, grid, confidence=confidence, budget_pct=budget * 100,
+                                     max_runs=max_runs, seconds=seconds)
+            else:
+                def evaluate(leverages: list[float], curve_sets: list[str] = curve_sets,
+                             index: int = index) -> dict[float, Tally]:
+                    return _evaluate(scenario_path, leverages, groups, seeds, curve_sets, workers,
+                                     out / f"curve-{index}", budget * 100, on_outcome, ray,
+                                     None if every_seed else confidence, None if ray is not None else pool)
+
+                curve = search(evaluate, low=low, high=high, confidence=confidence, grid_points=grid_points,
+                               refine=refine)
             curves.append({"vary": None if vary is None else {vary[0]: value}, **curve})
+    probes = method == "probes"
     document = {"scenario": scenario.run.name, "budget_pct_of_open_interest": budget * 100,
-                "confidence": confidence, "seeds": seeds, "range": [low, high],
+                "confidence": confidence, "seeds": None if probes else seeds, "range": [low, high],
+                "method": method, "grid": grid if probes else None,
+                "looks": [{"seeds": look.seeds, "confidence": look.confidence} for look in looks(confidence)]
+                if probes else None,
                 "seeds_to_show": seeds_to_show(confidence), "over_budget_is": OVER_BUDGET_IS,
-                "leverage_is": "one leverage for every account (leverage_median = leverage_cap, leverage_sigma = 0)",
+                "leverage_is": ("one leverage for every account: a probe book of every account at each leverage of "
+                                "the grid riding along each run (market.probes)" if probes else
+                                "one leverage for every account (leverage_median = leverage_cap, leverage_sigma = 0)"),
                 "safe_leverage_is": ("the highest leverage tried shown within budget (one-sided upper "
-                                     "Clopper-Pearson bound of P(over budget) at most 1 - confidence), every one "
-                                     "tried below it shown within too"),
+                                     "Clopper-Pearson bound of P(over budget) at most 1 - confidence"
+                                     + (", at the confidence of the look that showed it" if probes else "")
+                                     + "), every one tried below it shown within too"),
                 "vary": None if vary is None else vary[0], "curves": curves}
     (out / "safe_leverage.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     write_leverage_report(out, document)

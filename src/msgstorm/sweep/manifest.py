@@ -101,7 +101,7 @@ def _differences(there: Manifest, now: Manifest, adding: bool) -> list[str]:
                      f"{now.scenario} {_short(now.scenario_digest)} now)")
     if there.sets != now.sets:
         found.append(f"--set ({there.sets or 'none'} there, {now.sets or 'none'} now)")
-    if there.seeds != now.seeds:
+    if there.seeds != now.seeds and not (adding and now.seeds[:len(there.seeds)] == there.seeds):
         found.append(f"the seeds ({there.seeds} there, {now.seeds} now)")
     if there.keys != now.keys:
         found.append(f"the grid's keys ({there.keys or 'none'} there, {now.keys or 'none'} now)")
@@ -135,7 +135,8 @@ def _refuse_foreign(directory: Path) -> None:
 def settle(directory: Path, manifest: Manifest, adding: bool = False) -> Manifest:
     """Check that ``directory`` (locked, see ``locked``) is new or holds this sweep, write the
     manifest, and return the sweep's: ``manifest`` itself, or with ``adding`` the points
-    already there followed by the new ones. Raises ``SweepDirError`` otherwise."""
+    already there followed by the new ones, and its seeds followed by more (the seeds there
+    must begin the new list). Raises ``SweepDirError`` otherwise."""
     _refuse_foreign(directory)
     there = read_manifest(directory)
     if there is None:
@@ -146,8 +147,8 @@ def settle(directory: Path, manifest: Manifest, adding: bool = False) -> Manifes
             raise SweepDirError(f"{directory}: holds another sweep; it differs in {'; '.join(differences)}. "
                                 "A sweep resumes only into its own directory: give a new --out")
         known = {point_key(point) for point in there.points}
-        settled = replace(there, points=there.points + [p for p in manifest.points if point_key(p) not in known]
-                          ) if adding else there
+        settled = replace(there, points=there.points + [p for p in manifest.points if point_key(p) not in known],
+                          seeds=max(there.seeds, manifest.seeds, key=len)) if adding else there
     _write(directory, settled)
     return settled
 

@@ -43,7 +43,8 @@ KEY_METRICS = (
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, float]:
-    """Every number of a summary under its dotted path (booleans as 0/1; SLOs by metric)."""
+    """Every number of a summary under its dotted path (booleans as 0/1; SLOs by metric; the
+    probe books' points by their index in the grid)."""
     out: dict[str, float] = {}
     if isinstance(value, bool):
         out[prefix] = float(value)
@@ -52,6 +53,9 @@ def flatten(value: Any, prefix: str = "") -> dict[str, float]:
     elif isinstance(value, dict):
         for key, item in value.items():
             out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(value, list) and prefix == "market.probes":  # the probe books' curve, by grid index
+        for index, point in enumerate(value):
+            out.update(flatten(point, f"{prefix}.{index}"))
     elif isinstance(value, list) and prefix == "slo":
         for slo in value:
             if isinstance(slo, dict) and isinstance(slo.get("value"), (int, float)):
