@@ -114,6 +114,8 @@ def test_every_example_validates() -> None:
 @pytest.mark.parametrize("entry, words", [
     ('"latency.p99" = "< 2000/s"', "latency.p99"),
     ('"latency.p77" = "< 2ms"', "unknown SLO metric"),
+    ('"latency.p99" = "< 800"', "a duration needs its unit, such as '800ms' or '800s', got '800'"),
+    ('"throughput" = ">= 2000"', "a rate needs its unit, such as '2000/s' or '2000/min', got '2000'"),
 ])
 def test_bad_slo_entries_are_rejected_at_load(tmp_path, entry, words) -> None:
     path = _write(tmp_path, GOOD + f"\n[slo]\n{entry}\n")
