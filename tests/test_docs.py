@@ -157,6 +157,19 @@ def test_the_command_line_page_names_every_command_and_option_and_no_other() -> 
     assert named - known == set(), f"docs/cli.md shows options no command has: {sorted(named - known)}"
 
 
+def test_the_anvil_install_command_shown_is_the_one_ci_runs() -> None:
+    """The README, the docs and msgstorm's own "anvil not found" give .ci/run's command,
+    which installs into ./node_modules and leaves no package.json or package-lock.json."""
+    from msgstorm.live.chain.anvil import INSTALL
+
+    [ci] = [line.strip() for line in _text(ROOT / ".ci" / "run").splitlines() if line.strip().startswith("npm install")]
+    assert INSTALL == ci and "--no-save" in ci and "--no-package-lock" in ci
+    shown = [(page.name, " ".join(found.split())) for page in PAGES
+             for found in re.findall(r"`(npm install[^`]*)`", _text(page), re.S)]
+    assert ("README.md", ci) in shown and ("live.md", ci) in shown
+    assert [(name, command) for name, command in shown if command != ci] == []
+
+
 def test_the_summary_table_names_every_key_of_summary_json() -> None:
     from msgstorm.analysis.summary_model import Summary
 
