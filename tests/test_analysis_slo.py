@@ -52,7 +52,6 @@ SUMMARY = {
         ("!= 250ms", "fail"),
         ("< 0.3s", "pass"),
         ("<250000us", "fail"),
-        ("< 260", "pass"),  # a plain number is read in the metric's unit (ms)
     ],
 )
 def test_each_operator_and_duration_units(expression: str, verdict: str) -> None:
@@ -82,6 +81,9 @@ def test_thresholds_are_converted_to_the_metric_unit() -> None:
         ("latency.p99", "< fast"),
         ("latency.p99", "about 250ms"),  # no operator
         ("latency.p42", "< 250ms"),  # unknown metric
+        ("latency.p99", "< 800"),  # a duration without its unit: 800 ms or 800 s?
+        ("stage.queue_wait.p99", "< 0.2"),
+        ("throughput", ">= 2000"),  # a rate without its unit: a second or a minute?
     ],
 )
 def test_bad_entries_raise_and_are_described(name: str, expression: str) -> None:

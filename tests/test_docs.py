@@ -157,6 +157,46 @@ def test_the_command_line_page_names_every_command_and_option_and_no_other() -> 
     assert named - known == set(), f"docs/cli.md shows options no command has: {sorted(named - known)}"
 
 
+def test_run_and_validate_help_and_the_command_line_page_name_every_target() -> None:
+    """``--target`` takes every live driver's name and every URL scheme: each is in the
+    option's help (run, validate) and in docs/cli.md's "Choosing the target"."""
+    from msgstorm.scenario.registry import LIVE_DRIVERS
+    from msgstorm.scenario.target_option import URL_SCHEMES
+
+    names = ["sim", *LIVE_DRIVERS.names()]
+    schemes = [f"{scheme}://" for scheme in URL_SCHEMES]
+    group = typer.main.get_command(app)
+    context = group.make_context("msgstorm", ["--help"], resilient_parsing=True)
+    for command_name in ("run", "validate"):
+        command = group.get_command(context, command_name)  # type: ignore[attr-defined]
+        [option] = [param for param in command.params if "--target" in param.opts]
+        missing = [word for word in names + schemes if not re.search(rf"(?<![\w/]){re.escape(word)}", option.help)]
+        assert missing == [], f"msgstorm {command_name} --help does not name {missing}"
+    text = _text(DOCS / "cli.md")
+    section = text[text.index("### Choosing the target"):]
+    section = section[:section.index("\n### ", 1)]
+    assert [word for word in names + schemes if f"`{word}`" not in section] == []
+
+
+def test_the_command_line_page_shows_calibrate_crypto() -> None:
+    text = _text(DOCS / "cli.md")
+    section = text[text.index("## Commands"):text.index("## Exit codes")]
+    assert "`msgstorm calibrate crypto [-o COSTS.json]`" in section
+
+
+def test_the_anvil_install_command_shown_is_the_one_ci_runs() -> None:
+    """The README, the docs and msgstorm's own "anvil not found" give .ci/run's command,
+    which installs into ./node_modules and leaves no package.json or package-lock.json."""
+    from msgstorm.live.chain.anvil import INSTALL
+
+    [ci] = [line.strip() for line in _text(ROOT / ".ci" / "run").splitlines() if line.strip().startswith("npm install")]
+    assert INSTALL == ci and "--no-save" in ci and "--no-package-lock" in ci
+    shown = [(page.name, " ".join(found.split())) for page in PAGES
+             for found in re.findall(r"`(npm install[^`]*)`", _text(page), re.S)]
+    assert ("README.md", ci) in shown and ("live.md", ci) in shown
+    assert [(name, command) for name, command in shown if command != ci] == []
+
+
 def test_the_summary_table_names_every_key_of_summary_json() -> None:
     from msgstorm.analysis.summary_model import Summary
 

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -30,7 +31,7 @@ from msgstorm.scenario.schema import (
     BackpressureSpec,
     FaultSpec,
 )
-from msgstorm.scenario.traffic import ArrivalSpec
+from msgstorm.scenario.traffic import ROLE_MIX, AgentSpec, ArrivalSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "docs" / "extending.md"
@@ -44,8 +45,6 @@ def _readme_block(after: str, language: str) -> str:
 
 def test_every_schema_variant_has_a_registered_implementation() -> None:
     def literals(union: object, field: str) -> set[str]:
-        import typing
-
         args = typing.get_args(typing.get_args(union)[0]) if typing.get_origin(union) is typing.Annotated else ()
         return {typing.get_args(model.model_fields[field].annotation)[0] for model in args}
 
@@ -55,7 +54,12 @@ def test_every_schema_variant_has_a_registered_implementation() -> None:
     assert literals(ArrivalSpec, "process") == set(ARRIVAL_PROCESSES)
     assert {"fifo", "fee_priority"} <= set(QUEUE_POLICIES)
     assert list(CHECKERS)[:4] == ["conservation", "ordering", "committed-implies-sequenced", "stage-order"]
-    assert len(MESSAGE_KINDS) > 0
+    # A kind's place in MESSAGE_KINDS is its code in the simulator's records and the history's
+    # dictionary: the kinds so far keep their places (a new one goes at the end). Every agent
+    # role sends known kinds only, and every kind has a role that sends it.
+    assert MESSAGE_KINDS[:6] == ("order", "cancel", "quote", "liquidation", "price", "spam")
+    assert set(ROLE_MIX) == set(typing.get_args(AgentSpec.model_fields["role"].annotation))
+    assert set().union(*ROLE_MIX.values()) == set(MESSAGE_KINDS)
 
 
 def test_the_names_a_registry_declares_built_in_are_the_ones_its_modules_register() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 import urllib.request
@@ -141,11 +142,11 @@ def test_anvil_refuses_what_it_cannot_do_naming_the_field() -> None:
 
 
 def test_a_missing_anvil_names_the_install_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from msgstorm.live.chain.anvil import find_anvil
+    from msgstorm.live.chain.anvil import INSTALL, find_anvil
     from msgstorm.live.servers import ServerError
 
     monkeypatch.setenv("MSGSTORM_ANVIL", str(tmp_path / "nothing"))
-    with pytest.raises(ServerError, match="npm install @foundry-rs/anvil-linux-amd64@1.7.1"):
+    with pytest.raises(ServerError, match=re.escape(INSTALL)):
         find_anvil()
 
 

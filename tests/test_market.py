@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -18,8 +18,6 @@ from typer.testing import CliRunner
 from msgstorm import analyse, read_history, run
 from msgstorm.cli import app
 from msgstorm.errors import ExitCode
-from msgstorm.market.accounts import line_prices
-from msgstorm.market.prices import price_paths
 from msgstorm.scenario import ScenarioError, load_scenario, parse_scenario
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -69,7 +67,7 @@ ACCOUNTS = "side,size,entry,collateral\nlong,1,100,50\nlong,1,100,20\nlong,1,100
 KEEPER = '[[market.keepers]]\nreaction = "0s"\n'
 
 
-def _table(run_dir: Path, name: str) -> list[dict[str, object]]:
+def _table(run_dir: Path, name: str) -> list[dict[str, Any]]:
     directory = run_dir / "history" / name
     if not directory.is_dir():
         return []
@@ -171,49 +169,88 @@ def test_every_account_balances_and_bad_debt_is_the_negative_part(tmp_path: Path
     assert result.summary["market"]["bad_debt"]["absolute"] == pytest.approx(total, rel=1e-9)
 
 
+GBM = """
+[run]
+name = "gbm"
+seed = 11
+duration = "30s"
+drain = "1s"
+
+[network]
+regions = ["us-east"]
+nodes_per_region = 1
+processing = {{ dist = "constant", value = "0s" }}
+
+[sequencer]
+service = {{ dist = "constant", value = "1us" }}
+
+[blocks]
+interval = "1ms"
+
+[[agents]]
+name = "traders"
+arrival = {{ process = "constant", rate = "1/s" }}
+
+[market]
+resolution = "500ms"
+maintenance_margin = "2%"
+liquidation_penalty = "1%"
+slippage_bps = 0.0
+
+[market.oracle]
+deviation = "0%"
+
+[[market.keepers]]
+reaction = "2s"
+{instruments}
+"""
+
+
 @pytest.mark.parametrize(("volatility", "per_minute"), [("5%/min", 0.05), ("10%/min", 0.10)])
-def test_bad_debt_after_a_fixed_delay_matches_the_normal_formula(volatility: str, per_minute: float) -> None:
-    """Geometric Brownian motion, an oracle at every step, execution a fixed d after the
-    price first crosses a long account's line, no congestion. With P_c the price at the
-    crossing and X the log-return over d ~ normal((mu - s^2/2) d, s^2 d), the account ends in
-    bad debt when P_c e^X < (size x entry - collateral) / (size x (1 - penalty)) =: B (no
-    slippage), so P(bad debt) = Phi((ln(B / P_c) - (mu - s^2/2) d) / (s sqrt d)). Over
-    independent instruments (one account each) the count of bad-debt accounts must match the
-    sum of these probabilities within 4 standard deviations."""
-    instruments = 2000
-    resolution_ns, delay_steps, steps = 100_000_000, 20, 600
-    text = "\n".join(['[run]', 'name = "gbm"', 'duration = "60s"', '[[agents]]', 'name = "a"',
-                      'arrival = { process = "constant", rate = "1/s" }', '[market]', 'resolution = "100ms"',
-                      *(f'[[market.instruments]]\nname = "i{i}"\nprice = 100.0\ndrift = "10%/y"\n'
-                        f'volatility = "{volatility}"' for i in range(instruments))])
-    market = parse_scenario(text, source="gbm.toml").market
-    assert market is not None
-    paths = price_paths(market, steps * resolution_ns, np.random.SeedSequence(11)).prices
+def test_bad_debt_after_a_fixed_delay_matches_the_normal_formula(tmp_path: Path, volatility: str,
+                                                                  per_minute: float) -> None:
+    """A run of the engine: instruments under geometric Brownian motion, one long each
+    (leverage 20: the line 3.1% under the entry), an oracle publishing every step, a keeper
+    on the same node reacting a fixed d = 2 s (four steps) after the price crossing the line
+    reaches it, 1 ms blocks: no congestion. With P_c the price the keeper saw and X the
+    log-return over d ~ normal((mu - s^2/2) d, s^2 d), the liquidation leaves bad debt when
+    P_c e^X < (size x entry - collateral) / (size x (1 - penalty)) =: B (no slippage), so
+    P(bad debt) = Phi((ln(B / P_c) - (mu - s^2/2) d) / (s sqrt d)). The instruments are
+    independent: the count of first liquidations that left bad debt must match the sum of
+    these probabilities within 4 standard deviations."""
+    instruments = 600
+    accounts = tmp_path / "one-long.csv"
+    accounts.write_text("side,size,entry,collateral\nlong,20,100,100\n")
+    text = GBM.format(instruments="".join(
+        f'\n[[market.instruments]]\nname = "i{i}"\nprice = 100.0\ndrift = "10%/y"\nvolatility = "{volatility}"\n'
+        f'\n[[market.accounts]]\nfile = "{accounts}"\ninstrument = "i{i}"\n' for i in range(instruments)))
+    result = run(parse_scenario(text, source="gbm.toml"), tmp_path / "run")
+    d_ns, horizon_ns = 2_000_000_000, 30_000_000_000
     sigma = per_minute / math.sqrt(60)  # per sqrt(second)
     mu = 0.10 / (365 * 86400)
-    d = delay_steps * resolution_ns / 1e9
-    penalty, maintenance = 0.01, 0.02
-    # One long per instrument, leverage 20: the line is 3.1% under the entry, and a 1% fall
-    # past it within the delay leaves bad debt.
-    side, size, entry, collateral = (np.ones(1), np.array([20.0]), np.array([100.0]), np.array([100.0]))
-    line = float(line_prices(side, size, entry, collateral, maintenance)[0][0])
-    threshold = (size[0] * entry[0] - collateral[0]) / (size[0] * (1 - penalty))
+    d = d_ns / 1e9
+    threshold = (20 * 100.0 - 100.0) / (20 * (1 - 0.01))
+    t_seen = {row["msg_id"]: row["t_price"] for row in _table(result.run_dir, "oracle")}
+    executions = {row["msg_id"]: row for row in _table(result.run_dir, "executions")}
+    first: dict[Any, dict[str, Any]] = {}  # each account's first trigger (a no-op may bring more)
+    for trigger in sorted(_table(result.run_dir, "triggers"), key=lambda row: row["t"]):
+        first.setdefault(trigger["account"], trigger)
     expected = variance = 0.0
-    observed = crossed = 0
-    for path in paths:
-        past = np.flatnonzero(path[: steps - delay_steps] <= line)
-        if past.size == 0:
-            continue
-        k = int(past[0])
-        crossed += 1
-        final = collateral[0] + size[0] * (path[k + delay_steps] - entry[0]) - penalty * size[0] * path[k + delay_steps]
-        observed += final < 0
-        z = (math.log(threshold / path[k]) - (mu - sigma**2 / 2) * d) / (sigma * math.sqrt(d))
+    observed = judged = 0
+    for trigger in first.values():
+        crossed_ns = t_seen[trigger["price_msg_id"]]
+        if crossed_ns + d_ns >= horizon_ns:
+            continue  # executed past the price path's end
+        execution = executions[trigger["msg_id"]]
+        assert execution["t_price"] == crossed_ns + d_ns, "the delay is d exactly"
+        judged += 1
+        observed += execution["bad_debt"] != 0.0
+        z = (math.log(threshold / trigger["price_seen"]) - (mu - sigma**2 / 2) * d) / (sigma * math.sqrt(d))
         p = 0.5 * math.erfc(-z / math.sqrt(2))
         expected += p
         variance += p * (1 - p)
-    assert crossed > 500 and observed > 50, (crossed, observed)
-    assert abs(observed - expected) <= 4 * math.sqrt(variance) + 1, (observed, expected, variance, crossed)
+    assert judged > 150 and observed > 30, (judged, observed)
+    assert abs(observed - expected) <= 4 * math.sqrt(variance) + 1, (observed, expected, variance, judged)
 
 
 def _latency_run(tmp_path: Path, seed: int, latency: str) -> float:

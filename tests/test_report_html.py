@@ -363,6 +363,29 @@ def test_a_live_runs_scenario_shows_only_live_settings_in_human_units() -> None:
     assert not re.search(r"\d{7,}", " ".join([*map(str, facts.values()), *faults])), "no raw nanoseconds"
 
 
+def test_a_ramps_rates_read_as_rates_and_an_agents_start_as_a_time() -> None:
+    scenario = msgstorm.load_scenario(EXAMPLES / "ramp.toml", [
+        'agents.0.arrival={process="step_ramp", start="50000/s", step="2500/s", every="3s", steps=10}',
+        'agents.0.start="2s"']).model_dump(mode="json", by_alias=True)
+    agent = scenario["agents"][0]
+    assert _scenario_value("arrival", agent["arrival"]) == (
+        "{process=step_ramp, start=50,000/s, step=2,500/s, every=3 s, steps=10, poisson=True}")
+    assert _scenario_value("arrival", {"process": "linear_ramp", "start": 100.0, "end": 2000.0, "poisson": True}) == (
+        "{process=linear_ramp, start=100/s, end=2,000/s, poisson=True}")
+    assert _scenario_value("agent", {"start": agent["start"], "stop": None}) == "{start=2 s}"
+
+
+def test_the_slo_table_shows_each_value_in_its_thresholds_unit() -> None:
+    page = _headline({"slo": [
+        {"name": "latency.p99", "verdict": "fail", "value": 1644.841, "threshold": "< 1s"},
+        {"name": "capacity.knee_rate", "verdict": "pass", "value": 3012.4, "threshold": ">= 3000/s"},
+        {"name": "loss_rate", "verdict": "pass", "value": 0.0125, "threshold": "< 2%"},
+        {"name": "messages.dropped", "verdict": "fail", "value": 1200, "threshold": "== 0"}]})
+    table = re.search(r'<table id="slo-table">.*?</table>', page, re.DOTALL)
+    assert table is not None
+    assert re.findall(r'<td class="num">([^<]*)</td>', table.group(0)) == ["1.64 s", "3,012/s", "1.25%", "1,200"]
+
+
 def test_a_throttles_shedding_is_its_own_card() -> None:
     page = _headline({"failure_threshold": None, "by_kind": {"spam": {"sent": 100, "dropped": 40}},
                       "control": {"throttle": {"decisions": 3, "output": "admitted_share", "lowest": 0.5,

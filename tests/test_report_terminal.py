@@ -48,6 +48,19 @@ def test_long_durations_read_in_seconds() -> None:
     assert not any("15,196" in line or "65,147" in line for line in lines)
 
 
+def test_an_slos_value_is_printed_in_its_thresholds_unit() -> None:
+    slos = [{"name": "latency.p99", "verdict": "fail", "value": 1644.841, "threshold": "< 1s"},
+            {"name": "stage.queue_wait.p99", "verdict": "fail", "value": 0.4, "threshold": "< 200us"},
+            {"name": "capacity.knee_rate", "verdict": "fail", "value": 2890.101, "threshold": ">= 3000/s"},
+            {"name": "loss_rate", "verdict": "pass", "value": 0.0125, "threshold": "< 2%"},
+            {"name": "desync.episodes", "verdict": "fail", "value": 3, "threshold": "== 0"},
+            {"name": "latency.p50", "verdict": "unknown", "value": None, "threshold": "< 1s"}]
+    lines = _printed({"slo": slos})
+    rows = [[cell.strip() for cell in line.strip("│ ").split("│")] for line in lines[[line.strip() for line in lines].index("SLOs") + 4:-1]]
+    assert [row[1:3] for row in rows] == [["< 1s", "1.64 s"], ["< 200us", "0.4 ms"], [">= 3000/s", "2,890/s"],
+                                          ["< 2%", "1.25%"], ["== 0", "3"], ["< 1s", "—"]]
+
+
 def test_faults_show_how_long_recovery_took_and_copies_each_node() -> None:
     lines = _printed({"faults": [
         {"fault_id": 0, "kind": "crash", "start_s": 3.0, "end_s": 6.0, "pre_fault_p99_ms": 2.5, "recovery_s": 1.234},

@@ -114,6 +114,8 @@ def test_every_example_validates() -> None:
 @pytest.mark.parametrize("entry, words", [
     ('"latency.p99" = "< 2000/s"', "latency.p99"),
     ('"latency.p77" = "< 2ms"', "unknown SLO metric"),
+    ('"latency.p99" = "< 800"', "a duration needs its unit, such as '800ms' or '800s', got '800'"),
+    ('"throughput" = ">= 2000"', "a rate needs its unit, such as '2000/s' or '2000/min', got '2000'"),
 ])
 def test_bad_slo_entries_are_rejected_at_load(tmp_path, entry, words) -> None:
     path = _write(tmp_path, GOOD + f"\n[slo]\n{entry}\n")
@@ -214,6 +216,52 @@ def test_an_error_caused_by_set_is_blamed_on_set() -> None:
     result = CliRunner().invoke(app, ["validate", str(quickstart), "--set", "network.regions.0=mars"])
     assert result.exit_code == 2
     assert "error: --set: network.regions: no built-in latency between 'mars' and 'eu-west'" in result.output
+
+
+def test_an_error_caused_by_grid_is_blamed_on_grid(tmp_path) -> None:
+    quickstart = Path(__file__).resolve().parent.parent / "examples" / "quickstart.toml"
+    result = CliRunner().invoke(app, ["sweep", str(quickstart), "--grid", "sequencer.wrokers=1,2",
+                                      "--set", "sequencer.workers=2", "--out", str(tmp_path / "sweep"), "-q"])
+    assert result.exit_code == 2, result.output
+    assert "error: --grid: sequencer.wrokers: unknown field: did you mean 'workers'?" in result.output
+    assert not (tmp_path / "sweep").exists()
+    # A key both set and gridded: the grid's value is the one validated, and blamed.
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(quickstart, ["agents.0.count=3", ("--grid", "agents.0.count=0")])
+    assert [(issue.file, issue.field) for issue in caught.value.issues] == [("--grid", "agents[0].count")]
+
+
+@pytest.mark.parametrize("override, words", [
+    ('slo={"latency.p99"="< 1s"',
+     """slo: '{"latency.p99"="< 1s"' is not valid TOML: Unclosed inline table (at end of document)"""),
+    ("agents.0.mix=[0.5,", "agents.0.mix: '[0.5,' is not valid TOML: "),
+    ('run..duration="1s"', "bad key 'run..duration': a part of it is empty (two dots in a row, or a dot at an end); "
+                           "did you mean 'run.duration'?"),
+    ('.run.duration="1s"', "bad key '.run.duration': a part of it is empty"),
+    ('faults.0.at="-1s"', "a duration cannot be negative, got '-1s'"),
+    ('agents.0.arrival.rate="-5k/s"', "a rate cannot be negative, got '-5k/s'"),
+])
+def test_a_broken_set_says_what_is_broken(override: str, words: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(GOOD, source="scenario.toml", overrides=[override])
+    [issue] = caught.value.issues
+    assert issue.file == "--set"
+    assert words in issue.message, issue.message
+
+
+def test_a_bare_word_in_set_is_still_a_string() -> None:
+    scenario = parse_scenario(GOOD, source="scenario.toml", overrides=["sequencer.policy=fee_priority"])
+    assert scenario.sequencer.policy == "fee_priority"
+
+
+def test_report_on_a_missing_directory_says_it_is_missing(tmp_path) -> None:
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "no-such-run")])
+    assert result.exit_code == 2
+    assert f"error: {tmp_path / 'no-such-run'}: no such directory" in result.output.replace("\n", "")
+    (tmp_path / "a-file").write_text("")
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "a-file")])
+    assert result.exit_code == 2
+    assert "not a directory" in result.output
 
 
 def test_set_takes_a_list_element_as_agents_0_or_agents_bracket_0() -> None:

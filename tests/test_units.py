@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from msgstorm.scenario.units import (
@@ -37,9 +39,20 @@ def test_sizes_and_fractions() -> None:
 
 
 @pytest.mark.parametrize("parse, bad", [(parse_duration_ns, "5"), (parse_duration_ns, "2 parsecs"),
-                                        (parse_rate_per_s, "-5/s"), (parse_rate_per_s, 100),
+                                        (parse_rate_per_s, "5 per s"), (parse_rate_per_s, 100),
                                         (parse_fraction, "150%"), (parse_size_bytes, "big"),
                                         (parse_bandwidth_bps, "fast")])
 def test_bad_units_say_what_was_expected(parse, bad) -> None:
     with pytest.raises(ValueError, match="expected"):
+        parse(bad)
+
+
+@pytest.mark.parametrize("parse, bad, words", [
+    (parse_duration_ns, "-1s", "a duration cannot be negative, got '-1s'"),
+    (parse_duration_ns, " -250 ms", "a duration cannot be negative"),
+    (parse_rate_per_s, "-5/s", "a rate cannot be negative, got '-5/s'"),
+    (parse_duration_ns, "-x", "expected a duration with a unit"),  # not a negative duration: not a duration
+])
+def test_a_negative_quantity_is_called_negative(parse, bad, words) -> None:
+    with pytest.raises(ValueError, match=re.escape(words)):
         parse(bad)

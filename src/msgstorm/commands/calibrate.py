@@ -25,7 +25,9 @@ def calibrate(
                                             "with each [security] scheme, and store it for runs to use",
                                             metavar="RUN_DIR|crypto")],
     output: Annotated[Path | None, typer.Option("--out", "-o", help="the twin scenario file to write (default: "
-                                                "RUN_DIR/twin.toml)", metavar="TWIN.toml")] = None,
+                                                "RUN_DIR/twin.toml); with `crypto`, the file the costs are stored "
+                                                "in (default: $MSGSTORM_CRYPTO_COSTS, else the user's cache)",
+                                                metavar="TWIN.toml")] = None,
     low_load: Annotated[str, typer.Option("--low-load", help="steps offered at most this share of the measured "
                                           "knee are the low-load steps the fit uses")] = "50%",
     check: Annotated[bool, typer.Option("--check", help="also run the twin (into TWIN.toml's name without "

@@ -431,6 +431,10 @@ def count_rows(history_dir: Path, name: str) -> int:
 def read_history(run_dir: str | Path) -> History:
     """Read ``RUN_DIR/history``; raises ``FileNotFoundError`` naming what is missing."""
     history_dir = Path(run_dir) / "history"
+    if not Path(run_dir).exists():
+        raise HistoryMissing(f"{run_dir}: no such directory")
+    if not Path(run_dir).is_dir():
+        raise HistoryMissing(f"{run_dir}: not a directory (a run directory holds history/, summary.json, ...)")
     if not history_dir.is_dir():
         raise HistoryMissing(f"{history_dir}: no history (is {run_dir} a msgstorm run directory?)")
     for name in TABLES:

@@ -39,7 +39,7 @@ from msgstorm.report.series import (
     shaded_spans,
     validation_backlog_series,
 )
-from msgstorm.report.text import broker_said, duration_ms, duration_s, number
+from msgstorm.report.text import broker_said, duration_ms, duration_s, number, slo_value
 from msgstorm.report.topology import region_path_rows, topology_figure
 
 __all__ = ["REPORT_FILE", "fmt", "render_run_report", "write_run_report"]
@@ -136,7 +136,7 @@ def _headline(summary: dict[str, Any]) -> str:
     ]
     slos = summary.get("slo") or []
     rows = [
-        [esc(s.get("name")), esc(s.get("threshold")), f'<td class="num">{fmt(s.get("value"))}</td>',
+        [esc(s.get("name")), esc(s.get("threshold")), f'<td class="num">{slo_value(str(s.get("name")), s.get("value"))}</td>',
          f'<td data-verdict="{esc(s.get("verdict"))}">{_verdict(s.get("verdict"))}</td>']
         for s in slos
     ]
@@ -454,7 +454,10 @@ _DURATION_KEYS = frozenset({"at", "duration", "start", "stop", "every", "decay",
 # Distributions of a time (their numbers are ns): every number inside but shape parameters.
 _DURATION_DISTS = frozenset({"service", "processing", "link"})
 _SHAPE_KEYS = frozenset({"sigma", "alpha", "shape", "weight", "p"})
-_RATE_KEYS = frozenset({"rate", "baseline", "step", "end"})
+_RATE_KEYS = frozenset({"rate", "baseline"})
+# An arrival process (a table with ``process``): a ramp's ``start``, ``step`` and ``end`` are
+# rates there (an agent's own ``start`` is a time).
+_ARRIVAL_RATE_KEYS = frozenset({"rate", "baseline", "start", "step", "end"})
 
 
 def _regions_value(network: dict[str, Any]) -> str:
@@ -470,17 +473,19 @@ def _regions_value(network: dict[str, Any]) -> str:
     return f"{', '.join(regions)} × {network.get('nodes_per_region')} nodes"
 
 
-def _scenario_value(key: str, value: Any, in_duration: bool = False) -> str:
+def _scenario_value(key: str, value: Any, in_duration: bool = False, rate_keys: frozenset[str] = _RATE_KEYS) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if key in rate_keys:
+            return fmt(value, "/s")
         if key in _DURATION_KEYS or (in_duration and key not in _SHAPE_KEYS):
             return duration_ms(value / 1e6)
-        if key in _RATE_KEYS:
-            return fmt(value, "/s")
     if isinstance(value, dict):
         inner = in_duration or key in _DURATION_DISTS
-        return "{" + ", ".join(f"{k}={_scenario_value(k, v, inner)}" for k, v in value.items() if v is not None) + "}"
+        rates = _ARRIVAL_RATE_KEYS if "process" in value else _RATE_KEYS
+        return "{" + ", ".join(f"{k}={_scenario_value(k, v, inner, rates)}" for k, v in value.items()
+                               if v is not None) + "}"
     if isinstance(value, list):
-        return "[" + ", ".join(_scenario_value(key, v, in_duration) for v in value) + "]"
+        return "[" + ", ".join(_scenario_value(key, v, in_duration, rate_keys) for v in value) + "]"
     return str(value)
 
 

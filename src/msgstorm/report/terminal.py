@@ -15,7 +15,7 @@ from rich.table import Table
 from msgstorm.analysis.hops import HOP_SPLIT_PATHS, HOP_STAGES
 from msgstorm.report.collateral import collateral_rows
 from msgstorm.report.crosschain import crosschain_rows
-from msgstorm.report.text import broker_said, duration_ms, duration_s, number
+from msgstorm.report.text import broker_said, duration_ms, duration_s, number, slo_value
 
 __all__ = ["control_lines", "print_summary", "security_lines"]
 
@@ -406,7 +406,8 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         colours = {"pass": "green", "fail": "red", "unknown": "yellow"}
         for slo in slos:
             verdict = str(slo.get("verdict"))
-            table.add_row(escape(str(slo.get("name"))), escape(str(slo.get("threshold"))), _fmt(slo.get("value")),
+            table.add_row(escape(str(slo.get("name"))), escape(str(slo.get("threshold"))),
+                          slo_value(str(slo.get("name")), slo.get("value")),
                           f"[{colours.get(verdict, 'white')}]{verdict}[/]")
         console.print(table)
 

@@ -9,6 +9,8 @@ whole; only what a person reads is rounded here).
 - ``duration_ms`` / ``duration_s``: a duration in the unit that reads best: milliseconds
   below a second (``8.7 ms``, ``0.123 ms``), seconds from one second on with three
   significant digits (``15.2 s``, not ``15,196.447 ms``).
+- ``slo_value``: an SLO's value in its metric's unit, as its threshold is written (``1.64 s``
+  beside ``< 1s``, ``2,891/s`` beside ``>= 3000/s``, ``2%`` beside ``<= 2%``).
 - ``broker_said``: a broker's reply as its status and description (``503 no responders``),
   not the protocol text it came in (``NATS/1.0 503\\r\\nNats-Subject: ...``).
 """
@@ -19,7 +21,9 @@ import json
 import re
 from typing import Any
 
-__all__ = ["broker_said", "duration_ms", "duration_s", "number", "rate_digits"]
+from msgstorm.scenario.slo import SLO_METRICS
+
+__all__ = ["broker_said", "duration_ms", "duration_s", "number", "rate_digits", "slo_value"]
 
 DASH = "—"
 
@@ -66,6 +70,19 @@ def duration_ms(value: float | int | None) -> str:
 def duration_s(value: float | int | None) -> str:
     """A duration given in seconds, worded as ``duration_ms`` words it."""
     return DASH if value is None else duration_ms(float(value) * 1000)
+
+
+def slo_value(name: str, value: float | int | None) -> str:
+    """An SLO's value (summary.json's ``slo[].value``, in the metric's unit: ms, per second,
+    a fraction, a count) worded with its unit; a metric msgstorm does not know as a number."""
+    unit = SLO_METRICS[name][1] if name in SLO_METRICS else "count"
+    if value is None or unit == "count":
+        return number(value)
+    if unit == "ms":
+        return duration_ms(value)
+    if unit == "per_s":
+        return number(float(value), "/s")
+    return number(100 * float(value), "%")
 
 
 # What a NATS status code means when its reply carries no description (the protocol sends

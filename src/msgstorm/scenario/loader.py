@@ -2,7 +2,8 @@
 
 Every failure becomes a ``ScenarioError`` whose issues name file, line and field; the CLI
 prints them and exits 2. ``--set dotted.key=value`` overrides are applied to the raw
-table before validation, so they are validated like the file itself.
+table before validation, so they are validated like the file itself; an error they cause
+names the option that gave them (``--set``, or e.g. ``--grid`` for a sweep's point).
 """
 
 from __future__ import annotations
@@ -27,13 +28,17 @@ from msgstorm.scenario.market import leverage_problems
 from msgstorm.scenario.refs import check_references, did_you_mean
 from msgstorm.scenario.schema import Scenario
 
-__all__ = ["MAX_SCENARIO_BYTES", "apply_override", "load_scenario", "parse_scenario", "scenario_hash"]
+__all__ = ["MAX_SCENARIO_BYTES", "Override", "apply_override", "load_scenario", "parse_scenario", "scenario_hash"]
 
 # A scenario describes a run; a larger file is almost surely the wrong file.
 MAX_SCENARIO_BYTES = 1 << 20
 
+# ``dotted.key=value`` from ``--set``, or ``(option, dotted.key=value)`` from another option
+# (``--grid``, ``--seeds``): the errors it causes name that option.
+Override = str | tuple[str, str]
 
-def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Scenario:
+
+def load_scenario(path: str | Path, overrides: Iterable[Override] = ()) -> Scenario:
     """Read, override, validate and cross-check a scenario file."""
     file = Path(path)
     try:
@@ -60,7 +65,7 @@ def parse_scenario(
     text: str,
     source: str = "<scenario>",
     base_dir: Path | None = None,
-    overrides: Iterable[str] = (),
+    overrides: Iterable[Override] = (),
 ) -> Scenario:
     """Validate scenario TOML text; ``base_dir`` resolves relative replay paths."""
     try:
@@ -70,12 +75,15 @@ def parse_scenario(
         line = int(match.group(1)) if match else None
         raise ScenarioError([ScenarioIssue(source, line, "", f"not valid TOML: {error}")]) from None
     locator = TomlLocator(text)
-    overridden: set[Loc] = set()
-    for override in overrides:
+    overridden: dict[Loc, str] = {}  # each overridden key -> the option that set it last
+    for entry in overrides:
+        option, override = entry if isinstance(entry, tuple) else ("--set", entry)
         try:
-            overridden.add(apply_override(raw, override))
+            loc = apply_override(raw, override)
         except ValueError as error:
-            raise ScenarioError([ScenarioIssue("--set", None, override, str(error))]) from None
+            raise ScenarioError([ScenarioIssue(option, None, override, str(error))]) from None
+        overridden.pop(loc, None)
+        overridden[loc] = option
     _resolve_paths(raw, base_dir or Path("."))
     try:
         scenario = Scenario.model_validate(raw)
@@ -99,6 +107,11 @@ def scenario_hash(scenario: Scenario) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# A dotted key: parts (a quoted part keeps its dots) joined by single dots, none empty.
+_KEY_PART = r""""[^"]*"|'[^']*'|[^."']+"""
+_DOTTED_KEY = re.compile(rf"(?:{_KEY_PART})(?:\.(?:{_KEY_PART}))*")
+
+
 def apply_override(raw: dict[str, Any], override: str) -> Loc:
     """Apply ``dotted.key=value`` to a raw table; the value is read as TOML, else a string."""
     if "=" not in override:
@@ -106,6 +119,10 @@ def apply_override(raw: dict[str, Any], override: str) -> Loc:
     dotted, value_text = override.split("=", 1)
     # Quoted segments keep their dots: --set 'slo."latency.p99"="< 1s"'. A list element is
     # a segment of its own (agents.0.count), or an index after its list (agents[0].count).
+    if _DOTTED_KEY.fullmatch(dotted.strip()) is None:
+        parts_written = re.findall(_KEY_PART, dotted)
+        raise ValueError(f"bad key {dotted!r}: a part of it is empty (two dots in a row, or a dot at an end); "
+                         f"did you mean {'.'.join(parts_written)!r}?")
     segments = re.findall(r""""[^"]*"|'[^']*'|[^.]+""", dotted.strip())
     parts: list[str | int] = []
     for segment in segments:
@@ -125,7 +142,11 @@ def apply_override(raw: dict[str, Any], override: str) -> Loc:
         raise ValueError(f"bad key {dotted!r}")
     try:
         value: Any = tomllib.loads(f"v = {value_text.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
+    except tomllib.TOMLDecodeError as error:
+        # A bare word is a string (--set sequencer.policy=fifo); a value that opens a table,
+        # an array or a quoted string was meant as TOML, and how it is broken is the answer.
+        if value_text.strip()[:1] in ("{", "[", '"', "'"):
+            raise ValueError(f"{dotted.strip()}: {value_text.strip()!r} is not valid TOML: {error}") from None
         value = value_text.strip()
     node: Any = raw
     for part in parts[:-1]:
@@ -205,7 +226,7 @@ def _clean_loc(loc: tuple[Any, ...]) -> Loc:
 
 
 def _issues(
-    error: ValidationError, source: str, locator: TomlLocator, overridden: set[Loc],
+    error: ValidationError, source: str, locator: TomlLocator, overridden: dict[Loc, str],
     raw: dict[str, Any],
 ) -> list[ScenarioIssue]:
     issues = []
@@ -232,7 +253,7 @@ _UNION_TAGS = frozenset({
 
 
 def _issue_with_path(
-    loc: Loc, message: str, source: str, locator: TomlLocator, overridden: set[Loc],
+    loc: Loc, message: str, source: str, locator: TomlLocator, overridden: dict[Loc, str],
     raw: dict[str, Any],
 ) -> ScenarioIssue:
     # Discriminated unions put the chosen tag (e.g. "poisson") into the path, which the
@@ -256,8 +277,10 @@ def _issue_with_path(
 
 
 def _issue(
-    loc: Loc, message: str, source: str, locator: TomlLocator, overridden: set[Loc]
+    loc: Loc, message: str, source: str, locator: TomlLocator, overridden: dict[Loc, str]
 ) -> ScenarioIssue:
-    if loc and any(loc[: len(o)] == o or o[: len(loc)] == loc for o in overridden):
-        return ScenarioIssue("--set", None, format_field(loc), message)
+    # The option that set the key (or a table around it, or a key inside it) last.
+    options = [option for o, option in overridden.items() if loc and (loc[: len(o)] == o or o[: len(loc)] == loc)]
+    if options:
+        return ScenarioIssue(options[-1], None, format_field(loc), message)
     return ScenarioIssue(source, locator.line_of(loc), format_field(loc), message)

@@ -434,7 +434,9 @@ def _slo_section() -> list[str]:
     rows = ["## `[slo]`", "",
             "`\"metric\" = \"op value\"`, e.g. `\"latency.p99\" = \"< 250ms\"`, "
             "`\"capacity.knee_rate\" = \">= 3000/s\"`, `\"delivery.lost\" = \"== 0\"`. Operators: "
-            "`<`, `<=`, `>`, `>=`, `==`, `!=`. A failed SLO makes `msgstorm run` exit 1; one that "
+            "`<`, `<=`, `>`, `>=`, `==`, `!=`. A duration or a rate is written with its unit (`< 800` "
+            "is refused: `< 800ms`); a fraction as a percentage or a plain number, a count as a "
+            "plain number. A failed SLO makes `msgstorm run` exit 1; one that "
             "cannot be judged for lack of data is `unknown` (a failure with `--strict`). Metrics "
             "of a live run only (`delivery.*`, `connections.*`, `generator.*`) are unknown on sim. "
             f"Checks run on every run: {_builtin_names(CHECKERS)}.",

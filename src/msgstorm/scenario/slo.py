@@ -4,10 +4,11 @@ Place in the pipeline: the last analysis step. An entry such as ``"latency.p99" 
 names a metric (an alias into summary.json, listed in ``SLO_METRICS``) and a comparison:
 an operator (<, <=, >, >=, ==, !=) and a number with an optional unit:
 
-- a duration ("250ms", "1.5s", "800us") only for millisecond metrics, compared in ms;
-- a rate ("2000/s", "5k/s") only for per-second metrics;
-- a percentage ("10%") only for fractions (``loss_rate``);
-- a plain number for any metric, read in the metric's own unit (ms, per second, fraction, count).
+- a duration ("250ms", "1.5s", "800us") for millisecond metrics, compared in ms, and
+  nothing else: a duration without its unit ("< 800") is refused, as everywhere in a scenario;
+- a rate ("2000/s", "5k/s") for per-second metrics, and nothing else (likewise);
+- a percentage ("10%") or a plain number (0.1) for fractions (``loss_rate``);
+- a plain number for counts.
 
 Each entry becomes ``{name, verdict, value, threshold}``: verdict "pass" or "fail", or
 "unknown" when the metric is null (e.g. no committed messages) or the entry does not parse;
@@ -115,9 +116,17 @@ def slo_metric_known(name: str) -> bool:
 
 def _threshold(name: str, text: str, unit: Unit) -> float:
     try:
-        return float(text)
+        plain = float(text)
     except ValueError:
         pass
+    else:
+        # A duration or a rate is written with its unit everywhere in a scenario: "800" could
+        # be 800 ms or 800 s, 2000 a second or a minute.
+        if unit == "ms":
+            raise SloError(f"{name}: a duration needs its unit, such as '{text}ms' or '{text}s', got {text!r}")
+        if unit == "per_s":
+            raise SloError(f"{name}: a rate needs its unit, such as '{text}/s' or '{text}/min', got {text!r}")
+        return plain
     if text.endswith("%"):
         if unit != "fraction":
             raise SloError(

@@ -36,7 +36,7 @@ def target_overrides(value: str, allow_remote: bool = False) -> list[str]:
     text = value.strip()
     if "://" not in text:
         if not text or not text.replace("-", "").replace("_", "").isalnum():
-            raise ValueError(f"--target {value!r}: expected a target name (sim, nats, jetstream, redis, zmq) "
+            raise ValueError(f"--target {value!r}: expected a target name (sim, nats, jetstream, redis, zmq, anvil) "
                              "or a server URL such as nats://127.0.0.1:4222")
         if text != "sim":
             from msgstorm.scenario.registry import (

@@ -92,6 +92,8 @@ def parse_duration_ns(value: object) -> int:
                 raise ValueError(f"duration {value!r} is too long: at most about 292 years "
                                  "(int64 nanoseconds)")
             return round(ns)
+        if _DURATION_RE.match(value.replace("-", "", 1)) and value.strip().startswith("-"):
+            raise ValueError(f"a duration cannot be negative, got {value!r}")
     raise ValueError(
         f"expected a duration with a unit (ns, us, ms, s, min, h) such as '50ms', got {value!r}"
     )
@@ -106,6 +108,8 @@ def parse_rate_per_s(value: object) -> float:
             if rate == float("inf"):
                 raise ValueError(f"rate {value!r} is not a finite number")
             return rate
+        if _RATE_RE.match(value.replace("-", "", 1)) and value.strip().startswith("-"):
+            raise ValueError(f"a rate cannot be negative, got {value!r}")
     raise ValueError(f"expected a rate such as '2000/s' or '120/min', got {value!r}")
 
 

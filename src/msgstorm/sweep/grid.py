@@ -99,8 +99,11 @@ class RunSpec:
     seed: int
 
     @property
-    def overrides(self) -> list[str]:
-        return [f"{key}={toml_value(value)}" for key, value in self.values.items()] + [f"run.seed={self.seed}"]
+    def overrides(self) -> list[tuple[str, str]]:
+        """The point's settings and the seed, each with the option it came from (an error
+        names it: ``--grid``, ``--seeds``)."""
+        return [("--grid", f"{key}={toml_value(value)}") for key, value in self.values.items()] + [
+            ("--seeds", f"run.seed={self.seed}")]
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,8 @@ from msgstorm.scenario.schema import CrashFault, Eip1559, RestartFault, Scenario
 __all__ = ["ANVIL_ENV", "INSTALL", "AnvilNode", "find_anvil"]
 
 ANVIL_ENV = "MSGSTORM_ANVIL"
-INSTALL = "npm install @foundry-rs/anvil-linux-amd64@1.7.1"
+# Into ./node_modules, and nothing else: no package.json or package-lock.json left behind.
+INSTALL = "npm install --no-save --no-package-lock --prefix . @foundry-rs/anvil-linux-amd64@1.7.1"
 _PACKAGE = Path("node_modules") / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 _PROJECT = Path(__file__).resolve().parents[4]  # src/msgstorm/live/chain/anvil.py -> the checkout
 # sequencer.policy -> anvil's --order.
