@@ -366,7 +366,7 @@ def test_safe_leverage_brackets_the_boundary_computed_by_hand(tmp_path: Path) ->
     over: P <= 0.29; 2 of 2: P >= 0.71)."""
     scenario = tmp_path / "lev.toml"
     scenario.write_text(LEVERAGE)
-    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--budget", "0.1%", "--seeds", "2",
+    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--method", "runs", "--budget", "0.1%", "--seeds", "2",
                                       "--confidence", "50%", "--range", "1:5", "--workers", "2",
                                       "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
@@ -392,7 +392,7 @@ def test_safe_leverage_draws_one_curve_per_value_of_vary(tmp_path: Path) -> None
     scenario = tmp_path / "lev.toml"
     scenario.write_text(LEVERAGE)
     result = CliRunner().invoke(app, [
-        "safe-leverage", str(scenario), "--budget", "0.1%", "--seeds", "1", "--confidence", "50%", "--range", "1:5",
+        "safe-leverage", str(scenario), "--method", "runs", "--budget", "0.1%", "--seeds", "1", "--confidence", "50%", "--range", "1:5",
         "--out",
         str(tmp_path / "out"), "--vary",
         'market.instruments.0.shocks=[{at="1s", fall="30%"}],[{at="1s", fall="40%"}]'])
@@ -443,7 +443,7 @@ def test_safe_leverage_interval_covers_the_boundary_of_gbm_after_a_fixed_delay(t
     assert 2.25 < boundary < 2.32, boundary
     scenario = tmp_path / "gbm.toml"
     scenario.write_text(GBM_LEVERAGE)
-    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--budget", "0.1%", "--confidence", "80%",
+    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--method", "runs", "--budget", "0.1%", "--confidence", "80%",
                                       "--seeds", "16", "--range", "1.5:4", "--workers", "2",
                                       "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output

@@ -228,7 +228,7 @@ def test_stopping_a_leverages_seeds_once_settled_gives_the_answer_of_every_seed(
     scenario = tmp_path / "lev.toml"
     scenario.write_text(LEVERAGE)
     options: dict[str, Any] = {"budget": 0.001, "confidence": 0.5, "seeds": 8, "low": 1.0, "high": 5.0,
-                               "workers": 1, "grid_points": 2, "refine": 2}
+                               "workers": 1, "grid_points": 2, "refine": 2, "method": "runs"}
     every = safe_leverage(scenario, out_dir=tmp_path / "every", every_seed=True, **options)["curves"][0]
     early = safe_leverage(scenario, out_dir=tmp_path / "early", **options)["curves"][0]
     for key in ("safe_leverage", "boundary", "bracket", "at_safe", "note", "not_run"):
@@ -293,12 +293,12 @@ def test_a_range_reaching_the_liquidation_line_is_refused_before_any_run(tmp_pat
     scenario = tmp_path / "lev.toml"
     scenario.write_text(LEVERAGE)
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--budget", "0.1%", "--range", "2:10",
+    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--method", "runs", "--budget", "0.1%", "--range", "2:10",
                                       "--out", str(out)])
     assert result.exit_code == 2, result.output
     assert "--range: the top, 10, is at or above 1 / maintenance_margin = 10" in result.output, result.output
     assert "such as --range 2:9.9" in result.output and not out.exists()
-    varied = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--budget", "0.1%", "--range", "2:9",
+    varied = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--method", "runs", "--budget", "0.1%", "--range", "2:9",
                                       "--vary", 'market.maintenance_margin="10%","15%"', "--out", str(out)])
     assert varied.exit_code == 2, varied.output
     assert "1 / maintenance_margin = 6.66667 (with market.maintenance_margin" in varied.output, varied.output
@@ -320,7 +320,7 @@ def test_bad_values_exit_2_with_what_would_be_right(tmp_path: Path, args: list[s
     scenario = tmp_path / "lev.toml"
     scenario.write_text(LEVERAGE)
     options = {"--budget": "0.1%", "--range": "1:5", **dict(zip(args[::2], args[1::2], strict=True))}
-    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), *[x for kv in options.items() for x in kv],
+    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--method", "runs", *[x for kv in options.items() for x in kv],
                                       "--out", str(tmp_path / "out")])
     assert result.exit_code == 2, result.output
     assert words in result.output and "Traceback" not in result.output, result.output
@@ -409,7 +409,7 @@ def test_the_terminal_the_json_and_the_page_give_one_answer(tmp_path: Path) -> N
     scenario.write_text(LEVERAGE)
     out = tmp_path / "out"
     result = CliRunner().invoke(app, [
-        "safe-leverage", str(scenario), "--budget", "0.001", "--seeds", "1", "--confidence", "0.5", "--range", "2:4",
+        "safe-leverage", str(scenario), "--method", "runs", "--budget", "0.001", "--seeds", "1", "--confidence", "0.5", "--range", "2:4",
         "--workers", "2", "--out", str(out), "--vary",
         'market.instruments.0.shocks=[{at="1s", fall="30%"}],[{at="1s", fall="40%"}]'])
     assert result.exit_code == 0, result.output
@@ -461,7 +461,7 @@ def test_a_budget_written_as_a_fraction_is_said_back_as_a_percentage(tmp_path: P
                                                "(for 0.1% write --budget 0.1%)"
     scenario = tmp_path / "lev.toml"
     scenario.write_text(LEVERAGE)
-    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--budget", "0.1", "--range", "2:12",
+    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--method", "runs", "--budget", "0.1", "--range", "2:12",
                                       "--out", str(tmp_path / "out")])
     assert result.exit_code == 2, result.output
     assert "note: --budget 0.1 is a fraction: 10% of open interest" in result.output, result.output
@@ -474,7 +474,7 @@ def test_ray_asked_for_but_not_installed_says_which_extra(tmp_path: Path, monkey
     monkeypatch.setitem(sys.modules, "ray", None)  # "import ray" raises ImportError
     scenario = tmp_path / "lev.toml"
     scenario.write_text(LEVERAGE)
-    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--budget", "0.1%", "--seeds", "1",
+    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--method", "runs", "--budget", "0.1%", "--seeds", "1",
                                       "--confidence", "50%", "--range", "2:4", "--ray", "auto",
                                       "--out", str(tmp_path / "out")])
     assert result.exit_code == 2, result.output

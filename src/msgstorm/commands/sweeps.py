@@ -206,7 +206,9 @@ def safe_leverage_command(
             out.print(f"  {curve['note']}", highlight=False, markup=False)
         if curve.get("method") == "probes":
             seen = curve["critical_summary"] or {}
-            out.print(f"  {curve['runs']} seeds in {len(curve['looks'])} look(s) ({curve['stopped']}); per-seed "
+            out.print(f"  accounts at {leverage_text(curve['accounts_at'])} (the lowest critical leverage of a pilot of "
+                      f"{curve['pilot_seeds']} seeds); {curve['runs']} seeds in {len(curve['looks'])} look(s) "
+                      f"({curve['stopped']}); per-seed "
                       f"critical leverage: min {leverage_text(seen.get('min'))}, median "
                       f"{leverage_text(seen.get('median'))}, max {leverage_text(seen.get('max'))}"
                       + (f", {seen['below_range']} below the range" if seen.get("below_range") else ""),

@@ -183,19 +183,26 @@ class LineCursor:
         self.short_done = [0] * index.instruments
 
     def past(self, instrument: int, price: float) -> list[int]:
+        found: list[int] = self.past_array(instrument, price).tolist()
+        return found
+
+    def past_array(self, instrument: int, price: float) -> np.ndarray:
+        """``past`` as an array (the probe books walk hundreds of thousands of lines)."""
         index = self.index
-        found: list[int] = []
+        found: list[np.ndarray] = []
         reach = int(np.searchsorted(index.long_keys[instrument], -price, side="right"))
         done = self.long_done[instrument]
         if reach > done:
-            found.extend(index.longs[instrument][done:reach].tolist())
+            found.append(index.longs[instrument][done:reach])
             self.long_done[instrument] = reach
         reach = int(np.searchsorted(index.short_keys[instrument], price, side="right"))
         done = self.short_done[instrument]
         if reach > done:
-            found.extend(index.shorts[instrument][done:reach].tolist())
+            found.append(index.shorts[instrument][done:reach])
             self.short_done[instrument] = reach
-        return found
+        if not found:
+            return np.empty(0, dtype=np.int64)
+        return found[0] if len(found) == 1 else np.concatenate(found)
 
 
 def past_line(side: int, line: float, price: float) -> bool:

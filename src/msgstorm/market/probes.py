@@ -49,7 +49,7 @@ import numpy as np
 
 from msgstorm.market.accounts import Accounts, LineCursor, LineIndex, line_prices
 from msgstorm.market.rules import liquidation_costs
-from msgstorm.sampling import Sampler
+from msgstorm.sampling import sample_array
 from msgstorm.scenario.market import KeeperSpec, MarketSpec, ProbeSpec
 
 __all__ = ["KeeperView", "ProbeBook", "probe_accounts"]
@@ -57,6 +57,22 @@ __all__ = ["KeeperView", "ProbeBook", "probe_accounts"]
 _FLUSH_ROWS = 4096
 # How many of a node's newest messages its delay to the sequencer is the median of.
 _RECENT = 64
+
+
+_NONE = np.iinfo(np.int64).max  # no carrier
+
+
+def _earliest_after(times: np.ndarray, positions: np.ndarray, eligible: np.ndarray, arrive: np.ndarray) -> np.ndarray:
+    """For each of ``arrive``: the earliest block position among the ``eligible`` messages
+    whose ``times`` are at or after it (``_NONE``: none; a time of -1 is never after)."""
+    order = np.argsort(times, kind="stable")
+    ranked = times[order]
+    earliest = np.minimum.accumulate(np.where(eligible[order], positions[order], _NONE)[::-1])[::-1]
+    at = np.searchsorted(ranked, arrive, side="left")
+    found = np.full(len(arrive), _NONE, dtype=np.int64)
+    inside = at < len(ranked)
+    found[inside] = earliest[at[inside]]
+    return found
 
 
 class KeeperView(Protocol):
@@ -125,8 +141,7 @@ class ProbeBook:
         index = LineIndex(self.probes, instruments)
         self.cursors: list[LineCursor] = [index.cursor() for _ in self.keepers]
         draw_seeds = seed.spawn(len(self.keepers) + 1)
-        self.reaction = [Sampler(keeper.spec.reaction, np.random.default_rng(child))
-                         for keeper, child in zip(self.keepers, draw_seeds, strict=False)]
+        self.reaction_rng = [np.random.default_rng(child) for child in draw_seeds[:len(self.keepers)]]
         self.share_rng = np.random.default_rng(draw_seeds[-1])
         self.pending_of = [np.zeros(count, dtype=bool) for _ in self.keepers]  # a liquidation out, per keeper
         self.retry_of = [np.zeros(count, dtype=bool) for _ in self.keepers]  # recovered at execution
@@ -153,7 +168,7 @@ class ProbeBook:
         probe it finds past its line (module docstring)."""
         view = self.keepers[keeper]
         self._note_base_fee(t)
-        found = np.asarray(self.cursors[keeper].past(instrument, price), dtype=np.int64)
+        found = self.cursors[keeper].past_array(instrument, price)
         if self.retries[keeper]:
             retry = self.retry_of[keeper]
             probes = self.probes
@@ -171,8 +186,7 @@ class ProbeBook:
         if not len(found):
             return
         pending[found] = True
-        sampler = self.reaction[keeper]
-        t_send = t + np.array([sampler() for _ in range(len(found))], dtype=np.int64)
+        t_send = t + np.rint(sample_array(view.spec.reaction, self.reaction_rng[keeper], len(found))).astype(np.int64)
         share = self.spec.traffic_share
         own = (self.share_rng.random(len(found)) < share) if share > 0 else np.zeros(len(found), dtype=bool)
         for probe, at in zip(found[own].tolist(), t_send[own].tolist(), strict=True):
@@ -236,42 +250,40 @@ class ProbeBook:
                                   np.array([position]), before, changes)
         if not self.waiting:
             return
-        origin, sent, received, fees = self.host.block_arrivals()
+        origin, sent, received, sequenced, fees = self.host.block_arrivals()
         self._measure(origin, received - sent)
-        order = np.argsort(received, kind="stable")
-        order = order[received[order] >= 0]
-        received, fees = received[order], fees[order]
-        span = np.arange(len(order))
+        positions = np.arange(len(received))
+        by_fee = self.host.order_key() == "fee"
         lowest_fee = float(fees.min()) if len(fees) else np.inf
-        latest = int(received[-1]) if len(received) else -1
+        latest = int(max(received.max(), sequenced.max())) if len(received) else -1
         for node in list(self.waiting):
             # Cheap bounds first: no message of the block can carry a liquidation waiting here
-            # when every fee is above the highest it may pay, or every receipt is before the
-            # earliest arrival (most blocks of a congested run).
+            # when every fee is above the highest it may pay, or every message was received and
+            # sequenced before the earliest arrival (most blocks of a congested run).
             if lowest_fee > self.fee_ceiling[node] or latest < self.earliest[node] + self.delay(node):
                 continue
             waiting = self._gathered(node, t)
             if not len(waiting):
                 continue
             arrive = waiting.t_send + self.delay(node)
-            first = np.searchsorted(received, arrive, side="left")  # the first received at or after each
-            carrier = np.full(len(waiting), -1, dtype=np.int64)
-            due = first < len(order)
-            for limit in np.unique(waiting.fee[due]).tolist():  # a few fees: each keeper's, or its rule's
-                # For each place in receive order, the first message from there on at a fee at most ``limit``.
-                next_within = np.minimum.accumulate(np.where(fees <= limit, span, len(order))[::-1])[::-1]
-                mine = np.flatnonzero(due & (waiting.fee == limit))
-                found = next_within[first[mine]]
-                hit = found < len(order)
-                carrier[mine[hit]] = found[hit]
-            carried = carrier >= 0
+            carrier = np.full(len(waiting), _NONE, dtype=np.int64)
+            for limit in np.unique(waiting.fee[~np.isnan(waiting.fee)]).tolist():  # each keeper's fee, or its rule's
+                mine = np.flatnonzero(waiting.fee == limit)
+                if by_fee:
+                    # Ranked after it: a lower fee sequenced after it arrived, or its fee received after it.
+                    found = np.minimum(_earliest_after(sequenced, positions, fees < limit, arrive[mine]),
+                                       _earliest_after(received, positions, fees == limit, arrive[mine]))
+                else:
+                    found = _earliest_after(received, positions, fees <= limit, arrive[mine])
+                carrier[mine] = found
+            carried = carrier < _NONE
             if not carried.any():
                 continue
             chosen = waiting.take(carried)
             self.waiting[node] = [waiting.take(~carried)]
             self.carried += len(chosen)
-            position = order[carrier[carried]]
-            self._execute(t, chosen.probe, chosen.keeper, np.asarray(msg_ids, dtype=np.int64)[position], position,
+            where = carrier[carried]
+            self._execute(t, chosen.probe, chosen.keeper, np.asarray(msg_ids, dtype=np.int64)[where], where,
                           before, changes)
 
     def _measure(self, origin: np.ndarray, delay: np.ndarray) -> None:

@@ -41,6 +41,7 @@ from msgstorm.sim.state import (
     SIZE,
     T_RECEIVED,
     T_SENT,
+    T_SEQUENCED,
     WHERE,
 )
 from msgstorm.sim.topology import Topology
@@ -140,14 +141,20 @@ class SimHost:
     def append(self, table: str, columns: dict[str, Any]) -> None:
         self.writer.append(table, columns)
 
-    def block_arrivals(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def block_arrivals(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Inside ``committed``: each message of the block, in block order: its node, when it
-        was sent, when the sequencer received it (-1: unknown) and its fee."""
+        was sent, received by the sequencer and sequenced (-1: unknown), and its fee."""
         block = self._block
         return (np.fromiter((record[ORIGIN] for record in block), dtype=np.int32, count=len(block)),
                 np.fromiter((record[T_SENT] for record in block), dtype=np.int64, count=len(block)),
                 np.fromiter((record[T_RECEIVED] for record in block), dtype=np.int64, count=len(block)),
+                np.fromiter((record[T_SEQUENCED] for record in block), dtype=np.int64, count=len(block)),
                 np.fromiter((record[FEE] for record in block), dtype=np.float64, count=len(block)))
+
+    def order_key(self) -> str | None:
+        """What the queue policy orders by: ``"arrival"`` (first come first served), ``"fee"``
+        (highest first), or None (a policy with a rule of its own)."""
+        return self.sequencer.ordering.order_key
 
     def path_delay(self, node: int) -> int:
         """The base one-way delay from ``node`` to the node that leads now: the shortest path

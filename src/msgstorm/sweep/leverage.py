@@ -60,7 +60,14 @@ from msgstorm.sweep.execute import WorkerPool
 from msgstorm.sweep.grid import toml_value
 from msgstorm.sweep.leverage_html import write_leverage_report
 from msgstorm.sweep.leverage_probes import GRID_POINTS as PROBE_POINTS
-from msgstorm.sweep.leverage_probes import looks, probe_grid, probe_search
+from msgstorm.sweep.leverage_probes import (
+    PILOT_SEED_OFFSET,
+    PILOT_SEEDS,
+    accounts_leverage,
+    looks,
+    probe_grid,
+    probe_search,
+)
 from msgstorm.sweep.results import flatten
 
 __all__ = ["OVER_BUDGET_IS", "Tally", "boundary_interval", "check_search", "clopper_pearson", "default_range",
@@ -302,6 +309,12 @@ def tally_rows(rows: list[dict[str, Any]], leverages: list[float], budget_pct: f
     return tallies
 
 
+def _uniform(groups: int, leverage: float) -> list[str]:
+    """``--set`` overrides that put every accounts group at one ``leverage``."""
+    return [f"market.accounts.{index}.{key}={value}" for index in range(groups)
+            for key, value in (("leverage_median", leverage), ("leverage_sigma", 0.0), ("leverage_cap", leverage))]
+
+
 def _curve_sets(fixed: list[str], vary: tuple[str, list[Any]] | None) -> list[list[str]]:
     if vary is None:
         return [list(fixed)]
@@ -377,16 +390,24 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
     with WorkerPool(workers or default_workers()) as pool:  # started once for every step of every curve
         for index, (value, curve_sets) in enumerate(zip(values, _curve_sets(fixed, vary), strict=True)):
             if method == "probes":
-                def grow(count: int, curve_sets: list[str] = curve_sets, index: int = index) -> list[dict[str, Any]]:
+                probe_set = f"market.probes.leverages={toml_value(grid)}"
+                base_seed = load_scenario(scenario_path, curve_sets).run.seed
+                pilot = sweep(scenario_path, [], seeds=PILOT_SEEDS, workers=workers, out_dir=out / f"curve-{index}-pilot",
+                              sets=[*curve_sets, probe_set, f"run.seed={base_seed + PILOT_SEED_OFFSET}"],
+                              on_outcome=on_outcome, ray=ray, pool=None if ray is not None else pool)
+                at = accounts_leverage(pilot.table.to_pylist(), grid, budget * 100)
+                riding = [*curve_sets, *_uniform(groups, at), probe_set]
+
+                def grow(count: int, riding: list[str] = riding, index: int = index) -> list[dict[str, Any]]:
                     result = sweep(scenario_path, [], seeds=count, workers=workers, out_dir=out / f"curve-{index}",
-                                   sets=[*curve_sets, f"market.probes.leverages={toml_value(grid)}"],
-                                   on_outcome=on_outcome, ray=ray, add_points=True,
+                                   sets=riding, on_outcome=on_outcome, ray=ray, add_points=True,
                                    pool=None if ray is not None else pool)
                     rows: list[dict[str, Any]] = result.table.to_pylist()
                     return rows
 
-                curve = probe_search(grow, grid, confidence=confidence, budget_pct=budget * 100,
-                                     max_runs=max_runs, seconds=seconds)
+                curve = {**probe_search(grow, grid, confidence=confidence, budget_pct=budget * 100,
+                                        max_runs=max_runs, seconds=seconds),
+                         "accounts_at": at, "pilot_seeds": PILOT_SEEDS}
             else:
                 def evaluate(leverages: list[float], curve_sets: list[str] = curve_sets,
                              index: int = index) -> dict[float, Tally]:

@@ -77,6 +77,29 @@ def _error_bars(points: list[dict[str, Any]]) -> dict[str, Any]:
             "arrayminus": [None if p["p"] is None else p["p"] - p["bounds"][0] for p in points]}
 
 
+def _critical_block(document: dict[str, Any]) -> str:
+    """The probe search's seeds: each one's critical leverage (the highest of the grid within
+    budget, at it and below), one histogram per curve over the grid; and the looks made."""
+    grid = document["grid"]
+    data = []
+    rows = []
+    for curve in document["curves"]:
+        label = "scenario" if curve["vary"] is None else ", ".join(f"{k} = {_label(v)}" for k, v in curve["vary"].items())
+        counts = [sum(1 for value in curve["critical"] if value == leverage) for leverage in grid]
+        below = sum(1 for value in curve["critical"] if value is None)
+        data.append({"type": "bar", "name": label, "x": [leverage_text(leverage) for leverage in grid], "y": counts})
+        rows.append([esc(label), esc(leverage_text(curve["accounts_at"])), esc(curve["runs"]), esc(below),
+                     esc("; ".join(f"{look['seeds']} seeds at {look['confidence']:.2%}" for look in curve["looks"])),
+                     esc(curve["stopped"])])
+    fig = figure(data, {"title": {"text": "Seeds by their critical leverage (the highest of the grid within budget, "
+                                          "with every lower one)"}, "height": 360, "barmode": "group",
+                        "xaxis": {"title": {"text": "critical leverage"}, "type": "category"},
+                        "yaxis": {"title": {"text": "seeds"}}})
+    return (figure_block(Plot("critical-leverage", fig)) +
+            table(["curve", "accounts at (pilot)", "seeds", "below the range", "looks (seeds, confidence)", "stopped"], rows,
+                  attrs='id="looks-table"'))
+
+
 def write_leverage_report(out_dir: Path, document: dict[str, Any]) -> Path:
     """safe_leverage.html: P(bad debt over budget) against leverage with its intervals, one
     curve per value of ``vary``; safe leverage against that value; the numbers."""
@@ -131,12 +154,17 @@ def write_leverage_report(out_dir: Path, document: dict[str, Any]) -> Path:
                            "yaxis": {"title": {"text": "safe leverage"}, "rangemode": "tozero"}})
         sections.append(("safe", "Safe leverage against the varied key",
                          figure_block(Plot("safe-leverage", safe_fig))))
+    if document.get("method") == "probes":
+        sections.append(("critical", "Critical leverage per seed", _critical_block(document)))
     sections.append(("numbers", "Safe leverage",
                      table(["curve", "safe leverage (shown within budget)", "over budget there",
                             f"boundary at {confidence:.0%}", "next tried above", "unmeasured runs", "note"], rows,
                            attrs='id="leverage-table"')))
+    runs = (f"probe books at {len(document['grid'])} leverages, "
+            f"{', '.join(str(curve['runs']) for curve in document['curves'])} seeds a curve"
+            if document.get("method") == "probes" else f"{document['seeds']} seeds")
     meta = esc(f"{document['scenario']} · budget {budget:g}% of open interest · confidence "
-               f"{confidence:.0%} · {document['seeds']} seeds · {document['leverage_is']} · over budget: "
+               f"{confidence:.0%} · {runs} · {document['leverage_is']} · over budget: "
                f"{document['over_budget_is']}")
     path = out_dir / LEVERAGE_REPORT
     path.write_text(page("msgstorm safe-leverage", meta, sections), encoding="utf-8")

@@ -5,8 +5,18 @@ Place in the pipeline: the default search of ``msgstorm safe-leverage``, called 
 at each leverage, ``--method runs``); both judge by ``sweep/bounds.py``. Every run carries probe books at a log-spaced grid of
 leverages over the range (``[market.probes]``, ``market/probes.py``), so each seed gives bad
 debt at every leverage of the grid on the same price path, network and keepers (common random
-numbers by construction); the accounts themselves keep the scenario's leverages and make the
-network's liquidation traffic.
+numbers by construction).
+
+**What the accounts ride at.** The probes' liquidations send nothing (``market/probes.py``):
+the network carries the accounts' own. Those must be the liquidations of a book near the
+answer, or the probes ride a network the answer's book would not meet: on black-thursday the
+scenario's accounts (leverage 3 around a median, 41,635 liquidations at a fee of 1) fill the
+lane a 2.26x book's liquidations need, which then never execute and pay no penalty, where a
+whole book at 2.26x executes them in the drain and ends over budget. So a *pilot* of
+``PILOT_SEEDS`` seeds (numbered apart from the search's) runs the probes with the scenario's
+accounts, and the search then puts every account at the lowest critical leverage the pilot
+saw (``accounts_leverage``): there the probe book is the accounts' own, and the leverages
+next to it ride nearly their own traffic. The pilot's runs count in no bound.
 
 **Per seed.** A seed is *over budget* at leverage L when its book at L, or at any lower
 leverage of the grid, ends with bad debt over ``budget`` x its open interest, or the run has
@@ -19,8 +29,9 @@ can only count a seed over where its own book was within: the answer errs low, n
 
 **Seeds until decided (a group-sequential design).** The search looks at the runs after
 ``n_1``, ``2 n_1``, ``4 n_1`` and ``8 n_1`` seeds (``LOOK_SHARES``: the error 1 - c is spent
-80%, 10%, 5% and 5% over the four looks, so look j uses the confidence c_j = 1 - share_j (1 - c),
-and ``n_1`` is the fewest seeds that can show a leverage within at c_1: 63 at 95%). At each
+90%, 5%, 3% and 2% over the four looks, so look j uses the confidence c_j = 1 - share_j (1 - c),
+and ``n_1`` is the fewest seeds that can show a leverage within at c_1: 61 at 95%, against 59
+for one look that spends it all). At each
 look, a leverage is *shown within* when the one-sided Clopper-Pearson upper bound at c_j of
 P(over budget) is at most 1 - c, *shown over* when the lower bound is above it; what a look
 shows stays shown. By the union bound, a leverage whose P(over budget) is above 1 - c is shown
@@ -51,11 +62,15 @@ import numpy as np
 
 from msgstorm.sweep.bounds import clopper_pearson, one_sided_bounds, seeds_to_show
 
-__all__ = ["GRID_POINTS", "LOOK_SHARES", "Look", "critical_leverages", "looks", "probe_grid", "probe_search",
-           "seeds_over"]
+__all__ = ["GRID_POINTS", "LOOK_SHARES", "PILOT_SEEDS", "PILOT_SEED_OFFSET", "Look", "accounts_leverage",
+           "critical_leverages", "looks", "probe_grid", "probe_search", "seeds_over"]
 
 GRID_POINTS = 24
-LOOK_SHARES = (0.8, 0.1, 0.05, 0.05)
+LOOK_SHARES = (0.9, 0.05, 0.03, 0.02)
+# The pilot: this many seeds, numbered from the scenario's seed + the offset (none of the
+# search's own), to choose the leverage the accounts ride at.
+PILOT_SEEDS = 2
+PILOT_SEED_OFFSET = 1_000_000
 PCT = "market.probes.{index}.pct_of_open_interest"
 
 
@@ -97,6 +112,13 @@ def critical_leverages(over: np.ndarray, grid: list[float]) -> list[float | None
     """Per seed, the highest leverage of the grid within budget (None: not even the lowest)."""
     within = (~over).sum(axis=1)  # the envelope makes within a prefix of the grid
     return [grid[count - 1] if count else None for count in within.tolist()]
+
+
+def accounts_leverage(rows: Sequence[Mapping[str, Any]], grid: list[float], budget_pct: float) -> float:
+    """The leverage the accounts ride at in the search: the lowest critical leverage among the
+    pilot's seeds (the grid's lowest where one of them has none)."""
+    critical = critical_leverages(seeds_over(rows, grid, budget_pct), grid)
+    return grid[0] if not critical or None in critical else min(value for value in critical if value is not None)
 
 
 def _shown(over_count: int, runs: int, confidence: float, alpha: float) -> str | None:

@@ -1,0 +1,204 @@
+"""The probe-book search: seeds in looks until decided, against a closed form, and through the command.
+
+The design is checked on drawn outcomes of a case with a closed form (a sliding crash of a
+depth drawn per seed and a constant delay), repeated hundreds of times: how often its answer
+is above the true limit, and how often its intervals hold the true curve. One small search
+through the command line checks the gap computed by hand, the terminal, the JSON and the page.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from test_sweep import LEVERAGE
+from typer.testing import CliRunner
+
+from msgstorm.cli import app
+from msgstorm.sweep.bounds import one_sided_bounds
+from msgstorm.sweep.leverage_probes import (
+    PCT,
+    Look,
+    critical_leverages,
+    looks,
+    probe_grid,
+    probe_search,
+    seeds_over,
+)
+
+# The sliding crash, by hand: entry 1, maintenance m = 10%, penalty 5%, budget b = 0.1% of
+# open interest. The price slides linearly from 1 to 1 - D, D uniform on [0, 0.6] per seed;
+# a keeper liquidates a constant delay after the price crosses the line l(L) = (1 - 1/L) /
+# (1 - m), by when the price has slid 0.5 further (or stopped at its bottom). A long at L with
+# collateral c (size L c) executed at P keeps c (1 - L (1 - 0.95 P)); its bad debt is over b
+# of its open interest L c when P < q(L) = (1 - 1/L - b) / 0.95. It executes at max(l - 0.5,
+# 1 - D) < q(L) exactly when D > 1 - q(L) (l - 0.5 < q always here), so
+# P(over | L) = clip((q(L) - 0.4) / 0.6, 0, 1), and the limit where it is 1 - c is
+# L* = 1 / (1 - b - 0.95 (0.4 + 0.6 (1 - c))): 1.6935 at 95%.
+M, PENALTY, BUDGET, SLIDE, DEEPEST = 0.10, 0.05, 0.001, 0.5, 0.6
+
+
+def _q(leverage: float) -> float:
+    return (1 - 1 / leverage - BUDGET) / (1 - PENALTY)
+
+
+def p_over(leverage: float) -> float:
+    return min(1.0, max(0.0, (_q(leverage) - (1 - DEEPEST)) / DEEPEST))
+
+
+def true_limit(confidence: float) -> float:
+    return 1 / (1 - BUDGET - (1 - PENALTY) * (1 - DEEPEST + DEEPEST * (1 - confidence)))
+
+
+def _pct(leverage: float, depth: float) -> float:
+    line = (1 - 1 / leverage) / (1 - M)
+    bottom = 1 - depth
+    price = max(line - SLIDE, bottom) if bottom < line else bottom  # not crossed: marked at the bottom
+    return 100 * max(0.0, 1 - 1 / leverage - price * (1 - PENALTY)) if bottom < line else 100 * max(0.0, 1 - 1 / leverage - price)
+
+
+def _drawn(grid: list[float], rng: np.random.Generator):  # type: ignore[no-untyped-def]
+    """An ``evaluate`` whose seed i has its own crash depth, the same at every leverage."""
+    depths: list[float] = []
+
+    def evaluate(count: int) -> list[dict[str, Any]]:
+        while len(depths) < count:
+            depths.append(float(rng.uniform(0, DEEPEST)))
+        return [{"seed": seed, "status": "ok", **{PCT.format(index=index): _pct(leverage, depth)
+                                                  for index, leverage in enumerate(grid)}}
+                for seed, depth in enumerate(depths[:count])]
+    return evaluate
+
+
+def test_the_closed_form_is_what_the_drawn_outcomes_give() -> None:
+    rng = np.random.default_rng(0)
+    depths = rng.uniform(0, DEEPEST, 200_000)
+    for leverage in (1.3, 1.6935, 2.0, 2.5):
+        over = np.mean([_pct(leverage, d) > 100 * BUDGET for d in depths[:20_000]])
+        assert over == pytest.approx(p_over(leverage), abs=0.01)
+    assert p_over(true_limit(0.95)) == pytest.approx(0.05)
+
+
+def test_the_looks_spend_the_error_once() -> None:
+    """61, 122, 244 and 488 seeds at 95%: the first the fewest with none over whose upper bound
+    at 95.5% (90% of the 5% spent) is at most 5%, ln(0.045) / ln(0.95) = 60.4; the looks'
+    errors add up to 5%."""
+    plan = looks(0.95)
+    assert [look.seeds for look in plan] == [61, 122, 244, 488]
+    assert sum(1 - look.confidence for look in plan) == pytest.approx(0.05)
+    assert one_sided_bounds(0, 61, 0.955)[1] <= 0.05 < one_sided_bounds(0, 60, 0.955)[1]
+
+
+@pytest.mark.parametrize("confidence", [0.95, 0.8])
+def test_repeated_searches_answer_at_or_below_the_true_limit_with_the_confidence(confidence: float) -> None:
+    """400 searches, each with its own drawn depths, on a grid with a leverage just above the
+    true limit (P(over budget) there 1 - c + 1%), where a search that took the estimate, or did
+    not account for its looks, would answer too high about half the time. At most 1 - c of
+    them may answer above the limit: 400 searches tell 95% from 85% by more than 5 standard
+    errors. Their 95% intervals hold the true P(over budget) at each leverage about as often."""
+    limit = true_limit(confidence)
+    above = next(leverage for leverage in np.linspace(limit, 3, 4000) if p_over(leverage) >= 1 - confidence + 0.01)
+    grid = sorted({*probe_grid(1.1, 3.0, 12), float(f"{above:.6g}")})
+    rng = np.random.default_rng(7)
+    repeats, wrong, looks_made = 400, 0, []
+    covered = np.zeros(len(grid))
+    for _ in range(repeats):
+        curve = probe_search(_drawn(grid, rng), grid, confidence=confidence, budget_pct=100 * BUDGET)
+        looks_made.append(len(curve["looks"]))
+        wrong += curve["safe_leverage"] is not None and curve["safe_leverage"] > limit
+        for at, point in enumerate(curve["points"]):
+            low, high = point["ci"]
+            covered[at] += low <= p_over(grid[at]) <= high
+    assert wrong / repeats <= 1 - confidence, (wrong, repeats)
+    assert (covered / repeats >= confidence - 0.04).all(), covered / repeats
+    assert max(looks_made) > 1  # some searches needed more seeds than the first look
+
+
+def test_a_seed_over_at_a_lower_leverage_counts_over_above_it_and_its_critical_leverage() -> None:
+    grid = [1.0, 2.0, 3.0, 4.0]
+    rows = [{"seed": 0, "status": "ok", **{PCT.format(index=i): v for i, v in enumerate([0.0, 0.5, 0.0, 0.2])}},
+            {"seed": 1, "status": "ok", **{PCT.format(index=i): v for i, v in enumerate([0.0, 0.0, 0.0, 0.0])}},
+            {"seed": 2, "status": "failed"}]
+    over = seeds_over(rows, grid, 0.1)
+    assert over.tolist() == [[False, True, True, True], [False, False, False, False], [True, True, True, True]]
+    assert critical_leverages(over, grid) == [1.0, 4.0, None]
+
+
+def test_a_cap_stops_the_search_and_says_what_it_would_take() -> None:
+    """Every seed's book at 2x within, one seed over at 2.5x: not shown within at the first
+    look (1 over of 61 at 95.5%), but at a later one if no other seed is over, unless
+    --max-runs stops it first; then the note says how many seeds that look needs."""
+    grid = [2.0, 2.5, 3.0]
+
+    def evaluate(count: int) -> list[dict[str, Any]]:
+        return [{"seed": seed, "status": "ok", PCT.format(index=0): 0.0,
+                 PCT.format(index=1): 1.0 if seed == 5 else 0.0, PCT.format(index=2): 1.0}
+                for seed in range(count)]
+
+    curve = probe_search(evaluate, grid, confidence=0.95, budget_pct=0.1, max_runs=100)
+    assert curve["stopped"] == "max_runs" and curve["runs"] == 61 and curve["safe_leverage"] == 2.0
+    wanted = next(look.seeds for look in looks(0.95)[1:] if one_sided_bounds(1, look.seeds, look.confidence)[1] <= 0.05)
+    assert f"needs {wanted} seeds" in curve["note"] and f"{wanted - 61} more runs" in curve["note"]
+    whole = probe_search(evaluate, grid, confidence=0.95, budget_pct=0.1)
+    assert whole["safe_leverage"] == 2.5 and whole["runs"] == wanted and whole["stopped"] == "decided"
+
+
+def test_the_search_stops_when_no_later_look_could_raise_the_answer() -> None:
+    grid = [2.0, 2.5, 3.0]
+
+    def evaluate(count: int) -> list[dict[str, Any]]:  # 10% of seeds over at 2.5x: never shown within
+        return [{"seed": seed, "status": "ok", PCT.format(index=0): 0.0,
+                 PCT.format(index=1): 1.0 if seed % 10 == 0 else 0.0, PCT.format(index=2): 1.0}
+                for seed in range(count)]
+
+    curve = probe_search(evaluate, grid, confidence=0.95, budget_pct=0.1)
+    assert (curve["stopped"], curve["runs"], curve["safe_leverage"]) == ("decided", 61, 2.0)
+    assert isinstance(looks(0.95)[0], Look)
+
+
+def _figures(html: str) -> dict[str, dict[str, Any]]:
+    return {slug: json.loads(text) for slug, text in
+            re.findall(r'<script type="application/json" id="fig-([^"]+)">(.*?)</script>', html, re.S)}
+
+
+@pytest.mark.slow
+def test_the_command_brackets_the_gap_computed_by_hand_and_says_it_three_ways(tmp_path: Path) -> None:
+    """The gap of ``test_sweep.LEVERAGE``: over budget from 2.994x on (every seed alike). At
+    80% the first look is 8 seeds (after a pilot of 2); the probe grid over 2:4 has 2.994 between two of its
+    leverages, which must be the answer and the lowest shown over."""
+    scenario = tmp_path / "lev.toml"
+    scenario.write_text(LEVERAGE)
+    result = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--budget", "0.1%", "--confidence", "80%",
+                                      "--range", "2:4", "--grid-points", "12", "--workers", "2",
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "out" / "safe_leverage.json").read_text())
+    (curve,) = document["curves"]
+    grid = document["grid"]
+    below = max(leverage for leverage in grid if leverage <= 1 / 0.334)
+    above = min(leverage for leverage in grid if leverage > 1 / 0.334)
+    assert curve["safe_leverage"] == below and curve["boundary"] == [below, above]
+    assert curve["runs"] == 8 and curve["stopped"] == "decided" and document["method"] == "probes"
+    assert all(p["exceed"] == (8 if p["leverage"] > 1 / 0.334 else 0) for p in curve["points"])
+    assert curve["critical"] == [below] * 8 and curve["accounts_at"] == below
+    assert f"{below:g}x shown within budget: 0/8 over budget" in result.output
+    assert f"between {below:g}x (shown within budget) and {above:g}x (shown over)" in result.output
+    assert "8 seeds in 1 look(s) (decided)" in result.output
+    html = (tmp_path / "out" / "safe_leverage.html").read_text()
+    figures = _figures(html)
+    plotted, _line = figures["leverage-curve"]["data"]
+    assert plotted["x"] == grid and plotted["y"] == [p["exceed"] / 8 for p in curve["points"]]
+    (critical,) = figures["critical-leverage"]["data"]
+    assert critical["y"] == [8 if leverage == below else 0 for leverage in grid]
+    assert "8 seeds at 82.00%" in html and "probe books at 12 leverages, 8 seeds a curve" in html
+    # Resumed with the same --out: nothing runs again.
+    again = CliRunner().invoke(app, ["safe-leverage", str(scenario), "--budget", "0.1%", "--confidence", "80%",
+                                     "--range", "2:4", "--grid-points", "12", "--workers", "2",
+                                     "--out", str(tmp_path / "out")])
+    assert again.exit_code == 0 and json.loads((tmp_path / "out" / "safe_leverage.json").read_text()) == document
+    assert math.isclose(document["budget_pct_of_open_interest"], 0.1)
