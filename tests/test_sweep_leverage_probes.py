@@ -20,7 +20,10 @@ from test_sweep import LEVERAGE
 from typer.testing import CliRunner
 
 from msgstorm.cli import app
+from msgstorm.sweep import sweep
 from msgstorm.sweep.bounds import one_sided_bounds
+from msgstorm.sweep.grid import toml_value
+from msgstorm.sweep.leverage import uniform_leverage
 from msgstorm.sweep.leverage_probes import (
     PCT,
     Look,
@@ -30,6 +33,8 @@ from msgstorm.sweep.leverage_probes import (
     probe_search,
     seeds_over,
 )
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 # The sliding crash, by hand: entry 1, maintenance m = 10%, penalty 5%, budget b = 0.1% of
 # open interest. The price slides linearly from 1 to 1 - D, D uniform on [0, 0.6] per seed;
@@ -202,3 +207,43 @@ def test_the_command_brackets_the_gap_computed_by_hand_and_says_it_three_ways(tm
                                      "--out", str(tmp_path / "out")])
     assert again.exit_code == 0 and json.loads((tmp_path / "out" / "safe_leverage.json").read_text()) == document
     assert math.isclose(document["budget_pct_of_open_interest"], 0.1)
+
+
+def _curve_and_whole_runs(tmp_path: Path, example: str, leverages: list[float], riding: float, seeds: int,
+                          sets: list[str]) -> tuple[list[list[float]], list[list[float]]]:
+    """Per leverage, each seed's bad debt share: from probe books riding along runs whose
+    accounts are at ``riding`` (as the search puts them), and from whole runs with every
+    account at that leverage."""
+    path = str(EXAMPLES / example)
+    probes = sweep(path, [], seeds=seeds, workers=2, out_dir=tmp_path / "probes",
+                   sets=[*sets, *uniform_leverage(1, riding), f"market.probes.leverages={toml_value(leverages)}"])
+    whole = sweep(path, [(f"market.accounts.0.{key}", values) for key, values in
+                         (("leverage_median", leverages), ("leverage_sigma", [0.0] * len(leverages)),
+                          ("leverage_cap", leverages))],
+                  seeds=seeds, zipped=True, workers=2, out_dir=tmp_path / "whole", sets=sets)
+    rows = sorted(probes.table.to_pylist(), key=lambda row: row["seed"])
+    full = sorted(whole.table.to_pylist(), key=lambda row: row["seed"])
+    from_probes = [[row[PCT.format(index=at)] for row in rows] for at in range(len(leverages))]
+    from_whole = [[row["market.bad_debt.pct_of_open_interest"] for row in full
+                   if math.isclose(row["market.accounts.0.leverage_median"], leverage)] for leverage in leverages]
+    return from_probes, from_whole
+
+
+@pytest.mark.slow
+def test_the_curve_agrees_with_whole_runs_on_the_shipped_examples(tmp_path: Path) -> None:
+    """leverage-latency at 1 s between the regions, 12 seeds, accounts riding at 12x; and
+    black-thursday, one seed, accounts riding at 2.256x (where the search puts them): at each
+    leverage, the probe book is over the 0.1% budget on the same seeds as whole runs with every
+    account there (docs/model.md gives the shares). The accounts' own leverage agrees to 0.1
+    point of open interest."""
+    shares, whole = _curve_and_whole_runs(tmp_path / "latency", "leverage-latency.toml", [8.0, 12.0, 16.0], 12.0,
+                                          12, ['network.latency={"us-east/ap-northeast"="1s"}'])
+    for leverage, probe_row, whole_row in zip([8.0, 12.0, 16.0], shares, whole, strict=True):
+        assert [share > 0.1 for share in probe_row] == [share > 0.1 for share in whole_row], leverage
+    assert shares[1] == pytest.approx(whole[1], abs=0.1)
+    assert any(share > 0.1 for share in shares[2])  # the comparison has something to agree on
+    shares, whole = _curve_and_whole_runs(tmp_path / "thursday", "black-thursday.toml", [2.061, 2.256, 2.47], 2.256,
+                                          1, [])
+    assert [[share > 0.1 for share in row] for row in shares] == [[False], [True], [True]]
+    assert [[share > 0.1 for share in row] for row in whole] == [[False], [True], [True]]
+    assert shares[1] == pytest.approx(whole[1], abs=0.1)

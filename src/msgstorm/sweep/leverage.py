@@ -72,7 +72,7 @@ from msgstorm.sweep.results import flatten
 
 __all__ = ["OVER_BUDGET_IS", "Tally", "boundary_interval", "check_search", "clopper_pearson", "default_range",
            "fraction_note", "most_runs", "one_sided_bounds", "parse_range", "parse_share", "safe_leverage", "search",
-           "seeds_to_show", "settled", "tally_rows"]
+           "seeds_to_show", "settled", "tally_rows", "uniform_leverage"]
 
 PCT = "market.bad_debt.pct_of_open_interest"
 OVER_BUDGET_IS = ("bad debt over the budget x open interest, or no bad-debt share to compare "
@@ -309,7 +309,7 @@ def tally_rows(rows: list[dict[str, Any]], leverages: list[float], budget_pct: f
     return tallies
 
 
-def _uniform(groups: int, leverage: float) -> list[str]:
+def uniform_leverage(groups: int, leverage: float) -> list[str]:
     """``--set`` overrides that put every accounts group at one ``leverage``."""
     return [f"market.accounts.{index}.{key}={value}" for index in range(groups)
             for key, value in (("leverage_median", leverage), ("leverage_sigma", 0.0), ("leverage_cap", leverage))]
@@ -396,7 +396,7 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
                               sets=[*curve_sets, probe_set, f"run.seed={base_seed + PILOT_SEED_OFFSET}"],
                               on_outcome=on_outcome, ray=ray, pool=None if ray is not None else pool)
                 at = accounts_leverage(pilot.table.to_pylist(), grid, budget * 100)
-                riding = [*curve_sets, *_uniform(groups, at), probe_set]
+                riding = [*curve_sets, *uniform_leverage(groups, at), probe_set]
 
                 def grow(count: int, riding: list[str] = riding, index: int = index) -> list[dict[str, Any]]:
                     result = sweep(scenario_path, [], seeds=count, workers=workers, out_dir=out / f"curve-{index}",

@@ -221,10 +221,13 @@ def _document(grid: list[float], over: np.ndarray, shown: Mapping[int, tuple[str
     next_index = 0 if answer is None else answer + 1
     if answer is not None and answer + 1 >= len(grid):
         note = f"every leverage of the grid, up to {within:g}x, is shown within budget: the boundary lies above the range"
-    elif stopped in ("max_runs", "time", "looks"):
-        cap = {"max_runs": "--max-runs", "time": "--time", "looks": "the design's last look"}[stopped]
+    elif stopped == "looks":
+        note = (f"the design's {len(made)} looks are spent ({runs} seeds): the next leverage, {grid[next_index]:g}x "
+                f"({counts[next_index]}/{runs} over budget), is shown neither within budget nor over")
+    elif stopped in ("max_runs", "time"):
+        cap = {"max_runs": "--max-runs", "time": "--time"}[stopped]
         pending = f"{grid[next_index]:g}x ({counts[next_index]}/{runs} over budget)"
-        more = ("no look of the design would show it within with that many over"
+        more = ("no later look would show it within with that many over"
                 if wanted is None else f"showing it within needs {wanted} seeds with no more over budget: "
                                        f"{wanted - runs} more runs")
         note = f"stopped by {cap} after {runs} seeds: the next leverage, {pending}, is not decided; {more}"
