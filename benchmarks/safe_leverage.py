@@ -1,0 +1,75 @@
+"""The safe-leverage search by probe books against the search by whole runs, one after the other.
+
+    python benchmarks/safe_leverage.py                         # black-thursday, 0.1%, 1:8, 95%
+    python benchmarks/safe_leverage.py --scenario examples/leverage-latency.toml --range 2:19.5 \\
+        --set 'network.latency={"us-east/ap-northeast"="1s"}' --confidence 90%
+    python benchmarks/safe_leverage.py --only probes           # the probe search alone
+
+Each search is the command line itself (``python -m msgstorm safe-leverage``) in a fresh
+process, into a new directory, timed from outside (wall seconds, and the runs and answer read
+back from its ``safe_leverage.json``): ``--method probes`` (probe books at 24 leverages ride
+along each run, seeds added in looks until the answer is decided) and ``--method runs`` (the
+search before it: whole runs at each leverage, ``--seeds`` of them, a grid and bisections).
+The target: the probe search prints a leverage shown within budget at 95% in at most 3 minutes
+on two cores. The ratio line divides the runs method's wall time by the probes method's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def search(method: str, args: argparse.Namespace, out: Path) -> dict[str, object]:
+    command = [sys.executable, "-m", "msgstorm", "safe-leverage", args.scenario, "--budget", args.budget,
+               "--confidence", args.confidence, "--range", args.range, "--method", method, "--out", str(out)]
+    if method == "runs":
+        command += ["--seeds", str(args.seeds)]
+    for value in args.set:
+        command += ["--set", value]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    started = time.monotonic()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env, cwd=ROOT)
+    wall = time.monotonic() - started
+    document = json.loads((out / "safe_leverage.json").read_text())
+    (curve,) = document["curves"]
+    runs = curve.get("runs") if method == "probes" else sum(point["runs"] for point in curve["points"])
+    pilot = curve.get("pilot_seeds", 0) if method == "probes" else 0
+    return {"method": method, "wall_s": wall, "runs": runs + pilot, "answer": curve["safe_leverage"],
+            "boundary": curve["boundary"], "note": curve["note"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", default="examples/black-thursday.toml")
+    parser.add_argument("--budget", default="0.1%")
+    parser.add_argument("--confidence", default="95%")
+    parser.add_argument("--range", default="1:8")
+    parser.add_argument("--seeds", type=int, default=10, help="the runs method's seeds a leverage (its default)")
+    parser.add_argument("--set", action="append", default=[])
+    parser.add_argument("--only", choices=("probes", "runs"))
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for method in [args.only] if args.only else ["probes", "runs"]:
+            result = search(method, args, Path(scratch) / method)
+            results.append(result)
+            print(f"{method:>6}: {result['wall_s']:7.1f} s  {result['runs']:4} runs  answer "
+                  f"{result['answer'] if result['answer'] is not None else 'none shown'}  boundary "
+                  f"{result['boundary']}" + (f"  ({result['note']})" if result["note"] else ""), flush=True)
+    if len(results) == 2:
+        probes, runs = results
+        print(f"ratio (runs method wall / probes method wall): {runs['wall_s'] / probes['wall_s']:.2f}x; "
+              f"runs {runs['runs']} / {probes['runs']}; load average now {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
