@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.console import Console
 from test_analysis_history import MS, S, event, message, write_history
 
 from msgstorm.analysis.recovery import PRE_FAULT_P99_MEANING
 from msgstorm.analysis.summary import analyse
 from msgstorm.analysis.summary_model import summary_json_schema
+from msgstorm.report.terminal import _faults_table
+from msgstorm.report.text import baseline_span, recovered_after
 
 
 def _history(tmp_path: Path, backlog_clears_ns: int):  # type: ignore[no-untyped-def]
@@ -31,7 +34,7 @@ def test_recovery_is_from_the_fault_end_to_the_first_bin_back_to_normal(tmp_path
     # (p99 above 4 ms), so the first bin back to normal starts at 3.5 s: 0.5 s after the end.
     faults = analyse(_history(tmp_path / "a", int(3.45 * S))).summary["faults"]
     assert faults == [{"fault_id": 0, "kind": "pause", "start_s": 2.0, "end_s": 3.0, "pre_fault_p99_ms": 2.0,
-                       "recovery_s": 0.5}]
+                       "baseline_s": [0.0, 2.0], "no_baseline": None, "recovery_s": 0.5}]
 
 
 def test_a_fault_with_nothing_held_recovers_at_once_and_one_never_healed_has_no_recovery(tmp_path: Path) -> None:
@@ -67,11 +70,62 @@ def test_the_baseline_starts_after_the_fault_before(tmp_path: Path) -> None:
     # A fault that began while another was in force has no normal to compare with.
     faults = _faults(tmp_path / "overlap", lambda t: 2 * MS, [(S, 3 * S), (2 * S, 2.5 * S)])
     assert faults[1]["pre_fault_p99_ms"] is None and faults[1]["recovery_s"] is None
+    assert faults[1]["no_baseline"] == {"reason": "fault_in_force", "fault_id": 0}
+    assert recovered_after(faults[1]) == "no baseline (fault 0 in force)"
+
+
+def test_a_fault_that_begins_as_the_one_before_ends_has_no_baseline_and_says_so_not_not_recovered(
+        tmp_path: Path) -> None:
+    # As examples/oracle-attack.toml's censor fault: the oracle fault ends as it begins, so no
+    # time is left before it to measure a normal in. Nothing was measured: "no baseline",
+    # naming the fault before, never "not recovered".
+    faults = _faults(tmp_path, lambda t: 2 * MS, [(S, 2 * S), (2 * S, 3 * S)])
+    assert faults[0]["baseline_s"] == [0.0, 1.0] and faults[0]["recovery_s"] == 0.0
+    assert faults[1]["pre_fault_p99_ms"] is None and faults[1]["baseline_s"] is None
+    assert faults[1]["recovery_s"] is None
+    assert faults[1]["no_baseline"] == {"reason": "fault_before", "fault_id": 0}
+    assert recovered_after(faults[1]) == "no baseline (fault 0 before)"
+    table = Console(width=200, record=True)
+    table.print(_faults_table(faults))
+    shown = table.export_text()
+    assert "no baseline (fault 0 before)" in shown and "not recovered" not in shown, shown
+    # A fault whose run ended before it recovered is "not recovered": it had a baseline.
+    held = _faults(tmp_path / "held", lambda t: 2 * MS if t < 2 * S else 10 * S, [(2 * S, 3 * S)])
+    assert held[0]["no_baseline"] is None and recovered_after(held[0]) == "not recovered"
+
+
+def test_the_baseline_is_the_last_clean_steps_not_a_burst_that_shed_messages(tmp_path: Path) -> None:
+    # One message every 10 ms; a burst from 2.5 s to 4 s: every 10th message dropped, the rest
+    # 300 ms late. The fault (4 .. 5 s) is measured against the last whole seconds before it in
+    # which nothing was shed: 3 .. 4 s and 2 .. 3 s shed, so 0 .. 2 s (p99 2 ms), not the 5 s
+    # before it (whose p99 the burst sets at 300 ms). After the fault, messages intended in
+    # 5.0 .. 5.3 s are 100 ms late: over 2 x 2 ms, so the first bin back to normal starts at
+    # 5.3 s: 0.3 s (against the burst's 300 ms it would have been 0 s, "recovered at once").
+    rows = []
+    for i in range(800):
+        t = i * 10 * MS
+        if 2.5 * S <= t < 4 * S:
+            rows.append(message(i, t, status="dropped") if i % 10 == 0 else message(i, t, latency_ns=300 * MS))
+        else:
+            rows.append(message(i, t, latency_ns=100 * MS if 5 * S <= t < 5.3 * S else 2 * MS))
+    events = [event(0, "run_start", target="sim"), event(4 * S, "fault_start", fault_id=0, kind="pause"),
+              event(5 * S, "fault_end", fault_id=0, kind="pause")]
+    faults = analyse(write_history(tmp_path, rows, events, t_end=8 * S)).summary["faults"]
+    assert faults[0]["baseline_s"] == [0.0, 2.0] and faults[0]["pre_fault_p99_ms"] == 2.0
+    assert faults[0]["recovery_s"] == 0.3
+    assert baseline_span(faults[0]) == "0–2 s"
+    # Shedding in every second before the fault: no baseline, and the reason.
+    shed = [message(i, i * 10 * MS, status="dropped") if i % 10 == 0 and i < 400 else
+            message(i, i * 10 * MS, latency_ns=2 * MS) for i in range(800)]
+    faults = analyse(write_history(tmp_path / "shed", shed, events, t_end=8 * S)).summary["faults"]
+    assert faults[0]["no_baseline"] == {"reason": "shed_before", "fault_id": None}
+    assert recovered_after(faults[0]) == "no baseline (messages dropped before)"
 
 
 def test_a_baseline_of_zero_or_of_nothing_committed_is_no_baseline(tmp_path: Path) -> None:
     faults = _faults(tmp_path / "zero", lambda t: 0, [(2 * S, 3 * S)])
     assert faults[0]["pre_fault_p99_ms"] is None and faults[0]["recovery_s"] is None
+    assert recovered_after(faults[0]) == "no baseline (nothing committed before)"
     faults = _faults(tmp_path / "lost", lambda t: None if t < 2 * S else 2 * MS, [(2 * S, 3 * S)])
     assert faults[0]["pre_fault_p99_ms"] is None and faults[0]["recovery_s"] is None
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from msgstorm.analysis.safety import conflicts, contested_rows
@@ -182,3 +183,33 @@ def test_contested_rows_are_those_at_heights_with_two_blocks() -> None:
                           "height": [1, 1, 2, 2, 2, 3, 3], "block": [1, 1, 2, 3, 2, 4, 4]})
     assert contested_rows(finalized) == (["a", "b", "c"], [2, 2, 2], [2, 3, 2])
     assert contested_rows(finalized.slice(0, 2)) == ([], [], [])
+
+
+@pytest.mark.parametrize("stopped", [None, "interrupted", "cut off"])
+def test_a_run_stopped_part_way_has_an_unknown_liveness_with_the_reason(tmp_path, stopped: str | None) -> None:
+    """Blocks made every 250 ms from 0.25 s; the first commits at 0.4 s. Stopped by Ctrl-C at
+    0.3 s, one block was made and none committed: not a chain that stopped committing, but a
+    run that stopped before it could (unknown, saying so and what was seen). Run to its end
+    with the same history, it is invalid: blocks made and none committed."""
+    from test_analysis_history import MS, event, write_history
+
+    from msgstorm.analysis.safety import check_liveness
+
+    history = write_history(tmp_path, [], [event(250 * MS, "block_produced", height=1)], t_end=300 * MS,
+                            interrupted=stopped == "interrupted")
+    if stopped == "cut off":  # killed: its last run row is the one written at the start
+        [part] = (tmp_path / "history" / "run").glob("part-*.parquet")
+        row = pq.read_table(part)
+        pq.write_table(row.set_column(row.schema.get_field_index("completed"), "completed",
+                                      pa.array([False], type=row.schema.field("completed").type)), part)
+        history = read_history(tmp_path)
+        assert history.cut_off
+    verdict = check_liveness(history)
+    if stopped is None:
+        assert (verdict.status, verdict.detail) == ("invalid", "1 blocks made and none committed")
+    elif stopped == "interrupted":
+        assert verdict.status == "unknown"
+        assert verdict.detail == ("the run was interrupted at 0.3 s (Ctrl-C or SIGTERM): whether commits kept coming "
+                                  "is not known; seen before the stop: 1 blocks made and none committed")
+    else:
+        assert verdict.status == "unknown" and verdict.detail.startswith("the run was cut off")

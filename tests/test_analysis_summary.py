@@ -150,9 +150,10 @@ def test_summary_values_of_a_small_run(tmp_path: Path) -> None:
     assert s["backpressure"] == {"events": 3, "first_engaged_s": 2.0}
     assert s["base_fee"] == {"min": 0.875, "max": 1.0, "last": 0.875}
     assert s["desync"] == {"episodes": 1, "max_height_gap": 6}
-    # Every committed message 10 ms late before the fault and after it: recovered at once.
+    # Every committed message 10 ms late before the fault and after it: recovered at once. The
+    # message dropped in 1 .. 2 s leaves 0 .. 1 s as the baseline.
     assert s["faults"] == [{"fault_id": 0, "kind": "degrade", "start_s": 2.0, "end_s": 3.0, "pre_fault_p99_ms": 10.0,
-                            "recovery_s": 0.0}]
+                            "baseline_s": [0.0, 1.0], "no_baseline": None, "recovery_s": 0.0}]
     assert s["propagation_ms"] == {
         "eu-west": {"p50": 40.0, "p90": 80.0, "p99": 80.0, "count": 2},
         "us-east": {"p50": 1.0, "p90": 1.0, "p99": 1.0, "count": 1},

@@ -422,7 +422,7 @@ def _steps(offered: list[float], passed: list[bool]) -> pa.Table:
     n = len(offered)
     return pa.table({"step": list(range(1, n + 1)), "t_start_ns": [0] * n, "t_end_ns": [0] * n,
                      "nominal_rate_per_s": offered, "offered_per_s": offered, "throughput_per_s": offered,
-                     "p99_ms": [1.0] * n, "passed": passed}, schema=STEP_SCHEMA)
+                     "p99_ms": [1.0] * n, "passed": passed, "committed_per_s": offered}, schema=STEP_SCHEMA)
 
 
 def test_check_twin_says_when_the_twins_knee_is_not_a_prediction(readme_ramp: Path) -> None:

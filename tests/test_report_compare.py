@@ -122,6 +122,9 @@ def test_fault_recovery_is_compared_by_the_slowest_recovery_and_the_faults_never
     assert metric_value({"faults": faults}, unrecovered) == 1.0
     assert metric_value({"faults": []}, slowest) is None and metric_value({"faults": []}, unrecovered) is None
     assert judge(slowest, 0.3, 3.0, 0.1).status == "regression"  # a recovery 10x slower is worse
+    # A fault with nothing to measure recovery against was not measured: not "never recovered".
+    unmeasured = {"end_s": 9.0, "recovery_s": None, "no_baseline": {"reason": "fault_before", "fault_id": 2}}
+    assert metric_value({"faults": [*faults, unmeasured]}, unrecovered) == 1.0
 
 
 def _summary(p99_ms: float, dropped: int) -> dict[str, object]:
@@ -232,3 +235,33 @@ def test_two_sweeps_compared_write_their_page_where_said(tmp_path) -> None:
     page.unlink()
     code, output = _compare(str(tmp_path / "a"), str(tmp_path / "b"), "--no-html")
     assert code == 0 and "comparison:" not in output and not page.exists(), output
+
+
+def test_a_market_runs_comparison_opens_with_the_money_not_a_jitter_detail(tmp_path) -> None:
+    """As black-thursday against black-thursday-fee-aware: bad debt 158,633,890 -> 2,422,413
+    (−98.5%) and IPDV p99 1.0 -> 1.057 ms (+5.7%). The money is what the scenario measures:
+    its rows come first, and the verdict says its change before it names the jitter regression."""
+    import json
+
+    def summary(bad_debt: int, ipdv_p99_ms: float) -> dict[str, object]:
+        return {"scenario": "black-thursday", "offered_rate_per_s": 2_000.0, "throughput_per_s": 1_500.0,
+                "latency_ms": {"p99": 900.0}, "jitter_ms": {"ipdv_p99": ipdv_p99_ms},
+                "messages": {"sent": 30_000, "committed": 30_000}, "market": {"bad_debt": {"absolute": bad_debt}}}
+
+    for name, bad_debt, ipdv in (("stuck", 158_633_890, 1.0), ("fee-aware", 2_422_413, 1.057)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps(summary(bad_debt, ipdv)))
+    code, output = _compare(str(tmp_path / "stuck"), str(tmp_path / "fee-aware"), "--html",
+                            str(tmp_path / "page.html"))
+    assert code == 0, output
+    rows = [line.split("│")[1].strip() for line in output.splitlines() if line.count("│") > 2]
+    assert rows[:4] == ["offered rate", "bad debt (market)", "throughput", "latency p99"], rows
+    assert rows.index("IPDV p99") > rows.index("latency p99")
+    lines = output.splitlines()
+    money = next(i for i, line in enumerate(lines) if line.startswith("money:"))
+    assert lines[money] == "money: bad debt (market) in B: fee-aware: −98.5% (−156,211,477) improved"
+    jitter = next(i for i, line in enumerate(lines) if line.startswith("regression:"))
+    assert money < jitter and lines[jitter].startswith("regression: IPDV p99 in B: fee-aware: +5.7%"), lines
+    page = (tmp_path / "page.html").read_text()
+    assert page.index('id="compare-headline" data-concern="money"') < page.index('id="compare-verdict"')
+    assert "bad debt (market) in B: fee-aware: −98.5% (−156,211,477) " in page

@@ -336,6 +336,9 @@ def test_the_faults_table_shows_the_recovery_time(faulty) -> None:
     shown = dict(zip(headers, cells, strict=False))
     assert shown["recovered after"] == duration_s(fault["recovery_s"])
     assert shown["p99 before"] == duration_ms(fault["pre_fault_p99_ms"])
+    # Messages in flight to the cut-off region as it began are lost by the fault, not shed:
+    # the baseline is the whole second before it.
+    assert fault["baseline_s"] == [0.0, 1.0] and shown["over"] == "0–1 s"
 
 
 def test_a_replicated_streams_copies_and_a_brokers_refusal_read_for_people() -> None:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -148,3 +152,50 @@ def test_the_api_refuses_a_run_directory_that_holds_a_run_as_the_command_line_do
     assert counts["sent"] == first.summary["messages"]["sent"]  # same scenario and seed, not twice as many
     assert all(check["verdict"] == "valid" for check in second.summary["checks"])
     assert (tmp_path / "r" / "notes.txt").read_text() == "kept"
+
+
+def _wait_for_history(process: subprocess.Popen[str], run_dir: Path) -> None:
+    """Until the run row written at the start is on disk: the run is writing its history."""
+    deadline = time.monotonic() + 120
+    while not list((run_dir / "history" / "run").glob("part-*.parquet")):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_a_second_run_into_a_directory_a_run_is_writing_is_refused_naming_the_first(tmp_path: Path) -> None:
+    """Two ``run --out D --overwrite`` started together: the second would remove the first's
+    history under it and write its own parts beside the first's later ones. It exits 2 at
+    once naming the process that writes there, and the first run's history stays its own."""
+    from typer.testing import CliRunner
+
+    from msgstorm.cli import app
+    from msgstorm.runner import RunDirError
+
+    run_dir = tmp_path / "r"
+    long = ["--set", 'run.duration="300s"', "--set", "agents.0.count=40"]
+    first = subprocess.Popen([sys.executable, "-c", "from msgstorm.cli import app; app()", "run",
+                              str(EXAMPLES / "quickstart.toml"), "--out", str(run_dir), "--overwrite", "-q", *long],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_history(first, run_dir)
+        parts = sorted(path.name for path in (run_dir / "history" / "run").iterdir())
+        second = CliRunner().invoke(app, ["run", str(EXAMPLES / "quickstart.toml"), "--out", str(run_dir),
+                                          "--overwrite", "-q", *long])
+        assert second.exit_code == 2, second.output
+        assert f"another run is writing there (process {first.pid} holds {run_dir / '.run.lock'})" in second.output
+        assert "--overwrite: removed" not in second.output
+        with pytest.raises(RunDirError, match=f"process {first.pid} holds"):
+            run(_small(), run_dir, overwrite=True)
+        assert first.poll() is None, "the first run goes on"
+        assert sorted(path.name for path in (run_dir / "history" / "run").iterdir()) == parts
+    finally:
+        first.send_signal(signal.SIGINT)
+        stdout, stderr = first.communicate(timeout=300)
+    assert first.returncode == 3, stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["messages"]["sent"] == msgstorm.read_history(run_dir).num_rows("messages")
+    # Once it has ended, the directory is free again: a run replaces it with --overwrite.
+    again = run(_small(), run_dir, overwrite=True)
+    assert again.summary["messages"]["sent"] == msgstorm.read_history(run_dir).num_rows("messages")

@@ -92,7 +92,7 @@ def test_a_sweeps_runs_write_their_report_only_with_keep_runs_and_the_tables_agr
     for keep in (False, True):
         sweep(QUICKSTART, grid, workers=1, out_dir=tmp_path / str(keep), keep_runs=keep, sets=SHORT)
     for keep, expected in ((False, {"summary.json", "done.json"}),
-                           (True, {"history", "summary.json", "report.html", "windows.csv", "done.json"})):
+                           (True, {"history", "summary.json", "report.html", "windows.csv", "done.json", ".run.lock"})):
         runs = sorted((tmp_path / str(keep) / "runs").iterdir())
         assert len(runs) == 2 and all({entry.name for entry in run_dir.iterdir()} == expected for run_dir in runs)
     assert _rows(tmp_path / "False") == _rows(tmp_path / "True")

@@ -12,6 +12,8 @@ import json
 import os
 import platform
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +26,7 @@ import pyarrow.parquet as pq
 from msgstorm.analysis import Analysis, analyse
 from msgstorm.heap import release_freed_memory
 from msgstorm.history import History, HistoryWriter, read_history
+from msgstorm.history.lock import LockHeld, exclusive
 from msgstorm.history.reader import DESTINATION_DIR
 from msgstorm.live.apart import record_apart
 from msgstorm.progress import Progress
@@ -36,8 +39,8 @@ from msgstorm.sim.relayers import plan_relays
 from msgstorm.sim.shadow import ShadowNetwork
 from msgstorm.traffic import generate_traffic
 
-__all__ = ["DESTINATION_DIR", "RUN_FILES", "RunDirError", "RunResult", "default_run_dir", "msgstorm_version", "prepare_run_dir",
-           "reanalyse", "run", "write_run_row"]
+__all__ = ["DESTINATION_DIR", "RUN_FILES", "RUN_LOCK", "RunDirError", "RunResult", "claim_run_dir", "default_run_dir",
+           "msgstorm_version", "prepare_run_dir", "reanalyse", "run", "run_claimed", "write_run_row"]
 
 
 def msgstorm_version() -> str:
@@ -68,6 +71,9 @@ class RunResult:
 
 # What a run writes into its directory; ``--overwrite`` clears exactly these.
 RUN_FILES = ("history", "summary.json", "report.html", "windows.csv", "destination")
+# The lock a run holds on its directory while it writes there (``claim_run_dir``); it stays
+# when the run ends, and a directory holding nothing else counts as empty.
+RUN_LOCK = ".run.lock"
 
 
 class RunDirError(Exception):
@@ -89,32 +95,59 @@ def default_run_dir(scenario: Scenario, root: Path = Path("runs")) -> Path:
     raise RunDirError(f"{root}: could not create a new run directory")  # pragma: no cover
 
 
-def prepare_run_dir(out_dir: Path, overwrite: bool = False) -> list[str]:
-    """Make ``out_dir`` ready for a run: create it, or accept it empty. A directory that holds
-    anything is refused (``RunDirError`` says what is there) unless ``overwrite``, which
-    removes what a run writes and nothing else. Returns what was removed."""
-    import shutil
-
+def _refuse_unusable(out_dir: Path, overwrite: bool) -> None:
+    """``RunDirError`` when ``out_dir`` is a file, or holds anything (its lock aside) and not
+    ``overwrite``; nothing is changed."""
     if out_dir.exists() and not out_dir.is_dir():
         raise RunDirError(f"{out_dir}: exists and is not a directory")
-    if out_dir.is_dir():
-        present = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in out_dir.iterdir())
-        if present and not overwrite:
+    if out_dir.is_dir() and not overwrite:
+        present = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in out_dir.iterdir()
+                         if entry.name != RUN_LOCK)
+        if present:
             shown = ", ".join(present[:6]) + (f" and {len(present) - 6} more" if len(present) > 6 else "")
             raise RunDirError(f"{out_dir}: not empty (holds {shown}); choose a new directory, "
                               "or pass --overwrite (overwrite=True in Python) to replace the run in it")
-        removed = []
-        for name in RUN_FILES:
-            path = out_dir / name
-            if path.is_dir():
-                shutil.rmtree(path)
-                removed.append(name + "/")
-            elif path.exists():
-                path.unlink()
-                removed.append(name)
-        return removed
-    out_dir.mkdir(parents=True)
-    return []
+
+
+def prepare_run_dir(out_dir: Path, overwrite: bool = False) -> list[str]:
+    """Make ``out_dir`` ready for a run: create it, or accept it empty. A directory that holds
+    anything is refused (``RunDirError`` says what is there) unless ``overwrite``, which
+    removes what a run writes and nothing else. Returns what was removed. A run holds the
+    directory's lock first (``claim_run_dir``)."""
+    import shutil
+
+    _refuse_unusable(out_dir, overwrite)
+    if not out_dir.is_dir():
+        out_dir.mkdir(parents=True)
+        return []
+    removed = []
+    for name in RUN_FILES:
+        path = out_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+            removed.append(name + "/")
+        elif path.exists():
+            path.unlink()
+            removed.append(name)
+    return removed
+
+
+@contextmanager
+def claim_run_dir(out_dir: Path, overwrite: bool = False) -> Iterator[list[str]]:
+    """Hold ``out_dir``'s lock (``history/lock.py``) and make it ready (``prepare_run_dir``)
+    while the block runs; yields what ``overwrite`` removed. ``RunDirError`` at once when
+    another process holds the lock (a second run into the same directory, with ``--overwrite``
+    or not, would mix its history with the first's), naming that process. A directory refused
+    for what it holds is left as it was (no lock file made in it)."""
+    _refuse_unusable(out_dir, overwrite)
+    with ExitStack() as held:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            held.enter_context(exclusive(out_dir / RUN_LOCK))
+        except LockHeld as busy:
+            raise RunDirError(f"{out_dir}: another run is writing there (process {busy.holder} holds {busy.path}); "
+                              "wait for it to end, or choose another directory") from None
+        yield prepare_run_dir(out_dir, overwrite)
 
 
 def _host_facts() -> str:
@@ -161,10 +194,18 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progres
     the run gets a new ``runs/<UTC time>-<name>``. ``write_report`` False writes the history
     and summary.json only, no report.html, windows.csv or latency.hlog (a sweep's runs, whose
     tables read only the summary). ``durable`` False writes the history without syncing it to
-    disk (``HistoryWriter``): for a history removed once analysed (a sweep's runs again)."""
+    disk (``HistoryWriter``): for a history removed once analysed (a sweep's runs again).
+    The directory is locked while the run writes it (``claim_run_dir``): a second run into it
+    meanwhile raises ``RunDirError`` naming this one's process."""
     run_dir = default_run_dir(scenario) if out_dir is None else Path(out_dir)
-    if out_dir is not None:
-        prepare_run_dir(run_dir, overwrite)
+    with claim_run_dir(run_dir, overwrite):
+        return run_claimed(scenario, run_dir, progress, write_report=write_report, durable=durable)
+
+
+def run_claimed(scenario: Scenario, run_dir: Path, progress: Progress | None = None, *, write_report: bool = True,
+                durable: bool = True) -> RunResult:
+    """``run`` into ``run_dir``, which the caller holds and has made ready (``claim_run_dir``):
+    ``msgstorm run`` claims it first, to say what ``--overwrite`` removed before the run starts."""
     writer = HistoryWriter(run_dir / "history", scenario.history.row_group_size, durable=durable)
     traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
     started = time.perf_counter()

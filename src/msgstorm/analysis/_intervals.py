@@ -2,7 +2,7 @@
 
 Place in the pipeline: ``windows`` bins the whole run into fixed windows, ``capacity`` bins a
 step ramp into its steps, and ``failure`` walks either; all three need the same counts
-(offered, committed, dropped, rejected, lost) and latency populations per interval, computed
+(offered, committed, dropped, rejected, lost, pending) and latency populations per interval, computed
 here with vectorised numpy so a run of millions of messages stays quick.
 
 Intervals are given by ``edges`` (n+1 increasing times): interval i is
@@ -73,6 +73,7 @@ class IntervalLoad:
     dropped: I64  # by t_intended
     rejected: I64
     lost: I64
+    pending: I64  # by t_intended: not settled when the run ended
     latencies_ns: list[I64]  # latency population per interval (attribution chosen by caller)
 
     @property
@@ -138,6 +139,7 @@ def interval_load(
         dropped=bin_counts(intended_bin, n, messages.status["dropped"]),
         rejected=bin_counts(intended_bin, n, messages.status["rejected"]),
         lost=bin_counts(intended_bin, n, messages.status["lost"]),
+        pending=bin_counts(intended_bin, n, messages.status["pending"]),
         latencies_ns=[np.asarray(group, dtype=np.int64) for group in split],
     )
 

@@ -18,7 +18,11 @@ or as a phase: step k covers ``[t0 + k*every, t0 + (k+1)*every)`` where t0 is th
   next step and a layer that keeps up would show a shortfall at every step edge. A message
   committed later than the bar was not carried at the rate offered, so an overload whose
   queue drains after the ramp still shows as a shortfall;
-- ``p99_ms``: p99 latency of the messages intended in the step (null if none committed).
+- ``p99_ms``: p99 latency of the messages intended in the step (null if none committed);
+- ``committed_per_s``: the layer's throughput while the step lasted: messages committed in
+  the step's span, whenever they were intended / step length (what the report plots as
+  throughput; ``throughput_per_s`` is the knee's count, which drops to 0 past the knee while
+  the layer still commits at its capacity).
 
 The knee (DESIGN.md): walking steps in order, a step passes when throughput >=
 ``throughput_fraction`` x offered and p99 <= ``knee_latency_factor`` x the low-load p99;
@@ -95,6 +99,7 @@ STEP_SCHEMA = pa.schema(
         pa.field("throughput_per_s", pa.float64(), nullable=False),
         pa.field("p99_ms", pa.float64()),
         pa.field("passed", pa.bool_(), nullable=False),  # this step alone meets the criterion
+        pa.field("committed_per_s", pa.float64(), nullable=False),  # commits in the step's span / its length
     ]
 )
 
@@ -309,6 +314,13 @@ def ramp_steps(ramp: StepRamp, messages: MessageArrays, factor: float,
     return replace(load, committed=np.asarray(in_time, dtype=np.int64).reshape(load.count)), p99_ns
 
 
+def _committed_per_s(messages: MessageArrays, starts: I64, ends: I64) -> np.ndarray:
+    """Messages committed in each ``[start, end)``, per second of it."""
+    commits = np.sort(messages.t_committed.values[messages.t_committed.present])
+    counts = np.searchsorted(commits, ends, side="left") - np.searchsorted(commits, starts, side="left")
+    return counts / np.maximum((ends - starts) / 1e9, 1e-9)
+
+
 def capacity(
     history: History, messages: MessageArrays | None = None
 ) -> tuple[dict[str, Any] | None, pa.Table | None, IntervalLoad | None]:
@@ -335,6 +347,7 @@ def capacity(
             "throughput_per_s": [rounded(v) for v in load.throughput_per_s.tolist()],
             "p99_ms": [ms(v) for v in p99_ns],
             "passed": passed,
+            "committed_per_s": [rounded(v) for v in _committed_per_s(messages, load.starts, load.ends).tolist()],
         },
         schema=STEP_SCHEMA,
     )

@@ -66,17 +66,23 @@ def fault_windows(history: History) -> list[FaultWindow]:
 
 
 def faults_summary(windows: list[FaultWindow], recoveries: list[Recovery] | None = None) -> list[dict[str, Any]]:
-    """[{fault_id, kind, start_s, end_s, pre_fault_p99_ms, recovery_s}] for summary.json
-    (end_s None while still active; the recovery, ``analysis/recovery.py``, None when it
-    cannot be told)."""
-    return [
-        {
+    """[{fault_id, kind, start_s, end_s, pre_fault_p99_ms, baseline_s, no_baseline, recovery_s}]
+    for summary.json (end_s None while still active; the recovery, ``analysis/recovery.py``,
+    None when it cannot be told; ``baseline_s`` the span [from, to) its p99 before was
+    measured over; ``no_baseline`` {reason, fault_id} when there was none to measure)."""
+    rows = []
+    for index, window in enumerate(windows):
+        recovery = recoveries[index] if recoveries else None
+        span = recovery.baseline_ns if recovery is not None else None
+        missing = recovery.no_baseline if recovery is not None else None
+        rows.append({
             "fault_id": window.fault_id,
             "kind": window.kind,
             "start_s": seconds(window.t_start_ns),
             "end_s": seconds(window.t_end_ns),
-            "pre_fault_p99_ms": ms(recoveries[index].pre_fault_p99_ns) if recoveries else None,
-            "recovery_s": seconds(recoveries[index].recovery_ns) if recoveries else None,
-        }
-        for index, window in enumerate(windows)
-    ]
+            "pre_fault_p99_ms": ms(recovery.pre_fault_p99_ns) if recovery is not None else None,
+            "baseline_s": [seconds(span[0]), seconds(span[1])] if span is not None else None,
+            "no_baseline": {"reason": missing.reason, "fault_id": missing.fault_id} if missing is not None else None,
+            "recovery_s": seconds(recovery.recovery_ns) if recovery is not None else None,
+        })
+    return rows

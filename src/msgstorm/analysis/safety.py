@@ -21,7 +21,10 @@ runs them), read after the metrics; each answers valid / invalid / unknown.
   that every honest node keep finalising while blocks are made: the longest an honest node
   went without finalising a block, from the first block made to the last (``finality_stall``),
   is invalid beyond ``STALL_BLOCKS`` times the median gap between blocks made (a quorum
-  out of reach: too much byzantine or unreachable stake).
+  out of reach: too much byzantine or unreachable stake). A run interrupted (Ctrl-C,
+  SIGTERM) or cut off is unknown, with the reason and what was seen before the stop: the
+  blocks made just before it had no time to commit, and what would have come after is
+  not in the history.
 """
 
 from __future__ import annotations
@@ -199,6 +202,28 @@ def check_safety(history: History) -> Verdict:
 
 @CHECKERS.register("liveness")
 def check_liveness(history: History) -> Verdict:
+    seen = _liveness_seen(history)
+    stopped = _stopped_early(history)
+    if stopped is not None:  # liveness is about the whole run: one stopped part way cannot show it
+        return Verdict(seen.name, "unknown", f"{stopped}: whether commits kept coming is not known; "
+                                             f"seen before the stop: {seen.detail}")
+    return seen
+
+
+def _stopped_early(history: History) -> str | None:
+    """How the run stopped before its end (interrupted or cut off, and when), or None."""
+    info = history.run_info
+    at = info.get("t_end")
+    when = f" at {at / 1e9:g} s" if isinstance(at, int) and at > 0 else ""
+    if history.cut_off:
+        return "the run was cut off (killed before it wrote its end)"
+    if info.get("interrupted"):
+        return f"the run was interrupted{when} (Ctrl-C or SIGTERM)"
+    return None
+
+
+def _liveness_seen(history: History) -> Verdict:
+    """The liveness verdict on what the history holds, as if the run had ended there."""
     name = "liveness"
     commits = events_of(history, EventKind.BLOCK_COMMITTED).t
     if commits.size == 0:

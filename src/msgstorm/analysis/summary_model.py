@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from msgstorm.analysis.recovery import PRE_FAULT_P99_MEANING
+from msgstorm.analysis.recovery import PRE_FAULT_P99_MEANING, NoBaselineReasonName
 from msgstorm.analysis.summary_chain import (
     Collateral,
     Crosschain,
@@ -258,15 +258,30 @@ class Desync(Closed):
     max_height_gap: Count
 
 
+class NoBaselineReason(Closed):
+    reason: Annotated[NoBaselineReasonName, Field(
+        description="fault_in_force: another fault was in force as this one began; fault_before: the fault "
+                    "before (fault_id) ended too close to leave a clean step; shed_before: messages were dropped "
+                    "(the layer shedding load) in every step before; nothing_before: nothing committed before, or "
+                    "a p99 of 0")]
+    fault_id: Annotated[int | None, Field(description="the other fault, for fault_in_force and fault_before")] = None
+
+
 class Fault(Closed):
     fault_id: int | None
     kind: str | None
     start_s: Annotated[float, Field(ge=0)]
     end_s: Annotated[Seconds, Field(description="null while still active at the end")]
     pre_fault_p99_ms: Annotated[Ms, Field(description=PRE_FAULT_P99_MEANING)] = None
+    baseline_s: Annotated[list[Annotated[float, Field(ge=0)]] | None, Field(
+        min_length=2, max_length=2,
+        description="[from, to): the span the pre-fault p99 was measured over; null without a baseline")] = None
+    no_baseline: Annotated[NoBaselineReason | None, Field(
+        description="why there was no baseline to measure recovery against; null when there was one")] = None
     recovery_s: Annotated[Seconds, Field(
         description="fault end -> the first 100 ms bin with throughput >= 90% of offered and p99 <= 2x the "
-                    "pre-fault p99; null when the fault did not end, had no baseline, or the run ended first")] = None
+                    "pre-fault p99; null when the fault did not end or the run ended first (not recovered), or "
+                    "had no baseline (no_baseline says why)")] = None
 
 
 class Check(Closed):

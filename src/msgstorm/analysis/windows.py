@@ -12,7 +12,8 @@ Columns (names are a contract with the report):
 - ``throughput_per_s``: messages with ``t_committed`` in the window / window length.
 - ``p50_ms``, ``p99_ms``, ``max_ms``, ``jitter_ms`` (stddev): latency of the messages committed
   in the window; null when none were.
-- ``dropped``, ``rejected``, ``lost``: messages with that status, by ``t_intended`` window.
+- ``dropped``, ``rejected``, ``lost``, ``pending``: messages with that status, by ``t_intended``
+  window (pending: still waiting when the run ended, as a flood leaves a queue behind).
 - ``queue_depth_max``: max of ``queue_depth`` / ``queue_depth_max`` samples taken in the window
   (null without samples).
 - ``base_fee``: last ``base_fee`` value recorded in the window, or null.
@@ -63,6 +64,7 @@ WINDOW_SCHEMA = pa.schema(
         pa.field("dropped", pa.int64(), nullable=False),
         pa.field("rejected", pa.int64(), nullable=False),
         pa.field("lost", pa.int64(), nullable=False),
+        pa.field("pending", pa.int64(), nullable=False),
         pa.field("queue_depth_max", pa.float64()),
         pa.field("base_fee", pa.float64()),
         pa.field("desync_nodes", pa.int64(), nullable=False),
@@ -146,6 +148,7 @@ def window_table(
         "dropped": load.dropped,
         "rejected": load.rejected,
         "lost": load.lost,
+        "pending": load.pending,
         "queue_depth_max": _queue_depth_max(history, edges),
         "base_fee": _last_base_fee(history, edges),
         "desync_nodes": _desync_nodes(episodes, edges, horizon),

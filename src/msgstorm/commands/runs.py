@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -66,22 +67,20 @@ def run(
     """Run a scenario, write the run directory and print a summary."""
     from msgstorm.analysis import slo_failed
     from msgstorm.report.terminal import print_summary
-    from msgstorm.runner import RunDirError, default_run_dir, prepare_run_dir
-    from msgstorm.runner import run as run_scenario
+    from msgstorm.runner import RunDirError, claim_run_dir, default_run_dir
+    from msgstorm.runner import run_claimed as run_scenario
 
     overrides = list(set_ or [])
     if seed is not None:
         overrides.append(f"run.seed={seed}")
     loaded = load_or_exit(scenario, overrides, target, allow_remote)
     exporter = _start_exporter(prometheus, loaded) if prometheus is not None else None  # exits 2 on a bad port
+    claimed = ExitStack()  # the run directory's lock, held until the last file is written
     try:
-        if out_dir is None:
-            run_dir = default_run_dir(loaded)
-        else:
-            removed = prepare_run_dir(out_dir, overwrite)
-            if removed:
-                err.print(f"--overwrite: removed {', '.join(removed)} from {out_dir}", highlight=False, markup=False)
-            run_dir = out_dir
+        run_dir = default_run_dir(loaded) if out_dir is None else out_dir
+        removed = claimed.enter_context(claim_run_dir(run_dir, overwrite))
+        if removed:
+            err.print(f"--overwrite: removed {', '.join(removed)} from {out_dir}", highlight=False, markup=False)
     except (RunDirError, OSError) as error:
         if exporter is not None:
             exporter.close()
@@ -93,14 +92,12 @@ def run(
         raise typer.Exit(ExitCode.BAD_INPUT) from None
     show_progress = sys.stdout.isatty() and not quiet
     try:
-        with sigterm_as_interrupt():
+        with claimed, sigterm_as_interrupt():
             observe = exporter.observe if exporter is not None else None
-            # The directory is ready (new, empty, or cleared by --overwrite above); other files
-            # --overwrite leaves alone stay, so the run is told it may share the directory.
             if show_progress:
-                result = _run_with_progress(loaded, run_dir, run_scenario, observe, overwrite)
+                result = _run_with_progress(loaded, run_dir, run_scenario, observe)
             else:
-                result = run_scenario(loaded, run_dir, observe, overwrite=overwrite)
+                result = run_scenario(loaded, run_dir, observe)
             if exporter is not None:
                 exporter.finish(result.analysis, result.history)
                 _linger(exporter, linger)
@@ -176,12 +173,11 @@ def _start_exporter(port: int, loaded: Any) -> Any:
     return exporter
 
 
-def _run_with_progress(loaded: Any, out_dir: Path | None, run_scenario: Any, also: Any = None,
-                       overwrite: bool = False) -> Any:
+def _run_with_progress(loaded: Any, run_dir: Path, run_scenario: Any, also: Any = None) -> Any:
     from msgstorm.report.live import LiveProgress, tee
 
     with LiveProgress(out, span_ns=2 * loaded.run.window) as bar:
-        return run_scenario(loaded, out_dir, tee(bar, also), overwrite=overwrite)
+        return run_scenario(loaded, run_dir, tee(bar, also))
 
 
 def report(

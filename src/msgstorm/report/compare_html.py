@@ -136,6 +136,7 @@ def render_compare(comparison: Comparison) -> str:
                if regressions else
                f'<p id="compare-verdict" data-regressions="0"><span class="verdict verdict-pass">no regression</span>'
                f' beyond {esc(tolerance)}</p>')
+    verdict = _headline(comparison) + verdict
     legend = table(["run", "directory", "scenario", "seed"],
                    [[esc(r.label), esc(r.where), esc(r.summary.get("scenario")), esc(r.summary.get("seed"))] for r in runs])
     candidates = [
@@ -154,6 +155,20 @@ def render_compare(comparison: Comparison) -> str:
         ("plots", "Plots", plots),
     ]
     return page("msgstorm compare", esc(f"baseline {runs[0].name} · tolerance {tolerance}"), sections)
+
+
+def _headline(comparison: Comparison) -> str:
+    """What the runs measure first (money, with a market), and its changes beyond the
+    tolerance, improvements too (``Comparison.headline``); nothing when only details differ."""
+    concern = comparison.first_concern
+    if concern is None or concern == "detail":
+        return ""
+    changes = "; ".join(esc(f"{metric.name} in {run.name}: {format_delta(metric, delta)} ")
+                        + f'<span class="verdict-{delta.status}">{esc(delta.status)}</span>'
+                        for metric, run, delta in comparison.headline)
+    tolerance = f"{comparison.tolerance * 100:g}%"
+    return (f'<p id="compare-headline" data-concern="{esc(concern)}"><b>{esc(concern)}</b>: '
+            f"{changes or esc(f'no change beyond {tolerance}')}</p>")
 
 
 def _verdict(comparison: Comparison, slug: str) -> str:

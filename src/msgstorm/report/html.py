@@ -39,7 +39,15 @@ from msgstorm.report.series import (
     shaded_spans,
     validation_backlog_series,
 )
-from msgstorm.report.text import broker_said, duration_ms, duration_s, number, slo_value
+from msgstorm.report.text import (
+    baseline_span,
+    broker_said,
+    duration_ms,
+    duration_s,
+    number,
+    recovered_after,
+    slo_value,
+)
 from msgstorm.report.topology import region_path_rows, topology_figure
 
 __all__ = ["REPORT_FILE", "fmt", "render_run_report", "write_run_report"]
@@ -201,23 +209,21 @@ def _checks(summary: dict[str, Any]) -> str:
         fault_rows = [[esc(f.get("fault_id")), esc(f.get("kind")), f'<td class="num">{fmt(f.get("start_s"), " s")}</td>',
                        f'<td class="num">{fmt(f.get("end_s"), " s") if f.get("end_s") is not None else "still active"}</td>',
                        f'<td class="num">{duration_ms(f.get("pre_fault_p99_ms"))}</td>',
-                       f'<td class="num">{_recovered(f)}</td>']
+                       f'<td class="num">{esc(baseline_span(f))}</td>',
+                       f'<td class="num">{esc(recovered_after(f))}</td>']
                       for f in faults]
         parts.append('<h2 style="margin-top:16px">Faults</h2>' + table(
-            ["id", "kind", "start", "end", "p99 before", "recovered after"], fault_rows, attrs='id="faults-table"')
-            + '<p class="note">Recovered after: from the fault\'s end to the first 100 ms with throughput at least '
-              "90% of offered and p99 at most twice the p99 of the 5 s before the fault.</p>")
+            ["id", "kind", "start", "end", "p99 before", "over", "recovered after"], fault_rows,
+            attrs='id="faults-table"')
+            + '<p class="note">P99 before: over the last whole seconds in a row, within the 5 s before the fault '
+              "(after the fault before), in which the layer dropped no message; over: that span. "
+              "Recovered after: from the fault\'s end to the first 100 ms with throughput at least 90% of offered "
+              "and p99 at most twice the p99 before; no baseline: nothing to measure against, and why.</p>")
     else:
         parts.append('<p class="note">No fault was active during the run.</p>')
     parts.append(_copies(summary.get("delivery")))
     parts.append(_connections(summary.get("connections")))
     return "".join(parts)
-
-
-def _recovered(fault: dict[str, Any]) -> str:
-    if fault.get("recovery_s") is not None:
-        return duration_s(fault.get("recovery_s"))
-    return "still active" if fault.get("end_s") is None else "not recovered"
 
 
 def _copies(delivery: dict[str, Any] | None) -> str:

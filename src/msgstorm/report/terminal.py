@@ -15,7 +15,15 @@ from rich.table import Table
 from msgstorm.analysis.hops import HOP_SPLIT_PATHS, HOP_STAGES
 from msgstorm.report.collateral import collateral_rows
 from msgstorm.report.crosschain import crosschain_rows
-from msgstorm.report.text import broker_said, duration_ms, duration_s, number, slo_value
+from msgstorm.report.text import (
+    baseline_span,
+    broker_said,
+    duration_ms,
+    duration_s,
+    number,
+    recovered_after,
+    slo_value,
+)
 
 __all__ = ["control_lines", "print_summary", "security_lines"]
 
@@ -167,18 +175,16 @@ def security_lines(summary: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _faults_table(faults: list[dict[str, Any]]) -> Table:
-    """Each fault: when it was active, the p99 before it and how long the layer took to
-    recover after it (``analysis/recovery.py``)."""
+    """Each fault: when it was active, the p99 before it (and the span it was measured over)
+    and how long the layer took to recover after it (``analysis/recovery.py``)."""
     table = Table(title="faults", header_style="bold")
-    for column in ("id", "kind", "start", "end", "p99 before", "recovered after"):
+    for column in ("id", "kind", "start", "end", "p99 before", "over", "recovered after"):
         table.add_column(column, justify="left" if column == "kind" else "right")
     for fault in faults:
         end = fault.get("end_s")
-        recovered = duration_s(fault.get("recovery_s")) if fault.get("recovery_s") is not None else (
-            "still active" if end is None else "not recovered")
         table.add_row(_fmt(fault.get("fault_id")), escape(_fmt(fault.get("kind"))), f"{_fmt(fault.get('start_s'))} s",
                       f"{_fmt(end)} s" if end is not None else "still active",
-                      duration_ms(fault.get("pre_fault_p99_ms")), recovered)
+                      duration_ms(fault.get("pre_fault_p99_ms")), baseline_span(fault), recovered_after(fault))
     return table
 
 

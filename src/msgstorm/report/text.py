@@ -11,6 +11,10 @@ whole; only what a person reads is rounded here).
   significant digits (``15.2 s``, not ``15,196.447 ms``).
 - ``slo_value``: an SLO's value in its metric's unit, as its threshold is written (``1.64 s``
   beside ``< 1s``, ``2,891/s`` beside ``>= 3000/s``, ``2%`` beside ``<= 2%``).
+- ``recovered_after`` / ``baseline_span``: a fault's recovery as the faults tables show it:
+  the time, or why there is none (``still active``, ``not recovered``, or ``no baseline``
+  with the reason: nothing was measured, so nothing is said to have failed to recover), and
+  the span its p99 before was measured over (``analysis/recovery.py``).
 - ``broker_said``: a broker's reply as its status and description (``503 no responders``),
   not the protocol text it came in (``NATS/1.0 503\\r\\nNats-Subject: ...``).
 """
@@ -23,7 +27,8 @@ from typing import Any
 
 from msgstorm.scenario.slo import SLO_METRICS
 
-__all__ = ["broker_said", "duration_ms", "duration_s", "number", "rate_digits", "slo_value"]
+__all__ = ["baseline_span", "broker_said", "duration_ms", "duration_s", "number", "rate_digits", "recovered_after",
+           "slo_value"]
 
 DASH = "—"
 
@@ -70,6 +75,35 @@ def duration_ms(value: float | int | None) -> str:
 def duration_s(value: float | int | None) -> str:
     """A duration given in seconds, worded as ``duration_ms`` words it."""
     return DASH if value is None else duration_ms(float(value) * 1000)
+
+
+def _fault_named(fault_id: Any) -> str:
+    return "a fault" if fault_id is None else f"fault {fault_id}"
+
+
+def recovered_after(fault: dict[str, Any]) -> str:
+    """A summary's fault (``faults`` row): how long it took to recover, or why that is not known."""
+    if fault.get("recovery_s") is not None:
+        return duration_s(fault["recovery_s"])
+    if fault.get("end_s") is None:
+        return "still active"
+    missing = fault.get("no_baseline")
+    if missing is None:
+        return "not recovered"
+    reason = missing.get("reason")
+    why = {"fault_in_force": f"{_fault_named(missing.get('fault_id'))} in force",
+           "fault_before": f"{_fault_named(missing.get('fault_id'))} before",
+           "shed_before": "messages dropped before",
+           "nothing_before": "nothing committed before"}.get(reason, str(reason))
+    return f"no baseline ({why})"
+
+
+def baseline_span(fault: dict[str, Any]) -> str:
+    """The span a fault's p99 before was measured over: ``1–6 s``."""
+    span = fault.get("baseline_s")
+    if not span:
+        return DASH
+    return f"{_decimals(float(span[0]), 3)}–{_decimals(float(span[1]), 3)} s"
 
 
 def slo_value(name: str, value: float | int | None) -> str:

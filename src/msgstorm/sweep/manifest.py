@@ -10,23 +10,23 @@ or ``summary.json``) or a directory of other files. A caller that adds points to
 (the safe-leverage search, one bisection step at a time) passes ``adding=True``: the same
 scenario, sets, seeds and keys, and the manifest's points grow.
 
-``locked(out)`` holds an exclusive ``flock`` on ``out/.sweep.lock`` while the sweep runs:
-a second sweep into the same directory is refused at once rather than writing beside the
-first. The kernel drops the lock when the holder dies, however it dies.
+``locked(out)`` holds an exclusive ``flock`` on ``out/.sweep.lock`` while the sweep runs
+(``history/lock.py``, the same lock a run holds on its run directory): a second sweep into
+the same directory is refused at once rather than writing beside the first. The kernel
+drops the lock when the holder dies, however it dies.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from msgstorm.history.lock import LockHeld, exclusive
 from msgstorm.sweep.grid import point_key, toml_value
 
 __all__ = ["LOCK_FILE", "MANIFEST_FILE", "Manifest", "SweepDirError", "locked", "read_manifest", "scenario_digest",
@@ -155,25 +155,19 @@ def settle(directory: Path, manifest: Manifest, adding: bool = False) -> Manifes
 
 @contextmanager
 def locked(directory: Path) -> Iterator[None]:
-    """Hold the sweep lock of ``directory`` (created if need be) while the block runs;
+    """Hold the sweep lock of ``directory`` (created if need be) while the block runs
+    (``history.lock.exclusive``, the lock a run holds on its run directory too);
     ``SweepDirError`` at once when another process holds it, or, before any lock file is
     made there, when the directory is a run directory or one of other files."""
-    try:
-        if directory.is_dir():
-            _refuse_foreign(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as error:
-        raise SweepDirError(f"--out {directory}: cannot use it: {error.strerror or error}") from None
-    try:
+    with ExitStack() as held:
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "another process"
-            raise SweepDirError(f"{directory}: another sweep is running there (process {holder} holds "
-                                f"{directory / LOCK_FILE}); wait for it to end, or give another --out") from None
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+            if directory.is_dir():
+                _refuse_foreign(directory)
+            directory.mkdir(parents=True, exist_ok=True)
+            held.enter_context(exclusive(directory / LOCK_FILE))
+        except LockHeld as busy:
+            raise SweepDirError(f"{directory}: another sweep is running there (process {busy.holder} holds "
+                                f"{busy.path}); wait for it to end, or give another --out") from None
+        except OSError as error:
+            raise SweepDirError(f"--out {directory}: cannot use it: {error.strerror or error}") from None
         yield
-    finally:
-        os.close(descriptor)  # the lock goes with the descriptor
