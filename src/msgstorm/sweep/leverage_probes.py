@@ -29,9 +29,9 @@ can only count a seed over where its own book was within: the answer errs low, n
 
 **Seeds until decided (a group-sequential design).** The search looks at the runs after
 ``n_1``, ``2 n_1``, ``4 n_1`` and ``8 n_1`` seeds (``LOOK_SHARES``: the error 1 - c is spent
-90%, 5%, 3% and 2% over the four looks, so look j uses the confidence c_j = 1 - share_j (1 - c),
-and ``n_1`` is the fewest seeds that can show a leverage within at c_1: 61 at 95%, against 59
-for one look that spends it all). At each
+95%, 2%, 2% and 1% over the four looks, so look j uses the confidence c_j = 1 - share_j (1 - c),
+and ``n_1`` is the fewest seeds that can show a leverage within at c_1: 60 at 95%, against 59
+for one look that spends it all; most searches end at the first look). At each
 look, a leverage is *shown within* when the one-sided Clopper-Pearson upper bound at c_j of
 P(over budget) is at most 1 - c, *shown over* when the lower bound is above it; what a look
 shows stays shown. By the union bound, a leverage whose P(over budget) is above 1 - c is shown
@@ -66,7 +66,7 @@ __all__ = ["GRID_POINTS", "LOOK_SHARES", "PILOT_SEEDS", "PILOT_SEED_OFFSET", "Lo
            "critical_leverages", "looks", "probe_grid", "probe_search", "seeds_over"]
 
 GRID_POINTS = 24
-LOOK_SHARES = (0.9, 0.05, 0.03, 0.02)
+LOOK_SHARES = (0.95, 0.02, 0.02, 0.01)
 # The pilot: this many seeds, numbered from the scenario's seed + the offset (none of the
 # search's own), to choose the leverage the accounts ride at.
 PILOT_SEEDS = 2
