@@ -21,17 +21,20 @@ by then. What the liquidation travels on:
 
 - a share ``traffic_share`` of them are messages of their own, sent as the keeper's: they
   load the network like any liquidation and execute when they commit;
-- the others send nothing. Each commits with its *carrier*: the first message of the run
-  to commit that was sent from the keeper's node at or after the probe's send time with a
-  fee at most the probe's. A message from the same node at the same moment and a fee no
-  higher goes the same way through the links and queues and is not preferred by a fee
-  rule, so it commits no earlier than the probe's own would, give or take the draws of its
-  links; under a policy that orders by fee the carrier is a bound from above. The probes'
-  liquidations then leave the network as it is: the history of a run with probes is the
-  one without them, but this table (``tests/test_market_probes.py``). That their
-  liquidations load nothing is the approximation: it matters when liquidations are a large
-  share of the traffic; ``traffic_share = 1`` sends all of them (docs/model.md compares
-  the curve with whole runs).
+- the others send nothing. Each reaches the sequencer at its send time plus its node's way
+  there (``delay``: the median of the newest delays measured from that node, before any the
+  shortest path over the mesh) and commits with its *carrier*: the first message, in block
+  order, of the first block holding a message the queue policy ranks after it (first come
+  first served: received at or after its arrival at a fee at most its; highest fee first: a
+  lower fee sequenced after its arrival, or its fee received after it; a policy with a rule
+  of its own takes the first). Every message ranked after its own would have been sequenced
+  after it, so its own commits no later than the carrier: the delay is a bound from above,
+  tight when blocks are full. The probes' liquidations then leave the network as it is: the
+  history of a run with probes is the one without them, but this table
+  (``tests/test_market_probes.py``). That they load nothing is the approximation: they ride
+  the accounts' own liquidations (``msgstorm safe-leverage`` puts the accounts at the
+  leverage it decides first, ``sweep/leverage_probes.py``); ``traffic_share = 1`` sends all
+  of them (docs/model.md compares the curve with whole runs).
 
 A liquidation that commits (or is carried) executes at the on-chain price then by the
 market's one rule (``rules.liquidation_costs``), or, its probe not past its line there, is

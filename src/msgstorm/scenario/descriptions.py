@@ -529,8 +529,8 @@ DESCRIPTIONS: dict[str, str] = {
     "ProbeSpec.leverages": "the grid: each account again at each of these leverages (increasing, each below "
                            "1 / `maintenance_margin`)",
     "ProbeSpec.traffic_share": "share of the probes' liquidations sent as messages of their own (they load the "
-                               "network); the rest send nothing and commit with the first message the sequencer "
-                               "receives after them at a fee at most theirs ([how](model.md#probe-books))",
+                               "network); the rest send nothing and commit with the first block holding a message the queue "
+                               "policy ranks after them ([how](model.md#probe-books))",
     "AuctionOrdersSpec.instrument": "the instrument every order is on (default: the first)",
     "AuctionOrdersSpec.buy_share": "share of buys (the rest are sells)",
     "AuctionOrdersSpec.limit_offset_bps": "mean of a limit price's distance from the true price when the order "

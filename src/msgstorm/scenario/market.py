@@ -249,9 +249,9 @@ class ProbeSpec(Spec):
     rule, so one run gives bad debt at every leverage (``market/probes.py``). A share
     ``traffic_share`` of their liquidations are sent as messages of their own (they load the
     network, and the run is no longer the one without probes); the others send nothing and
-    commit with the first message from their keeper's node sent at or after them at a fee at
-    most theirs (their *carrier*). The real accounts, their keepers' draws and the network
-    are untouched: with ``traffic_share = 0`` the history but the probes' own table is the
+    commit with the first block holding a message the queue policy ranks after them (their
+    *carrier*). The real accounts, their keepers' draws and the network are untouched: with
+    ``traffic_share = 0`` the history but the probes' own table is the
     run's without them."""
 
     leverages: list[Annotated[float, Field(gt=0)]] = Field(min_length=1, max_length=256)
