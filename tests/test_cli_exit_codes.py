@@ -80,7 +80,7 @@ def test_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(runner, "run", full)
+    monkeypatch.setattr(runner, "run_claimed", full)  # what `msgstorm run` calls once it holds the directory
     code, output = _invoke("run", QUICKSTART, "--out", str(tmp_path / "run"), "-q")
     assert code == ExitCode.OUT_OF_SPACE == 4, output
     assert "No space left on device" in output
