@@ -420,7 +420,10 @@ def _integrity(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
     if not security and not integrity:
         return []
     parts = []
-    if security:
+    if security and security.get("verify_cost_us") is None:
+        parts.append(f"<p>Scheme <b>{esc(str(security.get('scheme')))}</b> ({esc(str(security.get('verify')))}): "
+                     "no message is signed or verified, so verifying costs nothing.</p>")
+    elif security:
         sign = security.get("sign_cost_us")
         parts.append(f"<p>Scheme <b>{esc(str(security.get('scheme')))}</b> ({esc(str(security.get('verify')))}): "
                      f"verifying a message costs {esc(fmt(security.get('verify_cost_us')))} us of a receiving node's "

@@ -142,7 +142,10 @@ def security_lines(summary: dict[str, Any]) -> list[tuple[str, str]]:
     through (``analysis/integrity.py``), as (label, text)."""
     rows = []
     security = summary.get("security")
-    if security:
+    if security and security.get("verify_cost_us") is None:
+        rows.append(("security", f"{escape(str(security.get('scheme')))}: nothing signed or verified, no cost "
+                     f"({escape(str(security.get('verify')))})"))
+    elif security:
         sign = security.get("sign_cost_us")
         rows.append(("security", f"{escape(str(security.get('scheme')))}: verify {_fmt(security.get('verify_cost_us'))} us"
                      " a message" + ("" if sign is None else f", sign {_fmt(sign)} us")
