@@ -141,6 +141,26 @@ def test_the_same_equivocation_at_two_confirmations_is_safe(scenario_from, run_s
     assert _checks(result)["safety"]["verdict"] == "valid"
 
 
+def test_an_equivocating_producer_with_one_gossip_peer_is_safe_at_one_confirmation(
+        scenario_from, run_scenario) -> None:
+    """docs/model.md: the twins split the honest nodes only when both reach one. With
+    ``peers = 2`` (each node opens one connection) the producer's one overlay peer here is
+    us-east-3: it gets block 3, and the twin, block 4, still made, reaches no node at all, so
+    every honest node finalises block 3 at height 3 even at one confirmation."""
+    text = EQUIVOCATION.format(confirmations=1).replace("peers = 4", "peers = 2")
+    result: Any = run_scenario(scenario_from(text))
+    history = read_history(result.run_dir)
+    edges = history.table("edges").to_pylist()
+    assert [row["dst"] for row in edges if row["src"] == "us-east-0" and row["overlay"]] == ["us-east-3"]
+    assert [row["block"] for row in history.table("blocks").to_pylist() if row["height"] == 3] == [3, 4]
+    arrivals = history.table("block_arrivals").to_pylist()
+    assert sorted(row["node"] for row in arrivals if row["block"] == 3) == [f"us-east-{i}" for i in range(5)]
+    assert [row for row in arrivals if row["block"] == 4] == []
+    finalized = {(row["node"], row["block"]) for row in history.table("finalized").to_pylist() if row["height"] == 3}
+    assert finalized == {(f"us-east-{i}", 3) for i in range(5)}
+    assert _checks(result)["safety"]["verdict"] == "valid"
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_honest_producers_with_long_confirmations_are_safe_in_every_seed(scenario_from, run_scenario,
                                                                           seed: int) -> None:

@@ -117,8 +117,18 @@ def test_a_close_that_waits_for_the_relay_worked_by_hand(tmp_path: Path) -> None
         "close after source p50 / max": "749 ms / 749 ms",
         "close split (mean)": "source finality 1 ms, relay 400 ms, proof check 100 ms, destination 249 ms",
         "bad debt across / one chain": "45.64 / 19.42 (0 left open)"}
-    page = page_table((tmp_path / "run" / "report.html").read_text(), "collateral-table")
+    page_text = (tmp_path / "run" / "report.html").read_text()
+    page = page_table(page_text, "collateral-table")
     assert {label: cells[0] for label, cells in page.items()} == shown
+    # The market's bad debt is the source's executions at its oracle price (0.6 + 18.82 of an
+    # open interest of 400: 4.855%), not the positions': it says so, in the terminal's
+    # headline, the page's card and the page's market table; no row calls it "bad debt".
+    assert printed["bad debt on the source (oracle price)"] == "19.42 (4.855% of open interest 400), 2 accounts"
+    assert "bad debt" not in printed
+    assert page_table(page_text, "market-table")["bad debt on the source (oracle price)"] == [
+        "19.42 (4.855% of open interest), 2 accounts"]
+    assert '<div class="label">bad debt on the source (oracle price)</div><div class="value">19.42</div>' in page_text
+    assert '<div class="label">bad debt</div>' not in page_text
 
 
 def test_without_a_wait_past_the_next_price_the_relay_costs_nothing(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -91,3 +92,31 @@ def test_byzantine_keeps_safety_below_the_quorum_bound_and_breaks_it_beyond(tmp_
     assert [int(h) for h in re.findall(r"height (\d+):", detail)] == [14, 19, 23, 25, 28]
     honest = "ap-northeast-0 ap-northeast-1 ap-northeast-2 ap-northeast-3 eu-west-0 eu-west-1 eu-west-3 us-east-1 us-east-3"
     assert detail.count(f" by {honest}") == 10
+
+
+def test_the_cross_chain_example_breaks_finality_undoes_no_commit_and_exits_0(tmp_path) -> None:
+    """What the README's tour and the example's header say of its safety rows: the cut makes
+    nodes finalise different blocks at height 25 (us-east-1 its own, eu-west theirs, then every
+    node the winning branch's), no reorg of the canonical chain goes past the 3 confirmations,
+    the relayers' nodes finalise only the winner, and with no [slo] the run exits 0."""
+    from typer.testing import CliRunner
+
+    from msgstorm.cli import app
+    from msgstorm.errors import ExitCode
+    from msgstorm.history import read_history
+
+    scenario = EXAMPLES / "cross-chain.toml"
+    assert msgstorm.load_scenario(scenario).slo == {}
+    result = CliRunner().invoke(app, ["run", str(scenario), "--out", str(tmp_path / "run")])
+    assert result.exit_code == ExitCode.OK, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    safety = next(check for check in summary["checks"] if check["name"] == "safety")
+    assert safety["verdict"] == "invalid" and "height 25:" in safety["detail"]
+    assert summary["forks"]["reorgs"]["final"] == 0
+    finalized = read_history(tmp_path / "run").table("finalized").to_pylist()
+    at_25: dict[str, set[int]] = {}
+    for row in finalized:
+        if row["height"] == 25:
+            at_25.setdefault(row["node"], set()).add(row["block"])
+    assert at_25 == {"us-east-0": {28}, "us-east-2": {28}, "us-east-1": {26, 28},
+                     "eu-west-0": {27, 28}, "eu-west-1": {27, 28}, "eu-west-2": {27, 28}}

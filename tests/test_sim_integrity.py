@@ -113,6 +113,51 @@ def test_without_authentication_every_one_is_accepted(scenario_from, run_scenari
         assert again["status"] == original["status"] == "committed"
 
 
+def test_a_replayed_copy_enters_where_its_original_did(scenario_from, run_scenario) -> None:
+    """docs/model.md: a copy is sent from the original's node, ``delay`` after the leader
+    received the original (5 ms for the first replay fault, the 1 ms default for the other
+    chain's), as a message of its own with the original's agent, kind, key, size and fee, and
+    travels to the leader as any message does: at least the original's shortest trip from that
+    node (the leader's own: 10 us processing + 60 us verification; another node's: a hop more)."""
+    result = _run(scenario_from, run_scenario, "hmac-sha256")
+    rows = {row["msg_id"]: row for row in result.history.messages.to_pylist()}
+    table = result.history.table("integrity")
+    copies = table.filter(pc.equal(table["attack"], "replayed")).to_pylist()
+    assert len(copies) > 50
+    shortest: dict[str, int] = {}  # over the messages the traffic sent
+    copied = {copy["msg_id"] for copy in copies}
+    for row in rows.values():
+        if row["t_received"] is not None and row["msg_id"] not in copied:
+            shortest[row["node"]] = min(shortest.get(row["node"], 1 << 62), row["t_received"] - row["t_intended"])
+    assert shortest["us-east-0"] == 70_000  # the leader's own node
+    for copy in copies:
+        original, again = rows[copy["of_msg"]], rows[copy["msg_id"]]
+        delay = 1_000_000 if copy["chain"] == "other" else 5_000_000
+        assert again["msg_id"] != original["msg_id"]
+        assert again["t_intended"] == again["t_sent"] == original["t_received"] + delay
+        assert [again[key] for key in ("node", "agent", "kind", "key", "size", "fee")] == [
+            original[key] for key in ("node", "agent", "kind", "key", "size", "fee")]
+        assert copy["t"] == again["t_received"] >= again["t_intended"] + shortest[again["node"]]
+    assert {rows[copy["msg_id"]]["node"] for copy in copies} == {"us-east-0", "us-east-1", "us-east-2"}
+
+
+def test_scheme_none_reports_no_verification_cost(scenario_from, run_scenario) -> None:
+    """Under ``none`` nothing is verified: the scenario's 60 us is not used (a one-node
+    message's trip is its 10 us processing alone) and the summary says not applicable (null),
+    not 0, in the terminal and on the page too."""
+    from msgstorm.report.terminal import security_lines
+
+    result = _run(scenario_from, run_scenario, "none")
+    assert result.summary["security"] == {"scheme": "none", "verify": "model", "chain_id": 1,
+                                          "verify_cost_us": None, "sign_cost_us": None, "source": None}
+    trips = [row["t_received"] - row["t_intended"] for row in result.history.messages.to_pylist()
+             if row["node"] == "us-east-0" and row["t_received"] is not None]
+    assert min(trips) == 10_000
+    assert dict(security_lines(result.summary))["security"] == "none: nothing signed or verified, no cost (model)"
+    page = (result.run_dir / "report.html").read_text()
+    assert "<b>none</b> (model): no message is signed or verified, so verifying costs nothing." in page
+
+
 @pytest.mark.parametrize("scheme", ["none", "hmac-sha256", "ed25519"])
 def test_real_verification_agrees_with_the_model(scenario_from, run_scenario, scheme) -> None:
     """The library signs and verifies every message: its verdicts are the model's (the run

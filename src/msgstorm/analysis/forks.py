@@ -16,8 +16,11 @@ and the ``canonical_reorg`` events:
   default), the time from a block's making
   until that many nodes validated it, as the median and p90 over the blocks that got there
   (``blocks_reached``: how many did);
-- ``arrival_ms``: p50 / p90 / p99 of every arrival of a block at a node other than its
-  producer, after its making.
+- ``arrival_ms``: p50 / p90 / p99 of every arrival of a block at a node other than the
+  one that made it, after its making: a peer that validated it at once counts, at 0; the
+  node that made it does not, even when the block comes back to it by gossip (an
+  equivocating producer's twin block). The node that made a block is its producer, or
+  where a twin of the producer runs (``twins``: the ``block_produced`` event's ``twin_at``).
 - ``arrival_by_region_ms``: the same arrivals by the receiving node's region, with their
   count (as ``propagation_ms`` gives messages').
 
@@ -29,9 +32,11 @@ Percentiles are nearest-rank (as every latency of the summary).
 The expected fork probability. Under proof of work each producer j mines as a Poisson
 process of rate w_j / interval (w_j: its share of the hash, summing to 1). A block made at
 0 that reaches producer j at t_j meets no competing block with probability
-exp(−Σ_j w_j t_j / interval): it forks with 1 − exp(−Σ_j w_j t_j / interval). The mean of
-that over the blocks that reached every producer is ``fork_probability`` (``stderr``: its
-standard error over those blocks). A stale block is the loser of such a race, so where forks
+exp(−Σ_j w_j t_j / interval): it forks with 1 − exp(−Σ_j w_j t_j / interval), t_j being 0
+for the node that made it. The mean of that over the blocks that reached every other
+producer is ``fork_probability`` (``stderr``: its standard error over those blocks); a
+block some producer never got has no such sum (that producer's race with it never ended)
+and is left out, not counted as if the producer had it at once. A stale block is the loser of such a race, so where forks
 are rare a run's stale rate estimates the same number (where they are not, races overlap:
 a block met, and the block that met it met in turn, two blocks met for one stale, and the
 stale rate falls below it); ``stale_rate_interval`` is Wilson's 95% interval of stale / made. The weights: ``blocks.producers.shares`` when it lists them; equal shares
@@ -109,10 +114,15 @@ def forks_summary(history: History) -> dict[str, Any] | None:
         times = reach_times_ns(block_ids, t_produced, arrival_block, arrival_t, nodes, share)
         p50, p90 = _ms(times, (50, 90))
         reach[f"{share * 100:g}%"] = {"p50": p50, "p90": p90, "blocks_reached": int(times.size)}
-    made_at = dict(zip(block_ids.tolist(), t_produced.tolist(), strict=True))
-    delay = arrival_t - np.array([made_at[b] for b in arrival_block.tolist()], dtype=np.int64)
-    after = delay > 0  # the producer's own arrival is at 0
-    a50, a90, a99 = _ms(delay[after], (50, 90, 99))
+    # Each arrival's block as a row of ``blocks``, its delay and whether the receiving node
+    # is the one that made the block (left out of every figure below).
+    by_id = np.argsort(block_ids, kind="stable")
+    row = by_id[np.searchsorted(block_ids, arrival_block, sorter=by_id)] if arrival_block.size \
+        else np.zeros(0, dtype=np.intp)
+    delay = arrival_t - t_produced[row]
+    maker = _maker_codes(history, block_ids, blocks.column("producer").to_pylist(), node_names)[row]
+    other = node_codes != maker
+    a50, a90, a99 = _ms(delay[other], (50, 90, 99))
     return {
         "blocks": {
             "made": made,
@@ -132,9 +142,9 @@ def forks_summary(history: History) -> dict[str, Any] | None:
         },
         "reach_ms": reach,
         "arrival_ms": {"p50": a50, "p90": a90, "p99": a99},
-        "arrival_by_region_ms": _by_region(history, node_codes, node_names, delay, after),
+        "arrival_by_region_ms": _by_region(history, node_codes, node_names, delay, other),
         "expected": _expected(history, settings, made - on_chain, made, node_codes, node_names, arrival_block,
-                              delay),
+                              delay, other, maker),
     }
 
 
@@ -148,9 +158,24 @@ def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def _maker_codes(history: History, block_ids: np.ndarray, producers: list[str], node_names: list[str]) -> np.ndarray:
+    """Per row of ``blocks``, the node that made the block as a code into ``node_names`` (-1
+    for a node no arrival names): its producer, or the node a twin of the producer ran at
+    (``block_produced``'s ``twin_at``)."""
+    made_at = dict(zip(block_ids.tolist(), producers, strict=True))
+    for detail in events_of(history, EventKind.BLOCK_PRODUCED).details():
+        if "twin_at" in detail and detail.get("block") in made_at:
+            made_at[detail["block"]] = detail["twin_at"]
+    code_of = {name: code for code, name in enumerate(node_names)}
+    return np.array([code_of.get(made_at[block], -1) for block in block_ids.tolist()], dtype=np.int64)
+
+
 def _expected(history: History, settings: dict[str, Any], stale: int, made: int, node_codes: np.ndarray,
-              node_names: list[str], arrival_block: np.ndarray, delay: np.ndarray) -> dict[str, Any] | None:
-    """``forks.expected`` (see the module docstring); None unless blocks come by proof of work."""
+              node_names: list[str], arrival_block: np.ndarray, delay: np.ndarray, other: np.ndarray,
+              maker: np.ndarray) -> dict[str, Any] | None:
+    """``forks.expected`` (see the module docstring); None unless blocks come by proof of work.
+    ``other``: the arrivals at a node other than the one that made the block, ``maker``: that
+    node per arrival (a code into ``node_names``)."""
     interval = scenario_section(history, "blocks").get("interval")
     if settings.get("rule") != "pow" or not interval:
         return None
@@ -166,11 +191,13 @@ def _expected(history: History, settings: dict[str, Any], stale: int, made: int,
     total_weight = sum(weights)
     weight_of = dict(zip(nodes, (w / total_weight for w in weights), strict=True))
     code_weight = np.array([weight_of.get(name, 0.0) for name in node_names] or [0.0])
-    weight = code_weight[node_codes]
-    blocks, at = np.unique(arrival_block, return_inverse=True)
+    weight = np.where(other, code_weight[node_codes], 0.0)  # the maker's t_j is 0
+    blocks, first, at = np.unique(arrival_block, return_index=True, return_inverse=True)
     reached = np.bincount(at, weights=(weight > 0).astype(np.float64), minlength=blocks.size)
-    exposure = np.bincount(at, weights=weight * np.maximum(delay, 0), minlength=blocks.size) / float(interval)
-    every = reached >= len(nodes) - 1  # the producer's own arrival may be its making
+    exposure = np.bincount(at, weights=weight * delay, minlength=blocks.size) / float(interval)
+    producers = sum(1 for w in weight_of.values() if w > 0)
+    maker_produces = np.append(code_weight, 0.0)[maker[first]] > 0  # code -1: not a producer
+    every = reached == producers - maker_produces  # each node arrives once per block
     probability = 1 - np.exp(-exposure[every])
     interval95 = wilson_interval(stale, made) if made else None
     return {
@@ -183,9 +210,9 @@ def _expected(history: History, settings: dict[str, Any], stale: int, made: int,
 
 
 def _by_region(history: History, node_codes: np.ndarray, node_names: list[str], delay: np.ndarray,
-               after: np.ndarray) -> dict[str, dict[str, float | int | None]]:
-    """p50 / p90 / p99 (ms) and count of the arrivals ``after`` their making, by the
-    receiving node's region (``History.nodes``; a node not listed: "unknown"), the nodes
+               other: np.ndarray) -> dict[str, dict[str, float | int | None]]:
+    """p50 / p90 / p99 (ms) and count of the ``other`` arrivals (at a node other than the
+    one that made the block), by the receiving node's region (``History.nodes``; a node not listed: "unknown"), the nodes
     given as codes into ``node_names``."""
     if not delay.size:
         return {}
@@ -196,7 +223,7 @@ def _by_region(history: History, node_codes: np.ndarray, node_names: list[str], 
     region = code_region[node_codes]
     result: dict[str, dict[str, float | int | None]] = {}
     for i, name in enumerate(names):
-        values = delay[after & (region == i)]
+        values = delay[other & (region == i)]
         if values.size:
             p50, p90, p99 = _ms(values, (50, 90, 99))
             result[name] = {"p50": p50, "p90": p90, "p99": p99, "count": int(values.size)}

@@ -33,16 +33,21 @@ ADVERSARY_FAULTS = frozenset({"tamper", "replay", "censor"})
 
 def security_summary(history: History) -> dict[str, Any] | None:
     """``{scheme, verify, chain_id, verify_cost_us, sign_cost_us, source}`` from the run's
-    ``security`` event; None without one."""
+    ``security`` event; None without one. Under scheme ``none`` nothing is signed or verified:
+    the costs and their source are null, not applicable (a ``verify_cost`` the scenario gives
+    is not used, and no node's processing time grows)."""
     rows = events_of(history, "security")
     if not rows.rows.size:
         return None
     detail = json.loads(rows.events.column("detail")[int(rows.rows[0])].as_py() or "{}")
+    summary = {"scheme": detail.get("scheme"), "verify": detail.get("verify"), "chain_id": detail.get("chain_id"),
+               "verify_cost_us": None, "sign_cost_us": None, "source": None}
+    if detail.get("scheme") == "none":
+        return summary
     sign_ns = detail.get("sign_ns")
-    return {"scheme": detail.get("scheme"), "verify": detail.get("verify"), "chain_id": detail.get("chain_id"),
-            "verify_cost_us": round(float(detail.get("verify_ns", 0)) / 1e3, 3),
-            "sign_cost_us": None if sign_ns is None else round(float(sign_ns) / 1e3, 3),
-            "source": detail.get("source")}
+    return summary | {"verify_cost_us": round(float(detail.get("verify_ns", 0)) / 1e3, 3),
+                      "sign_cost_us": None if sign_ns is None else round(float(sign_ns) / 1e3, 3),
+                      "source": detail.get("source")}
 
 
 def _has_adversary(history: History) -> bool:

@@ -163,7 +163,8 @@ class ForkExpectation(Closed):
                                 "block is made before the block reaches its producer (w_j: hash shares; t_j: the "
                                 "block's arrival there)")]
     stderr: Annotated[float | None, Field(ge=0, description="its standard error over the blocks")]
-    blocks: Annotated[Count, Field(description="blocks that reached every producer (those averaged)")]
+    blocks: Annotated[Count, Field(description="blocks that reached every producer other than their maker (those "
+                                               "averaged; a block some producer never got is left out)")]
     stale_rate_interval: Annotated[list[float] | None, Field(
         min_length=2, max_length=2, description="Wilson's 95% interval of stale / made")]
 
@@ -175,7 +176,8 @@ class Forks(Closed):
         description="per share of the nodes (blocks.producers.reach: \"50%\", \"90%\", \"100%\" by default): "
                     "time from a block's making until that many nodes validated it, over the blocks that got there")]
     arrival_ms: Annotated[dict[str, float | None], Field(
-        description="p50, p90, p99 of every block's arrival at a node other than its producer, after its making")]
+        description="p50, p90, p99 of every block's arrival at a node other than the one that made it (its producer, "
+                    "or where a twin of it runs), after its making; a peer's arrival at once counts, at 0")]
     arrival_by_region_ms: Annotated[dict[str, RegionPropagation], Field(
         description="the same arrivals by the receiving node's region (sorted by name): p50, p90, p99 and how many")]
     expected: Annotated[ForkExpectation | None, Field(

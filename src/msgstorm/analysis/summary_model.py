@@ -424,12 +424,14 @@ class Security(Closed):
     scheme: Annotated[str | None, Field(description="none, hmac-sha256 or ed25519 ([security] scheme)")]
     verify: Annotated[str | None, Field(description="model, or real: every message signed and verified by the library")]
     chain_id: Annotated[int | None, Field(description="the chain id in what is signed")]
-    verify_cost_us: Annotated[float, Field(ge=0, description="CPU time a receiving node spent verifying one "
-                                                             "message, added to its processing time")]
+    verify_cost_us: Annotated[float | None, Field(ge=0, description="CPU time a receiving node spent verifying "
+                                                                    "one message, added to its processing time; "
+                                                                    "null under scheme none (nothing is verified)")]
     sign_cost_us: Annotated[float | None, Field(ge=0, description="signing one message, from the calibration; "
-                                                                  "null when the scenario gave the cost")]
+                                                                  "null when the scenario gave the cost, and under "
+                                                                  "scheme none")]
     source: Annotated[str | None, Field(description="where the cost came from: scenario, or the calibration "
-                                                    "file `msgstorm calibrate crypto` wrote")]
+                                                    "file `msgstorm calibrate crypto` wrote; null under scheme none")]
 
 
 class Integrity(Closed):

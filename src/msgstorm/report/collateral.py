@@ -5,7 +5,9 @@ Place in the pipeline: reports, from summary.json's ``collateral`` alone
 here once: the liquidations the source executed, how many closed on the destination and
 how many the relay left open (the first accounts named), how long the close waited and
 where that time went, and the bad debt across the relay beside the same positions
-liquidated on one chain.
+liquidated on one chain. With positions on the destination the market section's bad debt is
+the source's own executions at its on-chain oracle price, not what the positions lost:
+``market_bad_debt_label`` names it so wherever it is shown.
 """
 
 from __future__ import annotations
@@ -16,7 +18,17 @@ from msgstorm.report.crosschain import STAGE_NAMES
 from msgstorm.report.page import esc, table
 from msgstorm.report.text import duration_ms, number
 
-__all__ = ["collateral_rows", "collateral_section"]
+__all__ = ["SOURCE_BAD_DEBT", "collateral_rows", "collateral_section", "market_bad_debt_label"]
+
+# The market section's bad debt when the positions live on the destination.
+SOURCE_BAD_DEBT = "bad debt on the source (oracle price)"
+
+
+def market_bad_debt_label(summary: dict[str, Any]) -> str:
+    """The label of summary.json's ``market.bad_debt``: "bad debt", or, with positions on the
+    destination (a ``collateral`` section), the source's own executions at its on-chain
+    oracle price (the positions' bad debt is the collateral rows' ``bad debt across``)."""
+    return SOURCE_BAD_DEBT if summary.get("collateral") else "bad debt"
 
 
 def collateral_rows(collateral: dict[str, Any]) -> list[tuple[str, str]]:

@@ -24,7 +24,7 @@ from msgstorm.analysis.connections import trouble_counts
 from msgstorm.analysis.hops import HOP_SPLIT_PATHS, HOP_STAGES
 from msgstorm.history.reader import History
 from msgstorm.report import figures
-from msgstorm.report.collateral import collateral_section
+from msgstorm.report.collateral import collateral_section, market_bad_debt_label
 from msgstorm.report.control import control_section
 from msgstorm.report.crosschain import crosschain_section
 from msgstorm.report.market import market_plots, market_section
@@ -83,7 +83,7 @@ def _verdict(verdict: Any) -> str:
     return f'<span class="verdict verdict-{text}">{text}</span>'
 
 
-def _market_cards(market: dict[str, Any] | None) -> list[str]:
+def _market_cards(market: dict[str, Any] | None, bad_debt_label: str) -> list[str]:
     """What delay cost, in the headline: bad debt and the liquidations (the section "What
     delay cost" has the rest)."""
     if not market:
@@ -91,7 +91,7 @@ def _market_cards(market: dict[str, Any] | None) -> list[str]:
     bad = market.get("bad_debt") or {}
     liquidations = market.get("liquidations") or {}
     return [
-        _card("bad debt", esc(fmt(bad.get("absolute"))),
+        _card(bad_debt_label, esc(fmt(bad.get("absolute"))),
               esc(f"{fmt(bad.get('pct_of_open_interest'))}% of open interest, {fmt(bad.get('accounts'))} accounts")),
         _card("liquidations executed", esc(fmt(liquidations.get("executed"))),
               esc(f"of {fmt(liquidations.get('eligible'))} eligible; late {fmt(liquidations.get('late'))}, "
@@ -121,7 +121,7 @@ def _headline(summary: dict[str, Any]) -> str:
     cards = [
         _card("offered rate", fmt(summary.get("offered_rate_per_s"), "/s")),
         _card("throughput (committed)", fmt(summary.get("throughput_per_s"), "/s")),
-        *_market_cards(summary.get("market")),
+        *_market_cards(summary.get("market"), market_bad_debt_label(summary)),
         _card("latency p50", duration_ms(latency.get("p50"))),
         _card("latency p99", duration_ms(latency.get("p99")), f"p99.9 {duration_ms(latency.get('p999'))}"),
         _card("latency max", duration_ms(latency.get("max")), f"mean {duration_ms(latency.get('mean'))}"),
@@ -420,7 +420,10 @@ def _integrity(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
     if not security and not integrity:
         return []
     parts = []
-    if security:
+    if security and security.get("verify_cost_us") is None:
+        parts.append(f"<p>Scheme <b>{esc(str(security.get('scheme')))}</b> ({esc(str(security.get('verify')))}): "
+                     "no message is signed or verified, so verifying costs nothing.</p>")
+    elif security:
         sign = security.get("sign_cost_us")
         parts.append(f"<p>Scheme <b>{esc(str(security.get('scheme')))}</b> ({esc(str(security.get('verify')))}): "
                      f"verifying a message costs {esc(fmt(security.get('verify_cost_us')))} us of a receiving node's "

@@ -28,6 +28,7 @@ from msgstorm.analysis.market import (
 from msgstorm.history.reader import History
 from msgstorm.market.rules import equity
 from msgstorm.report import figures
+from msgstorm.report.collateral import market_bad_debt_label
 from msgstorm.report.page import esc, table
 from msgstorm.report.plotspec import Figure, figure
 from msgstorm.report.series import thin_lowest_highest
@@ -139,7 +140,7 @@ def market_section(summary: dict[str, Any]) -> str:
             *[[f"liquidations {key.replace('_', ' ')}", number(liquidations.get(key))]
               for key in ("eligible", "triggered", "executed", "late", "no_op", "not_attempted", "messages")],
             ["liquidation delay p50 / p99 / max", " / ".join(duration_ms(delay.get(k)) for k in ("p50", "p99", "max"))],
-            ["bad debt", f"{number(bad.get('absolute'))} ({number(bad.get('pct_of_open_interest'), '%')} of open "
+            [market_bad_debt_label(summary), f"{number(bad.get('absolute'))} ({number(bad.get('pct_of_open_interest'), '%')} of open "
                          f"interest), {number(bad.get('accounts'))} accounts"],
             ["price staleness p50 / p99 / max", " / ".join(duration_ms(stale.get(k)) for k in ("p50", "p99", "max"))],
             ["slippage p50 / p99", f"{number(slip.get('p50'))} / {number(slip.get('p99'))} bps"]]

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from msgstorm.analysis.hops import HOP_SPLIT_PATHS, HOP_STAGES
-from msgstorm.report.collateral import collateral_rows
+from msgstorm.report.collateral import collateral_rows, market_bad_debt_label
 from msgstorm.report.crosschain import crosschain_rows
 from msgstorm.report.text import (
     baseline_span,
@@ -87,12 +87,12 @@ def _limit(capacity: dict[str, Any]) -> str:
     return f"; limited by {who}" + (f" ({'; '.join(facts)})" if facts else "")
 
 
-def _market_headline(market: dict[str, Any]) -> list[tuple[str, str]]:
+def _market_headline(market: dict[str, Any], bad_debt_label: str) -> list[tuple[str, str]]:
     """What delay cost, first: bad debt and liquidations (rows of the headline table)."""
     liquidations = market.get("liquidations") or {}
     bad = market.get("bad_debt") or {}
     return [
-        ("bad debt", f"{_fmt(bad.get('absolute'))} ({_fmt(bad.get('pct_of_open_interest'))}% of open "
+        (bad_debt_label, f"{_fmt(bad.get('absolute'))} ({_fmt(bad.get('pct_of_open_interest'))}% of open "
                      f"interest {_fmt(market.get('open_interest'))}), {_fmt(bad.get('accounts'))} accounts"),
         ("liquidations", f"eligible {_fmt(liquidations.get('eligible'))}, triggered {_fmt(liquidations.get('triggered'))}, "
                          f"executed {_fmt(liquidations.get('executed'))}, late {_fmt(liquidations.get('late'))}, "
@@ -142,7 +142,10 @@ def security_lines(summary: dict[str, Any]) -> list[tuple[str, str]]:
     through (``analysis/integrity.py``), as (label, text)."""
     rows = []
     security = summary.get("security")
-    if security:
+    if security and security.get("verify_cost_us") is None:
+        rows.append(("security", f"{escape(str(security.get('scheme')))}: nothing signed or verified, no cost "
+                     f"({escape(str(security.get('verify')))})"))
+    elif security:
         sign = security.get("sign_cost_us")
         rows.append(("security", f"{escape(str(security.get('scheme')))}: verify {_fmt(security.get('verify_cost_us'))} us"
                      " a message" + ("" if sign is None else f", sign {_fmt(sign)} us")
@@ -245,7 +248,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     head.add_row("throughput", _fmt(summary.get("throughput_per_s"), "/s"))
     market = summary.get("market")
     if market:
-        for label, text in _market_headline(market):
+        for label, text in _market_headline(market, market_bad_debt_label(summary)):
             head.add_row(label, text)
     latency = summary.get("latency_ms") or {}
     head.add_row("latency p50 / p99 / p99.9", _durations(latency, ("p50", "p99", "p999")))

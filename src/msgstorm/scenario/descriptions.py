@@ -314,7 +314,8 @@ DESCRIPTIONS: dict[str, str] = {
     "ReplayFault.duration": "how long; none: to the end of the run",
     "ReplayFault.kinds": "the message kinds it copies (all when not given)",
     "ReplayFault.probability": "share of those messages it copies (drawn with the run's seed)",
-    "ReplayFault.delay": "how long after the original reached the sequencer the copy is sent",
+    "ReplayFault.delay": "how long after the original reached the sequencer the copy is sent, from the "
+                         "original's node: it travels to the sequencer as any message does",
     "ReplayFault.chain": "`same`: the copy as signed on this chain (its nonce was seen); `other`: as signed "
                          "on another chain (another chain id)",
     "OracleFault.kind": "sim, with `[market]`: a byzantine oracle: its price messages within the window go "
@@ -334,7 +335,8 @@ DESCRIPTIONS: dict[str, str] = {
     "CensorFault.kinds": "the message kinds it censors",
     "CensorFault.mode": "`delay`: until the window ends (the wait is their queue wait); `drop`: dropped",
     "EquivocateFault.kind": "sim, `[blocks.producers]`: a byzantine producer makes two conflicting blocks at each "
-                            "height in its window and sends each to a different half of its gossip peers",
+                            "height in its window and sends each to a different half of its gossip peers (with "
+                            "one peer, the second reaches no node: no conflict, even at `confirmations = 1`)",
     "EquivocateFault.at": "start",
     "EquivocateFault.duration": "how long (to the run's end when not given)",
     "EquivocateFault.node": "the producer (a node of `blocks.producers`)",

@@ -140,7 +140,8 @@ class TamperFault(Spec):
 
 class ReplayFault(Spec):
     """An adversary copies messages (of ``kinds``) it sees reach the sequencer, with
-    ``probability`` each, and sends each copy again ``delay`` later: as signed on this chain
+    ``probability`` each, and sends each copy again ``delay`` later from the original's node,
+    whence it travels to the sequencer as any message does: as signed on this chain
     (``chain = "same"``: its nonce was seen) or on another chain (``"other"``: another chain
     id). A scheme that authenticates rejects every copy, ``none`` accepts them."""
 

@@ -35,4 +35,5 @@ class SecuritySpec(Spec):
                           "a message replayed from another chain carries another one")
     verify_cost: DurationNs | None = Field(
         default=None, description="CPU time a receiving node spends verifying one message; default: what "
-        "`msgstorm calibrate crypto` measured on this machine for the scheme")
+        "`msgstorm calibrate crypto` measured on this machine for the scheme; not used under scheme `none` "
+        "(nothing is verified: the summary's cost is null)")
