@@ -19,7 +19,7 @@ from msgstorm.analysis.cpu import machine_cpu
 from msgstorm.cli import app
 from msgstorm.history import read_history
 from msgstorm.live.chain.calldata import encode, intrinsic_gas
-from msgstorm.market.base_fee import next_base_fee
+from msgstorm.rules.base_fee import next_base_fee
 from msgstorm.runner import run
 from msgstorm.scenario import load_scenario, parse_scenario
 from msgstorm.scenario.schema import MESSAGE_KINDS

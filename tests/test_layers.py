@@ -2,6 +2,10 @@
 
 Every ``import`` of every module counts, including those inside functions. Packages of one
 rank do not import each other (the simulator and the analysis meet only in the history).
+Some higher packages keep clear of lower ones too: the analysis and the report read what the
+engines (traffic, market, simulator, live) wrote through the history, and a sweep starts its
+runs through the runner. What they share with the engines sits at the bottom: the market's
+formulas and the base-fee rule in ``rules/``, the process helpers in ``processes.py``.
 The registries of ``scenario/registry.py`` load their built-in implementations by module
 name when first asked, as a plugin loader does; that is the one way up, and it is not an
 import statement.
@@ -18,7 +22,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "msgstorm"
 
 RANK = {
     "jit": -1,
-    "draws": 0, "pcg64": 0, "progress": 0, "errors": 0, "heap": 0, "poisson_kernel": 1,
+    "draws": 0, "pcg64": 0, "progress": 0, "errors": 0, "heap": 0, "rules": 0, "processes": 0,
+    "poisson_kernel": 1,
     "scenario": 1, "history": 1,
     "sampling": 2, "faults": 2, "security": 2,
     "traffic": 3, "market": 3,
@@ -32,6 +37,10 @@ RANK = {
     "__main__": 11,
 }
 
+ENGINES = frozenset({"traffic", "market", "sim", "live"})
+# Packages that import no engine although their rank is above them.
+CLEAR_OF_ENGINES = ("analysis", "report", "sweep")
+
 
 def _imports(path: Path) -> list[tuple[int, str]]:
     found = []
@@ -42,6 +51,25 @@ def _imports(path: Path) -> list[tuple[int, str]]:
         elif isinstance(node, ast.Import):
             found += [(node.lineno, a.name.split(".")[1]) for a in node.names if a.name.startswith("msgstorm.")]
     return found
+
+
+def _engine_imports(package: str) -> list[str]:
+    return [f"{path.relative_to(PACKAGE)}:{line} imports msgstorm.{target}"
+            for path in sorted((PACKAGE / package).rglob("*.py"))
+            for line, target in _imports(path) if target in ENGINES]
+
+
+def test_the_analysis_report_and_sweeps_import_no_engine() -> None:
+    for package in CLEAR_OF_ENGINES:
+        assert _engine_imports(package) == [], package
+
+
+def test_the_engine_check_sees_an_engine_import(tmp_path: Path) -> None:
+    """What the check above reads: the imports of each form, in a function too."""
+    module = tmp_path / "m.py"
+    module.write_text("from msgstorm.market.rules import equity\nimport msgstorm.live.servers\n"
+                      "def f():\n    from msgstorm import sim\n    from msgstorm.rules.market import pnl\n")
+    assert [target for _, target in _imports(module)] == ["market", "live", "sim", "rules"]
 
 
 def test_every_package_has_a_rank() -> None:

@@ -23,7 +23,7 @@ from msgstorm.live.chain.calldata import HEADER, decode, encode, gas_cap, intrin
 from msgstorm.live.chain.sending import reason_of
 from msgstorm.live.nemesis import alive
 from msgstorm.live.servers import ManagedServer, free_port
-from msgstorm.market.base_fee import next_base_fee_wei
+from msgstorm.rules.base_fee import next_base_fee_wei
 from msgstorm.scenario import Scenario, parse_scenario
 from msgstorm.scenario.errors import ScenarioError
 
@@ -205,7 +205,7 @@ def test_every_transaction_is_accounted_for_once_and_the_base_fee_is_the_nodes(t
         parent = by_number[n - 1]
         base, used, limit = (int(parent[k], 16) for k in ("baseFeePerGas", "gasUsed", "gasLimit"))
         climbed += used > limit // 2
-        # The rule the market's keepers bid by (market/base_fee.py) is the node's.
+        # The rule the market's keepers bid by (rules/base_fee.py) is the node's.
         assert int(by_number[n]["baseFeePerGas"], 16) == next_base_fee_wei(base, used, limit), n
     assert climbed >= 2  # the test filled blocks past the target, so the rule was exercised both ways
     # The analysis reads the run as it reads a sim run: the wait in the pool is the queue wait.

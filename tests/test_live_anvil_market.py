@@ -24,7 +24,7 @@ from msgstorm.live.chain.calldata import decode
 from msgstorm.live.chain.market import ChainMarket
 from msgstorm.live.chain.record import PENDING
 from msgstorm.live.servers import ManagedServer, free_port
-from msgstorm.market.base_fee import next_base_fee_wei
+from msgstorm.rules.base_fee import next_base_fee_wei
 from msgstorm.scenario import parse_scenario
 from msgstorm.scenario.errors import ScenarioError
 from msgstorm.scenario.schema import MESSAGE_KINDS

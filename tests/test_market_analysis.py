@@ -21,11 +21,12 @@ from msgstorm import analyse, run
 from msgstorm.analysis import market as analysis_market
 from msgstorm.analysis.market import market_summary, market_tables
 from msgstorm.history.reader import History
-from msgstorm.market import accounts, frontrun, rules
+from msgstorm.market import accounts, frontrun
 from msgstorm.market import reactor as market_reactor
 from msgstorm.market.accounts import execute, line_prices
 from msgstorm.market.prices import horizon_ns
 from msgstorm.report import market as report_market
+from msgstorm.rules import market as rules
 from msgstorm.scenario import parse_scenario
 
 SCENARIO = """

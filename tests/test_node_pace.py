@@ -16,8 +16,8 @@ from msgstorm.analysis.capacity import capacity
 from msgstorm.analysis.chain_fit import chain_blocks
 from msgstorm.analysis.node_pace import configured_interval_ns, node_pace
 from msgstorm.history.reader import History
-from msgstorm.market.base_fee import next_base_fee
 from msgstorm.report.twin import twin_toml
+from msgstorm.rules.base_fee import next_base_fee
 
 CHAIN = """
 target = "anvil"

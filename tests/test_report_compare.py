@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 import msgstorm
 from msgstorm.cli import app
-from msgstorm.report.compare import METRICS, judge, parse_tolerance
+from msgstorm.report.compare import (
+    METRICS,
+    compare_runs,
+    judge,
+    load_run,
+    parse_tolerance,
+    print_comparison,
+)
 from msgstorm.runner import run
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -265,3 +275,21 @@ def test_a_market_runs_comparison_opens_with_the_money_not_a_jitter_detail(tmp_p
     page = (tmp_path / "page.html").read_text()
     assert page.index('id="compare-headline" data-concern="money"') < page.index('id="compare-verdict"')
     assert "bad debt (market) in B: fee-aware: −98.5% (−156,211,477) " in page
+
+
+def test_compare_words_durations_as_the_summary_does(tmp_path) -> None:
+    """A p99 of 1,000 ms against 65,205.992 ms reads 1 s against 65.2 s, its change +64.2 s;
+    a wall time of 0.5 s against 2.185311 s, 500 ms against 2.19 s (read back at 100 columns)."""
+    for name, p99_ms, wall_s in (("a", 1000.0, 0.5), ("b", 65_205.992, 2.185311)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps({**_summary(p99_ms, 0), "wall_s": wall_s}))
+    buffer = io.StringIO()
+    print_comparison(compare_runs([load_run(tmp_path / "a", "A"), load_run(tmp_path / "b", "B")], 0.05),
+                     Console(file=buffer, width=100))
+    lines = buffer.getvalue().splitlines()
+    cells = {row[0]: row[1:] for row in ([cell.strip() for cell in line.strip("│ ").split("│")]
+                                         for line in lines if line.startswith("│"))}
+    assert cells["latency p99"] == ["1 s", "65.2 s", "+6420.6% (+64.2 s) ▲"]
+    assert cells["wall time"] == ["500 ms", "2.19 s", "+337.1% (+1.69 s)"]
+    assert "regression: latency p99 in B: b: +6420.6% (+64.2 s) (beyond 5%)" in lines
+    assert not any("65,205" in line or "2.185" in line for line in lines)

@@ -17,6 +17,7 @@ from msgstorm.report.figures import (
     latency_time_figure,
     merged_intervals,
     queue_fee_figure,
+    stages_figure,
     thinning_note,
     throughput_figure,
     validation_backlog_figure,
@@ -166,3 +167,9 @@ def test_latency_vs_load_plots_the_throughput_committed_during_each_step(tmp_pat
     knee_count = steps["throughput_per_s"].to_pylist()
     assert knee_count[-3:] == [0.0, 0.0, 0.0]  # the 8k .. 10k/s steps: none of their own within the bar
     assert all(4_500 < value < 5_500 for value in plotted["y"][-3:])  # while the layer commits ~5,000/s
+
+
+def test_the_stage_bars_word_their_durations_as_the_stage_table_does() -> None:
+    """report.html's stage bars beside its stage table: 2,185.311 ms reads 2.19 s on both."""
+    bars = stages_figure({"queue_wait": {"p50": 8.7, "p99": 2185.311}, "service": {"p50": None, "p99": 0.25}})["data"]
+    assert [bar["text"] for bar in bars] == [["8.7 ms", "—"], ["2.19 s", "0.25 ms"]]

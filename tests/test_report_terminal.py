@@ -139,3 +139,41 @@ def test_the_knee_row_names_a_machine_busy_with_other_work() -> None:
     broker = " ".join(" ".join(_printed({"capacity": {"knee_rate_per_s": 177.667, "method": "step ramp",
                                                       "limited_by": "broker", "at_limit": at_limit}})).split())
     assert "limited by the broker" in broker and "the machine's CPUs busy" not in broker, broker
+
+
+def _value_lines(lines: list[str], label: str) -> list[str]:
+    """A headline row's value cell, line by line, as printed (a wrapped cell's continuation
+    lines have an empty label)."""
+    first = _row(lines, label)
+    cell = [lines[first]]
+    for line in lines[first + 1:]:
+        if not line.startswith("│") or line.split("│")[1].strip():
+            break
+        cell.append(line)
+    return [line.split("│")[2].strip() for line in cell]
+
+
+def test_every_duration_reads_by_one_rule_and_keeps_its_unit_when_a_cell_wraps() -> None:
+    """At 100 columns: 2,185.311 ms reads 2.19 s wherever it stands (a latency, a
+    liquidation's delay and its split, a client's time down), and the connections row,
+    wrapped, ends no line on a number whose unit went to the next."""
+    delay = {**MARKET["liquidation_delay_ms"], "p50": 2185.311,
+             "split": {"oracle": 49.177, "keeper": 189.344, "messaging": 2185.311}}
+    summary = {"scenario": "x", "seed": 1, "target": "nats", "market": {**MARKET, "liquidation_delay_ms": delay},
+               "latency_ms": {"p50": 2185.311, "p99": 65_205.992, "p999": 66_100.0, "max": 70_000.0, "mean": 0.25},
+               "connections": {"disconnects": 2, "reconnects": 2, "errors": 0, "clients": {
+                   "publisher": {"down_s": 2.185311}, "consumer-1": {"down_s": 0.5},
+                   "consumer-2": {"down_s": 12.5}, "consumer-3": {"down_s": 65.205992}}}}
+    buffer = io.StringIO()
+    print_summary(summary, Console(file=buffer, width=100))
+    lines = buffer.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert _value_lines(lines, "latency p50 / p99 / p99.9") == ["2.19 s / 65.2 s / 66.1 s"]
+    assert _value_lines(lines, "liquidation delay p50 / p99 / max") == ["2.19 s / 66.4 s / 66.4 s"]
+    assert _value_lines(lines, "delay split (mean)") == ["oracle 49.177 ms, keeper 189.344 ms, messaging 2.19 s"]
+    connections = _value_lines(lines, "connections")
+    assert len(connections) > 1  # the row wraps at this width
+    assert " ".join(connections) == ("disconnects 2, reconnects 2, errors 0; down: publisher 2.19 s, consumer-1 "
+                                     "500 ms, consumer-2 12.5 s, consumer-3 65.2 s")
+    assert not any(line.split(" ")[0] in ("s", "ms", "s,", "ms,") for line in connections[1:]), connections
+    assert not any("2185" in line or "2,185" in line or "65,205" in line for line in lines)

@@ -23,7 +23,7 @@ per transaction / block interval, and every block shows all three):
   of the run's first block is the twin's starting fee, and one wei its floor.
 
 ``recomputed_error`` then recomputes every block's base fee of the whole run from the block
-before it with the fitted rule (``market/base_fee.py``, the simulator's own rule): its
+before it with the fitted rule (``rules/base_fee.py``, the simulator's own rule): its
 largest relative error says whether the rule is the node's.
 
 The twin's sequencer stands for the node's pool: one worker handing transactions to the
@@ -44,7 +44,7 @@ import numpy as np
 
 from msgstorm.analysis._common import events_of
 from msgstorm.history.reader import History
-from msgstorm.market.base_fee import next_base_fee
+from msgstorm.rules.base_fee import next_base_fee
 
 __all__ = ["BaseFeePath", "BaseFeeRule", "ChainBlocks", "ChainFit", "base_fee_path", "chain_blocks", "fit_chain"]
 

@@ -9,7 +9,7 @@ message is relayed and commits there (``crosschain_table``'s ``t_dest_commit``),
 destination's price then. That price is the true price at that time (the ``prices`` table:
 one path for both chains, drawn from the seed; the destination has no oracle of its own; a
 commit after the path's last step takes its last price). The close applies the reactor's own
-rule (``market.rules.execute``: the same penalty and slippage).
+rule (``rules.market.execute``: the same penalty and slippage).
 
 The same positions on one chain (the same run, the same seed) close when the source executed
 them, by the same rule at the true price then: so the difference between the two is the
@@ -49,7 +49,7 @@ from msgstorm.analysis._common import (
 from msgstorm.analysis.crosschain import crosschain_table, stage_split
 from msgstorm.analysis.market import executed_liquidations, market_tables
 from msgstorm.history.reader import History
-from msgstorm.market.rules import equity, execute
+from msgstorm.rules.market import equity, execute
 
 __all__ = ["OPEN_FATES", "OPEN_SHOWN", "collateral_summary", "collateral_table"]
 

@@ -64,7 +64,7 @@ from msgstorm.analysis._common import (
     scenario_section,
 )
 from msgstorm.history.reader import History
-from msgstorm.market.rules import equity, horizon_ns, notional
+from msgstorm.rules.market import equity, horizon_ns, notional
 
 __all__ = ["Delays", "Executed", "MarketTables", "book_bad_debt", "executed_liquidations", "judged_until_ns", "liquidation_delays",
            "market_summary", "market_tables", "onchain_prices"]

@@ -19,7 +19,7 @@ import numpy as np
 from msgstorm.analysis._common import rounded, scenario_section
 from msgstorm.analysis.market import MarketTables, book_bad_debt, market_tables
 from msgstorm.history.reader import History
-from msgstorm.market.rules import notional
+from msgstorm.rules.market import notional
 
 __all__ = ["probe_leverages", "probe_summary"]
 

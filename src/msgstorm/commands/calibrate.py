@@ -45,6 +45,7 @@ def calibrate(
     from msgstorm.analysis.calibrate import CalibrationError
     from msgstorm.analysis.calibrate import calibrate as fit_twin
     from msgstorm.history import read_history
+    from msgstorm.report.text import duration_ms
     from msgstorm.report.twin import write_twin
     from msgstorm.runner import msgstorm_version
     from msgstorm.scenario import ScenarioError
@@ -88,7 +89,7 @@ def calibrate(
     if chain is not None:
         out.print(f"low-load step(s) {', '.join(str(s.step) for s in calibration.steps)} (measured knee "
                   f"{calibration.measured_knee_text}), {chain.blocks} blocks: every "
-                  f"{chain.measured_interval_ns / 1e6:,.1f} ms, gas limit {chain.gas_limit:,d}, "
+                  f"{duration_ms(chain.measured_interval_ns / 1e6)}, gas limit {chain.gas_limit:,d}, "
                   f"{chain.mean_gas:,.0f} gas a transaction: {chain.capacity_per_s:,.1f}/s; pool order {chain.policy}; "
                   f"base fee target {chain.rule.target:.3f}, at most {chain.rule.max_change:.3f} a block (recomputes the "
                   f"node's {chain.rule.recomputed_pairs} blocks within {chain.rule.recomputed_error:.1e})",

@@ -31,7 +31,6 @@ import everything again and hand the scenario over by pickling.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import pickle
 import signal
@@ -45,12 +44,12 @@ from typing import Any
 
 from msgstorm.errors import ExitCode
 from msgstorm.heap import map_large_blocks
+from msgstorm.processes import die_with_parent
 from msgstorm.progress import Progress, ProgressSnapshot
 
 __all__ = ["RecordingEnded", "record_apart"]
 
 _LENGTH = struct.Struct("<Q")
-_PR_SET_PDEATHSIG = 1  # prctl(2)
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # How the child's recording ended, sent back as (outcome, detail).
 _DONE, _INTERRUPTED, _FAILED = "done", "interrupted", "failed"
@@ -169,14 +168,9 @@ def _record_in_child(record: Callable[[Progress | None], None], outcome_write: i
 
 
 def _die_with(parent: int) -> None:
-    """End this child when its parent ends (Linux's ``PR_SET_PDEATHSIG``), as the run would
-    have ended with it in one process: a SIGKILL of ``msgstorm`` leaves no recording going
-    on unseen. Through ctypes: the standard library has no ``prctl``."""
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):  # not Linux: the child outlives a killed parent
-        return
-    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    """End this child when its parent ends, as the run would have ended with it in one
+    process: a SIGKILL of ``msgstorm`` leaves no recording going on unseen."""
+    die_with_parent()
     if os.getppid() != parent:  # the parent ended before the call
         os._exit(ExitCode.INTERRUPTED)  # the run it belonged to is gone
 

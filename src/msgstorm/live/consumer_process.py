@@ -48,7 +48,7 @@ from msgstorm.live.drivers.nats_wire import WireConnection
 from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
 from msgstorm.live.payload import read_ids
 from msgstorm.live.payload import warm_up as warm_up_payloads
-from msgstorm.live.servers import die_with_parent
+from msgstorm.processes import die_with_parent
 
 __all__ = ["ENDED", "FLUSH_S", "START", "ChildLink", "ConsumerProcess", "OnTimedReceipts", "become_child", "finish", "open_pipes"]
 

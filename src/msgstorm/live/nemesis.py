@@ -48,8 +48,9 @@ from msgstorm.live.drivers.base import (
 )
 from msgstorm.live.payload import HEADER
 from msgstorm.live.proxy import sleep_until
-from msgstorm.live.servers import ManagedServer, die_with_parent
+from msgstorm.live.servers import ManagedServer
 from msgstorm.live.toxics import TOXICS, Blackhole, Toxic
+from msgstorm.processes import die_with_parent
 from msgstorm.scenario.distributions import Constant, Pareto, Uniform
 from msgstorm.scenario.registry import LIVE_DRIVERS, LIVE_FAULT_KINDS
 from msgstorm.scenario.schema import (

@@ -55,6 +55,7 @@ from msgstorm.live.toxics import (
     from_wire,
     toxic_rng,
 )
+from msgstorm.processes import die_with_parent
 
 __all__ = ["DIRECTIONS", "FaultProxy", "Link", "Toxic", "main", "require_loopback", "sleep_until"]
 
@@ -523,8 +524,6 @@ async def sleep_until(t_ns: int, clock: Callable[[], int] = time.monotonic_ns) -
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m msgstorm.live.proxy name=HOST:PORT ...`` (see the module docstring)."""
-    from msgstorm.live.servers import die_with_parent
-
     die_with_parent()
     targets = list(sys.argv[1:] if argv is None else argv)
     try:

@@ -4,15 +4,14 @@ Place in the pipeline: under the live drivers. ``ManagedServer`` starts one serv
 process on a free loopback port with its data and log under ``RUN_DIR/servers/``, waits
 until it accepts connections, and stops it (SIGTERM, then SIGKILL) when the run ends, fails
 or is interrupted. The child asks the kernel to kill it if msgstorm itself dies (Linux
-``PR_SET_PDEATHSIG``), so even a SIGKILLed run leaves no server behind. Every server still
-running is stopped at interpreter exit too.
+``PR_SET_PDEATHSIG``, through ``processes.die_with_parent``), so even a SIGKILLed run leaves
+no server behind. Every server still running is stopped at interpreter exit too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
-import ctypes
 import os
 import random
 import shutil
@@ -24,12 +23,12 @@ import time
 from pathlib import Path
 
 from msgstorm.errors import TargetError
+from msgstorm.processes import die_with_parent, usable_cpus
 from msgstorm.scenario.refs import is_loopback_url
 
 __all__ = [
     "ManagedServer",
     "ServerError",
-    "die_with_parent",
     "free_port",
     "go_server_cpus",
     "go_server_env",
@@ -40,7 +39,6 @@ _RUNNING: set[ManagedServer] = set()
 _FIRST_PORT = 20000  # free_port's ports: from here to the ephemeral range's start
 _PORTS = random.SystemRandom()
 _HANDED: set[int] = set()  # ports free_port has given out in this process
-_PR_SET_PDEATHSIG = 1
 
 
 class ServerError(TargetError):
@@ -105,27 +103,19 @@ def go_server_env() -> dict[str, str]:
     as a p99 latency of the co-location, not of the broker."""
     if "GOMAXPROCS" in os.environ:
         return {}
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return {"GOMAXPROCS": str(max(1, cpus - 1))}
+    return {"GOMAXPROCS": str(max(1, usable_cpus() - 1))}
 
 
 def go_server_cpus() -> int:
     """How many CPUs a Go server started with ``go_server_env`` runs on at once: its
     GOMAXPROCS (the user's, else the one ``go_server_env`` sets), at most the CPUs this
     process may use (Go does not cap GOMAXPROCS there, but no more can run at once)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = usable_cpus()
     if "GOMAXPROCS" not in os.environ:
         return int(go_server_env()["GOMAXPROCS"])
     own = os.environ["GOMAXPROCS"].strip()
     # The Go runtime ignores a value it cannot read (empty, 0, not a number) and uses every CPU.
     return min(int(own), cpus) if own.isdigit() and int(own) > 0 else cpus
-
-
-def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask the kernel to kill this process when its parent dies (Linux; ``preexec_fn``)."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class ManagedServer:

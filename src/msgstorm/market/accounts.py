@@ -4,7 +4,7 @@ Place in the pipeline: drawn before the run (``draw_accounts``) from the run's s
 written to the history's ``accounts`` table; the simulator's market reactor asks which
 accounts a price crosses (``LineIndex``) and executes liquidations (``execute``); the
 analysis marks the rest to market (``equity``). The formulas (PnL, equity, notional, price
-impact) are written once, in ``market/rules.py``, which the reactor, the front-runners, the
+impact) are written once, in ``rules/market.py``, which the reactor, the front-runners, the
 analysis and the report import (``tests/test_market_analysis.py`` mutates each and checks
 every consumer's numbers move); this module applies them to accounts.
 
@@ -35,7 +35,7 @@ import numpy as np
 
 from msgstorm import draws
 from msgstorm.errors import DataFileError
-from msgstorm.market.rules import Execution, equity, execute, impact_bps, notional, pnl
+from msgstorm.rules.market import Execution, equity, execute, impact_bps, notional, pnl
 from msgstorm.sampling import sample_array
 from msgstorm.scenario.file_cache import kept_per_file
 from msgstorm.scenario.market import AccountsSpec, MarketSpec

@@ -28,7 +28,7 @@ import numpy as np
 
 from msgstorm import draws
 from msgstorm.errors import DataFileError
-from msgstorm.market.rules import horizon_ns
+from msgstorm.rules.market import horizon_ns
 from msgstorm.scenario.market import InstrumentSpec, MarketSpec
 
 __all__ = ["PricePaths", "horizon_ns", "price_paths", "steps_for"]

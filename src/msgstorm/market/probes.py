@@ -51,7 +51,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from msgstorm.market.accounts import Accounts, LineCursor, LineIndex, line_prices
-from msgstorm.market.rules import liquidation_costs
+from msgstorm.rules.market import liquidation_costs
 from msgstorm.sampling import sample_array
 from msgstorm.scenario.market import KeeperSpec, MarketSpec, ProbeSpec
 

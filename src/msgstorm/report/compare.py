@@ -32,7 +32,9 @@ from typing import Any, Literal
 
 import numpy as np
 from rich.console import Console
-from rich.table import Table
+
+from msgstorm.report.cells import KeptTable
+from msgstorm.report.text import duration_ms, duration_s
 
 __all__ = [
     "METRICS",
@@ -362,9 +364,16 @@ def compare_runs(runs: Sequence[RunSummary], tolerance: float) -> Comparison:
     return Comparison(list(runs), tolerance, rows)
 
 
+# The metrics' duration units, each worded by its formatter (``8.7 ms``, ``65.2 s``).
+_DURATIONS = {" ms": duration_ms, " s": duration_s}
+
+
 def format_value(value: float | None, unit: str = "") -> str:
+    """A metric's value; a duration (``" ms"``, ``" s"``) as ``report.text`` words every one."""
     if value is None:
         return "—"
+    if unit in _DURATIONS:
+        return _DURATIONS[unit](value)
     if float(value).is_integer() and abs(value) < 1e15:
         return f"{int(value):,}{unit}"
     return f"{value:,.3f}".rstrip("0").rstrip(".") + unit
@@ -382,8 +391,11 @@ def format_delta(metric: Metric, delta: Delta) -> str:
         return "="
     sign = "+" if delta.diff > 0 else "−"
     size = abs(delta.diff)
-    digits = 0 if size >= 100 else 1 if size >= 10 else 3
-    amount = (f"{size:,.{digits}f}".rstrip("0").rstrip(".") if digits else f"{size:,.0f}") + metric.unit
+    if metric.unit in _DURATIONS:
+        amount = _DURATIONS[metric.unit](size)
+    else:
+        digits = 0 if size >= 100 else 1 if size >= 10 else 3
+        amount = (f"{size:,.{digits}f}".rstrip("0").rstrip(".") if digits else f"{size:,.0f}") + metric.unit
     if delta.relative is not None:
         return f"{sign}{abs(delta.relative) * 100:.1f}% ({sign}{amount})"
     return f"{sign}{amount}"
@@ -396,7 +408,7 @@ _MARKS = {"regression": " ▲", "improved": " ▼"}
 def print_comparison(comparison: Comparison, console: Console) -> None:
     """The comparison as a rich table, then a line naming each regression."""
     tolerance = f"{comparison.tolerance * 100:g}%"
-    table = Table(title=f"msgstorm compare · baseline A · tolerance {tolerance} · ▲ regression ▼ improved",
+    table = KeptTable(title=f"msgstorm compare · baseline A · tolerance {tolerance} · ▲ regression ▼ improved",
                   header_style="bold")
     table.add_column("metric", no_wrap=True)
     table.add_column(comparison.runs[0].label, justify="right", no_wrap=True)

@@ -21,6 +21,7 @@ from msgstorm.history.reader import History
 from msgstorm.report import figures
 from msgstorm.report.page import Plot, esc, figure_block, table
 from msgstorm.report.plotspec import Figure, figure
+from msgstorm.report.text import duration_ms, number
 
 __all__ = ["control_section"]
 
@@ -90,11 +91,13 @@ def control_section(history: History, depth: tuple[list[float], list[float]], t_
     rows = []
     blocks = ""
     for name, of in decisions.items():
-        _, scale = OUTPUTS.get(name, ("", 1.0))
+        output, scale = OUTPUTS.get(name, ("", 1.0))
         values = [d.output * scale for d in of.made]
         shed = of.made[-1].shed
-        rows.append([esc(name), f"{len(of.made):,}", f"{min(values):,.3f}", f"{max(values):,.3f}",
-                     f"{values[-1]:,.3f}", f"{shed:,}" if shed is not None else "-"])
+        # A duration (the block interval) as every duration on the page reads; a share as a number.
+        worded = duration_ms if output.endswith("_ms") else lambda value: number(value)
+        rows.append([esc(name), f"{len(of.made):,}", *(esc(worded(v)) for v in (min(values), max(values), values[-1])),
+                     f"{shed:,}" if shed is not None else "-"])
         fig = _figure(name, of.signal, of.first, of.made, _strain_series(history, of.signal, depth, block_messages),
                       t_end_s)
         figures.label_if_empty(fig)

@@ -31,6 +31,7 @@ from msgstorm.report.series import (
     bucket_peaks,
     thin_lowest_highest,
 )
+from msgstorm.report.text import duration_ms
 
 __all__ = [
     "cpu_figure",
@@ -412,7 +413,7 @@ def stages_figure(stages: dict[str, dict[str, float | None]]) -> Figure:
         values = [(stages[name] or {}).get(key) for name in names]
         data.append({"type": "bar", "y": [n.replace("_", " ") for n in names], "x": values, "name": key,
                      "orientation": "h", "marker": {"color": colour},
-                     "text": [f"{v:,.3f} ms" if v is not None else "—" for v in values], "textposition": "auto"})
+                     "text": [duration_ms(v) for v in values], "textposition": "auto"})
     layout = _layout("Latency stages: propagation, queue wait, service, block wait", "latency (ms)", "",
                      height=320, yaxis={"autorange": "reversed"}, barmode="group")
     layout["hovermode"] = "closest"
@@ -441,7 +442,8 @@ def queue_fee_figure(depth: tuple[list[float], list[float]], base_fee: list[dict
 def region_heatmap_figure(matrix: RegionMatrix) -> Figure:
     """Gossip propagation p50 by origin region (rows) and receiving region (columns)."""
     text = [
-        [f"p50 {a:,.2f} ms<br>p99 {b:,.2f} ms<br>{c:,} deliveries" if a is not None and b is not None else "no data"
+        [f"p50 {duration_ms(a)}<br>p99 {duration_ms(b)}<br>{c:,} deliveries" if a is not None and b is not None
+         else "no data"
          for a, b, c in zip(row50, row99, counts)]
         for row50, row99, counts in zip(matrix.p50_ms, matrix.p99_ms, matrix.count)
     ]

@@ -27,6 +27,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from msgstorm.progress import ProgressSnapshot, RecentLatencies
+from msgstorm.report.text import duration_ms
 
 __all__ = ["LiveProgress", "SnapshotRates", "SweepProgress", "tee"]
 
@@ -129,9 +130,9 @@ class LiveProgress:
         and the publishes lost so far."""
         t_s = snapshot.t_ns / NS_PER_S
         p99_ms = self.latencies.p99_ms()
-        p99 = f" p99 {p99_ms:,.1f}ms" if p99_ms is not None else ""
+        p99 = f" p99 {duration_ms(p99_ms)}" if p99_ms is not None else ""
         if snapshot.target != "sim":
-            lag = "" if snapshot.send_lag_ns is None else f" send lag {snapshot.send_lag_ns / 1e6:,.1f}ms"
+            lag = "" if snapshot.send_lag_ns is None else f" send lag {duration_ms(snapshot.send_lag_ns / 1e6)}"
             return (f"{t_s:.1f}/{snapshot.end_ns / NS_PER_S:.1f}s "
                     f"offered {_count(self.rates.offered_per_s)}/s achieved {_count(self.rates.committed_per_s)}/s"
                     f"{lag} receipts {snapshot.receipts:,} {_red('lost', snapshot.dropped)}")

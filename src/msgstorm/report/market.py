@@ -26,13 +26,13 @@ from msgstorm.analysis.market import (
     onchain_prices,
 )
 from msgstorm.history.reader import History
-from msgstorm.market.rules import equity
 from msgstorm.report import figures
 from msgstorm.report.collateral import market_bad_debt_label
 from msgstorm.report.page import esc, table
 from msgstorm.report.plotspec import Figure, figure
 from msgstorm.report.series import thin_lowest_highest
 from msgstorm.report.text import duration_ms, number
+from msgstorm.rules.market import equity
 
 __all__ = ["market_plots", "market_section"]
 

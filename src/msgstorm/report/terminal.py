@@ -1,7 +1,8 @@
 """Terminal summary: the headline numbers of a run as rich tables, read from summary.json.
 
 Place in the pipeline: the last stage, beside report.html; numbers and durations are worded
-by ``report.text``, the same rules as the page's.
+by ``report.text``, the same rules as the page's, and a wrapped cell keeps each number with
+its unit (``report/cells.py``).
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from msgstorm.analysis.hops import HOP_SPLIT_PATHS, HOP_STAGES
+from msgstorm.report.cells import KeptTable
 from msgstorm.report.collateral import collateral_rows, market_bad_debt_label
 from msgstorm.report.crosschain import crosschain_rows
 from msgstorm.report.text import (
@@ -177,10 +178,10 @@ def security_lines(summary: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _faults_table(faults: list[dict[str, Any]]) -> Table:
+def _faults_table(faults: list[dict[str, Any]]) -> KeptTable:
     """Each fault: when it was active, the p99 before it (and the span it was measured over)
     and how long the layer took to recover after it (``analysis/recovery.py``)."""
-    table = Table(title="faults", header_style="bold")
+    table = KeptTable(title="faults", header_style="bold")
     for column in ("id", "kind", "start", "end", "p99 before", "over", "recovered after"):
         table.add_column(column, justify="left" if column == "kind" else "right")
     for fault in faults:
@@ -191,9 +192,9 @@ def _faults_table(faults: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _copies_table(nodes: dict[str, Any]) -> Table:
+def _copies_table(nodes: dict[str, Any]) -> KeptTable:
     """Each server's own copy of the stream, read back node by node, against what was acked."""
-    table = Table(title="stream copies, node by node", header_style="bold")
+    table = KeptTable(title="stream copies, node by node", header_style="bold")
     for column in ("node", "stored", "acked, missing", "duplicated", "unexpected"):
         table.add_column(column, justify="left" if column == "node" else "right")
     for node, copy in nodes.items():
@@ -205,10 +206,10 @@ def _copies_table(nodes: dict[str, Any]) -> Table:
     return table
 
 
-def _arrival_table(blocks: dict[str, Any], transactions: dict[str, Any]) -> Table:
+def _arrival_table(blocks: dict[str, Any], transactions: dict[str, Any]) -> KeptTable:
     """By region: how long blocks took to reach its nodes after their making, and messages
     (transactions) after their sending."""
-    table = Table(title="arrival by region (p50 / p90)", header_style="bold")
+    table = KeptTable(title="arrival by region (p50 / p90)", header_style="bold")
     for column in ("region", "blocks", "transactions"):
         table.add_column(column, justify="left" if column == "region" else "right")
     for region in sorted(set(blocks) | set(transactions)):
@@ -219,11 +220,11 @@ def _arrival_table(blocks: dict[str, Any], transactions: dict[str, Any]) -> Tabl
 
 
 
-def _hop_split_table(kind: str, split: dict[str, Any]) -> Table:
+def _hop_split_table(kind: str, split: dict[str, Any]) -> KeptTable:
     """One kind's (blocks' or sampled messages') time in each relay stage: along the path to
     a node, to each item's median node, and in one hop (means; summary.json's ``hop_split``)."""
     hops = split.get("hops") or {}
-    table = Table(title=f"{kind} latency split per hop (mean)", header_style="bold",
+    table = KeptTable(title=f"{kind} latency split per hop (mean)", header_style="bold",
                   caption=f"{_fmt(split.get('arrivals'))} arrivals of {_fmt(split.get('items'))} {kind}s, "
                           f"hops p50 {_fmt(hops.get('p50'))}, max {_fmt(hops.get('max'))}")
     table.add_column("stage")
@@ -241,7 +242,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         title += " · CUT OFF"
     elif summary.get("interrupted"):
         title += " · INTERRUPTED"
-    head = Table(title=title, show_header=True, header_style="bold")
+    head = KeptTable(title=title, show_header=True, header_style="bold")
     head.add_column("metric")
     head.add_column("value", justify="right")
     head.add_row("offered rate", _fmt(summary.get("offered_rate_per_s"), "/s"))
@@ -376,7 +377,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     # A live run sees no stage inside the broker (queue wait, service, block wait): no table.
     stages = summary.get("latency_stages_ms") or {} if summary.get("target") in (None, "sim") else {}
     if stages:
-        table = Table(title="where the time goes", header_style="bold")
+        table = KeptTable(title="where the time goes", header_style="bold")
         table.add_column("stage")
         table.add_column("p50", justify="right")
         table.add_column("p99", justify="right")
@@ -398,7 +399,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
 
     incidents = (connections or {}).get("incidents") or []
     if incidents:
-        table = Table(title="connection trouble", header_style="bold")
+        table = KeptTable(title="connection trouble", header_style="bold")
         for column in ("t (s)", "event", "client", "what it said"):
             table.add_column(column)
         for incident in incidents:
@@ -409,7 +410,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
 
     slos = summary.get("slo") or []
     if slos:
-        table = Table(title="SLOs", header_style="bold")
+        table = KeptTable(title="SLOs", header_style="bold")
         for column in ("name", "threshold", "value", "verdict"):
             table.add_column(column)
         colours = {"pass": "green", "fail": "red", "unknown": "yellow"}
@@ -424,7 +425,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     # behind) is said here too, not only in summary.json: the valid ones would only repeat.
     doubtful = [check for check in summary.get("checks") or [] if check.get("verdict") != "valid"]
     if doubtful:
-        table = Table(title="checks not valid", header_style="bold")
+        table = KeptTable(title="checks not valid", header_style="bold")
         for column in ("check", "verdict", "detail"):
             table.add_column(column)
         colours = {"invalid": "red", "unknown": "yellow"}

@@ -8,7 +8,11 @@ whole; only what a person reads is rounded here).
   fraction of a message from 100/s (``rate_digits``), None as an em dash.
 - ``duration_ms`` / ``duration_s``: a duration in the unit that reads best: milliseconds
   below a second (``8.7 ms``, ``0.123 ms``), seconds from one second on with three
-  significant digits (``15.2 s``, not ``15,196.447 ms``).
+  significant digits (``15.2 s``, not ``15,196.447 ms``). Every duration a person reads
+  goes through them: the terminal summary, report.html, ``compare`` (values and changes) and
+  the live progress line.
+- ``UNIT_GAP``: the space between a number and its unit as these functions write them; a
+  table cell that wraps keeps the two on one line (``report/cells.py``).
 - ``slo_value``: an SLO's value in its metric's unit, as its threshold is written (``1.64 s``
   beside ``< 1s``, ``2,891/s`` beside ``>= 3000/s``, ``2%`` beside ``<= 2%``).
 - ``recovered_after`` / ``baseline_span``: a fault's recovery as the faults tables show it:
@@ -27,10 +31,13 @@ from typing import Any
 
 from msgstorm.scenario.slo import SLO_METRICS
 
-__all__ = ["baseline_span", "broker_said", "duration_ms", "duration_s", "number", "rate_digits", "recovered_after",
-           "slo_value"]
+__all__ = ["UNIT_GAP", "baseline_span", "broker_said", "duration_ms", "duration_s", "number", "rate_digits",
+           "recovered_after", "slo_value"]
 
 DASH = "—"
+# The space between a number and the unit after it (``8.7 ms``, ``15.2 s``, ``12 s``, ``4 us``,
+# ``535 B``, ``3 bps``): where a wrapped line must not break.
+UNIT_GAP = re.compile(r"(?<=\d) (?=(?:ms|s|us|B|bps)(?![\w/]))")
 
 
 def rate_digits(value: float) -> int:

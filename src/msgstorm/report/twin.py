@@ -40,6 +40,7 @@ from msgstorm.analysis.calibrate import (
     service_table,
 )
 from msgstorm.analysis.chain_fit import ChainFit
+from msgstorm.report.text import duration_ms
 from msgstorm.scenario import parse_scenario
 
 __all__ = ["TWIN_REGION", "twin_scenario", "twin_toml", "write_twin"]
@@ -215,7 +216,7 @@ def _us(ns: float) -> str:
 
 
 def _ms(ns: float) -> str:
-    return f"{ns / 1e6:,.3f} ms"
+    return duration_ms(ns / 1e6)
 
 
 def _header(calibration: Calibration, source_label: str, version: str) -> list[str]:

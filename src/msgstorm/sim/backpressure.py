@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from msgstorm.market.base_fee import next_base_fee
+from msgstorm.rules.base_fee import next_base_fee
 from msgstorm.scenario.registry import BACKPRESSURE_MODES
 from msgstorm.scenario.schema import (
     MESSAGE_KINDS,
@@ -181,7 +181,7 @@ class SuspendResume(_Base):
 @BACKPRESSURE_MODES.register("eip1559")
 class FeeEscalation(_Base):
     """EIP-1559: the base fee moves up to ``max_change`` per block toward ``target`` use
-    (the rule: ``market/base_fee.py``).
+    (the rule: ``rules/base_fee.py``).
 
     A message whose max fee is below the base fee waits (held until the fee falls) or is
     rejected, as configured.

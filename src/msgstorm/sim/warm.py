@@ -45,6 +45,7 @@ from numba.core import types as nbt
 
 from msgstorm import poisson_kernel
 from msgstorm.jit import available
+from msgstorm.processes import usable_cpus
 from msgstorm.sim import kernel, link_model
 
 __all__ = ["SPLITS", "WAIT_S", "Helper", "Loop", "Split", "gossip_split", "missing", "solo_split", "start"]
@@ -175,13 +176,6 @@ def missing(loops: Sequence[Loop]) -> list[Loop]:
     return [loop for loop in loops if not loop.ready()]
 
 
-def _usable_cpus() -> int:
-    """CPUs this process may run on (its affinity where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 class Helper:
     """A ``python -m msgstorm.sim.warm`` process compiling a split's ``helper`` loops into
     numba's cache."""
@@ -226,7 +220,7 @@ def start(name: str, cpus: int | None = None) -> Helper | None:
 
     On one CPU a helper would only take turns with this process. With numba's JIT disabled
     there is nothing to compile."""
-    if _config.DISABLE_JIT or (cpus if cpus is not None else _usable_cpus()) < 2:
+    if _config.DISABLE_JIT or (cpus if cpus is not None else usable_cpus()) < 2:
         return None
     split = SPLITS[name]()
     todo = missing(split.helper)

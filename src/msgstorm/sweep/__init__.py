@@ -24,7 +24,6 @@ search, one step at a time), so its tables cover every run of it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 import pyarrow as pa
 
 import msgstorm
+from msgstorm.processes import usable_cpus
 from msgstorm.scenario import load_scenario
 from msgstorm.sweep.execute import (
     RunOutcome,
@@ -63,10 +63,7 @@ class SweepResult:
 
 def default_workers() -> int:
     """Every core this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cpus()
 
 
 def sweep(scenario_path: str | Path, grids: list[tuple[str, list[Any]]], *, seeds: int = 1, zipped: bool = False,

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from msgstorm.errors import ExitCode
-from msgstorm.live.servers import die_with_parent
+from msgstorm.processes import die_with_parent
 from msgstorm.sweep.grid import RunSpec
 
 __all__ = ["DONE_FILE", "PRELOAD", "RETRIES", "Execute", "RunOutcome", "RunTask", "WorkerPool", "finished", "record", "run_all",

@@ -57,7 +57,7 @@ import numpy as np
 
 from msgstorm.live.chain.record import PENDING, Window
 from msgstorm.live.recorder import PUBLISHER
-from msgstorm.market.base_fee import next_base_fee_wei
+from msgstorm.rules.base_fee import next_base_fee_wei
 from msgstorm.scenario.schema import MESSAGE_KINDS, Eip1559, Scenario
 from msgstorm.traffic.generate import MessageBatch
 from msgstorm.traffic.reactor import Handler, Reactor, build_reactors, numbered

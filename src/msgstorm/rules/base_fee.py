@@ -1,10 +1,10 @@
 """The EIP-1559 base-fee rule written once: the next block's base fee from this block's use.
 
-Place in the pipeline: below everything that moves or reads a base fee. The simulator's
-``eip1559`` backpressure mode (``sim/backpressure.py``) moves its base fee with it after
-each block, and the chain calibration (``analysis/chain_fit.py``) recomputes a node's
+Place in the pipeline: below everything that moves or reads a base fee (``rules/``). The
+simulator's ``eip1559`` backpressure mode (``sim/backpressure.py``) moves its base fee with
+it after each block, and the chain calibration (``analysis/chain_fit.py``) recomputes a node's
 base fees with it to judge the rule it fitted. It imports nothing, so the analysis loads no
-simulator to use it.
+simulator and no market layer to use it.
 
 The rule: the fee moves by ``max_change`` times the block's use above or below ``target``
 of its capacity, relative to that target, at most ``max_change`` either way, and never

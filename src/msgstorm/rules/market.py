@@ -1,13 +1,14 @@
 """The market's rules written once: PnL, equity, notional, price impact, a liquidation's
 execution and the horizon.
 
-Place in the pipeline: below everything that reads or makes the market. The reactor
-(execution, top-ups), the front-runners, the analysis (marking to market, judging over the
-horizon) and the report import these rather than writing them again; the module imports
-nothing but numpy, so the analysis and the report load no simulator, no scenario schema and
-no compiled code to use them (``tests/test_startup.py``). ``market/accounts.py`` says what
-the formulas mean for an account's margin; ``tests/test_market_analysis.py`` mutates each and
-checks every consumer's numbers move.
+Place in the pipeline: below everything that reads or makes the market (``rules/``, beside
+the base-fee rule). The reactor (execution, top-ups), the front-runners, the probe books,
+the analysis (marking to market, judging over the horizon) and the report import these
+rather than writing them again; the module imports nothing but numpy, so the analysis and
+the report load no market layer, no simulator, no scenario schema and no compiled code to
+use them (``tests/test_layers.py``, ``tests/test_startup.py``). ``market/accounts.py`` says
+what the formulas mean for an account's margin; ``tests/test_market_analysis.py`` mutates
+each and checks every consumer's numbers move.
 """
 
 from __future__ import annotations

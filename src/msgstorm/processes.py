@@ -1,0 +1,40 @@
+"""What every process msgstorm starts needs to know of its host: the CPUs it may use, and
+how to end with its parent.
+
+Place in the pipeline: at the bottom, importing nothing of msgstorm, so the simulator's
+compile helpers, the live servers, proxies and recorders, and the sweep's workers all take
+these from one place rather than each asking the OS its own way.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+
+__all__ = ["die_with_parent", "usable_cpus"]
+
+_PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity where the OS keeps one (a container's
+    or ``taskset``'s limit), else every CPU of the machine; at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)  # pragma: no cover - not on Linux
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent ends (Linux's
+    ``PR_SET_PDEATHSIG``), so a SIGKILLed ``msgstorm`` leaves no server, proxy, recording or
+    worker running. Called first thing in a child, or as ``preexec_fn`` between fork and
+    exec. Through ctypes: the standard library has no ``prctl``. Elsewhere it does nothing,
+    and a child outlives a killed parent.
+
+    The request holds from the moment it is made: a parent that ended before it goes
+    unnoticed, so a caller that must not outlive it compares ``os.getppid()`` with the
+    parent's pid afterwards."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
