@@ -214,10 +214,9 @@ class ProbeBook:
     def _fee_at(self, spec: KeeperSpec, t: int) -> float:
         """A keeper's fee for a liquidation sent at ``t``: fixed, or its rule at the base fee
         in force then (as the market last saw it at or before ``t``: at a block or a price)."""
-        if not spec.fee_aware or not self.fee_base:
-            return spec.fee
-        at = max(0, bisect.bisect_right(self.fee_t, t) - 1)
-        return min(spec.fee_cap, spec.fee_multiple * self.fee_base[at])
+        if not self.fee_base:
+            return spec.fee_at(None)
+        return spec.fee_at(self.fee_base[max(0, bisect.bisect_right(self.fee_t, t) - 1)])
 
     def _send_own(self, t: int, probe: int, keeper: int, _c: int, _d: int) -> None:
         view = self.keepers[keeper]
@@ -225,11 +224,7 @@ class ProbeBook:
             self.pending_of[keeper][probe] = False
             return
         spec = view.spec
-        fee = spec.fee
-        if spec.fee_aware:
-            base = self.host.base_fee()
-            if base is not None:
-                fee = min(spec.fee_cap, spec.fee_multiple * base)
+        fee = spec.fee_at(self.host.base_fee())
         msg_id = self.host.send(t, self.host.agent_index(spec.name), "liquidation", view.node,
                                 probe % self.accounts_per_book, spec.size, fee)
         self.own.setdefault(msg_id, []).append((probe, keeper))

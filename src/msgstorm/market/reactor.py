@@ -343,11 +343,7 @@ class MarketReactor:
             keeper.pending.discard(account)
             return
         spec = keeper.spec
-        fee = spec.fee
-        if spec.fee_aware:
-            base = self.host.base_fee()
-            if base is not None:
-                fee = min(spec.fee_cap, spec.fee_multiple * base)
+        fee = spec.fee_at(self.host.base_fee())
         msg_id = self.host.send(t, self.host.agent_index(spec.name), "liquidation", keeper.node, account,
                                 spec.size, fee)
         self.liquidation_of[msg_id] = (account, keeper_index)

@@ -181,6 +181,13 @@ class KeeperSpec(Spec):
             raise ValueError("give 'region' or 'node', not both")
         return self
 
+    def fee_at(self, base_fee: float | None) -> float:
+        """Its fee for a liquidation sent while the base fee is ``base_fee`` (None: no base
+        fee): ``fee``, or with ``fee_aware`` ``fee_multiple`` x the base fee, at most ``fee_cap``."""
+        if not self.fee_aware or base_fee is None:
+            return self.fee
+        return min(self.fee_cap, self.fee_multiple * base_fee)
+
 
 class TopUpSpec(Spec):
     """Traders who top up: a share ``probability`` of the accounts (drawn once each) add
