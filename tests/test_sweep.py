@@ -78,7 +78,7 @@ def test_a_run_without_its_report_writes_the_history_and_the_same_summary(tmp_pa
     scenario = load_scenario(QUICKSTART, SHORT)
     full = run(scenario, tmp_path / "full").summary
     bare = run(scenario, tmp_path / "bare", write_report=False).summary
-    assert sorted(path.name for path in (tmp_path / "bare").iterdir()) == ["history", "summary.json"]
+    assert sorted(path.name for path in (tmp_path / "bare").iterdir()) == [".run.lock", "history", "summary.json"]
     assert {"report.html", "windows.csv"} <= {path.name for path in (tmp_path / "full").iterdir()}
     assert {k: v for k, v in bare.items() if k != "wall_s"} == {k: v for k, v in full.items() if k != "wall_s"}
 
