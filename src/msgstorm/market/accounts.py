@@ -41,7 +41,7 @@ from msgstorm.scenario.file_cache import kept_per_file
 from msgstorm.scenario.market import AccountsSpec, MarketSpec
 
 __all__ = ["Accounts", "Execution", "LineCursor", "LineIndex", "draw_accounts", "equity", "execute", "impact_bps",
-           "line_prices", "notional", "past_line", "pnl"]
+           "line_prices", "notional", "past_line", "past_lines", "pnl"]
 
 
 @dataclass(frozen=True)
@@ -208,3 +208,9 @@ class LineCursor:
 def past_line(side: int, line: float, price: float) -> bool:
     """Whether an account of ``side`` with liquidation price ``line`` may be liquidated at ``price``."""
     return price <= line if side > 0 else price >= line
+
+
+def past_lines(side: np.ndarray, line: np.ndarray, price: np.ndarray | float) -> np.ndarray:
+    """``past_line`` of many accounts at once (the probe books)."""
+    past: np.ndarray = np.where(side > 0, price <= line, price >= line)
+    return past

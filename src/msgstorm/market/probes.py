@@ -50,7 +50,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from msgstorm.market.accounts import Accounts, LineCursor, LineIndex, line_prices
+from msgstorm.market.accounts import Accounts, LineCursor, LineIndex, line_prices, past_lines
 from msgstorm.rules.market import liquidation_costs
 from msgstorm.sampling import sample_array
 from msgstorm.scenario.market import KeeperSpec, MarketSpec, ProbeSpec
@@ -161,8 +161,6 @@ class ProbeBook:
         self._book_leverage = np.asarray(spec.leverages, dtype=np.float64)
         self._rows: list[tuple[np.ndarray, ...]] = []
         self._row_count = 0
-        self.carried = 0  # probe liquidations executed through a carrier
-        self.sent_own = 0  # probe liquidations sent as messages
 
     # --- a keeper sees a price ---------------------------------------------------------------
 
@@ -176,7 +174,7 @@ class ProbeBook:
             retry = self.retry_of[keeper]
             probes = self.probes
             again = np.flatnonzero(retry & (self._instrument == instrument)
-                                   & np.where(probes.side > 0, price <= probes.liquidation, price >= probes.liquidation))
+                                   & past_lines(probes.side, probes.liquidation, price))
             retry[again] = False
             self.retries[keeper] -= len(again)
             found = np.concatenate([found, again])
@@ -201,9 +199,9 @@ class ProbeBook:
             node = view.node
             self.waiting.setdefault(node, []).append(
                 _Pending(found[rest], np.full(len(fee), keeper, dtype=np.int32), t_send[rest], fee))
-            ceiling = min(spec.fee_cap, np.inf) if spec.fee_aware else spec.fee
-            self.fee_ceiling[node] = max(self.fee_ceiling.get(node, -np.inf), ceiling)
-            self.earliest[node] = min(self.earliest.get(node, t_send[rest].min()), int(t_send[rest].min()))
+            first = int(t_send[rest].min())
+            self.fee_ceiling[node] = max(self.fee_ceiling.get(node, -np.inf), spec.fee_cap if spec.fee_aware else spec.fee)
+            self.earliest[node] = min(self.earliest.get(node, first), first)
 
     def _note_base_fee(self, t: int) -> None:
         base = self.host.base_fee()
@@ -228,7 +226,6 @@ class ProbeBook:
         msg_id = self.host.send(t, self.host.agent_index(spec.name), "liquidation", view.node,
                                 probe % self.accounts_per_book, spec.size, fee)
         self.own.setdefault(msg_id, []).append((probe, keeper))
-        self.sent_own += 1
 
     # --- a block commits ----------------------------------------------------------------------
 
@@ -279,7 +276,6 @@ class ProbeBook:
                 continue
             chosen = waiting.take(carried)
             self.waiting[node] = [waiting.take(~carried)]
-            self.carried += len(chosen)
             where = carrier[carried]
             self._execute(t, chosen.probe, chosen.keeper, np.asarray(msg_ids, dtype=np.int64)[where], where,
                           before, changes)
@@ -340,8 +336,7 @@ class ProbeBook:
         for at, which, new in changes:  # in block order: the last before each message holds
             price[(instrument == which) & (position > at)] = new
         probes = self.probes
-        side = probes.side[probe]
-        past = np.where(side > 0, price <= probes.liquidation[probe], price >= probes.liquidation[probe])
+        past = past_lines(probes.side[probe], probes.liquidation[probe], price)
         for one, who in zip(probe[~past].tolist(), keeper[~past].tolist(), strict=True):
             if not self.retry_of[who][one]:
                 self.retry_of[who][one] = True

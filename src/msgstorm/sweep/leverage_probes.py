@@ -99,13 +99,21 @@ def seeds_over(rows: Sequence[Mapping[str, Any]], grid: list[float], budget_pct:
     lower one, and everywhere for a run without shares), one row per run, by seed."""
     over = np.ones((len(rows), len(grid)), dtype=bool)
     for at, row in enumerate(sorted(rows, key=lambda row: row.get("seed", 0))):
-        if row.get("status") != "ok":
-            continue
-        shares = [row.get(PCT.format(index=index)) for index in range(len(grid))]
-        if any(share is None or math.isnan(share) for share in shares):
-            continue
-        over[at] = np.logical_or.accumulate(np.asarray(shares, dtype=np.float64) > budget_pct)
+        shares = _shares(row, len(grid))
+        if shares is not None:
+            over[at] = np.logical_or.accumulate(shares > budget_pct)
     return over
+
+
+def _shares(row: Mapping[str, Any], points: int) -> np.ndarray | None:
+    """A run's bad-debt share at each grid leverage; None when it has none to compare (it
+    failed, or a share is missing): such a run is unmeasured."""
+    if row.get("status") != "ok":
+        return None
+    shares = [row.get(PCT.format(index=index)) for index in range(points)]
+    if any(share is None or math.isnan(share) for share in shares):
+        return None
+    return np.asarray(shares, dtype=np.float64)
 
 
 def critical_leverages(over: np.ndarray, grid: list[float]) -> list[float | None]:
@@ -198,8 +206,7 @@ def _document(grid: list[float], over: np.ndarray, shown: Mapping[int, tuple[str
               rows: list[dict[str, Any]]) -> dict[str, Any]:
     alpha = 1.0 - confidence
     counts = over.sum(axis=0).tolist() if runs else [0] * len(grid)
-    unmeasured = sum(1 for row in rows if row.get("status") != "ok"
-                     or any(row.get(PCT.format(index=i)) is None for i in range(len(grid))))
+    unmeasured = sum(1 for row in rows if _shares(row, len(grid)) is None)
     last = made[-1]["confidence"] if made else confidence
     points = []
     for at, leverage in enumerate(grid):
