@@ -282,3 +282,17 @@ def test_the_probe_search_on_a_ray_cluster_gives_the_local_answer(tmp_path: Path
     on_ray = safe_leverage(scenario, out_dir=tmp_path / "ray", ray=ray_cluster, **options)["curves"][0]
     for key in ("safe_leverage", "boundary", "runs", "critical", "accounts_at", "looks", "points"):
         assert on_ray[key] == local[key], key
+
+
+def test_a_search_resumed_from_its_first_look_asks_for_fewer_seeds_than_the_sweep_holds(tmp_path: Path) -> None:
+    """A search stopped in its second look (4 seeds run) and run again starts from its first
+    (2 seeds): the sweep gives the first look's 2 rows, runs nothing again, and keeps its 4."""
+    scenario = tmp_path / "lev.toml"
+    scenario.write_text(LEVERAGE)
+    options: dict[str, Any] = {"workers": 1, "out_dir": tmp_path / "curve", "add_points": True,
+                               "sets": ["market.probes.leverages=[2.0, 4.0]"]}
+    later = sweep(str(scenario), [], seeds=4, **options)
+    first = sweep(str(scenario), [], seeds=2, **options)
+    assert later.ran == 4 and (first.ran, first.skipped) == (0, 2)
+    assert [row["seed"] for row in first.table.to_pylist()] == [3, 4]
+    assert json.loads((tmp_path / "curve" / "manifest.json").read_text())["seeds"] == [3, 4, 5, 6]

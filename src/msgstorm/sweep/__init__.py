@@ -88,7 +88,9 @@ def sweep(scenario_path: str | Path, grids: list[tuple[str, list[Any]]], *, seed
                       msgstorm.__version__)
     with locked(out):
         manifest = settle(out, wanted, adding=add_points)
-        plan = plan_points(manifest.keys, manifest.points, manifest.seeds, fixed, digest) if add_points else requested
+        # Adding: every point so far, at the seeds asked for now (a step of a search may ask
+        # for fewer than the sweep holds, when the search is resumed from its start).
+        plan = plan_points(manifest.keys, manifest.points, requested.seeds, fixed, digest) if add_points else requested
         runs_dir = out / "runs"
         runs_dir.mkdir(parents=True, exist_ok=True)
         outcomes: dict[str, RunOutcome] = {}

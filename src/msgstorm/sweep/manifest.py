@@ -101,7 +101,8 @@ def _differences(there: Manifest, now: Manifest, adding: bool) -> list[str]:
                      f"{now.scenario} {_short(now.scenario_digest)} now)")
     if there.sets != now.sets:
         found.append(f"--set ({there.sets or 'none'} there, {now.sets or 'none'} now)")
-    if there.seeds != now.seeds and not (adding and now.seeds[:len(there.seeds)] == there.seeds):
+    shorter, longer = sorted((there.seeds, now.seeds), key=len)
+    if there.seeds != now.seeds and not (adding and longer[:len(shorter)] == shorter):
         found.append(f"the seeds ({there.seeds} there, {now.seeds} now)")
     if there.keys != now.keys:
         found.append(f"the grid's keys ({there.keys or 'none'} there, {now.keys or 'none'} now)")
@@ -135,8 +136,9 @@ def _refuse_foreign(directory: Path) -> None:
 def settle(directory: Path, manifest: Manifest, adding: bool = False) -> Manifest:
     """Check that ``directory`` (locked, see ``locked``) is new or holds this sweep, write the
     manifest, and return the sweep's: ``manifest`` itself, or with ``adding`` the points
-    already there followed by the new ones, and its seeds followed by more (the seeds there
-    must begin the new list). Raises ``SweepDirError`` otherwise."""
+    already there followed by the new ones, and the longer of its seeds and the new ones (one
+    must begin the other: a search resumed from its first step asks for fewer seeds than a
+    later step already ran). Raises ``SweepDirError`` otherwise."""
     _refuse_foreign(directory)
     there = read_manifest(directory)
     if there is None:
