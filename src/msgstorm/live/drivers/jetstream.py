@@ -83,7 +83,7 @@ from msgstorm.live.drivers.base import (
     ReadsNodes,
     RoutesClients,
 )
-from msgstorm.live.drivers.jetstream_read import read_node, read_stream
+from msgstorm.live.drivers.jetstream_read import await_caught_up, read_node, read_stream
 from msgstorm.live.drivers.jetstream_wire import (
     AckWindow,
     PublishTrouble,
@@ -629,6 +629,14 @@ class JetStreamDriver(HasServers, LeadsStream, HasRouteLinks, ReadsNodes, Routes
         if not self.read_nodes or len(self.servers) < 2:
             return None
         copies: dict[str, StoredCopy] = {}
+        try:  # a replica cut off by a fault is read once it has caught up, or said to lag
+            behind = await asyncio.wait_for(
+                await_caught_up(self.urls[0], self.settings.stream, API_TIMEOUT_S, self.spec.read_back_timeout / 2e9),
+                self.spec.read_back_timeout / 1e9)
+        except (nats.errors.Error, OSError, TimeoutError) as error:
+            behind = f"replicas' state not read: {_describe(error)}"
+        if behind is not None:
+            self.on_event(EventKind.CLIENT_ERROR, {"client": "read_back replicas", "error": behind})
         for server, url in zip(self.servers, self.urls):
             try:
                 copies[server.name] = await asyncio.wait_for(

@@ -17,11 +17,12 @@ from nats.js.errors import NotFoundError
 
 from msgstorm.live.payload import StoredCopy
 
-__all__ = ["NODE_READ_BATCH", "READ_BACK_BATCH", "READ_BACK_FETCH_TIMEOUT_S", "read_node", "read_stream"]
+__all__ = ["NODE_READ_BATCH", "READ_BACK_BATCH", "READ_BACK_FETCH_TIMEOUT_S", "await_caught_up", "read_node", "read_stream"]
 
 NODE_READ_BATCH = 500  # direct gets in flight at once when a node's copy is read back
 READ_BACK_BATCH = 10_000  # messages per pull request (1,000 made a 700,000-message read-back take 28 s)
 READ_BACK_FETCH_TIMEOUT_S = 2.0
+CAUGHT_UP_POLL_S = 0.1  # how often the stream's replicas are asked whether they caught up
 
 
 async def read_stream(js: JetStreamContext, name: str, subject: str, deadline: float, patience_s: float,
@@ -59,6 +60,31 @@ async def read_stream(js: JetStreamContext, name: str, subject: str, deadline: f
         except nats.errors.Error:
             pass  # the server deletes an ephemeral consumer nobody pulls from, a while later
     return payloads
+
+
+async def await_caught_up(url: str, name: str, api_timeout_s: float, patience_s: float) -> str | None:
+    """Wait, at most ``patience_s``, until every replica of stream ``name`` says it is current
+    with no lag (the stream's leader answers, through the server at ``url``): a replica cut
+    off by a fault catches up after the heal, and a copy read before that lacks what it has
+    yet to fetch, which is lag, not loss. None once they all have; else which did not, and
+    how far behind, for the event that explains the counts read after."""
+    client = await nats.connect(url, allow_reconnect=False, connect_timeout=2, name="msgstorm-caught-up")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience_s
+    try:
+        js = client.jetstream(timeout=api_timeout_s)
+        while True:
+            cluster = (await js.stream_info(name)).cluster
+            replicas = cluster.replicas or [] if cluster is not None else []
+            behind = [f"{peer.name} (lag {peer.lag or 0}{', offline' if peer.offline else ''})"
+                      for peer in replicas if not peer.current or peer.offline or (peer.lag or 0) > 0]
+            if not behind:
+                return None
+            if loop.time() >= deadline:
+                return f"replicas not caught up after {patience_s:g} s: {', '.join(behind)}"
+            await asyncio.sleep(CAUGHT_UP_POLL_S)
+    finally:
+        await client.close()
 
 
 async def read_node(url: str, name: str, api_timeout_s: float) -> StoredCopy:
