@@ -74,65 +74,42 @@ from typing import Any
 
 import pyarrow as pa
 
-from msgstorm.analysis._common import (
-    NS_PER_S,
-    MessageArrays,
-    rounded,
-    run_t_end_ns,
-    scenario_section,
-    seconds,
-)
-from msgstorm.analysis.auction import auction_summary
+from msgstorm.analysis._common import NS_PER_S, MessageArrays, run_t_end_ns, scenario_section
 from msgstorm.analysis.audit import delivery_summary
-from msgstorm.analysis.breakdown import by_group, gossip_backlog_summary
-from msgstorm.analysis.byzantine import byzantine_summary
+from msgstorm.analysis.breakdown import by_group
 from msgstorm.analysis.capacity import capacity
-from msgstorm.analysis.collateral import collateral_summary
-from msgstorm.analysis.connections import connections_summary
-from msgstorm.analysis.control import control_summary
-from msgstorm.analysis.crosschain import crosschain_summary, crosschain_table
 from msgstorm.analysis.delivery import Verdict, run_checkers
-from msgstorm.analysis.desync import desync_episodes, desync_summary
+from msgstorm.analysis.desync import desync_episodes
 from msgstorm.analysis.failure import failure_over
-from msgstorm.analysis.fairness import fairness_summary
-from msgstorm.analysis.faults import fault_windows, faults_summary
-from msgstorm.analysis.forks import forks_summary
-from msgstorm.analysis.generator import generator_summary
-from msgstorm.analysis.hops import hop_split
-from msgstorm.analysis.integrity import integrity_summary, security_summary
+from msgstorm.analysis.faults import fault_windows
 from msgstorm.analysis.latency import ipdv_ms, latency_and_jitter_ms, stage_breakdown_ms
-from msgstorm.analysis.market import market_summary
-from msgstorm.analysis.probes import probe_summary
 from msgstorm.analysis.propagation import propagation_by_region_ms
-from msgstorm.analysis.queue import (
-    backpressure_summary,
-    backpressure_timeline,
-    base_fee_summary,
-    base_fee_timeline,
-    depth_samples,
-    queue_summary,
-)
-from msgstorm.analysis.recovery import recovery_times
-from msgstorm.analysis.relay import relay_summary
-from msgstorm.analysis.safety import finality_summary
+from msgstorm.analysis.queue import backpressure_timeline, base_fee_timeline
+from msgstorm.analysis.sections import SECTIONS, SectionContext
+from msgstorm.analysis.summary_model import Summary
 from msgstorm.analysis.windows import horizon_ns, window_table
 from msgstorm.history.reader import History
-from msgstorm.scenario.slo import evaluate_slos
 
 __all__ = ["Analysis", "analyse", "failing_slos", "slo_failed"]
 
 
 @dataclass(frozen=True)
 class Analysis:
-    """The analysis of one run: the summary (summary.json), checker verdicts, per-window
-    table, per-step table of a step ramp (else None), and event timelines
+    """The analysis of one run: the summary as its typed sections (``result``, a ``Summary``;
+    ``summary`` is the same as summary.json holds it), checker verdicts, per-window table,
+    per-step table of a step ramp (else None), and event timelines
     (``{"backpressure": [{t_ns, state}], "base_fee": [{t_ns, base_fee}]}``) for reports."""
 
-    summary: dict[str, Any]
+    result: Summary
     verdicts: list[Verdict]
     windows: pa.Table
     steps: pa.Table | None
     timelines: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    summary: dict[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Dumped once: what summary.json holds, only the keys the sections set.
+        object.__setattr__(self, "summary", self.result.model_dump(mode="json", exclude_unset=True))
 
 
 def _message_counts(messages: MessageArrays) -> dict[str, int]:
@@ -151,22 +128,10 @@ def _duration_s(history: History) -> float | None:
     return int(duration_ns) / NS_PER_S if duration_ns else None
 
 
-def _throughput_per_s(messages: MessageArrays, duration_s: float | None) -> float | None:
-    """Committed messages over the span from the first intended send to the later of the
-    traffic window's end and the last commit: an outage after the last commit counts."""
-    commits = messages.t_committed.values[messages.committed]
-    if commits.size == 0:
-        return 0.0 if messages.count or duration_s else None
-    first_ns = int(messages.t_intended.min())
-    end_ns = max(int(commits.max()), int(duration_s * NS_PER_S) if duration_s else 0)
-    if end_ns > first_ns:
-        return rounded(commits.size / ((end_ns - first_ns) / NS_PER_S))
-    return rounded(commits.size / duration_s) if duration_s else None
-
-
 def analyse(history: History) -> Analysis:
-    """Compute every metric, checker verdict and SLO verdict of a run from its history."""
-    run = history.run_info
+    """Compute every metric, checker verdict and SLO verdict of a run from its history: the
+    arrays and tables several sections share first, then each section of ``SECTIONS`` in
+    order, each result validated against its type on ``Summary``."""
     # A live run's delivery audit first, before the columns every metric shares are held: it
     # holds a few of the run's largest columns of its own for a moment (sends against
     # receipts), and its result is kept for the ``delivery`` checker and the summary.
@@ -200,81 +165,21 @@ def analyse(history: History) -> Analysis:
     counts = _message_counts(messages)
     by_kind, by_agent = by_group(history, messages, "kind"), by_group(history, messages, "agent")
     ipdv = ipdv_ms(messages)
-
-    summary: dict[str, Any] = {
-        "scenario": run.get("scenario_name"),
-        "seed": run.get("seed"),
-        "target": run.get("target"),
-        "msgstorm_version": run.get("msgstorm_version"),
-        "scenario_hash": run.get("scenario_hash"),
-        "duration_s": seconds(run_t_end_ns(history)),
-        "interrupted": bool(run.get("interrupted", False)) or history.cut_off,
-        "cut_off": history.cut_off,
-        "offered_rate_per_s": rounded(messages.count / duration_s) if duration_s else None,
-        "throughput_per_s": _throughput_per_s(messages, duration_s),
-        "latency_ms": latency,
-        "latency_stages_ms": stages,
-        "jitter_ms": {**jitter, **ipdv},
-        "capacity": knee,
-        "failure_threshold": failure,
-        "queue": queue_summary(depth_samples(history)),
-        "backpressure": backpressure_summary(bp_timeline),
-        "base_fee": base_fee_summary(fee_timeline),
-        "messages": counts,
-        "by_kind": by_kind,
-        "by_agent": by_agent,
-        "gossip_backlog": gossip_backlog_summary(history),
-        "generator": generator_summary(history),
-        "delivery": delivery_summary(history),
-        "connections": connections_summary(history),
-        "market": _market_with_probes(history),
-        "desync": desync_summary(episodes),
-        "propagation_ms": propagation,
-        "faults": faults_summary(faults, recovery_times(messages, faults, run_t_end_ns(history))),
-        "checks": [{"name": v.name, "verdict": v.status, "detail": v.detail} for v in verdicts],
-    }
-    fairness = fairness_summary(history)
-    if fairness is not None:  # only runs with front-runners or an ordering protocol have one
-        summary["fairness"] = fairness
-    auction = auction_summary(history)
-    if auction is not None:  # only runs whose batch auction cleared limit orders have one
-        summary["auction"] = auction
-    forks = forks_summary(history)
-    if forks is not None:  # only runs with producers across the nodes have one
-        summary["forks"] = forks
-    relay = relay_summary(history)
-    if relay is not None:  # only sim runs with a relay protocol other than push have one
-        summary["relay"] = relay
-    hops = hop_split(history)
-    if hops is not None:  # the same runs: their hop_stages table
-        summary["hop_split"] = hops
-    finality = finality_summary(history)
-    if finality is not None:  # only runs with finality by votes have one
-        summary["finality"] = finality
-    cross = crosschain_table(history)  # read once for both sections below
-    crosschain = crosschain_summary(history, cross)
-    if crosschain is not None:  # only [crosschain] runs, whose history holds the destination's, have one
-        summary["crosschain"] = crosschain
-    collateral = collateral_summary(history, cross)
-    if collateral is not None:  # only [crosschain] runs with positions = "destination" have one
-        summary["collateral"] = collateral
-    control = control_summary(history)
-    if control is not None:  # only runs whose self-healing controllers decided something have one
-        summary["control"] = control
-    security = security_summary(history)
-    if security is not None:  # only runs with [security] have one
-        summary["security"] = security
-    integrity = integrity_summary(history)
-    if integrity is not None:  # only runs with [security] or an adversary have one
-        summary["integrity"] = integrity
-    byzantine = byzantine_summary(history)
-    if byzantine is not None:  # only runs with a fault of byzantine nodes have one
-        summary["byzantine"] = byzantine
-    summary["slo"] = evaluate_slos(summary, dict(history.scenario.get("slo") or {}))
+    context = SectionContext(
+        messages=messages, duration_s=duration_s, latency=latency, jitter={**jitter, **ipdv}, stages=stages,
+        counts=counts, by_kind=by_kind, by_agent=by_agent, knee=knee, failure=failure, episodes=episodes,
+        faults=faults, propagation=propagation, verdicts=verdicts, bp_timeline=bp_timeline,
+        fee_timeline=fee_timeline, history=history,
+    )
+    for key, section in SECTIONS.items():
+        value = section.compute(history, context)
+        if value is not None or not section.absent_when_none:
+            context.summary[key] = value
+    result = Summary.model_validate(context.summary)
     # The report draws the committed messages' latency from these again.
     history.retain("messages", ["t_committed", "t_intended"])
     return Analysis(
-        summary=summary,
+        result=result,
         verdicts=verdicts,
         windows=windows,
         steps=steps,
@@ -292,12 +197,3 @@ def failing_slos(analysis: Analysis, strict: bool = False) -> list[dict[str, Any
 def slo_failed(analysis: Analysis, strict: bool = False) -> bool:
     """Whether any SLO fails (``failing_slos``): what makes a run exit 1."""
     return bool(failing_slos(analysis, strict))
-
-
-def _market_with_probes(history: History) -> dict[str, Any] | None:
-    """The market's summary, with its probe books' curve (``market.probes``) when the run had some."""
-    market = market_summary(history)
-    probes = probe_summary(history)
-    if market is not None and probes is not None:
-        market["probes"] = probes
-    return market

@@ -188,10 +188,10 @@ class Forks(Closed):
 class CompactCounts(Closed):
     duplicates: Annotated[Count, Field(description="compact blocks a node received when it had the block already")]
     getblocktxn: Annotated[Count, Field(description="requests for a block's missing messages (one round trip each)")]
-    missing: Annotated[Count, Field(description="messages those requests asked for")]
-    missing_bytes: Annotated[Count, Field(description="their bytes, sent in answer")]
     held: Annotated[Count, Field(description="messages of compact blocks their receivers held already (not sent "
                                              "again)")]
+    missing: Annotated[Count, Field(description="messages those requests asked for")]
+    missing_bytes: Annotated[Count, Field(description="their bytes, sent in answer")]
 
 
 class Relay(Closed):

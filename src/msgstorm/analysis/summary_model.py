@@ -1,18 +1,20 @@
-"""The summary.json contract as a pydantic model; ``summary.schema.json`` is generated from it.
+"""The summary's sections as types: ``Summary`` has one field per section of summary.json.
 
-Place in the pipeline: beside ``analysis.summary``, which builds the summary as plain
-JSON-ready values; this model states what each key holds. ``summary_json_schema()`` gives
-the JSON Schema (2020-12) that ``report/summary.schema.json`` ships (``msgstorm schema``
-prints it; a test checks the shipped file equals the generated one, and real summaries
-validate against both). The network and chain sections are in ``analysis.summary_chain``,
-the shared base and number types in ``analysis.summary_fields``. Regenerate the file after
-changing the model:
-``python -m msgstorm.analysis.summary_model > src/msgstorm/report/summary.schema.json``.
+Place in the pipeline: the typed results of ``analysis.sections``. ``analyse`` computes each
+registered section, validates the whole against ``Summary`` (a section whose result does not
+fit its type fails there, naming the key) and writes summary.json from the model
+(``Analysis.result``); reports read its typed fields. ``summary_json_schema()`` gives the
+JSON Schema (2020-12) that ``report/summary.schema.json`` ships (``msgstorm schema`` prints
+it; a test checks the shipped file equals the generated one). The network and chain
+sections' types are in ``analysis.summary_chain``, the shared base and number types in
+``analysis.summary_fields``. Fields are in the registry's order (summary.json's order), and a
+nested model's fields in the order its compute function writes them, so that dumping a
+validated section gives back the same JSON. Regenerate the schema file after changing a type:
+``python -m msgstorm.report.schema > src/msgstorm/report/summary.schema.json``.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -92,9 +94,9 @@ class FailureThreshold(Closed):
 
 
 class Queue(Closed):
-    max_depth: Annotated[float | None, Field(ge=0)]
+    max_depth: Annotated[int | float | None, Field(ge=0)]
     mean_depth: Annotated[float | None, Field(ge=0)]
-    max_block_backlog: Annotated[float | None, Field(ge=0)] = None
+    max_block_backlog: Annotated[int | float | None, Field(ge=0)] = None
 
 
 class Backpressure(Closed):
@@ -293,7 +295,7 @@ class Check(Closed):
 class SloVerdict(Closed):
     name: str
     verdict: Literal["pass", "fail", "unknown"]
-    value: float | None
+    value: int | float | None
     threshold: str
 
 
@@ -526,6 +528,11 @@ class Summary(BaseModel):
                     "null on the simulator and for a live run cut off before it wrote its events")] = None
     market: Annotated[Market | None, Field(
         description="what delay cost: liquidations, their delay, bad debt, price staleness; null without [market]")] = None
+    desync: Desync
+    propagation_ms: Annotated[dict[str, RegionPropagation], Field(
+        description="gossip propagation (t_delivered - t_sent) by receiving region")]
+    faults: list[Fault]
+    checks: Annotated[list[Check], Field(description="delivery checker verdicts")]
     fairness: Annotated[Fairness | None, Field(
         description="receive-order inversions and front-running; absent without front-runners "
                     "([[market.frontrunners]]) and with a plain policy (fifo, fee_priority)")] = None
@@ -563,11 +570,6 @@ class Summary(BaseModel):
     byzantine: Annotated[Byzantine | None, Field(
         description="the faults of byzantine nodes, their nodes, eclipsed nodes, and what flooding cost the "
                     "receivers; absent without such a fault or an eclipse")] = None
-    desync: Desync
-    propagation_ms: Annotated[dict[str, RegionPropagation], Field(
-        description="gossip propagation (t_delivered - t_sent) by receiving region")]
-    faults: list[Fault]
-    checks: Annotated[list[Check], Field(description="delivery checker verdicts")]
     slo: Annotated[list[SloVerdict], Field(description="one entry per [slo] line of the scenario, in order")]
     wall_s: Annotated[float | None, Field(ge=0, description="wall-clock seconds the run took (absent when "
                                                            "unknown)")] = None
@@ -577,12 +579,3 @@ def summary_json_schema() -> dict[str, Any]:
     """The JSON Schema (2020-12) of summary.json, generated from ``Summary``."""
     schema = Summary.model_json_schema()
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "urn:msgstorm:summary:2", **schema}
-
-
-def summary_schema_text() -> str:
-    """The schema as the shipped file holds it."""
-    return json.dumps(summary_json_schema(), indent=2) + "\n"
-
-
-if __name__ == "__main__":
-    print(summary_schema_text(), end="")

@@ -1,0 +1,103 @@
+"""The summary's sections as a registry (``analysis/sections.py``): every key of summary.json
+is one registered section with a typed result, and the JSON is written from those types."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import pytest
+from test_analysis_history import write_history
+
+from msgstorm.analysis import analyse
+from msgstorm.analysis import sections as sections_module
+from msgstorm.analysis.sections import SECTIONS, Section, SectionError, SectionRegistry
+from msgstorm.analysis.summary_model import Queue, Summary
+from msgstorm.report.schema import generated_schema_text, summary_schema_text
+from msgstorm.runner import run
+from msgstorm.scenario import load_scenario
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+# Small sim examples that between them have every optional section but hop_split's relay
+# (ethereum, slow at this size, is left to test_analysis_relay) and the live ones.
+SHIPPED = ("quickstart", "front-running", "byzantine", "oracle-attack", "self-healing", "cross-chain-collateral",
+           "forks", "black-thursday", "solana-spam")
+# What the runner adds after the analysis: not a section.
+RUNNER_KEYS = {"wall_s"}
+
+
+def test_the_registry_has_one_section_per_field_of_the_summary_type_in_its_order() -> None:
+    assert list(SECTIONS) == [key for key in Summary.model_fields if key not in RUNNER_KEYS]
+    assert list(SECTIONS)[-1] == "slo", "an SLO reads the sections before it"
+    assert SECTIONS["queue"].model == Queue
+
+
+def test_a_section_the_summary_type_lacks_cannot_be_registered() -> None:
+    registry = SectionRegistry()
+    with pytest.raises(SectionError, match="'queue_typo' has no field on Summary"):
+        registry.register("queue_typo")
+    registry.register("queue")(lambda history, ctx: None)
+    with pytest.raises(SectionError, match="'queue' is registered twice"):
+        registry.register("queue")
+
+
+def test_a_section_whose_result_has_the_wrong_type_fails_naming_it(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    wrong = Section("queue", lambda history, ctx: {"max_depth": "deep", "mean_depth": None})
+    monkeypatch.setitem(SECTIONS._entries, "queue", wrong)
+    with pytest.raises(pydantic.ValidationError) as raised:
+        analyse(write_history(tmp_path))
+    assert raised.value.errors()[0]["loc"][:2] == ("queue", "max_depth")
+
+
+def test_a_section_with_a_key_its_type_does_not_declare_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    extra = Section("backpressure", lambda history, ctx: {"events": 0, "first_engaged_s": None, "evnets": 1})
+    monkeypatch.setitem(SECTIONS._entries, "backpressure", extra)
+    with pytest.raises(pydantic.ValidationError, match="backpressure.evnets"):
+        analyse(write_history(tmp_path))
+
+
+def test_an_absent_section_is_left_out_and_a_null_one_is_kept(tmp_path: Path) -> None:
+    analysis = analyse(write_history(tmp_path))
+    # market is kept as null; fairness (absent_when_none) is left out.
+    assert analysis.summary["market"] is None and analysis.result.market is None
+    assert "fairness" not in analysis.summary and "fairness" not in analysis.result.model_fields_set
+
+
+def _same_json(value: Any) -> str:
+    """The text json.dumps writes, key order and int/float kept (3 and 3.0 differ)."""
+    return json.dumps(value, indent=1)
+
+
+@pytest.mark.parametrize("example", SHIPPED)
+def test_shipped_examples_keys_are_the_registry_s_and_the_types_give_back_the_same_json(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, example: str) -> None:
+    computed: list[dict[str, Any]] = []
+    validate = Summary.model_validate
+
+    def keep(value: dict[str, Any]) -> Summary:
+        computed.append(json.loads(json.dumps(value)))  # the sections' own values, before their types
+        return validate(value)
+
+    monkeypatch.setattr(sections_module.Summary, "model_validate", keep)
+    result = run(load_scenario(EXAMPLES / f"{example}.toml", ['run.duration="2s"']), tmp_path / "run",
+                 write_report=False)
+    written = json.loads((tmp_path / "run" / "summary.json").read_text())
+    keys = [key for key in written if key not in RUNNER_KEYS]
+    present = [key for key, section in SECTIONS.items()
+               if not section.absent_when_none or key in result.analysis.result.model_fields_set]
+    assert keys == present, f"{example}: summary.json keys differ from the registry's"
+    assert set(keys) <= set(SECTIONS)
+    # Written from the typed models, key for key and digit for digit what the sections computed.
+    assert len(computed) == (2 if example.startswith("cross-chain") else 1)  # and the destination chain's
+    assert computed[-1]["scenario"] == written["scenario"]
+    assert _same_json({key: written[key] for key in keys}) == _same_json(computed[-1])
+
+
+def test_the_shipped_schema_is_what_the_section_types_generate() -> None:
+    assert summary_schema_text() == generated_schema_text()
+    properties = json.loads(generated_schema_text())["properties"]
+    assert list(properties) == list(Summary.model_fields)
+    assert set(SECTIONS) | RUNNER_KEYS == set(properties)
