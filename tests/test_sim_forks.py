@@ -362,8 +362,9 @@ def test_shares_drawn_from_a_distribution_are_seeded_one_per_producer() -> None:
 def test_a_region_table_shows_each_regions_block_and_message_arrival() -> None:
     """The terminal's table reads the summary's per-region block arrivals and message propagation."""
     summary = {"scenario": "s", "seed": 1, "target": "sim", "forks": {
-        "blocks": {"made": 2, "stale": 0, "stale_rate": 0.0, "fork_rate": 0.0},
-        "reorgs": {"count": 0, "max_depth": 0, "final": 0}, "reach_ms": {},
+        "blocks": {"made": 2, "canonical": 2, "stale": 0, "stale_rate": 0.0, "fork_heights": 0, "fork_rate": 0.0,
+                   "height": 2},
+        "reorgs": {"count": 0, "max_depth": 0, "mean_depth": None, "canonical": 0, "final": 0}, "reach_ms": {},
         "arrival_ms": {"p50": 1500.0, "p90": 2500.0, "p99": 3000.0},
         "arrival_by_region_ms": {"eu": {"p50": 1200.0, "p90": 2200.0, "p99": 2400.0, "count": 4}}},
         "propagation_ms": {"eu": {"p50": 300.0, "p90": 800.0, "p99": 900.0, "count": 4},

@@ -22,6 +22,8 @@ from typing import Any
 from msgstorm.analysis import Analysis
 from msgstorm.analysis.connections import trouble_counts
 from msgstorm.analysis.hops import HOP_SPLIT_PATHS, HOP_STAGES
+from msgstorm.analysis.summary_chain import HopSplit
+from msgstorm.analysis.summary_model import Integrity, Security
 from msgstorm.history.reader import History
 from msgstorm.report import figures
 from msgstorm.report.collateral import collateral_section, market_bad_debt_label
@@ -369,11 +371,13 @@ def _hop_split(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
     if not split:
         return []
     rows = []
-    for kind, values in split.items():
+    for kind, raw in split.items():
+        values = HopSplit.model_validate(raw)
+        paths = {"path_ms": values.path_ms, "median_node_ms": values.median_node_ms, "hop_ms": values.hop_ms}
         for key, label in HOP_SPLIT_PATHS:
-            stages = values.get(key) or {}
+            stages = paths[key].model_dump()
             rows.append([esc(f"{kind}, {label}"),
-                         *(f'<td class="num">{esc(fmt(stages.get(stage)))}</td>' for stage in (*HOP_STAGES, "total"))])
+                         *(f'<td class="num">{esc(fmt(stages[stage]))}</td>' for stage in (*HOP_STAGES, "total"))])
     return [("hops", "Latency split per hop",
              table(["item, mean over", *(f"{stage} (ms)" for stage in (*HOP_STAGES, "total"))], rows,
                    attrs='id="hop-split-table"'))]
@@ -415,28 +419,30 @@ _INTEGRITY_ROWS = (
 
 def _integrity(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
     """The section "Authentication and integrity": the scheme and its verification cost, what
-    the adversaries did and the verdict (``analysis/integrity.py``)."""
-    security, integrity = summary.get("security"), summary.get("integrity")
+    the adversaries did and the verdict (``analysis/integrity.py``), read from the typed sections."""
+    security = Security.model_validate(summary["security"]) if summary.get("security") else None
+    integrity = Integrity.model_validate(summary["integrity"]) if summary.get("integrity") else None
     if not security and not integrity:
         return []
     parts = []
-    if security and security.get("verify_cost_us") is None:
-        parts.append(f"<p>Scheme <b>{esc(str(security.get('scheme')))}</b> ({esc(str(security.get('verify')))}): "
+    if security and security.verify_cost_us is None:
+        parts.append(f"<p>Scheme <b>{esc(str(security.scheme))}</b> ({esc(str(security.verify))}): "
                      "no message is signed or verified, so verifying costs nothing.</p>")
     elif security:
-        sign = security.get("sign_cost_us")
-        parts.append(f"<p>Scheme <b>{esc(str(security.get('scheme')))}</b> ({esc(str(security.get('verify')))}): "
-                     f"verifying a message costs {esc(fmt(security.get('verify_cost_us')))} us of a receiving node's "
+        sign = security.sign_cost_us
+        parts.append(f"<p>Scheme <b>{esc(str(security.scheme))}</b> ({esc(str(security.verify))}): "
+                     f"verifying a message costs {esc(fmt(security.verify_cost_us))} us of a receiving node's "
                      "CPU" + ("" if sign is None else f", signing it {esc(fmt(sign))} us")
-                     + f" (from {esc(str(security.get('source')))}).</p>")
+                     + f" (from {esc(str(security.source))}).</p>")
     if integrity:
-        forged = int(integrity.get("tampered") or 0) + int(integrity.get("replayed") or 0)
-        accepted = int(integrity.get("accepted") or 0)
+        forged = integrity.tampered + integrity.replayed
+        accepted = integrity.accepted
         verdict = ("no tampered or replayed message" if not forged else
                    f"VALID: all {forged:,} tampered or replayed messages rejected" if not accepted else
                    f"INVALID: {accepted:,} of {forged:,} tampered or replayed messages accepted")
         parts.append(f'<p id="integrity-verdict">{esc(verdict)}</p>')
-        rows = [[esc(label), f'<td class="num">{esc(fmt(integrity.get(key)))}</td>', esc(note)]
+        counts = integrity.model_dump()
+        rows = [[esc(label), f'<td class="num">{esc(fmt(counts[key]))}</td>', esc(note)]
                 for label, key, note in _INTEGRITY_ROWS]
         parts.append(table(["metric", "value", "what"], rows, attrs='id="integrity-table"'))
     return [("integrity", "Authentication and integrity", "".join(parts))]

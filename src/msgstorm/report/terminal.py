@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from msgstorm.analysis.hops import HOP_SPLIT_PATHS, HOP_STAGES
+from msgstorm.analysis.summary_chain import Finality, Forks, HopSplit, RegionPropagation
+from msgstorm.analysis.summary_model import Auction, Byzantine, Check, Fairness, Integrity, Security
 from msgstorm.report.cells import KeptTable
 from msgstorm.report.collateral import collateral_rows, market_bad_debt_label
 from msgstorm.report.crosschain import crosschain_rows
@@ -140,42 +142,99 @@ def control_lines(control: dict[str, Any], by_kind: dict[str, Any]) -> list[tupl
 
 def security_lines(summary: dict[str, Any]) -> list[tuple[str, str]]:
     """The authentication scheme and its verification cost, and what the adversaries got
-    through (``analysis/integrity.py``), as (label, text)."""
+    through (``analysis/integrity.py``), as (label, text), read from the typed sections."""
+    return _security_rows(
+        Security.model_validate(summary["security"]) if summary.get("security") else None,
+        Integrity.model_validate(summary["integrity"]) if summary.get("integrity") else None,
+        Byzantine.model_validate(summary["byzantine"]) if summary.get("byzantine") else None,
+    )
+
+
+def _security_rows(security: Security | None, integrity: Integrity | None,
+                   byzantine: Byzantine | None) -> list[tuple[str, str]]:
     rows = []
-    security = summary.get("security")
-    if security and security.get("verify_cost_us") is None:
-        rows.append(("security", f"{escape(str(security.get('scheme')))}: nothing signed or verified, no cost "
-                     f"({escape(str(security.get('verify')))})"))
+    if security and security.verify_cost_us is None:
+        rows.append(("security", f"{escape(str(security.scheme))}: nothing signed or verified, no cost "
+                     f"({escape(str(security.verify))})"))
     elif security:
-        sign = security.get("sign_cost_us")
-        rows.append(("security", f"{escape(str(security.get('scheme')))}: verify {_fmt(security.get('verify_cost_us'))} us"
+        sign = security.sign_cost_us
+        rows.append(("security", f"{escape(str(security.scheme))}: verify {_fmt(security.verify_cost_us)} us"
                      " a message" + ("" if sign is None else f", sign {_fmt(sign)} us")
-                     + f" (from {escape(str(security.get('source')))}; {escape(str(security.get('verify')))})"))
-    integrity = summary.get("integrity")
-    if integrity and (integrity.get("tampered") or integrity.get("replayed")):
-        rows.append(("integrity", f"tampered {_fmt(integrity.get('tampered'))}, replayed "
-                     f"{_fmt(integrity.get('replayed'))} ({_fmt(integrity.get('replayed_other_chain'))} from another "
-                     f"chain): detected {_fmt(integrity.get('detected'))}, ACCEPTED {_fmt(integrity.get('accepted'))}"
-                     if integrity.get("accepted") else
-                     f"tampered {_fmt(integrity.get('tampered'))}, replayed {_fmt(integrity.get('replayed'))} "
-                     f"({_fmt(integrity.get('replayed_other_chain'))} from another chain): every one detected"))
-    if integrity and integrity.get("censored"):
-        rows.append(("censored", f"{_fmt(integrity.get('censored'))} messages kept out of the producer's queue"))
-    byzantine = summary.get("byzantine")
-    if byzantine and byzantine.get("eclipsed"):
-        rows.append(("eclipsed", escape(", ".join(byzantine["eclipsed"]))))
-    if byzantine and byzantine.get("faults"):
-        rows.append(("byzantine nodes", "; ".join(f"{escape(str(fault.get('kind')))}: "
-                                                  f"{escape(', '.join(fault.get('nodes') or [])) or 'none'}"
-                                                  for fault in byzantine.get("faults") or [])))
-        for victim in byzantine.get("censorship") or []:
-            rows.append((f"censored: {escape(str(victim['agent']))}",
-                         f"{_fmt(victim['censored'])} of {_fmt(victim['messages'])} {escape('/'.join(victim['kinds']))} "
-                         f"({victim['rate']:.1%}) kept out of blocks"))
-        if byzantine.get("invalid_sent"):
-            rows.append(("invalid flood", f"{_fmt(byzantine.get('invalid_sent'))} sent, "
-                                          f"{_fmt(byzantine.get('invalid_validated'))} validated and dropped by receivers"))
+                     + f" (from {escape(str(security.source))}; {escape(str(security.verify))})"))
+    if integrity and (integrity.tampered or integrity.replayed):
+        rows.append(("integrity", f"tampered {_fmt(integrity.tampered)}, replayed "
+                     f"{_fmt(integrity.replayed)} ({_fmt(integrity.replayed_other_chain)} from another "
+                     f"chain): detected {_fmt(integrity.detected)}, ACCEPTED {_fmt(integrity.accepted)}"
+                     if integrity.accepted else
+                     f"tampered {_fmt(integrity.tampered)}, replayed {_fmt(integrity.replayed)} "
+                     f"({_fmt(integrity.replayed_other_chain)} from another chain): every one detected"))
+    if integrity and integrity.censored:
+        rows.append(("censored", f"{_fmt(integrity.censored)} messages kept out of the producer's queue"))
+    if byzantine and byzantine.eclipsed:
+        rows.append(("eclipsed", escape(", ".join(byzantine.eclipsed))))
+    if byzantine and byzantine.faults:
+        rows.append(("byzantine nodes", "; ".join(f"{escape(str(fault.kind))}: "
+                                                  f"{escape(', '.join(fault.nodes)) or 'none'}"
+                                                  for fault in byzantine.faults)))
+        for victim in byzantine.censorship:
+            rows.append((f"censored: {escape(victim.agent)}",
+                         f"{_fmt(victim.censored)} of {_fmt(victim.messages)} {escape('/'.join(victim.kinds))} "
+                         f"({victim.rate:.1%}) kept out of blocks"))
+        if byzantine.invalid_sent:
+            rows.append(("invalid flood", f"{_fmt(byzantine.invalid_sent)} sent, "
+                                          f"{_fmt(byzantine.invalid_validated)} validated and dropped by receivers"))
     return rows
+
+
+def _fairness_rows(fairness: Fairness) -> list[tuple[str, str]]:
+    """Front-running races and receive-order inversions (``analysis/fairness.py``)."""
+    return [("front-running", f"{_fmt(fairness.front_run_successes)} of {_fmt(fairness.front_run_attempts)} races "
+                              f"won, extracted {_fmt(fairness.extracted_value)} ({fairness.policy})"),
+            ("order inversions", f"{_fmt(fairness.inversions)} of {_fmt(fairness.pairs)} pairs "
+                                 f"(gamma {_fmt(fairness.gamma)})")]
+
+
+def _auction_rows(auction: Auction) -> list[tuple[str, str]]:
+    """The batch auction's clearings (``analysis/auction.py``)."""
+    return [("batch auction", f"{_fmt(auction.batches_cleared)} of {_fmt(auction.batches)} batches cleared "
+                              f"{_fmt(auction.cleared_volume)}, fill rate {_fmt(auction.fill_rate)}"),
+            ("clearing price mean / last", f"{_fmt(auction.mean_clearing_price)} / {_fmt(auction.last_clearing_price)} "
+                                           f"(vs true price: rms {_fmt(auction.price_deviation_bps.rms)} bps)")]
+
+
+def _forks_rows(forks: Forks) -> list[tuple[str, str]]:
+    """Blocks made and stale, reorgs, block reach and arrival, and the fork probability the
+    arrivals imply (``analysis/forks.py``)."""
+    blocks, reorgs, reach = forks.blocks, forks.reorgs, forks.reach_ms
+    rows = [
+        ("blocks made / stale / fork rate", f"{_fmt(blocks.made)} / {_fmt(blocks.stale)} ({_fmt(blocks.stale_rate)}) / "
+                                            f"{_fmt(blocks.fork_rate)}"),
+        ("reorgs / max depth / final", f"{_fmt(reorgs.count)} / {_fmt(reorgs.max_depth)} / {_fmt(reorgs.final)}"),
+        (f"block reach {' / '.join(reach)} (p50)", " / ".join(duration_ms(times.p50) for times in reach.values())),
+        ("block arrival p50 / p90 / p99", _durations(forks.arrival_ms, ("p50", "p90", "p99"))),
+    ]
+    expected = forks.expected
+    if expected and expected.fork_probability is not None:
+        low, high = expected.stale_rate_interval or (0.0, 1.0)
+        rows.append(("fork probability from arrivals / stale rate 95%",
+                     f"{_percent(expected.fork_probability)} ± {_percent(expected.stderr)} / "
+                     f"{_percent(low)}–{_percent(high)}"))
+    return rows
+
+
+def _finality_rows(finality: Finality, checks: list[Check]) -> list[tuple[str, str]]:
+    """Byzantine voters against the quorum bound, safety and liveness (``analysis/safety.py``)."""
+    verdicts = {check.name: check.verdict for check in checks}
+    bound = "below" if finality.within_bound else "not below"
+    at = finality.conflicts_at
+    more = finality.conflicting_heights - len(at)
+    return [
+        ("byzantine voters / stake", f"{_fmt(finality.byzantine)} of {_fmt(finality.validators)} / "
+                                     f"{finality.byzantine_stake:.3f} ({bound} the 1/3 bound)"),
+        ("safety / conflicting heights", f"{verdicts.get('safety', '—')} / {_fmt(finality.conflicting_heights)}"
+         + (f" (at {', '.join(map(str, at))}{f' and {more} more' if more > 0 else ''})" if at else "")),
+        ("liveness / longest stall", f"{verdicts.get('liveness', '—')} / {duration_ms(finality.longest_stall_ms)}"),
+    ]
 
 
 def _faults_table(faults: list[dict[str, Any]]) -> KeptTable:
@@ -206,32 +265,34 @@ def _copies_table(nodes: dict[str, Any]) -> KeptTable:
     return table
 
 
-def _arrival_table(blocks: dict[str, Any], transactions: dict[str, Any]) -> KeptTable:
+def _arrival_table(blocks: dict[str, RegionPropagation], transactions: dict[str, Any]) -> KeptTable:
     """By region: how long blocks took to reach its nodes after their making, and messages
     (transactions) after their sending."""
     table = KeptTable(title="arrival by region (p50 / p90)", header_style="bold")
     for column in ("region", "blocks", "transactions"):
         table.add_column(column, justify="left" if column == "region" else "right")
     for region in sorted(set(blocks) | set(transactions)):
-        table.add_row(escape(region), _durations(blocks.get(region) or {}, ("p50", "p90")),
+        block = blocks.get(region)
+        table.add_row(escape(region), _durations(block.model_dump() if block else {}, ("p50", "p90")),
                       _durations(transactions.get(region) or {}, ("p50", "p90")))
     return table
 
 
 
 
-def _hop_split_table(kind: str, split: dict[str, Any]) -> KeptTable:
+def _hop_split_table(kind: str, split: HopSplit) -> KeptTable:
     """One kind's (blocks' or sampled messages') time in each relay stage: along the path to
     a node, to each item's median node, and in one hop (means; summary.json's ``hop_split``)."""
-    hops = split.get("hops") or {}
+    hops = split.hops
     table = KeptTable(title=f"{kind} latency split per hop (mean)", header_style="bold",
-                  caption=f"{_fmt(split.get('arrivals'))} arrivals of {_fmt(split.get('items'))} {kind}s, "
-                          f"hops p50 {_fmt(hops.get('p50'))}, max {_fmt(hops.get('max'))}")
+                  caption=f"{_fmt(split.arrivals)} arrivals of {_fmt(split.items)} {kind}s, "
+                          f"hops p50 {_fmt(hops.p50)}, max {_fmt(hops.max)}")
     table.add_column("stage")
+    paths = {"path_ms": split.path_ms, "median_node_ms": split.median_node_ms, "hop_ms": split.hop_ms}
     for _, label in HOP_SPLIT_PATHS:
         table.add_column(label, justify="right", no_wrap=True)
     for stage in (*HOP_STAGES, "total"):
-        table.add_row(stage, *(duration_ms((split.get(key) or {}).get(stage)) for key, _ in HOP_SPLIT_PATHS))
+        table.add_row(stage, *(duration_ms(paths[key].model_dump()[stage]) for key, _ in HOP_SPLIT_PATHS))
     return table
 
 
@@ -306,37 +367,16 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
             head.add_row(label, text)
     fairness = summary.get("fairness")
     if fairness:
-        head.add_row("front-running", f"{_fmt(fairness.get('front_run_successes'))} of "
-                                      f"{_fmt(fairness.get('front_run_attempts'))} races won, extracted "
-                                      f"{_fmt(fairness.get('extracted_value'))} ({fairness.get('policy')})")
-        head.add_row("order inversions", f"{_fmt(fairness.get('inversions'))} of {_fmt(fairness.get('pairs'))} pairs "
-                                         f"(gamma {_fmt(fairness.get('gamma'))})")
+        for label, text in _fairness_rows(Fairness.model_validate(fairness)):
+            head.add_row(label, text)
     auction = summary.get("auction")
     if auction:
-        deviation = auction.get("price_deviation_bps") or {}
-        head.add_row("batch auction", f"{_fmt(auction.get('batches_cleared'))} of {_fmt(auction.get('batches'))} "
-                                      f"batches cleared {_fmt(auction.get('cleared_volume'))}, fill rate "
-                                      f"{_fmt(auction.get('fill_rate'))}")
-        head.add_row("clearing price mean / last", f"{_fmt(auction.get('mean_clearing_price'))} / "
-                                                   f"{_fmt(auction.get('last_clearing_price'))} "
-                                                   f"(vs true price: rms {_fmt(deviation.get('rms'))} bps)")
-    forks = summary.get("forks")
+        for label, text in _auction_rows(Auction.model_validate(auction)):
+            head.add_row(label, text)
+    forks = Forks.model_validate(summary["forks"]) if summary.get("forks") else None
     if forks:
-        blocks, reorgs, reach = forks["blocks"], forks["reorgs"], forks["reach_ms"]
-        head.add_row("blocks made / stale / fork rate",
-                     f"{_fmt(blocks.get('made'))} / {_fmt(blocks.get('stale'))} "
-                     f"({_fmt(blocks.get('stale_rate'))}) / {_fmt(blocks.get('fork_rate'))}")
-        head.add_row("reorgs / max depth / final", f"{_fmt(reorgs.get('count'))} / {_fmt(reorgs.get('max_depth'))} / "
-                                                   f"{_fmt(reorgs.get('final'))}")
-        head.add_row(f"block reach {' / '.join(reach)} (p50)",
-                     " / ".join(duration_ms(times.get("p50")) for times in reach.values()))
-        head.add_row("block arrival p50 / p90 / p99", _durations(forks.get("arrival_ms") or {}, ("p50", "p90", "p99")))
-        expected = forks.get("expected")
-        if expected and expected.get("fork_probability") is not None:
-            low, high = expected.get("stale_rate_interval") or (0.0, 1.0)
-            head.add_row("fork probability from arrivals / stale rate 95%",
-                         f"{_percent(expected['fork_probability'])} ± {_percent(expected.get('stderr'))} / "
-                         f"{_percent(low)}–{_percent(high)}")
+        for label, text in _forks_rows(forks):
+            head.add_row(label, text)
     relay = summary.get("relay")
     if relay:
         head.add_row("relay payloads / announcements / requests",
@@ -351,17 +391,9 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
         head.add_row("uploaded per node", ", ".join(f"{region} {_fmt(total)} B" for region, total in per_node.items()))
     finality = summary.get("finality")
     if finality:
-        verdicts = {check["name"]: check["verdict"] for check in summary.get("checks", [])}
-        bound = "below" if finality["within_bound"] else "not below"
-        head.add_row("byzantine voters / stake", f"{_fmt(finality['byzantine'])} of {_fmt(finality['validators'])} / "
-                                                 f"{finality['byzantine_stake']:.3f} ({bound} the 1/3 bound)")
-        at = finality.get("conflicts_at") or []
-        more = finality["conflicting_heights"] - len(at)
-        head.add_row("safety / conflicting heights", f"{verdicts.get('safety', '—')} / "
-                                                     f"{_fmt(finality['conflicting_heights'])}"
-                     + (f" (at {', '.join(map(str, at))}{f' and {more} more' if more > 0 else ''})" if at else ""))
-        head.add_row("liveness / longest stall", f"{verdicts.get('liveness', '—')} / "
-                                                 f"{duration_ms(finality['longest_stall_ms'])}")
+        checks = [Check.model_validate(check) for check in summary.get("checks") or []]
+        for label, text in _finality_rows(Finality.model_validate(finality), checks):
+            head.add_row(label, text)
     crosschain = summary.get("crosschain")
     if crosschain:
         for label, text in crosschain_rows(crosschain):
@@ -385,10 +417,10 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
             table.add_row(stage, duration_ms((values or {}).get("p50")), duration_ms((values or {}).get("p99")))
         console.print(table)
 
-    if forks and forks.get("arrival_by_region_ms"):
-        console.print(_arrival_table(forks["arrival_by_region_ms"], summary.get("propagation_ms") or {}))
+    if forks and forks.arrival_by_region_ms:
+        console.print(_arrival_table(forks.arrival_by_region_ms, summary.get("propagation_ms") or {}))
     for kind, split in (summary.get("hop_split") or {}).items():
-        console.print(_hop_split_table(kind, split))
+        console.print(_hop_split_table(kind, HopSplit.model_validate(split)))
 
     faults = summary.get("faults") or []
     if faults:
