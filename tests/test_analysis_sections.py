@@ -101,3 +101,38 @@ def test_the_shipped_schema_is_what_the_section_types_generate() -> None:
     properties = json.loads(generated_schema_text())["properties"]
     assert list(properties) == list(Summary.model_fields)
     assert set(SECTIONS) | RUNNER_KEYS == set(properties)
+
+
+def test_events_of_takes_only_event_kinds(tmp_path: Path) -> None:
+    from test_analysis_history import event
+
+    from msgstorm.analysis._common import events_of
+    from msgstorm.history.events import EventKind
+
+    history = write_history(tmp_path, events=[event(2, "base_fee", value=1.5), event(1, "base_fee", value=1.0),
+                                              event(3, "queue_depth", value=4.0)])
+    rows = events_of(history, EventKind.BASE_FEE)
+    assert rows.t.tolist() == [1, 2] and rows.value.tolist() == [1.0, 1.5]
+    with pytest.raises(TypeError, match="EventKind members, not 'base_fee'"):
+        events_of(history, "base_fee")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("target", "simulated"), [("sim", True), (None, True), ("nats", False), ("anvil", False)])
+def test_one_is_simulated_for_histories_and_summaries(tmp_path: Path, target: str | None, simulated: bool) -> None:
+    from msgstorm.history.schema import is_simulated
+
+    assert is_simulated(target) is simulated
+    if target is not None:
+        assert write_history(tmp_path, target=target).is_simulated is simulated
+
+
+def test_live_status_codes_name_the_history_s_statuses() -> None:
+    from msgstorm.history.schema import STATUSES
+    from msgstorm.live import recorder
+    from msgstorm.live.chain import record
+
+    assert [STATUSES[code] for code in (recorder._COMMITTED, recorder._LOST, recorder._PENDING, recorder._UNSENT)] == [
+        "committed", "lost", "pending", "unsent"]
+    assert [STATUSES[code] for code in (record.COMMITTED, record.REJECTED, record.PENDING, record.LOST, record.UNSENT,
+                                        record.DROPPED)] == ["committed", "rejected", "pending", "lost", "unsent",
+                                                             "dropped"]

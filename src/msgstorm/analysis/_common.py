@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History, int64_numpy
 from msgstorm.history.schema import STATUSES
 from msgstorm.progress import nearest_rank_index
@@ -232,13 +233,17 @@ def parse_detail(text: str | None) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {"raw": parsed}
 
 
-def events_of(history: History, *kinds: str) -> EventRows:
+def events_of(history: History, *kinds: EventKind) -> EventRows:
     """The events of the given kinds, stably sorted by time. (Selected in numpy: the events
     table is small, and Arrow's filter and take would load its compute module, 40 ms of a
-    report's start-up.)"""
+    report's start-up.) Kinds are ``EventKind`` members only: a misspelt string would select
+    nothing and say nothing."""
+    for kind_asked in kinds:
+        if not isinstance(kind_asked, EventKind):
+            raise TypeError(f"events_of takes EventKind members, not {kind_asked!r}")
     events = history.events
     kind = events.column("kind").to_numpy(zero_copy_only=False)
-    rows = np.flatnonzero(np.isin(kind, list(kinds))) if kind.size else np.zeros(0, dtype=np.intp)
+    rows = np.flatnonzero(np.isin(kind, [k.value for k in kinds])) if kind.size else np.zeros(0, dtype=np.intp)
     t = np.asarray(events.column("t").to_numpy(), dtype=np.int64)[rows]
     order = np.argsort(t, kind="stable")
     rows = rows[order]

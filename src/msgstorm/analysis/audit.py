@@ -311,7 +311,7 @@ _AUDITS: weakref.WeakKeyDictionary[History, dict[str, Any] | None] = weakref.Wea
 def delivery_summary(history: History) -> dict[str, Any] | None:
     """Null on the simulator and on a live target without consumers (a chain node, whose
     messages end in blocks: ``messages.block``), which no receipt audit applies to."""
-    if history.run_info.get("target", "sim") == "sim":
+    if history.is_simulated:
         return None
     if history not in _AUDITS:
         _AUDITS[history] = _audit(history)
@@ -429,7 +429,7 @@ def check_delivery(history: History) -> Verdict:
     name = "delivery"
     summary = delivery_summary(history)
     if summary is None:
-        if history.run_info.get("target", "sim") != "sim":
+        if not history.is_simulated:
             return Verdict(name, "valid", "no consumers (a chain node): each message's block or status is "
                                           "checked by the other checkers")
         return Verdict(name, "valid", "simulated target: its deliveries are checked by the other checkers")

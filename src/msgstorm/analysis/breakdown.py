@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from msgstorm.analysis._common import MessageArrays, events_of, ms, percentiles, rounded
+from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 
 __all__ = ["by_group", "gossip_backlog_summary"]
@@ -43,7 +44,7 @@ def by_group(history: History, messages: MessageArrays, column: str) -> dict[str
 
 def gossip_backlog_summary(history: History) -> dict[str, Any] | None:
     """{max, node, mean} of the ``validation_backlog`` samples, or None without any."""
-    rows = events_of(history, "validation_backlog")
+    rows = events_of(history, EventKind.VALIDATION_BACKLOG)
     if rows.value.size == 0:
         return None
     top = int(np.argmax(rows.value))  # the first sample to reach the maximum

@@ -251,7 +251,7 @@ def saturated_intervals(history: History, messages: MessageArrays, edges: I64) -
     delays a few messages and shows in the interval's p99 latency, which the latency
     criterion judges, while an interval whose bulk left late was not offered as asked. None
     on the simulator, whose sends leave exactly on time."""
-    if history.run_info.get("target", "sim") == "sim":
+    if history.is_simulated:
         return None
     step = bin_index(messages.t_intended, np.ones(messages.count, dtype=np.bool_), edges, clip_last=False)
     n = len(edges) - 1

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from msgstorm.analysis._common import events_of
+from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 from msgstorm.rules.base_fee import next_base_fee
 
@@ -73,7 +74,7 @@ class ChainBlocks:
 def chain_blocks(history: History) -> ChainBlocks | None:
     """The blocks of a chain node's run, or None when the history's blocks carry no gas
     limit (a simulated chain, a broker)."""
-    rows = events_of(history, "block_produced")
+    rows = events_of(history, EventKind.BLOCK_PRODUCED)
     fields: list[tuple[int, int, int, int, int, int, int]] = []
     for t, txs, number, detail in zip(rows.t.tolist(), rows.value.tolist(), rows.heights(), rows.column("detail")):
         facts = json.loads(detail) if detail else {}
@@ -234,7 +235,7 @@ def base_fee_path(measured: History, twin: History, initial_base_fee: float, fee
         return None
     keep = (blocks.t >= 0) & (blocks.t < end_ns)
     node = blocks.base_fee_wei[keep] / fee_unit_wei
-    rows = events_of(twin, "base_fee")
+    rows = events_of(twin, EventKind.BASE_FEE)
     after: dict[int, float] = {}
     for t, value, height in zip(rows.t.tolist(), rows.value.tolist(), rows.heights()):
         if height is not None and t < end_ns and not math.isnan(value):

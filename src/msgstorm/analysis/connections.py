@@ -64,7 +64,7 @@ def trouble_counts(connections: dict[str, Any]) -> str:
 def down_spans(history: History) -> list[tuple[str, int, int | None]]:
     """(client, disconnected at, reconnected at or None when it never came back) of every
     disconnect, in time order: what the report shades. Empty on the simulator."""
-    if history.run_info.get("target", "sim") == "sim":
+    if history.is_simulated:
         return []
     rows = events_of(history, EventKind.DISCONNECTED, EventKind.RECONNECTED)
     spans: list[tuple[str, int, int | None]] = []
@@ -84,7 +84,7 @@ def down_spans(history: History) -> list[tuple[str, int, int | None]]:
 
 
 def connections_summary(history: History) -> dict[str, Any] | None:
-    if history.run_info.get("target", "sim") == "sim" or history.cut_off:
+    if history.is_simulated or history.cut_off:
         return None  # a live run writes its events at its end: a run cut off first cannot tell
     rows = events_of(history, EventKind.DISCONNECTED, EventKind.RECONNECTED, EventKind.CLIENT_ERROR,
                      EventKind.SERVER_STOP)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from msgstorm.analysis._common import NS_PER_S, events_of, scenario_section
+from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 
 __all__ = ["OUTPUTS", "Decision", "controller_decisions", "control_summary", "throttle_sheds"]
@@ -55,7 +56,7 @@ class Decisions:
 
 def controller_decisions(history: History) -> dict[str, Decisions]:
     """controller -> its decisions, from the history's ``control`` events."""
-    rows = events_of(history, "control")
+    rows = events_of(history, EventKind.CONTROL)
     details = rows.events.column("detail").to_pylist()
     out: dict[str, Decisions] = {}
     for t, value, row in zip(rows.t.tolist(), rows.value.tolist(), rows.rows.tolist(), strict=True):

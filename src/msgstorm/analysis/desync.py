@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 from msgstorm.analysis._common import events_of
+from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 
 __all__ = ["DesyncEpisode", "desync_episodes", "desync_summary"]
@@ -40,7 +41,7 @@ def desync_episodes(history: History) -> list[DesyncEpisode]:
 
     The episode's gap is the largest of the start value, end value and end ``max_gap``.
     """
-    rows = events_of(history, "desync_start", "desync_end")
+    rows = events_of(history, EventKind.DESYNC_START, EventKind.DESYNC_END)
     episodes: list[DesyncEpisode] = []
     open_by_node: dict[str | None, int] = {}
     for t, kind, node, value, detail in zip(

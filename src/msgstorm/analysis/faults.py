@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from msgstorm.analysis._common import events_of, ms, seconds
+from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def fault_windows(history: History) -> list[FaultWindow]:
 
     A ``fault_end`` without a start is ignored; a start without an end stays open.
     """
-    rows = events_of(history, "fault_start", "fault_end")
+    rows = events_of(history, EventKind.FAULT_START, EventKind.FAULT_END)
     open_faults: dict[object, list[int]] = {}
     windows: list[FaultWindow | None] = []
     details = rows.details()

@@ -21,6 +21,7 @@ import numpy as np
 
 from msgstorm.analysis._common import events_of, ms, percentiles
 from msgstorm.analysis.delivery import Verdict
+from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 from msgstorm.scenario.registry import CHECKERS
 
@@ -30,7 +31,7 @@ SATURATION_LAG_MS = 1.0
 
 
 def generator_summary(history: History) -> dict[str, Any] | None:
-    if history.run_info.get("target", "sim") == "sim":
+    if history.is_simulated:
         return None
     # The shared read-only columns (History.ints): the lag is this call's one array.
     sent, present = history.ints("messages", "t_sent")
@@ -57,7 +58,7 @@ def _unsent(history: History) -> int:
 
 
 def _processes(history: History) -> int | None:
-    starts = events_of(history, "run_start").column("detail")
+    starts = events_of(history, EventKind.RUN_START).column("detail")
     detail = json.loads(starts[0]) if starts and starts[0] else {}
     processes = detail.get("processes")
     return int(processes) if isinstance(processes, int) else None

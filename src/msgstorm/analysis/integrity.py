@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from msgstorm.analysis._common import events_of
+from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 
 __all__ = ["ADVERSARY_FAULTS", "integrity_summary", "security_summary"]
@@ -36,7 +37,7 @@ def security_summary(history: History) -> dict[str, Any] | None:
     ``security`` event; None without one. Under scheme ``none`` nothing is signed or verified:
     the costs and their source are null, not applicable (a ``verify_cost`` the scenario gives
     is not used, and no node's processing time grows)."""
-    rows = events_of(history, "security")
+    rows = events_of(history, EventKind.SECURITY)
     if not rows.rows.size:
         return None
     detail = json.loads(rows.events.column("detail")[int(rows.rows[0])].as_py() or "{}")
@@ -61,7 +62,7 @@ def _live_counts(history: History) -> dict[str, int] | None:
     """A live run's counts: what the adversary's toxics did (their ``fault_end`` stats) and
     what the consumers refused (the ``integrity`` event; a message counts as detected when
     every consumer refused it, so the least of theirs). None without either."""
-    ends = events_of(history, "fault_end")
+    ends = events_of(history, EventKind.FAULT_END)
     tampered = replayed = 0
     seen = False
     for row in ends.rows.tolist():
@@ -70,7 +71,7 @@ def _live_counts(history: History) -> dict[str, int] | None:
             seen = True
             tampered += int(detail.get("tampered_messages", 0))
             replayed += int(detail.get("replayed_messages", 0))
-    refused = events_of(history, "integrity")
+    refused = events_of(history, EventKind.INTEGRITY)
     consumers: list[dict[str, int]] = []
     if refused.rows.size:
         seen = True
@@ -88,7 +89,7 @@ def integrity_summary(history: History) -> dict[str, Any] | None:
     table = history.table("integrity")
     security = history.scenario.get("security") or {}
     scheme = security.get("scheme", "none")
-    if history.run_info.get("target") not in (None, "sim"):
+    if not history.is_simulated:
         live = _live_counts(history)
         return None if live is None and not security else {
             "scheme": scheme, **(live or {"tampered": 0, "replayed": 0, "replayed_other_chain": 0, "detected": 0,

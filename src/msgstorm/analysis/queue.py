@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from msgstorm.analysis._common import F64, I64, events_of, plain_number, rounded, seconds
+from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 
 __all__ = [
@@ -56,9 +57,9 @@ class DepthSamples:
 
 
 def depth_samples(history: History) -> DepthSamples:
-    current = events_of(history, "queue_depth")
-    maxima = events_of(history, "queue_depth_max")
-    backlog = events_of(history, "block_backlog")
+    current = events_of(history, EventKind.QUEUE_DEPTH)
+    maxima = events_of(history, EventKind.QUEUE_DEPTH_MAX)
+    backlog = events_of(history, EventKind.BLOCK_BACKLOG)
     keep = ~np.isnan(current.value)
     keep_max = ~np.isnan(maxima.value)
     keep_backlog = ~np.isnan(backlog.value)
@@ -81,7 +82,7 @@ def queue_summary(samples: DepthSamples) -> dict[str, int | float | None]:
 
 def backpressure_timeline(history: History) -> list[dict[str, Any]]:
     """[{t_ns, state}] of every backpressure event, in time order."""
-    rows = events_of(history, "backpressure")
+    rows = events_of(history, EventKind.BACKPRESSURE)
     return [
         {"t_ns": int(t), "state": str(detail.get("state", "unknown"))}
         for t, detail in zip(rows.t.tolist(), rows.details())
@@ -96,7 +97,7 @@ def backpressure_summary(timeline: list[dict[str, Any]]) -> dict[str, Any]:
 
 def base_fee_timeline(history: History) -> list[dict[str, Any]]:
     """[{t_ns, base_fee}] in time order (events with a null value are skipped)."""
-    rows = events_of(history, "base_fee")
+    rows = events_of(history, EventKind.BASE_FEE)
     return [
         {"t_ns": int(t), "base_fee": float(value)}
         for t, value in zip(rows.t.tolist(), rows.value.tolist())

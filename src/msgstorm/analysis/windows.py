@@ -47,6 +47,7 @@ from msgstorm.analysis._common import (
 from msgstorm.analysis._intervals import IntervalLoad, bin_index, interval_load, overlap_range
 from msgstorm.analysis.desync import DesyncEpisode, desync_episodes
 from msgstorm.analysis.faults import FaultWindow, fault_windows
+from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 
 __all__ = ["WINDOW_SCHEMA", "horizon_ns", "window_edges", "window_metrics", "window_ns_of"]
@@ -158,7 +159,7 @@ def window_table(
 
 
 def _queue_depth_max(history: History, edges: I64) -> list[float | None]:
-    rows = events_of(history, "queue_depth", "queue_depth_max")
+    rows = events_of(history, EventKind.QUEUE_DEPTH, EventKind.QUEUE_DEPTH_MAX)
     n = max(len(edges) - 1, 0)
     valid = ~np.isnan(rows.value)
     index = bin_index(rows.t, valid, edges, clip_last=True)
@@ -169,7 +170,7 @@ def _queue_depth_max(history: History, edges: I64) -> list[float | None]:
 
 
 def _last_base_fee(history: History, edges: I64) -> list[float | None]:
-    rows = events_of(history, "base_fee")
+    rows = events_of(history, EventKind.BASE_FEE)
     n = max(len(edges) - 1, 0)
     valid = ~np.isnan(rows.value)
     index = bin_index(rows.t, valid, edges, clip_last=True)

@@ -202,7 +202,7 @@ def report(
                 say_error(f"{run_dir}: the run never started, nothing was sent: {failure}")
                 raise typer.Exit(ExitCode.TARGET_FAILED)
             if history.cut_off and history.num_rows("messages") == 0:
-                live = history.run_info.get("target", "sim") not in (None, "sim")
+                live = not history.is_simulated
                 hint = ("; a live run writes its messages at the end unless [live] record_every is set "
                         "(then a killed run keeps them)") if live else ""
                 if not live or history.num_rows("events") == 0:

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from msgstorm.history.schema import OPTIONAL_TABLES, TABLES
+from msgstorm.history.schema import OPTIONAL_TABLES, TABLES, is_simulated
 from msgstorm.history.writer import PART_GLOB, use_system_allocator
 
 __all__ = ["COLUMN_CACHE_BYTES", "DESTINATION_DIR", "History", "HistoryMissing", "count_rows", "int64_numpy", "read_history", "read_table"]
@@ -281,6 +281,11 @@ class History:
         if self.run.num_rows == 0:
             return {}
         return dict(self.run.slice(self.run.num_rows - 1).to_pylist()[0])
+
+    @property
+    def is_simulated(self) -> bool:
+        """Whether the simulator wrote this history (``history.schema.is_simulated``)."""
+        return is_simulated(self.run_info.get("target"))
 
     @property
     def cut_off(self) -> bool:

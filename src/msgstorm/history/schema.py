@@ -43,15 +43,27 @@ __all__ = [
     "RELAYS",
     "REORGS",
     "RUN",
+    "SIM_TARGET",
     "STATUSES",
     "TABLES",
     "TOPUPS",
     "TRIGGERS",
+    "is_simulated",
 ]
 
 # "unsent" (live only): intended before the run's end, never sent because the generator was
 # behind when the run ended (its shortfall; it never sends late).
 STATUSES: tuple[str, ...] = ("committed", "dropped", "rejected", "lost", "pending", "unsent")
+
+# The run row's ``target`` of a simulated run (a live run's names its driver).
+SIM_TARGET = "sim"
+
+
+def is_simulated(target: object) -> bool:
+    """Whether a run's ``target`` (its run row's, or summary.json's) is the simulator:
+    ``"sim"``, or none recorded (an empty run row, a summary without the key). The one test
+    of sim against live for analyses and reports."""
+    return target is None or target == SIM_TARGET
 
 MESSAGES = pa.schema(
     [

@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from msgstorm.history.schema import STATUSES
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.scenario.schema import MESSAGE_KINDS
 from msgstorm.traffic.generate import MessageBatch
@@ -66,8 +67,8 @@ _ROWS_PER_APPEND = 32_768
 # Receipts the last intake takes at a time (see ``_receipts``).
 _FINAL_SLICE = 1 << 18
 # Statuses a live message row takes, as dictionary codes.
-_STATUSES = ("committed", "lost", "pending", "unsent")
-_COMMITTED, _LOST, _PENDING, _UNSENT = range(4)
+# Status codes: indices into the history's STATUSES (history/schema.py), the one list of them.
+_COMMITTED, _LOST, _PENDING, _UNSENT = (STATUSES.index(status) for status in ("committed", "lost", "pending", "unsent"))
 
 _Times = np.ndarray | int | tuple[np.ndarray, np.ndarray]
 
@@ -342,7 +343,7 @@ class LiveRecorder:
         self._kinds = pa.array(MESSAGE_KINDS, type=pa.string())
         self._consumers = pa.array(consumers, type=pa.string())
         self._publisher = pa.array([PUBLISHER], type=pa.string())
-        self._statuses = pa.array(_STATUSES, type=pa.string())
+        self._statuses = pa.array(STATUSES, type=pa.string())
         self._first_id: int | None = None
         self._count = 0  # messages in the windows so far
         self._schedule = [name for name, _, _ in _SCHEDULE] if hold_schedule else []

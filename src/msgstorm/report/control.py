@@ -17,6 +17,7 @@ import numpy as np
 
 from msgstorm.analysis._common import events_of
 from msgstorm.analysis.control import OUTPUTS, Decision, controller_decisions
+from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 from msgstorm.report import figures
 from msgstorm.report.page import Plot, esc, figure_block, table
@@ -44,9 +45,9 @@ def _strain_series(history: History, signal: str, depth: tuple[list[float], list
     if signal in ("block_backlog", "block_backlog_blocks"):
         # The controller reads the whole backlog: the rest's (block_backlog) and, with a
         # lane's block share, the lane's (lane_block_backlog, sampled at the same times).
-        rows = events_of(history, "block_backlog")
+        rows = events_of(history, EventKind.BLOCK_BACKLOG)
         backlog = rows.value.astype(float)
-        lane = events_of(history, "lane_block_backlog")
+        lane = events_of(history, EventKind.LANE_BLOCK_BACKLOG)
         if len(lane.t):
             at = np.searchsorted(rows.t, lane.t)
             matched = (at < len(rows.t)) & (rows.t[np.minimum(at, len(rows.t) - 1)] == lane.t)

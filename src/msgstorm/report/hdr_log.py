@@ -73,7 +73,7 @@ def _merged(keys: list[np.ndarray], counts: list[np.ndarray]) -> tuple[np.ndarra
 
 def write_hdr_log(run_dir: str | Path, history: History) -> Path | None:
     """Write ``RUN_DIR/latency.hlog`` for a live run; None for a simulated one."""
-    if history.run_info.get("target", "sim") == "sim":
+    if history.is_simulated:
         return None
     window = int(history.scenario.get("run", {}).get("window", 1_000_000_000))
     slot, value_us, count = _counts_by_window(history, window)

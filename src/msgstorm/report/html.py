@@ -25,6 +25,7 @@ from msgstorm.analysis.hops import HOP_SPLIT_PATHS, HOP_STAGES
 from msgstorm.analysis.summary_chain import HopSplit
 from msgstorm.analysis.summary_model import Integrity, Security
 from msgstorm.history.reader import History
+from msgstorm.history.schema import SIM_TARGET, STATUSES, is_simulated
 from msgstorm.report import figures
 from msgstorm.report.collateral import collateral_section, market_bad_debt_label
 from msgstorm.report.control import control_section
@@ -169,7 +170,7 @@ def _spectrum_table(latency: dict[str, Any]) -> str:
 
 def _groups(summary: dict[str, Any]) -> str:
     """Per message kind and per agent: counts by status and committed latency."""
-    statuses = ("committed", "dropped", "rejected", "lost", "pending", "unsent")
+    statuses = STATUSES
     parts = []
     for key, label, table_id in (("by_kind", "kind", "by-kind"), ("by_agent", "agent", "by-agent")):
         groups = summary.get(key) or {}
@@ -512,9 +513,9 @@ def _scenario_facts(scenario: dict[str, Any]) -> list[tuple[str, Any]]:
     """The settings that applied to the run: on the simulator the network, sequencer, blocks
     and backpressure it modelled; on a live target its [live] settings (its own driver's
     only), none of the simulator's."""
-    target = str(scenario.get("target") or "sim")
+    target = str(scenario.get("target") or SIM_TARGET)
     run = _scenario_value("run", scenario.get("run") or {})
-    if target != "sim":
+    if not is_simulated(target):
         live = dict(scenario.get("live") or {})
         own = {key: value for key, value in live.items() if key not in _LIVE_DRIVERS}
         return [("target", target), ("live", _scenario_value("live", own)),
@@ -665,7 +666,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         summary["wall_s"] = round(wall_s, 3)
     depth = queue_depth_series(history)  # the queue plot's, and the market's beside its bad debt
     plots = _labelled(_plots(history, analysis, depth))
-    live = summary.get("target") not in (None, "sim")
+    live = not is_simulated(summary.get("target"))
     # Sections only a simulated run can fill (the inside of the layer).
     simulated = [
         ("stages", "Where the time goes", figure_block(plots["stages"])),

@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from msgstorm.history.schema import is_simulated
 from msgstorm.progress import ProgressSnapshot, RecentLatencies
 from msgstorm.report.text import duration_ms
 
@@ -131,7 +132,7 @@ class LiveProgress:
         t_s = snapshot.t_ns / NS_PER_S
         p99_ms = self.latencies.p99_ms()
         p99 = f" p99 {duration_ms(p99_ms)}" if p99_ms is not None else ""
-        if snapshot.target != "sim":
+        if not is_simulated(snapshot.target):
             lag = "" if snapshot.send_lag_ns is None else f" send lag {duration_ms(snapshot.send_lag_ns / 1e6)}"
             return (f"{t_s:.1f}/{snapshot.end_ns / NS_PER_S:.1f}s "
                     f"offered {_count(self.rates.offered_per_s)}/s achieved {_count(self.rates.committed_per_s)}/s"

@@ -31,6 +31,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from msgstorm.history.schema import STATUSES
 from msgstorm.progress import ProgressSnapshot
 from msgstorm.report.live import NS_PER_S, SnapshotRates
 
@@ -111,7 +112,7 @@ class RunMetrics(Collector):
             messages = summary.get("messages") or {}
             self._sent = int(messages.get("sent") or 0)
             self._counts = {status: int(messages.get(status) or 0)
-                            for status in ("committed", "dropped", "rejected", "lost", "pending", "unsent")}
+                            for status in STATUSES}
             self._offered = summary.get("offered_rate_per_s")
             self._committed_rate = summary.get("throughput_per_s")
             self._faults_active = still_active

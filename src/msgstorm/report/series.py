@@ -32,6 +32,7 @@ from msgstorm.analysis.desync import desync_episodes
 from msgstorm.analysis.faults import fault_windows
 from msgstorm.analysis.propagation import joined_propagation
 from msgstorm.analysis.queue import RELEASED_STATES, depth_samples
+from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 
 __all__ = [
@@ -278,7 +279,7 @@ def validation_backlog_series(history: History, max_points: int = MAX_POINTS
                               ) -> tuple[list[float], list[float], list[float]]:
     """(t seconds, largest node backlog, sum over the sampled nodes) per ``validation_backlog``
     sample time, thinned to at most ``max_points`` samples by keeping each bucket's peak."""
-    rows = events_of(history, "validation_backlog")
+    rows = events_of(history, EventKind.VALIDATION_BACKLOG)
     if rows.t.size == 0:
         return [], [], []
     times, starts = np.unique(rows.t, return_index=True)

@@ -15,6 +15,7 @@ from rich.markup import escape
 from msgstorm.analysis.hops import HOP_SPLIT_PATHS, HOP_STAGES
 from msgstorm.analysis.summary_chain import Finality, Forks, HopSplit, RegionPropagation
 from msgstorm.analysis.summary_model import Auction, Byzantine, Check, Fairness, Integrity, Security
+from msgstorm.history.schema import is_simulated
 from msgstorm.report.cells import KeptTable
 from msgstorm.report.collateral import collateral_rows, market_bad_debt_label
 from msgstorm.report.crosschain import crosschain_rows
@@ -407,7 +408,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     console.print(head)
 
     # A live run sees no stage inside the broker (queue wait, service, block wait): no table.
-    stages = summary.get("latency_stages_ms") or {} if summary.get("target") in (None, "sim") else {}
+    stages = summary.get("latency_stages_ms") or {} if is_simulated(summary.get("target")) else {}
     if stages:
         table = KeptTable(title="where the time goes", header_style="bold")
         table.add_column("stage")

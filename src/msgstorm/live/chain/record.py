@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from msgstorm.history.events import EventKind
+from msgstorm.history.schema import STATUSES
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.chain.anvil import NAME
 from msgstorm.live.recorder import PUBLISHER, nullable
@@ -26,8 +27,9 @@ from msgstorm.traffic.generate import MessageBatch
 
 __all__ = ["LOST", "PENDING", "REJECTED", "Block", "Window", "merged", "write_chain_events", "write_messages"]
 
-COMMITTED, REJECTED, PENDING, LOST, UNSENT, DROPPED = range(6)
-_STATUSES = ("committed", "rejected", "pending", "lost", "unsent", "dropped")
+# Status codes: indices into the history's STATUSES (history/schema.py), the one list of them.
+COMMITTED, REJECTED, PENDING, LOST, UNSENT, DROPPED = (
+    STATUSES.index(status) for status in ("committed", "rejected", "pending", "lost", "unsent", "dropped"))
 
 
 @dataclass
@@ -115,7 +117,7 @@ def write_messages(writer: HistoryWriter, scenario: Scenario, windows: list[Wind
             "t_sent": nullable(sent), "t_received": nullable(answered),
             "t_dequeued": nullable(t_committed), "t_sequenced": nullable(t_committed),
             "seq_no": nullable(seq_no), "t_committed": nullable(t_committed), "block": nullable(block),
-            "status": pa.DictionaryArray.from_arrays(status, pa.array(_STATUSES)).cast(pa.string()),
+            "status": pa.DictionaryArray.from_arrays(status, pa.array(STATUSES)).cast(pa.string()),
         })
     return sent_total
 
