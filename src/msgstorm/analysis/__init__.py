@@ -4,7 +4,9 @@ Place in the pipeline: History -> ``analyse`` -> ``Analysis`` -> reports. Module
 ``latency`` (percentiles, stages, jitter, IPDV), ``windows`` (per-window time series),
 ``capacity`` (step-ramp knee), ``failure`` (failure threshold), ``delivery`` (Jepsen-style
 checkers), ``desync``, ``propagation``, ``queue`` (depth, backpressure, base fee), ``faults``,
-``slo`` (SLO verdicts) and ``summary`` (``analyse`` and the summary.json keys).
+``slo`` (SLO verdicts), ``sections`` (the registry of summary.json's sections, each a
+compute function with its type on ``summary_model.Summary``) and ``summary`` (``analyse``,
+which loops over them).
 """
 
 from msgstorm.analysis.capacity import STEP_SCHEMA, capacity, find_step_ramp

@@ -2,8 +2,10 @@
 
 Place in the pipeline: between the history and the reports. It reads only the ``History``
 (so a run is re-analysed offline and sim and live runs compare by the same code) and returns
-``Analysis(summary, verdicts, windows, steps, timelines)``; ``summary`` is what
-``summary.json`` holds. Its keys are stable:
+``Analysis(result, verdicts, windows, steps, timelines)``: ``result`` is the typed summary
+(``analysis.summary_model.Summary``), one field per section of the registry ``SECTIONS``
+(``analysis/sections.py``) that ``analyse`` loops over, and ``summary`` is the same as
+``summary.json`` holds it. Its keys are stable:
 
 - ``scenario``, ``seed``, ``target``, ``msgstorm_version``, ``scenario_hash``: from the run row.
 - ``duration_s``: the run's ``t_end`` (last time the target observed), in seconds.

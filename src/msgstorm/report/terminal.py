@@ -13,8 +13,17 @@ from rich.console import Console
 from rich.markup import escape
 
 from msgstorm.analysis.hops import HOP_SPLIT_PATHS, HOP_STAGES
-from msgstorm.analysis.summary_chain import Finality, Forks, HopSplit, RegionPropagation
-from msgstorm.analysis.summary_model import Auction, Byzantine, Check, Fairness, Integrity, Security
+from msgstorm.analysis.summary_chain import Crosschain, Finality, Forks, HopSplit, RegionPropagation
+from msgstorm.analysis.summary_model import (
+    Auction,
+    Byzantine,
+    Check,
+    Fairness,
+    Integrity,
+    Security,
+    SloVerdict,
+    Stages,
+)
 from msgstorm.history.schema import is_simulated
 from msgstorm.report.cells import KeptTable
 from msgstorm.report.collateral import collateral_rows, market_bad_debt_label
@@ -397,7 +406,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
             head.add_row(label, text)
     crosschain = summary.get("crosschain")
     if crosschain:
-        for label, text in crosschain_rows(crosschain):
+        for label, text in crosschain_rows(Crosschain.model_validate(crosschain)):
             head.add_row(label, text)
     collateral = summary.get("collateral")
     if collateral:
@@ -408,15 +417,9 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     console.print(head)
 
     # A live run sees no stage inside the broker (queue wait, service, block wait): no table.
-    stages = summary.get("latency_stages_ms") or {} if is_simulated(summary.get("target")) else {}
+    stages = summary.get("latency_stages_ms") if is_simulated(summary.get("target")) else None
     if stages:
-        table = KeptTable(title="where the time goes", header_style="bold")
-        table.add_column("stage")
-        table.add_column("p50", justify="right")
-        table.add_column("p99", justify="right")
-        for stage, values in stages.items():
-            table.add_row(stage, duration_ms((values or {}).get("p50")), duration_ms((values or {}).get("p99")))
-        console.print(table)
+        console.print(_stages_table(Stages.model_validate(stages)))
 
     if forks and forks.arrival_by_region_ms:
         console.print(_arrival_table(forks.arrival_by_region_ms, summary.get("propagation_ms") or {}))
@@ -441,29 +444,49 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
                           escape(broker_said(incident.get("error"))))
         console.print(table)
 
-    slos = summary.get("slo") or []
+    slos = [SloVerdict.model_validate(slo) for slo in summary.get("slo") or []]
     if slos:
-        table = KeptTable(title="SLOs", header_style="bold")
-        for column in ("name", "threshold", "value", "verdict"):
-            table.add_column(column)
-        colours = {"pass": "green", "fail": "red", "unknown": "yellow"}
-        for slo in slos:
-            verdict = str(slo.get("verdict"))
-            table.add_row(escape(str(slo.get("name"))), escape(str(slo.get("threshold"))),
-                          slo_value(str(slo.get("name")), slo.get("value")),
-                          f"[{colours.get(verdict, 'white')}]{verdict}[/]")
-        console.print(table)
+        console.print(_slo_table(slos))
 
     # A checker's verdict other than valid (a safety violation, lost messages, a generator
     # behind) is said here too, not only in summary.json: the valid ones would only repeat.
-    doubtful = [check for check in summary.get("checks") or [] if check.get("verdict") != "valid"]
+    doubtful = [check for check in (Check.model_validate(c) for c in summary.get("checks") or [])
+                if check.verdict != "valid"]
     if doubtful:
-        table = KeptTable(title="checks not valid", header_style="bold")
-        for column in ("check", "verdict", "detail"):
-            table.add_column(column)
-        colours = {"invalid": "red", "unknown": "yellow"}
-        for check in doubtful:
-            verdict = str(check.get("verdict"))
-            table.add_row(escape(str(check.get("name"))), f"[{colours.get(verdict, 'white')}]{verdict}[/]",
-                          escape(str(check.get("detail"))))
-        console.print(table)
+        console.print(_checks_table(doubtful))
+
+
+def _stages_table(stages: Stages) -> KeptTable:
+    """Where the time goes: each stage's p50 and p99 (a sim run's; a live run sees none)."""
+    table = KeptTable(title="where the time goes", header_style="bold")
+    table.add_column("stage")
+    table.add_column("p50", justify="right")
+    table.add_column("p99", justify="right")
+    for stage, values in (("propagation", stages.propagation), ("queue_wait", stages.queue_wait),
+                          ("service", stages.service), ("block_wait", stages.block_wait)):
+        table.add_row(stage, duration_ms(values.p50), duration_ms(values.p99))
+    return table
+
+
+def _slo_table(slos: list[SloVerdict]) -> KeptTable:
+    """Each SLO: its threshold, its value in the threshold's unit, the verdict."""
+    table = KeptTable(title="SLOs", header_style="bold")
+    for column in ("name", "threshold", "value", "verdict"):
+        table.add_column(column)
+    colours = {"pass": "green", "fail": "red", "unknown": "yellow"}
+    for slo in slos:
+        table.add_row(escape(slo.name), escape(slo.threshold), slo_value(slo.name, slo.value),
+                      f"[{colours[slo.verdict]}]{slo.verdict}[/]")
+    return table
+
+
+def _checks_table(doubtful: list[Check]) -> KeptTable:
+    """The checks whose verdict is not valid, with what each said."""
+    table = KeptTable(title="checks not valid", header_style="bold")
+    for column in ("check", "verdict", "detail"):
+        table.add_column(column)
+    colours = {"invalid": "red", "unknown": "yellow"}
+    for check in doubtful:
+        table.add_row(escape(check.name), f"[{colours.get(check.verdict, 'white')}]{check.verdict}[/]",
+                      escape(check.detail))
+    return table
