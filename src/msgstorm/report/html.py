@@ -23,7 +23,7 @@ from msgstorm.analysis import Analysis
 from msgstorm.analysis.connections import trouble_counts
 from msgstorm.analysis.hops import HOP_SPLIT_PATHS, HOP_STAGES
 from msgstorm.analysis.summary_chain import HopSplit
-from msgstorm.analysis.summary_model import Integrity, Security
+from msgstorm.analysis.summary_model import Group, Integrity, Security
 from msgstorm.history.reader import History
 from msgstorm.history.schema import SIM_TARGET, STATUSES, is_simulated
 from msgstorm.report import figures
@@ -169,20 +169,27 @@ def _spectrum_table(latency: dict[str, Any]) -> str:
 
 
 def _groups(summary: dict[str, Any]) -> str:
-    """Per message kind and per agent: counts by status and committed latency."""
+    """Per message kind and per agent: counts by status and committed latency (typed ``Group``s)."""
     statuses = STATUSES
     parts = []
     for key, label, table_id in (("by_kind", "kind", "by-kind"), ("by_agent", "agent", "by-agent")):
-        groups = summary.get(key) or {}
-        rows = [[esc(name), f'<td class="num">{fmt(g.get("sent"))}</td>',
-                 *(f'<td class="num">{fmt(g.get(status))}</td>' for status in statuses),
-                 f'<td class="num">{duration_ms((g.get("latency_ms") or {}).get("p50"))}</td>',
-                 f'<td class="num">{duration_ms((g.get("latency_ms") or {}).get("p99"))}</td>']
+        groups = {name: Group.model_validate(raw) for name, raw in (summary.get(key) or {}).items()}
+        rows = [[esc(name), f'<td class="num">{fmt(g.sent)}</td>',
+                 *(f'<td class="num">{fmt(count)}</td>' for count in _status_counts(g)),
+                 f'<td class="num">{duration_ms(g.latency_ms.p50)}</td>',
+                 f'<td class="num">{duration_ms(g.latency_ms.p99)}</td>']
                 for name, g in groups.items()]
         parts.append(f'<h2 style="margin-top:14px">By {label}</h2>' + (
             table([label, "sent", *statuses, "p50", "p99"], rows, attrs=f'id="{table_id}"') if rows
             else '<p class="note">No messages.</p>'))
     return "".join(parts)
+
+
+def _status_counts(group: Group) -> list[int]:
+    """A group's counts in the order of the history's STATUSES."""
+    by_status = {"committed": group.committed, "dropped": group.dropped, "rejected": group.rejected,
+                 "lost": group.lost, "pending": group.pending, "unsent": group.unsent}
+    return [by_status[status] for status in STATUSES]
 
 
 def _topology(history: History) -> str:
