@@ -92,9 +92,15 @@ def test_a_jetstream_refusal_reads_as_its_status() -> None:
     assert not any("NATS/1.0" in line or "Nats-Subject" in line for line in lines)
 
 
+def _group(sent: int, dropped: int) -> dict[str, Any]:
+    """A kind's summary.json entry: what was not dropped committed."""
+    return {"sent": sent, "committed": sent - dropped, "dropped": dropped, "rejected": 0, "lost": 0, "pending": 0,
+            "unsent": 0, "latency_ms": {"p50": 1.0, "p99": 2.0}}
+
+
 def test_a_throttle_says_what_it_shed_apart_from_the_failure_threshold() -> None:
     lines = _printed({"failure_threshold": {"rate_per_s": 8041.0, "reason": "overload", "t_ns": 0},
-                      "by_kind": {"spam": {"sent": 47_656, "dropped": 33_913}, "quote": {"sent": 9693, "dropped": 2863}},
+                      "by_kind": {"spam": _group(sent=47_656, dropped=33_913), "quote": _group(sent=9693, dropped=2863)},
                       "control": {"throttle": {"decisions": 31, "output": "admitted_share", "lowest": 0.0,
                                                "highest": 1.0, "last": 1.0, "shed": 36_776,
                                                "sheds": ["quote", "spam"]}}})

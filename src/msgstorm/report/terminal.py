@@ -7,6 +7,7 @@ its unit (``report/cells.py``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
@@ -18,7 +19,9 @@ from msgstorm.analysis.summary_model import (
     Auction,
     Byzantine,
     Check,
+    Controller,
     Fairness,
+    Group,
     Integrity,
     Security,
     SloVerdict,
@@ -128,24 +131,25 @@ def _market_rows(market: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def control_lines(control: dict[str, Any], by_kind: dict[str, Any]) -> list[tuple[str, str]]:
+def control_lines(control: Mapping[str, Controller], by_kind: Mapping[str, Group]) -> list[tuple[str, str]]:
     """What each self-healing controller did, as (label, text): what a throttle shed on
     purpose, of which kinds (dropped of sent), and how far it closed; a block-time
     controller's block interval."""
     rows = []
     for name, done in control.items():
-        decisions = f"{_fmt(done.get('decisions'))} decision{'' if done.get('decisions') == 1 else 's'}"
-        if done.get("output") == "admitted_share":
-            kinds = ", ".join(f"{escape(kind)} {_fmt((by_kind.get(kind) or {}).get('dropped'))} of "
-                              f"{_fmt((by_kind.get(kind) or {}).get('sent'))}" for kind in done.get("sheds") or [])
-            text = (f"shed {_fmt(done.get('shed'))} arrivals on purpose" + (f" ({kinds} dropped)" if kinds else "")
-                    + f"; admitted share fell to {_fmt(done.get('lowest'))}, {_fmt(done.get('last'))} at the end; "
+        decisions = f"{_fmt(done.decisions)} decision{'' if done.decisions == 1 else 's'}"
+        if done.output == "admitted_share":
+            kinds = ", ".join(f"{escape(kind)} {_fmt(group.dropped if group else None)} of "
+                              f"{_fmt(group.sent if group else None)}"
+                              for kind, group in ((kind, by_kind.get(kind)) for kind in done.sheds))
+            text = (f"shed {_fmt(done.shed)} arrivals on purpose" + (f" ({kinds} dropped)" if kinds else "")
+                    + f"; admitted share fell to {_fmt(done.lowest)}, {_fmt(done.last)} at the end; "
                     + decisions)
-        elif done.get("output") == "block_interval_ms":
-            text = (f"block interval {duration_ms(done.get('lowest'))} to {duration_ms(done.get('highest'))}, "
-                    f"{duration_ms(done.get('last'))} at the end; {decisions}")
+        elif done.output == "block_interval_ms":
+            text = (f"block interval {duration_ms(done.lowest)} to {duration_ms(done.highest)}, "
+                    f"{duration_ms(done.last)} at the end; {decisions}")
         else:
-            text = f"output {_fmt(done.get('lowest'))} to {_fmt(done.get('highest'))}, last {_fmt(done.get('last'))}; {decisions}"
+            text = f"output {_fmt(done.lowest)} to {_fmt(done.highest)}, last {_fmt(done.last)}; {decisions}"
         rows.append((f"self-healing: {escape(name)}", text))
     return rows
 
@@ -333,7 +337,9 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     failure = summary.get("failure_threshold")
     head.add_row("failure threshold",
                  f"{_fmt(failure.get('rate_per_s'), '/s')} ({failure.get('reason')})" if failure else "none fired")
-    for label, text in control_lines(summary.get("control") or {}, summary.get("by_kind") or {}):
+    for label, text in control_lines(
+            {name: Controller.model_validate(done) for name, done in (summary.get("control") or {}).items()},
+            {kind: Group.model_validate(group) for kind, group in (summary.get("by_kind") or {}).items()}):
         head.add_row(label, text)
     queue = summary.get("queue") or {}
     head.add_row("queue depth max / mean", f"{_fmt(queue.get('max_depth'))} / {_fmt(queue.get('mean_depth'))}")
