@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.dataset as ds
 import pytest
 from conftest import require_anvil, run_in_process
@@ -26,6 +27,7 @@ from msgstorm.live.servers import ManagedServer, free_port
 from msgstorm.rules.base_fee import next_base_fee_wei
 from msgstorm.scenario import Scenario, parse_scenario
 from msgstorm.scenario.errors import ScenarioError
+from msgstorm.traffic.generate import generate_traffic
 
 SCENARIO = """
 target = "anvil"
@@ -583,5 +585,18 @@ def test_a_node_crashed_for_good_ends_the_run_on_time_and_is_named(tmp_path: Pat
     assert end < 6_000_000_000  # the sending ended with the node, not at the schedule's end
     cleanup = next(json.loads(e["detail"]) for e in events if e["kind"] == "cleanup")
     assert cleanup["left"] == []
-    statuses = Counter(m["status"] for m in _rows(result.run_dir, "messages"))
+    messages = _rows(result.run_dir, "messages")
+    statuses = Counter(m["status"] for m in messages)
     assert statuses["committed"] > 0 and statuses["unsent"] > 0
+    # Every message the schedule meant before the run's end has one row, the ones after the
+    # node's loss unsent: the same schedule, generated again from the run's seed.
+    traffic_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)[0]
+    schedule = [int(m) for batch in generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window)
+                for m, t in zip(batch.msg_id, batch.t_intended, strict=True) if t < scenario.run.duration]
+    assert len(schedule) > 200  # two agents at 20/s for 6 s
+    assert sorted(m["msg_id"] for m in messages) == schedule
+    late = [m for m in messages if m["t_intended"] > down[0]["t"] + 1_000_000_000]
+    assert late and {m["status"] for m in late} == {"unsent"}
+    assert all(m["t_received"] is None for m in messages if m["status"] in ("lost", "unsent"))
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["offered_rate_per_s"] == pytest.approx(len(schedule) / 6, abs=0.01)  # the schedule / run.duration

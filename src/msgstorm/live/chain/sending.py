@@ -238,7 +238,8 @@ class ChainSender:
                 t = await wait_until(times[i], now, asyncio.sleep)
                 if t >= stop_at + STOP_GRACE_NS or self.node_lost_at is not None:
                     self.stopped_behind = self.node_lost_at is None
-                    upcoming.cancel()
+                    if end == n:  # windows meant before the run's end may follow
+                        await self._keep_unsent(upcoming, batches)
                     return
                 j = due_through(times, i, end, t, self.spec.batch)
                 if self._restarted():
@@ -254,6 +255,27 @@ class ChainSender:
             if end < n:
                 upcoming.cancel()
                 return
+
+    async def _keep_unsent(self, upcoming: asyncio.Future[MessageBatch | None],
+                           batches: Iterator[MessageBatch]) -> None:
+        """The sending stopped before the schedule's end (the node lost for good, or the
+        sender behind at the run's end): the windows not read yet are kept too, none of their
+        rows sent, so every message meant before ``run.duration`` gets a row (``unsent``,
+        ``write_messages``) and the offered rate counts the whole schedule."""
+        loop = asyncio.get_running_loop()
+        stop_at = self.scenario.run.duration
+        while not self.interrupted and (batch := await upcoming) is not None:
+            if self.market is not None:
+                batch = self.market.numbered(batch)
+            n = len(batch)
+            if n and int(batch.t_intended[0]) >= stop_at:
+                return
+            self.windows.append(Window(batch, np.full(n, -1, np.int64), np.full(n, -1, np.int64),
+                                       np.full(n, -1, np.int8)))
+            self._first_ids.append(int(batch.msg_id[0]) if n else -1)
+            if n and int(batch.t_intended[-1]) >= stop_at:
+                return
+            upcoming = loop.run_in_executor(None, next, batches, None)
 
     def _transaction(self, k: int, msg_id: int, kind: int, agent: int, t_intended: int, size: int, fee_wei: int,
                      gas_of: dict[int, int], senders: _Senders) -> str:
