@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -600,3 +601,56 @@ def test_a_node_crashed_for_good_ends_the_run_on_time_and_is_named(tmp_path: Pat
     assert all(m["t_received"] is None for m in messages if m["status"] in ("lost", "unsent"))
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["offered_rate_per_s"] == pytest.approx(len(schedule) / 6, abs=0.01)  # the schedule / run.duration
+
+
+@pytest.mark.slow
+def test_a_users_node_killed_mid_run_is_named_once_and_ends_the_sending(tmp_path: Path) -> None:
+    from msgstorm.runner import run
+
+    binary = require_anvil()
+    scenario = _scenario("8s", "200ms", 30_000_000, "fee_priority", "20/s")
+    port = free_port()
+    server = ManagedServer("anvil", AnvilNode(scenario, tmp_path).argv(binary, port), port, tmp_path / "node", 20)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    scenario = scenario.model_copy(update={"live": scenario.live.model_copy(update={"url": url})})
+    killed: list[float] = []
+
+    def kill_once_under_way() -> None:
+        # Once a block holds the run's transactions, and another follows it.
+        deadline, first = time.monotonic() + 60, None
+        while time.monotonic() < deadline:
+            try:
+                if first is None and _rpc(url, "eth_getBlockByNumber", "latest", False)["transactions"]:
+                    first = int(_rpc(url, "eth_blockNumber"), 16)
+                elif first is not None and int(_rpc(url, "eth_blockNumber"), 16) >= first + 2:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        killed.append(time.monotonic())
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_once_under_way)
+    killer.start()
+    try:
+        result = run(scenario, tmp_path / "run")
+    finally:
+        killer.join()
+        server.stop()
+    events = _rows(result.run_dir, "events")
+    down = [e for e in events if e["kind"] == "node_down"]
+    assert len(down) == 1 and url in json.loads(down[0]["detail"])["error"]
+    # The outage is said once: no error of its own for each send the dead node failed.
+    errors = [json.loads(e["detail"]) for e in events if e["kind"] == "client_error"]
+    assert [e for e in errors if e["client"] in ("sender", "heads", "blocks")] == []
+    end = next(e["t"] for e in events if e["kind"] == "run_end")
+    assert end < 8_000_000_000 - 1_000_000_000  # ended with the node, not at run.duration
+    messages = _rows(result.run_dir, "messages")
+    statuses = Counter(m["status"] for m in messages)
+    assert statuses["committed"] > 0 and statuses["unsent"] > 0
+    assert all(m["t_received"] is None for m in messages if m["status"] in ("lost", "unsent"))
+    assert {m["status"] for m in messages if m["t_intended"] > down[0]["t"] + 500_000_000} == {"unsent"}
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["connections"]["errors"] == 0

@@ -47,6 +47,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -85,6 +86,8 @@ REASONS: tuple[tuple[str, str], ...] = (
 _NONCE_FREE = frozenset({"fee_cap_below_base_fee", "underpriced", "pool_full", "gas", "funds", "other"})
 # A read that parses much waits for the gap after a send when the next is due within this.
 _QUIET_NS = 2_000_000
+# A user's node whose request failed is asked within this whether it still takes connections.
+_PROBE_TIMEOUT_S = 1.0
 
 
 class _Senders:
@@ -352,6 +355,8 @@ class ChainSender:
                 if self.market is not None:  # its agents send again when the node is back
                     self._lost_while_down.extend(window.batch.msg_id[rows].tolist())
                 return
+            if await self._user_node_lost(error):  # said once, by its ``node_down``
+                return
             self._on_error("sender", error)
             self._check_node()
             return
@@ -463,6 +468,35 @@ class ChainSender:
                 "name": NAME, "returncode": server.process.returncode if server and server.process else None,
                 "error": "a crash fault without restart_after stopped it for good" if server and server.stopped_by_fault
                 else "the node exited during the run"}))
+
+    async def _user_node_lost(self, error: BaseException) -> bool:
+        """Whether a user's node (``live.url``: no process of msgstorm's to watch) is gone,
+        asked after a request to it failed with ``error``: a new connection to its own address
+        (not through the fault proxy, whose toxic may be what failed) that is refused is its
+        loss, named once (``node_down``) and the end of the sending, as for a node msgstorm
+        started. A node that takes the connection, or does not answer within a second (a
+        stopped process still takes connections into its backlog), is still there."""
+        if self.node_lost_at is not None:
+            return True
+        if self.node.server is not None:
+            return False
+        url = self.node.direct_url
+        parts = urlsplit(url)
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, parts.port or 80),
+                                               _PROBE_TIMEOUT_S)
+        except TimeoutError:
+            return False
+        except OSError as refused:
+            if self.node_lost_at is None:
+                self.node_lost_at = self._now()
+                self.log.add((self.node_lost_at, EventKind.NODE_DOWN, NAME, None, {
+                    "name": NAME, "url": url, "returncode": None,
+                    "error": f"the node at {url} no longer takes connections ({type(refused).__name__}) after "
+                             f"{type(error).__name__}: {error}"}))
+            return True
+        writer.close()
+        return self.node_lost_at is not None
 
     def _on_error(self, client: str, error: BaseException) -> None:
         self.log.add((self._now(), EventKind.CLIENT_ERROR, None, None,
