@@ -578,9 +578,10 @@ def _plots(history: History, analysis: Analysis,
                         "worth (queued CPU time / mean processing time), for the most backlogged nodes."),
         "topology": Plot("topology", topology_figure(history.edges)),
         "cpu": Plot("cpu", figures.cpu_figure(cpu_lines, spans),
-                    "The CPU time each server msgstorm started and msgstorm's own processes used, sampled "
-                    "every run.sample_interval, as CPUs busy between samples; dashed: the CPUs a server may "
-                    "run on at once (its GOMAXPROCS). " + _cpu_caption(cpu_lines)),
+                    "The CPU time each server msgstorm started and msgstorm's own processes used, and the "
+                    "machine's total (every process on it), sampled every run.sample_interval, as CPUs busy "
+                    "between samples; dashed: the CPUs a server may run on at once (its GOMAXPROCS), and the "
+                    "machine's cores. " + _cpu_caption(cpu_lines)),
         "regions": Plot("regions", figures.region_heatmap_figure(region_matrix(history, summary.get("propagation_ms"))),
                         "Time from a message's send to its first delivery at each node, grouped by the sending "
                         "node's region (rows) and the receiving node's region (columns)."),
