@@ -20,16 +20,18 @@ import pyarrow.dataset as ds
 import pytest
 from conftest import require_anvil, run_in_process
 
+from msgstorm.live.chain.accounts import traffic_accounts_needed
 from msgstorm.live.chain.anvil import AnvilNode
 from msgstorm.live.chain.calldata import HEADER, decode, encode, gas_cap, intrinsic_gas
 from msgstorm.live.chain.sending import reason_of
 from msgstorm.live.nemesis import alive
 from msgstorm.live.servers import ManagedServer, free_port
 from msgstorm.rules.base_fee import next_base_fee_wei
-from msgstorm.scenario import Scenario, parse_scenario
+from msgstorm.scenario import Scenario, load_scenario, parse_scenario
 from msgstorm.scenario.errors import ScenarioError
 from msgstorm.traffic.generate import generate_traffic
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SCENARIO = """
 target = "anvil"
 [run]
@@ -135,6 +137,28 @@ def test_refusals_are_named_by_reason() -> None:
     assert reason_of("nonce too low") == "nonce"
     assert reason_of("intrinsic gas too low") == "gas"
     assert reason_of("something else") == "other"
+
+
+@pytest.mark.parametrize("name", ["live-anvil", "live-anvil-black-thursday", "live-anvil-black-thursday-fee-aware"])
+def test_a_shipped_anvil_example_has_an_idle_account_for_every_transaction_its_schedule_pools(name: str) -> None:
+    """Its traffic's peak pool backlog (blocks filled to max_gas) fits its accounts: no
+    'no account idle' under its own load. black-thursday's flood: 150/s into 500 ms blocks of
+    about 43 transactions (1,000,000 gas / 23,250), 32/s more than they take for 14 s."""
+    scenario = load_scenario(EXAMPLES / f"{name}.toml")
+    needed = traffic_accounts_needed(scenario)
+    assert needed <= scenario.live.anvil.accounts, (needed, scenario.live.anvil.accounts)
+    if "black-thursday" in name:
+        assert 900 < needed < 1100  # about (150 - 86) x 14 s of backlog + 75 sent since the last block
+
+
+def test_the_accounts_a_schedule_needs_are_its_peak_backlog_plus_one_interval() -> None:
+    # 2 x 50/s constant into 1 s blocks with room for 40 transactions (40 x a 64-byte one's
+    # gas): 100 arrive a block, 60 more than it takes; after 4 s the backlog is 4 x 60 = 240,
+    # and the fifth second's 100 are in the pool as its block is built: 340.
+    scenario = _scenario("5s", "1s", 40 * gas_cap(64), "fee_priority", "50/s",
+                         'agents.0.arrival={process="constant", rate="50/s"}',
+                         'agents.1.arrival={process="constant", rate="50/s"}')
+    assert traffic_accounts_needed(scenario) == 4 * 60 + 100
 
 
 def test_anvil_refuses_what_it_cannot_do_naming_the_field() -> None:

@@ -69,6 +69,7 @@ import numpy as np
 
 from msgstorm.errors import TargetError
 from msgstorm.history.events import EventKind
+from msgstorm.live.chain.accounts import traffic_accounts_needed
 from msgstorm.live.chain.anvil import NAME, AnvilNode
 from msgstorm.live.chain.calldata import decode
 from msgstorm.live.chain.market import ChainMarket
@@ -503,7 +504,8 @@ class ChainTarget(ChainSender):
             self.log.add((t_end, EventKind.CLIENT_ERROR, None, None, {
                 "client": "senders", "busy": self.senders_busy,
                 "error": f"{self.senders_busy} transactions sent from an account with one already in the pool "
-                         "(no account idle: raise live.anvil.accounts)"}))
+                         f"(no account idle: raise live.anvil.accounts, {self.spec.accounts:,}; the schedule's "
+                         f"peak pool backlog needs {traffic_accounts_needed(self.scenario):,})"}))
         if self.lost_to_faults:
             self.log.add((t_end, EventKind.CLIENT_ERROR, None, None, {
                 "client": "sender", "lost_to_faults": self.lost_to_faults,
