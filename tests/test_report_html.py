@@ -166,7 +166,7 @@ def test_report_is_self_contained_and_small(faulty_run) -> None:
 @pytest.mark.slow
 def test_ramp_report_marks_the_knee(ramp) -> None:
     result, dom, console = ramp
-    assert_page_rendered(dom, console, PLOTS)
+    assert_page_rendered(dom, console, PLOTS | {"base-fee"})  # its EIP-1559 base fee per block
     knee = result.summary["capacity"]["knee_rate_per_s"]
     assert knee is not None
     assert f"knee {knee:,.0f}/s" in dom, "the knee annotation is drawn on the latency-vs-load plot"
@@ -256,7 +256,7 @@ def test_a_live_report_draws_the_cpu_of_the_server_and_of_msgstorm(tmp_path: Pat
 
 
 BLACK_THURSDAY_SHORT = ['run.duration="13s"', 'run.drain="2s"', 'agents.1.stop="13s"']
-MARKET_PLOTS = PLOTS | {"market-prices", "market-bad-debt", "market-delay"}
+MARKET_PLOTS = PLOTS | {"base-fee", "market-prices", "market-bad-debt", "market-delay"}
 
 
 @pytest.fixture(scope="module")

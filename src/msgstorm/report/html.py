@@ -24,6 +24,7 @@ from msgstorm.analysis.connections import trouble_counts
 from msgstorm.analysis.hops import HOP_SPLIT_PATHS, HOP_STAGES
 from msgstorm.history.reader import History
 from msgstorm.report import figures
+from msgstorm.report.chain_fee import chain_sections, observed_note
 from msgstorm.report.collateral import collateral_section, market_bad_debt_label
 from msgstorm.report.control import control_section
 from msgstorm.report.crosschain import crosschain_section
@@ -598,17 +599,6 @@ def _cpu_caption(lines: list[Any]) -> str:
     return ("CPUs busy: " + "; ".join(said) + ".") if said else ""
 
 
-# What a client of a live broker cannot see, said once in a live run's report instead of
-# sections that would stay empty.
-LIVE_UNOBSERVED = (
-    "A live run measures what a client sees: the end-to-end latency from each message's intended "
-    "send time to its ack or first receipt, the generator's send lag, every receipt (the delivery "
-    "audit), connection trouble and the CPU of the processes msgstorm started. It cannot see inside "
-    "the broker: no queue depth, base fee, gossip validation backlog, overlay or propagation by "
-    "region, and no split of the latency into propagation, queue wait, service and block wait; "
-    "those sections appear in simulated runs only.")
-
-
 def _joined(*sentences: str) -> str:
     return " ".join(sentence for sentence in sentences if sentence)
 
@@ -671,7 +661,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
     ]
     sections = [
         ("headline", "Headline", _headline(summary)),
-        *([("observed", "What a live run observes", f"<p>{esc(LIVE_UNOBSERVED)}</p>")] if live else []),
+        *([("observed", "What a live run observes", f"<p>{esc(observed_note(analysis, depth))}</p>")] if live else []),
         ("throughput", "Throughput", figure_block(plots["throughput"])),
         ("latency", "Latency over time", figure_block(plots["latency-time"])),
         ("load", "Latency vs load", figure_block(plots["latency-load"])),
@@ -679,6 +669,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         *([("cpu", "CPU of the run's processes", figure_block(plots["cpu"]))]
           if any(trace.get("x") for trace in plots["cpu"].figure["data"]) else []),
         *([] if live else simulated),
+        *chain_sections(history, analysis, depth, live),
         *_market(history, analysis, summary, depth),
         *_fairness(summary),
         *_integrity(summary),
