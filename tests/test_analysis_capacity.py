@@ -9,6 +9,7 @@ import pytest
 from test_analysis_history import MS, S, message, scenario_dict, write_history
 
 from msgstorm.analysis import STEP_SCHEMA, capacity, find_step_ramp
+from msgstorm.analysis.capacity import limit_cause
 
 RAMP = """
 [run]
@@ -278,3 +279,37 @@ def test_a_live_send_lag_counts_against_the_latency_it_is_part_of(tmp_path: Path
     many = capacity(write_history(tmp_path / "many", ramp(60), scenario=scenario_dict(RAMP), t_end=7 * S,
                                   target="anvil"))[0]
     assert many is not None and many["knee_rate_per_s"] == 200.0 and many["limited_by"] == "generator"
+
+
+@pytest.mark.parametrize("target", ["nats", "anvil"])
+def test_a_generator_behind_on_a_saturated_machine_is_the_machines_limit_on_every_live_target(
+        tmp_path: Path, target: str) -> None:
+    """Step 3 (second 2-3): every message left 5 ms late while the machine's two cores were
+    busy 2.0 (msgstorm's own processes 0.84 of them): the generator was behind because the
+    machine was full, so the machine limited the knee, on a broker and on a chain node alike;
+    with the machine at 1.0 the generator's own limit did."""
+    rows = ramp_messages([1, 1, 1, 1, 1])
+    for row in rows:
+        if 2 * S <= row["t_intended"] < 3 * S:
+            row["t_sent"] = row["t_intended"] + 5 * MS
+    host = '{"cpus": 2}'
+    ours = _cpu_samples("publisher", 0.84)
+
+    def limit(name: str, busy: list[float]) -> dict[str, Any]:
+        knee = capacity(write_history(tmp_path / name, rows, ours + _machine_samples(busy),
+                                      scenario=scenario_dict(RAMP), t_end=6 * S, target=target, host=host))[0]
+        assert knee is not None and knee["knee_rate_per_s"] == 200.0
+        return knee
+
+    full = limit("full", [1.0, 1.0, 2.0, 1.0, 1.0, 1.0])
+    assert full["limited_by"] == "machine" and full["at_limit"]["machine_busy"] == pytest.approx(2.0)
+    room = limit("room", [1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    assert room["limited_by"] == "generator" and room["at_limit"]["machine_busy"] == pytest.approx(1.0)
+
+
+def test_the_limit_precedence_is_machine_then_generator_then_broker() -> None:
+    assert limit_cause(True, 1.9, 2.0, 2) == "machine CPU"  # the run's own processes filled it
+    assert limit_cause(True, 0.6, 1.9, 2) == "machine"  # 1.9 >= 95% of 2
+    assert limit_cause(True, 0.6, 1.89, 2) == "generator"  # just under: room on the machine
+    assert limit_cause(False, 0.6, 1.0, 2) == "broker"
+    assert limit_cause(True, None, None, None) == "generator"  # nothing known of the machine

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -14,19 +15,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.dataset as ds
 import pytest
 from conftest import require_anvil, run_in_process
 
+from msgstorm.live.chain.accounts import traffic_accounts_needed
 from msgstorm.live.chain.anvil import AnvilNode
 from msgstorm.live.chain.calldata import HEADER, decode, encode, gas_cap, intrinsic_gas
 from msgstorm.live.chain.sending import reason_of
 from msgstorm.live.nemesis import alive
 from msgstorm.live.servers import ManagedServer, free_port
 from msgstorm.rules.base_fee import next_base_fee_wei
-from msgstorm.scenario import Scenario, parse_scenario
+from msgstorm.scenario import Scenario, load_scenario, parse_scenario
 from msgstorm.scenario.errors import ScenarioError
+from msgstorm.traffic.generate import generate_traffic
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SCENARIO = """
 target = "anvil"
 [run]
@@ -132,6 +137,28 @@ def test_refusals_are_named_by_reason() -> None:
     assert reason_of("nonce too low") == "nonce"
     assert reason_of("intrinsic gas too low") == "gas"
     assert reason_of("something else") == "other"
+
+
+@pytest.mark.parametrize("name", ["live-anvil", "live-anvil-black-thursday", "live-anvil-black-thursday-fee-aware"])
+def test_a_shipped_anvil_example_has_an_idle_account_for_every_transaction_its_schedule_pools(name: str) -> None:
+    """Its traffic's peak pool backlog (blocks filled to max_gas) fits its accounts: no
+    'no account idle' under its own load. black-thursday's flood: 150/s into 500 ms blocks of
+    about 43 transactions (1,000,000 gas / 23,250), 32/s more than they take for 14 s."""
+    scenario = load_scenario(EXAMPLES / f"{name}.toml")
+    needed = traffic_accounts_needed(scenario)
+    assert needed <= scenario.live.anvil.accounts, (needed, scenario.live.anvil.accounts)
+    if "black-thursday" in name:
+        assert 900 < needed < 1100  # about (150 - 86) x 14 s of backlog + 75 sent since the last block
+
+
+def test_the_accounts_a_schedule_needs_are_its_peak_backlog_plus_one_interval() -> None:
+    # 2 x 50/s constant into 1 s blocks with room for 40 transactions (40 x a 64-byte one's
+    # gas): 100 arrive a block, 60 more than it takes; after 4 s the backlog is 4 x 60 = 240,
+    # and the fifth second's 100 are in the pool as its block is built: 340.
+    scenario = _scenario("5s", "1s", 40 * gas_cap(64), "fee_priority", "50/s",
+                         'agents.0.arrival={process="constant", rate="50/s"}',
+                         'agents.1.arrival={process="constant", rate="50/s"}')
+    assert traffic_accounts_needed(scenario) == 4 * 60 + 100
 
 
 def test_anvil_refuses_what_it_cannot_do_naming_the_field() -> None:
@@ -583,5 +610,71 @@ def test_a_node_crashed_for_good_ends_the_run_on_time_and_is_named(tmp_path: Pat
     assert end < 6_000_000_000  # the sending ended with the node, not at the schedule's end
     cleanup = next(json.loads(e["detail"]) for e in events if e["kind"] == "cleanup")
     assert cleanup["left"] == []
-    statuses = Counter(m["status"] for m in _rows(result.run_dir, "messages"))
+    messages = _rows(result.run_dir, "messages")
+    statuses = Counter(m["status"] for m in messages)
     assert statuses["committed"] > 0 and statuses["unsent"] > 0
+    # Every message the schedule meant before the run's end has one row, the ones after the
+    # node's loss unsent: the same schedule, generated again from the run's seed.
+    traffic_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)[0]
+    schedule = [int(m) for batch in generate_traffic(scenario, traffic_seed, window_ns=scenario.run.window)
+                for m, t in zip(batch.msg_id, batch.t_intended, strict=True) if t < scenario.run.duration]
+    assert len(schedule) > 200  # two agents at 20/s for 6 s
+    assert sorted(m["msg_id"] for m in messages) == schedule
+    late = [m for m in messages if m["t_intended"] > down[0]["t"] + 1_000_000_000]
+    assert late and {m["status"] for m in late} == {"unsent"}
+    assert all(m["t_received"] is None for m in messages if m["status"] in ("lost", "unsent"))
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["offered_rate_per_s"] == pytest.approx(len(schedule) / 6, abs=0.01)  # the schedule / run.duration
+
+
+@pytest.mark.slow
+def test_a_users_node_killed_mid_run_is_named_once_and_ends_the_sending(tmp_path: Path) -> None:
+    from msgstorm.runner import run
+
+    binary = require_anvil()
+    scenario = _scenario("8s", "200ms", 30_000_000, "fee_priority", "20/s")
+    port = free_port()
+    server = ManagedServer("anvil", AnvilNode(scenario, tmp_path).argv(binary, port), port, tmp_path / "node", 20)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    scenario = scenario.model_copy(update={"live": scenario.live.model_copy(update={"url": url})})
+    killed: list[float] = []
+
+    def kill_once_under_way() -> None:
+        # Once a block holds the run's transactions, and another follows it.
+        deadline, first = time.monotonic() + 60, None
+        while time.monotonic() < deadline:
+            try:
+                if first is None and _rpc(url, "eth_getBlockByNumber", "latest", False)["transactions"]:
+                    first = int(_rpc(url, "eth_blockNumber"), 16)
+                elif first is not None and int(_rpc(url, "eth_blockNumber"), 16) >= first + 2:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        killed.append(time.monotonic())
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_once_under_way)
+    killer.start()
+    try:
+        result = run(scenario, tmp_path / "run")
+    finally:
+        killer.join()
+        server.stop()
+    events = _rows(result.run_dir, "events")
+    down = [e for e in events if e["kind"] == "node_down"]
+    assert len(down) == 1 and url in json.loads(down[0]["detail"])["error"]
+    # The outage is said once: no error of its own for each send the dead node failed.
+    errors = [json.loads(e["detail"]) for e in events if e["kind"] == "client_error"]
+    assert [e for e in errors if e["client"] in ("sender", "heads", "blocks")] == []
+    end = next(e["t"] for e in events if e["kind"] == "run_end")
+    assert end < 8_000_000_000 - 1_000_000_000  # ended with the node, not at run.duration
+    messages = _rows(result.run_dir, "messages")
+    statuses = Counter(m["status"] for m in messages)
+    assert statuses["committed"] > 0 and statuses["unsent"] > 0
+    assert all(m["t_received"] is None for m in messages if m["status"] in ("lost", "unsent"))
+    assert {m["status"] for m in messages if m["t_intended"] > down[0]["t"] + 500_000_000} == {"unsent"}
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["connections"]["errors"] == 0

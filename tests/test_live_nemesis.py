@@ -483,3 +483,41 @@ at = "1s"
     said = [str(issue) for issue in raised.value.issues]
     assert any("bridge.toml:" in m and "faults[0].groups" in m and "['nats-server-3', 'nats-server-4']" in m
                for m in said), said
+
+
+@pytest.mark.slow
+def test_toxics_due_at_once_are_each_in_the_proxy_ahead_of_their_time_and_say_how_late_they_came(
+        tmp_path: Path) -> None:
+    """Two toxics due at 1 s on two links, and the first's end at 1.5 s: each command reaches
+    the proxy before its time (none waits for the answer to the one before), and each event
+    says when it was due and how late it took effect (its t minus that)."""
+    result = _run(tmp_path, "3s", """
+[[faults]]
+kind = "toxic"
+toxic = "latency"
+latency = "5ms"
+link = "publisher"
+at = "1s"
+duration = "500ms"
+
+[[faults]]
+kind = "toxic"
+toxic = "latency"
+latency = "5ms"
+link = "consumers"
+at = "1s"
+duration = "1s"
+""")
+    due = {("fault_start", 0): 1_000_000_000, ("fault_start", 1): 1_000_000_000,
+           ("fault_end", 0): 1_500_000_000, ("fault_end", 1): 2_000_000_000}
+    seen = {}
+    for kind in ("fault_start", "fault_end"):
+        for event in _events(result, kind):
+            detail = event["detail"]
+            key = (kind, detail["fault_id"])
+            seen[key] = detail
+            assert detail["intended_t_ns"] == due[key]
+            assert detail["late_ms"] == pytest.approx((event["t"] - due[key]) / 1e6, abs=0.001)
+            assert detail["command_ahead_ms"] > 0, (key, detail)  # the proxy had it before its time
+            assert detail["late_ms"] < 50, (key, detail)  # docs/live.md's bound, loose for a loaded machine
+    assert set(seen) == set(due)

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 import msgstorm
 from msgstorm.cli import app
 from msgstorm.report.html import _connections, _copies, _headline, _scenario_facts, _scenario_value
+from msgstorm.report.series import MACHINE_LINE
 from msgstorm.report.text import duration_ms, duration_s, number
 from msgstorm.runner import RunResult, run
 
@@ -165,7 +166,7 @@ def test_report_is_self_contained_and_small(faulty_run) -> None:
 @pytest.mark.slow
 def test_ramp_report_marks_the_knee(ramp) -> None:
     result, dom, console = ramp
-    assert_page_rendered(dom, console, PLOTS)
+    assert_page_rendered(dom, console, PLOTS | {"base-fee"})  # its EIP-1559 base fee per block
     knee = result.summary["capacity"]["knee_rate_per_s"]
     assert knee is not None
     assert f"knee {knee:,.0f}/s" in dom, "the knee annotation is drawn on the latency-vs-load plot"
@@ -245,7 +246,9 @@ def test_a_live_report_draws_the_cpu_of_the_server_and_of_msgstorm(tmp_path: Pat
     assert figure
     traces = {trace["name"]: trace for trace in json.loads(figure.group(1))["data"]}
     limit = next(name for name in traces if name.startswith("nats-server: may use "))
-    assert set(traces) == {"nats-server", limit, "publisher (msgstorm)"}
+    machine = next(name for name in traces if name.startswith(f"{MACHINE_LINE}: may use "))
+    assert set(traces) == {"nats-server", limit, "publisher (msgstorm)", MACHINE_LINE, machine}
+    assert 0 < max(traces[MACHINE_LINE]["y"])  # the machine's total, every process on it
     for name in ("nats-server", "publisher (msgstorm)"):
         cores = traces[name]["y"]
         assert len(cores) >= 10 and all(value >= 0 for value in cores)  # 100 ms samples over a 2 s run
@@ -253,7 +256,7 @@ def test_a_live_report_draws_the_cpu_of_the_server_and_of_msgstorm(tmp_path: Pat
 
 
 BLACK_THURSDAY_SHORT = ['run.duration="13s"', 'run.drain="2s"', 'agents.1.stop="13s"']
-MARKET_PLOTS = PLOTS | {"market-prices", "market-bad-debt", "market-delay"}
+MARKET_PLOTS = PLOTS | {"base-fee", "market-prices", "market-bad-debt", "market-delay"}
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_analysis_history import MS, S, message, write_history
 
 from msgstorm.analysis._common import message_rows
 from msgstorm.history import read_history
 from msgstorm.report.series import (
+    MACHINE_LINE,
     bucket_peaks,
     bucket_starts,
+    cpu_series,
     percentile_spectrum,
     region_matrix,
     thin_lowest_highest,
@@ -130,3 +133,20 @@ def test_percentile_spectrum_reads_the_sorted_latencies_at_its_ranks(n: int) -> 
         ranks = {int(np.clip(math.ceil(percent / 100.0 * n + d), 1, n)) - 1 for d in (-1e-3, 0.0, 1e-3)}
         assert value in {round(float(ordered[k]) / 1e6, 3) for k in ranks}, (percent, value)
     assert values == sorted(values)
+
+
+def test_the_cpu_chart_draws_the_machines_total_beside_the_runs_processes(tmp_path: Path) -> None:
+    """msgstorm's process used 0.5 CPUs for 2 s while the machine's 2 cores were busy 1.5:
+    the chart has the process's line and the machine's, at 1.5, its limit the 2 cores."""
+    events = [{"t": k * 100 * MS, "kind": "cpu_seconds", "node": "publisher", "value": 0.5 * k / 10, "height": None,
+               "detail": None} for k in range(21)]
+    events += [{"t": k * 100 * MS, "kind": "machine_cpu_seconds", "node": None, "value": 100.0 + 1.5 * k / 10,
+                "height": None, "detail": None} for k in range(21)]
+    history = write_history(tmp_path, [message(0, 0, latency_ns=MS)], events, t_end=2 * S, target="nats",
+                            host='{"cpus": 2}')
+    lines = {line.name: line for line in cpu_series(history)}
+    assert set(lines) == {"publisher", MACHINE_LINE}
+    assert lines[MACHINE_LINE].cpus == 2 and lines["publisher"].cpus is None
+    assert len(lines[MACHINE_LINE].cores) == 20
+    assert lines[MACHINE_LINE].cores == pytest.approx([1.5] * 20)
+    assert lines["publisher"].cores == pytest.approx([0.5] * 20)

@@ -141,10 +141,12 @@ def test_the_knee_row_names_a_machine_busy_with_other_work() -> None:
     said = " ".join(" ".join(_printed({"capacity": {"knee_rate_per_s": 177.667, "method": "step ramp",
                                                     "limited_by": "machine", "at_limit": at_limit}})).split())
     assert "limited by the machine (its CPUs busy with other work)" in said, said
-    assert "CPUs busy: publisher 0.21, anvil 0.23 of 2; the machine's CPUs busy: 2.00" in said, said
+    assert "CPUs busy: publisher 0.21, anvil 0.23 of 2; the machine's CPUs busy: 2.00 of 2" in said, said
+    # The machine's total is said whatever limited the knee: a broker's knee on a busy machine shows it.
     broker = " ".join(" ".join(_printed({"capacity": {"knee_rate_per_s": 177.667, "method": "step ramp",
-                                                      "limited_by": "broker", "at_limit": at_limit}})).split())
-    assert "limited by the broker" in broker and "the machine's CPUs busy" not in broker, broker
+                                                      "limited_by": "broker", "at_limit": {
+                                                          **at_limit, "machine_busy": 1.42}}})).split())
+    assert "limited by the broker" in broker and "the machine's CPUs busy: 1.42 of 2" in broker, broker
 
 
 def _value_lines(lines: list[str], label: str) -> list[str]:

@@ -39,12 +39,13 @@ that step's load was not offered as asked, so what fails is the generator, and t
 says so.
 
 On a live target the capacity also says what limited it (``limited_by``), judged at the
-first failing step (the last step when every step passed): ``"generator"`` when the
-generator was behind there, ``"machine CPU"`` when the processes msgstorm sampled (its own,
-its consumers', the servers it started) kept at least ``MACHINE_BUSY_SHARE`` of the
+first failing step (the last step when every step passed), by one precedence for every
+live target (``limit_cause``): ``"machine CPU"`` when the processes msgstorm sampled (its
+own, its consumers', the servers it started) kept at least ``MACHINE_BUSY_SHARE`` of the
 machine's CPUs busy, ``"machine"`` when they did not but the machine's cores were busy at
 least ``MACHINE_SATURATED_SHARE`` of the step all the same (``machine_cpu_seconds``: work
-outside the run held the CPUs the broker and msgstorm waited for), else ``"broker"``;
+outside the run held the CPUs the broker and msgstorm waited for), ``"generator"`` when the
+machine had room but the generator was behind there, else ``"broker"``;
 ``at_limit`` gives that step's offered rate, median send lag, the CPUs each process kept
 busy and the machine's busy CPUs, so a machine's limit is not taken for the broker's. Both
 are null on the simulator.
@@ -72,7 +73,7 @@ from msgstorm.analysis.cpu import host_cpus, machine_cpu, process_cpu
 from msgstorm.analysis.generator import SATURATION_LAG_MS
 from msgstorm.history.reader import History
 
-__all__ = ["BASELINE_STEPS", "MACHINE_BUSY_SHARE", "MACHINE_SATURATED_SHARE", "SATURATION_LATENCY_SHARE", "STEP_SCHEMA", "StepRamp", "capacity", "find_step_ramp",
+__all__ = ["BASELINE_STEPS", "MACHINE_BUSY_SHARE", "MACHINE_SATURATED_SHARE", "SATURATION_LATENCY_SHARE", "STEP_SCHEMA", "StepRamp", "capacity", "find_step_ramp", "limit_cause",
            "low_load_p99", "ramp_steps", "saturated_intervals", "saturation_limit_ns", "step_p99_ns"]
 
 # Steps (or, without a ramp, windows) whose p99s give the low-load p99 (their median).
@@ -267,6 +268,22 @@ def saturated_intervals(history: History, messages: MessageArrays, edges: I64) -
     return [int(late_counted[k] + unsent[k]) * 2 > int(counted[k] + unsent[k]) for k in range(n)]
 
 
+def limit_cause(generator_behind: bool, processes_busy: float | None, machine_busy: float | None,
+                machine_cpus: int | None) -> str:
+    """What limited a live ramp's step, the one precedence for every live target (brokers
+    and chain nodes): the machine first, since a generator behind on a saturated machine is
+    behind because of it. ``"machine CPU"`` when the processes msgstorm sampled kept at least
+    ``MACHINE_BUSY_SHARE`` of the machine's CPUs busy (``processes_busy``), ``"machine"``
+    when the machine's cores were busy at least ``MACHINE_SATURATED_SHARE`` of the step all
+    the same (``machine_busy``: work outside the run held them), ``"generator"`` when the
+    generator was behind while the machine had room, else ``"broker"``."""
+    if machine_cpus is not None and processes_busy is not None and processes_busy >= MACHINE_BUSY_SHARE * machine_cpus:
+        return "machine CPU"
+    if machine_cpus is not None and machine_busy is not None and machine_busy >= MACHINE_SATURATED_SHARE * machine_cpus:
+        return "machine"
+    return "generator" if generator_behind else "broker"
+
+
 def _limit(history: History, messages: MessageArrays, load: IntervalLoad, index: int,
            saturated: list[bool]) -> dict[str, Any]:
     """What limited a live ramp at step ``index``: {limited_by, at_limit}."""
@@ -281,15 +298,7 @@ def _limit(history: History, messages: MessageArrays, load: IntervalLoad, index:
     machine = host_cpus(history)
     whole = machine_cpu(history)
     machine_busy = None if whole is None else whole.cores(start, end)
-    busy = sum(cpu.values())
-    if saturated[index]:
-        limited_by = "generator"
-    elif machine is not None and cpu and busy >= MACHINE_BUSY_SHARE * machine:
-        limited_by = "machine CPU"
-    elif machine is not None and machine_busy is not None and machine_busy >= MACHINE_SATURATED_SHARE * machine:
-        limited_by = "machine"
-    else:
-        limited_by = "broker"
+    limited_by = limit_cause(saturated[index], sum(cpu.values()) if cpu else None, machine_busy, machine)
     return {"limited_by": limited_by, "at_limit": {
         "step": index + 1, "offered_per_s": rounded(float(load.offered_per_s[index])),
         "send_lag_p50_ms": ms(percentile(lag, 50.0)) if lag.size else None,

@@ -25,6 +25,7 @@ The proxy dies with msgstorm if msgstorm is SIGKILLed (``PR_SET_PDEATHSIG``), as
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import os
 import socket
@@ -95,7 +96,9 @@ class ProxyProcess:
         self.name = name
         self.process: asyncio.subprocess.Process | None = None
         self.ports: dict[str, int] = {}
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # the commands written in order
+        self._reading = asyncio.Lock()  # the answers read in order, each to its command
+        self._waiting: collections.deque[asyncio.Future[dict[str, Any]]] = collections.deque()
 
     @property
     def pid(self) -> int | None:
@@ -130,11 +133,28 @@ class ProxyProcess:
         return await asyncio.shield(self._exchange(command))
 
     async def _exchange(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Write ``command`` without waiting for the answers to those before it (pipelined:
+        a command sent ahead of its time waits in the proxy, and the next one, due at the
+        same moment, must be there too); the proxy answers in order, so answers go to the
+        waiting commands first in, first out."""
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         async with self._lock:
             assert self.process is not None and self.process.stdin is not None
             self.process.stdin.write((json.dumps(command) + "\n").encode())
+            self._waiting.append(answer)
             await self.process.stdin.drain()
-            return await asyncio.wait_for(self._read(), 10)
+        async with self._reading:
+            while not answer.done():
+                try:
+                    read = await asyncio.wait_for(self._read(), 10)
+                except BaseException as error:
+                    while self._waiting:  # no answer will come in order any more
+                        waiting = self._waiting.popleft()
+                        if not waiting.done():
+                            waiting.set_exception(error if isinstance(error, Exception) else RuntimeError(str(error)))
+                    raise
+                self._waiting.popleft().set_result(read)
+        return answer.result()
 
     async def close(self) -> None:
         process = self.process
@@ -343,14 +363,15 @@ class ToxicKind:
         # One command for every link: the proxy switches them all at the same moment.
         answer = await nemesis.proxy.command(op="set", id=op.fault_id, link=links, toxic=toxic.wire(),
                                              seed=nemesis.scenario.run.seed, at_ns=nemesis.t0_ns + op.t_ns)
-        return {"t_ns": answer["t_ns"], "open_connections": answer["open_connections"]}
+        return {"t_ns": answer["t_ns"], "received_ns": answer["received_ns"],
+                "open_connections": answer["open_connections"]}
 
     @staticmethod
     async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
         assert nemesis.proxy is not None
         on_time = {} if nemesis.healing else {"at_ns": nemesis.t0_ns + op.t_ns}  # a heal is now
         answer = await nemesis.proxy.command(op="clear", id=op.fault_id, **on_time)
-        return {"t_ns": answer["t_ns"], **answer["stats"]}
+        return {"t_ns": answer["t_ns"], "received_ns": answer["received_ns"], **answer["stats"]}
 
 
 @LIVE_FAULT_KINDS.register("partition")
@@ -395,14 +416,15 @@ class Partition:
         answer = await nemesis.route_proxy.command(op="set", id=op.fault_id, link=links,
                                                    toxic=Blackhole("both").wire(), seed=nemesis.scenario.run.seed,
                                                    at_ns=nemesis.t0_ns + op.t_ns)
-        return {"t_ns": answer["t_ns"], "routes_cut": links, "open_connections": answer["open_connections"]}
+        return {"t_ns": answer["t_ns"], "received_ns": answer["received_ns"], "routes_cut": links,
+                "open_connections": answer["open_connections"]}
 
     @staticmethod
     async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
         assert nemesis.route_proxy is not None
         on_time = {} if nemesis.healing else {"at_ns": nemesis.t0_ns + op.t_ns}
         answer = await nemesis.route_proxy.command(op="clear", id=op.fault_id, reset=True, **on_time)
-        return {"t_ns": answer["t_ns"], **answer["stats"]}
+        return {"t_ns": answer["t_ns"], "received_ns": answer["received_ns"], **answer["stats"]}
 
 
 @LIVE_FAULT_KINDS.register("bridge")
@@ -552,25 +574,32 @@ class Nemesis:
         self.now = now
         for op in self.ops:
             # A toxic's command goes to the proxy ahead of time and is applied there on time
-            # (``sleep_until`` in the proxy); a process fault is applied here, on time.
+            # (``sleep_until`` in the proxy), the next operation's not waiting for its answer;
+            # a process fault is applied here, on time.
             if isinstance(op.spec, ToxicFault):
                 wait_ns = op.t_ns - _PROXY_LEAD_NS - now()
                 if wait_ns > 0:
                     await asyncio.sleep(wait_ns / 1e9)
+                self._begin(op, now)
+                await asyncio.sleep(0)  # its command written before the next operation's
             else:
                 await sleep_until(op.t_ns, now)
-            await self.apply(op, now)
+                await self.apply(op, now)
 
     async def apply(self, op: FaultOp, now: Callable[[], int]) -> None:
         """Apply ``op`` and record it. Shielded: cancelled meanwhile (the sending ended), the
         operation still finishes and its event is written (``heal`` waits for it), so no
         ``fault_start`` is left without its ``fault_end``."""
-        # Begun: a heal ends it (after this has finished), and does not begin it a second time.
+        await asyncio.shield(self._begin(op, now))
+
+    def _begin(self, op: FaultOp, now: Callable[[], int]) -> asyncio.Future[None]:
+        """``op`` begun (its task in ``applying``): a heal ends it (after it has finished),
+        and does not begin it a second time."""
         (self.started if op.action == "start" else self.ended).add(op.fault_id)
         applying = asyncio.ensure_future(self._apply(op, now))
         self.applying.add(applying)
         applying.add_done_callback(self.applying.discard)
-        await asyncio.shield(applying)
+        return applying
 
     async def _apply(self, op: FaultOp, now: Callable[[], int]) -> None:
         kind: LiveFaultKind = LIVE_FAULT_KINDS[op.spec.kind]
@@ -585,6 +614,11 @@ class Nemesis:
         t = now()
         if "t_ns" in said:  # stamped where it took effect (the proxy's monotonic clock)
             t = int(said.pop("t_ns")) - self.t0_ns
+        if not self.healing:  # on its schedule: when it was due, and how late it took effect
+            detail["intended_t_ns"] = op.t_ns
+            detail["late_ms"] = round((t - op.t_ns) / 1e6, 3)
+        if "received_ns" in said:  # how far ahead of its time the proxy had its command
+            detail["command_ahead_ms"] = round((self.t0_ns + op.t_ns - int(said.pop("received_ns"))) / 1e6, 3)
         if op.action == "start":
             self.active.add(op.fault_id)
         else:

@@ -28,8 +28,12 @@ Run as ``python -m msgstorm.live.proxy name=HOST:PORT[@LISTEN_PORT] ...``: it li
 loopback port for each name (a free one unless given), says ``{"ready": {name: port}}`` on stdout, then reads commands, one
 JSON object a line, on stdin (``{"op": "set", "id", "link", "toxic", "seed"}``, ``{"op": "clear",
 "id"}``, ``{"op": "quit"}``; with ``"at_ns"`` a command is applied at that monotonic time,
-so the nemesis sends it ahead and the switch lands on time) and answers each on stdout with
-the monotonic time it took effect. It dies with its parent (``PR_SET_PDEATHSIG``).
+so the nemesis sends it ahead and the switch lands on time) and answers each on stdout, in
+the order of the commands, with the monotonic time it took effect (``t_ns``) and the time it
+read the command (``received_ns``). Commands are applied one after another: the nemesis
+writes each ahead without waiting for the answers before it (two toxics due at once both
+wait here, ready), so the switch is late only by what the machine takes to run this process
+at its time (``docs/live.md`` gives the bound measured). It dies with its parent (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
@@ -488,24 +492,38 @@ async def _serve(targets: list[str]) -> None:
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()
 
+    async def apply(command: dict[str, Any], received_ns: int, before: asyncio.Future[None] | None) -> None:
+        """One command: ready at once (its toxic parsed), switched at its time, after the
+        command before it (the answers keep the commands' order)."""
+        op = command["op"]
+        links = command.get("link") or []  # one name or a list of them
+        links = links if isinstance(links, list) else [links]
+        toxic = from_wire(command["toxic"]) if op == "set" else None
+        if "at_ns" in command:  # sent ahead: applied at that time (monotonic ns), not when it came
+            await sleep_until(int(command["at_ns"]))
+        if before is not None:
+            await before
+        if toxic is not None:
+            answers = [proxy.set(int(command["id"]), link, toxic, int(command["seed"])) for link in links]
+            say({"id": command["id"], "t_ns": answers[0]["t_ns"], "received_ns": received_ns,
+                 "open_connections": sum(a["open_connections"] for a in answers)})
+        elif op == "clear":
+            say({"id": command["id"], "received_ns": received_ns,
+                 **proxy.clear(int(command["id"]), bool(command.get("reset")))})
+
     say({"ready": ports})
+    last: asyncio.Future[None] | None = None  # the newest command's, each waits for the one before
     try:
+        # Each command is read as it comes, while those before it wait for their time.
         while line := await reader.readline():
+            received_ns = time.monotonic_ns()
             command = json.loads(line)
-            op = command["op"]
-            if "at_ns" in command:  # sent ahead: applied at that time (monotonic ns), not when it came
-                await sleep_until(int(command["at_ns"]))
-            if op == "set":  # "link": one name or a list of them
-                links = command["link"] if isinstance(command["link"], list) else [command["link"]]
-                toxic = from_wire(command["toxic"])
-                answers = [proxy.set(int(command["id"]), link, toxic, int(command["seed"])) for link in links]
-                say({"id": command["id"], "t_ns": answers[0]["t_ns"],
-                     "open_connections": sum(a["open_connections"] for a in answers)})
-            elif op == "clear":
-                say({"id": command["id"], **proxy.clear(int(command["id"]), bool(command.get("reset")))})
-            elif op == "quit":
+            if command["op"] == "quit":
                 break
+            last = asyncio.ensure_future(apply(command, received_ns, last))
     finally:
+        if last is not None and not last.done():
+            last.cancel()
         await proxy.close()
         say({"closed": True})
 

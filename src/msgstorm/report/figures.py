@@ -34,6 +34,7 @@ from msgstorm.report.series import (
 from msgstorm.report.text import duration_ms
 
 __all__ = [
+    "base_fee_figure",
     "cpu_figure",
     "SPAN_COLOURS",
     "label_if_empty",
@@ -436,6 +437,25 @@ def queue_fee_figure(depth: tuple[list[float], list[float]], base_fee: list[dict
                           "rangemode": "tozero", "showgrid": False, "tickmode": "auto"}
     title_text = "Queue depth and base fee" if base_fee else "Queue depth (no base fee recorded)"
     layout = _layout(title_text, "time (s)", "messages queued", yaxis={"rangemode": "tozero"}, **more)
+    return figure(data, _with_shapes(layout, _shading(spans)))
+
+
+def base_fee_figure(base_fee: list[dict[str, Any]], block_t_ns: Sequence[int], block_messages: Sequence[float],
+                    spans: Sequence[Span]) -> Figure:
+    """A chain run's base fee in force in each block (a step line), and each block's
+    messages (bars, on the right axis; left out past ``MAX_POINTS`` blocks)."""
+    fee = np.array([e["base_fee"] for e in base_fee], dtype=np.float64)
+    keep = thin_lowest_highest(fee).tolist()
+    data: list[dict[str, Any]] = [{"type": "scatter", "x": [base_fee[i]["t_ns"] / NS_PER_S for i in keep],
+                                   "y": [base_fee[i]["base_fee"] for i in keep], "name": "base fee",
+                                   "mode": "lines", "line": {"color": "#8c564b", "shape": "hv"}}]
+    more: dict[str, Any] = {}
+    if 0 < len(block_t_ns) <= MAX_POINTS:
+        data.append({"type": "bar", "x": [t / NS_PER_S for t in block_t_ns], "y": list(block_messages),
+                     "name": "messages in the block", "yaxis": "y2", "marker": {"color": "#1f77b4", "opacity": 0.35}})
+        more["yaxis2"] = {"title": {"text": "messages in the block"}, "overlaying": "y", "side": "right",
+                          "rangemode": "tozero", "showgrid": False, "tickmode": "auto"}
+    layout = _layout("Base fee per block", "time (s)", "base fee", yaxis={"rangemode": "tozero"}, **more)
     return figure(data, _with_shapes(layout, _shading(spans)))
 
 

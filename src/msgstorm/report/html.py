@@ -27,6 +27,7 @@ from msgstorm.analysis.summary_model import Group, Integrity, Security
 from msgstorm.history.reader import History
 from msgstorm.history.schema import SIM_TARGET, STATUSES, is_simulated
 from msgstorm.report import figures
+from msgstorm.report.chain_fee import chain_sections, observed_note
 from msgstorm.report.collateral import collateral_section, market_bad_debt_label
 from msgstorm.report.control import control_section
 from msgstorm.report.crosschain import crosschain_section
@@ -592,9 +593,10 @@ def _plots(history: History, analysis: Analysis,
                         "worth (queued CPU time / mean processing time), for the most backlogged nodes."),
         "topology": Plot("topology", topology_figure(history.edges)),
         "cpu": Plot("cpu", figures.cpu_figure(cpu_lines, spans),
-                    "The CPU time each server msgstorm started and msgstorm's own processes used, sampled "
-                    "every run.sample_interval, as CPUs busy between samples; dashed: the CPUs a server may "
-                    "run on at once (its GOMAXPROCS). " + _cpu_caption(cpu_lines)),
+                    "The CPU time each server msgstorm started and msgstorm's own processes used, and the "
+                    "machine's total (every process on it), sampled every run.sample_interval, as CPUs busy "
+                    "between samples; dashed: the CPUs a server may run on at once (its GOMAXPROCS), and the "
+                    "machine's cores. " + _cpu_caption(cpu_lines)),
         "regions": Plot("regions", figures.region_heatmap_figure(region_matrix(history, summary.get("propagation_ms"))),
                         "Time from a message's send to its first delivery at each node, grouped by the sending "
                         "node's region (rows) and the receiving node's region (columns)."),
@@ -609,17 +611,6 @@ def _cpu_caption(lines: list[Any]) -> str:
             mean, peak = sum(line.cores) / len(line.cores), max(line.cores)
             said.append(f"{line.name} {mean:.2f} on average, {peak:.2f} at most")
     return ("CPUs busy: " + "; ".join(said) + ".") if said else ""
-
-
-# What a client of a live broker cannot see, said once in a live run's report instead of
-# sections that would stay empty.
-LIVE_UNOBSERVED = (
-    "A live run measures what a client sees: the end-to-end latency from each message's intended "
-    "send time to its ack or first receipt, the generator's send lag, every receipt (the delivery "
-    "audit), connection trouble and the CPU of the processes msgstorm started. It cannot see inside "
-    "the broker: no queue depth, base fee, gossip validation backlog, overlay or propagation by "
-    "region, and no split of the latency into propagation, queue wait, service and block wait; "
-    "those sections appear in simulated runs only.")
 
 
 def _joined(*sentences: str) -> str:
@@ -684,7 +675,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
     ]
     sections = [
         ("headline", "Headline", _headline(summary)),
-        *([("observed", "What a live run observes", f"<p>{esc(LIVE_UNOBSERVED)}</p>")] if live else []),
+        *([("observed", "What a live run observes", f"<p>{esc(observed_note(analysis, depth))}</p>")] if live else []),
         ("throughput", "Throughput", figure_block(plots["throughput"])),
         ("latency", "Latency over time", figure_block(plots["latency-time"])),
         ("load", "Latency vs load", figure_block(plots["latency-load"])),
@@ -692,6 +683,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         *([("cpu", "CPU of the run's processes", figure_block(plots["cpu"]))]
           if any(trace.get("x") for trace in plots["cpu"].figure["data"]) else []),
         *([] if live else simulated),
+        *chain_sections(history, analysis, depth, live),
         *_market(history, analysis, summary, depth),
         *_fairness(summary),
         *_integrity(summary),

@@ -27,7 +27,7 @@ import pyarrow as pa
 from msgstorm.analysis import Analysis
 from msgstorm.analysis._common import events_of, percentiles
 from msgstorm.analysis.connections import down_spans
-from msgstorm.analysis.cpu import process_cpu
+from msgstorm.analysis.cpu import machine_cpu, process_cpu
 from msgstorm.analysis.desync import desync_episodes
 from msgstorm.analysis.faults import fault_windows
 from msgstorm.analysis.propagation import joined_propagation
@@ -36,6 +36,7 @@ from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 
 __all__ = [
+    "MACHINE_LINE",
     "MAX_POINTS",
     "CpuLine",
     "RegionMatrix",
@@ -304,12 +305,19 @@ class CpuLine:
     cores: list[float]  # mean CPUs busy over the span
 
 
+# The machine's line in the CPU chart: every core's busy time, whoever used it.
+MACHINE_LINE = "machine (every process)"
+
+
 def cpu_series(history: History, max_points: int = MAX_POINTS) -> list[CpuLine]:
-    """Each sampled process's busy CPUs over time, servers first; more samples than
+    """Each sampled process's busy CPUs over time, servers first, then the machine's total
+    (``MACHINE_LINE``, its limit its cores) when the run sampled it; more samples than
     ``max_points`` are merged into that many spans (the samples are cumulative, so a merged
     span's value is its exact mean)."""
+    processes = sorted(process_cpu(history).values(), key=lambda p: (p.cpus is None, p.name))
+    machine = machine_cpu(history)
     lines = []
-    for name, samples in sorted(process_cpu(history).items(), key=lambda item: (item[1].cpus is None, item[0])):
+    for samples in [*processes, *([machine] if machine is not None else [])]:
         t, seconds = samples.t, samples.seconds
         if t.size < 2:
             continue
@@ -319,6 +327,7 @@ def cpu_series(history: History, max_points: int = MAX_POINTS) -> list[CpuLine]:
         span = np.diff(t).astype(np.float64)
         ok = span > 0
         cores = np.diff(seconds)[ok] / (span[ok] / NS_PER_S)
+        name = MACHINE_LINE if samples is machine else samples.name
         lines.append(CpuLine(name=name, cpus=samples.cpus, t=[round(v / NS_PER_S, 6) for v in t[1:][ok].tolist()],
                              cores=[round(v, 4) for v in cores.tolist()]))
     return lines

@@ -95,8 +95,9 @@ def _limit(capacity: dict[str, Any]) -> str:
         machine = at.get("machine_cpus")
         facts.append("CPUs busy: " + ", ".join(f"{escape(name)} {cores:.2f}" for name, cores in cpu.items())
                      + (f" of {machine}" if machine else ""))
-    if at.get("machine_busy") is not None and limited_by == "machine":
-        facts.append(f"the machine's CPUs busy: {at['machine_busy']:.2f}")
+    if at.get("machine_busy") is not None:  # whoever limited it: the machine's total, every process's
+        facts.append(f"the machine's CPUs busy: {at['machine_busy']:.2f}"
+                     + (f" of {at['machine_cpus']}" if at.get("machine_cpus") else ""))
     who = {"generator": "the generator (msgstorm's own limit)", "machine CPU": "the machine's CPUs",
            "machine": "the machine (its CPUs busy with other work)",
            "broker": "the broker"}.get(str(limited_by), str(limited_by))

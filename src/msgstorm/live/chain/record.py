@@ -3,7 +3,7 @@
 Place in the pipeline: ``live/chain/target.py`` -> **record** -> ``HistoryWriter``, as
 ``live/recorder.py`` is for brokers. ``write_messages`` makes one ``messages`` row per message
 sent (and per message intended before the run's end and never sent, ``unsent``, unless the run
-was interrupted), its status from what the node answered and what the blocks held;
+was interrupted: the windows after a node lost for good are kept for that), its status from what the node answered and what the blocks held;
 ``write_chain_events`` the blocks, base fees, pool samples and refusals, with their heights
 (``live/event_log.py`` writes events without one). The status rules are in ``ChainTarget``'s
 docstring.
@@ -109,6 +109,8 @@ def write_messages(writer: HistoryWriter, scenario: Scenario, windows: list[Wind
                           np.where((outcome == REJECTED) | (outcome == DROPPED), outcome,
                                    np.where(outcome == PENDING, PENDING,
                                             np.where(interrupted, PENDING, LOST))))).astype(np.int8)
+        # A lost transaction had no answer: the time its request failed is no receipt.
+        answered = np.where(status == LOST, -1, answered)
         writer.append("messages", {
             "msg_id": ids, "kind": pa.array(np.asarray(MESSAGE_KINDS, dtype=object)[batch.kind[rows]]),
             "agent": pa.array(np.asarray(agents, dtype=object)[batch.agent[rows]]),

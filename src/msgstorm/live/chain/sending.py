@@ -47,6 +47,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -85,6 +86,8 @@ REASONS: tuple[tuple[str, str], ...] = (
 _NONCE_FREE = frozenset({"fee_cap_below_base_fee", "underpriced", "pool_full", "gas", "funds", "other"})
 # A read that parses much waits for the gap after a send when the next is due within this.
 _QUIET_NS = 2_000_000
+# A user's node whose request failed is asked within this whether it still takes connections.
+_PROBE_TIMEOUT_S = 1.0
 
 
 class _Senders:
@@ -238,7 +241,8 @@ class ChainSender:
                 t = await wait_until(times[i], now, asyncio.sleep)
                 if t >= stop_at + STOP_GRACE_NS or self.node_lost_at is not None:
                     self.stopped_behind = self.node_lost_at is None
-                    upcoming.cancel()
+                    if end == n:  # windows meant before the run's end may follow
+                        await self._keep_unsent(upcoming, batches)
                     return
                 j = due_through(times, i, end, t, self.spec.batch)
                 if self._restarted():
@@ -254,6 +258,27 @@ class ChainSender:
             if end < n:
                 upcoming.cancel()
                 return
+
+    async def _keep_unsent(self, upcoming: asyncio.Future[MessageBatch | None],
+                           batches: Iterator[MessageBatch]) -> None:
+        """The sending stopped before the schedule's end (the node lost for good, or the
+        sender behind at the run's end): the windows not read yet are kept too, none of their
+        rows sent, so every message meant before ``run.duration`` gets a row (``unsent``,
+        ``write_messages``) and the offered rate counts the whole schedule."""
+        loop = asyncio.get_running_loop()
+        stop_at = self.scenario.run.duration
+        while not self.interrupted and (batch := await upcoming) is not None:
+            if self.market is not None:
+                batch = self.market.numbered(batch)
+            n = len(batch)
+            if n and int(batch.t_intended[0]) >= stop_at:
+                return
+            self.windows.append(Window(batch, np.full(n, -1, np.int64), np.full(n, -1, np.int64),
+                                       np.full(n, -1, np.int8)))
+            self._first_ids.append(int(batch.msg_id[0]) if n else -1)
+            if n and int(batch.t_intended[-1]) >= stop_at:
+                return
+            upcoming = loop.run_in_executor(None, next, batches, None)
 
     def _transaction(self, k: int, msg_id: int, kind: int, agent: int, t_intended: int, size: int, fee_wei: int,
                      gas_of: dict[int, int], senders: _Senders) -> str:
@@ -329,6 +354,8 @@ class ChainSender:
                 self._free_nonces(window, rows, body)
                 if self.market is not None:  # its agents send again when the node is back
                     self._lost_while_down.extend(window.batch.msg_id[rows].tolist())
+                return
+            if await self._user_node_lost(error):  # said once, by its ``node_down``
                 return
             self._on_error("sender", error)
             self._check_node()
@@ -441,6 +468,35 @@ class ChainSender:
                 "name": NAME, "returncode": server.process.returncode if server and server.process else None,
                 "error": "a crash fault without restart_after stopped it for good" if server and server.stopped_by_fault
                 else "the node exited during the run"}))
+
+    async def _user_node_lost(self, error: BaseException) -> bool:
+        """Whether a user's node (``live.url``: no process of msgstorm's to watch) is gone,
+        asked after a request to it failed with ``error``: a new connection to its own address
+        (not through the fault proxy, whose toxic may be what failed) that is refused is its
+        loss, named once (``node_down``) and the end of the sending, as for a node msgstorm
+        started. A node that takes the connection, or does not answer within a second (a
+        stopped process still takes connections into its backlog), is still there."""
+        if self.node_lost_at is not None:
+            return True
+        if self.node.server is not None:
+            return False
+        url = self.node.direct_url
+        parts = urlsplit(url)
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(parts.hostname, parts.port or 80),
+                                               _PROBE_TIMEOUT_S)
+        except TimeoutError:
+            return False
+        except OSError as refused:
+            if self.node_lost_at is None:
+                self.node_lost_at = self._now()
+                self.log.add((self.node_lost_at, EventKind.NODE_DOWN, NAME, None, {
+                    "name": NAME, "url": url, "returncode": None,
+                    "error": f"the node at {url} no longer takes connections ({type(refused).__name__}) after "
+                             f"{type(error).__name__}: {error}"}))
+            return True
+        writer.close()
+        return self.node_lost_at is not None
 
     def _on_error(self, client: str, error: BaseException) -> None:
         self.log.add((self._now(), EventKind.CLIENT_ERROR, None, None,

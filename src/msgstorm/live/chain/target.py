@@ -28,8 +28,9 @@ nemesis (``live/nemesis.py``), as to a broker: ``pause`` (SIGSTOP/SIGCONT), ``cr
 ``restart`` (SIGTERM, its chain written, started again ``down`` later), each a
 ``fault_start`` / ``fault_end`` event. While a fault has the node down and will bring it back,
 a send that finds no node is ``lost`` and the heads are followed again once it listens; a
-node down otherwise (a crash without ``restart_after``, an exit of its own) is named
-(``node_down``) and ends the sending. When the node is back it is reconciled with
+node down otherwise (a crash without ``restart_after``, an exit of its own; a user's node at
+``live.url`` that no longer takes connections once a request to it failed) is named once
+(``node_down``) and ends the sending: what was meant after it is ``unsent``. When the node is back it is reconciled with
 (``_roll_back``), as the simulator treats a reorg deeper than its confirmations: a node
 restarted from a state older than the blocks already read (a SIGKILL between two writes of
 its state) lost those blocks; they leave the history's chain (a ``canonical_reorg`` event,
@@ -68,6 +69,7 @@ import numpy as np
 
 from msgstorm.errors import TargetError
 from msgstorm.history.events import EventKind
+from msgstorm.live.chain.accounts import traffic_accounts_needed
 from msgstorm.live.chain.anvil import NAME, AnvilNode
 from msgstorm.live.chain.calldata import decode
 from msgstorm.live.chain.market import ChainMarket
@@ -208,7 +210,7 @@ class ChainTarget(ChainSender):
                     self.market.close()
                 self.t_run_end = self._now()
                 self.log.end_at(self.t_run_end)
-                if not self.interrupted and self.node.alive():
+                if not self.interrupted and self.node.alive() and self.node_lost_at is None:
                     try:
                         await asyncio.wait_for(self._catch_up(rpc), 10)
                     except Exception as error:  # noqa: BLE001 - the chain read so far is kept
@@ -266,7 +268,7 @@ class ChainTarget(ChainSender):
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 - the heads are gone; what was read is kept
-                if not self._down_by_fault():
+                if not self._down_by_fault() and not await self._user_node_lost(error):
                     self._on_error("heads", error)
             if self._down_by_fault() or (self.nemesis is not None and self.nemesis.applying):
                 await asyncio.sleep(_HEADS_RETRY_S)
@@ -274,7 +276,7 @@ class ChainTarget(ChainSender):
             break
         if not self.node.alive():
             self._check_node()
-        elif self.t_run_end is None:
+        elif self.t_run_end is None and self.node_lost_at is None:
             self.log.add((self._now(), EventKind.DISCONNECTED, None, None, {"client": "heads"}))
 
     async def _roll_back(self, rpc: JsonRpc) -> None:
@@ -502,7 +504,8 @@ class ChainTarget(ChainSender):
             self.log.add((t_end, EventKind.CLIENT_ERROR, None, None, {
                 "client": "senders", "busy": self.senders_busy,
                 "error": f"{self.senders_busy} transactions sent from an account with one already in the pool "
-                         "(no account idle: raise live.anvil.accounts)"}))
+                         f"(no account idle: raise live.anvil.accounts, {self.spec.accounts:,}; the schedule's "
+                         f"peak pool backlog needs {traffic_accounts_needed(self.scenario):,})"}))
         if self.lost_to_faults:
             self.log.add((t_end, EventKind.CLIENT_ERROR, None, None, {
                 "client": "sender", "lost_to_faults": self.lost_to_faults,

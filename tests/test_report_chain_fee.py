@@ -1,0 +1,79 @@
+"""A chain run's page: its base fee per block drawn, and a live chain run's note saying what it observed."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from test_analysis_history import BASE_SCENARIO, MS, S, event, message, scenario_dict, write_history
+
+from msgstorm.analysis import analyse
+from msgstorm.history.reader import History
+from msgstorm.report.html import render_run_report
+
+# Four blocks, 500 ms apart, the base fee 1.0 -> 1.125 -> 1.265625 -> 1.107421875 (full, full,
+# empty: +12.5%, +12.5%, -12.5%), 40, 40, 0 and 10 messages; the pool sampled twice.
+FEES = [1.0, 1.125, 1.265625, 1.107421875]
+MESSAGES = [40.0, 40.0, 0.0, 10.0]
+
+
+def _chain_history(tmp_path: Path, target: str, mode: str = "eip1559") -> History:
+    events: list[dict[str, Any]] = []
+    for k, (fee, count) in enumerate(zip(FEES, MESSAGES, strict=True)):
+        t = (k + 1) * 500 * MS
+        events.append(event(t, "block_produced", node="anvil", value=count, height=k + 1))
+        events.append(event(t, "base_fee", node="anvil", value=fee, height=k + 1))
+    events += [event(400 * MS, "queue_depth", node="anvil", value=30.0), event(900 * MS, "queue_depth", node="anvil",
+                                                                              value=55.0)]
+    rows = [message(i, i * 20 * MS, latency_ns=300 * MS) for i in range(90)]
+    scenario = scenario_dict(BASE_SCENARIO + f'\n[backpressure]\nmode = "{mode}"\n')
+    return write_history(tmp_path, rows, events, scenario=scenario, t_end=3 * S, target=target)
+
+
+def _figure(page: str, slug: str) -> dict[str, Any] | None:
+    found = re.search(rf'<script type="application/json" id="fig-{slug}">(.*?)</script>', page, re.DOTALL)
+    return json.loads(found.group(1)) if found else None
+
+
+def test_a_live_chain_run_draws_its_base_fee_per_block_and_its_pool(tmp_path: Path) -> None:
+    history = _chain_history(tmp_path, "anvil")
+    page = render_run_report(history, analyse(history))
+    fee = _figure(page, "base-fee")
+    assert fee is not None
+    traces = {trace["name"]: trace for trace in fee["data"]}
+    assert traces["base fee"]["x"] == [0.5, 1.0, 1.5, 2.0] and traces["base fee"]["y"] == FEES
+    assert traces["messages in the block"]["y"] == MESSAGES
+    assert "in 2 blocks" in page and "from 1 to 1.107" in page  # rose twice; first and last, as drawn
+    pool = _figure(page, "queue")
+    assert pool is not None
+    depth = next(trace for trace in pool["data"] if trace["name"] == "queue depth (peak)")
+    assert max(depth["y"]) == 55.0
+    note = re.search(r"A live run measures what a client sees: ([^<]*)", page)
+    assert note is not None
+    said = html.unescape(note.group(1))
+    assert "the node's pool depth and each block's base fee" in said
+    assert "It cannot see inside the node: no gossip validation backlog" in said
+
+
+def test_a_broker_runs_page_still_says_it_has_no_queue_or_base_fee(tmp_path: Path) -> None:
+    rows = [message(i, i * 20 * MS, latency_ns=2 * MS) for i in range(90)]
+    history = write_history(tmp_path, rows, t_end=3 * S, target="nats")
+    page = render_run_report(history, analyse(history))
+    assert _figure(page, "base-fee") is None and _figure(page, "queue") is None
+    assert "It cannot see inside the broker: no queue depth, base fee," in page
+
+
+def test_a_simulated_chain_run_draws_its_base_fee_per_block_too(tmp_path: Path) -> None:
+    history = _chain_history(tmp_path, "sim")
+    page = render_run_report(history, analyse(history))
+    fee = _figure(page, "base-fee")
+    assert fee is not None and next(t for t in fee["data"] if t["name"] == "base fee")["y"] == FEES
+    assert page.count('id="fig-queue"') == 1  # the simulator's own queue section, once
+
+
+def test_a_simulated_run_without_eip1559_draws_no_base_fee_chart(tmp_path: Path) -> None:
+    history = _chain_history(tmp_path, "sim", mode="unbounded")
+    assert _figure(render_run_report(history, analyse(history)), "base-fee") is None
