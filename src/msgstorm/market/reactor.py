@@ -58,10 +58,12 @@ from msgstorm.market.accounts import (
     past_line,
 )
 from msgstorm.market.auction_book import AuctionBook
+from msgstorm.market.liquidation import call, mechanism_of
 from msgstorm.market.oracle import OracleUpdates, oracle_updates
 from msgstorm.market.oracle_attack import attacked_updates
 from msgstorm.market.prices import PricePaths, horizon_ns, price_paths
 from msgstorm.market.probes import ProbeBook
+from msgstorm.market.venue import Venue
 from msgstorm.sampling import Sampler
 from msgstorm.scenario.market import KeeperSpec, MarketSpec
 from msgstorm.scenario.registry import REACTORS
@@ -155,6 +157,17 @@ class MarketReactor:
         self._line = self.accounts.liquidation.tolist()
         self._bankruptcy = self.accounts.bankruptcy.tolist()
         self._instrument = self.accounts.instrument.tolist()
+        # The liquidation mechanism (``market/liquidation.py``) and the venue's books
+        # (``market/venue.py``): none for today's whole liquidations without a fund.
+        self.rule = mechanism_of(market)
+        self.venue: Venue | None = None
+        self._venue_rows: list[tuple[Any, ...]] = []
+        if market.liquidation is not None and not market.liquidation.keeps_today():
+            if not host.final_commits:
+                raise ValueError("market.liquidation: a mechanism other than whole, or venue accounting, runs on "
+                                 "simulated runs only (this host's commits may be taken back)")
+            self.venue = Venue(market.liquidation, self._side, self._size, self._entry, self._collateral,
+                               self._instrument, self.liquidated)
         # The batch auction's book: drawn only when a batch auction clears it.
         self.book: AuctionBook | None = None
         if market.orders is not None and scenario.sequencer.policy == "batch_auction":
@@ -396,16 +409,56 @@ class MarketReactor:
         elif not past_line(self._side[account], self._line[account], price):
             outcome = "recovered"
             keeper.retry.add(account)
-        else:
+        elif self.venue is None:
             market = self.market
             outcome = "executed"
             done = execute(self._side[account], self._size[account], self._entry[account], self._collateral[account],
                            price, market.liquidation_penalty, market.slippage_bps, market.depth)
             self.liquidated[account] = True
+        else:
+            outcome, done = self._call(t, msg_id, account, keeper, price)
         self._executions.append((t, msg_id, account, keeper.name, outcome, price, t_price, done.pnl, done.penalty,
                                  done.slippage, done.slippage_bps, done.collateral_after, done.bad_debt))
         if len(self._executions) >= _FLUSH_ROWS and self.host.final_commits:
             self._flush()
+
+    def _call(self, t: int, msg_id: int, account: int, keeper: _Keeper, price: float) -> tuple[str, Execution]:
+        """A liquidation call by the scenario's mechanism, through the venue's books: its
+        outcome (``executed``: closed whole; ``partial``: left open; ``recovered``: nothing
+        to close) and its ``executions`` row's account."""
+        assert self.venue is not None
+        done = call(self.rule, self._side[account], self._size[account], self._entry[account],
+                    self._collateral[account], price)
+        if done.closed <= 0:
+            keeper.retry.add(account)
+            return "recovered", Execution(price, 0.0, 0.0, 0.0, 0.0, self._collateral[account], 0.0)
+        entries, bad_debt = self.venue.apply(account, done)
+        touched = sorted({entry.account for entry in entries if not self.liquidated[entry.account]})
+        for entry in entries:
+            self._venue_rows.append((t, msg_id, entry.account, entry.kind, entry.amount, entry.size_after,
+                                     entry.collateral_after, entry.fund_after))
+        if touched:  # a partial close, deleveraging or a socialised charge moved their lines
+            self._reline(touched)
+            for watcher in self.keepers:
+                watcher.retry.update(touched)
+        instrument = self._instrument[account]
+        row = self.chain_row[instrument]
+        if (not done.whole and self.rule.repeats and row >= 0
+                and past_line(self._side[account], self._line[account], price)):
+            self._look(t, keeper, row, instrument, price)  # a lending market's keeper calls again
+        return ("executed" if done.whole else "partial"), Execution(
+            price, done.pnl, done.penalty, done.slippage, done.slippage_bps, done.collateral_after, bad_debt)
+
+    def _reline(self, accounts: list[int]) -> None:
+        """``accounts``' lines from their size and collateral now (open accounts: size above 0)."""
+        def column(values: list[Any]) -> np.ndarray:
+            return np.array([values[account] for account in accounts], dtype=np.float64)
+
+        lines, bankrupt = line_prices(column(self._side), column(self._size), column(self._entry),
+                                      column(self._collateral), self.market.maintenance_margin)
+        for account, line, bankruptcy in zip(accounts, lines.tolist(), bankrupt.tolist(), strict=True):
+            self._line[account] = line
+            self._bankruptcy[account] = bankruptcy
 
     # --- a chain that lost its newest blocks ------------------------------------------------
 
@@ -492,6 +545,12 @@ class MarketReactor:
                 ("t", "msg_id", "account", "keeper", "outcome", "price", "t_price", "pnl", "penalty", "slippage",
                  "slippage_bps", "collateral_after", "bad_debt"), (list(column) for column in columns), strict=True)))
             self._executions = []
+        if self._venue_rows:
+            columns = list(zip(*self._venue_rows, strict=True))
+            host.append("venue", dict(zip(
+                ("t", "msg_id", "account", "kind", "amount", "size_after", "collateral_after", "fund_after"),
+                (list(column) for column in columns), strict=True)))
+            self._venue_rows = []
         if self._topups:
             columns = list(zip(*self._topups, strict=True))
             host.append("topups", dict(zip(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BeforeValidator,
@@ -32,10 +32,11 @@ from msgstorm.scenario.distributions import (
     SizeBytes,
 )
 from msgstorm.scenario.kinds import MessageKind
+from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
 from msgstorm.scenario.spec import Fraction, Spec
 from msgstorm.scenario.units import parse_fraction
 
-__all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "ShockSpec",
+__all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "ShockSpec",
            "TopUpSpec", "leverage_limit", "leverage_problems", "parse_per_time"]
 
 _PER_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365 * 86400.0}
@@ -271,6 +272,43 @@ class ProbeSpec(Spec):
         return self
 
 
+class LiquidationSpec(Spec):
+    """``[market.liquidation]``: the venue's liquidation mechanism and its books
+    (``market/liquidation.py``, ``market/venue.py``; docs/model.md gives the formulas).
+
+    ``mechanism`` names one of ``LIQUIDATION_MECHANISMS``: ``whole`` (the position closed
+    whole at the on-chain price), ``partial`` (just enough closed to bring the equity back to
+    ``restore_to``'s margin: ``maintenance`` or ``initial_margin``), ``close_factor`` (a call
+    repays at most ``close_factor`` of the debt, repeated while the health factor is below 1).
+    The penalty (``market.liquidation_penalty``, the fee or bonus of every mechanism) goes
+    ``keeper_share`` to the keeper and the rest to an insurance fund starting at
+    ``insurance_fund``, which covers a bankrupt account's shortfall; what it cannot cover
+    is, by ``on_empty``, left as bad debt (``none``), taken from profitable counterparties
+    (``adl``) or shared among the profitable accounts (``socialise``)."""
+
+    mechanism: str = "whole"
+    restore_to: Literal["maintenance", "initial"] = "maintenance"
+    initial_margin: Fraction = 0.1
+    close_factor: Fraction = 0.5
+    keeper_share: Fraction = 1.0
+    insurance_fund: float = Field(default=0.0, ge=0)
+    on_empty: Literal["none", "adl", "socialise"] = "none"
+
+    @model_validator(mode="after")
+    def _check(self) -> LiquidationSpec:
+        if self.mechanism not in LIQUIDATION_MECHANISMS:
+            raise ValueError(f"mechanism: unknown liquidation mechanism {self.mechanism!r}; one of "
+                             f"{sorted(LIQUIDATION_MECHANISMS.builtin_names)}")
+        if self.close_factor <= 0:
+            raise ValueError("close_factor: a call repays a share of the debt above 0")
+        return self
+
+    def keeps_today(self) -> bool:
+        """Whole liquidations without a fund or a cover: the market as before this section."""
+        return (self.mechanism == "whole" and self.keeper_share == 1.0 and self.insurance_fund == 0.0
+                and self.on_empty == "none")
+
+
 class MarketSpec(Spec):
     """``[market]``: true prices, the oracle that publishes them, accounts with their margin,
     keepers that liquidate them; liquidations execute when their message commits."""
@@ -284,6 +322,7 @@ class MarketSpec(Spec):
     frontrunners: list[FrontRunnerSpec] = Field(default_factory=list)
     orders: AuctionOrdersSpec | None = None
     probes: ProbeSpec | None = None
+    liquidation: LiquidationSpec | None = None
     maintenance_margin: Fraction = 0.05
     liquidation_penalty: Fraction = 0.05
     # Slippage of a liquidation: ``slippage_bps`` basis points for each ``depth`` of notional
@@ -302,6 +341,8 @@ class MarketSpec(Spec):
             data.pop("orders", None)
         if data.get("probes") is None:
             data.pop("probes", None)
+        if data.get("liquidation") is None:
+            data.pop("liquidation", None)
         return data
 
     @model_validator(mode="after")
@@ -318,6 +359,16 @@ class MarketSpec(Spec):
                   *(runner.name for runner in self.frontrunners)]
         if len(set(agents)) != len(agents):
             raise ValueError(f"the oracle's and keepers' names must differ, got {agents}")
+        rule = self.liquidation
+        if rule is not None:
+            if rule.restore_to == "initial" and rule.initial_margin <= self.maintenance_margin:
+                raise ValueError(f"liquidation.initial_margin: {rule.initial_margin:g} must be above "
+                                 f"maintenance_margin {self.maintenance_margin:g} (a partial liquidation "
+                                 f"restores the initial margin)")
+            if self.probes is not None and not rule.keeps_today():
+                raise ValueError("probes: the probe books liquidate whole, without a fund; they cannot "
+                                 f"answer for liquidation.mechanism {rule.mechanism!r} or its venue accounting "
+                                 "(drop [market.probes] or [market.liquidation])")
         return self
 
 

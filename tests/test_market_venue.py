@@ -1,0 +1,217 @@
+"""Liquidation mechanisms and the venue's books, worked by hand, and the books balancing.
+
+``market/liquidation.py`` (what a call closes) and ``market/venue.py`` (the insurance fund,
+deleveraging, socialised loss), with the formulas of ``rules/liquidation.py``; the cases
+are worked on paper in the comments.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from msgstorm.market.liquidation import Call, call, mechanism_of
+from msgstorm.market.venue import Entry, Venue
+from msgstorm.rules.market import equity, execute, notional
+from msgstorm.scenario.market import InstrumentSpec, LiquidationSpec, MarketSpec
+
+
+def _market(maintenance: float, penalty: float, slippage_bps: float = 0.0, depth: float = 1e6,
+            **liquidation: object) -> MarketSpec:
+    return MarketSpec(instruments=[InstrumentSpec(name="X")], maintenance_margin=maintenance,
+                      liquidation_penalty=penalty, slippage_bps=slippage_bps, depth=depth,
+                      liquidation=LiquidationSpec.model_validate(liquidation))
+
+
+def test_partial_closes_what_the_margin_formula_says() -> None:
+    # Long 10 at 100 with 100 of collateral; maintenance 5%, penalty 1%, no slippage. At 94:
+    # E = 100 + 10 x (94 - 100) = 40, N = 940, 5% of N = 47 > 40: past the line.
+    # 40 - 0.01 x = 0.05 (940 - x)  =>  x = (47 - 40) / (0.05 - 0.01) = 175 of notional,
+    # 175 / 94 units; after it E = 40 - 1.75 = 38.25 = 5% x (940 - 175).
+    rule = mechanism_of(_market(0.05, 0.01, mechanism="partial"))
+    done = call(rule, 1, 10.0, 100.0, 100.0, 94.0)
+    assert not done.whole
+    assert done.closed == pytest.approx(175.0 / 94.0, rel=1e-12)
+    assert done.penalty == pytest.approx(1.75, rel=1e-12)
+    assert done.pnl == pytest.approx(-6.0 * 175.0 / 94.0, rel=1e-12)
+    assert done.size_after == pytest.approx(10.0 - 175.0 / 94.0, rel=1e-12)
+    after = equity(1, done.size_after, 100.0, done.collateral_after, 94.0)
+    assert after == pytest.approx(38.25, rel=1e-12)
+    assert after == pytest.approx(0.05 * notional(done.size_after, 94.0), rel=1e-12)
+
+
+def test_partial_to_initial_margin_and_with_slippage() -> None:
+    # The same account restored to an initial margin of 10%: 40 - 0.01 x = 0.1 (940 - x)
+    # => x = (94 - 40) / 0.09 = 600 of notional.
+    rule = mechanism_of(_market(0.05, 0.01, mechanism="partial", restore_to="initial", initial_margin=0.1))
+    assert call(rule, 1, 10.0, 100.0, 100.0, 94.0).closed * 94.0 == pytest.approx(600.0, rel=1e-12)
+    # With slippage k = 10 / (10,000 x 10,000) = 1e-7 per unit of notional: the root of
+    # 1e-7 x^2 - 0.04 x + 7 = 0, x = 14 / (0.04 + sqrt(0.0016 - 2.8e-6)) = 175.0766...
+    rule = mechanism_of(_market(0.05, 0.01, slippage_bps=10.0, depth=10_000.0, mechanism="partial"))
+    done = call(rule, 1, 10.0, 100.0, 100.0, 94.0)
+    assert done.closed * 94.0 == pytest.approx(14.0 / (0.04 + math.sqrt(0.0016 - 2.8e-6)), rel=1e-12)
+    assert done.slippage == pytest.approx(1e-7 * (done.closed * 94.0) ** 2, rel=1e-9)
+    # A penalty at or above the target margin can never restore it: closed whole.
+    rule = mechanism_of(_market(0.05, 0.05, mechanism="partial"))
+    assert call(rule, 1, 10.0, 100.0, 100.0, 94.0).whole
+
+
+def test_a_close_factor_sequence_of_three_calls() -> None:
+    # Long 10 at 100 with 300; maintenance 25%, bonus 5%, close factor 50%, at 78:
+    # E = 80, N = 780, health 80 / 195 < 1, debt N - E = 700.
+    # 1: x = 350, bonus 17.5: E = 62.5, N = 430, health 62.5 / 107.5 = 0.581, debt 367.5;
+    # 2: x = 183.75, bonus 9.1875: E = 53.3125, N = 246.25, health 0.866, debt 192.9375;
+    # 3: x = 96.46875, bonus 4.8234375: E = 48.4890625, N = 149.78125, health 1.295: done.
+    rule = mechanism_of(_market(0.25, 0.05, mechanism="close_factor"))
+    size, collateral, price = 10.0, 300.0, 78.0
+    expected = [(350.0, 62.5, 430.0), (183.75, 53.3125, 246.25), (96.46875, 48.4890625, 149.78125)]
+    for closed_notional, held, left in expected:
+        assert equity(1, size, 100.0, collateral, price) < 0.25 * notional(size, price)  # health below 1
+        done = call(rule, 1, size, 100.0, collateral, price)
+        assert not done.whole
+        assert done.closed * price == pytest.approx(closed_notional, rel=1e-12)
+        assert done.penalty == pytest.approx(0.05 * closed_notional, rel=1e-12)
+        size, collateral = done.size_after, done.collateral_after
+        assert equity(1, size, 100.0, collateral, price) == pytest.approx(held, rel=1e-12)
+        assert notional(size, price) == pytest.approx(left, rel=1e-12)
+    assert equity(1, size, 100.0, collateral, price) / (0.25 * notional(size, price)) == pytest.approx(
+        48.4890625 / (0.25 * 149.78125), rel=1e-12)
+    assert equity(1, size, 100.0, collateral, price) >= 0.25 * notional(size, price)
+    # A bankrupt account is closed whole.
+    assert call(rule, 1, 10.0, 100.0, 300.0, 69.0).whole
+
+
+def test_whole_is_todays_rule() -> None:
+    market = _market(0.05, 0.05, slippage_bps=10.0, depth=100_000.0)
+    done = call(mechanism_of(market), -1, 3.0, 100.0, 20.0, 107.0)
+    today = execute(-1, 3.0, 100.0, 20.0, 107.0, 0.05, 10.0, 100_000.0)
+    assert done.whole and done.size_after == 0.0
+    assert (done.pnl, done.penalty, done.slippage, done.slippage_bps, done.collateral_after) == (
+        today.pnl, today.penalty, today.slippage, today.slippage_bps, today.collateral_after)
+
+
+def _venue(spec: LiquidationSpec, book: list[tuple[int, float, float, float]]) -> Venue:
+    return Venue(spec, [b[0] for b in book], [b[1] for b in book], [b[2] for b in book], [b[3] for b in book],
+                 [0] * len(book), np.zeros(len(book), dtype=bool))
+
+
+def test_adl_order_and_amounts_on_a_three_account_book() -> None:
+    # A: long 10 at 100 with 50, bankrupt at 90 (no penalty, no slippage): collateral after
+    # 50 - 100 = -50. The fund holds 20: 30 left, 3 per closed unit.
+    # B: short 4 at 100 with 20: profit 40, equity 60, leverage 360 / 60 = 6, score 240.
+    # C: short 10 at 95 with 400: profit 50, equity 450, leverage 900 / 450 = 2, score 100.
+    # B first (more profit x leverage though less profit): 4 units, pays min(12, 40) = 12;
+    # C then: the 6 units left, pays min(18, 50 x 6 / 10) = 18. Nothing left.
+    spec = LiquidationSpec(mechanism="whole", insurance_fund=20.0, on_empty="adl")
+    market = _market(0.05, 0.0, insurance_fund=20.0, on_empty="adl")
+    venue = _venue(spec, [(1, 10.0, 100.0, 50.0), (-1, 4.0, 100.0, 20.0), (-1, 10.0, 95.0, 400.0)])
+    done = call(mechanism_of(market), 1, 10.0, 100.0, 50.0, 90.0)
+    entries, bad_debt = venue.apply(0, done)
+    moves = [(e.kind, e.account, e.amount) for e in entries if e.amount]
+    assert moves == [("insurance_used", 0, 20.0), ("deleveraged", 1, pytest.approx(12.0)),
+                     ("deleveraged", 2, pytest.approx(18.0))]
+    assert bad_debt == pytest.approx(0.0, abs=1e-12)
+    assert venue.fund == 0.0
+    assert (venue.size[1], venue.collateral[1]) == (0.0, pytest.approx(20.0 + 40.0 - 12.0))
+    assert (venue.size[2], venue.collateral[2]) == (4.0, pytest.approx(400.0 + 30.0 - 18.0))
+    assert venue.closed.tolist() == [True, True, False]
+
+
+def test_socialised_loss_and_bad_debt() -> None:
+    # The same bankrupt A (shortfall 50), no fund; B and C share it pro rata to profit
+    # (40 and 50 of 90): 22.22... and 27.77...; with only B (profit 40): 40 socialised, 10 bad debt.
+    spec = LiquidationSpec(on_empty="socialise")
+    market = _market(0.05, 0.0)
+    done = call(mechanism_of(market), 1, 10.0, 100.0, 50.0, 90.0)
+    venue = _venue(spec, [(1, 10.0, 100.0, 50.0), (-1, 4.0, 100.0, 20.0), (-1, 10.0, 95.0, 400.0)])
+    entries, bad_debt = venue.apply(0, done)
+    shares = {e.account: e.amount for e in entries if e.kind == "socialised"}
+    assert shares == {1: pytest.approx(50.0 * 40 / 90), 2: pytest.approx(50.0 * 50 / 90)}
+    assert bad_debt == pytest.approx(0.0, abs=1e-12)
+    venue = _venue(spec, [(1, 10.0, 100.0, 50.0), (-1, 4.0, 100.0, 20.0)])
+    entries, bad_debt = venue.apply(0, done)
+    assert [(e.kind, e.amount) for e in entries if e.kind in ("socialised", "bad_debt")] == [
+        ("socialised", pytest.approx(40.0)), ("bad_debt", pytest.approx(10.0))]
+    assert venue.collateral == [0.0, pytest.approx(-20.0)]
+
+
+def test_the_fund_takes_its_share_of_the_penalty() -> None:
+    spec = LiquidationSpec(mechanism="partial", keeper_share=0.25, insurance_fund=5.0)
+    market = _market(0.05, 0.01).model_copy(update={"liquidation": spec})
+    done = call(mechanism_of(market), 1, 10.0, 100.0, 100.0, 94.0)
+    assert (done.keeper_fee, done.fund_fee) == (pytest.approx(0.4375), pytest.approx(1.3125))  # 1.75 split 1:3
+    venue = _venue(spec, [(1, 10.0, 100.0, 100.0)])
+    entries, _ = venue.apply(0, done)
+    assert venue.fund == pytest.approx(6.3125)
+    assert [e.kind for e in entries] == ["keeper_fee", "insurance_fee", "partial"]
+
+
+# --- the books balance, over drawn markets, for every mechanism -----------------------------
+
+_book = st.lists(st.tuples(st.sampled_from([1, -1]), st.floats(0.5, 20.0), st.floats(50.0, 150.0),
+                           st.floats(1.2, 15.0)), min_size=2, max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(book=_book, moves=st.lists(st.floats(-0.4, 0.4), min_size=1, max_size=8),
+       mechanism=st.sampled_from(["whole", "partial", "close_factor"]),
+       on_empty=st.sampled_from(["none", "adl", "socialise"]), fund=st.floats(0.0, 500.0),
+       keeper_share=st.floats(0.0, 1.0), penalty=st.floats(0.0, 0.06), slippage_bps=st.floats(0.0, 50.0),
+       restore_to=st.sampled_from(["maintenance", "initial"]))
+def test_the_books_balance(book: list[tuple[int, float, float, float]], moves: list[float], mechanism: str,
+                           on_empty: str, fund: float, keeper_share: float, penalty: float, slippage_bps: float,
+                           restore_to: str) -> None:
+    """Over the accounts: collateral change - realised PnL + penalties + slippage + what they
+    paid to deleveraging and socialised loss = insurance fund used + deleveraged + socialised
+    + bad debt; the fund's change = its share of the penalties - what it paid; and
+    penalties = keepers' fees + the fund's. Realised PnL is recomputed here from the units
+    each movement closed, not read from the calls."""
+    spec = LiquidationSpec(mechanism=mechanism, on_empty=on_empty, insurance_fund=fund, keeper_share=keeper_share,
+                           restore_to=restore_to, initial_margin=0.12)
+    market = _market(0.05, penalty, slippage_bps=slippage_bps, depth=10_000.0).model_copy(update={"liquidation": spec})
+    rule = mechanism_of(market)
+    accounts = [(side, size, entry, size * entry / leverage) for side, size, entry, leverage in book]
+    venue = _venue(spec, accounts)
+    start = list(venue.collateral)
+    realised = penalties = slippage = keeper = fund_in = 0.0
+    covers = {"insurance_used": 0.0, "deleveraged": 0.0, "socialised": 0.0, "bad_debt": 0.0}
+    for move in moves:
+        price = 100.0 * (1.0 + move)
+        for _ in range(40):  # each account called until it meets its line at this price (or is closed)
+            due = [a for a in range(len(accounts)) if not venue.closed[a] and venue.size[a] > 0
+                   and equity(venue.side[a], venue.size[a], venue.entry[a], venue.collateral[a], price)
+                   < 0.05 * notional(venue.size[a], price)]
+            if not due:
+                break
+            for account in due:
+                if venue.closed[account]:
+                    continue
+                before = {a: venue.size[a] for a in range(len(accounts))}
+                done: Call = call(rule, venue.side[account], venue.size[account], venue.entry[account],
+                                  venue.collateral[account], price)
+                if done.closed <= 0:
+                    continue
+                realised += venue.side[account] * done.closed * (price - venue.entry[account])
+                penalties += done.penalty
+                slippage += done.slippage
+                entries: list[Entry] = venue.apply(account, done)[0]
+                for entry in entries:
+                    keeper += entry.amount if entry.kind == "keeper_fee" else 0.0
+                    fund_in += entry.amount if entry.kind == "insurance_fee" else 0.0
+                    if entry.kind in covers:
+                        covers[entry.kind] += entry.amount
+                    if entry.kind == "deleveraged":  # the counterparty closed units at the price
+                        closed = before[entry.account] - entry.size_after
+                        realised += venue.side[entry.account] * closed * (price - venue.entry[entry.account])
+    change = sum(venue.collateral) - sum(start)
+    paid = covers["deleveraged"] + covers["socialised"]
+    scale = 1.0 + sum(abs(c) for c in start) + abs(realised)
+    assert change - realised + penalties + slippage + paid == pytest.approx(sum(covers.values()), abs=1e-9 * scale)
+    assert venue.fund - fund == pytest.approx(fund_in - covers["insurance_used"], abs=1e-9 * scale)
+    assert penalties == pytest.approx(keeper + fund_in, abs=1e-9 * scale)
+    assert all(value >= -1e-12 for value in covers.values())
+    assert all(venue.collateral[a] >= -1e-9 * scale or not venue.closed[a] for a in range(len(accounts)))
