@@ -3,6 +3,11 @@
     python benchmarks/market.py                 # flash-crash, 10,000 accounts, 20 keepers, an oracle
     python benchmarks/market.py --repeat 3      # median of 3 runs each, alternating
     python benchmarks/market.py --accounts 1000000 --only market
+    python benchmarks/market.py --mechanisms none   # without the liquidation mechanisms' cases
+
+Each liquidation mechanism (``[market.liquidation]``, ``market/liquidation.py``) and the
+venue's books (a fund with auto-deleveraging, one with socialised loss) is timed on the same
+scenario, as a ratio over the market run with ``whole`` (the target: at most 1.5x).
 
 The peer is the same run without ``[market]``: the ratio is the market's wall time over the
 plain one's (the target: at most 1.5x). Both run end to end (traffic, the loop, the history,
@@ -61,10 +66,22 @@ race = {race}
 """
 
 
-def _scenario(with_market: bool, accounts: int, keepers: int, race: bool = True) -> Scenario:
+# The mechanisms' cases: a [market.liquidation] section each, on the market run above.
+MECHANISMS = {
+    "partial": 'mechanism = "partial"',
+    "partial, fund + adl": 'mechanism = "partial"\nkeeper_share = "80%"\ninsurance_fund = 1000.0\non_empty = "adl"',
+    "close_factor": 'mechanism = "close_factor"',
+    "close_factor, socialise": 'mechanism = "close_factor"\non_empty = "socialise"',
+    "whole, fund + adl": 'mechanism = "whole"\nkeeper_share = "80%"\ninsurance_fund = 1000.0\non_empty = "adl"',
+}
+
+
+def _scenario(with_market: bool, accounts: int, keepers: int, race: bool = True, liquidation: str = "") -> Scenario:
     text = (ROOT / "examples" / "flash-crash.toml").read_text()
     if with_market:
         text += MARKET.format(accounts=accounts, keepers=keepers, race=str(race).lower())
+    if liquidation:
+        text += f"\n[market.liquidation]\n{liquidation}\n"
     return parse_scenario(text, source="flash-crash.toml", base_dir=ROOT / "examples")
 
 
@@ -98,6 +115,8 @@ def main() -> int:
     parser.add_argument("--keepers", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--only", choices=["both", "market"], default="both")
+    parser.add_argument("--mechanisms", choices=["all", "none"], default="all",
+                        help="also time each liquidation mechanism against whole on the market run")
     parser.add_argument("--split", action="store_true",
                         help="keepers split the accounts (race = false) instead of racing for each")
     args = parser.parse_args()
@@ -122,9 +141,29 @@ def main() -> int:
         print(f"  ratio {ratio:.2f}x (target: at most 1.5x) {'met' if ratio <= 1.5 else 'NOT MET'}")
     market_summary = summary.get("market") or {}
     print(f"  liquidations: {market_summary.get('liquidations')}")  # type: ignore[union-attr]
+    if args.mechanisms == "all":
+        _mechanisms(args, statistics.median(market_s))
     if args.accounts >= 100_000:
         _tick(args.accounts)
     return 0
+
+
+def _mechanisms(args: argparse.Namespace, whole_s: float) -> None:
+    """Each mechanism's market run against whole's (``whole_s``) on the same scenario."""
+    print(f"liquidation mechanisms, the same market run (whole: {whole_s:.2f} s)")
+    for name, section in MECHANISMS.items():
+        scenario = _scenario(True, args.accounts, args.keepers, race=not args.split, liquidation=section)
+        _timed(scenario)
+        runs = [_timed(scenario) for _ in range(args.repeat)]
+        seconds = statistics.median(run[0] for run in runs)
+        market = runs[-1][1].get("market") or {}
+        venue = market.get("venue") or {}  # type: ignore[union-attr]
+        ratio = seconds / whole_s
+        print(f"  {name:<24} {seconds:.2f} s  ratio {ratio:.2f}x {'met' if ratio <= 1.5 else 'NOT MET'}  "
+              f"executed {market.get('liquidations', {}).get('executed')}, "  # type: ignore[union-attr]
+              f"partial calls {venue.get('partial_calls')}, fund used {venue.get('insurance_fund', {}).get('used')}, "
+              f"deleveraged {venue.get('deleveraged')}, socialised {venue.get('socialised')}, "
+              f"bad debt {market.get('bad_debt', {}).get('absolute')}")  # type: ignore[union-attr]
 
 
 if __name__ == "__main__":

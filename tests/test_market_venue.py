@@ -8,15 +8,22 @@ are worked on paper in the comments.
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from msgstorm import read_history, run
+from msgstorm.history.reader import History
+
 from msgstorm.market.liquidation import Call, call, mechanism_of
 from msgstorm.market.venue import Entry, Venue
 from msgstorm.rules.market import equity, execute, notional
+from msgstorm.scenario import ScenarioError, load_scenario
 from msgstorm.scenario.market import InstrumentSpec, LiquidationSpec, MarketSpec
 
 
@@ -215,3 +222,91 @@ def test_the_books_balance(book: list[tuple[int, float, float, float]], moves: l
     assert penalties == pytest.approx(keeper + fund_in, abs=1e-9 * scale)
     assert all(value >= -1e-12 for value in covers.values())
     assert all(venue.collateral[a] >= -1e-9 * scale or not venue.closed[a] for a in range(len(accounts)))
+
+
+# --- through the network: the reactor, the history, the summary ---------------------------------
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+def _run(tmp_path: Path, example: str, overrides: list[str]) -> tuple[History, dict[str, Any]]:
+    result = run(load_scenario(str(EXAMPLES / f"{example}.toml"), overrides), tmp_path / "run")
+    return read_history(result.run_dir), result.summary
+
+
+def _column(table: pa.Table, name: str) -> list[Any]:
+    values: list[Any] = table.column(name).to_pylist()
+    return values
+
+
+@pytest.mark.parametrize(("example", "overrides", "moved"), [
+    ("venue-partial", [], "deleveraged"),
+    ("venue-close-factor", ["market.accounts.0.count=600"], "socialised"),
+    ("venue-partial", ['market.liquidation.mechanism="whole"', "market.liquidation.insurance_fund=0",
+                       "market.liquidation.keeper_share=1"], "deleveraged"),
+])
+def test_the_books_balance_in_a_run_read_from_its_history(tmp_path: Path, example: str, overrides: list[str],
+                                                         moved: str) -> None:
+    history, summary = _run(tmp_path, example, overrides)
+    accounts, executions, venue = history.table("accounts"), history.table("executions"), history.table("venue")
+    side, entry = _column(accounts, "side"), _column(accounts, "entry")
+    size, collateral = _column(accounts, "size"), _column(accounts, "collateral")
+    start = sum(collateral)
+    price_of = dict(zip(_column(executions, "msg_id"), _column(executions, "price"), strict=True))
+    called = [outcome in ("executed", "partial") for outcome in _column(executions, "outcome")]
+    realised = sum(v for v, c in zip(_column(executions, "pnl"), called, strict=True) if c)
+    penalties = sum(v for v, c in zip(_column(executions, "penalty"), called, strict=True) if c)
+    slippage = sum(v for v, c in zip(_column(executions, "slippage"), called, strict=True) if c)
+    sums: dict[str, float] = {}
+    for msg_id, account, kind, amount, size_after, collateral_after in zip(
+            *(_column(venue, name) for name in ("msg_id", "account", "kind", "amount", "size_after",
+                                                 "collateral_after")), strict=True):
+        sums[kind] = sums.get(kind, 0.0) + amount
+        if kind == "deleveraged":  # the counterparty closed units at the execution's price
+            realised += side[account] * (size[account] - size_after) * (price_of[msg_id] - entry[account])
+        size[account], collateral[account] = size_after, collateral_after
+    paid = sums.get("deleveraged", 0.0) + sums.get("socialised", 0.0)
+    cover = paid + sums.get("insurance_used", 0.0) + sums.get("bad_debt", 0.0)
+    assert sum(collateral) - start - realised + penalties + slippage + paid == pytest.approx(cover, abs=1e-6 * start)
+    assert sums[moved] > 0  # the cover this case is about did move money
+    fund = summary["market"]["venue"]["insurance_fund"]
+    assert fund["end"] - fund["start"] == pytest.approx(sums["insurance_fee"] - sums.get("insurance_used", 0.0),
+                                                        abs=0.02)
+    assert summary["market"]["venue"]["liquidation_fee"] == pytest.approx(penalties, abs=0.01)
+    assert summary["market"]["venue"][moved] == pytest.approx(sums[moved], abs=0.01)
+
+
+def test_a_close_factor_keeper_calls_again_at_the_same_price(tmp_path: Path) -> None:
+    history, summary = _run(tmp_path, "venue-close-factor", ["market.accounts.0.count=600"])
+    executions = history.table("executions")
+    calls: dict[tuple[int, float], list[str]] = {}
+    for account, price, outcome in zip(*(_column(executions, name) for name in ("account", "price", "outcome")),
+                                       strict=True):
+        calls.setdefault((account, price), []).append(outcome)
+    again = [outcomes for outcomes in calls.values() if outcomes.count("partial") >= 2]
+    assert again, "no account took two close-factor calls at one on-chain price"
+    assert summary["market"]["venue"]["partial_calls"] == sum(outcomes.count("partial") for outcomes in calls.values())
+
+
+def test_an_explicit_whole_section_leaves_the_run_as_it_was(tmp_path: Path) -> None:
+    plain = run(load_scenario(str(EXAMPLES / "leverage-latency.toml")), tmp_path / "plain")
+    whole = run(load_scenario(str(EXAMPLES / "leverage-latency.toml"), ['market.liquidation={mechanism="whole"}']),
+                tmp_path / "whole")
+    assert read_history(whole.run_dir).table("executions").equals(read_history(plain.run_dir).table("executions"))
+    venue = whole.summary["market"].pop("venue")
+    assert whole.summary["market"] == plain.summary["market"]
+    assert "venue" not in plain.summary["market"]
+    executed = read_history(plain.run_dir).table("executions")
+    assert venue["liquidation_fee"] == pytest.approx(sum(_column(executed, "penalty")), abs=0.01)
+    assert venue["keeper_fee"] == venue["liquidation_fee"] and venue["insurance_fund"]["used"] == 0.0
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ('market.liquidation.mechanism="dutch"', "market.liquidation.mechanism: unknown liquidation mechanism 'dutch'; "
+                                             "one of ['close_factor', 'partial', 'whole']"),
+    ("market.liquidation.close_factor=0", "market.liquidation.close_factor: a call repays a share of the debt above 0"),
+    ('market.liquidation.restore_to="initial"', "initial_margin: 0.1 must be above maintenance_margin 0.1"),
+    ("market.probes={leverages=[2.0, 4.0]}", "probes: the probe books liquidate whole"),
+])
+def test_bad_liquidation_input_names_the_field(override: str, expected: str) -> None:
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(str(EXAMPLES / "venue-partial.toml"), ['market.maintenance_margin="10%"', override])
+    assert expected in str(error.value), str(error.value)

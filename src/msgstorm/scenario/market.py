@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     Field,
     SerializerFunctionWrapHandler,
+    field_validator,
     model_serializer,
     model_validator,
 )
@@ -294,14 +295,19 @@ class LiquidationSpec(Spec):
     insurance_fund: float = Field(default=0.0, ge=0)
     on_empty: Literal["none", "adl", "socialise"] = "none"
 
-    @model_validator(mode="after")
-    def _check(self) -> LiquidationSpec:
-        if self.mechanism not in LIQUIDATION_MECHANISMS:
-            raise ValueError(f"mechanism: unknown liquidation mechanism {self.mechanism!r}; one of "
-                             f"{sorted(LIQUIDATION_MECHANISMS.builtin_names)}")
-        if self.close_factor <= 0:
-            raise ValueError("close_factor: a call repays a share of the debt above 0")
-        return self
+    @field_validator("mechanism")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in LIQUIDATION_MECHANISMS:
+            raise ValueError(f"unknown liquidation mechanism {name!r}; one of {LIQUIDATION_MECHANISMS.names()}")
+        return name
+
+    @field_validator("close_factor")
+    @classmethod
+    def _above_zero(cls, share: float) -> float:
+        if share <= 0:
+            raise ValueError("a call repays a share of the debt above 0")
+        return share
 
     def keeps_today(self) -> bool:
         """Whole liquidations without a fund or a cover: the market as before this section."""
