@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from msgstorm import read_history, run
 from msgstorm.history.reader import History
-
 from msgstorm.market.liquidation import Call, call, mechanism_of
 from msgstorm.market.venue import Entry, Venue
 from msgstorm.rules.market import equity, execute, notional
