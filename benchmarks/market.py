@@ -72,6 +72,7 @@ MECHANISMS = {
     "partial, fund + adl": 'mechanism = "partial"\nkeeper_share = "80%"\ninsurance_fund = 1000.0\non_empty = "adl"',
     "close_factor": 'mechanism = "close_factor"',
     "close_factor, socialise": 'mechanism = "close_factor"\non_empty = "socialise"',
+    "dutch_auction": 'mechanism = "dutch_auction"\nstep = "100ms"\nbuffer = 1.1',
     "whole, fund + adl": 'mechanism = "whole"\nkeeper_share = "80%"\ninsurance_fund = 1000.0\non_empty = "adl"',
 }
 

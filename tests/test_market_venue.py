@@ -21,6 +21,7 @@ from msgstorm import read_history, run
 from msgstorm.history.reader import History
 from msgstorm.market.liquidation import Call, call, mechanism_of
 from msgstorm.market.venue import Entry, Venue
+from msgstorm.rules.liquidation import auction_price, decay, decay_age_ns
 from msgstorm.rules.market import equity, execute, notional
 from msgstorm.scenario import ScenarioError, load_scenario
 from msgstorm.scenario.market import InstrumentSpec, LiquidationSpec, MarketSpec
@@ -164,7 +165,7 @@ _book = st.lists(st.tuples(st.sampled_from([1, -1]), st.floats(0.5, 20.0), st.fl
 
 @settings(max_examples=150, deadline=None)
 @given(book=_book, moves=st.lists(st.floats(-0.4, 0.4), min_size=1, max_size=8),
-       mechanism=st.sampled_from(["whole", "partial", "close_factor"]),
+       mechanism=st.sampled_from(["whole", "partial", "close_factor", "dutch_auction"]),
        on_empty=st.sampled_from(["none", "adl", "socialise"]), fund=st.floats(0.0, 500.0),
        keeper_share=st.floats(0.0, 1.0), penalty=st.floats(0.0, 0.06), slippage_bps=st.floats(0.0, 50.0),
        restore_to=st.sampled_from(["maintenance", "initial"]))
@@ -239,6 +240,7 @@ def _column(table: pa.Table, name: str) -> list[Any]:
 @pytest.mark.parametrize(("example", "overrides", "moved"), [
     ("venue-partial", [], "deleveraged"),
     ("venue-close-factor", ["market.accounts.0.count=600"], "socialised"),
+    ("venue-dutch", [], "insurance_used"),
     ("venue-partial", ['market.liquidation.mechanism="whole"', "market.liquidation.insurance_fund=0",
                        "market.liquidation.keeper_share=1"], "deleveraged"),
 ])
@@ -270,7 +272,9 @@ def test_the_books_balance_in_a_run_read_from_its_history(tmp_path: Path, exampl
     assert fund["end"] - fund["start"] == pytest.approx(sums["insurance_fee"] - sums.get("insurance_used", 0.0),
                                                         abs=0.02)
     assert summary["market"]["venue"]["liquidation_fee"] == pytest.approx(penalties, abs=0.01)
-    assert summary["market"]["venue"][moved] == pytest.approx(sums[moved], abs=0.01)
+    shown = summary["market"]["venue"]
+    assert (shown["insurance_fund"]["used"] if moved == "insurance_used" else shown[moved]) == pytest.approx(
+        sums[moved], abs=0.01)
 
 
 def test_a_close_factor_keeper_calls_again_at_the_same_price(tmp_path: Path) -> None:
@@ -300,7 +304,7 @@ def test_an_explicit_whole_section_leaves_the_run_as_it_was(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(("override", "expected"), [
     ('market.liquidation.mechanism="dutch"', "market.liquidation.mechanism: unknown liquidation mechanism 'dutch'; "
-                                             "one of ['close_factor', 'partial', 'whole']"),
+                                             "one of ['close_factor', 'dutch_auction', 'partial', 'whole']"),
     ("market.liquidation.close_factor=0", "market.liquidation.close_factor: a call repays a share of the debt above 0"),
     ('market.liquidation.restore_to="initial"', "initial_margin: 0.1 must be above maintenance_margin 0.1"),
     ("market.probes={leverages=[2.0, 4.0]}", "probes: the probe books liquidate whole"),
@@ -309,3 +313,63 @@ def test_bad_liquidation_input_names_the_field(override: str, expected: str) -> 
     with pytest.raises(ScenarioError) as error:
         load_scenario(str(EXAMPLES / "venue-partial.toml"), ['market.maintenance_margin="10%"', override])
     assert expected in str(error.value), str(error.value)
+
+
+# --- Dutch auctions ------------------------------------------------------------------------------
+
+
+def test_the_auction_decays_as_maker_s_abaci() -> None:
+    # Linear over tau 60 s: 15 s in, 1 - 15/60 = 0.75; 0 from 60 s on. Stair-step, 1% off
+    # each whole second: 2.5 s in, 0.99^2 = 0.9801. Exponential: 0.99^2.5.
+    s = 1_000_000_000
+    assert decay("linear", 15 * s, 60 * s, s, 0.99) == pytest.approx(0.75, rel=1e-15)
+    assert decay("linear", 90 * s, 60 * s, s, 0.99) == 0.0
+    assert decay("stair_step", 2 * s + s // 2, 60 * s, s, 0.99) == pytest.approx(0.9801, rel=1e-15)
+    assert decay("exponential", 2 * s + s // 2, 60 * s, s, 0.99) == pytest.approx(0.99 ** 2.5, rel=1e-15)
+    # A long's lot sells from 110 down; a short's is bought back from 100 / 1.1 up.
+    assert auction_price(1, 110.0, 0.5) == 55.0 and auction_price(-1, 100.0, 0.5) == 200.0
+    # When a keeper accepting 100 takes a lot started at 110 (at most 1 / 1.1 of the start):
+    # exponential, 100 ms steps: ln(1/1.1) / ln(0.99) = 9.483 steps, 948.3... ms;
+    # stair-step: the 10th step, 1 s; linear over 60 s: 60 x (1 - 1/1.1) = 5.4545... s.
+    ms = 1_000_000
+    assert decay_age_ns("exponential", 1 / 1.1, 60 * s, 100 * ms, 0.99) == math.ceil(
+        100 * ms * math.log(1 / 1.1) / math.log(0.99))
+    assert decay_age_ns("stair_step", 1 / 1.1, 60 * s, 100 * ms, 0.99) == s
+    assert decay_age_ns("linear", 1 / 1.1, 60 * s, 100 * ms, 0.99) == math.ceil(60 * s * (1 - 1 / 1.1))
+    for kind in ("exponential", "stair_step", "linear"):
+        age = decay_age_ns(kind, 1 / 1.1, 60 * s, 100 * ms, 0.99)
+        assert age is not None
+        assert decay(kind, age, 60 * s, 100 * ms, 0.99) <= 1 / 1.1 < decay(kind, age - 1, 60 * s, 100 * ms, 0.99)
+
+
+def test_a_take_through_a_constant_delay_pays_start_times_the_decay_at_that_delay(tmp_path: Path) -> None:
+    """A keeper at ap-northeast-0 takes at once (``take_at`` = ``buffer``): its take travels
+    the way its liquidation did, a delay d constant on this network but for the wait for a
+    10 ms block (processing 0, service 10 us), so it pays start x 0.99^(d / 100 ms): the
+    closed form, within a block, with d the liquidations' own way from send to commit."""
+    overrides = ['market.liquidation={mechanism="dutch_auction", buffer=1.1, take_at=1.1, decay="exponential", '
+                 'step="100ms", cut=0.99}', 'market.instruments.0.shocks=[{at="2s", fall="20%", over="2s"}]',
+                 "market.accounts.0.leverage_sigma=0.3", "market.accounts.0.leverage_cap=15",
+                 "market.accounts.0.count=40"]
+    result = run(load_scenario(str(EXAMPLES / "leverage-latency.toml"), overrides), tmp_path / "run")
+    history = read_history(result.run_dir)
+    executions, triggers = history.table("executions"), history.table("triggers")
+    sent = dict(zip(_column(triggers, "msg_id"), _column(triggers, "t_sent"), strict=True))
+    started: dict[int, tuple[int, float]] = {}
+    ways, taken = [], []
+    for t, msg_id, account, outcome, price in zip(*(_column(executions, name) for name in (
+            "t", "msg_id", "account", "outcome", "price")), strict=True):
+        if outcome == "auction" and account not in started:
+            started[account] = (t, price * 1.1)  # the on-chain price at the start x buffer
+            ways.append(t - sent[msg_id])
+        elif outcome == "executed":
+            t_start, start = started[account]
+            taken.append((t - t_start, price / start))
+    d_ns = float(np.median(ways))
+    assert max(ways) - min(ways) <= 10_000_000  # constant but for the block
+    assert len(taken) == 40
+    for age_ns, ratio in taken:
+        assert abs(age_ns - d_ns) <= 10_000_000
+        assert ratio == pytest.approx(0.99 ** (age_ns / 100_000_000), rel=1e-12)
+        assert 0.99 ** ((d_ns + 10_000_000) / 100_000_000) <= ratio <= 0.99 ** ((d_ns - 10_000_000) / 100_000_000)
+    assert "reset" not in _column(executions, "outcome")

@@ -30,7 +30,7 @@ from msgstorm.rules.market import equity, liquidation_costs, notional, pnl
 from msgstorm.scenario.market import LiquidationSpec, MarketSpec
 from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
 
-__all__ = ["Call", "CloseFactor", "Mechanism", "Partial", "Whole", "call", "mechanism", "mechanism_of"]
+__all__ = ["Call", "CloseFactor", "DutchAuction", "Mechanism", "Partial", "Whole", "call", "mechanism", "mechanism_of"]
 
 # A close within this share of the whole position closes it whole (no dust left open).
 _DUST = 1e-12
@@ -44,6 +44,9 @@ class Mechanism:
     # A keeper calls again at the same price while the account is past its line (a lending
     # market's close factor); otherwise it waits for a new price.
     repeats: ClassVar[bool] = False
+    # A liquidation starts an auction that keepers take later (``market/dutch.py``): the
+    # close is priced at the auction's price, without the book's slippage.
+    auction: ClassVar[bool] = False
 
     def __init__(self, spec: LiquidationSpec, market: MarketSpec) -> None:
         self.spec = spec
@@ -104,6 +107,16 @@ class CloseFactor(Mechanism):
         return close_factor_notional(side, held, notional(size, price), self.spec.close_factor) / price
 
 
+@mechanism("dutch_auction")
+class DutchAuction(Mechanism):
+    """Maker's clip: a liquidation starts an auction of the whole position whose price
+    starts at the on-chain price x ``buffer`` and decays (``rules.liquidation.decay``);
+    the first keeper's take to commit at an acceptable price closes it there
+    (``market/dutch.py``)."""
+
+    auction = True
+
+
 def mechanism_of(market: MarketSpec) -> Mechanism:
     """The scenario's mechanism (``whole`` without ``[market.liquidation]``)."""
     spec = market.liquidation if market.liquidation is not None else LiquidationSpec()
@@ -131,16 +144,18 @@ class Call:
 
 
 def call(rule: Mechanism, side: int, size: float, entry: float, collateral: float, price: float) -> Call:
-    """A liquidation call at on-chain ``price``: ``rule`` says what it closes, the market's
-    one rule prices it (``liquidation_costs`` on the closed units: the collateral absorbs
-    their realised PnL less both costs)."""
+    """A liquidation call at ``price`` (on chain; an auction's for an auction mechanism):
+    ``rule`` says what it closes, the market's one rule prices it (``liquidation_costs`` on
+    the closed units: the collateral absorbs their realised PnL less both costs; an auction's
+    taker pays no slippage)."""
     market = rule.market
+    slippage_bps = 0.0 if rule.auction else market.slippage_bps
     closed = min(max(rule.closed_size(side, size, entry, collateral, price), 0.0), size)
     whole = closed >= size * (1.0 - _DUST)
     if whole:
         closed = size
     penalty, slippage, bps, after = liquidation_costs(float(side), closed, entry, collateral, price,
-                                                      market.liquidation_penalty, market.slippage_bps, market.depth)
+                                                      market.liquidation_penalty, slippage_bps, market.depth)
     keeper_fee, fund_fee = split_fee(penalty, rule.spec.keeper_share)
     return Call(price, closed, whole, pnl(float(side), closed, entry, price), penalty, keeper_fee, fund_fee, slippage,
                 bps, 0.0 if whole else size - closed, after)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["adl_price_per_unit", "close_factor_notional", "debt", "health_factor", "partial_close_notional",
-           "slippage_coefficient", "split_fee"]
+__all__ = ["adl_price_per_unit", "auction_price", "close_factor_notional", "debt", "decay", "health_factor",
+           "decay_age_ns", "partial_close_notional", "slippage_coefficient", "split_fee"]
 
 
 def slippage_coefficient(slippage_bps: float, depth: float) -> float:
@@ -81,3 +81,39 @@ def adl_price_per_unit(shortfall: float, closed_size: float) -> float:
     counterparty closes gives up ``shortfall / closed_size`` of what it would realise at
     ``p``."""
     return shortfall / closed_size if closed_size > 0 else 0.0
+
+
+def decay(kind: str, age_ns: int, tau_ns: int, step_ns: int, cut: float) -> float:
+    """A Dutch auction's price multiplier ``age_ns`` after its start (Maker's clip abaci):
+    ``linear`` 1 - age / tau (0 from tau on); ``stair_step`` cut^floor(age / step);
+    ``exponential`` cut^(age / step)."""
+    if kind == "linear":
+        return max(0.0, 1.0 - age_ns / tau_ns)
+    if kind == "stair_step":
+        return float(cut ** (age_ns // step_ns))
+    return float(cut ** (age_ns / step_ns))
+
+
+def auction_price(side: int, start_price: float, multiplier: float) -> float:
+    """The price of a Dutch auction closing a position of ``side``: a long's units are sold,
+    the price falling from ``start_price`` (``start_price x multiplier``); a short's are
+    bought back, the price rising from it (``start_price / multiplier``, infinite at 0)."""
+    if side > 0:
+        return start_price * multiplier
+    return math.inf if multiplier <= 0 else start_price / multiplier
+
+
+def decay_age_ns(kind: str, at_most: float, tau_ns: int, step_ns: int, cut: float) -> int | None:
+    """The least age at which ``decay`` is at most ``at_most`` (None: never): 0 for
+    ``at_most`` >= 1; linear tau (1 - at_most); stair-step step x ceil(ln at_most / ln cut);
+    exponential step x ln at_most / ln cut (rounded up to the nanosecond)."""
+    if at_most >= 1.0:
+        return 0
+    if kind == "linear":
+        return math.ceil(tau_ns * (1.0 - max(at_most, 0.0)))
+    if at_most <= 0:
+        return None
+    steps = math.log(at_most) / math.log(cut)
+    if kind == "stair_step":
+        return int(step_ns * math.ceil(steps - 1e-12))
+    return math.ceil(step_ns * steps)

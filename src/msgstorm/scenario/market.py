@@ -280,7 +280,10 @@ class LiquidationSpec(Spec):
     ``mechanism`` names one of ``LIQUIDATION_MECHANISMS``: ``whole`` (the position closed
     whole at the on-chain price), ``partial`` (just enough closed to bring the equity back to
     ``restore_to``'s margin: ``maintenance`` or ``initial_margin``), ``close_factor`` (a call
-    repays at most ``close_factor`` of the debt, repeated while the health factor is below 1).
+    repays at most ``close_factor`` of the debt, repeated while the health factor is below 1),
+    ``dutch_auction`` (Maker's clip, ``market/dutch.py``: an auction from the on-chain price x
+    ``buffer``, decaying by ``decay``, taken by keepers once its price is at most the start's
+    on-chain price x ``take_at``, reset past ``cusp`` or ``tail``).
     The penalty (``market.liquidation_penalty``, the fee or bonus of every mechanism) goes
     ``keeper_share`` to the keeper and the rest to an insurance fund starting at
     ``insurance_fund``, which covers a bankrupt account's shortfall; what it cannot cover
@@ -294,6 +297,15 @@ class LiquidationSpec(Spec):
     keeper_share: Fraction = 1.0
     insurance_fund: float = Field(default=0.0, ge=0)
     on_empty: Literal["none", "adl", "socialise"] = "none"
+    # ``dutch_auction`` (Maker's clip): the auction's start, decay, reset and the keepers' take.
+    buffer: float = Field(default=1.2, ge=1.0)
+    decay: Literal["linear", "stair_step", "exponential"] = "exponential"
+    tau: DurationNs = Field(default=60_000_000_000, gt=0)
+    step: DurationNs = Field(default=1_000_000_000, gt=0)
+    cut: float = Field(default=0.99, gt=0, lt=1)
+    cusp: Fraction = 0.4
+    tail: DurationNs = Field(default=600_000_000_000, gt=0)
+    take_at: float = Field(default=1.0, gt=0)
 
     @field_validator("mechanism")
     @classmethod
