@@ -373,3 +373,25 @@ def test_a_take_through_a_constant_delay_pays_start_times_the_decay_at_that_dela
         assert ratio == pytest.approx(0.99 ** (age_ns / 100_000_000), rel=1e-12)
         assert 0.99 ** ((d_ns + 10_000_000) / 100_000_000) <= ratio <= 0.99 ** ((d_ns - 10_000_000) / 100_000_000)
     assert "reset" not in _column(executions, "outcome")
+
+
+def test_a_take_that_finds_its_auction_too_old_resets_it(tmp_path: Path) -> None:
+    # The keepers accept the price the auction started from: at 1% off every 100 ms from 1.1x
+    # that is 948 ms in, and the take's way to commit adds more; with a tail of 500 ms every
+    # take finds its auction too old and restarts it from the on-chain price then (Maker's
+    # redo), so none is ever taken.
+    overrides = ['market.liquidation={mechanism="dutch_auction", buffer=1.1, take_at=1.0, decay="exponential", '
+                 'step="100ms", cut=0.99, tail="500ms"}', 'market.instruments.0.shocks=[{at="2s", fall="20%", over="2s"}]',
+                 "market.accounts.0.count=10"]
+    result = run(load_scenario(str(EXAMPLES / "leverage-latency.toml"), overrides), tmp_path / "run")
+    executions = read_history(result.run_dir).table("executions")
+    outcomes = _column(executions, "outcome")
+    assert "executed" not in outcomes and outcomes.count("reset") >= 10
+    started: dict[int, int] = {}
+    wait_ns = math.ceil(100_000_000 * math.log(1 / 1.1) / math.log(0.99))  # 948.3 ms
+    for t, account, outcome in zip(*(_column(executions, name) for name in ("t", "account", "outcome")),
+                                   strict=True):
+        if outcome == "reset":
+            assert t - started[account] >= wait_ns > 500_000_000  # sent no earlier than acceptable: past the tail
+        if account not in started or outcome == "reset":
+            started[account] = t
