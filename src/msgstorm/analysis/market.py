@@ -44,7 +44,10 @@ oracle published, judges nothing.
 - ``venue`` (with ``[market.liquidation]``; ``venue_summary``): the liquidation fee and its
   split, the insurance fund's start, end and use, deleveraged, socialised, bad debt left and
   the partial calls. With a mechanism other than ``whole`` an account may take several calls
-  (``executions`` rows ``partial``, then one ``executed`` if it is closed whole); an account
+  (``executions`` rows ``partial``, then one ``executed`` if it is closed whole; under
+  ``dutch_auction`` the liquidations that start or join an auction are ``auction`` rows and
+  the take that closes it the ``executed`` one, a stale auction's take ``reset``: none of
+  these is a no-op); an account
   left open is marked to market with the size and collateral the venue's books left it
   (``held_after_venue``).
 

@@ -417,6 +417,7 @@ class MarketReactor:
         t_price = self.chain_step[instrument] * self.paths.resolution_ns
         # A no-op realises nothing: the account keeps its collateral.
         done = Execution(price, 0.0, 0.0, 0.0, 0.0, self._collateral[account], 0.0)
+        trigger = self._trigger_of.pop(msg_id, None)  # what a Dutch auction's take will answer
         if self.liquidated[account]:
             outcome = "already_liquidated"
         elif not past_line(self._side[account], self._line[account], price):
@@ -428,6 +429,8 @@ class MarketReactor:
             done = execute(self._side[account], self._size[account], self._entry[account], self._collateral[account],
                            price, market.liquidation_penalty, market.slippage_bps, market.depth)
             self.liquidated[account] = True
+        elif self.auctions is not None and trigger is not None:
+            outcome, done = self._bark(t, account, keeper, price, trigger)
         else:
             outcome, done = self._call(t, msg_id, account, keeper, price)
         self._executions.append((t, msg_id, account, keeper.name, outcome, price, t_price, done.pnl, done.penalty,
@@ -440,8 +443,6 @@ class MarketReactor:
         outcome (``executed``: closed whole; ``partial``: left open; ``recovered``: nothing
         to close) and its ``executions`` row's account."""
         assert self.venue is not None
-        if self.auctions is not None:
-            return self._bark(t, msg_id, account, keeper, price)
         done = call(self.rule, self._side[account], self._size[account], self._entry[account],
                     self._collateral[account], price)
         if done.closed <= 0:
@@ -456,14 +457,15 @@ class MarketReactor:
         return ("executed" if done.whole else "partial"), Execution(
             price, done.pnl, done.penalty, done.slippage, done.slippage_bps, done.collateral_after, bad_debt)
 
-    def _bark(self, t: int, msg_id: int, account: int, keeper: _Keeper, price: float) -> tuple[str, Execution]:
-        """A keeper's liquidation committed under ``dutch_auction``: it starts the account's
-        auction (or finds it running), and the keeper takes when the price suits it."""
+    def _bark(self, t: int, account: int, keeper: _Keeper, price: float,
+              trigger: tuple[int, int, float]) -> tuple[str, Execution]:
+        """A keeper's liquidation (its ``trigger``) committed under ``dutch_auction``: it
+        starts the account's auction (or finds it running), and the keeper takes when the
+        price suits it."""
         assert self.auctions is not None
-        auction = self.auctions.running.get(account)
-        if auction is None:
-            auction = self.auctions.start(account, self._side[account], t, price)
-        self._take_trigger[(account, keeper.index)] = self._trigger_of.pop(msg_id)
+        if account not in self.auctions.running:
+            self.auctions.start(account, self._side[account], t, price)
+        self._take_trigger[(account, keeper.index)] = trigger
         self._schedule_take(t, account, keeper)
         return "auction", Execution(price, 0.0, 0.0, 0.0, 0.0, self._collateral[account], 0.0)
 
