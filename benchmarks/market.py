@@ -3,6 +3,14 @@
     python benchmarks/market.py                 # flash-crash, 10,000 accounts, 20 keepers, an oracle
     python benchmarks/market.py --repeat 3      # median of 3 runs each, alternating
     python benchmarks/market.py --accounts 1000000 --only market
+    python benchmarks/market.py --mechanisms none   # without the liquidation mechanisms' cases
+    python benchmarks/market.py --mechanisms only   # only them
+
+Each liquidation mechanism (``[market.liquidation]``, ``market/liquidation.py``) and the
+venue's books (a fund with auto-deleveraging, one with socialised loss) is timed on
+examples/venue-partial.toml, a crash in which every mechanism acts (on flash-crash above the
+congested chain lets few liquidations through), as a ratio over the same run with ``whole``,
+the two alternating (the target: at most 1.5x).
 
 The peer is the same run without ``[market]``: the ratio is the market's wall time over the
 plain one's (the target: at most 1.5x). Both run end to end (traffic, the loop, the history,
@@ -61,6 +69,27 @@ race = {race}
 """
 
 
+# The mechanisms' cases: examples/venue-partial.toml (a crash in which every mechanism acts)
+# with its [market.liquidation] section replaced by each of these.
+MECHANISMS = {
+    "whole": 'mechanism = "whole"',
+    "partial": 'mechanism = "partial"',
+    "partial, fund + adl": 'mechanism = "partial"\nkeeper_share = "80%"\ninsurance_fund = 1000.0\non_empty = "adl"',
+    "close_factor": 'mechanism = "close_factor"',
+    "close_factor, socialise": 'mechanism = "close_factor"\non_empty = "socialise"',
+    "dutch_auction": 'mechanism = "dutch_auction"\nstep = "100ms"\nbuffer = 1.1',
+    "whole, fund + adl": 'mechanism = "whole"\nkeeper_share = "80%"\ninsurance_fund = 1000.0\non_empty = "adl"',
+}
+
+
+def _venue_scenario(liquidation: str) -> Scenario:
+    text = (ROOT / "examples" / "venue-partial.toml").read_text()
+    head, rest = text.split("[market.liquidation]\n", 1)
+    rest = rest[rest.index("\n\n"):]  # the example's own section ends at the first blank line
+    return parse_scenario(f"{head}[market.liquidation]\n{liquidation}\n{rest}", source="venue-partial.toml",
+                          base_dir=ROOT / "examples")
+
+
 def _scenario(with_market: bool, accounts: int, keepers: int, race: bool = True) -> Scenario:
     text = (ROOT / "examples" / "flash-crash.toml").read_text()
     if with_market:
@@ -98,9 +127,14 @@ def main() -> int:
     parser.add_argument("--keepers", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--only", choices=["both", "market"], default="both")
+    parser.add_argument("--mechanisms", choices=["all", "none", "only"], default="all",
+                        help="also (only) time each liquidation mechanism against whole on examples/venue-partial.toml")
     parser.add_argument("--split", action="store_true",
                         help="keepers split the accounts (race = false) instead of racing for each")
     args = parser.parse_args()
+    if args.mechanisms == "only":
+        _mechanisms(args.repeat)
+        return 0
     plain = _scenario(False, args.accounts, args.keepers)
     market = _scenario(True, args.accounts, args.keepers, race=not args.split)
     _timed(plain)
@@ -122,9 +156,41 @@ def main() -> int:
         print(f"  ratio {ratio:.2f}x (target: at most 1.5x) {'met' if ratio <= 1.5 else 'NOT MET'}")
     market_summary = summary.get("market") or {}
     print(f"  liquidations: {market_summary.get('liquidations')}")  # type: ignore[union-attr]
+    if args.mechanisms == "all":
+        _mechanisms(args.repeat)
     if args.accounts >= 100_000:
         _tick(args.accounts)
     return 0
+
+
+def _mechanisms(repeat: int) -> None:
+    """Each mechanism's run of examples/venue-partial.toml against whole's, paired: whole and
+    the mechanism alternate ``max(repeat, 3)`` times, so a machine whose load drifts (other
+    work on its cores) weighs on both alike; the ratio is of the medians."""
+    whole = _venue_scenario(MECHANISMS["whole"])
+    _timed(whole)
+    print("liquidation mechanisms on examples/venue-partial.toml (ETH -30% over 4 s, 2,000 accounts), "
+          "paired with whole")
+    for name, section in MECHANISMS.items():
+        if name == "whole":
+            continue
+        scenario = _venue_scenario(section)
+        _timed(scenario)
+        whole_s, own_s = [], []
+        summary: dict[str, object] = {}
+        for _ in range(max(repeat, 3)):
+            whole_s.append(_timed(whole)[0])
+            seconds, summary = _timed(scenario)
+            own_s.append(seconds)
+        ratio = statistics.median(own_s) / statistics.median(whole_s)
+        market = summary.get("market") or {}
+        venue = market.get("venue") or {}  # type: ignore[union-attr]
+        print(f"  {name:<24} {statistics.median(own_s):6.2f} s vs whole {statistics.median(whole_s):5.2f} s  "
+              f"ratio {ratio:.2f}x {'met' if ratio <= 1.5 else 'NOT MET'}  "
+              f"executed {market.get('liquidations', {}).get('executed')}, "  # type: ignore[union-attr]
+              f"partial calls {venue.get('partial_calls')}, fund used {venue.get('insurance_fund', {}).get('used')}, "
+              f"deleveraged {venue.get('deleveraged')}, socialised {venue.get('socialised')}, "
+              f"bad debt {market.get('bad_debt', {}).get('absolute')}")  # type: ignore[union-attr]
 
 
 if __name__ == "__main__":

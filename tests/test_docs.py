@@ -266,7 +266,7 @@ def lines_not_shown(excerpt: list[str], printed: list[str]) -> list[str]:
 
 SIM_TOUR = ["quickstart", "ramp", "flash-crash", "matching-engine", "black-thursday", "black-thursday-fee-aware",
             "front-running", "black-thursday-lane", "self-healing", "solana-spam", "oracle-attack", "byzantine", "cross-chain",
-            "cross-chain-collateral"]
+            "cross-chain-collateral", "venue-partial", "venue-close-factor", "venue-dutch"]
 
 
 # Live examples whose excerpts the tour shows: a real anvil each, run with the slow tests.

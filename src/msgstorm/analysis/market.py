@@ -1,8 +1,8 @@
 """What delay cost: liquidations, their delay and its parts, bad debt, price staleness.
 
 Place in the pipeline: one analysis step, reading only the history's market tables
-(``prices``, ``oracle``, ``accounts``, ``triggers``, ``executions``, ``topups``) and the messages'
-commit times, so ``msgstorm report`` gives the same numbers as the run. ``market_summary``
+(``prices``, ``oracle``, ``accounts``, ``triggers``, ``executions``, ``topups``, ``venue``) and the
+messages' commit times, so ``msgstorm report`` gives the same numbers as the run. ``market_summary``
 is summary.json's ``market`` (null for a run without ``[market]``):
 
 Every run is judged over the market's horizon, ``run.duration`` (``market.prices.horizon_ns``:
@@ -41,6 +41,15 @@ oracle published, judges nothing.
   time since the true price behind the on-chain price (the newest committed oracle
   message; the first price at the start): {p50, p99, max}.
 - ``slippage_bps``: {p50, p99} of the executed liquidations.
+- ``venue`` (with ``[market.liquidation]``; ``venue_summary``): the liquidation fee and its
+  split, the insurance fund's start, end and use, deleveraged, socialised, bad debt left and
+  the partial calls. With a mechanism other than ``whole`` an account may take several calls
+  (``executions`` rows ``partial``, then one ``executed`` if it is closed whole; under
+  ``dutch_auction`` the liquidations that start or join an auction are ``auction`` rows and
+  the take that closes it the ``executed`` one, a stale auction's take ``reset``: none of
+  these is a no-op); an account
+  left open is marked to market with the size and collateral the venue's books left it
+  (``held_after_venue``).
 
 "Late" and "ended in bad debt" differ: the liquidation penalty costs equity, so an account
 liquidated before its bankruptcy price, but within ``penalty`` of it, still ends in bad
@@ -66,8 +75,8 @@ from msgstorm.analysis._common import (
 from msgstorm.history.reader import History
 from msgstorm.rules.market import equity, horizon_ns, notional
 
-__all__ = ["Delays", "Executed", "MarketTables", "book_bad_debt", "executed_liquidations", "judged_until_ns", "liquidation_delays",
-           "market_summary", "market_tables", "onchain_prices"]
+__all__ = ["Delays", "Executed", "MarketTables", "book_bad_debt", "executed_liquidations", "held_after_venue",
+           "judged_until_ns", "liquidation_delays", "market_summary", "market_tables", "onchain_prices", "venue_summary"]
 
 
 @dataclass(frozen=True)
@@ -209,7 +218,7 @@ def executed_liquidations(history: History) -> Executed:
     executions = history.table("executions")
     outcomes = executions.column("outcome").to_pylist()
     executed = np.array([outcome == "executed" for outcome in outcomes], dtype=bool)
-    no_ops = sum(1 for outcome in outcomes if outcome not in ("executed", "reverted"))
+    no_ops = sum(1 for outcome in outcomes if outcome not in ("executed", "reverted", "partial", "auction", "reset"))
 
     def column(name: str) -> np.ndarray:
         values: np.ndarray = executions.column(name).to_numpy()[executed]
@@ -368,10 +377,11 @@ def market_summary(history: History) -> dict[str, Any] | None:
     delay_ms: dict[str, Any] = {**_ms_stats(delay), "mean": ms(float(delay.mean())) if delay.size else None,
                                 "split": split}
 
-    absolute, accounts_bad = book_bad_debt(tables, tables.size, tables.collateral, executed, exec_bad)
+    size, collateral = held_after_venue(history, tables)
+    absolute, accounts_bad = book_bad_debt(tables, size, collateral, executed, exec_bad)
     open_interest = float(notional(tables.size, tables.entry).sum())
 
-    return {
+    summary: dict[str, Any] = {
         "accounts": int(eligible.size),
         "open_interest": rounded(open_interest, 2),
         "liquidations": {
@@ -386,6 +396,69 @@ def market_summary(history: History) -> dict[str, Any] | None:
         "slippage_bps": {key: value for key, value in zip(
             ("p50", "p99"), (rounded(v, 3) for v in percentiles(exec_bps.astype(np.float64), [50.0, 99.0]))
             if exec_bps.size else (None, None), strict=True)},
+    }
+    if history.scenario["market"].get("liquidation") is not None:
+        summary["venue"] = venue_summary(history)
+    return summary
+
+
+def held_after_venue(history: History, tables: MarketTables) -> tuple[np.ndarray, np.ndarray]:
+    """Each account's (size, collateral) at the end: the accounts' own (with their top-ups)
+    where the venue's books never moved them, else the books' last row (``venue``: a partial
+    close, deleveraging, a socialised charge) plus the top-ups committed after it."""
+    size, collateral = tables.size.copy(), tables.collateral.copy()
+    venue = history.table("venue")
+    if venue.num_rows == 0:
+        return size, collateral
+    t, account = venue.column("t").to_numpy(), venue.column("account").to_numpy()
+    size_after, collateral_after = venue.column("size_after").to_numpy(), venue.column("collateral_after").to_numpy()
+    last_t = np.full(size.size, -1, dtype=np.int64)
+    for row in range(venue.num_rows):  # in commit order: the last row of an account is its state
+        who = int(account[row])
+        size[who], collateral[who], last_t[who] = size_after[row], collateral_after[row], t[row]
+    topups = history.table("topups")
+    if topups.num_rows:
+        for when, who, amount in zip(topups.column("t").to_pylist(), topups.column("account").to_pylist(),
+                                     topups.column("amount").to_pylist(), strict=True):
+            if 0 <= last_t[who] < when:
+                collateral[who] += amount
+    return size, collateral
+
+
+_VENUE_KINDS = ("keeper_fee", "insurance_fee", "insurance_used", "deleveraged", "socialised")
+
+
+def venue_summary(history: History) -> dict[str, Any]:
+    """summary.json's ``market.venue`` (with ``[market.liquidation]``): what the venue's
+    rules did with the money (``market/venue.py``): ``liquidation_fee`` (the penalties of
+    every call, whole or partial) and its split, ``insurance_fund`` (start, end, used),
+    ``deleveraged``, ``socialised``, ``bad_debt`` (what no one covered: the executed
+    accounts' shortfall left after the fund and the cover), and ``partial_calls``."""
+    executions = history.table("executions")
+    outcomes = executions.column("outcome").to_pylist()
+    called = np.array([outcome in ("executed", "partial") for outcome in outcomes], dtype=bool)
+    executed = np.array([outcome == "executed" for outcome in outcomes], dtype=bool)
+    penalty = executions.column("penalty").to_numpy()
+    bad_debt = executions.column("bad_debt").to_numpy()
+    fee = float(penalty[called].sum()) if called.size else 0.0
+    venue = history.table("venue")
+    sums = dict.fromkeys(_VENUE_KINDS, 0.0)
+    start = float((history.scenario["market"]["liquidation"] or {}).get("insurance_fund", 0.0))
+    end = start
+    if venue.num_rows:
+        kinds, amounts = venue.column("kind").to_pylist(), venue.column("amount").to_numpy()
+        for kind in _VENUE_KINDS:
+            sums[kind] = float(amounts[np.array([k == kind for k in kinds], dtype=bool)].sum())
+        end = float(venue.column("fund_after").to_numpy()[-1])
+    else:
+        sums["keeper_fee"] = fee  # no books: the keeper takes the whole penalty
+    return {
+        "liquidation_fee": rounded(fee, 2), "keeper_fee": rounded(sums["keeper_fee"], 2),
+        "insurance_fee": rounded(sums["insurance_fee"], 2),
+        "insurance_fund": {"start": rounded(start, 2), "end": rounded(end, 2), "used": rounded(sums["insurance_used"], 2)},
+        "deleveraged": rounded(sums["deleveraged"], 2), "socialised": rounded(sums["socialised"], 2),
+        "bad_debt": rounded(float(bad_debt[executed].sum()) if executed.size else 0.0, 2),
+        "partial_calls": int(sum(1 for outcome in outcomes if outcome == "partial")),
     }
 
 

@@ -355,6 +355,23 @@ class ProbePoint(Closed):
     executed: Annotated[int, Field(ge=0, description="probes of the book liquidated")]
 
 
+class InsuranceFund(Closed):
+    start: float
+    end: float
+    used: Annotated[float, Field(ge=0)]
+
+
+class VenueLosses(Closed):
+    liquidation_fee: Annotated[float, Field(description="the penalties of every liquidation call, whole or partial")]
+    keeper_fee: float
+    insurance_fee: float
+    insurance_fund: InsuranceFund
+    deleveraged: Annotated[float, Field(ge=0, description="shortfall taken from profitable counterparties (adl)")]
+    socialised: Annotated[float, Field(ge=0, description="shortfall shared among the profitable accounts")]
+    bad_debt: Annotated[float, Field(ge=0, description="the executed accounts' shortfall no one covered")]
+    partial_calls: Count
+
+
 class Market(Closed):
     accounts: Count
     open_interest: Annotated[float | None, Field(ge=0, description="every position's notional at entry")]
@@ -372,6 +389,8 @@ class Market(Closed):
     probes: Annotated[list[ProbePoint] | None, Field(
         description="with [market.probes]: bad debt of every account again at each leverage of the grid, riding "
                     "along the run (market/probes.py)")] = None
+    venue: Annotated[VenueLosses | None, Field(
+        description="with [market.liquidation]: what the venue's rules did with the money (market/venue.py)")] = None
 
 
 class Fairness(Closed):

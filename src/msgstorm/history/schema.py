@@ -282,8 +282,25 @@ PROBE_EXECUTIONS = pa.schema([
     pa.field("bad_debt", pa.float64(), nullable=False),
 ])
 
+# ``venue``: with ``[market.liquidation]`` beyond whole liquidations without a fund
+# (``market/venue.py``), each movement of the venue's books at a liquidation committed at ``t``
+# (``msg_id``): ``kind`` keeper_fee, insurance_fee, insurance_used, deleveraged (``account``
+# the counterparty that paid), socialised (the account that paid), bad_debt, partial (a call
+# that left the position open; ``amount`` the notional it closed); ``size_after`` and
+# ``collateral_after`` the account's, ``fund_after`` the insurance fund's balance.
+VENUE = pa.schema([
+    pa.field("t", pa.int64(), nullable=False),
+    pa.field("msg_id", pa.int64(), nullable=False),
+    pa.field("account", pa.int64(), nullable=False),
+    pa.field("kind", pa.string(), nullable=False),
+    pa.field("amount", pa.float64(), nullable=False),
+    pa.field("size_after", pa.float64(), nullable=False),
+    pa.field("collateral_after", pa.float64(), nullable=False),
+    pa.field("fund_after", pa.float64(), nullable=False),
+])
+
 MARKET_TABLES = ("prices", "oracle", "accounts", "triggers", "executions", "topups", "frontruns", "auctions",
-                 "auction_orders", "probe_executions")
+                 "auction_orders", "probe_executions", "venue")
 
 # ``ranks``: under a queue policy with its own rule for when a message takes effect
 # (``execution_rank``: ``batch_auction``, ``commit_reveal``), each committed message's rank:
@@ -429,6 +446,7 @@ TABLES: dict[str, pa.Schema] = {
     "auctions": AUCTIONS,
     "auction_orders": AUCTION_ORDERS,
     "probe_executions": PROBE_EXECUTIONS,
+    "venue": VENUE,
     "ranks": RANKS,
     "integrity": INTEGRITY,
     "blocks": BLOCKS,

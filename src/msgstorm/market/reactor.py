@@ -58,10 +58,13 @@ from msgstorm.market.accounts import (
     past_line,
 )
 from msgstorm.market.auction_book import AuctionBook
+from msgstorm.market.dutch import DutchAuctions
+from msgstorm.market.liquidation import Call, call, mechanism_of
 from msgstorm.market.oracle import OracleUpdates, oracle_updates
 from msgstorm.market.oracle_attack import attacked_updates
 from msgstorm.market.prices import PricePaths, horizon_ns, price_paths
 from msgstorm.market.probes import ProbeBook
+from msgstorm.market.venue import Venue
 from msgstorm.sampling import Sampler
 from msgstorm.scenario.market import KeeperSpec, MarketSpec
 from msgstorm.scenario.registry import REACTORS
@@ -155,6 +158,23 @@ class MarketReactor:
         self._line = self.accounts.liquidation.tolist()
         self._bankruptcy = self.accounts.bankruptcy.tolist()
         self._instrument = self.accounts.instrument.tolist()
+        # The liquidation mechanism (``market/liquidation.py``) and the venue's books
+        # (``market/venue.py``): none for today's whole liquidations without a fund.
+        self.rule = mechanism_of(market)
+        self.venue: Venue | None = None
+        self._venue_rows: list[tuple[Any, ...]] = []
+        if market.liquidation is not None and not market.liquidation.keeps_today():
+            if not host.final_commits:
+                raise ValueError("market.liquidation: a mechanism other than whole, or venue accounting, runs on "
+                                 "simulated runs only (this host's commits may be taken back)")
+            self.venue = Venue(market.liquidation, self._side, self._size, self._entry, self._collateral,
+                               self._instrument, self.liquidated)
+        # Dutch auctions (``market/dutch.py``): the running ones, the keepers' takes in flight
+        # (msg_id -> (account, keeper)) and what each keeper's take answers (its liquidation's trigger).
+        self.auctions = DutchAuctions(market.liquidation) if self.rule.auction and market.liquidation else None
+        self.take_of: dict[int, tuple[int, int]] = {}
+        self._trigger_of: dict[int, tuple[int, int, float]] = {}  # liquidation msg_id -> (t seen, price msg, price)
+        self._take_trigger: dict[tuple[int, int], tuple[int, int, float]] = {}
         # The batch auction's book: drawn only when a batch auction clears it.
         self.book: AuctionBook | None = None
         if market.orders is not None and scenario.sequencer.policy == "batch_auction":
@@ -349,6 +369,8 @@ class MarketReactor:
         self.liquidation_of[msg_id] = (account, keeper_index)
         self._triggers.append((t_seen, t, keeper.name, self.host.node_names[keeper.node], account, msg_id,
                                self.msg_of_update[row], float(self.updates.price[row])))
+        if self.auctions is not None:
+            self._trigger_of[msg_id] = (t_seen, self.msg_of_update[row], float(self.updates.price[row]))
         if len(self._triggers) >= _FLUSH_ROWS and self.host.final_commits:
             self._flush()
 
@@ -377,6 +399,10 @@ class MarketReactor:
             if owner is not None:
                 self._execute(t, msg_id, *owner)
                 continue
+            owner = self.take_of.pop(msg_id, None)
+            if owner is not None:
+                self._take(t, msg_id, *owner)
+                continue
             account = self.topup_of.pop(msg_id, None)
             if account is not None:
                 self._top_up(t, msg_id, account)
@@ -391,21 +417,132 @@ class MarketReactor:
         t_price = self.chain_step[instrument] * self.paths.resolution_ns
         # A no-op realises nothing: the account keeps its collateral.
         done = Execution(price, 0.0, 0.0, 0.0, 0.0, self._collateral[account], 0.0)
+        trigger = self._trigger_of.pop(msg_id, None)  # what a Dutch auction's take will answer
         if self.liquidated[account]:
             outcome = "already_liquidated"
         elif not past_line(self._side[account], self._line[account], price):
             outcome = "recovered"
             keeper.retry.add(account)
-        else:
+        elif self.venue is None:
             market = self.market
             outcome = "executed"
             done = execute(self._side[account], self._size[account], self._entry[account], self._collateral[account],
                            price, market.liquidation_penalty, market.slippage_bps, market.depth)
             self.liquidated[account] = True
+        elif self.auctions is not None and trigger is not None:
+            outcome, done = self._bark(t, account, keeper, price, trigger)
+        else:
+            outcome, done = self._call(t, msg_id, account, keeper, price)
         self._executions.append((t, msg_id, account, keeper.name, outcome, price, t_price, done.pnl, done.penalty,
                                  done.slippage, done.slippage_bps, done.collateral_after, done.bad_debt))
         if len(self._executions) >= _FLUSH_ROWS and self.host.final_commits:
             self._flush()
+
+    def _call(self, t: int, msg_id: int, account: int, keeper: _Keeper, price: float) -> tuple[str, Execution]:
+        """A liquidation call by the scenario's mechanism, through the venue's books: its
+        outcome (``executed``: closed whole; ``partial``: left open; ``recovered``: nothing
+        to close) and its ``executions`` row's account."""
+        assert self.venue is not None
+        done = call(self.rule, self._side[account], self._size[account], self._entry[account],
+                    self._collateral[account], price)
+        if done.closed <= 0:
+            keeper.retry.add(account)
+            return "recovered", Execution(price, 0.0, 0.0, 0.0, 0.0, self._collateral[account], 0.0)
+        bad_debt = self._book(t, msg_id, account, done)
+        instrument = self._instrument[account]
+        row = self.chain_row[instrument]
+        if (not done.whole and self.rule.repeats and row >= 0
+                and past_line(self._side[account], self._line[account], price)):
+            self._look(t, keeper, row, instrument, price)  # a lending market's keeper calls again
+        return ("executed" if done.whole else "partial"), Execution(
+            price, done.pnl, done.penalty, done.slippage, done.slippage_bps, done.collateral_after, bad_debt)
+
+    def _bark(self, t: int, account: int, keeper: _Keeper, price: float,
+              trigger: tuple[int, int, float]) -> tuple[str, Execution]:
+        """A keeper's liquidation (its ``trigger``) committed under ``dutch_auction``: it
+        starts the account's auction (or finds it running), and the keeper takes when the
+        price suits it."""
+        assert self.auctions is not None
+        if account not in self.auctions.running:
+            self.auctions.start(account, self._side[account], t, price)
+        self._take_trigger[(account, keeper.index)] = trigger
+        self._schedule_take(t, account, keeper)
+        return "auction", Execution(price, 0.0, 0.0, 0.0, 0.0, self._collateral[account], 0.0)
+
+    def _schedule_take(self, t: int, account: int, keeper: _Keeper) -> None:
+        assert self.auctions is not None
+        when = self.auctions.take_at_ns(self._side[account], self.auctions.running[account])
+        if when is not None:
+            keeper.pending.add(account)  # it takes; it sends no other liquidation for the account
+            self.host.schedule(max(t, when), self._send_take, account, keeper.index, 0, 0)
+
+    def _send_take(self, t: int, account: int, keeper_index: int, _c: int, _d: int) -> None:
+        keeper = self.keepers[keeper_index]
+        if self.liquidated[account]:
+            keeper.pending.discard(account)
+            return
+        spec = keeper.spec
+        msg_id = self.host.send(t, self.host.agent_index(spec.name), "liquidation", keeper.node, account, spec.size,
+                                spec.fee_at(self.host.base_fee()))
+        self.take_of[msg_id] = (account, keeper_index)
+        t_seen, price_msg_id, price_seen = self._take_trigger[(account, keeper_index)]
+        self._triggers.append((t_seen, t, keeper.name, self.host.node_names[keeper.node], account, msg_id,
+                               price_msg_id, price_seen))
+
+    def _take(self, t: int, msg_id: int, account: int, keeper_index: int) -> None:
+        """A keeper's take committed: the auction's price now closes the position, unless
+        another take did first, or the auction is stale (it resets, and the keeper takes again)."""
+        assert self.auctions is not None and self.venue is not None
+        keeper = self.keepers[keeper_index]
+        keeper.pending.discard(account)
+        instrument = self._instrument[account]
+        chain = self.chain_price[instrument]
+        t_price = self.chain_step[instrument] * self.paths.resolution_ns
+        auction = self.auctions.running.get(account)
+        done = Execution(chain, 0.0, 0.0, 0.0, 0.0, self._collateral[account], 0.0)
+        if self.liquidated[account] or auction is None:
+            outcome = "already_liquidated"
+        elif self.auctions.stale(auction, t):
+            outcome = "reset"
+            self.auctions.start(account, self._side[account], t, chain)
+            self._schedule_take(t, account, keeper)
+        else:
+            price = self.auctions.price(self._side[account], auction, t)
+            taken = call(self.rule, self._side[account], self._size[account], self._entry[account],
+                         self._collateral[account], price)
+            bad_debt = self._book(t, msg_id, account, taken)
+            del self.auctions.running[account]
+            outcome = "executed"
+            done = Execution(price, taken.pnl, taken.penalty, taken.slippage, taken.slippage_bps,
+                             taken.collateral_after, bad_debt)
+        self._executions.append((t, msg_id, account, keeper.name, outcome, done.price, t_price, done.pnl, done.penalty,
+                                 done.slippage, done.slippage_bps, done.collateral_after, done.bad_debt))
+
+    def _book(self, t: int, msg_id: int, account: int, done: Call) -> float:
+        """The venue's books take a call (``venue`` rows); the accounts they moved get new
+        lines and every keeper looks at them again. The bad debt left."""
+        assert self.venue is not None
+        entries, bad_debt = self.venue.apply(account, done)
+        for entry in entries:
+            self._venue_rows.append((t, msg_id, entry.account, entry.kind, entry.amount, entry.size_after,
+                                     entry.collateral_after, entry.fund_after))
+        touched = sorted({entry.account for entry in entries if not self.liquidated[entry.account]})
+        if touched:  # a partial close, deleveraging or a socialised charge moved their lines
+            self._reline(touched)
+            for watcher in self.keepers:
+                watcher.retry.update(touched)
+        return bad_debt
+
+    def _reline(self, accounts: list[int]) -> None:
+        """``accounts``' lines from their size and collateral now (open accounts: size above 0)."""
+        def column(values: list[Any]) -> np.ndarray:
+            return np.array([values[account] for account in accounts], dtype=np.float64)
+
+        lines, bankrupt = line_prices(column(self._side), column(self._size), column(self._entry),
+                                      column(self._collateral), self.market.maintenance_margin)
+        for account, line, bankruptcy in zip(accounts, lines.tolist(), bankrupt.tolist(), strict=True):
+            self._line[account] = line
+            self._bankruptcy[account] = bankruptcy
 
     # --- a chain that lost its newest blocks ------------------------------------------------
 
@@ -492,6 +629,12 @@ class MarketReactor:
                 ("t", "msg_id", "account", "keeper", "outcome", "price", "t_price", "pnl", "penalty", "slippage",
                  "slippage_bps", "collateral_after", "bad_debt"), (list(column) for column in columns), strict=True)))
             self._executions = []
+        if self._venue_rows:
+            columns = list(zip(*self._venue_rows, strict=True))
+            host.append("venue", dict(zip(
+                ("t", "msg_id", "account", "kind", "amount", "size_after", "collateral_after", "fund_after"),
+                (list(column) for column in columns), strict=True)))
+            self._venue_rows = []
         if self._topups:
             columns = list(zip(*self._topups, strict=True))
             host.append("topups", dict(zip(

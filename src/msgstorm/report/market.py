@@ -144,4 +144,14 @@ def market_section(summary: dict[str, Any]) -> str:
                          f"interest), {number(bad.get('accounts'))} accounts"],
             ["price staleness p50 / p99 / max", " / ".join(duration_ms(stale.get(k)) for k in ("p50", "p99", "max"))],
             ["slippage p50 / p99", f"{number(slip.get('p50'))} / {number(slip.get('p99'))} bps"]]
+    venue = market.get("venue")
+    if venue:
+        fund = venue.get("insurance_fund") or {}
+        rows += [["liquidation fee (keepers / insurance fund)", f"{number(venue.get('liquidation_fee'))} "
+                  f"({number(venue.get('keeper_fee'))} / {number(venue.get('insurance_fee'))})"],
+                 ["insurance fund start / end / used", f"{number(fund.get('start'))} / {number(fund.get('end'))} / "
+                  f"{number(fund.get('used'))}"],
+                 ["deleveraged / socialised / bad debt left", f"{number(venue.get('deleveraged'))} / "
+                  f"{number(venue.get('socialised'))} / {number(venue.get('bad_debt'))}"],
+                 ["partial liquidation calls", number(venue.get("partial_calls"))]]
     return table(["", ""], [[esc(a), esc(b)] for a, b in rows], attrs='id="market-table"')

@@ -129,6 +129,13 @@ def _market_rows(market: dict[str, Any]) -> list[tuple[str, str]]:
                                            f"{duration_ms(split.get('keeper'))}, messaging "
                                            f"{duration_ms(split.get('messaging'))}"))
     rows.append(("price staleness p50 / p99 / max", _durations(stale, ("p50", "p99", "max"))))
+    venue = market.get("venue")
+    if venue:  # [market.liquidation]: where the money went (analysis/market.py, venue_summary)
+        fund = venue.get("insurance_fund") or {}
+        rows.append(("venue losses",
+                     f"fee {_fmt(venue.get('liquidation_fee'))} (fund {_fmt(venue.get('insurance_fee'))}), fund "
+                     f"used {_fmt(fund.get('used'))}, deleveraged {_fmt(venue.get('deleveraged'))}, socialised "
+                     f"{_fmt(venue.get('socialised'))}, partial calls {_fmt(venue.get('partial_calls'))}"))
     return rows
 
 

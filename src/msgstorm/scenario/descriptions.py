@@ -528,6 +528,37 @@ DESCRIPTIONS: dict[str, str] = {
                          "[`[market.orders]`](#marketorders)",
     "MarketSpec.probes": "probe books riding along the run, bad debt at a grid of leverages from one run "
                          "(`msgstorm safe-leverage` sets it): [`[market.probes]`](#marketprobes)",
+    "MarketSpec.liquidation": "the venue's liquidation mechanism and books (insurance fund, deleveraging, "
+                              "socialised loss): [`[market.liquidation]`](#marketliquidation); without it, "
+                              "positions are liquidated whole and the penalty goes to the keeper",
+    "LiquidationSpec.mechanism": "`whole` (the position closed whole), `partial` (just enough closed to restore "
+                                 "`restore_to`'s margin), `close_factor` (a call repays at most `close_factor` of "
+                                 "the debt, repeated while the health factor is below 1) or `dutch_auction` "
+                                 "(Maker's clip: keepers take a decaying auction) "
+                                 "([formulas](model.md#liquidation-mechanisms))",
+    "LiquidationSpec.restore_to": "`partial`: the margin a call restores, `maintenance` (`maintenance_margin`) "
+                                  "or `initial` (`initial_margin`)",
+    "LiquidationSpec.initial_margin": "`partial` with `restore_to = \"initial\"`: the margin restored (above "
+                                      "`maintenance_margin`)",
+    "LiquidationSpec.close_factor": "`close_factor`: the share of the debt one call repays at most",
+    "LiquidationSpec.keeper_share": "share of a call's penalty (`liquidation_penalty`) paid to its keeper; the "
+                                    "rest feeds the insurance fund",
+    "LiquidationSpec.insurance_fund": "the insurance fund's balance at the start; it covers a bankrupt "
+                                      "account's shortfall",
+    "LiquidationSpec.on_empty": "what covers a shortfall the fund cannot: `none` (bad debt), `adl` (profitable "
+                                "counterparties closed at the bankrupt position's price, highest profit x "
+                                "leverage first) or `socialise` (the accounts in profit pay pro rata to profit)",
+    "LiquidationSpec.buffer": "`dutch_auction`: an auction starts at the on-chain price x this (a short's: / this)",
+    "LiquidationSpec.decay": "`dutch_auction`: how its price decays with its age: `linear` (to 0 at `tau`), "
+                             "`stair_step` (x `cut` at each whole `step`) or `exponential` (x `cut` per `step`, "
+                             "continuously)",
+    "LiquidationSpec.tau": "`dutch_auction`, `linear`: the age at which the price reaches 0",
+    "LiquidationSpec.step": "`dutch_auction`, `stair_step` and `exponential`: the interval of one `cut`",
+    "LiquidationSpec.cut": "`dutch_auction`: the multiplier of one `step`",
+    "LiquidationSpec.cusp": "`dutch_auction`: an auction whose multiplier fell below this resets at the next take",
+    "LiquidationSpec.tail": "`dutch_auction`: an auction older than this resets at the next take",
+    "LiquidationSpec.take_at": "`dutch_auction`: keepers take once the price is at most the on-chain price at the "
+                               "start x this for a long (at least it / this for a short)",
     "ProbeSpec.leverages": "the grid: each account again at each of these leverages (increasing, each below "
                            "1 / `maintenance_margin`)",
     "ProbeSpec.traffic_share": "share of the probes' liquidations sent as messages of their own (they load the "

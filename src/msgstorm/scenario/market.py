@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BeforeValidator,
     Field,
     SerializerFunctionWrapHandler,
+    field_validator,
     model_serializer,
     model_validator,
 )
@@ -32,10 +33,11 @@ from msgstorm.scenario.distributions import (
     SizeBytes,
 )
 from msgstorm.scenario.kinds import MessageKind
+from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
 from msgstorm.scenario.spec import Fraction, Spec
 from msgstorm.scenario.units import parse_fraction
 
-__all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "ShockSpec",
+__all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "ShockSpec",
            "TopUpSpec", "leverage_limit", "leverage_problems", "parse_per_time"]
 
 _PER_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365 * 86400.0}
@@ -271,6 +273,60 @@ class ProbeSpec(Spec):
         return self
 
 
+class LiquidationSpec(Spec):
+    """``[market.liquidation]``: the venue's liquidation mechanism and its books
+    (``market/liquidation.py``, ``market/venue.py``; docs/model.md gives the formulas).
+
+    ``mechanism`` names one of ``LIQUIDATION_MECHANISMS``: ``whole`` (the position closed
+    whole at the on-chain price), ``partial`` (just enough closed to bring the equity back to
+    ``restore_to``'s margin: ``maintenance`` or ``initial_margin``), ``close_factor`` (a call
+    repays at most ``close_factor`` of the debt, repeated while the health factor is below 1),
+    ``dutch_auction`` (Maker's clip, ``market/dutch.py``: an auction from the on-chain price x
+    ``buffer``, decaying by ``decay``, taken by keepers once its price is at most the start's
+    on-chain price x ``take_at``, reset past ``cusp`` or ``tail``).
+    The penalty (``market.liquidation_penalty``, the fee or bonus of every mechanism) goes
+    ``keeper_share`` to the keeper and the rest to an insurance fund starting at
+    ``insurance_fund``, which covers a bankrupt account's shortfall; what it cannot cover
+    is, by ``on_empty``, left as bad debt (``none``), taken from profitable counterparties
+    (``adl``) or shared among the profitable accounts (``socialise``)."""
+
+    mechanism: str = "whole"
+    restore_to: Literal["maintenance", "initial"] = "maintenance"
+    initial_margin: Fraction = 0.1
+    close_factor: Fraction = 0.5
+    keeper_share: Fraction = 1.0
+    insurance_fund: float = Field(default=0.0, ge=0)
+    on_empty: Literal["none", "adl", "socialise"] = "none"
+    # ``dutch_auction`` (Maker's clip): the auction's start, decay, reset and the keepers' take.
+    buffer: float = Field(default=1.2, ge=1.0)
+    decay: Literal["linear", "stair_step", "exponential"] = "exponential"
+    tau: DurationNs = Field(default=60_000_000_000, gt=0)
+    step: DurationNs = Field(default=1_000_000_000, gt=0)
+    cut: float = Field(default=0.99, gt=0, lt=1)
+    cusp: Fraction = 0.4
+    tail: DurationNs = Field(default=600_000_000_000, gt=0)
+    take_at: float = Field(default=1.0, gt=0)
+
+    @field_validator("mechanism")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in LIQUIDATION_MECHANISMS:
+            raise ValueError(f"unknown liquidation mechanism {name!r}; one of {LIQUIDATION_MECHANISMS.names()}")
+        return name
+
+    @field_validator("close_factor")
+    @classmethod
+    def _above_zero(cls, share: float) -> float:
+        if share <= 0:
+            raise ValueError("a call repays a share of the debt above 0")
+        return share
+
+    def keeps_today(self) -> bool:
+        """Whole liquidations without a fund or a cover: the market as before this section."""
+        return (self.mechanism == "whole" and self.keeper_share == 1.0 and self.insurance_fund == 0.0
+                and self.on_empty == "none")
+
+
 class MarketSpec(Spec):
     """``[market]``: true prices, the oracle that publishes them, accounts with their margin,
     keepers that liquidate them; liquidations execute when their message commits."""
@@ -284,6 +340,7 @@ class MarketSpec(Spec):
     frontrunners: list[FrontRunnerSpec] = Field(default_factory=list)
     orders: AuctionOrdersSpec | None = None
     probes: ProbeSpec | None = None
+    liquidation: LiquidationSpec | None = None
     maintenance_margin: Fraction = 0.05
     liquidation_penalty: Fraction = 0.05
     # Slippage of a liquidation: ``slippage_bps`` basis points for each ``depth`` of notional
@@ -302,6 +359,8 @@ class MarketSpec(Spec):
             data.pop("orders", None)
         if data.get("probes") is None:
             data.pop("probes", None)
+        if data.get("liquidation") is None:
+            data.pop("liquidation", None)
         return data
 
     @model_validator(mode="after")
@@ -318,6 +377,16 @@ class MarketSpec(Spec):
                   *(runner.name for runner in self.frontrunners)]
         if len(set(agents)) != len(agents):
             raise ValueError(f"the oracle's and keepers' names must differ, got {agents}")
+        rule = self.liquidation
+        if rule is not None:
+            if rule.restore_to == "initial" and rule.initial_margin <= self.maintenance_margin:
+                raise ValueError(f"liquidation.initial_margin: {rule.initial_margin:g} must be above "
+                                 f"maintenance_margin {self.maintenance_margin:g} (a partial liquidation "
+                                 f"restores the initial margin)")
+            if self.probes is not None and not rule.keeps_today():
+                raise ValueError("probes: the probe books liquidate whole, without a fund; they cannot "
+                                 f"answer for liquidation.mechanism {rule.mechanism!r} or its venue accounting "
+                                 "(drop [market.probes] or [market.liquidation])")
         return self
 
 

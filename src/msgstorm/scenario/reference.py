@@ -88,6 +88,7 @@ _SECTIONS: list[_Section] = [
     ("[[market.frontrunners]]", market.FrontRunnerSpec),
     ("[market.orders]", market.AuctionOrdersSpec),
     ("[market.probes]", market.ProbeSpec),
+    ("[market.liquidation]", market.LiquidationSpec),
     ("[security]", security.SecuritySpec),
     ("[crosschain]", crosschain.CrosschainSpec),
     ("[[crosschain.relayers]]", crosschain.RelayerSpec),

@@ -1,6 +1,6 @@
 """Extension points: the names a scenario may use, and what implements each.
 
-Place in the pipeline: the scenario layer, below every engine. Eleven registries map a name
+Place in the pipeline: the scenario layer, below every engine. Twelve registries map a name
 that appears in a scenario or a report to its implementation:
 
 - ``QUEUE_POLICIES``: ``sequencer.policy`` -> a no-argument factory of a ``QueuePolicy``
@@ -93,6 +93,7 @@ __all__ = [
     "EXTENSIONS_ENV",
     "FAULT_KINDS",
     "LIVE_DRIVERS",
+    "LIQUIDATION_MECHANISMS",
     "LIVE_FAULT_KINDS",
     "QUEUE_POLICIES",
     "PRODUCER_RULES",
@@ -227,3 +228,5 @@ REACTORS: Registry[Callable[..., Any]] = Registry("reactor", ("msgstorm.market.r
                                                             "msgstorm.sim.integrity"))
 CONTROLLERS: Registry[Callable[..., Any]] = Registry("controller", ("msgstorm.sim.control",))
 PRODUCER_RULES: Registry[Any] = Registry("producer rule", ("msgstorm.sim.producers",), ("pow", "pos"))
+LIQUIDATION_MECHANISMS: Registry[Any] = Registry("liquidation mechanism", ("msgstorm.market.liquidation",),
+                                                 ("whole", "partial", "close_factor", "dutch_auction"))

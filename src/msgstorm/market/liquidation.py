@@ -1,0 +1,161 @@
+"""Liquidation mechanisms: what one liquidation call closes, one small class each,
+registered by name in ``LIQUIDATION_MECHANISMS``.
+
+Place in the pipeline: the market reactor (``market/reactor.py``) asks the scenario's
+mechanism (``[market.liquidation] mechanism``) what a committed liquidation closes at the
+on-chain price (``Mechanism.closed_size``); ``call`` prices that close with the market's
+one rule (``rules.market.liquidation_costs``, on the units closed) and splits its penalty
+between the keeper and the insurance fund (``rules.liquidation.split_fee``); the venue's
+books (``market/venue.py``) then cover a bankrupt account's shortfall. The formulas are in
+``rules/liquidation.py`` and docs/model.md; the probe books liquidate whole and refuse any
+other mechanism at validation (``scenario/market.py``).
+
+A new mechanism is one class registered with ``@mechanism(name)`` (here, or in an extension
+module, ``scenario/registry.py``), with its settings in ``LiquidationSpec``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, TypeVar
+
+from msgstorm.rules.liquidation import (
+    close_factor_notional,
+    partial_close_notional,
+    slippage_coefficient,
+    split_fee,
+)
+from msgstorm.rules.market import equity, liquidation_costs, notional, pnl
+from msgstorm.scenario.market import LiquidationSpec, MarketSpec
+from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
+
+__all__ = ["Call", "CloseFactor", "DutchAuction", "Mechanism", "Partial", "Whole", "call", "mechanism", "mechanism_of"]
+
+# A close within this share of the whole position closes it whole (no dust left open).
+_DUST = 1e-12
+
+
+class Mechanism:
+    """One liquidation mechanism: ``closed_size`` says how many units a call closes at
+    ``price`` (the position's ``size``: whole; 0: nothing, the account meets the rule)."""
+
+    name: ClassVar[str]
+    # A keeper calls again at the same price while the account is past its line (a lending
+    # market's close factor); otherwise it waits for a new price.
+    repeats: ClassVar[bool] = False
+    # A liquidation starts an auction that keepers take later (``market/dutch.py``): the
+    # close is priced at the auction's price, without the book's slippage.
+    auction: ClassVar[bool] = False
+
+    def __init__(self, spec: LiquidationSpec, market: MarketSpec) -> None:
+        self.spec = spec
+        self.market = market
+
+    def closed_size(self, side: int, size: float, entry: float, collateral: float, price: float) -> float:
+        return size
+
+
+T = TypeVar("T", bound=type[Mechanism])
+
+
+def mechanism(name: str) -> Callable[[T], T]:
+    """Class decorator: register a mechanism under ``name`` (``market.liquidation.mechanism``)."""
+
+    def add(cls: T) -> T:
+        cls.name = name
+        LIQUIDATION_MECHANISMS.register(name)(cls)
+        return cls
+
+    return add
+
+
+@mechanism("whole")
+class Whole(Mechanism):
+    """The position closed whole at the on-chain price (the market's rule before mechanisms)."""
+
+
+@mechanism("partial")
+class Partial(Mechanism):
+    """A perp engine's partial liquidation: the least notional whose close (after its penalty
+    and slippage) brings the equity back to the maintenance margin, or the initial margin
+    (``restore_to``), of what stays open (``rules.liquidation.partial_close_notional``);
+    the whole position when none does."""
+
+    def closed_size(self, side: int, size: float, entry: float, collateral: float, price: float) -> float:
+        market, spec = self.market, self.spec
+        target = market.maintenance_margin if spec.restore_to == "maintenance" else spec.initial_margin
+        closed = partial_close_notional(equity(side, size, entry, collateral, price), notional(size, price), target,
+                                        market.liquidation_penalty,
+                                        slippage_coefficient(market.slippage_bps, market.depth))
+        return size if closed is None else closed / price
+
+
+@mechanism("close_factor")
+class CloseFactor(Mechanism):
+    """A lending market's call: it repays at most ``close_factor`` of the debt
+    (``rules.liquidation.close_factor_notional``) for the penalty as a bonus; keepers call
+    again while the health factor stays below 1. A bankrupt account (equity at most 0) is
+    closed whole."""
+
+    repeats = True
+
+    def closed_size(self, side: int, size: float, entry: float, collateral: float, price: float) -> float:
+        held = equity(side, size, entry, collateral, price)
+        if held <= 0:
+            return size
+        return close_factor_notional(side, held, notional(size, price), self.spec.close_factor) / price
+
+
+@mechanism("dutch_auction")
+class DutchAuction(Mechanism):
+    """Maker's clip: a liquidation starts an auction of the whole position whose price
+    starts at the on-chain price x ``buffer`` and decays (``rules.liquidation.decay``);
+    the first keeper's take to commit at an acceptable price closes it there
+    (``market/dutch.py``)."""
+
+    auction = True
+
+
+def mechanism_of(market: MarketSpec) -> Mechanism:
+    """The scenario's mechanism (``whole`` without ``[market.liquidation]``)."""
+    spec = market.liquidation if market.liquidation is not None else LiquidationSpec()
+    built: Mechanism = LIQUIDATION_MECHANISMS[spec.mechanism](spec, market)
+    return built
+
+
+@dataclass(frozen=True)
+class Call:
+    """One liquidation call's account: the units it closed, at what price, what the closed
+    part realised, its penalty (split keeper / insurance fund) and slippage, and what the
+    position holds after (collateral may be negative: a shortfall, when closed whole)."""
+
+    price: float
+    closed: float
+    whole: bool
+    pnl: float
+    penalty: float
+    keeper_fee: float
+    fund_fee: float
+    slippage: float
+    slippage_bps: float
+    size_after: float
+    collateral_after: float
+
+
+def call(rule: Mechanism, side: int, size: float, entry: float, collateral: float, price: float) -> Call:
+    """A liquidation call at ``price`` (on chain; an auction's for an auction mechanism):
+    ``rule`` says what it closes, the market's one rule prices it (``liquidation_costs`` on
+    the closed units: the collateral absorbs their realised PnL less both costs; an auction's
+    taker pays no slippage)."""
+    market = rule.market
+    slippage_bps = 0.0 if rule.auction else market.slippage_bps
+    closed = min(max(rule.closed_size(side, size, entry, collateral, price), 0.0), size)
+    whole = closed >= size * (1.0 - _DUST)
+    if whole:
+        closed = size
+    penalty, slippage, bps, after = liquidation_costs(float(side), closed, entry, collateral, price,
+                                                      market.liquidation_penalty, slippage_bps, market.depth)
+    keeper_fee, fund_fee = split_fee(penalty, rule.spec.keeper_share)
+    return Call(price, closed, whole, pnl(float(side), closed, entry, price), penalty, keeper_fee, fund_fee, slippage,
+                bps, 0.0 if whole else size - closed, after)

@@ -1,0 +1,151 @@
+"""The venue's books: an insurance fund fed by liquidation penalties, and what covers a
+bankrupt account's shortfall when the fund cannot.
+
+Place in the pipeline: a part of the market reactor (``market/reactor.py``), built when the
+scenario's ``[market.liquidation]`` asks for more than today's whole liquidations without a
+fund (``LiquidationSpec.keeps_today``). The reactor hands it each liquidation call
+(``market/liquidation.py``); it applies the call to the account, then covers a shortfall
+(the negative collateral a whole close leaves), in this order:
+
+1. the insurance fund, up to its balance;
+2. by ``on_empty``: ``adl``, auto-deleveraging: the open accounts on the other side of the
+   same instrument with a profit at the price, ranked by profit x leverage (notional /
+   equity; ties by account), highest first, each closed (up to the bankrupt's closed units
+   in all) at the bankrupt position's price: each unit gives up ``shortfall / closed units``
+   of what it would realise at the price, and at most its profit; ``socialise``: the open
+   accounts of the instrument with a profit pay the rest pro rata to their profit, at most
+   all of it;
+3. what is left is bad debt.
+
+The account's collateral then ends at 0. Every movement is a ``venue`` row (``kind``:
+``keeper_fee``, ``insurance_fee``, ``insurance_used``, ``deleveraged``, ``socialised``,
+``bad_debt``, ``partial``: a call that left the position open) with the account's size and
+collateral after it and the fund's balance, so the analysis reads the books from the history
+alone. The books balance (docs/model.md, ``tests/test_market_venue.py``): over the accounts,
+collateral change - realised PnL + penalties + slippage + what they paid to deleveraging and
+socialised loss = insurance fund used + deleveraged + socialised + bad debt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from msgstorm.market.liquidation import Call
+from msgstorm.rules.liquidation import adl_price_per_unit
+from msgstorm.rules.market import equity, notional, pnl
+from msgstorm.scenario.market import LiquidationSpec
+
+__all__ = ["Entry", "Venue"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One movement of the books (a ``venue`` row without its time and message)."""
+
+    kind: str
+    account: int
+    amount: float
+    size_after: float
+    collateral_after: float
+    fund_after: float
+
+
+class Venue:
+    """The books over the reactor's own account lists and its ``liquidated`` flags (shared,
+    changed in place), so the reactor and the venue see one state."""
+
+    def __init__(self, spec: LiquidationSpec, side: list[int], size: list[float], entry: list[float],
+                 collateral: list[float], instrument: list[int], closed: np.ndarray) -> None:
+        self.spec = spec
+        self.fund = spec.insurance_fund
+        self.side, self.size, self.entry, self.collateral = side, size, entry, collateral
+        self.instrument, self.closed = instrument, closed
+
+    def apply(self, account: int, done: Call) -> tuple[list[Entry], float]:
+        """Apply a liquidation call to ``account``: its books' entries, and the bad debt left."""
+        self.size[account] = done.size_after
+        self.collateral[account] = done.collateral_after
+        entries: list[Entry] = []
+        self.fund += done.fund_fee
+        entries.append(self._entry("keeper_fee", account, done.keeper_fee))
+        entries.append(self._entry("insurance_fee", account, done.fund_fee))
+        if not done.whole:
+            entries.append(self._entry("partial", account, notional(done.closed, done.price)))
+            return entries, 0.0
+        self.closed[account] = True
+        shortfall = max(0.0, -done.collateral_after)
+        if shortfall <= 0:
+            return entries, 0.0
+        used = min(self.fund, shortfall)
+        self.fund -= used
+        self.collateral[account] += used
+        entries.append(self._entry("insurance_used", account, used))
+        left = shortfall - used
+        if left > 0 and self.spec.on_empty == "adl":
+            left = self._deleverage(account, done, left, entries)
+        elif left > 0 and self.spec.on_empty == "socialise":
+            left = self._socialise(account, done.price, left, entries)
+        if left <= shortfall * 1e-12:
+            left = 0.0  # what the cover's sums leave of rounding
+        self.collateral[account] = 0.0  # covered, or the rest is the venue's bad debt
+        entries.append(self._entry("bad_debt", account, left))
+        return entries, left
+
+    def _profitable(self, account: int, price: float, other_side: bool) -> list[tuple[int, float]]:
+        """(account, profit at ``price``) of the open accounts of ``account``'s instrument
+        with a profit (on the other side only with ``other_side``)."""
+        side = np.asarray(self.side, dtype=np.float64)
+        size = np.asarray(self.size, dtype=np.float64)
+        made = pnl(side, size, np.asarray(self.entry, dtype=np.float64), np.full_like(size, price))
+        eligible = ((np.asarray(self.instrument) == self.instrument[account]) & ~self.closed & (size > 0)
+                    & (made > 0))
+        if other_side:
+            eligible &= side != self.side[account]
+        eligible[account] = False
+        found = np.flatnonzero(eligible)
+        return list(zip(found.tolist(), made[found].tolist(), strict=True))
+
+    def _deleverage(self, account: int, done: Call, left: float, entries: list[Entry]) -> float:
+        price = done.price
+        ranked = []
+        for other, made in self._profitable(account, price, other_side=True):
+            held = equity(float(self.side[other]), self.size[other], self.entry[other], self.collateral[other], price)
+            leverage = notional(self.size[other], price) / held
+            ranked.append((-made * leverage, other, made))
+        ranked.sort()
+        per_unit = adl_price_per_unit(left, done.closed)
+        units = done.closed
+        for _, other, made in ranked:
+            if units <= 0 or left <= 0:
+                break
+            size = self.size[other]
+            taken = min(size, units)
+            transfer = min(taken * per_unit, made * taken / size, left)
+            # It closes ``taken`` units at the bankrupt price: its PnL at the price, less the transfer.
+            self.collateral[other] += pnl(float(self.side[other]), taken, self.entry[other], price) - transfer
+            self.size[other] = size - taken
+            if self.size[other] <= 0:
+                self.closed[other] = True
+            self.collateral[account] += transfer
+            units -= taken
+            left -= transfer
+            entries.append(self._entry("deleveraged", other, transfer))
+        return left
+
+    def _socialise(self, account: int, price: float, left: float, entries: list[Entry]) -> float:
+        profitable = self._profitable(account, price, other_side=False)
+        total = sum(made for _, made in profitable)
+        if total <= 0:
+            return left
+        charged = min(left, total)
+        for other, made in profitable:
+            share = charged * made / total
+            self.collateral[other] -= share
+            entries.append(self._entry("socialised", other, share))
+        self.collateral[account] += charged
+        return left - charged
+
+    def _entry(self, kind: str, account: int, amount: float) -> Entry:
+        return Entry(kind, account, amount, self.size[account], self.collateral[account], self.fund)

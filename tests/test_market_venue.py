@@ -1,0 +1,397 @@
+"""Liquidation mechanisms and the venue's books, worked by hand, and the books balancing.
+
+``market/liquidation.py`` (what a call closes) and ``market/venue.py`` (the insurance fund,
+deleveraging, socialised loss), with the formulas of ``rules/liquidation.py``; the cases
+are worked on paper in the comments.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from msgstorm import read_history, run
+from msgstorm.history.reader import History
+from msgstorm.market.liquidation import Call, call, mechanism_of
+from msgstorm.market.venue import Entry, Venue
+from msgstorm.rules.liquidation import auction_price, decay, decay_age_ns
+from msgstorm.rules.market import equity, execute, notional
+from msgstorm.scenario import ScenarioError, load_scenario
+from msgstorm.scenario.market import InstrumentSpec, LiquidationSpec, MarketSpec
+
+
+def _market(maintenance: float, penalty: float, slippage_bps: float = 0.0, depth: float = 1e6,
+            **liquidation: object) -> MarketSpec:
+    return MarketSpec(instruments=[InstrumentSpec(name="X")], maintenance_margin=maintenance,
+                      liquidation_penalty=penalty, slippage_bps=slippage_bps, depth=depth,
+                      liquidation=LiquidationSpec.model_validate(liquidation))
+
+
+def test_partial_closes_what_the_margin_formula_says() -> None:
+    # Long 10 at 100 with 100 of collateral; maintenance 5%, penalty 1%, no slippage. At 94:
+    # E = 100 + 10 x (94 - 100) = 40, N = 940, 5% of N = 47 > 40: past the line.
+    # 40 - 0.01 x = 0.05 (940 - x)  =>  x = (47 - 40) / (0.05 - 0.01) = 175 of notional,
+    # 175 / 94 units; after it E = 40 - 1.75 = 38.25 = 5% x (940 - 175).
+    rule = mechanism_of(_market(0.05, 0.01, mechanism="partial"))
+    done = call(rule, 1, 10.0, 100.0, 100.0, 94.0)
+    assert not done.whole
+    assert done.closed == pytest.approx(175.0 / 94.0, rel=1e-12)
+    assert done.penalty == pytest.approx(1.75, rel=1e-12)
+    assert done.pnl == pytest.approx(-6.0 * 175.0 / 94.0, rel=1e-12)
+    assert done.size_after == pytest.approx(10.0 - 175.0 / 94.0, rel=1e-12)
+    after = equity(1, done.size_after, 100.0, done.collateral_after, 94.0)
+    assert after == pytest.approx(38.25, rel=1e-12)
+    assert after == pytest.approx(0.05 * notional(done.size_after, 94.0), rel=1e-12)
+
+
+def test_partial_to_initial_margin_and_with_slippage() -> None:
+    # The same account restored to an initial margin of 10%: 40 - 0.01 x = 0.1 (940 - x)
+    # => x = (94 - 40) / 0.09 = 600 of notional.
+    rule = mechanism_of(_market(0.05, 0.01, mechanism="partial", restore_to="initial", initial_margin=0.1))
+    assert call(rule, 1, 10.0, 100.0, 100.0, 94.0).closed * 94.0 == pytest.approx(600.0, rel=1e-12)
+    # With slippage k = 10 / (10,000 x 10,000) = 1e-7 per unit of notional: the root of
+    # 1e-7 x^2 - 0.04 x + 7 = 0, x = 14 / (0.04 + sqrt(0.0016 - 2.8e-6)) = 175.0766...
+    rule = mechanism_of(_market(0.05, 0.01, slippage_bps=10.0, depth=10_000.0, mechanism="partial"))
+    done = call(rule, 1, 10.0, 100.0, 100.0, 94.0)
+    assert done.closed * 94.0 == pytest.approx(14.0 / (0.04 + math.sqrt(0.0016 - 2.8e-6)), rel=1e-12)
+    assert done.slippage == pytest.approx(1e-7 * (done.closed * 94.0) ** 2, rel=1e-9)
+    # A penalty at or above the target margin can never restore it: closed whole.
+    rule = mechanism_of(_market(0.05, 0.05, mechanism="partial"))
+    assert call(rule, 1, 10.0, 100.0, 100.0, 94.0).whole
+
+
+def test_a_close_factor_sequence_of_three_calls() -> None:
+    # Long 10 at 100 with 300; maintenance 25%, bonus 5%, close factor 50%, at 78:
+    # E = 80, N = 780, health 80 / 195 < 1, debt N - E = 700.
+    # 1: x = 350, bonus 17.5: E = 62.5, N = 430, health 62.5 / 107.5 = 0.581, debt 367.5;
+    # 2: x = 183.75, bonus 9.1875: E = 53.3125, N = 246.25, health 0.866, debt 192.9375;
+    # 3: x = 96.46875, bonus 4.8234375: E = 48.4890625, N = 149.78125, health 1.295: done.
+    rule = mechanism_of(_market(0.25, 0.05, mechanism="close_factor"))
+    size, collateral, price = 10.0, 300.0, 78.0
+    expected = [(350.0, 62.5, 430.0), (183.75, 53.3125, 246.25), (96.46875, 48.4890625, 149.78125)]
+    for closed_notional, held, left in expected:
+        assert equity(1, size, 100.0, collateral, price) < 0.25 * notional(size, price)  # health below 1
+        done = call(rule, 1, size, 100.0, collateral, price)
+        assert not done.whole
+        assert done.closed * price == pytest.approx(closed_notional, rel=1e-12)
+        assert done.penalty == pytest.approx(0.05 * closed_notional, rel=1e-12)
+        size, collateral = done.size_after, done.collateral_after
+        assert equity(1, size, 100.0, collateral, price) == pytest.approx(held, rel=1e-12)
+        assert notional(size, price) == pytest.approx(left, rel=1e-12)
+    assert equity(1, size, 100.0, collateral, price) / (0.25 * notional(size, price)) == pytest.approx(
+        48.4890625 / (0.25 * 149.78125), rel=1e-12)
+    assert equity(1, size, 100.0, collateral, price) >= 0.25 * notional(size, price)
+    # A bankrupt account is closed whole.
+    assert call(rule, 1, 10.0, 100.0, 300.0, 69.0).whole
+
+
+def test_whole_is_todays_rule() -> None:
+    market = _market(0.05, 0.05, slippage_bps=10.0, depth=100_000.0)
+    done = call(mechanism_of(market), -1, 3.0, 100.0, 20.0, 107.0)
+    today = execute(-1, 3.0, 100.0, 20.0, 107.0, 0.05, 10.0, 100_000.0)
+    assert done.whole and done.size_after == 0.0
+    assert (done.pnl, done.penalty, done.slippage, done.slippage_bps, done.collateral_after) == (
+        today.pnl, today.penalty, today.slippage, today.slippage_bps, today.collateral_after)
+
+
+def _venue(spec: LiquidationSpec, book: list[tuple[int, float, float, float]]) -> Venue:
+    return Venue(spec, [b[0] for b in book], [b[1] for b in book], [b[2] for b in book], [b[3] for b in book],
+                 [0] * len(book), np.zeros(len(book), dtype=bool))
+
+
+def test_adl_order_and_amounts_on_a_three_account_book() -> None:
+    # A: long 10 at 100 with 50, bankrupt at 90 (no penalty, no slippage): collateral after
+    # 50 - 100 = -50. The fund holds 20: 30 left, 3 per closed unit.
+    # B: short 4 at 100 with 20: profit 40, equity 60, leverage 360 / 60 = 6, score 240.
+    # C: short 10 at 95 with 400: profit 50, equity 450, leverage 900 / 450 = 2, score 100.
+    # B first (more profit x leverage though less profit): 4 units, pays min(12, 40) = 12;
+    # C then: the 6 units left, pays min(18, 50 x 6 / 10) = 18. Nothing left.
+    spec = LiquidationSpec(mechanism="whole", insurance_fund=20.0, on_empty="adl")
+    market = _market(0.05, 0.0, insurance_fund=20.0, on_empty="adl")
+    venue = _venue(spec, [(1, 10.0, 100.0, 50.0), (-1, 4.0, 100.0, 20.0), (-1, 10.0, 95.0, 400.0)])
+    done = call(mechanism_of(market), 1, 10.0, 100.0, 50.0, 90.0)
+    entries, bad_debt = venue.apply(0, done)
+    moves = [(e.kind, e.account, e.amount) for e in entries if e.amount]
+    assert moves == [("insurance_used", 0, 20.0), ("deleveraged", 1, pytest.approx(12.0)),
+                     ("deleveraged", 2, pytest.approx(18.0))]
+    assert bad_debt == pytest.approx(0.0, abs=1e-12)
+    assert venue.fund == 0.0
+    assert (venue.size[1], venue.collateral[1]) == (0.0, pytest.approx(20.0 + 40.0 - 12.0))
+    assert (venue.size[2], venue.collateral[2]) == (4.0, pytest.approx(400.0 + 30.0 - 18.0))
+    assert venue.closed.tolist() == [True, True, False]
+
+
+def test_socialised_loss_and_bad_debt() -> None:
+    # The same bankrupt A (shortfall 50), no fund; B and C share it pro rata to profit
+    # (40 and 50 of 90): 22.22... and 27.77...; with only B (profit 40): 40 socialised, 10 bad debt.
+    spec = LiquidationSpec(on_empty="socialise")
+    market = _market(0.05, 0.0)
+    done = call(mechanism_of(market), 1, 10.0, 100.0, 50.0, 90.0)
+    venue = _venue(spec, [(1, 10.0, 100.0, 50.0), (-1, 4.0, 100.0, 20.0), (-1, 10.0, 95.0, 400.0)])
+    entries, bad_debt = venue.apply(0, done)
+    shares = {e.account: e.amount for e in entries if e.kind == "socialised"}
+    assert shares == {1: pytest.approx(50.0 * 40 / 90), 2: pytest.approx(50.0 * 50 / 90)}
+    assert bad_debt == pytest.approx(0.0, abs=1e-12)
+    venue = _venue(spec, [(1, 10.0, 100.0, 50.0), (-1, 4.0, 100.0, 20.0)])
+    entries, bad_debt = venue.apply(0, done)
+    assert [(e.kind, e.amount) for e in entries if e.kind in ("socialised", "bad_debt")] == [
+        ("socialised", pytest.approx(40.0)), ("bad_debt", pytest.approx(10.0))]
+    assert venue.collateral == [0.0, pytest.approx(-20.0)]
+
+
+def test_the_fund_takes_its_share_of_the_penalty() -> None:
+    spec = LiquidationSpec(mechanism="partial", keeper_share=0.25, insurance_fund=5.0)
+    market = _market(0.05, 0.01).model_copy(update={"liquidation": spec})
+    done = call(mechanism_of(market), 1, 10.0, 100.0, 100.0, 94.0)
+    assert (done.keeper_fee, done.fund_fee) == (pytest.approx(0.4375), pytest.approx(1.3125))  # 1.75 split 1:3
+    venue = _venue(spec, [(1, 10.0, 100.0, 100.0)])
+    entries, _ = venue.apply(0, done)
+    assert venue.fund == pytest.approx(6.3125)
+    assert [e.kind for e in entries] == ["keeper_fee", "insurance_fee", "partial"]
+
+
+# --- the books balance, over drawn markets, for every mechanism -----------------------------
+
+_book = st.lists(st.tuples(st.sampled_from([1, -1]), st.floats(0.5, 20.0), st.floats(50.0, 150.0),
+                           st.floats(1.2, 15.0)), min_size=2, max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(book=_book, moves=st.lists(st.floats(-0.4, 0.4), min_size=1, max_size=8),
+       mechanism=st.sampled_from(["whole", "partial", "close_factor", "dutch_auction"]),
+       on_empty=st.sampled_from(["none", "adl", "socialise"]), fund=st.floats(0.0, 500.0),
+       keeper_share=st.floats(0.0, 1.0), penalty=st.floats(0.0, 0.06), slippage_bps=st.floats(0.0, 50.0),
+       restore_to=st.sampled_from(["maintenance", "initial"]))
+def test_the_books_balance(book: list[tuple[int, float, float, float]], moves: list[float], mechanism: str,
+                           on_empty: str, fund: float, keeper_share: float, penalty: float, slippage_bps: float,
+                           restore_to: str) -> None:
+    """Over the accounts: collateral change - realised PnL + penalties + slippage + what they
+    paid to deleveraging and socialised loss = insurance fund used + deleveraged + socialised
+    + bad debt; the fund's change = its share of the penalties - what it paid; and
+    penalties = keepers' fees + the fund's. Realised PnL is recomputed here from the units
+    each movement closed, not read from the calls."""
+    spec = LiquidationSpec(mechanism=mechanism, on_empty=on_empty, insurance_fund=fund, keeper_share=keeper_share,
+                           restore_to=restore_to, initial_margin=0.12)
+    market = _market(0.05, penalty, slippage_bps=slippage_bps, depth=10_000.0).model_copy(update={"liquidation": spec})
+    rule = mechanism_of(market)
+    accounts = [(side, size, entry, size * entry / leverage) for side, size, entry, leverage in book]
+    venue = _venue(spec, accounts)
+    start = list(venue.collateral)
+    realised = penalties = slippage = keeper = fund_in = 0.0
+    covers = {"insurance_used": 0.0, "deleveraged": 0.0, "socialised": 0.0, "bad_debt": 0.0}
+    for move in moves:
+        price = 100.0 * (1.0 + move)
+        for _ in range(40):  # each account called until it meets its line at this price (or is closed)
+            due = [a for a in range(len(accounts)) if not venue.closed[a] and venue.size[a] > 0
+                   and equity(venue.side[a], venue.size[a], venue.entry[a], venue.collateral[a], price)
+                   < 0.05 * notional(venue.size[a], price)]
+            if not due:
+                break
+            for account in due:
+                if venue.closed[account]:
+                    continue
+                before = {a: venue.size[a] for a in range(len(accounts))}
+                done: Call = call(rule, venue.side[account], venue.size[account], venue.entry[account],
+                                  venue.collateral[account], price)
+                if done.closed <= 0:
+                    continue
+                realised += venue.side[account] * done.closed * (price - venue.entry[account])
+                penalties += done.penalty
+                slippage += done.slippage
+                entries: list[Entry] = venue.apply(account, done)[0]
+                for entry in entries:
+                    keeper += entry.amount if entry.kind == "keeper_fee" else 0.0
+                    fund_in += entry.amount if entry.kind == "insurance_fee" else 0.0
+                    if entry.kind in covers:
+                        covers[entry.kind] += entry.amount
+                    if entry.kind == "deleveraged":  # the counterparty closed units at the price
+                        closed = before[entry.account] - entry.size_after
+                        realised += venue.side[entry.account] * closed * (price - venue.entry[entry.account])
+    change = sum(venue.collateral) - sum(start)
+    paid = covers["deleveraged"] + covers["socialised"]
+    scale = 1.0 + sum(abs(c) for c in start) + abs(realised)
+    assert change - realised + penalties + slippage + paid == pytest.approx(sum(covers.values()), abs=1e-9 * scale)
+    assert venue.fund - fund == pytest.approx(fund_in - covers["insurance_used"], abs=1e-9 * scale)
+    assert penalties == pytest.approx(keeper + fund_in, abs=1e-9 * scale)
+    assert all(value >= -1e-12 for value in covers.values())
+    assert all(venue.collateral[a] >= -1e-9 * scale or not venue.closed[a] for a in range(len(accounts)))
+
+
+# --- through the network: the reactor, the history, the summary ---------------------------------
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+def _run(tmp_path: Path, example: str, overrides: list[str]) -> tuple[History, dict[str, Any]]:
+    result = run(load_scenario(str(EXAMPLES / f"{example}.toml"), overrides), tmp_path / "run")
+    return read_history(result.run_dir), result.summary
+
+
+def _column(table: pa.Table, name: str) -> list[Any]:
+    values: list[Any] = table.column(name).to_pylist()
+    return values
+
+
+@pytest.mark.parametrize(("example", "overrides", "moved"), [
+    ("venue-partial", [], "deleveraged"),
+    ("venue-close-factor", ["market.accounts.0.count=600"], "socialised"),
+    ("venue-dutch", [], "insurance_used"),
+    ("venue-partial", ['market.liquidation.mechanism="whole"', "market.liquidation.insurance_fund=0",
+                       "market.liquidation.keeper_share=1"], "deleveraged"),
+])
+def test_the_books_balance_in_a_run_read_from_its_history(tmp_path: Path, example: str, overrides: list[str],
+                                                         moved: str) -> None:
+    history, summary = _run(tmp_path, example, overrides)
+    accounts, executions, venue = history.table("accounts"), history.table("executions"), history.table("venue")
+    side, entry = _column(accounts, "side"), _column(accounts, "entry")
+    size, collateral = _column(accounts, "size"), _column(accounts, "collateral")
+    start = sum(collateral)
+    price_of = dict(zip(_column(executions, "msg_id"), _column(executions, "price"), strict=True))
+    called = [outcome in ("executed", "partial") for outcome in _column(executions, "outcome")]
+    realised = sum(v for v, c in zip(_column(executions, "pnl"), called, strict=True) if c)
+    penalties = sum(v for v, c in zip(_column(executions, "penalty"), called, strict=True) if c)
+    slippage = sum(v for v, c in zip(_column(executions, "slippage"), called, strict=True) if c)
+    sums: dict[str, float] = {}
+    for msg_id, account, kind, amount, size_after, collateral_after in zip(
+            *(_column(venue, name) for name in ("msg_id", "account", "kind", "amount", "size_after",
+                                                 "collateral_after")), strict=True):
+        sums[kind] = sums.get(kind, 0.0) + amount
+        if kind == "deleveraged":  # the counterparty closed units at the execution's price
+            realised += side[account] * (size[account] - size_after) * (price_of[msg_id] - entry[account])
+        size[account], collateral[account] = size_after, collateral_after
+    paid = sums.get("deleveraged", 0.0) + sums.get("socialised", 0.0)
+    cover = paid + sums.get("insurance_used", 0.0) + sums.get("bad_debt", 0.0)
+    assert sum(collateral) - start - realised + penalties + slippage + paid == pytest.approx(cover, abs=1e-6 * start)
+    assert sums[moved] > 0  # the cover this case is about did move money
+    fund = summary["market"]["venue"]["insurance_fund"]
+    assert fund["end"] - fund["start"] == pytest.approx(sums["insurance_fee"] - sums.get("insurance_used", 0.0),
+                                                        abs=0.02)
+    assert summary["market"]["venue"]["liquidation_fee"] == pytest.approx(penalties, abs=0.01)
+    shown = summary["market"]["venue"]
+    assert (shown["insurance_fund"]["used"] if moved == "insurance_used" else shown[moved]) == pytest.approx(
+        sums[moved], abs=0.01)
+
+
+def test_a_close_factor_keeper_calls_again_at_the_same_price(tmp_path: Path) -> None:
+    history, summary = _run(tmp_path, "venue-close-factor", ["market.accounts.0.count=600"])
+    executions = history.table("executions")
+    calls: dict[tuple[int, float], list[str]] = {}
+    for account, price, outcome in zip(*(_column(executions, name) for name in ("account", "price", "outcome")),
+                                       strict=True):
+        calls.setdefault((account, price), []).append(outcome)
+    again = [outcomes for outcomes in calls.values() if outcomes.count("partial") >= 2]
+    assert again, "no account took two close-factor calls at one on-chain price"
+    assert summary["market"]["venue"]["partial_calls"] == sum(outcomes.count("partial") for outcomes in calls.values())
+
+
+def test_an_explicit_whole_section_leaves_the_run_as_it_was(tmp_path: Path) -> None:
+    plain = run(load_scenario(str(EXAMPLES / "leverage-latency.toml")), tmp_path / "plain")
+    whole = run(load_scenario(str(EXAMPLES / "leverage-latency.toml"), ['market.liquidation={mechanism="whole"}']),
+                tmp_path / "whole")
+    assert read_history(whole.run_dir).table("executions").equals(read_history(plain.run_dir).table("executions"))
+    venue = whole.summary["market"].pop("venue")
+    assert whole.summary["market"] == plain.summary["market"]
+    assert "venue" not in plain.summary["market"]
+    executed = read_history(plain.run_dir).table("executions")
+    assert venue["liquidation_fee"] == pytest.approx(sum(_column(executed, "penalty")), abs=0.01)
+    assert venue["keeper_fee"] == venue["liquidation_fee"] and venue["insurance_fund"]["used"] == 0.0
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ('market.liquidation.mechanism="dutch"', "market.liquidation.mechanism: unknown liquidation mechanism 'dutch'; "
+                                             "one of ['close_factor', 'dutch_auction', 'partial', 'whole']"),
+    ("market.liquidation.close_factor=0", "market.liquidation.close_factor: a call repays a share of the debt above 0"),
+    ('market.liquidation.restore_to="initial"', "initial_margin: 0.1 must be above maintenance_margin 0.1"),
+    ("market.probes={leverages=[2.0, 4.0]}", "probes: the probe books liquidate whole"),
+])
+def test_bad_liquidation_input_names_the_field(override: str, expected: str) -> None:
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(str(EXAMPLES / "venue-partial.toml"), ['market.maintenance_margin="10%"', override])
+    assert expected in str(error.value), str(error.value)
+
+
+# --- Dutch auctions ------------------------------------------------------------------------------
+
+
+def test_the_auction_decays_as_maker_s_abaci() -> None:
+    # Linear over tau 60 s: 15 s in, 1 - 15/60 = 0.75; 0 from 60 s on. Stair-step, 1% off
+    # each whole second: 2.5 s in, 0.99^2 = 0.9801. Exponential: 0.99^2.5.
+    s = 1_000_000_000
+    assert decay("linear", 15 * s, 60 * s, s, 0.99) == pytest.approx(0.75, rel=1e-15)
+    assert decay("linear", 90 * s, 60 * s, s, 0.99) == 0.0
+    assert decay("stair_step", 2 * s + s // 2, 60 * s, s, 0.99) == pytest.approx(0.9801, rel=1e-15)
+    assert decay("exponential", 2 * s + s // 2, 60 * s, s, 0.99) == pytest.approx(0.99 ** 2.5, rel=1e-15)
+    # A long's lot sells from 110 down; a short's is bought back from 100 / 1.1 up.
+    assert auction_price(1, 110.0, 0.5) == 55.0 and auction_price(-1, 100.0, 0.5) == 200.0
+    # When a keeper accepting 100 takes a lot started at 110 (at most 1 / 1.1 of the start):
+    # exponential, 100 ms steps: ln(1/1.1) / ln(0.99) = 9.483 steps, 948.3... ms;
+    # stair-step: the 10th step, 1 s; linear over 60 s: 60 x (1 - 1/1.1) = 5.4545... s.
+    ms = 1_000_000
+    assert decay_age_ns("exponential", 1 / 1.1, 60 * s, 100 * ms, 0.99) == math.ceil(
+        100 * ms * math.log(1 / 1.1) / math.log(0.99))
+    assert decay_age_ns("stair_step", 1 / 1.1, 60 * s, 100 * ms, 0.99) == s
+    assert decay_age_ns("linear", 1 / 1.1, 60 * s, 100 * ms, 0.99) == math.ceil(60 * s * (1 - 1 / 1.1))
+    for kind in ("exponential", "stair_step", "linear"):
+        age = decay_age_ns(kind, 1 / 1.1, 60 * s, 100 * ms, 0.99)
+        assert age is not None
+        assert decay(kind, age, 60 * s, 100 * ms, 0.99) <= 1 / 1.1 < decay(kind, age - 1, 60 * s, 100 * ms, 0.99)
+
+
+def test_a_take_through_a_constant_delay_pays_start_times_the_decay_at_that_delay(tmp_path: Path) -> None:
+    """A keeper at ap-northeast-0 takes at once (``take_at`` = ``buffer``): its take travels
+    the way its liquidation did, a delay d constant on this network but for the wait for a
+    10 ms block (processing 0, service 10 us), so it pays start x 0.99^(d / 100 ms): the
+    closed form, within a block, with d the liquidations' own way from send to commit."""
+    overrides = ['market.liquidation={mechanism="dutch_auction", buffer=1.1, take_at=1.1, decay="exponential", '
+                 'step="100ms", cut=0.99}', 'market.instruments.0.shocks=[{at="2s", fall="20%", over="2s"}]',
+                 "market.accounts.0.leverage_sigma=0.3", "market.accounts.0.leverage_cap=15",
+                 "market.accounts.0.count=40"]
+    result = run(load_scenario(str(EXAMPLES / "leverage-latency.toml"), overrides), tmp_path / "run")
+    history = read_history(result.run_dir)
+    executions, triggers = history.table("executions"), history.table("triggers")
+    sent = dict(zip(_column(triggers, "msg_id"), _column(triggers, "t_sent"), strict=True))
+    started: dict[int, tuple[int, float]] = {}
+    ways, taken = [], []
+    for t, msg_id, account, outcome, price in zip(*(_column(executions, name) for name in (
+            "t", "msg_id", "account", "outcome", "price")), strict=True):
+        if outcome == "auction" and account not in started:
+            started[account] = (t, price * 1.1)  # the on-chain price at the start x buffer
+            ways.append(t - sent[msg_id])
+        elif outcome == "executed":
+            t_start, start = started[account]
+            taken.append((t - t_start, price / start))
+    d_ns = float(np.median(ways))
+    assert max(ways) - min(ways) <= 10_000_000  # constant but for the block
+    assert len(taken) == 40
+    for age_ns, ratio in taken:
+        assert abs(age_ns - d_ns) <= 10_000_000
+        assert ratio == pytest.approx(0.99 ** (age_ns / 100_000_000), rel=1e-12)
+        assert 0.99 ** ((d_ns + 10_000_000) / 100_000_000) <= ratio <= 0.99 ** ((d_ns - 10_000_000) / 100_000_000)
+    assert "reset" not in _column(executions, "outcome")
+
+
+def test_a_take_that_finds_its_auction_too_old_resets_it(tmp_path: Path) -> None:
+    # The keepers accept the price the auction started from: at 1% off every 100 ms from 1.1x
+    # that is 948 ms in, and the take's way to commit adds more; with a tail of 500 ms every
+    # take finds its auction too old and restarts it from the on-chain price then (Maker's
+    # redo), so none is ever taken.
+    overrides = ['market.liquidation={mechanism="dutch_auction", buffer=1.1, take_at=1.0, decay="exponential", '
+                 'step="100ms", cut=0.99, tail="500ms"}', 'market.instruments.0.shocks=[{at="2s", fall="20%", over="2s"}]',
+                 "market.accounts.0.count=10"]
+    result = run(load_scenario(str(EXAMPLES / "leverage-latency.toml"), overrides), tmp_path / "run")
+    executions = read_history(result.run_dir).table("executions")
+    outcomes = _column(executions, "outcome")
+    assert "executed" not in outcomes and outcomes.count("reset") >= 10
+    started: dict[int, int] = {}
+    wait_ns = math.ceil(100_000_000 * math.log(1 / 1.1) / math.log(0.99))  # 948.3 ms
+    for t, account, outcome in zip(*(_column(executions, name) for name in ("t", "account", "outcome")),
+                                   strict=True):
+        if outcome == "reset":
+            assert t - started[account] >= wait_ns > 500_000_000  # sent no earlier than acceptable: past the tail
+        if account not in started or outcome == "reset":
+            started[account] = t
