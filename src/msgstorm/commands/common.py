@@ -123,6 +123,11 @@ def load_or_exit(path: Path, overrides: list[str], target: str | None = None, al
         for issue in error.issues:
             say_error(str(issue), soft_wrap=True)
         raise typer.Exit(ExitCode.BAD_INPUT) from None
+    from msgstorm.scenario.errors import format_field
+    from msgstorm.scenario.refs import fault_time_problems
+
+    for loc, message in fault_time_problems(loaded, shortened=True):  # only a run shortened by --set has any
+        err.print(f"note: {format_field(loc)}: {message}", highlight=False, markup=False, soft_wrap=True)
     return loaded
 
 
