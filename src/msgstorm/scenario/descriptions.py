@@ -474,6 +474,8 @@ DESCRIPTIONS: dict[str, str] = {
     "LimitsSpec.max_blocks": "blocks (`blocks.interval`)",
     "LimitsSpec.max_receipts": "gossip receipts (about an hour of kernel time)",
     "LimitsSpec.memory": "share of the memory available when the run starts",
+    "LimitsSpec.max_wall_time": "estimated wall time of the run (docs/performance.md, \"Wall time before the run\"); "
+                                "`msgstorm run --max-time` sets it",
     "LimitsSpec.max_accounts": "`[market]` accounts",
     "LimitsSpec.max_price_steps": "`[market]` price steps over every instrument (`market.resolution`)",
     # [market]

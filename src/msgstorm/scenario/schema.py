@@ -507,6 +507,7 @@ class LimitsSpec(_Spec):
     max_accounts: int = Field(default=20_000_000, ge=1)  # [market] accounts
     max_price_steps: int = Field(default=50_000_000, ge=1)  # [market] price steps over all instruments
     memory: Fraction = 0.8  # share of the memory available when the run starts
+    max_wall_time: DurationNs = Field(default=1800 * 1_000_000_000, gt=0)  # estimated (budget.sim_wall_s)
 
 
 SLO_PATTERN = r"^\s*(<=|>=|==|!=|<|>)\s*(\S.*)$"
