@@ -266,7 +266,7 @@ def lines_not_shown(excerpt: list[str], printed: list[str]) -> list[str]:
 
 SIM_TOUR = ["quickstart", "ramp", "flash-crash", "matching-engine", "black-thursday", "black-thursday-fee-aware",
             "front-running", "black-thursday-lane", "self-healing", "solana-spam", "oracle-attack", "byzantine", "cross-chain",
-            "cross-chain-collateral"]
+            "cross-chain-collateral", "bitcoin"]
 
 
 # Live examples whose excerpts the tour shows: a real anvil each, run with the slow tests.
@@ -281,7 +281,7 @@ def test_the_tour_shows_an_excerpt_of_each_sim_example() -> None:
 # those a default test runs already (tests/test_examples.py: flash-crash, ramp); self-healing's
 # controllers keep their fast tests (tests/test_sim_control.py, test_analysis_control.py).
 LONG_TOUR = {"black-thursday", "black-thursday-fee-aware", "black-thursday-lane", "solana-spam", "self-healing",
-             "flash-crash", "ramp"}
+             "flash-crash", "ramp", "bitcoin"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in LONG_TOUR else name
@@ -379,6 +379,21 @@ def _ordering_table() -> dict[str, list[str]]:
 
 def test_the_ordering_table_shows_the_five_policies() -> None:
     assert sorted(_ordering_table()) == ["batch_auction", "commit_reveal", "fair_order", "fee_priority", "fifo"]
+
+
+def test_the_readme_gives_the_races_won_the_ordering_table_shows() -> None:
+    """The README's prose count of races won under each policy is the table's (which the slow
+    test below holds to a run of each), in the order the README names the policies, and the
+    README names the command that gives each."""
+    text = " ".join(_text(README).split())
+    said = re.search(r"the same seed gives ([\d, and]+) races won \(([\w, ]+)\)", text)
+    assert said is not None, "the README's sentence of races won under each policy"
+    counts = [int(n) for n in re.findall(r"\d+", said.group(1))]
+    policies = [name.strip() for name in said.group(2).split(",")]
+    table = _ordering_table()
+    assert policies == ["fifo", "fee_priority", "fair_order", "commit_reveal", "batch_auction"]
+    assert counts == [int(table[policy][0].split(" of ")[0]) for policy in policies], (counts, table)
+    assert "msgstorm run examples/front-running.toml --set sequencer.policy=" in text
 
 
 @pytest.mark.slow
