@@ -408,3 +408,32 @@ def test_the_ordering_table_is_what_a_run_gives(policy: str, tmp_path: Path) -> 
                        fairness["inversions"], fairness["pairs"]]
     p50, p99 = _NUMBER.findall(latency)
     assert _matches(p50, summary["latency_ms"]["p50"]) and _matches(p99, summary["latency_ms"]["p99"])
+
+
+def _throttling_rows() -> dict[str, list[str]]:
+    """The README's self-healing table: "without throttling" / "with throttling" -> its cells."""
+    rows = re.findall(r"^\| (with(?:out)? throttling) \| ([\d.]+) s \| ([\d.,]+) \(([\d.]+)%[^)]*\), ([\d,]+) accounts "
+                      r"\| ([\d,]+) \| ([\d,]+) \|$", _text(README), re.M)
+    return {label: list(cells) for label, *cells in rows}
+
+
+def test_the_readme_shows_both_rows_of_the_throttling_table() -> None:
+    assert sorted(_throttling_rows()) == ["with throttling", "without throttling"]
+    assert "spam admitted (of 47,656)" in _text(README)
+
+
+@pytest.mark.slow
+def test_the_readme_throttling_table_is_what_the_two_runs_give(tmp_path: Path) -> None:
+    """Each cell of the table is the run's summary at the decimals shown: the example as it is
+    and with ``--set 'controllers=[]'`` (the command the README names)."""
+    example = ROOT / "examples" / "self-healing.toml"
+    for label, sets in (("with throttling", []), ("without throttling", ["controllers=[]"])):
+        summary = msgstorm.run(msgstorm.load_scenario(example, sets), tmp_path / label, write_report=False).summary
+        p99_s, bad_debt, share, accounts, admitted, shed = _throttling_rows()[label]
+        market, spam, quote = summary["market"], summary["by_kind"]["spam"], summary["by_kind"]["quote"]
+        assert _matches(p99_s, market["liquidation_delay_ms"]["p99"] / 1e3), (label, market["liquidation_delay_ms"])
+        assert _matches(bad_debt, market["bad_debt"]["absolute"]), (label, market["bad_debt"])
+        assert _matches(share, market["bad_debt"]["pct_of_open_interest"]), (label, market["bad_debt"])
+        assert int(accounts.replace(",", "")) == market["bad_debt"]["accounts"]
+        assert int(admitted.replace(",", "")) == spam["sent"] - spam["dropped"] and spam["sent"] == 47_656
+        assert int(shed.replace(",", "")) == quote["dropped"]
