@@ -437,3 +437,19 @@ def test_the_readme_throttling_table_is_what_the_two_runs_give(tmp_path: Path) -
         assert int(accounts.replace(",", "")) == market["bad_debt"]["accounts"]
         assert int(admitted.replace(",", "")) == spam["sent"] - spam["dropped"] and spam["sent"] == 47_656
         assert int(shed.replace(",", "")) == quote["dropped"]
+
+
+@pytest.mark.slow
+def test_the_readme_gives_the_censored_liquidations_latency_the_two_runs_give(tmp_path: Path) -> None:
+    """byzantine.toml's liquidations under censorship, and with the command the README names
+    that censors nothing: their latency p50 at the decimals shown."""
+    text = " ".join(_text(README).split())
+    said = re.search(r"their latency p50 is ([\d.]+) s, against ([\d.]+) s with `--set '(faults\.2\.kinds=[^']+)'`",
+                     text)
+    assert said is not None, "the README's sentence of byzantine's liquidation latency"
+    example = ROOT / "examples" / "byzantine.toml"
+    for shown, sets in ((said.group(1), []), (said.group(2), [said.group(3)])):
+        summary = msgstorm.run(msgstorm.load_scenario(example, sets), tmp_path / str(len(sets)),
+                               write_report=False).summary
+        p50_ms = summary["by_kind"]["liquidation"]["latency_ms"]["p50"]
+        assert _matches(shown, p50_ms / 1e3), (sets, p50_ms)
