@@ -453,3 +453,17 @@ def test_the_readme_gives_the_censored_liquidations_latency_the_two_runs_give(tm
                                write_report=False).summary
         p50_ms = summary["by_kind"]["liquidation"]["latency_ms"]["p50"]
         assert _matches(shown, p50_ms / 1e3), (sets, p50_ms)
+
+
+def test_the_readme_fall_in_bad_debt_is_the_two_black_thursday_excerpts() -> None:
+    """"bad debt falls by X%": the fee-aware keepers' bad debt against the fixed-fee ones', each
+    from its excerpt (which the tour test holds to the terminal), at the decimals shown."""
+    excerpts = _tour_excerpts()
+    debts = []
+    for name in ("black-thursday", "black-thursday-fee-aware"):
+        rows = table_rows(excerpts[name])
+        debts.append(float(rows["bad debt"].split(" ")[0].replace(",", "")))
+    said = re.search(r"bad debt falls by ([\d.]+)%", " ".join(_text(README).split()))
+    assert said is not None
+    fixed, aware = debts
+    assert _matches(said.group(1), 100 * (1 - aware / fixed)), (debts, said.group(1))
