@@ -467,3 +467,13 @@ def test_the_readme_fall_in_bad_debt_is_the_two_black_thursday_excerpts() -> Non
     assert said is not None
     fixed, aware = debts
     assert _matches(said.group(1), 100 * (1 - aware / fixed)), (debts, said.group(1))
+
+
+def test_the_readme_cost_of_the_relay_wait_is_the_collateral_excerpts_ratio() -> None:
+    """"that wait costs X × one chain's bad debt": bad debt across against one chain's, both
+    from cross-chain-collateral's excerpt, at the decimals shown."""
+    rows = table_rows(_tour_excerpts()["cross-chain-collateral"])
+    across, one_chain = (float(n.replace(",", "")) for n in _NUMBER.findall(rows["bad debt across / one chain"])[:2])
+    said = re.search(r"that wait costs ([\d.]+) × one chain's bad debt", " ".join(_text(README).split()))
+    assert said is not None
+    assert _matches(said.group(1), across / one_chain), (across, one_chain)
