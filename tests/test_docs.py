@@ -477,3 +477,25 @@ def test_the_readme_cost_of_the_relay_wait_is_the_collateral_excerpts_ratio() ->
     said = re.search(r"that wait costs ([\d.]+) × one chain's bad debt", " ".join(_text(README).split()))
     assert said is not None
     assert _matches(said.group(1), across / one_chain), (across, one_chain)
+
+
+@pytest.mark.slow
+def test_the_readme_solana_spam_shedding_run_is_the_one_its_file_header_names(tmp_path: Path) -> None:
+    """"bad debt falls from X% to Y% of open interest": X is the excerpt's run, Y the run with
+    the backpressure the example's header names (``--set 'backpressure=...'``), in which
+    every liquidation executes."""
+    example = ROOT / "examples" / "solana-spam.toml"
+    header = example.read_text().split("[run]")[0]
+    named = re.search(r"--set '(backpressure=[^']+)'", header)
+    assert named is not None
+    said = re.search(r"every liquidation executes, and bad debt falls from ([\d.]+)% to ([\d.]+)% of open interest",
+                     " ".join(_text(README).split()))
+    assert said is not None
+    before = table_rows(_tour_excerpts()["solana-spam"])["bad debt"]
+    shown_before = re.search(r"\(([\d.]+)% of open interest", before)
+    assert shown_before is not None and _matches(said.group(1), float(shown_before.group(1)))
+    summary = msgstorm.run(msgstorm.load_scenario(example, [named.group(1)]), tmp_path / "shed",
+                           write_report=False).summary
+    market = summary["market"]
+    assert _matches(said.group(2), market["bad_debt"]["pct_of_open_interest"]), market["bad_debt"]
+    assert market["liquidations"]["executed"] == market["liquidations"]["eligible"]
