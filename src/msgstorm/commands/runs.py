@@ -17,6 +17,7 @@ import typer
 
 from msgstorm.commands.common import (
     AllowRemoteOption,
+    MaxTimeOption,
     TargetOption,
     counted,
     err,
@@ -34,11 +35,12 @@ def validate(
     set_: Annotated[list[str] | None, typer.Option("--set", help="override dotted.key=value")] = None,
     target: TargetOption = None,
     allow_remote: AllowRemoteOption = False,
+    max_time: MaxTimeOption = None,
 ) -> None:
     """Check a scenario without running it."""
     from msgstorm.scenario.budget import estimate_work
 
-    loaded = load_or_exit(scenario, set_ or [], target, allow_remote)
+    loaded = load_or_exit(scenario, set_ or [], target, allow_remote, max_time)
     say_ok(f"{scenario} ({loaded.run.name}: {counted(len(loaded.agents), 'agent')}, "
         f"{counted(len(loaded.faults), 'fault')}, target {loaded.target})")
     out.print(f"estimated work: {estimate_work(loaded).describe()}", highlight=False, soft_wrap=True, markup=False)
@@ -54,6 +56,7 @@ def run(
     set_: Annotated[list[str] | None, typer.Option("--set", help="override dotted.key=value (repeatable)")] = None,
     target: TargetOption = None,
     allow_remote: AllowRemoteOption = False,
+    max_time: MaxTimeOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="an SLO that cannot be judged (no data) fails too")] = False,
     prometheus: Annotated[int | None, typer.Option(
@@ -73,7 +76,7 @@ def run(
     overrides = list(set_ or [])
     if seed is not None:
         overrides.append(f"run.seed={seed}")
-    loaded = load_or_exit(scenario, overrides, target, allow_remote)
+    loaded = load_or_exit(scenario, overrides, target, allow_remote, max_time)
     exporter = _start_exporter(prometheus, loaded) if prometheus is not None else None  # exits 2 on a bad port
     claimed = ExitStack()  # the run directory's lock, held until the last file is written
     try:
@@ -91,6 +94,11 @@ def run(
             say_error(f"{where}: cannot create the run directory: {error.strerror or error}")
         raise typer.Exit(ExitCode.BAD_INPUT) from None
     show_progress = sys.stdout.isatty() and not quiet
+    if show_progress:
+        from msgstorm.scenario.budget import estimate_work, wall_time
+
+        out.print(f"estimated wall time: about {wall_time(estimate_work(loaded).wall_s)} (limits.max_wall_time, "
+                  "--max-time)", highlight=False, markup=False)
     try:
         with claimed, sigterm_as_interrupt():
             observe = exporter.observe if exporter is not None else None

@@ -131,6 +131,11 @@ DESCRIPTIONS: dict[str, str] = {
     "RelaySpec.high_bandwidth": "peers a node sends a compact block unasked (`compact` relay's high-bandwidth "
                                 "mode; BIP 152 allows 3); it announces it to the rest, who ask for it "
                                 "(low-bandwidth mode)",
+    "RelaySpec.rebuild_failure": "share of compact blocks a node cannot rebuild although it validated every "
+                                 "message listed (mempool policy, short-id collisions): it asks the sender for "
+                                 "one (getblocktxn), one more round trip; the default is SimBlock's "
+                                 "`CBR_FAILURE_RATE_FOR_CONTROL_NODE` (from Imtiaz et al., ICBC 2019; churning "
+                                 "nodes: 27%)",
     "RelaySpec.sample": "opt-in, with `[blocks.producers]`: the share of messages relayed receipt by receipt "
                         "(every n-th msg_id, n = round(1 / sample), the rule `history.delivery_sample` uses, and "
                         "each region's first message); each other message reaches each producer as long after its "
@@ -474,6 +479,8 @@ DESCRIPTIONS: dict[str, str] = {
     "LimitsSpec.max_blocks": "blocks (`blocks.interval`)",
     "LimitsSpec.max_receipts": "gossip receipts (about an hour of kernel time)",
     "LimitsSpec.memory": "share of the memory available when the run starts",
+    "LimitsSpec.max_wall_time": "estimated wall time of the run (docs/performance.md, \"Wall time before the run\"); "
+                                "`msgstorm run --max-time` sets it",
     "LimitsSpec.max_accounts": "`[market]` accounts",
     "LimitsSpec.max_price_steps": "`[market]` price steps over every instrument (`market.resolution`)",
     # [market]
