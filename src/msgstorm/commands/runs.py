@@ -11,7 +11,7 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -28,6 +28,9 @@ from msgstorm.commands.common import (
     sigterm_as_interrupt,
 )
 from msgstorm.errors import DataFileError, ExitCode, TargetError
+
+if TYPE_CHECKING:
+    from msgstorm.analysis import Analysis
 
 
 def validate(
@@ -137,7 +140,7 @@ def run(
     if not quiet:
         print_summary(result.summary, out)
     out.print(f"run directory: {result.run_dir} (report: {result.run_dir / 'report.html'})", highlight=False, markup=False)
-    if result.summary.get("interrupted"):
+    if result.analysis.result.interrupted:
         err.print(f"interrupted: the history in {result.run_dir} holds what was recorded before the stop; "
                   f"re-analyse it with: msgstorm report {result.run_dir}", highlight=False, markup=False)
         raise typer.Exit(ExitCode.INTERRUPTED)
@@ -147,16 +150,16 @@ def run(
         raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
-def _say_failing_slos(analysis: Any, strict: bool) -> None:
+def _say_failing_slos(analysis: Analysis, strict: bool) -> None:
     """With -q there is no summary table: say on stderr which SLOs make the exit code 1."""
     from msgstorm.analysis import failing_slos
+    from msgstorm.analysis.summary_model import SloVerdict
     from msgstorm.scenario.slo import SLO_METRICS
 
-    for entry in failing_slos(analysis, strict):
-        value = entry.get("value")
-        unit = {"ms": " ms", "per_s": "/s"}.get(SLO_METRICS[entry["name"]][1], "") if entry["name"] in SLO_METRICS else ""
-        shown = "no data to judge" if value is None else f"{value:g}{unit}"
-        err.print(f"SLO {entry['verdict']}: {entry['name']} = {shown} (wanted {entry['threshold']})",
+    for entry in (SloVerdict.model_validate(failing) for failing in failing_slos(analysis, strict)):
+        unit = {"ms": " ms", "per_s": "/s"}.get(SLO_METRICS[entry.name][1], "") if entry.name in SLO_METRICS else ""
+        shown = "no data to judge" if entry.value is None else f"{entry.value:g}{unit}"
+        err.print(f"SLO {entry.verdict}: {entry.name} = {shown} (wanted {entry.threshold})",
                   highlight=False, markup=False)
 
 
@@ -234,11 +237,11 @@ def report(
     if not quiet:
         print_summary(analysis.summary, out)
     out.print(f"report: {run_dir / 'report.html'}", highlight=False, markup=False)
-    if analysis.summary.get("cut_off"):
+    if analysis.result.cut_off:
         err.print(f"cut off: {run_dir} was killed before it finished; the numbers cover what was "
                   "flushed to its history (up to about a second before the kill)", highlight=False, markup=False)
         raise typer.Exit(ExitCode.INTERRUPTED)
-    if analysis.summary.get("interrupted"):
+    if analysis.result.interrupted:
         # The run exited 3; its report says the same: SLOs judged on part of a run decide nothing.
         err.print(f"interrupted: {run_dir} was stopped (Ctrl-C or SIGTERM) before it finished; the numbers "
                   "cover what was recorded before the stop", highlight=False, markup=False)
