@@ -59,6 +59,7 @@ from msgstorm.market.accounts import (
 )
 from msgstorm.market.auction_book import AuctionBook
 from msgstorm.market.dutch import DutchAuctions
+from msgstorm.market.funding import Funding
 from msgstorm.market.liquidation import Call, call, mechanism_of
 from msgstorm.market.oracle import OracleUpdates, oracle_updates
 from msgstorm.market.oracle_attack import attacked_updates
@@ -169,6 +170,14 @@ class MarketReactor:
                                  "simulated runs only (this host's commits may be taken back)")
             self.venue = Venue(market.liquidation, self._side, self._size, self._entry, self._collateral,
                                self._instrument, self.liquidated)
+        # Funding (``market/funding.py``): paid every interval up to the horizon.
+        self.funding: Funding | None = None
+        if market.funding is not None:
+            if not host.final_commits:
+                raise ValueError("market.funding: funding is paid on simulated runs only (this host's commits may "
+                                 "be taken back)")
+            self.funding = Funding(market.funding, market, self._side, self._size, self._collateral,
+                                   self._instrument, self.liquidated)  # its clock starts with the traffic
         # Dutch auctions (``market/dutch.py``): the running ones, the keepers' takes in flight
         # (msg_id -> (account, keeper)) and what each keeper's take answers (its liquidation's trigger).
         self.auctions = DutchAuctions(market.liquidation) if self.rule.auction and market.liquidation else None
@@ -240,7 +249,10 @@ class MarketReactor:
 
     def traffic(self, batches: Iterable[Any]) -> Iterator[Any]:
         """The traffic with the oracle's messages merged in by time (traffic first at equal
-        times); msg_ids are given by the simulator as it takes each batch."""
+        times); msg_ids are given by the simulator as it takes each batch. Funding's clock
+        starts here, with the run's clock."""
+        if self.funding is not None:
+            self.host.schedule(self.funding.spec.interval, self._fund)
         updates = self.updates
         oracle_agent = self.host.agent_index(self.market.oracle.name)
         spec = self.market.oracle
@@ -532,6 +544,24 @@ class MarketReactor:
             for watcher in self.keepers:
                 watcher.retry.update(touched)
         return bad_debt
+
+    def _fund(self, t: int, _a: int, _b: int, _c: int, _d: int) -> None:
+        """An interval's funding at the on-chain (index) prices: ``venue`` rows of kind
+        ``funding`` (no message: ``msg_id`` -1); the accounts it moved get new lines."""
+        assert self.funding is not None
+        if t > horizon_ns(self.scenario.run.duration):
+            return
+        fund = self.venue.fund if self.venue is not None else 0.0
+        payments = self.funding.pay(self.chain_price)
+        for paid in payments:
+            self._venue_rows.append((t, -1, paid.account, "funding", paid.amount, paid.size_after,
+                                     paid.collateral_after, fund))
+        if payments:
+            touched = sorted({paid.account for paid in payments})
+            self._reline(touched)
+            for watcher in self.keepers:
+                watcher.retry.update(paid.account for paid in payments if paid.amount < 0)
+        self.host.schedule(t + self.funding.spec.interval, self._fund)
 
     def _reline(self, accounts: list[int]) -> None:
         """``accounts``' lines from their size and collateral now (open accounts: size above 0)."""

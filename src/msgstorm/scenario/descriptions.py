@@ -531,6 +531,15 @@ DESCRIPTIONS: dict[str, str] = {
     "MarketSpec.liquidation": "the venue's liquidation mechanism and books (insurance fund, deleveraging, "
                               "socialised loss): [`[market.liquidation]`](#marketliquidation); without it, "
                               "positions are liquidated whole and the penalty goes to the keeper",
+    "MarketSpec.funding": "funding paid between longs and shorts at an interval, settled on the index (the "
+                          "on-chain oracle price): [`[market.funding]`](#marketfunding); without it, none",
+    "FundingSpec.interval": "how often funding is paid (the first at one interval, none past `run.duration`)",
+    "FundingSpec.rate": "`fixed` (`fixed_rate` of notional an interval) or `premium` (`fixed_rate` plus the "
+                        "book's premium: the open-interest imbalance's price impact under `slippage_bps` and "
+                        "`depth`, bounded by `clamp`) ([formulas](model.md#funding))",
+    "FundingSpec.fixed_rate": "share of notional paid an interval (positive: longs pay shorts); with `premium`, "
+                              "added to the premium",
+    "FundingSpec.clamp": "`premium`: the bound on an interval's rate, either way",
     "LiquidationSpec.mechanism": "`whole` (the position closed whole), `partial` (just enough closed to restore "
                                  "`restore_to`'s margin), `close_factor` (a call repays at most `close_factor` of "
                                  "the debt, repeated while the health factor is below 1) or `dutch_auction` "

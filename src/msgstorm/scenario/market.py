@@ -37,7 +37,7 @@ from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
 from msgstorm.scenario.spec import Fraction, Spec
 from msgstorm.scenario.units import parse_fraction
 
-__all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "ShockSpec",
+__all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "FundingSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "ShockSpec",
            "TopUpSpec", "leverage_limit", "leverage_problems", "parse_per_time"]
 
 _PER_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365 * 86400.0}
@@ -327,6 +327,20 @@ class LiquidationSpec(Spec):
                 and self.on_empty == "none")
 
 
+class FundingSpec(Spec):
+    """``[market.funding]``: funding paid between longs and shorts every ``interval``
+    (``market/funding.py``; ``rules/funding.py`` and docs/model.md give the formulas), on
+    each instrument's open positions at its index (the on-chain oracle price). ``rate``:
+    ``fixed`` pays ``fixed_rate`` of notional an interval (positive: the longs pay);
+    ``premium`` adds the book's premium (the open-interest imbalance's price impact under
+    the market's depth) to ``fixed_rate`` and bounds the sum to ``[-clamp, clamp]``."""
+
+    interval: DurationNs = Field(default=1_000_000_000, gt=0)
+    rate: Literal["fixed", "premium"] = "premium"
+    fixed_rate: float = Field(default=0.0, ge=-1.0, le=1.0)
+    clamp: Fraction = 0.0075
+
+
 class MarketSpec(Spec):
     """``[market]``: true prices, the oracle that publishes them, accounts with their margin,
     keepers that liquidate them; liquidations execute when their message commits."""
@@ -341,6 +355,7 @@ class MarketSpec(Spec):
     orders: AuctionOrdersSpec | None = None
     probes: ProbeSpec | None = None
     liquidation: LiquidationSpec | None = None
+    funding: FundingSpec | None = None
     maintenance_margin: Fraction = 0.05
     liquidation_penalty: Fraction = 0.05
     # Slippage of a liquidation: ``slippage_bps`` basis points for each ``depth`` of notional
@@ -361,6 +376,8 @@ class MarketSpec(Spec):
             data.pop("probes", None)
         if data.get("liquidation") is None:
             data.pop("liquidation", None)
+        if data.get("funding") is None:
+            data.pop("funding", None)
         return data
 
     @model_validator(mode="after")
@@ -377,6 +394,9 @@ class MarketSpec(Spec):
                   *(runner.name for runner in self.frontrunners)]
         if len(set(agents)) != len(agents):
             raise ValueError(f"the oracle's and keepers' names must differ, got {agents}")
+        if self.probes is not None and self.funding is not None:
+            raise ValueError("probes: the probe books pay no funding; they cannot answer for [market.funding] "
+                             "(drop [market.probes] or [market.funding])")
         rule = self.liquidation
         if rule is not None:
             if rule.restore_to == "initial" and rule.initial_margin <= self.maintenance_margin:
