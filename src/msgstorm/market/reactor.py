@@ -61,6 +61,7 @@ from msgstorm.market.auction_book import AuctionBook
 from msgstorm.market.dutch import DutchAuctions
 from msgstorm.market.funding import Funding
 from msgstorm.market.liquidation import Call, call, mechanism_of
+from msgstorm.market.mark import Mark
 from msgstorm.market.oracle import OracleUpdates, oracle_updates
 from msgstorm.market.oracle_attack import attacked_updates
 from msgstorm.market.prices import PricePaths, horizon_ns, price_paths
@@ -178,6 +179,14 @@ class MarketReactor:
                                  "be taken back)")
             self.funding = Funding(market.funding, market, self._side, self._size, self._collateral,
                                    self._instrument, self.liquidated)  # its clock starts with the traffic
+        # The mark (``market/mark.py``): liquidations judged on it, settled on the index.
+        self.mark: Mark | None = None
+        self._marks: list[tuple[int, int, int, float, float]] = []
+        if market.mark is not None:
+            if not host.final_commits:
+                raise ValueError("market.mark: a mark price runs on simulated runs only (this host's commits may "
+                                 "be taken back)")
+            self.mark = Mark(market.mark, market, self._side, self._size, self._instrument, self.liquidated)
         # Dutch auctions (``market/dutch.py``): the running ones, the keepers' takes in flight
         # (msg_id -> (account, keeper)) and what each keeper's take answers (its liquidation's trigger).
         self.auctions = DutchAuctions(market.liquidation) if self.rule.auction and market.liquidation else None
@@ -316,7 +325,9 @@ class MarketReactor:
                 self.probes.seen(t, keeper.index, instrument, price)
 
     def _look(self, t: int, keeper: _Keeper, row: int, instrument: int, price: float) -> None:
-        """``keeper`` at ``price`` (update ``row``): a liquidation for each account it finds past its line."""
+        """``keeper`` at ``price`` (update ``row``): a liquidation for each account it finds past its line
+        (at the mark that index makes, with ``[market.mark]``)."""
+        price = self._judged(instrument, price)
         found = keeper.cursor.past(instrument, price)
         if keeper.retry:
             again = [a for a in keeper.retry
@@ -334,6 +345,11 @@ class MarketReactor:
                 continue  # another keeper of the group takes it
             keeper.pending.add(account)
             self.host.schedule(t + keeper.reaction(), self._send, account, keeper.index, row, t)
+
+    def _judged(self, instrument: int, index_price: float) -> float:
+        """The price liquidations are judged on: the mark of ``index_price`` with
+        ``[market.mark]``, else the index itself."""
+        return index_price if self.mark is None else self.mark.price(instrument, index_price)
 
     def _near_line(self, t: int, instrument: int, price: float) -> None:
         assert self.topup_cursor is not None
@@ -430,9 +446,13 @@ class MarketReactor:
         # A no-op realises nothing: the account keeps its collateral.
         done = Execution(price, 0.0, 0.0, 0.0, 0.0, self._collateral[account], 0.0)
         trigger = self._trigger_of.pop(msg_id, None)  # what a Dutch auction's take will answer
+        judged = price
+        if self.mark is not None and not self.liquidated[account]:
+            judged = self.mark.price(instrument, price)
+            self._marks.append((t, msg_id, account, price, judged))
         if self.liquidated[account]:
             outcome = "already_liquidated"
-        elif not past_line(self._side[account], self._line[account], price):
+        elif not past_line(self._side[account], self._line[account], judged):
             outcome = "recovered"
             keeper.retry.add(account)
         elif self.venue is None:
@@ -464,7 +484,7 @@ class MarketReactor:
         instrument = self._instrument[account]
         row = self.chain_row[instrument]
         if (not done.whole and self.rule.repeats and row >= 0
-                and past_line(self._side[account], self._line[account], price)):
+                and past_line(self._side[account], self._line[account], self._judged(instrument, price))):
             self._look(t, keeper, row, instrument, price)  # a lending market's keeper calls again
         return ("executed" if done.whole else "partial"), Execution(
             price, done.pnl, done.penalty, done.slippage, done.slippage_bps, done.collateral_after, bad_debt)
@@ -665,6 +685,11 @@ class MarketReactor:
                 ("t", "msg_id", "account", "kind", "amount", "size_after", "collateral_after", "fund_after"),
                 (list(column) for column in columns), strict=True)))
             self._venue_rows = []
+        if self._marks:
+            columns = list(zip(*self._marks, strict=True))
+            host.append("marks", dict(zip(("t", "msg_id", "account", "index", "mark"),
+                                          (list(column) for column in columns), strict=True)))
+            self._marks = []
         if self._topups:
             columns = list(zip(*self._topups, strict=True))
             host.append("topups", dict(zip(

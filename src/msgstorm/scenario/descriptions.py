@@ -540,6 +540,10 @@ DESCRIPTIONS: dict[str, str] = {
     "FundingSpec.fixed_rate": "share of notional paid an interval (positive: longs pay shorts); with `premium`, "
                               "added to the premium",
     "FundingSpec.clamp": "`premium`: the bound on an interval's rate, either way",
+    "MarketSpec.mark": "liquidations judged on a mark price (the index plus the book's bounded premium), "
+                       "settled on the index: [`[market.mark]`](#marketmark); without it, judged on the index",
+    "MarkSpec.premium_cap": "the bound on the mark's premium over the index, either way "
+                            "([formula](model.md#mark-price))",
     "LiquidationSpec.mechanism": "`whole` (the position closed whole), `partial` (just enough closed to restore "
                                  "`restore_to`'s margin), `close_factor` (a call repays at most `close_factor` of "
                                  "the debt, repeated while the health factor is below 1) or `dutch_auction` "

@@ -37,7 +37,7 @@ from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
 from msgstorm.scenario.spec import Fraction, Spec
 from msgstorm.scenario.units import parse_fraction
 
-__all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "FundingSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "ShockSpec",
+__all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "FundingSpec", "MarkSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "ShockSpec",
            "TopUpSpec", "leverage_limit", "leverage_problems", "parse_per_time"]
 
 _PER_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365 * 86400.0}
@@ -341,6 +341,16 @@ class FundingSpec(Spec):
     clamp: Fraction = 0.0075
 
 
+class MarkSpec(Spec):
+    """``[market.mark]``: liquidations judged on a mark price, settled on the index
+    (``market/mark.py``; ``rules/mark.py`` and docs/model.md give the formula): the index
+    (the on-chain oracle price) moved by the book's premium (the open-interest imbalance's
+    price impact under the market's depth), bounded to ``premium_cap`` either way. Without
+    it, liquidations are judged on the index."""
+
+    premium_cap: Fraction = 0.005
+
+
 class MarketSpec(Spec):
     """``[market]``: true prices, the oracle that publishes them, accounts with their margin,
     keepers that liquidate them; liquidations execute when their message commits."""
@@ -356,6 +366,7 @@ class MarketSpec(Spec):
     probes: ProbeSpec | None = None
     liquidation: LiquidationSpec | None = None
     funding: FundingSpec | None = None
+    mark: MarkSpec | None = None
     maintenance_margin: Fraction = 0.05
     liquidation_penalty: Fraction = 0.05
     # Slippage of a liquidation: ``slippage_bps`` basis points for each ``depth`` of notional
@@ -378,6 +389,8 @@ class MarketSpec(Spec):
             data.pop("liquidation", None)
         if data.get("funding") is None:
             data.pop("funding", None)
+        if data.get("mark") is None:
+            data.pop("mark", None)
         return data
 
     @model_validator(mode="after")
@@ -397,6 +410,9 @@ class MarketSpec(Spec):
         if self.probes is not None and self.funding is not None:
             raise ValueError("probes: the probe books pay no funding; they cannot answer for [market.funding] "
                              "(drop [market.probes] or [market.funding])")
+        if self.probes is not None and self.mark is not None:
+            raise ValueError("probes: the probe books judge on the index; they cannot answer for [market.mark] "
+                             "(drop [market.probes] or [market.mark])")
         rule = self.liquidation
         if rule is not None:
             if rule.restore_to == "initial" and rule.initial_margin <= self.maintenance_margin:

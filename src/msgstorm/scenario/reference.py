@@ -90,6 +90,7 @@ _SECTIONS: list[_Section] = [
     ("[market.probes]", market.ProbeSpec),
     ("[market.liquidation]", market.LiquidationSpec),
     ("[market.funding]", market.FundingSpec),
+    ("[market.mark]", market.MarkSpec),
     ("[security]", security.SecuritySpec),
     ("[crosschain]", crosschain.CrosschainSpec),
     ("[[crosschain.relayers]]", crosschain.RelayerSpec),
