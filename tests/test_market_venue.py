@@ -25,7 +25,13 @@ from msgstorm.market.venue import Entry, Venue
 from msgstorm.rules.liquidation import auction_price, decay, decay_age_ns
 from msgstorm.rules.market import equity, execute, notional
 from msgstorm.scenario import ScenarioError, load_scenario
-from msgstorm.scenario.market import FundingSpec, InstrumentSpec, LiquidationSpec, MarketSpec
+from msgstorm.scenario.market import (
+    FundingSpec,
+    InstrumentSpec,
+    LiquidationSpec,
+    LiquiditySpec,
+    MarketSpec,
+)
 
 
 def _market(maintenance: float, penalty: float, slippage_bps: float = 0.0, depth: float = 1e6,
@@ -170,19 +176,22 @@ _book = st.lists(st.tuples(st.sampled_from([1, -1]), st.floats(0.5, 20.0), st.fl
        on_empty=st.sampled_from(["none", "adl", "socialise"]), fund=st.floats(0.0, 500.0),
        keeper_share=st.floats(0.0, 1.0), penalty=st.floats(0.0, 0.06), slippage_bps=st.floats(0.0, 50.0),
        restore_to=st.sampled_from(["maintenance", "initial"]),
-       funding_rate=st.sampled_from(["fixed", "premium"]), fixed_rate=st.floats(-0.01, 0.01))
+       funding_rate=st.sampled_from(["fixed", "premium"]), fixed_rate=st.floats(-0.01, 0.01),
+       curve=st.sampled_from(["linear", "sqrt", "power"]))
 def test_the_books_balance(book: list[tuple[int, float, float, float]], moves: list[float], mechanism: str,
                            on_empty: str, fund: float, keeper_share: float, penalty: float, slippage_bps: float,
-                           restore_to: str, funding_rate: str, fixed_rate: float) -> None:
+                           restore_to: str, funding_rate: str, fixed_rate: float, curve: str) -> None:
     """Over the accounts: collateral change - realised PnL - funding received + penalties +
     slippage + what they paid to deleveraging and socialised loss = insurance fund used +
     deleveraged + socialised + bad debt; the fund's change = its share of the penalties -
     what it paid; penalties = keepers' fees + the fund's; and funding sums to zero. Realised
     PnL is recomputed here from the units each movement closed, not read from the calls;
-    funding is paid at each price before its liquidations."""
+    funding is paid at each price before its liquidations; the book is linear, square-root or a
+    power law."""
     spec = LiquidationSpec(mechanism=mechanism, on_empty=on_empty, insurance_fund=fund, keeper_share=keeper_share,
                            restore_to=restore_to, initial_margin=0.12)
-    market = _market(0.05, penalty, slippage_bps=slippage_bps, depth=10_000.0).model_copy(update={"liquidation": spec})
+    market = _market(0.05, penalty, slippage_bps=slippage_bps, depth=10_000.0).model_copy(
+        update={"liquidation": spec, "liquidity": LiquiditySpec(curve=curve, exponent=1.5)})
     rule = mechanism_of(market)
     accounts = [(side, size, entry, size * entry / leverage) for side, size, entry, leverage in book]
     venue = _venue(spec, accounts)

@@ -20,7 +20,7 @@ import numpy as np
 
 from msgstorm.rules.funding import funding_payments, funding_rate
 from msgstorm.rules.market import notional
-from msgstorm.scenario.market import FundingSpec, MarketSpec
+from msgstorm.scenario.market import FundingSpec, MarketSpec, impact_exponent
 
 __all__ = ["Funding", "Payment"]
 
@@ -61,7 +61,8 @@ class Funding:
             side = self._side[accounts]
             held: np.ndarray = notional(size[accounts], np.full(accounts.size, price))
             rate = funding_rate(spec.rate, spec.fixed_rate, spec.clamp, float(held[side > 0].sum()),
-                                float(held[side < 0].sum()), market.slippage_bps, market.depth)
+                                float(held[side < 0].sum()), market.slippage_bps, market.depth,
+                                impact_exponent(market))
             received = funding_payments(side, held, rate)
             for account, amount in zip(accounts.tolist(), received.tolist(), strict=True):
                 if amount == 0.0:

@@ -16,7 +16,7 @@ import numpy as np
 
 from msgstorm.rules.mark import mark_price
 from msgstorm.rules.market import notional
-from msgstorm.scenario.market import MarketSpec, MarkSpec
+from msgstorm.scenario.market import MarketSpec, MarkSpec, impact_exponent
 
 __all__ = ["Mark"]
 
@@ -40,4 +40,4 @@ class Mark:
         short_notional = float(value[held & (self._side < 0)].sum())
         market = self.market
         return mark_price(index_price, long_notional, short_notional, market.slippage_bps, market.depth,
-                          self.spec.premium_cap)
+                          self.spec.premium_cap, impact_exponent(market))

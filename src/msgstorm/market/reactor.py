@@ -39,6 +39,7 @@ messages alone.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -67,8 +68,9 @@ from msgstorm.market.oracle_attack import attacked_updates
 from msgstorm.market.prices import PricePaths, horizon_ns, price_paths
 from msgstorm.market.probes import ProbeBook
 from msgstorm.market.venue import Venue
+from msgstorm.rules.market import realised_volatility, thinned_depth
 from msgstorm.sampling import Sampler
-from msgstorm.scenario.market import KeeperSpec, MarketSpec
+from msgstorm.scenario.market import KeeperSpec, MarketSpec, impact_exponent
 from msgstorm.scenario.registry import REACTORS
 from msgstorm.scenario.schema import MESSAGE_KINDS, OracleFault, Scenario
 
@@ -187,6 +189,14 @@ class MarketReactor:
                 raise ValueError("market.mark: a mark price runs on simulated runs only (this host's commits may "
                                  "be taken back)")
             self.mark = Mark(market.mark, market, self._side, self._size, self._instrument, self.liquidated)
+        # A book that thins with the on-chain price's realised volatility (``[market.liquidity]``):
+        # per instrument, the times and log returns of its on-chain price changes.
+        self.thinning = market.liquidity is not None and market.liquidity.sensitivity > 0
+        if self.thinning and not host.final_commits:
+            raise ValueError("market.liquidity.sensitivity: a thinning book runs on simulated runs only (this "
+                             "host's commits may be taken back)")
+        self._move_t: list[list[int]] = [[] for _ in market.instruments]
+        self._move_r: list[list[float]] = [[] for _ in market.instruments]
         # Dutch auctions (``market/dutch.py``): the running ones, the keepers' takes in flight
         # (msg_id -> (account, keeper)) and what each keeper's take answers (its liquidation's trigger).
         self.auctions = DutchAuctions(market.liquidation) if self.rule.auction and market.liquidation else None
@@ -346,6 +356,22 @@ class MarketReactor:
             keeper.pending.add(account)
             self.host.schedule(t + keeper.reaction(), self._send, account, keeper.index, row, t)
 
+    def _moved(self, t: int, instrument: int, price: float) -> None:
+        """The on-chain price of ``instrument`` changed to ``price`` at ``t``: one more log return."""
+        before = self.chain_price[instrument]
+        if before > 0 and price > 0:
+            self._move_t[instrument].append(t)
+            self._move_r[instrument].append(math.log(price / before))
+
+    def _depth(self, t: int, instrument: int) -> float:
+        """The book's depth for a close at ``t``: the market's, thinned by the on-chain price's
+        realised volatility over ``[market.liquidity] window`` (``rules.market.thinned_depth``)."""
+        spec = self.market.liquidity
+        if not self.thinning or spec is None:
+            return self.market.depth
+        volatility = realised_volatility(self._move_t[instrument], self._move_r[instrument], t, spec.window)
+        return thinned_depth(self.market.depth, volatility, spec.sensitivity)
+
     def _judged(self, instrument: int, index_price: float) -> float:
         """The price liquidations are judged on: the mark of ``index_price`` with
         ``[market.mark]``, else the index itself."""
@@ -418,6 +444,8 @@ class MarketReactor:
                         self._price_before[msg_id] = (self.chain_step[instrument], self.chain_price[instrument],
                                                       self.chain_row[instrument])
                     self.chain_step[instrument] = step
+                    if self.thinning:
+                        self._moved(t, instrument, float(self.updates.price[row]))
                     self.chain_price[instrument] = float(self.updates.price[row])
                     self.chain_row[instrument] = row
                     if probes is not None:
@@ -459,7 +487,8 @@ class MarketReactor:
             market = self.market
             outcome = "executed"
             done = execute(self._side[account], self._size[account], self._entry[account], self._collateral[account],
-                           price, market.liquidation_penalty, market.slippage_bps, market.depth)
+                           price, market.liquidation_penalty, market.slippage_bps, self._depth(t, instrument),
+                           impact_exponent(market))
             self.liquidated[account] = True
         elif self.auctions is not None and trigger is not None:
             outcome, done = self._bark(t, account, keeper, price, trigger)
@@ -476,7 +505,7 @@ class MarketReactor:
         to close) and its ``executions`` row's account."""
         assert self.venue is not None
         done = call(self.rule, self._side[account], self._size[account], self._entry[account],
-                    self._collateral[account], price)
+                    self._collateral[account], price, self._depth(t, self._instrument[account]))
         if done.closed <= 0:
             keeper.retry.add(account)
             return "recovered", Execution(price, 0.0, 0.0, 0.0, 0.0, self._collateral[account], 0.0)

@@ -13,6 +13,8 @@ open interest ``L = sum of the longs' N_i``, the shorts' ``S``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from msgstorm.rules.market import impact_bps
@@ -20,21 +22,23 @@ from msgstorm.rules.market import impact_bps
 __all__ = ["book_premium", "funding_payments", "funding_rate"]
 
 
-def book_premium(long_notional: float, short_notional: float, slippage_bps: float, depth: float) -> float:
+def book_premium(long_notional: float, short_notional: float, slippage_bps: float, depth: float,
+                 exponent: float = 1.0) -> float:
     """The premium the book puts on the perpetual over the index, as a fraction: the move an
-    order of the open-interest imbalance ``L - S`` makes in the book (``impact_bps / 10,000``,
-    the market's depth model), positive when the longs outweigh the shorts."""
-    return float(impact_bps(long_notional - short_notional, slippage_bps, depth)) / 1e4
+    order of the open-interest imbalance ``L - S`` makes in the book (``impact_bps / 10,000``
+    on the market's depth curve, of ``|L - S|``), positive when the longs outweigh the shorts."""
+    imbalance = long_notional - short_notional
+    return math.copysign(float(impact_bps(abs(imbalance), slippage_bps, depth, exponent)) / 1e4, imbalance)
 
 
 def funding_rate(rule: str, fixed_rate: float, clamp: float, long_notional: float, short_notional: float,
-                 slippage_bps: float, depth: float) -> float:
+                 slippage_bps: float, depth: float, exponent: float = 1.0) -> float:
     """An interval's funding rate (positive: the longs pay the shorts): ``fixed``, the
     ``fixed_rate``; ``premium``, ``fixed_rate + book_premium`` bounded to
     ``[-clamp, clamp]``."""
     if rule == "fixed":
         return fixed_rate
-    premium = fixed_rate + book_premium(long_notional, short_notional, slippage_bps, depth)
+    premium = fixed_rate + book_premium(long_notional, short_notional, slippage_bps, depth, exponent)
     return min(max(premium, -clamp), clamp)
 
 

@@ -15,9 +15,9 @@ __all__ = ["mark_price"]
 
 
 def mark_price(index_price: float, long_notional: float, short_notional: float, slippage_bps: float, depth: float,
-               premium_cap: float) -> float:
+               premium_cap: float, exponent: float = 1.0) -> float:
     """``index x (1 + clamp(premium, -cap, cap))``: the index (the on-chain oracle price)
     moved by the book's premium (``book_premium``: the open-interest imbalance's price
     impact), bounded to ``premium_cap`` either way."""
-    premium = book_premium(long_notional, short_notional, slippage_bps, depth)
+    premium = book_premium(long_notional, short_notional, slippage_bps, depth, exponent)
     return index_price * (1.0 + min(max(premium, -premium_cap), premium_cap))

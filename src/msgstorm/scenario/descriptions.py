@@ -544,6 +544,15 @@ DESCRIPTIONS: dict[str, str] = {
                        "settled on the index: [`[market.mark]`](#marketmark); without it, judged on the index",
     "MarkSpec.premium_cap": "the bound on the mark's premium over the index, either way "
                             "([formula](model.md#mark-price))",
+    "MarketSpec.liquidity": "the book's depth as a curve (linear, square-root or a power law), thinning as the "
+                            "price's realised volatility rises: [`[market.liquidity]`](#marketliquidity); without "
+                            "it, the linear, calm book",
+    "LiquiditySpec.curve": "a close of notional x moves the price `slippage_bps` x (x / `depth`)^e: e = 1 "
+                           "(`linear`), 0.5 (`sqrt`) or `exponent` (`power`) ([formulas](model.md#liquidity))",
+    "LiquiditySpec.exponent": "`power`: the curve's exponent e",
+    "LiquiditySpec.window": "the span over which the on-chain price's realised volatility is measured",
+    "LiquiditySpec.sensitivity": "how fast the depth falls with the realised volatility sigma (per square root "
+                                 "of a second): `depth` / (1 + this x sigma); 0: it never thins",
     "LiquidationSpec.mechanism": "`whole` (the position closed whole), `partial` (just enough closed to restore "
                                  "`restore_to`'s margin), `close_factor` (a call repays at most `close_factor` of "
                                  "the debt, repeated while the health factor is below 1) or `dutch_auction` "

@@ -138,6 +138,9 @@ def _positions_problems(source: Scenario, spec: CrosschainSpec) -> list[Problem]
         problems.append((("market", "funding"), "funding moves the source's collateral; positions on the destination "
                                                 "are closed from the accounts as drawn: drop [market.funding] or "
                                                 "crosschain.positions = \"destination\""))
+    if source.market.liquidity is not None:
+        problems.append((("market", "liquidity"), "positions on the destination close on the linear, calm book: "
+                                                  "drop [market.liquidity] or crosschain.positions = \"destination\""))
     if source.market.mark is not None:
         problems.append((("market", "mark"), "positions on the destination are judged on the relayed index: drop "
                                              "[market.mark] or crosschain.positions = \"destination\""))

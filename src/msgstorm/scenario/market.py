@@ -37,8 +37,8 @@ from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
 from msgstorm.scenario.spec import Fraction, Spec
 from msgstorm.scenario.units import parse_fraction
 
-__all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "FundingSpec", "MarkSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "ShockSpec",
-           "TopUpSpec", "leverage_limit", "leverage_problems", "parse_per_time"]
+__all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "FundingSpec", "LiquiditySpec", "MarkSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "ShockSpec",
+           "TopUpSpec", "impact_exponent", "leverage_limit", "leverage_problems", "parse_per_time"]
 
 _PER_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365 * 86400.0}
 _PER_TIME_RE = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(%?)\s*/\s*(s|min|h|d|y)\s*$")
@@ -351,6 +351,25 @@ class MarkSpec(Spec):
     premium_cap: Fraction = 0.005
 
 
+class LiquiditySpec(Spec):
+    """``[market.liquidity]``: the book's depth as a curve, thinning under stress
+    (``rules.market.impact_bps`` and ``thinned_depth``; docs/model.md, "Liquidity"). A close
+    of notional x moves the price ``slippage_bps x (x / depth)^e``: e = 1 (``linear``, the
+    market without this section), 0.5 (``sqrt``, the square-root impact law) or
+    ``exponent`` (``power``). The depth falls with the realised volatility sigma of the
+    on-chain price over the last ``window`` (per square root of a second): ``depth / (1 +
+    sensitivity x sigma)``."""
+
+    curve: Literal["linear", "sqrt", "power"] = "linear"
+    exponent: float = Field(default=1.0, gt=0, le=3)
+    window: DurationNs = Field(default=10_000_000_000, gt=0)
+    sensitivity: float = Field(default=0.0, ge=0)
+
+    def impact_exponent(self) -> float:
+        """The curve's exponent e."""
+        return {"linear": 1.0, "sqrt": 0.5}.get(self.curve, self.exponent)
+
+
 class MarketSpec(Spec):
     """``[market]``: true prices, the oracle that publishes them, accounts with their margin,
     keepers that liquidate them; liquidations execute when their message commits."""
@@ -367,6 +386,7 @@ class MarketSpec(Spec):
     liquidation: LiquidationSpec | None = None
     funding: FundingSpec | None = None
     mark: MarkSpec | None = None
+    liquidity: LiquiditySpec | None = None
     maintenance_margin: Fraction = 0.05
     liquidation_penalty: Fraction = 0.05
     # Slippage of a liquidation: ``slippage_bps`` basis points for each ``depth`` of notional
@@ -391,6 +411,8 @@ class MarketSpec(Spec):
             data.pop("funding", None)
         if data.get("mark") is None:
             data.pop("mark", None)
+        if data.get("liquidity") is None:
+            data.pop("liquidity", None)
         return data
 
     @model_validator(mode="after")
@@ -410,6 +432,9 @@ class MarketSpec(Spec):
         if self.probes is not None and self.funding is not None:
             raise ValueError("probes: the probe books pay no funding; they cannot answer for [market.funding] "
                              "(drop [market.probes] or [market.funding])")
+        if self.probes is not None and self.liquidity is not None and self.liquidity.sensitivity > 0:
+            raise ValueError("probes: the probe books trade on the calm book; they cannot answer for "
+                             "liquidity.sensitivity above 0 (drop [market.probes] or set it to 0)")
         if self.probes is not None and self.mark is not None:
             raise ValueError("probes: the probe books judge on the index; they cannot answer for [market.mark] "
                              "(drop [market.probes] or [market.mark])")
@@ -424,6 +449,11 @@ class MarketSpec(Spec):
                                  f"answer for liquidation.mechanism {rule.mechanism!r} or its venue accounting "
                                  "(drop [market.probes] or [market.liquidation])")
         return self
+
+
+def impact_exponent(market: MarketSpec) -> float:
+    """The exponent of ``market``'s depth curve: 1 (linear) without ``[market.liquidity]``."""
+    return 1.0 if market.liquidity is None else market.liquidity.impact_exponent()
 
 
 def leverage_limit(maintenance_margin: float) -> float:

@@ -91,6 +91,7 @@ _SECTIONS: list[_Section] = [
     ("[market.liquidation]", market.LiquidationSpec),
     ("[market.funding]", market.FundingSpec),
     ("[market.mark]", market.MarkSpec),
+    ("[market.liquidity]", market.LiquiditySpec),
     ("[security]", security.SecuritySpec),
     ("[crosschain]", crosschain.CrosschainSpec),
     ("[[crosschain.relayers]]", crosschain.RelayerSpec),
