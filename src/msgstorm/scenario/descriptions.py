@@ -487,7 +487,8 @@ DESCRIPTIONS: dict[str, str] = {
                                      "notional",
     "MarketSpec.liquidation_penalty": "share of the notional a liquidation takes from the account",
     "MarketSpec.slippage_bps": "a liquidation's slippage: this many basis points for each `depth` of notional "
-                               "it closes",
+                               "it closes (on the linear book; [`[market.liquidity]`](#marketliquidity) curves "
+                               "it and thins it under stress)",
     "MarketSpec.depth": "the notional that moves the price `slippage_bps`",
     "InstrumentSpec.name": "the instrument's name (the `key` of its oracle messages is its index)",
     "InstrumentSpec.price": "its price at the start",
