@@ -361,6 +361,13 @@ class InsuranceFund(Closed):
     used: Annotated[float, Field(ge=0)]
 
 
+class FundingPaid(Closed):
+    payments: Annotated[Count, Field(description="one position's funding in one interval, each a venue row")]
+    intervals: Annotated[Count, Field(description="the intervals in which funding was paid")]
+    paid: Annotated[float, Field(ge=0, description="what the paying positions paid")]
+    received: Annotated[float, Field(ge=0, description="what the receiving positions received (equal to paid)")]
+
+
 class VenueLosses(Closed):
     liquidation_fee: Annotated[float, Field(description="the penalties of every liquidation call, whole or partial")]
     keeper_fee: float
@@ -370,6 +377,8 @@ class VenueLosses(Closed):
     socialised: Annotated[float, Field(ge=0, description="shortfall shared among the profitable accounts")]
     bad_debt: Annotated[float, Field(ge=0, description="the executed accounts' shortfall no one covered")]
     partial_calls: Count
+    funding: Annotated[FundingPaid | None, Field(
+        description="with [market.funding]: funding paid between longs and shorts (market/funding.py)")] = None
 
 
 class Market(Closed):
