@@ -517,7 +517,9 @@ def test_the_readme_solana_spam_shedding_run_is_the_one_its_file_header_names(tm
 # example's file, and where each comes from. A number added to the prose must be one of the
 # three, so that what the README says of a run is what a command prints and a test compares.
 TOUR_PROSE_NUMBERS = {
-    "venue-partial": {n: "test_the_readme_whole_rule_on_the_venue_crash_is_what_its_command_gives" for n in ("55", "10.3")},
+    "venue-partial": {**{n: "test_the_readme_whole_rule_on_the_venue_crash_is_what_its_command_gives" for n in ("55", "10.3")},
+                      **{n: "test_the_readme_funding_and_thinning_book_on_the_venue_crash_are_what_their_commands_give"
+                         for n in ("5.01", "135,423", "0.18", "3.54", "3.03", "14.16", "45,965")}},
     "black-thursday": {"98.5": "test_the_readme_fall_in_bad_debt_is_the_two_black_thursday_excerpts"},
     "byzantine": {"30": "the file's faults: 10 s + 20 s", "1.12": "test_the_readme_gives_the_censored_liquidations_la"
                   "tency_the_two_runs_give", "0.58": "the same test"},
@@ -576,6 +578,30 @@ def test_the_readme_whole_rule_on_the_venue_crash_is_what_its_command_gives(tmp_
     market = msgstorm.run(scenario, tmp_path / "whole", write_report=False).summary["market"]
     assert market["liquidations"]["late"] == int(said.group(2))
     assert _matches(said.group(3), market["venue"]["insurance_fund"]["used"])
+
+
+@pytest.mark.slow
+def test_the_readme_funding_and_thinning_book_on_the_venue_crash_are_what_their_commands_give(tmp_path: Path) -> None:
+    """venue-partial with funding (paid over N intervals, the fund's cover) and on a thinning
+    square-root book (slippage p50 / p99 before and after, deleveraging before and after): each
+    number from the command the README names, at the decimals shown."""
+    text = " ".join(_text(README).split())
+    funding = re.search(r"\(`--set '(market\.funding=\{[^']+\})'`, .*?: ([\d.]+) million over (\d+) intervals goes to the "
+                        r"shorts, and the fund covers ([\d,]+) instead of ([\d,]+)\.", text)
+    thinning = re.search(r"\(`--set '(market\.liquidity=\{[^']+\})'`, .*?\) the calls' slippage p50 / p99 goes from "
+                         r"([\d.]+) / ([\d.]+) bps to ([\d.]+) / ([\d.]+) bps, and deleveraging from ([\d,]+) to ([\d,]+)\.",
+                         text)
+    assert funding is not None and thinning is not None, "the README's sentences of funding and the thinning book"
+    example = ROOT / "examples" / "venue-partial.toml"
+    runs = {name: msgstorm.run(msgstorm.load_scenario(example, sets), tmp_path / name, write_report=False).summary["market"]
+            for name, sets in (("base", []), ("funding", [funding.group(1)]), ("thinning", [thinning.group(1)]))}
+    paid = runs["funding"]["venue"]["funding"]
+    assert _matches(funding.group(2), paid["paid"] / 1e6) and paid["intervals"] == int(funding.group(3))
+    assert _matches(funding.group(4), runs["funding"]["venue"]["insurance_fund"]["used"])
+    assert _matches(funding.group(5), runs["base"]["venue"]["insurance_fund"]["used"])
+    for (p50, p99, deleveraged), name in ((thinning.group(2, 3, 6), "base"), (thinning.group(4, 5, 7), "thinning")):
+        assert _matches(p50, runs[name]["slippage_bps"]["p50"]) and _matches(p99, runs[name]["slippage_bps"]["p99"]), name
+        assert _matches(deleveraged, runs[name]["venue"]["deleveraged"]), name
 
 
 def test_every_number_of_the_tour_prose_is_printed_configured_or_accounted_for() -> None:
