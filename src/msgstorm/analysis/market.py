@@ -218,7 +218,8 @@ def executed_liquidations(history: History) -> Executed:
     executions = history.table("executions")
     outcomes = executions.column("outcome").to_pylist()
     executed = np.array([outcome == "executed" for outcome in outcomes], dtype=bool)
-    no_ops = sum(1 for outcome in outcomes if outcome not in ("executed", "reverted", "partial", "auction", "reset"))
+    no_ops = sum(1 for outcome in outcomes if outcome not in ("executed", "reverted", "partial", "auction", "reset",
+                                                          "bid"))
 
     def column(name: str) -> np.ndarray:
         values: np.ndarray = executions.column(name).to_numpy()[executed]

@@ -176,6 +176,9 @@ class KeeperSpec(Spec):
     fee_cap: float = Field(default=1e9, gt=0)
     size: SizeBytes = 300
     race: bool = True
+    # An English auction's bid rule: the most it pays a unit is the market's price when it
+    # bids x (1 - ``discount``) (1: it bids zero).
+    discount: Fraction = 0.0
 
     @model_validator(mode="after")
     def _check(self) -> KeeperSpec:
@@ -189,6 +192,10 @@ class KeeperSpec(Spec):
         if not self.fee_aware or base_fee is None:
             return self.fee
         return min(self.fee_cap, self.fee_multiple * base_fee)
+
+    def bid_value(self, market_price: float) -> float:
+        """The most it pays a unit in an English auction when the market is at ``market_price``."""
+        return market_price * (1.0 - self.discount)
 
 
 class TopUpSpec(Spec):
@@ -283,7 +290,10 @@ class LiquidationSpec(Spec):
     repays at most ``close_factor`` of the debt, repeated while the health factor is below 1),
     ``dutch_auction`` (Maker's clip, ``market/dutch.py``: an auction from the on-chain price x
     ``buffer``, decaying by ``decay``, taken by keepers once its price is at most the start's
-    on-chain price x ``take_at``, reset past ``cusp`` or ``tail``).
+    on-chain price x ``take_at``, reset past ``cusp`` or ``tail``), ``english_auction``
+    (Maker's flip, ``market/flip.py``: keepers' bids raise the quote paid up to the debt with
+    its penalty, then lower the units taken, each by at least ``beg``; a bid stands ``ttl``,
+    the auction lasts at most ``tau``; longs only, a vault's collateral).
     The penalty (``market.liquidation_penalty``, the fee or bonus of every mechanism) goes
     ``keeper_share`` to the keeper and the rest to an insurance fund starting at
     ``insurance_fund``, which covers a bankrupt account's shortfall; what it cannot cover
@@ -306,6 +316,10 @@ class LiquidationSpec(Spec):
     cusp: Fraction = 0.4
     tail: DurationNs = Field(default=600_000_000_000, gt=0)
     take_at: float = Field(default=1.0, gt=0)
+    # ``english_auction`` (Maker's flip): a bid's duration and the least increment (``tau``,
+    # above, is then the auction's maximum length).
+    ttl: DurationNs = Field(default=600_000_000_000, gt=0)
+    beg: Fraction = 0.03
 
     @field_validator("mechanism")
     @classmethod
@@ -383,6 +397,11 @@ class MarketSpec(Spec):
                 raise ValueError(f"liquidation.initial_margin: {rule.initial_margin:g} must be above "
                                  f"maintenance_margin {self.maintenance_margin:g} (a partial liquidation "
                                  f"restores the initial margin)")
+            if rule.mechanism == "english_auction":
+                for index, group in enumerate(self.accounts):
+                    if group.file is None and group.long_share < 1.0:
+                        raise ValueError(f"accounts[{index}].long_share: {group.long_share:g}, but an english_auction "
+                                         "sells a long's collateral (a vault); set long_share = 1")
             if self.probes is not None and not rule.keeps_today():
                 raise ValueError("probes: the probe books liquidate whole, without a fund; they cannot "
                                  f"answer for liquidation.mechanism {rule.mechanism!r} or its venue accounting "
