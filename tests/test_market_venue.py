@@ -524,3 +524,44 @@ def test_two_keepers_through_the_network_tend_then_dent(tmp_path: Path) -> None:
         assert price == pytest.approx((90_000.0 + after) / 1000.0, rel=1e-12)  # the effective price
         closed += 1
     assert closed == 10
+
+
+# --- keepers' budgets (market/keepers_budget.py) ---------------------------------------------------
+
+
+def test_a_keeper_out_of_gas_stops(tmp_path: Path) -> None:
+    """The zero bidder with fees of 1 and a gas budget of 5: the 10 accounts (one leverage,
+    one line) cross at one price, so its 10 liquidations are due at once; it pays for 5,
+    which start 5 auctions, and cannot pay for a single bid: no lot closes, every auction
+    restarts at its end, and it sent exactly 5 messages."""
+    history, _ = _run(tmp_path, "leverage-latency", [*_ENGLISH, "market.keepers.0.discount=1",
+                                                     "market.keepers.0.gas_budget=5"])
+    outcomes = _column(history.table("executions"), "outcome")
+    assert outcomes.count("auction") == 5 and "bid" not in outcomes and "executed" not in outcomes
+    assert history.table("triggers").num_rows == 5
+    messages = history.messages
+    keeper = messages.filter(pa.compute.equal(messages["kind"], "liquidation"))
+    assert keeper.num_rows == 5 and sum(keeper["fee"].to_pylist()) == 5.0
+
+
+def test_a_keeper_out_of_capital_stops_bidding(tmp_path: Path) -> None:
+    """The tend-then-dent race above with the far keeper holding 270,000: each dent locks
+    the tab, 90,000, so it dents 3 lots and wins them; it cannot lock a fourth, and the near
+    keeper's tends to the tab win the other 7 lots whole (no units back)."""
+    keepers = ('market.keepers=[{name="near", node="us-east-0", reaction="50ms", discount="1%"}, '
+               '{name="far", node="ap-northeast-0", reaction="50ms", discount="0%", capital=270000}]')
+    overrides = ['market.liquidation={mechanism="english_auction", ttl="1s", tau="5s", beg="0.5%", keeper_share=0}',
+                 'market.instruments.0.shocks=[{at="2s", fall="8%", over="1s"}]', "market.liquidation_penalty=0",
+                 keepers]
+    history, _ = _run(tmp_path, "leverage-latency", overrides)
+    executions = history.table("executions")
+    won: dict[str, list[float]] = {}
+    bids: dict[str, int] = {}
+    for keeper, outcome, after in zip(*(_column(executions, name) for name in ("keeper", "outcome",
+                                                                                 "collateral_after")), strict=True):
+        if outcome == "executed":
+            won.setdefault(keeper, []).append(after)
+        if outcome == "bid":
+            bids[keeper] = bids.get(keeper, 0) + 1
+    assert len(won["far-0"]) == 3 and bids["far-0"] == 3 and all(after > 0 for after in won["far-0"])
+    assert won["near-0"] == [0.0] * 7 and bids["near-0"] == 10

@@ -60,6 +60,7 @@ from msgstorm.market.accounts import (
 from msgstorm.market.auction_book import AuctionBook
 from msgstorm.market.dutch import DutchAuctions
 from msgstorm.market.flip import EnglishAuctions, flip_call
+from msgstorm.market.keepers_budget import Budgets
 from msgstorm.market.liquidation import Call, call, mechanism_of
 from msgstorm.market.oracle import OracleUpdates, oracle_updates
 from msgstorm.market.oracle_attack import attacked_updates
@@ -179,6 +180,10 @@ class MarketReactor:
         self.flips = (EnglishAuctions(market.liquidation, market.liquidation_penalty)
                       if self.rule.english and market.liquidation else None)
         self.bid_of: dict[int, tuple[int, int, float, float]] = {}
+        # Keepers' gas and capital (``market/keepers_budget.py``): none when every keeper is unlimited.
+        self.budgets = (Budgets([keeper.spec for keeper in self.keepers])
+                        if any(spec.gas_budget is not None or spec.capital is not None for spec in market.keepers)
+                        else None)
         if self.flips is not None and any(side < 0 for side in self._side):
             raise ValueError("market.liquidation: english_auction sells a long's collateral (a vault), but some "
                              "accounts are short (a loaded accounts file's side column)")
@@ -374,6 +379,9 @@ class MarketReactor:
             return
         spec = keeper.spec
         fee = spec.fee_at(self.host.base_fee())
+        if self.budgets is not None and not self.budgets.pay_fee(keeper_index, fee):
+            keeper.pending.discard(account)  # out of gas: it sends nothing more
+            return
         msg_id = self.host.send(t, self.host.agent_index(spec.name), "liquidation", keeper.node, account,
                                 spec.size, fee)
         self.liquidation_of[msg_id] = (account, keeper_index)
@@ -498,8 +506,12 @@ class MarketReactor:
             keeper.pending.discard(account)
             return
         spec = keeper.spec
+        fee = spec.fee_at(self.host.base_fee())
+        if self.budgets is not None and not self.budgets.pay_fee(keeper_index, fee):
+            keeper.pending.discard(account)
+            return
         msg_id = self.host.send(t, self.host.agent_index(spec.name), "liquidation", keeper.node, account, spec.size,
-                                spec.fee_at(self.host.base_fee()))
+                                fee)
         self.take_of[msg_id] = (account, keeper_index)
         t_seen, price_msg_id, price_seen = self._take_trigger[(account, keeper_index)]
         self._triggers.append((t_seen, t, keeper.name, self.host.node_names[keeper.node], account, msg_id,
@@ -563,8 +575,14 @@ class MarketReactor:
         proposal = self.flips.proposal(flip, spec.bid_value(self.paths.at(self._instrument[account], t)))
         if proposal is None:
             return
+        fee = spec.fee_at(self.host.base_fee())
+        budgets = self.budgets
+        if budgets is not None:  # it bids only what it can pay for and lock
+            if not budgets.can_pay(keeper_index, fee) or not budgets.lock(keeper_index, proposal[0]):
+                return
+            budgets.pay_fee(keeper_index, fee)
         msg_id = self.host.send(t, self.host.agent_index(spec.name), "liquidation", keeper.node, account, spec.size,
-                                spec.fee_at(self.host.base_fee()))
+                                fee)
         flip.in_flight.add(keeper_index)
         self.bid_of[msg_id] = (account, keeper_index, *proposal)
         t_seen, price_msg_id, price_seen = self._take_trigger[(account, keeper_index)]
@@ -582,10 +600,13 @@ class MarketReactor:
         flip = self.flips.running.get(account)
         if flip is not None:
             flip.in_flight.discard(keeper_index)
+        standing = (flip.guy, flip.bid) if flip is not None else (-1, 0.0)
         if flip is None or self.liquidated[account]:
             outcome = "already_liquidated"
         elif self.flips.place(flip, keeper_index, msg_id, bid, lot, t):
             outcome = "bid"
+            if self.budgets is not None and standing[0] >= 0:
+                self.budgets.release(standing[0], standing[1])  # the outbid keeper's quote is free again
             self.host.schedule(self.flips.closes_at(flip), self._deal, account)
             for other in sorted(flip.bidders - {keeper_index} - flip.in_flight):
                 self.host.schedule(t + self.keepers[other].reaction(), self._send_bid, account, other)
@@ -593,6 +614,8 @@ class MarketReactor:
             outcome = "outbid"
             if self.flips.live(flip, t):
                 self.host.schedule(t + keeper.reaction(), self._send_bid, account, keeper_index)
+        if outcome != "bid" and self.budgets is not None:
+            self.budgets.release(keeper_index, bid)  # it did not stand: its quote is free again
         price = bid / lot if lot > 0 else 0.0
         self._executions.append((t, msg_id, account, keeper.name, outcome, price, t_price, 0.0, 0.0, 0.0, 0.0,
                                  self._collateral[account], 0.0))

@@ -604,6 +604,10 @@ DESCRIPTIONS: dict[str, str] = {
     "KeeperSpec.size": "size of a `liquidation` message",
     "KeeperSpec.discount": "`english_auction`: it bids at most the market's price when it bids x (1 - this) a "
                            "unit (100%: it bids zero)",
+    "KeeperSpec.gas_budget": "each keeper's budget for the fees of its messages, paid when sent; it sends "
+                             "nothing it cannot pay (none: without limit) ([budgets](model.md#keepers-budgets))",
+    "KeeperSpec.capital": "each keeper's capital for `english_auction` bids: a bid locks its quote, freed when "
+                          "outbid, spent when it wins; it does not bid beyond it (none: without limit)",
     "MarketSpec.topups": "traders who add collateral near their line: [`[market.topups]`](#markettopups)",
     "TopUpSpec.name": "their agent name in the history",
     "TopUpSpec.probability": "share of the accounts that top up (drawn once for each)",

@@ -163,7 +163,9 @@ class KeeperSpec(Spec):
     """Keepers: each watches the prices delivered to its own node and sends a ``liquidation``
     message for every account it sees past its maintenance line, ``reaction`` later. Fee:
     ``fee`` (fixed), or with ``fee_aware`` ``fee_multiple`` x the base fee when it sends,
-    at most ``fee_cap``."""
+    at most ``fee_cap``. In an English auction it bids the market's price x (1 -
+    ``discount``) a unit; each keeper has a ``gas_budget`` for its fees and ``capital`` for
+    its bids (none: without limit): out of either, it stops."""
 
     name: str = Field(default="keepers", min_length=1)
     count: int = Field(default=1, ge=1, le=10_000)
@@ -179,6 +181,10 @@ class KeeperSpec(Spec):
     # An English auction's bid rule: the most it pays a unit is the market's price when it
     # bids x (1 - ``discount``) (1: it bids zero).
     discount: Fraction = 0.0
+    # Budgets, per keeper (``market/keepers_budget.py``; none: without limit): the fees it can
+    # pay (out of gas it sends nothing more) and the capital its English bids lock.
+    gas_budget: float | None = Field(default=None, ge=0)
+    capital: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> KeeperSpec:
