@@ -240,6 +240,9 @@ DESCRIPTIONS: dict[str, str] = {
     "Eip1559.target": "block use the base fee steers toward",
     "Eip1559.max_change": "largest change of the base fee per block",
     "Eip1559.underpriced": "a message whose `fee` is below the base fee `wait`s or is `reject`ed",
+    "Eip1559.base_fee_file": "or the base fee from a file (CSV or Parquet: `t`, seconds from the first row or "
+                             "timestamps; `base_fee`, in the fee unit): from each block on, the last row's at or "
+                             "before its time, instead of the rule ([fee market](model.md#the-fee-market-from-a-file))",
     "Shed.mode": "priority shedding: a kind is dropped above its level × capacity, others at capacity",
     "Shed.capacity": "queue length at which every unprotected kind is dropped",
     "Shed.levels": "per kind, the share of `capacity` above which it is dropped",
