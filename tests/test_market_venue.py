@@ -489,6 +489,9 @@ def test_a_single_zero_bidder_through_the_network(tmp_path: Path) -> None:
         assert t == bids[msg_id] + S
         assert (price, after, bad_debt) == (0.0, -90_000.0, 90_000.0)
     assert summary["market"]["venue"]["bad_debt"] == pytest.approx(900_000.0, abs=0.01)
+    # 10 lots of 1,000 units, every one at a zero bid, nothing given back.
+    assert summary["market"]["venue"]["auctions"] == {"lots": 10, "zero_bid_lots": 10, "zero_bid_units": 10_000.0,
+                                                      "units": 10_000.0, "returned_share": 0.0}
 
 
 def test_two_keepers_through_the_network_tend_then_dent(tmp_path: Path) -> None:

@@ -426,7 +426,7 @@ def held_after_venue(history: History, tables: MarketTables) -> tuple[np.ndarray
     return size, collateral
 
 
-_VENUE_KINDS = ("keeper_fee", "insurance_fee", "insurance_used", "deleveraged", "socialised")
+_VENUE_KINDS = ("keeper_fee", "insurance_fee", "insurance_used", "deleveraged", "socialised", "auctioned", "returned")
 
 
 def venue_summary(history: History) -> dict[str, Any]:
@@ -434,7 +434,8 @@ def venue_summary(history: History) -> dict[str, Any]:
     rules did with the money (``market/venue.py``): ``liquidation_fee`` (the penalties of
     every call, whole or partial) and its split, ``insurance_fund`` (start, end, used),
     ``deleveraged``, ``socialised``, ``bad_debt`` (what no one covered: the executed
-    accounts' shortfall left after the fund and the cover), and ``partial_calls``."""
+    accounts' shortfall left after the fund and the cover), and ``partial_calls``; under
+    ``english_auction``, ``auctions`` (``_english_lots``)."""
     executions = history.table("executions")
     outcomes = executions.column("outcome").to_pylist()
     called = np.array([outcome in ("executed", "partial") for outcome in outcomes], dtype=bool)
@@ -460,7 +461,23 @@ def venue_summary(history: History) -> dict[str, Any]:
         "deleveraged": rounded(sums["deleveraged"], 2), "socialised": rounded(sums["socialised"], 2),
         "bad_debt": rounded(float(bad_debt[executed].sum()) if executed.size else 0.0, 2),
         "partial_calls": int(sum(1 for outcome in outcomes if outcome == "partial")),
+        **({"auctions": _english_lots(history, executed, sums)} if sums["auctioned"] > 0 else {}),
     }
+
+
+def _english_lots(history: History, executed: np.ndarray, sums: dict[str, float]) -> dict[str, Any]:
+    """An ``english_auction`` venue's lots: how many closed, how many at a zero bid (an
+    effective price of 0: nothing paid, nothing given back) and their units, and the share of
+    the auctioned collateral's value (at the on-chain price at each close) given back to
+    its owners (the ``auctioned`` and ``returned`` venue rows)."""
+    executions = history.table("executions")
+    accounts = executions.column("account").to_numpy()[executed]
+    zero = executions.column("price").to_numpy()[executed] == 0.0
+    size = history.table("accounts").column("size").to_numpy()
+    return {"lots": int(accounts.size), "zero_bid_lots": int(zero.sum()),
+            "zero_bid_units": rounded(float(size[accounts[zero]].sum()), 2),
+            "units": rounded(float(size[accounts].sum()), 2),
+            "returned_share": rounded(sums["returned"] / sums["auctioned"], 4)}
 
 
 def onchain_prices(history: History, tables: MarketTables) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

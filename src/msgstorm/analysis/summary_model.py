@@ -361,6 +361,15 @@ class InsuranceFund(Closed):
     used: Annotated[float, Field(ge=0)]
 
 
+class EnglishLots(Closed):
+    lots: Annotated[int, Field(ge=0, description="auctions closed")]
+    zero_bid_lots: Annotated[int, Field(ge=0, description="closed at a bid of 0")]
+    zero_bid_units: Annotated[float, Field(ge=0, description="the units of collateral those lots held")]
+    units: Annotated[float, Field(ge=0, description="the units of collateral every closed lot held")]
+    returned_share: Annotated[float, Field(ge=0, le=1, description="of the auctioned collateral's value at each "
+                                                                   "close, the share given back to its owners")]
+
+
 class VenueLosses(Closed):
     liquidation_fee: Annotated[float, Field(description="the penalties of every liquidation call, whole or partial")]
     keeper_fee: float
@@ -370,6 +379,7 @@ class VenueLosses(Closed):
     socialised: Annotated[float, Field(ge=0, description="shortfall shared among the profitable accounts")]
     bad_debt: Annotated[float, Field(ge=0, description="the executed accounts' shortfall no one covered")]
     partial_calls: Count
+    auctions: Annotated[EnglishLots | None, Field(description="an english_auction venue's lots")] = None
 
 
 class Market(Closed):

@@ -637,6 +637,10 @@ class MarketReactor:
         done = flip_call(self.rule, self._size[account], self._entry[account], self._collateral[account], flip.bid,
                          flip.lot, price)
         bad_debt = self._book(t, flip.msg_id, account, done)
+        assert self.venue is not None  # what the lot was worth at the close, and the owner's share of it back
+        for kind, amount in (("auctioned", flip.size * price), ("returned", (flip.size - flip.lot) * price)):
+            self._venue_rows.append((t, flip.msg_id, account, kind, amount, 0.0, self._collateral[account],
+                                     self.venue.fund))
         winner = self.keepers[flip.guy]
         for bidder in flip.bidders:
             self.keepers[bidder].pending.discard(account)

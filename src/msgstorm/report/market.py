@@ -154,4 +154,10 @@ def market_section(summary: dict[str, Any]) -> str:
                  ["deleveraged / socialised / bad debt left", f"{number(venue.get('deleveraged'))} / "
                   f"{number(venue.get('socialised'))} / {number(venue.get('bad_debt'))}"],
                  ["partial liquidation calls", number(venue.get("partial_calls"))]]
+        lots = venue.get("auctions")
+        if lots:
+            rows += [["english auctions: lots / at a zero bid", f"{number(lots.get('lots'))} / "
+                      f"{number(lots.get('zero_bid_lots'))} ({number(lots.get('zero_bid_units'))} of "
+                      f"{number(lots.get('units'))} units)"],
+                     ["collateral returned to owners", number(100 * lots.get("returned_share", 0.0), "%")]]
     return table(["", ""], [[esc(a), esc(b)] for a, b in rows], attrs='id="market-table"')

@@ -136,6 +136,12 @@ def _market_rows(market: dict[str, Any]) -> list[tuple[str, str]]:
                      f"fee {_fmt(venue.get('liquidation_fee'))} (fund {_fmt(venue.get('insurance_fee'))}), fund "
                      f"used {_fmt(fund.get('used'))}, deleveraged {_fmt(venue.get('deleveraged'))}, socialised "
                      f"{_fmt(venue.get('socialised'))}, partial calls {_fmt(venue.get('partial_calls'))}"))
+        lots = venue.get("auctions")
+        if lots:  # english_auction: zero bids, collateral given back, the deficit
+            rows.append(("english auctions",
+                         f"{_fmt(lots.get('lots'))} lots, {_fmt(lots.get('zero_bid_lots'))} at a zero bid "
+                         f"({_fmt(lots.get('zero_bid_units'))} of {_fmt(lots.get('units'))} units), collateral "
+                         f"returned {_percent(lots.get('returned_share'))}, deficit {_fmt(venue.get('bad_debt'))}"))
     return rows
 
 
