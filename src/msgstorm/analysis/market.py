@@ -474,10 +474,12 @@ def _english_lots(history: History, executed: np.ndarray, sums: dict[str, float]
     accounts = executions.column("account").to_numpy()[executed]
     zero = executions.column("price").to_numpy()[executed] == 0.0
     size = history.table("accounts").column("size").to_numpy()
+    published = (history.scenario["market"]["liquidation"] or {}).get("published")
     return {"lots": int(accounts.size), "zero_bid_lots": int(zero.sum()),
             "zero_bid_units": rounded(float(size[accounts[zero]].sum()), 2),
             "units": rounded(float(size[accounts].sum()), 2),
-            "returned_share": rounded(sums["returned"] / sums["auctioned"], 4)}
+            "returned_share": rounded(sums["returned"] / sums["auctioned"], 4),
+            **({"published": published} if published else {})}
 
 
 def onchain_prices(history: History, tables: MarketTables) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -361,6 +361,14 @@ class InsuranceFund(Closed):
     used: Annotated[float, Field(ge=0)]
 
 
+class PublishedFigures(Closed):
+    zero_bid_share: float | None
+    zero_bid_units: float | None
+    returned_share: float | None
+    deficit: float | None
+    source: str
+
+
 class EnglishLots(Closed):
     lots: Annotated[int, Field(ge=0, description="auctions closed")]
     zero_bid_lots: Annotated[int, Field(ge=0, description="closed at a bid of 0")]
@@ -368,6 +376,8 @@ class EnglishLots(Closed):
     units: Annotated[float, Field(ge=0, description="the units of collateral every closed lot held")]
     returned_share: Annotated[float, Field(ge=0, le=1, description="of the auctioned collateral's value at each "
                                                                    "close, the share given back to its owners")]
+    published: Annotated[PublishedFigures | None, Field(description="the figures published for the day the run "
+                                                                    "replays ([market.liquidation.published])")] = None
 
 
 class VenueLosses(Closed):

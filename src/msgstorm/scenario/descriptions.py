@@ -564,6 +564,13 @@ DESCRIPTIONS: dict[str, str] = {
     "LiquidationSpec.tail": "`dutch_auction`: an auction older than this resets at the next take",
     "LiquidationSpec.take_at": "`dutch_auction`: keepers take once the price is at most the on-chain price at the "
                                "start x this for a long (at least it / this for a short)",
+    "LiquidationSpec.published": "figures published for the day a run replays, printed beside its own: "
+                                 "[`[market.liquidation.published]`](#marketliquidationpublished)",
+    "PublishedSpec.zero_bid_share": "the share of the day's auctions that closed at a zero bid",
+    "PublishedSpec.zero_bid_units": "the units of collateral sold at a zero bid",
+    "PublishedSpec.returned_share": "the share of the auctioned collateral given back to its owners",
+    "PublishedSpec.deficit": "the venue's deficit: the debt the auctions left uncovered",
+    "PublishedSpec.source": "where the figures were published",
     "LiquidationSpec.ttl": "`english_auction`: a standing bid wins when no other beats it within this (Maker's "
                            "flip `ttl`)",
     "LiquidationSpec.beg": "`english_auction`: a bid beats the standing one by at least this: a quote x (1 + "

@@ -37,7 +37,7 @@ from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
 from msgstorm.scenario.spec import Fraction, Spec
 from msgstorm.scenario.units import parse_fraction
 
-__all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "ShockSpec",
+__all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "PublishedSpec", "ShockSpec",
            "TopUpSpec", "leverage_limit", "leverage_problems", "parse_per_time"]
 
 _PER_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365 * 86400.0}
@@ -286,6 +286,17 @@ class ProbeSpec(Spec):
         return self
 
 
+class PublishedSpec(Spec):
+    """Figures published for the day a run replays, printed beside the run's own
+    (``[market.liquidation.published]``): what each is and where it was published."""
+
+    zero_bid_share: Fraction | None = None
+    zero_bid_units: float | None = Field(default=None, ge=0)
+    returned_share: Fraction | None = None
+    deficit: float | None = Field(default=None, ge=0)
+    source: str = Field(min_length=1)
+
+
 class LiquidationSpec(Spec):
     """``[market.liquidation]``: the venue's liquidation mechanism and its books
     (``market/liquidation.py``, ``market/venue.py``; docs/model.md gives the formulas).
@@ -326,6 +337,7 @@ class LiquidationSpec(Spec):
     # above, is then the auction's maximum length).
     ttl: DurationNs = Field(default=600_000_000_000, gt=0)
     beg: Fraction = 0.03
+    published: PublishedSpec | None = None
 
     @field_validator("mechanism")
     @classmethod
