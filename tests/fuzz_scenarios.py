@@ -37,6 +37,7 @@ ALLOWED_EXITS = frozenset({0, 1, 2})
 # A short capped run: long enough to exercise the engine, short enough for hundreds of cases.
 CAP_DURATION = "300ms"
 CAP_DRAIN = "300ms"
+CAP_FAULT_AT = "100ms"  # where the capped examples' faults start
 CASE_TIMEOUT_S = 120  # a bound on a hang, not a speed target
 
 SPECIAL_NUMBERS: tuple[Any, ...] = (
@@ -191,12 +192,16 @@ def write_scenario(root: dict[str, Any], path: Path) -> bool:
 
 def capped(root: dict[str, Any]) -> dict[str, Any]:
     """An example with its run shortened to a few hundred ms of virtual time (agents' own stop
-    times dropped, faults kept: a fault after the end is something the loader must judge)."""
+    times dropped; its faults moved to ``CAP_FAULT_AT``, inside the capped run, so that they
+    still fire: a fault after the run's end is refused, and a mutation of ``at`` is something
+    the loader must judge)."""
     capped_root = _copy(root)
     capped_root["run"]["duration"] = CAP_DURATION
     capped_root["run"]["drain"] = CAP_DRAIN
     for agent in capped_root.get("agents", []):
         agent.pop("stop", None)
+    for fault in capped_root.get("faults", []):
+        fault["at"] = CAP_FAULT_AT
     return capped_root
 
 

@@ -21,6 +21,7 @@ from msgstorm.analysis.collateral import collateral_table
 from msgstorm.analysis.summary_model import Summary
 from msgstorm.history import read_history
 from msgstorm.history.reader import read_table
+from msgstorm.report.collateral import SOURCE_BAD_DEBT, collateral_rows, market_bad_debt_label
 from msgstorm.runner import reanalyse, run
 from msgstorm.scenario import ScenarioError, parse_scenario
 
@@ -117,6 +118,12 @@ def test_a_close_that_waits_for_the_relay_worked_by_hand(tmp_path: Path) -> None
         "close after source p50 / max": "749 ms / 749 ms",
         "close split (mean)": "source finality 1 ms, relay 400 ms, proof check 100 ms, destination 249 ms",
         "bad debt across / one chain": "45.64 / 19.42 (0 left open)"}
+    # The same rows and label from the typed summary as from summary.json's dictionary.
+    typed = result.analysis.result
+    assert typed.collateral is not None
+    assert collateral_rows(typed.collateral) == collateral_rows(result.summary["collateral"])
+    assert market_bad_debt_label(typed) == market_bad_debt_label(result.summary) == SOURCE_BAD_DEBT
+    assert market_bad_debt_label(typed.model_copy(update={"collateral": None})) == "bad debt"
     page_text = (tmp_path / "run" / "report.html").read_text()
     page = page_table(page_text, "collateral-table")
     assert {label: cells[0] for label, cells in page.items()} == shown

@@ -266,7 +266,8 @@ def lines_not_shown(excerpt: list[str], printed: list[str]) -> list[str]:
 
 SIM_TOUR = ["quickstart", "ramp", "flash-crash", "matching-engine", "black-thursday", "black-thursday-fee-aware",
             "front-running", "black-thursday-lane", "self-healing", "solana-spam", "oracle-attack", "byzantine", "cross-chain",
-            "cross-chain-collateral", "venue-partial", "venue-close-factor", "venue-dutch", "black-thursday-2020"]
+            "cross-chain-collateral", "bitcoin", "venue-partial", "venue-close-factor", "venue-dutch",
+            "black-thursday-2020"]
 
 
 # Live examples whose excerpts the tour shows: a real anvil each, run with the slow tests.
@@ -281,7 +282,7 @@ def test_the_tour_shows_an_excerpt_of_each_sim_example() -> None:
 # those a default test runs already (tests/test_examples.py: flash-crash, ramp); self-healing's
 # controllers keep their fast tests (tests/test_sim_control.py, test_analysis_control.py).
 LONG_TOUR = {"black-thursday", "black-thursday-fee-aware", "black-thursday-lane", "solana-spam", "self-healing",
-             "flash-crash", "ramp", "black-thursday-2020"}
+             "flash-crash", "ramp", "bitcoin", "black-thursday-2020"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in LONG_TOUR else name
@@ -381,6 +382,21 @@ def test_the_ordering_table_shows_the_five_policies() -> None:
     assert sorted(_ordering_table()) == ["batch_auction", "commit_reveal", "fair_order", "fee_priority", "fifo"]
 
 
+def test_the_readme_gives_the_races_won_the_ordering_table_shows() -> None:
+    """The README's prose count of races won under each policy is the table's (which the slow
+    test below holds to a run of each), in the order the README names the policies, and the
+    README names the command that gives each."""
+    text = " ".join(_text(README).split())
+    said = re.search(r"the same seed gives ([\d, and]+) races won \(([\w, ]+)\)", text)
+    assert said is not None, "the README's sentence of races won under each policy"
+    counts = [int(n) for n in re.findall(r"\d+", said.group(1))]
+    policies = [name.strip() for name in said.group(2).split(",")]
+    table = _ordering_table()
+    assert policies == ["fifo", "fee_priority", "fair_order", "commit_reveal", "batch_auction"]
+    assert counts == [int(table[policy][0].split(" of ")[0]) for policy in policies], (counts, table)
+    assert "msgstorm run examples/front-running.toml --set sequencer.policy=" in text
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("policy", ["fifo", "fee_priority", "fair_order", "commit_reveal", "batch_auction"])
 def test_the_ordering_table_is_what_a_run_gives(policy: str, tmp_path: Path) -> None:
@@ -405,3 +421,216 @@ def test_the_live_peak_rss_table_gives_each_live_ramp_example_with_the_messages_
     for name, _, _, run_mb, report_mb in rows:
         assert int(report_mb) <= int(run_mb), name  # the analysis alone is part of the run
     assert "the 500 MB target of `docs/performance.md` is not met by every live example" in " ".join(text.split())
+
+
+def _throttling_rows() -> dict[str, list[str]]:
+    """The README's self-healing table: "without throttling" / "with throttling" -> its cells."""
+    rows = re.findall(r"^\| (with(?:out)? throttling) \| ([\d.]+) s \| ([\d.,]+) \(([\d.]+)%[^)]*\), ([\d,]+) accounts "
+                      r"\| ([\d,]+) \| ([\d,]+) \|$", _text(README), re.M)
+    return {label: list(cells) for label, *cells in rows}
+
+
+def test_the_readme_shows_both_rows_of_the_throttling_table() -> None:
+    assert sorted(_throttling_rows()) == ["with throttling", "without throttling"]
+    assert "spam admitted (of 47,656)" in _text(README)
+
+
+@pytest.mark.slow
+def test_the_readme_throttling_table_is_what_the_two_runs_give(tmp_path: Path) -> None:
+    """Each cell of the table is the run's summary at the decimals shown: the example as it is
+    and with ``--set 'controllers=[]'`` (the command the README names)."""
+    example = ROOT / "examples" / "self-healing.toml"
+    for label, sets in (("with throttling", []), ("without throttling", ["controllers=[]"])):
+        summary = msgstorm.run(msgstorm.load_scenario(example, sets), tmp_path / label, write_report=False).summary
+        p99_s, bad_debt, share, accounts, admitted, shed = _throttling_rows()[label]
+        market, spam, quote = summary["market"], summary["by_kind"]["spam"], summary["by_kind"]["quote"]
+        assert _matches(p99_s, market["liquidation_delay_ms"]["p99"] / 1e3), (label, market["liquidation_delay_ms"])
+        assert _matches(bad_debt, market["bad_debt"]["absolute"]), (label, market["bad_debt"])
+        assert _matches(share, market["bad_debt"]["pct_of_open_interest"]), (label, market["bad_debt"])
+        assert int(accounts.replace(",", "")) == market["bad_debt"]["accounts"]
+        assert int(admitted.replace(",", "")) == spam["sent"] - spam["dropped"] and spam["sent"] == 47_656
+        assert int(shed.replace(",", "")) == quote["dropped"]
+
+
+@pytest.mark.slow
+def test_the_readme_gives_the_censored_liquidations_latency_the_two_runs_give(tmp_path: Path) -> None:
+    """byzantine.toml's liquidations under censorship, and with the command the README names
+    that censors nothing: their latency p50 at the decimals shown."""
+    text = " ".join(_text(README).split())
+    said = re.search(r"their latency p50 is ([\d.]+) s, against ([\d.]+) s with `--set '(faults\.2\.kinds=[^']+)'`",
+                     text)
+    assert said is not None, "the README's sentence of byzantine's liquidation latency"
+    example = ROOT / "examples" / "byzantine.toml"
+    for shown, sets in ((said.group(1), []), (said.group(2), [said.group(3)])):
+        summary = msgstorm.run(msgstorm.load_scenario(example, sets), tmp_path / str(len(sets)),
+                               write_report=False).summary
+        p50_ms = summary["by_kind"]["liquidation"]["latency_ms"]["p50"]
+        assert _matches(shown, p50_ms / 1e3), (sets, p50_ms)
+
+
+def test_the_readme_fall_in_bad_debt_is_the_two_black_thursday_excerpts() -> None:
+    """"bad debt falls by X%": the fee-aware keepers' bad debt against the fixed-fee ones', each
+    from its excerpt (which the tour test holds to the terminal), at the decimals shown."""
+    excerpts = _tour_excerpts()
+    debts = []
+    for name in ("black-thursday", "black-thursday-fee-aware"):
+        rows = table_rows(excerpts[name])
+        debts.append(float(rows["bad debt"].split(" ")[0].replace(",", "")))
+    said = re.search(r"bad debt falls by ([\d.]+)%", " ".join(_text(README).split()))
+    assert said is not None
+    fixed, aware = debts
+    assert _matches(said.group(1), 100 * (1 - aware / fixed)), (debts, said.group(1))
+
+
+def test_the_readme_cost_of_the_relay_wait_is_the_collateral_excerpts_ratio() -> None:
+    """"that wait costs X × one chain's bad debt": bad debt across against one chain's, both
+    from cross-chain-collateral's excerpt, at the decimals shown."""
+    rows = table_rows(_tour_excerpts()["cross-chain-collateral"])
+    across, one_chain = (float(n.replace(",", "")) for n in _NUMBER.findall(rows["bad debt across / one chain"])[:2])
+    said = re.search(r"that wait costs ([\d.]+) × one chain's bad debt", " ".join(_text(README).split()))
+    assert said is not None
+    assert _matches(said.group(1), across / one_chain), (across, one_chain)
+
+
+@pytest.mark.slow
+def test_the_readme_solana_spam_shedding_run_is_the_one_its_file_header_names(tmp_path: Path) -> None:
+    """"bad debt falls from X% to Y% of open interest": X is the excerpt's run, Y the run with
+    the backpressure the example's header names (``--set 'backpressure=...'``), in which
+    every liquidation executes."""
+    example = ROOT / "examples" / "solana-spam.toml"
+    header = example.read_text().split("[run]")[0]
+    named = re.search(r"--set '(backpressure=[^']+)'", header)
+    assert named is not None
+    said = re.search(r"every liquidation executes, and bad debt falls from ([\d.]+)% to ([\d.]+)% of open interest",
+                     " ".join(_text(README).split()))
+    assert said is not None
+    before = table_rows(_tour_excerpts()["solana-spam"])["bad debt"]
+    shown_before = re.search(r"\(([\d.]+)% of open interest", before)
+    assert shown_before is not None and _matches(said.group(1), float(shown_before.group(1)))
+    summary = msgstorm.run(msgstorm.load_scenario(example, [named.group(1)]), tmp_path / "shed",
+                           write_report=False).summary
+    market = summary["market"]
+    assert _matches(said.group(2), market["bad_debt"]["pct_of_open_interest"]), market["bad_debt"]
+    assert market["liquidations"]["executed"] == market["liquidations"]["eligible"]
+
+
+# Numbers of the README's tour prose that are neither in their section's excerpt nor in its
+# example's file, and where each comes from. A number added to the prose must be one of the
+# three, so that what the README says of a run is what a command prints and a test compares.
+TOUR_PROSE_NUMBERS = {
+    "venue-partial": {**{n: "test_the_readme_whole_rule_on_the_venue_crash_is_what_its_command_gives" for n in ("55", "10.3")},
+                      **{n: "test_the_readme_funding_and_thinning_book_on_the_venue_crash_are_what_their_commands_give"
+                         for n in ("5.01", "135,423", "0.18", "3.54", "3.03", "14.16", "45,965")}},
+    "black-thursday": {"98.5": "test_the_readme_fall_in_bad_debt_is_the_two_black_thursday_excerpts"},
+    "byzantine": {"30": "the file's faults: 10 s + 20 s", "1.12": "test_the_readme_gives_the_censored_liquidations_la"
+                  "tency_the_two_runs_give", "0.58": "the same test"},
+    "front-running": {"400,000": "the file: a whale's notional", "4": "10 bps per million x 400,000",
+                      "160": "4 bps of 400,000",
+                      "19": "test_the_readme_gives_the_races_won_the_ordering_table_shows"},
+    "self-healing": {n: "test_the_readme_throttling_table_is_what_the_two_runs_give"
+                     for n in ("9.63", "420,825,433", "24.529", "9,846", "13,815")},
+    "solana-spam": {"4,000": "the file: workers x service", "7.1": "the excerpt's 7.086%, and the test below",
+                    "2.9": "test_the_readme_solana_spam_shedding_run_is_the_one_its_file_header_names"},
+    "black-thursday-lane": {"158,640,702": "test_the_readme_bad_debt_without_the_lane_is_the_run_docs_examples_md_names"},
+    "cross-chain": {"2.3": "test_the_readme_cost_of_the_relay_wait_is_the_collateral_excerpts_ratio"},
+    "ramp": {n: "the file's step ramp (1000/s to 10000/s) and the excerpt's knee step" for n in
+             ("1,000", "10,000", "6,000")},
+    "matching-engine": {"22,000": "the file: 1 / median service 40 us (about)", "2,000": "the file's ramp step",
+                        "24,000": "the file's last step", "1.6": "CPU time on this machine (docs/performance.md)",
+                        "64": "x86-64"},
+}
+
+
+def _tour_prose_numbers() -> dict[str, list[str]]:
+    """Per tour section of a sim example: the numbers of its prose that its excerpt and its
+    example's file do not hold."""
+    found: dict[str, list[str]] = {}
+    for section in re.split(r"^### ", _text(README), flags=re.M)[1:]:
+        head, body = section.split("\n", 1)
+        names = re.findall(r"examples/([\w-]+)\.toml", head)
+        if not names or names[0] not in SIM_TOUR:
+            continue
+        shown = " ".join(re.findall(r"```\n(.*?)```", body, re.S))
+        prose = re.sub(r"```\n.*?```", " ", body, flags=re.S)
+        prose = re.sub(r"`[^`]*`|\[[^\]]*\]\([^)]*\)", " ", prose)  # commands, code and links
+        files = " ".join((ROOT / "examples" / f"{name}.toml").read_text()
+                         for name in set(re.findall(r"examples/([\w-]+)\.toml", section)) | set(names)
+                         if (ROOT / "examples" / f"{name}.toml").exists())
+        left = []
+        for number in re.findall(r"(?<![\w.])\d[\d,]*(?:\.\d+)?", prose):
+            number = number.rstrip(",")
+            plain = number.replace(",", "")
+            if number in shown or re.search(rf"(?<![\d.]){re.escape(plain)}(?![\d])", files.replace("_", "")):
+                continue
+            left.append(number)
+        found[names[0]] = left
+    return found
+
+
+@pytest.mark.slow
+def test_the_readme_whole_rule_on_the_venue_crash_is_what_its_command_gives(tmp_path: Path) -> None:
+    """venue-partial's "with --set market.liquidation.mechanism='"whole"': N late, the fund
+    uses X": that command's late liquidations and insurance fund used, at the decimals shown."""
+    text = " ".join(_text(README).split())
+    said = re.search(r"with `--set (market\.liquidation\.mechanism='\"whole\"')`: (\d+) late, the fund uses ([\d.]+)\)",
+                     text)
+    assert said is not None, "the README's sentence of the whole rule on venue-partial's crash"
+    scenario = msgstorm.load_scenario(ROOT / "examples" / "venue-partial.toml", shlex.split(said.group(1)))
+    market = msgstorm.run(scenario, tmp_path / "whole", write_report=False).summary["market"]
+    assert market["liquidations"]["late"] == int(said.group(2))
+    assert _matches(said.group(3), market["venue"]["insurance_fund"]["used"])
+
+
+@pytest.mark.slow
+def test_the_readme_funding_and_thinning_book_on_the_venue_crash_are_what_their_commands_give(tmp_path: Path) -> None:
+    """venue-partial with funding (paid over N intervals, the fund's cover) and on a thinning
+    square-root book (slippage p50 / p99 before and after, deleveraging before and after): each
+    number from the command the README names, at the decimals shown."""
+    text = " ".join(_text(README).split())
+    funding = re.search(r"\(`--set '(market\.funding=\{[^']+\})'`, .*?: ([\d.]+) million over (\d+) intervals goes to the "
+                        r"shorts, and the fund covers ([\d,]+) instead of ([\d,]+)\.", text)
+    thinning = re.search(r"\(`--set '(market\.liquidity=\{[^']+\})'`, .*?\) the calls' slippage p50 / p99 goes from "
+                         r"([\d.]+) / ([\d.]+) bps to ([\d.]+) / ([\d.]+) bps, and deleveraging from ([\d,]+) to ([\d,]+)\.",
+                         text)
+    assert funding is not None and thinning is not None, "the README's sentences of funding and the thinning book"
+    example = ROOT / "examples" / "venue-partial.toml"
+    runs = {name: msgstorm.run(msgstorm.load_scenario(example, sets), tmp_path / name, write_report=False).summary["market"]
+            for name, sets in (("base", []), ("funding", [funding.group(1)]), ("thinning", [thinning.group(1)]))}
+    paid = runs["funding"]["venue"]["funding"]
+    assert _matches(funding.group(2), paid["paid"] / 1e6) and paid["intervals"] == int(funding.group(3))
+    assert _matches(funding.group(4), runs["funding"]["venue"]["insurance_fund"]["used"])
+    assert _matches(funding.group(5), runs["base"]["venue"]["insurance_fund"]["used"])
+    for (p50, p99, deleveraged), name in ((thinning.group(2, 3, 6), "base"), (thinning.group(4, 5, 7), "thinning")):
+        assert _matches(p50, runs[name]["slippage_bps"]["p50"]) and _matches(p99, runs[name]["slippage_bps"]["p99"]), name
+        assert _matches(deleveraged, runs[name]["venue"]["deleveraged"]), name
+
+
+def test_every_number_of_the_tour_prose_is_printed_configured_or_accounted_for() -> None:
+    found = _tour_prose_numbers()
+    assert "quickstart" in found and "front-running" in found
+    unaccounted = {name: [n for n in numbers if n not in TOUR_PROSE_NUMBERS.get(name, {})]
+                   for name, numbers in found.items()}
+    assert all(not numbers for numbers in unaccounted.values()), unaccounted
+    stale = {name: sorted(set(numbers) - set(found.get(name, []))) for name, numbers in TOUR_PROSE_NUMBERS.items()}
+    assert all(not numbers for numbers in stale.values()), f"accounted numbers the prose no longer has: {stale}"
+
+
+@pytest.mark.slow
+def test_the_readme_bad_debt_without_the_lane_is_the_run_docs_examples_md_names(tmp_path: Path) -> None:
+    """black-thursday-lane's "against N on the same workers without the lane": the command
+    docs/examples.md names for that run (black-thursday on the same 4 workers), its bad debt."""
+    text = " ".join(_text(DOCS / "examples.md").split())
+    named = re.search(r"without the lane \(`msgstorm run examples/black-thursday\.toml --set (\S+) --set '([^']+)'`: "
+                      r"[^)]*bad debt ([\d,]+)\)", text)
+    assert named is not None
+    said = re.search(r"bad debt is 0 \(against ([\d,]+) on the same workers without the lane",
+                     " ".join(_text(README).split()))
+    assert said is not None and said.group(1) == named.group(3)
+    summary = msgstorm.run(msgstorm.load_scenario(ROOT / "examples" / "black-thursday.toml",
+                                                  [named.group(1), named.group(2)]), tmp_path / "run",
+                           write_report=False).summary
+    assert _matches(said.group(1), summary["market"]["bad_debt"]["absolute"]), summary["market"]["bad_debt"]
+    executed = re.search(r"without the lane \(`[^`]+`: ([\d,]+) executed, delay p99 ([\d.]+) s", text)
+    assert executed is not None
+    assert int(executed.group(1).replace(",", "")) == summary["market"]["liquidations"]["executed"]
+    assert _matches(executed.group(2), summary["market"]["liquidation_delay_ms"]["p99"] / 1e3)

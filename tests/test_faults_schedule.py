@@ -139,3 +139,68 @@ def test_a_nemesis_drawing_more_faults_than_the_cap_is_refused_naming_it(until: 
         parse_scenario(text, source="n.toml")
     said = [str(issue) for issue in raised.value.issues]
     assert any("n.toml:" in m and field in m and "at most 10000" in m for m in said), said
+
+
+# BASE's run ends at 11 s (run.duration 10 s + run.drain 1 s): nothing starts at or after it.
+LATE = """
+[[faults]]
+kind = "degrade"
+at = "{at}"
+duration = "100ms"
+nodes = ["us-east-0"]
+latency = "5ms"
+"""
+
+
+def test_a_fault_after_the_run_ends_is_refused_naming_its_line_and_field() -> None:
+    text = BASE + LATE.format(at="11s")
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, source="late.toml")
+    [issue] = caught.value.issues
+    assert (issue.file, issue.field) == ("late.toml", "faults[0].at")
+    assert text.splitlines()[issue.line - 1] == 'at = "11s"'
+    assert "starts at 11s" in issue.message and "ends at 11s (run.duration 10s + run.drain 1s)" in issue.message
+    assert "move it earlier, lengthen run.duration or run.drain, or drop the entry" in issue.message
+    # One nanosecond before the end it still fires (inside the drain): accepted.
+    assert parse_scenario(BASE + LATE.format(at="10999999999ns")).faults[0].at == 10_999_999_999
+
+
+def test_a_script_step_or_repetition_after_the_run_ends_is_refused_naming_it() -> None:
+    # Steps at 2 s + 0 s and 2 s + 9 s (= 11 s, the end); repetitions at 2, 6, 10 and 14 s:
+    # the one at 14 s starts after the end, so times = 3 fit ((11 s - 1 ns - 2 s) // 4 s + 1).
+    script = ('\n[[faults]]\nkind = "script"\nat = "2s"\nevery = "4s"\ntimes = 4\nsteps = [\n'
+              '  { kind = "crash", node = "us-east-2", at = "0s", restart_after = "1s" },\n'
+              '  { kind = "crash", node = "us-east-1", at = "9s", restart_after = "1s" },\n]\n')
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(BASE + script, source="script.toml")
+    fields = {issue.field: issue.message for issue in caught.value.issues}
+    assert set(fields) == {"faults[0].steps[1].at", "faults[0].times"}
+    assert "this step starts at 11s" in fields["faults[0].steps[1].at"]
+    assert "last repetition starts at 14s" in fields["faults[0].times"] and "(times = 3 fit)" in fields["faults[0].times"]
+
+
+def test_a_run_shortened_by_set_keeps_the_faults_it_cuts_off_and_says_they_will_not_fire() -> None:
+    from msgstorm.scenario.refs import fault_time_problems
+
+    text = BASE + LATE.format(at="6s")
+    shortened = parse_scenario(text, overrides=['run.duration="3s"'])  # ends at 4 s: the fault is cut off
+    assert shortened.faults[0].at == 6_000_000_000
+    [(loc, note)] = fault_time_problems(shortened, shortened=True)
+    assert loc == ("faults", 0, "at") and "shortened by --set, ends at 4s" in note and "will not fire" in note
+    # A fault the options write themselves must fit the run they set.
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, overrides=['run.duration="3s"', 'faults.0.at="5s"'])
+    assert caught.value.issues[0].field == "faults[0].at" and caught.value.issues[0].file == "--set"
+
+
+def test_validate_notes_each_fault_a_shortened_run_cuts_off(tmp_path) -> None:
+    from test_cli_errors import EXAMPLES, _invoke
+
+    # quickstart's degrade fault starts at 6 s; shortened to 3 s + 2 s the run ends at 5 s.
+    code, output = _invoke("validate", str(EXAMPLES / "quickstart.toml"), "--set", 'run.duration="3s"',
+                           "--set", 'run.drain="2s"')
+    assert code == 0
+    assert ("note: faults[0].at: this fault starts at 6s and the run, shortened by --set, ends at 5s (run.duration "
+            "3s + run.drain 2s): it will not fire in this run") in " ".join(output.split())
+    code, output = _invoke("validate", str(EXAMPLES / "quickstart.toml"))
+    assert code == 0 and "note:" not in output

@@ -20,12 +20,19 @@ from hypothesis import strategies as st
 from msgstorm import read_history, run
 from msgstorm.history.reader import History
 from msgstorm.market.flip import EnglishAuctions, flip_call
+from msgstorm.market.funding import Funding
 from msgstorm.market.liquidation import Call, call, mechanism_of
 from msgstorm.market.venue import Entry, Venue
 from msgstorm.rules.liquidation import auction_price, decay, decay_age_ns, flip_tab
 from msgstorm.rules.market import equity, execute, notional
 from msgstorm.scenario import ScenarioError, load_scenario
-from msgstorm.scenario.market import InstrumentSpec, LiquidationSpec, MarketSpec
+from msgstorm.scenario.market import (
+    FundingSpec,
+    InstrumentSpec,
+    LiquidationSpec,
+    LiquiditySpec,
+    MarketSpec,
+)
 
 
 def _market(maintenance: float, penalty: float, slippage_bps: float = 0.0, depth: float = 1e6,
@@ -169,30 +176,40 @@ _book = st.lists(st.tuples(st.sampled_from([1, -1]), st.floats(0.5, 20.0), st.fl
        mechanism=st.sampled_from(["whole", "partial", "close_factor", "dutch_auction", "english_auction"]),
        on_empty=st.sampled_from(["none", "adl", "socialise"]), fund=st.floats(0.0, 500.0),
        keeper_share=st.floats(0.0, 1.0), penalty=st.floats(0.0, 0.06), slippage_bps=st.floats(0.0, 50.0),
-       restore_to=st.sampled_from(["maintenance", "initial"]), flip_bid=st.floats(0.0, 1.0),
+       restore_to=st.sampled_from(["maintenance", "initial"]),
+       funding_rate=st.sampled_from(["fixed", "premium"]), fixed_rate=st.floats(-0.01, 0.01),
+       curve=st.sampled_from(["linear", "sqrt", "power"]), flip_bid=st.floats(0.0, 1.0),
        flip_lot=st.floats(0.05, 1.0))
 def test_the_books_balance(book: list[tuple[int, float, float, float]], moves: list[float], mechanism: str,
                            on_empty: str, fund: float, keeper_share: float, penalty: float, slippage_bps: float,
-                           restore_to: str, flip_bid: float, flip_lot: float) -> None:
-    """Over the accounts: collateral change - realised PnL + penalties + slippage + what they
-    paid to deleveraging and socialised loss = insurance fund used + deleveraged + socialised
-    + bad debt; the fund's change = its share of the penalties - what it paid; and
-    penalties = keepers' fees + the fund's. Realised PnL is recomputed here from the units
-    each movement closed, not read from the calls. An English auction (longs only) closes at
-    a bid of ``2 flip_bid`` x the tab (tend; from 1: the tab, with ``flip_lot`` of the units
-    taken: dent)."""
+                           restore_to: str, funding_rate: str, fixed_rate: float, curve: str, flip_bid: float,
+                           flip_lot: float) -> None:
+    """Over the accounts: collateral change - realised PnL - funding received + penalties +
+    slippage + what they paid to deleveraging and socialised loss = insurance fund used +
+    deleveraged + socialised + bad debt; the fund's change = its share of the penalties -
+    what it paid; penalties = keepers' fees + the fund's; and funding sums to zero. Realised
+    PnL is recomputed here from the units each movement closed, not read from the calls;
+    funding is paid at each price before its liquidations; the book is linear, square-root or a
+    power law. An English auction (longs only) closes at a bid of ``2 flip_bid`` x the tab
+    (tend; from 1: the tab, with ``flip_lot`` of the units taken: dent)."""
     spec = LiquidationSpec(mechanism=mechanism, on_empty=on_empty, insurance_fund=fund, keeper_share=keeper_share,
                            restore_to=restore_to, initial_margin=0.12)
-    market = _market(0.05, penalty, slippage_bps=slippage_bps, depth=10_000.0).model_copy(update={"liquidation": spec})
+    market = _market(0.05, penalty, slippage_bps=slippage_bps, depth=10_000.0).model_copy(
+        update={"liquidation": spec, "liquidity": LiquiditySpec(curve=curve, exponent=1.5)})
     rule = mechanism_of(market)
     english = mechanism == "english_auction"
     accounts = [(1 if english else side, size, entry, size * entry / leverage) for side, size, entry, leverage in book]
     venue = _venue(spec, accounts)
+    funding = Funding(FundingSpec(rate=funding_rate, fixed_rate=fixed_rate, clamp=0.005), market, venue.side,
+                      venue.size, venue.collateral, venue.instrument, venue.closed)
     start = list(venue.collateral)
-    realised = penalties = slippage = keeper = fund_in = 0.0
+    realised = penalties = slippage = keeper = fund_in = funded = funding_moved = 0.0
     covers = {"insurance_used": 0.0, "deleveraged": 0.0, "socialised": 0.0, "bad_debt": 0.0}
     for move in moves:
         price = 100.0 * (1.0 + move)
+        for payment in funding.pay([price]):
+            funded += payment.amount
+            funding_moved += abs(payment.amount)
         for _ in range(40):  # each account called until it meets its line at this price (or is closed)
             due = [a for a in range(len(accounts)) if not venue.closed[a] and venue.size[a] > 0
                    and equity(venue.side[a], venue.size[a], venue.entry[a], venue.collateral[a], price)
@@ -227,7 +244,9 @@ def test_the_books_balance(book: list[tuple[int, float, float, float]], moves: l
     change = sum(venue.collateral) - sum(start)
     paid = covers["deleveraged"] + covers["socialised"]
     scale = 1.0 + sum(abs(c) for c in start) + abs(realised)
-    assert change - realised + penalties + slippage + paid == pytest.approx(sum(covers.values()), abs=1e-9 * scale)
+    assert funded == pytest.approx(0.0, abs=1e-12 * (1.0 + funding_moved))
+    assert change - realised - funded + penalties + slippage + paid == pytest.approx(sum(covers.values()),
+                                                                                  abs=1e-9 * scale)
     assert venue.fund - fund == pytest.approx(fund_in - covers["insurance_used"], abs=1e-9 * scale)
     assert penalties == pytest.approx(keeper + fund_in, abs=1e-9 * scale)
     assert all(value >= -1e-12 for value in covers.values())
@@ -256,6 +275,7 @@ def _column(table: pa.Table, name: str) -> list[Any]:
      "insurance_used"),
     ("venue-partial", ['market.liquidation.mechanism="whole"', "market.liquidation.insurance_fund=0",
                        "market.liquidation.keeper_share=1"], "deleveraged"),
+    ("venue-partial", ['market.funding={interval="1s", rate="premium", fixed_rate=0.0001}'], "funding"),
 ])
 def test_the_books_balance_in_a_run_read_from_its_history(tmp_path: Path, example: str, overrides: list[str],
                                                          moved: str) -> None:
@@ -279,7 +299,14 @@ def test_the_books_balance_in_a_run_read_from_its_history(tmp_path: Path, exampl
         size[account], collateral[account] = size_after, collateral_after
     paid = sums.get("deleveraged", 0.0) + sums.get("socialised", 0.0)
     cover = paid + sums.get("insurance_used", 0.0) + sums.get("bad_debt", 0.0)
-    assert sum(collateral) - start - realised + penalties + slippage + paid == pytest.approx(cover, abs=1e-6 * start)
+    funded = sums.get("funding", 0.0)  # zero-sum: received less paid
+    assert funded == pytest.approx(0.0, abs=1e-6 * start)
+    assert sum(collateral) - start - realised - funded + penalties + slippage + paid == pytest.approx(
+        cover, abs=1e-6 * start)
+    if moved == "funding":  # it moved money: what the payers paid
+        assert -sum(a for a, k in zip(_column(venue, "amount"), _column(venue, "kind"), strict=True)
+                    if k == "funding" and a < 0) > 0
+        return
     assert sums[moved] > 0  # the cover this case is about did move money
     fund = summary["market"]["venue"]["insurance_fund"]
     assert fund["end"] - fund["start"] == pytest.approx(sums["insurance_fee"] - sums.get("insurance_used", 0.0),
@@ -329,6 +356,16 @@ def test_bad_liquidation_input_names_the_field(override: str, expected: str) -> 
     with pytest.raises(ScenarioError) as error:
         load_scenario(str(EXAMPLES / "venue-partial.toml"), ['market.maintenance_margin="10%"', override])
     assert expected in str(error.value), str(error.value)
+
+
+def test_an_english_auction_refuses_funding_naming_the_field() -> None:
+    """An english_auction market holds longs only, so [market.funding] has no one to pay:
+    refused, naming ``funding``, rather than run paying nothing."""
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(str(EXAMPLES / "venue-partial.toml"),
+                      ['market.liquidation.mechanism="english_auction"', "market.accounts.0.long_share=1",
+                       'market.funding={interval="1s", rate="fixed", fixed_rate=0.001}'])
+    assert "funding: an english_auction market holds longs only" in str(error.value), str(error.value)
 
 
 # --- Dutch auctions ------------------------------------------------------------------------------
@@ -568,3 +605,29 @@ def test_a_keeper_out_of_capital_stops_bidding(tmp_path: Path) -> None:
             bids[keeper] = bids.get(keeper, 0) + 1
     assert len(won["far-0"]) == 3 and bids["far-0"] == 3 and all(after > 0 for after in won["far-0"])
     assert won["near-0"] == [0.0] * 7 and bids["near-0"] == 10
+
+
+def test_an_english_close_on_a_thinning_curved_book_and_a_mark(tmp_path: Path) -> None:
+    """The zero bidder's run again on a square-root book that thins with volatility, judged
+    on a mark: the auctions' closes go through ``liquidation_costs`` on the thinned curve with
+    no slippage (the bids price the lot), so each close is the run's without the section
+    (the same book of 10 bps per 1,000,000, linear):
+    price 0, the whole debt, 90,000, a shortfall, no slippage; every committed liquidation of
+    an open account has its ``marks`` row, the mark above the index (longs only: the premium
+    is the longs', capped at 0.5%)."""
+    base = [*_ENGLISH, "market.keepers.0.discount=1", "market.slippage_bps=10"]  # a book with an impact
+    plain, _ = _run(tmp_path / "plain", "leverage-latency", base)
+    history, summary = _run(tmp_path / "curved", "leverage-latency", [
+        *base, 'market.liquidity={curve="sqrt", sensitivity=100, window="2s"}', "market.mark={premium_cap=0.005}"])
+    names = ("outcome", "price", "slippage", "collateral_after", "bad_debt")
+    closes = [row for row in zip(*(_column(history.table("executions"), n) for n in names), strict=True)
+              if row[0] == "executed"]
+    assert len(closes) == 10 and all(row[1:] == (0.0, 0.0, -90_000.0, 90_000.0) for row in closes)
+    plain_closes = [row for row in zip(*(_column(plain.table("executions"), n) for n in names), strict=True)
+                    if row[0] == "executed"]
+    assert closes == plain_closes
+    marks = history.table("marks")
+    assert marks.num_rows >= 10
+    for index, mark in zip(_column(marks, "index"), _column(marks, "mark"), strict=True):
+        assert index < mark <= index * 1.005 * (1 + 1e-12)
+    assert summary["market"]["venue"]["auctions"]["zero_bid_lots"] == 10

@@ -5,15 +5,18 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
 import msgstorm
+from msgstorm.analysis.summary_model import Summary
 from msgstorm.cli import app
 from msgstorm.report.compare import (
     METRICS,
+    RunDirError,
     compare_runs,
     judge,
     load_run,
@@ -124,22 +127,68 @@ def test_bad_run_directories_exit_2(runs, tmp_path) -> None:
 def test_fault_recovery_is_compared_by_the_slowest_recovery_and_the_faults_never_recovered() -> None:
     from msgstorm.report.compare import metric_value
 
-    slowest = next(m for m in METRICS if m.path == ("@recovery_max",))
-    unrecovered = next(m for m in METRICS if m.path == ("@faults_unrecovered",))
-    faults = [{"end_s": 2.0, "recovery_s": 0.3}, {"end_s": 5.0, "recovery_s": 1.2},
-              {"end_s": 8.0, "recovery_s": None}, {"end_s": None, "recovery_s": None}]  # the last never ended
-    assert metric_value({"faults": faults}, slowest) == 1.2
-    assert metric_value({"faults": faults}, unrecovered) == 1.0
-    assert metric_value({"faults": []}, slowest) is None and metric_value({"faults": []}, unrecovered) is None
+    def fault(end_s: float | None, recovery_s: float | None, **more: Any) -> dict[str, Any]:
+        return {"fault_id": 0, "kind": "partition", "start_s": 1.0, "end_s": end_s, "recovery_s": recovery_s, **more}
+
+    def with_faults(faults: list[dict[str, Any]]) -> Summary:
+        return Summary.model_validate(hand_summary(faults=faults))
+
+    slowest = next(m for m in METRICS if m.name == "fault recovery max")
+    unrecovered = next(m for m in METRICS if m.name == "faults not recovered")
+    faults = [fault(2.0, 0.3), fault(5.0, 1.2), fault(8.0, None), fault(None, None)]  # the last never ended
+    assert metric_value(with_faults(faults), slowest) == 1.2
+    assert metric_value(with_faults(faults), unrecovered) == 1.0
+    assert metric_value(with_faults([]), slowest) is None and metric_value(with_faults([]), unrecovered) is None
     assert judge(slowest, 0.3, 3.0, 0.1).status == "regression"  # a recovery 10x slower is worse
     # A fault with nothing to measure recovery against was not measured: not "never recovered".
-    unmeasured = {"end_s": 9.0, "recovery_s": None, "no_baseline": {"reason": "fault_before", "fault_id": 2}}
-    assert metric_value({"faults": [*faults, unmeasured]}, unrecovered) == 1.0
+    unmeasured = fault(9.0, None, no_baseline={"reason": "fault_before", "fault_id": 2})
+    assert metric_value(with_faults([*faults, unmeasured]), unrecovered) == 1.0
+
+
+def _p50_p99() -> dict[str, Any]:
+    return {"p50": None, "p99": None}
+
+
+# A summary.json with every section a run always has, each value null or 0: what a hand-made
+# summary is laid over (``hand_summary``), as compare reads each file through its type.
+EMPTY_SUMMARY: dict[str, Any] = {
+    "scenario": "hand-made", "seed": 1, "target": "sim", "msgstorm_version": "0", "scenario_hash": None,
+    "duration_s": 1.0, "interrupted": False, "cut_off": False, "offered_rate_per_s": None, "throughput_per_s": None,
+    "latency_ms": dict.fromkeys(("p50", "p90", "p99", "p999", "max", "mean")),
+    "latency_stages_ms": {stage: _p50_p99() for stage in ("propagation", "queue_wait", "service", "block_wait")},
+    "jitter_ms": dict.fromkeys(("stddev", "p99_minus_p50", "ipdv_mean", "ipdv_p99")),
+    "capacity": None, "failure_threshold": None, "queue": {"max_depth": None, "mean_depth": None},
+    "backpressure": {"events": 0, "first_engaged_s": None}, "base_fee": None,
+    "messages": dict.fromkeys(("sent", "sequenced", "committed", "dropped", "rejected", "lost", "pending", "unsent"),
+                              0),
+    "by_kind": {}, "by_agent": {}, "gossip_backlog": None, "generator": None, "delivery": None,
+    "desync": {"episodes": 0, "max_height_gap": 0}, "propagation_ms": {}, "faults": [], "checks": [], "slo": [],
+}
+EMPTY_MARKET: dict[str, Any] = {
+    "accounts": 0, "open_interest": None,
+    "liquidations": dict.fromkeys(("eligible", "triggered", "executed", "late", "no_op", "not_attempted", "messages"),
+                                  0),
+    "liquidation_delay_ms": {**dict.fromkeys(("p50", "p99", "max", "mean")), "split": None},
+    "bad_debt": {"absolute": None, "pct_of_open_interest": None, "accounts": 0},
+    "price_staleness_ms": dict.fromkeys(("p50", "p99", "max")), "slippage_bps": {"p50": None, "p99": None},
+}
+
+
+def _laid_over(base: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    return {**base, **{key: _laid_over(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict)
+                       else value for key, value in values.items()}}
+
+
+def hand_summary(**values: Any) -> dict[str, Any]:
+    """A whole summary.json with the given values laid over ``EMPTY_SUMMARY`` (a ``market``
+    over ``EMPTY_MARKET``), section by section."""
+    if "market" in values:
+        values["market"] = _laid_over(EMPTY_MARKET, values["market"])
+    return _laid_over(EMPTY_SUMMARY, values)
 
 
 def _summary(p99_ms: float, dropped: int) -> dict[str, object]:
-    return {"scenario": "hand-made", "latency_ms": {"p99": p99_ms}, "messages": {"dropped": dropped},
-            "throughput_per_s": 100.0}
+    return hand_summary(latency_ms={"p99": p99_ms}, messages={"dropped": dropped}, throughput_per_s=100.0)
 
 
 def _sweep_by_hand(directory: Path, scenario: str, content: str, runs: list[tuple[float, int]],
@@ -254,9 +303,9 @@ def test_a_market_runs_comparison_opens_with_the_money_not_a_jitter_detail(tmp_p
     import json
 
     def summary(bad_debt: int, ipdv_p99_ms: float) -> dict[str, object]:
-        return {"scenario": "black-thursday", "offered_rate_per_s": 2_000.0, "throughput_per_s": 1_500.0,
-                "latency_ms": {"p99": 900.0}, "jitter_ms": {"ipdv_p99": ipdv_p99_ms},
-                "messages": {"sent": 30_000, "committed": 30_000}, "market": {"bad_debt": {"absolute": bad_debt}}}
+        return hand_summary(scenario="black-thursday", offered_rate_per_s=2_000.0, throughput_per_s=1_500.0,
+                            latency_ms={"p99": 900.0}, jitter_ms={"ipdv_p99": ipdv_p99_ms},
+                            messages={"sent": 30_000, "committed": 30_000}, market={"bad_debt": {"absolute": bad_debt}})
 
     for name, bad_debt, ipdv in (("stuck", 158_633_890, 1.0), ("fee-aware", 2_422_413, 1.057)):
         (tmp_path / name).mkdir()
@@ -265,7 +314,9 @@ def test_a_market_runs_comparison_opens_with_the_money_not_a_jitter_detail(tmp_p
                             str(tmp_path / "page.html"))
     assert code == 0, output
     rows = [line.split("│")[1].strip() for line in output.splitlines() if line.count("│") > 2]
-    assert rows[:4] == ["offered rate", "bad debt (market)", "throughput", "latency p99"], rows
+    # The market's rows (its liquidation counts 0 in both) before the layer's headline numbers.
+    assert rows[:6] == ["offered rate", "bad debt (market)", "liquidations executed", "liquidations late",
+                        "throughput", "latency p99"], rows
     assert rows.index("IPDV p99") > rows.index("latency p99")
     lines = output.splitlines()
     money = next(i for i, line in enumerate(lines) if line.startswith("money:"))
@@ -293,3 +344,64 @@ def test_compare_words_durations_as_the_summary_does(tmp_path) -> None:
     assert cells["wall time"] == ["500 ms", "2.19 s", "+337.1% (+1.69 s)"]
     assert "regression: latency p99 in B: b: +6420.6% (+64.2 s) (beyond 5%)" in lines
     assert not any("65,205" in line or "2.185" in line for line in lines)
+
+
+def test_a_summary_that_does_not_fit_its_type_is_refused_naming_the_file_and_the_field(runs, tmp_path) -> None:
+    """Read by string keys, a p99 of "slow" was no number and its row vanished; read through the
+    summary's type it is refused, naming the file and the field (exit 2)."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "summary.json").write_text(json.dumps(hand_summary(latency_ms={"p99": "slow"})))
+    code, output = _compare(str(runs["base"]), str(bad), "--no-html")
+    assert code == 2, output
+    assert f"{bad / 'summary.json'}: not a msgstorm summary (latency_ms.p99: input should be a valid number" \
+        in " ".join(output.split()), output
+    missing = tmp_path / "missing"
+    missing.mkdir()
+    (missing / "summary.json").write_text(json.dumps({key: value for key, value in hand_summary().items()
+                                                      if key != "messages"}))
+    with pytest.raises(RunDirError, match=r"summary.json: not a msgstorm summary \(messages: field required\)"):
+        load_run(missing, "B")
+    (missing / "summary.json").write_text("[1, 2]")
+    with pytest.raises(RunDirError, match="a JSON list, not an object"):
+        load_run(missing, "B")
+
+
+def test_a_run_without_an_optional_section_compares_with_it_absent(tmp_path) -> None:
+    """An older run's summary.json without the sections added since (connections, market) is
+    read with them None: their rows are left out, the rest compared."""
+    for name, p99_ms in (("old", 10.0), ("new", 12.0)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps(hand_summary(latency_ms={"p99": p99_ms})))
+    old = load_run(tmp_path / "old", "A")
+    assert "market" not in json.loads((tmp_path / "old" / "summary.json").read_text())
+    assert old.summary.market is None and old.summary.connections is None and old.summary.forks is None
+    names = [metric.name for metric, _, _ in compare_runs([old, load_run(tmp_path / "new", "B")], 0.05).rows]
+    assert "latency p99" in names and "bad debt (market)" not in names and "client disconnects (live)" not in names
+
+
+@pytest.mark.slow
+def test_mypy_checks_the_field_a_metric_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A metric reads a typed field: a misspelt one is a mypy error, where a misspelt path
+    of string keys gave None and its row silently went missing from the comparison."""
+    from mypy import api
+
+    source = Path(__file__).resolve().parent.parent / "src"
+    monkeypatch.setenv("MYPYPATH", str(source))
+    snippet = tmp_path / "metrics.py"
+    snippet.write_text(
+        "from msgstorm.report.compare import Metric, _within\n"
+        "\n"
+        'good = Metric("bad debt", _within(lambda s: s.market, lambda m: m.bad_debt.absolute))\n'
+        'misspelt = Metric("bad debt", _within(lambda s: s.market, lambda m: m.bad_debt.absolut))\n'
+        'unguarded = Metric("bad debt", lambda s: s.market.bad_debt.absolute)\n'
+    )
+    out, _, status = api.run([str(snippet), "--strict", "--follow-imports=silent", "--no-incremental",
+                              "--cache-dir", str(tmp_path / "cache"), "--python-version", "3.11",
+                              "--config-file", str(source.parent / "pyproject.toml")])
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert status == 1
+    assert any('metrics.py:4: error: "BadDebt" has no attribute "absolut"' in line for line in errors), out
+    assert any('metrics.py:5: error: Item "None" of "Market | None" has no attribute "bad_debt"' in line
+               for line in errors), out
+    assert not any("metrics.py:3:" in line for line in errors), out

@@ -192,3 +192,17 @@ def test_a_live_runs_connection_trouble_is_exported_once_finished(tmp_path) -> N
     assert _value(final, "msgstorm_client_disconnects_total") == 1.0
     assert _value(final, "msgstorm_client_errors_total") == 1.0
     assert _value(final, "msgstorm_servers_exited_early") == 1.0
+
+
+def test_each_status_counter_reads_its_own_count_of_the_summary() -> None:
+    """Each status's counter takes summary.json's count of that status (counts all different,
+    so two fields swapped fail), keyed in the history's order of the statuses; a count read
+    by a misspelt string key was a silent 0."""
+    from msgstorm.analysis.summary_model import Messages
+    from msgstorm.history.schema import STATUSES
+    from msgstorm.report.prometheus import _status_counts
+
+    messages = Messages(sent=14, sequenced=9, committed=5, dropped=4, rejected=3, lost=2, pending=1, unsent=6)
+    counts = _status_counts(messages)
+    assert counts == {"committed": 5, "dropped": 4, "rejected": 3, "lost": 2, "pending": 1, "unsent": 6}
+    assert tuple(counts) == STATUSES

@@ -114,6 +114,7 @@ def test_one_regions_matrix_is_the_summarys_propagation_of_it(tmp_path: Path) ->
     computed = region_matrix(history)
     taken = region_matrix(history, result.summary["propagation_ms"])
     assert taken == computed and computed.count[0][0] > 0
+    assert region_matrix(history, result.analysis.result.propagation_ms) == computed  # the typed section
     assert _brute_force(history) == {("us-east", "us-east"): (computed.p50_ms[0][0], computed.p99_ms[0][0],
                                                                computed.count[0][0])}
 

@@ -38,7 +38,8 @@ T0 = 1_000_000_000  # the block leaves its producer when the messages' gossip is
 END = 10**12
 
 
-def _state(forward: list[list[int]], high_bandwidth: int, block_relay: int = k.COMPACT) -> GossipState:
+def _state(forward: list[list[int]], high_bandwidth: int, block_relay: int = k.COMPACT,
+           rebuild_failure: float = 0.0) -> GossipState:
     n = len(forward)
     topology = Topology(names=[f"n-{i}" for i in range(n)], regions=["r"], region_of=[0] * n,
                         base_ns=[[L_NS]], region_model=[[LinkModel()]], node_overrides={},
@@ -46,7 +47,7 @@ def _state(forward: list[list[int]], high_bandwidth: int, block_relay: int = k.C
     return GossipState(topology, Constant(value=V_NS), NS_PER_BYTE, np.random.default_rng(1),
                        np.random.default_rng(2), Degradations(n), delivery_stride=1, delivery_budget=10**6,
                        order_seed=7, block_relay=block_relay, relay_timeout_ns=TIMEOUT_NS,
-                       compact=CompactRelay(HEADER, SHORT_ID, high_bandwidth))
+                       compact=CompactRelay(HEADER, SHORT_ID, high_bandwidth, rebuild_failure))
 
 
 def _line(n: int) -> list[list[int]]:
@@ -89,6 +90,44 @@ def test_a_line_whose_nodes_hold_every_message_pays_latency_compact_transfer_and
     assert (gettxn, missing, missing_bytes) == (0, 0, 0), "no extra round trip"
     assert dups == 0
     assert state.payloads_sent - payloads == 4, "one compact block per hop"
+
+
+def test_a_failed_rebuild_costs_one_round_trip_for_one_message_though_every_message_is_held() -> None:
+    """rebuild_failure = 1: every node that holds the whole block still fails to rebuild it,
+    asks its sender for one message (the block's first, 300 bytes) and waits a round trip."""
+    state = _state(_line(5), high_bandwidth=3, rebuild_failure=1.0)
+    _send_messages(state, only_at_origin=set())
+    assert state.run(END) is None
+    arrivals = _block_arrivals(state)
+    round_trip = L_NS + int(MSG_SIZES[0] * NS_PER_BYTE) + L_NS  # getblocktxn; blocktxn
+    hop = L_NS + COMPACT_NS + V_NS
+    assert arrivals[0] == T0 + V_NS
+    for i in range(1, 5):
+        assert arrivals[i] == arrivals[i - 1] + hop + round_trip
+    assert state.compact_counts == (0, 4, 4, 4 * MSG_SIZES[0])
+    assert state.scalars[k.S_RECON_FAILED] == 4
+
+
+def test_a_share_of_rebuilds_fails_as_drawn() -> None:
+    """rebuild_failure = 0.3 on a complete graph of 40 nodes (3 high-bandwidth peers each):
+    each node that rebuilds a compact block from what it holds fails with probability 0.3,
+    so the failures among the rebuilds are a binomial count; 0 and 1 are the bounds above."""
+    from scipy.stats import binomtest
+
+    state = _state(_complete(40), high_bandwidth=3, rebuild_failure=0.3)
+    _send_messages(state, only_at_origin=set())
+    assert state.run(END) is None
+    arrivals = _block_arrivals(state)
+    assert len(arrivals) == 40
+    failed = int(state.scalars[k.S_RECON_FAILED])
+    rebuilds = 39  # every node but the producer rebuilds the block once (duplicates are not rebuilt)
+    assert binomtest(failed, rebuilds, 0.3).pvalue > 0.001, failed
+    assert state.compact_counts[1] == failed  # each failure one getblocktxn
+    without = _state(_complete(40), high_bandwidth=3)
+    _send_messages(without, only_at_origin=set())
+    assert without.run(END) is None
+    _block_arrivals(without)
+    assert without.compact_counts[1] == 0 and without.scalars[k.S_RECON_FAILED] == 0
 
 
 def test_a_node_missing_k_messages_pays_exactly_one_round_trip_carrying_their_bytes() -> None:

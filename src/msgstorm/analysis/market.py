@@ -398,7 +398,7 @@ def market_summary(history: History) -> dict[str, Any] | None:
             ("p50", "p99"), (rounded(v, 3) for v in percentiles(exec_bps.astype(np.float64), [50.0, 99.0]))
             if exec_bps.size else (None, None), strict=True)},
     }
-    if history.scenario["market"].get("liquidation") is not None:
+    if history.scenario["market"].get("liquidation") is not None or history.scenario["market"].get("funding"):
         summary["venue"] = venue_summary(history)
     return summary
 
@@ -434,8 +434,10 @@ def venue_summary(history: History) -> dict[str, Any]:
     rules did with the money (``market/venue.py``): ``liquidation_fee`` (the penalties of
     every call, whole or partial) and its split, ``insurance_fund`` (start, end, used),
     ``deleveraged``, ``socialised``, ``bad_debt`` (what no one covered: the executed
-    accounts' shortfall left after the fund and the cover), and ``partial_calls``; under
-    ``english_auction``, ``auctions`` (``_english_lots``)."""
+    accounts' shortfall left after the fund and the cover), ``partial_calls``, with
+    ``[market.funding]`` ``funding``: the payments (``venue`` rows of kind ``funding``), the
+    intervals that paid, what the payers paid and the receivers received (equal: zero-sum),
+    and under ``english_auction`` ``auctions`` (``_english_lots``)."""
     executions = history.table("executions")
     outcomes = executions.column("outcome").to_pylist()
     called = np.array([outcome in ("executed", "partial") for outcome in outcomes], dtype=bool)
@@ -445,15 +447,23 @@ def venue_summary(history: History) -> dict[str, Any]:
     fee = float(penalty[called].sum()) if called.size else 0.0
     venue = history.table("venue")
     sums = dict.fromkeys(_VENUE_KINDS, 0.0)
-    start = float((history.scenario["market"]["liquidation"] or {}).get("insurance_fund", 0.0))
+    start = float((history.scenario["market"].get("liquidation") or {}).get("insurance_fund", 0.0))
     end = start
-    if venue.num_rows:
-        kinds, amounts = venue.column("kind").to_pylist(), venue.column("amount").to_numpy()
+    kinds: list[str] = venue.column("kind").to_pylist() if venue.num_rows else []
+    funding = np.array([kind == "funding" for kind in kinds], dtype=bool)
+    amounts = venue.column("amount").to_numpy() if venue.num_rows else np.zeros(0)
+    if not funding.all():
         for kind in _VENUE_KINDS:
             sums[kind] = float(amounts[np.array([k == kind for k in kinds], dtype=bool)].sum())
         end = float(venue.column("fund_after").to_numpy()[-1])
     else:
-        sums["keeper_fee"] = fee  # no books: the keeper takes the whole penalty
+        sums["keeper_fee"] = fee  # no books (funding's rows at most): the keeper takes the whole penalty
+    paid = amounts[funding]
+    funding_summary = None
+    if history.scenario["market"].get("funding"):
+        funding_summary = {"payments": int(funding.sum()), "paid": rounded(float(-paid[paid < 0].sum()), 2),
+                           "received": rounded(float(paid[paid > 0].sum()), 2),
+                           "intervals": len(set(venue.column("t").to_numpy()[funding].tolist()))}
     return {
         "liquidation_fee": rounded(fee, 2), "keeper_fee": rounded(sums["keeper_fee"], 2),
         "insurance_fee": rounded(sums["insurance_fee"], 2),
@@ -461,6 +471,7 @@ def venue_summary(history: History) -> dict[str, Any]:
         "deleveraged": rounded(sums["deleveraged"], 2), "socialised": rounded(sums["socialised"], 2),
         "bad_debt": rounded(float(bad_debt[executed].sum()) if executed.size else 0.0, 2),
         "partial_calls": int(sum(1 for outcome in outcomes if outcome == "partial")),
+        "funding": funding_summary,
         **({"auctions": _english_lots(history, executed, sums)} if sums["auctioned"] > 0 else {}),
     }
 

@@ -380,6 +380,13 @@ class EnglishLots(Closed):
                                                                     "replays ([market.liquidation.published])")] = None
 
 
+class FundingPaid(Closed):
+    payments: Annotated[Count, Field(description="one position's funding in one interval, each a venue row")]
+    intervals: Annotated[Count, Field(description="the intervals in which funding was paid")]
+    paid: Annotated[float, Field(ge=0, description="what the paying positions paid")]
+    received: Annotated[float, Field(ge=0, description="what the receiving positions received (equal to paid)")]
+
+
 class VenueLosses(Closed):
     liquidation_fee: Annotated[float, Field(description="the penalties of every liquidation call, whole or partial")]
     keeper_fee: float
@@ -390,6 +397,8 @@ class VenueLosses(Closed):
     bad_debt: Annotated[float, Field(ge=0, description="the executed accounts' shortfall no one covered")]
     partial_calls: Count
     auctions: Annotated[EnglishLots | None, Field(description="an english_auction venue's lots")] = None
+    funding: Annotated[FundingPaid | None, Field(
+        description="with [market.funding]: funding paid between longs and shorts (market/funding.py)")] = None
 
 
 class Market(Closed):

@@ -154,8 +154,8 @@ def _check_twin(twin: Path, calibration: Any, measured: Any) -> None:
         say_error(f"--check: {run_dir} is not empty; the twin's run goes there")
         raise typer.Exit(ExitCode.BAD_INPUT)
     result = run_scenario(load_scenario(twin), run_dir)
-    capacity = result.summary.get("capacity")
-    knee = capacity.get("knee_rate_per_s") if isinstance(capacity, dict) else None
+    capacity = result.analysis.result.capacity
+    knee = None if capacity is None else capacity.knee_rate_per_s
     steps = result.analysis.steps
     if steps is None:  # the twin keeps the source's agents, so its ramp: a bug, but said plainly
         say_error(f"--check: the twin's run {run_dir} has no step ramp to find a knee on")

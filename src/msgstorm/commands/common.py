@@ -8,6 +8,7 @@ module imports from here, never from ``msgstorm.cli``.
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import signal
 import sys
@@ -104,25 +105,41 @@ AllowRemoteOption = Annotated[bool, typer.Option(
                            "to loopback otherwise)")]
 
 
-def load_or_exit(path: Path, overrides: list[str], target: str | None = None, allow_remote: bool = False) -> Any:
+MaxTimeOption = Annotated[str | None, typer.Option(
+    "--max-time", metavar="DURATION",
+    help="refuse a run whose estimated wall time is longer than this, e.g. 3h (default: the scenario's "
+         "limits.max_wall_time, 30min)")]
+
+
+def load_or_exit(path: Path, overrides: list[str], target: str | None = None, allow_remote: bool = False,
+                 max_time: str | None = None) -> Any:
     # The scenario schema (pydantic) loads only for the commands that read a scenario.
     from msgstorm.scenario import ScenarioError, load_scenario
+
+    options: list[str | tuple[str, str]] = [*overrides]
+    if max_time is not None:
+        options.append(("--max-time", f"limits.max_wall_time={json.dumps(max_time)}"))
 
     if target is not None or allow_remote:
         from msgstorm.scenario.target_option import target_overrides
 
         try:
-            overrides = overrides + (target_overrides(target, allow_remote) if target is not None
-                                     else ["live.allow_remote=true"])
+            options += (target_overrides(target, allow_remote) if target is not None
+                        else ["live.allow_remote=true"])
         except ValueError as error:
             say_error(str(error))
             raise typer.Exit(ExitCode.BAD_INPUT) from None
     try:
-        loaded = load_scenario(path, overrides)
+        loaded = load_scenario(path, options)
     except ScenarioError as error:
         for issue in error.issues:
             say_error(str(issue), soft_wrap=True)
         raise typer.Exit(ExitCode.BAD_INPUT) from None
+    from msgstorm.scenario.errors import format_field
+    from msgstorm.scenario.refs import fault_time_problems
+
+    for loc, message in fault_time_problems(loaded, shortened=True):  # only a run shortened by --set has any
+        err.print(f"note: {format_field(loc)}: {message}", highlight=False, markup=False, soft_wrap=True)
     return loaded
 
 

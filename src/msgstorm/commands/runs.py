@@ -11,12 +11,13 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from msgstorm.commands.common import (
     AllowRemoteOption,
+    MaxTimeOption,
     TargetOption,
     counted,
     err,
@@ -28,17 +29,21 @@ from msgstorm.commands.common import (
 )
 from msgstorm.errors import DataFileError, ExitCode, TargetError
 
+if TYPE_CHECKING:
+    from msgstorm.analysis import Analysis
+
 
 def validate(
     scenario: Annotated[Path, typer.Argument(help="scenario TOML file", metavar="SCENARIO.toml")],
     set_: Annotated[list[str] | None, typer.Option("--set", help="override dotted.key=value")] = None,
     target: TargetOption = None,
     allow_remote: AllowRemoteOption = False,
+    max_time: MaxTimeOption = None,
 ) -> None:
     """Check a scenario without running it."""
     from msgstorm.scenario.budget import estimate_work
 
-    loaded = load_or_exit(scenario, set_ or [], target, allow_remote)
+    loaded = load_or_exit(scenario, set_ or [], target, allow_remote, max_time)
     say_ok(f"{scenario} ({loaded.run.name}: {counted(len(loaded.agents), 'agent')}, "
         f"{counted(len(loaded.faults), 'fault')}, target {loaded.target})")
     out.print(f"estimated work: {estimate_work(loaded).describe()}", highlight=False, soft_wrap=True, markup=False)
@@ -54,6 +59,7 @@ def run(
     set_: Annotated[list[str] | None, typer.Option("--set", help="override dotted.key=value (repeatable)")] = None,
     target: TargetOption = None,
     allow_remote: AllowRemoteOption = False,
+    max_time: MaxTimeOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or table")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="an SLO that cannot be judged (no data) fails too")] = False,
     prometheus: Annotated[int | None, typer.Option(
@@ -73,7 +79,7 @@ def run(
     overrides = list(set_ or [])
     if seed is not None:
         overrides.append(f"run.seed={seed}")
-    loaded = load_or_exit(scenario, overrides, target, allow_remote)
+    loaded = load_or_exit(scenario, overrides, target, allow_remote, max_time)
     exporter = _start_exporter(prometheus, loaded) if prometheus is not None else None  # exits 2 on a bad port
     claimed = ExitStack()  # the run directory's lock, held until the last file is written
     try:
@@ -91,6 +97,11 @@ def run(
             say_error(f"{where}: cannot create the run directory: {error.strerror or error}")
         raise typer.Exit(ExitCode.BAD_INPUT) from None
     show_progress = sys.stdout.isatty() and not quiet
+    if show_progress:
+        from msgstorm.scenario.budget import estimate_work, wall_time
+
+        out.print(f"estimated wall time: about {wall_time(estimate_work(loaded).wall_s)} (limits.max_wall_time, "
+                  "--max-time)", highlight=False, markup=False)
     try:
         with claimed, sigterm_as_interrupt():
             observe = exporter.observe if exporter is not None else None
@@ -129,7 +140,7 @@ def run(
     if not quiet:
         print_summary(result.summary, out)
     out.print(f"run directory: {result.run_dir} (report: {result.run_dir / 'report.html'})", highlight=False, markup=False)
-    if result.summary.get("interrupted"):
+    if result.analysis.result.interrupted:
         err.print(f"interrupted: the history in {result.run_dir} holds what was recorded before the stop; "
                   f"re-analyse it with: msgstorm report {result.run_dir}", highlight=False, markup=False)
         raise typer.Exit(ExitCode.INTERRUPTED)
@@ -139,16 +150,16 @@ def run(
         raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
-def _say_failing_slos(analysis: Any, strict: bool) -> None:
+def _say_failing_slos(analysis: Analysis, strict: bool) -> None:
     """With -q there is no summary table: say on stderr which SLOs make the exit code 1."""
     from msgstorm.analysis import failing_slos
+    from msgstorm.analysis.summary_model import SloVerdict
     from msgstorm.scenario.slo import SLO_METRICS
 
-    for entry in failing_slos(analysis, strict):
-        value = entry.get("value")
-        unit = {"ms": " ms", "per_s": "/s"}.get(SLO_METRICS[entry["name"]][1], "") if entry["name"] in SLO_METRICS else ""
-        shown = "no data to judge" if value is None else f"{value:g}{unit}"
-        err.print(f"SLO {entry['verdict']}: {entry['name']} = {shown} (wanted {entry['threshold']})",
+    for entry in (SloVerdict.model_validate(failing) for failing in failing_slos(analysis, strict)):
+        unit = {"ms": " ms", "per_s": "/s"}.get(SLO_METRICS[entry.name][1], "") if entry.name in SLO_METRICS else ""
+        shown = "no data to judge" if entry.value is None else f"{entry.value:g}{unit}"
+        err.print(f"SLO {entry.verdict}: {entry.name} = {shown} (wanted {entry.threshold})",
                   highlight=False, markup=False)
 
 
@@ -226,11 +237,11 @@ def report(
     if not quiet:
         print_summary(analysis.summary, out)
     out.print(f"report: {run_dir / 'report.html'}", highlight=False, markup=False)
-    if analysis.summary.get("cut_off"):
+    if analysis.result.cut_off:
         err.print(f"cut off: {run_dir} was killed before it finished; the numbers cover what was "
                   "flushed to its history (up to about a second before the kill)", highlight=False, markup=False)
         raise typer.Exit(ExitCode.INTERRUPTED)
-    if analysis.summary.get("interrupted"):
+    if analysis.result.interrupted:
         # The run exited 3; its report says the same: SLOs judged on part of a run decide nothing.
         err.print(f"interrupted: {run_dir} was stopped (Ctrl-C or SIGTERM) before it finished; the numbers "
                   "cover what was recorded before the stop", highlight=False, markup=False)

@@ -35,6 +35,7 @@ __all__ = [
     "HOP_STAGES",
     "LAZY_TABLES",
     "MARKET_TABLES",
+    "MARKS",
     "MESSAGES",
     "OPTIONAL_TABLES",
     "ORACLE",
@@ -287,7 +288,9 @@ PROBE_EXECUTIONS = pa.schema([
 # (``msg_id``): ``kind`` keeper_fee, insurance_fee, insurance_used, deleveraged (``account``
 # the counterparty that paid), socialised (the account that paid), bad_debt, partial (a call
 # that left the position open; ``amount`` the notional it closed); ``size_after`` and
-# ``collateral_after`` the account's, ``fund_after`` the insurance fund's balance.
+# ``collateral_after`` the account's, ``fund_after`` the insurance fund's balance. With
+# ``[market.funding]`` (``market/funding.py``) also ``funding``: one position's payment in one
+# interval at ``t`` (``msg_id`` -1; ``amount`` received, negative when paid).
 VENUE = pa.schema([
     pa.field("t", pa.int64(), nullable=False),
     pa.field("msg_id", pa.int64(), nullable=False),
@@ -299,8 +302,19 @@ VENUE = pa.schema([
     pa.field("fund_after", pa.float64(), nullable=False),
 ])
 
+# ``marks``: with ``[market.mark]`` (``market/mark.py``), each liquidation message committed at
+# ``t`` (``msg_id``, for ``account``): the on-chain ``index`` it settles on and the ``mark`` it
+# was judged at (past its line at the mark: it executes; not past: recovered).
+MARKS = pa.schema([
+    pa.field("t", pa.int64(), nullable=False),
+    pa.field("msg_id", pa.int64(), nullable=False),
+    pa.field("account", pa.int64(), nullable=False),
+    pa.field("index", pa.float64(), nullable=False),
+    pa.field("mark", pa.float64(), nullable=False),
+])
+
 MARKET_TABLES = ("prices", "oracle", "accounts", "triggers", "executions", "topups", "frontruns", "auctions",
-                 "auction_orders", "probe_executions", "venue")
+                 "auction_orders", "probe_executions", "venue", "marks")
 
 # ``ranks``: under a queue policy with its own rule for when a message takes effect
 # (``execution_rank``: ``batch_auction``, ``commit_reveal``), each committed message's rank:
@@ -447,6 +461,7 @@ TABLES: dict[str, pa.Schema] = {
     "auction_orders": AUCTION_ORDERS,
     "probe_executions": PROBE_EXECUTIONS,
     "venue": VENUE,
+    "marks": MARKS,
     "ranks": RANKS,
     "integrity": INTEGRITY,
     "blocks": BLOCKS,

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 
 from msgstorm.market.liquidation import Call, Mechanism
 from msgstorm.rules.liquidation import flip_close, flip_tab, split_fee
-from msgstorm.rules.market import pnl
-from msgstorm.scenario.market import LiquidationSpec
+from msgstorm.rules.market import liquidation_costs, pnl
+from msgstorm.scenario.market import LiquidationSpec, impact_exponent
 
 __all__ = ["EnglishAuctions", "Flip", "flip_call"]
 
@@ -106,11 +106,18 @@ class EnglishAuctions:
 
 
 def flip_call(rule: Mechanism, size: float, entry: float, collateral: float, bid: float, lot: float,
-              price: float) -> Call:
+              price: float, depth: float | None = None) -> Call:
     """The close of a long's auction (``rules.liquidation.flip_close``) as a liquidation
-    call: closed whole at the effective price, no slippage, the penalty split as any."""
-    effective, penalty, after = flip_close(size, entry, collateral, bid, lot, price,
-                                           rule.market.liquidation_penalty)
+    call: closed whole at the effective price, the penalty split as any. The equity at that
+    price goes through the market's one rule (``rules.market.liquidation_costs``, on the
+    book's curve at ``depth``) with no slippage, as a Dutch take's: the bids priced the lot,
+    the book did not; the flip's penalty (what the bid raised above the debt) is then taken
+    from it, the same number ``flip_close`` gives."""
+    market = rule.market
+    effective, penalty, _ = flip_close(size, entry, collateral, bid, lot, price, market.liquidation_penalty)
+    _, slippage, bps, equity_there = liquidation_costs(1.0, size, entry, collateral, effective, 0.0, 0.0,
+                                                       market.depth if depth is None else depth,
+                                                       impact_exponent(market))
     keeper_fee, fund_fee = split_fee(penalty, rule.spec.keeper_share)
-    return Call(effective, size, True, pnl(1.0, size, entry, effective), penalty, keeper_fee, fund_fee, 0.0, 0.0,
-                0.0, after)
+    return Call(effective, size, True, pnl(1.0, size, entry, effective), penalty, keeper_fee, fund_fee, slippage, bps,
+                0.0, equity_there - penalty)

@@ -38,7 +38,7 @@ import numpy as np
 
 from msgstorm.market.accounts import impact_bps
 from msgstorm.sampling import Sampler
-from msgstorm.scenario.market import FrontRunnerSpec, MarketSpec
+from msgstorm.scenario.market import FrontRunnerSpec, MarketSpec, impact_exponent
 from msgstorm.scenario.registry import REACTORS
 from msgstorm.scenario.schema import Scenario
 
@@ -227,7 +227,8 @@ class FrontRunReactor:
             self._row(race, "unfinished", 0.0)
         elif all(a < b for a, b in zip(ranks, ranks[1:], strict=False)):  # first, the victim, (the back-run)
             market = self.market
-            value = race.notional * (impact_bps(race.victim_notional, market.slippage_bps, market.depth) / 1e4)
+            impact = impact_bps(race.victim_notional, market.slippage_bps, market.depth, impact_exponent(market))
+            value = race.notional * (impact / 1e4)
             self._row(race, "won", value)
         else:
             self._row(race, "lost", 0.0)

@@ -27,7 +27,7 @@ from msgstorm.rules.liquidation import (
     split_fee,
 )
 from msgstorm.rules.market import equity, liquidation_costs, notional, pnl
-from msgstorm.scenario.market import LiquidationSpec, MarketSpec
+from msgstorm.scenario.market import LiquidationSpec, MarketSpec, impact_exponent
 from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
 
 __all__ = ["Call", "CloseFactor", "DutchAuction", "EnglishAuction", "Mechanism", "Partial", "Whole", "call", "mechanism", "mechanism_of"]
@@ -87,9 +87,10 @@ class Partial(Mechanism):
     def closed_size(self, side: int, size: float, entry: float, collateral: float, price: float) -> float:
         market, spec = self.market, self.spec
         target = market.maintenance_margin if spec.restore_to == "maintenance" else spec.initial_margin
+        exponent = impact_exponent(market)  # sized on the calm book (docs/model.md, "Liquidity")
         closed = partial_close_notional(equity(side, size, entry, collateral, price), notional(size, price), target,
                                         market.liquidation_penalty,
-                                        slippage_coefficient(market.slippage_bps, market.depth))
+                                        slippage_coefficient(market.slippage_bps, market.depth, exponent), exponent)
         return size if closed is None else closed / price
 
 
@@ -156,10 +157,12 @@ class Call:
     collateral_after: float
 
 
-def call(rule: Mechanism, side: int, size: float, entry: float, collateral: float, price: float) -> Call:
+def call(rule: Mechanism, side: int, size: float, entry: float, collateral: float, price: float,
+         depth: float | None = None) -> Call:
     """A liquidation call at ``price`` (on chain; an auction's for an auction mechanism):
     ``rule`` says what it closes, the market's one rule prices it (``liquidation_costs`` on
-    the closed units: the collateral absorbs their realised PnL less both costs; an auction's
+    the closed units, on the book's depth curve at ``depth``, the market's unless the book
+    has thinned: the collateral absorbs their realised PnL less both costs; an auction's
     taker pays no slippage)."""
     market = rule.market
     slippage_bps = 0.0 if rule.auction else market.slippage_bps
@@ -168,7 +171,9 @@ def call(rule: Mechanism, side: int, size: float, entry: float, collateral: floa
     if whole:
         closed = size
     penalty, slippage, bps, after = liquidation_costs(float(side), closed, entry, collateral, price,
-                                                      market.liquidation_penalty, slippage_bps, market.depth)
+                                                      market.liquidation_penalty, slippage_bps,
+                                                      market.depth if depth is None else depth,
+                                                      impact_exponent(market))
     keeper_fee, fund_fee = split_fee(penalty, rule.spec.keeper_share)
     return Call(price, closed, whole, pnl(float(side), closed, entry, price), penalty, keeper_fee, fund_fee, slippage,
                 bps, 0.0 if whole else size - closed, after)

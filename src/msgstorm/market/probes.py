@@ -53,7 +53,7 @@ import numpy as np
 from msgstorm.market.accounts import Accounts, LineCursor, LineIndex, line_prices, past_lines
 from msgstorm.rules.market import liquidation_costs
 from msgstorm.sampling import sample_array
-from msgstorm.scenario.market import KeeperSpec, MarketSpec, ProbeSpec
+from msgstorm.scenario.market import KeeperSpec, MarketSpec, ProbeSpec, impact_exponent
 
 __all__ = ["KeeperView", "ProbeBook", "probe_accounts"]
 
@@ -347,7 +347,8 @@ class ProbeBook:
         market = self.market
         _, _, _, after = liquidation_costs(probes.side[probe].astype(np.float64), probes.size[probe],
                                            probes.entry[probe], probes.collateral[probe], price,
-                                           market.liquidation_penalty, market.slippage_bps, market.depth)
+                                           market.liquidation_penalty, market.slippage_bps, market.depth,
+                                           impact_exponent(market))
         self.liquidated[probe] = True
         book = probe // self.accounts_per_book
         self._rows.append((np.full(len(probe), t, dtype=np.int64), probe, probe % self.accounts_per_book,

@@ -39,6 +39,7 @@ messages alone.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -60,15 +61,18 @@ from msgstorm.market.accounts import (
 from msgstorm.market.auction_book import AuctionBook
 from msgstorm.market.dutch import DutchAuctions
 from msgstorm.market.flip import EnglishAuctions, flip_call
+from msgstorm.market.funding import Funding
 from msgstorm.market.keepers_budget import Budgets
 from msgstorm.market.liquidation import Call, call, mechanism_of
+from msgstorm.market.mark import Mark
 from msgstorm.market.oracle import OracleUpdates, oracle_updates
 from msgstorm.market.oracle_attack import attacked_updates
 from msgstorm.market.prices import PricePaths, horizon_ns, price_paths
 from msgstorm.market.probes import ProbeBook
 from msgstorm.market.venue import Venue
+from msgstorm.rules.market import realised_volatility, thinned_depth
 from msgstorm.sampling import Sampler
-from msgstorm.scenario.market import KeeperSpec, MarketSpec
+from msgstorm.scenario.market import KeeperSpec, MarketSpec, impact_exponent
 from msgstorm.scenario.registry import REACTORS
 from msgstorm.scenario.schema import MESSAGE_KINDS, OracleFault, Scenario
 
@@ -171,6 +175,30 @@ class MarketReactor:
                                  "simulated runs only (this host's commits may be taken back)")
             self.venue = Venue(market.liquidation, self._side, self._size, self._entry, self._collateral,
                                self._instrument, self.liquidated)
+        # Funding (``market/funding.py``): paid every interval up to the horizon.
+        self.funding: Funding | None = None
+        if market.funding is not None:
+            if not host.final_commits:
+                raise ValueError("market.funding: funding is paid on simulated runs only (this host's commits may "
+                                 "be taken back)")
+            self.funding = Funding(market.funding, market, self._side, self._size, self._collateral,
+                                   self._instrument, self.liquidated)  # its clock starts with the traffic
+        # The mark (``market/mark.py``): liquidations judged on it, settled on the index.
+        self.mark: Mark | None = None
+        self._marks: list[tuple[int, int, int, float, float]] = []
+        if market.mark is not None:
+            if not host.final_commits:
+                raise ValueError("market.mark: a mark price runs on simulated runs only (this host's commits may "
+                                 "be taken back)")
+            self.mark = Mark(market.mark, market, self._side, self._size, self._instrument, self.liquidated)
+        # A book that thins with the on-chain price's realised volatility (``[market.liquidity]``):
+        # per instrument, the times and log returns of its on-chain price changes.
+        self.thinning = market.liquidity is not None and market.liquidity.sensitivity > 0
+        if self.thinning and not host.final_commits:
+            raise ValueError("market.liquidity.sensitivity: a thinning book runs on simulated runs only (this "
+                             "host's commits may be taken back)")
+        self._move_t: list[list[int]] = [[] for _ in market.instruments]
+        self._move_r: list[list[float]] = [[] for _ in market.instruments]
         # Dutch auctions (``market/dutch.py``): the running ones, the keepers' takes in flight
         # (msg_id -> (account, keeper)) and what each keeper's take answers (its liquidation's trigger).
         self.auctions = (DutchAuctions(market.liquidation) if self.rule.auction and not self.rule.english
@@ -255,7 +283,10 @@ class MarketReactor:
 
     def traffic(self, batches: Iterable[Any]) -> Iterator[Any]:
         """The traffic with the oracle's messages merged in by time (traffic first at equal
-        times); msg_ids are given by the simulator as it takes each batch."""
+        times); msg_ids are given by the simulator as it takes each batch. Funding's clock
+        starts here, with the run's clock."""
+        if self.funding is not None:
+            self.host.schedule(self.funding.spec.interval, self._fund)
         updates = self.updates
         oracle_agent = self.host.agent_index(self.market.oracle.name)
         spec = self.market.oracle
@@ -319,7 +350,9 @@ class MarketReactor:
                 self.probes.seen(t, keeper.index, instrument, price)
 
     def _look(self, t: int, keeper: _Keeper, row: int, instrument: int, price: float) -> None:
-        """``keeper`` at ``price`` (update ``row``): a liquidation for each account it finds past its line."""
+        """``keeper`` at ``price`` (update ``row``): a liquidation for each account it finds past its line
+        (at the mark that index makes, with ``[market.mark]``)."""
+        price = self._judged(instrument, price)
         found = keeper.cursor.past(instrument, price)
         if keeper.retry:
             again = [a for a in keeper.retry
@@ -337,6 +370,27 @@ class MarketReactor:
                 continue  # another keeper of the group takes it
             keeper.pending.add(account)
             self.host.schedule(t + keeper.reaction(), self._send, account, keeper.index, row, t)
+
+    def _moved(self, t: int, instrument: int, price: float) -> None:
+        """The on-chain price of ``instrument`` changed to ``price`` at ``t``: one more log return."""
+        before = self.chain_price[instrument]
+        if before > 0 and price > 0:
+            self._move_t[instrument].append(t)
+            self._move_r[instrument].append(math.log(price / before))
+
+    def _depth(self, t: int, instrument: int) -> float:
+        """The book's depth for a close at ``t``: the market's, thinned by the on-chain price's
+        realised volatility over ``[market.liquidity] window`` (``rules.market.thinned_depth``)."""
+        spec = self.market.liquidity
+        if not self.thinning or spec is None:
+            return self.market.depth
+        volatility = realised_volatility(self._move_t[instrument], self._move_r[instrument], t, spec.window)
+        return thinned_depth(self.market.depth, volatility, spec.sensitivity)
+
+    def _judged(self, instrument: int, index_price: float) -> float:
+        """The price liquidations are judged on: the mark of ``index_price`` with
+        ``[market.mark]``, else the index itself."""
+        return index_price if self.mark is None else self.mark.price(instrument, index_price)
 
     def _near_line(self, t: int, instrument: int, price: float) -> None:
         assert self.topup_cursor is not None
@@ -408,6 +462,8 @@ class MarketReactor:
                         self._price_before[msg_id] = (self.chain_step[instrument], self.chain_price[instrument],
                                                       self.chain_row[instrument])
                     self.chain_step[instrument] = step
+                    if self.thinning:
+                        self._moved(t, instrument, float(self.updates.price[row]))
                     self.chain_price[instrument] = float(self.updates.price[row])
                     self.chain_row[instrument] = row
                     if probes is not None:
@@ -440,16 +496,21 @@ class MarketReactor:
         # A no-op realises nothing: the account keeps its collateral.
         done = Execution(price, 0.0, 0.0, 0.0, 0.0, self._collateral[account], 0.0)
         trigger = self._trigger_of.pop(msg_id, None)  # what a Dutch auction's take will answer
+        judged = price
+        if self.mark is not None and not self.liquidated[account]:
+            judged = self.mark.price(instrument, price)
+            self._marks.append((t, msg_id, account, price, judged))
         if self.liquidated[account]:
             outcome = "already_liquidated"
-        elif not past_line(self._side[account], self._line[account], price):
+        elif not past_line(self._side[account], self._line[account], judged):
             outcome = "recovered"
             keeper.retry.add(account)
         elif self.venue is None:
             market = self.market
             outcome = "executed"
             done = execute(self._side[account], self._size[account], self._entry[account], self._collateral[account],
-                           price, market.liquidation_penalty, market.slippage_bps, market.depth)
+                           price, market.liquidation_penalty, market.slippage_bps, self._depth(t, instrument),
+                           impact_exponent(market))
             self.liquidated[account] = True
         elif self.auctions is not None and trigger is not None:
             outcome, done = self._bark(t, account, keeper, price, trigger)
@@ -468,7 +529,7 @@ class MarketReactor:
         to close) and its ``executions`` row's account."""
         assert self.venue is not None
         done = call(self.rule, self._side[account], self._size[account], self._entry[account],
-                    self._collateral[account], price)
+                    self._collateral[account], price, self._depth(t, self._instrument[account]))
         if done.closed <= 0:
             keeper.retry.add(account)
             return "recovered", Execution(price, 0.0, 0.0, 0.0, 0.0, self._collateral[account], 0.0)
@@ -476,7 +537,7 @@ class MarketReactor:
         instrument = self._instrument[account]
         row = self.chain_row[instrument]
         if (not done.whole and self.rule.repeats and row >= 0
-                and past_line(self._side[account], self._line[account], price)):
+                and past_line(self._side[account], self._line[account], self._judged(instrument, price))):
             self._look(t, keeper, row, instrument, price)  # a lending market's keeper calls again
         return ("executed" if done.whole else "partial"), Execution(
             price, done.pnl, done.penalty, done.slippage, done.slippage_bps, done.collateral_after, bad_debt)
@@ -635,7 +696,7 @@ class MarketReactor:
         instrument = self._instrument[account]
         price = self.chain_price[instrument]  # what the units given back are worth
         done = flip_call(self.rule, self._size[account], self._entry[account], self._collateral[account], flip.bid,
-                         flip.lot, price)
+                         flip.lot, price, self._depth(t, instrument))
         bad_debt = self._book(t, flip.msg_id, account, done)
         assert self.venue is not None  # what the lot was worth at the close, and the owner's share of it back
         for kind, amount in (("auctioned", flip.size * price), ("returned", (flip.size - flip.lot) * price)):
@@ -662,6 +723,24 @@ class MarketReactor:
             for watcher in self.keepers:
                 watcher.retry.update(touched)
         return bad_debt
+
+    def _fund(self, t: int, _a: int, _b: int, _c: int, _d: int) -> None:
+        """An interval's funding at the on-chain (index) prices: ``venue`` rows of kind
+        ``funding`` (no message: ``msg_id`` -1); the accounts it moved get new lines."""
+        assert self.funding is not None
+        if t > horizon_ns(self.scenario.run.duration):
+            return
+        fund = self.venue.fund if self.venue is not None else 0.0
+        payments = self.funding.pay(self.chain_price)
+        for paid in payments:
+            self._venue_rows.append((t, -1, paid.account, "funding", paid.amount, paid.size_after,
+                                     paid.collateral_after, fund))
+        if payments:
+            touched = sorted({paid.account for paid in payments})
+            self._reline(touched)
+            for watcher in self.keepers:
+                watcher.retry.update(paid.account for paid in payments if paid.amount < 0)
+        self.host.schedule(t + self.funding.spec.interval, self._fund)
 
     def _reline(self, accounts: list[int]) -> None:
         """``accounts``' lines from their size and collateral now (open accounts: size above 0)."""
@@ -765,6 +844,11 @@ class MarketReactor:
                 ("t", "msg_id", "account", "kind", "amount", "size_after", "collateral_after", "fund_after"),
                 (list(column) for column in columns), strict=True)))
             self._venue_rows = []
+        if self._marks:
+            columns = list(zip(*self._marks, strict=True))
+            host.append("marks", dict(zip(("t", "msg_id", "account", "index", "mark"),
+                                          (list(column) for column in columns), strict=True)))
+            self._marks = []
         if self._topups:
             columns = list(zip(*self._topups, strict=True))
             host.append("topups", dict(zip(

@@ -1,8 +1,9 @@
 """What positions on the other chain cost: headline rows and the report's section "Collateral across chains".
 
-Place in the pipeline: reports, from summary.json's ``collateral`` alone
-(``analysis/collateral.py``). The terminal summary and report.html show the same rows, made
-here once: the liquidations the source executed, how many closed on the destination and
+Place in the pipeline: reports, from summary.json's ``collateral`` alone, read as its typed
+section (``analysis.summary_chain.Collateral``; computed by ``analysis/collateral.py``; a
+summary as summary.json holds it is read through that type). The terminal summary and
+report.html show the same rows, made here once: the liquidations the source executed, how many closed on the destination and
 how many the relay left open (the first accounts named), how long the close waited and
 where that time went, and the bad debt across the relay beside the same positions
 liquidated on one chain. With positions on the destination the market section's bad debt is
@@ -12,8 +13,11 @@ the source's own executions at its on-chain oracle price, not what the positions
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from msgstorm.analysis.summary_chain import Collateral
+from msgstorm.analysis.summary_model import Summary
 from msgstorm.report.crosschain import STAGE_NAMES
 from msgstorm.report.page import esc, table
 from msgstorm.report.text import duration_ms, number
@@ -24,31 +28,41 @@ __all__ = ["SOURCE_BAD_DEBT", "collateral_rows", "collateral_section", "market_b
 SOURCE_BAD_DEBT = "bad debt on the source (oracle price)"
 
 
-def market_bad_debt_label(summary: dict[str, Any]) -> str:
+def _collateral_of(summary: Summary | Mapping[str, Any]) -> Collateral | None:
+    """The summary's ``collateral`` section, typed: a ``Summary``'s, or read through its type
+    from a summary as summary.json holds it; None without one."""
+    if isinstance(summary, Summary):
+        return summary.collateral
+    found = summary.get("collateral")
+    return Collateral.model_validate(found) if found else None
+
+
+def market_bad_debt_label(summary: Summary | Mapping[str, Any]) -> str:
     """The label of summary.json's ``market.bad_debt``: "bad debt", or, with positions on the
     destination (a ``collateral`` section), the source's own executions at its on-chain
     oracle price (the positions' bad debt is the collateral rows' ``bad debt across``)."""
-    return SOURCE_BAD_DEBT if summary.get("collateral") else "bad debt"
+    return SOURCE_BAD_DEBT if _collateral_of(summary) is not None else "bad debt"
 
 
-def collateral_rows(collateral: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, text) rows of summary.json's ``collateral``."""
-    left = collateral["open"]
-    wait = collateral["wait_ms"]
-    bad = collateral["bad_debt"]
-    split = collateral["split_ms"]
-    shown = collateral["open_accounts"]
-    left_total = sum(left.values())
+def collateral_rows(collateral: Collateral | Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, text) rows of summary.json's ``collateral``, read through its type."""
+    section = Collateral.model_validate(collateral)
+    left = section.open
+    wait = section.wait_ms
+    bad = section.bad_debt
+    split = section.split_ms
+    shown = section.open_accounts
+    left_total = left.censored + left.never_final + left.undelivered
     rows = [
-        ("liquidations across chains", f"{number(collateral['positions'])}: closed {number(collateral['closed'])} "
-                                       f"({number(collateral['closed_reverted_on_source'])} reverted on source), "
-                                       f"open {number(left_total)}: censored {number(left['censored'])}, never final "
-                                       f"{number(left['never_final'])}, undelivered {number(left['undelivered'])}"),
+        ("liquidations across chains", f"{number(section.positions)}: closed {number(section.closed)} "
+                                       f"({number(section.closed_reverted_on_source)} reverted on source), "
+                                       f"open {number(left_total)}: censored {number(left.censored)}, never final "
+                                       f"{number(left.never_final)}, undelivered {number(left.undelivered)}"),
         ("close after source p50 / max", f"{duration_ms(wait['p50'])} / {duration_ms(wait['max'])}"),
-        ("close split (mean)", ", ".join(f"{label} {duration_ms(split[stage]['mean'])}"
+        ("close split (mean)", ", ".join(f"{label} {duration_ms(split[stage].mean)}"
                                          for stage, label in STAGE_NAMES.items())),
-        ("bad debt across / one chain", f"{number(bad['across'])} / {number(bad['one_chain'])} "
-                                        f"({number(bad['open'])} left open)"),
+        ("bad debt across / one chain", f"{number(bad.across)} / {number(bad.one_chain)} "
+                                        f"({number(bad.open)} left open)"),
     ]
     if shown:
         more = f" and {number(left_total - len(shown))} more" if left_total > len(shown) else ""
@@ -56,10 +70,10 @@ def collateral_rows(collateral: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def collateral_section(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+def collateral_section(summary: Summary | Mapping[str, Any]) -> list[tuple[str, str, str]]:
     """report.html's section "Collateral across chains" (none without it): the headline rows."""
-    collateral = summary.get("collateral")
-    if not collateral:
+    collateral = _collateral_of(summary)
+    if collateral is None:
         return []
     head = table(["metric", "value"], [[esc(label), esc(text)] for label, text in collateral_rows(collateral)],
                  attrs='id="collateral-table"')

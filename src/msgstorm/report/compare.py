@@ -2,7 +2,11 @@
 
 Place in the pipeline: reads only each run directory's ``summary.json`` (and, for the page's
 plots, ``windows.csv`` and the messages' latencies when present), so sim and live runs, old
-and new versions, compare by the same code.
+and new versions, compare by the same code. Each summary.json is read once through its type
+(``analysis.summary_model.Summary``): a section a run does not have (no market, no forks)
+stays None, and a file that does not fit the type is refused naming the file and the field.
+Each metric reads its value from the typed summary (``Metric.read``), so mypy checks every
+field a metric names.
 
 Each metric has a direction: for latency, jitter, losses, queue depth, desync, failing SLOs and
 invalid checks *lower* is better; for throughput, capacity and the failure threshold *higher*
@@ -25,14 +29,16 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, TypeVar
 
 import numpy as np
+import pydantic
 from rich.console import Console
 
+from msgstorm.analysis.summary_model import Summary
 from msgstorm.report.cells import KeptTable
 from msgstorm.report.text import duration_ms, duration_s
 
@@ -58,76 +64,118 @@ CONCERNS: tuple[Concern, ...] = ("money", "headline", "detail")  # ranked: what 
 Status = Literal["same", "better", "worse", "regression", "improved", "n/a"]
 
 
+# What a metric reads of a summary: a number, or None where it is null or its section absent.
+Read = Callable[[Summary], float | None]
+_Section = TypeVar("_Section")
+
+
+def _within(section: Callable[[Summary], _Section | None], read: Callable[[_Section], float | None]) -> Read:
+    """A metric of an optional section (market, forks, ...): None when the run has none."""
+    def value(summary: Summary) -> float | None:
+        found = section(summary)
+        return None if found is None else read(found)
+
+    return value
+
+
 @dataclass(frozen=True)
 class Metric:
-    """A summary value to compare: where it is, its unit, which way is better (None: not
-    judged) and what a null means ("n/a", or "best" for a threshold that never fired)."""
+    """A summary value to compare: how it is read from the typed summary, its unit, which way
+    is better (None: not judged) and what a null means ("n/a", or "best" for a threshold
+    that never fired)."""
 
     name: str
-    path: tuple[str, ...]
+    read: Read
     unit: str = ""
     better: Better | None = "lower"
     null_is_best: bool = False
     concern: Concern = "detail"
 
 
+def _slo_failing(summary: Summary) -> float:
+    return float(sum(1 for slo in summary.slo if slo.verdict == "fail"))
+
+
+def _checks_not_valid(summary: Summary) -> float:
+    return float(sum(1 for check in summary.checks if check.verdict != "valid"))
+
+
+def _recovery_max(summary: Summary) -> float | None:
+    """The slowest recovery of the faults that ended (None: none did, or none recovered)."""
+    times = [fault.recovery_s for fault in summary.faults if fault.end_s is not None and fault.recovery_s is not None]
+    return max(times) if times else None
+
+
+def _faults_unrecovered(summary: Summary) -> float | None:
+    """Faults that ended and never recovered (None: no fault ended). One with no baseline was
+    not measured (``analysis/recovery.py``): not "never recovered"."""
+    ended = [fault for fault in summary.faults if fault.end_s is not None]
+    return float(sum(1 for fault in ended if fault.recovery_s is None and fault.no_baseline is None)) \
+        if ended else None
+
+
 def _metrics() -> list[Metric]:
     metrics = [
-        Metric("offered rate", ("offered_rate_per_s",), "/s", None),
-        Metric("throughput", ("throughput_per_s",), "/s", "higher", concern="headline"),
-    ]
-    for key, label in (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9"), ("max", "max"),
-                       ("mean", "mean")):
-        metrics.append(Metric(f"latency {label}", ("latency_ms", key), " ms",
-                              concern="headline" if key == "p99" else "detail"))
-    metrics += [
-        Metric("jitter stddev", ("jitter_ms", "stddev"), " ms"),
-        Metric("jitter p99−p50", ("jitter_ms", "p99_minus_p50"), " ms"),
-        Metric("IPDV p99", ("jitter_ms", "ipdv_p99"), " ms"),
-    ]
-    for stage in ("propagation", "queue_wait", "service", "block_wait"):
-        metrics.append(Metric(f"{stage.replace('_', ' ')} p99", ("latency_stages_ms", stage, "p99"), " ms"))
-    metrics += [
-        Metric("capacity (knee)", ("capacity", "knee_rate_per_s"), "/s", "higher", concern="headline"),
-        Metric("failure threshold", ("failure_threshold", "rate_per_s"), "/s", "higher", null_is_best=True,
+        Metric("offered rate", lambda s: s.offered_rate_per_s, "/s", None),
+        Metric("throughput", lambda s: s.throughput_per_s, "/s", "higher", concern="headline"),
+        Metric("latency p50", lambda s: s.latency_ms.p50, " ms"),
+        Metric("latency p90", lambda s: s.latency_ms.p90, " ms"),
+        Metric("latency p99", lambda s: s.latency_ms.p99, " ms", concern="headline"),
+        Metric("latency p99.9", lambda s: s.latency_ms.p999, " ms"),
+        Metric("latency max", lambda s: s.latency_ms.max, " ms"),
+        Metric("latency mean", lambda s: s.latency_ms.mean, " ms"),
+        Metric("jitter stddev", lambda s: s.jitter_ms.stddev, " ms"),
+        Metric("jitter p99−p50", lambda s: s.jitter_ms.p99_minus_p50, " ms"),
+        Metric("IPDV p99", lambda s: s.jitter_ms.ipdv_p99, " ms"),
+        Metric("propagation p99", lambda s: s.latency_stages_ms.propagation.p99, " ms"),
+        Metric("queue wait p99", lambda s: s.latency_stages_ms.queue_wait.p99, " ms"),
+        Metric("service p99", lambda s: s.latency_stages_ms.service.p99, " ms"),
+        Metric("block wait p99", lambda s: s.latency_stages_ms.block_wait.p99, " ms"),
+        Metric("capacity (knee)", _within(lambda s: s.capacity, lambda c: c.knee_rate_per_s), "/s", "higher",
                concern="headline"),
-        Metric("messages committed", ("messages", "committed"), "", "higher", concern="headline"),
-        Metric("messages dropped", ("messages", "dropped"), concern="headline"),
-        Metric("messages rejected", ("messages", "rejected")),
-        Metric("messages lost", ("messages", "lost"), concern="headline"),
-        Metric("messages pending", ("messages", "pending")),
-        Metric("receipts lost (live)", ("delivery", "lost", "total"), concern="headline"),
-        Metric("client disconnects (live)", ("connections", "disconnects")),
-        Metric("bad debt (market)", ("market", "bad_debt", "absolute"), concern="money"),
-        Metric("bad debt % of open interest", ("market", "bad_debt", "pct_of_open_interest"), "%", concern="money"),
-        Metric("liquidations executed", ("market", "liquidations", "executed"), "", "higher", concern="money"),
-        Metric("liquidations late", ("market", "liquidations", "late"), concern="money"),
-        Metric("liquidation delay p99", ("market", "liquidation_delay_ms", "p99"), " ms", concern="money"),
-        Metric("price staleness p99", ("market", "price_staleness_ms", "p99"), " ms"),
-        Metric("front-run successes", ("fairness", "front_run_successes")),
-        Metric("extracted value (front-running)", ("fairness", "extracted_value")),
-        Metric("order inversions", ("fairness", "inversions")),
-        Metric("auction cleared volume", ("auction", "cleared_volume"), "", "higher"),
-        Metric("auction fill rate", ("auction", "fill_rate"), "", "higher"),
-        Metric("clearing price deviation rms", ("auction", "price_deviation_bps", "rms"), " bps"),
-        Metric("stale rate (forks)", ("forks", "blocks", "stale_rate")),
-        Metric("reorg depth max (forks)", ("forks", "reorgs", "max_depth")),
-        Metric("final reorgs (forks)", ("forks", "reorgs", "final")),
-        Metric("block arrival p90 (forks)", ("forks", "arrival_ms", "p90"), " ms"),
-        Metric("relay payloads sent", ("relay", "payloads")),
-        Metric("relay announcements", ("relay", "announcements")),
-        Metric("relay requests", ("relay", "requests")),
-        Metric("relay duplicates avoided", ("relay", "duplicates_avoided"), "", "higher"),
-        Metric("compact block round trips", ("relay", "compact", "getblocktxn")),
-        Metric("compact missing bytes", ("relay", "compact", "missing_bytes"), " B"),
-        Metric("queue depth max", ("queue", "max_depth")),
-        Metric("desync episodes", ("desync", "episodes")),
-        Metric("desync max height gap", ("desync", "max_height_gap")),
-        Metric("fault recovery max", ("@recovery_max",), " s", concern="headline"),
-        Metric("faults not recovered", ("@faults_unrecovered",), concern="headline"),
-        Metric("SLOs failing", ("@slo_failing",), concern="headline"),
-        Metric("checks not valid", ("@checks_not_valid",), concern="headline"),
-        Metric("wall time", ("wall_s",), " s", None),
+        Metric("failure threshold", _within(lambda s: s.failure_threshold, lambda f: f.rate_per_s), "/s", "higher",
+               null_is_best=True, concern="headline"),
+        Metric("messages committed", lambda s: s.messages.committed, "", "higher", concern="headline"),
+        Metric("messages dropped", lambda s: s.messages.dropped, concern="headline"),
+        Metric("messages rejected", lambda s: s.messages.rejected),
+        Metric("messages lost", lambda s: s.messages.lost, concern="headline"),
+        Metric("messages pending", lambda s: s.messages.pending),
+        Metric("receipts lost (live)", _within(lambda s: s.delivery, lambda d: d.lost.total), concern="headline"),
+        Metric("client disconnects (live)", _within(lambda s: s.connections, lambda c: c.disconnects)),
+        Metric("bad debt (market)", _within(lambda s: s.market, lambda m: m.bad_debt.absolute), concern="money"),
+        Metric("bad debt % of open interest", _within(lambda s: s.market, lambda m: m.bad_debt.pct_of_open_interest),
+               "%", concern="money"),
+        Metric("liquidations executed", _within(lambda s: s.market, lambda m: m.liquidations.executed), "", "higher",
+               concern="money"),
+        Metric("liquidations late", _within(lambda s: s.market, lambda m: m.liquidations.late), concern="money"),
+        Metric("liquidation delay p99", _within(lambda s: s.market, lambda m: m.liquidation_delay_ms.p99), " ms",
+               concern="money"),
+        Metric("price staleness p99", _within(lambda s: s.market, lambda m: m.price_staleness_ms.p99), " ms"),
+        Metric("front-run successes", _within(lambda s: s.fairness, lambda f: f.front_run_successes)),
+        Metric("extracted value (front-running)", _within(lambda s: s.fairness, lambda f: f.extracted_value)),
+        Metric("order inversions", _within(lambda s: s.fairness, lambda f: f.inversions)),
+        Metric("auction cleared volume", _within(lambda s: s.auction, lambda a: a.cleared_volume), "", "higher"),
+        Metric("auction fill rate", _within(lambda s: s.auction, lambda a: a.fill_rate), "", "higher"),
+        Metric("clearing price deviation rms", _within(lambda s: s.auction, lambda a: a.price_deviation_bps.rms),
+               " bps"),
+        Metric("stale rate (forks)", _within(lambda s: s.forks, lambda f: f.blocks.stale_rate)),
+        Metric("reorg depth max (forks)", _within(lambda s: s.forks, lambda f: f.reorgs.max_depth)),
+        Metric("final reorgs (forks)", _within(lambda s: s.forks, lambda f: f.reorgs.final)),
+        Metric("block arrival p90 (forks)", _within(lambda s: s.forks, lambda f: f.arrival_ms.get("p90")), " ms"),
+        Metric("relay payloads sent", _within(lambda s: s.relay, lambda r: r.payloads)),
+        Metric("relay announcements", _within(lambda s: s.relay, lambda r: r.announcements)),
+        Metric("relay requests", _within(lambda s: s.relay, lambda r: r.requests)),
+        Metric("relay duplicates avoided", _within(lambda s: s.relay, lambda r: r.duplicates_avoided), "", "higher"),
+        Metric("compact block round trips", _within(lambda s: s.relay, lambda r: r.compact.getblocktxn)),
+        Metric("compact missing bytes", _within(lambda s: s.relay, lambda r: r.compact.missing_bytes), " B"),
+        Metric("queue depth max", lambda s: s.queue.max_depth),
+        Metric("desync episodes", lambda s: s.desync.episodes),
+        Metric("desync max height gap", lambda s: s.desync.max_height_gap),
+        Metric("fault recovery max", _recovery_max, " s", concern="headline"),
+        Metric("faults not recovered", _faults_unrecovered, concern="headline"),
+        Metric("SLOs failing", _slo_failing, concern="headline"),
+        Metric("checks not valid", _checks_not_valid, concern="headline"),
+        Metric("wall time", lambda s: s.wall_s, " s", None),
     ]
     return metrics
 
@@ -147,8 +195,8 @@ class RunSummary:
 
     label: str
     path: Path
-    summary: dict[str, Any]
-    replicas: tuple[dict[str, Any], ...] = ()
+    summary: Summary
+    replicas: tuple[Summary, ...] = ()
     # The run directories it stands for (a group's every replica); empty: ``path`` alone.
     sources: tuple[Path, ...] = ()
     given_as_list: bool = False  # a group given as DIR1,DIR2,... (``path`` is only where they lie)
@@ -168,7 +216,7 @@ class RunSummary:
         return f"{self.label}: {self.path.name or self.path}{count}"
 
     @property
-    def summaries(self) -> tuple[dict[str, Any], ...]:
+    def summaries(self) -> tuple[Summary, ...]:
         return self.replicas or (self.summary,)
 
 
@@ -208,17 +256,30 @@ def load_run(path: str | Path, label: str) -> RunSummary:
                               f"`msgstorm report {directory}` will write it")
         raise RunDirError(f"{directory}: not a msgstorm run directory (no summary.json and no history/)")
     try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        document = json.loads(summary_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as error:
         raise RunDirError(f"{summary_path}: cannot read it ({error})") from None
     except ValueError as error:
         raise RunDirError(f"{summary_path}: not valid JSON ({error}); "
                           f"`msgstorm report {directory}` rewrites it from the history") from None
-    missing = [key for key in ("latency_ms", "messages", "throughput_per_s") if not isinstance(summary, dict)
-               or key not in summary]
-    if missing:
-        raise RunDirError(f"{summary_path}: not a msgstorm summary (missing {', '.join(missing)})")
+    if not isinstance(document, dict):
+        raise RunDirError(f"{summary_path}: not a msgstorm summary (a JSON {type(document).__name__}, not an object)")
+    try:
+        summary = Summary.model_validate(document)
+    except pydantic.ValidationError as error:
+        raise RunDirError(f"{summary_path}: not a msgstorm summary ({_first_problem(error)}"
+                          + (f"; `msgstorm report {directory}` rewrites it from the history)"
+                             if (directory / "history").is_dir() else ")")) from None
     return RunSummary(label, directory, summary)
+
+
+def _first_problem(error: pydantic.ValidationError) -> str:
+    """The first field summary.json's type refuses, as a dotted path, and why; and how many more."""
+    problems = error.errors()
+    first = problems[0]
+    field = ".".join(str(part) for part in first["loc"])
+    more = f", and {len(problems) - 1} more" if len(problems) > 1 else ""
+    return f"{field}: {first['msg'].lower()}{more}"
 
 
 def parse_tolerance(text: str) -> float:
@@ -234,26 +295,10 @@ def parse_tolerance(text: str) -> float:
     return value
 
 
-def metric_value(summary: dict[str, Any], metric: Metric) -> float | None:
-    """The metric's value in a summary (None when null or absent)."""
-    if metric.path == ("@slo_failing",):
-        return float(sum(1 for s in summary.get("slo") or [] if s.get("verdict") == "fail"))
-    if metric.path == ("@checks_not_valid",):
-        return float(sum(1 for c in summary.get("checks") or [] if c.get("verdict") != "valid"))
-    ended = [f for f in summary.get("faults") or [] if f.get("end_s") is not None]
-    if metric.path == ("@recovery_max",):  # the slowest recovery of the faults that ended (None: none did)
-        times = [float(f["recovery_s"]) for f in ended if f.get("recovery_s") is not None]
-        return max(times) if times else None
-    if metric.path == ("@faults_unrecovered",):  # faults that ended and never recovered (None: no fault)
-        # One with no baseline was not measured (``analysis/recovery.py``): not "never recovered".
-        return float(sum(1 for f in ended if f.get("recovery_s") is None and not f.get("no_baseline"))) \
-            if ended else None
-    node: Any = summary
-    for key in metric.path:
-        if not isinstance(node, dict) or node.get(key) is None:
-            return None
-        node = node[key]
-    return float(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else None
+def metric_value(summary: Summary, metric: Metric) -> float | None:
+    """The metric's value in a summary (None when null or its section absent)."""
+    value = metric.read(summary)
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,7 @@ def render_compare(comparison: Comparison) -> str:
                f' beyond {esc(tolerance)}</p>')
     verdict = _headline(comparison) + verdict
     legend = table(["run", "directory", "scenario", "seed"],
-                   [[esc(r.label), esc(r.where), esc(r.summary.get("scenario")), esc(r.summary.get("seed"))] for r in runs])
+                   [[esc(r.label), esc(r.where), esc(r.summary.scenario), esc(r.summary.seed)] for r in runs])
     candidates = [
         ("percentiles", _percentile_bars(comparison)),
         ("spectrum", _spectra(runs)),

@@ -155,6 +155,10 @@ def market_section(summary: dict[str, Any]) -> str:
                  ["deleveraged / socialised / bad debt left", f"{number(venue.get('deleveraged'))} / "
                   f"{number(venue.get('socialised'))} / {number(venue.get('bad_debt'))}"],
                  ["partial liquidation calls", number(venue.get("partial_calls"))]]
+        funding = venue.get("funding")
+        if funding:  # [market.funding]: zero-sum, so what was paid was received
+            rows.append(["funding paid (payments / intervals)", f"{number(funding.get('paid'))} "
+                         f"({number(funding.get('payments'))} / {number(funding.get('intervals'))})"])
         lots = venue.get("auctions")
         if lots:
             rows += [["english auctions: lots / at a zero bid", f"{number(lots.get('lots'))} / "

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
     from msgstorm.analysis import Analysis
+    from msgstorm.analysis.summary_model import Latency, Messages
     from msgstorm.history.reader import History
     from msgstorm.scenario import Scenario
 
@@ -48,7 +49,19 @@ __all__ = ["LATENCY_BUCKETS_S", "PrometheusExporter", "RunMetrics"]
 LATENCY_BUCKETS_S: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 )
-_QUANTILES = (("0.5", "p50"), ("0.9", "p90"), ("0.99", "p99"), ("0.999", "p999"), ("1", "max"))
+
+
+def _quantiles_ms(latency: Latency) -> dict[str, float | None]:
+    """summary.json's latency percentiles by the quantile label they export as (1: the max)."""
+    return {"0.5": latency.p50, "0.9": latency.p90, "0.99": latency.p99, "0.999": latency.p999, "1": latency.max}
+
+
+def _status_counts(messages: Messages) -> dict[str, int]:
+    """summary.json's message counts by final status, in the history's order of the statuses
+    (``history/schema.py``): a status the summary does not count fails here, not as a 0."""
+    counted = {"committed": messages.committed, "dropped": messages.dropped, "rejected": messages.rejected,
+               "lost": messages.lost, "pending": messages.pending, "unsent": messages.unsent}
+    return {status: counted[status] for status in STATUSES}
 
 
 class RunMetrics(Collector):
@@ -104,30 +117,28 @@ class RunMetrics(Collector):
         """Set every metric to the final analysis' values (the snapshots stop before the end)."""
         from msgstorm.report.series import latency_ns
 
-        summary = analysis.summary
+        result = analysis.result
         latencies_s = latency_ns(history) / 1e9
         counts = np.searchsorted(np.sort(latencies_s), np.asarray(LATENCY_BUCKETS_S), side="right")
-        still_active = sum(1 for fault in summary.get("faults") or [] if fault.get("end_s") is None)
+        still_active = sum(1 for fault in result.faults if fault.end_s is None)
         with self._lock:
-            messages = summary.get("messages") or {}
-            self._sent = int(messages.get("sent") or 0)
-            self._counts = {status: int(messages.get(status) or 0)
-                            for status in STATUSES}
-            self._offered = summary.get("offered_rate_per_s")
-            self._committed_rate = summary.get("throughput_per_s")
+            messages = result.messages
+            self._sent = messages.sent
+            self._counts = _status_counts(messages)
+            self._offered = result.offered_rate_per_s
+            self._committed_rate = result.throughput_per_s
             self._faults_active = still_active
             self._latency = ([int(c) for c in counts], float(latencies_s.sum()), int(latencies_s.size))
-            latency = summary.get("latency_ms") or {}
-            self._quantiles_s = {q: round(latency[key] / 1000, 9) for q, key in _QUANTILES
-                               if latency.get(key) is not None}
-            self._slos = [(str(s.get("name")), str(s.get("verdict"))) for s in summary.get("slo") or []]
-            connections = summary.get("connections")
+            self._quantiles_s = {q: round(ms / 1000, 9) for q, ms in _quantiles_ms(result.latency_ms).items()
+                                 if ms is not None}
+            self._slos = [(slo.name, slo.verdict) for slo in result.slo]
+            connections = result.connections
             self._connections = None if connections is None else {
-                "disconnects": int(connections.get("disconnects") or 0),
-                "errors": int(connections.get("errors") or 0),
-                "servers_exited": len(connections.get("servers_exited") or [])}
-            if summary.get("duration_s") is not None:
-                self._t_ns = round(float(summary["duration_s"]) * NS_PER_S)
+                "disconnects": connections.disconnects,
+                "errors": connections.errors,
+                "servers_exited": len(connections.servers_exited)}
+            if result.duration_s is not None:
+                self._t_ns = round(result.duration_s * NS_PER_S)
             self._finished = True
 
     # --- the collector -----------------------------------------------------------------

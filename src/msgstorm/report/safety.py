@@ -1,7 +1,7 @@
 """The report's section "Safety, liveness and integrity": verdicts and where chains diverge.
 
 Place in the pipeline: a section of ``report.html`` (``report/html.py``), read from the
-history and its summary only. It shows the ``safety``, ``liveness`` and (with
+history and its summary only (its typed ``checks``, ``integrity`` and ``finality``). It shows the ``safety``, ``liveness`` and (with
 ``[security]`` or a tamper/replay adversary) ``integrity`` verdicts side by side; under
 finality by votes, the byzantine voters and their stake against the bound a two-thirds
 quorum implies; and a per-node chain view at the heights where nodes finalised different
@@ -13,9 +13,11 @@ producers across the nodes finalises nothing: no section.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from msgstorm.analysis.safety import contested_rows, dishonest_nodes
+from msgstorm.analysis.summary_model import Integrity, Summary
 from msgstorm.history.reader import History
 from msgstorm.report.page import esc, table
 
@@ -36,35 +38,36 @@ def divergent_heights(history: History) -> dict[int, dict[str, list[int]]]:
             if len(set().union(*nodes.values())) > 1}
 
 
-def _integrity_verdict(summary: dict[str, Any]) -> tuple[str, str] | None:
-    integrity = summary.get("integrity")
-    if not integrity:
+def _integrity_verdict(integrity: Integrity | None) -> tuple[str, str] | None:
+    if integrity is None:
         return None
-    forged = int(integrity.get("tampered") or 0) + int(integrity.get("replayed") or 0)
-    accepted = int(integrity.get("accepted") or 0)
-    verdict = "invalid" if accepted else "valid"
-    return verdict, f"{accepted:,} of {forged:,} tampered or replayed messages accepted"
+    forged = integrity.tampered + integrity.replayed
+    verdict = "invalid" if integrity.accepted else "valid"
+    return verdict, f"{integrity.accepted:,} of {forged:,} tampered or replayed messages accepted"
 
 
-def safety_section(history: History, summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+def safety_section(history: History, summary: Summary | Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """The section, from the history and the typed summary (one as summary.json holds it is
+    read through ``Summary`` first); none when nothing was finalised."""
     if history.table("finalized").num_rows == 0:
         return []
-    checks = {check["name"]: check for check in summary.get("checks") or []}
+    typed = summary if isinstance(summary, Summary) else Summary.model_validate(summary)
+    checks = {check.name: check for check in typed.checks}
     rows = []
     for name in ("safety", "liveness"):
         check = checks.get(name)
         if check is not None:
-            rows.append([esc(name), f'<td data-verdict="{esc(check["verdict"])}">{esc(check["verdict"])}</td>',
-                         esc(check.get("detail"))])
-    integrity = _integrity_verdict(summary)
+            rows.append([esc(name), f'<td data-verdict="{esc(check.verdict)}">{esc(check.verdict)}</td>',
+                         esc(check.detail)])
+    integrity = _integrity_verdict(typed.integrity)
     if integrity is not None:
         rows.append(["integrity", f'<td data-verdict="{integrity[0]}">{integrity[0]}</td>', esc(integrity[1])])
     parts = [table(["check", "verdict", "detail"], rows, attrs='id="safety-verdicts"')]
-    finality = summary.get("finality")
+    finality = typed.finality
     if finality:
-        bound = "below" if finality["within_bound"] else "not below"
-        parts.append(f'<p id="quorum-bound">Finality by votes: {finality["byzantine"]} byzantine voter(s) of '
-                     f'{finality["validators"]} validators hold {finality["byzantine_stake"]:.3f} of the stake, '
+        bound = "below" if finality.within_bound else "not below"
+        parts.append(f'<p id="quorum-bound">Finality by votes: {finality.byzantine} byzantine voter(s) of '
+                     f'{finality.validators} validators hold {finality.byzantine_stake:.3f} of the stake, '
                      f"{bound} the 1/3 a two-thirds quorum tolerates (f &lt; n/3).</p>")
     diverged = divergent_heights(history)
     if not diverged:

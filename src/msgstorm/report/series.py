@@ -17,6 +17,7 @@ from the summary rather than from the deliveries.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from msgstorm.analysis.desync import desync_episodes
 from msgstorm.analysis.faults import fault_windows
 from msgstorm.analysis.propagation import joined_propagation
 from msgstorm.analysis.queue import RELEASED_STATES, depth_samples
+from msgstorm.analysis.summary_chain import RegionPropagation
 from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 
@@ -124,7 +126,11 @@ class RegionMatrix:
     count: list[list[int]]
 
 
-def region_matrix(history: History, by_receiver: dict[str, dict[str, Any]] | None = None) -> RegionMatrix:
+# The summary's ``propagation_ms``: typed (``Summary.propagation_ms``), or as summary.json holds it.
+ByReceiver = Mapping[str, RegionPropagation] | Mapping[str, Mapping[str, Any]]
+
+
+def region_matrix(history: History, by_receiver: ByReceiver | None = None) -> RegionMatrix:
     """Per (origin, destination) region: p50/p99 of ``t_delivered - t_sent``. The origin is the
     region of the node the message was sent through; nodes not in the run's node list count
     as region "unknown". Deliveries of unknown messages or without ``t_sent`` are skipped.
@@ -132,7 +138,8 @@ def region_matrix(history: History, by_receiver: dict[str, dict[str, Any]] | Non
 
     ``by_receiver``: the summary's ``propagation_ms`` (the same deliveries joined to the same
     messages, grouped by the receiving region only). A run of one region has one cell, and
-    that cell is its region's entry there, so the deliveries are not read again."""
+    that cell is its region's entry there (read through its type, ``RegionPropagation``), so
+    the deliveries are not read again."""
     region_of = {node["name"]: node.get("region", "unknown") for node in history.nodes}
     regions = sorted(set(region_of.values()))
     if history.num_rows("deliveries") == 0 or history.num_rows("messages") == 0:
@@ -143,8 +150,11 @@ def region_matrix(history: History, by_receiver: dict[str, dict[str, Any]] | Non
     names = sorted(set(region_of) | set(origin_names) | set(destination_names))
     regions = sorted({region_of.get(name, "unknown") for name in names})
     if len(regions) == 1 and by_receiver is not None:
-        cell = by_receiver.get(regions[0]) or {}
-        return RegionMatrix(regions, regions, [[cell.get("p50")]], [[cell.get("p99")]], [[int(cell.get("count") or 0)]])
+        found = by_receiver.get(regions[0])
+        if found is None:
+            return RegionMatrix(regions, regions, [[None]], [[None]], [[0]])
+        cell = RegionPropagation.model_validate(found)
+        return RegionMatrix(regions, regions, [[cell.p50]], [[cell.p99]], [[cell.count]])
 
     region_index = {region: i for i, region in enumerate(regions)}
     msg_id = history.ints("messages", "msg_id")[0]
@@ -196,16 +206,17 @@ def shaded_spans(history: History, analysis: Analysis) -> list[Span]:
     """Fault windows, backpressure-engaged spans, desync episodes (per node) and a live run's
     clients without their connection, in seconds.
     A span still open at the run's end is drawn up to the end."""
-    t_end_s = float(analysis.summary.get("duration_s") or 0.0)
+    result = analysis.result
+    t_end_s = float(result.duration_s or 0.0)
     spans: list[Span] = []
     for fault in fault_windows(history):
         end = fault.t_end_ns / NS_PER_S if fault.t_end_ns is not None else t_end_s
         label = f"fault {fault.fault_id}: {fault.kind}" if fault.fault_id is not None else f"fault: {fault.kind}"
         spans.append(Span("fault", label, fault.t_start_ns / NS_PER_S, end))
-    for said in analysis.summary.get("faults") or []:
-        if said.get("end_s") is not None and said.get("recovery_s"):
-            spans.append(Span("recovery", f"recovery after fault {said.get('fault_id')}: {said['recovery_s']:g} s",
-                              float(said["end_s"]), float(said["end_s"]) + float(said["recovery_s"])))
+    for said in result.faults:
+        if said.end_s is not None and said.recovery_s:
+            spans.append(Span("recovery", f"recovery after fault {said.fault_id}: {said.recovery_s:g} s",
+                              said.end_s, said.end_s + said.recovery_s))
     engaged_since: tuple[float, str] | None = None
     for change in analysis.timelines.get("backpressure", []):
         t_s, state = change["t_ns"] / NS_PER_S, str(change["state"])

@@ -146,6 +146,10 @@ def _market_rows(market: dict[str, Any]) -> list[tuple[str, str]]:
                      f"fee {_fmt(venue.get('liquidation_fee'))} (fund {_fmt(venue.get('insurance_fee'))}), fund "
                      f"used {_fmt(fund.get('used'))}, deleveraged {_fmt(venue.get('deleveraged'))}, socialised "
                      f"{_fmt(venue.get('socialised'))}, partial calls {_fmt(venue.get('partial_calls'))}"))
+        funding = venue.get("funding")
+        if funding:  # [market.funding]: zero-sum, so what was paid was received
+            rows.append(("funding paid", f"{_fmt(funding.get('paid'))} in {_fmt(funding.get('payments'))} payments "
+                                         f"over {_fmt(funding.get('intervals'))} intervals"))
         lots = venue.get("auctions")
         if lots:  # english_auction: zero bids, collateral given back, the deficit
             rows.append(("english auctions",

@@ -18,7 +18,9 @@ whole; only what a person reads is rounded here).
 - ``recovered_after`` / ``baseline_span``: a fault's recovery as the faults tables show it:
   the time, or why there is none (``still active``, ``not recovered``, or ``no baseline``
   with the reason: nothing was measured, so nothing is said to have failed to recover), and
-  the span its p99 before was measured over (``analysis/recovery.py``).
+  the span its p99 before was measured over (``analysis/recovery.py``). Each reads the
+  fault through its type (``summary_model.Fault``), whether given typed or as summary.json
+  holds it, and every reason of ``NoBaselineReasonName`` is worded (mypy checks the match).
 - ``broker_said``: a broker's reply as its status and description (``503 no responders``),
   not the protocol text it came in (``NATS/1.0 503\\r\\nNats-Subject: ...``).
 """
@@ -27,8 +29,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, assert_never
 
+from msgstorm.analysis.summary_model import Fault, NoBaselineReason
 from msgstorm.scenario.slo import SLO_METRICS
 
 __all__ = ["UNIT_GAP", "baseline_span", "broker_said", "duration_ms", "duration_s", "number", "rate_digits",
@@ -84,33 +88,44 @@ def duration_s(value: float | int | None) -> str:
     return DASH if value is None else duration_ms(float(value) * 1000)
 
 
-def _fault_named(fault_id: Any) -> str:
+def _fault_named(fault_id: int | None) -> str:
     return "a fault" if fault_id is None else f"fault {fault_id}"
 
 
-def recovered_after(fault: dict[str, Any]) -> str:
-    """A summary's fault (``faults`` row): how long it took to recover, or why that is not known."""
-    if fault.get("recovery_s") is not None:
-        return duration_s(fault["recovery_s"])
-    if fault.get("end_s") is None:
+def _no_baseline(missing: NoBaselineReason) -> str:
+    """Why a fault had nothing to measure its recovery against, in a few words."""
+    match missing.reason:
+        case "fault_in_force":
+            return f"{_fault_named(missing.fault_id)} in force"
+        case "fault_before":
+            return f"{_fault_named(missing.fault_id)} before"
+        case "shed_before":
+            return "messages dropped before"
+        case "nothing_before":
+            return "nothing committed before"
+        case unworded:
+            assert_never(unworded)
+
+
+def recovered_after(fault: Fault | Mapping[str, Any]) -> str:
+    """A summary's fault (``faults`` row, typed or as summary.json holds it): how long it took
+    to recover, or why that is not known."""
+    said = Fault.model_validate(fault)
+    if said.recovery_s is not None:
+        return duration_s(said.recovery_s)
+    if said.end_s is None:
         return "still active"
-    missing = fault.get("no_baseline")
-    if missing is None:
+    if said.no_baseline is None:
         return "not recovered"
-    reason = missing.get("reason")
-    why = {"fault_in_force": f"{_fault_named(missing.get('fault_id'))} in force",
-           "fault_before": f"{_fault_named(missing.get('fault_id'))} before",
-           "shed_before": "messages dropped before",
-           "nothing_before": "nothing committed before"}.get(reason, str(reason))
-    return f"no baseline ({why})"
+    return f"no baseline ({_no_baseline(said.no_baseline)})"
 
 
-def baseline_span(fault: dict[str, Any]) -> str:
+def baseline_span(fault: Fault | Mapping[str, Any]) -> str:
     """The span a fault's p99 before was measured over: ``1–6 s``."""
-    span = fault.get("baseline_s")
+    span = Fault.model_validate(fault).baseline_s
     if not span:
         return DASH
-    return f"{_decimals(float(span[0]), 3)}–{_decimals(float(span[1]), 3)} s"
+    return f"{_decimals(span[0], 3)}–{_decimals(span[1], 3)} s"
 
 
 def slo_value(name: str, value: float | int | None) -> str:

@@ -20,9 +20,12 @@ __all__ = ["adl_price_per_unit", "auction_price", "close_factor_notional", "debt
            "decay_age_ns", "flip_close", "flip_tab", "partial_close_notional", "slippage_coefficient", "split_fee"]
 
 
-def slippage_coefficient(slippage_bps: float, depth: float) -> float:
-    """``k``: a close of notional ``x`` pays ``k x^2`` of slippage (the linear depth model)."""
-    return slippage_bps / (depth * 1e4)
+def slippage_coefficient(slippage_bps: float, depth: float, exponent: float = 1.0) -> float:
+    """``k``: a close of notional ``x`` pays ``k x^(1 + exponent)`` of slippage on the
+    book's depth curve (``rules.market.impact_bps``; ``k x^2`` in the linear depth model)."""
+    if exponent == 1.0:
+        return slippage_bps / (depth * 1e4)
+    return slippage_bps / (math.pow(depth, exponent) * 1e4)
 
 
 def health_factor(equity_value: float, notional_value: float, maintenance: float) -> float:
@@ -33,7 +36,7 @@ def health_factor(equity_value: float, notional_value: float, maintenance: float
 
 
 def partial_close_notional(equity_value: float, notional_value: float, target: float, fee_rate: float,
-                           slippage_k: float) -> float | None:
+                           slippage_k: float, exponent: float = 1.0) -> float | None:
     """The least notional ``x`` a partial liquidation closes so that, after its penalty and
     slippage, the equity is at least ``target`` x the remaining notional:
 
@@ -48,12 +51,42 @@ def partial_close_notional(equity_value: float, notional_value: float, target: f
         return 0.0
     if equity_value <= 0:
         return None
+    if exponent != 1.0:
+        return _partial_on_a_curve(need, notional_value, target - fee_rate, slippage_k, exponent)
     gain = target - fee_rate
     discriminant = gain * gain - 4.0 * slippage_k * need
     if gain <= 0 or discriminant < 0:
         return None
     closed = 2.0 * need / (gain + math.sqrt(discriminant))
     return closed if closed < notional_value else None
+
+
+def _partial_on_a_curve(need: float, notional_value: float, gain: float, slippage_k: float,
+                        exponent: float) -> float | None:
+    """``partial_close_notional`` on a depth curve of another ``exponent`` e: the least root
+    of ``g(x) = (t - f) x - k x^(1 + e) - (t N - E)``, concave, largest at
+    ``x* = ((t - f) / (k (1 + e)))^(1 / e)``; found by bisection on ``[0, min(x*, N)]`` (no
+    closed form); None when ``g`` stays below 0 there."""
+    if gain <= 0:
+        return None
+    peak = notional_value if slippage_k <= 0 else min(notional_value,
+                                                      math.pow(gain / (slippage_k * (1.0 + exponent)), 1.0 / exponent))
+
+    def g(x: float) -> float:
+        return gain * x - slippage_k * math.pow(x, 1.0 + exponent) - need
+
+    if g(peak) < 0:
+        return None
+    low, high = 0.0, peak
+    for _ in range(200):  # to the last bit of a double
+        middle = 0.5 * (low + high)
+        if middle in (low, high):
+            break
+        if g(middle) >= 0:
+            high = middle
+        else:
+            low = middle
+    return high if high < notional_value else None
 
 
 def debt(side: int, equity_value: float, notional_value: float) -> float:

@@ -13,6 +13,7 @@ each and checks every consumer's numbers move.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -21,7 +22,8 @@ import numpy as np
 # A scalar (one account, in the reactor's handlers) or an array (every account, in the analysis).
 Number = TypeVar("Number", float, np.ndarray)
 
-__all__ = ["Execution", "Number", "equity", "execute", "horizon_ns", "impact_bps", "liquidation_costs", "notional", "pnl"]
+__all__ = ["Execution", "Number", "equity", "execute", "horizon_ns", "impact_bps", "liquidation_costs", "notional", "pnl",
+           "realised_volatility", "thinned_depth"]
 
 
 def pnl(side: Number, size: Number, entry: Number, price: Number) -> Number:
@@ -42,11 +44,32 @@ def notional(size: Number, price: Number) -> Number:
     return value
 
 
-def impact_bps(notional_value: Number, slippage_bps: float, depth: float) -> Number:
-    """How far an order of ``notional_value`` moves the price, in basis points: the linear
-    depth model, ``slippage_bps`` per ``depth`` of notional."""
-    bps: Number = slippage_bps * notional_value / depth
-    return bps
+def impact_bps(notional_value: Number, slippage_bps: float, depth: float, exponent: float = 1.0) -> Number:
+    """How far an order of ``notional_value`` moves the price, in basis points: the book's
+    depth curve, ``slippage_bps x (notional / depth)^exponent`` (``exponent`` 1: the linear
+    depth model, ``slippage_bps`` per ``depth`` of notional; 0.5: the square-root impact law;
+    another: a power law). The linear case is written as before, so its numbers are the same
+    to the last bit."""
+    if exponent == 1.0:
+        bps: Number = slippage_bps * notional_value / depth
+        return bps
+    curved: Number = slippage_bps * (notional_value / depth) ** exponent
+    return curved
+
+
+def thinned_depth(depth: float, volatility: float, sensitivity: float) -> float:
+    """The book's depth under stress: ``depth / (1 + sensitivity x volatility)``, with
+    ``volatility`` the realised volatility (per square root of a second) of the recent
+    on-chain price (``realised_volatility``); ``depth`` itself at ``sensitivity`` 0."""
+    return depth / (1.0 + sensitivity * volatility)
+
+
+def realised_volatility(times_ns: list[int], log_returns: list[float], t_ns: int, window_ns: int) -> float:
+    """The realised volatility per square root of a second at ``t_ns`` over the last
+    ``window_ns``: ``sqrt(sum of r_i^2 / window)`` over the log returns ``r_i`` of the
+    on-chain price whose changes came in ``(t - window, t]`` (in seconds; 0 without one)."""
+    total = math.fsum(r * r for when, r in zip(times_ns, log_returns, strict=True) if t_ns - window_ns < when <= t_ns)
+    return math.sqrt(total / (window_ns / 1e9))
 
 
 @dataclass(frozen=True)
@@ -63,13 +86,15 @@ class Execution:
 
 
 def liquidation_costs(side: Number, size: Number, entry: Number, collateral: Number, price: Number,
-                      penalty_rate: float, slippage_bps: float, depth: float) -> tuple[Number, Number, Number, Number]:
+                      penalty_rate: float, slippage_bps: float, depth: float,
+                      exponent: float = 1.0) -> tuple[Number, Number, Number, Number]:
     """A liquidation at on-chain ``price``, for one account or many at once: ``(penalty,
     slippage, slippage_bps, collateral_after)``, the last its equity there less both costs
-    (negative: bad debt). ``execute`` applies it to one account; the probe books
-    (``market/probes.py``) to every probe a block carries."""
+    (negative: bad debt); the slippage on the book's depth curve (``impact_bps``, ``depth``
+    thinned by the caller under stress: ``thinned_depth``). ``execute`` applies it to one
+    account; the probe books (``market/probes.py``) to every probe a block carries."""
     closed = notional(size, price)
-    bps = impact_bps(closed, slippage_bps, depth)
+    bps = impact_bps(closed, slippage_bps, depth, exponent)
     penalty = penalty_rate * closed
     slippage = closed * bps / 1e4
     after = equity(side, size, entry, collateral, price) - penalty - slippage
@@ -77,12 +102,12 @@ def liquidation_costs(side: Number, size: Number, entry: Number, collateral: Num
 
 
 def execute(side: int, size: float, entry: float, collateral: float, price: float, penalty_rate: float,
-            slippage_bps: float, depth: float) -> Execution:
+            slippage_bps: float, depth: float, exponent: float = 1.0) -> Execution:
     """A liquidation at on-chain ``price`` (``market/accounts.py`` says what each part is):
     the reactor executes with it when a liquidation commits, and the analysis of positions
     on another chain (``analysis/collateral.py``) when the relayed one commits there."""
     penalty, slippage, bps, after = liquidation_costs(side, size, entry, collateral, price, penalty_rate,
-                                                      slippage_bps, depth)
+                                                      slippage_bps, depth, exponent)
     return Execution(price, pnl(side, size, entry, price), penalty, slippage, bps, after, max(0.0, -after))
 
 

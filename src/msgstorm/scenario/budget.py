@@ -32,7 +32,7 @@ from msgstorm.scenario.traffic import (
 )
 
 __all__ = ["STAGED_MESSAGES", "WorkEstimate", "check_budget", "estimate_work", "memory_available_bytes",
-           "forwarding_degree", "messages_per_agent"]
+           "forwarding_degree", "messages_per_agent", "sim_wall_s", "wall_time"]
 
 _NS_PER_S = 1e9
 _DRAIN_SLACK_NS = 60 * 1e9
@@ -65,6 +65,21 @@ _LIVE_ANALYSED_DELIVERY_BYTES = 20
 # A market account: its columns, sorted line index and the analysis's copies; a price step.
 _ACCOUNT_BYTES = 400
 _PRICE_STEP_BYTES = 100
+# Wall-time coefficients: this engine's measured cost of each kind of work, on the 2-core VM
+# of docs/performance.md ("Wall time before the run", where each is derived and checked with
+# benchmarks/wall_estimate.py). Start-up, analysis and report files of a small run; a message
+# through the one-node compiled loop; a message through the many-node engine (the sequencer
+# and the kernel's returns to Python); a gossip receipt in the compiled kernel; with
+# producers, a block at a node (its view, validation, desync) and a message at a node (its
+# mempool), both in Python.
+_START_S = 2.5
+_SOLO_MESSAGE_S = 0.6e-6
+_MESSAGE_S = 10e-6
+_RECEIPT_S = 0.1e-6
+_PRODUCER_BLOCK_NODE_S = 40e-6
+_PRODUCER_MESSAGE_NODE_S = 10e-6
+# A live run lasts its duration and its drain at most, after the servers start.
+_LIVE_START_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -86,19 +101,46 @@ class WorkEstimate:
     live_consumers: int = 0  # a live target's consumers (0: the simulator)
     accounts: int = 0  # [market] accounts (a file's rows counted)
     price_steps: int = 0  # [market] steps of every instrument's price path
+    wall_s: float = 0.0  # expected wall time of the run on the machine of docs/performance.md
 
     def describe(self) -> str:
         if self.live_consumers:  # a live run has no simulated nodes, gossip, queue or blocks
             return (f"about {self.messages:,.0f} messages ({self.peak_window_messages:,.0f} in the busiest "
                     f"window), {self.live_consumers:,} consumer{'s' if self.live_consumers != 1 else ''}, {self.analysis_windows:,} windows, "
-                    f"{self.delivery_rows:,.0f} delivery rows, peak memory about {_gib(self.memory_bytes)}")
+                    f"{self.delivery_rows:,.0f} delivery rows, peak memory about {_gib(self.memory_bytes)}, "
+                    f"wall time about {wall_time(self.wall_s)}")
         market = (f", {self.accounts:,} accounts, {self.price_steps:,} price steps"
                   if self.accounts or self.price_steps else "")
         return (f"about {self.messages:,.0f} messages ({self.peak_window_messages:,.0f} in the busiest "
                 f"window), {self.nodes:,} nodes, {self.gossip_receipts:,.0f} gossip receipts, "
                 f"{self.analysis_windows:,} windows, {self.queue_samples:,} queue samples, "
                 f"{self.blocks:,} blocks, {self.delivery_rows:,.0f} delivery rows{market}, "
-                f"peak memory about {_gib(self.memory_bytes)}")
+                f"peak memory about {_gib(self.memory_bytes)}, wall time about {wall_time(self.wall_s)}")
+
+
+def wall_time(seconds: float) -> str:
+    """An estimated wall time as a person reads it: ``12 s``, ``4 min``, ``1.7 h``."""
+    if seconds < 90:
+        return f"{seconds:,.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:,.0f} min"
+    return f"{seconds / 3600:,.1f} h"
+
+
+def sim_wall_s(scenario: Scenario, messages: float, relayed: float, receipts: float, blocks: int,
+               nodes: int) -> float:
+    """The simulator's expected wall time for this work (the coefficients above): start-up
+    and report, each message through its engine, each gossip receipt, and with producers each
+    block and each relayed message at each node. Under a relay sample only the ``relayed``
+    messages go through the engine one by one; the rest cost about what a message of the
+    one-node loop does (traffic, the pool's columns, their rows)."""
+    if nodes <= 1:
+        return _START_S + messages * _SOLO_MESSAGE_S
+    wall = (_START_S + relayed * _MESSAGE_S + (messages - relayed) * _SOLO_MESSAGE_S
+            + receipts * _RECEIPT_S)
+    if scenario.blocks.producers is not None:
+        wall += nodes * (blocks * _PRODUCER_BLOCK_NODE_S + relayed * _PRODUCER_MESSAGE_NODE_S)
+    return wall
 
 
 def _gib(size: float) -> str:
@@ -240,6 +282,7 @@ def estimate_work(scenario: Scenario) -> WorkEstimate:
         analysis_windows=math.ceil(horizon_ns / run.window),
         queue_samples=math.ceil(horizon_ns / run.sample_interval), blocks=blocks,
         gossip_receipts=receipts, delivery_rows=deliveries, queued_messages=queued, memory_bytes=memory,
+        wall_s=sim_wall_s(scenario, messages, relayed, receipts, blocks, nodes),
     )
 
 
@@ -273,7 +316,7 @@ def _estimate_live(scenario: Scenario, messages: float, peak_rate: float) -> Wor
         traffic_windows=math.ceil(run.duration / run.window),
         analysis_windows=math.ceil(horizon_ns / run.window), queue_samples=0, blocks=0,
         gossip_receipts=0.0, delivery_rows=deliveries, queued_messages=0.0, memory_bytes=memory,
-        live_consumers=consumers,
+        live_consumers=consumers, wall_s=_LIVE_START_S + horizon_ns / _NS_PER_S,
     )
 
 
@@ -337,6 +380,12 @@ def check_budget(scenario: Scenario, estimate: WorkEstimate | None = None) -> li
         biggest = max(range(len(market.accounts)), key=lambda i: market.accounts[i].count, default=None)
         over(work.accounts, limits.max_accounts, "accounts", "max_accounts",
              ("market", "accounts", biggest, "count") if biggest is not None else ("market", "accounts"))
+    if work.wall_s > limits.max_wall_time / _NS_PER_S:
+        found.append((("limits", "max_wall_time"),
+                      f"wall time: about {wall_time(work.wall_s)} on the machine of docs/performance.md, over "
+                      f"limits.max_wall_time = {wall_time(limits.max_wall_time / _NS_PER_S)}; shorten or shrink "
+                      "the run, or allow it with --max-time (e.g. --max-time 3h) or --set "
+                      "limits.max_wall_time=... if you mean to wait"))
     available = memory_available_bytes()
     if work.live_consumers and scenario.agents:
         staged, index = _staged_bytes(scenario)

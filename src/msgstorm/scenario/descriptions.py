@@ -131,6 +131,11 @@ DESCRIPTIONS: dict[str, str] = {
     "RelaySpec.high_bandwidth": "peers a node sends a compact block unasked (`compact` relay's high-bandwidth "
                                 "mode; BIP 152 allows 3); it announces it to the rest, who ask for it "
                                 "(low-bandwidth mode)",
+    "RelaySpec.rebuild_failure": "share of compact blocks a node cannot rebuild although it validated every "
+                                 "message listed (mempool policy, short-id collisions): it asks the sender for "
+                                 "one (getblocktxn), one more round trip; the default is SimBlock's "
+                                 "`CBR_FAILURE_RATE_FOR_CONTROL_NODE` (from Imtiaz et al., ICBC 2019; churning "
+                                 "nodes: 27%)",
     "RelaySpec.sample": "opt-in, with `[blocks.producers]`: the share of messages relayed receipt by receipt "
                         "(every n-th msg_id, n = round(1 / sample), the rule `history.delivery_sample` uses, and "
                         "each region's first message); each other message reaches each producer as long after its "
@@ -477,6 +482,8 @@ DESCRIPTIONS: dict[str, str] = {
     "LimitsSpec.max_blocks": "blocks (`blocks.interval`)",
     "LimitsSpec.max_receipts": "gossip receipts (about an hour of kernel time)",
     "LimitsSpec.memory": "share of the memory available when the run starts",
+    "LimitsSpec.max_wall_time": "estimated wall time of the run (docs/performance.md, \"Wall time before the run\"); "
+                                "`msgstorm run --max-time` sets it",
     "LimitsSpec.max_accounts": "`[market]` accounts",
     "LimitsSpec.max_price_steps": "`[market]` price steps over every instrument (`market.resolution`)",
     # [market]
@@ -490,7 +497,8 @@ DESCRIPTIONS: dict[str, str] = {
                                      "notional",
     "MarketSpec.liquidation_penalty": "share of the notional a liquidation takes from the account",
     "MarketSpec.slippage_bps": "a liquidation's slippage: this many basis points for each `depth` of notional "
-                               "it closes",
+                               "it closes (on the linear book; [`[market.liquidity]`](#marketliquidity) curves "
+                               "it and thins it under stress)",
     "MarketSpec.depth": "the notional that moves the price `slippage_bps`",
     "InstrumentSpec.name": "the instrument's name (the `key` of its oracle messages is its index)",
     "InstrumentSpec.price": "its price at the start",
@@ -534,6 +542,28 @@ DESCRIPTIONS: dict[str, str] = {
     "MarketSpec.liquidation": "the venue's liquidation mechanism and books (insurance fund, deleveraging, "
                               "socialised loss): [`[market.liquidation]`](#marketliquidation); without it, "
                               "positions are liquidated whole and the penalty goes to the keeper",
+    "MarketSpec.funding": "funding paid between longs and shorts at an interval, settled on the index (the "
+                          "on-chain oracle price): [`[market.funding]`](#marketfunding); without it, none",
+    "FundingSpec.interval": "how often funding is paid (the first at one interval, none past `run.duration`)",
+    "FundingSpec.rate": "`fixed` (`fixed_rate` of notional an interval) or `premium` (`fixed_rate` plus the "
+                        "book's premium: the open-interest imbalance's price impact under `slippage_bps` and "
+                        "`depth`, bounded by `clamp`) ([formulas](model.md#funding))",
+    "FundingSpec.fixed_rate": "share of notional paid an interval (positive: longs pay shorts); with `premium`, "
+                              "added to the premium",
+    "FundingSpec.clamp": "`premium`: the bound on an interval's rate, either way",
+    "MarketSpec.mark": "liquidations judged on a mark price (the index plus the book's bounded premium), "
+                       "settled on the index: [`[market.mark]`](#marketmark); without it, judged on the index",
+    "MarkSpec.premium_cap": "the bound on the mark's premium over the index, either way "
+                            "([formula](model.md#mark-price))",
+    "MarketSpec.liquidity": "the book's depth as a curve (linear, square-root or a power law), thinning as the "
+                            "price's realised volatility rises: [`[market.liquidity]`](#marketliquidity); without "
+                            "it, the linear, calm book",
+    "LiquiditySpec.curve": "a close of notional x moves the price `slippage_bps` x (x / `depth`)^e: e = 1 "
+                           "(`linear`), 0.5 (`sqrt`) or `exponent` (`power`) ([formulas](model.md#liquidity))",
+    "LiquiditySpec.exponent": "`power`: the curve's exponent e",
+    "LiquiditySpec.window": "the span over which the on-chain price's realised volatility is measured",
+    "LiquiditySpec.sensitivity": "how fast the depth falls with the realised volatility sigma (per square root "
+                                 "of a second): `depth` / (1 + this x sigma); 0: it never thins",
     "LiquidationSpec.mechanism": "`whole` (the position closed whole), `partial` (just enough closed to restore "
                                  "`restore_to`'s margin), `close_factor` (a call repays at most `close_factor` of "
                                  "the debt, repeated while the health factor is below 1), `dutch_auction` "

@@ -134,6 +134,16 @@ def _positions_problems(source: Scenario, spec: CrosschainSpec) -> list[Problem]
         return [(where, "positions on the destination need a [market] with keepers ([[market.keepers]]) on the "
                         "source, whose liquidations close them")]
     problems: list[Problem] = []
+    if source.market.funding is not None:
+        problems.append((("market", "funding"), "funding moves the source's collateral; positions on the destination "
+                                                "are closed from the accounts as drawn: drop [market.funding] or "
+                                                "crosschain.positions = \"destination\""))
+    if source.market.liquidity is not None:
+        problems.append((("market", "liquidity"), "positions on the destination close on the linear, calm book: "
+                                                  "drop [market.liquidity] or crosschain.positions = \"destination\""))
+    if source.market.mark is not None:
+        problems.append((("market", "mark"), "positions on the destination are judged on the relayed index: drop "
+                                             "[market.mark] or crosschain.positions = \"destination\""))
     if "liquidation" not in spec.kinds:
         problems.append((where, f"positions on the destination close by relayed liquidations: add \"liquidation\" "
                                 f"to crosschain.kinds (now {list(spec.kinds)})"))

@@ -25,7 +25,7 @@ from msgstorm.scenario.budget import check_budget
 from msgstorm.scenario.destination import destination_problems
 from msgstorm.scenario.errors import Loc, ScenarioError, ScenarioIssue, TomlLocator, format_field
 from msgstorm.scenario.market import leverage_problems
-from msgstorm.scenario.refs import check_references, did_you_mean
+from msgstorm.scenario.refs import check_references, did_you_mean, fault_time_problems
 from msgstorm.scenario.schema import Scenario
 
 __all__ = ["MAX_SCENARIO_BYTES", "Override", "apply_override", "load_scenario", "parse_scenario", "scenario_hash"]
@@ -90,6 +90,8 @@ def parse_scenario(
     except ValidationError as error:
         raise ScenarioError(_issues(error, source, locator, overridden, raw)) from None
     problems = check_references(scenario) + destination_problems(scenario)
+    if not shortened_run(overridden):
+        problems += fault_time_problems(scenario)
     if scenario.market is not None:
         problems += leverage_problems(scenario.market)
     if not problems:  # the estimate needs names that resolve
@@ -99,6 +101,16 @@ def parse_scenario(
             [_issue(loc, message, source, locator, overridden) for loc, message in problems]
         )
     return scenario
+
+
+def shortened_run(overridden: Iterable[Loc]) -> bool:
+    """Whether an option (``--set``, ``--grid``) set the run's end (``run.duration`` or
+    ``run.drain``) and none set a fault: a shortened run of a file whose faults fit its own
+    run. Those it cuts off do not fire, and are not an error: ``msgstorm validate`` and
+    ``run`` say which (``fault_time_problems``); a fault the options wrote must fit."""
+    set_keys = [tuple(loc) for loc in overridden]
+    return (any(loc[:2] in (("run", "duration"), ("run", "drain")) or loc == ("run",) for loc in set_keys)
+            and not any(loc[:1] == ("faults",) for loc in set_keys))
 
 
 def scenario_hash(scenario: Scenario) -> str:

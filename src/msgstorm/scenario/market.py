@@ -37,8 +37,8 @@ from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
 from msgstorm.scenario.spec import Fraction, Spec
 from msgstorm.scenario.units import parse_fraction
 
-__all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "PublishedSpec", "ShockSpec",
-           "TopUpSpec", "leverage_limit", "leverage_problems", "parse_per_time"]
+__all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "FundingSpec", "LiquiditySpec", "MarkSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "PublishedSpec", "ShockSpec",
+           "TopUpSpec", "impact_exponent", "leverage_limit", "leverage_problems", "parse_per_time"]
 
 _PER_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365 * 86400.0}
 _PER_TIME_RE = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(%?)\s*/\s*(s|min|h|d|y)\s*$")
@@ -359,6 +359,49 @@ class LiquidationSpec(Spec):
                 and self.on_empty == "none")
 
 
+class FundingSpec(Spec):
+    """``[market.funding]``: funding paid between longs and shorts every ``interval``
+    (``market/funding.py``; ``rules/funding.py`` and docs/model.md give the formulas), on
+    each instrument's open positions at its index (the on-chain oracle price). ``rate``:
+    ``fixed`` pays ``fixed_rate`` of notional an interval (positive: the longs pay);
+    ``premium`` adds the book's premium (the open-interest imbalance's price impact under
+    the market's depth) to ``fixed_rate`` and bounds the sum to ``[-clamp, clamp]``."""
+
+    interval: DurationNs = Field(default=1_000_000_000, gt=0)
+    rate: Literal["fixed", "premium"] = "premium"
+    fixed_rate: float = Field(default=0.0, ge=-1.0, le=1.0)
+    clamp: Fraction = 0.0075
+
+
+class MarkSpec(Spec):
+    """``[market.mark]``: liquidations judged on a mark price, settled on the index
+    (``market/mark.py``; ``rules/mark.py`` and docs/model.md give the formula): the index
+    (the on-chain oracle price) moved by the book's premium (the open-interest imbalance's
+    price impact under the market's depth), bounded to ``premium_cap`` either way. Without
+    it, liquidations are judged on the index."""
+
+    premium_cap: Fraction = 0.005
+
+
+class LiquiditySpec(Spec):
+    """``[market.liquidity]``: the book's depth as a curve, thinning under stress
+    (``rules.market.impact_bps`` and ``thinned_depth``; docs/model.md, "Liquidity"). A close
+    of notional x moves the price ``slippage_bps x (x / depth)^e``: e = 1 (``linear``, the
+    market without this section), 0.5 (``sqrt``, the square-root impact law) or
+    ``exponent`` (``power``). The depth falls with the realised volatility sigma of the
+    on-chain price over the last ``window`` (per square root of a second): ``depth / (1 +
+    sensitivity x sigma)``."""
+
+    curve: Literal["linear", "sqrt", "power"] = "linear"
+    exponent: float = Field(default=1.0, gt=0, le=3)
+    window: DurationNs = Field(default=10_000_000_000, gt=0)
+    sensitivity: float = Field(default=0.0, ge=0)
+
+    def impact_exponent(self) -> float:
+        """The curve's exponent e."""
+        return {"linear": 1.0, "sqrt": 0.5}.get(self.curve, self.exponent)
+
+
 class MarketSpec(Spec):
     """``[market]``: true prices, the oracle that publishes them, accounts with their margin,
     keepers that liquidate them; liquidations execute when their message commits."""
@@ -373,6 +416,9 @@ class MarketSpec(Spec):
     orders: AuctionOrdersSpec | None = None
     probes: ProbeSpec | None = None
     liquidation: LiquidationSpec | None = None
+    funding: FundingSpec | None = None
+    mark: MarkSpec | None = None
+    liquidity: LiquiditySpec | None = None
     maintenance_margin: Fraction = 0.05
     liquidation_penalty: Fraction = 0.05
     # Slippage of a liquidation: ``slippage_bps`` basis points for each ``depth`` of notional
@@ -393,6 +439,12 @@ class MarketSpec(Spec):
             data.pop("probes", None)
         if data.get("liquidation") is None:
             data.pop("liquidation", None)
+        if data.get("funding") is None:
+            data.pop("funding", None)
+        if data.get("mark") is None:
+            data.pop("mark", None)
+        if data.get("liquidity") is None:
+            data.pop("liquidity", None)
         return data
 
     @model_validator(mode="after")
@@ -409,6 +461,15 @@ class MarketSpec(Spec):
                   *(runner.name for runner in self.frontrunners)]
         if len(set(agents)) != len(agents):
             raise ValueError(f"the oracle's and keepers' names must differ, got {agents}")
+        if self.probes is not None and self.funding is not None:
+            raise ValueError("probes: the probe books pay no funding; they cannot answer for [market.funding] "
+                             "(drop [market.probes] or [market.funding])")
+        if self.probes is not None and self.liquidity is not None and self.liquidity.sensitivity > 0:
+            raise ValueError("probes: the probe books trade on the calm book; they cannot answer for "
+                             "liquidity.sensitivity above 0 (drop [market.probes] or set it to 0)")
+        if self.probes is not None and self.mark is not None:
+            raise ValueError("probes: the probe books judge on the index; they cannot answer for [market.mark] "
+                             "(drop [market.probes] or [market.mark])")
         rule = self.liquidation
         if rule is not None:
             if rule.restore_to == "initial" and rule.initial_margin <= self.maintenance_margin:
@@ -420,11 +481,20 @@ class MarketSpec(Spec):
                     if group.file is None and group.long_share < 1.0:
                         raise ValueError(f"accounts[{index}].long_share: {group.long_share:g}, but an english_auction "
                                          "sells a long's collateral (a vault); set long_share = 1")
+                if self.funding is not None:
+                    raise ValueError("funding: an english_auction market holds longs only (vaults), so funding "
+                                     "between longs and shorts has no one to pay or receive it (drop "
+                                     "[market.funding] or choose another liquidation.mechanism)")
             if self.probes is not None and not rule.keeps_today():
                 raise ValueError("probes: the probe books liquidate whole, without a fund; they cannot "
                                  f"answer for liquidation.mechanism {rule.mechanism!r} or its venue accounting "
                                  "(drop [market.probes] or [market.liquidation])")
         return self
+
+
+def impact_exponent(market: MarketSpec) -> float:
+    """The exponent of ``market``'s depth curve: 1 (linear) without ``[market.liquidity]``."""
+    return 1.0 if market.liquidity is None else market.liquidity.impact_exponent()
 
 
 def leverage_limit(maintenance_margin: float) -> float:

@@ -18,7 +18,7 @@ from pydantic import (
 
 from msgstorm.scenario.distributions import DurationNs
 from msgstorm.scenario.kinds import MESSAGE_KINDS
-from msgstorm.scenario.spec import Spec
+from msgstorm.scenario.spec import Fraction, Spec
 
 __all__ = ["BLOCK_KIND", "RELAY_PROTOCOLS", "RelayProtocol", "RelaySpec"]
 
@@ -28,7 +28,13 @@ RELAY_PROTOCOLS: tuple[str, ...] = get_args(RelayProtocol)
 BLOCK_KIND = "block"
 
 
-_COMPACT_FIELDS = ("compact_header", "short_id", "high_bandwidth")
+_COMPACT_FIELDS = ("compact_header", "short_id", "high_bandwidth", "rebuild_failure")
+# The share of compact blocks a node cannot rebuild from what it holds and must ask its
+# peer for (getblocktxn, one more round trip): SimBlock's CBR_FAILURE_RATE_FOR_CONTROL_NODE
+# (dsg-titech/simblock, SimulationConfiguration.java; from the measurements of Imtiaz et
+# al., "Churn in the Bitcoin Network", IEEE ICBC 2019), the rate of a node that stays
+# connected (SimBlock's churning nodes: 0.27).
+REBUILD_FAILURE = 0.13
 
 
 class RelaySpec(Spec):
@@ -52,6 +58,7 @@ class RelaySpec(Spec):
     compact_header: int = Field(default=88, ge=0, le=1 << 30)
     short_id: int = Field(default=6, ge=1, le=64)
     high_bandwidth: int = Field(default=3, ge=0, le=1 << 20)
+    rebuild_failure: Fraction = REBUILD_FAILURE
     # Opt-in (sim/sampled_pool.py): the share of messages relayed receipt by receipt; none: all of them.
     sample: float | None = Field(default=None, gt=0, le=1)
     # What the unsampled messages cost the nodes (scenario/sample_load.py): "derate" gives the

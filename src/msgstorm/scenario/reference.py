@@ -90,6 +90,9 @@ _SECTIONS: list[_Section] = [
     ("[market.probes]", market.ProbeSpec),
     ("[market.liquidation]", market.LiquidationSpec),
     ("[market.liquidation.published]", market.PublishedSpec),
+    ("[market.funding]", market.FundingSpec),
+    ("[market.mark]", market.MarkSpec),
+    ("[market.liquidity]", market.LiquiditySpec),
     ("[security]", security.SecuritySpec),
     ("[crosschain]", crosschain.CrosschainSpec),
     ("[[crosschain.relayers]]", crosschain.RelayerSpec),
@@ -422,6 +425,11 @@ def _union_section(key: str, union: Any, level: str, heading: str) -> list[str]:
     registry = {"[backpressure]": BACKPRESSURE_MODES, "Arrival processes": ARRIVAL_PROCESSES,
                 "[[faults]]": FAULT_KINDS, "[[controllers]]": CONTROLLERS}[heading]
     out = [f"`{key}` chooses one of: {_builtin_names(registry)}.", ""]
+    if heading == "[[faults]]":
+        out += ["Every fault starts before the run ends (`at` earlier than `run.duration` + `run.drain`, and so "
+                "does each step and repetition of a script): a later one would never fire, and is refused naming "
+                "its `at`. A run shortened with `--set run.duration=...` (or `run.drain`) keeps the faults it cuts "
+                "off, and `validate` and `run` note each one that will not fire.", ""]
     for model in _union_members(union):
         info = model.model_fields[key]
         tag = typing.get_args(info.annotation)[0]

@@ -25,6 +25,7 @@ from msgstorm.scenario.schema import (
     FloodInvalidFault,
     LinkModel,
     NemesisFault,
+    ScriptFault,
     TwinsFault,
     WithholdVotesFault,
     fault_entries,
@@ -37,7 +38,7 @@ from msgstorm.scenario.units import format_duration
 if TYPE_CHECKING:
     from msgstorm.scenario.schema import NetworkSpec, Scenario
 
-__all__ = ["check_references", "did_you_mean", "is_loopback_url", "node_names", "node_regions", "sending_agents"]
+__all__ = ["check_references", "did_you_mean", "fault_time_problems", "is_loopback_url", "node_names", "node_regions", "sending_agents"]
 
 Problem = tuple[tuple[str | int, ...], str]
 
@@ -331,6 +332,38 @@ def check_references(scenario: Scenario) -> list[Problem]:
         if used and scenario.target != "nats":
             problems.append((("live", "nats", field), f"applies to target = \"nats\" only (this scenario's target "
                                                       f"is {scenario.target!r})"))
+    return problems
+
+
+def fault_time_problems(scenario: Scenario, shortened: bool = False) -> list[Problem]:
+    """A fault that starts when the run has ended (at or after ``run.duration`` +
+    ``run.drain``, the last instant anything is applied) would never fire: refused, naming
+    its ``at`` (a script's step, or its ``times`` when a repetition starts too late), and how
+    to fix it. ``shortened``: the run's end was set by ``--set`` (``loader.shortened_run``),
+    and the same faults are notes that they will not fire in this run."""
+    run = scenario.run
+    end = run.duration + run.drain
+    ends = (f"the run{', shortened by --set,' if shortened else ''} ends at {format_duration(end)} (run.duration "
+            f"{format_duration(run.duration)} + run.drain {format_duration(run.drain)})")
+    fix = ("it will not fire in this run" if shortened else
+           "it would never fire: move it earlier, lengthen run.duration or run.drain, or drop the entry")
+    problems: list[Problem] = []
+    for index, spec in enumerate(scenario.faults):
+        if spec.at >= end:
+            problems.append((("faults", index, "at"), f"this fault starts at {format_duration(spec.at)} and {ends}: "
+                                                      f"{fix}"))
+        elif isinstance(spec, ScriptFault):
+            for k, step in enumerate(spec.steps):
+                if spec.at + step.at >= end:
+                    problems.append((("faults", index, "steps", k, "at"),
+                                     f"this step starts at {format_duration(spec.at + step.at)} (the script's 'at' "
+                                     f"plus the step's) and {ends}: {fix}"))
+            last = spec.at + (spec.times - 1) * (spec.every or 0)
+            if spec.times > 1 and last >= end:
+                fitting = (end - 1 - spec.at) // (spec.every or 1) + 1
+                problems.append((("faults", index, "times"),
+                                 f"the script's last repetition starts at {format_duration(last)} and {ends}: {fix} "
+                                 f"(times = {fitting} fit)"))
     return problems
 
 

@@ -510,6 +510,15 @@ class LimitsSpec(_Spec):
     max_accounts: int = Field(default=20_000_000, ge=1)  # [market] accounts
     max_price_steps: int = Field(default=50_000_000, ge=1)  # [market] price steps over all instruments
     memory: Fraction = 0.8  # share of the memory available when the run starts
+    max_wall_time: DurationNs = Field(default=1800 * 1_000_000_000, gt=0)  # estimated (budget.sim_wall_s)
+
+    @model_serializer(mode="wrap")
+    def _without_default_wall_time(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """At its default the wall-time limit dumps (and hashes) as before it existed."""
+        data: dict[str, Any] = handler(self)
+        if self.max_wall_time == LimitsSpec.model_fields["max_wall_time"].default:
+            data.pop("max_wall_time", None)
+        return data
 
 
 SLO_PATTERN = r"^\s*(<=|>=|==|!=|<|>)\s*(\S.*)$"

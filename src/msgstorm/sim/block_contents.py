@@ -36,11 +36,13 @@ class BlockContents:
 class CompactRelay:
     """Compact block relay's sizes and fan-out: a compact block is ``header_bytes`` plus
     ``short_id_bytes`` per message; a node sends it unasked to ``high_bandwidth`` peers and
-    announces it to the rest."""
+    announces it to the rest. ``rebuild_failure``: the share of compact blocks a node cannot
+    rebuild although it holds every message listed, each then one getblocktxn round trip."""
 
     header_bytes: int
     short_id_bytes: int
     high_bandwidth: int
+    rebuild_failure: float = 0.0
 
     def size(self, messages: int) -> int:
         return self.header_bytes + self.short_id_bytes * messages

@@ -54,6 +54,7 @@ import numpy as np
 
 from msgstorm.history.events import EventKind
 from msgstorm.sim.block_contents import BlockContents
+from msgstorm.sim.block_packing import BlockFill
 from msgstorm.sim.fork_tree import ForkTree
 from msgstorm.sim.kernel import ITEM_BLOCK, LOG_ITEM, LOG_KIND, LOG_NODE, LOG_T
 from msgstorm.sim.recorder import FLUSH_ROWS
@@ -65,7 +66,6 @@ from msgstorm.sim.state import (
     IN_BLOCK,
     KIND,
     QUEUED,
-    SIZE,
     T_COMMITTED,
     T_DEQUEUED,
     T_RECEIVED,
@@ -209,27 +209,20 @@ class ForkChain(ForkTree):
         else:
             pool = self.pool.mempool(node, t).tolist()
             fields = _Fields(live, self.pool)
-        take: list[int] = []
+        block = BlockFill(self.header_size)
         left_out: list[int] = []
-        gas = 0
-        size = self.header_size
-        gas_of = self.gas_of
         for m in pool:
-            if len(take) >= self.max_messages:
-                break
+            if not block.has_room(self.max_messages):
+                break  # a censored message past a full block was not left out by censoring
             if self._on_branch(m, parent):
                 continue
             record = fields[m]
             if self.censoring and node in self.censoring and self.censoring[node][record[KIND], record[AGENT]]:
                 left_out.append(m)  # a censoring producer leaves it out
                 continue
-            cost = gas_of[record[KIND]]
-            if self.max_gas is not None and gas + cost > self.max_gas:
-                continue
-            take.append(m)
-            gas += cost
-            size += record[SIZE]
-        return take, gas, size, left_out
+            if not block.offer(m, record, self.gas_of, self.max_messages, self.max_gas):
+                break  # full: a block is filled in order (sim/block_packing.py)
+        return block.messages, block.gas, block.size_bytes, left_out
 
     def _open(self, m: int) -> bool:
         """Whether message ``m`` is not yet committed."""

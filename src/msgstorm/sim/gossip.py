@@ -97,6 +97,7 @@ class GossipState:
         self.compact = compact if block_relay == k.COMPACT else None
         self.scalars[k.S_TRACK] = 1 if self.compact is not None else 0
         self.scalars[k.S_HIGH_BW] = 0 if self.compact is None else self.compact.high_bandwidth
+        self.scalars[k.S_RECON_FAIL_PPB] = 0 if self.compact is None else round(self.compact.rebuild_failure * 1e9)
         # Compact relay: held[node, m >> 3] bit m & 7 (see the module docstring); the blocks'
         # messages (msg_id, bytes) from ``contents[:, 0]`` to ``contents_fill``.
         self.held = np.zeros((n, 1 if self.compact is None else 1 << 10), dtype=np.uint8)

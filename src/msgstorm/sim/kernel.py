@@ -55,7 +55,7 @@ __all__ = [
     "S_IDX_BITS", "S_SEQ_LIMIT", "S_ROWS", "S_ORDER_SEED", "S_TIMEOUT", "S_ANNOUNCES", "S_REQUESTS",
     "S_FALLBACKS", "S_FAIR_SHARE", "S_DOWNLOADS", "S_CONTROL", "S_LOGGED", "LOG_NODE", "LOG_ITEM", "LOG_T", "UPLINK_SERIAL", "UPLINK_FAIR_SHARE", "UPLINK_HELD", "ANNOUNCE", "REQUEST", "TIMEOUT", "PUSH", "ANNOUNCE_FETCH", "PUSH_SQRT", "SEND_RELAY", "ROOT", "P_NEXT", "run_until", "inject",
     "COMPACT", "CMPCT", "GETTXN", "BLOCKTXN", "S_HIGH_BW", "S_TRACK", "S_CMPCT_DUPS", "S_GETTXN", "S_TXN_MISSING",
-    "S_TXN_BYTES", "S_PAYLOADS", "S_TXN_HELD", "S_LOG_BLOCKS", "LOG_KIND", "N_UP_BYTES", "N_UP_MSG_BYTES", "N_ROWS", "SL_CONTENT", "SL_NTX", "SL_ROWS", "N_SCALARS",
+    "S_TXN_BYTES", "S_PAYLOADS", "S_TXN_HELD", "S_RECON_FAIL_PPB", "S_RECON_FAILED", "S_LOG_BLOCKS", "LOG_KIND", "N_UP_BYTES", "N_UP_MSG_BYTES", "N_ROWS", "SL_CONTENT", "SL_NTX", "SL_ROWS", "N_SCALARS",
     "HOPS_FULL", "S_HOP_LOG", "S_HOPS_LOGGED", "S_HOP_STRIDE", "HOP_SERVE", "HOP_PAYLOAD", "HOP_VALID", "HOP_BLOCK", "HOP_CODE",
     "H_ITEM", "H_WHAT", "H_NODE", "H_PEER", "H_T", "H_AUX", "H_ROWS",
     "QUIET_FULL", "S_QUIET", "S_QUIET_ON", "S_WOKEN", "Q_T", "Q_NODE", "Q_SLOT", "Q_SEQ", "Q_SENDER", "Q_HOPS",
@@ -129,7 +129,11 @@ S_HOP_LOG, S_HOPS_LOGGED, S_HOP_STRIDE = 44, 45, 46
 S_QUIET, S_QUIET_ON = 48, 49
 # Quiet announcements put back into the heap because their node forgot its request.
 S_WOKEN = 50
-N_SCALARS = 51
+# Compact relay: the share of compact blocks a node fails to rebuild although it validated
+# every message listed (mempool policy, short-id collisions), in parts per billion; the
+# count of such failures (each costs a getblocktxn round trip).
+S_RECON_FAIL_PPB, S_RECON_FAILED = 51, 52
+N_SCALARS = 53
 LOG_NODE, LOG_ITEM, LOG_T, LOG_KIND = 0, 1, 2, 3
 UPLINK_SERIAL, UPLINK_FAIR_SHARE, UPLINK_HELD = 0, 1, 2
 # Rows of the sends array (int64[5, n]): a traffic batch's messages, in send order.
@@ -643,7 +647,9 @@ def _compact_event(etype: int, t: int, node: int, slot: int, sender: int, hops: 
     """Compact block relay (BIP 152). CMPCT at ``node`` from ``sender``: the compact block
     (header and short ids) arrived; a node that has it already counts a duplicate and does
     nothing more. Otherwise the node rebuilds the block from the messages it has validated
-    (``held``): with none missing it validates the block at once; with k missing it asks
+    (``held``): with none missing it validates the block at once, unless the rebuild fails
+    all the same (a share ``S_RECON_FAIL_PPB`` of them, one uniform drawn when the share is
+    not 0 and the block not empty: then it asks for its first message); with k missing it asks
     ``sender`` for them (GETTXN, one link delay plus ``S_CONTROL``, and a TIMEOUT after which
     it starts again). GETTXN at ``node`` (the block's holder; ``asked_bytes``: the missing
     transactions' bytes): they go back on its uplink as a transfer of their own (BLOCKTXN).
@@ -660,6 +666,14 @@ def _compact_event(etype: int, t: int, node: int, slot: int, sender: int, hops: 
         seen[slot, node] |= SEEN_PAYLOAD
         missing, missing_bytes = _missing(held, contents, first, count, node)
         scalars[S_TXN_HELD] += count - missing
+        if missing == 0 and count > 0 and scalars[S_RECON_FAIL_PPB] > 0:  # an empty block always rebuilds
+            failed = uniform[unif] * 1e9 < scalars[S_RECON_FAIL_PPB]
+            unif += 1
+            if failed:
+                scalars[S_RECON_FAILED] += 1
+                missing = 1
+                missing_bytes = contents[1, first]
+                scalars[S_TXN_HELD] -= 1
         if missing == 0:
             n, rows, seq, proc = _validate_block(t, node, slot, sender, hops, keys, payload, pool, n, rows, seq,
                                                  idx_bits, proc, nodes, slots, seen, processing)

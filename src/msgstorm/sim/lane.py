@@ -32,7 +32,8 @@ from typing import Any
 
 from msgstorm.scenario.control import LaneSpec
 from msgstorm.scenario.schema import MESSAGE_KINDS
-from msgstorm.sim.state import KIND, SEQ_NO, SIZE
+from msgstorm.sim.block_packing import BlockFill
+from msgstorm.sim.state import SEQ_NO
 
 __all__ = ["LANE", "SHARED", "Lane", "Workers", "fill_block"]
 
@@ -76,16 +77,16 @@ class Lane:
         """The lane's sequenced messages first, up to its share of the block's messages and
         gas; then the rest in what is left (the lane's unused share included); then the lane
         again in whatever room the rest left. Sorted by sequence number."""
-        take: list[int] = []
-        used = [0, header_size]  # gas, bytes
+        block = BlockFill(header_size)
         share_gas = None if max_gas is None else math.floor(self.block_share * max_gas)
-        fill_block(self.sequenced, live, take, math.ceil(self.block_share * max_messages), share_gas, gas_of, used)
-        fill_block(rest, live, take, max_messages, max_gas, gas_of, used)
-        fill_block(self.sequenced, live, take, max_messages, max_gas, gas_of, used)
+        fill_block(self.sequenced, live, block, math.ceil(self.block_share * max_messages), share_gas, gas_of)
+        fill_block(rest, live, block, max_messages, max_gas, gas_of)
+        fill_block(self.sequenced, live, block, max_messages, max_gas, gas_of)
+        take = block.messages
         take.sort(key=lambda m: live[m][SEQ_NO])
         if take:
             self.taken_top = max(self.taken_top, live[take[-1]][SEQ_NO])
-        return take, used[0], used[1]
+        return take, block.gas, block.size_bytes
 
     def reset(self) -> list[int]:
         """The leader crashed: the lane's queue and its waiting sequenced messages (in that
@@ -100,16 +101,9 @@ class Lane:
         return not (self.workers.own or self.workers.busy or self.sequenced)
 
 
-def fill_block(waiting: deque[int], live: dict[int, list[Any]], take: list[int], most_messages: int,
-               most_gas: int | None, gas_of: list[int], used: list[int]) -> None:
-    """Move sequenced messages from ``waiting`` into the block ``take`` while it holds fewer
-    than ``most_messages`` and its gas stays within ``most_gas``; ``used`` is the block's
-    ``[gas, bytes]`` so far."""
-    while waiting and len(take) < most_messages:
-        record = live[waiting[0]]
-        g = gas_of[record[KIND]]
-        if most_gas is not None and used[0] + g > most_gas:
-            break
-        take.append(waiting.popleft())
-        used[0] += g
-        used[1] += record[SIZE]
+def fill_block(waiting: deque[int], live: dict[int, list[Any]], block: BlockFill, most_messages: int,
+               most_gas: int | None, gas_of: list[int]) -> None:
+    """Move sequenced messages from the front of ``waiting`` into ``block`` until one does not
+    fit its ``most_messages`` and ``most_gas`` (``sim/block_packing.py``)."""
+    for _ in range(block.take_in_order(waiting, live, gas_of, most_messages, most_gas)):
+        waiting.popleft()

@@ -43,6 +43,7 @@ from msgstorm.history.events import EventKind
 from msgstorm.sampling import Sampler
 from msgstorm.sim.backpressure import ADMIT, DROP, REJECT, Backpressure
 from msgstorm.sim.backpressure import _Base as _NoDepth
+from msgstorm.sim.block_packing import BlockFill
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.fee_wait import FeeWaitList
 from msgstorm.sim.lane import SHARED, Lane, Workers, fill_block
@@ -370,10 +371,9 @@ class Sequencer:
         live = self.ctx.msgs.live
         if self.lane.block_share:
             return self.lane.take_block(self.sequenced, live, max_messages, max_gas, gas_of, header_size)
-        take: list[int] = []
-        used = [0, header_size]  # gas, bytes
-        fill_block(self.sequenced, live, take, max_messages, max_gas, gas_of, used)
-        return take, used[0], used[1]
+        block = BlockFill(header_size)
+        fill_block(self.sequenced, live, block, max_messages, max_gas, gas_of)
+        return block.messages, block.gas, block.size_bytes
 
     def block_backlog(self) -> int:
         """Sequenced messages waiting for block space (a lane's included)."""

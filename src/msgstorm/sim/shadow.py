@@ -175,7 +175,8 @@ class ShadowNetwork:
             fair_share=network.uplink == "fair_share",
             uplink_held=network.uplink == "held",
             control_overhead_ns=relay.control_overhead,
-            compact=CompactRelay(relay.compact_header, relay.short_id, relay.high_bandwidth),
+            compact=CompactRelay(relay.compact_header, relay.short_id, relay.high_bandwidth,
+                                 relay.rebuild_failure),
             trace_hops=not relay.pushes_only,
             # Traced messages are among those relayed (a relay sample relays every n-th msg_id).
             hop_stride=hop_stride(self.delivery_stride and math.lcm(self.delivery_stride, relay.sample_stride),

@@ -28,6 +28,7 @@ import numpy as np
 from msgstorm.history.events import EventKind
 from msgstorm.sampling import Sampler
 from msgstorm.scenario.schema import Scenario
+from msgstorm.sim.block_packing import NO_GAS_LIMIT
 from msgstorm.sim.recorder import Recorder
 from msgstorm.sim.solo_loop import (
     _FREE,
@@ -132,7 +133,7 @@ class SoloSequencer:
         p[P_NEVER] = run.duration + run.drain + 1
         p[P_END_OF_TRAFFIC] = run.duration
         p[P_MAX_MESSAGES] = blocks.max_messages
-        p[P_MAX_GAS] = -1 if blocks.max_gas is None else blocks.max_gas
+        p[P_MAX_GAS] = NO_GAS_LIMIT if blocks.max_gas is None else blocks.max_gas
         p[P_HEADER] = blocks.header_size
         p[P_SERVICE_CONST] = -1 if service.constant is None else service.constant
         p[P_PROCESSING_CONST] = -1 if processing.constant is None else processing.constant

@@ -21,6 +21,7 @@ import numpy as np
 
 from msgstorm.jit import borrowing, nb
 from msgstorm.sim.backpressure import HYSTERESIS
+from msgstorm.sim.block_packing import fits_compiled
 from msgstorm.sim.state import (
     AGENT,
     BLOCK,
@@ -296,10 +297,10 @@ def advance(p: np.ndarray, sc: np.ndarray, ev_t: np.ndarray, ev_eid: np.ndarray,
                 gas = 0
                 size = header
                 first = seq_head
-                while seq_head < seq_tail and taken < max_messages:
+                while seq_head < seq_tail:
                     row = seqring[seq_head & seq_mask]
                     g = gas_of[records[row, KIND]]
-                    if max_gas >= 0 and gas + g > max_gas:
+                    if not fits_compiled(taken, gas, g, max_messages, max_gas):
                         break
                     seq_head += 1
                     taken += 1
