@@ -19,10 +19,11 @@ from hypothesis import strategies as st
 
 from msgstorm import read_history, run
 from msgstorm.history.reader import History
+from msgstorm.market.flip import EnglishAuctions, flip_call
 from msgstorm.market.funding import Funding
 from msgstorm.market.liquidation import Call, call, mechanism_of
 from msgstorm.market.venue import Entry, Venue
-from msgstorm.rules.liquidation import auction_price, decay, decay_age_ns
+from msgstorm.rules.liquidation import auction_price, decay, decay_age_ns, flip_tab
 from msgstorm.rules.market import equity, execute, notional
 from msgstorm.scenario import ScenarioError, load_scenario
 from msgstorm.scenario.market import (
@@ -172,28 +173,32 @@ _book = st.lists(st.tuples(st.sampled_from([1, -1]), st.floats(0.5, 20.0), st.fl
 
 @settings(max_examples=150, deadline=None)
 @given(book=_book, moves=st.lists(st.floats(-0.4, 0.4), min_size=1, max_size=8),
-       mechanism=st.sampled_from(["whole", "partial", "close_factor", "dutch_auction"]),
+       mechanism=st.sampled_from(["whole", "partial", "close_factor", "dutch_auction", "english_auction"]),
        on_empty=st.sampled_from(["none", "adl", "socialise"]), fund=st.floats(0.0, 500.0),
        keeper_share=st.floats(0.0, 1.0), penalty=st.floats(0.0, 0.06), slippage_bps=st.floats(0.0, 50.0),
        restore_to=st.sampled_from(["maintenance", "initial"]),
        funding_rate=st.sampled_from(["fixed", "premium"]), fixed_rate=st.floats(-0.01, 0.01),
-       curve=st.sampled_from(["linear", "sqrt", "power"]))
+       curve=st.sampled_from(["linear", "sqrt", "power"]), flip_bid=st.floats(0.0, 1.0),
+       flip_lot=st.floats(0.05, 1.0))
 def test_the_books_balance(book: list[tuple[int, float, float, float]], moves: list[float], mechanism: str,
                            on_empty: str, fund: float, keeper_share: float, penalty: float, slippage_bps: float,
-                           restore_to: str, funding_rate: str, fixed_rate: float, curve: str) -> None:
+                           restore_to: str, funding_rate: str, fixed_rate: float, curve: str, flip_bid: float,
+                           flip_lot: float) -> None:
     """Over the accounts: collateral change - realised PnL - funding received + penalties +
     slippage + what they paid to deleveraging and socialised loss = insurance fund used +
     deleveraged + socialised + bad debt; the fund's change = its share of the penalties -
     what it paid; penalties = keepers' fees + the fund's; and funding sums to zero. Realised
     PnL is recomputed here from the units each movement closed, not read from the calls;
     funding is paid at each price before its liquidations; the book is linear, square-root or a
-    power law."""
+    power law. An English auction (longs only) closes at a bid of ``2 flip_bid`` x the tab
+    (tend; from 1: the tab, with ``flip_lot`` of the units taken: dent)."""
     spec = LiquidationSpec(mechanism=mechanism, on_empty=on_empty, insurance_fund=fund, keeper_share=keeper_share,
                            restore_to=restore_to, initial_margin=0.12)
     market = _market(0.05, penalty, slippage_bps=slippage_bps, depth=10_000.0).model_copy(
         update={"liquidation": spec, "liquidity": LiquiditySpec(curve=curve, exponent=1.5)})
     rule = mechanism_of(market)
-    accounts = [(side, size, entry, size * entry / leverage) for side, size, entry, leverage in book]
+    english = mechanism == "english_auction"
+    accounts = [(1 if english else side, size, entry, size * entry / leverage) for side, size, entry, leverage in book]
     venue = _venue(spec, accounts)
     funding = Funding(FundingSpec(rate=funding_rate, fixed_rate=fixed_rate, clamp=0.005), market, venue.side,
                       venue.size, venue.collateral, venue.instrument, venue.closed)
@@ -215,11 +220,16 @@ def test_the_books_balance(book: list[tuple[int, float, float, float]], moves: l
                 if venue.closed[account]:
                     continue
                 before = {a: venue.size[a] for a in range(len(accounts))}
-                done: Call = call(rule, venue.side[account], venue.size[account], venue.entry[account],
-                                  venue.collateral[account], price)
+                size, entry, held = venue.size[account], venue.entry[account], venue.collateral[account]
+                if english:
+                    share = min(1.0, 2.0 * flip_bid)
+                    done: Call = flip_call(rule, size, entry, held, share * flip_tab(size * entry - held, penalty),
+                                           size * flip_lot if share == 1.0 else size, price)
+                else:
+                    done = call(rule, venue.side[account], size, entry, held, price)
                 if done.closed <= 0:
                     continue
-                realised += venue.side[account] * done.closed * (price - venue.entry[account])
+                realised += venue.side[account] * done.closed * (done.price - entry)
                 penalties += done.penalty
                 slippage += done.slippage
                 entries: list[Entry] = venue.apply(account, done)[0]
@@ -228,9 +238,9 @@ def test_the_books_balance(book: list[tuple[int, float, float, float]], moves: l
                     fund_in += entry.amount if entry.kind == "insurance_fee" else 0.0
                     if entry.kind in covers:
                         covers[entry.kind] += entry.amount
-                    if entry.kind == "deleveraged":  # the counterparty closed units at the price
+                    if entry.kind == "deleveraged":  # the counterparty closed units at the call's price
                         closed = before[entry.account] - entry.size_after
-                        realised += venue.side[entry.account] * closed * (price - venue.entry[entry.account])
+                        realised += venue.side[entry.account] * closed * (done.price - venue.entry[entry.account])
     change = sum(venue.collateral) - sum(start)
     paid = covers["deleveraged"] + covers["socialised"]
     scale = 1.0 + sum(abs(c) for c in start) + abs(realised)
@@ -260,6 +270,9 @@ def _column(table: pa.Table, name: str) -> list[Any]:
     ("venue-partial", [], "deleveraged"),
     ("venue-close-factor", ["market.accounts.0.count=600"], "socialised"),
     ("venue-dutch", [], "insurance_used"),
+    ("venue-dutch", ['market.liquidation.mechanism="english_auction"', "market.accounts.0.long_share=1",
+                     'market.liquidation.ttl="500ms"', 'market.liquidation.tau="3s"', 'market.keepers.0.discount="3%"'],
+     "insurance_used"),
     ("venue-partial", ['market.liquidation.mechanism="whole"', "market.liquidation.insurance_fund=0",
                        "market.liquidation.keeper_share=1"], "deleveraged"),
     ("venue-partial", ['market.funding={interval="1s", rate="premium", fixed_rate=0.0001}'], "funding"),
@@ -331,15 +344,28 @@ def test_an_explicit_whole_section_leaves_the_run_as_it_was(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(("override", "expected"), [
     ('market.liquidation.mechanism="dutch"', "market.liquidation.mechanism: unknown liquidation mechanism 'dutch'; "
-                                             "one of ['close_factor', 'dutch_auction', 'partial', 'whole']"),
+                                             "one of ['close_factor', 'dutch_auction', 'english_auction', 'partial', "
+                                             "'whole']"),
     ("market.liquidation.close_factor=0", "market.liquidation.close_factor: a call repays a share of the debt above 0"),
     ('market.liquidation.restore_to="initial"', "initial_margin: 0.1 must be above maintenance_margin 0.1"),
     ("market.probes={leverages=[2.0, 4.0]}", "probes: the probe books liquidate whole"),
+    ('market.liquidation.mechanism="english_auction"', "accounts[0].long_share: 0.7, but an english_auction sells "
+                                                       "a long's collateral"),
 ])
 def test_bad_liquidation_input_names_the_field(override: str, expected: str) -> None:
     with pytest.raises(ScenarioError) as error:
         load_scenario(str(EXAMPLES / "venue-partial.toml"), ['market.maintenance_margin="10%"', override])
     assert expected in str(error.value), str(error.value)
+
+
+def test_an_english_auction_refuses_funding_naming_the_field() -> None:
+    """An english_auction market holds longs only, so [market.funding] has no one to pay:
+    refused, naming ``funding``, rather than run paying nothing."""
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(str(EXAMPLES / "venue-partial.toml"),
+                      ['market.liquidation.mechanism="english_auction"', "market.accounts.0.long_share=1",
+                       'market.funding={interval="1s", rate="fixed", fixed_rate=0.001}'])
+    assert "funding: an english_auction market holds longs only" in str(error.value), str(error.value)
 
 
 # --- Dutch auctions ------------------------------------------------------------------------------
@@ -422,3 +448,186 @@ def test_a_take_that_finds_its_auction_too_old_resets_it(tmp_path: Path) -> None
             assert t - started[account] >= wait_ns > 500_000_000  # sent no earlier than acceptable: past the tail
         if account not in started or outcome == "reset":
             started[account] = t
+
+
+# --- English auctions (Maker's flip) --------------------------------------------------------------
+
+S = 1_000_000_000
+
+
+def test_two_bidders_tend_then_dent() -> None:
+    # A vault of 10 units at entry 150 with 500: debt D = 1,500 - 500 = 1,000; penalty 13%:
+    # tab = 1,130; beg 3%, ttl 600 s, tau 6 h. A (100 a unit) tends 1,000; B (130) tends to
+    # the tab (1,300 > 1,130); A at 100 cannot dent (1,130 / 100 = 11.3 units > 10); the
+    # market rises, A (125) dents to 1,130 / 125 = 9.04 units (9.04 x 1.03 = 9.3112 <= 10);
+    # B dents to 1,130 / 130 = 8.6923 (x 1.03 = 8.953 <= 9.04); A at 125 cannot answer
+    # (9.04 > 8.6923 / 1.03 = 8.439). It closes 600 s after B's last bid.
+    spec = LiquidationSpec(mechanism="english_auction", ttl="600s", tau="6h", beg="3%", keeper_share=0.0)
+    auctions = EnglishAuctions(spec, 0.13)
+    flip = auctions.kick(7, 0, 10.0, 1000.0)
+    assert flip.tab == pytest.approx(1130.0, rel=1e-15) and flip.end == 6 * 3600 * S
+    assert auctions.proposal(flip, 100.0) == (1000.0, 10.0)
+    assert auctions.place(flip, 0, 101, 1000.0, 10.0, 10 * S) and flip.tic == 610 * S
+    assert not auctions.place(flip, 1, 102, 1020.0, 10.0, 11 * S)  # below 1,000 x 1.03 = 1,030
+    assert auctions.proposal(flip, 130.0) == (flip.tab, 10.0)
+    assert auctions.place(flip, 1, 103, flip.tab, 10.0, 20 * S) and flip.guy == 1
+    assert auctions.proposal(flip, 100.0) is None
+    bid, lot = auctions.proposal(flip, 125.0) or (0.0, 0.0)
+    assert (bid, lot) == (flip.tab, pytest.approx(9.04, rel=1e-12))
+    assert auctions.place(flip, 0, 104, bid, lot, 30 * S)
+    assert not auctions.place(flip, 1, 105, 1100.0, 10.0, 31 * S)  # a tend that travelled too long
+    bid, lot = auctions.proposal(flip, 130.0) or (0.0, 0.0)
+    assert lot == pytest.approx(8.692307692307692, rel=1e-12)
+    assert auctions.place(flip, 1, 106, bid, lot, 40 * S)
+    assert auctions.proposal(flip, 125.0) is None
+    assert auctions.closes_at(flip) == 640 * S and not auctions.live(flip, 640 * S)
+    # Closed at an on-chain price of 125: the owner gets 10 - 8.6923 = 1.3077 units back,
+    # worth 163.4615; the bid covers the debt and the whole penalty (1,130 - 1,000 = 130 =
+    # 13% of 1,000); effective price (1,130 + 163.4615) / 10 = 129.3462.
+    market = _market(1 / 3, 0.13).model_copy(update={"liquidation": spec})
+    done = flip_call(mechanism_of(market), 10.0, 150.0, 500.0, flip.bid, flip.lot, 125.0)
+    assert done.price == pytest.approx(129.34615384615384, rel=1e-12)
+    assert done.penalty == pytest.approx(130.0, rel=1e-12) and done.fund_fee == done.penalty
+    assert done.collateral_after == pytest.approx(163.46153846153845, rel=1e-12)
+    assert done.pnl == pytest.approx(-206.53846153846155, rel=1e-12) and done.whole
+
+
+def test_one_bidder_at_zero_wins_the_lot() -> None:
+    # No competing bid: a zero tend stands and wins after ttl; the owner keeps nothing and
+    # the whole debt, 1,000, is short (the penalty is what the bid raised above the debt: 0).
+    spec = LiquidationSpec(mechanism="english_auction", ttl="600s", tau="6h")
+    auctions = EnglishAuctions(spec, 0.13)
+    flip = auctions.kick(0, 0, 10.0, 1000.0)
+    assert auctions.proposal(flip, 0.0) == (0.0, 10.0)
+    assert auctions.place(flip, 0, 1, 0.0, 10.0, 5 * S) and auctions.closes_at(flip) == 605 * S
+    done = flip_call(mechanism_of(_market(1 / 3, 0.13).model_copy(update={"liquidation": spec})), 10.0, 150.0, 500.0, flip.bid,
+                     flip.lot, 80.0)
+    assert (done.price, done.penalty, done.collateral_after) == (0.0, 0.0, -1000.0)
+
+
+_ENGLISH = ['market.liquidation={mechanism="english_auction", ttl="1s", tau="5s", beg="3%", keeper_share=0}',
+            'market.instruments.0.shocks=[{at="2s", fall="20%", over="2s"}]']
+
+
+def test_a_single_zero_bidder_through_the_network(tmp_path: Path) -> None:
+    """One keeper who bids nothing (discount 100%): each of the 10 accounts (collateral
+    10,000 at leverage 10 at 100: 1,000 units, debt 90,000) is auctioned, its one bid of 0
+    stands, and the lot closes exactly ttl = 1 s after it committed, at 0: the whole debt,
+    90,000, is bad debt (no fund)."""
+    history, summary = _run(tmp_path, "leverage-latency", [*_ENGLISH, "market.keepers.0.discount=1"])
+    executions = history.table("executions")
+    rows = list(zip(*(_column(executions, name) for name in ("t", "msg_id", "account", "outcome", "price",
+                                                              "collateral_after", "bad_debt")), strict=True))
+    bids = {msg_id: t for t, msg_id, _, outcome, price, _, _ in rows if outcome == "bid" and price == 0.0}
+    executed = [row for row in rows if row[3] == "executed"]
+    assert len(executed) == 10 and len(bids) == 10
+    assert [row[3] for row in rows].count("auction") == 10
+    for t, msg_id, _, _, price, after, bad_debt in executed:
+        assert t == bids[msg_id] + S
+        assert (price, after, bad_debt) == (0.0, -90_000.0, 90_000.0)
+    assert summary["market"]["venue"]["bad_debt"] == pytest.approx(900_000.0, abs=0.01)
+    # 10 lots of 1,000 units, every one at a zero bid, nothing given back.
+    assert summary["market"]["venue"]["auctions"] == {"lots": 10, "zero_bid_lots": 10, "zero_bid_units": 10_000.0,
+                                                      "units": 10_000.0, "returned_share": 0.0}
+
+
+def test_two_keepers_through_the_network_tend_then_dent(tmp_path: Path) -> None:
+    """A keeper at the sequencer's node bidding 1% below the market and one across the ocean
+    bidding the market, a fall of 8% over 1 s, no penalty (tab = debt = 90,000), beg 0.5%:
+    the near keeper's first bid reaches the tab (0.99 x the market x 1,000 units > 90,000),
+    the far one's dents (lot = 90,000 / its price); the near one cannot answer (its price is
+    below the far one's / 1.005). The last bid stands 1 s and wins; the owner gets back the
+    units not taken, valued at the on-chain price then (the true price at ``t_price``)."""
+    keepers = ('market.keepers=[{name="near", node="us-east-0", reaction="50ms", discount="1%"}, '
+               '{name="far", node="ap-northeast-0", reaction="50ms", discount="0%"}]')
+    overrides = ['market.liquidation={mechanism="english_auction", ttl="1s", tau="5s", beg="0.5%", keeper_share=0}',
+                 'market.instruments.0.shocks=[{at="2s", fall="8%", over="1s"}]', "market.liquidation_penalty=0",
+                 keepers]
+    history, _ = _run(tmp_path, "leverage-latency", overrides)
+    executions, prices = history.table("executions"), history.table("prices")
+    price_at = dict(zip(_column(prices, "t"), _column(prices, "price"), strict=True))
+    bids: dict[int, list[tuple[int, int, str, float]]] = {}
+    closed = 0
+    names = ("t", "msg_id", "account", "keeper", "outcome", "price", "t_price", "collateral_after", "bad_debt")
+    for t, msg_id, account, keeper, outcome, price, t_price, after, bad_debt in zip(
+            *(_column(executions, name) for name in names), strict=True):
+        if outcome == "bid":
+            bids.setdefault(account, []).append((t, msg_id, keeper, price))
+        if outcome != "executed":
+            continue
+        (_, _, first, tend), (t_dent, msg_dent, second, unit) = bids[account]
+        assert (first, tend, second) == ("near-0", 90.0, "far-0")  # tend to the tab: 90,000 for 1,000 units
+        assert 90_000.0 / unit * 1.005 <= 1000.0  # the dent took at least beg fewer units
+        assert (t, msg_id, keeper) == (t_dent + S, msg_dent, "far-0")
+        returned = 1000.0 - 90_000.0 / unit
+        assert after == pytest.approx(returned * price_at[t_price], rel=1e-12) and bad_debt == 0.0
+        assert price == pytest.approx((90_000.0 + after) / 1000.0, rel=1e-12)  # the effective price
+        closed += 1
+    assert closed == 10
+
+
+# --- keepers' budgets (market/keepers_budget.py) ---------------------------------------------------
+
+
+def test_a_keeper_out_of_gas_stops(tmp_path: Path) -> None:
+    """The zero bidder with fees of 1 and a gas budget of 5: the 10 accounts (one leverage,
+    one line) cross at one price, so its 10 liquidations are due at once; it pays for 5,
+    which start 5 auctions, and cannot pay for a single bid: no lot closes, every auction
+    restarts at its end, and it sent exactly 5 messages."""
+    history, _ = _run(tmp_path, "leverage-latency", [*_ENGLISH, "market.keepers.0.discount=1",
+                                                     "market.keepers.0.gas_budget=5"])
+    outcomes = _column(history.table("executions"), "outcome")
+    assert outcomes.count("auction") == 5 and "bid" not in outcomes and "executed" not in outcomes
+    assert history.table("triggers").num_rows == 5
+    messages = history.messages
+    keeper = messages.filter(pa.compute.equal(messages["kind"], "liquidation"))
+    assert keeper.num_rows == 5 and sum(keeper["fee"].to_pylist()) == 5.0
+
+
+def test_a_keeper_out_of_capital_stops_bidding(tmp_path: Path) -> None:
+    """The tend-then-dent race above with the far keeper holding 270,000: each dent locks
+    the tab, 90,000, so it dents 3 lots and wins them; it cannot lock a fourth, and the near
+    keeper's tends to the tab win the other 7 lots whole (no units back)."""
+    keepers = ('market.keepers=[{name="near", node="us-east-0", reaction="50ms", discount="1%"}, '
+               '{name="far", node="ap-northeast-0", reaction="50ms", discount="0%", capital=270000}]')
+    overrides = ['market.liquidation={mechanism="english_auction", ttl="1s", tau="5s", beg="0.5%", keeper_share=0}',
+                 'market.instruments.0.shocks=[{at="2s", fall="8%", over="1s"}]', "market.liquidation_penalty=0",
+                 keepers]
+    history, _ = _run(tmp_path, "leverage-latency", overrides)
+    executions = history.table("executions")
+    won: dict[str, list[float]] = {}
+    bids: dict[str, int] = {}
+    for keeper, outcome, after in zip(*(_column(executions, name) for name in ("keeper", "outcome",
+                                                                                 "collateral_after")), strict=True):
+        if outcome == "executed":
+            won.setdefault(keeper, []).append(after)
+        if outcome == "bid":
+            bids[keeper] = bids.get(keeper, 0) + 1
+    assert len(won["far-0"]) == 3 and bids["far-0"] == 3 and all(after > 0 for after in won["far-0"])
+    assert won["near-0"] == [0.0] * 7 and bids["near-0"] == 10
+
+
+def test_an_english_close_on_a_thinning_curved_book_and_a_mark(tmp_path: Path) -> None:
+    """The zero bidder's run again on a square-root book that thins with volatility, judged
+    on a mark: the auctions' closes go through ``liquidation_costs`` on the thinned curve with
+    no slippage (the bids price the lot), so each close is the run's without the section
+    (the same book of 10 bps per 1,000,000, linear):
+    price 0, the whole debt, 90,000, a shortfall, no slippage; every committed liquidation of
+    an open account has its ``marks`` row, the mark above the index (longs only: the premium
+    is the longs', capped at 0.5%)."""
+    base = [*_ENGLISH, "market.keepers.0.discount=1", "market.slippage_bps=10"]  # a book with an impact
+    plain, _ = _run(tmp_path / "plain", "leverage-latency", base)
+    history, summary = _run(tmp_path / "curved", "leverage-latency", [
+        *base, 'market.liquidity={curve="sqrt", sensitivity=100, window="2s"}', "market.mark={premium_cap=0.005}"])
+    names = ("outcome", "price", "slippage", "collateral_after", "bad_debt")
+    closes = [row for row in zip(*(_column(history.table("executions"), n) for n in names), strict=True)
+              if row[0] == "executed"]
+    assert len(closes) == 10 and all(row[1:] == (0.0, 0.0, -90_000.0, 90_000.0) for row in closes)
+    plain_closes = [row for row in zip(*(_column(plain.table("executions"), n) for n in names), strict=True)
+                    if row[0] == "executed"]
+    assert closes == plain_closes
+    marks = history.table("marks")
+    assert marks.num_rows >= 10
+    for index, mark in zip(_column(marks, "index"), _column(marks, "mark"), strict=True):
+        assert index < mark <= index * 1.005 * (1 + 1e-12)
+    assert summary["market"]["venue"]["auctions"]["zero_bid_lots"] == 10

@@ -218,7 +218,8 @@ def executed_liquidations(history: History) -> Executed:
     executions = history.table("executions")
     outcomes = executions.column("outcome").to_pylist()
     executed = np.array([outcome == "executed" for outcome in outcomes], dtype=bool)
-    no_ops = sum(1 for outcome in outcomes if outcome not in ("executed", "reverted", "partial", "auction", "reset"))
+    no_ops = sum(1 for outcome in outcomes if outcome not in ("executed", "reverted", "partial", "auction", "reset",
+                                                          "bid"))
 
     def column(name: str) -> np.ndarray:
         values: np.ndarray = executions.column(name).to_numpy()[executed]
@@ -425,7 +426,7 @@ def held_after_venue(history: History, tables: MarketTables) -> tuple[np.ndarray
     return size, collateral
 
 
-_VENUE_KINDS = ("keeper_fee", "insurance_fee", "insurance_used", "deleveraged", "socialised")
+_VENUE_KINDS = ("keeper_fee", "insurance_fee", "insurance_used", "deleveraged", "socialised", "auctioned", "returned")
 
 
 def venue_summary(history: History) -> dict[str, Any]:
@@ -433,9 +434,10 @@ def venue_summary(history: History) -> dict[str, Any]:
     rules did with the money (``market/venue.py``): ``liquidation_fee`` (the penalties of
     every call, whole or partial) and its split, ``insurance_fund`` (start, end, used),
     ``deleveraged``, ``socialised``, ``bad_debt`` (what no one covered: the executed
-    accounts' shortfall left after the fund and the cover), ``partial_calls``, and with
+    accounts' shortfall left after the fund and the cover), ``partial_calls``, with
     ``[market.funding]`` ``funding``: the payments (``venue`` rows of kind ``funding``), the
-    intervals that paid, what the payers paid and the receivers received (equal: zero-sum)."""
+    intervals that paid, what the payers paid and the receivers received (equal: zero-sum),
+    and under ``english_auction`` ``auctions`` (``_english_lots``)."""
     executions = history.table("executions")
     outcomes = executions.column("outcome").to_pylist()
     called = np.array([outcome in ("executed", "partial") for outcome in outcomes], dtype=bool)
@@ -470,7 +472,25 @@ def venue_summary(history: History) -> dict[str, Any]:
         "bad_debt": rounded(float(bad_debt[executed].sum()) if executed.size else 0.0, 2),
         "partial_calls": int(sum(1 for outcome in outcomes if outcome == "partial")),
         "funding": funding_summary,
+        **({"auctions": _english_lots(history, executed, sums)} if sums["auctioned"] > 0 else {}),
     }
+
+
+def _english_lots(history: History, executed: np.ndarray, sums: dict[str, float]) -> dict[str, Any]:
+    """An ``english_auction`` venue's lots: how many closed, how many at a zero bid (an
+    effective price of 0: nothing paid, nothing given back) and their units, and the share of
+    the auctioned collateral's value (at the on-chain price at each close) given back to
+    its owners (the ``auctioned`` and ``returned`` venue rows)."""
+    executions = history.table("executions")
+    accounts = executions.column("account").to_numpy()[executed]
+    zero = executions.column("price").to_numpy()[executed] == 0.0
+    size = history.table("accounts").column("size").to_numpy()
+    published = (history.scenario["market"]["liquidation"] or {}).get("published")
+    return {"lots": int(accounts.size), "zero_bid_lots": int(zero.sum()),
+            "zero_bid_units": rounded(float(size[accounts[zero]].sum()), 2),
+            "units": rounded(float(size[accounts].sum()), 2),
+            "returned_share": rounded(sums["returned"] / sums["auctioned"], 4),
+            **({"published": published} if published else {})}
 
 
 def onchain_prices(history: History, tables: MarketTables) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

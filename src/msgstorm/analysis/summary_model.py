@@ -361,6 +361,25 @@ class InsuranceFund(Closed):
     used: Annotated[float, Field(ge=0)]
 
 
+class PublishedFigures(Closed):
+    zero_bid_share: float | None
+    zero_bid_units: float | None
+    returned_share: float | None
+    deficit: float | None
+    source: str
+
+
+class EnglishLots(Closed):
+    lots: Annotated[int, Field(ge=0, description="auctions closed")]
+    zero_bid_lots: Annotated[int, Field(ge=0, description="closed at a bid of 0")]
+    zero_bid_units: Annotated[float, Field(ge=0, description="the units of collateral those lots held")]
+    units: Annotated[float, Field(ge=0, description="the units of collateral every closed lot held")]
+    returned_share: Annotated[float, Field(ge=0, le=1, description="of the auctioned collateral's value at each "
+                                                                   "close, the share given back to its owners")]
+    published: Annotated[PublishedFigures | None, Field(description="the figures published for the day the run "
+                                                                    "replays ([market.liquidation.published])")] = None
+
+
 class FundingPaid(Closed):
     payments: Annotated[Count, Field(description="one position's funding in one interval, each a venue row")]
     intervals: Annotated[Count, Field(description="the intervals in which funding was paid")]
@@ -377,6 +396,7 @@ class VenueLosses(Closed):
     socialised: Annotated[float, Field(ge=0, description="shortfall shared among the profitable accounts")]
     bad_debt: Annotated[float, Field(ge=0, description="the executed accounts' shortfall no one covered")]
     partial_calls: Count
+    auctions: Annotated[EnglishLots | None, Field(description="an english_auction venue's lots")] = None
     funding: Annotated[FundingPaid | None, Field(
         description="with [market.funding]: funding paid between longs and shorts (market/funding.py)")] = None
 

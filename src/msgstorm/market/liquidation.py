@@ -30,7 +30,7 @@ from msgstorm.rules.market import equity, liquidation_costs, notional, pnl
 from msgstorm.scenario.market import LiquidationSpec, MarketSpec, impact_exponent
 from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
 
-__all__ = ["Call", "CloseFactor", "DutchAuction", "Mechanism", "Partial", "Whole", "call", "mechanism", "mechanism_of"]
+__all__ = ["Call", "CloseFactor", "DutchAuction", "EnglishAuction", "Mechanism", "Partial", "Whole", "call", "mechanism", "mechanism_of"]
 
 # A close within this share of the whole position closes it whole (no dust left open).
 _DUST = 1e-12
@@ -47,6 +47,8 @@ class Mechanism:
     # A liquidation starts an auction that keepers take later (``market/dutch.py``): the
     # close is priced at the auction's price, without the book's slippage.
     auction: ClassVar[bool] = False
+    # The auction is English (bids, ``market/flip.py``), not Dutch (``market/dutch.py``).
+    english: ClassVar[bool] = False
 
     def __init__(self, spec: LiquidationSpec, market: MarketSpec) -> None:
         self.spec = spec
@@ -116,6 +118,17 @@ class DutchAuction(Mechanism):
     (``market/dutch.py``)."""
 
     auction = True
+
+
+@mechanism("english_auction")
+class EnglishAuction(Mechanism):
+    """Maker's flip: a liquidation starts an auction of the whole position (of a long: a
+    vault's collateral) in which keepers' bids raise the quote paid up to the debt with its
+    penalty (tend), then lower the units taken (dent); the standing bid wins when no other
+    beats it within ``ttl``, or at ``tau`` (``market/flip.py``)."""
+
+    auction = True
+    english = True
 
 
 def mechanism_of(market: MarketSpec) -> Mechanism:

@@ -60,7 +60,9 @@ from msgstorm.market.accounts import (
 )
 from msgstorm.market.auction_book import AuctionBook
 from msgstorm.market.dutch import DutchAuctions
+from msgstorm.market.flip import EnglishAuctions, flip_call
 from msgstorm.market.funding import Funding
+from msgstorm.market.keepers_budget import Budgets
 from msgstorm.market.liquidation import Call, call, mechanism_of
 from msgstorm.market.mark import Mark
 from msgstorm.market.oracle import OracleUpdates, oracle_updates
@@ -199,7 +201,20 @@ class MarketReactor:
         self._move_r: list[list[float]] = [[] for _ in market.instruments]
         # Dutch auctions (``market/dutch.py``): the running ones, the keepers' takes in flight
         # (msg_id -> (account, keeper)) and what each keeper's take answers (its liquidation's trigger).
-        self.auctions = DutchAuctions(market.liquidation) if self.rule.auction and market.liquidation else None
+        self.auctions = (DutchAuctions(market.liquidation) if self.rule.auction and not self.rule.english
+                         and market.liquidation else None)
+        # English auctions (``market/flip.py``): the running ones and the bids in flight
+        # (msg_id -> (account, keeper, quote, lot)).
+        self.flips = (EnglishAuctions(market.liquidation, market.liquidation_penalty)
+                      if self.rule.english and market.liquidation else None)
+        self.bid_of: dict[int, tuple[int, int, float, float]] = {}
+        # Keepers' gas and capital (``market/keepers_budget.py``): none when every keeper is unlimited.
+        self.budgets = (Budgets([keeper.spec for keeper in self.keepers])
+                        if any(spec.gas_budget is not None or spec.capital is not None for spec in market.keepers)
+                        else None)
+        if self.flips is not None and any(side < 0 for side in self._side):
+            raise ValueError("market.liquidation: english_auction sells a long's collateral (a vault), but some "
+                             "accounts are short (a loaded accounts file's side column)")
         self.take_of: dict[int, tuple[int, int]] = {}
         self._trigger_of: dict[int, tuple[int, int, float]] = {}  # liquidation msg_id -> (t seen, price msg, price)
         self._take_trigger: dict[tuple[int, int], tuple[int, int, float]] = {}
@@ -418,12 +433,15 @@ class MarketReactor:
             return
         spec = keeper.spec
         fee = spec.fee_at(self.host.base_fee())
+        if self.budgets is not None and not self.budgets.pay_fee(keeper_index, fee):
+            keeper.pending.discard(account)  # out of gas: it sends nothing more
+            return
         msg_id = self.host.send(t, self.host.agent_index(spec.name), "liquidation", keeper.node, account,
                                 spec.size, fee)
         self.liquidation_of[msg_id] = (account, keeper_index)
         self._triggers.append((t_seen, t, keeper.name, self.host.node_names[keeper.node], account, msg_id,
                                self.msg_of_update[row], float(self.updates.price[row])))
-        if self.auctions is not None:
+        if self.auctions is not None or self.flips is not None:
             self._trigger_of[msg_id] = (t_seen, self.msg_of_update[row], float(self.updates.price[row]))
         if len(self._triggers) >= _FLUSH_ROWS and self.host.final_commits:
             self._flush()
@@ -459,6 +477,10 @@ class MarketReactor:
             if owner is not None:
                 self._take(t, msg_id, *owner)
                 continue
+            bid = self.bid_of.pop(msg_id, None)
+            if bid is not None:
+                self._bid_committed(t, msg_id, *bid)
+                continue
             account = self.topup_of.pop(msg_id, None)
             if account is not None:
                 self._top_up(t, msg_id, account)
@@ -492,6 +514,8 @@ class MarketReactor:
             self.liquidated[account] = True
         elif self.auctions is not None and trigger is not None:
             outcome, done = self._bark(t, account, keeper, price, trigger)
+        elif self.flips is not None and trigger is not None:
+            outcome, done = self._kick(t, account, keeper, price, trigger)
         else:
             outcome, done = self._call(t, msg_id, account, keeper, price)
         self._executions.append((t, msg_id, account, keeper.name, outcome, price, t_price, done.pnl, done.penalty,
@@ -543,8 +567,12 @@ class MarketReactor:
             keeper.pending.discard(account)
             return
         spec = keeper.spec
+        fee = spec.fee_at(self.host.base_fee())
+        if self.budgets is not None and not self.budgets.pay_fee(keeper_index, fee):
+            keeper.pending.discard(account)
+            return
         msg_id = self.host.send(t, self.host.agent_index(spec.name), "liquidation", keeper.node, account, spec.size,
-                                spec.fee_at(self.host.base_fee()))
+                                fee)
         self.take_of[msg_id] = (account, keeper_index)
         t_seen, price_msg_id, price_seen = self._take_trigger[(account, keeper_index)]
         self._triggers.append((t_seen, t, keeper.name, self.host.node_names[keeper.node], account, msg_id,
@@ -578,6 +606,108 @@ class MarketReactor:
                              taken.collateral_after, bad_debt)
         self._executions.append((t, msg_id, account, keeper.name, outcome, done.price, t_price, done.pnl, done.penalty,
                                  done.slippage, done.slippage_bps, done.collateral_after, done.bad_debt))
+
+    # --- English auctions (market/flip.py) ---------------------------------------------------
+
+    def _kick(self, t: int, account: int, keeper: _Keeper, price: float,
+              trigger: tuple[int, int, float]) -> tuple[str, Execution]:
+        """A keeper's liquidation committed under ``english_auction``: it starts the
+        account's auction (or finds it running), and the keeper bids ``reaction`` later."""
+        assert self.flips is not None
+        flip = self.flips.running.get(account)
+        if flip is None:
+            size, collateral = self._size[account], self._collateral[account]
+            flip = self.flips.kick(account, t, size, size * self._entry[account] - collateral)
+            self.host.schedule(flip.end, self._deal, account)
+        flip.bidders.add(keeper.index)
+        keeper.pending.add(account)  # it bids; it sends no other liquidation for the account
+        self._take_trigger[(account, keeper.index)] = trigger
+        self.host.schedule(t + keeper.reaction(), self._send_bid, account, keeper.index)
+        return "auction", Execution(price, 0.0, 0.0, 0.0, 0.0, self._collateral[account], 0.0)
+
+    def _send_bid(self, t: int, account: int, keeper_index: int, _c: int, _d: int) -> None:
+        """The keeper's best bid now, if it beats the standing one (and it is not its own)."""
+        assert self.flips is not None
+        flip = self.flips.running.get(account)
+        if flip is None or not self.flips.live(flip, t) or flip.guy == keeper_index or keeper_index in flip.in_flight:
+            return
+        keeper = self.keepers[keeper_index]
+        spec = keeper.spec
+        proposal = self.flips.proposal(flip, spec.bid_value(self.paths.at(self._instrument[account], t)))
+        if proposal is None:
+            return
+        fee = spec.fee_at(self.host.base_fee())
+        budgets = self.budgets
+        if budgets is not None:  # it bids only what it can pay for and lock
+            if not budgets.can_pay(keeper_index, fee) or not budgets.lock(keeper_index, proposal[0]):
+                return
+            budgets.pay_fee(keeper_index, fee)
+        msg_id = self.host.send(t, self.host.agent_index(spec.name), "liquidation", keeper.node, account, spec.size,
+                                fee)
+        flip.in_flight.add(keeper_index)
+        self.bid_of[msg_id] = (account, keeper_index, *proposal)
+        t_seen, price_msg_id, price_seen = self._take_trigger[(account, keeper_index)]
+        self._triggers.append((t_seen, t, keeper.name, self.host.node_names[keeper.node], account, msg_id,
+                               price_msg_id, price_seen))
+
+    def _bid_committed(self, t: int, msg_id: int, account: int, keeper_index: int, bid: float, lot: float) -> None:
+        """A bid committed: it stands if still valid (outcome ``bid``; the auction's close
+        moves to ``ttl`` from now and the other bidders answer), else ``outbid`` (the keeper
+        tries again ``reaction`` later)."""
+        assert self.flips is not None
+        keeper = self.keepers[keeper_index]
+        instrument = self._instrument[account]
+        t_price = self.chain_step[instrument] * self.paths.resolution_ns
+        flip = self.flips.running.get(account)
+        if flip is not None:
+            flip.in_flight.discard(keeper_index)
+        standing = (flip.guy, flip.bid) if flip is not None else (-1, 0.0)
+        if flip is None or self.liquidated[account]:
+            outcome = "already_liquidated"
+        elif self.flips.place(flip, keeper_index, msg_id, bid, lot, t):
+            outcome = "bid"
+            if self.budgets is not None and standing[0] >= 0:
+                self.budgets.release(standing[0], standing[1])  # the outbid keeper's quote is free again
+            self.host.schedule(self.flips.closes_at(flip), self._deal, account)
+            for other in sorted(flip.bidders - {keeper_index} - flip.in_flight):
+                self.host.schedule(t + self.keepers[other].reaction(), self._send_bid, account, other)
+        else:
+            outcome = "outbid"
+            if self.flips.live(flip, t):
+                self.host.schedule(t + keeper.reaction(), self._send_bid, account, keeper_index)
+        if outcome != "bid" and self.budgets is not None:
+            self.budgets.release(keeper_index, bid)  # it did not stand: its quote is free again
+        price = bid / lot if lot > 0 else 0.0
+        self._executions.append((t, msg_id, account, keeper.name, outcome, price, t_price, 0.0, 0.0, 0.0, 0.0,
+                                 self._collateral[account], 0.0))
+
+    def _deal(self, t: int, account: int, _b: int, _c: int, _d: int) -> None:
+        """The auction's close, when due: the standing bid wins (outcome ``executed`` on its
+        message); without one it restarts for another ``tau`` (Maker's ``tick``)."""
+        assert self.flips is not None
+        flip = self.flips.running.get(account)
+        if flip is None or t < self.flips.closes_at(flip):
+            return  # a later bid moved the close
+        if flip.guy < 0:
+            flip.end = t + self.flips.spec.tau
+            self.host.schedule(flip.end, self._deal, account)
+            return
+        del self.flips.running[account]
+        instrument = self._instrument[account]
+        price = self.chain_price[instrument]  # what the units given back are worth
+        done = flip_call(self.rule, self._size[account], self._entry[account], self._collateral[account], flip.bid,
+                         flip.lot, price, self._depth(t, instrument))
+        bad_debt = self._book(t, flip.msg_id, account, done)
+        assert self.venue is not None  # what the lot was worth at the close, and the owner's share of it back
+        for kind, amount in (("auctioned", flip.size * price), ("returned", (flip.size - flip.lot) * price)):
+            self._venue_rows.append((t, flip.msg_id, account, kind, amount, 0.0, self._collateral[account],
+                                     self.venue.fund))
+        winner = self.keepers[flip.guy]
+        for bidder in flip.bidders:
+            self.keepers[bidder].pending.discard(account)
+        self._executions.append((t, flip.msg_id, account, winner.name, "executed", done.price,
+                                 self.chain_step[instrument] * self.paths.resolution_ns, done.pnl, done.penalty, 0.0,
+                                 0.0, done.collateral_after, bad_debt))
 
     def _book(self, t: int, msg_id: int, account: int, done: Call) -> float:
         """The venue's books take a call (``venue`` rows); the accounts they moved get new

@@ -31,6 +31,7 @@ from msgstorm.report.collateral import market_bad_debt_label
 from msgstorm.report.page import esc, table
 from msgstorm.report.plotspec import Figure, figure
 from msgstorm.report.series import thin_lowest_highest
+from msgstorm.report.terminal import published_figures
 from msgstorm.report.text import duration_ms, number
 from msgstorm.rules.market import equity
 
@@ -158,4 +159,13 @@ def market_section(summary: dict[str, Any]) -> str:
         if funding:  # [market.funding]: zero-sum, so what was paid was received
             rows.append(["funding paid (payments / intervals)", f"{number(funding.get('paid'))} "
                          f"({number(funding.get('payments'))} / {number(funding.get('intervals'))})"])
+        lots = venue.get("auctions")
+        if lots:
+            rows += [["english auctions: lots / at a zero bid", f"{number(lots.get('lots'))} / "
+                      f"{number(lots.get('zero_bid_lots'))} ({number(lots.get('zero_bid_units'))} of "
+                      f"{number(lots.get('units'))} units)"],
+                     ["collateral returned to owners", number(100 * lots.get("returned_share", 0.0), "%")]]
+            day = lots.get("published")
+            if day:
+                rows += [["published for the day", published_figures(day)]]
     return table(["", ""], [[esc(a), esc(b)] for a, b in rows], attrs='id="market-table"')

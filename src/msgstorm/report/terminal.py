@@ -41,11 +41,21 @@ from msgstorm.report.text import (
     slo_value,
 )
 
-__all__ = ["control_lines", "print_summary", "security_lines"]
+__all__ = ["control_lines", "print_summary", "published_figures", "security_lines"]
 
 
 def _fmt(value: Any, unit: str = "") -> str:
     return number(value, unit)
+
+
+def published_figures(day: Mapping[str, Any]) -> str:
+    """The published figures a scenario gives for the day it replays, with their source."""
+    parts = [f"{label} {text}" for label, text in (
+        ("zero bids", None if day.get("zero_bid_share") is None else _percent(day["zero_bid_share"]) + " of lots"),
+        ("zero-bid units", None if day.get("zero_bid_units") is None else _fmt(day["zero_bid_units"])),
+        ("collateral returned", None if day.get("returned_share") is None else _percent(day["returned_share"])),
+        ("deficit", None if day.get("deficit") is None else _fmt(day["deficit"]))) if text is not None]
+    return f"{', '.join(parts)} ({day.get('source')})"
 
 
 def _percent(share: float | None) -> str:
@@ -140,6 +150,15 @@ def _market_rows(market: dict[str, Any]) -> list[tuple[str, str]]:
         if funding:  # [market.funding]: zero-sum, so what was paid was received
             rows.append(("funding paid", f"{_fmt(funding.get('paid'))} in {_fmt(funding.get('payments'))} payments "
                                          f"over {_fmt(funding.get('intervals'))} intervals"))
+        lots = venue.get("auctions")
+        if lots:  # english_auction: zero bids, collateral given back, the deficit
+            rows.append(("english auctions",
+                         f"{_fmt(lots.get('lots'))} lots, {_fmt(lots.get('zero_bid_lots'))} at a zero bid "
+                         f"({_fmt(lots.get('zero_bid_units'))} of {_fmt(lots.get('units'))} units), collateral "
+                         f"returned {_percent(lots.get('returned_share'))}, deficit {_fmt(venue.get('bad_debt'))}"))
+            day = lots.get("published")
+            if day:  # the day's own figures, beside the run's
+                rows.append(("published for the day", published_figures(day)))
     return rows
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 __all__ = ["adl_price_per_unit", "auction_price", "close_factor_notional", "debt", "decay", "health_factor",
-           "decay_age_ns", "partial_close_notional", "slippage_coefficient", "split_fee"]
+           "decay_age_ns", "flip_close", "flip_tab", "partial_close_notional", "slippage_coefficient", "split_fee"]
 
 
 def slippage_coefficient(slippage_bps: float, depth: float, exponent: float = 1.0) -> float:
@@ -150,3 +150,25 @@ def decay_age_ns(kind: str, at_most: float, tau_ns: int, step_ns: int, cut: floa
     if kind == "stair_step":
         return int(step_ns * math.ceil(steps - 1e-12))
     return math.ceil(step_ns * steps)
+
+
+def flip_tab(debt_value: float, penalty_rate: float) -> float:
+    """An English auction's ``tab`` (Maker's flip): the debt with its penalty, ``D (1 + f)``,
+    the most the tend phase raises."""
+    return max(debt_value, 0.0) * (1.0 + penalty_rate)
+
+
+def flip_close(size: float, entry: float, collateral: float, bid: float, lot: float, price: float,
+               penalty_rate: float) -> tuple[float, float, float]:
+    """An English auction's close of a long (a vault: ``size`` units of collateral owing
+    ``D = size x entry - collateral``): the winner paid ``bid`` for ``lot`` units, the owner
+    gets the other ``size - lot`` back, valued at ``price``. ``(effective price, penalty,
+    collateral after)``: the whole position closes at ``P* = (bid + (size - lot) price) / size``,
+    the penalty is what the bid raised above the debt, at most ``f D``, and the account keeps
+    ``bid - D + (size - lot) price - penalty`` (negative: the debt the bid did not cover)."""
+    owed = size * entry - collateral
+    penalty = min(max(bid - owed, 0.0), penalty_rate * max(owed, 0.0))
+    returned = size - lot
+    effective = (bid + returned * price) / size
+    after = collateral + size * (effective - entry) - penalty
+    return effective, penalty, after

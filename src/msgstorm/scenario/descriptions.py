@@ -245,6 +245,9 @@ DESCRIPTIONS: dict[str, str] = {
     "Eip1559.target": "block use the base fee steers toward",
     "Eip1559.max_change": "largest change of the base fee per block",
     "Eip1559.underpriced": "a message whose `fee` is below the base fee `wait`s or is `reject`ed",
+    "Eip1559.base_fee_file": "or the base fee from a file (CSV or Parquet: `t`, seconds from the first row or "
+                             "timestamps; `base_fee`, in the fee unit): from each block on, the last row's at or "
+                             "before its time, instead of the rule ([fee market](model.md#the-fee-market-from-a-file))",
     "Shed.mode": "priority shedding: a kind is dropped above its level × capacity, others at capacity",
     "Shed.capacity": "queue length at which every unprotected kind is dropped",
     "Shed.levels": "per kind, the share of `capacity` above which it is dropped",
@@ -563,8 +566,9 @@ DESCRIPTIONS: dict[str, str] = {
                                  "of a second): `depth` / (1 + this x sigma); 0: it never thins",
     "LiquidationSpec.mechanism": "`whole` (the position closed whole), `partial` (just enough closed to restore "
                                  "`restore_to`'s margin), `close_factor` (a call repays at most `close_factor` of "
-                                 "the debt, repeated while the health factor is below 1) or `dutch_auction` "
-                                 "(Maker's clip: keepers take a decaying auction) "
+                                 "the debt, repeated while the health factor is below 1), `dutch_auction` "
+                                 "(Maker's clip: keepers take a decaying auction) or `english_auction` (Maker's "
+                                 "flip: keepers' bids raise the quote paid, then lower the units taken) "
                                  "([formulas](model.md#liquidation-mechanisms))",
     "LiquidationSpec.restore_to": "`partial`: the margin a call restores, `maintenance` (`maintenance_margin`) "
                                   "or `initial` (`initial_margin`)",
@@ -582,13 +586,25 @@ DESCRIPTIONS: dict[str, str] = {
     "LiquidationSpec.decay": "`dutch_auction`: how its price decays with its age: `linear` (to 0 at `tau`), "
                              "`stair_step` (x `cut` at each whole `step`) or `exponential` (x `cut` per `step`, "
                              "continuously)",
-    "LiquidationSpec.tau": "`dutch_auction`, `linear`: the age at which the price reaches 0",
+    "LiquidationSpec.tau": "`dutch_auction`, `linear`: the age at which the price reaches 0; `english_auction`: "
+                           "the auction's longest life (Maker's flip `tau`; restarted if no bid stands then)",
     "LiquidationSpec.step": "`dutch_auction`, `stair_step` and `exponential`: the interval of one `cut`",
     "LiquidationSpec.cut": "`dutch_auction`: the multiplier of one `step`",
     "LiquidationSpec.cusp": "`dutch_auction`: an auction whose multiplier fell below this resets at the next take",
     "LiquidationSpec.tail": "`dutch_auction`: an auction older than this resets at the next take",
     "LiquidationSpec.take_at": "`dutch_auction`: keepers take once the price is at most the on-chain price at the "
                                "start x this for a long (at least it / this for a short)",
+    "LiquidationSpec.published": "figures published for the day a run replays, printed beside its own: "
+                                 "[`[market.liquidation.published]`](#marketliquidationpublished)",
+    "PublishedSpec.zero_bid_share": "the share of the day's auctions that closed at a zero bid",
+    "PublishedSpec.zero_bid_units": "the units of collateral sold at a zero bid",
+    "PublishedSpec.returned_share": "the share of the auctioned collateral given back to its owners",
+    "PublishedSpec.deficit": "the venue's deficit: the debt the auctions left uncovered",
+    "PublishedSpec.source": "where the figures were published",
+    "LiquidationSpec.ttl": "`english_auction`: a standing bid wins when no other beats it within this (Maker's "
+                           "flip `ttl`)",
+    "LiquidationSpec.beg": "`english_auction`: a bid beats the standing one by at least this: a quote x (1 + "
+                           "this), or the tab; a lot / (1 + this) (Maker's flip `beg`)",
     "ProbeSpec.leverages": "the grid: each account again at each of these leverages (increasing, each below "
                            "1 / `maintenance_margin`)",
     "ProbeSpec.traffic_share": "share of the probes' liquidations sent as messages of their own (they load the "
@@ -626,6 +642,12 @@ DESCRIPTIONS: dict[str, str] = {
     "KeeperSpec.fee_multiple": "the multiple of the base fee a fee-aware keeper pays",
     "KeeperSpec.fee_cap": "the most a fee-aware keeper pays",
     "KeeperSpec.size": "size of a `liquidation` message",
+    "KeeperSpec.discount": "`english_auction`: it bids at most the market's price when it bids x (1 - this) a "
+                           "unit (100%: it bids zero)",
+    "KeeperSpec.gas_budget": "each keeper's budget for the fees of its messages, paid when sent; it sends "
+                             "nothing it cannot pay (none: without limit) ([budgets](model.md#keepers-budgets))",
+    "KeeperSpec.capital": "each keeper's capital for `english_auction` bids: a bid locks its quote, freed when "
+                          "outbid, spent when it wins; it does not bid beyond it (none: without limit)",
     "MarketSpec.topups": "traders who add collateral near their line: [`[market.topups]`](#markettopups)",
     "TopUpSpec.name": "their agent name in the history",
     "TopUpSpec.probability": "share of the accounts that top up (drawn once for each)",

@@ -37,7 +37,7 @@ from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
 from msgstorm.scenario.spec import Fraction, Spec
 from msgstorm.scenario.units import parse_fraction
 
-__all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "FundingSpec", "LiquiditySpec", "MarkSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "ShockSpec",
+__all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "FundingSpec", "LiquiditySpec", "MarkSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "PublishedSpec", "ShockSpec",
            "TopUpSpec", "impact_exponent", "leverage_limit", "leverage_problems", "parse_per_time"]
 
 _PER_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365 * 86400.0}
@@ -163,7 +163,9 @@ class KeeperSpec(Spec):
     """Keepers: each watches the prices delivered to its own node and sends a ``liquidation``
     message for every account it sees past its maintenance line, ``reaction`` later. Fee:
     ``fee`` (fixed), or with ``fee_aware`` ``fee_multiple`` x the base fee when it sends,
-    at most ``fee_cap``."""
+    at most ``fee_cap``. In an English auction it bids the market's price x (1 -
+    ``discount``) a unit; each keeper has a ``gas_budget`` for its fees and ``capital`` for
+    its bids (none: without limit): out of either, it stops."""
 
     name: str = Field(default="keepers", min_length=1)
     count: int = Field(default=1, ge=1, le=10_000)
@@ -176,6 +178,13 @@ class KeeperSpec(Spec):
     fee_cap: float = Field(default=1e9, gt=0)
     size: SizeBytes = 300
     race: bool = True
+    # An English auction's bid rule: the most it pays a unit is the market's price when it
+    # bids x (1 - ``discount``) (1: it bids zero).
+    discount: Fraction = 0.0
+    # Budgets, per keeper (``market/keepers_budget.py``; none: without limit): the fees it can
+    # pay (out of gas it sends nothing more) and the capital its English bids lock.
+    gas_budget: float | None = Field(default=None, ge=0)
+    capital: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _check(self) -> KeeperSpec:
@@ -189,6 +198,10 @@ class KeeperSpec(Spec):
         if not self.fee_aware or base_fee is None:
             return self.fee
         return min(self.fee_cap, self.fee_multiple * base_fee)
+
+    def bid_value(self, market_price: float) -> float:
+        """The most it pays a unit in an English auction when the market is at ``market_price``."""
+        return market_price * (1.0 - self.discount)
 
 
 class TopUpSpec(Spec):
@@ -273,6 +286,17 @@ class ProbeSpec(Spec):
         return self
 
 
+class PublishedSpec(Spec):
+    """Figures published for the day a run replays, printed beside the run's own
+    (``[market.liquidation.published]``): what each is and where it was published."""
+
+    zero_bid_share: Fraction | None = None
+    zero_bid_units: float | None = Field(default=None, ge=0)
+    returned_share: Fraction | None = None
+    deficit: float | None = Field(default=None, ge=0)
+    source: str = Field(min_length=1)
+
+
 class LiquidationSpec(Spec):
     """``[market.liquidation]``: the venue's liquidation mechanism and its books
     (``market/liquidation.py``, ``market/venue.py``; docs/model.md gives the formulas).
@@ -283,7 +307,10 @@ class LiquidationSpec(Spec):
     repays at most ``close_factor`` of the debt, repeated while the health factor is below 1),
     ``dutch_auction`` (Maker's clip, ``market/dutch.py``: an auction from the on-chain price x
     ``buffer``, decaying by ``decay``, taken by keepers once its price is at most the start's
-    on-chain price x ``take_at``, reset past ``cusp`` or ``tail``).
+    on-chain price x ``take_at``, reset past ``cusp`` or ``tail``), ``english_auction``
+    (Maker's flip, ``market/flip.py``: keepers' bids raise the quote paid up to the debt with
+    its penalty, then lower the units taken, each by at least ``beg``; a bid stands ``ttl``,
+    the auction lasts at most ``tau``; longs only, a vault's collateral).
     The penalty (``market.liquidation_penalty``, the fee or bonus of every mechanism) goes
     ``keeper_share`` to the keeper and the rest to an insurance fund starting at
     ``insurance_fund``, which covers a bankrupt account's shortfall; what it cannot cover
@@ -306,6 +333,11 @@ class LiquidationSpec(Spec):
     cusp: Fraction = 0.4
     tail: DurationNs = Field(default=600_000_000_000, gt=0)
     take_at: float = Field(default=1.0, gt=0)
+    # ``english_auction`` (Maker's flip): a bid's duration and the least increment (``tau``,
+    # above, is then the auction's maximum length).
+    ttl: DurationNs = Field(default=600_000_000_000, gt=0)
+    beg: Fraction = 0.03
+    published: PublishedSpec | None = None
 
     @field_validator("mechanism")
     @classmethod
@@ -444,6 +476,15 @@ class MarketSpec(Spec):
                 raise ValueError(f"liquidation.initial_margin: {rule.initial_margin:g} must be above "
                                  f"maintenance_margin {self.maintenance_margin:g} (a partial liquidation "
                                  f"restores the initial margin)")
+            if rule.mechanism == "english_auction":
+                for index, group in enumerate(self.accounts):
+                    if group.file is None and group.long_share < 1.0:
+                        raise ValueError(f"accounts[{index}].long_share: {group.long_share:g}, but an english_auction "
+                                         "sells a long's collateral (a vault); set long_share = 1")
+                if self.funding is not None:
+                    raise ValueError("funding: an english_auction market holds longs only (vaults), so funding "
+                                     "between longs and shorts has no one to pay or receive it (drop "
+                                     "[market.funding] or choose another liquidation.mechanism)")
             if self.probes is not None and not rule.keeps_today():
                 raise ValueError("probes: the probe books liquidate whole, without a fund; they cannot "
                                  f"answer for liquidation.mechanism {rule.mechanism!r} or its venue accounting "

@@ -89,6 +89,7 @@ _SECTIONS: list[_Section] = [
     ("[market.orders]", market.AuctionOrdersSpec),
     ("[market.probes]", market.ProbeSpec),
     ("[market.liquidation]", market.LiquidationSpec),
+    ("[market.liquidation.published]", market.PublishedSpec),
     ("[market.funding]", market.FundingSpec),
     ("[market.mark]", market.MarkSpec),
     ("[market.liquidity]", market.LiquiditySpec),

@@ -229,4 +229,4 @@ REACTORS: Registry[Callable[..., Any]] = Registry("reactor", ("msgstorm.market.r
 CONTROLLERS: Registry[Callable[..., Any]] = Registry("controller", ("msgstorm.sim.control",))
 PRODUCER_RULES: Registry[Any] = Registry("producer rule", ("msgstorm.sim.producers",), ("pow", "pos"))
 LIQUIDATION_MECHANISMS: Registry[Any] = Registry("liquidation mechanism", ("msgstorm.market.liquidation",),
-                                                 ("whole", "partial", "close_factor", "dutch_auction"))
+                                                 ("whole", "partial", "close_factor", "dutch_auction", "english_auction"))

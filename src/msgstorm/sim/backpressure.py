@@ -24,6 +24,7 @@ from msgstorm.scenario.schema import (
     Suspend,
     Unbounded,
 )
+from msgstorm.sim.fee_file import read_fee_series
 
 __all__ = ["ADMIT", "DROP", "HOLD", "NEVER_DEPTH", "REJECT", "Backpressure", "DropRule", "make_backpressure"]
 
@@ -53,7 +54,7 @@ class Backpressure(Protocol):
 
     def on_depth(self, depth: int) -> str | None: ...
 
-    def on_block(self, used: int, capacity: int) -> float | None: ...
+    def on_block(self, used: int, capacity: int, t: int = 0) -> float | None: ...
 
     def room(self, depth: int) -> int | None:
         """How many held messages may be sent again now (None: no bound)."""
@@ -94,7 +95,7 @@ class _Base:
     def on_depth(self, depth: int) -> str | None:
         return None
 
-    def on_block(self, used: int, capacity: int) -> float | None:
+    def on_block(self, used: int, capacity: int, t: int = 0) -> float | None:
         return None
 
     def room(self, depth: int) -> int | None:
@@ -184,11 +185,13 @@ class FeeEscalation(_Base):
     (the rule: ``rules/base_fee.py``).
 
     A message whose max fee is below the base fee waits (held until the fee falls) or is
-    rejected, as configured.
+    rejected, as configured. With ``base_fee_file`` the base fee follows the file's series
+    instead (``sim/fee_file.py``): from each block at t on, its last row's at or before t.
     """
 
     def __init__(self, spec: Eip1559) -> None:
-        self.base_fee = spec.initial_base_fee
+        self.series = None if spec.base_fee_file is None else read_fee_series(spec.base_fee_file)
+        self.base_fee = spec.initial_base_fee if self.series is None else self.series.at(0)
         self.min_base_fee = spec.min_base_fee
         self.target = spec.target
         self.max_change = spec.max_change
@@ -205,8 +208,11 @@ class FeeEscalation(_Base):
     def priced_out(self) -> int:
         return self.underpriced
 
-    def on_block(self, used: int, capacity: int) -> float | None:
+    def on_block(self, used: int, capacity: int, t: int = 0) -> float | None:
         assert self.base_fee is not None
+        if self.series is not None:
+            self.base_fee = self.series.at(t)
+            return self.base_fee
         self.base_fee = next_base_fee(self.base_fee, used, capacity, self.target, self.max_change, self.min_base_fee)
         return self.base_fee
 

@@ -382,7 +382,7 @@ class Sequencer:
     def on_block(self, t: int, used: int, capacity: int, height: int) -> None:
         """A block was produced: a priced mode moves its base fee and releases waiting
         messages it now admits."""
-        base_fee = self.backpressure.on_block(used, capacity)
+        base_fee = self.backpressure.on_block(used, capacity, t)
         if base_fee is None:
             return
         self.ctx.record.event(t, EventKind.BASE_FEE, self.ctx.cluster.leader, base_fee, height)
