@@ -50,6 +50,8 @@ SETTING = {
     "backpressure.target": (UNBOUNDED, 'mode = "eip1559"\ntarget = 0.4'),
     "backpressure.max_change": (UNBOUNDED, 'mode = "eip1559"\nmax_change = 0.2'),
     "backpressure.underpriced": (UNBOUNDED, 'mode = "eip1559"\nunderpriced = "reject"'),
+    "backpressure.base_fee_file": (UNBOUNDED, 'mode = "eip1559"\nbase_fee_file = '
+                                   f'"{(Path(__file__).parents[1] / "examples/data/gas-2020-03-12.csv").as_posix()}"'),
     "faults": (UNBOUNDED, UNBOUNDED, '[[faults]]\nkind = "crash"\nnode = "sequencer"\nat = "100ms"\nrestart_after = "100ms"'),
     # Reactive agents call back into Python: a market keeps the Python loop.
     "market": (UNBOUNDED, UNBOUNDED, '[market]\n[[market.instruments]]\nname = "X"\n[[market.keepers]]'),
