@@ -1,8 +1,11 @@
-"""Terminal summary: the headline numbers of a run as rich tables, read from summary.json.
+"""Terminal summary: the headline numbers of a run as rich tables, read from the typed summary.
 
-Place in the pipeline: the last stage, beside report.html; numbers and durations are worded
-by ``report.text``, the same rules as the page's, and a wrapped cell keeps each number with
-its unit (``report/cells.py``).
+Place in the pipeline: the last stage, beside report.html, from ``Analysis.result`` (a
+``Summary``; summary.json's dictionary is read through that type once, a field that does not
+fit refused by name), each row reading its section's typed fields; the market's rows read
+that section as summary.json holds it, as ``report/market.py`` does. Numbers and durations
+are worded by ``report.text``, the same rules as the page's, and a wrapped cell keeps each
+number with its unit (``report/cells.py``).
 """
 
 from __future__ import annotations
