@@ -193,3 +193,16 @@ def test_every_duration_reads_by_one_rule_and_keeps_its_unit_when_a_cell_wraps()
                                      "500 ms, consumer-2 12.5 s, consumer-3 65.2 s")
     assert not any(line.split(" ")[0] in ("s", "ms", "s,", "ms,") for line in connections[1:]), connections
     assert not any("2185" in line or "2,185" in line or "65,205" in line for line in lines)
+
+
+def test_a_summary_dictionary_that_does_not_fit_its_type_is_refused_naming_the_field() -> None:
+    """Read by string keys, a misspelt ``max_depth`` printed an em dash; read through the
+    summary's type it is refused, naming the section and the key."""
+    import pydantic
+    import pytest
+
+    misspelt = hand_summary(scenario="x", queue={"max_depht": 3, "mean_depth": 1.5})
+    with pytest.raises(pydantic.ValidationError, match=r"queue\.max_depht"):
+        print_summary(misspelt, Console(file=io.StringIO(), width=200))
+    lines = _printed({"queue": {"max_depth": 3, "mean_depth": 1.5}})
+    assert lines[_row(lines, "queue depth max / mean")].split("│")[2].strip() == "3 / 1.5"
