@@ -9,7 +9,7 @@ from test_analysis_history import MS, S, event, message, write_history
 
 from msgstorm.analysis.recovery import PRE_FAULT_P99_MEANING
 from msgstorm.analysis.summary import analyse
-from msgstorm.analysis.summary_model import summary_json_schema
+from msgstorm.analysis.summary_model import Fault, summary_json_schema
 from msgstorm.report.terminal import _faults_table
 from msgstorm.report.text import baseline_span, recovered_after
 
@@ -71,7 +71,7 @@ def test_the_baseline_starts_after_the_fault_before(tmp_path: Path) -> None:
     faults = _faults(tmp_path / "overlap", lambda t: 2 * MS, [(S, 3 * S), (2 * S, 2.5 * S)])
     assert faults[1]["pre_fault_p99_ms"] is None and faults[1]["recovery_s"] is None
     assert faults[1]["no_baseline"] == {"reason": "fault_in_force", "fault_id": 0}
-    assert recovered_after(faults[1]) == "no baseline (fault 0 in force)"
+    assert recovered_after(Fault.model_validate(faults[1])) == "no baseline (fault 0 in force)"
 
 
 def test_a_fault_that_begins_as_the_one_before_ends_has_no_baseline_and_says_so_not_not_recovered(
@@ -84,14 +84,14 @@ def test_a_fault_that_begins_as_the_one_before_ends_has_no_baseline_and_says_so_
     assert faults[1]["pre_fault_p99_ms"] is None and faults[1]["baseline_s"] is None
     assert faults[1]["recovery_s"] is None
     assert faults[1]["no_baseline"] == {"reason": "fault_before", "fault_id": 0}
-    assert recovered_after(faults[1]) == "no baseline (fault 0 before)"
+    assert recovered_after(Fault.model_validate(faults[1])) == "no baseline (fault 0 before)"
     table = Console(width=200, record=True)
-    table.print(_faults_table(faults))
+    table.print(_faults_table([Fault.model_validate(fault) for fault in faults]))
     shown = table.export_text()
     assert "no baseline (fault 0 before)" in shown and "not recovered" not in shown, shown
     # A fault whose run ended before it recovered is "not recovered": it had a baseline.
     held = _faults(tmp_path / "held", lambda t: 2 * MS if t < 2 * S else 10 * S, [(2 * S, 3 * S)])
-    assert held[0]["no_baseline"] is None and recovered_after(held[0]) == "not recovered"
+    assert held[0]["no_baseline"] is None and recovered_after(Fault.model_validate(held[0])) == "not recovered"
 
 
 def test_the_baseline_is_the_last_clean_steps_not_a_burst_that_shed_messages(tmp_path: Path) -> None:
@@ -113,19 +113,19 @@ def test_the_baseline_is_the_last_clean_steps_not_a_burst_that_shed_messages(tmp
     faults = analyse(write_history(tmp_path, rows, events, t_end=8 * S)).summary["faults"]
     assert faults[0]["baseline_s"] == [0.0, 2.0] and faults[0]["pre_fault_p99_ms"] == 2.0
     assert faults[0]["recovery_s"] == 0.3
-    assert baseline_span(faults[0]) == "0–2 s"
+    assert baseline_span(Fault.model_validate(faults[0])) == "0–2 s"
     # Shedding in every second before the fault: no baseline, and the reason.
     shed = [message(i, i * 10 * MS, status="dropped") if i % 10 == 0 and i < 400 else
             message(i, i * 10 * MS, latency_ns=2 * MS) for i in range(800)]
     faults = analyse(write_history(tmp_path / "shed", shed, events, t_end=8 * S)).summary["faults"]
     assert faults[0]["no_baseline"] == {"reason": "shed_before", "fault_id": None}
-    assert recovered_after(faults[0]) == "no baseline (messages dropped before)"
+    assert recovered_after(Fault.model_validate(faults[0])) == "no baseline (messages dropped before)"
 
 
 def test_a_baseline_of_zero_or_of_nothing_committed_is_no_baseline(tmp_path: Path) -> None:
     faults = _faults(tmp_path / "zero", lambda t: 0, [(2 * S, 3 * S)])
     assert faults[0]["pre_fault_p99_ms"] is None and faults[0]["recovery_s"] is None
-    assert recovered_after(faults[0]) == "no baseline (nothing committed before)"
+    assert recovered_after(Fault.model_validate(faults[0])) == "no baseline (nothing committed before)"
     faults = _faults(tmp_path / "lost", lambda t: None if t < 2 * S else 2 * MS, [(2 * S, 3 * S)])
     assert faults[0]["pre_fault_p99_ms"] is None and faults[0]["recovery_s"] is None
 

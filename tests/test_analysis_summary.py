@@ -283,3 +283,22 @@ def test_throughput_is_commits_over_first_send_to_the_later_of_window_end_and_la
     # A commit after the window's end (at 9 s) stretches the span to 8 s: 4 / 8.
     late = [*rows[:3], message(3, S, latency_ns=8 * S)]
     assert analyse(write_history(tmp_path / "b", late)).summary["throughput_per_s"] == 0.5
+
+
+def test_the_failing_slos_are_the_typed_results_that_fail_and_with_strict_the_unknown_too() -> None:
+    import pyarrow as pa
+    from test_report_compare import hand_summary  # a whole summary.json, these SLOs laid over
+
+    from msgstorm.analysis import failing_slos
+    from msgstorm.analysis.summary_model import SloVerdict, Summary
+
+    slos = [{"name": "latency.p99", "verdict": "pass", "value": 12.5, "threshold": "< 50ms"},
+            {"name": "loss_rate", "verdict": "fail", "value": 0.03, "threshold": "< 1%"},
+            {"name": "throughput", "verdict": "unknown", "value": None, "threshold": ">= 100/s"}]
+    analysis = Analysis(result=Summary.model_validate(hand_summary(slo=slos)), verdicts=[],
+                        windows=pa.table({}), steps=None)
+    assert failing_slos(analysis) == [SloVerdict(name="loss_rate", verdict="fail", value=0.03, threshold="< 1%")]
+    assert [entry.name for entry in failing_slos(analysis, strict=True)] == ["loss_rate", "throughput"]
+    assert slo_failed(analysis) and slo_failed(analysis, strict=True)
+    passing = dataclasses.replace(analysis, result=Summary.model_validate(hand_summary(slo=slos[:1])))
+    assert failing_slos(passing, strict=True) == [] and not slo_failed(passing, strict=True)

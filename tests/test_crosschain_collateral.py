@@ -18,6 +18,7 @@ from test_docs import table_rows, terminal_lines
 from test_market import ACCOUNTS, GAP, KEEPER
 
 from msgstorm.analysis.collateral import collateral_table
+from msgstorm.analysis.summary_chain import Collateral
 from msgstorm.analysis.summary_model import Summary
 from msgstorm.history import read_history
 from msgstorm.history.reader import read_table
@@ -118,10 +119,11 @@ def test_a_close_that_waits_for_the_relay_worked_by_hand(tmp_path: Path) -> None
         "close after source p50 / max": "749 ms / 749 ms",
         "close split (mean)": "source finality 1 ms, relay 400 ms, proof check 100 ms, destination 249 ms",
         "bad debt across / one chain": "45.64 / 19.42 (0 left open)"}
-    # The same rows and label from the typed summary as from summary.json's dictionary.
+    # The same rows from the typed summary as from summary.json's dictionary read through its
+    # type, and the same label.
     typed = result.analysis.result
     assert typed.collateral is not None
-    assert collateral_rows(typed.collateral) == collateral_rows(result.summary["collateral"])
+    assert collateral_rows(typed.collateral) == collateral_rows(Collateral.model_validate(result.summary["collateral"]))
     assert market_bad_debt_label(typed) == market_bad_debt_label(result.summary) == SOURCE_BAD_DEBT
     assert market_bad_debt_label(typed.model_copy(update={"collateral": None})) == "bad debt"
     page_text = (tmp_path / "run" / "report.html").read_text()

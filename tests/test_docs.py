@@ -352,8 +352,10 @@ def test_the_readme_shows_rows_the_live_market_examples_print_and_its_claim_hold
 
 
 def test_an_excerpt_line_the_terminal_does_not_print_fails() -> None:
-    summary = {"scenario": "x", "seed": 1, "target": "sim", "offered_rate_per_s": 3004.5,
-               "throughput_per_s": 2890.101, "latency_ms": {"p50": 344.206, "p99": 15_196.447, "p999": 16_000.0}}
+    from test_report_compare import hand_summary  # a whole summary.json, these values laid over
+
+    summary = hand_summary(scenario="x", seed=1, target="sim", offered_rate_per_s=3004.5, throughput_per_s=2890.101,
+                           latency_ms={"p50": 344.206, "p99": 15_196.447, "p999": 16_000.0})
     printed = terminal_lines(summary)
     shown = [line for line in printed if "throughput" in line or "latency p50" in line]
     assert len(shown) == 2 and "2,890/s" in shown[0] and "344.206 ms / 15.2 s / 16 s" in shown[1]

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 import msgstorm
+from msgstorm.analysis.summary_model import Stages
 from msgstorm.report.figures import (
     label_if_empty,
     latency_time_figure,
@@ -171,5 +172,9 @@ def test_latency_vs_load_plots_the_throughput_committed_during_each_step(tmp_pat
 
 def test_the_stage_bars_word_their_durations_as_the_stage_table_does() -> None:
     """report.html's stage bars beside its stage table: 2,185.311 ms reads 2.19 s on both."""
-    bars = stages_figure({"queue_wait": {"p50": 8.7, "p99": 2185.311}, "service": {"p50": None, "p99": 0.25}})["data"]
-    assert [bar["text"] for bar in bars] == [["8.7 ms", "—"], ["2.19 s", "0.25 ms"]]
+    none = {"p50": None, "p99": None}
+    stages = Stages.model_validate({"propagation": none, "queue_wait": {"p50": 8.7, "p99": 2185.311},
+                                    "service": {"p50": None, "p99": 0.25}, "block_wait": none})
+    bars = stages_figure(stages)["data"]
+    assert [bar["y"] for bar in bars] == [["propagation", "queue wait", "service", "block wait"]] * 2
+    assert [bar["text"] for bar in bars] == [["—", "8.7 ms", "—", "—"], ["—", "2.19 s", "0.25 ms", "—"]]

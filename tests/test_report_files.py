@@ -147,6 +147,7 @@ def test_rates_are_printed_for_people_and_kept_whole_in_the_summary() -> None:
     import io
 
     from rich.console import Console
+    from test_report_compare import hand_summary  # a whole summary.json, these values laid over
 
     from msgstorm.report.html import fmt
     from msgstorm.report.terminal import print_summary
@@ -154,10 +155,11 @@ def test_rates_are_printed_for_people_and_kept_whole_in_the_summary() -> None:
     assert fmt(5039.667, "/s") == "5,040/s" and fmt(12.345, "/s") == "12.3/s" and fmt(2.5, "/s") == "2.5/s"
     assert fmt(0.1234, " ms") == "0.123 ms"  # other units keep their three decimals
     buffer = io.StringIO()
-    print_summary({"scenario": "x", "offered_rate_per_s": 2890.101, "throughput_per_s": 2889.5,
-                   "capacity": {"knee_rate_per_s": 5039.667, "method": "m", "limited_by": "machine CPU",
-                                "at_limit": {"step": 4, "offered_per_s": 6000.0, "send_lag_p50_ms": 0.2,
-                                             "cpu_busy": {"publisher": 1.1, "nats-server": 0.8}, "machine_cpus": 2}}},
+    print_summary(hand_summary(scenario="x", offered_rate_per_s=2890.101, throughput_per_s=2889.5,
+                               capacity={"knee_rate_per_s": 5039.667, "method": "m", "limited_by": "machine CPU",
+                                         "at_limit": {"step": 4, "offered_per_s": 6000.0, "send_lag_p50_ms": 0.2,
+                                                      "cpu_busy": {"publisher": 1.1, "nats-server": 0.8},
+                                                      "machine_cpus": 2}}),
                   Console(file=buffer, width=200))
     text = buffer.getvalue()
     assert "2,890/s" in text and "5,040/s" in text and "2,890.101" not in text
@@ -168,11 +170,13 @@ def test_a_live_summary_prints_no_stage_table() -> None:
     import io
 
     from rich.console import Console
+    from test_report_compare import hand_summary  # a whole summary.json, these values laid over
 
     from msgstorm.report.terminal import print_summary
 
     stages = {stage: {"p50": 0.0, "p99": 0.0} for stage in ("propagation", "queue_wait", "service", "block_wait")}
     for target, shown in (("nats", False), ("sim", True)):
         buffer = io.StringIO()
-        print_summary({"scenario": "x", "target": target, "latency_stages_ms": stages}, Console(file=buffer, width=200))
+        print_summary(hand_summary(scenario="x", target=target, latency_stages_ms=stages),
+                      Console(file=buffer, width=200))
         assert ("block_wait" in buffer.getvalue()) is shown

@@ -19,8 +19,11 @@ from conftest import require_program
 from typer.testing import CliRunner
 
 import msgstorm
+from msgstorm.analysis.summary_model import Connections, Delivery, Summary
 from msgstorm.cli import app
-from msgstorm.report.html import _connections, _copies, _headline, _scenario_facts, _scenario_value
+from msgstorm.report.run_checks import connections_table, copies_table
+from msgstorm.report.run_headline import headline
+from msgstorm.report.scenario_facts import scenario_facts, scenario_value
 from msgstorm.report.series import MACHINE_LINE
 from msgstorm.report.text import duration_ms, duration_s, number
 from msgstorm.runner import RunResult, run
@@ -345,26 +348,30 @@ def test_the_faults_table_shows_the_recovery_time(faulty) -> None:
 
 
 def test_a_replicated_streams_copies_and_a_brokers_refusal_read_for_people() -> None:
-    copies = _copies({"nodes": {"n0": {"stored": 14_000, "acked_missing": 0, "duplicated": 0, "unexpected": 0},
-                                "n1": {"stored": 13_990, "acked_missing": 10, "duplicated": 0, "unexpected": 0},
-                                "n2": None}})
+    copies = copies_table(Delivery.model_validate({
+        "fanout": False, "consumers": 1, "expected": 14_000, "received": 14_000, "duplicated": 0, "unexpected": 0,
+        "reordered": 0, "stream": None, "lost": {"total": 0, "prefix": 0, "middle": 0, "postfix": 0, "acked": 0},
+        "nodes": {"n0": {"stored": 14_000, "acked_missing": 0, "duplicated": 0, "unexpected": 0},
+                  "n1": {"stored": 13_990, "acked_missing": 10, "duplicated": 0, "unexpected": 0},
+                  "n2": None}}))
     rows = re.findall(r"<tr>(.*?)</tr>", copies)[1:]
     assert [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in rows] == [
         ["n0", "14,000", "0", "0", "0"], ["n1", "13,990", "10", "0", "0"], ["n2", "not read", "—", "—", "—"]]
-    trouble = _connections({"disconnects": 0, "reconnects": 0, "errors": 1, "clients": {}, "servers_exited": [],
-                            "incidents": [{"t_s": 3.2, "kind": "client_error", "client": "publisher",
-                                           "error": "NATS/1.0 503\r\nNats-Subject: msgstorm.orders\r\n\r\n"}]})
+    trouble = connections_table(Connections.model_validate({
+        "disconnects": 0, "reconnects": 0, "errors": 1, "clients": {}, "servers_exited": [],
+        "incidents": [{"t_s": 3.2, "kind": "client_error", "client": "publisher",
+                       "error": "NATS/1.0 503\r\nNats-Subject: msgstorm.orders\r\n\r\n"}]}))
     assert "<td>503 no responders</td>" in trouble and "NATS/1.0" not in trouble
 
 
 def test_a_live_runs_scenario_shows_only_live_settings_in_human_units() -> None:
     scenario = msgstorm.load_scenario(EXAMPLES / "live-jetstream-kill.toml").model_dump(mode="json", by_alias=True)
-    facts = dict(_scenario_facts(scenario))
+    facts = dict(scenario_facts(scenario))
     assert set(facts) == {"target", "live", "live.jetstream", "run"}  # no sequencer, blocks, regions, backpressure
     assert "flush_interval=1 ms" in facts["live"] and "start_timeout=60 s" in facts["live"]
     assert "replicas=3" in facts["live.jetstream"]
     assert "duration=14 s" in facts["run"] and "sample_interval=100 ms" in facts["run"]
-    faults = [_scenario_value("fault", {k: v for k, v in f.items() if k != "kind"}) for f in scenario["faults"]]
+    faults = [scenario_value("fault", {k: v for k, v in f.items() if k != "kind"}) for f in scenario["faults"]]
     assert faults == ["{at=3 s, node=leader, restart_after=3 s}", "{at=9 s, node=nats-server-0, down=1 s}"]
     assert not re.search(r"\d{7,}", " ".join([*map(str, facts.values()), *faults])), "no raw nanoseconds"
 
@@ -374,28 +381,37 @@ def test_a_ramps_rates_read_as_rates_and_an_agents_start_as_a_time() -> None:
         'agents.0.arrival={process="step_ramp", start="50000/s", step="2500/s", every="3s", steps=10}',
         'agents.0.start="2s"']).model_dump(mode="json", by_alias=True)
     agent = scenario["agents"][0]
-    assert _scenario_value("arrival", agent["arrival"]) == (
+    assert scenario_value("arrival", agent["arrival"]) == (
         "{process=step_ramp, start=50,000/s, step=2,500/s, every=3 s, steps=10, poisson=True}")
-    assert _scenario_value("arrival", {"process": "linear_ramp", "start": 100.0, "end": 2000.0, "poisson": True}) == (
+    assert scenario_value("arrival", {"process": "linear_ramp", "start": 100.0, "end": 2000.0, "poisson": True}) == (
         "{process=linear_ramp, start=100/s, end=2,000/s, poisson=True}")
-    assert _scenario_value("agent", {"start": agent["start"], "stop": None}) == "{start=2 s}"
+    assert scenario_value("agent", {"start": agent["start"], "stop": None}) == "{start=2 s}"
+
+
+def _hand_summary(**values: Any) -> Summary:
+    """A typed summary with the given sections laid over one whose every value is null or 0."""
+    from test_report_compare import hand_summary
+
+    return Summary.model_validate(hand_summary(**values))
 
 
 def test_the_slo_table_shows_each_value_in_its_thresholds_unit() -> None:
-    page = _headline({"slo": [
+    page = headline(_hand_summary(slo=[
         {"name": "latency.p99", "verdict": "fail", "value": 1644.841, "threshold": "< 1s"},
         {"name": "capacity.knee_rate", "verdict": "pass", "value": 3012.4, "threshold": ">= 3000/s"},
         {"name": "loss_rate", "verdict": "pass", "value": 0.0125, "threshold": "< 2%"},
-        {"name": "messages.dropped", "verdict": "fail", "value": 1200, "threshold": "== 0"}]})
+        {"name": "messages.dropped", "verdict": "fail", "value": 1200, "threshold": "== 0"}]))
     table = re.search(r'<table id="slo-table">.*?</table>', page, re.DOTALL)
     assert table is not None
     assert re.findall(r'<td class="num">([^<]*)</td>', table.group(0)) == ["1.64 s", "3,012/s", "1.25%", "1,200"]
 
 
 def test_a_throttles_shedding_is_its_own_card() -> None:
-    page = _headline({"failure_threshold": None, "by_kind": {"spam": {"sent": 100, "dropped": 40}},
-                      "control": {"throttle": {"decisions": 3, "output": "admitted_share", "lowest": 0.5,
-                                               "highest": 1.0, "last": 1.0, "shed": 40, "sheds": ["spam"]}}})
+    spam = {"sent": 100, "committed": 60, "dropped": 40, "rejected": 0, "lost": 0, "pending": 0, "unsent": 0,
+            "latency_ms": {"p50": None, "p99": None}}
+    page = headline(_hand_summary(failure_threshold=None, by_kind={"spam": spam},
+                                  control={"throttle": {"decisions": 3, "output": "admitted_share", "lowest": 0.5,
+                                                        "highest": 1.0, "last": 1.0, "shed": 40, "sheds": ["spam"]}}))
     cards = _cards(page)
     assert cards["throttle: shed on purpose"] == ("40", "spam 40 of 100 dropped")
     assert cards["failure threshold"][0] == "none"

@@ -10,6 +10,7 @@ import pydantic
 import pytest
 from test_analysis_safety import EQUIVOCATION
 
+from msgstorm.analysis.summary_model import Summary
 from msgstorm.history import read_history
 from msgstorm.report.safety import safety_section
 
@@ -30,7 +31,7 @@ def test_the_section_shows_the_typed_verdicts_and_where_nodes_diverged(scenario_
     history = read_history(result.run_dir)
     ((slug, title, html),) = safety_section(history, result.analysis.result)
     assert (slug, title) == ("safety", "Safety, liveness and integrity")
-    assert safety_section(history, result.summary) == [(slug, title, html)]
+    assert safety_section(history, Summary.model_validate(result.summary)) == [(slug, title, html)]
     verdicts = _cells(html, "safety-verdicts")
     assert [row[:2] for row in verdicts[1:]] == [["safety", "invalid"], ["liveness", "valid"]]
     assert verdicts[1][2] == ("conflicting blocks finalised at 1 height (byzantine: us-east-0): height 3: block 3 by "
@@ -45,8 +46,7 @@ def test_a_summary_dictionary_with_a_misspelt_section_is_refused(scenario_from, 
     """Read by string keys, a check whose ``detail`` was misspelt showed an em dash for it;
     read through the summary's type it is refused, naming the key."""
     result: Any = run_scenario(scenario_from(EQUIVOCATION.format(confirmations=1)))
-    history = read_history(result.run_dir)
     misspelt = {**result.summary, "checks": [{"name": check["name"], "verdict": check["verdict"],
                                               "detial": check["detail"]} for check in result.summary["checks"]]}
     with pytest.raises(pydantic.ValidationError, match="detial"):
-        safety_section(history, misspelt)
+        Summary.model_validate(misspelt)

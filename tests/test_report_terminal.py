@@ -6,7 +6,9 @@ import io
 from typing import Any
 
 from rich.console import Console
+from test_report_compare import hand_summary  # a whole summary.json, the given sections laid over
 
+from msgstorm.analysis.summary_model import Summary
 from msgstorm.report.terminal import print_summary
 
 MARKET = {"accounts": 10_000, "open_interest": 1_069_258_733.0,
@@ -20,7 +22,8 @@ MARKET = {"accounts": 10_000, "open_interest": 1_069_258_733.0,
 
 def _printed(summary: dict[str, Any]) -> list[str]:
     buffer = io.StringIO()
-    print_summary({"scenario": "x", "seed": 1, "target": "sim", **summary}, Console(file=buffer, width=200))
+    typed = Summary.model_validate(hand_summary(**{"scenario": "x", "seed": 1, "target": "sim", **summary}))
+    print_summary(typed, Console(file=buffer, width=200))
     return buffer.getvalue().splitlines()
 
 
@@ -66,7 +69,9 @@ def test_faults_show_how_long_recovery_took_and_copies_each_node() -> None:
         {"fault_id": 0, "kind": "crash", "start_s": 3.0, "end_s": 6.0, "pre_fault_p99_ms": 2.5, "recovery_s": 1.234},
         {"fault_id": 1, "kind": "restart", "start_s": 9.0, "end_s": 10.0, "pre_fault_p99_ms": 2.0, "recovery_s": None},
         {"fault_id": 2, "kind": "pause", "start_s": 12.0, "end_s": None, "pre_fault_p99_ms": None, "recovery_s": None}],
-        "delivery": {"received": 10, "expected": 10, "lost": {}, "nodes": {
+        "delivery": {"fanout": False, "consumers": 1, "received": 10, "expected": 10, "duplicated": 0,
+                     "unexpected": 0, "reordered": 0, "stream": None,
+                     "lost": {"total": 0, "prefix": 0, "middle": 0, "postfix": 0, "acked": 0}, "nodes": {
             "nats-server-0": {"stored": 14_000, "acked_missing": 0, "duplicated": 0, "unexpected": 0},
             "nats-server-1": {"stored": 13_990, "acked_missing": 10, "duplicated": 0, "unexpected": 0},
             "nats-server-2": None}}})
@@ -167,13 +172,16 @@ def test_every_duration_reads_by_one_rule_and_keeps_its_unit_when_a_cell_wraps()
     wrapped, ends no line on a number whose unit went to the next."""
     delay = {**MARKET["liquidation_delay_ms"], "p50": 2185.311,
              "split": {"oracle": 49.177, "keeper": 189.344, "messaging": 2185.311}}
+    def down(seconds: float) -> dict[str, Any]:
+        return {"disconnects": 1, "down_s": seconds, "reconnect_attempts": 0}
+
     summary = {"scenario": "x", "seed": 1, "target": "nats", "market": {**MARKET, "liquidation_delay_ms": delay},
                "latency_ms": {"p50": 2185.311, "p99": 65_205.992, "p999": 66_100.0, "max": 70_000.0, "mean": 0.25},
-               "connections": {"disconnects": 2, "reconnects": 2, "errors": 0, "clients": {
-                   "publisher": {"down_s": 2.185311}, "consumer-1": {"down_s": 0.5},
-                   "consumer-2": {"down_s": 12.5}, "consumer-3": {"down_s": 65.205992}}}}
+               "connections": {"disconnects": 2, "reconnects": 2, "errors": 0, "servers_exited": [], "incidents": [],
+                               "clients": {"publisher": down(2.185311), "consumer-1": down(0.5),
+                                           "consumer-2": down(12.5), "consumer-3": down(65.205992)}}}
     buffer = io.StringIO()
-    print_summary(summary, Console(file=buffer, width=100))
+    print_summary(Summary.model_validate(hand_summary(**summary)), Console(file=buffer, width=100))
     lines = buffer.getvalue().splitlines()
     assert max(len(line) for line in lines) <= 100
     assert _value_lines(lines, "latency p50 / p99 / p99.9") == ["2.19 s / 65.2 s / 66.1 s"]
@@ -185,3 +193,16 @@ def test_every_duration_reads_by_one_rule_and_keeps_its_unit_when_a_cell_wraps()
                                      "500 ms, consumer-2 12.5 s, consumer-3 65.2 s")
     assert not any(line.split(" ")[0] in ("s", "ms", "s,", "ms,") for line in connections[1:]), connections
     assert not any("2185" in line or "2,185" in line or "65,205" in line for line in lines)
+
+
+def test_a_summary_dictionary_that_does_not_fit_its_type_is_refused_naming_the_field() -> None:
+    """Read by string keys, a misspelt ``max_depth`` printed an em dash; read through the
+    summary's type it is refused, naming the section and the key."""
+    import pydantic
+    import pytest
+
+    misspelt = hand_summary(scenario="x", queue={"max_depht": 3, "mean_depth": 1.5})
+    with pytest.raises(pydantic.ValidationError, match=r"queue\.max_depht"):
+        print_summary(misspelt, Console(file=io.StringIO(), width=200))
+    lines = _printed({"queue": {"max_depth": 3, "mean_depth": 1.5}})
+    assert lines[_row(lines, "queue depth max / mean")].split("│")[2].strip() == "3 / 1.5"

@@ -38,10 +38,10 @@ def test_what_a_broker_said_is_its_status_and_description(said: str, shown: str)
     assert broker_said(said) == shown
 
 
-def test_a_fault_is_read_through_its_type_typed_or_as_summary_json_holds_it() -> None:
-    """The faults tables word a fault the same whether given typed (``Fault``) or as
-    summary.json holds it; a misspelt key (``no_baselin``) is refused naming it, where read
-    by string keys it was left unread and the fault said "not recovered"."""
+def test_a_fault_is_worded_from_its_type_and_a_misspelt_row_is_refused() -> None:
+    """The faults tables word a typed fault (``Fault``, summary.json's row read through its
+    type); a misspelt key (``no_baselin``) is refused naming it, where read by string keys it
+    was left unread and the fault said "not recovered"."""
     import pydantic
 
     from msgstorm.analysis.summary_model import Fault
@@ -49,10 +49,13 @@ def test_a_fault_is_read_through_its_type_typed_or_as_summary_json_holds_it() ->
 
     row = {"fault_id": 3, "kind": "partition", "start_s": 4.0, "end_s": 6.0, "pre_fault_p99_ms": None,
            "baseline_s": None, "no_baseline": {"reason": "fault_before", "fault_id": 2}, "recovery_s": None}
-    assert recovered_after(row) == recovered_after(Fault.model_validate(row)) == "no baseline (fault 2 before)"
+    assert recovered_after(Fault.model_validate(row)) == "no baseline (fault 2 before)"
+    assert baseline_span(Fault.model_validate(row)) == "—"
     measured = {**row, "no_baseline": None, "baseline_s": [1.0, 3.5], "recovery_s": 1.25}
     assert recovered_after(Fault.model_validate(measured)) == "1.25 s"
-    assert baseline_span(Fault.model_validate(measured)) == baseline_span(measured) == "1–3.5 s"
+    assert baseline_span(Fault.model_validate(measured)) == "1–3.5 s"
+    assert recovered_after(Fault.model_validate({**measured, "recovery_s": None})) == "not recovered"
+    assert recovered_after(Fault.model_validate({**measured, "end_s": None, "recovery_s": None})) == "still active"
     misspelt = {**row, "no_baselin": row.pop("no_baseline")}
     with pytest.raises(pydantic.ValidationError, match="no_baselin"):
-        recovered_after(misspelt)
+        Fault.model_validate(misspelt)

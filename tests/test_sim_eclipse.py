@@ -72,9 +72,9 @@ def test_an_eclipsed_node_receives_and_passes_on_nothing_while_it_lasts(scenario
     assert after and all(TARGET in delivered[row["msg_id"]] for row in after)
     # It is honest (not counted out by the safety checker) and named in the summary.
     assert dishonest_nodes(history) == set()
-    summary = analyse(history).summary
-    assert summary["byzantine"]["eclipsed"] == [TARGET]
-    assert dict(security_lines(summary))["eclipsed"] == TARGET
+    analysis = analyse(history)
+    assert analysis.summary["byzantine"]["eclipsed"] == [TARGET]
+    assert dict(security_lines(analysis.result))["eclipsed"] == TARGET
 
 
 def test_an_eclipse_with_a_delay_makes_every_item_reach_the_target_that_late(scenario_from, run_scenario) -> None:

@@ -67,7 +67,8 @@ def _peers(history: Any) -> dict[str, set[str]]:
 
 def test_a_flood_in_a_run_is_counted_in_the_summary_and_the_terminal(scenario_from, run_scenario) -> None:
     history = read_history(run_scenario(scenario_from(NETWORK + FLOOD)).run_dir)
-    summary = analyse(history).summary
+    analysis = analyse(history)
+    summary = analysis.summary
     peers = len(_peers(history)["eu-west-1"])
     assert peers >= 1
     assert summary["byzantine"] == {
@@ -77,7 +78,7 @@ def test_a_flood_in_a_run_is_counted_in_the_summary_and_the_terminal(scenario_fr
         "invalid_validated": 100 * peers,
         "censorship": [],  # no censor_nodes fault: no victim
     }
-    lines = dict(security_lines(summary))
+    lines = dict(security_lines(analysis.result))
     assert lines["byzantine nodes"] == "flood_invalid: eu-west-1"
     assert lines["invalid flood"] == f"100 sent, {100 * peers} validated and dropped by receivers"
     # Honest traffic still commits, and no invalid message shows up as a message or a delivery.

@@ -361,6 +361,8 @@ def test_shares_drawn_from_a_distribution_are_seeded_one_per_producer() -> None:
 
 def test_a_region_table_shows_each_regions_block_and_message_arrival() -> None:
     """The terminal's table reads the summary's per-region block arrivals and message propagation."""
+    from test_report_compare import hand_summary  # a whole summary.json, these sections laid over
+
     summary = {"scenario": "s", "seed": 1, "target": "sim", "forks": {
         "blocks": {"made": 2, "canonical": 2, "stale": 0, "stale_rate": 0.0, "fork_heights": 0, "fork_rate": 0.0,
                    "height": 2},
@@ -370,7 +372,7 @@ def test_a_region_table_shows_each_regions_block_and_message_arrival() -> None:
         "propagation_ms": {"eu": {"p50": 300.0, "p90": 800.0, "p99": 900.0, "count": 4},
                            "us": {"p50": 400.0, "p90": 900.0, "p99": 950.0, "count": 4}}}
     buffer = io.StringIO()
-    print_summary(summary, Console(file=buffer, width=120, color_system=None, force_terminal=False))
+    print_summary(hand_summary(**summary), Console(file=buffer, width=120, color_system=None, force_terminal=False))
     text = buffer.getvalue()
     assert re.search(r"block arrival p50 / p90 / p99\s*│\s*1.5 s / 2.5 s / 3 s", text)
     assert re.search(r"│ eu\s*│\s*1.2 s / 2.2 s │\s*300 ms / 800 ms │", text)

@@ -153,7 +153,7 @@ def test_scheme_none_reports_no_verification_cost(scenario_from, run_scenario) -
     trips = [row["t_received"] - row["t_intended"] for row in result.history.messages.to_pylist()
              if row["node"] == "us-east-0" and row["t_received"] is not None]
     assert min(trips) == 10_000
-    assert dict(security_lines(result.summary))["security"] == "none: nothing signed or verified, no cost (model)"
+    assert dict(security_lines(result.analysis.result))["security"] == "none: nothing signed or verified, no cost (model)"
     page = (result.run_dir / "report.html").read_text()
     assert "<b>none</b> (model): no message is signed or verified, so verifying costs nothing." in page
 
@@ -223,10 +223,10 @@ def test_the_analysis_reads_the_counts_from_the_history(scenario_from, run_scena
 def test_the_terminal_says_what_got_through(scenario_from, run_scenario) -> None:
     from msgstorm.report.terminal import security_lines
 
-    signed = dict(security_lines(_run(scenario_from, run_scenario, "ed25519").summary))
+    signed = dict(security_lines(_run(scenario_from, run_scenario, "ed25519").analysis.result))
     assert signed["security"].startswith("ed25519: verify 60 us a message (from scenario; model)")
     assert signed["integrity"].endswith("every one detected")
-    unsigned = dict(security_lines(_run(scenario_from, run_scenario, "none").summary))
+    unsigned = dict(security_lines(_run(scenario_from, run_scenario, "none").analysis.result))
     summary = _run(scenario_from, run_scenario, "none").summary["integrity"]
     assert unsigned["integrity"].endswith(f"detected 0, ACCEPTED {summary['accepted']:,}")
 

@@ -88,7 +88,7 @@ from msgstorm.analysis.latency import ipdv_ms, latency_and_jitter_ms, stage_brea
 from msgstorm.analysis.propagation import propagation_by_region_ms
 from msgstorm.analysis.queue import backpressure_timeline, base_fee_timeline
 from msgstorm.analysis.sections import SECTIONS, SectionContext
-from msgstorm.analysis.summary_model import Summary
+from msgstorm.analysis.summary_model import SloVerdict, Summary
 from msgstorm.analysis.windows import horizon_ns, window_table
 from msgstorm.history.reader import History
 
@@ -189,11 +189,11 @@ def analyse(history: History) -> Analysis:
     )
 
 
-def failing_slos(analysis: Analysis, strict: bool = False) -> list[dict[str, Any]]:
-    """The SLO entries whose verdict is "fail"; with ``strict``, also "unknown" (no data to
-    judge, e.g. nothing committed), as a CI gate should."""
+def failing_slos(analysis: Analysis, strict: bool = False) -> list[SloVerdict]:
+    """The typed SLO results whose verdict is "fail"; with ``strict``, also "unknown" (no data
+    to judge, e.g. nothing committed), as a CI gate should."""
     failing = {"fail", "unknown"} if strict else {"fail"}
-    return [entry for entry in analysis.summary.get("slo", []) if entry["verdict"] in failing]
+    return [entry for entry in analysis.result.slo if entry.verdict in failing]
 
 
 def slo_failed(analysis: Analysis, strict: bool = False) -> bool:

@@ -138,7 +138,7 @@ def run(
         if exporter is not None:
             exporter.close()
     if not quiet:
-        print_summary(result.summary, out)
+        print_summary(result.analysis.result, out)
     out.print(f"run directory: {result.run_dir} (report: {result.run_dir / 'report.html'})", highlight=False, markup=False)
     if result.analysis.result.interrupted:
         err.print(f"interrupted: the history in {result.run_dir} holds what was recorded before the stop; "
@@ -153,10 +153,9 @@ def run(
 def _say_failing_slos(analysis: Analysis, strict: bool) -> None:
     """With -q there is no summary table: say on stderr which SLOs make the exit code 1."""
     from msgstorm.analysis import failing_slos
-    from msgstorm.analysis.summary_model import SloVerdict
     from msgstorm.scenario.slo import SLO_METRICS
 
-    for entry in (SloVerdict.model_validate(failing) for failing in failing_slos(analysis, strict)):
+    for entry in failing_slos(analysis, strict):
         unit = {"ms": " ms", "per_s": "/s"}.get(SLO_METRICS[entry.name][1], "") if entry.name in SLO_METRICS else ""
         shown = "no data to judge" if entry.value is None else f"{entry.value:g}{unit}"
         err.print(f"SLO {entry.verdict}: {entry.name} = {shown} (wanted {entry.threshold})",
@@ -235,7 +234,7 @@ def report(
                   f"{run_dir} again to finish", highlight=False, markup=False)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
     if not quiet:
-        print_summary(analysis.summary, out)
+        print_summary(analysis.result, out)
     out.print(f"report: {run_dir / 'report.html'}", highlight=False, markup=False)
     if analysis.result.cut_off:
         err.print(f"cut off: {run_dir} was killed before it finished; the numbers cover what was "

@@ -1,8 +1,7 @@
 """What positions on the other chain cost: headline rows and the report's section "Collateral across chains".
 
-Place in the pipeline: reports, from summary.json's ``collateral`` alone, read as its typed
-section (``analysis.summary_chain.Collateral``; computed by ``analysis/collateral.py``; a
-summary as summary.json holds it is read through that type). The terminal summary and
+Place in the pipeline: reports, from the summary's typed ``collateral`` section alone
+(``analysis.summary_chain.Collateral``; computed by ``analysis/collateral.py``). The terminal summary and
 report.html show the same rows, made here once: the liquidations the source executed, how many closed on the destination and
 how many the relay left open (the first accounts named), how long the close waited and
 where that time went, and the bad debt across the relay beside the same positions
@@ -40,13 +39,14 @@ def _collateral_of(summary: Summary | Mapping[str, Any]) -> Collateral | None:
 def market_bad_debt_label(summary: Summary | Mapping[str, Any]) -> str:
     """The label of summary.json's ``market.bad_debt``: "bad debt", or, with positions on the
     destination (a ``collateral`` section), the source's own executions at its on-chain
-    oracle price (the positions' bad debt is the collateral rows' ``bad debt across``)."""
+    oracle price (the positions' bad debt is the collateral rows' ``bad debt across``). A
+    ``Summary`` (the terminal's and the page's headline), or summary.json's dictionary, which
+    ``report/market.py``'s section still reads by key."""
     return SOURCE_BAD_DEBT if _collateral_of(summary) is not None else "bad debt"
 
 
-def collateral_rows(collateral: Collateral | Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(label, text) rows of summary.json's ``collateral``, read through its type."""
-    section = Collateral.model_validate(collateral)
+def collateral_rows(section: Collateral) -> list[tuple[str, str]]:
+    """(label, text) rows of the summary's typed ``collateral`` section."""
     left = section.open
     wait = section.wait_ms
     bad = section.bad_debt
@@ -70,9 +70,9 @@ def collateral_rows(collateral: Collateral | Mapping[str, Any]) -> list[tuple[st
     return rows
 
 
-def collateral_section(summary: Summary | Mapping[str, Any]) -> list[tuple[str, str, str]]:
+def collateral_section(summary: Summary) -> list[tuple[str, str, str]]:
     """report.html's section "Collateral across chains" (none without it): the headline rows."""
-    collateral = _collateral_of(summary)
+    collateral = summary.collateral
     if collateral is None:
         return []
     head = table(["metric", "value"], [[esc(label), esc(text)] for label, text in collateral_rows(collateral)],

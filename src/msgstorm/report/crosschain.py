@@ -8,9 +8,8 @@ destination commit and its split, who relayed them, and the source's halt when t
 
 from __future__ import annotations
 
-from typing import Any
-
 from msgstorm.analysis.summary_chain import Crosschain
+from msgstorm.analysis.summary_model import Summary
 from msgstorm.report.page import esc, table
 from msgstorm.report.text import duration_ms, number
 
@@ -45,12 +44,12 @@ def crosschain_rows(crosschain: Crosschain) -> list[tuple[str, str]]:
     return rows
 
 
-def crosschain_section(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+def crosschain_section(summary: Summary) -> list[tuple[str, str, str]]:
     """report.html's section "Cross-chain" (none without ``[crosschain]``): the headline rows,
     then each stage of the delivered messages' latency, p50 and mean."""
-    if not summary.get("crosschain"):
+    crosschain = summary.crosschain
+    if not crosschain:
         return []
-    crosschain = Crosschain.model_validate(summary["crosschain"])
     head = table(["metric", "value"], [[esc(label), esc(text)] for label, text in crosschain_rows(crosschain)],
                  attrs='id="crosschain-table"')
     stages = table(["stage", "p50", "mean"],

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from msgstorm.analysis.summary_model import Capacity, FailureThreshold, Stages
 from msgstorm.report import plotspec
 from msgstorm.report.plotspec import Figure, figure, title, vline
 from msgstorm.report.series import (
@@ -222,7 +223,7 @@ def _scatter(x: F64, values: F64 | I64) -> tuple[list[Any], list[Any]]:
     return x[keep].tolist(), _listed(values[keep])
 
 
-def throughput_figure(windows: pa.Table, spans: Sequence[Span], failure: dict[str, Any] | None) -> Figure:
+def throughput_figure(windows: pa.Table, spans: Sequence[Span], failure: FailureThreshold | None) -> Figure:
     """Offered vs achieved (committed) throughput per window, with the messages intended in each
     window that were not committed (dropped, rejected, lost, or pending at the run's end) as bars."""
     start_ns, end_ns = _window_ns(windows)
@@ -242,9 +243,9 @@ def throughput_figure(windows: pa.Table, spans: Sequence[Span], failure: dict[st
                      "width": ((ends[last] - starts[first]) * 0.9).tolist(),
                      "hovertemplate": "%{y:,.0f}/s not committed<extra></extra>"})
     shapes, annotations = [], []
-    if failure and failure.get("t_ns") is not None:
-        shape, label = vline(failure["t_ns"] / NS_PER_S, {"dash": "dot", "color": "#444"},
-                             f"failure threshold: {failure.get('reason')}")
+    if failure and failure.t_ns is not None:
+        shape, label = vline(failure.t_ns / NS_PER_S, {"dash": "dot", "color": "#444"},
+                             f"failure threshold: {failure.reason}")
         shapes.append(shape)
         annotations.append(label)
     layout = _layout("Offered vs achieved throughput (bars: messages intended per second that were not committed: "
@@ -322,7 +323,7 @@ def cpu_figure(lines: Sequence[CpuLine], spans: Sequence[Span]) -> Figure:
     return figure(data, _with_shapes(layout, _shading(spans)))
 
 
-def latency_load_figure(steps: pa.Table | None, windows: pa.Table, capacity: dict[str, Any] | None) -> Figure:
+def latency_load_figure(steps: pa.Table | None, windows: pa.Table, capacity: Capacity | None) -> Figure:
     """p99 latency against offered load: per ramp step with the knee marked, else per window."""
     data: list[dict[str, Any]] = []
     more: dict[str, Any] = {}
@@ -348,7 +349,7 @@ def latency_load_figure(steps: pa.Table | None, windows: pa.Table, capacity: dic
                      "line": {"color": "#1f77b4", "dash": "dot"}})
         more["yaxis2"] = {"title": {"text": "throughput (messages/s)"}, "overlaying": "y", "side": "right",
                           "rangemode": "tozero", "showgrid": False, "tickmode": "auto"}
-        knee = (capacity or {}).get("knee_rate_per_s")
+        knee = capacity.knee_rate_per_s if capacity else None
         if knee is not None:
             shape, label = vline(knee, {"dash": "dash", "color": "#2ca02c", "width": 2}, f"knee {knee:,.0f}/s")
             more["shapes"], more["annotations"] = [shape], [label]
@@ -406,12 +407,14 @@ def spectrum_figure(percentiles: list[float], inverse: list[float], latency_ms: 
     return figure(data, layout)
 
 
-def stages_figure(stages: dict[str, dict[str, float | None]]) -> Figure:
-    """Where the time goes: p50 and p99 of each latency stage."""
-    names = list(stages)
+def stages_figure(stages: Stages) -> Figure:
+    """Where the time goes: p50 and p99 of each latency stage (the summary's typed stages)."""
+    each = {"propagation": stages.propagation, "queue_wait": stages.queue_wait, "service": stages.service,
+            "block_wait": stages.block_wait}
+    names = list(each)
     data = []
     for key, colour in (("p50", "#1f77b4"), ("p99", "#ff7f0e")):
-        values = [(stages[name] or {}).get(key) for name in names]
+        values = [each[name].p50 if key == "p50" else each[name].p99 for name in names]
         data.append({"type": "bar", "y": [n.replace("_", " ") for n in names], "x": values, "name": key,
                      "orientation": "h", "marker": {"color": colour},
                      "text": [duration_ms(v) for v in values], "textposition": "auto"})

@@ -13,8 +13,6 @@ producers across the nodes finalises nothing: no section.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
-from typing import Any
 
 from msgstorm.analysis.safety import contested_rows, dishonest_nodes
 from msgstorm.analysis.summary_model import Integrity, Summary
@@ -46,24 +44,22 @@ def _integrity_verdict(integrity: Integrity | None) -> tuple[str, str] | None:
     return verdict, f"{integrity.accepted:,} of {forged:,} tampered or replayed messages accepted"
 
 
-def safety_section(history: History, summary: Summary | Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """The section, from the history and the typed summary (one as summary.json holds it is
-    read through ``Summary`` first); none when nothing was finalised."""
+def safety_section(history: History, summary: Summary) -> list[tuple[str, str, str]]:
+    """The section, from the history and the typed summary; none when nothing was finalised."""
     if history.table("finalized").num_rows == 0:
         return []
-    typed = summary if isinstance(summary, Summary) else Summary.model_validate(summary)
-    checks = {check.name: check for check in typed.checks}
+    checks = {check.name: check for check in summary.checks}
     rows = []
     for name in ("safety", "liveness"):
         check = checks.get(name)
         if check is not None:
             rows.append([esc(name), f'<td data-verdict="{esc(check.verdict)}">{esc(check.verdict)}</td>',
                          esc(check.detail)])
-    integrity = _integrity_verdict(typed.integrity)
+    integrity = _integrity_verdict(summary.integrity)
     if integrity is not None:
         rows.append(["integrity", f'<td data-verdict="{integrity[0]}">{integrity[0]}</td>', esc(integrity[1])])
     parts = [table(["check", "verdict", "detail"], rows, attrs='id="safety-verdicts"')]
-    finality = typed.finality
+    finality = summary.finality
     if finality:
         bound = "below" if finality.within_bound else "not below"
         parts.append(f'<p id="quorum-bound">Finality by votes: {finality.byzantine} byzantine voter(s) of '

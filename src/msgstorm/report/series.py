@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -126,8 +125,8 @@ class RegionMatrix:
     count: list[list[int]]
 
 
-# The summary's ``propagation_ms``: typed (``Summary.propagation_ms``), or as summary.json holds it.
-ByReceiver = Mapping[str, RegionPropagation] | Mapping[str, Mapping[str, Any]]
+# The summary's typed ``propagation_ms`` (``Summary.propagation_ms``).
+ByReceiver = Mapping[str, RegionPropagation]
 
 
 def region_matrix(history: History, by_receiver: ByReceiver | None = None) -> RegionMatrix:
@@ -138,8 +137,8 @@ def region_matrix(history: History, by_receiver: ByReceiver | None = None) -> Re
 
     ``by_receiver``: the summary's ``propagation_ms`` (the same deliveries joined to the same
     messages, grouped by the receiving region only). A run of one region has one cell, and
-    that cell is its region's entry there (read through its type, ``RegionPropagation``), so
-    the deliveries are not read again."""
+    that cell is its region's entry there (a ``RegionPropagation``), so the deliveries are not
+    read again."""
     region_of = {node["name"]: node.get("region", "unknown") for node in history.nodes}
     regions = sorted(set(region_of.values()))
     if history.num_rows("deliveries") == 0 or history.num_rows("messages") == 0:
@@ -150,10 +149,9 @@ def region_matrix(history: History, by_receiver: ByReceiver | None = None) -> Re
     names = sorted(set(region_of) | set(origin_names) | set(destination_names))
     regions = sorted({region_of.get(name, "unknown") for name in names})
     if len(regions) == 1 and by_receiver is not None:
-        found = by_receiver.get(regions[0])
-        if found is None:
+        cell = by_receiver.get(regions[0])
+        if cell is None:
             return RegionMatrix(regions, regions, [[None]], [[None]], [[0]])
-        cell = RegionPropagation.model_validate(found)
         return RegionMatrix(regions, regions, [[cell.p50]], [[cell.p99]], [[cell.count]])
 
     region_index = {region: i for i, region in enumerate(regions)}

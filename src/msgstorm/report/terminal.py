@@ -1,8 +1,11 @@
-"""Terminal summary: the headline numbers of a run as rich tables, read from summary.json.
+"""Terminal summary: the headline numbers of a run as rich tables, read from the typed summary.
 
-Place in the pipeline: the last stage, beside report.html; numbers and durations are worded
-by ``report.text``, the same rules as the page's, and a wrapped cell keeps each number with
-its unit (``report/cells.py``).
+Place in the pipeline: the last stage, beside report.html, from ``Analysis.result`` (a
+``Summary``; summary.json's dictionary is read through that type once, a field that does not
+fit refused by name), each row reading its section's typed fields; the market's rows read
+that section as summary.json holds it, as ``report/market.py`` does. Numbers and durations
+are worded by ``report.text``, the same rules as the page's, and a wrapped cell keeps each
+number with its unit (``report/cells.py``).
 """
 
 from __future__ import annotations
@@ -14,18 +17,32 @@ from rich.console import Console
 from rich.markup import escape
 
 from msgstorm.analysis.hops import HOP_SPLIT_PATHS, HOP_STAGES
-from msgstorm.analysis.summary_chain import Crosschain, Finality, Forks, HopSplit, RegionPropagation
+from msgstorm.analysis.summary_chain import (
+    Finality,
+    Forks,
+    HopSplit,
+    RegionPropagation,
+    Relay,
+)
 from msgstorm.analysis.summary_model import (
     Auction,
     Byzantine,
+    Capacity,
     Check,
+    Connections,
     Controller,
+    Delivery,
     Fairness,
+    Fault,
+    Generator,
     Group,
     Integrity,
+    Messages,
     Security,
     SloVerdict,
     Stages,
+    StreamReadBack,
+    Summary,
 )
 from msgstorm.history.schema import is_simulated
 from msgstorm.report.cells import KeptTable
@@ -63,54 +80,56 @@ def _percent(share: float | None) -> str:
     return "—" if share is None else f"{100 * share:.2f}%"
 
 
-def _durations(values: dict[str, Any], keys: tuple[str, ...]) -> str:
+def _durations(*values: float | None) -> str:
     """``1.2 ms / 15.2 s / 20.1 s``: each duration (given in ms) in its own best unit."""
-    return " / ".join(duration_ms(values.get(key)) for key in keys)
+    return " / ".join(duration_ms(value) for value in values)
 
 
-def _connections_line(connections: dict[str, Any]) -> str:
+def _dict_durations(values: Mapping[str, Any], keys: tuple[str, ...]) -> str:
+    """``_durations`` of the given keys of a section read as summary.json holds it (the market's)."""
+    return _durations(*(values.get(key) for key in keys))
+
+
+def _connections_line(connections: Connections) -> str:
     """Disconnects and errors, the clients cut off (how long) and the servers that went away."""
-    text = (f"disconnects {_fmt(connections.get('disconnects'))}, reconnects {_fmt(connections.get('reconnects'))}, "
-            f"errors {_fmt(connections.get('errors'))}")
-    clients = connections.get("clients") or {}
-    if clients:
-        text += "; down: " + ", ".join(f"{escape(name)} {duration_s(entry.get('down_s'))}"
-                                       for name, entry in clients.items())
-    exited = connections.get("servers_exited") or []
-    if exited:
-        text += "; EXITED EARLY: " + ", ".join(f"{escape(str(e.get('name')))} (code {e.get('returncode')})"
-                                               for e in exited)
-    cleanup = connections.get("cleanup")
+    text = (f"disconnects {_fmt(connections.disconnects)}, reconnects {_fmt(connections.reconnects)}, "
+            f"errors {_fmt(connections.errors)}")
+    if connections.clients:
+        text += "; down: " + ", ".join(f"{escape(name)} {duration_s(entry.down_s)}"
+                                       for name, entry in connections.clients.items())
+    if connections.servers_exited:
+        text += "; EXITED EARLY: " + ", ".join(f"{escape(str(exited.name))} (code {exited.returncode})"
+                                               for exited in connections.servers_exited)
+    cleanup = connections.cleanup
     if cleanup:
-        stopped = f"{cleanup.get('servers_stopped')} server(s) stopped" + (
-            f", {cleanup.get('proxies_closed')} proxy closed" if cleanup.get("proxies_closed") else "") + (
-            f", resumed {', '.join(escape(n) for n in cleanup.get('resumed') or [])}" if cleanup.get("resumed") else "")
-        text += (f"; cleanup verified ({stopped})" if cleanup.get("verified") else
-                 "; CLEANUP LEFT: " + ", ".join(escape(str(what)) for what in cleanup.get("left") or []))
+        stopped = f"{cleanup.servers_stopped} server(s) stopped" + (
+            f", {cleanup.proxies_closed} proxy closed" if cleanup.proxies_closed else "") + (
+            f", resumed {', '.join(escape(n) for n in cleanup.resumed)}" if cleanup.resumed else "")
+        text += (f"; cleanup verified ({stopped})" if cleanup.verified else
+                 "; CLEANUP LEFT: " + ", ".join(escape(what) for what in cleanup.left))
     return text
 
 
-def _limit(capacity: dict[str, Any]) -> str:
+def _limit(capacity: Capacity) -> str:
     """What limited a live ramp, beside its knee: ``; limited by the generator (send lag p50
     4.2 ms; CPUs busy: publisher 1.0, nats-server 0.8 of 2)``."""
-    limited_by = capacity.get("limited_by")
+    limited_by = capacity.limited_by
     if not limited_by:
         return ""
-    at = capacity.get("at_limit") or {}
+    at = capacity.at_limit
     facts = []
-    if at.get("send_lag_p50_ms") is not None:
-        facts.append(f"send lag p50 {duration_ms(at['send_lag_p50_ms'])}")
-    cpu = at.get("cpu_busy") or {}
-    if cpu:
-        machine = at.get("machine_cpus")
-        facts.append("CPUs busy: " + ", ".join(f"{escape(name)} {cores:.2f}" for name, cores in cpu.items())
+    if at and at.send_lag_p50_ms is not None:
+        facts.append(f"send lag p50 {duration_ms(at.send_lag_p50_ms)}")
+    if at and at.cpu_busy:
+        machine = at.machine_cpus
+        facts.append("CPUs busy: " + ", ".join(f"{escape(name)} {cores:.2f}" for name, cores in at.cpu_busy.items())
                      + (f" of {machine}" if machine else ""))
-    if at.get("machine_busy") is not None:  # whoever limited it: the machine's total, every process's
-        facts.append(f"the machine's CPUs busy: {at['machine_busy']:.2f}"
-                     + (f" of {at['machine_cpus']}" if at.get("machine_cpus") else ""))
+    if at and at.machine_busy is not None:  # whoever limited it: the machine's total, every process's
+        facts.append(f"the machine's CPUs busy: {at.machine_busy:.2f}"
+                     + (f" of {at.machine_cpus}" if at.machine_cpus else ""))
     who = {"generator": "the generator (msgstorm's own limit)", "machine CPU": "the machine's CPUs",
            "machine": "the machine (its CPUs busy with other work)",
-           "broker": "the broker"}.get(str(limited_by), str(limited_by))
+           "broker": "the broker"}.get(limited_by, limited_by)
     return f"; limited by {who}" + (f" ({'; '.join(facts)})" if facts else "")
 
 
@@ -133,12 +152,12 @@ def _market_rows(market: dict[str, Any]) -> list[tuple[str, str]]:
     delay = market.get("liquidation_delay_ms") or {}
     split = delay.get("split") or {}
     stale = market.get("price_staleness_ms") or {}
-    rows = [("liquidation delay p50 / p99 / max", _durations(delay, ("p50", "p99", "max")))]
+    rows = [("liquidation delay p50 / p99 / max", _dict_durations(delay, ("p50", "p99", "max")))]
     if split:
         rows.append(("delay split (mean)", f"oracle {duration_ms(split.get('oracle'))}, keeper "
                                            f"{duration_ms(split.get('keeper'))}, messaging "
                                            f"{duration_ms(split.get('messaging'))}"))
-    rows.append(("price staleness p50 / p99 / max", _durations(stale, ("p50", "p99", "max"))))
+    rows.append(("price staleness p50 / p99 / max", _dict_durations(stale, ("p50", "p99", "max"))))
     venue = market.get("venue")
     if venue:  # [market.liquidation]: where the money went (analysis/market.py, venue_summary)
         fund = venue.get("insurance_fund") or {}
@@ -185,14 +204,10 @@ def control_lines(control: Mapping[str, Controller], by_kind: Mapping[str, Group
     return rows
 
 
-def security_lines(summary: dict[str, Any]) -> list[tuple[str, str]]:
+def security_lines(summary: Summary) -> list[tuple[str, str]]:
     """The authentication scheme and its verification cost, and what the adversaries got
     through (``analysis/integrity.py``), as (label, text), read from the typed sections."""
-    return _security_rows(
-        Security.model_validate(summary["security"]) if summary.get("security") else None,
-        Integrity.model_validate(summary["integrity"]) if summary.get("integrity") else None,
-        Byzantine.model_validate(summary["byzantine"]) if summary.get("byzantine") else None,
-    )
+    return _security_rows(summary.security, summary.integrity, summary.byzantine)
 
 
 def _security_rows(security: Security | None, integrity: Integrity | None,
@@ -256,7 +271,7 @@ def _forks_rows(forks: Forks) -> list[tuple[str, str]]:
                                             f"{_fmt(blocks.fork_rate)}"),
         ("reorgs / max depth / final", f"{_fmt(reorgs.count)} / {_fmt(reorgs.max_depth)} / {_fmt(reorgs.final)}"),
         (f"block reach {' / '.join(reach)} (p50)", " / ".join(duration_ms(times.p50) for times in reach.values())),
-        ("block arrival p50 / p90 / p99", _durations(forks.arrival_ms, ("p50", "p90", "p99"))),
+        ("block arrival p50 / p90 / p99", _dict_durations(forks.arrival_ms, ("p50", "p90", "p99"))),
     ]
     expected = forks.expected
     if expected and expected.fork_probability is not None:
@@ -282,21 +297,20 @@ def _finality_rows(finality: Finality, checks: list[Check]) -> list[tuple[str, s
     ]
 
 
-def _faults_table(faults: list[dict[str, Any]]) -> KeptTable:
+def _faults_table(faults: list[Fault]) -> KeptTable:
     """Each fault: when it was active, the p99 before it (and the span it was measured over)
     and how long the layer took to recover after it (``analysis/recovery.py``)."""
     table = KeptTable(title="faults", header_style="bold")
     for column in ("id", "kind", "start", "end", "p99 before", "over", "recovered after"):
         table.add_column(column, justify="left" if column == "kind" else "right")
     for fault in faults:
-        end = fault.get("end_s")
-        table.add_row(_fmt(fault.get("fault_id")), escape(_fmt(fault.get("kind"))), f"{_fmt(fault.get('start_s'))} s",
-                      f"{_fmt(end)} s" if end is not None else "still active",
-                      duration_ms(fault.get("pre_fault_p99_ms")), baseline_span(fault), recovered_after(fault))
+        table.add_row(_fmt(fault.fault_id), escape(_fmt(fault.kind)), f"{_fmt(fault.start_s)} s",
+                      f"{_fmt(fault.end_s)} s" if fault.end_s is not None else "still active",
+                      duration_ms(fault.pre_fault_p99_ms), baseline_span(fault), recovered_after(fault))
     return table
 
 
-def _copies_table(nodes: dict[str, Any]) -> KeptTable:
+def _copies_table(nodes: Mapping[str, StreamReadBack | None]) -> KeptTable:
     """Each server's own copy of the stream, read back node by node, against what was acked."""
     table = KeptTable(title="stream copies, node by node", header_style="bold")
     for column in ("node", "stored", "acked, missing", "duplicated", "unexpected"):
@@ -305,24 +319,23 @@ def _copies_table(nodes: dict[str, Any]) -> KeptTable:
         if copy is None:
             table.add_row(escape(node), "not read", "—", "—", "—")
             continue
-        table.add_row(escape(node), _fmt(copy.get("stored")), _fmt(copy.get("acked_missing")),
-                      _fmt(copy.get("duplicated")), _fmt(copy.get("unexpected")))
+        table.add_row(escape(node), _fmt(copy.stored), _fmt(copy.acked_missing), _fmt(copy.duplicated),
+                      _fmt(copy.unexpected))
     return table
 
 
-def _arrival_table(blocks: dict[str, RegionPropagation], transactions: dict[str, Any]) -> KeptTable:
+def _arrival_table(blocks: Mapping[str, RegionPropagation],
+                   transactions: Mapping[str, RegionPropagation]) -> KeptTable:
     """By region: how long blocks took to reach its nodes after their making, and messages
     (transactions) after their sending."""
     table = KeptTable(title="arrival by region (p50 / p90)", header_style="bold")
     for column in ("region", "blocks", "transactions"):
         table.add_column(column, justify="left" if column == "region" else "right")
     for region in sorted(set(blocks) | set(transactions)):
-        block = blocks.get(region)
-        table.add_row(escape(region), _durations(block.model_dump() if block else {}, ("p50", "p90")),
-                      _durations(transactions.get(region) or {}, ("p50", "p90")))
+        block, sent = blocks.get(region), transactions.get(region)
+        table.add_row(escape(region), _durations(block.p50, block.p90) if block else _durations(None, None),
+                      _durations(sent.p50, sent.p90) if sent else _durations(None, None))
     return table
-
-
 
 
 def _hop_split_table(kind: str, split: HopSplit) -> KeptTable:
@@ -341,154 +354,175 @@ def _hop_split_table(kind: str, split: HopSplit) -> KeptTable:
     return table
 
 
-def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
-    console = console or Console()
-    title = f"msgstorm · {summary.get('scenario')} · seed {summary.get('seed')} · {summary.get('target')}"
-    if summary.get("cut_off"):
+def _typed(summary: Summary | Mapping[str, Any]) -> Summary:
+    """A ``Summary``, or a summary as summary.json holds it read through that type (a field
+    that does not fit is refused, named)."""
+    return summary if isinstance(summary, Summary) else Summary.model_validate(summary)
+
+
+def _generator_line(generator: Generator) -> str:
+    """The send lag's p99 and max, what was never sent, and whether the schedule was kept."""
+    lag = generator.send_lag_ms
+    return (_durations(lag.p99, lag.max)
+            + (f"; unsent {_fmt(generator.unsent)} (behind at the run's end)" if generator.unsent else "")
+            + (" — SATURATED: the schedule was not kept" if generator.saturated else ""))
+
+
+def _delivery_rows(delivery: Delivery) -> list[tuple[str, str]]:
+    """Receipts against what a correct run has, and the stream read back after the run."""
+    lost = delivery.lost
+    rows = [("delivery (received / expected)",
+             f"{_fmt(delivery.received)} / {_fmt(delivery.expected)}; lost {_fmt(lost.total)}"
+             f" (prefix {_fmt(lost.prefix)}, middle {_fmt(lost.middle)}, postfix {_fmt(lost.postfix)}), "
+             f"duplicated {_fmt(delivery.duplicated)}, unexpected {_fmt(delivery.unexpected)}, "
+             f"reordered {_fmt(delivery.reordered)}")]
+    read_back = delivery.read_back
+    if read_back:
+        rows.append(("stream read back (after the run)",
+                     f"{_fmt(read_back.stored)} messages in {duration_s(read_back.seconds)}" if read_back.done else
+                     f"NOT DONE after {duration_s(read_back.seconds)}: {escape(broker_said(read_back.error))}"))
+    return rows
+
+
+def _relay_rows(relay: Relay) -> list[tuple[str, str]]:
+    """What the nodes sent to relay items: payloads, compact blocks' round trips, bytes uploaded."""
+    rows = [("relay payloads / announcements / requests",
+             f"{_fmt(relay.payloads)} / {_fmt(relay.announcements)} / {_fmt(relay.requests)} "
+             f"({_fmt(relay.duplicates_avoided)} duplicates avoided)")]
+    compact = relay.compact
+    if compact.getblocktxn or compact.held or compact.duplicates:
+        rows.append(("compact blocks: round trips / missing",
+                     f"{_fmt(compact.getblocktxn)} / {_fmt(compact.missing)} messages "
+                     f"({_fmt(compact.missing_bytes)} B; {_fmt(compact.held)} held)"))
+    rows.append(("uploaded per node", ", ".join(f"{region} {_fmt(total)} B"
+                                                for region, total in relay.uploaded_bytes_per_node.items())))
+    return rows
+
+
+def _messages_line(messages: Messages) -> str:
+    """Each count of the summary's ``messages``, in summary.json's order."""
+    counts = (("sent", messages.sent), ("sequenced", messages.sequenced), ("committed", messages.committed),
+              ("dropped", messages.dropped), ("rejected", messages.rejected), ("lost", messages.lost),
+              ("pending", messages.pending), ("unsent", messages.unsent))
+    return ", ".join(f"{name} {_fmt(count)}" for name, count in counts)
+
+
+def _headline(summary: Summary) -> KeptTable:
+    """The headline table: one row a metric, each read from its typed section."""
+    title = f"msgstorm · {summary.scenario} · seed {summary.seed} · {summary.target}"
+    if summary.cut_off:
         title += " · CUT OFF"
-    elif summary.get("interrupted"):
+    elif summary.interrupted:
         title += " · INTERRUPTED"
     head = KeptTable(title=title, show_header=True, header_style="bold")
     head.add_column("metric")
     head.add_column("value", justify="right")
-    head.add_row("offered rate", _fmt(summary.get("offered_rate_per_s"), "/s"))
-    head.add_row("throughput", _fmt(summary.get("throughput_per_s"), "/s"))
-    market = summary.get("market")
+    head.add_row("offered rate", _fmt(summary.offered_rate_per_s, "/s"))
+    head.add_row("throughput", _fmt(summary.throughput_per_s, "/s"))
+    # The market's rows read its section as summary.json holds it (report/market.py's way).
+    market = summary.market.model_dump(mode="json") if summary.market else None
     if market:
         for label, text in _market_headline(market, market_bad_debt_label(summary)):
             head.add_row(label, text)
-    latency = summary.get("latency_ms") or {}
-    head.add_row("latency p50 / p99 / p99.9", _durations(latency, ("p50", "p99", "p999")))
-    head.add_row("latency max / mean", _durations(latency, ("max", "mean")))
-    jitter = summary.get("jitter_ms") or {}
-    head.add_row("jitter stddev / p99−p50", _durations(jitter, ("stddev", "p99_minus_p50")))
-    capacity = summary.get("capacity")
-    head.add_row("capacity (knee)", (_fmt(capacity.get("knee_rate_per_s"), "/s") + _limit(capacity)) if capacity
+    latency, jitter = summary.latency_ms, summary.jitter_ms
+    head.add_row("latency p50 / p99 / p99.9", _durations(latency.p50, latency.p99, latency.p999))
+    head.add_row("latency max / mean", _durations(latency.max, latency.mean))
+    head.add_row("jitter stddev / p99−p50", _durations(jitter.stddev, jitter.p99_minus_p50))
+    capacity = summary.capacity
+    head.add_row("capacity (knee)", (_fmt(capacity.knee_rate_per_s, "/s") + _limit(capacity)) if capacity
                  else "no ramp: no knee")
-    failure = summary.get("failure_threshold")
+    failure = summary.failure_threshold
     head.add_row("failure threshold",
-                 f"{_fmt(failure.get('rate_per_s'), '/s')} ({failure.get('reason')})" if failure else "none fired")
-    for label, text in control_lines(
-            {name: Controller.model_validate(done) for name, done in (summary.get("control") or {}).items()},
-            {kind: Group.model_validate(group) for kind, group in (summary.get("by_kind") or {}).items()}):
+                 f"{_fmt(failure.rate_per_s, '/s')} ({failure.reason})" if failure else "none fired")
+    for label, text in control_lines(summary.control or {}, summary.by_kind):
         head.add_row(label, text)
-    queue = summary.get("queue") or {}
-    head.add_row("queue depth max / mean", f"{_fmt(queue.get('max_depth'))} / {_fmt(queue.get('mean_depth'))}")
-    base_fee = summary.get("base_fee")
+    head.add_row("queue depth max / mean", f"{_fmt(summary.queue.max_depth)} / {_fmt(summary.queue.mean_depth)}")
+    base_fee = summary.base_fee
     if base_fee:  # an EIP-1559 chain: where its base fee went (on a node, in live.anvil.fee_unit_wei)
-        head.add_row("base fee min / max / last", " / ".join(_fmt(base_fee.get(key)) for key in ("min", "max", "last")))
-    desync = summary.get("desync") or {}
+        head.add_row("base fee min / max / last", " / ".join(_fmt(fee) for fee in (base_fee.min, base_fee.max,
+                                                                                      base_fee.last)))
     head.add_row("desync episodes / max gap",
-                 f"{_fmt(desync.get('episodes'))} / {_fmt(desync.get('max_height_gap'))}")
-    messages = summary.get("messages") or {}
-    head.add_row("messages", ", ".join(f"{k} {_fmt(v)}" for k, v in messages.items()))
-    for label, text in security_lines(summary):
+                 f"{_fmt(summary.desync.episodes)} / {_fmt(summary.desync.max_height_gap)}")
+    head.add_row("messages", _messages_line(summary.messages))
+    for label, text in _security_rows(summary.security, summary.integrity, summary.byzantine):
         head.add_row(label, text)
-    generator = summary.get("generator")
-    if generator:
-        lag = generator.get("send_lag_ms") or {}
-        unsent = int(generator.get("unsent") or 0)
-        head.add_row("generator send lag p99 / max", _durations(lag, ("p99", "max"))
-                     + (f"; unsent {_fmt(unsent)} (behind at the run's end)" if unsent else "")
-                     + (" — SATURATED: the schedule was not kept" if generator.get("saturated") else ""))
-    delivery = summary.get("delivery")
-    if delivery:
-        lost = delivery.get("lost") or {}
-        head.add_row("delivery (received / expected)",
-                     f"{_fmt(delivery.get('received'))} / {_fmt(delivery.get('expected'))}; lost {_fmt(lost.get('total'))}"
-                     f" (prefix {_fmt(lost.get('prefix'))}, middle {_fmt(lost.get('middle'))}, "
-                     f"postfix {_fmt(lost.get('postfix'))}), duplicated {_fmt(delivery.get('duplicated'))}, "
-                     f"unexpected {_fmt(delivery.get('unexpected'))}, reordered {_fmt(delivery.get('reordered'))}")
-        read_back = delivery.get("read_back")
-        if read_back:
-            head.add_row("stream read back (after the run)",
-                         f"{_fmt(read_back.get('stored'))} messages in {duration_s(read_back.get('seconds'))}"
-                         if read_back.get("done") else
-                         f"NOT DONE after {duration_s(read_back.get('seconds'))}: "
-                         f"{escape(broker_said(read_back.get('error')))}")
-    connections = summary.get("connections")
-    if connections:
-        head.add_row("connections", _connections_line(connections))
+    if summary.generator:
+        head.add_row("generator send lag p99 / max", _generator_line(summary.generator))
+    if summary.delivery:
+        for label, text in _delivery_rows(summary.delivery):
+            head.add_row(label, text)
+    if summary.connections:
+        head.add_row("connections", _connections_line(summary.connections))
     if market:
         for label, text in _market_rows(market):
             head.add_row(label, text)
-    fairness = summary.get("fairness")
-    if fairness:
-        for label, text in _fairness_rows(Fairness.model_validate(fairness)):
+    if summary.fairness:
+        for label, text in _fairness_rows(summary.fairness):
             head.add_row(label, text)
-    auction = summary.get("auction")
-    if auction:
-        for label, text in _auction_rows(Auction.model_validate(auction)):
+    if summary.auction:
+        for label, text in _auction_rows(summary.auction):
             head.add_row(label, text)
-    forks = Forks.model_validate(summary["forks"]) if summary.get("forks") else None
-    if forks:
-        for label, text in _forks_rows(forks):
+    if summary.forks:
+        for label, text in _forks_rows(summary.forks):
             head.add_row(label, text)
-    relay = summary.get("relay")
-    if relay:
-        head.add_row("relay payloads / announcements / requests",
-                     f"{_fmt(relay.get('payloads'))} / {_fmt(relay.get('announcements'))} / "
-                     f"{_fmt(relay.get('requests'))} ({_fmt(relay.get('duplicates_avoided'))} duplicates avoided)")
-        compact = relay.get("compact") or {}
-        if compact.get("getblocktxn") or compact.get("held") or compact.get("duplicates"):
-            head.add_row("compact blocks: round trips / missing",
-                         f"{_fmt(compact.get('getblocktxn'))} / {_fmt(compact.get('missing'))} messages "
-                         f"({_fmt(compact.get('missing_bytes'))} B; {_fmt(compact.get('held'))} held)")
-        per_node = relay.get("uploaded_bytes_per_node") or {}
-        head.add_row("uploaded per node", ", ".join(f"{region} {_fmt(total)} B" for region, total in per_node.items()))
-    finality = summary.get("finality")
-    if finality:
-        checks = [Check.model_validate(check) for check in summary.get("checks") or []]
-        for label, text in _finality_rows(Finality.model_validate(finality), checks):
+    if summary.relay:
+        for label, text in _relay_rows(summary.relay):
             head.add_row(label, text)
-    crosschain = summary.get("crosschain")
-    if crosschain:
-        for label, text in crosschain_rows(Crosschain.model_validate(crosschain)):
+    if summary.finality:
+        for label, text in _finality_rows(summary.finality, summary.checks):
             head.add_row(label, text)
-    collateral = summary.get("collateral")
-    if collateral:
-        for label, text in collateral_rows(collateral):
+    if summary.crosschain:
+        for label, text in crosschain_rows(summary.crosschain):
             head.add_row(label, text)
-    if summary.get("wall_s") is not None:
-        head.add_row("wall time", duration_s(summary.get("wall_s")))
-    console.print(head)
+    if summary.collateral:
+        for label, text in collateral_rows(summary.collateral):
+            head.add_row(label, text)
+    if summary.wall_s is not None:
+        head.add_row("wall time", duration_s(summary.wall_s))
+    return head
+
+
+def print_summary(summary: Summary | Mapping[str, Any], console: Console | None = None) -> None:
+    """The run's headline table and the tables after it (stages, arrival, hop split, faults,
+    stream copies, connection trouble, SLOs, checks not valid), from the typed summary (or
+    summary.json's, read through its type)."""
+    console = console or Console()
+    summary = _typed(summary)
+    console.print(_headline(summary))
 
     # A live run sees no stage inside the broker (queue wait, service, block wait): no table.
-    stages = summary.get("latency_stages_ms") if is_simulated(summary.get("target")) else None
-    if stages:
-        console.print(_stages_table(Stages.model_validate(stages)))
+    if is_simulated(summary.target):
+        console.print(_stages_table(summary.latency_stages_ms))
 
+    forks = summary.forks
     if forks and forks.arrival_by_region_ms:
-        console.print(_arrival_table(forks.arrival_by_region_ms, summary.get("propagation_ms") or {}))
-    for kind, split in (summary.get("hop_split") or {}).items():
-        console.print(_hop_split_table(kind, HopSplit.model_validate(split)))
+        console.print(_arrival_table(forks.arrival_by_region_ms, summary.propagation_ms))
+    for kind, split in (summary.hop_split or {}).items():
+        console.print(_hop_split_table(kind, split))
 
-    faults = summary.get("faults") or []
-    if faults:
-        console.print(_faults_table(faults))
-    nodes = (delivery or {}).get("nodes") or {}
+    if summary.faults:
+        console.print(_faults_table(summary.faults))
+    nodes = summary.delivery.nodes if summary.delivery else None
     if nodes:
         console.print(_copies_table(nodes))
 
-    incidents = (connections or {}).get("incidents") or []
+    incidents = summary.connections.incidents if summary.connections else []
     if incidents:
         table = KeptTable(title="connection trouble", header_style="bold")
         for column in ("t (s)", "event", "client", "what it said"):
             table.add_column(column)
         for incident in incidents:
             # What clients and servers said is text, not markup: "[closed]" would vanish.
-            table.add_row(_fmt(incident.get("t_s")), str(incident.get("kind")), escape(_fmt(incident.get("client"))),
-                          escape(broker_said(incident.get("error"))))
+            table.add_row(_fmt(incident.t_s), incident.kind, escape(_fmt(incident.client)),
+                          escape(broker_said(incident.error)))
         console.print(table)
 
-    slos = [SloVerdict.model_validate(slo) for slo in summary.get("slo") or []]
-    if slos:
-        console.print(_slo_table(slos))
+    if summary.slo:
+        console.print(_slo_table(summary.slo))
 
     # A checker's verdict other than valid (a safety violation, lost messages, a generator
     # behind) is said here too, not only in summary.json: the valid ones would only repeat.
-    doubtful = [check for check in (Check.model_validate(c) for c in summary.get("checks") or [])
-                if check.verdict != "valid"]
+    doubtful = [check for check in summary.checks if check.verdict != "valid"]
     if doubtful:
         console.print(_checks_table(doubtful))
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from typing import Any, assert_never
 
 from msgstorm.analysis.summary_model import Fault, NoBaselineReason
@@ -107,22 +106,21 @@ def _no_baseline(missing: NoBaselineReason) -> str:
             assert_never(unworded)
 
 
-def recovered_after(fault: Fault | Mapping[str, Any]) -> str:
-    """A summary's fault (``faults`` row, typed or as summary.json holds it): how long it took
-    to recover, or why that is not known."""
-    said = Fault.model_validate(fault)
-    if said.recovery_s is not None:
-        return duration_s(said.recovery_s)
-    if said.end_s is None:
+def recovered_after(fault: Fault) -> str:
+    """A summary's fault (its typed ``faults`` row): how long it took to recover, or why that
+    is not known."""
+    if fault.recovery_s is not None:
+        return duration_s(fault.recovery_s)
+    if fault.end_s is None:
         return "still active"
-    if said.no_baseline is None:
+    if fault.no_baseline is None:
         return "not recovered"
-    return f"no baseline ({_no_baseline(said.no_baseline)})"
+    return f"no baseline ({_no_baseline(fault.no_baseline)})"
 
 
-def baseline_span(fault: Fault | Mapping[str, Any]) -> str:
+def baseline_span(fault: Fault) -> str:
     """The span a fault's p99 before was measured over: ``1–6 s``."""
-    span = Fault.model_validate(fault).baseline_s
+    span = fault.baseline_s
     if not span:
         return DASH
     return f"{_decimals(span[0], 3)}–{_decimals(span[1], 3)} s"

@@ -1,0 +1,119 @@
+"""report.html's headline: the cards of a run's numbers and its SLO verdicts, from the typed summary.
+
+Place in the pipeline: a section of ``report/html.py``'s page, read from ``Analysis.result``
+(a ``Summary``): offered and achieved rate, what delay cost (the market's cards, read as
+summary.json holds its section, as ``report/market.py`` reads it), latency and jitter, the knee
+and what limited it, the failure threshold, what a throttle shed on purpose, messages, queue,
+desync and run time; then the SLO table. Numbers and durations are worded by ``report.text``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from msgstorm.analysis.summary_model import Controller, Group, Latency, SloVerdict, Summary
+from msgstorm.report.collateral import market_bad_debt_label
+from msgstorm.report.page import esc, table
+from msgstorm.report.text import duration_ms, duration_s, number, slo_value
+
+__all__ = ["card", "headline", "spectrum_table", "verdict_badge"]
+
+
+def card(label: str, value: str, sub: str = "") -> str:
+    """One headline card: a label, a value (HTML) and a line under it (HTML)."""
+    sub_html = f'<div class="sub">{sub}</div>' if sub else ""
+    return f'<div class="card"><div class="label">{esc(label)}</div><div class="value">{value}</div>{sub_html}</div>'
+
+
+def verdict_badge(verdict: str) -> str:
+    """A verdict (pass, fail, valid, ...) as its coloured badge."""
+    text = esc(verdict)
+    return f'<span class="verdict verdict-{text}">{text}</span>'
+
+
+def _market_cards(market: dict[str, Any] | None, bad_debt_label: str) -> list[str]:
+    """What delay cost, in the headline: bad debt and the liquidations (the section "What
+    delay cost" has the rest)."""
+    if not market:
+        return []
+    bad = market.get("bad_debt") or {}
+    liquidations = market.get("liquidations") or {}
+    return [
+        card(bad_debt_label, esc(number(bad.get("absolute"))),
+             esc(f"{number(bad.get('pct_of_open_interest'))}% of open interest, {number(bad.get('accounts'))} "
+                 "accounts")),
+        card("liquidations executed", esc(number(liquidations.get("executed"))),
+             esc(f"of {number(liquidations.get('eligible'))} eligible; late {number(liquidations.get('late'))}, "
+                 f"not attempted {number(liquidations.get('not_attempted'))}")),
+    ]
+
+
+def _control_cards(control: Mapping[str, Controller], by_kind: Mapping[str, Group]) -> list[str]:
+    """What a self-healing throttle shed on purpose (not a failure: its own decision)."""
+    cards = []
+    for name, done in control.items():
+        if done.output != "admitted_share":
+            continue
+        kinds = ", ".join(f"{kind} {number(group.dropped if group else None)} of "
+                          f"{number(group.sent if group else None)}"
+                          for kind, group in ((kind, by_kind.get(kind)) for kind in done.sheds))
+        cards.append(card(f"{name}: shed on purpose", esc(number(done.shed)), esc(kinds + " dropped")))
+    return cards
+
+
+def _slo_table(slos: list[SloVerdict]) -> str:
+    """Each SLO: its threshold, its value in the threshold's unit, the verdict."""
+    if not slos:
+        return '<p class="note" id="slo-table-empty">The scenario sets no SLOs.</p>'
+    rows = [[esc(slo.name), esc(slo.threshold), f'<td class="num">{slo_value(slo.name, slo.value)}</td>',
+             f'<td data-verdict="{esc(slo.verdict)}">{verdict_badge(slo.verdict)}</td>'] for slo in slos]
+    return table(["SLO", "threshold", "value", "verdict"], rows, attrs='id="slo-table"')
+
+
+def headline(summary: Summary) -> str:
+    """The section "Headline": a note when the run was cut off or interrupted, the cards, the SLOs."""
+    latency, jitter, messages = summary.latency_ms, summary.jitter_ms, summary.messages
+    capacity, failure = summary.capacity, summary.failure_threshold
+    not_committed = (("dropped", messages.dropped), ("rejected", messages.rejected), ("lost", messages.lost),
+                     ("pending", messages.pending), ("unsent", messages.unsent))
+    market = summary.market.model_dump(mode="json") if summary.market else None
+    cards = [
+        card("offered rate", number(summary.offered_rate_per_s, "/s")),
+        card("throughput (committed)", number(summary.throughput_per_s, "/s")),
+        *_market_cards(market, market_bad_debt_label(summary)),
+        card("latency p50", duration_ms(latency.p50)),
+        card("latency p99", duration_ms(latency.p99), f"p99.9 {duration_ms(latency.p999)}"),
+        card("latency max", duration_ms(latency.max), f"mean {duration_ms(latency.mean)}"),
+        card("jitter (stddev)", duration_ms(jitter.stddev), f"p99−p50 {duration_ms(jitter.p99_minus_p50)}"),
+        card("capacity (knee)", number(capacity.knee_rate_per_s, "/s") if capacity else "—",
+             (f"limited by {esc(capacity.limited_by)}" if capacity.limited_by else "step ramp")
+             if capacity else "no step ramp"),
+        card("failure threshold", number(failure.rate_per_s, "/s") if failure else "none",
+             esc(failure.reason) if failure else "no criterion fired"),
+        *_control_cards(summary.control or {}, summary.by_kind),
+        card("messages committed", number(messages.committed), f"of {number(messages.sent)} sent"),
+        card("not committed", number(sum(count for _, count in not_committed)),
+             ", ".join(f"{status} {number(count)}" for status, count in not_committed)),
+        card("queue depth max", number(summary.queue.max_depth), f"mean {number(summary.queue.mean_depth)}"),
+        card("desync episodes", number(summary.desync.episodes),
+             f"max height gap {number(summary.desync.max_height_gap)}"),
+        card("run time", duration_s(summary.duration_s),
+             f"wall {duration_s(summary.wall_s)}" if summary.wall_s is not None else ""),
+    ]
+    if summary.cut_off:
+        interrupted = ('<p class="note"><b>This run was cut off</b> (killed before it could finish): numbers '
+                       'cover what was flushed to the history before the kill.</p>')
+    elif summary.interrupted:
+        interrupted = '<p class="note"><b>This run was interrupted</b>: numbers cover what was recorded.</p>'
+    else:
+        interrupted = ""
+    return (f'{interrupted}<div class="cards">{"".join(cards)}</div><h2 style="margin-top:16px">SLO verdicts</h2>'
+            f"{_slo_table(summary.slo)}")
+
+
+def spectrum_table(latency: Latency) -> str:
+    """The percentiles under the spectrum plot: p50, p90, p99, p99.9 and max."""
+    names = [("50%", latency.p50), ("90%", latency.p90), ("99%", latency.p99), ("99.9%", latency.p999),
+             ("max", latency.max)]
+    return table([label for label, _ in names], [[f'<td class="num">{duration_ms(value)}</td>' for _, value in names]])
