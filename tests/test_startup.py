@@ -85,13 +85,18 @@ def test_console_entry_is_main_and_a_run_through_it_leaves_whole_files(tmp_path:
                            capture_output=True, text=True, cwd=ROOT)
     assert again.returncode == 0, again.stderr
     assert json.loads((run_dir / "summary.json").read_text())["messages"] == summary["messages"]
-    # The command line itself loads no pydantic (typer 0.29 would, for its parameters), and a
-    # simulated run's report no Arrow compute module (its casts, filters and takes: 40 ms).
+    # A simulated run's report loads no numba and no Arrow compute module (its casts, filters
+    # and takes: 40 ms); pydantic it loads for the summary's typed sections, not the scenario's.
     printed, loaded = _run(f"sys.argv = ['msgstorm', 'report', {str(run_dir)!r}]\nfrom msgstorm.cli import main\n"
                            "try:\n    main()\nexcept SystemExit as end:\n    print('exit', end.code)")
     assert "exit 0" in printed and "report.html" in "\n".join(printed)
-    assert not {name for name in loaded if name.split(".")[0] in ("pydantic", "pydantic_core", "numba")}
+    assert not {name for name in loaded if name.split(".")[0] in ("numba", "llvmlite")}
+    assert "msgstorm.analysis.summary_model" in loaded and "msgstorm.scenario.schema" not in loaded
     assert "pyarrow.compute" not in loaded and "msgstorm.analysis.summary" in loaded
+    # The command line itself loads no pydantic (typer 0.29 would, for its parameters).
+    printed, loaded = _run("sys.argv = ['msgstorm', '--help']\nfrom msgstorm.cli import main\n"
+                           "try:\n    main()\nexcept SystemExit as end:\n    print('exit', end.code)")
+    assert "exit 0" in printed and not {name for name in loaded if name.split(".")[0] in ("pydantic", "pydantic_core")}
 
 
 def test_python_dash_m_msgstorm_is_the_same_command_line(tmp_path: Path) -> None:
