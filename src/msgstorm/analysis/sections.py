@@ -148,29 +148,16 @@ def _run(history: History) -> Mapping[str, Any]:
     return history.run_info
 
 
-@section("scenario")
-def _scenario(history: History, ctx: SectionContext) -> Any:
-    return _run(history).get("scenario_name")
+def _run_column(column: str) -> Compute:
+    """A section that is one column of the run row, as the run wrote it."""
+    def compute(history: History, ctx: SectionContext) -> Any:
+        return _run(history).get(column)
+    return compute
 
 
-@section("seed")
-def _seed(history: History, ctx: SectionContext) -> Any:
-    return _run(history).get("seed")
-
-
-@section("target")
-def _target(history: History, ctx: SectionContext) -> Any:
-    return _run(history).get("target")
-
-
-@section("msgstorm_version")
-def _version(history: History, ctx: SectionContext) -> Any:
-    return _run(history).get("msgstorm_version")
-
-
-@section("scenario_hash")
-def _scenario_hash(history: History, ctx: SectionContext) -> Any:
-    return _run(history).get("scenario_hash")
+for _key, _column in (("scenario", "scenario_name"), ("seed", "seed"), ("target", "target"),
+                      ("msgstorm_version", "msgstorm_version"), ("scenario_hash", "scenario_hash")):
+    section(_key)(_run_column(_column))
 
 
 @section("duration_s")
