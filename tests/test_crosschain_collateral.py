@@ -124,7 +124,7 @@ def test_a_close_that_waits_for_the_relay_worked_by_hand(tmp_path: Path) -> None
     typed = result.analysis.result
     assert typed.collateral is not None
     assert collateral_rows(typed.collateral) == collateral_rows(Collateral.model_validate(result.summary["collateral"]))
-    assert market_bad_debt_label(typed) == market_bad_debt_label(result.summary) == SOURCE_BAD_DEBT
+    assert market_bad_debt_label(typed) == SOURCE_BAD_DEBT
     assert market_bad_debt_label(typed.model_copy(update={"collateral": None})) == "bad debt"
     page_text = (tmp_path / "run" / "report.html").read_text()
     page = page_table(page_text, "collateral-table")

@@ -95,9 +95,9 @@ def test_an_account_crossing_after_the_run_settled_but_within_the_horizon_is_jud
     16th of the 31 steps' 0 .. 3,000 ms, 1,500 ms."""
     market = market_summary(_late_crash(tmp_path / "early", 2_200 * MS))
     assert market is not None
-    assert market["liquidations"]["eligible"] == 1 and market["liquidations"]["not_attempted"] == 1
-    assert market["bad_debt"] == {"absolute": 10.0, "pct_of_open_interest": 10.0, "accounts": 1}
-    assert market["price_staleness_ms"] == {"p50": 1500.0, "p99": 3000.0, "max": 3000.0}
+    assert market.liquidations.eligible == 1 and market.liquidations.not_attempted == 1
+    assert market.bad_debt.model_dump() == {"absolute": 10.0, "pct_of_open_interest": 10.0, "accounts": 1}
+    assert market.price_staleness_ms.model_dump() == {"p50": 1500.0, "p99": 3000.0, "max": 3000.0}
 
 
 def test_runs_settling_at_different_times_are_judged_over_the_same_horizon(tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ def test_a_cut_off_run_is_judged_up_to_what_it_saw(tmp_path: Path) -> None:
                             tables={"prices": _prices({25: 45.0, 30: 40.0, 35: 20.0}),
                                     "accounts": [_account(0, 50.0)]})
     market = market_summary(history)
-    assert market is not None and market["liquidations"]["eligible"] == 0 and market["bad_debt"]["absolute"] == 0.0
+    assert market is not None and market.liquidations.eligible == 0 and market.bad_debt.absolute == 0.0
 
 
 DRAIN_CRASH = ('shocks = [{ at = "500ms", fall = "8%" }, { at = "1s", fall = "30%" }]',
@@ -220,8 +220,9 @@ def test_the_delay_runs_from_the_crossing_the_executed_liquidation_answered(tmp_
     history = _recovered_history(tmp_path)
     market = market_summary(history)
     assert market is not None
-    assert market["liquidation_delay_ms"] == {"p50": 100.0, "p99": 450.0, "max": 450.0, "mean": 275.0,
-                                              "split": {"oracle": 50.0, "keeper": 50.0, "messaging": 175.0}}
+    assert market.liquidation_delay_ms.model_dump() == {
+        "p50": 100.0, "p99": 450.0, "max": 450.0, "mean": 275.0,
+        "split": {"oracle": 50.0, "keeper": 50.0, "messaging": 175.0}}
     tables = market_tables(history)
     assert tables is not None
     delays = analysis_market.liquidation_delays(history, tables, analysis_market.executed_liquidations(history))
@@ -238,9 +239,9 @@ def test_late_is_not_the_same_as_ending_in_bad_debt(tmp_path: Path) -> None:
     liquidated at 84, before its bankruptcy price 80, and the 5% penalty took the rest."""
     market = market_summary(_recovered_history(tmp_path))
     assert market is not None
-    assert market["liquidations"] == {"eligible": 2, "triggered": 2, "executed": 2, "late": 1, "no_op": 1,
-                                      "not_attempted": 0, "messages": 3}
-    assert market["bad_debt"]["absolute"] == pytest.approx(7.45) and market["bad_debt"]["accounts"] == 2
+    assert market.liquidations.model_dump() == {"eligible": 2, "triggered": 2, "executed": 2, "late": 1,
+                                                "no_op": 1, "not_attempted": 0, "messages": 3}
+    assert market.bad_debt.absolute == pytest.approx(7.45) and market.bad_debt.accounts == 2
 
 
 def test_an_execution_the_chain_lost_counts_neither_as_executed_nor_as_a_no_op(tmp_path: Path) -> None:
@@ -249,15 +250,16 @@ def test_an_execution_the_chain_lost_counts_neither_as_executed_nor_as_a_no_op(t
     kept = market_summary(_recovered_history(tmp_path / "kept"))
     market = market_summary(_recovered_history(tmp_path / "lost", reverted=True))
     assert market is not None and kept is not None
-    assert market["liquidations"]["executed"] == 2 and market["liquidations"]["no_op"] == 1
-    assert market["bad_debt"]["absolute"] == pytest.approx(7.45)
-    assert market["liquidations"] == kept["liquidations"] and market["bad_debt"] == kept["bad_debt"]
+    assert market.liquidations.executed == 2 and market.liquidations.no_op == 1
+    assert market.bad_debt.absolute == pytest.approx(7.45)
+    assert market.liquidations == kept.liquidations and market.bad_debt == kept.bad_debt
 
 
 def test_the_report_draws_the_delays_the_summary_counts(tmp_path: Path) -> None:
     history = _recovered_history(tmp_path)
-    summary = analyse(history).summary
-    plots = report_market.market_plots(history, summary, ([], []), [])
+    market = analyse(history).result.market
+    assert market is not None
+    plots = report_market.market_plots(history, market, ([], []), [])
     assert plots is not None
     histogram = plots["market-delay"]["data"][0]
     assert sorted(histogram["x"]) == [100.0, 450.0]
@@ -284,10 +286,11 @@ def test_every_consumer_of_equity_uses_the_one_formula(tmp_path: Path, monkeypat
     history = _late_crash(tmp_path / "crash", 2_200 * MS)
 
     def numbers() -> tuple[float, float]:
-        summary = analyse(history).summary
-        plots = report_market.market_plots(history, summary, ([], []), [])
+        market = analyse(history).result.market
+        assert market is not None
+        plots = report_market.market_plots(history, market, ([], []), [])
         assert plots is not None
-        return summary["market"]["bad_debt"]["absolute"], plots["market-bad-debt"]["data"][0]["y"][-1]
+        return market.bad_debt.absolute, plots["market-bad-debt"]["data"][0]["y"][-1]
 
     assert numbers() == (10.0, 10.0)
     monkeypatch.setattr(analysis_market, "equity", _shifted(accounts.equity, 5.0))

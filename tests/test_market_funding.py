@@ -84,7 +84,8 @@ def test_a_run_pays_funding_each_interval_and_zero_sum(tmp_path: Path) -> None:
     assert shown["intervals"] == 8 and shown["payments"] == len(amounts)
     assert shown["paid"] == pytest.approx(-sum(a for a in amounts if a < 0), abs=0.01)
     assert shown["received"] == pytest.approx(shown["paid"], abs=0.02)
-    rows = dict(_market_rows(result.summary["market"]))
+    assert result.analysis.result.market is not None
+    rows = dict(_market_rows(result.analysis.result.market))
     assert rows["funding paid"] == f"{shown['paid']:,} in {len(amounts):,} payments over 8 intervals"
     # 70% long at a positive fixed rate: the longs pay (the accounts table says who is long).
     side = read_history(result.run_dir).table("accounts").column("side").to_pylist()

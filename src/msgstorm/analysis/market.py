@@ -72,6 +72,7 @@ from msgstorm.analysis._common import (
     run_t_end_ns,
     scenario_section,
 )
+from msgstorm.analysis.summary_model import Market, VenueLosses
 from msgstorm.history.reader import History
 from msgstorm.rules.market import equity, horizon_ns, notional
 
@@ -355,7 +356,9 @@ def book_bad_debt(tables: MarketTables, size: np.ndarray, collateral: np.ndarray
     return absolute, int(np.count_nonzero(executed_bad > 0)) + int(np.count_nonzero(marked_bad > 0))
 
 
-def market_summary(history: History) -> dict[str, Any] | None:
+def market_summary(history: History) -> Market | None:
+    """summary.json's ``market``, as its typed section (``summary_model.Market``); None
+    without ``[market]``."""
     tables = market_tables(history)
     if tables is None:
         return None
@@ -400,7 +403,7 @@ def market_summary(history: History) -> dict[str, Any] | None:
     }
     if history.scenario["market"].get("liquidation") is not None or history.scenario["market"].get("funding"):
         summary["venue"] = venue_summary(history)
-    return summary
+    return Market.model_validate(summary)
 
 
 def held_after_venue(history: History, tables: MarketTables) -> tuple[np.ndarray, np.ndarray]:
@@ -429,7 +432,7 @@ def held_after_venue(history: History, tables: MarketTables) -> tuple[np.ndarray
 _VENUE_KINDS = ("keeper_fee", "insurance_fee", "insurance_used", "deleveraged", "socialised", "auctioned", "returned")
 
 
-def venue_summary(history: History) -> dict[str, Any]:
+def venue_summary(history: History) -> VenueLosses:
     """summary.json's ``market.venue`` (with ``[market.liquidation]``): what the venue's
     rules did with the money (``market/venue.py``): ``liquidation_fee`` (the penalties of
     every call, whole or partial) and its split, ``insurance_fund`` (start, end, used),
@@ -464,7 +467,7 @@ def venue_summary(history: History) -> dict[str, Any]:
         funding_summary = {"payments": int(funding.sum()), "paid": rounded(float(-paid[paid < 0].sum()), 2),
                            "received": rounded(float(paid[paid > 0].sum()), 2),
                            "intervals": len(set(venue.column("t").to_numpy()[funding].tolist()))}
-    return {
+    return VenueLosses.model_validate({
         "liquidation_fee": rounded(fee, 2), "keeper_fee": rounded(sums["keeper_fee"], 2),
         "insurance_fee": rounded(sums["insurance_fee"], 2),
         "insurance_fund": {"start": rounded(start, 2), "end": rounded(end, 2), "used": rounded(sums["insurance_used"], 2)},
@@ -473,7 +476,7 @@ def venue_summary(history: History) -> dict[str, Any]:
         "partial_calls": int(sum(1 for outcome in outcomes if outcome == "partial")),
         "funding": funding_summary,
         **({"auctions": _english_lots(history, executed, sums)} if sums["auctioned"] > 0 else {}),
-    }
+    })
 
 
 def _english_lots(history: History, executed: np.ndarray, sums: dict[str, float]) -> dict[str, Any]:

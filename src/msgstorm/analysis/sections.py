@@ -53,7 +53,7 @@ from msgstorm.analysis.queue import (
 from msgstorm.analysis.recovery import recovery_times
 from msgstorm.analysis.relay import relay_summary
 from msgstorm.analysis.safety import finality_summary
-from msgstorm.analysis.summary_model import Summary
+from msgstorm.analysis.summary_model import ProbePoint, Summary
 from msgstorm.history.reader import History
 from msgstorm.scenario.slo import evaluate_slos
 
@@ -279,7 +279,7 @@ def _market(history: History, ctx: SectionContext) -> Any:
     market = market_summary(history)
     probes = probe_summary(history)
     if market is not None and probes is not None:
-        market["probes"] = probes
+        return market.model_copy(update={"probes": [ProbePoint.model_validate(point) for point in probes]})
     return market
 
 

@@ -12,9 +12,6 @@ the source's own executions at its on-chain oracle price, not what the positions
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from msgstorm.analysis.summary_chain import Collateral
 from msgstorm.analysis.summary_model import Summary
 from msgstorm.report.crosschain import STAGE_NAMES
@@ -27,22 +24,11 @@ __all__ = ["SOURCE_BAD_DEBT", "collateral_rows", "collateral_section", "market_b
 SOURCE_BAD_DEBT = "bad debt on the source (oracle price)"
 
 
-def _collateral_of(summary: Summary | Mapping[str, Any]) -> Collateral | None:
-    """The summary's ``collateral`` section, typed: a ``Summary``'s, or read through its type
-    from a summary as summary.json holds it; None without one."""
-    if isinstance(summary, Summary):
-        return summary.collateral
-    found = summary.get("collateral")
-    return Collateral.model_validate(found) if found else None
-
-
-def market_bad_debt_label(summary: Summary | Mapping[str, Any]) -> str:
+def market_bad_debt_label(summary: Summary) -> str:
     """The label of summary.json's ``market.bad_debt``: "bad debt", or, with positions on the
     destination (a ``collateral`` section), the source's own executions at its on-chain
-    oracle price (the positions' bad debt is the collateral rows' ``bad debt across``). A
-    ``Summary`` (the terminal's and the page's headline), or summary.json's dictionary, which
-    ``report/market.py``'s section still reads by key."""
-    return SOURCE_BAD_DEBT if _collateral_of(summary) is not None else "bad debt"
+    oracle price (the positions' bad debt is the collateral rows' ``bad debt across``)."""
+    return SOURCE_BAD_DEBT if summary.collateral is not None else "bad debt"
 
 
 def collateral_rows(section: Collateral) -> list[tuple[str, str]]:

@@ -9,8 +9,7 @@ agent; delivery checks and faults; market outcomes when the summary has them; th
 This module lays the page out and draws its plots; each section is made by the module of
 its role from the typed summary (``Analysis.result``): the headline by ``run_headline``,
 checks and faults by ``run_checks``, the optional sections' tables by ``run_tables``,
-``crosschain``, ``collateral`` and ``safety``, the scenario by ``scenario_facts``; the
-market's by ``market`` (from summary.json's dictionary, which the page also embeds).
+``crosschain``, ``collateral``, ``market`` and ``safety``, the scenario by ``scenario_facts``.
 
 The page is about 5 MB, almost all of it plotly.js (4.8 MB, embedded once); the data of a
 run is thinned to what a screen shows (percentile spectrum, queue samples, and a run of
@@ -183,12 +182,12 @@ def _labelled(plots: dict[str, Plot]) -> dict[str, Plot]:
     return plots
 
 
-def _market(history: History, analysis: Analysis, summary: dict[str, Any],
+def _market(history: History, analysis: Analysis, summary: Summary,
             depth: tuple[list[float], list[float]]) -> list[tuple[str, str, str]]:
     """The section "What delay cost" of a run with ``[market]`` (none without)."""
-    if summary.get("market") is None:
+    if summary.market is None:
         return []
-    figures_of = market_plots(history, summary, depth, analysis.timelines.get("base_fee", []))
+    figures_of = market_plots(history, summary.market, depth, analysis.timelines.get("base_fee", []))
     if figures_of is None:
         return []
     captions = {
@@ -219,7 +218,7 @@ def _control(history: History, summary: Summary,
 
 def render_run_report(history: History, analysis: Analysis, wall_s: float | None = None) -> str:
     """The whole report page as HTML text (``wall_s``: the run's wall time, when known)."""
-    summary = dict(analysis.summary)  # as summary.json holds it: the page's data and the market's section
+    summary = dict(analysis.summary)  # as summary.json holds it: the page's data
     typed = analysis.result
     if wall_s is not None:
         summary["wall_s"] = round(wall_s, 3)
@@ -246,7 +245,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
           if any(trace.get("x") for trace in plots["cpu"].figure["data"]) else []),
         *([] if live else simulated),
         *chain_sections(history, analysis, depth, live),
-        *_market(history, analysis, summary, depth),
+        *_market(history, analysis, typed, depth),
         *fairness_section(typed),
         *integrity_section(typed),
         *_control(history, typed, depth),

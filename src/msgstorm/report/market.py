@@ -25,6 +25,7 @@ from msgstorm.analysis.market import (
     market_tables,
     onchain_prices,
 )
+from msgstorm.analysis.summary_model import Market, Summary
 from msgstorm.history.reader import History
 from msgstorm.report import figures
 from msgstorm.report.collateral import market_bad_debt_label
@@ -100,15 +101,17 @@ def _bad_debt_figure(tables: MarketTables, done: Executed, depth: tuple[list[flo
     return figures.own_axis(figure(data, layout), "base fee", "base fee")
 
 
-def _delay_figure(delays: Delays, summary: dict[str, Any]) -> Figure:
+def _delay_figure(delays: Delays, market: Market) -> Figure:
     delay_ms = delays.delay / 1e6
     data: list[dict[str, Any]] = [{"type": "histogram", "x": delay_ms.tolist(), "name": "liquidation delay",
                                    "nbinsx": 60}]
-    split = ((summary.get("market") or {}).get("liquidation_delay_ms") or {}).get("split") or {}
-    for part, colour in (("oracle", "#9467bd"), ("keeper", "#ff7f0e"), ("messaging", "#2ca02c")):
-        if split.get(part) is not None:
-            data.append({"type": "bar", "x": [split[part]], "y": ["mean"], "orientation": "h", "name": f"{part} (mean)",
-                         "xaxis": "x2", "yaxis": "y2", "marker": {"color": colour}})
+    split = market.liquidation_delay_ms.split
+    if split is not None:
+        for part, mean_ms, colour in (("oracle", split.oracle, "#9467bd"), ("keeper", split.keeper, "#ff7f0e"),
+                                      ("messaging", split.messaging, "#2ca02c")):
+            if mean_ms is not None:
+                data.append({"type": "bar", "x": [mean_ms], "y": ["mean"], "orientation": "h",
+                             "name": f"{part} (mean)", "xaxis": "x2", "yaxis": "y2", "marker": {"color": colour}})
     layout = figures._layout("Liquidation delay (line crossed to executed) and the split of its mean",
                              "delay (ms)", "liquidations", barmode="stack",
                              xaxis2={"anchor": "y2", "domain": [0.0, 1.0], "title": {"text": "mean split (ms)"}},
@@ -117,7 +120,7 @@ def _delay_figure(delays: Delays, summary: dict[str, Any]) -> Figure:
     return figure(data, layout)
 
 
-def market_plots(history: History, summary: dict[str, Any], depth: tuple[list[float], list[float]],
+def market_plots(history: History, market: Market, depth: tuple[list[float], list[float]],
                  base_fee: list[dict[str, Any]]) -> dict[str, Figure] | None:
     tables = market_tables(history)
     if tables is None:
@@ -125,47 +128,46 @@ def market_plots(history: History, summary: dict[str, Any], depth: tuple[list[fl
     done = executed_liquidations(history)
     return {"market-prices": _prices_figure(history, tables, done),
             "market-bad-debt": _bad_debt_figure(tables, done, depth, base_fee),
-            "market-delay": _delay_figure(liquidation_delays(history, tables, done), summary)}
+            "market-delay": _delay_figure(liquidation_delays(history, tables, done), market)}
 
 
-def market_section(summary: dict[str, Any]) -> str:
-    """The numbers of summary ``market`` as a table."""
-    market = summary.get("market") or {}
-    liquidations = market.get("liquidations") or {}
-    delay = market.get("liquidation_delay_ms") or {}
-    bad = market.get("bad_debt") or {}
-    stale = market.get("price_staleness_ms") or {}
-    slip = market.get("slippage_bps") or {}
-
-    rows = [["accounts / open interest", f"{number(market.get('accounts'))} / {number(market.get('open_interest'))}"],
-            *[[f"liquidations {key.replace('_', ' ')}", number(liquidations.get(key))]
-              for key in ("eligible", "triggered", "executed", "late", "no_op", "not_attempted", "messages")],
-            ["liquidation delay p50 / p99 / max", " / ".join(duration_ms(delay.get(k)) for k in ("p50", "p99", "max"))],
-            [market_bad_debt_label(summary), f"{number(bad.get('absolute'))} ({number(bad.get('pct_of_open_interest'), '%')} of open "
-                         f"interest), {number(bad.get('accounts'))} accounts"],
-            ["price staleness p50 / p99 / max", " / ".join(duration_ms(stale.get(k)) for k in ("p50", "p99", "max"))],
-            ["slippage p50 / p99", f"{number(slip.get('p50'))} / {number(slip.get('p99'))} bps"]]
-    venue = market.get("venue")
-    if venue:
-        fund = venue.get("insurance_fund") or {}
-        rows += [["liquidation fee (keepers / insurance fund)", f"{number(venue.get('liquidation_fee'))} "
-                  f"({number(venue.get('keeper_fee'))} / {number(venue.get('insurance_fee'))})"],
-                 ["insurance fund start / end / used", f"{number(fund.get('start'))} / {number(fund.get('end'))} / "
-                  f"{number(fund.get('used'))}"],
-                 ["deleveraged / socialised / bad debt left", f"{number(venue.get('deleveraged'))} / "
-                  f"{number(venue.get('socialised'))} / {number(venue.get('bad_debt'))}"],
-                 ["partial liquidation calls", number(venue.get("partial_calls"))]]
-        funding = venue.get("funding")
-        if funding:  # [market.funding]: zero-sum, so what was paid was received
-            rows.append(["funding paid (payments / intervals)", f"{number(funding.get('paid'))} "
-                         f"({number(funding.get('payments'))} / {number(funding.get('intervals'))})"])
-        lots = venue.get("auctions")
-        if lots:
-            rows += [["english auctions: lots / at a zero bid", f"{number(lots.get('lots'))} / "
-                      f"{number(lots.get('zero_bid_lots'))} ({number(lots.get('zero_bid_units'))} of "
-                      f"{number(lots.get('units'))} units)"],
-                     ["collateral returned to owners", number(100 * lots.get("returned_share", 0.0), "%")]]
-            day = lots.get("published")
-            if day:
-                rows += [["published for the day", published_figures(day)]]
+def market_section(summary: Summary) -> str:
+    """The numbers of the summary's typed ``market`` section as a table (empty without one)."""
+    market = summary.market
+    if market is None:
+        return ""
+    liquidations, delay, bad = market.liquidations, market.liquidation_delay_ms, market.bad_debt
+    stale, slip = market.price_staleness_ms, market.slippage_bps
+    counted = (("eligible", liquidations.eligible), ("triggered", liquidations.triggered),
+               ("executed", liquidations.executed), ("late", liquidations.late), ("no op", liquidations.no_op),
+               ("not attempted", liquidations.not_attempted), ("messages", liquidations.messages))
+    rows = [["accounts / open interest", f"{number(market.accounts)} / {number(market.open_interest)}"],
+            *[[f"liquidations {label}", number(count)] for label, count in counted],
+            ["liquidation delay p50 / p99 / max", " / ".join(duration_ms(v) for v in (delay.p50, delay.p99, delay.max))],
+            [market_bad_debt_label(summary), f"{number(bad.absolute)} ({number(bad.pct_of_open_interest, '%')} of open "
+                         f"interest), {number(bad.accounts)} accounts"],
+            ["price staleness p50 / p99 / max", " / ".join(duration_ms(v) for v in (stale.p50, stale.p99, stale.max))],
+            ["slippage p50 / p99", f"{number(slip.p50)} / {number(slip.p99)} bps"]]
+    venue = market.venue
+    if venue is not None:
+        fund = venue.insurance_fund
+        rows += [["liquidation fee (keepers / insurance fund)", f"{number(venue.liquidation_fee)} "
+                  f"({number(venue.keeper_fee)} / {number(venue.insurance_fee)})"],
+                 ["insurance fund start / end / used", f"{number(fund.start)} / {number(fund.end)} / "
+                  f"{number(fund.used)}"],
+                 ["deleveraged / socialised / bad debt left", f"{number(venue.deleveraged)} / "
+                  f"{number(venue.socialised)} / {number(venue.bad_debt)}"],
+                 ["partial liquidation calls", number(venue.partial_calls)]]
+        funding = venue.funding
+        if funding is not None:  # [market.funding]: zero-sum, so what was paid was received
+            rows.append(["funding paid (payments / intervals)", f"{number(funding.paid)} "
+                         f"({number(funding.payments)} / {number(funding.intervals)})"])
+        lots = venue.auctions
+        if lots is not None:
+            rows += [["english auctions: lots / at a zero bid", f"{number(lots.lots)} / "
+                      f"{number(lots.zero_bid_lots)} ({number(lots.zero_bid_units)} of "
+                      f"{number(lots.units)} units)"],
+                     ["collateral returned to owners", number(100 * lots.returned_share, "%")]]
+            if lots.published is not None:
+                rows += [["published for the day", published_figures(lots.published)]]
     return table(["", ""], [[esc(a), esc(b)] for a, b in rows], attrs='id="market-table"')

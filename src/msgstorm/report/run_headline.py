@@ -1,8 +1,7 @@
 """report.html's headline: the cards of a run's numbers and its SLO verdicts, from the typed summary.
 
 Place in the pipeline: a section of ``report/html.py``'s page, read from ``Analysis.result``
-(a ``Summary``): offered and achieved rate, what delay cost (the market's cards, read as
-summary.json holds its section, as ``report/market.py`` reads it), latency and jitter, the knee
+(a ``Summary``): offered and achieved rate, what delay cost (the market's cards), latency and jitter, the knee
 and what limited it, the failure threshold, what a throttle shed on purpose, messages, queue,
 desync and run time; then the SLO table. Numbers and durations are worded by ``report.text``.
 """
@@ -10,9 +9,8 @@ desync and run time; then the SLO table. Numbers and durations are worded by ``r
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
-from msgstorm.analysis.summary_model import Controller, Group, Latency, SloVerdict, Summary
+from msgstorm.analysis.summary_model import Controller, Group, Latency, Market, SloVerdict, Summary
 from msgstorm.report.collateral import market_bad_debt_label
 from msgstorm.report.page import esc, table
 from msgstorm.report.text import duration_ms, duration_s, number, slo_value
@@ -32,20 +30,19 @@ def verdict_badge(verdict: str) -> str:
     return f'<span class="verdict verdict-{text}">{text}</span>'
 
 
-def _market_cards(market: dict[str, Any] | None, bad_debt_label: str) -> list[str]:
+def _market_cards(market: Market | None, bad_debt_label: str) -> list[str]:
     """What delay cost, in the headline: bad debt and the liquidations (the section "What
     delay cost" has the rest)."""
-    if not market:
+    if market is None:
         return []
-    bad = market.get("bad_debt") or {}
-    liquidations = market.get("liquidations") or {}
+    bad, liquidations = market.bad_debt, market.liquidations
     return [
-        card(bad_debt_label, esc(number(bad.get("absolute"))),
-             esc(f"{number(bad.get('pct_of_open_interest'))}% of open interest, {number(bad.get('accounts'))} "
+        card(bad_debt_label, esc(number(bad.absolute)),
+             esc(f"{number(bad.pct_of_open_interest)}% of open interest, {number(bad.accounts)} "
                  "accounts")),
-        card("liquidations executed", esc(number(liquidations.get("executed"))),
-             esc(f"of {number(liquidations.get('eligible'))} eligible; late {number(liquidations.get('late'))}, "
-                 f"not attempted {number(liquidations.get('not_attempted'))}")),
+        card("liquidations executed", esc(number(liquidations.executed)),
+             esc(f"of {number(liquidations.eligible)} eligible; late {number(liquidations.late)}, "
+                 f"not attempted {number(liquidations.not_attempted)}")),
     ]
 
 
@@ -77,11 +74,10 @@ def headline(summary: Summary) -> str:
     capacity, failure = summary.capacity, summary.failure_threshold
     not_committed = (("dropped", messages.dropped), ("rejected", messages.rejected), ("lost", messages.lost),
                      ("pending", messages.pending), ("unsent", messages.unsent))
-    market = summary.market.model_dump(mode="json") if summary.market else None
     cards = [
         card("offered rate", number(summary.offered_rate_per_s, "/s")),
         card("throughput (committed)", number(summary.throughput_per_s, "/s")),
-        *_market_cards(market, market_bad_debt_label(summary)),
+        *_market_cards(summary.market, market_bad_debt_label(summary)),
         card("latency p50", duration_ms(latency.p50)),
         card("latency p99", duration_ms(latency.p99), f"p99.9 {duration_ms(latency.p999)}"),
         card("latency max", duration_ms(latency.max), f"mean {duration_ms(latency.mean)}"),

@@ -2,8 +2,7 @@
 
 Place in the pipeline: the last stage, beside report.html, from ``Analysis.result`` (a
 ``Summary``; summary.json's dictionary is read through that type once, a field that does not
-fit refused by name), each row reading its section's typed fields; the market's rows read
-that section as summary.json holds it, as ``report/market.py`` does. Numbers and durations
+fit refused by name), each row reading its section's typed fields. Numbers and durations
 are worded by ``report.text``, the same rules as the page's, and a wrapped cell keeps each
 number with its unit (``report/cells.py``).
 """
@@ -37,7 +36,9 @@ from msgstorm.analysis.summary_model import (
     Generator,
     Group,
     Integrity,
+    Market,
     Messages,
+    PublishedFigures,
     Security,
     SloVerdict,
     Stages,
@@ -65,14 +66,14 @@ def _fmt(value: Any, unit: str = "") -> str:
     return number(value, unit)
 
 
-def published_figures(day: Mapping[str, Any]) -> str:
+def published_figures(day: PublishedFigures) -> str:
     """The published figures a scenario gives for the day it replays, with their source."""
     parts = [f"{label} {text}" for label, text in (
-        ("zero bids", None if day.get("zero_bid_share") is None else _percent(day["zero_bid_share"]) + " of lots"),
-        ("zero-bid units", None if day.get("zero_bid_units") is None else _fmt(day["zero_bid_units"])),
-        ("collateral returned", None if day.get("returned_share") is None else _percent(day["returned_share"])),
-        ("deficit", None if day.get("deficit") is None else _fmt(day["deficit"]))) if text is not None]
-    return f"{', '.join(parts)} ({day.get('source')})"
+        ("zero bids", None if day.zero_bid_share is None else _percent(day.zero_bid_share) + " of lots"),
+        ("zero-bid units", None if day.zero_bid_units is None else _fmt(day.zero_bid_units)),
+        ("collateral returned", None if day.returned_share is None else _percent(day.returned_share)),
+        ("deficit", None if day.deficit is None else _fmt(day.deficit))) if text is not None]
+    return f"{', '.join(parts)} ({day.source})"
 
 
 def _percent(share: float | None) -> str:
@@ -86,7 +87,7 @@ def _durations(*values: float | None) -> str:
 
 
 def _dict_durations(values: Mapping[str, Any], keys: tuple[str, ...]) -> str:
-    """``_durations`` of the given keys of a section read as summary.json holds it (the market's)."""
+    """``_durations`` of the given keys of a mapping of durations (a section's percentiles by name)."""
     return _durations(*(values.get(key) for key in keys))
 
 
@@ -133,51 +134,47 @@ def _limit(capacity: Capacity) -> str:
     return f"; limited by {who}" + (f" ({'; '.join(facts)})" if facts else "")
 
 
-def _market_headline(market: dict[str, Any], bad_debt_label: str) -> list[tuple[str, str]]:
+def _market_headline(market: Market, bad_debt_label: str) -> list[tuple[str, str]]:
     """What delay cost, first: bad debt and liquidations (rows of the headline table)."""
-    liquidations = market.get("liquidations") or {}
-    bad = market.get("bad_debt") or {}
+    liquidations, bad = market.liquidations, market.bad_debt
     return [
-        (bad_debt_label, f"{_fmt(bad.get('absolute'))} ({_fmt(bad.get('pct_of_open_interest'))}% of open "
-                     f"interest {_fmt(market.get('open_interest'))}), {_fmt(bad.get('accounts'))} accounts"),
-        ("liquidations", f"eligible {_fmt(liquidations.get('eligible'))}, triggered {_fmt(liquidations.get('triggered'))}, "
-                         f"executed {_fmt(liquidations.get('executed'))}, late {_fmt(liquidations.get('late'))}, "
-                         f"no-op {_fmt(liquidations.get('no_op'))}, not attempted "
-                         f"{_fmt(liquidations.get('not_attempted'))}"),
+        (bad_debt_label, f"{_fmt(bad.absolute)} ({_fmt(bad.pct_of_open_interest)}% of open "
+                         f"interest {_fmt(market.open_interest)}), {_fmt(bad.accounts)} accounts"),
+        ("liquidations", f"eligible {_fmt(liquidations.eligible)}, triggered {_fmt(liquidations.triggered)}, "
+                         f"executed {_fmt(liquidations.executed)}, late {_fmt(liquidations.late)}, "
+                         f"no-op {_fmt(liquidations.no_op)}, not attempted "
+                         f"{_fmt(liquidations.not_attempted)}"),
     ]
 
 
-def _market_rows(market: dict[str, Any]) -> list[tuple[str, str]]:
+def _market_rows(market: Market) -> list[tuple[str, str]]:
     """How late liquidations were and how stale prices got (rows after the latencies)."""
-    delay = market.get("liquidation_delay_ms") or {}
-    split = delay.get("split") or {}
-    stale = market.get("price_staleness_ms") or {}
-    rows = [("liquidation delay p50 / p99 / max", _dict_durations(delay, ("p50", "p99", "max")))]
-    if split:
-        rows.append(("delay split (mean)", f"oracle {duration_ms(split.get('oracle'))}, keeper "
-                                           f"{duration_ms(split.get('keeper'))}, messaging "
-                                           f"{duration_ms(split.get('messaging'))}"))
-    rows.append(("price staleness p50 / p99 / max", _dict_durations(stale, ("p50", "p99", "max"))))
-    venue = market.get("venue")
-    if venue:  # [market.liquidation]: where the money went (analysis/market.py, venue_summary)
-        fund = venue.get("insurance_fund") or {}
+    delay, stale = market.liquidation_delay_ms, market.price_staleness_ms
+    split = delay.split
+    rows = [("liquidation delay p50 / p99 / max", _durations(delay.p50, delay.p99, delay.max))]
+    if split is not None:
+        rows.append(("delay split (mean)", f"oracle {duration_ms(split.oracle)}, keeper "
+                                           f"{duration_ms(split.keeper)}, messaging "
+                                           f"{duration_ms(split.messaging)}"))
+    rows.append(("price staleness p50 / p99 / max", _durations(stale.p50, stale.p99, stale.max)))
+    venue = market.venue
+    if venue is not None:  # [market.liquidation]: where the money went (analysis/market.py, venue_summary)
         rows.append(("venue losses",
-                     f"fee {_fmt(venue.get('liquidation_fee'))} (fund {_fmt(venue.get('insurance_fee'))}), fund "
-                     f"used {_fmt(fund.get('used'))}, deleveraged {_fmt(venue.get('deleveraged'))}, socialised "
-                     f"{_fmt(venue.get('socialised'))}, partial calls {_fmt(venue.get('partial_calls'))}"))
-        funding = venue.get("funding")
-        if funding:  # [market.funding]: zero-sum, so what was paid was received
-            rows.append(("funding paid", f"{_fmt(funding.get('paid'))} in {_fmt(funding.get('payments'))} payments "
-                                         f"over {_fmt(funding.get('intervals'))} intervals"))
-        lots = venue.get("auctions")
-        if lots:  # english_auction: zero bids, collateral given back, the deficit
+                     f"fee {_fmt(venue.liquidation_fee)} (fund {_fmt(venue.insurance_fee)}), fund "
+                     f"used {_fmt(venue.insurance_fund.used)}, deleveraged {_fmt(venue.deleveraged)}, socialised "
+                     f"{_fmt(venue.socialised)}, partial calls {_fmt(venue.partial_calls)}"))
+        funding = venue.funding
+        if funding is not None:  # [market.funding]: zero-sum, so what was paid was received
+            rows.append(("funding paid", f"{_fmt(funding.paid)} in {_fmt(funding.payments)} payments "
+                                         f"over {_fmt(funding.intervals)} intervals"))
+        lots = venue.auctions
+        if lots is not None:  # english_auction: zero bids, collateral given back, the deficit
             rows.append(("english auctions",
-                         f"{_fmt(lots.get('lots'))} lots, {_fmt(lots.get('zero_bid_lots'))} at a zero bid "
-                         f"({_fmt(lots.get('zero_bid_units'))} of {_fmt(lots.get('units'))} units), collateral "
-                         f"returned {_percent(lots.get('returned_share'))}, deficit {_fmt(venue.get('bad_debt'))}"))
-            day = lots.get("published")
-            if day:  # the day's own figures, beside the run's
-                rows.append(("published for the day", published_figures(day)))
+                         f"{_fmt(lots.lots)} lots, {_fmt(lots.zero_bid_lots)} at a zero bid "
+                         f"({_fmt(lots.zero_bid_units)} of {_fmt(lots.units)} units), collateral "
+                         f"returned {_percent(lots.returned_share)}, deficit {_fmt(venue.bad_debt)}"))
+            if lots.published is not None:  # the day's own figures, beside the run's
+                rows.append(("published for the day", published_figures(lots.published)))
     return rows
 
 
@@ -419,9 +416,8 @@ def _headline(summary: Summary) -> KeptTable:
     head.add_column("value", justify="right")
     head.add_row("offered rate", _fmt(summary.offered_rate_per_s, "/s"))
     head.add_row("throughput", _fmt(summary.throughput_per_s, "/s"))
-    # The market's rows read its section as summary.json holds it (report/market.py's way).
-    market = summary.market.model_dump(mode="json") if summary.market else None
-    if market:
+    market = summary.market
+    if market is not None:
         for label, text in _market_headline(market, market_bad_debt_label(summary)):
             head.add_row(label, text)
     latency, jitter = summary.latency_ms, summary.jitter_ms
@@ -453,7 +449,7 @@ def _headline(summary: Summary) -> KeptTable:
             head.add_row(label, text)
     if summary.connections:
         head.add_row("connections", _connections_line(summary.connections))
-    if market:
+    if market is not None:
         for label, text in _market_rows(market):
             head.add_row(label, text)
     if summary.fairness:
