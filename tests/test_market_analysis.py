@@ -267,6 +267,28 @@ def test_the_report_draws_the_delays_the_summary_counts(tmp_path: Path) -> None:
     assert bars == {"oracle (mean)": 50.0, "keeper (mean)": 50.0, "messaging (mean)": 175.0}
 
 
+def test_the_delay_chart_changes_unit_so_a_day_long_delay_is_not_millions_of_ms() -> None:
+    """The largest unit that keeps the longest delay at 2 or more: 450 ms stays in ms, 1.5 s
+    too (below 2 s), 81 minutes (black-thursday-2020's p50) reads in minutes, 2 h in hours."""
+    assert report_market.delay_unit(450.0) == ("ms", 1.0)
+    assert report_market.delay_unit(1_500.0) == ("ms", 1.0)
+    assert report_market.delay_unit(2_000.0) == ("s", 1_000.0)
+    assert report_market.delay_unit(81 * 60_000.0) == ("min", 60_000.0)
+    assert report_market.delay_unit(2 * 3_600_000.0) == ("h", 3_600_000.0)
+
+
+def test_the_delay_chart_draws_its_bars_and_axes_in_the_unit_it_names(tmp_path: Path) -> None:
+    """Delays of 100 and 450 ms drawn in ms: the axis titles say ms, and the values are the ms."""
+    history = _recovered_history(tmp_path)
+    market = analyse(history).result.market
+    assert market is not None
+    plots = report_market.market_plots(history, market, ([], []), [])
+    assert plots is not None
+    layout = plots["market-delay"]["layout"]
+    assert layout["xaxis"]["title"]["text"] == "delay (ms)"
+    assert layout["xaxis2"]["title"]["text"] == "mean split (ms)"
+
+
 # --- one formula, one place ----------------------------------------------------------------------
 
 

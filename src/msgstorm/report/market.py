@@ -101,20 +101,32 @@ def _bad_debt_figure(tables: MarketTables, done: Executed, depth: tuple[list[flo
     return figures.own_axis(figure(data, layout), "base fee", "base fee")
 
 
+# The delay chart's unit: the largest that keeps its longest delay at 2 or more (a day-long
+# auction's 81 minutes read as "81 min", never as "4,860,000 ms").
+_DELAY_UNITS: tuple[tuple[str, float], ...] = (("h", 3_600_000.0), ("min", 60_000.0), ("s", 1_000.0), ("ms", 1.0))
+
+
+def delay_unit(longest_ms: float) -> tuple[str, float]:
+    """The unit a chart of delays up to ``longest_ms`` is drawn in, and its size in ms."""
+    return next((unit for unit in _DELAY_UNITS if longest_ms >= 2 * unit[1]), _DELAY_UNITS[-1])
+
+
 def _delay_figure(delays: Delays, market: Market) -> Figure:
     delay_ms = delays.delay / 1e6
-    data: list[dict[str, Any]] = [{"type": "histogram", "x": delay_ms.tolist(), "name": "liquidation delay",
-                                   "nbinsx": 60}]
     split = market.liquidation_delay_ms.split
-    if split is not None:
-        for part, mean_ms, colour in (("oracle", split.oracle, "#9467bd"), ("keeper", split.keeper, "#ff7f0e"),
-                                      ("messaging", split.messaging, "#2ca02c")):
-            if mean_ms is not None:
-                data.append({"type": "bar", "x": [mean_ms], "y": ["mean"], "orientation": "h",
-                             "name": f"{part} (mean)", "xaxis": "x2", "yaxis": "y2", "marker": {"color": colour}})
+    means = () if split is None else (("oracle", split.oracle, "#9467bd"), ("keeper", split.keeper, "#ff7f0e"),
+                                      ("messaging", split.messaging, "#2ca02c"))
+    parts = [(part, mean_ms, colour) for part, mean_ms, colour in means if mean_ms is not None]
+    longest = max([float(delay_ms.max()) if delay_ms.size else 0.0] + [float(mean_ms) for _, mean_ms, _ in parts])
+    unit, size = delay_unit(longest)
+    data: list[dict[str, Any]] = [{"type": "histogram", "x": (delay_ms / size).tolist(), "name": "liquidation delay",
+                                   "nbinsx": 60}]
+    for part, mean_ms, colour in parts:
+        data.append({"type": "bar", "x": [mean_ms / size], "y": ["mean"], "orientation": "h",
+                     "name": f"{part} (mean)", "xaxis": "x2", "yaxis": "y2", "marker": {"color": colour}})
     layout = figures._layout("Liquidation delay (line crossed to executed) and the split of its mean",
-                             "delay (ms)", "liquidations", barmode="stack",
-                             xaxis2={"anchor": "y2", "domain": [0.0, 1.0], "title": {"text": "mean split (ms)"}},
+                             f"delay ({unit})", "liquidations", barmode="stack",
+                             xaxis2={"anchor": "y2", "domain": [0.0, 1.0], "title": {"text": f"mean split ({unit})"}},
                              yaxis2={"domain": [0.85, 1.0], "anchor": "x2"})
     layout["yaxis"] = {**layout.get("yaxis", {}), "domain": [0.0, 0.7]}
     return figure(data, layout)
