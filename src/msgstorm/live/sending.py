@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from msgstorm.errors import TargetError
+from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.drivers.base import (
     STOP_GRACE_NS,
@@ -111,6 +112,10 @@ class LiveSender:
         self.node_copies: dict[str, StoredCopy] = {}  # server name -> its copy of the stream, read back
         self.t_read_back = 0
         self.t_run_end: int | None = None  # the drain's end: the run's end on its time axis
+        # A user's server (``live.url``) found gone mid-run (``live/user_server.py``): when, on
+        # the run's clock; the sending ended there. ``_outages_open``: clients disconnected now.
+        self.node_lost_at: int | None = None
+        self._outages_open = 0
         self.unreadable = 0
         # The history's messages and deliveries rows, written on a thread of its own while the
         # run goes (``live/recorder.py``): what the run brought is handed over as intakes.
@@ -128,6 +133,10 @@ class LiveSender:
 
     def _on_event(self, kind: str, detail: dict[str, Any]) -> None:
         now = self._now()
+        if kind == EventKind.DISCONNECTED:  # a user's server is probed while a client is down
+            self._outages_open += 1
+        elif kind == EventKind.RECONNECTED:
+            self._outages_open = max(0, self._outages_open - 1)
         if "at_wall_ns" in detail:  # it happened earlier: that wall-clock time on the run's clock
             detail = dict(detail)
             now = min(now, now - (time.time_ns() - int(detail.pop("at_wall_ns"))))

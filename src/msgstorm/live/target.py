@@ -78,6 +78,7 @@ from msgstorm.live.recorder import FAR, PUBLISHER, Intake
 from msgstorm.live.send_loop import run_send_loop
 from msgstorm.live.sending import LiveSender
 from msgstorm.live.servers import ManagedServer
+from msgstorm.live.user_server import refused_by, watched_address
 from msgstorm.progress import ProgressSnapshot
 from msgstorm.security.costs import CostSource, resolve_verify_cost
 from msgstorm.traffic.generate import MessageBatch
@@ -88,6 +89,8 @@ __all__ = ["LiveTarget"]
 _HAND_EVERY_S = 1.0
 # Signals that stop a run (``LiveTarget._stop_on_signals``).
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# While a client is disconnected from a user's server, whether the server is gone, this often.
+_WATCH_S = 0.1
 # The drain looks at what has arrived this often.
 _DRAIN_POLL_S = 0.005
 # A progress snapshot (the terminal bar, Prometheus) this often, in wall time.
@@ -243,10 +246,15 @@ class LiveTarget(LiveSender):
             reporting = loop.create_task(self._report_progress() if self.progress is not None else asyncio.sleep(0))
             nemesis = self.nemesis
             faulting = loop.create_task(nemesis.run(self._t0, self._now) if nemesis is not None else asyncio.sleep(0))
+            sending = loop.create_task(self._send_all(traffic))
+            address = watched_address(self.scenario.live.url) if not self._servers() else None
+            watching = loop.create_task(self._watch_user_server(address, sending) if address is not None
+                                        else asyncio.sleep(0))
             try:
-                await self._send_all(traffic)
-                # The generator processes keep the same schedule: wait for the end of theirs.
-                await asyncio.gather(*(generator.finished() for generator in self.generators))
+                await self._sent_until_the_end_or_the_server_lost(sending)
+                if self.node_lost_at is None:
+                    # The generator processes keep the same schedule: wait for the end of theirs.
+                    await asyncio.gather(*(generator.finished() for generator in self.generators))
                 # The drain comes after the heal: a fault still in force when the sending ends
                 # ends now (a crashed server without restart_after stays down).
                 faulting.cancel()
@@ -260,7 +268,10 @@ class LiveTarget(LiveSender):
                 reporting.cancel()
                 recording.cancel()  # the rest is written by ``finish``
                 faulting.cancel()
-                await asyncio.gather(sampling, reporting, recording, faulting, return_exceptions=True)
+                watching.cancel()
+                sending.cancel()  # done by now, unless this run was interrupted or failed
+                await asyncio.gather(sampling, reporting, recording, faulting, watching, sending,
+                                     return_exceptions=True)
                 if self.progress is not None:
                     self.progress(self._snapshot(final=True))
                 sampler.sample()  # the CPU the run's end used
@@ -270,7 +281,7 @@ class LiveTarget(LiveSender):
             # servers) is a phase after it, kept off the run's time axis (see ``finish``).
             self.t_run_end = self._now()
             self.log.end_at(self.t_run_end)
-            if not self.interrupted:
+            if not self.interrupted and self.node_lost_at is None:  # a server gone has nothing to read back
                 events_before = len(self.log.events)
                 self.stored = await self.driver.read_back()
                 seconds = (self._now() - self.t_run_end) / 1e9
@@ -296,6 +307,38 @@ class LiveTarget(LiveSender):
             finally:
                 if self.nemesis is not None:  # the fault proxy, after the clients that go through it
                     await self.nemesis.close(self._now)
+
+    async def _sent_until_the_end_or_the_server_lost(self, sending: asyncio.Task[None]) -> None:
+        """Wait for ``sending`` to end: at the schedule's end, or cut short by the loss of a
+        user's server (``_watch_user_server`` cancels it; what it never sent is ``unsent``).
+        A cancellation of this run itself (a signal) goes on as before."""
+        try:
+            await sending
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self.node_lost_at is None or (task is not None and task.cancelling()):
+                raise
+
+    async def _watch_user_server(self, address: tuple[str, int], sending: asyncio.Task[None]) -> None:
+        """While a client is disconnected from the user's server (``live.url``), whether the
+        server still takes connections, every ``_WATCH_S``: one that refuses them is gone
+        (``live/user_server.py``), named once (``node_down``, its URL in the detail), and the
+        sending ends there, as for a user's chain node."""
+        url = self.scenario.live.url
+        while True:
+            await asyncio.sleep(_WATCH_S)
+            if not self._outages_open:
+                continue
+            refused = await refused_by(address)
+            if refused is None:
+                continue
+            self.node_lost_at = self._now()
+            self.log.add((self.node_lost_at, EventKind.NODE_DOWN, None, None, {
+                "name": self.scenario.target, "url": url, "returncode": None,
+                "error": f"the server at {url} no longer takes connections ({type(refused).__name__}: {refused}) "
+                         "after a client lost its connection"}))
+            sending.cancel()
+            return
 
     async def _report_progress(self) -> None:
         """A progress snapshot every ``_PROGRESS_S``: counts the loops keep, nothing per message."""
@@ -414,7 +457,7 @@ class LiveTarget(LiveSender):
         sent = self._sent_here() + self.sent_elsewhere_count
         consumers = len(self.consumer_names) if self.driver.fanout else 1
         deadline = self._now() + self.scenario.run.drain
-        while self._now() < deadline:
+        while self._now() < deadline and self.node_lost_at is None:  # nothing comes from a server gone
             lost, unacked = self.dropped_elsewhere, 0
             if isinstance(self.driver, CountsLostPublishes):  # they can still come in while it drains
                 lost, unacked = lost + self.driver.lost_publishes, self.driver.unacked_publishes
