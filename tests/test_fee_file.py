@@ -5,6 +5,7 @@ an error naming the file, the line and the field."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,3 +61,37 @@ def test_the_base_fee_follows_the_file_and_stuck_liquidations_wait(tmp_path: Pat
     assert len(stuck) == 10 and all(2 * S <= m["t_received"] < 6 * S for m in stuck)
     # The block at 6 s lowers the base fee to 1 and lets the waiting ones through at once.
     assert min(m["t_dequeued"] for m in stuck) == 6 * S
+
+
+def _fees_by_agent(tmp_path: Path, overrides: list[str]) -> list[dict[str, Any]]:
+    result = run(load_scenario(str(EXAMPLES / "quickstart.toml"), overrides), tmp_path / "run", write_report=False)
+    rows: list[dict[str, Any]] = read_history(result.run_dir).messages.select(["agent", "t_intended", "fee"]).to_pylist()
+    return rows
+
+
+def test_an_agents_fees_follow_its_file_times_its_drawn_fee(tmp_path: Path) -> None:
+    """Traders (Poisson, the compiled draw) pay the file's fee at each intended send time times
+    a constant 2; makers (constant arrivals, drawn window by window) the file's fee alone. The
+    file: 3 until 4 s, 40 from 4 s, 0 (no priority fee) from 7 s."""
+    fees = tmp_path / "tips.csv"
+    fees.write_text("t,fee\n0,3\n4,40\n7,0\n")
+    rows = _fees_by_agent(tmp_path, [f'agents.0.fee_file="{fees}"', "agents.0.fee=2",
+                                        f'agents.1.fee_file="{fees}"'])
+
+    def expected(t: int) -> float:
+        return 3.0 if t < 4 * S else 40.0 if t < 7 * S else 0.0
+
+    traders = [row for row in rows if row["agent"] == "traders"]
+    makers = [row for row in rows if row["agent"] == "makers"]
+    assert len(traders) > 1000 and len(makers) > 1000
+    assert all(row["fee"] == 2 * expected(row["t_intended"]) for row in traders)
+    assert all(row["fee"] == expected(row["t_intended"]) for row in makers)
+    assert {row["fee"] for row in makers} == {3.0, 40.0, 0.0}
+
+
+def test_a_bad_agent_fee_file_names_the_file_line_and_field(tmp_path: Path) -> None:
+    fees = tmp_path / "tips.csv"
+    fees.write_text("t,fee\n0,3\n1,-1\n")
+    with pytest.raises(DataFileError) as error:
+        _fees_by_agent(tmp_path, [f'agents.0.fee_file="{fees}"'])
+    assert f"fee file {fees}, line 3, field fee: -1 is not a number of 0 or more" in str(error.value)

@@ -112,7 +112,8 @@ def safe_leverage_command(
     scenario: Annotated[Path, typer.Argument(help="a scenario with [market] accounts", metavar="SCENARIO.toml")],
     budget: Annotated[str, typer.Option("--budget", help="bad debt allowed, a share of open interest, e.g. 0.1%")],
     confidence: Annotated[str, typer.Option("--confidence", help="how sure: P(bad debt > budget) <= 1 - this")] = "95%",
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="seeds per leverage (the same at every one)")] = 10,
+    seeds: Annotated[int | None, typer.Option("--seeds", min=1, help="runs: seeds per leverage, the same at every one "
+                                              "(default: the fewest that can show one within budget, 59 at 95%)")] = None,
     leverage_range: Annotated[str | None, typer.Option("--range", help="LOW:HIGH leverages searched (default: 1 to "
                                                      "0.99 / maintenance margin, at most 50)",
                                                      metavar="LOW:HIGH")] = None,
@@ -127,7 +128,8 @@ def safe_leverage_command(
                                             "HOST:PORT (pip install -e '.[cluster]')", metavar="ADDRESS")] = None,
     method: Annotated[str, typer.Option("--method", help="probes: probe books at a grid of leverages ride along "
                                         "each run, seeds added until decided; runs: whole runs at each leverage, "
-                                        "--seeds each")] = "probes",
+                                        "--seeds each; auto: probes where they answer for the market (a whole "
+                                        "liquidation at the index, no fund), else runs")] = "auto",
     max_runs: Annotated[int | None, typer.Option("--max-runs", min=1, help="probes: at most this many runs a curve "
                                                  "(the next look is not started past it)")] = None,
     seconds: Annotated[float | None, typer.Option("--time", min=1, help="probes: seconds; the next look is not "
@@ -142,13 +144,20 @@ def safe_leverage_command(
     from msgstorm.sweep import GridError, parse_grid
     from msgstorm.sweep.leverage import (
         check_search,
+        choose_method,
         default_range,
         fraction_note,
         parse_range,
         parse_share,
+        runs_seeds,
         safe_leverage,
     )
-    from msgstorm.sweep.leverage_html import boundary_line, headline, leverage_text
+    from msgstorm.sweep.leverage_html import (
+        boundary_line,
+        headline,
+        leverage_text,
+        margin_comparison,
+    )
 
     fixed = list(overrides or [])
     loaded = load_or_exit(scenario, fixed)
@@ -158,8 +167,12 @@ def safe_leverage_command(
             err.print(note, highlight=False, markup=False)
         low, high = parse_range(leverage_range) if leverage_range is not None else default_range(loaded)
         varied = parse_grid(vary) if vary is not None else None
+        method_note = choose_method(scenario, method, sets=fixed, vary=varied)[1]
         check_search(scenario, budget=budget_share, confidence=sure, seeds=seeds, low=low, high=high, vary=varied,
                      sets=fixed)
+        seeds = runs_seeds(seeds, sure)
+        if method_note is not None:
+            err.print(method_note, highlight=False, markup=False)
     except (ValueError, GridError) as error:
         say_error(f"safe-leverage: {error}")
         raise typer.Exit(ExitCode.BAD_INPUT) from None
@@ -189,7 +202,7 @@ def safe_leverage_command(
     except KeyboardInterrupt:
         say_error(f"interrupted: the same command with --out {out_dir} resumes")
         raise typer.Exit(ExitCode.INTERRUPTED) from None
-    if method == "probes":
+    if document["method"] == "probes":
         out.print(f"safe leverage (one leverage for every account: probe books at {len(document['grid'])} leverages "
                   f"riding along each run): the highest shown to keep bad debt <= {budget_share:.3%} of open interest "
                   f"with {sure:.0%} confidence, seeds added in looks until decided (a run without a bad-debt share "
@@ -220,5 +233,7 @@ def safe_leverage_command(
             out.print(f"  not run (above the lowest shown over, no bearing on the answer): "
                       f"{', '.join(leverage_text(leverage) for leverage in curve['not_run'])}",
                       highlight=False, markup=False)
+    for compared in margin_comparison(document["curves"]):
+        out.print(compared, highlight=False, markup=False)
     out.print(f"{bar.done} runs in {time.monotonic() - started:,.0f} s; {out_dir / 'safe_leverage.json'}, "
               f"{out_dir / 'safe_leverage.html'}", highlight=False, markup=False)

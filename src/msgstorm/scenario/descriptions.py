@@ -266,7 +266,10 @@ DESCRIPTIONS: dict[str, str] = {
     "AgentSpec.arrival": "when each instance sends: [arrival processes](#arrival-processes)",
     "AgentSpec.mix": "message kind weights; none: the role's",
     "AgentSpec.size": "message size",
-    "AgentSpec.fee": "the most a message pays (plain numbers)",
+    "AgentSpec.fee": "the most a message pays (plain numbers); with `fee_file`, a multiplier of the file's fee",
+    "AgentSpec.fee_file": "the fees through the day from a file (CSV or Parquet: `t`, seconds from the first row or "
+                          "timestamps, and `fee`): a message's fee is the file's at its intended send time (the last "
+                          "row's at or before it) times its drawn `fee`",
     "AgentSpec.keys": "distinct keys (instruments, accounts) drawn uniformly; the ordering check is per key",
     "AgentSpec.start": "the agent starts sending at this time",
     "AgentSpec.stop": "and stops at this one; none: `run.duration`",

@@ -190,8 +190,8 @@ def _resolve_paths(raw: Any, base_dir: Path) -> None:
             if not path.is_absolute():
                 raw["path"] = str(base_dir / path)
         # [market]: an instrument's price replay, an accounts group's file; an empirical
-        # link model's samples; an eip1559 queue's base fee file.
-        for key in ("replay", "file", "samples", "base_fee_file"):
+        # link model's samples; an eip1559 queue's base fee file; an agent's fee file.
+        for key in ("replay", "file", "samples", "base_fee_file", "fee_file"):
             if isinstance(raw.get(key), str) and not Path(raw[key]).is_absolute():
                 raw[key] = str(base_dir / raw[key])
         for value in raw.values():

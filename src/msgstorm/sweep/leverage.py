@@ -71,8 +71,8 @@ from msgstorm.sweep.leverage_probes import (
 from msgstorm.sweep.results import flatten
 
 __all__ = ["OVER_BUDGET_IS", "Tally", "boundary_interval", "check_search", "clopper_pearson", "default_range",
-           "fraction_note", "most_runs", "one_sided_bounds", "parse_range", "parse_share", "safe_leverage", "search",
-           "seeds_to_show", "settled", "tally_rows", "uniform_leverage"]
+           "choose_method", "fraction_note", "most_runs", "one_sided_bounds", "parse_range", "parse_share", "probes_cannot_answer", "runs_seeds",
+           "safe_leverage", "search", "seeds_to_show", "settled", "tally_rows", "uniform_leverage"]
 
 PCT = "market.bad_debt.pct_of_open_interest"
 OVER_BUDGET_IS = ("bad debt over the budget x open interest, or no bad-debt share to compare "
@@ -321,7 +321,7 @@ def _curve_sets(fixed: list[str], vary: tuple[str, list[Any]] | None) -> list[li
     return [[*fixed, f"{vary[0]}={toml_value(value)}"] for value in vary[1]]
 
 
-def check_search(scenario_path: str | Path, *, budget: float, confidence: float, seeds: int, low: float,
+def check_search(scenario_path: str | Path, *, budget: float, confidence: float, seeds: int | None, low: float,
                  high: float, vary: tuple[str, list[Any]] | None = None, sets: list[str] | None = None) -> int:
     """Refuse a search that cannot answer, before anything runs; return the number of
     accounts groups. Raises ``ValueError`` (an option's value) or ``ScenarioError``."""
@@ -330,7 +330,7 @@ def check_search(scenario_path: str | Path, *, budget: float, confidence: float,
     if not 0.5 <= confidence < 1.0:
         raise ValueError(f"--confidence: expected at least 50% and below 100% (P(over budget) <= 1 - confidence; "
                          f"100% would need infinitely many seeds), got {confidence * 100:g}%")
-    if seeds < 1:
+    if seeds is not None and seeds < 1:
         raise ValueError(f"--seeds: expected at least 1, got {seeds}")
     if not 0 < low < high < math.inf:
         raise ValueError(f"--range: expected LOW:HIGH leverages with 0 < LOW < HIGH, such as 1:20, got {low}:{high}")
@@ -351,13 +351,59 @@ def check_search(scenario_path: str | Path, *, budget: float, confidence: float,
     return groups
 
 
-def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float = 0.95, seeds: int = 10,
+def probes_cannot_answer(scenario: Scenario) -> str | None:
+    """What of ``scenario``'s market the probe books cannot answer for, or None: they
+    liquidate whole, at the index, without a fund (``market/probes.py``)."""
+    market = scenario.market
+    if market is None:
+        return None
+    rule = market.liquidation
+    if rule is not None and not rule.keeps_today():
+        return (f"liquidation.mechanism {rule.mechanism!r}" if rule.mechanism != "whole"
+                else "the venue accounting of [market.liquidation] (insurance fund, keeper share)")
+    if market.mark is not None:
+        return "[market.mark]"
+    return None
+
+
+def choose_method(scenario_path: str | Path, method: str, *, sets: list[str] | None = None,
+                  vary: tuple[str, list[Any]] | None = None) -> tuple[str, str | None]:
+    """The method a search uses, and a note saying why when it is not the one asked for.
+
+    ``auto`` is ``probes`` when the probe books answer for every curve's market, else
+    ``runs`` (whole runs at each leverage, with the venue's own mechanism and accounting);
+    ``probes`` asked for a market they cannot answer for is refused, naming what."""
+    if method not in ("auto", "probes", "runs"):
+        raise ValueError(f"--method: expected auto, probes or runs, got {method!r}")
+    if method == "runs":
+        return method, None
+    for curve_sets in _curve_sets(list(sets or []), vary):
+        reason = probes_cannot_answer(load_scenario(scenario_path, curve_sets))
+        if reason is None:
+            continue
+        where = "" if curve_sets == list(sets or []) else f" (with {curve_sets[-1]})"
+        why = (f"the probe books liquidate whole at the index without a fund; they cannot answer for "
+               f"{reason}{where}")
+        if method == "probes":
+            raise ValueError(f"--method probes: {why}; use --method runs (whole runs at each leverage, with the "
+                             f"venue's own rule)")
+        return "runs", f"note: whole runs at each leverage (--method runs): {why}"
+    return "probes", None
+
+
+def runs_seeds(seeds: int | None, confidence: float) -> int:
+    """Seeds a leverage for ``--method runs``: as given, else the fewest that can show a
+    leverage within budget at ``confidence`` with none over (59 at 95%)."""
+    return seeds if seeds is not None else seeds_to_show(confidence)
+
+
+def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float = 0.95, seeds: int | None = None,
                   low: float | None = None, high: float | None = None, vary: tuple[str, list[Any]] | None = None,
                   sets: list[str] | None = None, workers: int | None = None, out_dir: str | Path,
                   grid_points: int = GRID_POINTS, refine: int = REFINE, ray: str | None = None,
                   on_outcome: Callable[[dict[str, Any]], None] | None = None,
                   on_start: Callable[[int], None] | None = None, every_seed: bool = False,
-                  method: str = "probes", max_runs: int | None = None, seconds: float | None = None,
+                  method: str = "auto", max_runs: int | None = None, seconds: float | None = None,
                   probe_points: int | None = None) -> dict[str, Any]:
     """The search, per value of ``vary`` (one curve without it); writes
     ``safe_leverage.json`` and ``safe_leverage.html`` into ``out_dir`` and returns the document.
@@ -367,18 +413,20 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
     ``method = "probes"`` (the default, ``sweep/leverage_probes.py``): probe books at a grid
     of ``probe_points`` leverages ride along every run, seeds are added in looks until the
     answer is decided or ``max_runs`` / ``seconds`` stop it; ``seeds`` is not used.
-    ``method = "runs"``: whole runs at each leverage, ``seeds`` each, the grid and bisection
-    of this module; a leverage's seeds stop once the runs made fix what it shows
-    (``settled``), unless ``every_seed``: the same answer either way."""
-    if method not in ("probes", "runs"):
-        raise ValueError(f"--method: expected probes or runs, got {method!r}")
+    ``method = "runs"``: whole runs at each leverage, ``seeds`` each (``runs_seeds``), the
+    grid and bisection of this module; a leverage's seeds stop once the runs made fix what it
+    shows (``settled``), unless ``every_seed``: the same answer either way. ``method =
+    "auto"`` is probes where the probe books answer for the market, else runs
+    (``choose_method``; the document's ``method_note`` says why)."""
     scenario_path = str(scenario_path)
     fixed = list(sets or [])
+    method, method_note = choose_method(scenario_path, method, sets=fixed, vary=vary)
     scenario = load_scenario(scenario_path, fixed)
     low = default_range(scenario)[0] if low is None else low
     high = default_range(scenario)[1] if high is None else high
     groups = check_search(scenario_path, budget=budget, confidence=confidence, seeds=seeds, low=low, high=high,
                           vary=vary, sets=fixed)
+    seeds = runs_seeds(seeds, confidence)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     values = vary[1] if vary is not None else [None]
@@ -421,7 +469,7 @@ def safe_leverage(scenario_path: str | Path, *, budget: float, confidence: float
     probes = method == "probes"
     document = {"scenario": scenario.run.name, "budget_pct_of_open_interest": budget * 100,
                 "confidence": confidence, "seeds": None if probes else seeds, "range": [low, high],
-                "method": method, "grid": grid if probes else None,
+                "method": method, "method_note": method_note, "grid": grid if probes else None,
                 "looks": [{"seeds": look.seeds, "confidence": look.confidence} for look in looks(confidence)]
                 if probes else None,
                 "seeds_to_show": seeds_to_show(confidence), "over_budget_is": OVER_BUDGET_IS,

@@ -54,6 +54,34 @@ def boundary_line(curve: dict[str, Any], confidence: float) -> str:
             f"{leverage_text(over)} (shown over)")
 
 
+def margin_comparison(curves: list[dict[str, Any]]) -> list[str]:
+    """Each curve of a --vary search beside the first: the initial margin its safe leverage
+    needs (1 / leverage) against the first's, as a relative difference. A curve whose boundary
+    lies above the range gives a bound, and the line says so; one with no answer, a dash."""
+    if len(curves) < 2 or curves[0]["vary"] is None:
+        return []
+    first = curves[0]
+
+    def name(curve: dict[str, Any]) -> str:
+        return ", ".join(f"{key} = {value}" for key, value in curve["vary"].items())
+
+    def bounded(curve: dict[str, Any]) -> bool:
+        return curve["safe_leverage"] is not None and curve["bracket"][1] is None  # nothing tried above it
+
+    lines = []
+    for curve in curves[1:]:
+        if first["safe_leverage"] is None or curve["safe_leverage"] is None:
+            lines.append(f"{name(curve)} against {name(first)}: — (a curve without a safe leverage)")
+            continue
+        change = first["safe_leverage"] / curve["safe_leverage"] - 1.0  # margin 1/L against the first's
+        word = "the same margin as" if abs(change) < 5e-4 else f"{abs(change):.1%} {'more' if change > 0 else 'less'} margin than"
+        above = [name(c) for c in (first, curve) if bounded(c)]
+        lines.append(f"{name(curve)} needs {word} {name(first)} (1 / {leverage_text(curve['safe_leverage'])} against "
+                     f"1 / {leverage_text(first['safe_leverage'])})"
+                     + (f"; a bound: the boundary of {' and '.join(above)} lies above the range" if above else ""))
+    return lines
+
+
 def log_ticks(low: float, high: float) -> list[float]:
     """Tick values for a log axis over [low, high] that are labelled in full (plotly's own
     log ticks label 20 as "2" when it shows only the leading digits): 1-2-5 steps, finer
@@ -152,8 +180,10 @@ def write_leverage_report(out_dir: Path, document: dict[str, Any]) -> Path:
                                              f"{confidence:.0%}; bar: up to the lowest shown over)"}, "height": 380,
                            "xaxis": {"title": {"text": document["vary"]}, "type": "category"},
                            "yaxis": {"title": {"text": "safe leverage"}, "rangemode": "tozero"}})
+        compared = "".join(f"<li>{esc(line)}</li>" for line in margin_comparison(curves))
         sections.append(("safe", "Safe leverage against the varied key",
-                         figure_block(Plot("safe-leverage", safe_fig))))
+                         figure_block(Plot("safe-leverage", safe_fig))
+                         + (f'<ul id="margin-comparison">{compared}</ul>' if compared else "")))
     if document.get("method") == "probes":
         sections.append(("critical", "Critical leverage per seed", _critical_block(document)))
     sections.append(("numbers", "Safe leverage",
@@ -165,7 +195,7 @@ def write_leverage_report(out_dir: Path, document: dict[str, Any]) -> Path:
             if document.get("method") == "probes" else f"{document['seeds']} seeds")
     meta = esc(f"{document['scenario']} · budget {budget:g}% of open interest · confidence "
                f"{confidence:.0%} · {runs} · {document['leverage_is']} · over budget: "
-               f"{document['over_budget_is']}")
+               f"{document['over_budget_is']}" + (f" · {document['method_note']}" if document.get("method_note") else ""))
     path = out_dir / LEVERAGE_REPORT
     path.write_text(page("msgstorm safe-leverage", meta, sections), encoding="utf-8")
     return path

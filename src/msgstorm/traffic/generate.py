@@ -116,6 +116,11 @@ class _AgentTraffic:
         self.rng = np.random.default_rng(attribute_seed)
         self.size_dist = spec.size
         self.fee_dist = spec.fee
+        self.fee_series = None
+        if spec.fee_file is not None:  # only a scenario with a fee file imports its reader
+            from msgstorm.sim.fee_file import read_fee_series
+
+            self.fee_series = read_fee_series(spec.fee_file, "fee", "fee file", zero=True)
         self.nodes = _candidate_nodes(spec, scenario)
         mix = spec.kind_mix
         self.kind_codes = np.array([MESSAGE_KINDS.index(k) for k in mix], dtype=np.int8)
@@ -166,6 +171,8 @@ class _AgentTraffic:
             fee = np.full(n, self.fee_dist.value, dtype=np.float64)
         else:
             fee = sample_from_uniforms(self.fee_dist, chunk.fee_u)
+        if self.fee_series is not None:
+            fee = fee * self.fee_series.at_many(chunk.times)
         agent = np.full(n, self.index, dtype=np.int32)
         edges = np.zeros(chunk.counts.shape[0] + 1, dtype=np.int64)
         np.cumsum(chunk.counts, out=edges[1:])
@@ -194,6 +201,8 @@ class _AgentTraffic:
         else:
             size = np.clip(np.rint(sample_array(self.size_dist, rng, n)), 0, _INT32_MAX).astype(np.int32)
         fee = sample_array(self.fee_dist, rng, n)
+        if self.fee_series is not None:
+            fee = fee * self.fee_series.at_many(times)
         agent = np.full(n, self.index, dtype=np.int32)
         return times, agent, kind, node, key, size, fee
 

@@ -1,0 +1,102 @@
+"""Safe leverage across liquidation mechanisms: the search picks whole runs where the probe
+books cannot answer (they liquidate whole, at the index, without a fund), refuses probes
+asked for there, and sets each curve's margin beside the first's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_sweep import LEVERAGE
+from typer.testing import CliRunner
+
+from msgstorm.cli import app
+from msgstorm.sweep.leverage import choose_method, runs_seeds
+from msgstorm.sweep.leverage_html import margin_comparison
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTIAL = ROOT / "examples" / "venue-partial.toml"
+WHOLE = ROOT / "examples" / "leverage-latency.toml"
+
+
+def test_auto_takes_probes_where_they_answer_and_whole_runs_where_they_cannot() -> None:
+    assert choose_method(WHOLE, "auto") == ("probes", None)
+    method, note = choose_method(PARTIAL, "auto")
+    assert method == "runs" and note is not None
+    assert "--method runs" in note and "liquidation.mechanism 'partial'" in note
+    assert choose_method(PARTIAL, "runs") == ("runs", None)
+
+
+def test_probes_asked_for_a_mechanism_they_cannot_answer_for_are_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match=r"--method probes: .*liquidation.mechanism 'partial'.*use --method runs"):
+        choose_method(PARTIAL, "probes")
+    with pytest.raises(ValueError, match="--method: expected auto, probes or runs"):
+        choose_method(WHOLE, "bisect")
+
+
+def test_a_curve_varied_onto_another_mechanism_is_named_in_the_note() -> None:
+    vary = ("market.liquidation.mechanism", ["whole", "close_factor"])
+    method, note = choose_method(WHOLE, "auto", vary=vary)
+    assert method == "runs" and note is not None
+    assert "'close_factor' (with market.liquidation.mechanism=\"close_factor\")" in note
+
+
+def test_runs_take_the_fewest_seeds_that_can_show_a_leverage_unless_told() -> None:
+    """None over of N shows P(over) <= 1 - c when 1 - (1 - c)^(1/N) <= 1 - c, i.e. N >=
+    ln(1 - c) / ln(c): 58.4 at 95%, so 59; 1 at 50%."""
+    assert runs_seeds(None, 0.95) == 59
+    assert runs_seeds(None, 0.5) == 1
+    assert runs_seeds(7, 0.95) == 7
+
+
+def _curve(mechanism: str, safe: float | None, above: float | None) -> dict[str, Any]:
+    return {"vary": {"market.liquidation.mechanism": mechanism}, "safe_leverage": safe,
+            "bracket": [safe, above]}
+
+
+def test_each_curves_margin_is_set_beside_the_firsts() -> None:
+    """Safe 10x against 12.5x: margin 1/12.5 = 8% against 10%, 20% less; 8x: 1/8 = 12.5%,
+    25% more; a curve with no answer gets a dash; one at the top of its range is a bound."""
+    lines = margin_comparison([_curve("whole", 10.0, 11.0), _curve("partial", 12.5, 13.0),
+                               _curve("close_factor", 8.0, 9.0), _curve("dutch_auction", None, 2.0),
+                               _curve("english_auction", 10.0, None)])
+    assert lines[0].startswith("market.liquidation.mechanism = partial needs 20.0% less margin than "
+                               "market.liquidation.mechanism = whole (1 / 12.5x against 1 / 10x)")
+    assert "25.0% more margin than" in lines[1]
+    assert lines[2].endswith("— (a curve without a safe leverage)")
+    assert "the same margin as" in lines[3]
+    assert lines[3].endswith("a bound: the boundary of market.liquidation.mechanism = english_auction lies above "
+                             "the range")
+    assert margin_comparison([_curve("whole", 10.0, 11.0)]) == []
+
+
+@pytest.mark.slow
+def test_partial_needs_the_margin_whole_does_where_a_gap_leaves_too_little_to_restore(tmp_path: Path) -> None:
+    """``test_sweep.LEVERAGE``'s 30% gap (maintenance m = 10%, penalty p = 5%): at 70 a long at
+    L keeps E = c (1 - 0.3 L) on notional N = 0.7 L c. A partial close of a share f leaves
+    E - p f N >= m (1 - f) N when f >= (m N - E) / ((m - p) N), which is 1 or more once
+    E <= p N, i.e. L >= 1 / 0.335 = 2.985: there it closes the whole position, as ``whole``
+    does. Bad debt over 0.1% starts at L = 1 / 0.334 = 2.994 for both, so both brackets hold it
+    and the search says partial needs the same margin. The probes cannot run partial: the
+    search says it runs whole runs."""
+    scenario = tmp_path / "lev.toml"
+    scenario.write_text(LEVERAGE)
+    result = CliRunner().invoke(app, [
+        "safe-leverage", str(scenario), "--budget", "0.1%", "--confidence", "50%", "--range", "1:5",
+        "--workers", "2", "--out", str(tmp_path / "out"), "--vary", 'market.liquidation.mechanism="whole","partial"'])
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "out" / "safe_leverage.json").read_text())
+    assert document["method"] == "runs" and "liquidation.mechanism 'partial'" in document["method_note"]
+    assert document["seeds"] == 1  # the fewest that can show a leverage at 50%
+    whole, partial = document["curves"]
+    for curve in (whole, partial):
+        low, high = curve["bracket"]
+        assert low <= 1 / 0.334 <= high and high / low < 1.1, curve["bracket"]
+    assert partial["safe_leverage"] == whole["safe_leverage"]
+    assert "note: whole runs at each leverage (--method runs)" in result.output
+    assert ("market.liquidation.mechanism = partial needs the same margin as market.liquidation.mechanism = whole"
+            in result.output)
+    page = (tmp_path / "out" / "safe_leverage.html").read_text()
+    assert 'id="margin-comparison"' in page and "needs the same margin as" in page
