@@ -155,6 +155,9 @@ def test_a_users_broker_killed_mid_run_is_named_once_and_ends_the_sending(tmp_pa
     summary = result.summary
     assert summary["messages"]["sent"] == statuses["committed"] + statuses["lost"]
     assert summary["messages"]["unsent"] == statuses["unsent"]
+    # What the loss left unsent is not the generator's shortfall: only what it missed before.
+    assert summary["generator"]["unsent"] == sum(1 for m in messages
+                                                 if m["status"] == "unsent" and m["t_intended"] < down[0]["t"])
     # Core NATS commits a message by its receipt: each lost message is one missing receipt. A
     # JetStream or Redis message is committed by the server's ack: one acked but not yet read
     # is missing too.

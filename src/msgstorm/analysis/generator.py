@@ -6,7 +6,8 @@ generator's: a generator that falls behind sends less than the scenario offers, 
 run must say so. ``generator_summary`` gives summary.json's ``generator``: {saturated,
 send_lag_ms: {p50, p99, max}, processes, unsent}, saturated when more than 1% of the
 messages left more than ``SATURATION_LAG_MS`` late or never left (``unsent``: the generator
-stops at the run's end rather than send its backlog late), ``processes`` what the run's start event says the generator and its
+stops at the run's end rather than send its backlog late; not those after a ``node_down``,
+where the target ended the sending), ``processes`` what the run's start event says the generator and its
 consumers ran in (1: one process; null for a history that does not say); null on the simulator (whose sends are exact, and whose later sends
 are backpressure holds, not a generator). The ``generator`` checker turns it into a
 verdict: invalid when saturated.
@@ -52,9 +53,18 @@ def generator_summary(history: History) -> dict[str, Any] | None:
 
 
 def _unsent(history: History) -> int:
-    """Rows with status ``unsent``: the generator's shortfall at the run's end."""
+    """Rows with status ``unsent`` intended before the run's first ``node_down``: the
+    generator's shortfall. A live target that found its server or node gone (a user's, at
+    ``live.url``) ended the sending there, so what the schedule meant after it went unsent
+    for that loss, which its event names, not because the generator fell behind."""
     codes, names = history.codes("messages", "status")
-    return int((codes == names.index("unsent")).sum()) if "unsent" in names else 0
+    if "unsent" not in names:
+        return 0
+    unsent = codes == names.index("unsent")
+    down = events_of(history, EventKind.NODE_DOWN).t  # in time order
+    if down.size:
+        unsent &= history.ints("messages", "t_intended")[0] < int(down[0])
+    return int(unsent.sum())
 
 
 def _processes(history: History) -> int | None:
