@@ -52,6 +52,7 @@ from msgstorm.analysis.queue import (
 )
 from msgstorm.analysis.recovery import recovery_times
 from msgstorm.analysis.relay import relay_summary
+from msgstorm.analysis.rollup import rollup_summary
 from msgstorm.analysis.safety import finality_summary
 from msgstorm.analysis.summary_model import Summary
 from msgstorm.history.reader import History
@@ -317,6 +318,8 @@ section("finality", absent_when_none=True)(lambda history, ctx: finality_summary
 # Only [crosschain] runs (whose history holds the destination's) have one; collateral: with
 # positions = "destination".
 section("crosschain", absent_when_none=True)(lambda history, ctx: crosschain_summary(history, ctx.crosschain))
+# Only [rollup] runs write the commits, batches and l1_blocks tables (sim/rollup/).
+section("rollup", absent_when_none=True)(lambda history, ctx: rollup_summary(history))
 section("collateral", absent_when_none=True)(lambda history, ctx: collateral_summary(history, ctx.crosschain))
 # Only runs whose self-healing controllers decided something have one.
 section("control", absent_when_none=True)(lambda history, ctx: control_summary(history))

@@ -28,6 +28,7 @@ from msgstorm.analysis.summary_chain import (
     HopSplit,
     RegionPropagation,
     Relay,
+    Rollup,
 )
 from msgstorm.analysis.summary_fields import Closed, Count, Ms, Rate, Seconds
 
@@ -602,6 +603,9 @@ class Summary(BaseModel):
     crosschain: Annotated[Crosschain | None, Field(
         description="a second chain and its relayers: fates, latency from source intent to destination commit "
                     "and its split, the source's halt; absent without [crosschain]")] = None
+    rollup: Annotated[Rollup | None, Field(
+        description="a rollup: latency to soft, safe and final commit and its split, its batches and what L1 "
+                    "charged them; absent without [rollup]")] = None
     collateral: Annotated[Collateral | None, Field(
         description="positions on the destination, collateral on the source: liquidations closed after the "
                     "relay or left open, and their bad debt against one chain; absent without [crosschain] "

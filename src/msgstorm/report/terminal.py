@@ -48,6 +48,7 @@ from msgstorm.history.schema import is_simulated
 from msgstorm.report.cells import KeptTable
 from msgstorm.report.collateral import collateral_rows, market_bad_debt_label
 from msgstorm.report.crosschain import crosschain_rows
+from msgstorm.report.rollup import rollup_rows
 from msgstorm.report.text import (
     baseline_span,
     broker_said,
@@ -473,6 +474,9 @@ def _headline(summary: Summary) -> KeptTable:
             head.add_row(label, text)
     if summary.crosschain:
         for label, text in crosschain_rows(summary.crosschain):
+            head.add_row(label, text)
+    if summary.rollup:
+        for label, text in rollup_rows(summary.rollup):
             head.add_row(label, text)
     if summary.collateral:
         for label, text in collateral_rows(summary.collateral):

@@ -26,7 +26,7 @@ import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from msgstorm.scenario import control, crosschain, live, market, schema, security, spec, traffic
+from msgstorm.scenario import control, crosschain, live, market, rollup, schema, security, spec, traffic
 from msgstorm.scenario import distributions as dists
 from msgstorm.scenario.descriptions import DESCRIPTIONS
 from msgstorm.scenario.regions import known_regions
@@ -96,6 +96,9 @@ _SECTIONS: list[_Section] = [
     ("[security]", security.SecuritySpec),
     ("[crosschain]", crosschain.CrosschainSpec),
     ("[[crosschain.relayers]]", crosschain.RelayerSpec),
+    ("[rollup]", rollup.RollupSpec),
+    ("[rollup.batcher]", rollup.BatcherSpec),
+    ("[rollup.l1]", rollup.L1Spec),
     ("[analysis]", schema.AnalysisSpec),
     ("[history]", schema.HistorySpec),
     ("[limits]", schema.LimitsSpec),
