@@ -26,7 +26,17 @@ import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from msgstorm.scenario import control, crosschain, live, market, rollup, schema, security, spec, traffic
+from msgstorm.scenario import (
+    control,
+    crosschain,
+    live,
+    market,
+    rollup,
+    schema,
+    security,
+    spec,
+    traffic,
+)
 from msgstorm.scenario import distributions as dists
 from msgstorm.scenario.descriptions import DESCRIPTIONS
 from msgstorm.scenario.regions import known_regions
