@@ -22,6 +22,7 @@ __all__ = [
     "CrossFates",
     "CrossStage",
     "Crosschain",
+    "Outage",
     "Rollup",
     "Finality",
     "ForkBlocks",
@@ -194,6 +195,14 @@ class Rollup(Closed):
         description="sequencing (intent -> soft), batch_and_l1 (soft -> safe), finality (safe -> final)")]
     batches: RollupBatches
     l1: RollupL1
+
+
+class Outage(Closed):
+    at_s: Annotated[float, Field(ge=0, description="when the sequencer went down")]
+    down_s: Annotated[float | None, Field(ge=0, description="how long it was down (null: still down at the end)")]
+    backlog: Annotated[Count, Field(description="messages queued when it returned")]
+    drain_s: Annotated[float | None, Field(ge=0, description="from its return until the last message received "
+                                                               "before it was sequenced")]
 
 
 class ForkExpectation(Closed):

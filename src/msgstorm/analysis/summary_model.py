@@ -26,6 +26,7 @@ from msgstorm.analysis.summary_chain import (
     Finality,
     Forks,
     HopSplit,
+    Outage,
     RegionPropagation,
     Relay,
     Rollup,
@@ -606,6 +607,9 @@ class Summary(BaseModel):
     rollup: Annotated[Rollup | None, Field(
         description="a rollup: latency to soft, safe and final commit and its split, its batches and what L1 "
                     "charged them; absent without [rollup]")] = None
+    outages: Annotated[list[Outage] | None, Field(
+        description="sequencer outages (sequencer_outage faults): when, how long, the backlog when the sequencer "
+                    "returned and how long it took to drain; absent without one")] = None
     collateral: Annotated[Collateral | None, Field(
         description="positions on the destination, collateral on the source: liquidations closed after the "
                     "relay or left open, and their bad debt against one chain; absent without [crosschain] "

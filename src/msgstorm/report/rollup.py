@@ -2,15 +2,16 @@
 
 Place in the pipeline: reports, from summary.json's ``rollup`` alone, read as its typed
 section (``analysis.summary_chain.Rollup``; computed by ``analysis/rollup.py``): the latency
-to each commit level, the split by stage, the batches and what L1 charged them.
+to each commit level, the split by stage, the batches and what L1 charged them; and each
+sequencer outage's backlog and drain (summary.json's ``outages``).
 """
 
 from __future__ import annotations
 
-from msgstorm.analysis.summary_chain import FirstLastMax, Rollup, RollupLevel
+from msgstorm.analysis.summary_chain import FirstLastMax, Outage, Rollup, RollupLevel
 from msgstorm.report.text import duration_ms, number
 
-__all__ = ["LEVEL_NAMES", "SPLIT_NAMES", "rollup_rows"]
+__all__ = ["LEVEL_NAMES", "SPLIT_NAMES", "outage_rows", "rollup_rows"]
 
 LEVEL_NAMES = {"soft": "soft", "safe": "safe", "final": "final"}
 SPLIT_NAMES = {"sequencing": "sequencing", "batch_and_l1": "batch + L1", "finality": "finality"}
@@ -40,4 +41,15 @@ def rollup_rows(rollup: Rollup) -> list[tuple[str, str]]:
     rows.append(("rollup L1 cost / base fee", f"{l1.cost_eth:,.4f} ETH over {number(l1.blocks)} blocks / "
                                               f"{_fee(l1.base_fee_gwei, 'gwei')}"))
     rows.append(("rollup blob base fee", _fee(l1.blob_base_fee_wei, "wei")))
+    return rows
+
+
+def outage_rows(outages: list[Outage]) -> list[tuple[str, str]]:
+    """A row per sequencer outage: when, how long down, the backlog and its drain."""
+    rows = []
+    for outage in outages:
+        down = "to the end" if outage.down_s is None else duration_ms(outage.down_s * 1e3)
+        drain = "—" if outage.drain_s is None else duration_ms(outage.drain_s * 1e3)
+        rows.append((f"sequencer down at {duration_ms(outage.at_s * 1e3)}",
+                     f"for {down}: backlog {number(outage.backlog)}, drained in {drain}"))
     return rows

@@ -395,6 +395,10 @@ DESCRIPTIONS: dict[str, str] = {
     "FloodInvalidFault.rate": "invalid messages each flooding node sends per second (a run may send at most "
                               "5,000,000)",
     "FloodInvalidFault.size": "bytes of one invalid message",
+    "SequencerOutageFault.kind": "sim: the sequencer is down: it takes no message for `duration` (the ones it is "
+    "executing finish); arrivals queue in order and its workers drain the backlog when it returns",
+    "SequencerOutageFault.at": "start",
+    "SequencerOutageFault.duration": "how long it is down",
     "EclipseFault.kind": "sim: an attacker holds every connection of `node`: it passes nothing either way (the "
                          "node's view halts) or, with `delay`, everything that late (its view lags)",
     "EclipseFault.at": "start",

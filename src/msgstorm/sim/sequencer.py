@@ -318,6 +318,11 @@ class Sequencer:
             elif pool.shares:
                 self._take(t, pool)
 
+    def serve_own(self, t: int, pool: Workers) -> None:
+        """An idle worker of ``pool`` takes the first message of the pool's own queue (a
+        lane's), as ``_service_done`` does when it frees one."""
+        self._serve(t, pool.own.popleft(), pool)
+
     def wake(self, t: int) -> None:
         """A gated policy has messages ready: idle shared workers, then idle lane workers
         that lend, take them."""
