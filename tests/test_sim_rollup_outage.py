@@ -57,3 +57,51 @@ def test_nothing_is_sequenced_while_down_and_the_backlog_drains_at_the_service_r
     assert outage["backlog"] == 100
     assert outage["drain_s"] == 0.1  # 100 x 1 ms
     assert np.isclose(outage["down_s"], 1.0)
+
+
+_FORCED = """
+[run]
+name = "forced"
+duration = "70s"
+drain = "5s"
+[network]
+nodes_per_region = 1
+processing = "50us"
+[sequencer]
+service = "1ms"
+[[agents]]
+name = "t"
+role = "trader"
+arrival = { process = "constant", rate = "10/s" }
+[[faults]]
+kind = "sequencer_outage"
+at = "2s"
+duration = "60s"
+via_l1 = ["order", "cancel", "quote"]
+window = "20s"
+"""
+
+
+def test_a_message_through_l1_is_forced_in_one_window_after_its_l1_block(
+        scenario_from: Callable[..., Scenario], run_scenario: Callable[..., object]) -> None:
+    # Down from 2 s to 62 s; L1 blocks every 12 s; window 20 s. A message that reached the
+    # sequencer at t goes to L1 block (t // 12 s + 1) x 12 s and in at that + 20 s: received in
+    # [2, 12) s: 32 s; [12, 24): 44 s; [24, 36): 56 s. From 36 s on its L1 block (48 s, 60 s,
+    # 72 s) + 20 s is after the return at 62 s: the sequencer takes it then.
+    result = run_scenario(scenario_from(_FORCED))
+    history = read_history(result.run_dir)  # type: ignore[attr-defined]
+    m = history.table("messages").to_pylist()
+    assert all(r["status"] == "committed" for r in m)
+    down = [r for r in m if 2 * S <= r["t_received"] < 62 * S]
+    assert len(down) == 600
+    for r in down:
+        t = r["t_received"]
+        if t < 36 * S:
+            assert r["t_sequenced"] == (t // (12 * S) + 1) * 12 * S + 20 * S, r
+        else:
+            assert r["t_sequenced"] > 62 * S, r
+    assert not [r for r in m if 2 * S + MS < r["t_sequenced"] < 62 * S
+                and r["t_sequenced"] not in (32 * S, 44 * S, 56 * S)]
+    forced = [e for e in history.table("events").to_pylist() if e["kind"] == "forced_inclusion"]
+    assert sum(json.loads(e["detail"])["forced"] for e in forced) == 340  # received in [2, 36) s at 10/s
+    assert len(forced) == 340 + 240  # [36, 60) s: in an L1 block before the return

@@ -45,6 +45,7 @@ class FaultInjector:
         # Sequencer outages under way (sim/rollup/outage.py) and the worker slots they took away.
         self.outages: set[int] = set()
         self.outage_slots: list[int] = []
+        self.via_l1: Any = None  # an outage's users going through L1 (sim/rollup/outage.py's ViaL1)
         self.active: set[int] = set()  # fault ids started and not ended
 
     def fault_nodes(self, op: FaultOp, pool: list[int] | None = None, names: list[str] | None = None) -> list[int]:
