@@ -16,13 +16,18 @@ import numpy as np
 
 from msgstorm.history.reader import History
 
-__all__ = ["OUTAGE_KIND", "outage_summary"]
+__all__ = ["OUTAGE_KIND", "outage_summary", "outage_windows_ns"]
 
 OUTAGE_KIND = "sequencer_outage"
 
 
-def outage_summary(history: History) -> list[dict[str, Any]] | None:
-    """One entry per sequencer outage, in the order they started; ``None`` without one."""
+def outage_windows_ns(history: History) -> list[tuple[int, int | None]]:
+    """(down, up) of each sequencer outage from its fault events, by start (up None: down at the end)."""
+    starts, ends = _outage_events(history)
+    return sorted((start, ends.get(fault_id, (None, 0))[0]) for fault_id, start in starts.items())
+
+
+def _outage_events(history: History) -> tuple[dict[int, int], dict[int, tuple[int, int]]]:
     events = history.table("events")
     starts: dict[int, int] = {}
     ends: dict[int, tuple[int, int]] = {}
@@ -38,6 +43,12 @@ def outage_summary(history: History) -> list[dict[str, Any]] | None:
             starts[fields["fault_id"]] = t
         else:
             ends[fields["fault_id"]] = (t, int(value or 0))
+    return starts, ends
+
+
+def outage_summary(history: History) -> list[dict[str, Any]] | None:
+    """One entry per sequencer outage, in the order they started; ``None`` without one."""
+    starts, ends = _outage_events(history)
     if not starts:
         return None
     received, has_received = history.ints("messages", "t_received")

@@ -55,6 +55,7 @@ from msgstorm.analysis.recovery import recovery_times
 from msgstorm.analysis.relay import relay_summary
 from msgstorm.analysis.rollup import rollup_summary
 from msgstorm.analysis.safety import finality_summary
+from msgstorm.analysis.sentinel import sentinel_summary
 from msgstorm.analysis.summary_model import Summary
 from msgstorm.history.reader import History
 from msgstorm.scenario.slo import evaluate_slos
@@ -323,6 +324,8 @@ section("crosschain", absent_when_none=True)(lambda history, ctx: crosschain_sum
 section("rollup", absent_when_none=True)(lambda history, ctx: rollup_summary(history))
 # Only runs with a sequencer_outage fault (sim/rollup/outage.py).
 section("outages", absent_when_none=True)(lambda history, ctx: outage_summary(history))
+# Only runs with [market.sentinel] (market/sentinel.py).
+section("sentinel", absent_when_none=True)(lambda history, ctx: sentinel_summary(history))
 section("collateral", absent_when_none=True)(lambda history, ctx: collateral_summary(history, ctx.crosschain))
 # Only runs whose self-healing controllers decided something have one.
 section("control", absent_when_none=True)(lambda history, ctx: control_summary(history))

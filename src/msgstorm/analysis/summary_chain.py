@@ -24,6 +24,7 @@ __all__ = [
     "Crosschain",
     "Outage",
     "Rollup",
+    "SentinelResult",
     "Finality",
     "ForkBlocks",
     "ForkExpectation",
@@ -203,6 +204,15 @@ class Outage(Closed):
     backlog: Annotated[Count, Field(description="messages queued when it returned")]
     drain_s: Annotated[float | None, Field(ge=0, description="from its return until the last message received "
                                                                "before it was sequenced")]
+
+
+class SentinelResult(Closed):
+    grace_s: Annotated[float, Field(ge=0, description="the pause after the sequencer is back")]
+    health_factor_bound: Annotated[float | None, Field(description="below it an account is liquidated anyway")]
+    blocked: Annotated[Count, Field(description="liquidations the guard paused")]
+    after_pause: Annotated[Count, Field(description="of them executed when the pause lifted")]
+    let_through: Annotated[Count, Field(description="liquidations executed while paused (below the bound)")]
+    bad_debt: Annotated[float, Field(description="bad debt over every executed liquidation")]
 
 
 class ForkExpectation(Closed):

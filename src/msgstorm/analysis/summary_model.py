@@ -30,6 +30,7 @@ from msgstorm.analysis.summary_chain import (
     RegionPropagation,
     Relay,
     Rollup,
+    SentinelResult,
 )
 from msgstorm.analysis.summary_fields import Closed, Count, Ms, Rate, Seconds
 
@@ -610,6 +611,9 @@ class Summary(BaseModel):
     outages: Annotated[list[Outage] | None, Field(
         description="sequencer outages (sequencer_outage faults): when, how long, the backlog when the sequencer "
                     "returned and how long it took to drain; absent without one")] = None
+    sentinel: Annotated[SentinelResult | None, Field(
+        description="the sequencer uptime guard ([market.sentinel]): liquidations it paused, executed after the "
+                    "pause, let through below the bound, and bad debt; absent without it")] = None
     collateral: Annotated[Collateral | None, Field(
         description="positions on the destination, collateral on the source: liquidations closed after the "
                     "relay or left open, and their bad debt against one chain; absent without [crosschain] "

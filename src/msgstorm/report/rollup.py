@@ -8,10 +8,16 @@ sequencer outage's backlog and drain (summary.json's ``outages``).
 
 from __future__ import annotations
 
-from msgstorm.analysis.summary_chain import FirstLastMax, Outage, Rollup, RollupLevel
+from msgstorm.analysis.summary_chain import (
+    FirstLastMax,
+    Outage,
+    Rollup,
+    RollupLevel,
+    SentinelResult,
+)
 from msgstorm.report.text import duration_ms, number
 
-__all__ = ["LEVEL_NAMES", "SPLIT_NAMES", "outage_rows", "rollup_rows"]
+__all__ = ["LEVEL_NAMES", "SPLIT_NAMES", "outage_rows", "rollup_rows", "sentinel_rows"]
 
 LEVEL_NAMES = {"soft": "soft", "safe": "safe", "final": "final"}
 SPLIT_NAMES = {"sequencing": "sequencing", "batch_and_l1": "batch + L1", "finality": "finality"}
@@ -53,3 +59,11 @@ def outage_rows(outages: list[Outage]) -> list[tuple[str, str]]:
         rows.append((f"sequencer down at {duration_ms(outage.at_s * 1e3)}",
                      f"for {down}: backlog {number(outage.backlog)}, drained in {drain}"))
     return rows
+
+
+def sentinel_rows(sentinel: SentinelResult) -> list[tuple[str, str]]:
+    """The uptime guard's row: its rule, what it paused and let through, and bad debt."""
+    bound = "none" if sentinel.health_factor_bound is None else f"{sentinel.health_factor_bound:g}"
+    return [(f"uptime guard (grace {duration_ms(sentinel.grace_s * 1e3)}, bound {bound})",
+             f"blocked {number(sentinel.blocked)} (executed after {number(sentinel.after_pause)}), let through "
+             f"{number(sentinel.let_through)}, bad debt {sentinel.bad_debt:,.0f}")]

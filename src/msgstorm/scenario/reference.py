@@ -103,6 +103,7 @@ _SECTIONS: list[_Section] = [
     ("[market.funding]", market.FundingSpec),
     ("[market.mark]", market.MarkSpec),
     ("[market.liquidity]", market.LiquiditySpec),
+    ("[market.sentinel]", market.SentinelSpec),
     ("[security]", security.SecuritySpec),
     ("[crosschain]", crosschain.CrosschainSpec),
     ("[[crosschain.relayers]]", crosschain.RelayerSpec),
