@@ -181,3 +181,53 @@ def test_a_sim_run_gives_every_committed_message_its_three_levels(
     summary = result.analysis.summary  # type: ignore[attr-defined]
     assert summary["rollup"]["messages"] == 100
     assert summary["rollup"]["batches"]["count"] == len(batches)
+
+
+_TIMEBOOST = """
+[run]
+name = "timeboost"
+duration = "4s"
+drain = "1s"
+[network]
+nodes_per_region = 1
+processing = "50us"
+[sequencer]
+service = "1ms"
+[rollup]
+preset = "arbitrum-one"
+timeboost = { round = "1s", delay = "200ms", express = ["searcher", "traders"] }
+[[agents]]
+name = "searcher"
+role = "trader"
+arrival = { process = "constant", rate = "10/s" }
+[[agents]]
+name = "traders"
+role = "trader"
+arrival = { process = "constant", rate = "7/s" }
+"""
+
+
+def test_the_express_lane_goes_at_once_and_everyone_else_waits_the_delay(
+        scenario_from: Callable[..., Scenario], run_scenario: Callable[..., object]) -> None:
+    # Rounds of 1 s: the searcher holds the lane in rounds 0 and 2, the traders in 1 and 3. A
+    # message of the round's holder is served on arrival (an idle worker, 1 ms a message); any
+    # other waits 200 ms first, then at most a message's service (1 ms) behind another.
+    result = run_scenario(scenario_from(_TIMEBOOST))
+    messages = read_history(result.run_dir).table("messages").to_pylist()  # type: ignore[attr-defined]
+    express = ["searcher", "traders"]
+    fast = slow = 0
+    for m in messages:
+        assert m["status"] == "committed"
+        wait = m["t_dequeued"] - m["t_received"]
+        if m["agent"] == express[(m["t_received"] // S) % 2]:
+            assert 0 <= wait <= MS, m
+            fast += 1
+        else:
+            assert 200 * MS <= wait <= 201 * MS, m
+            slow += 1
+    assert fast > 20 and slow > 20
+
+
+def test_an_express_lane_for_an_unknown_agent_is_refused(scenario_from: Callable[..., Scenario]) -> None:
+    with pytest.raises(ScenarioError, match=r"rollup.timeboost.express: \['whale'\] are not agents"):
+        scenario_from(_BASE + '[rollup]\ntimeboost = { express = ["t", "whale"] }\n')

@@ -110,6 +110,7 @@ _SECTIONS: list[_Section] = [
     ("[rollup]", rollup.RollupSpec),
     ("[rollup.batcher]", rollup.BatcherSpec),
     ("[rollup.l1]", rollup.L1Spec),
+    ("[rollup.timeboost]", rollup.TimeboostSpec),
     ("[analysis]", schema.AnalysisSpec),
     ("[history]", schema.HistorySpec),
     ("[limits]", schema.LimitsSpec),

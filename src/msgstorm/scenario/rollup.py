@@ -27,7 +27,7 @@ from msgstorm.rules.blob_fee import (
 from msgstorm.scenario.distributions import DurationNs
 from msgstorm.scenario.spec import Fraction, Spec
 
-__all__ = ["PRESETS", "BatcherSpec", "L1Spec", "RollupSpec"]
+__all__ = ["PRESETS", "BatcherSpec", "L1Spec", "RollupSpec", "TimeboostSpec"]
 
 # Ethereum after Pectra (May 2025), shared by both presets: EIP-7691's 6/9 blobs and fraction.
 _ETHEREUM: dict[str, Any] = {
@@ -108,6 +108,19 @@ class L1Spec(Spec):
         return self.gas_limit // 2 if self.background_gas is None else self.background_gas
 
 
+class TimeboostSpec(Spec):
+    """``[rollup.timeboost]``: an express lane as Arbitrum's Timeboost sells it: time is cut into
+    rounds, each round's lane held by the winner of its auction, whose messages go to the
+    sequencer at once while everyone else's wait ``delay`` first. The auction itself is not
+    modelled: ``express`` names each round's winner (an agent), in turn."""
+
+    round: DurationNs = Field(default=60_000_000_000, gt=0, description="a round's length (Timeboost: 60 s)")
+    delay: DurationNs = Field(default=200_000_000, ge=0, description="what every message but the express "
+                              "lane's waits before the sequencer takes it (Timeboost: 200 ms)")
+    express: list[str] = Field(min_length=1, description="the agent holding the lane in each round, in turn "
+                               "(round k: express[k mod its length]); \"\" for a round nobody bought")
+
+
 class RollupSpec(Spec):
     """``[rollup]``: the L2's block time, its batcher and its L1."""
 
@@ -118,6 +131,8 @@ class RollupSpec(Spec):
                                    "unless that is given (then the two must agree)")
     batcher: BatcherSpec = Field(default=BatcherSpec(), description="[`[rollup.batcher]`](#rollupbatcher)")
     l1: L1Spec = Field(default=L1Spec(), description="[`[rollup.l1]`](#rollupl1)")
+    timeboost: TimeboostSpec | None = Field(default=None, description="an express lane sold by rounds: "
+                                            "[`[rollup.timeboost]`](#rolluptimeboost)")
 
     @model_validator(mode="before")
     @classmethod

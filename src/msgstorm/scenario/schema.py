@@ -569,6 +569,13 @@ class Scenario(_Spec):
         gives no interval, refused when it gives another."""
         if self.rollup is None:
             return self
+        timeboost = self.rollup.timeboost
+        if timeboost is not None:
+            names = {agent.name for agent in self.agents}
+            unknown = [name for name in timeboost.express if name and name not in names]
+            if unknown:
+                raise ValueError(f"rollup.timeboost.express: {unknown} are not agents; one of {sorted(names)}, "
+                                 f"or \"\" for a round nobody bought")
         if "interval" not in self.blocks.model_fields_set:
             object.__setattr__(self, "blocks", self.blocks.model_copy(update={"interval": self.rollup.block_time}))
         elif self.blocks.interval != self.rollup.block_time:

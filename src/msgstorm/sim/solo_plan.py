@@ -127,6 +127,7 @@ SOLO_FIELDS: dict[str, str] = {
     "rollup.block_time": OUTSIDE,
     "rollup.batcher": OUTSIDE,
     "rollup.l1": OUTSIDE,
+    "rollup.timeboost": PYTHON_ONLY,  # delays arrivals before the sequencer (sim/rollup/timeboost.py)
 }
 
 

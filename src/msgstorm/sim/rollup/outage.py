@@ -44,10 +44,11 @@ class ViaL1:
         self.slot = DEFAULT_L1_SLOT_NS if rollup is None else rollup.l1.slot
         self.window = spec.window
         self.waiting: dict[int, int] = {}  # msg_id -> t_l1, in the order they reached L1
+        self.previous = injector.sequencer.divert  # what stood in front of the sequencer (an express lane)
 
     def divert(self, t: int, m: int, kind: int) -> bool:
         if kind not in self.kinds:
-            return False
+            return self.previous is not None and self.previous(t, m, kind)
         t_l1 = (t // self.slot + 1) * self.slot
         self.injector.ctx.msgs.live[m][WHERE] = HELD
         self.waiting[m] = t_l1
@@ -113,6 +114,6 @@ class SequencerOutage:
         sequencer.wake(t)
         via = injector.via_l1
         if via is not None:
-            sequencer.divert_with(None)
+            sequencer.divert_with(via.previous)
             injector.via_l1 = None
             via.returned(t)
