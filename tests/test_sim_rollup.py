@@ -231,3 +231,18 @@ def test_the_express_lane_goes_at_once_and_everyone_else_waits_the_delay(
 def test_an_express_lane_for_an_unknown_agent_is_refused(scenario_from: Callable[..., Scenario]) -> None:
     with pytest.raises(ScenarioError, match=r"rollup.timeboost.express: \['whale'\] are not agents"):
         scenario_from(_BASE + '[rollup]\ntimeboost = { express = ["t", "whale"] }\n')
+
+
+def test_the_report_page_shows_the_rollup_rows_the_terminal_prints(
+        scenario_from: Callable[..., Scenario], run_scenario: Callable[..., object]) -> None:
+    from msgstorm.analysis.summary_model import Summary
+    from msgstorm.report.page import esc
+    from msgstorm.report.rollup import rollup_rows
+
+    scenario = scenario_from(_BASE + '[network]\nnodes_per_region = 1\n[rollup]\npreset = "op-stack"\n')
+    result = run_scenario(scenario, "page")
+    page = (result.run_dir / "report.html").read_text()  # type: ignore[attr-defined]
+    rows = rollup_rows(Summary.model_validate(result.analysis.summary).rollup)  # type: ignore[attr-defined, arg-type]
+    assert 'id="rollup-table"' in page and len(rows) == 7
+    for label, text in rows:
+        assert f"<tr><td>{esc(label)}</td><td>{esc(text)}</td></tr>" in page, (label, text)

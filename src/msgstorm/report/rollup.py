@@ -15,9 +15,11 @@ from msgstorm.analysis.summary_chain import (
     RollupLevel,
     SentinelResult,
 )
+from msgstorm.analysis.summary_model import Summary
+from msgstorm.report.page import esc, table
 from msgstorm.report.text import duration_ms, number
 
-__all__ = ["LEVEL_NAMES", "SPLIT_NAMES", "outage_rows", "rollup_rows", "sentinel_rows"]
+__all__ = ["LEVEL_NAMES", "SPLIT_NAMES", "outage_rows", "rollup_rows", "rollup_section", "sentinel_rows"]
 
 LEVEL_NAMES = {"soft": "soft", "safe": "safe", "final": "final"}
 SPLIT_NAMES = {"sequencing": "sequencing", "batch_and_l1": "batch + L1", "finality": "finality"}
@@ -67,3 +69,15 @@ def sentinel_rows(sentinel: SentinelResult) -> list[tuple[str, str]]:
     return [(f"uptime guard (grace {duration_ms(sentinel.grace_s * 1e3)}, bound {bound})",
              f"blocked {number(sentinel.blocked)} (executed after {number(sentinel.after_pause)}), let through "
              f"{number(sentinel.let_through)}, bad debt {sentinel.bad_debt:,.0f}")]
+
+
+def rollup_section(summary: Summary) -> list[tuple[str, str, str]]:
+    """report.html's section "Rollup" (none without ``[rollup]``, an outage or a guard): the
+    same rows as the terminal's."""
+    rows = [*(rollup_rows(summary.rollup) if summary.rollup else []),
+            *(outage_rows(summary.outages) if summary.outages else []),
+            *(sentinel_rows(summary.sentinel) if summary.sentinel else [])]
+    if not rows:
+        return []
+    return [("rollup", "Rollup", table(["metric", "value"], [[esc(label), esc(text)] for label, text in rows],
+                                        attrs='id="rollup-table"'))]
