@@ -99,7 +99,7 @@ def test_l1_fees_follow_the_fee_rules_block_by_block() -> None:
     history = _history([i * 10 * MS for i in range(30_000)], 10 * MS, 250 * MS, 1000)
     spec = RollupSpec.model_validate({
         "batcher": {"max_delay": "12s", "max_size": 3 * GAS_PER_BLOB, "compression_ratio": 1.0, "data": "blobs"},
-        "l1": {"background_gas": 16_000_000},
+        "l1": {"background_gas": 16_000_000, "background_blobs": 6},
     })
     rollup = run_rollup(history, spec)
     l1 = rollup.l1
@@ -246,3 +246,14 @@ def test_the_report_page_shows_the_rollup_rows_the_terminal_prints(
     assert 'id="rollup-table"' in page and len(rows) == 7
     for label, text in rows:
         assert f"<tr><td>{esc(label)}</td><td>{esc(text)}</td></tr>" in page, (label, text)
+
+
+def test_a_batch_no_l1_block_has_room_for_is_refused(scenario_from: Callable[..., Scenario]) -> None:
+    # 6 blobs of other rollups in a 9-blob block leave 3: a 4-blob batch would wait forever.
+    with pytest.raises(ScenarioError, match=r"more than the 3 blobs an L1 block has room for"):
+        scenario_from(_BASE + '[rollup]\nbatcher = { data = "blobs", max_size = 524288 }\n'
+                      'l1 = { background_blobs = 6 }\n')
+    # One L2 block bigger than max_size alone: a batch of its own, too big for any block.
+    history = _history([0, 1, 2], 10 * MS, 250 * MS, 400_000)
+    with pytest.raises(ValueError, match="fits in no L1 block"):
+        run_rollup(history, _spec(max_size=100_000, compression_ratio=1.0, data="blobs"))

@@ -85,7 +85,8 @@ class L1Spec(Spec):
         f"EIP-4844's BLOB_BASE_FEE_UPDATE_FRACTION ({BLOB_BASE_FEE_UPDATE_FRACTION_CANCUN:,} with 3/6 blobs, "
         f"{BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE:,} with 6/9)"))
     background_blobs: int | None = Field(default=None, ge=0, description="blobs other rollups post in every "
-                                         "block (default: the target)")
+                                         "block (default: half the target, rounded down, an assumption that "
+                                         "leaves a 6-blob batch room beside them under 6/9)")
     initial_excess_blob_gas: int = Field(default=0, ge=0, le=1 << 40, description="the first block's excess "
                                          "blob gas (0: the blob base fee starts at its 1 wei floor)")
 
@@ -101,7 +102,7 @@ class L1Spec(Spec):
 
     @property
     def blobs_in_background(self) -> int:
-        return self.target_blobs if self.background_blobs is None else self.background_blobs
+        return self.target_blobs // 2 if self.background_blobs is None else self.background_blobs
 
     @property
     def gas_in_background(self) -> int:
@@ -151,12 +152,18 @@ class RollupSpec(Spec):
 
     @model_validator(mode="after")
     def _batch_fits_a_block(self) -> RollupSpec:
+        """A full batch must fit in an L1 block beside the rest of L1's use, or it would wait forever."""
+        l1 = self.l1
         if self.batcher.data == "blobs":
-            most = self.l1.max_blobs * GAS_PER_BLOB
-            if self.batcher.max_size > most:
-                raise ValueError(f"batcher.max_size {self.batcher.max_size} bytes is more than an L1 block's "
-                                 f"{self.l1.max_blobs} blobs hold ({most} bytes)")
-        elif 21_000 + 16 * self.batcher.max_size > self.l1.gas_limit:
-            raise ValueError(f"batcher.max_size {self.batcher.max_size} bytes of calldata needs more gas than "
-                             f"an L1 block's gas_limit {self.l1.gas_limit}")
+            room = l1.max_blobs - l1.blobs_in_background
+            if self.batcher.max_size > room * GAS_PER_BLOB:
+                raise ValueError(f"batcher.max_size {self.batcher.max_size} bytes is more than the {room} blobs an "
+                                 f"L1 block has room for ({l1.max_blobs} blobs, {l1.blobs_in_background} of other "
+                                 f"rollups: l1.background_blobs): at most {room * GAS_PER_BLOB} bytes")
+        else:
+            room = l1.gas_limit - l1.gas_in_background
+            if 21_000 + 16 * self.batcher.max_size > room:
+                raise ValueError(f"batcher.max_size {self.batcher.max_size} bytes of calldata needs more gas "
+                                 f"(21,000 + 16 a byte) than an L1 block has room for: gas_limit {l1.gas_limit} "
+                                 f"less background_gas {l1.gas_in_background}")
         return self

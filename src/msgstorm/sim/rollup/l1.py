@@ -88,6 +88,11 @@ def land(batches: Batches, spec: L1Spec, blobs: bool) -> tuple[Landed, L1Blocks]
     waiting: deque[int] = deque()
     base_fee, excess = spec.initial_base_fee, spec.initial_excess_blob_gas
     background_gas, background_blobs = spec.gas_in_background, spec.blobs_in_background
+    for b in range(count):  # one L2 block over max_size alone makes a batch no block may hold
+        if background_gas + landed.gas[b] > spec.gas_limit or background_blobs + landed.blobs[b] > spec.max_blobs:
+            raise ValueError(f"batch {b} ({batches.compressed_bytes[b]:,} compressed bytes, one L2 block over "
+                             "rollup.batcher.max_size) fits in no L1 block beside the rest of L1's use: lower "
+                             "[blocks] max_messages or raise the L1's room")
     nxt = 0  # the next batch not yet sent
     k = 1
     while nxt < count or waiting:
