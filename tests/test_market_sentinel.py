@@ -115,3 +115,12 @@ def test_without_the_guard_nothing_is_blocked(scenario_from: Callable[..., Scena
     rows = read_history(result.run_dir).table("executions").to_pylist()  # type: ignore[attr-defined]
     assert rows and not [row for row in rows if row["outcome"] == "blocked"]
     assert "sentinel" not in result.analysis.summary  # type: ignore[attr-defined]
+
+
+def test_a_guard_on_a_live_target_is_refused(scenario_from: Callable[..., Scenario]) -> None:
+    from msgstorm.scenario.errors import ScenarioError
+
+    text = _MARKET.replace('[run]', 'target = "anvil"\n[run]', 1).replace(
+        '[[faults]]\nkind = "sequencer_outage"\nat = "6s"\nduration = "4s"\n', '')
+    with pytest.raises(ScenarioError, match="market.sentinel is simulated only: target 'anvil'"):
+        scenario_from(text + _GUARD)

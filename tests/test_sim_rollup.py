@@ -257,3 +257,8 @@ def test_a_batch_no_l1_block_has_room_for_is_refused(scenario_from: Callable[...
     history = _history([0, 1, 2], 10 * MS, 250 * MS, 400_000)
     with pytest.raises(ValueError, match="fits in no L1 block"):
         run_rollup(history, _spec(max_size=100_000, compression_ratio=1.0, data="blobs"))
+
+
+def test_a_rollup_on_a_live_target_is_refused(scenario_from: Callable[..., Scenario]) -> None:
+    with pytest.raises(ScenarioError, match=r"\[rollup\] is simulated only: target 'nats'"):
+        scenario_from('target = "nats"\n' + _BASE + '[rollup]\npreset = "op-stack"\n')

@@ -567,8 +567,14 @@ class Scenario(_Spec):
     def _rollup_block_time(self) -> Scenario:
         """The L2 block time is ``[blocks] interval``: taken from ``[rollup]`` when the file
         gives no interval, refused when it gives another."""
+        if self.target != "sim" and self.market is not None and self.market.sentinel is not None:
+            raise ValueError(f"market.sentinel is simulated only: target {self.target!r} cannot apply it "
+                             "(drop [market.sentinel], or --target sim)")
         if self.rollup is None:
             return self
+        if self.target != "sim":
+            raise ValueError(f"[rollup] is simulated only: target {self.target!r} has no batcher or L1 behind it "
+                             "(drop [rollup], or --target sim)")
         timeboost = self.rollup.timeboost
         if timeboost is not None:
             names = {agent.name for agent in self.agents}
