@@ -267,7 +267,7 @@ def lines_not_shown(excerpt: list[str], printed: list[str]) -> list[str]:
 SIM_TOUR = ["quickstart", "ramp", "flash-crash", "matching-engine", "black-thursday", "black-thursday-fee-aware",
             "front-running", "black-thursday-lane", "self-healing", "solana-spam", "oracle-attack", "byzantine", "cross-chain",
             "cross-chain-collateral", "bitcoin", "venue-partial", "venue-close-factor", "venue-dutch",
-            "black-thursday-2020"]
+            "black-thursday-2020", "rollup", "rollup-outage"]
 
 
 # Live examples whose excerpts the tour shows: a real anvil each, run with the slow tests.
@@ -282,7 +282,7 @@ def test_the_tour_shows_an_excerpt_of_each_sim_example() -> None:
 # those a default test runs already (tests/test_examples.py: flash-crash, ramp); self-healing's
 # controllers keep their fast tests (tests/test_sim_control.py, test_analysis_control.py).
 LONG_TOUR = {"black-thursday", "black-thursday-fee-aware", "black-thursday-lane", "solana-spam", "self-healing",
-             "flash-crash", "ramp", "bitcoin", "black-thursday-2020"}
+             "flash-crash", "ramp", "bitcoin", "black-thursday-2020", "rollup", "rollup-outage"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in LONG_TOUR else name
@@ -537,6 +537,8 @@ TOUR_PROSE_NUMBERS = {
     "cross-chain": {"2.3": "test_the_readme_cost_of_the_relay_wait_is_the_collateral_excerpts_ratio"},
     "ramp": {n: "the file's step ramp (1000/s to 10000/s) and the excerpt's knee step" for n in
              ("1,000", "10,000", "6,000")},
+    "rollup-outage": {n: "test_the_readme_guard_table_is_what_the_two_guarded_runs_give"
+                      for n in ("6,873,659", "3,188", "6,776,204", "3,138", "25")},
     "matching-engine": {"22,000": "the file: 1 / median service 40 us (about)", "2,000": "the file's ramp step",
                         "24,000": "the file's last step", "1.6": "CPU time on this machine (docs/performance.md)",
                         "64": "x86-64"},
@@ -636,3 +638,23 @@ def test_the_readme_bad_debt_without_the_lane_is_the_run_docs_examples_md_names(
     assert executed is not None
     assert int(executed.group(1).replace(",", "")) == summary["market"]["liquidations"]["executed"]
     assert _matches(executed.group(2), summary["market"]["liquidation_delay_ms"]["p99"] / 1e3)
+
+
+@pytest.mark.slow
+def test_the_readme_guard_table_is_what_the_two_guarded_runs_give(tmp_path: Path) -> None:
+    """rollup-outage's table: bad debt, paused and let through under the two guards its file's
+    header names (a one-hour grace; with Aave's 0.95 bound too)."""
+    text = " ".join(_text(README).split())
+    grace = re.search(r"\| a one-hour grace \| ([\d,]+) \| ([\d,]+) \| (\d+) \|", text)
+    aave = re.search(r"\| Aave's sentinel: [^|]* \| ([\d,]+) \| ([\d,]+) \| (\d+) \|", text)
+    assert grace is not None and aave is not None
+    header = (ROOT / "examples" / "rollup-outage.toml").read_text()
+    for found, sets in ((grace, ["market.sentinel.grace=1h"]),
+                        (aave, ["market.sentinel.grace=1h", "market.sentinel.health_factor_bound=0.95"])):
+        assert "msgstorm run examples/rollup-outage.toml " + " ".join(f"--set {s}" for s in sets) in header
+        summary = msgstorm.run(msgstorm.load_scenario(ROOT / "examples" / "rollup-outage.toml", sets),
+                               tmp_path / "-".join(sets), write_report=False).summary
+        guard = summary["sentinel"]
+        assert _matches(found.group(1), guard["bad_debt"]), guard
+        assert int(found.group(2).replace(",", "")) == guard["blocked"]
+        assert int(found.group(3)) == guard["let_through"]

@@ -64,6 +64,8 @@ SETTING = {
                                               'verify = "real"'),
     # Producers across the nodes keep their views in Python (sim/forks.py).
     "blocks.producers": (UNBOUNDED, UNBOUNDED, '[blocks.producers]\nrule = "pos"'),
+    # An express lane delays arrivals before the sequencer (sim/rollup/timeboost.py).
+    "rollup.timeboost": (UNBOUNDED, UNBOUNDED, '[rollup]\ntimeboost = { express = ["traders"] }'),
 }
 
 

@@ -36,6 +36,7 @@ from msgstorm.scenario import Scenario, scenario_hash
 from msgstorm.scenario.destination import RelayedStream, default_node, destination_scenario
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.sim.relayers import plan_relays
+from msgstorm.sim.rollup.stage import write_rollup
 from msgstorm.sim.shadow import ShadowNetwork
 from msgstorm.traffic import generate_traffic
 
@@ -268,6 +269,8 @@ def _run_sim(scenario: Scenario, writer: HistoryWriter, traffic_seed: np.random.
         sim.interrupted = True
     finally:
         t_end = sim.finish()
+        if scenario.rollup is not None and not sim.interrupted:  # the L1 behind the L2 run (sim/rollup/)
+            write_rollup(writer, scenario.rollup)
         write_run_row(writer, scenario, sim, t_end)
         writer.close()
     # On return the simulator's per-message state is freed before analysis.

@@ -220,7 +220,7 @@ def executed_liquidations(history: History) -> Executed:
     outcomes = executions.column("outcome").to_pylist()
     executed = np.array([outcome == "executed" for outcome in outcomes], dtype=bool)
     no_ops = sum(1 for outcome in outcomes if outcome not in ("executed", "reverted", "partial", "auction", "reset",
-                                                          "bid"))
+                                                          "bid", "blocked"))
 
     def column(name: str) -> np.ndarray:
         values: np.ndarray = executions.column(name).to_numpy()[executed]

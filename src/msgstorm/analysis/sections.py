@@ -43,6 +43,7 @@ from msgstorm.analysis.generator import generator_summary
 from msgstorm.analysis.hops import hop_split
 from msgstorm.analysis.integrity import integrity_summary, security_summary
 from msgstorm.analysis.market import market_summary
+from msgstorm.analysis.outage import outage_summary
 from msgstorm.analysis.probes import probe_summary
 from msgstorm.analysis.queue import (
     backpressure_summary,
@@ -52,7 +53,9 @@ from msgstorm.analysis.queue import (
 )
 from msgstorm.analysis.recovery import recovery_times
 from msgstorm.analysis.relay import relay_summary
+from msgstorm.analysis.rollup import rollup_summary
 from msgstorm.analysis.safety import finality_summary
+from msgstorm.analysis.sentinel import sentinel_summary
 from msgstorm.analysis.summary_model import ProbePoint, Summary
 from msgstorm.history.reader import History
 from msgstorm.scenario.slo import evaluate_slos
@@ -317,6 +320,12 @@ section("finality", absent_when_none=True)(lambda history, ctx: finality_summary
 # Only [crosschain] runs (whose history holds the destination's) have one; collateral: with
 # positions = "destination".
 section("crosschain", absent_when_none=True)(lambda history, ctx: crosschain_summary(history, ctx.crosschain))
+# Only [rollup] runs write the commits, batches and l1_blocks tables (sim/rollup/).
+section("rollup", absent_when_none=True)(lambda history, ctx: rollup_summary(history))
+# Only runs with a sequencer_outage fault (sim/rollup/outage.py).
+section("outages", absent_when_none=True)(lambda history, ctx: outage_summary(history))
+# Only runs with [market.sentinel] (market/sentinel.py).
+section("sentinel", absent_when_none=True)(lambda history, ctx: sentinel_summary(history))
 section("collateral", absent_when_none=True)(lambda history, ctx: collateral_summary(history, ctx.crosschain))
 # Only runs whose self-healing controllers decided something have one.
 section("control", absent_when_none=True)(lambda history, ctx: control_summary(history))

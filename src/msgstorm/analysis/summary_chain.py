@@ -8,7 +8,7 @@ holds these sections and generates the shipped schema from them.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -22,6 +22,9 @@ __all__ = [
     "CrossFates",
     "CrossStage",
     "Crosschain",
+    "Outage",
+    "Rollup",
+    "SentinelResult",
     "Finality",
     "ForkBlocks",
     "ForkExpectation",
@@ -155,6 +158,61 @@ class Crosschain(Closed):
     last_seen_s: Annotated[float | None, Field(description="the last time a relayer saw a crossing message final")]
     source_halt: Annotated[SourceHalt | None, Field(
         description="the source's longest gap without a commit, when over 3 median gaps")]
+
+
+class RollupLevel(Closed):
+    p50: Ms
+    p99: Ms
+    max: Ms
+
+
+class RollupBatches(Closed):
+    count: Annotated[Count, Field(description="batches the batcher posted")]
+    full: Annotated[Count, Field(description="of them closed full (max_size), the rest by max_delay")]
+    compressed_bytes_mean: Annotated[float | None, Field(ge=0)]
+    interval_s_mean: Annotated[float | None, Field(ge=0, description="mean time between two batches' closing")]
+    data: Literal["calldata", "blobs"]
+
+
+class FirstLastMax(Closed):
+    first: float
+    last: float
+    max: float
+
+
+class RollupL1(Closed):
+    blocks: Annotated[Count, Field(description="L1 blocks from slot 1 to the last a batch landed in")]
+    cost_eth: Annotated[float, Field(ge=0, description="what the batches paid: gas x base fee + blob gas x blob "
+                                                       "base fee")]
+    base_fee_gwei: FirstLastMax | None
+    blob_base_fee_wei: FirstLastMax | None
+
+
+class Rollup(Closed):
+    messages: Annotated[Count, Field(description="committed messages with their three commit levels")]
+    latency_ms: Annotated[dict[str, RollupLevel], Field(
+        description="soft (sequenced), safe (batch in an L1 block), final (that block final): from t_intended")]
+    split_ms: Annotated[dict[str, RollupLevel], Field(
+        description="sequencing (intent -> soft), batch_and_l1 (soft -> safe), finality (safe -> final)")]
+    batches: RollupBatches
+    l1: RollupL1
+
+
+class Outage(Closed):
+    at_s: Annotated[float, Field(ge=0, description="when the sequencer went down")]
+    down_s: Annotated[float | None, Field(ge=0, description="how long it was down (null: still down at the end)")]
+    backlog: Annotated[Count, Field(description="messages queued when it returned")]
+    drain_s: Annotated[float | None, Field(ge=0, description="from its return until the last message received "
+                                                               "before it was sequenced")]
+
+
+class SentinelResult(Closed):
+    grace_s: Annotated[float, Field(ge=0, description="the pause after the sequencer is back")]
+    health_factor_bound: Annotated[float | None, Field(description="below it an account is liquidated anyway")]
+    blocked: Annotated[Count, Field(description="liquidations the guard paused")]
+    after_pause: Annotated[Count, Field(description="of them executed when the pause lifted")]
+    let_through: Annotated[Count, Field(description="liquidations executed while paused (below the bound)")]
+    bad_debt: Annotated[float, Field(description="bad debt over every executed liquidation")]
 
 
 class ForkExpectation(Closed):

@@ -26,8 +26,11 @@ from msgstorm.analysis.summary_chain import (
     Finality,
     Forks,
     HopSplit,
+    Outage,
     RegionPropagation,
     Relay,
+    Rollup,
+    SentinelResult,
 )
 from msgstorm.analysis.summary_fields import Closed, Count, Ms, Rate, Seconds
 
@@ -602,6 +605,15 @@ class Summary(BaseModel):
     crosschain: Annotated[Crosschain | None, Field(
         description="a second chain and its relayers: fates, latency from source intent to destination commit "
                     "and its split, the source's halt; absent without [crosschain]")] = None
+    rollup: Annotated[Rollup | None, Field(
+        description="a rollup: latency to soft, safe and final commit and its split, its batches and what L1 "
+                    "charged them; absent without [rollup]")] = None
+    outages: Annotated[list[Outage] | None, Field(
+        description="sequencer outages (sequencer_outage faults): when, how long, the backlog when the sequencer "
+                    "returned and how long it took to drain; absent without one")] = None
+    sentinel: Annotated[SentinelResult | None, Field(
+        description="the sequencer uptime guard ([market.sentinel]): liquidations it paused, executed after the "
+                    "pause, let through below the bound, and bad debt; absent without it")] = None
     collateral: Annotated[Collateral | None, Field(
         description="positions on the destination, collateral on the source: liquidations closed after the "
                     "relay or left open, and their bad debt against one chain; absent without [crosschain] "

@@ -20,6 +20,10 @@ class EventKind(StrEnum):
     RUN_END = "run_end"  # value: messages generated
     FAULT_START = "fault_start"  # detail: the fault's spec and fault_id
     FAULT_END = "fault_end"
+    # A sequencer outage's user went through L1 (sim/rollup/outage.py): value = the msg_id,
+    # t = when it entered the L2 sequence; detail: {"t_l1", "forced"} (forced: one window after
+    # its L1 inclusion; else the sequencer included it when it returned)
+    FORCED_INCLUSION = "forced_inclusion"
     NODE_DOWN = "node_down"
     NODE_UP = "node_up"
     LEADER_CHANGE = "leader_change"  # node: the new leader; detail: {"from", "orphaned_blocks"}

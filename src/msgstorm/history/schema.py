@@ -20,6 +20,8 @@ from msgstorm.history.events import EVENT_KINDS
 __all__ = [
     "ACCOUNTS",
     "AUCTIONS",
+    "BATCHES",
+    "COMMITS",
     "AUCTION_ORDERS",
     "BLOCKS",
     "BLOCK_ARRIVALS",
@@ -31,6 +33,7 @@ __all__ = [
     "EXECUTIONS",
     "INCLUSIONS",
     "INTEGRITY",
+    "L1_BLOCKS",
     "FORK_TABLES",
     "HOP_STAGES",
     "LAZY_TABLES",
@@ -42,6 +45,7 @@ __all__ = [
     "PRICES",
     "RANKS",
     "RELAYS",
+    "ROLLUP_TABLES",
     "REORGS",
     "RUN",
     "SIM_TARGET",
@@ -441,8 +445,58 @@ HOP_STAGES = pa.schema([
     pa.field("validation_ns", pa.int64(), nullable=False),
 ])
 
+# A rollup (``[rollup]``, sim only; ``sim/rollup/``). ``commits``: each committed message's three
+# commit levels: ``t_soft`` sequenced (on the sequencer's feed), ``t_safe`` its ``batch`` in an
+# L1 block (the block's slot time), ``t_final`` that block final. ``batches``: each batch the
+# batcher posted: opened with its first L2 block (``t_opened``), closed (``t_closed``: full, or
+# its delay passed), landed in L1 ``slot`` (``t_safe``), final at ``t_final``; its L2 blocks,
+# messages, their ``bytes`` and ``compressed_bytes``, its L1 ``gas``, ``blobs`` and ``blob_gas``
+# and what it paid (``cost_wei``: gas x base fee + blob gas x blob base fee of its block).
+# ``l1_blocks``: every L1 block from slot 1 to the last a batch landed in: its gas used (the
+# rest of L1's plus the batches'), base fee, blobs, excess blob gas and blob base fee (wei),
+# and how many batches it held; the fee rules are in ``rules/base_fee.py`` and ``rules/blob_fee.py``.
+COMMITS = pa.schema([
+    pa.field("msg_id", pa.int64(), nullable=False),
+    pa.field("t_soft", pa.int64(), nullable=False),
+    pa.field("t_safe", pa.int64()),
+    pa.field("t_final", pa.int64()),
+    pa.field("batch", pa.int64()),
+])
+
+BATCHES = pa.schema([
+    pa.field("batch", pa.int64(), nullable=False),
+    pa.field("t_opened", pa.int64(), nullable=False),
+    pa.field("t_closed", pa.int64(), nullable=False),
+    pa.field("slot", pa.int64(), nullable=False),
+    pa.field("t_safe", pa.int64(), nullable=False),
+    pa.field("t_final", pa.int64(), nullable=False),
+    pa.field("l2_blocks", pa.int64(), nullable=False),
+    pa.field("messages", pa.int64(), nullable=False),
+    pa.field("bytes", pa.int64(), nullable=False),
+    pa.field("compressed_bytes", pa.int64(), nullable=False),
+    pa.field("full", pa.bool_(), nullable=False),
+    pa.field("gas", pa.int64(), nullable=False),
+    pa.field("blobs", pa.int64(), nullable=False),
+    pa.field("blob_gas", pa.int64(), nullable=False),
+    pa.field("cost_wei", pa.float64(), nullable=False),
+])
+
+L1_BLOCKS = pa.schema([
+    pa.field("slot", pa.int64(), nullable=False),
+    pa.field("t", pa.int64(), nullable=False),
+    pa.field("gas_used", pa.int64(), nullable=False),
+    pa.field("base_fee", pa.int64(), nullable=False),
+    pa.field("blobs", pa.int64(), nullable=False),
+    pa.field("excess_blob_gas", pa.int64(), nullable=False),
+    pa.field("blob_base_fee", pa.int64(), nullable=False),
+    pa.field("batches", pa.int64(), nullable=False),
+])
+
+ROLLUP_TABLES = ("commits", "batches", "l1_blocks")
+
 # Tables written only by some runs: each gets its directory with its first rows.
-LAZY_TABLES = (*MARKET_TABLES, "ranks", "integrity", *FORK_TABLES, *CROSSCHAIN_TABLES, "hop_stages")
+LAZY_TABLES = (*MARKET_TABLES, "ranks", "integrity", *FORK_TABLES, *CROSSCHAIN_TABLES, "hop_stages",
+               *ROLLUP_TABLES)
 
 TABLES: dict[str, pa.Schema] = {
     "messages": MESSAGES,
@@ -472,6 +526,9 @@ TABLES: dict[str, pa.Schema] = {
     "inclusions": INCLUSIONS,
     "relays": RELAYS,
     "hop_stages": HOP_STAGES,
+    "commits": COMMITS,
+    "batches": BATCHES,
+    "l1_blocks": L1_BLOCKS,
 }
 # Tables a history may lack (written by newer targets only; a live target may not know its
 # overlay; only a run with a market writes the market's, only some policies ``ranks``): read as empty.

@@ -69,6 +69,7 @@ from msgstorm.market.oracle import OracleUpdates, oracle_updates
 from msgstorm.market.oracle_attack import attacked_updates
 from msgstorm.market.prices import PricePaths, horizon_ns, price_paths
 from msgstorm.market.probes import ProbeBook
+from msgstorm.market.sentinel import Sentinel, health_factor
 from msgstorm.market.venue import Venue
 from msgstorm.rules.market import realised_volatility, thinned_depth
 from msgstorm.sampling import Sampler
@@ -185,6 +186,9 @@ class MarketReactor:
                                    self._instrument, self.liquidated)  # its clock starts with the traffic
         # The mark (``market/mark.py``): liquidations judged on it, settled on the index.
         self.mark: Mark | None = None
+        # The sequencer uptime guard (market/sentinel.py): none without [market.sentinel].
+        self.sentinel = None if market.sentinel is None else Sentinel.of(scenario, market.sentinel)
+        self._paused: list[tuple[int, int, int, int]] = []  # (pause end, msg_id, account, keeper) it blocked
         self._marks: list[tuple[int, int, int, float, float]] = []
         if market.mark is not None:
             if not host.final_commits:
@@ -484,6 +488,8 @@ class MarketReactor:
             account = self.topup_of.pop(msg_id, None)
             if account is not None:
                 self._top_up(t, msg_id, account)
+        if self._paused and t >= min(entry[0] for entry in self._paused):
+            self._unpause(t)
         if probes is not None:
             probes.committed(t, msg_ids, before, changes)
 
@@ -500,6 +506,15 @@ class MarketReactor:
         if self.mark is not None and not self.liquidated[account]:
             judged = self.mark.price(instrument, price)
             self._marks.append((t, msg_id, account, price, judged))
+        sentinel = self.sentinel
+        if sentinel is not None and not self.liquidated[account] and past_line(self._side[account],
+                                                                                self._line[account], judged):
+            until = sentinel.blocked_until(t, health_factor(self._line[account], self._bankruptcy[account], price))
+            if until is not None:  # paused by the uptime guard: the keeper calls again when it lifts
+                self._executions.append((t, msg_id, account, keeper.name, "blocked", price, t_price, 0.0, 0.0, 0.0,
+                                         0.0, self._collateral[account], 0.0))
+                self._paused.append((until, msg_id, account, keeper_index))
+                return
         if self.liquidated[account]:
             outcome = "already_liquidated"
         elif not past_line(self._side[account], self._line[account], judged):
@@ -522,6 +537,14 @@ class MarketReactor:
                                  done.slippage, done.slippage_bps, done.collateral_after, done.bad_debt))
         if len(self._executions) >= _FLUSH_ROWS and self.host.final_commits:
             self._flush()
+
+    def _unpause(self, t: int) -> None:
+        """The first block at or after the uptime guard's pause ends: the liquidations it
+        blocked execute in it, in the order they were blocked, after its price updates."""
+        due = [entry for entry in self._paused if entry[0] <= t]
+        self._paused = [entry for entry in self._paused if entry[0] > t]
+        for _until, msg_id, account, keeper_index in due:
+            self._execute(t, msg_id, account, keeper_index)
 
     def _call(self, t: int, msg_id: int, account: int, keeper: _Keeper, price: float) -> tuple[str, Execution]:
         """A liquidation call by the scenario's mechanism, through the venue's books: its

@@ -34,6 +34,7 @@ from msgstorm.report.control import control_section
 from msgstorm.report.crosschain import crosschain_section
 from msgstorm.report.market import market_plots, market_section
 from msgstorm.report.page import Plot, esc, figure_block, page, table
+from msgstorm.report.rollup import rollup_section
 from msgstorm.report.run_checks import checks_section
 from msgstorm.report.run_headline import headline, spectrum_table
 from msgstorm.report.run_tables import (
@@ -253,6 +254,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         *forks_section(typed),
         *relay_section(typed),
         *crosschain_section(typed),
+        *rollup_section(typed),
         *collateral_section(typed),
         *hop_split_section(typed),
         *safety_section(history, typed),

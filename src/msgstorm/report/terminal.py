@@ -49,6 +49,7 @@ from msgstorm.history.schema import is_simulated
 from msgstorm.report.cells import KeptTable
 from msgstorm.report.collateral import collateral_rows, market_bad_debt_label
 from msgstorm.report.crosschain import crosschain_rows
+from msgstorm.report.rollup import outage_rows, rollup_rows, sentinel_rows
 from msgstorm.report.text import (
     baseline_span,
     broker_said,
@@ -469,6 +470,15 @@ def _headline(summary: Summary) -> KeptTable:
             head.add_row(label, text)
     if summary.crosschain:
         for label, text in crosschain_rows(summary.crosschain):
+            head.add_row(label, text)
+    if summary.rollup:
+        for label, text in rollup_rows(summary.rollup):
+            head.add_row(label, text)
+    if summary.outages:
+        for label, text in outage_rows(summary.outages):
+            head.add_row(label, text)
+    if summary.sentinel:
+        for label, text in sentinel_rows(summary.sentinel):
             head.add_row(label, text)
     if summary.collateral:
         for label, text in collateral_rows(summary.collateral):

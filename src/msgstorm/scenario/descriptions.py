@@ -398,6 +398,15 @@ DESCRIPTIONS: dict[str, str] = {
     "FloodInvalidFault.rate": "invalid messages each flooding node sends per second (a run may send at most "
                               "5,000,000)",
     "FloodInvalidFault.size": "bytes of one invalid message",
+    "SequencerOutageFault.kind": "sim: the sequencer is down: it takes no message for `duration` (the ones it is "
+    "executing finish); arrivals queue in order and its workers drain the backlog when it returns",
+    "SequencerOutageFault.at": "start",
+    "SequencerOutageFault.duration": "how long it is down",
+    "SequencerOutageFault.via_l1": "kinds whose senders go through L1 while it is down (Arbitrum's delayed inbox, "
+    "OP's deposits): each lands in the next L1 block (`rollup.l1.slot`, 12 s without `[rollup]`) and enters the "
+    "L2 sequence `window` later, or when the sequencer returns if that is first",
+    "SequencerOutageFault.window": "the forced-inclusion window (Arbitrum One: 24h; OP Stack: the sequencing "
+    "window, 3600 L1 blocks = 12h)",
     "EclipseFault.kind": "sim: an attacker holds every connection of `node`: it passes nothing either way (the "
                          "node's view halts) or, with `delay`, everything that late (its view lags)",
     "EclipseFault.at": "start",

@@ -33,6 +33,7 @@ __all__ = [
     "DegradeFault",
     "DelayNodesFault",
     "EclipseFault",
+    "SequencerOutageFault",
     "EquivocateFault",
     "EquivocateVotesFault",
     "FaultSpec",
@@ -311,6 +312,21 @@ class FloodInvalidFault(_ByzantineNodes):
     size: int = Field(default=200, ge=1)  # bytes
 
 
+class SequencerOutageFault(Spec):
+    """A sequencer outage (sim): from ``at`` for ``duration`` the sequencer takes no message
+    (the ones it is executing finish); messages keep arriving and queue, in order, and when it
+    returns its workers drain the backlog at their service rate (``sim/rollup/outage.py``).
+    Messages of the kinds ``via_l1`` arriving while it is down go through L1 instead: each is in
+    the next L1 block and enters the L2 sequence ``window`` after it (forced inclusion), or when
+    the sequencer returns, whichever is first."""
+
+    kind: Literal["sequencer_outage"]
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)]
+    via_l1: list[MessageKind] = Field(default_factory=list)
+    window: Annotated[DurationNs, Field(gt=0)] = 24 * 3600 * 1_000_000_000
+
+
 class EclipseFault(Spec):
     """An eclipse (sim): from ``at`` for ``duration`` an attacker holds every connection of
     the target ``node``: it passes nothing either way (its view halts), or, with ``delay``,
@@ -430,7 +446,7 @@ _OneFaultKinds: TypeAlias = (
     PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault
     | TamperFault | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault
     | WithholdVotesFault | CensorNodesFault | DelayNodesFault | ReorderNodesFault | FloodInvalidFault
-    | EclipseFault | TwinsFault
+    | EclipseFault | TwinsFault | SequencerOutageFault
 )
 OneFault = Annotated[_OneFaultKinds, Field(discriminator="kind")]
 

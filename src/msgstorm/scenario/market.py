@@ -37,7 +37,7 @@ from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
 from msgstorm.scenario.spec import Fraction, Spec
 from msgstorm.scenario.units import parse_fraction
 
-__all__ = ["AccountsSpec", "AuctionOrdersSpec", "FrontRunnerSpec", "FundingSpec", "LiquiditySpec", "MarkSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "PublishedSpec", "ShockSpec",
+__all__ = ["AccountsSpec", "AuctionOrdersSpec", "SentinelSpec", "FrontRunnerSpec", "FundingSpec", "LiquiditySpec", "MarkSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "PublishedSpec", "ShockSpec",
            "TopUpSpec", "impact_exponent", "leverage_limit", "leverage_problems", "parse_per_time"]
 
 _PER_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365 * 86400.0}
@@ -402,6 +402,20 @@ class LiquiditySpec(Spec):
         return {"linear": 1.0, "sqrt": 0.5}.get(self.curve, self.exponent)
 
 
+class SentinelSpec(Spec):
+    """``[market.sentinel]``: a rollup protocol's guard on its sequencer's uptime feed (as Aave
+    v3's PriceOracleSentinel): no liquidation executes while the feed says the sequencer is down
+    (a ``sequencer_outage``) or for ``grace`` after it is back, unless the account's health
+    factor is below ``health_factor_bound``; one blocked executes in the first block when the
+    grace ends, at the on-chain price then (``market/sentinel.py``). Without the table nothing is guarded."""
+
+    grace: DurationNs = Field(default=3_600_000_000_000, ge=0, description="how long after the sequencer is back "
+                              "liquidations stay paused")
+    health_factor_bound: float | None = Field(default=None, gt=0, le=1, description="an account whose health "
+                                              "factor (equity over its equity at the liquidation line) is below "
+                                              "this is liquidated even then (Aave's sentinel: 0.95); none: no one")
+
+
 class MarketSpec(Spec):
     """``[market]``: true prices, the oracle that publishes them, accounts with their margin,
     keepers that liquidate them; liquidations execute when their message commits."""
@@ -419,6 +433,9 @@ class MarketSpec(Spec):
     funding: FundingSpec | None = None
     mark: MarkSpec | None = None
     liquidity: LiquiditySpec | None = None
+    sentinel: SentinelSpec | None = Field(default=None, description="a guard on the sequencer's uptime feed: "
+                                          "liquidations paused while it is down and for a grace after: "
+                                          "[`[market.sentinel]`](#marketsentinel)")
     maintenance_margin: Fraction = 0.05
     liquidation_penalty: Fraction = 0.05
     # Slippage of a liquidation: ``slippage_bps`` basis points for each ``depth`` of notional
@@ -445,6 +462,8 @@ class MarketSpec(Spec):
             data.pop("mark", None)
         if data.get("liquidity") is None:
             data.pop("liquidity", None)
+        if data.get("sentinel") is None:
+            data.pop("sentinel", None)
         return data
 
     @model_validator(mode="after")
@@ -470,6 +489,10 @@ class MarketSpec(Spec):
         if self.probes is not None and self.mark is not None:
             raise ValueError("probes: the probe books judge on the index; they cannot answer for [market.mark] "
                              "(drop [market.probes] or [market.mark])")
+        if self.sentinel is not None and (self.liquidation is not None or self.mark is not None
+                                          or self.probes is not None):
+            raise ValueError("sentinel: the uptime guard holds whole liquidations at the index; it cannot "
+                             "be combined with [market.liquidation], [market.mark] or [market.probes] yet")
         rule = self.liquidation
         if rule is not None:
             if rule.restore_to == "initial" and rule.initial_margin <= self.maintenance_margin:

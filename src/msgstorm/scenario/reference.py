@@ -26,7 +26,17 @@ import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from msgstorm.scenario import control, crosschain, live, market, schema, security, spec, traffic
+from msgstorm.scenario import (
+    control,
+    crosschain,
+    live,
+    market,
+    rollup,
+    schema,
+    security,
+    spec,
+    traffic,
+)
 from msgstorm.scenario import distributions as dists
 from msgstorm.scenario.descriptions import DESCRIPTIONS
 from msgstorm.scenario.regions import known_regions
@@ -93,9 +103,14 @@ _SECTIONS: list[_Section] = [
     ("[market.funding]", market.FundingSpec),
     ("[market.mark]", market.MarkSpec),
     ("[market.liquidity]", market.LiquiditySpec),
+    ("[market.sentinel]", market.SentinelSpec),
     ("[security]", security.SecuritySpec),
     ("[crosschain]", crosschain.CrosschainSpec),
     ("[[crosschain.relayers]]", crosschain.RelayerSpec),
+    ("[rollup]", rollup.RollupSpec),
+    ("[rollup.batcher]", rollup.BatcherSpec),
+    ("[rollup.l1]", rollup.L1Spec),
+    ("[rollup.timeboost]", rollup.TimeboostSpec),
     ("[analysis]", schema.AnalysisSpec),
     ("[history]", schema.HistorySpec),
     ("[limits]", schema.LimitsSpec),

@@ -23,7 +23,8 @@ that appears in a scenario or a report to its implementation:
   ``sim/equivocation.py``; censoring relays and producers, ``censor_nodes``, ``sim/censor.py``;
   delaying and reordering relays, ``delay_nodes`` and ``reorder_nodes``, ``sim/byzantine_relay.py``;
   flooding nodes, ``flood_invalid``, ``sim/flood.py``; an eclipsed node, ``eclipse``,
-  ``sim/eclipse.py``; two instances of a validator, ``twins``, ``sim/twins.py``);
+  ``sim/eclipse.py``; two instances of a validator, ``twins``, ``sim/twins.py``; a rollup's
+  sequencer down, ``sequencer_outage``, ``sim/rollup/outage.py``);
 - ``LIVE_FAULT_KINDS``: ``faults[].kind`` on a live target -> a ``LiveFaultKind`` checking
   the entry against the target and applying its start and end to real servers and links
   (``live/nemesis.py``). A kind registered in one of the two fault registries only is
@@ -207,10 +208,11 @@ BACKPRESSURE_MODES: Registry[Callable[[Any], Any]] = Registry("backpressure mode
 FAULT_KINDS: Registry[Any] = Registry("fault kind", ("msgstorm.sim.fault_injector", "msgstorm.sim.integrity",
                                                         "msgstorm.sim.equivocation", "msgstorm.sim.censor",
                                                         "msgstorm.sim.byzantine_relay", "msgstorm.sim.flood",
-                                                        "msgstorm.sim.eclipse", "msgstorm.sim.twins"),
+                                                        "msgstorm.sim.eclipse", "msgstorm.sim.twins",
+                                                        "msgstorm.sim.rollup.outage"),
                                       ("partition", "crash", "degrade", "tamper", "replay", "oracle", "censor", "equivocate",
                                        "equivocate_votes", "withhold_votes", "censor_nodes", "delay_nodes",
-                                       "reorder_nodes", "flood_invalid", "eclipse", "twins"))
+                                       "reorder_nodes", "flood_invalid", "eclipse", "twins", "sequencer_outage"))
 LIVE_FAULT_KINDS: Registry[Any] = Registry("live fault kind", ("msgstorm.live.nemesis",),
                                            ("pause", "crash", "restart", "toxic", "partition", "bridge"))
 TOXICS: Registry[Any] = Registry("toxic", ("msgstorm.live.toxics", "msgstorm.live.adversary_toxics"))

@@ -68,6 +68,7 @@ from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.market import MarketSpec
 from msgstorm.scenario.network import RelaySpec
 from msgstorm.scenario.registry import PRODUCER_RULES
+from msgstorm.scenario.rollup import RollupSpec
 from msgstorm.scenario.security import SecuritySpec
 from msgstorm.scenario.spec import BandwidthBps, Fraction, Spec
 from msgstorm.scenario.traffic import AgentSpec
@@ -552,7 +553,42 @@ class Scenario(_Spec):
     crosschain: CrosschainSpec | None = Field(
         default=None, exclude_if=lambda crosschain: crosschain is None,
         description="a second chain and relayers carrying messages to it (sim): [`[crosschain]`](#crosschain)")
+    # Left out of the scenario's dump when not given, so that scenarios without it keep their hash.
+    rollup: RollupSpec | None = Field(
+        default=None, exclude_if=lambda rollup: rollup is None,
+        description="the chain as a rollup's L2: its batcher, its L1 and three commit levels (sim): "
+                    "[`[rollup]`](#rollup)")
     slo: dict[str, Annotated[str, Field(pattern=SLO_PATTERN)]] = Field(default_factory=dict)
     analysis: AnalysisSpec = AnalysisSpec()
     history: HistorySpec = HistorySpec()
     limits: LimitsSpec = LimitsSpec()
+
+    @model_validator(mode="after")
+    def _rollup_block_time(self) -> Scenario:
+        """The L2 block time is ``[blocks] interval``: taken from ``[rollup]`` when the file
+        gives no interval, refused when it gives another."""
+        if self.target != "sim" and self.market is not None and self.market.sentinel is not None:
+            raise ValueError(f"market.sentinel is simulated only: target {self.target!r} cannot apply it "
+                             "(drop [market.sentinel], or --target sim)")
+        if self.rollup is None:
+            return self
+        if self.target != "sim":
+            raise ValueError(f"[rollup] is simulated only: target {self.target!r} has no batcher or L1 behind it "
+                             "(drop [rollup], or --target sim)")
+        timeboost = self.rollup.timeboost
+        if timeboost is not None:
+            names = {agent.name for agent in self.agents}
+            unknown = [name for name in timeboost.express if name and name not in names]
+            if unknown:
+                raise ValueError(f"rollup.timeboost.express: {unknown} are not agents; one of {sorted(names)}, "
+                                 f"or \"\" for a round nobody bought")
+        if "interval" not in self.blocks.model_fields_set:
+            object.__setattr__(self, "blocks", self.blocks.model_copy(update={"interval": self.rollup.block_time}))
+        elif self.blocks.interval != self.rollup.block_time:
+            if "block_time" not in self.rollup.model_fields_set:
+                rollup = self.rollup.model_copy(update={"block_time": self.blocks.interval})
+                object.__setattr__(self, "rollup", rollup)
+                return self
+            raise ValueError(f"[blocks] interval {self.blocks.interval} ns differs from rollup.block_time "
+                             f"{self.rollup.block_time} ns: give one of them, or the same value")
+        return self

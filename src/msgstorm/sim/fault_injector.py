@@ -42,6 +42,10 @@ class FaultInjector:
         self.lone = lone
         self.ops: list[FaultOp] = fault_schedule(ctx.scenario)
         self.crashed_by_fault: dict[int, int] = {}
+        # Sequencer outages under way (sim/rollup/outage.py) and the worker slots they took away.
+        self.outages: set[int] = set()
+        self.outage_slots: list[int] = []
+        self.via_l1: Any = None  # an outage's users going through L1 (sim/rollup/outage.py's ViaL1)
         self.active: set[int] = set()  # fault ids started and not ended
 
     def fault_nodes(self, op: FaultOp, pool: list[int] | None = None, names: list[str] | None = None) -> list[int]:

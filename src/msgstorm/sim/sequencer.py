@@ -94,6 +94,7 @@ class Sequencer:
         self.policy = ordering.policy
         self.backpressure = backpressure
         self.gate: Gate | None = None
+        self.divert: Callable[[int, int, int], bool] | None = None
         self.service = service
         self.release = release
         self.lane = Lane(ctx.scenario.sequencer.lane) if lane is None else lane
@@ -131,6 +132,12 @@ class Sequencer:
         # (``sim/intake_log.py``); either way numbered by the one ``eid`` counter.
         self.service_heap = ctx.events.heap
 
+    def divert_with(self, divert: Callable[[int, int, int], bool] | None) -> None:
+        """While set, ``divert(t, m, kind)`` may take an arriving message elsewhere (a
+        sequencer outage's users going through L1: ``sim/rollup/outage.py``); it returns
+        whether it did."""
+        self.divert = divert
+
     def gate_with(self, gate: Gate) -> None:
         """A controller sheds arrivals of some kinds before backpressure sees them."""
         self.gate = gate
@@ -156,6 +163,8 @@ class Sequencer:
             return  # already settled, or already with the sequencer
         record[T_RECEIVED] = t
         kind = record[KIND]
+        if self.divert is not None and self.divert(t, m, kind):
+            return
         if kind in self.lane_kinds:
             lane = self.lane.workers
             if lane.busy < lane.slots and not lane.own:
@@ -317,6 +326,33 @@ class Sequencer:
                 self._start_service(t)
             elif pool.shares:
                 self._take(t, pool)
+
+    def sequence_now(self, t: int, m: int) -> None:
+        """``m`` is put in the sequence at ``t`` without the workers: a message the chain
+        includes by itself (forced inclusion from L1)."""
+        record = self.ctx.msgs.live[m]
+        record[T_DEQUEUED] = t
+        record[SEQ_NO] = self.next_seq
+        self.next_seq += 1
+        record[T_SEQUENCED] = t
+        record[WHERE] = SEQUENCED
+        (self.lane_sequenced if record[KIND] in self.block_kinds else self.sequenced).append(m)
+        if self.on_sequenced is not None:
+            self.on_sequenced(t, m)
+
+    def enqueue(self, t: int, m: int) -> None:
+        """``m`` joins the queue policy at ``t`` as an admitted arrival would (no backpressure:
+        it was accepted before), and idle workers take what they can."""
+        record = self.ctx.msgs.live[m]
+        self.policy.push(m, record[FEE], t)
+        self.depth += 1
+        record[WHERE] = QUEUED
+        self.wake(t)
+
+    def serve_own(self, t: int, pool: Workers) -> None:
+        """An idle worker of ``pool`` takes the first message of the pool's own queue (a
+        lane's), as ``_service_done`` does when it frees one."""
+        self._serve(t, pool.own.popleft(), pool)
 
     def wake(self, t: int) -> None:
         """A gated policy has messages ready: idle shared workers, then idle lane workers

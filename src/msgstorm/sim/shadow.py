@@ -80,6 +80,7 @@ from msgstorm.sim.links import LinkState
 from msgstorm.sim.lone_cpu import LoneCpu
 from msgstorm.sim.policies import Ordering
 from msgstorm.sim.recorder import FLUSH_ROWS, Recorder
+from msgstorm.sim.rollup.timeboost import ExpressLane
 from msgstorm.sim.sequencer import Sequencer
 from msgstorm.sim.solo import SoloSequencer
 from msgstorm.sim.solo_driver import SoloDriver
@@ -230,6 +231,8 @@ class ShadowNetwork:
         # the scenario's sequencer.lane, a gate is added by a controller that sheds.
         self.sequencer = Sequencer(self.ctx, ordering, make_backpressure(scenario.backpressure), service,
                                    release=self._inject)
+        if scenario.rollup is not None and scenario.rollup.timeboost is not None:  # an express lane in front
+            ExpressLane(self.ctx, self.sequencer, scenario.rollup.timeboost).install()
         self.host.connect(self.ctx, self.sequencer, self._inject, self.reactors, agent_names)
         gas_of = gas_table(scenario.blocks.gas, MESSAGE_KINDS)
         on_commit = self.host.commit_listener(None if self.telemetry is None else self.telemetry.committed)

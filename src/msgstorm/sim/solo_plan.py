@@ -120,6 +120,14 @@ SOLO_FIELDS: dict[str, str] = {
     "crosschain.proof_check": OUTSIDE,
     "crosschain.destination": OUTSIDE,
     "crosschain.positions": OUTSIDE,
+    # A rollup's batcher and L1: derived from this run's history after the L2 run ends
+    # (sim/rollup/stage.py); the L2 run is the same with or without them. Its block time is
+    # blocks.interval, which the loop replays.
+    "rollup.preset": OUTSIDE,
+    "rollup.block_time": OUTSIDE,
+    "rollup.batcher": OUTSIDE,
+    "rollup.l1": OUTSIDE,
+    "rollup.timeboost": PYTHON_ONLY,  # delays arrivals before the sequencer (sim/rollup/timeboost.py)
 }
 
 

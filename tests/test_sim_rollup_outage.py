@@ -1,0 +1,107 @@
+"""A sequencer outage (sim/rollup/outage.py): nothing sequenced while down, the backlog drained after."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import numpy as np
+
+from msgstorm.history.reader import read_history
+from msgstorm.scenario.schema import Scenario
+
+MS = 1_000_000
+S = 1_000_000_000
+
+_OUTAGE = """
+[run]
+name = "outage"
+duration = "5s"
+drain = "2s"
+[network]
+nodes_per_region = 1
+processing = "50us"
+[sequencer]
+service = "1ms"
+[[agents]]
+name = "t"
+role = "trader"
+arrival = { process = "constant", rate = "100/s" }
+[[faults]]
+kind = "sequencer_outage"
+at = "2s"
+duration = "1s"
+"""
+
+
+def test_nothing_is_sequenced_while_down_and_the_backlog_drains_at_the_service_rate(
+        scenario_from: Callable[..., Scenario], run_scenario: Callable[..., object]) -> None:
+    result = run_scenario(scenario_from(_OUTAGE))
+    history = read_history(result.run_dir)  # type: ignore[attr-defined]
+    m = history.table("messages").to_pylist()
+    assert all(r["status"] == "committed" for r in m)
+    # No message started service in the window; the one a worker held at 2 s (if any) ended by 2.001 s.
+    assert not [r for r in m if 2 * S <= r["t_dequeued"] < 3 * S]
+    assert not [r for r in m if 2 * S + 1 * MS < r["t_sequenced"] <= 3 * S]
+    # The backlog: every message received while down and not yet taken; one worker at a
+    # constant 1 ms takes them first (FIFO, ahead of later arrivals): the k-th at 3 s + k ms.
+    backlog = sorted((r for r in m if 2 * S <= r["t_received"] < 3 * S), key=lambda r: r["seq_no"])
+    assert len(backlog) == 100  # 100/s for 1 s
+    assert [r["t_sequenced"] for r in backlog] == [3 * S + (k + 1) * MS for k in range(100)]
+    later = [r for r in m if r["t_received"] >= 3 * S]
+    assert min(r["seq_no"] for r in later) > max(r["seq_no"] for r in backlog)
+    ends = [e for e in history.table("events").to_pylist() if e["kind"] == "fault_end"]
+    assert len(ends) == 1 and ends[0]["value"] == 100.0 and json.loads(ends[0]["detail"])["backlog"] == 100
+    summary = result.analysis.summary  # type: ignore[attr-defined]
+    outage = summary["outages"][0]
+    assert outage["backlog"] == 100
+    assert outage["drain_s"] == 0.1  # 100 x 1 ms
+    assert np.isclose(outage["down_s"], 1.0)
+
+
+_FORCED = """
+[run]
+name = "forced"
+duration = "70s"
+drain = "5s"
+[network]
+nodes_per_region = 1
+processing = "50us"
+[sequencer]
+service = "1ms"
+[[agents]]
+name = "t"
+role = "trader"
+arrival = { process = "constant", rate = "10/s" }
+[[faults]]
+kind = "sequencer_outage"
+at = "2s"
+duration = "60s"
+via_l1 = ["order", "cancel", "quote"]
+window = "20s"
+"""
+
+
+def test_a_message_through_l1_is_forced_in_one_window_after_its_l1_block(
+        scenario_from: Callable[..., Scenario], run_scenario: Callable[..., object]) -> None:
+    # Down from 2 s to 62 s; L1 blocks every 12 s; window 20 s. A message that reached the
+    # sequencer at t goes to L1 block (t // 12 s + 1) x 12 s and in at that + 20 s: received in
+    # [2, 12) s: 32 s; [12, 24): 44 s; [24, 36): 56 s. From 36 s on its L1 block (48 s, 60 s,
+    # 72 s) + 20 s is after the return at 62 s: the sequencer takes it then.
+    result = run_scenario(scenario_from(_FORCED))
+    history = read_history(result.run_dir)  # type: ignore[attr-defined]
+    m = history.table("messages").to_pylist()
+    assert all(r["status"] == "committed" for r in m)
+    down = [r for r in m if 2 * S <= r["t_received"] < 62 * S]
+    assert len(down) == 600
+    for r in down:
+        t = r["t_received"]
+        if t < 36 * S:
+            assert r["t_sequenced"] == (t // (12 * S) + 1) * 12 * S + 20 * S, r
+        else:
+            assert r["t_sequenced"] > 62 * S, r
+    assert not [r for r in m if 2 * S + MS < r["t_sequenced"] < 62 * S
+                and r["t_sequenced"] not in (32 * S, 44 * S, 56 * S)]
+    forced = [e for e in history.table("events").to_pylist() if e["kind"] == "forced_inclusion"]
+    assert sum(json.loads(e["detail"])["forced"] for e in forced) == 340  # received in [2, 36) s at 10/s
+    assert len(forced) == 340 + 240  # [36, 60) s: in an L1 block before the return
