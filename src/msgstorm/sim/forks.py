@@ -48,17 +48,24 @@ and its commits, the mempools and the end.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from msgstorm.history.events import EventKind
+from msgstorm.history.writer import HistoryWriter
 from msgstorm.sim.block_contents import BlockContents
 from msgstorm.sim.block_packing import BlockFill
+from msgstorm.sim.context import SimContext
 from msgstorm.sim.fork_tree import ForkTree
+from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.kernel import ITEM_BLOCK, LOG_ITEM, LOG_KIND, LOG_NODE, LOG_T
+from msgstorm.sim.links import LinkState
 from msgstorm.sim.recorder import FLUSH_ROWS
 from msgstorm.sim.sampled_pool import SampledPool
+from msgstorm.sim.tendermint import TendermintBook, voting_powers
+from msgstorm.sim.votes import VOTE_ITEM_BASE
 from msgstorm.sim.state import (
     AGENT,
     BLOCK,
@@ -77,10 +84,24 @@ __all__ = ["ForkChain"]
 
 
 class ForkChain(ForkTree):
+    def __init__(self, ctx: SimContext, gossip: GossipState, links: LinkState, writer: HistoryWriter,
+                 gas_of: list[int], on_commit: Callable[[int, list[list[Any]]], None] | None,
+                 rng: np.random.Generator, kernel_blocks: bool = True) -> None:
+        super().__init__(ctx, gossip, links, writer, gas_of, on_commit, rng, kernel_blocks)
+        spec = ctx.scenario.blocks.producers
+        assert spec is not None
+        if spec.consensus == "tendermint":
+            self.consensus = TendermintBook(ctx, gossip, links, self, self.producers, voting_powers(self.shares),
+                                            spec.tendermint, VOTE_ITEM_BASE)
+
     def start(self) -> None:
-        self._schedule(0)
+        if self.consensus is not None:
+            self.consensus.start(0)
+        else:
+            self._schedule(0)
 
     def _schedule(self, t: int) -> None:
+        assert self.rule is not None
         t_next, producer = self.rule.next_block(t)
         if t_next <= self.ctx.hard_stop:
             self.ctx.events.push(t_next, self._produce, self.producers[producer])
@@ -107,11 +128,11 @@ class ForkChain(ForkTree):
             top = len(self.canonical) - 1
             self.desync.check(t, top, self._agreed_heights(), cluster.up)
 
-    def _make(self, t: int, node: int, at: int) -> None:
+    def _make(self, t: int, node: int, at: int, parent: int = -1) -> int:
         """Producer ``node`` makes a block at node ``at`` (its own, or where a twin of it
-        runs): on the tip of ``at``'s view, from ``at``'s mempool."""
+        runs): on the tip of ``at``'s view (or on ``parent``), from ``at``'s mempool."""
         ctx = self.ctx
-        parent = int(self.tip[at])
+        parent = int(self.tip[at]) if parent < 0 else parent
         take, gas, size, left_out = self._fill(at, parent, t)
         block = len(self.parent)
         height = self.block_height[parent] + 1
@@ -144,7 +165,8 @@ class ForkChain(ForkTree):
         if left_out:  # a censoring producer's: what it held and left out (analysis/byzantine.py)
             detail["censored"] = left_out
         ctx.record.event(t, EventKind.BLOCK_PRODUCED, node, float(len(take)), height, detail)
-        self._extend_canonical(t, block)
+        if self.consensus is None:  # under consensus the canonical chain is what it decides
+            self._extend_canonical(t, block)
         if self.votes is not None:
             self.votes.made(t, block)
         self._arrive(t, at, block, -1)
@@ -152,6 +174,25 @@ class ForkChain(ForkTree):
             self._equivocate(t, node, block, gas)
         elif not ctx.cluster.isolated[at]:
             self.gossip.inject(t, at, block, ITEM_BLOCK, size, contents=self.block_contents.get(block))
+        return block
+
+    # --- what consensus asks of the block tree (sim/tendermint.py) -----------------------------
+
+    def propose_block(self, t: int, node: int, parent: int) -> int:
+        """A proposer's block on ``parent`` (its last committed block), made and gossiped."""
+        self.take_logged()
+        return self._make(t, node, node, parent)
+
+    def committed_block(self, t: int, node: int, height: int, block: int, first: bool) -> None:
+        """``node`` committed ``block`` at ``height``: its view, a ``finalized`` row; the first
+        commit at a height extends the canonical chain (its messages commit)."""
+        self.tip[node] = block
+        self.finalized.append((t, node, height, block))
+        if first:
+            self.take_logged()
+            self._extend_canonical(t, block)
+            top = len(self.canonical) - 1
+            self.desync.check(t, top, self._agreed_heights(), self.ctx.cluster.up)
 
     def _equivocate(self, t: int, node: int, block: int, gas: int) -> None:
         """A second block on ``block``'s parent with the same messages in reverse order; the
@@ -446,9 +487,11 @@ class ForkChain(ForkTree):
             self.mempool[node] = []
 
     def node_up(self, node: int, t: int) -> None:
-        """A node restarts with an empty mempool and the view it had."""
+        """A node restarts with an empty mempool and the view it had (and its consensus state)."""
         if self.pool is not None:
             self.pool.restart(node, t)
+        if self.consensus is not None:
+            self.consensus.restarted(t, node)
 
     def leader_down(self, t: int, node: int) -> None:
         """No leader: the producers' blocks go on."""
