@@ -194,6 +194,20 @@ at = "0s"
     assert {row["node"] for row in rows} == {"us-east-1", "us-east-2", "us-east-3"}
     assert sorted({(row["height"], row["round"], row["t_committed"]) for row in rows}) == [
         (1, 1, 4 * NS), (2, 0, 5 * NS), (3, 0, 6 * NS), (4, 0, 7 * NS), (5, 1, 12 * NS), (6, 0, 13 * NS)]
+    # The summary's section: rounds used 2,1,1,1,2,1 (mean 8/6); commits 1 s apart but 7 -> 12 s;
+    # mean 9 s / 5; p99 1 + 0.96 × 4 s; the longest stretch without one: 7 -> 12 s. Proposers: height 1 round 1
+    # ((-3,1,1,1) stepped: validator 1), heights 2 and 6 (validator 1), 3 (2), 4 (3), height 5
+    # round 1 (validator 1 again): validator 1 proposed 4 committed heights.
+    consensus = result.summary["consensus"]
+    assert consensus["height"] == 6 and consensus["rounds_max"] == 1 and consensus["heights_above_round_0"] == 2
+    assert consensus["rounds_mean"] == round(8 / 6, 3)
+    assert consensus["interval_ms"] == {"p50": 1000.0, "p99": pytest.approx(4840.0), "max": 5000.0, "mean": 1800.0}
+    assert consensus["longest_without_commit_ms"] == 5000.0
+    assert consensus["conditions"] == ["round above 0"]
+    assert consensus["conflicting_heights"] == 0 and consensus["lag_max"] == 0
+    assert {node: row["proposed"] for node, row in consensus["per_node"].items()} == {
+        "us-east-1": 4, "us-east-2": 1, "us-east-3": 1}
+    assert {row["above_round_0"] for row in consensus["per_node"].values()} == {2}
 
 
 def test_orders_commit_in_the_decided_blocks(scenario_from, run_scenario) -> None:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from msgstorm.analysis.recovery import PRE_FAULT_P99_MEANING, NoBaselineReasonName
 from msgstorm.analysis.summary_chain import (
     Collateral,
+    Consensus,
     Crosschain,
     Finality,
     Forks,
@@ -599,6 +600,9 @@ class Summary(BaseModel):
     finality: Annotated[Finality | None, Field(
         description="finality by votes against the quorum bound; absent without blocks.producers.finality = "
                     "\"votes\"")] = None
+    consensus: Annotated[Consensus | None, Field(
+        description="round-based BFT consensus: rounds, block interval, height lag, safety, liveness, failure "
+                    "conditions, per node; absent without a heights table (blocks.producers.consensus)")] = None
     crosschain: Annotated[Crosschain | None, Field(
         description="a second chain and its relayers: fates, latency from source intent to destination commit "
                     "and its split, the source's halt; absent without [crosschain]")] = None

@@ -64,8 +64,6 @@ from msgstorm.sim.kernel import ITEM_BLOCK, LOG_ITEM, LOG_KIND, LOG_NODE, LOG_T
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.recorder import FLUSH_ROWS
 from msgstorm.sim.sampled_pool import SampledPool
-from msgstorm.sim.tendermint import TendermintBook, voting_powers
-from msgstorm.sim.votes import VOTE_ITEM_BASE
 from msgstorm.sim.state import (
     AGENT,
     BLOCK,
@@ -79,6 +77,8 @@ from msgstorm.sim.state import (
     T_SEQUENCED,
     WHERE,
 )
+from msgstorm.sim.tendermint import TendermintBook, voting_powers
+from msgstorm.sim.votes import VOTE_ITEM_BASE
 
 __all__ = ["ForkChain"]
 
