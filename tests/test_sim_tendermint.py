@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
+import numpy as np
 import pytest
 
+from msgstorm.analysis.consensus import consensus_marks
 from msgstorm.history import read_history
 from msgstorm.scenario import ScenarioError
 from msgstorm.sim.proposer import ProposerSchedule, increment
@@ -143,7 +145,8 @@ def test_a_proposal_later_than_timeout_propose_gives_the_predicted_nil_rounds(sc
     the block comes at 9 + 3.7 = 12.7 s: committed in round 2 at 12.7 s. Height 2 starts
     1 s later (13.7 s), the same rounds: committed at 13.7 + 12.7 = 26.4 s. The proposer
     of round 2 at height 1 (equal powers): (-3,1,1,1) -> (-2,-2,2,2) -> validator 2."""
-    result: Any = run_scenario(scenario_from(_four("tm-late", "27s", 'prepare = "3.7s"\ntimeout_commit = "1s"')))
+    result: Any = run_scenario(scenario_from(_four("tm-late", "27s", 'prepare = "3.7s"\ntimeout_commit = "1s"',
+                                                   rate="10/s")))
     rows = _heights(result)
     assert {(row["height"], row["round"], row["t_committed"]) for row in rows} == {
         (1, 2, 12_700 * MS), (2, 2, 26_400 * MS)}
@@ -154,6 +157,10 @@ def test_a_proposal_later_than_timeout_propose_gives_the_predicted_nil_rounds(sc
     at_one = [(b["producer"], b["t_produced"], b["canonical"]) for b in blocks if b["height"] == 1]
     assert at_one == [("us-east-0", 3_700 * MS, False), ("us-east-1", 7_700 * MS, False),
                       ("us-east-2", 12_700 * MS, True)]
+    # The failure threshold: nothing is lost, and the first 1 s window with a commit in a round
+    # above 0 is the one holding 12.7 s, at the constant 10/s offered.
+    assert result.summary["failure_threshold"] == {"rate_per_s": 10.0, "reason": "round", "t_ns": 12 * NS}
+    assert result.summary["consensus"]["conditions"] == ["round above 0"]
 
 
 def test_more_than_a_third_silent_halts(scenario_from, run_scenario) -> None:
@@ -252,6 +259,9 @@ def test_a_validator_back_from_a_crash_catches_up_by_fetching_the_committed_bloc
     trip of 0) and commits both at 6 s. Round 1 of height 4 (proposer 0) starts at 7 s
     everywhere and commits at once; height 5 (proposer 0) at 8 s."""
     crash = """
+[desync]
+max_height_gap = 1
+
 [[faults]]
 kind = "crash"
 node = "us-east-3"
@@ -266,6 +276,15 @@ restart_after = "5s"
     assert others == {(1, 0, 0), (2, 0, NS), (3, 0, 2 * NS), (4, 1, 7 * NS), (5, 0, 8 * NS)}
     # Its lag peaked just before 6 s: heights 1, 2, 3 committed, its own only 1.
     assert result.summary["consensus"]["per_node"]["us-east-3"]["lag_max"] == 2
+    # Against the bound of 1 it was behind by more from 2 s (height 3 committed) to 6 s: the
+    # 1 s intervals starting at 2, 3, 4 and 5 s (the span [2 s, 6 s): at 6 s it had caught up);
+    # the round above 0 in the interval starting at 7 s.
+    history = read_history(result.run_dir)
+    marks = consensus_marks(history, np.arange(0, 9 * NS, NS, dtype=np.int64), clip_last=True)
+    assert marks is not None
+    rounds, lagging = marks
+    assert np.flatnonzero(rounds).tolist() == [7]
+    assert np.flatnonzero(lagging).tolist() == [2, 3, 4, 5]
 
 
 def test_same_seed_same_consensus_history(scenario_from, run_scenario) -> None:

@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 
 from msgstorm.analysis._common import rounded, run_t_end_ns
+from msgstorm.analysis._intervals import overlap_range
 from msgstorm.history.reader import History
 
-__all__ = ["consensus_summary", "height_rows"]
+__all__ = ["consensus_marks", "consensus_summary", "height_rows"]
 
 NS_PER_MS = 1_000_000
 
@@ -115,3 +116,45 @@ def consensus_summary(history: History) -> dict[str, Any] | None:
         "conditions": conditions,
         "per_node": per_node,
     }
+
+
+def consensus_marks(history: History, edges: np.ndarray, clip_last: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per interval of ``edges``: whether a height's commit (its first) needed a round above
+    0 in it; whether some node's height lag was above the bound in it (a lag begins when a
+    commit leaves a node more than the bound behind and ends when the node commits enough).
+    None without a heights table."""
+    rows = height_rows(history)
+    if not rows:
+        return None
+    count = len(edges) - 1
+    rounds = np.zeros(max(count, 0), dtype=np.bool_)
+    lagging = np.zeros(max(count, 0), dtype=np.bool_)
+    bound = _lag_bound(history)
+    rows.sort(key=lambda r: (r["t_committed"], r["height"]))
+    first_seen: set[int] = set()
+    own: dict[str, int] = {row["node"]: 0 for row in rows}
+    top = 0
+    behind_since: int | None = None
+    for row in rows:
+        t, height = row["t_committed"], row["height"]
+        own[row["node"]] = max(own[row["node"]], height)
+        if height not in first_seen:
+            first_seen.add(height)
+            top = max(top, height)
+            if row["round"] > 0:
+                span = overlap_range(edges, t, t, clip_last)
+                if span is not None:
+                    rounds[span[0]:span[1] + 1] = True
+        behind = top - min(own.values()) > bound
+        if behind and behind_since is None:
+            behind_since = t
+        elif not behind and behind_since is not None:
+            span = overlap_range(edges, behind_since, t, clip_last)
+            if span is not None:
+                lagging[span[0]:span[1] + 1] = True
+            behind_since = None
+    if behind_since is not None:
+        span = overlap_range(edges, behind_since, max(run_t_end_ns(history), behind_since), clip_last)
+        if span is not None:
+            lagging[span[0]:span[1] + 1] = True
+    return rounds, lagging

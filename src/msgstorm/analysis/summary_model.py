@@ -87,8 +87,9 @@ class Capacity(Closed):
 
 class FailureThreshold(Closed):
     rate_per_s: Rate
-    reason: Annotated[Literal["loss", "desync", "generator", "overload", "latency", "slo"], Field(
-        description="what fired first: loss; desync; generator (live: msgstorm's generator behind, not the broker); "
+    reason: Annotated[Literal["loss", "desync", "round", "height_lag", "generator", "overload", "latency", "slo"], Field(
+        description="what fired first: loss; desync; round (a height committed in a round above 0); height_lag "
+                    "(a node more than desync.max_height_gap heights behind); generator (live: msgstorm's generator behind, not the broker); "
                     "overload (throughput short of offered; on the simulator while the queue grows); latency "
                     "(live: p99 over knee_latency_factor x the low-load p99); slo")]
     t_ns: Count
