@@ -16,7 +16,7 @@ from msgstorm.analysis.consensus import consensus_marks
 from msgstorm.history import read_history
 from msgstorm.scenario import ScenarioError
 from msgstorm.sim.proposer import ProposerSchedule, increment
-from msgstorm.sim.tendermint import voting_powers
+from msgstorm.sim.tendermint import block_parts, voting_powers
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -307,3 +307,25 @@ restart_after = "3s"
         tables.append([history.table(name).to_pylist() for name in ("heights", "finalized", "blocks")])
     assert tables[0] == tables[1]
     assert len(tables[0][0]) >= 20
+
+
+def test_a_proposal_travels_as_64_kb_block_parts(scenario_from, run_scenario) -> None:
+    """A 200,000-byte block is four parts (three of 65,536 bytes and 3,392). At 8 Mbit/s (one
+    byte a microsecond) no node can hold it before 200 ms (its downlink), and the proposer's
+    uplink has sent three copies of every part by 600 ms (its peers forward parts they hold, so
+    some come sooner): every other node holds block 1 between 200 and 600 ms, and all commit it."""
+    assert block_parts(200_000) == [65_536, 65_536, 65_536, 3_392]
+    assert block_parts(65_536) == [65_536] and block_parts(500) == [500] and block_parts(65_537) == [65_536, 1]
+    text = (_four("tm-parts", "1s", 'timeout_commit = "1s"').replace('bandwidth = "unlimited"', 'bandwidth = "8Mbit/s"')
+            .replace("[blocks.producers]", "[blocks]\nheader_size = 200_000\n\n[blocks.producers]"))
+    result: Any = run_scenario(scenario_from(text))
+    history = read_history(result.run_dir)
+    arrivals = {row["node"]: row["t"] for row in history.table("block_arrivals").to_pylist() if row["block"] == 1}
+    assert arrivals.pop("us-east-0") == 0  # the proposer
+    assert sorted(arrivals) == ["us-east-1", "us-east-2", "us-east-3"]
+    assert all(200 * MS <= t <= 600 * MS for t in arrivals.values()), arrivals
+    commits = {row["node"]: row["t_committed"] for row in _heights(result) if row["height"] == 1}
+    assert sorted(commits) == [f"us-east-{i}" for i in range(4)]
+    # A commit needs 3 of 4 prevotes for it: the proposer's and two others', each cast once its
+    # node holds the block: no commit before the second of the other nodes holds it.
+    assert min(commits.values()) >= sorted(arrivals.values())[1]

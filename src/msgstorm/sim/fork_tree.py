@@ -42,7 +42,7 @@ from msgstorm.sim.kernel import LOG_ITEM, LOG_NODE, LOG_T
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.recorder import FLUSH_ROWS
 from msgstorm.sim.sampled_pool import SampledPool
-from msgstorm.sim.tendermint import TendermintBook
+from msgstorm.sim.tendermint import PART_ITEM_BASE, TendermintBook
 from msgstorm.sim.votes import VOTE_ITEM_BASE, VoteBook
 
 __all__ = ["GENESIS", "ForkTree", "pick_producers", "producer_shares"]
@@ -205,7 +205,10 @@ class ForkTree:
         (an item id from ``VOTE_ITEM_BASE`` on)."""
         if block >= VOTE_ITEM_BASE:
             if self.consensus is not None:
-                self.consensus.received(t, node, block, sender)
+                if block >= PART_ITEM_BASE:
+                    self.consensus.part_received(t, node, block, sender)
+                else:
+                    self.consensus.received(t, node, block, sender)
                 return
             assert self.votes is not None
             self.votes.received(t, node, block)
@@ -237,11 +240,11 @@ class ForkTree:
         if (node, block) not in self.fetching and self.holds[block, node] == _NOT_HELD:
             self._fetch(t, node, block, sender)
 
-    def receive_block(self, t: int, node: int, block: int) -> None:
-        """``block`` came to ``node`` with a commit (catching up): it arrives, and connects
-        once its parent is held."""
+    def receive_block(self, t: int, node: int, block: int, sender: int = -1) -> None:
+        """``block`` came to ``node`` whole (its last part from ``sender``, or with a commit
+        when catching up): it arrives, and connects once its parent is held."""
         if self.holds[block, node] == _NOT_HELD:
-            self._arrive(t, node, block, -1)
+            self._arrive(t, node, block, sender)
 
     def _record_arrival(self, t: int, node: int, block: int) -> None:
         """A row of ``block_arrivals`` (the rows gathered so far go out in bulk)."""

@@ -172,6 +172,9 @@ class ForkChain(ForkTree):
         self._arrive(t, at, block, -1)
         if at == node and node in self.equivocating:
             self._equivocate(t, node, block, gas)
+        elif self.consensus is not None:  # a proposal travels as its block parts
+            if not ctx.cluster.isolated[at]:
+                self.consensus.gossip_parts(t, at, block, size)
         elif not ctx.cluster.isolated[at]:
             self.gossip.inject(t, at, block, ITEM_BLOCK, size, contents=self.block_contents.get(block))
         return block

@@ -14,7 +14,9 @@ Milosevic, 2018), with CometBFT's choices where the paper leaves one open:
   CometBFT's priority rule) proposes its valid value if it has one (a proposal message
   naming that block and its round), else builds a block ``prepare`` after the round starts
   (its application's PrepareProposal) on its last committed block, from its mempool, and
-  gossips it as any block (links, uplinks, bandwidth, partitions). Every validator, the
+  gossips it as its block parts of 64 kB (CometBFT's ``BlockPartSizeBytes``), each a gossip
+  item forwarded as soon as it is held (links, uplinks, bandwidth, partitions, as the votes
+  and transactions); the block is whole at a node with its last part. Every validator, the
   proposer too (as CometBFT does), schedules ``timeout_propose + r × timeout_propose_delta``.
 - A validator holds a proposal once it holds the block with its branch and has executed it
   (``execution``: its application's ProcessProposal); lines 22 and 28: then, in step propose,
@@ -63,9 +65,21 @@ from msgstorm.sim.kernel import ITEM_BLOCK
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.proposer import ProposerSchedule
 
-__all__ = ["NIL", "ConsensusChain", "TendermintBook", "voting_powers"]
+__all__ = ["BLOCK_PART_BYTES", "NIL", "PART_ITEM_BASE", "ConsensusChain", "TendermintBook", "block_parts",
+           "voting_powers"]
 
 NIL = -1  # a vote for no block
+BLOCK_PART_BYTES = 65536  # CometBFT's BlockPartSizeBytes (types/params.go)
+# A block part's gossip item: PART_ITEM_BASE + block × _MAX_PARTS + part index (above the
+# proposal and vote items, which start at ``item_base``, 1 << 40).
+PART_ITEM_BASE = 1 << 41
+_MAX_PARTS = 1 << 16
+
+
+def block_parts(size_bytes: int) -> list[int]:
+    """The sizes of a block's parts: whole parts of ``BLOCK_PART_BYTES``, the last the rest."""
+    count = max(1, -(-size_bytes // BLOCK_PART_BYTES))
+    return [BLOCK_PART_BYTES] * (count - 1) + [size_bytes - BLOCK_PART_BYTES * (count - 1)]
 PROPOSAL, PREVOTE, PRECOMMIT = 0, 1, 2
 NEW_HEIGHT, PROPOSE, PREVOTE_STEP, PRECOMMIT_STEP = 0, 1, 2, 3
 
@@ -89,7 +103,7 @@ class ConsensusChain(Protocol):
 
     def fetch_block(self, t: int, node: int, block: int, sender: int) -> None: ...
 
-    def receive_block(self, t: int, node: int, block: int) -> None: ...
+    def receive_block(self, t: int, node: int, block: int, sender: int = -1) -> None: ...
 
     def committed_block(self, t: int, node: int, height: int, block: int, first: bool) -> None: ...
 
@@ -172,6 +186,8 @@ class TendermintBook:
         self.proposed: dict[int, tuple[int, int, int]] = {}  # block -> (height, round, proposer) it was made for
         self.decided: dict[int, tuple[int, int]] = {}  # height -> (block, round): the first decision
         self.rows: list[tuple[int, int, int, int, int, int]] = []  # (node, height, round, proposer, t, interval)
+        self.part_count: dict[int, int] = {}  # block -> its parts
+        self.parts_held: dict[tuple[int, int], int] = {}  # (node, block) -> parts it validated, until whole
 
     # --- the schedule -----------------------------------------------------------------------
 
@@ -266,6 +282,33 @@ class TendermintBook:
         self._add(t, state, message, state.node)
         if not self.ctx.cluster.isolated[state.node]:
             self.gossip.inject(t, state.node, self.item_base + message, ITEM_BLOCK, self.spec.vote_size)
+
+    # --- block parts ----------------------------------------------------------------------
+
+    def gossip_parts(self, t: int, node: int, block: int, size_bytes: int) -> None:
+        """A proposal's block leaves ``node`` as its parts, each a gossip item: a node that
+        holds a part forwards it at once, so parts travel pipelined, on the links and uplinks
+        the votes and transactions use."""
+        sizes = block_parts(size_bytes)
+        if len(sizes) > _MAX_PARTS:
+            raise ValueError(f"a block of {size_bytes} bytes has more than {_MAX_PARTS} parts")
+        self.part_count[block] = len(sizes)
+        first = PART_ITEM_BASE + block * _MAX_PARTS
+        for index, size in enumerate(sizes):
+            self.gossip.inject(t, node, first + index, ITEM_BLOCK, size)
+
+    def part_received(self, t: int, node: int, item: int, sender: int) -> None:
+        """``node`` validated a block part: with the last of its block's, the block is whole there."""
+        block = (item - PART_ITEM_BASE) // _MAX_PARTS
+        if self.chain.holds_block(node, block):
+            return
+        key = (node, block)
+        held = self.parts_held.get(key, 0) + 1
+        if held < self.part_count[block]:
+            self.parts_held[key] = held
+            return
+        self.parts_held.pop(key, None)
+        self.chain.receive_block(t, node, block, sender)
 
     # --- receiving ------------------------------------------------------------------------
 
