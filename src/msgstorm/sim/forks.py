@@ -35,6 +35,12 @@ Under a relay sample (``[network.relay] sample``) the producers' mempools are on
 reach each producer when their region's last sampled one says, and their records are the
 pool's columns (a block takes them, commits them and writes their rows through the pool).
 
+With ``blocks.producers.consensus = "tendermint"`` there is no producer rule: the round-based
+BFT protocol (``sim/tendermint.py``) asks for each proposal (``propose_block``, on the
+proposer's last committed block), sends it as block parts, and says what each node commits
+(``committed_block``): a node's view is its last commit, and the first commit at a height
+extends the canonical chain and commits the block's messages.
+
 Every block is one of ``block`` ids 1, 2, ... (0 is the genesis block every node holds);
 a message's ``block`` column is the block that committed it (or first included it).
 Lifecycle: built once per run; ``start`` draws the first block; ``close`` writes the
