@@ -80,6 +80,10 @@ class ForkTree:
     """The block tree and the nodes' views of it (with the state ``ForkChain`` keeps beside
     them, built in one place); ``ForkChain`` (``sim/forks.py``) makes the blocks."""
 
+    # Round-based consensus, when the scenario asks for it (set by ``ForkChain``); a class
+    # default so that a tree built piece by piece (the tests' views) has none.
+    consensus: TendermintBook | None = None
+
     def __init__(self, ctx: SimContext, gossip: GossipState, links: LinkState, writer: HistoryWriter,
                  gas_of: list[int], on_commit: Callable[[int, list[list[Any]]], None] | None,
                  rng: np.random.Generator, kernel_blocks: bool = True) -> None:
@@ -150,7 +154,7 @@ class ForkTree:
                       if spec.finality == "votes" else None)
         # Round-based BFT consensus (sim/tendermint.py) instead of a producer rule: built by
         # ``ForkChain``, which makes and commits its blocks.
-        self.consensus: TendermintBook | None = None
+        self.consensus = None
         self.shares = shares
         self.kernel_blocks = kernel_blocks and self.votes is None and spec.consensus is None
         if self.kernel_blocks:
