@@ -340,3 +340,30 @@ def test_the_wall_estimate_counts_every_vote_at_every_node(scenario_from) -> Non
     pos = scenario_from(_four("tm-budget", "13s", "").replace('consensus = "tendermint"', 'rule = "pos"')
                         .replace("[blocks.producers.tendermint]", ""))
     assert estimate_work(tendermint).wall_s - estimate_work(pos).wall_s == pytest.approx(0.01024)
+
+
+def test_a_full_mempool_turns_arrivals_away_until_a_commit_makes_room(scenario_from, run_scenario) -> None:
+    """Mempools of 5, 10 orders a second (every 100 ms from t0), no delay, blocks 3.7 s late
+    (height 1 commits in round 2 at 12.7 s, as worked above). Every node takes the first five
+    orders and turns the sixth away at t0 + 0.5 s: a mempool_full event at each node, height
+    1. Every proposal of height 1 holds those five; the commit at 12.7 s makes room, the
+    next five orders (t0 + 12.7 .. 13.1 s) go in, and the one at t0 + 13.2 s is turned away:
+    events at height 2. The orders turned away everywhere were never in a block: lost."""
+    result: Any = run_scenario(scenario_from(_four("tm-mempool", "14s",
+                                                   'prepare = "3.7s"\ntimeout_commit = "1s"\nmempool_size = 5',
+                                                   rate="10/s")))
+    history = read_history(result.run_dir)
+    messages = sorted(history.table("messages").to_pylist(), key=lambda m: m["t_intended"])
+    t0 = messages[0]["t_intended"]
+    assert [m["t_intended"] - t0 for m in messages[:3]] == [0, 100 * MS, 200 * MS]
+    full = sorted((e["t"] - t0, e["height"], e["node"]) for e in history.table("events").to_pylist()
+                  if e["kind"] == "mempool_full")
+    assert full == sorted([(500 * MS, 1, f"us-east-{i}") for i in range(4)]
+                          + [(13_200 * MS, 2, f"us-east-{i}") for i in range(4)])
+    assert all(e["value"] == 5.0 for e in history.table("events").to_pylist() if e["kind"] == "mempool_full")
+    [committed_block] = [b["block"] for b in history.table("blocks").to_pylist() if b["canonical"]]
+    assert [(m["status"], m["block"]) for m in messages[:5]] == [("committed", committed_block)] * 5
+    assert {m["status"] for m in messages[5:127]} == {"lost"}  # t0 + 0.5 s .. 12.6 s
+    assert [m["status"] for m in messages[127:132]] == ["pending"] * 5  # in the mempools at the end
+    consensus = result.summary["consensus"]
+    assert consensus["mempool_full"] == 8 and consensus["conditions"] == ["round above 0", "mempool full"]

@@ -18,8 +18,10 @@ Definitions (a height's *commit* is its first row, by any node):
 - ``conflicting_heights``: heights at which two nodes committed different blocks (the
   ``finalized`` rows): safety. ``longest_without_commit_ms``: the longest stretch of the run
   (from its start to its end) without a commit: liveness.
+- ``mempool_full``: ``mempool_full`` events (a node's mempool full, turning arrivals away;
+  once a node and height).
 - ``conditions``: the failure conditions that fired: "round above 0", "height lag above
-  {bound}" (``desync.max_height_gap``), "no commit".
+  {bound}" (``desync.max_height_gap``), "mempool full".
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np
 
 from msgstorm.analysis._common import rounded, run_t_end_ns
 from msgstorm.analysis._intervals import overlap_range
+from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 
 __all__ = ["consensus_marks", "consensus_summary", "height_rows"]
@@ -101,6 +104,10 @@ def consensus_summary(history: History) -> dict[str, Any] | None:
         conditions.append("round above 0")
     if lag_max > bound:
         conditions.append(f"height lag above {bound}")
+    events = history.table("events")
+    mempool_full = sum(1 for kind in events.column("kind").to_pylist() if kind == EventKind.MEMPOOL_FULL)
+    if mempool_full:
+        conditions.append("mempool full")
     return {
         "height": heights[-1],
         "nodes": len(by_node),
@@ -113,6 +120,7 @@ def consensus_summary(history: History) -> dict[str, Any] | None:
         "conflicting_heights": len(conflicting),
         "conflicts_at": conflicting[:5],
         "longest_without_commit_ms": rounded(max(gaps) / NS_PER_MS),
+        "mempool_full": mempool_full,
         "conditions": conditions,
         "per_node": per_node,
     }

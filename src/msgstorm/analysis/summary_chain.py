@@ -102,8 +102,10 @@ class Consensus(Closed):
     conflicts_at: Annotated[list[int], Field(description="the first of those heights (at most 5)")]
     longest_without_commit_ms: Annotated[Ms, Field(description="the longest stretch of the run without a "
                                                                "commit (liveness)")]
+    mempool_full: Annotated[Count, Field(description="times a node's mempool was full and turned arrivals "
+                                                      "away (once a node and height)")]
     conditions: Annotated[list[str], Field(description="failure conditions that fired: \"round above 0\", "
-                                                       "\"height lag above N\"")]
+                                                       "\"height lag above N\", \"mempool full\"")]
     per_node: Annotated[dict[str, ConsensusNode], Field(description="each node that committed a height")]
 
 

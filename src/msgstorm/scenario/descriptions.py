@@ -224,6 +224,8 @@ DESCRIPTIONS: dict[str, str] = {
     "TendermintSpec.prepare": "the proposer's application building its block (PrepareProposal) after its round starts",
     "TendermintSpec.execution": "a validator's application executing a proposal (ProcessProposal) before it prevotes",
     "TendermintSpec.vote_size": "bytes of one prevote, precommit or proposal message on the wire",
+    "TendermintSpec.mempool_size": "transactions a validator's mempool holds (CometBFT's mempool `size`); a full "
+                                   "one turns arrivals away (a `mempool_full` event) until a commit makes room",
     "ProducersSpec.rule": "(without `consensus`) `pow`: proof of work, a Poisson process of blocks every `blocks.interval` on "
                           "average, each to a producer drawn by hash share; `pos`: proof-of-stake slots of "
                           "`blocks.interval`, each slot's leader drawn by stake from the run's seed (the leader "

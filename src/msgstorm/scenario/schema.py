@@ -354,6 +354,8 @@ class TendermintSpec(_Spec):
     # A validator's application executing a proposal (ProcessProposal) before it prevotes.
     execution: DurationNs = Field(default=0, ge=0)
     vote_size: Annotated[int, Field(ge=1)] = 200  # bytes of one prevote, precommit or proposal message
+    # Transactions a validator's mempool holds (CometBFT's mempool ``size``); a full one turns arrivals away.
+    mempool_size: Annotated[int, Field(ge=1)] = 5000
 
 
 class ProducersSpec(_Spec):

@@ -197,6 +197,8 @@ class ForkChain(ForkTree):
         commit at a height extends the canonical chain (its messages commit)."""
         self.tip[node] = block
         self.finalized.append((t, node, height, block))
+        if self.consensus is not None:
+            self.consensus.full.discard(node)  # the block's transactions leave its mempool
         if first:
             self.take_logged()
             self._extend_canonical(t, block)
@@ -413,6 +415,10 @@ class ForkChain(ForkTree):
         ``t_received``, a pool cut to what is live once it outgrows the bound (the bound
         is crossed at most once in a call: the live messages do not change here)."""
         live = self.ctx.msgs.live
+        if self.consensus is not None:  # capped mempools: each arrival in order
+            for node, m, t in zip(rows[LOG_NODE].tolist(), rows[LOG_ITEM].tolist(), rows[LOG_T].tolist(), strict=True):
+                self._into_mempool(t, node, m)
+            return
         items = rows[LOG_ITEM]
         unique, first = np.unique(items, return_index=True)
         keep = [m in live for m in unique.tolist()]
@@ -461,6 +467,8 @@ class ForkChain(ForkTree):
         record = live.get(m)
         if record is None:
             return
+        if self.consensus is not None and not self._mempool_room(t, node):
+            return
         pool = self.mempool[node]
         pool.append(m)
         if record[WHERE] < QUEUED:
@@ -468,6 +476,25 @@ class ForkChain(ForkTree):
             record[T_RECEIVED] = t
         if len(pool) > FLUSH_ROWS and len(pool) > 2 * len(live):
             self.mempool[node] = [m for m in pool if m in live]
+
+    def _mempool_room(self, t: int, node: int) -> bool:
+        """Under consensus: whether ``node``'s mempool has room for one more (what a block
+        committed leaves it first, looked at only when it seems full: a full one is not
+        looked at again before the next commit)."""
+        consensus = self.consensus
+        assert consensus is not None
+        cap = consensus.spec.mempool_size
+        if node in consensus.full:
+            consensus.turned_away(t, node)
+            return False
+        pool = self.mempool[node]
+        if len(pool) >= cap:
+            live = self.ctx.msgs.live
+            pool = self.mempool[node] = [m for m in pool if m in live]
+            if len(pool) >= cap:
+                consensus.turned_away(t, node)
+                return False
+        return True
 
     def keep_mempool(self, node: int) -> None:
         """``node`` keeps a mempool from now on (a twin of a producer runs there): the kernel

@@ -58,6 +58,7 @@ from collections.abc import Callable
 from math import fsum
 from typing import Protocol
 
+from msgstorm.history.events import EventKind
 from msgstorm.scenario.schema import TendermintSpec
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.gossip import GossipState
@@ -187,6 +188,7 @@ class TendermintBook:
         self.decided: dict[int, tuple[int, int]] = {}  # height -> (block, round): the first decision
         self.rows: list[tuple[int, int, int, int, int, int]] = []  # (node, height, round, proposer, t, interval)
         self.part_count: dict[int, int] = {}  # block -> its parts
+        self.full: set[int] = set()  # nodes whose mempool is full until their next commit
         self.parts_held: dict[tuple[int, int], int] = {}  # (node, block) -> parts it validated, until whole
 
     # --- the schedule -----------------------------------------------------------------------
@@ -282,6 +284,13 @@ class TendermintBook:
         self._add(t, state, message, state.node)
         if not self.ctx.cluster.isolated[state.node]:
             self.gossip.inject(t, state.node, self.item_base + message, ITEM_BLOCK, self.spec.vote_size)
+
+    def turned_away(self, t: int, node: int) -> None:
+        """``node``'s mempool was full for an arrival: an event, once a node and height."""
+        if node not in self.full:
+            self.full.add(node)
+            self.ctx.record.event(t, EventKind.MEMPOOL_FULL, node, float(self.spec.mempool_size),
+                                  self.nodes[node].height)
 
     # --- block parts ----------------------------------------------------------------------
 
