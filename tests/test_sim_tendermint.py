@@ -367,3 +367,23 @@ def test_a_full_mempool_turns_arrivals_away_until_a_commit_makes_room(scenario_f
     assert [m["status"] for m in messages[127:132]] == ["pending"] * 5  # in the mempools at the end
     consensus = result.summary["consensus"]
     assert consensus["mempool_full"] == 8 and consensus["conditions"] == ["round above 0", "mempool full"]
+
+
+def test_a_block_interval_slo_reads_the_consensus_section(scenario_from, run_scenario) -> None:
+    """The one-silent-validator run's longest interval is 5 s (7 -> 12 s, above): "< 5s"
+    fails, "<= 5s" passes, and the highest round, 1, passes "< 2"."""
+    rest = """
+[[faults]]
+kind = "crash"
+node = "us-east-0"
+at = "0s"
+
+[slo]
+"block_interval.max" = "< 5s"
+"block_interval.p50" = "<= 1s"
+"consensus.rounds_max" = "< 2"
+"""
+    result: Any = run_scenario(scenario_from(_four("tm-slo", "13s", 'timeout_commit = "1s"', rest=rest)))
+    verdicts = {slo["name"]: (slo["verdict"], slo["value"]) for slo in result.summary["slo"]}
+    assert verdicts == {"block_interval.max": ("fail", 5000.0), "block_interval.p50": ("pass", 1000.0),
+                        "consensus.rounds_max": ("pass", 1)}
