@@ -265,7 +265,7 @@ def lines_not_shown(excerpt: list[str], printed: list[str]) -> list[str]:
 
 
 SIM_TOUR = ["quickstart", "ramp", "flash-crash", "matching-engine", "black-thursday", "black-thursday-fee-aware",
-            "front-running", "black-thursday-lane", "self-healing", "solana-spam", "oracle-attack", "byzantine", "cross-chain",
+            "front-running", "black-thursday-lane", "self-healing", "solana-spam", "oracle-attack", "byzantine", "cometbft", "cross-chain",
             "cross-chain-collateral", "bitcoin", "venue-partial", "venue-close-factor", "venue-dutch",
             "black-thursday-2020", "rollup", "rollup-outage"]
 
@@ -282,7 +282,7 @@ def test_the_tour_shows_an_excerpt_of_each_sim_example() -> None:
 # those a default test runs already (tests/test_examples.py: flash-crash, ramp); self-healing's
 # controllers keep their fast tests (tests/test_sim_control.py, test_analysis_control.py).
 LONG_TOUR = {"black-thursday", "black-thursday-fee-aware", "black-thursday-lane", "solana-spam", "self-healing",
-             "flash-crash", "ramp", "bitcoin", "black-thursday-2020", "rollup", "rollup-outage"}
+             "flash-crash", "ramp", "bitcoin", "black-thursday-2020", "rollup", "rollup-outage", "cometbft"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in LONG_TOUR else name

@@ -13,6 +13,10 @@ Reasons, checked in this order (the first that fires is reported):
   backpressure's, so with a backpressure mode that may drop (any but ``unbounded``) every
   drop still counts.
 - ``"desync"``: a desync episode overlaps the interval.
+- ``"round"``: round-based BFT consensus (a ``heights`` table) committed a height in a round
+  above 0 in the interval; ``"height_lag"``: some node was more than
+  ``desync.max_height_gap`` heights behind the highest committed one in it
+  (``analysis/consensus.py``).
 - ``"overload"``: throughput below ``throughput_fraction`` x offered while the sequencer queue
   (last ``queue_depth`` sample at or before each end) is deeper at the interval's end than at
   its start. Commits lag intents by the latency, so right after a rise in load throughput
@@ -52,6 +56,7 @@ import numpy as np
 from msgstorm.analysis._common import I64, MessageArrays, analysis_settings, percentile, rounded
 from msgstorm.analysis._intervals import IntervalLoad, bin_index, overlap_range
 from msgstorm.analysis.capacity import capacity, low_load_p99, saturated_intervals
+from msgstorm.analysis.consensus import consensus_marks
 from msgstorm.analysis.control import backpressure_drops, throttle_sheds
 from msgstorm.analysis.desync import DesyncEpisode, desync_episodes
 from msgstorm.analysis.latency import latency_and_jitter_ms
@@ -62,7 +67,7 @@ from msgstorm.scenario.slo import SloError, SloRule, parse_slo, slo_value
 
 __all__ = ["REASONS", "failure_threshold", "find_failure"]
 
-REASONS: tuple[str, ...] = ("loss", "desync", "generator", "overload", "latency", "slo")
+REASONS: tuple[str, ...] = ("loss", "desync", "round", "height_lag", "generator", "overload", "latency", "slo")
 
 _INTERVAL_SECTIONS = ("latency_ms", "jitter_ms")
 
@@ -93,10 +98,12 @@ def find_failure(
     own_messages: bool = False,
     live: LiveLimits | None = None,
     shed: I64 | None = None,
+    consensus: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any] | None:
     """Walk ``load``'s intervals in ``order``; the first failing one as {rate_per_s, reason, t_ns}.
     ``live``: a live target's conditions (see the module docstring); ``shed``: per interval,
-    the drops a throttle made on purpose (not loss)."""
+    the drops a throttle made on purpose (not loss); ``consensus``: per interval, a height
+    committed in a round above 0, a node's height lag above the bound."""
     desynced = np.zeros(load.count, dtype=np.bool_)
     for episode in episodes:
         end = episode.t_end_ns if episode.t_end_ns is not None else horizon_ns
@@ -118,6 +125,10 @@ def find_failure(
             reason = "loss"
         elif desynced[index]:
             reason = "desync"
+        elif consensus is not None and consensus[0][index]:
+            reason = "round"
+        elif consensus is not None and consensus[1][index]:
+            reason = "height_lag"
         elif live is not None and live.saturated[index]:
             reason = "generator"
         elif live is not None and live.slow(index):
@@ -210,6 +221,7 @@ def failure_over(
         own_messages=ramp,
         live=live_limits(history, messages, load),
         shed=throttled_drops(history, messages, load, clip_last=not ramp),
+        consensus=consensus_marks(history, load.edges, clip_last=not ramp),
     )
 
 

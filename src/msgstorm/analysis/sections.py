@@ -32,6 +32,7 @@ from msgstorm.analysis.breakdown import gossip_backlog_summary
 from msgstorm.analysis.byzantine import byzantine_summary
 from msgstorm.analysis.collateral import collateral_summary
 from msgstorm.analysis.connections import connections_summary
+from msgstorm.analysis.consensus import consensus_summary
 from msgstorm.analysis.control import control_summary
 from msgstorm.analysis.crosschain import crosschain_summary, crosschain_table
 from msgstorm.analysis.delivery import Verdict
@@ -317,6 +318,8 @@ section("relay", absent_when_none=True)(lambda history, ctx: relay_summary(histo
 section("hop_split", absent_when_none=True)(lambda history, ctx: hop_split(history))
 # Only runs with finality by votes have one.
 section("finality", absent_when_none=True)(lambda history, ctx: finality_summary(history))
+# Only runs with round-based BFT consensus (a heights table) have one.
+section("consensus", absent_when_none=True)(lambda history, ctx: consensus_summary(history))
 # Only [crosschain] runs (whose history holds the destination's) have one; collateral: with
 # positions = "destination".
 section("crosschain", absent_when_none=True)(lambda history, ctx: crosschain_summary(history, ctx.crosschain))

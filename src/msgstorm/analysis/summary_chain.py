@@ -16,6 +16,9 @@ from msgstorm.analysis.summary_fields import Closed, Count, Ms
 
 __all__ = [
     "Collateral",
+    "Consensus",
+    "ConsensusNode",
+    "IntervalMs",
     "CollateralBadDebt",
     "CollateralOpen",
     "CompactCounts",
@@ -70,6 +73,43 @@ class Reach(Closed):
     p50: Ms
     p90: Ms
     blocks_reached: Annotated[Count, Field(description="blocks that reached this share of the nodes")]
+
+
+class IntervalMs(Closed):
+    p50: Ms
+    p99: Ms
+    max: Ms
+    mean: Ms
+
+
+class ConsensusNode(Closed):
+    committed: Annotated[Count, Field(description="heights this node committed")]
+    height: Annotated[Count, Field(description="the last height it committed")]
+    above_round_0: Annotated[Count, Field(description="of its commits, those decided in a round above 0")]
+    lag_max: Annotated[Count, Field(description="the most heights it was behind the highest committed one")]
+    interval_p50_ms: Ms
+    proposed: Annotated[Count, Field(description="committed heights whose block it proposed")]
+
+
+class Consensus(Closed):
+    height: Annotated[Count, Field(description="the highest height committed")]
+    nodes: Annotated[Count, Field(description="nodes that committed a height")]
+    rounds_mean: Annotated[float | None, Field(ge=1, description="rounds used per committed height (round + 1), mean")]
+    rounds_max: Annotated[Count, Field(description="the highest round a height was committed in")]
+    heights_above_round_0: Annotated[Count, Field(description="heights committed in a round above 0")]
+    interval_ms: Annotated[IntervalMs, Field(description="time between consecutive heights' first commits")]
+    lag_max: Annotated[Count, Field(description="the most heights any node was behind the highest committed one")]
+    lag_bound: Annotated[Count, Field(description="desync.max_height_gap: a lag above it is a failure condition")]
+    conflicting_heights: Annotated[Count, Field(description="heights at which two nodes committed different "
+                                                            "blocks (safety)")]
+    conflicts_at: Annotated[list[int], Field(description="the first of those heights (at most 5)")]
+    longest_without_commit_ms: Annotated[Ms, Field(description="the longest stretch of the run without a "
+                                                               "commit (liveness)")]
+    mempool_full: Annotated[Count, Field(description="times a node's mempool was full and turned arrivals "
+                                                      "away (once a node and height)")]
+    conditions: Annotated[list[str], Field(description="failure conditions that fired: \"round above 0\", "
+                                                       "\"height lag above N\", \"mempool full\"")]
+    per_node: Annotated[dict[str, ConsensusNode], Field(description="each node that committed a height")]
 
 
 class Finality(Closed):

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from msgstorm.analysis.recovery import PRE_FAULT_P99_MEANING, NoBaselineReasonName
 from msgstorm.analysis.summary_chain import (
     Collateral,
+    Consensus,
     Crosschain,
     Finality,
     Forks,
@@ -89,8 +90,9 @@ class Capacity(Closed):
 
 class FailureThreshold(Closed):
     rate_per_s: Rate
-    reason: Annotated[Literal["loss", "desync", "generator", "overload", "latency", "slo"], Field(
-        description="what fired first: loss; desync; generator (live: msgstorm's generator behind, not the broker); "
+    reason: Annotated[Literal["loss", "desync", "round", "height_lag", "generator", "overload", "latency", "slo"], Field(
+        description="what fired first: loss; desync; round (a height committed in a round above 0); height_lag "
+                    "(a node more than desync.max_height_gap heights behind); generator (live: msgstorm's generator behind, not the broker); "
                     "overload (throughput short of offered; on the simulator while the queue grows); latency "
                     "(live: p99 over knee_latency_factor x the low-load p99); slo")]
     t_ns: Count
@@ -602,6 +604,9 @@ class Summary(BaseModel):
     finality: Annotated[Finality | None, Field(
         description="finality by votes against the quorum bound; absent without blocks.producers.finality = "
                     "\"votes\"")] = None
+    consensus: Annotated[Consensus | None, Field(
+        description="round-based BFT consensus: rounds, block interval, height lag, safety, liveness, failure "
+                    "conditions, per node; absent without a heights table (blocks.producers.consensus)")] = None
     crosschain: Annotated[Crosschain | None, Field(
         description="a second chain and its relayers: fates, latency from source intent to destination commit "
                     "and its split, the source's halt; absent without [crosschain]")] = None

@@ -39,6 +39,9 @@ class EventKind(StrEnum):
     VALIDATION_BACKLOG = "validation_backlog"  # sampled per gossip node: receipts' worth of queued CPU work
     BACKPRESSURE = "backpressure"  # detail: {"state": "suspended" | "resumed" | ...}
     BASE_FEE = "base_fee"
+    # Round-based consensus: ``node``'s mempool held ``blocks.producers.tendermint.mempool_size``
+    # transactions (value) and turned an arrival away; once per node and height while full.
+    MEMPOOL_FULL = "mempool_full"
     DESYNC_START = "desync_start"
     DESYNC_END = "desync_end"
     SEND_LAG = "send_lag"  # live: sender could not keep the schedule

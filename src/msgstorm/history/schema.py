@@ -393,7 +393,20 @@ VOTES = pa.schema([
     pa.field("block", pa.int64(), nullable=False),
 ])
 
-FORK_TABLES = ("blocks", "block_arrivals", "reorgs", "finalized", "votes")
+# ``heights``: a node committed ``height`` at ``t_committed``, decided in ``round`` (0: the
+# first), the block's ``proposer``; ``interval_ns`` since the node's previous commit (null at
+# its first). Round-based BFT consensus (sim: ``blocks.producers.consensus = "tendermint"``;
+# a live validator network writes the same rows from its nodes).
+HEIGHTS = pa.schema([
+    pa.field("node", pa.string(), nullable=False),
+    pa.field("height", pa.int64(), nullable=False),
+    pa.field("round", pa.int64(), nullable=False),
+    pa.field("proposer", pa.string(), nullable=False),
+    pa.field("t_committed", pa.int64(), nullable=False),
+    pa.field("interval_ns", pa.int64()),
+])
+
+FORK_TABLES = ("blocks", "block_arrivals", "reorgs", "finalized", "votes", "heights")
 
 # Two chains (``[crosschain]``, sim only). ``inclusions`` (the source's history, with
 # producers): every block made and each message in it, on the canonical chain or not (a
@@ -523,6 +536,7 @@ TABLES: dict[str, pa.Schema] = {
     "reorgs": REORGS,
     "finalized": FINALIZED,
     "votes": VOTES,
+    "heights": HEIGHTS,
     "inclusions": INCLUSIONS,
     "relays": RELAYS,
     "hop_stages": HOP_STAGES,

@@ -30,6 +30,7 @@ from msgstorm.history.schema import is_simulated
 from msgstorm.report import figures
 from msgstorm.report.chain_fee import chain_sections, observed_note
 from msgstorm.report.collateral import collateral_section
+from msgstorm.report.consensus import consensus_section
 from msgstorm.report.control import control_section
 from msgstorm.report.crosschain import crosschain_section
 from msgstorm.report.market import market_plots, market_section
@@ -72,6 +73,7 @@ _KNOWN_KEYS = frozenset({
     "failure_threshold", "queue", "backpressure", "base_fee", "messages", "desync", "propagation_ms",
     "faults", "checks", "slo", "wall_s", "by_kind", "by_agent", "gossip_backlog", "cut_off", "generator", "delivery",
     "connections", "market", "fairness", "auction", "control", "security", "integrity", "forks", "relay", "finality",
+    "consensus",
     "crosschain", "collateral",
     "hop_split",
 })
@@ -257,6 +259,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         *rollup_section(typed),
         *collateral_section(typed),
         *hop_split_section(typed),
+        *consensus_section(history, typed),
         *safety_section(history, typed),
         ("groups", "By message kind and agent", groups_section(typed)),
         ("checks", "Delivery checks and faults", checks_section(typed)),

@@ -48,6 +48,7 @@ from msgstorm.analysis.summary_model import (
 from msgstorm.history.schema import is_simulated
 from msgstorm.report.cells import KeptTable
 from msgstorm.report.collateral import collateral_rows, market_bad_debt_label
+from msgstorm.report.consensus import consensus_rows
 from msgstorm.report.crosschain import crosschain_rows
 from msgstorm.report.rollup import outage_rows, rollup_rows, sentinel_rows
 from msgstorm.report.text import (
@@ -467,6 +468,9 @@ def _headline(summary: Summary) -> KeptTable:
             head.add_row(label, text)
     if summary.finality:
         for label, text in _finality_rows(summary.finality, summary.checks):
+            head.add_row(label, text)
+    if summary.consensus:
+        for label, text in consensus_rows(summary.consensus):
             head.add_row(label, text)
     if summary.crosschain:
         for label, text in crosschain_rows(summary.crosschain):

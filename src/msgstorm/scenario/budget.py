@@ -78,6 +78,11 @@ _MESSAGE_S = 10e-6
 _RECEIPT_S = 0.1e-6
 _PRODUCER_BLOCK_NODE_S = 40e-6
 _PRODUCER_MESSAGE_NODE_S = 10e-6
+# Round-based consensus (``blocks.producers.consensus``): a proposal or vote at a node, handed
+# back to the Python state machine (sim/tendermint.py); a height lasts about timeout_commit +
+# execution + the proposal's and two vote rounds' trips, taken as _CONSENSUS_TRIPS_S.
+_CONSENSUS_VOTE_NODE_S = 32e-6
+_CONSENSUS_TRIPS_S = 0.3
 # A live run lasts its duration and its drain at most, after the servers start.
 _LIVE_START_S = 5.0
 
@@ -138,8 +143,15 @@ def sim_wall_s(scenario: Scenario, messages: float, relayed: float, receipts: fl
         return _START_S + messages * _SOLO_MESSAGE_S
     wall = (_START_S + relayed * _MESSAGE_S + (messages - relayed) * _SOLO_MESSAGE_S
             + receipts * _RECEIPT_S)
-    if scenario.blocks.producers is not None:
+    producers = scenario.blocks.producers
+    if producers is not None:
         wall += nodes * (blocks * _PRODUCER_BLOCK_NODE_S + relayed * _PRODUCER_MESSAGE_NODE_S)
+    if producers is not None and producers.consensus is not None:
+        tendermint = producers.tendermint
+        height_s = (tendermint.timeout_commit + tendermint.execution) / _NS_PER_S + _CONSENSUS_TRIPS_S
+        heights = (scenario.run.duration + scenario.run.drain) / _NS_PER_S / height_s
+        validators = len(producers.nodes) or producers.count or nodes
+        wall += heights * 2 * validators * nodes * _CONSENSUS_VOTE_NODE_S
     return wall
 
 

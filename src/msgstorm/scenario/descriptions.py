@@ -208,7 +208,25 @@ DESCRIPTIONS: dict[str, str] = {
                          "nodes 67% needs all 3 (use 60% for 2 of 3)",
     "BlocksSpec.header_size": "block bytes besides its messages",
     # [blocks.producers]
-    "ProducersSpec.rule": "`pow`: proof of work, a Poisson process of blocks every `blocks.interval` on "
+    "ProducersSpec.consensus": "`tendermint`: round-based BFT consensus among the producers (the validators, "
+                               "their shares the voting power): CometBFT's proposer rotation, propose / prevote / "
+                               "precommit rounds with 2/3 quorums and growing timeouts, votes gossiped as blocks are "
+                               "([`[blocks.producers.tendermint]`](#blocksproducerstendermint)); none: `rule` makes "
+                               "the blocks and `finality` finalises them",
+    "ProducersSpec.tendermint": "the protocol's timeouts and costs (`consensus = \"tendermint\"`)",
+    "TendermintSpec.timeout_propose": "how long a validator waits for round 0's proposal before it prevotes nil",
+    "TendermintSpec.timeout_propose_delta": "added to `timeout_propose` per round",
+    "TendermintSpec.timeout_prevote": "how long a validator waits, after 2/3 of any prevotes, before it precommits nil",
+    "TendermintSpec.timeout_prevote_delta": "added to `timeout_prevote` per round",
+    "TendermintSpec.timeout_precommit": "how long a validator waits, after 2/3 of any precommits, before the next round",
+    "TendermintSpec.timeout_precommit_delta": "added to `timeout_precommit` per round",
+    "TendermintSpec.timeout_commit": "the wait after a commit before the next height's round 0 (from the commit)",
+    "TendermintSpec.prepare": "the proposer's application building its block (PrepareProposal) after its round starts",
+    "TendermintSpec.execution": "a validator's application executing a proposal (ProcessProposal) before it prevotes",
+    "TendermintSpec.vote_size": "bytes of one prevote, precommit or proposal message on the wire",
+    "TendermintSpec.mempool_size": "transactions a validator's mempool holds (CometBFT's mempool `size`); a full "
+                                   "one turns arrivals away (a `mempool_full` event) until a commit makes room",
+    "ProducersSpec.rule": "(without `consensus`) `pow`: proof of work, a Poisson process of blocks every `blocks.interval` on "
                           "average, each to a producer drawn by hash share; `pos`: proof-of-stake slots of "
                           "`blocks.interval`, each slot's leader drawn by stake from the run's seed (the leader "
                           "schedule), its block made at the slot's start",

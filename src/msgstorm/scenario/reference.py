@@ -80,6 +80,7 @@ _SECTIONS: list[_Section] = [
     ("[sequencer.lane]", control.LaneSpec),
     ("[blocks]", schema.BlocksSpec),
     ("[blocks.producers]", schema.ProducersSpec),
+    ("[blocks.producers.tendermint]", schema.TendermintSpec),
     ("[backpressure]", "mode", schema.BackpressureSpec),
     ("[desync]", schema.DesyncSpec),
     ("[[agents]]", traffic.AgentSpec),

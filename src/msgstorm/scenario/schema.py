@@ -339,11 +339,37 @@ class SequencerSpec(_Spec):
         return self
 
 
+class TendermintSpec(_Spec):
+    """``[blocks.producers.tendermint]``: the round-based BFT protocol's timeouts and costs
+    (``consensus = "tendermint"``, sim/tendermint.py). Defaults: CometBFT v0.38's."""
+
+    timeout_propose: DurationNs = Field(default=3_000_000_000, gt=0)
+    timeout_propose_delta: DurationNs = Field(default=500_000_000, ge=0)
+    timeout_prevote: DurationNs = Field(default=1_000_000_000, gt=0)
+    timeout_prevote_delta: DurationNs = Field(default=500_000_000, ge=0)
+    timeout_precommit: DurationNs = Field(default=1_000_000_000, gt=0)
+    timeout_precommit_delta: DurationNs = Field(default=500_000_000, ge=0)
+    timeout_commit: DurationNs = Field(default=1_000_000_000, ge=0)
+    # The proposer's application building its block (PrepareProposal) after its round starts.
+    prepare: DurationNs = Field(default=0, ge=0)
+    # A validator's application executing a proposal (ProcessProposal) before it prevotes.
+    execution: DurationNs = Field(default=0, ge=0)
+    vote_size: Annotated[int, Field(ge=1)] = 200  # bytes of one prevote, precommit or proposal message
+    # Transactions a validator's mempool holds (CometBFT's mempool ``size``); a full one turns arrivals away.
+    mempool_size: Annotated[int, Field(ge=1)] = 5000
+
+
 class ProducersSpec(_Spec):
     """``[blocks.producers]``: blocks come from producers drawn across the nodes (sim), each
     node keeping its own view of the chain, instead of from the one sequencer."""
 
-    rule: str  # a name in PRODUCER_RULES: "pow" (Poisson, by hash share) or "pos" (slots, by stake)
+    # A name in PRODUCER_RULES: "pow" (Poisson, by hash share) or "pos" (slots, by stake);
+    # none with ``consensus = "tendermint"`` (the protocol's proposer rotation makes the blocks).
+    rule: str | None = None
+    # "tendermint": round-based BFT consensus among the producers (the validators, their
+    # shares the voting power), sim/tendermint.py; none: the rule's blocks and ``finality``.
+    consensus: Literal["tendermint"] | None = None
+    tendermint: TendermintSpec = Field(default_factory=TendermintSpec)
     nodes: list[str] = Field(default_factory=list)  # the producers by name; empty: drawn (``count``)
     count: int | None = Field(default=None, ge=1)  # producers drawn across the nodes (seeded); none: every node
     # Hash share / stake per producer (empty: equal), or a distribution each producer's share is
@@ -363,10 +389,26 @@ class ProducersSpec(_Spec):
 
     @field_validator("rule")
     @classmethod
-    def _known_rule(cls, rule: str) -> str:
-        if rule not in PRODUCER_RULES:
+    def _known_rule(cls, rule: str | None) -> str | None:
+        if rule is not None and rule not in PRODUCER_RULES:
             raise ValueError(f"unknown producer rule {rule!r}; one of {PRODUCER_RULES.names()}")
         return rule
+
+    @model_validator(mode="after")
+    def _rule_or_consensus(self) -> ProducersSpec:
+        if self.consensus is None:
+            if self.rule is None:
+                raise ValueError(f"give a producer rule (rule = one of {PRODUCER_RULES.names()}) "
+                                 'or consensus = "tendermint"')
+            if "tendermint" in self.model_fields_set:
+                raise ValueError('[blocks.producers.tendermint] needs consensus = "tendermint"')
+            return self
+        if self.rule is not None:
+            raise ValueError(f'consensus = "tendermint" rotates its proposers by voting power: drop rule = {self.rule!r}')
+        if self.finality != "depth" or self.confirmations != 1:
+            raise ValueError('consensus = "tendermint" commits a block once, by its own precommits: '
+                             "drop finality and confirmations")
+        return self
 
     @model_validator(mode="after")
     def _one_way_to_name_them(self) -> ProducersSpec:
@@ -387,6 +429,9 @@ class ProducersSpec(_Spec):
         data: dict[str, Any] = handler(self)
         if not self.resend_votes:
             data.pop("resend_votes", None)
+        if self.consensus is None:  # as before consensus existed
+            data.pop("consensus", None)
+            data.pop("tendermint", None)
         return data
 
 

@@ -62,6 +62,11 @@ def _metrics() -> dict[str, tuple[tuple[str, ...], Unit]]:
     table["queue.mean_depth"] = (("queue", "mean_depth"), "count")
     table["desync.episodes"] = (("desync", "episodes"), "count")
     table["desync.max_height_gap"] = (("desync", "max_height_gap"), "count")
+    # Round-based consensus (null without it: "unknown").
+    for name in ("p50", "p99", "max", "mean"):
+        table[f"block_interval.{name}"] = (("consensus", "interval_ms", name), "ms")
+    table["consensus.rounds_max"] = (("consensus", "rounds_max"), "count")
+    table["consensus.lag_max"] = (("consensus", "lag_max"), "count")
     # A live run's own (null on the simulator: "unknown", which --strict fails).
     table["delivery.lost"] = (("delivery", "lost", "total"), "count")
     for name in ("duplicated", "unexpected", "reordered"):

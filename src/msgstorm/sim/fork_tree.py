@@ -42,6 +42,7 @@ from msgstorm.sim.kernel import LOG_ITEM, LOG_NODE, LOG_T
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.recorder import FLUSH_ROWS
 from msgstorm.sim.sampled_pool import SampledPool
+from msgstorm.sim.tendermint import PART_ITEM_BASE, TendermintBook
 from msgstorm.sim.votes import VOTE_ITEM_BASE, VoteBook
 
 __all__ = ["GENESIS", "ForkTree", "pick_producers", "producer_shares"]
@@ -79,6 +80,10 @@ class ForkTree:
     """The block tree and the nodes' views of it (with the state ``ForkChain`` keeps beside
     them, built in one place); ``ForkChain`` (``sim/forks.py``) makes the blocks."""
 
+    # Round-based consensus, when the scenario asks for it (set by ``ForkChain``); a class
+    # default so that a tree built piece by piece (the tests' views) has none.
+    consensus: TendermintBook | None = None
+
     def __init__(self, ctx: SimContext, gossip: GossipState, links: LinkState, writer: HistoryWriter,
                  gas_of: list[int], on_commit: Callable[[int, list[list[Any]]], None] | None,
                  rng: np.random.Generator, kernel_blocks: bool = True) -> None:
@@ -99,7 +104,7 @@ class ForkTree:
         names = ctx.cluster.names
         self.producers = pick_producers(spec, names, rng)
         shares = producer_shares(spec, len(self.producers), rng)
-        self.rule = PRODUCER_RULES[spec.rule](blocks.interval, shares, rng)
+        self.rule = None if spec.rule is None else PRODUCER_RULES[spec.rule](blocks.interval, shares, rng)
         n = ctx.cluster.size
         # With a relay sample (``[network.relay] sample``) every producer's mempool is read
         # from one pool (sim/sampled_pool.py); without, each producer keeps what it
@@ -147,7 +152,11 @@ class ForkTree:
         self.votes = (VoteBook(ctx, gossip, links, self.producers, shares, spec.vote_size,
                                self.block_height.__getitem__, self._finalized_by_votes, spec.resend_votes)
                       if spec.finality == "votes" else None)
-        self.kernel_blocks = kernel_blocks and self.votes is None
+        # Round-based BFT consensus (sim/tendermint.py) instead of a producer rule: built by
+        # ``ForkChain``, which makes and commits its blocks.
+        self.consensus = None
+        self.shares = shares
+        self.kernel_blocks = kernel_blocks and self.votes is None and spec.consensus is None
         if self.kernel_blocks:
             gossip.view_blocks(self.parent_of, self.holds)
 
@@ -199,6 +208,12 @@ class ForkTree:
         """``node`` validated ``block`` (from ``sender``; its producer, at hop 0), or a vote
         (an item id from ``VOTE_ITEM_BASE`` on)."""
         if block >= VOTE_ITEM_BASE:
+            if self.consensus is not None:
+                if block >= PART_ITEM_BASE:
+                    self.consensus.part_received(t, node, block, sender)
+                else:
+                    self.consensus.received(t, node, block, sender)
+                return
             assert self.votes is not None
             self.votes.received(t, node, block)
             return
@@ -219,11 +234,28 @@ class ForkTree:
         if (node, parent) not in self.received and (node, parent) not in self.fetching and sender >= 0:
             self._fetch(t, node, parent, sender)
 
+    # --- what consensus asks of the views (sim/tendermint.py) ----------------------------------
+
+    def holds_block(self, node: int, block: int) -> bool:
+        return bool(self.holds[block, node] == _HELD)
+
+    def fetch_block(self, t: int, node: int, block: int, sender: int) -> None:
+        """Ask ``sender`` for ``block`` (a proposal named a block ``node`` lacks)."""
+        if (node, block) not in self.fetching and self.holds[block, node] == _NOT_HELD:
+            self._fetch(t, node, block, sender)
+
+    def receive_block(self, t: int, node: int, block: int, sender: int = -1) -> None:
+        """``block`` came to ``node`` whole (its last part from ``sender``, or with a commit
+        when catching up): it arrives, and connects once its parent is held."""
+        if self.holds[block, node] == _NOT_HELD:
+            self._arrive(t, node, block, sender)
+
     def _record_arrival(self, t: int, node: int, block: int) -> None:
         """A row of ``block_arrivals`` (the rows gathered so far go out in bulk)."""
         self.arrivals.append((block, node, t))
         if (len(self.arrivals) >= FLUSH_ROWS or len(self.finalized) >= FLUSH_ROWS
-                or (self.votes is not None and len(self.votes.cast) >= FLUSH_ROWS)):
+                or (self.votes is not None and len(self.votes.cast) >= FLUSH_ROWS)
+                or (self.consensus is not None and len(self.consensus.rows) >= FLUSH_ROWS)):
             self._flush_rows()
 
     def _fetch(self, t: int, node: int, block: int, sender: int) -> None:
@@ -256,7 +288,9 @@ class ForkTree:
                 self.received.discard((node, block))
             self.holds[block, node] = _HELD
             old = int(self.tip[node])
-            if height[block] > height[old]:
+            if self.consensus is not None:  # a view is what the node committed (committed_block)
+                self.consensus.held(t, node, block)
+            elif height[block] > height[old]:
                 if self.parent[block] != old:
                     depth = height[old] - height[self._fork_point(old, block)]
                     if depth > 0:
@@ -268,7 +302,7 @@ class ForkTree:
                 self.votes.connected(t, node, block)
             if self.waiting:
                 pending.extend(self.waiting.pop((node, block), ()))
-        if self.votes is None:
+        if self.votes is None and self.consensus is None:
             self._finalize(t, node)
         if self.desync.lagging(node):
             self.desync.caught_up(t, node, len(self.canonical) - 1 - self._agreed(node))
@@ -359,6 +393,12 @@ class ForkTree:
             t, node, depth, old, new = self.reorgs.take()
             self.writer.append("reorgs", {"t": t, "node": self._names(node), "depth": depth, "old_tip": old,
                                           "new_tip": new})
+        if self.consensus is not None and self.consensus.rows:
+            names = self.ctx.cluster.names
+            node, height, round_, proposer, t, interval = zip(*self.consensus.take_rows())
+            self.writer.append("heights", {"node": [names[i] for i in node], "height": height, "round": round_,
+                                           "proposer": [names[i] for i in proposer], "t_committed": t,
+                                           "interval_ns": [None if i < 0 else i for i in interval]})
         if self.votes is not None and self.votes.cast:
             t, voter, height, block = zip(*self.votes.take_rows())
             names = self.ctx.cluster.names

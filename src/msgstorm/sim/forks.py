@@ -35,6 +35,12 @@ Under a relay sample (``[network.relay] sample``) the producers' mempools are on
 reach each producer when their region's last sampled one says, and their records are the
 pool's columns (a block takes them, commits them and writes their rows through the pool).
 
+With ``blocks.producers.consensus = "tendermint"`` there is no producer rule: the round-based
+BFT protocol (``sim/tendermint.py``) asks for each proposal (``propose_block``, on the
+proposer's last committed block), sends it as block parts, and says what each node commits
+(``committed_block``): a node's view is its last commit, and the first commit at a height
+extends the canonical chain and commits the block's messages.
+
 Every block is one of ``block`` ids 1, 2, ... (0 is the genesis block every node holds);
 a message's ``block`` column is the block that committed it (or first included it).
 Lifecycle: built once per run; ``start`` draws the first block; ``close`` writes the
@@ -48,15 +54,20 @@ and its commits, the mempools and the end.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from msgstorm.history.events import EventKind
+from msgstorm.history.writer import HistoryWriter
 from msgstorm.sim.block_contents import BlockContents
 from msgstorm.sim.block_packing import BlockFill
+from msgstorm.sim.context import SimContext
 from msgstorm.sim.fork_tree import ForkTree
+from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.kernel import ITEM_BLOCK, LOG_ITEM, LOG_KIND, LOG_NODE, LOG_T
+from msgstorm.sim.links import LinkState
 from msgstorm.sim.recorder import FLUSH_ROWS
 from msgstorm.sim.sampled_pool import SampledPool
 from msgstorm.sim.state import (
@@ -72,15 +83,31 @@ from msgstorm.sim.state import (
     T_SEQUENCED,
     WHERE,
 )
+from msgstorm.sim.tendermint import TendermintBook, voting_powers
+from msgstorm.sim.votes import VOTE_ITEM_BASE
 
 __all__ = ["ForkChain"]
 
 
 class ForkChain(ForkTree):
+    def __init__(self, ctx: SimContext, gossip: GossipState, links: LinkState, writer: HistoryWriter,
+                 gas_of: list[int], on_commit: Callable[[int, list[list[Any]]], None] | None,
+                 rng: np.random.Generator, kernel_blocks: bool = True) -> None:
+        super().__init__(ctx, gossip, links, writer, gas_of, on_commit, rng, kernel_blocks)
+        spec = ctx.scenario.blocks.producers
+        assert spec is not None
+        if spec.consensus == "tendermint":
+            self.consensus = TendermintBook(ctx, gossip, links, self, self.producers, voting_powers(self.shares),
+                                            spec.tendermint, VOTE_ITEM_BASE)
+
     def start(self) -> None:
-        self._schedule(0)
+        if self.consensus is not None:
+            self.consensus.start(0)
+        else:
+            self._schedule(0)
 
     def _schedule(self, t: int) -> None:
+        assert self.rule is not None
         t_next, producer = self.rule.next_block(t)
         if t_next <= self.ctx.hard_stop:
             self.ctx.events.push(t_next, self._produce, self.producers[producer])
@@ -107,11 +134,11 @@ class ForkChain(ForkTree):
             top = len(self.canonical) - 1
             self.desync.check(t, top, self._agreed_heights(), cluster.up)
 
-    def _make(self, t: int, node: int, at: int) -> None:
+    def _make(self, t: int, node: int, at: int, parent: int = -1) -> int:
         """Producer ``node`` makes a block at node ``at`` (its own, or where a twin of it
-        runs): on the tip of ``at``'s view, from ``at``'s mempool."""
+        runs): on the tip of ``at``'s view (or on ``parent``), from ``at``'s mempool."""
         ctx = self.ctx
-        parent = int(self.tip[at])
+        parent = int(self.tip[at]) if parent < 0 else parent
         take, gas, size, left_out = self._fill(at, parent, t)
         block = len(self.parent)
         height = self.block_height[parent] + 1
@@ -144,14 +171,39 @@ class ForkChain(ForkTree):
         if left_out:  # a censoring producer's: what it held and left out (analysis/byzantine.py)
             detail["censored"] = left_out
         ctx.record.event(t, EventKind.BLOCK_PRODUCED, node, float(len(take)), height, detail)
-        self._extend_canonical(t, block)
+        if self.consensus is None:  # under consensus the canonical chain is what it decides
+            self._extend_canonical(t, block)
         if self.votes is not None:
             self.votes.made(t, block)
         self._arrive(t, at, block, -1)
         if at == node and node in self.equivocating:
             self._equivocate(t, node, block, gas)
+        elif self.consensus is not None:  # a proposal travels as its block parts
+            if not ctx.cluster.isolated[at]:
+                self.consensus.gossip_parts(t, at, block, size)
         elif not ctx.cluster.isolated[at]:
             self.gossip.inject(t, at, block, ITEM_BLOCK, size, contents=self.block_contents.get(block))
+        return block
+
+    # --- what consensus asks of the block tree (sim/tendermint.py) -----------------------------
+
+    def propose_block(self, t: int, node: int, parent: int) -> int:
+        """A proposer's block on ``parent`` (its last committed block), made and gossiped."""
+        self.take_logged()
+        return self._make(t, node, node, parent)
+
+    def committed_block(self, t: int, node: int, height: int, block: int, first: bool) -> None:
+        """``node`` committed ``block`` at ``height``: its view, a ``finalized`` row; the first
+        commit at a height extends the canonical chain (its messages commit)."""
+        self.tip[node] = block
+        self.finalized.append((t, node, height, block))
+        if self.consensus is not None:
+            self.consensus.full.discard(node)  # the block's transactions leave its mempool
+        if first:
+            self.take_logged()
+            self._extend_canonical(t, block)
+            top = len(self.canonical) - 1
+            self.desync.check(t, top, self._agreed_heights(), self.ctx.cluster.up)
 
     def _equivocate(self, t: int, node: int, block: int, gas: int) -> None:
         """A second block on ``block``'s parent with the same messages in reverse order; the
@@ -363,6 +415,10 @@ class ForkChain(ForkTree):
         ``t_received``, a pool cut to what is live once it outgrows the bound (the bound
         is crossed at most once in a call: the live messages do not change here)."""
         live = self.ctx.msgs.live
+        if self.consensus is not None:  # capped mempools: each arrival in order
+            for node, m, t in zip(rows[LOG_NODE].tolist(), rows[LOG_ITEM].tolist(), rows[LOG_T].tolist(), strict=True):
+                self._into_mempool(t, node, m)
+            return
         items = rows[LOG_ITEM]
         unique, first = np.unique(items, return_index=True)
         keep = [m in live for m in unique.tolist()]
@@ -411,6 +467,8 @@ class ForkChain(ForkTree):
         record = live.get(m)
         if record is None:
             return
+        if self.consensus is not None and not self._mempool_room(t, node):
+            return
         pool = self.mempool[node]
         pool.append(m)
         if record[WHERE] < QUEUED:
@@ -418,6 +476,25 @@ class ForkChain(ForkTree):
             record[T_RECEIVED] = t
         if len(pool) > FLUSH_ROWS and len(pool) > 2 * len(live):
             self.mempool[node] = [m for m in pool if m in live]
+
+    def _mempool_room(self, t: int, node: int) -> bool:
+        """Under consensus: whether ``node``'s mempool has room for one more (what a block
+        committed leaves it first, looked at only when it seems full: a full one is not
+        looked at again before the next commit)."""
+        consensus = self.consensus
+        assert consensus is not None
+        cap = consensus.spec.mempool_size
+        if node in consensus.full:
+            consensus.turned_away(t, node)
+            return False
+        pool = self.mempool[node]
+        if len(pool) >= cap:
+            live = self.ctx.msgs.live
+            pool = self.mempool[node] = [m for m in pool if m in live]
+            if len(pool) >= cap:
+                consensus.turned_away(t, node)
+                return False
+        return True
 
     def keep_mempool(self, node: int) -> None:
         """``node`` keeps a mempool from now on (a twin of a producer runs there): the kernel
@@ -446,9 +523,11 @@ class ForkChain(ForkTree):
             self.mempool[node] = []
 
     def node_up(self, node: int, t: int) -> None:
-        """A node restarts with an empty mempool and the view it had."""
+        """A node restarts with an empty mempool and the view it had (and its consensus state)."""
         if self.pool is not None:
             self.pool.restart(node, t)
+        if self.consensus is not None:
+            self.consensus.restarted(t, node)
 
     def leader_down(self, t: int, node: int) -> None:
         """No leader: the producers' blocks go on."""

@@ -1,0 +1,565 @@
+"""Round-based BFT consensus (Tendermint, as CometBFT runs it) in the shadow network.
+
+Place in the pipeline: inside the simulator, a part of ``ForkChain`` (``sim/forks.py``)
+when the scenario sets ``blocks.producers.consensus = "tendermint"``, beside the rules that
+exist without it (the longest chain; finality by votes, ``sim/votes.py``). The producers are
+the validators, their shares their voting power (whole numbers as given; otherwise each
+share scaled to millionths of the total, at least 1). Every node runs the protocol's state
+machine; only validators propose and vote (a full node commits what it sees committed).
+
+The state machine is Algorithm 1 of "The latest gossip on BFT consensus" (Buchman, Kwon,
+Milosevic, 2018), with CometBFT's choices where the paper leaves one open:
+
+- ``StartRound(r)``: step propose; the proposer of (height, r) (``sim/proposer.py``,
+  CometBFT's priority rule) proposes its valid value if it has one (a proposal message
+  naming that block and its round), else builds a block ``prepare`` after the round starts
+  (its application's PrepareProposal) on its last committed block, from its mempool, and
+  gossips it as its block parts of 64 kB (CometBFT's ``BlockPartSizeBytes``), each a gossip
+  item forwarded as soon as it is held (links, uplinks, bandwidth, partitions, as the votes
+  and transactions); the block is whole at a node with its last part. Every validator, the
+  proposer too (as CometBFT does), schedules ``timeout_propose + r × timeout_propose_delta``.
+- A validator holds a proposal once it holds the block with its branch and has executed it
+  (``execution``: its application's ProcessProposal); lines 22 and 28: then, in step propose,
+  it prevotes the block (unlocked, or locked on it; line 28: with 2/3 prevotes for it at the
+  proposal's valid round) or nil.
+- Line 34: 2/3 of any prevotes of its round, in step prevote, the first time: schedule
+  ``timeout_prevote + r × delta``; when it fires still in prevote: precommit nil.
+- Line 36: the proposal and 2/3 prevotes for it, step prevote or later, the first time:
+  lock on it and precommit it (in step prevote), and remember it as the valid value.
+- Line 44: 2/3 prevotes for nil in step prevote: precommit nil.
+- Line 47: 2/3 of any precommits of its round, the first time: schedule
+  ``timeout_precommit + r × delta``; when it fires: the next round.
+- Line 49: a proposal of any round with 2/3 precommits for it: decide (commit) the block,
+  go to the next height and start its round 0 ``timeout_commit`` after (CometBFT's
+  ``StartTime = CommitTime + timeout_commit``); messages of that height received meanwhile
+  count.
+- Line 55: messages of a higher round from more than 1/3 of the voting power: go to it.
+
+Quorums are integer voting power: 2/3 means ``3 × power > 2 × total`` (CometBFT's
+``power > total × 2 / 3``), 1/3 means ``3 × power > total``. Proposals and votes are items of
+the gossip network (``vote_size`` bytes, ids from ``VOTE_ITEM_BASE``), as blocks are. A
+message of a later height than a node's is kept until the node gets there (CometBFT's
+reactors send a peer what its height needs); a node behind (it was down or cut off) that
+hears of a later height fetches the committed blocks from the peer that spoke, a round trip
+away, and commits them (block sync), then goes on at the height after.
+
+A node that crashes keeps its state (CometBFT's write-ahead log) and on restart sets the
+timeout of its step again. A block is committed (its messages' ``t_committed``) when the
+first validator decides it; each node's decisions are rows of the ``heights`` table
+(node, height, round, proposer, t_committed, interval_ns) and of ``finalized``.
+
+Each upon-rule is a small method named after the paper's line; they are evaluated after
+every change until none fires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from math import fsum
+from typing import Protocol
+
+from msgstorm.history.events import EventKind
+from msgstorm.scenario.schema import TendermintSpec
+from msgstorm.sim.context import SimContext
+from msgstorm.sim.gossip import GossipState
+from msgstorm.sim.kernel import ITEM_BLOCK
+from msgstorm.sim.links import LinkState
+from msgstorm.sim.proposer import ProposerSchedule
+
+__all__ = ["BLOCK_PART_BYTES", "NIL", "PART_ITEM_BASE", "ConsensusChain", "TendermintBook", "block_parts",
+           "voting_powers"]
+
+NIL = -1  # a vote for no block
+BLOCK_PART_BYTES = 65536  # CometBFT's BlockPartSizeBytes (types/params.go)
+# A block part's gossip item: PART_ITEM_BASE + block × _MAX_PARTS + part index (above the
+# proposal and vote items, which start at ``item_base``, 1 << 40).
+PART_ITEM_BASE = 1 << 41
+_MAX_PARTS = 1 << 16
+
+
+def block_parts(size_bytes: int) -> list[int]:
+    """The sizes of a block's parts: whole parts of ``BLOCK_PART_BYTES``, the last the rest."""
+    count = max(1, -(-size_bytes // BLOCK_PART_BYTES))
+    return [BLOCK_PART_BYTES] * (count - 1) + [size_bytes - BLOCK_PART_BYTES * (count - 1)]
+PROPOSAL, PREVOTE, PRECOMMIT = 0, 1, 2
+NEW_HEIGHT, PROPOSE, PREVOTE_STEP, PRECOMMIT_STEP = 0, 1, 2, 3
+
+
+def voting_powers(shares: list[float]) -> list[int]:
+    """Integer voting powers: the shares themselves when whole, else millionths of the total."""
+    if all(float(s).is_integer() for s in shares):
+        return [int(s) for s in shares]
+    total = fsum(shares)
+    return [max(1, round(s / total * 1_000_000)) for s in shares]
+
+
+class ConsensusChain(Protocol):
+    """What the protocol needs of the block tree (``ForkChain``)."""
+
+    block_height: list[int]
+
+    def propose_block(self, t: int, node: int, parent: int) -> int: ...
+
+    def holds_block(self, node: int, block: int) -> bool: ...
+
+    def fetch_block(self, t: int, node: int, block: int, sender: int) -> None: ...
+
+    def receive_block(self, t: int, node: int, block: int, sender: int = -1) -> None: ...
+
+    def committed_block(self, t: int, node: int, height: int, block: int, first: bool) -> None: ...
+
+
+class _Tally:
+    """Votes of one kind in one round at one node: who voted, the power for each block."""
+
+    __slots__ = ("power", "total", "voters")
+
+    def __init__(self) -> None:
+        self.voters: set[int] = set()
+        self.power: dict[int, int] = {}
+        self.total = 0
+
+
+class _Node:
+    """One node's round state (Algorithm 1's variables) and what it received at its height."""
+
+    __slots__ = ("awaiting", "catching", "fired", "future", "height", "last_block", "last_commit_t", "locked_round",
+                 "locked_value", "node", "precommits", "prevotes", "proposals", "round", "round_voters", "step",
+                 "valid_round", "valid_value", "validator")
+
+    def __init__(self, node: int, validator: int) -> None:
+        self.node = node
+        self.validator = validator  # index among the validators; -1: a full node
+        self.height = 1
+        self.round = 0
+        self.step = NEW_HEIGHT
+        self.last_block = 0  # the block committed at height - 1 (0: genesis)
+        self.last_commit_t = -1
+        self.catching = False
+        self.future: dict[int, list[int]] = {}  # height -> messages (or -(block + 1): a proposal block held)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.locked_value = NIL
+        self.locked_round = -1
+        self.valid_value = NIL
+        self.valid_round = -1
+        self.prevotes: dict[int, _Tally] = {}
+        self.precommits: dict[int, _Tally] = {}
+        self.round_voters: dict[int, set[int]] = {}
+        self.proposals: dict[int, tuple[int, int]] = {}  # round -> (block, valid round)
+        self.awaiting: dict[int, list[tuple[int, int]]] = {}  # block -> (round, valid round) proposed, not held
+        self.fired: set[tuple[int, int]] = set()  # (rule line, round) that fire once
+
+    def next_height(self, block: int) -> None:
+        self.height += 1
+        self.round = 0
+        self.step = NEW_HEIGHT
+        self.last_block = block
+        self._reset()
+
+
+class TendermintBook:
+    """Every node's consensus state; ``ForkChain`` hands it blocks held and messages received."""
+
+    def __init__(self, ctx: SimContext, gossip: GossipState, links: LinkState, chain: ConsensusChain,
+                 validators: list[int], powers: list[int], spec: TendermintSpec,
+                 item_base: int) -> None:
+        self.ctx = ctx
+        self.gossip = gossip
+        self.links = links
+        self.chain = chain
+        self.spec = spec
+        self.item_base = item_base
+        self.validators = validators
+        self.powers = powers
+        self.total = sum(powers)
+        self.schedule = ProposerSchedule(powers)
+        index = {node: i for i, node in enumerate(validators)}
+        self.nodes = [_Node(node, index.get(node, -1)) for node in range(ctx.cluster.size)]
+        # Every proposal and vote sent: kind, validator, height, round, block, valid round.
+        self.m_kind: list[int] = []
+        self.m_validator: list[int] = []
+        self.m_height: list[int] = []
+        self.m_round: list[int] = []
+        self.m_block: list[int] = []
+        self.m_valid_round: list[int] = []
+        self.proposed: dict[int, tuple[int, int, int]] = {}  # block -> (height, round, proposer) it was made for
+        self.decided: dict[int, tuple[int, int]] = {}  # height -> (block, round): the first decision
+        self.rows: list[tuple[int, int, int, int, int, int]] = []  # (node, height, round, proposer, t, interval)
+        self.part_count: dict[int, int] = {}  # block -> its parts
+        self.full: set[int] = set()  # nodes whose mempool is full until their next commit
+        self.parts_held: dict[tuple[int, int], int] = {}  # (node, block) -> parts it validated, until whole
+
+    # --- the schedule -----------------------------------------------------------------------
+
+    def _at(self, t: int, handler: Callable[[int, int, int, int, int], None], a: int = 0, b: int = 0,
+            c: int = 0) -> None:
+        if t <= self.ctx.hard_stop:
+            self.ctx.events.push(t, handler, a, b, c)
+
+    def start(self, t: int) -> None:
+        """Height 1 starts at ``t`` at every node."""
+        for state in self.nodes:
+            self._at(t, self._start_height, state.node, 1)
+
+    def proposer(self, height: int, round_: int) -> int:
+        """The node proposing at (height, round)."""
+        return self.validators[self.schedule.proposer(height, round_)]
+
+    # --- StartRound and the timeouts ---------------------------------------------------------
+
+    def _start_height(self, t: int, node: int, height: int, _c: int, _d: int) -> None:
+        state = self.nodes[node]
+        if self.ctx.cluster.up[node] and state.height == height and state.step == NEW_HEIGHT and state.round == 0:
+            self._start_round(t, state, 0)
+            self._upon(t, state)
+
+    def _start_round(self, t: int, state: _Node, round_: int) -> None:
+        state.round = round_
+        state.step = PROPOSE
+        height = state.height
+        spec = self.spec
+        if self.proposer(height, round_) == state.node:
+            if state.valid_value != NIL:
+                self._send(t, state, PROPOSAL, state.valid_value, state.valid_round)
+            else:
+                self._at(t + spec.prepare, self._build, state.node, height, round_)
+        self._at(t + spec.timeout_propose + round_ * spec.timeout_propose_delta, self._timeout_propose,
+                 state.node, height, round_)
+
+    def _build(self, t: int, node: int, height: int, round_: int, _d: int) -> None:
+        """The proposer's block is ready: made and gossiped (late or not), then held."""
+        state = self.nodes[node]
+        if not self.ctx.cluster.up[node] or state.height != height:
+            return
+        block = self.chain.propose_block(t, node, state.last_block)
+        self.proposed[block] = (height, round_, state.validator)
+        self._round_voter(state, round_, state.validator)
+        self.held(t, node, block)
+
+    def _timeout_propose(self, t: int, node: int, height: int, round_: int, _d: int) -> None:
+        state = self.nodes[node]
+        if self._current(state, height, round_) and state.step == PROPOSE:
+            self._prevote(t, state, NIL)
+            self._upon(t, state)
+
+    def _timeout_prevote(self, t: int, node: int, height: int, round_: int, _d: int) -> None:
+        state = self.nodes[node]
+        if self._current(state, height, round_) and state.step == PREVOTE_STEP:
+            self._precommit(t, state, NIL)
+            self._upon(t, state)
+
+    def _timeout_precommit(self, t: int, node: int, height: int, round_: int, _d: int) -> None:
+        state = self.nodes[node]
+        if self._current(state, height, round_):
+            self._start_round(t, state, round_ + 1)
+            self._upon(t, state)
+
+    def _current(self, state: _Node, height: int, round_: int) -> bool:
+        return self.ctx.cluster.up[state.node] and state.height == height and state.round == round_
+
+    # --- sending --------------------------------------------------------------------------
+
+    def _prevote(self, t: int, state: _Node, block: int) -> None:
+        state.step = PREVOTE_STEP
+        if state.validator >= 0:
+            self._send(t, state, PREVOTE, block, -1)
+
+    def _precommit(self, t: int, state: _Node, block: int) -> None:
+        state.step = PRECOMMIT_STEP
+        if state.validator >= 0:
+            self._send(t, state, PRECOMMIT, block, -1)
+
+    def _send(self, t: int, state: _Node, kind: int, block: int, valid_round: int) -> None:
+        """A message of ``state``'s validator at its height and round: counted there at once,
+        gossiped to the rest."""
+        message = len(self.m_kind)
+        self.m_kind.append(kind)
+        self.m_validator.append(state.validator)
+        self.m_height.append(state.height)
+        self.m_round.append(state.round)
+        self.m_block.append(block)
+        self.m_valid_round.append(valid_round)
+        self._add(t, state, message, state.node)
+        if not self.ctx.cluster.isolated[state.node]:
+            self.gossip.inject(t, state.node, self.item_base + message, ITEM_BLOCK, self.spec.vote_size)
+
+    def turned_away(self, t: int, node: int) -> None:
+        """``node``'s mempool was full for an arrival: an event, once a node and height."""
+        if node not in self.full:
+            self.full.add(node)
+            self.ctx.record.event(t, EventKind.MEMPOOL_FULL, node, float(self.spec.mempool_size),
+                                  self.nodes[node].height)
+
+    # --- block parts ----------------------------------------------------------------------
+
+    def gossip_parts(self, t: int, node: int, block: int, size_bytes: int) -> None:
+        """A proposal's block leaves ``node`` as its parts, each a gossip item: a node that
+        holds a part forwards it at once, so parts travel pipelined, on the links and uplinks
+        the votes and transactions use."""
+        sizes = block_parts(size_bytes)
+        if len(sizes) > _MAX_PARTS:
+            raise ValueError(f"a block of {size_bytes} bytes has more than {_MAX_PARTS} parts")
+        self.part_count[block] = len(sizes)
+        first = PART_ITEM_BASE + block * _MAX_PARTS
+        for index, size in enumerate(sizes):
+            self.gossip.inject(t, node, first + index, ITEM_BLOCK, size)
+
+    def part_received(self, t: int, node: int, item: int, sender: int) -> None:
+        """``node`` validated a block part: with the last of its block's, the block is whole there."""
+        block = (item - PART_ITEM_BASE) // _MAX_PARTS
+        if self.chain.holds_block(node, block):
+            return
+        key = (node, block)
+        held = self.parts_held.get(key, 0) + 1
+        if held < self.part_count[block]:
+            self.parts_held[key] = held
+            return
+        self.parts_held.pop(key, None)
+        self.chain.receive_block(t, node, block, sender)
+
+    # --- receiving ------------------------------------------------------------------------
+
+    def received(self, t: int, node: int, item: int, sender: int) -> None:
+        """``node`` validated the proposal or vote item ``item`` from ``sender``."""
+        if not self.ctx.cluster.up[node]:
+            return
+        state = self.nodes[node]
+        message = item - self.item_base
+        height = self.m_height[message]
+        if height < state.height:
+            return
+        if height > state.height:
+            state.future.setdefault(height, []).append(message)
+            self._behind(t, state, height, sender)
+            return
+        self._add(t, state, message, sender)
+        self._upon(t, state)
+
+    def held(self, t: int, node: int, block: int) -> None:
+        """``node`` holds ``block`` with its branch: a proposal, once executed."""
+        made = self.proposed.get(block)
+        if made is None or not self.ctx.cluster.up[node]:
+            return
+        self._at(t + self.spec.execution, self._executed, node, block)
+
+    def _executed(self, t: int, node: int, block: int, _c: int, _d: int) -> None:
+        state = self.nodes[node]
+        if not self.ctx.cluster.up[node]:
+            return
+        height, round_, _ = self.proposed[block]
+        if height > state.height:
+            state.future.setdefault(height, []).append(-(block + 1))
+            return
+        if height < state.height:
+            return
+        self._proposal(state, block)
+        self._upon(t, state)
+
+    def _proposal(self, state: _Node, block: int) -> None:
+        """``block`` is held and executed at ``state``'s height: the proposal it was made for,
+        and any proposal of a later round that named it."""
+        _, round_, proposer = self.proposed[block]
+        state.proposals.setdefault(round_, (block, -1))
+        self._round_voter(state, round_, proposer)
+        for later, valid_round in state.awaiting.pop(block, ()):
+            state.proposals.setdefault(later, (block, valid_round))
+
+    def _add(self, t: int, state: _Node, message: int, sender: int) -> None:
+        kind, round_, block = self.m_kind[message], self.m_round[message], self.m_block[message]
+        validator = self.m_validator[message]
+        self._round_voter(state, round_, validator)
+        if kind == PROPOSAL:
+            if self.proposed[block][0] == state.height and self._has_executed(state, block):
+                state.proposals.setdefault(round_, (block, self.m_valid_round[message]))
+            else:
+                state.awaiting.setdefault(block, []).append((round_, self.m_valid_round[message]))
+                if not self.chain.holds_block(state.node, block) and sender != state.node:
+                    self.chain.fetch_block(t, state.node, block, sender)
+            return
+        tallies = state.prevotes if kind == PREVOTE else state.precommits
+        tally = tallies.get(round_)
+        if tally is None:
+            tally = tallies[round_] = _Tally()
+        if validator in tally.voters:
+            return
+        tally.voters.add(validator)
+        power = self.powers[validator]
+        tally.power[block] = tally.power.get(block, 0) + power
+        tally.total += power
+
+    def _has_executed(self, state: _Node, block: int) -> bool:
+        """Whether ``state`` holds the block a proposal of its round 0.. names (the block's
+        own proposal is then in ``proposals``)."""
+        round_ = self.proposed[block][1]
+        return state.proposals.get(round_, (NIL, -1))[0] == block
+
+    def _round_voter(self, state: _Node, round_: int, validator: int) -> None:
+        state.round_voters.setdefault(round_, set()).add(validator)
+
+    # --- the upon-rules -------------------------------------------------------------------
+
+    def _quorum(self, power: int) -> bool:
+        return 3 * power > 2 * self.total
+
+    def _upon(self, t: int, state: _Node) -> None:
+        """Every rule that holds fires, until none does."""
+        while self.ctx.cluster.up[state.node] and (
+                self._line_49_decide(t, state) or self._line_55_skip(t, state) or self._line_22_propose(t, state)
+                or self._line_28_repropose(t, state) or self._line_34_prevote_timer(t, state)
+                or self._line_36_lock(t, state) or self._line_44_nil(t, state)
+                or self._line_47_precommit_timer(t, state)):
+            pass
+
+    def _line_22_propose(self, t: int, state: _Node) -> bool:
+        found = state.proposals.get(state.round)
+        if state.step != PROPOSE or found is None or found[1] != -1:
+            return False
+        block = found[0]
+        self._prevote(t, state, block if state.locked_round == -1 or state.locked_value == block else NIL)
+        return True
+
+    def _line_28_repropose(self, t: int, state: _Node) -> bool:
+        found = state.proposals.get(state.round)
+        if state.step != PROPOSE or found is None or not 0 <= found[1] < state.round:
+            return False
+        block, valid_round = found
+        tally = state.prevotes.get(valid_round)
+        if tally is None or not self._quorum(tally.power.get(block, 0)):
+            return False
+        self._prevote(t, state, block if state.locked_round <= valid_round or state.locked_value == block else NIL)
+        return True
+
+    def _line_34_prevote_timer(self, t: int, state: _Node) -> bool:
+        tally = state.prevotes.get(state.round)
+        key = (34, state.round)
+        if state.step != PREVOTE_STEP or tally is None or key in state.fired or not self._quorum(tally.total):
+            return False
+        state.fired.add(key)
+        spec = self.spec
+        self._at(t + spec.timeout_prevote + state.round * spec.timeout_prevote_delta, self._timeout_prevote,
+                 state.node, state.height, state.round)
+        return True
+
+    def _line_36_lock(self, t: int, state: _Node) -> bool:
+        found = state.proposals.get(state.round)
+        tally = state.prevotes.get(state.round)
+        key = (36, state.round)
+        if (state.step < PREVOTE_STEP or found is None or tally is None or key in state.fired
+                or not self._quorum(tally.power.get(found[0], 0))):
+            return False
+        state.fired.add(key)
+        block = found[0]
+        if state.step == PREVOTE_STEP:
+            state.locked_value, state.locked_round = block, state.round
+            self._precommit(t, state, block)
+        state.valid_value, state.valid_round = block, state.round
+        return True
+
+    def _line_44_nil(self, t: int, state: _Node) -> bool:
+        tally = state.prevotes.get(state.round)
+        if state.step != PREVOTE_STEP or tally is None or not self._quorum(tally.power.get(NIL, 0)):
+            return False
+        self._precommit(t, state, NIL)
+        return True
+
+    def _line_47_precommit_timer(self, t: int, state: _Node) -> bool:
+        tally = state.precommits.get(state.round)
+        key = (47, state.round)
+        if state.step == NEW_HEIGHT or tally is None or key in state.fired or not self._quorum(tally.total):
+            return False
+        state.fired.add(key)
+        spec = self.spec
+        self._at(t + spec.timeout_precommit + state.round * spec.timeout_precommit_delta, self._timeout_precommit,
+                 state.node, state.height, state.round)
+        return True
+
+    def _line_49_decide(self, t: int, state: _Node) -> bool:
+        for round_ in sorted(state.precommits):
+            found = state.proposals.get(round_)
+            if found is not None and self._quorum(state.precommits[round_].power.get(found[0], 0)):
+                self._decide(t, state, found[0], round_)
+                return True
+        return False
+
+    def _line_55_skip(self, t: int, state: _Node) -> bool:
+        for round_ in sorted(state.round_voters, reverse=True):
+            if round_ <= state.round:
+                return False
+            if 3 * sum(self.powers[v] for v in state.round_voters[round_]) > self.total:
+                self._start_round(t, state, round_)
+                return True
+        return False
+
+    # --- deciding and catching up ------------------------------------------------------------
+
+    def _decide(self, t: int, state: _Node, block: int, round_: int) -> None:
+        """``state`` commits ``block`` at its height (decided in ``round_``), goes to the next
+        height, takes what it kept for it, and starts it ``timeout_commit`` later."""
+        height = state.height
+        first = height not in self.decided
+        if first:
+            self.decided[height] = (block, round_)
+        interval = t - state.last_commit_t if state.last_commit_t >= 0 else -1
+        proposer = self.validators[self.proposed[block][2]]
+        self.rows.append((state.node, height, round_, proposer, t, interval))
+        state.last_commit_t = t
+        self.chain.committed_block(t, state.node, height, block, first)
+        state.next_height(block)
+        for kept in state.future.pop(state.height, ()):
+            if kept >= 0:
+                self._add(t, state, kept, state.node)
+            else:
+                self._proposal(state, -kept - 1)
+        self._at(t + self.spec.timeout_commit, self._start_height, state.node, state.height)
+
+    def _behind(self, t: int, state: _Node, height: int, sender: int) -> None:
+        """A message of a later height came from ``sender``: ask it for the committed blocks
+        up to that height, a round trip away (none asked while a request is out)."""
+        if state.catching or state.height not in self.decided or sender == state.node:
+            return
+        links = self.links
+        if links.colour[state.node] != links.colour[sender]:
+            return
+        delay = links.delay(state.node, sender)
+        if delay is None:  # lost: the retry costs about the base latency
+            delay = links.base_ns[links.region_of[state.node]][links.region_of[sender]]
+        state.catching = True
+        self._at(t + 2 * delay, self._caught_up, state.node, height)
+
+    def _caught_up(self, t: int, node: int, height: int, _c: int, _d: int) -> None:
+        """The committed blocks below ``height`` came: committed in order (those still needed)."""
+        state = self.nodes[node]
+        state.catching = False
+        if not self.ctx.cluster.up[node]:
+            return
+        while state.height < height and state.height in self.decided:
+            block, round_ = self.decided[state.height]
+            if not self.chain.holds_block(node, block):
+                self.chain.receive_block(t, node, block)
+            self._decide(t, state, block, round_)
+        self._upon(t, state)
+
+    # --- faults ---------------------------------------------------------------------------
+
+    def restarted(self, t: int, node: int) -> None:
+        """A node back up keeps its state and sets its step's timeout again."""
+        state = self.nodes[node]
+        spec = self.spec
+        round_, height = state.round, state.height
+        if state.step == NEW_HEIGHT:
+            self._at(t, self._start_height, node, height)
+        elif state.step == PROPOSE:
+            self._at(t + spec.timeout_propose + round_ * spec.timeout_propose_delta, self._timeout_propose,
+                     node, height, round_)
+        elif state.step == PREVOTE_STEP:
+            self._at(t + spec.timeout_prevote + round_ * spec.timeout_prevote_delta, self._timeout_prevote,
+                     node, height, round_)
+        else:
+            self._at(t + spec.timeout_precommit + round_ * spec.timeout_precommit_delta, self._timeout_precommit,
+                     node, height, round_)
+
+    def take_rows(self) -> list[tuple[int, int, int, int, int, int]]:
+        rows, self.rows = self.rows, []
+        return rows
