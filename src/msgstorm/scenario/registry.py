@@ -223,6 +223,7 @@ LIVE_DRIVERS: Registry[Any] = Registry("live driver", (
     "msgstorm.live.drivers.zmq",
     "msgstorm.live.drivers.redis",
     "msgstorm.live.chain.anvil",
+    "msgstorm.live.chain.cometbft",
 ))
 REACTORS: Registry[Callable[..., Any]] = Registry("reactor", ("msgstorm.market.reactor", "msgstorm.market.frontrun",
                                                             "msgstorm.sim.integrity"))
