@@ -343,8 +343,8 @@ class CometTarget:
             self._on_error(f"sender {self.names[v]}", error)
             return
         t = self._now()
-        if isinstance(answers, dict) and "error" in answers:  # the batch itself refused
-            answers = [{"id": k, "error": answers["error"]} for k in rows]
+        if isinstance(answers, dict):  # a batch of one is answered as one call; a refused batch as one error
+            answers = [answers] if answers.get("id") in rows else [{"id": k, "error": answers.get("error")} for k in rows]
         by_row = {int(a["id"]): a for a in answers if isinstance(a, dict) and "id" in a}
         for k in rows:
             window.answered[k] = t
