@@ -185,6 +185,13 @@ def test_every_transaction_is_accounted_for_once_and_the_validators_own_blocks_a
     verdicts = {check["name"]: check["verdict"] for check in summary["checks"]}
     assert verdicts["safety"] == "valid" and verdicts["delivery"] == "valid", verdicts
     assert summary["messages"]["committed"] == statuses["committed"]
+    # Per validator: its heights are its finalized rows, and every height the history
+    # holds was proposed by exactly one validator.
+    table = {row["name"]: row for row in summary["validators"]["validators"]}
+    assert {name: row["heights"] for name, row in table.items()} == {n: len(h) for n, h in heights_of.items()}
+    made = {row["height"] for row in finalized}
+    assert sum(row["proposed"] for row in table.values()) == len(made)
+    assert [h["height"] for h in summary["validators"]["heights"]] == sorted(made)
 
 
 def _validator_pids(run_dir: Path, count: int, process: subprocess.Popen[bytes]) -> list[int]:

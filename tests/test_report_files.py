@@ -137,10 +137,10 @@ def test_real_summaries_fit_the_summary_model(runs) -> None:
         summary = json.loads((r.run_dir / "summary.json").read_text())
         Summary.model_validate(summary)
         # wall_s may be unknown; fairness, auction, control, security, integrity, forks, relay,
-        # finality, crosschain, collateral, hop_split and byzantine are absent from runs without them.
+        # finality, crosschain, collateral, hop_split, byzantine and validators are absent from runs without them.
         assert set(Summary.model_fields) - {"wall_s", "fairness", "auction", "control", "security",
                                             "integrity", "forks", "relay", "finality", "crosschain", "collateral",
-                                            "hop_split", "byzantine"} <= set(summary)
+                                            "hop_split", "byzantine", "validators"} <= set(summary)
 
 
 def test_rates_are_printed_for_people_and_kept_whole_in_the_summary() -> None:

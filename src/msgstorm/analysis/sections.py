@@ -54,6 +54,7 @@ from msgstorm.analysis.recovery import recovery_times
 from msgstorm.analysis.relay import relay_summary
 from msgstorm.analysis.safety import finality_summary
 from msgstorm.analysis.summary_model import Summary
+from msgstorm.analysis.validators import validators_summary
 from msgstorm.history.reader import History
 from msgstorm.scenario.slo import evaluate_slos
 
@@ -314,6 +315,8 @@ section("relay", absent_when_none=True)(lambda history, ctx: relay_summary(histo
 section("hop_split", absent_when_none=True)(lambda history, ctx: hop_split(history))
 # Only runs with finality by votes have one.
 section("finality", absent_when_none=True)(lambda history, ctx: finality_summary(history))
+# Only runs whose commits are per validator with their rounds (target cometbft) have one.
+section("validators", absent_when_none=True)(lambda history, ctx: validators_summary(history))
 # Only [crosschain] runs (whose history holds the destination's) have one; collateral: with
 # positions = "destination".
 section("crosschain", absent_when_none=True)(lambda history, ctx: crosschain_summary(history, ctx.crosschain))

@@ -28,6 +28,7 @@ from msgstorm.analysis.summary_chain import (
     HopSplit,
     RegionPropagation,
     Relay,
+    Validators,
 )
 from msgstorm.analysis.summary_fields import Closed, Count, Ms, Rate, Seconds
 
@@ -599,6 +600,10 @@ class Summary(BaseModel):
     finality: Annotated[Finality | None, Field(
         description="finality by votes against the quorum bound; absent without blocks.producers.finality = "
                     "\"votes\"")] = None
+    validators: Annotated[Validators | None, Field(
+        description="a validator network's consensus per validator (heights, proposals, rounds above 0, commit "
+                    "interval, mempool, height lag) and per height, and its longest halt; absent unless the "
+                    "commits are per validator with their rounds (target cometbft)")] = None
     crosschain: Annotated[Crosschain | None, Field(
         description="a second chain and its relayers: fates, latency from source intent to destination commit "
                     "and its split, the source's halt; absent without [crosschain]")] = None
