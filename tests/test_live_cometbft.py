@@ -234,3 +234,79 @@ def test_no_validator_outlives_msgstorm_stopped_or_killed(tmp_path: Path, signum
         assert cleanup["left"] == []
         stopped = sorted(json.loads(e["detail"])["name"] for e in events if e["kind"] == "server_stop")
         assert stopped == ["msgstorm-route-proxy", "validator-0", "validator-1", "validator-2", "validator-3"]
+
+
+# --- faults on validators ------------------------------------------------------------------
+
+# One round of a height: propose, prevote and precommit timeouts, then timeout_commit.
+_ROUND_S = 1.0 + 0.5 + 0.5 + 0.3
+
+
+def _fault_times(events: list[dict[str, Any]]) -> tuple[float, float]:
+    start = next(e["t"] for e in events if e["kind"] == "fault_start") / 1e9
+    end = next(e["t"] for e in events if e["kind"] == "fault_end") / 1e9
+    return start, end
+
+
+@pytest.mark.slow
+def test_a_partition_without_a_two_thirds_side_halts_the_chain_until_it_heals(tmp_path: Path) -> None:
+    require_cometbft()
+    from msgstorm.runner import run
+
+    text = SCENARIO.format(duration="12s", validators=4, rate="30/s").replace("drain = \"5s\"", "drain = \"10s\"") + (
+        '[[faults]]\nkind = "partition"\nat = "3s"\nduration = "4s"\n'
+        'groups = [["validator-0", "validator-1"], ["validator-2", "validator-3"]]\n')
+    run(parse_scenario(text, source="c.toml"), tmp_path / "run")
+    run_dir = tmp_path / "run"
+    events = _rows(run_dir, "events")
+    start, end = _fault_times(events)
+    commits = sorted(e["t"] / 1e9 for e in events if e["kind"] == "block_committed")
+    # Two against two: no side has the votes of more than two thirds, so no validator
+    # commits once the height under way at the cut has run out of its round.
+    assert [t for t in commits if start + _ROUND_S < t < end] == []
+    assert any(t > end for t in commits)  # and commits came back after the heal
+    summary = json.loads((run_dir / "summary.json").read_text())
+    halt = summary["validators"]
+    assert start - _ROUND_S <= halt["halt_from_s"] <= start + _ROUND_S
+    assert end <= halt["halt_to_s"] < end + 10  # the validators dial each other again within seconds
+    assert halt["halt_to_s"] - halt["halt_from_s"] >= end - start - _ROUND_S
+    statuses = Counter(m["status"] for m in _rows(run_dir, "messages"))
+    assert set(statuses) == {"committed"}, statuses  # what waited in the mempools committed after the heal
+    verdicts = {check["name"]: check["verdict"] for check in summary["checks"]}
+    assert verdicts["safety"] == "valid"
+
+
+@pytest.mark.slow
+def test_a_validator_killed_below_one_third_does_not_stop_the_chain_and_catches_up_on_restart(
+        tmp_path: Path) -> None:
+    require_cometbft()
+    from msgstorm.runner import run
+
+    text = SCENARIO.format(duration="12s", validators=4, rate="30/s").replace(
+        "validators = 4", "validators = 4\nentry = 0") + (
+        '[[faults]]\nkind = "crash"\nat = "3s"\nrestart_after = "4s"\nnode = "validator-3"\n')
+    run(parse_scenario(text, source="c.toml"), tmp_path / "run")
+    run_dir = tmp_path / "run"
+    events = _rows(run_dir, "events")
+    start, end = _fault_times(events)
+    by_node: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for e in events:
+        if e["kind"] == "block_committed":
+            by_node[e["node"]].append((e["t"] / 1e9, e["height"]))
+    # Three of four validators hold 3/4 > 2/3 of the votes: they go on committing while
+    # validator-3 is down, never more than a round and a block apart.
+    for name in ("validator-0", "validator-1", "validator-2"):
+        during = [t for t, _ in sorted(by_node[name]) if start <= t <= end]
+        assert len(during) >= 2, name
+        marks = [start, *during, end]
+        assert max(b - a for a, b in zip(marks, marks[1:], strict=False)) < _ROUND_S + 1.5, name
+    # validator-3 commits nothing while killed, and after its restart (its home kept) it
+    # commits the heights it missed and the chain's top.
+    assert [t for t, _ in by_node["validator-3"] if start + 0.5 < t < end] == []
+    top = max(h for rows in by_node.values() for _, h in rows)
+    heights_3 = {h for _, h in by_node["validator-3"]}
+    assert max(heights_3) >= top - 1
+    finalized = _rows(run_dir, "finalized")
+    assert len({(r["height"], r["block"]) for r in finalized}) == len({r["height"] for r in finalized})
+    statuses = Counter(m["status"] for m in _rows(run_dir, "messages"))
+    assert set(statuses) == {"committed"}, statuses
