@@ -389,7 +389,8 @@ class Partition:
         if missing or not driver.has_routes(scenario.live):  # type: ignore[attr-defined]
             why = missing[0] if missing else f"target {scenario.target!r} starts no cluster with this [live] section"
             return [(("kind",), f"a {spec.kind} on a live target cuts the routes of a cluster msgstorm starts: "
-                                f'target "jetstream" with live.jetstream.replicas = 3 or 5 and no live.url ({why})')]
+                                f'target "jetstream" with live.jetstream.replicas = 3 or 5 and no live.url, or target '
+                                f'"cometbft" ({why})')]
         names = _server_names(scenario)
         problems: list[Problem] = []
         seen: set[str] = set()
