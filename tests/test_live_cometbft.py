@@ -310,3 +310,25 @@ def test_a_validator_killed_below_one_third_does_not_stop_the_chain_and_catches_
     assert len({(r["height"], r["block"]) for r in finalized}) == len({r["height"] for r in finalized})
     statuses = Counter(m["status"] for m in _rows(run_dir, "messages"))
     assert set(statuses) == {"committed"}, statuses
+
+
+@pytest.mark.slow
+def test_a_full_mempool_refuses_with_its_reason_and_every_refusal_is_a_rejected_row(tmp_path: Path) -> None:
+    require_cometbft()
+    from msgstorm.runner import run
+
+    # 100/s into one validator whose mempool holds 20, a block every second or so: most
+    # sends find it full.
+    text = SCENARIO.format(duration="4s", validators=4, rate="100/s").replace(
+        "validators = 4", "validators = 4\nentry = 0\nmempool_size = 20").replace('interval = "300ms"',
+                                                                                 'interval = "1s"')
+    run(parse_scenario(text, source="c.toml"), tmp_path / "run")
+    run_dir = tmp_path / "run"
+    statuses = Counter(m["status"] for m in _rows(run_dir, "messages"))
+    refused = [e for e in _rows(run_dir, "events") if e["kind"] == "tx_rejected"]
+    assert [json.loads(e["detail"])["reason"] for e in refused] == ["mempool_full"]
+    assert "mempool is full" in json.loads(refused[0]["detail"])["error"]
+    assert statuses["rejected"] == refused[0]["value"] > 0
+    assert set(statuses) <= {"committed", "rejected"}, statuses
+    mempools = [e["value"] for e in _rows(run_dir, "events") if e["kind"] == "queue_depth" and e["node"] == "validator-0"]
+    assert max(mempools) <= 20
