@@ -332,3 +332,30 @@ def test_a_full_mempool_refuses_with_its_reason_and_every_refusal_is_a_rejected_
     assert set(statuses) <= {"committed", "rejected"}, statuses
     mempools = [e["value"] for e in _rows(run_dir, "events") if e["kind"] == "queue_depth" and e["node"] == "validator-0"]
     assert max(mempools) <= 20
+
+
+@pytest.mark.slow
+def test_a_paused_validator_commits_nothing_while_stopped_and_every_height_after(tmp_path: Path) -> None:
+    require_cometbft()
+    from msgstorm.runner import run
+
+    text = SCENARIO.format(duration="10s", validators=4, rate="20/s").replace(
+        "validators = 4", "validators = 4\nentry = 0") + (
+        '[[faults]]\nkind = "pause"\nat = "3s"\nduration = "3s"\nnode = "validator-1"\n')
+    run(parse_scenario(text, source="c.toml"), tmp_path / "run")
+    run_dir = tmp_path / "run"
+    events = _rows(run_dir, "events")
+    start, end = _fault_times(events)
+    paused = sorted((e["t"] / 1e9, e["height"]) for e in events
+                    if e["kind"] == "block_committed" and e["node"] == "validator-1")
+    others = {e["height"] for e in events if e["kind"] == "block_committed" and e["node"] == "validator-0"}
+    assert [t for t, _ in paused if start + 0.2 < t < end] == []  # SIGSTOPped: nothing
+    during = {e["height"] for e in events if e["kind"] == "block_committed" and e["node"] == "validator-0"
+              and start + 0.2 < e["t"] / 1e9 < end}
+    assert during  # three of four went on
+    # After SIGCONT validator-1 commits each height it missed, and ends at the others' top.
+    assert during <= {h for _, h in paused}
+    assert max(h for _, h in paused) >= max(others) - 1
+    summary = json.loads((run_dir / "summary.json").read_text())
+    lag = {v["name"]: v["height_lag_max"] for v in summary["validators"]["validators"]}
+    assert lag["validator-1"] >= len(during) - 1 >= 1  # it fell behind by about the heights made while stopped

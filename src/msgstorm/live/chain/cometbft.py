@@ -122,9 +122,6 @@ class CometNetwork(HasServers, HasRouteLinks):
         said: list[tuple[tuple[str | int, ...], str]] = []
         if scenario.live.url is not None:
             said.append((("live", "url"), "msgstorm starts the validators of target 'cometbft' itself: drop live.url"))
-        if scenario.market is not None:
-            said.append((("market",), "market agents run on the simulator and on an EVM node: drop [market] or "
-                                      "run with --target sim or anvil"))
         for where, spec in fault_entries(scenario):
             if isinstance(spec, ToxicFault):
                 said.append(((*where, "kind"), f"a {spec.toxic!r} toxic acts on a client's link: on target "
@@ -181,9 +178,9 @@ class CometNetwork(HasServers, HasRouteLinks):
             ("tx_index", "indexer", _quoted("null")),
         ]
 
-    def start(self) -> list[dict[str, Any]]:
-        """Write every validator's home and start them (blocking until each RPC listens);
-        their ``server_start`` event details."""
+    def start(self) -> None:
+        """Write every validator's home and plan its ports and routes (``spawn`` starts them,
+        once the route proxy listens)."""
         binary = find_cometbft()
         count = self.spec.validators
         directory = self.run_dir / "servers"
@@ -217,7 +214,6 @@ class CometNetwork(HasServers, HasRouteLinks):
             self.validators.append(ManagedServer(
                 f"validator-{i}", [binary, "node", "--home", str(home)], self.rpc_ports[i], directory,
                 self.scenario.live.start_timeout / 1e9))
-        return []
 
     def spawn(self) -> list[dict[str, Any]]:
         """Start every validator (after the route proxy listens) and wait for each RPC port."""
