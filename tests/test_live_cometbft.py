@@ -359,3 +359,62 @@ def test_a_paused_validator_commits_nothing_while_stopped_and_every_height_after
     summary = json.loads((run_dir / "summary.json").read_text())
     lag = {v["name"]: v["height_lag_max"] for v in summary["validators"]["validators"]}
     assert lag["validator-1"] >= len(during) - 1 >= 1  # it fell behind by about the heights made while stopped
+
+
+def test_a_toxic_between_groups_of_validators_is_checked_where_it_is_written() -> None:
+    base = SCENARIO.format(duration="4s", validators=4, rate="10/s")
+    toxic = '[[faults]]\nkind = "toxic"\nat = "1s"\nduration = "1s"\ntoxic = "latency"\nlatency = "50ms"\n'
+    with pytest.raises(ScenarioError, match=r'c\.toml:\d+: faults\[0\]\.toxic\.between: names groups of servers: it needs '
+                                            r'link = "routes"'):
+        parse_scenario(base + toxic + 'between = [["validator-0"], ["validator-1"]]\n', source="c.toml")
+    with pytest.raises(ScenarioError, match=r"unknown server 'validator-9'"):
+        parse_scenario(base + toxic + 'link = "routes"\nbetween = [["validator-0"], ["validator-9"]]\n',
+                       source="c.toml")
+    with pytest.raises(ScenarioError, match=r"between: \['validator-0'\] in both groups"):
+        parse_scenario(base + toxic + 'link = "routes"\nbetween = [["validator-0"], ["validator-0"]]\n',
+                       source="c.toml")
+    scenario = parse_scenario(base + toxic + 'link = "routes"\nbetween = [["validator-0", "validator-1"], '
+                                             '["validator-2", "validator-3"]]\n', source="c.toml")
+    assert scenario.faults[0].between == [["validator-0", "validator-1"], ["validator-2", "validator-3"]]  # type: ignore[union-attr]
+    # Off a cluster's routes a toxic on them is refused, naming the field.
+    with pytest.raises(ScenarioError, match=r'faults\[0\]\.link: a toxic on link = "routes"'):
+        parse_scenario(base.replace('target = "cometbft"', 'target = "redis"') + toxic + 'link = "routes"\n',
+                       source="c.toml")
+
+
+@pytest.mark.slow
+def test_latency_between_two_halves_of_the_validators_slows_every_height_and_no_more_after(tmp_path: Path) -> None:
+    require_cometbft()
+    from msgstorm.runner import run
+
+    text = SCENARIO.format(duration="14s", validators=4, rate="20/s") + (
+        '[[faults]]\nkind = "toxic"\nat = "5s"\nduration = "5s"\ntoxic = "latency"\nlatency = "400ms"\n'
+        'link = "routes"\nbetween = [["validator-0", "validator-1"], ["validator-2", "validator-3"]]\n')
+    run(parse_scenario(text, source="c.toml"), tmp_path / "run")
+    run_dir = tmp_path / "run"
+    events = _rows(run_dir, "events")
+    start, end = _fault_times(events)
+    detail = json.loads(next(e["detail"] for e in events if e["kind"] == "fault_start"))
+    # Two validators a side: 2 x 2 links each way cross the cut.
+    assert sorted(detail["routes"]) == ["route-0-2", "route-0-3", "route-1-2", "route-1-3",
+                                        "route-2-0", "route-2-1", "route-3-0", "route-3-1"]
+    first: dict[int, float] = {}
+    for e in events:
+        if e["kind"] == "block_committed":
+            first[e["height"]] = min(first.get(e["height"], e["t"] / 1e9), e["t"] / 1e9)
+    times = sorted(first.values())
+    gaps = [(a, b - a) for a, b in zip(times, times[1:], strict=False)]
+
+    def median(values: list[float]) -> float:
+        ordered = sorted(values)
+        return ordered[len(ordered) // 2]
+
+    before = median([g for t, g in gaps if t < start])
+    during = median([g for t, g in gaps if start + 1 < t < end])
+    after = median([g for t, g in gaps if t > end + 2])
+    # A quorum of three needs a validator of the other side: the proposal, the prevotes and
+    # the precommits each cross the 400 ms link once at least.
+    assert during >= before + 3 * 0.4 * 0.8, (before, during)
+    assert after < before + 0.4, (before, after)
+    statuses = Counter(m["status"] for m in _rows(run_dir, "messages"))
+    assert set(statuses) == {"committed"}, statuses

@@ -463,7 +463,10 @@ DESCRIPTIONS: dict[str, str] = {
     "ToxicFault.at": "start",
     "ToxicFault.duration": "how long; none: to the end of the sending",
     "ToxicFault.toxic": "one of the fault proxy's toxics: {toxics}",
-    "ToxicFault.link": "whose connections: `publisher`, `consumers` or `clients` (both)",
+    "ToxicFault.link": "whose connections: `publisher`, `consumers` or `clients` (both); `routes`: the links "
+                       "between the servers of a cluster msgstorm starts (the validators of target `cometbft`)",
+    "ToxicFault.between": "with `link = \"routes\"`: two groups of servers, the toxic on the links between them "
+                          "only (one toxic a pair of regions: a latency matrix); none: every route",
     "ToxicFault.direction": "`upstream` (client to server), `downstream`, or `both`",
     "ToxicFault.probability": "share of reads it acts on (of connections, for {connection_toxics})",
     "ToxicFault.latency": "latency: added to every read",

@@ -13,8 +13,10 @@ Every validator's peer-to-peer links go through the fault proxy (``HasRouteLinks
 ``i`` dials validator ``j`` at a listener of the proxy, ``route-i-j``, that leads to ``j``'s
 p2p port, and peer exchange is off, so no validator learns another's own address and dials
 past the proxy. A ``partition`` cuts those routes between its groups (``live/nemesis.py``),
-a ``pause``, ``crash`` or ``restart`` acts on one validator (its home, so its chain and
-keys, kept).
+a ``toxic`` with ``link = "routes"`` delays, slows or cuts them (all, or those ``between``
+two groups: one such toxic a pair of regions makes a latency matrix on one machine), and a
+``pause``, ``crash`` or ``restart`` acts on one validator (its home, so its chain and keys,
+kept).
 """
 
 from __future__ import annotations
@@ -123,9 +125,10 @@ class CometNetwork(HasServers, HasRouteLinks):
         if scenario.live.url is not None:
             said.append((("live", "url"), "msgstorm starts the validators of target 'cometbft' itself: drop live.url"))
         for where, spec in fault_entries(scenario):
-            if isinstance(spec, ToxicFault):
-                said.append(((*where, "kind"), f"a {spec.toxic!r} toxic acts on a client's link: on target "
-                                               "'cometbft' cut the validators' links with a 'partition'"))
+            if isinstance(spec, ToxicFault) and spec.link != "routes":
+                said.append(((*where, "link"), f"a toxic on target 'cometbft' acts on the validators' links: "
+                                               f'link = "routes" (with between = [[...], [...]] for some of them), '
+                                               f"not {spec.link!r}"))
         return said
 
     @staticmethod
