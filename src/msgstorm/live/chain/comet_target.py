@@ -65,6 +65,7 @@ from msgstorm.live.pacing import due_through, wait_until
 from msgstorm.live.recorder import PUBLISHER
 from msgstorm.live.send_loop import run_send_loop
 from msgstorm.progress import Progress, ProgressSnapshot
+from msgstorm.rules.desync import HeightGapTracker
 from msgstorm.scenario.schema import Scenario
 from msgstorm.traffic.generate import MessageBatch
 
@@ -150,6 +151,7 @@ class CometTarget:
         self._requests: set[asyncio.Task[None]] = set()
         self._handlers: dict[int, Any] = {}
         self._committed_ids: set[int] = set()
+        self.stopped: list[tuple[int, str, bool]] = []  # (t, validator, True: a fault stopped it / False: it ended)
 
     @property
     def nodes(self) -> list[dict[str, str]]:
@@ -189,6 +191,12 @@ class CometTarget:
             self.log.add((self._now(), EventKind.CLEANUP, None, None,
                           cleanup_report(self.network.validators, self.nemesis, [])))
 
+    def _record_fault(self, t: int, kind: str, node: str | None, detail: dict[str, Any] | None) -> None:
+        """The nemesis's events, and when a fault held a validator stopped (not desynchronised)."""
+        self.log.add((t, kind, node, None, detail))
+        if node in self.names and kind in (EventKind.FAULT_START, EventKind.FAULT_END):
+            self.stopped.append((t, node, kind == EventKind.FAULT_START))
+
     def _stop_on_signals(self) -> None:
         """SIGINT and SIGTERM cancel the run's task (as ``ChainTarget._stop_on_signals``)."""
         if threading.current_thread() is not threading.main_thread():
@@ -208,8 +216,7 @@ class CometTarget:
     async def _main(self, traffic: Iterator[MessageBatch]) -> None:
         self._stop_on_signals()
         # The route proxy listens before the validators dial each other through it.
-        self.nemesis = Nemesis(self.scenario, self.network, self.run_dir,
-                               lambda t, kind, node, detail: self.log.add((t, kind, node, None, detail)))
+        self.nemesis = Nemesis(self.scenario, self.network, self.run_dir, self._record_fault)
         await self.nemesis.prepare()
         for described in self.network.spawn():
             self.log.add((self._now(), EventKind.SERVER_START, None, None, described))
@@ -523,6 +530,7 @@ class CometTarget:
         for height, (t, commit) in produced.items():
             rows.append((t, EventKind.BLOCK_PRODUCED, commit.proposer, float(commit.txs), height,
                          json.dumps({"ours": len(commit.ours), "round": commit.round})))
+        rows += self._desync_rows(t_end)
         for t, v, depth in self.mempools:
             rows.append((min(t, t_end), EventKind.QUEUE_DEPTH, self.names[v], float(depth), None, None))
         for reason, times in sorted(self.rejections.items()):
@@ -537,3 +545,36 @@ class CometTarget:
             self.writer.append("events", {"t": [r[0] for r in rows], "kind": [str(r[1]) for r in rows],
                                           "node": [r[2] for r in rows], "value": [r[3] for r in rows],
                                           "height": [r[4] for r in rows], "detail": [r[5] for r in rows]})
+
+    def _desync_rows(self, t_end: int) -> list[tuple[int, str, str | None, float | None, int | None, str | None]]:
+        """``desync_start`` / ``desync_end`` events by the simulator's rule (``rules/desync.py``):
+        a validator more than ``desync.max_height_gap`` heights behind the highest for
+        ``desync.min_duration``, judged at every commit time; one a fault holds stopped (pause,
+        crash, restart) is down, not desynchronised."""
+        rows: list[tuple[int, str, str | None, float | None, int | None, str | None]] = []
+
+        def event(t: int, kind: Any, node: int, value: float, detail: dict[str, Any] | None = None) -> None:
+            rows.append((min(t, t_end), str(kind), self.names[node], value, None,
+                         json.dumps(detail) if detail is not None else None))
+
+        spec = self.scenario.desync
+        tracker = HeightGapTracker(len(self.names), spec.max_height_gap, spec.min_duration, event,
+                                   EventKind.DESYNC_START, EventKind.DESYNC_END)
+        commits = sorted((c.t, v, h) for v, commits in enumerate(self.commits) for h, c in commits.items())
+        if not commits:
+            return rows
+        heights = [min(h for _, _, h in commits) - 1] * len(self.names)
+        down = [False] * len(self.names)
+        stops = sorted(self.stopped)
+        at = 0
+        for k, (t, v, height) in enumerate(commits):
+            heights[v] = max(heights[v], height)
+            while at < len(stops) and stops[at][0] <= t:
+                down[self.names.index(stops[at][1])] = stops[at][2]
+                at += 1
+            if k + 1 < len(commits) and commits[k + 1][0] == t:
+                continue
+            tracker.check(t, max(heights), heights, [not d for d in down])
+        top = max(heights)
+        tracker.close(t_end, [top - h for h in heights])
+        return rows
