@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -192,6 +193,15 @@ def test_every_transaction_is_accounted_for_once_and_the_validators_own_blocks_a
     made = {row["height"] for row in finalized}
     assert sum(row["proposed"] for row in table.values()) == len(made)
     assert [h["height"] for h in summary["validators"]["heights"]] == sorted(made)
+    # report.html shows those numbers: each validator's row, read back.
+    page = (run_dir / "report.html").read_text()
+    shown = page[page.index('id="validators-table"'):]
+    shown = shown[:shown.index("</table>")]
+    rows = {cells[0]: cells[1:] for cells in (re.findall(r"<td[^>]*>([^<]*)</td>", row)
+                                              for row in re.findall(r"<tr>(.*?)</tr>", shown)) if cells}
+    assert {name: (int(cells[0]), int(cells[1]), int(cells[7].replace(",", ""))) for name, cells in rows.items()} == {
+        name: (row["heights"], row["proposed"], row["height_lag_max"]) for name, row in table.items()}
+    assert page.count('<tr><td class="num">', page.index('id="heights-table"')) >= len(made)
 
 
 def _validator_pids(run_dir: Path, count: int, process: subprocess.Popen[bytes]) -> list[int]:
