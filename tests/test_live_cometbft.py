@@ -437,12 +437,12 @@ def test_a_validator_whose_links_are_slow_falls_behind_and_is_desynchronised_by_
     require_cometbft()
     from msgstorm.runner import run
 
-    # validator-3 hears the other three 1.5 s late (each way): they hold 3/4 of the votes and
-    # go on at their pace, a height every 0.6 s or so, so validator-3 trails them by more
+    # validator-3 hears the other three 3 s late (each way): they hold 3/4 of the votes and
+    # go on at their pace, a height every second or less, so validator-3 trails them by more
     # than desync.max_height_gap = 2 heights for longer than desync.min_duration = 1 s.
-    text = SCENARIO.format(duration="14s", validators=4, rate="20/s").replace(
+    text = SCENARIO.format(duration="15s", validators=4, rate="20/s").replace(
         "validators = 4", "validators = 4\nentry = 0") + (
-        '[[faults]]\nkind = "toxic"\nat = "3s"\nduration = "7s"\ntoxic = "latency"\nlatency = "1500ms"\n'
+        '[[faults]]\nkind = "toxic"\nat = "3s"\nduration = "8s"\ntoxic = "latency"\nlatency = "3s"\n'
         'link = "routes"\nbetween = [["validator-3"], ["validator-0", "validator-1", "validator-2"]]\n')
     run(parse_scenario(text, source="c.toml"), tmp_path / "run")
     run_dir = tmp_path / "run"
