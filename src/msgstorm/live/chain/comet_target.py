@@ -310,7 +310,8 @@ class CometTarget:
                 t = await wait_until(times[i], self._now, asyncio.sleep)
                 if t >= stop_at + STOP_GRACE_NS:
                     self.stopped_behind = True
-                    upcoming.cancel()
+                    if end == n:  # windows meant before the run's end may follow
+                        await self._keep_unsent(upcoming, batches)
                     return
                 j = due_through(times, i, end, t, self.spec.batch)
                 rows: dict[int, list[int]] = {}
@@ -326,6 +327,23 @@ class CometTarget:
             if end < n:
                 upcoming.cancel()
                 return
+
+    async def _keep_unsent(self, upcoming: asyncio.Future[MessageBatch | None],
+                           batches: Iterator[MessageBatch]) -> None:
+        """The sender was behind at the run's end: the windows not read yet are kept too, none
+        of their rows sent, so every message meant before ``run.duration`` gets a row
+        (``unsent``) and the offered rate counts the whole schedule."""
+        loop = asyncio.get_running_loop()
+        stop_at = self.scenario.run.duration
+        while not self.interrupted and (batch := await upcoming) is not None:
+            n = len(batch)
+            if n and int(batch.t_intended[0]) >= stop_at:
+                return
+            self.windows.append(Window(batch, np.full(n, -1, np.int64), np.full(n, -1, np.int64),
+                                       np.full(n, -1, np.int8)))
+            if n and int(batch.t_intended[-1]) >= stop_at:
+                return
+            upcoming = loop.run_in_executor(None, next, batches, None)
 
     @staticmethod
     def _call(k: int, tx: bytes) -> str:
