@@ -165,6 +165,11 @@ def test_every_transaction_is_accounted_for_once_and_the_validators_own_blocks_a
                 assert in_store.setdefault(msg_id, height) == height  # one height on every validator
     committed = {m["msg_id"]: m["block"] for m in messages if m["status"] == "committed"}
     assert committed == in_store
+    # The latency split: the validator's answer, then the proposal of the block holding it
+    # (t_dequeued = t_sequenced: the mempool's wait ends there), then its first commit.
+    done = [m for m in messages if m["status"] == "committed"]
+    assert all(m["t_sent"] <= m["t_received"] <= m["t_dequeued"] == m["t_sequenced"] <= m["t_committed"] for m in done)
+    assert sum(m["t_dequeued"] < m["t_committed"] for m in done) > 0.9 * len(done)  # a proposal precedes its commit
     common = min(max(blocks) for blocks in stores.values())
     for height in range(1, common + 1):
         assert len({blocks[height][0] for blocks in stores.values()}) == 1, height

@@ -20,8 +20,10 @@ validator's WebSocket missed (it was paused, restarted, or the run ended) is rea
 ``block`` call, stamped when it was read.
 
 The history: ``messages`` one row per message (``t_sent`` the write of its batch,
-``t_received`` the validator's answer, ``t_committed`` and ``block`` (the height) the
-first commit of its block by any validator: the network's decision; statuses ``committed``,
+``t_received`` the validator's answer, ``t_dequeued`` and ``t_sequenced`` the proposal of
+its block (the first validator's ``CompleteProposal`` event of that height: the mempool's
+wait ends there), ``t_committed`` and ``block`` (the height) the first commit of its block by
+any validator: the network's decision; statuses ``committed``,
 ``rejected`` (the node's reason in a ``tx_rejected`` event), ``pending`` (accepted, in a
 mempool at the end), ``lost`` (no answer), ``unsent``); ``deliveries`` one row per
 (message, validator that committed it) at that validator's commit; ``finalized`` one row per
@@ -151,6 +153,7 @@ class CometTarget:
         self._requests: set[asyncio.Task[None]] = set()
         self._handlers: dict[int, Any] = {}
         self._committed_ids: set[int] = set()
+        self.proposals: dict[int, int] = {}  # height -> when a validator first held its whole proposal
         self.stopped: list[tuple[int, str, bool]] = []  # (t, validator, True: a fault stopped it / False: it ended)
 
     @property
@@ -398,16 +401,21 @@ class CometTarget:
         while True:
             try:
                 async with session.ws_connect(url, heartbeat=None, max_msg_size=0) as ws:
-                    await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "subscribe",
-                                                  "params": {"query": "tm.event='NewBlock'"}}))
+                    for k, query in enumerate(("tm.event='NewBlock'", "tm.event='CompleteProposal'")):
+                        await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": k + 1, "method": "subscribe",
+                                                      "params": {"query": query}}))
                     caught_up = False
                     async for message in ws:
                         if message.type != aiohttp.WSMsgType.TEXT:
                             break
-                        value = ((json.loads(message.data).get("result") or {}).get("data") or {}).get("value")
+                        data = (json.loads(message.data).get("result") or {}).get("data") or {}
+                        value = data.get("value")
                         if not value:
                             continue
                         t = self._now()
+                        if data.get("type") == "tendermint/event/CompleteProposal":
+                            self.proposals.setdefault(int(value["height"]), t)  # the first validator to hold it
+                            continue
                         height = int(value["block"]["header"]["height"])
                         if not caught_up:
                             caught_up = True
@@ -514,8 +522,11 @@ class CometTarget:
         self.log.stop_writing()
         self._recording.shutdown(wait=True)
         agents = [agent.name for agent in self.scenario.agents]
-        sent = write_messages(self.writer, self.scenario, self.windows, self.included(), set(), self.interrupted,
-                              self.start_error is None, agents)
+        included = self.included()
+        proposed = {msg_id: min(self.proposals[height], t) for msg_id, (t, height, _) in included.items()
+                    if height in self.proposals}
+        sent = write_messages(self.writer, self.scenario, self.windows, included, set(), self.interrupted,
+                              self.start_error is None, agents, proposed=proposed)
         self.log.add((t_end, EventKind.RUN_END, None, float(sent), None))
         self.log.finish()
         self._write_commits(t_end)
