@@ -190,7 +190,7 @@ def test_every_transaction_is_accounted_for_once_and_the_validators_own_blocks_a
     assert set(delivered) == expected
     summary = json.loads((run_dir / "summary.json").read_text())
     verdicts = {check["name"]: check["verdict"] for check in summary["checks"]}
-    assert verdicts["safety"] == "valid" and verdicts["delivery"] == "valid", verdicts
+    assert verdicts["safety"] == verdicts["delivery"] == verdicts["ordering"] == "valid", verdicts
     assert summary["messages"]["committed"] == statuses["committed"]
     # Per validator: its heights are its finalized rows, and every height the history
     # holds was proposed by exactly one validator.
@@ -290,6 +290,11 @@ def test_a_partition_without_a_two_thirds_side_halts_the_chain_until_it_heals(tm
     assert set(statuses) == {"committed"}, statuses  # what waited in the mempools committed after the heal
     verdicts = {check["name"]: check["verdict"] for check in summary["checks"]}
     assert verdicts["safety"] == "valid"
+    # The block committed after the heal was proposed in a later round than the one cut
+    # off: its messages' proposal time is that block's, never before they were sent.
+    assert verdicts["ordering"] == "valid"
+    done = _rows(run_dir, "messages")
+    assert all(m["t_sent"] <= m["t_received"] <= m["t_dequeued"] <= m["t_committed"] for m in done)
 
 
 @pytest.mark.slow

@@ -21,8 +21,8 @@ validator's WebSocket missed (it was paused, restarted, or the run ended) is rea
 
 The history: ``messages`` one row per message (``t_sent`` the write of its batch,
 ``t_received`` the validator's answer, ``t_dequeued`` and ``t_sequenced`` the proposal of
-its block (the first validator's ``CompleteProposal`` event of that height: the mempool's
-wait ends there), ``t_committed`` and ``block`` (the height) the first commit of its block by
+its block (the first validator's ``CompleteProposal`` event for that block, of whichever
+round: the mempool's wait ends there), ``t_committed`` and ``block`` (the height) the first commit of its block by
 any validator: the network's decision; statuses ``committed``,
 ``rejected`` (the node's reason in a ``tx_rejected`` event), ``pending`` (accepted, in a
 mempool at the end), ``lost`` (no answer), ``unsent``); ``deliveries`` one row per
@@ -153,7 +153,7 @@ class CometTarget:
         self._requests: set[asyncio.Task[None]] = set()
         self._handlers: dict[int, Any] = {}
         self._committed_ids: set[int] = set()
-        self.proposals: dict[int, int] = {}  # height -> when a validator first held its whole proposal
+        self.proposals: dict[str, int] = {}  # block hash -> when a validator first held the whole proposed block
         self.stopped: list[tuple[int, str, bool]] = []  # (t, validator, True: a fault stopped it / False: it ended)
 
     @property
@@ -414,7 +414,8 @@ class CometTarget:
                             continue
                         t = self._now()
                         if data.get("type") == "tendermint/event/CompleteProposal":
-                            self.proposals.setdefault(int(value["height"]), t)  # the first validator to hold it
+                            # The first validator to hold the whole proposed block (of any round).
+                            self.proposals.setdefault(value["block_id"]["hash"], t)
                             continue
                         height = int(value["block"]["header"]["height"])
                         if not caught_up:
@@ -523,8 +524,11 @@ class CometTarget:
         self._recording.shutdown(wait=True)
         agents = [agent.name for agent in self.scenario.agents]
         included = self.included()
-        proposed = {msg_id: min(self.proposals[height], t) for msg_id, (t, height, _) in included.items()
-                    if height in self.proposals}
+        # The block each height committed (one per height: the safety check says so) and
+        # when it was proposed; a block proposed in a round that failed is not it.
+        hashes = {height: commit.block_hash for commits in self.commits for height, commit in commits.items()}
+        proposed = {msg_id: min(self.proposals[hashes[height]], t) for msg_id, (t, height, _) in included.items()
+                    if hashes[height] in self.proposals}
         sent = write_messages(self.writer, self.scenario, self.windows, included, set(), self.interrupted,
                               self.start_error is None, agents, proposed=proposed)
         self.log.add((t_end, EventKind.RUN_END, None, float(sent), None))

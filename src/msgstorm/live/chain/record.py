@@ -106,13 +106,12 @@ def write_messages(writer: HistoryWriter, scenario: Scenario, windows: list[Wind
             if msg_id in undone:
                 block[r] = undone[msg_id]
         sent = window.sent[rows]
-        # The node took a transaction no later than the head of the block holding it arrived:
-        # that head can come before the answer (answers to pipelined requests are read in
-        # order, behind a slow one), and is then the first word of its acceptance.
+        # The node took a transaction no later than the head of the block holding it arrived
+        # (or, with ``proposed``, that block's proposal): that can come before the answer
+        # (answers to pipelined requests are read in order, behind a slow one), and is then
+        # the first word of its acceptance.
         answered = window.answered[rows]
-        answered = np.where((t_committed >= 0) & ((answered < 0) | (answered > t_committed)), t_committed, answered)
-        # Likewise a proposal seen before the answer: the pool held it by then.
-        t_proposed = np.where((t_proposed >= 0) & (answered > t_proposed), answered, t_proposed)
+        answered = np.where((t_proposed >= 0) & ((answered < 0) | (answered > t_proposed)), t_proposed, answered)
         status = np.where(sent < 0, np.where(outcome == PENDING, PENDING, UNSENT), np.where(t_committed >= 0, COMMITTED,
                           np.where((outcome == REJECTED) | (outcome == DROPPED), outcome,
                                    np.where(outcome == PENDING, PENDING,
