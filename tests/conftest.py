@@ -107,6 +107,20 @@ def require_anvil() -> str:
         pytest.skip(str(error))
 
 
+def require_cometbft() -> str:
+    """The cometbft binary msgstorm would use (``live/chain/cometbft.py``); missing: skip with
+    the install command, except under ``CI=true`` (``.ci/run`` installs it), where it fails."""
+    from msgstorm.live.chain.cometbft import find_cometbft
+    from msgstorm.live.servers import ServerError
+
+    try:
+        return find_cometbft()
+    except ServerError as error:
+        if _ci():
+            pytest.fail(f"{error}; CI must install it in .ci/run")
+        pytest.skip(str(error))
+
+
 def assert_checks_valid(summary: dict[str, Any], names: list[str]) -> None:
     """Every check in ``names`` valid; the generator's verdict (when named) must agree with
     its own measurement instead: whether a generator keeps a 1 ms schedule on a shared test

@@ -186,6 +186,20 @@ def test_the_command_line_page_shows_calibrate_crypto() -> None:
     assert "`msgstorm calibrate crypto [-o COSTS.json]`" in section
 
 
+def test_the_cometbft_install_command_shown_is_the_one_ci_runs() -> None:
+    """The README, docs/live.md and msgstorm's own "cometbft not found" give .ci/run's
+    ``go install`` command, of the pinned release."""
+    from msgstorm.live.chain.cometbft import INSTALL
+
+    [ci] = [line.strip() for line in _text(ROOT / ".ci" / "run").splitlines()
+            if line.strip().startswith("go install")]
+    assert INSTALL == ci and ci.endswith("@v0.38.19")
+    shown = [(page.name, " ".join(found.split())) for page in PAGES
+             for found in re.findall(r"`(go install[^`]*)`", _text(page), re.S)]
+    assert ("README.md", ci) in shown and ("live.md", ci) in shown
+    assert [(name, command) for name, command in shown if command != ci] == []
+
+
 def test_the_anvil_install_command_shown_is_the_one_ci_runs() -> None:
     """The README, the docs and msgstorm's own "anvil not found" give .ci/run's command,
     which installs into ./node_modules and leaves no package.json or package-lock.json."""

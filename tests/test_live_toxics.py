@@ -55,7 +55,7 @@ def test_each_registered_kind_is_a_toxic_the_schema_takes_and_the_wire_carries(k
 
 
 def test_the_settings_are_the_entrys_own_fields_and_units_reach_the_proxy() -> None:
-    common = {"kind", "at", "duration", "toxic", "link", "direction", "probability"}
+    common = {"kind", "at", "duration", "toxic", "link", "between", "direction", "probability"}
     assert set(TOXIC_SETTINGS) == set(ToxicFault.model_fields) - common
     bandwidth = toxic_of(_entry("bandwidth", rate="8Mbit/s"))
     assert bandwidth.wire() == {"kind": "bandwidth", "direction": "both", "probability": 1.0,

@@ -137,11 +137,11 @@ def test_real_summaries_fit_the_summary_model(runs) -> None:
         summary = json.loads((r.run_dir / "summary.json").read_text())
         Summary.model_validate(summary)
         # wall_s may be unknown; fairness, auction, control, security, integrity, forks, relay,
-        # finality, crosschain, rollup, outages, sentinel, consensus, collateral, hop_split and byzantine are absent
-        # from runs without them.
+        # finality, crosschain, rollup, outages, sentinel, consensus, validators, collateral, hop_split and byzantine
+        # are absent from runs without them.
         assert set(Summary.model_fields) - {"wall_s", "fairness", "auction", "control", "security",
                                             "integrity", "forks", "relay", "finality", "crosschain", "rollup",
-                                            "outages", "sentinel", "consensus", "collateral", "hop_split",
+                                            "outages", "sentinel", "consensus", "validators", "collateral", "hop_split",
                                             "byzantine"} <= set(summary)
 
 

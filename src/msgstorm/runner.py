@@ -237,12 +237,16 @@ def run_claimed(scenario: Scenario, run_dir: Path, progress: Progress | None = N
 def _run_live(scenario: Scenario, writer: HistoryWriter, run_dir: Path, traffic_seed: np.random.SeedSequence,
               progress: Progress | None = None) -> None:
     from msgstorm.live.chain.anvil import AnvilNode
+    from msgstorm.live.chain.comet_target import CometTarget
+    from msgstorm.live.chain.cometbft import CometNetwork
     from msgstorm.live.chain.target import ChainTarget
     from msgstorm.live.target import LiveTarget  # the live drivers' clients load only for live runs
 
-    live: LiveTarget | ChainTarget
+    live: LiveTarget | ChainTarget | CometTarget
     if issubclass(LIVE_DRIVERS[scenario.target], AnvilNode):  # a chain node: transactions, blocks
         live = ChainTarget(scenario, writer, run_dir, progress)
+    elif issubclass(LIVE_DRIVERS[scenario.target], CometNetwork):  # validators: transactions, per-node commits
+        live = CometTarget(scenario, writer, run_dir, progress)
     else:
         live = LiveTarget(scenario, writer, run_dir, progress)
     write_run_row(writer, scenario, live, 0, completed=False)

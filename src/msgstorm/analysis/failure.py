@@ -33,6 +33,8 @@ A live target shows no queue inside the broker, so there the conditions are thos
 can see, checked in this order:
 
 - ``"loss"``: as above (a publish dropped or refused, a message never received or acked);
+- ``"desync"``: as above (a validator network's validator behind the highest, its target's
+  ``desync_start`` / ``desync_end``);
 - ``"generator"``: the generator was behind in the interval (median send lag over
   ``SATURATION_LAG_MS``, or messages it never sent): msgstorm's limit, not the broker's;
 - ``"latency"``: the interval's p99 over ``knee_latency_factor`` x the low-load p99 (the

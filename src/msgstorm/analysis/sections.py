@@ -58,6 +58,7 @@ from msgstorm.analysis.rollup import rollup_summary
 from msgstorm.analysis.safety import finality_summary
 from msgstorm.analysis.sentinel import sentinel_summary
 from msgstorm.analysis.summary_model import ProbePoint, Summary
+from msgstorm.analysis.validators import validators_summary
 from msgstorm.history.reader import History
 from msgstorm.scenario.slo import evaluate_slos
 
@@ -320,6 +321,8 @@ section("hop_split", absent_when_none=True)(lambda history, ctx: hop_split(histo
 section("finality", absent_when_none=True)(lambda history, ctx: finality_summary(history))
 # Only runs with round-based BFT consensus (a heights table) have one.
 section("consensus", absent_when_none=True)(lambda history, ctx: consensus_summary(history))
+# Only runs whose commits are per validator with their rounds (target cometbft) have one.
+section("validators", absent_when_none=True)(lambda history, ctx: validators_summary(history))
 # Only [crosschain] runs (whose history holds the destination's) have one; collateral: with
 # positions = "destination".
 section("crosschain", absent_when_none=True)(lambda history, ctx: crosschain_summary(history, ctx.crosschain))

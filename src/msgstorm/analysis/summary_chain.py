@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from msgstorm.analysis.summary_fields import Closed, Count, Ms
+from msgstorm.analysis.summary_fields import Closed, Count, Ms, Seconds
 
 __all__ = [
     "Collateral",
@@ -128,6 +128,36 @@ class Finality(Closed):
                                                                       "finalising while blocks were made")]
     stall_bound_ms: Annotated[float | None, Field(ge=0, description="3 x the median gap between blocks made")]
     finalized_height: Annotated[Count, Field(description="the highest height any node finalised")]
+
+
+class ValidatorRow(Closed):
+    name: str
+    heights: Annotated[Count, Field(description="heights it committed during the run")]
+    proposed: Annotated[Count, Field(description="of the heights committed, those it proposed")]
+    rounds_above_0: Annotated[Count, Field(description="heights it committed that were decided in a round above 0")]
+    interval_p50_ms: Ms
+    interval_max_ms: Annotated[float | None, Field(description="the longest between two of its commits (ms)")]
+    mempool_mean: Annotated[float | None, Field(ge=0, description="its mempool's transactions, mean of the samples")]
+    mempool_max: Annotated[int | None, Field(ge=0, description="and the most sampled")]
+    height_lag_max: Annotated[Count, Field(description="the most heights it was behind the highest validator, "
+                                                       "measured at every commit")]
+
+
+class HeightRow(Closed):
+    height: Count
+    t_s: Annotated[float, Field(description="its first commit by any validator (s)")]
+    round: Annotated[int, Field(ge=-1, description="the round it was decided in (-1: not known, the last height)")]
+    proposer: str
+    interval_ms: Ms
+
+
+class Validators(Closed):
+    validators: list[ValidatorRow]
+    heights: Annotated[list[HeightRow], Field(description="per height: round, proposer, interval since the last")]
+    max_round: Annotated[Count, Field(description="the highest round any height needed")]
+    longest_halt_ms: Annotated[float | None, Field(ge=0, description="the longest stretch without any commit")]
+    halt_from_s: Seconds
+    halt_to_s: Seconds
 
 
 class CrossFates(Closed):

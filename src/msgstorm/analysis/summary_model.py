@@ -32,6 +32,7 @@ from msgstorm.analysis.summary_chain import (
     Relay,
     Rollup,
     SentinelResult,
+    Validators,
 )
 from msgstorm.analysis.summary_fields import Closed, Count, Ms, Rate, Seconds
 
@@ -607,6 +608,10 @@ class Summary(BaseModel):
     consensus: Annotated[Consensus | None, Field(
         description="round-based BFT consensus: rounds, block interval, height lag, safety, liveness, failure "
                     "conditions, per node; absent without a heights table (blocks.producers.consensus)")] = None
+    validators: Annotated[Validators | None, Field(
+        description="a validator network's consensus per validator (heights, proposals, rounds above 0, commit "
+                    "interval, mempool, height lag) and per height, and its longest halt; absent unless the "
+                    "commits are per validator with their rounds (target cometbft)")] = None
     crosschain: Annotated[Crosschain | None, Field(
         description="a second chain and its relayers: fates, latency from source intent to destination commit "
                     "and its split, the source's halt; absent without [crosschain]")] = None

@@ -202,6 +202,15 @@ def cannot(driver: type, who: str, kind: str, needs: tuple[type, ...]) -> list[s
             f"{capability.__name__})" for capability in needs if not declares(driver, capability)]
 
 
+def _needs(spec: Any) -> tuple[type, ...]:
+    """What a driver must declare to apply ``spec``: its kind's ``needs``; a toxic on a
+    cluster's routes needs the routes, not the clients'."""
+    if isinstance(spec, ToxicFault) and spec.link == "routes":
+        return (HasServers, HasRouteLinks)
+    needs: tuple[type, ...] = LIVE_FAULT_KINDS[spec.kind].needs
+    return needs
+
+
 def _driver(scenario: Scenario) -> type:
     driver: type = LIVE_DRIVERS[scenario.target]
     return driver
@@ -342,6 +351,8 @@ class ToxicKind:
 
     @staticmethod
     def problems(scenario: Scenario, spec: Any) -> list[Problem]:
+        if spec.link == "routes":
+            return ToxicKind.route_problems(scenario, spec)
         driver = _driver(scenario)
         said = cannot(driver, f"target {scenario.target!r}", "toxic", ToxicKind.needs)
         if said:
@@ -355,22 +366,59 @@ class ToxicKind:
         return []
 
     @staticmethod
+    def route_problems(scenario: Scenario, spec: Any) -> list[Problem]:
+        """A toxic on a cluster's routes: a cluster msgstorm starts, servers it has, bytes kept."""
+        driver = _driver(scenario)
+        if not (declares(driver, HasRouteLinks) and driver.has_routes(scenario.live)):  # type: ignore[attr-defined]
+            return [(("link",), f'a toxic on link = "routes" acts on the links between the servers of a cluster '
+                                f'msgstorm starts: target "cometbft", or "jetstream" with replicas 3 or 5 '
+                                f"(target {scenario.target!r} starts none)")]
+        problems: list[Problem] = []
+        if TOXICS[spec.toxic].changes_bytes:
+            problems.append((("toxic",), f"a {spec.toxic!r} toxic changes bytes on the servers' encrypted links, "
+                                         "which only drops them: use a toxic that delays, slows or cuts"))
+        names = _server_names(scenario)
+        for g, group in enumerate(spec.between or []):
+            for name in group:
+                if name not in names:
+                    problems.append((("between", g), f"unknown server {name!r}; the cluster is {names}"))
+        return problems
+
+    @staticmethod
+    def route_links(nemesis: Nemesis, spec: Any) -> list[str]:
+        """The routes a toxic on link = "routes" acts on: every one, or those between its two groups."""
+        names = nemesis.server_names()
+        if spec.between is None:
+            return [f"route-{i}-{j}" for i in range(len(names)) for j in range(len(names)) if i != j]
+        side = {name: g for g, group in enumerate(spec.between) for name in group}
+        return [f"route-{i}-{j}" for i, a in enumerate(names) for j, b in enumerate(names)
+                if i != j and a in side and b in side and side[a] != side[b]]
+
+    @staticmethod
     async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
-        assert isinstance(op.spec, ToxicFault) and nemesis.proxy is not None
+        assert isinstance(op.spec, ToxicFault)
         toxic = toxic_of(op.spec)
-        roles = ROLES if op.spec.link == "clients" else (op.spec.link,)
-        links = [link for role in roles for link in nemesis.links[role]]
+        if op.spec.link == "routes":
+            assert nemesis.route_proxy is not None
+            proxy, links = nemesis.route_proxy, ToxicKind.route_links(nemesis, op.spec)
+        else:
+            assert nemesis.proxy is not None
+            roles = ROLES if op.spec.link == "clients" else (op.spec.link,)
+            proxy, links = nemesis.proxy, [link for role in roles for link in nemesis.links[role]]
         # One command for every link: the proxy switches them all at the same moment.
-        answer = await nemesis.proxy.command(op="set", id=op.fault_id, link=links, toxic=toxic.wire(),
-                                             seed=nemesis.scenario.run.seed, at_ns=nemesis.t0_ns + op.t_ns)
+        answer = await proxy.command(op="set", id=op.fault_id, link=links, toxic=toxic.wire(),
+                                     seed=nemesis.scenario.run.seed, at_ns=nemesis.t0_ns + op.t_ns)
         return {"t_ns": answer["t_ns"], "received_ns": answer["received_ns"],
-                "open_connections": answer["open_connections"]}
+                "open_connections": answer["open_connections"],
+                **({"routes": links} if op.spec.link == "routes" else {})}
 
     @staticmethod
     async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
-        assert nemesis.proxy is not None
+        assert isinstance(op.spec, ToxicFault)
+        proxy = nemesis.route_proxy if op.spec.link == "routes" else nemesis.proxy
+        assert proxy is not None
         on_time = {} if nemesis.healing else {"at_ns": nemesis.t0_ns + op.t_ns}  # a heal is now
-        answer = await nemesis.proxy.command(op="clear", id=op.fault_id, **on_time)
+        answer = await proxy.command(op="clear", id=op.fault_id, **on_time)
         return {"t_ns": answer["t_ns"], "received_ns": answer["received_ns"], **answer["stats"]}
 
 
@@ -389,7 +437,8 @@ class Partition:
         if missing or not driver.has_routes(scenario.live):  # type: ignore[attr-defined]
             why = missing[0] if missing else f"target {scenario.target!r} starts no cluster with this [live] section"
             return [(("kind",), f"a {spec.kind} on a live target cuts the routes of a cluster msgstorm starts: "
-                                f'target "jetstream" with live.jetstream.replicas = 3 or 5 and no live.url ({why})')]
+                                f'target "jetstream" with live.jetstream.replicas = 3 or 5 and no live.url, or target '
+                                f'"cometbft" ({why})')]
         names = _server_names(scenario)
         problems: list[Problem] = []
         seen: set[str] = set()
@@ -481,13 +530,14 @@ class Nemesis:
         self.ops = fault_schedule(scenario)
         who = f"driver {type(driver).__name__} (target {scenario.target!r})"
         refused = [said for _, spec in fault_entries(scenario)
-                   for said in cannot(type(driver), who, spec.kind, LIVE_FAULT_KINDS[spec.kind].needs)]
+                   for said in cannot(type(driver), who, spec.kind, _needs(spec))]
         if refused:
             raise TargetError("; ".join(dict.fromkeys(refused)))
         self.proxy: ProxyProcess | None = None  # the clients' links
         self.route_proxy: ProxyProcess | None = None  # a cluster's routes (partitions)
-        if isinstance(driver, HasRouteLinks) and any(isinstance(spec, PartitionFault | BridgeFault)
-                                                     for _, spec in fault_entries(scenario)):
+        if isinstance(driver, HasRouteLinks) and any(
+                isinstance(spec, PartitionFault | BridgeFault) or (isinstance(spec, ToxicFault) and spec.link == "routes")
+                for _, spec in fault_entries(scenario)):
             driver.proxy_routes = True  # before its servers start: their routes go through the proxy
         if scenario.faults and isinstance(driver, ReadsNodes):
             driver.read_nodes = True  # a cluster under faults: each node's copy is read back after
@@ -508,7 +558,8 @@ class Nemesis:
 
     @property
     def needs_proxy(self) -> bool:
-        return any(isinstance(spec, ToxicFault) for _, spec in fault_entries(self.scenario))
+        """A toxic on the clients' links (one on a cluster's routes uses the route proxy)."""
+        return any(isinstance(spec, ToxicFault) and spec.link != "routes" for _, spec in fault_entries(self.scenario))
 
     def server_names(self) -> list[str]:
         """The servers the driver started, in its order."""

@@ -46,6 +46,7 @@ from msgstorm.report.run_tables import (
     hop_split_section,
     integrity_section,
     relay_section,
+    validators_section,
 )
 from msgstorm.report.safety import safety_section
 from msgstorm.report.scenario_facts import scenario_section
@@ -255,6 +256,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         *auction_section(typed),
         *forks_section(typed),
         *relay_section(typed),
+        *validators_section(typed),
         *crosschain_section(typed),
         *rollup_section(typed),
         *collateral_section(typed),

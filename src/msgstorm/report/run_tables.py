@@ -15,14 +15,14 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from msgstorm.analysis.hops import HOP_SPLIT_PATHS, HOP_STAGES
-from msgstorm.analysis.summary_chain import Forks, Relay
+from msgstorm.analysis.summary_chain import Forks, Relay, Validators
 from msgstorm.analysis.summary_model import Auction, Fairness, Group, Summary
 from msgstorm.history.schema import STATUSES
 from msgstorm.report.page import esc, table
 from msgstorm.report.text import duration_ms, number
 
 __all__ = ["auction_section", "fairness_section", "forks_section", "groups_section", "hop_split_section",
-           "integrity_section", "relay_section"]
+           "integrity_section", "relay_section", "validators_section"]
 
 Section = list[tuple[str, str, str]]
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -192,6 +192,38 @@ def hop_split_section(summary: Summary) -> Section:
     return [("hops", "Latency split per hop",
              table(["item, mean over", *(f"{stage} (ms)" for stage in (*HOP_STAGES, "total"))], rows,
                    attrs='id="hop-split-table"'))]
+
+
+_TIMELINE_ROWS = 500  # heights shown in the timeline, at most (the first ones)
+
+
+def _num(value: object) -> str:
+    return f'<td class="num">{esc(number(value))}</td>'
+
+
+def validators_section(summary: Summary) -> Section:
+    """The section "Validators" of a validator network's run: a row per validator, then the
+    per-height timeline (round, proposer, interval since the height before)."""
+    found: Validators | None = summary.validators
+    if not found:
+        return []
+    rows = [[esc(v.name), *(_num(x) for x in (v.heights, v.proposed, v.rounds_above_0, v.interval_p50_ms,
+                                              v.interval_max_ms, v.mempool_mean, v.mempool_max, v.height_lag_max))]
+            for v in found.validators]
+    per_validator = table(["validator", "heights", "proposed", "rounds above 0", "interval p50 (ms)",
+                           "interval max (ms)", "mempool mean", "mempool max", "height lag max"], rows,
+                          attrs='id="validators-table"')
+    halt = (f"<p>Longest stretch without a commit: {esc(duration_ms(found.longest_halt_ms))}, from "
+            f"{esc(number(found.halt_from_s))} s to {esc(number(found.halt_to_s))} s; the highest round any height "
+            f"needed: {esc(number(found.max_round))}.</p>")
+    shown = found.heights[:_TIMELINE_ROWS]
+    timeline = table(["height", "first commit (s)", "round", "proposer", "interval (ms)"],
+                     [[_num(h.height), _num(h.t_s), _num(h.round), esc(h.proposer), _num(h.interval_ms)]
+                      for h in shown], attrs='id="heights-table"')
+    more = (f"<p>The first {len(shown)} of {len(found.heights)} heights; every one is in summary.json's "
+            "<code>validators.heights</code>.</p>") if len(found.heights) > len(shown) else ""
+    return [("validators", "Validators", per_validator + halt),
+            ("heights", "Heights, one by one", timeline + more)]
 
 
 def _status_counts(group: Group) -> list[int]:

@@ -22,6 +22,7 @@ from msgstorm.analysis.summary_chain import (
     HopSplit,
     RegionPropagation,
     Relay,
+    Validators,
 )
 from msgstorm.analysis.summary_model import (
     Auction,
@@ -309,6 +310,19 @@ def _faults_table(faults: list[Fault]) -> KeptTable:
     return table
 
 
+def _validators_table(validators: Validators) -> KeptTable:
+    """One row per validator: heights, proposals, rounds above 0, commit interval, mempool, lag."""
+    table = KeptTable(title="validators", header_style="bold")
+    for column in ("validator", "heights", "proposed", "rounds>0", "interval p50 / max", "mempool mean / max",
+                   "lag max"):
+        table.add_column(column, justify="left" if column == "validator" else "right")
+    for v in validators.validators:
+        table.add_row(v.name, _fmt(v.heights), _fmt(v.proposed), _fmt(v.rounds_above_0),
+                      _durations(v.interval_p50_ms, v.interval_max_ms),
+                      f"{_fmt(v.mempool_mean)} / {_fmt(v.mempool_max)}", _fmt(v.height_lag_max))
+    return table
+
+
 def _copies_table(nodes: Mapping[str, StreamReadBack | None]) -> KeptTable:
     """Each server's own copy of the stream, read back node by node, against what was acked."""
     table = KeptTable(title="stream copies, node by node", header_style="bold")
@@ -472,6 +486,11 @@ def _headline(summary: Summary) -> KeptTable:
     if summary.consensus:
         for label, text in consensus_rows(summary.consensus):
             head.add_row(label, text)
+    if summary.validators:
+        halt = summary.validators
+        head.add_row("max round / longest halt", f"{_fmt(halt.max_round)} / {duration_ms(halt.longest_halt_ms)}"
+                     + (f" ({_fmt(halt.halt_from_s)} s to {_fmt(halt.halt_to_s)} s)" if halt.halt_from_s is not None
+                        else ""))
     if summary.crosschain:
         for label, text in crosschain_rows(summary.crosschain):
             head.add_row(label, text)
@@ -510,6 +529,8 @@ def print_summary(summary: Summary | Mapping[str, Any], console: Console | None 
     for kind, split in (summary.hop_split or {}).items():
         console.print(_hop_split_table(kind, split))
 
+    if summary.validators:
+        console.print(_validators_table(summary.validators))
     if summary.faults:
         console.print(_faults_table(summary.faults))
     nodes = summary.delivery.nodes if summary.delivery else None

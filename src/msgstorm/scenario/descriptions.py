@@ -61,6 +61,7 @@ DESCRIPTIONS: dict[str, str] = {
     "LiveSpec.redis": "[`[live.redis]`](#liveredis)",
     "LiveSpec.zmq": "[`[live.zmq]`](#livezmq)",
     "LiveSpec.anvil": "[`[live.anvil]`](#liveanvil)",
+    "LiveSpec.cometbft": "[`[live.cometbft]`](#livecometbft)",
     "NatsSpec.client": "`wire`: msgstorm's own core-NATS client (compiled framing and parsing, plain "
                        "`nats://` only); `nats-py`: TLS and credentials, about 10 us a publish",
     "NatsSpec.burst": "messages due at once that leave in one write, at most",
@@ -94,6 +95,12 @@ DESCRIPTIONS: dict[str, str] = {
     "AnvilSpec.batch": "transactions due at once sent in one JSON-RPC batch request, at most",
     "AnvilSpec.connections": "keep-alive connections the sends are pipelined on (another opened when each waits for an answer); the chain's reads in flight at once",
     "AnvilSpec.block_time": "the node's block time when not `blocks.interval` (whole ms)",
+    "CometbftSpec.validators": "validators msgstorm starts on loopback (each its own home, ports and `kvstore`)",
+    "CometbftSpec.entry": "the validator every transaction goes to; none: validator `key` modulo `validators`",
+    "CometbftSpec.batch": "transactions due at once sent in one JSON-RPC batch request (`broadcast_tx_async` each), at most",
+    "CometbftSpec.timeout_propose": "each validator's `consensus.timeout_propose` (grows by half of itself per round)",
+    "CometbftSpec.timeout_vote": "each validator's `timeout_prevote` and `timeout_precommit` (grow by half of themselves per round)",
+    "CometbftSpec.mempool_size": "transactions a validator's mempool holds (`mempool.size`); a full one refuses more",
     # [network]
     "NetworkSpec.regions": "region names; built-in one-way latencies between {regions}",
     "NetworkSpec.nodes_per_region": "nodes in each region not named in `nodes`; nodes are named `<region>-<i>`",
@@ -486,7 +493,10 @@ DESCRIPTIONS: dict[str, str] = {
     "ToxicFault.at": "start",
     "ToxicFault.duration": "how long; none: to the end of the sending",
     "ToxicFault.toxic": "one of the fault proxy's toxics: {toxics}",
-    "ToxicFault.link": "whose connections: `publisher`, `consumers` or `clients` (both)",
+    "ToxicFault.link": "whose connections: `publisher`, `consumers` or `clients` (both); `routes`: the links "
+                       "between the servers of a cluster msgstorm starts (the validators of target `cometbft`)",
+    "ToxicFault.between": "with `link = \"routes\"`: two groups of servers, the toxic on the links between them "
+                          "only (one toxic a pair of regions: a latency matrix); none: every route",
     "ToxicFault.direction": "`upstream` (client to server), `downstream`, or `both`",
     "ToxicFault.probability": "share of reads it acts on (of connections, for {connection_toxics})",
     "ToxicFault.latency": "latency: added to every read",

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 from pydantic import (
     Field,
     SerializerFunctionWrapHandler,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
@@ -405,13 +406,19 @@ class ToxicFault(Spec):
     """Live: a toxic on the links between msgstorm's clients and the broker (the fault proxy,
     ``live/proxy.py``): ``link`` says whose connections, ``direction`` which way
     (``upstream``: client to server), ``probability`` the share of reads (of connections, for
-    reset_peer, timeout and slow_close) it acts on."""
+    reset_peer, timeout and slow_close) it acts on. ``link = "routes"``: on the links between
+    the servers of a cluster msgstorm starts (the validators of target ``cometbft``), all of
+    them, or with ``between`` (two groups of servers) those from either group to the other
+    (``upstream``: from the server that dialled): one toxic a pair of regions makes a latency
+    matrix."""
 
     kind: Literal["toxic"]
     at: DurationNs
     duration: Annotated[DurationNs, Field(gt=0)] | None = None
     toxic: str  # a name in TOXICS
-    link: Literal["publisher", "consumers", "clients"] = "clients"
+    link: Literal["publisher", "consumers", "clients", "routes"] = "clients"
+    # link = "routes": the two groups of servers whose links between them get the toxic (none: every route).
+    between: list[list[str]] | None = Field(default=None, exclude_if=lambda groups: groups is None)
     direction: Literal["upstream", "downstream", "both"] = "both"
     probability: Annotated[Fraction, Field(gt=0, le=1)] = 1.0
     latency: DurationNs | None = None  # latency: added to every chunk
@@ -421,6 +428,20 @@ class ToxicFault(Spec):
     slice_size: int | None = Field(default=None, ge=1)  # slicer: bytes a piece
     slice_delay: DurationNs | None = None  # slicer: between pieces
     close_delay: DurationNs | None = None  # slow_close: a close held this long
+
+    @field_validator("between")
+    @classmethod
+    def _two_groups(cls, groups: list[list[str]] | None, info: ValidationInfo) -> list[list[str]] | None:
+        if groups is None:
+            return None
+        if info.data.get("link") != "routes":
+            raise ValueError('names groups of servers: it needs link = "routes"')
+        if len(groups) != 2 or not all(groups):
+            raise ValueError('two non-empty groups of servers, such as [["validator-0"], ["validator-1", '
+                             '"validator-2"]]')
+        if set(groups[0]) & set(groups[1]):
+            raise ValueError(f"{sorted(set(groups[0]) & set(groups[1]))} in both groups")
+        return groups
 
     @field_validator("toxic")
     @classmethod

@@ -1,6 +1,6 @@
 """The scenario's ``[live]`` section: how a live target is reached, and each driver's
 own settings (``[live.nats]``, ``[live.jetstream]``, ``[live.redis]``, ``[live.zmq]``,
-``[live.anvil]``).
+``[live.anvil]``, ``[live.cometbft]``).
 
 Part of the scenario schema (``msgstorm.scenario.schema.Scenario`` holds ``live``); the
 drivers under ``msgstorm.live`` read it.
@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 from msgstorm.scenario.distributions import DurationNs
 from msgstorm.scenario.spec import Spec
 
-__all__ = ["AnvilSpec", "JetStreamSpec", "LiveSpec", "NatsSpec", "RedisSpec", "ZmqSpec"]
+__all__ = ["AnvilSpec", "CometbftSpec", "JetStreamSpec", "LiveSpec", "NatsSpec", "RedisSpec", "ZmqSpec"]
 
 
 class NatsSpec(Spec):
@@ -122,6 +122,36 @@ class AnvilSpec(Spec):
     block_time: DurationNs | None = Field(default=None, gt=0)
 
 
+class CometbftSpec(Spec):
+    """``[live.cometbft]``: the validator network a ``target = "cometbft"`` run sends
+    transactions to (CometBFT validators on loopback, each with the built-in ``kvstore``
+    application, their peer-to-peer links through msgstorm's fault proxy).
+
+    ``blocks.interval`` is each validator's ``timeout_commit`` (the wait after a commit
+    before the next height starts: the block time of an idle network); the round's own
+    timeouts are below."""
+
+    validators: int = Field(default=4, ge=1, le=7)
+    # The validator every transaction is sent to (its index); unset: a message goes to
+    # validator ``key`` modulo ``validators``, so each validator's mempool takes a share.
+    entry: int | None = Field(default=None, ge=0)
+    # Transactions due at once sent in one JSON-RPC batch request (broadcast_tx_async each), at most.
+    batch: int = Field(default=256, ge=1, le=10_000)
+    # consensus.timeout_propose, timeout_prevote and timeout_precommit of every validator
+    # (each grows by half of itself per round, CometBFT's *_delta).
+    timeout_propose: DurationNs = Field(default=1_000_000_000, gt=0)
+    timeout_vote: DurationNs = Field(default=500_000_000, gt=0)
+    # mempool.size: transactions a validator's mempool holds; a full one refuses more.
+    mempool_size: int = Field(default=5000, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _entry_is_a_validator(self) -> CometbftSpec:
+        if self.entry is not None and self.entry >= self.validators:
+            raise ValueError(f"entry {self.entry} is not a validator: the network has validators 0 to "
+                             f"{self.validators - 1}")
+        return self
+
+
 class LiveSpec(Spec):
     """How a live target is reached (``target`` other than "sim").
 
@@ -151,3 +181,4 @@ class LiveSpec(Spec):
     zmq: ZmqSpec = ZmqSpec()
     # Left out of the scenario's dump when default, so that scenarios without it keep their hash.
     anvil: AnvilSpec = Field(default_factory=AnvilSpec, exclude_if=lambda spec: spec == AnvilSpec())
+    cometbft: CometbftSpec = Field(default_factory=CometbftSpec, exclude_if=lambda spec: spec == CometbftSpec())

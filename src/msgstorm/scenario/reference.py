@@ -68,6 +68,7 @@ _SECTIONS: list[_Section] = [
     ("[live.redis]", live.RedisSpec),
     ("[live.zmq]", live.ZmqSpec),
     ("[live.anvil]", live.AnvilSpec),
+    ("[live.cometbft]", live.CometbftSpec),
     ("[network]", schema.NetworkSpec),
     ("[network.link]", schema.LinkModel),
     ("[[network.links]]", schema.LinkOverride),

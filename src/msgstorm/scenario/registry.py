@@ -40,7 +40,8 @@ that appears in a scenario or a report to its implementation:
   (``analysis/delivery.py``);
 - ``LIVE_DRIVERS``: ``target`` (other than "sim") -> a ``Driver`` class for a real broker
   (``live/drivers/``), or a chain node (``live/chain/anvil.py``: ``AnvilNode``, whose runs
-  ``live/chain/target.py`` drives with transactions instead of publishes);
+  ``live/chain/target.py`` drives with transactions instead of publishes), or a validator
+  network (``live/chain/cometbft.py``: ``CometNetwork``, driven by ``live/chain/comet_target.py``);
 - ``REACTORS``: reactive agents of the simulator (every run asks each) -> a factory
   ``(scenario, host, seed) -> Reactor | None`` (``traffic/reactor.py``, the host a ``SimHost``
   of ``sim/host.py``; the market,
@@ -225,6 +226,7 @@ LIVE_DRIVERS: Registry[Any] = Registry("live driver", (
     "msgstorm.live.drivers.zmq",
     "msgstorm.live.drivers.redis",
     "msgstorm.live.chain.anvil",
+    "msgstorm.live.chain.cometbft",
 ))
 REACTORS: Registry[Callable[..., Any]] = Registry("reactor", ("msgstorm.market.reactor", "msgstorm.market.frontrun",
                                                             "msgstorm.sim.integrity"))

@@ -6,4 +6,10 @@ msgstorm's header into a transaction's input, ``rpc.py`` speaks JSON-RPC over HT
 WebSocket, ``target.py`` (``ChainTarget``) sends the traffic open loop, watches the
 blocks and the pool, and writes the same history tables as the simulator, and ``market.py``
 (``ChainMarket``) drives the market's reactors (the oracle, the keepers) from the node's
-blocks."""
+blocks.
+
+A validator network is the other chain target: ``cometbft.py`` (``CometNetwork``) writes and
+starts CometBFT validators on loopback, their peer-to-peer links through the fault proxy,
+and ``comet_target.py`` (``CometTarget``) sends the traffic as ``kvstore`` transactions and
+records each validator's commits; it shares the open-loop pacing and the messages' rows
+(``record.py``) with ``ChainTarget``."""

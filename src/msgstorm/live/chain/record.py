@@ -69,12 +69,16 @@ def merged(windows: list[Window]) -> list[Window]:
 
 def write_messages(writer: HistoryWriter, scenario: Scenario, windows: list[Window],
                    included: dict[int, tuple[int, int, int]], dropped: set[int], interrupted: bool,
-                   started: bool, agents: list[str], undone: dict[int, int] | None = None) -> int:
+                   started: bool, agents: list[str], undone: dict[int, int] | None = None,
+                   proposed: dict[int, int] | None = None) -> int:
     """One row per message sent, and per message intended before the run's end and never
     sent (``unsent``) unless the run was interrupted, and per market message; the number
     sent. ``agents``: the names of the agent indexes; ``undone``: msg_id -> the block a
-    restarted node lost it with (its ``block``, not committed)."""
+    restarted node lost it with (its ``block``, not committed); ``proposed``: msg_id -> when
+    the block holding it was proposed (its ``t_dequeued`` and ``t_sequenced``: the wait in the
+    pool ends there; else they are its ``t_committed``)."""
     undone = undone or {}
+    proposed = proposed or {}
     duration = scenario.run.duration
     complete = not interrupted and started
     sent_total = 0
@@ -87,6 +91,7 @@ def write_messages(writer: HistoryWriter, scenario: Scenario, windows: list[Wind
         sent_total += int((window.sent >= 0).sum())
         ids = batch.msg_id[rows]
         t_committed = np.full(rows.size, -1, np.int64)
+        t_proposed = np.full(rows.size, -1, np.int64)
         block = np.full(rows.size, -1, np.int64)
         seq_no = np.full(rows.size, -1, np.int64)
         outcome = window.outcome[rows].copy()
@@ -94,17 +99,19 @@ def write_messages(writer: HistoryWriter, scenario: Scenario, windows: list[Wind
             found = included.get(msg_id)
             if found is not None:
                 t_committed[r], block[r], seq_no[r] = found
+                t_proposed[r] = proposed.get(msg_id, found[0])
                 continue
             if msg_id in dropped:
                 outcome[r] = DROPPED
             if msg_id in undone:
                 block[r] = undone[msg_id]
         sent = window.sent[rows]
-        # The node took a transaction no later than the head of the block holding it arrived:
-        # that head can come before the answer (answers to pipelined requests are read in
-        # order, behind a slow one), and is then the first word of its acceptance.
+        # The node took a transaction no later than the head of the block holding it arrived
+        # (or, with ``proposed``, that block's proposal): that can come before the answer
+        # (answers to pipelined requests are read in order, behind a slow one), and is then
+        # the first word of its acceptance.
         answered = window.answered[rows]
-        answered = np.where((t_committed >= 0) & ((answered < 0) | (answered > t_committed)), t_committed, answered)
+        answered = np.where((t_proposed >= 0) & ((answered < 0) | (answered > t_proposed)), t_proposed, answered)
         status = np.where(sent < 0, np.where(outcome == PENDING, PENDING, UNSENT), np.where(t_committed >= 0, COMMITTED,
                           np.where((outcome == REJECTED) | (outcome == DROPPED), outcome,
                                    np.where(outcome == PENDING, PENDING,
@@ -117,7 +124,7 @@ def write_messages(writer: HistoryWriter, scenario: Scenario, windows: list[Wind
             "node": pa.array([PUBLISHER] * rows.size), "key": batch.key[rows],
             "size": batch.size[rows], "fee": batch.fee[rows], "t_intended": batch.t_intended[rows],
             "t_sent": nullable(sent), "t_received": nullable(answered),
-            "t_dequeued": nullable(t_committed), "t_sequenced": nullable(t_committed),
+            "t_dequeued": nullable(t_proposed), "t_sequenced": nullable(t_proposed),
             "seq_no": nullable(seq_no), "t_committed": nullable(t_committed), "block": nullable(block),
             "status": pa.DictionaryArray.from_arrays(status, pa.array(STATUSES)).cast(pa.string()),
         })

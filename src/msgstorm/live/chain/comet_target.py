@@ -1,0 +1,613 @@
+"""The validator-network target: the scenario's traffic as transactions to CometBFT
+validators, and what each validator committed.
+
+Place in the pipeline: ``runner`` -> **CometTarget** -> history, beside ``ChainTarget`` (an
+EVM node) and ``LiveTarget`` (brokers); it writes the same tables, so the analysis reads a
+validator network's run as it reads the others'. The validators are ``CometNetwork``'s
+(``live/chain/cometbft.py``); the sending loop is the one every live target shares
+(``live/send_loop.py``, ``live/pacing.py``).
+
+Sending: each message is one ``kvstore`` transaction, ``m<msg_id>=<kind>.<agent>.<t_intended>``
+padded with ``x`` to the message's ``size`` (unique bytes: CometBFT's mempool cache refuses a
+repeated transaction), sent open loop at its intended time with every other message due then
+for the same validator in one JSON-RPC batch of ``broadcast_tx_async`` calls. A message goes to
+``live.cometbft.entry``, else to validator ``key`` modulo ``validators``.
+
+Commits: each validator's WebSocket (``subscribe`` to ``tm.event='NewBlock'``) brings its new
+blocks with their transactions; a block's arrival at a validator is that validator's commit
+of its transactions (a CometBFT block is final when the validator has it). A height a
+validator's WebSocket missed (it was paused, restarted, or the run ended) is read with the
+``block`` call, stamped when it was read.
+
+The history: ``messages`` one row per message (``t_sent`` the write of its batch,
+``t_received`` the validator's answer, ``t_dequeued`` and ``t_sequenced`` the proposal of
+its block (the first validator's ``CompleteProposal`` event for that block, of whichever
+round: the mempool's wait ends there), ``t_committed`` and ``block`` (the height) the first commit of its block by
+any validator: the network's decision; statuses ``committed``,
+``rejected`` (the node's reason in a ``tx_rejected`` event), ``pending`` (accepted, in a
+mempool at the end), ``lost`` (no answer), ``unsent``); ``deliveries`` one row per
+(message, validator that committed it) at that validator's commit; ``finalized`` one row per
+(validator, height) with the block (the first 60 bits of its hash), which the ``safety``
+checker compares across validators; events: ``block_committed`` per validator and height
+(detail: proposer, the round it was decided in, transactions), ``block_produced`` per height
+(at its first commit, node its proposer), ``queue_depth`` per validator every
+``run.sample_interval`` (its mempool's transactions), the servers' start and stop and the
+cleanup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import bisect
+import concurrent.futures
+import json
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+
+from msgstorm.errors import TargetError
+from msgstorm.history.events import EventKind
+from msgstorm.history.writer import HistoryWriter
+from msgstorm.live.chain.cometbft import CometNetwork
+from msgstorm.live.chain.record import LOST, PENDING, REJECTED, Window, write_messages
+from msgstorm.live.chain.rpc import JsonRpc
+from msgstorm.live.cpu import MIN_INTERVAL_S
+from msgstorm.live.drivers.base import STOP_GRACE_NS
+from msgstorm.live.event_log import EventLog
+from msgstorm.live.nemesis import Nemesis, cleanup_report
+from msgstorm.live.pacing import due_through, wait_until
+from msgstorm.live.recorder import PUBLISHER
+from msgstorm.live.send_loop import run_send_loop
+from msgstorm.progress import Progress, ProgressSnapshot
+from msgstorm.rules.desync import HeightGapTracker
+from msgstorm.scenario.schema import Scenario
+from msgstorm.traffic.generate import MessageBatch
+
+__all__ = ["CometTarget", "block_number", "decode_tx", "encode_tx", "reason_of"]
+
+_DRAIN_POLL_S = 0.02
+_PROGRESS_S = 0.25
+_RETRY_S = 0.2  # a validator's WebSocket is tried again this often while it is down
+_READY_BLOCKS = 2  # every validator has committed this many heights before the clock starts
+# A validator's refusal, by the words of its error, as a reason the history names.
+REASONS: tuple[tuple[str, str], ...] = (
+    ("already exists in cache", "duplicate"),
+    ("mempool is full", "mempool_full"),
+    ("too large", "too_large"),
+)
+
+
+def reason_of(message: str) -> str:
+    lowered = message.lower()
+    return next((reason for words, reason in REASONS if words in lowered), "other")
+
+
+def encode_tx(msg_id: int, kind: int, agent: int, t_intended: int, size: int) -> bytes:
+    """Message ``msg_id``'s kvstore transaction (``key=value``), padded to ``size`` bytes."""
+    tx = f"m{msg_id}={kind}.{agent}.{t_intended}".encode()
+    return tx + b"x" * max(0, size - len(tx))
+
+
+def decode_tx(tx: bytes) -> int | None:
+    """The msg_id of a transaction msgstorm made, else None."""
+    if not tx.startswith(b"m"):
+        return None
+    key, sep, _ = tx.partition(b"=")
+    return int(key[1:]) if sep and key[1:].isdigit() else None
+
+
+def block_number(block_hash: str) -> int:
+    """A block's id in the history (an int64): the first 60 bits of its hash."""
+    return int(block_hash[:15], 16)
+
+
+@dataclass
+class Commit:
+    """One height as one validator committed it."""
+
+    t: int
+    block_hash: str
+    proposer: str
+    txs: int
+    ours: list[int] = field(default_factory=list)
+    round: int = -1  # the round the height was decided in (from the next height's last commit)
+
+
+class CometTarget:
+    """Drive a CometBFT validator network with ``scenario``'s traffic; ``finish`` writes what
+    happened."""
+
+    def __init__(self, scenario: Scenario, writer: HistoryWriter, run_dir: Path,
+                 progress: Progress | None = None) -> None:
+        self.scenario = scenario
+        self.writer = writer
+        self.run_dir = Path(run_dir).resolve()
+        self.progress = progress
+        self.spec = scenario.live.cometbft
+        self.network = CometNetwork(scenario, self.run_dir)
+        self.names = [f"validator-{i}" for i in range(self.spec.validators)]
+        self.interrupted = False
+        self.start_error: str | None = None
+        self.stopped_behind = False
+        self.t_run_end: int | None = None
+        self._t0 = time.monotonic_ns()
+        self._recording = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="msgstorm-recorder")
+        self.log = EventLog(writer, self._recording)
+        self.windows: list[Window] = []
+        self.commits: list[dict[int, Commit]] = [{} for _ in self.names]  # per validator: height -> commit
+        self.first_height = 0  # heights up to this one were made before the clock started
+        self.rejections: dict[str, list[int]] = {}
+        self.rejection_text: dict[str, str] = {}
+        self.mempools: list[tuple[int, int, int]] = []  # (t, validator, transactions)
+        self.accepted = 0
+        self.nemesis: Nemesis | None = None
+        self._rpcs: list[JsonRpc] = []
+        self._requests: set[asyncio.Task[None]] = set()
+        self._handlers: dict[int, Any] = {}
+        self._committed_ids: set[int] = set()
+        self.proposals: dict[str, int] = {}  # block hash -> when a validator first held the whole proposed block
+        self.stopped: list[tuple[int, str, bool]] = []  # (t, validator, True: a fault stopped it / False: it ended)
+
+    @property
+    def nodes(self) -> list[dict[str, str]]:
+        return [{"name": PUBLISHER, "region": "local"}, *({"name": n, "region": "validators"} for n in self.names)]
+
+    def _now(self) -> int:
+        return time.monotonic_ns() - self._t0
+
+    # --- running ----------------------------------------------------------------------------
+
+    def run(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None = None) -> None:
+        """Start the validators, send ``traffic``, watch their blocks; stopped on every way out."""
+        self.log.add((self._now(), EventKind.RUN_START, None, None, {
+            "target": self.scenario.target, "consumers": 0, "processes": 1, "fanout": False, "acks": True}))
+        try:
+            problems = CometNetwork.problems(self.scenario)
+            if problems:
+                raise TargetError("; ".join(f"{'.'.join(map(str, where))}: {said}" for where, said in problems))
+            self.network.start()
+            self._handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+            run_send_loop(self._main, traffic, self._handlers, lambda: self.interrupted)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.log.add((self._now(), EventKind.INTERRUPTED, None, None, None))
+        except TargetError as error:
+            self.start_error = str(error)
+            self.log.add((self._now(), EventKind.CLIENT_ERROR, None, None, {"client": "start", "error": str(error)}))
+            raise
+        finally:
+            if self.nemesis is not None:
+                self.nemesis.kill()
+            self.network.stop()
+            for server in self.network.validators:
+                self.log.add((self._now(), EventKind.SERVER_STOP, None, None, {
+                    "name": server.name, "returncode": server.returncode,
+                    **({"exited_early": True} if server.exited_early else {})}))
+            self.log.add((self._now(), EventKind.CLEANUP, None, None,
+                          cleanup_report(self.network.validators, self.nemesis, [])))
+
+    def _record_fault(self, t: int, kind: str, node: str | None, detail: dict[str, Any] | None) -> None:
+        """The nemesis's events, and when a fault held a validator stopped (not desynchronised)."""
+        self.log.add((t, kind, node, None, detail))
+        if node in self.names and kind in (EventKind.FAULT_START, EventKind.FAULT_END):
+            self.stopped.append((t, node, kind == EventKind.FAULT_START))
+
+    def _stop_on_signals(self) -> None:
+        """SIGINT and SIGTERM cancel the run's task (as ``ChainTarget._stop_on_signals``)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def stop() -> None:
+            if not self.interrupted:
+                self.interrupted = True
+                task.cancel()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop)
+
+    async def _main(self, traffic: Iterator[MessageBatch]) -> None:
+        self._stop_on_signals()
+        # The route proxy listens before the validators dial each other through it.
+        self.nemesis = Nemesis(self.scenario, self.network, self.run_dir, self._record_fault)
+        await self.nemesis.prepare()
+        for described in self.network.spawn():
+            self.log.add((self._now(), EventKind.SERVER_START, None, None, described))
+        self._rpcs = [JsonRpc(url, 2) for url in self.network.rpc_urls]
+        session = aiohttp.ClientSession()
+        try:
+            await self._ready()
+            shift = self._now()
+            self._t0 += shift
+            self.log.start_clock(shift)
+            loop = asyncio.get_running_loop()
+            faults = loop.create_task(self.nemesis.run(self._t0, self._now))
+            watchers = [loop.create_task(self._watch(session, v)) for v in range(len(self.names))]
+            mempools = loop.create_task(self._sample_mempools())
+            reporting = loop.create_task(self._report_progress() if self.progress is not None else asyncio.sleep(0))
+            try:
+                await self._send_all(traffic)
+                await self._heal(faults)
+                await self._drain()
+            finally:
+                await self._heal(faults)
+                for task in (mempools, reporting):
+                    task.cancel()
+                await asyncio.gather(mempools, reporting, return_exceptions=True)
+                self.t_run_end = self._now()
+                self.log.end_at(self.t_run_end)
+                if not self.interrupted:
+                    try:
+                        await asyncio.wait_for(self._catch_up(), 20)
+                    except Exception as error:  # noqa: BLE001 - what was read is kept
+                        self._on_error("blocks", error)
+                for task in watchers:
+                    task.cancel()
+                for request in list(self._requests):
+                    request.cancel()
+                await asyncio.gather(*watchers, *self._requests, return_exceptions=True)
+                if self.progress is not None:
+                    self.progress(self._snapshot(final=True))
+        finally:
+            await session.close()
+            for rpc in self._rpcs:
+                await rpc.close()
+            await self.nemesis.close(self._now)
+
+    async def _ready(self) -> None:
+        """Until every validator has committed ``_READY_BLOCKS`` heights (their links up, the
+        chain going), else a TargetError naming those behind."""
+        deadline = self._now() + 3 * self.scenario.live.start_timeout
+        heights = [0] * len(self.names)
+        while self._now() < deadline:
+            for v, rpc in enumerate(self._rpcs):
+                try:
+                    status = await rpc.call("status")
+                    heights[v] = int(status["sync_info"]["latest_block_height"])
+                except Exception:  # noqa: BLE001, S110 - not answering yet
+                    pass
+            if min(heights) >= _READY_BLOCKS:
+                self.first_height = max(heights)
+                return
+            await asyncio.sleep(0.1)
+        behind = [f"{name} at height {h}" for name, h in zip(self.names, heights, strict=True) if h < _READY_BLOCKS]
+        raise TargetError(f"cometbft: validators made no chain within {3 * self.scenario.live.start_timeout / 1e9:g} s "
+                          f"({', '.join(behind)}); see RUN_DIR/servers/validator-*.out")
+
+    async def _heal(self, faults: asyncio.Task[None]) -> None:
+        faults.cancel()
+        await asyncio.gather(faults, return_exceptions=True)
+        if self.nemesis is not None:
+            await self.nemesis.heal(self._now)
+
+    # --- sending ----------------------------------------------------------------------------
+
+    async def _send_all(self, traffic: Iterator[MessageBatch]) -> None:
+        stop_at = self.scenario.run.duration
+        loop = asyncio.get_running_loop()
+        batches = iter(traffic)
+        upcoming = loop.run_in_executor(None, next, batches, None)
+        count = len(self.names)
+        entry = self.spec.entry
+        while (batch := await upcoming) is not None:
+            upcoming = loop.run_in_executor(None, next, batches, None)
+            n = len(batch)
+            window = Window(batch, np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.full(n, -1, np.int8))
+            self.windows.append(window)
+            times = batch.t_intended.tolist()
+            ids, kinds, agents = batch.msg_id.tolist(), batch.kind.tolist(), batch.agent.tolist()
+            sizes, keys = batch.size.tolist(), batch.key.tolist()
+            end = bisect.bisect_left(times, stop_at)
+            i = 0
+            while i < end:
+                t = await wait_until(times[i], self._now, asyncio.sleep)
+                if t >= stop_at + STOP_GRACE_NS:
+                    self.stopped_behind = True
+                    if end == n:  # windows meant before the run's end may follow
+                        await self._keep_unsent(upcoming, batches)
+                    return
+                j = due_through(times, i, end, t, self.spec.batch)
+                rows: dict[int, list[int]] = {}
+                for k in range(i, j):
+                    v = entry if entry is not None else keys[k] % count
+                    rows.setdefault(v, []).append(k)
+                window.sent[i:j] = self._now()
+                for v, part in rows.items():
+                    calls = [self._call(k, encode_tx(ids[k], kinds[k], agents[k], times[k], sizes[k])) for k in part]
+                    self._request(v, window, part, "[" + ",".join(calls) + "]")
+                i = j
+                await asyncio.sleep(0)
+            if end < n:
+                upcoming.cancel()
+                return
+
+    async def _keep_unsent(self, upcoming: asyncio.Future[MessageBatch | None],
+                           batches: Iterator[MessageBatch]) -> None:
+        """The sender was behind at the run's end: the windows not read yet are kept too, none
+        of their rows sent, so every message meant before ``run.duration`` gets a row
+        (``unsent``) and the offered rate counts the whole schedule."""
+        loop = asyncio.get_running_loop()
+        stop_at = self.scenario.run.duration
+        while not self.interrupted and (batch := await upcoming) is not None:
+            n = len(batch)
+            if n and int(batch.t_intended[0]) >= stop_at:
+                return
+            self.windows.append(Window(batch, np.full(n, -1, np.int64), np.full(n, -1, np.int64),
+                                       np.full(n, -1, np.int8)))
+            if n and int(batch.t_intended[-1]) >= stop_at:
+                return
+            upcoming = loop.run_in_executor(None, next, batches, None)
+
+    @staticmethod
+    def _call(k: int, tx: bytes) -> str:
+        return (f'{{"jsonrpc":"2.0","id":{k},"method":"broadcast_tx_async",'
+                f'"params":{{"tx":"{base64.b64encode(tx).decode()}"}}}}')
+
+    def _request(self, v: int, window: Window, rows: list[int], body: str) -> None:
+        answer = self._rpcs[v].send_now(body)
+        request = asyncio.get_running_loop().create_task(self._post(v, window, rows, body, answer))
+        self._requests.add(request)
+        request.add_done_callback(self._requests.discard)
+
+    async def _post(self, v: int, window: Window, rows: list[int], body: str,
+                    written: asyncio.Future[Any] | None) -> None:
+        """One batch's answers: each transaction accepted or refused (with why); none: lost."""
+        try:
+            answers = await (written if written is not None else self._rpcs[v].send(body))
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the validator did not answer: lost
+            window.outcome[rows] = LOST
+            self._on_error(f"sender {self.names[v]}", error)
+            return
+        t = self._now()
+        if isinstance(answers, dict):  # a batch of one is answered as one call; a refused batch as one error
+            answers = [answers] if answers.get("id") in rows else [{"id": k, "error": answers.get("error")} for k in rows]
+        by_row = {int(a["id"]): a for a in answers if isinstance(a, dict) and "id" in a}
+        for k in rows:
+            window.answered[k] = t
+            answer = by_row.get(k)
+            refusal = None if answer is None else answer.get("error")
+            code = 0 if answer is None or refusal is not None else int(answer["result"].get("code", 0))
+            if answer is None:
+                window.outcome[k] = LOST
+            elif refusal is None and code == 0:
+                window.outcome[k] = PENDING
+                self.accepted += 1
+            else:
+                message = str(refusal.get("data") or refusal.get("message")) if refusal is not None else str(
+                    answer["result"].get("log") or f"code {code}")
+                reason = reason_of(message)
+                window.outcome[k] = REJECTED
+                self.rejections.setdefault(reason, []).append(t)
+                self.rejection_text.setdefault(reason, message)
+
+    # --- the blocks -------------------------------------------------------------------------
+
+    async def _watch(self, session: aiohttp.ClientSession, v: int) -> None:
+        """Validator ``v``'s new blocks, over its WebSocket; followed again after it was down
+        (the heights missed read with ``block``)."""
+        url = "ws" + self.network.rpc_urls[v][4:] + "/websocket"
+        while True:
+            try:
+                async with session.ws_connect(url, heartbeat=None, max_msg_size=0) as ws:
+                    for k, query in enumerate(("tm.event='NewBlock'", "tm.event='CompleteProposal'")):
+                        await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": k + 1, "method": "subscribe",
+                                                      "params": {"query": query}}))
+                    caught_up = False
+                    async for message in ws:
+                        if message.type != aiohttp.WSMsgType.TEXT:
+                            break
+                        data = (json.loads(message.data).get("result") or {}).get("data") or {}
+                        value = data.get("value")
+                        if not value:
+                            continue
+                        t = self._now()
+                        if data.get("type") == "tendermint/event/CompleteProposal":
+                            # The first validator to hold the whole proposed block (of any round).
+                            self.proposals.setdefault(value["block_id"]["hash"], t)
+                            continue
+                        height = int(value["block"]["header"]["height"])
+                        if not caught_up:
+                            caught_up = True
+                            await self._read_missing(v, height - 1)
+                        self._commit(v, value["block"], value["block_id"]["hash"], t)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001, S110 - the validator is down: tried again
+                pass
+            await asyncio.sleep(_RETRY_S)
+
+    async def _read_missing(self, v: int, through: int) -> None:
+        """Heights after validator ``v``'s last one seen through ``through``, read with ``block``."""
+        seen = self.commits[v]
+        last = max(seen) if seen else self.first_height
+        for height in range(last + 1, through + 1):
+            found = await self._rpcs[v].call("block", str(height))
+            self._commit(v, found["block"], found["block_id"]["hash"], self._now())
+
+    def _commit(self, v: int, block: dict[str, Any], block_hash: str, t: int) -> None:
+        header = block["header"]
+        height = int(header["height"])
+        if height <= self.first_height or height in self.commits[v]:
+            return
+        txs = block["data"]["txs"] or []
+        ours = [m for m in (decode_tx(base64.b64decode(tx)) for tx in txs) if m is not None]
+        proposer = self.network.addresses.index(header["proposer_address"]) if (
+            header["proposer_address"] in self.network.addresses) else -1
+        self.commits[v][height] = Commit(t, block_hash, self.names[proposer] if proposer >= 0 else
+                                         header["proposer_address"], len(txs), ours)
+        previous = self.commits[v].get(height - 1)
+        last_commit = block.get("last_commit") or {}
+        if previous is not None and last_commit:
+            previous.round = int(last_commit.get("round", -1))
+        self._committed_ids.update(ours)
+
+    async def _catch_up(self) -> None:
+        """After the drain: every height a running validator has that its WebSocket has not brought."""
+        for v, alive in enumerate(self.network.alive()):
+            if alive:
+                status = await self._rpcs[v].call("status")
+                await self._read_missing(v, int(status["sync_info"]["latest_block_height"]))
+
+    async def _sample_mempools(self) -> None:
+        every_s = max(self.scenario.run.sample_interval / 1e9, MIN_INTERVAL_S)
+        while True:
+            for v, rpc in enumerate(self._rpcs):
+                try:
+                    found = await rpc.call("num_unconfirmed_txs")
+                    self.mempools.append((self._now(), v, int(found["n_txs"])))
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001, S110 - a validator down has no sample
+                    pass
+            await asyncio.sleep(every_s)
+
+    async def _drain(self) -> None:
+        """Until every accepted transaction is committed, or ``run.drain`` has passed."""
+        deadline = self._now() + self.scenario.run.drain
+        while self._now() < deadline:
+            if not self._requests and len(self._committed_ids) >= self.accepted:
+                return
+            await asyncio.sleep(_DRAIN_POLL_S)
+
+    async def _report_progress(self) -> None:
+        assert self.progress is not None
+        while True:
+            await asyncio.sleep(_PROGRESS_S)
+            self.progress(self._snapshot())
+
+    def _snapshot(self, final: bool = False) -> ProgressSnapshot:
+        sent = sum(int((w.sent >= 0).sum()) for w in self.windows)
+        refused = sum(len(times) for times in self.rejections.values())
+        committed = len(self._committed_ids)
+        depth = self.mempools[-1][2] if self.mempools else 0
+        return ProgressSnapshot(
+            t_ns=self._now(), end_ns=self.scenario.run.duration, sent=sent, emitted=sent,
+            settled=committed + refused, committed=committed, dropped=0, rejected=refused, queue_depth=depth,
+            base_fee=None, faults_active=0, leader=self.names[0], final=final, target=self.scenario.target)
+
+    def _on_error(self, client: str, error: BaseException) -> None:
+        self.log.add((self._now(), EventKind.CLIENT_ERROR, None, None,
+                      {"client": client, "error": f"{type(error).__name__}: {error}"}))
+
+    # --- the history ------------------------------------------------------------------------
+
+    def included(self) -> dict[int, tuple[int, int, int]]:
+        """msg_id -> (t_committed, height, seq_no): the first commit of its block by any
+        validator (the network's decision; each validator's own is in ``deliveries``), and
+        its place on the chain."""
+        first: dict[int, tuple[int, int, int]] = {}
+        for commits in self.commits:
+            for height, commit in commits.items():
+                for position, msg_id in enumerate(commit.ours):
+                    if msg_id not in first or commit.t < first[msg_id][0]:
+                        first[msg_id] = (commit.t, height, position)
+        ranked = sorted(first, key=lambda m: (first[m][1], first[m][2]))
+        return {msg_id: (first[msg_id][0], first[msg_id][1], seq) for seq, msg_id in enumerate(ranked)}
+
+    def finish(self) -> int:
+        """Write the messages, the per-validator commits and the chain's events; the run's end (ns)."""
+        t_end = self.t_run_end if self.t_run_end is not None else self._now()
+        self.log.end_at(t_end)
+        self.log.stop_writing()
+        self._recording.shutdown(wait=True)
+        agents = [agent.name for agent in self.scenario.agents]
+        included = self.included()
+        # The block each height committed (one per height: the safety check says so) and
+        # when it was proposed; a block proposed in a round that failed is not it.
+        hashes = {height: commit.block_hash for commits in self.commits for height, commit in commits.items()}
+        proposed = {msg_id: min(self.proposals[hashes[height]], t) for msg_id, (t, height, _) in included.items()
+                    if hashes[height] in self.proposals}
+        sent = write_messages(self.writer, self.scenario, self.windows, included, set(), self.interrupted,
+                              self.start_error is None, agents, proposed=proposed)
+        self.log.add((t_end, EventKind.RUN_END, None, float(sent), None))
+        self.log.finish()
+        self._write_commits(t_end)
+        return t_end
+
+    def _write_commits(self, t_end: int) -> None:
+        deliveries: dict[str, list[Any]] = {"msg_id": [], "node": [], "t_delivered": [], "hops": []}
+        finalized: dict[str, list[Any]] = {"t": [], "node": [], "height": [], "block": []}
+        rows: list[tuple[int, str, str | None, float | None, int | None, str | None]] = []
+        produced: dict[int, tuple[int, Commit]] = {}
+        for v, commits in enumerate(self.commits):
+            name = self.names[v]
+            for height in sorted(commits):
+                commit = commits[height]
+                t = min(commit.t, t_end)
+                finalized["t"].append(t)
+                finalized["node"].append(name)
+                finalized["height"].append(height)
+                finalized["block"].append(block_number(commit.block_hash))
+                for msg_id in commit.ours:
+                    deliveries["msg_id"].append(msg_id)
+                    deliveries["node"].append(name)
+                    deliveries["t_delivered"].append(t)
+                    deliveries["hops"].append(0)
+                rows.append((t, EventKind.BLOCK_COMMITTED, name, float(commit.txs), height, json.dumps(
+                    {"proposer": commit.proposer, "round": commit.round, "ours": len(commit.ours),
+                     "hash": commit.block_hash})))
+                if height not in produced or t < produced[height][0]:
+                    produced[height] = (t, commit)
+        for height, (t, commit) in produced.items():
+            rows.append((t, EventKind.BLOCK_PRODUCED, commit.proposer, float(commit.txs), height,
+                         json.dumps({"ours": len(commit.ours), "round": commit.round})))
+        rows += self._desync_rows(t_end)
+        for t, v, depth in self.mempools:
+            rows.append((min(t, t_end), EventKind.QUEUE_DEPTH, self.names[v], float(depth), None, None))
+        for reason, times in sorted(self.rejections.items()):
+            rows.append((min(times[0], t_end), EventKind.TX_REJECTED, None, float(len(times)), None,
+                         json.dumps({"reason": reason, "error": self.rejection_text[reason]})))
+        if deliveries["msg_id"]:
+            self.writer.append("deliveries", deliveries)
+        if finalized["t"]:
+            self.writer.append("finalized", finalized)
+        if rows:
+            rows.sort(key=lambda row: row[0])
+            self.writer.append("events", {"t": [r[0] for r in rows], "kind": [str(r[1]) for r in rows],
+                                          "node": [r[2] for r in rows], "value": [r[3] for r in rows],
+                                          "height": [r[4] for r in rows], "detail": [r[5] for r in rows]})
+
+    def _desync_rows(self, t_end: int) -> list[tuple[int, str, str | None, float | None, int | None, str | None]]:
+        """``desync_start`` / ``desync_end`` events by the simulator's rule (``rules/desync.py``):
+        a validator more than ``desync.max_height_gap`` heights behind the highest for
+        ``desync.min_duration``, judged at every commit time; one a fault holds stopped (pause,
+        crash, restart) is down, not desynchronised."""
+        rows: list[tuple[int, str, str | None, float | None, int | None, str | None]] = []
+
+        def event(t: int, kind: Any, node: int, value: float, detail: dict[str, Any] | None = None) -> None:
+            rows.append((min(t, t_end), str(kind), self.names[node], value, None,
+                         json.dumps(detail) if detail is not None else None))
+
+        spec = self.scenario.desync
+        tracker = HeightGapTracker(len(self.names), spec.max_height_gap, spec.min_duration, event,
+                                   EventKind.DESYNC_START, EventKind.DESYNC_END)
+        commits = sorted((c.t, v, h) for v, commits in enumerate(self.commits) for h, c in commits.items())
+        if not commits:
+            return rows
+        heights = [min(h for _, _, h in commits) - 1] * len(self.names)
+        down = [False] * len(self.names)
+        stops = sorted(self.stopped)
+        at = 0
+        for k, (t, v, height) in enumerate(commits):
+            heights[v] = max(heights[v], height)
+            while at < len(stops) and stops[at][0] <= t:
+                down[self.names.index(stops[at][1])] = stops[at][2]
+                at += 1
+            if k + 1 < len(commits) and commits[k + 1][0] == t:
+                continue
+            tracker.check(t, max(heights), heights, [not d for d in down])
+        top = max(heights)
+        tracker.close(t_end, [top - h for h in heights])
+        return rows
