@@ -631,3 +631,13 @@ def test_an_english_close_on_a_thinning_curved_book_and_a_mark(tmp_path: Path) -
     for index, mark in zip(_column(marks, "index"), _column(marks, "mark"), strict=True):
         assert index < mark <= index * 1.005 * (1 + 1e-12)
     assert summary["market"]["venue"]["auctions"]["zero_bid_lots"] == 10
+
+
+def test_a_partial_close_on_a_curve_with_next_to_no_slippage_ends_at_the_notional() -> None:
+    """A square-root curve (e = 0.5) with k = 1e-297: x* = ((t - f) / (k (1 + e)))^(1/e) is past
+    what a double holds, so the search ends at N; the close is then the linear one,
+    (t N - E) / (t - f) = (0.1 x 100 - 4) / 0.1 = 60."""
+    from msgstorm.rules.liquidation import partial_close_notional
+
+    closed = partial_close_notional(4.0, 100.0, 0.1, 0.0, 1e-297, 0.5)
+    assert closed == pytest.approx(60.0)

@@ -78,13 +78,15 @@ def consensus_summary(history: History) -> dict[str, Any] | None:
     by_node: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_node[row["node"]].append(row)
-    top = len(heights)
     per_node: dict[str, dict[str, Any]] = {}
     lag_max = 0
     for node in sorted(by_node):
         own = sorted(by_node[node], key=lambda r: r["height"])
-        # Heights committed strictly before this node committed each of its own: its lag just before.
-        lag = max([bisect_left(commit_t, r["t_committed"]) - (r["height"] - 1) for r in own] + [top - own[-1]["height"]])
+        # Heights committed strictly before this node committed each of its own, less the heights
+        # below it: its lag just before (heights counted from the table's first: a live network's
+        # heights before the clock started have no rows).
+        lag = max([bisect_left(commit_t, r["t_committed"]) - bisect_left(heights, r["height"]) for r in own]
+                  + [heights[-1] - own[-1]["height"]])
         lag = max(lag, 0)
         lag_max = max(lag_max, lag)
         node_intervals = [r["interval_ns"] for r in own if r["interval_ns"] is not None]
@@ -140,7 +142,8 @@ def consensus_marks(history: History, edges: np.ndarray, clip_last: bool) -> tup
     bound = _lag_bound(history)
     rows.sort(key=lambda r: (r["t_committed"], r["height"]))
     first_seen: set[int] = set()
-    own: dict[str, int] = {row["node"]: 0 for row in rows}
+    base = min(row["height"] for row in rows) - 1  # 0 in sim; a live network's heights before the clock started
+    own: dict[str, int] = {row["node"]: base for row in rows}
     top = 0
     behind_since: int | None = None
     for row in rows:

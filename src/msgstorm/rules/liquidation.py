@@ -69,8 +69,12 @@ def _partial_on_a_curve(need: float, notional_value: float, gain: float, slippag
     closed form); None when ``g`` stays below 0 there."""
     if gain <= 0:
         return None
-    peak = notional_value if slippage_k <= 0 else min(notional_value,
-                                                      math.pow(gain / (slippage_k * (1.0 + exponent)), 1.0 / exponent))
+    peak = notional_value
+    if slippage_k > 0:
+        ratio = gain / (slippage_k * (1.0 + exponent))
+        # x* past N (a slippage so small that x* is past what a double holds, too) leaves N the end.
+        if math.log(ratio) / exponent < math.log(notional_value):
+            peak = math.pow(ratio, 1.0 / exponent)
 
     def g(x: float) -> float:
         return gain * x - slippage_k * math.pow(x, 1.0 + exponent) - need

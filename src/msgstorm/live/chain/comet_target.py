@@ -539,10 +539,15 @@ class CometTarget:
     def _write_commits(self, t_end: int) -> None:
         deliveries: dict[str, list[Any]] = {"msg_id": [], "node": [], "t_delivered": [], "hops": []}
         finalized: dict[str, list[Any]] = {"t": [], "node": [], "height": [], "block": []}
+        # The consensus rows the simulator's round-based rule writes too (analysis/consensus.py):
+        # a height whose round is unknown (no next block told it) has none.
+        heights: dict[str, list[Any]] = {"node": [], "height": [], "round": [], "proposer": [], "t_committed": [],
+                                         "interval_ns": []}
         rows: list[tuple[int, str, str | None, float | None, int | None, str | None]] = []
         produced: dict[int, tuple[int, Commit]] = {}
         for v, commits in enumerate(self.commits):
             name = self.names[v]
+            before: int | None = None
             for height in sorted(commits):
                 commit = commits[height]
                 t = min(commit.t, t_end)
@@ -550,6 +555,12 @@ class CometTarget:
                 finalized["node"].append(name)
                 finalized["height"].append(height)
                 finalized["block"].append(block_number(commit.block_hash))
+                if commit.round >= 0:
+                    for column, value in (("node", name), ("height", height), ("round", commit.round),
+                                          ("proposer", commit.proposer), ("t_committed", t),
+                                          ("interval_ns", None if before is None else t - before)):
+                        heights[column].append(value)
+                before = t
                 for msg_id in commit.ours:
                     deliveries["msg_id"].append(msg_id)
                     deliveries["node"].append(name)
@@ -573,6 +584,8 @@ class CometTarget:
             self.writer.append("deliveries", deliveries)
         if finalized["t"]:
             self.writer.append("finalized", finalized)
+        if heights["node"]:
+            self.writer.append("heights", heights)
         if rows:
             rows.sort(key=lambda row: row[0])
             self.writer.append("events", {"t": [r[0] for r in rows], "kind": [str(r[1]) for r in rows],
