@@ -49,7 +49,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -78,6 +77,7 @@ from msgstorm.live.recorder import FAR, PUBLISHER, Intake
 from msgstorm.live.send_loop import run_send_loop
 from msgstorm.live.sending import LiveSender
 from msgstorm.live.servers import ManagedServer
+from msgstorm.live.stopping import STOP_SIGNALS, stop_on_signals
 from msgstorm.live.user_server import refused_by, watched_address
 from msgstorm.progress import ProgressSnapshot
 from msgstorm.security.costs import CostSource, resolve_verify_cost
@@ -87,8 +87,6 @@ __all__ = ["LiveTarget"]
 
 # How often a run without ``[live] record_every`` hands its new windows to the recorder.
 _HAND_EVERY_S = 1.0
-# Signals that stop a run (``LiveTarget._stop_on_signals``).
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # While a client is disconnected from a user's server, whether the server is gone, this often.
 _WATCH_S = 0.1
 # The drain looks at what has arrived this often.
@@ -149,7 +147,7 @@ class LiveTarget(LiveSender):
             for server in self.driver.start_servers():
                 self.log.add((self._now(), EventKind.SERVER_START, None, None, server))
                 started.add(server["pid"])
-            self._handlers = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
+            self._handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
             run_send_loop(self._main, traffic, self._handlers, lambda: self.interrupted)
         except KeyboardInterrupt:
             self.interrupted = True
@@ -187,32 +185,8 @@ class LiveTarget(LiveSender):
                 self._servers(), self.nemesis,
                 [(child.name, child.process.pid) for child in children if child.process is not None])))
 
-    def _stop_on_signals(self) -> None:
-        """SIGINT and SIGTERM, while the loop runs, cancel the run's task: every await it is in
-        ends with CancelledError and the ``finally`` blocks stop what was started. A handler
-        that raises KeyboardInterrupt wherever the interpreter happens to be (the command
-        line's) can land inside the event loop's own bookkeeping and lose the wake-up of the
-        very task it stops, which then waits forever. A second signal goes to that handler."""
-        if threading.current_thread() is not threading.main_thread():
-            return  # signals reach the main thread's loop only
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-
-        def stop(sig: int) -> None:
-            if not self.interrupted:
-                self.interrupted = True
-                task.cancel()
-                return
-            handler = self._handlers.get(sig)
-            if callable(handler):
-                handler(sig, None)
-
-        for sig in _STOP_SIGNALS:
-            loop.add_signal_handler(sig, stop, sig)
-
     async def _main(self, traffic: Iterator[MessageBatch]) -> None:
-        self._stop_on_signals()
+        stop_on_signals(self, self._handlers)
         try:
             try:
                 if isinstance(self.driver, BurstDriver):

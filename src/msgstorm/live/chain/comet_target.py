@@ -43,7 +43,6 @@ import bisect
 import concurrent.futures
 import json
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -66,6 +65,7 @@ from msgstorm.live.nemesis import Nemesis, cleanup_report
 from msgstorm.live.pacing import due_through, wait_until
 from msgstorm.live.recorder import PUBLISHER
 from msgstorm.live.send_loop import run_send_loop
+from msgstorm.live.stopping import STOP_SIGNALS, stop_on_signals
 from msgstorm.progress import Progress, ProgressSnapshot
 from msgstorm.rules.desync import HeightGapTracker
 from msgstorm.scenario.schema import Scenario
@@ -174,7 +174,7 @@ class CometTarget:
             if problems:
                 raise TargetError("; ".join(f"{'.'.join(map(str, where))}: {said}" for where, said in problems))
             self.network.start()
-            self._handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+            self._handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
             run_send_loop(self._main, traffic, self._handlers, lambda: self.interrupted)
         except KeyboardInterrupt:
             self.interrupted = True
@@ -200,24 +200,8 @@ class CometTarget:
         if node in self.names and kind in (EventKind.FAULT_START, EventKind.FAULT_END):
             self.stopped.append((t, node, kind == EventKind.FAULT_START))
 
-    def _stop_on_signals(self) -> None:
-        """SIGINT and SIGTERM cancel the run's task (as ``ChainTarget._stop_on_signals``)."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-
-        def stop() -> None:
-            if not self.interrupted:
-                self.interrupted = True
-                task.cancel()
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop)
-
     async def _main(self, traffic: Iterator[MessageBatch]) -> None:
-        self._stop_on_signals()
+        stop_on_signals(self)
         # The route proxy listens before the validators dial each other through it.
         self.nemesis = Nemesis(self.scenario, self.network, self.run_dir, self._record_fault)
         await self.nemesis.prepare()

@@ -62,7 +62,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
-import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -85,6 +84,7 @@ from msgstorm.live.cpu import MIN_INTERVAL_S, CpuSampler
 from msgstorm.live.nemesis import Nemesis, cleanup_report
 from msgstorm.live.recorder import PUBLISHER
 from msgstorm.live.send_loop import run_send_loop
+from msgstorm.live.stopping import STOP_SIGNALS, stop_on_signals
 from msgstorm.progress import ProgressSnapshot
 from msgstorm.scenario.schema import Eip1559
 from msgstorm.traffic.generate import MessageBatch
@@ -122,7 +122,7 @@ class ChainTarget(ChainSender):
             if described is not None:
                 started = True
                 self.log.add((self._now(), EventKind.SERVER_START, None, None, described))
-            self._handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+            self._handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
             run_send_loop(self._main, traffic, self._handlers, lambda: self.interrupted)
         except KeyboardInterrupt:
             self.interrupted = True
@@ -145,24 +145,8 @@ class ChainTarget(ChainSender):
                     **({"exited_early": True} if server.exited_early else {})}))
             self.log.add((self._now(), EventKind.CLEANUP, None, None, cleanup_report(servers, self.nemesis, [])))
 
-    def _stop_on_signals(self) -> None:
-        """SIGINT and SIGTERM cancel the run's task (as ``LiveTarget._stop_on_signals``)."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-
-        def stop() -> None:
-            if not self.interrupted:
-                self.interrupted = True
-                task.cancel()
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop)
-
     async def _main(self, traffic: Iterator[MessageBatch]) -> None:
-        self._stop_on_signals()
+        stop_on_signals(self)
         if self.scenario.faults:
             # Before the clients connect: a toxic routes them through the fault proxy.
             self.nemesis = Nemesis(self.scenario, self.node, self.run_dir,
