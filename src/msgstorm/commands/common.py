@@ -97,7 +97,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 TargetOption = Annotated[str | None, typer.Option(
     "--target", metavar="NAME|URL",
-    help="where to run: sim, nats, jetstream, redis, zmq, anvil (msgstorm starts the server or the EVM node), or "
+    help="where to run: sim, nats, jetstream, redis, zmq, mqtt, anvil (msgstorm starts the server or the EVM node), or "
          "the URL of one you run (nats:// or tls://, jetstream://, redis:// or rediss://, http:// or ws:// an EVM "
          "node's JSON-RPC; tcp:// the endpoint ZeroMQ binds); overrides the scenario's target")]
 AllowRemoteOption = Annotated[bool, typer.Option(

@@ -57,6 +57,7 @@ _SECTIONS: list[_Section] = [
     ("[live.jetstream]", live.JetStreamSpec),
     ("[live.redis]", live.RedisSpec),
     ("[live.zmq]", live.ZmqSpec),
+    ("[live.mqtt]", live.MqttSpec),
     ("[live.anvil]", live.AnvilSpec),
     ("[network]", schema.NetworkSpec),
     ("[network.link]", schema.LinkModel),

@@ -222,6 +222,7 @@ LIVE_DRIVERS: Registry[Any] = Registry("live driver", (
     "msgstorm.live.drivers.jetstream",
     "msgstorm.live.drivers.zmq",
     "msgstorm.live.drivers.redis",
+    "msgstorm.live.drivers.mqtt",
     "msgstorm.live.chain.anvil",
 ))
 REACTORS: Registry[Callable[..., Any]] = Registry("reactor", ("msgstorm.market.reactor", "msgstorm.market.frontrun",
