@@ -55,6 +55,8 @@ msgstorm's own). Publisher and consumers share one event loop.
 from __future__ import annotations
 
 import asyncio
+import os
+import pwd
 import struct
 from collections import deque
 from dataclasses import dataclass
@@ -64,7 +66,15 @@ from typing import Any
 import numpy as np
 
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import HasServers, OnAck, OnAcks, OnEvent, OnReceipt, OnReceipts, Outages
+from msgstorm.live.drivers.base import (
+    HasServers,
+    OnAck,
+    OnAcks,
+    OnEvent,
+    OnReceipt,
+    OnReceipts,
+    Outages,
+)
 from msgstorm.live.drivers.mqtt_wire import (
     PUBACK,
     PUBCOMP,
@@ -102,9 +112,11 @@ def _describe(error: BaseException) -> str:
 
 
 def mosquitto_config(port: int, data: Path, log: Path) -> str:
-    """The configuration of a mosquitto msgstorm starts (the module docstring says why each line)."""
+    """The configuration of a mosquitto msgstorm starts (the module docstring says why each
+    line). ``user``: the user msgstorm runs as; mosquitto started as root otherwise drops to
+    the user ``mosquitto``, who cannot write its log or its persistence under the run directory."""
     return "\n".join([
-        f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence true",
+        f"user {pwd.getpwuid(os.getuid()).pw_name}", f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence true",
         f"persistence_location {data}/", f"log_dest file {log}", "log_type error", "log_type warning",
         "log_type notice", "log_type information", "connection_messages true", "max_inflight_messages 0",
         "max_queued_messages 0", "set_tcp_nodelay true", ""])

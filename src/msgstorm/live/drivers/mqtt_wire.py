@@ -134,11 +134,11 @@ class MqttStream:
         """Connect and send CONNECT (``clean_session`` overrides the stream's own for this
         connection); True when the broker says it kept a session for this client id."""
         self.close()
-        self.reader, self.writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port),
-                                                          self.timeout_s)
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), self.timeout_s)
+        self.reader, self.writer = reader, writer
         self._buffer.clear()
         clean = self.clean_session if clean_session is None else clean_session
-        self.writer.write(connect_packet(self.client_id, clean))
+        writer.write(connect_packet(self.client_id, clean))
         found = await asyncio.wait_for(self.read(), self.timeout_s)
         first, body = found[0]
         if first >> 4 != CONNACK or len(body) != 2:
