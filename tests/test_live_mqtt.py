@@ -169,7 +169,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 @pytest.fixture()
 def _mosquitto() -> None:
-    require_program("mosquitto", install=INSTALL)
+    require_program("mosquitto", "/usr/sbin/mosquitto", install=INSTALL)
 
 
 @pytest.mark.slow

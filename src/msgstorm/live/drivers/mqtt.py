@@ -184,7 +184,8 @@ class MqttDriver(HasServers):
                                   "mqtt://127.0.0.1:1883") from error
             require_loopback(self.url, self.spec.allow_remote)
             return []
-        binary = ManagedServer.program("mosquitto", install="apt-get install mosquitto")
+        # Debian installs it in /usr/sbin, often not on a user's PATH.
+        binary = ManagedServer.program(SERVER, "/usr/sbin/mosquitto", install="apt-get install mosquitto")
         port = free_port()
         directory = self.run_dir / "servers"
         data = directory / "mosquitto-data"
