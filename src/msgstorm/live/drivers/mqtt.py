@@ -154,7 +154,7 @@ class MqttDriver(HasServers):
         self._topic = spec.mqtt.topic.encode()
         self._heads: dict[int, bytes] = {}  # payload length -> PUBLISH fixed header and topic
         self._staged: deque[_Staged] = deque()
-        # QoS 1 and 2: packet id -> [msg_id, payload, PUBREC seen], in the order sent.
+        # QoS 1 and 2: packet id -> [msg_id, payload, PUBREC seen, written once], in the order taken.
         self._inflight: dict[int, list[Any]] = {}
         self._free_ids: deque[int] = deque(range(1, spec.mqtt.max_inflight + 1))
         self._room = asyncio.Event()
@@ -306,11 +306,11 @@ class MqttDriver(HasServers):
         parts: list[bytes | memoryview] = []
         head = self._head
         if self.qos:
-            free, inflight, pack = self._free_ids, self._inflight, _U16.pack
+            free, inflight, pack, written = self._free_ids, self._inflight, _U16.pack, self._connected
             for k in range(first, last):
                 payload = data[ends[k]:ends[k + 1]]
                 packet_id = free.popleft()
-                inflight[packet_id] = [msg_ids[k], payload, False]
+                inflight[packet_id] = [msg_ids[k], payload, False, written]
                 parts += (head(len(payload)), pack(packet_id), payload)
         else:
             for k in range(first, last):
@@ -389,13 +389,16 @@ class MqttDriver(HasServers):
                 self.outages.error(PUBLISHER, _describe(attempt))
                 continue
             again: list[bytes | memoryview] = []
-            for packet_id, (_, payload, released) in self._inflight.items():
+            for packet_id, entry in self._inflight.items():
+                _, payload, released, written = entry
                 if released:
                     again.append(ack_packet(PUBREL, packet_id))
                 else:
                     head = bytearray(self._head(len(payload)))
-                    head[0] |= 0x08  # DUP: sent before
+                    if written:
+                        head[0] |= 0x08  # DUP: sent before (held while down: a first attempt)
                     again += (bytes(head), _U16.pack(packet_id), payload)
+                    entry[3] = True
             if again:
                 stream.write(b"".join(again))
             self._connected = True
