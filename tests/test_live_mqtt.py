@@ -83,6 +83,15 @@ def _kinds(result: RunResult) -> Counter[str]:
     return Counter(e["kind"] for e in result.history.events.to_pylist())
 
 
+def _sent(summary: dict[str, object], scheduled: int) -> int:
+    """Messages sent of ``scheduled``: on a busy machine a generator behind at the run's end
+    leaves the last few unsent (never sent late), and the checks count what was sent."""
+    messages = summary["messages"]
+    assert isinstance(messages, dict)
+    assert messages["sent"] + messages["unsent"] == scheduled and messages["sent"] >= 0.95 * scheduled
+    return int(messages["sent"])
+
+
 def assert_nothing_left(run_dir: Path) -> None:
     pid = int((run_dir / "servers" / "mosquitto.pid").read_text())
     start = next(e for e in read_history(run_dir).events.to_pylist() if e["kind"] == "server_start")
@@ -179,16 +188,16 @@ def test_every_acknowledged_message_is_received_once_by_every_consumer(tmp_path:
     result = run(_scenario(qos), tmp_path / "run")
     summary = result.summary
     assert summary["target"] == "mqtt"
-    assert summary["messages"]["sent"] == summary["messages"]["committed"] == 2000
-    assert summary["messages"]["lost"] == 0
+    sent = _sent(summary, 2000)
+    assert summary["messages"]["committed"] == sent and summary["messages"]["lost"] == 0
     assert_checks_valid(summary, ["conservation", "ordering", "committed-implies-sequenced", "stage-order", "safety",
                                   "liveness", "delivery", "generator"])
     seq_no = sorted(result.history.messages.column("seq_no").to_pylist())
-    assert seq_no == list(range(2000)), "one ack each: PUBACK at QoS 1, PUBCOMP at QoS 2"
+    assert seq_no == list(range(sent)), "one ack each: PUBACK at QoS 1, PUBCOMP at QoS 2"
     receipts = _receipts(result)
-    assert receipts["consumer-0"] == receipts["consumer-1"] == list(range(2000)), "each once, in send order"
+    assert receipts["consumer-0"] == receipts["consumer-1"] == list(range(sent)), "each once, in send order"
     delivery = summary["delivery"]
-    assert delivery["fanout"] is True and delivery["expected"] == delivery["received"] == 4000
+    assert delivery["fanout"] is True and delivery["expected"] == delivery["received"] == 2 * sent
     assert delivery["lost"]["total"] == delivery["duplicated"] == delivery["reordered"] == 0
     assert delivery["stream"] is None and delivery["read_back"] is None  # mosquitto keeps nothing to read
     kinds = _kinds(result)
@@ -201,12 +210,13 @@ def test_every_acknowledged_message_is_received_once_by_every_consumer(tmp_path:
 @pytest.mark.usefixtures("_mosquitto")
 def test_a_shared_subscription_splits_the_messages_between_consumers_without_duplicates(tmp_path: Path) -> None:
     result = run(_scenario(1, mqtt='share_group = "desk"'), tmp_path / "run")
+    sent = _sent(result.summary, 2000)
     receipts = _receipts(result)
     first, second = receipts["consumer-0"], receipts["consumer-1"]
     assert first and second, "both consumers of the group took a share"
-    assert not set(first) & set(second) and sorted(first + second) == list(range(2000))
+    assert not set(first) & set(second) and sorted(first + second) == list(range(sent))
     delivery = result.summary["delivery"]
-    assert delivery["fanout"] is False and delivery["expected"] == delivery["received"] == 2000
+    assert delivery["fanout"] is False and delivery["expected"] == delivery["received"] == sent
     assert delivery["duplicated"] == delivery["lost"]["total"] == 0
 
 
@@ -218,8 +228,7 @@ def test_qos0_under_a_broker_restart_reports_exactly_the_messages_never_received
     result = run(_scenario(0, duration="4s", faults=RESTART, drain="2s"), tmp_path / "run")
     summary = result.summary
     receipts = _receipts(result)
-    sent = summary["messages"]["sent"]
-    assert sent == 4000
+    sent = _sent(summary, 4000)
     received = set(receipts["consumer-0"]) | set(receipts["consumer-1"])
     never = sent - len(received)
     assert never >= 500, "a 1 s outage at 1000/s loses at least half a second's messages"
@@ -245,13 +254,14 @@ def test_qos2_with_persistent_sessions_under_a_broker_restart_reports_no_duplica
     acked message a consumer never got is counted as an acked loss."""
     result = run(_scenario(2, duration="4s", clean=False, faults=RESTART, drain="5s"), tmp_path / "run")
     summary = result.summary
-    assert summary["messages"]["sent"] == summary["messages"]["committed"] == 4000
+    sent = _sent(summary, 4000)
+    assert summary["messages"]["committed"] == sent
     receipts = _receipts(result)
     for ids in receipts.values():
         assert len(ids) == len(set(ids)), "no receipt twice"
     delivery = summary["delivery"]
     assert delivery["duplicated"] == 0
-    missing = sum(4000 - len(set(ids)) for ids in receipts.values())
+    missing = sum(sent - len(set(ids)) for ids in receipts.values())
     assert delivery["lost"]["total"] == delivery["lost"]["acked"] == missing
     assert missing <= 100, "only what was in flight at the stop can go (mosquitto 2.0.11 loses a few)"
     kinds = _kinds(result)
