@@ -3,11 +3,12 @@
 Place in the pipeline: under ``drivers/mqtt.py``, which keeps the sessions' state (packet
 ids in flight, QoS 2 handshakes) and calls these to frame and parse packets. Written by hand
 rather than through paho-mqtt (or aiomqtt, which wraps it): paho makes a message object, a
-lock round and a packet of its own per publish, and its publish loop topped out near 45,000
-QoS 1 publishes/s on this project's 2-core machine (``benchmarks/live_generator.py``), well
-below what mosquitto takes; here the PUBLISH packets of a burst are framed in one pass and
-written at once, and a read's packets are parsed from one buffer. Only what the driver uses
-is here: CONNECT / CONNACK, PUBLISH at QoS 0, 1 and 2, PUBACK, PUBREC, PUBREL, PUBCOMP,
+lock round and a wake-up of its network thread per publish, and at each PUBACK walks its
+outgoing messages from the oldest, past every one in flight; its publish loop ran 1,000-6,300
+QoS 1 messages/s end to end on this project's 2-core machine (``benchmarks/live_generator.py
+--mqtt``, ``docs/performance.md``), far below what mosquitto takes. Here the PUBLISH packets of a burst
+are framed together and written at once, and a read's packets are cut from one buffer. Only
+what the driver uses is here: CONNECT / CONNACK, PUBLISH at QoS 0, 1 and 2, PUBACK, PUBREC, PUBREL, PUBCOMP,
 SUBSCRIBE / SUBACK, DISCONNECT (no will, no credentials, no keepalive pings: keepalive 0).
 ``tests/test_live_mqtt.py`` checks the framing against the specification's examples and
 against mosquitto itself.
