@@ -8,26 +8,33 @@ twice). The framing is checked against the MQTT 3.1.1 specification's own exampl
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import assert_checks_valid, require_program
 
+from msgstorm.errors import TargetError
 from msgstorm.history import read_history
 from msgstorm.live.drivers.mqtt import mosquitto_config
 from msgstorm.live.drivers.mqtt_wire import (
+    PUBACK,
     PUBLISH,
     MqttError,
+    MqttStream,
     ack_packet,
     connect_packet,
     packets,
     publish_packet,
     remaining_length,
 )
+from msgstorm.live.payload import payload
+from msgstorm.live.servers import ManagedServer, free_port
 from msgstorm.runner import RunResult, run
 from msgstorm.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 
@@ -270,3 +277,56 @@ def test_qos2_with_persistent_sessions_under_a_broker_restart_reports_no_duplica
                    if e["kind"] == "reconnected"]
     assert next(d for d in reconnected if d["client"] == "msgstorm-publisher")["sent_again"] >= 500
     assert_nothing_left(result.run_dir)
+
+
+@pytest.fixture()
+def user_broker(tmp_path: Path) -> Iterator[str]:
+    """A mosquitto the test starts, playing a broker the user runs (``live.url``)."""
+    binary = require_program("mosquitto", "/usr/sbin/mosquitto", install=INSTALL)
+    port = free_port()
+    directory = tmp_path / "user-broker"
+    (directory / "data").mkdir(parents=True)
+    config = directory / "mosquitto.conf"
+    config.write_text(mosquitto_config(port, directory / "data", directory / "mosquitto.log"))
+    server = ManagedServer("mosquitto", [binary, "-c", str(config)], port, directory, 10.0)
+    server.start()
+    try:
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+async def _leave_a_session(url: str) -> None:
+    """A persistent session for msgstorm's first consumer's client id, subscribed to the run's
+    topic, with a QoS 1 message queued in it (id 999,999): what an earlier run could leave."""
+    consumer = MqttStream(url, "msgstorm-consumer-0", clean_session=False, timeout_s=5.0)
+    await consumer.open()
+    await consumer.subscribe("msgstorm", 1)
+    await consumer.disconnect()
+    publisher = MqttStream(url, "someone-else", clean_session=True, timeout_s=5.0)
+    await publisher.open()
+    publisher.write(publish_packet(b"msgstorm", payload(999_999, 0, 64), qos=1, packet_id=1))
+    assert [first >> 4 for first, _ in await publisher.read()] == [PUBACK]
+    await publisher.disconnect()
+
+
+@pytest.mark.slow
+def test_on_a_users_broker_a_session_an_earlier_client_left_is_not_taken_over(tmp_path: Path,
+                                                                             user_broker: str) -> None:
+    asyncio.run(_leave_a_session(user_broker))
+    scenario = _scenario(1, duration="1s", consumers=1, clean=False, drain="10s")
+    result = run(scenario.model_copy(update={"live": scenario.live.model_copy(update={"url": user_broker})}),
+                 tmp_path / "run")
+    sent = _sent(result.summary, 1000)
+    assert _receipts(result)["consumer-0"] == list(range(sent)), "not the message queued before the run"
+    delivery = result.summary["delivery"]
+    assert delivery["unexpected"] == delivery["duplicated"] == delivery["lost"]["total"] == 0
+    assert not (result.run_dir / "servers").exists() or not list((result.run_dir / "servers").glob("*.pid"))
+
+
+def test_a_url_that_is_not_mqtt_is_refused_before_the_run(tmp_path: Path) -> None:
+    scenario = _scenario(1, duration="1s")
+    scenario = scenario.model_copy(update={"live": scenario.live.model_copy(update={"url": "redis://127.0.0.1:6379"})})
+    with pytest.raises(TargetError, match=r"redis://127.0.0.1:6379: expected mqtt://host:port: live.url for "
+                                          r"target \"mqtt\" is the broker's address"):
+        run(scenario, tmp_path / "run")
