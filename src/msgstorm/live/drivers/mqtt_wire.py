@@ -114,8 +114,9 @@ def url_address(url: str) -> tuple[str, int]:
 
 
 class MqttStream:
-    """One connection: ``open`` sends CONNECT and returns whether the broker had a session;
-    ``read`` returns the next packets (an empty list at end of stream raises MqttError)."""
+    """One connection to a broker: ``open`` connects, sends CONNECT and returns whether the
+    broker kept a session for the client id; ``read`` returns the next packets (the end of
+    the stream raises MqttError); ``close`` drops the connection (``open`` makes a new one)."""
 
     def __init__(self, url: str, client_id: str, clean_session: bool, timeout_s: float) -> None:
         self.host, self.port = url_address(url)
@@ -126,10 +127,6 @@ class MqttStream:
         self.writer: asyncio.StreamWriter | None = None
         self._buffer = bytearray()
         self._pending: list[tuple[int, bytes]] = []  # packets read with the CONNACK or before a SUBACK
-
-    @property
-    def is_open(self) -> bool:
-        return self.writer is not None and not self.writer.is_closing()
 
     async def open(self, clean_session: bool | None = None) -> bool:
         """Connect and send CONNECT (``clean_session`` overrides the stream's own for this
