@@ -280,6 +280,8 @@ def main() -> int:
     parser.add_argument("--redis", action="store_true", help="a Redis Stream (redis-server from the OS)")
     parser.add_argument("--mqtt", action="store_true", help="an MQTT topic on mosquitto (from the OS)")
     parser.add_argument("--qos", type=int, choices=[0, 1, 2], default=1, help="the MQTT QoS (with --mqtt)")
+    parser.add_argument("--start-rate", type=int, default=5_000,
+                        help="the search's first rate (it doubles from there until a rate fails, then bisects)")
     parser.add_argument("--peak-rate", type=int, default=50_000,
                         help="with --mqtt, one more run at this rate: its throughput with nothing lost")
     parser.add_argument("--tries", type=int, default=2, help="runs at a rate before it counts as not sustained")
@@ -334,7 +336,7 @@ def main() -> int:
         else:
             plain = asyncio.run(plain_loop(url, plain_count))
             print(f"plain nats-py loop: {plain_count:,} messages, {plain:,.0f}/s end to end")
-        low, high, rate = 0, None, 5_000
+        low, high, rate = 0, None, args.start_rate
         halfway = False
         while high is None or high - low > max(low // 20, 1000):
             if args.mqtt and high is not None and not halfway:  # the search's first failure: halfway
