@@ -330,3 +330,20 @@ def test_a_url_that_is_not_mqtt_is_refused_before_the_run(tmp_path: Path) -> Non
     with pytest.raises(TargetError, match=r"redis://127.0.0.1:6379: expected mqtt://host:port: live.url for "
                                           r"target \"mqtt\" is the broker's address"):
         run(scenario, tmp_path / "run")
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("_mosquitto")
+def test_a_paused_broker_delays_qos1_messages_and_loses_none(tmp_path: Path) -> None:
+    """SIGSTOP mosquitto for 600 ms: the connections stay open, what is published meanwhile
+    waits in the sockets and arrives once it runs again: latency, not loss or a reconnection."""
+    pause = '\n[[faults]]\nkind = "pause"\nnode = "mosquitto"\nat = "700ms"\nduration = "600ms"\n'
+    result = run(_scenario(1, faults=pause), tmp_path / "run")
+    summary = result.summary
+    sent = _sent(summary, 2000)
+    assert summary["messages"]["committed"] == sent
+    receipts = _receipts(result)
+    assert receipts["consumer-0"] == receipts["consumer-1"] == list(range(sent))
+    assert summary["latency_ms"]["max"] >= 500, "the first message held by the pause waited out most of it"
+    kinds = _kinds(result)
+    assert kinds["fault_start"] == kinds["fault_end"] == 1 and kinds["disconnected"] == 0
