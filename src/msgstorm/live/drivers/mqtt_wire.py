@@ -4,7 +4,7 @@ Place in the pipeline: under ``drivers/mqtt.py``, which keeps the sessions' stat
 ids in flight, QoS 2 handshakes) and calls these to frame and parse packets. Written by hand
 rather than through paho-mqtt (or aiomqtt, which wraps it): paho makes a message object, a
 lock round and a wake-up of its network thread per publish, and at each PUBACK walks its
-outgoing messages from the oldest, past every one in flight; its publish loop ran 1,000-6,300
+outgoing messages from the oldest, past every one in flight; its publish loop ran 1,000-10,300
 QoS 1 messages/s end to end on this project's 2-core machine (``benchmarks/live_generator.py
 --mqtt``, ``docs/performance.md``), far below what mosquitto takes. Here the PUBLISH packets of a burst
 are framed together and written at once, and a read's packets are cut from one buffer. Only
