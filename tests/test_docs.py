@@ -286,10 +286,12 @@ SIM_TOUR = ["quickstart", "ramp", "flash-crash", "matching-engine", "black-thurs
 
 # Live examples whose excerpts the tour shows: a real anvil each, run with the slow tests.
 LIVE_TOUR = ["live-anvil-black-thursday", "live-anvil-black-thursday-fee-aware"]
+# Live broker examples whose excerpts the tour shows: a real broker each, run with the slow tests.
+LIVE_BROKER_TOUR = ["live-mqtt"]
 
 
 def test_the_tour_shows_an_excerpt_of_each_sim_example() -> None:
-    assert set(_tour_excerpts()) == set(SIM_TOUR) | set(LIVE_TOUR)
+    assert set(_tour_excerpts()) == set(SIM_TOUR) | set(LIVE_TOUR) | set(LIVE_BROKER_TOUR)
 
 
 # The examples whose runs take longest run with the slow tests (CI runs them all), and so do
@@ -363,6 +365,27 @@ def test_the_readme_shows_rows_the_live_market_examples_print_and_its_claim_hold
         bad_debt[name] = summary["market"]["bad_debt"]["absolute"]
     fixed, aware = (bad_debt[name] for name in LIVE_TOUR)
     assert fixed > 0 and aware <= 0.1 * fixed, bad_debt
+
+
+@pytest.mark.slow
+def test_the_readme_shows_rows_the_live_mqtt_example_prints_and_its_claim_holds(tmp_path: Path) -> None:
+    """live-mqtt's excerpt rows are rows its run prints, number for number aside; its claims:
+    QoS 2 across the restart duplicates nothing, every message is acked, and each consumer's
+    loss is what it never received."""
+    from conftest import require_program
+
+    require_program("mosquitto", "/usr/sbin/mosquitto", install="apt-get install mosquitto")
+    summary = msgstorm.run(msgstorm.load_scenario(ROOT / "examples" / "live-mqtt.toml"), tmp_path / "run").summary
+    printed, excerpt = table_rows(terminal_lines(summary)), table_rows(_tour_excerpts()["live-mqtt"])
+    assert set(excerpt) == {"messages", "delivery (received / expected)"}
+    for label, value in excerpt.items():
+        assert numbers_masked(printed[label]).startswith(numbers_masked(value)), (label, printed[label])
+    delivery, messages = summary["delivery"], summary["messages"]
+    assert delivery["duplicated"] == 0 and delivery["fanout"] is False
+    # All sent and acked (a generator behind at the end on a busy machine leaves a few unsent).
+    assert messages["sent"] + messages["unsent"] == 16_000 and messages["committed"] == messages["sent"] >= 15_000
+    assert delivery["lost"]["total"] == delivery["expected"] - delivery["received"] == delivery["lost"]["acked"]
+    assert summary["connections"]["disconnects"] == 3
 
 
 def test_an_excerpt_line_the_terminal_does_not_print_fails() -> None:

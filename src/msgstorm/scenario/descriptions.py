@@ -42,7 +42,7 @@ DESCRIPTIONS: dict[str, str] = {
     "Scenario.limits": "[`[limits]`](#limits)",
     "Scenario.market": "prices, an oracle, accounts and keepers: what delay costs (sim): [`[market]`](#market)",
     # [live]
-    "LiveSpec.url": "a server you run (`nats://`, `redis://`, `tcp://` for ZeroMQ); without it msgstorm "
+    "LiveSpec.url": "a server you run (`nats://`, `redis://`, `mqtt://`, `tcp://` for ZeroMQ); without it msgstorm "
                     "starts one on a free loopback port and stops it on every way out",
     "LiveSpec.allow_remote": "load goes only to 127.0.0.0/8 or ::1; a `url` off this machine is refused "
                              "without this (`--allow-remote`)",
@@ -60,6 +60,7 @@ DESCRIPTIONS: dict[str, str] = {
     "LiveSpec.jetstream": "[`[live.jetstream]`](#livejetstream)",
     "LiveSpec.redis": "[`[live.redis]`](#liveredis)",
     "LiveSpec.zmq": "[`[live.zmq]`](#livezmq)",
+    "LiveSpec.mqtt": "[`[live.mqtt]`](#livemqtt)",
     "LiveSpec.anvil": "[`[live.anvil]`](#liveanvil)",
     "LiveSpec.cometbft": "[`[live.cometbft]`](#livecometbft)",
     "NatsSpec.client": "`wire`: msgstorm's own core-NATS client (compiled framing and parsing, plain "
@@ -88,6 +89,14 @@ DESCRIPTIONS: dict[str, str] = {
     "ZmqSpec.hwm": "send and receive high-water marks (0: none)",
     "ZmqSpec.send_timeout": "a full PUSH waits this long for room, then drops",
     "ZmqSpec.burst": "messages due at once sent in one pass over the socket; 1: one awaited send each",
+    "MqttSpec.topic": "the topic published to (no wildcard, no leading `$`)",
+    "MqttSpec.qos": "0: at most once, no ack; 1: at least once (PUBACK); 2: exactly once (PUBREC, PUBREL, PUBCOMP)",
+    "MqttSpec.clean_session": "true: a new session every connection; false: persistent sessions (subscriptions "
+                              "and QoS 1/2 messages kept across a disconnection or a restart, unacked publishes sent again)",
+    "MqttSpec.share_group": "consumers share the messages through `$share/<group>/<topic>` (each to one); "
+                            "none: each consumer gets every message",
+    "MqttSpec.max_inflight": "QoS 1/2 publishes awaiting their ack before the publisher waits (packet ids)",
+    "MqttSpec.burst": "messages due at once whose PUBLISH packets leave in one write, at most; 1: a write each",
     "AnvilSpec.accounts": "funded dev accounts that send, each from one with nothing in the pool",
     "AnvilSpec.market_accounts": "with `[market]`: more dev accounts, for the oracle's, keepers' and top-ups' transactions only",
     "AnvilSpec.balance_eth": "each dev account's starting balance (ether)",
@@ -468,7 +477,7 @@ DESCRIPTIONS: dict[str, str] = {
     "PauseFault.kind": "live: pause a server msgstorm started (SIGSTOP), resume it (SIGCONT) after `duration`",
     "PauseFault.at": "start",
     "PauseFault.duration": "how long the server stays paused",
-    "PauseFault.node": "the server: `nats-server`, `nats-server-<i>` (a cluster), `redis-server`",
+    "PauseFault.node": "the server: `nats-server`, `nats-server-<i>` (a cluster), `redis-server`, `mosquitto`",
     "RestartFault.kind": "live: stop a server msgstorm started gracefully (SIGTERM) and start it again on its "
                          "port and data",
     "RestartFault.at": "when it is stopped",

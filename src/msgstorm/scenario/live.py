@@ -1,6 +1,6 @@
 """The scenario's ``[live]`` section: how a live target is reached, and each driver's
 own settings (``[live.nats]``, ``[live.jetstream]``, ``[live.redis]``, ``[live.zmq]``,
-``[live.anvil]``, ``[live.cometbft]``).
+``[live.mqtt]``, ``[live.anvil]``, ``[live.cometbft]``).
 
 Part of the scenario schema (``msgstorm.scenario.schema.Scenario`` holds ``live``); the
 drivers under ``msgstorm.live`` read it.
@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 from msgstorm.scenario.distributions import DurationNs
 from msgstorm.scenario.spec import Spec
 
-__all__ = ["AnvilSpec", "CometbftSpec", "JetStreamSpec", "LiveSpec", "NatsSpec", "RedisSpec", "ZmqSpec"]
+__all__ = ["AnvilSpec", "CometbftSpec", "JetStreamSpec", "LiveSpec", "MqttSpec", "NatsSpec", "RedisSpec", "ZmqSpec"]
 
 
 class NatsSpec(Spec):
@@ -92,6 +92,31 @@ class ZmqSpec(Spec):
     send_timeout: DurationNs = Field(default=1_000_000_000, gt=0)
     # Messages due at once that are sent in one pass (a frame each, payloads laid out ahead
     # of time, no future per message), at most; 1: one awaited send per message.
+    burst: int = Field(default=1024, ge=1, le=100_000)
+
+
+class MqttSpec(Spec):
+    """``[live.mqtt]``: the MQTT topic a ``target = "mqtt"`` run publishes to (mosquitto)."""
+
+    # A topic name, not a filter: no wildcard (+ #), no leading "$" (the broker's own topics).
+    topic: str = Field(default="msgstorm", pattern=r"^[A-Za-z0-9_.-][A-Za-z0-9_./-]*$")
+    # 0: at most once (no ack); 1: at least once (PUBACK); 2: exactly once (PUBREC, PUBREL,
+    # PUBCOMP). The publisher's and the consumers' subscription QoS alike.
+    qos: Literal[0, 1, 2] = 1
+    # True: every connection starts a new session and the broker forgets it on a disconnect.
+    # False: persistent sessions (the broker keeps each client's subscription, and its QoS 1
+    # and 2 messages while it is away, across a restart too; the publisher sends its
+    # unacknowledged publishes again after a reconnection).
+    clean_session: bool = True
+    # Consumers share the messages through one shared subscription ($share/<group>/<topic>):
+    # each message goes to one of them. None: each consumer subscribes to the topic and gets
+    # every message.
+    share_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
+    # QoS 1 and 2 publishes awaiting their acknowledgement (each holds a packet id); the
+    # publisher waits when this many are outstanding.
+    max_inflight: int = Field(default=4096, ge=1, le=65_535)
+    # Messages due at once that go out in one write, at most (their PUBLISH packets framed
+    # together); 1: one write per message.
     burst: int = Field(default=1024, ge=1, le=100_000)
 
 
@@ -179,6 +204,8 @@ class LiveSpec(Spec):
     jetstream: JetStreamSpec = JetStreamSpec()
     redis: RedisSpec = RedisSpec()
     zmq: ZmqSpec = ZmqSpec()
+    # Left out of the scenario's dump when default, so that scenarios without it keep their hash.
+    mqtt: MqttSpec = Field(default_factory=MqttSpec, exclude_if=lambda spec: spec == MqttSpec())
     # Left out of the scenario's dump when default, so that scenarios without it keep their hash.
     anvil: AnvilSpec = Field(default_factory=AnvilSpec, exclude_if=lambda spec: spec == AnvilSpec())
     cometbft: CometbftSpec = Field(default_factory=CometbftSpec, exclude_if=lambda spec: spec == CometbftSpec())

@@ -67,6 +67,7 @@ _SECTIONS: list[_Section] = [
     ("[live.jetstream]", live.JetStreamSpec),
     ("[live.redis]", live.RedisSpec),
     ("[live.zmq]", live.ZmqSpec),
+    ("[live.mqtt]", live.MqttSpec),
     ("[live.anvil]", live.AnvilSpec),
     ("[live.cometbft]", live.CometbftSpec),
     ("[network]", schema.NetworkSpec),

@@ -225,6 +225,7 @@ LIVE_DRIVERS: Registry[Any] = Registry("live driver", (
     "msgstorm.live.drivers.jetstream",
     "msgstorm.live.drivers.zmq",
     "msgstorm.live.drivers.redis",
+    "msgstorm.live.drivers.mqtt",
     "msgstorm.live.chain.anvil",
     "msgstorm.live.chain.cometbft",
 ))
