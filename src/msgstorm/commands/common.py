@@ -112,6 +112,20 @@ MaxTimeOption = Annotated[str | None, typer.Option(
          "limits.max_wall_time, 30min)")]
 
 
+def _say_omb_notes(path: Path) -> None:
+    """What of an OpenMessaging Benchmark workload msgstorm does not use, one note a line on
+    stderr (a workload it cannot run is refused by ``load_scenario``)."""
+    from msgstorm.scenario import ScenarioError
+    from msgstorm.scenario.omb import omb_scenario_text
+
+    try:
+        notes = omb_scenario_text(path.read_text(encoding="utf-8", errors="replace"), str(path)).notes
+    except (ScenarioError, OSError):
+        return
+    for note in notes:
+        err.print(f"note: {path}: {note}", highlight=False, markup=False, soft_wrap=True)
+
+
 def load_or_exit(path: Path, overrides: list[str], target: str | None = None, allow_remote: bool = False,
                  max_time: str | None = None) -> Any:
     # The scenario schema (pydantic) loads only for the commands that read a scenario.
@@ -130,6 +144,8 @@ def load_or_exit(path: Path, overrides: list[str], target: str | None = None, al
         except ValueError as error:
             say_error(str(error))
             raise typer.Exit(ExitCode.BAD_INPUT) from None
+    if path.suffix.lower() in (".yaml", ".yml") and path.is_file():
+        _say_omb_notes(path)
     try:
         loaded = load_scenario(path, options)
     except ScenarioError as error:

@@ -58,7 +58,24 @@ def load_scenario(path: str | Path, overrides: Iterable[Override] = ()) -> Scena
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise ScenarioError([ScenarioIssue(str(file), line, "", f"not UTF-8 text: {error.reason} at byte {error.start}")]) from None
+    if file.suffix.lower() in (".yaml", ".yml"):
+        return _omb_scenario(text, file, overrides)
     return parse_scenario(text, source=str(file), base_dir=file.parent, overrides=overrides)
+
+
+def _omb_scenario(text: str, file: Path, overrides: Iterable[Override]) -> Scenario:
+    """An OpenMessaging Benchmark workload (``scenario/omb.py``) as a scenario, on the target
+    the options name (a workload names none)."""
+    from msgstorm.scenario.omb import omb_scenario_text
+
+    converted = omb_scenario_text(text, str(file))
+    scenario = parse_scenario(converted.toml, source=f"{file} (as a scenario)", base_dir=file.parent,
+                              overrides=overrides)
+    if scenario.target == "sim":
+        raise ScenarioError([ScenarioIssue(str(file), None, "target", "an OpenMessaging Benchmark workload names "
+                                           "no broker (its driver file does): give one with --target (nats, "
+                                           "jetstream, redis, zmq, mqtt, or a server URL)")])
+    return scenario
 
 
 def parse_scenario(
