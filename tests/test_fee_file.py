@@ -1,4 +1,4 @@
-"""The fee market from a file (``[backpressure] base_fee_file``, ``sim/fee_file.py``): the
+"""The fee market from a file (``[backpressure] base_fee_file``, ``scenario/fee_file.py``): the
 base fee follows the file block by block, messages priced below it wait, and a bad file is
 an error naming the file, the line and the field."""
 
@@ -12,7 +12,7 @@ import pytest
 from msgstorm import read_history, run
 from msgstorm.errors import DataFileError
 from msgstorm.scenario import load_scenario
-from msgstorm.sim.fee_file import read_fee_series
+from msgstorm.scenario.fee_file import read_fee_series
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 S = 1_000_000_000

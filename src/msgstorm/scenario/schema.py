@@ -483,7 +483,7 @@ class Eip1559(_Spec):
     target: Fraction = 0.5
     max_change: Fraction = 0.125
     underpriced: Literal["wait", "reject"] = "wait"
-    # The fee market from a file (``sim/fee_file.py``): columns t, base_fee; the base fee
+    # The fee market from a file (``scenario/fee_file.py``): columns t, base_fee; the base fee
     # follows it instead of the rule above.
     base_fee_file: str | None = None
 

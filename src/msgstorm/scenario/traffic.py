@@ -115,7 +115,7 @@ class AgentSpec(Spec):
     mix: dict[MessageKind, Annotated[float, Field(ge=0)]] | None = None
     size: SizeDist = Field(default_factory=lambda: Constant(value=250))
     fee: NumberDist = Field(default_factory=lambda: Constant(value=1.0))
-    # The fees through the day from a file (``sim/fee_file.py``: columns t, fee): a message's
+    # The fees through the day from a file (``scenario/fee_file.py``: columns t, fee): a message's
     # fee is the file's at its intended time times its drawn ``fee``. Left out of the dump when
     # not given, so that scenarios without it keep their hash.
     fee_file: str | None = Field(default=None, exclude_if=lambda path: path is None)

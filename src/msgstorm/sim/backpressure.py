@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from msgstorm.rules.base_fee import next_base_fee
+from msgstorm.scenario.fee_file import read_fee_series
 from msgstorm.scenario.registry import BACKPRESSURE_MODES
 from msgstorm.scenario.schema import (
     MESSAGE_KINDS,
@@ -24,7 +25,6 @@ from msgstorm.scenario.schema import (
     Suspend,
     Unbounded,
 )
-from msgstorm.sim.fee_file import read_fee_series
 
 __all__ = ["ADMIT", "DROP", "HOLD", "NEVER_DEPTH", "REJECT", "Backpressure", "DropRule", "make_backpressure"]
 
@@ -186,7 +186,7 @@ class FeeEscalation(_Base):
 
     A message whose max fee is below the base fee waits (held until the fee falls) or is
     rejected, as configured. With ``base_fee_file`` the base fee follows the file's series
-    instead (``sim/fee_file.py``): from each block at t on, its last row's at or before t.
+    instead (``scenario/fee_file.py``): from each block at t on, its last row's at or before t.
     """
 
     def __init__(self, spec: Eip1559) -> None:

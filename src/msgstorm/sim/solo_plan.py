@@ -93,7 +93,7 @@ SOLO_FIELDS: dict[str, str] = {
     "backpressure.target": PYTHON_ONLY,
     "backpressure.max_change": PYTHON_ONLY,
     "backpressure.underpriced": PYTHON_ONLY,
-    "backpressure.base_fee_file": PYTHON_ONLY,  # the base fee read from a file, block by block (sim/fee_file.py)
+    "backpressure.base_fee_file": PYTHON_ONLY,  # the base fee read from a file, block by block (scenario/fee_file.py)
     "desync.max_height_gap": NO_EFFECT,  # one node never trails itself
     "desync.min_duration": NO_EFFECT,
     "agents": OUTSIDE,  # traffic

@@ -118,7 +118,7 @@ class _AgentTraffic:
         self.fee_dist = spec.fee
         self.fee_series = None
         if spec.fee_file is not None:  # only a scenario with a fee file imports its reader
-            from msgstorm.sim.fee_file import read_fee_series
+            from msgstorm.scenario.fee_file import read_fee_series
 
             self.fee_series = read_fee_series(spec.fee_file, "fee", "fee file", zero=True)
         self.nodes = _candidate_nodes(spec, scenario)
