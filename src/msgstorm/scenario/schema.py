@@ -617,9 +617,9 @@ class Scenario(_Spec):
                              "(drop [market.sentinel], or --target sim)")
         if self.rollup is None:
             return self
-        if self.target != "sim":
-            raise ValueError(f"[rollup] is simulated only: target {self.target!r} has no batcher or L1 behind it "
-                             "(drop [rollup], or --target sim)")
+        if self.target not in ("sim", "anvil"):
+            raise ValueError(f"[rollup] runs in the simulator and on anvil only: target {self.target!r} has no "
+                             "batcher or L1 behind it (drop [rollup], or --target sim or anvil)")
         timeboost = self.rollup.timeboost
         if timeboost is not None:
             names = {agent.name for agent in self.agents}
