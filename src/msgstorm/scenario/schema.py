@@ -601,7 +601,7 @@ class Scenario(_Spec):
     # Left out of the scenario's dump when not given, so that scenarios without it keep their hash.
     rollup: RollupSpec | None = Field(
         default=None, exclude_if=lambda rollup: rollup is None,
-        description="the chain as a rollup's L2: its batcher, its L1 and three commit levels (sim): "
+        description="the chain as a rollup's L2: its batcher, its L1 and three commit levels (sim; anvil: two anvils): "
                     "[`[rollup]`](#rollup)")
     slo: dict[str, Annotated[str, Field(pattern=SLO_PATTERN)]] = Field(default_factory=dict)
     analysis: AnalysisSpec = AnalysisSpec()
