@@ -5,7 +5,10 @@ while the L1 goes on."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
+import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,10 +17,14 @@ import pyarrow.dataset as ds
 import pytest
 from conftest import require_anvil
 
+from msgstorm.history.reader import History
+from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.chain.anvil import AnvilNode
 from msgstorm.live.chain.calldata import HEADER
+from msgstorm.live.chain.rollup import BATCH_INBOX, L1Head, LiveBatcher
 from msgstorm.scenario import Scenario, parse_scenario
 from msgstorm.scenario.errors import ScenarioError
+from msgstorm.scenario.rollup import RollupSpec
 
 SLOT_NS = 1_000_000_000
 SLOTS_PER_EPOCH = 2
@@ -73,6 +80,96 @@ def test_a_rollup_runs_on_anvil_and_what_it_cannot_do_live_is_named_by_field() -
         _scenario("6s", 'rollup.l1.slot="1500us"')
     with pytest.raises(ScenarioError, match=r"runs in the simulator and on anvil only: target 'redis'"):
         parse_scenario(SCENARIO.format(duration="6s").replace('"anvil"', '"redis"'), source="r.toml")
+
+
+class _FakeL2:
+    """An L2's ``eth_getBlockByNumber``: block number -> its transactions' inputs."""
+
+    def __init__(self, inputs: dict[int, list[bytes]]) -> None:
+        self.inputs = inputs
+
+    async def call(self, method: str, *params: Any) -> Any:
+        assert method == "eth_getBlockByNumber" and params[1] is True
+        return {"transactions": [{"input": "0x" + data.hex()} for data in self.inputs[int(params[0], 16)]]}
+
+
+class _FakeL1:
+    """An L1 that takes batch transactions and lands the k-th in block ``lands[k]``."""
+
+    url = "http://127.0.0.1:1"
+
+    def __init__(self, lands: list[int]) -> None:
+        self.lands = lands
+        self.sent: list[dict[str, str]] = []
+
+    async def call(self, method: str, *params: Any) -> Any:
+        assert method == "eth_sendTransaction"
+        self.sent.append(params[0])
+        return f"0x{len(self.sent) - 1:x}"
+
+    async def calls(self, method: str, params: list[list[Any]]) -> list[Any]:
+        assert method == "eth_getTransactionReceipt"
+        return [{"blockNumber": hex(self.lands[int(p[0], 16)]), "gasUsed": hex(50_000),
+                 "effectiveGasPrice": hex(2_000_000_000)} for p in params]
+
+
+def test_the_batcher_closes_by_size_and_by_delay_and_times_each_level_by_hand(tmp_path: Path) -> None:
+    """Blocks 1 and 2 of 600 random bytes each (zlib cannot shrink them: 611 bytes alone,
+    over 1,000 together), block 3 of 100 zero bytes; max_size 1,000, max_delay 2 s, 1 s slots,
+    epochs of 2, the L1 head at the start number 10. Batch 0 = block 1, closed full at block
+    2's time; batch 1 = blocks 2 and 3, closed by its delay at 0.5 + 2 = 2.5 s. They land in L1
+    blocks 12 and 14 (slots 2 and 4, heads at 2 and 4 s): final at the end of epoch 1 + 2 and
+    2 + 2, i.e. 2 + (4 x 2 - 2) = 8 s and 4 + (5 x 2 - 4) = 10 s."""
+    rng = random.Random(3)
+    a, b = bytes(rng.getrandbits(8) for _ in range(600)), bytes(rng.getrandbits(8) for _ in range(600))
+    assert len(zlib.compress(a)) <= 1000 < len(zlib.compress(a + b))
+    spec = RollupSpec.model_validate({"batcher": {"max_delay": "2s", "max_size": 1000},
+                                      "l1": {"slot": "1s", "slots_per_epoch": 2}})
+    clock = [0]
+    batcher = LiveBatcher(spec, lambda: clock[0])
+    l1 = _FakeL1([12, 14])
+    batcher.l1_rpc, batcher.l2_rpc = l1, _FakeL2({1: [a], 2: [b], 3: [bytes(100)]})  # type: ignore[assignment]
+    batcher.first_l1 = 10
+
+    async def drive() -> None:
+        reads = asyncio.get_running_loop().create_task(batcher._fetch())  # as run() reads them
+        for number, t in ((1, 100_000_000), (2, 500_000_000), (3, 1_000_000_000)):
+            clock[0] = t
+            batcher.add(number, t, 1)
+            while batcher.fetched.empty():
+                await asyncio.sleep(0)
+            await batcher._step()
+        assert len(l1.sent) == 1  # batch 0, closed full by block 2
+        clock[0] = 2_499_000_000
+        await batcher._step()
+        assert len(l1.sent) == 1  # not yet 2 s after batch 1 opened
+        clock[0] = 2_600_000_000
+        await batcher._step()
+        reads.cancel()
+
+    asyncio.run(drive())
+    assert [zlib.decompress(bytes.fromhex(tx["data"][2:])) for tx in l1.sent] == [a, b + bytes(100)]
+    assert all(tx["to"] == BATCH_INBOX for tx in l1.sent)
+    batcher.l1_blocks = {n: L1Head(n, (n - 10) * SLOT_NS, 50_000 if n in (12, 14) else 0, 7, [])
+                         for n in range(11, 15)}
+    writer = HistoryWriter(tmp_path / "history")
+    batcher.write(writer, {1: (100_000_000, 1, 0), 2: (500_000_000, 2, 1), 3: (1_000_000_000, 3, 2),
+                           4: (1_200_000_000, 9, 3)})  # block 9 in no batch: no row
+    writer.close()
+    history = History(directory=tmp_path / "history")
+    commits = history.table("commits").to_pylist()
+    assert commits == [
+        {"msg_id": 1, "t_soft": 100_000_000, "t_safe": 2 * SLOT_NS, "t_final": 8 * SLOT_NS, "batch": 0},
+        {"msg_id": 2, "t_soft": 500_000_000, "t_safe": 4 * SLOT_NS, "t_final": 10 * SLOT_NS, "batch": 1},
+        {"msg_id": 3, "t_soft": 1_000_000_000, "t_safe": 4 * SLOT_NS, "t_final": 10 * SLOT_NS, "batch": 1}]
+    batches = history.table("batches").to_pylist()
+    assert [(x["t_opened"], x["t_closed"], x["full"], x["slot"], x["l2_blocks"], x["bytes"]) for x in batches] == [
+        (100_000_000, 500_000_000, True, 2, 1, 600), (500_000_000, 2_500_000_000, False, 4, 2, 700)]
+    assert [x["cost_wei"] for x in batches] == [50_000 * 2_000_000_000] * 2
+    assert [x["compressed_bytes"] for x in batches] == [len(zlib.compress(a)), len(zlib.compress(b + bytes(100)))]
+    l1_rows = history.table("l1_blocks").to_pylist()
+    assert [(x["slot"], x["t"], x["batches"]) for x in l1_rows] == [
+        (1, SLOT_NS, 0), (2, 2 * SLOT_NS, 1), (3, 3 * SLOT_NS, 0), (4, 4 * SLOT_NS, 1)]
 
 
 # --- against two anvils -----------------------------------------------------------------------

@@ -37,7 +37,7 @@ from msgstorm.scenario.rollup import RollupSpec
 from msgstorm.scenario.schema import Scenario
 from msgstorm.sim.rollup.l1 import final_time
 
-__all__ = ["BATCH_INBOX", "L1_NAME", "L1Node", "LiveBatcher", "problems"]
+__all__ = ["BATCH_INBOX", "L1_NAME", "L1Head", "L1Node", "LiveBatcher", "problems"]
 
 L1_NAME = "anvil-l1"
 # Where batches are sent: an address with no code (OP Stack's batch inbox is such an address).
@@ -112,7 +112,9 @@ class _Batch:
 
 
 @dataclass
-class _L1Block:
+class L1Head:
+    """An L1 block as its head came: ``t`` its arrival on the run's clock (ns)."""
+
     number: int
     t: int
     gas_used: int
@@ -131,9 +133,13 @@ class LiveBatcher:
         self.poster = ""
         self.first_l1 = 0  # the L1 head at the run's start: slot 0
         self.incoming: asyncio.Queue[tuple[int, int, int]] = asyncio.Queue()  # (L2 number, t, our messages)
+        # The same with the block's transactions' inputs, read: a read the paused L2 holds up
+        # holds up the blocks behind it, not the batch closing by its delay.
+        self.fetched: asyncio.Queue[tuple[int, int, int, bytes]] = asyncio.Queue()
+        self._reading: tuple[int, int, int] | None = None  # the block whose inputs are being read
         self.open: _Batch | None = None
         self.posted: list[_Batch] = []
-        self.l1_blocks: dict[int, _L1Block] = {}
+        self.l1_blocks: dict[int, L1Head] = {}
         self.block_of_batch: dict[int, int] = {}  # L2 block number -> index in posted
         self.errors: list[str] = []
 
@@ -150,27 +156,41 @@ class LiveBatcher:
     async def run(self) -> None:
         """Batch the L2 blocks as they come, post each batch, read the L1's heads; until cancelled."""
         assert self.l1_rpc is not None
-        heads = asyncio.get_running_loop().create_task(self._watch_l1())
+        loop = asyncio.get_running_loop()
+        heads, reads = loop.create_task(self._watch_l1()), loop.create_task(self._fetch())
         try:
             while True:
                 await self._step()
                 await asyncio.sleep(_POLL_S)
         finally:
             heads.cancel()
-            await asyncio.gather(heads, return_exceptions=True)
+            reads.cancel()
+            await asyncio.gather(heads, reads, return_exceptions=True)
+
+    async def _inputs(self, number: int) -> bytes:
+        """L2 block ``number``'s transactions' inputs, one after another."""
+        assert self.l2_rpc is not None
+        block = await self.l2_rpc.call("eth_getBlockByNumber", hex(number), True)
+        return b"".join(bytes.fromhex(str(tx.get("input", "0x"))[2:]) for tx in block["transactions"])
+
+    async def _fetch(self) -> None:
+        """Each L2 block's inputs, in block order, as they come."""
+        while True:
+            self._reading = await self.incoming.get()
+            number, t, messages = self._reading
+            raw = await self._inputs(number)
+            self._reading = None
+            self.fetched.put_nowait((number, t, messages, raw))
 
     async def _step(self) -> None:
-        while not self.incoming.empty():
-            number, t, messages = self.incoming.get_nowait()
-            await self._take(number, t, messages)
+        while not self.fetched.empty():
+            await self._take(*self.fetched.get_nowait())
         if self.open is not None and self._now() >= self.open.t_opened + self.spec.batcher.max_delay:
             await self._post(self.open.t_opened + self.spec.batcher.max_delay, False)
         await self._receipts()
 
-    async def _take(self, number: int, t: int, messages: int) -> None:
-        assert self.l2_rpc is not None
-        block = await self.l2_rpc.call("eth_getBlockByNumber", hex(number), True)
-        raw = b"".join(bytes.fromhex(str(tx.get("input", "0x"))[2:]) for tx in block["transactions"])
+    async def _take(self, number: int, t: int, messages: int, raw: bytes) -> None:
+        """An L2 block into the open batch, by the batcher's rule (the module's docstring)."""
         max_size = self.spec.batcher.max_size
         if self.open is not None and t >= self.open.t_opened + self.spec.batcher.max_delay:
             await self._post(self.open.t_opened + self.spec.batcher.max_delay, False)
@@ -217,12 +237,18 @@ class LiveBatcher:
         async for head in self.l1_rpc.new_heads(ws):
             t = self._now()
             number = int(head["number"], 16)
-            self.l1_blocks[number] = _L1Block(number, t, int(head["gasUsed"], 16),
+            self.l1_blocks[number] = L1Head(number, t, int(head["gasUsed"], 16),
                                               int(head.get("baseFeePerGas", "0x0"), 16), [])
 
     async def flush(self, wait_s: float) -> None:
         """The run's end: the L2 blocks read so far batched, the open batch posted, and up to
         ``wait_s`` for every batch's L1 block (and its head) to come."""
+        left = [self._reading] if self._reading is not None else []  # the blocks not read yet
+        self._reading = None
+        while not self.incoming.empty():
+            left.append(self.incoming.get_nowait())
+        for number, t, messages in left:
+            self.fetched.put_nowait((number, t, messages, await self._inputs(number)))
         await self._step()
         if self.open is not None:
             await self._post(self._now(), False)
