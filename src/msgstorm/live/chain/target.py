@@ -173,7 +173,7 @@ class ChainTarget(ChainSender):
             if self.market is not None:
                 await self._restore_base_fee(rpc)
             if self.l1 is not None and self.l1.server is not None:
-                self.batcher = LiveBatcher(self.scenario.rollup, self._now)  # type: ignore[arg-type]
+                self.batcher = LiveBatcher(self.l1.spec, self._now)
                 await self.batcher.connect(self.l1.url, rpc)
             shift = self._now()
             self._t0 += shift
