@@ -288,10 +288,12 @@ SIM_TOUR = ["quickstart", "ramp", "flash-crash", "matching-engine", "black-thurs
 LIVE_TOUR = ["live-anvil-black-thursday", "live-anvil-black-thursday-fee-aware"]
 # Live broker examples whose excerpts the tour shows: a real broker each, run with the slow tests.
 LIVE_BROKER_TOUR = ["live-mqtt"]
+# The live rollup on two anvils (live/chain/rollup.py), run with the slow tests.
+LIVE_ROLLUP_TOUR = ["live-rollup"]
 
 
 def test_the_tour_shows_an_excerpt_of_each_sim_example() -> None:
-    assert set(_tour_excerpts()) == set(SIM_TOUR) | set(LIVE_TOUR) | set(LIVE_BROKER_TOUR)
+    assert set(_tour_excerpts()) == set(SIM_TOUR) | set(LIVE_TOUR) | set(LIVE_BROKER_TOUR) | set(LIVE_ROLLUP_TOUR)
 
 
 # The examples whose runs take longest run with the slow tests (CI runs them all), and so do
@@ -389,6 +391,26 @@ def test_the_readme_shows_rows_the_live_mqtt_example_prints_and_its_claim_holds(
     assert messages["sent"] + messages["unsent"] == 16_000 and messages["committed"] == messages["sent"] >= 15_000
     assert delivery["lost"]["total"] == delivery["expected"] - delivery["received"] == delivery["lost"]["acked"]
     assert summary["connections"]["disconnects"] == 3
+
+
+@pytest.mark.slow
+def test_the_readme_shows_rows_the_live_rollup_example_prints_and_its_claims_hold(tmp_path: Path) -> None:
+    """live-rollup's excerpt rows are rows its run prints, number for number aside (a real
+    machine's timing); its claims: every batch closed by its 4 s delay and landed in an L1
+    block after it, final 18 s after safe at the median (a block of epoch e of 4 two-second
+    slots is final at the end of epoch e + 2: the block of slot k, 24 - 2 x (k mod 4) s after it)."""
+    from conftest import require_anvil
+
+    require_anvil()
+    summary = msgstorm.run(msgstorm.load_scenario(ROOT / "examples" / "live-rollup.toml"), tmp_path / "run").summary
+    printed, excerpt = table_rows(terminal_lines(summary)), table_rows(_tour_excerpts()["live-rollup"])
+    for label in ("rollup safe p50 / p99 / max", "rollup final p50 / p99 / max", "rollup batches"):
+        assert numbers_masked(printed[label]).startswith(numbers_masked(excerpt[label])), (label, printed[label])
+    rollup = summary["rollup"]
+    assert rollup["messages"] == summary["messages"]["committed"] > 800  # 30/s for 30 s, all in landed batches
+    assert rollup["batches"]["full"] == 0 and 7 <= rollup["batches"]["count"] <= 9
+    assert rollup["split_ms"]["finality"]["p50"] in (18_000, 20_000, 22_000, 24_000)
+    assert 0 < rollup["split_ms"]["batch_and_l1"]["p50"] < 6_000  # a delay of 4 s, then the next 2 s slot
 
 
 def test_an_excerpt_line_the_terminal_does_not_print_fails() -> None:

@@ -260,5 +260,5 @@ def test_a_batch_no_l1_block_has_room_for_is_refused(scenario_from: Callable[...
 
 
 def test_a_rollup_on_a_live_target_is_refused(scenario_from: Callable[..., Scenario]) -> None:
-    with pytest.raises(ScenarioError, match=r"\[rollup\] is simulated only: target 'nats'"):
+    with pytest.raises(ScenarioError, match=r"\[rollup\] runs in the simulator and on anvil only: target 'nats'"):
         scenario_from('target = "nats"\n' + _BASE + '[rollup]\npreset = "op-stack"\n')

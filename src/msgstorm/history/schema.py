@@ -458,7 +458,7 @@ HOP_STAGES = pa.schema([
     pa.field("validation_ns", pa.int64(), nullable=False),
 ])
 
-# A rollup (``[rollup]``, sim only; ``sim/rollup/``). ``commits``: each committed message's three
+# A rollup (``[rollup]``: ``sim/rollup/``; on anvil ``live/chain/rollup.py``). ``commits``: each committed message's three
 # commit levels: ``t_soft`` sequenced (on the sequencer's feed), ``t_safe`` its ``batch`` in an
 # L1 block (the block's slot time), ``t_final`` that block final. ``batches``: each batch the
 # batcher posted: opened with its first L2 block (``t_opened``), closed (``t_closed``: full, or

@@ -8,6 +8,8 @@ behind them: the batcher that compresses L2 blocks into batches and posts them t
 fee market (EIP-4844) and its finality (``[rollup.l1]``). The simulator derives every
 batch, L1 block and commit time from the run's history (``sim/rollup/``), so a run with the
 section is the same L2 run as one without it, plus three tables.
+On ``target = "anvil"`` the L1 is a second anvil with a block every ``l1.slot`` and the
+batcher msgstorm's own, posting calldata (``live/chain/rollup.py``).
 
 ``preset`` fills every field the file does not give with a chain's published parameters
 (``PRESETS``; each value's source is in docs/networks.md).

@@ -601,7 +601,7 @@ class Scenario(_Spec):
     # Left out of the scenario's dump when not given, so that scenarios without it keep their hash.
     rollup: RollupSpec | None = Field(
         default=None, exclude_if=lambda rollup: rollup is None,
-        description="the chain as a rollup's L2: its batcher, its L1 and three commit levels (sim): "
+        description="the chain as a rollup's L2: its batcher, its L1 and three commit levels (sim; anvil: two anvils): "
                     "[`[rollup]`](#rollup)")
     slo: dict[str, Annotated[str, Field(pattern=SLO_PATTERN)]] = Field(default_factory=dict)
     analysis: AnalysisSpec = AnalysisSpec()
@@ -617,9 +617,9 @@ class Scenario(_Spec):
                              "(drop [market.sentinel], or --target sim)")
         if self.rollup is None:
             return self
-        if self.target != "sim":
-            raise ValueError(f"[rollup] is simulated only: target {self.target!r} has no batcher or L1 behind it "
-                             "(drop [rollup], or --target sim)")
+        if self.target not in ("sim", "anvil"):
+            raise ValueError(f"[rollup] runs in the simulator and on anvil only: target {self.target!r} has no "
+                             "batcher or L1 behind it (drop [rollup], or --target sim or anvil)")
         timeboost = self.rollup.timeboost
         if timeboost is not None:
             names = {agent.name for agent in self.agents}

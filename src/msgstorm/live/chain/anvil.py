@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from msgstorm.faults.schedule import fault_entries
+from msgstorm.live.chain.rollup import problems as rollup_problems
 from msgstorm.live.drivers.base import HasServers, RoutesClients
 from msgstorm.live.servers import ManagedServer, ServerError, free_port
 from msgstorm.live.toxics import TOXICS
@@ -93,6 +94,7 @@ class AnvilNode(HasServers, RoutesClients, RunsMarket):
                 said.append(((*where, "toxic"), f"a {spec.toxic!r} toxic changes bytes on the node's JSON-RPC link, "
                                                 "which breaks the JSON, not a transaction: use a toxic that delays, "
                                                 "slows or cuts the link"))
+        said += rollup_problems(scenario)
         return said
 
     @staticmethod

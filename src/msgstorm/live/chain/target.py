@@ -69,7 +69,7 @@ import numpy as np
 from msgstorm.errors import TargetError
 from msgstorm.history.events import EventKind
 from msgstorm.live.chain.accounts import traffic_accounts_needed
-from msgstorm.live.chain.anvil import NAME, AnvilNode
+from msgstorm.live.chain.anvil import NAME, AnvilNode, find_anvil
 from msgstorm.live.chain.calldata import decode
 from msgstorm.live.chain.market import ChainMarket
 from msgstorm.live.chain.record import (
@@ -78,6 +78,7 @@ from msgstorm.live.chain.record import (
     write_chain_events,
     write_messages,
 )
+from msgstorm.live.chain.rollup import L1Node, LiveBatcher
 from msgstorm.live.chain.rpc import JsonRpc, RpcError
 from msgstorm.live.chain.sending import ChainSender
 from msgstorm.live.cpu import MIN_INTERVAL_S, CpuSampler
@@ -98,6 +99,9 @@ _HEADS_RETRY_S = 0.05  # the heads are followed again this often while a fault h
 
 class ChainTarget(ChainSender):
     """Drive an EVM node with ``scenario``'s traffic; ``finish`` writes what happened."""
+
+    l1: L1Node | None = None  # with [rollup]: the L1 anvil and msgstorm's batcher
+    batcher: LiveBatcher | None = None
 
     @property
     def nodes(self) -> list[dict[str, str]]:
@@ -122,6 +126,9 @@ class ChainTarget(ChainSender):
             if described is not None:
                 started = True
                 self.log.add((self._now(), EventKind.SERVER_START, None, None, described))
+            if self.scenario.rollup is not None:  # the L1 behind the node (live/chain/rollup.py)
+                self.l1 = L1Node(self.scenario.rollup, self.run_dir, self.scenario.live.start_timeout / 1e9)
+                self.log.add((self._now(), EventKind.SERVER_START, None, None, self.l1.start(find_anvil())))
             self._handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
             run_send_loop(self._main, traffic, self._handlers, lambda: self.interrupted)
         except KeyboardInterrupt:
@@ -135,7 +142,11 @@ class ChainTarget(ChainSender):
             if self.nemesis is not None:
                 self.nemesis.kill()  # the last resort: a proxy or a paused node a broken loop left
             self.node.stop()
+            if self.l1 is not None:
+                self.l1.stop()
             servers = [self.node.server] if self.node.server is not None else []
+            if self.l1 is not None and self.l1.server is not None:
+                servers.append(self.l1.server)
             for server in servers:
                 if not started:
                     self.log.add((self._now(), EventKind.SERVER_START, None, None,
@@ -161,6 +172,9 @@ class ChainTarget(ChainSender):
                                   f"{type(error).__name__}: {error}") from error
             if self.market is not None:
                 await self._restore_base_fee(rpc)
+            if self.l1 is not None and self.l1.server is not None:
+                self.batcher = LiveBatcher(self.l1.spec, self._now)
+                await self.batcher.connect(self.l1.url, rpc)
             shift = self._now()
             self._t0 += shift
             self.log.start_clock(shift)
@@ -174,6 +188,7 @@ class ChainTarget(ChainSender):
             sampler = CpuSampler(PUBLISHER, servers, self._on_cpu, self._on_machine_cpu)
             cpu = loop.create_task(self._sample_cpu(sampler))
             reporting = loop.create_task(self._report_progress() if self.progress is not None else asyncio.sleep(0))
+            batching = loop.create_task(self.batcher.run() if self.batcher is not None else asyncio.sleep(0))
             try:
                 try:
                     await self._send_all(rpc, traffic)
@@ -199,12 +214,21 @@ class ChainTarget(ChainSender):
                         await asyncio.wait_for(self._catch_up(rpc), 10)
                     except Exception as error:  # noqa: BLE001 - the chain read so far is kept
                         self._on_error("blocks", error)
+                batching.cancel()
+                await asyncio.gather(batching, return_exceptions=True)
+                if self.batcher is not None and not self.interrupted:
+                    try:  # the last batch, and its L1 block: up to three slots
+                        await self.batcher.flush(3 * self.batcher.spec.l1.slot / 1e9 + 5)
+                    except Exception as error:  # noqa: BLE001 - the batches landed so far are kept
+                        self._on_error("batcher", error)
                 heads.cancel()
                 for request in list(self._requests):
                     request.cancel()
                 await asyncio.gather(heads, *self._requests, return_exceptions=True)
         finally:
             await rpc.close()
+            if self.batcher is not None:
+                await self.batcher.close()
             if self.nemesis is not None:
                 await self.nemesis.close(self._now)  # the proxy, after the clients that go through it
 
@@ -352,6 +376,8 @@ class ChainTarget(ChainSender):
             self._block_hashes[number] = block["hash"]
             self.blocks.append(Block(number, t, len(block["transactions"]), int(block["gasUsed"], 16),
                                       int(block["gasLimit"], 16), int(block.get("baseFeePerGas", "0x0"), 16), ours))
+            if self.batcher is not None and block["transactions"]:
+                self.batcher.add(number, t, len(ours))
             seq = len(self.included)
             fresh = []
             for msg_id, kind in zip(ours, kinds, strict=True):
@@ -500,4 +526,8 @@ class ChainTarget(ChainSender):
                            self.spec.fee_unit_wei, t_end)
         if self.market is not None:
             self.market.finish(t_end, self.writer.append)
+        if self.batcher is not None:
+            self.batcher.write(self.writer, self.included)
+            for error in self.batcher.errors:
+                self._on_error("batcher", RuntimeError(error))
         return t_end
