@@ -15,8 +15,8 @@ cost (``gasUsed x effectiveGasPrice``). The L1's heads are read as they come, ea
 
 The three commit levels, written at the run's end (``write``): ``t_soft`` the L2 block's
 arrival (the message's ``t_committed``), ``t_safe`` the arrival of the L1 block holding its
-batch, ``t_final`` that block final by the simulator's rule (``sim/rollup/l1.final_time``),
-counted from the L1 block at the run's start as slot 0: ``t_final = t_safe + final_time(k)
+batch, ``t_final`` that block final by the simulator's rule (``rules/finality.final_slot_time``),
+counted from the L1 block at the run's start as slot 0: ``t_final = t_safe + final_slot_time(k)
 - k x slot`` for the block of slot ``k``. A message whose batch was not on L1 when the run
 ended has no ``commits`` row (as in the simulator, every row has its three levels). Only calldata
 batches: ``batcher.data = "blobs"`` is refused (``problems``).
@@ -33,9 +33,9 @@ from typing import Any
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.chain.rpc import JsonRpc
 from msgstorm.live.servers import ManagedServer, free_port
+from msgstorm.rules.finality import final_slot_time
 from msgstorm.scenario.rollup import RollupSpec
 from msgstorm.scenario.schema import Scenario
-from msgstorm.sim.rollup.l1 import final_time
 
 __all__ = ["BATCH_INBOX", "L1_NAME", "L1Head", "L1Node", "LiveBatcher", "problems"]
 
@@ -278,7 +278,8 @@ class LiveBatcher:
         if head is None:
             return None
         slot = l1_block - self.first_l1
-        return slot, head.t, head.t + final_time(slot, self.spec.l1) - slot * self.spec.l1.slot
+        l1 = self.spec.l1
+        return slot, head.t, head.t + final_slot_time(slot, l1.slots_per_epoch, l1.finality_epochs, l1.slot) - slot * l1.slot
 
     def write(self, writer: HistoryWriter, included: dict[int, tuple[int, int, int]]) -> None:
         """The ``commits``, ``batches`` and ``l1_blocks`` tables; ``included``: msg_id ->

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 from msgstorm.rules.base_fee import next_base_fee_wei
 from msgstorm.rules.blob_fee import GAS_PER_BLOB, blob_base_fee, next_excess_blob_gas
+from msgstorm.rules.finality import final_slot_time
 from msgstorm.scenario.rollup import L1Spec
 from msgstorm.sim.rollup.batcher import Batches
 
@@ -48,9 +49,9 @@ def batch_gas(compressed_bytes: int, blobs: bool) -> tuple[int, int, int]:
 
 
 def final_time(slot_index: int, spec: L1Spec) -> int:
-    """When the block of slot ``slot_index`` is final (see the module's docstring)."""
-    epoch = slot_index // spec.slots_per_epoch
-    return (epoch + 1 + spec.finality_epochs) * spec.slots_per_epoch * spec.slot
+    """When the block of slot ``slot_index`` is final (see the module's docstring;
+    ``rules.finality``)."""
+    return final_slot_time(slot_index, spec.slots_per_epoch, spec.finality_epochs, spec.slot)
 
 
 @dataclass
