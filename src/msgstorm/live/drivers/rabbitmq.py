@@ -44,9 +44,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import aiormq
@@ -56,8 +55,8 @@ from pamqp import commands as spec
 from msgstorm.history.events import EventKind
 from msgstorm.live.drivers.base import HasServers, OnAck, OnEvent, OnReceipt, Outages
 from msgstorm.live.payload import StoredCopy
-from msgstorm.processes import usable_cpus
 from msgstorm.live.servers import ManagedServer, ServerError, free_port, require_loopback
+from msgstorm.processes import usable_cpus
 from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.registry import LIVE_DRIVERS
 
@@ -84,7 +83,7 @@ def rabbitmq_config(port: int) -> str:
     no disk or memory alarm at this machine's sizes (a run's load must not block publishers on
     a threshold set for a production host)."""
     return "\n".join([
-        "listeners.tcp.default = 127.0.0.1:%d" % port, "loopback_users = none",
+        f"listeners.tcp.default = 127.0.0.1:{port}", "loopback_users = none",
         "disk_free_limit.absolute = 50MB", "vm_memory_high_watermark.relative = 0.8",
         "log.console = false", "log.file.level = info", ""])
 
@@ -175,6 +174,7 @@ class RabbitMqDriver(HasServers):
         self.exchange = f"{self.settings.queue}.x"
         self._window = asyncio.Semaphore(self.settings.max_inflight)
         self._inflight: set[asyncio.Task[None]] = set()
+        self._written_off: set[asyncio.Task[None]] = set()  # cancelled at a connection's loss
         self._acked = 0
         self._dropped = 0
         self._closing = False
@@ -306,6 +306,12 @@ class RabbitMqDriver(HasServers):
                 return
             self._connected = False
             self.outages.down(PUBLISHER, {"error": _describe(reason)})
+            # Publishes awaiting their confirm: it will not come (they may be in the queue).
+            for task in list(self._inflight):
+                self._written_off.add(task)
+                task.cancel()
+            self.unacked_publishes += len(self._written_off)
+            self._written_off.clear()
             while not self._closing:
                 await asyncio.sleep(RECONNECT_INTERVAL_S)
                 try:
@@ -363,10 +369,14 @@ class RabbitMqDriver(HasServers):
 
     async def _publish(self, channel: aiormq.abc.AbstractChannel, msg_id: int, payload: bytes) -> None:
         try:
-            confirm = await channel.basic_publish(payload, exchange=self.exchange, properties=_PERSISTENT,
-                                                  wait=False)
+            # Not waiting for the socket to drain (aiormq's Channel has ``wait``; its abstract
+            # class does not say so).
+            confirm = await cast(aiormq.Channel, channel).basic_publish(
+                payload, exchange=self.exchange, properties=_PERSISTENT, wait=False)
         except _CONNECTION_ERRORS:
-            self.unacked_publishes += 1  # it may have reached the queue: its confirm will not come
+            task = asyncio.current_task()
+            if not self._closing and task not in self._written_off and task in self._inflight:
+                self.unacked_publishes += 1  # it may have reached the queue: its confirm will not come
             return
         except aiormq.exceptions.PublishError:
             self.lost_publishes += 1  # refused (a nack)
@@ -406,7 +416,7 @@ class RabbitMqDriver(HasServers):
             if self.stream:
                 await channel.basic_ack(message.delivery_tag or 0, multiple=True, wait=False)
 
-        arguments = {"x-stream-offset": "first"} if self.stream else {}
+        arguments: dict[str, Any] = {"x-stream-offset": "first"} if self.stream else {}
         # A queue is read without acks (nothing is taken from it), a stream with them (its rule).
         await channel.basic_consume(name, take, no_ack=not self.stream, arguments=arguments)
         while True:
