@@ -42,6 +42,7 @@ History mapping: ``t_sent`` the publish was handed to the client; ``t_sequenced`
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from pathlib import Path
@@ -71,6 +72,10 @@ FLUSH_TIMEOUT_S = 5.0
 READ_IDLE_S = 1.0
 _CONNECTION_ERRORS = (OSError, aiormq.exceptions.AMQPError, asyncio.CancelledError, TimeoutError, RuntimeError)
 _PERSISTENT = spec.Basic.Properties(delivery_mode=2)
+# aiormq logs every lost connection and failed attempt with a traceback; the driver reports
+# them as events (``Outages``), once an outage.
+logging.getLogger("aiormq").addHandler(logging.NullHandler())
+logging.getLogger("aiormq").propagate = False
 
 
 def _describe(error: BaseException) -> str:
