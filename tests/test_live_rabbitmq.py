@@ -166,6 +166,21 @@ def test_a_quorum_queue_holds_every_confirmed_message_once_and_consumers_share_t
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("_rabbitmq")
+def test_classic_queues_in_fanout_give_each_consumer_every_message_and_the_audit_queue_all(tmp_path: Path) -> None:
+    result = run(_scenario("classic", fanout=True), tmp_path / "run")
+    summary = result.summary
+    sent = _sent(summary, 1000)
+    receipts = _receipts(result)
+    # A queue each (orders.0, orders.1), one publisher channel: each queue in publish order.
+    assert receipts["consumer-0"] == receipts["consumer-1"] == list(range(sent))
+    delivery = summary["delivery"]
+    assert delivery["fanout"] is True and delivery["expected"] == delivery["received"] == 2 * sent
+    assert delivery["stream"] == {"stored": sent, "acked_missing": 0, "duplicated": 0, "unexpected": 0}
+    assert_nothing_left(result.run_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("_rabbitmq")
 def test_a_stream_is_read_whole_by_every_consumer_and_read_back_from_its_first_offset(tmp_path: Path) -> None:
     result = run(_scenario("stream"), tmp_path / "run")
     summary = result.summary
