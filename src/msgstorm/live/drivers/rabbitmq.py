@@ -251,9 +251,9 @@ class RabbitMqDriver(HasServers):
             names.add(self.audit_queue)
         return sorted(names)
 
-    async def _connect(self) -> aiormq.abc.AbstractConnection:
+    async def _connect(self, timeout_ns: int | None = None) -> aiormq.abc.AbstractConnection:
         assert self.url is not None
-        timeout = self.spec.start_timeout / 1e9
+        timeout = (timeout_ns if timeout_ns is not None else self.spec.start_timeout) / 1e9
         connection = await asyncio.wait_for(aiormq.connect(url_address(self.url)), timeout)
         self._connections.append(connection)
         return connection
@@ -409,7 +409,7 @@ class RabbitMqDriver(HasServers):
         if name is None or self.url is None:
             return None
         copy = StoredCopy()
-        connection = await self._connect()
+        connection = await self._connect(self.spec.read_back_timeout)
         channel = await connection.channel(publisher_confirms=False)
         await channel.basic_qos(prefetch_count=5000)
         page: list[bytes] = []
