@@ -8,6 +8,7 @@ install brings):
     python benchmarks/live_generator.py --jetstream  # the same against a JetStream stream
     python benchmarks/live_generator.py --redis      # the same against a Redis Stream (redis-server)
     python benchmarks/live_generator.py --mqtt       # the same against mosquitto, QoS 1 (--qos 0|1|2)
+    python benchmarks/live_generator.py --rabbitmq   # the same against a RabbitMQ quorum queue, confirms on
 
 Both sides use one core-NATS server this script starts on loopback, one publisher
 connection and one subscriber connection, 128-byte messages, producer and consumer in
@@ -51,6 +52,14 @@ topic each run. The plain loop runs before the search, halfway through and after
 (interleaved: the machine's other load falls on both), and the ratio is taken against the
 fastest of its three runs.
 
+With ``--rabbitmq`` the script starts a RabbitMQ node as msgstorm does (``drivers/rabbitmq.py``;
+the OS package rabbitmq-server): the plain loop is aio-pika's, publishing N persistent messages
+to a quorum queue on a channel in confirm mode, a window of 1024 awaited together (``gather``),
+while a second connection consumes them (manual acks, prefetch 1000); its rate is
+N / (last receipt - first publish). msgstorm runs ``target = "rabbitmq"`` (one consumer, a
+quorum queue, its audit queue beside it) on new queues each run, deleted after. The plain loop
+runs before the search, halfway and after it, as for MQTT.
+
 The ratio is msgstorm's highest sustained rate / the plain loop's rate. The plain loop
 sets a ceiling an open-loop generator cannot pass in the same process: it does no
 scheduling, stamping or per-message bookkeeping.
@@ -68,6 +77,7 @@ from pathlib import Path
 
 import nats
 
+from msgstorm.live.drivers.rabbitmq import RabbitMqDriver
 from msgstorm.live.servers import ManagedServer, free_port, go_server_env
 from msgstorm.runner import run
 from msgstorm.scenario import parse_scenario
@@ -88,6 +98,7 @@ subject = "bench{number}"
 jetstream = {{ stream = "BENCH{number}", storage = "memory", client = "{client}" }}
 redis = {{ stream = "bench{number}" }}
 mqtt = {{ topic = "bench{number}", qos = {qos} }}
+rabbitmq = {{ queue = "bench{number}" }}
 consumers = 1
 {record}
 
@@ -230,6 +241,66 @@ def plain_mqtt(port: int, count: int, qos: int, size: int = 128) -> float:
     return count / (last - start)
 
 
+async def plain_rabbitmq(url: str, count: int, size: int = 128) -> float:
+    """Messages per second end to end of aio-pika publishing ``count`` persistent messages to a
+    quorum queue with publisher confirms (windows of 1024 awaited together) while a second
+    connection consumes them."""
+    import aio_pika
+
+    from msgstorm.live.drivers.rabbitmq import url_address
+
+    address = url_address(url)
+    name = f"plain{next(_RUN_NUMBERS)}"
+    publisher = await aio_pika.connect(address)
+    consumer = await aio_pika.connect(address)
+    try:
+        channel = await publisher.channel(publisher_confirms=True)
+        queue = await channel.declare_queue(name, durable=True, arguments={"x-queue-type": "quorum"})
+        reading = await consumer.channel()
+        await reading.set_qos(prefetch_count=1000)
+        done = asyncio.Event()
+        received = 0
+        last = 0.0
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal received, last
+            await message.ack()
+            received += 1
+            if received == count:
+                last = time.perf_counter()
+                done.set()
+
+        await (await reading.get_queue(name)).consume(on_message)
+        body = bytes(size)
+        first = time.perf_counter()
+        for start in range(0, count, 1024):
+            await asyncio.gather(*(channel.default_exchange.publish(
+                aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), routing_key=name)
+                for _ in range(min(1024, count - start))))
+        await asyncio.wait_for(done.wait(), 120)
+        await queue.delete(if_unused=False, if_empty=False)
+        return count / (last - first)
+    finally:
+        await publisher.close()
+        await consumer.close()
+
+
+async def delete_queues(url: str, name: str) -> None:
+    """A msgstorm run's queues and exchange (the audit queue holds every message it took)."""
+    import aiormq
+
+    from msgstorm.live.drivers.rabbitmq import url_address
+
+    connection = await aiormq.connect(url_address(url))
+    try:
+        channel = await connection.channel()
+        for queue in (name, f"{name}.audit"):
+            await channel.queue_delete(queue)
+        await channel.exchange_delete(f"{name}.x")
+    finally:
+        await connection.close()
+
+
 async def delete_stream(url: str, name: str) -> None:
     client = await nats.connect(url)
     try:
@@ -251,7 +322,9 @@ def msgstorm_at(url: str, rate: int, duration: float, client: str,
                                               target=target, number=number, record=record), source="bench.toml")
     with tempfile.TemporaryDirectory() as directory:
         summary = run(scenario, Path(directory) / "run").summary
-    if target == "jetstream":
+    if target == "rabbitmq":
+        asyncio.run(delete_queues(url, f"bench{number}"))
+    elif target == "jetstream":
         asyncio.run(delete_stream(url, f"BENCH{number}"))  # a memory stream holds the server's memory
     elif target == "redis":
         import redis
@@ -279,11 +352,13 @@ def main() -> int:
     parser.add_argument("--jetstream", action="store_true", help="a JetStream stream with async publish acks")
     parser.add_argument("--redis", action="store_true", help="a Redis Stream (redis-server from the OS)")
     parser.add_argument("--mqtt", action="store_true", help="an MQTT topic on mosquitto (from the OS)")
+    parser.add_argument("--rabbitmq", action="store_true",
+                        help="a RabbitMQ quorum queue with publisher confirms (rabbitmq-server from the OS)")
     parser.add_argument("--qos", type=int, choices=[0, 1, 2], default=1, help="the MQTT QoS (with --mqtt)")
     parser.add_argument("--start-rate", type=int, default=5_000,
                         help="the search's first rate (it doubles from there until a rate fails, then bisects)")
     parser.add_argument("--peak-rate", type=int, default=50_000,
-                        help="with --mqtt, one more run at this rate: its throughput with nothing lost")
+                        help="with --mqtt or --rabbitmq, one more run at this rate: its throughput with nothing lost")
     parser.add_argument("--tries", type=int, default=2, help="runs at a rate before it counts as not sustained")
     parser.add_argument("--record-every", metavar="DURATION",
                         help="msgstorm's runs with [live] record_every (rows written while the run goes)")
@@ -296,7 +371,12 @@ def main() -> int:
 
     directory = Path(tempfile.mkdtemp(prefix="msgstorm-bench-"))
     port = free_port()
-    if args.mqtt:
+    rabbit: RabbitMqDriver | None = None
+    if args.rabbitmq:  # the node msgstorm would start, started below
+        from msgstorm.scenario.live import LiveSpec
+
+        rabbit = RabbitMqDriver(LiveSpec(), directory, lambda _kind, _detail: None)
+    elif args.mqtt:
         from msgstorm.live.drivers.mqtt import mosquitto_config
 
         binary = ManagedServer.program("mosquitto", "/usr/sbin/mosquitto", install="apt-get install mosquitto")
@@ -314,18 +394,32 @@ def main() -> int:
         flags = ["-js", "-sd", str(directory / "store")] if args.jetstream else []
         server = ManagedServer("nats-server", [binary, "-a", "127.0.0.1", "-p", str(port), *flags], port, directory,
                                10.0, env=go_server_env())
-    server.start()
-    url = f"{'mqtt' if args.mqtt else 'redis' if args.redis else 'nats'}://127.0.0.1:{port}"
+    if rabbit is not None:
+        rabbit.start_servers()
+        assert rabbit.url is not None
+        url = rabbit.url
+        server = rabbit.servers[0]
+    else:
+        server.start()
+        url = f"{'mqtt' if args.mqtt else 'redis' if args.redis else 'nats'}://127.0.0.1:{port}"
     plains: list[float] = []
+    # Interleaved plain runs (before, halfway, after): MQTT and RabbitMQ.
+    interleaved = args.mqtt or args.rabbitmq
 
     def measure_plain() -> float:
+        if args.rabbitmq:
+            plains.append(asyncio.run(plain_rabbitmq(url, mqtt_count)))
+            print(f"plain aio-pika publish loop, confirms, quorum queue: {mqtt_count:,} messages, "
+                  f"{plains[-1]:,.0f}/s end to end")
+            return max(plains)
         plains.append(plain_mqtt(port, mqtt_count, args.qos))
         print(f"plain paho-mqtt publish loop, QoS {args.qos}: {mqtt_count:,} messages, {plains[-1]:,.0f}/s end to end")
         return max(plains)
 
     try:
-        target = "mqtt" if args.mqtt else "redis" if args.redis else "jetstream" if args.jetstream else "nats"
-        if args.mqtt:
+        target = ("rabbitmq" if args.rabbitmq else "mqtt" if args.mqtt else "redis" if args.redis else
+                  "jetstream" if args.jetstream else "nats")
+        if interleaved:
             plain = measure_plain()
         elif args.redis:
             plain = asyncio.run(plain_redis(url, plain_count))
@@ -339,7 +433,7 @@ def main() -> int:
         low, high, rate = 0, None, args.start_rate
         halfway = False
         while high is None or high - low > max(low // 20, 1000):
-            if args.mqtt and high is not None and not halfway:  # the search's first failure: halfway
+            if interleaved and high is not None and not halfway:  # the search's first failure: halfway
                 plain, halfway = measure_plain(), True
             for _ in range(args.tries):
                 ok, facts = msgstorm_at(url, rate, duration, args.client, target, args.record_every, args.qos)
@@ -354,11 +448,11 @@ def main() -> int:
             if bisections < 0:
                 break
             rate = rate * 2 if high is None else (low + high) // 2
-        if args.mqtt:
+        if interleaved:
             # On a busy machine no rate keeps a 1 ms p99 send lag: what msgstorm moves past its
             # schedule, acked and received with nothing lost, is said beside it.
             _, facts = msgstorm_at(url, args.peak_rate, duration, args.client, target, args.record_every, args.qos)
-            print(f"msgstorm (mqtt) at {args.peak_rate:,}/s offered: {facts}")
+            print(f"msgstorm ({target}) at {args.peak_rate:,}/s offered: {facts}")
             plain = measure_plain()
             print(f"plain loop: fastest of {len(plains)} runs {plain:,.0f}/s")
             if facts["lost"] == 0:

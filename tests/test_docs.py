@@ -287,7 +287,7 @@ SIM_TOUR = ["quickstart", "ramp", "flash-crash", "matching-engine", "black-thurs
 # Live examples whose excerpts the tour shows: a real anvil each, run with the slow tests.
 LIVE_TOUR = ["live-anvil-black-thursday", "live-anvil-black-thursday-fee-aware"]
 # Live broker examples whose excerpts the tour shows: a real broker each, run with the slow tests.
-LIVE_BROKER_TOUR = ["live-mqtt"]
+LIVE_BROKER_TOUR = ["live-mqtt", "live-rabbitmq"]
 # The live rollup on two anvils (live/chain/rollup.py), run with the slow tests.
 LIVE_ROLLUP_TOUR = ["live-rollup"]
 
@@ -411,6 +411,26 @@ def test_the_readme_shows_rows_the_live_rollup_example_prints_and_its_claims_hol
     assert rollup["batches"]["full"] == 0 and 7 <= rollup["batches"]["count"] <= 9
     assert rollup["split_ms"]["finality"]["p50"] in (18_000, 20_000, 22_000, 24_000)
     assert 0 < rollup["split_ms"]["batch_and_l1"]["p50"] < 6_000  # a delay of 4 s, then the next 2 s slot
+
+
+@pytest.mark.slow
+def test_the_readme_shows_rows_the_live_rabbitmq_example_prints_and_its_claim_holds(tmp_path: Path) -> None:
+    """live-rabbitmq's excerpt rows are rows its run prints, number for number aside; its claims:
+    the crash drops publishes while the node is down, and no confirmed message is missing from
+    the audit queue read back after the run."""
+    from conftest import require_program
+
+    require_program("/usr/lib/rabbitmq/bin/rabbitmq-server", "rabbitmq-server", install="apt-get install rabbitmq-server")
+    summary = msgstorm.run(msgstorm.load_scenario(ROOT / "examples" / "live-rabbitmq.toml"), tmp_path / "run").summary
+    printed, excerpt = table_rows(terminal_lines(summary)), table_rows(_tour_excerpts()["live-rabbitmq"])
+    assert set(excerpt) == {"messages", "stream read back (after the run)"}
+    for label, value in excerpt.items():
+        assert numbers_masked(printed[label]).startswith(numbers_masked(value)), (label, printed[label])
+    delivery, messages = summary["delivery"], summary["messages"]
+    assert delivery["stream"]["acked_missing"] == 0 and delivery["stream"]["duplicated"] == 0
+    assert 0 < messages["sequenced"] < messages["sent"] and messages["lost"] > 0
+    assert delivery["stream"]["stored"] >= messages["sequenced"]
+    assert summary["connections"]["disconnects"] == 3
 
 
 def test_an_excerpt_line_the_terminal_does_not_print_fails() -> None:

@@ -42,7 +42,8 @@ DESCRIPTIONS: dict[str, str] = {
     "Scenario.limits": "[`[limits]`](#limits)",
     "Scenario.market": "prices, an oracle, accounts and keepers: what delay costs (sim): [`[market]`](#market)",
     # [live]
-    "LiveSpec.url": "a server you run (`nats://`, `redis://`, `mqtt://`, `tcp://` for ZeroMQ); without it msgstorm "
+    "LiveSpec.url": "a server you run (`nats://`, `redis://`, `mqtt://`, `amqp://` for RabbitMQ, `tcp://` for "
+                    "ZeroMQ); without it msgstorm "
                     "starts one on a free loopback port and stops it on every way out",
     "LiveSpec.allow_remote": "load goes only to 127.0.0.0/8 or ::1; a `url` off this machine is refused "
                              "without this (`--allow-remote`)",
@@ -61,6 +62,7 @@ DESCRIPTIONS: dict[str, str] = {
     "LiveSpec.redis": "[`[live.redis]`](#liveredis)",
     "LiveSpec.zmq": "[`[live.zmq]`](#livezmq)",
     "LiveSpec.mqtt": "[`[live.mqtt]`](#livemqtt)",
+    "LiveSpec.rabbitmq": "[`[live.rabbitmq]`](#liverabbitmq)",
     "LiveSpec.anvil": "[`[live.anvil]`](#liveanvil)",
     "LiveSpec.cometbft": "[`[live.cometbft]`](#livecometbft)",
     "NatsSpec.client": "`wire`: msgstorm's own core-NATS client (compiled framing and parsing, plain "
@@ -97,6 +99,12 @@ DESCRIPTIONS: dict[str, str] = {
                             "none: each consumer gets every message",
     "MqttSpec.max_inflight": "QoS 1/2 publishes awaiting their ack before the publisher waits (packet ids)",
     "MqttSpec.burst": "messages due at once whose PUBLISH packets leave in one write, at most; 1: a write each",
+    "RabbitMqSpec.queue": "the queue's name; the publisher publishes to the fanout exchange `<queue>.x` bound to it",
+    "RabbitMqSpec.queue_type": "`quorum` (Raft, durable), `classic` (durable) or `stream` (a log each consumer "
+                               "reads whole from its own offset)",
+    "RabbitMqSpec.fanout": "true: each consumer gets every message (a queue each); false: they share one queue",
+    "RabbitMqSpec.max_inflight": "publishes awaiting their publisher confirm before the publisher waits",
+    "RabbitMqSpec.prefetch": "messages a consumer holds unacknowledged at most (basic.qos)",
     "AnvilSpec.accounts": "funded dev accounts that send, each from one with nothing in the pool",
     "AnvilSpec.market_accounts": "with `[market]`: more dev accounts, for the oracle's, keepers' and top-ups' transactions only",
     "AnvilSpec.balance_eth": "each dev account's starting balance (ether)",

@@ -1,6 +1,6 @@
 """The scenario's ``[live]`` section: how a live target is reached, and each driver's
 own settings (``[live.nats]``, ``[live.jetstream]``, ``[live.redis]``, ``[live.zmq]``,
-``[live.mqtt]``, ``[live.anvil]``, ``[live.cometbft]``).
+``[live.mqtt]``, ``[live.rabbitmq]``, ``[live.anvil]``, ``[live.cometbft]``).
 
 Part of the scenario schema (``msgstorm.scenario.schema.Scenario`` holds ``live``); the
 drivers under ``msgstorm.live`` read it.
@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 from msgstorm.scenario.distributions import DurationNs
 from msgstorm.scenario.spec import Spec
 
-__all__ = ["AnvilSpec", "CometbftSpec", "JetStreamSpec", "LiveSpec", "MqttSpec", "NatsSpec", "RedisSpec", "ZmqSpec"]
+__all__ = ["AnvilSpec", "CometbftSpec", "JetStreamSpec", "LiveSpec", "MqttSpec", "NatsSpec", "RabbitMqSpec", "RedisSpec", "ZmqSpec"]
 
 
 class NatsSpec(Spec):
@@ -120,6 +120,23 @@ class MqttSpec(Spec):
     burst: int = Field(default=1024, ge=1, le=100_000)
 
 
+class RabbitMqSpec(Spec):
+    """``[live.rabbitmq]``: the queue a ``target = "rabbitmq"`` run publishes to (rabbitmq-server)."""
+
+    # The queue's name; the publisher publishes to the fanout exchange ``<queue>.x`` bound to it.
+    queue: str = Field(default="msgstorm", pattern=r"^[A-Za-z0-9_.-]+$")
+    # quorum: replicated (Raft) and durable; classic: one node's queue, durable; stream: an
+    # append-only log each consumer reads from its own offset (every consumer gets every message).
+    queue_type: Literal["quorum", "classic", "stream"] = "quorum"
+    # Consumers each get every message (a queue each bound to the exchange); false: they share
+    # one queue (each message to one). A stream's consumers always each read it whole.
+    fanout: bool = False
+    # Publishes awaiting their publisher confirm; the publisher waits when this many are out.
+    max_inflight: int = Field(default=1024, ge=1, le=65_535)
+    # Messages a consumer may hold unacknowledged (basic.qos prefetch count).
+    prefetch: int = Field(default=1000, ge=1, le=65_535)
+
+
 class AnvilSpec(Spec):
     """``[live.anvil]``: the EVM node a ``target = "anvil"`` run sends transactions to.
 
@@ -206,6 +223,8 @@ class LiveSpec(Spec):
     zmq: ZmqSpec = ZmqSpec()
     # Left out of the scenario's dump when default, so that scenarios without it keep their hash.
     mqtt: MqttSpec = Field(default_factory=MqttSpec, exclude_if=lambda spec: spec == MqttSpec())
+    # Left out of the scenario's dump when default, so that scenarios without it keep their hash.
+    rabbitmq: RabbitMqSpec = Field(default_factory=RabbitMqSpec, exclude_if=lambda spec: spec == RabbitMqSpec())
     # Left out of the scenario's dump when default, so that scenarios without it keep their hash.
     anvil: AnvilSpec = Field(default_factory=AnvilSpec, exclude_if=lambda spec: spec == AnvilSpec())
     cometbft: CometbftSpec = Field(default_factory=CometbftSpec, exclude_if=lambda spec: spec == CometbftSpec())

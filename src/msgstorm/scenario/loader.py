@@ -74,7 +74,7 @@ def _omb_scenario(text: str, file: Path, overrides: Iterable[Override]) -> Scena
     if scenario.target == "sim":
         raise ScenarioError([ScenarioIssue(str(file), None, "target", "an OpenMessaging Benchmark workload names "
                                            "no broker (its driver file does): give one with --target (nats, "
-                                           "jetstream, redis, zmq, mqtt, or a server URL)")])
+                                           "jetstream, redis, zmq, mqtt, rabbitmq, or a server URL)")])
     return scenario
 
 

@@ -1,0 +1,459 @@
+"""RabbitMQ (the OS package ``rabbitmq-server``): quorum, classic or stream queues, with
+publisher confirms, on aiormq (the AMQP 0-9-1 client under aio-pika).
+
+Place in the pipeline: a live driver (``drivers/base.py``). Without ``live.url`` it starts one
+node on a free loopback port (``RabbitServer``): its own node name (``msgstorm-<port>@localhost``),
+AMQP port, Erlang distribution port, database, logs and configuration file under
+``RUN_DIR/servers/rabbitmq/``, and ``HOME`` there too, so the node and ``rabbitmqctl`` use a
+fresh ``.erlang.cookie`` of their own; a system service the package may have started is never
+touched. The Erlang port mapper (``epmd``) the node starts is shared by every node on the
+machine and outlives the run, as it does for any Erlang program. The node is stopped on every
+way out (SIGTERM to its process group: the script stops the node cleanly; SIGKILL to the
+group after a grace).
+
+``[live.rabbitmq]``: the publisher publishes to the fanout exchange ``<queue>.x`` on a channel
+in confirm mode, persistent messages (delivery mode 2), at most ``max_inflight`` awaiting their
+confirm (the publisher waits when the window is full). A confirm is the ack (``acks`` True); its
+order is the publish's delivery tag less one (the channel numbers its publishes, and RabbitMQ
+confirms them in that order). Consumers share the queue ``<queue>`` (each message to one), or,
+with ``fanout = true``, each consumes a queue of its own (``<queue>.<i>``) bound to the exchange.
+Consumers ack each message (manual acks, ``prefetch`` unacked at most). A stream
+(``queue_type = "stream"``) is read whole by every consumer, each from its own offset.
+
+Accounting: after the run the broker's own copy is read back. A quorum or classic queue is
+emptied by its consumers, so the exchange also routes every message into an audit queue of the
+same type, ``<queue>.audit``, that nobody consumes during the run: ``read_back`` reads it whole
+(the ids it holds, in its order). A stream keeps what it took: ``read_back`` reads it from the
+first offset. The delivery check then says of every confirmed message whether the broker has it
+once, twice, or not at all (``acked_missing``: a confirmed message lost).
+
+Connections lost (a node restart, a crash): each client reports ``disconnected`` and connects
+again every ``RECONNECT_INTERVAL_S`` until the run ends, declaring its queues again (durable:
+they and their persistent messages survive a restart). Publishes awaiting their confirm at the
+loss are ``unacked_publishes`` (they may have reached the queue); publishes made while the
+publisher is down are dropped (``lost_publishes``, counted in one ``client_error`` event at
+the end). A stream consumer resumes after the last offset it got.
+
+History mapping: ``t_sent`` the publish was handed to the client; ``t_sequenced`` =
+``t_committed`` its confirm arrived, ``seq_no`` the order of the confirms; ``t_received``,
+``t_dequeued`` and ``block`` null. Consumer receipts are ``deliveries`` rows (``consumer-<i>``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import aiormq
+from aiormq.abc import DeliveredMessage
+from pamqp import commands as spec
+
+from msgstorm.history.events import EventKind
+from msgstorm.live.drivers.base import HasServers, OnAck, OnEvent, OnReceipt, Outages
+from msgstorm.live.payload import StoredCopy
+from msgstorm.live.servers import ManagedServer, ServerError, free_port, require_loopback
+from msgstorm.processes import usable_cpus
+from msgstorm.scenario.live import LiveSpec
+from msgstorm.scenario.registry import LIVE_DRIVERS
+
+__all__ = ["RabbitMqDriver", "RabbitServer", "rabbitmq_config"]
+
+PUBLISHER = "msgstorm-publisher"
+SERVER = "rabbitmq"
+INSTALL = "apt-get install rabbitmq-server"
+RECONNECT_INTERVAL_S = 0.1
+FLUSH_TIMEOUT_S = 5.0
+# A read-back that gets nothing for this long has read everything the broker holds.
+READ_IDLE_S = 1.0
+_CONNECTION_ERRORS = (OSError, aiormq.exceptions.AMQPError, asyncio.CancelledError, TimeoutError, RuntimeError)
+_PERSISTENT = spec.Basic.Properties(delivery_mode=2)
+# aiormq logs every lost connection and failed attempt with a traceback; the driver reports
+# them as events (``Outages``), once an outage.
+logging.getLogger("aiormq").addHandler(logging.NullHandler())
+logging.getLogger("aiormq").propagate = False
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def rabbitmq_config(port: int) -> str:
+    """The node's configuration (``rabbitmq.conf``): AMQP on 127.0.0.1 only; the guest user
+    may connect (it is refused off loopback by default, and this node listens on loopback only);
+    no disk or memory alarm at this machine's sizes (a run's load must not block publishers on
+    a threshold set for a production host)."""
+    return "\n".join([
+        f"listeners.tcp.default = 127.0.0.1:{port}", "loopback_users = none",
+        "disk_free_limit.absolute = 50MB", "vm_memory_high_watermark.relative = 0.8",
+        "log.console = false", "log.file.level = info", ""])
+
+
+def erlang_args(cpus: int) -> str:
+    """The node's Erlang VM flags: ``cpus`` schedulers (one core is left to the generator, as
+    for a Go server), and no busy-waiting of idle schedulers (by default an idle scheduler
+    spins before it sleeps: on a small machine that spinning takes the generator's core and
+    shows as its send lag, not as the broker's latency)."""
+    return f"+S {cpus}:{cpus} +sbwt none +sbwtdcpu none +sbwtdio none"
+
+
+class RabbitServer(ManagedServer):
+    """A node started from ``rabbitmq-server``, a shell script that runs the Erlang VM as its
+    child: signals go to the process group (a SIGKILL of the script alone would leave the node
+    running)."""
+
+    def _signal_group(self, sig: int) -> None:
+        process = self.process
+        if process is None:
+            return
+        try:
+            os.killpg(process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        # SIGTERM to the script, which stops the node (rabbitmqctl stop) and exits; then
+        # whatever of the group is left, killed.
+        super().stop(timeout_s)
+        self._signal_group(signal.SIGKILL)
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group (the node with the script): a crash."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        self.stopped_by_fault = True
+        self._signal_group(signal.SIGKILL)
+        process.wait()
+        self.returncode = None  # not stopped by ``stop``: the run's end still stops what runs then
+        self.paused = False
+
+    def terminate(self, timeout_s: float = 15.0) -> None:
+        """A graceful stop (the script stops the node); what of the group is left, killed."""
+        super().terminate(timeout_s)
+        self._signal_group(signal.SIGKILL)
+
+    def pause(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self._signal_group(signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self._signal_group(signal.SIGCONT)
+        self.paused = False
+
+
+def url_address(url: str) -> str:
+    """The aiormq URL of ``amqp://host:port`` (guest credentials unless the URL names some);
+    ValueError when it is not one."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("amqp", "rabbitmq") or not parts.hostname:
+        raise ValueError(f"{url}: not an amqp://host:port URL")
+    user = parts.username or "guest"
+    password = parts.password or "guest"
+    port = parts.port or 5672
+    return f"amqp://{user}:{password}@{parts.hostname}:{port}/"
+
+
+@LIVE_DRIVERS.register("rabbitmq")
+class RabbitMqDriver(HasServers):
+    def __init__(self, spec: LiveSpec, run_dir: Path, on_event: OnEvent) -> None:
+        self.spec = spec
+        self.settings = spec.rabbitmq  # [live.rabbitmq]
+        self.stream = self.settings.queue_type == "stream"
+        self.fanout = self.settings.fanout or self.stream
+        self.acks = True
+        self.run_dir = run_dir
+        self.on_event = on_event
+        self.url = spec.url
+        self.servers: list[ManagedServer] = []
+        self.lost_publishes = 0  # ``CountsLostPublishes``
+        self.unacked_publishes = 0
+        self.handed_over = 0  # ``CountsHandedOver``
+        self.outages = Outages(on_event)
+        self.exchange = f"{self.settings.queue}.x"
+        self._window = asyncio.Semaphore(self.settings.max_inflight)
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._written_off: set[asyncio.Task[None]] = set()  # cancelled at a connection's loss
+        self._acked = 0
+        self._dropped = 0
+        self._closing = False
+        self._connected = False
+        self._publisher: aiormq.abc.AbstractChannel | None = None
+        self._connections: list[aiormq.abc.AbstractConnection] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._on_ack: OnAck | None = None
+
+    # --- the server -----------------------------------------------------------------------
+
+    @staticmethod
+    def server_names(spec: LiveSpec) -> list[str]:
+        return [] if spec.url is not None else [SERVER]
+
+    def server_url(self, server: ManagedServer) -> str:
+        return f"amqp://127.0.0.1:{server.port}"
+
+    def start_servers(self) -> list[dict[str, Any]]:
+        if self.url is not None:
+            try:
+                url_address(self.url)
+            except ValueError as error:
+                raise ServerError(f"{error}: live.url for target \"rabbitmq\" is the broker's address, e.g. "
+                                  "amqp://127.0.0.1:5672") from error
+            require_loopback(self.url, self.spec.allow_remote)
+            return []
+        # Debian's script itself, not /usr/sbin's wrapper, which run as root drops to the user
+        # rabbitmq, who cannot write under the run directory.
+        binary = ManagedServer.program("/usr/lib/rabbitmq/bin/rabbitmq-server", "rabbitmq-server", install=INSTALL)
+        port, dist_port = free_port(), free_port()
+        cpus = max(1, usable_cpus() - 1)
+        directory = self.run_dir / "servers" / "rabbitmq"
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "rabbitmq.conf").write_text(rabbitmq_config(port), encoding="utf-8")
+        (directory / "enabled_plugins").write_text("[].\n", encoding="utf-8")
+        env = {"HOME": str(directory), "RABBITMQ_NODENAME": f"msgstorm-{port}@localhost",
+               "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "RABBITMQ_NODE_PORT": str(port),
+               "RABBITMQ_DIST_PORT": str(dist_port), "RABBITMQ_MNESIA_BASE": str(directory / "mnesia"),
+               "RABBITMQ_LOG_BASE": str(directory / "log"), "RABBITMQ_CONFIG_FILE": str(directory / "rabbitmq"),
+               "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
+               "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": erlang_args(cpus)}
+        server = RabbitServer(SERVER, [binary], port, directory, self.spec.start_timeout / 1e9, env=env, cpus=cpus)
+        self.servers.append(server)
+        server.start()
+        self.url = self.server_url(server)
+        return [{"name": server.name, "pid": server.pid, "url": self.url, "cpus": server.cpus}]
+
+    def stop_servers(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    # --- connecting -----------------------------------------------------------------------
+
+    def _queue_arguments(self) -> dict[str, Any]:
+        return {"x-queue-type": self.settings.queue_type}
+
+    def consumer_queue(self, index: int) -> str:
+        return f"{self.settings.queue}.{index}" if self.settings.fanout and not self.stream else self.settings.queue
+
+    @property
+    def audit_queue(self) -> str | None:
+        """The queue the read-back reads: the stream itself, else ``<queue>.audit``."""
+        return self.settings.queue if self.stream else f"{self.settings.queue}.audit"
+
+    def _queues(self) -> list[str]:
+        names = {self.consumer_queue(i) for i in range(self.spec.consumers)}
+        if self.audit_queue is not None:
+            names.add(self.audit_queue)
+        return sorted(names)
+
+    async def _connect(self, timeout_ns: int | None = None) -> aiormq.abc.AbstractConnection:
+        assert self.url is not None
+        timeout = (timeout_ns if timeout_ns is not None else self.spec.start_timeout) / 1e9
+        connection = await asyncio.wait_for(aiormq.connect(url_address(self.url)), timeout)
+        self._connections.append(connection)
+        return connection
+
+    async def _declare(self, channel: aiormq.abc.AbstractChannel) -> None:
+        await channel.exchange_declare(self.exchange, exchange_type="fanout", durable=True)
+        for name in self._queues():
+            await channel.queue_declare(name, durable=True, arguments=self._queue_arguments())
+            await channel.queue_bind(name, self.exchange)
+
+    async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
+        self._on_ack = on_ack
+        publisher = await self._connect()
+        self._publisher = await publisher.channel(publisher_confirms=True)
+        await self._declare(self._publisher)
+        offsets: list[int | None] = [None] * self.spec.consumers
+        for index in range(self.spec.consumers):
+            await self._subscribe(index, on_receipt, offsets)
+        self._connected = True
+        self._tasks.append(asyncio.create_task(self._watch_publisher(publisher)))
+
+    async def _subscribe(self, index: int, on_receipt: OnReceipt, offsets: list[int | None]) -> None:
+        """Connect consumer ``index`` and start its consumption (a stream from where it left)."""
+        connection = await self._connect()
+        channel = await connection.channel(publisher_confirms=False)
+        await channel.basic_qos(prefetch_count=self.settings.prefetch)
+
+        async def deliver(message: DeliveredMessage) -> None:
+            on_receipt(index, message.body)
+            if self.stream:
+                headers = message.header.properties.headers or {}
+                offset = headers.get("x-stream-offset")
+                if isinstance(offset, int):
+                    offsets[index] = offset
+            await channel.basic_ack(message.delivery_tag or 0, wait=False)
+
+        arguments: dict[str, Any] = {}
+        if self.stream:
+            last = offsets[index]
+            arguments["x-stream-offset"] = "first" if last is None else last + 1
+        await channel.basic_consume(self.consumer_queue(index), deliver, arguments=arguments)
+        self._tasks.append(asyncio.create_task(self._watch_consumer(index, connection, on_receipt, offsets)))
+
+    # --- losing a connection --------------------------------------------------------------
+
+    async def _watch_publisher(self, connection: aiormq.abc.AbstractConnection) -> None:
+        while not self._closing:
+            try:
+                await connection.closing
+            except BaseException as error:  # noqa: BLE001 - how it closed is the event's detail
+                reason: BaseException = error
+            else:
+                reason = ConnectionError("connection closed")
+            if self._closing:
+                return
+            self._connected = False
+            self.outages.down(PUBLISHER, {"error": _describe(reason)})
+            # Publishes awaiting their confirm: it will not come (they may be in the queue).
+            for task in list(self._inflight):
+                self._written_off.add(task)
+                task.cancel()
+            self.unacked_publishes += len(self._written_off)
+            self._written_off.clear()
+            while not self._closing:
+                await asyncio.sleep(RECONNECT_INTERVAL_S)
+                try:
+                    connection = await self._connect()
+                    channel = await connection.channel(publisher_confirms=True)
+                    await self._declare(channel)
+                except _CONNECTION_ERRORS as attempt:
+                    if isinstance(attempt, asyncio.CancelledError) and self._closing:
+                        return
+                    self.outages.error(PUBLISHER, _describe(attempt))
+                    continue
+                self._publisher = channel
+                self._connected = True
+                self.outages.up(PUBLISHER)
+                break
+
+    async def _watch_consumer(self, index: int, connection: aiormq.abc.AbstractConnection, on_receipt: OnReceipt,
+                              offsets: list[int | None]) -> None:
+        name = f"msgstorm-consumer-{index}"
+        try:
+            await connection.closing
+        except BaseException as error:  # noqa: BLE001 - how it closed is the event's detail
+            reason: BaseException = error
+        else:
+            reason = ConnectionError("connection closed")
+        if self._closing:
+            return
+        self.outages.down(name, {"error": _describe(reason)})
+        while not self._closing:
+            await asyncio.sleep(RECONNECT_INTERVAL_S)
+            try:
+                await self._subscribe(index, on_receipt, offsets)
+            except _CONNECTION_ERRORS as attempt:
+                if isinstance(attempt, asyncio.CancelledError) and self._closing:
+                    return
+                self.outages.error(name, _describe(attempt))
+                continue
+            self.outages.up(name)
+            return
+
+    # --- publishing -----------------------------------------------------------------------
+
+    async def publish(self, msg_id: int, payload: bytes) -> None:
+        await self._window.acquire()
+        self.handed_over += 1
+        channel = self._publisher
+        if not self._connected or channel is None or self._closing:
+            self._window.release()
+            self._dropped += 1
+            self.lost_publishes += 1
+            return
+        task = asyncio.create_task(self._publish(channel, msg_id, payload))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _publish(self, channel: aiormq.abc.AbstractChannel, msg_id: int, payload: bytes) -> None:
+        try:
+            # Not waiting for the socket to drain (aiormq's Channel has ``wait``; its abstract
+            # class does not say so).
+            confirm = await cast(aiormq.Channel, channel).basic_publish(
+                payload, exchange=self.exchange, properties=_PERSISTENT, wait=False)
+        except _CONNECTION_ERRORS:
+            task = asyncio.current_task()
+            if not self._closing and task not in self._written_off and task in self._inflight:
+                self.unacked_publishes += 1  # it may have reached the queue: its confirm will not come
+            return
+        except aiormq.exceptions.PublishError:
+            self.lost_publishes += 1  # refused (a nack)
+            return
+        finally:
+            self._window.release()
+        if isinstance(confirm, spec.Basic.Ack) and self._on_ack is not None:
+            order = self._acked
+            self._acked += 1
+            self._on_ack(msg_id, order)
+        else:
+            self.lost_publishes += 1
+
+    async def flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FLUSH_TIMEOUT_S
+        while self._inflight and loop.time() < deadline:
+            await asyncio.sleep(0.001)
+
+    # --- after the run --------------------------------------------------------------------
+
+    async def read_back(self) -> StoredCopy | None:
+        """The audit queue (or the stream) read whole, on a connection of its own."""
+        name = self.audit_queue
+        if name is None or self.url is None:
+            return None
+        copy = StoredCopy()
+        connection = await self._connect(self.spec.read_back_timeout)
+        channel = await connection.channel(publisher_confirms=False)
+        await channel.basic_qos(prefetch_count=5000)
+        page: list[bytes] = []
+        got = asyncio.Event()
+
+        async def take(message: DeliveredMessage) -> None:
+            page.append(message.body)
+            got.set()
+            if self.stream:
+                await channel.basic_ack(message.delivery_tag or 0, multiple=True, wait=False)
+
+        arguments: dict[str, Any] = {"x-stream-offset": "first"} if self.stream else {}
+        # A queue is read without acks (nothing is taken from it), a stream with them (its rule).
+        await channel.basic_consume(name, take, no_ack=not self.stream, arguments=arguments)
+        while True:
+            got.clear()
+            try:
+                await asyncio.wait_for(got.wait(), READ_IDLE_S)
+            except TimeoutError:
+                break
+            if len(page) >= 10_000:
+                copy.add(page)
+                page = []
+        if page:
+            copy.add(page)
+        await connection.close()
+        return copy
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in [*self._tasks, *self._inflight]:
+            task.cancel()
+        results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):  # a client bug, kept in the history
+                self.on_event(EventKind.CLIENT_ERROR, {"client": "task", "error": _describe(result)})
+        self.outages.close()
+        if self._dropped:
+            self.on_event(EventKind.CLIENT_ERROR, {"client": PUBLISHER, "dropped": self._dropped,
+                                                   "error": "publishes dropped while disconnected"})
+            self._dropped = 0
+        for connection in self._connections:
+            try:
+                await asyncio.wait_for(connection.close(), 2.0)
+            except (*_CONNECTION_ERRORS, Exception):  # noqa: BLE001 - closing what may be gone
+                pass
+        self._connections.clear()
