@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from msgstorm.errors import TargetError
@@ -93,6 +94,16 @@ def require_loopback(url: str, allow_remote: bool) -> None:
     if not allow_remote and not is_loopback_url(url):
         raise ServerError(f"{url}: not a loopback address; load goes only to 127.0.0.0/8 or ::1 unless "
                           "live.allow_remote = true")
+
+
+def check_user_url(url: str, parse: Callable[[str], object], target: str, example: str, allow_remote: bool) -> None:
+    """A server the user runs (``live.url``): a URL ``parse`` reads (it raises ValueError
+    otherwise), on loopback unless allowed; ServerError naming the target and an example."""
+    try:
+        parse(url)
+    except ValueError as error:
+        raise ServerError(f"{error}: live.url for target \"{target}\" is the broker's address, e.g. {example}") from error
+    require_loopback(url, allow_remote)
 
 
 def go_server_env() -> dict[str, str]:

@@ -89,7 +89,7 @@ from msgstorm.live.drivers.mqtt_wire import (
 )
 from msgstorm.live.payload import HEADER, StoredCopy, pack_payloads
 from msgstorm.live.payload import warm_up as warm_up_payloads
-from msgstorm.live.servers import ManagedServer, ServerError, free_port, require_loopback
+from msgstorm.live.servers import ManagedServer, check_user_url, free_port
 from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.registry import LIVE_DRIVERS
 
@@ -177,12 +177,7 @@ class MqttDriver(HasServers):
 
     def start_servers(self) -> list[dict[str, Any]]:
         if self.url is not None:
-            try:
-                url_address(self.url)
-            except ValueError as error:
-                raise ServerError(f"{error}: live.url for target \"mqtt\" is the broker's address, e.g. "
-                                  "mqtt://127.0.0.1:1883") from error
-            require_loopback(self.url, self.spec.allow_remote)
+            check_user_url(self.url, url_address, "mqtt", "mqtt://127.0.0.1:1883", self.spec.allow_remote)
             return []
         # Debian installs it in /usr/sbin, often not on a user's PATH.
         binary = ManagedServer.program(SERVER, "/usr/sbin/mosquitto", install="apt-get install mosquitto")

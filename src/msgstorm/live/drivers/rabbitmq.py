@@ -56,7 +56,7 @@ from pamqp import commands as spec
 from msgstorm.history.events import EventKind
 from msgstorm.live.drivers.base import HasServers, OnAck, OnEvent, OnReceipt, Outages
 from msgstorm.live.payload import StoredCopy
-from msgstorm.live.servers import ManagedServer, ServerError, free_port, require_loopback
+from msgstorm.live.servers import ManagedServer, check_user_url, free_port
 from msgstorm.processes import usable_cpus
 from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.registry import LIVE_DRIVERS
@@ -200,12 +200,7 @@ class RabbitMqDriver(HasServers):
 
     def start_servers(self) -> list[dict[str, Any]]:
         if self.url is not None:
-            try:
-                url_address(self.url)
-            except ValueError as error:
-                raise ServerError(f"{error}: live.url for target \"rabbitmq\" is the broker's address, e.g. "
-                                  "amqp://127.0.0.1:5672") from error
-            require_loopback(self.url, self.spec.allow_remote)
+            check_user_url(self.url, url_address, "rabbitmq", "amqp://127.0.0.1:5672", self.spec.allow_remote)
             return []
         # Debian's script itself, not /usr/sbin's wrapper, which run as root drops to the user
         # rabbitmq, who cannot write under the run directory.
