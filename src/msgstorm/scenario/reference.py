@@ -68,6 +68,7 @@ _SECTIONS: list[_Section] = [
     ("[live.redis]", live.RedisSpec),
     ("[live.zmq]", live.ZmqSpec),
     ("[live.mqtt]", live.MqttSpec),
+    ("[live.kafka]", live.KafkaSpec),
     ("[live.anvil]", live.AnvilSpec),
     ("[live.cometbft]", live.CometbftSpec),
     ("[network]", schema.NetworkSpec),

@@ -226,6 +226,7 @@ LIVE_DRIVERS: Registry[Any] = Registry("live driver", (
     "msgstorm.live.drivers.zmq",
     "msgstorm.live.drivers.redis",
     "msgstorm.live.drivers.mqtt",
+    "msgstorm.live.drivers.kafka",
     "msgstorm.live.chain.anvil",
     "msgstorm.live.chain.cometbft",
 ))
