@@ -59,8 +59,7 @@ def _ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
-@pytest.fixture()
-def _kafka() -> None:
+def require_kafka() -> None:
     """The jars and a JVM, else skip naming how to get them (fail under CI=true)."""
     reason = None
     if shutil.which("java") is None:
@@ -74,6 +73,11 @@ def _kafka() -> None:
         if _ci():
             pytest.fail(f"{reason}; CI must fetch them in .ci/run")
         pytest.skip(reason)
+
+
+@pytest.fixture()
+def _kafka() -> None:
+    require_kafka()
 
 
 def _event(result: RunResult, kind: str) -> list[dict[str, Any]]:

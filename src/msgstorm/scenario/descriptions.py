@@ -42,7 +42,7 @@ DESCRIPTIONS: dict[str, str] = {
     "Scenario.limits": "[`[limits]`](#limits)",
     "Scenario.market": "prices, an oracle, accounts and keepers: what delay costs (sim): [`[market]`](#market)",
     # [live]
-    "LiveSpec.url": "a server you run (`nats://`, `redis://`, `mqtt://`, `tcp://` for ZeroMQ); without it msgstorm "
+    "LiveSpec.url": "a server you run (`nats://`, `redis://`, `mqtt://`, `kafka://`, `tcp://` for ZeroMQ); without it msgstorm "
                     "starts one on a free loopback port and stops it on every way out",
     "LiveSpec.allow_remote": "load goes only to 127.0.0.0/8 or ::1; a `url` off this machine is refused "
                              "without this (`--allow-remote`)",
