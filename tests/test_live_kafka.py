@@ -232,3 +232,38 @@ def test_acks_0_commits_on_receipt_and_still_reads_the_log_back(tmp_path: Path) 
     [audit] = _event(result, "log_audit")
     assert audit["acked"] == 0 and audit["partitions"]["0"]["stored"] == sent
     assert_nothing_left(result.run_dir)
+
+
+# The leader of partition 0 SIGKILLed 1.5 s in, started again on its port and data 2 s later.
+CRASH_LEADER = """
+[[faults]]
+kind = "crash"
+node = "leader"
+at = "1.5s"
+restart_after = "2s"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("_kafka")
+def test_a_killed_leader_loses_no_acknowledged_message_at_acks_all_and_min_insync_2(tmp_path: Path) -> None:
+    kafka = 'partitions = 2\nbrokers = 3\nreplication = 3\nmin_insync_replicas = 2\nacks = "all"\nidempotence = true'
+    scenario = _scenario(kafka, duration="4s", rate=500, faults=CRASH_LEADER)
+    scenario = scenario.model_copy(update={"live": scenario.live.model_copy(update={"start_timeout": 90_000_000_000})})
+    result = run(scenario, tmp_path / "run")
+    summary = result.summary
+    sent = _sent(summary, 2000)
+    [crash] = [e for e in _event(result, "fault_start") if e["kind"] == "crash"]
+    assert crash["server"] in {"kafka-0", "kafka-1", "kafka-2"} and crash["signal"] == "SIGKILL"
+    # Every acknowledged message is in the log at its offset, once, in send order.
+    [audit] = _event(result, "log_audit")
+    committed = summary["messages"]["committed"]
+    assert audit["acked"] == audit["at_offset"] == committed == sent
+    assert audit["lost"] == audit["missing"] == audit["replaced"] == 0
+    assert audit["out_of_order"] == audit["duplicated"] == 0
+    delivery = summary["delivery"]
+    assert delivery["stream"] == {"stored": sent, "acked_missing": 0, "duplicated": 0, "unexpected": 0}
+    assert delivery["lost"]["total"] == delivery["duplicated"] == 0
+    stops = {e["name"]: e for e in _event(result, "server_stop")}
+    assert set(stops) == {"kafka-0", "kafka-1", "kafka-2"}
+    assert_nothing_left(result.run_dir)

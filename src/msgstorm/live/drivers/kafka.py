@@ -46,6 +46,7 @@ of first receipts. Consumer receipts are ``deliveries`` rows (``consumer-<i>``).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -163,6 +164,7 @@ class KafkaDriver(HasServers, LeadsStream):
         self._warm_up_topic = f"{self.settings.topic}.msgstorm-warm-up"
         self._partitions = self.settings.partitions
         self._producer: Producer | None = None
+        self._admin: AdminClient | None = None  # made with the topic, asked for leaders after
         self._consumers: list[Consumer] = []
         self._assigned: list[set[int] | None] = []
         self._staged: list[tuple[list[int], list[int], bytes, list[int]]] = []  # ids, partitions, data, ends
@@ -193,7 +195,9 @@ class KafkaDriver(HasServers, LeadsStream):
 
     async def stream_leader(self) -> str:
         """The broker leading partition 0 of the topic now."""
-        admin = AdminClient({"bootstrap.servers": self._bootstrap})
+        admin = self._admin
+        if admin is None:
+            admin = self._admin = AdminClient({"bootstrap.servers": self._bootstrap})
         metadata = await asyncio.get_running_loop().run_in_executor(
             None, lambda: admin.list_topics(self._topic, timeout=10))
         leader = metadata.topics[self._topic].partitions[0].leader
@@ -223,15 +227,20 @@ class KafkaDriver(HasServers, LeadsStream):
                 for server in self.servers]
 
     def stop_servers(self) -> None:
+        # Every broker at once: each one's controlled shutdown goes on beside the others' (one
+        # after another, a broker whose quorum left first waits out its timeout alone).
+        if len(self.servers) > 1:
+            with concurrent.futures.ThreadPoolExecutor(len(self.servers)) as pool:
+                list(pool.map(lambda server: server.stop(), self.servers))
         for server in self.servers:
-            server.stop()
+            server.stop()  # a no-op for one stopped above
 
     # --- connecting -----------------------------------------------------------------------
 
     def _create_topic(self) -> None:
         """The topic, made once every broker has joined (a topic made before has too few
         brokers to place its replicas on)."""
-        admin = AdminClient({"bootstrap.servers": self._bootstrap})
+        admin = self._admin = AdminClient({"bootstrap.servers": self._bootstrap})
         deadline = time.monotonic() + ADMIN_TIMEOUT_S
         while len(admin.list_topics(timeout=10).brokers) < self.settings.replication:
             if time.monotonic() > deadline:

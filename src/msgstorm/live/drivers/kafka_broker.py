@@ -80,7 +80,10 @@ def broker_properties(node_id: int, port: int, voters: dict[int, int], data: Pat
         f"transaction.state.log.replication.factor={replicas}", "transaction.state.log.min.isr=1",
         f"share.coordinator.state.topic.replication.factor={replicas}", "share.coordinator.state.topic.min.isr=1",
         "group.initial.rebalance.delay.ms=0", "auto.create.topics.enable=false", "num.partitions=1",
-        # A broker killed comes back fast: leadership moves back to it soon after it rejoins.
+        # A broker killed is fenced, and its partitions get new leaders, 3 s after its last
+        # heartbeat (Kafka's default, 9 s, would stall acks = "all" produces that long).
+        "broker.heartbeat.interval.ms=500", "broker.session.timeout.ms=3000",
+        # A broker back takes its partitions' leadership again soon after it rejoins.
         "leader.imbalance.check.interval.seconds=5", ""])
 
 
