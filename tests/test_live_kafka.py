@@ -159,6 +159,17 @@ def test_missing_jars_are_reported_with_the_fetch_command(tmp_path: Path, monkey
     assert FETCH in str(caught.value) and isinstance(caught.value, TargetError)
 
 
+def test_a_machine_without_java_is_told_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "kafka_2.13-4.1.1.jar").write_bytes(b"")
+    monkeypatch.setenv("MSGSTORM_KAFKA_LIBS", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java on it
+    from msgstorm.live.drivers.kafka_broker import kafka_brokers
+
+    with pytest.raises(ServerError, match="java not found: Apache Kafka needs Java 17"):
+        kafka_brokers(1, tmp_path / "servers", 10.0)
+    assert not (tmp_path / "servers").exists(), "nothing written before the check"
+
+
 @pytest.mark.parametrize("old, new, field, words", [
     ('acks = "all"', 'acks = "2"', "live.kafka.acks", "'0', '1' or 'all'"),
     ('acks = "all"', 'acks = "1"', "live.kafka", 'idempotence needs acks = "all"'),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -91,6 +92,9 @@ def kafka_brokers(count: int, directory: Path, start_timeout_s: float) -> list[M
     """``count`` brokers' ``ManagedServer``s (not started), their storage formatted: broker
     ``kafka-<i>`` is node ``i + 1``; its client port is the server's ``port``."""
     libs = find_kafka_libs()
+    if shutil.which("java") is None:
+        raise ServerError("java not found: Apache Kafka needs Java 17 or later (e.g. apt-get install "
+                          "openjdk-17-jre-headless)")
     directory.mkdir(parents=True, exist_ok=True)
     log4j = directory / "kafka-log4j.properties"
     log4j.write_text(_LOG4J, encoding="utf-8")
