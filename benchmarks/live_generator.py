@@ -9,6 +9,7 @@ install brings):
     python benchmarks/live_generator.py --redis      # the same against a Redis Stream (redis-server)
     python benchmarks/live_generator.py --mqtt       # the same against mosquitto, QoS 1 (--qos 0|1|2)
     python benchmarks/live_generator.py --rabbitmq   # the same against a RabbitMQ quorum queue, confirms on
+    python benchmarks/live_generator.py --kafka      # against one Kafka broker, vs its own producer-perf tool
 
 Both sides use one core-NATS server this script starts on loopback, one publisher
 connection and one subscriber connection, 128-byte messages, producer and consumer in
@@ -59,6 +60,15 @@ while a second connection consumes them (manual acks, prefetch 1000); its rate i
 N / (last receipt - first publish). msgstorm runs ``target = "rabbitmq"`` (one consumer, a
 quorum queue, its audit queue beside it) on new queues each run, deleted after. The plain loop
 runs before the search, halfway and after it, as for MQTT.
+With ``--kafka`` the script starts one Apache Kafka broker in KRaft mode as msgstorm does
+(``drivers/kafka_broker.py``; the jars from ``scripts/fetch-kafka.sh``). The plain loop is
+Kafka's own producer-performance tool from the same jars
+(``org.apache.kafka.tools.ProducerPerformance``, what ``kafka-producer-perf-test.sh`` runs):
+N records of 128 bytes to a topic of one partition as fast as its Java producer takes them
+(``--throughput -1``), acks ``all``, idempotent, ``linger.ms=1``, msgstorm's settings; its rate
+is the records/sec it prints (until the last ack: it has no consumer). It runs before the
+search, halfway through and after it, as paho does. msgstorm runs ``target = "kafka"``
+(``live.url`` the same broker, a new topic of one partition each run, one consumer in a group).
 
 The ratio is msgstorm's highest sustained rate / the plain loop's rate. The plain loop
 sets a ceiling an open-loop generator cannot pass in the same process: it does no
@@ -99,6 +109,7 @@ jetstream = {{ stream = "BENCH{number}", storage = "memory", client = "{client}"
 redis = {{ stream = "bench{number}" }}
 mqtt = {{ topic = "bench{number}", qos = {qos} }}
 rabbitmq = {{ queue = "bench{number}" }}
+kafka = {{ topic = "bench{number}" }}
 consumers = 1
 {record}
 
@@ -301,6 +312,30 @@ async def delete_queues(url: str, name: str) -> None:
         await connection.close()
 
 
+def plain_kafka(libs: Path, bootstrap: str, topic: str, count: int, size: int = 128) -> float:
+    """Records per second Kafka's ProducerPerformance reports for ``count`` records of ``size``
+    bytes to ``topic`` at full speed (acks all, idempotent, linger.ms 1: msgstorm's defaults)."""
+    import subprocess
+
+    from msgstorm.live.drivers.kafka_broker import java_command
+
+    command = java_command(libs, "org.apache.kafka.tools.ProducerPerformance", "--topic", topic, "--num-records",
+                           str(count), "--record-size", str(size), "--throughput", "-1", "--producer-props",
+                           f"bootstrap.servers={bootstrap}", "acks=all", "enable.idempotence=true", "linger.ms=1")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
+    last = [line for line in done.stdout.splitlines() if "records sent" in line][-1]
+    # "1000000 records sent, 254582.0 records/sec (31.08 MB/sec), ..."
+    return float(last.split("records sent, ", 1)[1].split(" records/sec", 1)[0])
+
+
+def create_kafka_topic(bootstrap: str, topic: str) -> None:
+    from confluent_kafka.admin import AdminClient
+    from confluent_kafka.cimpl import NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # held until the answer: its end cancels the request
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+
+
 async def delete_stream(url: str, name: str) -> None:
     client = await nats.connect(url)
     try:
@@ -354,6 +389,8 @@ def main() -> int:
     parser.add_argument("--mqtt", action="store_true", help="an MQTT topic on mosquitto (from the OS)")
     parser.add_argument("--rabbitmq", action="store_true",
                         help="a RabbitMQ quorum queue with publisher confirms (rabbitmq-server from the OS)")
+    parser.add_argument("--kafka", action="store_true", help="a Kafka topic on one KRaft broker (jars: "
+                                                               "scripts/fetch-kafka.sh), vs ProducerPerformance")
     parser.add_argument("--qos", type=int, choices=[0, 1, 2], default=1, help="the MQTT QoS (with --mqtt)")
     parser.add_argument("--start-rate", type=int, default=5_000,
                         help="the search's first rate (it doubles from there until a rate fails, then bisects)")
@@ -376,6 +413,11 @@ def main() -> int:
         from msgstorm.scenario.live import LiveSpec
 
         rabbit = RabbitMqDriver(LiveSpec(), directory, lambda _kind, _detail: None)
+    elif args.kafka:
+        from msgstorm.live.drivers.kafka_broker import find_kafka_libs, kafka_brokers
+
+        [server] = kafka_brokers(1, directory, 60.0)
+        port = server.port
     elif args.mqtt:
         from msgstorm.live.drivers.mqtt import mosquitto_config
 
@@ -401,10 +443,11 @@ def main() -> int:
         server = rabbit.servers[0]
     else:
         server.start()
-        url = f"{'mqtt' if args.mqtt else 'redis' if args.redis else 'nats'}://127.0.0.1:{port}"
+        scheme = "kafka" if args.kafka else "mqtt" if args.mqtt else "redis" if args.redis else "nats"
+        url = f"{scheme}://127.0.0.1:{port}"
     plains: list[float] = []
-    # Interleaved plain runs (before, halfway, after): MQTT and RabbitMQ.
-    interleaved = args.mqtt or args.rabbitmq
+    # Interleaved plain runs (before, halfway, after): MQTT, RabbitMQ and Kafka.
+    interleaved = args.mqtt or args.rabbitmq or args.kafka
 
     def measure_plain() -> float:
         if args.rabbitmq:
@@ -412,13 +455,19 @@ def main() -> int:
             print(f"plain aio-pika publish loop, confirms, quorum queue: {mqtt_count:,} messages, "
                   f"{plains[-1]:,.0f}/s end to end")
             return max(plains)
+        if args.kafka:
+            topic = f"perf{len(plains)}"
+            create_kafka_topic(f"127.0.0.1:{port}", topic)
+            plains.append(plain_kafka(find_kafka_libs(), f"127.0.0.1:{port}", topic, plain_count))
+            print(f"Kafka ProducerPerformance: {plain_count:,} records, {plains[-1]:,.0f}/s until the last ack")
+            return max(plains)
         plains.append(plain_mqtt(port, mqtt_count, args.qos))
         print(f"plain paho-mqtt publish loop, QoS {args.qos}: {mqtt_count:,} messages, {plains[-1]:,.0f}/s end to end")
         return max(plains)
 
     try:
-        target = ("rabbitmq" if args.rabbitmq else "mqtt" if args.mqtt else "redis" if args.redis else
-                  "jetstream" if args.jetstream else "nats")
+        target = ("rabbitmq" if args.rabbitmq else "kafka" if args.kafka else "mqtt" if args.mqtt else
+                  "redis" if args.redis else "jetstream" if args.jetstream else "nats")
         if interleaved:
             plain = measure_plain()
         elif args.redis:
@@ -448,7 +497,10 @@ def main() -> int:
             if bisections < 0:
                 break
             rate = rate * 2 if high is None else (low + high) // 2
-        if interleaved:
+        if args.kafka:
+            plain = measure_plain()
+            print(f"ProducerPerformance: fastest of {len(plains)} runs {plain:,.0f}/s")
+        elif interleaved:
             # On a busy machine no rate keeps a 1 ms p99 send lag: what msgstorm moves past its
             # schedule, acked and received with nothing lost, is said beside it.
             _, facts = msgstorm_at(url, args.peak_rate, duration, args.client, target, args.record_every, args.qos)

@@ -287,7 +287,7 @@ SIM_TOUR = ["quickstart", "ramp", "flash-crash", "matching-engine", "black-thurs
 # Live examples whose excerpts the tour shows: a real anvil each, run with the slow tests.
 LIVE_TOUR = ["live-anvil-black-thursday", "live-anvil-black-thursday-fee-aware"]
 # Live broker examples whose excerpts the tour shows: a real broker each, run with the slow tests.
-LIVE_BROKER_TOUR = ["live-mqtt", "live-rabbitmq"]
+LIVE_BROKER_TOUR = ["live-mqtt", "live-rabbitmq", "live-kafka"]
 # The live rollup on two anvils (live/chain/rollup.py), run with the slow tests.
 LIVE_ROLLUP_TOUR = ["live-rollup"]
 
@@ -431,6 +431,31 @@ def test_the_readme_shows_rows_the_live_rabbitmq_example_prints_and_its_claim_ho
     assert 0 < messages["sequenced"] < messages["sent"] and messages["lost"] > 0
     assert delivery["stream"]["stored"] >= messages["sequenced"]
     assert summary["connections"]["disconnects"] == 3
+
+
+@pytest.mark.slow
+def test_the_readme_shows_rows_the_live_kafka_example_prints_and_its_claim_holds(tmp_path: Path) -> None:
+    """live-kafka's excerpt rows are rows its run prints, number for number aside; its claims:
+    every message acked, received once by the group and read back from the log, each
+    acknowledged (partition, offset) holding its message."""
+    import json
+
+    from test_live_kafka import require_kafka
+
+    require_kafka()
+    result = msgstorm.run(msgstorm.load_scenario(ROOT / "examples" / "live-kafka.toml"), tmp_path / "run")
+    summary = result.summary
+    printed, excerpt = table_rows(terminal_lines(summary)), table_rows(_tour_excerpts()["live-kafka"])
+    assert set(excerpt) == {"messages", "delivery (received / expected)", "stream read back (after the run)"}
+    for label, value in excerpt.items():
+        assert numbers_masked(printed[label]).startswith(numbers_masked(value)), (label, printed[label])
+    delivery, messages = summary["delivery"], summary["messages"]
+    assert messages["sent"] + messages["unsent"] == 25_000 and messages["committed"] == messages["sent"] >= 24_000
+    assert delivery["fanout"] is False and delivery["received"] == delivery["expected"] == messages["sent"]
+    assert delivery["duplicated"] == delivery["lost"]["total"] == 0
+    assert delivery["stream"]["stored"] == messages["sent"] and delivery["stream"]["acked_missing"] == 0
+    [audit] = [json.loads(str(e["detail"])) for e in result.history.events.to_pylist() if e["kind"] == "log_audit"]
+    assert audit["acked"] == audit["at_offset"] == messages["sent"] and audit["lost"] == audit["out_of_order"] == 0
 
 
 def test_an_excerpt_line_the_terminal_does_not_print_fails() -> None:

@@ -46,6 +46,7 @@ DECLARED = {
     "jetstream": {"HasServers", "LeadsStream", "HasRouteLinks", "ReadsNodes", "RoutesClients", "AnnouncesMaxPayload"},
     "redis": {"HasServers"},
     "zmq": set(),
+    "kafka": {"HasServers", "LeadsStream"},
 }
 
 

@@ -97,9 +97,10 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 TargetOption = Annotated[str | None, typer.Option(
     "--target", metavar="NAME|URL",
-    help="where to run: sim, nats, jetstream, redis, zmq, mqtt, rabbitmq, anvil, cometbft (msgstorm starts the server, the EVM "
-         "node or the validators), or "
-         "the URL of one you run (nats:// or tls://, jetstream://, redis:// or rediss://, mqtt://, amqp:// or rabbitmq://, http:// or ws:// an EVM "
+    help="where to run: sim, nats, jetstream, redis, zmq, mqtt, rabbitmq, kafka, anvil, cometbft (msgstorm starts the "
+         "server, the EVM node or the validators), or "
+         "the URL of one you run (nats:// or tls://, jetstream://, redis:// or rediss://, mqtt://, amqp:// or rabbitmq://, "
+         "kafka:// the bootstrap brokers, http:// or ws:// an EVM "
          "node's JSON-RPC; tcp:// the endpoint ZeroMQ binds); overrides the scenario's target")]
 AllowRemoteOption = Annotated[bool, typer.Option(
     "--allow-remote", help="let --target or live.url name an address off this machine (load goes only "

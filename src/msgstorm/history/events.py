@@ -65,6 +65,11 @@ class EventKind(StrEnum):
     # {"servers_stopped", "proxies_closed", "resumed": [names], "left": [what still runs or listens]}
     CLEANUP = "cleanup"
     READ_BACK = "read_back"  # live, after the drain: value = messages the broker stored (null: cannot tell)
+    # live Kafka, after the read-back: detail {"lost": acknowledged (partition, offset)s that do
+    # not hold their message in the log read back (missing + replaced), "acked", "at_offset", "missing", "replaced",
+    # "out_of_order", "duplicated", "partitions": {partition: {"stored", "missing", "replaced",
+    # "out_of_order"}}} (drivers/kafka.py)
+    LOG_AUDIT = "log_audit"
     INTERRUPTED = "interrupted"
     # live chain: transactions the node refused for one reason; value = how many, detail
     # {"reason", "error": the node's words for the first}

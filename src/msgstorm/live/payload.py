@@ -88,6 +88,13 @@ class StoredCopy:
         self.damaged += damaged
         self._count += len(page)
 
+    def add_ids(self, ids: np.ndarray, damaged: int) -> None:
+        """A page already read: its readable ids (int64, in order) and how many payloads in
+        it carried none."""
+        self._pages.append(np.asarray(ids, dtype=np.int64))
+        self.damaged += damaged
+        self._count += int(ids.size) + damaged
+
     def __len__(self) -> int:
         return self._count
 

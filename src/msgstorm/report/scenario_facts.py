@@ -66,7 +66,7 @@ def scenario_value(key: str, value: Any, in_duration: bool = False, rate_keys: f
 
 
 # The [live] settings of every driver, each under its own table: a run shows its own only.
-_LIVE_DRIVERS = ("nats", "jetstream", "redis", "zmq", "mqtt", "rabbitmq", "anvil", "cometbft")
+_LIVE_DRIVERS = ("nats", "jetstream", "redis", "zmq", "mqtt", "rabbitmq", "kafka", "anvil", "cometbft")
 
 
 def scenario_facts(scenario: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -42,8 +42,8 @@ DESCRIPTIONS: dict[str, str] = {
     "Scenario.limits": "[`[limits]`](#limits)",
     "Scenario.market": "prices, an oracle, accounts and keepers: what delay costs (sim): [`[market]`](#market)",
     # [live]
-    "LiveSpec.url": "a server you run (`nats://`, `redis://`, `mqtt://`, `amqp://` for RabbitMQ, `tcp://` for "
-                    "ZeroMQ); without it msgstorm "
+    "LiveSpec.url": "a server you run (`nats://`, `redis://`, `mqtt://`, `amqp://` for RabbitMQ, `kafka://`, `tcp://` "
+                    "for ZeroMQ); without it msgstorm "
                     "starts one on a free loopback port and stops it on every way out",
     "LiveSpec.allow_remote": "load goes only to 127.0.0.0/8 or ::1; a `url` off this machine is refused "
                              "without this (`--allow-remote`)",
@@ -63,6 +63,7 @@ DESCRIPTIONS: dict[str, str] = {
     "LiveSpec.zmq": "[`[live.zmq]`](#livezmq)",
     "LiveSpec.mqtt": "[`[live.mqtt]`](#livemqtt)",
     "LiveSpec.rabbitmq": "[`[live.rabbitmq]`](#liverabbitmq)",
+    "LiveSpec.kafka": "[`[live.kafka]`](#livekafka)",
     "LiveSpec.anvil": "[`[live.anvil]`](#liveanvil)",
     "LiveSpec.cometbft": "[`[live.cometbft]`](#livecometbft)",
     "NatsSpec.client": "`wire`: msgstorm's own core-NATS client (compiled framing and parsing, plain "
@@ -105,6 +106,18 @@ DESCRIPTIONS: dict[str, str] = {
     "RabbitMqSpec.fanout": "true: each consumer gets every message (a queue each); false: they share one queue",
     "RabbitMqSpec.max_inflight": "publishes awaiting their publisher confirm before the publisher waits",
     "RabbitMqSpec.prefetch": "messages a consumer holds unacknowledged at most (basic.qos)",
+    "KafkaSpec.topic": "the topic produced to (made by msgstorm; on a cluster you run it must not exist yet)",
+    "KafkaSpec.partitions": "the topic's partitions (a message's key picks its partition)",
+    "KafkaSpec.brokers": "brokers msgstorm starts on loopback (KRaft, each broker and controller): 1 or 3",
+    "KafkaSpec.replication": "copies of each partition (at most `brokers`)",
+    "KafkaSpec.min_insync_replicas": "the topic's `min.insync.replicas` (acks `all` is refused below it)",
+    "KafkaSpec.unclean_leader_election": "the topic's `unclean.leader.election.enable`",
+    "KafkaSpec.acks": "the producer's acks: `0` none, `1` the leader, `all` every in-sync replica",
+    "KafkaSpec.idempotence": "the idempotent producer (`enable.idempotence`; needs acks `all`)",
+    "KafkaSpec.linger": "the producer's `linger.ms` (whole ms)",
+    "KafkaSpec.batch_bytes": "the producer's `batch.size`",
+    "KafkaSpec.group": "the consumer group every consumer joins (each message to one)",
+    "KafkaSpec.burst": "messages due at once handed to the producer in one pass, at most",
     "AnvilSpec.accounts": "funded dev accounts that send, each from one with nothing in the pool",
     "AnvilSpec.market_accounts": "with `[market]`: more dev accounts, for the oracle's, keepers' and top-ups' transactions only",
     "AnvilSpec.balance_eth": "each dev account's starting balance (ether)",

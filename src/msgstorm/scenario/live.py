@@ -1,6 +1,6 @@
 """The scenario's ``[live]`` section: how a live target is reached, and each driver's
 own settings (``[live.nats]``, ``[live.jetstream]``, ``[live.redis]``, ``[live.zmq]``,
-``[live.mqtt]``, ``[live.rabbitmq]``, ``[live.anvil]``, ``[live.cometbft]``).
+``[live.mqtt]``, ``[live.rabbitmq]``, ``[live.kafka]``, ``[live.anvil]``, ``[live.cometbft]``).
 
 Part of the scenario schema (``msgstorm.scenario.schema.Scenario`` holds ``live``); the
 drivers under ``msgstorm.live`` read it.
@@ -15,7 +15,8 @@ from pydantic import Field, model_validator
 from msgstorm.scenario.distributions import DurationNs
 from msgstorm.scenario.spec import Spec
 
-__all__ = ["AnvilSpec", "CometbftSpec", "JetStreamSpec", "LiveSpec", "MqttSpec", "NatsSpec", "RabbitMqSpec", "RedisSpec", "ZmqSpec"]
+__all__ = ["AnvilSpec", "CometbftSpec", "JetStreamSpec", "KafkaSpec", "LiveSpec", "MqttSpec", "NatsSpec", "RabbitMqSpec",
+           "RedisSpec", "ZmqSpec"]
 
 
 class NatsSpec(Spec):
@@ -137,6 +138,50 @@ class RabbitMqSpec(Spec):
     prefetch: int = Field(default=1000, ge=1, le=65_535)
 
 
+class KafkaSpec(Spec):
+    """``[live.kafka]``: the topic a ``target = "kafka"`` run produces to (Apache Kafka in
+    KRaft mode, started by msgstorm from its jars, or named by a ``kafka://`` URL)."""
+
+    topic: str = Field(default="msgstorm", pattern=r"^[A-Za-z0-9._-]{1,200}$")
+    partitions: int = Field(default=1, ge=1, le=1000)
+    # Brokers msgstorm starts (each broker and controller, on loopback): 1, or 3 for a
+    # replicated topic; with live.url the cluster is the user's.
+    brokers: Literal[1, 3] = 1
+    # Copies of each partition (at most ``brokers``).
+    replication: int = Field(default=1, ge=1, le=3)
+    # The topic's min.insync.replicas: with acks = "all" a produce is refused (and retried)
+    # while fewer replicas are in sync.
+    min_insync_replicas: int = Field(default=1, ge=1, le=3)
+    # The topic's unclean.leader.election.enable: a replica that was out of sync may become
+    # leader, and what it lacked is gone.
+    unclean_leader_election: bool = False
+    # The producer's acks: "0" none (a message is committed by its first receipt), "1" the
+    # leader wrote it, "all" every in-sync replica did.
+    acks: Literal["0", "1", "all"] = "all"
+    # The idempotent producer (enable.idempotence): no duplicate and no reordering on a
+    # retry; needs acks = "all".
+    idempotence: bool = True
+    # The producer's linger.ms and batch.size (bytes): how long and how much it gathers
+    # into one produce request.
+    linger: DurationNs = Field(default=1_000_000, ge=0)
+    batch_bytes: int = Field(default=1_048_576, ge=1, le=64 << 20)
+    # The consumer group all consumers join (each message goes to one of them).
+    group: str = Field(default="msgstorm", pattern=r"^[A-Za-z0-9._-]{1,200}$")
+    # Messages due at once handed to the producer in one pass, at most.
+    burst: int = Field(default=1024, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSpec:
+        if self.replication > self.brokers:
+            raise ValueError(f"replication {self.replication} needs as many brokers: brokers is {self.brokers}")
+        if self.min_insync_replicas > self.replication:
+            raise ValueError(f"min_insync_replicas {self.min_insync_replicas} is more than the topic's "
+                             f"replication {self.replication}: every acks = \"all\" produce would be refused")
+        if self.idempotence and self.acks != "all":
+            raise ValueError(f'idempotence needs acks = "all" (acks is "{self.acks}"): set idempotence = false')
+        return self
+
+
 class AnvilSpec(Spec):
     """``[live.anvil]``: the EVM node a ``target = "anvil"`` run sends transactions to.
 
@@ -226,5 +271,6 @@ class LiveSpec(Spec):
     # Left out of the scenario's dump when default, so that scenarios without it keep their hash.
     rabbitmq: RabbitMqSpec = Field(default_factory=RabbitMqSpec, exclude_if=lambda spec: spec == RabbitMqSpec())
     # Left out of the scenario's dump when default, so that scenarios without it keep their hash.
+    kafka: KafkaSpec = Field(default_factory=KafkaSpec, exclude_if=lambda spec: spec == KafkaSpec())
     anvil: AnvilSpec = Field(default_factory=AnvilSpec, exclude_if=lambda spec: spec == AnvilSpec())
     cometbft: CometbftSpec = Field(default_factory=CometbftSpec, exclude_if=lambda spec: spec == CometbftSpec())

@@ -69,6 +69,7 @@ _SECTIONS: list[_Section] = [
     ("[live.zmq]", live.ZmqSpec),
     ("[live.mqtt]", live.MqttSpec),
     ("[live.rabbitmq]", live.RabbitMqSpec),
+    ("[live.kafka]", live.KafkaSpec),
     ("[live.anvil]", live.AnvilSpec),
     ("[live.cometbft]", live.CometbftSpec),
     ("[network]", schema.NetworkSpec),

@@ -227,6 +227,7 @@ LIVE_DRIVERS: Registry[Any] = Registry("live driver", (
     "msgstorm.live.drivers.redis",
     "msgstorm.live.drivers.mqtt",
     "msgstorm.live.drivers.rabbitmq",
+    "msgstorm.live.drivers.kafka",
     "msgstorm.live.chain.anvil",
     "msgstorm.live.chain.cometbft",
 ))

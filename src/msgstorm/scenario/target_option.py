@@ -3,7 +3,7 @@
 Place in the pipeline: the scenario layer, before validation. ``run`` and ``validate`` turn
 ``--target NAME_OR_URL`` into ``--set`` overrides, so the scenario is validated (and a
 remote address refused) exactly as if the file said it. A name picks a target msgstorm
-starts itself (``sim``, ``nats``, ``jetstream``, ``redis``, ``zmq``, ``mqtt``, ``rabbitmq``, ``anvil``, ``cometbft``, or a registered
+starts itself (``sim``, ``nats``, ``jetstream``, ``redis``, ``zmq``, ``mqtt``, ``rabbitmq``, ``kafka``, ``anvil``, ``cometbft``, or a registered
 driver); a URL picks a server the user already runs, its scheme naming the driver (for ZeroMQ, which has
 no server, ``tcp://`` names the endpoint msgstorm's publisher binds).
 """
@@ -26,6 +26,7 @@ URL_SCHEMES: dict[str, tuple[str, str]] = {
     "mqtt": ("mqtt", "mqtt"),
     "rabbitmq": ("rabbitmq", "amqp"),
     "amqp": ("rabbitmq", "amqp"),
+    "kafka": ("kafka", "kafka"),  # a bootstrap broker's host:port
     "tcp": ("zmq", "tcp"),  # the endpoint the ZeroMQ publisher binds (there is no server)
     # An EVM node's JSON-RPC (anvil or any node with unlocked accounts); new heads come over
     # WebSocket on the same host and port.
@@ -39,7 +40,7 @@ def target_overrides(value: str, allow_remote: bool = False) -> list[str]:
     text = value.strip()
     if "://" not in text:
         if not text or not text.replace("-", "").replace("_", "").isalnum():
-            raise ValueError(f"--target {value!r}: expected a target name (sim, nats, jetstream, redis, zmq, mqtt, rabbitmq, anvil, cometbft) "
+            raise ValueError(f"--target {value!r}: expected a target name (sim, nats, jetstream, redis, zmq, mqtt, rabbitmq, kafka, anvil, cometbft) "
                              "or a server URL such as nats://127.0.0.1:4222")
         if text != "sim":
             from msgstorm.scenario.registry import (

@@ -1,0 +1,280 @@
+"""Live target against real Apache Kafka (KRaft mode), started from the pinned release's jars.
+
+No mocks: msgstorm formats and starts the brokers itself, produces through librdkafka,
+consumes in one consumer group and, after the run, reads every partition back and checks
+each acknowledged (partition, offset) against the log. The tests that need the jars skip
+outside CI with the fetch command as the reason (under ``CI=true`` a missing jar fails:
+``.ci/run`` fetches them); the audit itself is checked on hand-made logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import assert_checks_valid
+
+from msgstorm.errors import TargetError
+from msgstorm.history import read_history
+from msgstorm.live.drivers.kafka import audit_log, bootstrap_servers
+from msgstorm.live.drivers.kafka_broker import FETCH, broker_properties, find_kafka_libs
+from msgstorm.live.servers import ServerError
+from msgstorm.runner import RunResult, run
+from msgstorm.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
+
+LIVE = """
+target = "kafka"
+
+[run]
+name = "live-kafka"
+duration = "{duration}"
+drain = "20s"
+
+[live]
+consumers = {consumers}
+
+[live.kafka]
+{kafka}
+{faults}
+[[agents]]
+name = "traders"
+arrival = {{ process = "constant", rate = "{rate}/s" }}
+size = "64B"
+keys = 8
+"""
+
+
+def _scenario(kafka: str, duration: str = "2s", rate: int = 1000, consumers: int = 2, faults: str = "") -> Scenario:
+    return parse_scenario(LIVE.format(kafka=kafka, duration=duration, rate=rate, consumers=consumers, faults=faults),
+                          source="live-kafka.toml")
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def require_kafka() -> None:
+    """The jars and a JVM, else skip naming how to get them (fail under CI=true)."""
+    reason = None
+    if shutil.which("java") is None:
+        reason = "java is not installed (install a JDK 17+, e.g. apt-get install openjdk-17-jre-headless)"
+    else:
+        try:
+            find_kafka_libs()
+        except ServerError as error:
+            reason = str(error)
+    if reason is not None:
+        if _ci():
+            pytest.fail(f"{reason}; CI must fetch them in .ci/run")
+        pytest.skip(reason)
+
+
+@pytest.fixture()
+def _kafka() -> None:
+    require_kafka()
+
+
+def _event(result: RunResult, kind: str) -> list[dict[str, Any]]:
+    return [json.loads(str(e["detail"])) for e in result.history.events.to_pylist() if e["kind"] == kind]
+
+
+def _sent(summary: dict[str, Any], scheduled: int) -> int:
+    """Messages sent of ``scheduled`` (a generator behind at the run's end leaves the last
+    few unsent, never sent late; the checks count what was sent)."""
+    messages = summary["messages"]
+    assert messages["sent"] + messages["unsent"] == scheduled and messages["sent"] >= 0.95 * scheduled
+    return int(messages["sent"])
+
+
+def assert_nothing_left(run_dir: Path) -> None:
+    for start in (e for e in read_history(run_dir).events.to_pylist() if e["kind"] == "server_start"):
+        detail = json.loads(str(start["detail"]))
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(detail["pid"]), 0)
+        port = int(detail["url"].rsplit(":", 1)[1])
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still listens"
+
+
+# --- without a broker -------------------------------------------------------------------------
+
+
+def _ids(*values: int) -> np.ndarray:
+    return np.array(values, dtype=np.int64)
+
+
+def test_the_audit_classes_every_ack_against_the_log_read_back() -> None:
+    # Acks: partition 0 offsets 0, 1, 2 hold msgs 10, 12, 14; partition 1 offsets 0, 1 hold 11, 13.
+    acked = (_ids(10, 11, 12, 13, 14), _ids(0, 1, 0, 1, 0), _ids(0, 0, 1, 1, 2))
+    # Partition 0 read back as acked. Partition 1 lost its offset 1 (an unclean leader had only
+    # offset 0), then took msg 15 and msg 13 again at offsets 1 and 2: offset 1 holds another
+    # message (replaced), and 15 before 13 is out of send order.
+    logs = {0: (_ids(0, 1, 2), _ids(10, 12, 14)), 1: (_ids(0, 1, 2), _ids(11, 15, 13))}
+    audit = audit_log(acked, logs)
+    assert audit["acked"] == 5 and audit["at_offset"] == 4
+    assert (audit["missing"], audit["replaced"], audit["out_of_order"], audit["duplicated"]) == (0, 1, 1, 0)
+    assert audit["partitions"]["0"] == {"stored": 3, "missing": 0, "replaced": 0, "out_of_order": 0}
+    assert audit["partitions"]["1"] == {"stored": 3, "missing": 0, "replaced": 1, "out_of_order": 1}
+
+
+def test_the_audit_counts_offsets_past_the_log_end_as_missing_and_second_copies_as_duplicated() -> None:
+    acked = (_ids(1, 2, 3), _ids(0, 0, 0), _ids(5, 6, 7))
+    # The log ends at offset 6 (offset 7 gone: missing); msg 1 sits at its offset 5 and a second
+    # copy of it in partition 1 (duplicated once).
+    logs = {0: (_ids(5, 6), _ids(1, 2)), 1: (_ids(0,), _ids(1))}
+    audit = audit_log(acked, logs)
+    assert (audit["at_offset"], audit["missing"], audit["replaced"], audit["duplicated"]) == (2, 1, 0, 1)
+    assert audit["partitions"]["1"] == {"stored": 1, "missing": 0, "replaced": 0, "out_of_order": 0}
+    empty = audit_log((_ids(), _ids(), _ids()), {})
+    assert (empty["acked"], empty["at_offset"], empty["partitions"]) == (0, 0, {})
+
+
+def test_a_broker_is_configured_as_broker_and_controller_on_loopback(tmp_path: Path) -> None:
+    lines = set(broker_properties(2, 20001, {1: 21001, 2: 21002, 3: 21003}, tmp_path / "d", 3).splitlines())
+    assert {"process.roles=broker,controller", "node.id=2",
+            "controller.quorum.voters=1@127.0.0.1:21001,2@127.0.0.1:21002,3@127.0.0.1:21003",
+            "listeners=PLAINTEXT://127.0.0.1:20001,CONTROLLER://127.0.0.1:21002",
+            "advertised.listeners=PLAINTEXT://127.0.0.1:20001", f"log.dirs={tmp_path / 'd'}",
+            "offsets.topic.replication.factor=3", "auto.create.topics.enable=false"} <= lines
+
+
+def test_kafka_urls_name_the_bootstrap_brokers() -> None:
+    assert bootstrap_servers("kafka://127.0.0.1:9092") == "127.0.0.1:9092"
+    assert bootstrap_servers("kafka://127.0.0.1:9092,127.0.0.1:9093") == "127.0.0.1:9092,127.0.0.1:9093"
+    for bad in ("nats://127.0.0.1:4222", "kafka://127.0.0.1", "kafka://"):
+        with pytest.raises(ValueError, match="kafka://host:port|is not host:port"):
+            bootstrap_servers(bad)
+
+
+def test_missing_jars_are_reported_with_the_fetch_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MSGSTORM_KAFKA_LIBS", str(tmp_path))
+    with pytest.raises(ServerError, match="no kafka_2.13 jar there") as caught:
+        find_kafka_libs()
+    assert FETCH in str(caught.value) and isinstance(caught.value, TargetError)
+
+
+def test_a_machine_without_java_is_told_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "kafka_2.13-4.1.1.jar").write_bytes(b"")
+    monkeypatch.setenv("MSGSTORM_KAFKA_LIBS", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java on it
+    from msgstorm.live.drivers.kafka_broker import kafka_brokers
+
+    with pytest.raises(ServerError, match="java not found: Apache Kafka needs Java 17"):
+        kafka_brokers(1, tmp_path / "servers", 10.0)
+    assert not (tmp_path / "servers").exists(), "nothing written before the check"
+
+
+@pytest.mark.parametrize("old, new, field, words", [
+    ('acks = "all"', 'acks = "2"', "live.kafka.acks", "'0', '1' or 'all'"),
+    ('acks = "all"', 'acks = "1"', "live.kafka", 'idempotence needs acks = "all"'),
+    ("partitions = 2", "partitions = 2\nreplication = 3", "live.kafka", "needs as many brokers"),
+    ("partitions = 2", "partitions = 2\nbrokers = 3\nreplication = 2\nmin_insync_replicas = 3", "live.kafka",
+     "more than the topic's replication 2"),
+    ("partitions = 2", "partitions = 0", "live.kafka.partitions", "greater than or equal to 1"),
+])
+def test_bad_kafka_settings_name_file_line_and_field(tmp_path: Path, old: str, new: str, field: str,
+                                                      words: str) -> None:
+    good = 'target = "kafka"\n[run]\nname = "k"\nduration = "1s"\n[live.kafka]\nacks = "all"\npartitions = 2\n' \
+           '[[agents]]\nname = "t"\narrival = { process = "constant", rate = "10/s" }\n'
+    path = tmp_path / "kafka.toml"
+    path.write_text(good.replace(old, new))
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    issue = caught.value.issues[0]
+    assert (issue.file, issue.field) == (str(path), field)
+    assert issue.line is not None and issue.line >= 5, issue
+    assert words in issue.message, issue.message
+    good_path = tmp_path / "good.toml"
+    good_path.write_text(good)
+    assert load_scenario(good_path).live.kafka.partitions == 2
+
+
+# --- on real brokers ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("_kafka")
+def test_every_acknowledged_offset_holds_its_message_once_and_the_group_shares_them(tmp_path: Path) -> None:
+    result = run(_scenario('partitions = 3\nacks = "all"\nidempotence = true'), tmp_path / "run")
+    summary = result.summary
+    assert summary["target"] == "kafka"
+    sent = _sent(summary, 2000)
+    assert summary["messages"]["committed"] == sent and summary["messages"]["lost"] == 0
+    assert_checks_valid(summary, ["conservation", "ordering", "committed-implies-sequenced", "stage-order", "safety",
+                                  "liveness", "delivery", "generator"])
+    assert sorted(result.history.messages.column("seq_no").to_pylist()) == list(range(sent)), "one ack each"
+    by_consumer: dict[str, list[int]] = {}
+    for row in result.history.deliveries.to_pylist():
+        by_consumer.setdefault(row["node"], []).append(row["msg_id"])
+    stream = by_consumer.pop("stream")
+    assert sorted(stream) == list(range(sent)), "the log holds every message once"
+    first, second = by_consumer["consumer-0"], by_consumer["consumer-1"]
+    assert first and second and not set(first) & set(second), "the group split the partitions"
+    assert sorted(first + second) == list(range(sent))
+    delivery = summary["delivery"]
+    assert delivery["fanout"] is False and delivery["expected"] == delivery["received"] == sent
+    assert delivery["stream"] == {"stored": sent, "acked_missing": 0, "duplicated": 0, "unexpected": 0}
+    [audit] = _event(result, "log_audit")
+    assert audit["acked"] == audit["at_offset"] == sent
+    assert audit["lost"] == audit["missing"] == audit["replaced"] == audit["out_of_order"] == audit["duplicated"] == 0
+    # keys 8 over 3 partitions: key k to partition k % 3, so partitions 0 and 1 take keys
+    # {0, 3, 6} and {1, 4, 7}, partition 2 keys {2, 5}: 3/8, 3/8 and 2/8 of the messages.
+    keys = result.history.messages.column("key").to_pylist()
+    expected = [sum(1 for key in keys if key % 3 == p) for p in range(3)]
+    assert [audit["partitions"][str(p)]["stored"] for p in range(3)] == expected
+    assert_nothing_left(result.run_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("_kafka")
+def test_acks_0_commits_on_receipt_and_still_reads_the_log_back(tmp_path: Path) -> None:
+    result = run(_scenario('partitions = 1\nacks = "0"\nidempotence = false', consumers=1, duration="1s"),
+                 tmp_path / "run")
+    summary = result.summary
+    sent = _sent(summary, 1000)
+    assert summary["messages"]["committed"] == sent
+    assert summary["delivery"]["stream"]["stored"] == sent
+    [audit] = _event(result, "log_audit")
+    assert audit["acked"] == 0 and audit["partitions"]["0"]["stored"] == sent
+    assert_nothing_left(result.run_dir)
+
+
+# The leader of partition 0 SIGKILLed 1.5 s in, started again on its port and data 2 s later.
+CRASH_LEADER = """
+[[faults]]
+kind = "crash"
+node = "leader"
+at = "1.5s"
+restart_after = "2s"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("_kafka")
+def test_a_killed_leader_loses_no_acknowledged_message_at_acks_all_and_min_insync_2(tmp_path: Path) -> None:
+    kafka = 'partitions = 2\nbrokers = 3\nreplication = 3\nmin_insync_replicas = 2\nacks = "all"\nidempotence = true'
+    scenario = _scenario(kafka, duration="4s", rate=500, faults=CRASH_LEADER)
+    scenario = scenario.model_copy(update={"live": scenario.live.model_copy(update={"start_timeout": 90_000_000_000})})
+    result = run(scenario, tmp_path / "run")
+    summary = result.summary
+    sent = _sent(summary, 2000)
+    [crash] = [e for e in _event(result, "fault_start") if e["kind"] == "crash"]
+    assert crash["server"] in {"kafka-0", "kafka-1", "kafka-2"} and crash["signal"] == "SIGKILL"
+    # Every acknowledged message is in the log at its offset, once, in send order.
+    [audit] = _event(result, "log_audit")
+    committed = summary["messages"]["committed"]
+    assert audit["acked"] == audit["at_offset"] == committed == sent
+    assert audit["lost"] == audit["missing"] == audit["replaced"] == 0
+    assert audit["out_of_order"] == audit["duplicated"] == 0
+    delivery = summary["delivery"]
+    assert delivery["stream"] == {"stored": sent, "acked_missing": 0, "duplicated": 0, "unexpected": 0}
+    assert delivery["lost"]["total"] == delivery["duplicated"] == 0
+    stops = {e["name"]: e for e in _event(result, "server_stop")}
+    assert set(stops) == {"kafka-0", "kafka-1", "kafka-2"}
+    assert_nothing_left(result.run_dir)
