@@ -28,8 +28,9 @@ from msgstorm.live.user_server import refused_by, watched_address
 from msgstorm.runner import run
 from msgstorm.scenario import parse_scenario
 
-# 2,000 messages a second for 4 s, the first at 0: 8,000 in the schedule, msg_ids 0 .. 7,999.
-RATE, SECONDS = 2_000, 4
+# 2,000 messages a second for 6 s, the first at 0: 12,000 in the schedule, msg_ids 0 .. 11,999
+# (the server is named gone 1.5 s after its first refused probe, GONE_AFTER_S).
+RATE, SECONDS = 2_000, 6
 SCHEDULE = RATE * SECONDS
 S = 1_000_000_000
 

@@ -78,7 +78,7 @@ from msgstorm.live.send_loop import run_send_loop
 from msgstorm.live.sending import LiveSender
 from msgstorm.live.servers import ManagedServer
 from msgstorm.live.stopping import STOP_SIGNALS, stop_on_signals
-from msgstorm.live.user_server import refused_by, watched_address
+from msgstorm.live.user_server import GONE_AFTER_S, refused_by, watched_address
 from msgstorm.progress import ProgressSnapshot
 from msgstorm.security.costs import CostSource, resolve_verify_cost
 from msgstorm.traffic.generate import MessageBatch
@@ -295,22 +295,27 @@ class LiveTarget(LiveSender):
 
     async def _watch_user_server(self, address: tuple[str, int], sending: asyncio.Task[None]) -> None:
         """While a client is disconnected from the user's server (``live.url``), whether the
-        server still takes connections, every ``_WATCH_S``: one that refuses them is gone
+        server still takes connections, every ``_WATCH_S``: one that refuses them for
+        ``GONE_AFTER_S`` is gone
         (``live/user_server.py``), named once (``node_down``, its URL in the detail), and the
         sending ends there, as for a user's chain node."""
         url = self.scenario.live.url
+        refused_since: int | None = None  # every probe refused since then
         while True:
             await asyncio.sleep(_WATCH_S)
-            if not self._outages_open:
-                continue
-            refused = await refused_by(address)
+            refused = await refused_by(address) if self._outages_open else None
             if refused is None:
+                refused_since = None
                 continue
-            self.node_lost_at = self._now()
+            now = self._now()
+            refused_since = now if refused_since is None else refused_since
+            if now - refused_since < GONE_AFTER_S * 1e9:
+                continue  # a server restarting on its port is back within it
+            self.node_lost_at = now
             self.log.add((self.node_lost_at, EventKind.NODE_DOWN, None, None, {
-                "name": self.scenario.target, "url": url, "returncode": None,
+                "name": self.scenario.target, "url": url, "returncode": None, "refused_since": refused_since,
                 "error": f"the server at {url} no longer takes connections ({type(refused).__name__}: {refused}) "
-                         "after a client lost its connection"}))
+                         f"after a client lost its connection, for {GONE_AFTER_S:g} s"}))
             sending.cancel()
             return
 

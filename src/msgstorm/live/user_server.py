@@ -5,9 +5,11 @@ watches; a user's is only an address, so its loss is told apart from a moment's 
 (a toxic on the link, a stalled server, a client that dropped its connection) the way
 ``live/chain/sending.py`` tells a user's node: after a client lost its connection, a new
 connection to the server's own address (not through the fault proxy) that is refused is the
-server gone. One that takes the connection, or does not answer within a second (a stopped
-process still takes connections into its backlog), is still there. The target names the
-loss once (``node_down``, its URL in the detail) and ends the sending, as for a chain node.
+server gone, once every probe for ``GONE_AFTER_S`` was refused: a server restarted on its
+port comes back within it, and its clients reconnect (a reconnection, not a loss). One that
+takes the connection, or does not answer within a second (a stopped process still takes
+connections into its backlog), is still there. The target names the loss once
+(``node_down``, its URL in the detail) and ends the sending, as for a chain node.
 
 Only addresses a server listens on are watched: ``nats://``, ``tls://``, ``jetstream://``,
 ``redis://`` and ``rediss://`` (their default ports when none is given); a ``tcp://`` URL is
@@ -19,7 +21,11 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import urlsplit
 
-__all__ = ["PROBE_TIMEOUT_S", "refused_by", "watched_address"]
+__all__ = ["GONE_AFTER_S", "PROBE_TIMEOUT_S", "refused_by", "watched_address"]
+
+# How long every probe must be refused before the server counts as gone: a server restarted
+# on its port (a restart takes a few hundred ms) is back within it.
+GONE_AFTER_S = 1.5
 
 # How long a new connection may take before the server counts as there (a stopped process
 # still takes connections into its backlog).
