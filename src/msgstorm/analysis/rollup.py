@@ -15,7 +15,6 @@ from math import fsum
 from typing import Any
 
 import numpy as np
-import pyarrow.compute as pc
 
 from msgstorm.analysis._common import ms, percentiles
 from msgstorm.history.reader import History
@@ -58,6 +57,8 @@ def _intended_of(history: History) -> Callable[[np.ndarray], np.ndarray]:
 def _stage_ns(history: History, rows: int, stage: Callable[[Columns], np.ndarray]) -> np.ndarray:
     """One stage's time (ns) for every commit, read a part of ``commits`` at a time: memory
     holds this stage's column, not the table (a day of a rollup: 17 million rows)."""
+    import pyarrow.compute as pc  # here: a run without a rollup loads no Arrow compute (tests/test_startup.py)
+
     out = np.empty(rows, dtype=np.int64)
     at = 0
     for part in history.parts("commits", ["msg_id", "t_soft", "t_safe", "t_final"]):
