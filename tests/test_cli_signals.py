@@ -142,3 +142,40 @@ def test_ctrl_c_during_analysis_says_the_history_is_whole_and_how_to_finish(tmp_
     finished = CliRunner().invoke(app, ["report", str(run_dir)])
     assert finished.exit_code == 0, finished.output
     assert json.loads((run_dir / "summary.json").read_text())["interrupted"] is False
+
+
+def test_a_signal_inside_the_compiler_is_told_apart_from_one_anywhere_else() -> None:
+    """Where a stop signal found the main thread: a frame of numba's or llvmlite's (their
+    ctypes callbacks, where a raised KeyboardInterrupt is lost and the process crashes) is
+    told apart, and the signal comes again later; any other frame stops the run at once."""
+    import sys
+
+    from msgstorm.commands.common import _in_compiler
+
+    namespace: dict[str, object] = {}
+    exec(compile("import sys\ndef here():\n    return sys._getframe()\n",  # noqa: S102 (a frame with that file name)
+                 "/venv/lib/python3.11/site-packages/llvmlite/binding/executionengine.py", "exec"), namespace)
+    inside = namespace["here"]()  # type: ignore[operator]
+    assert _in_compiler(inside)
+    assert not _in_compiler(sys._getframe())
+    assert not _in_compiler(None)
+
+
+@pytest.mark.slow
+def test_sigint_while_numba_compiles_from_a_cold_cache_settles_instead_of_crashing(tmp_path: Path) -> None:
+    """With an empty numba cache the run compiles its loops for seconds after it starts; a
+    SIGINT then (before the fix: a KeyboardInterrupt raised in llvmlite's ctypes callback, and
+    a SIGSEGV) settles as any other: exit 3, a history report reads."""
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    process = subprocess.Popen(_msgstorm("run", str(EXAMPLES / "quickstart.toml"), "--out", str(run_dir), "-q", *LONG),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    _wait_for_start(process, run_dir)
+    time.sleep(0.1)  # compiling: the signal comes again until the compiler has returned
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 3, stderr
+    assert "Traceback" not in stderr + stdout
+    history = msgstorm.read_history(run_dir)
+    assert history.run_info["interrupted"] is True
+    assert _report(run_dir).returncode == 3

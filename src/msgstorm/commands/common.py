@@ -69,6 +69,20 @@ def counted(n: int, noun: str) -> str:
     """``1 fault``, ``2 faults``."""
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
+# A stop signal that came while numba compiled comes again this much later.
+_AGAIN_S = 0.05
+
+
+def _in_compiler(frame: FrameType | None) -> bool:
+    """Whether ``frame`` (where a signal found the main thread) is inside numba or llvmlite."""
+    while frame is not None:
+        path = frame.f_code.co_filename.replace("\\", "/")
+        if "/numba/" in path or "/llvmlite/" in path:
+            return True
+        frame = frame.f_back
+    return False
+
+
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (``timeout``, a CI runner, ``kill``) stops the run as Ctrl-C does: what was
@@ -78,6 +92,16 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
     def stop(signum: int, frame: FrameType | None) -> None:
         nonlocal signals
+        if _in_compiler(frame):
+            # Raised inside one of llvmlite's ctypes callbacks (numba compiling or loading a
+            # cached function), a KeyboardInterrupt is lost there and leaves the compiler
+            # broken: the process crashes (SIGSEGV) instead of settling. The signal comes
+            # again in 50 ms, until the compiler has returned.
+            import os
+            import threading
+
+            threading.Timer(_AGAIN_S, os.kill, (os.getpid(), signum)).start()
+            return
         signals += 1
         if signals > 1:
             err.print("stopped again: exiting now; the history keeps what was flushed", highlight=False, markup=False)
