@@ -9,7 +9,7 @@ number with its unit (``report/cells.py``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rich.console import Console
@@ -420,6 +420,13 @@ def _messages_line(messages: Messages) -> str:
     return ", ".join(f"{name} {_fmt(count)}" for name, count in counts)
 
 
+def _validators_rows(halt: Validators) -> list[tuple[str, str]]:
+    """A validator network's highest round and its longest stretch without a commit."""
+    return [("max round / longest halt", f"{_fmt(halt.max_round)} / {duration_ms(halt.longest_halt_ms)}"
+             + (f" ({_fmt(halt.halt_from_s)} s to {_fmt(halt.halt_to_s)} s)" if halt.halt_from_s is not None
+                else ""))]
+
+
 def _headline(summary: Summary) -> KeptTable:
     """The headline table: one row a metric, each read from its typed section."""
     title = f"msgstorm · {summary.scenario} · seed {summary.seed} · {summary.target}"
@@ -465,46 +472,24 @@ def _headline(summary: Summary) -> KeptTable:
             head.add_row(label, text)
     if summary.connections:
         head.add_row("connections", _connections_line(summary.connections))
-    if market is not None:
-        for label, text in _market_rows(market):
-            head.add_row(label, text)
-    if summary.fairness:
-        for label, text in _fairness_rows(summary.fairness):
-            head.add_row(label, text)
-    if summary.auction:
-        for label, text in _auction_rows(summary.auction):
-            head.add_row(label, text)
-    if summary.forks:
-        for label, text in _forks_rows(summary.forks):
-            head.add_row(label, text)
-    if summary.relay:
-        for label, text in _relay_rows(summary.relay):
-            head.add_row(label, text)
-    if summary.finality:
-        for label, text in _finality_rows(summary.finality, summary.checks):
-            head.add_row(label, text)
-    if summary.consensus:
-        for label, text in consensus_rows(summary.consensus):
-            head.add_row(label, text)
-    if summary.validators:
-        halt = summary.validators
-        head.add_row("max round / longest halt", f"{_fmt(halt.max_round)} / {duration_ms(halt.longest_halt_ms)}"
-                     + (f" ({_fmt(halt.halt_from_s)} s to {_fmt(halt.halt_to_s)} s)" if halt.halt_from_s is not None
-                        else ""))
-    if summary.crosschain:
-        for label, text in crosschain_rows(summary.crosschain):
-            head.add_row(label, text)
-    if summary.rollup:
-        for label, text in rollup_rows(summary.rollup):
-            head.add_row(label, text)
-    if summary.outages:
-        for label, text in outage_rows(summary.outages):
-            head.add_row(label, text)
-    if summary.sentinel:
-        for label, text in sentinel_rows(summary.sentinel):
-            head.add_row(label, text)
-    if summary.collateral:
-        for label, text in collateral_rows(summary.collateral):
+    # The sections a run may have, each its rows, in the order the table shows them.
+    optional: list[Iterable[tuple[str, str]]] = [
+        _market_rows(market) if market is not None else (),
+        _fairness_rows(summary.fairness) if summary.fairness else (),
+        _auction_rows(summary.auction) if summary.auction else (),
+        _forks_rows(summary.forks) if summary.forks else (),
+        _relay_rows(summary.relay) if summary.relay else (),
+        _finality_rows(summary.finality, summary.checks) if summary.finality else (),
+        consensus_rows(summary.consensus) if summary.consensus else (),
+        _validators_rows(summary.validators) if summary.validators else (),
+        crosschain_rows(summary.crosschain) if summary.crosschain else (),
+        rollup_rows(summary.rollup) if summary.rollup else (),
+        outage_rows(summary.outages) if summary.outages else (),
+        sentinel_rows(summary.sentinel) if summary.sentinel else (),
+        collateral_rows(summary.collateral) if summary.collateral else (),
+    ]
+    for rows in optional:
+        for label, text in rows:
             head.add_row(label, text)
     if summary.wall_s is not None:
         head.add_row("wall time", duration_s(summary.wall_s))
