@@ -623,61 +623,6 @@ def test_the_readme_solana_spam_shedding_run_is_the_one_its_file_header_names(tm
     assert market["liquidations"]["executed"] == market["liquidations"]["eligible"]
 
 
-# Numbers of the README's tour prose that are neither in their section's excerpt nor in its
-# example's file, and where each comes from. A number added to the prose must be one of the
-# three, so that what the README says of a run is what a command prints and a test compares.
-TOUR_PROSE_NUMBERS = {
-    "venue-partial": {**{n: "test_the_readme_whole_rule_on_the_venue_crash_is_what_its_command_gives" for n in ("55", "10.3")},
-                      **{n: "test_the_readme_funding_and_thinning_book_on_the_venue_crash_are_what_their_commands_give"
-                         for n in ("5.01", "135,423", "0.18", "3.54", "3.03", "14.16", "45,965")}},
-    "black-thursday": {"98.5": "test_the_readme_fall_in_bad_debt_is_the_two_black_thursday_excerpts"},
-    "byzantine": {"30": "the file's faults: 10 s + 20 s", "1.12": "test_the_readme_gives_the_censored_liquidations_la"
-                  "tency_the_two_runs_give", "0.58": "the same test"},
-    "front-running": {"400,000": "the file: a whale's notional", "4": "10 bps per million x 400,000",
-                      "160": "4 bps of 400,000",
-                      "19": "test_the_readme_gives_the_races_won_the_ordering_table_shows"},
-    "self-healing": {n: "test_the_readme_throttling_table_is_what_the_two_runs_give"
-                     for n in ("9.63", "420,825,433", "24.529", "9,846", "13,815")},
-    "solana-spam": {"4,000": "the file: workers x service", "7.1": "the excerpt's 7.086%, and the test below",
-                    "2.9": "test_the_readme_solana_spam_shedding_run_is_the_one_its_file_header_names"},
-    "black-thursday-lane": {"158,640,702": "test_the_readme_bad_debt_without_the_lane_is_the_run_docs_examples_md_names"},
-    "cross-chain": {"2.3": "test_the_readme_cost_of_the_relay_wait_is_the_collateral_excerpts_ratio"},
-    "ramp": {n: "the file's step ramp (1000/s to 10000/s) and the excerpt's knee step" for n in
-             ("1,000", "10,000", "6,000")},
-    "rollup-outage": {n: "test_the_readme_guard_table_is_what_the_two_guarded_runs_give"
-                      for n in ("6,873,659", "3,188", "6,776,204", "3,138", "25")},
-    "matching-engine": {"22,000": "the file: 1 / median service 40 us (about)", "2,000": "the file's ramp step",
-                        "24,000": "the file's last step", "1.6": "CPU time on this machine (docs/performance.md)",
-                        "64": "x86-64"},
-}
-
-
-def _tour_prose_numbers() -> dict[str, list[str]]:
-    """Per tour section of a sim example: the numbers of its prose that its excerpt and its
-    example's file do not hold."""
-    found: dict[str, list[str]] = {}
-    for section in re.split(r"^### ", _text(README), flags=re.M)[1:]:
-        head, body = section.split("\n", 1)
-        names = re.findall(r"examples/([\w-]+)\.toml", head)
-        if not names or names[0] not in SIM_TOUR:
-            continue
-        shown = " ".join(re.findall(r"```\n(.*?)```", body, re.S))
-        prose = re.sub(r"```\n.*?```", " ", body, flags=re.S)
-        prose = re.sub(r"`[^`]*`|\[[^\]]*\]\([^)]*\)", " ", prose)  # commands, code and links
-        files = " ".join((ROOT / "examples" / f"{name}.toml").read_text()
-                         for name in set(re.findall(r"examples/([\w-]+)\.toml", section)) | set(names)
-                         if (ROOT / "examples" / f"{name}.toml").exists())
-        left = []
-        for number in re.findall(r"(?<![\w.])\d[\d,]*(?:\.\d+)?", prose):
-            number = number.rstrip(",")
-            plain = number.replace(",", "")
-            if number in shown or re.search(rf"(?<![\d.]){re.escape(plain)}(?![\d])", files.replace("_", "")):
-                continue
-            left.append(number)
-        found[names[0]] = left
-    return found
-
-
 @pytest.mark.slow
 def test_the_readme_whole_rule_on_the_venue_crash_is_what_its_command_gives(tmp_path: Path) -> None:
     """venue-partial's "with --set market.liquidation.mechanism='"whole"': N late, the fund
@@ -714,16 +659,6 @@ def test_the_readme_funding_and_thinning_book_on_the_venue_crash_are_what_their_
     for (p50, p99, deleveraged), name in ((thinning.group(2, 3, 6), "base"), (thinning.group(4, 5, 7), "thinning")):
         assert _matches(p50, runs[name]["slippage_bps"]["p50"]) and _matches(p99, runs[name]["slippage_bps"]["p99"]), name
         assert _matches(deleveraged, runs[name]["venue"]["deleveraged"]), name
-
-
-def test_every_number_of_the_tour_prose_is_printed_configured_or_accounted_for() -> None:
-    found = _tour_prose_numbers()
-    assert "quickstart" in found and "front-running" in found
-    unaccounted = {name: [n for n in numbers if n not in TOUR_PROSE_NUMBERS.get(name, {})]
-                   for name, numbers in found.items()}
-    assert all(not numbers for numbers in unaccounted.values()), unaccounted
-    stale = {name: sorted(set(numbers) - set(found.get(name, []))) for name, numbers in TOUR_PROSE_NUMBERS.items()}
-    assert all(not numbers for numbers in stale.values()), f"accounted numbers the prose no longer has: {stale}"
 
 
 @pytest.mark.slow

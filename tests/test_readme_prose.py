@@ -1,0 +1,150 @@
+"""Every number the README states comes from a command it names, and a test compares it.
+
+A number in the README's prose (outside its code blocks) must be one of: printed in an excerpt
+of its own section, set in an example file the section names, or accounted for in
+``PROSE_NUMBERS`` with where it comes from: the name of the test that runs the command and
+compares it, or how it follows from the example's file. Machine timings and measured live
+figures are not stated in the README: it links to the pages that record them with their
+command (docs/performance.md, docs/live.md).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from msgstorm.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+TESTS = Path(__file__).resolve().parent
+
+_PROSE_NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
+
+# Per README section (the first example its heading names, else its heading): the numbers of
+# its prose that neither its excerpts nor its examples' files hold, and where each comes from
+# (a test's name, which must exist, or how it follows from the file).
+PROSE_NUMBERS: dict[str, dict[str, str]] = {
+    "Quick start": {"3.11": "test_the_python_the_readme_asks_for_is_the_one_the_package_requires"},
+    "A tour of the examples": {"100": "tests/test_docs.py's TERMINAL_COLUMNS, the width its excerpts are compared at",
+                               "64": "x86-64"},
+    "flash-crash": {"15": "the file's region cut: at 11 s for 4 s"},
+    "venue-partial": {**{n: "test_the_readme_whole_rule_on_the_venue_crash_is_what_its_command_gives" for n in ("55", "10.3")},
+                      **{n: "test_the_readme_funding_and_thinning_book_on_the_venue_crash_are_what_their_commands_give"
+                         for n in ("5.01", "135,423", "127,769", "0.18", "3.54", "3.03", "14.16", "22,108", "45,965")}},
+    "black-thursday": {"98.5": "test_the_readme_fall_in_bad_debt_is_the_two_black_thursday_excerpts"},
+    "byzantine": {"30": "the file's faults: 10 s + 20 s",
+                  "1.12": "test_the_readme_gives_the_censored_liquidations_latency_the_two_runs_give",
+                  "0.58": "test_the_readme_gives_the_censored_liquidations_latency_the_two_runs_give"},
+    "front-running": {"400,000": "the file: a whale's notional", "4": "10 bps per million x 400,000",
+                      "160": "4 bps of 400,000",
+                      **{n: "test_the_readme_gives_the_races_won_the_ordering_table_shows" for n in ("19", "9")}},
+    "self-healing": {n: "test_the_readme_throttling_table_is_what_the_two_runs_give"
+                     for n in ("9.63", "420,825,433", "24.529", "9,846", "13,815")},
+    "solana-spam": {"4,000": "the file: workers x service", "7.1": "the excerpt's 7.086%",
+                    "2.9": "test_the_readme_solana_spam_shedding_run_is_the_one_its_file_header_names"},
+    "leverage-latency": {"305": "test_the_readme_safe_leverage_excerpt_is_what_its_command_prints",
+                         "95": "safe-leverage's default --confidence",
+                         "400": "test_repeated_searches_answer_at_or_below_the_true_limit_with_the_confidence"},
+    "black-thursday-lane": {"158,640,702": "test_the_readme_bad_debt_without_the_lane_is_the_run_docs_examples_md_names"},
+    "cross-chain": {"2.3": "test_the_readme_cost_of_the_relay_wait_is_the_collateral_excerpts_ratio"},
+    "ramp": {n: "the file's step ramp (1000/s to 10000/s) and the excerpt's knee step" for n in
+             ("1,000", "10,000", "6,000")},
+    "rollup-outage": {n: "test_the_readme_guard_table_is_what_the_two_guarded_runs_give"
+                      for n in ("6,873,659", "3,188", "6,776,204", "3,138", "25")},
+    "matching-engine": {"22,000": "the file: 1 / median service 40 us (about)", "2,000": "the file's ramp step",
+                        "24,000": "the file's last step", "1.6": "CPU time on this machine (docs/performance.md)",
+                        "64": "x86-64"},
+}
+
+
+def _sections() -> dict[str, str]:
+    """The README cut at its headings: key (the first example a heading names, else the
+    heading) -> the heading and body."""
+    sections: dict[str, str] = {}
+    for section in re.split(r"^#{1,3} ", README.read_text(encoding="utf-8"), flags=re.M)[1:]:
+        head = section.split("\n", 1)[0]
+        names = re.findall(r"examples/([\w-]+)\.(?:toml|yaml)", head)
+        sections[names[0] if names else head.strip()] = section
+    return sections
+
+
+def prose_numbers(section: str) -> list[str]:
+    """The numbers of a section's prose that its excerpts and the example files it names do not hold."""
+    head, body = section.split("\n", 1)
+    shown = " ".join(re.findall(r"```\w*\n(.*?)```", body, re.S))
+    prose = re.sub(r"```\w*\n.*?```", " ", body, flags=re.S)
+    prose = re.sub(r"`[^`]*`|\[[^\]]*\]\([^)]*\)", " ", head + " " + prose)  # commands, code and links
+    files = " ".join((ROOT / "examples" / name).read_text(encoding="utf-8")
+                     for name in set(re.findall(r"examples/([\w-]+\.(?:toml|yaml))", section))
+                     if (ROOT / "examples" / name).exists()).replace("_", "")
+    left = []
+    for number in _PROSE_NUMBER.findall(prose):
+        number = number.rstrip(",")
+        plain = number.replace(",", "")
+        if re.search(rf"(?<![\d.,]){re.escape(number)}(?!\d|,\d|\.\d)", shown):
+            continue
+        if re.search(rf"(?<![\d.]){re.escape(plain)}(?![\d])", files):
+            continue
+        left.append(number)
+    return left
+
+
+def test_every_number_of_the_readme_prose_is_printed_configured_or_accounted_for() -> None:
+    found = {key: prose_numbers(section) for key, section in _sections().items()}
+    assert "Quick start" in found and "front-running" in found and "leverage-latency" in found
+    unaccounted = {key: numbers for key, numbers in
+                   ((key, [n for n in numbers if n not in PROSE_NUMBERS.get(key, {})]) for key, numbers in found.items())
+                   if numbers}
+    assert unaccounted == {}, f"README numbers no command, excerpt or file gives: {unaccounted}"
+    stale = {key: sorted(set(numbers) - set(found.get(key, []))) for key, numbers in PROSE_NUMBERS.items()}
+    assert all(not numbers for numbers in stale.values()), f"accounted numbers the prose no longer has: {stale}"
+
+
+def test_each_number_accounted_by_a_test_names_one_that_exists() -> None:
+    defined = set(re.findall(r"^def (test_\w+)\(", "\n".join(path.read_text(encoding="utf-8")
+                                                             for path in TESTS.glob("test_*.py")), re.M))
+    named = {source for numbers in PROSE_NUMBERS.values() for source in numbers.values() if source.startswith("test_")}
+    assert named and named - defined == set()
+
+
+def test_a_number_neither_shown_nor_configured_is_found() -> None:
+    section = ("`examples/quickstart.toml`: x\n\nIt took 27 s and 1.64 s.\n\n"
+               "```\n│ latency │ 1.64 s │\n```\n")
+    assert prose_numbers(section) == ["27"]
+    # A number the excerpt holds only as part of a longer one is not shown.
+    assert prose_numbers("h\n\n1,715 and 15\n\n```\n│ x │ 1,715.2 │ 2,15 │\n```\n") == ["1,715", "15"]
+
+
+def test_the_python_the_readme_asks_for_is_the_one_the_package_requires() -> None:
+    said = re.search(r"Python ≥ (\d+\.\d+)", README.read_text(encoding="utf-8"))
+    required = re.search(r'^requires-python = ">=(\d+\.\d+)"', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert said is not None and required is not None and said.group(1) == required.group(1)
+
+
+def _safe_leverage_excerpt() -> tuple[list[str], list[str]]:
+    """The README's safe-leverage command (its arguments) and the lines it shows."""
+    block = re.search(r"```\n\$ msgstorm safe-leverage (.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert block is not None, "the README's safe-leverage excerpt"
+    command, *lines = block.group(1).replace("\\\n", "").splitlines()
+    return ["safe-leverage", *shlex.split(command)], lines
+
+
+@pytest.mark.slow
+def test_the_readme_safe_leverage_excerpt_is_what_its_command_prints(tmp_path: Path) -> None:
+    """The command's lines as the README shows them, in order, and the runs the prose counts."""
+    args, lines = _safe_leverage_excerpt()
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "search")])
+    assert result.exit_code == 0, result.output
+    printed = [line.rstrip() for line in result.output.splitlines()]
+    at = 0
+    for line in lines:
+        assert line.rstrip() in printed[at:], f"{line!r} not printed (after line {at}):\n{result.output}"
+        at = printed.index(line.rstrip(), at) + 1
+    said = re.search(r"\((\d+) runs; \[how long", " ".join(README.read_text(encoding="utf-8").split()))
+    assert said is not None
+    assert re.search(rf"^{said.group(1)} runs in ", result.output, re.M), result.output
