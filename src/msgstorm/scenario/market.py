@@ -20,11 +20,13 @@ from pydantic import (
     BeforeValidator,
     Field,
     SerializerFunctionWrapHandler,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
 )
 
+from msgstorm.rules.correlation import correlation_problem
 from msgstorm.scenario.distributions import (
     Constant,
     DurationDist,
@@ -422,6 +424,9 @@ class MarketSpec(Spec):
 
     resolution: Duration = Field(default=100_000_000, gt=0)
     instruments: list[InstrumentSpec] = Field(min_length=1)
+    correlation: list[list[float]] | None = Field(
+        default=None, description="the correlation of the instruments' price shocks, a matrix in the order of "
+        "`instruments` (square, symmetric, unit diagonal, positive semi-definite); none: independent")
     oracle: OracleSpec = OracleSpec()
     accounts: list[AccountsSpec] = Field(default_factory=list)
     keepers: list[KeeperSpec] = Field(default_factory=list)
@@ -464,7 +469,27 @@ class MarketSpec(Spec):
             data.pop("liquidity", None)
         if data.get("sentinel") is None:
             data.pop("sentinel", None)
+        if data.get("correlation") is None:
+            data.pop("correlation", None)
         return data
+
+    @field_validator("correlation")
+    @classmethod
+    def _correlation(cls, matrix: list[list[float]] | None, info: ValidationInfo) -> list[list[float]] | None:
+        if matrix is None:
+            return None
+        instruments: list[InstrumentSpec] = info.data.get("instruments", [])
+        if len(matrix) != len(instruments):
+            raise ValueError(f"{len(matrix)} rows, but there are {len(instruments)} instruments: one row and one "
+                             f"column per instrument, in their order")
+        problem = correlation_problem(matrix)
+        if problem is not None:
+            raise ValueError(problem)
+        for i, instrument in enumerate(instruments):
+            if instrument.replay is not None and any(matrix[i][j] != 0.0 for j in range(len(matrix)) if j != i):
+                raise ValueError(f"instrument {instrument.name!r} is replayed from a file: its price has no "
+                                 f"drawn shock to correlate; set row and column {i} to 0 off the diagonal")
+        return matrix
 
     @model_validator(mode="after")
     def _check(self) -> MarketSpec:

@@ -1,0 +1,210 @@
+"""Cross-margin accounts (``market/cross.py``): equity and requirement by hand, whole and
+partial liquidation by hand, a hedge on correlated paths, and the books balancing."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from msgstorm.market.cross import (
+    CrossAccount,
+    CrossBooks,
+    closing_order,
+    cross_equity,
+    liquidatable,
+    requirement,
+)
+from msgstorm.market.liquidation import mechanism_of
+from msgstorm.market.prices import price_paths
+from msgstorm.rules.market import equity, notional, pnl
+from msgstorm.scenario.market import InstrumentSpec, LiquidationSpec, MarketSpec
+
+ETH, BTC = 0, 1
+
+
+def _market(penalty: float = 0.05, slippage_bps: float = 0.0, correlation: list[list[float]] | None = None,
+            volatility: str = "0%/s", **liquidation: object) -> MarketSpec:
+    return MarketSpec(instruments=[InstrumentSpec.model_validate({"name": "ETH", "price": 100.0,
+                                                                  "volatility": volatility}),
+                                   InstrumentSpec.model_validate({"name": "BTC", "price": 1000.0,
+                                                                  "volatility": volatility})],
+                      correlation=correlation, maintenance_margin=0.05, liquidation_penalty=penalty,
+                      slippage_bps=slippage_bps, depth=10_000.0,
+                      liquidation=LiquidationSpec.model_validate(liquidation))
+
+
+def _books(accounts: list[CrossAccount], **market: object) -> CrossBooks:
+    return CrossBooks(mechanism_of(_market(**market)), accounts)  # type: ignore[arg-type]
+
+
+def test_equity_and_requirement_by_hand() -> None:
+    # Long 10 ETH at 100, short 1 BTC at 1000, collateral 1000; at ETH 90, BTC 950:
+    # PnL -100 and +50, equity 950; requirement 5% x (900 + 950) = 92.5.
+    account = CrossAccount(1000.0, [ETH, BTC], [1, -1], [10.0, 1.0], [100.0, 1000.0])
+    assert cross_equity(account, [90.0, 950.0]) == pytest.approx(950.0)
+    assert requirement(account, [90.0, 950.0], 0.05) == pytest.approx(92.5)
+    assert not liquidatable(account, [90.0, 950.0], 0.05)
+    # ETH at 10 and BTC at 1800: PnL -900 and -800, equity -700.
+    assert cross_equity(account, [10.0, 1800.0]) == pytest.approx(-700.0)
+    assert liquidatable(account, [10.0, 1800.0], 0.05)
+
+
+def test_a_hedged_account_survives_the_fall_that_liquidates_the_isolated_long() -> None:
+    # Isolated: long 10 ETH at 100 on 100 of collateral (leverage 10). At ETH 90 its
+    # equity is 0, under 5% x 900 = 45: past its line (94.74).
+    assert equity(1, 10.0, 100.0, 100.0, 90.0) < 0.05 * notional(10.0, 90.0)
+    # Cross: the same long and a short of 1 BTC at 1000 on 200; BTC falls 10% with it (corr 1):
+    # PnL -100 + 100, equity 200, requirement 5% x (900 + 900) = 90.
+    hedged = CrossAccount(200.0, [ETH, BTC], [1, -1], [10.0, 1.0], [100.0, 1000.0])
+    assert cross_equity(hedged, [90.0, 900.0]) == pytest.approx(200.0)
+    assert not liquidatable(hedged, [90.0, 900.0], 0.05)
+
+
+def _first_liquidation(account: CrossAccount, prices: np.ndarray) -> int | None:
+    for step in range(prices.shape[1]):
+        if liquidatable(account, prices[:, step].tolist(), 0.05):
+            return step
+    return None
+
+
+def test_correlation_decides_whether_the_hedged_account_is_liquidated() -> None:
+    """On correlation 1 the hedge is exact: ETH and BTC keep the ratio 1:10, so the PnL of
+    long 10 ETH and short 1 BTC is 10 (p - 100) - (10 p - 1000) = 0, the equity stays 200
+    and the requirement is 5% x 20 p = p: liquidated only if ETH passed 200. On correlation 0
+    the same shocks drawn independently leave it open to each leg's moves."""
+    horizon_ns = 600 * 1_000_000_000
+    hedged = CrossAccount(200.0, [ETH, BTC], [1, -1], [10.0, 1.0], [100.0, 1000.0])
+    together = price_paths(_market(correlation=[[1.0, 1.0], [1.0, 1.0]], volatility="3%/s"), horizon_ns,
+                           np.random.SeedSequence(1)).prices
+    apart = price_paths(_market(correlation=[[1.0, 0.0], [0.0, 1.0]], volatility="3%/s"), horizon_ns,
+                        np.random.SeedSequence(1)).prices
+    assert np.array_equal(together[ETH], apart[ETH])  # the first instrument's shocks are its own either way
+    equities = [cross_equity(hedged, together[:, k].tolist()) for k in range(together.shape[1])]
+    assert max(abs(value - 200.0) for value in equities) < 1e-9
+    assert together[ETH].max() < 200.0  # so never liquidated, by the formula above
+    assert _first_liquidation(hedged, together) is None
+    step = _first_liquidation(hedged, apart)
+    assert step is not None
+    eth, btc = apart[:, step]
+    assert 200.0 + 10.0 * (eth - 100.0) - (btc - 1000.0) < 0.05 * (10.0 * eth + btc)
+    # The isolated long on the same path is liquidated too: its line is 94.74.
+    assert apart[ETH].min() < (1000.0 - 100.0) / (10.0 * 0.95)
+
+
+def test_whole_closes_every_position_and_the_fund_covers_first() -> None:
+    # Collateral 100, long 10 ETH at 100, long 1 BTC at 1000; at ETH 90, BTC 950: PnL -100 and
+    # -50; penalties 5% x 900 = 45 and 5% x 950 = 47.5; collateral 100 - 150 - 92.5 = -142.5.
+    # The fund holds 50 + its share of the penalties (keeper_share 0.4: 0.6 x 92.5 = 55.5),
+    # 105.5, and pays all of it; bad debt 142.5 - 105.5 = 37.
+    account = CrossAccount(100.0, [ETH, BTC], [1, 1], [10.0, 1.0], [100.0, 1000.0])
+    books = _books([account], insurance_fund=50.0, keeper_share=0.4)
+    done = books.call(0, [90.0, 950.0])
+    assert done.whole and done.closed == [1, 0]  # BTC's requirement (47.5) before ETH's (45)
+    assert done.pnl == pytest.approx([-50.0, -100.0])
+    assert done.penalty == pytest.approx([47.5, 45.0])
+    assert done.collateral_after == pytest.approx(-142.5)
+    bad_debt = books.apply(0, done)
+    assert bad_debt == pytest.approx(37.0)
+    assert books.fund == pytest.approx(0.0)
+    assert account.collateral == 0.0 and account.size == [0.0, 0.0]
+    kinds = [entry.kind for entry in books.entries]
+    assert kinds == ["keeper_fee", "insurance_fee", "keeper_fee", "insurance_fee", "insurance_used", "bad_debt"]
+
+
+def test_partial_closes_the_largest_requirement_until_the_margin_is_back() -> None:
+    # Collateral 300, long 10 ETH at 100, long 0.5 BTC at 1000; at ETH 75, BTC 1000: PnL -250
+    # and 0, equity 50 < 5% x (750 + 500) = 62.5. ETH's requirement (37.5) is the larger:
+    # closed first, penalty 1% x 750 = 7.5, collateral 300 - 250 - 7.5 = 42.5; BTC stays, equity
+    # 42.5 >= 5% x 500 = 25: done.
+    account = CrossAccount(300.0, [ETH, BTC], [1, 1], [10.0, 0.5], [100.0, 1000.0])
+    books = _books([account], penalty=0.01, mechanism="partial")
+    assert books.liquidatable(0, [75.0, 1000.0])
+    done = books.call(0, [75.0, 1000.0])
+    assert done.closed == [0] and not done.whole
+    assert done.collateral_after == pytest.approx(42.5)
+    assert books.apply(0, done) == 0.0
+    assert account.size == [0.0, 0.5] and account.collateral == pytest.approx(42.5)
+    assert [entry.kind for entry in books.entries][-1] == "partial"
+    assert books.entries[-1].amount == pytest.approx(750.0)
+    assert not books.liquidatable(0, [75.0, 1000.0])
+
+
+def test_partial_to_the_initial_margin_closes_more() -> None:
+    # As above, but restoring 10%: after ETH, 42.5 < 10% x 500 = 50, so BTC goes too:
+    # penalty 5, collateral 37.5, every position closed (whole, no shortfall).
+    account = CrossAccount(300.0, [ETH, BTC], [1, 1], [10.0, 0.5], [100.0, 1000.0])
+    books = _books([account], penalty=0.01, mechanism="partial", restore_to="initial", initial_margin=0.1)
+    done = books.call(0, [75.0, 1000.0])
+    assert done.closed == [0, 1] and done.whole
+    assert done.collateral_after == pytest.approx(37.5)
+    assert books.apply(0, done) == 0.0
+    assert account.collateral == pytest.approx(37.5)
+
+
+def test_the_closing_order_is_by_requirement_then_as_held() -> None:
+    account = CrossAccount(1.0, [ETH, BTC, ETH], [1, -1, -1], [2.0, 0.1, 1.0], [100.0, 1000.0, 100.0])
+    # Notional at ETH 100, BTC 2000: 200, 200, 100.
+    assert closing_order(account, [100.0, 2000.0], 0.05) == [0, 1, 2]
+    assert closing_order(account, [100.0, 3000.0], 0.05) == [1, 0, 2]
+
+
+def test_a_mechanism_for_one_position_is_refused() -> None:
+    with pytest.raises(ValueError, match="cross-margin accounts are liquidated by one of"):
+        _books([], mechanism="close_factor")
+
+
+_position = st.tuples(st.sampled_from([ETH, BTC]), st.sampled_from([1, -1]), st.floats(0.1, 20.0),
+                      st.floats(50.0, 150.0))
+
+
+@settings(max_examples=200, deadline=None)
+@given(accounts=st.lists(st.tuples(st.floats(10.0, 2000.0), st.lists(_position, min_size=1, max_size=4)),
+                         min_size=1, max_size=6),
+       moves=st.lists(st.tuples(st.floats(-0.5, 0.5), st.floats(-0.5, 0.5)), min_size=1, max_size=6),
+       mechanism=st.sampled_from(["whole", "partial"]), fund=st.floats(0.0, 500.0),
+       keeper_share=st.floats(0.0, 1.0), penalty=st.floats(0.0, 0.06), slippage_bps=st.floats(0.0, 50.0),
+       restore_to=st.sampled_from(["maintenance", "initial"]))
+def test_the_cross_books_balance(accounts: list[tuple[float, list[tuple[int, int, float, float]]]],
+                                 moves: list[tuple[float, float]], mechanism: str, fund: float, keeper_share: float,
+                                 penalty: float, slippage_bps: float, restore_to: str) -> None:
+    """Over the accounts: collateral change - realised PnL + penalties + slippage = insurance
+    used + bad debt; the fund's change = its share of the penalties - what it paid; keepers'
+    fees + the fund's = penalties. Realised PnL and the costs are recomputed here from the
+    positions each call closed, not read from the calls."""
+    held = [CrossAccount(collateral, [p[0] for p in positions], [p[1] for p in positions],
+                         [p[2] for p in positions], [p[3] * (10.0 if p[0] == BTC else 1.0) for p in positions])
+            for collateral, positions in accounts]
+    books = _books(held, penalty=penalty, slippage_bps=slippage_bps, mechanism=mechanism, insurance_fund=fund,
+                   keeper_share=keeper_share, restore_to=restore_to, initial_margin=0.12)
+    start = [account.collateral for account in held]
+    realised = costs = penalties = 0.0
+    for eth_move, btc_move in moves:
+        prices = [100.0 * (1.0 + eth_move), 1000.0 * (1.0 + btc_move)]
+        for index, account in enumerate(held):
+            for _ in range(len(account.size) + 1):  # a partial call may leave it due again only if it closed one
+                if not books.liquidatable(index, prices):
+                    break
+                sizes = list(account.size)
+                done = books.call(index, prices)
+                books.apply(index, done)
+                for k in done.closed:
+                    price = prices[account.instrument[k]]
+                    realised += pnl(float(account.side[k]), sizes[k], account.entry[k], price)
+                    closed = notional(sizes[k], price)
+                    penalties += penalty * closed
+                    costs += penalty * closed + closed * (slippage_bps * closed / 10_000.0) / 1e4
+            assert not books.liquidatable(index, prices)
+    entries = books.entries
+    total = {kind: math.fsum(e.amount for e in entries if e.kind == kind)
+             for kind in ("keeper_fee", "insurance_fee", "insurance_used", "bad_debt")}
+    change = math.fsum(account.collateral for account in held) - math.fsum(start)
+    scale = 1.0 + math.fsum(start) + abs(realised) + costs
+    assert change - realised + costs == pytest.approx(total["insurance_used"] + total["bad_debt"], abs=1e-9 * scale)
+    assert books.fund - fund == pytest.approx(total["insurance_fee"] - total["insurance_used"], abs=1e-9 * scale)
+    assert total["keeper_fee"] + total["insurance_fee"] == pytest.approx(penalties, abs=1e-9 * scale)
+    assert books.bad_debt == pytest.approx(total["bad_debt"], abs=1e-9 * scale)
+    assert all(account.collateral >= 0.0 or any(size > 0 for size in account.size) for account in held)
