@@ -4,12 +4,16 @@ partial liquidation by hand, a hedge on correlated paths, and the books balancin
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from msgstorm import analyse, read_history, run
 from msgstorm.market.cross import (
     CrossAccount,
     CrossBooks,
@@ -21,6 +25,7 @@ from msgstorm.market.cross import (
 from msgstorm.market.liquidation import mechanism_of
 from msgstorm.market.prices import price_paths
 from msgstorm.rules.market import equity, notional, pnl
+from msgstorm.scenario import ScenarioError, load_scenario, parse_scenario
 from msgstorm.scenario.market import InstrumentSpec, LiquidationSpec, MarketSpec
 
 ETH, BTC = 0, 1
@@ -208,3 +213,143 @@ def test_the_cross_books_balance(accounts: list[tuple[float, list[tuple[int, int
     assert total["keeper_fee"] + total["insurance_fee"] == pytest.approx(penalties, abs=1e-9 * scale)
     assert books.bad_debt == pytest.approx(total["bad_debt"], abs=1e-9 * scale)
     assert all(account.collateral >= 0.0 or any(size > 0 for size in account.size) for account in held)
+
+
+RUN = """
+[run]
+name = "cross"
+seed = 3
+duration = "2s"
+drain = "1s"
+
+[network]
+regions = ["us-east"]
+nodes_per_region = 1
+processing = { dist = "constant", value = "0s" }
+
+[sequencer]
+service = { dist = "constant", value = "1us" }
+
+[blocks]
+interval = "1ms"
+
+[[agents]]
+name = "traders"
+arrival = { process = "constant", rate = "10/s" }
+
+[market]
+resolution = "100ms"
+maintenance_margin = "10%%"
+liquidation_penalty = "1%%"
+slippage_bps = 0.0
+%(liquidation)s
+
+[[market.instruments]]
+name = "ETH"
+price = 100.0
+
+[[market.instruments]]
+name = "BTC"
+price = 1000.0
+shocks = [{ at = "1s", fall = "10%%" }]
+
+[market.oracle]
+deviation = "0%%"
+
+[[market.accounts]]
+count = %(isolated)d
+instrument = "ETH"
+leverage_median = 4.0
+leverage_sigma = 0.3
+leverage_cap = 9.0
+
+%(cross)s
+
+[[market.keepers]]
+reaction = "0s"
+"""
+
+CROSS = """[[market.accounts]]
+count = 1
+margin = "cross"
+instruments = ["ETH", "BTC"]
+leverage_median = 8.0
+leverage_sigma = 0.0
+"""
+
+
+def _run(tmp_path: Path, liquidation: str = "", cross: str = CROSS, isolated: int = 1) -> Any:
+    text = RUN % {"liquidation": liquidation, "cross": cross, "isolated": isolated}
+    return run(parse_scenario(text, source="cross.toml"), tmp_path / "run")
+
+
+def _rows(run_dir: Path, name: str) -> list[dict[str, Any]]:
+    directory = run_dir / "history" / name
+    return [row for part in sorted(directory.glob("part-*.parquet")) for row in pq.read_table(part).to_pylist()]
+
+
+def test_a_cross_account_in_a_run_is_drawn_and_liquidated_whole_by_hand(tmp_path: Path) -> None:
+    """Collateral 10,000 at leverage 8 on two positions: 8 x 10,000 / (2 x 100) = 400 ETH and
+    8 x 10,000 / (2 x 1000) = 40 BTC, both long. BTC gaps 10% to 900 at 1 s: PnL -4,000,
+    equity 6,000 < 10% x (40,000 + 36,000) = 7,600. Whole: both closed, penalty 1% x 76,000 =
+    760, collateral 10,000 - 4,000 - 760 = 5,240, no bad debt. A keeper at the oracle's node
+    reacting at once: the call commits in the next 1 ms block."""
+    result = _run(tmp_path)
+    positions = _rows(result.run_dir, "cross_accounts")
+    assert [(row["account"], row["instrument"], row["side"]) for row in positions] == [(1, "ETH", 1), (1, "BTC", 1)]
+    assert [row["size"] for row in positions] == pytest.approx([400.0, 40.0])
+    calls = _rows(result.run_dir, "cross_executions")
+    assert [call["outcome"] for call in calls] == ["executed"]
+    call = calls[0]
+    assert call["account"] == 1 and call["positions_closed"] == 2
+    assert call["pnl"] == pytest.approx(-4000.0) and call["penalty"] == pytest.approx(760.0)
+    assert call["collateral_after"] == pytest.approx(5240.0) and call["bad_debt"] == 0.0
+    assert call["t_seen"] == 1_000_000_000 and call["t"] - call["t_seen"] <= 1_000_000
+    cross = result.summary["cross"]
+    assert cross["accounts"] == 1 and cross["positions"] == 2 and cross["hedged"] == 0
+    assert cross["eligible"] == 1 and cross["executed"] == 1 and cross["partial_calls"] == 0
+    assert cross["penalties"] == pytest.approx(760.0) and cross["bad_debt"] == 0.0
+    assert analyse(read_history(result.run_dir)).summary["cross"] == cross
+
+
+def test_a_partial_call_in_a_run_closes_the_larger_requirement_and_stops(tmp_path: Path) -> None:
+    """As above, partial: ETH's requirement (10% x 40,000) is above BTC's (3,600): ETH closed,
+    penalty 400, collateral 9,600; BTC left: equity 9,600 - 4,000 = 5,600 >= 3,600. Done."""
+    result = _run(tmp_path, liquidation='[market.liquidation]\nmechanism = "partial"')
+    calls = _rows(result.run_dir, "cross_executions")
+    assert [call["outcome"] for call in calls] == ["partial"]
+    assert calls[0]["positions_closed"] == 1 and calls[0]["pnl"] == pytest.approx(0.0)
+    assert calls[0]["penalty"] == pytest.approx(400.0) and calls[0]["collateral_after"] == pytest.approx(9600.0)
+    assert result.summary["cross"]["partial_calls"] == 1 and result.summary["cross"]["executed"] == 0
+
+
+def test_cross_accounts_leave_the_isolated_accounts_as_they_were(tmp_path: Path) -> None:
+    with_cross = _run(tmp_path / "with", isolated=40)
+    without = _run(tmp_path / "without", cross="", isolated=40)
+    for table in ("accounts", "executions", "triggers", "prices"):
+        assert _rows(with_cross.run_dir, table) == _rows(without.run_dir, table), table
+    assert with_cross.summary["market"] == without.summary["market"]
+    assert "cross" not in without.summary
+
+
+@pytest.mark.parametrize(("old", "new", "at", "expected"), [
+    ('count = 1\ninstrument = "ETH"', 'count = 1\ninstrument = "ETH"\ninstruments = ["ETH"]', 'instruments = ["ETH"]',
+     "market.accounts[0].instruments: only a cross-margin group holds several instruments"),
+    ('instruments = ["ETH", "BTC"]', 'instruments = ["ETH", "SOL"]', 'instruments = ["ETH", "SOL"]',
+     "market.accounts[1].instruments: expected distinct names among ['ETH', 'BTC']"),
+    ('slippage_bps = 0.0', 'slippage_bps = 0.0\nliquidation = { mechanism = "close_factor" }', 'margin = "cross"',
+     "market.accounts[1].margin: a cross-margin account is liquidated whole or partially"),
+    ('slippage_bps = 0.0', 'slippage_bps = 0.0\nfunding = { interval = "1s" }', 'margin = "cross"',
+     "market.accounts[1].margin: cross-margin accounts cannot be combined with [market.funding]"),
+])
+def test_bad_cross_input_names_file_line_and_field(tmp_path: Path, old: str, new: str, at: str,
+                                                   expected: str) -> None:
+    text = RUN % {"liquidation": "", "cross": CROSS, "isolated": 1}
+    assert old in text
+    text = text.replace(old, new, 1)
+    path = tmp_path / "cross.toml"
+    path.write_text(text)
+    line = text.splitlines().index(at) + 1  # the line of the key the message names
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(str(path))
+    assert f"cross.toml:{line}: {expected}" in str(error.value), str(error.value)

@@ -112,6 +112,7 @@ class CrossBooks:
     fund: float = 0.0
     entries: list[Entry] = field(default_factory=list)
     bad_debt: float = 0.0
+    insurance_used: float = 0.0
 
     def __post_init__(self) -> None:
         if self.rule.name not in CROSS_MECHANISMS:
@@ -178,6 +179,7 @@ class CrossBooks:
         shortfall = max(0.0, -done.collateral_after)
         used = min(self.fund, shortfall)
         self.fund -= used
+        self.insurance_used += used
         account.collateral = 0.0 if shortfall > 0 else done.collateral_after
         if shortfall > 0:
             self._entry("insurance_used", index, used)
