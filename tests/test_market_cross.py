@@ -353,3 +353,29 @@ def test_bad_cross_input_names_file_line_and_field(tmp_path: Path, old: str, new
     with pytest.raises(ScenarioError) as error:
         load_scenario(str(path))
     assert f"cross.toml:{line}: {expected}" in str(error.value), str(error.value)
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.mark.parametrize("overrides", [[], ['market.liquidation.mechanism="whole"']])
+def test_the_cross_books_balance_in_a_run_read_from_its_history(tmp_path: Path, overrides: list[str]) -> None:
+    """The example's cross accounts, from cross_accounts and cross_executions alone: collateral
+    change - realised PnL + penalties + slippage = insurance used + bad debt, and the fund ends
+    at its start + the fund's share of the penalties - what it paid."""
+    scenario = load_scenario(str(EXAMPLES / "venue-cross.toml"), ["market.accounts.0.count=50", *overrides])
+    result = run(scenario, tmp_path / "run")
+    start = {row["account"]: row["collateral"] for row in _rows(result.run_dir, "cross_accounts")}
+    calls = [row for row in _rows(result.run_dir, "cross_executions") if row["outcome"] in ("executed", "partial")]
+    assert calls and any(row["bad_debt"] > 0 or row["insurance_used"] > 0 for row in calls)
+    end = dict(start)
+    for row in calls:
+        end[row["account"]] = row["collateral_after"]
+    change = math.fsum(end.values()) - math.fsum(start.values())
+    realised, penalties, slippage = (math.fsum(row[name] for row in calls) for name in ("pnl", "penalty", "slippage"))
+    used, bad_debt = math.fsum(row["insurance_used"] for row in calls), math.fsum(row["bad_debt"] for row in calls)
+    assert change - realised + penalties + slippage == pytest.approx(used + bad_debt, abs=1e-6 * math.fsum(start.values()))
+    spec = scenario.market.liquidation  # type: ignore[union-attr]
+    assert spec is not None
+    assert calls[-1]["fund_after"] == pytest.approx(spec.insurance_fund + penalties * (1.0 - spec.keeper_share) - used)
+    assert result.summary["cross"]["bad_debt"] == pytest.approx(bad_debt)

@@ -333,7 +333,8 @@ CROSS_ACCOUNTS = pa.schema([
 # on-chain prices: ``outcome`` executed (every position closed), partial (some left open),
 # recovered or already_liquidated; the keeper saw the price at ``t_seen`` and sent at
 # ``t_sent``; the closed positions' realised PnL, penalties and slippage summed; the
-# account's collateral after, the insurance fund's cover and the bad debt left.
+# account's collateral after, the insurance fund's cover and the bad debt left, and the fund's
+# balance after (the cross accounts' fund: apart from the isolated accounts' ``venue`` books).
 CROSS_EXECUTIONS = pa.schema([
     pa.field("t", pa.int64(), nullable=False),
     pa.field("msg_id", pa.int64(), nullable=False),
@@ -349,6 +350,7 @@ CROSS_EXECUTIONS = pa.schema([
     pa.field("collateral_after", pa.float64(), nullable=False),
     pa.field("insurance_used", pa.float64(), nullable=False),
     pa.field("bad_debt", pa.float64(), nullable=False),
+    pa.field("fund_after", pa.float64(), nullable=False),  # the cross accounts' insurance fund after it
 ])
 
 MARKET_TABLES = ("prices", "oracle", "accounts", "triggers", "executions", "topups", "frontruns", "auctions",

@@ -17,7 +17,10 @@ untouched by these.
   liquidation for each one whose equity is below its requirement.
 - Executing: a committed liquidation is judged at the on-chain prices then; liquidatable, it
   is called by the scenario's mechanism (``whole`` or ``partial``) and booked; else it is
-  ``recovered`` (the keeper looks again on its next price) or ``already_liquidated``.
+  ``recovered`` (the keeper looks again on its next price) or ``already_liquidated``. The
+  cross accounts' books are their own: an insurance fund starting at ``insurance_fund`` and
+  fed by their penalties' fund share, apart from the isolated accounts' (``market/venue.py``),
+  so each kind's books read from its own tables.
 
 Tables: ``cross_accounts`` (one row per position, at the start) and ``cross_executions``
 (one row per committed liquidation), read by ``analysis/cross.py``.
@@ -131,7 +134,7 @@ class CrossMargin:
             self.closed[index] = done.whole
             outcome = "executed" if done.whole else "partial"
         self._rows.append((t, msg_id, account, keeper_name, outcome, t_seen, t_sent, closed, pnl, penalty,
-                           slippage, held.collateral, used, bad_debt))
+                           slippage, held.collateral, used, bad_debt, self.books.fund))
 
     def start_columns(self) -> dict[str, list[Any]]:
         """The ``cross_accounts`` table: one row per position."""
@@ -146,6 +149,6 @@ class CrossMargin:
         if not self._rows:
             return None
         names = ("t", "msg_id", "account", "keeper", "outcome", "t_seen", "t_sent", "positions_closed", "pnl",
-                 "penalty", "slippage", "collateral_after", "insurance_used", "bad_debt")
+                 "penalty", "slippage", "collateral_after", "insurance_used", "bad_debt", "fund_after")
         rows, self._rows = self._rows, []
         return {name: [row[at] for row in rows] for at, name in enumerate(names)}

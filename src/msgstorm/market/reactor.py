@@ -537,11 +537,7 @@ class MarketReactor:
         keeper = self.keepers[keeper_index]
         if self.cross is not None and self.cross.owns(account):
             depths = [self._depth(t, instrument) for instrument in range(len(self.chain_price))]
-            if self.venue is not None:  # one insurance fund for both kinds of account
-                self.cross.books.fund = self.venue.fund
             self.cross.execute(t, msg_id, account, keeper_index, keeper.name, self.chain_price, depths)
-            if self.venue is not None:
-                self.venue.fund = self.cross.books.fund
             return
         keeper.pending.discard(account)
         instrument = self._instrument[account]
