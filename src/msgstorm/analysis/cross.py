@@ -66,12 +66,11 @@ def cross_summary(history: History) -> dict[str, Any] | None:
 def _eligible(history: History, positions: dict[str, list[Any]], maintenance: float,
               horizon: int) -> tuple[int, int, int]:
     """(eligible, hedged, eligible and hedged) over the accounts as opened."""
-    prices = history.table("prices").to_pydict()
-    paths: dict[str, np.ndarray] = {}
-    for name in set(prices["instrument"]):
-        chosen = [i for i, (instrument, t) in enumerate(zip(prices["instrument"], prices["t"], strict=True))
-                  if instrument == name and t <= horizon]
-        paths[name] = np.array([prices["price"][i] for i in chosen], dtype=np.float64)
+    prices = history.table("prices")
+    names = np.array(prices.column("instrument").to_pylist(), dtype=object)
+    within = prices.column("t").to_numpy() <= horizon
+    values = prices.column("price").to_numpy()
+    paths = {str(name): values[within & (names == name)] for name in set(names.tolist())}
     held: dict[int, list[int]] = {}
     for row, account in enumerate(positions["account"]):
         held.setdefault(account, []).append(row)
