@@ -310,6 +310,11 @@ def test_a_cross_account_in_a_run_is_drawn_and_liquidated_whole_by_hand(tmp_path
     assert cross["eligible"] == 1 and cross["executed"] == 1 and cross["partial_calls"] == 0
     assert cross["penalties"] == pytest.approx(760.0) and cross["bad_debt"] == 0.0
     assert analyse(read_history(result.run_dir)).summary["cross"] == cross
+    page = (result.run_dir / "report.html").read_text()
+    shown = page[page.index('id="cross-table"'):]
+    shown = shown[:shown.index("</table>")]
+    assert "1 (0 hedged): eligible 1 (0 hedged), executed 1, partial calls 0, no-op 0" in shown
+    assert "penalties 760.00, fund used 0.00, bad debt 0.00 (0 accounts)" in shown
 
 
 def test_a_partial_call_in_a_run_closes_the_larger_requirement_and_stops(tmp_path: Path) -> None:
