@@ -37,13 +37,11 @@ from msgstorm.market.liquidation import Mechanism
 from msgstorm.market.venue import Entry
 from msgstorm.rules.liquidation import split_fee
 from msgstorm.rules.market import liquidation_costs, notional, pnl
-from msgstorm.scenario.market import impact_exponent
+from msgstorm.scenario.market import CROSS_MECHANISMS, impact_exponent
 
-__all__ = ["CROSS_MECHANISMS", "CrossAccount", "CrossBooks", "CrossCall", "closing_order", "cross_equity",
+__all__ = ["CrossAccount", "CrossBooks", "CrossCall", "closing_order", "cross_equity",
            "liquidatable", "requirement"]
 
-# The mechanisms a cross account is liquidated by (the others price one position's close).
-CROSS_MECHANISMS = ("whole", "partial")
 
 
 @dataclass

@@ -39,7 +39,7 @@ from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
 from msgstorm.scenario.spec import Fraction, Spec
 from msgstorm.scenario.units import parse_fraction
 
-__all__ = ["AccountsSpec", "cross_margin_problems", "AuctionOrdersSpec", "SentinelSpec", "FrontRunnerSpec", "FundingSpec", "LiquiditySpec", "MarkSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "PublishedSpec", "ShockSpec",
+__all__ = ["AccountsSpec", "CROSS_MECHANISMS", "cross_margin_problems", "AuctionOrdersSpec", "SentinelSpec", "FrontRunnerSpec", "FundingSpec", "LiquiditySpec", "MarkSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "PublishedSpec", "ShockSpec",
            "TopUpSpec", "impact_exponent", "leverage_limit", "leverage_problems", "parse_per_time"]
 
 _PER_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365 * 86400.0}
@@ -552,6 +552,11 @@ class MarketSpec(Spec):
         return self
 
 
+# The liquidation mechanisms a cross-margin account is liquidated by (``market/cross.py``):
+# the others price one position's close.
+CROSS_MECHANISMS = ("whole", "partial")
+
+
 def cross_margin_problems(market: MarketSpec) -> list[tuple[tuple[str | int, ...], str]]:
     """``(location, message)`` for each cross-margin setting that cannot run: a group's
     instruments unknown or repeated, loaded from a file, an isolated group naming several, or
@@ -579,7 +584,7 @@ def cross_margin_problems(market: MarketSpec) -> list[tuple[tuple[str | int, ...
         return problems
     first: tuple[str | int, ...] = ("market", "accounts", cross[0], "margin")
     rule = market.liquidation
-    if rule is not None and (rule.mechanism not in ("whole", "partial") or rule.on_empty != "none"):
+    if rule is not None and (rule.mechanism not in CROSS_MECHANISMS or rule.on_empty != "none"):
         problems.append((first, f"a cross-margin account is liquidated whole or partially (positions closed, "
                                 f"largest requirement first) with on_empty = \"none\"; liquidation.mechanism is "
                                 f"{rule.mechanism!r}, on_empty {rule.on_empty!r}"))
