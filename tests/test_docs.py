@@ -280,7 +280,7 @@ def lines_not_shown(excerpt: list[str], printed: list[str]) -> list[str]:
 
 SIM_TOUR = ["quickstart", "ramp", "flash-crash", "matching-engine", "black-thursday", "black-thursday-fee-aware",
             "front-running", "black-thursday-lane", "self-healing", "solana-spam", "oracle-attack", "byzantine", "cometbft", "cross-chain",
-            "cross-chain-collateral", "bitcoin", "venue-partial", "venue-close-factor", "venue-dutch",
+            "cross-chain-collateral", "bitcoin", "venue-partial", "venue-close-factor", "venue-dutch", "venue-cross",
             "black-thursday-2020", "rollup", "rollup-outage"]
 
 
@@ -659,6 +659,25 @@ def test_the_readme_funding_and_thinning_book_on_the_venue_crash_are_what_their_
     for (p50, p99, deleveraged), name in ((thinning.group(2, 3, 6), "base"), (thinning.group(4, 5, 7), "thinning")):
         assert _matches(p50, runs[name]["slippage_bps"]["p50"]) and _matches(p99, runs[name]["slippage_bps"]["p99"]), name
         assert _matches(deleveraged, runs[name]["venue"]["deleveraged"]), name
+
+
+@pytest.mark.slow
+def test_the_readme_cross_book_without_correlation_is_what_its_command_gives(tmp_path: Path) -> None:
+    """venue-cross with the shocks drawn independently: "N hedged accounts are eligible and the
+    cross book ends without bad debt (X at 0.9)", from the command the README names; the
+    isolated accounts' liquidations and bad debt are the same either way."""
+    text = " ".join(_text(README).split())
+    said = re.search(r"\(`--set '(market\.correlation=[^']+)'`\) (\d+) hedged accounts are eligible and the cross "
+                     r"book ends without bad debt \(([\d,]+) at 0\.9\)", text)
+    assert said is not None, "the README's sentence of venue-cross without correlation"
+    example = ROOT / "examples" / "venue-cross.toml"
+    runs = {name: msgstorm.run(msgstorm.load_scenario(example, sets), tmp_path / name, write_report=False).summary
+            for name, sets in (("base", []), ("apart", [said.group(1)]))}
+    assert runs["apart"]["cross"]["eligible_hedged"] == int(said.group(2))
+    assert runs["apart"]["cross"]["bad_debt"] == 0.0
+    assert f"{runs['base']['cross']['bad_debt']:,.0f}" == said.group(3)
+    for key in ("liquidations", "bad_debt"):  # ETH's path is its own either way (BTC's oracle traffic is not)
+        assert runs["apart"]["market"][key] == runs["base"]["market"][key], key
 
 
 @pytest.mark.slow

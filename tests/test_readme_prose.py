@@ -56,6 +56,7 @@ PROSE_NUMBERS: dict[str, dict[str, str]] = {
              ("1,000", "10,000", "6,000")},
     "rollup-outage": {n: "test_the_readme_guard_table_is_what_the_two_guarded_runs_give"
                       for n in ("6,873,659", "3,188", "6,776,204", "3,138", "25")},
+    "venue-cross": {n: "test_the_readme_cross_book_without_correlation_is_what_its_command_gives" for n in ("53", "12,077")},
     "matching-engine": {"22,000": "the file: 1 / median service 40 us (about)", "2,000": "the file's ramp step",
                         "24,000": "the file's last step", "1.6": "CPU time on this machine (docs/performance.md)",
                         "64": "x86-64"},

@@ -34,6 +34,7 @@ from msgstorm.analysis.collateral import collateral_summary
 from msgstorm.analysis.connections import connections_summary
 from msgstorm.analysis.consensus import consensus_summary
 from msgstorm.analysis.control import control_summary
+from msgstorm.analysis.cross import cross_summary
 from msgstorm.analysis.crosschain import crosschain_summary, crosschain_table
 from msgstorm.analysis.delivery import Verdict
 from msgstorm.analysis.desync import desync_summary
@@ -332,6 +333,8 @@ section("rollup", absent_when_none=True)(lambda history, ctx: rollup_summary(his
 section("outages", absent_when_none=True)(lambda history, ctx: outage_summary(history))
 # Only runs with [market.sentinel] (market/sentinel.py).
 section("sentinel", absent_when_none=True)(lambda history, ctx: sentinel_summary(history))
+# Only runs with cross-margin accounts (market/cross_margin.py).
+section("cross", absent_when_none=True)(lambda history, ctx: cross_summary(history))
 section("collateral", absent_when_none=True)(lambda history, ctx: collateral_summary(history, ctx.crosschain))
 # Only runs whose self-healing controllers decided something have one.
 section("control", absent_when_none=True)(lambda history, ctx: control_summary(history))

@@ -28,6 +28,7 @@ __all__ = [
     "Outage",
     "Rollup",
     "SentinelResult",
+    "CrossResult",
     "Finality",
     "ForkBlocks",
     "ForkExpectation",
@@ -283,6 +284,31 @@ class SentinelResult(Closed):
     after_pause: Annotated[Count, Field(description="of them executed when the pause lifted")]
     let_through: Annotated[Count, Field(description="liquidations executed while paused (below the bound)")]
     bad_debt: Annotated[float, Field(description="bad debt over every executed liquidation")]
+
+
+class CrossPercentiles(Closed):
+    p50: Annotated[float | None, Field(description="median")]
+    p99: Annotated[float | None, Field(description="99th percentile")]
+
+
+class CrossResult(Closed):
+    accounts: Annotated[Count, Field(description="cross-margin accounts")]
+    positions: Annotated[Count, Field(description="their positions (one per instrument each holds)")]
+    hedged: Annotated[Count, Field(description="accounts holding a long and a short")]
+    eligible: Annotated[Count, Field(description="accounts the true prices took below their maintenance requirement "
+                                                 "within the horizon (as opened)")]
+    eligible_hedged: Annotated[Count, Field(description="of them hedged")]
+    executed: Annotated[Count, Field(description="calls that closed every position")]
+    partial_calls: Annotated[Count, Field(description="calls that closed some positions and left the rest open")]
+    recovered: Annotated[Count, Field(description="calls that found the account above its requirement")]
+    already_liquidated: Annotated[Count, Field(description="calls that found every position closed")]
+    positions_closed: Annotated[Count, Field(description="positions the calls closed")]
+    delay_ms: Annotated[CrossPercentiles, Field(description="from the price a keeper acted on reaching it to its "
+                                                            "call's commit, over the calls that closed something")]
+    penalties: Annotated[float, Field(ge=0, description="the calls' penalties (keepers' and the fund's)")]
+    insurance_used: Annotated[float, Field(ge=0, description="shortfalls the insurance fund covered")]
+    bad_debt: Annotated[float, Field(ge=0, description="shortfalls left after the fund")]
+    bad_debt_accounts: Annotated[Count, Field(description="accounts that ended in bad debt")]
 
 
 class ForkExpectation(Closed):

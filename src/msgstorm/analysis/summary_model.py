@@ -24,6 +24,7 @@ from msgstorm.analysis.summary_chain import (
     Collateral,
     Consensus,
     Crosschain,
+    CrossResult,
     Finality,
     Forks,
     HopSplit,
@@ -624,6 +625,10 @@ class Summary(BaseModel):
     sentinel: Annotated[SentinelResult | None, Field(
         description="the sequencer uptime guard ([market.sentinel]): liquidations it paused, executed after the "
                     "pause, let through below the bound, and bad debt; absent without it")] = None
+    cross: Annotated[CrossResult | None, Field(
+        description="cross-margin accounts ([[market.accounts]] margin = \"cross\"): how many the true prices took "
+                    "below their requirement, the calls that closed them (whole or partly), and bad debt; absent "
+                    "without them")] = None
     collateral: Annotated[Collateral | None, Field(
         description="positions on the destination, collateral on the source: liquidations closed after the "
                     "relay or left open, and their bad debt against one chain; absent without [crosschain] "

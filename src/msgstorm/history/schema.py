@@ -317,8 +317,44 @@ MARKS = pa.schema([
     pa.field("mark", pa.float64(), nullable=False),
 ])
 
+# ``cross_accounts``: each cross-margin account's positions at the start (``market/cross_margin.py``),
+# one row per position; the account's collateral repeated on each.
+CROSS_ACCOUNTS = pa.schema([
+    pa.field("account", pa.int64(), nullable=False),
+    pa.field("position", pa.int32(), nullable=False),
+    pa.field("instrument", pa.string(), nullable=False),
+    pa.field("side", pa.int8(), nullable=False),
+    pa.field("size", pa.float64(), nullable=False),
+    pa.field("entry", pa.float64(), nullable=False),
+    pa.field("collateral", pa.float64(), nullable=False),
+])
+
+# ``cross_executions``: a committed liquidation of a cross account (``t``), judged at the
+# on-chain prices: ``outcome`` executed (every position closed), partial (some left open),
+# recovered or already_liquidated; the keeper saw the price at ``t_seen`` and sent at
+# ``t_sent``; the closed positions' realised PnL, penalties and slippage summed; the
+# account's collateral after, the insurance fund's cover and the bad debt left, and the fund's
+# balance after (the cross accounts' fund: apart from the isolated accounts' ``venue`` books).
+CROSS_EXECUTIONS = pa.schema([
+    pa.field("t", pa.int64(), nullable=False),
+    pa.field("msg_id", pa.int64(), nullable=False),
+    pa.field("account", pa.int64(), nullable=False),
+    pa.field("keeper", pa.string(), nullable=False),
+    pa.field("outcome", pa.string(), nullable=False),
+    pa.field("t_seen", pa.int64(), nullable=False),
+    pa.field("t_sent", pa.int64(), nullable=False),
+    pa.field("positions_closed", pa.int32(), nullable=False),
+    pa.field("pnl", pa.float64(), nullable=False),
+    pa.field("penalty", pa.float64(), nullable=False),
+    pa.field("slippage", pa.float64(), nullable=False),
+    pa.field("collateral_after", pa.float64(), nullable=False),
+    pa.field("insurance_used", pa.float64(), nullable=False),
+    pa.field("bad_debt", pa.float64(), nullable=False),
+    pa.field("fund_after", pa.float64(), nullable=False),  # the cross accounts' insurance fund after it
+])
+
 MARKET_TABLES = ("prices", "oracle", "accounts", "triggers", "executions", "topups", "frontruns", "auctions",
-                 "auction_orders", "probe_executions", "venue", "marks")
+                 "auction_orders", "probe_executions", "venue", "marks", "cross_accounts", "cross_executions")
 
 # ``ranks``: under a queue policy with its own rule for when a message takes effect
 # (``execution_rank``: ``batch_auction``, ``commit_reveal``), each committed message's rank:
@@ -529,6 +565,8 @@ TABLES: dict[str, pa.Schema] = {
     "probe_executions": PROBE_EXECUTIONS,
     "venue": VENUE,
     "marks": MARKS,
+    "cross_accounts": CROSS_ACCOUNTS,
+    "cross_executions": CROSS_EXECUTIONS,
     "ranks": RANKS,
     "integrity": INTEGRITY,
     "blocks": BLOCKS,

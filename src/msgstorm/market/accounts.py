@@ -79,6 +79,8 @@ def draw_accounts(market: MarketSpec, initial_prices: list[float], seed: np.rand
     names = [instrument.name for instrument in market.instruments]
     parts: list[tuple[np.ndarray, ...]] = []
     for group, child in zip(market.accounts, seed.spawn(len(market.accounts)), strict=True):
+        if group.margin == "cross":
+            continue  # drawn from the same child by market/cross_margin.py
         which = 0 if group.instrument is None else names.index(group.instrument)
         if group.file is not None:
             side, size, entry, collateral = _loaded(group.file)

@@ -11,6 +11,11 @@ sum of independent increments per step of length dt (seconds):
 - geometric Brownian motion: ``(drift - volatility**2 / 2) dt + volatility sqrt(dt) Z_k``;
 - jumps (compound Poisson): ``N_k`` ~ Poisson(rate dt) jumps of log size normal(mean,
   stddev) each: ``N_k mean + sqrt(N_k) stddev Z'_k``;
+- correlated shocks (``[market] correlation``, a matrix C): every modelled instrument's
+  normals ``Z_k`` are drawn first from its own stream, then mixed, ``Z' = L Z`` with ``L L^T
+  = C`` (Cholesky, ``rules/correlation.py``), so instruments i and j's Brownian increments
+  have correlation ``C[i][j]``; jumps and shocks stay each instrument's own. Without the
+  matrix nothing changes (not one draw moves);
 - shocks: a fall of X% over T from t adds ``log(1 - X)`` spread evenly over the steps
   whose end lies in (t, t + T] (T = 0: all of it in the step that ends at or after t).
 
@@ -28,6 +33,7 @@ import numpy as np
 
 from msgstorm import draws
 from msgstorm.errors import DataFileError
+from msgstorm.rules.correlation import cholesky, mix
 from msgstorm.rules.market import horizon_ns
 from msgstorm.scenario.market import InstrumentSpec, MarketSpec
 
@@ -65,19 +71,39 @@ def price_paths(market: MarketSpec, horizon_ns: int, seed: np.random.SeedSequenc
     """Every instrument's path over ``[0, horizon_ns]``, from its own child of ``seed``."""
     steps = steps_for(horizon_ns, market.resolution)
     seeds = seed.spawn(len(market.instruments))
+    rngs = [np.random.default_rng(child) for child in seeds]
+    shocks = None if market.correlation is None else _correlated_shocks(market, steps, rngs)
     prices = np.empty((len(market.instruments), steps + 1), dtype=np.float64)
-    for index, (instrument, child) in enumerate(zip(market.instruments, seeds, strict=True)):
+    for index, (instrument, rng) in enumerate(zip(market.instruments, rngs, strict=True)):
         if instrument.replay is not None:
             prices[index] = _replayed(instrument.replay, steps, market.resolution)
         else:
-            prices[index] = _modelled(instrument, steps, market.resolution, np.random.default_rng(child))
+            prices[index] = _modelled(instrument, steps, market.resolution, rng,
+                                      None if shocks is None else shocks[index])
     return PricePaths([instrument.name for instrument in market.instruments], market.resolution, prices)
 
 
-def _modelled(spec: InstrumentSpec, steps: int, resolution_ns: int, rng: np.random.Generator) -> np.ndarray:
+def _correlated_shocks(market: MarketSpec, steps: int, rngs: list[np.random.Generator]) -> np.ndarray:
+    """Each modelled instrument's ``steps`` standard normals, drawn first from its own
+    stream (a replayed one's are zeros: the schema keeps it uncorrelated), mixed by the
+    Cholesky factor of ``[market] correlation``: ``Z' = L Z`` (``rules/correlation.py``)."""
+    assert market.correlation is not None
+    independent = np.zeros((len(market.instruments), steps), dtype=np.float64)
+    for index, (instrument, rng) in enumerate(zip(market.instruments, rngs, strict=True)):
+        if instrument.replay is None:
+            independent[index] = draws.standard_normal(rng, steps)
+    return mix(cholesky(market.correlation), independent)
+
+
+def _modelled(spec: InstrumentSpec, steps: int, resolution_ns: int, rng: np.random.Generator,
+              shocks: np.ndarray | None = None) -> np.ndarray:
+    """One instrument's path; ``shocks``: its correlated standard normals (drawn here from
+    ``rng`` when none, only with a volatility, as before correlations existed)."""
     dt = resolution_ns / 1e9
     increments = np.full(steps, (spec.drift - spec.volatility * spec.volatility / 2.0) * dt, dtype=np.float64)
-    if spec.volatility > 0:
+    if shocks is not None:
+        increments += (spec.volatility * math.sqrt(dt)) * shocks
+    elif spec.volatility > 0:
         increments += (spec.volatility * math.sqrt(dt)) * draws.standard_normal(rng, steps)
     if spec.jumps is not None and spec.jumps.rate > 0:
         jumps = spec.jumps

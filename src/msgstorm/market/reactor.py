@@ -59,6 +59,7 @@ from msgstorm.market.accounts import (
     past_line,
 )
 from msgstorm.market.auction_book import AuctionBook
+from msgstorm.market.cross_margin import CrossMargin
 from msgstorm.market.dutch import DutchAuctions
 from msgstorm.market.flip import EnglishAuctions, flip_call
 from msgstorm.market.funding import Funding
@@ -176,6 +177,14 @@ class MarketReactor:
                                  "simulated runs only (this host's commits may be taken back)")
             self.venue = Venue(market.liquidation, self._side, self._size, self._entry, self._collateral,
                                self._instrument, self.liquidated)
+        # Cross-margin accounts (``market/cross_margin.py``): ids after the isolated accounts'.
+        self.cross: CrossMargin | None = None
+        if any(group.margin == "cross" for group in market.accounts):
+            if not host.final_commits:
+                raise ValueError("market.accounts: cross-margin accounts run on simulated runs only (this host's "
+                                 "commits may be taken back)")
+            self.cross = CrossMargin(market, self.rule, len(self.accounts), self.paths.prices[:, 0].tolist(),
+                                     len(self.keepers), account_seed)
         # Funding (``market/funding.py``): paid every interval up to the horizon.
         self.funding: Funding | None = None
         if market.funding is not None:
@@ -282,6 +291,8 @@ class MarketReactor:
         columns = self.accounts.columns()
         columns["instrument"] = [instruments[i] for i in self.accounts.instrument.tolist()]
         self.host.append("accounts", columns)
+        if self.cross is not None:
+            self.host.append("cross_accounts", self.cross.start_columns())
 
     # --- before the run: the oracle's messages in the traffic ------------------------------
 
@@ -350,6 +361,8 @@ class MarketReactor:
                 continue  # an older price than one it has (gossip need not keep order)
             keeper.known_step[instrument] = step
             self._look(t, keeper, row, instrument, price)
+            if self.cross is not None:
+                self._look_cross(t, keeper, row, instrument, price)
             if self.probes is not None:
                 self.probes.seen(t, keeper.index, instrument, price)
 
@@ -374,6 +387,33 @@ class MarketReactor:
                 continue  # another keeper of the group takes it
             keeper.pending.add(account)
             self.host.schedule(t + keeper.reaction(), self._send, account, keeper.index, row, t)
+
+    def _look_cross(self, t: int, keeper: _Keeper, row: int, instrument: int, price: float) -> None:
+        """``keeper`` at ``price``: a liquidation for each cross account below its requirement
+        at the prices it has seen (``market/cross_margin.py``)."""
+        assert self.cross is not None
+        split = None if keeper.spec.race else keeper.spec.count
+        for account in self.cross.due(keeper.index, instrument, price):
+            if split is not None and account % split != keeper.member:
+                continue  # another keeper of the group takes it
+            self.cross.hold(keeper.index, account)
+            self.host.schedule(t + keeper.reaction(), self._send_cross, account, keeper.index, row, t)
+
+    def _send_cross(self, t: int, account: int, keeper_index: int, row: int, t_seen: int) -> None:
+        assert self.cross is not None
+        keeper = self.keepers[keeper_index]
+        if self.cross.closed[account - self.cross.first]:  # it reads the chain before it sends
+            self.cross.gave_up(keeper_index, account)
+            return
+        spec = keeper.spec
+        fee = spec.fee_at(self.host.base_fee())
+        if self.budgets is not None and not self.budgets.pay_fee(keeper_index, fee):
+            self.cross.gave_up(keeper_index, account)  # out of gas: it sends nothing more
+            return
+        msg_id = self.host.send(t, self.host.agent_index(spec.name), "liquidation", keeper.node, account,
+                                spec.size, fee)
+        self.liquidation_of[msg_id] = (account, keeper_index)
+        self.cross.sent(msg_id, t_seen, t)
 
     def _moved(self, t: int, instrument: int, price: float) -> None:
         """The on-chain price of ``instrument`` changed to ``price`` at ``t``: one more log return."""
@@ -495,6 +535,10 @@ class MarketReactor:
 
     def _execute(self, t: int, msg_id: int, account: int, keeper_index: int) -> None:
         keeper = self.keepers[keeper_index]
+        if self.cross is not None and self.cross.owns(account):
+            depths = [self._depth(t, instrument) for instrument in range(len(self.chain_price))]
+            self.cross.execute(t, msg_id, account, keeper_index, keeper.name, self.chain_price, depths)
+            return
         keeper.pending.discard(account)
         instrument = self._instrument[account]
         price = self.chain_price[instrument]
@@ -867,6 +911,9 @@ class MarketReactor:
                 ("t", "msg_id", "account", "kind", "amount", "size_after", "collateral_after", "fund_after"),
                 (list(column) for column in columns), strict=True)))
             self._venue_rows = []
+        cross = self.cross.take_rows() if self.cross is not None else None
+        if cross is not None:
+            host.append("cross_executions", cross)
         if self._marks:
             columns = list(zip(*self._marks, strict=True))
             host.append("marks", dict(zip(("t", "msg_id", "account", "index", "mark"),

@@ -32,6 +32,7 @@ from msgstorm.report.chain_fee import chain_sections, observed_note
 from msgstorm.report.collateral import collateral_section
 from msgstorm.report.consensus import consensus_section
 from msgstorm.report.control import control_section
+from msgstorm.report.cross import cross_section
 from msgstorm.report.crosschain import crosschain_section
 from msgstorm.report.market import market_plots, market_section
 from msgstorm.report.page import Plot, esc, figure_block, page, table
@@ -276,6 +277,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         *crosschain_section(typed),
         *rollup_section(typed, _rollup_plots(history, analysis)),
         *collateral_section(typed),
+        *cross_section(typed),
         *hop_split_section(typed),
         *consensus_section(history, typed),
         *safety_section(history, typed),

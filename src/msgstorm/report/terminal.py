@@ -50,6 +50,7 @@ from msgstorm.history.schema import is_simulated
 from msgstorm.report.cells import KeptTable
 from msgstorm.report.collateral import collateral_rows, market_bad_debt_label
 from msgstorm.report.consensus import consensus_rows
+from msgstorm.report.cross import cross_rows
 from msgstorm.report.crosschain import crosschain_rows
 from msgstorm.report.rollup import outage_rows, rollup_rows, sentinel_rows
 from msgstorm.report.text import (
@@ -486,6 +487,7 @@ def _headline(summary: Summary) -> KeptTable:
         rollup_rows(summary.rollup) if summary.rollup else (),
         outage_rows(summary.outages) if summary.outages else (),
         sentinel_rows(summary.sentinel) if summary.sentinel else (),
+        cross_rows(summary.cross) if summary.cross else (),
         collateral_rows(summary.collateral) if summary.collateral else (),
     ]
     for rows in optional:

@@ -24,7 +24,7 @@ from msgstorm.scenario import schema
 from msgstorm.scenario.budget import check_budget
 from msgstorm.scenario.destination import destination_problems
 from msgstorm.scenario.errors import Loc, ScenarioError, ScenarioIssue, TomlLocator, format_field
-from msgstorm.scenario.market import leverage_problems
+from msgstorm.scenario.market import cross_margin_problems, leverage_problems
 from msgstorm.scenario.refs import check_references, did_you_mean, fault_time_problems
 from msgstorm.scenario.schema import Scenario
 
@@ -110,7 +110,7 @@ def parse_scenario(
     if not shortened_run(overridden):
         problems += fault_time_problems(scenario)
     if scenario.market is not None:
-        problems += leverage_problems(scenario.market)
+        problems += leverage_problems(scenario.market) + cross_margin_problems(scenario.market)
     if not problems:  # the estimate needs names that resolve
         problems = check_budget(scenario)
     if problems:

@@ -20,11 +20,13 @@ from pydantic import (
     BeforeValidator,
     Field,
     SerializerFunctionWrapHandler,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
 )
 
+from msgstorm.rules.correlation import correlation_problem
 from msgstorm.scenario.distributions import (
     Constant,
     DurationDist,
@@ -37,7 +39,7 @@ from msgstorm.scenario.registry import LIQUIDATION_MECHANISMS
 from msgstorm.scenario.spec import Fraction, Spec
 from msgstorm.scenario.units import parse_fraction
 
-__all__ = ["AccountsSpec", "AuctionOrdersSpec", "SentinelSpec", "FrontRunnerSpec", "FundingSpec", "LiquiditySpec", "MarkSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "PublishedSpec", "ShockSpec",
+__all__ = ["AccountsSpec", "CROSS_MECHANISMS", "cross_margin_problems", "AuctionOrdersSpec", "SentinelSpec", "FrontRunnerSpec", "FundingSpec", "LiquiditySpec", "MarkSpec", "InstrumentSpec", "JumpsSpec", "KeeperSpec", "LiquidationSpec", "MarketSpec", "OracleSpec", "ProbeSpec", "PublishedSpec", "ShockSpec",
            "TopUpSpec", "impact_exponent", "leverage_limit", "leverage_problems", "parse_per_time"]
 
 _PER_S = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365 * 86400.0}
@@ -147,7 +149,9 @@ class AccountsSpec(Spec):
     """A group of accounts with one position each on ``instrument``: leverage lognormal
     (``leverage_median``, ``leverage_sigma``) capped at ``leverage_cap``, collateral from a
     distribution, long with probability ``long_share``; or loaded from ``file`` (CSV or
-    Parquet: side (+1 long, -1 short, or long/short), size, entry, collateral)."""
+    Parquet: side (+1 long, -1 short, or long/short), size, entry, collateral). With ``margin
+    = "cross"``, one position on each of ``instruments`` (side and leverage drawn per
+    position) behind one collateral (``market/cross.py``)."""
 
     count: int = Field(default=10_000, ge=1)
     instrument: str | None = None  # default: the first instrument
@@ -157,6 +161,16 @@ class AccountsSpec(Spec):
     collateral: NumberDist = Field(default_factory=lambda: Constant(value=10_000.0))
     long_share: Fraction = 1.0
     file: str | None = None
+    # ``cross``: each account holds one position on each of ``instruments`` behind one
+    # collateral (``market/cross.py``); ``isolated``: one position on ``instrument``.
+    margin: Literal["isolated", "cross"] = Field(
+        default="isolated", exclude_if=lambda margin: margin == "isolated",
+        description="`isolated`: one position on `instrument` per account; `cross`: one position on each of "
+        "`instruments` behind one collateral, judged on their summed margin (docs/model.md, \"Cross margin\")")
+    instruments: list[str] | None = Field(
+        default=None, exclude_if=lambda names: names is None,
+        description="a cross account's instruments, one position each (side, leverage drawn per position; "
+        "size = leverage x collateral / (positions x price)); none: every instrument")
 
 
 class KeeperSpec(Spec):
@@ -422,6 +436,9 @@ class MarketSpec(Spec):
 
     resolution: Duration = Field(default=100_000_000, gt=0)
     instruments: list[InstrumentSpec] = Field(min_length=1)
+    correlation: list[list[float]] | None = Field(
+        default=None, description="the correlation of the instruments' price shocks, a matrix in the order of "
+        "`instruments` (square, symmetric, unit diagonal, positive semi-definite); none: independent")
     oracle: OracleSpec = OracleSpec()
     accounts: list[AccountsSpec] = Field(default_factory=list)
     keepers: list[KeeperSpec] = Field(default_factory=list)
@@ -464,7 +481,27 @@ class MarketSpec(Spec):
             data.pop("liquidity", None)
         if data.get("sentinel") is None:
             data.pop("sentinel", None)
+        if data.get("correlation") is None:
+            data.pop("correlation", None)
         return data
+
+    @field_validator("correlation")
+    @classmethod
+    def _correlation(cls, matrix: list[list[float]] | None, info: ValidationInfo) -> list[list[float]] | None:
+        if matrix is None:
+            return None
+        instruments: list[InstrumentSpec] = info.data.get("instruments", [])
+        if len(matrix) != len(instruments):
+            raise ValueError(f"{len(matrix)} rows, but there are {len(instruments)} instruments: one row and one "
+                             f"column per instrument, in their order")
+        problem = correlation_problem(matrix)
+        if problem is not None:
+            raise ValueError(problem)
+        for i, instrument in enumerate(instruments):
+            if instrument.replay is not None and any(matrix[i][j] != 0.0 for j in range(len(matrix)) if j != i):
+                raise ValueError(f"instrument {instrument.name!r} is replayed from a file: its price has no "
+                                 f"drawn shock to correlate; set row and column {i} to 0 off the diagonal")
+        return matrix
 
     @model_validator(mode="after")
     def _check(self) -> MarketSpec:
@@ -513,6 +550,50 @@ class MarketSpec(Spec):
                                  f"answer for liquidation.mechanism {rule.mechanism!r} or its venue accounting "
                                  "(drop [market.probes] or [market.liquidation])")
         return self
+
+
+# The liquidation mechanisms a cross-margin account is liquidated by (``market/cross.py``):
+# the others price one position's close.
+CROSS_MECHANISMS = ("whole", "partial")
+
+
+def cross_margin_problems(market: MarketSpec) -> list[tuple[tuple[str | int, ...], str]]:
+    """``(location, message)`` for each cross-margin setting that cannot run: a group's
+    instruments unknown or repeated, loaded from a file, an isolated group naming several, or
+    a market whose other rules price one position at a time (``market/cross.py`` says what a
+    cross account is). Checked by the loader, as ``leverage_problems``, and by the reactor."""
+    names = [instrument.name for instrument in market.instruments]
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    cross = [index for index, group in enumerate(market.accounts) if group.margin == "cross"]
+    for index, group in enumerate(market.accounts):
+        where: tuple[str | int, ...] = ("market", "accounts", index)
+        if group.margin == "isolated":
+            if group.instruments is not None:
+                problems.append(((*where, "instruments"), "only a cross-margin group holds several instruments "
+                                 "(set margin = \"cross\", or name one with 'instrument')"))
+            continue
+        if group.instrument is not None:
+            problems.append(((*where, "instrument"), "a cross-margin group names its instruments with "
+                             "'instruments'"))
+        if group.file is not None:
+            problems.append(((*where, "file"), "cross-margin accounts are drawn, not loaded from a file"))
+        chosen = names if group.instruments is None else group.instruments
+        if [name for name in chosen if name not in names] or not chosen or len(set(chosen)) != len(chosen):
+            problems.append(((*where, "instruments"), f"expected distinct names among {names}, got {chosen}"))
+    if not cross:
+        return problems
+    first: tuple[str | int, ...] = ("market", "accounts", cross[0], "margin")
+    rule = market.liquidation
+    if rule is not None and (rule.mechanism not in CROSS_MECHANISMS or rule.on_empty != "none"):
+        problems.append((first, f"a cross-margin account is liquidated whole or partially (positions closed, "
+                                f"largest requirement first) with on_empty = \"none\"; liquidation.mechanism is "
+                                f"{rule.mechanism!r}, on_empty {rule.on_empty!r}"))
+    for table, present in (("funding", market.funding), ("mark", market.mark), ("sentinel", market.sentinel),
+                           ("probes", market.probes)):
+        if present is not None:
+            problems.append((first, f"cross-margin accounts cannot be combined with [market.{table}] yet (it "
+                                    f"reads one position per account)"))
+    return problems
 
 
 def impact_exponent(market: MarketSpec) -> float:
