@@ -17,8 +17,7 @@ module, ``scenario/registry.py``), with its settings in ``LiquidationSpec``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from typing import ClassVar, NamedTuple, TypeVar
 
 from msgstorm.rules.liquidation import (
     close_factor_notional,
@@ -138,8 +137,7 @@ def mechanism_of(market: MarketSpec) -> Mechanism:
     return built
 
 
-@dataclass(frozen=True)
-class Call:
+class Call(NamedTuple):  # a tuple: built on every call, and a frozen dataclass builds slowly
     """One liquidation call's account: the units it closed, at what price, what the closed
     part realised, its penalty (split keeper / insurance fund) and slippage, and what the
     position holds after (collateral may be negative: a shortfall, when closed whole)."""

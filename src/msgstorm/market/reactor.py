@@ -41,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable, Iterator
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,7 @@ from msgstorm.market.accounts import (
     draw_accounts,
     equity,
     execute,
+    line_price_pair,
     line_prices,
     notional,
     past_line,
@@ -736,11 +738,15 @@ class MarketReactor:
         """The venue's books take a call (``venue`` rows); the accounts they moved get new
         lines and every keeper looks at them again. The bad debt left."""
         assert self.venue is not None
-        entries, bad_debt = self.venue.apply(account, done)
-        for entry in entries:
-            self._venue_rows.append((t, msg_id, entry.account, entry.kind, entry.amount, entry.size_after,
-                                     entry.collateral_after, entry.fund_after))
-        touched = sorted({entry.account for entry in entries if not self.liquidated[entry.account]})
+        moves, bad_debt = self.venue.book(account, done)
+        rows = len(moves.account)
+        self._venue_rows.extend(zip(repeat(t, rows), repeat(msg_id, rows), moves.account, moves.kind, moves.amount,
+                                    moves.size_after, moves.collateral_after, moves.fund_after))
+        if rows > 16:  # a socialised loss: every account in profit at once
+            moved = np.unique(np.asarray(moves.account, dtype=np.int64))
+            touched = moved[~self.liquidated[moved]].tolist()
+        else:
+            touched = sorted({other for other in moves.account if not self.liquidated[other]})
         if touched:  # a partial close, deleveraging or a socialised charge moved their lines
             self._reline(touched)
             for watcher in self.keepers:
@@ -767,14 +773,20 @@ class MarketReactor:
 
     def _reline(self, accounts: list[int]) -> None:
         """``accounts``' lines from their size and collateral now (open accounts: size above 0)."""
-        def column(values: list[Any]) -> np.ndarray:
-            return np.array([values[account] for account in accounts], dtype=np.float64)
+        side, size, entry, collateral = self._side, self._size, self._entry, self._collateral
+        maintenance = self.market.maintenance_margin
+        if len(accounts) > 16:  # a socialised loss moves every account in profit: at once
+            def column(values: list[Any]) -> np.ndarray:
+                return np.array([values[account] for account in accounts], dtype=np.float64)
 
-        lines, bankrupt = line_prices(column(self._side), column(self._size), column(self._entry),
-                                      column(self._collateral), self.market.maintenance_margin)
-        for account, line, bankruptcy in zip(accounts, lines.tolist(), bankrupt.tolist(), strict=True):
-            self._line[account] = line
-            self._bankruptcy[account] = bankruptcy
+            lines, bankrupt = line_prices(column(side), column(size), column(entry), column(collateral), maintenance)
+            for account, line, bankruptcy in zip(accounts, lines.tolist(), bankrupt.tolist(), strict=True):
+                self._line[account] = line
+                self._bankruptcy[account] = bankruptcy
+            return
+        for account in accounts:  # one account (a partial close): plain floats cost less than numpy's
+            self._line[account], self._bankruptcy[account] = line_price_pair(
+                side[account], size[account], entry[account], collateral[account], maintenance)
 
     # --- a chain that lost its newest blocks ------------------------------------------------
 
