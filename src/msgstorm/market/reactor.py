@@ -85,6 +85,7 @@ PRICE = MESSAGE_KINDS.index("price")
 LIQUIDATION = MESSAGE_KINDS.index("liquidation")
 # Rows of triggers and executions gathered before they go to the history writer.
 _FLUSH_ROWS = 4096
+_VENUE_COLUMNS = ("t", "msg_id", "account", "kind", "amount", "size_after", "collateral_after", "fund_after")
 # The probe books' seed: a child key of the reactor's seed beyond any ``spawn`` it makes.
 _PROBE_KEY = 0x7072
 
@@ -172,6 +173,9 @@ class MarketReactor:
         self.rule = mechanism_of(market)
         self.venue: Venue | None = None
         self._venue_rows: list[tuple[Any, ...]] = []
+        # The venue rows as columns, in order: a call's books add theirs at once (a socialised
+        # loss: a row for every account in profit); ``_venue_rows`` joins them first.
+        self._venue_columns: list[list[Any]] = [[] for _ in _VENUE_COLUMNS]
         if market.liquidation is not None and not market.liquidation.keeps_today():
             if not host.final_commits:
                 raise ValueError("market.liquidation: a mechanism other than whole, or venue accounting, runs on "
@@ -360,9 +364,10 @@ class MarketReactor:
         (at the mark that index makes, with ``[market.mark]``)."""
         price = self._judged(instrument, price)
         found = keeper.cursor.past(instrument, price)
-        if keeper.retry:
+        if keeper.retry:  # ``past_line`` written out: a socialised loss puts hundreds of accounts here
+            side, line, of = self._side, self._line, self._instrument
             again = [a for a in keeper.retry
-                     if self._instrument[a] == instrument and past_line(self._side[a], self._line[a], price)]
+                     if of[a] == instrument and (price <= line[a] if side[a] > 0 else price >= line[a])]
             keeper.retry.difference_update(again)
             found.extend(sorted(again))
         split = None if keeper.spec.race else keeper.spec.count
@@ -740,8 +745,11 @@ class MarketReactor:
         assert self.venue is not None
         moves, bad_debt = self.venue.book(account, done)
         rows = len(moves.account)
-        self._venue_rows.extend(zip(repeat(t, rows), repeat(msg_id, rows), moves.account, moves.kind, moves.amount,
-                                    moves.size_after, moves.collateral_after, moves.fund_after))
+        self._venue_joined()
+        added: tuple[Iterable[Any], ...] = (repeat(t, rows), repeat(msg_id, rows), moves.account, moves.kind,
+                                            moves.amount, moves.size_after, moves.collateral_after, moves.fund_after)
+        for column, values in zip(self._venue_columns, added, strict=True):
+            column.extend(values)
         if rows > 16:  # a socialised loss: every account in profit at once
             moved = np.unique(np.asarray(moves.account, dtype=np.int64))
             touched = moved[~self.liquidated[moved]].tolist()
@@ -752,6 +760,13 @@ class MarketReactor:
             for watcher in self.keepers:
                 watcher.retry.update(touched)
         return bad_debt
+
+    def _venue_joined(self) -> None:
+        """The ``venue`` rows added one at a time, moved to the end of the columns."""
+        if self._venue_rows:
+            for column, values in zip(self._venue_columns, zip(*self._venue_rows, strict=True), strict=True):
+                column.extend(values)
+            self._venue_rows = []
 
     def _fund(self, t: int, _a: int, _b: int, _c: int, _d: int) -> None:
         """An interval's funding at the on-chain (index) prices: ``venue`` rows of kind
@@ -873,12 +888,10 @@ class MarketReactor:
                 ("t", "msg_id", "account", "keeper", "outcome", "price", "t_price", "pnl", "penalty", "slippage",
                  "slippage_bps", "collateral_after", "bad_debt"), (list(column) for column in columns), strict=True)))
             self._executions = []
-        if self._venue_rows:
-            columns = list(zip(*self._venue_rows, strict=True))
-            host.append("venue", dict(zip(
-                ("t", "msg_id", "account", "kind", "amount", "size_after", "collateral_after", "fund_after"),
-                (list(column) for column in columns), strict=True)))
-            self._venue_rows = []
+        self._venue_joined()
+        if self._venue_columns[0]:
+            host.append("venue", dict(zip(_VENUE_COLUMNS, self._venue_columns, strict=True)))
+            self._venue_columns = [[] for _ in _VENUE_COLUMNS]
         if self._marks:
             columns = list(zip(*self._marks, strict=True))
             host.append("marks", dict(zip(("t", "msg_id", "account", "index", "mark"),

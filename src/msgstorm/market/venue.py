@@ -145,16 +145,20 @@ class Venue:
 
     def _deleverage(self, account: int, done: Call, left: float, entries: Moves) -> float:
         price = done.price
-        ranked = []
-        found, profits, _ = self._profitable(account, price, other_side=True)
-        for other, made in zip(found.tolist(), profits.tolist(), strict=True):
-            held = equity(float(self.side[other]), self.size[other], self.entry[other], self.collateral[other], price)
-            leverage = notional(self.size[other], price) / held
-            ranked.append((-made * leverage, other, made))
-        ranked.sort()
+        found, profits, sizes = self._profitable(account, price, other_side=True)
+        # Ranked by profit x leverage (notional / equity), highest first, ties by account.
+        others = found.tolist()
+        prices = np.full_like(sizes, price)
+        held = equity(self._side_array[found], sizes, self._entry_array[found],
+                      np.array([self.collateral[other] for other in others], dtype=np.float64), prices)
+        with np.errstate(divide="ignore"):  # an equity of 0: the highest leverage
+            score = -profits * (notional(sizes, prices) / held)
+        order = np.lexsort((found, score)).tolist()
+        made_of = profits.tolist()
+        ranked = [(others[at], made_of[at]) for at in order]
         per_unit = adl_price_per_unit(left, done.closed)
         units = done.closed
-        for _, other, made in ranked:
+        for other, made in ranked:
             if units <= 0 or left <= 0:
                 break
             size = self.size[other]
