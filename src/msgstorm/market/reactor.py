@@ -40,8 +40,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import deque
 from collections.abc import Iterable, Iterator
 from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -745,16 +747,18 @@ class MarketReactor:
         assert self.venue is not None
         moves, bad_debt = self.venue.book(account, done)
         rows = len(moves.account)
-        self._venue_joined()
         added: tuple[Iterable[Any], ...] = (repeat(t, rows), repeat(msg_id, rows), moves.account, moves.kind,
                                             moves.amount, moves.size_after, moves.collateral_after, moves.fund_after)
-        for column, values in zip(self._venue_columns, added, strict=True):
-            column.extend(values)
-        if rows > 16:  # a socialised loss: every account in profit at once
-            moved = np.unique(np.asarray(moves.account, dtype=np.int64))
-            touched = moved[~self.liquidated[moved]].tolist()
-        else:
+        if rows <= 16:  # a call's own rows (and a few deleveraged accounts'): as rows
+            self._venue_rows.extend(zip(*added, strict=True))
             touched = sorted({other for other in moves.account if not self.liquidated[other]})
+        else:  # a socialised loss: a row for every account in profit, as columns
+            self._venue_joined()
+            for column, values in zip(self._venue_columns, added, strict=True):
+                column.extend(values)
+            moved = np.zeros(len(self.liquidated), dtype=bool)
+            moved[np.asarray(moves.account, dtype=np.int64)] = True
+            touched = np.flatnonzero(moved & ~self.liquidated).tolist()
         if touched:  # a partial close, deleveraging or a socialised charge moved their lines
             self._reline(touched)
             for watcher in self.keepers:
@@ -791,13 +795,14 @@ class MarketReactor:
         side, size, entry, collateral = self._side, self._size, self._entry, self._collateral
         maintenance = self.market.maintenance_margin
         if len(accounts) > 16:  # a socialised loss moves every account in profit: at once
+            pick = itemgetter(*accounts)
+
             def column(values: list[Any]) -> np.ndarray:
-                return np.array([values[account] for account in accounts], dtype=np.float64)
+                return np.array(pick(values), dtype=np.float64)
 
             lines, bankrupt = line_prices(column(side), column(size), column(entry), column(collateral), maintenance)
-            for account, line, bankruptcy in zip(accounts, lines.tolist(), bankrupt.tolist(), strict=True):
-                self._line[account] = line
-                self._bankruptcy[account] = bankruptcy
+            deque(map(self._line.__setitem__, accounts, lines.tolist()), maxlen=0)  # in place, without a loop
+            deque(map(self._bankruptcy.__setitem__, accounts, bankrupt.tolist()), maxlen=0)
             return
         for account in accounts:  # one account (a partial close): plain floats cost less than numpy's
             self._line[account], self._bankruptcy[account] = line_price_pair(

@@ -28,6 +28,8 @@ socialised loss = insurance fund used + deleveraged + socialised + bad debt.
 
 from __future__ import annotations
 
+from collections import deque
+from operator import itemgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -185,10 +187,10 @@ class Venue:
         others = found.tolist()
         shares = (charged * profits / total).tolist()  # each charged x made / total, as one float each
         collateral = self.collateral
-        after = []
-        for other, share in zip(others, shares, strict=True):
-            collateral[other] -= share
-            after.append(collateral[other])
+        # Each collateral less its share (``others`` are distinct), written back in place.
+        before = itemgetter(*others)(collateral) if len(others) > 1 else [collateral[other] for other in others]
+        after = (np.array(before, dtype=np.float64) - np.array(shares, dtype=np.float64)).tolist()
+        deque(map(collateral.__setitem__, others, after), maxlen=0)
         entries.kind.extend(["socialised"] * len(others))
         entries.account.extend(others)
         entries.amount.extend(shares)
