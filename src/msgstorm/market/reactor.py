@@ -87,6 +87,7 @@ PRICE = MESSAGE_KINDS.index("price")
 LIQUIDATION = MESSAGE_KINDS.index("liquidation")
 # Rows of triggers and executions gathered before they go to the history writer.
 _FLUSH_ROWS = 4096
+# The ``venue`` table's columns, in order.
 _VENUE_COLUMNS = ("t", "msg_id", "account", "kind", "amount", "size_after", "collateral_after", "fund_after")
 # The probe books' seed: a child key of the reactor's seed beyond any ``spawn`` it makes.
 _PROBE_KEY = 0x7072
