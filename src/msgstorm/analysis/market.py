@@ -63,6 +63,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from msgstorm.analysis._common import (
     message_rows,
@@ -417,9 +418,11 @@ def held_after_venue(history: History, tables: MarketTables) -> tuple[np.ndarray
     t, account = venue.column("t").to_numpy(), venue.column("account").to_numpy()
     size_after, collateral_after = venue.column("size_after").to_numpy(), venue.column("collateral_after").to_numpy()
     last_t = np.full(size.size, -1, dtype=np.int64)
-    for row in range(venue.num_rows):  # in commit order: the last row of an account is its state
-        who = int(account[row])
-        size[who], collateral[who], last_t[who] = size_after[row], collateral_after[row], t[row]
+    # In commit order: the last row of an account is its state (a socialised loss writes a
+    # row for every account in profit, so the rows are read at once).
+    moved, first_from_the_end = np.unique(account[::-1], return_index=True)
+    last = venue.num_rows - 1 - first_from_the_end
+    size[moved], collateral[moved], last_t[moved] = size_after[last], collateral_after[last], t[last]
     topups = history.table("topups")
     if topups.num_rows:
         for when, who, amount in zip(topups.column("t").to_pylist(), topups.column("account").to_pylist(),
@@ -452,12 +455,17 @@ def venue_summary(history: History) -> VenueLosses:
     sums = dict.fromkeys(_VENUE_KINDS, 0.0)
     start = float((history.scenario["market"].get("liquidation") or {}).get("insurance_fund", 0.0))
     end = start
-    kinds: list[str] = venue.column("kind").to_pylist() if venue.num_rows else []
-    funding = np.array([kind == "funding" for kind in kinds], dtype=bool)
+    kinds = venue.column("kind") if venue.num_rows else pa.chunked_array([], pa.string())
+
+    def of_kind(kind: str) -> np.ndarray:  # the rows of ``kind`` (hundreds of thousands with a socialised loss)
+        rows: np.ndarray = pc.equal(kinds, kind).to_numpy(zero_copy_only=False).astype(bool)
+        return rows
+
+    funding = of_kind("funding")
     amounts = venue.column("amount").to_numpy() if venue.num_rows else np.zeros(0)
     if not funding.all():
         for kind in _VENUE_KINDS:
-            sums[kind] = float(amounts[np.array([k == kind for k in kinds], dtype=bool)].sum())
+            sums[kind] = float(amounts[of_kind(kind)].sum())
         end = float(venue.column("fund_after").to_numpy()[-1])
     else:
         sums["keeper_fee"] = fee  # no books (funding's rows at most): the keeper takes the whole penalty

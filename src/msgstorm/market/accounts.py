@@ -41,7 +41,7 @@ from msgstorm.scenario.file_cache import kept_per_file
 from msgstorm.scenario.market import AccountsSpec, MarketSpec
 
 __all__ = ["Accounts", "Execution", "LineCursor", "LineIndex", "draw_accounts", "equity", "execute", "impact_bps",
-           "line_prices", "notional", "past_line", "past_lines", "pnl"]
+           "line_price_pair", "line_prices", "notional", "past_line", "past_lines", "pnl"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,20 @@ def line_prices(side: np.ndarray, size: np.ndarray, entry: np.ndarray, collatera
                            (notional + collateral) / (size * (1.0 + maintenance)))
     bankruptcy = np.where(long, entry - collateral / size, entry + collateral / size)
     return liquidation, bankruptcy
+
+
+def line_price_pair(side: int, size: float, entry: float, collateral: float, maintenance: float) -> tuple[float, float]:
+    """``line_prices`` of one account, in plain floats (the same operations in the same
+    order, so the same numbers): the reactor relines an account after each partial close,
+    where numpy's cost on one element outweighs the arithmetic."""
+    if size <= 0:  # numpy's inf or nan for an empty position, not a ZeroDivisionError
+        lines, bankrupt = line_prices(np.array([side]), np.array([size]), np.array([entry]), np.array([collateral]),
+                                      maintenance)
+        return float(lines[0]), float(bankrupt[0])
+    notional = size * entry
+    if side > 0:
+        return (notional - collateral) / (size * (1.0 - maintenance)), entry - collateral / size
+    return (notional + collateral) / (size * (1.0 + maintenance)), entry + collateral / size
 
 
 def draw_accounts(market: MarketSpec, initial_prices: list[float], seed: np.random.SeedSequence) -> Accounts:

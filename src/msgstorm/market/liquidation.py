@@ -17,8 +17,7 @@ module, ``scenario/registry.py``), with its settings in ``LiquidationSpec``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from typing import ClassVar, NamedTuple, TypeVar
 
 from msgstorm.rules.liquidation import (
     close_factor_notional,
@@ -53,6 +52,7 @@ class Mechanism:
     def __init__(self, spec: LiquidationSpec, market: MarketSpec) -> None:
         self.spec = spec
         self.market = market
+        self.exponent = impact_exponent(market)  # the depth curve's, once (a call reads it)
 
     def closed_size(self, side: int, size: float, entry: float, collateral: float, price: float) -> float:
         return size
@@ -84,13 +84,15 @@ class Partial(Mechanism):
     (``restore_to``), of what stays open (``rules.liquidation.partial_close_notional``);
     the whole position when none does."""
 
+    def __init__(self, spec: LiquidationSpec, market: MarketSpec) -> None:
+        super().__init__(spec, market)
+        self.target = market.maintenance_margin if spec.restore_to == "maintenance" else spec.initial_margin
+        # Sized on the calm book (docs/model.md, "Liquidity").
+        self.slippage_k = slippage_coefficient(market.slippage_bps, market.depth, self.exponent)
+
     def closed_size(self, side: int, size: float, entry: float, collateral: float, price: float) -> float:
-        market, spec = self.market, self.spec
-        target = market.maintenance_margin if spec.restore_to == "maintenance" else spec.initial_margin
-        exponent = impact_exponent(market)  # sized on the calm book (docs/model.md, "Liquidity")
-        closed = partial_close_notional(equity(side, size, entry, collateral, price), notional(size, price), target,
-                                        market.liquidation_penalty,
-                                        slippage_coefficient(market.slippage_bps, market.depth, exponent), exponent)
+        closed = partial_close_notional(equity(side, size, entry, collateral, price), notional(size, price),
+                                        self.target, self.market.liquidation_penalty, self.slippage_k, self.exponent)
         return size if closed is None else closed / price
 
 
@@ -138,8 +140,7 @@ def mechanism_of(market: MarketSpec) -> Mechanism:
     return built
 
 
-@dataclass(frozen=True)
-class Call:
+class Call(NamedTuple):  # a tuple: built on every call, and a frozen dataclass builds slowly
     """One liquidation call's account: the units it closed, at what price, what the closed
     part realised, its penalty (split keeper / insurance fund) and slippage, and what the
     position holds after (collateral may be negative: a shortfall, when closed whole)."""
@@ -172,8 +173,7 @@ def call(rule: Mechanism, side: int, size: float, entry: float, collateral: floa
         closed = size
     penalty, slippage, bps, after = liquidation_costs(float(side), closed, entry, collateral, price,
                                                       market.liquidation_penalty, slippage_bps,
-                                                      market.depth if depth is None else depth,
-                                                      impact_exponent(market))
+                                                      market.depth if depth is None else depth, rule.exponent)
     keeper_fee, fund_fee = split_fee(penalty, rule.spec.keeper_share)
     return Call(price, closed, whole, pnl(float(side), closed, entry, price), penalty, keeper_fee, fund_fee, slippage,
                 bps, 0.0 if whole else size - closed, after)

@@ -40,7 +40,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections import deque
 from collections.abc import Iterable, Iterator
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -54,6 +57,7 @@ from msgstorm.market.accounts import (
     draw_accounts,
     equity,
     execute,
+    line_price_pair,
     line_prices,
     notional,
     past_line,
@@ -84,6 +88,8 @@ PRICE = MESSAGE_KINDS.index("price")
 LIQUIDATION = MESSAGE_KINDS.index("liquidation")
 # Rows of triggers and executions gathered before they go to the history writer.
 _FLUSH_ROWS = 4096
+# The ``venue`` table's columns, in order.
+_VENUE_COLUMNS = ("t", "msg_id", "account", "kind", "amount", "size_after", "collateral_after", "fund_after")
 # The probe books' seed: a child key of the reactor's seed beyond any ``spawn`` it makes.
 _PROBE_KEY = 0x7072
 
@@ -171,6 +177,9 @@ class MarketReactor:
         self.rule = mechanism_of(market)
         self.venue: Venue | None = None
         self._venue_rows: list[tuple[Any, ...]] = []
+        # The venue rows as columns, in order: a call's books add theirs at once (a socialised
+        # loss: a row for every account in profit); ``_venue_rows`` joins them first.
+        self._venue_columns: list[list[Any]] = [[] for _ in _VENUE_COLUMNS]
         if market.liquidation is not None and not market.liquidation.keeps_today():
             if not host.final_commits:
                 raise ValueError("market.liquidation: a mechanism other than whole, or venue accounting, runs on "
@@ -371,9 +380,10 @@ class MarketReactor:
         (at the mark that index makes, with ``[market.mark]``)."""
         price = self._judged(instrument, price)
         found = keeper.cursor.past(instrument, price)
-        if keeper.retry:
+        if keeper.retry:  # ``past_line`` written out: a socialised loss puts hundreds of accounts here
+            side, line, of = self._side, self._line, self._instrument
             again = [a for a in keeper.retry
-                     if self._instrument[a] == instrument and past_line(self._side[a], self._line[a], price)]
+                     if of[a] == instrument and (price <= line[a] if side[a] > 0 else price >= line[a])]
             keeper.retry.difference_update(again)
             found.extend(sorted(again))
         split = None if keeper.spec.race else keeper.spec.count
@@ -780,16 +790,32 @@ class MarketReactor:
         """The venue's books take a call (``venue`` rows); the accounts they moved get new
         lines and every keeper looks at them again. The bad debt left."""
         assert self.venue is not None
-        entries, bad_debt = self.venue.apply(account, done)
-        for entry in entries:
-            self._venue_rows.append((t, msg_id, entry.account, entry.kind, entry.amount, entry.size_after,
-                                     entry.collateral_after, entry.fund_after))
-        touched = sorted({entry.account for entry in entries if not self.liquidated[entry.account]})
+        moves, bad_debt = self.venue.book(account, done)
+        rows = len(moves.account)
+        added: tuple[Iterable[Any], ...] = (repeat(t, rows), repeat(msg_id, rows), moves.account, moves.kind,
+                                            moves.amount, moves.size_after, moves.collateral_after, moves.fund_after)
+        if rows <= 16:  # a call's own rows (and a few deleveraged accounts'): as rows
+            self._venue_rows.extend(zip(*added, strict=True))
+            touched = sorted({other for other in moves.account if not self.liquidated[other]})
+        else:  # a socialised loss: a row for every account in profit, as columns
+            self._venue_joined()
+            for column, values in zip(self._venue_columns, added, strict=True):
+                column.extend(values)
+            moved = np.zeros(len(self.liquidated), dtype=bool)
+            moved[np.asarray(moves.account, dtype=np.int64)] = True
+            touched = np.flatnonzero(moved & ~self.liquidated).tolist()
         if touched:  # a partial close, deleveraging or a socialised charge moved their lines
             self._reline(touched)
             for watcher in self.keepers:
                 watcher.retry.update(touched)
         return bad_debt
+
+    def _venue_joined(self) -> None:
+        """The ``venue`` rows added one at a time, moved to the end of the columns."""
+        if self._venue_rows:
+            for column, values in zip(self._venue_columns, zip(*self._venue_rows, strict=True), strict=True):
+                column.extend(values)
+            self._venue_rows = []
 
     def _fund(self, t: int, _a: int, _b: int, _c: int, _d: int) -> None:
         """An interval's funding at the on-chain (index) prices: ``venue`` rows of kind
@@ -811,14 +837,21 @@ class MarketReactor:
 
     def _reline(self, accounts: list[int]) -> None:
         """``accounts``' lines from their size and collateral now (open accounts: size above 0)."""
-        def column(values: list[Any]) -> np.ndarray:
-            return np.array([values[account] for account in accounts], dtype=np.float64)
+        side, size, entry, collateral = self._side, self._size, self._entry, self._collateral
+        maintenance = self.market.maintenance_margin
+        if len(accounts) > 16:  # a socialised loss moves every account in profit: at once
+            pick = itemgetter(*accounts)
 
-        lines, bankrupt = line_prices(column(self._side), column(self._size), column(self._entry),
-                                      column(self._collateral), self.market.maintenance_margin)
-        for account, line, bankruptcy in zip(accounts, lines.tolist(), bankrupt.tolist(), strict=True):
-            self._line[account] = line
-            self._bankruptcy[account] = bankruptcy
+            def column(values: list[Any]) -> np.ndarray:
+                return np.array(pick(values), dtype=np.float64)
+
+            lines, bankrupt = line_prices(column(side), column(size), column(entry), column(collateral), maintenance)
+            deque(map(self._line.__setitem__, accounts, lines.tolist()), maxlen=0)  # in place, without a loop
+            deque(map(self._bankruptcy.__setitem__, accounts, bankrupt.tolist()), maxlen=0)
+            return
+        for account in accounts:  # one account (a partial close): plain floats cost less than numpy's
+            self._line[account], self._bankruptcy[account] = line_price_pair(
+                side[account], size[account], entry[account], collateral[account], maintenance)
 
     # --- a chain that lost its newest blocks ------------------------------------------------
 
@@ -905,12 +938,10 @@ class MarketReactor:
                 ("t", "msg_id", "account", "keeper", "outcome", "price", "t_price", "pnl", "penalty", "slippage",
                  "slippage_bps", "collateral_after", "bad_debt"), (list(column) for column in columns), strict=True)))
             self._executions = []
-        if self._venue_rows:
-            columns = list(zip(*self._venue_rows, strict=True))
-            host.append("venue", dict(zip(
-                ("t", "msg_id", "account", "kind", "amount", "size_after", "collateral_after", "fund_after"),
-                (list(column) for column in columns), strict=True)))
-            self._venue_rows = []
+        self._venue_joined()
+        if self._venue_columns[0]:
+            host.append("venue", dict(zip(_VENUE_COLUMNS, self._venue_columns, strict=True)))
+            self._venue_columns = [[] for _ in _VENUE_COLUMNS]
         cross = self.cross.take_rows() if self.cross is not None else None
         if cross is not None:
             host.append("cross_executions", cross)

@@ -28,7 +28,9 @@ socialised loss = insurance fund used + deleveraged + socialised + bad debt.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from operator import itemgetter
+from typing import NamedTuple
 
 import numpy as np
 
@@ -37,11 +39,10 @@ from msgstorm.rules.liquidation import adl_price_per_unit
 from msgstorm.rules.market import equity, notional, pnl
 from msgstorm.scenario.market import LiquidationSpec
 
-__all__ = ["Entry", "Venue"]
+__all__ = ["Entry", "Moves", "Venue"]
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):  # a tuple: a socialised loss makes one per account in profit
     """One movement of the books (a ``venue`` row without its time and message)."""
 
     kind: str
@@ -50,6 +51,34 @@ class Entry:
     size_after: float
     collateral_after: float
     fund_after: float
+
+
+class Moves:
+    """A call's entries as columns, in order: ``Venue.book`` adds them so, as a socialised
+    loss moves every account in profit at once (``entries`` gives them as ``Entry`` rows)."""
+
+    __slots__ = ("account", "amount", "collateral_after", "fund_after", "kind", "size_after")
+
+    def __init__(self) -> None:
+        self.kind: list[str] = []
+        self.account: list[int] = []
+        self.amount: list[float] = []
+        self.size_after: list[float] = []
+        self.collateral_after: list[float] = []
+        self.fund_after: list[float] = []
+
+    def add(self, kind: str, account: int, amount: float, size_after: float, collateral_after: float,
+            fund_after: float) -> None:
+        self.kind.append(kind)
+        self.account.append(account)
+        self.amount.append(amount)
+        self.size_after.append(size_after)
+        self.collateral_after.append(collateral_after)
+        self.fund_after.append(fund_after)
+
+    def entries(self) -> list[Entry]:
+        return [Entry(*row) for row in zip(self.kind, self.account, self.amount, self.size_after,
+                                           self.collateral_after, self.fund_after, strict=True)]
 
 
 class Venue:
@@ -62,17 +91,26 @@ class Venue:
         self.fund = spec.insurance_fund
         self.side, self.size, self.entry, self.collateral = side, size, entry, collateral
         self.instrument, self.closed = instrument, closed
+        # The columns no call changes, as arrays once (``_profitable`` reads every account).
+        self._side_array = np.asarray(side, dtype=np.float64)
+        self._entry_array = np.asarray(entry, dtype=np.float64)
+        self._instrument_array = np.asarray(instrument)
 
     def apply(self, account: int, done: Call) -> tuple[list[Entry], float]:
         """Apply a liquidation call to ``account``: its books' entries, and the bad debt left."""
+        moves, bad_debt = self.book(account, done)
+        return moves.entries(), bad_debt
+
+    def book(self, account: int, done: Call) -> tuple[Moves, float]:
+        """``apply`` with the entries as columns (the reactor's ``venue`` rows)."""
         self.size[account] = done.size_after
         self.collateral[account] = done.collateral_after
-        entries: list[Entry] = []
+        entries = Moves()
         self.fund += done.fund_fee
-        entries.append(self._entry("keeper_fee", account, done.keeper_fee))
-        entries.append(self._entry("insurance_fee", account, done.fund_fee))
+        self._entry(entries, "keeper_fee", account, done.keeper_fee)
+        self._entry(entries, "insurance_fee", account, done.fund_fee)
         if not done.whole:
-            entries.append(self._entry("partial", account, notional(done.closed, done.price)))
+            self._entry(entries, "partial", account, notional(done.closed, done.price))
             return entries, 0.0
         self.closed[account] = True
         shortfall = max(0.0, -done.collateral_after)
@@ -81,7 +119,7 @@ class Venue:
         used = min(self.fund, shortfall)
         self.fund -= used
         self.collateral[account] += used
-        entries.append(self._entry("insurance_used", account, used))
+        self._entry(entries, "insurance_used", account, used)
         left = shortfall - used
         if left > 0 and self.spec.on_empty == "adl":
             left = self._deleverage(account, done, left, entries)
@@ -90,34 +128,39 @@ class Venue:
         if left <= shortfall * 1e-12:
             left = 0.0  # what the cover's sums leave of rounding
         self.collateral[account] = 0.0  # covered, or the rest is the venue's bad debt
-        entries.append(self._entry("bad_debt", account, left))
+        self._entry(entries, "bad_debt", account, left)
         return entries, left
 
-    def _profitable(self, account: int, price: float, other_side: bool) -> list[tuple[int, float]]:
-        """(account, profit at ``price``) of the open accounts of ``account``'s instrument
-        with a profit (on the other side only with ``other_side``)."""
-        side = np.asarray(self.side, dtype=np.float64)
+    def _profitable(self, account: int, price: float, other_side: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(accounts, profit at ``price``, size) of the open accounts of ``account``'s
+        instrument with a profit (on the other side only with ``other_side``), by account."""
+        side = self._side_array
         size = np.asarray(self.size, dtype=np.float64)
-        made = pnl(side, size, np.asarray(self.entry, dtype=np.float64), np.full_like(size, price))
-        eligible = ((np.asarray(self.instrument) == self.instrument[account]) & ~self.closed & (size > 0)
+        made = pnl(side, size, self._entry_array, np.full_like(size, price))
+        eligible = ((self._instrument_array == self.instrument[account]) & ~self.closed & (size > 0)
                     & (made > 0))
         if other_side:
             eligible &= side != self.side[account]
         eligible[account] = False
         found = np.flatnonzero(eligible)
-        return list(zip(found.tolist(), made[found].tolist(), strict=True))
+        return found, made[found], size[found]
 
-    def _deleverage(self, account: int, done: Call, left: float, entries: list[Entry]) -> float:
+    def _deleverage(self, account: int, done: Call, left: float, entries: Moves) -> float:
         price = done.price
-        ranked = []
-        for other, made in self._profitable(account, price, other_side=True):
-            held = equity(float(self.side[other]), self.size[other], self.entry[other], self.collateral[other], price)
-            leverage = notional(self.size[other], price) / held
-            ranked.append((-made * leverage, other, made))
-        ranked.sort()
+        found, profits, sizes = self._profitable(account, price, other_side=True)
+        # Ranked by profit x leverage (notional / equity), highest first, ties by account.
+        others = found.tolist()
+        prices = np.full_like(sizes, price)
+        held = equity(self._side_array[found], sizes, self._entry_array[found],
+                      np.array([self.collateral[other] for other in others], dtype=np.float64), prices)
+        with np.errstate(divide="ignore"):  # an equity of 0: the highest leverage
+            score = -profits * (notional(sizes, prices) / held)
+        order = np.lexsort((found, score)).tolist()
+        made_of = profits.tolist()
+        ranked = [(others[at], made_of[at]) for at in order]
         per_unit = adl_price_per_unit(left, done.closed)
         units = done.closed
-        for _, other, made in ranked:
+        for other, made in ranked:
             if units <= 0 or left <= 0:
                 break
             size = self.size[other]
@@ -131,21 +174,31 @@ class Venue:
             self.collateral[account] += transfer
             units -= taken
             left -= transfer
-            entries.append(self._entry("deleveraged", other, transfer))
+            self._entry(entries, "deleveraged", other, transfer)
         return left
 
-    def _socialise(self, account: int, price: float, left: float, entries: list[Entry]) -> float:
-        profitable = self._profitable(account, price, other_side=False)
-        total = sum(made for _, made in profitable)
+    def _socialise(self, account: int, price: float, left: float, entries: Moves) -> float:
+        found, profits, sizes = self._profitable(account, price, other_side=False)
+        made: list[float] = profits.tolist()
+        total = sum(made)  # in account order, as each share's denominator
         if total <= 0:
             return left
         charged = min(left, total)
-        for other, made in profitable:
-            share = charged * made / total
-            self.collateral[other] -= share
-            entries.append(self._entry("socialised", other, share))
+        others = found.tolist()
+        shares = (charged * profits / total).tolist()  # each charged x made / total, as one float each
+        collateral = self.collateral
+        # Each collateral less its share (``others`` are distinct), written back in place.
+        before = itemgetter(*others)(collateral) if len(others) > 1 else [collateral[other] for other in others]
+        after = (np.array(before, dtype=np.float64) - np.array(shares, dtype=np.float64)).tolist()
+        deque(map(collateral.__setitem__, others, after), maxlen=0)
+        entries.kind.extend(["socialised"] * len(others))
+        entries.account.extend(others)
+        entries.amount.extend(shares)
+        entries.size_after.extend(sizes.tolist())
+        entries.collateral_after.extend(after)
+        entries.fund_after.extend([self.fund] * len(others))
         self.collateral[account] += charged
         return left - charged
 
-    def _entry(self, kind: str, account: int, amount: float) -> Entry:
-        return Entry(kind, account, amount, self.size[account], self.collateral[account], self.fund)
+    def _entry(self, entries: Moves, kind: str, account: int, amount: float) -> None:
+        entries.add(kind, account, amount, self.size[account], self.collateral[account], self.fund)
