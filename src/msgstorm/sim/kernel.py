@@ -416,8 +416,9 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
     copy has arrived. Announcements pay ``control`` ns on top of their link delay. Under
     COMPACT the first ``high_bw`` peers of the order that speak compact relay (N_COMPACT)
     get the compact block (a CMPCT receipt), the rest an announcement; a node that does not
-    speak it announces the block to every peer (who asks for the full block). Otherwise an announcement to a peer that holds the payload or has asked
-    for it is quiet (see Q_T): appended to ``quiet``, which has room for ``degree`` entries."""
+    speak it announces the block to every peer (who asks for the full block). Otherwise an
+    announcement to a peer that holds the payload or has asked for it is quiet (see Q_T):
+    appended to ``quiet``, which has room for ``degree`` entries."""
     mine = nodes[N_COLOUR, node]
     size = slots[SL_SIZE, slot]
     up = ns_per_byte[0, node]
@@ -743,7 +744,8 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
     """Announce and fetch. ANNOUNCE at ``node`` from ``sender``: a node that neither holds
     the item nor has asked for it asks ``sender`` (a REQUEST, one link delay) and sets a
     TIMEOUT. REQUEST at ``node`` from ``sender``: the payload goes back on ``node``'s uplink
-    (a RECV, as a push would send it). TIMEOUT at ``node`` (``sender``: the peer asked): if
+    (a RECV, as a push would send it; under COMPACT the compact block, a CMPCT, if both
+    ends speak compact relay, else the full block, a RECV of SL_FULL_SIZE bytes). TIMEOUT at ``node`` (``sender``: the peer asked): if
     the payload has not arrived, ask the next peer of ``node``'s list that validated the item,
     or, if none has, forget the request so that the next announcement starts one (the quiet
     announcements on their way to ``node`` go back into the heap: ``_wake_quiet``;
