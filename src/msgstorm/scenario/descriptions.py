@@ -173,6 +173,10 @@ DESCRIPTIONS: dict[str, str] = {
                                  "one (getblocktxn), one more round trip; the default is SimBlock's "
                                  "`CBR_FAILURE_RATE_FOR_CONTROL_NODE` (from Imtiaz et al., ICBC 2019; churning "
                                  "nodes: 27%)",
+    "RelaySpec.compact_share": "share of nodes that speak compact relay (`compact` relay; rounded half up to a "
+                               "count of nodes, drawn from the run's seed): a link where either end does not "
+                               "carries the full block, announced and then asked for (as a Bitcoin Core peer "
+                               "that sent no `sendcmpct`); SimBlock's `CBR_USAGE_RATE` is 0.964",
     "RelaySpec.sample": "opt-in, with `[blocks.producers]`: the share of messages relayed receipt by receipt "
                         "(every n-th msg_id, n = round(1 / sample), the rule `history.delivery_sample` uses, and "
                         "each region's first message); each other message reaches each producer as long after its "

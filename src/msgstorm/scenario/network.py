@@ -28,7 +28,7 @@ RELAY_PROTOCOLS: tuple[str, ...] = get_args(RelayProtocol)
 BLOCK_KIND = "block"
 
 
-_COMPACT_FIELDS = ("compact_header", "short_id", "high_bandwidth", "rebuild_failure")
+_COMPACT_FIELDS = ("compact_header", "short_id", "high_bandwidth", "rebuild_failure", "compact_share")
 # The share of compact blocks a node cannot rebuild from what it holds and must ask its
 # peer for (getblocktxn, one more round trip): SimBlock's CBR_FAILURE_RATE_FOR_CONTROL_NODE
 # (dsg-titech/simblock, SimulationConfiguration.java; from the measurements of Imtiaz et
@@ -47,7 +47,9 @@ class RelaySpec(Spec):
     the rest; ``compact`` (blocks only, BIP 152) sends a compact block (``compact_header``
     bytes plus ``short_id`` bytes per message) unasked to ``high_bandwidth`` peers and
     announces it to the rest, and a peer rebuilds the block from the messages it has
-    validated, asking for the missing ones (one more round trip). ``protocol`` applies to every
+    validated, asking for the missing ones (one more round trip); ``compact_share`` of the
+    nodes speak it, and a link where either end does not carries the full block (announced,
+    then asked for). ``protocol`` applies to every
     kind not named in ``kinds`` (message kinds and ``block``). ``control_overhead`` is a fixed
     delay each announcement and request pays on top of its link delay (payloads do not)."""
 
@@ -59,6 +61,7 @@ class RelaySpec(Spec):
     short_id: int = Field(default=6, ge=1, le=64)
     high_bandwidth: int = Field(default=3, ge=0, le=1 << 20)
     rebuild_failure: Fraction = REBUILD_FAILURE
+    compact_share: Fraction = 1.0
     # Opt-in (sim/sampled_pool.py): the share of messages relayed receipt by receipt; none: all of them.
     sample: float | None = Field(default=None, gt=0, le=1)
     # What the unsampled messages cost the nodes (scenario/sample_load.py): "derate" gives the

@@ -8,11 +8,12 @@ to rebuild it from under compact relay.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BlockContents", "CompactRelay"]
+__all__ = ["BlockContents", "CompactRelay", "compact_nodes"]
 
 
 @dataclass(frozen=True)
@@ -46,3 +47,15 @@ class CompactRelay:
 
     def size(self, messages: int) -> int:
         return self.header_bytes + self.short_id_bytes * messages
+
+
+def compact_nodes(n: int, share: float, rng: np.random.Generator) -> np.ndarray | None:
+    """Which of ``n`` nodes speak compact relay: ``share`` of them, rounded half up, drawn
+    without replacement (a permutation of ``rng``), as a bool per node; None (no draw) when
+    every node does."""
+    speaking = math.floor(share * n + 0.5)
+    if speaking >= n:
+        return None
+    flags = np.zeros(n, dtype=bool)
+    flags[rng.permutation(n)[:speaking]] = True
+    return flags

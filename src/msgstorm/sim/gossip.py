@@ -65,7 +65,8 @@ class GossipState:
                  message_relay: np.ndarray | None = None, block_relay: int = k.PUSH,
                  relay_timeout_ns: int = 10_000_000_000, download_ns_per_byte: float | np.ndarray = 0.0,
                  fair_share: bool = False, uplink_held: bool = False, control_overhead_ns: int = 0,
-                 compact: CompactRelay | None = None, trace_hops: bool = False, hop_stride: int = 1) -> None:
+                 compact: CompactRelay | None = None, trace_hops: bool = False, hop_stride: int = 1,
+                 compact_nodes: np.ndarray | None = None) -> None:
         """``order_seed``: the seed of the order in which nodes serve their peers
         (sim/fair_order.py), a non-negative int64. ``message_relay``: the relay protocol's
         kernel code (``k.PUSH`` ..) for each message kind code (default: push for all);
@@ -76,6 +77,8 @@ class GossipState:
         ``uplink_held``: they queue, each holding the uplink until it has arrived;
         ``control_overhead_ns``: added to each announcement's and request's link delay;
         ``compact``: compact relay's sizes, needed when a relay code is ``k.COMPACT``;
+        ``compact_nodes``: whether each node speaks compact relay (default: every node; a
+        link where either end does not carries the full block, announced and asked for);
         ``trace_hops``: write the hop log, for every block and the messages whose msg_id is
         a multiple of ``hop_stride`` (0: none)."""
         n = topology.size
@@ -115,6 +118,11 @@ class GossipState:
         self.nodes = np.zeros((k.N_ROWS, n), dtype=np.int64)
         self.nodes[k.N_UP, :] = 1
         self.nodes[k.N_HOLD_COL, :] = -1
+        self.nodes[k.N_COMPACT, :] = 1
+        if compact_nodes is not None:
+            if len(compact_nodes) != n:
+                raise ValueError(f"compact_nodes has {len(compact_nodes)} entries for {n} nodes")
+            self.nodes[k.N_COMPACT, :] = np.asarray(compact_nodes, dtype=bool)
         slots = 1 << 10
         self.slots = np.zeros((k.SL_ROWS, slots), dtype=np.int64)
         self.seen = np.zeros((slots, n), dtype=np.uint8)
@@ -221,9 +229,11 @@ class GossipState:
         """Start gossip of an item at ``node`` at ``t`` (``message_kind``: a message's kind
         code, which picks its relay protocol; blocks take ``block_relay``). A block comes
         with its ``contents``; under compact relay its peers receive the compact block
-        (``CompactRelay.size``) instead of ``size`` bytes."""
+        (``CompactRelay.size``) instead of ``size`` bytes, over links both of whose ends
+        speak compact relay (``compact_nodes``)."""
         relay = self.block_relay if kind == k.ITEM_BLOCK else self._relay_codes[message_kind]
         first = ntx = 0
+        full_size = size
         if relay == k.COMPACT and self.compact is not None:
             if contents is None:
                 raise ValueError("a block relayed compactly needs its contents")
@@ -238,8 +248,8 @@ class GossipState:
             inject = self._inject
             if inject is None:
                 inject = self._inject = direct_call(k.inject, *self._inject_args, t, node, item, kind, size, relay,
-                                                    first, ntx)
-            if inject(*self._inject_args, t, node, item, kind, size, relay, first, ntx) >= 0:
+                                                    first, ntx, full_size)
+            if inject(*self._inject_args, t, node, item, kind, size, relay, first, ntx, full_size) >= 0:
                 break
             if self.scalars[k.S_FREE] == 0:
                 self._grow_slots()

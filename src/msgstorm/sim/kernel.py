@@ -55,7 +55,7 @@ __all__ = [
     "S_IDX_BITS", "S_SEQ_LIMIT", "S_ROWS", "S_ORDER_SEED", "S_TIMEOUT", "S_ANNOUNCES", "S_REQUESTS",
     "S_FALLBACKS", "S_FAIR_SHARE", "S_DOWNLOADS", "S_CONTROL", "S_LOGGED", "LOG_NODE", "LOG_ITEM", "LOG_T", "UPLINK_SERIAL", "UPLINK_FAIR_SHARE", "UPLINK_HELD", "ANNOUNCE", "REQUEST", "TIMEOUT", "PUSH", "ANNOUNCE_FETCH", "PUSH_SQRT", "SEND_RELAY", "ROOT", "P_NEXT", "run_until", "inject",
     "COMPACT", "CMPCT", "GETTXN", "BLOCKTXN", "S_HIGH_BW", "S_TRACK", "S_CMPCT_DUPS", "S_GETTXN", "S_TXN_MISSING",
-    "S_TXN_BYTES", "S_PAYLOADS", "S_TXN_HELD", "S_RECON_FAIL_PPB", "S_RECON_FAILED", "S_LOG_BLOCKS", "LOG_KIND", "N_UP_BYTES", "N_UP_MSG_BYTES", "N_ROWS", "SL_CONTENT", "SL_NTX", "SL_ROWS", "N_SCALARS",
+    "S_TXN_BYTES", "S_PAYLOADS", "S_TXN_HELD", "S_RECON_FAIL_PPB", "S_RECON_FAILED", "S_LOG_BLOCKS", "LOG_KIND", "N_UP_BYTES", "N_UP_MSG_BYTES", "N_COMPACT", "N_ROWS", "SL_CONTENT", "SL_NTX", "SL_FULL_SIZE", "SL_ROWS", "N_SCALARS",
     "HOPS_FULL", "S_HOP_LOG", "S_HOPS_LOGGED", "S_HOP_STRIDE", "HOP_SERVE", "HOP_PAYLOAD", "HOP_VALID", "HOP_BLOCK", "HOP_CODE",
     "H_ITEM", "H_WHAT", "H_NODE", "H_PEER", "H_T", "H_AUX", "H_ROWS",
     "QUIET_FULL", "S_QUIET", "S_QUIET_ON", "S_WOKEN", "Q_T", "Q_NODE", "Q_SLOT", "Q_SEQ", "Q_SENDER", "Q_HOPS",
@@ -200,12 +200,15 @@ LOW32 = 0xFFFFFFFF
 # item it validated while holding, so that it serves a request no earlier), -1 for a node
 # that never held. N_UP_MSG_BYTES: the part of N_UP_BYTES that carried messages (pushed or
 # sent on request; a relay sample measures each node's share of the relaying with it).
-N_CPU, N_UPLINK, N_UP, N_COLOUR, N_UP_BYTES, N_HOLD, N_HOLD_SPREAD, N_HOLD_COL, N_UP_MSG_BYTES = range(9)
-N_ROWS = 9
+# N_COMPACT: 1 for a node that speaks compact relay (BIP 152); a link carries compact
+# blocks only when both its ends do, else the full block (announced, then asked for).
+N_CPU, N_UPLINK, N_UP, N_COLOUR, N_UP_BYTES, N_HOLD, N_HOLD_SPREAD, N_HOLD_COL, N_UP_MSG_BYTES, N_COMPACT = range(10)
+N_ROWS = 10
 # Rows of per-slot state (int64[SL_ROWS, slots]). A compact block's SL_SIZE is its compact
-# size; its transactions are ``contents[:, SL_CONTENT .. SL_CONTENT + SL_NTX]`` (msg_id, bytes).
-SL_ITEM, SL_KIND, SL_OUTSTANDING, SL_SIZE, SL_FORWARD, SL_RELAY, SL_CONTENT, SL_NTX = range(8)
-SL_ROWS = 8
+# size and SL_FULL_SIZE its whole size (what a link without compact relay carries); its
+# transactions are ``contents[:, SL_CONTENT .. SL_CONTENT + SL_NTX]`` (msg_id, bytes).
+SL_ITEM, SL_KIND, SL_OUTSTANDING, SL_SIZE, SL_FORWARD, SL_RELAY, SL_CONTENT, SL_NTX, SL_FULL_SIZE = range(9)
+SL_ROWS = 9
 
 
 @nb.njit(cache=True, inline="always")
@@ -354,10 +357,12 @@ def _pop(keys: np.ndarray, n: int) -> int:
 @borrowing()
 def inject(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
            scalars: np.ndarray, slots: np.ndarray, seen: np.ndarray, free_slots: np.ndarray,
-           t: int, node: int, item: int, kind: int, size: int, relay: int, content: int, ntx: int) -> int:
+           t: int, node: int, item: int, kind: int, size: int, relay: int, content: int, ntx: int,
+           full_size: int) -> int:
     """Start gossip of an item at ``node`` (a receipt from nobody, hop 0), relayed by
     protocol ``relay`` (PUSH, ANNOUNCE_FETCH, PUSH_SQRT, COMPACT); a compact block's
-    transactions are ``ntx`` columns of ``contents`` from ``content``.
+    transactions are ``ntx`` columns of ``contents`` from ``content``, ``size`` its compact
+    size and ``full_size`` its whole size.
 
     Returns 0, or -1 when the heap or the slot pool is full (grow, then call again).
     """
@@ -376,6 +381,7 @@ def inject(keys: np.ndarray, payload: np.ndarray, pool: np.ndarray,
     slots[SL_RELAY, slot] = relay
     slots[SL_CONTENT, slot] = content
     slots[SL_NTX, slot] = ntx
+    slots[SL_FULL_SIZE, slot] = full_size
     seen[slot, :] = 0
     idx = pool[rows]
     _write_row(payload, idx, RECV, node, slot, -1, 0)
@@ -408,9 +414,11 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
     its peer's download if that is lower; the uplink is free again when the last ends.
     Held (``fair_share`` = UPLINK_HELD): serial, and the uplink is free again only when the
     copy has arrived. Announcements pay ``control`` ns on top of their link delay. Under
-    COMPACT the first ``high_bw`` peers get the compact block (a CMPCT receipt), the rest an
-    announcement. Otherwise an announcement to a peer that holds the payload or has asked
-    for it is quiet (see Q_T): appended to ``quiet``, which has room for ``degree`` entries."""
+    COMPACT the first ``high_bw`` peers of the order that speak compact relay (N_COMPACT)
+    get the compact block (a CMPCT receipt), the rest an announcement; a node that does not
+    speak it announces the block to every peer (who asks for the full block). Otherwise an
+    announcement to a peer that holds the payload or has asked for it is quiet (see Q_T):
+    appended to ``quiet``, which has room for ``degree`` entries."""
     mine = nodes[N_COLOUR, node]
     size = slots[SL_SIZE, slot]
     up = ns_per_byte[0, node]
@@ -432,21 +440,34 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
             pushes += 1
     elif relay == COMPACT:
         pushes = high_bw if high_bw < degree else degree
+        if nodes[N_COMPACT, node] == 0:
+            pushes = 0
     payload_type = CMPCT if relay == COMPACT else RECV
     may_quiet = relay != COMPACT and scalars[S_QUIET_ON] != 0
     copies_sent = 0
     start = free if free > t else t  # fair share: when this forward's copies start
     if fair_share == UPLINK_FAIR_SHARE:
         copies = 0
-        for c in range(pushes):
+        high_left = pushes
+        for c in range(degree if relay == COMPACT else pushes):
             peer = fwd_idx[order[c]]
+            if relay == COMPACT:  # the high-bandwidth slots go to peers that speak compact relay
+                if high_left == 0 or nodes[N_COMPACT, peer] == 0:
+                    continue
+                high_left -= 1
             if peer != sender and nodes[N_COLOUR, peer] == mine:
                 copies += 1
         up = up * copies
     tx = int(size * up)  # each copy's time, unless its peer's download is slower
+    high_left = pushes  # COMPACT: high-bandwidth slots left (a slot whose peer is skipped below stays used)
     for c in range(degree):
         e = order[c]
         peer = fwd_idx[e]
+        push = c < pushes
+        if relay == COMPACT:
+            push = high_left > 0 and nodes[N_COMPACT, peer] != 0
+            if push:
+                high_left -= 1
         if peer == sender or nodes[N_COLOUR, peer] != mine:
             continue
         d = fwd_base[e]
@@ -461,7 +482,7 @@ def _forward(t: int, node: int, slot: int, sender: int, hops: int,
         if downloads != 0:  # a download limit: this peer's copy may take longer
             down = ns_per_byte[1, peer]
             tx = int(size * (up if up >= down else down))
-        if c >= pushes:  # an announcement: a few bytes, not queued behind payloads
+        if not push:  # an announcement: a few bytes, not queued behind payloads
             etype = ANNOUNCE
             arrive = t + d + control
             if may_quiet and seen[slot, peer] & (SEEN_PAYLOAD | SEEN_REQUESTED) != 0:
@@ -723,7 +744,8 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
     """Announce and fetch. ANNOUNCE at ``node`` from ``sender``: a node that neither holds
     the item nor has asked for it asks ``sender`` (a REQUEST, one link delay) and sets a
     TIMEOUT. REQUEST at ``node`` from ``sender``: the payload goes back on ``node``'s uplink
-    (a RECV, as a push would send it). TIMEOUT at ``node`` (``sender``: the peer asked): if
+    (a RECV, as a push would send it; under COMPACT the compact block, a CMPCT, if both
+    ends speak compact relay, else the full block, a RECV of SL_FULL_SIZE bytes). TIMEOUT at ``node`` (``sender``: the peer asked): if
     the payload has not arrived, ask the next peer of ``node``'s list that validated the item,
     or, if none has, forget the request so that the next announcement starts one (the quiet
     announcements on their way to ``node`` go back into the heap: ``_wake_quiet``;
@@ -750,16 +772,24 @@ def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: in
         if d < 0:
             return n, rows, seq, unif
         # A payload sent on request is a transfer of its own (a fair share of one); under
-        # compact relay, the compact block. A holding node sends it no earlier than its release.
+        # compact relay, the compact block, or the full block where either end of the link
+        # does not speak compact relay. A holding node sends it no earlier than its release.
         serve = t
         if (watch[node] & WATCH_HOLD) != 0 and release[slot, nodes[N_HOLD_COL, node]] > t:
             serve = release[slot, nodes[N_HOLD_COL, node]]
-        arrive = _transfer(serve, d, node, sender, slots[SL_SIZE, slot], scalars, nodes, ns_per_byte)
+        size = slots[SL_SIZE, slot]
+        answer = RECV
+        if slots[SL_RELAY, slot] == COMPACT:
+            if nodes[N_COMPACT, node] != 0 and nodes[N_COMPACT, sender] != 0:
+                answer = CMPCT
+            else:
+                size = slots[SL_FULL_SIZE, slot]
+        arrive = _transfer(serve, d, node, sender, size, scalars, nodes, ns_per_byte)
         kind = slots[SL_KIND, slot]
         if kind != ITEM_BLOCK and kind != ITEM_INVALID:
-            nodes[N_UP_MSG_BYTES, node] += slots[SL_SIZE, slot]
-        n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, arrive,
-                             CMPCT if slots[SL_RELAY, slot] == COMPACT else RECV, sender, slot, node, hops)
+            nodes[N_UP_MSG_BYTES, node] += size
+        n, rows, seq = _push(keys, payload, pool, n, rows, seq, idx_bits, slots, arrive, answer, sender, slot, node,
+                             hops)
         return n, rows, seq, unif
     # TIMEOUT
     if slots[SL_RELAY, slot] == COMPACT:
@@ -1012,7 +1042,8 @@ def run_until(until: int, max_degree: int,
         now = t
         steps += 1
         if etype == RECV:
-            if slots[SL_KIND, slot] != ITEM_BLOCK:
+            is_block = slots[SL_KIND, slot] == ITEM_BLOCK
+            if not is_block:
                 receipts += 1
             else:
                 block_receipts += 1
@@ -1023,7 +1054,17 @@ def run_until(until: int, max_degree: int,
                 done = start + processing[proc]
                 proc += 1
                 nodes[N_CPU, node] = done
-                if seen[slot, node] & SEEN_PAYLOAD == 0:
+                fresh = seen[slot, node] & SEEN_PAYLOAD == 0
+                if is_block and sender >= 0 and slots[SL_RELAY, slot] == COMPACT:
+                    # Compact relay's full block, over a link an end of which does not speak
+                    # it: whole, so the node holds its messages and validates it, even while
+                    # it rebuilds a compact block from another peer (SEEN_PAYLOAD set).
+                    fresh = seen[slot, node] & SEEN_REBUILT == 0
+                    if fresh:
+                        seen[slot, node] |= SEEN_REBUILT
+                        if track != 0:
+                            _hold_contents(held, contents, slots[SL_CONTENT, slot], slots[SL_NTX, slot], node)
+                if fresh:
                     seen[slot, node] |= SEEN_PAYLOAD
                     if hop_on != 0:
                         hop_n = _log_hop(hop_log, hop_n, slots, slot, hop_stride, HOP_PAYLOAD, node, sender, t, -1)

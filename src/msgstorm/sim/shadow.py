@@ -63,7 +63,7 @@ from msgstorm.scenario.schema import MESSAGE_KINDS, Scenario
 from msgstorm.sim import warm
 from msgstorm.sim.background_load import BackgroundLoad
 from msgstorm.sim.backpressure import make_backpressure
-from msgstorm.sim.block_contents import CompactRelay
+from msgstorm.sim.block_contents import CompactRelay, compact_nodes
 from msgstorm.sim.censor import censorable
 from msgstorm.sim.chain import Chain, gas_table
 from msgstorm.sim.context import Cluster, EventQueue, SimContext, Tally
@@ -179,6 +179,10 @@ class ShadowNetwork:
             compact=CompactRelay(relay.compact_header, relay.short_id, relay.high_bandwidth,
                                  relay.rebuild_failure),
             trace_hops=not relay.pushes_only,
+            # Which nodes speak compact relay is part of the network's make-up: drawn from a
+            # child of the topology's stream (no draw, and no stream moved, at share 1).
+            compact_nodes=compact_nodes(topology.size, relay.compact_share,
+                                        np.random.default_rng(topo_seed.spawn(1)[0])),
             # Traced messages are among those relayed (a relay sample relays every n-th msg_id).
             hop_stride=hop_stride(self.delivery_stride and math.lcm(self.delivery_stride, relay.sample_stride),
                                   estimate_work(scenario).messages),

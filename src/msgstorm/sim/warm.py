@@ -142,7 +142,7 @@ def gossip_split() -> Split:
                     deg_params=F64_2D, uniform=F64, unif=INT),
             Loop.of(kernel.inject, keys=I64, payload=I64, pool=I64, scalars=I64, slots=I64_2D, seen=U8_2D,
                     free_slots=I64, t=INT, node=INT, item=INT, kind=INT, size=INT, relay=INT, content=INT,
-                    ntx=INT),
+                    ntx=INT, full_size=INT),
             TRAFFIC_WINDOWS,
         ),
     )
