@@ -44,6 +44,8 @@ from msgstorm.report.rerun import without_cycle_collection, write_summary
 __all__ = ["AnalysisEnded", "analyse_apart"]
 
 _DONE, _FAILED = "done", "failed"
+# The module the new interpreter runs (``python -m``): this one, whose ``_main`` analyses.
+_CHILD_MODULE = "msgstorm.report.apart"
 
 
 class AnalysisEnded(RuntimeError):
@@ -60,7 +62,7 @@ def analyse_apart(run_dir: Path, wall_s: float, write_report: bool) -> Analysis:
     result_read, result_write = os.pipe()
     try:
         child = subprocess.Popen(  # noqa: S603 - this interpreter, a module of this package
-            [sys.executable, "-m", "msgstorm.report.apart", str(result_write), str(run_dir), repr(wall_s),
+            [sys.executable, "-m", _CHILD_MODULE, str(result_write), str(run_dir), repr(wall_s),
              "1" if write_report else "0"],
             env=env, pass_fds=(result_write,), start_new_session=True)
     finally:
