@@ -479,14 +479,16 @@ class LiveRecorder:
         """The last intake: every message not written yet gets its row now, in msg_id order
         (a message never sent among them, ``unsent``, when ``unsent_before`` is given). Their
         first time and seq_no are placed in two message columns as the acks and receipts
-        are taken (12 bytes a message), the receipts a slice at a time, then the rows are
+        are taken (12 bytes a message without acks, 16 with), the receipts a slice at a time, then the rows are
         written window by window from the windows made again."""
         self._take_all_ahead()
         count = self._count
         first_t = np.full(count, -1, dtype=np.int64)
-        # A seq_no is below the count of messages: 4 bytes each while they wait (20 MB less
-        # at 4.9M messages), widened as each window's rows are made.
-        seq_no = np.full(count, -1, dtype=np.int32 if count < 2**31 else np.int64)
+        # Without acks a seq_no counts first receipts, so it is below the count of messages:
+        # 4 bytes each while they wait (20 MB less at 4.9M messages), widened as each window's
+        # rows are made. An ack's order is the broker's (a Redis entry id's), any int64.
+        narrow = not self.acks and count < 2**31
+        seq_no = np.full(count, -1, dtype=np.int32 if narrow else np.int64)
         if self.acks:
             positions, t, order = self._acked(intake.acks)
             first_t[positions], seq_no[positions] = t, order
