@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from msgstorm.history.reader import read_table
@@ -383,3 +384,39 @@ def test_receipts_in_slices_are_the_columns_without_joining_them() -> None:
     late.add_read(0, np.array([1]), 20)
     late.add_read(1, np.array([2]), 19)  # came later than it happened: the slices would not be in time order
     assert not late.in_arrival_order_is_time_order()
+
+
+def test_the_last_intake_keeps_an_ack_order_beyond_32_bits(tmp_path: Path) -> None:
+    """A broker's order is its own (a Redis entry id's, milliseconds then a sequence): the
+    last intake, which holds a seq_no without acks in 4 bytes, keeps it whole with acks."""
+    writer = HistoryWriter(tmp_path / "history")
+    window = _batch([0, 1, 2], [100, 200, 300], [0, 0, 0])
+    recorder = LiveRecorder(writer, ["a"], ["consumer-0"], acks=True, remake=lambda: iter([window]))
+    recorder.take_windows([(window, np.array([150, 250, 350]))], [])
+    acks = Acks()
+    orders = np.array([1_764_000_000_000 << 20, (1_764_000_000_000 << 20) + 1, 2**31 + 7], dtype=np.int64)
+    acks.add_read(np.array([0, 1, 2]), orders, 400)
+    recorder.finish(Intake([], Receipts(), acks, [], FAR, []), interrupted=False)
+    writer.close()
+    messages = read_table(tmp_path / "history", "messages").sort_by("msg_id").to_pydict()
+    assert messages["seq_no"] == orders.tolist()
+    assert messages["status"] == ["committed"] * 3 and messages["t_committed"] == [400, 400, 400]
+
+
+def test_the_last_intake_numbers_first_receipts_in_time_order_without_acks(tmp_path: Path) -> None:
+    """Without acks seq_no counts first receipts in time order (held narrow, written as int64):
+    receipts 2 (t 400), 0 and 2 again (t 500), 1 (t 600) give 2 -> 0, 0 -> 1, 1 -> 2."""
+    writer = HistoryWriter(tmp_path / "history")
+    window = _batch([0, 1, 2], [100, 200, 300], [0, 0, 0])
+    recorder = LiveRecorder(writer, ["a"], ["consumer-0"], acks=False, remake=lambda: iter([window]))
+    recorder.take_windows([(window, np.array([150, 250, 350]))], [])
+    receipts = Receipts()
+    receipts.add_read(0, np.array([2]), 400)
+    receipts.add_read(0, np.array([0, 2]), 500)
+    receipts.add_read(0, np.array([1]), 600)
+    recorder.finish(Intake([], receipts, Acks(), [], FAR, [FAR]), interrupted=False)
+    writer.close()
+    table = read_table(tmp_path / "history", "messages").sort_by("msg_id")
+    assert table.schema.field("seq_no").type == pa.int64()
+    messages = table.to_pydict()
+    assert messages["seq_no"] == [1, 2, 0] and messages["t_received"] == [500, 600, 400]

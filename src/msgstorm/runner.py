@@ -11,6 +11,7 @@ import gc
 import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -31,6 +32,7 @@ from msgstorm.history.reader import DESTINATION_DIR
 from msgstorm.live.apart import record_apart
 from msgstorm.progress import Progress
 from msgstorm.report import write_run_files
+from msgstorm.report.apart import analyse_apart
 from msgstorm.report.rerun import reanalyse, without_cycle_collection, write_summary
 from msgstorm.scenario import Scenario, scenario_hash
 from msgstorm.scenario.destination import RelayedStream, default_node, destination_scenario
@@ -225,6 +227,10 @@ def run_claimed(scenario: Scenario, run_dir: Path, progress: Progress | None = N
             if scenario.crosschain is not None:
                 _run_destination(scenario, run_dir, progress, write_report=write_report, durable=durable)
     wall_s = time.perf_counter() - started
+    if scenario.target != "sim" and sys.executable:
+        # In a new interpreter (``report/apart.py``): this one holds every live driver and
+        # numba, which the analysis would start on top of.
+        return RunResult(scenario, run_dir, read_history(run_dir), analyse_apart(run_dir, wall_s, write_report), wall_s)
     with without_cycle_collection():
         history = read_history(run_dir)
         analysis = analyse(history)

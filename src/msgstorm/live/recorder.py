@@ -479,12 +479,16 @@ class LiveRecorder:
         """The last intake: every message not written yet gets its row now, in msg_id order
         (a message never sent among them, ``unsent``, when ``unsent_before`` is given). Their
         first time and seq_no are placed in two message columns as the acks and receipts
-        are taken (16 bytes a message), the receipts a slice at a time, then the rows are
+        are taken (12 bytes a message without acks, 16 with), the receipts a slice at a time, then the rows are
         written window by window from the windows made again."""
         self._take_all_ahead()
         count = self._count
         first_t = np.full(count, -1, dtype=np.int64)
-        seq_no = np.full(count, -1, dtype=np.int64)
+        # Without acks a seq_no counts first receipts, so it is below the count of messages:
+        # 4 bytes each while they wait (20 MB less at 4.9M messages), widened as each window's
+        # rows are made. An ack's order is the broker's (a Redis entry id's), any int64.
+        narrow = not self.acks and count < 2**31
+        seq_no = np.full(count, -1, dtype=np.int32 if narrow else np.int64)
         if self.acks:
             positions, t, order = self._acked(intake.acks)
             first_t[positions], seq_no[positions] = t, order
@@ -550,7 +554,7 @@ class LiveRecorder:
                 held, positions = sent[chosen], at[chosen]
                 self._append_messages(batch.msg_id[chosen], {name: getattr(batch, name)[chosen] for name, _, _ in _SCHEDULE},
                                       np.where(held, t_sent[positions], -1), np.where(held, first_t[positions], -1),
-                                      np.where(held, seq_no[positions], -1), unreceived)
+                                      np.where(held, seq_no[positions].astype(np.int64), -1), unreceived)
             self.messages_written += rows.size
 
     def _acked(self, acks: Acks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

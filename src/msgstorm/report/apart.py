@@ -1,0 +1,122 @@
+"""A live run's analysis in a fresh interpreter, so that it starts from what ``msgstorm report`` holds.
+
+Place in the pipeline: ``runner.run`` -> (the recording, ``live/apart.py``) -> **analyse_apart**
+-> (in a new process) ``read_history`` -> ``analyse`` -> summary.json, report.html,
+windows.csv; the ``Analysis`` comes back pickled. The history is the only thing the two
+processes share, as it is for ``msgstorm report``.
+
+Why: the process that loaded a live scenario holds every live driver and, through their wire
+clients, numba and llvmlite (``load_scenario`` of ``examples/live-nats-ramp.toml`` takes a
+process from 47 to 168 MB: validation asks each driver class about the scenario). A child
+forked from it holds the same pages, so the analysis of a run in that process, or in a
+fork of it, started at 170-190 MB where ``msgstorm report`` starts at 84 MB, and its peak
+was that much higher (``live-nats-ramp``, 4.30M of 4.9M messages sent: 532 MB in the run's
+process, 437 MB for ``msgstorm report`` of the same history; ``docs/performance.md``). A new
+interpreter (``subprocess``, not ``os.fork``) imports only what the analysis needs.
+
+What it costs: starting an interpreter and importing the analysis (about 0.5-1 s of CPU),
+against a live run's tens of seconds. What it changes: nothing the analysis reads (the
+history on disk; the registries' built-in entries and ``MSGSTORM_EXTENSIONS``, which the new
+process loads as this one does). An exception in the analysis is pickled back and raised
+here; Ctrl-C reaches this process only (the child is in a session of its own) and ends the
+child; the child ends with this process (``die_with_parent``). The child imports msgstorm
+from where this process did (the package's directory first on its ``PYTHONPATH``).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import msgstorm
+from msgstorm.analysis import Analysis, analyse
+from msgstorm.heap import keep_freed_memory
+from msgstorm.history import read_history
+from msgstorm.processes import die_with_parent
+from msgstorm.report import write_run_files
+from msgstorm.report.rerun import without_cycle_collection, write_summary
+
+__all__ = ["AnalysisEnded", "analyse_apart"]
+
+_DONE, _FAILED = "done", "failed"
+# The module the new interpreter runs (``python -m``): this one, whose ``_main`` analyses.
+_CHILD_MODULE = "msgstorm.report.apart"
+
+
+class AnalysisEnded(RuntimeError):
+    """The analysis' process ended without sending its result (killed, out of memory)."""
+
+
+def analyse_apart(run_dir: Path, wall_s: float, write_report: bool) -> Analysis:
+    """Analyse ``run_dir``'s history in a new interpreter, which writes summary.json (with
+    ``wall_s``) and, when ``write_report``, report.html, windows.csv and latency.hlog; return
+    its ``Analysis``. Raise what the analysis raised."""
+    package_root = str(Path(msgstorm.__file__).resolve().parent.parent)
+    env = dict(os.environ)  # with the Arrow pool ``msgstorm.heap`` chose, read as pyarrow loads
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    result_read, result_write = os.pipe()
+    try:
+        child = subprocess.Popen(  # noqa: S603 - this interpreter, a module of this package
+            [sys.executable, "-m", _CHILD_MODULE, str(result_write), str(run_dir), repr(wall_s),
+             "1" if write_report else "0"],
+            env=env, pass_fds=(result_write,), start_new_session=True)
+    finally:
+        os.close(result_write)
+    try:
+        with os.fdopen(result_read, "rb") as pipe:
+            sent = pipe.read()  # until the child's end closes it
+        status = child.wait()
+    finally:
+        if child.poll() is None:  # interrupted here: the analysis is not wanted any more
+            child.kill()
+            child.wait()
+    if not sent:
+        raise AnalysisEnded(f"the analysis' process ended without a result (exit status {status}); "
+                            f"re-analyse the run with: msgstorm report {run_dir}")
+    outcome, detail = pickle.loads(sent)
+    if outcome == _FAILED:
+        raise detail
+    analysis: Analysis = detail
+    return analysis
+
+
+def _main(argv: list[str]) -> None:
+    """The child: analyse, write the run's files, send the ``Analysis`` (or the error) back."""
+    die_with_parent()
+    keep_freed_memory()  # as the ``msgstorm`` command sets its own heap
+    result_fd, run_dir, wall_s, write_report = int(argv[0]), Path(argv[1]), float(argv[2]), argv[3] == "1"
+    sent: tuple[str, Any]
+    try:
+        with without_cycle_collection():
+            history = read_history(run_dir)
+            analysis = analyse(history)
+            write_summary(run_dir, analysis, wall_s)
+            if write_report:
+                write_run_files(run_dir, history, analysis, wall_s)  # report.html, windows.csv
+        sent = (_DONE, analysis)
+    except Exception as error:  # raised in the parent, where the caller can catch it
+        sent = (_FAILED, _picklable(error))
+    data = pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL)
+    with os.fdopen(result_fd, "wb") as pipe:
+        pipe.write(data)
+
+
+def _picklable(error: Exception) -> Exception:
+    """``error`` with the child's traceback as a note, or a ``RuntimeError`` saying what it
+    was where it does not survive pickling."""
+    where = "".join(traceback.format_exception(error))
+    try:
+        error.add_note(f"in the analysis' process:\n{where}")
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}\nin the analysis' process:\n{where}")
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])
