@@ -142,7 +142,7 @@ def test_real_summaries_fit_the_summary_model(runs) -> None:
         assert set(Summary.model_fields) - {"wall_s", "fairness", "auction", "control", "security",
                                             "integrity", "forks", "relay", "finality", "crosschain", "rollup",
                                             "outages", "sentinel", "consensus", "validators", "collateral", "hop_split",
-                                            "byzantine"} <= set(summary)
+                                            "byzantine", "cross"} <= set(summary)
 
 
 def test_rates_are_printed_for_people_and_kept_whole_in_the_summary() -> None:
