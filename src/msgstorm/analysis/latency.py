@@ -109,6 +109,7 @@ def stage_breakdown_ms(messages: MessageArrays) -> dict[str, dict[str, float | N
             # saves a copy as long as the run.
             p50, p99 = percentiles(values, (50.0, 99.0), scratch=True)
             result[stage] = {"p50": ms(p50), "p99": ms(p99)}
+        del values  # before the next stage's are made: one stage's spans held at a time, not two
     return result
 
 
@@ -166,16 +167,24 @@ def _abs_diff_in_place(values: I64) -> I64:
 
 
 def _in_send_order(messages: MessageArrays, committed: npt.NDArray[np.bool_]) -> bool:
-    """Whether the committed messages' rows are in (t_intended, msg_id) order."""
-    # Every message committed (a run that kept up): the column itself, not a copy of it.
-    intended = messages.t_intended if committed.all() else messages.t_intended[committed]
-    step = np.diff(intended)
-    del intended
-    if not bool((step >= 0).all()):
-        return False
-    tied = step == 0
-    del step
-    if not tied.any():
-        return True
-    ids = messages.msg_id[committed]
-    return bool((ids[1:] >= ids[:-1])[tied].all())
+    """Whether the committed messages' rows are in (t_intended, msg_id) order: each pair of
+    consecutive committed rows, taken a chunk of rows at a time (with the last committed row
+    of the chunk before), so no copy of the run's intended times or their steps is made."""
+    msg_id: I64 | None = None  # read only if two intended times tie
+    previous = np.zeros(0, dtype=np.intp)
+    for start in range(0, committed.size, _DIFF_CHUNK):
+        rows = np.flatnonzero(committed[start:start + _DIFF_CHUNK]) + start
+        if rows.size == 0:
+            continue
+        rows = np.concatenate([previous, rows])
+        step = np.diff(messages.t_intended[rows])
+        if not bool((step >= 0).all()):
+            return False
+        tied = step == 0
+        if tied.any():
+            msg_id = messages.msg_id if msg_id is None else msg_id
+            ids = msg_id[rows]
+            if not bool((ids[1:] >= ids[:-1])[tied].all()):
+                return False
+        previous = rows[-1:]
+    return True
