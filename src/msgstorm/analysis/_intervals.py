@@ -112,9 +112,9 @@ def interval_load(
     latency_by: Literal["committed", "intended"],
     clip_last: bool,
 ) -> IntervalLoad:
-    """Bin messages into the intervals given by ``edges``. The counts are taken first and
-    each index let go once counted, so the sort of the latencies by interval (their largest
-    moment: the latencies twice and the order) does not hold both indices beside it."""
+    """Bin messages into the intervals given by ``edges``. The counts are taken first and the
+    index the latencies are not grouped by is let go, so the latencies' grouping (the step's
+    largest moment) holds one index beside it, not two."""
     n = max(len(edges) - 1, 0)
     intended_bin = bin_index(messages.t_intended, np.ones(messages.count, dtype=np.bool_), edges, clip_last)
     offered = bin_counts(intended_bin, n)
