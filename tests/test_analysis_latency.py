@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from test_analysis_history import MS, message, write_history
 
+from msgstorm.analysis import _common as common_module
+from msgstorm.analysis import latency as latency_module
 from msgstorm.analysis._common import MessageArrays, percentile, percentiles
 from msgstorm.analysis.latency import (
     ipdv_ms,
@@ -122,3 +124,48 @@ def test_latency_and_jitter_from_one_partition_are_latency_ms_and_jitter_ms_of_b
     assert (latency_ms(latency_ns), jitter_ms(latency_ns)) == (latency, jitter)
     empty = latency_and_jitter_ms(np.zeros(0, dtype=np.int64))
     assert empty[0]["p50"] is None and empty[1]["stddev"] is None and empty[2] == {}
+
+
+def test_stddev_is_numpys_to_the_last_bit() -> None:
+    """The jitter's standard deviation, taken on one float copy changed in place, is
+    ``np.std`` of the float64 latencies bit for bit (the summary's numbers may not move)."""
+    rng = np.random.default_rng(11)
+    for size in (1, 2, 7, 1000, 250_001):
+        values = (rng.lognormal(16, 2, size)).astype(np.int64)
+        assert latency_module._stddev(values) == float(np.std(values.astype(np.float64)))
+    assert latency_module._stddev(np.array([10, 20, 30, 40], dtype=np.int64)) == np.sqrt(125.0)  # deviations 15, 5
+
+
+def test_abs_diff_in_place_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """|IPDV| written over the latencies three at a time: each difference reads the next
+    latency before the next chunk overwrites it."""
+    monkeypatch.setattr(latency_module, "_DIFF_CHUNK", 3)
+    values = np.array([5, 9, 4, 4, 10, 1, 3, 20], dtype=np.int64)
+    assert latency_module._abs_diff_in_place(values).tolist() == [4, 5, 0, 6, 9, 2, 17]
+    assert latency_module._abs_diff_in_place(np.array([7], dtype=np.int64)).tolist() == []
+
+
+def test_masked_latency_is_gathered_a_chunk_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``latency_ns`` of some messages, gathered two rows at a time: the committed ones in
+    the mask, in row order."""
+    monkeypatch.setattr(common_module, "_LATENCY_CHUNK", 2)
+    rows = [message(i, i * 100 * MS, latency_ns=(i + 1) * MS) for i in range(5)] + [message(5, 600 * MS)]
+    messages = MessageArrays(write_history(tmp_path, rows))
+    mask = np.array([True, False, True, True, False, True])
+    assert messages.latency_ns(mask).tolist() == [1 * MS, 3 * MS, 4 * MS]  # the sixth is not committed
+    assert messages.latency_ns().tolist() == [1 * MS, 2 * MS, 3 * MS, 4 * MS, 5 * MS]
+
+
+def test_ipdv_send_order_is_checked_across_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows checked for (t_intended, msg_id) order two at a time: msg_ids 2 and 1 tie at
+    100 ms in the rows on either side of a chunk's end (an uncommitted row between them),
+    so the stream is sorted first: latencies 10, 15, 30 ms give |IPDV| 5 and 15 (in row
+    order they would be 20 and 15)."""
+    monkeypatch.setattr(latency_module, "_DIFF_CHUNK", 2)
+    rows = [message(0, 0, latency_ns=10 * MS), message(2, 100 * MS, latency_ns=30 * MS),
+            message(5, 150 * MS), message(1, 100 * MS, latency_ns=15 * MS)]
+    assert ipdv_ms(MessageArrays(write_history(tmp_path / "tied", rows))) == {"ipdv_mean": 10.0, "ipdv_p99": 15.0}
+    in_order = [message(0, 0, latency_ns=10 * MS), message(1, 100 * MS, latency_ns=30 * MS),
+                message(5, 150 * MS), message(6, 200 * MS, latency_ns=15 * MS)]
+    assert ipdv_ms(MessageArrays(write_history(tmp_path / "ordered", in_order))) == {"ipdv_mean": 17.5,
+                                                                                       "ipdv_p99": 20.0}

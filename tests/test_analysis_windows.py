@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pytest
 from test_analysis_history import MS, S, event, message, write_history
 
-from msgstorm.analysis import WINDOW_SCHEMA, window_metrics
+from msgstorm.analysis import WINDOW_SCHEMA, _intervals, window_metrics
+from msgstorm.analysis._common import MessageArrays
 
 COLUMNS = [
     "t_start_ns",
@@ -97,3 +100,30 @@ def test_empty_history_has_no_windows(tmp_path: Path) -> None:
     table = window_metrics(write_history(tmp_path, t_end=0))
     assert table.num_rows == 0
     assert table.schema == WINDOW_SCHEMA
+
+
+def test_interval_latencies_are_grouped_in_row_order_across_chunks(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each interval's latencies come in row order, whichever interval the rows before and
+    after commit in, when they are placed a chunk of two rows at a time (a stable sort by
+    interval gives the same)."""
+    monkeypatch.setattr(_intervals, "_BIN_CHUNK", 2)
+    rows = [
+        message(1, 100 * MS, latency_ns=1500 * MS),  # commits at 1.6 s: window 1
+        message(2, 200 * MS, latency_ns=10 * MS),  # 0.21 s: window 0
+        message(3, 300 * MS, latency_ns=2000 * MS),  # 2.3 s: window 2
+        message(4, 400 * MS, latency_ns=700 * MS),  # 1.1 s: window 1
+        message(5, 500 * MS, latency_ns=20 * MS),  # 0.52 s: window 0
+        message(6, 1200 * MS, latency_ns=900 * MS),  # 2.1 s: window 2
+        message(7, 1300 * MS, status="dropped"),
+    ]
+    messages = MessageArrays(write_history(tmp_path, rows, t_end=3 * S))
+    edges = np.array([0, S, 2 * S, 3 * S], dtype=np.int64)
+    by_commit = _intervals.interval_load(messages, edges, latency_by="committed", clip_last=True)
+    assert [group.tolist() for group in by_commit.latencies_ns] == [[10 * MS, 20 * MS], [1500 * MS, 700 * MS],
+                                                                     [2000 * MS, 900 * MS]]
+    assert by_commit.committed.tolist() == [2, 2, 2] and by_commit.dropped.tolist() == [0, 1, 0]
+    by_intent = _intervals.interval_load(messages, edges, latency_by="intended", clip_last=True)
+    assert [group.tolist() for group in by_intent.latencies_ns] == [
+        [1500 * MS, 10 * MS, 2000 * MS, 700 * MS, 20 * MS], [900 * MS], []]
+    assert by_intent.offered.tolist() == [5, 2, 0]

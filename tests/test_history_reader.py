@@ -4,6 +4,9 @@ names a target wrote as dictionary codes read back as the strings they stand for
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import msgstorm
 from msgstorm.history import HistoryWriter, read_history
 from msgstorm.history.reader import History, read_table
 
@@ -123,8 +127,51 @@ def test_parts_take_a_column_ints_holds_from_it_with_its_nulls(tmp_path: Path,
     parts = [part.to_pylist() for part in history.parts("messages", columns)]
     assert parts == fresh and len(parts) == 3
     assert [row["t_sent"] for part in parts for row in part] == [100, None, 102, None, 104, None, 106, None, 108]
-    assert asked == [["t_received", "kind"]] * 3  # t_sent and msg_id came from what ints holds
+    # t_sent and msg_id came from what ints holds; each read is followed by one of no column,
+    # which lets the reader drop the column chunks it kept (see the next test).
+    assert asked == [["t_received", "kind"], []] * 3
     assert held[0][0].tolist() == [100, 0, 102, 0, 104, 0, 106, 0, 108]  # the held copy is unchanged
+
+
+_HELD_AFTER_PASS = """
+import sys
+from pathlib import Path
+import msgstorm.heap  # Arrow's pool is the C library's, as in the command (before pyarrow loads)
+import pyarrow as pa
+from msgstorm.history import read_history
+assert pa.default_memory_pool().backend_name == "system"
+history = read_history(Path(sys.argv[1]))
+before = pa.total_allocated_bytes()
+present = [part.column("t_sent").null_count for part in history.parts("messages", ["t_sent"])]
+print(*present, pa.total_allocated_bytes() - before)
+"""
+
+
+def test_reading_parts_leaves_no_column_chunk_held(tmp_path: Path) -> None:
+    """Arrow's Parquet reader (on the C library's pool, as the command sets it) keeps the
+    column chunks of its last read until its next read; the history's part files stay open
+    for the whole analysis, so a pass over them must not leave every part's chunks held:
+    after a column is read and let go, Arrow holds what it held before (the run and events
+    tables), not the parts' chunks of 20,000 random times each (120 kB a part)."""
+    writer = HistoryWriter(tmp_path / "history", row_group_size=1 << 16)
+    rows = 20_000
+    rng = np.random.default_rng(3)
+    for start in (0, rows, 2 * rows):  # three parts of 20,000 messages
+        base = _three_pending(0, pa.nulls(3, pa.int64()), pa.nulls(3, pa.int64()))
+        table = {name: np.resize(np.asarray(value), rows) if isinstance(value, (list, np.ndarray))
+                 else pa.nulls(rows, pa.int64()) for name, value in base.items()}
+        table["msg_id"] = np.arange(start, start + rows)
+        table["t_sent"] = pa.array(rng.integers(0, 2**62, rows), pa.int64(), mask=np.arange(rows) % 4 == 0)
+        writer.append("messages", table)
+        writer.sync()
+    _run_row(writer)
+    writer.close()
+    done = subprocess.run([sys.executable, "-c", _HELD_AFTER_PASS, str(tmp_path)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(msgstorm.__file__).parents[1])}, check=True)
+    *nulls, held = (int(word) for word in done.stdout.split())
+    assert nulls == [rows // 4] * 3  # every part read, a quarter of its times null
+    # Held in all three parts, t_sent's chunks alone would be 360 kB.
+    assert held < 16_384
 
 
 def _messages_history(tmp_path: Path, n: int) -> History:

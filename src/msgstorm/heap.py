@@ -17,7 +17,8 @@ the program holds at its largest moment either way, give or take the holes a hea
 the memory a finished stage freed stays mapped until the process exits or reuses it.
 
 Between stages that share nothing (a live run's recording, then its analysis, where both
-run in one process: see ``live/apart.py``), the kept
+run in one process: see ``live/apart.py``; the simulator, then the analysis; the analysis'
+steps, one after another, at millions of messages: ``analysis/summary.py``), the kept
 memory is handed back (``release_freed_memory``): the recording frees arrays of sizes the
 analysis never asks for, so kept, they would only sit under the analysis's own, and a live
 run's peak would be the two added up rather than the larger.

@@ -226,6 +226,7 @@ def run_claimed(scenario: Scenario, run_dir: Path, progress: Progress | None = N
             _run_sim(scenario, writer, traffic_seed, sim_seed, progress)
             if scenario.crosschain is not None:
                 _run_destination(scenario, run_dir, progress, write_report=write_report, durable=durable)
+        release_freed_memory()  # what the simulator freed is not kept under the analysis either
     wall_s = time.perf_counter() - started
     if scenario.target != "sim" and sys.executable:
         # In a new interpreter (``report/apart.py``): this one holds every live driver and

@@ -38,6 +38,8 @@ NS_PER_S = 1_000_000_000
 DEFAULT_KNEE_LATENCY_FACTOR = 3.0
 DEFAULT_THROUGHPUT_FRACTION = 0.95
 DEFAULT_WINDOW_NS = NS_PER_S
+# Rows a chunk of ``MessageArrays.latency_ns`` gathers at a time (8 MB a column).
+_LATENCY_CHUNK = 1 << 20
 
 
 def nullable_ints(column: pa.ChunkedArray) -> tuple[I64, Bools]:
@@ -187,7 +189,18 @@ class MessageArrays:
         selected = self.committed if mask is None else self.committed & mask
         if selected.all():  # every message (a run that kept up): no gather, one subtraction
             return self.t_committed.values - self.t_intended
-        return self.t_committed.values[selected] - self.t_intended[selected]
+        # A chunk of rows at a time: the two gathered columns are a chunk long, and only the
+        # latencies are the run's length (at 17 million messages, 280 MB less than whole).
+        latency = np.empty(int(np.count_nonzero(selected)), dtype=np.int64)
+        at = 0
+        for start in range(0, selected.size, _LATENCY_CHUNK):
+            rows = slice(start, start + _LATENCY_CHUNK)
+            chosen = selected[rows]
+            block = self.t_committed.values[rows][chosen]
+            block -= self.t_intended[rows][chosen]
+            latency[at:at + block.size] = block
+            at += block.size
+        return latency
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,9 @@ import numpy.typing as npt
 from msgstorm.analysis._common import F64, I64, NS_PER_S, Bools, MessageArrays
 
 _BIN_CHUNK = 1 << 20  # times placed per searchsorted: its int64 answer stays a chunk long
+# Intervals up to this many: the latencies are placed by interval a chunk at a time
+# (``_grouped_latencies``, a count per interval and chunk); more, and they are sorted whole.
+_PLACED_INTERVALS = 1 << 16
 
 
 def bin_index(t: I64, present: Bools, edges: I64, clip_last: bool) -> npt.NDArray[np.int32]:
@@ -109,39 +112,82 @@ def interval_load(
     latency_by: Literal["committed", "intended"],
     clip_last: bool,
 ) -> IntervalLoad:
-    """Bin messages into the intervals given by ``edges``."""
+    """Bin messages into the intervals given by ``edges``. The counts are taken first and the
+    index the latencies are not grouped by is let go, so the latencies' grouping (the step's
+    largest moment) holds one index beside it, not two."""
     n = max(len(edges) - 1, 0)
     intended_bin = bin_index(messages.t_intended, np.ones(messages.count, dtype=np.bool_), edges, clip_last)
+    offered = bin_counts(intended_bin, n)
+    dropped = bin_counts(intended_bin, n, messages.status["dropped"])
+    rejected = bin_counts(intended_bin, n, messages.status["rejected"])
+    lost = bin_counts(intended_bin, n, messages.status["lost"])
+    pending = bin_counts(intended_bin, n, messages.status["pending"])
     committed = messages.committed
     committed_bin = bin_index(messages.t_committed.values, committed, edges, clip_last)
+    committed_counts = bin_counts(committed_bin, n)
 
-    latency_bin = committed_bin if latency_by == "committed" else intended_bin
-    in_some = (latency_bin >= 0) & committed
-    latency = messages.t_committed.values[in_some]
-    latency -= messages.t_intended[in_some]
-    groups = latency_bin[in_some]
-    del in_some
-    # A stable sort has one answer; with interval numbers that fit 16 bits numpy does it as a
-    # radix sort, in linear time (a million latencies: 3 ms instead of 20).
-    # Commits written in time order (a one-node run's are) are grouped already: no sort.
-    grouped = bool(np.all(groups[1:] >= groups[:-1]))
-    order = None if grouped else np.argsort(groups.astype(np.uint16) if n <= 1 << 16 else groups, kind="stable")
-    sizes = np.bincount(groups, minlength=n)[:n] if n else np.zeros(0, dtype=np.int64)
-    del groups
-    if order is not None:
-        latency = latency[order]
-    del order
+    if latency_by == "committed":
+        latency_bin = committed_bin
+    else:
+        latency_bin = intended_bin
+    del intended_bin, committed_bin
+    if n <= _PLACED_INTERVALS:
+        sizes = bin_counts(latency_bin, n, committed)
+        latency = _grouped_latencies(messages, latency_bin, sizes)
+        del latency_bin
+    else:
+        in_some = (latency_bin >= 0) & committed
+        latency = messages.t_committed.values[in_some]
+        latency -= messages.t_intended[in_some]
+        groups = latency_bin[in_some]
+        del in_some, latency_bin
+        # A stable sort has one answer. Commits written in time order (a one-node run's
+        # are) are grouped already: no sort.
+        grouped = bool(np.all(groups[1:] >= groups[:-1]))
+        order = None if grouped else np.argsort(groups, kind="stable")
+        sizes = np.bincount(groups, minlength=n)[:n]
+        del groups
+        if order is not None:
+            latency = latency[order]
+        del order
     split = np.split(latency, np.cumsum(sizes)[:-1]) if n else []
     return IntervalLoad(
         edges=edges,
-        offered=bin_counts(intended_bin, n),
-        committed=bin_counts(committed_bin, n),
-        dropped=bin_counts(intended_bin, n, messages.status["dropped"]),
-        rejected=bin_counts(intended_bin, n, messages.status["rejected"]),
-        lost=bin_counts(intended_bin, n, messages.status["lost"]),
-        pending=bin_counts(intended_bin, n, messages.status["pending"]),
+        offered=offered,
+        committed=committed_counts,
+        dropped=dropped,
+        rejected=rejected,
+        lost=lost,
+        pending=pending,
         latencies_ns=[np.asarray(group, dtype=np.int64) for group in split],
     )
+
+
+def _grouped_latencies(messages: MessageArrays, latency_bin: npt.NDArray[np.int32], sizes: I64) -> I64:
+    """The latencies of committed messages with an interval (``latency_bin >= 0``), grouped
+    by interval and in row order within each (what a stable sort by interval gives), placed
+    a chunk of rows at a time at their interval's next free slots: the run's latencies are
+    held once, in their final order, without the unsorted copy, the intervals of the kept
+    ones and the sort's order beside them (at 17 million messages 350 MB less)."""
+    latency = np.empty(int(sizes.sum()), dtype=np.int64)
+    following = np.cumsum(sizes) - sizes  # each interval's next free slot
+    committed = messages.committed
+    for rows in chunk_slices(latency_bin.size):
+        chosen = committed[rows] & (latency_bin[rows] >= 0)
+        groups = latency_bin[rows][chosen]
+        if groups.size == 0:
+            continue
+        block = messages.t_committed.values[rows][chosen]
+        block -= messages.t_intended[rows][chosen]
+        # The chunk's latencies by interval, stably (a radix sort on 16 bits), each one's
+        # rank among its interval's in the chunk, and their slots after the chunks before.
+        order = np.argsort(groups.astype(np.uint16), kind="stable")
+        groups = groups[order]
+        counts = np.bincount(groups, minlength=sizes.size)
+        rank = np.arange(groups.size, dtype=np.int64) - (np.cumsum(counts) - counts)[groups]
+        latency[following[groups] + rank] = block[order]
+        following += counts
+    return latency
 
 
 def chunk_slices(size: int) -> Iterator[slice]:

@@ -34,6 +34,8 @@ __all__ = [
 
 LATENCY_PERCENTILES: dict[str, float] = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
 STAGES: tuple[str, ...] = ("propagation", "queue_wait", "service", "block_wait")
+# Rows a chunk of ``_abs_diff_in_place`` takes (8 MB of differences at a time).
+_DIFF_CHUNK = 1 << 20
 
 
 def latency_and_jitter_ms(
@@ -47,7 +49,7 @@ def latency_and_jitter_ms(
     # What does not depend on the order first: the partition below reorders a scratch array.
     largest = float(latency_ns.max())
     mean = float(latency_ns.mean())
-    stddev = float(np.std(latency_ns.astype(np.float64)))
+    stddev = _stddev(latency_ns)
     taken = dict(zip(LATENCY_PERCENTILES.values(), percentiles(latency_ns, tuple(LATENCY_PERCENTILES.values()),
                                                                   scratch=scratch)))
     latency: dict[str, float | None] = {name: ms(taken[q]) for name, q in LATENCY_PERCENTILES.items()}
@@ -107,6 +109,7 @@ def stage_breakdown_ms(messages: MessageArrays) -> dict[str, dict[str, float | N
             # saves a copy as long as the run.
             p50, p99 = percentiles(values, (50.0, 99.0), scratch=True)
             result[stage] = {"p50": ms(p50), "p99": ms(p99)}
+        del values  # before the next stage's are made: one stage's spans held at a time, not two
     return result
 
 
@@ -118,10 +121,7 @@ def ipdv_ms(messages: MessageArrays) -> dict[str, float | None]:
         # One stream whose rows are in (t_intended, msg_id) order already (a run of one agent
         # writes them so): no sort, and every neighbour is in the same stream.
         del agent
-        latency = messages.latency_ns()
-        ipdv = np.diff(latency)
-        del latency
-        np.abs(ipdv, out=ipdv)
+        ipdv = _abs_diff_in_place(messages.latency_ns())  # latency_ns: this call's own array
     else:
         ids = messages.msg_id  # read for this and dropped; one temporary at a time
         by_id = ids[committed]
@@ -139,16 +139,52 @@ def ipdv_ms(messages: MessageArrays) -> dict[str, float | None]:
     return {"ipdv_mean": ms(float(ipdv.mean())), "ipdv_p99": ms(percentile(ipdv, 99.0, scratch=True))}
 
 
+def _stddev(values: I64) -> float:
+    """``np.std`` of ``values`` as float64, the same operations in the same order (the sum
+    of the values, its mean, each value's square deviation summed: numpy's ``_var``), on one
+    float copy changed in place rather than that copy and the deviations beside it (at 17
+    million latencies, 138 MB less)."""
+    deviation = values.astype(np.float64)
+    mean = np.add.reduce(deviation, keepdims=True)
+    np.true_divide(mean, deviation.size, out=mean)
+    np.subtract(deviation, mean, out=deviation)
+    np.multiply(deviation, deviation, out=deviation)
+    return float(np.sqrt(np.add.reduce(deviation) / deviation.size))
+
+
+def _abs_diff_in_place(values: I64) -> I64:
+    """``np.abs(np.diff(values))`` written over ``values`` (the caller's own array) a chunk at
+    a time, front to back, and returned as its first ``size - 1`` elements: each chunk's
+    differences are taken before it is overwritten and it reads one element past itself, not
+    yet written, so the run's latencies and their differences are never held side by side."""
+    size = max(int(values.size) - 1, 0)
+    for start in range(0, size, _DIFF_CHUNK):
+        stop = min(start + _DIFF_CHUNK, size)
+        step = values[start + 1:stop + 1] - values[start:stop]
+        np.abs(step, out=step)
+        values[start:stop] = step
+    return values[:size]
+
+
 def _in_send_order(messages: MessageArrays, committed: npt.NDArray[np.bool_]) -> bool:
-    """Whether the committed messages' rows are in (t_intended, msg_id) order."""
-    intended = messages.t_intended[committed]
-    step = np.diff(intended)
-    del intended
-    if not bool((step >= 0).all()):
-        return False
-    tied = step == 0
-    del step
-    if not tied.any():
-        return True
-    ids = messages.msg_id[committed]
-    return bool((ids[1:] >= ids[:-1])[tied].all())
+    """Whether the committed messages' rows are in (t_intended, msg_id) order: each pair of
+    consecutive committed rows, taken a chunk of rows at a time (with the last committed row
+    of the chunk before), so no copy of the run's intended times or their steps is made."""
+    msg_id: I64 | None = None  # read only if two intended times tie
+    previous = np.zeros(0, dtype=np.intp)
+    for start in range(0, committed.size, _DIFF_CHUNK):
+        rows = np.flatnonzero(committed[start:start + _DIFF_CHUNK]) + start
+        if rows.size == 0:
+            continue
+        rows = np.concatenate([previous, rows])
+        step = np.diff(messages.t_intended[rows])
+        if not bool((step >= 0).all()):
+            return False
+        tied = step == 0
+        if tied.any():
+            msg_id = messages.msg_id if msg_id is None else msg_id
+            ids = msg_id[rows]
+            if not bool((ids[1:] >= ids[:-1])[tied].all()):
+                return False
+        previous = rows[-1:]
+    return True

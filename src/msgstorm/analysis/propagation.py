@@ -34,9 +34,12 @@ def propagation_by_region_ms(
         return {}
     region_of = {node["name"]: node.get("region", UNKNOWN_REGION) for node in history.nodes}
     regions: list[str] = []
+    # The lookup first, then t_sent: msg_id is let go once the lookup is made (a simulator's
+    # rows are their ids: nothing of it is kept), not held beside the sent times.
+    lookup = RowLookup(messages.msg_id)
     sent = messages.t_sent  # one read: asked for twice, its values would be read again beside the first
     propagation, region = joined_propagation(
-        history, messages.msg_id, sent.values, sent.present,
+        history, lookup, sent.values, sent.present,
         lambda name: _region_index(regions, region_of.get(name, UNKNOWN_REGION)))
     del sent
     result: dict[str, dict[str, float | int | None]] = {}
@@ -49,7 +52,7 @@ def propagation_by_region_ms(
     return result
 
 
-def joined_propagation(history: History, msg_id: I64, t_sent: I64, sent: npt.NDArray[np.bool_],
+def joined_propagation(history: History, msg_id: I64 | RowLookup, t_sent: I64, sent: npt.NDArray[np.bool_],
                        group_of: Callable[[str], int],
                        origin_group: npt.NDArray[np.integer[Any]] | None = None,
                        groups: int = 0) -> tuple[I64, npt.NDArray[np.int32]]:
@@ -58,11 +61,13 @@ def joined_propagation(history: History, msg_id: I64, t_sent: I64, sent: npt.NDA
     ``group_of(receiving node)``, or with ``origin_group`` (a group per message row)
     ``origin_group[message] * groups + group_of(receiving node)``.
 
-    One pass over the deliveries parts through a msg_id row lookup built once: memory is
+    ``msg_id``: the messages' ids, or a ``RowLookup`` made of them (a caller that reads
+    other columns after it lets the ids go first). One pass over the deliveries parts
+    through a msg_id row lookup built once: memory is
     12 bytes a kept delivery, never the whole table's columns at once. ``group_of`` is asked
     once for each name of a part's node dictionary, and not again for the next part when
     that has the same dictionary (the writer's parts of a run mostly do)."""
-    lookup = RowLookup(msg_id)
+    lookup = msg_id if isinstance(msg_id, RowLookup) else RowLookup(msg_id)
     del msg_id  # the lookup is all the pass needs: the column goes unless the caller holds it
     rows = history.num_rows("deliveries")
     propagation = np.empty(rows, dtype=np.int64)

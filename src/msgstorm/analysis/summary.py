@@ -90,9 +90,22 @@ from msgstorm.analysis.queue import backpressure_timeline, base_fee_timeline
 from msgstorm.analysis.sections import SECTIONS, SectionContext
 from msgstorm.analysis.summary_model import SloVerdict, Summary
 from msgstorm.analysis.windows import horizon_ns, window_table
+from msgstorm.heap import release_freed_memory
 from msgstorm.history.reader import History
 
-__all__ = ["Analysis", "analyse", "failing_slos", "slo_failed"]
+__all__ = ["HANDED_BACK_FROM_MESSAGES", "Analysis", "analyse", "failing_slos", "slo_failed"]
+
+# From this many messages on, the memory each step of ``analyse`` freed is handed back to the
+# kernel before the next (``heap.release_freed_memory``) instead of kept for reuse. A column
+# is then over 32 MB, past the heap's mapping threshold (``heap._MMAP_THRESHOLD``): each
+# step's largest arrays come and go as their own mappings, and what the heap keeps is the
+# holes their smaller companions (masks, codes, a part's Arrow buffers) leave between the
+# steady arrays, which the next step's arrays of other sizes do not fill. Kept, they were a
+# third of the peak of a rollup day's analysis (17 million messages: ``docs/performance.md``,
+# "A rollup day"); handing them back costs their pages' faults again when reused, a few
+# tenths of a second of a minute's analysis. Below it, the kept memory is what saves a short
+# run's analysis its page faults (``heap``), and what it holds is small.
+HANDED_BACK_FROM_MESSAGES = 4 * 2**20
 
 
 @dataclass(frozen=True)
@@ -139,15 +152,26 @@ def analyse(history: History) -> Analysis:
     # receipts), and its result is kept for the ``delivery`` checker and the summary.
     delivery_summary(history)
     messages = MessageArrays.from_history(history)
+    large = messages.count >= HANDED_BACK_FROM_MESSAGES
+
+    def step_done() -> None:
+        """A step's freed memory handed back before the next, for a run of millions of
+        messages (``HANDED_BACK_FROM_MESSAGES``)."""
+        if large:
+            release_freed_memory()
+
+    step_done()
     # Metrics over all latencies first, so the array is let go before the heavier steps:
     # peak memory at ten million messages is the steady arrays plus one step's temporaries.
     latency_ns = messages.latency_ns()  # analyse's own array: partitioned in place
     latency, jitter, taken = latency_and_jitter_ms(latency_ns, scratch=True)
     messages.keep_latency_percentiles(taken)  # by_kind and by_agent ask for p50 and p99 of it again
     del latency_ns
+    step_done()
     episodes = desync_episodes(history)
     faults = fault_windows(history)
     windows, window_load = window_table(history, None, messages, episodes, faults)
+    step_done()
     knee, steps, step_load = capacity(history, messages)
     horizon = horizon_ns(history, messages)
     if step_load is not None:
@@ -155,18 +179,24 @@ def analyse(history: History) -> Analysis:
     else:
         failure = failure_over(history, window_load, episodes, horizon, ramp=False, messages=messages)
     del window_load, step_load  # their per-window latencies are summarised in ``windows``
+    step_done()
     bp_timeline = backpressure_timeline(history)
     fee_timeline = base_fee_timeline(history)
     # In this order, steps that read a column follow the one that read it just before (the
     # column budget keeps a few, see ``History.ints``): msg_id (of messages and deliveries) and
     # t_sent, then t_sequenced.
     propagation = propagation_by_region_ms(history, messages)
+    step_done()
     verdicts = run_checkers(history)
+    step_done()
     duration_s = _duration_s(history)
     stages = stage_breakdown_ms(messages)
+    step_done()
     counts = _message_counts(messages)
     by_kind, by_agent = by_group(history, messages, "kind"), by_group(history, messages, "agent")
+    step_done()
     ipdv = ipdv_ms(messages)
+    step_done()
     context = SectionContext(
         messages=messages, duration_s=duration_s, latency=latency, jitter={**jitter, **ipdv}, stages=stages,
         counts=counts, by_kind=by_kind, by_agent=by_agent, knee=knee, failure=failure, episodes=episodes,
@@ -177,6 +207,7 @@ def analyse(history: History) -> Analysis:
         value = section.compute(history, context)
         if value is not None or not section.absent_when_none:
             context.summary[key] = value
+        step_done()
     result = Summary.model_validate(context.summary)
     # The report draws the committed messages' latency from these again.
     history.retain("messages", ["t_committed", "t_intended"])
