@@ -462,6 +462,9 @@ DESCRIPTIONS: dict[str, str] = {
     "L2 sequence `window` later, or when the sequencer returns if that is first",
     "SequencerOutageFault.window": "the forced-inclusion window (Arbitrum One: 24h; OP Stack: the sequencing "
     "window, 3600 L1 blocks = 12h)",
+    "SequencerOutageFault.lose_unposted": "the sequencer loses what L1 does not hold when it goes down (needs "
+    "`[rollup]`): the messages it accepted and had not sequenced, and those it soft-confirmed whose batch was not "
+    "in an L1 block by `at`, end `dropped` (an `unposted_lost` event each group); false: kept in order",
     "EclipseFault.kind": "sim: an attacker holds every connection of `node`: it passes nothing either way (the "
                          "node's view halts) or, with `delay`, everything that late (its view lags)",
     "EclipseFault.at": "start",
