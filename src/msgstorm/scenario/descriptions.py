@@ -453,8 +453,9 @@ DESCRIPTIONS: dict[str, str] = {
     "FloodInvalidFault.rate": "invalid messages each flooding node sends per second (a run may send at most "
                               "5,000,000)",
     "FloodInvalidFault.size": "bytes of one invalid message",
-    "SequencerOutageFault.kind": "sim: the sequencer is down: it takes no message for `duration` (the ones it is "
-    "executing finish); arrivals queue in order and its workers drain the backlog when it returns",
+    "SequencerOutageFault.kind": "sim, and anvil with `[rollup]`: the sequencer is down: it takes no message for "
+    "`duration` (the ones it is executing finish); arrivals queue in order and its workers drain the backlog when it "
+    "returns (anvil: the L2 node and the L1 go on; msgstorm holds what is sent and sends it at the return)",
     "SequencerOutageFault.at": "start",
     "SequencerOutageFault.duration": "how long it is down",
     "SequencerOutageFault.via_l1": "kinds whose senders go through L1 while it is down (Arbitrum's delayed inbox, "

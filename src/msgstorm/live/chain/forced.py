@@ -6,12 +6,13 @@ rollup's sequencer and its L2 node, so a paused process could not derive a force
 either; here the sequencer is down and the node goes on: while ``down``, the send loop hands
 every due message to ``take`` instead of the L2 node. A message of the kinds ``via_l1`` goes
 through L1: an L1 transaction from the L1's first account to ``FORCED_INBOX`` whose calldata is
-the message's own transaction input (its ``t_sent`` then); the L1's receipt gives its block,
+the message's own transaction input; the L1's receipt gives its block,
 and that block's head arrival (read by the batcher) is its ``t_l1``. The chain puts it in the L2
 sequence by the simulator's rule (``rules/forced_inclusion.py``): at ``t_l1 + window`` msgstorm
 replays it into the L2 node as an ordinary transaction, which lands in the next L2 block. Any
-other message is held, in order, as a down sequencer's users wait (its ``t_sent`` when it is
-sent). At the return (``up``) the held ones are sent at once, in the order they were due, then
+other message is held, in order, as a down sequencer's users wait. Either way its ``t_sent`` is
+when it was due (the user sent it then; the generator kept its schedule), its ``t_received``
+the L2 node's answer once sent to it. At the return (``up``) the held ones are sent at once, in the order they were due, then
 the ones on L1 whose window has not passed, in their L1 order, then the ones not yet in an L1
 block: the backlog, drained at the node's rate. Each replay is a ``forced_inclusion`` event
 (``forced``: by its window, or taken by the returning sequencer), as in the simulator.
@@ -72,9 +73,10 @@ class SequencerFront:
     def take(self, window: Window, rows: range) -> None:
         """Rows of ``window`` due while the sequencer is down: through L1, or held."""
         batch = window.batch
+        t = self._now()
         for k in rows:
+            window.sent[k] = t  # the user sent it now, whoever takes it
             if int(batch.kind[k]) in self.kinds:
-                window.sent[k] = self._now()
                 via = _ViaL1(window, k, int(batch.msg_id[k]))
                 self.via.append(via)
                 task = asyncio.get_running_loop().create_task(self._send_l1(via))
@@ -139,7 +141,6 @@ class SequencerFront:
         held, self.held = self.held, []  # queued first, as the simulated sequencer's backlog
         by_window: dict[int, tuple[Window, list[int]]] = {}
         for window, k in held:
-            window.sent[k] = t
             by_window.setdefault(id(window), (window, []))[1].append(k)
         for window, rows in by_window.values():
             self._replay(window, rows)
