@@ -5,17 +5,25 @@ backlog drained after the return, every message accounted for."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.dataset as ds
 import pytest
 from conftest import require_anvil
 
+from msgstorm.live.chain.forced import FORCED_INBOX, SequencerFront
+from msgstorm.live.chain.record import Window
+from msgstorm.live.chain.rollup import L1Head
 from msgstorm.rules.forced_inclusion import forced_time, l1_block_time, sequencer_takes_first
 from msgstorm.scenario import Scenario, parse_scenario
 from msgstorm.scenario.errors import ScenarioError
+from msgstorm.scenario.faults import SequencerOutageFault
+from msgstorm.scenario.kinds import MESSAGE_KINDS
+from msgstorm.traffic.generate import MessageBatch
 
 MS = 1_000_000
 S = 1_000_000_000
@@ -143,3 +151,68 @@ def test_forced_inclusion_through_the_l1_anvil_and_the_backlog_after_the_return(
     # Every committed message's batch landed on L1 (the batcher ran through the outage).
     commits = _rows(result.run_dir, "commits")
     assert sorted(c["msg_id"] for c in commits) == sorted(messages)
+
+
+class _FakeL1:
+    """The batcher's L1 side as the front uses it: user transactions land in ``lands[k]``
+    (the k-th sent), whose head came at ``heads[block]``."""
+
+    poster = "0xposter"
+
+    def __init__(self, lands: list[int], heads: dict[int, int]) -> None:
+        self.lands = lands
+        self.sent: list[str] = []
+        self.l1_rpc = self
+        self.l1_blocks = {n: L1Head(n, t, 0, 0, []) for n, t in heads.items()}
+
+    async def call(self, method: str, *params: Any) -> Any:
+        assert method == "eth_sendTransaction" and params[0]["to"] == FORCED_INBOX
+        self.sent.append(params[0]["data"])
+        return hex(len(self.sent) - 1)
+
+    async def calls(self, method: str, params: list[list[Any]]) -> list[Any]:
+        assert method == "eth_getTransactionReceipt"
+        return [{"blockNumber": hex(self.lands[int(p[0], 16)])} for p in params]
+
+
+def test_the_front_forces_in_by_the_window_and_sends_the_backlog_in_order_at_the_return() -> None:
+    """Down at 0 with cancels through L1 and a 2 s window. Rows: 0 an order, 1 to 4 cancels, 5
+    an order. The cancels land in L1 blocks 5, 6, 9 and 12, whose heads came at 1 s, 2 s and
+    4.5 s (block 12's not yet at the return): due at 3 s, 4 s and 6.5 s. Looked at 2.9 s, 3.5 s
+    and 4.2 s: row 1 forced in at 3.5 s, row 2 at 4.2 s. The sequencer returns at 5 s: the held
+    orders first (rows 0 and 5, in one send), then the cancel on L1 whose window has not passed
+    (row 3), then the one not in an L1 block yet (row 4). Backlog: 2 held + 2 cancels."""
+    cancel, order = MESSAGE_KINDS.index("cancel"), MESSAGE_KINDS.index("order")
+    kinds = [order, cancel, cancel, cancel, cancel, order]
+    n = len(kinds)
+    batch = MessageBatch(np.arange(10, 10 + n, dtype=np.int64), np.arange(n, dtype=np.int64) * MS,
+                         np.zeros(n, np.int32), np.asarray(kinds, np.int8), np.zeros(n, np.int32),
+                         np.zeros(n, np.int64), np.full(n, 100, np.int32), np.ones(n))
+    window = Window(batch, np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.full(n, -1, np.int8))
+    clock = [0]
+    replays: list[tuple[int, list[int]]] = []
+    events: list[tuple[int, str, Any, Any, Any]] = []
+    l1 = _FakeL1([5, 6, 9, 12], {5: 1 * S, 6: 2 * S, 9: 4_500 * MS})
+    front = SequencerFront(l1, lambda: clock[0], lambda w, rows: replays.append((clock[0], list(rows))),
+                           events.append)
+    spec = _scenario().faults[0]
+    assert isinstance(spec, SequencerOutageFault)
+
+    async def drive() -> tuple[int, int]:
+        front.go_down(spec)
+        front.take(window, range(n))
+        await asyncio.sleep(0)  # the L1 sends answered
+        for t in (2_900 * MS, 3_500 * MS, 4_200 * MS):
+            clock[0] = t
+            await front.step()
+        clock[0] = 5 * S
+        return await front.up()
+
+    t_up, backlog = asyncio.run(drive())
+    assert len(l1.sent) == 4 and all(data.startswith("0x6d736773") for data in l1.sent)  # the messages' inputs
+    assert list(window.sent) == [0] * n  # all sent by their users when due (clock 0)
+    assert replays == [(3_500 * MS, [1]), (4_200 * MS, [2]), (5 * S, [0, 5]), (5 * S, [3]), (5 * S, [4])]
+    assert [(t, value, detail) for t, _, _, value, detail in events] == [
+        (3_500 * MS, 11.0, {"t_l1": 1 * S, "forced": True}), (4_200 * MS, 12.0, {"t_l1": 2 * S, "forced": True}),
+        (5 * S, 13.0, {"t_l1": 4_500 * MS, "forced": False}), (5 * S, 14.0, {"t_l1": None, "forced": False})]
+    assert (t_up, backlog) == (5 * S, 4)

@@ -12,9 +12,10 @@ sequence by the simulator's rule (``rules/forced_inclusion.py``): at ``t_l1 + wi
 replays it into the L2 node as an ordinary transaction, which lands in the next L2 block. Any
 other message is held, in order, as a down sequencer's users wait. Either way its ``t_sent`` is
 when it was due (the user sent it then; the generator kept its schedule), its ``t_received``
-the L2 node's answer once sent to it. At the return (``up``) the held ones are sent at once, in the order they were due, then
-the ones on L1 whose window has not passed, in their L1 order, then the ones not yet in an L1
-block: the backlog, drained at the node's rate. Each replay is a ``forced_inclusion`` event
+the L2 node's answer once sent to it. At the return (``up``) the ones whose window passed since
+the last look are forced in first (the chain had them), then the held ones are sent at once, in
+the order they were due, then the ones on L1 whose window has not passed, in their L1 order,
+then the ones not yet in an L1 block: the backlog, drained at the node's rate. Each replay is a ``forced_inclusion`` event
 (``forced``: by its window, or taken by the returning sequencer), as in the simulator.
 """
 
