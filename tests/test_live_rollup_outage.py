@@ -137,7 +137,7 @@ def test_forced_inclusion_through_the_l1_anvil_and_the_backlog_after_the_return(
         assert t_l1 is None or sequencer_takes_first(t_l1, WINDOW_NS, event["t"])
         assert messages[msg_id]["t_committed"] >= end
     # The backlog: the orders meant while down (held), and the cancels not yet forced in.
-    held = [m for m in messages.values() if m["kind"] == "order" and start < m["t_intended"] < end]
+    held = [m for m in messages.values() if m["kind"] == "order" and start <= m["t_sent"] < end]
     backlog = json.loads(end_event["detail"])["backlog"]
     assert backlog == len(held) + len(taken_back)
     # Each held order sent when it was due (its user sent it then; a second is the slack of a
