@@ -1,4 +1,4 @@
-"""A sequencer outage on the live rollup (``live/chain/outage.py``, ``live/chain/forced.py``)
+"""A sequencer outage on the live rollup (``live/faults/sequencer_outage.py``, ``live/chain/forced.py``)
 against two real anvils: nothing soft-confirmed while the sequencer is down but what the chain
 forces in, each forced message in the first L2 block after its L1 block + the window, the
 backlog drained after the return, every message accounted for."""

@@ -12,7 +12,8 @@ from types import SimpleNamespace
 import pytest
 
 from msgstorm.faults.schedule import FaultOp
-from msgstorm.live.nemesis import ProxyProcess, toxic_of
+from msgstorm.live.faults.toxic import toxic_of
+from msgstorm.live.proxy_process import ProxyProcess
 from msgstorm.live.toxics import TOXICS, Toxic, from_wire
 from msgstorm.scenario import reference
 from msgstorm.scenario.registry import LIVE_FAULT_KINDS

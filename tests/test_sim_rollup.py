@@ -262,3 +262,50 @@ def test_a_batch_no_l1_block_has_room_for_is_refused(scenario_from: Callable[...
 def test_a_rollup_on_a_live_target_is_refused(scenario_from: Callable[..., Scenario]) -> None:
     with pytest.raises(ScenarioError, match=r"\[rollup\] runs in the simulator and on anvil only: target 'nats'"):
         scenario_from('target = "nats"\n' + _BASE + '[rollup]\npreset = "op-stack"\n')
+
+
+def test_the_report_draws_each_batch_and_each_l1_block_as_the_history_holds_them(
+        scenario_from: Callable[..., Scenario], run_scenario: Callable[..., object]) -> None:
+    """The batches plot: per batch, at its close time, t_safe - t_opened and t_final -
+    t_opened in seconds and its compressed bytes; the fees plot: per L1 block, its base fee
+    in gwei and its blob base fee in wei (read back from the page)."""
+    import json
+    import re
+
+    scenario = scenario_from(_BASE + '[network]\nnodes_per_region = 1\n[rollup]\npreset = "arbitrum-one"\n'
+                             'batcher = { max_delay = "2s" }\nl1 = { slots_per_epoch = 4 }\n')
+    result = run_scenario(scenario, "plots")
+    page = (result.run_dir / "report.html").read_text()  # type: ignore[attr-defined]
+    figures = {m.group(1): json.loads(m.group(2)) for m in
+               re.finditer(r'<script type="application/json" id="fig-([^"]+)">(.*?)</script>', page, re.S)}
+    history = read_history(result.run_dir)  # type: ignore[attr-defined]
+    batches = history.table("batches").to_pylist()
+    assert len(batches) >= 2
+    drawn = {trace["name"]: trace for trace in figures["rollup-batches"]["data"]}
+    closed = [b["t_closed"] / S for b in batches]
+    assert drawn["first block to safe (s)"]["x"] == closed == drawn["compressed bytes"]["x"]
+    assert drawn["first block to safe (s)"]["y"] == pytest.approx([(b["t_safe"] - b["t_opened"]) / S for b in batches])
+    assert drawn["first block to final (s)"]["y"] == pytest.approx([(b["t_final"] - b["t_opened"]) / S
+                                                                     for b in batches])
+    assert drawn["compressed bytes"]["y"] == [b["compressed_bytes"] for b in batches]
+    blocks = history.table("l1_blocks").to_pylist()
+    fees = {trace["name"]: trace for trace in figures["rollup-fees"]["data"]}
+    assert fees["base fee (gwei)"]["x"] == [b["t"] / S for b in blocks]
+    assert fees["base fee (gwei)"]["y"] == pytest.approx([b["base_fee"] / 1e9 for b in blocks])
+    assert fees["base fee (gwei)"]["customdata"] == [b["batches"] for b in blocks]
+    # Batches as calldata: the blob fee they did not pay is not drawn.
+    assert all(b["blobs"] == 0 for b in batches) and "blob base fee (wei)" not in fees
+    blob_run = run_scenario(scenario_from(_BASE + '[network]\nnodes_per_region = 1\n[rollup]\npreset = "op-stack"\n'),
+                            "blobs")
+    page = (blob_run.run_dir / "report.html").read_text()  # type: ignore[attr-defined]
+    [fees_json] = re.findall(r'<script type="application/json" id="fig-rollup-fees">(.*?)</script>', page, re.S)
+    blob_fee = {trace["name"]: trace for trace in json.loads(fees_json)["data"]}["blob base fee (wei)"]
+    blocks = read_history(blob_run.run_dir).table("l1_blocks").to_pylist()  # type: ignore[attr-defined]
+    assert blob_fee["y"] == [b["blob_base_fee"] for b in blocks]
+
+
+def test_a_run_without_a_rollup_draws_no_rollup_plot(
+        scenario_from: Callable[..., Scenario], run_scenario: Callable[..., object]) -> None:
+    result = run_scenario(scenario_from(_BASE + '[network]\nnodes_per_region = 1\n'), "plain")
+    page = (result.run_dir / "report.html").read_text()  # type: ignore[attr-defined]
+    assert 'id="fig-rollup-batches"' not in page and 'id="fig-rollup-fees"' not in page

@@ -12,7 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from msgstorm.cli import app
-from msgstorm.sweep.grid import grid_column, value_label
+from msgstorm.sweep.grid import grid_column, plan_sweep, value_label
+from msgstorm.sweep.html import write_sweep_report
+from msgstorm.sweep.results import write_results
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SHORT = ['run.duration="2s"', 'run.drain="1s"']
@@ -79,5 +81,50 @@ def test_every_chart_plots_the_points_means_of_sweep_json(tmp_path: Path) -> Non
             largest = max(abs(mean) for mean in means)
             # one axis for metrics of different units: the bar is the reach as a share of the largest mean
             assert reach == pytest.approx(100 * (max(means) - min(means)) / largest if largest else 0.0), (metric, key)
+        if f"surface-{metric}".replace(".", "-").replace("_", "-") not in figures:  # equal at every point
+            assert len({p["metrics"][metric]["mean"] for p in document["points"]}) == 1, metric
+            continue
+        [surface] = figures[f"surface-{metric}".replace(".", "-").replace("_", "-")]["data"]
+        for y, row in zip(surface["y"], surface["z"], strict=True):
+            assert row == pytest.approx([mean_at(metric, {keys[0]: x, keys[1]: y}) for x in surface["x"]]), metric
     p99 = next(trace for trace in figures["tornado"]["data"] if trace["name"] == "latency_ms.p99")
     assert max(p99["x"]) > 0, p99
+
+
+def _guard_sweep(tmp_path: Path, keys: list[tuple[str, list[Any]]], bad_debt: Any) -> dict[str, dict[str, Any]]:
+    """A sweep's page from hand-made outcomes: each run's guard bad debt ``bad_debt(point, seed)``
+    (None: the run failed)."""
+    plan = plan_sweep(keys, zipped=False, seeds=2, base_seed=1)
+    outcomes = {}
+    for spec in plan.runs:
+        debt = bad_debt(plan.points[spec.point], spec.seed)
+        outcomes[spec.run_id] = ({"status": "ok", "summary": {"sentinel": {"bad_debt": debt, "blocked": 10}}}
+                                 if debt is not None else {"status": "failed", "error": "boom"})
+    table = write_results(tmp_path, plan, outcomes)
+    return _figures(write_sweep_report(tmp_path, plan, table).read_text())
+
+
+def test_a_surface_shows_each_pair_of_the_first_two_keys_mean_over_seeds(tmp_path: Path) -> None:
+    """A guard's bad debt over its grace period and the outage's length: bad debt = grace (h) x
+    1e6 + outage (min) x 1e3 + seed, so the mean over seeds 1 and 2 adds 1.5; the pair whose
+    runs all failed is blank."""
+    grace, outage = ("market.sentinel.grace", ["0s", "1h"]), ("faults.0.duration", ["30min", "78min"])
+
+    def debt(point: dict[str, Any], seed: int) -> float | None:
+        if point[grace[0]] == "1h" and point[outage[0]] == "30min":
+            return None
+        return (1e6 if point[grace[0]] == "1h" else 0.0) + int(point[outage[0]][:-3]) * 1e3 + seed
+
+    figures = _guard_sweep(tmp_path, [grace, outage], debt)
+    [surface] = figures["surface-sentinel-bad-debt"]["data"]
+    assert surface["type"] == "heatmap" and surface["x"] == ["0s", "1h"] and surface["y"] == ["30min", "78min"]
+    assert surface["z"] == [[30_001.5, None], [78_001.5, 1_078_001.5]]
+    assert surface["text"] == [["30,001.5", ""], ["78,001.5", "1,078,002"]]  # as the terminal prints numbers
+    # blocked is 10 in every run: a flat surface is left out
+    assert "surface-sentinel-blocked" not in figures and "sentinel-blocked-faults-0-duration" in figures
+
+
+def test_one_swept_key_draws_no_surface(tmp_path: Path) -> None:
+    figures = _guard_sweep(tmp_path, [("market.sentinel.grace", ["0s", "1h"])], lambda point, seed: float(seed))
+    assert "sentinel-bad-debt-market-sentinel-grace" in figures
+    assert not any(name.startswith("surface-") for name in figures)

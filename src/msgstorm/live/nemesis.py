@@ -7,53 +7,39 @@ clock, and written to the history as a ``fault_start`` / ``fault_end`` event at 
 took effect (the fault proxy's own stamp for a toxic), with the fault's spec, ``fault_id``
 and what was done (the server's pid, the connections a toxic met, the bytes it dropped).
 
-Each kind is a ``LiveFaultKind`` registered in ``LIVE_FAULT_KINDS`` (``scenario/registry.py``);
-it names the driver capabilities it needs (``needs``: Protocols of ``live/drivers/base.py``),
-checks an entry against the target at validation (``problems``) and applies its start and
-end. What a driver can do is asked of its capabilities, never of its name or its ports: at
-validation of the driver's class (``declares``), at run time of the driver itself
-(``isinstance``); a ``Nemesis`` refuses a fault its driver cannot do before anything starts.
-``toxic`` acts on the links between msgstorm's clients and the broker through the fault proxy
-(``live/proxy.py``, a process of its own); ``pause``, ``crash`` and ``restart`` act on the
-servers msgstorm started (``live/servers.py``).
+The nemesis only schedules. Each kind is a ``LiveFaultKind`` in a module of its own under
+``live/faults/`` (``base.py``: the interface), registered in ``LIVE_FAULT_KINDS``
+(``scenario/registry.py``), as toxics are: it names the driver capabilities it needs, checks
+an entry against the target at validation and applies its start and end. A ``Nemesis``
+refuses a fault its driver cannot do before anything starts. ``toxic`` acts on the links
+between msgstorm's clients and the broker through the fault proxy (a process of its own,
+``live/proxy_process.py``); ``pause``, ``crash`` and ``restart`` act on the servers msgstorm
+started (``live/servers.py``).
 
 Cleanup on every way out (``close``): toxics cleared, paused servers resumed, the proxy closed;
 ``cleanup_report`` then says whether any process or listening port msgstorm started remains.
-The proxy dies with msgstorm if msgstorm is SIGKILLed (``PR_SET_PDEATHSIG``), as servers do.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import json
 import os
 import socket
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 from msgstorm.errors import TargetError
 from msgstorm.faults.schedule import FaultOp, fault_entries, fault_schedule
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import (
-    CAPABILITIES,
-    HasRouteLinks,
-    HasServers,
-    LeadsStream,
-    ReadsNodes,
-    RoutesClients,
-    declares,
-)
-from msgstorm.live.payload import HEADER
+from msgstorm.live.drivers.base import HasRouteLinks, HasServers, ReadsNodes, RoutesClients
+from msgstorm.live.faults.base import LiveFaultKind, cannot, needs_of
+from msgstorm.live.faults.toxic import ROLES
 from msgstorm.live.proxy import sleep_until
+from msgstorm.live.proxy_process import ProxyProcess
 from msgstorm.live.servers import ManagedServer
-from msgstorm.live.toxics import TOXICS, Blackhole, Toxic
-from msgstorm.processes import die_with_parent
-from msgstorm.scenario.distributions import Constant, Pareto, Uniform
-from msgstorm.scenario.registry import LIVE_DRIVERS, LIVE_FAULT_KINDS
+from msgstorm.scenario.registry import LIVE_FAULT_KINDS
 from msgstorm.scenario.schema import (
     BridgeFault,
     CrashFault,
@@ -64,447 +50,12 @@ from msgstorm.scenario.schema import (
     ToxicFault,
 )
 
-__all__ = ["LEADER_NAMES", "LiveFaultKind", "Nemesis", "ProxyProcess", "RoutesClients", "alive", "cannot",
-           "cleanup_report", "listening", "toxic_of"]
+__all__ = ["Nemesis", "alive", "cleanup_report", "listening"]
 
-Problem = tuple[tuple[str | int, ...], str]
 # (t_ns on the run's clock, event kind, node, detail)
 Record = Callable[[int, str, "str | None", dict[str, Any]], None]
-ROLES = ("publisher", "consumers")
-# A crash's ``node`` that names the stream's leader when the fault starts (``LeadsStream``).
-LEADER_NAMES = ("sequencer", "leader")
 # A toxic's command is sent to the proxy this long before its time (it waits there).
 _PROXY_LEAD_NS = 30_000_000
-
-
-def toxic_of(spec: ToxicFault) -> Toxic:
-    """The proxy's toxic for a scenario entry (its kind's class in ``TOXICS``; units: ns and bytes/s)."""
-    toxic: Toxic = TOXICS[spec.toxic].from_spec(spec)
-    return toxic
-
-
-class ProxyProcess:
-    """The fault proxy in a process of its own (``python -m msgstorm.live.proxy``), so its
-    forwarding does not take the generator's thread; commands and answers are JSON lines
-    on its stdin and stdout."""
-
-    def __init__(self, upstreams: dict[str, tuple[str, int]], directory: Path, listen: dict[str, int] | None = None,
-                 name: str = "msgstorm-proxy") -> None:
-        self.upstreams = upstreams
-        self.listen = listen or {}  # a link's port, when it must be that one (routes planned ahead)
-        self.directory = directory
-        self.name = name
-        self.process: asyncio.subprocess.Process | None = None
-        self.ports: dict[str, int] = {}
-        self._lock = asyncio.Lock()  # the commands written in order
-        self._reading = asyncio.Lock()  # the answers read in order, each to its command
-        self._waiting: collections.deque[asyncio.Future[dict[str, Any]]] = collections.deque()
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
-
-    async def start(self, timeout_s: float) -> dict[str, int]:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / f"{self.name}.log", "ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "msgstorm.live.proxy",
-                *(f"{name}={host}:{port}" + (f"@{self.listen[name]}" if name in self.listen else "")
-                  for name, (host, port) in self.upstreams.items()),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log,
-                preexec_fn=die_with_parent, process_group=0)
-        answer = await asyncio.wait_for(self._read(), timeout_s)
-        self.ports = {name: int(port) for name, port in answer["ready"].items()}
-        return self.ports
-
-    async def _read(self) -> dict[str, Any]:
-        assert self.process is not None and self.process.stdout is not None
-        line = await self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the fault proxy exited (code {await self.process.wait()}); "
-                               f"see {self.directory / (self.name + '.log')}")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    async def command(self, **command: Any) -> dict[str, Any]:
-        """Send one command and read its answer. Shielded: a caller cancelled meanwhile (the
-        sending ended) leaves the exchange to finish, so the next command never reads this
-        one's answer."""
-        return await asyncio.shield(self._exchange(command))
-
-    async def _exchange(self, command: dict[str, Any]) -> dict[str, Any]:
-        """Write ``command`` without waiting for the answers to those before it (pipelined:
-        a command sent ahead of its time waits in the proxy, and the next one, due at the
-        same moment, must be there too); the proxy answers in order, so answers go to the
-        waiting commands first in, first out."""
-        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        async with self._lock:
-            assert self.process is not None and self.process.stdin is not None
-            self.process.stdin.write((json.dumps(command) + "\n").encode())
-            self._waiting.append(answer)
-            await self.process.stdin.drain()
-        async with self._reading:
-            while not answer.done():
-                try:
-                    read = await asyncio.wait_for(self._read(), 10)
-                except BaseException as error:
-                    while self._waiting:  # no answer will come in order any more
-                        waiting = self._waiting.popleft()
-                        if not waiting.done():
-                            waiting.set_exception(error if isinstance(error, Exception) else RuntimeError(str(error)))
-                    raise
-                self._waiting.popleft().set_result(read)
-        return answer.result()
-
-    async def close(self) -> None:
-        process = self.process
-        if process is None or process.returncode is not None:
-            return
-        try:
-            await self.command(op="quit")
-            await asyncio.wait_for(process.wait(), 5)
-        except (Exception, asyncio.CancelledError):  # noqa: BLE001 - closing on every way out
-            self.kill()
-            raise
-        finally:
-            if process.returncode is None:
-                self.kill()
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            try:
-                self.process.kill()
-            except ProcessLookupError:
-                pass
-
-
-class LiveFaultKind(Protocol):
-    """One kind of fault on a live target: ``needs`` the driver capabilities it acts
-    through; ``problems`` checks an entry against the target at validation ((field path,
-    message) pairs); ``start`` and ``end`` apply it and return what the event's detail adds."""
-
-    needs: ClassVar[tuple[type, ...]]
-
-    @staticmethod
-    def problems(scenario: Scenario, spec: Any) -> list[Problem]: ...
-
-    @staticmethod
-    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]: ...
-
-    @staticmethod
-    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]: ...
-
-
-def cannot(driver: type, who: str, kind: str, needs: tuple[type, ...]) -> list[str]:
-    """Why ``driver`` (a class; ``who`` names it: "target 'zmq'") cannot apply a ``kind``
-    fault: each capability it needs and does not declare, with what that would let it do."""
-    return [f"{who} cannot {CAPABILITIES[capability]}, which a {kind} fault needs (its driver does not declare "
-            f"{capability.__name__})" for capability in needs if not declares(driver, capability)]
-
-
-def _needs(spec: Any) -> tuple[type, ...]:
-    """What a driver must declare to apply ``spec``: its kind's ``needs``; a toxic on a
-    cluster's routes needs the routes, not the clients'."""
-    if isinstance(spec, ToxicFault) and spec.link == "routes":
-        return (HasServers, HasRouteLinks)
-    needs: tuple[type, ...] = LIVE_FAULT_KINDS[spec.kind].needs
-    return needs
-
-
-def _driver(scenario: Scenario) -> type:
-    driver: type = LIVE_DRIVERS[scenario.target]
-    return driver
-
-
-def _server_names(scenario: Scenario) -> list[str]:
-    """The servers a run of ``scenario`` starts (none for a driver without ``HasServers``)."""
-    driver = _driver(scenario)
-    return list(driver.server_names(scenario.live)) if declares(driver, HasServers) else []  # type: ignore[attr-defined]
-
-
-def _server_problems(scenario: Scenario, node: str, kind: str) -> list[Problem]:
-    said = cannot(_driver(scenario), f"target {scenario.target!r}", kind, (HasServers,))
-    if said:
-        return [(("kind",), said[0])]
-    if scenario.live.url is not None:
-        return [(("node",), f"a process fault acts on a server msgstorm starts; with live.url ({scenario.live.url}) "
-                           "it starts none: drop live.url or the fault")]
-    names = _server_names(scenario)
-    if node not in names:
-        return [(("node",), f"unknown server {node!r}; target {scenario.target!r} starts {names}")]
-    return []
-
-
-class _ServerFault:
-    needs: ClassVar[tuple[type, ...]] = (HasServers,)
-
-    @staticmethod
-    def problems(scenario: Scenario, spec: Any) -> list[Problem]:
-        return _server_problems(scenario, spec.node, spec.kind)
-
-
-def _smallest_size_bytes(size: Any) -> float:
-    """The smallest payload size a size distribution can draw (0 when it is not bounded below)."""
-    if isinstance(size, Constant):
-        return size.value
-    if isinstance(size, Uniform):
-        return min(size.low, size.high)
-    if isinstance(size, Pareto):
-        return size.scale
-    return 0.0
-
-
-def _corrupt_problems(scenario: Scenario) -> list[Problem]:
-    """A ``corrupt`` toxic is only seen when every payload carries its check byte
-    (``live/payload.py``): a payload of ``HEADER.size`` bytes or less has none, so a changed
-    byte would read as another message's id."""
-    problems: list[Problem] = []
-    for index, agent in enumerate(scenario.agents):
-        smallest = _smallest_size_bytes(agent.size)
-        if smallest < HEADER.size + 1:
-            problems.append((("toxic",), f"a corrupt toxic is detected by the check byte a payload of more than "
-                                         f"{HEADER.size} bytes carries; agents[{index}].size ({agent.name!r}) can be "
-                                         f"{smallest:g} bytes: give it a size of at least {HEADER.size + 1} bytes"))
-    return problems
-
-
-@LIVE_FAULT_KINDS.register("pause")
-class Pause(_ServerFault):
-    """SIGSTOP a server; SIGCONT at the end."""
-
-    @staticmethod
-    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
-        assert isinstance(op.spec, PauseFault)
-        server = nemesis.server(op.spec.node)
-        server.pause()
-        nemesis.paused.add(server.name)
-        return {"pid": server.pid}
-
-    @staticmethod
-    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
-        assert isinstance(op.spec, PauseFault)
-        server = nemesis.server(op.spec.node)
-        server.resume()
-        nemesis.paused.discard(server.name)
-        return {"pid": server.pid}
-
-
-@LIVE_FAULT_KINDS.register("crash")
-class Crash(_ServerFault):
-    """SIGKILL a server; with ``restart_after``, start it again on its port and data directory."""
-
-    @staticmethod
-    def problems(scenario: Scenario, spec: Any) -> list[Problem]:
-        if spec.node in LEADER_NAMES:
-            driver = _driver(scenario)
-            if declares(driver, LeadsStream) and driver.elects_leader(scenario.live):  # type: ignore[attr-defined]
-                return []  # the server leading the stream when the fault starts
-            return [(("node",), f"{spec.node!r} (the leader) names a server on a JetStream cluster msgstorm starts "
-                                "(live.jetstream.replicas = 3 or 5); otherwise name a server")]
-        return _server_problems(scenario, spec.node, spec.kind)
-
-    @staticmethod
-    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
-        assert isinstance(op.spec, CrashFault)
-        name = op.spec.node
-        if name in LEADER_NAMES:  # whichever server leads the stream now
-            if not isinstance(nemesis.driver, LeadsStream):
-                raise TargetError(f"crash of {name!r}: the driver keeps no replicated stream (LeadsStream)")
-            name = await nemesis.driver.stream_leader()
-        nemesis.victims[op.fault_id] = name
-        server = nemesis.server(name)
-        pid = server.pid
-        await asyncio.get_running_loop().run_in_executor(None, server.kill)
-        nemesis.paused.discard(server.name)
-        return {"pid": pid, "signal": "SIGKILL", "server": name}
-
-    @staticmethod
-    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
-        assert isinstance(op.spec, CrashFault)
-        return await nemesis.start_again(nemesis.server(nemesis.victims.get(op.fault_id, op.spec.node)))
-
-
-@LIVE_FAULT_KINDS.register("restart")
-class Restart(_ServerFault):
-    """SIGTERM a server (a graceful stop); start it again ``down`` later, same port and data."""
-
-    @staticmethod
-    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
-        assert isinstance(op.spec, RestartFault)
-        server = nemesis.server(op.spec.node)
-        pid = server.pid
-        await asyncio.get_running_loop().run_in_executor(None, server.terminate)
-        nemesis.paused.discard(server.name)
-        return {"pid": pid, "signal": "SIGTERM"}
-
-    @staticmethod
-    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
-        assert isinstance(op.spec, RestartFault)
-        return await nemesis.start_again(nemesis.server(op.spec.node))
-
-
-@LIVE_FAULT_KINDS.register("toxic")
-class ToxicKind:
-    """A toxic on the client links, through the fault proxy."""
-
-    needs: ClassVar[tuple[type, ...]] = (RoutesClients,)
-
-    @staticmethod
-    def problems(scenario: Scenario, spec: Any) -> list[Problem]:
-        if spec.link == "routes":
-            return ToxicKind.route_problems(scenario, spec)
-        driver = _driver(scenario)
-        said = cannot(driver, f"target {scenario.target!r}", "toxic", ToxicKind.needs)
-        if said:
-            return [(("kind",), said[0])]
-        routes: type[RoutesClients] = driver  # declared: ``cannot`` said nothing
-        routing = routes.client_routing_problem(scenario.live)
-        if routing is not None:
-            return [(("kind",), routing)]
-        if TOXICS[spec.toxic].changes_bytes:
-            return _corrupt_problems(scenario)
-        return []
-
-    @staticmethod
-    def route_problems(scenario: Scenario, spec: Any) -> list[Problem]:
-        """A toxic on a cluster's routes: a cluster msgstorm starts, servers it has, bytes kept."""
-        driver = _driver(scenario)
-        if not (declares(driver, HasRouteLinks) and driver.has_routes(scenario.live)):  # type: ignore[attr-defined]
-            return [(("link",), f'a toxic on link = "routes" acts on the links between the servers of a cluster '
-                                f'msgstorm starts: target "cometbft", or "jetstream" with replicas 3 or 5 '
-                                f"(target {scenario.target!r} starts none)")]
-        problems: list[Problem] = []
-        if TOXICS[spec.toxic].changes_bytes:
-            problems.append((("toxic",), f"a {spec.toxic!r} toxic changes bytes on the servers' encrypted links, "
-                                         "which only drops them: use a toxic that delays, slows or cuts"))
-        names = _server_names(scenario)
-        for g, group in enumerate(spec.between or []):
-            for name in group:
-                if name not in names:
-                    problems.append((("between", g), f"unknown server {name!r}; the cluster is {names}"))
-        return problems
-
-    @staticmethod
-    def route_links(nemesis: Nemesis, spec: Any) -> list[str]:
-        """The routes a toxic on link = "routes" acts on: every one, or those between its two groups."""
-        names = nemesis.server_names()
-        if spec.between is None:
-            return [f"route-{i}-{j}" for i in range(len(names)) for j in range(len(names)) if i != j]
-        side = {name: g for g, group in enumerate(spec.between) for name in group}
-        return [f"route-{i}-{j}" for i, a in enumerate(names) for j, b in enumerate(names)
-                if i != j and a in side and b in side and side[a] != side[b]]
-
-    @staticmethod
-    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
-        assert isinstance(op.spec, ToxicFault)
-        toxic = toxic_of(op.spec)
-        if op.spec.link == "routes":
-            assert nemesis.route_proxy is not None
-            proxy, links = nemesis.route_proxy, ToxicKind.route_links(nemesis, op.spec)
-        else:
-            assert nemesis.proxy is not None
-            roles = ROLES if op.spec.link == "clients" else (op.spec.link,)
-            proxy, links = nemesis.proxy, [link for role in roles for link in nemesis.links[role]]
-        # One command for every link: the proxy switches them all at the same moment.
-        answer = await proxy.command(op="set", id=op.fault_id, link=links, toxic=toxic.wire(),
-                                     seed=nemesis.scenario.run.seed, at_ns=nemesis.t0_ns + op.t_ns)
-        return {"t_ns": answer["t_ns"], "received_ns": answer["received_ns"],
-                "open_connections": answer["open_connections"],
-                **({"routes": links} if op.spec.link == "routes" else {})}
-
-    @staticmethod
-    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
-        assert isinstance(op.spec, ToxicFault)
-        proxy = nemesis.route_proxy if op.spec.link == "routes" else nemesis.proxy
-        assert proxy is not None
-        on_time = {} if nemesis.healing else {"at_ns": nemesis.t0_ns + op.t_ns}  # a heal is now
-        answer = await proxy.command(op="clear", id=op.fault_id, **on_time)
-        return {"t_ns": answer["t_ns"], "received_ns": answer["received_ns"], **answer["stats"]}
-
-
-@LIVE_FAULT_KINDS.register("partition")
-class Partition:
-    """Cut the cluster's routes between groups of servers (unnamed servers form one more
-    group): every route between two groups is blackholed both ways through the fault proxy;
-    at the end the routes are reset and the servers connect again (a healed partition)."""
-
-    needs: ClassVar[tuple[type, ...]] = (HasServers, HasRouteLinks)
-
-    @staticmethod
-    def problems(scenario: Scenario, spec: Any) -> list[Problem]:
-        driver = _driver(scenario)
-        missing = cannot(driver, f"target {scenario.target!r}", spec.kind, Partition.needs)
-        if missing or not driver.has_routes(scenario.live):  # type: ignore[attr-defined]
-            why = missing[0] if missing else f"target {scenario.target!r} starts no cluster with this [live] section"
-            return [(("kind",), f"a {spec.kind} on a live target cuts the routes of a cluster msgstorm starts: "
-                                f'target "jetstream" with live.jetstream.replicas = 3 or 5 and no live.url, or target '
-                                f'"cometbft" ({why})')]
-        names = _server_names(scenario)
-        problems: list[Problem] = []
-        seen: set[str] = set()
-        for g, group in enumerate(spec.groups):
-            for name in group:
-                if name not in names:
-                    problems.append((("groups", g), f"unknown server {name!r}; the cluster is {names}"))
-                elif name in seen:
-                    problems.append((("groups", g), f"{name!r} is in two groups"))
-                seen.add(name)
-        return problems
-
-    @staticmethod
-    def cut_links(nemesis: Nemesis, spec: Any) -> list[str]:
-        names = nemesis.server_names()
-        group_of = {name: g for g, group in enumerate(spec.groups) for name in group}
-        side = [group_of.get(name, -1) for name in names]
-        return [f"route-{i}-{j}" for i in range(len(names)) for j in range(len(names)) if i != j and side[i] != side[j]]
-
-    @staticmethod
-    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
-        assert nemesis.route_proxy is not None
-        links = (Bridge if op.spec.kind == "bridge" else Partition).cut_links(nemesis, op.spec)
-        answer = await nemesis.route_proxy.command(op="set", id=op.fault_id, link=links,
-                                                   toxic=Blackhole("both").wire(), seed=nemesis.scenario.run.seed,
-                                                   at_ns=nemesis.t0_ns + op.t_ns)
-        return {"t_ns": answer["t_ns"], "received_ns": answer["received_ns"], "routes_cut": links,
-                "open_connections": answer["open_connections"]}
-
-    @staticmethod
-    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
-        assert nemesis.route_proxy is not None
-        on_time = {} if nemesis.healing else {"at_ns": nemesis.t0_ns + op.t_ns}
-        answer = await nemesis.route_proxy.command(op="clear", id=op.fault_id, reset=True, **on_time)
-        return {"t_ns": answer["t_ns"], "received_ns": answer["received_ns"], **answer["stats"]}
-
-
-@LIVE_FAULT_KINDS.register("bridge")
-class Bridge(Partition):
-    """Two sides of a cluster that reach each other only through the ``bridge`` server: the
-    routes between the sides are cut, the bridge's routes to both stay."""
-
-    @staticmethod
-    def problems(scenario: Scenario, spec: Any) -> list[Problem]:
-        problems = Partition.problems(scenario, spec)
-        driver = _driver(scenario)
-        cluster = declares(driver, HasRouteLinks) and driver.has_routes(scenario.live)  # type: ignore[attr-defined]
-        names = _server_names(scenario) if cluster else []
-        if names and spec.bridge not in names:
-            problems.append((("bridge",), f"unknown server {spec.bridge!r}; the cluster is {names}"))
-        if any(spec.bridge in group for group in spec.groups):
-            problems.append((("bridge",), f"the bridge {spec.bridge!r} is in neither side: leave it out of 'groups'"))
-        # Unlike a partition (where unnamed servers form one more group), a bridge has two
-        # sides only: a server in neither would keep every route, so each must be named.
-        left_out = [name for name in names if name != spec.bridge and not any(name in group for group in spec.groups)]
-        if left_out:
-            problems.append((("groups",), f"{left_out} in neither side nor the bridge: the two sides and the bridge "
-                                          f"cover the whole cluster {names}"))
-        return problems
-
-    @staticmethod
-    def cut_links(nemesis: Nemesis, spec: Any) -> list[str]:
-        names = nemesis.server_names()
-        side = {name: g for g, group in enumerate(spec.groups) for name in group}
-        return [f"route-{i}-{j}" for i, a in enumerate(names) for j, b in enumerate(names)
-                if i != j and a in side and b in side and side[a] != side[b]]
 
 
 def _host_port(url: str) -> tuple[str, int]:
@@ -530,7 +81,7 @@ class Nemesis:
         self.ops = fault_schedule(scenario)
         who = f"driver {type(driver).__name__} (target {scenario.target!r})"
         refused = [said for _, spec in fault_entries(scenario)
-                   for said in cannot(type(driver), who, spec.kind, _needs(spec))]
+                   for said in cannot(type(driver), who, spec.kind, needs_of(spec))]
         if refused:
             raise TargetError("; ".join(dict.fromkeys(refused)))
         self.proxy: ProxyProcess | None = None  # the clients' links

@@ -9,7 +9,7 @@ its last byte, which is a check of the header (the XOR of its 16 bytes, ``_check
 changed in flight (the fault proxy's ``corrupt`` toxic, a broken link) therefore reads as
 damaged, not as a receipt: any one byte changed in a padded payload is caught. A 16-byte
 payload has no room for the check, so a scenario with a ``corrupt`` toxic is refused at
-validation when an agent's size can be 16 bytes or less (``live/nemesis.py``).
+validation when an agent's size can be 16 bytes or less (``live/faults/toxic.py``).
 
 The layout has one Python form (``payload``, ``message_id``: one message at a time, for
 drivers that publish and receive one message per call) and one compiled form for whole

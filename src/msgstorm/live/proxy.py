@@ -1,7 +1,7 @@
 """The fault proxy: a TCP proxy between msgstorm's clients and a broker, with toxics.
 
-Place in the pipeline: under the live target. ``live/nemesis.py`` starts it (a process of
-its own, ``ProxyProcess``) when the scenario has ``toxic`` faults, routes the driver's
+Place in the pipeline: under the live target. The nemesis (``live/nemesis.py``) starts it (a
+process of its own, ``live/proxy_process.py``) when the scenario has ``toxic`` faults, routes the driver's
 clients through it (each role, publisher or consumers, through a listener of its own) and
 switches toxics on and off as the fault schedule comes due, while traffic flows. The proxy
 stamps each switch with the host's monotonic clock (the clock of the run) and says when it

@@ -35,6 +35,8 @@ from msgstorm.report.series import (
 from msgstorm.report.text import duration_ms
 
 __all__ = [
+    "rollup_batches_figure",
+    "rollup_fees_figure",
     "base_fee_figure",
     "cpu_figure",
     "SPAN_COLOURS",
@@ -479,3 +481,58 @@ def region_heatmap_figure(matrix: RegionMatrix) -> Figure:
                      "origin region", height=height, yaxis={"autorange": "reversed"})
     layout["hovermode"] = "closest"
     return figure(data, layout)
+
+
+def _thinned_rows(table: pa.Table, values: F64) -> I64:
+    """Rows of a per-batch or per-block table to draw: every row up to ``MAX_POINTS``, else
+    each run's lowest and highest of ``values`` (a day's L1 blocks: 7,200)."""
+    return thin_lowest_highest(values) if table.num_rows > MAX_POINTS else np.arange(table.num_rows, dtype=np.int64)
+
+
+def rollup_batches_figure(batches: pa.Table, spans: Sequence[Span]) -> Figure:
+    """Each batch at the time it closed: how long after its first L2 block it was safe (its
+    L1 block) and final, on the left; its compressed size on a right-hand axis. A sequencer
+    outage is shaded as the fault it is."""
+    closed_s = _column(batches, "t_closed") / 1e9
+    opened = _column(batches, "t_opened")
+    to_safe_s = (_column(batches, "t_safe") - opened) / 1e9
+    rows = _thinned_rows(batches, to_safe_s)
+    x = closed_s[rows].tolist()
+    # Points, not lines: no batch closes while the sequencer is down, and a line across the
+    # gap would draw batches that never were.
+    data = [
+        {"type": "scatter", "mode": "markers", "name": "first block to safe (s)", "x": x,
+         "y": to_safe_s[rows].tolist(), "marker": {"size": 5}},
+        {"type": "scatter", "mode": "markers", "name": "first block to final (s)", "x": x,
+         "y": ((_column(batches, "t_final") - opened) / 1e9)[rows].tolist(), "marker": {"size": 5}},
+        {"type": "scatter", "mode": "markers", "name": "compressed bytes", "x": x,
+         "y": _column(batches, "compressed_bytes")[rows].tolist(), "marker": {"size": 4, "symbol": "diamond"},
+         "opacity": 0.6},
+    ]
+    layout = _layout("Batches: when each was safe and final, and its size", "batch closed at (s)",
+                     "from its first L2 block (s)")
+    fig = own_axis(figure(data, _with_shapes(layout, _shading(spans))), "compressed bytes", "compressed bytes")
+    return label_if_empty(fig, "no batch was posted in this run")
+
+
+def rollup_fees_figure(l1_blocks: pa.Table, spans: Sequence[Span], blobs: bool) -> Figure:
+    """The L1 under the rollup, block by block: its base fee (gwei) and, when the batches
+    went as blobs (``blobs``), its blob base fee (wei, a right-hand axis), with each block's
+    batches in the hover text."""
+    base_gwei = _column(l1_blocks, "base_fee") / 1e9
+    rows = _thinned_rows(l1_blocks, base_gwei)
+    x = (_column(l1_blocks, "t") / 1e9)[rows].tolist()
+    data = [
+        {"type": "scatter", "mode": "lines", "name": "base fee (gwei)", "x": x, "y": base_gwei[rows].tolist(),
+         "customdata": _column(l1_blocks, "batches")[rows].tolist(),
+         "hovertemplate": "%{y:,.4g} gwei, %{customdata} batches"},
+    ]
+    if blobs:  # what a calldata rollup pays does not depend on the blob fee
+        data.append({"type": "scatter", "mode": "lines", "name": "blob base fee (wei)", "x": x,
+                     "y": _column(l1_blocks, "blob_base_fee")[rows].tolist(), "line": {"dash": "dot"}})
+    layout = _layout("The L1 under the rollup: base fee" + (" and blob base fee" if blobs else ""),
+                     "L1 block time (s)", "base fee (gwei)")
+    fig = figure(data, _with_shapes(layout, _shading(spans)))
+    if blobs:
+        fig = own_axis(fig, "blob base fee (wei)", "blob base fee (wei)")
+    return label_if_empty(fig, "no L1 block in this run")

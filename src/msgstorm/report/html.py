@@ -220,6 +220,22 @@ def _control(history: History, summary: Summary,
     return [("control", "Self-healing controllers", body)] if body else []
 
 
+def _rollup_plots(history: History, analysis: Analysis) -> list[Plot]:
+    """The rollup's batches and its L1's fees (none for a run without batches)."""
+    batches = history.table("batches")
+    if batches.num_rows == 0:
+        return []
+    spans = shaded_spans(history, analysis)
+    return [Plot("rollup-batches", figures.rollup_batches_figure(batches, spans),
+                 "Each batch at the time the batcher closed it: the time from its first L2 block to the L1 block "
+                 "that holds it (safe) and to that block's finality (final); diamonds: its compressed size (right axis)."),
+            Plot("rollup-fees", figures.rollup_fees_figure(history.table("l1_blocks"), spans,
+                                                           blobs=sum(batches.column("blobs").to_pylist()) > 0),
+                 "Every L1 block from the first slot to the last a batch landed in: the base fee the batches' "
+                 "calldata paid and, when they went as blobs, the blob base fee their blobs paid (EIP-1559 and "
+                 "EIP-4844 rules).")]
+
+
 def render_run_report(history: History, analysis: Analysis, wall_s: float | None = None) -> str:
     """The whole report page as HTML text (``wall_s``: the run's wall time, when known)."""
     summary = dict(analysis.summary)  # as summary.json holds it: the page's data
@@ -258,7 +274,7 @@ def render_run_report(history: History, analysis: Analysis, wall_s: float | None
         *relay_section(typed),
         *validators_section(typed),
         *crosschain_section(typed),
-        *rollup_section(typed),
+        *rollup_section(typed, _rollup_plots(history, analysis)),
         *collateral_section(typed),
         *hop_split_section(typed),
         *consensus_section(history, typed),

@@ -8,6 +8,8 @@ sequencer outage's backlog and drain (summary.json's ``outages``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from msgstorm.analysis.summary_chain import (
     FirstLastMax,
     Outage,
@@ -16,7 +18,7 @@ from msgstorm.analysis.summary_chain import (
     SentinelResult,
 )
 from msgstorm.analysis.summary_model import Summary
-from msgstorm.report.page import esc, table
+from msgstorm.report.page import Plot, esc, figure_block, table
 from msgstorm.report.text import duration_ms, number
 
 __all__ = ["LEVEL_NAMES", "SPLIT_NAMES", "outage_rows", "rollup_rows", "rollup_section", "sentinel_rows"]
@@ -72,13 +74,14 @@ def sentinel_rows(sentinel: SentinelResult) -> list[tuple[str, str]]:
              f"{number(sentinel.let_through)}, bad debt {sentinel.bad_debt:,.0f}")]
 
 
-def rollup_section(summary: Summary) -> list[tuple[str, str, str]]:
+def rollup_section(summary: Summary, plots: Sequence[Plot] = ()) -> list[tuple[str, str, str]]:
     """report.html's section "Rollup" (none without ``[rollup]``, an outage or a guard): the
-    same rows as the terminal's."""
+    same rows as the terminal's, then ``plots`` (the batches and the L1's fees, drawn from
+    the history's ``batches`` and ``l1_blocks``)."""
     rows = [*(rollup_rows(summary.rollup) if summary.rollup else []),
             *(outage_rows(summary.outages) if summary.outages else []),
             *(sentinel_rows(summary.sentinel) if summary.sentinel else [])]
     if not rows:
         return []
     return [("rollup", "Rollup", table(["metric", "value"], [[esc(label), esc(text)] for label, text in rows],
-                                        attrs='id="rollup-table"'))]
+                                        attrs='id="rollup-table"') + "".join(figure_block(plot) for plot in plots))]

@@ -314,7 +314,7 @@ class FloodInvalidFault(_ByzantineNodes):
 
 
 class SequencerOutageFault(Spec):
-    """A sequencer outage (sim; on anvil with ``[rollup]``, ``live/chain/outage.py``): from
+    """A sequencer outage (sim; on anvil with ``[rollup]``, ``live/faults/sequencer_outage.py``): from
     ``at`` for ``duration`` the sequencer takes no message
     (the ones it is executing finish); messages keep arriving and queue, in order, and when it
     returns its workers drain the backlog at their service rate (``sim/rollup/outage.py``).

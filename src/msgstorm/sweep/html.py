@@ -1,4 +1,4 @@
-"""sweep.html: each key metric against each swept key with 95% bands, a table, a tornado chart.
+"""sweep.html: each key metric against each swept key with 95% bands, surfaces, a table, a tornado chart.
 
 Place in the pipeline: the last file ``msgstorm sweep`` writes, from ``sweep.parquet``'s
 table and the plan; the page is built like report.html (``report/page.py``). A row is joined
@@ -8,6 +8,9 @@ the plan's own typed values (``grid``): no value is matched by its text.
 - per metric and swept key: the metric's mean over the seeds at each value of the key (the
   other keys at each of their values: one line per value of a second key, points of a third
   averaged), with its 95% Student-t band;
+- per metric, with two or more swept keys: a surface, the metric's mean over the first two
+  keys' values (a heatmap; points of a third key averaged), such as a guard's bad debt over
+  its grace period and the outage's length;
 - a tornado chart: for each metric, how far each key moves it (the largest minus the
   smallest mean over that key's values, the others averaged, as a share of the largest mean so
   metrics of different units share its axis);
@@ -25,6 +28,7 @@ import pyarrow as pa
 
 from msgstorm.report.page import Plot, esc, figure_block, page, table
 from msgstorm.report.plotspec import figure
+from msgstorm.report.text import number
 from msgstorm.sweep.grid import Plan, toml_value, value_label
 from msgstorm.sweep.results import KEY_METRICS, point_stats
 
@@ -82,6 +86,27 @@ def _metric_figure(rows: dict[str, list[Any]], plan: Plan, metric: str, key: str
     return dict(figure(data, layout))
 
 
+def _surface(rows: dict[str, list[Any]], plan: Plan, metric: str) -> dict[str, Any]:
+    """The metric's mean over the seeds (and a third key's values) at each pair of values of
+    the first two keys: x the first key, y the second; a pair with no ok run is left blank."""
+    across, up = plan.keys[0], plan.keys[1]
+    xs, ys = _values_of(plan, across), _values_of(plan, up)
+    z = [[float(np.mean(values)) if (values := _mean_over(rows, plan, metric, {across: x, up: y})) else None
+          for x in xs] for y in ys]
+    data = [{"type": "heatmap", "x": xs, "y": ys, "z": z, "colorscale": "Viridis", "name": metric,
+             "colorbar": {"title": {"text": metric, "side": "right"}},
+             "text": [["" if value is None else number(value) for value in row] for row in z], "texttemplate": "%{text}",
+             "hovertemplate": f"{across} = %{{x}}<br>{up} = %{{y}}<br>{metric} %{{z:,.4g}}<extra></extra>"}]
+    layout = {"title": {"text": f"{metric} over {across} and {up} (mean over seeds)"}, "height": max(320, 160 + 60 * len(ys)),
+              "xaxis": {"title": {"text": across}, "type": "category"},
+              "yaxis": {"title": {"text": up}, "type": "category"}}
+    return dict(figure(data, layout))
+
+
+def _slug(*parts: str) -> str:
+    return "-".join(parts).replace(".", "-").replace("_", "-")
+
+
 def _tornado(rows: dict[str, list[Any]], plan: Plan, metrics: list[str]) -> dict[str, Any]:
     """Each key's reach on each metric as a share of that metric's largest mean: metrics of
     different units (throughput per second, queue depth, milliseconds) share one axis, so a
@@ -115,9 +140,15 @@ def write_sweep_report(out_dir: Path, plan: Plan, sweep_table: pa.Table) -> Path
     if plan.keys and rows.get("run_id"):
         for metric in metrics:
             for key in plan.keys:
-                slug = f"{metric}-{key}".replace(".", "-").replace("_", "-")
-                blocks.append(figure_block(Plot(slug, _metric_figure(rows, plan, metric, key))))  # type: ignore[arg-type]
+                blocks.append(figure_block(Plot(_slug(metric, key), _metric_figure(rows, plan, metric, key))))  # type: ignore[arg-type]
         sections.append(("metrics", "Metrics against the swept keys", "".join(blocks)))
+        if len(plan.keys) >= 2:
+            # A metric equal at every point has a flat surface, which says nothing: left out.
+            surfaces = [figure_block(Plot(_slug("surface", metric), _surface(rows, plan, metric)))  # type: ignore[arg-type]
+                        for metric in metrics if len({v for v in rows[metric] if v is not None}) > 1]
+            if surfaces:
+                sections.append(("surfaces", f"Surfaces over {plan.keys[0]} and {plan.keys[1]} (metrics that "
+                                 "differ between points)", "".join(surfaces)))
         sections.append(("tornado", "What moves what",
                          figure_block(Plot("tornado", _tornado(rows, plan, metrics)))))  # type: ignore[arg-type]
     document = json.loads((out_dir / "sweep.json").read_text(encoding="utf-8"))

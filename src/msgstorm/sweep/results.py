@@ -39,6 +39,8 @@ KEY_METRICS = (
     "fairness.front_run_successes", "fairness.extracted_value", "fairness.inversions",
     "auction.cleared_volume", "auction.fill_rate", "auction.price_deviation_bps.rms",
     "finality.byzantine_stake", "finality.conflicting_heights", "finality.safe", "finality.live",
+    "sentinel.bad_debt", "sentinel.blocked", "sentinel.let_through",
+    "rollup.latency_ms.soft.p99", "rollup.latency_ms.safe.p99",
 )
 
 

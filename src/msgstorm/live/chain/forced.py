@@ -1,7 +1,7 @@
 """The live sequencer's intake in an outage, and forced inclusion through the L1 anvil.
 
 Place in the pipeline: under ``live/chain/target.py``, beside the batcher (``rollup.py``); the
-live ``sequencer_outage`` fault (``outage.py``) turns it down and up. One anvil is both the
+live ``sequencer_outage`` fault (``live/faults/sequencer_outage.py``) turns it down and up. One anvil is both the
 rollup's sequencer and its L2 node, so a paused process could not derive a forced inclusion
 either; here the sequencer is down and the node goes on: while ``down``, the send loop hands
 every due message to ``take`` instead of the L2 node. A message of the kinds ``via_l1`` goes

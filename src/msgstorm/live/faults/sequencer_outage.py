@@ -1,7 +1,7 @@
 """A sequencer outage on the live rollup (``sequencer_outage`` with ``target = "anvil"`` and ``[rollup]``).
 
-Place in the pipeline: a live fault kind (``scenario/registry.py``'s ``LIVE_FAULT_KINDS``)
-applied by the live nemesis (``live/nemesis.py``) on its schedule. Its start turns the chain
+Place in the pipeline: a ``LiveFaultKind`` (``live/faults/base.py``) the live nemesis
+(``live/nemesis.py``) applies on its schedule. Its start turns the chain
 target's sequencer front down (``forced.py``: no message reaches the L2 node, those of the
 kinds ``via_l1`` go through the L1 anvil and are forced in after ``window``); its end turns it
 up and sends the backlog, whose size the ``fault_end`` event's detail gives (``backlog``), as
@@ -10,16 +10,19 @@ the simulator's does. The L1 anvil and the batcher run on through it.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from msgstorm.errors import TargetError
 from msgstorm.faults.schedule import FaultOp
 from msgstorm.live.chain.anvil import AnvilNode
 from msgstorm.live.chain.forced import SequencerFront
-from msgstorm.live.nemesis import Nemesis
+from msgstorm.live.faults.base import Problem
 from msgstorm.scenario.faults import SequencerOutageFault
 from msgstorm.scenario.registry import LIVE_FAULT_KINDS
 from msgstorm.scenario.schema import Scenario
+
+if TYPE_CHECKING:
+    from msgstorm.live.nemesis import Nemesis
 
 __all__ = ["LiveSequencerOutage"]
 
@@ -38,12 +41,12 @@ class LiveSequencerOutage:
     needs: ClassVar[tuple[type, ...]] = ()
 
     @staticmethod
-    def problems(scenario: Scenario, spec: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    def problems(scenario: Scenario, spec: Any) -> list[Problem]:
         if scenario.target != "anvil" or scenario.rollup is None:
             return [(("kind",), f"a live sequencer outage is the live rollup's: target \"anvil\" with [rollup] "
                                 f"(target {scenario.target!r}{'' if scenario.rollup else ', no [rollup]'}), "
                                 "or --target sim")]
-        said: list[tuple[tuple[str | int, ...], str]] = []
+        said: list[Problem] = []
         if spec.lose_unposted:
             said.append((("lose_unposted",), "the live rollup keeps its backlog in order: losing what is not "
                                              "on L1 is simulated only (drop lose_unposted, or --target sim)"))

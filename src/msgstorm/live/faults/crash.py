@@ -1,0 +1,58 @@
+"""The live ``crash`` fault: SIGKILL a server (or whichever leads the stream), start it again after.
+
+Place in the pipeline: a ``LiveFaultKind`` (``live/faults/base.py``) the nemesis applies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from msgstorm.errors import TargetError
+from msgstorm.faults.schedule import FaultOp
+from msgstorm.live.drivers.base import LeadsStream, declares
+from msgstorm.live.faults.base import Problem, ServerFault, driver_of, server_problems
+from msgstorm.scenario.registry import LIVE_FAULT_KINDS
+from msgstorm.scenario.schema import CrashFault, Scenario
+
+if TYPE_CHECKING:
+    from msgstorm.live.nemesis import Nemesis
+
+__all__ = ["LEADER_NAMES", "Crash"]
+
+# A crash's ``node`` that names the stream's leader when the fault starts (``LeadsStream``).
+LEADER_NAMES = ("sequencer", "leader")
+
+@LIVE_FAULT_KINDS.register("crash")
+class Crash(ServerFault):
+    """SIGKILL a server; with ``restart_after``, start it again on its port and data directory."""
+
+    @staticmethod
+    def problems(scenario: Scenario, spec: Any) -> list[Problem]:
+        if spec.node in LEADER_NAMES:
+            driver = driver_of(scenario)
+            if declares(driver, LeadsStream) and driver.elects_leader(scenario.live):  # type: ignore[attr-defined]
+                return []  # the server leading the stream when the fault starts
+            return [(("node",), f"{spec.node!r} (the leader) names a server on a JetStream cluster msgstorm starts "
+                                "(live.jetstream.replicas = 3 or 5); otherwise name a server")]
+        return server_problems(scenario, spec.node, spec.kind)
+
+    @staticmethod
+    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+        assert isinstance(op.spec, CrashFault)
+        name = op.spec.node
+        if name in LEADER_NAMES:  # whichever server leads the stream now
+            if not isinstance(nemesis.driver, LeadsStream):
+                raise TargetError(f"crash of {name!r}: the driver keeps no replicated stream (LeadsStream)")
+            name = await nemesis.driver.stream_leader()
+        nemesis.victims[op.fault_id] = name
+        server = nemesis.server(name)
+        pid = server.pid
+        await asyncio.get_running_loop().run_in_executor(None, server.kill)
+        nemesis.paused.discard(server.name)
+        return {"pid": pid, "signal": "SIGKILL", "server": name}
+
+    @staticmethod
+    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+        assert isinstance(op.spec, CrashFault)
+        return await nemesis.start_again(nemesis.server(nemesis.victims.get(op.fault_id, op.spec.node)))
