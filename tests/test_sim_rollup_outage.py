@@ -6,8 +6,10 @@ import json
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 
 from msgstorm.history.reader import read_history
+from msgstorm.scenario.errors import ScenarioError
 from msgstorm.scenario.schema import Scenario
 
 MS = 1_000_000
@@ -105,3 +107,76 @@ def test_a_message_through_l1_is_forced_in_one_window_after_its_l1_block(
     forced = [e for e in history.table("events").to_pylist() if e["kind"] == "forced_inclusion"]
     assert sum(json.loads(e["detail"])["forced"] for e in forced) == 340  # received in [2, 36) s at 10/s
     assert len(forced) == 340 + 240  # [36, 60) s: in an L1 block before the return
+
+
+_LOSE = """
+[run]
+name = "lose"
+duration = "20s"
+drain = "2s"
+[network]
+nodes_per_region = 1
+processing = "50us"
+[sequencer]
+service = "1ms"
+[rollup]
+block_time = "1s"
+batcher = { max_delay = "3s" }
+l1 = { slot = "2s" }
+[[agents]]
+name = "t"
+role = "trader"
+arrival = { process = "constant", rate = "10/s" }
+[[faults]]
+kind = "sequencer_outage"
+at = "10.5s"
+duration = "2s"
+lose_unposted = true
+"""
+
+
+def test_an_outage_that_loses_unposted_drops_what_no_batch_on_l1_held(
+        scenario_from: Callable[..., Scenario], run_scenario: Callable[..., object]) -> None:
+    # 10 messages a second, each sequenced 1.05 ms after it is sent; L2 blocks every 1 s (block
+    # k holds what was sequenced in (k - 1, k] s); batches of 3 s: blocks 1-3 close at 4 s, 4-6
+    # at 7 s, 7-9 at 10 s; an L1 block every 2 s takes what closed before it: 4 s -> 6 s, 7 s ->
+    # 8 s, 10 s -> 12 s. Down at 10.5 s: on L1 by then the batches of blocks 1-6; blocks 7-10
+    # are soft-confirmed, unposted (sent in [6, 10) s: 40 messages); sent in [10, 10.5) s: in no
+    # block yet (5). Those 45 end dropped; what came during the outage (20) is kept and drained.
+    result = run_scenario(scenario_from(_LOSE))
+    history = read_history(result.run_dir)  # type: ignore[attr-defined]
+    m = history.table("messages").to_pylist()
+    assert len(m) == 200
+    dropped = sorted(r["t_intended"] // (100 * MS) for r in m if r["status"] == "dropped")
+    assert dropped == list(range(60, 105))  # sent at 6.0 s ... 10.4 s (a tenth of a second each)
+    assert all(r["status"] == "committed" for r in m if r["status"] != "dropped")
+    soft = [r for r in m if r["status"] == "dropped" and r["t_intended"] < 10 * S]
+    assert all(r["t_committed"] is None and r["block"] == r["t_sequenced"] // S + 1 for r in soft)
+    lost = [e for e in history.table("events").to_pylist() if e["kind"] == "unposted_lost"]
+    assert [(e["t"], e["value"], json.loads(e["detail"])["stage"]) for e in lost] == [
+        (10_500 * MS, 5.0, "queued"), (10_500 * MS, 40.0, "soft")]
+    assert sorted(i for e in lost for i in json.loads(e["detail"])["msg_ids"]) == sorted(
+        r["msg_id"] for r in m if r["status"] == "dropped")
+    # The rollup's tables hold only what is still committed, its first two batches as before.
+    commits = history.table("commits").to_pylist()
+    assert sorted(c["msg_id"] for c in commits) == sorted(r["msg_id"] for r in m if r["status"] == "committed")
+    batches = history.table("batches").to_pylist()
+    assert [(b["t_opened"], b["t_closed"], b["slot"], b["messages"]) for b in batches[:2]] == [
+        (1 * S, 4 * S, 3, 30), (4 * S, 7 * S, 4, 30)]
+    assert batches[2]["t_opened"] == 13 * S  # the next block with messages: after the return at 12.5 s
+    outage = result.analysis.summary["outages"][0]  # type: ignore[attr-defined]
+    assert outage["lost_unposted"] == 45 and outage["backlog"] == 20
+
+
+def test_an_outage_that_keeps_its_backlog_says_nothing_lost(
+        scenario_from: Callable[..., Scenario], run_scenario: Callable[..., object]) -> None:
+    result = run_scenario(scenario_from(_LOSE.replace("lose_unposted = true\n", "")))
+    history = read_history(result.run_dir)  # type: ignore[attr-defined]
+    assert all(r["status"] == "committed" for r in history.table("messages").to_pylist())
+    assert "lost_unposted" not in result.analysis.summary["outages"][0]  # type: ignore[attr-defined]
+
+
+def test_lose_unposted_without_a_rollup_is_refused_naming_the_field(
+        scenario_from: Callable[..., Scenario]) -> None:
+    with pytest.raises(ScenarioError, match=r"faults\[0\]\.lose_unposted.*no batches: add a \[rollup\]"):
+        scenario_from(_OUTAGE + "lose_unposted = true\n")

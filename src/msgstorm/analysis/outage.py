@@ -2,9 +2,11 @@
 
 Place in the pipeline: analysis, from the ``events`` (each outage's ``fault_end`` carries
 the backlog queued when the sequencer returned: ``sim/rollup/outage.py``) and the messages'
-``t_received`` and ``t_sequenced``. The drain is how long after the return the last message
-received before it was sequenced: with one worker at a constant service time ``s`` and FIFO,
-``backlog x s``. summary.json's ``outages``; absent for a run without one.
+``t_received`` (live: ``t_intended``) and ``t_sequenced``. The drain is how long after the
+return the last message received (meant, live) before it was sequenced: with one worker at a
+constant service time ``s`` and FIFO, ``backlog x s``. An outage with ``lose_unposted`` adds ``lost_unposted``: the messages its
+``unposted_lost`` events name (the queued ones at its start, the soft-confirmed ones whose batch
+was not on L1: ``sim/rollup/unposted.py``). summary.json's ``outages``; absent for a run without one.
 """
 
 from __future__ import annotations
@@ -28,30 +30,44 @@ def outage_windows_ns(history: History) -> list[tuple[int, int | None]]:
 
 
 def _outage_events(history: History) -> tuple[dict[int, int], dict[int, tuple[int, int]]]:
+    starts, ends, _ = _outage_rows(history)
+    return starts, ends
+
+
+def _outage_rows(history: History) -> tuple[dict[int, int], dict[int, tuple[int, int]], dict[int, int]]:
+    """Each outage's start, (end, backlog) and, with lose_unposted, the messages it lost."""
     events = history.table("events")
     starts: dict[int, int] = {}
     ends: dict[int, tuple[int, int]] = {}
+    lost: dict[int, int] = {}
     for kind, t, value, detail in zip(events.column("kind").to_pylist(), events.column("t").to_pylist(),
                                       events.column("value").to_pylist(), events.column("detail").to_pylist(),
                                       strict=True):
-        if kind not in ("fault_start", "fault_end") or not detail:
+        if kind not in ("fault_start", "fault_end", "unposted_lost") or not detail:
             continue
         fields = json.loads(detail)
+        if kind == "unposted_lost":
+            lost[fields["fault_id"]] = lost.get(fields["fault_id"], 0) + int(value or 0)
+            continue
         if fields.get("kind") != OUTAGE_KIND:
             continue
         if kind == "fault_start":
             starts[fields["fault_id"]] = t
         else:
-            ends[fields["fault_id"]] = (t, int(value or 0))
-    return starts, ends
+            # The simulator's end event holds the backlog as its value; a live one in its detail.
+            ends[fields["fault_id"]] = (t, int(value if value is not None else fields.get("backlog", 0)))
+    return starts, ends, lost
 
 
 def outage_summary(history: History) -> list[dict[str, Any]] | None:
     """One entry per sequencer outage, in the order they started; ``None`` without one."""
-    starts, ends = _outage_events(history)
+    starts, ends, lost = _outage_rows(history)
     if not starts:
         return None
-    received, has_received = history.ints("messages", "t_received")
+    # Sim: what reached the sequencer before its return; live (live/chain/forced.py): what was
+    # meant before it (the down sequencer took nothing, so nothing was received meanwhile).
+    arrived = "t_received" if history.scenario.get("target", "sim") == "sim" else "t_intended"
+    received, has_received = history.ints("messages", arrived)
     sequenced, has_sequenced = history.ints("messages", "t_sequenced")
     out = []
     for fault_id, start in sorted(starts.items(), key=lambda item: item[1]):
@@ -61,5 +77,6 @@ def outage_summary(history: History) -> list[dict[str, Any]] | None:
             waited = has_received & has_sequenced & (received < end) & (sequenced >= end)
             drain_s = float(np.max(sequenced[waited]) - end) / 1e9 if waited.any() else 0.0
         out.append({"at_s": start / 1e9, "down_s": None if end is None else (end - start) / 1e9,
-                    "backlog": backlog, "drain_s": drain_s})
+                    "backlog": backlog, "drain_s": drain_s,
+                    **({"lost_unposted": lost[fault_id]} if fault_id in lost else {})})
     return out

@@ -275,6 +275,10 @@ class Outage(Closed):
     backlog: Annotated[Count, Field(description="messages queued when it returned")]
     drain_s: Annotated[float | None, Field(ge=0, description="from its return until the last message received "
                                                                "before it was sequenced")]
+    lost_unposted: Annotated[Count | None, Field(
+        exclude_if=lambda lost: lost is None,
+        description="with lose_unposted: the messages it lost, accepted and in no batch on L1 when it went down "
+                    "(dropped); absent otherwise")] = None
 
 
 class SentinelResult(Closed):

@@ -24,6 +24,11 @@ class EventKind(StrEnum):
     # t = when it entered the L2 sequence; detail: {"t_l1", "forced"} (forced: one window after
     # its L1 inclusion; else the sequencer included it when it returned)
     FORCED_INCLUSION = "forced_inclusion"
+    # A sequencer outage with lose_unposted lost what no batch on L1 held (sim/rollup/outage.py,
+    # sim/rollup/unposted.py): value = how many, t = the outage's start; detail: {"fault_id",
+    # "stage": "queued" (accepted, in no block) | "soft" (soft-confirmed, its batch not on L1),
+    # "msg_ids"}; each of those messages ends dropped
+    UNPOSTED_LOST = "unposted_lost"
     NODE_DOWN = "node_down"
     NODE_UP = "node_up"
     LEADER_CHANGE = "leader_change"  # node: the new leader; detail: {"from", "orphaned_blocks"}

@@ -60,8 +60,9 @@ def outage_rows(outages: list[Outage]) -> list[tuple[str, str]]:
     for outage in outages:
         down = "to the end" if outage.down_s is None else duration_ms(outage.down_s * 1e3)
         drain = "—" if outage.drain_s is None else duration_ms(outage.drain_s * 1e3)
+        lost = "" if outage.lost_unposted is None else f", lost unposted {number(outage.lost_unposted)}"
         rows.append((f"sequencer down at {duration_ms(outage.at_s * 1e3)}",
-                     f"for {down}: backlog {number(outage.backlog)}, drained in {drain}"))
+                     f"for {down}: backlog {number(outage.backlog)}, drained in {drain}{lost}"))
     return rows
 
 

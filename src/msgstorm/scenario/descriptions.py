@@ -457,8 +457,9 @@ DESCRIPTIONS: dict[str, str] = {
     "FloodInvalidFault.rate": "invalid messages each flooding node sends per second (a run may send at most "
                               "5,000,000)",
     "FloodInvalidFault.size": "bytes of one invalid message",
-    "SequencerOutageFault.kind": "sim: the sequencer is down: it takes no message for `duration` (the ones it is "
-    "executing finish); arrivals queue in order and its workers drain the backlog when it returns",
+    "SequencerOutageFault.kind": "sim, and anvil with `[rollup]`: the sequencer is down: it takes no message for "
+    "`duration` (the ones it is executing finish); arrivals queue in order and its workers drain the backlog when it "
+    "returns (anvil: the L2 node and the L1 go on; msgstorm holds what is sent and sends it at the return)",
     "SequencerOutageFault.at": "start",
     "SequencerOutageFault.duration": "how long it is down",
     "SequencerOutageFault.via_l1": "kinds whose senders go through L1 while it is down (Arbitrum's delayed inbox, "
@@ -466,6 +467,9 @@ DESCRIPTIONS: dict[str, str] = {
     "L2 sequence `window` later, or when the sequencer returns if that is first",
     "SequencerOutageFault.window": "the forced-inclusion window (Arbitrum One: 24h; OP Stack: the sequencing "
     "window, 3600 L1 blocks = 12h)",
+    "SequencerOutageFault.lose_unposted": "the sequencer loses what L1 does not hold when it goes down (needs "
+    "`[rollup]`): the messages it accepted and had not sequenced, and those it soft-confirmed whose batch was not "
+    "in an L1 block by `at`, end `dropped` (an `unposted_lost` event each group); false: kept in order",
     "EclipseFault.kind": "sim: an attacker holds every connection of `node`: it passes nothing either way (the "
                          "node's view halts) or, with `delay`, everything that late (its view lags)",
     "EclipseFault.at": "start",

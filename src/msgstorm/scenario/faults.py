@@ -314,18 +314,25 @@ class FloodInvalidFault(_ByzantineNodes):
 
 
 class SequencerOutageFault(Spec):
-    """A sequencer outage (sim): from ``at`` for ``duration`` the sequencer takes no message
+    """A sequencer outage (sim; on anvil with ``[rollup]``, ``live/faults/sequencer_outage.py``): from
+    ``at`` for ``duration`` the sequencer takes no message
     (the ones it is executing finish); messages keep arriving and queue, in order, and when it
     returns its workers drain the backlog at their service rate (``sim/rollup/outage.py``).
     Messages of the kinds ``via_l1`` arriving while it is down go through L1 instead: each is in
     the next L1 block and enters the L2 sequence ``window`` after it (forced inclusion), or when
-    the sequencer returns, whichever is first."""
+    the sequencer returns, whichever is first. With ``lose_unposted`` (a ``[rollup]`` run) the
+    sequencer loses, at ``at``, what it accepted that no batch on L1 holds: its queue and its
+    sequenced messages in no block at once, the soft-confirmed ones whose batch was not in an L1
+    block by then when the rollup stage has run (``sim/rollup/unposted.py``); each ends
+    ``dropped``."""
 
     kind: Literal["sequencer_outage"]
     at: DurationNs
     duration: Annotated[DurationNs, Field(gt=0)]
     via_l1: list[MessageKind] = Field(default_factory=list)
     window: Annotated[DurationNs, Field(gt=0)] = 24 * 3600 * 1_000_000_000
+    # Left out of the dump when false, so that scenarios without it keep their hash.
+    lose_unposted: bool = Field(default=False, exclude_if=lambda lose: not lose)
 
 
 class EclipseFault(Spec):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from msgstorm.scenario.budget import messages_per_agent
+from msgstorm.scenario.faults import SequencerOutageFault
 from msgstorm.scenario.regions import default_one_way_ns
 from msgstorm.scenario.registry import FAULT_KINDS, LIVE_DRIVERS, LIVE_FAULT_KINDS, QUEUE_POLICIES
 from msgstorm.scenario.sample_load import load_problem
@@ -223,6 +224,7 @@ def check_references(scenario: Scenario) -> list[Problem]:
     problems += _link_sample_problems(scenario)
     problems += _fault_target_problems(scenario)
     problems += _nemesis_draw_problems(scenario)
+    problems += _unposted_problems(scenario)
     surrounds: list[tuple[tuple[str | int, ...], int, int | None]] = []  # (place, start, end): surrounding eclipses
     for where, fault in (fault_entries(scenario) if scenario.target == "sim" else ()):
         place: tuple[str | int, ...] = where[1:]  # the place under "faults"
@@ -379,6 +381,16 @@ def _nemesis_draw_problems(scenario: Scenario) -> list[Problem]:
                                  f"the nemesis draws {draws} faults (from 'at' to the run's end, one every 'every'); "
                                  f"at most {MAX_FAULT_DRAWS}: make 'every' longer or set 'until'"))
     return problems
+
+
+def _unposted_problems(scenario: Scenario) -> list[Problem]:
+    """A sequencer outage that loses what is not on L1 needs an L1: ``[rollup]``."""
+    if scenario.rollup is not None:
+        return []
+    return [((*where, "lose_unposted"), "loses what no batch on L1 holds, and a run without [rollup] has no "
+                                        "batches: add a [rollup] section or drop lose_unposted")
+            for where, fault in fault_entries(scenario)
+            if isinstance(fault, SequencerOutageFault) and fault.lose_unposted]
 
 
 def _fault_target_problems(scenario: Scenario) -> list[Problem]:

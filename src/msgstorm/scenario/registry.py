@@ -27,7 +27,8 @@ that appears in a scenario or a report to its implementation:
   sequencer down, ``sequencer_outage``, ``sim/rollup/outage.py``);
 - ``LIVE_FAULT_KINDS``: ``faults[].kind`` on a live target -> a ``LiveFaultKind`` checking
   the entry against the target and applying its start and end to real servers and links
-  (``live/faults/``, one module a kind). A kind registered in one of the two fault registries only is
+  (``live/faults/``, one module a kind; the live rollup's sequencer down, ``sequencer_outage``,
+  ``live/faults/sequencer_outage.py``). A kind registered in one of the two fault registries only is
   refused at validation on the other side's targets, naming the entry;
 - ``TOXICS``: ``faults[].toxic`` (a ``toxic`` fault) -> a ``Toxic`` class of the fault
   proxy (``live/toxics.py``; the adversary's ``tamper`` and ``replay`` of NATS publishes,
@@ -217,8 +218,10 @@ FAULT_KINDS: Registry[Any] = Registry("fault kind", ("msgstorm.sim.fault_injecto
 LIVE_FAULT_KINDS: Registry[Any] = Registry("live fault kind", ("msgstorm.live.faults.pause", "msgstorm.live.faults.crash",
                                                                 "msgstorm.live.faults.restart", "msgstorm.live.faults.toxic",
                                                                 "msgstorm.live.faults.partition",
-                                                                "msgstorm.live.faults.bridge"),
-                                           ("pause", "crash", "restart", "toxic", "partition", "bridge"))
+                                                                "msgstorm.live.faults.bridge",
+                                                                "msgstorm.live.faults.sequencer_outage"),
+                                           ("pause", "crash", "restart", "toxic", "partition", "bridge",
+                                            "sequencer_outage"))
 TOXICS: Registry[Any] = Registry("toxic", ("msgstorm.live.toxics", "msgstorm.live.adversary_toxics"))
 ARRIVAL_PROCESSES: Registry[Callable[..., Any]] = Registry("arrival process", ("msgstorm.traffic.arrivals",))
 CHECKERS: Registry[Any] = Registry("checker", ("msgstorm.analysis.delivery", "msgstorm.analysis.generator",

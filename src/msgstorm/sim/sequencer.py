@@ -465,6 +465,23 @@ class Sequencer:
         self.shared.busy = 0
         return orphans
 
+    def take_unposted(self) -> list[int]:
+        """A sequencer outage that loses what L1 does not hold: the queue, the fee waiting
+        list, the lane's own queue and the sequenced messages in no block, in that order, are
+        taken out; the ones in service finish (unlike ``reset``, no worker is touched)."""
+        taken: list[int] = []
+        while self.depth:
+            taken.append(self.policy.pop())
+            self.depth -= 1
+        taken.extend(self.waiting.drain())
+        taken.extend(self.lane.workers.own)
+        self.lane.workers.own.clear()
+        taken.extend(self.sequenced)
+        self.sequenced.clear()
+        taken.extend(self.lane_sequenced)
+        self.lane_sequenced.clear()
+        return taken
+
     def renumber_from(self, seq_no: int) -> None:
         """Blocks from ``seq_no`` on were orphaned: sequence again from there (never a
         number a block holds)."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from msgstorm.faults.schedule import fault_entries
 from msgstorm.live.chain.rollup import problems as rollup_problems
@@ -35,6 +35,9 @@ from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.refs import RunsMarket
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import CrashFault, Eip1559, RestartFault, Scenario, ToxicFault
+
+if TYPE_CHECKING:  # the front imports the chain's records, which import this module
+    from msgstorm.live.chain.forced import SequencerFront
 
 __all__ = ["ANVIL_ENV", "INSTALL", "AnvilNode", "find_anvil"]
 
@@ -76,6 +79,9 @@ class AnvilNode(HasServers, RoutesClients, RunsMarket):
         self.run_dir = run_dir
         self.server: ManagedServer | None = None
         self.routed: dict[str, str] = {}  # role -> the fault proxy's URL its link goes through
+        # With [rollup] and a sequencer outage: the sequencer's intake the fault turns down and up
+        # (live/chain/forced.py, set by the chain target).
+        self.front: SequencerFront | None = None
 
     @staticmethod
     def problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:

@@ -245,6 +245,13 @@ class ChainSender:
                         await self._keep_unsent(upcoming, batches)
                     return
                 j = due_through(times, i, end, t, self.spec.batch)
+                front = self.node.front
+                if front is not None and front.down:  # the sequencer takes nothing (live/chain/forced.py)
+                    front.take(window, range(i, j))
+                    i = j
+                    self._sent_now()
+                    await asyncio.sleep(0)
+                    continue
                 if self._restarted():
                     await self._resync_nonces(rpc)
                 calls = [self._transaction(k, ids[k], kinds[k], agents[k], times[k], sizes[k], fees[k], gas_of,
@@ -325,13 +332,21 @@ class ChainSender:
     def _send_rows(self, window: Window, rows: list[int]) -> None:
         """Rows of one of the market's windows sent now (``live/chain/market.py``: its new
         messages, or ones it held); their ``t_sent`` is when their agent handed them over."""
+        self._send_rows_from(window, rows, self._market_senders)
+
+    def _send_traffic_rows(self, window: Window, rows: list[int]) -> None:
+        """Rows of a traffic window sent now: a sequencer outage's backlog and forced
+        inclusions (``live/chain/forced.py``, which sets their ``t_sent``)."""
+        self._send_rows_from(window, rows, self._traffic_senders)
+
+    def _send_rows_from(self, window: Window, rows: list[int], senders: _Senders) -> None:
         if self._rpc is None or self.node_lost_at is not None:
             return
         gas_of = {MESSAGE_KINDS.index(kind): gas for kind, gas in self.scenario.blocks.gas.items()}
         batch = window.batch
         fees = np.rint(batch.fee[rows] * self.spec.fee_unit_wei).astype(np.int64).tolist()
         calls = [self._transaction(k, int(batch.msg_id[k]), int(batch.kind[k]), int(batch.agent[k]),
-                                   int(batch.t_intended[k]), int(batch.size[k]), fee, gas_of, self._market_senders)
+                                   int(batch.t_intended[k]), int(batch.size[k]), fee, gas_of, senders)
                  for k, fee in zip(rows, fees, strict=True)]
         window.outcome[rows] = -1
         self._request(self._rpc, window, rows, calls)

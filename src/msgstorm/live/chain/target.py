@@ -67,10 +67,12 @@ from collections.abc import Iterator
 import numpy as np
 
 from msgstorm.errors import TargetError
+from msgstorm.faults.schedule import fault_entries
 from msgstorm.history.events import EventKind
 from msgstorm.live.chain.accounts import traffic_accounts_needed
 from msgstorm.live.chain.anvil import NAME, AnvilNode, find_anvil
 from msgstorm.live.chain.calldata import decode
+from msgstorm.live.chain.forced import SequencerFront
 from msgstorm.live.chain.market import ChainMarket
 from msgstorm.live.chain.record import (
     Block,
@@ -87,6 +89,7 @@ from msgstorm.live.recorder import PUBLISHER
 from msgstorm.live.send_loop import run_send_loop
 from msgstorm.live.stopping import STOP_SIGNALS, stop_on_signals
 from msgstorm.progress import ProgressSnapshot
+from msgstorm.scenario.faults import SequencerOutageFault
 from msgstorm.scenario.schema import Eip1559
 from msgstorm.traffic.generate import MessageBatch
 
@@ -175,6 +178,8 @@ class ChainTarget(ChainSender):
             if self.l1 is not None and self.l1.server is not None:
                 self.batcher = LiveBatcher(self.l1.spec, self._now)
                 await self.batcher.connect(self.l1.url, rpc)
+                if any(isinstance(spec, SequencerOutageFault) for _, spec in fault_entries(self.scenario)):
+                    self.node.front = SequencerFront(self.batcher, self._now, self._send_traffic_rows, self.log.add)
             shift = self._now()
             self._t0 += shift
             self.log.start_clock(shift)
@@ -189,6 +194,8 @@ class ChainTarget(ChainSender):
             cpu = loop.create_task(self._sample_cpu(sampler))
             reporting = loop.create_task(self._report_progress() if self.progress is not None else asyncio.sleep(0))
             batching = loop.create_task(self.batcher.run() if self.batcher is not None else asyncio.sleep(0))
+            front = self.node.front
+            forcing = loop.create_task(front.run() if front is not None else asyncio.sleep(0))
             try:
                 try:
                     await self._send_all(rpc, traffic)
@@ -215,7 +222,8 @@ class ChainTarget(ChainSender):
                     except Exception as error:  # noqa: BLE001 - the chain read so far is kept
                         self._on_error("blocks", error)
                 batching.cancel()
-                await asyncio.gather(batching, return_exceptions=True)
+                forcing.cancel()
+                await asyncio.gather(batching, forcing, return_exceptions=True)
                 if self.batcher is not None and not self.interrupted:
                     try:  # the last batch, and its L1 block: up to three slots
                         await self.batcher.flush(3 * self.batcher.spec.l1.slot / 1e9 + 5)
@@ -530,4 +538,7 @@ class ChainTarget(ChainSender):
             self.batcher.write(self.writer, self.included)
             for error in self.batcher.errors:
                 self._on_error("batcher", RuntimeError(error))
+        if self.node.front is not None:
+            for error in self.node.front.errors:
+                self._on_error("forced_inclusion", RuntimeError(error))
         return t_end

@@ -8,12 +8,19 @@ being executed finish. At the end the slots come back and the workers take the b
 their service rate. The fault's end event records the backlog (``value``: messages queued then),
 and the analysis (``analysis/outage.py``) how long the drain took.
 
-Forced inclusion: while it is down, a message of the kinds ``via_l1`` goes through L1 instead
-(Arbitrum's delayed inbox, OP's deposits): it is in the next L1 block, at ``t_l1 = (t // slot
-+ 1) x slot`` (``rollup.l1.slot``; 12 s without ``[rollup]``), and the chain puts it in the L2
-sequence at ``t_l1 + window``, past the workers; if the sequencer returns first, it takes the
+Forced inclusion (the rule: ``rules/forced_inclusion.py``, shared with the live rollup): while
+it is down, a message of the kinds ``via_l1`` goes through L1 instead (Arbitrum's delayed inbox,
+OP's deposits): it is in the next L1 block, at ``t_l1 = (t // slot + 1) x slot``
+(``rollup.l1.slot``; 12 s without ``[rollup]``), and the chain puts it in the L2 sequence at
+``t_l1 + window``, past the workers; if the sequencer returns first, it takes the
 ones still waiting into its queue then, in the order they reached L1. Each is a
 ``forced_inclusion`` event.
+
+With ``lose_unposted`` the sequencer loses, when it goes down, what it accepted and no batch
+on L1 holds: here the messages in its queue and the sequenced ones in no block
+(``Sequencer.take_unposted``), each ``dropped`` and counted in an ``unposted_lost`` event;
+the soft-confirmed ones whose batch had not reached L1 by then are known only once the
+batcher has run on the L2 blocks, so the rollup stage drops them (``unposted.py``).
 """
 
 from __future__ import annotations
@@ -22,11 +29,12 @@ from typing import Any
 
 from msgstorm.faults.schedule import FaultOp
 from msgstorm.history.events import EventKind
+from msgstorm.rules.forced_inclusion import forced_time, l1_block_time
 from msgstorm.scenario.faults import SequencerOutageFault
 from msgstorm.scenario.kinds import MESSAGE_KINDS
 from msgstorm.scenario.registry import FAULT_KINDS
 from msgstorm.sim.fault_injector import FaultInjector
-from msgstorm.sim.state import HELD, WHERE
+from msgstorm.sim.state import DROPPED, HELD, WHERE
 
 __all__ = ["DEFAULT_L1_SLOT_NS", "SequencerOutage", "ViaL1"]
 
@@ -49,10 +57,10 @@ class ViaL1:
     def divert(self, t: int, m: int, kind: int) -> bool:
         if kind not in self.kinds:
             return self.previous is not None and self.previous(t, m, kind)
-        t_l1 = (t // self.slot + 1) * self.slot
+        t_l1 = l1_block_time(t, self.slot)
         self.injector.ctx.msgs.live[m][WHERE] = HELD
         self.waiting[m] = t_l1
-        self.injector.ctx.events.push(t_l1 + self.window, self.force, m)
+        self.injector.ctx.events.push(forced_time(t_l1, self.window), self.force, m)
         return True
 
     def force(self, t: int, m: int, _b: int, _c: int, _d: int) -> None:
@@ -96,6 +104,20 @@ class SequencerOutage:
         for pool in sequencer.pools:
             pool.slots = 0
         injector.ctx.record.event(t, EventKind.FAULT_START, injector.ctx.cluster.leader, detail=detail)
+        if op.spec.lose_unposted:
+            SequencerOutage.lose_queued(injector, t, op.fault_id)
+
+    @staticmethod
+    def lose_queued(injector: FaultInjector, t: int, fault_id: int) -> None:
+        """What the sequencer accepted and put in no block is gone: each message dropped."""
+        lost = injector.sequencer.take_unposted()
+        ctx = injector.ctx
+        for m in lost:
+            ctx.tally.dropped += 1
+            ctx.record.settle(m, DROPPED)
+        injector.sequencer.depth_changed(t)
+        ctx.record.event(t, EventKind.UNPOSTED_LOST, ctx.cluster.leader, float(len(lost)),
+                         detail={"fault_id": fault_id, "stage": "queued", "msg_ids": lost})
 
     @staticmethod
     def end(injector: FaultInjector, t: int, op: FaultOp, detail: dict[str, Any]) -> None:

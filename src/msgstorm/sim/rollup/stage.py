@@ -10,6 +10,9 @@ message its three commit times:
 - ``t_soft``: sequenced (the sequencer's order, published on its feed): ``t_sequenced``;
 - ``t_safe``: its batch in an L1 block: that block's slot time;
 - ``t_final``: that L1 block final (``l1.final_time``).
+
+A sequencer outage with ``lose_unposted`` drops the soft-confirmed messages no batch on L1
+held when it started (``unposted.py``); the batches are then made again without them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from msgstorm.history.writer import HistoryWriter
 from msgstorm.scenario.rollup import RollupSpec
 from msgstorm.sim.rollup.batcher import Batches, make_batches
 from msgstorm.sim.rollup.l1 import L1Blocks, Landed, final_time, land
+from msgstorm.sim.rollup.unposted import drop_unposted
 
 __all__ = ["RollupRun", "commit_rows", "l2_blocks", "run_rollup", "write_rollup"]
 
@@ -125,6 +129,10 @@ def write_rollup(writer: HistoryWriter, spec: RollupSpec) -> RollupRun:
     writer.sync()
     history = History(directory=writer.dir)
     rollup = run_rollup(history, spec)
+    if drop_unposted(writer, history, lambda: commit_rows(history, rollup)):  # an outage lost some: again
+        writer.sync()
+        history = History(directory=writer.dir)
+        rollup = run_rollup(history, spec)
     for rows in commit_rows(history, rollup):
         writer.append("commits", rows)
     writer.append("batches", rollup.batch_columns())

@@ -1,0 +1,67 @@
+"""A sequencer outage on the live rollup (``sequencer_outage`` with ``target = "anvil"`` and ``[rollup]``).
+
+Place in the pipeline: a ``LiveFaultKind`` (``live/faults/base.py``) the live nemesis
+(``live/nemesis.py``) applies on its schedule. Its start turns the chain
+target's sequencer front down (``forced.py``: no message reaches the L2 node, those of the
+kinds ``via_l1`` go through the L1 anvil and are forced in after ``window``); its end turns it
+up and sends the backlog, whose size the ``fault_end`` event's detail gives (``backlog``), as
+the simulator's does. The L1 anvil and the batcher run on through it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from msgstorm.errors import TargetError
+from msgstorm.faults.schedule import FaultOp
+from msgstorm.live.chain.anvil import AnvilNode
+from msgstorm.live.chain.forced import SequencerFront
+from msgstorm.live.faults.base import Problem
+from msgstorm.scenario.faults import SequencerOutageFault
+from msgstorm.scenario.registry import LIVE_FAULT_KINDS
+from msgstorm.scenario.schema import Scenario
+
+if TYPE_CHECKING:
+    from msgstorm.live.nemesis import Nemesis
+
+__all__ = ["LiveSequencerOutage"]
+
+
+def _front(nemesis: Nemesis) -> SequencerFront:
+    driver = nemesis.driver
+    if not isinstance(driver, AnvilNode) or driver.front is None:
+        raise TargetError("a sequencer outage needs the live rollup's sequencer (target \"anvil\" with [rollup])")
+    return driver.front
+
+
+@LIVE_FAULT_KINDS.register("sequencer_outage")
+class LiveSequencerOutage:
+    """The live rollup's sequencer down for ``duration``, forced inclusion through L1."""
+
+    needs: ClassVar[tuple[type, ...]] = ()
+
+    @staticmethod
+    def problems(scenario: Scenario, spec: Any) -> list[Problem]:
+        if scenario.target != "anvil" or scenario.rollup is None:
+            return [(("kind",), f"a live sequencer outage is the live rollup's: target \"anvil\" with [rollup] "
+                                f"(target {scenario.target!r}{'' if scenario.rollup else ', no [rollup]'}), "
+                                "or --target sim")]
+        said: list[Problem] = []
+        if spec.lose_unposted:
+            said.append((("lose_unposted",), "the live rollup keeps its backlog in order: losing what is not "
+                                             "on L1 is simulated only (drop lose_unposted, or --target sim)"))
+        if scenario.market is not None:
+            said.append((("kind",), "a live sequencer outage does not hold the market's transactions yet: drop "
+                                    "[market] or the fault, or --target sim"))
+        return said
+
+    @staticmethod
+    async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+        assert isinstance(op.spec, SequencerOutageFault)
+        _front(nemesis).go_down(op.spec)
+        return {}
+
+    @staticmethod
+    async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
+        t, backlog = await _front(nemesis).up()
+        return {"backlog": backlog, "t_ns": nemesis.t0_ns + t}  # stamped when the backlog was sent
