@@ -216,8 +216,11 @@ def _feed(run: _Run, recorder: LiveRecorder, rng: np.random.Generator, timed: bo
 def test_rows_written_as_the_run_goes_are_the_end_of_run_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                               seed: int, final_slice: int | None,
                                                               windows_only: bool) -> None:
-    if final_slice is not None:  # the last intake's receipts taken a few at a time: the same rows
+    if final_slice is not None:  # the last intake's receipts and acks taken a few at a time: the same rows
         monkeypatch.setattr(recorder_module, "_FINAL_SLICE", final_slice)
+        # and the receipts and acks held folded into arrays every few: the same rows too
+        monkeypatch.setattr(recorder_module, "_LOOSE", 2)
+        monkeypatch.setattr(recorder_module, "_LOOSE_SINGLES", 3)
     rng = np.random.default_rng(seed)
     acks = seed % 4 == 1
     timed = not acks and seed % 3 == 0
@@ -384,6 +387,46 @@ def test_receipts_in_slices_are_the_columns_without_joining_them() -> None:
     late.add_read(0, np.array([1]), 20)
     late.add_read(1, np.array([2]), 19)  # came later than it happened: the slices would not be in time order
     assert not late.in_arrival_order_is_time_order()
+
+
+def test_reads_held_to_the_end_are_folded_into_arrays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every 3 reads (``_LOOSE``) are folded into one chunk of arrays: the receipts and acks
+    come out as they went in, the chunks stay few, and no folded chunk keeps a view into
+    the window the publisher's ids came from."""
+    monkeypatch.setattr(recorder_module, "_LOOSE", 3)
+    monkeypatch.setattr(recorder_module, "_LOOSE_SINGLES", 2)
+    window_ids = np.arange(100, 120, dtype=np.int64)  # a traffic window's ids: acks are views into it
+    receipts, acks = Receipts(), Acks()
+    receipts.add_read(0, np.array([100, 101]), 10)
+    receipts.add_read(1, np.array([102]), 11)
+    receipts.add_read(0, np.zeros(0, dtype=np.int64), 12)  # every payload unreadable: no id
+    receipts.add_read(1, np.array([103, 104, 105]), 13)  # the 4th read: the first 3 are one chunk
+    receipts.add(0, 106, 14)
+    receipts.add(1, 107, 15)  # the 2nd single: folded too
+    receipts.add(0, 108, 16)
+    assert receipts.count == 9
+    assert len(receipts._chunks) == 3  # 3 reads, 1 read, 2 singles; 1 single loose
+    assert receipts.in_arrival_order_is_time_order()
+    assert [c.tolist() for c in receipts.columns()] == [
+        [0, 0, 1, 1, 1, 1, 0, 1, 0], [100, 101, 102, 103, 104, 105, 106, 107, 108], [10, 10, 11, 13, 13, 13, 14, 15, 16]]
+    late = Receipts()
+    for consumer, t in ((0, 20), (1, 21), (0, 19)):  # folded, the last read came later than it happened
+        late.add_read(consumer, np.array([t]), t)
+    assert len(late._chunks) == 1 and not late.in_arrival_order_is_time_order()
+
+    for first, t in ((0, 30), (2, 31), (3, 32), (6, 33)):
+        acks.add_read(window_ids[first:first + 2], window_ids[first:first + 2] * 10, t)
+    acks.add(120, 1200, 34)
+    assert acks.count == 9 and len(acks._chunks) == 2  # 3 reads folded, 1 read with 1 single loose
+    folded = acks._chunks[0]
+    assert not np.shares_memory(folded[0], window_ids) and not np.shares_memory(folded[1], window_ids)
+    expected = [[100, 101, 102, 103, 103, 104, 106, 107, 120], [1000, 1010, 1020, 1030, 1030, 1040, 1060, 1070, 1200],
+                [30, 30, 31, 31, 32, 32, 33, 33, 34]]
+    assert [c.tolist() for c in acks.columns()] == expected
+    sliced = list(acks.slices(4))  # chunks of 6, then 3 (2 + the single): not split
+    assert [len(part[0]) for part in sliced] == [6, 3]
+    assert [np.concatenate([part[k] for part in sliced]).tolist() for k in range(3)] == expected
+    assert acks._chunks == [] and acks.count == 9  # handed over as walked; the count stays
 
 
 def test_the_last_intake_keeps_an_ack_order_beyond_32_bits(tmp_path: Path) -> None:

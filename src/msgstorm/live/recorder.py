@@ -64,13 +64,21 @@ FAR = np.iinfo(np.int64).max
 # Rows handed to the writer at a time: each append turns its columns into Arrow on this
 # thread, holding the GIL, and the generator must not wait long for it.
 _ROWS_PER_APPEND = 32_768
-# Receipts the last intake takes at a time (see ``_receipts``).
+# Receipts (and acks) the last intake takes at a time (see ``_receipts``).
 _FINAL_SLICE = 1 << 18
+# Reads (or acks, or receipts one at a time) held loose before they are folded into one
+# chunk of arrays: a read held loose costs a tuple's worth of Python objects and an array of
+# its own (about 250 bytes; a view into a traffic window's ids even keeps that window's ids),
+# folded 24 bytes (its consumer, time and count). Without ``record_every`` the receipts and
+# acks are held to the run's end: a read of 40 messages loose would cost 6 bytes a message.
+_LOOSE = 1024
+_LOOSE_SINGLES = 1 << 16
 # Statuses a live message row takes, as dictionary codes.
 # Status codes: indices into the history's STATUSES (history/schema.py), the one list of them.
 _COMMITTED, _LOST, _PENDING, _UNSENT = (STATUSES.index(status) for status in ("committed", "lost", "pending", "unsent"))
 
 _Times = np.ndarray | int | tuple[np.ndarray, np.ndarray]
+_Consumers = np.ndarray | int | tuple[np.ndarray, np.ndarray]
 
 
 class Receipts:
@@ -79,36 +87,61 @@ class Receipts:
     nothing is made per message on the bulk path. Receipts a consumer process stamped
     itself (``add_timed``) arrive later than they happened, interleaved with other
     consumers': ``columns`` puts them in time order. ``take`` hands over what is held
-    (``count`` goes on counting every receipt ever added)."""
+    (``count`` goes on counting every receipt ever added). Every ``_LOOSE`` reads (or
+    ``_LOOSE_SINGLES`` receipts one at a time) are folded into one chunk of arrays, so a
+    run's receipts held to its end cost about 8 bytes each, not a Python object per read."""
 
     def __init__(self) -> None:
         self.count = 0
         self._timed = False
-        # (consumer, ids, time): the time one int (a read), an array (an id each) or (each
-        # read's time, each read's count of ids).
-        self._chunks: list[tuple[np.ndarray | int, np.ndarray, _Times]] = []
+        # (consumer, ids, time): the consumer and the time each one int (a read), an array
+        # (an id each) or (each read's value, each read's count of ids).
+        self._chunks: list[tuple[_Consumers, np.ndarray, _Times]] = []
         self._consumer: list[int] = []
         self._msg: list[int] = []
         self._t: list[int] = []
+        # Reads not folded yet: (consumer, ids, time) each.
+        self._reads: list[tuple[int, np.ndarray, int]] = []
 
     def add(self, consumer: int, msg_id: int, t: int) -> None:
+        if self._reads:
+            self._close_reads()
         self._consumer.append(consumer)
         self._msg.append(msg_id)
         self._t.append(t)
         self.count += 1
+        if len(self._msg) >= _LOOSE_SINGLES:
+            self._close_singles()
 
     def add_read(self, consumer: int, msg_ids: np.ndarray, t: int) -> None:
         self._close_singles()
-        self._chunks.append((consumer, msg_ids, t))
+        self._reads.append((consumer, msg_ids, t))
         self.count += msg_ids.size
+        if len(self._reads) >= _LOOSE:
+            self._close_reads()
+
+    def _close_reads(self) -> None:
+        """The reads held loose, as one chunk: their ids joined (a copy: no window's array
+        is kept through a view), each read's consumer, time and count of ids."""
+        if self._reads:
+            reads, self._reads = self._reads, []
+            counts = np.array([ids.size for _, ids, _ in reads], dtype=np.int64)
+            self._chunks.append(((np.array([c for c, _, _ in reads], dtype=np.int64), counts),
+                                 _joined([ids for _, ids, _ in reads], copy=True),
+                                 (np.array([t for _, _, t in reads], dtype=np.int64), counts)))
 
     def add_timed(self, consumer: int, msg_ids: np.ndarray, read_times: np.ndarray, read_counts: np.ndarray) -> None:
         """Receipts of several reads, in the order they happened: read k brought
         ``read_counts[k]`` of the ids, at ``read_times[k]`` (int64, this run's clock)."""
-        self._close_singles()
+        self._close_loose()
         self._chunks.append((consumer, msg_ids, (read_times, read_counts)))
         self.count += msg_ids.size
         self._timed = True
+
+    def _close_loose(self) -> None:
+        """What is held loose (receipts one at a time, or reads: never both) as a chunk."""
+        self._close_reads()
+        self._close_singles()
 
     def _close_singles(self) -> None:
         if self._msg:
@@ -119,7 +152,7 @@ class Receipts:
     def take(self) -> Receipts:
         """What is held, as a Receipts of its own; this one keeps counting, empty (cheap:
         on the event loop's thread, the work is left to whoever calls ``columns``)."""
-        self._close_singles()
+        self._close_loose()
         taken = Receipts()
         taken._chunks, taken._timed, taken.count = self._chunks, self._timed, self.count
         self._chunks, self._timed = [], False
@@ -129,7 +162,7 @@ class Receipts:
         """Whether the receipts held came in time order (all stamped by the target as they
         came, the usual case; not receipts stamped by consumer processes), so that
         ``slices`` gives them in time order without joining them."""
-        self._close_singles()
+        self._close_loose()
         if self._timed:
             return False
         last = np.iinfo(np.int64).min
@@ -137,6 +170,8 @@ class Receipts:
             if isinstance(t, _SCALARS):
                 first, end = int(t), int(t)
             else:
+                if isinstance(t, tuple):  # reads folded: each read's time
+                    t = t[0]
                 assert isinstance(t, np.ndarray)
                 if t.size == 0:
                     continue
@@ -154,8 +189,8 @@ class Receipts:
         as they are asked for: the receipts held are not joined into columns of their own
         (24 bytes a receipt beside the 8 of the reads'). The receipts stay held; each call
         walks them again."""
-        self._close_singles()
-        group: list[tuple[np.ndarray | int, np.ndarray, _Times]] = []
+        self._close_loose()
+        group: list[tuple[_Consumers, np.ndarray, _Times]] = []
         held = 0
         for chunk in [*self._chunks, None]:
             if chunk is not None:
@@ -168,7 +203,7 @@ class Receipts:
 
     def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(consumer, msg_id, t), int64 each, in time order (ties in arrival order)."""
-        self._close_singles()
+        self._close_loose()
         chunks, self._chunks = self._chunks, []  # handed over once: the reads' arrays go as soon as joined
         consumer, msg, t = (_spread([c for c, _, _ in chunks], chunks), _joined([m for _, m, _ in chunks]),
                             _spread([t for _, _, t in chunks], chunks))
@@ -186,11 +221,14 @@ _JOIN = 256
 _SCALARS = (int, np.integer)
 
 
-def _joined(arrays: list[np.ndarray]) -> np.ndarray:
-    """``arrays`` end to end (int64), a few at a time."""
+def _joined(arrays: list[np.ndarray], copy: bool = False) -> np.ndarray:
+    """``arrays`` end to end (int64), a few at a time; with ``copy`` a new array even of one."""
     while len(arrays) > 1:
         arrays = [np.concatenate(arrays[i:i + _JOIN]) for i in range(0, len(arrays), _JOIN)]
-    return np.asarray(arrays[0], dtype=np.int64) if arrays else np.zeros(0, dtype=np.int64)
+        copy = False
+    if not arrays:
+        return np.zeros(0, dtype=np.int64)
+    return np.array(arrays[0], dtype=np.int64) if copy else np.asarray(arrays[0], dtype=np.int64)
 
 
 def _spread(values: list[Any], chunks: list[tuple[Any, np.ndarray, Any]]) -> np.ndarray:
@@ -218,25 +256,47 @@ def _in_time_order(*columns: np.ndarray) -> tuple[np.ndarray, ...]:
 
 class Acks:
     """Publish acks in arrival order: (msg_id, the broker's order, time), one at a time
-    (``add``) or the acks one read brought, with one time (``add_read``)."""
+    (``add``) or the acks one read brought, with one time (``add_read``); folded into
+    chunks of arrays as ``Receipts`` are (16 bytes an ack held, and 24 a read)."""
 
     def __init__(self) -> None:
         self.count = 0
-        self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray | int]] = []
+        self._chunks: list[tuple[np.ndarray, np.ndarray, _Times]] = []
         self._msg: list[int] = []
         self._order: list[int] = []
         self._t: list[int] = []
+        self._reads: list[tuple[np.ndarray, np.ndarray, int]] = []  # not folded yet
 
     def add(self, msg_id: int, order: int, t: int) -> None:
+        if self._reads:
+            self._close_reads()
         self._msg.append(msg_id)
         self._order.append(order)
         self._t.append(t)
         self.count += 1
+        if len(self._msg) >= _LOOSE_SINGLES:
+            self._close_singles()
 
     def add_read(self, msg_ids: np.ndarray, orders: np.ndarray, t: int) -> None:
         self._close_singles()
-        self._chunks.append((msg_ids, orders, t))
+        self._reads.append((msg_ids, orders, t))
         self.count += msg_ids.size
+        if len(self._reads) >= _LOOSE:
+            self._close_reads()
+
+    def _close_reads(self) -> None:
+        """The reads held loose, as one chunk (copies: the publisher's ids are often views
+        into a traffic window's, which would keep the whole window's ids)."""
+        if self._reads:
+            reads, self._reads = self._reads, []
+            counts = np.array([ids.size for ids, _, _ in reads], dtype=np.int64)
+            self._chunks.append((_joined([ids for ids, _, _ in reads], copy=True),
+                                 _joined([orders for _, orders, _ in reads], copy=True),
+                                 (np.array([t for _, _, t in reads], dtype=np.int64), counts)))
+
+    def _close_loose(self) -> None:
+        self._close_reads()
+        self._close_singles()
 
     def _close_singles(self) -> None:
         if self._msg:
@@ -246,7 +306,7 @@ class Acks:
 
     def take(self) -> Acks:
         """What is held, as an Acks of its own (see ``Receipts.take``)."""
-        self._close_singles()
+        self._close_loose()
         taken = Acks()
         taken._chunks, taken.count = self._chunks, self.count
         self._chunks = []
@@ -254,10 +314,30 @@ class Acks:
 
     def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(msg_id, order, t), int64 each, in arrival order."""
-        self._close_singles()
+        self._close_loose()
         chunks = [(None, m, t) for m, _, t in self._chunks]
         return (_joined([m for m, _, _ in self._chunks]), _joined([o for _, o, _ in self._chunks]),
                 _spread([t for _, _, t in chunks], chunks))
+
+    def slices(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(msg_id, order, t) of consecutive acks in arrival order, about ``size`` at a
+        time, handed over as they are walked: what is held goes a slice at a time, and
+        none of the run's acks is joined into columns of its own (``count`` stays)."""
+        self._close_loose()
+        chunks, self._chunks = self._chunks, []
+        chunks.reverse()  # popped from the end: each slice's chunks go once it is made
+        while chunks:
+            group: list[tuple[None, np.ndarray, _Times]] = []
+            orders: list[np.ndarray] = []
+            held = 0
+            while chunks and (held < size or not group):
+                msg, order, t = chunks.pop()
+                group.append((None, msg, t))
+                orders.append(order)
+                held += msg.size
+            sliced = (_joined([m for _, m, _ in group]), _joined(orders), _spread([t for _, _, t in group], group))
+            del group, orders
+            yield sliced
 
 
 def first_arrivals(ids: np.ndarray, arrived: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -490,9 +570,13 @@ class LiveRecorder:
         narrow = not self.acks and count < 2**31
         seq_no = np.full(count, -1, dtype=np.int32 if narrow else np.int64)
         if self.acks:
-            positions, t, order = self._acked(intake.acks)
-            first_t[positions], seq_no[positions] = t, order
-            del positions, t, order
+            # A slice of acks at a time, in arrival order, which finds the same first acks as
+            # the whole at once (``written`` marks those found) with a slice's temporaries:
+            # the whole run's at once held about 100 bytes an ack at the end of a run.
+            for msg, order, t in intake.acks.slices(_FINAL_SLICE):
+                positions, t, order = self._acked_of(msg, order, t)
+                first_t[positions], seq_no[positions] = t, order
+                del positions, t, order, msg
         receipts = self._last_receipts(intake.receipts)
         intake.receipts = Receipts()  # held by ``receipts`` alone: let go once written
         # Taken a slice of receipts at a time, in time order, which finds the same rows as the
@@ -559,7 +643,10 @@ class LiveRecorder:
 
     def _acked(self, acks: Acks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Messages whose first ack is in ``acks``: (positions, the ack's time, its order)."""
-        msg, order, t = acks.columns()
+        return self._acked_of(*acks.columns())
+
+    def _acked_of(self, msg: np.ndarray, order: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``_acked`` of acks (msg_id, order, time) in arrival order, after those taken before."""
         at = msg - (self._first_id or 0)
         inside = (at >= 0) & (at < self._count)
         at_inside = np.where(inside, at, 0)
