@@ -33,7 +33,12 @@ from msgstorm.live.apart import record_apart
 from msgstorm.progress import Progress
 from msgstorm.report import write_run_files
 from msgstorm.report.apart import analyse_apart
-from msgstorm.report.rerun import reanalyse, without_cycle_collection, write_summary
+from msgstorm.report.rerun import (
+    analyse_run_dir,
+    reanalyse,
+    without_cycle_collection,
+    write_summary,
+)
 from msgstorm.scenario import Scenario, scenario_hash
 from msgstorm.scenario.destination import RelayedStream, default_node, destination_scenario
 from msgstorm.scenario.registry import LIVE_DRIVERS
@@ -232,12 +237,7 @@ def run_claimed(scenario: Scenario, run_dir: Path, progress: Progress | None = N
         # In a new interpreter (``report/apart.py``): this one holds every live driver and
         # numba, which the analysis would start on top of.
         return RunResult(scenario, run_dir, read_history(run_dir), analyse_apart(run_dir, wall_s, write_report), wall_s)
-    with without_cycle_collection():
-        history = read_history(run_dir)
-        analysis = analyse(history)
-        write_summary(run_dir, analysis, wall_s)
-        if write_report:
-            write_run_files(run_dir, history, analysis, wall_s)  # report.html, windows.csv
+    history, analysis = analyse_run_dir(run_dir, wall_s, write_report=write_report)
     return RunResult(scenario, run_dir, history, analysis, wall_s)
 
 

@@ -34,12 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import msgstorm
-from msgstorm.analysis import Analysis, analyse
+from msgstorm.analysis import Analysis
 from msgstorm.heap import keep_freed_memory
-from msgstorm.history import read_history
 from msgstorm.processes import die_with_parent
-from msgstorm.report import write_run_files
-from msgstorm.report.rerun import without_cycle_collection, write_summary
+from msgstorm.report.rerun import analyse_run_dir
 
 __all__ = ["AnalysisEnded", "analyse_apart"]
 
@@ -92,12 +90,7 @@ def _main(argv: list[str]) -> None:
     result_fd, run_dir, wall_s, write_report = int(argv[0]), Path(argv[1]), float(argv[2]), argv[3] == "1"
     sent: tuple[str, Any]
     try:
-        with without_cycle_collection():
-            history = read_history(run_dir)
-            analysis = analyse(history)
-            write_summary(run_dir, analysis, wall_s)
-            if write_report:
-                write_run_files(run_dir, history, analysis, wall_s)  # report.html, windows.csv
+        analysis = analyse_run_dir(run_dir, wall_s, write_report=write_report)[1]
         sent = (_DONE, analysis)
     except Exception as error:  # raised in the parent, where the caller can catch it
         sent = (_FAILED, _picklable(error))

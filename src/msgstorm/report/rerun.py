@@ -18,7 +18,7 @@ from msgstorm.analysis import Analysis, analyse
 from msgstorm.history import History, read_history
 from msgstorm.report import write_run_files
 
-__all__ = ["reanalyse", "without_cycle_collection", "write_summary"]
+__all__ = ["analyse_run_dir", "reanalyse", "without_cycle_collection", "write_summary"]
 
 
 def write_summary(run_dir: Path, analysis: Analysis, wall_s: float | None = None) -> Path:
@@ -41,12 +41,21 @@ def reanalyse(run_dir: str | Path, history: History | None = None) -> Analysis:
             wall_s = json.loads(previous.read_text()).get("wall_s")
         except (ValueError, OSError):
             wall_s = None
+    return analyse_run_dir(directory, wall_s, history=history)[1]
+
+
+def analyse_run_dir(run_dir: Path, wall_s: float | None, *, write_report: bool = True,
+                    history: History | None = None) -> tuple[History, Analysis]:
+    """The history of ``run_dir`` (``history``: already read from it) analysed, and the
+    run's files written: summary.json, and with ``write_report`` report.html and windows.csv.
+    The one sequence ``msgstorm run`` (in its process or apart), and ``msgstorm report``, follow."""
     with without_cycle_collection():
-        history = history if history is not None else read_history(directory)
+        history = history if history is not None else read_history(run_dir)
         analysis = analyse(history)
-        write_summary(directory, analysis, wall_s)
-        write_run_files(directory, history, analysis, wall_s)  # report.html, windows.csv
-    return analysis
+        write_summary(run_dir, analysis, wall_s)
+        if write_report:
+            write_run_files(run_dir, history, analysis, wall_s)  # report.html, windows.csv
+    return history, analysis
 
 
 @contextmanager
