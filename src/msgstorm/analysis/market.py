@@ -63,7 +63,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from msgstorm.analysis._common import (
     message_rows,
@@ -456,6 +455,9 @@ def venue_summary(history: History) -> VenueLosses:
     start = float((history.scenario["market"].get("liquidation") or {}).get("insurance_fund", 0.0))
     end = start
     kinds = venue.column("kind") if venue.num_rows else pa.chunked_array([], pa.string())
+
+    # Here: a run without a venue loads no Arrow compute (tests/test_startup.py).
+    import pyarrow.compute as pc
 
     def of_kind(kind: str) -> np.ndarray:  # the rows of ``kind`` (hundreds of thousands with a socialised loss)
         rows: np.ndarray = pc.equal(kinds, kind).to_numpy(zero_copy_only=False).astype(bool)
