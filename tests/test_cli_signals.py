@@ -124,7 +124,7 @@ def test_ctrl_c_during_analysis_says_the_history_is_whole_and_how_to_finish(tmp_
     """Ctrl-C lands after the simulation, while the history is analysed (raised from there)."""
     from typer.testing import CliRunner
 
-    import msgstorm.runner
+    import msgstorm.report.rerun
     from msgstorm.cli import app
 
     def interrupted(_history: object) -> object:
@@ -132,7 +132,7 @@ def test_ctrl_c_during_analysis_says_the_history_is_whole_and_how_to_finish(tmp_
 
     run_dir = tmp_path / "run"
     with monkeypatch.context() as patch:
-        patch.setattr(msgstorm.runner, "analyse", interrupted)
+        patch.setattr(msgstorm.report.rerun, "analyse", interrupted)  # where a run's history is analysed
         result = CliRunner().invoke(app, ["run", str(EXAMPLES / "quickstart.toml"), "--out", str(run_dir), "-q",
                                           "--set", 'run.duration="1s"'])
     assert result.exit_code == 3, result.output

@@ -97,11 +97,11 @@ def test_a_sweeps_runs_write_their_report_only_with_keep_runs_and_the_tables_agr
         assert len(runs) == 2 and all({entry.name for entry in run_dir.iterdir()} == expected for run_dir in runs)
     assert _rows(tmp_path / "False") == _rows(tmp_path / "True")
     # In this process, to see what each run writes before its directory is pruned.
-    import msgstorm.runner
+    import msgstorm.report.rerun
     from msgstorm.sweep.execute import RunTask, run_one
 
     written: list[Path] = []
-    monkeypatch.setattr(msgstorm.runner, "write_run_files", lambda run_dir, *_: written.append(run_dir) or [])
+    monkeypatch.setattr(msgstorm.report.rerun, "write_run_files", lambda run_dir, *_: written.append(run_dir) or [])
     # Nor is a history removed once analysed synced to disk: no fsync without --keep-runs.
     import os
 

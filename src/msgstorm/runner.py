@@ -24,20 +24,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from msgstorm.analysis import Analysis, analyse
+from msgstorm.analysis import Analysis
 from msgstorm.heap import release_freed_memory
 from msgstorm.history import History, HistoryWriter, read_history
 from msgstorm.history.lock import LockHeld, exclusive
 from msgstorm.history.reader import DESTINATION_DIR
 from msgstorm.live.apart import record_apart
 from msgstorm.progress import Progress
-from msgstorm.report import write_run_files
 from msgstorm.report.apart import analyse_apart
 from msgstorm.report.rerun import (
     analyse_run_dir,
     reanalyse,
     without_cycle_collection,
-    write_summary,
 )
 from msgstorm.scenario import Scenario, scenario_hash
 from msgstorm.scenario.destination import RelayedStream, default_node, destination_scenario
@@ -315,8 +313,4 @@ def _run_destination(source: Scenario, run_dir: Path, progress: Progress | None,
     started = time.perf_counter()
     _run_sim(destination, writer, traffic_seed, sim_seed, progress)
     wall_s = time.perf_counter() - started
-    history = read_history(dest_dir)
-    analysis = analyse(history)
-    write_summary(dest_dir, analysis, wall_s)
-    if write_report:
-        write_run_files(dest_dir, history, analysis, wall_s)
+    analyse_run_dir(dest_dir, wall_s, write_report=write_report)
