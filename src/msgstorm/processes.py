@@ -1,5 +1,5 @@
-"""What every process msgstorm starts needs to know of its host: the CPUs it may use, and
-how to end with its parent.
+"""What every process msgstorm starts needs to know of its host: the CPUs it may use, how
+to end with its parent, and how to send an error back to it.
 
 Place in the pipeline: at the bottom, importing nothing of msgstorm, so the simulator's
 compile helpers, the live servers, proxies and recorders, and the sweep's workers all take
@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ctypes
 import os
+import pickle
 import signal
 import sys
+import traceback
 
-__all__ = ["die_with_parent", "usable_cpus"]
+__all__ = ["die_with_parent", "picklable_error", "usable_cpus"]
 
 _PR_SET_PDEATHSIG = 1  # prctl(2)
 
@@ -38,3 +40,16 @@ def die_with_parent() -> None:
     parent's pid afterwards."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def picklable_error(error: BaseException, where: str) -> BaseException:
+    """``error`` as a child process sends it to its parent: with the child's traceback as a
+    note (``where``: "the recording's process"), or a ``RuntimeError`` saying what it was
+    where it does not survive pickling (an exception whose arguments are not its fields)."""
+    trace = "".join(traceback.format_exception(error))
+    try:
+        error.add_note(f"in {where}:\n{trace}")
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}\nin {where}:\n{trace}")

@@ -37,14 +37,13 @@ import signal
 import struct
 import sys
 import threading
-import traceback
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 from msgstorm.errors import ExitCode
 from msgstorm.heap import map_large_blocks
-from msgstorm.processes import die_with_parent
+from msgstorm.processes import die_with_parent, picklable_error
 from msgstorm.progress import Progress, ProgressSnapshot
 
 __all__ = ["RecordingEnded", "record_apart"]
@@ -156,7 +155,7 @@ def _record_in_child(record: Callable[[Progress | None], None], outcome_write: i
     except KeyboardInterrupt:
         sent = (_INTERRUPTED, None)
     except BaseException as error:  # raised in the parent, where the caller can catch it
-        sent = (_FAILED, _picklable(error))
+        sent = (_FAILED, picklable_error(error, "the recording's process"))
     finally:
         try:
             data = pickle.dumps(sent)
@@ -173,18 +172,6 @@ def _die_with(parent: int) -> None:
     die_with_parent()
     if os.getppid() != parent:  # the parent ended before the call
         os._exit(ExitCode.INTERRUPTED)  # the run it belonged to is gone
-
-
-def _picklable(error: BaseException) -> BaseException:
-    """``error`` with the child's traceback as a note, or a ``RuntimeError`` saying what it
-    was where it does not survive pickling (an exception whose arguments are not its fields)."""
-    where = "".join(traceback.format_exception(error))
-    try:
-        error.add_note(f"in the recording's process:\n{where}")
-        pickle.loads(pickle.dumps(error))
-        return error
-    except Exception:
-        return RuntimeError(f"{type(error).__name__}: {error}\nin the recording's process:\n{where}")
 
 
 class _Forward:

@@ -29,14 +29,13 @@ import os
 import pickle
 import subprocess
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
 import msgstorm
 from msgstorm.analysis import Analysis
 from msgstorm.heap import keep_freed_memory
-from msgstorm.processes import die_with_parent
+from msgstorm.processes import die_with_parent, picklable_error
 from msgstorm.report.rerun import analyse_run_dir
 
 __all__ = ["AnalysisEnded", "analyse_apart"]
@@ -93,22 +92,10 @@ def _main(argv: list[str]) -> None:
         analysis = analyse_run_dir(run_dir, wall_s, write_report=write_report)[1]
         sent = (_DONE, analysis)
     except Exception as error:  # raised in the parent, where the caller can catch it
-        sent = (_FAILED, _picklable(error))
+        sent = (_FAILED, picklable_error(error, "the analysis' process"))
     data = pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL)
     with os.fdopen(result_fd, "wb") as pipe:
         pipe.write(data)
-
-
-def _picklable(error: Exception) -> Exception:
-    """``error`` with the child's traceback as a note, or a ``RuntimeError`` saying what it
-    was where it does not survive pickling."""
-    where = "".join(traceback.format_exception(error))
-    try:
-        error.add_note(f"in the analysis' process:\n{where}")
-        pickle.loads(pickle.dumps(error))
-        return error
-    except Exception:
-        return RuntimeError(f"{type(error).__name__}: {error}\nin the analysis' process:\n{where}")
 
 
 if __name__ == "__main__":
