@@ -39,7 +39,7 @@ from msgstorm.live.consumer_process import (
     parse_receipts,
 )
 from msgstorm.live.drivers.nats_wire import WireConnection
-from msgstorm.live.recorder import Receipts
+from msgstorm.live.receipts import Receipts
 from msgstorm.runner import run
 from msgstorm.scenario import ScenarioError, parse_scenario
 

@@ -18,8 +18,10 @@ import pytest
 
 from msgstorm.history.reader import read_table
 from msgstorm.history.writer import HistoryWriter
+from msgstorm.live import receipts as receipts_module
 from msgstorm.live import recorder as recorder_module
-from msgstorm.live.recorder import FAR, Acks, Intake, LiveRecorder, Receipts, first_arrivals
+from msgstorm.live.receipts import Acks, Receipts, first_arrivals
+from msgstorm.live.recorder import FAR, Intake, LiveRecorder
 from msgstorm.scenario.schema import MESSAGE_KINDS
 from msgstorm.traffic.generate import MessageBatch
 
@@ -219,8 +221,8 @@ def test_rows_written_as_the_run_goes_are_the_end_of_run_rows(tmp_path: Path, mo
     if final_slice is not None:  # the last intake's receipts and acks taken a few at a time: the same rows
         monkeypatch.setattr(recorder_module, "_FINAL_SLICE", final_slice)
         # and the receipts and acks held folded into arrays every few: the same rows too
-        monkeypatch.setattr(recorder_module, "_LOOSE", 2)
-        monkeypatch.setattr(recorder_module, "_LOOSE_SINGLES", 3)
+        monkeypatch.setattr(receipts_module, "_LOOSE", 2)
+        monkeypatch.setattr(receipts_module, "_LOOSE_SINGLES", 3)
     rng = np.random.default_rng(seed)
     acks = seed % 4 == 1
     timed = not acks and seed % 3 == 0
@@ -393,8 +395,8 @@ def test_reads_held_to_the_end_are_folded_into_arrays(monkeypatch: pytest.Monkey
     """Every 3 reads (``_LOOSE``) are folded into one chunk of arrays: the receipts and acks
     come out as they went in, the chunks stay few, and no folded chunk keeps a view into
     the window the publisher's ids came from."""
-    monkeypatch.setattr(recorder_module, "_LOOSE", 3)
-    monkeypatch.setattr(recorder_module, "_LOOSE_SINGLES", 2)
+    monkeypatch.setattr(receipts_module, "_LOOSE", 3)
+    monkeypatch.setattr(receipts_module, "_LOOSE_SINGLES", 2)
     window_ids = np.arange(100, 120, dtype=np.int64)  # a traffic window's ids: acks are views into it
     receipts, acks = Receipts(), Acks()
     receipts.add_read(0, np.array([100, 101]), 10)

@@ -26,7 +26,7 @@ import pytest
 from conftest import assert_checks_valid, require_program, run_in_process
 
 from msgstorm.history.reader import count_rows, read_history
-from msgstorm.live.recorder import Receipts, first_arrivals
+from msgstorm.live.receipts import Receipts, first_arrivals
 from msgstorm.live.servers import free_port
 
 

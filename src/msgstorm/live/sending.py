@@ -35,7 +35,8 @@ from msgstorm.live.event_log import EventLog
 from msgstorm.live.nemesis import Nemesis
 from msgstorm.live.pacing import SPIN_NS
 from msgstorm.live.payload import HEADER, StoredCopy, message_id, payload
-from msgstorm.live.recorder import Acks, LiveRecorder, Receipts
+from msgstorm.live.receipts import Acks, Receipts
+from msgstorm.live.recorder import LiveRecorder
 from msgstorm.progress import Progress
 from msgstorm.scenario.budget import STAGED_MESSAGES
 from msgstorm.scenario.registry import LIVE_DRIVERS
