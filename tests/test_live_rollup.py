@@ -41,7 +41,7 @@ policy = "fifo"
 [rollup]
 preset = "arbitrum-one"
 block_time = "200ms"
-batcher = {{ max_delay = "2s", max_size = 100000 }}
+batcher = {{ max_delay = "2s", max_size = 100000, data = "calldata" }}
 l1 = {{ slot = "1s", slots_per_epoch = 2 }}
 [live]
 start_timeout = "60s"

@@ -41,7 +41,7 @@ policy = "fifo"
 [rollup]
 preset = "arbitrum-one"
 block_time = "200ms"
-batcher = { max_delay = "2s", max_size = 100000 }
+batcher = { max_delay = "2s", max_size = 100000, data = "calldata" }
 l1 = { slot = "1s", slots_per_epoch = 2 }
 [live]
 start_timeout = "60s"
@@ -84,7 +84,7 @@ def test_a_live_sequencer_outage_is_the_live_rollups_and_keeps_its_backlog() -> 
     assert _scenario().faults[0].kind == "sequencer_outage"
     with pytest.raises(ScenarioError, match=r"faults\[0\]\.kind: a live sequencer outage is the live rollup's"):
         _scenario(SCENARIO.replace('[rollup]\npreset = "arbitrum-one"\nblock_time = "200ms"\n'
-                                   'batcher = { max_delay = "2s", max_size = 100000 }\n'
+                                   'batcher = { max_delay = "2s", max_size = 100000, data = "calldata" }\n'
                                    'l1 = { slot = "1s", slots_per_epoch = 2 }\n', ''))
     with pytest.raises(ScenarioError, match=r"faults\[0\]\.lose_unposted: the live rollup keeps its backlog"):
         _scenario(SCENARIO + "lose_unposted = true\n")

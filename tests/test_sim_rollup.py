@@ -148,6 +148,14 @@ def test_a_preset_fills_what_the_file_leaves_out(scenario_from: Callable[..., Sc
     assert scenario.rollup.batcher.max_delay == 60 * S  # the file's value wins
     assert scenario.rollup.batcher.data == "blobs"  # the preset's
     assert scenario.rollup.l1.max_blobs == 9
+    arbitrum = scenario_from(_BASE + '[rollup]\npreset = "arbitrum-one"\n').rollup
+    assert arbitrum is not None and arbitrum.batcher.data == "blobs"
+    # Nitro's blob batch: 254 bits of each of 4,096 field elements = 130,048 bytes a blob, times
+    # half of Pectra's 9 blobs (585,216), less its 2,000-byte margin.
+    assert arbitrum.batcher.max_size == 583_216
+    assert arbitrum.batcher.compression_ratio == 0.4 and arbitrum.batcher.max_delay == 3600 * S
+    # Its most blobs a batch: ceil(583,216 / 131,072) = 5, room beside the 3 background blobs of 9.
+    assert ceil(arbitrum.batcher.max_size / GAS_PER_BLOB) == 5 <= 9 - arbitrum.l1.blobs_in_background
 
 
 def test_a_block_interval_other_than_the_rollups_is_refused(scenario_from: Callable[..., Scenario]) -> None:
@@ -248,6 +256,31 @@ def test_the_report_page_shows_the_rollup_rows_the_terminal_prints(
         assert f"<tr><td>{esc(label)}</td><td>{esc(text)}</td></tr>" in page, (label, text)
 
 
+def _rollup_rows(data: str) -> dict[str, str]:
+    from msgstorm.analysis.summary_chain import Rollup
+    from msgstorm.report.rollup import rollup_rows
+
+    level = {"p50": 1.0, "p99": 2.0, "max": 3.0}
+    rollup = Rollup.model_validate({
+        "messages": 10, "latency_ms": dict.fromkeys(("soft", "safe", "final"), level),
+        "split_ms": dict.fromkeys(("sequencing", "batch_and_l1", "finality"), level),
+        "batches": {"count": 2, "full": 0, "compressed_bytes_mean": 100.0, "interval_s_mean": 60.0, "data": data},
+        "l1": {"blocks": 10, "cost_eth": 0.001, "base_fee_gwei": {"first": 10.0, "last": 12.5, "max": 12.5},
+               "blob_base_fee_wei": {"first": 1.0, "last": 3.0, "max": 4.0}}})
+    return dict(rollup_rows(rollup))
+
+
+def test_the_rollup_rows_show_the_blob_fee_only_for_a_rollup_that_posts_blobs() -> None:
+    """Every batch is an L1 transaction paying gas at the base fee; only blobs pay the blob
+    base fee, so a calldata rollup's rows leave it out and a blob rollup's show both."""
+    calldata, blobs = _rollup_rows("calldata"), _rollup_rows("blobs")
+    cost = "0.0010 ETH over 10 blocks / 10.000 → 12.500 (max 12.500) gwei"
+    assert calldata["rollup L1 cost / base fee"] == blobs["rollup L1 cost / base fee"] == cost
+    assert "rollup blob base fee" not in calldata
+    assert blobs["rollup blob base fee"] == "1.000 → 3.000 (max 4.000) wei"
+    assert set(blobs) - set(calldata) == {"rollup blob base fee"} and len(calldata) == 6
+
+
 def test_a_batch_no_l1_block_has_room_for_is_refused(scenario_from: Callable[..., Scenario]) -> None:
     # 6 blobs of other rollups in a 9-blob block leave 3: a 4-blob batch would wait forever.
     with pytest.raises(ScenarioError, match=r"more than the 3 blobs an L1 block has room for"):
@@ -273,7 +306,7 @@ def test_the_report_draws_each_batch_and_each_l1_block_as_the_history_holds_them
     import re
 
     scenario = scenario_from(_BASE + '[network]\nnodes_per_region = 1\n[rollup]\npreset = "arbitrum-one"\n'
-                             'batcher = { max_delay = "2s" }\nl1 = { slots_per_epoch = 4 }\n')
+                             'batcher = { max_delay = "2s", data = "calldata" }\nl1 = { slots_per_epoch = 4 }\n')
     result = run_scenario(scenario, "plots")
     page = (result.run_dir / "report.html").read_text()  # type: ignore[attr-defined]
     figures = {m.group(1): json.loads(m.group(2)) for m in
@@ -293,8 +326,9 @@ def test_the_report_draws_each_batch_and_each_l1_block_as_the_history_holds_them
     assert fees["base fee (gwei)"]["x"] == [b["t"] / S for b in blocks]
     assert fees["base fee (gwei)"]["y"] == pytest.approx([b["base_fee"] / 1e9 for b in blocks])
     assert fees["base fee (gwei)"]["customdata"] == [b["batches"] for b in blocks]
-    # Batches as calldata: the blob fee they did not pay is not drawn.
+    # Batches as calldata: the blob fee they did not pay is not drawn, nor shown in the table.
     assert all(b["blobs"] == 0 for b in batches) and "blob base fee (wei)" not in fees
+    assert "rollup L1 cost / base fee" in page and "rollup blob base fee" not in page
     blob_run = run_scenario(scenario_from(_BASE + '[network]\nnodes_per_region = 1\n[rollup]\npreset = "op-stack"\n'),
                             "blobs")
     page = (blob_run.run_dir / "report.html").read_text()  # type: ignore[attr-defined]

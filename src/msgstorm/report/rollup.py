@@ -48,9 +48,12 @@ def rollup_rows(rollup: Rollup) -> list[tuple[str, str]]:
     rows.append(("rollup batches", f"{number(batches.count)} as {batches.data} ({number(batches.full)} full), "
                                    f"every {interval}, {size} compressed"))
     l1 = rollup.l1
+    # Every batch is an L1 transaction paying gas at the base fee (calldata's 16 a byte, or a
+    # blob transaction's 21,000); only blob batches pay the blob base fee, so only they show it.
     rows.append(("rollup L1 cost / base fee", f"{l1.cost_eth:,.4f} ETH over {number(l1.blocks)} blocks / "
                                               f"{_fee(l1.base_fee_gwei, 'gwei')}"))
-    rows.append(("rollup blob base fee", _fee(l1.blob_base_fee_wei, "wei")))
+    if batches.data == "blobs":
+        rows.append(("rollup blob base fee", _fee(l1.blob_base_fee_wei, "wei")))
     return rows
 
 

@@ -29,7 +29,7 @@ from msgstorm.rules.blob_fee import (
 from msgstorm.scenario.distributions import DurationNs
 from msgstorm.scenario.spec import Fraction, Spec
 
-__all__ = ["PRESETS", "BatcherSpec", "L1Spec", "RollupSpec", "TimeboostSpec"]
+__all__ = ["ARBITRUM_BLOB_BATCH_SIZE", "PRESETS", "BatcherSpec", "L1Spec", "RollupSpec", "TimeboostSpec"]
 
 # Ethereum after Pectra (May 2025), shared by both presets: EIP-7691's 6/9 blobs and fraction.
 _ETHEREUM: dict[str, Any] = {
@@ -37,11 +37,19 @@ _ETHEREUM: dict[str, Any] = {
     "target_blobs": 6, "max_blobs": 9, "blob_update_fraction": BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE,
 }
 
+# Arbitrum's batch poster with `max-4844-batch-size` unset (Nitro, arbnode/batch_poster.go): a blob batch
+# fills under half the L1's most blobs, each of 130,048 encodable bytes (254 bits of every 32-byte field
+# element), less 2,000 bytes of encoding margin: 583,216 bytes under Pectra's 9.
+NITRO_BLOB_BYTES = 254 * 4096 // 8
+NITRO_BLOB_BATCH_MARGIN = 2_000
+ARBITRUM_BLOB_BATCH_SIZE = NITRO_BLOB_BYTES * int(_ETHEREUM["max_blobs"]) // 2 - NITRO_BLOB_BATCH_MARGIN
+
 # Each value's source: docs/networks.md ("Rollups").
 PRESETS: dict[str, dict[str, Any]] = {
     "arbitrum-one": {
         "block_time": "250ms",
-        "batcher": {"max_delay": "1h", "max_size": 100_000, "compression_ratio": 0.6, "data": "calldata"},
+        "batcher": {"max_delay": "1h", "max_size": ARBITRUM_BLOB_BATCH_SIZE, "compression_ratio": 0.4,
+                    "data": "blobs"},
         "l1": _ETHEREUM,
     },
     "op-stack": {
