@@ -142,6 +142,8 @@ class ValidatorRow(Closed):
     mempool_max: Annotated[int | None, Field(ge=0, description="and the most sampled")]
     height_lag_max: Annotated[Count, Field(description="the most heights it was behind the highest validator, "
                                                        "measured at every commit")]
+    evidence: Annotated[Count | None, Field(description="evidence of its misbehaviour (duplicate votes) the "
+                                                         "chain committed; absent with none in the run")] = None
 
 
 class HeightRow(Closed):
@@ -152,6 +154,16 @@ class HeightRow(Closed):
     interval_ms: Ms
 
 
+class EvidenceRow(Closed):
+    t_s: Annotated[float, Field(ge=0, description="the first commit of the block holding it (s)")]
+    height: Annotated[Count, Field(description="the block holding it")]
+    validator: Annotated[str, Field(description="the validator it proves misbehaved (its address if not one of "
+                                                "the run's)")]
+    type: Annotated[str, Field(description="CometBFT's evidence type, e.g. DuplicateVoteEvidence")]
+    vote_height: Annotated[int | None, Field(ge=0, description="the height of the conflicting votes")]
+    round: Annotated[int | None, Field(ge=0, description="their round")]
+
+
 class Validators(Closed):
     validators: list[ValidatorRow]
     heights: Annotated[list[HeightRow], Field(description="per height: round, proposer, interval since the last")]
@@ -159,6 +171,8 @@ class Validators(Closed):
     longest_halt_ms: Annotated[float | None, Field(ge=0, description="the longest stretch without any commit")]
     halt_from_s: Seconds
     halt_to_s: Seconds
+    evidence: Annotated[list[EvidenceRow] | None, Field(
+        description="each item of evidence the chain committed, in order (absent with none in the run)")] = None
 
 
 class CrossFates(Closed):

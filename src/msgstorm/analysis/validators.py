@@ -8,7 +8,9 @@ the interval between its commits (p50, max), its mempool (``queue_depth`` sample
 max) and its height lag behind the highest validator (the most heights it was behind at
 any commit of any validator). For the network: the longest stretch without any commit (the
 chain halted: from when, until when) and, per height, the round, proposer and interval
-(``heights``, for the report's timeline).
+(``heights``, for the report's timeline). The evidence of misbehaviour the chain committed
+(``evidence`` events: a ``double_sign`` fault's duplicate votes), item by item and counted
+against each validator, when there is any.
 
 The lag is measured at each commit time: after the events up to and including it, the highest
 height any validator holds minus each validator's own, so a validator that never commits
@@ -17,7 +19,7 @@ past height h while the others go on lags more with every height they add.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 import numpy as np
@@ -26,7 +28,7 @@ from msgstorm.analysis._common import events_of, ms
 from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 
-__all__ = ["height_lags", "longest_halt", "validators_summary"]
+__all__ = ["evidence_rows", "height_lags", "longest_halt", "validators_summary"]
 
 
 def height_lags(commits: list[tuple[int, str, int]], names: list[str]) -> dict[str, int]:
@@ -120,7 +122,7 @@ def validators_summary(history: History) -> dict[str, Any] | None:
                  "interval_ms": ms(first_at[h] - first_at[ordered[i - 1]]) if i else None}
                 for i, h in enumerate(ordered)]
     halt = longest_halt([int(t) for t in times])
-    return {
+    summary: dict[str, Any] = {
         "validators": table,
         "heights": timeline,
         "max_round": max(rounds.values(), default=0),
@@ -128,4 +130,26 @@ def validators_summary(history: History) -> dict[str, Any] | None:
         "halt_from_s": round(halt[0] / 1e9, 6) if halt else None,
         "halt_to_s": round(halt[1] / 1e9, 6) if halt else None,
     }
+    evidence = evidence_rows(history)
+    if evidence:
+        summary["evidence"] = evidence
+        against = Counter(row["validator"] for row in evidence)
+        for row in table:
+            row["evidence"] = against.get(row["name"], 0)
+    return summary
+
+
+def evidence_rows(history: History) -> list[dict[str, Any]]:
+    """Each item of evidence the chain committed (``evidence`` events), in time and height order."""
+    found = events_of(history, EventKind.EVIDENCE)
+    if found.count == 0:
+        return []
+    rows = []
+    for t, node, height, detail in zip(found.column("t"), found.column("node"), found.column("height"),
+                                       found.details(), strict=True):
+        rows.append({"t_s": round(int(t) / 1e9, 6), "height": int(height),
+                     "validator": str(node) if node is not None else str(detail.get("address")),
+                     "type": str(detail.get("type", "")), "vote_height": detail.get("vote_height"),
+                     "round": detail.get("round")})
+    return sorted(rows, key=lambda row: (row["t_s"], row["height"], row["validator"]))
 

@@ -47,6 +47,11 @@ class EventKind(StrEnum):
     # Round-based consensus: ``node``'s mempool held ``blocks.producers.tendermint.mempool_size``
     # transactions (value) and turned an arrival away; once per node and height while full.
     MEMPOOL_FULL = "mempool_full"
+    # live validators: a committed block holds evidence of a validator's misbehaviour (the
+    # ``double_sign`` fault's duplicate votes); once per block, at its first commit; node = the
+    # validator it names, height = the block holding it; detail {"type", "address",
+    # "vote_height", "round", "vote_type"}
+    EVIDENCE = "evidence"
     DESYNC_START = "desync_start"
     DESYNC_END = "desync_end"
     SEND_LAG = "send_lag"  # live: sender could not keep the schedule

@@ -202,8 +202,9 @@ def _num(value: object) -> str:
 
 
 def validators_section(summary: Summary) -> Section:
-    """The section "Validators" of a validator network's run: a row per validator, then the
-    per-height timeline (round, proposer, interval since the height before)."""
+    """The section "Validators" of a validator network's run: a row per validator, the
+    evidence of misbehaviour the chain committed (when any), then the per-height timeline
+    (round, proposer, interval since the height before)."""
     found: Validators | None = summary.validators
     if not found:
         return []
@@ -222,8 +223,13 @@ def validators_section(summary: Summary) -> Section:
                       for h in shown], attrs='id="heights-table"')
     more = (f"<p>The first {len(shown)} of {len(found.heights)} heights; every one is in summary.json's "
             "<code>validators.heights</code>.</p>") if len(found.heights) > len(shown) else ""
-    return [("validators", "Validators", per_validator + halt),
-            ("heights", "Heights, one by one", timeline + more)]
+    sections: list[tuple[str, str, str]] = [("validators", "Validators", per_validator + halt)]
+    if found.evidence:
+        sections.append(("evidence", "Evidence committed", table(
+            ["committed at (s)", "in height", "validator", "type", "votes at height", "round"],
+            [[_num(e.t_s), _num(e.height), esc(e.validator), esc(e.type), _num(e.vote_height), _num(e.round)]
+             for e in found.evidence], attrs='id="evidence-table"')))
+    return [*sections, ("heights", "Heights, one by one", timeline + more)]
 
 
 def _status_counts(group: Group) -> list[int]:

@@ -422,10 +422,17 @@ def _messages_line(messages: Messages) -> str:
 
 
 def _validators_rows(halt: Validators) -> list[tuple[str, str]]:
-    """A validator network's highest round and its longest stretch without a commit."""
-    return [("max round / longest halt", f"{_fmt(halt.max_round)} / {duration_ms(halt.longest_halt_ms)}"
+    """A validator network's highest round, its longest stretch without a commit, and the
+    evidence of misbehaviour committed (when any)."""
+    rows = [("max round / longest halt", f"{_fmt(halt.max_round)} / {duration_ms(halt.longest_halt_ms)}"
              + (f" ({_fmt(halt.halt_from_s)} s to {_fmt(halt.halt_to_s)} s)" if halt.halt_from_s is not None
                 else ""))]
+    if halt.evidence:
+        against = sorted({e.validator for e in halt.evidence})
+        heights = [e.height for e in halt.evidence]
+        rows.append(("evidence committed", f"{_fmt(len(halt.evidence))} against {', '.join(against)} "
+                                           f"(heights {_fmt(min(heights))} to {_fmt(max(heights))})"))
+    return rows
 
 
 def _headline(summary: Summary) -> KeptTable:

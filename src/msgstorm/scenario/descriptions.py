@@ -512,6 +512,12 @@ DESCRIPTIONS: dict[str, str] = {
     "RestartFault.at": "when it is stopped",
     "RestartFault.node": "the server (as for `pause`)",
     "RestartFault.down": "how long it stays stopped before it starts again",
+    "DoubleSignFault.kind": "live, target `cometbft`: a second node signs with a validator's key beside it (a "
+                            "propose timeout of 1 ms: it prevotes nil where the validator prevotes the block), "
+                            "so the validator double-signs and the others commit the evidence",
+    "DoubleSignFault.at": "when the second signer starts",
+    "DoubleSignFault.duration": "how long it runs; none: to the run's end",
+    "DoubleSignFault.node": "the validator whose key it signs with: `validator-<i>`",
     "NemesisFault.kind": "faults drawn from a seeded mix, one every `every` (sim and live: each drawn fault must "
                          "suit the target)",
     "NemesisFault.at": "the first draw",

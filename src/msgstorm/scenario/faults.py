@@ -33,6 +33,7 @@ __all__ = [
     "CrashFault",
     "DegradeFault",
     "DelayNodesFault",
+    "DoubleSignFault",
     "EclipseFault",
     "SequencerOutageFault",
     "EquivocateFault",
@@ -126,6 +127,19 @@ class RestartFault(Spec):
     at: DurationNs
     node: str
     down: DurationNs = 0
+
+
+class DoubleSignFault(Spec):
+    """Live, a validator network msgstorm starts: from ``at`` (for ``duration``, else to the
+    run's end) a second node signs with validator ``node``'s key beside it (a home of its own,
+    a propose timeout of 1 ms so that it prevotes nil before a proposal reaches it while the
+    validator itself prevotes the block): the validator double-signs, and the others commit
+    the evidence in later blocks."""
+
+    kind: Literal["double_sign"]
+    at: DurationNs
+    duration: Annotated[DurationNs, Field(gt=0)] | None = None
+    node: str
 
 
 class TamperFault(Spec):
@@ -471,8 +485,8 @@ class ToxicFault(Spec):
 
 # One fault (what the simulator or a live target applies), as a nemesis's mix or a script lists them.
 _OneFaultKinds: TypeAlias = (
-    PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | ToxicFault | BridgeFault
-    | TamperFault | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault
+    PartitionFault | CrashFault | DegradeFault | PauseFault | RestartFault | DoubleSignFault | ToxicFault
+    | BridgeFault | TamperFault | ReplayFault | OracleFault | CensorFault | EquivocateFault | EquivocateVotesFault
     | WithholdVotesFault | CensorNodesFault | DelayNodesFault | ReorderNodesFault | FloodInvalidFault
     | EclipseFault | TwinsFault | SequencerOutageFault
 )

@@ -219,9 +219,10 @@ LIVE_FAULT_KINDS: Registry[Any] = Registry("live fault kind", ("msgstorm.live.fa
                                                                 "msgstorm.live.faults.restart", "msgstorm.live.faults.toxic",
                                                                 "msgstorm.live.faults.partition",
                                                                 "msgstorm.live.faults.bridge",
-                                                                "msgstorm.live.faults.sequencer_outage"),
+                                                                "msgstorm.live.faults.sequencer_outage",
+                                                                "msgstorm.live.faults.double_sign"),
                                            ("pause", "crash", "restart", "toxic", "partition", "bridge",
-                                            "sequencer_outage"))
+                                            "sequencer_outage", "double_sign"))
 TOXICS: Registry[Any] = Registry("toxic", ("msgstorm.live.toxics", "msgstorm.live.adversary_toxics"))
 ARRIVAL_PROCESSES: Registry[Callable[..., Any]] = Registry("arrival process", ("msgstorm.traffic.arrivals",))
 CHECKERS: Registry[Any] = Registry("checker", ("msgstorm.analysis.delivery", "msgstorm.analysis.generator",

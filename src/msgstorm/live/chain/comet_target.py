@@ -71,7 +71,7 @@ from msgstorm.rules.desync import HeightGapTracker
 from msgstorm.scenario.schema import Scenario
 from msgstorm.traffic.generate import MessageBatch
 
-__all__ = ["CometTarget", "block_number", "decode_tx", "encode_tx", "reason_of"]
+__all__ = ["CometTarget", "block_number", "decode_tx", "encode_tx", "evidence_detail", "reason_of"]
 
 _DRAIN_POLL_S = 0.02
 _PROGRESS_S = 0.25
@@ -102,6 +102,17 @@ def decode_tx(tx: bytes) -> int | None:
         return None
     key, sep, _ = tx.partition(b"=")
     return int(key[1:]) if sep and key[1:].isdigit() else None
+
+
+def evidence_detail(item: dict[str, Any]) -> dict[str, Any]:
+    """What an ``evidence`` event says of one item of a block's evidence (CometBFT's JSON:
+    ``{"type": "tendermint/DuplicateVoteEvidence", "value": {"vote_a": ..., "vote_b": ...}}``):
+    its type, the validator's address, and the height, round and type of the votes."""
+    value = item.get("value") or {}
+    vote = value.get("vote_a") or {}
+    return {"type": str(item.get("type", "")).rsplit("/", 1)[-1], "address": vote.get("validator_address"),
+            "vote_height": int(vote["height"]) if "height" in vote else None,
+            "round": int(vote["round"]) if "round" in vote else None, "vote_type": vote.get("type")}
 
 
 def block_number(block_hash: str) -> int:
@@ -154,6 +165,9 @@ class CometTarget:
         self._handlers: dict[int, Any] = {}
         self._committed_ids: set[int] = set()
         self.proposals: dict[str, int] = {}  # block hash -> when a validator first held the whole proposed block
+        self.evidence_seen: set[str] = set()  # blocks whose evidence is kept (at their first commit)
+        # (t, the validator it names, the height holding it, its detail): evidence events
+        self.evidence: list[tuple[int, str | None, int, dict[str, Any]]] = []
         self.stopped: list[tuple[int, str, bool]] = []  # (t, validator, True: a fault stopped it / False: it ended)
 
     @property
@@ -187,12 +201,12 @@ class CometTarget:
             if self.nemesis is not None:
                 self.nemesis.kill()
             self.network.stop()
-            for server in self.network.validators:
+            for server in self.network.every_server:
                 self.log.add((self._now(), EventKind.SERVER_STOP, None, None, {
                     "name": server.name, "returncode": server.returncode,
                     **({"exited_early": True} if server.exited_early else {})}))
             self.log.add((self._now(), EventKind.CLEANUP, None, None,
-                          cleanup_report(self.network.validators, self.nemesis, [])))
+                          cleanup_report(self.network.every_server, self.nemesis, [])))
 
     def _record_fault(self, t: int, kind: str, node: str | None, detail: dict[str, Any] | None) -> None:
         """The nemesis's events, and when a fault held a validator stopped (not desynchronised)."""
@@ -436,6 +450,15 @@ class CometTarget:
         if previous is not None and last_commit:
             previous.round = int(last_commit.get("round", -1))
         self._committed_ids.update(ours)
+        if block_hash not in self.evidence_seen:
+            self.evidence_seen.add(block_hash)
+            for item in (block.get("evidence") or {}).get("evidence") or []:
+                self.evidence.append((t, self._signer_of(item), height, evidence_detail(item)))
+
+    def _signer_of(self, item: dict[str, Any]) -> str | None:
+        """The validator an evidence item names, by its consensus address (None: not one of ours)."""
+        address = str(evidence_detail(item).get("address") or "").upper()
+        return self.names[self.network.addresses.index(address)] if address in self.network.addresses else None
 
     async def _catch_up(self) -> None:
         """After the drain: every height a running validator has that its WebSocket has not brought."""
@@ -558,6 +581,8 @@ class CometTarget:
         for height, (t, commit) in produced.items():
             rows.append((t, EventKind.BLOCK_PRODUCED, commit.proposer, float(commit.txs), height,
                          json.dumps({"ours": len(commit.ours), "round": commit.round})))
+        rows += [(min(t, t_end), EventKind.EVIDENCE, node, None, height, json.dumps(detail))
+                 for t, node, height, detail in self.evidence]
         rows += self._desync_rows(t_end)
         for t, v, depth in self.mempools:
             rows.append((min(t, t_end), EventKind.QUEUE_DEPTH, self.names[v], float(depth), None, None))

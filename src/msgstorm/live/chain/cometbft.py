@@ -17,6 +17,14 @@ a ``toxic`` with ``link = "routes"`` delays, slows or cuts them (all, or those `
 two groups: one such toxic a pair of regions makes a latency matrix on one machine), and a
 ``pause``, ``crash`` or ``restart`` acts on one validator (its home, so its chain and keys,
 kept).
+
+A ``double_sign`` fault starts a second signer of one validator (``HoldsValidatorKeys``):
+a node of its own, ``second-signer-<i>``, with a copy of that validator's key and genesis, a
+node key and an empty chain of its own (it syncs the blocks from the validators, dialled
+directly), and a propose timeout of 1 ms. Once synced, it prevotes nil in each round before
+the proposal reaches it while the validator prevotes the block: two votes of one key for one
+height and round, which the others commit as ``DuplicateVoteEvidence``. Its last-signed
+state is its own, so nothing stops it signing what the validator signed otherwise.
 """
 
 from __future__ import annotations
@@ -30,18 +38,32 @@ from pathlib import Path
 from typing import Any
 
 from msgstorm.faults.schedule import fault_entries
-from msgstorm.live.drivers.base import HasRouteLinks, HasServers
+from msgstorm.live.drivers.base import HasRouteLinks, HasServers, HoldsValidatorKeys
 from msgstorm.live.servers import ManagedServer, ServerError, free_port
 from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import Scenario, ToxicFault
 
-__all__ = ["COMETBFT_ENV", "INSTALL", "CometNetwork", "find_cometbft", "validator_names"]
+__all__ = ["COMETBFT_ENV", "INSTALL", "SECOND_SIGNER", "CometNetwork", "find_cometbft", "validator_names"]
 
 COMETBFT_ENV = "MSGSTORM_COMETBFT"
 VERSION = "v0.38.19"
 INSTALL = f"go install github.com/cometbft/cometbft/cmd/cometbft@{VERSION}"
 NAME = "cometbft"
+# Each validator's voting power (all equal: the proposer order and the quorums are those of
+# one vote each). Not ``cometbft testnet``'s 1: the kvstore app punishes a double-sign by
+# lowering the validator's power by 1 and, at power 0, drops it from the set, after which the
+# next evidence against it panics every node ("wanted to punish val ... but can't find it",
+# abci/example/kvstore in v0.38.19), halting the chain at the second item of evidence.
+_POWER = 100
+# The room a block keeps for evidence: one item of duplicate votes (about 300 bytes), not two.
+# The kvstore app answers each item with a power update, and two items against one validator
+# in one block are two updates of it, which CometBFT refuses ("changing validator set:
+# duplicate entry"), halting every node. The default, 1 MiB, is room for thousands.
+_EVIDENCE_BYTES = 500
+SECOND_SIGNER = "second-signer-{index}"  # the name of validator ``index``'s second signer (a double_sign fault)
+# A second signer's propose timeout: it prevotes nil before any proposal can reach it.
+_SECOND_SIGNER_PROPOSE = "1ms"
 _MAX_BODY_BYTES = 256 * 1024 * 1024  # a batch of live.cometbft.batch transactions of any size a scenario gives
 
 
@@ -104,7 +126,7 @@ def _quoted(value: str) -> str:
 
 
 @LIVE_DRIVERS.register(NAME)
-class CometNetwork(HasServers, HasRouteLinks):
+class CometNetwork(HasServers, HasRouteLinks, HoldsValidatorKeys):
     """The validators of one run: ``start`` them, ``stop`` them on every way out."""
 
     def __init__(self, scenario: Scenario, run_dir: Path) -> None:
@@ -117,6 +139,10 @@ class CometNetwork(HasServers, HasRouteLinks):
         self.proxy_routes = True  # a validator network always routes its p2p links through the proxy
         self.route_links: dict[str, tuple[int, int]] = {}
         self.rpc_ports: list[int] = []
+        self.p2p_ports: list[int] = []
+        self.second_signers: dict[str, ManagedServer] = {}  # validator name -> its second signer, while it runs
+        self.second_signers_started: list[ManagedServer] = []  # every one started, for the stop and its events
+        self._binary = ""
 
     @staticmethod
     def problems(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
@@ -138,6 +164,10 @@ class CometNetwork(HasServers, HasRouteLinks):
     @staticmethod
     def server_names(spec: LiveSpec) -> list[str]:
         return [] if spec.url is not None else validator_names(spec.cometbft.validators)
+
+    @staticmethod
+    def validator_names(spec: LiveSpec) -> list[str]:
+        return validator_names(spec.cometbft.validators)
 
     @property
     def servers(self) -> list[ManagedServer]:  # type: ignore[override]
@@ -184,7 +214,7 @@ class CometNetwork(HasServers, HasRouteLinks):
     def start(self) -> None:
         """Write every validator's home and plan its ports and routes (``spawn`` starts them,
         once the route proxy listens)."""
-        binary = find_cometbft()
+        binary = self._binary = find_cometbft()
         count = self.spec.validators
         directory = self.run_dir / "servers"
         homes = directory / "cometbft"
@@ -196,13 +226,20 @@ class CometNetwork(HasServers, HasRouteLinks):
                               timeout=60, check=False)
         if made.returncode != 0:
             raise ServerError(f"cometbft testnet failed ({made.returncode}): {made.stderr.strip()[-500:]}")
+        genesis = json.loads((homes / "validator-0" / "config" / "genesis.json").read_text(encoding="utf-8"))
+        for validator in genesis["validators"]:
+            validator["power"] = str(_POWER)
+        genesis["consensus_params"]["evidence"]["max_bytes"] = str(_EVIDENCE_BYTES)
+        for i in range(count):  # one genesis, the same bytes in every home
+            (homes / f"validator-{i}" / "config" / "genesis.json").write_text(json.dumps(genesis, indent=2),
+                                                                              encoding="utf-8")
         self.node_ids = []
         for i in range(count):
             shown = subprocess.run([binary, "show-node-id", "--home", str(homes / f"validator-{i}")],
                                    capture_output=True, text=True, timeout=30, check=True)
             self.node_ids.append(shown.stdout.strip().splitlines()[-1])
         self.rpc_ports = [free_port() for _ in range(count)]
-        p2p_ports = [free_port() for _ in range(count)]
+        p2p_ports = self.p2p_ports = [free_port() for _ in range(count)]
         routes = {(i, j): free_port() for i in range(count) for j in range(count) if i != j}
         self.route_links = {f"route-{i}-{j}": (port, p2p_ports[j]) for (i, j), port in routes.items()}
         for i in range(count):
@@ -228,9 +265,62 @@ class CometNetwork(HasServers, HasRouteLinks):
                 for s, url, node_id, address in zip(self.validators, self.rpc_urls, self.node_ids, self.addresses,
                                                      strict=True)]
 
+    def start_second_signer(self, name: str) -> ManagedServer:
+        """Start a second node signing with validator ``name``'s key (the module docstring),
+        once its RPC port listens; its home is made anew under ``servers/cometbft``."""
+        index = validator_names(self.spec.validators).index(name)
+        if name in self.second_signers:
+            raise ServerError(f"{name} has a second signer running already")
+        homes = self.run_dir / "servers" / "cometbft"
+        own = homes / f"validator-{index}"
+        signer = SECOND_SIGNER.format(index=index)
+        home = homes / signer
+        if home.is_dir():
+            shutil.rmtree(home)  # an earlier fault's second signer: this one starts from an empty chain
+        (home / "config").mkdir(parents=True)
+        (home / "data").mkdir()
+        for part in ("genesis.json", "priv_validator_key.json", "config.toml"):
+            shutil.copyfile(own / "config" / part, home / "config" / part)
+        (home / "data" / "priv_validator_state.json").write_text(
+            '{"height": "0", "round": 0, "step": 0}', encoding="utf-8")
+        subprocess.run([self._binary, "gen-node-key", "--home", str(home)], capture_output=True, text=True,
+                       timeout=30, check=True)
+        rpc, p2p = free_port(), free_port()
+        peers = ",".join(f"{self.node_ids[j]}@127.0.0.1:{port}" for j, port in enumerate(self.p2p_ports))
+        config = home / "config" / "config.toml"
+        text = config.read_text(encoding="utf-8")
+        for section, key, value in (
+                ("", "moniker", _quoted(signer)),
+                ("rpc", "laddr", _quoted(f"tcp://127.0.0.1:{rpc}")),
+                ("p2p", "laddr", _quoted(f"tcp://127.0.0.1:{p2p}")),
+                ("p2p", "persistent_peers", _quoted(peers)),
+                ("consensus", "timeout_propose", _quoted(_SECOND_SIGNER_PROPOSE)),
+                ("consensus", "timeout_propose_delta", _quoted(_SECOND_SIGNER_PROPOSE))):
+            text = _set(text, section, key, value)
+        config.write_text(text, encoding="utf-8")
+        server = ManagedServer(signer, [self._binary, "node", "--home", str(home)], rpc, homes.parent,
+                               self.scenario.live.start_timeout / 1e9)
+        self.second_signers[name] = server
+        self.second_signers_started.append(server)
+        server.spawn()
+        server.wait_listening()
+        return server
+
+    def stop_second_signer(self, name: str) -> ManagedServer | None:
+        """Kill validator ``name``'s second signer (None: none runs)."""
+        server = self.second_signers.pop(name, None)
+        if server is not None:
+            server.kill()
+        return server
+
+    @property
+    def every_server(self) -> list[ManagedServer]:
+        """The validators and every second signer started."""
+        return [*self.validators, *self.second_signers_started]
+
     def alive(self) -> list[bool]:
         return [s.process is not None and s.process.poll() is None for s in self.validators]
 
     def stop(self) -> None:
-        for server in self.validators:
+        for server in self.every_server:
             server.stop()

@@ -52,6 +52,7 @@ from msgstorm.scenario.live import LiveSpec
 __all__ = [
     "CAPABILITIES", "STOP_GRACE_NS", "AnnouncesMaxPayload", "BulkAckDriver", "BurstDriver", "ChildProcess",
     "CountsLostPublishes", "Driver", "FeedsGeneratorProcesses", "HasConsumerProcesses", "HasRouteLinks", "HasServers",
+    "HoldsValidatorKeys",
     "LeadsStream", "OnAck", "OnAcks", "OnEvent", "OnReceipt", "OnReceipts", "OnTimedReceipts", "Outages", "ReadsNodes",
     "RoutesClients", "RunsInProcesses", "SignsMessages", "TimedReceiptsDriver", "declares"]
 
@@ -242,6 +243,21 @@ class HasRouteLinks(Protocol):
 
 
 @runtime_checkable
+class HoldsValidatorKeys(Protocol):
+    """A validator network whose validators' keys msgstorm made: ``start_second_signer(name)``
+    starts a second node signing with validator ``name``'s key (a double signer) and returns
+    the server; ``stop_second_signer(name)`` kills it. ``validator_names(spec)``: the
+    validators a run with ``spec`` starts."""
+
+    @staticmethod
+    def validator_names(spec: LiveSpec) -> list[str]: ...
+
+    def start_second_signer(self, name: str) -> ManagedServer: ...
+
+    def stop_second_signer(self, name: str) -> ManagedServer | None: ...
+
+
+@runtime_checkable
 class ReadsNodes(Protocol):
     """A cluster each of whose servers' own copy of the stream can be read after the run
     (``read_nodes`` set before ``connect``; ``read_back_nodes``: {server: payloads}, None
@@ -334,6 +350,7 @@ CAPABILITIES: dict[type, str] = {
     HasServers: "act on server processes of its own",
     LeadsStream: "name the leader of a replicated stream",
     HasRouteLinks: "cut the routes of a cluster through the fault proxy",
+    HoldsValidatorKeys: "run a second signer with a validator's key",
     ReadsNodes: "read each server's own copy of the stream",
     RoutesClients: "route its clients through the fault proxy",
     AnnouncesMaxPayload: "say the largest message its server takes",
