@@ -197,7 +197,7 @@ class GeneratorActor:
     one share in a directory of its own and returns the tables it wrote."""
 
     def ready(self, scenario: Scenario, seed: np.random.SeedSequence) -> str:
-        """This node's name (host and pid), once the actor has loaded what its run needs:
+        """This node's name (host, pid and Ray node), once the actor has loaded what its run needs:
         the runner, the target's driver, and the traffic's code (its first window made,
         which compiles the draws), so none of it delays the agreed start."""
         import msgstorm.runner  # noqa: F401 - loaded now, not after the start is agreed
@@ -206,7 +206,9 @@ class GeneratorActor:
 
         LIVE_DRIVERS[scenario.target]  # noqa: B018 - registers and imports the driver
         next(iter(generate_traffic(scenario, seed, window_ns=scenario.run.window)), None)
-        return f"{socket.gethostname()} (pid {os.getpid()})"
+        import ray
+
+        return f"{socket.gethostname()} (pid {os.getpid()}, Ray node {ray.get_runtime_context().get_node_id()})"
 
     def clock(self) -> int:
         return time.time_ns()
