@@ -214,9 +214,13 @@ def _pids_under(marker: str) -> list[int]:
             parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue
-        if marker in cmdline and int(entry.name) != os.getpid():
+        if marker in cmdline:
             named.add(int(entry.name))
-    found = set(named)
+    mine, pid = set(), os.getpid()  # this process and its ancestors (a command line may name the marker)
+    while pid > 1 and pid not in mine:
+        mine.add(pid)
+        pid = parents.get(pid, 1)
+    found = named - mine
     grew = True
     while grew:
         grew = False
