@@ -231,7 +231,7 @@ def _pids_under(marker: str) -> list[int]:
     return sorted(found)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_nodes() -> Iterator[str]:
     """A Ray cluster of two nodes (a head and one more, one CPU each) on 127.0.0.1, with
     this tree's sources on its workers' path; every process of it ended at the end, by pid."""
@@ -316,3 +316,21 @@ def test_two_generators_on_two_nodes_give_one_run_of_both_shares(tmp_path: Path,
     for name, q in (("p50", 50), ("p99", 99), ("p999", 99.9)):
         assert summary["latency_ms"][name] == round(latencies[nearest_rank_index(latencies.size, q)] / 1e6, 3)  # type: ignore[index]
     assert summary["latency_ms"]["max"] == round(latencies[-1] / 1e6, 3)  # type: ignore[index]
+
+
+@pytest.mark.slow
+def test_generators_that_cannot_connect_fail_the_run_and_its_history_says_why(tmp_path: Path, ray_nodes: str) -> None:
+    """A server nobody runs (a loopback port that refuses): each generator's client cannot
+    connect; the run raises naming the generator, and its history is a failed start."""
+    from msgstorm.errors import TargetError
+    from msgstorm.history import read_history
+    from msgstorm.runner import run
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections are refused
+        scenario = _scenario(rate=100, live=f'generators = 2\nurl = "nats://127.0.0.1:{port}"\nstart_timeout = "2s"')
+        with pytest.raises(TargetError, match=r"generator g0 on .*cannot connect"):
+            run(scenario, tmp_path / "run", ray=ray_nodes)
+    failure = read_history(tmp_path / "run").start_failure
+    assert failure is not None and "cannot connect" in failure

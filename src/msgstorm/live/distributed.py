@@ -70,7 +70,7 @@ from msgstorm.errors import TargetError
 from msgstorm.history.events import EventKind
 from msgstorm.history.schema import TABLES
 from msgstorm.history.writer import HistoryWriter
-from msgstorm.live.target import LiveTarget
+from msgstorm.live.target import START_FAILED, LiveTarget
 from msgstorm.scenario import Scenario
 from msgstorm.scenario.refs import is_loopback_url
 from msgstorm.traffic.generate import MessageBatch
@@ -392,6 +392,8 @@ def record_distributed(scenario: Scenario, writer: HistoryWriter, run_dir: Path,
     from msgstorm.runner import write_run_row
     from msgstorm.scenario.registry import LIVE_DRIVERS
 
+    write_run_row(writer, scenario, _RunFacts([], False), 0, completed=False)  # a killed run still says what ran
+    writer.sync()
     if not ray.is_initialized():
         ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
     nodes = _cluster_nodes(ray)
@@ -400,39 +402,35 @@ def record_distributed(scenario: Scenario, writer: HistoryWriter, run_dir: Path,
     count = scenario.live.generators if scenario.live.generators > 1 or address is None else len(nodes)
     driver_events: list[tuple[int, str, dict[str, Any]]] = []  # (unix ns, kind, detail)
     server = None
-    url = scenario.live.url
-    if url is None:  # a server of msgstorm's, on loopback: for a cluster on this machine
-        server = LIVE_DRIVERS[scenario.target](scenario.live, run_dir.resolve(),
-                                               lambda kind, detail: driver_events.append((time.time_ns(), kind, detail)))
-        for started in server.start_servers():
-            driver_events.append((time.time_ns(), EventKind.SERVER_START, started))
-        url = getattr(server, "url", None)
-        if url is None:
-            raise TargetError(f"{scenario.target}: the server msgstorm started has no URL for the generators")
-    if not scenario.live.allow_remote and not is_loopback_url(url):
-        raise TargetError(f"{url}: not a loopback address; load goes only to 127.0.0.0/8 or ::1 unless "
-                          "live.allow_remote = true (--allow-remote)")
-    remote: Any = ray.remote(num_cpus=0, max_restarts=0, max_task_retries=0)(GeneratorActor)
-    actors: list[Any] = [remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(nodes[k % len(nodes)], soft=False))
-              .remote() for k in range(count)]
+    actors: list[Any] = []
     parts: list[GeneratorHistory] = []
+    failure: str | None = None  # why the run failed, for its history
     interrupted = False
     start_at = 0
     try:
-        try:
-            hosts = ray.get([actor.ready.remote(scenario, seed) for actor in actors],
-                            timeout=scenario.live.start_timeout / 1e9 + _RESULT_MARGIN_S)
-            offsets = [estimate_offset(_clock_of(ray, actor)) for actor in actors]
-            start_at = time.time_ns() + int(START_LEAD_S * 1e9)
-            runs = [actor.run.remote(_share_scenario(scenario, url, k), seed, k, count, start_at + offsets[k].offset_ns)
-                    for k, actor in enumerate(actors)]
-            results = ray.get(runs, timeout=START_LEAD_S + (scenario.run.duration + scenario.run.drain
-                                                             + scenario.live.start_timeout) / 1e9 + _RESULT_MARGIN_S)
-        except KeyboardInterrupt:
-            interrupted = True
-            raise
-        except Exception as error:  # noqa: BLE001 - a generator that failed: the run failed, said why
-            raise TargetError(f"{scenario.target}: a generator on the Ray cluster failed: {_why(error)}") from error
+        url = scenario.live.url
+        if url is None:  # a server of msgstorm's, on loopback: for a cluster on this machine
+            server = LIVE_DRIVERS[scenario.target](
+                scenario.live, run_dir.resolve(), lambda kind, detail: driver_events.append((time.time_ns(), kind, detail)))
+            for started in server.start_servers():
+                driver_events.append((time.time_ns(), EventKind.SERVER_START, started))
+            url = getattr(server, "url", None)
+            if url is None:
+                raise TargetError(f"{scenario.target}: the server msgstorm started has no URL for the generators")
+        if not scenario.live.allow_remote and not is_loopback_url(url):
+            raise TargetError(f"{url}: not a loopback address; load goes only to 127.0.0.0/8 or ::1 unless "
+                              "live.allow_remote = true (--allow-remote)")
+        remote: Any = ray.remote(num_cpus=0, max_restarts=0, max_task_retries=0)(GeneratorActor)
+        actors = [remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(nodes[k % len(nodes)], soft=False))
+                  .remote() for k in range(count)]
+        hosts = ray.get([actor.ready.remote(scenario, seed) for actor in actors],
+                        timeout=scenario.live.start_timeout / 1e9 + _RESULT_MARGIN_S)
+        offsets = [estimate_offset(_clock_of(ray, actor)) for actor in actors]
+        start_at = time.time_ns() + int(START_LEAD_S * 1e9)
+        runs = [actor.run.remote(_share_scenario(scenario, url, k), seed, k, count, start_at + offsets[k].offset_ns)
+                for k, actor in enumerate(actors)]
+        results = ray.get(runs, timeout=START_LEAD_S + (scenario.run.duration + scenario.run.drain
+                                                         + scenario.live.start_timeout) / 1e9 + _RESULT_MARGIN_S)
         from msgstorm.traffic import generate_traffic
 
         ids = share_ids(generate_traffic(scenario, seed, window_ns=scenario.run.window), count)
@@ -440,6 +438,15 @@ def record_distributed(scenario: Scenario, writer: HistoryWriter, run_dir: Path,
             if start_error is not None:
                 raise TargetError(f"generator g{k} on {hosts[k]}: {start_error}")
             parts.append(GeneratorHistory(k, tables, ids[k], hosts[k], offsets[k], late))
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    except TargetError as error:
+        failure = str(error)
+        raise
+    except Exception as error:  # noqa: BLE001 - a generator that failed (or Ray): the run failed, said why
+        failure = f"{scenario.target}: a generator on the Ray cluster failed: {_why(error)}"
+        raise TargetError(failure) from error
     finally:
         for actor in actors:
             ray.kill(actor)
@@ -450,8 +457,8 @@ def record_distributed(scenario: Scenario, writer: HistoryWriter, run_dir: Path,
                                       {"name": managed.name, "returncode": managed.returncode}))
             driver_events.append((time.time_ns(), EventKind.CLEANUP,
                                   cleanup_report(list(getattr(server, "servers", [])), None, [])))
-        if not parts:
-            _write_failed(writer, scenario, driver_events, interrupted, write_run_row)
+        if interrupted or failure is not None:
+            _write_failed(writer, scenario, driver_events, failure, write_run_row)
     _write_merged(writer, run_dir, scenario, parts, start_at, driver_events, write_run_row)
 
 
@@ -529,13 +536,14 @@ def _write_merged(writer: HistoryWriter, run_dir: Path, scenario: Scenario, part
 
 
 def _write_failed(writer: HistoryWriter, scenario: Scenario, driver_events: list[tuple[int, str, dict[str, Any]]],
-                  interrupted: bool, write_run_row: Callable[..., None]) -> None:
-    """No generator's history came back: the driver's events and a run row not completed."""
+                  failure: str | None, write_run_row: Callable[..., None]) -> None:
+    """No merged history (the run failed, ``failure`` says why, or was interrupted: None): the
+    driver's events, the reason, and a run row not completed, so ``report`` names the failure."""
     now = time.time_ns()
+    ending = ((now, EventKind.INTERRUPTED, {}) if failure is None
+              else (now, EventKind.CLIENT_ERROR, {"client": START_FAILED, "error": failure}))
     _append(writer, "events", _driver_events(
         [(now, EventKind.RUN_START, {"target": scenario.target, "generators": scenario.live.generators}),
-         *driver_events, (now, EventKind.INTERRUPTED if interrupted else EventKind.CLIENT_ERROR,
-                          {} if interrupted else {"client": "start", "error": "no generator's history came back"})],
-        now))
-    write_run_row(writer, scenario, _RunFacts([], interrupted), 0, completed=False)
+         *driver_events, ending], now))
+    write_run_row(writer, scenario, _RunFacts([], failure is None), 0, completed=False)
     writer.close()
