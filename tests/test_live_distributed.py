@@ -307,8 +307,8 @@ def test_two_generators_on_two_nodes_give_one_run_of_both_shares(tmp_path: Path,
     assert [g["sent"] for g in generators] == [shares[0].size, shares[1].size]
     ray_node = [g["host"].rsplit("Ray node ", 1)[1] for g in generators]
     assert ray_node[0] != ray_node[1]  # one per node
-    for g in generators:  # one clock on this machine: the offset is within the round trip that measured it
-        assert abs(g["offset_ns"]) <= g["rtt_ns"] and g["start_late_ns"] >= 0
+    for g in generators:  # one clock on this machine (t1 <= t2 <= t3): the offset is within half the round trip
+        assert abs(g["offset_ns"]) <= g["rtt_ns"] // 2 + 1 and g["start_late_ns"] >= 0
 
     # The merged percentiles are the union's, computed here from the generators' own tables.
     latencies = np.sort(np.concatenate([
