@@ -317,6 +317,13 @@ def test_two_generators_on_two_nodes_give_one_run_of_both_shares(tmp_path: Path,
         assert summary["latency_ms"][name] == round(latencies[nearest_rank_index(latencies.size, q)] / 1e6, 3)  # type: ignore[index]
     assert summary["latency_ms"]["max"] == round(latencies[-1] / 1e6, 3)  # type: ignore[index]
 
+    # The merged history is the contract: ``msgstorm report`` reads the same run from it alone.
+    from msgstorm.runner import reanalyse
+
+    again = reanalyse(tmp_path / "run").summary
+    for key in ("latency_ms", "messages", "delivery", "offered_rate_per_s", "generator"):
+        assert again[key] == summary[key], key
+
 
 @pytest.mark.slow
 def test_generators_that_cannot_connect_fail_the_run_and_its_history_says_why(tmp_path: Path, ray_nodes: str) -> None:
