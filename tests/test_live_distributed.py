@@ -341,3 +341,18 @@ def test_generators_that_cannot_connect_fail_the_run_and_its_history_says_why(tm
             run(scenario, tmp_path / "run", ray=ray_nodes)
     failure = read_history(tmp_path / "run").start_failure
     assert failure is not None and "cannot connect" in failure
+
+
+def test_ray_on_a_simulated_run_is_refused_with_exit_code_2(tmp_path: Path) -> None:
+    """--ray spreads a live target's generators: on a sim scenario it is a bad input, said so."""
+    from typer.testing import CliRunner
+
+    from msgstorm.cli import app
+    from msgstorm.errors import ExitCode
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    result = CliRunner().invoke(app, ["run", str(examples / "quickstart.toml"), "--ray", "auto",
+                                      "--out", str(tmp_path / "run")])
+    assert result.exit_code == ExitCode.BAD_INPUT == 2, result.output
+    assert "--ray auto" in result.output and "drop --ray, or give --target" in " ".join(result.output.split())
+    assert not (tmp_path / "run" / "history").exists()
