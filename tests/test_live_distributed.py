@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -269,7 +270,10 @@ def ray_nodes() -> Iterator[str]:
             deadline = time.monotonic() + 10
             while _pids_under(temp) and time.monotonic() < deadline:
                 time.sleep(0.2)
-        assert _pids_under(temp) == [], "a process of the test's Ray cluster is still running"
+        left = _pids_under(temp)
+        if not left:
+            shutil.rmtree(temp, ignore_errors=True)  # its sessions' logs and sockets
+        assert left == [], "a process of the test's Ray cluster is still running"
 
 
 @pytest.mark.slow
