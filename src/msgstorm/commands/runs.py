@@ -69,17 +69,28 @@ def run(
     linger: Annotated[float, typer.Option(
         "--prometheus-linger", metavar="SECONDS", min=0,
         help="keep serving the final metrics this long after the run ends")] = 5.0,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", metavar="ADDRESS",
+        help="a live run's generators as actors on this Ray cluster, one per node ([live] generators "
+             "sets how many): auto or host:port")] = None,
 ) -> None:
     """Run a scenario, write the run directory and print a summary."""
+    from functools import partial
+
     from msgstorm.analysis import slo_failed
     from msgstorm.report.terminal import print_summary
-    from msgstorm.runner import RunDirError, claim_run_dir, default_run_dir
-    from msgstorm.runner import run_claimed as run_scenario
+    from msgstorm.runner import RunDirError, claim_run_dir, default_run_dir, run_claimed
+
+    run_scenario = partial(run_claimed, ray=ray)
 
     overrides = list(set_ or [])
     if seed is not None:
         overrides.append(f"run.seed={seed}")
     loaded = load_or_exit(scenario, overrides, target, allow_remote, max_time)
+    if ray is not None and loaded.target == "sim":
+        say_error(f"--ray {ray}: spreads a live target's generators; {scenario} runs on the simulator (target "
+                  "\"sim\"): drop --ray, or give --target")
+        raise typer.Exit(ExitCode.BAD_INPUT)
     exporter = _start_exporter(prometheus, loaded) if prometheus is not None else None  # exits 2 on a bad port
     claimed = ExitStack()  # the run directory's lock, held until the last file is written
     try:

@@ -204,8 +204,9 @@ class LiveTarget(LiveSender):
                                       if isinstance(error, TimeoutError) else "no detail given")
                 raise TargetError(f"{self.scenario.target}: cannot connect: {type(error).__name__}: {said}") from error
             self._refuse_what_the_server_refuses()
-            # The schedule starts now: connecting is not part of the run's time.
-            shift = self._now()
+            late_ns = await self._before_schedule()
+            # The schedule starts now (``late_ns`` ago): connecting is not part of the run's time.
+            shift = self._now() - late_ns
             self._t0 += shift
             self.log.start_clock(shift)  # the events so far are on disk from here on, each next one as it comes
             for generator in self.generators:
@@ -281,6 +282,12 @@ class LiveTarget(LiveSender):
             finally:
                 if self.nemesis is not None:  # the fault proxy, after the clients that go through it
                     await self.nemesis.close(self._now)
+
+    async def _before_schedule(self) -> int:
+        """Connected, about to start the schedule: how long ago it should have started (ns).
+        Here it starts now (0). A generator of a distributed run waits for the instant every
+        generator starts at, and says how late it woke up (``live/distributed.py``)."""
+        return 0
 
     async def _sent_until_the_end_or_the_server_lost(self, sending: asyncio.Task[None]) -> None:
         """Wait for ``sending`` to end: at the schedule's end, or cut short by the loss of a

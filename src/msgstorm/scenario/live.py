@@ -251,6 +251,9 @@ class LiveSpec(Spec):
     allow_remote: bool = False
     subject: str = Field(default="msgstorm", pattern=r"^[A-Za-z0-9_.-]+$")  # subject / stream key prefix
     consumers: int = Field(default=1, ge=1, le=64)
+    # Generators on a Ray cluster, one per node (``live/distributed.py``): 1 runs here, as
+    # always. Left out of the scenario's dump when 1, so that scenarios without it keep their hash.
+    generators: int = Field(default=1, ge=1, le=256, exclude_if=lambda count: count == 1)
     flush_interval: DurationNs = Field(default=1_000_000, gt=0)  # the publisher flushes at least this often
     start_timeout: DurationNs = Field(default=10_000_000_000, gt=0)  # a started server must listen within
     # Write messages and deliveries this often while the run goes (a SIGKILL then keeps the

@@ -39,7 +39,7 @@ from msgstorm.scenario.units import format_duration
 if TYPE_CHECKING:
     from msgstorm.scenario.schema import NetworkSpec, Scenario
 
-__all__ = ["check_references", "did_you_mean", "fault_time_problems", "is_loopback_url", "node_names", "node_regions", "sending_agents"]
+__all__ = ["DISTRIBUTED_TARGETS", "check_references", "did_you_mean", "distributed_problems", "fault_time_problems", "is_loopback_url", "node_names", "node_regions", "sending_agents"]
 
 Problem = tuple[tuple[str | int, ...], str]
 
@@ -162,6 +162,7 @@ def check_references(scenario: Scenario) -> list[Problem]:
     if live.url is not None and not live.allow_remote and not is_loopback_url(live.url):
         problems.append((("live", "url"), f"{live.url}: not a loopback address; load goes only to 127.0.0.0/8 or "
                                           "::1 unless live.allow_remote = true"))
+    problems += distributed_problems(scenario)
     if scenario.target != "sim" and scenario.target not in LIVE_DRIVERS:
         problems.append((("target",), f"unknown target {scenario.target!r}{did_you_mean(scenario.target, ['sim', *LIVE_DRIVERS.names()])}; \"sim\" or one of {LIVE_DRIVERS.names()}"))
     if sequencer.policy not in QUEUE_POLICIES:
@@ -334,6 +335,31 @@ def check_references(scenario: Scenario) -> list[Problem]:
         if used and scenario.target != "nats":
             problems.append((("live", "nats", field), f"applies to target = \"nats\" only (this scenario's target "
                                                       f"is {scenario.target!r})"))
+    return problems
+
+
+# The targets whose runs can be spread over generators on a Ray cluster (``live/distributed.py``):
+# each generator sends on a subject of its own, which its consumers read.
+DISTRIBUTED_TARGETS = ("nats",)
+
+
+def distributed_problems(scenario: Scenario) -> list[Problem]:
+    """``[live] generators`` above 1: what a distributed run cannot do (yet), by field."""
+    live = scenario.live
+    if live.generators == 1:
+        return []
+    problems: list[Problem] = []
+    if scenario.target not in DISTRIBUTED_TARGETS:
+        problems.append((("live", "generators"), f"{live.generators} generators: a run spread over a Ray cluster "
+                                                 f"drives target = \"nats\" only (this scenario's target is "
+                                                 f"{scenario.target!r}); set live.generators = 1"))
+    for index, _ in enumerate(scenario.faults):
+        problems.append((("faults", index), f"faults with live.generators = {live.generators}: every generator "
+                                            "would apply them to the one server; drop [[faults]] or set "
+                                            "live.generators = 1"))
+    if live.nats.generator_processes > 1:
+        problems.append((("live", "nats", "generator_processes"), "generator processes and live.generators "
+                                                                  "together: use one of them"))
     return problems
 
 
