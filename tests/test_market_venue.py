@@ -110,8 +110,8 @@ def test_whole_is_todays_rule() -> None:
 
 
 def _venue(spec: LiquidationSpec, book: list[tuple[int, float, float, float]]) -> Venue:
-    return Venue(spec, [b[0] for b in book], [b[1] for b in book], [b[2] for b in book], [b[3] for b in book],
-                 [0] * len(book), np.zeros(len(book), dtype=bool))
+    return Venue(spec, [b[0] for b in book], np.array([b[1] for b in book], dtype=np.float64), [b[2] for b in book],
+                 np.array([b[3] for b in book], dtype=np.float64), [0] * len(book), np.zeros(len(book), dtype=bool))
 
 
 def test_adl_order_and_amounts_on_a_three_account_book() -> None:
@@ -151,7 +151,7 @@ def test_socialised_loss_and_bad_debt() -> None:
     entries, bad_debt = venue.apply(0, done)
     assert [(e.kind, e.amount) for e in entries if e.kind in ("socialised", "bad_debt")] == [
         ("socialised", pytest.approx(40.0)), ("bad_debt", pytest.approx(10.0))]
-    assert venue.collateral == [0.0, pytest.approx(-20.0)]
+    assert venue.collateral.tolist() == [0.0, pytest.approx(-20.0)]
 
 
 def test_the_fund_takes_its_share_of_the_penalty() -> None:
