@@ -181,10 +181,10 @@ class MarketReactor:
         self.rule = mechanism_of(market)
         self.venue: Venue | None = None
         self._venue_rows: list[tuple[Any, ...]] = []
-        # The venue rows in order as blocks of columns (``_VENUE_COLUMNS``; ``kind`` a list of
-        # names, or one name for every row of the block): a socialised loss's rows, one per
-        # account in profit, are a block of numpy columns; ``_venue_joined`` adds the rows
-        # of ``_venue_rows`` as a block first.
+        # A socialised loss's rows, one per account in profit, as a block of columns: (the
+        # number of ``_venue_rows`` before it, t, msg_id, fund_after, and the ``Moves.block``
+        # columns account, amount, size_after, collateral_after); ``_venue_columns`` puts
+        # the rows and the blocks in order.
         self._venue_blocks: list[tuple[Any, ...]] = []
         if market.liquidation is not None and not market.liquidation.keeps_today():
             if not host.final_commits:
@@ -809,15 +809,9 @@ class MarketReactor:
         if block is None:  # a call's own rows (and deleveraged accounts'): as rows
             touched: list[int] | np.ndarray = sorted({other for other in moves.account if not self.liquidated[other]})
         else:  # a socialised loss: a row for every account in profit, a block of columns
-            tail = self._venue_rows[len(self._venue_rows) - rows + moves.block_at:]
-            del self._venue_rows[len(self._venue_rows) - len(tail):]
-            self._venue_joined()
             charged, amount, size_after, collateral_after, fund = block
-            n = len(charged)
-            self._venue_blocks.append((np.full(n, t, dtype=np.int64), np.full(n, msg_id, dtype=np.int64), charged,
-                                       "socialised", amount, size_after, collateral_after,
-                                       np.full(n, fund, dtype=np.float64)))
-            self._venue_rows.extend(tail)
+            self._venue_blocks.append((len(self._venue_rows) - rows + moves.block_at, t, msg_id, fund, charged, amount,
+                                       size_after, collateral_after))
             moved = np.zeros(len(self.liquidated), dtype=bool)
             moved[np.asarray(moves.account, dtype=np.int64)] = True
             moved[charged] = True
@@ -829,28 +823,40 @@ class MarketReactor:
                 watcher.retry.update(touched_list)
         return bad_debt
 
-    def _venue_joined(self) -> None:
-        """The ``venue`` rows added one at a time, moved to the end of the blocks."""
-        if self._venue_rows:
-            self._venue_blocks.append(tuple(list(column) for column in zip(*self._venue_rows, strict=True)))
-            self._venue_rows = []
-
     def _venue_columns(self) -> dict[str, Any]:
-        """The blocks as one set of ``venue`` columns (numpy, and ``kind`` an Arrow string
-        array: a socialised loss's block is one name repeated), the blocks emptied."""
+        """The rows and the blocks in order as one set of ``venue`` columns (numpy, and
+        ``kind`` an Arrow string array), both emptied."""
         import pyarrow as pa  # here: a run without a venue loads no Arrow (tests/test_startup.py)
 
-        self._venue_joined()
+        rows, self._venue_rows = self._venue_rows, []
         blocks, self._venue_blocks = self._venue_blocks, []
+        sizes = np.array([len(block[4]) for block in blocks], dtype=np.int64)
+        before = np.array([block[0] for block in blocks], dtype=np.int64)  # rows before each block
+        # Where each row and each block goes: past the rows and the blocks before it.
+        blocks_before = np.concatenate([[0], np.cumsum(sizes)])
+        row_at = np.arange(len(rows), dtype=np.int64)
+        row_at += blocks_before[np.searchsorted(before, row_at, side="right")]
+        block_at = (before + blocks_before[:-1]).tolist()
+        total = len(rows) + int(blocks_before[-1])
+        names = ["socialised"]
+        code = {"socialised": 0}
+        kinds = np.zeros(total, dtype=np.int32)
         columns: dict[str, Any] = {}
-        for at, name in enumerate(_VENUE_COLUMNS):
-            if name == "kind":
-                columns[name] = pa.concat_arrays([
-                    pa.repeat(pa.scalar(block[at], pa.string()), len(block[0])) if isinstance(block[at], str)
-                    else pa.array(block[at], pa.string()) for block in blocks])
-            else:
-                dtype = np.float64 if name in ("amount", "size_after", "collateral_after", "fund_after") else np.int64
-                columns[name] = np.concatenate([np.asarray(block[at], dtype=dtype) for block in blocks])
+        by_name = dict(zip(_VENUE_COLUMNS, zip(*rows, strict=True), strict=True)) if rows else {}
+        for name, dtype, at in (("t", np.int64, 1), ("msg_id", np.int64, 2), ("account", np.int64, 4),
+                                ("amount", np.float64, 5), ("size_after", np.float64, 6),
+                                ("collateral_after", np.float64, 7), ("fund_after", np.float64, 3)):
+            column = np.empty(total, dtype=dtype)
+            if rows:
+                column[row_at] = np.asarray(by_name[name], dtype=dtype)
+            for block, start, size in zip(blocks, block_at, sizes.tolist(), strict=True):
+                column[start:start + size] = block[at]
+            columns[name] = column
+        if rows:
+            kinds[row_at] = [code.setdefault(kind, len(code)) for kind in by_name["kind"]]
+            names = list(code)
+        columns["kind"] = pa.DictionaryArray.from_arrays(pa.array(kinds), pa.array(names, pa.string())).cast(
+            pa.string())
         return columns
 
     def _fund(self, t: int, _a: int, _b: int, _c: int, _d: int) -> None:
