@@ -812,10 +812,11 @@ class MarketReactor:
             charged, amount, size_after, collateral_after, fund = block
             self._venue_blocks.append((len(self._venue_rows) - rows + moves.block_at, t, msg_id, fund, charged, amount,
                                        size_after, collateral_after))
-            moved = np.zeros(len(self.liquidated), dtype=bool)
-            moved[np.asarray(moves.account, dtype=np.int64)] = True
-            moved[charged] = True
-            touched = np.flatnonzero(moved & ~self.liquidated)
+            # The charged accounts (open, by account) and any other the call's rows name still open.
+            touched = charged[~self.liquidated[charged]]
+            others = sorted({other for other in moves.account if not self.liquidated[other]})
+            if others:
+                touched = np.union1d(touched, np.asarray(others, dtype=np.int64))
         if len(touched):  # a partial close, deleveraging or a socialised charge moved their lines
             self._reline(touched)
             touched_list = touched if isinstance(touched, list) else touched.tolist()

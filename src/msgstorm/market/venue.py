@@ -119,6 +119,7 @@ class Venue:
         self._side_array = np.asarray(side, dtype=np.float64)
         self._entry_array = np.asarray(entry, dtype=np.float64)
         self._instrument_array = np.asarray(instrument)
+        self._of_instrument: dict[int, np.ndarray] = {}  # instrument -> its accounts, as a mask
 
     def apply(self, account: int, done: Call) -> tuple[list[Entry], float]:
         """Apply a liquidation call to ``account``: its books' entries, and the bad debt left."""
@@ -161,8 +162,11 @@ class Venue:
         side = self._side_array
         size = self.size
         made = pnl(side, size, self._entry_array, np.full_like(size, price))
-        eligible = ((self._instrument_array == self.instrument[account]) & ~self.closed & (size > 0)
-                    & (made > 0))
+        instrument = self.instrument[account]
+        of = self._of_instrument.get(instrument)
+        if of is None:
+            of = self._of_instrument[instrument] = self._instrument_array == instrument
+        eligible = of & ~self.closed & (size > 0) & (made > 0)
         if other_side:
             eligible &= side != self.side[account]
         eligible[account] = False
