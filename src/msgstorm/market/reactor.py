@@ -386,12 +386,18 @@ class MarketReactor:
         (at the mark that index makes, with ``[market.mark]``)."""
         price = self._judged(instrument, price)
         found = keeper.cursor.past(instrument, price)
-        if keeper.retry:  # ``past_line`` over arrays: a socialised loss puts hundreds of accounts here
+        if len(keeper.retry) > 32:  # ``past_line`` over arrays: a socialised loss puts hundreds of accounts here
             retry = np.fromiter(keeper.retry, dtype=np.int64, count=len(keeper.retry))
             line = self._line[retry]
             past = (self._instrument_array[retry] == instrument) & np.where(self._side_array[retry] > 0, price <= line,
                                                                            price >= line)
             again = np.sort(retry[past]).tolist()
+            keeper.retry.difference_update(again)
+            found.extend(again)
+        elif keeper.retry:  # ``past_line`` written out
+            side, lines, of = self._side, self._line, self._instrument
+            again = sorted(a for a in keeper.retry
+                           if of[a] == instrument and (price <= lines[a] if side[a] > 0 else price >= lines[a]))
             keeper.retry.difference_update(again)
             found.extend(again)
         split = None if keeper.spec.race else keeper.spec.count
