@@ -41,7 +41,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable, Iterator
-from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -808,19 +807,19 @@ class MarketReactor:
         lines and every keeper looks at them again. The bad debt left."""
         assert self.venue is not None
         moves, bad_debt = self.venue.book(account, done)
-        rows = len(moves.kind)
-        self._venue_rows.extend(zip(repeat(t, rows), repeat(msg_id, rows), moves.account, moves.kind, moves.amount,
-                                    moves.size_after, moves.collateral_after, moves.fund_after, strict=True))
+        rows = len(moves.rows)
+        self._venue_rows.extend([(t, msg_id, *row) for row in moves.rows])
+        liquidated = self.liquidated
         block = moves.block
         if block is None:  # a call's own rows (and deleveraged accounts'): as rows
-            touched: list[int] | np.ndarray = sorted({other for other in moves.account if not self.liquidated[other]})
+            touched: list[int] | np.ndarray = sorted({row[0] for row in moves.rows if not liquidated[row[0]]})
         else:  # a socialised loss: a row for every account in profit, a block of columns
             charged, amount, size_after, collateral_after, fund = block
             self._venue_blocks.append((len(self._venue_rows) - rows + moves.block_at, t, msg_id, fund, charged, amount,
                                        size_after, collateral_after))
             # The charged accounts (open, by account) and any other the call's rows name still open.
-            touched = charged[~self.liquidated[charged]]
-            others = sorted({other for other in moves.account if not self.liquidated[other]})
+            touched = charged[~liquidated[charged]]
+            others = sorted({row[0] for row in moves.rows if not liquidated[row[0]]})
             if others:
                 touched = np.union1d(touched, np.asarray(others, dtype=np.int64))
         if len(touched):  # a partial close, deleveraging or a socialised charge moved their lines

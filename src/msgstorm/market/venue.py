@@ -52,47 +52,27 @@ class Entry(NamedTuple):  # a tuple: a socialised loss makes one per account in 
 
 
 class Moves:
-    """A call's entries as columns, in order: ``Venue.book`` adds them so (``entries`` gives
-    them as ``Entry`` rows). A socialised loss's rows, one per account in profit, are one
-    block of numpy columns (``block``, all of kind ``socialised``) placed after the first
-    ``block_at`` rows of the lists."""
+    """A call's entries in order: ``Venue.book`` adds them as rows in the ``venue`` table's
+    order without its time and message (``rows``: account, kind, amount, size_after,
+    collateral_after, fund_after; ``entries`` gives them as ``Entry`` rows). A socialised
+    loss's rows, one per account in profit, are one block of numpy columns (``block``, all
+    of kind ``socialised``) placed after the first ``block_at`` rows."""
 
-    __slots__ = ("account", "amount", "block", "block_at", "collateral_after", "fund_after", "kind", "size_after")
+    __slots__ = ("block", "block_at", "rows")
 
     def __init__(self) -> None:
-        self.kind: list[str] = []
-        self.account: list[int] = []
-        self.amount: list[float] = []
-        self.size_after: list[float] = []
-        self.collateral_after: list[float] = []
-        self.fund_after: list[float] = []
+        self.rows: list[tuple[int, str, float, float, float, float]] = []
         # (account, amount, size_after, collateral_after): int64 and float64 columns of kind
         # ``socialised``, each row's fund_after the one ``fund_after`` of the block.
         self.block: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float] | None = None
         self.block_at = 0
 
-    def add(self, kind: str, account: int, amount: float, size_after: float, collateral_after: float,
-            fund_after: float) -> None:
-        self.kind.append(kind)
-        self.account.append(account)
-        self.amount.append(amount)
-        self.size_after.append(size_after)
-        self.collateral_after.append(collateral_after)
-        self.fund_after.append(fund_after)
-
     def __len__(self) -> int:
-        return len(self.kind) + (0 if self.block is None else len(self.block[0]))
-
-    def accounts(self) -> list[int]:
-        """Every entry's account, in order."""
-        if self.block is None:
-            return self.account
-        at = self.block_at
-        return [*self.account[:at], *self.block[0].tolist(), *self.account[at:]]
+        return len(self.rows) + (0 if self.block is None else len(self.block[0]))
 
     def entries(self) -> list[Entry]:
-        rows = [Entry(*row) for row in zip(self.kind, self.account, self.amount, self.size_after,
-                                           self.collateral_after, self.fund_after, strict=True)]
+        rows = [Entry(kind, account, amount, size_after, collateral_after, fund_after)
+                for account, kind, amount, size_after, collateral_after, fund_after in self.rows]
         if self.block is not None:
             account, amount, size_after, collateral_after, fund = self.block
             rows[self.block_at:self.block_at] = [
@@ -215,10 +195,10 @@ class Venue:
         shares = charged * profits / total  # each charged x made / total
         after = self.collateral[found] - shares
         self.collateral[found] = after  # ``found`` are distinct
-        entries.block_at = len(entries.kind)
+        entries.block_at = len(entries.rows)
         entries.block = (found.astype(np.int64), shares, sizes, after, self.fund)
         self.collateral[account] += charged
         return left - charged
 
     def _entry(self, entries: Moves, kind: str, account: int, amount: float) -> None:
-        entries.add(kind, account, amount, float(self.size[account]), float(self.collateral[account]), self.fund)
+        entries.rows.append((account, kind, amount, float(self.size[account]), float(self.collateral[account]), self.fund))
