@@ -21,7 +21,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 def _clock(spec: FundingSpec, book: list[tuple[int, float, float]], slippage_bps: float = 10.0,
            depth: float = 1e6) -> Funding:
     market = MarketSpec(instruments=[InstrumentSpec(name="X")], slippage_bps=slippage_bps, depth=depth)
-    return Funding(spec, market, [b[0] for b in book], [b[1] for b in book], [b[2] for b in book], [0] * len(book),
+    return Funding(spec, market, [b[0] for b in book], np.array([b[1] for b in book], dtype=np.float64),
+                   np.array([b[2] for b in book], dtype=np.float64), [0] * len(book),
                    np.zeros(len(book), dtype=bool))
 
 
@@ -32,7 +33,7 @@ def test_a_long_and_a_short_of_equal_size_pay_and_receive_equal_amounts_each_int
     for interval in range(1, 4):
         paid = clock.pay([110.0])
         assert [(p.account, p.amount) for p in paid] == [(0, pytest.approx(-0.22)), (1, pytest.approx(0.22))]
-        assert clock.collateral == [pytest.approx(50.0 - 0.22 * interval), pytest.approx(50.0 + 0.22 * interval)]
+        assert clock.collateral.tolist() == [pytest.approx(50.0 - 0.22 * interval), pytest.approx(50.0 + 0.22 * interval)]
     # The book's premium of equal open interest is 0: ``premium`` pays the fixed rate alone.
     clock = _clock(FundingSpec(rate="premium", fixed_rate=-0.001, clamp=0.01), [(1, 2.0, 50.0), (-1, 2.0, 50.0)])
     paid = clock.pay([110.0])

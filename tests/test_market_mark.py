@@ -34,7 +34,8 @@ def test_the_mark_reads_the_open_interest_of_the_open_positions() -> None:
     market = MarketSpec(instruments=[InstrumentSpec(name="X"), InstrumentSpec(name="Y")], slippage_bps=10.0,
                         depth=1_000.0)
     closed = np.zeros(4, dtype=bool)
-    mark = Mark(MarkSpec(premium_cap=0.01), market, [1, 1, -1, 1], [2.0, 1.0, 1.0, 5.0], [0, 0, 0, 1], closed)
+    mark = Mark(MarkSpec(premium_cap=0.01), market, [1, 1, -1, 1], np.array([2.0, 1.0, 1.0, 5.0]), [0, 0, 0, 1],
+                closed)
     assert mark.price(0, 100.0) == pytest.approx(100.02)
     closed[0] = True  # the long of 2 liquidated: L = S = 100, no premium
     assert mark.price(0, 100.0) == pytest.approx(100.0)

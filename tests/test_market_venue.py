@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from msgstorm.history.reader import History
 from msgstorm.market.flip import EnglishAuctions, flip_call
 from msgstorm.market.funding import Funding
 from msgstorm.market.liquidation import Call, call, mechanism_of
+from msgstorm.market.reactor import MarketReactor
 from msgstorm.market.venue import Entry, Venue
 from msgstorm.rules.liquidation import auction_price, decay, decay_age_ns, flip_tab
 from msgstorm.rules.market import equity, execute, notional
@@ -110,8 +112,8 @@ def test_whole_is_todays_rule() -> None:
 
 
 def _venue(spec: LiquidationSpec, book: list[tuple[int, float, float, float]]) -> Venue:
-    return Venue(spec, [b[0] for b in book], [b[1] for b in book], [b[2] for b in book], [b[3] for b in book],
-                 [0] * len(book), np.zeros(len(book), dtype=bool))
+    return Venue(spec, [b[0] for b in book], np.array([b[1] for b in book], dtype=np.float64), [b[2] for b in book],
+                 np.array([b[3] for b in book], dtype=np.float64), [0] * len(book), np.zeros(len(book), dtype=bool))
 
 
 def test_adl_order_and_amounts_on_a_three_account_book() -> None:
@@ -151,7 +153,7 @@ def test_socialised_loss_and_bad_debt() -> None:
     entries, bad_debt = venue.apply(0, done)
     assert [(e.kind, e.amount) for e in entries if e.kind in ("socialised", "bad_debt")] == [
         ("socialised", pytest.approx(40.0)), ("bad_debt", pytest.approx(10.0))]
-    assert venue.collateral == [0.0, pytest.approx(-20.0)]
+    assert venue.collateral.tolist() == [0.0, pytest.approx(-20.0)]
 
 
 def test_the_fund_takes_its_share_of_the_penalty() -> None:
@@ -641,3 +643,29 @@ def test_a_partial_close_on_a_curve_with_next_to_no_slippage_ends_at_the_notiona
 
     closed = partial_close_notional(4.0, 100.0, 0.1, 0.0, 1e-297, 0.5)
     assert closed == pytest.approx(60.0)
+
+
+def test_the_reactors_venue_rows_and_socialised_blocks_come_out_in_the_order_they_were_made() -> None:
+    # Rows r0; a block of two after one row; rows r1, r2; two blocks of one after three rows;
+    # and a block before any row is impossible to tell from one after none: it goes first.
+    def row(n: int, kind: str) -> tuple[Any, ...]:
+        return (n, 100 + n, n, kind, float(n), 1.0, 10.0 * n, 5.0)
+
+    def block(before: int, t: int, accounts: list[int]) -> tuple[Any, ...]:
+        charged = np.array(accounts, dtype=np.int64)
+        return (before, t, 200 + t, 7.0, charged, charged * 0.5, np.ones(len(accounts)), charged * -1.0)
+
+    host = SimpleNamespace(_venue_rows=[row(0, "keeper_fee"), row(1, "bad_debt"), row(2, "funding")],
+                           _venue_blocks=[block(0, 9, [40]), block(1, 7, [11, 12]), block(3, 8, [21]),
+                                          block(3, 8, [22])])
+    columns = MarketReactor._venue_columns(host)  # type: ignore[arg-type]
+    assert columns["kind"].to_pylist() == ["socialised", "keeper_fee", "socialised", "socialised", "bad_debt",
+                                           "funding", "socialised", "socialised"]
+    assert columns["account"].tolist() == [40, 0, 11, 12, 1, 2, 21, 22]
+    assert columns["t"].tolist() == [9, 0, 7, 7, 1, 2, 8, 8]
+    assert columns["msg_id"].tolist() == [209, 100, 207, 207, 101, 102, 208, 208]
+    assert columns["amount"].tolist() == [20.0, 0.0, 5.5, 6.0, 1.0, 2.0, 10.5, 11.0]
+    assert columns["collateral_after"].tolist() == [-40.0, 0.0, -11.0, -12.0, 10.0, 20.0, -21.0, -22.0]
+    assert columns["fund_after"].tolist() == [7.0, 5.0, 7.0, 7.0, 5.0, 5.0, 7.0, 7.0]
+    assert host._venue_rows == [] and host._venue_blocks == []  # handed over once
+    assert len(MarketReactor._venue_columns(host)["kind"]) == 0  # type: ignore[arg-type]

@@ -418,9 +418,12 @@ def held_after_venue(history: History, tables: MarketTables) -> tuple[np.ndarray
     size_after, collateral_after = venue.column("size_after").to_numpy(), venue.column("collateral_after").to_numpy()
     last_t = np.full(size.size, -1, dtype=np.int64)
     # In commit order: the last row of an account is its state (a socialised loss writes a
-    # row for every account in profit, so the rows are read at once).
-    moved, first_from_the_end = np.unique(account[::-1], return_index=True)
-    last = venue.num_rows - 1 - first_from_the_end
+    # row for every account in profit, so the rows are read at once: each account's highest
+    # row number, without a sort).
+    last_row = np.full(size.size, -1, dtype=np.int64)
+    np.maximum.at(last_row, account, np.arange(venue.num_rows, dtype=np.int64))
+    moved = np.flatnonzero(last_row >= 0)
+    last = last_row[moved]
     size[moved], collateral[moved], last_t[moved] = size_after[last], collateral_after[last], t[last]
     topups = history.table("topups")
     if topups.num_rows:
@@ -459,8 +462,13 @@ def venue_summary(history: History) -> VenueLosses:
     # Here: a run without a venue loads no Arrow compute (tests/test_startup.py).
     import pyarrow.compute as pc
 
-    def of_kind(kind: str) -> np.ndarray:  # the rows of ``kind`` (hundreds of thousands with a socialised loss)
-        rows: np.ndarray = pc.equal(kinds, kind).to_numpy(zero_copy_only=False).astype(bool)
+    # The kinds as codes once (hundreds of thousands of rows with a socialised loss).
+    encoded = pc.dictionary_encode(kinds.combine_chunks())
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    names: list[str] = encoded.dictionary.to_pylist()
+
+    def of_kind(kind: str) -> np.ndarray:  # the rows of ``kind``
+        rows: np.ndarray = codes == names.index(kind) if kind in names else np.zeros(len(codes), dtype=bool)
         return rows
 
     funding = of_kind("funding")

@@ -4,7 +4,7 @@ instrument pay or receive funding at its index price.
 Place in the pipeline: a part of the market reactor (``market/reactor.py``), built with
 ``[market.funding]``; the reactor calls ``pay`` at each interval up to the market's horizon
 (none in the drain: the oracle publishes no index there). It reads and changes the reactor's
-own account lists (shared, changed in place, as ``market/venue.py`` does): the index is the
+own account state (shared, changed in place, as ``market/venue.py`` does): the index is the
 instrument's on-chain oracle price (funding settles on the index), the rate and each
 position's payment are ``rules/funding.py``'s. Each payment is a ``venue`` row of kind
 ``funding`` (``amount``: received, negative when paid; the account's size and collateral
@@ -38,10 +38,11 @@ class Payment:
 
 
 class Funding:
-    """The funding clock over the reactor's account lists and its ``liquidated`` flags."""
+    """The funding clock over the reactor's account state (``size`` and ``collateral``: float64
+    arrays, changed in place) and its ``liquidated`` flags."""
 
-    def __init__(self, spec: FundingSpec, market: MarketSpec, side: list[int], size: list[float],
-                 collateral: list[float], instrument: list[int], closed: np.ndarray) -> None:
+    def __init__(self, spec: FundingSpec, market: MarketSpec, side: list[int], size: np.ndarray,
+                 collateral: np.ndarray, instrument: list[int], closed: np.ndarray) -> None:
         self.spec, self.market = spec, market
         self.side, self.size, self.collateral, self.instrument, self.closed = side, size, collateral, instrument, closed
         self._instrument = np.asarray(instrument, dtype=np.int64)
@@ -50,7 +51,7 @@ class Funding:
     def pay(self, index_price: list[float]) -> list[Payment]:
         """One interval: each instrument's open positions pay or receive at its index price
         ``index_price[instrument]``; their collateral moves by it."""
-        size = np.asarray(self.size, dtype=np.float64)
+        size = self.size
         open_now = ~self.closed & (size > 0)
         market, spec = self.market, self.spec
         payments: list[Payment] = []
@@ -67,7 +68,6 @@ class Funding:
             for account, amount in zip(accounts.tolist(), received.tolist(), strict=True):
                 if amount == 0.0:
                     continue
-                self.collateral[account] += amount
-                payments.append(Payment(account, instrument, rate, amount, self.size[account],
-                                        self.collateral[account]))
+                self.collateral[account] = after = float(self.collateral[account]) + amount
+                payments.append(Payment(account, instrument, rate, amount, float(self.size[account]), after))
         return payments

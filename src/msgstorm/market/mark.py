@@ -4,7 +4,7 @@
 Place in the pipeline: a part of the market reactor (``market/reactor.py``). A keeper that
 sees an index price judges the accounts past their lines at the mark it makes, and a
 liquidation that commits is judged at the mark of the on-chain index then; both read the
-open interest of the reactor's own account lists (shared, changed in place, as
+open interest of the reactor's own account state (shared, changed in place, as
 ``market/venue.py`` does), so the mark moves as positions close. The formula is
 ``rules/mark.py``'s. Each committed liquidation's index and mark are a ``marks`` row, so the
 analysis reads what the venue judged on from the history alone.
@@ -22,9 +22,9 @@ __all__ = ["Mark"]
 
 
 class Mark:
-    """The mark of each instrument over the reactor's account lists and ``liquidated`` flags."""
+    """The mark of each instrument over the reactor's account sizes and ``liquidated`` flags."""
 
-    def __init__(self, spec: MarkSpec, market: MarketSpec, side: list[int], size: list[float],
+    def __init__(self, spec: MarkSpec, market: MarketSpec, side: list[int], size: np.ndarray,
                  instrument: list[int], closed: np.ndarray) -> None:
         self.spec, self.market = spec, market
         self.size, self.closed = size, closed
@@ -33,7 +33,7 @@ class Mark:
 
     def price(self, instrument: int, index_price: float) -> float:
         """The mark of ``instrument`` at ``index_price``, from its open interest now."""
-        size = np.asarray(self.size, dtype=np.float64)
+        size = self.size
         held = ~self.closed & (size > 0) & (self._instrument == instrument)
         value: np.ndarray = notional(size, np.full(size.size, index_price))
         long_notional = float(value[held & (self._side > 0)].sum())

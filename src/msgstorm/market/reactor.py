@@ -40,10 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import deque
 from collections.abc import Iterable, Iterator
-from itertools import repeat
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -164,22 +161,30 @@ class MarketReactor:
         self._executions: list[tuple[Any, ...]] = []
         self.msg_of_update: list[int] = []  # update row -> its msg_id
         self._oracle_written = 0  # rows of msg_of_update in the history
-        # Plain lists: the handlers below read one account at a time.
+        # What no handler changes as plain lists (the handlers read one account at a time);
+        # what they change (size, collateral, the lines) as float64 arrays, copies of the
+        # drawn accounts': a socialised loss or a funding interval moves hundreds of accounts
+        # at once, and a handler of one account reads its values as floats (``float(...)``).
         self._side = self.accounts.side.tolist()
-        self._size = self.accounts.size.tolist()
         self._entry = self.accounts.entry.tolist()
-        self._collateral = self.accounts.collateral.tolist()
-        self._line = self.accounts.liquidation.tolist()
-        self._bankruptcy = self.accounts.bankruptcy.tolist()
         self._instrument = self.accounts.instrument.tolist()
+        self._size = self.accounts.size.astype(np.float64, copy=True)
+        self._collateral = self.accounts.collateral.astype(np.float64, copy=True)
+        self._line = self.accounts.liquidation.astype(np.float64, copy=True)
+        self._bankruptcy = self.accounts.bankruptcy.astype(np.float64, copy=True)
+        self._side_array = self.accounts.side.astype(np.float64)
+        self._entry_array = self.accounts.entry.astype(np.float64)
+        self._instrument_array = self.accounts.instrument.astype(np.int64)
         # The liquidation mechanism (``market/liquidation.py``) and the venue's books
         # (``market/venue.py``): none for today's whole liquidations without a fund.
         self.rule = mechanism_of(market)
         self.venue: Venue | None = None
         self._venue_rows: list[tuple[Any, ...]] = []
-        # The venue rows as columns, in order: a call's books add theirs at once (a socialised
-        # loss: a row for every account in profit); ``_venue_rows`` joins them first.
-        self._venue_columns: list[list[Any]] = [[] for _ in _VENUE_COLUMNS]
+        # A socialised loss's rows, one per account in profit, as a block of columns: (the
+        # number of ``_venue_rows`` before it, t, msg_id, fund_after, and the ``Moves.block``
+        # columns account, amount, size_after, collateral_after); ``_venue_columns`` puts
+        # the rows and the blocks in order.
+        self._venue_blocks: list[tuple[Any, ...]] = []
         if market.liquidation is not None and not market.liquidation.keeps_today():
             if not host.final_commits:
                 raise ValueError("market.liquidation: a mechanism other than whole, or venue accounting, runs on "
@@ -380,17 +385,25 @@ class MarketReactor:
         (at the mark that index makes, with ``[market.mark]``)."""
         price = self._judged(instrument, price)
         found = keeper.cursor.past(instrument, price)
-        if keeper.retry:  # ``past_line`` written out: a socialised loss puts hundreds of accounts here
-            side, line, of = self._side, self._line, self._instrument
-            again = [a for a in keeper.retry
-                     if of[a] == instrument and (price <= line[a] if side[a] > 0 else price >= line[a])]
+        if len(keeper.retry) > 32:  # ``past_line`` over arrays: a socialised loss puts hundreds of accounts here
+            retry = np.fromiter(keeper.retry, dtype=np.int64, count=len(keeper.retry))
+            line = self._line[retry]
+            past = (self._instrument_array[retry] == instrument) & np.where(self._side_array[retry] > 0, price <= line,
+                                                                           price >= line)
+            again = np.sort(retry[past]).tolist()
             keeper.retry.difference_update(again)
-            found.extend(sorted(again))
+            found.extend(again)
+        elif keeper.retry:  # ``past_line`` written out
+            side, lines, of = self._side, self._line, self._instrument
+            again = sorted(a for a in keeper.retry
+                           if of[a] == instrument and (price <= lines[a] if side[a] > 0 else price >= lines[a]))
+            keeper.retry.difference_update(again)
+            found.extend(again)
         split = None if keeper.spec.race else keeper.spec.count
         for account in found:
             if self.liquidated[account] or account in keeper.pending:
                 continue
-            if not past_line(self._side[account], self._line[account], price):
+            if not past_line(self._side[account], float(self._line[account]), price):
                 keeper.retry.add(account)  # its line moved (a top-up): not yet
                 continue
             if split is not None and account % split != keeper.member:
@@ -469,16 +482,16 @@ class MarketReactor:
         amount = 0.0
         if not self.liquidated[account]:
             price = self.chain_price[self._instrument[account]]
-            size, side = self._size[account], self._side[account]
-            now = equity(side, size, self._entry[account], self._collateral[account], price)
+            size, side = float(self._size[account]), self._side[account]
+            now = equity(side, size, self._entry[account], float(self._collateral[account]), price)
             amount = max(0.0, notional(size, price) / spec.to_leverage - now)
-            self._collateral[account] += amount
+            self._collateral[account] = float(self._collateral[account]) + amount
             line, bankrupt = line_prices(np.array([side]), np.array([size]), np.array([self._entry[account]]),
-                                         np.array([self._collateral[account]]), self.market.maintenance_margin)
+                                         np.array([float(self._collateral[account])]), self.market.maintenance_margin)
             self._line[account] = float(line[0])
             self._bankruptcy[account] = float(bankrupt[0])
-        self._topups.append((t, msg_id, account, amount, self._collateral[account], self._line[account],
-                             self._bankruptcy[account]))
+        self._topups.append((t, msg_id, account, amount, float(self._collateral[account]),
+                             float(self._line[account]), float(self._bankruptcy[account])))
 
     def _send(self, t: int, account: int, keeper_index: int, row: int, t_seen: int) -> None:
         keeper = self.keepers[keeper_index]
@@ -554,7 +567,7 @@ class MarketReactor:
         price = self.chain_price[instrument]
         t_price = self.chain_step[instrument] * self.paths.resolution_ns
         # A no-op realises nothing: the account keeps its collateral.
-        done = Execution(price, 0.0, 0.0, 0.0, 0.0, self._collateral[account], 0.0)
+        done = Execution(price, 0.0, 0.0, 0.0, 0.0, float(self._collateral[account]), 0.0)
         trigger = self._trigger_of.pop(msg_id, None)  # what a Dutch auction's take will answer
         judged = price
         if self.mark is not None and not self.liquidated[account]:
@@ -562,23 +575,24 @@ class MarketReactor:
             self._marks.append((t, msg_id, account, price, judged))
         sentinel = self.sentinel
         if sentinel is not None and not self.liquidated[account] and past_line(self._side[account],
-                                                                                self._line[account], judged):
-            until = sentinel.blocked_until(t, health_factor(self._line[account], self._bankruptcy[account], price))
+                                                                                float(self._line[account]), judged):
+            until = sentinel.blocked_until(t, health_factor(float(self._line[account]),
+                                                            float(self._bankruptcy[account]), price))
             if until is not None:  # paused by the uptime guard: the keeper calls again when it lifts
                 self._executions.append((t, msg_id, account, keeper.name, "blocked", price, t_price, 0.0, 0.0, 0.0,
-                                         0.0, self._collateral[account], 0.0))
+                                         0.0, float(self._collateral[account]), 0.0))
                 self._paused.append((until, msg_id, account, keeper_index))
                 return
         if self.liquidated[account]:
             outcome = "already_liquidated"
-        elif not past_line(self._side[account], self._line[account], judged):
+        elif not past_line(self._side[account], float(self._line[account]), judged):
             outcome = "recovered"
             keeper.retry.add(account)
         elif self.venue is None:
             market = self.market
             outcome = "executed"
-            done = execute(self._side[account], self._size[account], self._entry[account], self._collateral[account],
-                           price, market.liquidation_penalty, market.slippage_bps, self._depth(t, instrument),
+            done = execute(self._side[account], float(self._size[account]), self._entry[account],
+                           float(self._collateral[account]), price, market.liquidation_penalty, market.slippage_bps, self._depth(t, instrument),
                            impact_exponent(market))
             self.liquidated[account] = True
         elif self.auctions is not None and trigger is not None:
@@ -605,16 +619,17 @@ class MarketReactor:
         outcome (``executed``: closed whole; ``partial``: left open; ``recovered``: nothing
         to close) and its ``executions`` row's account."""
         assert self.venue is not None
-        done = call(self.rule, self._side[account], self._size[account], self._entry[account],
-                    self._collateral[account], price, self._depth(t, self._instrument[account]))
+        collateral = float(self._collateral[account])
+        done = call(self.rule, self._side[account], float(self._size[account]), self._entry[account],
+                    collateral, price, self._depth(t, self._instrument[account]))
         if done.closed <= 0:
             keeper.retry.add(account)
-            return "recovered", Execution(price, 0.0, 0.0, 0.0, 0.0, self._collateral[account], 0.0)
+            return "recovered", Execution(price, 0.0, 0.0, 0.0, 0.0, collateral, 0.0)
         bad_debt = self._book(t, msg_id, account, done)
         instrument = self._instrument[account]
         row = self.chain_row[instrument]
         if (not done.whole and self.rule.repeats and row >= 0
-                and past_line(self._side[account], self._line[account], self._judged(instrument, price))):
+                and past_line(self._side[account], float(self._line[account]), self._judged(instrument, price))):
             self._look(t, keeper, row, instrument, price)  # a lending market's keeper calls again
         return ("executed" if done.whole else "partial"), Execution(
             price, done.pnl, done.penalty, done.slippage, done.slippage_bps, done.collateral_after, bad_debt)
@@ -629,7 +644,7 @@ class MarketReactor:
             self.auctions.start(account, self._side[account], t, price)
         self._take_trigger[(account, keeper.index)] = trigger
         self._schedule_take(t, account, keeper)
-        return "auction", Execution(price, 0.0, 0.0, 0.0, 0.0, self._collateral[account], 0.0)
+        return "auction", Execution(price, 0.0, 0.0, 0.0, 0.0, float(self._collateral[account]), 0.0)
 
     def _schedule_take(self, t: int, account: int, keeper: _Keeper) -> None:
         assert self.auctions is not None
@@ -665,7 +680,7 @@ class MarketReactor:
         chain = self.chain_price[instrument]
         t_price = self.chain_step[instrument] * self.paths.resolution_ns
         auction = self.auctions.running.get(account)
-        done = Execution(chain, 0.0, 0.0, 0.0, 0.0, self._collateral[account], 0.0)
+        done = Execution(chain, 0.0, 0.0, 0.0, 0.0, float(self._collateral[account]), 0.0)
         if self.liquidated[account] or auction is None:
             outcome = "already_liquidated"
         elif self.auctions.stale(auction, t):
@@ -674,8 +689,8 @@ class MarketReactor:
             self._schedule_take(t, account, keeper)
         else:
             price = self.auctions.price(self._side[account], auction, t)
-            taken = call(self.rule, self._side[account], self._size[account], self._entry[account],
-                         self._collateral[account], price)
+            taken = call(self.rule, self._side[account], float(self._size[account]), self._entry[account],
+                         float(self._collateral[account]), price)
             bad_debt = self._book(t, msg_id, account, taken)
             del self.auctions.running[account]
             outcome = "executed"
@@ -693,14 +708,14 @@ class MarketReactor:
         assert self.flips is not None
         flip = self.flips.running.get(account)
         if flip is None:
-            size, collateral = self._size[account], self._collateral[account]
+            size, collateral = float(self._size[account]), float(self._collateral[account])
             flip = self.flips.kick(account, t, size, size * self._entry[account] - collateral)
             self.host.schedule(flip.end, self._deal, account)
         flip.bidders.add(keeper.index)
         keeper.pending.add(account)  # it bids; it sends no other liquidation for the account
         self._take_trigger[(account, keeper.index)] = trigger
         self.host.schedule(t + keeper.reaction(), self._send_bid, account, keeper.index)
-        return "auction", Execution(price, 0.0, 0.0, 0.0, 0.0, self._collateral[account], 0.0)
+        return "auction", Execution(price, 0.0, 0.0, 0.0, 0.0, float(self._collateral[account]), 0.0)
 
     def _send_bid(self, t: int, account: int, keeper_index: int, _c: int, _d: int) -> None:
         """The keeper's best bid now, if it beats the standing one (and it is not its own)."""
@@ -756,7 +771,7 @@ class MarketReactor:
             self.budgets.release(keeper_index, bid)  # it did not stand: its quote is free again
         price = bid / lot if lot > 0 else 0.0
         self._executions.append((t, msg_id, account, keeper.name, outcome, price, t_price, 0.0, 0.0, 0.0, 0.0,
-                                 self._collateral[account], 0.0))
+                                 float(self._collateral[account]), 0.0))
 
     def _deal(self, t: int, account: int, _b: int, _c: int, _d: int) -> None:
         """The auction's close, when due: the standing bid wins (outcome ``executed`` on its
@@ -772,12 +787,13 @@ class MarketReactor:
         del self.flips.running[account]
         instrument = self._instrument[account]
         price = self.chain_price[instrument]  # what the units given back are worth
-        done = flip_call(self.rule, self._size[account], self._entry[account], self._collateral[account], flip.bid,
+        done = flip_call(self.rule, float(self._size[account]), self._entry[account], float(self._collateral[account]),
+                         flip.bid,
                          flip.lot, price, self._depth(t, instrument))
         bad_debt = self._book(t, flip.msg_id, account, done)
         assert self.venue is not None  # what the lot was worth at the close, and the owner's share of it back
         for kind, amount in (("auctioned", flip.size * price), ("returned", (flip.size - flip.lot) * price)):
-            self._venue_rows.append((t, flip.msg_id, account, kind, amount, 0.0, self._collateral[account],
+            self._venue_rows.append((t, flip.msg_id, account, kind, amount, 0.0, float(self._collateral[account]),
                                      self.venue.fund))
         winner = self.keepers[flip.guy]
         for bidder in flip.bidders:
@@ -791,31 +807,63 @@ class MarketReactor:
         lines and every keeper looks at them again. The bad debt left."""
         assert self.venue is not None
         moves, bad_debt = self.venue.book(account, done)
-        rows = len(moves.account)
-        added: tuple[Iterable[Any], ...] = (repeat(t, rows), repeat(msg_id, rows), moves.account, moves.kind,
-                                            moves.amount, moves.size_after, moves.collateral_after, moves.fund_after)
-        if rows <= 16:  # a call's own rows (and a few deleveraged accounts'): as rows
-            self._venue_rows.extend(zip(*added, strict=True))
-            touched = sorted({other for other in moves.account if not self.liquidated[other]})
-        else:  # a socialised loss: a row for every account in profit, as columns
-            self._venue_joined()
-            for column, values in zip(self._venue_columns, added, strict=True):
-                column.extend(values)
-            moved = np.zeros(len(self.liquidated), dtype=bool)
-            moved[np.asarray(moves.account, dtype=np.int64)] = True
-            touched = np.flatnonzero(moved & ~self.liquidated).tolist()
-        if touched:  # a partial close, deleveraging or a socialised charge moved their lines
+        rows = len(moves.rows)
+        self._venue_rows.extend([(t, msg_id, *row) for row in moves.rows])
+        liquidated = self.liquidated
+        block = moves.block
+        if block is None:  # a call's own rows (and deleveraged accounts'): as rows
+            touched: list[int] | np.ndarray = sorted({row[0] for row in moves.rows if not liquidated[row[0]]})
+        else:  # a socialised loss: a row for every account in profit, a block of columns
+            charged, amount, size_after, collateral_after, fund = block
+            self._venue_blocks.append((len(self._venue_rows) - rows + moves.block_at, t, msg_id, fund, charged, amount,
+                                       size_after, collateral_after))
+            # The charged accounts (open, by account) and any other the call's rows name still open.
+            touched = charged[~liquidated[charged]]
+            others = sorted({row[0] for row in moves.rows if not liquidated[row[0]]})
+            if others:
+                touched = np.union1d(touched, np.asarray(others, dtype=np.int64))
+        if len(touched):  # a partial close, deleveraging or a socialised charge moved their lines
             self._reline(touched)
+            touched_list = touched if isinstance(touched, list) else touched.tolist()
             for watcher in self.keepers:
-                watcher.retry.update(touched)
+                watcher.retry.update(touched_list)
         return bad_debt
 
-    def _venue_joined(self) -> None:
-        """The ``venue`` rows added one at a time, moved to the end of the columns."""
-        if self._venue_rows:
-            for column, values in zip(self._venue_columns, zip(*self._venue_rows, strict=True), strict=True):
-                column.extend(values)
-            self._venue_rows = []
+    def _venue_columns(self) -> dict[str, Any]:
+        """The rows and the blocks in order as one set of ``venue`` columns (numpy, and
+        ``kind`` an Arrow string array), both emptied."""
+        import pyarrow as pa  # here: a run without a venue loads no Arrow (tests/test_startup.py)
+
+        rows, self._venue_rows = self._venue_rows, []
+        blocks, self._venue_blocks = self._venue_blocks, []
+        sizes = np.array([len(block[4]) for block in blocks], dtype=np.int64)
+        before = np.array([block[0] for block in blocks], dtype=np.int64)  # rows before each block
+        # Where each row and each block goes: past the rows and the blocks before it.
+        blocks_before = np.concatenate([[0], np.cumsum(sizes)])
+        row_at = np.arange(len(rows), dtype=np.int64)
+        row_at += blocks_before[np.searchsorted(before, row_at, side="right")]
+        block_at = (before + blocks_before[:-1]).tolist()
+        total = len(rows) + int(blocks_before[-1])
+        names = ["socialised"]
+        code = {"socialised": 0}
+        kinds = np.zeros(total, dtype=np.int32)
+        columns: dict[str, Any] = {}
+        by_name = dict(zip(_VENUE_COLUMNS, zip(*rows, strict=True), strict=True)) if rows else {}
+        for name, dtype, at in (("t", np.int64, 1), ("msg_id", np.int64, 2), ("account", np.int64, 4),
+                                ("amount", np.float64, 5), ("size_after", np.float64, 6),
+                                ("collateral_after", np.float64, 7), ("fund_after", np.float64, 3)):
+            column = np.empty(total, dtype=dtype)
+            if rows:
+                column[row_at] = np.asarray(by_name[name], dtype=dtype)
+            for block, start, size in zip(blocks, block_at, sizes.tolist(), strict=True):
+                column[start:start + size] = block[at]
+            columns[name] = column
+        if rows:
+            kinds[row_at] = [code.setdefault(kind, len(code)) for kind in by_name["kind"]]
+            names = list(code)
+        columns["kind"] = pa.DictionaryArray.from_arrays(pa.array(kinds), pa.array(names, pa.string())).cast(
+            pa.string())
+        return columns
 
     def _fund(self, t: int, _a: int, _b: int, _c: int, _d: int) -> None:
         """An interval's funding at the on-chain (index) prices: ``venue`` rows of kind
@@ -835,23 +883,19 @@ class MarketReactor:
                 watcher.retry.update(paid.account for paid in payments if paid.amount < 0)
         self.host.schedule(t + self.funding.spec.interval, self._fund)
 
-    def _reline(self, accounts: list[int]) -> None:
+    def _reline(self, accounts: list[int] | np.ndarray) -> None:
         """``accounts``' lines from their size and collateral now (open accounts: size above 0)."""
-        side, size, entry, collateral = self._side, self._size, self._entry, self._collateral
         maintenance = self.market.maintenance_margin
         if len(accounts) > 16:  # a socialised loss moves every account in profit: at once
-            pick = itemgetter(*accounts)
-
-            def column(values: list[Any]) -> np.ndarray:
-                return np.array(pick(values), dtype=np.float64)
-
-            lines, bankrupt = line_prices(column(side), column(size), column(entry), column(collateral), maintenance)
-            deque(map(self._line.__setitem__, accounts, lines.tolist()), maxlen=0)  # in place, without a loop
-            deque(map(self._bankruptcy.__setitem__, accounts, bankrupt.tolist()), maxlen=0)
+            index = np.asarray(accounts, dtype=np.int64)
+            self._line[index], self._bankruptcy[index] = line_prices(
+                self._side_array[index], self._size[index], self._entry_array[index], self._collateral[index],
+                maintenance)
             return
+        side, size, entry, collateral = self._side, self._size, self._entry, self._collateral
         for account in accounts:  # one account (a partial close): plain floats cost less than numpy's
             self._line[account], self._bankruptcy[account] = line_price_pair(
-                side[account], size[account], entry[account], collateral[account], maintenance)
+                side[account], float(size[account]), entry[account], float(collateral[account]), maintenance)
 
     # --- a chain that lost its newest blocks ------------------------------------------------
 
@@ -938,10 +982,8 @@ class MarketReactor:
                 ("t", "msg_id", "account", "keeper", "outcome", "price", "t_price", "pnl", "penalty", "slippage",
                  "slippage_bps", "collateral_after", "bad_debt"), (list(column) for column in columns), strict=True)))
             self._executions = []
-        self._venue_joined()
-        if self._venue_columns[0]:
-            host.append("venue", dict(zip(_VENUE_COLUMNS, self._venue_columns, strict=True)))
-            self._venue_columns = [[] for _ in _VENUE_COLUMNS]
+        if self._venue_rows or self._venue_blocks:
+            host.append("venue", self._venue_columns())
         cross = self.cross.take_rows() if self.cross is not None else None
         if cross is not None:
             host.append("cross_executions", cross)

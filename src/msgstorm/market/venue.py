@@ -28,8 +28,6 @@ socialised loss = insurance fund used + deleveraged + socialised + bad debt.
 
 from __future__ import annotations
 
-from collections import deque
-from operator import itemgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -54,39 +52,45 @@ class Entry(NamedTuple):  # a tuple: a socialised loss makes one per account in 
 
 
 class Moves:
-    """A call's entries as columns, in order: ``Venue.book`` adds them so, as a socialised
-    loss moves every account in profit at once (``entries`` gives them as ``Entry`` rows)."""
+    """A call's entries in order: ``Venue.book`` adds them as rows in the ``venue`` table's
+    order without its time and message (``rows``: account, kind, amount, size_after,
+    collateral_after, fund_after; ``entries`` gives them as ``Entry`` rows). A socialised
+    loss's rows, one per account in profit, are one block of numpy columns (``block``, all
+    of kind ``socialised``) placed after the first ``block_at`` rows."""
 
-    __slots__ = ("account", "amount", "collateral_after", "fund_after", "kind", "size_after")
+    __slots__ = ("block", "block_at", "rows")
 
     def __init__(self) -> None:
-        self.kind: list[str] = []
-        self.account: list[int] = []
-        self.amount: list[float] = []
-        self.size_after: list[float] = []
-        self.collateral_after: list[float] = []
-        self.fund_after: list[float] = []
+        self.rows: list[tuple[int, str, float, float, float, float]] = []
+        # (account, amount, size_after, collateral_after): int64 and float64 columns of kind
+        # ``socialised``, each row's fund_after the one ``fund_after`` of the block.
+        self.block: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float] | None = None
+        self.block_at = 0
 
-    def add(self, kind: str, account: int, amount: float, size_after: float, collateral_after: float,
-            fund_after: float) -> None:
-        self.kind.append(kind)
-        self.account.append(account)
-        self.amount.append(amount)
-        self.size_after.append(size_after)
-        self.collateral_after.append(collateral_after)
-        self.fund_after.append(fund_after)
+    def __len__(self) -> int:
+        return len(self.rows) + (0 if self.block is None else len(self.block[0]))
 
     def entries(self) -> list[Entry]:
-        return [Entry(*row) for row in zip(self.kind, self.account, self.amount, self.size_after,
-                                           self.collateral_after, self.fund_after, strict=True)]
+        rows = [Entry(kind, account, amount, size_after, collateral_after, fund_after)
+                for account, kind, amount, size_after, collateral_after, fund_after in self.rows]
+        if self.block is not None:
+            account, amount, size_after, collateral_after, fund = self.block
+            rows[self.block_at:self.block_at] = [
+                Entry("socialised", *row, fund) for row in zip(account.tolist(), amount.tolist(), size_after.tolist(),
+                                                                collateral_after.tolist(), strict=True)]
+        return rows
 
 
 class Venue:
-    """The books over the reactor's own account lists and its ``liquidated`` flags (shared,
-    changed in place), so the reactor and the venue see one state."""
+    """The books over the reactor's own account state and its ``liquidated`` flags (shared,
+    changed in place), so the reactor and the venue see one state: ``size`` and
+    ``collateral`` are float64 arrays (a socialised loss charges hundreds of accounts with a
+    few array operations), ``side``, ``entry`` and ``instrument`` lists that no call changes."""
 
-    def __init__(self, spec: LiquidationSpec, side: list[int], size: list[float], entry: list[float],
-                 collateral: list[float], instrument: list[int], closed: np.ndarray) -> None:
+    def __init__(self, spec: LiquidationSpec, side: list[int], size: np.ndarray, entry: list[float],
+                 collateral: np.ndarray, instrument: list[int], closed: np.ndarray) -> None:
+        if size.dtype != np.float64 or collateral.dtype != np.float64:
+            raise TypeError("Venue: size and collateral must be float64 arrays (changed in place)")
         self.spec = spec
         self.fund = spec.insurance_fund
         self.side, self.size, self.entry, self.collateral = side, size, entry, collateral
@@ -95,6 +99,7 @@ class Venue:
         self._side_array = np.asarray(side, dtype=np.float64)
         self._entry_array = np.asarray(entry, dtype=np.float64)
         self._instrument_array = np.asarray(instrument)
+        self._of_instrument: dict[int, np.ndarray] = {}  # instrument -> its accounts, as a mask
 
     def apply(self, account: int, done: Call) -> tuple[list[Entry], float]:
         """Apply a liquidation call to ``account``: its books' entries, and the bad debt left."""
@@ -135,10 +140,13 @@ class Venue:
         """(accounts, profit at ``price``, size) of the open accounts of ``account``'s
         instrument with a profit (on the other side only with ``other_side``), by account."""
         side = self._side_array
-        size = np.asarray(self.size, dtype=np.float64)
+        size = self.size
         made = pnl(side, size, self._entry_array, np.full_like(size, price))
-        eligible = ((self._instrument_array == self.instrument[account]) & ~self.closed & (size > 0)
-                    & (made > 0))
+        instrument = self.instrument[account]
+        of = self._of_instrument.get(instrument)
+        if of is None:
+            of = self._of_instrument[instrument] = self._instrument_array == instrument
+        eligible = of & ~self.closed & (size > 0) & (made > 0)
         if other_side:
             eligible &= side != self.side[account]
         eligible[account] = False
@@ -151,8 +159,7 @@ class Venue:
         # Ranked by profit x leverage (notional / equity), highest first, ties by account.
         others = found.tolist()
         prices = np.full_like(sizes, price)
-        held = equity(self._side_array[found], sizes, self._entry_array[found],
-                      np.array([self.collateral[other] for other in others], dtype=np.float64), prices)
+        held = equity(self._side_array[found], sizes, self._entry_array[found], self.collateral[found], prices)
         with np.errstate(divide="ignore"):  # an equity of 0: the highest leverage
             score = -profits * (notional(sizes, prices) / held)
         order = np.lexsort((found, score)).tolist()
@@ -163,11 +170,12 @@ class Venue:
         for other, made in ranked:
             if units <= 0 or left <= 0:
                 break
-            size = self.size[other]
+            size = float(self.size[other])
             taken = min(size, units)
             transfer = min(taken * per_unit, made * taken / size, left)
             # It closes ``taken`` units at the bankrupt price: its PnL at the price, less the transfer.
-            self.collateral[other] += pnl(float(self.side[other]), taken, self.entry[other], price) - transfer
+            self.collateral[other] = (float(self.collateral[other])
+                                      + (pnl(float(self.side[other]), taken, self.entry[other], price) - transfer))
             self.size[other] = size - taken
             if self.size[other] <= 0:
                 self.closed[other] = True
@@ -184,21 +192,13 @@ class Venue:
         if total <= 0:
             return left
         charged = min(left, total)
-        others = found.tolist()
-        shares = (charged * profits / total).tolist()  # each charged x made / total, as one float each
-        collateral = self.collateral
-        # Each collateral less its share (``others`` are distinct), written back in place.
-        before = itemgetter(*others)(collateral) if len(others) > 1 else [collateral[other] for other in others]
-        after = (np.array(before, dtype=np.float64) - np.array(shares, dtype=np.float64)).tolist()
-        deque(map(collateral.__setitem__, others, after), maxlen=0)
-        entries.kind.extend(["socialised"] * len(others))
-        entries.account.extend(others)
-        entries.amount.extend(shares)
-        entries.size_after.extend(sizes.tolist())
-        entries.collateral_after.extend(after)
-        entries.fund_after.extend([self.fund] * len(others))
+        shares = charged * profits / total  # each charged x made / total
+        after = self.collateral[found] - shares
+        self.collateral[found] = after  # ``found`` are distinct
+        entries.block_at = len(entries.rows)
+        entries.block = (found.astype(np.int64), shares, sizes, after, self.fund)
         self.collateral[account] += charged
         return left - charged
 
     def _entry(self, entries: Moves, kind: str, account: int, amount: float) -> None:
-        entries.add(kind, account, amount, self.size[account], self.collateral[account], self.fund)
+        entries.rows.append((account, kind, amount, float(self.size[account]), float(self.collateral[account]), self.fund))
