@@ -734,6 +734,20 @@ def _compact_event(etype: int, t: int, node: int, slot: int, sender: int, hops: 
 
 
 @borrowing()
+def _full_block(slot: int, node: int, track: int, seen: np.ndarray, held: np.ndarray, contents: np.ndarray,
+                slots: np.ndarray) -> bool:
+    """Compact relay's full block at ``node``, over a link an end of which does not speak
+    it: whole, so the node holds its messages and validates it, even while it rebuilds a
+    compact block from another peer (SEEN_PAYLOAD set); whether it is the node's first."""
+    if seen[slot, node] & SEEN_REBUILT != 0:
+        return False
+    seen[slot, node] |= SEEN_REBUILT
+    if track != 0:
+        _hold_contents(held, contents, slots[SL_CONTENT, slot], slots[SL_NTX, slot], node)
+    return True
+
+
+@borrowing()
 def _relay_event(etype: int, t: int, node: int, slot: int, sender: int, hops: int,
                  keys: np.ndarray, payload: np.ndarray, pool: np.ndarray, n: int, rows: int, seq: int,
                  idx_bits: int, unif: int, scalars: np.ndarray, nodes: np.ndarray, slots: np.ndarray,
@@ -1042,8 +1056,7 @@ def run_until(until: int, max_degree: int,
         now = t
         steps += 1
         if etype == RECV:
-            is_block = slots[SL_KIND, slot] == ITEM_BLOCK
-            if not is_block:
+            if slots[SL_KIND, slot] != ITEM_BLOCK:
                 receipts += 1
             else:
                 block_receipts += 1
@@ -1055,15 +1068,8 @@ def run_until(until: int, max_degree: int,
                 proc += 1
                 nodes[N_CPU, node] = done
                 fresh = seen[slot, node] & SEEN_PAYLOAD == 0
-                if is_block and sender >= 0 and slots[SL_RELAY, slot] == COMPACT:
-                    # Compact relay's full block, over a link an end of which does not speak
-                    # it: whole, so the node holds its messages and validates it, even while
-                    # it rebuilds a compact block from another peer (SEEN_PAYLOAD set).
-                    fresh = seen[slot, node] & SEEN_REBUILT == 0
-                    if fresh:
-                        seen[slot, node] |= SEEN_REBUILT
-                        if track != 0:
-                            _hold_contents(held, contents, slots[SL_CONTENT, slot], slots[SL_NTX, slot], node)
+                if sender >= 0 and slots[SL_RELAY, slot] == COMPACT and slots[SL_KIND, slot] == ITEM_BLOCK:
+                    fresh = _full_block(slot, node, track, seen, held, contents, slots)
                 if fresh:
                     seen[slot, node] |= SEEN_PAYLOAD
                     if hop_on != 0:
