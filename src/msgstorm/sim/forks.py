@@ -415,7 +415,8 @@ class ForkChain(ForkTree):
         ``t_received``, a pool cut to what is live once it outgrows the bound (the bound
         is crossed at most once in a call: the live messages do not change here)."""
         live = self.ctx.msgs.live
-        if self.consensus is not None:  # capped mempools: each arrival in order
+        if self.consensus is not None and not self._room_for_all(rows):
+            # capped mempools, one of which may fill: each arrival in order
             for node, m, t in zip(rows[LOG_NODE].tolist(), rows[LOG_ITEM].tolist(), rows[LOG_T].tolist(), strict=True):
                 self._into_mempool(t, node, m)
             return
@@ -476,6 +477,19 @@ class ForkChain(ForkTree):
             record[T_RECEIVED] = t
         if len(pool) > FLUSH_ROWS and len(pool) > 2 * len(live):
             self.mempool[node] = [m for m in pool if m in live]
+
+    def _room_for_all(self, rows: np.ndarray) -> bool:
+        """Under consensus: whether every logged arrival finds room (``_mempool_room``) even
+        if none before it were turned away: no node full, and each mempool's length plus its
+        arrivals within the cap. Then they go in as without a cap (a mempool cut to what is
+        live at other moments than arrival by arrival: only live messages are ever read)."""
+        consensus = self.consensus
+        assert consensus is not None
+        cap = consensus.spec.mempool_size
+        mempool = self.mempool
+        nodes, counts = np.unique(rows[LOG_NODE], return_counts=True)
+        return all(node not in consensus.full and len(mempool[node]) + count <= cap
+                   for node, count in zip(nodes.tolist(), counts.tolist(), strict=True))
 
     def _mempool_room(self, t: int, node: int) -> bool:
         """Under consensus: whether ``node``'s mempool has room for one more (what a block
