@@ -912,9 +912,9 @@ def _count_vote(node: int, m: int, hops: int, votes: np.ndarray, tally: np.ndarr
         return False
     if height > at or votes[V_KIND, m] == V_PROPOSAL or votes[V_ROUND, m] > tally[node, T_ROUND]:
         return True
-    power = votes[V_POWER, m]
+    power: int = votes[V_POWER, m]
     col = votes[V_COL_BLOCK, m]
-    before = tally[node, col]
+    before: int = tally[node, col]
     tally[node, col] = before + power
     passed = 3 * before <= 2 * total < 3 * (before + power)
     col = votes[V_COL_ANY, m]

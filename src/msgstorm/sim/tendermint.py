@@ -62,9 +62,9 @@ import numpy as np
 
 from msgstorm.history.events import EventKind
 from msgstorm.scenario.schema import TendermintSpec
+from msgstorm.sim import kernel as k
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.gossip import GossipState
-from msgstorm.sim import kernel as k
 from msgstorm.sim.kernel import ITEM_BLOCK
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.proposer import ProposerSchedule
