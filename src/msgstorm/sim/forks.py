@@ -481,15 +481,26 @@ class ForkChain(ForkTree):
     def _room_for_all(self, rows: np.ndarray) -> bool:
         """Under consensus: whether every logged arrival finds room (``_mempool_room``) even
         if none before it were turned away: no node full, and each mempool's length plus its
-        arrivals within the cap. Then they go in as without a cap (a mempool cut to what is
-        live at other moments than arrival by arrival: only live messages are ever read)."""
+        arrivals within the cap, the mempool first cut to what is live where it would not be
+        (``_mempool_room`` cuts it so before it turns an arrival away). Then they go in as
+        without a cap (a mempool cut to what is live at other moments than arrival by
+        arrival: only live messages are ever read from one)."""
         consensus = self.consensus
         assert consensus is not None
         cap = consensus.spec.mempool_size
         mempool = self.mempool
-        nodes, counts = np.unique(rows[LOG_NODE], return_counts=True)
-        return all(node not in consensus.full and len(mempool[node]) + count <= cap
-                   for node, count in zip(nodes.tolist(), counts.tolist(), strict=True))
+        live = self.ctx.msgs.live
+        counts: dict[int, int] = {}
+        for node in rows[LOG_NODE].tolist():
+            counts[node] = counts.get(node, 0) + 1
+        for node, count in counts.items():
+            if node in consensus.full:
+                return False
+            if len(mempool[node]) + count > cap:
+                pool = mempool[node] = [m for m in mempool[node] if m in live]
+                if len(pool) + count > cap:
+                    return False
+        return True
 
     def _mempool_room(self, t: int, node: int) -> bool:
         """Under consensus: whether ``node``'s mempool has room for one more (what a block
