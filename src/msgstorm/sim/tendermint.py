@@ -50,6 +50,16 @@ first validator decides it; each node's decisions are rows of the ``heights`` ta
 
 Each upon-rule is a small method named after the paper's line; they are evaluated after
 every change until none fires.
+
+Where the votes are counted: the rules compare counts of voting power with two thirds (and
+one third of a later round's senders, line 55), so a vote that passes no threshold changes
+nothing they can see. The gossip kernel therefore counts each node's votes of its height and
+of its round or earlier itself (``kernel._count_vote``, into ``tally``: a column per height,
+round, kind and block, and per height, round and kind for any block) and hands a vote back
+only when one of its two counts passes two thirds; votes of an earlier height are dropped
+there, and proposals, later rounds and later heights come back to Python as before (here
+they are counted, as is each validator's own vote when sent). A height then costs a few
+hand-backs a node instead of one per vote: the same history as one hand-back per vote.
 """
 
 from __future__ import annotations
