@@ -163,6 +163,10 @@ class _Node:
 class TendermintBook:
     """Every node's consensus state; ``ForkChain`` hands it blocks held and messages received."""
 
+    # False: every vote comes back from the kernel and is counted here, the reference
+    # tests/test_sim_tendermint.py compares the kernel's counting with.
+    count_in_kernel = True
+
     def __init__(self, ctx: SimContext, gossip: GossipState, links: LinkState, chain: ConsensusChain,
                  validators: list[int], powers: list[int], spec: TendermintSpec,
                  item_base: int) -> None:
@@ -202,7 +206,9 @@ class TendermintBook:
         self.free_columns = list(range(self.tally.shape[1] - 1, k.T_FIRST - 1, -1))
         self.precommit_rounds: dict[int, list[int]] = {}  # height -> rounds with precommits, ascending
         self.m_columns: list[tuple[int, int]] = []  # message -> (its block's column, ANY's); -1: a proposal
-        gossip.count_votes(item_base, self.votes, self.tally, self.total)
+        self.in_kernel = self.count_in_kernel
+        if self.in_kernel:
+            gossip.count_votes(item_base, self.votes, self.tally, self.total)
 
     # --- the schedule -----------------------------------------------------------------------
 
@@ -303,7 +309,8 @@ class TendermintBook:
             grown = np.zeros((k.V_ROWS, 2 * self.votes.shape[1]), dtype=np.int64)
             grown[:, :message] = self.votes[:, :message]
             self.votes = grown
-            self.gossip.count_votes(self.item_base, self.votes, self.tally, self.total)
+            if self.in_kernel:
+                self.gossip.count_votes(self.item_base, self.votes, self.tally, self.total)
         self.votes[:, message] = (height, round_, kind, self.powers[state.validator], columns[0], columns[1])
         self.gossip.scalars[k.S_VOTE_COUNT] = message + 1
         self._add(t, state, message, state.node)
@@ -361,6 +368,9 @@ class TendermintBook:
             return
         if self.m_kind[message] == PROPOSAL or self.m_round[message] > state.round:
             self._add(t, state, message, sender)
+        elif not self.in_kernel:
+            if self.validators[self.m_validator[message]] != node:  # its own was counted when sent
+                self._add(t, state, message, sender)
         # else the kernel counted it (``kernel._count_vote``) and hands it back only when a
         # count passed two thirds
         self._upon(t, state)
@@ -447,7 +457,8 @@ class TendermintBook:
         grown[:, :width] = self.tally
         self.tally = grown
         self.free_columns = list(range(grown.shape[1] - 1, width - 1, -1))
-        self.gossip.count_votes(self.item_base, self.votes, self.tally, self.total)
+        if self.in_kernel:
+            self.gossip.count_votes(self.item_base, self.votes, self.tally, self.total)
 
     def _count(self, state: _Node, round_: int, kind: int, block: int) -> int:
         """The voting power ``state`` counted for ``block`` (or ANY) in votes of its height."""
