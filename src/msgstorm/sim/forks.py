@@ -415,9 +415,25 @@ class ForkChain(ForkTree):
         ``t_received``, a pool cut to what is live once it outgrows the bound (the bound
         is crossed at most once in a call: the live messages do not change here)."""
         live = self.ctx.msgs.live
-        if self.consensus is not None:  # capped mempools: each arrival in order
-            for node, m, t in zip(rows[LOG_NODE].tolist(), rows[LOG_ITEM].tolist(), rows[LOG_T].tolist(), strict=True):
-                self._into_mempool(t, node, m)
+        if self.consensus is not None:  # capped mempools
+            nodes, ms, times = rows[LOG_NODE].tolist(), rows[LOG_ITEM].tolist(), rows[LOG_T].tolist()
+            if not self._room_for_all(nodes):  # one may fill: each arrival in order
+                for node, m, t in zip(nodes, ms, times, strict=True):
+                    self._into_mempool(t, node, m)
+                return
+            mempool = self.mempool
+            for node, m, t in zip(nodes, ms, times, strict=True):  # as _into_mempool, room known
+                record = live.get(m)
+                if record is None:
+                    continue
+                mempool[node].append(m)
+                if record[WHERE] < QUEUED:
+                    record[WHERE] = QUEUED  # in a mempool: pending, not lost, if the run ends now
+                    record[T_RECEIVED] = t
+            for node in set(nodes):
+                pool = mempool[node]
+                if len(pool) > FLUSH_ROWS and len(pool) > 2 * len(live):
+                    mempool[node] = [m for m in pool if m in live]
             return
         items = rows[LOG_ITEM]
         unique, first = np.unique(items, return_index=True)
@@ -476,6 +492,30 @@ class ForkChain(ForkTree):
             record[T_RECEIVED] = t
         if len(pool) > FLUSH_ROWS and len(pool) > 2 * len(live):
             self.mempool[node] = [m for m in pool if m in live]
+
+    def _room_for_all(self, nodes: list[int]) -> bool:
+        """Under consensus: whether every logged arrival finds room (``_mempool_room``) even
+        if none before it were turned away: no node full, and each mempool's length plus its
+        arrivals within the cap, the mempool first cut to what is live where it would not be
+        (``_mempool_room`` cuts it so before it turns an arrival away). Then they go in
+        without a look at the cap (a mempool cut to what is live at other moments than
+        arrival by arrival: only live messages are ever read from one)."""
+        consensus = self.consensus
+        assert consensus is not None
+        cap = consensus.spec.mempool_size
+        mempool = self.mempool
+        live = self.ctx.msgs.live
+        counts: dict[int, int] = {}
+        for node in nodes:
+            counts[node] = counts.get(node, 0) + 1
+        for node, count in counts.items():
+            if node in consensus.full:
+                return False
+            if len(mempool[node]) + count > cap:
+                pool = mempool[node] = [m for m in mempool[node] if m in live]
+                if len(pool) + count > cap:
+                    return False
+        return True
 
     def _mempool_room(self, t: int, node: int) -> bool:
         """Under consensus: whether ``node``'s mempool has room for one more (what a block

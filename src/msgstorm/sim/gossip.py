@@ -162,6 +162,9 @@ class GossipState:
         # A fork chain's block tree as the kernel reads it (``view_blocks``): none until then.
         self.block_parent = np.zeros(0, dtype=np.int64)
         self.block_holds = np.zeros((0, 0), dtype=np.uint8)
+        # Round-based consensus's messages and counts as the kernel reads them (``count_votes``).
+        self.votes = np.zeros((k.V_ROWS, 0), dtype=np.int64)
+        self.tally = np.zeros((0, k.T_FIRST), dtype=np.int64)
         self.scalars[k.S_HOP_LOG] = 1 if trace_hops else 0
         self.scalars[k.S_HOP_STRIDE] = hop_stride
         self.hop_log = np.zeros((k.H_ROWS, _HOP_LOG_BLOCK if trace_hops else 0), dtype=np.int64)
@@ -392,7 +395,7 @@ class GossipState:
                 self.fwd_model, self.fwd_param, self.topology.link_samples.array, self.uniform, self.processing,
                 self.ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries,
                 self.mempool_log, self.sends, self.order, self.held, self.contents, self.block_parent,
-                self.block_holds, self.hop_log, self.release, self.quiet)
+                self.block_holds, self.hop_log, self.release, self.quiet, self.votes, self.tally)
         if types_key(args) != types_key(self._args):
             self._run_until = None
         self._args = args
@@ -659,6 +662,16 @@ class GossipState:
         chain replaces either array (it grows them as blocks are made)."""
         self.block_parent, self.block_holds = parent, holds
         self.scalars[k.S_LOG_BLOCKS] = 1
+        self._bind()
+
+    def count_votes(self, base: int, votes: np.ndarray, tally: np.ndarray, total: int) -> None:
+        """Round-based consensus's proposals and votes (item ids from ``base``), described in
+        ``votes`` (``k.V_ROWS`` rows), counted in ``tally`` by the kernel from then on
+        (``kernel._count_vote``); called again whenever consensus replaces either array. The
+        number of messages described is ``scalars[k.S_VOTE_COUNT]``, which consensus sets."""
+        self.votes, self.tally = votes, tally
+        self.scalars[k.S_VOTE_BASE] = base
+        self.scalars[k.S_VOTE_TOTAL] = total
         self._bind()
 
     def set_censoring(self, node: int, on: bool) -> None:

@@ -55,7 +55,8 @@ __all__ = [
     "S_IDX_BITS", "S_SEQ_LIMIT", "S_ROWS", "S_ORDER_SEED", "S_TIMEOUT", "S_ANNOUNCES", "S_REQUESTS",
     "S_FALLBACKS", "S_FAIR_SHARE", "S_DOWNLOADS", "S_CONTROL", "S_LOGGED", "LOG_NODE", "LOG_ITEM", "LOG_T", "UPLINK_SERIAL", "UPLINK_FAIR_SHARE", "UPLINK_HELD", "ANNOUNCE", "REQUEST", "TIMEOUT", "PUSH", "ANNOUNCE_FETCH", "PUSH_SQRT", "SEND_RELAY", "ROOT", "P_NEXT", "run_until", "inject",
     "COMPACT", "CMPCT", "GETTXN", "BLOCKTXN", "S_HIGH_BW", "S_TRACK", "S_CMPCT_DUPS", "S_GETTXN", "S_TXN_MISSING",
-    "S_TXN_BYTES", "S_PAYLOADS", "S_TXN_HELD", "S_RECON_FAIL_PPB", "S_RECON_FAILED", "S_LOG_BLOCKS", "LOG_KIND", "N_UP_BYTES", "N_UP_MSG_BYTES", "N_COMPACT", "N_ROWS", "SL_CONTENT", "SL_NTX", "SL_FULL_SIZE", "SL_ROWS", "N_SCALARS",
+    "S_TXN_BYTES", "S_PAYLOADS", "S_TXN_HELD", "S_RECON_FAIL_PPB", "S_RECON_FAILED", "S_VOTE_BASE", "S_VOTE_COUNT", "S_VOTE_TOTAL", "V_HEIGHT", "V_ROUND",
+    "V_KIND", "V_POWER", "V_COL_BLOCK", "V_COL_ANY", "V_ROWS", "V_PROPOSAL", "T_HEIGHT", "T_ROUND", "T_FIRST", "S_LOG_BLOCKS", "LOG_KIND", "N_UP_BYTES", "N_UP_MSG_BYTES", "N_COMPACT", "N_ROWS", "SL_CONTENT", "SL_NTX", "SL_FULL_SIZE", "SL_ROWS", "N_SCALARS",
     "HOPS_FULL", "S_HOP_LOG", "S_HOPS_LOGGED", "S_HOP_STRIDE", "HOP_SERVE", "HOP_PAYLOAD", "HOP_VALID", "HOP_BLOCK", "HOP_CODE",
     "H_ITEM", "H_WHAT", "H_NODE", "H_PEER", "H_T", "H_AUX", "H_ROWS",
     "QUIET_FULL", "S_QUIET", "S_QUIET_ON", "S_WOKEN", "Q_T", "Q_NODE", "Q_SLOT", "Q_SEQ", "Q_SENDER", "Q_HOPS",
@@ -133,7 +134,19 @@ S_WOKEN = 50
 # every message listed (mempool policy, short-id collisions), in parts per billion; the
 # count of such failures (each costs a getblocktxn round trip).
 S_RECON_FAIL_PPB, S_RECON_FAILED = 51, 52
-N_SCALARS = 53
+# Round-based consensus (``sim/tendermint.py``): the item id of its first proposal or vote
+# (0: no consensus votes are counted here), the messages described in ``votes`` and the total
+# voting power. See ``_count_vote``.
+S_VOTE_BASE, S_VOTE_COUNT, S_VOTE_TOTAL = 53, 54, 55
+N_SCALARS = 56
+# Rows of ``votes`` (int64[V_ROWS, capacity]), one column a proposal or vote: its height,
+# round, kind (V_PROPOSAL: a proposal, else a prevote or precommit), voting power, and the
+# columns of ``tally`` it adds to (the votes of its height, round and kind for its block;
+# for any block). ``tally`` (int64[nodes, T_FIRST + columns]): each node's height and round
+# (T_HEIGHT, T_ROUND), then the voting power it counted in each column.
+V_HEIGHT, V_ROUND, V_KIND, V_POWER, V_COL_BLOCK, V_COL_ANY, V_ROWS = range(7)
+V_PROPOSAL = 0
+T_HEIGHT, T_ROUND, T_FIRST = 0, 1, 2
 LOG_NODE, LOG_ITEM, LOG_T, LOG_KIND = 0, 1, 2, 3
 UPLINK_SERIAL, UPLINK_FAIR_SHARE, UPLINK_HELD = 0, 1, 2
 # Rows of the sends array (int64[5, n]): a traffic batch's messages, in send order.
@@ -896,6 +909,34 @@ def _first_quiet(quiet: np.ndarray, scalars: np.ndarray) -> int:
     return first
 
 
+@borrowing()
+def _count_vote(node: int, m: int, hops: int, votes: np.ndarray, tally: np.ndarray, total: int) -> bool:
+    """A consensus message ``m`` validated at ``node``: whether Python must hear of it now.
+
+    What ``TendermintBook.received`` would do with it, without Python where nothing can
+    change: a message of an earlier height than the node's is dropped; the sender's own
+    (``hops`` 0) was counted by Python when sent; a vote of the node's height and of its round
+    or an earlier one adds its power to the node's two counts (its block's, any block's) and
+    hands back only when one of them passes two thirds of ``total`` (the only counts the
+    upon-rules compare, with a proposal or a timer that comes back anyway). A proposal, a
+    later height or a later round hands back: Python keeps those."""
+    height = votes[V_HEIGHT, m]
+    at = tally[node, T_HEIGHT]
+    if height < at or hops == 0:
+        return False
+    if height > at or votes[V_KIND, m] == V_PROPOSAL or votes[V_ROUND, m] > tally[node, T_ROUND]:
+        return True
+    power: int = votes[V_POWER, m]
+    col = votes[V_COL_BLOCK, m]
+    before: int = tally[node, col]
+    tally[node, col] = before + power
+    passed = 3 * before <= 2 * total < 3 * (before + power)
+    col = votes[V_COL_ANY, m]
+    before = tally[node, col]
+    tally[node, col] = before + power
+    return passed or 3 * before <= 2 * total < 3 * (before + power)
+
+
 # error_model="numpy": no ZeroDivisionError path for ``item % stride`` (stride > 0 is
 # tested first, and it is the loop's only division; the link models' divisions are in
 # link_model.link_delay, compiled with the default model). Without that exception path the whole
@@ -911,7 +952,8 @@ def run_until(until: int, max_degree: int,
               deg_nodes: np.ndarray, deg_params: np.ndarray,
               deliveries: np.ndarray, mempool_log: np.ndarray, sends: np.ndarray, order: np.ndarray,
               held: np.ndarray, contents: np.ndarray, block_parent: np.ndarray, block_holds: np.ndarray,
-              hop_log: np.ndarray, release: np.ndarray, quiet: np.ndarray) -> int:
+              hop_log: np.ndarray, release: np.ndarray, quiet: np.ndarray, votes: np.ndarray,
+              tally: np.ndarray) -> int:
     """Run kernel events with time < ``until``; stop early to report a watched validation.
 
     Sends ``S_SEND_I`` .. ``S_SEND_END - 1`` of ``sends`` (Python allows a range when
@@ -929,7 +971,8 @@ def run_until(until: int, max_degree: int,
     (compact relay rebuilds blocks from them; ``contents`` lists the blocks' messages).
     With ``S_HOP_LOG`` set, each step of a block or a sampled message at a node is
     appended to ``hop_log`` (S_HOPS_LOGGED entries; see HOP_SERVE). Quiet announcements
-    wait in ``quiet`` (see Q_T).
+    wait in ``quiet`` (see Q_T). With ``S_VOTE_BASE`` set, a consensus vote is counted in
+    ``tally`` and hands back only when Python must hear of it (``_count_vote``).
     Returns DONE, NOTIFY (the event is described in S_NT..S_NHOPS), or a NEED_*/FULL code
     asking Python to refill a buffer or grow the heap before calling again.
     """
@@ -976,6 +1019,9 @@ def run_until(until: int, max_degree: int,
     hop_stride = scalars[S_HOP_STRIDE]
     n_hop = hop_log.shape[1]
     quiet_room = quiet.shape[1] - max_degree
+    vote_base = scalars[S_VOTE_BASE]
+    vote_count = scalars[S_VOTE_COUNT]
+    vote_total = scalars[S_VOTE_TOTAL]
     key = 0  # the last event's key (a NOTIFY's when the loop ends with one)
     code = DONE
     while True:
@@ -1182,7 +1228,10 @@ def run_until(until: int, max_degree: int,
                     else:
                         notify = True
             elif kind == ITEM_BLOCK:
-                notify = True
+                if vote_base > 0 and vote_base <= item < vote_base + vote_count:
+                    notify = _count_vote(node, item - vote_base, hops, votes, tally, vote_total)
+                else:
+                    notify = True
             if slots[SL_FORWARD, slot] != 0 and not withheld:
                 t_forward = t
                 if (watch[node] & WATCH_HOLD) != 0:  # a byzantine node holds the item first

@@ -50,6 +50,16 @@ first validator decides it; each node's decisions are rows of the ``heights`` ta
 
 Each upon-rule is a small method named after the paper's line; they are evaluated after
 every change until none fires.
+
+Where the votes are counted: the rules compare counts of voting power with two thirds (and
+one third of a later round's senders, line 55), so a vote that passes no threshold changes
+nothing they can see. The gossip kernel therefore counts each node's votes of its height and
+of its round or earlier itself (``kernel._count_vote``, into ``tally``: a column per height,
+round, kind and block, and per height, round and kind for any block) and hands a vote back
+only when one of its two counts passes two thirds; votes of an earlier height are dropped
+there, and proposals, later rounds and later heights come back to Python as before (here
+they are counted, as is each validator's own vote when sent). A height then costs a few
+hand-backs a node instead of one per vote: the same history as one hand-back per vote.
 """
 
 from __future__ import annotations
@@ -58,8 +68,11 @@ from collections.abc import Callable
 from math import fsum
 from typing import Protocol
 
+import numpy as np
+
 from msgstorm.history.events import EventKind
 from msgstorm.scenario.schema import TendermintSpec
+from msgstorm.sim import kernel as k
 from msgstorm.sim.context import SimContext
 from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.kernel import ITEM_BLOCK
@@ -70,6 +83,7 @@ __all__ = ["BLOCK_PART_BYTES", "NIL", "PART_ITEM_BASE", "ConsensusChain", "Tende
            "voting_powers"]
 
 NIL = -1  # a vote for no block
+ANY = -2  # the votes of a height, round and kind for any block (their column's key)
 BLOCK_PART_BYTES = 65536  # CometBFT's BlockPartSizeBytes (types/params.go)
 # A block part's gossip item: PART_ITEM_BASE + block × _MAX_PARTS + part index (above the
 # proposal and vote items, which start at ``item_base``, 1 << 40).
@@ -109,23 +123,12 @@ class ConsensusChain(Protocol):
     def committed_block(self, t: int, node: int, height: int, block: int, first: bool) -> None: ...
 
 
-class _Tally:
-    """Votes of one kind in one round at one node: who voted, the power for each block."""
-
-    __slots__ = ("power", "total", "voters")
-
-    def __init__(self) -> None:
-        self.voters: set[int] = set()
-        self.power: dict[int, int] = {}
-        self.total = 0
-
-
 class _Node:
     """One node's round state (Algorithm 1's variables) and what it received at its height."""
 
     __slots__ = ("awaiting", "catching", "fired", "future", "height", "last_block", "last_commit_t", "locked_round",
-                 "locked_value", "node", "precommits", "prevotes", "proposals", "round", "round_voters", "step",
-                 "valid_round", "valid_value", "validator")
+                 "locked_value", "node", "proposals", "round", "round_voters", "step", "valid_round", "valid_value",
+                 "validator")
 
     def __init__(self, node: int, validator: int) -> None:
         self.node = node
@@ -144,8 +147,6 @@ class _Node:
         self.locked_round = -1
         self.valid_value = NIL
         self.valid_round = -1
-        self.prevotes: dict[int, _Tally] = {}
-        self.precommits: dict[int, _Tally] = {}
         self.round_voters: dict[int, set[int]] = {}
         self.proposals: dict[int, tuple[int, int]] = {}  # round -> (block, valid round)
         self.awaiting: dict[int, list[tuple[int, int]]] = {}  # block -> (round, valid round) proposed, not held
@@ -161,6 +162,10 @@ class _Node:
 
 class TendermintBook:
     """Every node's consensus state; ``ForkChain`` hands it blocks held and messages received."""
+
+    # False: every vote comes back from the kernel and is counted here, the reference
+    # tests/test_sim_tendermint.py compares the kernel's counting with.
+    count_in_kernel = True
 
     def __init__(self, ctx: SimContext, gossip: GossipState, links: LinkState, chain: ConsensusChain,
                  validators: list[int], powers: list[int], spec: TendermintSpec,
@@ -190,6 +195,20 @@ class TendermintBook:
         self.part_count: dict[int, int] = {}  # block -> its parts
         self.full: set[int] = set()  # nodes whose mempool is full until their next commit
         self.parts_held: dict[tuple[int, int], int] = {}  # (node, block) -> parts it validated, until whole
+        # The votes each node counted, as the gossip kernel reads and adds to them
+        # (``kernel._count_vote``): every message in ``votes``, each node's height, round and
+        # counts in ``tally``, a column for each (height, round, kind, block or ANY) voted.
+        self.votes = np.zeros((k.V_ROWS, 1024), dtype=np.int64)
+        self.tally = np.zeros((ctx.cluster.size, k.T_FIRST + 64), dtype=np.int64)
+        self.tally[:, k.T_HEIGHT] = 1
+        self.columns: dict[tuple[int, int, int, int], int] = {}
+        self.columns_of: dict[int, list[tuple[int, int, int, int]]] = {}  # height -> its columns' keys
+        self.free_columns = list(range(self.tally.shape[1] - 1, k.T_FIRST - 1, -1))
+        self.precommit_rounds: dict[int, list[int]] = {}  # height -> rounds with precommits, ascending
+        self.m_columns: list[tuple[int, int]] = []  # message -> (its block's column, ANY's); -1: a proposal
+        self.in_kernel = self.count_in_kernel
+        if self.in_kernel:
+            gossip.count_votes(item_base, self.votes, self.tally, self.total)
 
     # --- the schedule -----------------------------------------------------------------------
 
@@ -217,6 +236,7 @@ class TendermintBook:
 
     def _start_round(self, t: int, state: _Node, round_: int) -> None:
         state.round = round_
+        self.tally[state.node, k.T_ROUND] = round_
         state.step = PROPOSE
         height = state.height
         spec = self.spec
@@ -275,12 +295,24 @@ class TendermintBook:
         """A message of ``state``'s validator at its height and round: counted there at once,
         gossiped to the rest."""
         message = len(self.m_kind)
+        height, round_ = state.height, state.round
         self.m_kind.append(kind)
         self.m_validator.append(state.validator)
-        self.m_height.append(state.height)
-        self.m_round.append(state.round)
+        self.m_height.append(height)
+        self.m_round.append(round_)
         self.m_block.append(block)
         self.m_valid_round.append(valid_round)
+        columns = (-1, -1) if kind == PROPOSAL else (self._column(height, round_, kind, block),
+                                                     self._column(height, round_, kind, ANY))
+        self.m_columns.append(columns)
+        if message >= self.votes.shape[1]:
+            grown = np.zeros((k.V_ROWS, 2 * self.votes.shape[1]), dtype=np.int64)
+            grown[:, :message] = self.votes[:, :message]
+            self.votes = grown
+            if self.in_kernel:
+                self.gossip.count_votes(self.item_base, self.votes, self.tally, self.total)
+        self.votes[:, message] = (height, round_, kind, self.powers[state.validator], columns[0], columns[1])
+        self.gossip.scalars[k.S_VOTE_COUNT] = message + 1
         self._add(t, state, message, state.node)
         if not self.ctx.cluster.isolated[state.node]:
             self.gossip.inject(t, state.node, self.item_base + message, ITEM_BLOCK, self.spec.vote_size)
@@ -334,7 +366,13 @@ class TendermintBook:
             state.future.setdefault(height, []).append(message)
             self._behind(t, state, height, sender)
             return
-        self._add(t, state, message, sender)
+        if self.m_kind[message] == PROPOSAL or self.m_round[message] > state.round:
+            self._add(t, state, message, sender)
+        elif not self.in_kernel:
+            if self.validators[self.m_validator[message]] != node:  # its own was counted when sent
+                self._add(t, state, message, sender)
+        # else the kernel counted it (``kernel._count_vote``) and hands it back only when a
+        # count passed two thirds
         self._upon(t, state)
 
     def held(self, t: int, node: int, block: int) -> None:
@@ -378,16 +416,54 @@ class TendermintBook:
                 if not self.chain.holds_block(state.node, block) and sender != state.node:
                     self.chain.fetch_block(t, state.node, block, sender)
             return
-        tallies = state.prevotes if kind == PREVOTE else state.precommits
-        tally = tallies.get(round_)
-        if tally is None:
-            tally = tallies[round_] = _Tally()
-        if validator in tally.voters:
-            return
-        tally.voters.add(validator)
+        # A validator sends one vote of a kind a round, and a node validates an item once, so
+        # every vote is counted once: here (its sender's own, a later round's or height's) or
+        # in the kernel (the rest).
         power = self.powers[validator]
-        tally.power[block] = tally.power.get(block, 0) + power
-        tally.total += power
+        block_column, any_column = self.m_columns[message]
+        self.tally[state.node, block_column] += power
+        self.tally[state.node, any_column] += power
+
+    def _column(self, height: int, round_: int, kind: int, block: int) -> int:
+        """The column of ``tally`` counting votes of (height, round, kind) for ``block`` (or
+        ANY), made on first use: a free one zeroed (those of heights below every node's are
+        freed first when none is), else the table doubled."""
+        key = (height, round_, kind, block)
+        column = self.columns.get(key)
+        if column is not None:
+            return column
+        if not self.free_columns:
+            self._free_columns()
+        column = self.free_columns.pop()
+        self.tally[:, column] = 0
+        self.columns[key] = column
+        self.columns_of.setdefault(height, []).append(key)
+        if kind == PRECOMMIT and block == ANY:
+            rounds = self.precommit_rounds.setdefault(height, [])
+            rounds.append(round_)
+            rounds.sort()
+        return column
+
+    def _free_columns(self) -> None:
+        lowest = int(self.tally[:, k.T_HEIGHT].min())
+        for height in [h for h in self.columns_of if h < lowest]:
+            for key in self.columns_of.pop(height):
+                self.free_columns.append(self.columns.pop(key))
+            self.precommit_rounds.pop(height, None)
+        if self.free_columns:
+            return
+        width = self.tally.shape[1]
+        grown = np.zeros((self.tally.shape[0], k.T_FIRST + 2 * (width - k.T_FIRST)), dtype=np.int64)
+        grown[:, :width] = self.tally
+        self.tally = grown
+        self.free_columns = list(range(grown.shape[1] - 1, width - 1, -1))
+        if self.in_kernel:
+            self.gossip.count_votes(self.item_base, self.votes, self.tally, self.total)
+
+    def _count(self, state: _Node, round_: int, kind: int, block: int) -> int:
+        """The voting power ``state`` counted for ``block`` (or ANY) in votes of its height."""
+        column = self.columns.get((state.height, round_, kind, block))
+        return 0 if column is None else int(self.tally[state.node, column])
 
     def _has_executed(self, state: _Node, block: int) -> bool:
         """Whether ``state`` holds the block a proposal of its round 0.. names (the block's
@@ -425,16 +501,15 @@ class TendermintBook:
         if state.step != PROPOSE or found is None or not 0 <= found[1] < state.round:
             return False
         block, valid_round = found
-        tally = state.prevotes.get(valid_round)
-        if tally is None or not self._quorum(tally.power.get(block, 0)):
+        if not self._quorum(self._count(state, valid_round, PREVOTE, block)):
             return False
         self._prevote(t, state, block if state.locked_round <= valid_round or state.locked_value == block else NIL)
         return True
 
     def _line_34_prevote_timer(self, t: int, state: _Node) -> bool:
-        tally = state.prevotes.get(state.round)
         key = (34, state.round)
-        if state.step != PREVOTE_STEP or tally is None or key in state.fired or not self._quorum(tally.total):
+        if (state.step != PREVOTE_STEP or key in state.fired
+                or not self._quorum(self._count(state, state.round, PREVOTE, ANY))):
             return False
         state.fired.add(key)
         spec = self.spec
@@ -444,10 +519,9 @@ class TendermintBook:
 
     def _line_36_lock(self, t: int, state: _Node) -> bool:
         found = state.proposals.get(state.round)
-        tally = state.prevotes.get(state.round)
         key = (36, state.round)
-        if (state.step < PREVOTE_STEP or found is None or tally is None or key in state.fired
-                or not self._quorum(tally.power.get(found[0], 0))):
+        if (state.step < PREVOTE_STEP or found is None or key in state.fired
+                or not self._quorum(self._count(state, state.round, PREVOTE, found[0]))):
             return False
         state.fired.add(key)
         block = found[0]
@@ -458,16 +532,15 @@ class TendermintBook:
         return True
 
     def _line_44_nil(self, t: int, state: _Node) -> bool:
-        tally = state.prevotes.get(state.round)
-        if state.step != PREVOTE_STEP or tally is None or not self._quorum(tally.power.get(NIL, 0)):
+        if state.step != PREVOTE_STEP or not self._quorum(self._count(state, state.round, PREVOTE, NIL)):
             return False
         self._precommit(t, state, NIL)
         return True
 
     def _line_47_precommit_timer(self, t: int, state: _Node) -> bool:
-        tally = state.precommits.get(state.round)
         key = (47, state.round)
-        if state.step == NEW_HEIGHT or tally is None or key in state.fired or not self._quorum(tally.total):
+        if (state.step == NEW_HEIGHT or key in state.fired
+                or not self._quorum(self._count(state, state.round, PRECOMMIT, ANY))):
             return False
         state.fired.add(key)
         spec = self.spec
@@ -476,9 +549,9 @@ class TendermintBook:
         return True
 
     def _line_49_decide(self, t: int, state: _Node) -> bool:
-        for round_ in sorted(state.precommits):
+        for round_ in self.precommit_rounds.get(state.height, ()):
             found = state.proposals.get(round_)
-            if found is not None and self._quorum(state.precommits[round_].power.get(found[0], 0)):
+            if found is not None and self._quorum(self._count(state, round_, PRECOMMIT, found[0])):
                 self._decide(t, state, found[0], round_)
                 return True
         return False
@@ -507,6 +580,8 @@ class TendermintBook:
         state.last_commit_t = t
         self.chain.committed_block(t, state.node, height, block, first)
         state.next_height(block)
+        self.tally[state.node, k.T_HEIGHT] = state.height
+        self.tally[state.node, k.T_ROUND] = 0
         for kept in state.future.pop(state.height, ()):
             if kept >= 0:
                 self._add(t, state, kept, state.node)

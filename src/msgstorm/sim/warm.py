@@ -134,7 +134,8 @@ def gossip_split() -> Split:
                     fwd_base=I64, fwd_model=I64, fwd_param=F64, samples=I64, uniform=F64, processing=I64,
                     ns_per_byte=F64_2D, deg_nodes=U8_2D, deg_params=F64_2D, deliveries=I64_2D, mempool_log=I64_2D,
                     sends=I64_2D, order=I64, held=U8_2D, contents=I64_2D, block_parent=I64,
-                    block_holds=U8_2D, hop_log=I64_2D, release=I64_2D, quiet=I64_2D),
+                    block_holds=U8_2D, hop_log=I64_2D, release=I64_2D, quiet=I64_2D, votes=I64_2D,
+                    tally=I64_2D),
         ),
         here=(
             Loop.of(link_model.link_delay, base=INT, code=INT, param=FLOAT, uniform=F64, unif=INT, samples=I64),
