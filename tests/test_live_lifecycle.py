@@ -25,7 +25,7 @@ from msgstorm.live.drivers.base import (
     ReadsNodes,
     SignsMessages,
 )
-from msgstorm.live.lifecycle import Lifecycle, keep_unsent
+from msgstorm.live.lifecycle import Lifecycle, keep_unsent, send_windows
 from msgstorm.live.recorder import PUBLISHER
 from msgstorm.live.servers import ManagedServer, free_port
 from msgstorm.progress import ProgressSnapshot
@@ -213,3 +213,54 @@ def test_the_capability_view_holds_the_driver_where_it_has_the_capability(tmp_pa
                               ("signs", SignsMessages)):
         assert (getattr(can, field) is driver) == isinstance(driver, capability), f"{target}: {field}"
     assert can.handed_over is driver  # every built-in driver counts what it has taken
+
+
+class _Clock:
+    """A clock that moves 1 ms each time it is read, and as much more as a send takes."""
+
+    def __init__(self, start_ns: int) -> None:
+        self.t = start_ns
+
+    def __call__(self) -> int:
+        t, self.t = self.t, self.t + 1_000_000
+        return t
+
+
+def _send_windows(windows: list[MessageBatch], clock: _Clock, stop_at: int, most: int,
+                  stall_at: int | None = None) -> tuple[bool, list[tuple[int, int, int]], list[int]]:
+    """``send_windows`` over ``windows``: whether it stopped behind, each send (first msg_id
+    of its window, rows i, j), and the first msg_id of each window kept unsent."""
+    sends: list[tuple[int, int, int]] = []
+    kept: list[int] = []
+
+    def begin(batch: MessageBatch) -> Any:
+        first = int(batch.msg_id[0])
+
+        async def send_rows(i: int, j: int) -> None:
+            sends.append((first, i, j))
+            if stall_at == first + i:  # this send takes 30 ms
+                clock.t += 30_000_000
+
+        return send_rows
+
+    behind = asyncio.run(send_windows(iter(windows), stop_at, most, clock, begin,
+                                      lambda b: kept.append(int(b.msg_id[0])), lambda: False, lambda: False))
+    return behind, sends, kept
+
+
+def test_the_rows_due_when_the_sender_wakes_leave_together_at_most_most_at_once() -> None:
+    # Rows due at 0..4 ms; the sender first wakes at 3.5 ms, each wake 1 ms after the last:
+    # at 3.5 ms rows 0-3 are due, two go (most = 2); at 4.5 ms rows 2-4, two go; then row 4.
+    behind, sends, kept = _send_windows([_batch(0, 5)], _Clock(3_500_000), 100_000_000, 2)
+    assert sends == [(0, 0, 2), (0, 2, 4), (0, 4, 5)]
+    assert not behind and kept == []
+
+
+def test_a_sender_behind_at_the_run_end_stops_and_keeps_the_windows_meant_before_it() -> None:
+    # Windows at 0-4, 5-9 and 10-14 ms; the run ends at 12 ms. The send of row 2 stalls 30 ms:
+    # row 3 (due 3 ms) finds 33 ms, past 12 ms + the 10 ms grace, so the sending stops; the
+    # window 5-9 and the one 10-14 (meant partly before the end) are kept unsent, none after.
+    behind, sends, kept = _send_windows([_batch(0, 5), _batch(5, 5), _batch(10, 5), _batch(15, 5)],
+                                        _Clock(0), 12_000_000, 10, stall_at=2)
+    assert sends == [(0, 0, 1), (0, 1, 2), (0, 2, 3)]
+    assert behind and kept == [5, 10]

@@ -30,18 +30,23 @@ The sequence (``run``, then ``_main`` on the event loop):
    ``TargetError`` is a ``client_error`` of client ``start`` and is raised.
 
 ``finish`` (the history) is the target's own; its first and last steps are here
-(``_end_history``, ``_history_written``).
+(``_end_history``, ``_history_written``). Beside the class: ``send_windows``, the open-loop
+send of the targets that send a window's due rows in one JSON-RPC batch (an EVM node,
+validators; a broker's generator is ``live/sending.py``'s, with bursts and generator
+processes), ``keep_unsent`` (the windows a sender stopped behind never reads, kept unsent)
+and ``cancelled``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import concurrent.futures
 import itertools
 import signal
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +56,10 @@ from msgstorm.errors import TargetError
 from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.cpu import MIN_INTERVAL_S, CpuSampler
+from msgstorm.live.drivers.base import STOP_GRACE_NS
 from msgstorm.live.event_log import EventLog
 from msgstorm.live.nemesis import Nemesis, cleanup_report
+from msgstorm.live.pacing import due_through, wait_until
 from msgstorm.live.recorder import PUBLISHER
 from msgstorm.live.send_loop import run_send_loop
 from msgstorm.live.servers import ManagedServer
@@ -61,12 +68,15 @@ from msgstorm.progress import Progress, ProgressSnapshot
 from msgstorm.scenario.schema import Scenario
 from msgstorm.traffic.generate import MessageBatch
 
-__all__ = ["START_FAILED", "Lifecycle", "cancelled", "keep_unsent"]
+__all__ = ["START_FAILED", "Lifecycle", "SendRows", "cancelled", "keep_unsent", "send_windows"]
 
 # A progress snapshot (the terminal bar, Prometheus) this often, in wall time.
 _PROGRESS_S = 0.25
 # The ``client`` of the ``client_error`` event of a run that never started.
 START_FAILED = "start"
+
+# Send rows ``i`` to ``j - 1`` of the window being sent, due now (``send_windows``).
+SendRows = Callable[[int, int], Awaitable[None]]
 
 
 class Lifecycle(ABC):
@@ -362,3 +372,47 @@ async def keep_unsent(upcoming: asyncio.Future[MessageBatch | None], batches: It
         if n and int(batch.t_intended[-1]) >= stop_at:
             return
         upcoming = loop.run_in_executor(None, next, batches, None)
+
+
+async def send_windows(traffic: Iterator[MessageBatch], stop_at: int, most: int, now: Callable[[], int],
+                       begin: Callable[[MessageBatch], SendRows], keep: Callable[[MessageBatch], None],
+                       lost: Callable[[], bool], interrupted: Callable[[], bool],
+                       number: Callable[[MessageBatch], MessageBatch] | None = None,
+                       waiting: Callable[[int], None] | None = None) -> bool:
+    """The open-loop send of a target that sends a window's rows in batches (JSON-RPC): each
+    window is read on a worker thread while the one before is sent (``number``-ed first,
+    when given), ``begin`` is told of it and gives the function that sends its rows; every
+    row due when the sender wakes goes in one call, at most ``most`` (``live/pacing.py``),
+    ``waiting`` told first of the time it waits for. The sending stops at ``stop_at``
+    (``run.duration``): a row due before it that could not leave within ``STOP_GRACE_NS`` of
+    it, or a node ``lost`` for good, ends it there, every window not read yet ``keep``-ed
+    unsent (``keep_unsent``). Returns whether it stopped behind its schedule."""
+    loop = asyncio.get_running_loop()
+    batches = iter(traffic)
+    upcoming = loop.run_in_executor(None, next, batches, None)
+    while (batch := await upcoming) is not None:
+        upcoming = loop.run_in_executor(None, next, batches, None)
+        if number is not None:
+            batch = number(batch)
+        send_rows = begin(batch)
+        times = batch.t_intended.tolist()
+        n = len(times)
+        end = bisect.bisect_left(times, stop_at)
+        i = 0
+        while i < end:
+            if waiting is not None:
+                waiting(times[i])
+            t = await wait_until(times[i], now, asyncio.sleep)
+            if t >= stop_at + STOP_GRACE_NS or lost():
+                behind = not lost()
+                if end == n:  # windows meant before the run's end may follow
+                    await keep_unsent(upcoming, batches, stop_at, interrupted, keep, number)
+                return behind
+            j = due_through(times, i, end, t, most)
+            await send_rows(i, j)
+            i = j
+            await asyncio.sleep(0)
+        if end < n:
+            upcoming.cancel()
+            break
+    return False

@@ -4,8 +4,9 @@ validators, and what each validator committed.
 Place in the pipeline: ``runner`` -> **CometTarget** -> history, beside ``ChainTarget`` (an
 EVM node) and ``LiveTarget`` (brokers); it writes the same tables, so the analysis reads a
 validator network's run as it reads the others'. The validators are ``CometNetwork``'s
-(``live/chain/cometbft.py``); the sending loop is the one every live target shares
-(``live/send_loop.py``, ``live/pacing.py``).
+(``live/chain/cometbft.py``); the run is the one every live target shares
+(``live/lifecycle.py``), and the sending the EVM node's (``send_windows`` there, over
+``live/send_loop.py`` and ``live/pacing.py``).
 
 Sending: each message is one ``kvstore`` transaction, ``m<msg_id>=<kind>.<agent>.<t_intended>``
 padded with ``x`` to the message's ``size`` (unique bytes: CometBFT's mempool cache refuses a
@@ -39,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import bisect
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -55,10 +55,8 @@ from msgstorm.live.chain.cometbft import CometNetwork
 from msgstorm.live.chain.record import LOST, PENDING, REJECTED, Window, write_messages
 from msgstorm.live.chain.rpc import JsonRpc
 from msgstorm.live.cpu import MIN_INTERVAL_S
-from msgstorm.live.drivers.base import STOP_GRACE_NS
-from msgstorm.live.lifecycle import Lifecycle, cancelled, keep_unsent
+from msgstorm.live.lifecycle import Lifecycle, SendRows, cancelled, send_windows
 from msgstorm.live.nemesis import Nemesis
-from msgstorm.live.pacing import due_through, wait_until
 from msgstorm.live.recorder import PUBLISHER
 from msgstorm.live.servers import ManagedServer
 from msgstorm.progress import Progress, ProgressSnapshot
@@ -228,30 +226,19 @@ class CometTarget(Lifecycle):
     # --- sending ----------------------------------------------------------------------------
 
     async def _send_all(self, traffic: Iterator[MessageBatch]) -> None:
-        stop_at = self.scenario.run.duration
-        loop = asyncio.get_running_loop()
-        batches = iter(traffic)
-        upcoming = loop.run_in_executor(None, next, batches, None)
+        """The traffic open loop (``send_windows``): each message due to validator ``entry``,
+        else ``key`` modulo the validators, the rows due together in one batch a validator."""
         count = len(self.names)
         entry = self.spec.entry
-        while (batch := await upcoming) is not None:
-            upcoming = loop.run_in_executor(None, next, batches, None)
-            n = len(batch)
+
+        def begin(batch: MessageBatch) -> SendRows:
             window = Window.unsent(batch)
             self.windows.append(window)
             times = batch.t_intended.tolist()
             ids, kinds, agents = batch.msg_id.tolist(), batch.kind.tolist(), batch.agent.tolist()
             sizes, keys = batch.size.tolist(), batch.key.tolist()
-            end = bisect.bisect_left(times, stop_at)
-            i = 0
-            while i < end:
-                t = await wait_until(times[i], self._now, asyncio.sleep)
-                if t >= stop_at + STOP_GRACE_NS:
-                    self.stopped_behind = True
-                    if end == n:  # windows meant before the run's end may follow
-                        await self._keep_unsent(upcoming, batches)
-                    return
-                j = due_through(times, i, end, t, self.spec.batch)
+
+            async def send_rows(i: int, j: int) -> None:
                 rows: dict[int, list[int]] = {}
                 for k in range(i, j):
                     v = entry if entry is not None else keys[k] % count
@@ -260,19 +247,14 @@ class CometTarget(Lifecycle):
                 for v, part in rows.items():
                     calls = [self._call(k, encode_tx(ids[k], kinds[k], agents[k], times[k], sizes[k])) for k in part]
                     self._request(v, window, part, "[" + ",".join(calls) + "]")
-                i = j
-                await asyncio.sleep(0)
-            if end < n:
-                upcoming.cancel()
-                return
 
-    async def _keep_unsent(self, upcoming: asyncio.Future[MessageBatch | None],
-                           batches: Iterator[MessageBatch]) -> None:
-        """The sender was behind at the run's end: the windows not read yet are kept, unsent."""
+            return send_rows
+
         def keep(batch: MessageBatch) -> None:
             self.windows.append(Window.unsent(batch))
 
-        await keep_unsent(upcoming, batches, self.scenario.run.duration, lambda: self.interrupted, keep)
+        self.stopped_behind = await send_windows(traffic, self.scenario.run.duration, self.spec.batch, self._now,
+                                                 begin, keep, lambda: False, lambda: self.interrupted)
 
     @staticmethod
     def _call(k: int, tx: bytes) -> str:

@@ -39,7 +39,6 @@ the sender below the web3.py loop's rate, let alone what the node takes.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import collections
 import itertools
 from collections.abc import Iterator
@@ -57,9 +56,7 @@ from msgstorm.live.chain.calldata import encode, gas_cap
 from msgstorm.live.chain.market import ChainMarket
 from msgstorm.live.chain.record import LOST, PENDING, REJECTED, Block, Window
 from msgstorm.live.chain.rpc import JsonRpc
-from msgstorm.live.drivers.base import STOP_GRACE_NS
-from msgstorm.live.lifecycle import Lifecycle, keep_unsent
-from msgstorm.live.pacing import due_through, wait_until
+from msgstorm.live.lifecycle import Lifecycle, SendRows, send_windows
 from msgstorm.progress import Progress
 from msgstorm.scenario.schema import MESSAGE_KINDS, CrashFault, RestartFault, Scenario
 from msgstorm.traffic.generate import MessageBatch
@@ -194,45 +191,29 @@ class ChainSender(Lifecycle):
     # --- sending ----------------------------------------------------------------------------
 
     async def _send_all(self, rpc: JsonRpc, traffic: Iterator[MessageBatch]) -> None:
-        stop_at = self.scenario.run.duration
-        loop = asyncio.get_running_loop()
-        batches = iter(traffic)
-        upcoming = loop.run_in_executor(None, next, batches, None)
+        """The traffic open loop (``send_windows``), the market's rows numbered into it; ends
+        where the node is lost for good."""
         gas_of = {MESSAGE_KINDS.index(kind): gas for kind, gas in self.scenario.blocks.gas.items()}
         unit = self.spec.fee_unit_wei
         now = self._now
         own_agents = len(self.scenario.agents)  # the market's agents come after: the oracle's rows
-        while (batch := await upcoming) is not None:
-            upcoming = loop.run_in_executor(None, next, batches, None)
-            if self.market is not None:
-                batch = self.market.numbered(batch)
-            n = len(batch)
+
+        def begin(batch: MessageBatch) -> SendRows:
             window = Window.unsent(batch)
             self._sent_before += sum(int((w.sent >= 0).sum()) for w in self.windows[-2:-1])
             self.windows.append(window)
-            self._first_ids.append(int(batch.msg_id[0]) if n else -1)
+            self._first_ids.append(int(batch.msg_id[0]) if len(batch) else -1)
             times = batch.t_intended.tolist()
             ids, kinds, agents = batch.msg_id.tolist(), batch.kind.tolist(), batch.agent.tolist()
             sizes = batch.size.tolist()
             fees = np.rint(batch.fee * unit).astype(np.int64).tolist()
-            end = bisect.bisect_left(times, stop_at)
-            i = 0
-            while i < end:
-                self.next_due = times[i]
-                t = await wait_until(times[i], now, asyncio.sleep)
-                if t >= stop_at + STOP_GRACE_NS or self.node_lost_at is not None:
-                    self.stopped_behind = self.node_lost_at is None
-                    if end == n:  # windows meant before the run's end may follow
-                        await self._keep_unsent(upcoming, batches)
-                    return
-                j = due_through(times, i, end, t, self.spec.batch)
+
+            async def send_rows(i: int, j: int) -> None:
                 front = self.node.front
                 if front is not None and front.down:  # the sequencer takes nothing (live/chain/forced.py)
                     front.take(window, range(i, j))
-                    i = j
                     self._sent_now()
-                    await asyncio.sleep(0)
-                    continue
+                    return
                 if self._restarted():
                     await self._resync_nonces(rpc)
                 calls = [self._transaction(k, ids[k], kinds[k], agents[k], times[k], sizes[k], fees[k], gas_of,
@@ -240,24 +221,21 @@ class ChainSender(Lifecycle):
                          for k in range(i, j)]
                 window.sent[i:j] = now()  # then written at once (``_request``)
                 self._request(rpc, window, slice(i, j), calls)
-                i = j
                 self._sent_now()
-                await asyncio.sleep(0)
-            if end < n:
-                upcoming.cancel()
-                return
 
-    async def _keep_unsent(self, upcoming: asyncio.Future[MessageBatch | None],
-                           batches: Iterator[MessageBatch]) -> None:
-        """The sending stopped before the schedule's end (the node lost for good, or the
-        sender behind at the run's end): the windows not read yet are kept, unsent
-        (``write_messages``), the market's numbered first."""
+            return send_rows
+
         def keep(batch: MessageBatch) -> None:
             self.windows.append(Window.unsent(batch))
             self._first_ids.append(int(batch.msg_id[0]) if len(batch) else -1)
 
-        await keep_unsent(upcoming, batches, self.scenario.run.duration, lambda: self.interrupted, keep,
-                          self.market.numbered if self.market is not None else None)
+        def waiting(t: int) -> None:
+            self.next_due = t
+
+        self.stopped_behind = await send_windows(
+            traffic, self.scenario.run.duration, self.spec.batch, now, begin, keep,
+            lambda: self.node_lost_at is not None, lambda: self.interrupted,
+            self.market.numbered if self.market is not None else None, waiting)
 
     def _transaction(self, k: int, msg_id: int, kind: int, agent: int, t_intended: int, size: int, fee_wei: int,
                      gas_of: dict[int, int], senders: _Senders) -> str:
