@@ -71,7 +71,8 @@ from msgstorm.history.events import EventKind
 from msgstorm.history.schema import TABLES
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.distributed_merge import ClockOffset, GeneratorHistory, merge_histories, t_end_of
-from msgstorm.live.target import START_FAILED, LiveTarget
+from msgstorm.live.lifecycle import START_FAILED
+from msgstorm.live.target import LiveTarget
 from msgstorm.scenario import Scenario
 from msgstorm.scenario.refs import is_loopback_url
 from msgstorm.traffic.generate import MessageBatch

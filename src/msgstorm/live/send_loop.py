@@ -1,8 +1,8 @@
 """How a live target's sending runs: the event loop with the interpreter set for open-loop sends.
 
-Place in the pipeline: ``LiveTarget.run`` (brokers) and ``ChainTarget.run`` (an EVM node)
--> **run_send_loop(main, traffic, handlers, interrupted)** -> their ``_main`` coroutine.
-Both targets send the scenario's traffic at its intended times, so both need the same
+Place in the pipeline: ``Lifecycle.run`` (``live/lifecycle.py``: brokers, an EVM node,
+validators) -> **run_send_loop(main, traffic, handlers, interrupted)** -> ``Lifecycle._main``.
+Every target sends the scenario's traffic at its intended times, so all need the same
 interpreter settings around their loop, written here once:
 
 - The first two windows are built before the clock starts: a batch can take a few hundred

@@ -24,14 +24,11 @@ from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.drivers.base import (
     STOP_GRACE_NS,
-    AnnouncesMaxPayload,
     BurstDriver,
-    CountsHandedOver,
     Driver,
-    FeedsGeneratorProcesses,
-    SignsMessages,
+    DriverCapabilities,
 )
-from msgstorm.live.event_log import EventLog
+from msgstorm.live.lifecycle import Lifecycle
 from msgstorm.live.nemesis import Nemesis
 from msgstorm.live.pacing import SPIN_NS
 from msgstorm.live.payload import HEADER, StoredCopy, message_id, payload
@@ -65,34 +62,21 @@ def _next_window(batches: Iterator[MessageBatch]) -> tuple[MessageBatch, np.ndar
     return None if batch is None else (batch, np.full(len(batch), -1, dtype=np.int64))
 
 
-class LiveSender:
+class LiveSender(Lifecycle):
     """The live target's state, its callbacks and its sends. ``LiveTarget``
     (``live/target.py``) runs it; ``nodes`` and ``interrupted`` are what the run row records."""
 
     def __init__(self, scenario: Scenario, writer: HistoryWriter, run_dir: Path,
                  progress: Progress | None = None) -> None:
-        self.scenario = scenario
-        self.writer = writer
-        # Absolute: servers run in their own directory, so a path they are given on their command
-        # line (data, logs) must not be relative to msgstorm's (``--out runs/x`` is).
-        run_dir = Path(run_dir).resolve()
-        self.run_dir = run_dir
-        self.interrupted = False
+        super().__init__(scenario, writer, run_dir, progress)
+        run_dir = self.run_dir
         self.drained = False
-        self.start_error: str | None = None  # why the run never started (nothing was sent)
-        # The run's end came while the generator was behind its schedule: what it had not sent
-        # by then stays unsent (status ``unsent``), never sent late.
-        self.stopped_behind = False
         # What the progress bar shows, kept by the send loops without per-message work.
-        self.progress = progress
         self._emitted = 0  # messages this process handed to the driver
         self._lag_ns: int | None = None  # the latest hand-over's send lag
         self._sent_count = 0  # messages sent, counted when the windows go to the recorder at the end
-        self._t0 = time.monotonic_ns()
-        # The recorder's thread: the one that writes to the history while the run goes.
-        self._recording = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="msgstorm-recorder")
-        self.log = EventLog(writer, self._recording)  # the events, on disk as they happen
         self.driver: Driver = LIVE_DRIVERS[scenario.target](scenario.live, run_dir, self._on_event)
+        self.can = DriverCapabilities.of(self.driver)  # what the target may ask of it beyond ``Driver``
         self.consumer_names = [f"consumer-{i}" for i in range(scenario.live.consumers)]
         self._authenticate(scenario)
         self.batches: list[MessageBatch] = []
@@ -101,21 +85,18 @@ class LiveSender:
         self.acks = Acks()
         # [live.nats] generator_processes: this process sends the messages whose key is 0
         # modulo the count, generator processes the others (``generator_process.py``).
-        self.generator_count = (self.driver.generator_processes(scenario.live)
-                                if isinstance(self.driver, FeedsGeneratorProcesses) else 1)
+        self.generator_count = (self.can.generators.generator_processes(scenario.live)
+                                if self.can.generators is not None else 1)
         self.generators: list[Any] = []
         self.sent_elsewhere: list[tuple[np.ndarray, np.ndarray]] = []  # since the last intake
         self.sent_elsewhere_count = 0
         self.dropped_elsewhere = 0  # publishes generator processes dropped
         self.seed: np.random.SeedSequence | None = None
-        self._handlers: dict[int, Any] = {}
         self.stored: StoredCopy | None = None
         self.node_copies: dict[str, StoredCopy] = {}  # server name -> its copy of the stream, read back
         self.t_read_back = 0
-        self.t_run_end: int | None = None  # the drain's end: the run's end on its time axis
-        # A user's server (``live.url``) found gone mid-run (``live/user_server.py``): when, on
-        # the run's clock; the sending ended there. ``_outages_open``: clients disconnected now.
-        self.node_lost_at: int | None = None
+        # ``node_lost_at``: a user's server (``live.url``) found gone mid-run
+        # (``live/user_server.py``). ``_outages_open``: clients disconnected now.
         self._outages_open = 0
         self.unreadable = 0
         # The history's messages and deliveries rows, written on a thread of its own while the
@@ -126,11 +107,10 @@ class LiveSender:
         # The scenario's [[faults]], applied in wall time (``live/nemesis.py``); None without faults.
         self.nemesis = Nemesis(scenario, self.driver, run_dir, self._on_fault_event) if scenario.faults else None
         self._flushing: concurrent.futures.Future[None] | None = None
+        self._writing: asyncio.Task[None] | None = None  # the recording task while the run goes
+        self._sending: asyncio.Task[None] | None = None  # the open-loop sender while the run goes
         self._windows_taken = 0  # windows in ``batches`` handed to the recorder
         self._sent_let_go = 0  # sends in the windows let go (the recorder's now)
-
-    def _now(self) -> int:
-        return time.monotonic_ns() - self._t0
 
     def _on_event(self, kind: str, detail: dict[str, Any]) -> None:
         now = self._now()
@@ -178,8 +158,8 @@ class LiveSender:
         security = scenario.security
         if security is None or security.scheme == "none":
             return
-        driver = self.driver
-        if not isinstance(driver, SignsMessages):
+        driver = self.can.signs
+        if driver is None:
             raise TargetError(f"{scenario.target}: [security] scheme {security.scheme!r}: this target does not sign "
                               "messages (core NATS does)")
         problem = driver.signing_problem(scenario.live)
@@ -204,8 +184,8 @@ class LiveSender:
 
         if self.seed is None:
             raise TargetError("generator processes need the traffic's seed")
-        assert isinstance(self.driver, FeedsGeneratorProcesses)  # generator_count > 1 comes from it
-        url = self.driver.url
+        assert self.can.generators is not None  # generator_count > 1 comes from it
+        url = self.can.generators.url
         assert url is not None
         spec = self.run_dir / "servers" / "generators.pickle"
         write_spec(spec, self.scenario, self.seed)
@@ -240,7 +220,7 @@ class LiveSender:
         """Before anything is sent: an agent whose messages can be larger than the server
         takes (NATS's max_payload, which it announces) would have every such publish refused
         and the connection closed, so the run would measure nothing. Said with the field."""
-        limit = self.driver.max_payload if isinstance(self.driver, AnnouncesMaxPayload) else None
+        limit = self.can.max_payload.max_payload if self.can.max_payload is not None else None
         if limit is None:
             return
         for index, agent in enumerate(self.scenario.agents):
@@ -253,13 +233,14 @@ class LiveSender:
 
     async def _send_all(self, traffic: Iterator[MessageBatch]) -> None:
         # Generator processes need the burst path (its own-share filter), which also serves burst = 1.
-        if isinstance(self.driver, BurstDriver) and (self.driver.burst > 1 or self.generator_count > 1):
-            await self._send_bursts(self.driver, traffic)
+        burst = self.can.burst
+        if burst is not None and (burst.burst > 1 or self.generator_count > 1):
+            await self._send_bursts(burst, traffic)
             return
         run = self.scenario.run
         stop_at = run.duration
         publish = self.driver.publish
-        counter = self.driver if isinstance(self.driver, CountsHandedOver) else None
+        counter = self.can.handed_over
         now = self._now
         since_yield = 0
         for batch in traffic:
@@ -304,7 +285,7 @@ class LiveSender:
         than a numpy call)."""
         stop_at = self.scenario.run.duration
         publish_staged = driver.publish_staged
-        counter = driver if isinstance(driver, CountsHandedOver) else None
+        counter = self.can.handed_over
         burst = driver.burst
         now = self._now
         since_yield = 0

@@ -1,8 +1,8 @@
 """How a live run stops on SIGINT and SIGTERM: one rule for every live target.
 
-Place in the pipeline: called by each live target's run loop (``live/target.py``'s
-``LiveTarget``, ``live/chain/target.py``'s ``ChainTarget``, ``live/chain/comet_target.py``'s
-``CometTarget``) as its task starts on the event loop.
+Place in the pipeline: called by the one live run loop (``live/lifecycle.py``'s
+``Lifecycle._main``, which ``LiveTarget``, ``ChainTarget`` and ``CometTarget`` share) as its
+task starts on the event loop.
 """
 
 from __future__ import annotations

@@ -41,14 +41,14 @@ a 2-core machine the highest core-NATS rate with p99 send lag within 1 ms fell f
 1,000,000/s to about 20,000/s with it on (``benchmarks/live_generator.py --quick``).
 
 The state a run keeps, the driver's callbacks and the generator are ``LiveSender``
-(``live/sending.py``), which ``LiveTarget`` extends with the run, the drain and the history.
+(``live/sending.py``), which ``LiveTarget`` extends with the steps of the run every live target
+shares (``live/lifecycle.py``: the order they come in, signals, faults, CPU sampling, progress,
+the drain's loop, cleanup are there), the drain's condition, the read-back and the history.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -58,26 +58,12 @@ import pyarrow as pa
 from msgstorm.errors import DataFileError, TargetError
 from msgstorm.heap import release_freed_memory
 from msgstorm.history.events import EventKind
-from msgstorm.live.cpu import MIN_INTERVAL_S, CpuSampler
-from msgstorm.live.drivers.base import (
-    BulkAckDriver,
-    BurstDriver,
-    ChildProcess,
-    CountsLostPublishes,
-    HasConsumerProcesses,
-    HasServers,
-    ReadsNodes,
-    RunsInProcesses,
-    SignsMessages,
-    TimedReceiptsDriver,
-)
+from msgstorm.live.drivers.base import ChildProcess
 from msgstorm.live.event_log import SAMPLES_EVERY_S
-from msgstorm.live.nemesis import cleanup_report
+from msgstorm.live.lifecycle import cancelled
 from msgstorm.live.recorder import FAR, PUBLISHER, Intake
-from msgstorm.live.send_loop import run_send_loop
 from msgstorm.live.sending import LiveSender
 from msgstorm.live.servers import ManagedServer
-from msgstorm.live.stopping import STOP_SIGNALS, stop_on_signals
 from msgstorm.live.user_server import GONE_AFTER_S, refused_by, watched_address
 from msgstorm.progress import ProgressSnapshot
 from msgstorm.security.costs import CostSource, resolve_verify_cost
@@ -89,18 +75,15 @@ __all__ = ["LiveTarget"]
 _HAND_EVERY_S = 1.0
 # While a client is disconnected from a user's server, whether the server is gone, this often.
 _WATCH_S = 0.1
-# The drain looks at what has arrived this often.
-_DRAIN_POLL_S = 0.005
-# A progress snapshot (the terminal bar, Prometheus) this often, in wall time.
-_PROGRESS_S = 0.25
 STREAM = "stream"
-# The ``client`` of the ``client_error`` event of a run that never started.
-START_FAILED = "start"
 
 
 class LiveTarget(LiveSender):
     """Drive ``scenario.target``'s driver with the scenario's traffic; ``finish`` writes
     what happened. ``nodes`` and ``interrupted`` are what the run row records."""
+
+    drain_poll_s = 0.005
+    _to_drain = 0  # the messages sent, when the drain starts
 
     @property
     def nodes(self) -> list[dict[str, str]]:
@@ -122,172 +105,128 @@ class LiveTarget(LiveSender):
     def _record_refused(self) -> None:
         """A signed run's ``integrity`` event: what each consumer refused (its verification)."""
         security = self.scenario.security
-        if security is None or security.scheme == "none" or not isinstance(self.driver, SignsMessages):
+        if security is None or security.scheme == "none" or self.can.signs is None:
             return
-        refused = [{"tampered": tampered, "replayed": replayed} for tampered, replayed in self.driver.refused()]
+        refused = [{"tampered": tampered, "replayed": replayed} for tampered, replayed in self.can.signs.refused()]
         self.log.add((self.t_run_end if self.t_run_end is not None else self._now(), EventKind.INTEGRITY, None,
                       float(sum(r["tampered"] + r["replayed"] for r in refused)), {"consumers": refused}))
 
-    # --- running ------------------------------------------------------------------------
+    # --- running: the lifecycle's steps (``live/lifecycle.py``) ----------------------------
 
-    def run(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence) -> None:
+    def run(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None = None) -> None:
         """Send ``traffic``, made from ``seed`` (``generate_traffic`` with the run's window):
         generator processes, and the recorder's last intake, make it again from that."""
         self.seed = seed
-        self.log.add((self._now(), EventKind.RUN_START, None, None, {
-            "target": self.scenario.target, "consumers": len(self.consumer_names),
-            "processes": (self.driver.processes if isinstance(self.driver, RunsInProcesses) else 1)
-            + self.generator_count - 1,
-            "fanout": bool(self.driver.fanout), "acks": bool(self.driver.acks)}))
+        super().run(traffic, seed)
+
+    def _run_start_detail(self) -> dict[str, Any]:
+        return {"target": self.scenario.target, "consumers": len(self.consumer_names),
+                "processes": (self.can.processes.processes if self.can.processes is not None else 1)
+                + self.generator_count - 1,
+                "fanout": bool(self.driver.fanout), "acks": bool(self.driver.acks)}
+
+    def _after_run_start(self) -> None:
         security = self._security_detail()
         if security is not None:
             self.log.add((self._now(), EventKind.SECURITY, None, float(security["verify_ns"]), security))
-        started: set[int] = set()  # pids of the servers whose server_start is recorded
+
+    def _start_servers(self) -> list[dict[str, Any]]:
+        return self.driver.start_servers()
+
+    def _stop_servers(self) -> list[ManagedServer]:
+        self.driver.stop_servers()
+        return self._servers()
+
+    def _child_processes(self) -> list[tuple[str, int | None]]:
+        return [(child.name, child.process.pid if child.process is not None else None)
+                for child in [*self._consumer_processes(), *self.generators]]
+
+    async def _open(self) -> None:
         try:
-            for server in self.driver.start_servers():
-                self.log.add((self._now(), EventKind.SERVER_START, None, None, server))
-                started.add(server["pid"])
-            self._handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-            run_send_loop(self._main, traffic, self._handlers, lambda: self.interrupted)
-        except KeyboardInterrupt:
-            self.interrupted = True
-            self.log.add((self._now(), EventKind.INTERRUPTED, None, None, None))
-        except TargetError as error:
-            # Nothing was sent: a server that would not start or died while it started, a
-            # client that could not connect, a size the server refuses. The history says so
-            # (``History.start_failure``), so the run directory is never read as an empty run.
-            self.start_error = str(error)
-            self.log.add((self._now(), EventKind.CLIENT_ERROR, None, None,
-                                 {"client": START_FAILED, "error": self.start_error}))
-            raise
-        finally:
+            if self.can.burst is not None:
+                self.can.burst.on_receipts = self._on_receipts
+            if self.can.bulk_acks is not None:
+                self.can.bulk_acks.on_acks = self._on_acks
+            if self.can.timed_receipts is not None:
+                self.can.timed_receipts.on_timed_receipts = self._on_timed_receipts
             if self.nemesis is not None:
-                self.nemesis.kill()  # the last resort: its close ran in the event loop unless that failed
-            self.driver.stop_servers()
-            # A server started again by a fault records its own start.
-            started |= {int(event[4]["pid"]) for event in self.log.events
-                        if event[1] == EventKind.SERVER_START and event[4] and event[4].get("pid") is not None}
-            for managed in self._servers():
-                if managed.pid is None:  # never spawned: a start that failed or was interrupted first
-                    continue
-                if managed.pid not in started:
-                    # Spawned, but the start was cut short (a signal while it waited for the port,
-                    # a sibling of a cluster that failed): the history still pairs every stop
-                    # with its start.
-                    self.log.add((self._now(), EventKind.SERVER_START, None, None,
-                                  {"name": managed.name, "pid": managed.pid, "url": None, "started": False}))
-                self.log.add((self._now(), EventKind.SERVER_STOP, None, None,
-                              {"name": managed.name, "returncode": managed.returncode,
-                               **({"exited_early": True} if managed.exited_early else {})}))
-            # Verified, not assumed: nothing msgstorm started still runs or listens.
-            children = [*self._consumer_processes(), *self.generators]
-            self.log.add((self._now(), EventKind.CLEANUP, None, None, cleanup_report(
-                self._servers(), self.nemesis,
-                [(child.name, child.process.pid) for child in children if child.process is not None])))
+                await self.nemesis.prepare()  # the fault proxy, before the clients connect through it
+            await self.driver.connect(self._on_receipt, self._on_ack)
+            await self._start_generators()
+        except Exception as error:  # noqa: BLE001 - any client failure here means no run
+            said = str(error) or (f"no answer within live.start_timeout ({self.scenario.live.start_timeout / 1e9:g} s)"
+                                  if isinstance(error, TimeoutError) else "no detail given")
+            raise TargetError(f"{self.scenario.target}: cannot connect: {type(error).__name__}: {said}") from error
+        self._refuse_what_the_server_refuses()
 
-    async def _main(self, traffic: Iterator[MessageBatch]) -> None:
-        stop_on_signals(self, self._handlers)
+    def _clock_started(self) -> None:
+        for generator in self.generators:
+            generator.begin(self._t0)
+
+    def _during(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
+        record_every = self.scenario.live.record_every
+        self._writing = loop.create_task(
+            self._record(record_every / 1e9) if record_every is not None else self._hand_windows(_HAND_EVERY_S))
+        address = watched_address(self.scenario.live.url) if not self._servers() else None
+        watching = loop.create_task(self._watch_user_server(address) if address is not None else asyncio.sleep(0))
+        return [self._writing, watching]  # the rest of the rows is written by ``finish``
+
+    async def _send(self, traffic: Iterator[MessageBatch]) -> None:
+        self._sending = asyncio.get_running_loop().create_task(self._send_all(traffic))
         try:
-            try:
-                if isinstance(self.driver, BurstDriver):
-                    self.driver.on_receipts = self._on_receipts
-                if isinstance(self.driver, BulkAckDriver):
-                    self.driver.on_acks = self._on_acks
-                if isinstance(self.driver, TimedReceiptsDriver):
-                    self.driver.on_timed_receipts = self._on_timed_receipts
-                if self.nemesis is not None:
-                    await self.nemesis.prepare()  # the fault proxy, before the clients connect through it
-                await self.driver.connect(self._on_receipt, self._on_ack)
-                await self._start_generators()
-            except Exception as error:  # noqa: BLE001 - any client failure here means no run
-                said = str(error) or (f"no answer within live.start_timeout ({self.scenario.live.start_timeout / 1e9:g} s)"
-                                      if isinstance(error, TimeoutError) else "no detail given")
-                raise TargetError(f"{self.scenario.target}: cannot connect: {type(error).__name__}: {said}") from error
-            self._refuse_what_the_server_refuses()
-            late_ns = await self._before_schedule()
-            # The schedule starts now (``late_ns`` ago): connecting is not part of the run's time.
-            shift = self._now() - late_ns
-            self._t0 += shift
-            self.log.start_clock(shift)  # the events so far are on disk from here on, each next one as it comes
-            for generator in self.generators:
-                generator.begin(self._t0)
-            record_every = self.scenario.live.record_every
-            loop = asyncio.get_running_loop()
-            recording = loop.create_task(
-                self._record(record_every / 1e9) if record_every is not None else self._hand_windows(_HAND_EVERY_S))
-            sampler = CpuSampler(PUBLISHER, self._sampled_processes(), self._on_cpu, self._on_machine_cpu)
-            sampling = loop.create_task(self._sample_cpu(sampler, max(self.scenario.run.sample_interval / 1e9,
-                                                                      MIN_INTERVAL_S)))
-            reporting = loop.create_task(self._report_progress() if self.progress is not None else asyncio.sleep(0))
-            nemesis = self.nemesis
-            faulting = loop.create_task(nemesis.run(self._t0, self._now) if nemesis is not None else asyncio.sleep(0))
-            sending = loop.create_task(self._send_all(traffic))
-            address = watched_address(self.scenario.live.url) if not self._servers() else None
-            watching = loop.create_task(self._watch_user_server(address, sending) if address is not None
-                                        else asyncio.sleep(0))
-            try:
-                await self._sent_until_the_end_or_the_server_lost(sending)
-                if self.node_lost_at is None:
-                    # The generator processes keep the same schedule: wait for the end of theirs.
-                    await asyncio.gather(*(generator.finished() for generator in self.generators))
-                # The drain comes after the heal: a fault still in force when the sending ends
-                # ends now (a crashed server without restart_after stays down).
-                faulting.cancel()
-                await asyncio.gather(faulting, return_exceptions=True)
-                if nemesis is not None:
-                    await nemesis.heal(self._now)
-                await self.driver.flush()
-                await self._drain()
-            finally:
-                sampling.cancel()
-                reporting.cancel()
-                recording.cancel()  # the rest is written by ``finish``
-                faulting.cancel()
-                watching.cancel()
-                sending.cancel()  # done by now, unless this run was interrupted or failed
-                await asyncio.gather(sampling, reporting, recording, faulting, watching, sending,
-                                     return_exceptions=True)
-                if self.progress is not None:
-                    self.progress(self._snapshot(final=True))
-                sampler.sample()  # the CPU the run's end used
-            if not recording.cancelled() and recording.exception() is not None:
-                raise recording.exception()  # type: ignore[misc]  # the history could not be written
-            # The run ends with the drain: what follows (reading the stream back, stopping
-            # servers) is a phase after it, kept off the run's time axis (see ``finish``).
-            self.t_run_end = self._now()
-            self.log.end_at(self.t_run_end)
-            if not self.interrupted and self.node_lost_at is None:  # a server gone has nothing to read back
-                events_before = len(self.log.events)
-                self.stored = await self.driver.read_back()
-                seconds = (self._now() - self.t_run_end) / 1e9
-                # None is a target that keeps nothing to read (core NATS, ZeroMQ, a trimmed
-                # Redis stream): no phase; unless the driver said why a read-back failed.
-                failed = any(event[1] == EventKind.CLIENT_ERROR and (event[4] or {}).get("client") == "read_back"
-                             for event in self.log.events[events_before:])
-                if isinstance(self.driver, ReadsNodes):  # each server's own copy (a cluster under faults)
-                    self.node_copies = await self.driver.read_back_nodes() or {}
-                if self.stored is not None or failed:
-                    self.t_read_back = self.t_run_end
-                    self.log.add((self.t_read_back, EventKind.READ_BACK, None,
-                                         None if self.stored is None else float(len(self.stored)),
-                                         {"seconds": round(seconds, 3)}))
+            await self._sent_until_the_end_or_the_server_lost(self._sending)
+            if self.node_lost_at is None:
+                # The generator processes keep the same schedule: wait for the end of theirs.
+                await asyncio.gather(*(generator.finished() for generator in self.generators))
         finally:
-            try:
-                if self.nemesis is not None:  # interrupted or failed: heal before the clients close
-                    await self.nemesis.heal(self._now)
-                # Interrupted: stopped now, each reports what it sent (a no-op for one that is done).
-                await asyncio.gather(*(generator.stop() for generator in self.generators))
-                await self.driver.close()
-                self._record_refused()
-            finally:
-                if self.nemesis is not None:  # the fault proxy, after the clients that go through it
-                    await self.nemesis.close(self._now)
+            await cancelled(self._sending)  # done by now, unless this run was interrupted or failed
 
-    async def _before_schedule(self) -> int:
-        """Connected, about to start the schedule: how long ago it should have started (ns).
-        Here it starts now (0). A generator of a distributed run waits for the instant every
-        generator starts at, and says how late it woke up (``live/distributed.py``)."""
-        return 0
+    async def _settle(self) -> None:
+        await self.driver.flush()
+        self._to_drain = self._sent_here() + self.sent_elsewhere_count
+
+    def _drained(self) -> bool:
+        """Every message sent is received (by every consumer on a fan-out target, by one
+        otherwise) and acked (on a target with acks). Publishes the driver (or a generator
+        process) says will never arrive, dropped or refused, are not waited for, nor acks it
+        says will not come (they can still come in while it drains)."""
+        sent = self._to_drain
+        consumers = len(self.consumer_names) if self.driver.fanout else 1
+        lost, unacked = self.dropped_elsewhere, 0
+        if self.can.lost is not None:
+            lost, unacked = lost + self.can.lost.lost_publishes, self.can.lost.unacked_publishes
+        acks = sent - lost - unacked if self.driver.acks else 0
+        self.drained = self.receipts.count >= (sent - lost) * consumers and self.acks.count >= acks
+        return self.drained
+
+    async def _after(self) -> None:
+        writing = self._writing
+        if writing is not None and not writing.cancelled() and writing.exception() is not None:
+            raise writing.exception()  # type: ignore[misc]  # the history could not be written
+        assert self.t_run_end is not None
+        if self.interrupted or self.node_lost_at is not None:  # a server gone has nothing to read back
+            return
+        events_before = len(self.log.events)
+        self.stored = await self.driver.read_back()
+        seconds = (self._now() - self.t_run_end) / 1e9
+        # None is a target that keeps nothing to read (core NATS, ZeroMQ, a trimmed Redis
+        # stream): no phase; unless the driver said why a read-back failed.
+        failed = any(event[1] == EventKind.CLIENT_ERROR and (event[4] or {}).get("client") == "read_back"
+                     for event in self.log.events[events_before:])
+        if self.can.reads_nodes is not None:  # each server's own copy (a cluster under faults)
+            self.node_copies = await self.can.reads_nodes.read_back_nodes() or {}
+        if self.stored is not None or failed:
+            self.t_read_back = self.t_run_end
+            self.log.add((self.t_read_back, EventKind.READ_BACK, None,
+                          None if self.stored is None else float(len(self.stored)), {"seconds": round(seconds, 3)}))
+
+    async def _close(self) -> None:
+        if self.nemesis is not None:  # interrupted or failed: heal before the clients close
+            await self.nemesis.heal(self._now)
+        # Interrupted: stopped now, each reports what it sent (a no-op for one that is done).
+        await asyncio.gather(*(generator.stop() for generator in self.generators))
+        await self.driver.close()
+        self._record_refused()
 
     async def _sent_until_the_end_or_the_server_lost(self, sending: asyncio.Task[None]) -> None:
         """Wait for ``sending`` to end: at the schedule's end, or cut short by the loss of a
@@ -300,7 +239,7 @@ class LiveTarget(LiveSender):
             if self.node_lost_at is None or (task is not None and task.cancelling()):
                 raise
 
-    async def _watch_user_server(self, address: tuple[str, int], sending: asyncio.Task[None]) -> None:
+    async def _watch_user_server(self, address: tuple[str, int]) -> None:
         """While a client is disconnected from the user's server (``live.url``), whether the
         server still takes connections, every ``_WATCH_S``: one that refuses them for
         ``GONE_AFTER_S`` is gone
@@ -323,20 +262,13 @@ class LiveTarget(LiveSender):
                 "name": self.scenario.target, "url": url, "returncode": None, "refused_since": refused_since,
                 "error": f"the server at {url} no longer takes connections ({type(refused).__name__}: {refused}) "
                          f"after a client lost its connection, for {GONE_AFTER_S:g} s"}))
-            sending.cancel()
+            if self._sending is not None:
+                self._sending.cancel()
             return
-
-    async def _report_progress(self) -> None:
-        """A progress snapshot every ``_PROGRESS_S``: counts the loops keep, nothing per message."""
-        assert self.progress is not None
-        while True:
-            await asyncio.sleep(_PROGRESS_S)
-            self.progress(self._snapshot())
 
     def _snapshot(self, final: bool = False) -> ProgressSnapshot:
         emitted = self._emitted + self.sent_elsewhere_count
-        lost = self.dropped_elsewhere + (self.driver.lost_publishes if isinstance(self.driver, CountsLostPublishes)
-                                         else 0)
+        lost = self.dropped_elsewhere + (self.can.lost.lost_publishes if self.can.lost is not None else 0)
         consumers = len(self.consumer_names) if self.driver.fanout else 1
         committed = self.acks.count if self.driver.acks else self.receipts.count // max(1, consumers)
         return ProgressSnapshot(
@@ -348,11 +280,11 @@ class LiveTarget(LiveSender):
 
     def _servers(self) -> list[ManagedServer]:
         """The servers the driver started (``HasServers``)."""
-        return list(self.driver.servers) if isinstance(self.driver, HasServers) else []
+        return list(self.can.servers.servers) if self.can.servers is not None else []
 
     def _consumer_processes(self) -> list[ChildProcess]:
         """The driver's consumer processes (``HasConsumerProcesses``)."""
-        return list(self.driver.consumer_processes) if isinstance(self.driver, HasConsumerProcesses) else []
+        return list(self.can.consumer_processes.consumer_processes) if self.can.consumer_processes is not None else []
 
     def _sampled_processes(self) -> list[tuple[str, int]]:
         """(name, pid) of the servers msgstorm started, of its fault proxy and of its consumer
@@ -363,23 +295,6 @@ class LiveTarget(LiveSender):
         proxies = [(proxy.name, proxy.pid) for proxy in ((nemesis.proxy, nemesis.route_proxy) if nemesis else ())
                    if proxy is not None and proxy.pid is not None]
         return servers + proxies + [(child.name, child.process.pid) for child in children if child.process is not None]
-
-    def _on_cpu(self, name: str, seconds: float) -> None:
-        self.log.add((self._now(), EventKind.CPU_SECONDS, name, seconds, None))
-
-    def _on_machine_cpu(self, busy_seconds: float) -> None:
-        self.log.add((self._now(), EventKind.MACHINE_CPU_SECONDS, None, busy_seconds, None))
-
-    @staticmethod
-    async def _sample_cpu(sampler: CpuSampler, every_s: float) -> None:
-        """The CPU time of this process and of the servers msgstorm started, every ``every_s``
-        (``run.sample_interval``) on a grid from the schedule's start (a late wake-up does not
-        push the later samples back; ``live/cpu.py``)."""
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for k in itertools.count(1):
-            sampler.sample()
-            await asyncio.sleep(max(0.0, start + k * every_s - loop.time()))
 
     async def _record(self, every_s: float) -> None:
         """Every ``every_s`` (``[live] record_every``), what the run brought goes to the
@@ -428,30 +343,12 @@ class LiveTarget(LiveSender):
         windows = self._windows_since()
         sent_elsewhere, self.sent_elsewhere = self.sent_elsewhere, []
         horizon = self._now()  # receipts the target stamps: every one before now is in
-        if isinstance(self.driver, TimedReceiptsDriver):
-            through = self.driver.receipts_through()
+        if self.can.timed_receipts is not None:
+            through = self.can.timed_receipts.receipts_through()
             if through is not None:
                 horizon = min(horizon, through - self._t0)
         shares = [FAR if g.reported_until == FAR else g.reported_until - self._t0 for g in self.generators]
         return Intake(windows, self.receipts.take(), self.acks.take(), sent_elsewhere, horizon, shares)
-
-    async def _drain(self) -> None:
-        """Wait until every message sent is received (by every consumer on a fan-out target,
-        by one otherwise) and acked (on a target with acks), or ``run.drain`` has passed.
-        Publishes the driver (or a generator process) says will never arrive, dropped or
-        refused, are not waited for, nor acks it says will not come."""
-        sent = self._sent_here() + self.sent_elsewhere_count
-        consumers = len(self.consumer_names) if self.driver.fanout else 1
-        deadline = self._now() + self.scenario.run.drain
-        while self._now() < deadline and self.node_lost_at is None:  # nothing comes from a server gone
-            lost, unacked = self.dropped_elsewhere, 0
-            if isinstance(self.driver, CountsLostPublishes):  # they can still come in while it drains
-                lost, unacked = lost + self.driver.lost_publishes, self.driver.unacked_publishes
-            acks = sent - lost - unacked if self.driver.acks else 0
-            if self.receipts.count >= (sent - lost) * consumers and self.acks.count >= acks:
-                self.drained = True
-                return
-            await asyncio.sleep(_DRAIN_POLL_S)
 
     # --- the history ------------------------------------------------------------------------
 
@@ -460,10 +357,7 @@ class LiveTarget(LiveSender):
         end time (ns)."""
         # The run's end is the drain's: events of the phase after it (the read-back, servers
         # stopping) are stamped at that end, the read-back's own duration is in its event.
-        t_end = self.t_run_end if self.t_run_end is not None else self._now()
-        self.log.end_at(t_end)
-        self.log.stop_writing()  # what comes from here on is written below, on this thread
-        self._recording.shutdown(wait=True)  # its last intake is written first
+        t_end = self._end_history()
         if self._flushing is not None and not self._flushing.cancelled() and self._flushing.exception() is not None:
             raise self._flushing.exception()  # type: ignore[misc]  # the history could not be written
         # The sending's transient buffers (frames, reads, the transport's) are freed by now;
@@ -474,8 +368,7 @@ class LiveTarget(LiveSender):
             self.log.add((t_end, EventKind.CLIENT_ERROR, None, None, {
                 "client": "consumers", "damaged": self.unreadable,
                 "error": f"{self.unreadable} payloads received damaged or not msgstorm's (counted as no receipt)"}))
-        self.log.add((t_end, EventKind.RUN_END, None, float(self._sent_count), None))
-        self.log.finish()
+        self._history_written(t_end, self._sent_count)
         return t_end
 
     def _write_rest(self) -> None:

@@ -4,8 +4,9 @@ validators, and what each validator committed.
 Place in the pipeline: ``runner`` -> **CometTarget** -> history, beside ``ChainTarget`` (an
 EVM node) and ``LiveTarget`` (brokers); it writes the same tables, so the analysis reads a
 validator network's run as it reads the others'. The validators are ``CometNetwork``'s
-(``live/chain/cometbft.py``); the sending loop is the one every live target shares
-(``live/send_loop.py``, ``live/pacing.py``).
+(``live/chain/cometbft.py``); the run is the one every live target shares
+(``live/lifecycle.py``), and the sending the EVM node's (``send_windows`` there, over
+``live/send_loop.py`` and ``live/pacing.py``).
 
 Sending: each message is one ``kvstore`` transaction, ``m<msg_id>=<kind>.<agent>.<t_intended>``
 padded with ``x`` to the message's ``size`` (unique bytes: CometBFT's mempool cache refuses a
@@ -39,18 +40,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import bisect
-import concurrent.futures
 import json
-import signal
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import numpy as np
 
 from msgstorm.errors import TargetError
 from msgstorm.history.events import EventKind
@@ -59,13 +55,10 @@ from msgstorm.live.chain.cometbft import CometNetwork
 from msgstorm.live.chain.record import LOST, PENDING, REJECTED, Window, write_messages
 from msgstorm.live.chain.rpc import JsonRpc
 from msgstorm.live.cpu import MIN_INTERVAL_S
-from msgstorm.live.drivers.base import STOP_GRACE_NS
-from msgstorm.live.event_log import EventLog
-from msgstorm.live.nemesis import Nemesis, cleanup_report
-from msgstorm.live.pacing import due_through, wait_until
+from msgstorm.live.lifecycle import Lifecycle, SendRows, cancelled, send_windows
+from msgstorm.live.nemesis import Nemesis
 from msgstorm.live.recorder import PUBLISHER
-from msgstorm.live.send_loop import run_send_loop
-from msgstorm.live.stopping import STOP_SIGNALS, stop_on_signals
+from msgstorm.live.servers import ManagedServer
 from msgstorm.progress import Progress, ProgressSnapshot
 from msgstorm.rules.desync import HeightGapTracker
 from msgstorm.scenario.schema import Scenario
@@ -73,8 +66,6 @@ from msgstorm.traffic.generate import MessageBatch
 
 __all__ = ["CometTarget", "block_number", "decode_tx", "encode_tx", "evidence_detail", "reason_of"]
 
-_DRAIN_POLL_S = 0.02
-_PROGRESS_S = 0.25
 _RETRY_S = 0.2  # a validator's WebSocket is tried again this often while it is down
 _READY_BLOCKS = 2  # every validator has committed this many heights before the clock starts
 # A validator's refusal, by the words of its error, as a reason the history names.
@@ -132,26 +123,18 @@ class Commit:
     round: int = -1  # the round the height was decided in (from the next height's last commit)
 
 
-class CometTarget:
+class CometTarget(Lifecycle):
     """Drive a CometBFT validator network with ``scenario``'s traffic; ``finish`` writes what
     happened."""
 
+    drain_poll_s = 0.02
+
     def __init__(self, scenario: Scenario, writer: HistoryWriter, run_dir: Path,
                  progress: Progress | None = None) -> None:
-        self.scenario = scenario
-        self.writer = writer
-        self.run_dir = Path(run_dir).resolve()
-        self.progress = progress
+        super().__init__(scenario, writer, run_dir, progress)
         self.spec = scenario.live.cometbft
         self.network = CometNetwork(scenario, self.run_dir)
         self.names = [f"validator-{i}" for i in range(self.spec.validators)]
-        self.interrupted = False
-        self.start_error: str | None = None
-        self.stopped_behind = False
-        self.t_run_end: int | None = None
-        self._t0 = time.monotonic_ns()
-        self._recording = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="msgstorm-recorder")
-        self.log = EventLog(writer, self._recording)
         self.windows: list[Window] = []
         self.commits: list[dict[int, Commit]] = [{} for _ in self.names]  # per validator: height -> commit
         self.first_height = 0  # heights up to this one were made before the clock started
@@ -159,10 +142,10 @@ class CometTarget:
         self.rejection_text: dict[str, str] = {}
         self.mempools: list[tuple[int, int, int]] = []  # (t, validator, transactions)
         self.accepted = 0
-        self.nemesis: Nemesis | None = None
         self._rpcs: list[JsonRpc] = []
+        self._session: aiohttp.ClientSession | None = None
+        self._watchers: list[asyncio.Task[None]] = []  # each validator's new blocks, while the run goes
         self._requests: set[asyncio.Task[None]] = set()
-        self._handlers: dict[int, Any] = {}
         self._committed_ids: set[int] = set()
         self.proposals: dict[str, int] = {}  # block hash -> when a validator first held the whole proposed block
         self.evidence_seen: set[str] = set()  # blocks whose evidence is kept (at their first commit)
@@ -174,39 +157,18 @@ class CometTarget:
     def nodes(self) -> list[dict[str, str]]:
         return [{"name": PUBLISHER, "region": "local"}, *({"name": n, "region": "validators"} for n in self.names)]
 
-    def _now(self) -> int:
-        return time.monotonic_ns() - self._t0
+    # --- running: the lifecycle's steps (``live/lifecycle.py``) --------------------------------
 
-    # --- running ----------------------------------------------------------------------------
+    def _start_servers(self) -> list[dict[str, Any]]:
+        problems = CometNetwork.problems(self.scenario)
+        if problems:
+            raise TargetError("; ".join(f"{'.'.join(map(str, where))}: {said}" for where, said in problems))
+        self.network.start()  # their homes written; spawned once the route proxy listens (``_open``)
+        return []
 
-    def run(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None = None) -> None:
-        """Start the validators, send ``traffic``, watch their blocks; stopped on every way out."""
-        self.log.add((self._now(), EventKind.RUN_START, None, None, {
-            "target": self.scenario.target, "consumers": 0, "processes": 1, "fanout": False, "acks": True}))
-        try:
-            problems = CometNetwork.problems(self.scenario)
-            if problems:
-                raise TargetError("; ".join(f"{'.'.join(map(str, where))}: {said}" for where, said in problems))
-            self.network.start()
-            self._handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-            run_send_loop(self._main, traffic, self._handlers, lambda: self.interrupted)
-        except KeyboardInterrupt:
-            self.interrupted = True
-            self.log.add((self._now(), EventKind.INTERRUPTED, None, None, None))
-        except TargetError as error:
-            self.start_error = str(error)
-            self.log.add((self._now(), EventKind.CLIENT_ERROR, None, None, {"client": "start", "error": str(error)}))
-            raise
-        finally:
-            if self.nemesis is not None:
-                self.nemesis.kill()
-            self.network.stop()
-            for server in self.network.every_server:
-                self.log.add((self._now(), EventKind.SERVER_STOP, None, None, {
-                    "name": server.name, "returncode": server.returncode,
-                    **({"exited_early": True} if server.exited_early else {})}))
-            self.log.add((self._now(), EventKind.CLEANUP, None, None,
-                          cleanup_report(self.network.every_server, self.nemesis, [])))
+    def _stop_servers(self) -> list[ManagedServer]:
+        self.network.stop()
+        return self.network.every_server  # the validators and any second signer a double_sign started
 
     def _record_fault(self, t: int, kind: str, node: str | None, detail: dict[str, Any] | None) -> None:
         """The nemesis's events, and when a fault held a validator stopped (not desynchronised)."""
@@ -214,53 +176,46 @@ class CometTarget:
         if node in self.names and kind in (EventKind.FAULT_START, EventKind.FAULT_END):
             self.stopped.append((t, node, kind == EventKind.FAULT_START))
 
-    async def _main(self, traffic: Iterator[MessageBatch]) -> None:
-        stop_on_signals(self)
+    async def _open(self) -> None:
         # The route proxy listens before the validators dial each other through it.
         self.nemesis = Nemesis(self.scenario, self.network, self.run_dir, self._record_fault)
         await self.nemesis.prepare()
         for described in self.network.spawn():
             self.log.add((self._now(), EventKind.SERVER_START, None, None, described))
         self._rpcs = [JsonRpc(url, 2) for url in self.network.rpc_urls]
-        session = aiohttp.ClientSession()
-        try:
-            await self._ready()
-            shift = self._now()
-            self._t0 += shift
-            self.log.start_clock(shift)
-            loop = asyncio.get_running_loop()
-            faults = loop.create_task(self.nemesis.run(self._t0, self._now))
-            watchers = [loop.create_task(self._watch(session, v)) for v in range(len(self.names))]
-            mempools = loop.create_task(self._sample_mempools())
-            reporting = loop.create_task(self._report_progress() if self.progress is not None else asyncio.sleep(0))
+        self._session = aiohttp.ClientSession()
+        await self._ready()
+
+    def _during(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
+        assert self._session is not None
+        session = self._session
+        # Past the drain, until the catch-up has read the last heights (``_after``).
+        self._watchers = [loop.create_task(self._watch(session, v)) for v in range(len(self.names))]
+        return [loop.create_task(self._sample_mempools())]
+
+    async def _send(self, traffic: Iterator[MessageBatch]) -> None:
+        await self._send_all(traffic)
+
+    def _drained(self) -> bool:
+        """Every request answered and every accepted transaction committed."""
+        return not self._requests and len(self._committed_ids) >= self.accepted
+
+    async def _after(self) -> None:
+        if not self.interrupted:
             try:
-                await self._send_all(traffic)
-                await self._heal(faults)
-                await self._drain()
-            finally:
-                await self._heal(faults)
-                for task in (mempools, reporting):
-                    task.cancel()
-                await asyncio.gather(mempools, reporting, return_exceptions=True)
-                self.t_run_end = self._now()
-                self.log.end_at(self.t_run_end)
-                if not self.interrupted:
-                    try:
-                        await asyncio.wait_for(self._catch_up(), 20)
-                    except Exception as error:  # noqa: BLE001 - what was read is kept
-                        self._on_error("blocks", error)
-                for task in watchers:
-                    task.cancel()
-                for request in list(self._requests):
-                    request.cancel()
-                await asyncio.gather(*watchers, *self._requests, return_exceptions=True)
-                if self.progress is not None:
-                    self.progress(self._snapshot(final=True))
-        finally:
-            await session.close()
-            for rpc in self._rpcs:
-                await rpc.close()
-            await self.nemesis.close(self._now)
+                await asyncio.wait_for(self._catch_up(), 20)
+            except Exception as error:  # noqa: BLE001 - what was read is kept
+                self._on_error("blocks", error)
+
+    async def _close(self) -> None:
+        await cancelled(*self._watchers, *self._requests)
+        if self._session is not None:
+            await self._session.close()
+        for rpc in self._rpcs:
+            await rpc.close()
+
+    def _sampled_processes(self) -> list[tuple[str, int]]:
+        return [(server.name, server.pid) for server in self.network.validators if server.pid is not None]
 
     async def _ready(self) -> None:
         """Until every validator has committed ``_READY_BLOCKS`` heights (their links up, the
@@ -282,39 +237,22 @@ class CometTarget:
         raise TargetError(f"cometbft: validators made no chain within {3 * self.scenario.live.start_timeout / 1e9:g} s "
                           f"({', '.join(behind)}); see RUN_DIR/servers/validator-*.out")
 
-    async def _heal(self, faults: asyncio.Task[None]) -> None:
-        faults.cancel()
-        await asyncio.gather(faults, return_exceptions=True)
-        if self.nemesis is not None:
-            await self.nemesis.heal(self._now)
-
     # --- sending ----------------------------------------------------------------------------
 
     async def _send_all(self, traffic: Iterator[MessageBatch]) -> None:
-        stop_at = self.scenario.run.duration
-        loop = asyncio.get_running_loop()
-        batches = iter(traffic)
-        upcoming = loop.run_in_executor(None, next, batches, None)
+        """The traffic open loop (``send_windows``): each message due to validator ``entry``,
+        else ``key`` modulo the validators, the rows due together in one batch a validator."""
         count = len(self.names)
         entry = self.spec.entry
-        while (batch := await upcoming) is not None:
-            upcoming = loop.run_in_executor(None, next, batches, None)
-            n = len(batch)
-            window = Window(batch, np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.full(n, -1, np.int8))
+
+        def begin(batch: MessageBatch) -> SendRows:
+            window = Window.unsent(batch)
             self.windows.append(window)
             times = batch.t_intended.tolist()
             ids, kinds, agents = batch.msg_id.tolist(), batch.kind.tolist(), batch.agent.tolist()
             sizes, keys = batch.size.tolist(), batch.key.tolist()
-            end = bisect.bisect_left(times, stop_at)
-            i = 0
-            while i < end:
-                t = await wait_until(times[i], self._now, asyncio.sleep)
-                if t >= stop_at + STOP_GRACE_NS:
-                    self.stopped_behind = True
-                    if end == n:  # windows meant before the run's end may follow
-                        await self._keep_unsent(upcoming, batches)
-                    return
-                j = due_through(times, i, end, t, self.spec.batch)
+
+            async def send_rows(i: int, j: int) -> None:
                 rows: dict[int, list[int]] = {}
                 for k in range(i, j):
                     v = entry if entry is not None else keys[k] % count
@@ -323,28 +261,14 @@ class CometTarget:
                 for v, part in rows.items():
                     calls = [self._call(k, encode_tx(ids[k], kinds[k], agents[k], times[k], sizes[k])) for k in part]
                     self._request(v, window, part, "[" + ",".join(calls) + "]")
-                i = j
-                await asyncio.sleep(0)
-            if end < n:
-                upcoming.cancel()
-                return
 
-    async def _keep_unsent(self, upcoming: asyncio.Future[MessageBatch | None],
-                           batches: Iterator[MessageBatch]) -> None:
-        """The sender was behind at the run's end: the windows not read yet are kept too, none
-        of their rows sent, so every message meant before ``run.duration`` gets a row
-        (``unsent``) and the offered rate counts the whole schedule."""
-        loop = asyncio.get_running_loop()
-        stop_at = self.scenario.run.duration
-        while not self.interrupted and (batch := await upcoming) is not None:
-            n = len(batch)
-            if n and int(batch.t_intended[0]) >= stop_at:
-                return
-            self.windows.append(Window(batch, np.full(n, -1, np.int64), np.full(n, -1, np.int64),
-                                       np.full(n, -1, np.int8)))
-            if n and int(batch.t_intended[-1]) >= stop_at:
-                return
-            upcoming = loop.run_in_executor(None, next, batches, None)
+            return send_rows
+
+        def keep(batch: MessageBatch) -> None:
+            self.windows.append(Window.unsent(batch))
+
+        self.stopped_behind = await send_windows(traffic, self.scenario.run.duration, self.spec.batch, self._now,
+                                                 begin, keep, lambda: False, lambda: self.interrupted)
 
     @staticmethod
     def _call(k: int, tx: bytes) -> str:
@@ -480,20 +404,6 @@ class CometTarget:
                     pass
             await asyncio.sleep(every_s)
 
-    async def _drain(self) -> None:
-        """Until every accepted transaction is committed, or ``run.drain`` has passed."""
-        deadline = self._now() + self.scenario.run.drain
-        while self._now() < deadline:
-            if not self._requests and len(self._committed_ids) >= self.accepted:
-                return
-            await asyncio.sleep(_DRAIN_POLL_S)
-
-    async def _report_progress(self) -> None:
-        assert self.progress is not None
-        while True:
-            await asyncio.sleep(_PROGRESS_S)
-            self.progress(self._snapshot())
-
     def _snapshot(self, final: bool = False) -> ProgressSnapshot:
         sent = sum(int((w.sent >= 0).sum()) for w in self.windows)
         refused = sum(len(times) for times in self.rejections.values())
@@ -503,10 +413,6 @@ class CometTarget:
             t_ns=self._now(), end_ns=self.scenario.run.duration, sent=sent, emitted=sent,
             settled=committed + refused, committed=committed, dropped=0, rejected=refused, queue_depth=depth,
             base_fee=None, faults_active=0, leader=self.names[0], final=final, target=self.scenario.target)
-
-    def _on_error(self, client: str, error: BaseException) -> None:
-        self.log.add((self._now(), EventKind.CLIENT_ERROR, None, None,
-                      {"client": client, "error": f"{type(error).__name__}: {error}"}))
 
     # --- the history ------------------------------------------------------------------------
 
@@ -525,10 +431,7 @@ class CometTarget:
 
     def finish(self) -> int:
         """Write the messages, the per-validator commits and the chain's events; the run's end (ns)."""
-        t_end = self.t_run_end if self.t_run_end is not None else self._now()
-        self.log.end_at(t_end)
-        self.log.stop_writing()
-        self._recording.shutdown(wait=True)
+        t_end = self._end_history()
         agents = [agent.name for agent in self.scenario.agents]
         included = self.included()
         # The block each height committed (one per height: the safety check says so) and
@@ -538,8 +441,7 @@ class CometTarget:
                     if hashes[height] in self.proposals}
         sent = write_messages(self.writer, self.scenario, self.windows, included, set(), self.interrupted,
                               self.start_error is None, agents, proposed=proposed)
-        self.log.add((t_end, EventKind.RUN_END, None, float(sent), None))
-        self.log.finish()
+        self._history_written(t_end, sent)
         self._write_commits(t_end)
         return t_end
 

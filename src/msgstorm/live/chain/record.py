@@ -44,6 +44,12 @@ class Window:
     # meant; one never sent is still held by its sender (``pending``).
     market: bool = False
 
+    @classmethod
+    def unsent(cls, batch: MessageBatch) -> Window:
+        """``batch``'s window before any of it is sent."""
+        n = len(batch)
+        return cls(batch, np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.full(n, -1, np.int8))
+
 
 @dataclass
 class Block:

@@ -39,11 +39,8 @@ the sender below the web3.py loop's rate, let alone what the node takes.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import collections
-import concurrent.futures
 import itertools
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,10 +56,7 @@ from msgstorm.live.chain.calldata import encode, gas_cap
 from msgstorm.live.chain.market import ChainMarket
 from msgstorm.live.chain.record import LOST, PENDING, REJECTED, Block, Window
 from msgstorm.live.chain.rpc import JsonRpc
-from msgstorm.live.drivers.base import STOP_GRACE_NS
-from msgstorm.live.event_log import EventLog
-from msgstorm.live.nemesis import Nemesis
-from msgstorm.live.pacing import due_through, wait_until
+from msgstorm.live.lifecycle import Lifecycle, SendRows, send_windows
 from msgstorm.progress import Progress
 from msgstorm.scenario.schema import MESSAGE_KINDS, CrashFault, RestartFault, Scenario
 from msgstorm.traffic.generate import MessageBatch
@@ -115,25 +109,16 @@ def reason_of(message: str) -> str:
     return next((reason for words, reason in REASONS if words in lowered), "other")
 
 
-class ChainSender:
+class ChainSender(Lifecycle):
     """The chain target's state, and its sends: ``_send_all`` the schedule's, ``_send_rows``
     the market's; each batch's answers (``_post``), the accounts and their nonces.
     ``ChainTarget`` (``live/chain/target.py``) runs it."""
 
     def __init__(self, scenario: Scenario, writer: HistoryWriter, run_dir: Path,
                  progress: Progress | None = None) -> None:
-        self.scenario = scenario
-        self.writer = writer
-        self.run_dir = Path(run_dir).resolve()
-        self.progress = progress
-        self.interrupted = False
-        self.start_error: str | None = None
-        self.stopped_behind = False
+        super().__init__(scenario, writer, run_dir, progress)
         self.node = AnvilNode(scenario, self.run_dir)
         self.spec = scenario.live.anvil
-        self._t0 = time.monotonic_ns()
-        self._recording = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="msgstorm-recorder")
-        self.log = EventLog(writer, self._recording)
         self.windows: list[Window] = []
         self._first_ids: list[int] = []
         self.blocks: list[Block] = []
@@ -149,8 +134,6 @@ class ChainSender:
         self.accepted = 0  # transactions the node accepted into its pool
         self.accepted_open = 0  # accepted by the node, not yet seen in a block
         self.in_flight = 0  # batch requests without an answer
-        self.node_lost_at: int | None = None
-        self.t_run_end: int | None = None
         self._senders: list[str] = []
         self._nonces: list[int] = []
         self._nonce_tick = 0  # nonces handed out so far
@@ -165,10 +148,8 @@ class ChainSender:
         self._market_rows: dict[int, tuple[Window, int]] = {}  # market msg_id accepted -> its row, until included
         self._rpc: JsonRpc | None = None
         self._requests: set[asyncio.Task[None]] = set()
-        self._handlers: dict[int, Any] = {}
         self.next_due: int | None = None  # the intended time of the next send while the sender waits for it
         self._gap: asyncio.Future[None] | None = None  # done when the send awaited is out
-        self.nemesis: Nemesis | None = None
         self.lost_to_faults = 0  # transactions sent while a fault had the node down
         self._block_hashes: dict[int, str] = {}  # block number -> hash, to see a rollback after a restart
         self.undone: dict[int, int] = {}  # msg_id -> the block a restart lost it with (no longer included)
@@ -177,9 +158,6 @@ class ChainSender:
         # A node that may be stopped and restarted: included transactions keep their hashes, so
         # one whose block a restart rolled back is looked up again at the end.
         self._keep_hashes = self.node.keeps_state()
-
-    def _now(self) -> int:
-        return time.monotonic_ns() - self._t0
 
     async def _connect(self, rpc: JsonRpc) -> None:
         accounts = await rpc.call("eth_accounts")
@@ -213,45 +191,29 @@ class ChainSender:
     # --- sending ----------------------------------------------------------------------------
 
     async def _send_all(self, rpc: JsonRpc, traffic: Iterator[MessageBatch]) -> None:
-        stop_at = self.scenario.run.duration
-        loop = asyncio.get_running_loop()
-        batches = iter(traffic)
-        upcoming = loop.run_in_executor(None, next, batches, None)
+        """The traffic open loop (``send_windows``), the market's rows numbered into it; ends
+        where the node is lost for good."""
         gas_of = {MESSAGE_KINDS.index(kind): gas for kind, gas in self.scenario.blocks.gas.items()}
         unit = self.spec.fee_unit_wei
         now = self._now
         own_agents = len(self.scenario.agents)  # the market's agents come after: the oracle's rows
-        while (batch := await upcoming) is not None:
-            upcoming = loop.run_in_executor(None, next, batches, None)
-            if self.market is not None:
-                batch = self.market.numbered(batch)
-            n = len(batch)
-            window = Window(batch, np.full(n, -1, np.int64), np.full(n, -1, np.int64), np.full(n, -1, np.int8))
+
+        def begin(batch: MessageBatch) -> SendRows:
+            window = Window.unsent(batch)
             self._sent_before += sum(int((w.sent >= 0).sum()) for w in self.windows[-2:-1])
             self.windows.append(window)
-            self._first_ids.append(int(batch.msg_id[0]) if n else -1)
+            self._first_ids.append(int(batch.msg_id[0]) if len(batch) else -1)
             times = batch.t_intended.tolist()
             ids, kinds, agents = batch.msg_id.tolist(), batch.kind.tolist(), batch.agent.tolist()
             sizes = batch.size.tolist()
             fees = np.rint(batch.fee * unit).astype(np.int64).tolist()
-            end = bisect.bisect_left(times, stop_at)
-            i = 0
-            while i < end:
-                self.next_due = times[i]
-                t = await wait_until(times[i], now, asyncio.sleep)
-                if t >= stop_at + STOP_GRACE_NS or self.node_lost_at is not None:
-                    self.stopped_behind = self.node_lost_at is None
-                    if end == n:  # windows meant before the run's end may follow
-                        await self._keep_unsent(upcoming, batches)
-                    return
-                j = due_through(times, i, end, t, self.spec.batch)
+
+            async def send_rows(i: int, j: int) -> None:
                 front = self.node.front
                 if front is not None and front.down:  # the sequencer takes nothing (live/chain/forced.py)
                     front.take(window, range(i, j))
-                    i = j
                     self._sent_now()
-                    await asyncio.sleep(0)
-                    continue
+                    return
                 if self._restarted():
                     await self._resync_nonces(rpc)
                 calls = [self._transaction(k, ids[k], kinds[k], agents[k], times[k], sizes[k], fees[k], gas_of,
@@ -259,33 +221,21 @@ class ChainSender:
                          for k in range(i, j)]
                 window.sent[i:j] = now()  # then written at once (``_request``)
                 self._request(rpc, window, slice(i, j), calls)
-                i = j
                 self._sent_now()
-                await asyncio.sleep(0)
-            if end < n:
-                upcoming.cancel()
-                return
 
-    async def _keep_unsent(self, upcoming: asyncio.Future[MessageBatch | None],
-                           batches: Iterator[MessageBatch]) -> None:
-        """The sending stopped before the schedule's end (the node lost for good, or the
-        sender behind at the run's end): the windows not read yet are kept too, none of their
-        rows sent, so every message meant before ``run.duration`` gets a row (``unsent``,
-        ``write_messages``) and the offered rate counts the whole schedule."""
-        loop = asyncio.get_running_loop()
-        stop_at = self.scenario.run.duration
-        while not self.interrupted and (batch := await upcoming) is not None:
-            if self.market is not None:
-                batch = self.market.numbered(batch)
-            n = len(batch)
-            if n and int(batch.t_intended[0]) >= stop_at:
-                return
-            self.windows.append(Window(batch, np.full(n, -1, np.int64), np.full(n, -1, np.int64),
-                                       np.full(n, -1, np.int8)))
-            self._first_ids.append(int(batch.msg_id[0]) if n else -1)
-            if n and int(batch.t_intended[-1]) >= stop_at:
-                return
-            upcoming = loop.run_in_executor(None, next, batches, None)
+            return send_rows
+
+        def keep(batch: MessageBatch) -> None:
+            self.windows.append(Window.unsent(batch))
+            self._first_ids.append(int(batch.msg_id[0]) if len(batch) else -1)
+
+        def waiting(t: int) -> None:
+            self.next_due = t
+
+        self.stopped_behind = await send_windows(
+            traffic, self.scenario.run.duration, self.spec.batch, now, begin, keep,
+            lambda: self.node_lost_at is not None, lambda: self.interrupted,
+            self.market.numbered if self.market is not None else None, waiting)
 
     def _transaction(self, k: int, msg_id: int, kind: int, agent: int, t_intended: int, size: int, fee_wei: int,
                      gas_of: dict[int, int], senders: _Senders) -> str:
@@ -513,6 +463,3 @@ class ChainSender:
         writer.close()
         return self.node_lost_at is not None
 
-    def _on_error(self, client: str, error: BaseException) -> None:
-        self.log.add((self._now(), EventKind.CLIENT_ERROR, None, None,
-                      {"client": client, "error": f"{type(error).__name__}: {error}"}))

@@ -60,9 +60,8 @@ servers and errors as they happen (``live/event_log.py``).
 from __future__ import annotations
 
 import asyncio
-import itertools
-import signal
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -83,11 +82,11 @@ from msgstorm.live.chain.record import (
 from msgstorm.live.chain.rollup import L1Node, LiveBatcher
 from msgstorm.live.chain.rpc import JsonRpc, RpcError
 from msgstorm.live.chain.sending import ChainSender
-from msgstorm.live.cpu import MIN_INTERVAL_S, CpuSampler
-from msgstorm.live.nemesis import Nemesis, cleanup_report
+from msgstorm.live.cpu import MIN_INTERVAL_S
+from msgstorm.live.lifecycle import cancelled
+from msgstorm.live.nemesis import Nemesis
 from msgstorm.live.recorder import PUBLISHER
-from msgstorm.live.send_loop import run_send_loop
-from msgstorm.live.stopping import STOP_SIGNALS, stop_on_signals
+from msgstorm.live.servers import ManagedServer
 from msgstorm.progress import ProgressSnapshot
 from msgstorm.scenario.faults import SequencerOutageFault
 from msgstorm.scenario.schema import Eip1559
@@ -95,8 +94,6 @@ from msgstorm.traffic.generate import MessageBatch
 
 __all__ = ["ChainTarget"]
 
-_DRAIN_POLL_S = 0.01
-_PROGRESS_S = 0.25
 _HEADS_RETRY_S = 0.05  # the heads are followed again this often while a fault has the node down
 
 
@@ -105,62 +102,45 @@ class ChainTarget(ChainSender):
 
     l1: L1Node | None = None  # with [rollup]: the L1 anvil and msgstorm's batcher
     batcher: LiveBatcher | None = None
+    _past_the_drain: list[asyncio.Task[None]] = []  # noqa: RUF012 - set per run by ``_during``
 
     @property
     def nodes(self) -> list[dict[str, str]]:
         return [{"name": PUBLISHER, "region": "local"}, {"name": NAME, "region": "chain"}]
 
-    # --- running ----------------------------------------------------------------------------
+    # --- running: the lifecycle's steps (``live/lifecycle.py``) --------------------------------
 
-    def run(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None = None) -> None:
-        """Start the node, send ``traffic``, watch the chain; the node is stopped on every way out."""
-        if self.scenario.market is not None:  # its reactors draw their paths and accounts now
-            market_seed = (seed if seed is not None else np.random.SeedSequence(self.scenario.run.seed)).spawn(1)[0]
-            self.market = ChainMarket(self.scenario, market_seed, self._now, self.spec.fee_unit_wei)
-            traffic = self.market.traffic(traffic)
-        self.log.add((self._now(), EventKind.RUN_START, None, None, {
-            "target": self.scenario.target, "consumers": 0, "processes": 1, "fanout": False, "acks": True}))
-        started = False
-        try:
-            problems = AnvilNode.problems(self.scenario)
-            if problems:
-                raise TargetError("; ".join(f"{'.'.join(map(str, where))}: {said}" for where, said in problems))
-            described = self.node.start()
-            if described is not None:
-                started = True
-                self.log.add((self._now(), EventKind.SERVER_START, None, None, described))
-            if self.scenario.rollup is not None:  # the L1 behind the node (live/chain/rollup.py)
-                self.l1 = L1Node(self.scenario.rollup, self.run_dir, self.scenario.live.start_timeout / 1e9)
-                self.log.add((self._now(), EventKind.SERVER_START, None, None, self.l1.start(find_anvil())))
-            self._handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-            run_send_loop(self._main, traffic, self._handlers, lambda: self.interrupted)
-        except KeyboardInterrupt:
-            self.interrupted = True
-            self.log.add((self._now(), EventKind.INTERRUPTED, None, None, None))
-        except TargetError as error:
-            self.start_error = str(error)
-            self.log.add((self._now(), EventKind.CLIENT_ERROR, None, None, {"client": "start", "error": str(error)}))
-            raise
-        finally:
-            if self.nemesis is not None:
-                self.nemesis.kill()  # the last resort: a proxy or a paused node a broken loop left
-            self.node.stop()
-            if self.l1 is not None:
-                self.l1.stop()
-            servers = [self.node.server] if self.node.server is not None else []
-            if self.l1 is not None and self.l1.server is not None:
-                servers.append(self.l1.server)
-            for server in servers:
-                if not started:
-                    self.log.add((self._now(), EventKind.SERVER_START, None, None,
-                                  {"name": server.name, "pid": server.pid, "url": None, "started": False}))
-                self.log.add((self._now(), EventKind.SERVER_STOP, None, None, {
-                    "name": server.name, "returncode": server.returncode,
-                    **({"exited_early": True} if server.exited_early else {})}))
-            self.log.add((self._now(), EventKind.CLEANUP, None, None, cleanup_report(servers, self.nemesis, [])))
+    def _traffic(self, traffic: Iterator[MessageBatch], seed: np.random.SeedSequence | None
+                 ) -> Iterator[MessageBatch]:
+        if self.scenario.market is None:
+            return traffic
+        # Its reactors draw their paths and accounts now.
+        market_seed = (seed if seed is not None else np.random.SeedSequence(self.scenario.run.seed)).spawn(1)[0]
+        self.market = ChainMarket(self.scenario, market_seed, self._now, self.spec.fee_unit_wei)
+        return self.market.traffic(traffic)
 
-    async def _main(self, traffic: Iterator[MessageBatch]) -> None:
-        stop_on_signals(self)
+    def _start_servers(self) -> list[dict[str, Any]]:
+        problems = AnvilNode.problems(self.scenario)
+        if problems:
+            raise TargetError("; ".join(f"{'.'.join(map(str, where))}: {said}" for where, said in problems))
+        described = self.node.start()
+        if described is not None:
+            self.log.add((self._now(), EventKind.SERVER_START, None, None, described))
+        if self.scenario.rollup is not None:  # the L1 behind the node (live/chain/rollup.py)
+            self.l1 = L1Node(self.scenario.rollup, self.run_dir, self.scenario.live.start_timeout / 1e9)
+            self.log.add((self._now(), EventKind.SERVER_START, None, None, self.l1.start(find_anvil())))
+        return []
+
+    def _stop_servers(self) -> list[ManagedServer]:
+        self.node.stop()
+        if self.l1 is not None:
+            self.l1.stop()
+        servers = [self.node.server] if self.node.server is not None else []
+        if self.l1 is not None and self.l1.server is not None:
+            servers.append(self.l1.server)
+        return servers
+
+    async def _open(self) -> None:
         if self.scenario.faults:
             # Before the clients connect: a toxic routes them through the fault proxy.
             self.nemesis = Nemesis(self.scenario, self.node, self.run_dir,
@@ -168,90 +148,77 @@ class ChainTarget(ChainSender):
             await self.nemesis.prepare()
         rpc = self._rpc = JsonRpc(self.node.url, self.spec.connections)
         try:
-            try:
-                await self._connect(rpc)
-            except Exception as error:  # noqa: BLE001 - any failure here means no run
-                raise TargetError(f"{self.scenario.target}: cannot connect to {self.node.url}: "
-                                  f"{type(error).__name__}: {error}") from error
-            if self.market is not None:
-                await self._restore_base_fee(rpc)
-            if self.l1 is not None and self.l1.server is not None:
-                self.batcher = LiveBatcher(self.l1.spec, self._now)
-                await self.batcher.connect(self.l1.url, rpc)
-                if any(isinstance(spec, SequencerOutageFault) for _, spec in fault_entries(self.scenario)):
-                    self.node.front = SequencerFront(self.batcher, self._now, self._send_traffic_rows, self.log.add)
-            shift = self._now()
-            self._t0 += shift
-            self.log.start_clock(shift)
-            if self.market is not None:
-                self.market.start(self._send_rows)
-            loop = asyncio.get_running_loop()
-            faults = loop.create_task(self._apply_faults())
-            heads = loop.create_task(self._watch_heads(rpc))
-            pool = loop.create_task(self._sample_pool(rpc))
-            servers = [(NAME, self.node.server.pid)] if self.node.server and self.node.server.pid else []
-            sampler = CpuSampler(PUBLISHER, servers, self._on_cpu, self._on_machine_cpu)
-            cpu = loop.create_task(self._sample_cpu(sampler))
-            reporting = loop.create_task(self._report_progress() if self.progress is not None else asyncio.sleep(0))
-            batching = loop.create_task(self.batcher.run() if self.batcher is not None else asyncio.sleep(0))
-            front = self.node.front
-            forcing = loop.create_task(front.run() if front is not None else asyncio.sleep(0))
-            try:
-                try:
-                    await self._send_all(rpc, traffic)
-                finally:
-                    self.next_due = None
-                    self._sent_now()  # the reads waiting for a gap go
-                await self._heal(faults)
-                await self._drain()
-            finally:
-                await self._heal(faults)
-                for task in (pool, cpu, reporting):
-                    task.cancel()
-                await asyncio.gather(pool, cpu, reporting, return_exceptions=True)
-                if self.progress is not None:
-                    self.progress(self._snapshot(final=True))
-                sampler.sample()
-                if self.market is not None:
-                    self.market.close()
-                self.t_run_end = self._now()
-                self.log.end_at(self.t_run_end)
-                if not self.interrupted and self.node.alive() and self.node_lost_at is None:
-                    try:
-                        await asyncio.wait_for(self._catch_up(rpc), 10)
-                    except Exception as error:  # noqa: BLE001 - the chain read so far is kept
-                        self._on_error("blocks", error)
-                batching.cancel()
-                forcing.cancel()
-                await asyncio.gather(batching, forcing, return_exceptions=True)
-                if self.batcher is not None and not self.interrupted:
-                    try:  # the last batch, and its L1 block: up to three slots
-                        await self.batcher.flush(3 * self.batcher.spec.l1.slot / 1e9 + 5)
-                    except Exception as error:  # noqa: BLE001 - the batches landed so far are kept
-                        self._on_error("batcher", error)
-                heads.cancel()
-                for request in list(self._requests):
-                    request.cancel()
-                await asyncio.gather(heads, *self._requests, return_exceptions=True)
+            await self._connect(rpc)
+        except Exception as error:  # noqa: BLE001 - any failure here means no run
+            raise TargetError(f"{self.scenario.target}: cannot connect to {self.node.url}: "
+                              f"{type(error).__name__}: {error}") from error
+        if self.market is not None:
+            await self._restore_base_fee(rpc)
+        if self.l1 is not None and self.l1.server is not None:
+            self.batcher = LiveBatcher(self.l1.spec, self._now)
+            await self.batcher.connect(self.l1.url, rpc)
+            if any(isinstance(spec, SequencerOutageFault) for _, spec in fault_entries(self.scenario)):
+                self.node.front = SequencerFront(self.batcher, self._now, self._send_traffic_rows, self.log.add)
+
+    def _clock_started(self) -> None:
+        if self.market is not None:
+            self.market.start(self._send_rows)
+
+    def _during(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
+        assert self._rpc is not None
+        # Past the drain: the heads until the catch-up has read the last block, the batcher
+        # and the forced inclusion until the last batch (``_after``).
+        front = self.node.front
+        self._past_the_drain = [
+            loop.create_task(self._watch_heads(self._rpc)),
+            loop.create_task(self.batcher.run() if self.batcher is not None else asyncio.sleep(0)),
+            loop.create_task(front.run() if front is not None else asyncio.sleep(0))]
+        return [loop.create_task(self._sample_pool(self._rpc))]
+
+    async def _send(self, traffic: Iterator[MessageBatch]) -> None:
+        assert self._rpc is not None
+        try:
+            await self._send_all(self._rpc, traffic)
         finally:
-            await rpc.close()
-            if self.batcher is not None:
-                await self.batcher.close()
-            if self.nemesis is not None:
-                await self.nemesis.close(self._now)  # the proxy, after the clients that go through it
+            self.next_due = None
+            self._sent_now()  # the reads waiting for a gap go
 
-    async def _apply_faults(self) -> None:
-        """The scenario's faults on the node, each at its time on the run's clock."""
-        if self.nemesis is not None:
-            await self.nemesis.run(self._t0, self._now)
+    def _drained(self) -> bool:
+        """Every request answered and every accepted transaction included (and the market's
+        held messages settled); a node msgstorm started that has exited is named."""
+        if not self._requests and self.accepted_open <= 0 and (self.market is None or self.market.settled()):
+            return True
+        self._check_node()
+        return False
 
-    async def _heal(self, faults: asyncio.Task[None]) -> None:
-        """The sending ended: the faults still in force are ended (the node resumed or
-        started again), each ``fault_end`` written. Safe to call twice."""
-        faults.cancel()
-        await asyncio.gather(faults, return_exceptions=True)
-        if self.nemesis is not None:
-            await self.nemesis.heal(self._now)
+    async def _after(self) -> None:
+        assert self._rpc is not None
+        if self.market is not None:
+            self.market.close()
+        if not self.interrupted and self.node.alive() and self.node_lost_at is None:
+            try:
+                await asyncio.wait_for(self._catch_up(self._rpc), 10)
+            except Exception as error:  # noqa: BLE001 - the chain read so far is kept
+                self._on_error("blocks", error)
+        _, batching, forcing = self._past_the_drain
+        await cancelled(batching, forcing)
+        if self.batcher is not None and not self.interrupted:
+            try:  # the last batch, and its L1 block: up to three slots
+                await self.batcher.flush(3 * self.batcher.spec.l1.slot / 1e9 + 5)
+            except Exception as error:  # noqa: BLE001 - the batches landed so far are kept
+                self._on_error("batcher", error)
+
+    async def _close(self) -> None:
+        if self.market is not None:
+            self.market.close()
+        await cancelled(*self._past_the_drain, *self._requests)
+        if self._rpc is not None:
+            await self._rpc.close()
+        if self.batcher is not None:
+            await self.batcher.close()
+
+    def _sampled_processes(self) -> list[tuple[str, int]]:
+        return [(NAME, self.node.server.pid)] if self.node.server and self.node.server.pid else []
 
     async def _restore_base_fee(self, rpc: JsonRpc) -> None:
         """The next block's base fee set back to ``backpressure.initial_base_fee``: the empty
@@ -463,23 +430,6 @@ class ChainTarget(ChainSender):
                 pass
             await asyncio.sleep(every_s)
 
-    async def _drain(self) -> None:
-        """Until every request is answered and every accepted transaction included, the node
-        is lost, or ``run.drain`` has passed."""
-        deadline = self._now() + self.scenario.run.drain
-        while self._now() < deadline and self.node_lost_at is None:
-            if not self._requests and self.accepted_open <= 0 and (self.market is None or self.market.settled()):
-                return
-            self._check_node()
-            await asyncio.sleep(_DRAIN_POLL_S)
-
-    async def _report_progress(self) -> None:
-        """A progress snapshot every ``_PROGRESS_S`` (the terminal bar, Prometheus)."""
-        assert self.progress is not None
-        while True:
-            await asyncio.sleep(_PROGRESS_S)
-            self.progress(self._snapshot())
-
     def _snapshot(self, final: bool = False) -> ProgressSnapshot:
         sent = sum(int((w.sent >= 0).sum()) for w in self.windows[-2:]) + self._sent_before
         refused = sum(len(times) for times in self.rejections.values())
@@ -491,28 +441,11 @@ class ChainTarget(ChainSender):
             settled=committed + refused, committed=committed, dropped=0, rejected=refused, queue_depth=pending,
             base_fee=base_fee, faults_active=0, leader=NAME, final=final, target=self.scenario.target)
 
-    def _on_cpu(self, name: str, seconds: float) -> None:
-        self.log.add((self._now(), EventKind.CPU_SECONDS, name, seconds, None))
-
-    def _on_machine_cpu(self, busy_seconds: float) -> None:
-        self.log.add((self._now(), EventKind.MACHINE_CPU_SECONDS, None, busy_seconds, None))
-
-    async def _sample_cpu(self, sampler: CpuSampler) -> None:
-        every_s = max(self.scenario.run.sample_interval / 1e9, MIN_INTERVAL_S)
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for k in itertools.count(1):
-            sampler.sample()
-            await asyncio.sleep(max(0.0, start + k * every_s - loop.time()))
-
     # --- the history ------------------------------------------------------------------------
 
     def finish(self) -> int:
         """Write the messages and the chain's events; return the run's end time (ns)."""
-        t_end = self.t_run_end if self.t_run_end is not None else self._now()
-        self.log.end_at(t_end)
-        self.log.stop_writing()
-        self._recording.shutdown(wait=True)
+        t_end = self._end_history()
         windows, agents = self.windows, [agent.name for agent in self.scenario.agents]
         if self.market is not None:
             windows, agents = windows + merged(self.market.windows), self.market.agent_names
@@ -528,8 +461,7 @@ class ChainTarget(ChainSender):
             self.log.add((t_end, EventKind.CLIENT_ERROR, None, None, {
                 "client": "sender", "lost_to_faults": self.lost_to_faults,
                 "error": f"{self.lost_to_faults} transactions sent while a fault had the node down (lost)"}))
-        self.log.add((t_end, EventKind.RUN_END, None, float(sent), None))
-        self.log.finish()
+        self._history_written(t_end, sent)
         write_chain_events(self.writer, self.blocks, self.pool, self.rejections, self.rejection_text,
                            self.spec.fee_unit_wei, t_end)
         if self.market is not None:

@@ -32,13 +32,16 @@ proxy: partitions, bridges), ``ReadsNodes`` (each server's own copy read back),
 checked against the class before anything starts (``declares``: no instance needed, its
 static methods say what a run with a given ``LiveSpec`` has); at run time the nemesis and
 the target check the instance with ``isinstance``, never a target's name or a port. A
-test ties the two: what a built-in driver declares is what its instances satisfy.
+test ties the two: what a built-in driver declares is what its instances satisfy. The
+target looks them all up once a run into ``DriverCapabilities``, named typed fields it reads
+instead of probing the driver again.
 """
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -51,8 +54,8 @@ from msgstorm.scenario.live import LiveSpec
 
 __all__ = [
     "CAPABILITIES", "STOP_GRACE_NS", "AnnouncesMaxPayload", "BulkAckDriver", "BurstDriver", "ChildProcess",
-    "CountsLostPublishes", "Driver", "FeedsGeneratorProcesses", "HasConsumerProcesses", "HasRouteLinks", "HasServers",
-    "HoldsValidatorKeys",
+    "CountsLostPublishes", "Driver", "DriverCapabilities", "FeedsGeneratorProcesses", "HasConsumerProcesses",
+    "HasRouteLinks", "HasServers", "HoldsValidatorKeys",
     "LeadsStream", "OnAck", "OnAcks", "OnEvent", "OnReceipt", "OnReceipts", "OnTimedReceipts", "Outages", "ReadsNodes",
     "RoutesClients", "RunsInProcesses", "SignsMessages", "TimedReceiptsDriver", "declares"]
 
@@ -343,6 +346,57 @@ class FeedsGeneratorProcesses(Protocol):
 
     @staticmethod
     def generator_processes(spec: LiveSpec) -> int: ...
+
+
+@dataclass(frozen=True)
+class DriverCapabilities:
+    """What the live target may ask of one driver beyond ``Driver``, looked up once a run
+    (``of``) into named, typed fields, each None where the driver lacks it: the target
+    reads a field where it would otherwise probe the driver with ``isinstance``. Three
+    groups, one a concern:
+
+    - the data path, how messages and what comes back go in bulk: ``burst``
+      (``BurstDriver``), ``bulk_acks`` (``BulkAckDriver``), ``timed_receipts``
+      (``TimedReceiptsDriver``), ``handed_over`` (``CountsHandedOver``), ``lost``
+      (``CountsLostPublishes``);
+    - the processes it starts: ``servers`` (``HasServers``), ``consumer_processes``
+      (``HasConsumerProcesses``), ``processes`` (``RunsInProcesses``), ``generators``
+      (``FeedsGeneratorProcesses``);
+    - what its clients and servers say or do: ``signs`` (``SignsMessages``),
+      ``max_payload`` (``AnnouncesMaxPayload``), ``reads_nodes`` (``ReadsNodes``).
+
+    What faults act through (``LeadsStream``, ``HasRouteLinks``, ``RoutesClients``, and
+    ``HasServers``) the nemesis asks of its driver itself, declared per class
+    (``declares``), since a scenario is checked against them before any driver exists."""
+
+    burst: BurstDriver | None
+    bulk_acks: BulkAckDriver | None
+    timed_receipts: TimedReceiptsDriver | None
+    handed_over: CountsHandedOver | None
+    lost: CountsLostPublishes | None
+    servers: HasServers | None
+    consumer_processes: HasConsumerProcesses | None
+    processes: RunsInProcesses | None
+    generators: FeedsGeneratorProcesses | None
+    signs: SignsMessages | None
+    max_payload: AnnouncesMaxPayload | None
+    reads_nodes: ReadsNodes | None
+
+    @classmethod
+    def of(cls, driver: object) -> DriverCapabilities:
+        return cls(
+            burst=driver if isinstance(driver, BurstDriver) else None,
+            bulk_acks=driver if isinstance(driver, BulkAckDriver) else None,
+            timed_receipts=driver if isinstance(driver, TimedReceiptsDriver) else None,
+            handed_over=driver if isinstance(driver, CountsHandedOver) else None,
+            lost=driver if isinstance(driver, CountsLostPublishes) else None,
+            servers=driver if isinstance(driver, HasServers) else None,
+            consumer_processes=driver if isinstance(driver, HasConsumerProcesses) else None,
+            processes=driver if isinstance(driver, RunsInProcesses) else None,
+            generators=driver if isinstance(driver, FeedsGeneratorProcesses) else None,
+            signs=driver if isinstance(driver, SignsMessages) else None,
+            max_payload=driver if isinstance(driver, AnnouncesMaxPayload) else None,
+            reads_nodes=driver if isinstance(driver, ReadsNodes) else None)
 
 
 # Each capability, what it lets msgstorm do (said when a driver lacks one a fault needs).

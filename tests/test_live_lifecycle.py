@@ -1,0 +1,266 @@
+"""The one live run loop (``live/lifecycle.py``): every target's run goes through the same
+steps in the same order, and the servers, the cleanup and a failed start are recorded the same
+way whatever the target. Driven here by a target of the test's own (no server, no client), so
+the order is seen step by step; the real targets' runs are in the other ``test_live_*`` files."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from msgstorm.errors import TargetError
+from msgstorm.history.writer import HistoryWriter
+from msgstorm.live.drivers.base import (
+    BurstDriver,
+    CountsHandedOver,
+    CountsLostPublishes,
+    DriverCapabilities,
+    HasServers,
+    ReadsNodes,
+    SignsMessages,
+)
+from msgstorm.live.lifecycle import Lifecycle, keep_unsent, send_windows
+from msgstorm.live.recorder import PUBLISHER
+from msgstorm.live.servers import ManagedServer, free_port
+from msgstorm.progress import ProgressSnapshot
+from msgstorm.scenario import parse_scenario
+from msgstorm.scenario.registry import LIVE_DRIVERS
+from msgstorm.traffic.generate import MessageBatch
+
+SCENARIO = """
+target = "nats"
+
+[run]
+name = "lifecycle"
+duration = "200ms"
+drain = "{drain}"
+sample_interval = "50ms"
+
+[live]
+consumers = 1
+
+[[agents]]
+name = "traders"
+arrival = {{ process = "constant", rate = "100/s" }}
+size = "64B"
+"""
+
+
+class _Steps(Lifecycle):
+    """A target that records each step the lifecycle asks of it, in order."""
+
+    def __init__(self, tmp_path: Path, drain: str = "100ms", fail_open: bool = False,
+                 drained_after: int = 3, server: ManagedServer | None = None) -> None:
+        scenario = parse_scenario(SCENARIO.format(drain=drain), source="lifecycle.toml")
+        super().__init__(scenario, HistoryWriter(tmp_path / "history"), tmp_path, progress=self._progress)
+        self.steps: list[str] = []
+        self.snapshots: list[ProgressSnapshot] = []
+        self.fail_open = fail_open
+        self.drained_after = drained_after
+        self.polls = 0
+        self.server = server
+
+    def _progress(self, snapshot: ProgressSnapshot) -> None:
+        self.snapshots.append(snapshot)
+
+    @property
+    def nodes(self) -> list[dict[str, str]]:
+        return [{"name": PUBLISHER, "region": "local"}]
+
+    def _start_servers(self) -> list[dict[str, Any]]:
+        self.steps.append("start_servers")
+        if self.server is None:
+            return []
+        self.server.spawn()  # spawned, and its start then cut short: no description of it
+        raise TargetError("the server would not listen")
+
+    def _stop_servers(self) -> list[ManagedServer]:
+        self.steps.append("stop_servers")
+        if self.server is None:
+            return []
+        self.server.stop()
+        return [self.server]
+
+    async def _open(self) -> None:
+        self.steps.append("open")
+        if self.fail_open:
+            raise TargetError("cannot connect")
+
+    def _clock_started(self) -> None:
+        self.steps.append("clock_started")
+
+    def _during(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
+        self.steps.append("during")
+        return [loop.create_task(asyncio.sleep(3600))]
+
+    async def _send(self, traffic: Iterator[MessageBatch]) -> None:
+        self.steps.append(f"send {sum(len(batch) for batch in traffic)}")
+
+    async def _settle(self) -> None:
+        self.steps.append("settle")
+
+    def _drained(self) -> bool:
+        self.polls += 1
+        return self.polls >= self.drained_after
+
+    async def _after(self) -> None:
+        assert self.t_run_end is not None  # the run has ended before the reads after it
+        self.steps.append("after")
+
+    async def _close(self) -> None:
+        self.steps.append("close")
+
+    def _sampled_processes(self) -> list[tuple[str, int]]:
+        return []
+
+    def _snapshot(self, final: bool = False) -> ProgressSnapshot:
+        return ProgressSnapshot(t_ns=self._now(), end_ns=self.scenario.run.duration, sent=0, emitted=0, settled=0,
+                                committed=0, dropped=0, rejected=0, queue_depth=0, base_fee=None, faults_active=0,
+                                leader="", final=final, target=self.scenario.target)
+
+
+def _batch(first: int, count: int) -> MessageBatch:
+    """Messages ``first`` .. ``first + count - 1``, message ``i`` meant at ``i`` ms."""
+    ids = np.arange(first, first + count, dtype=np.int64)
+    return MessageBatch(msg_id=ids, t_intended=ids * 1_000_000, agent=np.zeros(count, np.int32),
+                        kind=np.zeros(count, np.int8), node=np.zeros(count, np.int32), key=ids,
+                        size=np.full(count, 64, np.int32), fee=np.zeros(count))
+
+
+def _traffic(count: int) -> Iterator[MessageBatch]:
+    yield _batch(0, count)
+
+
+def _kinds(target: _Steps) -> list[str]:
+    return [str(event[1]) for event in target.log.events]
+
+
+def test_every_step_comes_once_in_the_lifecycle_order(tmp_path: Path) -> None:
+    target = _Steps(tmp_path, drained_after=3)
+    target.run(_traffic(5))
+    assert target.steps == ["start_servers", "open", "clock_started", "during", "send 5", "settle", "after",
+                            "close", "stop_servers"]
+    assert target.polls == 3  # the drain polled until drained, not to its deadline
+    assert target.t_run_end is not None and not target.interrupted and target.start_error is None
+    kinds = _kinds(target)
+    assert kinds[0] == "run_start" and kinds[-1] == "cleanup"
+    assert kinds.count("cpu_seconds") >= 1  # msgstorm's own CPU, sampled for every target
+    assert target.snapshots[-1].final and not any(s.final for s in target.snapshots[:-1])
+
+
+def test_the_drain_ends_at_run_drain_when_what_it_waits_for_never_comes(tmp_path: Path) -> None:
+    target = _Steps(tmp_path, drain="60ms", drained_after=10**9)
+    target.run(_traffic(1))
+    # Polled every drain_poll_s (10 ms) for 60 ms: at most six polls (and one at the start).
+    assert 1 <= target.polls <= 7
+    assert target.steps[-3:] == ["after", "close", "stop_servers"]
+
+
+def test_a_failed_connect_is_a_start_error_and_the_clients_still_close(tmp_path: Path) -> None:
+    target = _Steps(tmp_path, fail_open=True)
+    with pytest.raises(TargetError, match="cannot connect"):
+        target.run(_traffic(3))
+    assert target.steps == ["start_servers", "open", "close", "stop_servers"]
+    assert target.start_error == "cannot connect"
+    failed = [event[4] for event in target.log.events if event[1] == "client_error"]
+    assert failed == [{"client": "start", "error": "cannot connect"}]
+    assert _kinds(target)[-1] == "cleanup"
+
+
+def test_a_server_spawned_whose_start_was_cut_short_still_has_its_start_and_stop(tmp_path: Path) -> None:
+    server = ManagedServer("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"], free_port(),
+                           tmp_path / "servers", 5.0)
+    (tmp_path / "servers").mkdir()
+    target = _Steps(tmp_path, server=server)
+    with pytest.raises(TargetError, match="would not listen"):
+        target.run(_traffic(3))
+    starts = [event[4] for event in target.log.events if event[1] == "server_start"]
+    stops = [event[4] for event in target.log.events if event[1] == "server_stop"]
+    assert starts == [{"name": "sleeper", "pid": server.pid, "url": None, "started": False}]
+    assert [stop["name"] for stop in stops] == ["sleeper"]
+    cleanup = next(event[4] for event in target.log.events if event[1] == "cleanup")
+    assert cleanup["servers_stopped"] == 1 and cleanup["left"] == []
+
+
+def test_the_windows_left_unsent_are_kept_up_to_the_run_end_and_no_further() -> None:
+    # Windows of 10 messages 1 ms apart; the run ends at 25 ms: the window 20..29 straddles it.
+    windows = iter([_batch(10, 10), _batch(20, 10), _batch(30, 10)])
+    kept: list[int] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        upcoming = loop.run_in_executor(None, next, windows, None)
+        await keep_unsent(upcoming, windows, 25_000_000, lambda: False, lambda b: kept.append(int(b.msg_id[0])))
+
+    asyncio.run(main())
+    assert kept == [10, 20]  # the window past the end is never read as unsent
+
+
+@pytest.mark.parametrize("target", ["jetstream", "kafka", "mqtt", "nats", "rabbitmq", "redis", "zmq"])
+def test_the_capability_view_holds_the_driver_where_it_has_the_capability(tmp_path: Path, target: str) -> None:
+    scenario = parse_scenario(SCENARIO.format(drain="1s").replace('target = "nats"', f'target = "{target}"'),
+                              source="lifecycle.toml")
+    driver = LIVE_DRIVERS[target](scenario.live, tmp_path, lambda kind, detail: None)
+    can = DriverCapabilities.of(driver)
+    for field, capability in (("burst", BurstDriver), ("handed_over", CountsHandedOver),
+                              ("lost", CountsLostPublishes), ("servers", HasServers), ("reads_nodes", ReadsNodes),
+                              ("signs", SignsMessages)):
+        assert (getattr(can, field) is driver) == isinstance(driver, capability), f"{target}: {field}"
+    assert can.handed_over is driver  # every built-in driver counts what it has taken
+
+
+class _Clock:
+    """A clock that moves 1 ms each time it is read, and as much more as a send takes."""
+
+    def __init__(self, start_ns: int) -> None:
+        self.t = start_ns
+
+    def __call__(self) -> int:
+        t, self.t = self.t, self.t + 1_000_000
+        return t
+
+
+def _send_windows(windows: list[MessageBatch], clock: _Clock, stop_at: int, most: int,
+                  stall_at: int | None = None) -> tuple[bool, list[tuple[int, int, int]], list[int]]:
+    """``send_windows`` over ``windows``: whether it stopped behind, each send (first msg_id
+    of its window, rows i, j), and the first msg_id of each window kept unsent."""
+    sends: list[tuple[int, int, int]] = []
+    kept: list[int] = []
+
+    def begin(batch: MessageBatch) -> Any:
+        first = int(batch.msg_id[0])
+
+        async def send_rows(i: int, j: int) -> None:
+            sends.append((first, i, j))
+            if stall_at == first + i:  # this send takes 30 ms
+                clock.t += 30_000_000
+
+        return send_rows
+
+    behind = asyncio.run(send_windows(iter(windows), stop_at, most, clock, begin,
+                                      lambda b: kept.append(int(b.msg_id[0])), lambda: False, lambda: False))
+    return behind, sends, kept
+
+
+def test_the_rows_due_when_the_sender_wakes_leave_together_at_most_most_at_once() -> None:
+    # Rows due at 0..4 ms; the sender first wakes at 3.5 ms, each wake 1 ms after the last:
+    # at 3.5 ms rows 0-3 are due, two go (most = 2); at 4.5 ms rows 2-4, two go; then row 4.
+    behind, sends, kept = _send_windows([_batch(0, 5)], _Clock(3_500_000), 100_000_000, 2)
+    assert sends == [(0, 0, 2), (0, 2, 4), (0, 4, 5)]
+    assert not behind and kept == []
+
+
+def test_a_sender_behind_at_the_run_end_stops_and_keeps_the_windows_meant_before_it() -> None:
+    # Windows at 0-4, 5-9 and 10-14 ms; the run ends at 12 ms. The send of row 2 stalls 30 ms:
+    # row 3 (due 3 ms) finds 33 ms, past 12 ms + the 10 ms grace, so the sending stops; the
+    # window 5-9 and the one 10-14 (meant partly before the end) are kept unsent, none after.
+    behind, sends, kept = _send_windows([_batch(0, 5), _batch(5, 5), _batch(10, 5), _batch(15, 5)],
+                                        _Clock(0), 12_000_000, 10, stall_at=2)
+    assert sends == [(0, 0, 1), (0, 1, 2), (0, 2, 3)]
+    assert behind and kept == [5, 10]
