@@ -76,11 +76,12 @@ def _heights() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 def _messages() -> list[dict[str, Any]]:
-    """The ramp's messages, evenly spread, each committed 600 ms after it was due."""
+    """The ramp's messages, evenly spread, each accepted when due, proposed 400 ms later and
+    committed 600 ms after it was due."""
     rows, msg_id = [], 0
     for step, rate in enumerate((10, 20, 30)):
         for k in range(4 * rate):
-            rows.append(message(msg_id, step * 4 * S + k * S // rate, latency_ns=600 * MS))
+            rows.append(message(msg_id, step * 4 * S + k * S // rate, stages_ns=(0, 400 * MS, 0, 200 * MS)))
             msg_id += 1
     return rows
 
@@ -115,6 +116,12 @@ def test_the_fit_reads_the_line_of_the_interval_on_the_blocks_transactions_worke
     assert steps[3].interval_p50_ns == 538 * MS  # 534, 2000 (round 1), 538
     assert [s.commit_p50_ns for s in fit.steps] == [600 * MS] * 3
     assert steps[1].txs_per_block == pytest.approx(45 / 7)
+    # Admission: the mean wait from acceptance to proposal (400 ms) less the mean residual
+    # interval E[T^2] / (2 E[T]) of the heights of steps 1 and 2 and 3/4 of the 1 ms hop.
+    intervals = [523 + txs for txs, _ in BLOCKS[:14]]
+    residual = sum(t * t for t in intervals) / (2 * sum(intervals))  # ms
+    assert fit.admission_ns == round((400 - residual - 0.75) * MS)
+    assert 132 * MS < fit.admission_ns < 134 * MS  # 400 - about 266 - 0.75
 
 
 def test_the_twin_scenario_is_the_network_with_the_fitted_costs(tmp_path: Path) -> None:
@@ -124,6 +131,14 @@ def test_the_twin_scenario_is_the_network_with_the_fitted_costs(tmp_path: Path) 
     assert tendermint["execution"] == "19ms" and tendermint["execution_per_tx"] == "1ms"
     assert tendermint["timeout_commit"] == "500ms" and tendermint["timeout_propose"] == "3s"
     assert table["network"]["nodes_per_region"] == 4 and table["network"]["intra_region_latency"] == "1ms"
+    # The agents send to a node of their own, the admission delay from every validator, and
+    # nothing goes back through it.
+    assert table["network"]["regions"] == ["local", "entry"] and table["network"]["nodes"] == {"entry": 1}
+    assert table["network"]["links"] == [{"between": ["entry", "local"], "latency": f"{fit.admission_ns}ns",
+                                          "one_way": True}]
+    assert table["network"]["latency"] == {"local/entry": "3600s"}
+    assert table["blocks"]["producers"]["nodes"] == ["local-0", "local-1", "local-2", "local-3"]
+    assert [agent["region"] for agent in table["agents"]] == ["entry"]
     text = comet_twin_toml(fit, "test", "0")
     twin = parse_scenario(text, source="twin.toml")  # it loads
     assert twin.blocks.producers is not None and twin.blocks.producers.tendermint.execution_per_tx == 1 * MS
@@ -140,14 +155,14 @@ def test_a_live_runs_timeouts_are_those_its_validators_were_started_with() -> No
         "timeout_commit": 400 * MS, "mempool_size": 70}
 
 
-def _step(step: int, interval_ms: float, commit_ms: float, behind: bool = False) -> CometStep:
-    return CometStep(step=step, offered_per_s=10.0 * step, passed=True, heights=5, interval_p50_ns=interval_ms * MS,
+def _step(step: int, interval_ms: float, commit_ms: float, behind: bool = False, heights: int = 10) -> CometStep:
+    return CometStep(step=step, offered_per_s=10.0 * step, passed=True, heights=heights, interval_p50_ns=interval_ms * MS,
                      commit_p50_ns=commit_ms * MS, txs_per_block=1.0, generator_behind=behind)
 
 
 def _fit(steps: list[CometStep], machine_limit: str = "") -> CometFit:
     return CometFit(scenario_name="x", target="cometbft", seed=1, validators=4, timeouts={}, per_tx_ns=0.0,
-                    intercept_ns=0.0, execution_ns=0, link_latency_ns=0, link_source="", fit_steps=(1,),
+                    intercept_ns=0.0, execution_ns=0, link_latency_ns=0, link_source="", admission_ns=0, fit_steps=(1,),
                     fit_heights=4, rms_error_ns=0.0, rounds_above_0=0, measured_knee_per_s=None, steps=tuple(steps),
                     scenario={}, machine_limit=machine_limit)
 
@@ -167,6 +182,19 @@ def test_the_check_names_the_steps_off_by_more_than_15_percent_and_skips_a_step_
     assert check_comet(_fit(measured[:1], "the machine was busy"), twin[:1]).within_tolerance
     nothing = check_comet(_fit([measured[3]]), [twin[3]])
     assert not nothing.predicted and "generator was behind at step(s) 4" in nothing.doubts[0]
+
+
+def test_steps_of_few_heights_that_miss_are_not_a_prediction_and_the_check_says_by_how_much() -> None:
+    """Step 2 holds 3 heights of 800 ms: where they fall moves its p50 by about 800 / (2 x 3)
+    = 133 ms, 17% of its measured 800 ms; a miss there says so rather than count as one."""
+    measured = [_step(1, 800, 800), _step(2, 800, 800, heights=3)]
+    twin = [_step(1, 800, 800), _step(2, 800, 660)]  # -17.5%
+    verdict = check_comet(_fit(measured), twin)
+    assert verdict.off == [2] and not verdict.predicted
+    assert "step 2: 3" in verdict.doubts[0] and "133 ms, 17% of its measured" in verdict.doubts[0]
+    # A step of enough heights that misses is a miss.
+    many = check_comet(_fit([measured[0], _step(2, 800, 800, heights=8)]), twin)
+    assert many.predicted and many.off == [2]
 
 
 SIM_GROUND_TRUTH = """

@@ -32,6 +32,17 @@ highest passing step when no step failed):
   (CheckTx, the block's parts, ProcessProposal and FinalizeBlock per transaction);
 - ``execution``: the intercept less ``timeout_commit`` and the ``HOPS`` link delays (at least 0).
 
+- the admission delay: how long after a validator accepted a transaction (``t_received``)
+  it can still miss the next proposal (CheckTx, and the mempool's gossip to the proposer,
+  which CometBFT's reactor paces). A transaction arriving at a random time waits for the next
+  proposal the mean residual of the intervals, ``E[T^2] / (2 E[T])``, so the admission delay
+  is the measured mean ``t_dequeued - t_received`` less that, less the twin's own hop to the
+  proposer (``L`` for all but the proposer's own share, ``(n - 1) / n``), at least 0. The
+  twin gives it to every transaction on its way in: its agents send to a node of a region of
+  their own (``entry``), that far from the validators, so a transaction joins the proposals
+  that late and the block interval is untouched. Without ``t_dequeued`` (a target that does
+  not stamp its proposals) it is 0, said.
+
 What is not identifiable: the link latency apart from the execution. Every commit time the
 history holds is the same sum of link delays and the execution (the proposal-to-commit stage
 of a message, ``t_committed - t_dequeued``, is that sum too, since the first validator to
@@ -48,6 +59,13 @@ Per ramp step (``comet_steps``, the same for both runs): the median interval of 
 first committed in it, the p50 commit latency (``t_committed - t_intended``) of the messages
 intended in it, and whether the generator was behind there (live: ``capacity``'s saturated
 intervals; a step whose bulk left late was not offered as asked, so it is not judged).
+``check_comet`` judges each step within ``PREDICTION_TOLERANCE`` on both; the twin is not a
+prediction when no step can be judged, when a step misses on a machine busy with other work
+(``calibrate.machine_limit``), or when every step that misses holds fewer than
+``MIN_STEP_HEIGHTS`` heights: a step of a few blocks has a p50 commit latency that moves by
+about half an interval over its heights with where those blocks fall in it (the phase of the
+chain against the ramp, which neither run controls), more than 15% of it for a ramp of 3 s
+steps and 800 ms blocks.
 """
 
 from __future__ import annotations
@@ -63,13 +81,15 @@ from msgstorm.analysis.capacity import capacity, find_step_ramp, saturated_inter
 from msgstorm.history.events import EventKind
 from msgstorm.history.reader import History
 
-__all__ = ["LOOPBACK_HOP_NS", "MIN_FIT_HEIGHTS", "PREDICTION_TOLERANCE", "CometCheck", "CometFit", "CometHeights",
+__all__ = ["LOOPBACK_HOP_NS", "MIN_FIT_HEIGHTS", "MIN_STEP_HEIGHTS", "PREDICTION_TOLERANCE", "CometCheck", "CometFit", "CometHeights",
            "CometStep", "StepVerdict", "check_comet", "comet_heights", "comet_steps", "comet_timeouts", "fit_comet"]
 
 # One hop between two processes on one machine through msgstorm's proxy, when nothing says more.
 LOOPBACK_HOP_NS = 100_000
 # Fewer round-0 heights than this in the low-load steps fit no line of two unknowns with any left over.
 MIN_FIT_HEIGHTS = 4
+# A step of fewer heights than this does not resolve 15% (``check_comet`` says why).
+MIN_STEP_HEIGHTS = 8
 HOPS = 4  # link delays from a proposal built to its first commit, in the simulator (the module says)
 
 
@@ -213,6 +233,7 @@ class CometFit:
     execution_ns: int  # the intercept less timeout_commit and the HOPS link delays
     link_latency_ns: int
     link_source: str
+    admission_ns: int  # a transaction's way in: accepted this long before a proposal, it may still miss it
     fit_steps: tuple[int, ...]  # 1-based: the low-load steps the line was fitted on
     fit_heights: int
     rms_error_ns: float  # of the line over those heights
@@ -269,6 +290,8 @@ def fit_comet(history: History, low_load_fraction: float = 0.5) -> CometFit:
         notes.append("every low-load block held as many transactions: the cost of one is not identifiable (0)")
     rms = float(np.sqrt(np.mean((intercept + slope * txs - y) ** 2)))
     link, source = _link_latency(scenario)
+    admission = _admission_ns(history, intervals[window].astype(np.float64), [
+        (int(ramp.edges[s.step - 1]), int(ramp.edges[s.step])) for s in chosen], link, heights.validators, notes)
     execution = intercept - timeouts["timeout_commit"] - HOPS * link
     if execution < 0:
         notes.append(f"the empty block's interval {intercept / 1e6:,.2f} ms is under timeout_commit + {HOPS} hops "
@@ -279,10 +302,43 @@ def fit_comet(history: History, low_load_fraction: float = 0.5) -> CometFit:
         scenario_name=str(run.get("name", "")), target=str(history.run_info.get("target") or scenario.get("target")),
         seed=int(run.get("seed") or 0), validators=heights.validators, timeouts=timeouts,
         per_tx_ns=slope, intercept_ns=intercept, execution_ns=round(execution), link_latency_ns=link,
-        link_source=source, fit_steps=tuple(s.step for s in chosen), fit_heights=int(use.sum()), rms_error_ns=rms,
+        link_source=source, admission_ns=admission, fit_steps=tuple(s.step for s in chosen), fit_heights=int(use.sum()), rms_error_ns=rms,
         rounds_above_0=int((heights.round > 0).sum()),
         measured_knee_per_s=None if knee_rate is None else float(knee_rate), steps=tuple(steps), scenario=scenario,
         notes=tuple(notes), machine_limit=machine_limit(knee))
+
+
+def _admission_ns(history: History, intervals: np.ndarray, spans: list[tuple[int, int]], link: int,
+                  validators: int, notes: list[str]) -> int:
+    """The admission delay (the module says how) from the messages intended in ``spans``
+    (the low-load steps) and the intervals of their heights."""
+    received, has_received = history.ints("messages", "t_received")
+    proposed, has_proposed = history.ints("messages", "t_dequeued")
+    intended, _ = history.ints("messages", "t_intended")
+    inside = np.zeros(intended.shape[0], dtype=np.bool_)
+    for start, end in spans:
+        inside |= (intended >= start) & (intended < end)
+    use = inside & has_received & has_proposed & (proposed >= received)
+    if not use.any() or intervals.size == 0:
+        notes.append("no message of the low-load steps has both its acceptance and its proposal stamped: the "
+                     "admission delay is taken as 0")
+        return 0
+    wait = float((proposed[use] - received[use]).mean())
+    residual = float((intervals**2).mean() / (2 * intervals.mean()))
+    return max(0, round(wait - residual - link * (validators - 1) / validators))
+
+
+def _few_heights(off: list[StepVerdict], heights: dict[int, int]) -> str:
+    """Why steps of few heights do not resolve 15%: the phase of their blocks."""
+    worst = max(off, key=lambda v: abs(v.commit_error or 0) + abs(v.interval_error or 0))
+    interval = worst.measured_interval_ns or 0.0
+    count = max(1, heights[worst.step])
+    share = interval / (2 * count) / (worst.measured_commit_ns or interval or 1.0)
+    return (f"the steps off ({', '.join(str(v.step) for v in off)}) hold fewer than {MIN_STEP_HEIGHTS} heights each "
+            f"(step {worst.step}: {count}): where so few blocks fall in a step moves its p50 commit latency by about "
+            f"half an interval over its heights ({interval / (2 * count) / 1e6:,.0f} ms, {share:.0%} of its measured "
+            f"p50) and its median interval by any one block's, which the {PREDICTION_TOLERANCE:.0%} judged does not "
+            f"allow for: a ramp whose steps hold at least {MIN_STEP_HEIGHTS} heights resolves it")
 
 
 @dataclass(frozen=True)
@@ -358,5 +414,9 @@ def check_comet(fit: CometFit, twin_steps: list[CometStep]) -> CometCheck:
             "limit on this machine, not the chain's)" if behind else "no step committed anything"))
     if fit.machine_limit and any(not v.within for v in judged):
         doubts.append(fit.machine_limit)
+    off = [v for v in judged if not v.within]
+    heights = {s.step: s.heights for s in fit.steps}
+    if off and all(heights[v.step] < MIN_STEP_HEIGHTS for v in off):
+        doubts.append(_few_heights(off, heights))
     return CometCheck(steps=tuple(verdicts), doubts=tuple(doubts))
 

@@ -53,6 +53,8 @@ from msgstorm.scenario import parse_scenario
 __all__ = ["TWIN_REGION", "comet_twin_scenario", "comet_twin_toml", "twin_scenario", "twin_toml", "write_twin"]
 
 TWIN_REGION = "local"
+COMET_ENTRY_REGION = "entry"  # a validator network's twin: the node its agents send to
+_BACK_FROM_VALIDATORS_NS = 3_600_000_000_000  # an hour: nothing a validator sends reaches the agents' node in a run
 # Far above what a block interval of a few milliseconds collects at any rate msgstorm reaches:
 # the twin's blocks must never hold a message back.
 _BLOCK_CAPACITY = 1_000_000
@@ -355,8 +357,19 @@ def comet_twin_scenario(fit: CometFit) -> dict[str, Any]:
                        "mempool_size": fit.timeouts["mempool_size"]}}},
         "agents": [_agent(agent) for agent in source["agents"]],
     }
-    if n > 1:  # every validator a peer of every other, as the live network's persistent peers are
-        table["gossip"] = {"mode": "flood", "degree": n - 1, "peers": n - 1}
+    peers = n - 1
+    if fit.admission_ns > 0:  # the agents' own node, the admission delay away from every validator
+        table["network"] |= {"regions": [TWIN_REGION, COMET_ENTRY_REGION], "nodes": {COMET_ENTRY_REGION: 1},
+                             # Back towards the agents' node, the run's length: a path through it
+                             # must never be a shortcut between validators.
+                             "latency": {f"{TWIN_REGION}/{COMET_ENTRY_REGION}": _ns(_BACK_FROM_VALIDATORS_NS)},
+                             "links": [{"between": [COMET_ENTRY_REGION, TWIN_REGION],
+                                        "latency": _ns(fit.admission_ns), "one_way": True}]}
+        table["blocks"]["producers"]["nodes"] = [f"{TWIN_REGION}-{i}" for i in range(n)]
+        table["agents"] = [agent | {"region": COMET_ENTRY_REGION} for agent in table["agents"]]
+        peers = n
+    if peers > 0:  # every node a peer of every other, as the live network's persistent peers are
+        table["gossip"] = {"mode": "flood", "degree": peers, "peers": peers}
     for section in ("analysis", "history", "limits"):
         if source.get(section):
             table[section] = {key: value for key, value in source[section].items() if value is not None}
@@ -380,7 +393,9 @@ def _comet_header(fit: CometFit, source_label: str, version: str) -> list[str]:
         f"{fit.fit_heights} round-0 heights of step(s) {', '.join(str(s) for s in fit.fit_steps)}; RMS "
         f"{_ms(fit.rms_error_ns)});",
         f"- link latency {_ms(fit.link_latency_ns)} ({fit.link_source}; not identifiable apart from the execution);",
-        f"- execution {_ms(fit.execution_ns)} = the intercept - timeout_commit - {HOPS} link delays.",
+        f"- execution {_ms(fit.execution_ns)} = the intercept - timeout_commit - {HOPS} link delays;",
+        f"- admission {_ms(fit.admission_ns)}: the mean wait from acceptance to proposal less the mean residual",
+        "  interval and the hop to the proposer (the agents send to a node of their own that far away).",
         *[line for note in fit.notes for line in textwrap.wrap(note, 96, initial_indent="Note: ",
                                                                 subsequent_indent="  ")],
         "",
