@@ -1,5 +1,7 @@
 """The ``calibrate`` command: fit a one-node sim twin to a step-ramp run (and, with
 ``--check``, run the twin against the measured knee), or measure what signing costs here.
+A validator network's run (a ``heights`` table) gets its consensus's twin instead
+(``analysis/comet_fit.py``), and ``--check`` compares it step by step.
 
 A plain function; ``msgstorm.cli`` registers it on the typer app.
 """
