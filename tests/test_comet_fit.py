@@ -145,6 +145,23 @@ def test_the_twin_scenario_is_the_network_with_the_fitted_costs(tmp_path: Path) 
     assert "1.0 us" not in text and "interval = 523 ms + 1,000.0 us a transaction" in text
 
 
+def test_a_validator_network_without_a_ramp_or_low_heights_gives_no_twin_and_says_why(tmp_path: Path) -> None:
+    heights, events = _heights()
+    no_ramp = RAMP.replace('arrival = { process = "step_ramp", start = "10/s", step = "10/s", every = "4s", steps = 3 }',
+                           'arrival = { process = "constant", rate = "10/s" }')
+    write_history(tmp_path / "flat", _messages(), events, scenario=scenario_dict(no_ramp), t_end=12 * S,
+                  tables={"heights": heights})
+    result = CliRunner().invoke(app, ["calibrate", str(tmp_path / "flat")])
+    assert result.exit_code == 2, result.output
+    assert "the validator network gives no twin: the run has no step ramp" in result.output
+    # Heights committed only in step 3: nothing at low load to fit a line on.
+    late = [row for row in heights if row["height"] >= 16]
+    write_history(tmp_path / "late", _messages(), [e for e in events if e["height"] >= 16],
+                  scenario=scenario_dict(RAMP), t_end=12 * S, tables={"heights": late})
+    with pytest.raises(ValueError, match=r"only 0 round-0 height\(s\) .* the fit needs 4"):
+        fit_comet(read_history(tmp_path / "late"), 0.7)
+
+
 def test_a_live_runs_timeouts_are_those_its_validators_were_started_with() -> None:
     """blocks.interval is timeout_commit; each *_delta half its timeout (live/chain/cometbft.py)."""
     scenario = {"target": "cometbft", "blocks": {"interval": 400 * MS},
