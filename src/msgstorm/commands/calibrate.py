@@ -1,5 +1,7 @@
 """The ``calibrate`` command: fit a one-node sim twin to a step-ramp run (and, with
 ``--check``, run the twin against the measured knee), or measure what signing costs here.
+A validator network's run (a ``heights`` table) gets its consensus's twin instead
+(``analysis/comet_fit.py``), and ``--check`` compares it step by step.
 
 A plain function; ``msgstorm.cli`` registers it on the typer app.
 """
@@ -62,6 +64,9 @@ def calibrate(
         output = run_dir / "twin.toml"  # beside the run it was fitted to, never in the working directory
     try:
         history = read_history(run_dir)
+        if history.num_rows("heights"):  # a validator network (live cometbft, or sim tendermint)
+            _calibrate_comet(history, run_dir, output, fraction, check)
+            return
         calibration = fit_twin(history, fraction)
     except CalibrationError as error:
         say_error(f"{run_dir}: {error}")
@@ -116,6 +121,91 @@ def calibrate(
     out.print(f"twin: {output} (its knee is the prediction: msgstorm run {output})", highlight=False, markup=False)
     if check:
         _check_twin(output, calibration, history)
+
+
+def _calibrate_comet(history: Any, run_dir: Path, output: Path, fraction: float, check: bool) -> None:
+    """A validator network's twin (``analysis/comet_fit.py``): fit, write, and with ``--check``
+    run it and compare the block interval and commit latency step by step."""
+    from msgstorm.analysis.comet_fit import fit_comet
+    from msgstorm.report.text import duration_ms
+    from msgstorm.report.twin import write_twin
+    from msgstorm.runner import msgstorm_version
+    from msgstorm.scenario import ScenarioError
+
+    try:
+        fit = fit_comet(history, fraction)
+    except ValueError as error:
+        say_error(f"{run_dir}: the validator network gives no twin: {error}")
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    try:
+        write_twin(fit, output, str(run_dir), msgstorm_version())
+    except ScenarioError as error:
+        for issue in error.issues:
+            say_error(f"the twin scenario would not load, so it was not written: {issue}")
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    except OSError as error:
+        say_error(f"{output}: cannot write: {error.strerror or error}")
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    t = fit.timeouts
+    out.print(f"{fit.validators} validators, timeout_commit {duration_ms(t['timeout_commit'] / 1e6)}, propose "
+              f"{duration_ms(t['timeout_propose'] / 1e6)}, votes {duration_ms(t['timeout_prevote'] / 1e6)}: block "
+              f"interval {duration_ms(fit.intercept_ns / 1e6)} + {fit.per_tx_ns / 1e3:,.1f} us a transaction "
+              f"({fit.fit_heights} round-0 heights of steps {', '.join(str(s) for s in fit.fit_steps)}); execution "
+              f"{duration_ms(fit.execution_ns / 1e6)}, links {duration_ms(fit.link_latency_ns / 1e6)} "
+              f"({fit.link_source})", highlight=False, markup=False)
+    for note in fit.notes:
+        err.print(f"note: {note}", highlight=False, markup=False)
+    out.print(f"twin: {output} (msgstorm run {output})", highlight=False, markup=False)
+    if check:
+        _check_comet(output, fit)
+
+
+def _check_comet(twin: Path, fit: Any) -> None:
+    """Run the validator network's twin; print each step's block interval (median) and commit
+    latency (p50), measured against the twin's; exit 1 naming the steps off by more than the
+    tolerance, or saying why it is not a prediction."""
+    from msgstorm.analysis.calibrate import PREDICTION_TOLERANCE
+    from msgstorm.analysis.comet_fit import check_comet, comet_steps
+    from msgstorm.history import read_history
+    from msgstorm.runner import run as run_scenario
+    from msgstorm.scenario import load_scenario
+
+    run_dir = twin.with_suffix("")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        say_error(f"--check: {run_dir} is not empty; the twin's run goes there")
+        raise typer.Exit(ExitCode.BAD_INPUT)
+    run_scenario(load_scenario(twin), run_dir)
+    try:
+        twin_steps, _ = comet_steps(read_history(run_dir))
+    except ValueError as error:  # the twin keeps the source's ramp and runs tendermint: a bug, but said plainly
+        say_error(f"--check: the twin's run {run_dir}: {error}")
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    verdict = check_comet(fit, twin_steps)
+
+    def ms(ns: float | None) -> str:
+        return "-" if ns is None else f"{ns / 1e6:,.0f}"
+
+    def pct(error: float | None) -> str:
+        return "-" if error is None else f"{error:+.0%}"
+
+    out.print("step  offered/s   interval ms measured / twin  error   commit p50 ms measured / twin  error",
+              highlight=False, markup=False)
+    for s in verdict.steps:
+        out.print(f"{s.step:4d}  {s.offered_per_s:9,.0f}   {ms(s.measured_interval_ns):>12} / {ms(s.twin_interval_ns):<6}"
+                  f"  {pct(s.interval_error):>6}   {ms(s.measured_commit_ns):>14} / {ms(s.twin_commit_ns):<6}"
+                  f"  {pct(s.commit_error):>6}" + (f"  not judged: {s.judged}" if s.judged else ""),
+                  highlight=False, markup=False)
+    if not verdict.predicted:
+        say_error(f"--check: twin run {run_dir}: not a prediction:")
+        for doubt in verdict.doubts:
+            err.print(f"  - {doubt}", highlight=False, markup=False)
+        raise typer.Exit(ExitCode.CHECK_FAILED)
+    if verdict.off:
+        say_error(f"--check: twin run {run_dir}: step(s) {', '.join(str(s) for s in verdict.off)} off the measured "
+                  f"block interval or commit latency by more than {PREDICTION_TOLERANCE:.0%}")
+        raise typer.Exit(ExitCode.CHECK_FAILED)
+    out.print(f"twin run: {run_dir}: every judged step within {PREDICTION_TOLERANCE:.0%} of the measured block interval "
+              "and commit latency", highlight=False, markup=False)
 
 
 def _calibrate_crypto(output: Path | None) -> None:

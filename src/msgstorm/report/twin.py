@@ -15,6 +15,12 @@ The twin of a chain node's run (``Calibration.chain``) is its chain instead: the
 sequencer, the node's gas limit, gas per kind and base-fee rule, blocks at the node's own
 pace (``_chain_sections``).
 
+The twin of a validator network's run (``CometFit``, ``analysis/comet_fit.py``) is that
+network in the simulator instead (``comet_twin_scenario``): as many validators, one region
+whose links have the fitted latency, every node a validator of equal power, round-based
+consensus (``blocks.producers.consensus = "tendermint"``) with the run's timeouts and
+mempool size, the fitted execution and cost a transaction; the same traffic.
+
 The source's scenario is stored normalised (ns, per second, bytes); it is written back with
 units (``"2000000000ns"``, ``"5000.0/s"``, ``"128.0B"``). The file is parsed with the
 scenario loader before it is written, so a twin that would not load is never written.
@@ -40,12 +46,15 @@ from msgstorm.analysis.calibrate import (
     service_table,
 )
 from msgstorm.analysis.chain_fit import ChainFit
+from msgstorm.analysis.comet_fit import HOPS, CometFit
 from msgstorm.report.text import duration_ms
 from msgstorm.scenario import parse_scenario
 
-__all__ = ["TWIN_REGION", "twin_scenario", "twin_toml", "write_twin"]
+__all__ = ["TWIN_REGION", "comet_twin_scenario", "comet_twin_toml", "twin_scenario", "twin_toml", "write_twin"]
 
 TWIN_REGION = "local"
+COMET_ENTRY_REGION = "entry"  # a validator network's twin: the node its agents send to
+_BACK_FROM_VALIDATORS_NS = 3_600_000_000_000  # an hour: nothing a validator sends reaches the agents' node in a run
 # Far above what a block interval of a few milliseconds collects at any rate msgstorm reaches:
 # the twin's blocks must never hold a message back.
 _BLOCK_CAPACITY = 1_000_000
@@ -330,10 +339,86 @@ def twin_toml(calibration: Calibration, source_label: str, version: str) -> str:
     return header + "\n" + tomli_w.dumps(twin_scenario(calibration))
 
 
-def write_twin(calibration: Calibration, path: Path, source_label: str, version: str) -> Path:
+def comet_twin_scenario(fit: CometFit) -> dict[str, Any]:
+    """The twin of a validator network as a raw scenario table (units as strings)."""
+    source = fit.scenario
+    run = dict(source["run"])
+    n = fit.validators
+    table: dict[str, Any] = {
+        "target": "sim",
+        "run": {"name": f"{run['name']}-twin", "seed": int(run.get("seed", 1)),
+                **{key: _ns(run[key]) for key in ("duration", "drain", "window", "sample_interval") if key in run}},
+        "network": {"regions": [TWIN_REGION], "nodes_per_region": n, "intra_region_latency": _ns(fit.link_latency_ns),
+                    "processing": "0ns", "bandwidth": "unlimited"},
+        "blocks": {"max_messages": _BLOCK_CAPACITY,
+                   "producers": {"consensus": "tendermint", "tendermint": {
+                       **{key: _ns(value) for key, value in fit.timeouts.items() if key != "mempool_size"},
+                       "execution": _ns(fit.execution_ns), "execution_per_tx": _ns(round(fit.per_tx_ns)),
+                       "mempool_size": fit.timeouts["mempool_size"]}}},
+        "agents": [_agent(agent) for agent in source["agents"]],
+    }
+    peers = n - 1
+    if fit.admission_ns > 0:  # the agents' own node, the admission delay away from every validator
+        table["network"] |= {"regions": [TWIN_REGION, COMET_ENTRY_REGION], "nodes": {COMET_ENTRY_REGION: 1},
+                             # Back towards the agents' node, the run's length: a path through it
+                             # must never be a shortcut between validators.
+                             "latency": {f"{TWIN_REGION}/{COMET_ENTRY_REGION}": _ns(_BACK_FROM_VALIDATORS_NS)},
+                             "links": [{"between": [COMET_ENTRY_REGION, TWIN_REGION],
+                                        "latency": _ns(fit.admission_ns), "one_way": True}]}
+        table["blocks"]["producers"]["nodes"] = [f"{TWIN_REGION}-{i}" for i in range(n)]
+        table["agents"] = [agent | {"region": COMET_ENTRY_REGION} for agent in table["agents"]]
+        peers = n
+    if peers > 0:  # every node a peer of every other, as the live network's persistent peers are
+        table["gossip"] = {"mode": "flood", "degree": peers, "peers": peers}
+    for section in ("analysis", "history", "limits"):
+        if source.get(section):
+            table[section] = {key: value for key, value in source[section].items() if value is not None}
+    if source.get("slo"):
+        table["slo"] = dict(source["slo"])
+    return table
+
+
+def _comet_header(fit: CometFit, source_label: str, version: str) -> list[str]:
+    t = fit.timeouts
+    lines = [
+        f"Calibrated twin of the validator network of run '{fit.scenario_name}' (target {fit.target}, "
+        f"seed {fit.seed}): {source_label}",
+        f"written by `msgstorm calibrate` (msgstorm {version}); run it with `msgstorm run <this file>`.",
+        "",
+        f"Method (analysis/comet_fit.py): {fit.validators} validators, round-based consensus in the simulator;",
+        f"- timeouts as configured: propose {_ms(t['timeout_propose'])} (+{_ms(t['timeout_propose_delta'])} a round), "
+        f"prevote and precommit {_ms(t['timeout_prevote'])} (+{_ms(t['timeout_prevote_delta'])}), commit "
+        f"{_ms(t['timeout_commit'])}; mempool {t['mempool_size']:,d};",
+        f"- interval = {_ms(fit.intercept_ns)} + {_us(fit.per_tx_ns)} a transaction (least squares over "
+        f"{fit.fit_heights} round-0 heights of step(s) {', '.join(str(s) for s in fit.fit_steps)}; RMS "
+        f"{_ms(fit.rms_error_ns)});",
+        f"- link latency {_ms(fit.link_latency_ns)} ({fit.link_source}; not identifiable apart from the execution);",
+        f"- execution {_ms(fit.execution_ns)} = the intercept - timeout_commit - {HOPS} link delays;",
+        f"- admission {_ms(fit.admission_ns)}: the mean wait from acceptance to proposal less the mean residual",
+        "  interval and the hop to the proposer (the agents send to a node of their own that far away).",
+        *[line for note in fit.notes for line in textwrap.wrap(note, 96, initial_indent="Note: ",
+                                                                subsequent_indent="  ")],
+        "",
+        "What the twin cannot model: rounds above 0 the run had for reasons of its own (a busy machine),",
+        "the machine's other work, the RPC and WebSocket between msgstorm and the validators.",
+    ]
+    faults = fit.scenario.get("faults") or []
+    if faults:
+        lines.append(f"The source's {len(faults)} fault(s): the twin has none.")
+    return lines
+
+
+def comet_twin_toml(fit: CometFit, source_label: str, version: str) -> str:
+    """The validator network's twin scenario file's text: the fit as comments, then the scenario."""
+    header = "".join(f"# {line}".rstrip() + "\n" for line in _comet_header(fit, source_label, version))
+    return header + "\n" + tomli_w.dumps(comet_twin_scenario(fit))
+
+
+def write_twin(calibration: Calibration | CometFit, path: Path, source_label: str, version: str) -> Path:
     """Validate the twin with the scenario loader, then write it (whole or not at all).
     A ``ScenarioError`` here is a bug in this module: the file is not written."""
-    text = twin_toml(calibration, source_label, version)
+    text = (comet_twin_toml(calibration, source_label, version) if isinstance(calibration, CometFit)
+            else twin_toml(calibration, source_label, version))
     parse_scenario(text, source=str(path), base_dir=path.parent)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

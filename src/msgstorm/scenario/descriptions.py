@@ -266,6 +266,8 @@ DESCRIPTIONS: dict[str, str] = {
     "TendermintSpec.timeout_commit": "the wait after a commit before the next height's round 0 (from the commit)",
     "TendermintSpec.prepare": "the proposer's application building its block (PrepareProposal) after its round starts",
     "TendermintSpec.execution": "a validator's application executing a proposal (ProcessProposal) before it prevotes",
+    "TendermintSpec.execution_per_tx": "added to `execution` for each transaction of the proposal (a calibrated "
+                                        "twin's per-transaction cost)",
     "TendermintSpec.vote_size": "bytes of one prevote, precommit or proposal message on the wire",
     "TendermintSpec.mempool_size": "transactions a validator's mempool holds (CometBFT's mempool `size`); a full "
                                    "one turns arrivals away (a `mempool_full` event) until a commit makes room",

@@ -111,6 +111,7 @@ class ConsensusChain(Protocol):
     """What the protocol needs of the block tree (``ForkChain``)."""
 
     block_height: list[int]
+    contents: list[list[int]]  # each block's messages
 
     def propose_block(self, t: int, node: int, parent: int) -> int: ...
 
@@ -380,7 +381,8 @@ class TendermintBook:
         made = self.proposed.get(block)
         if made is None or not self.ctx.cluster.up[node]:
             return
-        self._at(t + self.spec.execution, self._executed, node, block)
+        cost = self.spec.execution + self.spec.execution_per_tx * len(self.chain.contents[block])
+        self._at(t + cost, self._executed, node, block)
 
     def _executed(self, t: int, node: int, block: int, _c: int, _d: int) -> None:
         state = self.nodes[node]
