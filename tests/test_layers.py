@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "msgstorm"
 
 RANK = {
     "jit": -1,
-    "draws": 0, "pcg64": 0, "progress": 0, "errors": 0, "heap": 0, "rules": 0, "processes": 0,
+    "canon": 0, "draws": 0, "pcg64": 0, "progress": 0, "errors": 0, "heap": 0, "rules": 0, "processes": 0,
     "poisson_kernel": 1,
     "scenario": 1, "history": 1,
     "sampling": 2, "faults": 2, "security": 2,

@@ -8,9 +8,6 @@ and written, and analysis still produces a summary (marked ``interrupted``).
 from __future__ import annotations
 
 import gc
-import json
-import os
-import platform
 import sys
 import time
 from collections.abc import Iterator
@@ -18,7 +15,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +25,7 @@ from msgstorm.heap import release_freed_memory
 from msgstorm.history import History, HistoryWriter, read_history
 from msgstorm.history.lock import LockHeld, exclusive
 from msgstorm.history.reader import DESTINATION_DIR
+from msgstorm.history.run_row import msgstorm_version, write_run_row
 from msgstorm.live.apart import record_apart
 from msgstorm.progress import Progress
 from msgstorm.report.apart import analyse_apart
@@ -37,7 +34,7 @@ from msgstorm.report.rerun import (
     reanalyse,
     without_cycle_collection,
 )
-from msgstorm.scenario import Scenario, scenario_hash
+from msgstorm.scenario import Scenario
 from msgstorm.scenario.destination import RelayedStream, default_node, destination_scenario
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.sim.relayers import plan_relays
@@ -47,13 +44,6 @@ from msgstorm.traffic import generate_traffic
 
 __all__ = ["DESTINATION_DIR", "RUN_FILES", "RUN_LOCK", "RunDirError", "RunResult", "claim_run_dir", "default_run_dir",
            "msgstorm_version", "prepare_run_dir", "reanalyse", "run", "run_claimed", "write_run_row"]
-
-
-def msgstorm_version() -> str:
-    """The package's version (``msgstorm.__version__``, which pyproject.toml reads too)."""
-    import msgstorm
-
-    return msgstorm.__version__
 
 
 @dataclass(frozen=True)
@@ -154,40 +144,6 @@ def claim_run_dir(out_dir: Path, overwrite: bool = False) -> Iterator[list[str]]
             raise RunDirError(f"{out_dir}: another run is writing there (process {busy.holder} holds {busy.path}); "
                               "wait for it to end, or choose another directory") from None
         yield prepare_run_dir(out_dir, overwrite)
-
-
-def _host_facts() -> str:
-    facts = {"python": platform.python_version(), "platform": platform.platform(),
-             "machine": platform.machine(), "cpus": os.cpu_count()}
-    return json.dumps(facts, sort_keys=True)
-
-
-class Target(Protocol):
-    """What the run row needs of a target (the simulator or a live one)."""
-
-    @property
-    def nodes(self) -> list[dict[str, str]]: ...
-
-    interrupted: bool
-
-
-def write_run_row(writer: HistoryWriter, scenario: Scenario, sim: Target, t_end: int,
-                  completed: bool = True) -> None:
-    """The history's ``run`` table: what ran, where, and how far it got. The row written at
-    the start has ``completed`` False; a history whose last row is that one was cut off."""
-    writer.append("run", {
-        "scenario_name": [scenario.run.name],
-        "scenario_hash": [scenario_hash(scenario)],
-        "scenario_json": [json.dumps(scenario.model_dump(mode="json", by_alias=True), sort_keys=True)],
-        "seed": [scenario.run.seed],
-        "msgstorm_version": [msgstorm_version()],
-        "target": [scenario.target],
-        "nodes_json": [json.dumps(sim.nodes)],
-        "t_end": [t_end],
-        "interrupted": [sim.interrupted],
-        "host": [_host_facts()],
-        "completed": [completed],
-    })
 
 
 def run(scenario: Scenario, out_dir: str | Path | None = None, progress: Progress | None = None, *,

@@ -68,6 +68,7 @@ import pyarrow.parquet as pq
 
 from msgstorm.errors import TargetError
 from msgstorm.history.events import EventKind
+from msgstorm.history.run_row import write_run_row
 from msgstorm.history.schema import TABLES
 from msgstorm.history.writer import HistoryWriter
 from msgstorm.live.distributed_merge import ClockOffset, GeneratorHistory, merge_histories, t_end_of
@@ -177,7 +178,6 @@ class GeneratorActor:
         """This node's name (host, pid and Ray node), once the actor has loaded what its run needs:
         the runner, the target's driver, and the traffic's code (its first window made,
         which compiles the draws), so none of it delays the agreed start."""
-        import msgstorm.runner  # noqa: F401 - loaded now, not after the start is agreed
         from msgstorm.scenario.registry import LIVE_DRIVERS
         from msgstorm.traffic import generate_traffic
 
@@ -194,7 +194,6 @@ class GeneratorActor:
             start_at_ns: int) -> tuple[dict[str, pa.Table], int, str | None]:
         """Run share ``index`` of ``count``; return its tables, how late it started (ns,
         on this node's clock), and why it never started (None if it did)."""
-        from msgstorm.runner import write_run_row  # the runner imports this module
         from msgstorm.traffic import generate_traffic
 
         if start_at_ns - time.time_ns() > _MAX_WAIT_S * 1e9:
@@ -257,7 +256,6 @@ def record_distributed(scenario: Scenario, writer: HistoryWriter, run_dir: Path,
         raise TargetError(f"a distributed run needs Ray: {error}; install the cluster extra: "
                           "pip install -e '.[cluster]'") from None
     from msgstorm.live.nemesis import cleanup_report
-    from msgstorm.runner import write_run_row
     from msgstorm.scenario.registry import LIVE_DRIVERS
 
     write_run_row(writer, scenario, _RunFacts([], False), 0, completed=False)  # a killed run still says what ran

@@ -9,8 +9,6 @@ names the option that gave them (``--set``, or e.g. ``--grid`` for a sweep's poi
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import re
 import tomllib
 import typing
@@ -20,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from msgstorm.canon import canonical_hash
 from msgstorm.scenario import schema
 from msgstorm.scenario.budget import check_budget
 from msgstorm.scenario.destination import destination_problems
@@ -132,8 +131,7 @@ def shortened_run(overridden: Iterable[Loc]) -> bool:
 
 def scenario_hash(scenario: Scenario) -> str:
     """A stable hash of the validated scenario (units already normalised)."""
-    canonical = json.dumps(scenario.model_dump(mode="json", by_alias=True), sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return canonical_hash(scenario)
 
 
 # A dotted key: parts (a quoted part keeps its dots) joined by single dots, none empty.
