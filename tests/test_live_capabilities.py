@@ -183,6 +183,8 @@ def test_the_nemesis_refuses_a_fault_its_driver_cannot_do_naming_the_capability(
      "target 'redis' cannot cut the routes of a cluster through the fault proxy, which a partition fault needs "
      "(its driver does not declare HasRouteLinks)"),
     ("nats", 'kind = "crash"\nnode = "leader"\nat = "1s"', "'leader' (the leader) names a server"),
+    ("nats", 'kind = "pause"\nnode = "followers"\nat = "1s"\nduration = "1s"', "'followers' (the followers) names a server"),
+    ("nats", 'kind = "pause"\nnode = "leader"\nat = "1s"\nduration = "1s"', "'leader' (the leader) names a server"),
 ])
 def test_validation_refuses_a_fault_the_targets_driver_does_not_declare(target: str, fault: str, said: str) -> None:
     with pytest.raises(ScenarioError) as raised:

@@ -527,3 +527,27 @@ duration = "1s"
         assert mine["total"] > 0 and mine["stored"] == mine["total"], (name, mine)
     assert "stored in the stream and never delivered" in next(
         check["detail"] for check in summary["checks"] if check["name"] == "delivery")
+
+
+@pytest.mark.usefixtures("nats_server")
+@pytest.mark.slow
+def test_a_pause_of_the_followers_stops_the_two_servers_that_do_not_lead_the_stream(tmp_path: Path) -> None:
+    """``node = "followers"`` on a three-server cluster with a stream of 3 replicas: the two
+    servers other than the stream's leader (named when the stream was made, in the
+    ``leader_change`` event; no fault before could move it) are paused for 1 s and resumed;
+    the leader and its one-replica quorum gone for that second, nothing acked is lost."""
+    scenario = tmp_path / "live.toml"
+    scenario.write_text(LIVE.format(duration="3s", jetstream="replicas = 3")
+                        + '\n[[faults]]\nkind = "pause"\nnode = "followers"\nat = "1s"\nduration = "1s"\n',
+                        encoding="utf-8")
+    process = run_in_process(scenario, tmp_path / "run")
+    _finish(process)
+    events = _events(tmp_path / "run")
+    [made] = [d for _, kind, d in events if kind == "leader_change" and d.get("from") is None]
+    [start] = [d for _, kind, d in events if kind == "fault_start"]
+    [end] = [d for _, kind, d in events if kind == "fault_end"]
+    servers = {d["name"] for _, kind, d in events if kind == "server_start" and d["name"].startswith("nats-server")}
+    assert len(servers) == 3 and made["leader"] in servers
+    assert set(start["servers"]) == servers - {made["leader"]} and end["servers"] == start["servers"]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["delivery"]["stream"]["acked_missing"] == 0

@@ -121,6 +121,7 @@ def test_the_audit_classes_every_ack_against_the_log_read_back() -> None:
     assert (audit["missing"], audit["replaced"], audit["out_of_order"], audit["duplicated"]) == (0, 1, 1, 0)
     assert audit["partitions"]["0"] == {"stored": 3, "missing": 0, "replaced": 0, "out_of_order": 0}
     assert audit["partitions"]["1"] == {"stored": 3, "missing": 0, "replaced": 1, "out_of_order": 1}
+    assert audit["lost_acks"] == [[1, 1, 13]]
 
 
 def test_the_audit_counts_offsets_past_the_log_end_as_missing_and_second_copies_as_duplicated() -> None:
@@ -131,8 +132,9 @@ def test_the_audit_counts_offsets_past_the_log_end_as_missing_and_second_copies_
     audit = audit_log(acked, logs)
     assert (audit["at_offset"], audit["missing"], audit["replaced"], audit["duplicated"]) == (2, 1, 0, 1)
     assert audit["partitions"]["1"] == {"stored": 1, "missing": 0, "replaced": 0, "out_of_order": 0}
+    assert audit["lost_acks"] == [[0, 7, 3]]
     empty = audit_log((_ids(), _ids(), _ids()), {})
-    assert (empty["acked"], empty["at_offset"], empty["partitions"]) == (0, 0, {})
+    assert (empty["acked"], empty["at_offset"], empty["partitions"], empty["lost_acks"]) == (0, 0, {}, [])
 
 
 def test_a_broker_is_configured_as_broker_and_controller_on_loopback(tmp_path: Path) -> None:
@@ -277,4 +279,151 @@ def test_a_killed_leader_loses_no_acknowledged_message_at_acks_all_and_min_insyn
     assert delivery["lost"]["total"] == delivery["duplicated"] == 0
     stops = {e["name"]: e for e in _event(result, "server_stop")}
     assert set(stops) == {"kafka-0", "kafka-1", "kafka-2"}
+    assert_nothing_left(result.run_dir)
+
+
+def test_a_pause_may_name_the_followers_of_partition_0_only_on_a_replicated_topic(tmp_path: Path) -> None:
+    pause = '\n[[faults]]\nkind = "pause"\nnode = "followers"\nat = "1s"\nduration = "1s"\n'
+    crash = '\n[[faults]]\nkind = "crash"\nnode = "leader"\nat = "1.5s"\n'
+    replicated = _scenario("partitions = 1\nbrokers = 3\nreplication = 3", faults=pause + crash)
+    assert [f.node for f in replicated.faults] == ["followers", "leader"]
+    with pytest.raises(ScenarioError) as caught:
+        _scenario("partitions = 1\nbrokers = 3\nreplication = 1", faults=pause)
+    [issue] = caught.value.issues
+    assert issue.field == "faults[0].node" and issue.file == "live-kafka.toml" and issue.line is not None, issue
+    assert "'followers' (the followers) names a server of a replicated stream" in issue.message
+    assert "live.kafka.replication above 1" in issue.message
+
+
+# --- the acks = "1" loss (examples/live-kafka-acks1-loss.toml) ---------------------------------
+
+
+def _survivors_log(run_dir: Path, names: list[str]) -> dict[int, int]:
+    """Partition 0 of the example's topic as the brokers ``names`` hold it: each started again
+    from its data and properties as the run left them (the third was killed for good), read
+    with a consumer of its own from offset 0 to the high watermark: {offset: msg_id}."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from msgstorm.live.drivers.kafka_broker import java_command
+    from msgstorm.live.payload import message_id
+    from msgstorm.live.servers import ManagedServer
+
+    servers = []
+    for name in names:
+        config = run_dir / "servers" / f"{name}.properties"
+        listeners = next(line for line in config.read_text().splitlines() if line.startswith("listeners="))
+        port = int(listeners.split(",")[0].rsplit(":", 1)[1])
+        servers.append(ManagedServer(f"{name}-again", java_command(find_kafka_libs(), "kafka.Kafka", str(config)),
+                                     port, run_dir / "servers", 90.0))
+    try:
+        for server in servers:
+            server.spawn()
+        for server in servers:
+            server.wait_listening()
+        reader = Consumer({"bootstrap.servers": ",".join(f"127.0.0.1:{s.port}" for s in servers),
+                           "group.id": "test-read", "enable.auto.commit": False})
+        try:
+            low, high = reader.get_watermark_offsets(TopicPartition("orders", 0), timeout=60)
+            assert low == 0, "nothing was deleted: the log starts at offset 0"
+            reader.assign([TopicPartition("orders", 0, 0)])
+            log: dict[int, int] = {}
+            while len(log) < high:
+                batch = reader.consume(1000, timeout=30)
+                assert batch, f"partition 0 read to {len(log)} of {high}, then nothing for 30 s"
+                for message in batch:
+                    if message.error() is None and (message.offset() or 0) < high:
+                        msg_id = message_id(message.value() or b"")
+                        assert msg_id is not None
+                        log[message.offset() or 0] = msg_id
+        finally:
+            reader.close()
+        return log
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def _loss_run(tmp_path: Path, acks: str) -> tuple[RunResult, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The example's schedule at ``acks``: the run, its pause and crash ``fault_start``s."""
+    scenario = load_scenario(Path(__file__).parents[1] / "examples" / "live-kafka-acks1-loss.toml")
+    if acks == "all":
+        kafka = scenario.live.kafka.model_copy(update={"acks": "all", "idempotence": True})
+        scenario = scenario.model_copy(update={"live": scenario.live.model_copy(update={"kafka": kafka})})
+    result = run(scenario, tmp_path / "run")
+    [pause] = [e for e in _event(result, "fault_start") if e["kind"] == "pause"]
+    [crash] = [e for e in _event(result, "fault_start") if e["kind"] == "crash"]
+    # The pause stopped the two followers of partition 0; the crash then killed its leader, the third.
+    assert len(pause["servers"]) == 2 and crash["server"] not in pause["servers"]
+    assert set(pause["servers"]) | {crash["server"]} == {"kafka-0", "kafka-1", "kafka-2"}
+    return result, pause, crash, [e for e in _event(result, "fault_end") if e["kind"] == "pause"][0]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("_kafka")
+def test_acks_1_loses_acknowledged_writes_when_the_leader_dies_alone_and_the_audit_counts_them_exactly(
+        tmp_path: Path) -> None:
+    result, pause, crash, _ = _loss_run(tmp_path, "1")
+    summary = result.summary
+    sent = _sent(summary, 4000)
+    messages = result.history.messages.to_pylist()
+    acked = {row["msg_id"] for row in messages if row["t_committed"] is not None}
+    assert len(acked) == summary["messages"]["committed"] == sent, "acks = 1: every message sent was acked"
+    # The log as the two survivors hold it, read by this test alone.
+    log = _survivors_log(result.run_dir, sorted(pause["servers"]))
+    held = set(log.values())
+    assert len(held) == len(log), "no message is stored twice"
+    lost_ids = acked - held
+    [audit] = _event(result, "log_audit")
+    assert len(lost_ids) > 0, "acks = 1 with the followers paused: the dead leader's own writes are gone"
+    assert audit["lost"] == audit["missing"] + audit["replaced"] == len(lost_ids)
+    assert audit["acked"] == sent and audit["at_offset"] == sent - len(lost_ids)
+    # Each (partition, offset) the audit lists as lost is missing from the log or holds another message.
+    assert len(audit["lost_acks"]) == len(lost_ids)
+    assert {msg_id for _, _, msg_id in audit["lost_acks"]} == lost_ids
+    for partition, offset, msg_id in audit["lost_acks"]:
+        assert partition == 0 and log.get(offset) != msg_id
+    replaced = sum(1 for _, offset, _ in audit["lost_acks"] if offset in log)
+    assert (audit["replaced"], audit["missing"]) == (replaced, len(lost_ids) - replaced)
+    # The lost writes were acked while the followers were paused (2 s, before the crash).
+    acked_at = {row["msg_id"]: row["t_committed"] for row in messages}
+    t_pause = next(e["t"] for e in result.history.events.to_pylist()
+                   if e["kind"] == "fault_start" and json.loads(str(e["detail"]))["kind"] == "pause")
+    assert all(t_pause - 1_000_000_000 < acked_at[msg_id] for msg_id in lost_ids)
+    # The history agrees: the lost messages are acked (committed) yet never received by the
+    # consumer nor in the stream read back; the delivery check says so and fails.
+    received = {row["msg_id"] for row in result.history.deliveries.to_pylist() if row["node"] == "consumer-0"}
+    stream = {row["msg_id"] for row in result.history.deliveries.to_pylist() if row["node"] == "stream"}
+    assert stream == held and not lost_ids & received
+    delivery = summary["delivery"]
+    assert delivery["stream"]["acked_missing"] == len(lost_ids) and delivery["stream"]["stored"] == len(held)
+    assert delivery["lost"]["total"] == delivery["lost"]["acked"] == len(lost_ids) == sent - len(received)
+    verdicts = {check["name"]: check for check in summary["checks"]}
+    assert verdicts["delivery"]["verdict"] == "invalid"
+    assert f"{len(lost_ids)} acked messages missing from the stream read back" in verdicts["delivery"]["detail"]
+    assert crash["signal"] == "SIGKILL"
+    assert_nothing_left(result.run_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("_kafka")
+def test_the_same_schedule_at_acks_all_and_min_insync_2_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    result, pause, _, resumed = _loss_run(tmp_path, "all")
+    summary = result.summary
+    sent = _sent(summary, 4000)
+    [audit] = _event(result, "log_audit")
+    assert audit["lost"] == audit["missing"] == audit["replaced"] == audit["duplicated"] == 0 and audit["lost_acks"] == []
+    assert audit["acked"] == audit["at_offset"] == summary["messages"]["committed"] == sent
+    # No ack while the followers were paused: the leader could not copy a write to a second
+    # in-sync replica (a fetch sent just before the SIGSTOP may still move the watermark in
+    # the first moments, hence the 0.5 s); the writes of the pause were acked by the new leader.
+    events = result.history.events.to_pylist()
+    t_pause = next(e["t"] for e in events if e["kind"] == "fault_start" and json.loads(str(e["detail"]))["kind"] == "pause")
+    t_resumed = next(e["t"] for e in events if e["kind"] == "fault_end" and json.loads(str(e["detail"]))["kind"] == "pause")
+    acked_at = [row["t_committed"] for row in result.history.messages.to_pylist() if row["t_committed"] is not None]
+    assert not [t for t in acked_at if t_pause + 500_000_000 < t < t_resumed]
+    assert resumed["servers"] == pause["servers"]
+    log = _survivors_log(result.run_dir, sorted(pause["servers"]))
+    assert sorted(log.values()) == list(range(sent)), "every message acked is in the survivors' log, once"
+    delivery = summary["delivery"]
+    assert delivery["stream"] == {"stored": sent, "acked_missing": 0, "duplicated": 0, "unexpected": 0}
     assert_nothing_left(result.run_dir)

@@ -78,7 +78,7 @@ class EventKind(StrEnum):
     # live Kafka, after the read-back: detail {"lost": acknowledged (partition, offset)s that do
     # not hold their message in the log read back (missing + replaced), "acked", "at_offset", "missing", "replaced",
     # "out_of_order", "duplicated", "partitions": {partition: {"stored", "missing", "replaced",
-    # "out_of_order"}}} (drivers/kafka.py)
+    # "out_of_order"}}, "lost_acks": [[partition, offset, msg_id] of each lost ack]} (drivers/kafka.py)
     LOG_AUDIT = "log_audit"
     INTERRUPTED = "interrupted"
     # live chain: transactions the node refused for one reason; value = how many, detail

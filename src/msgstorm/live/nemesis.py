@@ -101,6 +101,7 @@ class Nemesis:
         # began it is cancelled meanwhile; ``heal`` waits for them.
         self.applying: set[asyncio.Task[None]] = set()
         self.victims: dict[int, str] = {}  # fault id -> the server a crash took down (the leader, named then)
+        self.paused_by: dict[int, list[str]] = {}  # fault id -> the servers a pause stopped (named then)
         self.active: set[int] = set()
         self.t0_ns = 0
         self.closed = False
@@ -241,7 +242,8 @@ class Nemesis:
             for op in self.ops:
                 if op.action == "end" and op.fault_id in self.started and op.fault_id not in self.ended:
                     if isinstance(op.spec, PauseFault):
-                        self.resumed.add(op.spec.node)  # ahead of its time: the sending ended, or the run was stopped
+                        # ahead of its time: the sending ended, or the run was stopped
+                        self.resumed.update(self.paused_by.get(op.fault_id, [op.spec.node]))
                     await self.apply(op, now)
         finally:
             for name in list(self.paused):

@@ -374,7 +374,7 @@ DESCRIPTIONS: dict[str, str] = {
     "PartitionFault.groups": "groups of region or node names; unnamed nodes form one more group",
     "CrashFault.kind": "stop a node and drop what it holds; a crashed leader fails over to a standby",
     "CrashFault.at": "start",
-    "CrashFault.node": "a node name, or `\"sequencer\"` (whoever leads then); live: a server msgstorm starts (SIGKILL), or `\"leader\"` (the JetStream stream's leader then)",
+    "CrashFault.node": "a node name, or `\"sequencer\"` (whoever leads then); live: a server msgstorm starts (SIGKILL), or `\"leader\"` (the JetStream stream's leader then; Kafka: partition 0's)",
     "CrashFault.restart_after": "restart after this; none: stays down",
     "TamperFault.kind": "sim: an adversary on the link into the sequencer alters messages' contents; a "
                         "`[security]` scheme that authenticates rejects each, `none` accepts them",
@@ -510,7 +510,7 @@ DESCRIPTIONS: dict[str, str] = {
     "PauseFault.kind": "live: pause a server msgstorm started (SIGSTOP), resume it (SIGCONT) after `duration`",
     "PauseFault.at": "start",
     "PauseFault.duration": "how long the server stays paused",
-    "PauseFault.node": "the server: `nats-server`, `nats-server-<i>` (a cluster), `redis-server`, `mosquitto`",
+    "PauseFault.node": "the server: `nats-server`, `nats-server-<i>` (a cluster), `redis-server`, `mosquitto`, `kafka-<i>`; or `\"leader\"`, or `\"followers\"` (every server holding another replica), of the replicated stream (JetStream) or of partition 0 (Kafka) when the pause starts",
     "RestartFault.kind": "live: stop a server msgstorm started gracefully (SIGTERM) and start it again on its "
                          "port and data",
     "RestartFault.at": "when it is stopped",

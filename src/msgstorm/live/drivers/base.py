@@ -221,14 +221,17 @@ class HasServers(Protocol):
 
 @runtime_checkable
 class LeadsStream(Protocol):
-    """A replicated stream with a leader, which a crash may name (``node = "leader"``):
-    ``elects_leader(spec)`` whether a run with ``spec`` has one on servers msgstorm starts;
-    ``stream_leader()`` the name of the server leading it now."""
+    """A replicated stream with a leader, which a crash or a pause may name (``node =
+    "leader"``), and followers a pause may name (``node = "followers"``): ``elects_leader(spec)``
+    whether a run with ``spec`` has one on servers msgstorm starts; ``stream_leader()`` the
+    name of the server leading it now, ``stream_followers()`` those holding its other replicas."""
 
     @staticmethod
     def elects_leader(spec: LiveSpec) -> bool: ...
 
     async def stream_leader(self) -> str: ...
+
+    async def stream_followers(self) -> list[str]: ...
 
 
 @runtime_checkable
@@ -402,7 +405,7 @@ class DriverCapabilities:
 # Each capability, what it lets msgstorm do (said when a driver lacks one a fault needs).
 CAPABILITIES: dict[type, str] = {
     HasServers: "act on server processes of its own",
-    LeadsStream: "name the leader of a replicated stream",
+    LeadsStream: "name the leader and the followers of a replicated stream",
     HasRouteLinks: "cut the routes of a cluster through the fault proxy",
     HoldsValidatorKeys: "run a second signer with a validator's key",
     ReadsNodes: "read each server's own copy of the stream",

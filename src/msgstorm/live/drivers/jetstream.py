@@ -619,6 +619,13 @@ class JetStreamDriver(HasServers, LeadsStream, HasRouteLinks, ReadsNodes, Routes
             raise ServerError(f"stream {self.settings.stream!r} has no leader now")
         return str(leader)
 
+    async def stream_followers(self) -> list[str]:
+        """The servers holding the stream's other replicas now (a pause's ``node = "followers"``)."""
+        control = self.control
+        assert control is not None
+        info = await self._retrying(lambda: self._stream_with_leader(control.jetstream(timeout=API_TIMEOUT_S)))
+        return sorted(str(peer.name) for peer in (info.cluster.replicas or [])) if info.cluster is not None else []
+
     async def read_back_nodes(self) -> dict[str, StoredCopy] | None:
         """After the run: each server's own copy of the stream, in stream order, read by
         direct gets (every replica answers them: ``allow_direct``) from a client connected

@@ -34,8 +34,9 @@ unclean leader wrote over it), and each partition's messages are in send order. 
 ``log_audit`` event says it all, per partition.
 
 Faults: the brokers are ``HasServers`` (pause, crash, restart them by name, ``kafka-<i>``);
-with ``replication`` above 1 a crash may name ``node = "leader"``, the leader of
-partition 0 now (``LeadsStream``).
+with ``replication`` above 1 a crash or a pause may name ``node = "leader"``, the leader of
+partition 0 now, and a pause ``node = "followers"``, the brokers holding its other replicas
+(``LeadsStream``), as the brokers not paused see them.
 
 History mapping: ``t_sent`` the message was handed to the producer; ``t_sequenced`` =
 ``t_committed`` its delivery report arrived (acks 1 / all), ``seq_no`` the order of the
@@ -87,6 +88,8 @@ FLUSH_TIMEOUT_S = 5.0
 POLL_IDLE_S = 0.0005  # an idle poller (producer's reports, a consumer's messages) sleeps this long
 CONSUME_BATCH = 2048
 ADMIN_TIMEOUT_S = 30.0
+# The log_audit event lists at most this many lost acks one by one (its counts are exact past it).
+LOST_LISTED = 100_000
 
 
 def bootstrap_servers(url: str) -> str:
@@ -110,10 +113,12 @@ def audit_log(acked: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDA
     Each ack is ``at_offset`` (its offset holds it), ``missing`` (the log has no such offset)
     or ``replaced`` (the offset holds another message); ``out_of_order``: messages read after
     a later-sent one of the same partition (ids are given in send order); ``duplicated``:
-    reads of an id beyond its first, over every partition."""
+    reads of an id beyond its first, over every partition; ``lost_acks``: the first
+    ``LOST_LISTED`` acks missing or replaced, as [partition, offset, msg_id] in partition
+    and offset order (a reader can check each against the log itself)."""
     ids, partitions, offsets = acked
     result: dict[str, Any] = {"acked": int(ids.size), "at_offset": 0, "missing": 0, "replaced": 0,
-                              "out_of_order": 0, "duplicated": 0, "partitions": {}}
+                              "out_of_order": 0, "duplicated": 0, "partitions": {}, "lost_acks": []}
     every = [log_ids for _, log_ids in logs.values()]
     read = np.concatenate(every) if every else np.zeros(0, dtype=np.int64)
     result["duplicated"] = int(read.size - np.unique(read).size)
@@ -129,6 +134,10 @@ def audit_log(acked: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDA
         counts = {"stored": int(log_ids.size), "missing": int((~found).sum()), "replaced": int((found & ~same).sum()),
                   "out_of_order": out_of_order}
         result["partitions"][str(partition)] = counts
+        gone = np.flatnonzero(~same)
+        gone = gone[np.argsort(want_offsets[gone], kind="stable")][:max(LOST_LISTED - len(result["lost_acks"]), 0)]
+        result["lost_acks"] += [[partition, offset, msg_id] for offset, msg_id in
+                                zip(want_offsets[gone].tolist(), want_ids[gone].tolist(), strict=True)]
         result["at_offset"] += int(same.sum())
         result["missing"] += counts["missing"]
         result["replaced"] += counts["replaced"]
@@ -164,7 +173,7 @@ class KafkaDriver(HasServers, LeadsStream):
         self._warm_up_topic = f"{self.settings.topic}.msgstorm-warm-up"
         self._partitions = self.settings.partitions
         self._producer: Producer | None = None
-        self._admin: AdminClient | None = None  # made with the topic, asked for leaders after
+        self._admin: AdminClient | None = None  # made with the topic
         self._consumers: list[Consumer] = []
         self._assigned: list[set[int] | None] = []
         self._staged: list[tuple[list[int], list[int], bytes, list[int]]] = []  # ids, partitions, data, ends
@@ -193,17 +202,33 @@ class KafkaDriver(HasServers, LeadsStream):
     def elects_leader(spec: LiveSpec) -> bool:
         return spec.url is None and spec.kafka.replication > 1
 
-    async def stream_leader(self) -> str:
-        """The broker leading partition 0 of the topic now."""
-        admin = self._admin
-        if admin is None:
-            admin = self._admin = AdminClient({"bootstrap.servers": self._bootstrap})
+    def _answering(self) -> str:
+        """The bootstrap brokers that can answer now: those msgstorm started that run and are
+        not paused (a metadata request sent to a paused one waits out its timeout)."""
+        running = [f"127.0.0.1:{server.port}" for server in self.servers
+                   if not server.paused and server.process is not None and server.process.poll() is None]
+        return ",".join(running) or self._bootstrap
+
+    async def _partition_zero(self) -> tuple[int, list[int]]:
+        """Partition 0 of the topic now, as the answering brokers see it: its leader's node
+        id and its replicas' ids."""
+        admin = AdminClient({"bootstrap.servers": self._answering()})
         metadata = await asyncio.get_running_loop().run_in_executor(
             None, lambda: admin.list_topics(self._topic, timeout=10))
-        leader = metadata.topics[self._topic].partitions[0].leader
-        if leader < 1:
+        partition = metadata.topics[self._topic].partitions[0]
+        if partition.leader < 1:
             raise ServerError(f"partition 0 of {self._topic} has no leader now")
+        return partition.leader, list(partition.replicas)
+
+    async def stream_leader(self) -> str:
+        """The broker leading partition 0 of the topic now."""
+        leader, _ = await self._partition_zero()
         return f"kafka-{leader - 1}"
+
+    async def stream_followers(self) -> list[str]:
+        """The brokers holding partition 0's other replicas (in its ISR or not)."""
+        leader, replicas = await self._partition_zero()
+        return [f"kafka-{node - 1}" for node in sorted(replicas) if node != leader]
 
     def start_servers(self) -> list[dict[str, Any]]:
         if self.url is not None:

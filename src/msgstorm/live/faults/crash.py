@@ -18,10 +18,25 @@ from msgstorm.scenario.schema import CrashFault, Scenario
 if TYPE_CHECKING:
     from msgstorm.live.nemesis import Nemesis
 
-__all__ = ["LEADER_NAMES", "Crash"]
+__all__ = ["FOLLOWER_NAMES", "LEADER_NAMES", "Crash", "leader_problems"]
 
-# A crash's ``node`` that names the stream's leader when the fault starts (``LeadsStream``).
+# A crash's or a pause's ``node`` that names the stream's leader when the fault starts
+# (``LeadsStream``); a pause's may name its followers too (``FOLLOWER_NAMES``).
 LEADER_NAMES = ("sequencer", "leader")
+FOLLOWER_NAMES = ("followers",)
+
+
+def leader_problems(scenario: Scenario, node: str, kind: str) -> list[Problem]:
+    """``node`` names the stream's leader (or followers): the target must keep a replicated
+    stream on servers msgstorm starts (``LeadsStream``)."""
+    driver = driver_of(scenario)
+    if declares(driver, LeadsStream) and driver.elects_leader(scenario.live):  # type: ignore[attr-defined]
+        return []  # the servers holding the stream when the fault starts
+    role = "the followers" if node in FOLLOWER_NAMES else "the leader"
+    return [(("node",), f"{node!r} ({role}) names a server of a replicated stream msgstorm starts (a JetStream cluster: "
+                        "live.jetstream.replicas = 3 or 5; Kafka: live.kafka.replication above 1), not of "
+                        f"target {scenario.target!r} as set; otherwise name a server")]
+
 
 @LIVE_FAULT_KINDS.register("crash")
 class Crash(ServerFault):
@@ -30,11 +45,7 @@ class Crash(ServerFault):
     @staticmethod
     def problems(scenario: Scenario, spec: Any) -> list[Problem]:
         if spec.node in LEADER_NAMES:
-            driver = driver_of(scenario)
-            if declares(driver, LeadsStream) and driver.elects_leader(scenario.live):  # type: ignore[attr-defined]
-                return []  # the server leading the stream when the fault starts
-            return [(("node",), f"{spec.node!r} (the leader) names a server on a JetStream cluster msgstorm starts "
-                                "(live.jetstream.replicas = 3 or 5); otherwise name a server")]
+            return leader_problems(scenario, spec.node, spec.kind)
         return server_problems(scenario, spec.node, spec.kind)
 
     @staticmethod

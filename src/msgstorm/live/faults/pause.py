@@ -1,4 +1,5 @@
-"""The live ``pause`` fault: SIGSTOP a server msgstorm started, SIGCONT at its end.
+"""The live ``pause`` fault: SIGSTOP a server msgstorm started (or the stream's leader, or
+its followers), SIGCONT at its end.
 
 Place in the pipeline: a ``LiveFaultKind`` (``live/faults/base.py``) the nemesis applies.
 """
@@ -7,32 +8,65 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from msgstorm.errors import TargetError
 from msgstorm.faults.schedule import FaultOp
-from msgstorm.live.faults.base import ServerFault
+from msgstorm.live.drivers.base import LeadsStream
+from msgstorm.live.faults.base import Problem, ServerFault, server_problems
+from msgstorm.live.faults.crash import FOLLOWER_NAMES, LEADER_NAMES, leader_problems
 from msgstorm.scenario.registry import LIVE_FAULT_KINDS
-from msgstorm.scenario.schema import PauseFault
+from msgstorm.scenario.schema import PauseFault, Scenario
 
 if TYPE_CHECKING:
     from msgstorm.live.nemesis import Nemesis
 
 __all__ = ["Pause"]
 
+
+async def _named(nemesis: Nemesis, node: str) -> list[str]:
+    """The servers ``node`` names when the fault starts: itself, or the stream's leader or
+    followers then (``LeadsStream``)."""
+    if node not in LEADER_NAMES + FOLLOWER_NAMES:
+        return [node]
+    if not isinstance(nemesis.driver, LeadsStream):
+        raise TargetError(f"pause of {node!r}: the driver keeps no replicated stream (LeadsStream)")
+    if node in LEADER_NAMES:
+        return [await nemesis.driver.stream_leader()]
+    followers = await nemesis.driver.stream_followers()
+    if not followers:
+        raise TargetError(f"pause of {node!r}: the stream has no followers now")
+    return followers
+
+
 @LIVE_FAULT_KINDS.register("pause")
 class Pause(ServerFault):
-    """SIGSTOP a server; SIGCONT at the end."""
+    """SIGSTOP a server, or every server ``node`` names (``"leader"``, ``"followers"``);
+    SIGCONT the same ones at the end."""
+
+    @staticmethod
+    def problems(scenario: Scenario, spec: Any) -> list[Problem]:
+        if spec.node in LEADER_NAMES + FOLLOWER_NAMES:
+            return leader_problems(scenario, spec.node, spec.kind)
+        return server_problems(scenario, spec.node, spec.kind)
 
     @staticmethod
     async def start(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
         assert isinstance(op.spec, PauseFault)
-        server = nemesis.server(op.spec.node)
-        server.pause()
-        nemesis.paused.add(server.name)
-        return {"pid": server.pid}
+        names = await _named(nemesis, op.spec.node)
+        servers = [nemesis.server(name) for name in names]
+        nemesis.paused_by[op.fault_id] = names  # the servers it named then, resumed at the end
+        if names != [op.spec.node]:
+            nemesis.victims[op.fault_id] = ",".join(names)  # the events' node: what it stopped
+        for server in servers:
+            server.pause()
+            nemesis.paused.add(server.name)
+        return {"pid": servers[0].pid} if len(servers) == 1 else {"servers": {s.name: s.pid for s in servers}}
 
     @staticmethod
     async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]:
         assert isinstance(op.spec, PauseFault)
-        server = nemesis.server(op.spec.node)
-        server.resume()
-        nemesis.paused.discard(server.name)
-        return {"pid": server.pid}
+        servers = [nemesis.server(name) for name in nemesis.paused_by.get(op.fault_id, [op.spec.node])]
+        for server in servers:
+            server.resume()
+            nemesis.paused.discard(server.name)
+        return {"pid": servers[0].pid} if len(servers) == 1 else {"servers": {s.name: s.pid for s in servers}}
+
