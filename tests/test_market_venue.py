@@ -26,7 +26,7 @@ from msgstorm.market.liquidation import Call, call, mechanism_of
 from msgstorm.market.reactor import MarketReactor
 from msgstorm.market.venue import Entry, Venue
 from msgstorm.rules.liquidation import auction_price, decay, decay_age_ns, flip_tab
-from msgstorm.rules.market import equity, execute, notional
+from msgstorm.rules.market import equity, execute, notional, pnl
 from msgstorm.scenario import ScenarioError, load_scenario
 from msgstorm.scenario.market import (
     FundingSpec,
@@ -154,6 +154,62 @@ def test_socialised_loss_and_bad_debt() -> None:
     assert [(e.kind, e.amount) for e in entries if e.kind in ("socialised", "bad_debt")] == [
         ("socialised", pytest.approx(40.0)), ("bad_debt", pytest.approx(10.0))]
     assert venue.collateral.tolist() == [0.0, pytest.approx(-20.0)]
+
+
+def test_the_accounts_in_profit_are_found_among_the_sides_by_entry() -> None:
+    # Price 100. Longs make a profit below it, shorts above it: long 1 at 90 (profit 10 x 2),
+    # long 2 at 99 (profit 1 x 1), long 3 at 100 (none: entry at the price), long 4 at 120
+    # (a loss), short 5 at 130 (profit 30 x 1), short 6 at 100 (none), short 7 at 80 (a
+    # loss); long 8 at 50 is closed, long 9 at 60 holds nothing, long 10 at 70 is of another
+    # instrument, account 0 (long at 40) is the bankrupt one. In account order, with their
+    # profit and size; on the other side of a long (deleveraging) only the short 5.
+    book = [(1, 1.0, 40.0), (1, 2.0, 90.0), (1, 1.0, 99.0), (1, 3.0, 100.0), (1, 1.0, 120.0), (-1, 1.0, 130.0),
+            (-1, 2.0, 100.0), (-1, 1.0, 80.0), (1, 1.0, 50.0), (1, 0.0, 60.0), (1, 1.0, 70.0)]
+    closed = np.zeros(len(book), dtype=bool)
+    closed[8] = True
+    venue = Venue(LiquidationSpec(on_empty="socialise"), [b[0] for b in book],
+                  np.array([b[1] for b in book], dtype=np.float64), [b[2] for b in book],
+                  np.full(len(book), 10.0), [0] * 10 + [1], closed)
+    found, made, size = venue._profitable(0, 100.0, other_side=False)
+    assert (found.tolist(), made.tolist(), size.tolist()) == ([1, 2, 5], [20.0, 1.0, 30.0], [2.0, 1.0, 1.0])
+    found, made, _ = venue._profitable(0, 100.0, other_side=True)
+    assert (found.tolist(), made.tolist()) == ([5], [30.0])
+    found, made, _ = venue._profitable(5, 100.0, other_side=True)  # the other side of a short: the longs
+    assert (found.tolist(), made.tolist()) == ([0, 1, 2], [60.0, 20.0, 1.0])
+    # A partial close moves a size, a whole close the closed flags: read at each call.
+    venue.size[1] = 0.5
+    venue.closed[2] = True
+    found, made, _ = venue._profitable(0, 100.0, other_side=False)
+    assert (found.tolist(), made.tolist()) == ([1, 5], [5.0, 30.0])
+
+
+@settings(max_examples=100, deadline=None)
+@given(book=st.lists(st.tuples(st.sampled_from([1, -1]), st.sampled_from([0.0, 0.5, 3.0]),
+                               st.sampled_from([90.0, 99.5, 100.0, 100.5, 110.0]), st.sampled_from([0, 1]),
+                               st.booleans()), min_size=2, max_size=30),
+       price=st.sampled_from([95.0, 99.5, 100.0, 100.25, 105.0]), other_side=st.booleans())
+def test_the_accounts_in_profit_are_those_a_pass_over_every_account_finds(
+        book: list[tuple[int, float, float, int, bool]], price: float, other_side: bool) -> None:
+    """The sides by entry find the same accounts, profits and sizes, in the same order, as
+    the test over every account: of the instrument, open, size above 0, profit above 0 (ties
+    of entry and price included)."""
+    side = np.array([b[0] for b in book], dtype=np.float64)
+    size = np.array([b[1] for b in book], dtype=np.float64)
+    entry = np.array([b[2] for b in book], dtype=np.float64)
+    instrument = np.array([b[3] for b in book])
+    closed = np.array([b[4] for b in book], dtype=bool)
+    venue = Venue(LiquidationSpec(on_empty="socialise"), side.astype(int).tolist(), size.copy(), entry.tolist(),
+                  np.full(len(book), 10.0), instrument.tolist(), closed)
+    made = pnl(side, size, entry, np.full_like(size, price))
+    for account in range(len(book)):
+        eligible = (instrument == instrument[account]) & ~closed & (size > 0) & (made > 0)
+        if other_side:
+            eligible &= side != side[account]
+        eligible[account] = False
+        expected = np.flatnonzero(eligible)
+        found, profits, sizes = venue._profitable(account, price, other_side)
+        assert found.tolist() == expected.tolist()
+        assert profits.tolist() == made[expected].tolist() and sizes.tolist() == size[expected].tolist()
 
 
 def test_the_fund_takes_its_share_of_the_penalty() -> None:

@@ -95,11 +95,12 @@ class Venue:
         self.fund = spec.insurance_fund
         self.side, self.size, self.entry, self.collateral = side, size, entry, collateral
         self.instrument, self.closed = instrument, closed
-        # The columns no call changes, as arrays once (``_profitable`` reads every account).
+        # The columns no call changes, as arrays once.
         self._side_array = np.asarray(side, dtype=np.float64)
         self._entry_array = np.asarray(entry, dtype=np.float64)
         self._instrument_array = np.asarray(instrument)
-        self._of_instrument: dict[int, np.ndarray] = {}  # instrument -> its accounts, as a mask
+        # instrument -> (its longs by entry, their entries, its shorts by entry, their entries)
+        self._by_entry: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def apply(self, account: int, done: Call) -> tuple[list[Entry], float]:
         """Apply a liquidation call to ``account``: its books' entries, and the bad debt left."""
@@ -138,20 +139,42 @@ class Venue:
 
     def _profitable(self, account: int, price: float, other_side: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(accounts, profit at ``price``, size) of the open accounts of ``account``'s
-        instrument with a profit (on the other side only with ``other_side``), by account."""
-        side = self._side_array
-        size = self.size
-        made = pnl(side, size, self._entry_array, np.full_like(size, price))
+        instrument with a profit (on the other side only with ``other_side``), by account.
+
+        Only the accounts that can be in profit are read: a long makes a profit only below
+        the price (entry < price), a short only above it, so each side of the instrument is
+        kept sorted by entry (``_by_entry``) and the candidates are a prefix of the longs and
+        a suffix of the shorts; each one's profit is then the same ``pnl`` as over every
+        account, and the test the same (open, size above 0, profit above 0)."""
         instrument = self.instrument[account]
-        of = self._of_instrument.get(instrument)
-        if of is None:
-            of = self._of_instrument[instrument] = self._instrument_array == instrument
-        eligible = of & ~self.closed & (size > 0) & (made > 0)
-        if other_side:
-            eligible &= side != self.side[account]
-        eligible[account] = False
-        found = np.flatnonzero(eligible)
-        return found, made[found], size[found]
+        books = self._by_entry.get(instrument)
+        if books is None:
+            books = self._by_entry[instrument] = self._sides_by_entry(instrument)
+        longs, long_entry, shorts, short_entry = books
+        side = self.side[account]
+        parts = []
+        if not other_side or side < 0:  # the longs in profit: entry below the price
+            parts.append(longs[:int(np.searchsorted(long_entry, price, side="left"))])
+        if not other_side or side > 0:  # the shorts in profit: entry above the price
+            parts.append(shorts[int(np.searchsorted(short_entry, price, side="right")):])
+        candidates = np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)  # by account
+        size = self.size[candidates]
+        keep = ~self.closed[candidates] & (size > 0) & (candidates != account)
+        candidates, size = candidates[keep], size[keep]
+        made = pnl(self._side_array[candidates], size, self._entry_array[candidates], price)
+        profit = made > 0
+        return candidates[profit], made[profit], size[profit]
+
+    def _sides_by_entry(self, instrument: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``instrument``'s longs and shorts, each by entry (ties by account), with their entries."""
+        of = self._instrument_array == instrument
+        out: list[np.ndarray] = []
+        for mine in (of & (self._side_array > 0), of & (self._side_array < 0)):
+            accounts = np.flatnonzero(mine).astype(np.int64)
+            entries = self._entry_array[accounts]
+            order = np.argsort(entries, kind="stable")
+            out.extend((accounts[order], entries[order]))
+        return out[0], out[1], out[2], out[3]
 
     def _deleverage(self, account: int, done: Call, left: float, entries: Moves) -> float:
         price = done.price
