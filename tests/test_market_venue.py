@@ -24,7 +24,8 @@ from msgstorm.market.flip import EnglishAuctions, flip_call
 from msgstorm.market.funding import Funding
 from msgstorm.market.liquidation import Call, call, mechanism_of
 from msgstorm.market.reactor import MarketReactor
-from msgstorm.market.venue import Entry, Venue
+from msgstorm.analysis.market import venue_table
+from msgstorm.market.venue import Entry, Moves, Venue
 from msgstorm.rules.liquidation import auction_price, decay, decay_age_ns, flip_tab
 from msgstorm.rules.market import equity, execute, notional, pnl
 from msgstorm.scenario import ScenarioError, load_scenario
@@ -338,7 +339,8 @@ def _column(table: pa.Table, name: str) -> list[Any]:
 def test_the_books_balance_in_a_run_read_from_its_history(tmp_path: Path, example: str, overrides: list[str],
                                                          moved: str) -> None:
     history, summary = _run(tmp_path, example, overrides)
-    accounts, executions, venue = history.table("accounts"), history.table("executions"), history.table("venue")
+    # A socialised loss is recorded once (``socialised_losses``); ``venue_table`` replays its rows.
+    accounts, executions, venue = history.table("accounts"), history.table("executions"), venue_table(history)
     side, entry = _column(accounts, "side"), _column(accounts, "entry")
     size, collateral = _column(accounts, "size"), _column(accounts, "collateral")
     start = sum(collateral)
@@ -366,6 +368,11 @@ def test_the_books_balance_in_a_run_read_from_its_history(tmp_path: Path, exampl
                     if k == "funding" and a < 0) > 0
         return
     assert sums[moved] > 0  # the cover this case is about did move money
+    if moved == "socialised":  # recorded once a loss: what each shared is what its replayed rows add to
+        losses = history.table("socialised_losses")
+        assert "socialised" not in _column(history.table("venue"), "kind")
+        assert losses.num_rows > 0 and sum(_column(losses, "accounts")) == _column(venue, "kind").count("socialised")
+        assert sum(_column(losses, "charged")) == pytest.approx(sums["socialised"], rel=1e-9)
     fund = summary["market"]["venue"]["insurance_fund"]
     assert fund["end"] - fund["start"] == pytest.approx(sums["insurance_fee"] - sums.get("insurance_used", 0.0),
                                                         abs=0.02)
@@ -373,6 +380,63 @@ def test_the_books_balance_in_a_run_read_from_its_history(tmp_path: Path, exampl
     shown = summary["market"]["venue"]
     assert (shown["insurance_fund"]["used"] if moved == "insurance_used" else shown[moved]) == pytest.approx(
         sums[moved], abs=0.01)
+
+
+def _recording_books(monkeypatch: pytest.MonkeyPatch) -> list[Entry]:
+    """The ``socialised`` entries the venue's books make during a run, in order."""
+    made: list[Entry] = []
+    book = Venue.book
+
+    def recorded(self: Venue, account: int, done: Call) -> tuple[Moves, float]:
+        moves, bad_debt = book(self, account, done)
+        made.extend(entry for entry in moves.entries() if entry.kind == "socialised")
+        return moves, bad_debt
+
+    monkeypatch.setattr(Venue, "book", recorded)
+    return made
+
+
+def test_a_socialised_loss_is_recorded_once_and_its_rows_replay_exactly(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each loss is one ``socialised_losses`` row; the rows ``venue_table`` replays from it are
+    the books' own, account for account and digit for digit (``==``, not approximately), and
+    the summary's socialised total is their sum."""
+    made = _recording_books(monkeypatch)
+    history, summary = _run(tmp_path, "venue-close-factor", ["market.accounts.0.count=600"])
+    losses = history.table("socialised_losses")
+    assert 0 < losses.num_rows < len(made)
+    assert sum(_column(losses, "accounts")) == len(made)
+    assert set(_column(losses, "instrument")) == {"ETH"}
+    venue = venue_table(history)
+    rows = [(a, amount, size, collateral, fund) for a, k, amount, size, collateral, fund in zip(
+        *(_column(venue, c) for c in ("account", "kind", "amount", "size_after", "collateral_after", "fund_after")),
+        strict=True) if k == "socialised"]
+    assert rows == [(e.account, e.amount, e.size_after, e.collateral_after, e.fund_after) for e in made]
+    assert venue.num_rows == history.table("venue").num_rows + len(made)
+    assert summary["market"]["venue"]["socialised"] == round(sum(e.amount for e in made), 2)
+    # A loss whose recorded total the history's accounts do not give is refused, naming its row.
+    altered = losses.set_column(losses.schema.get_field_index("total"), "total",
+                                pa.array([v * (1 + 1e-9) for v in _column(losses, "total")], pa.float64()))
+    fresh = read_history(tmp_path / "run")
+    fresh._tables["socialised_losses"] = altered
+    with pytest.raises(ValueError, match=r"socialised_losses row 0 .*the run recorded"):
+        venue_table(fresh)
+
+
+def test_with_top_ups_a_socialised_loss_keeps_a_row_per_charged_account(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Top-ups change collateral between the ``venue`` rows without a place in their order,
+    so such a run writes every charged account's row, as the books made it."""
+    made = _recording_books(monkeypatch)
+    history, _ = _run(tmp_path, "venue-close-factor", ["market.accounts.0.count=600",
+                                                       'market.topups={probability="50%", near="5%"}'])
+    assert history.table("socialised_losses").num_rows == 0
+    venue = history.table("venue")
+    assert venue_table(history).equals(venue)
+    kinds = _column(venue, "kind")
+    assert kinds.count("socialised") == len(made) > 0
+    amounts = [a for a, k in zip(_column(venue, "amount"), kinds, strict=True) if k == "socialised"]
+    assert amounts == [e.amount for e in made]
 
 
 def test_a_close_factor_keeper_calls_again_at_the_same_price(tmp_path: Path) -> None:

@@ -74,9 +74,10 @@ from msgstorm.analysis._common import (
 )
 from msgstorm.analysis.summary_model import Market, VenueLosses
 from msgstorm.history.reader import History
-from msgstorm.rules.market import equity, horizon_ns, notional
+from msgstorm.history.schema import VENUE
+from msgstorm.rules.market import equity, horizon_ns, notional, pnl
 
-__all__ = ["Delays", "Executed", "MarketTables", "book_bad_debt", "executed_liquidations", "held_after_venue",
+__all__ = ["Delays", "Executed", "MarketTables", "book_bad_debt", "executed_liquidations", "held_after_venue", "venue_table",
            "judged_until_ns", "liquidation_delays", "market_summary", "market_tables", "onchain_prices", "venue_summary"]
 
 
@@ -411,7 +412,7 @@ def held_after_venue(history: History, tables: MarketTables) -> tuple[np.ndarray
     where the venue's books never moved them, else the books' last row (``venue``: a partial
     close, deleveraging, a socialised charge) plus the top-ups committed after it."""
     size, collateral = tables.size.copy(), tables.collateral.copy()
-    venue = history.table("venue")
+    venue = venue_table(history)
     if venue.num_rows == 0:
         return size, collateral
     t, account = venue.column("t").to_numpy(), venue.column("account").to_numpy()
@@ -434,6 +435,95 @@ def held_after_venue(history: History, tables: MarketTables) -> tuple[np.ndarray
     return size, collateral
 
 
+def venue_table(history: History) -> pa.Table:
+    """The ``venue`` table with a row for every account each socialised loss charged, as the
+    run's books made them: a run without top-ups records a socialised loss once
+    (``socialised_losses``), and its rows are replayed here in order (``market/venue.py``):
+    each account's size and collateral from the accounts at the start and every ``venue`` row
+    before the loss; the accounts charged, the open accounts of the bankrupt account's
+    instrument in profit at the loss's price but it; each one's share
+    ``charged x profit / total``, its collateral after it its collateral less the share. The
+    same operations in the same order as the run's, so the same numbers; the profit they
+    sum to, and how many they are, must be what the run recorded."""
+    venue = history.table("venue")
+    losses = history.table("socialised_losses")
+    if losses.num_rows == 0:
+        return venue
+    accounts = history.table("accounts")
+    names: list[str] = sorted(set(accounts.column("instrument").to_pylist()))
+    instrument = _codes(accounts, "instrument", names)
+    side = accounts.column("side").to_numpy().astype(np.float64)
+    entry = accounts.column("entry").to_numpy().astype(np.float64)
+    size = accounts.column("size").to_numpy().astype(np.float64)  # copies: the replay's state
+    collateral = accounts.column("collateral").to_numpy().astype(np.float64)
+    row_account = venue.column("account").to_numpy()
+    row_size, row_collateral = venue.column("size_after").to_numpy(), venue.column("collateral_after").to_numpy()
+    done = 0  # the ``venue`` rows the state holds
+    blocks: list[tuple[int, int, int, float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    for at, (t, msg_id, bankrupt, name, price, charged, total, count, fund, before) in enumerate(zip(
+            *(losses.column(c).to_pylist() for c in ("t", "msg_id", "account", "instrument", "price", "charged",
+                                                      "total", "accounts", "fund_after", "venue_row")), strict=True)):
+        if before > done:  # the rows since the last loss: each account's last one is its state
+            moved = row_account[done:before][::-1]
+            moved, newest = np.unique(moved, return_index=True)
+            rows = before - 1 - newest
+            size[moved], collateral[moved] = row_size[rows], row_collateral[rows]
+            done = before
+        made = pnl(side, size, entry, price)
+        eligible = (made > 0) & (size > 0) & (instrument == names.index(name))
+        eligible[bankrupt] = False
+        found = np.flatnonzero(eligible)
+        profits = made[found]
+        replayed = sum(profits.tolist())  # in account order, as the run's denominator
+        if replayed != total or found.size != count:
+            raise ValueError(f"history: socialised_losses row {at} (t {t}, account {bankrupt}): the accounts in "
+                             f"profit replay to {found.size} with a profit of {replayed!r}, the run recorded {count} "
+                             f"and {total!r}")
+        shares = charged * profits / total
+        after = collateral[found] - shares
+        collateral[found] = after
+        collateral[bankrupt] += charged
+        blocks.append((before, t, msg_id, fund, found.astype(np.int64), shares, size[found], after))
+    return _with_blocks(venue, blocks)
+
+
+def _with_blocks(venue: pa.Table, blocks: list[tuple[int, int, int, float, np.ndarray, np.ndarray, np.ndarray,
+                                                           np.ndarray]]) -> pa.Table:
+    """``venue`` with each block's rows (kind ``socialised``) placed before its row."""
+    import pyarrow.compute as pc
+
+    kinds = pc.dictionary_encode(venue.column("kind").combine_chunks())
+    names: list[str] = kinds.dictionary.to_pylist()
+    if "socialised" not in names:
+        names.append("socialised")
+    social = names.index("socialised")
+    codes = kinds.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+    plain = {name: venue.column(name).to_numpy() for name in ("t", "msg_id", "account", "amount", "size_after",
+                                                               "collateral_after", "fund_after")}
+    pieces: dict[str, list[np.ndarray]] = {name: [] for name in (*plain, "kind")}
+    start = 0
+    for before, t, msg_id, fund, account, amount, size_after, collateral_after in blocks:
+        for name, column in plain.items():
+            pieces[name].append(column[start:before])
+        pieces["kind"].append(codes[start:before])
+        n = account.size
+        for name, column in (("t", np.full(n, t, dtype=np.int64)), ("msg_id", np.full(n, msg_id, dtype=np.int64)),
+                             ("account", account), ("amount", amount), ("size_after", size_after),
+                             ("collateral_after", collateral_after), ("fund_after", np.full(n, fund))):
+            pieces[name].append(column)
+        pieces["kind"].append(np.full(n, social, dtype=np.int32))
+        start = before
+    for name, column in plain.items():
+        pieces[name].append(column[start:])
+    pieces["kind"].append(codes[start:])
+    kind = pa.DictionaryArray.from_arrays(pa.array(np.concatenate(pieces["kind"])), pa.array(names, pa.string()))
+    columns = {name: np.concatenate(pieces[name]) for name in plain}
+    return pa.table({"t": columns["t"], "msg_id": columns["msg_id"], "account": columns["account"],
+                     "kind": kind.cast(pa.string()), "amount": columns["amount"], "size_after": columns["size_after"],
+                     "collateral_after": columns["collateral_after"], "fund_after": columns["fund_after"]},
+                    schema=VENUE)
+
+
 _VENUE_KINDS = ("keeper_fee", "insurance_fee", "insurance_used", "deleveraged", "socialised", "auctioned", "returned")
 
 
@@ -453,7 +543,7 @@ def venue_summary(history: History) -> VenueLosses:
     penalty = executions.column("penalty").to_numpy()
     bad_debt = executions.column("bad_debt").to_numpy()
     fee = float(penalty[called].sum()) if called.size else 0.0
-    venue = history.table("venue")
+    venue = venue_table(history)
     sums = dict.fromkeys(_VENUE_KINDS, 0.0)
     start = float((history.scenario["market"].get("liquidation") or {}).get("insurance_fund", 0.0))
     end = start

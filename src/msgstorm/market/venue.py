@@ -56,9 +56,10 @@ class Moves:
     order without its time and message (``rows``: account, kind, amount, size_after,
     collateral_after, fund_after; ``entries`` gives them as ``Entry`` rows). A socialised
     loss's rows, one per account in profit, are one block of numpy columns (``block``, all
-    of kind ``socialised``) placed after the first ``block_at`` rows."""
+    of kind ``socialised``) placed after the first ``block_at`` rows; ``loss`` is that loss
+    once: (price, charged, total), what the ``socialised_losses`` table records."""
 
-    __slots__ = ("block", "block_at", "rows")
+    __slots__ = ("block", "block_at", "loss", "rows")
 
     def __init__(self) -> None:
         self.rows: list[tuple[int, str, float, float, float, float]] = []
@@ -66,6 +67,7 @@ class Moves:
         # ``socialised``, each row's fund_after the one ``fund_after`` of the block.
         self.block: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float] | None = None
         self.block_at = 0
+        self.loss: tuple[float, float, float] | None = None
 
     def __len__(self) -> int:
         return len(self.rows) + (0 if self.block is None else len(self.block[0]))
@@ -99,8 +101,8 @@ class Venue:
         self._side_array = np.asarray(side, dtype=np.float64)
         self._entry_array = np.asarray(entry, dtype=np.float64)
         self._instrument_array = np.asarray(instrument)
-        # instrument -> (its longs by entry, their entries, its shorts by entry, their entries)
-        self._by_entry: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        # (instrument, 0 or the side it is the other side of) -> its accounts, as a mask
+        self._of: dict[tuple[int, int], np.ndarray] = {}
 
     def apply(self, account: int, done: Call) -> tuple[list[Entry], float]:
         """Apply a liquidation call to ``account``: its books' entries, and the bad debt left."""
@@ -141,40 +143,25 @@ class Venue:
         """(accounts, profit at ``price``, size) of the open accounts of ``account``'s
         instrument with a profit (on the other side only with ``other_side``), by account.
 
-        Only the accounts that can be in profit are read: a long makes a profit only below
-        the price (entry < price), a short only above it, so each side of the instrument is
-        kept sorted by entry (``_by_entry``) and the candidates are a prefix of the longs and
-        a suffix of the shorts; each one's profit is then the same ``pnl`` as over every
-        account, and the test the same (open, size above 0, profit above 0)."""
-        instrument = self.instrument[account]
-        books = self._by_entry.get(instrument)
-        if books is None:
-            books = self._by_entry[instrument] = self._sides_by_entry(instrument)
-        longs, long_entry, shorts, short_entry = books
-        side = self.side[account]
-        parts = []
-        if not other_side or side < 0:  # the longs in profit: entry below the price
-            parts.append(longs[:int(np.searchsorted(long_entry, price, side="left"))])
-        if not other_side or side > 0:  # the shorts in profit: entry above the price
-            parts.append(shorts[int(np.searchsorted(short_entry, price, side="right")):])
-        candidates = np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)  # by account
-        size = self.size[candidates]
-        keep = ~self.closed[candidates] & (size > 0) & (candidates != account)
-        candidates, size = candidates[keep], size[keep]
-        made = pnl(self._side_array[candidates], size, self._entry_array[candidates], price)
-        profit = made > 0
-        return candidates[profit], made[profit], size[profit]
-
-    def _sides_by_entry(self, instrument: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``instrument``'s longs and shorts, each by entry (ties by account), with their entries."""
-        of = self._instrument_array == instrument
-        out: list[np.ndarray] = []
-        for mine in (of & (self._side_array > 0), of & (self._side_array < 0)):
-            accounts = np.flatnonzero(mine).astype(np.int64)
-            entries = self._entry_array[accounts]
-            order = np.argsort(entries, kind="stable")
-            out.extend((accounts[order], entries[order]))
-        return out[0], out[1], out[2], out[3]
+        One pass over every account's arrays: at a few thousand accounts a handful of numpy
+        operations over all of them costs less than finding the few in profit first (sorted
+        by entry, the candidates a prefix of the longs and a suffix of the shorts: twice the
+        time here, docs/performance.md), as the accounts in profit in a crash are a third to
+        a half of the instrument's."""
+        size = self.size
+        key = (self.instrument[account], self.side[account] if other_side else 0)
+        of = self._of.get(key)
+        if of is None:  # the instrument's accounts (on the other side of ``account``'s), as a mask
+            of = self._instrument_array == key[0]
+            if other_side:
+                of &= self._side_array != key[1]
+            self._of[key] = of
+        made = pnl(self._side_array, size, self._entry_array, price)
+        eligible = (made > 0) & (size > 0) & of
+        eligible &= ~self.closed
+        eligible[account] = False
+        found = np.flatnonzero(eligible)
+        return found, made[found], size[found]
 
     def _deleverage(self, account: int, done: Call, left: float, entries: Moves) -> float:
         price = done.price
@@ -220,6 +207,7 @@ class Venue:
         self.collateral[found] = after  # ``found`` are distinct
         entries.block_at = len(entries.rows)
         entries.block = (found.astype(np.int64), shares, sizes, after, self.fund)
+        entries.loss = (price, charged, total)
         self.collateral[account] += charged
         return left - charged
 
