@@ -19,12 +19,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from msgstorm import read_history, run
+from msgstorm.analysis.market import venue_table
 from msgstorm.history.reader import History
 from msgstorm.market.flip import EnglishAuctions, flip_call
 from msgstorm.market.funding import Funding
 from msgstorm.market.liquidation import Call, call, mechanism_of
 from msgstorm.market.reactor import MarketReactor
-from msgstorm.analysis.market import venue_table
 from msgstorm.market.venue import Entry, Moves, Venue
 from msgstorm.rules.liquidation import auction_price, decay, decay_age_ns, flip_tab
 from msgstorm.rules.market import equity, execute, notional, pnl

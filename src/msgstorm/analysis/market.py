@@ -469,7 +469,7 @@ def venue_table(history: History) -> pa.Table:
             rows = before - 1 - newest
             size[moved], collateral[moved] = row_size[rows], row_collateral[rows]
             done = before
-        made = pnl(side, size, entry, price)
+        made = pnl(side, size, entry, np.full_like(size, price))
         eligible = (made > 0) & (size > 0) & (instrument == names.index(name))
         eligible[bankrupt] = False
         found = np.flatnonzero(eligible)

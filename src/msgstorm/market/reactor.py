@@ -994,9 +994,9 @@ class MarketReactor:
                  "slippage_bps", "collateral_after", "bad_debt"), (list(column) for column in columns), strict=True)))
             self._executions = []
         if self._venue_rows or self._venue_blocks:
-            columns = self._venue_columns()
-            self._venue_written += len(columns["t"])
-            host.append("venue", columns)
+            venue = self._venue_columns()
+            self._venue_written += len(venue["t"])
+            host.append("venue", venue)
         if self._losses:
             host.append("socialised_losses", dict(zip(
                 ("t", "msg_id", "account", "instrument", "price", "charged", "total", "accounts", "fund_after",

@@ -156,7 +156,7 @@ class Venue:
             if other_side:
                 of &= self._side_array != key[1]
             self._of[key] = of
-        made = pnl(self._side_array, size, self._entry_array, price)
+        made = pnl(self._side_array, size, self._entry_array, np.full_like(size, price))
         eligible = (made > 0) & (size > 0) & of
         eligible &= ~self.closed
         eligible[account] = False
