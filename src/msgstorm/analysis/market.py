@@ -58,6 +58,7 @@ debt, and a late one executed after the price came back may end without any.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -435,6 +436,10 @@ def held_after_venue(history: History, tables: MarketTables) -> tuple[np.ndarray
     return size, collateral
 
 
+# One replay per history: the books' end (``held_after_venue``) and ``venue_summary`` both read it.
+_VENUE_TABLES: weakref.WeakKeyDictionary[History, pa.Table] = weakref.WeakKeyDictionary()
+
+
 def venue_table(history: History) -> pa.Table:
     """The ``venue`` table with a row for every account each socialised loss charged, as the
     run's books made them: a run without top-ups records a socialised loss once
@@ -449,6 +454,15 @@ def venue_table(history: History) -> pa.Table:
     losses = history.table("socialised_losses")
     if losses.num_rows == 0:
         return venue
+    if history not in _VENUE_TABLES:
+        _VENUE_TABLES[history] = _replayed(history, venue, losses)
+    return _VENUE_TABLES[history]
+
+
+def _replayed(history: History, venue: pa.Table, losses: pa.Table) -> pa.Table:
+    """``venue`` with each loss's rows replayed (``venue_table``). No closed flag is read: an
+    account the books closed holds nothing (a whole close leaves size 0, deleveraging closes
+    what it takes to 0), and an account that holds nothing is never charged."""
     accounts = history.table("accounts")
     names: list[str] = sorted(set(accounts.column("instrument").to_pylist()))
     instrument = _codes(accounts, "instrument", names)
