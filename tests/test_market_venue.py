@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from msgstorm import read_history, run
-from msgstorm.analysis.market import venue_table
+from msgstorm.analysis.market import held_after_venue, venue_table
 from msgstorm.history.reader import History
 from msgstorm.market.flip import EnglishAuctions, flip_call
 from msgstorm.market.funding import Funding
@@ -414,6 +414,14 @@ def test_a_socialised_loss_is_recorded_once_and_its_rows_replay_exactly(tmp_path
     assert rows == [(e.account, e.amount, e.size_after, e.collateral_after, e.fund_after) for e in made]
     assert venue.num_rows == history.table("venue").num_rows + len(made)
     assert summary["market"]["venue"]["socialised"] == round(sum(e.amount for e in made), 2)
+    # The books' end is each account's last row of the replayed table, read in order.
+    accounts = history.table("accounts")
+    size, collateral = _column(accounts, "size"), _column(accounts, "collateral")
+    for account, size_after, collateral_after in zip(
+            *(_column(venue, c) for c in ("account", "size_after", "collateral_after")), strict=True):
+        size[account], collateral[account] = size_after, collateral_after
+    held = held_after_venue(history, SimpleNamespace())  # type: ignore[arg-type]  # the replay needs no tables
+    assert (held[0].tolist(), held[1].tolist()) == (size, collateral)
     # A loss whose recorded total the history's accounts do not give is refused, naming its row.
     altered = losses.set_column(losses.schema.get_field_index("total"), "total",
                                 pa.array([v * (1 + 1e-9) for v in _column(losses, "total")], pa.float64()))

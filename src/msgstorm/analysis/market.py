@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -411,9 +411,14 @@ def market_summary(history: History) -> Market | None:
 def held_after_venue(history: History, tables: MarketTables) -> tuple[np.ndarray, np.ndarray]:
     """Each account's (size, collateral) at the end: the accounts' own (with their top-ups)
     where the venue's books never moved them, else the books' last row (``venue``: a partial
-    close, deleveraging, a socialised charge) plus the top-ups committed after it."""
+    close, deleveraging, a socialised charge) plus the top-ups committed after it. A run that
+    recorded its socialised losses once (no top-ups) ends where their replay ends
+    (``venue_table``): the same rows applied in the same order."""
+    replay = _replay(history)
+    if replay is not None:
+        return replay.size.copy(), replay.collateral.copy()
     size, collateral = tables.size.copy(), tables.collateral.copy()
-    venue = venue_table(history)
+    venue = history.table("venue")
     if venue.num_rows == 0:
         return size, collateral
     t, account = venue.column("t").to_numpy(), venue.column("account").to_numpy()
@@ -436,8 +441,20 @@ def held_after_venue(history: History, tables: MarketTables) -> tuple[np.ndarray
     return size, collateral
 
 
+class _Replay(NamedTuple):
+    """The socialised losses of a run that recorded each once, replayed (``venue_table``):
+    each loss's rows (before: the ``venue`` rows before them; t, msg_id, fund_after, and the
+    accounts charged, their shares, sizes and collateral after), every share in order, and
+    every account's size and collateral after the last ``venue`` row."""
+
+    blocks: list[tuple[int, int, int, float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    shares: np.ndarray
+    size: np.ndarray
+    collateral: np.ndarray
+
+
 # One replay per history: the books' end (``held_after_venue``) and ``venue_summary`` both read it.
-_VENUE_TABLES: weakref.WeakKeyDictionary[History, pa.Table] = weakref.WeakKeyDictionary()
+_REPLAYS: weakref.WeakKeyDictionary[History, _Replay | None] = weakref.WeakKeyDictionary()
 
 
 def venue_table(history: History) -> pa.Table:
@@ -450,19 +467,22 @@ def venue_table(history: History) -> pa.Table:
     ``charged x profit / total``, its collateral after it its collateral less the share. The
     same operations in the same order as the run's, so the same numbers; the profit they
     sum to, and how many they are, must be what the run recorded."""
+    replay = _replay(history)
     venue = history.table("venue")
-    losses = history.table("socialised_losses")
-    if losses.num_rows == 0:
-        return venue
-    if history not in _VENUE_TABLES:
-        _VENUE_TABLES[history] = _replayed(history, venue, losses)
-    return _VENUE_TABLES[history]
+    return venue if replay is None else _with_blocks(venue, replay.blocks)
 
 
-def _replayed(history: History, venue: pa.Table, losses: pa.Table) -> pa.Table:
-    """``venue`` with each loss's rows replayed (``venue_table``). No closed flag is read: an
-    account the books closed holds nothing (a whole close leaves size 0, deleveraging closes
-    what it takes to 0), and an account that holds nothing is never charged."""
+def _replay(history: History) -> _Replay | None:
+    if history not in _REPLAYS:
+        losses = history.table("socialised_losses")
+        _REPLAYS[history] = _replayed(history, history.table("venue"), losses) if losses.num_rows else None
+    return _REPLAYS[history]
+
+
+def _replayed(history: History, venue: pa.Table, losses: pa.Table) -> _Replay:
+    """``venue_table``'s replay. No closed flag is read: an account the books closed holds
+    nothing (a whole close leaves size 0, deleveraging closes what it takes to 0), and an
+    account that holds nothing is never charged."""
     accounts = history.table("accounts")
     names: list[str] = sorted(set(accounts.column("instrument").to_pylist()))
     instrument = _codes(accounts, "instrument", names)
@@ -470,21 +490,22 @@ def _replayed(history: History, venue: pa.Table, losses: pa.Table) -> pa.Table:
     entry = accounts.column("entry").to_numpy().astype(np.float64)
     size = accounts.column("size").to_numpy().astype(np.float64)  # copies: the replay's state
     collateral = accounts.column("collateral").to_numpy().astype(np.float64)
-    row_account = venue.column("account").to_numpy()
-    row_size, row_collateral = venue.column("size_after").to_numpy(), venue.column("collateral_after").to_numpy()
+    row_account = venue.column("account").to_pylist()
+    row_size, row_collateral = venue.column("size_after").to_pylist(), venue.column("collateral_after").to_pylist()
     done = 0  # the ``venue`` rows the state holds
+    of: dict[str, np.ndarray] = {}  # instrument -> its accounts, as a mask
     blocks: list[tuple[int, int, int, float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for at, (t, msg_id, bankrupt, name, price, charged, total, count, fund, before) in enumerate(zip(
             *(losses.column(c).to_pylist() for c in ("t", "msg_id", "account", "instrument", "price", "charged",
                                                       "total", "accounts", "fund_after", "venue_row")), strict=True)):
-        if before > done:  # the rows since the last loss: each account's last one is its state
-            moved = row_account[done:before][::-1]
-            moved, newest = np.unique(moved, return_index=True)
-            rows = before - 1 - newest
-            size[moved], collateral[moved] = row_size[rows], row_collateral[rows]
-            done = before
+        for row in range(done, before):  # the rows since the last loss, in order
+            size[row_account[row]], collateral[row_account[row]] = row_size[row], row_collateral[row]
+        done = max(done, before)
+        mine = of.get(name)
+        if mine is None:
+            mine = of[name] = instrument == names.index(name)
         made = pnl(side, size, entry, np.full_like(size, price))
-        eligible = (made > 0) & (size > 0) & (instrument == names.index(name))
+        eligible = (made > 0) & (size > 0) & mine
         eligible[bankrupt] = False
         found = np.flatnonzero(eligible)
         profits = made[found]
@@ -498,7 +519,9 @@ def _replayed(history: History, venue: pa.Table, losses: pa.Table) -> pa.Table:
         collateral[found] = after
         collateral[bankrupt] += charged
         blocks.append((before, t, msg_id, fund, found.astype(np.int64), shares, size[found], after))
-    return _with_blocks(venue, blocks)
+    for row in range(done, len(row_account)):
+        size[row_account[row]], collateral[row_account[row]] = row_size[row], row_collateral[row]
+    return _Replay(blocks, np.concatenate([block[5] for block in blocks]), size, collateral)
 
 
 def _with_blocks(venue: pa.Table, blocks: list[tuple[int, int, int, float, np.ndarray, np.ndarray, np.ndarray,
@@ -557,7 +580,8 @@ def venue_summary(history: History) -> VenueLosses:
     penalty = executions.column("penalty").to_numpy()
     bad_debt = executions.column("bad_debt").to_numpy()
     fee = float(penalty[called].sum()) if called.size else 0.0
-    venue = venue_table(history)
+    venue = history.table("venue")
+    replay = _replay(history)  # socialised losses recorded once: their shares, replayed
     sums = dict.fromkeys(_VENUE_KINDS, 0.0)
     start = float((history.scenario["market"].get("liquidation") or {}).get("insurance_fund", 0.0))
     end = start
@@ -581,6 +605,10 @@ def venue_summary(history: History) -> VenueLosses:
         for kind in _VENUE_KINDS:
             sums[kind] = float(amounts[of_kind(kind)].sum())
         end = float(venue.column("fund_after").to_numpy()[-1])
+        if replay is not None:  # every share in the rows' order: the sum the rows would give
+            sums["socialised"] = float(replay.shares.sum())
+            if replay.blocks[-1][0] == venue.num_rows:  # a loss after the last row
+                end = replay.blocks[-1][3]
     else:
         sums["keeper_fee"] = fee  # no books (funding's rows at most): the keeper takes the whole penalty
     paid = amounts[funding]
