@@ -157,7 +157,7 @@ def test_socialised_loss_and_bad_debt() -> None:
     assert venue.collateral.tolist() == [0.0, pytest.approx(-20.0)]
 
 
-def test_the_accounts_in_profit_are_found_among_the_sides_by_entry() -> None:
+def test_the_accounts_in_profit_at_the_bankrupt_price() -> None:
     # Price 100. Longs make a profit below it, shorts above it: long 1 at 90 (profit 10 x 2),
     # long 2 at 99 (profit 1 x 1), long 3 at 100 (none: entry at the price), long 4 at 120
     # (a loss), short 5 at 130 (profit 30 x 1), short 6 at 100 (none), short 7 at 80 (a
@@ -189,11 +189,12 @@ def test_the_accounts_in_profit_are_found_among_the_sides_by_entry() -> None:
                                st.sampled_from([90.0, 99.5, 100.0, 100.5, 110.0]), st.sampled_from([0, 1]),
                                st.booleans()), min_size=2, max_size=30),
        price=st.sampled_from([95.0, 99.5, 100.0, 100.25, 105.0]), other_side=st.booleans())
-def test_the_accounts_in_profit_are_those_a_pass_over_every_account_finds(
+def test_the_accounts_in_profit_for_every_account_of_a_drawn_book(
         book: list[tuple[int, float, float, int, bool]], price: float, other_side: bool) -> None:
-    """The sides by entry find the same accounts, profits and sizes, in the same order, as
-    the test over every account: of the instrument, open, size above 0, profit above 0 (ties
-    of entry and price included)."""
+    """The venue (its masks per instrument and side kept from call to call) finds the
+    accounts, profits and sizes, in account order, that the test written out finds for each
+    account in turn: of its instrument, open, size above 0, profit above 0 (ties of entry and
+    price included), not itself, on the other side with ``other_side``."""
     side = np.array([b[0] for b in book], dtype=np.float64)
     size = np.array([b[1] for b in book], dtype=np.float64)
     entry = np.array([b[2] for b in book], dtype=np.float64)

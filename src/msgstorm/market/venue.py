@@ -21,7 +21,9 @@ The account's collateral then ends at 0. Every movement is a ``venue`` row (``ki
 ``keeper_fee``, ``insurance_fee``, ``insurance_used``, ``deleveraged``, ``socialised``,
 ``bad_debt``, ``partial``: a call that left the position open) with the account's size and
 collateral after it and the fund's balance, so the analysis reads the books from the history
-alone. The books balance (docs/model.md, ``tests/test_market_venue.py``): over the accounts,
+alone; a socialised loss is recorded once in a run without top-ups (``Moves.loss``: the
+``socialised_losses`` table), and the analysis replays its rows (``analysis/market.py``,
+``venue_table``). The books balance (docs/model.md, ``tests/test_market_venue.py``): over the accounts,
 collateral change - realised PnL + penalties + slippage + what they paid to deleveraging and
 socialised loss = insurance fund used + deleveraged + socialised + bad debt.
 """
@@ -145,9 +147,9 @@ class Venue:
 
         One pass over every account's arrays: at a few thousand accounts a handful of numpy
         operations over all of them costs less than finding the few in profit first (sorted
-        by entry, the candidates a prefix of the longs and a suffix of the shorts: twice the
-        time here, docs/performance.md), as the accounts in profit in a crash are a third to
-        a half of the instrument's."""
+        by entry, the candidates a prefix of the longs and a suffix of the shorts: 1.5 to 2
+        times the time, docs/performance.md), as the accounts in profit in a crash are a
+        third to a half of the instrument's."""
         size = self.size
         key = (self.instrument[account], self.side[account] if other_side else 0)
         of = self._of.get(key)
