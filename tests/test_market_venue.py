@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from msgstorm import read_history, run
 from msgstorm.analysis.market import held_after_venue, venue_table
 from msgstorm.history.reader import History
+from msgstorm.market import reactor as reactor_module
 from msgstorm.market.flip import EnglishAuctions, flip_call
 from msgstorm.market.funding import Funding
 from msgstorm.market.liquidation import Call, call, mechanism_of
@@ -397,12 +398,17 @@ def _recording_books(monkeypatch: pytest.MonkeyPatch) -> list[Entry]:
     return made
 
 
+@pytest.mark.parametrize("flush_rows", [None, 64])
 def test_a_socialised_loss_is_recorded_once_and_its_rows_replay_exactly(tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                         flush_rows: int | None) -> None:
     """Each loss is one ``socialised_losses`` row; the rows ``venue_table`` replays from it are
     the books' own, account for account and digit for digit (``==``, not approximately), and
-    the summary's socialised total is their sum."""
+    the summary's socialised total is their sum; also when the reactor writes its rows in
+    many parts (``flush_rows``: a loss's place counts the rows written before)."""
     made = _recording_books(monkeypatch)
+    if flush_rows is not None:
+        monkeypatch.setattr(reactor_module, "_FLUSH_ROWS", flush_rows)
     history, summary = _run(tmp_path, "venue-close-factor", ["market.accounts.0.count=600"])
     losses = history.table("socialised_losses")
     assert 0 < losses.num_rows < len(made)
