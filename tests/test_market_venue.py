@@ -19,14 +19,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from msgstorm import read_history, run
+from msgstorm.analysis.market import held_after_venue, venue_table
 from msgstorm.history.reader import History
+from msgstorm.market import reactor as reactor_module
 from msgstorm.market.flip import EnglishAuctions, flip_call
 from msgstorm.market.funding import Funding
 from msgstorm.market.liquidation import Call, call, mechanism_of
 from msgstorm.market.reactor import MarketReactor
-from msgstorm.market.venue import Entry, Venue
+from msgstorm.market.venue import Entry, Moves, Venue
 from msgstorm.rules.liquidation import auction_price, decay, decay_age_ns, flip_tab
-from msgstorm.rules.market import equity, execute, notional
+from msgstorm.rules.market import equity, execute, notional, pnl
 from msgstorm.scenario import ScenarioError, load_scenario
 from msgstorm.scenario.market import (
     FundingSpec,
@@ -156,6 +158,63 @@ def test_socialised_loss_and_bad_debt() -> None:
     assert venue.collateral.tolist() == [0.0, pytest.approx(-20.0)]
 
 
+def test_the_accounts_in_profit_at_the_bankrupt_price() -> None:
+    # Price 100. Longs make a profit below it, shorts above it: long 1 at 90 (profit 10 x 2),
+    # long 2 at 99 (profit 1 x 1), long 3 at 100 (none: entry at the price), long 4 at 120
+    # (a loss), short 5 at 130 (profit 30 x 1), short 6 at 100 (none), short 7 at 80 (a
+    # loss); long 8 at 50 is closed, long 9 at 60 holds nothing, long 10 at 70 is of another
+    # instrument, account 0 (long at 40) is the bankrupt one. In account order, with their
+    # profit and size; on the other side of a long (deleveraging) only the short 5.
+    book = [(1, 1.0, 40.0), (1, 2.0, 90.0), (1, 1.0, 99.0), (1, 3.0, 100.0), (1, 1.0, 120.0), (-1, 1.0, 130.0),
+            (-1, 2.0, 100.0), (-1, 1.0, 80.0), (1, 1.0, 50.0), (1, 0.0, 60.0), (1, 1.0, 70.0)]
+    closed = np.zeros(len(book), dtype=bool)
+    closed[8] = True
+    venue = Venue(LiquidationSpec(on_empty="socialise"), [b[0] for b in book],
+                  np.array([b[1] for b in book], dtype=np.float64), [b[2] for b in book],
+                  np.full(len(book), 10.0), [0] * 10 + [1], closed)
+    found, made, size = venue._profitable(0, 100.0, other_side=False)
+    assert (found.tolist(), made.tolist(), size.tolist()) == ([1, 2, 5], [20.0, 1.0, 30.0], [2.0, 1.0, 1.0])
+    found, made, _ = venue._profitable(0, 100.0, other_side=True)
+    assert (found.tolist(), made.tolist()) == ([5], [30.0])
+    found, made, _ = venue._profitable(5, 100.0, other_side=True)  # the other side of a short: the longs
+    assert (found.tolist(), made.tolist()) == ([0, 1, 2], [60.0, 20.0, 1.0])
+    # A partial close moves a size, a whole close the closed flags: read at each call.
+    venue.size[1] = 0.5
+    venue.closed[2] = True
+    found, made, _ = venue._profitable(0, 100.0, other_side=False)
+    assert (found.tolist(), made.tolist()) == ([1, 5], [5.0, 30.0])
+
+
+@settings(max_examples=100, deadline=None)
+@given(book=st.lists(st.tuples(st.sampled_from([1, -1]), st.sampled_from([0.0, 0.5, 3.0]),
+                               st.sampled_from([90.0, 99.5, 100.0, 100.5, 110.0]), st.sampled_from([0, 1]),
+                               st.booleans()), min_size=2, max_size=30),
+       price=st.sampled_from([95.0, 99.5, 100.0, 100.25, 105.0]), other_side=st.booleans())
+def test_the_accounts_in_profit_for_every_account_of_a_drawn_book(
+        book: list[tuple[int, float, float, int, bool]], price: float, other_side: bool) -> None:
+    """The venue (its masks per instrument and side kept from call to call) finds the
+    accounts, profits and sizes, in account order, that the test written out finds for each
+    account in turn: of its instrument, open, size above 0, profit above 0 (ties of entry and
+    price included), not itself, on the other side with ``other_side``."""
+    side = np.array([b[0] for b in book], dtype=np.float64)
+    size = np.array([b[1] for b in book], dtype=np.float64)
+    entry = np.array([b[2] for b in book], dtype=np.float64)
+    instrument = np.array([b[3] for b in book])
+    closed = np.array([b[4] for b in book], dtype=bool)
+    venue = Venue(LiquidationSpec(on_empty="socialise"), side.astype(int).tolist(), size.copy(), entry.tolist(),
+                  np.full(len(book), 10.0), instrument.tolist(), closed)
+    made = pnl(side, size, entry, np.full_like(size, price))
+    for account in range(len(book)):
+        eligible = (instrument == instrument[account]) & ~closed & (size > 0) & (made > 0)
+        if other_side:
+            eligible &= side != side[account]
+        eligible[account] = False
+        expected = np.flatnonzero(eligible)
+        found, profits, sizes = venue._profitable(account, price, other_side)
+        assert found.tolist() == expected.tolist()
+        assert profits.tolist() == made[expected].tolist() and sizes.tolist() == size[expected].tolist()
+
+
 def test_the_fund_takes_its_share_of_the_penalty() -> None:
     spec = LiquidationSpec(mechanism="partial", keeper_share=0.25, insurance_fund=5.0)
     market = _market(0.05, 0.01).model_copy(update={"liquidation": spec})
@@ -282,7 +341,8 @@ def _column(table: pa.Table, name: str) -> list[Any]:
 def test_the_books_balance_in_a_run_read_from_its_history(tmp_path: Path, example: str, overrides: list[str],
                                                          moved: str) -> None:
     history, summary = _run(tmp_path, example, overrides)
-    accounts, executions, venue = history.table("accounts"), history.table("executions"), history.table("venue")
+    # A socialised loss is recorded once (``socialised_losses``); ``venue_table`` replays its rows.
+    accounts, executions, venue = history.table("accounts"), history.table("executions"), venue_table(history)
     side, entry = _column(accounts, "side"), _column(accounts, "entry")
     size, collateral = _column(accounts, "size"), _column(accounts, "collateral")
     start = sum(collateral)
@@ -310,6 +370,11 @@ def test_the_books_balance_in_a_run_read_from_its_history(tmp_path: Path, exampl
                     if k == "funding" and a < 0) > 0
         return
     assert sums[moved] > 0  # the cover this case is about did move money
+    if moved == "socialised":  # recorded once a loss: what each shared is what its replayed rows add to
+        losses = history.table("socialised_losses")
+        assert "socialised" not in _column(history.table("venue"), "kind")
+        assert losses.num_rows > 0 and sum(_column(losses, "accounts")) == _column(venue, "kind").count("socialised")
+        assert sum(_column(losses, "charged")) == pytest.approx(sums["socialised"], rel=1e-9)
     fund = summary["market"]["venue"]["insurance_fund"]
     assert fund["end"] - fund["start"] == pytest.approx(sums["insurance_fee"] - sums.get("insurance_used", 0.0),
                                                         abs=0.02)
@@ -317,6 +382,76 @@ def test_the_books_balance_in_a_run_read_from_its_history(tmp_path: Path, exampl
     shown = summary["market"]["venue"]
     assert (shown["insurance_fund"]["used"] if moved == "insurance_used" else shown[moved]) == pytest.approx(
         sums[moved], abs=0.01)
+
+
+def _recording_books(monkeypatch: pytest.MonkeyPatch) -> list[Entry]:
+    """The ``socialised`` entries the venue's books make during a run, in order."""
+    made: list[Entry] = []
+    book = Venue.book
+
+    def recorded(self: Venue, account: int, done: Call) -> tuple[Moves, float]:
+        moves, bad_debt = book(self, account, done)
+        made.extend(entry for entry in moves.entries() if entry.kind == "socialised")
+        return moves, bad_debt
+
+    monkeypatch.setattr(Venue, "book", recorded)
+    return made
+
+
+@pytest.mark.parametrize("flush_rows", [None, 64])
+def test_a_socialised_loss_is_recorded_once_and_its_rows_replay_exactly(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                         flush_rows: int | None) -> None:
+    """Each loss is one ``socialised_losses`` row; the rows ``venue_table`` replays from it are
+    the books' own, account for account and digit for digit (``==``, not approximately), and
+    the summary's socialised total is their sum; also when the reactor writes its rows in
+    many parts (``flush_rows``: a loss's place counts the rows written before)."""
+    made = _recording_books(monkeypatch)
+    if flush_rows is not None:
+        monkeypatch.setattr(reactor_module, "_FLUSH_ROWS", flush_rows)
+    history, summary = _run(tmp_path, "venue-close-factor", ["market.accounts.0.count=600"])
+    losses = history.table("socialised_losses")
+    assert 0 < losses.num_rows < len(made)
+    assert sum(_column(losses, "accounts")) == len(made)
+    assert set(_column(losses, "instrument")) == {"ETH"}
+    venue = venue_table(history)
+    rows = [(a, amount, size, collateral, fund) for a, k, amount, size, collateral, fund in zip(
+        *(_column(venue, c) for c in ("account", "kind", "amount", "size_after", "collateral_after", "fund_after")),
+        strict=True) if k == "socialised"]
+    assert rows == [(e.account, e.amount, e.size_after, e.collateral_after, e.fund_after) for e in made]
+    assert venue.num_rows == history.table("venue").num_rows + len(made)
+    assert summary["market"]["venue"]["socialised"] == round(sum(e.amount for e in made), 2)
+    # The books' end is each account's last row of the replayed table, read in order.
+    accounts = history.table("accounts")
+    size, collateral = _column(accounts, "size"), _column(accounts, "collateral")
+    for account, size_after, collateral_after in zip(
+            *(_column(venue, c) for c in ("account", "size_after", "collateral_after")), strict=True):
+        size[account], collateral[account] = size_after, collateral_after
+    held = held_after_venue(history, SimpleNamespace())  # type: ignore[arg-type]  # the replay needs no tables
+    assert (held[0].tolist(), held[1].tolist()) == (size, collateral)
+    # A loss whose recorded total the history's accounts do not give is refused, naming its row.
+    altered = losses.set_column(losses.schema.get_field_index("total"), "total",
+                                pa.array([v * (1 + 1e-9) for v in _column(losses, "total")], pa.float64()))
+    fresh = read_history(tmp_path / "run")
+    fresh._tables["socialised_losses"] = altered
+    with pytest.raises(ValueError, match=r"socialised_losses row 0 .*the run recorded"):
+        venue_table(fresh)
+
+
+def test_with_top_ups_a_socialised_loss_keeps_a_row_per_charged_account(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Top-ups change collateral between the ``venue`` rows without a place in their order,
+    so such a run writes every charged account's row, as the books made it."""
+    made = _recording_books(monkeypatch)
+    history, _ = _run(tmp_path, "venue-close-factor", ["market.accounts.0.count=600",
+                                                       'market.topups={probability="50%", near="5%"}'])
+    assert history.table("socialised_losses").num_rows == 0
+    venue = history.table("venue")
+    assert venue_table(history).equals(venue)
+    kinds = _column(venue, "kind")
+    assert kinds.count("socialised") == len(made) > 0
+    amounts = [a for a, k in zip(_column(venue, "amount"), kinds, strict=True) if k == "socialised"]
+    assert amounts == [e.amount for e in made]
 
 
 def test_a_close_factor_keeper_calls_again_at_the_same_price(tmp_path: Path) -> None:

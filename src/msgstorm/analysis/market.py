@@ -58,8 +58,9 @@ debt, and a late one executed after the price came back may end without any.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -74,9 +75,10 @@ from msgstorm.analysis._common import (
 )
 from msgstorm.analysis.summary_model import Market, VenueLosses
 from msgstorm.history.reader import History
-from msgstorm.rules.market import equity, horizon_ns, notional
+from msgstorm.history.schema import VENUE
+from msgstorm.rules.market import equity, horizon_ns, notional, pnl
 
-__all__ = ["Delays", "Executed", "MarketTables", "book_bad_debt", "executed_liquidations", "held_after_venue",
+__all__ = ["Delays", "Executed", "MarketTables", "book_bad_debt", "executed_liquidations", "held_after_venue", "venue_table",
            "judged_until_ns", "liquidation_delays", "market_summary", "market_tables", "onchain_prices", "venue_summary"]
 
 
@@ -409,7 +411,12 @@ def market_summary(history: History) -> Market | None:
 def held_after_venue(history: History, tables: MarketTables) -> tuple[np.ndarray, np.ndarray]:
     """Each account's (size, collateral) at the end: the accounts' own (with their top-ups)
     where the venue's books never moved them, else the books' last row (``venue``: a partial
-    close, deleveraging, a socialised charge) plus the top-ups committed after it."""
+    close, deleveraging, a socialised charge) plus the top-ups committed after it. A run that
+    recorded its socialised losses once (no top-ups) ends where their replay ends
+    (``venue_table``): the same rows applied in the same order."""
+    replay = _replay(history)
+    if replay is not None:
+        return replay.size.copy(), replay.collateral.copy()
     size, collateral = tables.size.copy(), tables.collateral.copy()
     venue = history.table("venue")
     if venue.num_rows == 0:
@@ -434,6 +441,126 @@ def held_after_venue(history: History, tables: MarketTables) -> tuple[np.ndarray
     return size, collateral
 
 
+class _Replay(NamedTuple):
+    """The socialised losses of a run that recorded each once, replayed (``venue_table``):
+    each loss's rows (before: the ``venue`` rows before them; t, msg_id, fund_after, and the
+    accounts charged, their shares, sizes and collateral after), every share in order, and
+    every account's size and collateral after the last ``venue`` row."""
+
+    blocks: list[tuple[int, int, int, float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    shares: np.ndarray
+    size: np.ndarray
+    collateral: np.ndarray
+
+
+# One replay per history: the books' end (``held_after_venue``) and ``venue_summary`` both read it.
+_REPLAYS: weakref.WeakKeyDictionary[History, _Replay | None] = weakref.WeakKeyDictionary()
+
+
+def venue_table(history: History) -> pa.Table:
+    """The ``venue`` table with a row for every account each socialised loss charged, as the
+    run's books made them: a run without top-ups records a socialised loss once
+    (``socialised_losses``), and its rows are replayed here in order (``market/venue.py``):
+    each account's size and collateral from the accounts at the start and every ``venue`` row
+    before the loss; the accounts charged, the open accounts of the bankrupt account's
+    instrument in profit at the loss's price but it; each one's share
+    ``charged x profit / total``, its collateral after it its collateral less the share. The
+    same operations in the same order as the run's, so the same numbers; the profit they
+    sum to, and how many they are, must be what the run recorded."""
+    replay = _replay(history)
+    venue = history.table("venue")
+    return venue if replay is None else _with_blocks(venue, replay.blocks)
+
+
+def _replay(history: History) -> _Replay | None:
+    if history not in _REPLAYS:
+        losses = history.table("socialised_losses")
+        _REPLAYS[history] = _replayed(history, history.table("venue"), losses) if losses.num_rows else None
+    return _REPLAYS[history]
+
+
+def _replayed(history: History, venue: pa.Table, losses: pa.Table) -> _Replay:
+    """``venue_table``'s replay. No closed flag is read: an account the books closed holds
+    nothing (a whole close leaves size 0, deleveraging closes what it takes to 0), and an
+    account that holds nothing is never charged."""
+    accounts = history.table("accounts")
+    names: list[str] = sorted(set(accounts.column("instrument").to_pylist()))
+    instrument = _codes(accounts, "instrument", names)
+    side = accounts.column("side").to_numpy().astype(np.float64)
+    entry = accounts.column("entry").to_numpy().astype(np.float64)
+    size = accounts.column("size").to_numpy().astype(np.float64)  # copies: the replay's state
+    collateral = accounts.column("collateral").to_numpy().astype(np.float64)
+    row_account = venue.column("account").to_pylist()
+    row_size, row_collateral = venue.column("size_after").to_pylist(), venue.column("collateral_after").to_pylist()
+    done = 0  # the ``venue`` rows the state holds
+    of: dict[str, np.ndarray] = {}  # instrument -> its accounts, as a mask
+    blocks: list[tuple[int, int, int, float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    for at, (t, msg_id, bankrupt, name, price, charged, total, count, fund, before) in enumerate(zip(
+            *(losses.column(c).to_pylist() for c in ("t", "msg_id", "account", "instrument", "price", "charged",
+                                                      "total", "accounts", "fund_after", "venue_row")), strict=True)):
+        for row in range(done, before):  # the rows since the last loss, in order
+            size[row_account[row]], collateral[row_account[row]] = row_size[row], row_collateral[row]
+        done = max(done, before)
+        mine = of.get(name)
+        if mine is None:
+            mine = of[name] = instrument == names.index(name)
+        made = pnl(side, size, entry, np.full_like(size, price))
+        eligible = (made > 0) & (size > 0) & mine
+        eligible[bankrupt] = False
+        found = np.flatnonzero(eligible)
+        profits = made[found]
+        replayed = sum(profits.tolist())  # in account order, as the run's denominator
+        if replayed != total or found.size != count:
+            raise ValueError(f"history: socialised_losses row {at} (t {t}, account {bankrupt}): the accounts in "
+                             f"profit replay to {found.size} with a profit of {replayed!r}, the run recorded {count} "
+                             f"and {total!r}")
+        shares = charged * profits / total
+        after = collateral[found] - shares
+        collateral[found] = after
+        collateral[bankrupt] += charged
+        blocks.append((before, t, msg_id, fund, found.astype(np.int64), shares, size[found], after))
+    for row in range(done, len(row_account)):
+        size[row_account[row]], collateral[row_account[row]] = row_size[row], row_collateral[row]
+    return _Replay(blocks, np.concatenate([block[5] for block in blocks]), size, collateral)
+
+
+def _with_blocks(venue: pa.Table, blocks: list[tuple[int, int, int, float, np.ndarray, np.ndarray, np.ndarray,
+                                                           np.ndarray]]) -> pa.Table:
+    """``venue`` with each block's rows (kind ``socialised``) placed before its row."""
+    import pyarrow.compute as pc
+
+    kinds = pc.dictionary_encode(venue.column("kind").combine_chunks())
+    names: list[str] = kinds.dictionary.to_pylist()
+    if "socialised" not in names:
+        names.append("socialised")
+    social = names.index("socialised")
+    codes = kinds.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+    plain = {name: venue.column(name).to_numpy() for name in ("t", "msg_id", "account", "amount", "size_after",
+                                                               "collateral_after", "fund_after")}
+    pieces: dict[str, list[np.ndarray]] = {name: [] for name in (*plain, "kind")}
+    start = 0
+    for before, t, msg_id, fund, account, amount, size_after, collateral_after in blocks:
+        for name, column in plain.items():
+            pieces[name].append(column[start:before])
+        pieces["kind"].append(codes[start:before])
+        n = account.size
+        for name, column in (("t", np.full(n, t, dtype=np.int64)), ("msg_id", np.full(n, msg_id, dtype=np.int64)),
+                             ("account", account), ("amount", amount), ("size_after", size_after),
+                             ("collateral_after", collateral_after), ("fund_after", np.full(n, fund))):
+            pieces[name].append(column)
+        pieces["kind"].append(np.full(n, social, dtype=np.int32))
+        start = before
+    for name, column in plain.items():
+        pieces[name].append(column[start:])
+    pieces["kind"].append(codes[start:])
+    kind = pa.DictionaryArray.from_arrays(pa.array(np.concatenate(pieces["kind"])), pa.array(names, pa.string()))
+    columns = {name: np.concatenate(pieces[name]) for name in plain}
+    return pa.table({"t": columns["t"], "msg_id": columns["msg_id"], "account": columns["account"],
+                     "kind": kind.cast(pa.string()), "amount": columns["amount"], "size_after": columns["size_after"],
+                     "collateral_after": columns["collateral_after"], "fund_after": columns["fund_after"]},
+                    schema=VENUE)
+
+
 _VENUE_KINDS = ("keeper_fee", "insurance_fee", "insurance_used", "deleveraged", "socialised", "auctioned", "returned")
 
 
@@ -454,6 +581,7 @@ def venue_summary(history: History) -> VenueLosses:
     bad_debt = executions.column("bad_debt").to_numpy()
     fee = float(penalty[called].sum()) if called.size else 0.0
     venue = history.table("venue")
+    replay = _replay(history)  # socialised losses recorded once: their shares, replayed
     sums = dict.fromkeys(_VENUE_KINDS, 0.0)
     start = float((history.scenario["market"].get("liquidation") or {}).get("insurance_fund", 0.0))
     end = start
@@ -477,6 +605,10 @@ def venue_summary(history: History) -> VenueLosses:
         for kind in _VENUE_KINDS:
             sums[kind] = float(amounts[of_kind(kind)].sum())
         end = float(venue.column("fund_after").to_numpy()[-1])
+        if replay is not None:  # every share in the rows' order: the sum the rows would give
+            sums["socialised"] = float(replay.shares.sum())
+            if replay.blocks[-1][0] == venue.num_rows:  # a loss after the last row
+                end = replay.blocks[-1][3]
     else:
         sums["keeper_fee"] = fee  # no books (funding's rows at most): the keeper takes the whole penalty
     paid = amounts[funding]

@@ -306,6 +306,31 @@ VENUE = pa.schema([
     pa.field("fund_after", pa.float64(), nullable=False),
 ])
 
+# ``socialised_losses``: with ``on_empty = "socialise"`` and no ``[market.topups]``, each
+# socialised loss once (``market/venue.py``), in place of a ``venue`` row of kind
+# ``socialised`` for every account it charged: the bankrupt ``account`` (of ``instrument``)
+# whose liquidation committed at ``t`` (``msg_id``) at ``price``; ``charged`` the shortfall
+# shared, ``total`` the profit at ``price`` it was shared over (Python's sum, in account order,
+# of the open accounts of the instrument in profit), ``accounts`` how many paid, ``fund_after``
+# the insurance fund's balance; ``venue_row`` the ``venue`` rows before it (it stands between
+# them). The analysis replays each share, ``charged x profit / total``, from the accounts and
+# the ``venue`` rows before it (``analysis/market.py``, ``venue_table``), so the accounts it
+# charged and what they paid recompute exactly. With top-ups the run writes a row per charged
+# account as before: the replay of their collateral would need the top-ups' order against the
+# ``venue`` rows of a same commit time, which the history does not hold.
+SOCIALISED_LOSSES = pa.schema([
+    pa.field("t", pa.int64(), nullable=False),
+    pa.field("msg_id", pa.int64(), nullable=False),
+    pa.field("account", pa.int64(), nullable=False),
+    pa.field("instrument", pa.string(), nullable=False),
+    pa.field("price", pa.float64(), nullable=False),
+    pa.field("charged", pa.float64(), nullable=False),
+    pa.field("total", pa.float64(), nullable=False),
+    pa.field("accounts", pa.int64(), nullable=False),
+    pa.field("fund_after", pa.float64(), nullable=False),
+    pa.field("venue_row", pa.int64(), nullable=False),
+])
+
 # ``marks``: with ``[market.mark]`` (``market/mark.py``), each liquidation message committed at
 # ``t`` (``msg_id``, for ``account``): the on-chain ``index`` it settles on and the ``mark`` it
 # was judged at (past its line at the mark: it executes; not past: recovered).
@@ -354,7 +379,7 @@ CROSS_EXECUTIONS = pa.schema([
 ])
 
 MARKET_TABLES = ("prices", "oracle", "accounts", "triggers", "executions", "topups", "frontruns", "auctions",
-                 "auction_orders", "probe_executions", "venue", "marks", "cross_accounts", "cross_executions")
+                 "auction_orders", "probe_executions", "venue", "socialised_losses", "marks", "cross_accounts", "cross_executions")
 
 # ``ranks``: under a queue policy with its own rule for when a message takes effect
 # (``execution_rank``: ``batch_auction``, ``commit_reveal``), each committed message's rank:
@@ -564,6 +589,7 @@ TABLES: dict[str, pa.Schema] = {
     "auction_orders": AUCTION_ORDERS,
     "probe_executions": PROBE_EXECUTIONS,
     "venue": VENUE,
+    "socialised_losses": SOCIALISED_LOSSES,
     "marks": MARKS,
     "cross_accounts": CROSS_ACCOUNTS,
     "cross_executions": CROSS_EXECUTIONS,

@@ -185,6 +185,11 @@ class MarketReactor:
         # columns account, amount, size_after, collateral_after); ``_venue_columns`` puts
         # the rows and the blocks in order.
         self._venue_blocks: list[tuple[Any, ...]] = []
+        # Without top-ups a socialised loss is written once (``socialised_losses``), and the
+        # analysis replays its rows; ``_venue_written``: the ``venue`` rows flushed so far.
+        self._losses: list[tuple[Any, ...]] = []
+        self._losses_once = market.topups is None
+        self._venue_written = 0
         if market.liquidation is not None and not market.liquidation.keeps_today():
             if not host.final_commits:
                 raise ValueError("market.liquidation: a mechanism other than whole, or venue accounting, runs on "
@@ -815,8 +820,14 @@ class MarketReactor:
             touched: list[int] | np.ndarray = sorted({row[0] for row in moves.rows if not liquidated[row[0]]})
         else:  # a socialised loss: a row for every account in profit, a block of columns
             charged, amount, size_after, collateral_after, fund = block
-            self._venue_blocks.append((len(self._venue_rows) - rows + moves.block_at, t, msg_id, fund, charged, amount,
-                                       size_after, collateral_after))
+            at = len(self._venue_rows) - rows + moves.block_at
+            if self._losses_once:
+                assert moves.loss is not None
+                price, shared, total = moves.loss
+                self._losses.append((t, msg_id, account, self.paths.names[self._instrument[account]], price,
+                                     shared, total, len(charged), fund, self._venue_written + at))
+            else:
+                self._venue_blocks.append((at, t, msg_id, fund, charged, amount, size_after, collateral_after))
             # The charged accounts (open, by account) and any other the call's rows name still open.
             touched = charged[~liquidated[charged]]
             others = sorted({row[0] for row in moves.rows if not liquidated[row[0]]})
@@ -983,7 +994,14 @@ class MarketReactor:
                  "slippage_bps", "collateral_after", "bad_debt"), (list(column) for column in columns), strict=True)))
             self._executions = []
         if self._venue_rows or self._venue_blocks:
-            host.append("venue", self._venue_columns())
+            venue = self._venue_columns()
+            self._venue_written += len(venue["t"])
+            host.append("venue", venue)
+        if self._losses:
+            host.append("socialised_losses", dict(zip(
+                ("t", "msg_id", "account", "instrument", "price", "charged", "total", "accounts", "fund_after",
+                 "venue_row"), (list(column) for column in zip(*self._losses, strict=True)), strict=True)))
+            self._losses = []
         cross = self.cross.take_rows() if self.cross is not None else None
         if cross is not None:
             host.append("cross_executions", cross)

@@ -21,7 +21,9 @@ The account's collateral then ends at 0. Every movement is a ``venue`` row (``ki
 ``keeper_fee``, ``insurance_fee``, ``insurance_used``, ``deleveraged``, ``socialised``,
 ``bad_debt``, ``partial``: a call that left the position open) with the account's size and
 collateral after it and the fund's balance, so the analysis reads the books from the history
-alone. The books balance (docs/model.md, ``tests/test_market_venue.py``): over the accounts,
+alone; a socialised loss is recorded once in a run without top-ups (``Moves.loss``: the
+``socialised_losses`` table), and the analysis replays its rows (``analysis/market.py``,
+``venue_table``). The books balance (docs/model.md, ``tests/test_market_venue.py``): over the accounts,
 collateral change - realised PnL + penalties + slippage + what they paid to deleveraging and
 socialised loss = insurance fund used + deleveraged + socialised + bad debt.
 """
@@ -56,9 +58,10 @@ class Moves:
     order without its time and message (``rows``: account, kind, amount, size_after,
     collateral_after, fund_after; ``entries`` gives them as ``Entry`` rows). A socialised
     loss's rows, one per account in profit, are one block of numpy columns (``block``, all
-    of kind ``socialised``) placed after the first ``block_at`` rows."""
+    of kind ``socialised``) placed after the first ``block_at`` rows; ``loss`` is that loss
+    once: (price, charged, total), what the ``socialised_losses`` table records."""
 
-    __slots__ = ("block", "block_at", "rows")
+    __slots__ = ("block", "block_at", "loss", "rows")
 
     def __init__(self) -> None:
         self.rows: list[tuple[int, str, float, float, float, float]] = []
@@ -66,6 +69,7 @@ class Moves:
         # ``socialised``, each row's fund_after the one ``fund_after`` of the block.
         self.block: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float] | None = None
         self.block_at = 0
+        self.loss: tuple[float, float, float] | None = None
 
     def __len__(self) -> int:
         return len(self.rows) + (0 if self.block is None else len(self.block[0]))
@@ -95,11 +99,12 @@ class Venue:
         self.fund = spec.insurance_fund
         self.side, self.size, self.entry, self.collateral = side, size, entry, collateral
         self.instrument, self.closed = instrument, closed
-        # The columns no call changes, as arrays once (``_profitable`` reads every account).
+        # The columns no call changes, as arrays once.
         self._side_array = np.asarray(side, dtype=np.float64)
         self._entry_array = np.asarray(entry, dtype=np.float64)
         self._instrument_array = np.asarray(instrument)
-        self._of_instrument: dict[int, np.ndarray] = {}  # instrument -> its accounts, as a mask
+        # (instrument, 0 or the side it is the other side of) -> its accounts, as a mask
+        self._of: dict[tuple[int, int], np.ndarray] = {}
 
     def apply(self, account: int, done: Call) -> tuple[list[Entry], float]:
         """Apply a liquidation call to ``account``: its books' entries, and the bad debt left."""
@@ -138,17 +143,24 @@ class Venue:
 
     def _profitable(self, account: int, price: float, other_side: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(accounts, profit at ``price``, size) of the open accounts of ``account``'s
-        instrument with a profit (on the other side only with ``other_side``), by account."""
-        side = self._side_array
+        instrument with a profit (on the other side only with ``other_side``), by account.
+
+        One pass over every account's arrays: at a few thousand accounts a handful of numpy
+        operations over all of them costs less than finding the few in profit first (sorted
+        by entry, the candidates a prefix of the longs and a suffix of the shorts: 1.5 to 2
+        times the time, docs/performance.md), as the accounts in profit in a crash are a
+        third to a half of the instrument's."""
         size = self.size
-        made = pnl(side, size, self._entry_array, np.full_like(size, price))
-        instrument = self.instrument[account]
-        of = self._of_instrument.get(instrument)
-        if of is None:
-            of = self._of_instrument[instrument] = self._instrument_array == instrument
-        eligible = of & ~self.closed & (size > 0) & (made > 0)
-        if other_side:
-            eligible &= side != self.side[account]
+        key = (self.instrument[account], self.side[account] if other_side else 0)
+        of = self._of.get(key)
+        if of is None:  # the instrument's accounts (on the other side of ``account``'s), as a mask
+            of = self._instrument_array == key[0]
+            if other_side:
+                of &= self._side_array != key[1]
+            self._of[key] = of
+        made = pnl(self._side_array, size, self._entry_array, np.full_like(size, price))
+        eligible = (made > 0) & (size > 0) & of
+        eligible &= ~self.closed
         eligible[account] = False
         found = np.flatnonzero(eligible)
         return found, made[found], size[found]
@@ -197,6 +209,7 @@ class Venue:
         self.collateral[found] = after  # ``found`` are distinct
         entries.block_at = len(entries.rows)
         entries.block = (found.astype(np.int64), shares, sizes, after, self.fund)
+        entries.loss = (price, charged, total)
         self.collateral[account] += charged
         return left - charged
 
