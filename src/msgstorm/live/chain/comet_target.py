@@ -68,7 +68,7 @@ from msgstorm.rules.desync import HeightGapTracker
 from msgstorm.scenario.schema import Scenario
 from msgstorm.traffic.generate import MessageBatch
 
-__all__ = ["CometTarget", "block_number", "decode_tx", "encode_tx", "evidence_detail", "reason_of"]
+__all__ = ["CometTarget", "block_number", "decode_tx", "encode_tx", "evidence_detail", "may_decode", "reason_of"]
 
 _RETRY_S = 0.2  # a validator's WebSocket is tried again this often while it is down
 _READY_BLOCKS = 2  # every validator has committed this many heights before the clock starts
@@ -118,6 +118,16 @@ def evidence_detail(item: dict[str, Any]) -> dict[str, Any]:
     return {"type": str(item.get("type", "")).rsplit("/", 1)[-1], "address": vote.get("validator_address"),
             "vote_height": int(vote["height"]) if "height" in vote else None,
             "round": int(vote["round"]) if "round" in vote else None, "vote_type": vote.get("type")}
+
+
+def may_decode(next_send: int | None, now: int, chars: int, held_chars: int) -> bool:
+    """Whether a WebSocket message of ``chars`` characters can be decoded at ``now`` (ns)
+    without making the send due at ``next_send`` leave late: it is more than
+    ``_PARSE_SLACK_NS`` plus ``_PARSE_NS_PER_CHAR`` a character away, or nothing is being
+    sent (None), or more than ``_PARSE_HOLD_CHARS`` are held undecoded."""
+    if next_send is None or held_chars > _PARSE_HOLD_CHARS:
+        return True
+    return next_send - now > _PARSE_SLACK_NS + chars * _PARSE_NS_PER_CHAR
 
 
 def block_number(block_hash: str) -> int:
@@ -369,12 +379,7 @@ class CometTarget(Lifecycle):
             await asyncio.sleep(_RETRY_S)
 
     def _may_parse(self, chars: int) -> bool:
-        """Whether a message of ``chars`` characters can be decoded now without making the
-        next send leave late (or too much is held)."""
-        due = self._next_send
-        if due is None or self._inbox_chars > _PARSE_HOLD_CHARS:
-            return True
-        return due - self._now() > _PARSE_SLACK_NS + chars * _PARSE_NS_PER_CHAR
+        return may_decode(self._next_send, self._now(), chars, self._inbox_chars)
 
     async def _parse(self) -> None:
         """The WebSocket messages, in the order they came, each decoded when ``_may_parse``."""
