@@ -25,7 +25,8 @@ unique ``key=value`` bytes of 100 bytes.
 ``msgstorm``
     ``msgstorm run`` of a constant-rate scenario (``target = "cometbft"``, four validators,
     ``key`` modulo four picks the validator, as ``examples/live-cometbft.toml``): open loop,
-    every transaction stamped against its intended time. A rate is *kept* when a run at it
+    every transaction stamped against its intended time. With ``--peak-rate`` one more run at
+    that rate says what msgstorm commits a second past its schedule, nothing lost. A rate is *kept* when a run at it
     reports the generator not saturated (p99 send lag <= 1 ms) and nothing a validator
     accepted was lost (none lost, none left pending in a mempool at the end); a rate whose run
     fails is run again (``--tries``), and every run is printed. The search doubles the rate
@@ -159,7 +160,8 @@ def msgstorm_at(rate: int, duration: float) -> tuple[bool, dict[str, object]]:
           and messages["sent"] > 0)
     return ok, {"lag_p99_ms": generator["send_lag_ms"]["p99"], "sent": messages["sent"],
                 "committed": messages["committed"], "rejected": messages["rejected"], "lost": messages["lost"],
-                "pending": messages["pending"], "unsent": messages["unsent"]}
+                "pending": messages["pending"], "unsent": messages["unsent"],
+                "throughput_per_s": round(float(summary["throughput_per_s"]))}  # type: ignore[arg-type]
 
 
 def main() -> None:
@@ -169,6 +171,9 @@ def main() -> None:
                         help="the search's first rate (it doubles from there until a rate fails, then bisects)")
     parser.add_argument("--tries", type=int, default=2, help="runs at a rate before it counts as not kept")
     parser.add_argument("--plain-seconds", type=float, default=10.0)
+    parser.add_argument("--peak-rate", type=int, default=0,
+                        help="one more run at this rate before the last plain run: what msgstorm commits past "
+                             "its schedule, nothing lost")
     args = parser.parse_args()
     duration = 5.0 if args.quick else 10.0
     bisections = 2 if args.quick else 4
@@ -192,6 +197,9 @@ def main() -> None:
         if bisections < 0 or (high is not None and high - low <= max(low // 20, 1)):
             break
         rate = rate * 2 if high is None else (low + high) // 2
+    if args.peak_rate:
+        _, facts = msgstorm_at(args.peak_rate, duration)
+        print(f"msgstorm at {args.peak_rate:,}/s offered: {facts} ({load()})", flush=True)
     plains.append(plain(args.plain_seconds))
     fastest = max(plains)
     print(f"plain loop: fastest of {len(plains)} runs {fastest:,.0f}/s")

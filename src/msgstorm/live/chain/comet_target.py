@@ -216,6 +216,8 @@ class CometTarget(Lifecycle):
         self._rpcs = [JsonRpc(url, 2) for url in self.network.rpc_urls]
         self._session = aiohttp.ClientSession()
         await self._ready()
+        for rpc in self._rpcs:  # each validator's first pipelined connection, before the clock starts
+            await rpc.send(_MEMPOOL_CALL)
 
     def _during(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
         assert self._session is not None
