@@ -9,11 +9,11 @@ MS = 1_000_000
 
 
 def test_a_block_is_decoded_only_when_the_next_send_is_far_enough_off() -> None:
-    # 20,000 characters need 1 ms + 20,000 x 20 ns = 1.4 ms before the next send.
-    assert may_decode(next_send=10 * MS + 1_500_000, now=10 * MS, chars=20_000, held_chars=20_000)
-    assert not may_decode(next_send=10 * MS + 1_400_000, now=10 * MS, chars=20_000, held_chars=20_000)
-    # 30,000 characters need 1.6 ms: not in a 1.5 ms gap.
-    assert not may_decode(next_send=10 * MS + 1_500_000, now=10 * MS, chars=30_000, held_chars=30_000)
+    # 20,000 characters need 1 ms + 20,000 x 60 ns = 2.2 ms before the next send.
+    assert may_decode(next_send=10 * MS + 2_300_000, now=10 * MS, chars=20_000, held_chars=20_000)
+    assert not may_decode(next_send=10 * MS + 2_200_000, now=10 * MS, chars=20_000, held_chars=20_000)
+    # 30,000 characters need 2.8 ms: not in a 2.3 ms gap.
+    assert not may_decode(next_send=10 * MS + 2_300_000, now=10 * MS, chars=30_000, held_chars=30_000)
 
 
 def test_a_send_already_due_leaves_no_gap() -> None:

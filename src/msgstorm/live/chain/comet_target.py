@@ -76,7 +76,9 @@ _READY_BLOCKS = 2  # every validator has committed this many heights before the 
 # the sender's next send is at least this far off, plus ``_PARSE_NS_PER_CHAR`` a character of it
 # (``CometTarget._parse``): decoding on the sender's loop never makes a send leave late.
 _PARSE_SLACK_NS = 1_000_000
-_PARSE_NS_PER_CHAR = 20  # json.loads at 50 MB/s: a loaded 2-core machine's pace, with room
+# Decoding a NewBlock message (json.loads, each transaction's base64 and id) took 25 ns a
+# character on the quiet 2-core VM of docs/performance.md: more than twice that, for a busy one.
+_PARSE_NS_PER_CHAR = 60
 _PARSE_POLL_S = 0.001  # the messages waiting are looked at this often
 # Held undecoded past this many characters, they are decoded whatever the sender's schedule
 # (memory bounded; the sends then wait behind it, as the send lag shows).
