@@ -18,7 +18,9 @@ Commits: each validator's WebSocket (``subscribe`` to ``tm.event='NewBlock'``) b
 blocks with their transactions; a block's arrival at a validator is that validator's commit
 of its transactions (a CometBFT block is final when the validator has it). A height a
 validator's WebSocket missed (it was paused, restarted, or the run ended) is read with the
-``block`` call, stamped when it was read.
+``block`` call, stamped when it was read. A message is stamped as it comes and decoded when
+the sender's next send is far enough off (``_may_parse``): decoding whole blocks on the
+sender's loop made its sends leave late.
 
 The history: ``messages`` one row per message (``t_sent`` the write of its batch,
 ``t_received`` the validator's answer, ``t_dequeued`` and ``t_sequenced`` the proposal of
@@ -40,6 +42,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -64,10 +68,22 @@ from msgstorm.rules.desync import HeightGapTracker
 from msgstorm.scenario.schema import Scenario
 from msgstorm.traffic.generate import MessageBatch
 
-__all__ = ["CometTarget", "block_number", "decode_tx", "encode_tx", "evidence_detail", "reason_of"]
+__all__ = ["CometTarget", "block_number", "decode_tx", "encode_tx", "evidence_detail", "may_decode", "reason_of"]
 
 _RETRY_S = 0.2  # a validator's WebSocket is tried again this often while it is down
 _READY_BLOCKS = 2  # every validator has committed this many heights before the clock starts
+# A validator's WebSocket message (a whole block, every transaction in base64) is decoded when
+# the sender's next send is at least this far off, plus ``_PARSE_NS_PER_CHAR`` a character of it
+# (``CometTarget._parse``): decoding on the sender's loop never makes a send leave late.
+_PARSE_SLACK_NS = 1_000_000
+# Decoding a NewBlock message (json.loads, each transaction's base64 and id) took 25 ns a
+# character on the quiet 2-core VM of docs/performance.md: more than twice that, for a busy one.
+_PARSE_NS_PER_CHAR = 60
+_PARSE_POLL_S = 0.001  # the messages waiting are looked at this often
+# Held undecoded past this many characters, they are decoded whatever the sender's schedule
+# (memory bounded; the sends then wait behind it, as the send lag shows).
+_PARSE_HOLD_CHARS = 64 << 20
+_MEMPOOL_CALL = '{"jsonrpc":"2.0","id":0,"method":"num_unconfirmed_txs","params":{}}'
 # A validator's refusal, by the words of its error, as a reason the history names.
 REASONS: tuple[tuple[str, str], ...] = (
     ("already exists in cache", "duplicate"),
@@ -104,6 +120,16 @@ def evidence_detail(item: dict[str, Any]) -> dict[str, Any]:
     return {"type": str(item.get("type", "")).rsplit("/", 1)[-1], "address": vote.get("validator_address"),
             "vote_height": int(vote["height"]) if "height" in vote else None,
             "round": int(vote["round"]) if "round" in vote else None, "vote_type": vote.get("type")}
+
+
+def may_decode(next_send: int | None, now: int, chars: int, held_chars: int) -> bool:
+    """Whether a WebSocket message of ``chars`` characters can be decoded at ``now`` (ns)
+    without making the send due at ``next_send`` leave late: it is more than
+    ``_PARSE_SLACK_NS`` plus ``_PARSE_NS_PER_CHAR`` a character away, or nothing is being
+    sent (None), or more than ``_PARSE_HOLD_CHARS`` are held undecoded."""
+    if next_send is None or held_chars > _PARSE_HOLD_CHARS:
+        return True
+    return next_send - now > _PARSE_SLACK_NS + chars * _PARSE_NS_PER_CHAR
 
 
 def block_number(block_hash: str) -> int:
@@ -152,6 +178,13 @@ class CometTarget(Lifecycle):
         # (t, the validator it names, the height holding it, its detail): evidence events
         self.evidence: list[tuple[int, str | None, int, dict[str, Any]]] = []
         self.stopped: list[tuple[int, str, bool]] = []  # (t, validator, True: a fault stopped it / False: it ended)
+        # The validators' WebSocket messages as they came, decoded by ``_parse`` in the sender's
+        # gaps: (validator, its connection's number, when it came, the text).
+        self._inbox: collections.deque[tuple[int, int, int, str]] = collections.deque()
+        self._inbox_chars = 0
+        self._next_send: int | None = None  # when the sender sends next (None: it is not sending)
+        self._caught_up: set[tuple[int, int]] = set()  # (validator, connection) whose missed heights were read
+        self._parser: asyncio.Task[None] | None = None
 
     @property
     def nodes(self) -> list[dict[str, str]]:
@@ -185,16 +218,23 @@ class CometTarget(Lifecycle):
         self._rpcs = [JsonRpc(url, 2) for url in self.network.rpc_urls]
         self._session = aiohttp.ClientSession()
         await self._ready()
+        for rpc in self._rpcs:  # each validator's first pipelined connection, before the clock starts
+            await rpc.send(_MEMPOOL_CALL)
 
     def _during(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
         assert self._session is not None
         session = self._session
         # Past the drain, until the catch-up has read the last heights (``_after``).
         self._watchers = [loop.create_task(self._watch(session, v)) for v in range(len(self.names))]
+        self._parser = loop.create_task(self._parse())
+        self._watchers.append(self._parser)
         return [loop.create_task(self._sample_mempools())]
 
     async def _send(self, traffic: Iterator[MessageBatch]) -> None:
-        await self._send_all(traffic)
+        try:
+            await self._send_all(traffic)
+        finally:
+            self._next_send = None  # the blocks are decoded at once from here on
 
     def _drained(self) -> bool:
         """Every request answered and every accepted transaction committed."""
@@ -267,8 +307,12 @@ class CometTarget(Lifecycle):
         def keep(batch: MessageBatch) -> None:
             self.windows.append(Window.unsent(batch))
 
+        def waiting(due: int) -> None:
+            self._next_send = due
+
         self.stopped_behind = await send_windows(traffic, self.scenario.run.duration, self.spec.batch, self._now,
-                                                 begin, keep, lambda: False, lambda: self.interrupted)
+                                                 begin, keep, lambda: False, lambda: self.interrupted,
+                                                 waiting=waiting)
 
     @staticmethod
     def _call(k: int, tx: bytes) -> str:
@@ -318,37 +362,69 @@ class CometTarget(Lifecycle):
 
     async def _watch(self, session: aiohttp.ClientSession, v: int) -> None:
         """Validator ``v``'s new blocks, over its WebSocket; followed again after it was down
-        (the heights missed read with ``block``)."""
+        (the heights missed read with ``block``). Each message is stamped as it comes and
+        kept as text: ``_parse`` decodes it when the sender has time for it."""
         url = "ws" + self.network.rpc_urls[v][4:] + "/websocket"
-        while True:
+        for connection in itertools.count():
             try:
                 async with session.ws_connect(url, heartbeat=None, max_msg_size=0) as ws:
                     for k, query in enumerate(("tm.event='NewBlock'", "tm.event='CompleteProposal'")):
                         await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": k + 1, "method": "subscribe",
                                                       "params": {"query": query}}))
-                    caught_up = False
                     async for message in ws:
                         if message.type != aiohttp.WSMsgType.TEXT:
                             break
-                        data = (json.loads(message.data).get("result") or {}).get("data") or {}
-                        value = data.get("value")
-                        if not value:
-                            continue
-                        t = self._now()
-                        if data.get("type") == "tendermint/event/CompleteProposal":
-                            # The first validator to hold the whole proposed block (of any round).
-                            self.proposals.setdefault(value["block_id"]["hash"], t)
-                            continue
-                        height = int(value["block"]["header"]["height"])
-                        if not caught_up:
-                            caught_up = True
-                            await self._read_missing(v, height - 1)
-                        self._commit(v, value["block"], value["block_id"]["hash"], t)
+                        self._inbox.append((v, connection, self._now(), message.data))
+                        self._inbox_chars += len(message.data)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001, S110 - the validator is down: tried again
                 pass
             await asyncio.sleep(_RETRY_S)
+
+    def _may_parse(self, chars: int) -> bool:
+        return may_decode(self._next_send, self._now(), chars, self._inbox_chars)
+
+    async def _parse(self) -> None:
+        """The WebSocket messages, in the order they came, each decoded when ``_may_parse``."""
+        while True:
+            while self._inbox and self._may_parse(len(self._inbox[0][3])):
+                await self._next_received()
+            await asyncio.sleep(_PARSE_POLL_S)
+
+    async def _next_received(self) -> None:
+        """The oldest message held, decoded and taken off (after: one cut short is decoded again,
+        which changes nothing already recorded)."""
+        v, connection, t, text = self._inbox[0]
+        try:
+            await self._received(v, connection, t, text)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001, S110 - not a message of a block or proposal: skipped
+            pass
+        self._inbox.popleft()
+        self._inbox_chars -= len(text)
+
+    async def _received(self, v: int, connection: int, t: int, text: str) -> None:
+        """One WebSocket message of validator ``v``, which came at ``t``: a proposal held
+        whole, or a new block (its first on ``connection`` after the heights missed)."""
+        data = (json.loads(text).get("result") or {}).get("data") or {}
+        value = data.get("value")
+        if not value:
+            return
+        if data.get("type") == "tendermint/event/CompleteProposal":
+            # The first validator to hold the whole proposed block (of any round).
+            self.proposals.setdefault(value["block_id"]["hash"], t)
+            return
+        if (v, connection) not in self._caught_up:
+            self._caught_up.add((v, connection))
+            try:
+                await self._read_missing(v, int(value["block"]["header"]["height"]) - 1)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001, S110 - the validator went down again: read at its next connection
+                self._caught_up.discard((v, connection))
+        self._commit(v, value["block"], value["block_id"]["hash"], t)
 
     async def _read_missing(self, v: int, through: int) -> None:
         """Heights after validator ``v``'s last one seen through ``through``, read with ``block``."""
@@ -385,23 +461,31 @@ class CometTarget(Lifecycle):
         return self.names[self.network.addresses.index(address)] if address in self.network.addresses else None
 
     async def _catch_up(self) -> None:
-        """After the drain: every height a running validator has that its WebSocket has not brought."""
+        """After the drain: the messages not decoded yet, then every height a running validator
+        has that its WebSocket has not brought."""
+        if self._parser is not None:
+            await cancelled(self._parser)
+        while self._inbox:
+            await self._next_received()
         for v, alive in enumerate(self.network.alive()):
             if alive:
                 status = await self._rpcs[v].call("status")
                 await self._read_missing(v, int(status["sync_info"]["latest_block_height"]))
 
     async def _sample_mempools(self) -> None:
+        """Every validator's mempool size every ``run.sample_interval``: the calls written at
+        once on the sends' pipelined connections (an aiohttp request costs the sender's loop
+        about 0.3 ms), each stamped at its answer."""
         every_s = max(self.scenario.run.sample_interval / 1e9, MIN_INTERVAL_S)
+
+        async def sample(v: int, rpc: JsonRpc) -> None:
+            written = rpc.send_now(_MEMPOOL_CALL)
+            found = await (written if written is not None else rpc.send(_MEMPOOL_CALL))
+            self.mempools.append((self._now(), v, int(found["result"]["n_txs"])))
+
         while True:
-            for v, rpc in enumerate(self._rpcs):
-                try:
-                    found = await rpc.call("num_unconfirmed_txs")
-                    self.mempools.append((self._now(), v, int(found["n_txs"])))
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001, S110 - a validator down has no sample
-                    pass
+            # A validator down (or an error) has no sample.
+            await asyncio.gather(*(sample(v, rpc) for v, rpc in enumerate(self._rpcs)), return_exceptions=True)
             await asyncio.sleep(every_s)
 
     def _snapshot(self, final: bool = False) -> ProgressSnapshot:
