@@ -7,12 +7,13 @@ run under ``CI=true`` (as ``.ci/run`` does), with ``--run-slow``, or when ``-m``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -398,3 +399,37 @@ finality = "votes"
 name = "one"
 arrival = {{ process = "constant", rate = "5/s" }}
 """
+
+
+@contextlib.contextmanager
+def cometbft_inspect(binary: str, home: Path) -> Iterator[tuple[Callable[..., Any], int]]:
+    """A stopped validator's own stores served by ``cometbft inspect`` on a free loopback
+    port: yields a JSON-RPC call (method, **params) -> its result, and the top height."""
+    import json
+    import urllib.request
+
+    from msgstorm.live.servers import free_port
+
+    port = free_port()
+    process = subprocess.Popen([binary, "inspect", "--home", str(home), "--rpc.laddr", f"tcp://127.0.0.1:{port}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def call(method: str, **params: Any) -> Any:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}", body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.loads(answer.read())["result"]
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                top = int(call("blockchain", minHeight="1", maxHeight="1")["last_height"])
+                break
+            except OSError:
+                assert time.monotonic() < deadline and process.poll() is None, "cometbft inspect did not answer"
+                time.sleep(0.1)
+        yield call, top
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -18,12 +18,12 @@ from typing import Any
 
 import pyarrow.dataset as ds
 import pytest
-from conftest import require_cometbft, run_in_process
+from conftest import cometbft_inspect, require_cometbft, run_in_process
 
 from msgstorm.live.chain.comet_target import block_number, decode_tx, encode_tx, reason_of
 from msgstorm.live.chain.cometbft import _set
 from msgstorm.live.nemesis import alive
-from msgstorm.live.servers import ServerError, free_port
+from msgstorm.live.servers import ServerError
 from msgstorm.scenario import parse_scenario
 from msgstorm.scenario.errors import ScenarioError
 
@@ -115,27 +115,12 @@ def test_a_missing_binary_names_the_install_command(monkeypatch: pytest.MonkeyPa
 def _inspect(binary: str, home: Path) -> dict[int, tuple[str, list[bytes]]]:
     """A stopped validator's own block store, read with ``cometbft inspect``: height -> (block
     hash, transactions)."""
-    port = free_port()
-    process = subprocess.Popen([binary, "inspect", "--home", str(home), "--rpc.laddr", f"tcp://127.0.0.1:{port}"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                top = int(_rpc(url, "blockchain", minHeight="1", maxHeight="1")["last_height"])
-                break
-            except OSError:
-                assert time.monotonic() < deadline and process.poll() is None
-                time.sleep(0.1)
+    with cometbft_inspect(binary, home) as (call, top):
         blocks: dict[int, tuple[str, list[bytes]]] = {}
         for height in range(1, top + 1):
-            found = _rpc(url, "block", height=str(height))
+            found = call("block", height=str(height))
             blocks[height] = (found["block_id"]["hash"], [base64.b64decode(t) for t in found["block"]["data"]["txs"]])
         return blocks
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @pytest.mark.slow

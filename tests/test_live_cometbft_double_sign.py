@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -15,10 +13,9 @@ from typing import Any
 
 import pyarrow.dataset as ds
 import pytest
-from conftest import require_cometbft
+from conftest import cometbft_inspect, require_cometbft
 
 from msgstorm.live.chain.comet_target import evidence_detail
-from msgstorm.live.servers import free_port
 from msgstorm.scenario import parse_scenario
 from msgstorm.scenario.errors import ScenarioError
 
@@ -92,28 +89,13 @@ def test_a_double_sign_is_refused_where_it_cannot_act_naming_file_line_and_field
 def _store_evidence(binary: str, home: Path) -> list[tuple[int, str, int]]:
     """A stopped validator's own block store, read with ``cometbft inspect``: (height, the
     address named, the votes' height) of each evidence item of each block."""
-    port = free_port()
-    process = subprocess.Popen([binary, "inspect", "--home", str(home), "--rpc.laddr", f"tcp://127.0.0.1:{port}"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                top = int(_rpc(url, "blockchain", minHeight="1", maxHeight="1")["last_height"])
-                break
-            except OSError:
-                assert time.monotonic() < deadline and process.poll() is None
-                time.sleep(0.1)
+    with cometbft_inspect(binary, home) as (call, top):
         found = []
         for height in range(1, top + 1):
-            for item in _rpc(url, "block", height=str(height))["block"]["evidence"]["evidence"] or []:
+            for item in call("block", height=str(height))["block"]["evidence"]["evidence"] or []:
                 vote = item["value"]["vote_a"]
                 found.append((height, vote["validator_address"], int(vote["height"])))
         return found
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @pytest.mark.slow

@@ -48,9 +48,6 @@ def calibrate(
     from msgstorm.analysis.calibrate import calibrate as fit_twin
     from msgstorm.history import read_history
     from msgstorm.report.text import duration_ms
-    from msgstorm.report.twin import write_twin
-    from msgstorm.runner import msgstorm_version
-    from msgstorm.scenario import ScenarioError
     from msgstorm.scenario.units import parse_fraction
 
     try:
@@ -77,15 +74,7 @@ def calibrate(
     except (pa.ArrowException, OSError) as error:
         say_error(f"{run_dir}: history unreadable: {error}")
         raise typer.Exit(ExitCode.BAD_INPUT) from None
-    try:
-        write_twin(calibration, output, str(run_dir), msgstorm_version())
-    except ScenarioError as error:  # the twin is validated before it is written: a bug, but said plainly
-        for issue in error.issues:
-            say_error(f"the twin scenario would not load, so it was not written: {issue}")
-        raise typer.Exit(ExitCode.BAD_INPUT) from None
-    except OSError as error:
-        say_error(f"{output}: cannot write: {error.strerror or error}")
-        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    _write_twin_or_exit(calibration, output, run_dir)
     fit = calibration.service
     if calibration.low_load_note:
         err.print(f"note: {calibration.low_load_note}", highlight=False, markup=False)
@@ -128,24 +117,13 @@ def _calibrate_comet(history: Any, run_dir: Path, output: Path, fraction: float,
     run it and compare the block interval and commit latency step by step."""
     from msgstorm.analysis.comet_fit import fit_comet
     from msgstorm.report.text import duration_ms
-    from msgstorm.report.twin import write_twin
-    from msgstorm.runner import msgstorm_version
-    from msgstorm.scenario import ScenarioError
 
     try:
         fit = fit_comet(history, fraction)
     except ValueError as error:
         say_error(f"{run_dir}: the validator network gives no twin: {error}")
         raise typer.Exit(ExitCode.BAD_INPUT) from None
-    try:
-        write_twin(fit, output, str(run_dir), msgstorm_version())
-    except ScenarioError as error:
-        for issue in error.issues:
-            say_error(f"the twin scenario would not load, so it was not written: {issue}")
-        raise typer.Exit(ExitCode.BAD_INPUT) from None
-    except OSError as error:
-        say_error(f"{output}: cannot write: {error.strerror or error}")
-        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    _write_twin_or_exit(fit, output, run_dir)
     t = fit.timeouts
     out.print(f"{fit.validators} validators, timeout_commit {duration_ms(t['timeout_commit'] / 1e6)}, propose "
               f"{duration_ms(t['timeout_propose'] / 1e6)}, votes {duration_ms(t['timeout_prevote'] / 1e6)}: block "
@@ -273,3 +251,22 @@ def _check_twin(twin: Path, calibration: Any, measured: Any) -> None:
     if not verdict.within_tolerance:
         say_error(f"--check: the twin's knee is off the measured one by more than {PREDICTION_TOLERANCE:.0%}")
         raise typer.Exit(ExitCode.CHECK_FAILED)
+
+
+def _write_twin_or_exit(fit: Any, output: Path, run_dir: Path) -> None:
+    """Write the twin scenario of ``fit`` (a ``Calibration`` or a ``CometFit``) to ``output``;
+    a twin that would not load (validated before it is written: a bug, but said plainly) or a
+    file that cannot be written exits with BAD_INPUT, saying why."""
+    from msgstorm.report.twin import write_twin
+    from msgstorm.runner import msgstorm_version
+    from msgstorm.scenario import ScenarioError
+
+    try:
+        write_twin(fit, output, str(run_dir), msgstorm_version())
+    except ScenarioError as error:
+        for issue in error.issues:
+            say_error(f"the twin scenario would not load, so it was not written: {issue}")
+        raise typer.Exit(ExitCode.BAD_INPUT) from None
+    except OSError as error:
+        say_error(f"{output}: cannot write: {error.strerror or error}")
+        raise typer.Exit(ExitCode.BAD_INPUT) from None

@@ -198,10 +198,7 @@ def _chain_header(calibration: Calibration, chain: ChainFit, source_label: str, 
         "load), a machine that slows the node only after the steps its pace was read from, and",
         "transactions from anyone but msgstorm.",
     ]
-    faults = calibration.scenario.get("faults") or []
-    if faults:
-        lines.append(f"The source's {len(faults)} fault(s): the twin has none.")
-    return lines
+    return lines + _faults_left_out(calibration.scenario)
 
 
 def _pace_lines(calibration: Calibration) -> list[str]:
@@ -402,10 +399,7 @@ def _comet_header(fit: CometFit, source_label: str, version: str) -> list[str]:
         "What the twin cannot model: rounds above 0 the run had for reasons of its own (a busy machine),",
         "the machine's other work, the RPC and WebSocket between msgstorm and the validators.",
     ]
-    faults = fit.scenario.get("faults") or []
-    if faults:
-        lines.append(f"The source's {len(faults)} fault(s): the twin has none.")
-    return lines
+    return lines + _faults_left_out(fit.scenario)
 
 
 def comet_twin_toml(fit: CometFit, source_label: str, version: str) -> str:
@@ -428,3 +422,9 @@ def write_twin(calibration: Calibration | CometFit, path: Path, source_label: st
         temporary.unlink(missing_ok=True)
         raise
     return path
+
+
+def _faults_left_out(scenario: dict[str, Any]) -> list[str]:
+    """The header's line on the source's faults, which no twin has (none without faults)."""
+    faults = scenario.get("faults") or []
+    return [f"The source's {len(faults)} fault(s): the twin has none."] if faults else []
