@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import time
-import urllib.request
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -50,13 +49,6 @@ keys = 100
 
 def _rows(run_dir: Path, table: str) -> list[dict[str, Any]]:
     return ds.dataset(run_dir / "history" / table, format="parquet").to_table().to_pylist()  # type: ignore[no-any-return]
-
-
-def _rpc(url: str, method: str, **params: Any) -> Any:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
-    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.loads(answer.read())["result"]
 
 
 # --- the transaction and the config, by hand ------------------------------------------------

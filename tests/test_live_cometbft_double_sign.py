@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -53,13 +52,6 @@ ITEM = {"type": "tendermint/DuplicateVoteEvidence", "value": {
 
 def _rows(run_dir: Path, table: str) -> list[dict[str, Any]]:
     return ds.dataset(run_dir / "history" / table, format="parquet").to_table().to_pylist()  # type: ignore[no-any-return]
-
-
-def _rpc(url: str, method: str, **params: Any) -> Any:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
-    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.loads(answer.read())["result"]
 
 
 def test_an_evidence_item_says_its_type_validator_and_the_votes_height_and_round() -> None:

@@ -141,12 +141,7 @@ def twin_scenario(calibration: Calibration) -> dict[str, Any]:
     }
     if calibration.chain is not None:
         table.update(_chain_sections(calibration, calibration.chain))
-    for section in ("analysis", "history", "limits"):
-        if source.get(section):
-            table[section] = {key: value for key, value in source[section].items() if value is not None}
-    if source.get("slo"):
-        table["slo"] = dict(source["slo"])
-    return table
+    return table | _carried_over(source)
 
 
 def _chain_sections(calibration: Calibration, chain: ChainFit) -> dict[str, Any]:
@@ -367,12 +362,7 @@ def comet_twin_scenario(fit: CometFit) -> dict[str, Any]:
         peers = n
     if peers > 0:  # every node a peer of every other, as the live network's persistent peers are
         table["gossip"] = {"mode": "flood", "degree": peers, "peers": peers}
-    for section in ("analysis", "history", "limits"):
-        if source.get(section):
-            table[section] = {key: value for key, value in source[section].items() if value is not None}
-    if source.get("slo"):
-        table["slo"] = dict(source["slo"])
-    return table
+    return table | _carried_over(source)
 
 
 def _comet_header(fit: CometFit, source_label: str, version: str) -> list[str]:
@@ -428,3 +418,13 @@ def _faults_left_out(scenario: dict[str, Any]) -> list[str]:
     """The header's line on the source's faults, which no twin has (none without faults)."""
     faults = scenario.get("faults") or []
     return [f"The source's {len(faults)} fault(s): the twin has none."] if faults else []
+
+
+def _carried_over(source: dict[str, Any]) -> dict[str, Any]:
+    """The source's sections a twin keeps as they are: analysis, history and limits (their
+    set values), and its SLOs."""
+    kept: dict[str, Any] = {section: {key: value for key, value in source[section].items() if value is not None}
+                            for section in ("analysis", "history", "limits") if source.get(section)}
+    if source.get("slo"):
+        kept["slo"] = dict(source["slo"])
+    return kept
