@@ -152,6 +152,18 @@ class Nemesis:
         self.record(0, EventKind.SERVER_START, None, {"name": self.proxy.name, "pid": self.proxy.pid,
                                                       "proxy": {name: ports[name] for name in upstreams}})
 
+    @staticmethod
+    async def spawn_listening(server: ManagedServer) -> None:
+        """Spawn ``server`` on this (the main) thread, then wait until it listens. The
+        kernel kills a child whose forking thread ends (its parent-death signal), which an
+        executor's thread does, so a fault never spawns from one."""
+        server.spawn()
+        deadline = asyncio.get_running_loop().time() + server.start_timeout_s
+        while not await server.accepts_now():
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{server.name} did not listen within {server.start_timeout_s:g} s")
+            await asyncio.sleep(0.02)
+
     async def start_again(self, server: ManagedServer) -> dict[str, Any]:
         """Start a stopped server again on its port and data; the end of its fault is when it
         listens. Spawned on this (the main) thread: the kernel kills a child whose forking
@@ -159,12 +171,7 @@ class Nemesis:
         running (its stop never happened) is left as it is."""
         if server.process is not None and server.process.poll() is None:
             return {"pid": server.pid, "already_running": True}
-        server.spawn()
-        deadline = asyncio.get_running_loop().time() + server.start_timeout_s
-        while not await server.accepts_now():
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"{server.name} did not listen again within {server.start_timeout_s:g} s")
-            await asyncio.sleep(0.02)
+        await self.spawn_listening(server)
         url = self.driver.server_url(server) if isinstance(self.driver, HasServers) else None
         self.record(self.now(), EventKind.SERVER_START, None, {"name": server.name, "pid": server.pid, "url": url,
                                                                "restarted": True})

@@ -265,9 +265,10 @@ class CometNetwork(HasServers, HasRouteLinks, HoldsValidatorKeys):
                 for s, url, node_id, address in zip(self.validators, self.rpc_urls, self.node_ids, self.addresses,
                                                      strict=True)]
 
-    def start_second_signer(self, name: str) -> ManagedServer:
-        """Start a second node signing with validator ``name``'s key (the module docstring),
-        once its RPC port listens; its home is made anew under ``servers/cometbft``."""
+    def second_signer(self, name: str) -> ManagedServer:
+        """A second node to sign with validator ``name``'s key (the module docstring), its home
+        made anew under ``servers/cometbft``; not spawned: the caller spawns it on a thread
+        that outlives it (``ManagedServer.spawn``)."""
         index = validator_names(self.spec.validators).index(name)
         if name in self.second_signers:
             raise ServerError(f"{name} has a second signer running already")
@@ -302,8 +303,6 @@ class CometNetwork(HasServers, HasRouteLinks, HoldsValidatorKeys):
                                self.scenario.live.start_timeout / 1e9)
         self.second_signers[name] = server
         self.second_signers_started.append(server)
-        server.spawn()
-        server.wait_listening()
         return server
 
     def stop_second_signer(self, name: str) -> ManagedServer | None:

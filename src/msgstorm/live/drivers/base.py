@@ -250,15 +250,15 @@ class HasRouteLinks(Protocol):
 
 @runtime_checkable
 class HoldsValidatorKeys(Protocol):
-    """A validator network whose validators' keys msgstorm made: ``start_second_signer(name)``
-    starts a second node signing with validator ``name``'s key (a double signer) and returns
-    the server; ``stop_second_signer(name)`` kills it. ``validator_names(spec)``: the
+    """A validator network whose validators' keys msgstorm made: ``second_signer(name)``
+    makes a second node to sign with validator ``name``'s key (a double signer), for the
+    caller to spawn; ``stop_second_signer(name)`` kills it. ``validator_names(spec)``: the
     validators a run with ``spec`` starts."""
 
     @staticmethod
     def validator_names(spec: LiveSpec) -> list[str]: ...
 
-    def start_second_signer(self, name: str) -> ManagedServer: ...
+    def second_signer(self, name: str) -> ManagedServer: ...
 
     def stop_second_signer(self, name: str) -> ManagedServer | None: ...
 

@@ -52,7 +52,9 @@ class DoubleSign:
         assert isinstance(op.spec, DoubleSignFault)
         network = _network(nemesis)
         name = op.spec.node
-        server = await asyncio.get_running_loop().run_in_executor(None, network.start_second_signer, name)
+        # Its home is written on a worker thread; it is spawned on this one (``spawn_listening``).
+        server = await asyncio.get_running_loop().run_in_executor(None, network.second_signer, name)
+        await nemesis.spawn_listening(server)
         return {"validator": name, "signer": server.name, "pid": server.pid}
 
     @staticmethod
