@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -298,6 +299,24 @@ def test_a_pause_may_name_the_followers_of_partition_0_only_on_a_replicated_topi
 # --- the acks = "1" loss (examples/live-kafka-acks1-loss.toml) ---------------------------------
 
 
+def _watermarks(reader: Any, partition: Any) -> tuple[int, int]:
+    """The low and high watermarks of ``partition``, asked again while the restarted brokers are
+    still electing its leader (NOT_LEADER_FOR_PARTITION, LEADER_NOT_AVAILABLE), for 90 s at most."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    electing = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                KafkaError.UNKNOWN_TOPIC_OR_PART}
+    deadline = time.monotonic() + 90.0
+    while True:
+        try:
+            low, high = reader.get_watermark_offsets(partition, timeout=30)
+            return int(low), int(high)
+        except KafkaException as error:
+            if error.args[0].code() not in electing or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def _survivors_log(run_dir: Path, names: list[str]) -> dict[int, int]:
     """Partition 0 of the example's topic as the brokers ``names`` hold it: each started again
     from its data and properties as the run left them (the third was killed for good), read
@@ -323,7 +342,7 @@ def _survivors_log(run_dir: Path, names: list[str]) -> dict[int, int]:
         reader = Consumer({"bootstrap.servers": ",".join(f"127.0.0.1:{s.port}" for s in servers),
                            "group.id": "test-read", "enable.auto.commit": False})
         try:
-            low, high = reader.get_watermark_offsets(TopicPartition("orders", 0), timeout=60)
+            low, high = _watermarks(reader, TopicPartition("orders", 0))
             assert low == 0, "nothing was deleted: the log starts at offset 0"
             reader.assign([TopicPartition("orders", 0, 0)])
             log: dict[int, int] = {}
