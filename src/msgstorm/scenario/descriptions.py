@@ -108,6 +108,10 @@ DESCRIPTIONS: dict[str, str] = {
     "RabbitMqSpec.fanout": "true: each consumer gets every message (a queue each); false: they share one queue",
     "RabbitMqSpec.max_inflight": "publishes awaiting their publisher confirm before the publisher waits",
     "RabbitMqSpec.prefetch": "messages a consumer holds unacknowledged at most (basic.qos)",
+    "RabbitMqSpec.nodes": "nodes msgstorm starts on loopback: 1, or a cluster of 2 to 5 (`rabbit-<i>`, joined with "
+                          "rabbitmqctl; the publisher on `rabbit-0`, consumer `i` on `rabbit-<(i + 1) mod nodes>`)",
+    "RabbitMqSpec.partition_handling": "the cluster's `cluster_partition_handling`: `ignore`, `pause_minority` or "
+                                       "`autoheal`; unset: `pause_minority` with 3 or more nodes, else `ignore`",
     "KafkaSpec.topic": "the topic produced to (made by msgstorm; on a cluster you run it must not exist yet)",
     "KafkaSpec.partitions": "the topic's partitions (a message's key picks its partition)",
     "KafkaSpec.brokers": "brokers msgstorm starts on loopback (KRaft, each broker and controller): 1 or 3",
