@@ -514,7 +514,7 @@ DESCRIPTIONS: dict[str, str] = {
     "PauseFault.kind": "live: pause a server msgstorm started (SIGSTOP), resume it (SIGCONT) after `duration`",
     "PauseFault.at": "start",
     "PauseFault.duration": "how long the server stays paused",
-    "PauseFault.node": "the server: `nats-server`, `nats-server-<i>` (a cluster), `redis-server`, `mosquitto`, `kafka-<i>`; or `\"leader\"`, or `\"followers\"` (every server holding another replica), of the replicated stream (JetStream) or of partition 0 (Kafka) when the pause starts",
+    "PauseFault.node": "the server: `nats-server`, `nats-server-<i>` (a cluster), `redis-server`, `mosquitto`, `rabbitmq`, `rabbit-<i>` (a cluster), `kafka-<i>`; or `\"leader\"`, or `\"followers\"` (every server holding another replica), of the replicated stream (JetStream) or of partition 0 (Kafka) when the pause starts",
     "RestartFault.kind": "live: stop a server msgstorm started gracefully (SIGTERM) and start it again on its "
                          "port and data",
     "RestartFault.at": "when it is stopped",
