@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from collections import Counter
 from pathlib import Path
@@ -21,7 +22,7 @@ from conftest import require_program
 from msgstorm.errors import TargetError
 from msgstorm.history import read_history
 from msgstorm.live.drivers.rabbitmq import RabbitMqDriver
-from msgstorm.live.drivers.rabbitmq_cluster import cluster_config, dist_map
+from msgstorm.live.drivers.rabbitmq_cluster import cluster_config, dist_map, mirror_pattern
 from msgstorm.runner import run
 from msgstorm.scenario import ScenarioError, load_scenario, parse_scenario
 
@@ -53,6 +54,12 @@ def test_each_node_dials_the_others_at_the_route_the_proxy_holds_for_it() -> Non
     assert cluster_config("autoheal") == "cluster_partition_handling = autoheal\n"
 
 
+def test_the_mirroring_policy_covers_the_queue_the_audit_queue_and_fanout_queues_only() -> None:
+    pattern = re.compile(mirror_pattern("or.ders"))
+    assert [bool(pattern.match(name)) for name in ("or.ders", "or.ders.audit", "or.ders.0", "or-ders", "or.ders2",
+                                                   "xor.ders")] == [True, True, True, False, False, False]
+
+
 def test_three_nodes_pause_a_minority_by_default_and_name_their_servers() -> None:
     scenario = parse_scenario(GOOD, source="r.toml")
     assert scenario.live.rabbitmq.handling == "pause_minority"
@@ -78,6 +85,10 @@ def test_three_nodes_pause_a_minority_by_default_and_name_their_servers() -> Non
      "faults[0].node", "rabbit-0"),
     ("nodes = 3", 'nodes = 1\n[[faults]]\nkind = "partition"\ngroups = [["rabbitmq"]]\nat = "0s"',
      "faults[0].kind", 'target "rabbitmq" with live.rabbitmq.nodes of 2 or more'),
+    ("nodes = 3", "nodes = 3\nmirrored = true", "live.rabbitmq",
+     'mirrored needs queue_type = "classic" and nodes of 2 or more (queue_type is "quorum", nodes 3)'),
+    ("nodes = 3", 'nodes = 1\nqueue_type = "classic"\nmirrored = true', "live.rabbitmq",
+     '(queue_type is "classic", nodes 1)'),
 ])
 def test_bad_cluster_settings_name_file_line_and_field(tmp_path: Path, old: str, new: str, field: str,
                                                        words: str) -> None:

@@ -110,6 +110,8 @@ DESCRIPTIONS: dict[str, str] = {
     "RabbitMqSpec.prefetch": "messages a consumer holds unacknowledged at most (basic.qos)",
     "RabbitMqSpec.nodes": "nodes msgstorm starts on loopback: 1, or a cluster of 2 to 5 (`rabbit-<i>`, joined with "
                           "rabbitmqctl; the publisher on `rabbit-0`, consumer `i` on `rabbit-<(i + 1) mod nodes>`)",
+    "RabbitMqSpec.mirrored": "classic queues mirrored on every node (policy `ha-mode: all`, `ha-sync-mode: "
+                             "automatic`), as before quorum queues; needs `queue_type = \"classic\"` and 2 or more nodes",
     "RabbitMqSpec.partition_handling": "the cluster's `cluster_partition_handling`: `ignore`, `pause_minority` or "
                                        "`autoheal`; unset: `pause_minority` with 3 or more nodes, else `ignore`",
     "KafkaSpec.topic": "the topic produced to (made by msgstorm; on a cluster you run it must not exist yet)",

@@ -144,6 +144,11 @@ class RabbitMqSpec(Spec):
     partition_handling: Literal["ignore", "pause_minority", "autoheal"] | None = Field(
         default=None, exclude_if=lambda mode: mode is None)
 
+    # Classic queues mirrored on every node (the policy ha-mode all, ha-sync-mode automatic),
+    # as RabbitMQ replicated queues before quorum queues; needs queue_type classic and a cluster.
+    # Left out of the scenario's dump when false.
+    mirrored: bool = Field(default=False, exclude_if=lambda mirrored: not mirrored)
+
     @property
     def handling(self) -> str:
         """The cluster_partition_handling in effect."""
@@ -157,6 +162,10 @@ class RabbitMqSpec(Spec):
             raise ValueError(f"partition_handling pause_minority needs 3 or more nodes (nodes is {self.nodes}): "
                              "with fewer, no side of a split is a majority and every node pauses; set nodes = 3 "
                              'or partition_handling = "ignore" or "autoheal"')
+        if self.mirrored and (self.queue_type != "classic" or self.nodes < 2):
+            raise ValueError(f'mirrored needs queue_type = "classic" and nodes of 2 or more (queue_type is '
+                             f'"{self.queue_type}", nodes {self.nodes}): a mirror is a classic queue\'s copy on '
+                             "another node")
         return self
 
 

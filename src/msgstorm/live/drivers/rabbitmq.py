@@ -11,6 +11,12 @@ machine and outlives the run, as it does for any Erlang program. The node is sto
 way out (SIGTERM to its process group: the script stops the node cleanly; SIGKILL to the
 group after a grace).
 
+With ``nodes`` above 1 it starts a cluster instead (``rabbitmq_cluster.py``): servers
+``rabbit-<i>``, joined with ``rabbitmqctl`` when the clients connect (the fault proxy's routes
+between them are up by then), ``cluster_partition_handling`` as set, classic queues mirrored on
+every node with ``mirrored``; the publisher connects to ``rabbit-0``, consumer ``i`` to
+``rabbit-<(i + 1) mod nodes>``, the read-back to the first node that answers.
+
 ``[live.rabbitmq]``: the publisher publishes to the fanout exchange ``<queue>.x`` on a channel
 in confirm mode, persistent messages (delivery mode 2), at most ``max_inflight`` awaiting their
 confirm (the publisher waits when the window is full). A confirm is the ack (``acks`` True); its
@@ -60,6 +66,7 @@ from msgstorm.live.drivers.rabbitmq_cluster import (
     cluster_config,
     dist_map,
     join,
+    mirror,
     plan_nodes,
 )
 from msgstorm.live.payload import StoredCopy
@@ -332,7 +339,10 @@ class RabbitMqDriver(HasServers, HasRouteLinks):
     async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
         self._on_ack = on_ack
         if len(self._erlang_nodes) > 1:
-            await join(str(Path(self.servers[0].argv[0]).with_name("rabbitmqctl")), self._ctl_env, self._erlang_nodes)
+            ctl = str(Path(self.servers[0].argv[0]).with_name("rabbitmqctl"))
+            await join(ctl, self._ctl_env, self._erlang_nodes)
+            if self.settings.mirrored:
+                await mirror(ctl, self._ctl_env, self._erlang_nodes[0], self.settings.queue)
         publisher = await self._connect()
         self._publisher = await publisher.channel(publisher_confirms=True)
         await self._declare(self._publisher)

@@ -23,6 +23,8 @@ own port back from it at boot, and ``rabbitmqctl`` finds the nodes there, direct
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import secrets
 import shutil
 import subprocess
@@ -30,7 +32,7 @@ from pathlib import Path
 
 from msgstorm.live.servers import ServerError, free_port
 
-__all__ = ["EPMD_MODULE", "NET_TICKTIME_S", "cluster_config", "dist_map", "join", "plan_nodes"]
+__all__ = ["EPMD_MODULE", "NET_TICKTIME_S", "cluster_config", "dist_map", "join", "mirror", "mirror_pattern", "plan_nodes"]
 
 NET_TICKTIME_S = 5
 JOIN_TIMEOUT_S = 120.0
@@ -135,3 +137,17 @@ async def join(ctl: str, env: dict[str, str], nodes: list[str]) -> None:
         await _ctl(ctl, env, "-n", node, "stop_app")
         await _ctl(ctl, env, "-n", node, "join_cluster", nodes[0])
         await _ctl(ctl, env, "-n", node, "start_app")
+
+
+def mirror_pattern(queue: str) -> str:
+    """The policy's pattern: the queue ``queue`` and those named ``<queue>.<anything>`` (the
+    audit queue, a fanout consumer's queue)."""
+    return f"^{re.escape(queue)}(\\..*)?$"
+
+
+async def mirror(ctl: str, env: dict[str, str], node: str, queue: str) -> None:
+    """Mirror the run's classic queues on every node (``ha-mode: all``, synchronised
+    automatically): a policy set before the queues are declared."""
+    definition = json.dumps({"ha-mode": "all", "ha-sync-mode": "automatic"})
+    await _ctl(ctl, env, "-n", node, "set_policy", "msgstorm-mirrored", mirror_pattern(queue), definition,
+               "--apply-to", "queues")
