@@ -166,3 +166,10 @@ restart_after = "1s"
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", int(start["url"].rsplit(":", 1)[1]))) != 0
     assert read_history(result.run_dir).events.num_rows == len(events)
+
+
+def test_a_run_directory_with_a_space_is_refused_before_a_node_starts(tmp_path: Path) -> None:
+    scenario = parse_scenario(GOOD, source="r.toml")
+    with pytest.raises(TargetError, match=r"may not hold a space \(rabbitmq-server splits the Erlang arguments"):
+        run(scenario, tmp_path / "my runs" / "run")
+    assert not (tmp_path / "my runs" / "run" / "servers" / "rabbitmq" / "rabbit-0.pid").exists()

@@ -104,6 +104,10 @@ def plan_nodes(count: int, directory: Path, proxy_routes: bool) -> tuple[list[in
     (``msgstorm-<amqp port>``), and the proxy's route ports {(i, j): port} when routes go
     through the proxy (else empty). The cookie of the run is written (``.erlang.cookie``)
     and msgstorm's port-mapper module compiled into ``directory``."""
+    if any(char.isspace() for char in str(directory)):
+        # rabbitmq-server splits RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS, where -pa names it, at spaces.
+        raise ServerError(f"{directory}: a RabbitMQ cluster's run directory may not hold a space (rabbitmq-server "
+                          "splits the Erlang arguments naming it); choose another --out")
     directory.mkdir(parents=True, exist_ok=True)
     _compile_epmd_module(directory)
     cookie = directory / ".erlang.cookie"
