@@ -16,10 +16,18 @@ from pathlib import Path
 
 import pytest
 from conftest import require_program
+from pamqp import body, commands, frame, header
 
 from msgstorm.errors import TargetError
 from msgstorm.history import read_history
 from msgstorm.live.drivers.rabbitmq import erlang_args, rabbitmq_config, url_address
+from msgstorm.live.drivers.rabbitmq_wire import (
+    AmqpClosed,
+    Confirms,
+    PublishFramer,
+    frames,
+    read_confirm,
+)
 from msgstorm.runner import RunResult, run
 from msgstorm.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 from msgstorm.scenario.target_option import target_overrides
@@ -100,6 +108,52 @@ def test_amqp_and_rabbitmq_urls_name_the_rabbitmq_target() -> None:
     assert url_address("amqp://u:p@127.0.0.1") == "amqp://u:p@127.0.0.1:5672/"
     with pytest.raises(ValueError, match="not an amqp://host:port URL"):
         url_address("redis://127.0.0.1:6379")
+
+
+def test_a_persistent_publish_is_framed_as_method_header_and_body_frames() -> None:
+    hello = PublishFramer("orders.x").publish(b"hello")
+    # Basic.Publish (class 60, method 40): ticket 0, exchange "orders.x", routing key "", no flags.
+    method = "01" "0001" "00000011" "003c" "0028" "0000" "08" + b"orders.x".hex() + "00" "00" "ce"
+    # Content header: class 60, weight 0, body size 5, property flags 0x1000 (delivery mode), 2.
+    content = "02" "0001" "0000000f" "003c" "0000" "0000000000000005" "1000" "02" "ce"
+    content_body = "03" "0001" "00000005" + b"hello".hex() + "ce"
+    assert hello.hex() == method + content + content_body
+    # The same frames as pamqp makes them.
+    properties = commands.Basic.Properties(delivery_mode=2)
+    assert hello == (frame.marshal(commands.Basic.Publish(exchange="orders.x"), 1)
+                     + frame.marshal(header.ContentHeader(0, 5, properties), 1)
+                     + frame.marshal(body.ContentBody(b"hello"), 1))
+    # A frame_max of 16 leaves 8 bytes of body a frame: 20 bytes go as 8, 8 and 4.
+    split = PublishFramer("x", frame_max=16).publish(bytes(range(20)))
+    found = frames(bytearray(split))
+    assert [(kind, len(payload)) for kind, _, payload in found] == [(1, 10), (2, 15), (3, 8), (3, 8), (3, 4)]
+    assert b"".join(payload for kind, _, payload in found if kind == 3) == bytes(range(20))
+
+
+def test_an_ack_with_multiple_confirms_every_tag_up_to_its_own() -> None:
+    # Basic.Ack (60, 80), delivery tag 5, multiple: hand-framed, then cut in two reads.
+    ack = bytes.fromhex("01" "0001" "0000000d" "003c" "0050" "0000000000000005" "01" "ce")
+    buffer = bytearray(ack[:9])
+    assert frames(buffer) == [] and len(buffer) == 9, "an incomplete frame waits for the rest"
+    buffer += ack[9:] + bytes.fromhex("08" "0000" "00000000" "ce")  # and a heartbeat
+    found = frames(buffer)
+    assert [(kind, channel) for kind, channel, _ in found] == [(1, 1), (8, 0)] and not buffer
+    assert read_confirm(found[0][2]) == (True, 5, True)
+    nack = frame.marshal(commands.Basic.Nack(delivery_tag=7, multiple=False), 1)
+    assert read_confirm(frames(bytearray(nack))[0][2]) == (False, 7, False)
+    assert read_confirm(frames(bytearray(frame.marshal(commands.Basic.Qos(), 1)))[0][2]) is None
+    confirms = Confirms()
+    confirms.sent([100, 101, 102, 103, 104, 105, 106])  # tags 1..7
+    assert confirms.settle(2, False) == [101] and confirms.outstanding == 6
+    assert confirms.settle(5, True) == [100, 102, 103, 104], "tags 1..5 but 2, already settled"
+    assert confirms.settle(7, False) == [106] and confirms.settle(7, False) == []
+    assert confirms.settle(6, True) == [105] and confirms.outstanding == 0
+    confirms.sent([200])
+    assert confirms.reset() == 1 and confirms.outstanding == 0
+    confirms.sent([300])
+    assert confirms.settle(1, True) == [300], "a new channel numbers its publishes from 1 again"
+    with pytest.raises(AmqpClosed, match="without its end octet"):
+        frames(bytearray(ack[:-1] + b"\x00"))
 
 
 @pytest.mark.parametrize("old, new, field, words", [

@@ -108,6 +108,8 @@ DESCRIPTIONS: dict[str, str] = {
     "RabbitMqSpec.fanout": "true: each consumer gets every message (a queue each); false: they share one queue",
     "RabbitMqSpec.max_inflight": "publishes awaiting their publisher confirm before the publisher waits",
     "RabbitMqSpec.prefetch": "messages a consumer holds unacknowledged at most (basic.qos)",
+    "RabbitMqSpec.client": "`wire`: msgstorm's own publisher (the publishes due at once framed together, one "
+                           "write); `aiormq`: aiormq's basic_publish, a task each; consumers are aiormq's either way",
     "KafkaSpec.topic": "the topic produced to (made by msgstorm; on a cluster you run it must not exist yet)",
     "KafkaSpec.partitions": "the topic's partitions (a message's key picks its partition)",
     "KafkaSpec.brokers": "brokers msgstorm starts on loopback (KRaft, each broker and controller): 1 or 3",

@@ -136,6 +136,10 @@ class RabbitMqSpec(Spec):
     max_inflight: int = Field(default=1024, ge=1, le=65_535)
     # Messages a consumer may hold unacknowledged (basic.qos prefetch count).
     prefetch: int = Field(default=1000, ge=1, le=65_535)
+    # "wire": the publisher is msgstorm's own (``drivers/rabbitmq_wire.py``: the publishes due
+    # at once framed together, one write); "aiormq": aiormq's basic_publish, a task each. The
+    # consumers are aiormq's either way.
+    client: Literal["wire", "aiormq"] = "wire"
 
 
 class KafkaSpec(Spec):

@@ -34,6 +34,12 @@ loss are ``unacked_publishes`` (they may have reached the queue); publishes made
 publisher is down are dropped (``lost_publishes``, counted in one ``client_error`` event at
 the end). A stream consumer resumes after the last offset it got.
 
+Publisher: with ``client = "wire"`` (the default) it is msgstorm's own (``rabbitmq_wire.py``:
+the publishes due at once framed together and written at once, staged bursts of up to ``BURST``,
+confirms read in bulk and mapped to the publishes by delivery tag); with ``"aiormq"``, aiormq's
+``basic_publish`` in a task per message. The window, confirms, refusals and losses are as said
+above either way.
+
 History mapping: ``t_sent`` the publish was handed to the client; ``t_sequenced`` =
 ``t_committed`` its confirm arrived, ``seq_no`` the order of the confirms; ``t_received``,
 ``t_dequeued`` and ``block`` null. Consumer receipts are ``deliveries`` rows (``consumer-<i>``).
@@ -50,12 +56,23 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import aiormq
+import numpy as np
 from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import HasServers, OnAck, OnEvent, OnReceipt, Outages
-from msgstorm.live.payload import StoredCopy
+from msgstorm.live.drivers.base import (
+    HasServers,
+    OnAck,
+    OnAcks,
+    OnEvent,
+    OnReceipt,
+    OnReceipts,
+    Outages,
+)
+from msgstorm.live.drivers.rabbitmq_wire import WirePublisher, declarations
+from msgstorm.live.payload import HEADER, StoredCopy
+from msgstorm.live.payload import payload as message_payload
 from msgstorm.live.servers import ManagedServer, check_user_url, free_port
 from msgstorm.processes import usable_cpus
 from msgstorm.scenario.live import LiveSpec
@@ -68,6 +85,8 @@ SERVER = "rabbitmq"
 INSTALL = "apt-get install rabbitmq-server"
 RECONNECT_INTERVAL_S = 0.1
 FLUSH_TIMEOUT_S = 5.0
+# The wire publisher's staged bursts: messages due at once that leave in one write, at most.
+BURST = 1024
 # A read-back that gets nothing for this long has read everything the broker holds.
 READ_IDLE_S = 1.0
 _CONNECTION_ERRORS = (OSError, aiormq.exceptions.AMQPError, asyncio.CancelledError, TimeoutError, RuntimeError)
@@ -188,6 +207,12 @@ class RabbitMqDriver(HasServers):
         self._connections: list[aiormq.abc.AbstractConnection] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._on_ack: OnAck | None = None
+        self.wire = self.settings.client == "wire"
+        self.burst = BURST if self.wire else 1  # aiormq: one publish at a time
+        self.on_receipts: OnReceipts | None = None  # set by the target (``BurstDriver``)
+        self.on_acks: OnAcks | None = None  # set by the target (``BulkAckDriver``; the wire publisher's)
+        self.wire_publisher: WirePublisher | None = None
+        self._staged: list[tuple[int, bytes]] = []  # aiormq: staged publishes, sent one at a time
 
     # --- the server -----------------------------------------------------------------------
 
@@ -261,14 +286,23 @@ class RabbitMqDriver(HasServers):
 
     async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
         self._on_ack = on_ack
-        publisher = await self._connect()
-        self._publisher = await publisher.channel(publisher_confirms=True)
-        await self._declare(self._publisher)
+        if self.wire:
+            assert self.url is not None
+            self.wire_publisher = WirePublisher(
+                url_address(self.url), self.exchange, declarations(self.exchange, self._queues(), self._queue_arguments()),
+                self.settings.max_inflight, self.spec.start_timeout / 1e9, self, self.outages, PUBLISHER,
+                RECONNECT_INTERVAL_S)
+            await self.wire_publisher.open(on_ack)
+        else:
+            publisher = await self._connect()
+            self._publisher = await publisher.channel(publisher_confirms=True)
+            await self._declare(self._publisher)
         offsets: list[int | None] = [None] * self.spec.consumers
         for index in range(self.spec.consumers):
             await self._subscribe(index, on_receipt, offsets)
         self._connected = True
-        self._tasks.append(asyncio.create_task(self._watch_publisher(publisher)))
+        if not self.wire:
+            self._tasks.append(asyncio.create_task(self._watch_publisher(publisher)))
 
     async def _subscribe(self, index: int, on_receipt: OnReceipt, offsets: list[int | None]) -> None:
         """Connect consumer ``index`` and start its consumption (a stream from where it left)."""
@@ -277,7 +311,13 @@ class RabbitMqDriver(HasServers):
         await channel.basic_qos(prefetch_count=self.settings.prefetch)
 
         async def deliver(message: DeliveredMessage) -> None:
-            on_receipt(index, message.body)
+            on_receipts = self.on_receipts
+            if on_receipts is None:
+                on_receipt(index, message.body)
+            elif len(message.body) >= HEADER.size:
+                on_receipts(index, np.array(HEADER.unpack_from(message.body)[:1], dtype=np.int64), 0)
+            else:
+                on_receipts(index, np.empty(0, dtype=np.int64), 1)
             if self.stream:
                 headers = message.header.properties.headers or {}
                 offset = headers.get("x-stream-offset")
@@ -355,6 +395,9 @@ class RabbitMqDriver(HasServers):
     # --- publishing -----------------------------------------------------------------------
 
     async def publish(self, msg_id: int, payload: bytes) -> None:
+        if self.wire_publisher is not None:
+            await self.wire_publisher.publish(msg_id, payload)
+            return
         await self._window.acquire()
         self.handed_over += 1
         channel = self._publisher
@@ -390,7 +433,26 @@ class RabbitMqDriver(HasServers):
         else:
             self.lost_publishes += 1
 
+    def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
+        """Messages to publish next (``BurstDriver``); the wire publisher lays them out now."""
+        if self.wire_publisher is not None:
+            self.wire_publisher.stage(msg_ids, keys, sizes)
+            return
+        self._staged += [(msg_id, message_payload(msg_id, key, size))
+                         for msg_id, key, size in zip(msg_ids.tolist(), keys.tolist(), sizes.tolist())]
+
+    async def publish_staged(self, count: int) -> int | None:
+        if self.wire_publisher is not None:
+            return await self.wire_publisher.publish_staged(count)
+        taken, self._staged = self._staged[:count], self._staged[count:]
+        for msg_id, data in taken:
+            await self.publish(msg_id, data)  # each waits for the window on its own
+        return None
+
     async def flush(self) -> None:
+        if self.wire_publisher is not None:
+            await self.wire_publisher.flush(FLUSH_TIMEOUT_S)
+            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + FLUSH_TIMEOUT_S
         while self._inflight and loop.time() < deadline:
@@ -441,6 +503,8 @@ class RabbitMqDriver(HasServers):
         for result in results:
             if isinstance(result, Exception):  # a client bug, kept in the history
                 self.on_event(EventKind.CLIENT_ERROR, {"client": "task", "error": _describe(result)})
+        if self.wire_publisher is not None:
+            await self.wire_publisher.close(self.on_event)
         self.outages.close()
         if self._dropped:
             self.on_event(EventKind.CLIENT_ERROR, {"client": PUBLISHER, "dropped": self._dropped,
