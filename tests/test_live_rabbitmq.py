@@ -8,23 +8,31 @@ must be there exactly once, and the receipts must account for it too.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import require_program
 from pamqp import body, commands, frame, header
+from pamqp.base import Frame
 
 from msgstorm.errors import TargetError
 from msgstorm.history import read_history
+from msgstorm.live.drivers.base import OnAcks, Outages
 from msgstorm.live.drivers.rabbitmq import erlang_args, rabbitmq_config, url_address
 from msgstorm.live.drivers.rabbitmq_wire import (
+    PROTOCOL_HEADER,
     AmqpClosed,
     Confirms,
     PublishFramer,
+    WirePublisher,
+    declarations,
     frames,
     read_confirm,
 )
@@ -154,6 +162,113 @@ def test_an_ack_with_multiple_confirms_every_tag_up_to_its_own() -> None:
     assert confirms.settle(1, True) == [300], "a new channel numbers its publishes from 1 again"
     with pytest.raises(AmqpClosed, match="without its end octet"):
         frames(bytearray(ack[:-1] + b"\x00"))
+
+
+@dataclass
+class _Counts:
+    lost_publishes: int = 0
+    unacked_publishes: int = 0
+    handed_over: int = 0
+    on_acks: OnAcks | None = None
+
+
+async def _scripted_node(connections: list[list[str]], reader: asyncio.StreamReader,
+                         writer: asyncio.StreamWriter) -> None:
+    """A server speaking just enough AMQP 0-9-1: the handshake (frame_max 4096, a heartbeat
+    sent once open), each declaration answered; it notes each method and frame kind it gets.
+    On the first connection, at the fifth body frame: tags 1 and 2 acked at once, tag 3
+    nacked, then Channel.Close 404. On the next ones: each body acked alone."""
+    seen: list[str] = []
+    connections.append(seen)
+    assert await reader.readexactly(8) == PROTOCOL_HEADER
+
+    def send(method: Frame, channel: int = 0) -> None:
+        writer.write(frame.marshal(method, channel))
+
+    send(commands.Connection.Start(server_properties={}, mechanisms="PLAIN AMQPLAIN", locales="en_US"))
+    replies: dict[type[Frame], Frame] = {
+        commands.Connection.StartOk: commands.Connection.Tune(channel_max=2047, frame_max=4096, heartbeat=0),
+        commands.Channel.Open: commands.Channel.OpenOk(), commands.Confirm.Select: commands.Confirm.SelectOk(),
+        commands.Exchange.Declare: commands.Exchange.DeclareOk(),
+        commands.Queue.Declare: commands.Queue.DeclareOk(queue="orders", message_count=0, consumer_count=0),
+        commands.Queue.Bind: commands.Queue.BindOk()}
+    buffer = bytearray()
+    while data := await reader.read(65536):
+        buffer += data
+        for kind, channel, payload in frames(buffer):
+            if kind != 1:
+                seen.append({2: "header", 3: "body", 8: "heartbeat"}[kind])
+                bodies = seen.count("body")
+                if kind == 3 and len(connections) > 1:
+                    send(commands.Basic.Ack(delivery_tag=bodies), 1)
+                elif kind == 3 and bodies == 5:
+                    send(commands.Basic.Ack(delivery_tag=2, multiple=True), 1)
+                    send(commands.Basic.Nack(delivery_tag=3), 1)
+                    send(commands.Channel.Close(reply_code=404, reply_text="NOT_FOUND - no exchange 'orders.x'",
+                                                class_id=60, method_id=40), 1)
+                continue
+            method = frame.unmarshal(b"\x01" + channel.to_bytes(2, "big") + len(payload).to_bytes(4, "big")
+                                     + payload + b"\xce")[2]
+            seen.append(method.name)
+            if isinstance(method, commands.Connection.Open):
+                send(commands.Connection.OpenOk())
+                writer.write(bytes.fromhex("08" "0000" "00000000" "ce"))  # a heartbeat: to be answered
+            elif type(method) in replies:
+                send(replies[type(method)], channel)
+    writer.close()
+
+
+def test_the_wire_publisher_maps_confirms_and_takes_a_channel_close_as_a_lost_connection() -> None:
+    """Against a scripted server: tags 1 and 2 acked at once (multiple), tag 3 nacked, a body
+    over frame_max split in two; then the server closes the channel (404): the publisher
+    reports the connection lost, counts the publish left unconfirmed, connects again (its
+    tags from 1 again) and publishes on."""
+
+    async def main() -> tuple[list[tuple[int, int]], _Counts, list[tuple[str, dict[str, Any]]], list[list[str]]]:
+        connections: list[list[str]] = []
+        server = await asyncio.start_server(lambda r, w: _scripted_node(connections, r, w), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        acks: list[tuple[int, int]] = []
+        events: list[tuple[str, dict[str, Any]]] = []
+        counts = _Counts()
+
+        def on_event(kind: str, detail: dict[str, Any]) -> None:
+            events.append((kind, detail))
+
+        publisher = WirePublisher(f"amqp://u:p@127.0.0.1:{port}", "orders.x", declarations("orders.x", ["orders"], {}),
+                                  8, 2.0, counts, Outages(on_event), "msgstorm-publisher", 0.05)
+        await publisher.open(lambda msg_id, order: acks.append((msg_id, order)))
+        assert publisher.connection.frame_max == 4096 and publisher.framer.body_max == 4088
+        for msg_id, size in ((10, 16), (11, 5000), (12, 16), (13, 16)):
+            await publisher.publish(msg_id, bytes(size))
+        for _ in range(200):
+            if any(kind == "reconnected" for kind, _ in events):
+                break
+            await asyncio.sleep(0.01)
+        await publisher.publish(14, bytes(16))
+        for _ in range(200):
+            if len(acks) == 3:
+                break
+            await asyncio.sleep(0.01)
+        await publisher.close(on_event)
+        server.close()
+        return acks, counts, events, connections
+
+    acks, counts, events, connections = asyncio.run(main())
+    first, second = connections
+    assert first.count("heartbeat") == 1, "the server's heartbeat answered"
+    first.remove("heartbeat")
+    assert first[:8] == ["Connection.StartOk", "Connection.TuneOk", "Connection.Open", "Channel.Open",
+                         "Confirm.Select", "Exchange.Declare", "Queue.Declare", "Queue.Bind"]
+    assert first.count("Basic.Publish") == 4 and first.count("body") == 5, "5,000 bytes go as 4,088 + 912"
+    assert first[-1] == "Channel.CloseOk"
+    assert acks == [(10, 0), (11, 1), (14, 2)], "tags 1-2 at once, then tag 1 of the new channel"
+    assert (counts.handed_over, counts.lost_publishes, counts.unacked_publishes) == (5, 1, 1)  # 12 nacked, 13 unknown
+    kinds = [kind for kind, _ in events]
+    assert kinds == ["disconnected", "reconnected", "client_error"], events
+    assert events[0][1]["error"] == "AmqpClosed: Channel.Close 404: NOT_FOUND - no exchange 'orders.x'"
+    assert events[2][1]["refused"] == 1 and events[2][1]["dropped"] == 0
+    assert second[-1] == "Connection.Close" and second.count("Basic.Publish") == 1
 
 
 @pytest.mark.parametrize("old, new, field, words", [

@@ -283,21 +283,24 @@ class AmqpConnection:
     async def _expect(self, kind: type[Frame], channel: int) -> Frame:
         """The next method frame, which must be a ``kind`` (a Close is said as AmqpClosed);
         heartbeats are answered, other frames before it are kept for ``read``."""
+        kept: list[tuple[int, int, bytes]] = []
         while True:
-            for found in await asyncio.wait_for(self.read(), self.timeout_s):
+            read = await asyncio.wait_for(self.read(), self.timeout_s)
+            for at, found in enumerate(read):
                 frame_type, on_channel, payload = found
                 if frame_type == FRAME_HEARTBEAT:
                     self.write(HEARTBEAT_FRAME)
                     continue
                 if frame_type != FRAME_METHOD:
-                    self._pending.append(found)
+                    kept.append(found)
                     continue
                 method = _unmarshal(on_channel, payload)
                 if isinstance(method, (commands.Connection.Close, commands.Channel.Close)):
                     raise AmqpClosed(_closed_reason(method))
                 if isinstance(method, kind) and on_channel == channel:
+                    self._pending.extend([*kept, *read[at + 1:]])  # what came with it, for the next read
                     return method
-                self._pending.append(found)
+                kept.append(found)
 
     async def read(self) -> list[tuple[int, int, bytes]]:
         """The frames of the next read (at least one), as (type, channel, payload)."""
