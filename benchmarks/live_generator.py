@@ -416,7 +416,8 @@ def main() -> int:
     if args.rabbitmq:  # the node msgstorm would start, started below
         from msgstorm.scenario.live import LiveSpec
 
-        rabbit = RabbitMqDriver(LiveSpec(), directory, lambda _kind, _detail: None)
+        # A node takes seconds to start, more on a busy machine than the runs' 10 s default.
+        rabbit = RabbitMqDriver(LiveSpec.model_validate({"start_timeout": "60s"}), directory, lambda _kind, _detail: None)
     elif args.kafka:
         from msgstorm.live.drivers.kafka_broker import find_kafka_libs, kafka_brokers
 
