@@ -58,7 +58,8 @@ the OS package rabbitmq-server): the plain loop is aio-pika's, publishing N pers
 to a quorum queue on a channel in confirm mode, a window of 1024 awaited together (``gather``),
 while a second connection consumes them (manual acks, prefetch 1000); its rate is
 N / (last receipt - first publish). msgstorm runs ``target = "rabbitmq"`` (one consumer, a
-quorum queue, its audit queue beside it) on new queues each run, deleted after. The plain loop
+quorum queue, its audit queue beside it) on new queues each run, deleted after, publishing
+through the client ``--rabbitmq-client`` names (``wire``, msgstorm's own, or ``aiormq``). The plain loop
 runs before the search, halfway and after it, as for MQTT.
 With ``--kafka`` the script starts one Apache Kafka broker in KRaft mode as msgstorm does
 (``drivers/kafka_broker.py``; the jars from ``scripts/fetch-kafka.sh``). The plain loop is
