@@ -429,7 +429,10 @@ class RabbitMqDriver(HasServers):
         if isinstance(confirm, spec.Basic.Ack) and self._on_ack is not None:
             order = self._acked
             self._acked += 1
-            self._on_ack(msg_id, order)
+            if self.on_acks is not None:
+                self.on_acks(np.array([msg_id], dtype=np.int64), np.array([order], dtype=np.int64))
+            else:
+                self._on_ack(msg_id, order)
         else:
             self.lost_publishes += 1
 
