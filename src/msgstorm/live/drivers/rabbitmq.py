@@ -1,5 +1,6 @@
 """RabbitMQ (the OS package ``rabbitmq-server``): quorum, classic or stream queues, with
-publisher confirms, on aiormq (the AMQP 0-9-1 client under aio-pika).
+publisher confirms; consumers on aiormq (the AMQP 0-9-1 client under aio-pika), the publisher
+msgstorm's own (``rabbitmq_wire.py``) or aiormq's.
 
 Place in the pipeline: a live driver (``drivers/base.py``). Without ``live.url`` it starts one
 node on a free loopback port (``RabbitServer``): its own node name (``msgstorm-<port>@localhost``),
