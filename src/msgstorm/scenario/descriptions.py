@@ -114,6 +114,8 @@ DESCRIPTIONS: dict[str, str] = {
                              "automatic`), as before quorum queues; needs `queue_type = \"classic\"` and 2 or more nodes",
     "RabbitMqSpec.partition_handling": "the cluster's `cluster_partition_handling`: `ignore`, `pause_minority` or "
                                        "`autoheal`; unset: `pause_minority` with 3 or more nodes, else `ignore`",
+    "RabbitMqSpec.client": "`wire`: msgstorm's own publisher (the publishes due at once framed together, one "
+                           "write); `aiormq`: aiormq's basic_publish, a task each; consumers are aiormq's either way",
     "KafkaSpec.topic": "the topic produced to (made by msgstorm; on a cluster you run it must not exist yet)",
     "KafkaSpec.partitions": "the topic's partitions (a message's key picks its partition)",
     "KafkaSpec.brokers": "brokers msgstorm starts on loopback (KRaft, each broker and controller): 1 or 3",

@@ -136,6 +136,11 @@ class RabbitMqSpec(Spec):
     max_inflight: int = Field(default=1024, ge=1, le=65_535)
     # Messages a consumer may hold unacknowledged (basic.qos prefetch count).
     prefetch: int = Field(default=1000, ge=1, le=65_535)
+    # "wire": the publisher is msgstorm's own (``drivers/rabbitmq_wire.py``: the publishes due
+    # at once framed together, one write); "aiormq": aiormq's basic_publish, a task each. The
+    # consumers are aiormq's either way.
+    client: Literal["wire", "aiormq"] = "wire"
+
     # Nodes msgstorm starts on loopback: 1, or a cluster of 2 to 5 (joined with rabbitmqctl).
     # Left out of the scenario's dump when 1, so that scenarios without it keep their hash.
     nodes: int = Field(default=1, ge=1, le=5, exclude_if=lambda count: count == 1)

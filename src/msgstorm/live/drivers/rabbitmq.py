@@ -1,5 +1,6 @@
 """RabbitMQ (the OS package ``rabbitmq-server``): quorum, classic or stream queues, with
-publisher confirms, on aiormq (the AMQP 0-9-1 client under aio-pika).
+publisher confirms; consumers on aiormq (the AMQP 0-9-1 client under aio-pika), the publisher
+msgstorm's own (``rabbitmq_wire.py``) or aiormq's.
 
 Place in the pipeline: a live driver (``drivers/base.py``). Without ``live.url`` it starts one
 node on a free loopback port (``RabbitServer``): its own node name (``msgstorm-<port>@localhost``),
@@ -40,6 +41,12 @@ loss are ``unacked_publishes`` (they may have reached the queue); publishes made
 publisher is down are dropped (``lost_publishes``, counted in one ``client_error`` event at
 the end). A stream consumer resumes after the last offset it got.
 
+Publisher: with ``client = "wire"`` (the default) it is msgstorm's own (``rabbitmq_wire.py``:
+the publishes due at once framed together and written at once, staged bursts of up to ``BURST``,
+confirms read in bulk and mapped to the publishes by delivery tag); with ``"aiormq"``, aiormq's
+``basic_publish`` in a task per message. The window, confirms, refusals and losses are as said
+above either way.
+
 History mapping: ``t_sent`` the publish was handed to the client; ``t_sequenced`` =
 ``t_committed`` its confirm arrived, ``seq_no`` the order of the confirms; ``t_received``,
 ``t_dequeued`` and ``block`` null. Consumer receipts are ``deliveries`` rows (``consumer-<i>``).
@@ -57,11 +64,21 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import aiormq
+import numpy as np
 from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import HasRouteLinks, HasServers, OnAck, OnEvent, OnReceipt, Outages
+from msgstorm.live.drivers.base import (
+    HasRouteLinks,
+    HasServers,
+    OnAck,
+    OnAcks,
+    OnEvent,
+    OnReceipt,
+    OnReceipts,
+    Outages,
+)
 from msgstorm.live.drivers.rabbitmq_cluster import (
     NET_TICKTIME_S,
     cluster_config,
@@ -70,7 +87,9 @@ from msgstorm.live.drivers.rabbitmq_cluster import (
     mirror,
     plan_nodes,
 )
-from msgstorm.live.payload import StoredCopy
+from msgstorm.live.drivers.rabbitmq_wire import WirePublisher, declarations
+from msgstorm.live.payload import HEADER, StoredCopy
+from msgstorm.live.payload import payload as message_payload
 from msgstorm.live.servers import ManagedServer, ServerError, check_user_url, free_port
 from msgstorm.processes import usable_cpus
 from msgstorm.scenario.live import LiveSpec
@@ -83,6 +102,8 @@ SERVER = "rabbitmq"
 INSTALL = "apt-get install rabbitmq-server"
 RECONNECT_INTERVAL_S = 0.1
 FLUSH_TIMEOUT_S = 5.0
+# The wire publisher's staged bursts: messages due at once that leave in one write, at most.
+BURST = 1024
 # A read-back that gets nothing for this long has read everything the broker holds.
 READ_IDLE_S = 1.0
 _CONNECTION_ERRORS = (OSError, aiormq.exceptions.AMQPError, asyncio.CancelledError, TimeoutError, RuntimeError)
@@ -211,6 +232,12 @@ class RabbitMqDriver(HasServers, HasRouteLinks):
         self._connections: list[aiormq.abc.AbstractConnection] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._on_ack: OnAck | None = None
+        self.wire = self.settings.client == "wire"
+        self.burst = BURST if self.wire else 1  # aiormq: one publish at a time
+        self.on_receipts: OnReceipts | None = None  # set by the target (``BurstDriver``)
+        self.on_acks: OnAcks | None = None  # set by the target (``BulkAckDriver``; the wire publisher's)
+        self.wire_publisher: WirePublisher | None = None
+        self._staged: list[tuple[int, bytes]] = []  # aiormq: staged publishes, sent one at a time
 
     # --- the server -----------------------------------------------------------------------
 
@@ -349,14 +376,23 @@ class RabbitMqDriver(HasServers, HasRouteLinks):
             await join(ctl, self._ctl_env, self._erlang_nodes)
             if self.settings.mirrored:
                 await mirror(ctl, self._ctl_env, self._erlang_nodes[0], self.settings.queue)
-        publisher = await self._connect()
-        self._publisher = await publisher.channel(publisher_confirms=True)
-        await self._declare(self._publisher)
+        if self.wire:
+            assert self.url is not None
+            self.wire_publisher = WirePublisher(
+                url_address(self.url), self.exchange, declarations(self.exchange, self._queues(), self._queue_arguments()),
+                self.settings.max_inflight, self.spec.start_timeout / 1e9, self, self.outages, PUBLISHER,
+                RECONNECT_INTERVAL_S)
+            await self.wire_publisher.open(on_ack)
+        else:
+            publisher = await self._connect()
+            self._publisher = await publisher.channel(publisher_confirms=True)
+            await self._declare(self._publisher)
         offsets: list[int | None] = [None] * self.spec.consumers
         for index in range(self.spec.consumers):
             await self._subscribe(index, on_receipt, offsets)
         self._connected = True
-        self._tasks.append(asyncio.create_task(self._watch_publisher(publisher)))
+        if not self.wire:
+            self._tasks.append(asyncio.create_task(self._watch_publisher(publisher)))
 
     async def _subscribe(self, index: int, on_receipt: OnReceipt, offsets: list[int | None]) -> None:
         """Connect consumer ``index`` and start its consumption (a stream from where it left)."""
@@ -365,7 +401,13 @@ class RabbitMqDriver(HasServers, HasRouteLinks):
         await channel.basic_qos(prefetch_count=self.settings.prefetch)
 
         async def deliver(message: DeliveredMessage) -> None:
-            on_receipt(index, message.body)
+            on_receipts = self.on_receipts
+            if on_receipts is None:
+                on_receipt(index, message.body)
+            elif len(message.body) >= HEADER.size:
+                on_receipts(index, np.array(HEADER.unpack_from(message.body)[:1], dtype=np.int64), 0)
+            else:
+                on_receipts(index, np.empty(0, dtype=np.int64), 1)
             if self.stream:
                 headers = message.header.properties.headers or {}
                 offset = headers.get("x-stream-offset")
@@ -443,6 +485,9 @@ class RabbitMqDriver(HasServers, HasRouteLinks):
     # --- publishing -----------------------------------------------------------------------
 
     async def publish(self, msg_id: int, payload: bytes) -> None:
+        if self.wire_publisher is not None:
+            await self.wire_publisher.publish(msg_id, payload)
+            return
         await self._window.acquire()
         self.handed_over += 1
         channel = self._publisher
@@ -474,11 +519,33 @@ class RabbitMqDriver(HasServers, HasRouteLinks):
         if isinstance(confirm, spec.Basic.Ack) and self._on_ack is not None:
             order = self._acked
             self._acked += 1
-            self._on_ack(msg_id, order)
+            if self.on_acks is not None:
+                self.on_acks(np.array([msg_id], dtype=np.int64), np.array([order], dtype=np.int64))
+            else:
+                self._on_ack(msg_id, order)
         else:
             self.lost_publishes += 1
 
+    def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
+        """Messages to publish next (``BurstDriver``); the wire publisher lays them out now."""
+        if self.wire_publisher is not None:
+            self.wire_publisher.stage(msg_ids, keys, sizes)
+            return
+        self._staged += [(msg_id, message_payload(msg_id, key, size))
+                         for msg_id, key, size in zip(msg_ids.tolist(), keys.tolist(), sizes.tolist())]
+
+    async def publish_staged(self, count: int) -> int | None:
+        if self.wire_publisher is not None:
+            return await self.wire_publisher.publish_staged(count)
+        taken, self._staged = self._staged[:count], self._staged[count:]
+        for msg_id, data in taken:
+            await self.publish(msg_id, data)  # each waits for the window on its own
+        return None
+
     async def flush(self) -> None:
+        if self.wire_publisher is not None:
+            await self.wire_publisher.flush(FLUSH_TIMEOUT_S)
+            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + FLUSH_TIMEOUT_S
         while self._inflight and loop.time() < deadline:
@@ -545,6 +612,8 @@ class RabbitMqDriver(HasServers, HasRouteLinks):
         for result in results:
             if isinstance(result, Exception):  # a client bug, kept in the history
                 self.on_event(EventKind.CLIENT_ERROR, {"client": "task", "error": _describe(result)})
+        if self.wire_publisher is not None:
+            await self.wire_publisher.close(self.on_event)
         self.outages.close()
         if self._dropped:
             self.on_event(EventKind.CLIENT_ERROR, {"client": PUBLISHER, "dropped": self._dropped,
