@@ -100,6 +100,11 @@ __all__ = ["RabbitMqDriver", "RabbitServer", "rabbitmq_config"]
 PUBLISHER = "msgstorm-publisher"
 SERVER = "rabbitmq"
 INSTALL = "apt-get install rabbitmq-server"
+# An Erlang node boots in 3-10 s on a quiet machine and several times that on a loaded one:
+# its start waits at least this long (seconds), whatever live.start_timeout says (as Kafka's
+# JVM brokers do); a cluster's nodes start together and then join, so they wait longer.
+NODE_START_S = 60.0
+CLUSTER_START_S = 90.0
 RECONNECT_INTERVAL_S = 0.1
 FLUSH_TIMEOUT_S = 5.0
 # The wire publisher's staged bursts: messages due at once that leave in one write, at most.
@@ -279,7 +284,8 @@ class RabbitMqDriver(HasServers, HasRouteLinks):
                "RABBITMQ_LOG_BASE": str(directory / "log"), "RABBITMQ_CONFIG_FILE": str(directory / "rabbitmq"),
                "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": erlang_args(cpus)}
-        server = RabbitServer(SERVER, [binary], port, directory, self.spec.start_timeout / 1e9, env=env, cpus=cpus)
+        server = RabbitServer(SERVER, [binary], port, directory, max(self.spec.start_timeout / 1e9, NODE_START_S),
+                              env=env, cpus=cpus)
         self.servers.append(server)
         server.start()
         self.url = self.server_url(server)
@@ -309,7 +315,7 @@ class RabbitMqDriver(HasServers, HasRouteLinks):
                    "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
                    "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": erl}
             self.servers.append(RabbitServer(name, [binary], amqp[i], directory, max(self.spec.start_timeout / 1e9,
-                                                                                       90.0), env=env, cpus=cpus))
+                                                                                       CLUSTER_START_S), env=env, cpus=cpus))
         self.route_links = {f"route-{i}-{j}": (port, dist[j]) for (i, j), port in routes.items()}
         self._erlang_nodes = [f"{name}@localhost" for name in names]
         self._ctl_env = {**os.environ, "HOME": str(directory),
