@@ -14,15 +14,18 @@ Ray actor) -> their histories merged -> ``HistoryWriter``, in place of one ``Liv
   schedule's ids (``share_ids``). The shares are disjoint and together are the schedule: a
   scenario at rate R x N offers about R from each generator (keys drawn uniformly), R x N in
   all, and the merged ``messages`` table has the ids a one-generator run has, each once.
-- **Subjects.** Generator k publishes on ``live.subject`` + ``.gK`` and its own consumers
-  (``live.consumers`` of them, named as in a one-generator run) read that subject, on the
-  same node: a message's latency is measured on one host's clock (CLOCK_MONOTONIC), never
-  across two, so no clock error enters it.
+- **Names.** Generator k publishes on a subject, stream, key, topic or queue of its own
+  (``scenario/generators.py``: ``live.subject`` + ``.gK`` on NATS) and its own consumers
+  (``live.consumers`` of them, named as in a one-generator run) read it, on the same node:
+  a message's latency is measured on one host's clock (CLOCK_MONOTONIC), never across two,
+  so no clock error enters it. Its driver reads its own back after the run; the merge
+  joins those rows, so the delivery audit judges the union.
 - **One instant.** Each node's wall clock is compared with the driver's (``estimate_offset``:
   NTP's round trip, best of ``CLOCK_ROUNDS`` by the shortest round trip; its error is within
-  half that round trip); the driver picks an instant ``START_LEAD_S`` ahead on its own clock,
-  and generator k, once connected, starts its schedule when its clock reads that instant plus
-  its offset (``GeneratorTarget._before_schedule``): its time axis (``t = 0``) is that
+  half that round trip). Each generator, once connected, says so to the ``StartGate``
+  actor; when all have, the driver sets an instant ``START_LEAD_S`` ahead on its own clock,
+  and generator k starts its schedule when its clock reads that instant plus its offset
+  (``GeneratorTarget._before_schedule``): its time axis (``t = 0``) is that
   instant, the driver's ``T`` read on its clock through the offset, so every generator's
   send and receipt times are on one axis. A generator that wakes up late (its connection
   took longer than the lead, a sleep woke late) still keeps the agreed schedule: it sends
@@ -41,10 +44,18 @@ Ray actor) -> their histories merged -> ``HistoryWriter``, in place of one ``Liv
   merged HDR histograms. Each generator's own tables, as it wrote them, are kept under
   ``RUN_DIR/generators/gK/``.
 
+- **Faults.** The driver applies the scenario's faults once (``Nemesis``, in
+  ``_faulted``): on the servers it started and the routes of their cluster, on the run's
+  axis (its zero the agreed instant, read on the driver's monotonic clock), healed when the
+  schedule ends; its ``fault_start`` / ``fault_end`` events join the merged history. The
+  generators' scenarios have no faults; ``scenario/refs.py`` refuses the kinds a driver's
+  process cannot apply (``DISTRIBUTED_FAULTS``).
+
 Safety: the scenario's ``live.url`` rule holds (loopback only unless ``allow_remote``); a
 server msgstorm starts itself listens on loopback, so generators on other hosts need a
 ``live.url`` the user runs (docs/live.md). Every wait is bounded: the actors' start by
-``live.start_timeout``, the run by its duration, drain and lead plus ``_RESULT_MARGIN_S``.
+``live.start_timeout`` plus ``_RESULT_MARGIN_S``, so is their connecting, the run by its duration,
+drain and ``live.start_timeout`` plus ``_RESULT_MARGIN_S``.
 """
 
 from __future__ import annotations

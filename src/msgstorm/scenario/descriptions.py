@@ -50,7 +50,8 @@ DESCRIPTIONS: dict[str, str] = {
     "LiveSpec.subject": "NATS subject, stream key prefix",
     "LiveSpec.consumers": "consumer connections",
     "LiveSpec.generators": "generators, each with its consumers, on a Ray cluster (`msgstorm run --ray ADDRESS`), "
-                           "one per node; message i is sent by generator i mod N (core NATS)",
+                           "one per node; a message whose key is k mod N is sent by generator k (targets nats, "
+                           "jetstream, redis, kafka, rabbitmq)",
     "LiveSpec.flush_interval": "the publisher flushes at least this often",
     "LiveSpec.start_timeout": "a started server must listen, and a connection succeed, within this",
     "LiveSpec.read_back_timeout": "after the run, reading the stream back (JetStream) waits at most this for "
