@@ -113,12 +113,12 @@ def test_the_clock_offset_is_the_one_of_the_shortest_round_trip() -> None:
 
 def test_more_than_one_generator_is_refused_where_it_cannot_run() -> None:
     """What a distributed run cannot do is refused at load time, naming file, line and field:
-    a target with no per-generator names (mqtt), a name the suffix makes too long (a
+    a target with no server to share (zmq), a name the suffix makes too long (a
     199-character topic + ".g1" is 202 > 200), a toxic on the clients' links, a crash of
     "the leader"; a server crash is accepted."""
-    with pytest.raises(ScenarioError, match=r"live\.toml:\d+: live\.generators: .*\['nats', 'jetstream', 'redis', "
-                                            r"'kafka', 'rabbitmq'\].*'mqtt'"):
-        parse_scenario(LIVE.format(rate=10, live="generators = 2").replace('"nats"', '"mqtt"'), source="live.toml")
+    with pytest.raises(ScenarioError, match=r"live\.toml:11: live\.generators: .*\['nats', 'jetstream', 'redis', "
+                                            r"'kafka', 'rabbitmq', 'mqtt'\].*'zmq'"):
+        parse_scenario(LIVE.format(rate=10, live="generators = 2").replace('"nats"', '"zmq"'), source="live.toml")
     long_topic = LIVE.format(rate=10, live=f'generators = 2\n[live.kafka]\ntopic = "{"t" * 199}"').replace(
         '"nats"', '"kafka"')
     with pytest.raises(ScenarioError, match=r"live\.toml:13: live\.kafka\.topic: 't{199}\.g1', generator 1's name"):
@@ -155,6 +155,7 @@ def test_each_generator_has_names_of_its_own_in_its_brokers_rules() -> None:
         "msgstorm", "msgstorm.g1", "msgstorm")
     assert (named["kafka"].kafka.topic, named["kafka"].kafka.group) == ("msgstorm.g1", "msgstorm.g1")
     assert named["rabbitmq"].rabbitmq.queue == "msgstorm.g1"
+    assert (named["mqtt"].mqtt.topic, named["mqtt"].mqtt.client_id_suffix) == ("msgstorm/g1", "-g1")
     assert {(spec.url, spec.generators) for spec in named.values()} == {("x://127.0.0.1:9", 1)}
     assert (live.subject, live.kafka.topic, live.generators) == ("msgstorm", "msgstorm", 2)
 

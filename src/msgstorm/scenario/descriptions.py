@@ -95,6 +95,8 @@ DESCRIPTIONS: dict[str, str] = {
     "ZmqSpec.hwm": "send and receive high-water marks (0: none)",
     "ZmqSpec.send_timeout": "a full PUSH waits this long for room, then drops",
     "ZmqSpec.burst": "messages due at once sent in one pass over the socket; 1: one awaited send each",
+    "MqttSpec.client_id_suffix": "appended to every client's id (`msgstorm-publisher`, `msgstorm-consumer-<i>`); a "
+                                 "distributed run's generator k sets `-gK`",
     "MqttSpec.topic": "the topic published to (no wildcard, no leading `$`)",
     "MqttSpec.qos": "0: at most once, no ack; 1: at least once (PUBACK); 2: exactly once (PUBREC, PUBREL, PUBCOMP)",
     "MqttSpec.clean_session": "true: a new session every connection; false: persistent sessions (subscriptions "

@@ -19,12 +19,13 @@ scenario's own patterns (``scenario/live.py``):
   generator's consumers whenever another's join).
 - ``rabbitmq``: the queue ``live.rabbitmq.queue`` + ``.gK`` (its exchange ``<queue>.x``, its
   consumers' and audit queues follow from it).
+- ``mqtt``: the topic ``live.mqtt.topic`` + ``/gK`` (MQTT's level separator), and every
+  client's id + ``-gK`` (``live.mqtt.client_id_suffix``): a second connection with a
+  client's id takes its session over, so the generators' clients need ids of their own.
 
-Not here: ``mqtt`` (its clients' ids are fixed, ``msgstorm-publisher`` and
-``msgstorm-consumer-<i>``: two generators on one broker would take over each other's
-sessions), ``zmq`` (brokerless: msgstorm binds the sockets it sends on, no server to
-share), and the chain and validator targets (their messages are transactions, each
-account's nonces one sender's).
+Not here: ``zmq`` (brokerless: msgstorm binds the sockets it sends on, no server to share),
+and the chain and validator targets (their messages are transactions, each account's
+nonces one sender's).
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ def _kafka(live: LiveSpec, index: int) -> dict[str, Any]:
     return {"kafka": {"topic": f"{live.kafka.topic}.g{index}", "group": f"{live.kafka.group}.g{index}"}}
 
 
+def _mqtt(live: LiveSpec, index: int) -> dict[str, Any]:
+    mqtt = live.mqtt
+    return {"mqtt": {"topic": f"{mqtt.topic}/g{index}", "client_id_suffix": f"{mqtt.client_id_suffix}-g{index}"}}
+
+
 def _rabbitmq(live: LiveSpec, index: int) -> dict[str, Any]:
     return {"rabbitmq": {"queue": f"{live.rabbitmq.queue}.g{index}"}}
 
@@ -62,7 +68,7 @@ def _rabbitmq(live: LiveSpec, index: int) -> dict[str, Any]:
 # target -> the [live] fields generator k names on its own (a driver's section: the fields
 # of it that change).
 GENERATOR_NAMES: dict[str, Callable[[LiveSpec, int], dict[str, Any]]] = {
-    "nats": _subject, "jetstream": _jetstream, "redis": _redis, "kafka": _kafka, "rabbitmq": _rabbitmq}
+    "nats": _subject, "jetstream": _jetstream, "redis": _redis, "kafka": _kafka, "rabbitmq": _rabbitmq, "mqtt": _mqtt}
 
 # The targets whose runs can be spread over generators on a Ray cluster.
 DISTRIBUTED_TARGETS = tuple(GENERATOR_NAMES)

@@ -119,6 +119,10 @@ class MqttSpec(Spec):
     # Messages due at once that go out in one write, at most (their PUBLISH packets framed
     # together); 1: one write per message.
     burst: int = Field(default=1024, ge=1, le=100_000)
+    # Appended to every client's id (``msgstorm-publisher``, ``msgstorm-consumer-<i>``): a
+    # distributed run's generator k sets ``-gK``, so generators on one broker keep sessions
+    # of their own (a second connection with a client's id takes its session over).
+    client_id_suffix: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,16}$")
 
 
 class RabbitMqSpec(Spec):
