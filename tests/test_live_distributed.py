@@ -545,6 +545,20 @@ def test_generators_that_cannot_connect_fail_the_run_and_its_history_says_why(tm
     assert failure is not None and "cannot connect" in failure
 
 
+@pytest.mark.slow
+def test_ray_spreads_over_the_nodes_only_what_a_distributed_run_can_drive(tmp_path: Path, ray_nodes: str) -> None:
+    """--ray with generators unset is one generator per node (2 here), checked as
+    live.generators = 2 would be at load time: ZeroMQ is refused, naming the field, before
+    any actor or server starts."""
+    from msgstorm.errors import TargetError
+    from msgstorm.runner import run
+
+    scenario = _scenario(rate=10, live="").model_copy(update={"target": "zmq"})
+    with pytest.raises(TargetError, match=rf"--ray {ray_nodes} with 2 nodes: live\.generators: 2 generators: .*'zmq'"):
+        run(scenario, tmp_path / "run", ray=ray_nodes)
+    assert not (tmp_path / "run" / GENERATORS_DIR).exists()
+
+
 def test_ray_on_a_simulated_run_is_refused_with_exit_code_2(tmp_path: Path) -> None:
     """--ray spreads a live target's generators: on a sim scenario it is a bad input, said so."""
     from typer.testing import CliRunner
