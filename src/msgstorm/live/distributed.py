@@ -398,7 +398,9 @@ def record_distributed(scenario: Scenario, writer: HistoryWriter, run_dir: Path,
             ray.kill(actor)
         if nemesis is not None:
             nemesis.kill()  # the last resort: its close ran in its event loop unless that failed
-        driver_events += [(start_at + t, kind, node, detail) for t, kind, node, detail in fault_events]
+        # On the run's axis (the agreed instant its zero; now, for a run that never agreed one).
+        zero = start_at or time.time_ns()
+        driver_events += [(zero + t, kind, node, detail) for t, kind, node, detail in fault_events]
         if server is not None:
             server.stop_servers()
             for managed in getattr(server, "servers", []):
