@@ -111,6 +111,12 @@ DESCRIPTIONS: dict[str, str] = {
     "RabbitMqSpec.fanout": "true: each consumer gets every message (a queue each); false: they share one queue",
     "RabbitMqSpec.max_inflight": "publishes awaiting their publisher confirm before the publisher waits",
     "RabbitMqSpec.prefetch": "messages a consumer holds unacknowledged at most (basic.qos)",
+    "RabbitMqSpec.nodes": "nodes msgstorm starts on loopback: 1, or a cluster of 2 to 5 (`rabbit-<i>`, joined with "
+                          "rabbitmqctl; the publisher on `rabbit-0`, consumer `i` on `rabbit-<(i + 1) mod nodes>`)",
+    "RabbitMqSpec.mirrored": "classic queues mirrored on every node (policy `ha-mode: all`, `ha-sync-mode: "
+                             "automatic`), as before quorum queues; needs `queue_type = \"classic\"` and 2 or more nodes",
+    "RabbitMqSpec.partition_handling": "the cluster's `cluster_partition_handling`: `ignore`, `pause_minority` or "
+                                       "`autoheal`; unset: `pause_minority` with 3 or more nodes, else `ignore`",
     "KafkaSpec.topic": "the topic produced to (made by msgstorm; on a cluster you run it must not exist yet)",
     "KafkaSpec.partitions": "the topic's partitions (a message's key picks its partition)",
     "KafkaSpec.brokers": "brokers msgstorm starts on loopback (KRaft, each broker and controller): 1 or 3",
@@ -513,7 +519,7 @@ DESCRIPTIONS: dict[str, str] = {
     "PauseFault.kind": "live: pause a server msgstorm started (SIGSTOP), resume it (SIGCONT) after `duration`",
     "PauseFault.at": "start",
     "PauseFault.duration": "how long the server stays paused",
-    "PauseFault.node": "the server: `nats-server`, `nats-server-<i>` (a cluster), `redis-server`, `mosquitto`, `kafka-<i>`; or `\"leader\"`, or `\"followers\"` (every server holding another replica), of the replicated stream (JetStream) or of partition 0 (Kafka) when the pause starts",
+    "PauseFault.node": "the server: `nats-server`, `nats-server-<i>` (a cluster), `redis-server`, `mosquitto`, `rabbitmq`, `rabbit-<i>` (a cluster), `kafka-<i>`; or `\"leader\"`, or `\"followers\"` (every server holding another replica), of the replicated stream (JetStream) or of partition 0 (Kafka) when the pause starts",
     "RestartFault.kind": "live: stop a server msgstorm started gracefully (SIGTERM) and start it again on its "
                          "port and data",
     "RestartFault.at": "when it is stopped",

@@ -11,6 +11,12 @@ machine and outlives the run, as it does for any Erlang program. The node is sto
 way out (SIGTERM to its process group: the script stops the node cleanly; SIGKILL to the
 group after a grace).
 
+With ``nodes`` above 1 it starts a cluster instead (``rabbitmq_cluster.py``): servers
+``rabbit-<i>``, joined with ``rabbitmqctl`` when the clients connect (the fault proxy's routes
+between them are up by then), ``cluster_partition_handling`` as set, classic queues mirrored on
+every node with ``mirrored``; the publisher connects to ``rabbit-0``, consumer ``i`` to
+``rabbit-<(i + 1) mod nodes>``, the read-back to the first node that answers.
+
 ``[live.rabbitmq]``: the publisher publishes to the fanout exchange ``<queue>.x`` on a channel
 in confirm mode, persistent messages (delivery mode 2), at most ``max_inflight`` awaiting their
 confirm (the publisher waits when the window is full). A confirm is the ack (``acks`` True); its
@@ -45,6 +51,7 @@ import asyncio
 import logging
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -54,9 +61,17 @@ from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import HasServers, OnAck, OnEvent, OnReceipt, Outages
+from msgstorm.live.drivers.base import HasRouteLinks, HasServers, OnAck, OnEvent, OnReceipt, Outages
+from msgstorm.live.drivers.rabbitmq_cluster import (
+    NET_TICKTIME_S,
+    cluster_config,
+    dist_map,
+    join,
+    mirror,
+    plan_nodes,
+)
 from msgstorm.live.payload import StoredCopy
-from msgstorm.live.servers import ManagedServer, check_user_url, free_port
+from msgstorm.live.servers import ManagedServer, ServerError, check_user_url, free_port
 from msgstorm.processes import usable_cpus
 from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.registry import LIVE_DRIVERS
@@ -161,9 +176,17 @@ def url_address(url: str) -> str:
 
 
 @LIVE_DRIVERS.register("rabbitmq")
-class RabbitMqDriver(HasServers):
+class RabbitMqDriver(HasServers, HasRouteLinks):
     def __init__(self, spec: LiveSpec, run_dir: Path, on_event: OnEvent) -> None:
         self.spec = spec
+        # A cluster's routes through the fault proxy (a partition): set before ``start_servers``,
+        # which then names each route's proxy listener in ``route_links`` ({route-i-j: (its
+        # port, node j's distribution port)}).
+        self.proxy_routes = False
+        self.route_links: dict[str, tuple[int, int]] = {}
+        self.node_urls: list[str] = []  # each node's AMQP URL, rabbit-0 first (a cluster)
+        self._erlang_nodes: list[str] = []  # their Erlang node names, to join them
+        self._ctl_env: dict[str, str] = {}
         self.settings = spec.rabbitmq  # [live.rabbitmq]
         self.stream = self.settings.queue_type == "stream"
         self.fanout = self.settings.fanout or self.stream
@@ -193,15 +216,27 @@ class RabbitMqDriver(HasServers):
 
     @staticmethod
     def server_names(spec: LiveSpec) -> list[str]:
-        return [] if spec.url is not None else [SERVER]
+        if spec.url is not None:
+            return []
+        return [SERVER] if spec.rabbitmq.nodes == 1 else [f"rabbit-{i}" for i in range(spec.rabbitmq.nodes)]
+
+    @staticmethod
+    def has_routes(spec: LiveSpec) -> bool:
+        """A cluster msgstorm starts: its nodes' routes can go through the fault proxy."""
+        return spec.url is None and spec.rabbitmq.nodes > 1
 
     def server_url(self, server: ManagedServer) -> str:
         return f"amqp://127.0.0.1:{server.port}"
 
     def start_servers(self) -> list[dict[str, Any]]:
         if self.url is not None:
+            if self.settings.nodes > 1:
+                raise ServerError(f"live.rabbitmq.nodes = {self.settings.nodes} starts a cluster of msgstorm's; "
+                                  f"with live.url ({self.url}) the broker is yours: leave nodes out")
             check_user_url(self.url, url_address, "rabbitmq", "amqp://127.0.0.1:5672", self.spec.allow_remote)
             return []
+        if self.settings.nodes > 1:
+            return self._start_cluster()
         # Debian's script itself, not /usr/sbin's wrapper, which run as root drops to the user
         # rabbitmq, who cannot write under the run directory.
         binary = ManagedServer.program("/usr/lib/rabbitmq/bin/rabbitmq-server", "rabbitmq-server", install=INSTALL)
@@ -223,9 +258,52 @@ class RabbitMqDriver(HasServers):
         self.url = self.server_url(server)
         return [{"name": server.name, "pid": server.pid, "url": self.url, "cpus": server.cpus}]
 
-    def stop_servers(self) -> None:
+    def _start_cluster(self) -> list[dict[str, Any]]:
+        """``nodes`` nodes (``rabbitmq_cluster.py``), spawned at once, each waited for; they
+        are joined when the clients connect (``connect``: the route proxy is up by then)."""
+        binary = ManagedServer.program("/usr/lib/rabbitmq/bin/rabbitmq-server", "rabbitmq-server", install=INSTALL)
+        count = self.settings.nodes
+        directory = self.run_dir / "servers" / "rabbitmq"
+        amqp, dist, names, routes = plan_nodes(count, directory, self.proxy_routes)
+        (directory / "enabled_plugins").write_text("[].\n", encoding="utf-8")
+        cpus = 1  # nodes share the machine with each other and the generator
+        for i in range(count):
+            name = f"rabbit-{i}"
+            (directory / f"{name}.conf").write_text(
+                rabbitmq_config(amqp[i]) + cluster_config(self.settings.handling), encoding="utf-8")
+            erl = (f"{erlang_args(cpus)} -pa {directory} -epmd_module msgstorm_epmd "
+                   f"-msgstorm_dist {dist_map(i, names, dist, routes)} -kernel net_ticktime {NET_TICKTIME_S} "
+                   "-kernel inet_dist_use_interface {127,0,0,1}")
+            env = {"HOME": str(directory), "RABBITMQ_NODENAME": f"{names[i]}@localhost",
+                   "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "RABBITMQ_NODE_PORT": str(amqp[i]),
+                   "RABBITMQ_DIST_PORT": str(dist[i]), "RABBITMQ_MNESIA_BASE": str(directory / f"{name}-mnesia"),
+                   "RABBITMQ_LOG_BASE": str(directory / f"{name}-log"),
+                   "RABBITMQ_CONFIG_FILE": str(directory / name),
+                   "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
+                   "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": erl}
+            self.servers.append(RabbitServer(name, [binary], amqp[i], directory, max(self.spec.start_timeout / 1e9,
+                                                                                       90.0), env=env, cpus=cpus))
+        self.route_links = {f"route-{i}-{j}": (port, dist[j]) for (i, j), port in routes.items()}
+        self._erlang_nodes = [f"{name}@localhost" for name in names]
+        self._ctl_env = {**os.environ, "HOME": str(directory),
+                         "RABBITMQ_CTL_ERL_ARGS": f"-kernel net_ticktime {NET_TICKTIME_S}"}
         for server in self.servers:
-            server.stop()
+            server.spawn()
+        for server in self.servers:
+            server.wait_listening()
+        self.node_urls = [self.server_url(server) for server in self.servers]
+        self.url = self.node_urls[0]
+        return [{"name": server.name, "pid": server.pid, "url": self.server_url(server), "cpus": server.cpus,
+                 "node": node} for server, node in zip(self.servers, self._erlang_nodes, strict=True)]
+
+    def stop_servers(self) -> None:
+        if len(self.servers) == 1:
+            self.servers[0].stop()
+            return
+        # A cluster's nodes stop at once, each on a thread of its own (a node's graceful stop
+        # takes seconds; one after another they would add up).
+        with ThreadPoolExecutor(max_workers=len(self.servers) or 1) as pool:
+            list(pool.map(lambda server: server.stop(), self.servers))
 
     # --- connecting -----------------------------------------------------------------------
 
@@ -246,10 +324,15 @@ class RabbitMqDriver(HasServers):
             names.add(self.audit_queue)
         return sorted(names)
 
-    async def _connect(self, timeout_ns: int | None = None) -> aiormq.abc.AbstractConnection:
-        assert self.url is not None
+    def consumer_url(self, index: int) -> str | None:
+        """Consumer ``index``'s node: ``rabbit-<(index + 1) mod nodes>`` of a cluster, else the one URL."""
+        return self.node_urls[(index + 1) % len(self.node_urls)] if self.node_urls else self.url
+
+    async def _connect(self, timeout_ns: int | None = None, url: str | None = None) -> aiormq.abc.AbstractConnection:
+        url = url or self.url
+        assert url is not None
         timeout = (timeout_ns if timeout_ns is not None else self.spec.start_timeout) / 1e9
-        connection = await asyncio.wait_for(aiormq.connect(url_address(self.url)), timeout)
+        connection = await asyncio.wait_for(aiormq.connect(url_address(url)), timeout)
         self._connections.append(connection)
         return connection
 
@@ -261,6 +344,11 @@ class RabbitMqDriver(HasServers):
 
     async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
         self._on_ack = on_ack
+        if len(self._erlang_nodes) > 1:
+            ctl = str(Path(self.servers[0].argv[0]).with_name("rabbitmqctl"))
+            await join(ctl, self._ctl_env, self._erlang_nodes)
+            if self.settings.mirrored:
+                await mirror(ctl, self._ctl_env, self._erlang_nodes[0], self.settings.queue)
         publisher = await self._connect()
         self._publisher = await publisher.channel(publisher_confirms=True)
         await self._declare(self._publisher)
@@ -272,7 +360,7 @@ class RabbitMqDriver(HasServers):
 
     async def _subscribe(self, index: int, on_receipt: OnReceipt, offsets: list[int | None]) -> None:
         """Connect consumer ``index`` and start its consumption (a stream from where it left)."""
-        connection = await self._connect()
+        connection = await self._connect(url=self.consumer_url(index))
         channel = await connection.channel(publisher_confirms=False)
         await channel.basic_qos(prefetch_count=self.settings.prefetch)
 
@@ -404,7 +492,7 @@ class RabbitMqDriver(HasServers):
         if name is None or self.url is None:
             return None
         copy = StoredCopy()
-        connection = await self._connect(self.spec.read_back_timeout)
+        connection = await self._read_back_connection()
         channel = await connection.channel(publisher_confirms=False)
         await channel.basic_qos(prefetch_count=5000)
         page: list[bytes] = []
@@ -432,6 +520,22 @@ class RabbitMqDriver(HasServers):
             copy.add(page)
         await connection.close()
         return copy
+
+    async def _read_back_connection(self) -> aiormq.abc.AbstractConnection:
+        """A connection to the first node that takes one (a cluster's node may still be
+        starting its app again after a partition healed), within ``read_back_timeout``."""
+        assert self.url is not None
+        urls = self.node_urls or [self.url]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.spec.read_back_timeout / 1e9
+        while True:
+            for url in urls:
+                try:
+                    return await self._connect(self.spec.read_back_timeout, url=url)
+                except _CONNECTION_ERRORS:
+                    if loop.time() > deadline or len(urls) == 1:
+                        raise
+            await asyncio.sleep(RECONNECT_INTERVAL_S)
 
     async def close(self) -> None:
         self._closing = True
