@@ -115,7 +115,7 @@ def test_more_than_one_generator_is_refused_where_it_cannot_run() -> None:
     """What a distributed run cannot do is refused at load time, naming file, line and field:
     a target with no server to share (zmq), a name the suffix makes too long (a
     199-character topic + ".g1" is 202 > 200), a toxic on the clients' links, a crash of
-    "the leader"; a server crash is accepted."""
+    "the leader", a RabbitMQ cluster; a server crash is accepted."""
     with pytest.raises(ScenarioError, match=r"live\.toml:11: live\.generators: .*\['nats', 'jetstream', 'redis', "
                                             r"'kafka', 'rabbitmq', 'mqtt'\].*'zmq'"):
         parse_scenario(LIVE.format(rate=10, live="generators = 2").replace('"nats"', '"zmq"'), source="live.toml")
@@ -139,6 +139,9 @@ latency = "5ms"
         '"nats"', '"jetstream"') + '\n[[faults]]\nkind = "crash"\nat = "0.2s"\nnode = "leader"\n'
     with pytest.raises(ScenarioError, match=r"faults\[0\]\.node: node = 'leader' with live\.generators = 2"):
         parse_scenario(leader, source="live.toml")
+    cluster = LIVE.format(rate=10, live="generators = 2\n[live.rabbitmq]\nnodes = 3").replace('"nats"', '"rabbitmq"')
+    with pytest.raises(ScenarioError, match=r"live\.toml:13: live\.rabbitmq\.nodes: a RabbitMQ cluster with"):
+        parse_scenario(cluster, source="live.toml")
     crash = parse_scenario(leader.replace('"leader"', '"nats-server-1"'), source="live.toml")
     assert [fault.kind for fault in crash.faults] == ["crash"]
 

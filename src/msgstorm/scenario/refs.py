@@ -362,6 +362,10 @@ def distributed_problems(scenario: Scenario) -> list[Problem]:
                                                  "hosts\", says why not the others); set live.generators = 1"))
     else:
         problems += [(("live", *where), said) for where, said in name_problems(live, scenario.target)]
+    if scenario.target == "rabbitmq" and live.rabbitmq.nodes > 1:
+        problems.append((("live", "rabbitmq", "nodes"), f"a RabbitMQ cluster with live.generators = {live.generators}: "
+                                                        "its generators' clients would each reach one node of it "
+                                                        "only; set nodes = 1 or live.generators = 1"))
     for where, spec in fault_entries(scenario):
         if spec.kind not in DISTRIBUTED_FAULTS:
             problems.append((where, f"a {spec.kind} fault with live.generators = {live.generators}: a distributed "
