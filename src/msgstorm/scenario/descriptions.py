@@ -50,7 +50,8 @@ DESCRIPTIONS: dict[str, str] = {
     "LiveSpec.subject": "NATS subject, stream key prefix",
     "LiveSpec.consumers": "consumer connections",
     "LiveSpec.generators": "generators, each with its consumers, on a Ray cluster (`msgstorm run --ray ADDRESS`), "
-                           "one per node; message i is sent by generator i mod N (core NATS)",
+                           "one per node; a message whose key is k mod N is sent by generator k (targets nats, "
+                           "jetstream, redis, kafka, rabbitmq)",
     "LiveSpec.flush_interval": "the publisher flushes at least this often",
     "LiveSpec.start_timeout": "a started server must listen, and a connection succeed, within this",
     "LiveSpec.read_back_timeout": "after the run, reading the stream back (JetStream) waits at most this for "
@@ -94,6 +95,8 @@ DESCRIPTIONS: dict[str, str] = {
     "ZmqSpec.hwm": "send and receive high-water marks (0: none)",
     "ZmqSpec.send_timeout": "a full PUSH waits this long for room, then drops",
     "ZmqSpec.burst": "messages due at once sent in one pass over the socket; 1: one awaited send each",
+    "MqttSpec.client_id_suffix": "appended to every client's id (`msgstorm-publisher`, `msgstorm-consumer-<i>`); a "
+                                 "distributed run's generator k sets `-gK`",
     "MqttSpec.topic": "the topic published to (no wildcard, no leading `$`)",
     "MqttSpec.qos": "0: at most once, no ack; 1: at least once (PUBACK); 2: exactly once (PUBREC, PUBREL, PUBCOMP)",
     "MqttSpec.clean_session": "true: a new session every connection; false: persistent sessions (subscriptions "

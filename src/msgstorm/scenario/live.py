@@ -119,6 +119,11 @@ class MqttSpec(Spec):
     # Messages due at once that go out in one write, at most (their PUBLISH packets framed
     # together); 1: one write per message.
     burst: int = Field(default=1024, ge=1, le=100_000)
+    # Appended to every client's id (``msgstorm-publisher``, ``msgstorm-consumer-<i>``): a
+    # distributed run's generator k sets ``-gK``, so generators on one broker keep sessions
+    # of their own (a second connection with a client's id takes its session over). Left
+    # out of the scenario's dump when empty, so that scenarios without it keep their hash.
+    client_id_suffix: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,16}$", exclude_if=lambda suffix: not suffix)
 
 
 class RabbitMqSpec(Spec):
