@@ -71,6 +71,7 @@ from msgstorm.market.oracle import OracleUpdates, oracle_updates
 from msgstorm.market.oracle_attack import attacked_updates
 from msgstorm.market.prices import PricePaths, horizon_ns, price_paths
 from msgstorm.market.probes import ProbeBook
+from msgstorm.market.retry import Retry
 from msgstorm.market.sentinel import Sentinel, health_factor
 from msgstorm.market.venue import Venue
 from msgstorm.rules.market import realised_volatility, thinned_depth
@@ -108,7 +109,7 @@ class _Keeper:
     reaction: Sampler
     known_step: list[int]  # per instrument: the step of the newest price it has seen
     pending: set[int] = dataclasses.field(default_factory=set)  # accounts it has a message out for
-    retry: set[int] = dataclasses.field(default_factory=set)  # accounts that had recovered at execution
+    retry: Retry = dataclasses.field(default_factory=lambda: Retry(0))  # accounts to look at again (market/retry.py)
 
 
 class MarketReactor:
@@ -136,7 +137,8 @@ class MarketReactor:
             for i in range(spec.count):
                 rng = np.random.default_rng(keeper_seeds[len(self.keepers)])
                 self.keepers.append(_Keeper(f"{spec.name}-{i}", len(self.keepers), i, group, spec, nodes[i % len(nodes)], index.cursor(),
-                                            Sampler(spec.reaction, rng), [0] * len(market.instruments)))
+                                            Sampler(spec.reaction, rng), [0] * len(market.instruments),
+                                            retry=Retry(len(self.accounts))))
         self.agents = [market.oracle.name, *(spec.name for spec in market.keepers)]
         self._keeper_named: dict[str, _Keeper] = {keeper.name: keeper for keeper in self.keepers}
         self.watched = {keeper.node for keeper in self.keepers}
@@ -390,20 +392,9 @@ class MarketReactor:
         (at the mark that index makes, with ``[market.mark]``)."""
         price = self._judged(instrument, price)
         found = keeper.cursor.past(instrument, price)
-        if len(keeper.retry) > 32:  # ``past_line`` over arrays: a socialised loss puts hundreds of accounts here
-            retry = np.fromiter(keeper.retry, dtype=np.int64, count=len(keeper.retry))
-            line = self._line[retry]
-            past = (self._instrument_array[retry] == instrument) & np.where(self._side_array[retry] > 0, price <= line,
-                                                                           price >= line)
-            again = np.sort(retry[past]).tolist()
-            keeper.retry.difference_update(again)
-            found.extend(again)
-        elif keeper.retry:  # ``past_line`` written out
-            side, lines, of = self._side, self._line, self._instrument
-            again = sorted(a for a in keeper.retry
-                           if of[a] == instrument and (price <= lines[a] if side[a] > 0 else price >= lines[a]))
-            keeper.retry.difference_update(again)
-            found.extend(again)
+        if keeper.retry:  # the accounts to look at again that ``price`` puts past their line, in account order
+            found.extend(keeper.retry.take_past(instrument, price, self._side, self._line, self._instrument,
+                                                self._side_array, self._instrument_array))
         split = None if keeper.spec.race else keeper.spec.count
         for account in found:
             if self.liquidated[account] or account in keeper.pending:
@@ -835,9 +826,8 @@ class MarketReactor:
                 touched = np.union1d(touched, np.asarray(others, dtype=np.int64))
         if len(touched):  # a partial close, deleveraging or a socialised charge moved their lines
             self._reline(touched)
-            touched_list = touched if isinstance(touched, list) else touched.tolist()
             for watcher in self.keepers:
-                watcher.retry.update(touched_list)
+                watcher.retry.update(touched)
         return bad_debt
 
     def _venue_columns(self) -> dict[str, Any]:
@@ -891,7 +881,7 @@ class MarketReactor:
             touched = sorted({paid.account for paid in payments})
             self._reline(touched)
             for watcher in self.keepers:
-                watcher.retry.update(paid.account for paid in payments if paid.amount < 0)
+                watcher.retry.update([paid.account for paid in payments if paid.amount < 0])
         self.host.schedule(t + self.funding.spec.interval, self._fund)
 
     def _reline(self, accounts: list[int] | np.ndarray) -> None:

@@ -158,8 +158,10 @@ class Venue:
             if other_side:
                 of &= self._side_array != key[1]
             self._of[key] = of
-        made = pnl(self._side_array, size, self._entry_array, np.full_like(size, price))
-        eligible = (made > 0) & (size > 0) & of
+        made = self._side_array * size * (price - self._entry_array)  # ``pnl``, the price a scalar: the same numbers
+        eligible = made > 0
+        eligible &= size > 0
+        eligible &= of
         eligible &= ~self.closed
         eligible[account] = False
         found = np.flatnonzero(eligible)
@@ -208,7 +210,7 @@ class Venue:
         after = self.collateral[found] - shares
         self.collateral[found] = after  # ``found`` are distinct
         entries.block_at = len(entries.rows)
-        entries.block = (found.astype(np.int64), shares, sizes, after, self.fund)
+        entries.block = (found if found.dtype == np.int64 else found.astype(np.int64), shares, sizes, after, self.fund)
         entries.loss = (price, charged, total)
         self.collateral[account] += charged
         return left - charged
