@@ -76,7 +76,7 @@ from msgstorm.analysis._common import (
 from msgstorm.analysis.summary_model import Market, VenueLosses
 from msgstorm.history.reader import History
 from msgstorm.history.schema import VENUE
-from msgstorm.rules.market import equity, horizon_ns, notional, pnl
+from msgstorm.rules.market import equity, horizon_ns, notional
 
 __all__ = ["Delays", "Executed", "MarketTables", "book_bad_debt", "executed_liquidations", "held_after_venue", "venue_table",
            "judged_until_ns", "liquidation_delays", "market_summary", "market_tables", "onchain_prices", "venue_summary"]
@@ -504,8 +504,10 @@ def _replayed(history: History, venue: pa.Table, losses: pa.Table) -> _Replay:
         mine = of.get(name)
         if mine is None:
             mine = of[name] = instrument == names.index(name)
-        made = pnl(side, size, entry, np.full_like(size, price))
-        eligible = (made > 0) & (size > 0) & mine
+        made = side * size * (price - entry)  # ``pnl``, the price a scalar: the same numbers
+        eligible = made > 0
+        eligible &= size > 0
+        eligible &= mine
         eligible[bankrupt] = False
         found = np.flatnonzero(eligible)
         profits = made[found]

@@ -562,8 +562,6 @@ class MarketReactor:
         instrument = self._instrument[account]
         price = self.chain_price[instrument]
         t_price = self.chain_step[instrument] * self.paths.resolution_ns
-        # A no-op realises nothing: the account keeps its collateral.
-        done = Execution(price, 0.0, 0.0, 0.0, 0.0, float(self._collateral[account]), 0.0)
         trigger = self._trigger_of.pop(msg_id, None)  # what a Dutch auction's take will answer
         judged = price
         if self.mark is not None and not self.liquidated[account]:
@@ -579,11 +577,15 @@ class MarketReactor:
                                          0.0, float(self._collateral[account]), 0.0))
                 self._paused.append((until, msg_id, account, keeper_index))
                 return
-        if self.liquidated[account]:
-            outcome = "already_liquidated"
-        elif not past_line(self._side[account], float(self._line[account]), judged):
-            outcome = "recovered"
-            keeper.retry.add(account)
+        done: Execution
+        if self.liquidated[account] or not past_line(self._side[account], float(self._line[account]), judged):
+            if self.liquidated[account]:
+                outcome = "already_liquidated"
+            else:
+                outcome = "recovered"
+                keeper.retry.add(account)
+            # A no-op realises nothing: the account keeps its collateral.
+            done = Execution(price, 0.0, 0.0, 0.0, 0.0, float(self._collateral[account]), 0.0)
         elif self.venue is None:
             market = self.market
             outcome = "executed"
@@ -807,8 +809,11 @@ class MarketReactor:
         self._venue_rows.extend([(t, msg_id, *row) for row in moves.rows])
         liquidated = self.liquidated
         block = moves.block
-        if block is None:  # a call's own rows (and deleveraged accounts'): as rows
-            touched: list[int] | np.ndarray = sorted({row[0] for row in moves.rows if not liquidated[row[0]]})
+        touched: list[int] | np.ndarray
+        if block is None and not moves.others:  # only the call's own account's rows
+            touched = [] if liquidated[account] else [account]
+        elif block is None:  # a call's own rows and deleveraged accounts': as rows
+            touched = sorted({row[0] for row in moves.rows if not liquidated[row[0]]})
         else:  # a socialised loss: a row for every account in profit, a block of columns
             charged, amount, size_after, collateral_after, fund = block
             at = len(self._venue_rows) - rows + moves.block_at

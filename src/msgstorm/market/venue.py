@@ -59,9 +59,10 @@ class Moves:
     collateral_after, fund_after; ``entries`` gives them as ``Entry`` rows). A socialised
     loss's rows, one per account in profit, are one block of numpy columns (``block``, all
     of kind ``socialised``) placed after the first ``block_at`` rows; ``loss`` is that loss
-    once: (price, charged, total), what the ``socialised_losses`` table records."""
+    once: (price, charged, total), what the ``socialised_losses`` table records. ``others``:
+    whether a row names an account other than the call's (deleveraging)."""
 
-    __slots__ = ("block", "block_at", "loss", "rows")
+    __slots__ = ("block", "block_at", "loss", "others", "rows")
 
     def __init__(self) -> None:
         self.rows: list[tuple[int, str, float, float, float, float]] = []
@@ -70,6 +71,7 @@ class Moves:
         self.block: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float] | None = None
         self.block_at = 0
         self.loss: tuple[float, float, float] | None = None
+        self.others = False
 
     def __len__(self) -> int:
         return len(self.rows) + (0 if self.block is None else len(self.block[0]))
@@ -117,10 +119,13 @@ class Venue:
         self.collateral[account] = done.collateral_after
         entries = Moves()
         self.fund += done.fund_fee
-        self._entry(entries, "keeper_fee", account, done.keeper_fee)
-        self._entry(entries, "insurance_fee", account, done.fund_fee)
+        # The account's size and collateral after, as ``_entry`` reads them (a float through a
+        # float64 array and back is the same float).
+        size, collateral, fund = float(self.size[account]), float(self.collateral[account]), self.fund
+        entries.rows += [(account, "keeper_fee", done.keeper_fee, size, collateral, fund),
+                         (account, "insurance_fee", done.fund_fee, size, collateral, fund)]
         if not done.whole:
-            self._entry(entries, "partial", account, notional(done.closed, done.price))
+            entries.rows.append((account, "partial", notional(done.closed, done.price), size, collateral, fund))
             return entries, 0.0
         self.closed[account] = True
         shortfall = max(0.0, -done.collateral_after)
@@ -197,6 +202,7 @@ class Venue:
             units -= taken
             left -= transfer
             self._entry(entries, "deleveraged", other, transfer)
+            entries.others = True
         return left
 
     def _socialise(self, account: int, price: float, left: float, entries: Moves) -> float:
