@@ -73,6 +73,7 @@ from msgstorm.market.prices import PricePaths, horizon_ns, price_paths
 from msgstorm.market.probes import ProbeBook
 from msgstorm.market.retry import Retry
 from msgstorm.market.sentinel import Sentinel, health_factor
+from msgstorm.market.socialised import reline
 from msgstorm.market.venue import Venue
 from msgstorm.rules.market import realised_volatility, thinned_depth
 from msgstorm.sampling import Sampler
@@ -892,11 +893,9 @@ class MarketReactor:
     def _reline(self, accounts: list[int] | np.ndarray) -> None:
         """``accounts``' lines from their size and collateral now (open accounts: size above 0)."""
         maintenance = self.market.maintenance_margin
-        if len(accounts) > 16:  # a socialised loss moves every account in profit: at once
-            index = np.asarray(accounts, dtype=np.int64)
-            self._line[index], self._bankruptcy[index] = line_prices(
-                self._side_array[index], self._size[index], self._entry_array[index], self._collateral[index],
-                maintenance)
+        if len(accounts) > 16:  # a socialised loss moves every account in profit: at once, compiled
+            reline(self._side_array, self._size, self._entry_array, self._collateral, maintenance,
+                   np.asarray(accounts, dtype=np.int64), self._line, self._bankruptcy)
             return
         side, size, entry, collateral = self._side, self._size, self._entry, self._collateral
         for account in accounts:  # one account (a partial close): plain floats cost less than numpy's

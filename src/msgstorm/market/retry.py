@@ -8,12 +8,14 @@ out the ones that price puts past their line, in account order, and liquidates t
 
 A socialised loss puts hundreds of accounts here at once, and a lending market's keeper looks
 again after every call: as a set, each look turned the set into an array; as a mask, a
-charge is one assignment and a look one pass over the mask's set entries.
+charge is one assignment and a look one compiled pass over the mask (``_take_past``).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from msgstorm.jit import borrowing
 
 __all__ = ["Retry"]
 
@@ -25,11 +27,12 @@ _ONE_AT_A_TIME = 32
 class Retry:
     """The accounts (ids below ``accounts``) a keeper looks at again."""
 
-    __slots__ = ("_count", "_mask")
+    __slots__ = ("_count", "_mask", "_taken")
 
     def __init__(self, accounts: int) -> None:
         self._mask = np.zeros(accounts, dtype=bool)
         self._count = 0
+        self._taken = np.empty(0, dtype=np.int64)  # the compiled pass's output, made at its first use
 
     def __len__(self) -> int:
         return self._count
@@ -66,18 +69,31 @@ class Retry:
         and as arrays."""
         if not self._count:
             return []
-        held = np.flatnonzero(self._mask)
         if self._count > _ONE_AT_A_TIME:
-            lines = line[held]
-            past = (of_array[held] == instrument) & np.where(side_array[held] > 0, price <= lines, price >= lines)
-            again_array = held[past]
-            self._mask[again_array] = False
-            self._count -= len(again_array)
-            again: list[int] = again_array.tolist()
+            if self._taken.size != self._mask.size:
+                self._taken = np.empty(self._mask.size, dtype=np.int64)
+            taken = _take_past(self._mask, instrument, float(price), line, side_array, of_array, self._taken)
+            self._count -= taken
+            again: list[int] = self._taken[:taken].tolist()
             return again
-        again = [a for a in held.tolist()
+        again = [a for a in np.flatnonzero(self._mask).tolist()
                  if of[a] == instrument and (price <= line[a] if side[a] > 0 else price >= line[a])]
         if again:
             self._mask[again] = False
             self._count -= len(again)
         return again
+
+
+@borrowing()
+def _take_past(mask: np.ndarray, instrument: int, price: float, line: np.ndarray, side: np.ndarray, of: np.ndarray,
+               taken: np.ndarray) -> int:
+    """``Retry.take_past`` over the mask: the accounts held, of ``instrument``, that ``price``
+    puts past their ``line``, written to ``taken`` in account order and cleared from
+    ``mask``; how many."""
+    count = 0
+    for i in range(mask.size):
+        if mask[i] and of[i] == instrument and (price <= line[i] if side[i] > 0 else price >= line[i]):
+            mask[i] = False
+            taken[count] = i
+            count += 1
+    return count
