@@ -843,6 +843,13 @@ class MarketReactor:
 
         rows, self._venue_rows = self._venue_rows, []
         blocks, self._venue_blocks = self._venue_blocks, []
+        if not blocks:  # rows only (a run that records its socialised losses once): the columns as they are
+            by_column = list(zip(*rows, strict=True))
+            plain: dict[str, Any] = {name: np.asarray(column, dtype=dtype) for name, column, dtype in zip(
+                _VENUE_COLUMNS, by_column, (np.int64, np.int64, np.int64, None, np.float64, np.float64, np.float64,
+                                            np.float64), strict=True) if dtype is not None}
+            plain["kind"] = pa.array(by_column[3], pa.string())
+            return plain
         sizes = np.array([len(block[4]) for block in blocks], dtype=np.int64)
         before = np.array([block[0] for block in blocks], dtype=np.int64)  # rows before each block
         # Where each row and each block goes: past the rows and the blocks before it.
