@@ -843,7 +843,7 @@ class MarketReactor:
 
         rows, self._venue_rows = self._venue_rows, []
         blocks, self._venue_blocks = self._venue_blocks, []
-        if not blocks:  # rows only (a run that records its socialised losses once): the columns as they are
+        if rows and not blocks:  # rows only (a run that records its socialised losses once): the columns as they are
             by_column = list(zip(*rows, strict=True))
             plain: dict[str, Any] = {name: np.asarray(column, dtype=dtype) for name, column, dtype in zip(
                 _VENUE_COLUMNS, by_column, (np.int64, np.int64, np.int64, None, np.float64, np.float64, np.float64,
