@@ -1,4 +1,4 @@
-"""A socialised loss's compiled pass (market/socialised.py): a hand-worked loss, and the same
+"""A socialised loss's compiled pass (rules/socialised.py): a hand-worked loss, and the same
 numbers, bit for bit, as the numpy code it replaced (``pnl``, Python's ``sum`` in account
 order, ``charged x profit / total``; ``accounts.line_prices``)."""
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from msgstorm.market.accounts import line_prices
-from msgstorm.market.socialised import reline, socialise
 from msgstorm.rules.market import pnl
+from msgstorm.rules.socialised import reline, socialise
 
 
 def _buffers(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -73,9 +73,9 @@ from msgstorm.market.prices import PricePaths, horizon_ns, price_paths
 from msgstorm.market.probes import ProbeBook
 from msgstorm.market.retry import Retry
 from msgstorm.market.sentinel import Sentinel, health_factor
-from msgstorm.market.socialised import reline
 from msgstorm.market.venue import Venue
 from msgstorm.rules.market import realised_volatility, thinned_depth
+from msgstorm.rules.socialised import reline
 from msgstorm.sampling import Sampler
 from msgstorm.scenario.market import KeeperSpec, MarketSpec, impact_exponent
 from msgstorm.scenario.registry import REACTORS

@@ -215,9 +215,9 @@ class Venue:
 
     def _socialise(self, account: int, price: float, left: float, entries: Moves) -> float:
         """The open accounts of the instrument in profit pay ``left`` pro rata to their profit,
-        at most all of it (``market/socialised.py``: one compiled pass; each share
+        at most all of it (``rules/socialised.py``: one compiled pass; each share
         ``charged x profit / total``, the total summed in account order); what is left."""
-        from msgstorm.market.socialised import socialise  # here: the analysis imports no numba
+        from msgstorm.rules.socialised import socialise  # here: the analysis imports no numba
 
         if self._buffers is None:
             n = len(self.size)

@@ -1,12 +1,15 @@
 """A socialised loss's pass over the accounts, compiled: the accounts in profit, each one's
-share, their collateral and their new lines in one loop.
+share, their collateral; and the lines of the accounts it charged.
 
-Place in the pipeline: the venue's books (``market/venue.py``, ``Venue._socialise``) charge
-a bankrupt account's shortfall to the open accounts of its instrument in profit, pro rata to
-their profit; the market reactor (``market/reactor.py``, ``MarketReactor._book``) then
-relines the accounts charged. Written with numpy, each loss was some forty array calls over
-the instrument's accounts (the eligible ones, their profit, the shares, the gathers and
-scatters of the relining), and a crash of 2,000 accounts with 1,370 losses spent most of its
+Place in the pipeline: at the bottom with the other shared formulas (it imports only
+``jit``). The venue's books (``market/venue.py``, ``Venue._socialise``) charge a bankrupt
+account's shortfall to the open accounts of its instrument in profit, pro rata to their
+profit, and the market reactor (``market/reactor.py``, ``MarketReactor._reline``) relines the
+accounts charged; the analysis replays each loss a run recorded once (``analysis/market.py``,
+``venue_table``) with the same pass when the process has numba loaded already (a run's own
+summary), and with numpy otherwise (a report of a history loads no numba,
+``tests/test_startup.py``). Written with numpy, each loss was some forty array calls over the
+instrument's accounts, and a crash of 2,000 accounts with 1,370 losses spent most of its
 extra time on the calls' own cost, not on the elements. Here each is one loop.
 
 The numbers are the numpy code's: each profit ``side x size x (price - entry)``
@@ -16,9 +19,6 @@ collateral less its share, and the lines ``accounts.line_prices``' formulas, eac
 in the same order on float64 (numba compiles without fast-math: no reassociation or fused
 multiply-add). ``tests/test_market_socialised.py`` holds them against the numpy code
 bit for bit.
-
-The analysis replays the losses with numpy (``analysis/market.py``, ``venue_table``): a
-report reads a history without loading numba (``tests/test_startup.py``).
 """
 
 from __future__ import annotations
