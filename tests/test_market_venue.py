@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from msgstorm import read_history, run
+from msgstorm.analysis import market as market_analysis
 from msgstorm.analysis.market import held_after_venue, venue_table
 from msgstorm.history.reader import History
 from msgstorm.market import reactor as reactor_module
@@ -429,13 +430,26 @@ def test_a_socialised_loss_is_recorded_once_and_its_rows_replay_exactly(tmp_path
         size[account], collateral[account] = size_after, collateral_after
     held = held_after_venue(history, SimpleNamespace())  # type: ignore[arg-type]  # the replay needs no tables
     assert (held[0].tolist(), held[1].tolist()) == (size, collateral)
-    # A loss whose recorded total the history's accounts do not give is refused, naming its row.
+    # The replay with the compiled pass (a run's own summary: numba loaded) and with numpy (a
+    # report of the history) are the same, bit for bit.
+    compiled, plain = (market_analysis._replayed(history, history.table("venue"), losses, compiled=flag)
+                       for flag in (True, False))
+    assert len(compiled.blocks) == len(plain.blocks) == losses.num_rows
+    for one, other in zip(compiled.blocks, plain.blocks, strict=True):
+        assert one[:4] == other[:4] and all(np.array_equal(a, b) for a, b in zip(one[4:], other[4:], strict=True))
+    assert np.array_equal(compiled.shares, plain.shares) and np.array_equal(compiled.size, plain.size)
+    assert np.array_equal(compiled.collateral, plain.collateral)
+    # A loss whose recorded total the history's accounts do not give is refused, naming its
+    # row, either way.
     altered = losses.set_column(losses.schema.get_field_index("total"), "total",
                                 pa.array([v * (1 + 1e-9) for v in _column(losses, "total")], pa.float64()))
     fresh = read_history(tmp_path / "run")
     fresh._tables["socialised_losses"] = altered
     with pytest.raises(ValueError, match=r"socialised_losses row 0 .*the run recorded"):
         venue_table(fresh)
+    for flag in (True, False):
+        with pytest.raises(ValueError, match=r"socialised_losses row 0 .*the run recorded"):
+            market_analysis._replayed(fresh, fresh.table("venue"), altered, compiled=flag)
 
 
 def test_with_top_ups_a_socialised_loss_keeps_a_row_per_charged_account(tmp_path: Path,

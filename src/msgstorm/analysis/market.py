@@ -58,7 +58,9 @@ debt, and a late one executed after the price came back may end without any.
 
 from __future__ import annotations
 
+import sys
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -76,7 +78,7 @@ from msgstorm.analysis._common import (
 from msgstorm.analysis.summary_model import Market, VenueLosses
 from msgstorm.history.reader import History
 from msgstorm.history.schema import VENUE
-from msgstorm.rules.market import equity, horizon_ns, notional, pnl
+from msgstorm.rules.market import equity, horizon_ns, notional
 
 __all__ = ["Delays", "Executed", "MarketTables", "book_bad_debt", "executed_liquidations", "held_after_venue", "venue_table",
            "judged_until_ns", "liquidation_delays", "market_summary", "market_tables", "onchain_prices", "venue_summary"]
@@ -479,10 +481,20 @@ def _replay(history: History) -> _Replay | None:
     return _REPLAYS[history]
 
 
-def _replayed(history: History, venue: pa.Table, losses: pa.Table) -> _Replay:
+def _replayed(history: History, venue: pa.Table, losses: pa.Table, compiled: bool | None = None) -> _Replay:
     """``venue_table``'s replay. No closed flag is read: an account the books closed holds
     nothing (a whole close leaves size 0, deleveraging closes what it takes to 0), and an
-    account that holds nothing is never charged."""
+    account that holds nothing is never charged. Each loss is the venue's compiled pass
+    (``rules/socialised.py``) when ``compiled`` (by default: when the process has numba
+    loaded already, as a run that writes its own summary has), else the same numbers with
+    numpy (a report of a history loads no numba)."""
+    if compiled is None:
+        compiled = "numba" in sys.modules
+    socialise: Callable[..., tuple[int, float, float]] | None = None
+    if compiled:
+        from msgstorm.rules.socialised import socialise as compiled_pass
+
+        socialise = compiled_pass
     accounts = history.table("accounts")
     names: list[str] = sorted(set(accounts.column("instrument").to_pylist()))
     instrument = _codes(accounts, "instrument", names)
@@ -494,6 +506,9 @@ def _replayed(history: History, venue: pa.Table, losses: pa.Table) -> _Replay:
     row_size, row_collateral = venue.column("size_after").to_pylist(), venue.column("collateral_after").to_pylist()
     done = 0  # the ``venue`` rows the state holds
     of: dict[str, np.ndarray] = {}  # instrument -> its accounts, as a mask
+    n = size.size
+    nothing_closed = np.zeros(n, dtype=bool)
+    buffers = (np.empty(n, dtype=np.int64), np.empty(n), np.empty(n), np.empty(n))
     blocks: list[tuple[int, int, int, float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for at, (t, msg_id, bankrupt, name, price, charged, total, count, fund, before) in enumerate(zip(
             *(losses.column(c).to_pylist() for c in ("t", "msg_id", "account", "instrument", "price", "charged",
@@ -504,24 +519,40 @@ def _replayed(history: History, venue: pa.Table, losses: pa.Table) -> _Replay:
         mine = of.get(name)
         if mine is None:
             mine = of[name] = instrument == names.index(name)
-        made = pnl(side, size, entry, np.full_like(size, price))
-        eligible = (made > 0) & (size > 0) & mine
-        eligible[bankrupt] = False
-        found = np.flatnonzero(eligible)
-        profits = made[found]
-        replayed = sum(profits.tolist())  # in account order, as the run's denominator
-        if replayed != total or found.size != count:
-            raise ValueError(f"history: socialised_losses row {at} (t {t}, account {bankrupt}): the accounts in "
-                             f"profit replay to {found.size} with a profit of {replayed!r}, the run recorded {count} "
-                             f"and {total!r}")
-        shares = charged * profits / total
-        after = collateral[found] - shares
-        collateral[found] = after
+        if socialise is not None:  # one compiled pass: the accounts in profit, the shares, the collateral
+            found_at, shares_at, sizes_at, after_at = buffers
+            paid, replayed, _ = socialise(side, size, entry, collateral, nothing_closed, mine, bankrupt, float(price),
+                                          float(charged), found_at, shares_at, sizes_at, after_at)
+            if replayed != total or paid != count:
+                raise ValueError(_unreplayed(at, t, bankrupt, paid, replayed, count, total))
+            found, shares = found_at[:paid].copy(), shares_at[:paid].copy()
+            sizes, after = sizes_at[:paid].copy(), after_at[:paid].copy()
+        else:
+            made = side * size * (price - entry)  # ``pnl``, the price a scalar: the same numbers
+            eligible = made > 0
+            eligible &= size > 0
+            eligible &= mine
+            eligible[bankrupt] = False
+            found = np.flatnonzero(eligible)
+            profits = made[found]
+            replayed = sum(profits.tolist())  # in account order, as the run's denominator
+            if replayed != total or found.size != count:
+                raise ValueError(_unreplayed(at, t, bankrupt, found.size, replayed, count, total))
+            shares = charged * profits / total
+            after = collateral[found] - shares
+            collateral[found] = after
+            sizes = size[found]
         collateral[bankrupt] += charged
-        blocks.append((before, t, msg_id, fund, found.astype(np.int64), shares, size[found], after))
+        blocks.append((before, t, msg_id, fund, found.astype(np.int64), shares, sizes, after))
     for row in range(done, len(row_account)):
         size[row_account[row]], collateral[row_account[row]] = row_size[row], row_collateral[row]
     return _Replay(blocks, np.concatenate([block[5] for block in blocks]), size, collateral)
+
+
+def _unreplayed(at: int, t: int, bankrupt: int, replayed_count: int, replayed: float, count: int,
+                total: float) -> str:
+    return (f"history: socialised_losses row {at} (t {t}, account {bankrupt}): the accounts in profit replay to "
+            f"{replayed_count} with a profit of {replayed!r}, the run recorded {count} and {total!r}")
 
 
 def _with_blocks(venue: pa.Table, blocks: list[tuple[int, int, int, float, np.ndarray, np.ndarray, np.ndarray,

@@ -53,6 +53,12 @@ class Mechanism:
         self.spec = spec
         self.market = market
         self.exponent = impact_exponent(market)  # the depth curve's, once (a call reads it)
+        # What every call reads, once: the penalty rate, the book's slippage (none for an
+        # auction's taker) and depth, the keeper's share of the penalty.
+        self.penalty_rate = market.liquidation_penalty
+        self.slippage_bps = 0.0 if self.auction else market.slippage_bps
+        self.depth = market.depth
+        self.keeper_share = spec.keeper_share
 
     def closed_size(self, side: int, size: float, entry: float, collateral: float, price: float) -> float:
         return size
@@ -165,15 +171,17 @@ def call(rule: Mechanism, side: int, size: float, entry: float, collateral: floa
     the closed units, on the book's depth curve at ``depth``, the market's unless the book
     has thinned: the collateral absorbs their realised PnL less both costs; an auction's
     taker pays no slippage)."""
-    market = rule.market
-    slippage_bps = 0.0 if rule.auction else market.slippage_bps
-    closed = min(max(rule.closed_size(side, size, entry, collateral, price), 0.0), size)
+    closed = rule.closed_size(side, size, entry, collateral, price)
+    if 0.0 > closed:  # ``min(max(closed, 0.0), size)`` written out (a call's cost is per message)
+        closed = 0.0
+    if size < closed:
+        closed = size
     whole = closed >= size * (1.0 - _DUST)
     if whole:
         closed = size
     penalty, slippage, bps, after = liquidation_costs(float(side), closed, entry, collateral, price,
-                                                      market.liquidation_penalty, slippage_bps,
-                                                      market.depth if depth is None else depth, rule.exponent)
-    keeper_fee, fund_fee = split_fee(penalty, rule.spec.keeper_share)
+                                                      rule.penalty_rate, rule.slippage_bps,
+                                                      rule.depth if depth is None else depth, rule.exponent)
+    keeper_fee, fund_fee = split_fee(penalty, rule.keeper_share)
     return Call(price, closed, whole, pnl(float(side), closed, entry, price), penalty, keeper_fee, fund_fee, slippage,
                 bps, 0.0 if whole else size - closed, after)

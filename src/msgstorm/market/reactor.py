@@ -71,9 +71,11 @@ from msgstorm.market.oracle import OracleUpdates, oracle_updates
 from msgstorm.market.oracle_attack import attacked_updates
 from msgstorm.market.prices import PricePaths, horizon_ns, price_paths
 from msgstorm.market.probes import ProbeBook
+from msgstorm.market.retry import Retry
 from msgstorm.market.sentinel import Sentinel, health_factor
 from msgstorm.market.venue import Venue
 from msgstorm.rules.market import realised_volatility, thinned_depth
+from msgstorm.rules.socialised import reline
 from msgstorm.sampling import Sampler
 from msgstorm.scenario.market import KeeperSpec, MarketSpec, impact_exponent
 from msgstorm.scenario.registry import REACTORS
@@ -108,7 +110,7 @@ class _Keeper:
     reaction: Sampler
     known_step: list[int]  # per instrument: the step of the newest price it has seen
     pending: set[int] = dataclasses.field(default_factory=set)  # accounts it has a message out for
-    retry: set[int] = dataclasses.field(default_factory=set)  # accounts that had recovered at execution
+    retry: Retry = dataclasses.field(default_factory=lambda: Retry(0))  # accounts to look at again (market/retry.py)
 
 
 class MarketReactor:
@@ -136,7 +138,8 @@ class MarketReactor:
             for i in range(spec.count):
                 rng = np.random.default_rng(keeper_seeds[len(self.keepers)])
                 self.keepers.append(_Keeper(f"{spec.name}-{i}", len(self.keepers), i, group, spec, nodes[i % len(nodes)], index.cursor(),
-                                            Sampler(spec.reaction, rng), [0] * len(market.instruments)))
+                                            Sampler(spec.reaction, rng), [0] * len(market.instruments),
+                                            retry=Retry(len(self.accounts))))
         self.agents = [market.oracle.name, *(spec.name for spec in market.keepers)]
         self._keeper_named: dict[str, _Keeper] = {keeper.name: keeper for keeper in self.keepers}
         self.watched = {keeper.node for keeper in self.keepers}
@@ -390,20 +393,9 @@ class MarketReactor:
         (at the mark that index makes, with ``[market.mark]``)."""
         price = self._judged(instrument, price)
         found = keeper.cursor.past(instrument, price)
-        if len(keeper.retry) > 32:  # ``past_line`` over arrays: a socialised loss puts hundreds of accounts here
-            retry = np.fromiter(keeper.retry, dtype=np.int64, count=len(keeper.retry))
-            line = self._line[retry]
-            past = (self._instrument_array[retry] == instrument) & np.where(self._side_array[retry] > 0, price <= line,
-                                                                           price >= line)
-            again = np.sort(retry[past]).tolist()
-            keeper.retry.difference_update(again)
-            found.extend(again)
-        elif keeper.retry:  # ``past_line`` written out
-            side, lines, of = self._side, self._line, self._instrument
-            again = sorted(a for a in keeper.retry
-                           if of[a] == instrument and (price <= lines[a] if side[a] > 0 else price >= lines[a]))
-            keeper.retry.difference_update(again)
-            found.extend(again)
+        if keeper.retry:  # the accounts to look at again that ``price`` puts past their line, in account order
+            found.extend(keeper.retry.take_past(instrument, price, self._side, self._line, self._instrument,
+                                                self._side_array, self._instrument_array))
         split = None if keeper.spec.race else keeper.spec.count
         for account in found:
             if self.liquidated[account] or account in keeper.pending:
@@ -571,8 +563,6 @@ class MarketReactor:
         instrument = self._instrument[account]
         price = self.chain_price[instrument]
         t_price = self.chain_step[instrument] * self.paths.resolution_ns
-        # A no-op realises nothing: the account keeps its collateral.
-        done = Execution(price, 0.0, 0.0, 0.0, 0.0, float(self._collateral[account]), 0.0)
         trigger = self._trigger_of.pop(msg_id, None)  # what a Dutch auction's take will answer
         judged = price
         if self.mark is not None and not self.liquidated[account]:
@@ -588,11 +578,15 @@ class MarketReactor:
                                          0.0, float(self._collateral[account]), 0.0))
                 self._paused.append((until, msg_id, account, keeper_index))
                 return
-        if self.liquidated[account]:
-            outcome = "already_liquidated"
-        elif not past_line(self._side[account], float(self._line[account]), judged):
-            outcome = "recovered"
-            keeper.retry.add(account)
+        done: Execution
+        if self.liquidated[account] or not past_line(self._side[account], float(self._line[account]), judged):
+            if self.liquidated[account]:
+                outcome = "already_liquidated"
+            else:
+                outcome = "recovered"
+                keeper.retry.add(account)
+            # A no-op realises nothing: the account keeps its collateral.
+            done = Execution(price, 0.0, 0.0, 0.0, 0.0, float(self._collateral[account]), 0.0)
         elif self.venue is None:
             market = self.market
             outcome = "executed"
@@ -816,8 +810,11 @@ class MarketReactor:
         self._venue_rows.extend([(t, msg_id, *row) for row in moves.rows])
         liquidated = self.liquidated
         block = moves.block
-        if block is None:  # a call's own rows (and deleveraged accounts'): as rows
-            touched: list[int] | np.ndarray = sorted({row[0] for row in moves.rows if not liquidated[row[0]]})
+        touched: list[int] | np.ndarray
+        if block is None and not moves.others:  # only the call's own account's rows
+            touched = [] if liquidated[account] else [account]
+        elif block is None:  # a call's own rows and deleveraged accounts': as rows
+            touched = sorted({row[0] for row in moves.rows if not liquidated[row[0]]})
         else:  # a socialised loss: a row for every account in profit, a block of columns
             charged, amount, size_after, collateral_after, fund = block
             at = len(self._venue_rows) - rows + moves.block_at
@@ -835,9 +832,8 @@ class MarketReactor:
                 touched = np.union1d(touched, np.asarray(others, dtype=np.int64))
         if len(touched):  # a partial close, deleveraging or a socialised charge moved their lines
             self._reline(touched)
-            touched_list = touched if isinstance(touched, list) else touched.tolist()
             for watcher in self.keepers:
-                watcher.retry.update(touched_list)
+                watcher.retry.update(touched)
         return bad_debt
 
     def _venue_columns(self) -> dict[str, Any]:
@@ -847,6 +843,13 @@ class MarketReactor:
 
         rows, self._venue_rows = self._venue_rows, []
         blocks, self._venue_blocks = self._venue_blocks, []
+        if rows and not blocks:  # rows only (a run that records its socialised losses once): the columns as they are
+            by_column = list(zip(*rows, strict=True))
+            plain: dict[str, Any] = {name: np.asarray(column, dtype=dtype) for name, column, dtype in zip(
+                _VENUE_COLUMNS, by_column, (np.int64, np.int64, np.int64, None, np.float64, np.float64, np.float64,
+                                            np.float64), strict=True) if dtype is not None}
+            plain["kind"] = pa.array(by_column[3], pa.string())
+            return plain
         sizes = np.array([len(block[4]) for block in blocks], dtype=np.int64)
         before = np.array([block[0] for block in blocks], dtype=np.int64)  # rows before each block
         # Where each row and each block goes: past the rows and the blocks before it.
@@ -891,17 +894,15 @@ class MarketReactor:
             touched = sorted({paid.account for paid in payments})
             self._reline(touched)
             for watcher in self.keepers:
-                watcher.retry.update(paid.account for paid in payments if paid.amount < 0)
+                watcher.retry.update([paid.account for paid in payments if paid.amount < 0])
         self.host.schedule(t + self.funding.spec.interval, self._fund)
 
     def _reline(self, accounts: list[int] | np.ndarray) -> None:
         """``accounts``' lines from their size and collateral now (open accounts: size above 0)."""
         maintenance = self.market.maintenance_margin
-        if len(accounts) > 16:  # a socialised loss moves every account in profit: at once
-            index = np.asarray(accounts, dtype=np.int64)
-            self._line[index], self._bankruptcy[index] = line_prices(
-                self._side_array[index], self._size[index], self._entry_array[index], self._collateral[index],
-                maintenance)
+        if len(accounts) > 16:  # a socialised loss moves every account in profit: at once, compiled
+            reline(self._side_array, self._size, self._entry_array, self._collateral, maintenance,
+                   np.asarray(accounts, dtype=np.int64), self._line, self._bankruptcy)
             return
         side, size, entry, collateral = self._side, self._size, self._entry, self._collateral
         for account in accounts:  # one account (a partial close): plain floats cost less than numpy's

@@ -59,9 +59,10 @@ class Moves:
     collateral_after, fund_after; ``entries`` gives them as ``Entry`` rows). A socialised
     loss's rows, one per account in profit, are one block of numpy columns (``block``, all
     of kind ``socialised``) placed after the first ``block_at`` rows; ``loss`` is that loss
-    once: (price, charged, total), what the ``socialised_losses`` table records."""
+    once: (price, charged, total), what the ``socialised_losses`` table records. ``others``:
+    whether a row names an account other than the call's (deleveraging)."""
 
-    __slots__ = ("block", "block_at", "loss", "rows")
+    __slots__ = ("block", "block_at", "loss", "others", "rows")
 
     def __init__(self) -> None:
         self.rows: list[tuple[int, str, float, float, float, float]] = []
@@ -70,6 +71,7 @@ class Moves:
         self.block: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float] | None = None
         self.block_at = 0
         self.loss: tuple[float, float, float] | None = None
+        self.others = False
 
     def __len__(self) -> int:
         return len(self.rows) + (0 if self.block is None else len(self.block[0]))
@@ -105,6 +107,8 @@ class Venue:
         self._instrument_array = np.asarray(instrument)
         # (instrument, 0 or the side it is the other side of) -> its accounts, as a mask
         self._of: dict[tuple[int, int], np.ndarray] = {}
+        # A socialised loss's (accounts, shares, sizes, collateral after), written by its pass.
+        self._buffers: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def apply(self, account: int, done: Call) -> tuple[list[Entry], float]:
         """Apply a liquidation call to ``account``: its books' entries, and the bad debt left."""
@@ -117,10 +121,13 @@ class Venue:
         self.collateral[account] = done.collateral_after
         entries = Moves()
         self.fund += done.fund_fee
-        self._entry(entries, "keeper_fee", account, done.keeper_fee)
-        self._entry(entries, "insurance_fee", account, done.fund_fee)
+        # The account's size and collateral after, as ``_entry`` reads them (a float through a
+        # float64 array and back is the same float).
+        size, collateral, fund = float(self.size[account]), float(self.collateral[account]), self.fund
+        entries.rows += [(account, "keeper_fee", done.keeper_fee, size, collateral, fund),
+                         (account, "insurance_fee", done.fund_fee, size, collateral, fund)]
         if not done.whole:
-            self._entry(entries, "partial", account, notional(done.closed, done.price))
+            entries.rows.append((account, "partial", notional(done.closed, done.price), size, collateral, fund))
             return entries, 0.0
         self.closed[account] = True
         shortfall = max(0.0, -done.collateral_after)
@@ -151,19 +158,27 @@ class Venue:
         times the time, docs/performance.md), as the accounts in profit in a crash are a
         third to a half of the instrument's."""
         size = self.size
-        key = (self.instrument[account], self.side[account] if other_side else 0)
-        of = self._of.get(key)
-        if of is None:  # the instrument's accounts (on the other side of ``account``'s), as a mask
-            of = self._instrument_array == key[0]
-            if other_side:
-                of &= self._side_array != key[1]
-            self._of[key] = of
-        made = pnl(self._side_array, size, self._entry_array, np.full_like(size, price))
-        eligible = (made > 0) & (size > 0) & of
+        of = self._mask_of(account, other_side)
+        made = self._side_array * size * (price - self._entry_array)  # ``pnl``, the price a scalar: the same numbers
+        eligible = made > 0
+        eligible &= size > 0
+        eligible &= of
         eligible &= ~self.closed
         eligible[account] = False
         found = np.flatnonzero(eligible)
         return found, made[found], size[found]
+
+    def _mask_of(self, account: int, other_side: bool) -> np.ndarray:
+        """The accounts of ``account``'s instrument (on the other side only with
+        ``other_side``), as a mask (made once for each)."""
+        key = (self.instrument[account], self.side[account] if other_side else 0)
+        of = self._of.get(key)
+        if of is None:
+            of = self._instrument_array == key[0]
+            if other_side:
+                of &= self._side_array != key[1]
+            self._of[key] = of
+        return of
 
     def _deleverage(self, account: int, done: Call, left: float, entries: Moves) -> float:
         price = done.price
@@ -195,20 +210,27 @@ class Venue:
             units -= taken
             left -= transfer
             self._entry(entries, "deleveraged", other, transfer)
+            entries.others = True
         return left
 
     def _socialise(self, account: int, price: float, left: float, entries: Moves) -> float:
-        found, profits, sizes = self._profitable(account, price, other_side=False)
-        made: list[float] = profits.tolist()
-        total = sum(made)  # in account order, as each share's denominator
+        """The open accounts of the instrument in profit pay ``left`` pro rata to their profit,
+        at most all of it (``rules/socialised.py``: one compiled pass; each share
+        ``charged x profit / total``, the total summed in account order); what is left."""
+        from msgstorm.rules.socialised import socialise  # here: the analysis imports no numba
+
+        if self._buffers is None:
+            n = len(self.size)
+            self._buffers = (np.empty(n, dtype=np.int64), np.empty(n), np.empty(n), np.empty(n))
+        found, shares, sizes, after = self._buffers
+        count, total, charged = socialise(self._side_array, self.size, self._entry_array, self.collateral,
+                                          self.closed, self._mask_of(account, False), account, float(price),
+                                          float(left), found, shares, sizes, after)
         if total <= 0:
             return left
-        charged = min(left, total)
-        shares = charged * profits / total  # each charged x made / total
-        after = self.collateral[found] - shares
-        self.collateral[found] = after  # ``found`` are distinct
         entries.block_at = len(entries.rows)
-        entries.block = (found.astype(np.int64), shares, sizes, after, self.fund)
+        entries.block = (found[:count].copy(), shares[:count].copy(), sizes[:count].copy(), after[:count].copy(),
+                         self.fund)
         entries.loss = (price, charged, total)
         self.collateral[account] += charged
         return left - charged
