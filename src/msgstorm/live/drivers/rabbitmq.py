@@ -54,7 +54,8 @@ from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import HasServers, OnAck, OnEvent, OnReceipt, Outages
+from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt, Outages
+from msgstorm.live.drivers.capabilities import Capabilities, Servers
 from msgstorm.live.payload import StoredCopy
 from msgstorm.live.servers import ManagedServer, check_user_url, free_port
 from msgstorm.processes import usable_cpus
@@ -161,7 +162,9 @@ def url_address(url: str) -> str:
 
 
 @LIVE_DRIVERS.register("rabbitmq")
-class RabbitMqDriver(HasServers):
+class RabbitMqDriver:
+    capabilities = Capabilities(servers=Servers(), accounting=True)
+
     def __init__(self, spec: LiveSpec, run_dir: Path, on_event: OnEvent) -> None:
         self.spec = spec
         self.settings = spec.rabbitmq  # [live.rabbitmq]
