@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,11 @@ from msgstorm.live.drivers.capabilities import (
     PARTS,
     SERVERS,
     Capabilities,
+    Checks,
     DriverCapabilities,
     OwnServers,
     Part,
+    Sending,
     Servers,
     capabilities_of,
     declares,
@@ -112,6 +115,24 @@ def test_what_a_driver_declares_is_what_its_instances_are(tmp_path: Path, target
                     continue
                 # (None: an attribute each instance sets, such as ``servers``)
                 assert inspect.getattr_static(driver_class, name, None) is not member, f"{target}: {part}.{name}"
+
+
+def test_every_field_of_a_capability_record_is_a_part_a_driver_can_declare() -> None:
+    assert sorted(str(part) for part in PARTS) == sorted([
+        "Sending.bursts", "Sending.bulk_acks", "Sending.timed_receipts", "Sending.signing", "Sending.max_payload",
+        "Servers", "Servers.leader", "Servers.route_links", "Servers.node_copies", "Servers.client_routes",
+        "Servers.validator_keys", "Processes", "Accounting", "Checks.scenario", "Checks.market"])
+    records = {"sending": Sending, "servers": Servers, "checks": Checks}
+    assert sorted(field.name for field in fields(Capabilities)) == sorted([*records, "processes", "accounting"])
+    for capability, record in records.items():
+        assert {part.part for part in PARTS if part.capability == capability} - {None} == \
+            {field.name for field in fields(record)}
+    # Each part is held exactly when its flag is set: one record a part, that part alone.
+    for part in PARTS:
+        alone = Capabilities(**{part.capability: records[part.capability](**{part.part: True})}
+                             if part.part is not None else {part.capability: Servers() if part is SERVERS else True})
+        assert [other for other in PARTS if other.held_in(alone)] == (
+            [part] if part.part is None or part.capability != "servers" else [SERVERS, part]), str(part)
 
 
 def test_the_declaration_is_the_only_thing_asked() -> None:

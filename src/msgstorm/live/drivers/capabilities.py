@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Protocol, cast, runtime_checkable
 
 import numpy as np
@@ -378,12 +378,6 @@ PARTS: dict[Part, type] = {
     Part("checks", "scenario", "check a scenario itself"): ChecksScenario,
     Part("checks", "market", "run [market]'s agents"): RunsMarket,
 }
-# Every capability has its parts here, each named after a field of the capability's record.
-assert {part.capability for part in PARTS} == {field.name for field in fields(Capabilities)}
-assert all(part.part is None or part.part in {f.name for f in fields(type(getattr(Capabilities(servers=Servers()),
-                                                                                  part.capability)))}
-           for part in PARTS)
-
 
 def declares(driver: type, part: Part) -> bool:
     """Whether the driver class ``driver`` declares ``part``. Asked of a class, before any
