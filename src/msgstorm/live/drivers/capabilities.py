@@ -51,7 +51,8 @@ __all__ = [
     "CLIENT_ROUTES", "LEADER", "PARTS", "ROUTE_LINKS", "SERVERS", "VALIDATOR_KEYS", "Accounting", "BulkAcks",
     "Bursts", "Capabilities", "Checks", "ChildProcess", "ClientRoutes", "DriverCapabilities", "MaxPayload",
     "NodeCopies", "OwnServers", "Part", "Processes", "RouteLinks", "Sending", "Servers", "Signing", "StreamLeader",
-    "TimedReceipts", "ValidatorKeys", "capabilities_of", "declares"]
+    "TimedReceipts", "ValidatorKeys", "capabilities_of", "client_routing_problem", "declares", "elects_leader",
+    "has_routes", "server_names", "validator_names"]
 
 
 # --- Sending: how the generator hands messages over and learns their fate -----------------------
@@ -385,6 +386,39 @@ def declares(driver: type, part: Part) -> bool:
     if part not in PARTS:
         raise ValueError(f"{part!r} is not a part of a driver capability; the parts are {[str(p) for p in PARTS]}")
     return part.held_in(capabilities_of(driver))
+
+
+# --- what a driver class says of a run before anything starts (a scenario's validation) --------
+# Each asks the class only when it declares the part: what one not declaring it would say.
+
+
+def server_names(driver: type, spec: LiveSpec) -> list[str]:
+    """The servers a run with ``spec`` starts (``Servers``; none without it)."""
+    return list(cast(type[OwnServers], driver).server_names(spec)) if declares(driver, SERVERS) else []
+
+
+def elects_leader(driver: type, spec: LiveSpec) -> bool:
+    """Whether a run with ``spec`` keeps a replicated stream with a leader (``Servers.leader``)."""
+    return declares(driver, LEADER) and cast(type[StreamLeader], driver).elects_leader(spec)
+
+
+def has_routes(driver: type, spec: LiveSpec) -> bool:
+    """Whether a run with ``spec`` starts a cluster whose routes go through the fault proxy
+    (``Servers.route_links``)."""
+    return declares(driver, ROUTE_LINKS) and cast(type[RouteLinks], driver).has_routes(spec)
+
+
+def validator_names(driver: type, spec: LiveSpec) -> list[str]:
+    """The validators a run with ``spec`` starts (``Servers.validator_keys``; none without it)."""
+    return list(cast(type[ValidatorKeys], driver).validator_names(spec)) if declares(driver, VALIDATOR_KEYS) else []
+
+
+def client_routing_problem(driver: type, spec: LiveSpec) -> str | None:
+    """Why a run with ``spec`` cannot route its clients through the fault proxy, or None
+    (``Servers.client_routes``; a driver without it: it has no such clients)."""
+    if not declares(driver, CLIENT_ROUTES):
+        return f"{driver.__name__} does not declare {CLIENT_ROUTES}"
+    return cast(type[ClientRoutes], driver).client_routing_problem(spec)
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ its name or its ports.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from msgstorm.faults.schedule import FaultOp
-from msgstorm.live.drivers.capabilities import ROUTE_LINKS, SERVERS, OwnServers, Part, declares
+from msgstorm.live.drivers.capabilities import ROUTE_LINKS, SERVERS, Part, declares, server_names
 from msgstorm.scenario.registry import LIVE_DRIVERS, LIVE_FAULT_KINDS
 from msgstorm.scenario.schema import Scenario, ToxicFault
 
@@ -68,8 +68,7 @@ def driver_of(scenario: Scenario) -> type:
 
 def server_names_of(scenario: Scenario) -> list[str]:
     """The servers a run of ``scenario`` starts (none for a driver without ``Servers``)."""
-    driver = driver_of(scenario)
-    return list(cast(type[OwnServers], driver).server_names(scenario.live)) if declares(driver, SERVERS) else []
+    return server_names(driver_of(scenario), scenario.live)
 
 
 def server_problems(scenario: Scenario, node: str, kind: str) -> list[Problem]:

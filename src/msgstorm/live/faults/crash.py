@@ -6,11 +6,11 @@ Place in the pipeline: a ``LiveFaultKind`` (``live/faults/base.py``) the nemesis
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from msgstorm.errors import TargetError
 from msgstorm.faults.schedule import FaultOp
-from msgstorm.live.drivers.capabilities import LEADER, StreamLeader, declares
+from msgstorm.live.drivers.capabilities import elects_leader
 from msgstorm.live.faults.base import Problem, ServerFault, driver_of, server_problems
 from msgstorm.scenario.registry import LIVE_FAULT_KINDS
 from msgstorm.scenario.schema import CrashFault, Scenario
@@ -29,8 +29,7 @@ FOLLOWER_NAMES = ("followers",)
 def leader_problems(scenario: Scenario, node: str, kind: str) -> list[Problem]:
     """``node`` names the stream's leader (or followers): the target must keep a replicated
     stream on servers msgstorm starts (``Servers.leader``)."""
-    driver = driver_of(scenario)
-    if declares(driver, LEADER) and cast(type[StreamLeader], driver).elects_leader(scenario.live):
+    if elects_leader(driver_of(scenario), scenario.live):
         return []  # the servers holding the stream when the fault starts
     role = "the followers" if node in FOLLOWER_NAMES else "the leader"
     return [(("node",), f"{node!r} ({role}) names a server of a replicated stream msgstorm starts (a JetStream cluster: "

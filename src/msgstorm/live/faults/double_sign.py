@@ -9,11 +9,11 @@ evidence the other validators commit is written by the target as ``evidence`` ev
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from msgstorm.errors import TargetError
 from msgstorm.faults.schedule import FaultOp
-from msgstorm.live.drivers.capabilities import VALIDATOR_KEYS, Part, ValidatorKeys
+from msgstorm.live.drivers.capabilities import VALIDATOR_KEYS, Part, ValidatorKeys, validator_names
 from msgstorm.live.faults.base import Problem, cannot, driver_of
 from msgstorm.scenario.registry import LIVE_FAULT_KINDS
 from msgstorm.scenario.schema import DoubleSignFault, Scenario
@@ -42,7 +42,7 @@ class DoubleSign:
         said = cannot(driver, f"target {scenario.target!r}", spec.kind, DoubleSign.needs)
         if said:
             return [(("kind",), said[0])]
-        names = cast(type[ValidatorKeys], driver).validator_names(scenario.live)
+        names = validator_names(driver, scenario.live)
         if spec.node not in names:
             return [(("node",), f"unknown validator {spec.node!r}; target {scenario.target!r} starts {names}")]
         return []

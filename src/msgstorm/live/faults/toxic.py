@@ -7,16 +7,14 @@ through the proxy it started (``live/proxy_process.py``); the toxics themselves 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from msgstorm.faults.schedule import FaultOp
 from msgstorm.live.drivers.capabilities import (
     CLIENT_ROUTES,
-    ROUTE_LINKS,
-    ClientRoutes,
     Part,
-    RouteLinks,
-    declares,
+    client_routing_problem,
+    has_routes,
 )
 from msgstorm.live.faults.base import Problem, cannot, driver_of, server_names_of
 from msgstorm.live.payload import HEADER
@@ -78,7 +76,7 @@ class ToxicKind:
         said = cannot(driver, f"target {scenario.target!r}", "toxic", ToxicKind.needs)
         if said:
             return [(("kind",), said[0])]
-        routing = cast(type[ClientRoutes], driver).client_routing_problem(scenario.live)  # declared: ``cannot`` said nothing
+        routing = client_routing_problem(driver, scenario.live)
         if routing is not None:
             return [(("kind",), routing)]
         if TOXICS[spec.toxic].changes_bytes:
@@ -89,7 +87,7 @@ class ToxicKind:
     def route_problems(scenario: Scenario, spec: Any) -> list[Problem]:
         """A toxic on a cluster's routes: a cluster msgstorm starts, servers it has, bytes kept."""
         driver = driver_of(scenario)
-        if not (declares(driver, ROUTE_LINKS) and cast(type[RouteLinks], driver).has_routes(scenario.live)):
+        if not has_routes(driver, scenario.live):
             return [(("link",), f'a toxic on link = "routes" acts on the links between the servers of a cluster '
                                 f'msgstorm starts: target "cometbft", or "jetstream" with replicas 3 or 5 '
                                 f"(target {scenario.target!r} starts none)")]
