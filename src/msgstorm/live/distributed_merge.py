@@ -22,7 +22,7 @@ from msgstorm.history.schema import TABLES
 __all__ = ["ClockOffset", "GeneratorHistory", "merge_histories", "t_end_of"]
 
 # Events of which the merged history has one, made from the generators'.
-_ONCE = {EventKind.RUN_START, EventKind.RUN_END, EventKind.CLEANUP}
+_ONCE = {EventKind.RUN_START, EventKind.RUN_END, EventKind.CLEANUP, EventKind.READ_BACK}
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,60 @@ def _events(parts: list[GeneratorHistory]) -> pa.Table:
             nodes = [f"{node}@g{part.index}" if kind == EventKind.CPU_SECONDS and node is not None else node
                      for kind, node in zip(kinds, nodes)]
         table = events.set_column(events.schema.get_field_index("node"), "node", pa.array(nodes, pa.string()))
+        details = [_log_audit(part, detail) if kind == EventKind.LOG_AUDIT else _named(part, detail)
+                   for kind, detail in zip(kinds, table.column("detail").to_pylist())]
+        table = table.set_column(table.schema.get_field_index("detail"), "detail", pa.array(details, pa.string()))
         kept.append(table.filter(pa.array(keep, pa.bool_())))
     return pa.concat_tables(kept)
+
+
+def _named(part: GeneratorHistory, detail: str | None) -> str | None:
+    """An event's detail (an object) with ``generator`` naming whose it is: a client's
+    disconnection, error or reconnection is one generator's (its clients keep the names of a
+    one-generator run)."""
+    if not detail or not detail.startswith("{"):
+        return detail
+    return json.dumps({**json.loads(detail), "generator": f"g{part.index}"})
+
+
+def _log_audit(part: GeneratorHistory, detail: str | None) -> str | None:
+    """A generator's audit of its own log (Kafka's ``log_audit``): its ``lost_acks``
+    ([partition, offset, msg_id]) with the schedule's ids, and ``generator`` naming it;
+    its counts are its own topic's (one event per generator)."""
+    if not detail:
+        return detail
+    audit: dict[str, Any] = json.loads(detail)
+    ids = part.ids
+    audit["lost_acks"] = [[partition, offset, int(ids[msg_id]) if 0 <= msg_id < ids.size else msg_id]
+                          for partition, offset, msg_id in audit.get("lost_acks", [])]
+    return json.dumps({"generator": f"g{part.index}", **audit})
+
+
+def _read_back(parts: list[GeneratorHistory]) -> pa.Table | None:
+    """One ``read_back`` event from the generators': each read back its own stream, so the
+    union's is stored the sum of theirs (null when any could not be read, or a generator
+    read nothing back while another did), at the last one's time, ``seconds`` the longest;
+    ``generators`` lists each one's. None when no generator read anything back."""
+    phases = []
+    for part in parts:
+        events = part.tables["events"]
+        rows = [row for row in events.to_pylist() if row["kind"] == EventKind.READ_BACK]
+        phases.append((part, rows[-1] if rows else None))
+    if all(row is None for _, row in phases):
+        return None
+    values = [row["value"] if row is not None else None for _, row in phases]
+    stored = float(sum(v for v in values if v is not None)) if all(
+        v is not None and np.isfinite(v) for v in values) else None
+    seconds = [json.loads(row["detail"] or "{}").get("seconds") for _, row in phases if row is not None]
+    detail = {"seconds": max((s for s in seconds if isinstance(s, int | float)), default=None),
+              "generators": [{"name": f"g{part.index}", "stored": None if row is None or row["value"] is None
+                              else int(row["value"]) if np.isfinite(row["value"]) else None,
+                              "seconds": None if row is None else json.loads(row["detail"] or "{}").get("seconds")}
+                             for part, row in phases]}
+    t = max(int(row["t"]) for _, row in phases if row is not None)
+    return pa.table({"t": pa.array([t], pa.int64()), "kind": [EventKind.READ_BACK],
+                     "node": pa.array([None], pa.string()), "value": pa.array([stored], pa.float64()),
+                     "height": pa.array([None], pa.int64()), "detail": [json.dumps(detail)]}, schema=TABLES["events"])
 
 
 def _detail(part: GeneratorHistory, kind: str) -> dict[str, Any]:
@@ -141,7 +193,9 @@ def merge_histories(parts: list[GeneratorHistory], start_at_unix_ns: int | None 
         "height": pa.array([None, None, None], pa.int64()),
         "detail": [json.dumps(start), json.dumps({"servers_stopped": 0, "proxies_closed": 0, "resumed": [],
                                                   "left": left}), None]})
-    events = pa.concat_tables([events.cast(TABLES["events"]), once.cast(TABLES["events"])])
+    read_back = _read_back(parts)
+    events = pa.concat_tables([events.cast(TABLES["events"]), once.cast(TABLES["events"]),
+                               *([read_back] if read_back is not None else [])])
     events = events.take(pc.sort_indices(events, [("t", "ascending")]))
     return {"messages": messages, "deliveries": deliveries, "events": events}
 

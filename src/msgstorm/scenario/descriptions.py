@@ -50,7 +50,8 @@ DESCRIPTIONS: dict[str, str] = {
     "LiveSpec.subject": "NATS subject, stream key prefix",
     "LiveSpec.consumers": "consumer connections",
     "LiveSpec.generators": "generators, each with its consumers, on a Ray cluster (`msgstorm run --ray ADDRESS`), "
-                           "one per node; message i is sent by generator i mod N (core NATS)",
+                           "one per node; a message whose key is k mod N is sent by generator k (targets nats, "
+                           "jetstream, redis, kafka, rabbitmq)",
     "LiveSpec.flush_interval": "the publisher flushes at least this often",
     "LiveSpec.start_timeout": "a started server must listen, and a connection succeed, within this",
     "LiveSpec.read_back_timeout": "after the run, reading the stream back (JetStream) waits at most this for "
@@ -94,6 +95,8 @@ DESCRIPTIONS: dict[str, str] = {
     "ZmqSpec.hwm": "send and receive high-water marks (0: none)",
     "ZmqSpec.send_timeout": "a full PUSH waits this long for room, then drops",
     "ZmqSpec.burst": "messages due at once sent in one pass over the socket; 1: one awaited send each",
+    "MqttSpec.client_id_suffix": "appended to every client's id (`msgstorm-publisher`, `msgstorm-consumer-<i>`); a "
+                                 "distributed run's generator k sets `-gK`",
     "MqttSpec.topic": "the topic published to (no wildcard, no leading `$`)",
     "MqttSpec.qos": "0: at most once, no ack; 1: at least once (PUBACK); 2: exactly once (PUBREC, PUBREL, PUBCOMP)",
     "MqttSpec.clean_session": "true: a new session every connection; false: persistent sessions (subscriptions "
@@ -108,6 +111,14 @@ DESCRIPTIONS: dict[str, str] = {
     "RabbitMqSpec.fanout": "true: each consumer gets every message (a queue each); false: they share one queue",
     "RabbitMqSpec.max_inflight": "publishes awaiting their publisher confirm before the publisher waits",
     "RabbitMqSpec.prefetch": "messages a consumer holds unacknowledged at most (basic.qos)",
+    "RabbitMqSpec.nodes": "nodes msgstorm starts on loopback: 1, or a cluster of 2 to 5 (`rabbit-<i>`, joined with "
+                          "rabbitmqctl; the publisher on `rabbit-0`, consumer `i` on `rabbit-<(i + 1) mod nodes>`)",
+    "RabbitMqSpec.mirrored": "classic queues mirrored on every node (policy `ha-mode: all`, `ha-sync-mode: "
+                             "automatic`), as before quorum queues; needs `queue_type = \"classic\"` and 2 or more nodes",
+    "RabbitMqSpec.partition_handling": "the cluster's `cluster_partition_handling`: `ignore`, `pause_minority` or "
+                                       "`autoheal`; unset: `pause_minority` with 3 or more nodes, else `ignore`",
+    "RabbitMqSpec.client": "`wire`: msgstorm's own publisher (the publishes due at once framed together, one "
+                           "write); `aiormq`: aiormq's basic_publish, a task each; consumers are aiormq's either way",
     "KafkaSpec.topic": "the topic produced to (made by msgstorm; on a cluster you run it must not exist yet)",
     "KafkaSpec.partitions": "the topic's partitions (a message's key picks its partition)",
     "KafkaSpec.brokers": "brokers msgstorm starts on loopback (KRaft, each broker and controller): 1 or 3",
@@ -510,7 +521,7 @@ DESCRIPTIONS: dict[str, str] = {
     "PauseFault.kind": "live: pause a server msgstorm started (SIGSTOP), resume it (SIGCONT) after `duration`",
     "PauseFault.at": "start",
     "PauseFault.duration": "how long the server stays paused",
-    "PauseFault.node": "the server: `nats-server`, `nats-server-<i>` (a cluster), `redis-server`, `mosquitto`, `kafka-<i>`; or `\"leader\"`, or `\"followers\"` (every server holding another replica), of the replicated stream (JetStream) or of partition 0 (Kafka) when the pause starts",
+    "PauseFault.node": "the server: `nats-server`, `nats-server-<i>` (a cluster), `redis-server`, `mosquitto`, `rabbitmq`, `rabbit-<i>` (a cluster), `kafka-<i>`; or `\"leader\"`, or `\"followers\"` (every server holding another replica), of the replicated stream (JetStream) or of partition 0 (Kafka) when the pause starts",
     "RestartFault.kind": "live: stop a server msgstorm started gracefully (SIGTERM) and start it again on its "
                          "port and data",
     "RestartFault.at": "when it is stopped",

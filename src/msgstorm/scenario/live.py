@@ -119,6 +119,11 @@ class MqttSpec(Spec):
     # Messages due at once that go out in one write, at most (their PUBLISH packets framed
     # together); 1: one write per message.
     burst: int = Field(default=1024, ge=1, le=100_000)
+    # Appended to every client's id (``msgstorm-publisher``, ``msgstorm-consumer-<i>``): a
+    # distributed run's generator k sets ``-gK``, so generators on one broker keep sessions
+    # of their own (a second connection with a client's id takes its session over). Left
+    # out of the scenario's dump when empty, so that scenarios without it keep their hash.
+    client_id_suffix: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,16}$", exclude_if=lambda suffix: not suffix)
 
 
 class RabbitMqSpec(Spec):
@@ -136,6 +141,42 @@ class RabbitMqSpec(Spec):
     max_inflight: int = Field(default=1024, ge=1, le=65_535)
     # Messages a consumer may hold unacknowledged (basic.qos prefetch count).
     prefetch: int = Field(default=1000, ge=1, le=65_535)
+    # "wire": the publisher is msgstorm's own (``drivers/rabbitmq_wire.py``: the publishes due
+    # at once framed together, one write); "aiormq": aiormq's basic_publish, a task each. The
+    # consumers are aiormq's either way.
+    client: Literal["wire", "aiormq"] = "wire"
+
+    # Nodes msgstorm starts on loopback: 1, or a cluster of 2 to 5 (joined with rabbitmqctl).
+    # Left out of the scenario's dump when 1, so that scenarios without it keep their hash.
+    nodes: int = Field(default=1, ge=1, le=5, exclude_if=lambda count: count == 1)
+    # The cluster's cluster_partition_handling; unset: pause_minority with 3 or more nodes,
+    # else ignore. Left out of the scenario's dump when unset.
+    partition_handling: Literal["ignore", "pause_minority", "autoheal"] | None = Field(
+        default=None, exclude_if=lambda mode: mode is None)
+
+    # Classic queues mirrored on every node (the policy ha-mode all, ha-sync-mode automatic),
+    # as RabbitMQ replicated queues before quorum queues; needs queue_type classic and a cluster.
+    # Left out of the scenario's dump when false.
+    mirrored: bool = Field(default=False, exclude_if=lambda mirrored: not mirrored)
+
+    @property
+    def handling(self) -> str:
+        """The cluster_partition_handling in effect."""
+        if self.partition_handling is not None:
+            return self.partition_handling
+        return "pause_minority" if self.nodes >= 3 else "ignore"
+
+    @model_validator(mode="after")
+    def _a_minority_exists(self) -> RabbitMqSpec:
+        if self.partition_handling == "pause_minority" and self.nodes < 3:
+            raise ValueError(f"partition_handling pause_minority needs 3 or more nodes (nodes is {self.nodes}): "
+                             "with fewer, no side of a split is a majority and every node pauses; set nodes = 3 "
+                             'or partition_handling = "ignore" or "autoheal"')
+        if self.mirrored and (self.queue_type != "classic" or self.nodes < 2):
+            raise ValueError(f'mirrored needs queue_type = "classic" and nodes of 2 or more (queue_type is '
+                             f'"{self.queue_type}", nodes {self.nodes}): a mirror is a classic queue\'s copy on '
+                             "another node")
+        return self
 
 
 class KafkaSpec(Spec):

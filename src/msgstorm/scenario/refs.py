@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from msgstorm.scenario.budget import messages_per_agent
-from msgstorm.scenario.faults import SequencerOutageFault
+from msgstorm.scenario.faults import CrashFault, PauseFault, SequencerOutageFault, ToxicFault
+from msgstorm.scenario.generators import DISTRIBUTED_TARGETS, name_problems
 from msgstorm.scenario.regions import default_one_way_ns
 from msgstorm.scenario.registry import FAULT_KINDS, LIVE_DRIVERS, LIVE_FAULT_KINDS, QUEUE_POLICIES
 from msgstorm.scenario.sample_load import load_problem
@@ -39,7 +40,7 @@ from msgstorm.scenario.units import format_duration
 if TYPE_CHECKING:
     from msgstorm.scenario.schema import NetworkSpec, Scenario
 
-__all__ = ["DISTRIBUTED_TARGETS", "check_references", "did_you_mean", "distributed_problems", "fault_time_problems", "is_loopback_url", "node_names", "node_regions", "sending_agents"]
+__all__ = ["DISTRIBUTED_FAULTS", "DISTRIBUTED_TARGETS", "check_references", "did_you_mean", "distributed_problems", "fault_time_problems", "is_loopback_url", "node_names", "node_regions", "sending_agents"]
 
 Problem = tuple[tuple[str | int, ...], str]
 
@@ -345,9 +346,14 @@ def check_references(scenario: Scenario) -> list[Problem]:
     return problems
 
 
-# The targets whose runs can be spread over generators on a Ray cluster (``live/distributed.py``):
-# each generator sends on a subject of its own, which its consumers read.
-DISTRIBUTED_TARGETS = ("nats",)
+# The fault kinds a distributed run applies (from the driver's process, on the servers it
+# started or the routes of its cluster; ``live/distributed.py``): a toxic only on a
+# cluster's routes (the clients' links would need the fault proxy between every generator
+# and the server), and a process fault naming a server (the leader or followers are asked
+# of a client of the driver's, which a distributed run's driver does not connect).
+DISTRIBUTED_FAULTS = ("crash", "pause", "restart", "partition", "bridge", "toxic")
+# A crash's or pause's ``node`` naming the stream's leader or followers (``live/faults/crash.py``).
+LEADER_OR_FOLLOWERS = ("sequencer", "leader", "followers")
 
 
 def distributed_problems(scenario: Scenario) -> list[Problem]:
@@ -358,12 +364,28 @@ def distributed_problems(scenario: Scenario) -> list[Problem]:
     problems: list[Problem] = []
     if scenario.target not in DISTRIBUTED_TARGETS:
         problems.append((("live", "generators"), f"{live.generators} generators: a run spread over a Ray cluster "
-                                                 f"drives target = \"nats\" only (this scenario's target is "
-                                                 f"{scenario.target!r}); set live.generators = 1"))
-    for index, _ in enumerate(scenario.faults):
-        problems.append((("faults", index), f"faults with live.generators = {live.generators}: every generator "
-                                            "would apply them to the one server; drop [[faults]] or set "
-                                            "live.generators = 1"))
+                                                 f"drives targets {list(DISTRIBUTED_TARGETS)} (this scenario's "
+                                                 f"target is {scenario.target!r}; docs/live.md, \"Load from many "
+                                                 "hosts\", says why not the others); set live.generators = 1"))
+    else:
+        problems += [(("live", *where), said) for where, said in name_problems(live, scenario.target)]
+    if scenario.target == "rabbitmq" and live.rabbitmq.nodes > 1:
+        problems.append((("live", "rabbitmq", "nodes"), f"a RabbitMQ cluster with live.generators = {live.generators}: "
+                                                        "its generators' clients would each reach one node of it "
+                                                        "only; set nodes = 1 or live.generators = 1"))
+    for where, spec in fault_entries(scenario):
+        if spec.kind not in DISTRIBUTED_FAULTS:
+            problems.append((where, f"a {spec.kind} fault with live.generators = {live.generators}: a distributed "
+                                    f"run applies {list(DISTRIBUTED_FAULTS)} only; drop it or set "
+                                    "live.generators = 1"))
+        elif isinstance(spec, ToxicFault) and spec.link != "routes":
+            problems.append(((*where, "link"), f"a toxic on the {spec.link} links with live.generators = "
+                                               f"{live.generators}: a distributed run's clients do not go through "
+                                               "the fault proxy; only link = \"routes\" (a cluster's) applies"))
+        elif isinstance(spec, CrashFault | PauseFault) and spec.node in LEADER_OR_FOLLOWERS:
+            problems.append(((*where, "node"), f"node = {spec.node!r} with live.generators = {live.generators}: the "
+                                               "leader is asked of a client a distributed run's driver does not "
+                                               "connect; name a server"))
     if live.nats.generator_processes > 1:
         problems.append((("live", "nats", "generator_processes"), "generator processes and live.generators "
                                                                   "together: use one of them"))

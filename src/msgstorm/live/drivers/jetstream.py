@@ -270,6 +270,12 @@ class JetStreamDriver:
     def server_url(self, server: ManagedServer) -> str:
         return f"nats://127.0.0.1:{server.port}"
 
+    @property
+    def url(self) -> str | None:
+        """The first server's URL: where a distributed run's generators connect (a cluster's
+        clients learn the other servers from it)."""
+        return self.urls[0] if self.urls else None
+
     @staticmethod
     def elects_leader(spec: LiveSpec) -> bool:
         """A cluster msgstorm starts (3 or 5 replicas) elects the stream's leader."""

@@ -204,7 +204,8 @@ class MqttDriver:
 
     def _stream(self, client_id: str) -> MqttStream:
         assert self.url is not None
-        return MqttStream(self.url, client_id, self.settings.clean_session, self.spec.start_timeout / 1e9)
+        return MqttStream(self.url, client_id + self.settings.client_id_suffix, self.settings.clean_session,
+                          self.spec.start_timeout / 1e9)
 
     async def _open(self, stream: MqttStream) -> None:
         """The first connection of a client: on a server msgstorm did not start, a clean

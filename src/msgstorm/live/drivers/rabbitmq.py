@@ -1,5 +1,6 @@
 """RabbitMQ (the OS package ``rabbitmq-server``): quorum, classic or stream queues, with
-publisher confirms, on aiormq (the AMQP 0-9-1 client under aio-pika).
+publisher confirms; consumers on aiormq (the AMQP 0-9-1 client under aio-pika), the publisher
+msgstorm's own (``rabbitmq_wire.py``) or aiormq's.
 
 Place in the pipeline: a live driver (``drivers/base.py``). Without ``live.url`` it starts one
 node on a free loopback port (``RabbitServer``): its own node name (``msgstorm-<port>@localhost``),
@@ -10,6 +11,12 @@ touched. The Erlang port mapper (``epmd``) the node starts is shared by every no
 machine and outlives the run, as it does for any Erlang program. The node is stopped on every
 way out (SIGTERM to its process group: the script stops the node cleanly; SIGKILL to the
 group after a grace).
+
+With ``nodes`` above 1 it starts a cluster instead (``rabbitmq_cluster.py``): servers
+``rabbit-<i>``, joined with ``rabbitmqctl`` when the clients connect (the fault proxy's routes
+between them are up by then), ``cluster_partition_handling`` as set, classic queues mirrored on
+every node with ``mirrored``; the publisher connects to ``rabbit-0``, consumer ``i`` to
+``rabbit-<(i + 1) mod nodes>``, the read-back to the first node that answers.
 
 ``[live.rabbitmq]``: the publisher publishes to the fanout exchange ``<queue>.x`` on a channel
 in confirm mode, persistent messages (delivery mode 2), at most ``max_inflight`` awaiting their
@@ -34,6 +41,12 @@ loss are ``unacked_publishes`` (they may have reached the queue); publishes made
 publisher is down are dropped (``lost_publishes``, counted in one ``client_error`` event at
 the end). A stream consumer resumes after the last offset it got.
 
+Publisher: with ``client = "wire"`` (the default) it is msgstorm's own (``rabbitmq_wire.py``:
+the publishes due at once framed together and written at once, staged bursts of up to ``BURST``,
+confirms read in bulk and mapped to the publishes by delivery tag); with ``"aiormq"``, aiormq's
+``basic_publish`` in a task per message. The window, confirms, refusals and losses are as said
+above either way.
+
 History mapping: ``t_sent`` the publish was handed to the client; ``t_sequenced`` =
 ``t_committed`` its confirm arrived, ``seq_no`` the order of the confirms; ``t_received``,
 ``t_dequeued`` and ``block`` null. Consumer receipts are ``deliveries`` rows (``consumer-<i>``).
@@ -45,19 +58,38 @@ import asyncio
 import logging
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 import aiormq
+import numpy as np
 from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt, Outages
-from msgstorm.live.drivers.capabilities import Capabilities, Servers
-from msgstorm.live.payload import StoredCopy
-from msgstorm.live.servers import ManagedServer, check_user_url, free_port
+from msgstorm.live.drivers.base import (
+    OnAck,
+    OnAcks,
+    OnEvent,
+    OnReceipt,
+    OnReceipts,
+    Outages,
+)
+from msgstorm.live.drivers.capabilities import Capabilities, Sending, Servers
+from msgstorm.live.drivers.rabbitmq_cluster import (
+    NET_TICKTIME_S,
+    cluster_config,
+    dist_map,
+    join,
+    mirror,
+    plan_nodes,
+)
+from msgstorm.live.drivers.rabbitmq_wire import WirePublisher, declarations
+from msgstorm.live.payload import HEADER, StoredCopy
+from msgstorm.live.payload import payload as message_payload
+from msgstorm.live.servers import ManagedServer, ServerError, check_user_url, free_port
 from msgstorm.processes import usable_cpus
 from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.registry import LIVE_DRIVERS
@@ -67,8 +99,15 @@ __all__ = ["RabbitMqDriver", "RabbitServer", "rabbitmq_config"]
 PUBLISHER = "msgstorm-publisher"
 SERVER = "rabbitmq"
 INSTALL = "apt-get install rabbitmq-server"
+# An Erlang node boots in 3-10 s on a quiet machine and several times that on a loaded one:
+# its start waits at least this long (seconds), whatever live.start_timeout says (as Kafka's
+# JVM brokers do); a cluster's nodes start together and then join, so they wait longer.
+NODE_START_S = 60.0
+CLUSTER_START_S = 90.0
 RECONNECT_INTERVAL_S = 0.1
 FLUSH_TIMEOUT_S = 5.0
+# The wire publisher's staged bursts: messages due at once that leave in one write, at most.
+BURST = 1024
 # A read-back that gets nothing for this long has read everything the broker holds.
 READ_IDLE_S = 1.0
 _CONNECTION_ERRORS = (OSError, aiormq.exceptions.AMQPError, asyncio.CancelledError, TimeoutError, RuntimeError)
@@ -163,10 +202,19 @@ def url_address(url: str) -> str:
 
 @LIVE_DRIVERS.register("rabbitmq")
 class RabbitMqDriver:
-    capabilities = Capabilities(servers=Servers(), accounting=True)
+    capabilities = Capabilities(sending=Sending(bursts=True, bulk_acks=True), servers=Servers(route_links=True),
+                                accounting=True)
 
     def __init__(self, spec: LiveSpec, run_dir: Path, on_event: OnEvent) -> None:
         self.spec = spec
+        # A cluster's routes through the fault proxy (a partition): set before ``start_servers``,
+        # which then names each route's proxy listener in ``route_links`` ({route-i-j: (its
+        # port, node j's distribution port)}).
+        self.proxy_routes = False
+        self.route_links: dict[str, tuple[int, int]] = {}
+        self.node_urls: list[str] = []  # each node's AMQP URL, rabbit-0 first (a cluster)
+        self._erlang_nodes: list[str] = []  # their Erlang node names, to join them
+        self._ctl_env: dict[str, str] = {}
         self.settings = spec.rabbitmq  # [live.rabbitmq]
         self.stream = self.settings.queue_type == "stream"
         self.fanout = self.settings.fanout or self.stream
@@ -191,20 +239,38 @@ class RabbitMqDriver:
         self._connections: list[aiormq.abc.AbstractConnection] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._on_ack: OnAck | None = None
+        self.wire = self.settings.client == "wire"
+        self.burst = BURST if self.wire else 1  # aiormq: one publish at a time
+        self.on_receipts: OnReceipts | None = None  # set by the target (``BurstDriver``)
+        self.on_acks: OnAcks | None = None  # set by the target (``BulkAckDriver``; the wire publisher's)
+        self.wire_publisher: WirePublisher | None = None
+        self._staged: list[tuple[int, bytes]] = []  # aiormq: staged publishes, sent one at a time
 
     # --- the server -----------------------------------------------------------------------
 
     @staticmethod
     def server_names(spec: LiveSpec) -> list[str]:
-        return [] if spec.url is not None else [SERVER]
+        if spec.url is not None:
+            return []
+        return [SERVER] if spec.rabbitmq.nodes == 1 else [f"rabbit-{i}" for i in range(spec.rabbitmq.nodes)]
+
+    @staticmethod
+    def has_routes(spec: LiveSpec) -> bool:
+        """A cluster msgstorm starts: its nodes' routes can go through the fault proxy."""
+        return spec.url is None and spec.rabbitmq.nodes > 1
 
     def server_url(self, server: ManagedServer) -> str:
         return f"amqp://127.0.0.1:{server.port}"
 
     def start_servers(self) -> list[dict[str, Any]]:
         if self.url is not None:
+            if self.settings.nodes > 1:
+                raise ServerError(f"live.rabbitmq.nodes = {self.settings.nodes} starts a cluster of msgstorm's; "
+                                  f"with live.url ({self.url}) the broker is yours: leave nodes out")
             check_user_url(self.url, url_address, "rabbitmq", "amqp://127.0.0.1:5672", self.spec.allow_remote)
             return []
+        if self.settings.nodes > 1:
+            return self._start_cluster()
         # Debian's script itself, not /usr/sbin's wrapper, which run as root drops to the user
         # rabbitmq, who cannot write under the run directory.
         binary = ManagedServer.program("/usr/lib/rabbitmq/bin/rabbitmq-server", "rabbitmq-server", install=INSTALL)
@@ -220,15 +286,59 @@ class RabbitMqDriver:
                "RABBITMQ_LOG_BASE": str(directory / "log"), "RABBITMQ_CONFIG_FILE": str(directory / "rabbitmq"),
                "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": erlang_args(cpus)}
-        server = RabbitServer(SERVER, [binary], port, directory, self.spec.start_timeout / 1e9, env=env, cpus=cpus)
+        server = RabbitServer(SERVER, [binary], port, directory, max(self.spec.start_timeout / 1e9, NODE_START_S),
+                              env=env, cpus=cpus)
         self.servers.append(server)
         server.start()
         self.url = self.server_url(server)
         return [{"name": server.name, "pid": server.pid, "url": self.url, "cpus": server.cpus}]
 
-    def stop_servers(self) -> None:
+    def _start_cluster(self) -> list[dict[str, Any]]:
+        """``nodes`` nodes (``rabbitmq_cluster.py``), spawned at once, each waited for; they
+        are joined when the clients connect (``connect``: the route proxy is up by then)."""
+        binary = ManagedServer.program("/usr/lib/rabbitmq/bin/rabbitmq-server", "rabbitmq-server", install=INSTALL)
+        count = self.settings.nodes
+        directory = self.run_dir / "servers" / "rabbitmq"
+        amqp, dist, names, routes = plan_nodes(count, directory, self.proxy_routes)
+        (directory / "enabled_plugins").write_text("[].\n", encoding="utf-8")
+        cpus = 1  # nodes share the machine with each other and the generator
+        for i in range(count):
+            name = f"rabbit-{i}"
+            (directory / f"{name}.conf").write_text(
+                rabbitmq_config(amqp[i]) + cluster_config(self.settings.handling), encoding="utf-8")
+            erl = (f"{erlang_args(cpus)} -pa {directory} -epmd_module msgstorm_epmd "
+                   f"-msgstorm_dist {dist_map(i, names, dist, routes)} -kernel net_ticktime {NET_TICKTIME_S} "
+                   "-kernel inet_dist_use_interface {127,0,0,1}")
+            env = {"HOME": str(directory), "RABBITMQ_NODENAME": f"{names[i]}@localhost",
+                   "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "RABBITMQ_NODE_PORT": str(amqp[i]),
+                   "RABBITMQ_DIST_PORT": str(dist[i]), "RABBITMQ_MNESIA_BASE": str(directory / f"{name}-mnesia"),
+                   "RABBITMQ_LOG_BASE": str(directory / f"{name}-log"),
+                   "RABBITMQ_CONFIG_FILE": str(directory / name),
+                   "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
+                   "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": erl}
+            self.servers.append(RabbitServer(name, [binary], amqp[i], directory, max(self.spec.start_timeout / 1e9,
+                                                                                       CLUSTER_START_S), env=env, cpus=cpus))
+        self.route_links = {f"route-{i}-{j}": (port, dist[j]) for (i, j), port in routes.items()}
+        self._erlang_nodes = [f"{name}@localhost" for name in names]
+        self._ctl_env = {**os.environ, "HOME": str(directory),
+                         "RABBITMQ_CTL_ERL_ARGS": f"-kernel net_ticktime {NET_TICKTIME_S}"}
         for server in self.servers:
-            server.stop()
+            server.spawn()
+        for server in self.servers:
+            server.wait_listening()
+        self.node_urls = [self.server_url(server) for server in self.servers]
+        self.url = self.node_urls[0]
+        return [{"name": server.name, "pid": server.pid, "url": self.server_url(server), "cpus": server.cpus,
+                 "node": node} for server, node in zip(self.servers, self._erlang_nodes, strict=True)]
+
+    def stop_servers(self) -> None:
+        if len(self.servers) == 1:
+            self.servers[0].stop()
+            return
+        # A cluster's nodes stop at once, each on a thread of its own (a node's graceful stop
+        # takes seconds; one after another they would add up).
+        with ThreadPoolExecutor(max_workers=len(self.servers) or 1) as pool:
+            list(pool.map(lambda server: server.stop(), self.servers))
 
     # --- connecting -----------------------------------------------------------------------
 
@@ -249,10 +359,15 @@ class RabbitMqDriver:
             names.add(self.audit_queue)
         return sorted(names)
 
-    async def _connect(self, timeout_ns: int | None = None) -> aiormq.abc.AbstractConnection:
-        assert self.url is not None
+    def consumer_url(self, index: int) -> str | None:
+        """Consumer ``index``'s node: ``rabbit-<(index + 1) mod nodes>`` of a cluster, else the one URL."""
+        return self.node_urls[(index + 1) % len(self.node_urls)] if self.node_urls else self.url
+
+    async def _connect(self, timeout_ns: int | None = None, url: str | None = None) -> aiormq.abc.AbstractConnection:
+        url = url or self.url
+        assert url is not None
         timeout = (timeout_ns if timeout_ns is not None else self.spec.start_timeout) / 1e9
-        connection = await asyncio.wait_for(aiormq.connect(url_address(self.url)), timeout)
+        connection = await asyncio.wait_for(aiormq.connect(url_address(url)), timeout)
         self._connections.append(connection)
         return connection
 
@@ -264,23 +379,43 @@ class RabbitMqDriver:
 
     async def connect(self, on_receipt: OnReceipt, on_ack: OnAck) -> None:
         self._on_ack = on_ack
-        publisher = await self._connect()
-        self._publisher = await publisher.channel(publisher_confirms=True)
-        await self._declare(self._publisher)
+        if len(self._erlang_nodes) > 1:
+            ctl = str(Path(self.servers[0].argv[0]).with_name("rabbitmqctl"))
+            await join(ctl, self._ctl_env, self._erlang_nodes)
+            if self.settings.mirrored:
+                await mirror(ctl, self._ctl_env, self._erlang_nodes[0], self.settings.queue)
+        if self.wire:
+            assert self.url is not None
+            self.wire_publisher = WirePublisher(
+                url_address(self.url), self.exchange, declarations(self.exchange, self._queues(), self._queue_arguments()),
+                self.settings.max_inflight, self.spec.start_timeout / 1e9, self, self.outages, PUBLISHER,
+                RECONNECT_INTERVAL_S)
+            await self.wire_publisher.open(on_ack)
+        else:
+            publisher = await self._connect()
+            self._publisher = await publisher.channel(publisher_confirms=True)
+            await self._declare(self._publisher)
         offsets: list[int | None] = [None] * self.spec.consumers
         for index in range(self.spec.consumers):
             await self._subscribe(index, on_receipt, offsets)
         self._connected = True
-        self._tasks.append(asyncio.create_task(self._watch_publisher(publisher)))
+        if not self.wire:
+            self._tasks.append(asyncio.create_task(self._watch_publisher(publisher)))
 
     async def _subscribe(self, index: int, on_receipt: OnReceipt, offsets: list[int | None]) -> None:
         """Connect consumer ``index`` and start its consumption (a stream from where it left)."""
-        connection = await self._connect()
+        connection = await self._connect(url=self.consumer_url(index))
         channel = await connection.channel(publisher_confirms=False)
         await channel.basic_qos(prefetch_count=self.settings.prefetch)
 
         async def deliver(message: DeliveredMessage) -> None:
-            on_receipt(index, message.body)
+            on_receipts = self.on_receipts
+            if on_receipts is None:
+                on_receipt(index, message.body)
+            elif len(message.body) >= HEADER.size:
+                on_receipts(index, np.array(HEADER.unpack_from(message.body)[:1], dtype=np.int64), 0)
+            else:
+                on_receipts(index, np.empty(0, dtype=np.int64), 1)
             if self.stream:
                 headers = message.header.properties.headers or {}
                 offset = headers.get("x-stream-offset")
@@ -358,6 +493,9 @@ class RabbitMqDriver:
     # --- publishing -----------------------------------------------------------------------
 
     async def publish(self, msg_id: int, payload: bytes) -> None:
+        if self.wire_publisher is not None:
+            await self.wire_publisher.publish(msg_id, payload)
+            return
         await self._window.acquire()
         self.handed_over += 1
         channel = self._publisher
@@ -389,11 +527,33 @@ class RabbitMqDriver:
         if isinstance(confirm, spec.Basic.Ack) and self._on_ack is not None:
             order = self._acked
             self._acked += 1
-            self._on_ack(msg_id, order)
+            if self.on_acks is not None:
+                self.on_acks(np.array([msg_id], dtype=np.int64), np.array([order], dtype=np.int64))
+            else:
+                self._on_ack(msg_id, order)
         else:
             self.lost_publishes += 1
 
+    def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
+        """Messages to publish next (``BurstDriver``); the wire publisher lays them out now."""
+        if self.wire_publisher is not None:
+            self.wire_publisher.stage(msg_ids, keys, sizes)
+            return
+        self._staged += [(msg_id, message_payload(msg_id, key, size))
+                         for msg_id, key, size in zip(msg_ids.tolist(), keys.tolist(), sizes.tolist())]
+
+    async def publish_staged(self, count: int) -> int | None:
+        if self.wire_publisher is not None:
+            return await self.wire_publisher.publish_staged(count)
+        taken, self._staged = self._staged[:count], self._staged[count:]
+        for msg_id, data in taken:
+            await self.publish(msg_id, data)  # each waits for the window on its own
+        return None
+
     async def flush(self) -> None:
+        if self.wire_publisher is not None:
+            await self.wire_publisher.flush(FLUSH_TIMEOUT_S)
+            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + FLUSH_TIMEOUT_S
         while self._inflight and loop.time() < deadline:
@@ -407,7 +567,7 @@ class RabbitMqDriver:
         if name is None or self.url is None:
             return None
         copy = StoredCopy()
-        connection = await self._connect(self.spec.read_back_timeout)
+        connection = await self._read_back_connection()
         channel = await connection.channel(publisher_confirms=False)
         await channel.basic_qos(prefetch_count=5000)
         page: list[bytes] = []
@@ -436,6 +596,22 @@ class RabbitMqDriver:
         await connection.close()
         return copy
 
+    async def _read_back_connection(self) -> aiormq.abc.AbstractConnection:
+        """A connection to the first node that takes one (a cluster's node may still be
+        starting its app again after a partition healed), within ``read_back_timeout``."""
+        assert self.url is not None
+        urls = self.node_urls or [self.url]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.spec.read_back_timeout / 1e9
+        while True:
+            for url in urls:
+                try:
+                    return await self._connect(self.spec.read_back_timeout, url=url)
+                except _CONNECTION_ERRORS:
+                    if loop.time() > deadline or len(urls) == 1:
+                        raise
+            await asyncio.sleep(RECONNECT_INTERVAL_S)
+
     async def close(self) -> None:
         self._closing = True
         for task in [*self._tasks, *self._inflight]:
@@ -444,6 +620,8 @@ class RabbitMqDriver:
         for result in results:
             if isinstance(result, Exception):  # a client bug, kept in the history
                 self.on_event(EventKind.CLIENT_ERROR, {"client": "task", "error": _describe(result)})
+        if self.wire_publisher is not None:
+            await self.wire_publisher.close(self.on_event)
         self.outages.close()
         if self._dropped:
             self.on_event(EventKind.CLIENT_ERROR, {"client": PUBLISHER, "dropped": self._dropped,

@@ -36,7 +36,7 @@ class Partition:
             why = missing[0] if missing else f"target {scenario.target!r} starts no cluster with this [live] section"
             return [(("kind",), f"a {spec.kind} on a live target cuts the routes of a cluster msgstorm starts: "
                                 f'target "jetstream" with live.jetstream.replicas = 3 or 5 and no live.url, or target '
-                                f'"cometbft" ({why})')]
+                                f'"cometbft", or target "rabbitmq" with live.rabbitmq.nodes of 2 or more and no live.url ({why})')]
         names = server_names_of(scenario)
         problems: list[Problem] = []
         seen: set[str] = set()
