@@ -1,7 +1,9 @@
-"""Driver capabilities: what a driver class declares is what its instances are, and the
-nemesis acts through capabilities (never a target's name or port): it applies faults to a
-driver it has never heard of that declares them, and refuses, saying why, a fault its driver
-cannot do."""
+"""Driver capabilities (``live/drivers/capabilities.py``): which built-in driver declares
+which capability and part, what a driver class declares is what its instances are, the
+declaration is the only thing asked (a class that has the members but declares nothing has
+nothing), and the nemesis acts through the declaration (never a target's name or port): it
+applies faults to a driver it has never heard of that declares them, and refuses, naming the
+capability, a fault its driver cannot do."""
 
 from __future__ import annotations
 
@@ -9,13 +11,27 @@ import asyncio
 import inspect
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from msgstorm.errors import TargetError
-from msgstorm.live.drivers.base import CAPABILITIES, HasServers, OnAck, OnEvent, OnReceipt, declares
+from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt
+from msgstorm.live.drivers.capabilities import (
+    PARTS,
+    SERVERS,
+    Capabilities,
+    Checks,
+    DriverCapabilities,
+    OwnServers,
+    Part,
+    Sending,
+    Servers,
+    capabilities_of,
+    declares,
+)
 from msgstorm.live.nemesis import Nemesis
 from msgstorm.live.servers import ManagedServer, free_port
 from msgstorm.scenario import ScenarioError, parse_scenario
@@ -39,51 +55,126 @@ arrival = {{ process = "constant", rate = "100/s" }}
 size = "64B"
 """
 
-# The capabilities each built-in driver declares (a change here is a change of what it can do).
+# The capabilities each built-in driver declares, by capability and part (a change here is a
+# change of what it can do; docs/live.md has the same table).
 DECLARED = {
-    "nats": {"HasServers", "RoutesClients", "AnnouncesMaxPayload", "HasConsumerProcesses", "RunsInProcesses",
-             "FeedsGeneratorProcesses"},
-    "jetstream": {"HasServers", "LeadsStream", "HasRouteLinks", "ReadsNodes", "RoutesClients", "AnnouncesMaxPayload"},
-    "redis": {"HasServers"},
-    "zmq": set(),
-    "kafka": {"HasServers", "LeadsStream"},
+    "nats": {"Sending.bursts", "Sending.timed_receipts", "Sending.signing", "Sending.max_payload", "Servers",
+             "Servers.client_routes", "Processes", "Accounting"},
+    "jetstream": {"Sending.bursts", "Sending.bulk_acks", "Sending.max_payload", "Servers", "Servers.leader",
+                  "Servers.route_links", "Servers.node_copies", "Servers.client_routes", "Accounting"},
+    "redis": {"Sending.bursts", "Sending.bulk_acks", "Servers", "Accounting"},
+    "mqtt": {"Sending.bursts", "Sending.bulk_acks", "Servers", "Accounting"},
+    "kafka": {"Sending.bursts", "Sending.bulk_acks", "Servers", "Servers.leader", "Accounting"},
+    "rabbitmq": {"Sending.bursts", "Sending.bulk_acks", "Servers", "Servers.route_links", "Accounting"},
+    "zmq": {"Sending.bursts", "Accounting"},
+    "anvil": {"Servers", "Servers.client_routes", "Checks.scenario", "Checks.market"},
+    "cometbft": {"Servers", "Servers.route_links", "Servers.validator_keys", "Checks.scenario"},
 }
+# The chain targets' nodes are made from the whole scenario (the brokers' drivers from [live]).
+_CHAIN = ("anvil", "cometbft")
+
+
+def _has_members(instance: object, protocol: type) -> bool:
+    """Whether ``instance`` has every member ``protocol`` names (read without running a
+    property: an anvil node's ``url`` asks for a node not started)."""
+    names = {name for name in vars(protocol) if not name.startswith("_")} | set(protocol.__annotations__)
+    return all(inspect.getattr_static(instance, name, _MISSING) is not _MISSING for name in names)
+
+
+_MISSING = object()
 
 
 def _scenario(target: str, faults: str = "", live: str = "") -> Any:
     return parse_scenario(SCENARIO.format(target=target, live=live) + faults, source="capabilities.toml")
 
 
+def test_every_registered_driver_has_its_declaration_pinned() -> None:
+    assert sorted(DECLARED) == sorted(LIVE_DRIVERS.names())
+
+
 @pytest.mark.parametrize("target", sorted(DECLARED))
 def test_what_a_driver_declares_is_what_its_instances_are(tmp_path: Path, target: str) -> None:
     driver_class = LIVE_DRIVERS[target]
-    driver = driver_class(_scenario(target).live, tmp_path, lambda kind, detail: None)
-    declared = {capability.__name__ for capability in CAPABILITIES if declares(driver_class, capability)}
+    scenario = _scenario(target)
+    driver = (driver_class(scenario, tmp_path) if target in _CHAIN
+              else driver_class(scenario.live, tmp_path, lambda kind, detail: None))
+    declared = {str(part) for part in PARTS if declares(driver_class, part)}
     assert declared == DECLARED[target]
-    for capability in CAPABILITIES:
-        assert isinstance(driver, capability) == declares(driver_class, capability), capability.__name__
-        if not declares(driver_class, capability):
+    can = DriverCapabilities.of(driver)
+    for part, protocol in PARTS.items():
+        assert _has_members(driver, protocol) == declares(driver_class, part), f"{target}: {part}"
+        if part.capability != "checks":  # the view holds the driver exactly where it declares the part
+            assert (getattr(can, part.part or part.capability) is driver) == declares(driver_class, part)
+        if not declares(driver_class, part):
             continue
-        # Every method and static method the capability names is the driver's own, not the
-        # Protocol's empty body that declaring it inherits.
-        for name, member in vars(capability).items():
+        # Every method and static method the part names is the driver's own, not the
+        # Protocol's empty body.
+        for name, member in vars(protocol).items():
             if callable(member) or isinstance(member, staticmethod | property):
                 if name.startswith("_"):
                     continue
-                assert inspect.getattr_static(driver_class, name) is not member, f"{target}: {capability.__name__}.{name}"
+                # (None: an attribute each instance sets, such as ``servers``)
+                assert inspect.getattr_static(driver_class, name, None) is not member, f"{target}: {part}.{name}"
 
 
-def test_declaring_is_asked_of_capabilities_only() -> None:
-    with pytest.raises(ValueError, match="LiveSpec is not a driver capability"):
-        declares(LIVE_DRIVERS["nats"], LiveSpec)
+def test_every_field_of_a_capability_record_is_a_part_a_driver_can_declare() -> None:
+    assert sorted(str(part) for part in PARTS) == sorted([
+        "Sending.bursts", "Sending.bulk_acks", "Sending.timed_receipts", "Sending.signing", "Sending.max_payload",
+        "Servers", "Servers.leader", "Servers.route_links", "Servers.node_copies", "Servers.client_routes",
+        "Servers.validator_keys", "Processes", "Accounting", "Checks.scenario", "Checks.market"])
+    records = {"sending": Sending, "servers": Servers, "checks": Checks}
+    assert sorted(field.name for field in fields(Capabilities)) == sorted([*records, "processes", "accounting"])
+    for capability, record in records.items():
+        assert {part.part for part in PARTS if part.capability == capability} - {None} == \
+            {field.name for field in fields(record)}
+    # Each part is held exactly when its flag is set: one record a part, that part alone.
+    for part in PARTS:
+        alone = Capabilities(**{part.capability: records[part.capability](**{part.part: True})}
+                             if part.part is not None else {part.capability: Servers() if part is SERVERS else True})
+        assert [other for other in PARTS if other.held_in(alone)] == (
+            [part] if part.part is None or part.capability != "servers" else [SERVERS, part]), str(part)
 
 
-class _HttpServerDriver(HasServers):
+def test_the_declaration_is_the_only_thing_asked() -> None:
+    # A class with every member of Servers but no declaration has none of it: nothing is
+    # probed for structurally.
+    class Undeclared:
+        servers: list[ManagedServer] = []  # noqa: RUF012 - a class attribute is all it needs here
+
+        @staticmethod
+        def server_names(spec: LiveSpec) -> list[str]:
+            return []
+
+        def server_url(self, server: ManagedServer) -> str:
+            return ""
+
+    assert _has_members(Undeclared(), OwnServers)
+    assert capabilities_of(Undeclared) == Capabilities()
+    assert not declares(Undeclared, SERVERS)
+    assert DriverCapabilities.of(Undeclared()).servers is None
+    # The record is read from the class and from its bases (a subclass inherits what it declares).
+    assert capabilities_of(type("Sub", (_HttpServerDriver,), {})) == Capabilities(servers=Servers())
+
+
+def test_declaring_is_asked_of_capability_parts_only() -> None:
+    with pytest.raises(ValueError, match="is not a part of a driver capability"):
+        declares(LIVE_DRIVERS["nats"], Part("servers", "leaders", "lead"))
+
+    class Misdeclared:
+        capabilities = {"servers"}
+
+    with pytest.raises(TypeError, match="Misdeclared.capabilities is a set; a driver declares what it can do "
+                                        "with a Capabilities"):
+        capabilities_of(Misdeclared)
+
+
+class _HttpServerDriver:
     """A driver msgstorm does not ship: one server of its own (Python's http.server), which it
-    declares through ``HasServers`` alone. Only what the nemesis asks of it is here."""
+    declares through ``Servers`` alone. Only what the nemesis asks of it is here."""
 
     fanout = True
     acks = False
+    capabilities = Capabilities(servers=Servers())
 
     def __init__(self, spec: LiveSpec, run_dir: Path, on_event: OnEvent) -> None:
         port = free_port()
@@ -157,14 +248,14 @@ down = "200ms"
 @pytest.mark.parametrize(("fault", "said"), [
     ('kind = "toxic"\ntoxic = "latency"\nlatency = "1ms"\nat = "1s"',
      "driver _HttpServerDriver (target 'nats') cannot route its clients through the fault proxy, which a toxic "
-     "fault needs (its driver does not declare RoutesClients)"),
+     "fault needs (its driver does not declare Servers.client_routes)"),
     ('kind = "crash"\nnode = "nats-server"\nat = "1s"', None),
 ])
 def test_the_nemesis_refuses_a_fault_its_driver_cannot_do_naming_the_capability(
         tmp_path: Path, fault: str, said: str | None) -> None:
     scenario = _scenario("nats", "\n[[faults]]\n" + fault + "\n")
     driver = _HttpServerDriver(scenario.live, tmp_path, lambda kind, detail: None)
-    if said is None:  # a crash needs HasServers only, which it declares
+    if said is None:  # a crash needs Servers only, which it declares
         Nemesis(scenario, driver, tmp_path, lambda *event: None)
         return
     with pytest.raises(TargetError) as raised:
@@ -175,13 +266,25 @@ def test_the_nemesis_refuses_a_fault_its_driver_cannot_do_naming_the_capability(
 @pytest.mark.parametrize(("target", "fault", "said"), [
     ("redis", 'kind = "toxic"\ntoxic = "latency"\nlatency = "1ms"\nat = "1s"',
      "target 'redis' cannot route its clients through the fault proxy, which a toxic fault needs "
-     "(its driver does not declare RoutesClients)"),
+     "(its driver does not declare Servers.client_routes)"),
+    ("rabbitmq", 'kind = "toxic"\ntoxic = "latency"\nlatency = "1ms"\nat = "1s"',
+     "target 'rabbitmq' cannot route its clients through the fault proxy, which a toxic fault needs "
+     "(its driver does not declare Servers.client_routes)"),
     ("zmq", 'kind = "pause"\nnode = "zmq"\nat = "1s"\nduration = "1s"',
      "target 'zmq' cannot act on server processes of its own, which a pause fault needs "
-     "(its driver does not declare HasServers)"),
+     "(its driver does not declare Servers)"),
     ("redis", 'kind = "partition"\nat = "1s"\ngroups = [["redis-server"]]',
      "target 'redis' cannot cut the routes of a cluster through the fault proxy, which a partition fault needs "
-     "(its driver does not declare HasRouteLinks)"),
+     "(its driver does not declare Servers.route_links)"),
+    ("kafka", 'kind = "partition"\nat = "1s"\ngroups = [["kafka-0"]]',
+     "target 'kafka' cannot cut the routes of a cluster through the fault proxy, which a partition fault needs "
+     "(its driver does not declare Servers.route_links)"),
+    ("nats", 'kind = "double_sign"\nnode = "nats-server"\nat = "1s"',
+     "target 'nats' cannot run a second signer with a validator's key, which a double_sign fault needs "
+     "(its driver does not declare Servers.validator_keys)"),
+    ("zmq", 'kind = "double_sign"\nnode = "zmq"\nat = "1s"',
+     "target 'zmq' cannot run a second signer with a validator's key, which a double_sign fault needs "
+     "(its driver does not declare Servers.validator_keys)"),
     ("nats", 'kind = "crash"\nnode = "leader"\nat = "1s"', "'leader' (the leader) names a server"),
     ("nats", 'kind = "pause"\nnode = "followers"\nat = "1s"\nduration = "1s"', "'followers' (the followers) names a server"),
     ("nats", 'kind = "pause"\nnode = "leader"\nat = "1s"\nduration = "1s"', "'leader' (the leader) names a server"),

@@ -16,15 +16,7 @@ import pytest
 
 from msgstorm.errors import TargetError
 from msgstorm.history.writer import HistoryWriter
-from msgstorm.live.drivers.base import (
-    BurstDriver,
-    CountsHandedOver,
-    CountsLostPublishes,
-    DriverCapabilities,
-    HasServers,
-    ReadsNodes,
-    SignsMessages,
-)
+from msgstorm.live.drivers.capabilities import PARTS, DriverCapabilities, declares
 from msgstorm.live.lifecycle import Lifecycle, keep_unsent, send_windows
 from msgstorm.live.recorder import PUBLISHER
 from msgstorm.live.servers import ManagedServer, free_port
@@ -208,11 +200,13 @@ def test_the_capability_view_holds_the_driver_where_it_has_the_capability(tmp_pa
                               source="lifecycle.toml")
     driver = LIVE_DRIVERS[target](scenario.live, tmp_path, lambda kind, detail: None)
     can = DriverCapabilities.of(driver)
-    for field, capability in (("burst", BurstDriver), ("handed_over", CountsHandedOver),
-                              ("lost", CountsLostPublishes), ("servers", HasServers), ("reads_nodes", ReadsNodes),
-                              ("signs", SignsMessages)):
-        assert (getattr(can, field) is driver) == isinstance(driver, capability), f"{target}: {field}"
-    assert can.handed_over is driver  # every built-in driver counts what it has taken
+    for part, protocol in PARTS.items():
+        if part.capability == "checks":  # the class's own, read at validation: no field of the view
+            continue
+        field = part.part or part.capability  # the view's field: the part, or the capability itself
+        assert (getattr(can, field) is driver) == declares(type(driver), part) == isinstance(driver, protocol), \
+            f"{target}: {part}"
+    assert can.accounting is driver  # every built-in driver counts what it has taken
 
 
 class _Clock:

@@ -366,7 +366,7 @@ def test_a_server_program_found_through_a_relative_path_entry_is_given_absolute(
 def test_every_built_in_driver_counts_what_it_takes(tmp_path: Path, target: str, client: str) -> None:
     """Without the count an interrupted run keeps send times on messages never sent
     (``tests/test_live_jetstream_faults.py`` and ``tests/test_live_redis.py`` show why)."""
-    from msgstorm.live.drivers.base import BurstDriver, CountsHandedOver
+    from msgstorm.live.drivers.capabilities import Accounting, Bursts, DriverCapabilities
     from msgstorm.scenario import parse_scenario
     from msgstorm.scenario.registry import LIVE_DRIVERS
 
@@ -374,5 +374,6 @@ def test_every_built_in_driver_counts_what_it_takes(tmp_path: Path, target: str,
     scenario = parse_scenario(f'target = "{target}"\n[run]\nname = "x"\nduration = "1s"\n{table.get(target, "")}'
                               '[[agents]]\nname = "a"\narrival = { process = "constant", rate = "10/s" }\n')
     driver = LIVE_DRIVERS[target](scenario.live, tmp_path, lambda *event: None)
-    assert isinstance(driver, CountsHandedOver) and driver.handed_over == 0
-    assert isinstance(driver, BurstDriver)
+    can = DriverCapabilities.of(driver)
+    assert can.accounting is driver and isinstance(driver, Accounting) and driver.handed_over == 0
+    assert can.bursts is driver and isinstance(driver, Bursts)

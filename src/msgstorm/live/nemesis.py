@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from msgstorm.errors import TargetError
 from msgstorm.faults.schedule import FaultOp, fault_entries, fault_schedule
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import HasRouteLinks, HasServers, ReadsNodes, RoutesClients
+from msgstorm.live.drivers.capabilities import DriverCapabilities
 from msgstorm.live.faults.base import LiveFaultKind, cannot, needs_of
 from msgstorm.live.faults.toxic import ROLES
 from msgstorm.live.proxy import sleep_until
@@ -59,7 +59,7 @@ _PROXY_LEAD_NS = 30_000_000
 
 
 def _host_port(url: str) -> tuple[str, int]:
-    """Where a client route leads (``RoutesClients.client_routes`` gives host and port)."""
+    """Where a client route leads (``ClientRoutes.client_routes`` gives host and port)."""
     parts = urlsplit(url)
     if parts.port is None:
         raise TargetError(f"{url}: a client route names its port (scheme://host:port); the driver gave none")
@@ -79,6 +79,7 @@ class Nemesis:
         self.run_dir = run_dir
         self.record = record
         self.ops = fault_schedule(scenario)
+        self.can = DriverCapabilities.of(driver)  # what the driver's class declares: all a fault acts through
         who = f"driver {type(driver).__name__} (target {scenario.target!r})"
         refused = [said for _, spec in fault_entries(scenario)
                    for said in cannot(type(driver), who, spec.kind, needs_of(spec))]
@@ -86,12 +87,12 @@ class Nemesis:
             raise TargetError("; ".join(dict.fromkeys(refused)))
         self.proxy: ProxyProcess | None = None  # the clients' links
         self.route_proxy: ProxyProcess | None = None  # a cluster's routes (partitions)
-        if isinstance(driver, HasRouteLinks) and any(
+        if self.can.route_links is not None and any(
                 isinstance(spec, PartitionFault | BridgeFault) or (isinstance(spec, ToxicFault) and spec.link == "routes")
                 for _, spec in fault_entries(scenario)):
-            driver.proxy_routes = True  # before its servers start: their routes go through the proxy
-        if scenario.faults and isinstance(driver, ReadsNodes):
-            driver.read_nodes = True  # a cluster under faults: each node's copy is read back after
+            self.can.route_links.proxy_routes = True  # before its servers start: their routes go through the proxy
+        if scenario.faults and self.can.node_copies is not None:
+            self.can.node_copies.read_nodes = True  # a cluster under faults: each node's copy is read back after
         self.links: dict[str, list[str]] = {}  # role -> the proxy's link names, one per server
         self.paused: set[str] = set()
         self.resumed: set[str] = set()  # servers a heal or the cleanup found paused and resumed
@@ -115,16 +116,16 @@ class Nemesis:
 
     def server_names(self) -> list[str]:
         """The servers the driver started, in its order."""
-        return [server.name for server in self.driver.servers] if isinstance(self.driver, HasServers) else []
+        return [server.name for server in self.can.servers.servers] if self.can.servers is not None else []
 
     def server(self, name: str) -> ManagedServer:
-        for server in self.driver.servers if isinstance(self.driver, HasServers) else []:
+        for server in self.can.servers.servers if self.can.servers is not None else []:
             if server.name == name:
                 return server
         raise KeyError(f"no server {name!r} was started")
 
     async def prepare(self) -> None:
-        route_links = self.driver.route_links if isinstance(self.driver, HasRouteLinks) else {}
+        route_links = self.can.route_links.route_links if self.can.route_links is not None else {}
         if route_links:
             self.route_proxy = ProxyProcess({name: ("127.0.0.1", upstream) for name, (_, upstream) in route_links.items()},
                                             self.run_dir / "servers", {name: port for name, (port, _) in route_links.items()},
@@ -134,8 +135,9 @@ class Nemesis:
                                                           "proxy": ports})
         if not self.needs_proxy:
             return
-        assert isinstance(self.driver, RoutesClients)  # a toxic needs it (refused in __init__ otherwise)
-        routes = self.driver.client_routes()
+        clients = self.can.client_routes
+        assert clients is not None  # a toxic needs it (refused in __init__ otherwise)
+        routes = clients.client_routes()
         upstreams: dict[str, tuple[str, int]] = {}
         for role in ROLES:
             self.links[role] = []
@@ -145,7 +147,7 @@ class Nemesis:
                 self.links[role].append(name)
         self.proxy = ProxyProcess(upstreams, self.run_dir / "servers")
         ports = await self.proxy.start(self.scenario.live.start_timeout / 1e9)
-        self.driver.route_clients({
+        clients.route_clients({
             role: [urlsplit(url)._replace(netloc=f"127.0.0.1:{ports[name]}").geturl()
                    for name, url in zip(self.links[role], routes[role])]
             for role in ROLES})
@@ -172,7 +174,7 @@ class Nemesis:
         if server.process is not None and server.process.poll() is None:
             return {"pid": server.pid, "already_running": True}
         await self.spawn_listening(server)
-        url = self.driver.server_url(server) if isinstance(self.driver, HasServers) else None
+        url = self.can.servers.server_url(server) if self.can.servers is not None else None
         self.record(self.now(), EventKind.SERVER_START, None, {"name": server.name, "pid": server.pid, "url": url,
                                                                "restarted": True})
         return {"pid": server.pid}

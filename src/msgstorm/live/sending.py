@@ -22,12 +22,8 @@ import numpy as np
 from msgstorm.errors import TargetError
 from msgstorm.history.events import EventKind
 from msgstorm.history.writer import HistoryWriter
-from msgstorm.live.drivers.base import (
-    STOP_GRACE_NS,
-    BurstDriver,
-    Driver,
-    DriverCapabilities,
-)
+from msgstorm.live.drivers.base import STOP_GRACE_NS, Driver
+from msgstorm.live.drivers.capabilities import Bursts, DriverCapabilities
 from msgstorm.live.lifecycle import Lifecycle
 from msgstorm.live.nemesis import Nemesis
 from msgstorm.live.pacing import SPIN_NS
@@ -76,7 +72,7 @@ class LiveSender(Lifecycle):
         self._lag_ns: int | None = None  # the latest hand-over's send lag
         self._sent_count = 0  # messages sent, counted when the windows go to the recorder at the end
         self.driver: Driver = LIVE_DRIVERS[scenario.target](scenario.live, run_dir, self._on_event)
-        self.can = DriverCapabilities.of(self.driver)  # what the target may ask of it beyond ``Driver``
+        self.can = DriverCapabilities.of(self.driver)  # what its class declares it can do beyond ``Driver``
         self.consumer_names = [f"consumer-{i}" for i in range(scenario.live.consumers)]
         self._authenticate(scenario)
         self.batches: list[MessageBatch] = []
@@ -85,8 +81,8 @@ class LiveSender(Lifecycle):
         self.acks = Acks()
         # [live.nats] generator_processes: this process sends the messages whose key is 0
         # modulo the count, generator processes the others (``generator_process.py``).
-        self.generator_count = (self.can.generators.generator_processes(scenario.live)
-                                if self.can.generators is not None else 1)
+        self.generator_count = (self.can.processes.generator_processes(scenario.live)
+                                if self.can.processes is not None else 1)
         self.generators: list[Any] = []
         self.sent_elsewhere: list[tuple[np.ndarray, np.ndarray]] = []  # since the last intake
         self.sent_elsewhere_count = 0
@@ -158,7 +154,7 @@ class LiveSender(Lifecycle):
         security = scenario.security
         if security is None or security.scheme == "none":
             return
-        driver = self.can.signs
+        driver = self.can.signing
         if driver is None:
             raise TargetError(f"{scenario.target}: [security] scheme {security.scheme!r}: this target does not sign "
                               "messages (core NATS does)")
@@ -184,8 +180,8 @@ class LiveSender(Lifecycle):
 
         if self.seed is None:
             raise TargetError("generator processes need the traffic's seed")
-        assert self.can.generators is not None  # generator_count > 1 comes from it
-        url = self.can.generators.url
+        assert self.can.processes is not None  # generator_count > 1 comes from it
+        url = self.can.processes.url
         assert url is not None
         spec = self.run_dir / "servers" / "generators.pickle"
         write_spec(spec, self.scenario, self.seed)
@@ -233,14 +229,14 @@ class LiveSender(Lifecycle):
 
     async def _send_all(self, traffic: Iterator[MessageBatch]) -> None:
         # Generator processes need the burst path (its own-share filter), which also serves burst = 1.
-        burst = self.can.burst
+        burst = self.can.bursts
         if burst is not None and (burst.burst > 1 or self.generator_count > 1):
             await self._send_bursts(burst, traffic)
             return
         run = self.scenario.run
         stop_at = run.duration
         publish = self.driver.publish
-        counter = self.can.handed_over
+        counter = self.can.accounting
         now = self._now
         since_yield = 0
         for batch in traffic:
@@ -274,7 +270,7 @@ class LiveSender(Lifecycle):
                     since_yield = 0
                     await asyncio.sleep(0)
 
-    async def _send_bursts(self, driver: BurstDriver, traffic: Iterator[MessageBatch]) -> None:
+    async def _send_bursts(self, driver: Bursts, traffic: Iterator[MessageBatch]) -> None:
         """As ``_send_all``, for a driver that takes many messages at once: the batch is
         staged with the driver a slice at a time (``_SLICE`` messages, as columns: no Python
         object per message), and every staged message due when the generator wakes leaves
@@ -285,7 +281,7 @@ class LiveSender(Lifecycle):
         than a numpy call)."""
         stop_at = self.scenario.run.duration
         publish_staged = driver.publish_staged
-        counter = self.can.handed_over
+        counter = self.can.accounting
         burst = driver.burst
         now = self._now
         since_yield = 0

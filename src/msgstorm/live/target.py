@@ -13,7 +13,7 @@ the schedule. The run is bounded: nothing is sent more than ``STOP_GRACE_NS`` (1
 ``run.duration`` (a generator behind then stops; what it has not sent gets the status
 ``unsent``), and receipts are
 awaited at most ``run.drain`` after the last send, and not at all for publishes the driver
-says will never arrive (dropped, refused: ``CountsLostPublishes``) or acks it says will not come.
+says will never arrive (dropped, refused: ``Accounting``) or acks it says will not come.
 
 History written (the same tables as the simulator; the driver's docstring maps the stage
 columns): one ``messages`` row per message sent (a message the schedule held when the run
@@ -58,7 +58,7 @@ import pyarrow as pa
 from msgstorm.errors import DataFileError, TargetError
 from msgstorm.heap import release_freed_memory
 from msgstorm.history.events import EventKind
-from msgstorm.live.drivers.base import ChildProcess
+from msgstorm.live.drivers.capabilities import ChildProcess
 from msgstorm.live.event_log import SAMPLES_EVERY_S
 from msgstorm.live.lifecycle import cancelled
 from msgstorm.live.recorder import FAR, PUBLISHER, Intake
@@ -105,9 +105,9 @@ class LiveTarget(LiveSender):
     def _record_refused(self) -> None:
         """A signed run's ``integrity`` event: what each consumer refused (its verification)."""
         security = self.scenario.security
-        if security is None or security.scheme == "none" or self.can.signs is None:
+        if security is None or security.scheme == "none" or self.can.signing is None:
             return
-        refused = [{"tampered": tampered, "replayed": replayed} for tampered, replayed in self.can.signs.refused()]
+        refused = [{"tampered": tampered, "replayed": replayed} for tampered, replayed in self.can.signing.refused()]
         self.log.add((self.t_run_end if self.t_run_end is not None else self._now(), EventKind.INTEGRITY, None,
                       float(sum(r["tampered"] + r["replayed"] for r in refused)), {"consumers": refused}))
 
@@ -143,8 +143,8 @@ class LiveTarget(LiveSender):
 
     async def _open(self) -> None:
         try:
-            if self.can.burst is not None:
-                self.can.burst.on_receipts = self._on_receipts
+            if self.can.bursts is not None:
+                self.can.bursts.on_receipts = self._on_receipts
             if self.can.bulk_acks is not None:
                 self.can.bulk_acks.on_acks = self._on_acks
             if self.can.timed_receipts is not None:
@@ -193,8 +193,8 @@ class LiveTarget(LiveSender):
         sent = self._to_drain
         consumers = len(self.consumer_names) if self.driver.fanout else 1
         lost, unacked = self.dropped_elsewhere, 0
-        if self.can.lost is not None:
-            lost, unacked = lost + self.can.lost.lost_publishes, self.can.lost.unacked_publishes
+        if self.can.accounting is not None:
+            lost, unacked = lost + self.can.accounting.lost_publishes, self.can.accounting.unacked_publishes
         acks = sent - lost - unacked if self.driver.acks else 0
         self.drained = self.receipts.count >= (sent - lost) * consumers and self.acks.count >= acks
         return self.drained
@@ -213,8 +213,8 @@ class LiveTarget(LiveSender):
         # stream): no phase; unless the driver said why a read-back failed.
         failed = any(event[1] == EventKind.CLIENT_ERROR and (event[4] or {}).get("client") == "read_back"
                      for event in self.log.events[events_before:])
-        if self.can.reads_nodes is not None:  # each server's own copy (a cluster under faults)
-            self.node_copies = await self.can.reads_nodes.read_back_nodes() or {}
+        if self.can.node_copies is not None:  # each server's own copy (a cluster under faults)
+            self.node_copies = await self.can.node_copies.read_back_nodes() or {}
         if self.stored is not None or failed:
             self.t_read_back = self.t_run_end
             self.log.add((self.t_read_back, EventKind.READ_BACK, None,
@@ -268,7 +268,7 @@ class LiveTarget(LiveSender):
 
     def _snapshot(self, final: bool = False) -> ProgressSnapshot:
         emitted = self._emitted + self.sent_elsewhere_count
-        lost = self.dropped_elsewhere + (self.can.lost.lost_publishes if self.can.lost is not None else 0)
+        lost = self.dropped_elsewhere + (self.can.accounting.lost_publishes if self.can.accounting is not None else 0)
         consumers = len(self.consumer_names) if self.driver.fanout else 1
         committed = self.acks.count if self.driver.acks else self.receipts.count // max(1, consumers)
         return ProgressSnapshot(
@@ -279,12 +279,12 @@ class LiveTarget(LiveSender):
             final=final, target=self.scenario.target, send_lag_ns=self._lag_ns, receipts=self.receipts.count)
 
     def _servers(self) -> list[ManagedServer]:
-        """The servers the driver started (``HasServers``)."""
+        """The servers the driver started (``Servers``)."""
         return list(self.can.servers.servers) if self.can.servers is not None else []
 
     def _consumer_processes(self) -> list[ChildProcess]:
-        """The driver's consumer processes (``HasConsumerProcesses``)."""
-        return list(self.can.consumer_processes.consumer_processes) if self.can.consumer_processes is not None else []
+        """The driver's consumer processes (``Processes``)."""
+        return list(self.can.processes.consumer_processes) if self.can.processes is not None else []
 
     def _sampled_processes(self) -> list[tuple[str, int]]:
         """(name, pid) of the servers msgstorm started, of its fault proxy and of its consumer

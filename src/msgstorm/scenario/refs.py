@@ -11,7 +11,7 @@ import difflib
 import ipaddress
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from msgstorm.scenario.budget import messages_per_agent
@@ -94,7 +94,8 @@ def is_loopback_url(url: str) -> bool:
 @runtime_checkable
 class ChecksScenario(Protocol):
     """A live target class that says what of a scenario it cannot do (a chain node: its pool
-    orders by fee or arrival only), each problem with its field."""
+    orders by fee or arrival only), each problem with its field. Declared in its
+    ``capabilities`` (``Checks.scenario``, ``live/drivers/capabilities.py``)."""
 
     @staticmethod
     def problems(scenario: Scenario) -> list[Problem]: ...
@@ -104,10 +105,17 @@ class ChecksScenario(Protocol):
 class RunsMarket(Protocol):
     """A live target class that runs ``[market]``'s agents (a chain node: the oracle's prices
     and the keepers' liquidations are its transactions) and says what of the market it
-    cannot do, each problem with its field. Other live targets refuse ``[market]``."""
+    cannot do, each problem with its field. Other live targets refuse ``[market]``. Declared
+    in its ``capabilities`` (``Checks.market``)."""
 
     @staticmethod
     def market_problems(scenario: Scenario) -> list[Problem]: ...
+
+
+def _declared_checks(target: str) -> Any:
+    """What live target ``target``'s class declares of its own checks (``Capabilities.checks``
+    of ``live/drivers/capabilities.py``, read from the class: that module sits above this one)."""
+    return LIVE_DRIVERS[target].capabilities.checks
 
 
 def check_references(scenario: Scenario) -> list[Problem]:
@@ -181,8 +189,7 @@ def check_references(scenario: Scenario) -> list[Problem]:
                              f"node {name!r} is listed twice: each node reports once"))
     # Only for a live target: asking the registry loads the drivers, which ``validate`` of a
     # simulated scenario does without.
-    if scenario.target != "sim" and scenario.target in LIVE_DRIVERS and issubclass(
-            LIVE_DRIVERS[scenario.target], ChecksScenario):
+    if scenario.target != "sim" and scenario.target in LIVE_DRIVERS and _declared_checks(scenario.target).scenario:
         problems += LIVE_DRIVERS[scenario.target].problems(scenario)
     if scenario.target != "sim":
         # The ordering protocols live in the simulator's sequencer; a broker has its own order.
@@ -602,9 +609,8 @@ def _market_references(scenario: Scenario, regions: set[str], nodes: set[str], a
     problems: list[Problem] = []
     if scenario.target != "sim":
         # Asking the registry loads the live drivers: only for a live target.
-        driver = LIVE_DRIVERS[scenario.target] if scenario.target in LIVE_DRIVERS else None
-        if driver is not None and issubclass(driver, RunsMarket):
-            problems += driver.market_problems(scenario)
+        if scenario.target in LIVE_DRIVERS and _declared_checks(scenario.target).market:
+            problems += LIVE_DRIVERS[scenario.target].market_problems(scenario)
         else:
             problems.append((("market",), f"market agents run on the simulator and on a chain node only (target "
                                           f"{scenario.target!r}): drop [market] or run with --target sim"))

@@ -43,6 +43,8 @@ that appears in a scenario or a report to its implementation:
   (``live/drivers/``), or a chain node (``live/chain/anvil.py``: ``AnvilNode``, whose runs
   ``live/chain/target.py`` drives with transactions instead of publishes), or a validator
   network (``live/chain/cometbft.py``: ``CometNetwork``, driven by ``live/chain/comet_target.py``);
+  each declares what it can do beyond ``Driver`` in its ``capabilities`` class attribute
+  (``live/drivers/capabilities.py``), pinned per driver in ``tests/test_live_capabilities.py``;
 - ``REACTORS``: reactive agents of the simulator (every run asks each) -> a factory
   ``(scenario, host, seed) -> Reactor | None`` (``traffic/reactor.py``, the host a ``SimHost``
   of ``sim/host.py``; the market,

@@ -9,11 +9,11 @@ PATH, then in a ``node_modules`` of the project or the working directory (where 
 cannot do. With ``live.url`` no node is started: any EVM JSON-RPC node with unlocked
 accounts (``eth_accounts``, ``eth_sendTransaction``) is the target.
 
-The node msgstorm starts is a server of the nemesis's (``HasServers``): ``pause``, ``crash``
+The node msgstorm starts is a server of the nemesis's (``Servers``): ``pause``, ``crash``
 and ``restart`` faults act on it as on a broker. When the scenario stops it (a crash or a
 restart), it keeps its chain in ``servers/anvil-state.json`` (anvil's ``--state``: loaded at
 start, written on a graceful exit and every second -- what a SIGKILL takes is what came after
-the last write). Its links go through the fault proxy for a ``toxic`` (``RoutesClients``):
+the last write). Its links go through the fault proxy for a ``toxic`` (``Servers.client_routes``):
 ``publisher`` is the JSON-RPC link (the sends, and the block reads and pool samples on the
 same connections), ``consumers`` the WebSocket of the new heads. A toxic that changes bytes
 is refused: it would break the JSON, not a payload.
@@ -28,11 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 from msgstorm.faults.schedule import fault_entries
 from msgstorm.live.chain.rollup import problems as rollup_problems
-from msgstorm.live.drivers.base import HasServers, RoutesClients
+from msgstorm.live.drivers.capabilities import Capabilities, Checks, Servers
 from msgstorm.live.servers import ManagedServer, ServerError, free_port
 from msgstorm.live.toxics import TOXICS
 from msgstorm.scenario.live import LiveSpec
-from msgstorm.scenario.refs import RunsMarket
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import CrashFault, Eip1559, RestartFault, Scenario, ToxicFault
 
@@ -71,8 +70,10 @@ def find_anvil() -> str:
 
 
 @LIVE_DRIVERS.register(NAME)
-class AnvilNode(HasServers, RoutesClients, RunsMarket):
+class AnvilNode:
     """The node of one run: ``start`` it (none with ``live.url``), ``stop`` it on every way out."""
+
+    capabilities = Capabilities(servers=Servers(client_routes=True), checks=Checks(scenario=True, market=True))
 
     def __init__(self, scenario: Scenario, run_dir: Path) -> None:
         self.scenario = scenario
@@ -151,7 +152,7 @@ class AnvilNode(HasServers, RoutesClients, RunsMarket):
         return [] if spec.url is not None else [NAME]
 
     @property
-    def servers(self) -> list[ManagedServer]:  # type: ignore[override]
+    def servers(self) -> list[ManagedServer]:
         return [self.server] if self.server is not None else []
 
     def server_url(self, server: ManagedServer) -> str:

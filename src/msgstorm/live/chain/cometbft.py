@@ -9,7 +9,7 @@ per validator (``cometbft testnet``: keys, one genesis naming every validator) u
 mapping), and starts ``cometbft node --proxy_app=kvstore`` in each, every validator a
 ``ManagedServer`` (a process group of its own, ended with msgstorm).
 
-Every validator's peer-to-peer links go through the fault proxy (``HasRouteLinks``): validator
+Every validator's peer-to-peer links go through the fault proxy (``Servers.route_links``): validator
 ``i`` dials validator ``j`` at a listener of the proxy, ``route-i-j``, that leads to ``j``'s
 p2p port, and peer exchange is off, so no validator learns another's own address and dials
 past the proxy. A ``partition`` cuts those routes between its groups (``live/nemesis.py``),
@@ -18,7 +18,7 @@ two groups: one such toxic a pair of regions makes a latency matrix on one machi
 ``pause``, ``crash`` or ``restart`` acts on one validator (its home, so its chain and keys,
 kept).
 
-A ``double_sign`` fault starts a second signer of one validator (``HoldsValidatorKeys``):
+A ``double_sign`` fault starts a second signer of one validator (``Servers.validator_keys``):
 a node of its own, ``second-signer-<i>``, with a copy of that validator's key and genesis, a
 node key and an empty chain of its own (it syncs the blocks from the validators, dialled
 directly), and a propose timeout of 1 ms. Once synced, it prevotes nil in each round before
@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from msgstorm.faults.schedule import fault_entries
-from msgstorm.live.drivers.base import HasRouteLinks, HasServers, HoldsValidatorKeys
+from msgstorm.live.drivers.capabilities import Capabilities, Checks, Servers
 from msgstorm.live.servers import ManagedServer, ServerError, free_port
 from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.registry import LIVE_DRIVERS
@@ -126,8 +126,10 @@ def _quoted(value: str) -> str:
 
 
 @LIVE_DRIVERS.register(NAME)
-class CometNetwork(HasServers, HasRouteLinks, HoldsValidatorKeys):
+class CometNetwork:
     """The validators of one run: ``start`` them, ``stop`` them on every way out."""
+
+    capabilities = Capabilities(servers=Servers(route_links=True, validator_keys=True), checks=Checks(scenario=True))
 
     def __init__(self, scenario: Scenario, run_dir: Path) -> None:
         self.scenario = scenario
@@ -170,7 +172,7 @@ class CometNetwork(HasServers, HasRouteLinks, HoldsValidatorKeys):
         return validator_names(spec.cometbft.validators)
 
     @property
-    def servers(self) -> list[ManagedServer]:  # type: ignore[override]
+    def servers(self) -> list[ManagedServer]:
         return self.validators
 
     def server_url(self, server: ManagedServer) -> str:

@@ -14,50 +14,30 @@ message (subscriptions, PUB/SUB), False when each message goes to one consumer o
 (consumer groups, PUSH/PULL). A driver that can read the stored stream back after the run
 (``read_back``) lets the delivery check compare what the broker kept with what it acked.
 
-Optional capabilities: ``CountsLostPublishes`` (a driver that knows some publishes will
-never arrive says how many, so the target's drain does not wait for them),
-``CountsHandedOver`` (a driver that counts the messages it has taken, so that an
-interrupted run keeps no send time on a message it never sent) and
-``TimedReceiptsDriver`` (consumers that stamp their receipts elsewhere, in processes of
-their own, and say up to when they have handed them all over).
-
-What the nemesis (``live/nemesis.py``) and the target may do with a driver are capabilities
-too, each a Protocol a driver class declares by subclassing it (``class
-JetStreamDriver(HasServers, LeadsStream, ...)``): ``HasServers`` (servers of its own, which
-process faults pause, kill and start again), ``LeadsStream`` (a replicated stream whose
-leader a crash may name), ``HasRouteLinks`` (a cluster whose routes go through the fault
-proxy: partitions, bridges), ``ReadsNodes`` (each server's own copy read back),
-``RoutesClients`` (clients through the fault proxy: toxics), ``AnnouncesMaxPayload``,
-``HasConsumerProcesses``, ``RunsInProcesses`` and ``FeedsGeneratorProcesses``. A scenario is
-checked against the class before anything starts (``declares``: no instance needed, its
-static methods say what a run with a given ``LiveSpec`` has); at run time the nemesis and
-the target check the instance with ``isinstance``, never a target's name or a port. A
-test ties the two: what a built-in driver declares is what its instances satisfy. The
-target looks them all up once a run into ``DriverCapabilities``, named typed fields it reads
-instead of probing the driver again.
+What a driver can do beyond this interface (bursts, bulk acks, servers of its own a fault
+acts on, consumer processes, counts of what it took and lost, ...) it declares once, in its
+``capabilities`` class attribute: a ``Capabilities`` of ``live/drivers/capabilities.py``,
+whose docstring names each capability and its parts. A driver declaring nothing is driven
+through ``Driver`` alone.
 """
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
 from msgstorm.history.events import EventKind
 from msgstorm.live.payload import StoredCopy
-from msgstorm.live.servers import ManagedServer
 from msgstorm.scenario.live import LiveSpec
 
-__all__ = [
-    "CAPABILITIES", "STOP_GRACE_NS", "AnnouncesMaxPayload", "BulkAckDriver", "BurstDriver", "ChildProcess",
-    "CountsLostPublishes", "Driver", "DriverCapabilities", "FeedsGeneratorProcesses", "HasConsumerProcesses",
-    "HasRouteLinks", "HasServers", "HoldsValidatorKeys",
-    "LeadsStream", "OnAck", "OnAcks", "OnEvent", "OnReceipt", "OnReceipts", "OnTimedReceipts", "Outages", "ReadsNodes",
-    "RoutesClients", "RunsInProcesses", "SignsMessages", "TimedReceiptsDriver", "declares"]
+if TYPE_CHECKING:  # the capabilities' Protocols take this module's callbacks
+    from msgstorm.live.drivers.capabilities import Capabilities
+
+__all__ = ["STOP_GRACE_NS", "Driver", "OnAck", "OnAcks", "OnEvent", "OnReceipt", "OnReceipts", "OnTimedReceipts",
+           "Outages"]
 
 # A message due before ``run.duration`` still leaves up to this long after it (a wake-up a
 # few ms late at the end is no backlog); a generator further behind stops there, and what
@@ -84,6 +64,7 @@ class Driver(Protocol):
 
     fanout: bool  # every consumer gets every message (else consumers share them)
     acks: bool  # publishes are acknowledged with an order (``on_ack`` is called)
+    capabilities: ClassVar[Capabilities]  # what it can do beyond this (``live/drivers/capabilities.py``)
 
     def __init__(self, spec: LiveSpec, run_dir: Path, on_event: OnEvent) -> None: ...
 
@@ -118,312 +99,6 @@ class Driver(Protocol):
     async def close(self) -> None:
         """Close every connection (what was received before is kept)."""
         ...
-
-
-@runtime_checkable
-class BurstDriver(Driver, Protocol):
-    """A driver that also takes many messages at once, and hands receipts over in bulk.
-
-    The target ``stage``s the messages it will send next, a few thousand at a time, as
-    columns: the driver lays out their payloads (``live/payload.py``) and whatever it
-    sends them in once, ahead of time. When the generator wakes it publishes every staged
-    message due in one ``publish_staged`` (at most ``burst``; a driver with ``burst`` 1 is
-    driven one message at a time, through ``publish``): no Python object is made per
-    message. Before ``connect`` the target sets ``on_receipts``, which the driver then calls
-    instead of ``on_receipt`` with the ids of all the messages one read brought (one
-    receipt time for them); a driver whose ``on_receipts`` is set back to None calls
-    ``on_receipt`` with each payload.
-    """
-
-    burst: int
-    on_receipts: OnReceipts | None
-
-    def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
-        """Messages to publish after those staged before, in order: ``payload(msg_ids[i],
-        keys[i], sizes[i])`` each (columns int64, int64, int32). Nothing is sent yet."""
-        ...
-
-    async def publish_staged(self, count: int) -> int | None:
-        """Publish the next ``count`` staged messages (as ``publish`` each). None when it
-        published them all; else how many it published (fewer, perhaps 0): it had to wait
-        (for room in a window or a queue, for its socket to drain) and returned after the
-        wait, and the target stamps the rest with the time it hands them over again, so the
-        wait shows as their send lag (a send time stamped before it would put it in the
-        transport, and a receipt could come before a later-stamped send)."""
-        ...
-
-
-@runtime_checkable
-class BulkAckDriver(Protocol):
-    """A driver with acks that can hand them over in bulk: before ``connect`` the target
-    sets ``on_acks``, which the driver then calls instead of ``on_ack`` with the acks one
-    read brought (one ack time for them); left None, the driver calls ``on_ack``."""
-
-    on_acks: OnAcks | None
-
-
-@runtime_checkable
-class CountsHandedOver(Protocol):
-    """A driver that counts the messages it has taken so far, through ``publish`` and
-    ``publish_staged``: sent, buffered to be sent, or dropped. When an interruption cancels
-    a publish in a wait (for room in a window or queue, for a socket to drain), the target
-    keeps a send time only on the messages the driver took: the rest were never sent. A
-    driver without the count keeps every send time the target stamped (a message waited on
-    then shows as lost, or pending). Every built-in driver counts."""
-
-    handed_over: int
-
-
-@runtime_checkable
-class CountsLostPublishes(Protocol):
-    """A driver that counts the publishes it knows will never arrive, so the target's drain
-    stops waiting for them. ``lost_publishes``: never reached the broker (dropped while a
-    connection was down, at a high-water mark) or refused by it (an error ack): neither an
-    ack nor a receipt will come. ``unacked_publishes``: may have reached the broker, but
-    their acks will not come (the connection they were due on failed with them unanswered).
-    Both only grow during a run."""
-
-    lost_publishes: int
-    unacked_publishes: int
-
-
-@runtime_checkable
-class TimedReceiptsDriver(Protocol):
-    """A driver whose consumers may stamp their receipts themselves, elsewhere (consumer
-    processes): before ``connect`` the target sets ``on_timed_receipts``; receipts then
-    arrive later than they happened. ``receipts_through`` says how far they have all come:
-    every receipt stamped before that time (CLOCK_MONOTONIC ns) has been handed over, so the
-    target may write the receipts before it in their final order. None: no such consumer."""
-
-    on_timed_receipts: OnTimedReceipts | None
-
-    def receipts_through(self) -> int | None: ...
-
-
-# --- what the nemesis and the target may do with a driver ------------------------------------
-
-
-@runtime_checkable
-class HasServers(Protocol):
-    """A driver that starts servers of its own (``ManagedServer``) when ``live.url`` is not
-    set: the process faults (pause, crash, restart) act on them, and start them again on their
-    port and data. ``server_names(spec)``: the servers a run with ``spec`` starts (none with
-    ``url``), known before any starts; ``servers``: those started; ``server_url(server)``: where
-    a client reaches one (what its ``server_start`` event says)."""
-
-    servers: list[ManagedServer]
-
-    @staticmethod
-    def server_names(spec: LiveSpec) -> list[str]: ...
-
-    def server_url(self, server: ManagedServer) -> str: ...
-
-
-@runtime_checkable
-class LeadsStream(Protocol):
-    """A replicated stream with a leader, which a crash or a pause may name (``node =
-    "leader"``), and followers a pause may name (``node = "followers"``): ``elects_leader(spec)``
-    whether a run with ``spec`` has one on servers msgstorm starts; ``stream_leader()`` the
-    name of the server leading it now, ``stream_followers()`` those holding its other replicas."""
-
-    @staticmethod
-    def elects_leader(spec: LiveSpec) -> bool: ...
-
-    async def stream_leader(self) -> str: ...
-
-    async def stream_followers(self) -> list[str]: ...
-
-
-@runtime_checkable
-class HasRouteLinks(Protocol):
-    """A cluster whose servers reach each other through the fault proxy, so a partition or a
-    bridge can cut their routes: ``proxy_routes`` is set before ``start_servers``, which then
-    names each route's proxy listener in ``route_links`` ({link: (its port, the cluster port
-    it leads to)}). ``has_routes(spec)``: a run with ``spec`` starts such a cluster."""
-
-    proxy_routes: bool
-    route_links: dict[str, tuple[int, int]]
-
-    @staticmethod
-    def has_routes(spec: LiveSpec) -> bool: ...
-
-
-@runtime_checkable
-class HoldsValidatorKeys(Protocol):
-    """A validator network whose validators' keys msgstorm made: ``second_signer(name)``
-    makes a second node to sign with validator ``name``'s key (a double signer), for the
-    caller to spawn; ``stop_second_signer(name)`` kills it. ``validator_names(spec)``: the
-    validators a run with ``spec`` starts."""
-
-    @staticmethod
-    def validator_names(spec: LiveSpec) -> list[str]: ...
-
-    def second_signer(self, name: str) -> ManagedServer: ...
-
-    def stop_second_signer(self, name: str) -> ManagedServer | None: ...
-
-
-@runtime_checkable
-class ReadsNodes(Protocol):
-    """A cluster each of whose servers' own copy of the stream can be read after the run
-    (``read_nodes`` set before ``connect``; ``read_back_nodes``: {server: payloads}, None
-    when it reads none): per-node divergence under faults."""
-
-    read_nodes: bool
-
-    async def read_back_nodes(self) -> dict[str, StoredCopy] | None: ...
-
-
-@runtime_checkable
-class RoutesClients(Protocol):
-    """A driver whose clients can go through the fault proxy (toxics): ``client_routes`` gives
-    the server URLs (with host and port) each role's clients connect to ("publisher",
-    "consumers"), and ``route_clients`` has them connect to these instead (called before
-    ``connect``). ``client_routing_problem(spec)``: why a run with ``spec`` cannot (a client
-    library the proxy does not see), None when it can."""
-
-    @staticmethod
-    def client_routing_problem(spec: LiveSpec) -> str | None: ...
-
-    def client_routes(self) -> dict[str, list[str]]: ...
-
-    def route_clients(self, routes: dict[str, list[str]]) -> None: ...
-
-
-@runtime_checkable
-class SignsMessages(Protocol):
-    """A driver whose publisher signs every message and whose consumers verify each one
-    (``[security]``, ``live/signing.py``): the target calls ``authenticate`` before
-    ``connect``. ``signing_problem(spec)``: why a run with ``spec`` cannot sign (a client or
-    process layout the signing does not cover), or None. ``refused()``: per consumer, the
-    payloads it refused so far, ``(tampered, replayed)``."""
-
-    @staticmethod
-    def signing_problem(spec: LiveSpec) -> str | None: ...
-
-    def authenticate(self, scheme: str, chain_id: int, seed: int) -> None: ...
-
-    def refused(self) -> list[tuple[int, int]]: ...
-
-
-@runtime_checkable
-class AnnouncesMaxPayload(Protocol):
-    """A server that says the largest message it takes (NATS's INFO ``max_payload``; None
-    before connecting): the target refuses a larger agent size before anything is sent."""
-
-    @property
-    def max_payload(self) -> int | None: ...
-
-
-class ChildProcess(Protocol):
-    """A process msgstorm started beside itself (a consumer or generator process)."""
-
-    name: str
-
-    @property
-    def process(self) -> subprocess.Popen[bytes] | None: ...
-
-
-@runtime_checkable
-class HasConsumerProcesses(Protocol):
-    """Consumers in processes of their own, which the target samples and checks are gone."""
-
-    consumer_processes: Sequence[ChildProcess]
-
-
-@runtime_checkable
-class RunsInProcesses(Protocol):
-    """How many processes the driver's clients run in (the generator's and its consumers')."""
-
-    @property
-    def processes(self) -> int: ...
-
-
-@runtime_checkable
-class FeedsGeneratorProcesses(Protocol):
-    """A broker that generator processes publish to beside this one (``live/generator_process.py``):
-    ``generator_processes(spec)`` how many processes send (1: this one alone), ``url`` where
-    they connect once the servers are up."""
-
-    url: str | None
-
-    @staticmethod
-    def generator_processes(spec: LiveSpec) -> int: ...
-
-
-@dataclass(frozen=True)
-class DriverCapabilities:
-    """What the live target may ask of one driver beyond ``Driver``, looked up once a run
-    (``of``) into named, typed fields, each None where the driver lacks it: the target
-    reads a field where it would otherwise probe the driver with ``isinstance``. Three
-    groups, one a concern:
-
-    - the data path, how messages and what comes back go in bulk: ``burst``
-      (``BurstDriver``), ``bulk_acks`` (``BulkAckDriver``), ``timed_receipts``
-      (``TimedReceiptsDriver``), ``handed_over`` (``CountsHandedOver``), ``lost``
-      (``CountsLostPublishes``);
-    - the processes it starts: ``servers`` (``HasServers``), ``consumer_processes``
-      (``HasConsumerProcesses``), ``processes`` (``RunsInProcesses``), ``generators``
-      (``FeedsGeneratorProcesses``);
-    - what its clients and servers say or do: ``signs`` (``SignsMessages``),
-      ``max_payload`` (``AnnouncesMaxPayload``), ``reads_nodes`` (``ReadsNodes``).
-
-    What faults act through (``LeadsStream``, ``HasRouteLinks``, ``RoutesClients``, and
-    ``HasServers``) the nemesis asks of its driver itself, declared per class
-    (``declares``), since a scenario is checked against them before any driver exists."""
-
-    burst: BurstDriver | None
-    bulk_acks: BulkAckDriver | None
-    timed_receipts: TimedReceiptsDriver | None
-    handed_over: CountsHandedOver | None
-    lost: CountsLostPublishes | None
-    servers: HasServers | None
-    consumer_processes: HasConsumerProcesses | None
-    processes: RunsInProcesses | None
-    generators: FeedsGeneratorProcesses | None
-    signs: SignsMessages | None
-    max_payload: AnnouncesMaxPayload | None
-    reads_nodes: ReadsNodes | None
-
-    @classmethod
-    def of(cls, driver: object) -> DriverCapabilities:
-        return cls(
-            burst=driver if isinstance(driver, BurstDriver) else None,
-            bulk_acks=driver if isinstance(driver, BulkAckDriver) else None,
-            timed_receipts=driver if isinstance(driver, TimedReceiptsDriver) else None,
-            handed_over=driver if isinstance(driver, CountsHandedOver) else None,
-            lost=driver if isinstance(driver, CountsLostPublishes) else None,
-            servers=driver if isinstance(driver, HasServers) else None,
-            consumer_processes=driver if isinstance(driver, HasConsumerProcesses) else None,
-            processes=driver if isinstance(driver, RunsInProcesses) else None,
-            generators=driver if isinstance(driver, FeedsGeneratorProcesses) else None,
-            signs=driver if isinstance(driver, SignsMessages) else None,
-            max_payload=driver if isinstance(driver, AnnouncesMaxPayload) else None,
-            reads_nodes=driver if isinstance(driver, ReadsNodes) else None)
-
-
-# Each capability, what it lets msgstorm do (said when a driver lacks one a fault needs).
-CAPABILITIES: dict[type, str] = {
-    HasServers: "act on server processes of its own",
-    LeadsStream: "name the leader and the followers of a replicated stream",
-    HasRouteLinks: "cut the routes of a cluster through the fault proxy",
-    HoldsValidatorKeys: "run a second signer with a validator's key",
-    ReadsNodes: "read each server's own copy of the stream",
-    RoutesClients: "route its clients through the fault proxy",
-    AnnouncesMaxPayload: "say the largest message its server takes",
-    HasConsumerProcesses: "run consumers in processes of their own",
-    RunsInProcesses: "say how many processes its clients run in",
-    FeedsGeneratorProcesses: "take publishes from generator processes",
-}
-
-
-def declares(driver: type, capability: type) -> bool:
-    """Whether a driver class declares ``capability`` (one of ``CAPABILITIES``: it subclasses
-    it). Asked of a class, before any instance exists (a scenario's validation)."""
-    if capability not in CAPABILITIES:
-        raise ValueError(f"{capability.__name__} is not a driver capability; capabilities are "
-                         f"{[c.__name__ for c in CAPABILITIES]}")
-    return capability in driver.__mro__
 
 
 class Outages:

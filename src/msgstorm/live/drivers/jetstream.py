@@ -70,19 +70,14 @@ from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from msgstorm.history.events import EventKind
 from msgstorm.live.drivers.base import (
-    AnnouncesMaxPayload,
-    HasRouteLinks,
-    HasServers,
-    LeadsStream,
     OnAck,
     OnAcks,
     OnEvent,
     OnReceipt,
     OnReceipts,
     Outages,
-    ReadsNodes,
-    RoutesClients,
 )
+from msgstorm.live.drivers.capabilities import Capabilities, Sending, Servers
 from msgstorm.live.drivers.jetstream_read import await_caught_up, read_node, read_stream
 from msgstorm.live.drivers.jetstream_wire import (
     AckWindow,
@@ -178,7 +173,11 @@ def _warm_up() -> None:
 
 
 @LIVE_DRIVERS.register("jetstream")
-class JetStreamDriver(HasServers, LeadsStream, HasRouteLinks, ReadsNodes, RoutesClients, AnnouncesMaxPayload):
+class JetStreamDriver:
+    capabilities = Capabilities(
+        sending=Sending(bursts=True, bulk_acks=True, max_payload=True),
+        servers=Servers(leader=True, route_links=True, node_copies=True, client_routes=True), accounting=True)
+
     fanout = True
     acks = True
 
@@ -220,7 +219,7 @@ class JetStreamDriver(HasServers, LeadsStream, HasRouteLinks, ReadsNodes, Routes
 
     @property
     def lost_publishes(self) -> int:
-        """Publishes refused (an error ack) or never sent (``CountsLostPublishes``)."""
+        """Publishes refused (an error ack) or never sent (``Accounting``)."""
         return self.trouble.refused + self.trouble.dropped
 
     unacked_publishes = 0  # an overdue ack may still come: none is given up for good

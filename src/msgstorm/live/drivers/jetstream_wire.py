@@ -283,7 +283,7 @@ class WirePublisher:
         self._head = np.frombuffer(f"PUB {subject} ".encode(), dtype=np.uint8).copy()
         self._reply_head = np.frombuffer(reply_prefix.encode(), dtype=np.uint8).copy()
         self._staged: collections.deque[_Staged] = collections.deque()
-        self.handed_over = 0  # publishes taken (``CountsHandedOver``)
+        self.handed_over = 0  # publishes taken (``Accounting``)
 
     def on_table(self, data: np.ndarray, frames: np.ndarray) -> None:
         """One read of acks: out of the window, then to the target (refusals counted)."""

@@ -33,10 +33,10 @@ or is gone (``missing``: the log ends before it) or holds another message (``rep
 unclean leader wrote over it), and each partition's messages are in send order. One
 ``log_audit`` event says it all, per partition.
 
-Faults: the brokers are ``HasServers`` (pause, crash, restart them by name, ``kafka-<i>``);
+Faults: the brokers are ``Servers`` (pause, crash, restart them by name, ``kafka-<i>``);
 with ``replication`` above 1 a crash or a pause may name ``node = "leader"``, the leader of
 partition 0 now, and a pause ``node = "followers"``, the brokers holding its other replicas
-(``LeadsStream``), as the brokers not paused see them.
+(``Servers.leader``), as the brokers not paused see them.
 
 History mapping: ``t_sent`` the message was handed to the producer; ``t_sequenced`` =
 ``t_committed`` its delivery report arrived (acks 1 / all), ``seq_no`` the order of the
@@ -62,14 +62,13 @@ from confluent_kafka.cimpl import NewTopic
 
 from msgstorm.history.events import EventKind
 from msgstorm.live.drivers.base import (
-    HasServers,
-    LeadsStream,
     OnAck,
     OnAcks,
     OnEvent,
     OnReceipt,
     OnReceipts,
 )
+from msgstorm.live.drivers.capabilities import Capabilities, Sending, Servers
 from msgstorm.live.drivers.kafka_broker import kafka_brokers
 from msgstorm.live.payload import HEADER, StoredCopy, message_id, pack_payloads
 from msgstorm.live.payload import warm_up as warm_up_payloads
@@ -150,7 +149,9 @@ def _describe(error: object) -> str:
 
 
 @LIVE_DRIVERS.register("kafka")
-class KafkaDriver(HasServers, LeadsStream):
+class KafkaDriver:
+    capabilities = Capabilities(sending=Sending(bursts=True, bulk_acks=True), servers=Servers(leader=True), accounting=True)
+
     fanout = False
 
     def __init__(self, spec: LiveSpec, run_dir: Path, on_event: OnEvent) -> None:
@@ -164,9 +165,9 @@ class KafkaDriver(HasServers, LeadsStream):
         self.burst = self.settings.burst
         self.on_receipts: OnReceipts | None = None  # set by the target: each read's ids at once
         self.on_acks: OnAcks | None = None  # set by the target: acks in bulk
-        self.lost_publishes = 0  # ``CountsLostPublishes``
+        self.lost_publishes = 0  # ``Accounting``
         self.unacked_publishes = 0
-        self.handed_over = 0  # ``CountsHandedOver``
+        self.handed_over = 0  # ``Accounting``
         self._bootstrap = ""
         self._topic = self.settings.topic
         # A topic of its own for the producer's first message, before the run (``_warm_up``).
@@ -405,7 +406,7 @@ class KafkaDriver(HasServers, LeadsStream):
             await asyncio.sleep(POLL_IDLE_S)
 
     def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
-        """Messages to publish next (``BurstDriver``): their payloads laid out now."""
+        """Messages to publish next (``Sending.bursts``): their payloads laid out now."""
         data, ends = pack_payloads(msg_ids, keys, sizes)
         self._staged.append((msg_ids.tolist(), (keys % self._partitions).tolist(), data.tobytes(), [0, *ends.tolist()]))
 

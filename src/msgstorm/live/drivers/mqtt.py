@@ -67,7 +67,6 @@ import numpy as np
 
 from msgstorm.history.events import EventKind
 from msgstorm.live.drivers.base import (
-    HasServers,
     OnAck,
     OnAcks,
     OnEvent,
@@ -75,6 +74,7 @@ from msgstorm.live.drivers.base import (
     OnReceipts,
     Outages,
 )
+from msgstorm.live.drivers.capabilities import Capabilities, Sending, Servers
 from msgstorm.live.drivers.mqtt_wire import (
     PUBACK,
     PUBCOMP,
@@ -133,7 +133,9 @@ class _Staged:
 
 
 @LIVE_DRIVERS.register("mqtt")
-class MqttDriver(HasServers):
+class MqttDriver:
+    capabilities = Capabilities(sending=Sending(bursts=True, bulk_acks=True), servers=Servers(), accounting=True)
+
     def __init__(self, spec: LiveSpec, run_dir: Path, on_event: OnEvent) -> None:
         self.spec = spec
         self.settings = spec.mqtt  # [live.mqtt]
@@ -147,9 +149,9 @@ class MqttDriver(HasServers):
         self.burst = spec.mqtt.burst
         self.on_receipts: OnReceipts | None = None  # set by the target: each read's ids at once
         self.on_acks: OnAcks | None = None  # set by the target: acks in bulk
-        self.lost_publishes = 0  # ``CountsLostPublishes``
+        self.lost_publishes = 0  # ``Accounting``
         self.unacked_publishes = 0
-        self.handed_over = 0  # ``CountsHandedOver``
+        self.handed_over = 0  # ``Accounting``
         self.outages = Outages(on_event)
         self._topic = spec.mqtt.topic.encode()
         self._heads: dict[int, bytes] = {}  # payload length -> PUBLISH fixed header and topic
@@ -261,7 +263,7 @@ class MqttDriver(HasServers):
         await self._send([msg_id], memoryview(payload), [0, len(payload)], 0, 1)
 
     def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
-        """Messages to publish next (``BurstDriver``): their payloads are laid out now."""
+        """Messages to publish next (``Sending.bursts``): their payloads are laid out now."""
         data, ends = pack_payloads(msg_ids, keys, sizes)
         self._staged.append(_Staged(msg_ids.tolist(), memoryview(data.data), [0, *ends.tolist()]))
 

@@ -46,20 +46,14 @@ from nats.aio.msg import Msg
 from msgstorm.history.events import EventKind
 from msgstorm.live.consumer_process import ConsumerProcess
 from msgstorm.live.drivers.base import (
-    AnnouncesMaxPayload,
-    FeedsGeneratorProcesses,
-    HasConsumerProcesses,
-    HasServers,
     OnAck,
     OnEvent,
     OnReceipt,
     OnReceipts,
     OnTimedReceipts,
     Outages,
-    RoutesClients,
-    RunsInProcesses,
-    SignsMessages,
 )
+from msgstorm.live.drivers.capabilities import Capabilities, Sending, Servers
 from msgstorm.live.drivers.nats_wire import WireConnection, pack_pubs, payloads, pub_frames
 from msgstorm.live.drivers.nats_wire import warm_up as warm_up_wire
 from msgstorm.live.payload import StoredCopy, pack_payloads, payload, read_ids
@@ -136,8 +130,11 @@ def _warm_up() -> None:
 
 
 @LIVE_DRIVERS.register("nats")
-class NatsDriver(HasServers, RoutesClients, AnnouncesMaxPayload, HasConsumerProcesses, RunsInProcesses,
-                 FeedsGeneratorProcesses, SignsMessages):
+class NatsDriver:
+    capabilities = Capabilities(
+        sending=Sending(bursts=True, timed_receipts=True, signing=True, max_payload=True),
+        servers=Servers(client_routes=True), processes=True, accounting=True)
+
     fanout = True
     acks = False
 
@@ -163,8 +160,8 @@ class NatsDriver(HasServers, RoutesClients, AnnouncesMaxPayload, HasConsumerProc
         self.wire_consumers: list[WireConnection] = []
         self._on_receipt: OnReceipt | None = None
         self._dropped = 0  # publishes dropped while disconnected, not yet reported
-        self.lost_publishes = 0  # every publish dropped (``CountsLostPublishes``)
-        self.handed_over = 0  # messages taken (``CountsHandedOver``)
+        self.lost_publishes = 0  # every publish dropped (``Accounting``)
+        self.handed_over = 0  # messages taken (``Accounting``)
         self.unacked_publishes = 0  # core NATS acks nothing
         self._reconnects: set[asyncio.Task[None]] = set()
         self._pub_head = np.frombuffer(f"PUB {spec.subject} ".encode(), dtype=np.uint8).copy()
@@ -245,7 +242,7 @@ class NatsDriver(HasServers, RoutesClients, AnnouncesMaxPayload, HasConsumerProc
 
     def receipts_through(self) -> int | None:
         """Every receipt a consumer process stamped before this (CLOCK_MONOTONIC ns) has been
-        handed over; None without consumer processes (``TimedReceiptsDriver``)."""
+        handed over; None without consumer processes (``Sending.timed_receipts``)."""
         if not self.consumer_processes:
             return None
         return min(process.reported_until for process in self.consumer_processes)

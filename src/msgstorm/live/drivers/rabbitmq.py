@@ -70,8 +70,6 @@ from pamqp import commands as spec
 
 from msgstorm.history.events import EventKind
 from msgstorm.live.drivers.base import (
-    HasRouteLinks,
-    HasServers,
     OnAck,
     OnAcks,
     OnEvent,
@@ -79,6 +77,7 @@ from msgstorm.live.drivers.base import (
     OnReceipts,
     Outages,
 )
+from msgstorm.live.drivers.capabilities import Capabilities, Sending, Servers
 from msgstorm.live.drivers.rabbitmq_cluster import (
     NET_TICKTIME_S,
     cluster_config,
@@ -202,7 +201,10 @@ def url_address(url: str) -> str:
 
 
 @LIVE_DRIVERS.register("rabbitmq")
-class RabbitMqDriver(HasServers, HasRouteLinks):
+class RabbitMqDriver:
+    capabilities = Capabilities(sending=Sending(bursts=True, bulk_acks=True), servers=Servers(route_links=True),
+                                accounting=True)
+
     def __init__(self, spec: LiveSpec, run_dir: Path, on_event: OnEvent) -> None:
         self.spec = spec
         # A cluster's routes through the fault proxy (a partition): set before ``start_servers``,

@@ -64,7 +64,6 @@ from redis.retry import Retry
 
 from msgstorm.history.events import EventKind
 from msgstorm.live.drivers.base import (
-    HasServers,
     OnAck,
     OnAcks,
     OnEvent,
@@ -72,6 +71,7 @@ from msgstorm.live.drivers.base import (
     OnReceipts,
     Outages,
 )
+from msgstorm.live.drivers.capabilities import Capabilities, Sending, Servers
 from msgstorm.live.drivers.redis_wire import (
     SEQ_BITS,
     RespPublisher,
@@ -141,7 +141,9 @@ class _Staged:
 
 
 @LIVE_DRIVERS.register("redis")
-class RedisDriver(HasServers):
+class RedisDriver:
+    capabilities = Capabilities(sending=Sending(bursts=True, bulk_acks=True), servers=Servers(), accounting=True)
+
     acks = True
 
     def __init__(self, spec: LiveSpec, run_dir: Path, on_event: OnEvent) -> None:
@@ -161,14 +163,14 @@ class RedisDriver(HasServers):
         self._room = asyncio.Event()  # the publisher may buffer again
         self._connected = True  # the publisher's connection is up and its task runs
         self._dropped = 0  # publishes dropped while disconnected, not yet reported
-        # ``CountsLostPublishes``: every publish dropped or refused; every XADD whose reply was
+        # ``Accounting``: every publish dropped or refused; every XADD whose reply was
         # lost with its connection (it may be in the stream, its entry id will not come).
         self.lost_publishes = 0
-        self.handed_over = 0  # messages taken (``CountsHandedOver``)
+        self.handed_over = 0  # messages taken (``Accounting``)
         self.unacked_publishes = 0
         self._closing = False  # every task's loop ends when this is set
         self.outages = Outages(on_event)
-        # Staged bursts (``BurstDriver``): XADDs laid out ahead, handed to the publisher's task
+        # Staged bursts (``Sending.bursts``): XADDs laid out ahead, handed to the publisher's task
         # as (ids, frames) slices; ``burst`` 1 publishes through redis-py one message at a time.
         wire = self.url is None or wire_supported(self.url)
         self.burst = spec.redis.burst if wire else 1
@@ -367,7 +369,7 @@ class RedisDriver(HasServers):
             self._room.set()
 
     def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
-        """Messages to publish next (``BurstDriver``): their XADD commands are laid out now."""
+        """Messages to publish next (``Sending.bursts``): their XADD commands are laid out now."""
         frames, ends = xadd_frames(self._head, *pack_payloads(msg_ids, keys, sizes))
         self._staged.append(_Staged(msg_ids, memoryview(frames.data), [0, *ends.tolist()]))
 

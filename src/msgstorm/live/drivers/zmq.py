@@ -59,6 +59,7 @@ import zmq.asyncio
 
 from msgstorm.history.events import EventKind
 from msgstorm.live.drivers.base import OnAck, OnEvent, OnReceipt, OnReceipts
+from msgstorm.live.drivers.capabilities import Capabilities, Sending
 from msgstorm.live.payload import HEADER, StoredCopy, pack_payloads
 from msgstorm.live.payload import warm_up as warm_up_payloads
 from msgstorm.live.servers import ServerError, require_loopback
@@ -94,6 +95,8 @@ class ZmqDriver:
     """One publisher socket and ``spec.consumers`` consumer sockets in one context;
     ``close`` closes them all (linger 0) and terminates the context, unbinding the port."""
 
+    capabilities = Capabilities(sending=Sending(bursts=True), accounting=True)
+
     acks = False
 
     def __init__(self, spec: LiveSpec, run_dir: Path, on_event: OnEvent) -> None:
@@ -103,9 +106,9 @@ class ZmqDriver:
         self.fanout = spec.zmq.pattern == "pub-sub"
         self.endpoint: str | None = None  # where the publisher is bound, once connected
         self.dropped = 0  # PUSH sends given up at the high-water mark
-        self.unacked_publishes = 0  # ZeroMQ acks nothing (``CountsLostPublishes``)
+        self.unacked_publishes = 0  # ZeroMQ acks nothing (``Accounting``)
         self._stalled = False  # a PUSH send timed out and none has gone through since
-        self.handed_over = 0  # messages taken (``CountsHandedOver``)
+        self.handed_over = 0  # messages taken (``Accounting``)
         self._context: zmq.asyncio.Context | None = None
         self._publisher: zmq.asyncio.Socket | None = None
         self._sockets: list[zmq.asyncio.Socket] = []
@@ -118,7 +121,7 @@ class ZmqDriver:
 
     @property
     def lost_publishes(self) -> int:
-        """PUSH sends dropped (``CountsLostPublishes``; a PUB drops at its mark unseen)."""
+        """PUSH sends dropped (``Accounting``; a PUB drops at its mark unseen)."""
         return self.dropped
 
     def start_servers(self) -> list[dict[str, Any]]:
@@ -257,7 +260,7 @@ class ZmqDriver:
                          f"high-water mark ({self.spec.zmq.hwm}); dropping until one does"})
 
     def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
-        """Messages to publish next (``BurstDriver``): their payloads are laid out now."""
+        """Messages to publish next (``Sending.bursts``): their payloads are laid out now."""
         data, ends = pack_payloads(msg_ids, keys, sizes)
         self._staged.append(_Staged(msg_ids.size, memoryview(data.data), [0, *ends.tolist()]))
 

@@ -3,9 +3,11 @@
 Place in the pipeline: under the live nemesis (``live/nemesis.py``), which schedules the
 faults; each kind is one class in a module of its own beside this one, registered in
 ``LIVE_FAULT_KINDS`` (``scenario/registry.py``), as toxics are in ``TOXICS``. A kind names
-the driver capabilities it needs (``needs``: Protocols of ``live/drivers/base.py``), checks an
-entry against the target at validation (``problems``) and applies its start and end. What a
-driver can do is asked of its capabilities, never of its name or its ports.
+the driver capabilities it needs (``needs``: ``Part``s of ``live/drivers/capabilities.py``),
+checks an entry against the target at validation (``problems``: the driver class's declared
+``capabilities``) and applies its start and end (through the nemesis's ``can``, the driver
+seen through that declaration). What a driver can do is asked of its declaration, never of
+its name or its ports.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from msgstorm.faults.schedule import FaultOp
-from msgstorm.live.drivers.base import CAPABILITIES, HasRouteLinks, HasServers, declares
+from msgstorm.live.drivers.capabilities import ROUTE_LINKS, SERVERS, Part, declares, server_names
 from msgstorm.scenario.registry import LIVE_DRIVERS, LIVE_FAULT_KINDS
 from msgstorm.scenario.schema import Scenario, ToxicFault
 
@@ -31,7 +33,7 @@ class LiveFaultKind(Protocol):
     through; ``problems`` checks an entry against the target at validation ((field path,
     message) pairs); ``start`` and ``end`` apply it and return what the event's detail adds."""
 
-    needs: ClassVar[tuple[type, ...]]
+    needs: ClassVar[tuple[Part, ...]]
 
     @staticmethod
     def problems(scenario: Scenario, spec: Any) -> list[Problem]: ...
@@ -43,19 +45,19 @@ class LiveFaultKind(Protocol):
     async def end(nemesis: Nemesis, op: FaultOp) -> dict[str, Any]: ...
 
 
-def cannot(driver: type, who: str, kind: str, needs: tuple[type, ...]) -> list[str]:
+def cannot(driver: type, who: str, kind: str, needs: tuple[Part, ...]) -> list[str]:
     """Why ``driver`` (a class; ``who`` names it: "target 'zmq'") cannot apply a ``kind``
-    fault: each capability it needs and does not declare, with what that would let it do."""
-    return [f"{who} cannot {CAPABILITIES[capability]}, which a {kind} fault needs (its driver does not declare "
-            f"{capability.__name__})" for capability in needs if not declares(driver, capability)]
+    fault: each capability part it needs and does not declare, with what that would let it do."""
+    return [f"{who} cannot {part.does}, which a {kind} fault needs (its driver does not declare {part})"
+            for part in needs if not declares(driver, part)]
 
 
-def needs_of(spec: Any) -> tuple[type, ...]:
+def needs_of(spec: Any) -> tuple[Part, ...]:
     """What a driver must declare to apply ``spec``: its kind's ``needs``; a toxic on a
     cluster's routes needs the routes, not the clients'."""
     if isinstance(spec, ToxicFault) and spec.link == "routes":
-        return (HasServers, HasRouteLinks)
-    needs: tuple[type, ...] = LIVE_FAULT_KINDS[spec.kind].needs
+        return (SERVERS, ROUTE_LINKS)
+    needs: tuple[Part, ...] = LIVE_FAULT_KINDS[spec.kind].needs
     return needs
 
 
@@ -65,13 +67,12 @@ def driver_of(scenario: Scenario) -> type:
 
 
 def server_names_of(scenario: Scenario) -> list[str]:
-    """The servers a run of ``scenario`` starts (none for a driver without ``HasServers``)."""
-    driver = driver_of(scenario)
-    return list(driver.server_names(scenario.live)) if declares(driver, HasServers) else []  # type: ignore[attr-defined]
+    """The servers a run of ``scenario`` starts (none for a driver without ``Servers``)."""
+    return server_names(driver_of(scenario), scenario.live)
 
 
 def server_problems(scenario: Scenario, node: str, kind: str) -> list[Problem]:
-    said = cannot(driver_of(scenario), f"target {scenario.target!r}", kind, (HasServers,))
+    said = cannot(driver_of(scenario), f"target {scenario.target!r}", kind, (SERVERS,))
     if said:
         return [(("kind",), said[0])]
     if scenario.live.url is not None:
@@ -84,7 +85,7 @@ def server_problems(scenario: Scenario, node: str, kind: str) -> list[Problem]:
 
 
 class ServerFault:
-    needs: ClassVar[tuple[type, ...]] = (HasServers,)
+    needs: ClassVar[tuple[Part, ...]] = (SERVERS,)
 
     @staticmethod
     def problems(scenario: Scenario, spec: Any) -> list[Problem]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from msgstorm.live.drivers.base import HasRouteLinks, declares
+from msgstorm.live.drivers.capabilities import has_routes
 from msgstorm.live.faults.base import Problem, driver_of, server_names_of
 from msgstorm.live.faults.partition import Partition
 from msgstorm.scenario.registry import LIVE_FAULT_KINDS
@@ -27,9 +27,7 @@ class Bridge(Partition):
     @staticmethod
     def problems(scenario: Scenario, spec: Any) -> list[Problem]:
         problems = Partition.problems(scenario, spec)
-        driver = driver_of(scenario)
-        cluster = declares(driver, HasRouteLinks) and driver.has_routes(scenario.live)  # type: ignore[attr-defined]
-        names = server_names_of(scenario) if cluster else []
+        names = server_names_of(scenario) if has_routes(driver_of(scenario), scenario.live) else []
         if names and spec.bridge not in names:
             problems.append((("bridge",), f"unknown server {spec.bridge!r}; the cluster is {names}"))
         if any(spec.bridge in group for group in spec.groups):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from msgstorm.errors import TargetError
 from msgstorm.faults.schedule import FaultOp
-from msgstorm.live.drivers.base import LeadsStream, declares
+from msgstorm.live.drivers.capabilities import elects_leader
 from msgstorm.live.faults.base import Problem, ServerFault, driver_of, server_problems
 from msgstorm.scenario.registry import LIVE_FAULT_KINDS
 from msgstorm.scenario.schema import CrashFault, Scenario
@@ -21,16 +21,15 @@ if TYPE_CHECKING:
 __all__ = ["FOLLOWER_NAMES", "LEADER_NAMES", "Crash", "leader_problems"]
 
 # A crash's or a pause's ``node`` that names the stream's leader when the fault starts
-# (``LeadsStream``); a pause's may name its followers too (``FOLLOWER_NAMES``).
+# (``Servers.leader``); a pause's may name its followers too (``FOLLOWER_NAMES``).
 LEADER_NAMES = ("sequencer", "leader")
 FOLLOWER_NAMES = ("followers",)
 
 
 def leader_problems(scenario: Scenario, node: str, kind: str) -> list[Problem]:
     """``node`` names the stream's leader (or followers): the target must keep a replicated
-    stream on servers msgstorm starts (``LeadsStream``)."""
-    driver = driver_of(scenario)
-    if declares(driver, LeadsStream) and driver.elects_leader(scenario.live):  # type: ignore[attr-defined]
+    stream on servers msgstorm starts (``Servers.leader``)."""
+    if elects_leader(driver_of(scenario), scenario.live):
         return []  # the servers holding the stream when the fault starts
     role = "the followers" if node in FOLLOWER_NAMES else "the leader"
     return [(("node",), f"{node!r} ({role}) names a server of a replicated stream msgstorm starts (a JetStream cluster: "
@@ -53,9 +52,9 @@ class Crash(ServerFault):
         assert isinstance(op.spec, CrashFault)
         name = op.spec.node
         if name in LEADER_NAMES:  # whichever server leads the stream now
-            if not isinstance(nemesis.driver, LeadsStream):
-                raise TargetError(f"crash of {name!r}: the driver keeps no replicated stream (LeadsStream)")
-            name = await nemesis.driver.stream_leader()
+            if nemesis.can.leader is None:
+                raise TargetError(f"crash of {name!r}: the driver keeps no replicated stream (Servers.leader)")
+            name = await nemesis.can.leader.stream_leader()
         nemesis.victims[op.fault_id] = name
         server = nemesis.server(name)
         pid = server.pid

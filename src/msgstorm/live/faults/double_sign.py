@@ -1,7 +1,7 @@
 """The live ``double_sign`` fault: a second node signs with a validator's key beside it.
 
 Place in the pipeline: a ``LiveFaultKind`` (``live/faults/base.py``) the nemesis applies, on
-a driver that holds its validators' keys (``HoldsValidatorKeys``: the ``cometbft`` target,
+a driver that holds its validators' keys (``Servers.validator_keys``: the ``cometbft`` target,
 ``live/chain/cometbft.py``, which says how the second signer comes to double-sign). The
 evidence the other validators commit is written by the target as ``evidence`` events.
 """
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from msgstorm.errors import TargetError
 from msgstorm.faults.schedule import FaultOp
-from msgstorm.live.drivers.base import HoldsValidatorKeys
+from msgstorm.live.drivers.capabilities import VALIDATOR_KEYS, Part, ValidatorKeys, validator_names
 from msgstorm.live.faults.base import Problem, cannot, driver_of
 from msgstorm.scenario.registry import LIVE_FAULT_KINDS
 from msgstorm.scenario.schema import DoubleSignFault, Scenario
@@ -24,17 +24,17 @@ if TYPE_CHECKING:
 __all__ = ["DoubleSign"]
 
 
-def _network(nemesis: Nemesis) -> HoldsValidatorKeys:
-    if not isinstance(nemesis.driver, HoldsValidatorKeys):
+def _network(nemesis: Nemesis) -> ValidatorKeys:
+    if nemesis.can.validator_keys is None:
         raise TargetError("a double_sign fault needs a validator network whose keys msgstorm holds")
-    return nemesis.driver
+    return nemesis.can.validator_keys
 
 
 @LIVE_FAULT_KINDS.register("double_sign")
 class DoubleSign:
     """Start a second signer of validator ``node`` at the start; kill it at the end."""
 
-    needs: ClassVar[tuple[type, ...]] = (HoldsValidatorKeys,)
+    needs: ClassVar[tuple[Part, ...]] = (VALIDATOR_KEYS,)
 
     @staticmethod
     def problems(scenario: Scenario, spec: Any) -> list[Problem]:
@@ -42,7 +42,7 @@ class DoubleSign:
         said = cannot(driver, f"target {scenario.target!r}", spec.kind, DoubleSign.needs)
         if said:
             return [(("kind",), said[0])]
-        names: list[str] = driver.validator_names(scenario.live)  # type: ignore[attr-defined]
+        names = validator_names(driver, scenario.live)
         if spec.node not in names:
             return [(("node",), f"unknown validator {spec.node!r}; target {scenario.target!r} starts {names}")]
         return []

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from msgstorm.faults.schedule import FaultOp
-from msgstorm.live.drivers.base import HasRouteLinks, HasServers
+from msgstorm.live.drivers.capabilities import ROUTE_LINKS, SERVERS, Part, has_routes
 from msgstorm.live.faults.base import Problem, cannot, driver_of, server_names_of
 from msgstorm.live.toxics import Blackhole
 from msgstorm.scenario.registry import LIVE_FAULT_KINDS
@@ -26,13 +26,13 @@ class Partition:
     group): every route between two groups is blackholed both ways through the fault proxy;
     at the end the routes are reset and the servers connect again (a healed partition)."""
 
-    needs: ClassVar[tuple[type, ...]] = (HasServers, HasRouteLinks)
+    needs: ClassVar[tuple[Part, ...]] = (SERVERS, ROUTE_LINKS)
 
     @staticmethod
     def problems(scenario: Scenario, spec: Any) -> list[Problem]:
         driver = driver_of(scenario)
         missing = cannot(driver, f"target {scenario.target!r}", spec.kind, Partition.needs)
-        if missing or not driver.has_routes(scenario.live):  # type: ignore[attr-defined]
+        if missing or not has_routes(driver, scenario.live):
             why = missing[0] if missing else f"target {scenario.target!r} starts no cluster with this [live] section"
             return [(("kind",), f"a {spec.kind} on a live target cuts the routes of a cluster msgstorm starts: "
                                 f'target "jetstream" with live.jetstream.replicas = 3 or 5 and no live.url, or target '

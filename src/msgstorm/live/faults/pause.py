@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from msgstorm.errors import TargetError
 from msgstorm.faults.schedule import FaultOp
-from msgstorm.live.drivers.base import LeadsStream
 from msgstorm.live.faults.base import Problem, ServerFault, server_problems
 from msgstorm.live.faults.crash import FOLLOWER_NAMES, LEADER_NAMES, leader_problems
 from msgstorm.scenario.registry import LIVE_FAULT_KINDS
@@ -24,14 +23,15 @@ __all__ = ["Pause"]
 
 async def _named(nemesis: Nemesis, node: str) -> list[str]:
     """The servers ``node`` names when the fault starts: itself, or the stream's leader or
-    followers then (``LeadsStream``)."""
+    followers then (``Servers.leader``)."""
     if node not in LEADER_NAMES + FOLLOWER_NAMES:
         return [node]
-    if not isinstance(nemesis.driver, LeadsStream):
-        raise TargetError(f"pause of {node!r}: the driver keeps no replicated stream (LeadsStream)")
+    leader = nemesis.can.leader
+    if leader is None:
+        raise TargetError(f"pause of {node!r}: the driver keeps no replicated stream (Servers.leader)")
     if node in LEADER_NAMES:
-        return [await nemesis.driver.stream_leader()]
-    followers = await nemesis.driver.stream_followers()
+        return [await leader.stream_leader()]
+    followers = await leader.stream_followers()
     if not followers:
         raise TargetError(f"pause of {node!r}: the stream has no followers now")
     return followers

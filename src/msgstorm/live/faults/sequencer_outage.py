@@ -16,6 +16,7 @@ from msgstorm.errors import TargetError
 from msgstorm.faults.schedule import FaultOp
 from msgstorm.live.chain.anvil import AnvilNode
 from msgstorm.live.chain.forced import SequencerFront
+from msgstorm.live.drivers.capabilities import Part
 from msgstorm.live.faults.base import Problem
 from msgstorm.scenario.faults import SequencerOutageFault
 from msgstorm.scenario.registry import LIVE_FAULT_KINDS
@@ -38,7 +39,7 @@ def _front(nemesis: Nemesis) -> SequencerFront:
 class LiveSequencerOutage:
     """The live rollup's sequencer down for ``duration``, forced inclusion through L1."""
 
-    needs: ClassVar[tuple[type, ...]] = ()
+    needs: ClassVar[tuple[Part, ...]] = ()
 
     @staticmethod
     def problems(scenario: Scenario, spec: Any) -> list[Problem]:

@@ -10,7 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from msgstorm.faults.schedule import FaultOp
-from msgstorm.live.drivers.base import HasRouteLinks, RoutesClients, declares
+from msgstorm.live.drivers.capabilities import (
+    CLIENT_ROUTES,
+    Part,
+    client_routing_problem,
+    has_routes,
+)
 from msgstorm.live.faults.base import Problem, cannot, driver_of, server_names_of
 from msgstorm.live.payload import HEADER
 from msgstorm.live.toxics import TOXICS, Toxic
@@ -61,7 +66,7 @@ def _corrupt_problems(scenario: Scenario) -> list[Problem]:
 class ToxicKind:
     """A toxic on the client links, through the fault proxy."""
 
-    needs: ClassVar[tuple[type, ...]] = (RoutesClients,)
+    needs: ClassVar[tuple[Part, ...]] = (CLIENT_ROUTES,)
 
     @staticmethod
     def problems(scenario: Scenario, spec: Any) -> list[Problem]:
@@ -71,8 +76,7 @@ class ToxicKind:
         said = cannot(driver, f"target {scenario.target!r}", "toxic", ToxicKind.needs)
         if said:
             return [(("kind",), said[0])]
-        routes: type[RoutesClients] = driver  # declared: ``cannot`` said nothing
-        routing = routes.client_routing_problem(scenario.live)
+        routing = client_routing_problem(driver, scenario.live)
         if routing is not None:
             return [(("kind",), routing)]
         if TOXICS[spec.toxic].changes_bytes:
@@ -83,7 +87,7 @@ class ToxicKind:
     def route_problems(scenario: Scenario, spec: Any) -> list[Problem]:
         """A toxic on a cluster's routes: a cluster msgstorm starts, servers it has, bytes kept."""
         driver = driver_of(scenario)
-        if not (declares(driver, HasRouteLinks) and driver.has_routes(scenario.live)):  # type: ignore[attr-defined]
+        if not has_routes(driver, scenario.live):
             return [(("link",), f'a toxic on link = "routes" acts on the links between the servers of a cluster '
                                 f'msgstorm starts: target "cometbft", or "jetstream" with replicas 3 or 5 '
                                 f"(target {scenario.target!r} starts none)")]
