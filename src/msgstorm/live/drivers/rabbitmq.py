@@ -223,7 +223,7 @@ class RabbitMqDriver:
         self.on_event = on_event
         self.url = spec.url
         self.servers: list[ManagedServer] = []
-        self.lost_publishes = 0  # ``CountsLostPublishes``
+        self.lost_publishes = 0  # ``Accounting``
         self.unacked_publishes = 0
         self.handed_over = 0  # ``CountsHandedOver``
         self.outages = Outages(on_event)
@@ -241,8 +241,8 @@ class RabbitMqDriver:
         self._on_ack: OnAck | None = None
         self.wire = self.settings.client == "wire"
         self.burst = BURST if self.wire else 1  # aiormq: one publish at a time
-        self.on_receipts: OnReceipts | None = None  # set by the target (``BurstDriver``)
-        self.on_acks: OnAcks | None = None  # set by the target (``BulkAckDriver``; the wire publisher's)
+        self.on_receipts: OnReceipts | None = None  # set by the target (``Sending.bursts``)
+        self.on_acks: OnAcks | None = None  # set by the target (``Sending.bulk_acks``; the wire publisher's)
         self.wire_publisher: WirePublisher | None = None
         self._staged: list[tuple[int, bytes]] = []  # aiormq: staged publishes, sent one at a time
 
@@ -535,7 +535,7 @@ class RabbitMqDriver:
             self.lost_publishes += 1
 
     def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
-        """Messages to publish next (``BurstDriver``); the wire publisher lays them out now."""
+        """Messages to publish next (``Sending.bursts``); the wire publisher lays them out now."""
         if self.wire_publisher is not None:
             self.wire_publisher.stage(msg_ids, keys, sizes)
             return

@@ -368,7 +368,7 @@ def _unmarshal(channel: int, payload: bytes) -> Frame:
 
 
 class PublishCounts(Protocol):
-    """The driver's counters the publisher keeps (``CountsLostPublishes``, ``CountsHandedOver``)."""
+    """The driver's counters the publisher keeps (``Accounting``)."""
 
     lost_publishes: int
     unacked_publishes: int
@@ -466,7 +466,7 @@ class WirePublisher:
                 pass  # the reader sees the loss and counts these as unacked
 
     def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
-        """Messages to publish next (``BurstDriver``): their payloads are laid out now."""
+        """Messages to publish next (``Sending.bursts``): their payloads are laid out now."""
         data, ends = pack_payloads(msg_ids, keys, sizes)
         self._staged.append(_Staged(msg_ids.tolist(), memoryview(data.data), [0, *ends.tolist()]))
 
