@@ -225,7 +225,7 @@ class RabbitMqDriver:
         self.servers: list[ManagedServer] = []
         self.lost_publishes = 0  # ``Accounting``
         self.unacked_publishes = 0
-        self.handed_over = 0  # ``CountsHandedOver``
+        self.handed_over = 0  # ``Accounting``
         self.outages = Outages(on_event)
         self.exchange = f"{self.settings.queue}.x"
         self._window = asyncio.Semaphore(self.settings.max_inflight)
