@@ -89,7 +89,9 @@ def _scenario(target: str, faults: str = "", live: str = "") -> Any:
 
 
 def test_every_registered_driver_has_its_declaration_pinned() -> None:
-    assert sorted(DECLARED) == sorted(LIVE_DRIVERS.names())
+    # msgstorm's own drivers: a test may register a driver of its own (test_live_audit's nats-cut).
+    own = [name for name in LIVE_DRIVERS.names() if LIVE_DRIVERS[name].__module__.startswith("msgstorm.")]
+    assert sorted(DECLARED) == sorted(own)
 
 
 @pytest.mark.parametrize("target", sorted(DECLARED))
