@@ -20,6 +20,8 @@ import asyncio
 import struct
 from urllib.parse import urlsplit
 
+from msgstorm.live.drivers.framed import FramedStream
+
 __all__ = [
     "CONNACK", "PUBACK", "PUBCOMP", "PUBLISH", "PUBREC", "PUBREL", "SUBACK", "MqttError", "MqttStream",
     "ack_packet", "connect_packet", "packets", "publish_packet", "remaining_length", "subscribe_packet",
@@ -30,7 +32,6 @@ CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE, SUBACK = 
 DISCONNECT = 14
 PROTOCOL_LEVEL = 4  # MQTT 3.1.1
 _U16 = struct.Struct(">H")
-_READ_SIZE = 1 << 18
 # CONNACK return codes (3.1.1, section 3.2.2.3).
 _REFUSED = {1: "unacceptable protocol version", 2: "identifier rejected", 3: "server unavailable",
             4: "bad user name or password", 5: "not authorized"}
@@ -113,20 +114,18 @@ def url_address(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port or 1883
 
 
-class MqttStream:
+class MqttStream(FramedStream[tuple[int, bytes]]):
     """One connection to a broker: ``open`` connects, sends CONNECT and returns whether the
-    broker kept a session for the client id; ``read`` returns the next packets (the end of
-    the stream raises MqttError); ``close`` drops the connection (``open`` makes a new one)."""
+    broker kept a session for the client id; ``read`` returns the next packets, as (first byte,
+    body bytes) (the end of the stream raises MqttError; packets read with the CONNACK or before
+    a SUBACK come first); ``close`` drops the connection (``open`` makes a new one)."""
 
     def __init__(self, url: str, client_id: str, clean_session: bool, timeout_s: float) -> None:
+        super().__init__(packets, MqttError)
         self.host, self.port = url_address(url)
         self.client_id = client_id
         self.clean_session = clean_session
         self.timeout_s = timeout_s
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-        self._buffer = bytearray()
-        self._pending: list[tuple[int, bytes]] = []  # packets read with the CONNACK or before a SUBACK
 
     async def open(self, clean_session: bool | None = None) -> bool:
         """Connect and send CONNECT (``clean_session`` overrides the stream's own for this
@@ -162,38 +161,6 @@ class MqttStream:
                     return
                 before.append((first, body))
 
-    async def read(self) -> list[tuple[int, bytes]]:
-        """The packets of the next read (at least one), as (first byte, body bytes)."""
-        if self._pending:
-            found, self._pending = self._pending, []
-            return found
-        assert self.reader is not None
-        while True:
-            data = await self.reader.read(_READ_SIZE)
-            if not data:
-                raise MqttError("connection closed by the broker")
-            self._buffer += data
-            found = packets(self._buffer)
-            if found:
-                return found
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        assert self.writer is not None
-        self.writer.write(data)
-
-    async def drain(self) -> None:
-        assert self.writer is not None
-        await self.writer.drain()
-
-    def buffered(self) -> int:
-        """Bytes written and not yet taken by the kernel."""
-        return self.writer.transport.get_write_buffer_size() if self.writer is not None else 0
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
-        self._pending = []
 
     async def disconnect(self) -> None:
         """A DISCONNECT, then the connection closed (the broker ends the session cleanly)."""

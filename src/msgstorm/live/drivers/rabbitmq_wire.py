@@ -46,6 +46,7 @@ from pamqp.common import FieldTable
 
 from msgstorm.history.events import EventKind
 from msgstorm.live.drivers.base import OnAck, OnAcks, OnEvent, Outages
+from msgstorm.live.drivers.framed import FramedStream
 from msgstorm.live.payload import pack_payloads
 from msgstorm.live.payload import warm_up as warm_up_payloads
 
@@ -62,7 +63,6 @@ HEARTBEAT_FRAME = bytes((FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, FRAME_END))
 DEFAULT_FRAME_MAX = 131_072
 # The publisher waits for the kernel to take its writes once this much is buffered.
 WRITE_HIGH_BYTES = 4 << 20
-_READ_SIZE = 1 << 18
 _FRAME_HEAD = struct.Struct(">BHI")  # type, channel, payload size
 _METHOD_ID = struct.Struct(">HH")  # class, method
 _CONFIRM = struct.Struct(">HHQB")  # class, method, delivery tag, bits
@@ -231,26 +231,22 @@ def _closed_reason(method: Frame) -> str:
     return f"{method.name} {code}: {text}"
 
 
-class AmqpConnection:
+class AmqpConnection(FramedStream[tuple[int, int, bytes]]):
     """One connection with one channel in confirm mode. ``open`` connects and sets it up;
-    ``read`` returns the next frames (the end of the stream raises AmqpClosed)."""
+    ``read`` returns the next frames, as (type, channel, payload) (the end of the stream raises
+    AmqpClosed)."""
 
     def __init__(self, url: str, timeout_s: float) -> None:
+        super().__init__(frames, AmqpClosed)
         self.host, self.port, self.user, self.password, self.vhost = _credentials(url)
         self.timeout_s = timeout_s
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
         self.frame_max = DEFAULT_FRAME_MAX
         self.heartbeat_s = 0
-        self._buffer = bytearray()
-        self._pending: deque[tuple[int, int, bytes]] = deque()
 
     async def open(self, methods: Sequence[Frame] = ()) -> None:
         """Connect, negotiate, open channel 1, select confirms, then send ``methods`` (each
         awaiting its -Ok)."""
         self.close()
-        self._buffer.clear()
-        self._pending.clear()
         reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), self.timeout_s)
         self.reader, self.writer = reader, writer
         writer.write(PROTOCOL_HEADER)
@@ -303,39 +299,6 @@ class AmqpConnection:
                     self._pending.extend([*kept, *read[at + 1:]])  # what came with it, for the next read
                     return method
                 kept.append(found)
-
-    async def read(self) -> list[tuple[int, int, bytes]]:
-        """The frames of the next read (at least one), as (type, channel, payload)."""
-        if self._pending:
-            found = list(self._pending)
-            self._pending.clear()
-            return found
-        assert self.reader is not None
-        while True:
-            data = await self.reader.read(_READ_SIZE)
-            if not data:
-                raise AmqpClosed("connection closed by the broker")
-            self._buffer += data
-            found = frames(self._buffer)
-            if found:
-                return found
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        assert self.writer is not None
-        self.writer.write(data)
-
-    async def drain(self) -> None:
-        assert self.writer is not None
-        await self.writer.drain()
-
-    def buffered(self) -> int:
-        """Bytes written and not yet taken by the kernel."""
-        return self.writer.transport.get_write_buffer_size() if self.writer is not None else 0
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
 
     async def disconnect(self) -> None:
         """Connection.Close, then the socket closed without waiting for the CloseOk (the
