@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
 from msgstorm.jit import nb
 
-__all__ = ["HEADER", "StoredCopy", "message_id", "pack_payloads", "payload", "read_ids", "readable_ids", "warm_up"]
+__all__ = ["HEADER", "Staged", "StoredCopy", "message_id", "pack_payloads", "payload", "read_ids", "readable_ids", "warm_up"]
 
 HEADER = struct.Struct("<qq")
 _ID_BYTES = 8
@@ -109,6 +110,18 @@ def _put_int64(out: np.ndarray, position: int, value: int) -> None:
     """``value`` as 8 little-endian bytes at ``out[position:]``."""
     for k in range(_ID_BYTES):
         out[position + k] = (value >> (8 * k)) & 0xFF
+
+
+@dataclass
+class Staged:
+    """Messages a wire publisher laid out and has not all written yet (``pack_payloads``'s
+    output): message i is ``data[ends[i]:ends[i + 1]]``, of id ``msg_ids[i]``; ``taken`` of
+    them written."""
+
+    msg_ids: list[int]
+    data: memoryview
+    ends: list[int]
+    taken: int = 0
 
 
 @nb.njit(cache=True)

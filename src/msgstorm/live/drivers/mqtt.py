@@ -59,7 +59,6 @@ import os
 import pwd
 import struct
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +86,7 @@ from msgstorm.live.drivers.mqtt_wire import (
     remaining_length,
     url_address,
 )
-from msgstorm.live.payload import HEADER, StoredCopy, pack_payloads
+from msgstorm.live.payload import HEADER, Staged, StoredCopy, pack_payloads
 from msgstorm.live.payload import warm_up as warm_up_payloads
 from msgstorm.live.servers import ManagedServer, check_user_url, free_port
 from msgstorm.scenario.live import LiveSpec
@@ -122,16 +121,6 @@ def mosquitto_config(port: int, data: Path, log: Path) -> str:
         "max_queued_messages 0", "set_tcp_nodelay true", ""])
 
 
-@dataclass
-class _Staged:
-    """Payloads laid out back to back; message i is ``data[ends[i]:ends[i + 1]]``."""
-
-    msg_ids: list[int]
-    data: memoryview
-    ends: list[int]
-    taken: int = 0
-
-
 @LIVE_DRIVERS.register("mqtt")
 class MqttDriver:
     capabilities = Capabilities(sending=Sending(bursts=True, bulk_acks=True), servers=Servers(), accounting=True)
@@ -155,7 +144,7 @@ class MqttDriver:
         self.outages = Outages(on_event)
         self._topic = spec.mqtt.topic.encode()
         self._heads: dict[int, bytes] = {}  # payload length -> PUBLISH fixed header and topic
-        self._staged: deque[_Staged] = deque()
+        self._staged: deque[Staged] = deque()
         # QoS 1 and 2: packet id -> [msg_id, payload, PUBREC seen, written once], in the order taken.
         self._inflight: dict[int, list[Any]] = {}
         self._free_ids: deque[int] = deque(range(1, spec.mqtt.max_inflight + 1))
@@ -265,7 +254,7 @@ class MqttDriver:
     def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
         """Messages to publish next (``Sending.bursts``): their payloads are laid out now."""
         data, ends = pack_payloads(msg_ids, keys, sizes)
-        self._staged.append(_Staged(msg_ids.tolist(), memoryview(data.data), [0, *ends.tolist()]))
+        self._staged.append(Staged(msg_ids.tolist(), memoryview(data.data), [0, *ends.tolist()]))
 
     async def publish_staged(self, count: int) -> int | None:
         """Publish the next ``count`` staged messages in one write. At QoS 1 and 2 with the

@@ -35,7 +35,6 @@ import asyncio
 import struct
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -47,7 +46,7 @@ from pamqp.common import FieldTable
 from msgstorm.history.events import EventKind
 from msgstorm.live.drivers.base import OnAck, OnAcks, OnEvent, Outages
 from msgstorm.live.drivers.framed import FramedStream
-from msgstorm.live.payload import pack_payloads
+from msgstorm.live.payload import Staged, pack_payloads
 from msgstorm.live.payload import warm_up as warm_up_payloads
 
 __all__ = [
@@ -339,16 +338,6 @@ class PublishCounts(Protocol):
     on_acks: OnAcks | None
 
 
-@dataclass
-class _Staged:
-    """Payloads laid out back to back; message i is ``data[ends[i]:ends[i + 1]]``."""
-
-    msg_ids: list[int]
-    data: memoryview
-    ends: list[int]
-    taken: int = 0
-
-
 _CONNECTION_ERRORS = (OSError, AmqpClosed, EOFError, asyncio.IncompleteReadError, TimeoutError)
 
 
@@ -379,7 +368,7 @@ class WirePublisher:
         self._acked = 0  # confirms so far: the next one's order
         self._on_ack: OnAck | None = None
         self._room = asyncio.Event()
-        self._staged: deque[_Staged] = deque()
+        self._staged: deque[Staged] = deque()
         self._parts: list[bytes | memoryview] = []  # publishes of this loop turn, written at its end
         self._write_scheduled = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -431,7 +420,7 @@ class WirePublisher:
     def stage(self, msg_ids: np.ndarray, keys: np.ndarray, sizes: np.ndarray) -> None:
         """Messages to publish next (``Sending.bursts``): their payloads are laid out now."""
         data, ends = pack_payloads(msg_ids, keys, sizes)
-        self._staged.append(_Staged(msg_ids.tolist(), memoryview(data.data), [0, *ends.tolist()]))
+        self._staged.append(Staged(msg_ids.tolist(), memoryview(data.data), [0, *ends.tolist()]))
 
     async def publish_staged(self, count: int) -> int | None:
         """Publish the next ``count`` staged messages in one write. With the window full it
