@@ -133,6 +133,22 @@ def rabbitmq_config(port: int) -> str:
         "log.console = false", "log.file.level = info", ""])
 
 
+def node_env(directory: Path, node: str, port: int, dist_port: int, erl_args: str,
+             name: str | None = None) -> dict[str, str]:
+    """The environment of the node ``node`` (``name@localhost``): its AMQP and distribution
+    ports on loopback, its database, logs and configuration under ``directory`` (a cluster
+    node's files named after its server ``name``; a single node's ``mnesia``, ``log`` and
+    ``rabbitmq.conf``), and ``HOME`` there for a ``.erlang.cookie`` of the run's."""
+    prefix = f"{name}-" if name is not None else ""
+    return {"HOME": str(directory), "RABBITMQ_NODENAME": node,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "RABBITMQ_NODE_PORT": str(port),
+            "RABBITMQ_DIST_PORT": str(dist_port), "RABBITMQ_MNESIA_BASE": str(directory / f"{prefix}mnesia"),
+            "RABBITMQ_LOG_BASE": str(directory / f"{prefix}log"),
+            "RABBITMQ_CONFIG_FILE": str(directory / (name if name is not None else "rabbitmq")),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": erl_args}
+
+
 def erlang_args(cpus: int) -> str:
     """The node's Erlang VM flags: ``cpus`` schedulers (one core is left to the generator, as
     for a Go server), and no busy-waiting of idle schedulers (by default an idle scheduler
@@ -280,12 +296,7 @@ class RabbitMqDriver:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "rabbitmq.conf").write_text(rabbitmq_config(port), encoding="utf-8")
         (directory / "enabled_plugins").write_text("[].\n", encoding="utf-8")
-        env = {"HOME": str(directory), "RABBITMQ_NODENAME": f"msgstorm-{port}@localhost",
-               "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "RABBITMQ_NODE_PORT": str(port),
-               "RABBITMQ_DIST_PORT": str(dist_port), "RABBITMQ_MNESIA_BASE": str(directory / "mnesia"),
-               "RABBITMQ_LOG_BASE": str(directory / "log"), "RABBITMQ_CONFIG_FILE": str(directory / "rabbitmq"),
-               "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
-               "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": erlang_args(cpus)}
+        env = node_env(directory, f"msgstorm-{port}@localhost", port, dist_port, erlang_args(cpus))
         server = RabbitServer(SERVER, [binary], port, directory, max(self.spec.start_timeout / 1e9, NODE_START_S),
                               env=env, cpus=cpus)
         self.servers.append(server)
@@ -309,13 +320,7 @@ class RabbitMqDriver:
             erl = (f"{erlang_args(cpus)} -pa {directory} -epmd_module msgstorm_epmd "
                    f"-msgstorm_dist {dist_map(i, names, dist, routes)} -kernel net_ticktime {NET_TICKTIME_S} "
                    "-kernel inet_dist_use_interface {127,0,0,1}")
-            env = {"HOME": str(directory), "RABBITMQ_NODENAME": f"{names[i]}@localhost",
-                   "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "RABBITMQ_NODE_PORT": str(amqp[i]),
-                   "RABBITMQ_DIST_PORT": str(dist[i]), "RABBITMQ_MNESIA_BASE": str(directory / f"{name}-mnesia"),
-                   "RABBITMQ_LOG_BASE": str(directory / f"{name}-log"),
-                   "RABBITMQ_CONFIG_FILE": str(directory / name),
-                   "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
-                   "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": erl}
+            env = node_env(directory, f"{names[i]}@localhost", amqp[i], dist[i], erl, name)
             self.servers.append(RabbitServer(name, [binary], amqp[i], directory, max(self.spec.start_timeout / 1e9,
                                                                                        CLUSTER_START_S), env=env, cpus=cpus))
         self.route_links = {f"route-{i}-{j}": (port, dist[j]) for (i, j), port in routes.items()}
