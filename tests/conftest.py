@@ -37,6 +37,14 @@ def _ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Every test sees the terminal a machine without one has: 80 columns (rich's width when
+    its output is no terminal), whatever COLUMNS the shell that started pytest set, so what
+    a test reads of the terminal summary does not depend on who ran it. A test that needs
+    another width says so itself."""
+    os.environ["COLUMNS"] = "80"
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", default=False,
                      help="also run the tests marked slow (CI=true runs them too)")

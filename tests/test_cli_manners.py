@@ -81,7 +81,8 @@ def test_every_help_text_keeps_its_square_brackets() -> None:
     assert isinstance(group, typer.core.TyperGroup)
     checked = 0
     for name, command in group.commands.items():
-        result = CliRunner().invoke(app, [name, "--help"], terminal_width=200)
+        # A width of its own: a narrow terminal (COLUMNS) crops the help's columns.
+        result = CliRunner().invoke(app, [name, "--help"], terminal_width=200, env={"COLUMNS": "200"})
         assert result.exit_code == 0, result.output
         shown = re.sub(r"[│╭╮╰╯─]", " ", result.output)
         for text in _help_texts(command):
