@@ -185,6 +185,75 @@ def wait_for_logs(process: subprocess.Popen[bytes], logs: list[Path], marker: st
     time.sleep(then_s)
 
 
+def _processes() -> dict[int, tuple[int, str, str]]:
+    """pid -> (parent pid, command line, environment) of every process now (a zombie left out)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            state, parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environment = (entry / "environ").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if state != "Z":
+            found[int(entry.name)] = (int(parent), command, environment)
+    return found
+
+
+def run_processes(root: int, run_dir: Path) -> dict[int, str]:
+    """pid -> command line of every process of a run now: those descended from ``root`` (the
+    ``msgstorm`` process), and any naming ``run_dir`` in its command line or environment (a
+    process that left the tree, as a daemon does)."""
+    table = _processes()
+    tree = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, (parent, _, _) in table.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    named = str(run_dir.resolve())
+    return {pid: command for pid, (_, command, environment) in table.items()
+            if pid != root and pid != os.getpid() and (pid in tree or named in command or named in environment)}
+
+
+def sigkill_mid_run(scenario: Path, run_dir: Path, settle_s: float) -> dict[int, str]:
+    """``msgstorm run`` on ``scenario``, SIGKILLed ``settle_s`` after its schedule started (its
+    events on disk); the run's processes just before the kill (``run_processes``)."""
+    process = run_in_process(scenario, run_dir)
+    events = run_dir / "history" / "events"
+    try:
+        deadline = time.monotonic() + 120
+        while not (events.is_dir() and any(events.glob("part-*.parquet"))):
+            assert process.poll() is None, process.communicate()[1].decode()[-2000:]
+            assert time.monotonic() < deadline, "the run's schedule never started"
+            time.sleep(0.05)
+        time.sleep(settle_s)
+        assert process.poll() is None, "the run ended before the kill"
+        processes = run_processes(process.pid, run_dir)
+    finally:
+        process.kill()
+        process.communicate(timeout=60)
+    assert process.returncode == -9
+    return processes
+
+
+def assert_none_left(processes: dict[int, str], within_s: float = 5.0) -> None:
+    """Within ``within_s``, none of ``processes`` (pid -> command line) runs any more (a pid
+    the kernel gave to a new process since, with another command line, is not one of them)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        table = _processes()
+        left = {pid: command for pid, command in processes.items() if pid in table and table[pid][1] == command}
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert not left, f"still running {within_s:g} s after msgstorm was killed: {left}"
+
+
 # The byzantine faults' tests (delay, reorder, flood, eclipse) share these: a gossip state on
 # a given overlay with constant link latency and validation time, run until it is quiet; and
 # a scenario of eight nodes in two regions, flood gossip, every delivery recorded.

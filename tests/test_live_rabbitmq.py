@@ -12,13 +12,15 @@ import asyncio
 import json
 import os
 import socket
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import require_program
+from conftest import assert_none_left, require_program, sigkill_mid_run
 from pamqp import body, commands, frame, header
 from pamqp.base import Frame
 
@@ -390,3 +392,31 @@ def test_a_quorum_queue_with_confirms_loses_no_confirmed_message_across_a_node_c
     assert delivery["stream"]["duplicated"] == 0
     assert delivery["stream"]["stored"] >= len(acked)
     assert_nothing_left(result.run_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("_rabbitmq")
+def test_a_sigkilled_run_leaves_no_node_and_no_port_mapper_and_report_reads_its_history(tmp_path: Path) -> None:
+    """msgstorm SIGKILLed a second into a run: the node is the Erlang VM itself (the script
+    ``exec``s it, so the parent-death signal reaches it), and it, its helper processes and the
+    run's own ``epmd`` (not a ``-daemon``, which would leave the tree) are gone within 5 s;
+    ``msgstorm report`` reads what the run left (cut off: exit 3)."""
+    scenario = tmp_path / "rabbitmq.toml"
+    scenario.write_text(LIVE.format(queue_type="quorum", duration="60s", rate=100, consumers=1, fanout="false",
+                                    faults="", client="wire"), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    processes = sigkill_mid_run(scenario, run_dir, settle_s=1.0)
+    servers = run_dir / "servers" / "rabbitmq"
+    node, epmd = (int((servers / f"{name}.pid").read_text()) for name in ("rabbitmq", "epmd"))
+    assert processes[node].split()[0].endswith("/beam.smp"), processes[node]
+    epmd_argv = processes[epmd].split()
+    assert epmd_argv[0].endswith("/epmd") and "-daemon" not in epmd_argv
+    assert epmd_argv[epmd_argv.index("-port") + 1] != "4369", "the run's own, not the machine's"
+    assert "erl_child_setup" in " ".join(processes.values()), "the VM's helpers are among the run's processes"
+    assert_none_left(processes)
+    done = subprocess.run([sys.executable, "-c", "from msgstorm.cli import main; main()", "report", str(run_dir)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 3 and "Traceback" not in done.stderr + done.stdout, done.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["cut_off"] is True
+    starts = [e for e in read_history(run_dir).events.to_pylist() if e["kind"] == "server_start"]
+    assert [json.loads(str(e["detail"]))["pid"] for e in starts] == [node], "the history names the VM"

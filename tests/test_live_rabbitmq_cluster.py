@@ -13,11 +13,13 @@ import json
 import os
 import re
 import socket
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import require_program
+from conftest import assert_none_left, require_program, sigkill_mid_run
 
 from msgstorm.errors import TargetError
 from msgstorm.history import read_history
@@ -173,3 +175,27 @@ def test_a_run_directory_with_a_space_is_refused_before_a_node_starts(tmp_path: 
     with pytest.raises(TargetError, match=r"may not hold a space \(rabbitmq-server splits the Erlang arguments"):
         run(scenario, tmp_path / "my runs" / "run")
     assert not (tmp_path / "my runs" / "run" / "servers" / "rabbitmq" / "rabbit-0.pid").exists()
+
+
+@pytest.mark.slow
+def test_a_sigkilled_cluster_run_leaves_no_node_and_no_port_mapper_and_report_reads_its_history(tmp_path: Path) -> None:
+    """Two nodes joined, msgstorm SIGKILLed a second into the run: every node (the Erlang VM
+    itself), its helpers and the run's ``epmd``, which the nodes and ``rabbitmqctl`` used,
+    are gone within 5 s; ``msgstorm report`` reads what the run left (cut off: exit 3)."""
+    require_program("/usr/lib/rabbitmq/bin/rabbitmq-server", "rabbitmq-server", install=INSTALL)
+    scenario = tmp_path / "cluster.toml"
+    scenario.write_text(GOOD.replace('duration = "1s"', 'duration = "60s"').replace("nodes = 3", "nodes = 2").replace(
+        '[live.rabbitmq]', '[live]\nstart_timeout = "90s"\n[live.rabbitmq]'), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    processes = sigkill_mid_run(scenario, run_dir, settle_s=1.0)
+    servers = run_dir / "servers" / "rabbitmq"
+    for name in ("rabbit-0", "rabbit-1"):
+        pid = int((servers / f"{name}.pid").read_text())
+        assert processes[pid].split()[0].endswith("/beam.smp"), processes[pid]
+    epmd = int((servers / "epmd.pid").read_text())
+    assert "-daemon" not in processes[epmd] and sum("epmd" in command.split()[0] for command in processes.values()) == 1
+    assert_none_left(processes)
+    done = subprocess.run([sys.executable, "-c", "from msgstorm.cli import main; main()", "report", str(run_dir)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 3 and "Traceback" not in done.stderr + done.stdout, done.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["cut_off"] is True

@@ -40,6 +40,7 @@ from typing import Any
 from msgstorm.faults.schedule import fault_entries
 from msgstorm.live.drivers.capabilities import Capabilities, Checks, Servers
 from msgstorm.live.servers import ManagedServer, ServerError, free_port
+from msgstorm.processes import die_with_parent
 from msgstorm.scenario.live import LiveSpec
 from msgstorm.scenario.registry import LIVE_DRIVERS
 from msgstorm.scenario.schema import Scenario, ToxicFault
@@ -225,7 +226,7 @@ class CometNetwork:
         directory.mkdir(parents=True, exist_ok=True)
         made = subprocess.run([binary, "testnet", "--v", str(count), "--o", str(homes), "--starting-ip-address",
                                "127.0.0.1", "--node-dir-prefix", "validator-"], capture_output=True, text=True,
-                              timeout=60, check=False)
+                              timeout=60, check=False, preexec_fn=die_with_parent)
         if made.returncode != 0:
             raise ServerError(f"cometbft testnet failed ({made.returncode}): {made.stderr.strip()[-500:]}")
         genesis = json.loads((homes / "validator-0" / "config" / "genesis.json").read_text(encoding="utf-8"))
@@ -238,7 +239,7 @@ class CometNetwork:
         self.node_ids = []
         for i in range(count):
             shown = subprocess.run([binary, "show-node-id", "--home", str(homes / f"validator-{i}")],
-                                   capture_output=True, text=True, timeout=30, check=True)
+                                   capture_output=True, text=True, timeout=30, check=True, preexec_fn=die_with_parent)
             self.node_ids.append(shown.stdout.strip().splitlines()[-1])
         self.rpc_ports = [free_port() for _ in range(count)]
         p2p_ports = self.p2p_ports = [free_port() for _ in range(count)]
@@ -287,7 +288,7 @@ class CometNetwork:
         (home / "data" / "priv_validator_state.json").write_text(
             '{"height": "0", "round": 0, "step": 0}', encoding="utf-8")
         subprocess.run([self._binary, "gen-node-key", "--home", str(home)], capture_output=True, text=True,
-                       timeout=30, check=True)
+                       timeout=30, check=True, preexec_fn=die_with_parent)
         rpc, p2p = free_port(), free_port()
         peers = ",".join(f"{self.node_ids[j]}@127.0.0.1:{port}" for j, port in enumerate(self.p2p_ports))
         config = home / "config" / "config.toml"

@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 from msgstorm.live.servers import ManagedServer, ServerError, free_port
+from msgstorm.processes import die_with_parent
 
 __all__ = ["FETCH", "KAFKA_LIBS_ENV", "KAFKA_VERSION", "broker_properties", "cluster_id", "find_kafka_libs",
            "java_command", "kafka_brokers"]
@@ -109,7 +110,8 @@ def kafka_brokers(count: int, directory: Path, start_timeout_s: float) -> list[M
         config.write_text(broker_properties(k + 1, ports[k], voters, data, count), encoding="utf-8")
         formatted = subprocess.run(java_command(libs, "kafka.tools.StorageTool", "format", "-t", cluster, "-c",
                                                 str(config), "--ignore-formatted", heap="-Xmx256m"),
-                                   capture_output=True, text=True, timeout=120, check=False)
+                                   capture_output=True, text=True, timeout=120, check=False,
+                                   preexec_fn=die_with_parent)  # a JVM for seconds: not past msgstorm
         if formatted.returncode != 0:
             raise ServerError(f"formatting {name}'s storage failed (code {formatted.returncode}): "
                               f"{(formatted.stderr or formatted.stdout).strip()[-500:]}")

@@ -7,10 +7,12 @@ node on a free loopback port (``RabbitServer``): its own node name (``msgstorm-<
 AMQP port, Erlang distribution port, database, logs and configuration file under
 ``RUN_DIR/servers/rabbitmq/``, and ``HOME`` there too, so the node and ``rabbitmqctl`` use a
 fresh ``.erlang.cookie`` of their own; a system service the package may have started is never
-touched. The Erlang port mapper (``epmd``) the node starts is shared by every node on the
-machine and outlives the run, as it does for any Erlang program. The node is stopped on every
-way out (SIGTERM to its process group: the script stops the node cleanly; SIGKILL to the
-group after a grace).
+touched. The script ``exec``s the Erlang VM (``node_env``), so the process msgstorm started
+is the node itself and dies with msgstorm (``PR_SET_PDEATHSIG``). The Erlang port mapper
+(``epmd``) is the run's own (``start_epmd``): on a free port, started before the node, stopped
+after it, and dying with msgstorm too; the machine's ``epmd`` (port 4369), which other
+Erlang programs share, is neither started nor used. The node is stopped on every way out
+(SIGTERM: the VM stops the node cleanly; SIGKILL to its process group after a grace).
 
 With ``nodes`` above 1 it starts a cluster instead (``rabbitmq_cluster.py``): servers
 ``rabbit-<i>``, joined with ``rabbitmqctl`` when the clients connect (the fault proxy's routes
@@ -110,6 +112,9 @@ FLUSH_TIMEOUT_S = 5.0
 BURST = 1024
 # A read-back that gets nothing for this long has read everything the broker holds.
 READ_IDLE_S = 1.0
+# The VM's flags the script would add when it runs the VM as its child (``node_env``): SIGINT
+# ignored; and no port mapper of the VM's own (the run's is up before the node starts).
+START_ARGS = "+B i -start_epmd false"
 _CONNECTION_ERRORS = (OSError, aiormq.exceptions.AMQPError, asyncio.CancelledError, TimeoutError, RuntimeError)
 _PERSISTENT = spec.Basic.Properties(delivery_mode=2)
 # aiormq logs every lost connection and failed attempt with a traceback; the driver reports
@@ -133,14 +138,25 @@ def rabbitmq_config(port: int) -> str:
         "log.console = false", "log.file.level = info", ""])
 
 
-def node_env(directory: Path, node: str, port: int, dist_port: int, erl_args: str,
+def node_env(directory: Path, node: str, port: int, dist_port: int, epmd_port: int, erl_args: str,
              name: str | None = None) -> dict[str, str]:
     """The environment of the node ``node`` (``name@localhost``): its AMQP and distribution
-    ports on loopback, its database, logs and configuration under ``directory`` (a cluster
-    node's files named after its server ``name``; a single node's ``mnesia``, ``log`` and
-    ``rabbitmq.conf``), and ``HOME`` there for a ``.erlang.cookie`` of the run's."""
+    ports on loopback, the run's port mapper (``epmd_port``), its database, logs and
+    configuration under ``directory`` (a cluster node's files named after its server
+    ``name``; a single node's ``mnesia``, ``log`` and ``rabbitmq.conf``), and ``HOME`` there
+    for a ``.erlang.cookie`` of the run's.
+
+    ``RUNNING_UNDER_SYSTEMD``: Debian's ``rabbitmq-server`` reads it in one place only, to
+    ``exec`` the VM (``erl``, itself an ``exec`` of ``erlexec``, which ``exec``s ``beam.smp``)
+    instead of running it as a child and forwarding SIGTERM and SIGINT to it. Without it the
+    process msgstorm starts is a shell: its parent-death signal kills the shell, and the node
+    it started runs on. With it the pid msgstorm holds is the VM's, whose parent-death signal
+    survives the ``exec``s. What the shell did is then the VM's own: it stops cleanly on
+    SIGTERM (RabbitMQ's signal handler), and ``START_ARGS`` (``+B i``) has it ignore SIGINT as
+    the script had it do; ``-start_epmd false``: the VM starts no ``epmd`` of its own."""
     prefix = f"{name}-" if name is not None else ""
-    return {"HOME": str(directory), "RABBITMQ_NODENAME": node,
+    return {"HOME": str(directory), "RABBITMQ_NODENAME": node, "RUNNING_UNDER_SYSTEMD": "true",
+            "RABBITMQ_SERVER_START_ARGS": START_ARGS, "ERL_EPMD_PORT": str(epmd_port),
             "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "RABBITMQ_NODE_PORT": str(port),
             "RABBITMQ_DIST_PORT": str(dist_port), "RABBITMQ_MNESIA_BASE": str(directory / f"{prefix}mnesia"),
             "RABBITMQ_LOG_BASE": str(directory / f"{prefix}log"),
@@ -157,10 +173,23 @@ def erlang_args(cpus: int) -> str:
     return f"+S {cpus}:{cpus} +sbwt none +sbwtdcpu none +sbwtdio none"
 
 
+def start_epmd(directory: Path, timeout_s: float) -> ManagedServer:
+    """The run's Erlang port mapper: ``epmd`` in the foreground (not ``-daemon``, which would
+    detach it from msgstorm) on a free port, listening on loopback, its log in ``directory``.
+    Every node of the run and ``rabbitmqctl`` find it through ``ERL_EPMD_PORT``; it dies with
+    msgstorm as any server it starts, and is stopped after the nodes."""
+    binary = ManagedServer.program("epmd", "/usr/lib/erlang/bin/epmd", install=INSTALL)
+    port = free_port()
+    server = ManagedServer("epmd", [binary, "-port", str(port), "-address", "127.0.0.1"], port, directory, timeout_s)
+    server.start()
+    return server
+
+
 class RabbitServer(ManagedServer):
-    """A node started from ``rabbitmq-server``, a shell script that runs the Erlang VM as its
-    child: signals go to the process group (a SIGKILL of the script alone would leave the node
-    running)."""
+    """A node started from ``rabbitmq-server``, which ``exec``s the Erlang VM (``node_env``):
+    the process is the VM, in a process group of its own with the helpers it starts
+    (``erl_child_setup`` and its port programs). A crash (SIGKILL) and a pause (SIGSTOP) go to
+    the whole group, and whatever of it outlives a stop is killed."""
 
     def _signal_group(self, sig: int) -> None:
         process = self.process
@@ -172,8 +201,8 @@ class RabbitServer(ManagedServer):
             pass
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        # SIGTERM to the script, which stops the node (rabbitmqctl stop) and exits; then
-        # whatever of the group is left, killed.
+        # SIGTERM to the VM, which stops the node cleanly and exits; then whatever of the
+        # group is left, killed.
         super().stop(timeout_s)
         self._signal_group(signal.SIGKILL)
 
@@ -189,7 +218,7 @@ class RabbitServer(ManagedServer):
         self.paused = False
 
     def terminate(self, timeout_s: float = 15.0) -> None:
-        """A graceful stop (the script stops the node); what of the group is left, killed."""
+        """A graceful stop (SIGTERM: the VM stops the node); what of the group is left, killed."""
         super().terminate(timeout_s)
         self._signal_group(signal.SIGKILL)
 
@@ -231,6 +260,7 @@ class RabbitMqDriver:
         self.node_urls: list[str] = []  # each node's AMQP URL, rabbit-0 first (a cluster)
         self._erlang_nodes: list[str] = []  # their Erlang node names, to join them
         self._ctl_env: dict[str, str] = {}
+        self.epmd: ManagedServer | None = None  # the run's port mapper (``start_epmd``)
         self.settings = spec.rabbitmq  # [live.rabbitmq]
         self.stream = self.settings.queue_type == "stream"
         self.fanout = self.settings.fanout or self.stream
@@ -296,7 +326,8 @@ class RabbitMqDriver:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "rabbitmq.conf").write_text(rabbitmq_config(port), encoding="utf-8")
         (directory / "enabled_plugins").write_text("[].\n", encoding="utf-8")
-        env = node_env(directory, f"msgstorm-{port}@localhost", port, dist_port, erlang_args(cpus))
+        self.epmd = start_epmd(directory, self.spec.start_timeout / 1e9)
+        env = node_env(directory, f"msgstorm-{port}@localhost", port, dist_port, self.epmd.port, erlang_args(cpus))
         server = RabbitServer(SERVER, [binary], port, directory, max(self.spec.start_timeout / 1e9, NODE_START_S),
                               env=env, cpus=cpus)
         self.servers.append(server)
@@ -313,6 +344,7 @@ class RabbitMqDriver:
         amqp, dist, names, routes = plan_nodes(count, directory, self.proxy_routes)
         (directory / "enabled_plugins").write_text("[].\n", encoding="utf-8")
         cpus = 1  # nodes share the machine with each other and the generator
+        self.epmd = start_epmd(directory, self.spec.start_timeout / 1e9)
         for i in range(count):
             name = f"rabbit-{i}"
             (directory / f"{name}.conf").write_text(
@@ -320,12 +352,12 @@ class RabbitMqDriver:
             erl = (f"{erlang_args(cpus)} -pa {directory} -epmd_module msgstorm_epmd "
                    f"-msgstorm_dist {dist_map(i, names, dist, routes)} -kernel net_ticktime {NET_TICKTIME_S} "
                    "-kernel inet_dist_use_interface {127,0,0,1}")
-            env = node_env(directory, f"{names[i]}@localhost", amqp[i], dist[i], erl, name)
+            env = node_env(directory, f"{names[i]}@localhost", amqp[i], dist[i], self.epmd.port, erl, name)
             self.servers.append(RabbitServer(name, [binary], amqp[i], directory, max(self.spec.start_timeout / 1e9,
                                                                                        CLUSTER_START_S), env=env, cpus=cpus))
         self.route_links = {f"route-{i}-{j}": (port, dist[j]) for (i, j), port in routes.items()}
         self._erlang_nodes = [f"{name}@localhost" for name in names]
-        self._ctl_env = {**os.environ, "HOME": str(directory),
+        self._ctl_env = {**os.environ, "HOME": str(directory), "ERL_EPMD_PORT": str(self.epmd.port),
                          "RABBITMQ_CTL_ERL_ARGS": f"-kernel net_ticktime {NET_TICKTIME_S}"}
         for server in self.servers:
             server.spawn()
@@ -339,11 +371,13 @@ class RabbitMqDriver:
     def stop_servers(self) -> None:
         if len(self.servers) == 1:
             self.servers[0].stop()
-            return
-        # A cluster's nodes stop at once, each on a thread of its own (a node's graceful stop
-        # takes seconds; one after another they would add up).
-        with ThreadPoolExecutor(max_workers=len(self.servers) or 1) as pool:
-            list(pool.map(lambda server: server.stop(), self.servers))
+        elif self.servers:
+            # A cluster's nodes stop at once, each on a thread of its own (a node's graceful
+            # stop takes seconds; one after another they would add up).
+            with ThreadPoolExecutor(max_workers=len(self.servers)) as pool:
+                list(pool.map(lambda server: server.stop(), self.servers))
+        if self.epmd is not None:  # after the nodes, which unregister from it as they stop
+            self.epmd.stop()
 
     # --- connecting -----------------------------------------------------------------------
 

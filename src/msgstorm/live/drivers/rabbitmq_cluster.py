@@ -16,8 +16,10 @@ listens. Each node loads an Erlang module of msgstorm's (``EPMD_MODULE``, compil
 other node, the port node ``i`` dials to reach node ``j``. With routes through the fault proxy
 (a ``partition``), that port is the proxy's listener ``route-<i>-<j>``, which leads to ``j``'s
 distribution port; so every connection between two nodes passes the proxy, and a partition
-cuts it. The module still registers each node with the machine's ``epmd`` (RabbitMQ reads its
-own port back from it at boot, and ``rabbitmqctl`` finds the nodes there, directly).
+cuts it. The module still registers each node with the run's own ``epmd`` (``rabbitmq.py``'s
+``start_epmd``, on a free port every node and ``rabbitmqctl`` are given as ``ERL_EPMD_PORT``):
+RabbitMQ reads its own port back from it at boot, and ``rabbitmqctl`` finds the nodes there,
+directly.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import subprocess
 from pathlib import Path
 
 from msgstorm.live.servers import ServerError, free_port
+from msgstorm.processes import die_with_parent
 
 __all__ = ["EPMD_MODULE", "NET_TICKTIME_S", "cluster_config", "dist_map", "join", "mirror", "mirror_pattern", "plan_nodes"]
 
@@ -93,7 +96,7 @@ def _compile_epmd_module(directory: Path) -> None:
                           "erlang-base, which rabbitmq-server depends on)")
     (directory / "msgstorm_epmd.erl").write_text(EPMD_MODULE, encoding="utf-8")
     done = subprocess.run([erlc, "-o", str(directory), str(directory / "msgstorm_epmd.erl")], capture_output=True,
-                          text=True, timeout=120, check=False)
+                          text=True, timeout=120, check=False, preexec_fn=die_with_parent)
     if done.returncode != 0:
         raise ServerError(f"erlc msgstorm_epmd.erl failed (code {done.returncode}): {done.stderr.strip()[-500:]}")
 
@@ -121,8 +124,10 @@ def plan_nodes(count: int, directory: Path, proxy_routes: bool) -> tuple[list[in
 
 
 async def _ctl(ctl: str, env: dict[str, str], *args: str) -> None:
+    # ``rabbitmqctl`` ``exec``s its Erlang VM: it dies with msgstorm, as the nodes do.
     process = await asyncio.create_subprocess_exec(ctl, *args, env=env, stdin=asyncio.subprocess.DEVNULL,
-                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                                                   preexec_fn=die_with_parent)
     try:
         out, _ = await asyncio.wait_for(process.communicate(), JOIN_TIMEOUT_S)
     except TimeoutError:
