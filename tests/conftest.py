@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from msgstorm.scenario import Scenario, parse_scenario
 
 if TYPE_CHECKING:
+    from msgstorm.runner import RunResult
     from msgstorm.sim.gossip import GossipState
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -79,6 +80,29 @@ def run_scenario(tmp_path: Path) -> Callable[..., object]:
         return run(scenario, tmp_path / (name or f"run{next(counter)}"))
 
     return go
+
+
+@pytest.fixture(scope="session")
+def example_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., RunResult]:
+    """``example_run(NAME, *OVERRIDES)``: the run of ``examples/NAME.toml`` (``--set``
+    OVERRIDES), made the first time a test of the session asks for it and handed as the same
+    ``RunResult`` to every test after. A simulator run is deterministic (same seed, same
+    history), so the tests that assert on the same run (the README's excerpt of an example,
+    a claim of the example's own) share one instead of each running it again. A test reads
+    the run; none writes into its directory."""
+    from msgstorm.runner import run
+    from msgstorm.scenario import load_scenario
+
+    runs: dict[tuple[str, tuple[str, ...]], RunResult] = {}
+
+    def get(name: str, *overrides: str) -> RunResult:
+        key = (name, overrides)
+        if key not in runs:
+            scenario = load_scenario(EXAMPLES / f"{name}.toml", list(overrides))
+            runs[key] = run(scenario, tmp_path_factory.mktemp(f"example-{name}") / "run")
+        return runs[key]
+
+    return get
 
 
 def require_program(*names: str, install: str) -> str:
