@@ -105,6 +105,27 @@ def example_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., RunRe
     return get
 
 
+@pytest.fixture(scope="session")
+def readme_safe_leverage(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], Any]:
+    """The README's ``msgstorm safe-leverage`` command (its arguments as the README writes
+    them) and its ``CliRunner`` result, run once a session on a terminal 100 columns wide:
+    the README's excerpt (tests/test_sweep_leverage_probes.py) and the runs its prose counts
+    (tests/test_readme_prose.py) are both read from this one search, which takes seconds."""
+    import re
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from msgstorm.cli import app
+
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```\n\$ msgstorm safe-leverage (.*?)```", readme, re.S)
+    assert block is not None, "the README's safe-leverage excerpt"
+    args = ["safe-leverage", *shlex.split(block.group(1).replace("\\\n", "").splitlines()[0])]
+    out = tmp_path_factory.mktemp("readme-safe-leverage") / "out"
+    return args, CliRunner().invoke(app, [*args, "--out", str(out)], terminal_width=100)
+
+
 def require_program(*names: str, install: str) -> str:
     """The path of the first of ``names`` on PATH. Missing: skip with how to install it, except
     under ``CI=true``, where a missing OS package is a broken CI set-up and fails the test."""
