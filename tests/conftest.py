@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from msgstorm.scenario import Scenario, parse_scenario
 
 if TYPE_CHECKING:
+    from msgstorm.runner import RunResult
     from msgstorm.sim.gossip import GossipState
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -87,6 +88,50 @@ def run_scenario(tmp_path: Path) -> Callable[..., object]:
         return run(scenario, tmp_path / (name or f"run{next(counter)}"))
 
     return go
+
+
+@pytest.fixture(scope="session")
+def example_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., RunResult]:
+    """``example_run(NAME, *OVERRIDES)``: the run of ``examples/NAME.toml`` (``--set``
+    OVERRIDES), made the first time a test of the session asks for it and handed as the same
+    ``RunResult`` to every test after. A simulator run is deterministic (same seed, same
+    history), so the tests that assert on the same run (the README's excerpt of an example,
+    a claim of the example's own) share one instead of each running it again. A test reads
+    the run; none writes into its directory."""
+    from msgstorm.runner import run
+    from msgstorm.scenario import load_scenario
+
+    runs: dict[tuple[str, tuple[str, ...]], RunResult] = {}
+
+    def get(name: str, *overrides: str) -> RunResult:
+        key = (name, overrides)
+        if key not in runs:
+            scenario = load_scenario(EXAMPLES / f"{name}.toml", list(overrides))
+            runs[key] = run(scenario, tmp_path_factory.mktemp(f"example-{name}") / "run")
+        return runs[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def readme_safe_leverage(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], Any]:
+    """The README's ``msgstorm safe-leverage`` command (its arguments as the README writes
+    them) and its ``CliRunner`` result, run once a session on a terminal 100 columns wide:
+    the README's excerpt (tests/test_sweep_leverage_probes.py) and the runs its prose counts
+    (tests/test_readme_prose.py) are both read from this one search, which takes seconds."""
+    import re
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from msgstorm.cli import app
+
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```\n\$ msgstorm safe-leverage (.*?)```", readme, re.S)
+    assert block is not None, "the README's safe-leverage excerpt"
+    args = ["safe-leverage", *shlex.split(block.group(1).replace("\\\n", "").splitlines()[0])]
+    out = tmp_path_factory.mktemp("readme-safe-leverage") / "out"
+    return args, CliRunner().invoke(app, [*args, "--out", str(out)], terminal_width=100)
 
 
 def require_program(*names: str, install: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -356,12 +357,11 @@ PREDICTED = re.compile(r"predicted knee ([\d,]+)/s, measured ([\d,]+)/s: ([+-]\d
 
 
 @pytest.fixture(scope="module")
-def readme_ramp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def readme_ramp(example_run: Any) -> Path:
     """``msgstorm run examples/ramp.toml``: 3 s steps of 1,000/s up to 10,000/s against a
-    5,000/s sequencer, committed in blocks every 200 ms."""
-    run_dir = tmp_path_factory.mktemp("readme") / "ramp"
-    run(load_scenario(EXAMPLES / "ramp.toml"), run_dir)
-    return run_dir
+    5,000/s sequencer, committed in blocks every 200 ms (the session's run of it, which the
+    README's tour and tests/test_examples.py read too; calibrating only reads it)."""
+    return Path(example_run("ramp").run_dir)
 
 
 @pytest.mark.slow

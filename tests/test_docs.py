@@ -310,14 +310,15 @@ LONG_TOUR = {"black-thursday", "black-thursday-fee-aware", "black-thursday-lane"
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name in LONG_TOUR else name
                                   for name in SIM_TOUR])
-def test_the_readme_shows_lines_the_terminal_prints(name: str, tmp_path: Path) -> None:
+def test_the_readme_shows_lines_the_terminal_prints(name: str, example_run: Any) -> None:
     """Each excerpt is lines of the run's own terminal text, character for character (sim
-    runs are deterministic): no number rounded differently, no row the terminal lacks."""
+    runs are deterministic): no number rounded differently, no row the terminal lacks. The
+    run is the session's (``example_run``): other tests assert on the same example's run."""
     scenario = msgstorm.load_scenario(ROOT / "examples" / f"{name}.toml")
     assert scenario.target == "sim"
     excerpt = _tour_excerpts()[name]
     assert excerpt, f"no excerpt of {name} in the README"
-    printed = terminal_lines(msgstorm.run(scenario, tmp_path / name).summary)
+    printed = terminal_lines(example_run(name).summary)
     assert lines_not_shown(excerpt, printed) == [], (
         f"README's excerpt of examples/{name}.toml differs from what the terminal prints:\n" + "\n".join(printed))
 
@@ -762,7 +763,8 @@ def test_the_readme_whole_rule_on_the_venue_crash_is_what_its_command_gives(tmp_
 
 
 @pytest.mark.slow
-def test_the_readme_funding_and_thinning_book_on_the_venue_crash_are_what_their_commands_give(tmp_path: Path) -> None:
+def test_the_readme_funding_and_thinning_book_on_the_venue_crash_are_what_their_commands_give(
+        tmp_path: Path, example_run: Any) -> None:
     """venue-partial with funding (paid over N intervals, the fund's cover) and on a thinning
     square-root book (slippage p50 / p99 before and after, deleveraging before and after): each
     number from the command the README names, at the decimals shown."""
@@ -775,7 +777,8 @@ def test_the_readme_funding_and_thinning_book_on_the_venue_crash_are_what_their_
     assert funding is not None and thinning is not None, "the README's sentences of funding and the thinning book"
     example = ROOT / "examples" / "venue-partial.toml"
     runs = {name: msgstorm.run(msgstorm.load_scenario(example, sets), tmp_path / name, write_report=False).summary["market"]
-            for name, sets in (("base", []), ("funding", [funding.group(1)]), ("thinning", [thinning.group(1)]))}
+            for name, sets in (("funding", [funding.group(1)]), ("thinning", [thinning.group(1)]))}
+    runs["base"] = example_run("venue-partial").summary["market"]  # the tour's run of it
     paid = runs["funding"]["venue"]["funding"]
     assert _matches(funding.group(2), paid["paid"] / 1e6) and paid["intervals"] == int(funding.group(3))
     assert _matches(funding.group(4), runs["funding"]["venue"]["insurance_fund"]["used"])
@@ -786,7 +789,7 @@ def test_the_readme_funding_and_thinning_book_on_the_venue_crash_are_what_their_
 
 
 @pytest.mark.slow
-def test_the_readme_cross_book_without_correlation_is_what_its_command_gives(tmp_path: Path) -> None:
+def test_the_readme_cross_book_without_correlation_is_what_its_command_gives(tmp_path: Path, example_run: Any) -> None:
     """venue-cross with the shocks drawn independently: "N hedged accounts are eligible and the
     cross book ends without bad debt (X at 0.9)", from the command the README names; the
     isolated accounts' liquidations and bad debt are the same either way."""
@@ -795,8 +798,9 @@ def test_the_readme_cross_book_without_correlation_is_what_its_command_gives(tmp
                      r"book ends without bad debt \(([\d,]+) at 0\.9\)", text)
     assert said is not None, "the README's sentence of venue-cross without correlation"
     example = ROOT / "examples" / "venue-cross.toml"
-    runs = {name: msgstorm.run(msgstorm.load_scenario(example, sets), tmp_path / name, write_report=False).summary
-            for name, sets in (("base", []), ("apart", [said.group(1)]))}
+    runs = {"base": example_run("venue-cross").summary,  # the tour's run of it
+            "apart": msgstorm.run(msgstorm.load_scenario(example, [said.group(1)]), tmp_path / "apart",
+                                  write_report=False).summary}
     assert runs["apart"]["cross"]["eligible_hedged"] == int(said.group(2))
     assert runs["apart"]["cross"]["bad_debt"] == 0.0
     assert f"{runs['base']['cross']['bad_debt']:,.0f}" == said.group(3)

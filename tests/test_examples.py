@@ -16,8 +16,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 @pytest.mark.slow
-def test_flash_crash_shows_burst_shedding_and_desync(tmp_path) -> None:
-    result = msgstorm.run(msgstorm.load_scenario(EXAMPLES / "flash-crash.toml"), tmp_path)
+def test_flash_crash_shows_burst_shedding_and_desync(example_run) -> None:
+    result = example_run("flash-crash")
     windows = {row["t_start_ns"] // 1_000_000_000: row for row in result.analysis.windows.to_pylist()}
     calm = max(windows[s]["p99_ms"] for s in range(5))
     burst = max(windows[s]["p99_ms"] for s in range(8, 14))
@@ -36,8 +36,8 @@ def test_flash_crash_shows_burst_shedding_and_desync(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_ramp_reports_a_knee_below_service_capacity(tmp_path) -> None:
-    result = msgstorm.run(msgstorm.load_scenario(EXAMPLES / "ramp.toml"), tmp_path)
+def test_ramp_reports_a_knee_below_service_capacity(example_run) -> None:
+    result = example_run("ramp")
     knee = result.summary["capacity"]["knee_rate_per_s"]
     assert knee is not None
     assert 3500 <= knee <= 5100  # service rate is 5,000/s
@@ -46,13 +46,13 @@ def test_ramp_reports_a_knee_below_service_capacity(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_quickstart_runs_clean(tmp_path) -> None:
-    result = msgstorm.run(msgstorm.load_scenario(EXAMPLES / "quickstart.toml"), tmp_path)
+def test_quickstart_runs_clean(example_run) -> None:
+    result = example_run("quickstart")
     assert result.summary["messages"]["committed"] == result.summary["messages"]["sent"] > 20_000
     assert all(slo["verdict"] == "pass" for slo in result.summary["slo"])
 
 
-def test_matching_engine_runs_compiled_and_finds_its_capacity(tmp_path) -> None:
+def test_matching_engine_runs_compiled_and_finds_its_capacity(tmp_path, example_run) -> None:
     from msgstorm.history import HistoryWriter
     from msgstorm.sim.shadow import ShadowNetwork
 
@@ -60,7 +60,7 @@ def test_matching_engine_runs_compiled_and_finds_its_capacity(tmp_path) -> None:
     probe = HistoryWriter(tmp_path / "probe")
     assert ShadowNetwork(scenario, probe, np.random.SeedSequence(1)).solo is not None  # it runs compiled
     probe.close()
-    result = msgstorm.run(scenario, tmp_path / "run")
+    result = example_run("matching-engine")
     summary = result.summary
     # Lognormal service, median 40us, sigma 0.5: mean 45.3us, 22,060 orders/s at full use;
     # the ramp steps by 2,000/s, so the last stable step is 20,000 or 22,000/s.
@@ -70,9 +70,9 @@ def test_matching_engine_runs_compiled_and_finds_its_capacity(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_byzantine_keeps_safety_below_the_quorum_bound_and_breaks_it_beyond(tmp_path) -> None:
+def test_byzantine_keeps_safety_below_the_quorum_bound_and_breaks_it_beyond(tmp_path, example_run) -> None:
     """The numbers docs/examples.md gives for examples/byzantine.toml."""
-    one = msgstorm.run(msgstorm.load_scenario(EXAMPLES / "byzantine.toml"), tmp_path / "one").summary
+    one = example_run("byzantine").summary
     checks = {c["name"]: c for c in one["checks"]}
     assert one["finality"]["byzantine_voters"] == ["us-east-0"] and one["finality"]["within_bound"]
     assert checks["safety"] == {"name": "safety", "verdict": "valid", "detail": (

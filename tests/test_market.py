@@ -286,9 +286,8 @@ def test_the_same_seed_gives_the_same_market_history(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_fee_aware_keepers_cut_black_thursdays_bad_debt_by_nine_tenths(tmp_path: Path) -> None:
-    fixed = run(load_scenario(str(EXAMPLES / "black-thursday.toml")), tmp_path / "fixed")
-    aware = run(load_scenario(str(EXAMPLES / "black-thursday-fee-aware.toml")), tmp_path / "aware")
+def test_fee_aware_keepers_cut_black_thursdays_bad_debt_by_nine_tenths(example_run: Any) -> None:
+    fixed, aware = example_run("black-thursday"), example_run("black-thursday-fee-aware")
     fixed_debt = fixed.summary["market"]["bad_debt"]["absolute"]
     aware_debt = aware.summary["market"]["bad_debt"]["absolute"]
     assert fixed_debt > 0 and aware_debt <= 0.1 * fixed_debt, (fixed_debt, aware_debt)

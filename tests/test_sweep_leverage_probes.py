@@ -256,15 +256,17 @@ def test_the_curve_agrees_with_whole_runs_on_the_shipped_examples(tmp_path: Path
 
 
 @pytest.mark.slow
-def test_the_readme_shows_lines_the_safe_leverage_command_prints(tmp_path: Path) -> None:
-    """The README's safe-leverage excerpt: its command run as written, each line it shows printed."""
+def test_the_readme_shows_lines_the_safe_leverage_command_prints(readme_safe_leverage: tuple[list[str], Any]) -> None:
+    """The README's safe-leverage excerpt: its command run as written, each line it shows
+    printed (the session's run of it, ``readme_safe_leverage``)."""
     readme = (EXAMPLES.parent / "README.md").read_text()
     block = readme[readme.index("$ msgstorm safe-leverage examples/leverage-latency.toml"):]
     block = block[:block.index("```")]
     command, _, shown = block.partition("\n    --vary ")
     vary, _, excerpt = shown.partition("\n")
     args = command.removeprefix("$ msgstorm ").rstrip(" \\").split() + ["--vary", vary.strip().strip("'")]
-    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out")], terminal_width=100)
+    ran, result = readme_safe_leverage
+    assert ran == args, "the command run is the one the README writes"
     assert result.exit_code == 0, result.output
     printed = result.output.splitlines()
     for line in filter(str.strip, excerpt.splitlines()):

@@ -6,7 +6,7 @@ The jars (broker, tools and their dependencies) come from Maven Central through
 ``MSGSTORM_KAFKA_LIBS`` names another directory of them. Each broker is one JVM
 (``kafka.Kafka``) that is both broker and controller (``process.roles=broker,controller``),
 on two free loopback ports (clients, and the controllers' quorum), with its storage formatted
-first (``kafka.tools.StorageTool format``) under ``RUN_DIR/servers/<name>-data`` and its log
+first (``kafka.tools.StorageTool format``, every broker's at once) under ``RUN_DIR/servers/<name>-data`` and its log
 at ``RUN_DIR/servers/<name>.out``. The heap is small (``-Xmx512m``): loopback runs of a few
 million messages, on a machine the generator shares.
 """
@@ -32,6 +32,8 @@ FETCH = "scripts/fetch-kafka.sh (Maven fetches the pinned Apache Kafka jars into
 _PROJECT = Path(__file__).resolve().parents[4]  # src/msgstorm/live/drivers/kafka_broker.py -> the checkout
 _LIBS = Path(".cache") / "kafka" / KAFKA_VERSION / "libs"
 HEAP = "-Xmx512m"
+# The storage tool's (``kafka_brokers``): it formats one log directory and exits.
+FORMAT_HEAP = "-Xmx256m"
 # Log levels of the broker's log (log4j 1 through reload4j): warnings, and its start and stop.
 _LOG4J = """log4j.rootLogger=WARN, stdout
 log4j.appender.stdout=org.apache.log4j.ConsoleAppender
@@ -56,9 +58,12 @@ def find_kafka_libs() -> Path:
                       f"{FETCH}")
 
 
-def java_command(libs: Path, main: str, *args: str, heap: str = HEAP) -> list[str]:
-    """The JVM running ``main`` from the jars in ``libs``."""
-    return ["java", heap, "-XX:+UseG1GC", "-cp", f"{libs}/*", main, *args]
+def java_command(libs: Path, main: str, *args: str, heap: str = HEAP, tool: bool = False) -> list[str]:
+    """The JVM running ``main`` from the jars in ``libs``. A ``tool`` runs for seconds and
+    exits: its JIT stops at the quick first tier and its collector is the serial one, so it
+    starts on less CPU (a broker keeps the full JIT and G1 for its steady state)."""
+    runtime = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"] if tool else ["-XX:+UseG1GC"]
+    return ["java", heap, *runtime, "-cp", f"{libs}/*", main, *args]
 
 
 def cluster_id() -> str:
@@ -102,20 +107,40 @@ def kafka_brokers(count: int, directory: Path, start_timeout_s: float) -> list[M
     ports = [free_port() for _ in range(count)]
     voters = {k + 1: free_port() for k in range(count)}
     cluster = cluster_id()
-    servers = []
+    configs = []
     for k in range(count):
-        name = f"kafka-{k}"
-        data = directory / f"{name}-data"
-        config = directory / f"{name}.properties"
-        config.write_text(broker_properties(k + 1, ports[k], voters, data, count), encoding="utf-8")
-        formatted = subprocess.run(java_command(libs, "kafka.tools.StorageTool", "format", "-t", cluster, "-c",
-                                                str(config), "--ignore-formatted", heap="-Xmx256m"),
-                                   capture_output=True, text=True, timeout=120, check=False,
+        config = directory / f"kafka-{k}.properties"
+        config.write_text(broker_properties(k + 1, ports[k], voters, directory / f"kafka-{k}-data", count),
+                          encoding="utf-8")
+        configs.append(config)
+    # Every broker's storage formatted at once: each format is a JVM of its own that takes
+    # seconds to start, and one after another they would add up before any broker starts.
+    formatting = [subprocess.Popen(java_command(libs, "kafka.tools.StorageTool", "format", "-t", cluster, "-c",
+                                                str(config), "--ignore-formatted", heap=FORMAT_HEAP, tool=True),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    preexec_fn=die_with_parent)  # a JVM for seconds: not past msgstorm
-        if formatted.returncode != 0:
-            raise ServerError(f"formatting {name}'s storage failed (code {formatted.returncode}): "
-                              f"{(formatted.stderr or formatted.stdout).strip()[-500:]}")
+                  for config in configs]
+    failed = []
+    try:
+        for k, process in enumerate(formatting):
+            try:
+                out, err = process.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                failed.append(f"formatting kafka-{k}'s storage did not finish in 120 s")
+                continue
+            if process.returncode != 0:
+                failed.append(f"formatting kafka-{k}'s storage failed (code {process.returncode}): "
+                              f"{(err or out).strip()[-500:]}")
+    finally:
+        for process in formatting:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    if failed:
+        raise ServerError("; ".join(failed))
+    servers = []
+    for k, config in enumerate(configs):
         argv = ["java", HEAP, "-Xms128m", "-XX:+UseG1GC", f"-Dlog4j.configuration=file:{log4j}", "-cp", f"{libs}/*",
                 "kafka.Kafka", str(config)]
-        servers.append(ManagedServer(name, argv, ports[k], directory, max(start_timeout_s, 60.0), cpus=None))
+        servers.append(ManagedServer(f"kafka-{k}", argv, ports[k], directory, max(start_timeout_s, 60.0), cpus=None))
     return servers
