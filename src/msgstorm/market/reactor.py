@@ -52,7 +52,6 @@ from msgstorm.faults.schedule import concrete_faults
 from msgstorm.market.accounts import (
     Accounts,
     Execution,
-    LineIndex,
     draw_accounts,
     execute,
     line_price_pair,
@@ -73,15 +72,13 @@ from msgstorm.market.probes import ProbeBook
 from msgstorm.market.reactor_auctions import DutchAuctionSteps, EnglishAuctionSteps
 from msgstorm.market.reactor_revert import RevertedChain
 from msgstorm.market.reactor_rows import HistoryRows
-from msgstorm.market.reactor_state import Keeper
-from msgstorm.market.retry import Retry
+from msgstorm.market.reactor_state import Keeper, build_keepers
 from msgstorm.market.sentinel import Sentinel, health_factor
 from msgstorm.market.topups import TopUps
 from msgstorm.market.venue import Venue
 from msgstorm.rules.market import realised_volatility, thinned_depth
 from msgstorm.rules.socialised import reline
-from msgstorm.sampling import Sampler
-from msgstorm.scenario.market import KeeperSpec, MarketSpec, impact_exponent
+from msgstorm.scenario.market import MarketSpec, impact_exponent
 from msgstorm.scenario.registry import REACTORS
 from msgstorm.scenario.schema import MESSAGE_KINDS, OracleFault, Scenario
 
@@ -120,16 +117,7 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
             self.updates = attacked_updates(self.updates, self.paths, attacks)
         names = host.node_names
         self.oracle_node = 0 if market.oracle.node is None else names.index(market.oracle.node)
-        index = LineIndex(self.accounts, len(market.instruments))
-        self.keepers: list[Keeper] = []
-        keeper_seeds = keeper_seed.spawn(max(1, sum(spec.count for spec in market.keepers)))
-        for group, spec in enumerate(market.keepers):
-            nodes = self._nodes(spec)
-            for i in range(spec.count):
-                rng = np.random.default_rng(keeper_seeds[len(self.keepers)])
-                self.keepers.append(Keeper(f"{spec.name}-{i}", len(self.keepers), i, group, spec, nodes[i % len(nodes)], index.cursor(),
-                                            Sampler(spec.reaction, rng), [0] * len(market.instruments),
-                                            retry=Retry(len(self.accounts))))
+        self.keepers: list[Keeper] = build_keepers(market, host, self.accounts, keeper_seed)
         self.agents = [market.oracle.name, *(spec.name for spec in market.keepers)]
         self._keeper_named: dict[str, Keeper] = {keeper.name: keeper for keeper in self.keepers}
         self.watched = {keeper.node for keeper in self.keepers}
@@ -252,14 +240,6 @@ class MarketReactor(DutchAuctionSteps, EnglishAuctionSteps, RevertedChain, Histo
             self.probes = ProbeBook(market.probes, market, self.accounts, self.keepers, len(market.instruments),
                                     host, probe_seed)
         self._write_start()
-
-    def _nodes(self, spec: KeeperSpec) -> list[int]:
-        names, regions = self.host.node_names, self.host.node_regions
-        if spec.node is not None:
-            return [names.index(spec.node)]
-        if spec.region is not None:
-            return [i for i, region in enumerate(regions) if region == spec.region]
-        return list(range(len(names)))
 
     # --- before the run: the oracle's messages in the traffic ------------------------------
 

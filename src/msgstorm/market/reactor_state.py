@@ -1,4 +1,4 @@
-"""What the market reactor's parts share: a keeper's record and the reactor's state.
+"""What the market reactor's parts share: the keepers and the reactor's state.
 
 Place in the pipeline: below the market reactor (``market/reactor.py``) and its parts, which
 are mixins of it because each reads and writes much of its state: the Dutch and English
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from msgstorm.market.accounts import Accounts, LineCursor
+from msgstorm.market.accounts import Accounts, LineCursor, LineIndex
 from msgstorm.market.cross_margin import CrossMargin
 from msgstorm.market.dutch import DutchAuctions
 from msgstorm.market.flip import EnglishAuctions
@@ -31,7 +31,7 @@ from msgstorm.market.venue import Venue
 from msgstorm.sampling import Sampler
 from msgstorm.scenario.market import KeeperSpec, MarketSpec
 
-__all__ = ["Keeper", "ReactorState"]
+__all__ = ["Keeper", "ReactorState", "build_keepers"]
 
 
 @dataclasses.dataclass
@@ -47,6 +47,31 @@ class Keeper:
     known_step: list[int]  # per instrument: the step of the newest price it has seen
     pending: set[int] = dataclasses.field(default_factory=set)  # accounts it has a message out for
     retry: Retry = dataclasses.field(default_factory=lambda: Retry(0))  # accounts to look at again (market/retry.py)
+
+
+def build_keepers(market: MarketSpec, host: Any, accounts: Accounts, seed: np.random.SeedSequence) -> list[Keeper]:
+    """The keepers of every group in order: keeper ``i`` of a group at its node, else the
+    ``i``-th (in turn) of its region's nodes or of all nodes; each with its own cursor over
+    the accounts' lines and its reaction drawn from a child of ``seed`` of its own."""
+    index = LineIndex(accounts, len(market.instruments))
+    keepers: list[Keeper] = []
+    seeds = seed.spawn(max(1, sum(spec.count for spec in market.keepers)))
+    for group, spec in enumerate(market.keepers):
+        nodes = _nodes(spec, host.node_names, host.node_regions)
+        for i in range(spec.count):
+            rng = np.random.default_rng(seeds[len(keepers)])
+            keepers.append(Keeper(f"{spec.name}-{i}", len(keepers), i, group, spec, nodes[i % len(nodes)],
+                                  index.cursor(), Sampler(spec.reaction, rng), [0] * len(market.instruments),
+                                  retry=Retry(len(accounts))))
+    return keepers
+
+
+def _nodes(spec: KeeperSpec, names: list[str], regions: list[str]) -> list[int]:
+    if spec.node is not None:
+        return [names.index(spec.node)]
+    if spec.region is not None:
+        return [i for i, region in enumerate(regions) if region == spec.region]
+    return list(range(len(names)))
 
 
 class ReactorState:
