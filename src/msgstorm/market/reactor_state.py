@@ -6,8 +6,10 @@ auctions (``market/reactor_auctions.py``), a chain that lost its newest blocks
 (``market/reactor_revert.py``) and the history rows (``market/reactor_rows.py``).
 ``ReactorState`` declares, typed, what they share (the reactor's constructor sets all of it)
 and the handlers of the reactor's they call, so each part type-checks on its own and none
-holds a copy. Top-ups, funding, the mark and the cross accounts are parts the reactor holds
-(``market/topups.py``, ``market/funding.py``, ...), given the arrays they change.
+holds a copy (``tests/test_market_reactor_state.py`` checks the reactor sets every name
+declared). Top-ups, funding, the mark and the cross accounts are parts the reactor holds
+(``market/topups.py``, ``market/funding.py``, ...), given the arrays they change. The
+keepers are built here (``build_keepers``), beside their record.
 """
 
 from __future__ import annotations
