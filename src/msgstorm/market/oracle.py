@@ -4,8 +4,9 @@ Place in the pipeline: after the price paths, before the run. The oracle reads t
 price at every step and publishes a ``price`` message for an instrument when the price has
 moved by ``deviation`` or more since its last update, or ``heartbeat`` has passed since it
 (the common push-oracle rule, e.g. 0.5% or 1 h). The schedule depends only on the paths, so
-it is known before the run and its messages are merged into the traffic; a price is *known
-at a node* when its message is delivered there and *on chain* when it commits.
+it is known before the run and its messages are merged into the traffic (``with_oracle``, for
+the market reactor's ``traffic``); a price is *known at a node* when its message is delivered
+there and *on chain* when it commits.
 
 The chain starts knowing every instrument's first price (step 0), as a deployed oracle
 would have published it.
