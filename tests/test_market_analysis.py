@@ -22,7 +22,7 @@ from msgstorm.analysis import market as analysis_market
 from msgstorm.analysis.market import market_summary, market_tables
 from msgstorm.history.reader import History
 from msgstorm.market import accounts, frontrun
-from msgstorm.market import reactor as market_reactor
+from msgstorm.market import topups as market_topups
 from msgstorm.market.accounts import execute, line_prices
 from msgstorm.market.prices import horizon_ns
 from msgstorm.report import market as report_market
@@ -300,10 +300,10 @@ def _shifted(formula: Any, by: float) -> Any:
 
 
 def test_every_consumer_of_equity_uses_the_one_formula(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The reactor (a top-up's amount), the analysis (accounts marked to market) and the
+    """The reactor's top-ups (a top-up's amount), the analysis (accounts marked to market) and the
     report (bad debt over time) each import ``accounts.equity``; a mutation of it moves all
     three numbers, so none of them can hold a copy that drifts."""
-    for consumer in (market_reactor, analysis_market, report_market):
+    for consumer in (market_topups, analysis_market, report_market):
         assert consumer.equity is accounts.equity, consumer.__name__
     history = _late_crash(tmp_path / "crash", 2_200 * MS)
 
@@ -326,7 +326,7 @@ def test_every_consumer_of_equity_uses_the_one_formula(tmp_path: Path, monkeypat
     csv = tmp_path / "accounts.csv"
     csv.write_text(ACCOUNTS)
     scenario = parse_scenario(GAP.format(accounts=csv, keepers=topups), source="gap.toml")
-    monkeypatch.setattr(market_reactor, "equity", _shifted(accounts.equity, 5.0))
+    monkeypatch.setattr(market_topups, "equity", _shifted(accounts.equity, 5.0))
     result = run(scenario, tmp_path / "topups")
     added = {row["account"]: row["amount"] for row in result.history.table("topups").to_pylist()}
     assert added[2] == pytest.approx(88.0 + 5.0)

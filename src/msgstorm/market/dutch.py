@@ -1,6 +1,7 @@
 """Dutch auctions (Maker's clip): what a ``dutch_auction`` liquidation starts, and its takes.
 
-Place in the pipeline: a part of the market reactor (``market/reactor.py``), built when
+Place in the pipeline: a part of the market reactor (``market/reactor.py``; its keepers' steps
+in ``market/reactor_auctions.py``), built when
 ``[market.liquidation] mechanism = "dutch_auction"`` (``market/liquidation.py``). A keeper's
 liquidation that commits for an account past its line starts an auction of the whole
 position (Maker's ``bark``; an ``executions`` row with outcome ``auction``) at the on-chain

@@ -1,7 +1,8 @@
 """English auctions (Maker's flip, liquidation 1.0 as on 12 March 2020): what an
 ``english_auction`` liquidation starts, its bids and its close.
 
-Place in the pipeline: a part of the market reactor (``market/reactor.py``), built when
+Place in the pipeline: a part of the market reactor (``market/reactor.py``; its keepers' steps
+in ``market/reactor_auctions.py``), built when
 ``[market.liquidation] mechanism = "english_auction"`` (``market/liquidation.py``). A keeper's
 liquidation that commits for an account past its line starts (Maker's ``bite`` and ``kick``;
 an ``executions`` row with outcome ``auction``) an auction of the whole position: the lot is

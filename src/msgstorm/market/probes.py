@@ -79,7 +79,7 @@ def _earliest_after(times: np.ndarray, positions: np.ndarray, eligible: np.ndarr
 
 
 class KeeperView(Protocol):
-    """What the probes need of a keeper (``reactor._Keeper``)."""
+    """What the probes need of a keeper (``reactor_state.Keeper``)."""
 
     name: str
     index: int
