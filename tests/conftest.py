@@ -42,8 +42,14 @@ def pytest_configure(config: pytest.Config) -> None:
     """Every test sees the terminal a machine without one has: 80 columns (rich's width when
     its output is no terminal), whatever COLUMNS the shell that started pytest set, so what
     a test reads of the terminal summary does not depend on who ran it. A test that needs
-    another width says so itself."""
+    another width says so itself.
+
+    And the Ray clusters tests start on 127.0.0.1 run without token authentication, as the
+    processes that connect to them do: Ray (2.5x and later) turns it on for a ``ray start``
+    wherever ``~/.ray/auth_token`` exists (any earlier local ``ray.init`` writes one), but not
+    for a driver given the cluster's address, which then cannot connect."""
     os.environ["COLUMNS"] = "80"
+    os.environ["RAY_AUTH_MODE"] = "disabled"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -606,3 +607,46 @@ def test_a_points_interval_is_students_t_as_scipy_stats_gives_it() -> None:
         assert found["n"] == count and found["ci95"] is not None
         assert found["ci95"] == pytest.approx([mean - half, mean + half], rel=1e-12, abs=1e-12)
         assert found["ci95"][1] - found["mean"] == pytest.approx(half, rel=1e-12)
+
+
+@pytest.mark.slow
+def test_a_cluster_that_asks_for_a_token_is_named_as_such_and_reached_with_ray_auth_mode_token(tmp_path: Path) -> None:
+    """``ray start`` on a machine holding ``~/.ray/auth_token`` asks drivers for it, which Ray
+    sends from a driver given an address only under ``RAY_AUTH_MODE=token``: without it the
+    refusal says so (not only "failed to connect"), and with it the driver connects."""
+    import shutil
+    import socket
+
+    ray_bin = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
+    if not Path(ray_bin).exists():
+        if os.environ.get("CI"):
+            pytest.fail("ray is not installed; CI must install it (pip install -e '.[test]')")
+        pytest.skip("ray is not installed (pip install -e '.[cluster]')")
+    home = tmp_path / "home"
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text("a" * 64)
+    env = {key: value for key, value in os.environ.items() if key != "RAY_AUTH_MODE"}
+    env.update(HOME=str(home), RAY_USAGE_STATS_ENABLED="0")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    temp = tempfile.mkdtemp(prefix="msr-", dir="/tmp")  # short: Ray's socket paths live under it
+    subprocess.run([ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
+                    f"--temp-dir={temp}", "--include-dashboard=false", "--disable-usage-stats"], check=True, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=180)
+    connect = ("import sys\nfrom msgstorm.processes import connect_ray\n"
+               "try:\n    connect_ray(sys.argv[1])\nexcept ConnectionError as error:\n    print('REFUSED', error)\n"
+               "else:\n    import ray\n    print('NODES', len(ray.nodes()))\n")
+    try:
+        refused = subprocess.run([sys.executable, "-c", connect, f"127.0.0.1:{port}"], env=env, capture_output=True,
+                                 text=True, timeout=180, check=False)
+        with_token = subprocess.run([sys.executable, "-c", connect, f"127.0.0.1:{port}"],
+                                    env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True,
+                                    timeout=180, check=False)
+    finally:
+        subprocess.run([ray_bin, "stop", "--force"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
+    assert "REFUSED" in refused.stdout and "RAY_AUTH_MODE=token" in refused.stdout, refused.stdout + refused.stderr
+    assert str(home / ".ray" / "auth_token") in refused.stdout
+    assert "NODES 1" in with_token.stdout, with_token.stdout + with_token.stderr

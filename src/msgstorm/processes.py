@@ -1,5 +1,6 @@
 """What every process msgstorm starts needs to know of its host: the CPUs it may use, how
-to end with its parent, and how to send an error back to it.
+to end with its parent, how to send an error back to it, and how to reach the Ray cluster
+its sweeps and distributed runs place their work on.
 
 Place in the pipeline: at the bottom, importing nothing of msgstorm, so the simulator's
 compile helpers, the live servers, proxies and recorders, and the sweep's workers all take
@@ -14,8 +15,9 @@ import pickle
 import signal
 import sys
 import traceback
+from pathlib import Path
 
-__all__ = ["die_with_parent", "picklable_error", "usable_cpus"]
+__all__ = ["connect_ray", "die_with_parent", "picklable_error", "usable_cpus"]
 
 _PR_SET_PDEATHSIG = 1  # prctl(2)
 
@@ -53,3 +55,28 @@ def picklable_error(error: BaseException, where: str) -> BaseException:
         return error
     except Exception:
         return RuntimeError(f"{type(error).__name__}: {error}\nin {where}:\n{trace}")
+
+
+def connect_ray(address: str | None) -> None:
+    """This process a driver of the Ray cluster at ``address`` (``auto``, host:port,
+    ``ray://``; None: the one ``RAY_ADDRESS`` names, or one started here), unless it is one.
+
+    A cluster ``ray start`` began on a machine holding ``~/.ray/auth_token`` asks for that
+    token (Ray 2.5x and later), but Ray sends it from a driver given an address only under
+    ``RAY_AUTH_MODE=token``; the refusal then reads as a cluster not found, so it says so."""
+    import logging
+
+    import ray
+
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+    except ConnectionError as error:
+        token = Path.home() / ".ray" / "auth_token"
+        if address not in (None, "auto") and "RAY_AUTH_MODE" not in os.environ and token.exists():
+            raise ConnectionError(
+                f"{error}; if the cluster was started with `ray start` on a machine holding {token}, it asks "
+                "for that token, which Ray sends from a driver given an address only with RAY_AUTH_MODE=token "
+                "set: set it (and the same token file here) and try again") from error
+        raise

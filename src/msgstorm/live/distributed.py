@@ -86,6 +86,7 @@ from msgstorm.live.distributed_merge import ClockOffset, GeneratorHistory, merge
 from msgstorm.live.lifecycle import START_FAILED
 from msgstorm.live.nemesis import Nemesis, cleanup_report
 from msgstorm.live.target import LiveTarget
+from msgstorm.processes import connect_ray
 from msgstorm.scenario import Scenario
 from msgstorm.scenario.generators import generator_live
 from msgstorm.scenario.refs import distributed_problems, is_loopback_url
@@ -317,8 +318,6 @@ def record_distributed(scenario: Scenario, writer: HistoryWriter, run_dir: Path,
     ``address`` when it says 1), merge what they wrote into ``writer``, and write the run row.
     ``address``: a Ray address (``auto``, host:port, ``ray://``), or None for the one
     ``RAY_ADDRESS`` names or a Ray started here."""
-    import logging
-
     try:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -329,8 +328,7 @@ def record_distributed(scenario: Scenario, writer: HistoryWriter, run_dir: Path,
 
     write_run_row(writer, scenario, _RunFacts([], False), 0, completed=False)  # a killed run still says what ran
     writer.sync()
-    if not ray.is_initialized():
-        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+    connect_ray(address)
     nodes = _cluster_nodes(ray)
     if not nodes:
         raise TargetError(f"the Ray cluster at {address or 'this machine'} has no node alive")

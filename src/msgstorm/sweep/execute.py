@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from msgstorm.errors import ExitCode
-from msgstorm.processes import die_with_parent
+from msgstorm.processes import connect_ray, die_with_parent
 from msgstorm.sweep.grid import RunSpec
 
 __all__ = ["DONE_FILE", "PRELOAD", "RETRIES", "Execute", "RunOutcome", "RunTask", "WorkerPool", "finished", "record", "run_all",
@@ -299,12 +299,9 @@ def run_all_on_ray(scenario_path: str, fixed: list[str], specs: list[RunSpec], r
     ``runs_dir`` too, so a sweep resumed here skips the runs other nodes finished even when
     ``runs_dir`` is not shared. A task whose worker dies is a failed outcome (Ray itself does
     not retry it: ``run_with_retries`` is the one rule for both executors)."""
-    import logging
-
     import ray
 
-    if not ray.is_initialized():
-        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+    connect_ray(address)
     remote = ray.remote(num_cpus=cpus_per_task, max_retries=0)(run_one)
     pending = {remote.remote(RunTask(scenario_path, fixed, spec, str(runs_dir / spec.run_id), keep_runs, attempt)): spec
                for spec in specs}
