@@ -201,8 +201,10 @@ def _mechanisms(repeat: int) -> None:
         _timed(scenario)
         whole_s, own_s = [], []
         summary: dict[str, object] = {}
+        whole_summary: dict[str, object] = {}
         for _ in range(max(repeat, 3)):
-            whole_s.append(_timed(whole)[0])
+            seconds, whole_summary = _timed(whole)
+            whole_s.append(seconds)
             seconds, summary = _timed(scenario)
             own_s.append(seconds)
         ratio = statistics.median(own_s) / statistics.median(whole_s)
@@ -210,11 +212,20 @@ def _mechanisms(repeat: int) -> None:
         venue = market.get("venue") or {}  # type: ignore[union-attr]
         print(f"  {name:<24} {statistics.median(own_s):6.2f} s vs whole {statistics.median(whole_s):5.2f} s  "
               f"ratio {ratio:.2f}x {'met' if ratio <= 1.5 else 'NOT MET'}  "
+              f"keeper messages {_messages(summary)} vs whole {_messages(whole_summary)}, "
               f"executed {market.get('liquidations', {}).get('executed')}, "  # type: ignore[union-attr]
               f"partial calls {venue.get('partial_calls')}, fund used {venue.get('insurance_fund', {}).get('used')}, "
               f"deleveraged {venue.get('deleveraged')}, socialised {venue.get('socialised')}, "
               f"bad debt {market.get('bad_debt', {}).get('absolute')}"  # type: ignore[union-attr]
               f"{', longs only' if name in LONGS_ONLY else ''}")
+
+
+
+def _messages(summary: dict[str, object]) -> object:
+    """The keepers' messages a run sent (liquidations, takes, bids): what a mechanism's
+    time follows."""
+    market = summary.get("market") or {}
+    return market.get("liquidations", {}).get("messages")  # type: ignore[union-attr]
 
 
 if __name__ == "__main__":
