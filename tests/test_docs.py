@@ -527,12 +527,22 @@ def test_the_readme_shows_rows_the_live_rabbitmq_mirrored_loss_example_prints_an
     [restarted] = [e["t"] for e in events if e["kind"] == "disconnected"
                    and json.loads(str(e["detail"]))["client"] == "msgstorm-publisher"]
     assert restarted >= heal, "autoheal restarts the losing side after the heal, not pause_minority during the cut"
-    delivered = set(result.history.deliveries.column("msg_id").to_pylist())
-    lost = [m for m in result.history.messages.to_pylist() if m["seq_no"] is not None and m["msg_id"] not in delivered]
+    deliveries = result.history.deliveries.select(["msg_id", "node"]).to_pylist()
+    consumed = {d["msg_id"] for d in deliveries if d["node"] not in ("stream", "publisher")}
+    audited = {d["msg_id"] for d in deliveries if d["node"] == "stream"}
+    confirmed = [m for m in result.history.messages.to_pylist() if m["seq_no"] is not None]
+    never_consumed = {m["msg_id"] for m in confirmed if m["msg_id"] not in consumed}
+    audit_lost = [m for m in confirmed if m["msg_id"] not in audited]
     stream = summary["delivery"]["stream"]
+    assert summary["delivery"]["lost"]["acked"] == len(never_consumed)
     # 200/s, the cut noticed within about 6 s of its 10: a few seconds of confirms, hundreds at least.
-    assert stream["acked_missing"] == summary["delivery"]["lost"]["acked"] == len(lost) >= 200
-    assert all(m["t_sent"] >= cut - 100_000_000 and m["t_sequenced"] <= restarted for m in lost)
+    assert stream["acked_missing"] == len(audit_lost) >= 200
+    # The consumers' queue and the audit queue are two mirrored queues, each replicated and
+    # replaced on its own: a message confirmed as the cut was noticed may survive in one and not
+    # the other (2 of 2,195 in one run), but the two lose the same messages all but those few.
+    differ = {m["msg_id"] for m in audit_lost} ^ never_consumed
+    assert len(differ) <= max(5, len(never_consumed) // 100), sorted(differ)[:20]
+    assert all(m["t_sent"] >= cut - 100_000_000 and m["t_sequenced"] <= restarted for m in audit_lost)
     assert stream["duplicated"] == 0 and summary["connections"]["cleanup"]["verified"] is True
 
 
