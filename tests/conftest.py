@@ -125,17 +125,12 @@ def readme_safe_leverage(tmp_path_factory: pytest.TempPathFactory) -> tuple[list
     them) and its ``CliRunner`` result, run once a session on a terminal 100 columns wide:
     the README's excerpt (tests/test_sweep_leverage_probes.py) and the runs its prose counts
     (tests/test_readme_prose.py) are both read from this one search, which takes seconds."""
-    import re
-    import shlex
-
+    from test_readme_prose import _safe_leverage_excerpt
     from typer.testing import CliRunner
 
     from msgstorm.cli import app
 
-    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"```\n\$ msgstorm safe-leverage (.*?)```", readme, re.S)
-    assert block is not None, "the README's safe-leverage excerpt"
-    args = ["safe-leverage", *shlex.split(block.group(1).replace("\\\n", "").splitlines()[0])]
+    args, _ = _safe_leverage_excerpt()
     out = tmp_path_factory.mktemp("readme-safe-leverage") / "out"
     return args, CliRunner().invoke(app, [*args, "--out", str(out)], terminal_width=100)
 
@@ -199,30 +194,25 @@ def run_in_process(scenario: Path, run_dir: Path, **popen: Any) -> subprocess.Po
                              "--out", str(run_dir), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
 
 
+def report_in_process(run_dir: Path) -> subprocess.CompletedProcess[str]:
+    """``msgstorm report RUN_DIR`` as a process of its own, as a user runs it after a kill."""
+    return subprocess.run([sys.executable, "-c", "from msgstorm.cli import main; main()", "report", str(run_dir)],
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
 def children_running(module: str, parent: int) -> dict[int, list[str]]:
     """pid -> arguments (after ``-m module``) of every running ``python -m module`` that
     descends from ``parent`` (its child, or a child of the process a live run records in:
     ``live/apart.py``): others' runs on the same host are not ours to count or kill."""
-    parents: dict[int, int] = {}
-    commands: dict[int, list[str]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode().split("\0")
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-        if module in argv:
-            commands[int(entry.name)] = argv[argv.index(module) + 1:]
+    table = _processes()
     found = {}
-    for pid, argv in commands.items():
-        ancestor = parents.get(pid, 0)
+    for pid, (ancestor, argv, _) in table.items():
+        if module not in argv:
+            continue
         while ancestor > 1 and ancestor != parent:
-            ancestor = parents.get(ancestor, 0)
+            ancestor = table[ancestor][0] if ancestor in table else 0
         if ancestor == parent:
-            found[pid] = argv
+            found[pid] = argv[argv.index(module) + 1:]
     return found
 
 
@@ -236,21 +226,26 @@ def wait_for_logs(process: subprocess.Popen[bytes], logs: list[Path], marker: st
     time.sleep(then_s)
 
 
-def _processes() -> dict[int, tuple[int, str, str]]:
-    """pid -> (parent pid, command line, environment) of every process now (a zombie left out)."""
+def _processes() -> dict[int, tuple[int, list[str], str]]:
+    """pid -> (parent pid, arguments, environment) of every process now (a zombie left out)."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             state, parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
             environment = (entry / "environ").read_bytes().decode(errors="replace")
         except OSError:
             continue
         if state != "Z":
-            found[int(entry.name)] = (int(parent), command, environment)
+            found[int(entry.name)] = (int(parent), argv, environment)
     return found
+
+
+def _command(argv: list[str]) -> str:
+    """A command line as ``/proc`` gives it, its arguments apart by spaces."""
+    return " ".join(argv)
 
 
 def run_processes(root: int, run_dir: Path) -> dict[int, str]:
@@ -267,8 +262,8 @@ def run_processes(root: int, run_dir: Path) -> dict[int, str]:
                 tree.add(pid)
                 grew = True
     named = str(run_dir.resolve())
-    return {pid: command for pid, (_, command, environment) in table.items()
-            if pid != root and pid != os.getpid() and (pid in tree or named in command or named in environment)}
+    return {pid: _command(argv) for pid, (_, argv, environment) in table.items()
+            if pid != root and pid != os.getpid() and (pid in tree or named in _command(argv) or named in environment)}
 
 
 def sigkill_mid_run(scenario: Path, run_dir: Path, settle_s: float) -> dict[int, str]:
@@ -298,7 +293,8 @@ def assert_none_left(processes: dict[int, str], within_s: float = 5.0) -> None:
     deadline = time.monotonic() + within_s
     while True:
         table = _processes()
-        left = {pid: command for pid, command in processes.items() if pid in table and table[pid][1] == command}
+        left = {pid: command for pid, command in processes.items()
+                if pid in table and _command(table[pid][1]) == command}
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.1)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import report_in_process
 
 import msgstorm
 
@@ -43,10 +44,6 @@ def _wait_for_start(process: subprocess.Popen[str], run_dir: Path) -> None:
         time.sleep(0.05)
 
 
-def _report(run_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(_msgstorm("report", str(run_dir)), capture_output=True, text=True, timeout=300, check=False)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_sigint_and_sigterm_stop_the_run_and_exit_3_with_where_the_history_is(tmp_path: Path, signum: int) -> None:
@@ -66,7 +63,7 @@ def test_sigint_and_sigterm_stop_the_run_and_exit_3_with_where_the_history_is(tm
     # Wherever the signal landed (even while a kernel compiled), what was sent is all there.
     assert summary["messages"]["sent"] == history.num_rows("messages")
     # Its report says what the run said: interrupted, exit 3 (not an SLO's exit 1).
-    reported = _report(run_dir)
+    reported = report_in_process(run_dir)
     assert reported.returncode == 3, reported.stderr
     assert "interrupted" in reported.stderr and "Traceback" not in reported.stderr
 
@@ -86,7 +83,7 @@ def test_a_sigkill_at_a_random_moment_leaves_a_history_report_reads(tmp_path: Pa
     ids = history.messages["msg_id"].to_pylist()
     assert len(ids) == len(set(ids)), "a message appears once"
     assert set(history.messages["status"].to_pylist()) <= {"committed", "dropped", "rejected", "lost", "pending"}
-    done = _report(run_dir)
+    done = report_in_process(run_dir)
     assert "Traceback" not in done.stderr + done.stdout
     assert done.returncode == 3, done.stderr
     if ids:
@@ -104,7 +101,7 @@ def test_a_sigkill_before_the_history_exists_is_reported_as_no_history(tmp_path:
     process = _start(run_dir)
     process.kill()  # at once: the interpreter may not even have imported msgstorm
     process.communicate(timeout=60)
-    done = _report(run_dir)
+    done = report_in_process(run_dir)
     assert "Traceback" not in done.stderr + done.stdout
     assert done.returncode in (2, 3), done.stderr
 
@@ -178,4 +175,4 @@ def test_sigint_while_numba_compiles_from_a_cold_cache_settles_instead_of_crashi
     assert "Traceback" not in stderr + stdout
     history = msgstorm.read_history(run_dir)
     assert history.run_info["interrupted"] is True
-    assert _report(run_dir).returncode == 3
+    assert report_in_process(run_dir).returncode == 3

@@ -12,15 +12,13 @@ import asyncio
 import json
 import os
 import socket
-import subprocess
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import assert_none_left, require_program, sigkill_mid_run
+from conftest import assert_none_left, report_in_process, require_program, sigkill_mid_run
 from pamqp import body, commands, frame, header
 from pamqp.base import Frame
 
@@ -414,8 +412,7 @@ def test_a_sigkilled_run_leaves_no_node_and_no_port_mapper_and_report_reads_its_
     assert epmd_argv[epmd_argv.index("-port") + 1] != "4369", "the run's own, not the machine's"
     assert "erl_child_setup" in " ".join(processes.values()), "the VM's helpers are among the run's processes"
     assert_none_left(processes)
-    done = subprocess.run([sys.executable, "-c", "from msgstorm.cli import main; main()", "report", str(run_dir)],
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = report_in_process(run_dir)
     assert done.returncode == 3 and "Traceback" not in done.stderr + done.stdout, done.stderr
     assert json.loads((run_dir / "summary.json").read_text())["cut_off"] is True
     starts = [e for e in read_history(run_dir).events.to_pylist() if e["kind"] == "server_start"]

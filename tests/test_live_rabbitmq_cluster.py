@@ -13,13 +13,11 @@ import json
 import os
 import re
 import socket
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import assert_none_left, require_program, sigkill_mid_run
+from conftest import assert_none_left, report_in_process, require_program, sigkill_mid_run
 
 from msgstorm.errors import TargetError
 from msgstorm.history import read_history
@@ -195,7 +193,6 @@ def test_a_sigkilled_cluster_run_leaves_no_node_and_no_port_mapper_and_report_re
     epmd = int((servers / "epmd.pid").read_text())
     assert "-daemon" not in processes[epmd] and sum("epmd" in command.split()[0] for command in processes.values()) == 1
     assert_none_left(processes)
-    done = subprocess.run([sys.executable, "-c", "from msgstorm.cli import main; main()", "report", str(run_dir)],
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = report_in_process(run_dir)
     assert done.returncode == 3 and "Traceback" not in done.stderr + done.stdout, done.stderr
     assert json.loads((run_dir / "summary.json").read_text())["cut_off"] is True

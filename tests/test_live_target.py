@@ -11,7 +11,6 @@ import json
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from conftest import assert_checks_valid, require_program, run_in_process
+from conftest import assert_checks_valid, report_in_process, require_program, run_in_process
 
 from msgstorm.history.reader import count_rows, read_history
 from msgstorm.live.receipts import Receipts, first_arrivals
@@ -197,8 +196,7 @@ def test_a_sigkilled_live_run_keeps_the_messages_received_up_to_about_a_second_b
     assert set(ids) - delivered <= in_last_part
     kept = pc.is_in(history.messages["msg_id"], pa.array(sorted(delivered), pa.int64()))
     _assert_received_in_order(SimpleNamespace(messages=history.messages.filter(kept), deliveries=history.deliveries))
-    done = subprocess.run([sys.executable, "-c", "from msgstorm.cli import main; main()", "report", str(run_dir)],
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = report_in_process(run_dir)
     assert done.returncode == 3 and "Traceback" not in done.stderr + done.stdout, done.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["cut_off"] is True and summary["messages"]["sent"] == len(ids)
@@ -243,8 +241,7 @@ duration = "1s"
     assert server["name"] == "nats-server" and server["pid"] > 0
     paused = next(event for event in events if event["kind"] == "fault_start")
     assert paused["detail"]["pid"] == server["pid"] and paused["node"] == "nats-server"
-    done = subprocess.run([sys.executable, "-c", "from msgstorm.cli import main; main()", "report", str(run_dir)],
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = report_in_process(run_dir)
     assert done.returncode == 3 and "Traceback" not in done.stderr + done.stdout, done.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["cut_off"] is True

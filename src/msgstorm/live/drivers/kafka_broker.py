@@ -58,12 +58,14 @@ def find_kafka_libs() -> Path:
                       f"{FETCH}")
 
 
-def java_command(libs: Path, main: str, *args: str, heap: str = HEAP, tool: bool = False) -> list[str]:
-    """The JVM running ``main`` from the jars in ``libs``. A ``tool`` runs for seconds and
-    exits: its JIT stops at the quick first tier and its collector is the serial one, so it
-    starts on less CPU (a broker keeps the full JIT and G1 for its steady state)."""
+def java_command(libs: Path, main: str, *args: str, heap: str = HEAP, tool: bool = False,
+                 options: tuple[str, ...] = ()) -> list[str]:
+    """The JVM running ``main`` from the jars in ``libs``, with JVM ``options`` of the
+    caller's. A ``tool`` runs for seconds and exits: its JIT stops at the quick first tier and
+    its collector is the serial one, so it starts on less CPU (a broker keeps the full JIT and
+    G1 for its steady state)."""
     runtime = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"] if tool else ["-XX:+UseG1GC"]
-    return ["java", heap, *runtime, "-cp", f"{libs}/*", main, *args]
+    return ["java", heap, *runtime, *options, "-cp", f"{libs}/*", main, *args]
 
 
 def cluster_id() -> str:
@@ -140,7 +142,6 @@ def kafka_brokers(count: int, directory: Path, start_timeout_s: float) -> list[M
         raise ServerError("; ".join(failed))
     servers = []
     for k, config in enumerate(configs):
-        argv = ["java", HEAP, "-Xms128m", "-XX:+UseG1GC", f"-Dlog4j.configuration=file:{log4j}", "-cp", f"{libs}/*",
-                "kafka.Kafka", str(config)]
+        argv = java_command(libs, "kafka.Kafka", str(config), options=("-Xms128m", f"-Dlog4j.configuration=file:{log4j}"))
         servers.append(ManagedServer(f"kafka-{k}", argv, ports[k], directory, max(start_timeout_s, 60.0), cpus=None))
     return servers
