@@ -32,6 +32,14 @@ pytest_plugins = ["pytester"]  # tests/test_conftest.py runs pytest on small tes
 
 # How many tests marked slow this session deselected (said at the end of the run).
 _SLOW_DESELECTED = pytest.StashKey[int]()
+# How many of the slowest tests the session's closing table lists (``--slowest N``), and each
+# test's phases (setup, call, teardown) in seconds, as its reports arrive.
+SLOWEST_DEFAULT = 30
+_PHASES: dict[str, dict[str, float]] = {}
+# The count of slow tests left out, as pytest-xdist's workers tell it.
+_WORKERS_DESELECTED: dict[str, int] = {}
+# The pytest-xdist group of the tests that run one after another on one worker (``is_serial``).
+SERIAL_GROUP = "serial"
 
 
 def _ci() -> bool:
@@ -55,11 +63,21 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", default=False,
                      help="also run the tests marked slow (CI=true runs them too)")
+    parser.addoption("--slowest", type=int, default=SLOWEST_DEFAULT, metavar="N",
+                     help="list the N slowest tests, setup and call apart, at the end (0: none)")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect the tests marked ``slow`` unless CI=true, --run-slow or a ``-m`` expression
-    (which then chooses by itself, e.g. ``-m slow`` for only those)."""
+    """Put every test of a live server, node or wall clock (``serial``) in one pytest-xdist
+    group, which one worker runs one test after another while the other workers share the
+    rest; then deselect the tests marked ``slow`` unless CI=true, --run-slow or a ``-m``
+    expression (which then chooses by itself, e.g. ``-m slow`` for only those). First among
+    the hooks: xdist reads the groups in its own."""
+    for item in items:
+        if is_serial(item):
+            item.add_marker(pytest.mark.serial)
+            item.add_marker(pytest.mark.xdist_group(SERIAL_GROUP))
     if _ci() or config.getoption("--run-slow") or config.getoption("markexpr"):
         return
     slow = [item for item in items if item.get_closest_marker("slow") is not None]
@@ -69,8 +87,53 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.stash[_SLOW_DESELECTED] = len(slow)
 
 
+def is_serial(item: pytest.Item) -> bool:
+    """A test that runs alone on its worker: one of ``tests/test_live_*.py`` (real servers and
+    nodes on the wall clock) or one marked ``serial`` itself (another test of wall-clock
+    timing: signals, a cluster of processes)."""
+    return item.path.name.startswith("test_live_") or item.get_closest_marker("serial") is not None
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A pytest-xdist worker tells the process that prints how many slow tests it left out
+    (each worker collects the whole suite, so any one's count is the count)."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["slow_deselected"] = session.config.stash.get(_SLOW_DESELECTED, 0)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """(pytest-xdist, in the process that prints) a worker's count of slow tests left out."""
+    count = getattr(node, "workeroutput", {}).get("slow_deselected", 0)
+    _WORKERS_DESELECTED["count"] = max(_WORKERS_DESELECTED.get("count", 0), count)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Each test's setup, call and teardown seconds, kept for the closing table (under
+    pytest-xdist the workers' reports arrive here, in the process that prints)."""
+    _PHASES.setdefault(report.nodeid, {})[report.when] = report.duration
+
+
+def slowest_tests(phases: dict[str, dict[str, float]], count: int) -> list[tuple[str, float, float, float]]:
+    """The ``count`` tests of longest setup + call + teardown: (test, setup, call, teardown)
+    seconds, longest first, ties by name (so the table reads the same on every machine)."""
+    rows = [(test, times.get("setup", 0.0), times.get("call", 0.0), times.get("teardown", 0.0))
+            for test, times in phases.items()]
+    rows.sort(key=lambda row: (-(row[1] + row[2] + row[3]), row[0]))
+    return rows[:count]
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    count = config.stash.get(_SLOW_DESELECTED, 0)
+    """The slowest tests with their phases apart (a session fixture's start-up is paid in the
+    setup of the first test that asks for it), then how many slow tests were left out."""
+    rows = slowest_tests(_PHASES, config.getoption("--slowest"))
+    if rows:
+        terminalreporter.write_sep("=", f"{len(rows)} slowest tests (seconds: total = setup + call + teardown)")
+        for test, setup, call, teardown in rows:
+            terminalreporter.write_line(f"{setup + call + teardown:8.2f} = {setup:7.2f} + {call:7.2f} + "
+                                        f"{teardown:6.2f}  {test}")
+    count = config.stash.get(_SLOW_DESELECTED, 0) or _WORKERS_DESELECTED.get("count", 0)
     if count:
         terminalreporter.write_line(f"{count} slow tests deselected (each of more than a few seconds): "
                                     "run them too with --run-slow (or CI=true), or only them with -m slow")
