@@ -134,7 +134,6 @@ class PeerGossip:
         self.sent: dict[tuple[int, int], tuple[set[int], set[tuple[int, int]]]] = {}
         self.in_flight: dict[int, tuple[list[int], list[tuple[int, int]], int]] = {}
         self.next_sync = 0
-        self.syncs = 0  # syncs sent (each with something in it)
 
     def healed(self, t: int) -> None:
         """Links carry again: every node syncs each overlay peer it reaches."""
@@ -200,16 +199,16 @@ class PeerGossip:
         key = self.next_sync
         self.next_sync += 1
         self.in_flight[key] = (messages, parts, ahead if ahead > height else 0)
-        self.syncs += 1
         self._at(t + delay + transfer, self._arrived, key, node, peer)
 
     def _arrived(self, t: int, key: int, node: int, peer: int, _d: int) -> None:
         """A sync from ``node`` reached ``peer``: what it lacked is taken, then passed on."""
         messages, parts, ahead = self.in_flight.pop(key)
         if not self.ctx.cluster.up[peer]:  # its connection dropped: nothing sent is known had
-            sent_messages, sent_parts = self.sent[(node, peer)]
-            sent_messages.difference_update(messages)
-            sent_parts.difference_update(parts)
+            sent = self.sent.get((node, peer))  # (none: a later heal started the peer state afresh)
+            if sent is not None:
+                sent[0].difference_update(messages)
+                sent[1].difference_update(parts)
             return
         book = self.book
         learned = False
