@@ -588,6 +588,43 @@ arrival = {{ process = "constant", rate = "5/s" }}
 """
 
 
+def four_tendermint(name: str, duration: str, tendermint: str, shares: str = "[1, 1, 1, 1]", rest: str = "",
+                    rate: str = "0/s") -> str:
+    """Four validators on four nodes, every pair linked with no delay, no processing, running
+    round-based consensus (``tendermint``: lines of its table; ``rest``: more of the file)."""
+    return f"""
+[run]
+name = "{name}"
+seed = 3
+duration = "{duration}"
+drain = "0s"
+
+[network]
+regions = ["us-east"]
+nodes_per_region = 4
+intra_region_latency = "0ns"
+processing = "0ns"
+bandwidth = "unlimited"
+
+[gossip]
+mode = "flood"
+degree = 3
+peers = 6
+
+[blocks.producers]
+consensus = "tendermint"
+shares = {shares}
+
+[blocks.producers.tendermint]
+{tendermint}
+
+[[agents]]
+name = "one"
+arrival = {{ process = "constant", rate = "{rate}" }}
+{rest}
+"""
+
+
 @contextlib.contextmanager
 def cometbft_inspect(binary: str, home: Path) -> Iterator[tuple[Callable[..., Any], int]]:
     """A stopped validator's own stores served by ``cometbft inspect`` on a free loopback

@@ -9,8 +9,10 @@ scenario), so a live validator network's rows are read by the same code.
 
 Definitions (a height's *commit* is its first row, by any node):
 
-- ``rounds_mean``: rounds used per committed height (its commit's round + 1), mean;
-  ``heights_above_round_0``: heights whose commit needed a round above 0.
+- ``rounds_mean``, ``rounds_max``: the rounds a committed height took (its commit's round
+  + 1, so 1 for a height committed in its first round, round 0), mean and most: one unit,
+  a count of rounds, not a round's index; ``heights_above_round_0``: heights whose commit
+  needed a round above 0 (took more than one round).
 - ``interval_ms``: the time between consecutive heights' commits.
 - a node's ``lag``: how many heights it is behind the highest committed one; its largest
   value is reached just before the node commits a height (the heights committed by then
@@ -98,9 +100,9 @@ def consensus_summary(history: History) -> dict[str, Any] | None:
     for row in history.table("finalized").to_pylist():
         blocks_at[row["height"]].add(row["block"])
     conflicting = sorted(h for h, blocks in blocks_at.items() if len(blocks) > 1)
-    rounds = [first[h]["round"] for h in heights]
+    took = [first[h]["round"] + 1 for h in heights]  # rounds each height took: round 0 is its first
     bound = _lag_bound(history)
-    above = sum(1 for r in rounds if r > 0)
+    above = sum(1 for rounds in took if rounds > 1)
     conditions = []
     if above:
         conditions.append("round above 0")
@@ -113,8 +115,8 @@ def consensus_summary(history: History) -> dict[str, Any] | None:
     return {
         "height": heights[-1],
         "nodes": len(by_node),
-        "rounds_mean": rounded(sum(r + 1 for r in rounds) / len(rounds)),
-        "rounds_max": max(rounds),
+        "rounds_mean": rounded(sum(took) / len(took)),
+        "rounds_max": max(took),
         "heights_above_round_0": above,
         "interval_ms": _ms(intervals),
         "lag_max": lag_max,

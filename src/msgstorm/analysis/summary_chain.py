@@ -95,8 +95,10 @@ class ConsensusNode(Closed):
 class Consensus(Closed):
     height: Annotated[Count, Field(description="the highest height committed")]
     nodes: Annotated[Count, Field(description="nodes that committed a height")]
-    rounds_mean: Annotated[float | None, Field(ge=1, description="rounds used per committed height (round + 1), mean")]
-    rounds_max: Annotated[Count, Field(description="the highest round a height was committed in")]
+    rounds_mean: Annotated[float | None, Field(ge=1, description="rounds a committed height took (its commit's "
+                                                                 "round + 1: 1 in its first round), mean")]
+    rounds_max: Annotated[Count, Field(description="the most rounds a committed height took (its commit's round + 1: "
+                                                   "1 in its first round)")]
     heights_above_round_0: Annotated[Count, Field(description="heights committed in a round above 0")]
     interval_ms: Annotated[IntervalMs, Field(description="time between consecutive heights' first commits")]
     lag_max: Annotated[Count, Field(description="the most heights any node was behind the highest committed one")]

@@ -29,9 +29,10 @@ def consensus_rows(consensus: Consensus) -> list[tuple[str, str]]:
     interval = consensus.interval_ms
     at = consensus.conflicts_at
     return [
-        ("heights / rounds mean / max", f"{number(consensus.height)} / {number(consensus.rounds_mean)} / "
-                                        f"{number(consensus.rounds_max)} ({number(consensus.heights_above_round_0)} "
-                                        "above round 0)"),
+        # Rounds a height took (1: its first round, round 0), both numbers in that one unit.
+        ("heights / rounds a height took mean / max", f"{number(consensus.height)} / {number(consensus.rounds_mean)} / "
+                                                      f"{number(consensus.rounds_max)} "
+                                                      f"({number(consensus.heights_above_round_0)} above round 0)"),
         ("block interval p50 / p99 / max", f"{duration_ms(interval.p50)} / {duration_ms(interval.p99)} / "
                                            f"{duration_ms(interval.max)}"),
         ("height lag max / bound", f"{number(consensus.lag_max)} / {number(consensus.lag_bound)}"),

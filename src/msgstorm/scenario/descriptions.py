@@ -379,7 +379,9 @@ DESCRIPTIONS: dict[str, str] = {
     "Phase.arrival": "its arrival process",
     # [[faults]]
     "PartitionFault.kind": "cut every link between groups; a message on a cut link is dropped at send time "
-                           "(nothing is retransmitted, so a message stranded in a minority is `lost`)",
+                           "(nothing is retransmitted, so a message stranded in a minority is `lost`; under "
+                           "round-based consensus, peers send each other the proposals, votes and block parts "
+                           "the cut dropped once it heals)",
     "PartitionFault.at": "start",
     "PartitionFault.duration": "how long; none: to the end of the run",
     "PartitionFault.groups": "groups of region or node names; unnamed nodes form one more group",

@@ -94,7 +94,8 @@ class FaultInjector:
 
     def healed(self, t: int, since: int) -> None:
         """Links cut since ``since`` are whole again at ``t``: votes lost to the cut may be
-        sent again (``blocks.producers.resend_votes``, sim/votes.py)."""
+        sent again (``blocks.producers.resend_votes``, sim/votes.py), and round-based
+        consensus's peers send each other what they lack (sim/tendermint_gossip.py)."""
         if isinstance(self.chain, ForkChain):
             self.chain.healed(t, since)
 

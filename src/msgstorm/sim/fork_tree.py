@@ -239,6 +239,10 @@ class ForkTree:
     def holds_block(self, node: int, block: int) -> bool:
         return bool(self.holds[block, node] == _HELD)
 
+    def block_arrived(self, node: int, block: int) -> bool:
+        """Whether ``block`` came whole to ``node`` (held, or waiting there for its parent)."""
+        return bool(self.holds[block, node] != _NOT_HELD)
+
     def fetch_block(self, t: int, node: int, block: int, sender: int) -> None:
         """Ask ``sender`` for ``block`` (a proposal named a block ``node`` lacks)."""
         if (node, block) not in self.fetching and self.holds[block, node] == _NOT_HELD:

@@ -302,9 +302,12 @@ class ForkChain(ForkTree):
             self.censoring.pop(node, None)
 
     def healed(self, t: int, since: int) -> None:
-        """A partition that began at ``since`` healed at ``t`` (votes sent again, if asked)."""
+        """A partition that began at ``since`` healed at ``t``: votes sent again, if asked
+        (finality by votes), or what each peer lacks of its height (round-based consensus)."""
         if self.votes is not None:
             self.votes.healed(t, since)
+        if self.consensus is not None:
+            self.consensus.healed(t)
 
     # --- the canonical chain and commits ------------------------------------------------------
 

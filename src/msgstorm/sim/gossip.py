@@ -165,6 +165,7 @@ class GossipState:
         # Round-based consensus's messages and counts as the kernel reads them (``count_votes``).
         self.votes = np.zeros((k.V_ROWS, 0), dtype=np.int64)
         self.tally = np.zeros((0, k.T_FIRST), dtype=np.int64)
+        self.votes_held = np.zeros((0, 0), dtype=np.uint8)
         self.scalars[k.S_HOP_LOG] = 1 if trace_hops else 0
         self.scalars[k.S_HOP_STRIDE] = hop_stride
         self.hop_log = np.zeros((k.H_ROWS, _HOP_LOG_BLOCK if trace_hops else 0), dtype=np.int64)
@@ -395,7 +396,7 @@ class GossipState:
                 self.fwd_model, self.fwd_param, self.topology.link_samples.array, self.uniform, self.processing,
                 self.ns_per_byte, self.degradations.nodes, self.degradations.params, self.deliveries,
                 self.mempool_log, self.sends, self.order, self.held, self.contents, self.block_parent,
-                self.block_holds, self.hop_log, self.release, self.quiet, self.votes, self.tally)
+                self.block_holds, self.hop_log, self.release, self.quiet, self.votes, self.tally, self.votes_held)
         if types_key(args) != types_key(self._args):
             self._run_until = None
         self._args = args
@@ -664,12 +665,14 @@ class GossipState:
         self.scalars[k.S_LOG_BLOCKS] = 1
         self._bind()
 
-    def count_votes(self, base: int, votes: np.ndarray, tally: np.ndarray, total: int) -> None:
+    def count_votes(self, base: int, votes: np.ndarray, tally: np.ndarray, total: int,
+                    votes_held: np.ndarray) -> None:
         """Round-based consensus's proposals and votes (item ids from ``base``), described in
-        ``votes`` (``k.V_ROWS`` rows), counted in ``tally`` by the kernel from then on
-        (``kernel._count_vote``); called again whenever consensus replaces either array. The
-        number of messages described is ``scalars[k.S_VOTE_COUNT]``, which consensus sets."""
-        self.votes, self.tally = votes, tally
+        ``votes`` (``k.V_ROWS`` rows), counted in ``tally`` and marked in ``votes_held`` (a bit
+        per node and message) by the kernel from then on (``kernel._count_vote``); called
+        again whenever consensus replaces an array. The number of messages described is
+        ``scalars[k.S_VOTE_COUNT]``, which consensus sets."""
+        self.votes, self.tally, self.votes_held = votes, tally, votes_held
         self.scalars[k.S_VOTE_BASE] = base
         self.scalars[k.S_VOTE_TOTAL] = total
         self._bind()

@@ -143,7 +143,10 @@ N_SCALARS = 56
 # round, kind (V_PROPOSAL: a proposal, else a prevote or precommit), voting power, and the
 # columns of ``tally`` it adds to (the votes of its height, round and kind for its block;
 # for any block). ``tally`` (int64[nodes, T_FIRST + columns]): each node's height and round
-# (T_HEIGHT, T_ROUND), then the voting power it counted in each column.
+# (T_HEIGHT, T_ROUND), then the voting power it counted in each column. ``votes_held``
+# (uint8[nodes, capacity / 8]): bit m & 7 of byte m >> 3 set once a node holds message m,
+# so a message sent again (re-gossip after a partition heals, sim/tendermint_gossip.py) is
+# counted once.
 V_HEIGHT, V_ROUND, V_KIND, V_POWER, V_COL_BLOCK, V_COL_ANY, V_ROWS = range(7)
 V_PROPOSAL = 0
 T_HEIGHT, T_ROUND, T_FIRST = 0, 1, 2
@@ -910,19 +913,28 @@ def _first_quiet(quiet: np.ndarray, scalars: np.ndarray) -> int:
 
 
 @borrowing()
-def _count_vote(node: int, m: int, hops: int, votes: np.ndarray, tally: np.ndarray, total: int) -> bool:
+def _count_vote(node: int, m: int, hops: int, votes: np.ndarray, tally: np.ndarray, total: int,
+                votes_held: np.ndarray) -> bool:
     """A consensus message ``m`` validated at ``node``: whether Python must hear of it now.
 
     What ``TendermintBook.received`` would do with it, without Python where nothing can
-    change: a message of an earlier height than the node's is dropped; the sender's own
-    (``hops`` 0) was counted by Python when sent; a vote of the node's height and of its round
+    change: the sender's own (``hops`` 0) was counted by Python when sent; one the node holds
+    already (``votes_held``: re-gossip brought it first) is dropped, and so is one of an
+    earlier height than the node's; a vote of the node's height and of its round
     or an earlier one adds its power to the node's two counts (its block's, any block's) and
     hands back only when one of them passes two thirds of ``total`` (the only counts the
     upon-rules compare, with a proposal or a timer that comes back anyway). A proposal, a
     later height or a later round hands back: Python keeps those."""
+    if hops == 0:
+        return False
+    byte = m >> 3
+    bit = 1 << (m & 7)
+    if votes_held[node, byte] & bit != 0:
+        return False
+    votes_held[node, byte] |= bit
     height = votes[V_HEIGHT, m]
     at = tally[node, T_HEIGHT]
-    if height < at or hops == 0:
+    if height < at:
         return False
     if height > at or votes[V_KIND, m] == V_PROPOSAL or votes[V_ROUND, m] > tally[node, T_ROUND]:
         return True
@@ -953,7 +965,7 @@ def run_until(until: int, max_degree: int,
               deliveries: np.ndarray, mempool_log: np.ndarray, sends: np.ndarray, order: np.ndarray,
               held: np.ndarray, contents: np.ndarray, block_parent: np.ndarray, block_holds: np.ndarray,
               hop_log: np.ndarray, release: np.ndarray, quiet: np.ndarray, votes: np.ndarray,
-              tally: np.ndarray) -> int:
+              tally: np.ndarray, votes_held: np.ndarray) -> int:
     """Run kernel events with time < ``until``; stop early to report a watched validation.
 
     Sends ``S_SEND_I`` .. ``S_SEND_END - 1`` of ``sends`` (Python allows a range when
@@ -972,7 +984,8 @@ def run_until(until: int, max_degree: int,
     With ``S_HOP_LOG`` set, each step of a block or a sampled message at a node is
     appended to ``hop_log`` (S_HOPS_LOGGED entries; see HOP_SERVE). Quiet announcements
     wait in ``quiet`` (see Q_T). With ``S_VOTE_BASE`` set, a consensus vote is counted in
-    ``tally`` and hands back only when Python must hear of it (``_count_vote``).
+    ``tally``, marked held in ``votes_held``, and hands back only when Python must hear of it
+    (``_count_vote``).
     Returns DONE, NOTIFY (the event is described in S_NT..S_NHOPS), or a NEED_*/FULL code
     asking Python to refill a buffer or grow the heap before calling again.
     """
@@ -1229,7 +1242,7 @@ def run_until(until: int, max_degree: int,
                         notify = True
             elif kind == ITEM_BLOCK:
                 if vote_base > 0 and vote_base <= item < vote_base + vote_count:
-                    notify = _count_vote(node, item - vote_base, hops, votes, tally, vote_total)
+                    notify = _count_vote(node, item - vote_base, hops, votes, tally, vote_total, votes_held)
                 else:
                     notify = True
             if slots[SL_FORWARD, slot] != 0 and not withheld:

@@ -43,6 +43,11 @@ reactors send a peer what its height needs); a node behind (it was down or cut o
 hears of a later height fetches the committed blocks from the peer that spoke, a round trip
 away, and commits them (block sync), then goes on at the height after.
 
+A message dropped on a cut link is sent again once the link carries (CometBFT's consensus
+reactor: its routines send a peer the votes and block parts it lacks): when a partition
+heals, each node sends its peers what they lack of their height (``sim/tendermint_gossip.py``),
+and the rounds go on as their timeouts say. Without a heal nothing is sent twice.
+
 A node that crashes keeps its state (CometBFT's write-ahead log) and on restart sets the
 timeout of its step again. A block is committed (its messages' ``t_committed``) when the
 first validator decides it; each node's decisions are rows of the ``heights`` table
@@ -78,6 +83,7 @@ from msgstorm.sim.gossip import GossipState
 from msgstorm.sim.kernel import ITEM_BLOCK
 from msgstorm.sim.links import LinkState
 from msgstorm.sim.proposer import ProposerSchedule
+from msgstorm.sim.tendermint_gossip import HeldMessages, PeerGossip
 
 __all__ = ["BLOCK_PART_BYTES", "NIL", "PART_ITEM_BASE", "ConsensusChain", "TendermintBook", "block_parts",
            "voting_powers"]
@@ -116,6 +122,8 @@ class ConsensusChain(Protocol):
     def propose_block(self, t: int, node: int, parent: int) -> int: ...
 
     def holds_block(self, node: int, block: int) -> bool: ...
+
+    def block_arrived(self, node: int, block: int) -> bool: ...
 
     def fetch_block(self, t: int, node: int, block: int, sender: int) -> None: ...
 
@@ -193,13 +201,17 @@ class TendermintBook:
         self.proposed: dict[int, tuple[int, int, int]] = {}  # block -> (height, round, proposer) it was made for
         self.decided: dict[int, tuple[int, int]] = {}  # height -> (block, round): the first decision
         self.rows: list[tuple[int, int, int, int, int, int]] = []  # (node, height, round, proposer, t, interval)
-        self.part_count: dict[int, int] = {}  # block -> its parts
+        self.parts: dict[int, list[int]] = {}  # block -> its parts' sizes
+        self.proposed_at: dict[int, list[int]] = {}  # height -> the blocks proposed for it, gossiped as parts
         self.full: set[int] = set()  # nodes whose mempool is full until their next commit
-        self.parts_held: dict[tuple[int, int], int] = {}  # (node, block) -> parts it validated, until whole
+        # (node, block) -> the parts it validated (bit i: part i), until the block is whole there
+        self.parts_held: dict[tuple[int, int], int] = {}
         # The votes each node counted, as the gossip kernel reads and adds to them
         # (``kernel._count_vote``): every message in ``votes``, each node's height, round and
         # counts in ``tally``, a column for each (height, round, kind, block or ANY) voted.
         self.votes = np.zeros((k.V_ROWS, 1024), dtype=np.int64)
+        self.messages_held = HeldMessages(ctx.cluster.size, self.votes.shape[1])
+        self.peer_gossip = PeerGossip(ctx, gossip, links, self, spec.vote_size)
         self.tally = np.zeros((ctx.cluster.size, k.T_FIRST + 64), dtype=np.int64)
         self.tally[:, k.T_HEIGHT] = 1
         self.columns: dict[tuple[int, int, int, int], int] = {}
@@ -209,7 +221,7 @@ class TendermintBook:
         self.m_columns: list[tuple[int, int]] = []  # message -> (its block's column, ANY's); -1: a proposal
         self.in_kernel = self.count_in_kernel
         if self.in_kernel:
-            gossip.count_votes(item_base, self.votes, self.tally, self.total)
+            gossip.count_votes(item_base, self.votes, self.tally, self.total, self.messages_held.bits)
 
     # --- the schedule -----------------------------------------------------------------------
 
@@ -256,6 +268,8 @@ class TendermintBook:
             return
         block = self.chain.propose_block(t, node, state.last_block)
         self.proposed[block] = (height, round_, state.validator)
+        if block in self.parts:  # gossiped as parts (not from a node without peers)
+            self.proposed_at.setdefault(height, []).append(block)
         self._round_voter(state, round_, state.validator)
         self.held(t, node, block)
 
@@ -306,14 +320,17 @@ class TendermintBook:
         columns = (-1, -1) if kind == PROPOSAL else (self._column(height, round_, kind, block),
                                                      self._column(height, round_, kind, ANY))
         self.m_columns.append(columns)
-        if message >= self.votes.shape[1]:
+        grew = message >= self.votes.shape[1]
+        if grew:
             grown = np.zeros((k.V_ROWS, 2 * self.votes.shape[1]), dtype=np.int64)
             grown[:, :message] = self.votes[:, :message]
             self.votes = grown
-            if self.in_kernel:
-                self.gossip.count_votes(self.item_base, self.votes, self.tally, self.total)
+        widened = self.messages_held.added(message, height, self.votes.shape[1])
+        if (grew or widened) and self.in_kernel:
+            self.gossip.count_votes(self.item_base, self.votes, self.tally, self.total, self.messages_held.bits)
         self.votes[:, message] = (height, round_, kind, self.powers[state.validator], columns[0], columns[1])
         self.gossip.scalars[k.S_VOTE_COUNT] = message + 1
+        self.messages_held.mark(state.node, message)
         self._add(t, state, message, state.node)
         if not self.ctx.cluster.isolated[state.node]:
             self.gossip.inject(t, state.node, self.item_base + message, ITEM_BLOCK, self.spec.vote_size)
@@ -334,23 +351,28 @@ class TendermintBook:
         sizes = block_parts(size_bytes)
         if len(sizes) > _MAX_PARTS:
             raise ValueError(f"a block of {size_bytes} bytes has more than {_MAX_PARTS} parts")
-        self.part_count[block] = len(sizes)
+        self.parts[block] = sizes
         first = PART_ITEM_BASE + block * _MAX_PARTS
         for index, size in enumerate(sizes):
             self.gossip.inject(t, node, first + index, ITEM_BLOCK, size)
 
-    def part_received(self, t: int, node: int, item: int, sender: int) -> None:
-        """``node`` validated a block part: with the last of its block's, the block is whole there."""
-        block = (item - PART_ITEM_BASE) // _MAX_PARTS
-        if self.chain.holds_block(node, block):
-            return
+    def part_received(self, t: int, node: int, item: int, sender: int) -> bool:
+        """``node`` validated a block part: with the last of its block's, the block is whole
+        there. Whether it lacked the part (a part sent again after a heal may come twice)."""
+        block, index = divmod(item - PART_ITEM_BASE, _MAX_PARTS)
+        if self.chain.block_arrived(node, block):
+            return False
         key = (node, block)
-        held = self.parts_held.get(key, 0) + 1
-        if held < self.part_count[block]:
+        before = self.parts_held.get(key, 0)
+        held = before | 1 << index
+        if held == before:
+            return False
+        if held.bit_count() < len(self.parts[block]):
             self.parts_held[key] = held
-            return
+            return True
         self.parts_held.pop(key, None)
         self.chain.receive_block(t, node, block, sender)
+        return True
 
     # --- receiving ------------------------------------------------------------------------
 
@@ -360,6 +382,10 @@ class TendermintBook:
             return
         state = self.nodes[node]
         message = item - self.item_base
+        if not self.in_kernel and sender >= 0:  # else the kernel marked it held, or dropped a second copy
+            if self.messages_held.holds(node, message):
+                return
+            self.messages_held.mark(node, message)
         height = self.m_height[message]
         if height < state.height:
             return
@@ -418,9 +444,10 @@ class TendermintBook:
                 if not self.chain.holds_block(state.node, block) and sender != state.node:
                     self.chain.fetch_block(t, state.node, block, sender)
             return
-        # A validator sends one vote of a kind a round, and a node validates an item once, so
-        # every vote is counted once: here (its sender's own, a later round's or height's) or
-        # in the kernel (the rest).
+        # A validator sends one vote of a kind a round, and a node takes a message once (one
+        # it holds, ``messages_held``, is dropped when sent again after a heal), so every vote
+        # is counted once: here (its sender's own, a later round's or height's, one sent
+        # again) or in the kernel (the rest).
         power = self.powers[validator]
         block_column, any_column = self.m_columns[message]
         self.tally[state.node, block_column] += power
@@ -460,7 +487,7 @@ class TendermintBook:
         self.tally = grown
         self.free_columns = list(range(grown.shape[1] - 1, width - 1, -1))
         if self.in_kernel:
-            self.gossip.count_votes(self.item_base, self.votes, self.tally, self.total)
+            self.gossip.count_votes(self.item_base, self.votes, self.tally, self.total, self.messages_held.bits)
 
     def _count(self, state: _Node, round_: int, kind: int, block: int) -> int:
         """The voting power ``state`` counted for ``block`` (or ANY) in votes of its height."""
@@ -589,6 +616,7 @@ class TendermintBook:
                 self._add(t, state, kept, state.node)
             else:
                 self._proposal(state, -kept - 1)
+        self.peer_gossip.entered(t, state.node)
         self._at(t + self.spec.timeout_commit, self._start_height, state.node, state.height)
 
     def _behind(self, t: int, state: _Node, height: int, sender: int) -> None:
@@ -617,6 +645,64 @@ class TendermintBook:
                 self.chain.receive_block(t, node, block)
             self._decide(t, state, block, round_)
         self._upon(t, state)
+
+    # --- what a heal sends again (sim/tendermint_gossip.py) ---------------------------------
+
+    def healed(self, t: int) -> None:
+        """Links cut by a partition carry again: peers sync what they lack."""
+        self.peer_gossip.healed(t)
+
+    def height_of(self, node: int) -> int:
+        return self.nodes[node].height
+
+    def blocks_at(self, height: int) -> list[int]:
+        return self.proposed_at.get(height, [])
+
+    def top_height(self) -> int:
+        """The highest height any proposal or vote was made for."""
+        return max(max(self.proposed_at, default=0), max(self.messages_held.at_height, default=0))
+
+    def block_count(self) -> int:
+        return len(self.chain.block_height)
+
+    def part_sizes(self, block: int) -> list[int]:
+        return self.parts[block]
+
+    def parts_of(self, node: int, block: int) -> int:
+        """The parts of ``block`` that ``node`` holds, bit i for part i (every bit once the
+        block came whole)."""
+        if self.chain.block_arrived(node, block):
+            return (1 << len(self.parts[block])) - 1
+        return self.parts_held.get((node, block), 0)
+
+    def part_regossiped(self, t: int, node: int, block: int, index: int, sender: int) -> bool:
+        """A part a peer sent again reached ``node``: as if gossip brought it."""
+        return self.part_received(t, node, PART_ITEM_BASE + block * _MAX_PARTS + index, sender)
+
+    def regossiped(self, t: int, node: int, message: int, sender: int) -> bool:
+        """A proposal or vote a peer sent again reached ``node``: taken and counted as if
+        gossip brought it, unless the node holds it. Whether it lacked it, at its height or
+        a later one."""
+        if self.messages_held.holds(node, message):
+            return False
+        self.messages_held.mark(node, message)
+        state = self.nodes[node]
+        height = self.m_height[message]
+        if height < state.height:
+            return False
+        if height > state.height:
+            state.future.setdefault(height, []).append(message)
+            self._behind(t, state, height, sender)
+        else:
+            self._add(t, state, message, sender)
+            self._upon(t, state)
+        return True
+
+    def later_height(self, t: int, node: int, height: int, sender: int) -> None:
+        """``sender`` told ``node`` it is at ``height``: a node behind fetches the committed blocks."""
+        state = self.nodes[node]
+        if height > state.height:
+            self._behind(t, state, height, sender)
 
     # --- faults ---------------------------------------------------------------------------
 

@@ -135,7 +135,7 @@ def gossip_split() -> Split:
                     ns_per_byte=F64_2D, deg_nodes=U8_2D, deg_params=F64_2D, deliveries=I64_2D, mempool_log=I64_2D,
                     sends=I64_2D, order=I64, held=U8_2D, contents=I64_2D, block_parent=I64,
                     block_holds=U8_2D, hop_log=I64_2D, release=I64_2D, quiet=I64_2D, votes=I64_2D,
-                    tally=I64_2D),
+                    tally=I64_2D, votes_held=U8_2D),
         ),
         here=(
             Loop.of(link_model.link_delay, base=INT, code=INT, param=FLOAT, uniform=F64, unif=INT, samples=I64),
