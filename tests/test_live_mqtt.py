@@ -313,6 +313,54 @@ async def _leave_a_session(url: str) -> None:
     await publisher.disconnect()
 
 
+async def _retain(url: str, topics: list[bytes]) -> None:
+    """A retained QoS 1 message on each of ``topics``, each PUBACKed."""
+    publisher = MqttStream(url, "retainer", clean_session=True, timeout_s=5.0)
+    await publisher.open()
+    for packet_id, topic in enumerate(topics, 1):
+        packet = bytearray(publish_packet(topic, payload(packet_id, 0, 64), qos=1, packet_id=packet_id))
+        packet[0] |= 0x01  # RETAIN
+        publisher.write(packet)
+    acked = 0
+    while acked < len(topics):
+        acked += sum(first >> 4 == PUBACK for first, _ in await asyncio.wait_for(publisher.read(), 5.0))
+    await publisher.disconnect()
+
+
+async def _subscribe_in_one_read(url: str, topics: list[bytes]) -> list[bytes]:
+    """Subscribe to ``retained/#`` with the socket readable only once the SUBACK and every
+    retained PUBLISH mosquitto sends after it are in (SO_RCVLOWAT): the subscription's one
+    read holds them all. The topics of the messages read afterwards, until all have come or
+    5 s have passed."""
+    consumer = MqttStream(url, "one-read", clean_session=True, timeout_s=5.0)
+    await consumer.open()
+    suback = 5  # fixed header, packet id, one return code
+    publishes = sum(len(publish_packet(topic, payload(0, 0, 64), qos=1, packet_id=1)) for topic in topics)
+    assert consumer.writer is not None
+    sock = consumer.writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, suback + publishes)
+    await consumer.subscribe("retained/#", 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+    received: list[bytes] = []
+    try:
+        while len(received) < len(topics):
+            for first, body in await asyncio.wait_for(consumer.read(), 5.0):
+                if first >> 4 == PUBLISH:
+                    received.append(body[2:2 + (body[0] << 8 | body[1])])
+    except TimeoutError:
+        pass  # what came is what the test compares
+    await consumer.disconnect()
+    return received
+
+
+def test_messages_read_with_the_suback_are_kept_for_the_next_read(user_broker: str) -> None:
+    """mosquitto sends a subscription's retained messages right after its SUBACK; read in
+    the same buffer as the SUBACK they are the consumer's next packets, none dropped."""
+    topics = [f"retained/{i}".encode() for i in range(20)]
+    asyncio.run(_retain(user_broker, topics))
+    assert sorted(asyncio.run(_subscribe_in_one_read(user_broker, topics))) == sorted(topics)
+
+
 @pytest.mark.slow
 def test_on_a_users_broker_a_session_an_earlier_client_left_is_not_taken_over(tmp_path: Path,
                                                                              user_broker: str) -> None:
