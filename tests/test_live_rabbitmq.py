@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import assert_none_left, report_in_process, require_program, sigkill_mid_run
+from conftest import (
+    assert_none_left,
+    report_in_process,
+    require_program,
+    run_in_process,
+    sigkill_mid_run,
+)
 from pamqp import body, commands, frame, header
 from pamqp.base import Frame
 
@@ -390,6 +396,40 @@ def test_a_quorum_queue_with_confirms_loses_no_confirmed_message_across_a_node_c
     assert delivery["stream"]["duplicated"] == 0
     assert delivery["stream"]["stored"] >= len(acked)
     assert_nothing_left(result.run_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("_rabbitmq")
+def test_a_node_dead_for_good_ends_the_run_with_its_history_and_summary_and_a_failed_slo(tmp_path: Path) -> None:
+    """The node SIGKILLed 1 s in and never started again: the read-back after the run finds
+    no node, which the history says (a ``client_error`` of ``read_back``) beside the crash
+    that named the node; the run ends with its summary, and exits 1 for the SLO the lost
+    messages fail, not 2 (a bad path) for the refused connection."""
+    crash = '\n[[faults]]\nkind = "crash"\nnode = "rabbitmq"\nat = "1s"\n'
+    text = LIVE.format(queue_type="quorum", duration="2s", rate=100, consumers=1, fanout="false", faults=crash,
+                       client="wire").replace('drain = "3s"', 'drain = "1s"').replace(
+        "[live]\n", '[live]\nread_back_timeout = "2s"\n') + '\n[slo]\n"delivery.lost" = "== 0"\n'
+    scenario = tmp_path / "dead.toml"
+    scenario.write_text(text, encoding="utf-8")
+    run_dir = tmp_path / "run"
+    process = run_in_process(scenario, run_dir)
+    try:
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1, stderr.decode()
+    assert "Connect call failed" not in stderr.decode() and "Traceback" not in stderr.decode()
+    events = [(e["kind"], json.loads(str(e["detail"])) if e["detail"] else {})
+              for e in read_history(run_dir).events.to_pylist()]
+    [crashed] = [detail for kind, detail in events if kind == "fault_start"]
+    assert crashed["kind"] == "crash" and crashed["server"] == "rabbitmq"
+    [read_back] = [detail for kind, detail in events if kind == "client_error" and detail["client"] == "read_back"]
+    assert "Connect call failed" in read_back["error"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["delivery"]["read_back"]["done"] is False and summary["delivery"]["read_back"]["error"]
+    assert summary["delivery"]["lost"]["total"] > 0
+    assert_nothing_left(run_dir)
 
 
 @pytest.mark.slow

@@ -601,10 +601,22 @@ class RabbitMqDriver:
     # --- after the run --------------------------------------------------------------------
 
     async def read_back(self) -> StoredCopy | None:
-        """The audit queue (or the stream) read whole, on a connection of its own."""
+        """The audit queue (or the stream) read whole, on a connection of its own; None when
+        no node takes one (a node dead for good) or the connection is lost while it reads,
+        said as a ``client_error`` of client ``read_back``."""
         name = self.audit_queue
         if name is None or self.url is None:
             return None
+        try:
+            return await self._read_whole(name)
+        except _CONNECTION_ERRORS as error:
+            task = asyncio.current_task()
+            if isinstance(error, asyncio.CancelledError) and task is not None and task.cancelling():
+                raise  # this run itself was cancelled (a signal), not the connection lost
+            self.on_event(EventKind.CLIENT_ERROR, {"client": "read_back", "error": _describe(error)})
+            return None
+
+    async def _read_whole(self, name: str) -> StoredCopy:
         copy = StoredCopy()
         connection = await self._read_back_connection()
         channel = await connection.channel(publisher_confirms=False)
